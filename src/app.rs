@@ -1,0 +1,220 @@
+//! The `rsendmail` program: argv → configuration → one operation → exit status.
+//!
+//! Everything the caller sees is printed here, once, on the stream DESIGN.md assigns:
+//! getopt syntax errors on stderr with the program name, all other diagnostics on stdout
+//! without a prefix, both also logged.
+
+use crate::cli::options::DeliveryMode;
+use crate::cli::{self, Invocation, Operation};
+use crate::config::{self, Config, Paths};
+use crate::exit::{Fatal, Sysexit};
+use crate::spool::Spool;
+use crate::submit::{self, Submitter};
+use crate::{mailq, privs};
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Print a fatal error where sendmail would, log it, and turn it into the exit status.
+pub fn report(f: &Fatal) -> Sysexit {
+    if !f.message.is_empty() {
+        if f.to_stderr {
+            eprintln!("{}", f.message);
+        } else {
+            println!("{}", f.message);
+        }
+        log::error!("{}", f.message);
+    }
+    let _ = std::io::stdout().flush();
+    f.code
+}
+
+/// The built-in paths for this caller: the system spool for root and for a set-id binary,
+/// else the user's own under `$XDG_STATE_HOME` (or `~/.local/state`).
+pub fn default_paths() -> Paths {
+    if privs::is_root() || privs::is_setid() {
+        return Paths::system();
+    }
+    let from_env = |k: &str| {
+        std::env::var_os(k)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    let state = from_env("XDG_STATE_HOME").or_else(|| {
+        let home = from_env("HOME").or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.dir)
+        });
+        home.map(|h| h.join(".local/state"))
+    });
+    match state {
+        Some(s) => Paths::per_user(&s),
+        None => Paths::system(),
+    }
+}
+
+/// Everything settled before an operation runs.
+pub struct Setup {
+    pub inv: Invocation,
+    pub cfg: Config,
+    pub spool: Spool,
+    pub mode: DeliveryMode,
+}
+
+/// Parse argv, apply privilege rules, read the config.
+pub fn setup(args: Vec<OsString>) -> Result<Setup, Fatal> {
+    let inv = cli::parse(args)?;
+    for n in &inv.notes {
+        println!("{n}");
+    }
+    if privs::is_setid() && !privs::is_root() && inv.uses_unsafe_option() {
+        privs::drop_group().map_err(|e| {
+            Fatal::new(Sysexit::OsErr, format!("cannot drop group privileges: {e}"))
+        })?;
+    }
+    let paths = default_paths();
+    let cfg = match &inv.config_file {
+        Some(p) => Config::load(p, true, &paths)?,
+        None => Config::load(Path::new(config::DEFAULT_CONFIG), false, &paths)?,
+    };
+    let mut settings = cfg.settings.clone();
+    settings.overlay(&inv.settings);
+    let spool_dir = settings
+        .queue_directory
+        .clone()
+        .unwrap_or_else(|| cfg.spool_dir.clone());
+    // A spool is private (0700/0600) when it is the caller's own, not the system's.
+    let private = !(privs::is_root() || privs::is_setid());
+    // Spool files get exactly the modes the spool documents, whatever the caller's umask.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(if private {
+        0o077
+    } else {
+        0o007
+    }));
+    let mode = cli::effective_mode(
+        inv.verbose,
+        inv.settings.delivery_mode,
+        cfg.settings.delivery_mode,
+    );
+    Ok(Setup {
+        inv,
+        cfg,
+        spool: Spool::new(spool_dir, private),
+        mode,
+    })
+}
+
+/// Whether the caller may run this spool's queue: root, or the owner of the directory.
+pub fn may_process_queue(spool: &Spool) -> Result<(), Fatal> {
+    if privs::is_root() {
+        return Ok(());
+    }
+    let uid = nix::unistd::getuid().as_raw();
+    match std::fs::metadata(&spool.dir) {
+        Ok(md) if md.uid() == uid => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !privs::is_setid() => Ok(()),
+        _ => Err(Fatal::new(
+            Sysexit::NoPerm,
+            "You do not have permission to process the queue",
+        )),
+    }
+}
+
+/// Where rsendmail-deliver is: beside this executable (development, tests), else the
+/// installed libexec path.
+pub fn deliver_path() -> PathBuf {
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        let p = dir.join("rsendmail-deliver");
+        if p.exists() {
+            return p;
+        }
+    }
+    PathBuf::from("/usr/libexec/rsendmail/rsendmail-deliver")
+}
+
+fn not_supported(op: Operation) -> Fatal {
+    Fatal::new(
+        Sysexit::Usage,
+        format!(
+            "Operation mode {} is not supported by this version of rsendmail",
+            op.flag()
+        ),
+    )
+}
+
+/// Run the program; returns the exit status.
+pub fn run(args: Vec<OsString>) -> Sysexit {
+    privs::fix_std_fds();
+    let label = args
+        .first()
+        .map(|a| {
+            let s = a.to_string_lossy();
+            s.rsplit('/').next().unwrap_or("rsendmail").to_string()
+        })
+        .unwrap_or_else(|| "rsendmail".into());
+    crate::log::init(if label == "sendmail" || label == "send-mail" {
+        "rsendmail"
+    } else {
+        &label
+    });
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(f) => report(&f),
+    }
+}
+
+fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
+    let s = setup(args)?;
+    match s.inv.operation {
+        Operation::Deliver => {
+            let who = Submitter::current();
+            let stdin = std::io::stdin().lock();
+            submit::submit(&s.inv, &s.cfg, &s.spool, s.mode, &who, stdin)?;
+            // Until the delivery engine is built, background and interactive submissions
+            // stay queued like queueonly ones; deferred and queueonly are complete here.
+            Ok(Sysexit::Ok)
+        }
+        Operation::PrintQueue => {
+            let filter = s.inv.queue_run.as_ref();
+            let (text, problems) = if s.inv.json {
+                mailq::list_json(&s.spool, filter)?
+            } else {
+                mailq::list_text(&s.spool, filter)?
+            };
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.write_all(problems.as_bytes());
+            let _ = out.flush();
+            Ok(Sysexit::Ok)
+        }
+        Operation::QueueRun => {
+            may_process_queue(&s.spool)?;
+            exec_deliver()
+        }
+        other => Err(not_supported(other)),
+    }
+}
+
+/// Replace this process with rsendmail-deliver, passing argv on unchanged.
+fn exec_deliver() -> Result<Sysexit, Fatal> {
+    use std::os::unix::process::CommandExt;
+    let path = deliver_path();
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_default();
+    let mut cmd = std::process::Command::new(&path);
+    cmd.arg0(argv0).args(args);
+    if privs::is_setid() {
+        // No variable that chooses files reaches the deliverer of a set-id install.
+        cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    }
+    let e = cmd.exec();
+    Err(Fatal::new(
+        Sysexit::Unavailable,
+        format!("cannot execute {}: {}", path.display(), config::io_text(&e)),
+    ))
+}

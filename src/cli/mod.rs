@@ -1,0 +1,997 @@
+//! sendmail's command line → a typed [`Invocation`].
+//!
+//! sendmail 8.17 parses its argv with POSIX getopt and the option string
+//! `A:B:b:C:cD:d:e:F:f:Gh:IiL:M:mN:nO:o:p:Q:q:R:r:sTtUV:vX:`, after a pass it calls
+//! `obsolete()` that rewrites option-with-value flags given without one (`-q` → `-q0`,
+//! `-C` → `-Csendmail.cf`, `-d` → `-d0-99.1`, `-Q` → `-Q.`). Parsing stops at the first
+//! argument that is not an option (no GNU permutation: `sendmail bob -odq` has two
+//! recipients), and at `--`. We reproduce that pass, then let lexopt split clusters
+//! (`-ti`, `-odq`, `-oi`) and attached values.
+//!
+//! Errors, as sendmail prints them: syntax errors of getopt on stderr
+//! (`<argv0>: illegal option -- Z`), everything else on stdout without a prefix, each with
+//! its sysexits code. A bad delivery mode ends the program while argv is still being read,
+//! before stdin is touched and whatever follows it.
+
+pub mod options;
+
+use crate::exit::{Fatal, Sysexit};
+use options::{DeliveryMode, Settings};
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+
+/// What the program was called as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Personality {
+    Sendmail,
+    Mailq,
+    Newaliases,
+}
+
+impl Personality {
+    /// Dispatch on the basename of argv[0] (symlinks keep their own name).
+    pub fn from_argv0(argv0: &[u8]) -> Personality {
+        let base = argv0.rsplit(|&b| b == b'/').next().unwrap_or(argv0);
+        match base {
+            b"mailq" => Personality::Mailq,
+            b"newaliases" => Personality::Newaliases,
+            _ => Personality::Sendmail,
+        }
+    }
+}
+
+/// `-b<x>`: what to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// `-bm` (the default): deliver the message on stdin.
+    Deliver,
+    /// `-ba`: ARPANET mode (SMTP-like on stdin).
+    Arpanet,
+    /// `-bd`: daemon.
+    Daemon,
+    /// `-bD`: daemon in the foreground.
+    DaemonForeground,
+    /// `-bh`: print host status.
+    HostStatus,
+    /// `-bH`: purge host status.
+    PurgeHostStatus,
+    /// `-bi`: initialise the aliases.
+    InitAliases,
+    /// `-bp`: print the queue.
+    PrintQueue,
+    /// `-bP`: print the number of entries in the queues.
+    PrintQueueCount,
+    /// `-bs`: SMTP on stdin/stdout.
+    Smtp,
+    /// `-bt`: address test mode.
+    AddressTest,
+    /// `-bv`: verify addresses.
+    Verify,
+    /// `-q...`: a queue run (set by `-q` unless `-b` chose something else).
+    QueueRun,
+}
+
+impl Operation {
+    pub fn flag(self) -> &'static str {
+        match self {
+            Operation::Deliver => "-bm",
+            Operation::Arpanet => "-ba",
+            Operation::Daemon => "-bd",
+            Operation::DaemonForeground => "-bD",
+            Operation::HostStatus => "-bh",
+            Operation::PurgeHostStatus => "-bH",
+            Operation::InitAliases => "-bi",
+            Operation::PrintQueue => "-bp",
+            Operation::PrintQueueCount => "-bP",
+            Operation::Smtp => "-bs",
+            Operation::AddressTest => "-bt",
+            Operation::Verify => "-bv",
+            Operation::QueueRun => "-q",
+        }
+    }
+}
+
+/// Which part of a queue entry a `-qI/-qR/-qS` filter looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FilterField {
+    QueueId,
+    Recipient,
+    Sender,
+    /// `-qQ`: quarantine reason.
+    Quarantine,
+}
+
+/// One `-q[!]<I|R|S|Q>substr` filter: case-insensitive substring, optionally negated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueFilter {
+    pub field: FilterField,
+    pub negate: bool,
+    pub substring: String,
+}
+
+impl QueueFilter {
+    pub fn matches(&self, text: &str) -> bool {
+        let hit = contains_ignore_case(text, &self.substring);
+        hit != self.negate
+    }
+}
+
+/// ASCII case-insensitive substring test (sendmail uses strcasestr semantics).
+pub fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    let h = haystack.as_bytes();
+    let n = needle.as_bytes();
+    h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+}
+
+/// Everything `-q` said.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueRunArgs {
+    /// `-q<time>`: run every interval seconds; `None` means run once.
+    pub interval: Option<u64>,
+    /// `-qf`: in the foreground.
+    pub foreground: bool,
+    /// `-qp[time]`: persistent runner.
+    pub persistent: bool,
+    pub filters: Vec<QueueFilter>,
+    /// `-qG<group>`.
+    pub group: Option<String>,
+    /// `-qL`: lost items.
+    pub lost: bool,
+}
+
+impl QueueRunArgs {
+    /// sendmail's rule: filters of one kind are alternatives, kinds are combined with "and".
+    pub fn selects(&self, id: &str, sender: &str, recipients: &[&str]) -> bool {
+        let kinds = [
+            FilterField::QueueId,
+            FilterField::Sender,
+            FilterField::Recipient,
+        ];
+        kinds.iter().all(|kind| {
+            let of_kind: Vec<&QueueFilter> =
+                self.filters.iter().filter(|f| f.field == *kind).collect();
+            if of_kind.is_empty() {
+                return true;
+            }
+            of_kind.iter().any(|f| match kind {
+                FilterField::QueueId => f.matches(id),
+                FilterField::Sender => f.matches(sender),
+                FilterField::Recipient => {
+                    if f.negate {
+                        // "!" on recipients: no recipient matches.
+                        recipients
+                            .iter()
+                            .all(|r| !contains_ignore_case(r, &f.substring))
+                    } else {
+                        recipients.iter().any(|r| f.matches(r))
+                    }
+                }
+                FilterField::Quarantine => true,
+            })
+        })
+    }
+}
+
+/// `-N`: DSN NOTIFY.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Notify {
+    pub never: bool,
+    pub success: bool,
+    pub failure: bool,
+    pub delay: bool,
+}
+
+impl Notify {
+    /// sendmail: `never` or a comma list of success, failure, delay; anything else is
+    /// `Invalid -N argument` (EX_USAGE).
+    pub fn parse(value: &str) -> Result<Notify, Fatal> {
+        let bad = || Fatal::new(Sysexit::Usage, "Invalid -N argument");
+        let mut n = Notify::default();
+        for word in value.split(',').map(str::trim) {
+            match word.to_ascii_lowercase().as_str() {
+                "never" => n.never = true,
+                "success" => n.success = true,
+                "failure" => n.failure = true,
+                "delay" => n.delay = true,
+                _ => return Err(bad()),
+            }
+        }
+        if n.never && (n.success || n.failure || n.delay) {
+            return Err(bad());
+        }
+        Ok(n)
+    }
+
+    /// The RFC 3461 keyword list (`NOTIFY=FAILURE,DELAY`).
+    pub fn keywords(&self) -> String {
+        if self.never {
+            return "NEVER".into();
+        }
+        let mut v = Vec::new();
+        if self.success {
+            v.push("SUCCESS");
+        }
+        if self.failure {
+            v.push("FAILURE");
+        }
+        if self.delay {
+            v.push("DELAY");
+        }
+        v.join(",")
+    }
+}
+
+/// `-R`: DSN RET.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ret {
+    Full,
+    Hdrs,
+}
+
+/// `-B`: body type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyType {
+    SevenBit,
+    EightBitMime,
+}
+
+/// The parsed command line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Invocation {
+    pub argv0: String,
+    pub personality: Personality,
+    pub operation: Operation,
+    /// `-C file`: another config file (unsafe).
+    pub config_file: Option<PathBuf>,
+    /// `-O`/`-o` settings, which win over the config file.
+    pub settings: Settings,
+    /// Notes printed as options are read (`Option X used as abbreviation for Y`).
+    pub notes: Vec<String>,
+    /// `-f`/`-r`: envelope sender; `Some("")` is the null sender `<>`.
+    pub sender: Option<String>,
+    /// `-F`: full name.
+    pub full_name: Option<String>,
+    /// `-t`.
+    pub read_recipients: bool,
+    /// `-v`.
+    pub verbose: bool,
+    /// `-n`: no aliasing.
+    pub no_alias: bool,
+    /// `-q...`.
+    pub queue_run: Option<QueueRunArgs>,
+    pub notify: Option<Notify>,
+    pub ret: Option<Ret>,
+    /// `-V envid`.
+    pub envid: Option<String>,
+    pub body_type: Option<BodyType>,
+    /// `-h N`.
+    pub hop_count: Option<u32>,
+    /// `-p proto[:host]`.
+    pub protocol: Option<String>,
+    /// `-L label`.
+    pub log_label: Option<String>,
+    /// `-X file`: traffic log (unsafe).
+    pub traffic_log: Option<PathBuf>,
+    /// `-d...` / `-D file`: debugging (unsafe).
+    pub debug: bool,
+    /// `-A c|m`.
+    pub alternate: Option<char>,
+    /// `mailq --json`.
+    pub json: bool,
+    /// An `-O`/`-o` option that is not "safe" was given.
+    pub unsafe_setting: bool,
+    pub recipients: Vec<String>,
+}
+
+impl Invocation {
+    fn new(argv0: String, personality: Personality) -> Invocation {
+        let operation = match personality {
+            Personality::Sendmail => Operation::Deliver,
+            Personality::Mailq => Operation::PrintQueue,
+            Personality::Newaliases => Operation::InitAliases,
+        };
+        Invocation {
+            argv0,
+            personality,
+            operation,
+            config_file: None,
+            settings: Settings::default(),
+            notes: Vec::new(),
+            sender: None,
+            full_name: None,
+            read_recipients: false,
+            verbose: false,
+            no_alias: false,
+            queue_run: None,
+            notify: None,
+            ret: None,
+            envid: None,
+            body_type: None,
+            hop_count: None,
+            protocol: None,
+            log_label: None,
+            traffic_log: None,
+            debug: false,
+            alternate: None,
+            json: false,
+            unsafe_setting: false,
+            recipients: Vec::new(),
+        }
+    }
+
+    /// Whether an option that may choose files was given (a set-id binary then drops its
+    /// group before doing anything, as sendmail does for unsafe options).
+    pub fn uses_unsafe_option(&self) -> bool {
+        self.config_file.is_some()
+            || self.traffic_log.is_some()
+            || self.debug
+            || self.unsafe_setting
+    }
+}
+
+/// Options that take a value, as in sendmail's getopt string.
+const TAKES_VALUE: &[u8] = b"ABbCDdeFfhLMNOopQqRrVX";
+
+/// sendmail's `obsolete()` pass: give value-taking flags with nothing after them the value
+/// sendmail supplies, and split `-X=value` so that lexopt does not eat the `=`.
+fn preprocess(args: Vec<OsString>) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut iter = args.into_iter().peekable();
+    while let Some(arg) = iter.next() {
+        let b = arg.as_bytes().to_vec();
+        if b.len() < 2 || b[0] != b'-' || b[1] == b'-' {
+            // First non-option or "--": the rest is passed through untouched.
+            out.push(arg);
+            out.extend(iter);
+            break;
+        }
+        let letter = b[1];
+        if TAKES_VALUE.contains(&letter) {
+            if b.len() == 2 {
+                let next_is_value = iter
+                    .peek()
+                    .map(|n| !n.as_bytes().starts_with(b"-"))
+                    .unwrap_or(false);
+                if next_is_value && letter != b'd' {
+                    out.push(arg);
+                    if let Some(v) = iter.next() {
+                        out.push(v);
+                    }
+                    continue;
+                }
+                let replacement: Option<&[u8]> = match letter {
+                    b'q' => Some(b"-q0"),
+                    b'C' => Some(b"-Csendmail.cf"),
+                    b'Q' => Some(b"-Q."),
+                    b'd' => Some(b"-d0-99.1"),
+                    _ => None,
+                };
+                match replacement {
+                    Some(r) => out.push(OsString::from_vec(r.to_vec())),
+                    None => out.push(arg),
+                }
+                continue;
+            }
+            if b[2] == b'=' {
+                out.push(OsString::from_vec(b[..2].to_vec()));
+                out.push(OsString::from_vec(b[2..].to_vec()));
+                continue;
+            }
+        }
+        out.push(arg);
+    }
+    out
+}
+
+/// No argument may smuggle a line break or NUL into a queue file or an SMTP command.
+fn check_no_control(what: &str, value: &str) -> Result<(), Fatal> {
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(Fatal::new(
+            Sysexit::Usage,
+            format!("{what}: line breaks and NUL are not allowed"),
+        ));
+    }
+    Ok(())
+}
+
+fn to_string(what: &str, v: OsString) -> Result<String, Fatal> {
+    let s = v.into_string().map_err(|v| {
+        // Non-UTF-8 arguments are kept bytewise where they are data; here they are names.
+        Fatal::new(
+            Sysexit::Usage,
+            format!(
+                "{what}: argument is not valid text: {}",
+                String::from_utf8_lossy(v.as_bytes())
+            ),
+        )
+    })?;
+    check_no_control(what, &s)?;
+    Ok(s)
+}
+
+/// sendmail's `convtime`: a number with an optional unit (s, m, h, d, w), several
+/// concatenated (`1h30m`), default unit `default_unit`.
+pub fn parse_duration(text: &str, default_unit: char) -> Result<u64, Fatal> {
+    let mut total: u64 = 0;
+    let mut num: u64 = 0;
+    let mut have_num = false;
+    let unit = |c: char| -> Result<u64, Fatal> {
+        match c {
+            's' => Ok(1),
+            'm' => Ok(60),
+            'h' => Ok(3600),
+            'd' => Ok(86400),
+            'w' => Ok(7 * 86400),
+            other => Err(Fatal::new(
+                Sysexit::Usage,
+                format!("Invalid time unit `{other}'"),
+            )),
+        }
+    };
+    for c in text.chars() {
+        if let Some(d) = c.to_digit(10) {
+            num = num.saturating_mul(10).saturating_add(d as u64);
+            have_num = true;
+        } else {
+            total = total.saturating_add(num.saturating_mul(unit(c)?));
+            num = 0;
+            have_num = false;
+        }
+    }
+    if have_num {
+        total = total.saturating_add(num.saturating_mul(unit(default_unit)?));
+    }
+    Ok(total)
+}
+
+fn parse_q(inv: &mut Invocation, value: &str) -> Result<(), Fatal> {
+    let q = inv.queue_run.get_or_insert_with(QueueRunArgs::default);
+    let (negate, rest) = match value.strip_prefix('!') {
+        Some(r) => (true, r),
+        None => (false, value),
+    };
+    let mut chars = rest.chars();
+    let first = chars.next();
+    let tail = chars.as_str();
+    let field = match first {
+        Some('I') => Some(FilterField::QueueId),
+        Some('R') => Some(FilterField::Recipient),
+        Some('S') => Some(FilterField::Sender),
+        Some('Q') => Some(FilterField::Quarantine),
+        _ => None,
+    };
+    if let Some(field) = field {
+        if !tail.is_empty() || field == FilterField::Quarantine {
+            check_no_control("-q", tail)?;
+            q.filters.push(QueueFilter {
+                field,
+                negate,
+                substring: tail.to_string(),
+            });
+        }
+        return Ok(());
+    }
+    if negate {
+        return Err(Fatal::new(
+            Sysexit::Usage,
+            format!("Can only negate I, R, Q or S: -q{value}"),
+        ));
+    }
+    match first {
+        Some('f') => q.foreground = true,
+        Some('G') => q.group = Some(tail.to_string()),
+        Some('L') => q.lost = true,
+        Some('p') => {
+            q.persistent = true;
+            if !tail.is_empty() {
+                q.interval = Some(parse_duration(tail, 'm')?);
+            }
+        }
+        _ => {
+            let secs = parse_duration(value, 'm')?;
+            q.interval = if secs == 0 { None } else { Some(secs) };
+        }
+    }
+    Ok(())
+}
+
+fn parse_b(inv: &mut Invocation, value: &str) -> Result<(), Fatal> {
+    let op = match value.chars().next() {
+        Some('a') => Operation::Arpanet,
+        Some('d') => Operation::Daemon,
+        Some('D') => Operation::DaemonForeground,
+        Some('h') => Operation::HostStatus,
+        Some('H') => Operation::PurgeHostStatus,
+        Some('i') => Operation::InitAliases,
+        Some('m') => Operation::Deliver,
+        Some('p') => Operation::PrintQueue,
+        Some('P') => Operation::PrintQueueCount,
+        Some('s') => Operation::Smtp,
+        Some('t') => Operation::AddressTest,
+        Some('v') => Operation::Verify,
+        other => {
+            let c = other.map(String::from).unwrap_or_default();
+            return Err(Fatal::new(
+                Sysexit::Usage,
+                format!("Invalid operation mode {c}"),
+            ));
+        }
+    };
+    inv.operation = op;
+    Ok(())
+}
+
+/// Apply `-O Name=value`.
+fn apply_long(inv: &mut Invocation, text: &str) -> Result<(), Fatal> {
+    check_no_control("-O", text)?;
+    let (name, value) = options::split_assignment(text);
+    let r = options::lookup_long(name)?;
+    if let Some(note) = r.abbreviation_note {
+        inv.notes.push(note);
+    }
+    if !r.def.safe {
+        inv.unsafe_setting = true;
+    }
+    inv.settings.apply(r.def, r.sub.as_deref(), value)
+}
+
+/// Apply `-o<letter><value>`; unknown letters are ignored, as by sendmail.
+fn apply_letter(inv: &mut Invocation, text: &str) -> Result<(), Fatal> {
+    check_no_control("-o", text)?;
+    let mut chars = text.chars();
+    let Some(letter) = chars.next() else {
+        return Ok(());
+    };
+    let value = chars.as_str();
+    if let Some(def) = options::lookup_letter(letter) {
+        if !def.safe {
+            inv.unsafe_setting = true;
+        }
+        inv.settings.apply(def, None, value)?;
+    }
+    Ok(())
+}
+
+/// Parse argv (argv[0] first).
+pub fn parse(args: Vec<OsString>) -> Result<Invocation, Fatal> {
+    let mut args = args.into_iter();
+    let argv0 = args.next().unwrap_or_else(|| OsString::from("sendmail"));
+    let personality = Personality::from_argv0(argv0.as_bytes());
+    let argv0 = argv0.to_string_lossy().into_owned();
+    let mut inv = Invocation::new(argv0.clone(), personality);
+    let mut rest: Vec<OsString> = args.collect();
+    if personality == Personality::Mailq {
+        // `mailq --json` (Postfix's `postqueue -j` in spirit), before getopt sees it.
+        let before = rest.len();
+        rest.retain(|a| a.as_bytes() != b"--json");
+        inv.json = rest.len() != before;
+    }
+    let rest = preprocess(rest);
+    let mut parser = lexopt::Parser::from_args(rest);
+    let illegal =
+        |c: char| Fatal::stderr(Sysexit::Usage, format!("{argv0}: illegal option -- {c}"));
+    loop {
+        let arg = match parser.next() {
+            Ok(Some(a)) => a,
+            Ok(None) => break,
+            Err(lexopt::Error::MissingValue { option }) => {
+                let c = option
+                    .as_deref()
+                    .and_then(|o| o.trim_start_matches('-').chars().next())
+                    .unwrap_or('?');
+                return Err(Fatal::stderr(
+                    Sysexit::Usage,
+                    format!("{argv0}: option requires an argument -- {c}"),
+                ));
+            }
+            Err(e) => return Err(Fatal::stderr(Sysexit::Usage, format!("{argv0}: {e}"))),
+        };
+        // Own the argument so that the parser can be asked for values below.
+        enum A {
+            Short(char),
+            Long,
+            Value(OsString),
+        }
+        let arg = match arg {
+            lexopt::Arg::Short(c) => A::Short(c),
+            lexopt::Arg::Long(_) => A::Long,
+            lexopt::Arg::Value(v) => A::Value(v),
+        };
+        use A::{Long, Short, Value};
+        let mut value = |what: &str| -> Result<String, Fatal> {
+            let v = parser.value().map_err(|_| {
+                Fatal::stderr(
+                    Sysexit::Usage,
+                    format!("{argv0}: option requires an argument -- {what}"),
+                )
+            })?;
+            to_string(&format!("-{what}"), v)
+        };
+        match arg {
+            Short('A') => inv.alternate = value("A")?.chars().next(),
+            Short('B') => {
+                let v = value("B")?;
+                inv.body_type = Some(if v.eq_ignore_ascii_case("7BIT") {
+                    BodyType::SevenBit
+                } else if v.eq_ignore_ascii_case("8BITMIME") {
+                    BodyType::EightBitMime
+                } else {
+                    return Err(Fatal::new(Sysexit::Usage, format!("Illegal body type {v}")));
+                });
+            }
+            Short('b') => {
+                let v = value("b")?;
+                parse_b(&mut inv, &v)?;
+            }
+            Short('C') => inv.config_file = Some(PathBuf::from(value("C")?)),
+            Short('c' | 'G' | 'I' | 'm' | 's' | 'T' | 'U') => {
+                // Legacy letters: accepted quietly. (-I is the old -bi.)
+                if let Short('I') = arg {
+                    inv.operation = Operation::InitAliases;
+                }
+            }
+            Short('D') => {
+                value("D")?;
+                inv.debug = true;
+            }
+            Short('d') => {
+                value("d")?;
+                inv.debug = true;
+            }
+            Short('e') => {
+                let v = value("e")?;
+                apply_letter(&mut inv, &format!("e{v}"))?;
+            }
+            Short('F') => inv.full_name = Some(value("F")?),
+            Short('f' | 'r') => {
+                let v = value("f")?;
+                // `<>` is the null sender; `<addr>` is addr.
+                let bare = match v.strip_prefix('<').and_then(|r| r.strip_suffix('>')) {
+                    Some(inner) => inner.to_string(),
+                    None => v,
+                };
+                inv.sender = Some(bare);
+            }
+            Short('h') => {
+                let v = value("h")?;
+                inv.hop_count = Some(
+                    v.trim()
+                        .parse()
+                        .map_err(|_| Fatal::new(Sysexit::Usage, format!("Bad hop count ({v})")))?,
+                );
+            }
+            Short('i') => inv.settings.ignore_dots = Some(true),
+            Short('L') => inv.log_label = Some(value("L")?),
+            Short('M') => {
+                value("M")?;
+            }
+            Short('N') => inv.notify = Some(Notify::parse(&value("N")?)?),
+            Short('n') => inv.no_alias = true,
+            Short('O') => {
+                let v = value("O")?;
+                apply_long(&mut inv, &v)?;
+            }
+            Short('o') => {
+                let v = value("o")?;
+                apply_letter(&mut inv, &v)?;
+            }
+            Short('p') => inv.protocol = Some(value("p")?),
+            Short('Q') => {
+                let v = value("Q")?;
+                return Err(Fatal::new(
+                    Sysexit::Usage,
+                    format!("Quarantining (-Q{v}) is not supported by rsendmail"),
+                ));
+            }
+            Short('q') => {
+                let v = value("q")?;
+                parse_q(&mut inv, &v)?;
+            }
+            Short('R') => {
+                let v = value("R")?;
+                inv.ret = Some(if v.eq_ignore_ascii_case("full") {
+                    Ret::Full
+                } else if v.eq_ignore_ascii_case("hdrs") {
+                    Ret::Hdrs
+                } else {
+                    return Err(Fatal::new(Sysexit::Usage, "Invalid -R value"));
+                });
+            }
+            Short('t') => inv.read_recipients = true,
+            Short('V') => {
+                let v = value("V")?;
+                if !valid_envid(&v) {
+                    return Err(Fatal::new(Sysexit::Usage, "Invalid syntax in -V flag"));
+                }
+                inv.envid = Some(v);
+            }
+            Short('v') => inv.verbose = true,
+            Short('X') => inv.traffic_log = Some(PathBuf::from(value("X")?)),
+            Short(c) => return Err(illegal(c)),
+            Long => return Err(illegal('-')),
+            Value(first) => {
+                inv.recipients.push(to_string("recipient", first)?);
+                for more in parser
+                    .raw_args()
+                    .map_err(|e| Fatal::stderr(Sysexit::Usage, format!("{argv0}: {e}")))?
+                {
+                    inv.recipients.push(to_string("recipient", more)?);
+                }
+                break;
+            }
+        }
+    }
+    if inv.queue_run.is_some() && inv.operation == Operation::Deliver {
+        inv.operation = Operation::QueueRun;
+    }
+    Ok(inv)
+}
+
+/// RFC 3461 ENVID: xtext, printable ASCII without `+`/`=` unescaped, at most 100 chars.
+fn valid_envid(v: &str) -> bool {
+    !v.is_empty() && v.len() <= 100 && v.bytes().all(|b| (b'!'..=b'~').contains(&b) && b != b'=')
+}
+
+/// The delivery mode in force: `-v` means interactive whatever the order; otherwise the
+/// last mode given wins (the command line over the config); background when none is given.
+pub fn effective_mode(
+    verbose: bool,
+    command_line: Option<DeliveryMode>,
+    config: Option<DeliveryMode>,
+) -> DeliveryMode {
+    if verbose {
+        return DeliveryMode::Interactive;
+    }
+    command_line.or(config).unwrap_or(DeliveryMode::Background)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Invocation, Fatal> {
+        let mut v: Vec<OsString> = vec!["sendmail".into()];
+        v.extend(args.iter().map(OsString::from));
+        parse(v)
+    }
+
+    #[test]
+    fn delivery_mode_spellings() {
+        use DeliveryMode::*;
+        let cases: &[(&[&str], Option<DeliveryMode>)] = &[
+            (&["-odq"], Some(QueueOnly)),
+            (&["-odqueueonly"], Some(QueueOnly)),
+            (&["-odd"], Some(Deferred)),
+            (&["-odb"], Some(Background)),
+            (&["-odi"], Some(Interactive)),
+            (&["-od"], Some(Interactive)),
+            (&["-o", "dq"], Some(QueueOnly)),
+            (&["-O", "DeliveryMode=q"], Some(QueueOnly)),
+            (&["-ODeliveryMode=d"], Some(Deferred)),
+            (&["-O", "deliverymode = b"], Some(Background)),
+            (&["-O", "DeliveryMode="], Some(Interactive)),
+            (&["-O", "DeliveryMode"], Some(Interactive)),
+            (&["-odq", "-O", "DeliveryMode=b"], Some(Background)),
+            (&["-O", "DeliveryMode=b", "-odd"], Some(Deferred)),
+            (&[], None),
+        ];
+        for (args, want) in cases {
+            let inv = p(args).unwrap();
+            assert_eq!(inv.settings.delivery_mode, *want, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn bad_mode_stops_at_once() {
+        for args in [
+            &["-odQ"][..],
+            &["-odQ", "-odq"],
+            &["-O", "DeliveryMode=Q"],
+            &["-oi", "-odQ", "bob"],
+        ] {
+            let e = p(args).unwrap_err();
+            assert_eq!(e.code, Sysexit::Usage, "{args:?}");
+            assert_eq!(e.message, "Unknown delivery mode Q", "{args:?}");
+            assert!(!e.to_stderr);
+        }
+        assert_eq!(p(&["-odx"]).unwrap_err().message, "Unknown delivery mode x");
+    }
+
+    #[test]
+    fn verbose_means_interactive_in_any_order() {
+        for args in [&["-v", "-odq"][..], &["-odq", "-v"]] {
+            let inv = p(args).unwrap();
+            assert_eq!(
+                effective_mode(inv.verbose, inv.settings.delivery_mode, None),
+                DeliveryMode::Interactive
+            );
+        }
+        assert_eq!(effective_mode(false, None, None), DeliveryMode::Background);
+        assert_eq!(
+            effective_mode(false, None, Some(DeliveryMode::Deferred)),
+            DeliveryMode::Deferred
+        );
+        assert_eq!(
+            effective_mode(
+                false,
+                Some(DeliveryMode::QueueOnly),
+                Some(DeliveryMode::Deferred)
+            ),
+            DeliveryMode::QueueOnly
+        );
+    }
+
+    #[test]
+    fn illegal_option_goes_to_stderr() {
+        let e = p(&["-Z"]).unwrap_err();
+        assert_eq!(e.message, "sendmail: illegal option -- Z");
+        assert!(e.to_stderr);
+        assert_eq!(e.code, Sysexit::Usage);
+        assert_eq!(
+            p(&["--foo"]).unwrap_err().message,
+            "sendmail: illegal option -- -"
+        );
+    }
+
+    #[test]
+    fn unknown_o_letter_ignored_unknown_long_name_fails() {
+        assert!(p(&["-oZzz", "bob"]).is_ok());
+        let e = p(&["-O", "Foo=bar"]).unwrap_err();
+        assert_eq!(e.code, Sysexit::Software);
+        assert_eq!(e.message, "readcf: unknown option name Foo");
+    }
+
+    #[test]
+    fn no_permutation_after_first_recipient() {
+        let inv = p(&["bob", "-odQ"]).unwrap();
+        assert_eq!(inv.recipients, vec!["bob", "-odQ"]);
+        let inv = p(&["-oi", "--", "-bob"]).unwrap();
+        assert_eq!(inv.recipients, vec!["-bob"]);
+    }
+
+    #[test]
+    fn real_callers() {
+        let cron = p(&["-FCronDaemon", "-i", "-odi", "-oem", "-oi", "-t"]).unwrap();
+        assert_eq!(cron.full_name.as_deref(), Some("CronDaemon"));
+        assert!(cron.read_recipients);
+        assert_eq!(cron.settings.ignore_dots, Some(true));
+        assert_eq!(cron.settings.error_mode, Some('m'));
+        let mutt = p(&[
+            "-oem",
+            "-oi",
+            "-N",
+            "failure,delay",
+            "-R",
+            "full",
+            "--",
+            "a@b",
+        ])
+        .unwrap();
+        assert_eq!(mutt.notify.as_ref().unwrap().keywords(), "FAILURE,DELAY");
+        assert_eq!(mutt.ret, Some(Ret::Full));
+        assert_eq!(mutt.recipients, vec!["a@b"]);
+        let alpine = p(&["-bs", "-odb", "-oem"]).unwrap();
+        assert_eq!(alpine.operation, Operation::Smtp);
+        let php = p(&["-t", "-i"]).unwrap();
+        assert!(php.read_recipients);
+        let lettre = p(&["-i", "-f", "from@x", "--", "rcpt@y"]).unwrap();
+        assert_eq!(lettre.sender.as_deref(), Some("from@x"));
+        let ti = p(&["-ti"]).unwrap();
+        assert!(ti.read_recipients);
+        assert_eq!(ti.settings.ignore_dots, Some(true));
+    }
+
+    #[test]
+    fn q_forms() {
+        let q = |args: &[&str]| p(args).unwrap().queue_run.unwrap();
+        assert_eq!(q(&["-q"]).interval, None);
+        assert_eq!(p(&["-q"]).unwrap().operation, Operation::QueueRun);
+        assert_eq!(q(&["-q30m"]).interval, Some(1800));
+        assert_eq!(q(&["-q1h30m"]).interval, Some(5400));
+        assert_eq!(q(&["-q", "15"]).interval, Some(900));
+        assert!(q(&["-qf"]).foreground);
+        assert!(q(&["-qp"]).persistent);
+        assert_eq!(q(&["-qp5m"]).interval, Some(300));
+        let f = q(&["-qRExample.ORG"]).filters;
+        assert_eq!(f[0].field, FilterField::Recipient);
+        assert!(f[0].matches("bob@example.org"));
+        let f = q(&["-q!Sroot"]).filters;
+        assert!(f[0].negate && f[0].field == FilterField::Sender);
+        assert!(!f[0].matches("root@x"));
+        // A filter in a separate argument is an empty filter: everything.
+        let inv = p(&["-qR", "example.org"]).unwrap();
+        assert!(inv.queue_run.as_ref().unwrap().filters.is_empty());
+        assert_eq!(q(&["-qGmain"]).group.as_deref(), Some("main"));
+        assert!(q(&["-qL"]).lost);
+        assert_eq!(p(&["-q5x"]).unwrap_err().message, "Invalid time unit `x'");
+        assert_eq!(p(&["-q!f"]).unwrap_err().code, Sysexit::Usage);
+    }
+
+    #[test]
+    fn queue_selection_rules() {
+        let inv = p(&["-qRexample.org", "-qRexample.net", "-qSalice"]).unwrap();
+        let q = inv.queue_run.unwrap();
+        assert!(q.selects("X", "alice@h", &["bob@example.net"]));
+        assert!(!q.selects("X", "carol@h", &["bob@example.net"]));
+        assert!(!q.selects("X", "alice@h", &["bob@example.com"]));
+        let neg = p(&["-q!Rexample.org"]).unwrap().queue_run.unwrap();
+        assert!(!neg.selects("X", "a", &["x@example.org", "y@other"]));
+        assert!(neg.selects("X", "a", &["y@other"]));
+    }
+
+    #[test]
+    fn b_modes() {
+        assert_eq!(p(&["-bp"]).unwrap().operation, Operation::PrintQueue);
+        assert_eq!(p(&["-bD"]).unwrap().operation, Operation::DaemonForeground);
+        let e = p(&["-bx"]).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (Sysexit::Usage, "Invalid operation mode x")
+        );
+    }
+
+    #[test]
+    fn dsn_arguments_validated() {
+        assert_eq!(
+            p(&["-N", "bogus"]).unwrap_err().message,
+            "Invalid -N argument"
+        );
+        assert_eq!(
+            p(&["-N", "never,success"]).unwrap_err().code,
+            Sysexit::Usage
+        );
+        assert!(p(&["-N", "never"]).unwrap().notify.unwrap().never);
+        assert_eq!(p(&["-R", "bogus"]).unwrap_err().message, "Invalid -R value");
+        assert_eq!(p(&["-R", "hdrs"]).unwrap().ret, Some(Ret::Hdrs));
+        assert_eq!(
+            p(&["-V", "a b"]).unwrap_err().message,
+            "Invalid syntax in -V flag"
+        );
+        assert_eq!(
+            p(&["-B", "foo"]).unwrap_err().message,
+            "Illegal body type foo"
+        );
+    }
+
+    #[test]
+    fn injection_refused() {
+        for args in [
+            &["-f", "a@b\r\nRCPT TO:<x>"][..],
+            &["-F", "Name\nBcc: x"],
+            &["bob@x\n"],
+            &["-V", "id\r\n"],
+            &["-O", "DeliveryMode=q\n"],
+        ] {
+            let e = p(args).unwrap_err();
+            assert!(
+                matches!(e.code, Sysexit::Usage | Sysexit::DataErr),
+                "{args:?} gave {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn personalities_and_unsafe() {
+        let v = |a0: &str, args: &[&str]| {
+            let mut v: Vec<OsString> = vec![a0.into()];
+            v.extend(args.iter().map(OsString::from));
+            parse(v).unwrap()
+        };
+        assert_eq!(v("/usr/bin/mailq", &[]).operation, Operation::PrintQueue);
+        assert!(v("mailq", &["--json"]).json);
+        assert_eq!(v("newaliases", &[]).operation, Operation::InitAliases);
+        assert_eq!(v("/usr/sbin/send-mail", &[]).operation, Operation::Deliver);
+        assert!(v("sendmail", &["-C", "/tmp/x"]).uses_unsafe_option());
+        assert!(v("sendmail", &["-oQ/tmp"]).uses_unsafe_option());
+        assert!(v("sendmail", &["-O", "QueueDirectory=/tmp"]).uses_unsafe_option());
+        assert!(!v("sendmail", &["-odq", "-oi", "-O", "DeliveryMode=b"]).uses_unsafe_option());
+        assert_eq!(
+            v("sendmail", &["-C"]).config_file,
+            Some(PathBuf::from("sendmail.cf"))
+        );
+    }
+}

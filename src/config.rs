@@ -1,0 +1,520 @@
+//! rsendmail.conf: dma.conf's keywords, two of ours, and sendmail `O` option lines.
+//!
+//! Syntax (dma's): one `KEYWORD [value]` per line, `#` starts a comment line, blank lines
+//! are skipped. A dma.conf is read unchanged. Sendmail option lines share the option table
+//! of `-O`: `O Name=value` and the deprecated `O<letter><value>` (e.g. `Odq`).
+//!
+//! Errors name the file and line and exit EX_CONFIG (78), except a bad delivery mode, which
+//! is sendmail's `Unknown delivery mode c` with file and line and EX_USAGE (64).
+//! With no file at the default path, the built-in defaults apply (see [`Paths`]).
+
+use crate::cli::options::{self, DeliveryMode, Settings};
+use crate::exit::{Fatal, Sysexit};
+use std::path::{Path, PathBuf};
+
+/// The default config file.
+pub const DEFAULT_CONFIG: &str = "/etc/rsendmail/rsendmail.conf";
+
+/// Where files live when the config does not say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paths {
+    pub spool_dir: PathBuf,
+    pub mail_spool: PathBuf,
+    pub aliases: PathBuf,
+}
+
+impl Paths {
+    /// The system paths (root, or a set-id install).
+    pub fn system() -> Paths {
+        Paths {
+            spool_dir: PathBuf::from("/var/spool/rsendmail"),
+            mail_spool: PathBuf::from("/var/mail"),
+            aliases: PathBuf::from("/etc/aliases"),
+        }
+    }
+
+    /// A user's own paths under `$XDG_STATE_HOME/rsendmail` (or `~/.local/state/rsendmail`).
+    pub fn per_user(state_home: &Path) -> Paths {
+        let base = state_home.join("rsendmail");
+        Paths {
+            spool_dir: base.join("spool"),
+            mail_spool: base.join("mail"),
+            aliases: PathBuf::from("/etc/aliases"),
+        }
+    }
+}
+
+/// The configuration in force.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The file that was read, if any.
+    pub file: Option<PathBuf>,
+    pub smarthost: Vec<String>,
+    pub port: Option<u16>,
+    pub aliases: PathBuf,
+    pub spool_dir: PathBuf,
+    pub auth_path: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub secure_transfer: bool,
+    pub starttls: bool,
+    pub opportunistic_tls: bool,
+    pub insecure: bool,
+    pub verify_cert: bool,
+    pub fingerprint: Option<String>,
+    /// MAILNAME as written (a name or an absolute path to a file holding it).
+    pub mailname: Option<String>,
+    pub masquerade: Option<String>,
+    pub null_client: bool,
+    pub full_bounce: bool,
+    pub mail_spool: PathBuf,
+    pub resolver: Vec<String>,
+    pub relay_table: Option<PathBuf>,
+    /// `O` lines and DEFER, in file order.
+    pub settings: Settings,
+}
+
+impl Config {
+    pub fn builtin(paths: &Paths) -> Config {
+        Config {
+            file: None,
+            smarthost: Vec::new(),
+            port: None,
+            aliases: paths.aliases.clone(),
+            spool_dir: paths.spool_dir.clone(),
+            auth_path: None,
+            cert_file: None,
+            secure_transfer: false,
+            starttls: false,
+            opportunistic_tls: false,
+            insecure: false,
+            verify_cert: false,
+            fingerprint: None,
+            mailname: None,
+            masquerade: None,
+            null_client: false,
+            full_bounce: false,
+            mail_spool: paths.mail_spool.clone(),
+            resolver: Vec::new(),
+            relay_table: None,
+            settings: Settings::default(),
+        }
+    }
+
+    /// Read `path`. `required` is true for `-C`: a missing file is then an error; the default
+    /// file may be absent.
+    pub fn load(path: &Path, required: bool, paths: &Paths) -> Result<Config, Fatal> {
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Config::builtin(paths));
+            }
+            Err(e) => {
+                return Err(Fatal::new(
+                    Sysexit::Config,
+                    format!("cannot open {}: {}", path.display(), io_text(&e)),
+                ));
+            }
+        };
+        let mut cfg = Config::builtin(paths);
+        cfg.file = Some(path.to_path_buf());
+        cfg.parse(&String::from_utf8_lossy(&text), &path.display().to_string())?;
+        Ok(cfg)
+    }
+
+    /// Parse config text; `name` is used in messages.
+    pub fn parse(&mut self, text: &str, name: &str) -> Result<(), Fatal> {
+        for (i, raw) in text.lines().enumerate() {
+            let lineno = i + 1;
+            let line = raw.trim_end_matches('\r').trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let err = |code: Sysexit, msg: String| {
+                Fatal::new(code, format!("{name}: line {lineno}: {msg}"))
+            };
+            let (keyword, value) = match line.find([' ', '\t']) {
+                Some(at) => (&line[..at], line[at..].trim()),
+                None => (line, ""),
+            };
+            let value = (!value.is_empty()).then_some(value);
+            let need = |v: Option<&str>| -> Result<String, Fatal> {
+                v.map(str::to_string)
+                    .ok_or_else(|| err(Sysexit::Config, format!("{keyword} requires a value")))
+            };
+            let flag = |v: Option<&str>| -> Result<bool, Fatal> {
+                match v {
+                    None => Ok(true),
+                    Some(v) => Err(err(
+                        Sysexit::Config,
+                        format!("{keyword} takes no value (found \"{v}\")"),
+                    )),
+                }
+            };
+            match keyword {
+                "SMARTHOST" => {
+                    let v = need(value)?;
+                    let hosts: Vec<String> = v
+                        .split([' ', '\t', ','])
+                        .filter(|h| !h.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                    for h in &hosts {
+                        if !valid_host(h) {
+                            return Err(err(Sysexit::Config, format!("invalid SMARTHOST {h}")));
+                        }
+                    }
+                    self.smarthost = hosts;
+                }
+                "PORT" => {
+                    let v = need(value)?;
+                    match v.parse::<u16>() {
+                        Ok(p) if p > 0 => self.port = Some(p),
+                        _ => return Err(err(Sysexit::Config, format!("invalid PORT {v}"))),
+                    }
+                }
+                "ALIASES" => self.aliases = PathBuf::from(need(value)?),
+                "SPOOLDIR" => self.spool_dir = PathBuf::from(need(value)?),
+                "AUTHPATH" => self.auth_path = Some(PathBuf::from(need(value)?)),
+                "CERTFILE" => self.cert_file = Some(PathBuf::from(need(value)?)),
+                "SECURETRANSFER" => self.secure_transfer = flag(value)?,
+                "STARTTLS" => self.starttls = flag(value)?,
+                "OPPORTUNISTIC_TLS" => self.opportunistic_tls = flag(value)?,
+                "INSECURE" => self.insecure = flag(value)?,
+                "VERIFYCERT" => self.verify_cert = flag(value)?,
+                "FINGERPRINT" => {
+                    let v = need(value)?;
+                    let hex: String = v.chars().filter(|c| *c != ':').collect();
+                    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                        return Err(err(
+                            Sysexit::Config,
+                            format!("FINGERPRINT must be a SHA-256 digest in hex: {v}"),
+                        ));
+                    }
+                    self.fingerprint = Some(hex.to_ascii_lowercase());
+                }
+                "MAILNAME" => self.mailname = Some(need(value)?),
+                "MASQUERADE" => {
+                    let v = need(value)?;
+                    if v.contains(['<', '>', ' ', '"']) || v == "@" {
+                        return Err(err(Sysexit::Config, format!("invalid MASQUERADE {v}")));
+                    }
+                    self.masquerade = Some(v);
+                }
+                "NULLCLIENT" => self.null_client = flag(value)?,
+                "DEFER" => {
+                    flag(value)?;
+                    self.settings.delivery_mode = Some(DeliveryMode::Deferred);
+                }
+                "FULLBOUNCE" => self.full_bounce = flag(value)?,
+                "MAILSPOOL" => self.mail_spool = PathBuf::from(need(value)?),
+                "RESOLVER" => {
+                    let v = need(value)?;
+                    let servers: Vec<String> = v
+                        .split([' ', '\t', ','])
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                    for s in &servers {
+                        if parse_host_port(s).is_none() {
+                            return Err(err(Sysexit::Config, format!("invalid RESOLVER {s}")));
+                        }
+                    }
+                    self.resolver = servers;
+                }
+                "RELAYTABLE" => self.relay_table = Some(PathBuf::from(need(value)?)),
+                "O" => {
+                    let text = need(value)?;
+                    let (oname, ovalue) = options::split_assignment(&text);
+                    let resolved = options::lookup_long(oname).map_err(|e| {
+                        err(
+                            if e.code == Sysexit::Software {
+                                Sysexit::Config
+                            } else {
+                                e.code
+                            },
+                            e.message,
+                        )
+                    })?;
+                    self.settings
+                        .apply(resolved.def, resolved.sub.as_deref(), ovalue)
+                        .map_err(|e| err(e.code, e.message))?;
+                }
+                k if is_keyword_shaped(k) => {
+                    return Err(err(Sysexit::Config, format!("unknown keyword {k}")));
+                }
+                k if k.len() >= 2 && k.starts_with('O') => {
+                    // Deprecated one-letter form: `Odq`, `OQ/var/spool/x` (value may follow).
+                    let mut chars = k[1..].chars();
+                    let letter = chars.next().unwrap_or(' ');
+                    let mut v = chars.as_str().to_string();
+                    if let Some(rest) = value {
+                        v.push_str(rest);
+                    }
+                    let Some(def) = options::lookup_letter(letter) else {
+                        return Err(err(
+                            Sysexit::Config,
+                            format!("unknown option letter {letter} in {k}"),
+                        ));
+                    };
+                    self.settings
+                        .apply(def, None, &v)
+                        .map_err(|e| err(e.code, e.message))?;
+                }
+                k => return Err(err(Sysexit::Config, format!("unknown keyword {k}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// The host name to use: MAILNAME (a name, or the first line of the file it names),
+    /// else the bare host name. Never a DNS query (deferred mode depends on it).
+    pub fn host_name(&self) -> String {
+        if let Some(m) = &self.mailname {
+            if m.starts_with('/') {
+                if let Ok(text) = std::fs::read_to_string(m)
+                    && let Some(first) = text.lines().next()
+                {
+                    let first = first.trim();
+                    if !first.is_empty() {
+                        return first.to_string();
+                    }
+                }
+            } else {
+                return m.clone();
+            }
+        }
+        system_host_name()
+    }
+}
+
+/// gethostname(2), no DNS.
+pub fn system_host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// An io::Error's text without Rust's " (os error N)" suffix, as strerror prints it.
+pub fn io_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(at) => s[..at].to_string(),
+        None => s,
+    }
+}
+
+/// `UPPER_CASE` words are keywords; anything else starting with `O` may be an `O<letter>` line.
+fn is_keyword_shaped(k: &str) -> bool {
+    k.len() > 1
+        && k.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+        && k.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// A host name, `[literal]`, optionally with `:port`.
+fn valid_host(h: &str) -> bool {
+    parse_host_port(h).is_some()
+}
+
+/// Split `host[:port]` / `[v6]:port`; validate lightly.
+pub fn parse_host_port(s: &str) -> Option<(String, Option<u16>)> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let host = &rest[..end];
+        let after = &rest[end + 1..];
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p.parse::<u16>().ok()?),
+            None if after.is_empty() => None,
+            None => return None,
+        };
+        (format!("[{host}]"), port)
+    } else if s.matches(':').count() > 1 {
+        // A bare IPv6 address without a port.
+        (s.to_string(), None)
+    } else {
+        match s.split_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p.parse::<u16>().ok()?)),
+            None => (s.to_string(), None),
+        }
+    };
+    let ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c));
+    ok.then_some((host, port))
+}
+
+/// One line of dma's auth.conf: `user|host:password`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthEntry {
+    pub user: String,
+    pub host: String,
+    pub password: String,
+}
+
+/// Parse dma's auth.conf (the file's mode is checked where it is opened for delivery).
+pub fn parse_auth(text: &str, name: &str) -> Result<Vec<AuthEntry>, Fatal> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_end_matches('\r');
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = || {
+            Fatal::new(
+                Sysexit::Config,
+                format!("{name}: line {}: expected user|host:password", i + 1),
+            )
+        };
+        let (user, rest) = line.split_once('|').ok_or_else(bad)?;
+        let (host, password) = rest.split_once(':').ok_or_else(bad)?;
+        if user.is_empty() || host.is_empty() {
+            return Err(bad());
+        }
+        out.push(AuthEntry {
+            user: user.to_string(),
+            host: host.to_string(),
+            password: password.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Fatal> {
+        let mut c = Config::builtin(&Paths::system());
+        c.parse(text, "test.conf")?;
+        Ok(c)
+    }
+
+    #[test]
+    fn netbsd_example_verbatim() {
+        let c = parse(include_str!("../tests/fixtures/netbsd-dma.conf")).unwrap();
+        assert_eq!(c.smarthost, vec!["mail.stupin.su"]);
+        assert_eq!(c.port, Some(587));
+        assert_eq!(c.aliases, PathBuf::from("/etc/mail/aliases"));
+        assert_eq!(
+            c.auth_path,
+            Some(PathBuf::from("/usr/pkg/etc/dma/auth.conf"))
+        );
+        assert!(c.secure_transfer && c.starttls);
+        assert_eq!(c.mailname.as_deref(), Some("sysbuild.vm.stupin.su"));
+        assert_eq!(c.host_name(), "sysbuild.vm.stupin.su");
+        assert_eq!(c.masquerade.as_deref(), Some("sysbuild@stupin.su"));
+    }
+
+    #[test]
+    fn debian_dma_conf_verbatim() {
+        let c = parse(include_str!("../tests/fixtures/debian-dma.conf")).unwrap();
+        assert_eq!(c.mailname.as_deref(), Some("/etc/mailname"));
+        assert!(c.smarthost.is_empty());
+        let auth = parse_auth(include_str!("../tests/fixtures/debian-auth.conf"), "a").unwrap();
+        assert!(auth.is_empty());
+        let auth = parse_auth("bob|smtp.example.org:se:cret\n", "a").unwrap();
+        assert_eq!(auth[0].password, "se:cret");
+        assert!(parse_auth("nonsense\n", "a").is_err());
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let cases = [
+            (
+                "SMARTHOST\n",
+                "test.conf: line 1: SMARTHOST requires a value",
+                Sysexit::Config,
+            ),
+            (
+                "# c\nSTARTLS\n",
+                "test.conf: line 2: unknown keyword STARTLS",
+                Sysexit::Config,
+            ),
+            (
+                "STARTTLS yes\n",
+                "test.conf: line 1: STARTTLS takes no value (found \"yes\")",
+                Sysexit::Config,
+            ),
+            (
+                "PORT 99999\n",
+                "test.conf: line 1: invalid PORT 99999",
+                Sysexit::Config,
+            ),
+            (
+                "O DeliveryMode=x\n",
+                "test.conf: line 1: Unknown delivery mode x",
+                Sysexit::Usage,
+            ),
+            (
+                "\nOdQ\n",
+                "test.conf: line 2: Unknown delivery mode Q",
+                Sysexit::Usage,
+            ),
+            (
+                "O Bogus=1\n",
+                "test.conf: line 1: readcf: unknown option name Bogus",
+                Sysexit::Config,
+            ),
+            (
+                "smarthost x\n",
+                "test.conf: line 1: unknown keyword smarthost",
+                Sysexit::Config,
+            ),
+            (
+                "FINGERPRINT abc\n",
+                "test.conf: line 1: FINGERPRINT must be a SHA-256 digest in hex: abc",
+                Sysexit::Config,
+            ),
+        ];
+        for (text, msg, code) in cases {
+            let e = parse(text).unwrap_err();
+            assert_eq!((e.message.as_str(), e.code), (msg, code), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn defer_and_o_lines_in_order() {
+        let c = parse("DEFER\n").unwrap();
+        assert_eq!(c.settings.delivery_mode, Some(DeliveryMode::Deferred));
+        let c = parse("DEFER\nO DeliveryMode=b\n").unwrap();
+        assert_eq!(c.settings.delivery_mode, Some(DeliveryMode::Background));
+        let c = parse("O DeliveryMode=q\nDEFER\n").unwrap();
+        assert_eq!(c.settings.delivery_mode, Some(DeliveryMode::Deferred));
+        let c = parse("Odi\n").unwrap();
+        assert_eq!(c.settings.delivery_mode, Some(DeliveryMode::Interactive));
+        let c = parse("O MaxMessageSize=1000\nO Timeout.queuereturn=5d\n").unwrap();
+        assert_eq!(c.settings.max_message_size, Some(1000));
+        assert_eq!(c.settings.other_value("Timeout.queuereturn"), Some("5d"));
+    }
+
+    #[test]
+    fn all_keywords_accepted() {
+        let c = parse(
+            "SMARTHOST a.example b.example:2525\nPORT 25\nALIASES /a\nSPOOLDIR /s\nAUTHPATH /x\n\
+             CERTFILE /c\nSECURETRANSFER\nSTARTTLS\nOPPORTUNISTIC_TLS\nINSECURE\nVERIFYCERT\n\
+             FINGERPRINT 1234567890ABCDEF1234567890ABCDEF1234567890ABCDEF1234567890ABCDEF\n\
+             MAILNAME m.example\nMASQUERADE john@\nNULLCLIENT\nFULLBOUNCE\nMAILSPOOL /m\n\
+             RESOLVER 127.0.0.1:5353 [::1]:53\nRELAYTABLE /r\n",
+        )
+        .unwrap();
+        assert_eq!(c.smarthost.len(), 2);
+        assert_eq!(c.resolver.len(), 2);
+        assert!(c.null_client && c.full_bounce && c.insecure && c.verify_cert);
+        assert_eq!(c.spool_dir, PathBuf::from("/s"));
+        assert_eq!(c.mail_spool, PathBuf::from("/m"));
+    }
+
+    #[test]
+    fn host_port() {
+        assert_eq!(parse_host_port("a.b:25"), Some(("a.b".into(), Some(25))));
+        assert_eq!(
+            parse_host_port("[::1]:53"),
+            Some(("[::1]".into(), Some(53)))
+        );
+        assert_eq!(parse_host_port("a b"), None);
+        assert_eq!(parse_host_port("a:x"), None);
+    }
+}

@@ -1,0 +1,164 @@
+//! The sysexits.h table: every error in rsendmail maps to exactly one of these codes.
+//!
+//! Callers (cron, mutt, PHP, git send-email) branch on these numbers, so they are
+//! sendmail's, not ours. `is_temporary()` follows Postfix's `sys_exits.c`: only
+//! EX_TEMPFAIL (and the OS/IO errors a retry may cure) mean "try again later".
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// A sysexits.h exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Sysexit {
+    Ok = 0,
+    Usage = 64,
+    DataErr = 65,
+    NoInput = 66,
+    NoUser = 67,
+    NoHost = 68,
+    Unavailable = 69,
+    Software = 70,
+    OsErr = 71,
+    OsFile = 72,
+    CantCreat = 73,
+    IoErr = 74,
+    TempFail = 75,
+    Protocol = 76,
+    NoPerm = 77,
+    Config = 78,
+}
+
+impl Sysexit {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The symbolic name from sysexits.h.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sysexit::Ok => "EX_OK",
+            Sysexit::Usage => "EX_USAGE",
+            Sysexit::DataErr => "EX_DATAERR",
+            Sysexit::NoInput => "EX_NOINPUT",
+            Sysexit::NoUser => "EX_NOUSER",
+            Sysexit::NoHost => "EX_NOHOST",
+            Sysexit::Unavailable => "EX_UNAVAILABLE",
+            Sysexit::Software => "EX_SOFTWARE",
+            Sysexit::OsErr => "EX_OSERR",
+            Sysexit::OsFile => "EX_OSFILE",
+            Sysexit::CantCreat => "EX_CANTCREAT",
+            Sysexit::IoErr => "EX_IOERR",
+            Sysexit::TempFail => "EX_TEMPFAIL",
+            Sysexit::Protocol => "EX_PROTOCOL",
+            Sysexit::NoPerm => "EX_NOPERM",
+            Sysexit::Config => "EX_CONFIG",
+        }
+    }
+
+    /// Whether a retry may succeed (the message stays queued rather than bouncing).
+    pub fn is_temporary(self) -> bool {
+        matches!(
+            self,
+            Sysexit::TempFail | Sysexit::OsErr | Sysexit::IoErr | Sysexit::CantCreat
+        )
+    }
+
+    /// The io::Error of a spool or file operation, mapped as sendmail maps errno.
+    pub fn from_io(err: &std::io::Error) -> Sysexit {
+        use std::io::ErrorKind::*;
+        match err.kind() {
+            PermissionDenied => Sysexit::NoPerm,
+            NotFound => Sysexit::CantCreat,
+            StorageFull | QuotaExceeded => Sysexit::TempFail,
+            _ => Sysexit::IoErr,
+        }
+    }
+}
+
+impl From<Sysexit> for ExitCode {
+    fn from(s: Sysexit) -> ExitCode {
+        ExitCode::from(s.code())
+    }
+}
+
+impl fmt::Display for Sysexit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name(), self.code())
+    }
+}
+
+/// An error that ends the program: the text (printed once, where DESIGN.md says) and the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fatal {
+    pub code: Sysexit,
+    pub message: String,
+    /// Command-line syntax errors go to stderr; everything else to stdout, as sendmail does.
+    pub to_stderr: bool,
+}
+
+impl Fatal {
+    pub fn new(code: Sysexit, message: impl Into<String>) -> Fatal {
+        Fatal {
+            code,
+            message: message.into(),
+            to_stderr: false,
+        }
+    }
+
+    /// A diagnostic that sendmail prints on stderr (getopt's `illegal option`).
+    pub fn stderr(code: Sysexit, message: impl Into<String>) -> Fatal {
+        Fatal {
+            code,
+            message: message.into(),
+            to_stderr: true,
+        }
+    }
+
+    /// An exit with a status but nothing printed (sendmail's silent exits).
+    pub fn silent(code: Sysexit) -> Fatal {
+        Fatal::new(code, String::new())
+    }
+}
+
+impl fmt::Display for Fatal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Fatal {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_sysexits_h() {
+        let table = [
+            (Sysexit::Ok, 0),
+            (Sysexit::Usage, 64),
+            (Sysexit::DataErr, 65),
+            (Sysexit::NoUser, 67),
+            (Sysexit::NoHost, 68),
+            (Sysexit::Unavailable, 69),
+            (Sysexit::Software, 70),
+            (Sysexit::OsErr, 71),
+            (Sysexit::CantCreat, 73),
+            (Sysexit::IoErr, 74),
+            (Sysexit::TempFail, 75),
+            (Sysexit::NoPerm, 77),
+            (Sysexit::Config, 78),
+        ];
+        for (s, n) in table {
+            assert_eq!(s.code(), n, "{}", s.name());
+        }
+    }
+
+    #[test]
+    fn temporary_classes() {
+        assert!(Sysexit::TempFail.is_temporary());
+        assert!(!Sysexit::NoUser.is_temporary());
+        assert!(!Sysexit::Usage.is_temporary());
+    }
+}

@@ -1,0 +1,23 @@
+//! rsendmail: a small, faithful sendmail-compatible mail agent with a durable spool.
+//!
+//! The library holds the shared core; the two executables are thin:
+//! - `rsendmail` (installed as `sendmail`, `send-mail`, `mailq`, `newaliases`) parses
+//!   sendmail's command line, takes messages into the spool and lists the queue. It links
+//!   no TLS and no DNS code.
+//! - `rsendmail-deliver` is the delivery engine (queue runs), which `rsendmail` execs.
+//!
+//! Data flow: argv → [`cli`] → [`config`] → [`submit`] ([`message`] intake) → [`spool`]
+//! (commit point) → delivery mode ([`app`]).
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod exit;
+pub mod log;
+pub mod mailq;
+pub mod message;
+pub mod privs;
+pub mod queue;
+pub mod spool;
+pub mod submit;

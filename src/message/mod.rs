@@ -1,0 +1,432 @@
+//! Message intake: bytes from stdin (never assumed UTF-8) → canonical header block + a body
+//! streamed to the spool.
+//!
+//! Canonical form: every line ends in LF (CRLF becomes LF; a lone CR inside a line is kept;
+//! the last line gets an LF if it had none). Without `-i` a line holding only `.` (also
+//! `.\r`) ends the message; with `-i` only EOF does. Dots are never unstuffed on the
+//! command line (sendmail does not either). Lines of any length are accepted: the reader
+//! works in 64 KiB pieces, so a 50 MB single-line body is never held in memory.
+//!
+//! The header block is kept in memory (bounded by [`MAX_HEADER_BYTES`]) because `-t` needs
+//! the recipients before anything is written, and because the added headers go in front.
+
+pub mod address;
+
+use crate::exit::{Fatal, Sysexit};
+use std::io::{self, BufRead, Read, Write};
+
+/// The most header bytes accepted (sendmail's MaxHeadersLength is smaller by default).
+pub const MAX_HEADER_BYTES: usize = 1024 * 1024;
+const PIECE: u64 = 64 * 1024;
+
+/// What one read gave.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// A whole line; the buffer holds it without its line ending.
+    Line,
+    /// Part of a long line; more of the same line follows.
+    Partial,
+    /// The message ended (EOF, or the lone-dot line without `-i`).
+    End,
+}
+
+/// Reads a message in lines or pieces, applying the dot rule and CRLF → LF.
+pub struct LineReader<R> {
+    inner: R,
+    ignore_dots: bool,
+    at_line_start: bool,
+    carry_cr: bool,
+    done: bool,
+    /// Whether the message ended with the lone-dot line (rather than EOF).
+    pub ended_by_dot: bool,
+    /// Whether any byte with the high bit set was read.
+    pub saw_8bit: bool,
+}
+
+impl<R: BufRead> LineReader<R> {
+    pub fn new(inner: R, ignore_dots: bool) -> LineReader<R> {
+        LineReader {
+            inner,
+            ignore_dots,
+            at_line_start: true,
+            carry_cr: false,
+            done: false,
+            ended_by_dot: false,
+            saw_8bit: false,
+        }
+    }
+
+    /// Read the next piece into `out` (cleared first).
+    pub fn read_piece(&mut self, out: &mut Vec<u8>) -> io::Result<Piece> {
+        out.clear();
+        if self.done {
+            return Ok(Piece::End);
+        }
+        if self.carry_cr {
+            out.push(b'\r');
+            self.carry_cr = false;
+        }
+        let n = (&mut self.inner).take(PIECE).read_until(b'\n', out)?;
+        if n == 0 {
+            // EOF. An unterminated last line is kept as it is (sendmail adds no newline);
+            // only a CR held back from the previous piece is still owed.
+            self.done = true;
+            return Ok(if out.is_empty() {
+                Piece::End
+            } else {
+                Piece::Partial
+            });
+        }
+        let complete = out.last() == Some(&b'\n');
+        if complete {
+            out.pop();
+            if out.last() == Some(&b'\r') {
+                out.pop();
+            }
+        }
+        let dot_line = out.as_slice() == b"." || (!complete && out.as_slice() == b".\r");
+        if self.at_line_start && !self.ignore_dots && dot_line && (complete || out.len() <= 2) {
+            self.done = true;
+            self.ended_by_dot = true;
+            out.clear();
+            return Ok(Piece::End);
+        }
+        // Without -i, sendmail removes the first of two leading dots (it treats the input
+        // like SMTP DATA in that one respect).
+        if self.at_line_start && !self.ignore_dots && out.starts_with(b"..") {
+            out.remove(0);
+        }
+        if out.iter().any(|&b| b >= 0x80) {
+            self.saw_8bit = true;
+        }
+        if complete {
+            self.at_line_start = true;
+            Ok(Piece::Line)
+        } else {
+            if out.last() == Some(&b'\r') {
+                out.pop();
+                self.carry_cr = true;
+            }
+            self.at_line_start = false;
+            Ok(Piece::Partial)
+        }
+    }
+
+    /// A whole line, at most `limit` bytes (longer lines are an error for the caller).
+    pub fn read_line(&mut self, out: &mut Vec<u8>, limit: usize) -> io::Result<Option<bool>> {
+        out.clear();
+        let mut piece = Vec::new();
+        loop {
+            match self.read_piece(&mut piece)? {
+                Piece::End => {
+                    return Ok(if out.is_empty() { None } else { Some(true) });
+                }
+                Piece::Line => {
+                    out.extend_from_slice(&piece);
+                    return Ok(Some(out.len() <= limit));
+                }
+                Piece::Partial => {
+                    out.extend_from_slice(&piece);
+                    if out.len() > limit {
+                        return Ok(Some(false));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One header field as written (name, and the raw text with continuation lines).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    /// `Name: value\n` plus any continuation lines, canonical LF endings.
+    pub raw: Vec<u8>,
+}
+
+impl Header {
+    pub fn new(name: &str, value: &str) -> Header {
+        let mut raw = format!("{name}: {value}").into_bytes();
+        if value.is_empty() {
+            raw.pop();
+        }
+        raw.push(b'\n');
+        Header {
+            name: name.to_string(),
+            raw,
+        }
+    }
+
+    pub fn is(&self, name: &str) -> bool {
+        self.name.eq_ignore_ascii_case(name)
+    }
+
+    /// The unfolded value, lossily decoded (for address parsing).
+    pub fn value(&self) -> String {
+        let colon = self.raw.iter().position(|&b| b == b':').unwrap_or(0);
+        let v = &self.raw[colon + 1..];
+        let mut s = String::from_utf8_lossy(v).into_owned();
+        s = s.replace('\n', "");
+        s.trim().to_string()
+    }
+}
+
+/// The header name of a line, if it is a header line (`Name:` with printable name chars,
+/// optionally followed by blanks before the colon, as RFC 822 allowed).
+fn header_name(line: &[u8]) -> Option<String> {
+    let colon = line.iter().position(|&b| b == b':')?;
+    let name = &line[..colon];
+    let trimmed_len = name
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map(|p| p + 1)?;
+    let name = &name[..trimmed_len];
+    if name.iter().all(|&b| (33..=126).contains(&b) && b != b':') {
+        Some(String::from_utf8_lossy(name).into_owned())
+    } else {
+        None
+    }
+}
+
+/// The header section of a message read from stdin.
+#[derive(Debug, Default)]
+pub struct Head {
+    pub headers: Vec<Header>,
+    /// A line that was not a header and so began the body (with its LF).
+    pub first_body_line: Option<Vec<u8>>,
+    /// The message ended within the header section (no body follows).
+    pub ended: bool,
+}
+
+/// Read the header section. A first line `From ...` (an mbox separator) is dropped, as
+/// sendmail does.
+pub fn read_head<R: BufRead>(reader: &mut LineReader<R>) -> Result<Head, Fatal> {
+    let mut head = Head::default();
+    let mut line = Vec::new();
+    let mut total = 0usize;
+    let mut first = true;
+    loop {
+        let got = reader
+            .read_line(&mut line, MAX_HEADER_BYTES)
+            .map_err(|e| read_error(&e))?;
+        let Some(fits) = got else {
+            head.ended = true;
+            return Ok(head);
+        };
+        total += line.len() + 1;
+        if !fits || total > MAX_HEADER_BYTES {
+            return Err(Fatal::new(
+                Sysexit::DataErr,
+                format!("Headers too large ({MAX_HEADER_BYTES} max)"),
+            ));
+        }
+        if first {
+            first = false;
+            if line.starts_with(b"From ") {
+                continue;
+            }
+        }
+        if line.is_empty() {
+            return Ok(head);
+        }
+        if (line[0] == b' ' || line[0] == b'\t') && !head.headers.is_empty() {
+            let last = head.headers.last_mut().expect("checked non-empty");
+            last.raw.extend_from_slice(&line);
+            last.raw.push(b'\n');
+            continue;
+        }
+        if let Some(name) = header_name(&line) {
+            let mut raw = line.clone();
+            raw.push(b'\n');
+            head.headers.push(Header { name, raw });
+            continue;
+        }
+        let mut body = line.clone();
+        body.push(b'\n');
+        head.first_body_line = Some(body);
+        return Ok(head);
+    }
+}
+
+/// Why copying the body stopped early.
+#[derive(Debug)]
+pub enum BodyError {
+    Read(io::Error),
+    Write(io::Error),
+    TooBig(u64),
+}
+
+/// Copy the rest of the message to `out`; returns the number of body bytes written.
+/// `limit` counts header and body bytes together (`header_bytes` already used).
+pub fn copy_body<R: BufRead, W: Write>(
+    reader: &mut LineReader<R>,
+    out: &mut W,
+    limit: Option<u64>,
+    header_bytes: u64,
+) -> Result<u64, BodyError> {
+    let mut piece = Vec::with_capacity(PIECE as usize + 2);
+    let mut written = 0u64;
+    loop {
+        let kind = reader.read_piece(&mut piece).map_err(BodyError::Read)?;
+        if kind == Piece::End {
+            return Ok(written);
+        }
+        if kind == Piece::Line {
+            piece.push(b'\n');
+        }
+        written += piece.len() as u64;
+        if let Some(max) = limit
+            && written + header_bytes > max
+        {
+            return Err(BodyError::TooBig(max));
+        }
+        out.write_all(&piece).map_err(BodyError::Write)?;
+    }
+}
+
+/// Read errors on stdin (the caller is told; nothing is queued).
+pub fn read_error(e: &io::Error) -> Fatal {
+    Fatal::new(
+        Sysexit::IoErr,
+        format!(
+            "collect: read error on standard input: {}",
+            crate::config::io_text(e)
+        ),
+    )
+}
+
+/// Recipients named in To, Cc and Bcc (for `-t`): header fields in order, each list in
+/// sendmail's order.
+pub fn header_recipients(headers: &[Header]) -> Vec<address::Listed> {
+    headers
+        .iter()
+        .filter(|h| h.is("To") || h.is("Cc") || h.is("Bcc"))
+        .flat_map(|h| address::recipients_of_list(&h.value()))
+        .collect()
+}
+
+/// Empty every Bcc header, as sendmail 8.17 does (the field stays, with no addresses).
+pub fn strip_bcc(headers: &mut [Header]) {
+    for h in headers.iter_mut().filter(|h| h.is("Bcc")) {
+        let name = h.name.clone();
+        *h = Header::new(&name, "");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(input: &[u8], ignore_dots: bool) -> (Head, Vec<u8>) {
+        let mut r = LineReader::new(input, ignore_dots);
+        let head = read_head(&mut r).unwrap();
+        let mut body = head.first_body_line.clone().unwrap_or_default();
+        if !head.ended {
+            copy_body(&mut r, &mut body, None, 0).unwrap();
+        }
+        (head, body)
+    }
+
+    #[test]
+    fn dot_rules() {
+        let cases: &[(&[u8], bool, &[u8])] = &[
+            (b"S: x\n\nbody\n.\nafter\n", false, b"body\n"),
+            (b"S: x\n\nbody\n.\r\nafter\n", false, b"body\n"),
+            (b"S: x\n\nbody\n.\nafter\n", true, b"body\n.\nafter\n"),
+            (b"S: x\n\nbody\n..\nafter\n", false, b"body\n.\nafter\n"),
+            (b"S: x\n\n..two\n", false, b".two\n"),
+            (b"S: x\n\n..two\n", true, b"..two\n"),
+            (b"S: x\n\nx..y\n", false, b"x..y\n"),
+            (b"S: x\n\nbody\n. \nafter\n", false, b"body\n. \nafter\n"),
+            (b"S: x\n\nbody\n.", false, b"body\n"),
+            (b"S: x\n\nbody\r\nline2\r\n", false, b"body\nline2\n"),
+            (b"S: x\n\nno newline", false, b"no newline"),
+            (b"S: x\n\nends in cr\r", false, b"ends in cr\r"),
+            (b"S: x\n\nbare\rcr\n", false, b"bare\rcr\n"),
+            (b"S: x\n\nx.\ny\n", false, b"x.\ny\n"),
+        ];
+        for (input, dots, want) in cases {
+            let (_, body) = all(input, *dots);
+            assert_eq!(
+                String::from_utf8_lossy(&body),
+                String::from_utf8_lossy(want),
+                "input {:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn dot_in_headers_ends_message() {
+        let (head, body) = all(b"Subject: x\n.\nTo: y\n", false);
+        assert!(head.ended);
+        assert_eq!(head.headers.len(), 1);
+        assert!(body.is_empty());
+    }
+
+    #[test]
+    fn long_lines_stream_in_pieces() {
+        let mut input = b"Subject: x\n\n".to_vec();
+        input.extend(std::iter::repeat_n(b'a', 200_000));
+        input.extend_from_slice(b"\r\nend\r\n");
+        let (_, body) = all(&input, false);
+        assert_eq!(body.len(), 200_000 + 1 + 4);
+        assert!(body.ends_with(b"a\nend\n"));
+        // A CRLF split across the piece boundary still becomes LF.
+        let mut input = b"S: x\n\n".to_vec();
+        input.extend(std::iter::repeat_n(b'b', PIECE as usize - 1));
+        input.extend_from_slice(b"\r\nz\n");
+        let (_, body) = all(&input, false);
+        assert!(body.ends_with(b"b\nz\n"), "{:?}", &body[body.len() - 4..]);
+        assert!(!body.contains(&b'\r'));
+    }
+
+    #[test]
+    fn headers_parsed() {
+        let (head, body) = all(
+            b"From alice Mon Jan 1\nTo: a@x,\n  b@y\nSubject : hi\nX-8: \xff\xfe\n\nbody\n",
+            false,
+        );
+        let names: Vec<&str> = head.headers.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["To", "Subject", "X-8"]);
+        assert_eq!(head.headers[0].value(), "a@x,  b@y");
+        let r: Vec<String> = header_recipients(&head.headers)
+            .into_iter()
+            .map(|l| l.address)
+            .collect();
+        assert_eq!(r, ["b@y", "a@x"]);
+        assert_eq!(body, b"body\n");
+    }
+
+    #[test]
+    fn non_header_line_starts_body() {
+        let (head, body) = all(b"Subject: x\nthis is body\nmore\n", false);
+        assert_eq!(head.headers.len(), 1);
+        assert_eq!(body, b"this is body\nmore\n");
+        let (head, body) = all(b"just text\n", false);
+        assert!(head.headers.is_empty());
+        assert_eq!(body, b"just text\n");
+    }
+
+    #[test]
+    fn bcc_emptied_and_recipients() {
+        let (mut head, _) = all(b"To: a@x\nCc: B <b@y>\nBcc: c@z, d@w\n\nb\n", false);
+        let r: Vec<String> = header_recipients(&head.headers)
+            .into_iter()
+            .map(|l| l.address)
+            .collect();
+        assert_eq!(r, ["a@x", "b@y", "d@w", "c@z"]);
+        strip_bcc(&mut head.headers);
+        assert_eq!(head.headers[2].raw, b"Bcc:\n");
+    }
+
+    #[test]
+    fn size_limit() {
+        let mut r = LineReader::new(&b"aaaa\nbbbb\ncccc\n"[..], false);
+        let mut out = Vec::new();
+        assert!(matches!(
+            copy_body(&mut r, &mut out, Some(8), 0),
+            Err(BodyError::TooBig(8))
+        ));
+    }
+}

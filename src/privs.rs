@@ -1,0 +1,53 @@
+//! Privilege hygiene for a set-group-id `rsendmail` (DESIGN.md, "Privileges").
+//!
+//! - fds 0–2 are reopened on /dev/null when closed, so that no spool file can become a
+//!   caller's stdout;
+//! - an option that may choose files (`-C`, `-X`, `-D`, `-d`, `-O QueueDirectory=`, `-oQ`)
+//!   given by a user other than root makes us drop the extra group first (real, effective
+//!   and saved), so that nothing is written where the caller could not write;
+//! - no environment variable chooses a file while set-id (paths come from the config).
+
+use nix::unistd::{Gid, getegid, geteuid, getgid, getuid};
+
+/// Reopen fds 0, 1 and 2 on /dev/null if they are closed.
+pub fn fix_std_fds() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD on a small integer only queries the descriptor table.
+        let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1;
+        if closed {
+            // SAFETY: open returns the lowest free descriptor, which is `fd`.
+            let got = unsafe {
+                libc::open(
+                    c"/dev/null".as_ptr(),
+                    if fd == 0 {
+                        libc::O_RDONLY
+                    } else {
+                        libc::O_WRONLY
+                    },
+                )
+            };
+            if got != fd && got >= 0 {
+                // SAFETY: moving the descriptor we just opened into place.
+                unsafe {
+                    libc::dup2(got, fd);
+                    libc::close(got);
+                }
+            }
+        }
+    }
+}
+
+/// Whether we run with privileges the caller does not have.
+pub fn is_setid() -> bool {
+    getegid() != getgid() || geteuid() != getuid()
+}
+
+pub fn is_root() -> bool {
+    getuid().is_root()
+}
+
+/// Give up the set-group-id group for good.
+pub fn drop_group() -> nix::Result<()> {
+    let g: Gid = getgid();
+    nix::unistd::setresgid(g, g, g)
+}

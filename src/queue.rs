@@ -1,0 +1,109 @@
+//! Queue runs (`-q`, `-qR/-qS/-qI`), as far as the spool goes: the run removes what crashes
+//! left behind, moves unparseable entries aside, keeps the fast-flush index in step with
+//! the entries, and takes each selected entry's delivery lock exactly as a deliverer does.
+//!
+//! Transports (SMTP, local mailboxes) are not part of this version: selected entries are
+//! left queued, and the run says so and exits EX_USAGE ("not implemented" is never silent).
+//! TLS and DNS code will live under `src/deliver/`, compiled into `rsendmail-deliver` only.
+
+use crate::app;
+use crate::clock;
+use crate::exit::{Fatal, Sysexit};
+use crate::privs;
+use crate::spool::{GRACE, ReadError, Spool, index};
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+
+/// What a sweep found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Sweep {
+    pub selected: Vec<String>,
+    pub busy: Vec<String>,
+    pub corrupt: Vec<String>,
+    pub cleaned: usize,
+    pub index_rebuilt: bool,
+}
+
+/// Clean up, check the index, and lock every selected entry in turn.
+pub fn sweep(spool: &Spool, filter: Option<&crate::cli::QueueRunArgs>) -> Result<Sweep, Fatal> {
+    spool.prepare()?;
+    let mut out = Sweep {
+        cleaned: spool.clean_leftovers(clock::now(), GRACE)?.len(),
+        ..Sweep::default()
+    };
+    let mut ids = spool.ids()?;
+    ids.sort();
+    // The entries are the truth: rebuild the index when it is missing or misses one.
+    let indexed: BTreeSet<String> = index::recipients(spool)
+        .map(|v| v.into_iter().map(|(id, _)| id).collect())
+        .unwrap_or_default();
+    if !index::present(spool) || ids.iter().any(|id| !indexed.contains(id)) {
+        if let Err(e) = index::rebuild(spool) {
+            log::warn!("cannot rebuild the queue index: {e}");
+        } else {
+            out.index_rebuilt = true;
+        }
+    }
+    for id in ids {
+        match spool.lock_entry(&id) {
+            Ok(None) => out.busy.push(id),
+            Ok(Some(locked)) => {
+                let env = &locked.entry.envelope;
+                let rcpts: Vec<&str> = env
+                    .recipients
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !locked.entry.state.of(*i).is_final())
+                    .map(|(_, r)| r.address.as_str())
+                    .collect();
+                if filter.is_none_or(|f| f.selects(&id, &env.sender, &rcpts)) {
+                    out.selected.push(id);
+                }
+            }
+            Err(ReadError::Corrupt(why)) => {
+                log::error!("qf{id}: corrupt queue file moved aside: {why}");
+                if spool.move_corrupt(&id).is_ok() {
+                    out.corrupt.push(id);
+                }
+            }
+            Err(ReadError::Io(e)) => {
+                log::error!("qf{id}: cannot open: {}", crate::config::io_text(&e));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `rsendmail-deliver` entry point.
+pub fn run(args: Vec<OsString>) -> Sysexit {
+    privs::fix_std_fds();
+    crate::log::init("rsendmail-deliver");
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(f) => app::report(&f),
+    }
+}
+
+fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
+    let s = app::setup(args)?;
+    app::may_process_queue(&s.spool)?;
+    let q = s.inv.queue_run.clone().unwrap_or_default();
+    if q.interval.is_some() || q.persistent {
+        return Err(Fatal::new(
+            Sysexit::Usage,
+            "Periodic queue runs (-q<time>, -qp) are not supported by this version of rsendmail",
+        ));
+    }
+    let result = sweep(&s.spool, Some(&q))?;
+    for id in &result.corrupt {
+        println!("qf{id}: corrupt queue file moved to corrupt/");
+    }
+    let n = result.selected.len();
+    Err(Fatal::new(
+        Sysexit::Usage,
+        format!(
+            "Delivery is not supported by this version of rsendmail: {n} request{} left in the queue",
+            if n == 1 { "" } else { "s" }
+        ),
+    ))
+}

@@ -1,0 +1,435 @@
+//! The text of queue files: the envelope section of `qf<ID>` and the state file `sf<ID>`.
+//!
+//! Both are line-oriented `key value` text. The first line names the format and its
+//! version; unknown keys are ignored so that a newer rsendmail's files stay readable.
+//! Values are escaped (`%XX` for bytes up to space, DEL and `%`), so a value can never
+//! contain a line break, and fields can be separated by spaces.
+
+use std::fmt::Write as _;
+
+pub const QUEUE_MAGIC: &str = "rsendmail-queue";
+pub const STATE_MAGIC: &str = "rsendmail-state";
+pub const VERSION: u32 = 1;
+
+/// `%XX`-escape bytes that could break the line format.
+pub fn escape(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    for b in s.bytes() {
+        if b <= b' ' || b == 0x7f || b == b'%' {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        } else {
+            out.push(b);
+        }
+    }
+    // Only ASCII bytes were replaced, so the result is still valid UTF-8.
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Undo [`escape`]; `None` for a malformed escape.
+pub fn unescape(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// One envelope recipient as submitted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipient {
+    pub address: String,
+    /// DSN NOTIFY keywords (`FAILURE,DELAY`), if given.
+    pub notify: Option<String>,
+    /// DSN ORCPT (`rfc822;addr`), if given.
+    pub orcpt: Option<String>,
+    /// The text it was written as, when that differs (`Bob <bob@example.org>`); mailq
+    /// shows it, as sendmail does.
+    pub display: Option<String>,
+}
+
+impl Recipient {
+    pub fn new(address: impl Into<String>) -> Recipient {
+        Recipient {
+            address: address.into(),
+            notify: None,
+            orcpt: None,
+            display: None,
+        }
+    }
+
+    /// What mailq shows.
+    pub fn shown(&self) -> &str {
+        self.display.as_deref().unwrap_or(&self.address)
+    }
+}
+
+/// The envelope section of a queue file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    pub id: String,
+    /// Submission time, seconds since the epoch.
+    pub created: i64,
+    /// Reverse path; empty is the null sender `<>`.
+    pub sender: String,
+    pub recipients: Vec<Recipient>,
+    /// Who submitted it.
+    pub user: String,
+    pub uid: u32,
+    /// The delivery mode it was submitted with (`b`, `i`, `q`, `d`).
+    pub mode: char,
+    /// Bytes of the message header block (headers and the blank line) that follows.
+    pub header_bytes: u64,
+    pub body_type: Option<String>,
+    pub envid: Option<String>,
+    pub ret: Option<String>,
+}
+
+impl Envelope {
+    /// The text of the envelope section, ending with the blank separator line.
+    pub fn to_text(&self) -> String {
+        let mut s = String::with_capacity(256);
+        let _ = writeln!(s, "{QUEUE_MAGIC} {VERSION}");
+        let _ = writeln!(s, "id {}", self.id);
+        let _ = writeln!(s, "created {}", self.created);
+        let _ = writeln!(s, "user {} {}", self.uid, escape(&self.user));
+        let _ = writeln!(s, "mode {}", self.mode);
+        let _ = writeln!(s, "header-bytes {}", self.header_bytes);
+        if self.sender.is_empty() {
+            let _ = writeln!(s, "sender");
+        } else {
+            let _ = writeln!(s, "sender {}", escape(&self.sender));
+        }
+        for (k, v) in [
+            ("body", &self.body_type),
+            ("envid", &self.envid),
+            ("ret", &self.ret),
+        ] {
+            if let Some(v) = v {
+                let _ = writeln!(s, "{k} {}", escape(v));
+            }
+        }
+        for r in &self.recipients {
+            let _ = write!(s, "rcpt {}", escape(&r.address));
+            if let Some(n) = &r.notify {
+                let _ = write!(s, " notify={}", escape(n));
+            }
+            if let Some(o) = &r.orcpt {
+                let _ = write!(s, " orcpt={}", escape(o));
+            }
+            if let Some(d) = &r.display {
+                let _ = write!(s, " display={}", escape(d));
+            }
+            s.push('\n');
+        }
+        s.push('\n');
+        s
+    }
+
+    /// Parse the envelope section (the lines before the first blank line).
+    pub fn parse(text: &str) -> Result<Envelope, String> {
+        let mut lines = text.lines();
+        let first = lines.next().ok_or("empty queue file")?;
+        let version = first
+            .strip_prefix(QUEUE_MAGIC)
+            .map(str::trim)
+            .ok_or_else(|| format!("not a queue file (first line {first:?})"))?;
+        let version: u32 = version
+            .parse()
+            .map_err(|_| format!("bad version {version:?}"))?;
+        if version > VERSION {
+            return Err(format!(
+                "queue file version {version} is newer than {VERSION}"
+            ));
+        }
+        let mut env = Envelope {
+            id: String::new(),
+            created: 0,
+            sender: String::new(),
+            recipients: Vec::new(),
+            user: String::new(),
+            uid: 0,
+            mode: 'q',
+            header_bytes: 0,
+            body_type: None,
+            envid: None,
+            ret: None,
+        };
+        let mut have_sender = false;
+        for line in lines {
+            if line.is_empty() {
+                break;
+            }
+            let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
+            let un = |v: &str| unescape(v).ok_or_else(|| format!("bad escape in {line:?}"));
+            let num = |v: &str| -> Result<i64, String> {
+                v.parse::<i64>()
+                    .map_err(|_| format!("bad number in {line:?}"))
+            };
+            match key {
+                "id" => env.id = rest.to_string(),
+                "created" => env.created = num(rest)?,
+                "user" => {
+                    let (uid, name) = rest.split_once(' ').unwrap_or((rest, ""));
+                    env.uid = num(uid)? as u32;
+                    env.user = un(name)?;
+                }
+                "mode" => env.mode = rest.chars().next().unwrap_or('q'),
+                "header-bytes" => env.header_bytes = num(rest)? as u64,
+                "sender" => {
+                    env.sender = un(rest)?;
+                    have_sender = true;
+                }
+                "body" => env.body_type = Some(un(rest.trim_end())?),
+                "envid" => env.envid = Some(un(rest)?),
+                "ret" => env.ret = Some(un(rest)?),
+                "rcpt" => {
+                    let mut fields = rest.split(' ');
+                    let addr = un(fields.next().unwrap_or(""))?;
+                    let mut r = Recipient::new(addr);
+                    for f in fields {
+                        match f.split_once('=') {
+                            Some(("notify", v)) => r.notify = Some(un(v)?),
+                            Some(("orcpt", v)) => r.orcpt = Some(un(v)?),
+                            Some(("display", v)) => r.display = Some(un(v)?),
+                            _ => {}
+                        }
+                    }
+                    env.recipients.push(r);
+                }
+                _ => {} // unknown keys are ignored (newer writers)
+            }
+        }
+        if env.id.is_empty() {
+            return Err("queue file has no id".into());
+        }
+        if !have_sender {
+            return Err("queue file has no sender".into());
+        }
+        if env.recipients.is_empty() {
+            return Err("queue file has no recipients".into());
+        }
+        Ok(env)
+    }
+}
+
+/// What happened to one recipient so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RcptState {
+    /// Not yet tried, or to be tried again.
+    Pending,
+    /// Temporarily failed; will be retried.
+    Deferred,
+    /// Final: delivered.
+    Delivered,
+    /// Final: failed permanently (a bounce is owed or was sent).
+    Failed,
+}
+
+impl RcptState {
+    pub fn word(self) -> &'static str {
+        match self {
+            RcptState::Pending => "pending",
+            RcptState::Deferred => "deferred",
+            RcptState::Delivered => "delivered",
+            RcptState::Failed => "failed",
+        }
+    }
+
+    fn from_word(w: &str) -> Option<RcptState> {
+        Some(match w {
+            "pending" => RcptState::Pending,
+            "deferred" => RcptState::Deferred,
+            "delivered" => RcptState::Delivered,
+            "failed" => RcptState::Failed,
+            _ => return None,
+        })
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, RcptState::Delivered | RcptState::Failed)
+    }
+}
+
+/// The mutable part of an entry, kept in `sf<ID>` and replaced atomically.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    pub attempts: u32,
+    pub last_attempt: Option<i64>,
+    pub next_attempt: Option<i64>,
+    /// The reason mailq shows for the entry (`Deferred: ...`).
+    pub reason: Option<String>,
+    /// Per recipient, by index in the envelope: state and its last reply.
+    pub recipients: Vec<(usize, RcptState, Option<String>)>,
+}
+
+impl State {
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "{STATE_MAGIC} {VERSION}");
+        let _ = writeln!(s, "attempts {}", self.attempts);
+        if let Some(t) = self.last_attempt {
+            let _ = writeln!(s, "last-attempt {t}");
+        }
+        if let Some(t) = self.next_attempt {
+            let _ = writeln!(s, "next-attempt {t}");
+        }
+        if let Some(r) = &self.reason {
+            let _ = writeln!(s, "reason {}", escape(r));
+        }
+        for (i, st, why) in &self.recipients {
+            let _ = write!(s, "rcpt {i} {}", st.word());
+            if let Some(w) = why {
+                let _ = write!(s, " {}", escape(w));
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    pub fn parse(text: &str) -> Result<State, String> {
+        let mut lines = text.lines();
+        let first = lines.next().unwrap_or("");
+        if !first.starts_with(STATE_MAGIC) {
+            return Err(format!("not a state file (first line {first:?})"));
+        }
+        let mut st = State::default();
+        for line in lines {
+            let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
+            let bad = || format!("bad state line {line:?}");
+            match key {
+                "attempts" => st.attempts = rest.parse().map_err(|_| bad())?,
+                "last-attempt" => st.last_attempt = Some(rest.parse().map_err(|_| bad())?),
+                "next-attempt" => st.next_attempt = Some(rest.parse().map_err(|_| bad())?),
+                "reason" => st.reason = Some(unescape(rest).ok_or_else(bad)?),
+                "rcpt" => {
+                    let mut f = rest.splitn(3, ' ');
+                    let idx: usize = f.next().unwrap_or("").parse().map_err(|_| bad())?;
+                    let state = RcptState::from_word(f.next().unwrap_or("")).ok_or_else(bad)?;
+                    let why = match f.next() {
+                        Some(w) => Some(unescape(w).ok_or_else(bad)?),
+                        None => None,
+                    };
+                    st.recipients.push((idx, state, why));
+                }
+                _ => {}
+            }
+        }
+        Ok(st)
+    }
+
+    /// The state of recipient `i` (pending when the state file does not mention it).
+    pub fn of(&self, i: usize) -> RcptState {
+        self.recipients
+            .iter()
+            .rev()
+            .find(|(idx, _, _)| *idx == i)
+            .map(|(_, s, _)| *s)
+            .unwrap_or(RcptState::Pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Envelope {
+        Envelope {
+            id: "6AM5eIkR004034".into(),
+            created: 1_795_326_018,
+            sender: "alice@example.org".into(),
+            recipients: vec![
+                Recipient::new("bob@example.org"),
+                Recipient {
+                    address: "\"john doe\"@example.net".into(),
+                    notify: Some("FAILURE,DELAY".into()),
+                    orcpt: Some("rfc822;john@example.net".into()),
+                    display: Some("John <\"john doe\"@example.net>".into()),
+                },
+            ],
+            user: "alice".into(),
+            uid: 1000,
+            mode: 'q',
+            header_bytes: 120,
+            body_type: Some("8BITMIME".into()),
+            envid: Some("abc".into()),
+            ret: Some("HDRS".into()),
+        }
+    }
+
+    #[test]
+    fn envelope_round_trip() {
+        let e = sample();
+        let text = e.to_text();
+        assert!(text.ends_with("\n\n"));
+        assert!(text.contains("rcpt \"john%20doe\"@example.net notify=FAILURE,DELAY"));
+        assert_eq!(Envelope::parse(&text).unwrap(), e);
+        let mut null = sample();
+        null.sender.clear();
+        assert_eq!(Envelope::parse(&null.to_text()).unwrap().sender, "");
+    }
+
+    #[test]
+    fn unknown_keys_ignored_newer_version_refused() {
+        let text = sample()
+            .to_text()
+            .replace("mode q\n", "mode q\nfuture-key 42\n");
+        assert!(Envelope::parse(&text).is_ok());
+        let newer = sample()
+            .to_text()
+            .replace("rsendmail-queue 1", "rsendmail-queue 9");
+        assert!(Envelope::parse(&newer).unwrap_err().contains("newer"));
+        assert!(Envelope::parse("garbage\n").is_err());
+        let norcpt: String = sample()
+            .to_text()
+            .lines()
+            .filter(|l| !l.starts_with("rcpt"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(Envelope::parse(&norcpt).is_err());
+    }
+
+    #[test]
+    fn escape_round_trip() {
+        for s in [
+            "plain",
+            "a b",
+            "50%",
+            "tab\there",
+            "new\nline",
+            "ünï côdé",
+            "",
+        ] {
+            assert_eq!(unescape(&escape(s)).as_deref(), Some(s));
+            assert!(!escape(s).contains(['\n', ' ', '\t']));
+        }
+        assert_eq!(unescape("%4"), None);
+    }
+
+    #[test]
+    fn state_round_trip() {
+        let st = State {
+            attempts: 2,
+            last_attempt: Some(10),
+            next_attempt: Some(20),
+            reason: Some("Deferred: 450 4.2.0 try later".into()),
+            recipients: vec![
+                (0, RcptState::Delivered, Some("250 ok".into())),
+                (1, RcptState::Deferred, None),
+            ],
+        };
+        let back = State::parse(&st.to_text()).unwrap();
+        assert_eq!(back, st);
+        assert_eq!(back.of(0), RcptState::Delivered);
+        assert_eq!(back.of(5), RcptState::Pending);
+        assert!(RcptState::Failed.is_final() && !RcptState::Deferred.is_final());
+    }
+}

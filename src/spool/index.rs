@@ -1,0 +1,260 @@
+//! The fast-flush indexes (after Postfix's flush service): hints, never the truth.
+//!
+//! ```text
+//! index/recipients        one line per queued recipient: "<ID> <escaped address>"
+//! index/domains/<domain>  the IDs with mail for <domain>, one per line
+//! index/lock              appenders hold it shared, a rebuild holds it exclusive
+//! ```
+//! Lines are appended at the commit point (before the rename: an ID listed before its
+//! entry exists is harmless, a committed entry missing from the index is not). Readers
+//! ignore IDs whose entry is gone. A rebuild writes both from the entries and replaces the
+//! old files; it runs when the index is missing, or when a full queue scan finds an entry
+//! the index does not list.
+
+use super::entry::{Envelope, escape, unescape};
+use super::{Spool, valid_id};
+use crate::message::address::domain_of;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+fn index_dir(spool: &Spool) -> PathBuf {
+    spool.dir.join("index")
+}
+
+/// A file name for a domain: lowercase, and `%XX` for anything but `[a-z0-9.-_:[]]`
+/// (and a leading dot), so that no domain can name a path outside the directory.
+pub fn domain_file_name(domain: &str) -> String {
+    let mut out = String::new();
+    for (i, b) in domain.to_ascii_lowercase().bytes().enumerate() {
+        let plain = b.is_ascii_alphanumeric() || b"-_:[]".contains(&b) || (b == b'.' && i > 0);
+        if plain {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn open_lock(spool: &Spool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(if spool.private { 0o600 } else { 0o660 })
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(index_dir(spool).join("lock"))
+}
+
+fn append_to(path: &PathBuf, text: &[u8], private: bool) -> io::Result<()> {
+    let mut f = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(if private { 0o600 } else { 0o660 })
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    // One write per file: O_APPEND writes of one call do not interleave.
+    f.write_all(text)
+}
+
+/// Add an entry's lines to both indexes.
+pub fn append(spool: &Spool, env: &Envelope) -> io::Result<()> {
+    let lock = open_lock(spool)?;
+    lock.lock_shared()?;
+    let dir = index_dir(spool);
+    let mut rcpt_lines = String::new();
+    let mut domains = BTreeSet::new();
+    for r in &env.recipients {
+        rcpt_lines.push_str(&format!("{} {}\n", env.id, escape(&r.address)));
+        if let Some(d) = domain_of(&r.address) {
+            domains.insert(d);
+        }
+    }
+    append_to(
+        &dir.join("recipients"),
+        rcpt_lines.as_bytes(),
+        spool.private,
+    )?;
+    if !domains.is_empty() {
+        let ddir = dir.join("domains");
+        match fs::create_dir(&ddir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let line = format!("{}\n", env.id);
+        for d in domains {
+            append_to(
+                &ddir.join(domain_file_name(&d)),
+                line.as_bytes(),
+                spool.private,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The recipient index: (ID, address) pairs whose entry still exists.
+pub fn recipients(spool: &Spool) -> io::Result<Vec<(String, String)>> {
+    let text = fs::read_to_string(index_dir(spool).join("recipients"))?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((id, addr)) = line.split_once(' ') else {
+            continue;
+        };
+        if !valid_id(id) {
+            continue;
+        }
+        if let Some(addr) = unescape(addr) {
+            out.push((id.to_string(), addr));
+        }
+    }
+    Ok(out)
+}
+
+/// IDs with mail for `domain` (exactly) or, with `subdomains`, for it and its subdomains.
+pub fn ids_for_domain(
+    spool: &Spool,
+    domain: &str,
+    subdomains: bool,
+) -> io::Result<BTreeSet<String>> {
+    let ddir = index_dir(spool).join("domains");
+    let domain = domain.to_ascii_lowercase();
+    let mut files = vec![domain_file_name(&domain)];
+    if subdomains {
+        let suffix = format!(".{}", domain_file_name(&domain));
+        for ent in fs::read_dir(&ddir)?.flatten() {
+            if let Some(name) = ent.file_name().to_str()
+                && name.ends_with(&suffix)
+            {
+                files.push(name.to_string());
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    for f in files {
+        match fs::read_to_string(ddir.join(&f)) {
+            Ok(text) => out.extend(text.lines().filter(|l| valid_id(l)).map(str::to_string)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.retain(|id| spool.qf_path(id).exists());
+    Ok(out)
+}
+
+/// Whether the index exists at all.
+pub fn present(spool: &Spool) -> bool {
+    index_dir(spool).join("recipients").exists()
+}
+
+/// Rebuild both indexes from the entries (the truth).
+pub fn rebuild(spool: &Spool) -> io::Result<usize> {
+    let lock = open_lock(spool)?;
+    lock.lock()?;
+    let dir = index_dir(spool);
+    let ids = spool.ids().map_err(|e| io::Error::other(e.message))?;
+    let mut rcpt_lines = String::new();
+    let mut by_domain: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut n = 0;
+    for id in ids {
+        let Ok(e) = spool.read_entry(&id) else {
+            continue;
+        };
+        n += 1;
+        let mut seen = BTreeSet::new();
+        for (i, r) in e.envelope.recipients.iter().enumerate() {
+            if e.state.of(i).is_final() {
+                continue;
+            }
+            rcpt_lines.push_str(&format!("{id} {}\n", escape(&r.address)));
+            if let Some(d) = domain_of(&r.address)
+                && seen.insert(d.clone())
+            {
+                by_domain.entry(d).or_default().push(id.clone());
+            }
+        }
+    }
+    let tmp = dir.join(format!("recipients.{}", std::process::id()));
+    fs::write(&tmp, rcpt_lines)?;
+    fs::rename(&tmp, dir.join("recipients"))?;
+    let ddir = dir.join("domains");
+    let new_ddir = dir.join(format!("domains.{}", std::process::id()));
+    let _ = fs::remove_dir_all(&new_ddir);
+    fs::create_dir(&new_ddir)?;
+    for (d, ids) in by_domain {
+        let mut text = ids.join("\n");
+        text.push('\n');
+        fs::write(new_ddir.join(domain_file_name(&d)), text)?;
+    }
+    let old = dir.join(format!("domains.old.{}", std::process::id()));
+    if ddir.exists() {
+        fs::rename(&ddir, &old)?;
+    }
+    fs::rename(&new_ddir, &ddir)?;
+    let _ = fs::remove_dir_all(&old);
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::entry::Recipient;
+
+    #[test]
+    fn domain_names_are_safe_file_names() {
+        assert_eq!(domain_file_name("Example.ORG"), "example.org");
+        assert_eq!(domain_file_name("../etc"), "%2E./etc".replace('/', "%2F"));
+        assert_eq!(domain_file_name("[192.0.2.1]"), "[192.0.2.1]");
+        assert!(!domain_file_name("a/b").contains('/'));
+    }
+
+    fn submit(spool: &Spool, rcpts: &[&str]) -> String {
+        let mut ne = spool.begin(crate::clock::now()).unwrap();
+        let env = Envelope {
+            id: ne.id.clone(),
+            created: 1,
+            sender: "s@x".into(),
+            recipients: rcpts.iter().map(|r| Recipient::new(*r)).collect(),
+            user: "s".into(),
+            uid: 1,
+            mode: 'q',
+            header_bytes: 0,
+            body_type: None,
+            envid: None,
+            ret: None,
+        };
+        ne.writer().write_all(env.to_text().as_bytes()).unwrap();
+        let id = ne.id.clone();
+        ne.commit(&env).unwrap();
+        id
+    }
+
+    #[test]
+    fn domain_lookup_exact_and_subdomains_and_rebuild() {
+        let dir = std::env::temp_dir().join(format!("rsendmail-index-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let spool = Spool::new(&dir, true);
+        spool.prepare().unwrap();
+        let a = submit(&spool, &["x@example.org"]);
+        let b = submit(&spool, &["y@mail.example.org", "z@other.net"]);
+        let c = submit(&spool, &["w@example.org.uk", "v@notexample.org"]);
+        let exact = ids_for_domain(&spool, "example.org", false).unwrap();
+        assert_eq!(exact, BTreeSet::from([a.clone()]));
+        let sub = ids_for_domain(&spool, "EXAMPLE.org", true).unwrap();
+        assert_eq!(sub, BTreeSet::from([a.clone(), b.clone()]));
+        assert!(!sub.contains(&c));
+        // Lose the index; rebuild gives the same answers.
+        fs::remove_dir_all(dir.join("index")).unwrap();
+        fs::create_dir(dir.join("index")).unwrap();
+        assert!(!present(&spool));
+        assert_eq!(rebuild(&spool).unwrap(), 3);
+        assert_eq!(ids_for_domain(&spool, "example.org", true).unwrap(), sub);
+        assert_eq!(recipients(&spool).unwrap().len(), 5);
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

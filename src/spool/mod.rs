@@ -1,0 +1,682 @@
+//! The spool: durable, file-locked queue entries.
+//!
+//! # Layout
+//! ```text
+//! SPOOLDIR/
+//!   qf<ID>        a committed entry: envelope section, blank line, message (immutable)
+//!   sf<ID>        per-recipient state of the entry (absent = nothing tried yet),
+//!                 replaced atomically (write tmp/, fsync, rename, fsync dir)
+//!   tmp/tf<ID>    an entry being written by a submission (invisible to everyone else)
+//!   tmp/sf<ID>.<pid>  a state file being written
+//!   corrupt/      entries that could not be parsed, moved aside by a queue run
+//!   index/        the fast-flush indexes (see index.rs); never the truth
+//! ```
+//! `ID` is 14 characters like sendmail's (`6AM5eIkR004034`): year, month, day, hour,
+//! minute, second in base 60, two characters of a per-process counter, and six digits of
+//! the pid. IDs sort by submission time.
+//!
+//! # States and who cleans up
+//! | on disk                      | meaning                          | who cleans                  |
+//! |------------------------------|----------------------------------|-----------------------------|
+//! | tmp/tf<ID> only              | submission in progress, or died  | queue run, after [`GRACE`]  |
+//! | qf<ID>                       | queued, nothing tried            | delivery                    |
+//! | qf<ID> + sf<ID>              | queued, some outcomes recorded   | delivery                    |
+//! | sf<ID> without qf<ID>        | crash between the two unlinks    | queue run                   |
+//! | tmp/sf<ID>.<pid>             | state write interrupted          | queue run, after [`GRACE`]  |
+//! | index line for a missing ID  | crash before commit, or finished | readers skip; rebuild drops |
+//!
+//! # Commit protocol (submission)
+//! 1. Reserve an ID: create `tmp/tf<ID>` with O_EXCL|O_NOFOLLOW and check that no
+//!    `qf<ID>` exists (in-flight IDs collide on O_EXCL, committed ones on the check).
+//! 2. Write envelope, headers and body; fsync the file.
+//! 3. Append the index lines (an ID listed before it exists is harmless).
+//! 4. Rename `tmp/tf<ID>` to `qf<ID>`, fsync the spool directory.
+//!
+//! **Commit point**: the directory fsync returns. Only then does `rsendmail` exit 0 (or the
+//! listener answer 250). A failure or kill before it leaves at most a `tmp/` file, which
+//! `mailq` and queue runs never read.
+//!
+//! # Locking
+//! Whoever delivers an entry holds an exclusive flock on its `qf` file (never replaced, so
+//! the inode is stable) for the whole delivery. A runner that cannot take the lock skips
+//! the entry. After locking, the open file must still be the one at the path (same device
+//! and inode, link count > 0): otherwise another runner finished it meanwhile.
+//! Removal: unlink `qf` first, then `sf` (a crash between leaves an `sf` orphan, never an
+//! entry that has lost its state and would be delivered twice).
+//!
+//! # Modes
+//! System spool: directory 2770 (or 0730) root:<group>, files 0660; a per-user spool: 0700 and
+//! 0600. Entries are opened with O_NOFOLLOW; symlinks and files with more than one link are
+//! refused.
+
+pub mod entry;
+pub mod index;
+
+use crate::config::io_text;
+use crate::exit::{Fatal, Sysexit};
+use entry::{Envelope, State};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// How old a leftover temporary file must be before a queue run removes it.
+pub const GRACE: i64 = 3600;
+
+const ID_CHARS: &[u8; 60] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx";
+
+static COUNTER: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// A new queue ID for time `now` (see the module docs for the format).
+pub fn new_queue_id(now: i64) -> String {
+    let tm = crate::clock::local(now);
+    let mut c = COUNTER.load(Ordering::Relaxed);
+    if c == u32::MAX {
+        // Start each process somewhere different so that two processes whose pids agree
+        // modulo 10^6 are unlikely to meet; O_EXCL settles any collision.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        c = nanos / 1000 % 3600;
+    }
+    COUNTER.store((c + 1) % 3600, Ordering::Relaxed);
+    let pid = std::process::id() % 1_000_000;
+    let ch = |n: u32| ID_CHARS[(n % 60) as usize] as char;
+    format!(
+        "{}{}{}{}{}{}{}{}{:06}",
+        ch((tm.year - 1900).rem_euclid(60) as u32),
+        ch(tm.month),
+        ch(tm.day),
+        ch(tm.hour),
+        ch(tm.min),
+        ch(tm.sec),
+        ch(c / 60),
+        ch(c % 60),
+        pid
+    )
+}
+
+/// Whether `s` looks like a queue ID (so that file names can be trusted as IDs).
+pub fn valid_id(s: &str) -> bool {
+    s.len() == 14 && s.bytes().all(|b| ID_CHARS.contains(&b))
+}
+
+/// An open spool directory.
+#[derive(Clone, Debug)]
+pub struct Spool {
+    pub dir: PathBuf,
+    /// Files are 0600 (per-user spool) rather than 0660 (system spool).
+    pub private: bool,
+}
+
+fn cant(what: &str, path: &Path, e: &io::Error) -> Fatal {
+    Fatal::new(
+        Sysexit::from_io(e),
+        format!("{what} {}: {}", path.display(), io_text(e)),
+    )
+}
+
+/// fsync a directory.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Spool {
+    pub fn new(dir: impl Into<PathBuf>, private: bool) -> Spool {
+        Spool {
+            dir: dir.into(),
+            private,
+        }
+    }
+
+    fn file_mode(&self) -> u32 {
+        if self.private { 0o600 } else { 0o660 }
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.dir.join("tmp")
+    }
+
+    pub fn qf_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("qf{id}"))
+    }
+
+    pub fn sf_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("sf{id}"))
+    }
+
+    /// Make sure the spool and its sub-directories exist (creating them when we may).
+    pub fn prepare(&self) -> Result<(), Fatal> {
+        let dir_mode = if self.private { 0o700 } else { 0o2770 };
+        if !self.dir.is_dir() {
+            let mut b = fs::DirBuilder::new();
+            b.recursive(true);
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, dir_mode);
+            b.create(&self.dir)
+                .map_err(|e| cant("cannot create queue directory", &self.dir, &e))?;
+            use std::os::unix::fs::PermissionsExt;
+            let _ = fs::set_permissions(&self.dir, fs::Permissions::from_mode(dir_mode));
+        }
+        for sub in ["tmp", "index", "corrupt"] {
+            let p = self.dir.join(sub);
+            match fs::create_dir(&p) {
+                Ok(()) => {
+                    use std::os::unix::fs::PermissionsExt;
+                    let _ = fs::set_permissions(&p, fs::Permissions::from_mode(dir_mode));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(cant("cannot create", &p, &e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reserve an ID and open its temporary file.
+    pub fn begin(&self, now: i64) -> Result<NewEntry, Fatal> {
+        let tmp = self.tmp_dir();
+        for _ in 0..3600 {
+            let id = new_queue_id(now);
+            let path = tmp.join(format!("tf{id}"));
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(self.file_mode())
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&path)
+            {
+                Ok(file) => {
+                    if self.qf_path(&id).exists() {
+                        let _ = fs::remove_file(&path);
+                        continue;
+                    }
+                    return Ok(NewEntry {
+                        spool: self.clone(),
+                        id,
+                        tmp_path: path,
+                        out: BufWriter::with_capacity(64 * 1024, file),
+                        committed: false,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(cant("cannot create queue file", &path, &e)),
+            }
+        }
+        Err(Fatal::new(
+            Sysexit::TempFail,
+            "cannot find a free queue id; try again later",
+        ))
+    }
+
+    /// The IDs of committed entries, unsorted.
+    pub fn ids(&self) -> Result<Vec<String>, Fatal> {
+        let rd = fs::read_dir(&self.dir).map_err(|e| cant("cannot read", &self.dir, &e))?;
+        let mut out = Vec::new();
+        for ent in rd {
+            let ent = ent.map_err(|e| cant("cannot read", &self.dir, &e))?;
+            let name = ent.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(id) = name.strip_prefix("qf")
+                && valid_id(id)
+            {
+                out.push(id.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Open an entry safely: no symlinks, a regular file with one link.
+    pub fn open_entry(&self, id: &str) -> io::Result<File> {
+        let path = self.qf_path(id);
+        let f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(&path)?;
+        let md = f.metadata()?;
+        if !md.file_type().is_file() || md.nlink() != 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is not a regular file with one link; refused",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(f)
+    }
+
+    /// Read an entry's envelope and state (no lock needed: qf is immutable, sf is replaced
+    /// atomically). Returns the envelope, state, total file size.
+    pub fn read_entry(&self, id: &str) -> Result<QueuedEntry, ReadError> {
+        let f = self.open_entry(id).map_err(ReadError::Io)?;
+        self.read_open_entry(id, f)
+    }
+
+    fn read_open_entry(&self, id: &str, f: File) -> Result<QueuedEntry, ReadError> {
+        let size = f.metadata().map_err(ReadError::Io)?.len();
+        let mut r = BufReader::with_capacity(8192, f);
+        let mut text = String::new();
+        loop {
+            let mut line = String::new();
+            let n = r
+                .by_ref()
+                .take(64 * 1024)
+                .read_line(&mut line)
+                .map_err(|e| ReadError::Corrupt(format!("unreadable envelope: {e}")))?;
+            if n == 0 {
+                return Err(ReadError::Corrupt("envelope section never ends".into()));
+            }
+            let end = line == "\n";
+            text.push_str(&line);
+            if end {
+                break;
+            }
+            if text.len() > 16 * 1024 * 1024 {
+                return Err(ReadError::Corrupt("envelope section too large".into()));
+            }
+        }
+        let envelope = Envelope::parse(&text).map_err(ReadError::Corrupt)?;
+        if envelope.id != id {
+            return Err(ReadError::Corrupt(format!(
+                "queue file qf{id} holds id {}",
+                envelope.id
+            )));
+        }
+        let state = match fs::read_to_string(self.sf_path(id)) {
+            Ok(t) => State::parse(&t).map_err(ReadError::Corrupt)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(ReadError::Io(e)),
+        };
+        let data_offset = text.len() as u64;
+        let file = r.into_inner();
+        Ok(QueuedEntry {
+            envelope,
+            state,
+            size,
+            data_offset,
+            file,
+        })
+    }
+
+    /// Try to take the delivery lock of an entry. `Ok(None)`: someone else holds it, or the
+    /// entry was finished meanwhile — skip it.
+    pub fn lock_entry(&self, id: &str) -> Result<Option<LockedEntry>, ReadError> {
+        let f = match self.open_entry(id) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ReadError::Io(e)),
+        };
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(fs::TryLockError::Error(e)) => return Err(ReadError::Io(e)),
+        }
+        // Same-inode check: the path must still name the file we locked.
+        let held = f.metadata().map_err(ReadError::Io)?;
+        match fs::symlink_metadata(self.qf_path(id)) {
+            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() && held.nlink() > 0 => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ReadError::Io(e)),
+        }
+        let lock = f.try_clone().map_err(ReadError::Io)?;
+        let entry = self.read_open_entry(id, f)?;
+        Ok(Some(LockedEntry {
+            spool: self.clone(),
+            entry,
+            _lock: lock,
+        }))
+    }
+
+    /// Whether an entry is locked by a deliverer right now (mailq's `*`).
+    pub fn is_busy(&self, file: &File) -> bool {
+        match file.try_lock_shared() {
+            Ok(()) => {
+                let _ = file.unlock();
+                false
+            }
+            Err(_) => true,
+        }
+    }
+
+    /// Move an unparseable entry aside into `corrupt/` (with its state file).
+    pub fn move_corrupt(&self, id: &str) -> io::Result<()> {
+        let dest = self.dir.join("corrupt");
+        fs::rename(self.qf_path(id), dest.join(format!("qf{id}")))?;
+        let _ = fs::rename(self.sf_path(id), dest.join(format!("sf{id}")));
+        sync_dir(&self.dir)
+    }
+
+    /// Remove leftovers of crashes: temporary files older than `grace` seconds that no live
+    /// process holds, and state files whose entry is gone. Returns what was removed.
+    pub fn clean_leftovers(&self, now: i64, grace: i64) -> Result<Vec<PathBuf>, Fatal> {
+        let mut removed = Vec::new();
+        let tmp = self.tmp_dir();
+        if let Ok(rd) = fs::read_dir(&tmp) {
+            for ent in rd.flatten() {
+                let p = ent.path();
+                let Ok(md) = fs::symlink_metadata(&p) else {
+                    continue;
+                };
+                if now - md.mtime() < grace {
+                    continue;
+                }
+                if fs::remove_file(&p).is_ok() {
+                    removed.push(p);
+                }
+            }
+        }
+        if let Ok(rd) = fs::read_dir(&self.dir) {
+            for ent in rd.flatten() {
+                let name = ent.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if let Some(id) = name.strip_prefix("sf")
+                    && valid_id(id)
+                    && !self.qf_path(id).exists()
+                {
+                    let p = ent.path();
+                    if fs::remove_file(&p).is_ok() {
+                        removed.push(p);
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Why an entry could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    Io(io::Error),
+    /// The entry is not a valid queue file: move it aside.
+    Corrupt(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Io(e) => write!(f, "{}", io_text(e)),
+            ReadError::Corrupt(s) => f.write_str(s),
+        }
+    }
+}
+
+/// An entry as read from the spool.
+#[derive(Debug)]
+pub struct QueuedEntry {
+    pub envelope: Envelope,
+    pub state: State,
+    /// Size of the qf file.
+    pub size: u64,
+    /// Where the message starts in the qf file.
+    pub data_offset: u64,
+    /// The open qf file (for lock checks and reading the message).
+    pub file: File,
+}
+
+impl QueuedEntry {
+    /// The size sendmail's mailq shows: the body (its df file), without the headers.
+    pub fn body_size(&self) -> u64 {
+        self.size
+            .saturating_sub(self.data_offset)
+            .saturating_sub(self.envelope.header_bytes)
+    }
+}
+
+/// An entry whose delivery lock we hold.
+#[derive(Debug)]
+pub struct LockedEntry {
+    spool: Spool,
+    pub entry: QueuedEntry,
+    _lock: File,
+}
+
+impl LockedEntry {
+    /// Record per-recipient outcomes durably (tmp, fsync, rename, fsync dir).
+    pub fn record_state(&mut self, state: State) -> Result<(), Fatal> {
+        let id = self.entry.envelope.id.clone();
+        let tmp = self
+            .spool
+            .tmp_dir()
+            .join(format!("sf{id}.{}", std::process::id()));
+        let write = || -> io::Result<()> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(self.spool.file_mode())
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&tmp)?;
+            f.write_all(state.to_text().as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, self.spool.sf_path(&id))?;
+            sync_dir(&self.spool.dir)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            cant("cannot record state in", &self.spool.sf_path(&id), &e)
+        })?;
+        self.entry.state = state;
+        Ok(())
+    }
+
+    /// Remove the entry (every recipient has a final outcome).
+    pub fn remove(self) -> Result<(), Fatal> {
+        let id = &self.entry.envelope.id;
+        let qf = self.spool.qf_path(id);
+        fs::remove_file(&qf).map_err(|e| cant("cannot remove", &qf, &e))?;
+        let _ = fs::remove_file(self.spool.sf_path(id));
+        sync_dir(&self.spool.dir).map_err(|e| cant("cannot sync", &self.spool.dir, &e))
+    }
+}
+
+/// A submission being written. Dropping it without [`NewEntry::commit`] removes the
+/// temporary file: nothing is queued.
+pub struct NewEntry {
+    spool: Spool,
+    pub id: String,
+    tmp_path: PathBuf,
+    out: BufWriter<File>,
+    committed: bool,
+}
+
+impl NewEntry {
+    pub fn writer(&mut self) -> &mut BufWriter<File> {
+        &mut self.out
+    }
+
+    pub fn tmp_path(&self) -> &Path {
+        &self.tmp_path
+    }
+
+    /// Overwrite bytes already written at `offset` (same length; used for the one
+    /// envelope field only known after the body: the body type).
+    pub fn patch(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.out.flush()?;
+        self.out.get_ref().write_all_at(bytes, offset)
+    }
+
+    /// Make the entry durable and visible. See the module docs for the protocol.
+    pub fn commit(mut self, envelope: &Envelope) -> Result<(), Fatal> {
+        let path = self.tmp_path.clone();
+        self.out
+            .flush()
+            .map_err(|e| cant("cannot write queue file", &path, &e))?;
+        self.out
+            .get_ref()
+            .sync_all()
+            .map_err(|e| cant("cannot sync queue file", &path, &e))?;
+        // The indexes are hints: an error there must not lose the message.
+        if let Err(e) = index::append(&self.spool, envelope) {
+            log::warn!("{}: index not updated: {}", envelope.id, io_text(&e));
+        }
+        let qf = self.spool.qf_path(&self.id);
+        fs::rename(&path, &qf).map_err(|e| cant("cannot commit queue file", &qf, &e))?;
+        self.committed = true;
+        sync_dir(&self.spool.dir).map_err(|e| {
+            // The entry exists but may not survive a crash: tell the caller, who will
+            // retry; a duplicate is better than a loss.
+            cant("cannot sync queue directory", &self.spool.dir, &e)
+        })?;
+        // ---- commit point ----
+        Ok(())
+    }
+}
+
+impl Drop for NewEntry {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp_path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use entry::{RcptState, Recipient};
+
+    fn tempdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "rsendmail-unit-{tag}-{}-{}",
+            std::process::id(),
+            crate::clock::now()
+        ));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    fn env(id: &str) -> Envelope {
+        Envelope {
+            id: id.into(),
+            created: 1,
+            sender: "a@x".into(),
+            recipients: vec![Recipient::new("b@example.org")],
+            user: "a".into(),
+            uid: 1,
+            mode: 'q',
+            header_bytes: 0,
+            body_type: None,
+            envid: None,
+            ret: None,
+        }
+    }
+
+    #[test]
+    fn ids_unique_and_shaped() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..3600 {
+            let id = new_queue_id(1_795_326_018);
+            assert!(valid_id(&id), "{id}");
+            assert!(seen.insert(id));
+        }
+        assert!(!valid_id("short"));
+        assert!(!valid_id("6AM5eIkR00403/"));
+    }
+
+    #[test]
+    fn ids_sort_by_time() {
+        let a = new_queue_id(1_795_326_018);
+        let b = new_queue_id(1_795_326_018 + 3600 * 24 * 40);
+        assert!(a[..6] < b[..6], "{a} {b}");
+    }
+
+    #[test]
+    fn commit_lock_state_remove() {
+        let dir = tempdir("commit");
+        let spool = Spool::new(&dir, true);
+        spool.prepare().unwrap();
+        let mut ne = spool.begin(crate::clock::now()).unwrap();
+        let id = ne.id.clone();
+        let e = env(&id);
+        ne.writer().write_all(e.to_text().as_bytes()).unwrap();
+        ne.writer().write_all(b"Subject: x\n\nbody\n").unwrap();
+        assert!(spool.ids().unwrap().is_empty(), "invisible before commit");
+        ne.commit(&e).unwrap();
+        assert_eq!(spool.ids().unwrap(), vec![id.clone()]);
+        assert!(fs::read_dir(spool.tmp_dir()).unwrap().next().is_none());
+
+        let mut locked = spool.lock_entry(&id).unwrap().expect("lock");
+        // A second runner cannot take it.
+        assert!(spool.lock_entry(&id).unwrap().is_none());
+        let reader = spool.read_entry(&id).unwrap();
+        assert!(spool.is_busy(&reader.file));
+        let mut st = State::default();
+        st.recipients
+            .push((0, RcptState::Deferred, Some("451 later".into())));
+        st.reason = Some("Deferred: 451 later".into());
+        locked.record_state(st.clone()).unwrap();
+        assert_eq!(spool.read_entry(&id).unwrap().state, st);
+        locked.remove().unwrap();
+        assert!(spool.ids().unwrap().is_empty());
+        assert!(!spool.sf_path(&id).exists());
+        // The index still names it; that is harmless and a rebuild drops it.
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn dropped_entry_leaves_nothing() {
+        let dir = tempdir("drop");
+        let spool = Spool::new(&dir, true);
+        spool.prepare().unwrap();
+        let ne = spool.begin(crate::clock::now()).unwrap();
+        let tmp = ne.tmp_path().to_path_buf();
+        assert!(tmp.exists());
+        drop(ne);
+        assert!(!tmp.exists());
+        assert!(spool.ids().unwrap().is_empty());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn symlinks_and_hard_links_refused() {
+        let dir = tempdir("links");
+        let spool = Spool::new(&dir, true);
+        spool.prepare().unwrap();
+        let target = dir.join("elsewhere");
+        fs::write(&target, env("6AM5eIkR004034").to_text()).unwrap();
+        std::os::unix::fs::symlink(&target, spool.qf_path("6AM5eIkR004034")).unwrap();
+        assert!(spool.read_entry("6AM5eIkR004034").is_err());
+        fs::hard_link(&target, spool.qf_path("6AM5eIkR004035")).unwrap();
+        let e = spool.read_entry("6AM5eIkR004035").unwrap_err();
+        assert!(e.to_string().contains("one link"), "{e}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn leftovers_cleaned_after_grace() {
+        let dir = tempdir("clean");
+        let spool = Spool::new(&dir, true);
+        spool.prepare().unwrap();
+        let stale = spool.tmp_dir().join("tf6AM5eIkR004034");
+        fs::write(&stale, "partial").unwrap();
+        let orphan = spool.sf_path("6AM5eIkR004036");
+        fs::write(&orphan, "rsendmail-state 1\n").unwrap();
+        let now = crate::clock::now();
+        let removed = spool.clean_leftovers(now, GRACE).unwrap();
+        assert_eq!(removed, vec![orphan.clone()], "young tmp file kept");
+        assert!(stale.exists());
+        let removed = spool.clean_leftovers(now + GRACE + 5, GRACE).unwrap();
+        assert_eq!(removed, vec![stale.clone()]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn corrupt_moved_aside() {
+        let dir = tempdir("corrupt");
+        let spool = Spool::new(&dir, true);
+        spool.prepare().unwrap();
+        fs::write(spool.qf_path("6AM5eIkR004034"), "garbage\n\n").unwrap();
+        assert!(matches!(
+            spool.read_entry("6AM5eIkR004034"),
+            Err(ReadError::Corrupt(_))
+        ));
+        spool.move_corrupt("6AM5eIkR004034").unwrap();
+        assert!(spool.ids().unwrap().is_empty());
+        assert!(dir.join("corrupt/qf6AM5eIkR004034").exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

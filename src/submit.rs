@@ -1,0 +1,382 @@
+//! Submission: stdin → one committed queue entry, or a clear error and nothing queued.
+//!
+//! Order of checks follows sendmail: argv is fully validated first (a bad delivery mode
+//! never reads stdin), "Recipient names must be specified" comes before stdin is read,
+//! `-t` recipients are known once the header block is read, and the message is committed
+//! only when it is complete. Everything before the commit point that fails removes the
+//! temporary file and exits non-zero; after it, the exit is 0.
+
+use crate::cli::Invocation;
+use crate::cli::options::DeliveryMode;
+use crate::clock;
+use crate::config::Config;
+use crate::exit::{Fatal, Sysexit};
+use crate::message::{self, BodyError, Header, LineReader, address};
+use crate::spool::Spool;
+use crate::spool::entry::{Envelope, Recipient};
+use std::io::{BufRead, Write};
+
+/// Who is submitting.
+#[derive(Clone, Debug)]
+pub struct Submitter {
+    pub login: String,
+    pub uid: u32,
+    /// The GECOS full name, if any.
+    pub gecos_name: Option<String>,
+}
+
+impl Submitter {
+    /// The real user (never an environment variable: the binary may be set-id).
+    pub fn current() -> Submitter {
+        let uid = nix::unistd::getuid();
+        match nix::unistd::User::from_uid(uid) {
+            Ok(Some(u)) => {
+                let gecos = u.gecos.to_string_lossy().into_owned();
+                let first = gecos.split(',').next().unwrap_or("").trim().to_string();
+                let name = if first.contains('&') {
+                    let mut cap = u.name.clone();
+                    if let Some(c) = cap.get_mut(0..1) {
+                        c.make_ascii_uppercase();
+                    }
+                    first.replace('&', &cap)
+                } else {
+                    first
+                };
+                Submitter {
+                    login: u.name,
+                    uid: uid.as_raw(),
+                    gecos_name: (!name.is_empty()).then_some(name),
+                }
+            }
+            _ => Submitter {
+                login: format!("uid{}", uid.as_raw()),
+                uid: uid.as_raw(),
+                gecos_name: None,
+            },
+        }
+    }
+
+    /// sendmail's trusted users may set the sender without a warning header.
+    pub fn is_trusted(&self) -> bool {
+        self.uid == 0 || matches!(self.login.as_str(), "root" | "daemon" | "uucp" | "smmsp")
+    }
+}
+
+/// What a submission produced.
+#[derive(Debug)]
+pub struct Submitted {
+    pub id: Option<String>,
+    pub mode: DeliveryMode,
+}
+
+/// Quote a display name when it holds RFC 5322 specials.
+fn display_name(name: &str) -> String {
+    if name.contains([
+        '(', ')', '<', '>', '[', ']', ':', ';', '@', '\\', ',', '.', '"',
+    ]) {
+        format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        name.to_string()
+    }
+}
+
+/// dma's MASQUERADE `[user@][host]` applied to the default sender `login`.
+pub fn masquerade(spec: &str, login: &str, host: &str) -> String {
+    match spec.split_once('@') {
+        Some((user, dom)) => {
+            let user = if user.is_empty() { login } else { user };
+            let dom = if dom.is_empty() { host } else { dom };
+            format!("{user}@{dom}")
+        }
+        None => format!("{login}@{spec}"),
+    }
+}
+
+/// Split argv recipients at commas, as sendmail does, and check them.
+pub fn argv_recipients(args: &[String]) -> Result<Vec<address::Listed>, Fatal> {
+    let mut out = Vec::new();
+    for a in args {
+        if a.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err(Fatal::new(
+                Sysexit::Usage,
+                format!(
+                    "{}... line breaks and NUL are not allowed in addresses",
+                    a.escape_debug()
+                ),
+            ));
+        }
+        for r in address::recipients_of_list(a) {
+            address::check_envelope_address(&r.address)
+                .map_err(|m| Fatal::new(Sysexit::Usage, m))?;
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Envelope recipients without duplicates (the first mention wins, as in sendmail).
+fn dedup(list: Vec<address::Listed>) -> Vec<Recipient> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for l in list {
+        if seen.insert(l.address.to_ascii_lowercase()) {
+            let mut r = Recipient::new(l.address.clone());
+            if l.text != l.address {
+                r.display = Some(l.text);
+            }
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// Run a submission from `input`.
+pub fn submit<R: BufRead>(
+    inv: &Invocation,
+    cfg: &Config,
+    spool: &Spool,
+    mode: DeliveryMode,
+    who: &Submitter,
+    input: R,
+) -> Result<Submitted, Fatal> {
+    let ignore_dots = inv
+        .settings
+        .ignore_dots
+        .or(cfg.settings.ignore_dots)
+        .unwrap_or(false);
+    let max_size = inv
+        .settings
+        .max_message_size
+        .or(cfg.settings.max_message_size)
+        .filter(|&n| n > 0);
+    let mut recipients = argv_recipients(&inv.recipients)?;
+    if recipients.is_empty() && !inv.read_recipients {
+        return Err(Fatal::new(
+            Sysexit::Usage,
+            "Recipient names must be specified",
+        ));
+    }
+    if let Some(s) = &inv.sender {
+        address::check_envelope_address(s).map_err(|m| Fatal::new(Sysexit::Usage, m))?;
+    }
+    let host = cfg.host_name();
+    let now = clock::now();
+
+    spool.prepare()?;
+    let mut entry = spool.begin(now)?;
+    let id = entry.id.clone();
+
+    let mut reader = LineReader::new(input, ignore_dots);
+    let mut head = message::read_head(&mut reader)?;
+    if inv.read_recipients {
+        // argv recipients first, then the header fields in order (recorded from 8.17).
+        for r in message::header_recipients(&head.headers) {
+            address::check_envelope_address(&r.address)
+                .map_err(|m| Fatal::new(Sysexit::DataErr, m))?;
+            recipients.push(r);
+        }
+        if recipients.is_empty() {
+            // sendmail: the message is dropped, and the exit status is 0.
+            println!("No recipient addresses found in header");
+            return Ok(Submitted { id: None, mode });
+        }
+    }
+    message::strip_bcc(&mut head.headers);
+    let recipients = dedup(recipients);
+
+    // The envelope sender as stored: the login alone for the default sender (qualified at
+    // delivery, as sendmail stores it), the -f address as given, or MASQUERADE's.
+    let (sender, from_addr) = match (&inv.sender, &cfg.masquerade) {
+        (Some(s), _) => (s.clone(), s.clone()),
+        (None, Some(m)) => {
+            let a = masquerade(m, &who.login, &host);
+            (a.clone(), a)
+        }
+        (None, None) => (who.login.clone(), format!("{}@{host}", who.login)),
+    };
+
+    // Headers sendmail adds, in its order, before the user's own.
+    let tm = clock::local(now);
+    let date = clock::rfc5322(&tm);
+    let mut added: Vec<Header> = Vec::new();
+    let received = if recipients.len() == 1 {
+        format!(
+            "(from {}@localhost)\n\tby {host} (rsendmail {}) id {id}\n\tfor {}; {date}",
+            who.login,
+            env!("CARGO_PKG_VERSION"),
+            recipients[0].address
+        )
+    } else {
+        format!(
+            "(from {}@localhost)\n\tby {host} (rsendmail {}) id {id};\n\t{date}",
+            who.login,
+            env!("CARGO_PKG_VERSION")
+        )
+    };
+    added.push(Header::new("Received", &received));
+    let has = |name: &str| head.headers.iter().any(|h| h.is(name));
+    if !has("Date") {
+        added.push(Header::new("Date", &date));
+    }
+    if !has("From") {
+        let value = if inv.sender.is_some() {
+            if from_addr.is_empty() {
+                format!("{}@{host}", who.login)
+            } else {
+                from_addr.clone()
+            }
+        } else {
+            match inv.full_name.as_deref().or(who.gecos_name.as_deref()) {
+                Some(name) if !name.is_empty() => {
+                    format!("{} <{from_addr}>", display_name(name))
+                }
+                _ => from_addr.clone(),
+            }
+        };
+        added.push(Header::new("From", &value));
+    }
+    if !has("Message-Id") {
+        added.push(Header::new(
+            "Message-Id",
+            &format!("<{}.{id}@{host}>", clock::stamp12(&tm)),
+        ));
+    }
+    if let Some(s) = &inv.sender {
+        let own = s == &who.login || s == &format!("{}@{host}", who.login);
+        if !who.is_trusted() && !own {
+            let shown = if s.is_empty() { "<>" } else { s.as_str() };
+            added.push(Header::new(
+                "X-Authentication-Warning",
+                &format!("{host}: {} set sender to {shown} using -f", who.login),
+            ));
+        }
+    }
+
+    let header_bytes: u64 = added
+        .iter()
+        .chain(head.headers.iter())
+        .map(|h| h.raw.len() as u64)
+        .sum::<u64>()
+        + 1;
+    let notify = inv.notify.as_ref().map(|n| n.keywords());
+    let envelope = Envelope {
+        id: id.clone(),
+        created: now,
+        sender,
+        recipients: recipients
+            .into_iter()
+            .map(|r| Recipient {
+                notify: notify.clone(),
+                ..r
+            })
+            .collect(),
+        user: who.login.clone(),
+        uid: who.uid,
+        mode: mode.letter(),
+        header_bytes,
+        body_type: inv.body_type.map(|b| match b {
+            crate::cli::BodyType::SevenBit => "7BIT".to_string(),
+            crate::cli::BodyType::EightBitMime => "8BITMIME".to_string(),
+        }),
+        envid: inv.envid.clone(),
+        ret: inv.ret.map(|r| match r {
+            crate::cli::Ret::Full => "FULL".to_string(),
+            crate::cli::Ret::Hdrs => "HDRS".to_string(),
+        }),
+    };
+
+    let write_err = |e: std::io::Error| {
+        Fatal::new(
+            Sysexit::from_io(&e),
+            format!(
+                "cannot write queue file {}: {}",
+                spool.dir.display(),
+                crate::config::io_text(&e)
+            ),
+        )
+    };
+    let user_header_bytes: u64 = head.headers.iter().map(|h| h.raw.len() as u64).sum();
+    let envelope_text = envelope.to_text();
+    {
+        let w = entry.writer();
+        w.write_all(envelope_text.as_bytes()).map_err(write_err)?;
+        for h in added.iter().chain(head.headers.iter()) {
+            w.write_all(&h.raw).map_err(write_err)?;
+        }
+        w.write_all(b"\n").map_err(write_err)?;
+        let mut body_so_far = 0u64;
+        if let Some(first) = &head.first_body_line {
+            w.write_all(first).map_err(write_err)?;
+            body_so_far = first.len() as u64;
+        }
+        let too_big = |max: u64| {
+            Fatal::new(
+                Sysexit::DataErr,
+                format!("Message exceeds maximum fixed size ({max})"),
+            )
+        };
+        if let Some(max) = max_size
+            && user_header_bytes + body_so_far > max
+        {
+            return Err(too_big(max));
+        }
+        if !head.ended {
+            match message::copy_body(&mut reader, w, max_size, user_header_bytes + body_so_far) {
+                Ok(_) => {}
+                Err(BodyError::Read(e)) => return Err(message::read_error(&e)),
+                Err(BodyError::Write(e)) => return Err(write_err(e)),
+                Err(BodyError::TooBig(max)) => return Err(too_big(max)),
+            }
+        }
+    }
+    // sendmail queues a message declared 8BITMIME whose body is 7-bit as 7BIT.
+    if envelope.body_type.as_deref() == Some("8BITMIME")
+        && !reader.saw_8bit
+        && let Some(at) = envelope_text.find("\nbody 8BITMIME\n")
+    {
+        entry
+            .patch((at + "\nbody ".len()) as u64, b"7BIT    ")
+            .map_err(write_err)?;
+    }
+    entry.commit(&envelope)?;
+    // ---- commit point: from here on the message is safe ----
+    crate::log::submitted(
+        &envelope,
+        spool.qf_path(&id).metadata().map(|m| m.len()).ok(),
+    );
+    Ok(Submitted { id: Some(id), mode })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masquerade_forms_as_dma() {
+        assert_eq!(masquerade("john@", "fish", "hamlet"), "john@hamlet");
+        assert_eq!(
+            masquerade("percolator", "fish", "hamlet"),
+            "fish@percolator"
+        );
+        assert_eq!(masquerade("herb@ert", "fish", "hamlet"), "herb@ert");
+        assert_eq!(masquerade("@dom", "fish", "hamlet"), "fish@dom");
+    }
+
+    #[test]
+    fn display_names_quoted_when_needed() {
+        assert_eq!(display_name("Joe Q"), "Joe Q");
+        assert_eq!(display_name("Doe, John"), "\"Doe, John\"");
+        assert_eq!(display_name("J. \"Q\""), "\"J. \\\"Q\\\"\"");
+    }
+
+    #[test]
+    fn argv_split_at_commas() {
+        let r = argv_recipients(&["a@x, b@y".into(), "Carol <c@z>".into()]).unwrap();
+        let a: Vec<&str> = r.iter().map(|l| l.address.as_str()).collect();
+        assert_eq!(a, ["b@y", "a@x", "c@z"]);
+        let d = dedup(r);
+        assert_eq!(d[2].display.as_deref(), Some("Carol <c@z>"));
+        assert_eq!(d[0].display, None);
+        assert!(argv_recipients(&["a@x\nRCPT".into()]).is_err());
+    }
+}
