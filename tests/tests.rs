@@ -1,1 +1,9 @@
-mod integration;
+//! Integration tests: the real binaries, run as callers run them.
+
+mod harness;
+
+mod compat_suite;
+mod durability;
+mod mailq_listing;
+mod privileges;
+mod submission;

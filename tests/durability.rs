@@ -1,0 +1,224 @@
+//! Durability and isolation, observed with strace on the real binary:
+//! - SIGKILL at the k-th system call of a submission, for every k in turn: an exit 0 always
+//!   has its complete entry, and no partial entry is ever visible;
+//! - deferred mode opens no AF_INET/AF_INET6 socket (no DNS, no connection);
+//! - closed fds 0-2 never end up as spool files.
+
+use crate::harness::{Env, release_bin, require};
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn strace_run(env: &Env, strace_args: &[String], args: &[&str], stdin: &[u8]) -> (i32, String) {
+    let mut cmd = Command::new("strace");
+    cmd.args(strace_args)
+        .arg("--")
+        .arg(release_bin())
+        .args(["-C", env.conf.to_str().unwrap()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("strace");
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The system calls of one submission, in order, by name.
+fn syscall_sequence(env: &Env, stdin: &[u8]) -> Vec<String> {
+    let trace = env.dir.join("trace.txt");
+    let (code, _) = strace_run(
+        env,
+        &[
+            "-f".into(),
+            "-qq".into(),
+            "-o".into(),
+            trace.display().to_string(),
+        ],
+        &["-odq", "bob@example.org"],
+        stdin,
+    );
+    assert_eq!(code, 0);
+    let text = fs::read_to_string(&trace).unwrap();
+    let mut names = Vec::new();
+    for line in text.lines() {
+        // "1234  name(args..." or "name(args..."; skip signal and exit lines.
+        let l = line
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .trim_start();
+        if let Some(paren) = l.find('(') {
+            let name = &l[..paren];
+            if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names
+}
+
+fn message(k: usize) -> Vec<u8> {
+    format!("Subject: crash test {k}\n\nbody of message {k}\nEND-OF-MESSAGE {k}\n").into_bytes()
+}
+
+/// Every visible entry parses and holds a whole message; returns their marker numbers.
+fn visible_entries_complete(env: &Env) -> Vec<usize> {
+    let mut seen = Vec::new();
+    for qf in env.entries() {
+        let text = fs::read_to_string(&qf).unwrap();
+        let subject = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Subject: crash test "))
+            .unwrap_or_else(|| panic!("{}: no subject: {text:?}", qf.display()));
+        let k: usize = subject.parse().unwrap();
+        assert!(
+            text.ends_with(&format!("END-OF-MESSAGE {k}\n")),
+            "partial entry visible: {}: {text:?}",
+            qf.display()
+        );
+        seen.push(k);
+    }
+    let r = env.run_raw(&env.link("mailq"), &["-C", env.conf.to_str().unwrap()], b"");
+    assert_eq!(r.code, 0);
+    assert!(!r.stdout.contains("cannot read"), "{}", r.stdout);
+    let listed = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("\t\t\t\t\t "))
+        .count();
+    assert_eq!(listed, seen.len(), "{}", r.stdout);
+    seen
+}
+
+#[test]
+fn sigkill_at_every_system_call() {
+    if !require("strace") {
+        return;
+    }
+    let env = Env::new();
+    let seq = syscall_sequence(&env, &message(0));
+    for f in env.entries() {
+        fs::remove_file(f).unwrap();
+    }
+    assert!(seq.len() > 20, "implausible trace: {seq:?}");
+    let all = std::env::var_os("RSENDMAIL_SWEEP_ALL").is_some();
+    let limit = if all { seq.len() } else { seq.len().min(300) };
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    let (mut ok_runs, mut killed_runs) = (0, 0);
+    for k in 1..=limit {
+        let name = seq[k - 1].as_str();
+        let n = counts.entry(name).or_insert(0);
+        *n += 1;
+        let inject = format!("inject={name}:signal=KILL:when={n}");
+        let (code, stdout) = strace_run(
+            &env,
+            &[
+                "-f".into(),
+                "-qq".into(),
+                "-o".into(),
+                "/dev/null".into(),
+                "-e".into(),
+                inject.clone(),
+            ],
+            &["-odq", "bob@example.org"],
+            &message(k),
+        );
+        let seen = visible_entries_complete(&env);
+        if code == 0 {
+            ok_runs += 1;
+            assert!(
+                seen.contains(&k),
+                "k={k} ({inject}) exited 0 without its entry"
+            );
+            assert_eq!(stdout, "");
+        } else {
+            killed_runs += 1;
+        }
+    }
+    assert!(
+        killed_runs > 0,
+        "no run was killed: the injection did not work"
+    );
+    eprintln!("durability sweep: {limit} system calls, {killed_runs} killed, {ok_runs} completed");
+    // A queue-run sweep later removes the leftovers once they are old enough.
+    let tmp_left = fs::read_dir(env.spool.join("tmp")).unwrap().count();
+    eprintln!("temporary files left by killed runs: {tmp_left}");
+}
+
+#[test]
+fn deferred_mode_opens_no_inet_socket() {
+    if !require("strace") {
+        return;
+    }
+    // No MAILNAME: the host name must come from gethostname, never from DNS.
+    let env = Env::new();
+    fs::write(&env.conf, format!("SPOOLDIR {}\n", env.spool.display())).unwrap();
+    let trace = env.dir.join("net.txt");
+    let (code, _) = strace_run(
+        &env,
+        &[
+            "-f".into(),
+            "-qq".into(),
+            "-e".into(),
+            "trace=%network".into(),
+            "-o".into(),
+            trace.display().to_string(),
+        ],
+        &["-odd", "bob@example.org", "carol@example.net"],
+        b"Subject: dial-up\n\nbody\n",
+    );
+    assert_eq!(code, 0);
+    assert_eq!(env.entries().len(), 1);
+    let text = fs::read_to_string(&trace).unwrap();
+    assert!(
+        text.contains("socket("),
+        "the trace saw no network call at all (syslog opens a local one): {text}"
+    );
+    for family in ["AF_INET,", "AF_INET6,"] {
+        assert!(
+            !text.contains(family),
+            "deferred mode opened {family} socket:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn closed_standard_fds_do_not_become_spool_files() {
+    if !require("strace") {
+        return;
+    }
+    let env = Env::new();
+    let trace = env.dir.join("fds.txt");
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec 0<&- 1>&- 2>&-; exec strace -f -qq -e trace=openat -o '{}' '{}' -C '{}' -odq bob@example.org",
+            trace.display(),
+            release_bin().display(),
+            env.conf.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let e = env.only_entry();
+    assert!(e.starts_with("rsendmail-queue 1\n"), "{e:?}");
+    let text = fs::read_to_string(&trace).unwrap();
+    let opens: Vec<&str> = text.lines().filter(|l| l.contains("/tmp/tf")).collect();
+    assert_eq!(opens.len(), 1, "{text}");
+    let fd: i32 = opens[0]
+        .rsplit("= ")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        fd >= 3,
+        "the queue file was opened as fd {fd}: {}",
+        opens[0]
+    );
+}

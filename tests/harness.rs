@@ -1,0 +1,256 @@
+//! Test harness: a temporary config and spool per test, the real binaries run through
+//! symlinks named as callers name them, and failure output that shows the command, its
+//! status, its output and the spool.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rsendmail"))
+}
+
+/// The binary used where the release build matters (strace tests): `RSENDMAIL_RELEASE_BIN`
+/// when set (CI builds it), else the test build.
+pub fn release_bin() -> PathBuf {
+    std::env::var_os("RSENDMAIL_RELEASE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(bin)
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A scratch directory with a config file, a spool and caller-named links.
+pub struct Env {
+    pub dir: PathBuf,
+    pub conf: PathBuf,
+    pub spool: PathBuf,
+}
+
+pub struct Run {
+    pub cmd: String,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub listing: String,
+}
+
+impl Run {
+    fn describe(&self) -> String {
+        format!(
+            "command: {}\nstatus: {}\nstdout:\n{}\nstderr:\n{}\nspool:\n{}",
+            self.cmd, self.code, self.stdout, self.stderr, self.listing
+        )
+    }
+
+    /// Assert the exit status, printing everything when it is wrong.
+    #[track_caller]
+    pub fn code(&self, want: i32) -> &Run {
+        assert_eq!(self.code, want, "\n{}", self.describe());
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_is(&self, want: &str) -> &Run {
+        assert_eq!(self.stdout, want, "\n{}", self.describe());
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_is(&self, want: &str) -> &Run {
+        assert_eq!(self.stderr, want, "\n{}", self.describe());
+        self
+    }
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env::with_config("")
+    }
+
+    /// A config holding SPOOLDIR and MAILNAME, then `extra`.
+    pub fn with_config(extra: &str) -> Env {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("rsendmail-it-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let spool = dir.join("spool");
+        let conf = dir.join("rsendmail.conf");
+        fs::write(
+            &conf,
+            format!(
+                "SPOOLDIR {}\nMAILNAME test.example\n{extra}",
+                spool.display()
+            ),
+        )
+        .unwrap();
+        for name in ["sendmail", "mailq", "newaliases", "send-mail"] {
+            std::os::unix::fs::symlink(bin(), dir.join(name)).unwrap();
+        }
+        Env { dir, conf, spool }
+    }
+
+    pub fn link(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Run `sendmail -C conf ARGS` with `stdin`.
+    pub fn sendmail(&self, args: &[&str], stdin: &[u8]) -> Run {
+        let mut full = vec!["-C", self.conf.to_str().unwrap()];
+        full.extend_from_slice(args);
+        self.run_raw(&self.link("sendmail"), &full, stdin)
+    }
+
+    /// Run a program (through its link) with exactly these args.
+    pub fn run_raw(&self, program: &Path, args: &[&str], stdin: &[u8]) -> Run {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        {
+            let mut si = child.stdin.take().unwrap();
+            let _ = si.write_all(stdin);
+        }
+        let out = child.wait_with_output().expect("wait");
+        self.finish(program, args, out)
+    }
+
+    pub fn finish(&self, program: &Path, args: &[&str], out: Output) -> Run {
+        Run {
+            cmd: format!("{} {}", program.display(), args.join(" ")),
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            listing: self.listing(),
+        }
+    }
+
+    /// `ls -la` of the spool, for failure messages.
+    pub fn listing(&self) -> String {
+        let mut s = String::new();
+        if let Ok(rd) = fs::read_dir(&self.spool) {
+            let mut names: Vec<String> = rd
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            for n in names {
+                s.push_str(&n);
+                s.push('\n');
+            }
+        }
+        s
+    }
+
+    /// The committed queue files.
+    pub fn entries(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(&self.spool)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with("qf"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// The only entry's text (panics unless there is exactly one).
+    #[track_caller]
+    pub fn only_entry(&self) -> String {
+        let e = self.entries();
+        assert_eq!(e.len(), 1, "entries: {e:?}\n{}", self.listing());
+        fs::read_to_string(&e[0]).unwrap()
+    }
+
+    /// The message part of the only entry (after the envelope section).
+    #[track_caller]
+    pub fn only_message(&self) -> String {
+        let text = self.only_entry();
+        let at = text.find("\n\n").expect("envelope ends") + 2;
+        text[at..].to_string()
+    }
+
+    /// `mailq --json` lines.
+    pub fn json(&self) -> Vec<String> {
+        let r = self.run_raw(
+            &self.link("mailq"),
+            &["-C", self.conf.to_str().unwrap(), "--json"],
+            b"",
+        );
+        assert_eq!(r.code, 0, "{}", r.stdout);
+        r.stdout.lines().map(str::to_string).collect()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+pub const MSG: &[u8] = b"Subject: test\n\nhello\n";
+
+/// Whether a command exists on PATH.
+pub fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd} >/dev/null")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Under CI every tool the tests need must be there; elsewhere a missing tool skips the
+/// test with a note.
+#[track_caller]
+pub fn require(cmd: &str) -> bool {
+    if have(cmd) {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{cmd} is required under CI (.ci/run installs it)"
+    );
+    eprintln!("skipped: {cmd} not installed");
+    false
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() == 0 }
+}
+
+/// The unprivileged user `.ci/run` creates for tests that must not run as root.
+pub const TEST_USER: &str = "rsmtest";
+
+/// Whether tests may switch to TEST_USER (root, and the user exists); required under CI.
+#[track_caller]
+pub fn can_switch_user() -> bool {
+    let ok = is_root()
+        && Command::new("id")
+            .arg(TEST_USER)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "under CI the tests run as root with the user {TEST_USER} (.ci/run creates it)"
+        );
+        eprintln!("skipped: needs root and the user {TEST_USER}");
+    }
+    ok
+}

@@ -1,0 +1,188 @@
+//! mailq / -bp output, byte for byte in sendmail's format (ids and dates normalised).
+
+use crate::harness::{Env, MSG};
+use std::fs;
+
+/// Replace queue ids and ctime dates as the compat suite does.
+fn normalise(s: &str, env: &Env) -> String {
+    let mut out = String::new();
+    for line in s.lines() {
+        let mut l = line.replace(&env.spool.display().to_string(), "QUEUEDIR");
+        let b = l.as_bytes();
+        if b.len() >= 41
+            && b[..14].iter().all(u8::is_ascii_alphanumeric)
+            && (b[14] == b' ' || b[14] == b'*')
+        {
+            l = format!("QUEUEID{}DATE{}", &l[14..24], &l[40..]);
+        }
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out
+}
+
+fn mailq(env: &Env, args: &[&str]) -> String {
+    let mut a = vec!["-C", env.conf.to_str().unwrap()];
+    a.extend_from_slice(args);
+    let r = env.run_raw(&env.link("mailq"), &a, b"");
+    r.code(0);
+    r.stdout.clone()
+}
+
+#[test]
+fn empty_queue() {
+    let env = Env::new();
+    let out = mailq(&env, &[]);
+    assert_eq!(
+        out,
+        format!("{} is empty\n\t\tTotal requests: 0\n", env.spool.display())
+    );
+}
+
+#[test]
+fn one_request_singular_and_several_recipients() {
+    let env = Env::new();
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let login = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let login = String::from_utf8_lossy(&login.stdout).trim().to_string();
+    assert_eq!(
+        normalise(&mailq(&env, &[]), &env),
+        format!(
+            "\t\tQUEUEDIR (1 request)\n\
+             -----Q-ID----- --Size-- -----Q-Time----- ------------Sender/Recipient-----------\n\
+             QUEUEID        6 DATE {login}\n\
+             \t\t\t\t\t bob@example.org\n\
+             \t\tTotal requests: 1\n"
+        )
+    );
+    env.sendmail(
+        &[
+            "-odq",
+            "-f",
+            "averyveryverylongsenderaddress1234567890@example.com",
+            "a@x.example",
+            "averyveryveryveryveryverylongrecipientaddress@example.org",
+        ],
+        b"Subject: s\n\nsome body text\n",
+    )
+    .code(0);
+    let out = normalise(&mailq(&env, &[]), &env);
+    assert!(out.starts_with("\t\tQUEUEDIR (2 requests)\n"), "{out}");
+    // Priority order: the smaller entry with fewer recipients first.
+    let want_second = "QUEUEID       15 DATE averyveryverylongsenderaddress123456789\n\
+                       \t\t\t\t\t a@x.example\n\
+                       \t\t\t\t\t averyveryveryveryveryverylongrecipient\n\
+                       \t\tTotal requests: 2\n";
+    assert!(out.ends_with(want_second), "{out}");
+}
+
+#[test]
+fn reason_cut_at_60_and_busy_star() {
+    let env = Env::new();
+    env.sendmail(&["-odq", "bob@example.org", "carol@example.net"], MSG)
+        .code(0);
+    let qf = env.entries().remove(0);
+    let id = qf.file_name().unwrap().to_string_lossy()[2..].to_string();
+    let reason =
+        "Deferred: 450 4.2.0 <carol@example.net>: Recipient address temporarily rejected: test";
+    fs::write(
+        env.spool.join(format!("sf{id}")),
+        format!(
+            "rsendmail-state 1\nattempts 1\nreason {}\nrcpt 0 delivered 250%20ok\n",
+            reason.replace(' ', "%20")
+        ),
+    )
+    .unwrap();
+    let out = mailq(&env, &[]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[3],
+        "                 (Deferred: 450 4.2.0 <carol@example.net>: Recipient address t)"
+    );
+    assert_eq!(lines[3].len(), 79);
+    // The delivered recipient is no longer listed.
+    assert_eq!(lines[4], "\t\t\t\t\t carol@example.net");
+    assert_eq!(lines[5], "\t\tTotal requests: 1");
+    assert_eq!(&lines[2][14..15], " ");
+
+    // While a deliverer holds the entry's lock, mailq marks it with '*'.
+    let f = fs::File::open(&qf).unwrap();
+    f.lock().unwrap();
+    let out = mailq(&env, &[]);
+    assert_eq!(&out.lines().nth(2).unwrap()[..15], format!("{id}*"));
+    f.unlock().unwrap();
+    let out = mailq(&env, &[]);
+    assert_eq!(&out.lines().nth(2).unwrap()[..15], format!("{id} "));
+}
+
+#[test]
+fn filters_select_entries() {
+    let env = Env::new();
+    env.sendmail(&["-odq", "-f", "alice@a.example", "bob@example.org"], MSG)
+        .code(0);
+    env.sendmail(&["-odq", "-f", "carol@c.example", "dave@example.net"], MSG)
+        .code(0);
+    let count = |args: &[&str]| -> usize {
+        mailq(&env, args)
+            .lines()
+            .filter(|l| l.starts_with("\t\t\t\t\t "))
+            .count()
+    };
+    assert_eq!(count(&[]), 2);
+    assert_eq!(count(&["-qRexample.ORG"]), 1);
+    assert_eq!(count(&["-q!Rexample.org"]), 1);
+    assert_eq!(count(&["-qSalice"]), 1);
+    assert_eq!(count(&["-qSnobody"]), 0);
+    assert_eq!(count(&["-qRexample", "-qSalice"]), 1);
+    let id = env.entries()[0].file_name().unwrap().to_string_lossy()[2..].to_string();
+    assert_eq!(count(&[&format!("-qI{id}")]), 1);
+    // A filter given in a separate argument is empty: everything.
+    assert_eq!(count(&["-qR", "nomatch"]), 2);
+    let none = mailq(&env, &["-qRnothing"]);
+    assert!(
+        none.ends_with(" is empty\n\t\tTotal requests: 0\n"),
+        "{none}"
+    );
+}
+
+#[test]
+fn json_lines() {
+    let env = Env::new();
+    env.sendmail(
+        &["-odd", "-f", "<>", "bob@example.org", "x\"y@example.net"],
+        MSG,
+    )
+    .code(0);
+    let j = env.json();
+    assert_eq!(j.len(), 1);
+    let l = &j[0];
+    assert!(
+        l.starts_with("{\"queue_name\":\"queued\",\"queue_id\":\""),
+        "{l}"
+    );
+    assert!(l.contains("\"sender\":\"\""), "{l}");
+    assert!(l.contains("\"delivery_mode\":\"d\""), "{l}");
+    assert!(l.contains("\"message_size\":6"), "{l}");
+    assert!(
+        l.contains("{\"address\":\"bob@example.org\",\"state\":\"pending\"}"),
+        "{l}"
+    );
+    assert!(l.contains("\"x\\\"y@example.net\""), "{l}");
+    assert!(l.ends_with("]}"), "{l}");
+}
+
+#[test]
+fn unreadable_entry_reported_listing_goes_on() {
+    let env = Env::new();
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    fs::write(env.spool.join("qf6AM5eIkR004034"), "garbage\n\n").unwrap();
+    let out = mailq(&env, &[]);
+    assert!(out.contains("(1 request)"), "{out}");
+    assert!(
+        out.contains("qf6AM5eIkR004034: cannot read queue file: not a queue file"),
+        "{out}"
+    );
+}

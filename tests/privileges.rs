@@ -1,0 +1,238 @@
+//! Per-user spools and privileges, run as the unprivileged test user.
+
+use crate::harness::{Env, MSG, TEST_USER, bin, can_switch_user};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn as_user(program: &Path, args: &[&str], envs: &[(&str, &str)], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", TEST_USER, "--", "env", "-i", "PATH=/usr/bin:/bin"]);
+    for (k, v) in envs {
+        cmd.arg(format!("{k}={v}"));
+    }
+    cmd.arg(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("runuser");
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A directory the test user owns.
+fn user_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rsendmail-priv-{tag}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    let st = Command::new("chown")
+        .args([TEST_USER, d.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    d
+}
+
+/// The built binary, readable and executable by the test user.
+fn user_visible_bin(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    fs::copy(bin(), &p).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    let d = dir.join("rsendmail-deliver");
+    fs::copy(env!("CARGO_BIN_EXE_rsendmail-deliver"), &d).unwrap();
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+#[test]
+fn per_user_default_spool_without_config() {
+    if !can_switch_user() {
+        return;
+    }
+    assert!(
+        !Path::new("/etc/rsendmail/rsendmail.conf").exists(),
+        "this test needs a machine without a system config"
+    );
+    let home = user_dir("home");
+    let b = user_visible_bin(&home, "sendmail");
+    let mq = home.join("mailq");
+    std::os::unix::fs::symlink(&b, &mq).unwrap();
+    let state = home.join("state");
+    let envs = [
+        ("HOME", home.to_str().unwrap()),
+        ("XDG_STATE_HOME", state.to_str().unwrap()),
+    ];
+    let out = as_user(&b, &["-odq", "bob@example.org"], &envs, MSG);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let spool = state.join("rsendmail/spool");
+    let entries: Vec<_> = fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("qf"))
+        .collect();
+    assert_eq!(entries.len(), 1);
+    let md = entries[0].metadata().unwrap();
+    assert_eq!(md.mode() & 0o777, 0o600, "per-user entries are private");
+    assert_eq!(fs::metadata(&spool).unwrap().mode() & 0o777, 0o700);
+    let uid = fs::metadata(&home).unwrap().uid();
+    assert_eq!(md.uid(), uid);
+    let out = as_user(&mq, &[], &envs, b"");
+    assert!(
+        text(&out.stdout).contains("(1 request)"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Without XDG_STATE_HOME, ~/.local/state is used.
+    let out = as_user(
+        &b,
+        &["-odq", "bob@example.org"],
+        &[("HOME", home.to_str().unwrap())],
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(home.join(".local/state/rsendmail/spool").is_dir());
+    // The owner of a per-user spool may run its queue (the run itself reports that
+    // delivery is not part of this version).
+    let out = as_user(&b, &["-q"], &envs, b"");
+    let said = text(&out.stdout);
+    assert!(!said.contains("permission"), "{said}");
+    assert!(said.contains("1 request left in the queue"), "{said}");
+    let _ = fs::remove_dir_all(&home);
+}
+
+#[test]
+fn queue_of_another_user_may_not_be_run() {
+    if !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let dir = user_dir("q");
+    let b = user_visible_bin(&dir, "sendmail");
+    // The config must be readable by the user; the spool stays root's.
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&env.conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = as_user(&b, &["-C", env.conf.to_str().unwrap(), "-q"], &[], b"");
+    assert_eq!(out.status.code(), Some(77));
+    assert_eq!(
+        text(&out.stdout),
+        "You do not have permission to process the queue\n"
+    );
+    assert_eq!(env.entries().len(), 1);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// A set-group-id rsendmail given `-C` or `-oQ` by an ordinary user drops the group
+/// before using them: a spool only the group may write stays unwritten.
+#[test]
+fn setgid_binary_drops_group_for_unsafe_options() {
+    if !can_switch_user() {
+        return;
+    }
+    let dir = user_dir("setgid");
+    // Install the binary set-group-id "mail" (a group the test user is not in), in a
+    // directory on the same file system as the build (not a nosuid /tmp).
+    let here =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sgid-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&here);
+    fs::create_dir_all(&here).unwrap();
+    fs::set_permissions(&here, fs::Permissions::from_mode(0o755)).unwrap();
+    let sg = here.join("sendmail");
+    fs::copy(bin(), &sg).unwrap();
+    assert!(
+        Command::new("chgrp")
+            .args(["mail", sg.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    fs::set_permissions(&sg, fs::Permissions::from_mode(0o2755)).unwrap();
+    // Proof that set-gid works on this file system: a set-gid `id` reports group mail.
+    let id = here.join("id");
+    fs::copy("/usr/bin/id", &id).unwrap();
+    assert!(
+        Command::new("chgrp")
+            .args(["mail", id.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    fs::set_permissions(&id, fs::Permissions::from_mode(0o2755)).unwrap();
+    let out = as_user(&id, &["-gn"], &[], b"");
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "mail",
+        "set-gid is not honoured here"
+    );
+
+    // A spool directory only group mail may write.
+    let spool = here.join("groupspool");
+    fs::create_dir(&spool).unwrap();
+    assert!(
+        Command::new("chgrp")
+            .args(["mail", spool.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o2770)).unwrap();
+    let conf = dir.join("evil.conf");
+    fs::write(&conf, format!("SPOOLDIR {}\n", spool.display())).unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+
+    let out = as_user(
+        &sg,
+        &["-C", conf.to_str().unwrap(), "-odq", "bob@example.org"],
+        &[],
+        MSG,
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("Permission denied"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = as_user(
+        &sg,
+        &[
+            &format!("-oQ{}", spool.display()),
+            "-odq",
+            "bob@example.org",
+        ],
+        &[],
+        MSG,
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = as_user(
+        &sg,
+        &[
+            "-O",
+            &format!("QueueDirectory={}", spool.display()),
+            "-odq",
+            "b@x",
+        ],
+        &[],
+        MSG,
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(
+        fs::read_dir(&spool).unwrap().count(),
+        0,
+        "the group-only spool was written"
+    );
+    let _ = fs::remove_dir_all(&here);
+    let _ = fs::remove_dir_all(&dir);
+}
