@@ -77,8 +77,13 @@ pub fn setup(args: Vec<OsString>) -> Result<Setup, Fatal> {
     }
     let paths = default_paths();
     let cfg = match &inv.config_file {
-        Some(p) => Config::load(p, true, &paths)?,
-        None => Config::load(Path::new(config::DEFAULT_CONFIG), false, &paths)?,
+        Some(p) => Config::load(p, true, &paths, &inv.settings.given)?,
+        None => Config::load(
+            Path::new(config::DEFAULT_CONFIG),
+            false,
+            &paths,
+            &inv.settings.given,
+        )?,
     };
     let mut settings = cfg.settings.clone();
     settings.overlay(&inv.settings);

@@ -102,7 +102,14 @@ impl Config {
 
     /// Read `path`. `required` is true for `-C`: a missing file is then an error; the default
     /// file may be absent.
-    pub fn load(path: &Path, required: bool, paths: &Paths) -> Result<Config, Fatal> {
+    /// `sticky` names the options given on the command line: sendmail does not read those
+    /// from the config at all (so a bad value there is not an error either).
+    pub fn load(
+        path: &Path,
+        required: bool,
+        paths: &Paths,
+        sticky: &[&str],
+    ) -> Result<Config, Fatal> {
         let text = match std::fs::read(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
@@ -117,12 +124,16 @@ impl Config {
         };
         let mut cfg = Config::builtin(paths);
         cfg.file = Some(path.to_path_buf());
-        cfg.parse(&String::from_utf8_lossy(&text), &path.display().to_string())?;
+        cfg.parse(
+            &String::from_utf8_lossy(&text),
+            &path.display().to_string(),
+            sticky,
+        )?;
         Ok(cfg)
     }
 
     /// Parse config text; `name` is used in messages.
-    pub fn parse(&mut self, text: &str, name: &str) -> Result<(), Fatal> {
+    pub fn parse(&mut self, text: &str, name: &str, sticky: &[&str]) -> Result<(), Fatal> {
         for (i, raw) in text.lines().enumerate() {
             let lineno = i + 1;
             let line = raw.trim_end_matches('\r').trim();
@@ -235,6 +246,9 @@ impl Config {
                             e.message,
                         )
                     })?;
+                    if sticky.contains(&resolved.def.name) {
+                        continue;
+                    }
                     self.settings
                         .apply(resolved.def, resolved.sub.as_deref(), ovalue)
                         .map_err(|e| err(e.code, e.message))?;
@@ -256,6 +270,9 @@ impl Config {
                             format!("unknown option letter {letter} in {k}"),
                         ));
                     };
+                    if sticky.contains(&def.name) {
+                        continue;
+                    }
                     self.settings
                         .apply(def, None, &v)
                         .map_err(|e| err(e.code, e.message))?;
@@ -388,7 +405,7 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, Fatal> {
         let mut c = Config::builtin(&Paths::system());
-        c.parse(text, "test.conf")?;
+        c.parse(text, "test.conf", &[])?;
         Ok(c)
     }
 
@@ -488,6 +505,19 @@ mod tests {
         let c = parse("O MaxMessageSize=1000\nO Timeout.queuereturn=5d\n").unwrap();
         assert_eq!(c.settings.max_message_size, Some(1000));
         assert_eq!(c.settings.other_value("Timeout.queuereturn"), Some("5d"));
+    }
+
+    #[test]
+    fn command_line_options_are_not_read_from_the_config() {
+        let mut c = Config::builtin(&Paths::system());
+        c.parse(
+            "O DeliveryMode=x\nOdZ\nO MaxMessageSize=5\n",
+            "t",
+            &["DeliveryMode"],
+        )
+        .unwrap();
+        assert_eq!(c.settings.delivery_mode, None);
+        assert_eq!(c.settings.max_message_size, Some(5));
     }
 
     #[test]

@@ -186,3 +186,54 @@ fn unreadable_entry_reported_listing_goes_on() {
         "{out}"
     );
 }
+
+/// `-q` removes what crashes left behind (after the grace period), moves corrupt entries
+/// aside, rebuilds a lost index, and leaves good entries queued while delivery is absent.
+#[test]
+fn queue_run_cleans_leftovers_and_corrupt_entries() {
+    let env = Env::new();
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let old = env.spool.join("tmp/tf6AM5eIkR004034");
+    let young = env.spool.join("tmp/tf6AM5eIkR004035");
+    fs::write(&old, "partial").unwrap();
+    fs::write(&young, "partial").unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    fs::write(env.spool.join("qf6AM5eIkR004036"), "not a queue file\n\n").unwrap();
+    fs::remove_file(env.spool.join("index/recipients")).unwrap();
+    let r = env.sendmail(&["-q"], b"");
+    r.code(64);
+    assert!(
+        r.stdout
+            .contains("qf6AM5eIkR004036: corrupt queue file moved to corrupt/"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("1 request left in the queue"),
+        "{}",
+        r.stdout
+    );
+    assert!(!old.exists(), "old temporary file kept");
+    assert!(
+        young.exists(),
+        "a young temporary file (maybe a live submission) was removed"
+    );
+    assert!(env.spool.join("corrupt/qf6AM5eIkR004036").exists());
+    assert_eq!(env.entries().len(), 1);
+    let idx = fs::read_to_string(env.spool.join("index/recipients")).unwrap();
+    assert!(
+        idx.contains(" bob@example.org\n"),
+        "index not rebuilt: {idx:?}"
+    );
+    // mailq -v and -Ac are accepted.
+    let a = mailq(&env, &["-v"]);
+    let b = mailq(&env, &["-Ac"]);
+    assert_eq!(a, b);
+    assert!(a.contains("(1 request)"));
+}

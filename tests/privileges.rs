@@ -236,3 +236,59 @@ fn setgid_binary_drops_group_for_unsafe_options() {
     let _ = fs::remove_dir_all(&here);
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// An ordinary user setting the sender with -f gets sendmail's warning header; root and a
+/// user naming themselves do not.
+#[test]
+fn untrusted_f_adds_authentication_warning() {
+    if !can_switch_user() {
+        return;
+    }
+    let dir = user_dir("xauth");
+    let b = user_visible_bin(&dir, "sendmail");
+    let state = dir.join("state");
+    let envs = [
+        ("HOME", dir.to_str().unwrap()),
+        ("XDG_STATE_HOME", state.to_str().unwrap()),
+    ];
+    let conf = dir.join("c.conf");
+    fs::write(
+        &conf,
+        format!(
+            "SPOOLDIR {}\nMAILNAME test.example\n",
+            dir.join("spool").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let c = conf.to_str().unwrap();
+    for (sender, warned) in [("evil@example.com", true), (TEST_USER, false)] {
+        let out = as_user(
+            &b,
+            &["-C", c, "-odq", "-f", sender, "bob@example.org"],
+            &envs,
+            MSG,
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+        let spool = dir.join("spool");
+        let qf = fs::read_dir(&spool)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with("qf"))
+            .unwrap()
+            .path();
+        let m = fs::read_to_string(&qf).unwrap();
+        let want = format!(
+            "X-Authentication-Warning: test.example: {TEST_USER} set sender to {sender} using -f\n"
+        );
+        assert_eq!(m.contains(&want), warned, "{m}");
+        assert_eq!(m.contains("X-Authentication-Warning"), warned, "{m}");
+        fs::remove_file(qf).unwrap();
+    }
+    // root is trusted.
+    let env = Env::new();
+    env.sendmail(&["-odq", "-f", "evil@example.com", "bob@example.org"], MSG)
+        .code(0);
+    assert!(!env.only_message().contains("X-Authentication-Warning"));
+    let _ = fs::remove_dir_all(&dir);
+}

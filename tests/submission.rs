@@ -137,7 +137,7 @@ fn config_errors_name_file_and_line() {
     ];
     for (conf, code, msg) in cases {
         let env = Env::with_config(conf);
-        let r = env.sendmail(&["-odq", "bob@example.org"], MSG);
+        let r = env.sendmail(&["bob@example.org"], MSG);
         r.code(*code).stderr_is("");
         let want = format!("{}: {msg}", env.conf.display());
         assert!(r.stdout.starts_with(&want), "{conf:?}: {:?}", r.stdout);

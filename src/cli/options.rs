@@ -321,11 +321,22 @@ pub struct Settings {
     pub alias_file: Option<PathBuf>,
     /// Everything else, in the order given: (canonical name[.sub], value).
     pub other: Vec<(String, String)>,
+    /// The names of the options set here (for sendmail's rule that an option given on
+    /// the command line is not even read from the config file).
+    pub given: Vec<&'static str>,
 }
 
 impl Settings {
     /// Apply one option. Errors are sendmail's and end the program at once.
-    pub fn apply(&mut self, def: &OptDef, sub: Option<&str>, value: &str) -> Result<(), Fatal> {
+    pub fn apply(
+        &mut self,
+        def: &'static OptDef,
+        sub: Option<&str>,
+        value: &str,
+    ) -> Result<(), Fatal> {
+        if !self.given.contains(&def.name) {
+            self.given.push(def.name);
+        }
         match def.name {
             "DeliveryMode" => self.delivery_mode = Some(DeliveryMode::parse(value)?),
             "IgnoreDots" => self.ignore_dots = Some(parse_bool(value)),
@@ -362,6 +373,11 @@ impl Settings {
         take!(verbose);
         take!(alias_file);
         self.other.extend(later.other.iter().cloned());
+        for g in &later.given {
+            if !self.given.contains(g) {
+                self.given.push(g);
+            }
+        }
     }
 
     /// The last value given for an option kept in `other`.
