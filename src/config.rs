@@ -163,18 +163,8 @@ impl Config {
             };
             match keyword {
                 "SMARTHOST" => {
-                    let v = need(value)?;
-                    let hosts: Vec<String> = v
-                        .split([' ', '\t', ','])
-                        .filter(|h| !h.is_empty())
-                        .map(str::to_string)
-                        .collect();
-                    for h in &hosts {
-                        if !valid_host(h) {
-                            return Err(err(Sysexit::Config, format!("invalid SMARTHOST {h}")));
-                        }
-                    }
-                    self.smarthost = hosts;
+                    self.smarthost = host_list(&need(value)?)
+                        .map_err(|h| err(Sysexit::Config, format!("invalid SMARTHOST {h}")))?;
                 }
                 "PORT" => {
                     let v = need(value)?;
@@ -219,18 +209,8 @@ impl Config {
                 "FULLBOUNCE" => self.full_bounce = flag(value)?,
                 "MAILSPOOL" => self.mail_spool = PathBuf::from(need(value)?),
                 "RESOLVER" => {
-                    let v = need(value)?;
-                    let servers: Vec<String> = v
-                        .split([' ', '\t', ','])
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect();
-                    for s in &servers {
-                        if parse_host_port(s).is_none() {
-                            return Err(err(Sysexit::Config, format!("invalid RESOLVER {s}")));
-                        }
-                    }
-                    self.resolver = servers;
+                    self.resolver = host_list(&need(value)?)
+                        .map_err(|h| err(Sysexit::Config, format!("invalid RESOLVER {h}")))?;
                 }
                 "RELAYTABLE" => self.relay_table = Some(PathBuf::from(need(value)?)),
                 "O" => {
@@ -330,9 +310,15 @@ fn is_keyword_shaped(k: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// A host name, `[literal]`, optionally with `:port`.
-fn valid_host(h: &str) -> bool {
-    parse_host_port(h).is_some()
+/// A list of `host[:port]` separated by blanks or commas; `Err` names the first bad one.
+fn host_list(v: &str) -> Result<Vec<String>, String> {
+    v.split([' ', '\t', ','])
+        .filter(|h| !h.is_empty())
+        .map(|h| match parse_host_port(h) {
+            Some(_) => Ok(h.to_string()),
+            None => Err(h.to_string()),
+        })
+        .collect()
 }
 
 /// Split `host[:port]` / `[v6]:port`; validate lightly.

@@ -196,21 +196,19 @@ fn option_errors_and_where_they_go() {
     env.sendmail(&["-O", "Deliv=q", "bob@example.org"], MSG)
         .code(70)
         .stdout_is("readcf: ambiguous option name Deliv (matches DeliveryMode and DeliverByMin)\n");
-    env.sendmail(&["-bx"], b"")
-        .code(64)
-        .stdout_is("Invalid operation mode x\n");
-    env.sendmail(&["-N", "bogus", "b@x"], MSG)
-        .code(64)
-        .stdout_is("Invalid -N argument\n");
-    env.sendmail(&["-R", "x", "b@x"], MSG)
-        .code(64)
-        .stdout_is("Invalid -R value\n");
-    env.sendmail(&["-V", "a b", "b@x"], MSG)
-        .code(64)
-        .stdout_is("Invalid syntax in -V flag\n");
-    env.sendmail(&["-h", "abc", "b@x"], MSG)
-        .code(64)
-        .stdout_is("Bad hop count (abc)\n");
+    let usage_errors: &[(&[&str], &str)] = &[
+        (&["-bx"], "Invalid operation mode x\n"),
+        (&["-N", "bogus", "b@x"], "Invalid -N argument\n"),
+        (&["-R", "x", "b@x"], "Invalid -R value\n"),
+        (&["-V", "a b", "b@x"], "Invalid syntax in -V flag\n"),
+        (&["-h", "abc", "b@x"], "Bad hop count (abc)\n"),
+    ];
+    for (args, msg) in usage_errors {
+        env.sendmail(args, MSG)
+            .code(64)
+            .stdout_is(msg)
+            .stderr_is("");
+    }
     assert!(env.entries().is_empty());
     // Unknown -o letters are ignored; a unique abbreviation is announced and works.
     env.sendmail(&["-oZzz", "-odq", "b@x"], MSG)

@@ -337,6 +337,24 @@ impl State {
     }
 }
 
+/// A minimal envelope for tests.
+#[cfg(test)]
+pub fn test_envelope(id: &str, recipients: &[&str]) -> Envelope {
+    Envelope {
+        id: id.into(),
+        created: 1,
+        sender: "a@x".into(),
+        recipients: recipients.iter().map(|r| Recipient::new(*r)).collect(),
+        user: "a".into(),
+        uid: 1,
+        mode: 'q',
+        header_bytes: 0,
+        body_type: None,
+        envid: None,
+        ret: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -203,7 +203,6 @@ pub fn rebuild(spool: &Spool) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spool::entry::Recipient;
 
     #[test]
     fn domain_names_are_safe_file_names() {
@@ -215,19 +214,7 @@ mod tests {
 
     fn submit(spool: &Spool, rcpts: &[&str]) -> String {
         let mut ne = spool.begin(crate::clock::now()).unwrap();
-        let env = Envelope {
-            id: ne.id.clone(),
-            created: 1,
-            sender: "s@x".into(),
-            recipients: rcpts.iter().map(|r| Recipient::new(*r)).collect(),
-            user: "s".into(),
-            uid: 1,
-            mode: 'q',
-            header_bytes: 0,
-            body_type: None,
-            envid: None,
-            ret: None,
-        };
+        let env = crate::spool::entry::test_envelope(&ne.id, rcpts);
         ne.writer().write_all(env.to_text().as_bytes()).unwrap();
         let id = ne.id.clone();
         ne.commit(&env).unwrap();

@@ -537,7 +537,7 @@ impl Drop for NewEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use entry::{RcptState, Recipient};
+    use entry::RcptState;
 
     fn tempdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!(
@@ -550,19 +550,7 @@ mod tests {
     }
 
     fn env(id: &str) -> Envelope {
-        Envelope {
-            id: id.into(),
-            created: 1,
-            sender: "a@x".into(),
-            recipients: vec![Recipient::new("b@example.org")],
-            user: "a".into(),
-            uid: 1,
-            mode: 'q',
-            header_bytes: 0,
-            body_type: None,
-            envid: None,
-            ret: None,
-        }
+        entry::test_envelope(id, &["b@example.org"])
     }
 
     #[test]
