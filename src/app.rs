@@ -179,10 +179,16 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
         Operation::Deliver => {
             let who = Submitter::current();
             let stdin = std::io::stdin().lock();
-            submit::submit(&s.inv, &s.cfg, &s.spool, s.mode, &who, stdin)?;
-            // Until the delivery engine is built, background and interactive submissions
-            // stay queued like queueonly ones; deferred and queueonly are complete here.
-            Ok(Sysexit::Ok)
+            let done = submit::submit(&s.inv, &s.cfg, &s.spool, s.mode, &who, stdin)?;
+            // ---- the message is safe; what follows depends on the delivery mode ----
+            let Some(id) = done.id else {
+                return Ok(Sysexit::Ok);
+            };
+            match s.mode {
+                DeliveryMode::QueueOnly | DeliveryMode::Deferred => Ok(Sysexit::Ok),
+                DeliveryMode::Interactive => Ok(exec_deliver(&["--entry", &id, "--"])),
+                DeliveryMode::Background => Ok(background(&id)),
+            }
         }
         Operation::PrintQueue => {
             let filter = s.inv.queue_run.as_ref();
@@ -199,27 +205,65 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
         }
         Operation::QueueRun => {
             may_process_queue(&s.spool)?;
-            exec_deliver()
+            Ok(exec_deliver(&[]))
         }
         other => Err(not_supported(other)),
     }
 }
 
-/// Replace this process with rsendmail-deliver, passing argv on unchanged.
-fn exec_deliver() -> Result<Sysexit, Fatal> {
+/// Replace this process with rsendmail-deliver: `prefix` (its own arguments), then our
+/// argv unchanged. Only returns when the exec failed: the message (if any) is queued, so
+/// that is reported and logged but the status stays 0 for a submission.
+fn exec_deliver(prefix: &[&str]) -> Sysexit {
     use std::os::unix::process::CommandExt;
     let path = deliver_path();
-    let mut args = std::env::args_os();
-    let argv0 = args.next().unwrap_or_default();
     let mut cmd = std::process::Command::new(&path);
-    cmd.arg0(argv0).args(args);
+    cmd.arg0("rsendmail-deliver")
+        .args(prefix)
+        .args(std::env::args_os());
     if privs::is_setid() {
         // No variable that chooses files reaches the deliverer of a set-id install.
         cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
     }
     let e = cmd.exec();
-    Err(Fatal::new(
+    let f = Fatal::new(
         Sysexit::Unavailable,
         format!("cannot execute {}: {}", path.display(), config::io_text(&e)),
-    ))
+    );
+    if prefix.is_empty() {
+        return report(&f);
+    }
+    log::error!("{}; the message stays queued", f.message);
+    Sysexit::Ok
+}
+
+/// Background mode: the caller gets its status at once; a detached child delivers.
+fn background(id: &str) -> Sysexit {
+    // SAFETY: rsendmail is single-threaded; the child only sets up and execs.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Parent { .. }) => Sysexit::Ok,
+        Ok(nix::unistd::ForkResult::Child) => {
+            // A new session, and the caller's pipes closed at once (PHP and cron read
+            // stdout until EOF).
+            let _ = nix::unistd::setsid();
+            if let Ok(null) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+            {
+                use std::os::fd::AsRawFd;
+                for fd in 0..3 {
+                    // SAFETY: dup2 onto our own standard descriptors.
+                    unsafe { libc::dup2(null.as_raw_fd(), fd) };
+                }
+            }
+            exec_deliver(&["--entry", id, "--background", "--"]);
+            // exec failed: the message stays queued for the next run.
+            std::process::exit(0);
+        }
+        Err(e) => {
+            log::error!("{id}: cannot fork for background delivery: {e}; the message stays queued");
+            Sysexit::Ok
+        }
+    }
 }

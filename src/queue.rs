@@ -2,17 +2,12 @@
 //! left behind, moves unparseable entries aside, keeps the fast-flush index in step with
 //! the entries, and takes each selected entry's delivery lock exactly as a deliverer does.
 //!
-//! Transports (SMTP, local mailboxes) are not part of this version: selected entries are
-//! left queued, and the run says so and exits EX_USAGE ("not implemented" is never silent).
-//! TLS and DNS code will live under `src/deliver/`, compiled into `rsendmail-deliver` only.
+//! Delivery itself is in `src/deliver/`, compiled into `rsendmail-deliver` only.
 
-use crate::app;
 use crate::clock;
-use crate::exit::{Fatal, Sysexit};
-use crate::privs;
+use crate::exit::Fatal;
 use crate::spool::{GRACE, ReadError, Spool, index};
 use std::collections::BTreeSet;
-use std::ffi::OsString;
 
 /// What a sweep found.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -72,38 +67,4 @@ pub fn sweep(spool: &Spool, filter: Option<&crate::cli::QueueRunArgs>) -> Result
         }
     }
     Ok(out)
-}
-
-/// `rsendmail-deliver` entry point.
-pub fn run(args: Vec<OsString>) -> Sysexit {
-    privs::fix_std_fds();
-    crate::log::init("rsendmail-deliver");
-    match run_inner(args) {
-        Ok(code) => code,
-        Err(f) => app::report(&f),
-    }
-}
-
-fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
-    let s = app::setup(args)?;
-    app::may_process_queue(&s.spool)?;
-    let q = s.inv.queue_run.clone().unwrap_or_default();
-    if q.interval.is_some() || q.persistent {
-        return Err(Fatal::new(
-            Sysexit::Usage,
-            "Periodic queue runs (-q<time>, -qp) are not supported by this version of rsendmail",
-        ));
-    }
-    let result = sweep(&s.spool, Some(&q))?;
-    for id in &result.corrupt {
-        println!("qf{id}: corrupt queue file moved to corrupt/");
-    }
-    let n = result.selected.len();
-    Err(Fatal::new(
-        Sysexit::Usage,
-        format!(
-            "Delivery is not supported by this version of rsendmail: {n} request{} left in the queue",
-            if n == 1 { "" } else { "s" }
-        ),
-    ))
 }

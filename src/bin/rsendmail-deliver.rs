@@ -1,11 +1,13 @@
-//! `rsendmail-deliver`: the delivery engine, exec'd by `rsendmail` for queue runs.
-//!
-//! It takes sendmail's own argv (passed on unchanged by `rsendmail -q...`), so both
-//! programs read the command line and the config through the same code.
+//! `rsendmail-deliver`: the delivery engine, exec'd by `rsendmail` for interactive and
+//! background delivery and for queue runs. Its modules live in `src/deliver/` and are
+//! compiled into this binary only, so that `rsendmail` never links TLS or DNS code.
+
+#[path = "../deliver/mod.rs"]
+mod deliver;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().collect();
-    rsendmail::queue::run(args).into()
+    deliver::main(args).into()
 }

@@ -176,6 +176,13 @@ pub static OPTION_TABLE: &[OptDef] = &[
     opt("SmtpUTF8", None, false),
     opt("StrictTransportSecurity", None, false),
     opt("CipherSuites", None, false),
+    // rsendmail's own options, after sendmail's so that its abbreviations keep their meaning.
+    opt("MXPort", None, false),
+    opt("SmarthostSplit", None, false),
+    opt("MaxConnections", None, false),
+    opt("MaxBackgroundDeliveries", None, false),
+    opt("QueueRetryMin", None, false),
+    opt("QueueRetryMax", None, false),
 ];
 
 /// The result of resolving a long option name.
@@ -471,6 +478,31 @@ mod tests {
             (t.def.name, t.sub.as_deref()),
             ("Timeout", Some("queuereturn"))
         );
+    }
+
+    #[test]
+    fn own_options_do_not_change_sendmail_abbreviations() {
+        // Every prefix that resolved (or failed) one way among sendmail's names still does.
+        let sendmail_names = &OPTION_TABLE[..OPTION_TABLE.len() - 6];
+        for def in sendmail_names {
+            for end in 1..=def.name.len() {
+                let prefix = &def.name[..end];
+                let lower = prefix.to_ascii_lowercase();
+                let before: Vec<&str> = sendmail_names
+                    .iter()
+                    .filter(|d| d.name.to_ascii_lowercase().starts_with(&lower))
+                    .map(|d| d.name)
+                    .collect();
+                if before.len() == 1 && !before[0].eq_ignore_ascii_case(prefix) {
+                    assert_eq!(lookup_long(prefix).unwrap().def.name, before[0], "{prefix}");
+                }
+            }
+        }
+        assert_eq!(
+            lookup_long("MaxConnections").unwrap().def.name,
+            "MaxConnections"
+        );
+        assert_eq!(lookup_long("mxport").unwrap().def.name, "MXPort");
     }
 
     #[test]

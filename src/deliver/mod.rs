@@ -1,0 +1,750 @@
+//! rsendmail-deliver: the delivery engine (compiled into this binary only, so that TLS and
+//! DNS code never reaches `rsendmail`).
+//!
+//! It is started three ways:
+//! - `rsendmail-deliver --entry ID -- <sendmail argv>`: interactive delivery of one entry
+//!   (exec'd by `rsendmail -odi`/`-v`), exit status as sendmail's;
+//! - `rsendmail-deliver --entry ID --background -- <sendmail argv>`: the same after the
+//!   background fork, when one of `O MaxBackgroundDeliveries=` slots is free;
+//! - `rsendmail-deliver <sendmail argv with -q...>`: a queue run (exec'd by `rsendmail -q`).
+//!
+//! What is delivered where (this version): every remote recipient through `SMARTHOST`;
+//! recipients for MX delivery and local recipients stay queued with a reason saying so.
+//! Each recipient's outcome is recorded durably as soon as its transaction ends; the entry
+//! is removed when every recipient is final. The one duplicate window: the server accepted
+//! the message (250 after the final dot) and we die before the state file is renamed into
+//! place — two writes (state file fsync, rename + directory fsync) wide.
+
+pub mod reply;
+pub mod smtp;
+
+use rsendmail::app::{self, Setup};
+use rsendmail::cli::QueueRunArgs;
+use rsendmail::clock;
+use rsendmail::config::parse_host_port;
+use rsendmail::exit::{Fatal, Sysexit};
+use rsendmail::message::address::domain_of;
+use rsendmail::privs;
+use rsendmail::queue;
+use rsendmail::spool::entry::{RcptState, State};
+use rsendmail::spool::{LockedEntry, Spool};
+use smtp::{Outcome, Session, Timeouts, Transcript};
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io::{Seek, SeekFrom};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Settings the engine reads, from the config and `-O` (sendmail's names where it has them).
+#[derive(Clone, Debug)]
+pub struct Engine {
+    pub smarthost: Vec<(String, u16)>,
+    pub null_client: bool,
+    pub host_name: String,
+    pub timeouts: Timeouts,
+    pub retry_min: i64,
+    pub retry_max: i64,
+    pub queue_return: i64,
+    pub max_connections: usize,
+    pub max_background: usize,
+}
+
+fn duration_opt(s: &Setup, name: &str, default: i64) -> Result<i64, Fatal> {
+    let mut all = s.cfg.settings.clone();
+    all.overlay(&s.inv.settings);
+    match all.other_value(name) {
+        Some(v) => rsendmail::cli::parse_duration(v, 'm').map(|n| n as i64),
+        None => Ok(default),
+    }
+}
+
+fn number_opt(s: &Setup, name: &str, default: usize) -> Result<usize, Fatal> {
+    let mut all = s.cfg.settings.clone();
+    all.overlay(&s.inv.settings);
+    match all.other_value(name) {
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| Fatal::new(Sysexit::Usage, format!("Invalid value for {name}: {v}"))),
+        None => Ok(default),
+    }
+}
+
+impl Engine {
+    pub fn from_setup(s: &Setup) -> Result<Engine, Fatal> {
+        let port = s.cfg.port.unwrap_or(25);
+        let smarthost = s
+            .cfg
+            .smarthost
+            .iter()
+            .filter_map(|h| parse_host_port(h).map(|(host, p)| (host, p.unwrap_or(port))))
+            .collect();
+        let d = Timeouts::default();
+        let t = |name: &str, def: Duration| -> Result<Duration, Fatal> {
+            duration_opt(s, &format!("Timeout.{name}"), def.as_secs() as i64)
+                .map(|n| Duration::from_secs(n.max(1) as u64))
+        };
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        Ok(Engine {
+            smarthost,
+            null_client: s.cfg.null_client,
+            host_name: s.cfg.host_name(),
+            timeouts: Timeouts {
+                connect: t("connect", d.connect)?,
+                initial: t("initial", d.initial)?,
+                helo: t("helo", d.helo)?,
+                mail: t("mail", d.mail)?,
+                rcpt: t("rcpt", d.rcpt)?,
+                datainit: t("datainit", d.datainit)?,
+                datablock: t("datablock", d.datablock)?,
+                datafinal: t("datafinal", d.datafinal)?,
+                rset: t("rset", d.rset)?,
+                quit: t("quit", d.quit)?,
+            },
+            retry_min: duration_opt(s, "QueueRetryMin", 300)?.max(1),
+            retry_max: duration_opt(s, "QueueRetryMax", 4 * 3600)?.max(1),
+            queue_return: duration_opt(s, "Timeout.queuereturn", 5 * 86400)?,
+            max_connections: number_opt(s, "MaxConnections", 4)?.max(1),
+            max_background: number_opt(s, "MaxBackgroundDeliveries", 2 * cores)?.max(1),
+        })
+    }
+
+    /// The next try after `attempts` failed ones: 5 minutes, doubling, capped.
+    pub fn backoff(&self, attempts: u32) -> i64 {
+        let mut d = self.retry_min;
+        for _ in 1..attempts.min(32) {
+            d = d.saturating_mul(2);
+            if d >= self.retry_max {
+                break;
+            }
+        }
+        d.min(self.retry_max)
+    }
+
+    /// Qualify an unqualified address with this host's mail name.
+    pub fn qualify(&self, addr: &str) -> String {
+        if addr.is_empty() || addr.contains('@') {
+            addr.to_string()
+        } else {
+            format!("{addr}@{}", self.host_name)
+        }
+    }
+}
+
+/// Where a recipient goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Through the smarthost.
+    Relay,
+    /// To the MX hosts of the domain (not in this version).
+    Mx(String),
+    /// A local mailbox (not in this version).
+    Local,
+}
+
+pub fn route(engine: &Engine, addr: &str) -> Route {
+    let domain = domain_of(addr);
+    let local = match &domain {
+        None => true,
+        Some(d) => d.eq_ignore_ascii_case(&engine.host_name) || d == "localhost",
+    };
+    // NULLCLIENT sends local mail to the smarthost too (as dma does).
+    let to_smarthost = engine.null_client && !engine.smarthost.is_empty();
+    if local && !to_smarthost {
+        return Route::Local;
+    }
+    if !engine.smarthost.is_empty() {
+        return Route::Relay;
+    }
+    Route::Mx(domain.unwrap_or_default())
+}
+
+/// A connection kept across the entries of one worker.
+#[derive(Default)]
+struct Conn {
+    session: Option<Session>,
+    /// The relay could not be reached in this run: the reply to give without retrying.
+    dead: Option<reply::Reply>,
+}
+
+impl Conn {
+    fn get(
+        &mut self,
+        engine: &Engine,
+        out: &mut Transcript<'_>,
+        label: &str,
+    ) -> Result<&mut Session, reply::Reply> {
+        if let Some(r) = &self.dead {
+            return Err(r.clone());
+        }
+        if self.session.as_ref().is_some_and(|s| !s.is_usable())
+            && let Some(s) = self.session.take()
+        {
+            s.close(out);
+        }
+        if self.session.is_none() {
+            let mut last = reply::Reply::local(451, "4.4.1 no smarthost configured");
+            for (host, port) in &engine.smarthost {
+                match Session::open(host, *port, &engine.host_name, &engine.timeouts, out, label) {
+                    Ok(s) => {
+                        self.session = Some(s);
+                        break;
+                    }
+                    Err(r) => last = r,
+                }
+            }
+            if self.session.is_none() {
+                // A permanent greeting refusal is still only a deferral for the message.
+                let r = if last.is_permanent() {
+                    reply::Reply::local(451, format!("4.4.0 {}", last.summary()))
+                } else {
+                    last
+                };
+                self.dead = Some(r.clone());
+                return Err(r);
+            }
+        }
+        self.session
+            .as_mut()
+            .ok_or_else(|| reply::Reply::local(451, "4.4.1 no session"))
+    }
+
+    fn close(&mut self, out: &mut Transcript<'_>) {
+        if let Some(s) = self.session.take() {
+            s.close(out);
+        }
+    }
+}
+
+/// What one attempt at one entry did.
+#[derive(Debug, Default)]
+pub struct Attempt {
+    pub delivered: usize,
+    pub deferred: usize,
+    pub failed_rcpt: usize,
+    pub failed_data: usize,
+    pub removed: bool,
+}
+
+fn hms(secs: i64) -> String {
+    let s = secs.max(0);
+    if s >= 86400 {
+        format!(
+            "{}+{:02}:{:02}:{:02}",
+            s / 86400,
+            s % 86400 / 3600,
+            s % 3600 / 60,
+            s % 60
+        )
+    } else {
+        format!("{:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
+    }
+}
+
+fn stat_text(o: &Outcome) -> String {
+    match o {
+        Outcome::Delivered(r) => format!("Sent ({})", r.text_without_enhanced()),
+        Outcome::TempFail(r) => format!("Deferred: {}", r.summary()),
+        Outcome::PermFail(r) => r.summary(),
+    }
+}
+
+/// Try one locked entry once.
+fn attempt(
+    engine: &Engine,
+    locked: &mut LockedEntry,
+    conn: &mut Conn,
+    out: &mut Transcript<'_>,
+    verbose: bool,
+) -> Result<Attempt, Fatal> {
+    let now = clock::now();
+    let started = std::time::Instant::now();
+    let env = locked.entry.envelope.clone();
+    let mut result = Attempt::default();
+    let open: Vec<usize> = (0..env.recipients.len())
+        .filter(|&i| !locked.entry.state.of(i).is_final())
+        .collect();
+    // (recipient, outcome, mailer, relay as logged)
+    let mut outcomes: Vec<(usize, Outcome, &str, String)> = Vec::new();
+    let mut relay = Vec::new();
+    for &i in &open {
+        match route(engine, &env.recipients[i].address) {
+            Route::Relay => relay.push(i),
+            Route::Mx(d) => outcomes.push((
+                i,
+                Outcome::TempFail(reply::Reply::local(
+                    451,
+                    format!("4.4.3 delivery to the MX hosts of {d} is not available in this version; set SMARTHOST"),
+                )),
+                "esmtp",
+                d,
+            )),
+            Route::Local => outcomes.push((
+                i,
+                Outcome::TempFail(reply::Reply::local(
+                    451,
+                    "4.3.0 local delivery is not available in this version",
+                )),
+                "local",
+                "local".into(),
+            )),
+        }
+    }
+    if !relay.is_empty() {
+        let label: Vec<&str> = relay
+            .iter()
+            .map(|&i| env.recipients[i].address.as_str())
+            .collect();
+        let label = label.join(",");
+        match conn.get(engine, out, &label) {
+            Err(r) => {
+                let name = engine
+                    .smarthost
+                    .first()
+                    .map(|h| h.0.clone())
+                    .unwrap_or_default();
+                for &i in &relay {
+                    outcomes.push((i, Outcome::TempFail(r.clone()), "relay", name.clone()));
+                }
+            }
+            Ok(session) => {
+                let relay_name = format!("{} [{}]", session.host, session.peer.ip());
+                let mut file = locked
+                    .entry
+                    .file
+                    .try_clone()
+                    .map_err(|e| Fatal::new(Sysexit::IoErr, format!("qf{}: {e}", env.id)))?;
+                file.seek(SeekFrom::Start(locked.entry.data_offset))
+                    .map_err(|e| Fatal::new(Sysexit::IoErr, format!("qf{}: {e}", env.id)))?;
+                let sender = engine.qualify(&env.sender);
+                let addrs: Vec<String> = relay
+                    .iter()
+                    .map(|&i| engine.qualify(&env.recipients[i].address))
+                    .collect();
+                let mut msg = smtp::Outgoing {
+                    sender: &sender,
+                    recipients: relay
+                        .iter()
+                        .zip(&addrs)
+                        .map(|(&i, a)| smtp::OutRcpt {
+                            address: a,
+                            notify: env.recipients[i].notify.as_deref(),
+                            orcpt: env.recipients[i].orcpt.as_deref(),
+                        })
+                        .collect(),
+                    data: &mut file,
+                    size: locked.entry.size - locked.entry.data_offset,
+                    body: env.body_type.as_deref(),
+                    ret: env.ret.as_deref(),
+                    envid: env.envid.as_deref(),
+                };
+                let res = session.send(&mut msg, out);
+                // sendmail -v: one line for the recipients that share an outcome.
+                if verbose && let Some(w) = out.as_deref_mut() {
+                    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+                    for (k, o) in res.iter().enumerate() {
+                        let t = stat_text(o);
+                        match groups.iter_mut().find(|(g, _)| *g == t) {
+                            Some((_, v)) => v.push(&addrs[k]),
+                            None => groups.push((t, vec![&addrs[k]])),
+                        }
+                    }
+                    for (t, v) in groups {
+                        let _ = writeln!(w, "{}... {t}", v.join(","));
+                    }
+                }
+                if session.data_refused {
+                    result.failed_data += 1;
+                }
+                for (k, o) in res.into_iter().enumerate() {
+                    outcomes.push((relay[k], o, "relay", relay_name.clone()));
+                }
+            }
+        }
+    }
+    let xdelay = started.elapsed().as_secs() as i64;
+    // Merge into the entry's state.
+    let mut state: State = locked.entry.state.clone();
+    state.attempts += 1;
+    state.last_attempt = Some(now);
+    let expired = engine.queue_return > 0 && now - env.created >= engine.queue_return;
+    let mut first_deferral: Option<String> = None;
+    for (i, o, mailer, relay_name) in &outcomes {
+        let addr = &env.recipients[*i].address;
+        let (st, why) = match o {
+            Outcome::Delivered(r) => {
+                result.delivered += 1;
+                (RcptState::Delivered, r.summary())
+            }
+            Outcome::PermFail(r) => {
+                result.failed_rcpt += 1;
+                (RcptState::Failed, r.summary())
+            }
+            Outcome::TempFail(r) if expired => {
+                result.failed_rcpt += 1;
+                (
+                    RcptState::Failed,
+                    format!(
+                        "{} (message expired: could not be delivered for {})",
+                        r.summary(),
+                        hms(engine.queue_return)
+                    ),
+                )
+            }
+            Outcome::TempFail(r) => {
+                result.deferred += 1;
+                first_deferral.get_or_insert_with(|| format!("Deferred: {}", r.summary()));
+                (RcptState::Deferred, r.summary())
+            }
+        };
+        let dsn = o.reply().enhanced().unwrap_or_else(|| match st {
+            RcptState::Delivered => "2.0.0".into(),
+            RcptState::Failed => "5.0.0".into(),
+            _ => "4.0.0".into(),
+        });
+        let line = format!(
+            "{}: to=<{}>, delay={}, xdelay={}, mailer={mailer}, pri={}, relay={}, dsn={dsn}, stat={}",
+            env.id,
+            addr,
+            hms(now - env.created),
+            hms(xdelay),
+            locked.entry.size + 30000 * open.len() as u64 + 90000 * state.attempts as u64,
+            if relay_name.is_empty() {
+                "local"
+            } else {
+                &relay_name
+            },
+            if expired && matches!(o, Outcome::TempFail(_)) {
+                format!("{} (expired)", stat_text(o))
+            } else {
+                stat_text(o)
+            }
+        );
+        log::info!("{line}");
+        if verbose {
+            eprintln!("{line}");
+        }
+        state.recipients.retain(|(idx, _, _)| idx != i);
+        state.recipients.push((*i, st, Some(why)));
+    }
+    state.recipients.sort_by_key(|(i, _, _)| *i);
+    state.reason = first_deferral;
+    state.next_attempt = Some(now + engine.backoff(state.attempts));
+    let all_final = (0..env.recipients.len()).all(|i| state.of(i).is_final());
+    locked.record_state(state)?;
+    result.removed = all_final;
+    Ok(result)
+}
+
+/// Deliver entries with up to `workers` connections in parallel.
+fn deliver_ids(
+    engine: &Engine,
+    spool: &Spool,
+    ids: Vec<String>,
+    verbose: bool,
+) -> Result<Vec<Attempt>, Fatal> {
+    let queue = Mutex::new(VecDeque::from(ids));
+    let results = Mutex::new(Vec::new());
+    let errors = Mutex::new(Vec::new());
+    let workers = if verbose {
+        1
+    } else {
+        engine
+            .max_connections
+            .min(queue.lock().map(|q| q.len()).unwrap_or(1))
+            .max(1)
+    };
+    let total = queue.lock().map(|q| q.len()).unwrap_or(0);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                let mut conn = Conn::default();
+                let mut stdout = std::io::stdout();
+                let mut seq = 0;
+                loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                    let Some(id) = next else { break };
+                    seq += 1;
+                    let mut out: Transcript<'_> = if verbose { Some(&mut stdout) } else { None };
+                    let locked = match spool.lock_entry(&id) {
+                        Ok(Some(l)) => l,
+                        Ok(None) => continue,
+                        Err(rsendmail::spool::ReadError::Corrupt(why)) => {
+                            log::error!("qf{id}: corrupt queue file moved aside: {why}");
+                            let _ = spool.move_corrupt(&id);
+                            continue;
+                        }
+                        Err(e) => {
+                            log::error!("qf{id}: {e}");
+                            continue;
+                        }
+                    };
+                    if verbose
+                        && total > 1
+                        && let Some(w) = out.as_deref_mut()
+                    {
+                        let _ = writeln!(
+                            w,
+                            "\nRunning {}/qf{id} (sequence {seq} of {total})",
+                            spool.dir.display()
+                        );
+                    }
+                    let mut locked = locked;
+                    match attempt(engine, &mut locked, &mut conn, &mut out, verbose) {
+                        Ok(a) => {
+                            if a.removed
+                                && let Err(e) = locked.remove()
+                            {
+                                log::error!("{e}");
+                            }
+                            if let Ok(mut r) = results.lock() {
+                                r.push(a);
+                            }
+                        }
+                        Err(e) => {
+                            if let Ok(mut v) = errors.lock() {
+                                v.push(e);
+                            }
+                        }
+                    }
+                }
+                let mut out: Transcript<'_> = if verbose { Some(&mut stdout) } else { None };
+                conn.close(&mut out);
+            });
+        }
+    });
+    if let Some(e) = errors.into_inner().ok().and_then(|mut v| v.pop()) {
+        return Err(e);
+    }
+    Ok(results.into_inner().unwrap_or_default())
+}
+
+/// Detach from the caller: new session, standard fds on /dev/null.
+fn detach() {
+    let _ = nix::unistd::setsid();
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        use std::os::fd::AsRawFd;
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors of this process.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
+/// Take one of the background-delivery slots, or None when all are busy.
+fn background_slot(spool: &Spool, max: usize) -> Option<std::fs::File> {
+    let dir = spool.dir.join("slots");
+    let _ = std::fs::create_dir(&dir);
+    for n in 0..max {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(n.to_string()))
+            .ok()?;
+        if f.try_lock().is_ok() {
+            return Some(f);
+        }
+    }
+    None
+}
+
+/// Internal arguments in front of sendmail's argv.
+struct Internal {
+    entry: Option<String>,
+    background: bool,
+    argv: Vec<OsString>,
+}
+
+/// `rsendmail` runs us as `rsendmail-deliver [--entry ID [--background] --] ARGV...` where
+/// ARGV is its own argv, argv[0] included. Run by hand (`rsendmail-deliver -q`), the
+/// arguments are sendmail's without an argv[0].
+fn split_internal(args: Vec<OsString>) -> Internal {
+    let mut it = args.into_iter().peekable();
+    let own = it.next().unwrap_or_else(|| OsString::from("sendmail"));
+    let mut entry = None;
+    let mut background = false;
+    if it.peek().is_some_and(|a| a == "--entry") {
+        it.next();
+        entry = it.next().and_then(|v| v.into_string().ok());
+        if it.peek().is_some_and(|a| a == "--background") {
+            it.next();
+            background = true;
+        }
+        if it.peek().is_some_and(|a| a == "--") {
+            it.next();
+        }
+    }
+    let mut argv: Vec<OsString> = it.collect();
+    if argv
+        .first()
+        .is_none_or(|a| a.to_string_lossy().starts_with('-'))
+    {
+        argv.insert(0, own);
+    }
+    Internal {
+        entry,
+        background,
+        argv,
+    }
+}
+
+/// The program.
+pub fn main(args: Vec<OsString>) -> Sysexit {
+    privs::fix_std_fds();
+    rsendmail::log::init("rsendmail-deliver");
+    match run(args) {
+        Ok(c) => c,
+        Err(f) => app::report(&f),
+    }
+}
+
+fn run(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
+    let internal = split_internal(args);
+    let s = app::setup(internal.argv)?;
+    let engine = Engine::from_setup(&s)?;
+    match internal.entry {
+        Some(id) => deliver_entry(&s, &engine, &id, internal.background),
+        None => queue_run(&s, &engine),
+    }
+}
+
+/// Deliver one entry now (interactive or background mode).
+fn deliver_entry(s: &Setup, engine: &Engine, id: &str, background: bool) -> Result<Sysexit, Fatal> {
+    if !rsendmail::spool::valid_id(id) {
+        return Err(Fatal::new(Sysexit::Usage, format!("bad queue id {id}")));
+    }
+    let _slot = if background {
+        match background_slot(&s.spool, engine.max_background) {
+            Some(f) => Some(f),
+            None => return Ok(Sysexit::Ok), // stays queued for the next run
+        }
+    } else {
+        None
+    };
+    let verbose = s.inv.verbose;
+    let results = deliver_ids(engine, &s.spool, vec![id.to_string()], verbose)?;
+    let Some(a) = results.first() else {
+        return Ok(Sysexit::Ok);
+    };
+    // sendmail's interactive outcomes: temporary failures exit 0 (the message is queued);
+    // a recipient refused permanently EX_NOUSER, the message refused at DATA EX_UNAVAILABLE.
+    Ok(if a.failed_data > 0 {
+        Sysexit::Unavailable
+    } else if a.failed_rcpt > 0 {
+        Sysexit::NoUser
+    } else {
+        Sysexit::Ok
+    })
+}
+
+fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
+    app::may_process_queue(&s.spool)?;
+    let q: QueueRunArgs = s.inv.queue_run.clone().unwrap_or_default();
+    if q.interval.is_some() || q.persistent {
+        return Err(Fatal::new(
+            Sysexit::Usage,
+            "Periodic queue runs (-q<time>, -qp) are not supported by this version of rsendmail",
+        ));
+    }
+    if !q.foreground && !s.inv.verbose {
+        // sendmail: a queue run forks and the caller returns at once.
+        // SAFETY: single-threaded at this point; the child only continues this program.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Parent { .. }) => return Ok(Sysexit::Ok),
+            Ok(nix::unistd::ForkResult::Child) => detach(),
+            Err(e) => return Err(Fatal::new(Sysexit::OsErr, format!("cannot fork: {e}"))),
+        }
+    }
+    let sweep = queue::sweep(&s.spool, Some(&q))?;
+    for id in &sweep.corrupt {
+        println!("qf{id}: corrupt queue file moved to corrupt/");
+    }
+    deliver_ids(engine, &s.spool, sweep.selected, s.inv.verbose)?;
+    Ok(Sysexit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> Engine {
+        Engine {
+            smarthost: vec![],
+            null_client: false,
+            host_name: "host.example".into(),
+            timeouts: Timeouts::default(),
+            retry_min: 300,
+            retry_max: 4 * 3600,
+            queue_return: 5 * 86400,
+            max_connections: 4,
+            max_background: 4,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_to_cap() {
+        let e = engine();
+        let seq: Vec<i64> = (1..=8).map(|a| e.backoff(a)).collect();
+        assert_eq!(seq, [300, 600, 1200, 2400, 4800, 9600, 14400, 14400]);
+    }
+
+    #[test]
+    fn routes() {
+        let mut e = engine();
+        assert_eq!(route(&e, "bob"), Route::Local);
+        assert_eq!(route(&e, "bob@HOST.example"), Route::Local);
+        assert_eq!(
+            route(&e, "bob@example.org"),
+            Route::Mx("example.org".into())
+        );
+        e.smarthost = vec![("127.0.0.1".into(), 25)];
+        assert_eq!(route(&e, "bob@example.org"), Route::Relay);
+        assert_eq!(route(&e, "bob"), Route::Local);
+        e.null_client = true;
+        assert_eq!(route(&e, "bob"), Route::Relay);
+        assert_eq!(e.qualify("root"), "root@host.example");
+        assert_eq!(e.qualify(""), "");
+    }
+
+    #[test]
+    fn internal_args() {
+        let a = split_internal(vec![
+            "d".into(),
+            "--entry".into(),
+            "X".into(),
+            "--background".into(),
+            "--".into(),
+            "sendmail".into(),
+            "-odb".into(),
+        ]);
+        assert_eq!(a.entry.as_deref(), Some("X"));
+        assert!(a.background);
+        assert_eq!(
+            a.argv,
+            vec![OsString::from("sendmail"), OsString::from("-odb")]
+        );
+        let q = split_internal(vec![
+            "rsendmail-deliver".into(),
+            "/usr/sbin/sendmail".into(),
+            "-q".into(),
+        ]);
+        assert!(q.entry.is_none());
+        assert_eq!(
+            q.argv,
+            vec![OsString::from("/usr/sbin/sendmail"), OsString::from("-q")]
+        );
+        let by_hand = split_internal(vec!["rsendmail-deliver".into(), "-q".into()]);
+        assert_eq!(
+            by_hand.argv,
+            vec![OsString::from("rsendmail-deliver"), OsString::from("-q")]
+        );
+    }
+}

@@ -1,0 +1,192 @@
+//! SMTP replies (RFC 5321 §4.2): `ddd-text` continuation lines and a final `ddd text` line,
+//! read from a buffered stream however the bytes are split across reads.
+
+use std::io::{self, BufRead};
+
+/// One (possibly multi-line) reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    /// The text of each line, without the code and separator.
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    pub fn is_positive(&self) -> bool {
+        (200..400).contains(&self.code)
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        self.code >= 500
+    }
+
+    /// `code text` of the last line, as logged and stored.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} {}",
+            self.code,
+            self.lines.last().map(String::as_str).unwrap_or("")
+        )
+    }
+
+    /// The enhanced status code at the start of the text (RFC 3463), if any.
+    pub fn enhanced(&self) -> Option<String> {
+        let first = self.lines.first()?.split(' ').next()?;
+        let parts: Vec<&str> = first.split('.').collect();
+        let ok = parts.len() == 3
+            && matches!(parts[0], "2" | "4" | "5")
+            && parts[1..]
+                .iter()
+                .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()));
+        ok.then(|| first.to_string())
+    }
+
+    /// The last line's text without the enhanced code (sendmail's `Sent (...)` text).
+    pub fn text_without_enhanced(&self) -> String {
+        let last = self.lines.last().map(String::as_str).unwrap_or("");
+        match self.enhanced() {
+            Some(e) if self.lines.len() == 1 => last[e.len()..].trim_start().to_string(),
+            _ => match last.split_once(' ') {
+                Some((first, rest)) if first.split('.').count() == 3 => rest.to_string(),
+                _ => last.to_string(),
+            },
+        }
+    }
+
+    /// A reply made up locally (connection errors, timeouts).
+    pub fn local(code: u16, text: impl Into<String>) -> Reply {
+        Reply {
+            code,
+            lines: vec![text.into()],
+        }
+    }
+}
+
+/// Longest reply line accepted (RFC 5321 allows 512; servers send more).
+const MAX_LINE: usize = 4096;
+const MAX_LINES: usize = 1000;
+
+/// Read one reply. `on_line` sees each raw line as it arrives (for `-v`).
+pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::Result<Reply> {
+    let mut lines = Vec::new();
+    let mut code = None;
+    loop {
+        let mut buf = Vec::new();
+        let n = std::io::Read::take(&mut *r, MAX_LINE as u64).read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed by the server",
+            ));
+        }
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        let line = String::from_utf8_lossy(&buf).into_owned();
+        on_line(&line);
+        let bad = || {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad SMTP reply line {line:?}"),
+            )
+        };
+        if line.len() < 3 || !line.as_bytes()[..3].iter().all(u8::is_ascii_digit) {
+            return Err(bad());
+        }
+        let c: u16 = line[..3].parse().map_err(|_| bad())?;
+        if *code.get_or_insert(c) != c {
+            return Err(bad());
+        }
+        let sep = line.as_bytes().get(3).copied();
+        let text = line.get(4..).unwrap_or("").to_string();
+        lines.push(text);
+        match sep {
+            Some(b'-') if lines.len() < MAX_LINES => continue,
+            Some(b' ') | None => {
+                return Ok(Reply { code: c, lines });
+            }
+            _ => return Err(bad()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufReader, Read};
+
+    /// A reader that hands out one byte per read, like a slow network.
+    struct Trickle<'a>(&'a [u8]);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() || buf.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = self.0[0];
+            self.0 = &self.0[1..];
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn multiline_in_pieces() {
+        let raw = b"250-mx.example Hello\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250 ENHANCEDSTATUSCODES\r\n220 next\r\n";
+        let mut r = BufReader::with_capacity(1, Trickle(raw));
+        let mut seen = Vec::new();
+        let rep = read_reply(&mut r, |l| seen.push(l.to_string())).unwrap();
+        assert_eq!(rep.code, 250);
+        assert_eq!(
+            rep.lines,
+            [
+                "mx.example Hello",
+                "PIPELINING",
+                "SIZE 1000",
+                "ENHANCEDSTATUSCODES"
+            ]
+        );
+        assert_eq!(seen.len(), 4);
+        assert_eq!(read_reply(&mut r, |_| {}).unwrap().code, 220);
+        assert_eq!(
+            read_reply(&mut r, |_| {}).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+    }
+
+    #[test]
+    fn classes_and_texts() {
+        let mut r = &b"550 5.1.1 <bob@x>: Recipient address rejected\r\n"[..];
+        let rep = read_reply(&mut r, |_| {}).unwrap();
+        assert!(rep.is_permanent() && !rep.is_positive());
+        assert_eq!(rep.enhanced().as_deref(), Some("5.1.1"));
+        assert_eq!(
+            rep.text_without_enhanced(),
+            "<bob@x>: Recipient address rejected"
+        );
+        let mut r = &b"250 2.0.0 Ok: queued as SINK1\r\n"[..];
+        assert_eq!(
+            read_reply(&mut r, |_| {}).unwrap().text_without_enhanced(),
+            "Ok: queued as SINK1"
+        );
+        let mut r = &b"250 Ok\n"[..];
+        let rep = read_reply(&mut r, |_| {}).unwrap();
+        assert_eq!(
+            (rep.enhanced(), rep.text_without_enhanced().as_str()),
+            (None, "Ok")
+        );
+        let mut r = &b"250\r\n"[..];
+        assert_eq!(read_reply(&mut r, |_| {}).unwrap().lines, [""]);
+    }
+
+    #[test]
+    fn garbage_refused() {
+        for raw in [
+            &b"hello\r\n"[..],
+            b"250-a\r\n251 b\r\n",
+            b"25\r\n",
+            b"250xabc\r\n",
+        ] {
+            let mut r = raw;
+            assert!(read_reply(&mut r, |_| {}).is_err(), "{raw:?}");
+        }
+    }
+}

@@ -1,0 +1,775 @@
+//! The SMTP client: one session to one server, written as an explicit state machine
+//! (the state names what the session awaits), sending many messages per connection.
+//!
+//! Rules it keeps:
+//! - EHLO, falling back to HELO when EHLO is refused; extensions used only when offered:
+//!   PIPELINING (MAIL, every RCPT and DATA in one write, replies read in order — RFC 2920),
+//!   SIZE, 8BITMIME (`BODY=`), DSN (NOTIFY/ORCPT/RET/ENVID, RFC 3461), SMTPUTF8 (RFC 6531:
+//!   an address that needs it is refused locally when the server does not offer it).
+//! - Only CRLF on the wire: stored LF and any bare CR become CRLF, lines starting with `.`
+//!   are dot-stuffed, and a line longer than 998 octets is wrapped by inserting CRLF after
+//!   every 998 octets (RFC 5321 §4.5.3.1.6); a message without a final line break gets one.
+//! - Per-recipient results in one transaction; a 452 for a recipient (RFC 5321 §4.5.3.1.10,
+//!   too many recipients) sends it again in a following transaction on the same connection.
+//! - Timeouts per RFC 5321 §4.5.3.2, each configurable as sendmail's `Timeout.<name>`.
+//! - Any I/O error or timeout ends the session: every recipient still open gets a
+//!   temporary failure, and the caller opens a new connection for the next message.
+
+use super::reply::{Reply, read_reply};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// RFC 5321 §4.5.3.2 timeouts.
+#[derive(Clone, Debug)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub initial: Duration,
+    pub helo: Duration,
+    pub mail: Duration,
+    pub rcpt: Duration,
+    pub datainit: Duration,
+    pub datablock: Duration,
+    pub datafinal: Duration,
+    pub rset: Duration,
+    pub quit: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        let m = |n: u64| Duration::from_secs(n * 60);
+        Timeouts {
+            connect: m(1),
+            initial: m(5),
+            helo: m(5),
+            mail: m(5),
+            rcpt: m(5),
+            datainit: m(2),
+            datablock: m(3),
+            datafinal: m(10),
+            rset: m(5),
+            quit: m(2),
+        }
+    }
+}
+
+/// What the server offered in its EHLO reply.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Caps {
+    pub esmtp: bool,
+    pub pipelining: bool,
+    pub size: Option<u64>,
+    pub eightbitmime: bool,
+    pub dsn: bool,
+    pub smtputf8: bool,
+    pub enhanced: bool,
+    pub starttls: bool,
+    pub auth: Vec<String>,
+}
+
+impl Caps {
+    pub fn from_ehlo(reply: &Reply) -> Caps {
+        let mut c = Caps {
+            esmtp: true,
+            ..Caps::default()
+        };
+        for line in reply.lines.iter().skip(1) {
+            let mut words = line.split_whitespace();
+            let kw = words.next().unwrap_or("").to_ascii_uppercase();
+            match kw.as_str() {
+                "PIPELINING" => c.pipelining = true,
+                "SIZE" => c.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0)),
+                "8BITMIME" => c.eightbitmime = true,
+                "DSN" => c.dsn = true,
+                "SMTPUTF8" => c.smtputf8 = true,
+                "ENHANCEDSTATUSCODES" => c.enhanced = true,
+                "STARTTLS" => c.starttls = true,
+                "AUTH" => c.auth = words.map(|w| w.to_ascii_uppercase()).collect(),
+                _ => {}
+            }
+        }
+        c
+    }
+}
+
+/// What the session is waiting for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Greeting,
+    EhloReply,
+    HeloReply,
+    /// Between transactions.
+    Ready,
+    MailReply,
+    RcptReply,
+    DataReply,
+    DataFinalReply,
+    RsetReply,
+    QuitReply,
+    /// The connection is unusable.
+    Closed,
+}
+
+impl State {
+    /// The phase named in deferral reasons (`... during MAIL`).
+    pub fn phase(self) -> &'static str {
+        match self {
+            State::Greeting => "greeting wait",
+            State::EhloReply | State::HeloReply => "EHLO",
+            State::Ready => "idle",
+            State::MailReply => "MAIL",
+            State::RcptReply => "RCPT",
+            State::DataReply => "DATA",
+            State::DataFinalReply => "message transfer",
+            State::RsetReply => "RSET",
+            State::QuitReply => "QUIT",
+            State::Closed => "closed connection",
+        }
+    }
+}
+
+/// One recipient's result in a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered(Reply),
+    TempFail(Reply),
+    PermFail(Reply),
+}
+
+impl Outcome {
+    pub fn from_reply(r: Reply) -> Outcome {
+        if r.is_positive() {
+            Outcome::Delivered(r)
+        } else if r.is_permanent() {
+            Outcome::PermFail(r)
+        } else {
+            Outcome::TempFail(r)
+        }
+    }
+
+    pub fn reply(&self) -> &Reply {
+        match self {
+            Outcome::Delivered(r) | Outcome::TempFail(r) | Outcome::PermFail(r) => r,
+        }
+    }
+}
+
+/// A message to send.
+pub struct Outgoing<'a> {
+    /// Reverse path (empty: `<>`).
+    pub sender: &'a str,
+    pub recipients: Vec<OutRcpt<'a>>,
+    /// The stored message (LF line ends), from its first header line on.
+    pub data: &'a mut dyn Read,
+    pub size: u64,
+    pub body: Option<&'a str>,
+    pub ret: Option<&'a str>,
+    pub envid: Option<&'a str>,
+}
+
+pub struct OutRcpt<'a> {
+    pub address: &'a str,
+    pub notify: Option<&'a str>,
+    pub orcpt: Option<&'a str>,
+}
+
+/// Where `-v` output goes: the transcript of the dialogue, as sendmail -v prints it.
+pub type Transcript<'a> = Option<&'a mut dyn Write>;
+
+/// A connection to one server.
+pub struct Session {
+    reader: BufReader<TcpStream>,
+    writer: BufWriter<TcpStream>,
+    pub caps: Caps,
+    pub peer: SocketAddr,
+    /// The host as named in the route (for logs: `relay=name [ip]`).
+    pub host: String,
+    pub state: State,
+    timeouts: Timeouts,
+    verbose: bool,
+    /// The last message was refused permanently at DATA or after its final dot.
+    pub data_refused: bool,
+}
+
+/// RFC 3461 xtext.
+pub fn xtext(s: &str) -> String {
+    let mut o = String::new();
+    for b in s.bytes() {
+        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
+            o.push(b as char);
+        } else {
+            o.push_str(&format!("+{b:02X}"));
+        }
+    }
+    o
+}
+
+fn io_reply(e: &io::Error, state: State, host: &str) -> Reply {
+    let what = match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            format!(
+                "timeout waiting for input from {host} during {}",
+                state.phase()
+            )
+        }
+        io::ErrorKind::UnexpectedEof => {
+            format!("Connection lost to {host} during {}", state.phase())
+        }
+        _ => format!("{} with {host} during {}", crate_io_text(e), state.phase()),
+    };
+    Reply::local(451, format!("4.4.2 {what}"))
+}
+
+fn crate_io_text(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(at) => s[..at].to_string(),
+        None => s,
+    }
+}
+
+impl Session {
+    /// Connect and greet. `Err` is a temporary failure to report for every recipient.
+    pub fn open(
+        host: &str,
+        port: u16,
+        helo_name: &str,
+        timeouts: &Timeouts,
+        out: &mut Transcript<'_>,
+        label: &str,
+    ) -> Result<Session, Reply> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<SocketAddr> = match (bare, port).to_socket_addrs() {
+            Ok(a) => a.collect(),
+            Err(e) => {
+                return Err(Reply::local(
+                    451,
+                    format!(
+                        "4.4.3 Host name lookup failure for {host}: {}",
+                        crate_io_text(&e)
+                    ),
+                ));
+            }
+        };
+        let mut last = Reply::local(451, format!("4.4.1 No address for {host}"));
+        for addr in addrs {
+            if let Some(w) = out.as_deref_mut() {
+                let _ = writeln!(
+                    w,
+                    "{label}... Connecting to [{}] port {port} via relay...",
+                    addr.ip()
+                );
+            }
+            match TcpStream::connect_timeout(&addr, timeouts.connect) {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    let w = stream
+                        .try_clone()
+                        .map_err(|e| io_reply(&e, State::Greeting, host))?;
+                    let mut s = Session {
+                        reader: BufReader::new(stream),
+                        writer: BufWriter::with_capacity(64 * 1024, w),
+                        caps: Caps::default(),
+                        peer: addr,
+                        host: host.to_string(),
+                        state: State::Greeting,
+                        timeouts: timeouts.clone(),
+                        verbose: out.is_some(),
+                        data_refused: false,
+                    };
+                    match s.greet(helo_name, out) {
+                        Ok(()) => return Ok(s),
+                        Err(r) => {
+                            s.close(out);
+                            return Err(r);
+                        }
+                    }
+                }
+                Err(e) => {
+                    let why = match e.kind() {
+                        io::ErrorKind::ConnectionRefused => {
+                            format!("4.4.1 Connection refused by {}", addr.ip())
+                        }
+                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+                            format!("4.4.1 Connection timed out with {}", addr.ip())
+                        }
+                        _ => format!("4.4.1 {} with {}", crate_io_text(&e), addr.ip()),
+                    };
+                    last = Reply::local(451, why);
+                }
+            }
+        }
+        Err(last)
+    }
+
+    fn read(&mut self, timeout: Duration, out: &mut Transcript<'_>) -> Result<Reply, Reply> {
+        let state = self.state;
+        let _ = self.reader.get_ref().set_read_timeout(Some(timeout));
+        let res = read_reply(&mut self.reader, |l| {
+            if let Some(w) = out.as_deref_mut() {
+                let _ = writeln!(w, "{l}");
+            }
+        });
+        res.map_err(|e| {
+            self.state = State::Closed;
+            io_reply(&e, state, &self.host)
+        })
+    }
+
+    /// Queue a command line (written on the next flush).
+    fn put(&mut self, line: &str, out: &mut Transcript<'_>) -> Result<(), Reply> {
+        if let Some(w) = out.as_deref_mut() {
+            let _ = writeln!(w, ">>> {line}");
+        }
+        let r = self
+            .writer
+            .write_all(line.as_bytes())
+            .and_then(|_| self.writer.write_all(b"\r\n"));
+        r.map_err(|e| {
+            self.state = State::Closed;
+            io_reply(&e, self.state, &self.host)
+        })
+    }
+
+    fn flush(&mut self, timeout: Duration) -> Result<(), Reply> {
+        let _ = self.writer.get_ref().set_write_timeout(Some(timeout));
+        self.writer.flush().map_err(|e| {
+            let st = self.state;
+            self.state = State::Closed;
+            io_reply(&e, st, &self.host)
+        })
+    }
+
+    fn greet(&mut self, helo_name: &str, out: &mut Transcript<'_>) -> Result<(), Reply> {
+        self.state = State::Greeting;
+        let g = self.read(self.timeouts.initial, out)?;
+        if g.code != 220 {
+            return Err(g);
+        }
+        self.state = State::EhloReply;
+        self.put(&format!("EHLO {helo_name}"), out)?;
+        self.flush(self.timeouts.helo)?;
+        let r = self.read(self.timeouts.helo, out)?;
+        if r.code == 250 {
+            self.caps = Caps::from_ehlo(&r);
+        } else if r.code == 421 {
+            return Err(r);
+        } else {
+            self.state = State::HeloReply;
+            self.put(&format!("HELO {helo_name}"), out)?;
+            self.flush(self.timeouts.helo)?;
+            let r = self.read(self.timeouts.helo, out)?;
+            if r.code != 250 {
+                return Err(r);
+            }
+            self.caps = Caps::default();
+        }
+        self.state = State::Ready;
+        Ok(())
+    }
+
+    pub fn is_usable(&self) -> bool {
+        self.state == State::Ready
+    }
+
+    fn mail_command(&self, m: &Outgoing<'_>, utf8: bool) -> String {
+        let mut cmd = format!("MAIL From:<{}>", m.sender);
+        if self.caps.size.is_some() {
+            cmd.push_str(&format!(" SIZE={}", m.size));
+        }
+        if self.caps.eightbitmime
+            && let Some(b) = m.body
+        {
+            cmd.push_str(&format!(" BODY={b}"));
+        }
+        if utf8 {
+            cmd.push_str(" SMTPUTF8");
+        }
+        if self.caps.dsn {
+            if let Some(r) = m.ret {
+                cmd.push_str(&format!(" RET={r}"));
+            }
+            if let Some(e) = m.envid {
+                cmd.push_str(&format!(" ENVID={}", xtext(e)));
+            }
+        }
+        cmd
+    }
+
+    fn rcpt_command(&self, r: &OutRcpt<'_>) -> String {
+        let mut cmd = format!("RCPT To:<{}>", r.address);
+        if self.caps.dsn {
+            if let Some(n) = r.notify {
+                cmd.push_str(&format!(" NOTIFY={n}"));
+            }
+            match r.orcpt {
+                Some(o) => cmd.push_str(&format!(" ORCPT={}", xtext(o))),
+                None if r.notify.is_some() => {
+                    cmd.push_str(&format!(" ORCPT=rfc822;{}", xtext(r.address)))
+                }
+                None => {}
+            }
+        }
+        cmd
+    }
+
+    /// Send one message. Returns one outcome per recipient, in order. The session may be
+    /// closed afterwards (check [`Session::is_usable`]).
+    pub fn send(&mut self, m: &mut Outgoing<'_>, out: &mut Transcript<'_>) -> Vec<Outcome> {
+        let n = m.recipients.len();
+        self.data_refused = false;
+        let mut results: Vec<Option<Outcome>> = vec![None; n];
+        let mut pending: Vec<usize> = (0..n).collect();
+        let utf8_needed =
+            !m.sender.is_ascii() || m.recipients.iter().any(|r| !r.address.is_ascii());
+        if utf8_needed && !self.caps.smtputf8 {
+            let r = Reply::local(
+                553,
+                "5.6.7 The server does not offer SMTPUTF8, which the addresses need",
+            );
+            return vec![Outcome::PermFail(r); n];
+        }
+        // The data can be sent once per connection; a 452 leftover needs a second pass.
+        let mut data_buf: Option<Vec<u8>> = None;
+        let mut first = true;
+        while !pending.is_empty() && self.state == State::Ready {
+            let (accepted, retry) = match self.transaction(
+                m,
+                &pending,
+                &mut results,
+                utf8_needed,
+                first,
+                &mut data_buf,
+                out,
+            ) {
+                Ok(v) => v,
+                Err(r) => {
+                    for i in &pending {
+                        if results[*i].is_none() {
+                            results[*i] = Some(Outcome::from_reply(r.clone()));
+                        }
+                    }
+                    break;
+                }
+            };
+            first = false;
+            if accepted == 0 || retry.is_empty() {
+                break;
+            }
+            pending = retry;
+            for i in &pending {
+                results[*i] = None;
+            }
+        }
+        let closed = Reply::local(451, format!("4.4.2 Connection lost to {}", self.host));
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Outcome::TempFail(closed.clone())))
+            .collect()
+    }
+
+    /// One MAIL/RCPT/DATA transaction for `which` recipients. Returns how many were
+    /// accepted and which got 452 (to send again).
+    #[allow(clippy::too_many_arguments)]
+    fn transaction(
+        &mut self,
+        m: &mut Outgoing<'_>,
+        which: &[usize],
+        results: &mut [Option<Outcome>],
+        utf8: bool,
+        first: bool,
+        data_buf: &mut Option<Vec<u8>>,
+        out: &mut Transcript<'_>,
+    ) -> Result<(usize, Vec<usize>), Reply> {
+        let t = self.timeouts.clone();
+        let mail = self.mail_command(m, utf8);
+        let rcpts: Vec<String> = which
+            .iter()
+            .map(|&i| self.rcpt_command(&m.recipients[i]))
+            .collect();
+        let pipelined = self.caps.pipelining;
+        self.state = State::MailReply;
+        self.put(&mail, out)?;
+        if pipelined {
+            for r in &rcpts {
+                self.put(r, out)?;
+            }
+            self.put("DATA", out)?;
+        }
+        self.flush(t.mail)?;
+        let mail_reply = self.read(t.mail, out)?;
+        let mut accepted = Vec::new();
+        let mut retry = Vec::new();
+        if !mail_reply.is_positive() {
+            if pipelined {
+                // Collect the RCPT and DATA replies the server still sends.
+                for _ in &rcpts {
+                    self.read(t.rcpt, out)?;
+                }
+                self.read(t.datainit, out)?;
+            }
+            for &i in which {
+                results[i] = Some(Outcome::from_reply(mail_reply.clone()));
+            }
+            self.reset(out)?;
+            return Ok((0, retry));
+        }
+        self.state = State::RcptReply;
+        for (k, &i) in which.iter().enumerate() {
+            if !pipelined {
+                self.put(&rcpts[k], out)?;
+                self.flush(t.rcpt)?;
+            }
+            let r = self.read(t.rcpt, out)?;
+            if r.is_positive() {
+                accepted.push(i);
+            } else if r.code == 452 {
+                retry.push(i);
+                results[i] = Some(Outcome::TempFail(r));
+            } else {
+                results[i] = Some(Outcome::from_reply(r));
+            }
+        }
+        self.state = State::DataReply;
+        if !pipelined {
+            if accepted.is_empty() {
+                self.reset(out)?;
+                return Ok((0, retry));
+            }
+            self.put("DATA", out)?;
+            self.flush(t.datainit)?;
+        }
+        let data_reply = self.read(t.datainit, out)?;
+        if data_reply.code != 354 {
+            if !accepted.is_empty() {
+                self.data_refused |= data_reply.is_permanent();
+                for &i in &accepted {
+                    results[i] = Some(Outcome::from_reply(data_reply.clone()));
+                }
+            }
+            self.reset(out)?;
+            return Ok((0, retry));
+        }
+        if accepted.is_empty() {
+            // RFC 2920 §3.1: the server said 354 although no recipient was accepted; end
+            // the (empty) message and discard its reply.
+            self.state = State::DataFinalReply;
+            self.put(".", out)?;
+            self.flush(t.datafinal)?;
+            self.read(t.datafinal, out)?;
+            self.state = State::Ready;
+            return Ok((0, retry));
+        }
+        self.state = State::DataFinalReply;
+        let sent = if first && data_buf.is_none() && retry.is_empty() {
+            self.write_data(&mut *m.data)
+        } else {
+            // A 452 means the same data is sent again: keep a copy from the first pass.
+            if data_buf.is_none() {
+                let mut v = Vec::new();
+                let r = m.data.read_to_end(&mut v);
+                if let Err(e) = r {
+                    return Err(Reply::local(
+                        451,
+                        format!("4.3.0 cannot read the queue file: {e}"),
+                    ));
+                }
+                *data_buf = Some(v);
+            }
+            let buf = data_buf.clone().unwrap_or_default();
+            self.write_data(&mut &buf[..])
+        };
+        if let Err(e) = sent {
+            let st = self.state;
+            self.state = State::Closed;
+            return Err(io_reply(&e, st, &self.host));
+        }
+        if self.verbose
+            && let Some(w) = out.as_deref_mut()
+        {
+            let _ = writeln!(w, ">>> .");
+        }
+        self.flush(t.datafinal)?;
+        let fin = self.read(t.datafinal, out)?;
+        self.data_refused |= fin.is_permanent();
+        for &i in &accepted {
+            results[i] = Some(Outcome::from_reply(fin.clone()));
+        }
+        self.state = State::Ready;
+        Ok((accepted.len(), retry))
+    }
+
+    fn reset(&mut self, out: &mut Transcript<'_>) -> Result<(), Reply> {
+        self.state = State::RsetReply;
+        self.put("RSET", out)?;
+        self.flush(self.timeouts.rset)?;
+        let r = self.read(self.timeouts.rset, out)?;
+        if !r.is_positive() {
+            self.state = State::Closed;
+            return Err(r);
+        }
+        self.state = State::Ready;
+        Ok(())
+    }
+
+    fn write_data(&mut self, data: &mut dyn Read) -> io::Result<()> {
+        let _ = self
+            .writer
+            .get_ref()
+            .set_write_timeout(Some(self.timeouts.datablock));
+        write_wire(data, &mut self.writer)
+    }
+
+    /// End the session politely.
+    pub fn close(mut self, out: &mut Transcript<'_>) {
+        if let Some(w) = out.as_deref_mut() {
+            let _ = writeln!(w, "Closing connection to [{}]", self.peer.ip());
+        }
+        if self.state == State::Ready {
+            self.state = State::QuitReply;
+            if self.put("QUIT", out).is_ok() && self.flush(self.timeouts.quit).is_ok() {
+                let _ = self.read(self.timeouts.quit, out);
+            }
+        }
+        self.state = State::Closed;
+    }
+}
+
+/// Write a stored message as SMTP DATA: CRLF only (LF and bare CR become CRLF), lines
+/// starting with `.` dot-stuffed, lines over 998 octets wrapped with an inserted CRLF, a
+/// final line break added when missing, then the terminating `.` line.
+pub fn write_wire<W: Write>(data: &mut dyn Read, w: &mut W) -> io::Result<()> {
+    let mut input = BufReader::with_capacity(64 * 1024, data);
+    let mut col = 0usize;
+    let mut skip_lf = false;
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            break;
+        }
+        let len = chunk.len();
+        let mut start = 0;
+        for (i, &b) in chunk.iter().enumerate() {
+            if skip_lf {
+                skip_lf = false;
+                if b == b'\n' {
+                    start = i + 1;
+                    continue;
+                }
+            }
+            if b == b'\n' || b == b'\r' {
+                w.write_all(&chunk[start..i])?;
+                w.write_all(b"\r\n")?;
+                col = 0;
+                start = i + 1;
+                skip_lf = b == b'\r';
+                continue;
+            }
+            if col == 998 {
+                w.write_all(&chunk[start..i])?;
+                w.write_all(b"\r\n")?;
+                start = i;
+                col = 0;
+            }
+            if col == 0 && b == b'.' {
+                w.write_all(&chunk[start..i])?;
+                w.write_all(b".")?;
+                start = i;
+            }
+            col += 1;
+        }
+        w.write_all(&chunk[start..])?;
+        input.consume(len);
+    }
+    if col != 0 {
+        w.write_all(b"\r\n")?;
+    }
+    w.write_all(b".\r\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_wire(&mut &input[..], &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn wire_format() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"a\nb\n", b"a\r\nb\r\n.\r\n"),
+            (b"no final newline", b"no final newline\r\n.\r\n"),
+            (
+                b".leading\n..two\n.\n",
+                b"..leading\r\n...two\r\n..\r\n.\r\n",
+            ),
+            (b"bare\rcr\n", b"bare\r\ncr\r\n.\r\n"),
+            (b"crlf\r\nkept\n", b"crlf\r\nkept\r\n.\r\n"),
+            (b"", b".\r\n"),
+            (b"mid.dot\n", b"mid.dot\r\n.\r\n"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                String::from_utf8_lossy(&wire(input)),
+                String::from_utf8_lossy(want),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn long_lines_wrapped_at_998() {
+        let mut input = vec![b'x'; 2500];
+        input.push(b'\n');
+        let out = wire(&input);
+        let lines: Vec<&[u8]> = out.split(|&b| b == b'\n').collect();
+        assert_eq!(lines[0].len(), 999); // 998 + CR
+        assert_eq!(lines[1].len(), 999);
+        assert_eq!(lines[2].len(), 504 + 1);
+        assert!(out.windows(2).filter(|w| w == b"\r\n").count() == 4);
+        // A dot that lands at the start of a wrapped line is stuffed too.
+        let mut input = vec![b'y'; 998];
+        input.extend_from_slice(b".z\n");
+        assert!(wire(&input).ends_with(b"\r\n..z\r\n.\r\n"));
+        // Only CRLF pairs on the wire: no bare CR or LF anywhere.
+        let out = wire(b"a\rb\nc\r\r\nd");
+        for (i, &b) in out.iter().enumerate() {
+            if b == b'\n' {
+                assert_eq!(out[i - 1], b'\r');
+            }
+            if b == b'\r' {
+                assert_eq!(out[i + 1], b'\n');
+            }
+        }
+    }
+
+    #[test]
+    fn caps_parsed() {
+        let r = Reply {
+            code: 250,
+            lines: vec![
+                "mx.example".into(),
+                "PIPELINING".into(),
+                "SIZE 10240000".into(),
+                "8BITMIME".into(),
+                "DSN".into(),
+                "AUTH PLAIN login".into(),
+                "STARTTLS".into(),
+            ],
+        };
+        let c = Caps::from_ehlo(&r);
+        assert!(c.pipelining && c.eightbitmime && c.dsn && c.starttls && !c.smtputf8);
+        assert_eq!(c.size, Some(10_240_000));
+        assert_eq!(c.auth, ["PLAIN", "LOGIN"]);
+    }
+
+    #[test]
+    fn xtext_encoding() {
+        assert_eq!(xtext("rfc822;a+b=c@x"), "rfc822;a+2Bb+3Dc@x");
+        assert_eq!(xtext("a b"), "a+20b");
+    }
+}
