@@ -3,6 +3,7 @@
 mod harness;
 
 mod compat_suite;
+mod delivery;
 mod durability;
 mod mailq_listing;
 mod privileges;

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""A real SMTP server (aiosmtpd) for rsendmail's tests, with faults chosen per recipient.
+
+Usage: fault_server.py STATE_DIR
+
+Listens on 127.0.0.1 on an ephemeral port, writes the port to STATE_DIR/port when it is
+ready, and stores each accepted message as STATE_DIR/messages/<n>.eml with its envelope in
+STATE_DIR/messages/<n>.json. Every session's commands are appended to
+STATE_DIR/transcript.log ("<session> <command>").
+
+Faults, by the local part of a recipient:
+  reject5...      550 5.1.1 at RCPT
+  reject4...      450 4.2.0 at RCPT
+  toomany...      452 4.5.3 at RCPT the first time it is seen, then accepted
+  rejectdata5...  554 5.6.0 after the data
+  rejectdata4...  451 4.3.0 after the data
+  dropdata...     the connection is closed in the middle of DATA, the first time
+  stall...        no reply after the data, for STALL seconds (default 30)
+Options (environment): NO_PIPELINING=1 hides PIPELINING; NO_EHLO=1 refuses EHLO (502).
+"""
+import asyncio
+import json
+import os
+import sys
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+STATE = sys.argv[1]
+MSGS = os.path.join(STATE, "messages")
+os.makedirs(MSGS, exist_ok=True)
+SEEN = set()
+COUNT = [0]
+STALL = float(os.environ.get("STALL", "30"))
+
+
+def log(session, line):
+    with open(os.path.join(STATE, "transcript.log"), "a") as f:
+        f.write("%s %s\n" % (session, line))
+
+
+class Handler:
+    async def handle_HELO(self, server, session, envelope, hostname):
+        log(id(session), "HELO %s" % hostname)
+        session.host_name = hostname
+        return "250 fault.test"
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        log(id(session), "EHLO %s" % hostname)
+        if os.environ.get("NO_EHLO"):
+            return ["502 5.5.2 EHLO not implemented"]
+        session.host_name = hostname
+        if os.environ.get("NO_PIPELINING"):
+            responses = [r for r in responses if "PIPELINING" not in r]
+            # keep the last line a final line
+            if responses and responses[-1].startswith("250-"):
+                responses[-1] = "250 " + responses[-1][4:]
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        log(id(session), "MAIL %s %s" % (address, " ".join(mail_options)))
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Ok"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        log(id(session), "RCPT %s %s" % (address, " ".join(rcpt_options)))
+        local = address.split("@")[0].lower()
+        if local.startswith("reject5"):
+            return "550 5.1.1 <%s>: Recipient address rejected: test" % address
+        if local.startswith("reject4"):
+            return "450 4.2.0 <%s>: Recipient address temporarily rejected: test" % address
+        if local.startswith("toomany") and address not in SEEN:
+            SEEN.add(address)
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server, session, envelope):
+        rcpts = [r.split("@")[0].lower() for r in envelope.rcpt_tos]
+        log(id(session), "DATA-END %d bytes" % len(envelope.original_content or b""))
+        if any(r.startswith("dropdata") for r in rcpts) and "drop" not in SEEN:
+            SEEN.add("drop")
+            server.transport.close()
+            return "451 4.3.0 (connection closed)"
+        if any(r.startswith("stall") for r in rcpts):
+            await asyncio.sleep(STALL)
+        if any(r.startswith("rejectdata5") for r in rcpts):
+            return "554 5.6.0 Message rejected (test)"
+        if any(r.startswith("rejectdata4") for r in rcpts):
+            return "451 4.3.0 Try again later (test)"
+        COUNT[0] += 1
+        n = COUNT[0]
+        base = os.path.join(MSGS, "%06d" % n)
+        with open(base + ".eml", "wb") as f:
+            f.write(envelope.original_content or b"")
+        with open(base + ".json.tmp", "w") as f:
+            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
+                       "mail_options": envelope.mail_options,
+                       "rcpt_options": envelope.rcpt_options}, f)
+        os.rename(base + ".json.tmp", base + ".json")
+        return "250 2.0.0 Ok: queued as TEST%d" % n
+
+
+class C(Controller):
+    def factory(self):
+        return SMTP(self.handler, decode_data=False, hostname="fault.test",
+                    enable_SMTPUTF8=True)
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def main():
+    port = free_port()
+    c = C(Handler(), hostname="127.0.0.1", port=port)
+    c.start()
+    with open(os.path.join(STATE, "port.tmp"), "w") as f:
+        f.write(str(port))
+    os.rename(os.path.join(STATE, "port.tmp"), os.path.join(STATE, "port"))
+    try:
+        while True:
+            import time
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
