@@ -582,3 +582,153 @@ fn long_lines_and_bare_cr_go_out_as_crlf_lines() {
     let x = m[body_at..].iter().filter(|&&b| b == b'x').count();
     assert_eq!(x, 2500, "no content lost when wrapping");
 }
+
+/// Postfix's smtp-sink (extracted by scripts/test-all), stopped when dropped.
+pub struct Sink {
+    child: Child,
+    pub dumps: PathBuf,
+    pub log: PathBuf,
+    pub port: u16,
+}
+
+impl Sink {
+    /// `None` (with a note) when smtp-sink is not available outside CI.
+    pub fn start(dir: &Path, extra: &[&str]) -> Option<Sink> {
+        let Some(bin) = std::env::var_os("RSENDMAIL_SMTP_SINK").map(PathBuf::from) else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "smtp-sink is required under CI"
+            );
+            eprintln!("skipped: RSENDMAIL_SMTP_SINK not set (scripts/test-all sets it)");
+            return None;
+        };
+        let lib = bin.parent()?.parent()?.join("lib/postfix");
+        let dumps = dir.join("sink-dumps");
+        fs::create_dir_all(&dumps).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&dumps, fs::Permissions::from_mode(0o777)).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.join("sink.log");
+        let mut cmd = Command::new(&bin);
+        cmd.env("LD_LIBRARY_PATH", &lib).arg("-v");
+        if crate::harness::is_root() {
+            cmd.args(["-u", "nobody"]);
+        }
+        cmd.args(extra)
+            .arg("-d")
+            .arg(format!("{}/%M.", dumps.display()))
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("256")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap());
+        let child = cmd.spawn().expect("smtp-sink");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "smtp-sink did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Sink {
+            child,
+            dumps,
+            log,
+            port,
+        })
+    }
+
+    pub fn dumps(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(&self.dumps)
+            .unwrap()
+            .flatten()
+            .map(|e| fs::read_to_string(e.path()).unwrap_or_default())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Connections accepted so far (our readiness probe included).
+    pub fn connections(&self) -> usize {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .matches(": connect (AF_INET")
+            .count()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn dsn_parameters_and_grouping_at_smtp_sink() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "O MaxConnections=1\n");
+    env.sendmail(
+        &[
+            "-odq",
+            "-N",
+            "failure,delay",
+            "-R",
+            "hdrs",
+            "-V",
+            "env+1",
+            "-B",
+            "8BITMIME",
+            "a@example.org",
+            "b@example.net",
+        ],
+        b"Subject: dsn\n\n\xc3\xa9t\xc3\xa9\n",
+    )
+    .code(0);
+    env.sendmail(&["-odq", "c@example.org"], MSG).code(0);
+    let before = sink.connections();
+    env.sendmail(&["-qf"], b"").code(0);
+    let d = sink.dumps();
+    assert_eq!(d.len(), 2, "{d:?}");
+    let dsn = d
+        .iter()
+        .find(|m| m.contains("ENVID"))
+        .expect("the DSN message");
+    assert!(
+        dsn.contains("X-Mail-Args: <root@test.example> BODY=8BITMIME RET=HDRS ENVID=env+2B1\n"),
+        "{dsn}"
+    );
+    assert!(
+        dsn.contains(
+            "X-Rcpt-Args: <a@example.org> NOTIFY=FAILURE,DELAY ORCPT=rfc822;a@example.org\n"
+        ),
+        "{dsn}"
+    );
+    assert!(
+        dsn.contains(
+            "X-Rcpt-Args: <b@example.net> NOTIFY=FAILURE,DELAY ORCPT=rfc822;b@example.net\n"
+        ),
+        "{dsn}"
+    );
+    let plain = d.iter().find(|m| !m.contains("ENVID")).unwrap();
+    assert!(
+        plain.contains("X-Mail-Args: <root@test.example>\n"),
+        "{plain}"
+    );
+    // Both messages, all recipients, over one connection.
+    assert_eq!(
+        sink.connections() - before,
+        1,
+        "{}",
+        fs::read_to_string(&sink.log).unwrap()
+    );
+    assert!(env.entries().is_empty());
+}

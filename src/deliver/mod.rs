@@ -10,10 +10,11 @@
 //!
 //! What is delivered where (this version): every remote recipient through `SMARTHOST`;
 //! recipients for MX delivery and local recipients stay queued with a reason saying so.
-//! Each recipient's outcome is recorded durably as soon as its transaction ends; the entry
-//! is removed when every recipient is final. The one duplicate window: the server accepted
-//! the message (250 after the final dot) and we die before the state file is renamed into
-//! place — two writes (state file fsync, rename + directory fsync) wide.
+//! Each recipient's outcome is recorded durably as soon as its transaction ends: when every
+//! recipient is final the entry is removed (unlink, directory fsync), which is the record;
+//! otherwise the state file is replaced (write, fsync, rename, directory fsync). The one
+//! duplicate window: the server accepted the message (250 after the final dot) and we die
+//! before that record is on disk — one unlink, or one state-file write, wide.
 
 pub mod reply;
 pub mod smtp;
@@ -433,9 +434,29 @@ fn attempt(
     state.reason = first_deferral;
     state.next_attempt = Some(now + engine.backoff(state.attempts));
     let all_final = (0..env.recipients.len()).all(|i| state.of(i).is_final());
-    locked.record_state(state)?;
-    result.removed = all_final;
+    if all_final {
+        // Removing the entry is the durable record that every recipient is final; only
+        // when that fails is the state written, so that no recipient is tried again.
+        result.removed = true;
+        locked.pending_state = Some(state);
+    } else {
+        locked.record_state(state)?;
+    }
     Ok(result)
+}
+
+/// Remove an entry whose recipients are all final; if that fails, record the final state
+/// so that nobody delivers it again.
+fn finish(mut locked: LockedEntry) {
+    let state = locked.pending_state.take();
+    if let Err(e) = locked.remove() {
+        log::error!("{e}");
+        if let Some(st) = state
+            && let Err(e) = locked.record_state(st)
+        {
+            log::error!("{e}");
+        }
+    }
 }
 
 /// Deliver entries with up to `workers` connections in parallel.
@@ -494,10 +515,8 @@ fn deliver_ids(
                     let mut locked = locked;
                     match attempt(engine, &mut locked, &mut conn, &mut out, verbose) {
                         Ok(a) => {
-                            if a.removed
-                                && let Err(e) = locked.remove()
-                            {
-                                log::error!("{e}");
+                            if a.removed {
+                                finish(locked);
                             }
                             if let Ok(mut r) = results.lock() {
                                 r.push(a);

@@ -326,6 +326,7 @@ impl Spool {
             spool: self.clone(),
             entry,
             _lock: lock,
+            pending_state: None,
         }))
     }
 
@@ -431,6 +432,8 @@ pub struct LockedEntry {
     spool: Spool,
     pub entry: QueuedEntry,
     _lock: File,
+    /// A final state not written yet because the entry is about to be removed.
+    pub pending_state: Option<State>,
 }
 
 impl LockedEntry {
@@ -462,13 +465,19 @@ impl LockedEntry {
         Ok(())
     }
 
-    /// Remove the entry (every recipient has a final outcome).
-    pub fn remove(self) -> Result<(), Fatal> {
-        let id = &self.entry.envelope.id;
-        let qf = self.spool.qf_path(id);
+    /// Remove the entry (every recipient has a final outcome). On error the entry is
+    /// still there and still locked.
+    pub fn remove(&mut self) -> Result<(), Fatal> {
+        let id = self.entry.envelope.id.clone();
+        let qf = self.spool.qf_path(&id);
         fs::remove_file(&qf).map_err(|e| cant("cannot remove", &qf, &e))?;
-        let _ = fs::remove_file(self.spool.sf_path(id));
-        sync_dir(&self.spool.dir).map_err(|e| cant("cannot sync", &self.spool.dir, &e))
+        let _ = fs::remove_file(self.spool.sf_path(&id));
+        // The entry is gone; a failed directory sync could only bring it back after a
+        // crash (and its recipients would be tried again): log it loudly.
+        if let Err(e) = sync_dir(&self.spool.dir) {
+            log::error!("{}", cant("cannot sync", &self.spool.dir, &e));
+        }
+        Ok(())
     }
 }
 
