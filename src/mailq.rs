@@ -10,7 +10,8 @@
 //! \t\t\t\t\t bob@example.org
 //! \t\tTotal requests: 2
 //! ```
-//! The id is followed by `*` while a deliverer holds the entry's lock. The size is the
+//! The id is followed by `*` while a deliverer holds the entry's lock, `-` while its
+//! back-off has not expired (sendmail's "too young" marker). The size is the
 //! body's. The sender is cut to 39 characters (80 columns), the reason to 60. Entries are
 //! listed in sendmail's priority order: size + 30000 per recipient + 90000 per attempt.
 //! An unreadable entry is reported on its own line and the listing goes on.
@@ -126,6 +127,7 @@ pub fn list_text(spool: &Spool, filter: Option<&QueueRunArgs>) -> Result<(String
     s.push_str(
         "-----Q-ID----- --Size-- -----Q-Time----- ------------Sender/Recipient-----------\n",
     );
+    let now = clock::now();
     for l in &entries {
         let e = &l.entry;
         let sender = if e.envelope.sender.is_empty() {
@@ -137,7 +139,13 @@ pub fn list_text(spool: &Spool, filter: Option<&QueueRunArgs>) -> Result<(String
             s,
             "{:.14}{}{:>8} {:.16} {}",
             l.id,
-            if l.busy { '*' } else { ' ' },
+            if l.busy {
+                '*'
+            } else if !e.state.is_due(now, 0) {
+                '-'
+            } else {
+                ' '
+            },
             e.body_size(),
             clock::ctime16(&clock::local(e.envelope.created)),
             cut(sender, 39)

@@ -13,6 +13,8 @@ use std::collections::BTreeSet;
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Sweep {
     pub selected: Vec<String>,
+    /// The selected entries whose back-off (or MinQueueAge) has not expired.
+    pub not_due: BTreeSet<String>,
     pub busy: Vec<String>,
     pub corrupt: Vec<String>,
     pub cleaned: usize,
@@ -20,10 +22,15 @@ pub struct Sweep {
 }
 
 /// Clean up, check the index, and lock every selected entry in turn.
-pub fn sweep(spool: &Spool, filter: Option<&crate::cli::QueueRunArgs>) -> Result<Sweep, Fatal> {
+pub fn sweep(
+    spool: &Spool,
+    filter: Option<&crate::cli::QueueRunArgs>,
+    min_queue_age: i64,
+) -> Result<Sweep, Fatal> {
+    let now = clock::now();
     spool.prepare()?;
     let mut out = Sweep {
-        cleaned: spool.clean_leftovers(clock::now(), GRACE)?.len(),
+        cleaned: spool.clean_leftovers(now, GRACE)?.len(),
         ..Sweep::default()
     };
     let mut ids = spool.ids()?;
@@ -52,6 +59,9 @@ pub fn sweep(spool: &Spool, filter: Option<&crate::cli::QueueRunArgs>) -> Result
                     .map(|(_, r)| r.address.as_str())
                     .collect();
                 if filter.is_none_or(|f| f.selects(&id, &env.sender, &rcpts)) {
+                    if !locked.entry.state.is_due(now, min_queue_age) {
+                        out.not_due.insert(id.clone());
+                    }
                     out.selected.push(id);
                 }
             }

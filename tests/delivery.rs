@@ -732,3 +732,147 @@ fn dsn_parameters_and_grouping_at_smtp_sink() {
     );
     assert!(env.entries().is_empty());
 }
+
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn sigterm(child: &Child) {
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// `-q<interval>`: wakes every interval, retries only what is due, marks the rest `-` in
+/// mailq, and stops on SIGTERM.
+#[test]
+fn periodic_runner_respects_back_off_and_stops_on_sigterm() {
+    if !have_peer() {
+        return;
+    }
+    let env0 = Env::new();
+    let peer = Peer::start(&env0.dir, &[]);
+    let env = relay_env(peer.port, "");
+    env.sendmail(&["-odq", "ok@example.org"], MSG).code(0);
+    let mut runner = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-q1s", "-qf"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_eq!(peer.wait_for(1, Duration::from_secs(10)).len(), 1);
+    env.sendmail(&["-odq", "reject4@example.org"], MSG).code(0);
+    let start = Instant::now();
+    while !peer.transcript().contains("RCPT reject4@example.org") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the runner did not try the new entry"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Three more wake-ups: the deferred entry is not due for 5 minutes.
+    std::thread::sleep(Duration::from_millis(3200));
+    assert_eq!(
+        peer.transcript()
+            .matches("RCPT reject4@example.org")
+            .count(),
+        1,
+        "{}",
+        peer.transcript()
+    );
+    let listing = env.sendmail(&["-bp"], b"").stdout;
+    assert_eq!(
+        listing.lines().nth(2).unwrap().as_bytes()[14],
+        b'-',
+        "{listing}"
+    );
+    sigterm(&runner);
+    let st = wait_exit(&mut runner, Duration::from_secs(6)).expect("the runner did not stop");
+    assert!(st.success());
+    assert_eq!(env.entries().len(), 1);
+    // A plain -q tries everything at once, back-off or not.
+    env.sendmail(&["-qf"], b"").code(0);
+    assert_eq!(
+        peer.transcript()
+            .matches("RCPT reject4@example.org")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn sigterm_with_a_stalled_server_stops_within_seconds() {
+    if !have_peer() {
+        return;
+    }
+    let env0 = Env::new();
+    let peer = Peer::start(&env0.dir, &[("STALL", "60")]);
+    let env = relay_env(peer.port, "");
+    env.sendmail(&["-odq", "stall@example.org"], MSG).code(0);
+    let before = fs::read(&env.entries()[0]).unwrap();
+    let mut runner = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-q30m", "-qf"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !peer.transcript().contains("DATA-END") {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sigterm(&runner);
+    let t = Instant::now();
+    let st = wait_exit(&mut runner, Duration::from_secs(10)).expect("the runner did not stop");
+    assert!(st.success());
+    assert!(
+        t.elapsed() < Duration::from_secs(6),
+        "stopping took {:?}",
+        t.elapsed()
+    );
+    // The entry is as it was: intact, still queued, readable.
+    let e = env.entries();
+    assert_eq!(e.len(), 1);
+    assert_eq!(fs::read(&e[0]).unwrap(), before);
+    assert_eq!(env.json().len(), 1);
+}
+
+/// Beyond `O MaxBackgroundDeliveries=` running deliveries, a background submission just
+/// stays queued for the next run.
+#[test]
+fn background_deliveries_are_bounded() {
+    if !have_peer() {
+        return;
+    }
+    let env0 = Env::new();
+    let peer = Peer::start(&env0.dir, &[("STALL", "3")]);
+    let env = relay_env(peer.port, "O MaxBackgroundDeliveries=1\n");
+    env.sendmail(&["stall@example.org"], MSG).code(0);
+    let start = Instant::now();
+    while !peer.transcript().contains("DATA-END") {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    env.sendmail(&["ok1@example.org"], MSG).code(0);
+    env.sendmail(&["ok2@example.org"], MSG).code(0);
+    let msgs = peer.wait_for(1, Duration::from_secs(15));
+    assert_eq!(msgs.len(), 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(peer.messages().len(), 1, "a delivery ran beyond the limit");
+    let j = env.json();
+    assert_eq!(j.len(), 2, "{j:?}");
+    assert!(j.iter().all(|l| l.contains("\"attempts\":0")), "{j:?}");
+    env.sendmail(&["-qf"], b"").code(0);
+    assert_eq!(peer.messages().len(), 3);
+}

@@ -34,6 +34,7 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{Seek, SeekFrom};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Settings the engine reads, from the config and `-O` (sendmail's names where it has them).
@@ -48,6 +49,7 @@ pub struct Engine {
     pub queue_return: i64,
     pub max_connections: usize,
     pub max_background: usize,
+    pub min_queue_age: i64,
 }
 
 fn duration_opt(s: &Setup, name: &str, default: i64) -> Result<i64, Fatal> {
@@ -109,6 +111,7 @@ impl Engine {
             queue_return: duration_opt(s, "Timeout.queuereturn", 5 * 86400)?,
             max_connections: number_opt(s, "MaxConnections", 4)?.max(1),
             max_background: number_opt(s, "MaxBackgroundDeliveries", 2 * cores)?.max(1),
+            min_queue_age: duration_opt(s, "MinQueueAge", 0)?,
         })
     }
 
@@ -485,6 +488,9 @@ fn deliver_ids(
                 let mut stdout = std::io::stdout();
                 let mut seq = 0;
                 loop {
+                    if STOP.load(Ordering::SeqCst) {
+                        break;
+                    }
                     let next = queue.lock().ok().and_then(|mut q| q.pop_front());
                     let Some(id) = next else { break };
                     seq += 1;
@@ -664,15 +670,17 @@ fn deliver_entry(s: &Setup, engine: &Engine, id: &str, background: bool) -> Resu
     })
 }
 
+/// Set by SIGTERM/SIGINT: a periodic runner finishes the entries it holds and stops.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// How long a stopping runner waits for deliveries in progress before it exits anyway.
+/// An interrupted delivery leaves its entry as it was (state updates are atomic).
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
 fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     app::may_process_queue(&s.spool)?;
     let q: QueueRunArgs = s.inv.queue_run.clone().unwrap_or_default();
-    if q.interval.is_some() || q.persistent {
-        return Err(Fatal::new(
-            Sysexit::Usage,
-            "Periodic queue runs (-q<time>, -qp) are not supported by this version of rsendmail",
-        ));
-    }
+    let periodic = q.interval.is_some() || q.persistent;
     if !q.foreground && !s.inv.verbose {
         // sendmail: a queue run forks and the caller returns at once.
         // SAFETY: single-threaded at this point; the child only continues this program.
@@ -682,11 +690,59 @@ fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
             Err(e) => return Err(Fatal::new(Sysexit::OsErr, format!("cannot fork: {e}"))),
         }
     }
-    let sweep = queue::sweep(&s.spool, Some(&q))?;
-    for id in &sweep.corrupt {
-        println!("qf{id}: corrupt queue file moved to corrupt/");
+    if !periodic {
+        // A plain -q (or a -qR/-qS/-qI selection) tries every selected entry now.
+        let sweep = queue::sweep(&s.spool, Some(&q), 0)?;
+        for id in &sweep.corrupt {
+            println!("qf{id}: corrupt queue file moved to corrupt/");
+        }
+        deliver_ids(engine, &s.spool, sweep.selected, s.inv.verbose)?;
+        return Ok(Sysexit::Ok);
     }
-    deliver_ids(engine, &s.spool, sweep.selected, s.inv.verbose)?;
+    // The persistent runner: wake every interval, try the entries whose back-off expired.
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // SAFETY: the handler only stores to an atomic.
+        let r =
+            unsafe { signal_hook::low_level::register(sig, || STOP.store(true, Ordering::SeqCst)) };
+        if let Err(e) = r {
+            return Err(Fatal::new(
+                Sysexit::OsErr,
+                format!("cannot handle signals: {e}"),
+            ));
+        }
+    }
+    std::thread::spawn(|| {
+        while !STOP.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(STOP_GRACE);
+        log::info!("queue runner stopped (deliveries in progress were abandoned)");
+        std::process::exit(0);
+    });
+    let interval = Duration::from_secs(q.interval.unwrap_or(0).max(1));
+    let forced = !q.filters.is_empty();
+    log::info!("queue runner started, interval {}s", interval.as_secs());
+    while !STOP.load(Ordering::SeqCst) {
+        let started = std::time::Instant::now();
+        match queue::sweep(&s.spool, Some(&q), engine.min_queue_age) {
+            Ok(sweep) => {
+                // sendmail: -qR/-qS/-qI selections ignore back-off.
+                let due: Vec<String> = sweep
+                    .selected
+                    .into_iter()
+                    .filter(|id| forced || !sweep.not_due.contains(id))
+                    .collect();
+                if let Err(e) = deliver_ids(engine, &s.spool, due, s.inv.verbose) {
+                    log::error!("{e}");
+                }
+            }
+            Err(e) => log::error!("{e}"),
+        }
+        while started.elapsed() < interval && !STOP.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    log::info!("queue runner stopped");
     Ok(Sysexit::Ok)
 }
 
@@ -705,6 +761,7 @@ mod tests {
             queue_return: 5 * 86400,
             max_connections: 4,
             max_background: 4,
+            min_queue_age: 0,
         }
     }
 

@@ -326,6 +326,13 @@ impl State {
         Ok(st)
     }
 
+    /// Whether a periodic queue run should try the entry at `now`: its back-off has
+    /// expired and it has waited `min_age` (sendmail's MinQueueAge) since the last try.
+    pub fn is_due(&self, now: i64, min_age: i64) -> bool {
+        self.next_attempt.is_none_or(|t| t <= now)
+            && self.last_attempt.is_none_or(|t| t + min_age <= now)
+    }
+
     /// The state of recipient `i` (pending when the state file does not mention it).
     pub fn of(&self, i: usize) -> RcptState {
         self.recipients
@@ -449,5 +456,8 @@ mod tests {
         assert_eq!(back.of(0), RcptState::Delivered);
         assert_eq!(back.of(5), RcptState::Pending);
         assert!(RcptState::Failed.is_final() && !RcptState::Deferred.is_final());
+        assert!(!back.is_due(19, 0) && back.is_due(20, 0));
+        assert!(!back.is_due(20, 11) && back.is_due(21, 11));
+        assert!(State::default().is_due(0, 100));
     }
 }
