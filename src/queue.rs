@@ -36,14 +36,25 @@ pub fn sweep(
     let mut ids = spool.ids()?;
     ids.sort();
     // The entries are the truth: rebuild the index when it is missing or misses one.
-    let indexed: BTreeSet<String> = index::recipients(spool)
-        .map(|v| v.into_iter().map(|(id, _)| id).collect())
-        .unwrap_or_default();
-    if !index::present(spool) || ids.iter().any(|id| !indexed.contains(id)) {
-        if let Err(e) = index::rebuild(spool) {
-            log::warn!("cannot rebuild the queue index: {e}");
-        } else {
-            out.index_rebuilt = true;
+    let mut pairs = index::recipients(spool).unwrap_or_default();
+    let indexed: BTreeSet<&str> = pairs.iter().map(|(id, _)| id.as_str()).collect();
+    if !index::present(spool) || ids.iter().any(|id| !indexed.contains(id.as_str())) {
+        match index::rebuild(spool) {
+            Err(e) => log::warn!("cannot rebuild the queue index: {e}"),
+            Ok(_) => {
+                out.index_rebuilt = true;
+                pairs = index::recipients(spool).unwrap_or_default();
+            }
+        }
+    }
+    // Fast selection (DESIGN.md, "Fast selective flush"): -qI is answered from the file
+    // names and -qR from the recipient index, so that only matching entries are opened.
+    // The index may list more than is still queued, never less, so opening the candidates
+    // and applying the full filter below gives what a full scan gives.
+    if let Some(f) = filter {
+        ids.retain(|id| f.id_may_match(id));
+        if let Some(candidates) = f.recipient_candidates(&pairs) {
+            ids.retain(|id| candidates.contains(id));
         }
     }
     for id in ids {
@@ -77,4 +88,126 @@ pub fn sweep(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{FilterField, QueueFilter, QueueRunArgs};
+    use crate::spool::entry::test_envelope;
+    use std::io::Write;
+
+    /// What a full scan selects: every entry opened and filtered.
+    fn full_scan(spool: &Spool, f: &QueueRunArgs) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for id in spool.ids().unwrap() {
+            let e = spool.read_entry(&id).unwrap();
+            let rcpts: Vec<&str> = e
+                .envelope
+                .recipients
+                .iter()
+                .map(|r| r.address.as_str())
+                .collect();
+            if f.selects(&id, &e.envelope.sender, &rcpts) {
+                out.insert(id);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fast_selection_equals_full_scan_on_random_queues() {
+        let domains = [
+            "example.org",
+            "mail.example.org",
+            "example.org.uk",
+            "notexample.org",
+            "Example.ORG",
+            "other.net",
+            "sub.other.net",
+            "example.com",
+        ];
+        let locals = ["bob", "alice", "carol", "example", "org"];
+        let mut seed: u64 = 0x9e3779b97f4a7c15;
+        let mut rnd = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for round in 0..6 {
+            let dir =
+                std::env::temp_dir().join(format!("rsendmail-fast-{}-{round}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let spool = Spool::new(&dir, true);
+            spool.prepare().unwrap();
+            for _ in 0..40 {
+                let n = 1 + rnd(3);
+                let rcpts: Vec<String> = (0..n)
+                    .map(|_| {
+                        format!(
+                            "{}@{}",
+                            locals[rnd(locals.len())],
+                            domains[rnd(domains.len())]
+                        )
+                    })
+                    .collect();
+                let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+                let mut ne = spool.begin(clock::now()).unwrap();
+                let env = test_envelope(&ne.id, &refs);
+                ne.writer().write_all(env.to_text().as_bytes()).unwrap();
+                ne.commit(&env).unwrap();
+            }
+            if round % 2 == 1 {
+                // A lost index is rebuilt and gives the same answers.
+                std::fs::remove_file(dir.join("index/recipients")).unwrap();
+            }
+            for needle in [
+                "example.org",
+                "EXAMPLE",
+                ".org.uk",
+                "bob@",
+                "other.net",
+                "zzz",
+                "org",
+            ] {
+                for negate in [false, true] {
+                    let f = QueueRunArgs {
+                        filters: vec![QueueFilter {
+                            field: FilterField::Recipient,
+                            negate,
+                            substring: needle.into(),
+                        }],
+                        ..QueueRunArgs::default()
+                    };
+                    let fast: BTreeSet<String> = sweep(&spool, Some(&f), 0)
+                        .unwrap()
+                        .selected
+                        .into_iter()
+                        .collect();
+                    assert_eq!(
+                        fast,
+                        full_scan(&spool, &f),
+                        "round {round} needle {needle} negate {negate}"
+                    );
+                }
+            }
+            let id = spool.ids().unwrap()[0].clone();
+            let f = QueueRunArgs {
+                filters: vec![QueueFilter {
+                    field: FilterField::QueueId,
+                    negate: false,
+                    substring: id[4..].into(),
+                }],
+                ..QueueRunArgs::default()
+            };
+            let fast: BTreeSet<String> = sweep(&spool, Some(&f), 0)
+                .unwrap()
+                .selected
+                .into_iter()
+                .collect();
+            assert_eq!(fast, full_scan(&spool, &f));
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
 }

@@ -222,3 +222,48 @@ fn closed_standard_fds_do_not_become_spool_files() {
         opens[0]
     );
 }
+
+/// `-qR<substr>` is answered from the recipient index: only matching entries are opened,
+/// however many others the queue holds.
+#[test]
+fn selective_run_opens_only_matching_entries() {
+    if !require("strace") {
+        return;
+    }
+    let env = Env::new();
+    for i in 0..30 {
+        env.sendmail(
+            &["-odq", &format!("user{i}@bulk{i}.example")],
+            b"Subject: x\n\nb\n",
+        )
+        .code(0);
+    }
+    env.sendmail(&["-odq", "someone@target.example"], b"Subject: x\n\nb\n")
+        .code(0);
+    let count_opens = |args: &[&str]| -> usize {
+        let trace = env.dir.join("opens.txt");
+        let (code, _) = strace_run(
+            &env,
+            &[
+                "-f".into(),
+                "-qq".into(),
+                "-e".into(),
+                "trace=openat".into(),
+                "-o".into(),
+                trace.display().to_string(),
+            ],
+            args,
+            b"",
+        );
+        assert_eq!(code, 0);
+        let text = fs::read_to_string(&trace).unwrap();
+        text.lines().filter(|l| l.contains("/qf")).count()
+    };
+    let selective = count_opens(&["-qf", "-qRtarget.example"]);
+    let full = count_opens(&["-qf"]);
+    assert!(
+        selective >= 1 && selective <= 4,
+        "-qR opened {selective} queue files"
+    );
+    assert!(full >= 31, "a full run opened only {full} queue files");
+}

@@ -176,6 +176,41 @@ impl QueueRunArgs {
     }
 }
 
+impl QueueRunArgs {
+    /// Whether the `-qI` filters (if any) can match this id: decided without opening it.
+    pub fn id_may_match(&self, id: &str) -> bool {
+        let of_kind: Vec<&QueueFilter> = self
+            .filters
+            .iter()
+            .filter(|f| f.field == FilterField::QueueId)
+            .collect();
+        of_kind.is_empty() || of_kind.iter().any(|f| f.matches(id))
+    }
+
+    /// The ids whose indexed recipients can match the `-qR` filters, or `None` when the
+    /// index cannot narrow the selection (no `-qR`, or a negated one).
+    pub fn recipient_candidates(
+        &self,
+        pairs: &[(String, String)],
+    ) -> Option<std::collections::BTreeSet<String>> {
+        let of_kind: Vec<&QueueFilter> = self
+            .filters
+            .iter()
+            .filter(|f| f.field == FilterField::Recipient)
+            .collect();
+        if of_kind.is_empty() || of_kind.iter().any(|f| f.negate) {
+            return None;
+        }
+        Some(
+            pairs
+                .iter()
+                .filter(|(_, addr)| of_kind.iter().any(|f| f.matches(addr)))
+                .map(|(id, _)| id.clone())
+                .collect(),
+        )
+    }
+}
+
 /// `-N`: DSN NOTIFY.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Notify {
