@@ -262,7 +262,7 @@ fn selective_run_opens_only_matching_entries() {
     let selective = count_opens(&["-qf", "-qRtarget.example"]);
     let full = count_opens(&["-qf"]);
     assert!(
-        selective >= 1 && selective <= 4,
+        (1..=4).contains(&selective),
         "-qR opened {selective} queue files"
     );
     assert!(full >= 31, "a full run opened only {full} queue files");
