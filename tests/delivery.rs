@@ -17,10 +17,14 @@ pub struct Peer {
 
 impl Peer {
     pub fn start(dir: &Path, envs: &[(&str, &str)]) -> Peer {
-        let state = dir.join("peer");
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let state = dir.join(format!("peer{n}"));
+        let _ = fs::remove_dir_all(&state);
         fs::create_dir_all(&state).unwrap();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/fault_server.py");
         let child = Command::new("python3")
+            .args(["-W", "ignore"])
             .arg(script)
             .arg(&state)
             .envs(envs.iter().copied())
@@ -91,7 +95,7 @@ impl Drop for Peer {
     }
 }
 
-fn have_peer() -> bool {
+pub fn have_peer() -> bool {
     if !require("python3") {
         return false;
     }

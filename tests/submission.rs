@@ -534,6 +534,31 @@ fn one_hundred_parallel_submissions() {
     assert_eq!(rcpts.len(), 100, "each submission is its own entry");
 }
 
+/// `rsendmail` carries no TLS code at all (OpenSSL is linked statically into
+/// `rsendmail-deliver` only); the deliverer's own strings are the control.
+#[test]
+fn rsendmail_contains_no_tls_code() {
+    let has = |path: &std::path::Path, needle: &[u8]| -> bool {
+        let bytes = std::fs::read(path).unwrap();
+        bytes.windows(needle.len()).any(|w| w == needle)
+    };
+    let deliver = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-deliver"));
+    for needle in [&b"SSL_CTX_new"[..], b"OpenSSL", b"native_tls"] {
+        assert!(
+            has(&deliver, needle),
+            "control: rsendmail-deliver lacks {needle:?}"
+        );
+        for b in [crate::harness::bin(), crate::harness::release_bin()] {
+            assert!(
+                !has(&b, needle),
+                "{} contains {:?}",
+                b.display(),
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+}
+
 #[test]
 fn rsendmail_links_no_tls_or_dns_library() {
     if !crate::harness::require("ldd") {

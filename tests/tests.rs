@@ -8,3 +8,4 @@ mod durability;
 mod mailq_listing;
 mod privileges;
 mod submission;
+mod tls;

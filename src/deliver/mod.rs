@@ -29,7 +29,7 @@ use rsendmail::privs;
 use rsendmail::queue;
 use rsendmail::spool::entry::{RcptState, State};
 use rsendmail::spool::{LockedEntry, Spool};
-use smtp::{Outcome, Session, Timeouts, Transcript};
+use smtp::{Credentials, Outcome, Session, Timeouts, TlsMode, TlsPolicy, Transcript};
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{Seek, SeekFrom};
@@ -50,6 +50,25 @@ pub struct Engine {
     pub max_connections: usize,
     pub max_background: usize,
     pub min_queue_age: i64,
+    pub tls: TlsPolicy,
+    /// dma's auth.conf entries, or why the file cannot be used.
+    pub auth: Result<Vec<rsendmail::config::AuthEntry>, String>,
+}
+
+/// Read dma's auth.conf, refusing one that others may read (it holds passwords).
+fn load_auth(path: &std::path::Path) -> Result<Vec<rsendmail::config::AuthEntry>, String> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read AUTHPATH {}: {e}", path.display()))?;
+    if md.mode() & 0o004 != 0 {
+        return Err(format!(
+            "AUTHPATH {} is readable by others; refusing to use it (chmod o-r)",
+            path.display()
+        ));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read AUTHPATH {}: {e}", path.display()))?;
+    rsendmail::config::parse_auth(&text, &path.display().to_string()).map_err(|f| f.message)
 }
 
 fn duration_opt(s: &Setup, name: &str, default: i64) -> Result<i64, Fatal> {
@@ -112,6 +131,30 @@ impl Engine {
             max_connections: number_opt(s, "MaxConnections", 4)?.max(1),
             max_background: number_opt(s, "MaxBackgroundDeliveries", 2 * cores)?.max(1),
             min_queue_age: duration_opt(s, "MinQueueAge", 0)?,
+            tls: TlsPolicy {
+                mode: if s.cfg.opportunistic_tls {
+                    TlsMode::Opportunistic
+                } else if s.cfg.starttls {
+                    TlsMode::StartTls
+                } else if s.cfg.secure_transfer {
+                    TlsMode::Implicit
+                } else {
+                    TlsMode::Off
+                },
+                verify: !s.cfg.insecure,
+                ca_file: {
+                    let mut all = s.cfg.settings.clone();
+                    all.overlay(&s.inv.settings);
+                    all.other_value("CACertFile").map(std::path::PathBuf::from)
+                },
+                fingerprint: s.cfg.fingerprint.clone(),
+                client_cert: s.cfg.cert_file.clone(),
+                plain_auth_ok: s.cfg.insecure,
+            },
+            auth: match &s.cfg.auth_path {
+                Some(p) => load_auth(p),
+                None => Ok(Vec::new()),
+            },
         })
     }
 
@@ -190,8 +233,36 @@ impl Conn {
         }
         if self.session.is_none() {
             let mut last = reply::Reply::local(451, "4.4.1 no smarthost configured");
+            let auth = match &engine.auth {
+                Ok(a) => a,
+                Err(why) => {
+                    let r = reply::Reply::local(451, format!("4.7.0 {why}"));
+                    self.dead = Some(r.clone());
+                    return Err(r);
+                }
+            };
             for (host, port) in &engine.smarthost {
-                match Session::open(host, *port, &engine.host_name, &engine.timeouts, out, label) {
+                let creds = auth
+                    .iter()
+                    .find(|a| {
+                        a.host.eq_ignore_ascii_case(
+                            host.trim_start_matches('[').trim_end_matches(']'),
+                        )
+                    })
+                    .map(|a| Credentials {
+                        user: a.user.clone(),
+                        password: a.password.clone(),
+                    });
+                match Session::open(
+                    host,
+                    *port,
+                    &engine.host_name,
+                    &engine.timeouts,
+                    &engine.tls,
+                    creds.as_ref(),
+                    out,
+                    label,
+                ) {
                     Ok(s) => {
                         self.session = Some(s);
                         break;
@@ -762,6 +833,8 @@ mod tests {
             max_connections: 4,
             max_background: 4,
             min_queue_age: 0,
+            tls: TlsPolicy::default(),
+            auth: Ok(Vec::new()),
         }
     }
 

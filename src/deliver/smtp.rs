@@ -98,6 +98,8 @@ pub enum State {
     Greeting,
     EhloReply,
     HeloReply,
+    StartTlsReply,
+    AuthReply,
     /// Between transactions.
     Ready,
     MailReply,
@@ -116,6 +118,8 @@ impl State {
         match self {
             State::Greeting => "greeting wait",
             State::EhloReply | State::HeloReply => "EHLO",
+            State::StartTlsReply => "STARTTLS",
+            State::AuthReply => "AUTH",
             State::Ready => "idle",
             State::MailReply => "MAIL",
             State::RcptReply => "RCPT",
@@ -176,10 +180,85 @@ pub struct OutRcpt<'a> {
 /// Where `-v` output goes: the transcript of the dialogue, as sendmail -v prints it.
 pub type Transcript<'a> = Option<&'a mut dyn Write>;
 
+/// The connection: plain TCP, or TLS over it (after STARTTLS, or from the start).
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<native_tls::TlsStream<TcpStream>>),
+    /// While the stream is being replaced (STARTTLS); never seen from outside.
+    Closed,
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+            Stream::Closed => Err(io::Error::from(io::ErrorKind::NotConnected)),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+            Stream::Closed => Err(io::Error::from(io::ErrorKind::NotConnected)),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+            Stream::Closed => Ok(()),
+        }
+    }
+}
+
+/// When to use TLS (dma's keywords): `SECURETRANSFER` alone is TLS from the first byte
+/// (SMTPS); `STARTTLS` requires STARTTLS; `OPPORTUNISTIC_TLS` uses it when offered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TlsMode {
+    #[default]
+    Off,
+    Opportunistic,
+    StartTls,
+    Implicit,
+}
+
+/// How TLS is set up and what the server's certificate must satisfy.
+#[derive(Clone, Debug, Default)]
+pub struct TlsPolicy {
+    pub mode: TlsMode,
+    /// Verify the certificate chain and host name (default); `INSECURE` turns it off.
+    pub verify: bool,
+    /// `O CACertFile=`: trust this CA (PEM) in addition to the system store.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// `FINGERPRINT`: the server certificate's SHA-256, lowercase hex. When set, it is the
+    /// trust anchor (the chain is not checked, the fingerprint must match).
+    pub fingerprint: Option<String>,
+    /// `CERTFILE`: a PEM holding our client certificate and its key.
+    pub client_cert: Option<std::path::PathBuf>,
+    /// AUTH may be sent without TLS (`INSECURE`, as in dma).
+    pub plain_auth_ok: bool,
+}
+
+/// Credentials for AUTH (from dma's auth.conf).
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
 /// A connection to one server.
 pub struct Session {
-    reader: BufReader<TcpStream>,
-    writer: BufWriter<TcpStream>,
+    conn: BufReader<Stream>,
+    /// The socket, for setting timeouts whatever the stream is wrapped in.
+    sock: TcpStream,
+    /// Commands not yet sent (pipelining writes them together).
+    wbuf: Vec<u8>,
+    pub tls: bool,
     pub caps: Caps,
     pub peer: SocketAddr,
     /// The host as named in the route (for logs: `relay=name [ip]`).
@@ -189,6 +268,30 @@ pub struct Session {
     verbose: bool,
     /// The last message was refused permanently at DATA or after its final dot.
     pub data_refused: bool,
+}
+
+/// Base64 (RFC 4648), for AUTH.
+pub fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut o = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        o.push(T[(n >> 18) as usize & 63] as char);
+        o.push(T[(n >> 12) as usize & 63] as char);
+        o.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        o.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    o
 }
 
 /// RFC 3461 xtext.
@@ -230,11 +333,14 @@ fn crate_io_text(e: &io::Error) -> String {
 
 impl Session {
     /// Connect and greet. `Err` is a temporary failure to report for every recipient.
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         host: &str,
         port: u16,
         helo_name: &str,
         timeouts: &Timeouts,
+        tls: &TlsPolicy,
+        creds: Option<&Credentials>,
         out: &mut Transcript<'_>,
         label: &str,
     ) -> Result<Session, Reply> {
@@ -263,12 +369,14 @@ impl Session {
             match TcpStream::connect_timeout(&addr, timeouts.connect) {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
-                    let w = stream
+                    let sock = stream
                         .try_clone()
                         .map_err(|e| io_reply(&e, State::Greeting, host))?;
                     let mut s = Session {
-                        reader: BufReader::new(stream),
-                        writer: BufWriter::with_capacity(64 * 1024, w),
+                        conn: BufReader::new(Stream::Plain(stream)),
+                        sock,
+                        wbuf: Vec::with_capacity(4096),
+                        tls: false,
                         caps: Caps::default(),
                         peer: addr,
                         host: host.to_string(),
@@ -277,7 +385,7 @@ impl Session {
                         verbose: out.is_some(),
                         data_refused: false,
                     };
-                    match s.greet(helo_name, out) {
+                    match s.greet(helo_name, tls, creds, out) {
                         Ok(()) => return Ok(s),
                         Err(r) => {
                             s.close(out);
@@ -304,8 +412,8 @@ impl Session {
 
     fn read(&mut self, timeout: Duration, out: &mut Transcript<'_>) -> Result<Reply, Reply> {
         let state = self.state;
-        let _ = self.reader.get_ref().set_read_timeout(Some(timeout));
-        let res = read_reply(&mut self.reader, |l| {
+        let _ = self.sock.set_read_timeout(Some(timeout));
+        let res = read_reply(&mut self.conn, |l| {
             if let Some(w) = out.as_deref_mut() {
                 let _ = writeln!(w, "{l}");
             }
@@ -321,31 +429,32 @@ impl Session {
         if let Some(w) = out.as_deref_mut() {
             let _ = writeln!(w, ">>> {line}");
         }
-        let r = self
-            .writer
-            .write_all(line.as_bytes())
-            .and_then(|_| self.writer.write_all(b"\r\n"));
-        r.map_err(|e| {
-            self.state = State::Closed;
-            io_reply(&e, self.state, &self.host)
-        })
+        self.put_quiet(line);
+        Ok(())
+    }
+
+    /// Queue a line that is not echoed (credentials).
+    fn put_quiet(&mut self, line: &str) {
+        self.wbuf.extend_from_slice(line.as_bytes());
+        self.wbuf.extend_from_slice(b"\r\n");
     }
 
     fn flush(&mut self, timeout: Duration) -> Result<(), Reply> {
-        let _ = self.writer.get_ref().set_write_timeout(Some(timeout));
-        self.writer.flush().map_err(|e| {
+        let _ = self.sock.set_write_timeout(Some(timeout));
+        let buf = std::mem::take(&mut self.wbuf);
+        let r = self
+            .conn
+            .get_mut()
+            .write_all(&buf)
+            .and_then(|_| self.conn.get_mut().flush());
+        r.map_err(|e| {
             let st = self.state;
             self.state = State::Closed;
             io_reply(&e, st, &self.host)
         })
     }
 
-    fn greet(&mut self, helo_name: &str, out: &mut Transcript<'_>) -> Result<(), Reply> {
-        self.state = State::Greeting;
-        let g = self.read(self.timeouts.initial, out)?;
-        if g.code != 220 {
-            return Err(g);
-        }
+    fn ehlo(&mut self, helo_name: &str, out: &mut Transcript<'_>) -> Result<(), Reply> {
         self.state = State::EhloReply;
         self.put(&format!("EHLO {helo_name}"), out)?;
         self.flush(self.timeouts.helo)?;
@@ -364,7 +473,198 @@ impl Session {
             }
             self.caps = Caps::default();
         }
+        Ok(())
+    }
+
+    fn greet(
+        &mut self,
+        helo_name: &str,
+        tls: &TlsPolicy,
+        creds: Option<&Credentials>,
+        out: &mut Transcript<'_>,
+    ) -> Result<(), Reply> {
+        if tls.mode == TlsMode::Implicit {
+            self.handshake(tls)?;
+        }
+        self.state = State::Greeting;
+        let g = self.read(self.timeouts.initial, out)?;
+        if g.code != 220 {
+            return Err(g);
+        }
+        self.ehlo(helo_name, out)?;
+        if !self.tls && matches!(tls.mode, TlsMode::StartTls | TlsMode::Opportunistic) {
+            if self.caps.starttls {
+                self.state = State::StartTlsReply;
+                self.put("STARTTLS", out)?;
+                self.flush(self.timeouts.helo)?;
+                let r = self.read(self.timeouts.helo, out)?;
+                if r.code == 220 {
+                    self.handshake(tls)?;
+                    // RFC 3207 §4.2: forget what the server said before; ask again.
+                    self.caps = Caps::default();
+                    self.ehlo(helo_name, out)?;
+                } else if tls.mode == TlsMode::StartTls {
+                    return Err(Reply::local(
+                        451,
+                        format!("4.7.5 STARTTLS refused by {}: {}", self.host, r.summary()),
+                    ));
+                }
+            } else if tls.mode == TlsMode::StartTls {
+                return Err(Reply::local(
+                    451,
+                    format!(
+                        "4.7.4 TLS is required but {} does not offer STARTTLS",
+                        self.host
+                    ),
+                ));
+            }
+        }
+        if let Some(c) = creds {
+            self.authenticate(c, tls, out)?;
+        }
         self.state = State::Ready;
+        Ok(())
+    }
+
+    /// Wrap the connection in TLS and check the server's certificate.
+    fn handshake(&mut self, policy: &TlsPolicy) -> Result<(), Reply> {
+        let fail = |what: String| Reply::local(451, format!("4.7.5 {what}"));
+        let mut b = native_tls::TlsConnector::builder();
+        b.min_protocol_version(Some(native_tls::Protocol::Tlsv12));
+        if let Some(ca) = &policy.ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| fail(format!("cannot read CACertFile {}: {e}", ca.display())))?;
+            let cert = native_tls::Certificate::from_pem(&pem)
+                .map_err(|e| fail(format!("bad CACertFile {}: {e}", ca.display())))?;
+            b.add_root_certificate(cert);
+        }
+        if let Some(cf) = &policy.client_cert {
+            let pem = std::fs::read(cf)
+                .map_err(|e| fail(format!("cannot read CERTFILE {}: {e}", cf.display())))?;
+            let id = native_tls::Identity::from_pkcs8(&pem, &pem).map_err(|e| {
+                fail(format!(
+                    "bad CERTFILE {} (certificate and PKCS#8 key in PEM): {e}",
+                    cf.display()
+                ))
+            })?;
+            b.identity(id);
+        }
+        if !policy.verify || policy.fingerprint.is_some() {
+            b.danger_accept_invalid_certs(true);
+            b.danger_accept_invalid_hostnames(true);
+        }
+        let connector = b
+            .build()
+            .map_err(|e| fail(format!("TLS setup failed: {e}")))?;
+        let name = self
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let _ = self.sock.set_read_timeout(Some(self.timeouts.helo));
+        let _ = self.sock.set_write_timeout(Some(self.timeouts.helo));
+        let old = std::mem::replace(&mut self.conn, BufReader::new(Stream::Closed));
+        // Anything the server sent before the handshake is dropped with the old buffer.
+        let tcp = match old.into_inner() {
+            Stream::Plain(t) => t,
+            _ => return Err(fail("TLS started twice".into())),
+        };
+        let tls = match connector.connect(&name, tcp) {
+            Ok(t) => t,
+            Err(e) => {
+                self.state = State::Closed;
+                return Err(fail(format!(
+                    "TLS handshake with {} failed: {e}",
+                    self.host
+                )));
+            }
+        };
+        if let Some(want) = &policy.fingerprint {
+            use sha2::Digest;
+            let der = tls
+                .peer_certificate()
+                .ok()
+                .flatten()
+                .and_then(|c| c.to_der().ok())
+                .unwrap_or_default();
+            let got: String = sha2::Sha256::digest(&der)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            if &got != want {
+                self.state = State::Closed;
+                return Err(fail(format!(
+                    "certificate of {} does not match FINGERPRINT (SHA-256 {got})",
+                    self.host
+                )));
+            }
+        }
+        self.conn = BufReader::new(Stream::Tls(Box::new(tls)));
+        self.tls = true;
+        Ok(())
+    }
+
+    /// AUTH PLAIN or LOGIN (RFC 4954); never in clear text unless INSECURE.
+    fn authenticate(
+        &mut self,
+        c: &Credentials,
+        tls: &TlsPolicy,
+        out: &mut Transcript<'_>,
+    ) -> Result<(), Reply> {
+        if self.caps.auth.is_empty() {
+            return Ok(());
+        }
+        if !self.tls && !tls.plain_auth_ok {
+            return Err(Reply::local(
+                451,
+                format!(
+                    "4.7.0 not sending AUTH to {} over an unencrypted connection (set STARTTLS or INSECURE)",
+                    self.host
+                ),
+            ));
+        }
+        self.state = State::AuthReply;
+        let has = |m: &str| self.caps.auth.iter().any(|a| a == m);
+        let r = if has("PLAIN") {
+            let token = base64(format!("\0{}\0{}", c.user, c.password).as_bytes());
+            if let Some(w) = out.as_deref_mut() {
+                let _ = writeln!(w, ">>> AUTH PLAIN (credentials not shown)");
+            }
+            self.put_quiet(&format!("AUTH PLAIN {token}"));
+            self.flush(self.timeouts.helo)?;
+            self.read(self.timeouts.helo, out)?
+        } else if has("LOGIN") {
+            self.put("AUTH LOGIN", out)?;
+            self.flush(self.timeouts.helo)?;
+            let mut r = self.read(self.timeouts.helo, out)?;
+            for secret in [&c.user, &c.password] {
+                if r.code != 334 {
+                    break;
+                }
+                if let Some(w) = out.as_deref_mut() {
+                    let _ = writeln!(w, ">>> (credentials not shown)");
+                }
+                self.put_quiet(&base64(secret.as_bytes()));
+                self.flush(self.timeouts.helo)?;
+                r = self.read(self.timeouts.helo, out)?;
+            }
+            r
+        } else {
+            return Err(Reply::local(
+                451,
+                format!(
+                    "4.7.0 {} offers no AUTH mechanism rsendmail knows (PLAIN, LOGIN)",
+                    self.host
+                ),
+            ));
+        };
+        if r.code != 235 {
+            // A refused login is deferred, never bounced: the configuration can be fixed.
+            return Err(Reply::local(
+                451,
+                format!("4.7.0 AUTH refused by {}: {}", self.host, r.summary()),
+            ));
+        }
         Ok(())
     }
 
@@ -613,11 +913,10 @@ impl Session {
     }
 
     fn write_data(&mut self, data: &mut dyn Read) -> io::Result<()> {
-        let _ = self
-            .writer
-            .get_ref()
-            .set_write_timeout(Some(self.timeouts.datablock));
-        write_wire(data, &mut self.writer)
+        let _ = self.sock.set_write_timeout(Some(self.timeouts.datablock));
+        let mut w = BufWriter::with_capacity(64 * 1024, self.conn.get_mut());
+        write_wire(data, &mut w)?;
+        w.flush()
     }
 
     /// End the session politely.
@@ -765,6 +1064,21 @@ mod tests {
         assert!(c.pipelining && c.eightbitmime && c.dsn && c.starttls && !c.smtputf8);
         assert_eq!(c.size, Some(10_240_000));
         assert_eq!(c.auth, ["PLAIN", "LOGIN"]);
+    }
+
+    #[test]
+    fn base64_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+        assert_eq!(base64(b"\0user\0pass"), "AHVzZXIAcGFzcw==");
     }
 
     #[test]

@@ -16,7 +16,10 @@ Faults, by the local part of a recipient:
   rejectdata4...  451 4.3.0 after the data
   dropdata...     the connection is closed in the middle of DATA, the first time
   stall...        no reply after the data, for STALL seconds (default 30)
-Options (environment): NO_PIPELINING=1 hides PIPELINING; NO_EHLO=1 refuses EHLO (502).
+Options (environment): NO_PIPELINING=1 hides PIPELINING; NO_EHLO=1 refuses EHLO (502);
+TLS_CERT and TLS_KEY with TLS_MODE=starttls (offer STARTTLS) or implicit (TLS from the
+first byte); AUTH_USER and AUTH_PASS make AUTH PLAIN/LOGIN required. The transcript marks
+MAIL commands given over TLS ("tls") and after AUTH ("auth=<user>").
 """
 import asyncio
 import json
@@ -58,7 +61,12 @@ class Handler:
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        log(id(session), "MAIL %s %s" % (address, " ".join(mail_options)))
+        marks = []
+        if session.ssl or server.transport.get_extra_info("ssl_object") is not None:
+            marks.append("tls")
+        if session.authenticated:
+            marks.append("auth=%s" % getattr(session, "auth_user", "?"))
+        log(id(session), "MAIL %s %s %s" % (address, " ".join(mail_options), " ".join(marks)))
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Ok"
@@ -103,10 +111,35 @@ class Handler:
         return "250 2.0.0 Ok: queued as TEST%d" % n
 
 
+def tls_context():
+    import ssl
+    if not os.environ.get("TLS_CERT"):
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(os.environ["TLS_CERT"], os.environ["TLS_KEY"])
+    return ctx
+
+
+def authenticator(server, session, envelope, mechanism, auth_data):
+    from aiosmtpd.smtp import AuthResult
+    ok = (auth_data.login.decode() == os.environ.get("AUTH_USER")
+          and auth_data.password.decode() == os.environ.get("AUTH_PASS"))
+    if ok:
+        session.auth_user = auth_data.login.decode()
+    log(id(session), "AUTH %s %s" % (mechanism, "ok" if ok else "refused"))
+    return AuthResult(success=ok, handled=False)
+
+
 class C(Controller):
     def factory(self):
+        kw = {}
+        if os.environ.get("TLS_MODE") == "starttls":
+            kw["tls_context"] = tls_context()
+        if os.environ.get("AUTH_USER"):
+            kw.update(authenticator=authenticator, auth_required=True,
+                      auth_require_tls=False)
         return SMTP(self.handler, decode_data=False, hostname="fault.test",
-                    enable_SMTPUTF8=True)
+                    enable_SMTPUTF8=True, **kw)
 
 
 def free_port():
@@ -120,7 +153,10 @@ def free_port():
 
 def main():
     port = free_port()
-    c = C(Handler(), hostname="127.0.0.1", port=port)
+    kw = {}
+    if os.environ.get("TLS_MODE") == "implicit":
+        kw["ssl_context"] = tls_context()
+    c = C(Handler(), hostname="127.0.0.1", port=port, **kw)
     c.start()
     with open(os.path.join(STATE, "port.tmp"), "w") as f:
         f.write(str(port))
