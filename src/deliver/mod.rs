@@ -41,6 +41,8 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct Engine {
     pub smarthost: Vec<(String, u16)>,
+    /// RELAYTABLE entries, in file order.
+    pub relay_table: Vec<RelayRule>,
     pub null_client: bool,
     pub host_name: String,
     pub timeouts: Timeouts,
@@ -111,6 +113,10 @@ impl Engine {
             .unwrap_or(1);
         Ok(Engine {
             smarthost,
+            relay_table: match &s.cfg.relay_table {
+                Some(p) => load_relay_table(p, port)?,
+                None => Vec::new(),
+            },
             null_client: s.cfg.null_client,
             host_name: s.cfg.host_name(),
             timeouts: Timeouts {
@@ -180,11 +186,77 @@ impl Engine {
     }
 }
 
+/// One line of the relay table (like sendmail's mailertable or Postfix's transport):
+/// `domain relay[:port]`, `.domain relay` (its subdomains), `* relay` (everything else).
+/// `[host]` names the host itself; a bare host is, for now, also used as it is (MX
+/// lookups of relay names come with MX delivery).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayRule {
+    pub pattern: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Read the relay table; errors name the file and line (EX_CONFIG).
+pub fn load_relay_table(path: &std::path::Path, default_port: u16) -> Result<Vec<RelayRule>, Fatal> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Fatal::new(Sysexit::Config, format!("cannot open RELAYTABLE {}: {e}", path.display()))
+    })?;
+    parse_relay_table(&text, &path.display().to_string(), default_port)
+}
+
+pub fn parse_relay_table(text: &str, name: &str, default_port: u16) -> Result<Vec<RelayRule>, Fatal> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |why: &str| Fatal::new(Sysexit::Config, format!("{name}: line {}: {why}", n + 1));
+        let mut words = line.split_whitespace();
+        let (Some(pattern), Some(relay), None) = (words.next(), words.next(), words.next()) else {
+            return Err(bad("expected: domain relay[:port]"));
+        };
+        let (host, port) = parse_host_port(relay).ok_or_else(|| bad(&format!("invalid relay {relay}")))?;
+        let valid_pattern = pattern == "*"
+            || pattern
+                .trim_start_matches('.')
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c));
+        if !valid_pattern || pattern == "." {
+            return Err(bad(&format!("invalid domain {pattern}")));
+        }
+        out.push(RelayRule {
+            pattern: pattern.to_ascii_lowercase(),
+            host,
+            port: port.unwrap_or(default_port),
+        });
+    }
+    Ok(out)
+}
+
+/// The relay for a domain: an exact entry, else the nearest `.parent` entry, else `*`.
+pub fn relay_for<'a>(table: &'a [RelayRule], domain: &str) -> Option<&'a RelayRule> {
+    let d = domain.to_ascii_lowercase();
+    if let Some(r) = table.iter().find(|r| r.pattern == d) {
+        return Some(r);
+    }
+    let mut rest = d.as_str();
+    while let Some(dot) = rest.find('.') {
+        let parent = &rest[dot..];
+        if let Some(r) = table.iter().find(|r| r.pattern == parent) {
+            return Some(r);
+        }
+        rest = &rest[dot + 1..];
+    }
+    table.iter().find(|r| r.pattern == "*")
+}
+
 /// Where a recipient goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
-    /// Through the smarthost.
-    Relay,
+    /// Through these relays, tried in order (the relay table's entry, or SMARTHOST).
+    Relay(Vec<(String, u16)>),
     /// To the MX hosts of the domain (not in this version).
     Mx(String),
     /// A local mailbox (not in this version).
@@ -202,11 +274,19 @@ pub fn route(engine: &Engine, addr: &str) -> Route {
     if local && !to_smarthost {
         return Route::Local;
     }
+    if let Some(d) = &domain
+        && let Some(r) = relay_for(&engine.relay_table, d)
+    {
+        return Route::Relay(vec![(r.host.clone(), r.port)]);
+    }
     if !engine.smarthost.is_empty() {
-        return Route::Relay;
+        return Route::Relay(engine.smarthost.clone());
     }
     Route::Mx(domain.unwrap_or_default())
 }
+
+/// One worker's connections, by relay (the list of hosts tried in order).
+type Conns = std::collections::HashMap<Vec<(String, u16)>, Conn>;
 
 /// A connection kept across the entries of one worker.
 #[derive(Default)]
@@ -220,6 +300,7 @@ impl Conn {
     fn get(
         &mut self,
         engine: &Engine,
+        targets: &[(String, u16)],
         out: &mut Transcript<'_>,
         label: &str,
     ) -> Result<&mut Session, reply::Reply> {
@@ -241,7 +322,7 @@ impl Conn {
                     return Err(r);
                 }
             };
-            for (host, port) in &engine.smarthost {
+            for (host, port) in targets {
                 let creds = auth
                     .iter()
                     .find(|a| {
@@ -330,7 +411,7 @@ fn stat_text(o: &Outcome) -> String {
 fn attempt(
     engine: &Engine,
     locked: &mut LockedEntry,
-    conn: &mut Conn,
+    conns: &mut Conns,
     out: &mut Transcript<'_>,
     verbose: bool,
 ) -> Result<Attempt, Fatal> {
@@ -343,10 +424,14 @@ fn attempt(
         .collect();
     // (recipient, outcome, mailer, relay as logged)
     let mut outcomes: Vec<(usize, Outcome, &str, String)> = Vec::new();
-    let mut relay = Vec::new();
+    // Recipients by relay, in the order their relays first appear.
+    let mut groups: Vec<(Vec<(String, u16)>, Vec<usize>)> = Vec::new();
     for &i in &open {
         match route(engine, &env.recipients[i].address) {
-            Route::Relay => relay.push(i),
+            Route::Relay(targets) => match groups.iter_mut().find(|(t, _)| *t == targets) {
+                Some((_, v)) => v.push(i),
+                None => groups.push((targets, vec![i])),
+            },
             Route::Mx(d) => outcomes.push((
                 i,
                 Outcome::TempFail(reply::Reply::local(
@@ -367,16 +452,16 @@ fn attempt(
             )),
         }
     }
-    if !relay.is_empty() {
+    for (targets, relay) in groups {
+        let conn = conns.entry(targets.clone()).or_default();
         let label: Vec<&str> = relay
             .iter()
             .map(|&i| env.recipients[i].address.as_str())
             .collect();
         let label = label.join(",");
-        match conn.get(engine, out, &label) {
+        match conn.get(engine, &targets, out, &label) {
             Err(r) => {
-                let name = engine
-                    .smarthost
+                let name = targets
                     .first()
                     .map(|h| h.0.clone())
                     .unwrap_or_default();
@@ -555,7 +640,7 @@ fn deliver_ids(
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
-                let mut conn = Conn::default();
+                let mut conns = Conns::new();
                 let mut stdout = std::io::stdout();
                 let mut seq = 0;
                 loop {
@@ -590,7 +675,7 @@ fn deliver_ids(
                         );
                     }
                     let mut locked = locked;
-                    match attempt(engine, &mut locked, &mut conn, &mut out, verbose) {
+                    match attempt(engine, &mut locked, &mut conns, &mut out, verbose) {
                         Ok(a) => {
                             if a.removed {
                                 finish(locked);
@@ -607,7 +692,9 @@ fn deliver_ids(
                     }
                 }
                 let mut out: Transcript<'_> = if verbose { Some(&mut stdout) } else { None };
-                conn.close(&mut out);
+                for (_, mut c) in conns.drain() {
+                    c.close(&mut out);
+                }
             });
         }
     });
@@ -824,6 +911,7 @@ mod tests {
     fn engine() -> Engine {
         Engine {
             smarthost: vec![],
+            relay_table: vec![],
             null_client: false,
             host_name: "host.example".into(),
             timeouts: Timeouts::default(),
@@ -855,12 +943,38 @@ mod tests {
             Route::Mx("example.org".into())
         );
         e.smarthost = vec![("127.0.0.1".into(), 25)];
-        assert_eq!(route(&e, "bob@example.org"), Route::Relay);
+        let smart = Route::Relay(e.smarthost.clone());
+        assert_eq!(route(&e, "bob@example.org"), smart);
         assert_eq!(route(&e, "bob"), Route::Local);
         e.null_client = true;
-        assert_eq!(route(&e, "bob"), Route::Relay);
+        assert_eq!(route(&e, "bob"), smart);
+        e.relay_table = parse_relay_table("example.org [10.0.0.1]:2525\n.example.net relay.example\n", "t", 25).unwrap();
+        assert_eq!(route(&e, "bob@Example.ORG"), Route::Relay(vec![("[10.0.0.1]".into(), 2525)]));
+        assert_eq!(route(&e, "bob@a.b.example.net"), Route::Relay(vec![("relay.example".into(), 25)]));
+        assert_eq!(route(&e, "bob@example.net"), smart, "'.domain' is for subdomains only");
+        assert_eq!(route(&e, "bob@other.org"), smart);
         assert_eq!(e.qualify("root"), "root@host.example");
         assert_eq!(e.qualify(""), "");
+    }
+
+    #[test]
+    fn relay_table_rules() {
+        let t = parse_relay_table(
+            "# comment\nexample.org a.relay\n.example.org b.relay:26\n* [c.relay]\n\n",
+            "t",
+            25,
+        )
+        .unwrap();
+        let host = |d: &str| relay_for(&t, d).map(|r| (r.host.as_str(), r.port));
+        assert_eq!(host("example.org"), Some(("a.relay", 25)));
+        assert_eq!(host("mail.example.org"), Some(("b.relay", 26)));
+        assert_eq!(host("x.mail.example.org"), Some(("b.relay", 26)));
+        assert_eq!(host("example.org.uk"), Some(("[c.relay]", 25)));
+        assert_eq!(relay_for(&t[..2], "notexample.org"), None);
+        let e = parse_relay_table("example.org\n", "rt", 25).unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (Sysexit::Config, "rt: line 1: expected: domain relay[:port]"));
+        assert!(parse_relay_table("a b c\n", "rt", 25).is_err());
+        assert!(parse_relay_table("ex/ample relay\n", "rt", 25).is_err());
     }
 
     #[test]
