@@ -4,7 +4,7 @@
 Usage: replay.py --bin PATH/TO/rsendmail [--cases DIR] [CASE ...]
 
 For each case: a fresh spool and config (SPOOLDIR in a temporary directory, MAILNAME
-vm.example.test), then `sendmail -C conf ARGS... < stdin` through a symlink named
+vm.example.test, SMARTHOST 127.0.0.1 as in the recording set-up), then `sendmail -C conf ARGS... < stdin` through a symlink named
 `sendmail` (argv[0] "sendmail", as scripts call it), then `sendmail -C conf -bp`.
 Exit status, stdout, stderr and the queue listing are compared with the expected files
 after the normalisation below is applied to both sides. Prints a diff for every failing
@@ -52,7 +52,7 @@ def run_case(binary, case_dir, name):
         spool = os.path.join(work, "spool")
         conf = os.path.join(work, "rsendmail.conf")
         with open(conf, "w") as f:
-            f.write("SPOOLDIR %s\nMAILNAME vm.example.test\n" % spool)
+            f.write("SPOOLDIR %s\nMAILNAME vm.example.test\nSMARTHOST 127.0.0.1\n" % spool)
         link = os.path.join(work, "sendmail")
         os.symlink(os.path.abspath(binary), link)
         env = dict(os.environ, LC_ALL="C")

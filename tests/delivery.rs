@@ -894,27 +894,56 @@ fn relay_table_splits_recipients_by_domain() {
     let table = env0.dir.join("relays");
     fs::write(
         &table,
-        format!("# per-domain relays\nexample.org [127.0.0.1]:{}\n.example.net 127.0.0.1:{}\n", a.port, b.port),
+        format!(
+            "# per-domain relays\nexample.org [127.0.0.1]:{}\n.example.net 127.0.0.1:{}\n",
+            a.port, b.port
+        ),
     )
     .unwrap();
     // Everything else goes to the smarthost, here peer b as well.
     let env = relay_env(b.port, &format!("RELAYTABLE {}\n", table.display()));
     env.sendmail(
-        &["-odi", "x@example.org", "y@mail.example.net", "z@other.com", "w@example.org"],
+        &[
+            "-odi",
+            "x@example.org",
+            "y@mail.example.net",
+            "z@other.com",
+            "w@example.org",
+        ],
         MSG,
     )
     .code(0);
     let ma = a.messages();
     let mb = b.messages();
     assert_eq!(ma.len(), 1);
-    assert!(ma[0].0.contains("[\"x@example.org\", \"w@example.org\"]"), "{}", ma[0].0);
-    assert_eq!(mb.len(), 1, "one connection, one transaction for both of b's recipients");
-    assert!(mb[0].0.contains("[\"y@mail.example.net\", \"z@other.com\"]"), "{}", mb[0].0);
+    assert!(
+        ma[0].0.contains("[\"x@example.org\", \"w@example.org\"]"),
+        "{}",
+        ma[0].0
+    );
+    assert_eq!(
+        mb.len(),
+        1,
+        "one connection, one transaction for both of b's recipients"
+    );
+    assert!(
+        mb[0]
+            .0
+            .contains("[\"y@mail.example.net\", \"z@other.com\"]"),
+        "{}",
+        mb[0].0
+    );
     assert!(env.entries().is_empty());
     // A broken table is a configuration error naming file and line; the message waits.
     fs::write(&table, "example.org\n").unwrap();
     let r = env.sendmail(&["-odi", "x@example.org"], MSG);
     r.code(78);
-    assert_eq!(r.stdout, format!("{}: line 1: expected: domain relay[:port]\n", table.display()));
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{}: line 1: expected: domain relay[:port]\n",
+            table.display()
+        )
+    );
     assert_eq!(env.entries().len(), 1);
 }

@@ -198,14 +198,24 @@ pub struct RelayRule {
 }
 
 /// Read the relay table; errors name the file and line (EX_CONFIG).
-pub fn load_relay_table(path: &std::path::Path, default_port: u16) -> Result<Vec<RelayRule>, Fatal> {
+pub fn load_relay_table(
+    path: &std::path::Path,
+    default_port: u16,
+) -> Result<Vec<RelayRule>, Fatal> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Fatal::new(Sysexit::Config, format!("cannot open RELAYTABLE {}: {e}", path.display()))
+        Fatal::new(
+            Sysexit::Config,
+            format!("cannot open RELAYTABLE {}: {e}", path.display()),
+        )
     })?;
     parse_relay_table(&text, &path.display().to_string(), default_port)
 }
 
-pub fn parse_relay_table(text: &str, name: &str, default_port: u16) -> Result<Vec<RelayRule>, Fatal> {
+pub fn parse_relay_table(
+    text: &str,
+    name: &str,
+    default_port: u16,
+) -> Result<Vec<RelayRule>, Fatal> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
@@ -217,7 +227,8 @@ pub fn parse_relay_table(text: &str, name: &str, default_port: u16) -> Result<Ve
         let (Some(pattern), Some(relay), None) = (words.next(), words.next(), words.next()) else {
             return Err(bad("expected: domain relay[:port]"));
         };
-        let (host, port) = parse_host_port(relay).ok_or_else(|| bad(&format!("invalid relay {relay}")))?;
+        let (host, port) =
+            parse_host_port(relay).ok_or_else(|| bad(&format!("invalid relay {relay}")))?;
         let valid_pattern = pattern == "*"
             || pattern
                 .trim_start_matches('.')
@@ -285,8 +296,11 @@ pub fn route(engine: &Engine, addr: &str) -> Route {
     Route::Mx(domain.unwrap_or_default())
 }
 
-/// One worker's connections, by relay (the list of hosts tried in order).
-type Conns = std::collections::HashMap<Vec<(String, u16)>, Conn>;
+/// A relay: its hosts, tried in order.
+type Relay = Vec<(String, u16)>;
+
+/// One worker's connections, by relay.
+type Conns = std::collections::HashMap<Relay, Conn>;
 
 /// A connection kept across the entries of one worker.
 #[derive(Default)]
@@ -425,7 +439,7 @@ fn attempt(
     // (recipient, outcome, mailer, relay as logged)
     let mut outcomes: Vec<(usize, Outcome, &str, String)> = Vec::new();
     // Recipients by relay, in the order their relays first appear.
-    let mut groups: Vec<(Vec<(String, u16)>, Vec<usize>)> = Vec::new();
+    let mut groups: Vec<(Relay, Vec<usize>)> = Vec::new();
     for &i in &open {
         match route(engine, &env.recipients[i].address) {
             Route::Relay(targets) => match groups.iter_mut().find(|(t, _)| *t == targets) {
@@ -461,10 +475,7 @@ fn attempt(
         let label = label.join(",");
         match conn.get(engine, &targets, out, &label) {
             Err(r) => {
-                let name = targets
-                    .first()
-                    .map(|h| h.0.clone())
-                    .unwrap_or_default();
+                let name = targets.first().map(|h| h.0.clone()).unwrap_or_default();
                 for &i in &relay {
                     outcomes.push((i, Outcome::TempFail(r.clone()), "relay", name.clone()));
                 }
@@ -795,8 +806,55 @@ fn run(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
     let engine = Engine::from_setup(&s)?;
     match internal.entry {
         Some(id) => deliver_entry(&s, &engine, &id, internal.background),
+        None if s.inv.operation == rsendmail::cli::Operation::Verify => verify(&s, &engine),
         None => queue_run(&s, &engine),
     }
+}
+
+/// How sendmail names a host in `-bv` output: an address literal in brackets.
+fn shown_host(h: &str) -> String {
+    if h.parse::<std::net::IpAddr>().is_ok() {
+        format!("[{h}]")
+    } else {
+        h.to_string()
+    }
+}
+
+/// `-bv`: say where each address would go, without sending anything (sendmail's format).
+fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
+    let addrs = rsendmail::submit::argv_recipients(&s.inv.recipients)?;
+    if addrs.is_empty() {
+        return Err(Fatal::new(
+            Sysexit::Usage,
+            "Recipient names must be specified",
+        ));
+    }
+    // sendmail reports local recipients first, then the others, each in list order
+    // (recorded from 8.17).
+    let (local, other): (Vec<_>, Vec<_>) = addrs
+        .into_iter()
+        .partition(|a| route(engine, &a.address) == Route::Local);
+    for a in local.into_iter().chain(other) {
+        let addr = a.address;
+        match route(engine, &addr) {
+            Route::Relay(targets) => {
+                let host = targets
+                    .first()
+                    .map(|t| shown_host(&t.0))
+                    .unwrap_or_default();
+                println!(
+                    "{addr}... deliverable: mailer relay, host {host}, user {}",
+                    engine.qualify(&addr)
+                );
+            }
+            Route::Mx(d) => println!("{addr}... deliverable: mailer esmtp, host {d}., user {addr}"),
+            Route::Local => {
+                let user = addr.split('@').next().unwrap_or(&addr);
+                println!("{addr}... deliverable: mailer local, user {user}");
+            }
+        }
+    }
+    Ok(Sysexit::Ok)
 }
 
 /// Deliver one entry now (interactive or background mode).
@@ -948,13 +1006,36 @@ mod tests {
         assert_eq!(route(&e, "bob"), Route::Local);
         e.null_client = true;
         assert_eq!(route(&e, "bob"), smart);
-        e.relay_table = parse_relay_table("example.org [10.0.0.1]:2525\n.example.net relay.example\n", "t", 25).unwrap();
-        assert_eq!(route(&e, "bob@Example.ORG"), Route::Relay(vec![("[10.0.0.1]".into(), 2525)]));
-        assert_eq!(route(&e, "bob@a.b.example.net"), Route::Relay(vec![("relay.example".into(), 25)]));
-        assert_eq!(route(&e, "bob@example.net"), smart, "'.domain' is for subdomains only");
+        e.relay_table = parse_relay_table(
+            "example.org [10.0.0.1]:2525\n.example.net relay.example\n",
+            "t",
+            25,
+        )
+        .unwrap();
+        assert_eq!(
+            route(&e, "bob@Example.ORG"),
+            Route::Relay(vec![("[10.0.0.1]".into(), 2525)])
+        );
+        assert_eq!(
+            route(&e, "bob@a.b.example.net"),
+            Route::Relay(vec![("relay.example".into(), 25)])
+        );
+        assert_eq!(
+            route(&e, "bob@example.net"),
+            smart,
+            "'.domain' is for subdomains only"
+        );
         assert_eq!(route(&e, "bob@other.org"), smart);
         assert_eq!(e.qualify("root"), "root@host.example");
         assert_eq!(e.qualify(""), "");
+    }
+
+    #[test]
+    fn hosts_shown_like_sendmail() {
+        assert_eq!(shown_host("127.0.0.1"), "[127.0.0.1]");
+        assert_eq!(shown_host("::1"), "[::1]");
+        assert_eq!(shown_host("[10.0.0.1]"), "[10.0.0.1]");
+        assert_eq!(shown_host("mail.example.org"), "mail.example.org");
     }
 
     #[test]
@@ -972,7 +1053,10 @@ mod tests {
         assert_eq!(host("example.org.uk"), Some(("[c.relay]", 25)));
         assert_eq!(relay_for(&t[..2], "notexample.org"), None);
         let e = parse_relay_table("example.org\n", "rt", 25).unwrap_err();
-        assert_eq!((e.code, e.message.as_str()), (Sysexit::Config, "rt: line 1: expected: domain relay[:port]"));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (Sysexit::Config, "rt: line 1: expected: domain relay[:port]")
+        );
         assert!(parse_relay_table("a b c\n", "rt", 25).is_err());
         assert!(parse_relay_table("ex/ample relay\n", "rt", 25).is_err());
     }
