@@ -81,8 +81,11 @@ impl Env {
         fs::write(
             &conf,
             format!(
-                "SPOOLDIR {}\nMAILNAME test.example\n{extra}",
-                spool.display()
+                // DNS goes to a closed port on 127.0.0.1: a test that reaches MX delivery
+                // fails its lookup at once and never sends a query off this machine.
+                "SPOOLDIR {}\nMAILNAME test.example\nRESOLVER 127.0.0.1:{}\nO Timeout.resolver.retrans=1s\nO Timeout.resolver.retry=0\n{extra}",
+                spool.display(),
+                closed_port()
             ),
         )
         .unwrap();
@@ -198,6 +201,14 @@ impl Drop for Env {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// A UDP port on 127.0.0.1 where nothing listens (bound and released).
+fn closed_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(9)
 }
 
 pub const MSG: &[u8] = b"Subject: test\n\nhello\n";

@@ -131,14 +131,14 @@ fn bad_mode_exits_before_reading_stdin() {
 #[test]
 fn config_errors_name_file_and_line() {
     let cases: &[(&str, i32, &str)] = &[
-        ("O DeliveryMode=x\n", 64, "line 3: Unknown delivery mode x"),
-        ("STARTLS\n", 78, "line 3: unknown keyword STARTLS"),
-        ("SMARTHOST\n", 78, "line 3: SMARTHOST requires a value"),
-        ("NULLCLIENT yes\n", 78, "line 3: NULLCLIENT takes no value"),
+        ("O DeliveryMode=x\n", 64, "line 6: Unknown delivery mode x"),
+        ("STARTLS\n", 78, "line 6: unknown keyword STARTLS"),
+        ("SMARTHOST\n", 78, "line 6: SMARTHOST requires a value"),
+        ("NULLCLIENT yes\n", 78, "line 6: NULLCLIENT takes no value"),
         (
             "O NoSuchOption=1\n",
             78,
-            "line 3: readcf: unknown option name NoSuchOption",
+            "line 6: readcf: unknown option name NoSuchOption",
         ),
     ];
     for (conf, code, msg) in cases {
@@ -534,7 +534,7 @@ fn one_hundred_parallel_submissions() {
     assert_eq!(rcpts.len(), 100, "each submission is its own entry");
 }
 
-/// `rsendmail` carries no TLS code at all (OpenSSL is linked statically into
+/// `rsendmail` carries no TLS or DNS code at all (OpenSSL, hickory and tokio are linked into
 /// `rsendmail-deliver` only); the deliverer's own strings are the control.
 #[test]
 fn rsendmail_contains_no_tls_code() {
@@ -543,7 +543,13 @@ fn rsendmail_contains_no_tls_code() {
         bytes.windows(needle.len()).any(|w| w == needle)
     };
     let deliver = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-deliver"));
-    for needle in [&b"SSL_CTX_new"[..], b"OpenSSL", b"native_tls"] {
+    for needle in [
+        &b"SSL_CTX_new"[..],
+        b"OpenSSL",
+        b"native_tls",
+        b"hickory",
+        b"tokio",
+    ] {
         assert!(
             has(&deliver, needle),
             "control: rsendmail-deliver lacks {needle:?}"

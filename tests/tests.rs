@@ -4,6 +4,7 @@ mod harness;
 
 mod compat_suite;
 mod delivery;
+mod dns;
 mod durability;
 mod mailq_listing;
 mod privileges;

@@ -16,6 +16,7 @@
 //! duplicate window: the server accepted the message (250 after the final dot) and we die
 //! before that record is on disk — one unlink, or one state-file write, wide.
 
+pub mod dns;
 pub mod reply;
 pub mod smtp;
 
@@ -43,6 +44,14 @@ pub struct Engine {
     pub smarthost: Vec<(String, u16)>,
     /// RELAYTABLE entries, in file order.
     pub relay_table: Vec<RelayRule>,
+    /// RESOLVER: name servers to ask instead of the system's.
+    pub resolver: Vec<String>,
+    /// `O MXPort=`: the port of MX hosts (25).
+    pub mx_port: u16,
+    /// `O Timeout.resolver.retrans=`: how long one DNS query may take (5s).
+    pub dns_timeout: Duration,
+    /// `O Timeout.resolver.retry=`: how many times a failed query is asked again (2).
+    pub dns_retries: usize,
     pub null_client: bool,
     pub host_name: String,
     pub timeouts: Timeouts,
@@ -113,6 +122,10 @@ impl Engine {
             .unwrap_or(1);
         Ok(Engine {
             smarthost,
+            resolver: s.cfg.resolver.clone(),
+            mx_port: number_opt(s, "MXPort", 25)?.clamp(1, 65535) as u16,
+            dns_timeout: t("resolver.retrans", Duration::from_secs(5))?,
+            dns_retries: number_opt(s, "Timeout.resolver.retry", 2)?,
             relay_table: match &s.cfg.relay_table {
                 Some(p) => load_relay_table(p, port)?,
                 None => Vec::new(),
@@ -311,10 +324,13 @@ struct Conn {
 }
 
 impl Conn {
+    /// `mx`: the targets are MX hosts, not relays: TLS is opportunistic and unverified
+    /// (as most MTAs do between MX hosts), and no AUTH is offered to them.
     fn get(
         &mut self,
         engine: &Engine,
         targets: &[(String, u16)],
+        mx: bool,
         out: &mut Transcript<'_>,
         label: &str,
     ) -> Result<&mut Session, reply::Reply> {
@@ -328,7 +344,9 @@ impl Conn {
         }
         if self.session.is_none() {
             let mut last = reply::Reply::local(451, "4.4.1 no smarthost configured");
+            let none = Vec::new();
             let auth = match &engine.auth {
+                _ if mx => &none,
                 Ok(a) => a,
                 Err(why) => {
                     let r = reply::Reply::local(451, format!("4.7.0 {why}"));
@@ -348,15 +366,21 @@ impl Conn {
                         user: a.user.clone(),
                         password: a.password.clone(),
                     });
+                let mx_tls = TlsPolicy {
+                    mode: TlsMode::Opportunistic,
+                    verify: false,
+                    ..TlsPolicy::default()
+                };
                 match Session::open(
                     host,
                     *port,
                     &engine.host_name,
                     &engine.timeouts,
-                    &engine.tls,
+                    if mx { &mx_tls } else { &engine.tls },
                     creds.as_ref(),
                     out,
                     label,
+                    if mx { "esmtp" } else { "relay" },
                 ) {
                     Ok(s) => {
                         self.session = Some(s);
@@ -395,6 +419,8 @@ pub struct Attempt {
     pub deferred: usize,
     pub failed_rcpt: usize,
     pub failed_data: usize,
+    /// Recipients whose domain does not exist or takes no mail.
+    pub failed_host: usize,
     pub removed: bool,
 }
 
@@ -426,6 +452,7 @@ fn attempt(
     engine: &Engine,
     locked: &mut LockedEntry,
     conns: &mut Conns,
+    dns: &mut Option<Result<dns::Dns, String>>,
     out: &mut Transcript<'_>,
     verbose: bool,
 ) -> Result<Attempt, Fatal> {
@@ -438,23 +465,64 @@ fn attempt(
         .collect();
     // (recipient, outcome, mailer, relay as logged)
     let mut outcomes: Vec<(usize, Outcome, &str, String)> = Vec::new();
-    // Recipients by relay, in the order their relays first appear.
+    // Recipients by relay (or MX host list), in the order they first appear.
     let mut groups: Vec<(Relay, Vec<usize>)> = Vec::new();
+    let mut mx_cache: std::collections::HashMap<String, dns::MxResult> = Default::default();
+    let mut mx_targets: std::collections::HashSet<Relay> = Default::default();
     for &i in &open {
         match route(engine, &env.recipients[i].address) {
             Route::Relay(targets) => match groups.iter_mut().find(|(t, _)| *t == targets) {
                 Some((_, v)) => v.push(i),
                 None => groups.push((targets, vec![i])),
             },
-            Route::Mx(d) => outcomes.push((
-                i,
-                Outcome::TempFail(reply::Reply::local(
-                    451,
-                    format!("4.4.3 delivery to the MX hosts of {d} is not available in this version; set SMARTHOST"),
-                )),
-                "esmtp",
-                d,
-            )),
+            Route::Mx(d) => {
+                // The resolver (and its runtime) is made on the first MX lookup only.
+                let resolved = match mx_cache.get(&d) {
+                    Some(r) => r.clone(),
+                    None => {
+                        let r = match dns.get_or_insert_with(|| {
+                            dns::Dns::new(&engine.resolver, engine.dns_timeout, engine.dns_retries)
+                        }) {
+                            Ok(d2) => d2.mx(&d),
+                            Err(e) => dns::MxResult::Temp(format!("4.4.3 {e}")),
+                        };
+                        mx_cache.insert(d.clone(), r.clone());
+                        r
+                    }
+                };
+                match resolved {
+                    dns::MxResult::Hosts(hosts) => {
+                        let targets: Relay = hosts
+                            .iter()
+                            .flat_map(|(_, addrs)| {
+                                addrs.iter().map(|a| (a.to_string(), engine.mx_port))
+                            })
+                            .collect();
+                        mx_targets.insert(targets.clone());
+                        match groups.iter_mut().find(|(t, _)| *t == targets) {
+                            Some((_, v)) => v.push(i),
+                            None => groups.push((targets, vec![i])),
+                        }
+                    }
+                    dns::MxResult::NoHost(text) => {
+                        result.failed_host += 1;
+                        outcomes.push((
+                            i,
+                            Outcome::PermFail(reply::Reply::local(550, text)),
+                            "esmtp",
+                            d,
+                        ));
+                    }
+                    dns::MxResult::Temp(text) => {
+                        outcomes.push((
+                            i,
+                            Outcome::TempFail(reply::Reply::local(451, text)),
+                            "esmtp",
+                            d,
+                        ));
+                    }
+                }
+            }
             Route::Local => outcomes.push((
                 i,
                 Outcome::TempFail(reply::Reply::local(
@@ -473,11 +541,13 @@ fn attempt(
             .map(|&i| env.recipients[i].address.as_str())
             .collect();
         let label = label.join(",");
-        match conn.get(engine, &targets, out, &label) {
+        let is_mx = mx_targets.contains(&targets);
+        let mailer = if is_mx { "esmtp" } else { "relay" };
+        match conn.get(engine, &targets, is_mx, out, &label) {
             Err(r) => {
                 let name = targets.first().map(|h| h.0.clone()).unwrap_or_default();
                 for &i in &relay {
-                    outcomes.push((i, Outcome::TempFail(r.clone()), "relay", name.clone()));
+                    outcomes.push((i, Outcome::TempFail(r.clone()), mailer, name.clone()));
                 }
             }
             Ok(session) => {
@@ -530,7 +600,7 @@ fn attempt(
                     result.failed_data += 1;
                 }
                 for (k, o) in res.into_iter().enumerate() {
-                    outcomes.push((relay[k], o, "relay", relay_name.clone()));
+                    outcomes.push((relay[k], o, mailer, relay_name.clone()));
                 }
             }
         }
@@ -652,6 +722,7 @@ fn deliver_ids(
         for _ in 0..workers {
             scope.spawn(|| {
                 let mut conns = Conns::new();
+                let mut dns = None;
                 let mut stdout = std::io::stdout();
                 let mut seq = 0;
                 loop {
@@ -686,7 +757,7 @@ fn deliver_ids(
                         );
                     }
                     let mut locked = locked;
-                    match attempt(engine, &mut locked, &mut conns, &mut out, verbose) {
+                    match attempt(engine, &mut locked, &mut conns, &mut dns, &mut out, verbose) {
                         Ok(a) => {
                             if a.removed {
                                 finish(locked);
@@ -879,6 +950,8 @@ fn deliver_entry(s: &Setup, engine: &Engine, id: &str, background: bool) -> Resu
     // a recipient refused permanently EX_NOUSER, the message refused at DATA EX_UNAVAILABLE.
     Ok(if a.failed_data > 0 {
         Sysexit::Unavailable
+    } else if a.failed_host > 0 && a.failed_host == a.failed_rcpt {
+        Sysexit::NoHost
     } else if a.failed_rcpt > 0 {
         Sysexit::NoUser
     } else {
@@ -970,6 +1043,10 @@ mod tests {
         Engine {
             smarthost: vec![],
             relay_table: vec![],
+            resolver: vec![],
+            mx_port: 25,
+            dns_timeout: Duration::from_secs(5),
+            dns_retries: 2,
             null_client: false,
             host_name: "host.example".into(),
             timeouts: Timeouts::default(),

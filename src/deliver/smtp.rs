@@ -343,6 +343,7 @@ impl Session {
         creds: Option<&Credentials>,
         out: &mut Transcript<'_>,
         label: &str,
+        via: &str,
     ) -> Result<Session, Reply> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let addrs: Vec<SocketAddr> = match (bare, port).to_socket_addrs() {
@@ -362,7 +363,7 @@ impl Session {
             if let Some(w) = out.as_deref_mut() {
                 let _ = writeln!(
                     w,
-                    "{label}... Connecting to [{}] port {port} via relay...",
+                    "{label}... Connecting to [{}] port {port} via {via}...",
                     addr.ip()
                 );
             }

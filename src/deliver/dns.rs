@@ -1,0 +1,219 @@
+//! DNS for MX delivery (hickory-resolver). The rest of the deliverer is synchronous: a
+//! private current-thread tokio runtime lives here only, and is built only when the first
+//! lookup is needed (never for smarthost or relay-table routes, never in `rsendmail`).
+//!
+//! Results (RFC 5321 §5.1, RFC 7505):
+//! - MX records: hosts in preference order, equal preferences in random order, each
+//!   with its IPv6 and IPv4 addresses;
+//! - no MX but the name exists: the implicit MX, the domain's own A/AAAA;
+//! - NXDOMAIN, a null MX (`MX 0 .`) or no address at all: permanent ("Host unknown");
+//! - SERVFAIL, refusal, timeouts: temporary.
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::RData;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// What a domain's mail goes to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MxResult {
+    /// (host name, its addresses), in the order to try.
+    Hosts(Vec<(String, Vec<IpAddr>)>),
+    /// The domain does not take mail: a permanent failure with this text.
+    NoHost(String),
+    /// Try again later.
+    Temp(String),
+}
+
+pub struct Dns {
+    rt: tokio::runtime::Runtime,
+    resolver: TokioResolver,
+}
+
+/// Parse `RESOLVER` entries (`ip[:port]`, `[v6]:port`) into name-server configs.
+pub fn name_servers(entries: &[String]) -> Result<Vec<NameServerConfig>, String> {
+    let mut out = Vec::new();
+    for e in entries {
+        let (host, port) =
+            rsendmail::config::parse_host_port(e).ok_or(format!("invalid RESOLVER {e}"))?;
+        let ip: IpAddr = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| format!("RESOLVER {e} is not an IP address"))?;
+        let port = port.unwrap_or(53);
+        let mut udp = ConnectionConfig::udp();
+        udp.port = port;
+        let mut tcp = ConnectionConfig::tcp();
+        tcp.port = port;
+        out.push(NameServerConfig::new(ip, true, vec![udp, tcp]));
+    }
+    Ok(out)
+}
+
+impl Dns {
+    /// A resolver asking `servers` (from RESOLVER), or the system's (/etc/resolv.conf).
+    pub fn new(servers: &[String], timeout: Duration, retries: usize) -> Result<Dns, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the DNS runtime: {e}"))?;
+        let mut builder = if servers.is_empty() {
+            TokioResolver::builder_tokio()
+                .map_err(|e| format!("cannot read the system's DNS configuration: {e}"))?
+        } else {
+            let config = ResolverConfig::from_name_servers(name_servers(servers)?);
+            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+        };
+        let mut opts: ResolverOpts = builder.options_mut().clone();
+        opts.timeout = timeout;
+        opts.attempts = retries;
+        opts.ndots = 0;
+        *builder.options_mut() = opts;
+        let resolver = {
+            let _guard = rt.enter();
+            builder
+                .build()
+                .map_err(|e| format!("cannot set up DNS: {e}"))?
+        };
+        Ok(Dns { rt, resolver })
+    }
+
+    fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, (bool, String)> {
+        let fqdn = format!("{}.", host.trim_end_matches('.'));
+        match self.rt.block_on(self.resolver.lookup_ip(fqdn.as_str())) {
+            Ok(l) => Ok(l.iter().collect()),
+            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Err((true, e.to_string())),
+            Err(e) => Err((false, e.to_string())),
+        }
+    }
+
+    /// Where mail for `domain` goes.
+    pub fn mx(&self, domain: &str) -> MxResult {
+        let fqdn = format!("{}.", domain.trim_end_matches('.'));
+        let unknown = || {
+            MxResult::NoHost(format!(
+                "5.1.2 Host unknown (Name server: {domain}: host not found)"
+            ))
+        };
+        match self.rt.block_on(self.resolver.mx_lookup(fqdn.as_str())) {
+            Ok(lookup) => {
+                let mut mx: Vec<(u16, String)> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::MX(m) => Some((
+                            m.preference,
+                            m.exchange.to_ascii().trim_end_matches('.').to_string(),
+                        )),
+                        _ => None,
+                    })
+                    .collect();
+                if mx.is_empty() {
+                    return self.implicit(domain);
+                }
+                if mx.iter().any(|(_, h)| h.is_empty()) {
+                    // RFC 7505: a null MX says the domain takes no mail.
+                    return MxResult::NoHost(format!(
+                        "5.1.10 {domain} does not accept mail (null MX)"
+                    ));
+                }
+                order(&mut mx);
+                let mut hosts = Vec::new();
+                let mut temp = None;
+                for (_, h) in mx {
+                    match self.addresses(&h) {
+                        Ok(a) if !a.is_empty() => hosts.push((h, a)),
+                        Ok(_) | Err((true, _)) => {}
+                        Err((false, e)) => temp = Some(e),
+                    }
+                }
+                if !hosts.is_empty() {
+                    MxResult::Hosts(hosts)
+                } else if let Some(e) = temp {
+                    MxResult::Temp(format!(
+                        "4.4.3 cannot resolve the MX hosts of {domain}: {e}"
+                    ))
+                } else {
+                    MxResult::NoHost(format!(
+                        "5.1.2 Host unknown (no address for the MX hosts of {domain})"
+                    ))
+                }
+            }
+            Err(e) if e.is_nx_domain() => unknown(),
+            Err(e) if e.is_no_records_found() => self.implicit(domain),
+            Err(e) => MxResult::Temp(format!(
+                "4.4.3 Name server timeout or failure for {domain}: {e}"
+            )),
+        }
+    }
+
+    /// No MX: the domain's own addresses (RFC 5321 §5.1).
+    fn implicit(&self, domain: &str) -> MxResult {
+        match self.addresses(domain) {
+            Ok(a) if !a.is_empty() => MxResult::Hosts(vec![(domain.to_string(), a)]),
+            Ok(_) | Err((true, _)) => MxResult::NoHost(format!(
+                "5.1.2 Host unknown (Name server: {domain}: host not found)"
+            )),
+            Err((false, e)) => MxResult::Temp(format!(
+                "4.4.3 Name server timeout or failure for {domain}: {e}"
+            )),
+        }
+    }
+}
+
+/// Preference order; hosts of equal preference in random order (RFC 5321 §5.1).
+pub fn order(mx: &mut [(u16, String)]) {
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64 ^ d.as_secs())
+        .unwrap_or(1)
+        | 1;
+    let mut rnd = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let keyed: Vec<(u16, u64, String)> = mx.iter().map(|(p, h)| (*p, rnd(), h.clone())).collect();
+    let mut keyed = keyed;
+    keyed.sort();
+    for (slot, (p, _, h)) in mx.iter_mut().zip(keyed) {
+        *slot = (p, h);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preference_order_random_among_equals() {
+        let mut seen_first = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let mut mx = vec![
+                (20, "c".to_string()),
+                (10, "a".into()),
+                (10, "b".into()),
+                (5, "z".into()),
+            ];
+            order(&mut mx);
+            assert_eq!(mx[0].1, "z");
+            assert_eq!(mx[3].1, "c");
+            seen_first.insert(mx[1].1.clone());
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        assert_eq!(seen_first.len(), 2, "equal preferences never changed order");
+    }
+
+    #[test]
+    fn resolver_entries() {
+        let ns = name_servers(&["127.0.0.1:5353".into(), "[::1]".into()]).unwrap();
+        assert_eq!(ns.len(), 2);
+        assert_eq!(ns[0].connections[0].port, 5353);
+        assert_eq!(ns[1].connections[0].port, 53);
+        assert!(name_servers(&["dns.example".into()]).is_err());
+    }
+}

@@ -1,0 +1,193 @@
+//! MX delivery against a real DNS server (Debian's dnsmasq-base on a high port of
+//! 127.0.0.1, `--conf-file=/dev/null`) and the fault SMTP server, and proof from dnsmasq's
+//! query log that deferred mode asks nothing until the queue run.
+
+use crate::delivery::{Peer, have_peer};
+use crate::harness::{Env, MSG, require};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct DnsServer {
+    child: Child,
+    log: PathBuf,
+    port: u16,
+}
+
+impl DnsServer {
+    fn start(dir: &Path, records: &[&str]) -> Option<DnsServer> {
+        if !require("dnsmasq") {
+            return None;
+        }
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.join(format!("dnsmasq-{port}.log"));
+        let mut cmd = Command::new("dnsmasq");
+        cmd.args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--listen-address=127.0.0.1",
+        ])
+        .args([
+            "--bind-interfaces",
+            "--no-resolv",
+            "--no-hosts",
+            "--local=/test/",
+            "--log-queries",
+        ])
+        .arg(format!("--port={port}"))
+        .arg(format!("--log-facility={}", log.display()))
+        .arg(format!(
+            "--pid-file={}",
+            dir.join(format!("dnsmasq-{port}.pid")).display()
+        ));
+        if crate::harness::is_root() {
+            cmd.arg("--user=root");
+        }
+        cmd.args(records)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().expect("dnsmasq");
+        let start = Instant::now();
+        while !fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("started")
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "dnsmasq did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(DnsServer { child, log, port })
+    }
+
+    fn queries(&self) -> Vec<String> {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(": query["))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn setup(records: &[&str]) -> Option<(Env, DnsServer, Peer, Env)> {
+    if !have_peer() {
+        return None;
+    }
+    let env0 = Env::new();
+    let dns = DnsServer::start(&env0.dir, records)?;
+    let peer = Peer::start(&env0.dir, &[]);
+    let env = Env::with_config(&format!(
+        "RESOLVER 127.0.0.1:{}\nO MXPort={}\nO Timeout.resolver.retrans=1s\nO Timeout.connect=5s\n",
+        dns.port, peer.port
+    ));
+    Some((env, dns, peer, env0))
+}
+
+const RECORDS: &[&str] = &[
+    "--mx-host=mx.test,mx1.mx.test,10",
+    "--mx-host=mx.test,mx2.mx.test,20",
+    "--host-record=mx2.mx.test,127.0.0.1",
+    "--host-record=implicit.test,127.0.0.1",
+    "--mx-host=nullmx.test,.,0",
+    "--server=/fail.test/127.0.0.1#1",
+];
+
+#[test]
+fn mx_delivery_with_fallback_and_implicit_mx() {
+    let Some((env, dns, peer, _keep)) = setup(RECORDS) else {
+        return;
+    };
+    // mx1 has no address: mx2 (preference 20) takes the mail.
+    env.sendmail(&["-odi", "a@mx.test", "b@implicit.test"], MSG)
+        .code(0);
+    let m = peer.messages();
+    assert_eq!(m.len(), 1, "{}", peer.transcript());
+    assert!(
+        m[0].0.contains("[\"a@mx.test\", \"b@implicit.test\"]"),
+        "{}",
+        m[0].0
+    );
+    let q = dns.queries().join("\n");
+    assert!(q.contains("query[MX] mx.test"), "{q}");
+    assert!(q.contains("query[A] mx2.mx.test"), "{q}");
+    assert!(q.contains("query[MX] implicit.test"), "{q}");
+    assert!(env.entries().is_empty());
+}
+
+#[test]
+fn unknown_domains_fail_at_once_lookup_failures_wait() {
+    let Some((env, _dns, peer, _keep)) = setup(RECORDS) else {
+        return;
+    };
+    env.sendmail(&["-odi", "c@nx.test"], MSG).code(68);
+    assert!(env.entries().is_empty(), "NXDOMAIN is final");
+    env.sendmail(&["-odi", "c@nullmx.test"], MSG).code(68);
+    assert!(env.entries().is_empty(), "a null MX is final");
+    env.sendmail(&["-odi", "c@x.fail.test"], MSG).code(0);
+    let j = env.json();
+    assert_eq!(j.len(), 1);
+    assert!(
+        j[0].contains("Name server timeout or failure for x.fail.test"),
+        "{}",
+        j[0]
+    );
+    assert!(peer.messages().is_empty());
+}
+
+/// Deferred mode: no query at submission (no MAILNAME either), all of it at the queue run.
+#[test]
+fn deferred_mode_asks_dns_only_at_the_queue_run() {
+    let Some((env, dns, peer, _keep)) = setup(RECORDS) else {
+        return;
+    };
+    fs::write(
+        &env.conf,
+        fs::read_to_string(&env.conf)
+            .unwrap()
+            .replace("MAILNAME test.example\n", ""),
+    )
+    .unwrap();
+    env.sendmail(&["-odd", "a@mx.test", "b@implicit.test"], MSG)
+        .code(0);
+    env.sendmail(&["-odq", "c@mx.test"], MSG).code(0);
+    assert!(
+        dns.queries().is_empty(),
+        "queries at submission: {:?}",
+        dns.queries()
+    );
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(!dns.queries().is_empty());
+    assert_eq!(peer.messages().len(), 2);
+}
+
+/// Smarthost routes never touch DNS, whatever the mode.
+#[test]
+fn smarthost_routes_ask_no_dns() {
+    let Some((env, dns, peer, _keep)) = setup(RECORDS) else {
+        return;
+    };
+    fs::write(
+        &env.conf,
+        fs::read_to_string(&env.conf).unwrap()
+            + &format!("SMARTHOST 127.0.0.1\nPORT {}\n", peer.port),
+    )
+    .unwrap();
+    env.sendmail(&["-odi", "a@mx.test"], MSG).code(0);
+    assert_eq!(peer.messages().len(), 1);
+    assert!(dns.queries().is_empty(), "{:?}", dns.queries());
+}
