@@ -947,3 +947,39 @@ fn relay_table_splits_recipients_by_domain() {
     );
     assert_eq!(env.entries().len(), 1);
 }
+
+/// `-X file` appends the transcript of every session, each line with the process id.
+#[test]
+fn traffic_log_with_x() {
+    if !have_peer() {
+        return;
+    }
+    let env0 = Env::new();
+    let peer = Peer::start(&env0.dir, &[]);
+    let env = relay_env(peer.port, "");
+    let xlog = env.dir.join("traffic.log");
+    let x = xlog.to_str().unwrap();
+    env.sendmail(&["-X", x, "-odi", "ok@example.org"], MSG)
+        .code(0)
+        .stdout_is("");
+    env.sendmail(&["-odq", "two@example.org"], MSG).code(0);
+    env.sendmail(&["-X", x, "-qf"], b"").code(0).stdout_is("");
+    let log = fs::read_to_string(&xlog).unwrap();
+    for want in [
+        ">>> EHLO test.example",
+        ">>> RCPT To:<ok@example.org>",
+        ">>> RCPT To:<two@example.org>",
+        "250 2.0.0 Ok: queued as TEST1",
+        "ok@example.org... Sent (Ok: queued as TEST1)",
+    ] {
+        assert!(log.contains(want), "missing {want:?} in:\n{log}");
+    }
+    for line in log.lines() {
+        let pid = line.split(' ').next().unwrap();
+        assert!(
+            !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()),
+            "{line:?}"
+        );
+    }
+    assert_eq!(peer.messages().len(), 2);
+}

@@ -39,9 +39,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Settings the engine reads, from the config and `-O` (sendmail's names where it has them).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Engine {
     pub smarthost: Vec<(String, u16)>,
+    /// `-X file`: the traffic log every session's transcript is appended to.
+    pub traffic_log: Option<Mutex<std::fs::File>>,
     /// RELAYTABLE entries, in file order.
     pub relay_table: Vec<RelayRule>,
     /// RESOLVER: name servers to ask instead of the system's.
@@ -122,6 +124,21 @@ impl Engine {
             .unwrap_or(1);
         Ok(Engine {
             smarthost,
+            traffic_log: match &s.inv.traffic_log {
+                None => None,
+                Some(p) => Some(Mutex::new(
+                    std::fs::OpenOptions::new()
+                        .append(true)
+                        .create(true)
+                        .open(p)
+                        .map_err(|e| {
+                            Fatal::new(
+                                Sysexit::CantCreat,
+                                format!("cannot open -X file {}: {e}", p.display()),
+                            )
+                        })?,
+                )),
+            },
             resolver: s.cfg.resolver.clone(),
             mx_port: number_opt(s, "MXPort", 25)?.clamp(1, 65535) as u16,
             dns_timeout: t("resolver.retrans", Duration::from_secs(5))?,
@@ -583,7 +600,7 @@ fn attempt(
                 };
                 let res = session.send(&mut msg, out);
                 // sendmail -v: one line for the recipients that share an outcome.
-                if verbose && let Some(w) = out.as_deref_mut() {
+                if let Some(w) = out.as_deref_mut() {
                     let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
                     for (k, o) in res.iter().enumerate() {
                         let t = stat_text(o);
@@ -685,6 +702,68 @@ fn attempt(
     Ok(result)
 }
 
+/// A line-buffered writer to the shared `-X` file: each line gets the process id.
+struct XLog<'a> {
+    file: &'a Mutex<std::fs::File>,
+    prefix: String,
+    line: Vec<u8>,
+}
+
+impl std::io::Write for XLog<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for &b in buf {
+            self.line.push(b);
+            if b == b'\n' {
+                let mut text = self.prefix.clone().into_bytes();
+                text.append(&mut self.line);
+                if let Ok(mut f) = self.file.lock() {
+                    f.write_all(&text)?;
+                }
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Where a worker's transcript goes: stdout (-v), the traffic log (-X), both, or nowhere.
+struct Transcripts<'a> {
+    stdout: Option<std::io::Stdout>,
+    xlog: Option<XLog<'a>>,
+}
+
+impl std::io::Write for Transcripts<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(o) = &mut self.stdout {
+            o.write_all(buf)?;
+        }
+        if let Some(x) = &mut self.xlog {
+            x.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(o) = &mut self.stdout {
+            o.flush()?;
+        }
+        Ok(())
+    }
+}
+
+impl Transcripts<'_> {
+    fn get(&mut self) -> Transcript<'_> {
+        if self.stdout.is_none() && self.xlog.is_none() {
+            None
+        } else {
+            Some(self)
+        }
+    }
+}
+
 /// Remove an entry whose recipients are all final; if that fails, record the final state
 /// so that nobody delivers it again.
 fn finish(mut locked: LockedEntry) {
@@ -723,7 +802,16 @@ fn deliver_ids(
             scope.spawn(|| {
                 let mut conns = Conns::new();
                 let mut dns = None;
-                let mut stdout = std::io::stdout();
+                // -v: the dialogue on stdout; -X: the same, line by line with the process
+                // id, appended to the traffic log.
+                let mut sink = Transcripts {
+                    stdout: verbose.then(std::io::stdout),
+                    xlog: engine.traffic_log.as_ref().map(|f| XLog {
+                        file: f,
+                        prefix: format!("{} ", std::process::id()),
+                        line: Vec::new(),
+                    }),
+                };
                 let mut seq = 0;
                 loop {
                     if STOP.load(Ordering::SeqCst) {
@@ -732,7 +820,7 @@ fn deliver_ids(
                     let next = queue.lock().ok().and_then(|mut q| q.pop_front());
                     let Some(id) = next else { break };
                     seq += 1;
-                    let mut out: Transcript<'_> = if verbose { Some(&mut stdout) } else { None };
+                    let mut out: Transcript<'_> = sink.get();
                     let locked = match spool.lock_entry(&id) {
                         Ok(Some(l)) => l,
                         Ok(None) => continue,
@@ -773,7 +861,7 @@ fn deliver_ids(
                         }
                     }
                 }
-                let mut out: Transcript<'_> = if verbose { Some(&mut stdout) } else { None };
+                let mut out: Transcript<'_> = sink.get();
                 for (_, mut c) in conns.drain() {
                     c.close(&mut out);
                 }
@@ -1043,6 +1131,7 @@ mod tests {
         Engine {
             smarthost: vec![],
             relay_table: vec![],
+            traffic_log: None,
             resolver: vec![],
             mx_port: 25,
             dns_timeout: Duration::from_secs(5),
