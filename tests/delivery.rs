@@ -983,3 +983,40 @@ fn traffic_log_with_x() {
     }
     assert_eq!(peer.messages().len(), 2);
 }
+
+/// SMARTHOST with several hosts: fall-backs in order by default; `O SmarthostSplit=2`
+/// spreads a run over both, as mailing-list software does with several relays.
+#[test]
+fn several_smarthosts_fallback_and_split() {
+    if !have_peer() {
+        return;
+    }
+    let env0 = Env::new();
+    let a = Peer::start(&env0.dir, &[]);
+    let b = Peer::start(&env0.dir, &[]);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The first host refuses connections: the second takes the mail.
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1:{dead} 127.0.0.1:{}\n",
+        a.port
+    ));
+    env.sendmail(&["-odi", "one@example.org"], MSG).code(0);
+    assert_eq!(a.messages().len(), 1);
+    // Split over two live relays.
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1:{} 127.0.0.1:{}\nO SmarthostSplit=2\nO MaxConnections=2\n",
+        a.port, b.port
+    ));
+    for i in 0..20 {
+        env.sendmail(&["-odq", &format!("r{i}@example.org")], MSG)
+            .code(0);
+    }
+    env.sendmail(&["-qf"], b"").code(0);
+    let (na, nb) = (a.messages().len() - 1, b.messages().len());
+    assert_eq!(na + nb, 20);
+    assert!(na > 0 && nb > 0, "not spread: {na} and {nb}");
+}

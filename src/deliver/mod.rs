@@ -42,6 +42,8 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct Engine {
     pub smarthost: Vec<(String, u16)>,
+    /// `O SmarthostSplit=N`: spread a run over the first N smarthosts.
+    pub smarthost_split: usize,
     /// `-X file`: the traffic log every session's transcript is appended to.
     pub traffic_log: Option<Mutex<std::fs::File>>,
     /// RELAYTABLE entries, in file order.
@@ -123,6 +125,7 @@ impl Engine {
             .map(|n| n.get())
             .unwrap_or(1);
         Ok(Engine {
+            smarthost_split: number_opt(s, "SmarthostSplit", 1)?,
             smarthost,
             traffic_log: match &s.inv.traffic_log {
                 None => None,
@@ -470,6 +473,7 @@ fn attempt(
     locked: &mut LockedEntry,
     conns: &mut Conns,
     dns: &mut Option<Result<dns::Dns, String>>,
+    worker: usize,
     out: &mut Transcript<'_>,
     verbose: bool,
 ) -> Result<Attempt, Fatal> {
@@ -488,7 +492,15 @@ fn attempt(
     let mut mx_targets: std::collections::HashSet<Relay> = Default::default();
     for &i in &open {
         match route(engine, &env.recipients[i].address) {
-            Route::Relay(targets) => match groups.iter_mut().find(|(t, _)| *t == targets) {
+            Route::Relay(mut targets) => match {
+                // O SmarthostSplit=N: worker k starts at smarthost k mod N (the others
+                // remain its fall-backs), so a run's mail is spread over N relays.
+                if engine.smarthost_split > 1 && targets == engine.smarthost {
+                    let n = engine.smarthost_split.min(targets.len());
+                    targets.rotate_left(worker % n);
+                }
+                groups.iter_mut().find(|(t, _)| *t == targets)
+            } {
                 Some((_, v)) => v.push(i),
                 None => groups.push((targets, vec![i])),
             },
@@ -790,6 +802,13 @@ fn deliver_ids(
     let errors = Mutex::new(Vec::new());
     let workers = if verbose {
         1
+    } else if engine.smarthost_split > 1 {
+        // Enough connections for every relay of the split.
+        engine
+            .max_connections
+            .max(engine.smarthost_split)
+            .min(queue.lock().map(|q| q.len()).unwrap_or(1))
+            .max(1)
     } else {
         engine
             .max_connections
@@ -798,8 +817,11 @@ fn deliver_ids(
     };
     let total = queue.lock().map(|q| q.len()).unwrap_or(0);
     std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
+        for worker in 0..workers {
+            let queue = &queue;
+            let results = &results;
+            let errors = &errors;
+            scope.spawn(move || {
                 let mut conns = Conns::new();
                 let mut dns = None;
                 // -v: the dialogue on stdout; -X: the same, line by line with the process
@@ -845,7 +867,15 @@ fn deliver_ids(
                         );
                     }
                     let mut locked = locked;
-                    match attempt(engine, &mut locked, &mut conns, &mut dns, &mut out, verbose) {
+                    match attempt(
+                        engine,
+                        &mut locked,
+                        &mut conns,
+                        &mut dns,
+                        worker,
+                        &mut out,
+                        verbose,
+                    ) {
                         Ok(a) => {
                             if a.removed {
                                 finish(locked);
@@ -1132,6 +1162,7 @@ mod tests {
             smarthost: vec![],
             relay_table: vec![],
             traffic_log: None,
+            smarthost_split: 1,
             resolver: vec![],
             mx_port: 25,
             dns_timeout: Duration::from_secs(5),
