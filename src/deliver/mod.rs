@@ -467,6 +467,14 @@ fn stat_text(o: &Outcome) -> String {
     }
 }
 
+/// Put recipient `i` with the others going to the same relay (first appearance order).
+fn add_to_group(groups: &mut Vec<(Relay, Vec<usize>)>, targets: Relay, i: usize) {
+    match groups.iter_mut().find(|(t, _)| *t == targets) {
+        Some((_, v)) => v.push(i),
+        None => groups.push((targets, vec![i])),
+    }
+}
+
 /// Try one locked entry once.
 fn attempt(
     engine: &Engine,
@@ -492,18 +500,15 @@ fn attempt(
     let mut mx_targets: std::collections::HashSet<Relay> = Default::default();
     for &i in &open {
         match route(engine, &env.recipients[i].address) {
-            Route::Relay(mut targets) => match {
+            Route::Relay(mut targets) => {
                 // O SmarthostSplit=N: worker k starts at smarthost k mod N (the others
                 // remain its fall-backs), so a run's mail is spread over N relays.
                 if engine.smarthost_split > 1 && targets == engine.smarthost {
                     let n = engine.smarthost_split.min(targets.len());
                     targets.rotate_left(worker % n);
                 }
-                groups.iter_mut().find(|(t, _)| *t == targets)
-            } {
-                Some((_, v)) => v.push(i),
-                None => groups.push((targets, vec![i])),
-            },
+                add_to_group(&mut groups, targets, i);
+            }
             Route::Mx(d) => {
                 // The resolver (and its runtime) is made on the first MX lookup only.
                 let resolved = match mx_cache.get(&d) {
@@ -528,10 +533,7 @@ fn attempt(
                             })
                             .collect();
                         mx_targets.insert(targets.clone());
-                        match groups.iter_mut().find(|(t, _)| *t == targets) {
-                            Some((_, v)) => v.push(i),
-                            None => groups.push((targets, vec![i])),
-                        }
+                        add_to_group(&mut groups, targets, i);
                     }
                     dns::MxResult::NoHost(text) => {
                         result.failed_host += 1;
