@@ -69,6 +69,8 @@ pub struct Config {
     pub mail_spool: PathBuf,
     pub resolver: Vec<String>,
     pub relay_table: Option<PathBuf>,
+    /// `NOPIPELINING`: never pipeline, for servers that mishandle it.
+    pub no_pipelining: bool,
     /// `O` lines and DEFER, in file order.
     pub settings: Settings,
 }
@@ -96,6 +98,7 @@ impl Config {
             mail_spool: paths.mail_spool.clone(),
             resolver: Vec::new(),
             relay_table: None,
+            no_pipelining: false,
             settings: Settings::default(),
         }
     }
@@ -213,6 +216,7 @@ impl Config {
                         .map_err(|h| err(Sysexit::Config, format!("invalid RESOLVER {h}")))?;
                 }
                 "RELAYTABLE" => self.relay_table = Some(PathBuf::from(need(value)?)),
+                "NOPIPELINING" => self.no_pipelining = flag(value)?,
                 "O" => {
                     let text = need(value)?;
                     let (oname, ovalue) = options::split_assignment(&text);
@@ -513,12 +517,12 @@ mod tests {
              CERTFILE /c\nSECURETRANSFER\nSTARTTLS\nOPPORTUNISTIC_TLS\nINSECURE\nVERIFYCERT\n\
              FINGERPRINT 1234567890ABCDEF1234567890ABCDEF1234567890ABCDEF1234567890ABCDEF\n\
              MAILNAME m.example\nMASQUERADE john@\nNULLCLIENT\nFULLBOUNCE\nMAILSPOOL /m\n\
-             RESOLVER 127.0.0.1:5353 [::1]:53\nRELAYTABLE /r\n",
+             RESOLVER 127.0.0.1:5353 [::1]:53\nRELAYTABLE /r\nNOPIPELINING\n",
         )
         .unwrap();
         assert_eq!(c.smarthost.len(), 2);
         assert_eq!(c.resolver.len(), 2);
-        assert!(c.null_client && c.full_bounce && c.insecure && c.verify_cert);
+        assert!(c.null_client && c.full_bounce && c.insecure && c.verify_cert && c.no_pipelining);
         assert_eq!(c.spool_dir, PathBuf::from("/s"));
         assert_eq!(c.mail_spool, PathBuf::from("/m"));
     }

@@ -1020,3 +1020,41 @@ fn several_smarthosts_fallback_and_split() {
     assert_eq!(na + nb, 20);
     assert!(na > 0 && nb > 0, "not spread: {na} and {nb}");
 }
+
+/// NOPIPELINING: one command, one reply, even when the server offers PIPELINING; and
+/// `-q -v` names each entry before its transcript, as sendmail does.
+#[test]
+fn no_pipelining_keyword_and_queue_run_verbose() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "NOPIPELINING\n");
+    env.sendmail(&["-odq", "a@example.org"], MSG).code(0);
+    let r = env.sendmail(&["-q", "-v"], b"");
+    r.code(0);
+    let out = &r.stdout;
+    assert!(
+        out.starts_with(&format!("\nRunning {}/", env.spool.display())),
+        "{out}"
+    );
+    assert!(out.contains(" (sequence 1 of 1)\n"), "{out}");
+    assert!(out.contains("250-PIPELINING"), "the sink offers it: {out}");
+    assert!(out.contains(">>> MAIL From:<root@test.example>\n250 2.1.0 Ok\n>>> RCPT To:<a@example.org>\n250 2.1.5 Ok\n>>> DATA\n354"), "{out}");
+    assert_eq!(sink.dumps().len(), 1);
+}
+
+/// A 421 in the middle of a session defers what was not accepted; nothing is lost.
+#[test]
+fn a_421_in_mid_session_defers() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &["-Q", "rcpt"]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    env.sendmail(&["-odi", "a@example.org"], MSG).code(0);
+    assert!(sink.dumps().is_empty());
+    let j = env.json();
+    assert_eq!(j.len(), 1);
+    assert!(j[0].contains("\"reason\":\"Deferred: 4"), "{}", j[0]);
+}

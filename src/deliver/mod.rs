@@ -42,6 +42,8 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct Engine {
     pub smarthost: Vec<(String, u16)>,
+    /// Use PIPELINING when offered (`NOPIPELINING` turns it off).
+    pub pipelining: bool,
     /// `O SmarthostSplit=N`: spread a run over the first N smarthosts.
     pub smarthost_split: usize,
     /// `-X file`: the traffic log every session's transcript is appended to.
@@ -125,6 +127,7 @@ impl Engine {
             .map(|n| n.get())
             .unwrap_or(1);
         Ok(Engine {
+            pipelining: !s.cfg.no_pipelining,
             smarthost_split: number_opt(s, "SmarthostSplit", 1)?,
             smarthost,
             traffic_log: match &s.inv.traffic_log {
@@ -402,7 +405,8 @@ impl Conn {
                     label,
                     if mx { "esmtp" } else { "relay" },
                 ) {
-                    Ok(s) => {
+                    Ok(mut s) => {
+                        s.caps.pipelining &= engine.pipelining;
                         self.session = Some(s);
                         break;
                     }
@@ -798,6 +802,7 @@ fn deliver_ids(
     spool: &Spool,
     ids: Vec<String>,
     verbose: bool,
+    queue_run: bool,
 ) -> Result<Vec<Attempt>, Fatal> {
     let queue = Mutex::new(VecDeque::from(ids));
     let results = Mutex::new(Vec::new());
@@ -858,13 +863,15 @@ fn deliver_ids(
                             continue;
                         }
                     };
+                    // sendmail -q -v: a blank line, then the entry (named without its
+                    // qf prefix, as sendmail names it), before its transcript.
                     if verbose
-                        && total > 1
+                        && queue_run
                         && let Some(w) = out.as_deref_mut()
                     {
                         let _ = writeln!(
                             w,
-                            "\nRunning {}/qf{id} (sequence {seq} of {total})",
+                            "\nRunning {}/{id} (sequence {seq} of {total})",
                             spool.dir.display()
                         );
                     }
@@ -1062,7 +1069,7 @@ fn deliver_entry(s: &Setup, engine: &Engine, id: &str, background: bool) -> Resu
         None
     };
     let verbose = s.inv.verbose;
-    let results = deliver_ids(engine, &s.spool, vec![id.to_string()], verbose)?;
+    let results = deliver_ids(engine, &s.spool, vec![id.to_string()], verbose, false)?;
     let Some(a) = results.first() else {
         return Ok(Sysexit::Ok);
     };
@@ -1105,7 +1112,7 @@ fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         for id in &sweep.corrupt {
             println!("qf{id}: corrupt queue file moved to corrupt/");
         }
-        deliver_ids(engine, &s.spool, sweep.selected, s.inv.verbose)?;
+        deliver_ids(engine, &s.spool, sweep.selected, s.inv.verbose, true)?;
         return Ok(Sysexit::Ok);
     }
     // The persistent runner: wake every interval, try the entries whose back-off expired.
@@ -1141,7 +1148,7 @@ fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
                     .into_iter()
                     .filter(|id| forced || !sweep.not_due.contains(id))
                     .collect();
-                if let Err(e) = deliver_ids(engine, &s.spool, due, s.inv.verbose) {
+                if let Err(e) = deliver_ids(engine, &s.spool, due, s.inv.verbose, true) {
                     log::error!("{e}");
                 }
             }
