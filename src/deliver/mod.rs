@@ -1172,6 +1172,7 @@ mod tests {
             relay_table: vec![],
             traffic_log: None,
             smarthost_split: 1,
+            pipelining: true,
             resolver: vec![],
             mx_port: 25,
             dns_timeout: Duration::from_secs(5),
