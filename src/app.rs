@@ -245,20 +245,7 @@ fn background(id: &str) -> Sysexit {
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Parent { .. }) => Sysexit::Ok,
         Ok(nix::unistd::ForkResult::Child) => {
-            // A new session, and the caller's pipes closed at once (PHP and cron read
-            // stdout until EOF).
-            let _ = nix::unistd::setsid();
-            if let Ok(null) = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/null")
-            {
-                use std::os::fd::AsRawFd;
-                for fd in 0..3 {
-                    // SAFETY: dup2 onto our own standard descriptors.
-                    unsafe { libc::dup2(null.as_raw_fd(), fd) };
-                }
-            }
+            privs::detach();
             exec_deliver(&["--entry", id, "--background", "--"]);
             // exec failed: the message stays queued for the next run.
             std::process::exit(0);

@@ -51,3 +51,20 @@ pub fn drop_group() -> nix::Result<()> {
     let g: Gid = getgid();
     nix::unistd::setresgid(g, g, g)
 }
+
+/// Detach from the caller: a new session, and fds 0-2 on /dev/null, so that a caller
+/// reading our stdout through a pipe (PHP, cron) sees EOF at once.
+pub fn detach() {
+    let _ = nix::unistd::setsid();
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        use std::os::fd::AsRawFd;
+        for fd in 0..3 {
+            // SAFETY: dup2 onto this process's own standard descriptors.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}

@@ -913,22 +913,6 @@ fn deliver_ids(
     Ok(results.into_inner().unwrap_or_default())
 }
 
-/// Detach from the caller: new session, standard fds on /dev/null.
-fn detach() {
-    let _ = nix::unistd::setsid();
-    if let Ok(null) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-    {
-        use std::os::fd::AsRawFd;
-        for fd in 0..3 {
-            // SAFETY: dup2 onto the standard descriptors of this process.
-            unsafe { libc::dup2(null.as_raw_fd(), fd) };
-        }
-    }
-}
-
 /// Take one of the background-delivery slots, or None when all are busy.
 fn background_slot(spool: &Spool, max: usize) -> Option<std::fs::File> {
     let dir = spool.dir.join("slots");
@@ -1102,7 +1086,7 @@ fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         // SAFETY: single-threaded at this point; the child only continues this program.
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Parent { .. }) => return Ok(Sysexit::Ok),
-            Ok(nix::unistd::ForkResult::Child) => detach(),
+            Ok(nix::unistd::ForkResult::Child) => privs::detach(),
             Err(e) => return Err(Fatal::new(Sysexit::OsErr, format!("cannot fork: {e}"))),
         }
     }
