@@ -191,3 +191,42 @@ fn smarthost_routes_ask_no_dns() {
     assert_eq!(peer.messages().len(), 1);
     assert!(dns.queries().is_empty(), "{:?}", dns.queries());
 }
+
+/// An MX host with only an IPv6 address (::1) is reached over IPv6.
+#[test]
+fn mx_host_over_ipv6() {
+    if !have_peer() {
+        return;
+    }
+    let env0 = Env::new();
+    let Some(dns) = DnsServer::start(
+        &env0.dir,
+        &[
+            "--mx-host=six.test,mx6.six.test,10",
+            "--host-record=mx6.six.test,::1",
+        ],
+    ) else {
+        return;
+    };
+    let peer = Peer::start(&env0.dir, &[("BIND", "::1")]);
+    let env = Env::with_config(&format!(
+        "RESOLVER 127.0.0.1:{}\nO MXPort={}\nO Timeout.resolver.retrans=1s\nO Timeout.connect=5s\n",
+        dns.port, peer.port
+    ));
+    let r = env.sendmail(&["-v", "-odi", "a@six.test"], MSG);
+    r.code(0);
+    assert!(
+        r.stdout.contains(&format!(
+            "Connecting to [::1] port {} via esmtp...",
+            peer.port
+        )),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(peer.messages().len(), 1);
+    assert!(
+        dns.queries()
+            .iter()
+            .any(|q| q.contains("query[AAAA] mx6.six.test"))
+    );
+}

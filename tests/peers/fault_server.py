@@ -19,7 +19,8 @@ Faults, by the local part of a recipient:
 Options (environment): NO_PIPELINING=1 hides PIPELINING; NO_EHLO=1 refuses EHLO (502);
 TLS_CERT and TLS_KEY with TLS_MODE=starttls (offer STARTTLS) or implicit (TLS from the
 first byte); AUTH_USER and AUTH_PASS make AUTH PLAIN/LOGIN required. The transcript marks
-MAIL commands given over TLS ("tls") and after AUTH ("auth=<user>").
+MAIL commands given over TLS ("tls") and after AUTH ("auth=<user>"). BIND=::1 listens
+on IPv6 loopback instead of 127.0.0.1.
 """
 import asyncio
 import json
@@ -142,10 +143,13 @@ class C(Controller):
                     enable_SMTPUTF8=True, **kw)
 
 
+HOST = os.environ.get("BIND", "127.0.0.1")
+
+
 def free_port():
     import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
+    s = socket.socket(socket.AF_INET6 if ":" in HOST else socket.AF_INET)
+    s.bind((HOST, 0))
     p = s.getsockname()[1]
     s.close()
     return p
@@ -156,7 +160,7 @@ def main():
     kw = {}
     if os.environ.get("TLS_MODE") == "implicit":
         kw["ssl_context"] = tls_context()
-    c = C(Handler(), hostname="127.0.0.1", port=port, **kw)
+    c = C(Handler(), hostname=HOST, port=port, **kw)
     c.start()
     with open(os.path.join(STATE, "port.tmp"), "w") as f:
         f.write(str(port))
