@@ -354,3 +354,40 @@ fn auth_problems_defer_and_never_leak() {
         plain.transcript()
     );
 }
+
+/// CRAM-MD5 (RFC 2195) when the server offers no PLAIN.
+#[test]
+fn auth_cram_md5() {
+    let Some((env0, pki)) = setup() else { return };
+    let peer = tls_peer(
+        &env0,
+        &pki,
+        "srv",
+        "starttls",
+        &[
+            ("AUTH_USER", "bob"),
+            ("AUTH_PASS", "cram-pw"),
+            ("AUTH_ONLY_CRAM", "1"),
+        ],
+    );
+    let env = relay(
+        peer.port,
+        &format!("STARTTLS\nO CACertFile={}\n", pki.path("ca.pem")),
+    );
+    let auth = auth_file(&env, "bob|127.0.0.1:cram-pw\n", 0o600);
+    fs::write(
+        &env.conf,
+        fs::read_to_string(&env.conf).unwrap() + &format!("AUTHPATH {}\n", auth.display()),
+    )
+    .unwrap();
+    let r = env.sendmail(&["-v", "-odi", "ok@example.org"], MSG);
+    r.code(0);
+    assert!(r.stdout.contains(">>> AUTH CRAM-MD5\n"), "{}", r.stdout);
+    assert!(!r.stdout.contains("cram-pw"));
+    assert!(
+        peer.transcript().contains("AUTH CRAM-MD5 ok"),
+        "{}",
+        peer.transcript()
+    );
+    assert_eq!(peer.messages().len(), 1);
+}

@@ -294,6 +294,49 @@ pub fn base64(data: &[u8]) -> String {
     o
 }
 
+/// Base64 decoding (lenient: characters outside the alphabet are skipped).
+pub fn unbase64(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for v in s.bytes().filter_map(val) {
+        acc = acc << 6 | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// The CRAM-MD5 response (RFC 2195): `user hex(HMAC-MD5(password, challenge))`.
+pub fn cram_md5(user: &str, password: &str, challenge: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = match Hmac::<md5::Md5>::new_from_slice(password.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => return String::new(),
+    };
+    mac.update(challenge);
+    let digest: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{user} {digest}")
+}
+
 /// RFC 3461 xtext.
 pub fn xtext(s: &str) -> String {
     let mut o = String::new();
@@ -605,7 +648,7 @@ impl Session {
         Ok(())
     }
 
-    /// AUTH PLAIN or LOGIN (RFC 4954); never in clear text unless INSECURE.
+    /// AUTH PLAIN, CRAM-MD5 or LOGIN (RFC 4954, 2195); never in clear text unless INSECURE.
     fn authenticate(
         &mut self,
         c: &Credentials,
@@ -634,6 +677,23 @@ impl Session {
             self.put_quiet(&format!("AUTH PLAIN {token}"));
             self.flush(self.timeouts.helo)?;
             self.read(self.timeouts.helo, out)?
+        } else if has("CRAM-MD5") {
+            self.put("AUTH CRAM-MD5", out)?;
+            self.flush(self.timeouts.helo)?;
+            let r = self.read(self.timeouts.helo, out)?;
+            if r.code != 334 {
+                r
+            } else {
+                let challenge = unbase64(r.lines.first().map(String::as_str).unwrap_or(""));
+                if let Some(w) = out.as_deref_mut() {
+                    let _ = writeln!(w, ">>> (credentials not shown)");
+                }
+                self.put_quiet(&base64(
+                    cram_md5(&c.user, &c.password, &challenge).as_bytes(),
+                ));
+                self.flush(self.timeouts.helo)?;
+                self.read(self.timeouts.helo, out)?
+            }
         } else if has("LOGIN") {
             self.put("AUTH LOGIN", out)?;
             self.flush(self.timeouts.helo)?;
@@ -1080,6 +1140,18 @@ mod tests {
             assert_eq!(base64(i.as_bytes()), o);
         }
         assert_eq!(base64(b"\0user\0pass"), "AHVzZXIAcGFzcw==");
+    }
+
+    #[test]
+    fn cram_md5_rfc2195_example() {
+        let challenge = unbase64("PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+");
+        assert_eq!(challenge, b"<1896.697170952@postoffice.reston.mci.net>");
+        let resp = cram_md5("tim", "tanstaaftanstaaf", &challenge);
+        assert_eq!(resp, "tim b913a602c7eda7a495b4e6e7334d3890");
+        assert_eq!(
+            base64(resp.as_bytes()),
+            "dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw"
+        );
     }
 
     #[test]

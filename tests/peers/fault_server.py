@@ -18,7 +18,8 @@ Faults, by the local part of a recipient:
   stall...        no reply after the data, for STALL seconds (default 30)
 Options (environment): NO_PIPELINING=1 hides PIPELINING; NO_EHLO=1 refuses EHLO (502);
 TLS_CERT and TLS_KEY with TLS_MODE=starttls (offer STARTTLS) or implicit (TLS from the
-first byte); AUTH_USER and AUTH_PASS make AUTH PLAIN/LOGIN required. The transcript marks
+first byte); AUTH_USER and AUTH_PASS make AUTH PLAIN/LOGIN/CRAM-MD5 required (AUTH_ONLY_CRAM=1 offers
+only CRAM-MD5). The transcript marks
 MAIL commands given over TLS ("tls") and after AUTH ("auth=<user>"). BIND=::1 listens
 on IPv6 loopback instead of 127.0.0.1.
 """
@@ -44,6 +45,26 @@ def log(session, line):
 
 
 class Handler:
+    async def auth_CRAM__MD5(self, server, args):
+        """RFC 2195, so that the client's CRAM-MD5 meets a real exchange."""
+        import hashlib
+        import hmac
+        from aiosmtpd.smtp import AuthResult
+        challenge = b"<%d.%d@fault.test>" % (os.getpid(), COUNT[0])
+        resp = await server.challenge_auth(challenge)
+        try:
+            # aiosmtpd hands back the client's line already base64-decoded.
+            user, digest = bytes(resp).decode().split(" ", 1)
+        except Exception:
+            log(id(server.session), "AUTH CRAM-MD5 unreadable response")
+            return AuthResult(success=False, handled=False)
+        want = hmac.new(os.environ.get("AUTH_PASS", "").encode(), challenge, hashlib.md5).hexdigest()
+        ok = user == os.environ.get("AUTH_USER") and hmac.compare_digest(digest, want)
+        log(id(server.session), "AUTH CRAM-MD5 %s" % ("ok" if ok else "refused"))
+        if ok:
+            server.session.auth_user = user
+        return AuthResult(success=ok, handled=False)
+
     async def handle_HELO(self, server, session, envelope, hostname):
         log(id(session), "HELO %s" % hostname)
         session.host_name = hostname
@@ -139,6 +160,8 @@ class C(Controller):
         if os.environ.get("AUTH_USER"):
             kw.update(authenticator=authenticator, auth_required=True,
                       auth_require_tls=False)
+        if os.environ.get("AUTH_ONLY_CRAM"):
+            kw["auth_exclude_mechanism"] = ["PLAIN", "LOGIN"]
         return SMTP(self.handler, decode_data=False, hostname="fault.test",
                     enable_SMTPUTF8=True, **kw)
 
