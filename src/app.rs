@@ -60,6 +60,8 @@ pub fn default_paths() -> Paths {
 pub struct Setup {
     pub inv: Invocation,
     pub cfg: Config,
+    /// The options in force: the config's, with the command line's over them.
+    pub settings: crate::cli::options::Settings,
     pub spool: Spool,
     pub mode: DeliveryMode,
 }
@@ -107,6 +109,7 @@ pub fn setup(args: Vec<OsString>) -> Result<Setup, Fatal> {
     Ok(Setup {
         inv,
         cfg,
+        settings,
         spool: Spool::new(spool_dir, private),
         mode,
     })
@@ -179,7 +182,7 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
         Operation::Deliver => {
             let who = Submitter::current();
             let stdin = std::io::stdin().lock();
-            let done = submit::submit(&s.inv, &s.cfg, &s.spool, s.mode, &who, stdin)?;
+            let done = submit::submit(&s.inv, &s.cfg, &s.settings, &s.spool, s.mode, &who, stdin)?;
             // ---- the message is safe; what follows depends on the delivery mode ----
             let Some(id) = done.id else {
                 return Ok(Sysexit::Ok);

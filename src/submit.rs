@@ -7,7 +7,7 @@
 //! temporary file and exits non-zero; after it, the exit is 0.
 
 use crate::cli::Invocation;
-use crate::cli::options::DeliveryMode;
+use crate::cli::options::{DeliveryMode, Settings};
 use crate::clock;
 use crate::config::Config;
 use crate::exit::{Fatal, Sysexit};
@@ -134,21 +134,14 @@ fn dedup(list: Vec<address::Listed>) -> Vec<Recipient> {
 pub fn submit<R: BufRead>(
     inv: &Invocation,
     cfg: &Config,
+    settings: &Settings,
     spool: &Spool,
     mode: DeliveryMode,
     who: &Submitter,
     input: R,
 ) -> Result<Submitted, Fatal> {
-    let ignore_dots = inv
-        .settings
-        .ignore_dots
-        .or(cfg.settings.ignore_dots)
-        .unwrap_or(false);
-    let max_size = inv
-        .settings
-        .max_message_size
-        .or(cfg.settings.max_message_size)
-        .filter(|&n| n > 0);
+    let ignore_dots = settings.ignore_dots.unwrap_or(false);
+    let max_size = settings.max_message_size.filter(|&n| n > 0);
     let mut recipients = argv_recipients(&inv.recipients)?;
     if recipients.is_empty() && !inv.read_recipients {
         return Err(Fatal::new(

@@ -89,18 +89,14 @@ fn load_auth(path: &std::path::Path) -> Result<Vec<rsendmail::config::AuthEntry>
 }
 
 fn duration_opt(s: &Setup, name: &str, default: i64) -> Result<i64, Fatal> {
-    let mut all = s.cfg.settings.clone();
-    all.overlay(&s.inv.settings);
-    match all.other_value(name) {
+    match s.settings.other_value(name) {
         Some(v) => rsendmail::cli::parse_duration(v, 'm').map(|n| n as i64),
         None => Ok(default),
     }
 }
 
 fn number_opt(s: &Setup, name: &str, default: usize) -> Result<usize, Fatal> {
-    let mut all = s.cfg.settings.clone();
-    all.overlay(&s.inv.settings);
-    match all.other_value(name) {
+    match s.settings.other_value(name) {
         Some(v) => v
             .trim()
             .parse()
@@ -184,11 +180,10 @@ impl Engine {
                     TlsMode::Off
                 },
                 verify: !s.cfg.insecure,
-                ca_file: {
-                    let mut all = s.cfg.settings.clone();
-                    all.overlay(&s.inv.settings);
-                    all.other_value("CACertFile").map(std::path::PathBuf::from)
-                },
+                ca_file: s
+                    .settings
+                    .other_value("CACertFile")
+                    .map(std::path::PathBuf::from),
                 fingerprint: s.cfg.fingerprint.clone(),
                 client_cert: s.cfg.cert_file.clone(),
                 plain_auth_ok: s.cfg.insecure,
