@@ -181,12 +181,7 @@ fn smarthost_routes_ask_no_dns() {
     let Some((env, dns, peer, _keep)) = setup(RECORDS) else {
         return;
     };
-    fs::write(
-        &env.conf,
-        fs::read_to_string(&env.conf).unwrap()
-            + &format!("SMARTHOST 127.0.0.1\nPORT {}\n", peer.port),
-    )
-    .unwrap();
+    env.add_config(&format!("SMARTHOST 127.0.0.1\nPORT {}\n", peer.port));
     env.sendmail(&["-odi", "a@mx.test"], MSG).code(0);
     assert_eq!(peer.messages().len(), 1);
     assert!(dns.queries().is_empty(), "{:?}", dns.queries());

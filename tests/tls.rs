@@ -157,11 +157,12 @@ fn setup() -> Option<(Env, Pki)> {
     Some((env0, pki))
 }
 
-fn auth_file(env: &Env, line: &str, mode: u32) -> PathBuf {
+/// Write dma's auth.conf with this line and mode, and name it in the config (AUTHPATH).
+fn use_auth_file(env: &Env, line: &str, mode: u32) {
     let p = env.dir.join("auth.conf");
     fs::write(&p, line).unwrap();
     fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
-    p
+    env.add_config(&format!("AUTHPATH {}\n", p.display()));
 }
 
 #[test]
@@ -178,12 +179,7 @@ fn starttls_verified_against_the_ca_then_auth() {
         peer.port,
         &format!("STARTTLS\nO CACertFile={}\n", pki.path("ca.pem")),
     );
-    let auth = auth_file(&env, "bob|127.0.0.1:s3cret-pw\n", 0o600);
-    fs::write(
-        &env.conf,
-        fs::read_to_string(&env.conf).unwrap() + &format!("AUTHPATH {}\n", auth.display()),
-    )
-    .unwrap();
+    use_auth_file(&env, "bob|127.0.0.1:s3cret-pw\n", 0o600);
     let r = env.sendmail(&["-v", "-odq", "ok@example.org"], MSG);
     r.code(0);
     assert!(r.stdout.contains(">>> STARTTLS\n"), "{}", r.stdout);
@@ -302,12 +298,7 @@ fn auth_problems_defer_and_never_leak() {
     let tls = format!("STARTTLS\nO CACertFile={}\n", pki.path("ca.pem"));
     // A world-readable auth.conf is refused.
     let env = relay(peer.port, &tls);
-    let auth = auth_file(&env, "bob|127.0.0.1:right\n", 0o644);
-    fs::write(
-        &env.conf,
-        fs::read_to_string(&env.conf).unwrap() + &format!("AUTHPATH {}\n", auth.display()),
-    )
-    .unwrap();
+    use_auth_file(&env, "bob|127.0.0.1:right\n", 0o644);
     env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
     assert!(
         env.json()[0].contains("is readable by others"),
@@ -316,12 +307,7 @@ fn auth_problems_defer_and_never_leak() {
     );
     // A wrong password is deferred.
     let env = relay(peer.port, &tls);
-    let auth = auth_file(&env, "bob|127.0.0.1:wrong\n", 0o600);
-    fs::write(
-        &env.conf,
-        fs::read_to_string(&env.conf).unwrap() + &format!("AUTHPATH {}\n", auth.display()),
-    )
-    .unwrap();
+    use_auth_file(&env, "bob|127.0.0.1:wrong\n", 0o600);
     env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
     assert!(
         env.json()[0].contains("AUTH refused by 127.0.0.1: 535"),
@@ -336,12 +322,7 @@ fn auth_problems_defer_and_never_leak() {
         &[("AUTH_USER", "bob"), ("AUTH_PASS", "right")],
     );
     let env = relay(plain.port, "");
-    let auth = auth_file(&env, "bob|127.0.0.1:right\n", 0o600);
-    fs::write(
-        &env.conf,
-        fs::read_to_string(&env.conf).unwrap() + &format!("AUTHPATH {}\n", auth.display()),
-    )
-    .unwrap();
+    use_auth_file(&env, "bob|127.0.0.1:right\n", 0o600);
     env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
     assert!(
         env.json()[0].contains("over an unencrypted connection"),
@@ -374,12 +355,7 @@ fn auth_cram_md5() {
         peer.port,
         &format!("STARTTLS\nO CACertFile={}\n", pki.path("ca.pem")),
     );
-    let auth = auth_file(&env, "bob|127.0.0.1:cram-pw\n", 0o600);
-    fs::write(
-        &env.conf,
-        fs::read_to_string(&env.conf).unwrap() + &format!("AUTHPATH {}\n", auth.display()),
-    )
-    .unwrap();
+    use_auth_file(&env, "bob|127.0.0.1:cram-pw\n", 0o600);
     let r = env.sendmail(&["-v", "-odi", "ok@example.org"], MSG);
     r.code(0);
     assert!(r.stdout.contains(">>> AUTH CRAM-MD5\n"), "{}", r.stdout);
