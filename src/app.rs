@@ -185,12 +185,20 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             let done = submit::submit(&s.inv, &s.cfg, &s.settings, &s.spool, s.mode, &who, stdin)?;
             // ---- the message is safe; what follows depends on the delivery mode ----
             let Some(id) = done.id else {
-                return Ok(Sysexit::Ok);
+                return Ok(done.status);
             };
             match s.mode {
-                DeliveryMode::QueueOnly | DeliveryMode::Deferred => Ok(Sysexit::Ok),
-                DeliveryMode::Interactive => Ok(exec_deliver(&["--entry", &id, "--"])),
-                DeliveryMode::Background => Ok(background(&id)),
+                DeliveryMode::QueueOnly | DeliveryMode::Deferred => Ok(done.status),
+                DeliveryMode::Interactive => {
+                    // The deliverer's status wins unless it is 0; then a refused
+                    // recipient's (67) is the answer, as sendmail gives it.
+                    let status = done.status.code().to_string();
+                    Ok(exec_deliver(&["--entry", &id, "--status", &status, "--"]))
+                }
+                DeliveryMode::Background => {
+                    background(&id);
+                    Ok(done.status)
+                }
             }
         }
         Operation::PrintQueue => {
@@ -212,7 +220,46 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
         }
         // Routing lives in the deliverer.
         Operation::Verify => Ok(exec_deliver(&[])),
+        Operation::InitAliases => Ok(init_aliases(&s)),
         other => Err(not_supported(other)),
+    }
+}
+
+/// `newaliases` / `-bi`: check the aliases file and print sendmail's summary. There is no
+/// database to build: the text is read when mail is delivered. Messages go to stdout, as
+/// sendmail prints them (recorded from 8.17, including the `newaliases:` prefix whatever
+/// the program was called, and exit 0 for a missing file); errors exit 70 as there.
+fn init_aliases(s: &Setup) -> Sysexit {
+    let path = s.settings.alias_file.as_ref().unwrap_or(&s.cfg.aliases);
+    match crate::aliases::Aliases::load(path) {
+        Err(e) => {
+            println!(
+                "newaliases: cannot open {}: {}",
+                path.display(),
+                config::io_text(&e)
+            );
+            Sysexit::Ok
+        }
+        Ok(a) => {
+            let line_of = |m: &String| -> usize {
+                m.split(": line ")
+                    .nth(1)
+                    .and_then(|r| r.split(':').next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            };
+            let mut all: Vec<&String> = a.errors.iter().chain(a.warnings.iter()).collect();
+            all.sort_by_key(|m| line_of(m));
+            for m in all {
+                println!("{m}");
+            }
+            println!("{}", a.summary());
+            if a.errors.is_empty() {
+                Sysexit::Ok
+            } else {
+                Sysexit::Software
+            }
+        }
     }
 }
 

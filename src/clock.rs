@@ -109,6 +109,11 @@ pub fn ctime16(tm: &Tm) -> String {
     )
 }
 
+/// ctime(3) without its newline, as mbox `From ` lines carry it: `Sun Nov 22 05:31:07 2026`.
+pub fn ctime(tm: &Tm) -> String {
+    format!("{}:{:02} {}", ctime16(tm), tm.sec, tm.year)
+}
+
 /// `YYYYMMDDhhmm`, the first part of sendmail's Message-Id.
 pub fn stamp12(tm: &Tm) -> String {
     format!(

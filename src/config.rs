@@ -267,6 +267,15 @@ impl Config {
         Ok(())
     }
 
+    /// Whether mail to `addr` is delivered here. A NULLCLIENT with a smarthost sends
+    /// everything there, local names included (as dma does).
+    pub fn is_local(&self, addr: &str) -> bool {
+        if self.null_client && !self.smarthost.is_empty() && !addr.starts_with(['|', '/']) {
+            return false;
+        }
+        crate::message::address::is_local(addr, &self.host_name())
+    }
+
     /// The host name to use: MAILNAME (a name, or the first line of the file it names),
     /// else the bare host name. Never a DNS query (deferred mode depends on it).
     pub fn host_name(&self) -> String {

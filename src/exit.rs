@@ -34,6 +34,31 @@ impl Sysexit {
         self as u8
     }
 
+    /// The status for a number, if it is one of sysexits.h's (or 0).
+    pub fn from_code(n: u8) -> Option<Sysexit> {
+        use Sysexit::*;
+        [
+            Ok,
+            Usage,
+            DataErr,
+            NoInput,
+            NoUser,
+            NoHost,
+            Unavailable,
+            Software,
+            OsErr,
+            OsFile,
+            CantCreat,
+            IoErr,
+            TempFail,
+            Protocol,
+            NoPerm,
+            Config,
+        ]
+        .into_iter()
+        .find(|s| s.code() == n)
+    }
+
     /// The symbolic name from sysexits.h.
     pub fn name(self) -> &'static str {
         match self {

@@ -9,13 +9,16 @@
 //! Data flow: argv → [`cli`] → [`config`] → [`submit`] ([`message`] intake) → [`spool`]
 //! (commit point) → delivery mode ([`app`]).
 
+pub mod aliases;
 pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dsn;
 pub mod exit;
 pub mod log;
 pub mod mailq;
+pub mod mbox;
 pub mod message;
 pub mod privs;
 pub mod queue;

@@ -67,6 +67,115 @@ impl Submitter {
 pub struct Submitted {
     pub id: Option<String>,
     pub mode: DeliveryMode,
+    /// The exit status so far: not 0 when recipients were refused (`User unknown`, 67),
+    /// unless ErrorMode `e` mailed the errors back.
+    pub status: Sysexit,
+}
+
+/// A recipient refused at submission, as sendmail refuses it before delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub address: String,
+    /// What sendmail prints: `nosuchuser... User unknown`.
+    pub text: String,
+    pub code: Sysexit,
+}
+
+/// Expand local recipients through the aliases (unless `-n`) and check that local users
+/// exist, as sendmail does at submission in every delivery mode (recorded from 8.17:
+/// `-odq`, `-odd` and `-odb` all print `nosuchuser... User unknown` and exit 67, and the
+/// queue holds the expanded recipients). Remote recipients pass untouched. A recipient
+/// whose `:include:` file cannot be read now stays as it is, for the deliverer.
+pub fn expand_local(
+    recipients: Vec<Recipient>,
+    aliases: Option<&crate::aliases::Aliases>,
+    is_local: &dyn Fn(&str) -> bool,
+    host: &str,
+) -> (Vec<Recipient>, Vec<Refused>) {
+    use crate::aliases::{ExpandError, Expander, Target};
+    let ex = Expander {
+        aliases,
+        is_local,
+        user_exists: &crate::aliases::user_exists,
+        read_include: &crate::aliases::read_include,
+    };
+    let mut out: Vec<Recipient> = Vec::new();
+    let mut refused = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut add = |out: &mut Vec<Recipient>, r: Recipient| {
+        if seen.insert(r.address.to_ascii_lowercase()) {
+            out.push(r);
+        }
+    };
+    for r in recipients {
+        let a = r.address.clone();
+        if a.starts_with('|') {
+            refused.push(Refused {
+                text: format!("{a}... Cannot mail directly to programs"),
+                address: a,
+                code: Sysexit::Usage,
+            });
+            continue;
+        }
+        if a.starts_with('/') {
+            refused.push(Refused {
+                text: format!("{a}... Cannot mail directly to files"),
+                address: a,
+                code: Sysexit::Usage,
+            });
+            continue;
+        }
+        if !is_local(&a) {
+            add(&mut out, r);
+            continue;
+        }
+        let x = ex.expand(std::slice::from_ref(&a), None);
+        if x.errors
+            .iter()
+            .any(|e| matches!(e, ExpandError::Include(..)))
+        {
+            add(&mut out, r);
+            continue;
+        }
+        for e in &x.errors {
+            refused.push(match e {
+                ExpandError::UnknownUser(u) => Refused {
+                    address: u.clone(),
+                    text: e.text(),
+                    code: Sysexit::NoUser,
+                },
+                ExpandError::Loop(u) | ExpandError::Include(u, _) => Refused {
+                    address: u.clone(),
+                    text: e.text(),
+                    code: Sysexit::Usage,
+                },
+            });
+        }
+        if let [one] = x.targets.as_slice()
+            && one.sender.is_none()
+            && one.target == Target::User(crate::aliases::key_of(&a))
+        {
+            add(&mut out, r);
+            continue;
+        }
+        let qualified = if a.contains('@') {
+            a.clone()
+        } else {
+            format!("{a}@{host}")
+        };
+        for t in x.targets {
+            let mut n = Recipient::new(t.target.address());
+            n.orcpt = r
+                .orcpt
+                .clone()
+                .or_else(|| Some(format!("rfc822;{qualified}")));
+            n.notify = r.notify.clone();
+            n.sender = t.sender;
+            n.owner = t.owner;
+            add(&mut out, n);
+        }
+    }
+    (out, refused)
 }
 
 /// Quote a display name when it holds RFC 5322 specials.
@@ -171,11 +280,32 @@ pub fn submit<R: BufRead>(
         if recipients.is_empty() {
             // sendmail: the message is dropped, and the exit status is 0.
             println!("No recipient addresses found in header");
-            return Ok(Submitted { id: None, mode });
+            return Ok(Submitted {
+                id: None,
+                mode,
+                status: Sysexit::Ok,
+            });
         }
     }
     message::strip_bcc(&mut head.headers);
     let recipients = dedup(recipients);
+    let host_for_local = cfg.host_name();
+    let to_smarthost = cfg.null_client && !cfg.smarthost.is_empty();
+    let is_local = |a: &str| {
+        a.starts_with(['|', '/']) || (!to_smarthost && address::is_local(a, &host_for_local))
+    };
+    let aliases = if inv.no_alias {
+        None
+    } else {
+        let path = settings.alias_file.as_ref().unwrap_or(&cfg.aliases);
+        crate::aliases::Aliases::load(path).ok()
+    };
+    let (envelope_recipients, refused) = expand_local(
+        recipients.clone(),
+        aliases.as_ref(),
+        &is_local,
+        &host_for_local,
+    );
 
     // The envelope sender as stored: the login alone for the default sender (qualified at
     // delivery, as sendmail stores it), the -f address as given, or MASQUERADE's.
@@ -256,7 +386,7 @@ pub fn submit<R: BufRead>(
         id: id.clone(),
         created: now,
         sender,
-        recipients: recipients
+        recipients: envelope_recipients
             .into_iter()
             .map(|r| Recipient {
                 notify: notify.clone(),
@@ -276,6 +406,8 @@ pub fn submit<R: BufRead>(
             crate::cli::Ret::Full => "FULL".to_string(),
             crate::cli::Ret::Hdrs => "HDRS".to_string(),
         }),
+        report: None,
+        expansions: 0,
     };
 
     let write_err = |e: std::io::Error| {
@@ -331,13 +463,168 @@ pub fn submit<R: BufRead>(
             .patch((at + "\nbody ".len()) as u64, b"7BIT    ")
             .map_err(write_err)?;
     }
+    let data_offset = envelope_text.len() as u64;
+    if envelope.recipients.is_empty() {
+        // Every recipient was refused: nothing is queued; the message is returned as
+        // the error mode says (read back from the temporary file, removed on return).
+        entry.writer().flush().map_err(write_err)?;
+        let status = refused_recipients(
+            settings,
+            spool,
+            &envelope,
+            &refused,
+            entry.tmp_path(),
+            data_offset,
+        );
+        return Ok(Submitted {
+            id: None,
+            mode,
+            status,
+        });
+    }
     entry.commit(&envelope)?;
     // ---- commit point: from here on the message is safe ----
     crate::log::submitted(
         &envelope,
         spool.qf_path(&id).metadata().map(|m| m.len()).ok(),
     );
-    Ok(Submitted { id: Some(id), mode })
+    let status = if refused.is_empty() {
+        Sysexit::Ok
+    } else {
+        refused_recipients(
+            settings,
+            spool,
+            &envelope,
+            &refused,
+            &spool.qf_path(&id),
+            data_offset,
+        )
+    };
+    Ok(Submitted {
+        id: Some(id),
+        mode,
+        status,
+    })
+}
+
+/// Report recipients refused at submission the way `ErrorMode` says (sendmail's
+/// meanings): `p` print them (stdout) and save a copy of the message in
+/// `~/dead.letter`; `q` say nothing; `m` and `w` (no terminal to write to) mail them
+/// back; `e` mail them back and exit 0. Returns the exit status.
+fn refused_recipients(
+    settings: &Settings,
+    spool: &Spool,
+    env: &Envelope,
+    refused: &[Refused],
+    message_file: &std::path::Path,
+    data_offset: u64,
+) -> Sysexit {
+    let code = refused.first().map(|r| r.code).unwrap_or(Sysexit::Ok);
+    let open_message = || -> std::io::Result<std::io::Take<std::fs::File>> {
+        use std::io::{Read, Seek};
+        let mut f = std::fs::File::open(message_file)?;
+        f.seek(std::io::SeekFrom::Start(data_offset))?;
+        Ok(f.take(u64::MAX))
+    };
+    match settings.error_mode.unwrap_or('p') {
+        'q' => code,
+        'm' | 'w' | 'e' => {
+            let host = crate::config::system_host_name();
+            let sender = if env.sender.is_empty() {
+                None
+            } else {
+                Some(env.sender.clone())
+            };
+            let report = crate::dsn::Report {
+                kind: crate::dsn::Kind::Failure,
+                host: &host,
+                original: env,
+                recipients: refused
+                    .iter()
+                    .map(|r| crate::dsn::RcptReport {
+                        final_recipient: r.address.clone(),
+                        original_recipient: None,
+                        action: "failed",
+                        status: if r.code == Sysexit::NoUser {
+                            "5.1.1".into()
+                        } else {
+                            "5.0.0".into()
+                        },
+                        remote_mta: None,
+                        diagnostic: Some(r.text.clone()),
+                        diagnostic_type: "x-unix",
+                        last_attempt: env.created,
+                        will_retry_until: None,
+                    })
+                    .collect(),
+                headers_only: env.ret.as_deref() == Some("HDRS"),
+                waited: None,
+            };
+            let queued = match (&sender, open_message()) {
+                (Some(to), Ok(mut m)) => report
+                    .queue(spool, to, false, &mut m)
+                    .map_err(|f| f.message),
+                (None, _) => Err("the sender is <>".into()),
+                (_, Err(e)) => Err(crate::config::io_text(&e)),
+            };
+            if let Err(why) = queued {
+                log::error!("{}: errors could not be mailed back: {why}", env.id);
+            }
+            if settings.error_mode == Some('e') {
+                Sysexit::Ok
+            } else {
+                code
+            }
+        }
+        _ => {
+            for r in refused {
+                println!("{}", r.text);
+            }
+            save_dead_letter(env, open_message);
+            code
+        }
+    }
+}
+
+/// Append the message to the caller's `~/dead.letter` (mbox format, as sendmail does),
+/// with the caller's own privileges.
+fn save_dead_letter(
+    env: &Envelope,
+    open_message: impl Fn() -> std::io::Result<std::io::Take<std::fs::File>>,
+) {
+    let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::getuid()) else {
+        return;
+    };
+    if crate::privs::is_setid() && crate::privs::drop_group().is_err() {
+        return;
+    }
+    let path = user.dir.join("dead.letter");
+    let target = crate::mbox::Target {
+        path: &path,
+        owner: Some(user.uid.as_raw()),
+        lock_wait: std::time::Duration::from_secs(10),
+        dotlock: false,
+    };
+    let res = crate::mbox::append(&target, &mut |w| {
+        w.write_all(crate::mbox::from_line(&env.sender, env.created).as_bytes())?;
+        let rp = format!("Return-Path: <{}>\n", env.sender);
+        w.write_all(rp.as_bytes())?;
+        let m = open_message()?;
+        crate::mbox::copy_quoted(std::io::BufReader::new(m), w)?;
+        w.write_all(b"\n")
+    });
+    match res {
+        Ok(_) => {
+            let p = path.display();
+            println!("{p}... Saved message in {p}");
+        }
+        Err(e) => log::warn!(
+            "{}: cannot save in {}: {}",
+            env.id,
+            path.display(),
+            e.text()
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -105,15 +105,29 @@ fn per_user_default_spool_without_config() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert!(home.join(".local/state/rsendmail/spool").is_dir());
-    // The owner of a per-user spool may run its queue (the local recipient is tried and
-    // stays queued with its reason).
+    // The owner of a per-user spool may run its queue: the local recipient is the user,
+    // whose own mailbox is under the state directory (created 0700/0600 on first use).
     let out = as_user(&b, &["-qf"], &envs, b"");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let out = as_user(&mq, &[], &envs, b"");
     assert!(
-        text(&out.stdout).contains("(Deferred: 451 4.3.0 local delivery is not available"),
+        text(&out.stdout).contains("is empty"),
         "{}",
         text(&out.stdout)
+    );
+    let mbox = state.join("rsendmail/mail").join(TEST_USER);
+    let body = fs::read_to_string(&mbox).unwrap();
+    assert_eq!(
+        body.lines().filter(|l| l.starts_with("From ")).count(),
+        1,
+        "{body}"
+    );
+    assert!(body.starts_with(&format!("From {TEST_USER}@")), "{body}");
+    assert_eq!(fs::metadata(&mbox).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(fs::metadata(&mbox).unwrap().uid(), uid);
+    assert_eq!(
+        fs::metadata(state.join("rsendmail/mail")).unwrap().mode() & 0o777,
+        0o700
     );
     let _ = fs::remove_dir_all(&home);
 }

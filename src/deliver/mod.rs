@@ -17,6 +17,7 @@
 //! before that record is on disk — one unlink, or one state-file write, wide.
 
 pub mod dns;
+pub mod local;
 pub mod reply;
 pub mod smtp;
 
@@ -24,6 +25,7 @@ use rsendmail::app::{self, Setup};
 use rsendmail::cli::QueueRunArgs;
 use rsendmail::clock;
 use rsendmail::config::parse_host_port;
+use rsendmail::dsn;
 use rsendmail::exit::{Fatal, Sysexit};
 use rsendmail::message::address::domain_of;
 use rsendmail::privs;
@@ -70,6 +72,12 @@ pub struct Engine {
     pub tls: TlsPolicy,
     /// dma's auth.conf entries, or why the file cannot be used.
     pub auth: Result<Vec<rsendmail::config::AuthEntry>, String>,
+    /// Local delivery (mailboxes, commands, files, aliases, .forward).
+    pub local: local::Local,
+    /// `O MaxHopCount=`: more Received headers than this and the message bounces (25).
+    pub max_hops: usize,
+    /// `O Timeout.queuewarn=`: when a delay warning is sent (4h; 0 never).
+    pub queue_warn: i64,
 }
 
 /// Read dma's auth.conf, refusing one that others may read (it holds passwords).
@@ -192,6 +200,29 @@ impl Engine {
                 Some(p) => load_auth(p),
                 None => Ok(Vec::new()),
             },
+            local: local::Local {
+                mail_spool: s.cfg.mail_spool.clone(),
+                host: s.cfg.host_name(),
+                aliases: if s.inv.no_alias {
+                    None
+                } else {
+                    rsendmail::aliases::Aliases::load(
+                        s.settings.alias_file.as_ref().unwrap_or(&s.cfg.aliases),
+                    )
+                    .ok()
+                },
+                default_user: local::default_user(s.settings.other_value("DefaultUser")),
+                lock_wait: Duration::from_secs(
+                    duration_opt(s, "Timeout.mboxlock", 60)?.max(1) as u64
+                ),
+                command_timeout: Duration::from_secs(
+                    duration_opt(s, "Timeout.command", 1000)?.max(1) as u64,
+                ),
+                root: nix::unistd::geteuid().is_root(),
+                uid: nix::unistd::getuid().as_raw(),
+            },
+            max_hops: number_opt(s, "MaxHopCount", 25)?,
+            queue_warn: duration_opt(s, "Timeout.queuewarn", 4 * 3600)?,
         })
     }
 
@@ -306,11 +337,11 @@ pub enum Route {
 }
 
 pub fn route(engine: &Engine, addr: &str) -> Route {
+    if addr.starts_with(['|', '/', '\\']) {
+        return Route::Local;
+    }
     let domain = domain_of(addr);
-    let local = match &domain {
-        None => true,
-        Some(d) => d.eq_ignore_ascii_case(&engine.host_name) || d == "localhost",
-    };
+    let local = rsendmail::message::address::is_local(addr, &engine.host_name);
     // NULLCLIENT sends local mail to the smarthost too (as dma does).
     let to_smarthost = engine.null_client && !engine.smarthost.is_empty();
     if local && !to_smarthost {
@@ -441,6 +472,8 @@ pub struct Attempt {
     /// Recipients whose domain does not exist or takes no mail.
     pub failed_host: usize,
     pub removed: bool,
+    /// Entries this attempt queued (expansions, delivery reports), to deliver next.
+    pub new_entries: Vec<String>,
 }
 
 fn hms(secs: i64) -> String {
@@ -466,24 +499,53 @@ fn stat_text(o: &Outcome) -> String {
     }
 }
 
-/// Put recipient `i` with the others going to the same relay (first appearance order).
-fn add_to_group(groups: &mut Vec<(Relay, Vec<usize>)>, targets: Relay, i: usize) {
-    match groups.iter_mut().find(|(t, _)| *t == targets) {
+/// A group of recipients sent in one transaction: the relay, and the envelope sender
+/// when it is a recipient's own (`owner-list`).
+type GroupKey = (Relay, Option<String>);
+
+/// Put recipient `i` with the others going to the same relay with the same sender
+/// (first appearance order).
+fn add_to_group(groups: &mut Vec<(GroupKey, Vec<usize>)>, key: GroupKey, i: usize) {
+    match groups.iter_mut().find(|(t, _)| *t == key) {
         Some((_, v)) => v.push(i),
-        None => groups.push((targets, vec![i])),
+        None => groups.push((key, vec![i])),
     }
 }
+
+/// Count the Received fields of a header block.
+fn received_count(header: &[u8]) -> usize {
+    header
+        .split(|&b| b == b'\n')
+        .filter(|l| l.len() >= 9 && l[..9].eq_ignore_ascii_case(b"received:"))
+        .count()
+}
+
+/// What one worker thread keeps between entries.
+struct Worker {
+    conns: Conns,
+    /// The resolver, made on the first MX lookup.
+    dns: Option<Result<dns::Dns, String>>,
+    index: usize,
+}
+
+/// Delivery reports owed, grouped by kind and return address.
+type ReportGroups = Vec<((dsn::Kind, Option<String>), Vec<dsn::RcptReport>)>;
 
 /// Try one locked entry once.
 fn attempt(
     engine: &Engine,
+    spool: &Spool,
     locked: &mut LockedEntry,
-    conns: &mut Conns,
-    dns: &mut Option<Result<dns::Dns, String>>,
-    worker: usize,
+    w: &mut Worker,
     out: &mut Transcript<'_>,
     verbose: bool,
 ) -> Result<Attempt, Fatal> {
+    let Worker {
+        conns,
+        dns,
+        index: worker,
+    } = w;
+    let worker = *worker;
     let now = clock::now();
     let started = std::time::Instant::now();
     let env = locked.entry.envelope.clone();
@@ -493,11 +555,42 @@ fn attempt(
         .collect();
     // (recipient, outcome, mailer, relay as logged)
     let mut outcomes: Vec<(usize, Outcome, &str, String)> = Vec::new();
-    // Recipients by relay (or MX host list), in the order they first appear.
-    let mut groups: Vec<(Relay, Vec<usize>)> = Vec::new();
+    // Recipients by relay (or MX host list) and sender, in the order they first appear.
+    let mut groups: Vec<(GroupKey, Vec<usize>)> = Vec::new();
     let mut mx_cache: std::collections::HashMap<String, dns::MxResult> = Default::default();
     let mut mx_targets: std::collections::HashSet<Relay> = Default::default();
+    let mut locals: Vec<usize> = Vec::new();
+    // Recipients whose DSN request went on to a server that supports DSN: it reports.
+    let mut dsn_passed: std::collections::HashSet<usize> = Default::default();
+    let open_message = || -> std::io::Result<(std::fs::File, u64)> {
+        let mut f = locked.entry.file.try_clone()?;
+        f.seek(SeekFrom::Start(locked.entry.data_offset))?;
+        Ok((f, locked.entry.size - locked.entry.data_offset))
+    };
+    // A message that has passed too many hosts is looping: it bounces (sendmail's
+    // MaxHopCount; RFC 5321 6.3).
+    let hops = {
+        let mut head = vec![0u8; env.header_bytes.min(1 << 20) as usize];
+        let (mut f, _) =
+            open_message().map_err(|e| Fatal::new(Sysexit::IoErr, format!("qf{}: {e}", env.id)))?;
+        let _ = std::io::Read::read_exact(&mut f, &mut head);
+        received_count(&head)
+    };
+    let too_many_hops = engine.max_hops > 0 && hops > engine.max_hops;
+    let sender_of = |i: usize| -> Option<String> { env.recipients[i].sender.clone() };
     for &i in &open {
+        if too_many_hops {
+            outcomes.push((
+                i,
+                Outcome::PermFail(reply::Reply::local(
+                    554,
+                    format!("5.4.6 Too many hops {hops} ({} max)", engine.max_hops),
+                )),
+                "local",
+                String::new(),
+            ));
+            continue;
+        }
         match route(engine, &env.recipients[i].address) {
             Route::Relay(mut targets) => {
                 // O SmarthostSplit=N: worker k starts at smarthost k mod N (the others
@@ -506,7 +599,7 @@ fn attempt(
                     let n = engine.smarthost_split.min(targets.len());
                     targets.rotate_left(worker % n);
                 }
-                add_to_group(&mut groups, targets, i);
+                add_to_group(&mut groups, (targets, sender_of(i)), i);
             }
             Route::Mx(d) => {
                 // The resolver (and its runtime) is made on the first MX lookup only.
@@ -532,7 +625,7 @@ fn attempt(
                             })
                             .collect();
                         mx_targets.insert(targets.clone());
-                        add_to_group(&mut groups, targets, i);
+                        add_to_group(&mut groups, (targets, sender_of(i)), i);
                     }
                     dns::MxResult::NoHost(text) => {
                         result.failed_host += 1;
@@ -553,18 +646,10 @@ fn attempt(
                     }
                 }
             }
-            Route::Local => outcomes.push((
-                i,
-                Outcome::TempFail(reply::Reply::local(
-                    451,
-                    "4.3.0 local delivery is not available in this version",
-                )),
-                "local",
-                "local".into(),
-            )),
+            Route::Local => locals.push(i),
         }
     }
-    for (targets, relay) in groups {
+    for ((targets, own_sender), relay) in groups {
         let conn = conns.entry(targets.clone()).or_default();
         let label: Vec<&str> = relay
             .iter()
@@ -589,7 +674,7 @@ fn attempt(
                     .map_err(|e| Fatal::new(Sysexit::IoErr, format!("qf{}: {e}", env.id)))?;
                 file.seek(SeekFrom::Start(locked.entry.data_offset))
                     .map_err(|e| Fatal::new(Sysexit::IoErr, format!("qf{}: {e}", env.id)))?;
-                let sender = engine.qualify(&env.sender);
+                let sender = engine.qualify(own_sender.as_deref().unwrap_or(&env.sender));
                 let addrs: Vec<String> = relay
                     .iter()
                     .map(|&i| engine.qualify(&env.recipients[i].address))
@@ -629,12 +714,58 @@ fn attempt(
                 if session.data_refused {
                     result.failed_data += 1;
                 }
+                if session.caps.dsn {
+                    dsn_passed.extend(relay.iter().copied());
+                }
                 for (k, o) in res.into_iter().enumerate() {
                     outcomes.push((relay[k], o, mailer, relay_name.clone()));
                 }
             }
         }
     }
+    // Local recipients, one at a time (each in a child with the target's privileges).
+    let is_local = |a: &str| route(engine, a) == Route::Local;
+    let mut expanded_ids: Vec<String> = Vec::new();
+    for i in locals {
+        let r = &env.recipients[i];
+        let sender = engine.qualify(r.sender.as_deref().unwrap_or(&env.sender));
+        if let Some(w) = out.as_deref_mut() {
+            let _ = writeln!(w, "{}... Connecting to local...", r.address);
+        }
+        let o = match engine
+            .local
+            .deliver(&env, r, &is_local, &open_message, &sender)
+        {
+            local::LocalOutcome::Delivered(text) => {
+                Outcome::Delivered(reply::Reply::local(250, format!("2.0.0 {text}")))
+            }
+            local::LocalOutcome::Temp(code, text) => {
+                Outcome::TempFail(reply::Reply::local(code, text))
+            }
+            local::LocalOutcome::Perm(code, text) => {
+                Outcome::PermFail(reply::Reply::local(code, text))
+            }
+            local::LocalOutcome::Expanded(list, text) => {
+                match queue_expansion(spool, &env, list, &open_message) {
+                    Ok(id) => {
+                        expanded_ids.push(id.clone());
+                        Outcome::Delivered(reply::Reply::local(
+                            250,
+                            format!("2.0.0 {text}, queued as {id}"),
+                        ))
+                    }
+                    Err(e) => {
+                        Outcome::TempFail(reply::Reply::local(451, format!("4.3.0 {}", e.message)))
+                    }
+                }
+            }
+        };
+        if let Some(w) = out.as_deref_mut() {
+            let _ = writeln!(w, "{}... {}", r.address, stat_text(&o));
+        }
+        outcomes.push((i, o, "local", String::new()));
+    }
+    result.new_entries.extend(expanded_ids);
     let xdelay = started.elapsed().as_secs() as i64;
     // Merge into the entry's state.
     let mut state: State = locked.entry.state.clone();
@@ -642,6 +773,8 @@ fn attempt(
     state.last_attempt = Some(now);
     let expired = engine.queue_return > 0 && now - env.created >= engine.queue_return;
     let mut first_deferral: Option<String> = None;
+    // For the reports: (recipient, kind, action, outcome's reply, relay).
+    let mut to_report: Vec<(usize, dsn::Kind, &'static str, String, String)> = Vec::new();
     for (i, o, mailer, relay_name) in &outcomes {
         let addr = &env.recipients[*i].address;
         let (st, why) = match o {
@@ -697,9 +830,44 @@ fn attempt(
         if verbose {
             eprintln!("{line}");
         }
+        let remote = if relay_name.is_empty() {
+            String::new()
+        } else {
+            relay_name.split(' ').next().unwrap_or_default().to_string()
+        };
+        match st {
+            RcptState::Failed => {
+                to_report.push((*i, dsn::Kind::Failure, "failed", why.clone(), remote))
+            }
+            RcptState::Delivered if !dsn_passed.contains(i) => {
+                let action = if *mailer == "local" {
+                    if why.contains("expanded by") {
+                        "expanded"
+                    } else {
+                        "delivered"
+                    }
+                } else {
+                    "relayed"
+                };
+                to_report.push((*i, dsn::Kind::Success, action, why.clone(), remote))
+            }
+            RcptState::Deferred
+                if engine.queue_warn > 0
+                    && !state.warned
+                    && now - env.created >= engine.queue_warn =>
+            {
+                to_report.push((*i, dsn::Kind::Delay, "delayed", why.clone(), remote))
+            }
+            _ => {}
+        }
         state.recipients.retain(|(idx, _, _)| idx != i);
         state.recipients.push((*i, st, Some(why)));
     }
+    if to_report.iter().any(|r| r.1 == dsn::Kind::Delay) {
+        state.warned = true;
+    }
+    let reports = send_reports(engine, spool, &env, to_report, &open_message, now);
+    result.new_entries.extend(reports);
     state.recipients.sort_by_key(|(i, _, _)| *i);
     state.reason = first_deferral;
     state.next_attempt = Some(now + engine.backoff(state.attempts));
@@ -713,6 +881,139 @@ fn attempt(
         locked.record_state(state)?;
     }
     Ok(result)
+}
+
+/// Queue the recipients an alias or `.forward` expanded to as a new entry with the same
+/// message and sender; its age counts from the original's arrival.
+fn queue_expansion(
+    spool: &Spool,
+    env: &rsendmail::spool::entry::Envelope,
+    list: Vec<rsendmail::spool::entry::Recipient>,
+    open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
+) -> Result<String, Fatal> {
+    if env.expansions as usize >= rsendmail::aliases::MAX_DEPTH {
+        return Err(Fatal::new(
+            Sysexit::Usage,
+            "aliasing/forwarding loop broken",
+        ));
+    }
+    let mut entry = spool.begin(clock::now())?;
+    let id = entry.id.clone();
+    let mut e2 = env.clone();
+    e2.id = id.clone();
+    e2.recipients = list;
+    e2.mode = 'q';
+    e2.expansions += 1;
+    let io = |e: std::io::Error| Fatal::new(Sysexit::IoErr, format!("{id}: {e}"));
+    let (mut f, len) = open_message().map_err(io)?;
+    let w = entry.writer();
+    std::io::Write::write_all(w, e2.to_text().as_bytes()).map_err(io)?;
+    std::io::copy(&mut std::io::Read::take(&mut f, len), w).map_err(io)?;
+    entry.commit(&e2)?;
+    rsendmail::log::submitted(&e2, spool.qf_path(&id).metadata().map(|m| m.len()).ok());
+    Ok(id)
+}
+
+/// How long, in words, for a delay warning's subject.
+fn waited_words(secs: i64) -> String {
+    if secs >= 3600 && secs % 3600 == 0 {
+        let h = secs / 3600;
+        format!("{h} hour{}", if h == 1 { "" } else { "s" })
+    } else if secs >= 60 {
+        let m = secs / 60;
+        format!("{m} minute{}", if m == 1 { "" } else { "s" })
+    } else {
+        format!("{secs} seconds")
+    }
+}
+
+/// Queue the delivery reports an attempt owes: one per kind and return address. A
+/// failure of a message from the null sender goes to the postmaster once (a "double
+/// bounce"); a failure of that one is only logged. Returns the new entries.
+fn send_reports(
+    engine: &Engine,
+    spool: &Spool,
+    env: &rsendmail::spool::entry::Envelope,
+    items: Vec<(usize, dsn::Kind, &'static str, String, String)>,
+    open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
+    now: i64,
+) -> Vec<String> {
+    let mut groups: ReportGroups = Vec::new();
+    for (i, kind, action, why, remote) in items {
+        let r = &env.recipients[i];
+        let ret = dsn::return_address(env, r).map(str::to_string);
+        match &ret {
+            Some(_) if !dsn::wanted(r, kind) => continue,
+            None if kind != dsn::Kind::Failure => continue,
+            _ => {}
+        }
+        let mut status = match kind {
+            dsn::Kind::Success => "2.0.0".to_string(),
+            dsn::Kind::Failure => dsn::status_of(&why, true),
+            dsn::Kind::Delay => dsn::status_of(&why, false),
+        };
+        if kind == dsn::Kind::Failure && status.starts_with('4') {
+            // Still failing temporarily when the message expired.
+            status = "4.4.7".into();
+        }
+        let final_recipient = if r.address.starts_with(['|', '/', '\\']) {
+            r.address.clone()
+        } else {
+            engine.qualify(&r.address)
+        };
+        let rr = dsn::RcptReport {
+            final_recipient,
+            original_recipient: r.orcpt.clone(),
+            action,
+            status,
+            remote_mta: (!remote.is_empty()).then_some(remote.clone()),
+            diagnostic: (kind != dsn::Kind::Success || !remote.is_empty()).then_some(why),
+            diagnostic_type: if remote.is_empty() { "x-unix" } else { "smtp" },
+            last_attempt: now,
+            will_retry_until: (kind == dsn::Kind::Delay && engine.queue_return > 0)
+                .then_some(env.created + engine.queue_return),
+        };
+        let key = (kind, ret);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(rr),
+            None => groups.push((key, vec![rr])),
+        }
+    }
+    let mut ids = Vec::new();
+    for ((kind, ret), list) in groups {
+        let (to, double) = match ret {
+            Some(a) => (engine.qualify(&a), false),
+            None if env.report.as_deref() == Some("double") => {
+                log::warn!(
+                    "{}: a report to the postmaster could not be delivered; discarded",
+                    env.id
+                );
+                continue;
+            }
+            None => ("postmaster".to_string(), true),
+        };
+        let report = dsn::Report {
+            kind,
+            host: &engine.host_name,
+            original: env,
+            recipients: list,
+            headers_only: env.ret.as_deref() == Some("HDRS"),
+            waited: (kind == dsn::Kind::Delay).then(|| waited_words(engine.queue_warn)),
+        };
+        let queued = open_message()
+            .map_err(|e| Fatal::new(Sysexit::IoErr, e.to_string()))
+            .and_then(|(f, len)| {
+                report.queue(spool, &to, double, &mut std::io::Read::take(f, len))
+            });
+        match queued {
+            Ok(id) => {
+                log::info!("{}: {}: DSN: {}", env.id, id, kind.word());
+                ids.push(id);
+            }
+            Err(e) => log::error!("{}: cannot queue a delivery report: {}", env.id, e.message),
+        }
+    }
+    ids
 }
 
 /// A line-buffered writer to the shared `-X` file: each line gets the process id.
@@ -824,8 +1125,11 @@ fn deliver_ids(
             let results = &results;
             let errors = &errors;
             scope.spawn(move || {
-                let mut conns = Conns::new();
-                let mut dns = None;
+                let mut w = Worker {
+                    conns: Conns::new(),
+                    dns: None,
+                    index: worker,
+                };
                 // -v: the dialogue on stdout; -X: the same, line by line with the process
                 // id, appended to the traffic log.
                 let mut sink = Transcripts {
@@ -871,18 +1175,18 @@ fn deliver_ids(
                         );
                     }
                     let mut locked = locked;
-                    match attempt(
-                        engine,
-                        &mut locked,
-                        &mut conns,
-                        &mut dns,
-                        worker,
-                        &mut out,
-                        verbose,
-                    ) {
+                    match attempt(engine, spool, &mut locked, &mut w, &mut out, verbose) {
                         Ok(a) => {
                             if a.removed {
                                 finish(locked);
+                            } else {
+                                drop(locked);
+                            }
+                            // Expansions and reports go out in the same run.
+                            if !a.new_entries.is_empty()
+                                && let Ok(mut q) = queue.lock()
+                            {
+                                q.extend(a.new_entries.iter().cloned());
                             }
                             if let Ok(mut r) = results.lock() {
                                 r.push(a);
@@ -896,7 +1200,7 @@ fn deliver_ids(
                     }
                 }
                 let mut out: Transcript<'_> = sink.get();
-                for (_, mut c) in conns.drain() {
+                for (_, mut c) in w.conns.drain() {
                     c.close(&mut out);
                 }
             });
@@ -931,6 +1235,8 @@ fn background_slot(spool: &Spool, max: usize) -> Option<std::fs::File> {
 struct Internal {
     entry: Option<String>,
     background: bool,
+    /// `--status N`: the submission's own status (recipients it refused).
+    status: Sysexit,
     argv: Vec<OsString>,
 }
 
@@ -942,12 +1248,21 @@ fn split_internal(args: Vec<OsString>) -> Internal {
     let own = it.next().unwrap_or_else(|| OsString::from("sendmail"));
     let mut entry = None;
     let mut background = false;
+    let mut status = Sysexit::Ok;
     if it.peek().is_some_and(|a| a == "--entry") {
         it.next();
         entry = it.next().and_then(|v| v.into_string().ok());
         if it.peek().is_some_and(|a| a == "--background") {
             it.next();
             background = true;
+        }
+        if it.peek().is_some_and(|a| a == "--status") {
+            it.next();
+            status = it
+                .next()
+                .and_then(|v| v.to_str().and_then(|v| v.parse::<u8>().ok()))
+                .and_then(Sysexit::from_code)
+                .unwrap_or(Sysexit::Ok);
         }
         if it.peek().is_some_and(|a| a == "--") {
             it.next();
@@ -963,6 +1278,7 @@ fn split_internal(args: Vec<OsString>) -> Internal {
     Internal {
         entry,
         background,
+        status,
         argv,
     }
 }
@@ -970,6 +1286,10 @@ fn split_internal(args: Vec<OsString>) -> Internal {
 /// The program.
 pub fn main(args: Vec<OsString>) -> Sysexit {
     privs::fix_std_fds();
+    if args.get(1).is_some_and(|a| a == "--mbox") {
+        let code = local::mbox_child(&args[2..]);
+        std::process::exit(code);
+    }
     rsendmail::log::init("rsendmail-deliver");
     match run(args) {
         Ok(c) => c,
@@ -982,7 +1302,8 @@ fn run(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
     let s = app::setup(internal.argv)?;
     let engine = Engine::from_setup(&s)?;
     match internal.entry {
-        Some(id) => deliver_entry(&s, &engine, &id, internal.background),
+        Some(id) => deliver_entry(&s, &engine, &id, internal.background)
+            .map(|c| if c == Sysexit::Ok { internal.status } else { c }),
         None if s.inv.operation == rsendmail::cli::Operation::Verify => verify(&s, &engine),
         None => queue_run(&s, &engine),
     }
@@ -1167,6 +1488,18 @@ mod tests {
             min_queue_age: 0,
             tls: TlsPolicy::default(),
             auth: Ok(Vec::new()),
+            local: local::Local {
+                mail_spool: "/nonexistent".into(),
+                host: "host.example".into(),
+                aliases: None,
+                default_user: (65534, 65534),
+                lock_wait: Duration::from_secs(1),
+                command_timeout: Duration::from_secs(1),
+                root: false,
+                uid: 65534,
+            },
+            max_hops: 25,
+            queue_warn: 4 * 3600,
         }
     }
 

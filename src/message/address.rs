@@ -262,6 +262,18 @@ pub fn domain_of(addr: &str) -> Option<String> {
     (!d.is_empty()).then(|| d.to_ascii_lowercase())
 }
 
+/// Whether an address is delivered on this host: no domain, this host's name or
+/// `localhost`, or one of the local-only forms (`\\user`, `|command`, `/file`).
+pub fn is_local(addr: &str, host_name: &str) -> bool {
+    if addr.starts_with(['|', '/', '\\']) {
+        return true;
+    }
+    match domain_of(addr) {
+        None => true,
+        Some(d) => d.eq_ignore_ascii_case(host_name) || d == "localhost",
+    }
+}
+
 /// Why an envelope address is refused, if it is.
 pub fn check_envelope_address(addr: &str) -> Result<(), String> {
     if addr.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {

@@ -54,6 +54,12 @@ pub struct Recipient {
     /// The text it was written as, when that differs (`Bob <bob@example.org>`); mailq
     /// shows it, as sendmail does.
     pub display: Option<String>,
+    /// The envelope sender for this recipient when it is not the entry's: `owner-<list>`
+    /// for the members an alias with an owner expanded to.
+    pub sender: Option<String>,
+    /// For `|command` and `/file` recipients: the uid they run as (the owner of the
+    /// aliases, `:include:` or `.forward` file they came from).
+    pub owner: Option<u32>,
 }
 
 impl Recipient {
@@ -63,6 +69,8 @@ impl Recipient {
             notify: None,
             orcpt: None,
             display: None,
+            sender: None,
+            owner: None,
         }
     }
 
@@ -91,6 +99,12 @@ pub struct Envelope {
     pub body_type: Option<String>,
     pub envid: Option<String>,
     pub ret: Option<String>,
+    /// For delivery reports rsendmail made: `failure`, `delay`, `success`, or `double`
+    /// (a report about an undeliverable report, sent to the postmaster).
+    pub report: Option<String>,
+    /// How many times delivery-time expansion (aliases, `.forward`) has re-queued the
+    /// message: a loop between `.forward` files ends at [`crate::aliases::MAX_DEPTH`].
+    pub expansions: u32,
 }
 
 impl Envelope {
@@ -103,6 +117,9 @@ impl Envelope {
         let _ = writeln!(s, "user {} {}", self.uid, escape(&self.user));
         let _ = writeln!(s, "mode {}", self.mode);
         let _ = writeln!(s, "header-bytes {}", self.header_bytes);
+        if self.expansions > 0 {
+            let _ = writeln!(s, "expansions {}", self.expansions);
+        }
         if self.sender.is_empty() {
             let _ = writeln!(s, "sender");
         } else {
@@ -112,6 +129,7 @@ impl Envelope {
             ("body", &self.body_type),
             ("envid", &self.envid),
             ("ret", &self.ret),
+            ("report", &self.report),
         ] {
             if let Some(v) = v {
                 let _ = writeln!(s, "{k} {}", escape(v));
@@ -127,6 +145,12 @@ impl Envelope {
             }
             if let Some(d) = &r.display {
                 let _ = write!(s, " display={}", escape(d));
+            }
+            if let Some(d) = &r.sender {
+                let _ = write!(s, " sender={}", escape(d));
+            }
+            if let Some(o) = r.owner {
+                let _ = write!(s, " owner={o}");
             }
             s.push('\n');
         }
@@ -162,6 +186,8 @@ impl Envelope {
             body_type: None,
             envid: None,
             ret: None,
+            report: None,
+            expansions: 0,
         };
         let mut have_sender = false;
         for line in lines {
@@ -191,6 +217,8 @@ impl Envelope {
                 "body" => env.body_type = Some(un(rest.trim_end())?),
                 "envid" => env.envid = Some(un(rest)?),
                 "ret" => env.ret = Some(un(rest)?),
+                "report" => env.report = Some(un(rest)?),
+                "expansions" => env.expansions = num(rest)? as u32,
                 "rcpt" => {
                     let mut fields = rest.split(' ');
                     let addr = un(fields.next().unwrap_or(""))?;
@@ -200,6 +228,8 @@ impl Envelope {
                             Some(("notify", v)) => r.notify = Some(un(v)?),
                             Some(("orcpt", v)) => r.orcpt = Some(un(v)?),
                             Some(("display", v)) => r.display = Some(un(v)?),
+                            Some(("sender", v)) => r.sender = Some(un(v)?),
+                            Some(("owner", v)) => r.owner = Some(num(v)? as u32),
                             _ => {}
                         }
                     }
@@ -269,6 +299,8 @@ pub struct State {
     pub reason: Option<String>,
     /// Per recipient, by index in the envelope: state and its last reply.
     pub recipients: Vec<(usize, RcptState, Option<String>)>,
+    /// A delay warning has been sent.
+    pub warned: bool,
 }
 
 impl State {
@@ -284,6 +316,9 @@ impl State {
         }
         if let Some(r) = &self.reason {
             let _ = writeln!(s, "reason {}", escape(r));
+        }
+        if self.warned {
+            let _ = writeln!(s, "warned");
         }
         for (i, st, why) in &self.recipients {
             let _ = write!(s, "rcpt {i} {}", st.word());
@@ -310,6 +345,7 @@ impl State {
                 "last-attempt" => st.last_attempt = Some(rest.parse().map_err(|_| bad())?),
                 "next-attempt" => st.next_attempt = Some(rest.parse().map_err(|_| bad())?),
                 "reason" => st.reason = Some(unescape(rest).ok_or_else(bad)?),
+                "warned" => st.warned = true,
                 "rcpt" => {
                     let mut f = rest.splitn(3, ' ');
                     let idx: usize = f.next().unwrap_or("").parse().map_err(|_| bad())?;
@@ -359,6 +395,8 @@ pub fn test_envelope(id: &str, recipients: &[&str]) -> Envelope {
         body_type: None,
         envid: None,
         ret: None,
+        report: None,
+        expansions: 0,
     }
 }
 
@@ -378,6 +416,8 @@ mod tests {
                     notify: Some("FAILURE,DELAY".into()),
                     orcpt: Some("rfc822;john@example.net".into()),
                     display: Some("John <\"john doe\"@example.net>".into()),
+                    sender: Some("owner-list".into()),
+                    owner: Some(1001),
                 },
             ],
             user: "alice".into(),
@@ -387,6 +427,8 @@ mod tests {
             body_type: Some("8BITMIME".into()),
             envid: Some("abc".into()),
             ret: Some("HDRS".into()),
+            report: Some("failure".into()),
+            expansions: 2,
         }
     }
 
@@ -450,6 +492,7 @@ mod tests {
                 (0, RcptState::Delivered, Some("250 ok".into())),
                 (1, RcptState::Deferred, None),
             ],
+            warned: true,
         };
         let back = State::parse(&st.to_text()).unwrap();
         assert_eq!(back, st);

@@ -1,0 +1,634 @@
+//! Local delivery: mailboxes, `|command` and `/file` targets, `.forward`, and aliases
+//! met at delivery time.
+//!
+//! Who may do what (DESIGN.md, "Privileges and who delivers what"): a deliverer running
+//! as root delivers to any user's mailbox, runs commands and appends to files, always in
+//! a child process that has switched to the target's uid and gid first (the mailbox's
+//! user; for commands and files the owner of the file they came from, or `O DefaultUser=`
+//! when that is root — never root, never the sender). A deliverer that is not root
+//! delivers only to its own user's mailbox; every other local recipient stays queued
+//! with a reason mailq shows, for the root runner.
+//!
+//! The mailbox append runs in a child (`rsendmail-deliver --mbox ...`) that gets the
+//! message's length first and then the message on stdin, so a deliverer that dies
+//! mid-message leaves a short read, which the child takes back (truncate to the old size).
+
+use rsendmail::aliases::{Aliases, ExpandError, Expander, Target};
+use rsendmail::mbox;
+use rsendmail::spool::entry::{Envelope, Recipient};
+use std::io::{BufRead, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The result of one local recipient.
+#[derive(Debug)]
+pub enum LocalOutcome {
+    /// Delivered; the text is what is logged (`delivered to mailbox`).
+    Delivered(String),
+    /// Try again later (reply-like text: `451 4.2.1 ...`).
+    Temp(u16, String),
+    /// Failed for good.
+    Perm(u16, String),
+    /// Replaced by these recipients (an alias met at delivery, or a `.forward`), which
+    /// go into a new entry.
+    Expanded(Vec<Recipient>, String),
+}
+
+/// Local delivery settings.
+#[derive(Debug)]
+pub struct Local {
+    pub mail_spool: PathBuf,
+    pub host: String,
+    pub aliases: Option<Aliases>,
+    /// `O DefaultUser=` (uid, gid): who runs commands and writes files whose source is
+    /// owned by root.
+    pub default_user: (u32, u32),
+    pub lock_wait: Duration,
+    pub command_timeout: Duration,
+    pub root: bool,
+    pub uid: u32,
+}
+
+/// A user from the password database.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+}
+
+pub fn user(name: &str) -> Option<User> {
+    let u = nix::unistd::User::from_name(name).ok().flatten()?;
+    Some(User {
+        name: u.name,
+        uid: u.uid.as_raw(),
+        gid: u.gid.as_raw(),
+        home: u.dir,
+    })
+}
+
+fn user_by_uid(uid: u32) -> Option<User> {
+    let u = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()?;
+    Some(User {
+        name: u.name,
+        uid: u.uid.as_raw(),
+        gid: u.gid.as_raw(),
+        home: u.dir,
+    })
+}
+
+/// sendmail's DefaultUser: `user`, `uid`, `uid:gid` or `user:group`; `mailnull`, then
+/// `nobody`, when not set.
+pub fn default_user(spec: Option<&str>) -> (u32, u32) {
+    let lookup = |s: &str| -> Option<(u32, u32)> {
+        let (u, g) = s.split_once(':').unwrap_or((s, ""));
+        let (uid, mut gid) = match u.parse::<u32>() {
+            Ok(n) => (n, user_by_uid(n).map(|u| u.gid).unwrap_or(n)),
+            Err(_) => {
+                let u = user(u)?;
+                (u.uid, u.gid)
+            }
+        };
+        if !g.is_empty() {
+            gid = match g.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => nix::unistd::Group::from_name(g)
+                    .ok()
+                    .flatten()?
+                    .gid
+                    .as_raw(),
+            };
+        }
+        Some((uid, gid))
+    };
+    spec.and_then(lookup)
+        .or_else(|| lookup("mailnull"))
+        .or_else(|| lookup("nobody"))
+        .unwrap_or((65534, 65534))
+}
+
+/// Whether a `.forward` may be used: a regular file (not a symlink) owned by the user or
+/// root, writable by nobody else (as sendmail's and Postfix's checks).
+fn forward_is_safe(path: &Path, uid: u32) -> Result<bool, String> {
+    let md = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    if !md.file_type().is_file() {
+        log::warn!("{}: not a regular file; ignored", path.display());
+        return Ok(false);
+    }
+    if md.uid() != uid && md.uid() != 0 {
+        log::warn!("{}: owned by uid {}; ignored", path.display(), md.uid());
+        return Ok(false);
+    }
+    if md.mode() & 0o022 != 0 {
+        log::warn!("{}: writable by group or others; ignored", path.display());
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+impl Local {
+    fn expander<'a>(&'a self, is_local: &'a dyn Fn(&str) -> bool) -> Expander<'a> {
+        Expander {
+            aliases: self.aliases.as_ref(),
+            is_local,
+            user_exists: &rsendmail::aliases::user_exists,
+            read_include: &rsendmail::aliases::read_include,
+        }
+    }
+
+    /// The uid and gid a command or file target runs as.
+    fn run_as(&self, owner: Option<u32>) -> (u32, u32) {
+        match owner {
+            Some(uid) if uid != 0 => match user_by_uid(uid) {
+                Some(u) => (u.uid, u.gid),
+                None => (uid, uid),
+            },
+            _ => self.default_user,
+        }
+    }
+
+    fn needs_root(&self, what: &str) -> LocalOutcome {
+        LocalOutcome::Temp(
+            451,
+            format!("4.3.0 delivery to {what} waits for the root queue runner"),
+        )
+    }
+
+    /// Deliver `r` of `env`; the message (header block and body as queued) is read
+    /// from `open_message`.
+    pub fn deliver(
+        &self,
+        env: &Envelope,
+        r: &Recipient,
+        is_local: &dyn Fn(&str) -> bool,
+        open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
+        sender: &str,
+    ) -> LocalOutcome {
+        match Target::of_address(&r.address, is_local) {
+            Target::Remote(a) => LocalOutcome::Temp(451, format!("4.3.0 {a} is not local")),
+            Target::Pipe(cmd) => {
+                if !self.root {
+                    return self.needs_root(&r.address);
+                }
+                self.pipe(&cmd, r, env, open_message, sender)
+            }
+            Target::File(path) => {
+                if !self.root {
+                    return self.needs_root(&r.address);
+                }
+                let (uid, gid) = self.run_as(r.owner);
+                self.append(
+                    Path::new(&path),
+                    (uid, gid),
+                    None,
+                    &r.address,
+                    open_message,
+                    sender,
+                )
+            }
+            Target::Mailbox(name) => self.mailbox(&name, open_message, sender),
+            Target::User(addr) => {
+                let name = rsendmail::aliases::key_of(&addr);
+                // An alias met at delivery (the aliases changed, or an :include: could
+                // not be read at submission).
+                if let Some(a) = &self.aliases
+                    && a.get(&name).is_some()
+                {
+                    let x = self
+                        .expander(is_local)
+                        .expand(std::slice::from_ref(&addr), None);
+                    return self.expanded(r, &addr, x, "alias");
+                }
+                let Some(u) = user(&name) else {
+                    if name == "postmaster" || name == "mailer-daemon" {
+                        // RFC 5321 requires a postmaster; without an alias it is root's.
+                        return self.mailbox("root", open_message, sender);
+                    }
+                    return LocalOutcome::Perm(550, format!("5.1.1 <{addr}>... User unknown"));
+                };
+                if !self.root && u.uid != self.uid {
+                    return self.needs_root(&name);
+                }
+                let fwd = u.home.join(".forward");
+                match forward_is_safe(&fwd, u.uid) {
+                    Err(e) => return LocalOutcome::Temp(451, format!("4.3.0 {e}")),
+                    Ok(false) => {}
+                    Ok(true) => match std::fs::read_to_string(&fwd) {
+                        Ok(text) => {
+                            let targets: Vec<String> = text
+                                .lines()
+                                .map(str::trim)
+                                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                                .flat_map(rsendmail::aliases::split_targets)
+                                .collect();
+                            if !targets.is_empty() {
+                                let mut x = self.expander(is_local).expand(&targets, Some(u.uid));
+                                // The user's own name in the .forward is the mailbox.
+                                for t in &mut x.targets {
+                                    if let Target::User(n) = &t.target
+                                        && rsendmail::aliases::key_of(n) == u.name
+                                    {
+                                        t.target = Target::Mailbox(u.name.clone());
+                                    }
+                                }
+                                return self.expanded(r, &addr, x, ".forward");
+                            }
+                        }
+                        Err(e) => {
+                            return LocalOutcome::Temp(
+                                451,
+                                format!("4.3.0 cannot read {}: {e}", fwd.display()),
+                            );
+                        }
+                    },
+                }
+                self.mailbox(&name, open_message, sender)
+            }
+        }
+    }
+
+    fn expanded(
+        &self,
+        r: &Recipient,
+        addr: &str,
+        x: rsendmail::aliases::Expansion,
+        how: &str,
+    ) -> LocalOutcome {
+        if let Some(ExpandError::Include(p, why)) = x
+            .errors
+            .iter()
+            .find(|e| matches!(e, ExpandError::Include(..)))
+        {
+            return LocalOutcome::Temp(451, format!("4.3.0 cannot open :include:{p}: {why}"));
+        }
+        for e in &x.errors {
+            log::warn!("{addr}: {how}: {}", e.text());
+        }
+        if x.targets.is_empty() {
+            let why = x
+                .errors
+                .first()
+                .map(|e| e.text())
+                .unwrap_or_else(|| "no recipients".into());
+            let code = match x.errors.first() {
+                Some(ExpandError::Loop(_)) => "5.4.6",
+                _ => "5.1.1",
+            };
+            return LocalOutcome::Perm(550, format!("{code} {why}"));
+        }
+        let qualified = if addr.contains('@') {
+            addr.to_string()
+        } else {
+            format!("{addr}@{}", self.host)
+        };
+        let list = x
+            .targets
+            .into_iter()
+            .map(|t| {
+                let mut n = Recipient::new(t.target.address());
+                n.orcpt = r
+                    .orcpt
+                    .clone()
+                    .or_else(|| Some(format!("rfc822;{qualified}")));
+                n.notify = r.notify.clone();
+                n.sender = t.sender.or_else(|| r.sender.clone());
+                n.owner = t.owner;
+                n
+            })
+            .collect::<Vec<_>>();
+        let text = format!("expanded by {how} to {} recipients", list.len());
+        LocalOutcome::Expanded(list, text)
+    }
+
+    fn mailbox(
+        &self,
+        name: &str,
+        open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
+        sender: &str,
+    ) -> LocalOutcome {
+        let Some(u) = user(name) else {
+            return LocalOutcome::Perm(550, format!("5.1.1 <{name}>... User unknown"));
+        };
+        if !self.root && u.uid != self.uid {
+            return self.needs_root(name);
+        }
+        let path = self.mail_spool.join(&u.name);
+        let rcpt = format!("{}@{}", u.name, self.host);
+        self.append(
+            &path,
+            (u.uid, u.gid),
+            Some(u.uid),
+            &rcpt,
+            open_message,
+            sender,
+        )
+    }
+
+    /// Append to a mailbox or file through the `--mbox` child running as `ids`.
+    fn append(
+        &self,
+        path: &Path,
+        ids: (u32, u32),
+        owner_check: Option<u32>,
+        rcpt: &str,
+        open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
+        sender: &str,
+    ) -> LocalOutcome {
+        let exe = match std::env::current_exe() {
+            Ok(p) => p,
+            Err(e) => return LocalOutcome::Temp(451, format!("4.3.0 {e}")),
+        };
+        // The per-user default's own mail directory is made on first use.
+        if !self.root
+            && let Some(dir) = path.parent()
+            && !dir.exists()
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir);
+        }
+        // As root: create a missing mailbox for its user, and take the dotlock here,
+        // since the user may not create files in the mail spool; the child running as
+        // the user takes the fcntl lock and appends.
+        let mut _dot = None;
+        if self.root
+            && let Some(uid) = owner_check
+        {
+            if let Err(e) = mbox::create_mailbox(path, uid, ids.1) {
+                return LocalOutcome::Temp(451, format!("4.2.0 {}", e.text()));
+            }
+            match mbox::dotlock(path, self.lock_wait) {
+                Ok(d) => _dot = Some(d),
+                Err(e) => return LocalOutcome::Temp(451, format!("4.2.0 {}", e.text())),
+            }
+        }
+        let mut cmd = Command::new(exe);
+        cmd.arg0("rsendmail-deliver")
+            .arg("--mbox")
+            .arg(path)
+            .arg(sender)
+            .arg(rcpt)
+            .arg(owner_check.map(|u| u.to_string()).unwrap_or_default())
+            .arg(self.lock_wait.as_millis().to_string())
+            .arg(if _dot.is_some() { "0" } else { "1" })
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        drop_to(&mut cmd, ids, self.root);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => return LocalOutcome::Temp(451, format!("4.3.0 cannot start delivery: {e}")),
+        };
+        let fed = (|| -> std::io::Result<()> {
+            let (mut f, len) = open_message()?;
+            let mut stdin = child.stdin.take().ok_or(std::io::ErrorKind::BrokenPipe)?;
+            stdin.write_all(format!("{len}\n").as_bytes())?;
+            std::io::copy(&mut (&mut f).take(len), &mut stdin)?;
+            Ok(())
+        })();
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        let status = child.wait();
+        let err = err.trim().to_string();
+        match status {
+            Ok(s) if s.success() && fed.is_ok() => {
+                LocalOutcome::Delivered(format!("delivered to {}", path.display()))
+            }
+            Ok(s) if s.code() == Some(77) => LocalOutcome::Temp(451, format!("4.2.0 {err}")),
+            Ok(s) if s.code() == Some(73) => LocalOutcome::Temp(451, format!("4.2.1 {err}")),
+            Ok(_) => LocalOutcome::Temp(
+                451,
+                format!(
+                    "4.3.0 {}",
+                    if err.is_empty() {
+                        fed.err()
+                            .map(|e| e.to_string())
+                            .unwrap_or_else(|| "delivery failed".into())
+                    } else {
+                        err
+                    }
+                ),
+            ),
+            Err(e) => LocalOutcome::Temp(451, format!("4.3.0 {e}")),
+        }
+    }
+
+    /// Run `|command` as its owner with the message on stdin and a time limit: exit 0
+    /// delivers, 75 (EX_TEMPFAIL) defers, anything else fails.
+    fn pipe(
+        &self,
+        command: &str,
+        r: &Recipient,
+        env: &Envelope,
+        open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
+        sender: &str,
+    ) -> LocalOutcome {
+        let (uid, gid) = self.run_as(r.owner);
+        let who = user_by_uid(uid);
+        let home = who
+            .as_ref()
+            .map(|u| u.home.clone())
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let name = who.map(|u| u.name).unwrap_or_else(|| uid.to_string());
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(command)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &home)
+            .env("USER", &name)
+            .env("LOGNAME", &name)
+            .env("SHELL", "/bin/sh")
+            .env("SENDER", sender)
+            .env("RECIPIENT", &r.address)
+            .env("QUEUE_ID", &env.id)
+            .current_dir(if home.is_dir() { &home } else { Path::new("/") })
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        drop_to(&mut cmd, (uid, gid), self.root);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => return LocalOutcome::Temp(451, format!("4.3.0 cannot run {command}: {e}")),
+        };
+        let pid = child.id() as i32;
+        let stdin = child.stdin.take();
+        let feeder = match open_message() {
+            Ok((f, len)) => std::thread::spawn(move || {
+                if let Some(mut w) = stdin {
+                    // A command that stops reading early is not an error by itself.
+                    let _ = std::io::copy(&mut f.take(len), &mut w);
+                }
+            }),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return LocalOutcome::Temp(451, format!("4.3.0 {e}"));
+            }
+        };
+        let stderr = child.stderr.take();
+        let reader = std::thread::spawn(move || {
+            let mut first = String::new();
+            if let Some(e) = stderr {
+                let mut r = std::io::BufReader::new(e);
+                let _ = r.read_line(&mut first);
+                let _ = std::io::copy(&mut r, &mut std::io::sink());
+            }
+            first.trim().to_string()
+        });
+        let start = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break Some(s),
+                Ok(None) if start.elapsed() >= self.command_timeout => {
+                    // The whole process group: the shell and what it started.
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                    let _ = child.wait();
+                    break None;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(_) => break None,
+            }
+        };
+        let _ = feeder.join();
+        let err = reader.join().unwrap_or_default();
+        let shown = |code: i32| {
+            if err.is_empty() {
+                format!("command exited with status {code}")
+            } else {
+                format!("command exited with status {code}: {err}")
+            }
+        };
+        match status {
+            None => LocalOutcome::Temp(
+                451,
+                format!(
+                    "4.3.0 {command}: timed out after {}s",
+                    self.command_timeout.as_secs()
+                ),
+            ),
+            Some(s) if s.success() => LocalOutcome::Delivered(format!("piped to {command}")),
+            Some(s) => match s.code() {
+                Some(75) => LocalOutcome::Temp(451, format!("4.3.0 {}", shown(75))),
+                Some(67) => LocalOutcome::Perm(550, format!("5.1.1 {}", shown(67))),
+                Some(c) => LocalOutcome::Perm(554, format!("5.3.0 {}", shown(c))),
+                None => LocalOutcome::Temp(451, format!("4.3.0 {command}: killed by a signal")),
+            },
+        }
+    }
+}
+
+/// Run the child as (uid, gid) when we are root (supplementary groups cleared by std);
+/// otherwise as ourselves with the set-id group, if any, dropped for good.
+fn drop_to(cmd: &mut Command, (uid, gid): (u32, u32), root: bool) {
+    if root {
+        cmd.uid(uid).gid(gid);
+    } else {
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                let g = libc::getgid();
+                if libc::setresgid(g, g, g) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+/// The `--mbox PATH SENDER RCPT OWNER-UID LOCK-MS DOTLOCK` child: read the length line and the
+/// message from stdin, append it in mbox format. Exit 0 done, 73 (EX_CANTCREAT) for I/O
+/// errors and locks, 77 (EX_NOPERM) for an unsafe mailbox; the reason on stderr.
+pub fn mbox_child(args: &[std::ffi::OsString]) -> i32 {
+    let arg = |i: usize| {
+        args.get(i)
+            .map(|a| a.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let path = PathBuf::from(args.first().cloned().unwrap_or_default());
+    let sender = arg(1);
+    let rcpt = arg(2);
+    let owner = arg(3).parse::<u32>().ok();
+    let wait = Duration::from_millis(arg(4).parse().unwrap_or(60_000));
+    let dotlock = arg(5) != "0";
+    let stdin = std::io::stdin();
+    let mut input = std::io::BufReader::with_capacity(64 * 1024, stdin.lock());
+    let mut len_line = String::new();
+    if input.read_line(&mut len_line).is_err() {
+        eprintln!("no message");
+        return 73;
+    }
+    let Ok(len) = len_line.trim().parse::<u64>() else {
+        eprintln!("no message length");
+        return 73;
+    };
+    let target = mbox::Target {
+        path: &path,
+        owner,
+        lock_wait: wait,
+        dotlock,
+    };
+    let now = rsendmail::clock::now();
+    let res = mbox::append(&target, &mut |w| {
+        w.write_all(mbox::from_line(&sender, now).as_bytes())?;
+        w.write_all(format!("Return-Path: <{sender}>\nDelivered-To: {rcpt}\n").as_bytes())?;
+        let mut limited = (&mut input).take(len);
+        let mut counting = Counting {
+            inner: &mut limited,
+            n: 0,
+        };
+        mbox::copy_quoted(std::io::BufReader::new(&mut counting), w)?;
+        if counting.n != len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the message ended early",
+            ));
+        }
+        w.write_all(b"\n")
+    });
+    match res {
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("{}", e.text());
+            match e {
+                mbox::AppendError::Unsafe(_) => 77,
+                _ => 73,
+            }
+        }
+    }
+}
+
+/// Counts the bytes read through it.
+struct Counting<'a, R: Read> {
+    inner: &'a mut R,
+    n: u64,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n += k as u64;
+        Ok(k)
+    }
+}

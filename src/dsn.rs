@@ -1,0 +1,400 @@
+//! Delivery status notifications (RFC 3464): the bounce, the delay warning and the
+//! success report, queued as new entries from the null sender.
+//!
+//! One report covers the recipients of one entry that share a return address and an
+//! outcome. Its parts: a human-readable explanation (in sendmail's words), the
+//! `message/delivery-status` part with per-message and per-recipient fields, and the
+//! original message (`message/rfc822`, or `text/rfc822-headers` when the sender asked
+//! for headers only with `-R hdrs` / `RET=HDRS`).
+
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+
+use crate::clock;
+use crate::exit::Fatal;
+use crate::spool::Spool;
+use crate::spool::entry::{Envelope, Recipient};
+
+/// What a report says happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Permanent failure: the bounce.
+    Failure,
+    /// Still trying after `Timeout.queuewarn`: the warning.
+    Delay,
+    /// Delivered (or relayed to a server without DSN) and NOTIFY=SUCCESS asked for it.
+    Success,
+}
+
+impl Kind {
+    pub fn word(self) -> &'static str {
+        match self {
+            Kind::Failure => "failure",
+            Kind::Delay => "delay",
+            Kind::Success => "success",
+        }
+    }
+}
+
+/// One recipient's lines in the report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RcptReport {
+    /// The address delivery was attempted to (qualified).
+    pub final_recipient: String,
+    /// ORCPT as given (`rfc822;addr`), if any.
+    pub original_recipient: Option<String>,
+    /// `failed`, `delayed`, `delivered`, `relayed`, `expanded`.
+    pub action: &'static str,
+    /// The enhanced status code (`5.1.1`).
+    pub status: String,
+    /// The host that gave the reply (`mx.example.org`), if remote.
+    pub remote_mta: Option<String>,
+    /// The reply, e.g. `550 5.1.1 <bob@example.org>... User unknown`.
+    pub diagnostic: Option<String>,
+    /// `smtp` for a server's reply, `x-unix` for local delivery.
+    pub diagnostic_type: &'static str,
+    pub last_attempt: i64,
+    /// For delay warnings: when the message will be returned.
+    pub will_retry_until: Option<i64>,
+}
+
+/// A report about one entry.
+pub struct Report<'a> {
+    pub kind: Kind,
+    /// This host (Reporting-MTA, MAILER-DAEMON's domain).
+    pub host: &'a str,
+    pub original: &'a Envelope,
+    pub recipients: Vec<RcptReport>,
+    /// Return only the header of the original.
+    pub headers_only: bool,
+    /// For delay warnings: how long the message has waited, as words (`4 hours`).
+    pub waited: Option<String>,
+}
+
+/// RFC 5322 date for `t`.
+fn date(t: i64) -> String {
+    clock::rfc5322(&clock::local(t))
+}
+
+impl Report<'_> {
+    fn subject(&self) -> String {
+        match self.kind {
+            Kind::Failure => "Returned mail: see transcript for details".into(),
+            Kind::Delay => format!(
+                "Warning: could not send message for past {}",
+                self.waited.as_deref().unwrap_or("some time")
+            ),
+            Kind::Success => "Return receipt".into(),
+        }
+    }
+
+    /// The whole report message (header and body), the original read from `original`
+    /// (its header block and body, as queued).
+    pub fn write(
+        &self,
+        id: &str,
+        now: i64,
+        to: &str,
+        original: &mut dyn Read,
+        out: &mut dyn Write,
+    ) -> io::Result<u64> {
+        let env = self.original;
+        let boundary = format!("{}.{now}/{}", env.id, self.host);
+        let eight_bit = env.body_type.as_deref() == Some("8BITMIME");
+        let mut h = String::new();
+        let _ = writeln!(h, "Date: {}", date(now));
+        let _ = writeln!(
+            h,
+            "From: Mail Delivery Subsystem <MAILER-DAEMON@{}>",
+            self.host
+        );
+        let _ = writeln!(
+            h,
+            "Message-Id: <{}.{id}@{}>",
+            clock::stamp12(&clock::local(now)),
+            self.host
+        );
+        let _ = writeln!(h, "To: <{to}>");
+        let _ = writeln!(h, "MIME-Version: 1.0");
+        let _ = writeln!(
+            h,
+            "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"{boundary}\""
+        );
+        let _ = writeln!(h, "Subject: {}", self.subject());
+        let _ = writeln!(h, "Auto-Submitted: auto-generated ({})", self.kind.word());
+        h.push('\n');
+        let mut b = String::new();
+        let _ = writeln!(b, "This is a MIME-encapsulated message\n\n--{boundary}\n");
+        if self.kind == Kind::Delay {
+            b.push_str(concat!(
+                "    **********************************************\n",
+                "    **      THIS IS A WARNING MESSAGE ONLY      **\n",
+                "    **  YOU DO NOT NEED TO RESEND YOUR MESSAGE  **\n",
+                "    **********************************************\n\n"
+            ));
+        }
+        let _ = writeln!(
+            b,
+            "The original message was received at {}\nfrom {}@localhost\n",
+            date(env.created),
+            env.user
+        );
+        let heading = match self.kind {
+            Kind::Failure => "The following addresses had permanent fatal errors",
+            Kind::Delay => "The following addresses had transient non-fatal errors",
+            Kind::Success => "The following addresses had successful delivery notifications",
+        };
+        let _ = writeln!(b, "   ----- {heading} -----");
+        for r in &self.recipients {
+            let _ = writeln!(b, "<{}>", r.final_recipient);
+            if let Some(d) = &r.diagnostic {
+                let _ = writeln!(b, "    (reason: {d})");
+            }
+        }
+        if self.kind == Kind::Delay {
+            b.push_str("\nThe message is still queued; delivery will be tried again.\n");
+        }
+        let _ = writeln!(b, "\n--{boundary}\nContent-Type: message/delivery-status\n");
+        let _ = writeln!(b, "Reporting-MTA: dns; {}", self.host);
+        if let Some(e) = &env.envid {
+            let _ = writeln!(b, "Original-Envelope-Id: {e}");
+        }
+        let _ = writeln!(b, "Arrival-Date: {}", date(env.created));
+        for r in &self.recipients {
+            b.push('\n');
+            if let Some(o) = &r.original_recipient {
+                let _ = writeln!(b, "Original-Recipient: {o}");
+            }
+            let _ = writeln!(b, "Final-Recipient: RFC822; {}", r.final_recipient);
+            let _ = writeln!(b, "Action: {}", r.action);
+            let _ = writeln!(b, "Status: {}", r.status);
+            if let Some(m) = &r.remote_mta {
+                let _ = writeln!(b, "Remote-MTA: DNS; {m}");
+            }
+            if let Some(d) = &r.diagnostic {
+                let _ = writeln!(b, "Diagnostic-Code: {}; {d}", r.diagnostic_type);
+            }
+            let _ = writeln!(b, "Last-Attempt-Date: {}", date(r.last_attempt));
+            if let Some(t) = r.will_retry_until {
+                let _ = writeln!(b, "Will-Retry-Until: {}", date(t));
+            }
+        }
+        let _ = writeln!(b, "\n--{boundary}");
+        if self.headers_only {
+            let _ = writeln!(b, "Content-Type: text/rfc822-headers\n");
+        } else {
+            let _ = writeln!(b, "Content-Type: message/rfc822");
+            if eight_bit {
+                let _ = writeln!(b, "Content-Transfer-Encoding: 8bit");
+            }
+            b.push('\n');
+        }
+        out.write_all(h.as_bytes())?;
+        out.write_all(b.as_bytes())?;
+        let mut n = (h.len() + b.len()) as u64;
+        // The original: its header block (up to the blank line), then the body unless
+        // headers only. Always ending with a newline before the closing boundary.
+        let mut limited: Box<dyn Read> = if self.headers_only {
+            Box::new(original.take(env.header_bytes.saturating_sub(1)))
+        } else {
+            Box::new(original)
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut last = b'\n';
+        loop {
+            let k = limited.read(&mut buf)?;
+            if k == 0 {
+                break;
+            }
+            out.write_all(&buf[..k])?;
+            last = buf[k - 1];
+            n += k as u64;
+        }
+        let tail = format!(
+            "{}\n--{boundary}--\n",
+            if last == b'\n' { "" } else { "\n" }
+        );
+        out.write_all(tail.as_bytes())?;
+        n += tail.len() as u64;
+        Ok(n)
+    }
+
+    /// Queue the report to `to` (empty `to` is never given: see [`return_address`]).
+    /// `double`: the report is about a report, sent to the postmaster; a failure of
+    /// that one is only logged. Returns the new entry's id.
+    pub fn queue(
+        &self,
+        spool: &Spool,
+        to: &str,
+        double: bool,
+        original: &mut dyn Read,
+    ) -> Result<String, Fatal> {
+        let now = clock::now();
+        let mut entry = spool.begin(now)?;
+        let id = entry.id.clone();
+        let mut head = Vec::new();
+        let mut body = Vec::new();
+        // Write into memory up to the original, to know the header size first.
+        let mut whole = Vec::new();
+        self.write(&id, now, to, original, &mut whole)
+            .map_err(|e| Fatal::new(crate::exit::Sysexit::IoErr, format!("{id}: {e}")))?;
+        let split = whole
+            .windows(2)
+            .position(|w| w == b"\n\n")
+            .map(|p| p + 2)
+            .unwrap_or(whole.len());
+        head.extend_from_slice(&whole[..split]);
+        body.extend_from_slice(&whole[split..]);
+        let env = Envelope {
+            id: id.clone(),
+            created: now,
+            sender: String::new(),
+            recipients: vec![Recipient::new(to)],
+            user: "MAILER-DAEMON".into(),
+            uid: nix::unistd::getuid().as_raw(),
+            mode: 'q',
+            header_bytes: head.len() as u64,
+            body_type: (self.original.body_type.as_deref() == Some("8BITMIME")
+                && !self.headers_only)
+                .then(|| "8BITMIME".to_string()),
+            envid: None,
+            ret: None,
+            report: Some(if double { "double" } else { self.kind.word() }.to_string()),
+            expansions: 0,
+        };
+        let w = entry.writer();
+        let e = |e: io::Error| Fatal::new(crate::exit::Sysexit::IoErr, format!("{id}: {e}"));
+        w.write_all(env.to_text().as_bytes()).map_err(e)?;
+        w.write_all(&head).map_err(e)?;
+        w.write_all(&body).map_err(e)?;
+        entry.commit(&env)?;
+        crate::log::submitted(&env, spool.qf_path(&id).metadata().map(|m| m.len()).ok());
+        Ok(id)
+    }
+}
+
+/// Where reports about `r` of `env` go: the recipient's own sender (`owner-list`), else
+/// the entry's; `None` for the null sender (the report itself could not be delivered).
+pub fn return_address<'a>(env: &'a Envelope, r: &'a Recipient) -> Option<&'a str> {
+    let s = r.sender.as_deref().unwrap_or(&env.sender);
+    (!s.is_empty()).then_some(s)
+}
+
+/// Whether the recipient's NOTIFY asks for a report of this kind. Without NOTIFY,
+/// failures and delays are reported (RFC 3461 4.1), successes not.
+pub fn wanted(r: &Recipient, kind: Kind) -> bool {
+    match &r.notify {
+        None => kind != Kind::Success,
+        Some(n) => {
+            let n = n.to_ascii_uppercase();
+            !n.contains("NEVER")
+                && n.split(',').any(|k| {
+                    k.trim()
+                        == match kind {
+                            Kind::Failure => "FAILURE",
+                            Kind::Delay => "DELAY",
+                            Kind::Success => "SUCCESS",
+                        }
+                })
+        }
+    }
+}
+
+/// The enhanced status code in a reply (`550 5.1.1 ...` → `5.1.1`), else a default by
+/// the reply's class.
+pub fn status_of(reply: &str, permanent: bool) -> String {
+    let mut words = reply.split_whitespace();
+    let first = words.next().unwrap_or("");
+    let candidates = [first, words.next().unwrap_or("")];
+    for w in candidates {
+        let parts: Vec<&str> = w.split('.').collect();
+        if parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            && matches!(parts[0], "2" | "4" | "5")
+        {
+            return w.to_string();
+        }
+    }
+    if permanent { "5.0.0" } else { "4.0.0" }.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::entry::test_envelope;
+
+    #[test]
+    fn notify_rules() {
+        let mut r = Recipient::new("a@x");
+        assert!(wanted(&r, Kind::Failure) && wanted(&r, Kind::Delay));
+        assert!(!wanted(&r, Kind::Success));
+        r.notify = Some("NEVER".into());
+        assert!(!wanted(&r, Kind::Failure) && !wanted(&r, Kind::Delay));
+        r.notify = Some("SUCCESS,FAILURE".into());
+        assert!(wanted(&r, Kind::Failure) && wanted(&r, Kind::Success));
+        assert!(!wanted(&r, Kind::Delay));
+    }
+
+    #[test]
+    fn status_codes() {
+        assert_eq!(status_of("550 5.1.1 <b@x>... User unknown", true), "5.1.1");
+        assert_eq!(status_of("5.4.6 loop", true), "5.4.6");
+        assert_eq!(status_of("550 no", true), "5.0.0");
+        assert_eq!(status_of("451 later", false), "4.0.0");
+    }
+
+    #[test]
+    fn report_structure() {
+        let mut env = test_envelope("6AMxxxxx000001", &["bob@x"]);
+        env.envid = Some("env-42".into());
+        let original = b"Subject: hi\nFrom: a@x\n\nbody line\n";
+        env.header_bytes = 23;
+        let rep = Report {
+            kind: Kind::Failure,
+            host: "host.example",
+            original: &env,
+            recipients: vec![RcptReport {
+                final_recipient: "bob@x".into(),
+                original_recipient: Some("rfc822;bob@x".into()),
+                action: "failed",
+                status: "5.1.1".into(),
+                remote_mta: Some("mx.x".into()),
+                diagnostic: Some("550 5.1.1 User unknown".into()),
+                diagnostic_type: "smtp",
+                last_attempt: 0,
+                will_retry_until: None,
+            }],
+            headers_only: false,
+            waited: None,
+        };
+        let mut out = Vec::new();
+        rep.write("NEWID", 0, "a@x", &mut &original[..], &mut out)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        for want in [
+            "Content-Type: multipart/report; report-type=delivery-status;",
+            "Subject: Returned mail: see transcript for details",
+            "Original-Envelope-Id: env-42",
+            "Final-Recipient: RFC822; bob@x",
+            "Action: failed",
+            "Status: 5.1.1",
+            "Remote-MTA: DNS; mx.x",
+            "Diagnostic-Code: smtp; 550 5.1.1 User unknown",
+            "Content-Type: message/rfc822\n\nSubject: hi\nFrom: a@x\n\nbody line\n\n--",
+        ] {
+            assert!(text.contains(want), "{want:?} missing in\n{text}");
+        }
+        let hdrs = Report {
+            headers_only: true,
+            ..rep
+        };
+        let mut out = Vec::new();
+        hdrs.write("NEWID", 0, "a@x", &mut &original[..], &mut out)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("text/rfc822-headers\n\nSubject: hi\nFrom: a@x\n\n--"));
+        assert!(!text.contains("body line"));
+    }
+}

@@ -1,0 +1,403 @@
+//! Appending a message to an mbox file: the `From ` line, mboxrd quoting, and an append
+//! that is all or nothing.
+//!
+//! Format (mboxrd, what mutt, mailx and Python's `mailbox` read):
+//! ```text
+//! From sender@example.org Sun Nov 22 05:31:07 2026
+//! Return-Path: <sender@example.org>
+//! Delivered-To: bob@host.example
+//! ...the message, each line matching ^>*From  given one more '>'...
+//!                                       (a final newline added when missing)
+//! (blank line)
+//! ```
+//! Locking: an fcntl write lock on the mailbox and a `<mailbox>.lock` dotlock together,
+//! each waited for up to a bound; a dotlock older than [`STALE_DOTLOCK`] is removed (as
+//! mutt and liblockfile do). When the directory does not let us create the dotlock (a
+//! user's own mailbox in a sticky /var/mail without the mail group) only fcntl is used.
+//! The append records the size first, writes, fsyncs, and on any failure truncates the
+//! file back, so a failed delivery never leaves a partial message.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A dotlock this old is taken to be left over from a crash.
+pub const STALE_DOTLOCK: Duration = Duration::from_secs(300);
+
+/// The `From ` line (with its newline) for a message from `sender` (empty: the null
+/// sender, written MAILER-DAEMON) received at `t`.
+pub fn from_line(sender: &str, t: i64) -> String {
+    let who = if sender.is_empty() {
+        "MAILER-DAEMON"
+    } else {
+        sender
+    };
+    format!(
+        "From {} {}\n",
+        who.replace([' ', '\t'], "_"),
+        crate::clock::ctime(&crate::clock::local(t))
+    )
+}
+
+/// Copy a message with mboxrd quoting; a missing final newline is added. Returns the
+/// bytes written.
+pub fn copy_quoted<R: BufRead, W: Write + ?Sized>(mut r: R, w: &mut W) -> io::Result<u64> {
+    let mut line = Vec::with_capacity(1024);
+    let mut n = 0u64;
+    let mut last_nl = true;
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        let body = line.iter().position(|&b| b != b'>').unwrap_or(line.len());
+        if line[body..].starts_with(b"From ") {
+            w.write_all(b">")?;
+            n += 1;
+        }
+        w.write_all(&line)?;
+        n += line.len() as u64;
+        last_nl = line.ends_with(b"\n");
+    }
+    if !last_nl {
+        w.write_all(b"\n")?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Why an append did not happen. Every kind leaves the file as it was.
+#[derive(Debug)]
+pub enum AppendError {
+    /// A lock was not obtained within the bound: try again later.
+    Locked(String),
+    /// The mailbox is not safe to write (a symlink, hard-linked, another's): refused.
+    Unsafe(String),
+    /// An I/O error (full disk, quota): try again later.
+    Io(String),
+}
+
+impl AppendError {
+    pub fn text(&self) -> &str {
+        match self {
+            AppendError::Locked(s) | AppendError::Unsafe(s) | AppendError::Io(s) => s,
+        }
+    }
+}
+
+/// How to open the file.
+pub struct Target<'a> {
+    pub path: &'a Path,
+    /// The uid the file must belong to (a mailbox: its user); None for any owner.
+    pub owner: Option<u32>,
+    /// How long to wait for each lock.
+    pub lock_wait: Duration,
+    /// Use a dotlock beside the file.
+    pub dotlock: bool,
+}
+
+/// A held dotlock, removed on drop.
+pub struct DotLock(Option<PathBuf>);
+
+impl Drop for DotLock {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Take `<path>.lock`, waiting up to `wait`; a stale one is removed. Where the directory
+/// does not let us create it, no dotlock is taken (fcntl still is).
+pub fn dotlock(path: &Path, wait: Duration) -> Result<DotLock, AppendError> {
+    let mut lock = path.as_os_str().to_owned();
+    lock.push(".lock");
+    let lock = PathBuf::from(lock);
+    let start = Instant::now();
+    loop {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&lock)
+        {
+            Ok(_) => return Ok(DotLock(Some(lock))),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                if let Ok(md) = std::fs::symlink_metadata(&lock) {
+                    let age = crate::clock::now() - md.mtime();
+                    if age > STALE_DOTLOCK.as_secs() as i64 {
+                        let _ = std::fs::remove_file(&lock);
+                        continue;
+                    }
+                }
+            }
+            // No right to create it (a user's own mailbox in /var/mail): fcntl alone.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Ok(DotLock(None)),
+            Err(e) => {
+                return Err(AppendError::Io(format!(
+                    "cannot create {}: {}",
+                    lock.display(),
+                    crate::config::io_text(&e)
+                )));
+            }
+        }
+        if start.elapsed() >= wait {
+            return Err(AppendError::Locked(format!(
+                "{} is locked (dotlock)",
+                path.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn fcntl_lock(f: &File, path: &Path, wait: Duration) -> Result<(), AppendError> {
+    use std::os::fd::AsRawFd;
+    let start = Instant::now();
+    loop {
+        // SAFETY: a plain struct flock for F_SETLK on an open descriptor.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::EAGAIN) | Some(libc::EACCES) | Some(libc::EINTR)
+        ) {
+            return Err(AppendError::Io(format!(
+                "cannot lock {}: {}",
+                path.display(),
+                crate::config::io_text(&e)
+            )));
+        }
+        if start.elapsed() >= wait {
+            return Err(AppendError::Locked(format!(
+                "{} is locked (fcntl)",
+                path.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Create a missing mailbox with mode 0600 for `uid`/`gid` (a root deliverer does this,
+/// since users may not create files in the mail spool). An existing one is left alone.
+pub fn create_mailbox(path: &Path, uid: u32, gid: u32) -> Result<(), AppendError> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => {
+            use std::os::fd::AsFd;
+            nix::unistd::fchown(
+                f.as_fd(),
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .map_err(|e| AppendError::Io(format!("cannot chown {}: {e}", path.display())))?;
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(AppendError::Io(format!(
+            "cannot create {}: {}",
+            path.display(),
+            crate::config::io_text(&e)
+        ))),
+    }
+}
+
+/// Open (creating with mode 0600 when missing) and check the file.
+fn open_checked(t: &Target<'_>) -> Result<File, AppendError> {
+    let unsafe_file = |why: &str| AppendError::Unsafe(format!("{}: {why}", t.path.display()));
+    let f = match OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(t.path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
+            .open(t.path)
+            .or_else(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    OpenOptions::new()
+                        .append(true)
+                        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
+                        .open(t.path)
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| {
+                AppendError::Io(format!(
+                    "cannot create {}: {}",
+                    t.path.display(),
+                    crate::config::io_text(&e)
+                ))
+            })?,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(unsafe_file("is a symbolic link"));
+        }
+        Err(e) => {
+            return Err(AppendError::Io(format!(
+                "cannot open {}: {}",
+                t.path.display(),
+                crate::config::io_text(&e)
+            )));
+        }
+    };
+    let md = f
+        .metadata()
+        .map_err(|e| AppendError::Io(format!("{}: {e}", t.path.display())))?;
+    if !md.file_type().is_file() {
+        return Err(unsafe_file("is not a regular file"));
+    }
+    if md.nlink() > 1 {
+        return Err(unsafe_file("has more than one link"));
+    }
+    if let Some(uid) = t.owner
+        && md.uid() != uid
+    {
+        return Err(unsafe_file(&format!(
+            "belongs to uid {}, not {uid}",
+            md.uid()
+        )));
+    }
+    Ok(f)
+}
+
+/// Append what `write` produces to the file, all or nothing. Returns the bytes appended.
+pub fn append(
+    t: &Target<'_>,
+    write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+) -> Result<u64, AppendError> {
+    let _dot = if t.dotlock {
+        Some(dotlock(t.path, t.lock_wait)?)
+    } else {
+        None
+    };
+    let f = open_checked(t)?;
+    fcntl_lock(&f, t.path, t.lock_wait)?;
+    // The lock is held: nobody else appends now, so the size is where we start.
+    let start = f
+        .metadata()
+        .map_err(|e| AppendError::Io(format!("{}: {e}", t.path.display())))?
+        .len();
+    let io_err = |what: &str, e: &io::Error| {
+        AppendError::Io(format!(
+            "{what} {}: {}",
+            t.path.display(),
+            crate::config::io_text(e)
+        ))
+    };
+    let result = (|| -> io::Result<()> {
+        let mut w = io::BufWriter::with_capacity(64 * 1024, &f);
+        write(&mut w)?;
+        w.flush()?;
+        drop(w);
+        f.sync_all()
+    })();
+    match result {
+        Ok(()) => {
+            let end = f.metadata().map(|m| m.len()).unwrap_or(start);
+            Ok(end - start)
+        }
+        Err(e) => {
+            // Take back whatever part was written, and make that durable too.
+            let _ = f.set_len(start);
+            let _ = f.sync_all();
+            Err(io_err("cannot write", &e))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_is_mboxrd() {
+        let mut out = Vec::new();
+        let n = copy_quoted(
+            &b"Subject: x\n\nFrom here\n>From there\nFrom\nnot From \nlast"[..],
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "Subject: x\n\n>From here\n>>From there\nFrom\nnot From \nlast\n"
+        );
+        assert_eq!(n, out.len() as u64);
+    }
+
+    #[test]
+    fn from_line_names_the_null_sender() {
+        let l = from_line("", 0);
+        assert!(l.starts_with("From MAILER-DAEMON "), "{l}");
+        assert!(l.ends_with("\n"));
+        assert!(from_line("a b@x", 0).starts_with("From a_b@x "));
+    }
+
+    #[test]
+    fn append_refuses_symlinks_and_takes_back_failures() {
+        let dir = std::env::temp_dir().join(format!("rsendmail-mbox-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mbox = dir.join("bob");
+        let t = Target {
+            path: &mbox,
+            owner: None,
+            lock_wait: Duration::from_millis(200),
+            dotlock: true,
+        };
+        let n = append(&t, &mut |w| w.write_all(b"From a\n\nhi\n\n")).unwrap();
+        assert_eq!(n, 12);
+        // A failing writer leaves the file as it was.
+        let r = append(&t, &mut |w| {
+            w.write_all(b"From b\n\npartial")?;
+            w.flush()?;
+            Err(io::Error::other("disk full"))
+        });
+        assert!(matches!(r, Err(AppendError::Io(_))));
+        assert_eq!(std::fs::metadata(&mbox).unwrap().len(), 12);
+        assert!(!dir.join("bob.lock").exists());
+        // A dotlock held by someone else: waited for, then given up.
+        std::fs::write(dir.join("bob.lock"), "").unwrap();
+        let r = append(&t, &mut |w| w.write_all(b"x"));
+        assert!(matches!(r, Err(AppendError::Locked(_))));
+        std::fs::remove_file(dir.join("bob.lock")).unwrap();
+        // Symlinks and hard links are refused.
+        std::os::unix::fs::symlink(&mbox, dir.join("link")).unwrap();
+        let l = dir.join("link");
+        let r = append(&Target { path: &l, ..t }, &mut |w| w.write_all(b"x"));
+        assert!(matches!(r, Err(AppendError::Unsafe(_))), "{r:?}");
+        std::fs::hard_link(&mbox, dir.join("hard")).unwrap();
+        let r = append(&t, &mut |w| w.write_all(b"x"));
+        assert!(matches!(r, Err(AppendError::Unsafe(_))), "{r:?}");
+        // Another owner is refused.
+        std::fs::remove_file(dir.join("hard")).unwrap();
+        let other = nix::unistd::getuid().as_raw() + 1;
+        let r = append(
+            &Target {
+                owner: Some(other),
+                ..t
+            },
+            &mut |w| w.write_all(b"x"),
+        );
+        assert!(matches!(r, Err(AppendError::Unsafe(_))), "{r:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
