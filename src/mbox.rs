@@ -218,7 +218,7 @@ pub fn create_mailbox(path: &Path, uid: u32, gid: u32) -> Result<(), AppendError
 
 /// Open (creating with mode 0600 when missing) and check the file.
 fn open_checked(t: &Target<'_>) -> Result<File, AppendError> {
-    let unsafe_file = |why: &str| AppendError::Unsafe(format!("{}: {why}", t.path.display()));
+    let unsafe_file = |why: &str| AppendError::Unsafe(format!("{why}: {}", t.path.display()));
     let f = match OpenOptions::new()
         .append(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
@@ -249,7 +249,7 @@ fn open_checked(t: &Target<'_>) -> Result<File, AppendError> {
                 ))
             })?,
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(unsafe_file("is a symbolic link"));
+            return Err(unsafe_file("refused, a symbolic link"));
         }
         Err(e) => {
             return Err(AppendError::Io(format!(
@@ -263,16 +263,16 @@ fn open_checked(t: &Target<'_>) -> Result<File, AppendError> {
         .metadata()
         .map_err(|e| AppendError::Io(format!("{}: {e}", t.path.display())))?;
     if !md.file_type().is_file() {
-        return Err(unsafe_file("is not a regular file"));
+        return Err(unsafe_file("refused, not a regular file"));
     }
     if md.nlink() > 1 {
-        return Err(unsafe_file("has more than one link"));
+        return Err(unsafe_file("refused, more than one link"));
     }
     if let Some(uid) = t.owner
         && md.uid() != uid
     {
         return Err(unsafe_file(&format!(
-            "belongs to uid {}, not {uid}",
+            "refused, owned by uid {} not {uid}",
             md.uid()
         )));
     }

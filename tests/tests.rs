@@ -6,6 +6,7 @@ mod compat_suite;
 mod delivery;
 mod dns;
 mod durability;
+mod local;
 mod mailq_listing;
 mod privileges;
 mod submission;

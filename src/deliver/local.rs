@@ -158,10 +158,7 @@ impl Local {
     }
 
     fn needs_root(&self, what: &str) -> LocalOutcome {
-        LocalOutcome::Temp(
-            451,
-            format!("4.3.0 delivery to {what} waits for the root queue runner"),
-        )
+        LocalOutcome::Temp(451, format!("4.3.0 needs the root queue runner ({what})"))
     }
 
     /// Deliver `r` of `env`; the message (header block and body as queued) is read

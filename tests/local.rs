@@ -1,0 +1,811 @@
+//! Local delivery, aliases, `.forward`, newaliases, refused recipients, and delivery
+//! reports (RFC 3464), checked with Python's `mailbox` and `email` packages.
+
+use crate::delivery::{Peer, have_peer};
+use crate::harness::{Env, MSG, TEST_USER, can_switch_user, is_root, require};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// An Env with a mail spool, an aliases file and (optionally) a smarthost.
+fn local_env(aliases: &str, smarthost: Option<u16>) -> Env {
+    let env = Env::new();
+    let mail = env.dir.join("mail");
+    fs::create_dir_all(&mail).unwrap();
+    fs::write(env.dir.join("aliases"), aliases).unwrap();
+    env.add_config(&format!(
+        "MAILSPOOL {}\nALIASES {}\n",
+        mail.display(),
+        env.dir.join("aliases").display()
+    ));
+    if let Some(p) = smarthost {
+        env.add_config(&format!("SMARTHOST 127.0.0.1\nPORT {p}\n"));
+    }
+    env
+}
+
+fn mbox(env: &Env, user: &str) -> PathBuf {
+    env.dir.join("mail").join(user)
+}
+
+/// Run Python code with `args` (sys.argv[1:]); its stdout.
+fn python(code: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "python failed: {code}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The messages of an mbox as Python's mailbox module reads them: one line each,
+/// `from-line|Subject|Delivered-To|body-bytes`.
+fn mbox_summary(path: &Path) -> Vec<String> {
+    python(
+        r#"
+import mailbox, sys
+for m in mailbox.mbox(sys.argv[1], create=False):
+    body = m.get_payload(decode=False)
+    print("%s|%s|%s|%d" % (m.get_from().split(" ")[0], m["Subject"], m["Delivered-To"], len(body.rstrip("\n") if isinstance(body, str) else "")))
+"#,
+        &[path.to_str().unwrap()],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+/// A directory anyone may write (for commands and files run as other users).
+fn open_dir(env: &Env, name: &str) -> PathBuf {
+    let d = env.dir.join(name);
+    fs::create_dir_all(&d).unwrap();
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();
+    // The scratch directory itself must be searchable by them too.
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+#[test]
+fn newaliases_prints_sendmails_summary_and_errors() {
+    let env = local_env(
+        "# staff\npostmaster: root\nstaff: root,\n  daemon\n\"quoted name\": root\nbad line\nStaff: root\n",
+        None,
+    );
+    let path = env.dir.join("aliases");
+    let p = path.display();
+    let want = format!(
+        "{p}: line 6: missing colon\n{p}: line 7: Staff... Warning: duplicate alias name staff\n{p}: 4 aliases, longest 13 bytes, 58 bytes total\n"
+    );
+    let r = env.run_raw(
+        &env.link("newaliases"),
+        &["-C", env.conf.to_str().unwrap()],
+        b"",
+    );
+    r.code(70).stdout_is(&want);
+    env.sendmail(&["-bi"], b"").code(70).stdout_is(&want);
+    fs::write(&path, "a: b\n").unwrap();
+    env.sendmail(&["-bi"], b"")
+        .code(0)
+        .stdout_is(&format!("{p}: 1 aliases, longest 1 bytes, 2 bytes total\n"));
+    fs::remove_file(&path).unwrap();
+    env.sendmail(&["-bi"], b"").code(0).stdout_is(&format!(
+        "newaliases: cannot open {p}: No such file or directory\n"
+    ));
+}
+
+#[test]
+fn unknown_users_and_loops_are_refused_at_submission() {
+    let env = local_env(
+        "loop1: loop2\nloop2: loop1\nlist: root, nosuchuser2\n",
+        None,
+    );
+    // -oeq: the status alone (the default, print, also saves ~/dead.letter).
+    for mode in ["-odq", "-odd", "-odb"] {
+        env.sendmail(&[mode, "-oeq", "nosuchuser"], MSG)
+            .code(67)
+            .stdout_is("");
+    }
+    assert!(env.entries().is_empty(), "nothing queued");
+    env.sendmail(&["-odq", "-oeq", "loop1"], MSG).code(64);
+    env.sendmail(&["-odq", "-oeq", "|/bin/true"], MSG).code(64);
+    assert!(env.entries().is_empty());
+    // The other recipients are queued; the alias is expanded in the queue.
+    env.sendmail(&["-odq", "-oeq", "list", "x@example.org"], MSG)
+        .code(67);
+    let e = env.only_entry();
+    assert!(
+        e.contains("\nrcpt root orcpt=rfc822;list@test.example\n"),
+        "{e}"
+    );
+    assert!(e.contains("\nrcpt x@example.org\n"), "{e}");
+    assert!(!e.contains("nosuchuser2"), "{e}");
+    // -oee: mailed back, exit 0; the report is queued from <> to the sender.
+    fs::remove_file(&env.entries()[0]).unwrap();
+    env.sendmail(&["-odq", "-oee", "nosuchuser"], MSG)
+        .code(0)
+        .stdout_is("");
+    let e = env.only_entry();
+    assert!(
+        e.contains("\nsender\n") && e.contains("\nreport failure\n"),
+        "{e}"
+    );
+    assert!(
+        e.contains("Diagnostic-Code: x-unix; nosuchuser... User unknown"),
+        "{e}"
+    );
+}
+
+#[test]
+fn print_mode_saves_dead_letter_in_the_callers_home() {
+    if !can_switch_user() {
+        return;
+    }
+    let env = local_env("", None);
+    open_dir(&env, "spool-parent");
+    let home = PathBuf::from(format!("/home/{TEST_USER}"));
+    let dead = home.join("dead.letter");
+    let _ = fs::remove_file(&dead);
+    // The test user runs a copy with a config of its own (its own spool).
+    let conf = env.dir.join("spool-parent/user.conf");
+    fs::write(
+        &conf,
+        format!(
+            "SPOOLDIR {}\nMAILNAME test.example\nMAILSPOOL {}\n",
+            env.dir.join("spool-parent/spool").display(),
+            env.dir.join("spool-parent/mail").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("runuser")
+        .args(["-u", TEST_USER, "--"])
+        .arg(user_bin(&env.dir.join("spool-parent")))
+        .args(["-C", conf.to_str().unwrap(), "-odq", "nosuchuser"])
+        .stdin(fs::File::open(write_tmp(&env, MSG)).unwrap())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(67), "{stdout}");
+    assert_eq!(
+        stdout,
+        format!(
+            "nosuchuser... User unknown\n{0}... Saved message in {0}\n",
+            dead.display()
+        )
+    );
+    let text = fs::read_to_string(&dead).unwrap();
+    assert!(text.starts_with(&format!("From {TEST_USER} ")), "{text}");
+    assert!(text.contains(&format!("\nReturn-Path: <{TEST_USER}>\nReceived: ")));
+    assert!(text.ends_with("\nhello\n\n"), "{text:?}");
+    let md = fs::metadata(&dead).unwrap();
+    assert_eq!(md.uid(), fs::metadata(&home).unwrap().uid());
+    assert_ne!(md.uid(), 0);
+    let _ = fs::remove_file(&dead);
+}
+
+/// Copies of both binaries the test user can run (the build tree may not be reachable).
+fn user_bin(dir: &Path) -> PathBuf {
+    let p = dir.join("sendmail");
+    if !p.exists() {
+        fs::copy(crate::harness::bin(), &p).unwrap();
+        fs::copy(
+            env!("CARGO_BIN_EXE_rsendmail-deliver"),
+            dir.join("rsendmail-deliver"),
+        )
+        .unwrap();
+        for f in [&p, &dir.join("rsendmail-deliver")] {
+            fs::set_permissions(f, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    p
+}
+
+fn write_tmp(env: &Env, bytes: &[u8]) -> PathBuf {
+    let p = env.dir.join(format!("stdin-{}", bytes.len()));
+    fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn mailbox_delivery_is_mboxrd_byte_for_byte() {
+    if !is_root() {
+        return;
+    }
+    let env = local_env("", None);
+    let msg = b"Subject: mbox\n\nFrom the start\n>From quoted\nlast line without newline";
+    env.sendmail(&["-odq", "root"], msg).code(0);
+    let queued = env.only_message();
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    let got = fs::read_to_string(mbox(&env, "root")).unwrap();
+    let first = got.lines().next().unwrap();
+    // `From root@test.example Sun Nov 22 08:06:27 2026`
+    let date = first.strip_prefix("From root@test.example ").expect(first);
+    assert_eq!(date.len(), 24, "{first}");
+    let quoted = queued
+        .replace("\nFrom the start", "\n>From the start")
+        .replace("\n>From quoted", "\n>>From quoted");
+    let want = format!(
+        "{first}\nReturn-Path: <root@test.example>\nDelivered-To: root@test.example\n{quoted}\n\n"
+    );
+    assert_eq!(got, want);
+    let md = fs::metadata(mbox(&env, "root")).unwrap();
+    assert_eq!(md.mode() & 0o777, 0o600);
+    // A second message is appended after the blank line; Python reads both.
+    env.sendmail(&["-odi", "root"], MSG).code(0);
+    let s = mbox_summary(&mbox(&env, "root"));
+    assert_eq!(s.len(), 2, "{s:?}");
+    assert!(
+        s[1].starts_with("root@test.example|test|root@test.example|"),
+        "{s:?}"
+    );
+}
+
+#[test]
+fn unsafe_mailboxes_are_refused_and_stay_queued() {
+    if !is_root() {
+        return;
+    }
+    let env = local_env("", None);
+    let target = env.dir.join("elsewhere");
+    fs::write(&target, "").unwrap();
+    std::os::unix::fs::symlink(&target, mbox(&env, "root")).unwrap();
+    env.sendmail(&["-odi", "root"], MSG).code(0);
+    assert_eq!(fs::metadata(&target).unwrap().len(), 0);
+    let q = env
+        .run_raw(&env.link("mailq"), &["-C", env.conf.to_str().unwrap()], b"")
+        .stdout;
+    assert!(q.contains("symbolic link"), "{q}");
+    // Another user's file as root's mailbox: refused too.
+    fs::remove_file(mbox(&env, "root")).unwrap();
+    fs::write(mbox(&env, "root"), "").unwrap();
+    std::os::unix::fs::chown(mbox(&env, "root"), Some(65534), None).unwrap();
+    env.sendmail(&["-qf"], b"").code(0);
+    assert_eq!(fs::metadata(mbox(&env, "root")).unwrap().len(), 0);
+    assert_eq!(env.entries().len(), 1);
+    // Fixed: delivered by the next run.
+    fs::remove_file(mbox(&env, "root")).unwrap();
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(env.entries().is_empty());
+    assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 1);
+}
+
+#[test]
+fn aliases_of_every_kind() {
+    if !is_root() || !have_peer() || !can_switch_user() {
+        return;
+    }
+    let env0 = Env::new();
+    let peer = Peer::start(&env0.dir, &[]);
+    let pre = local_env("", Some(peer.port));
+    let out = open_dir(&pre, "out");
+    // A user's :include: file: its commands run as that user.
+    let members = out.join("members");
+    fs::write(
+        &members,
+        format!(
+            "m1@example.org\n# comment\nm2@example.org, \\root\n\"|id -u > {}/user-id\"\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&members, Some(1001), None).unwrap();
+    let aliases = format!(
+        "team: remote@example.org, \\root, :include:{m}, \"|id -u > {o}/prog-id; cat > {o}/prog-msg\", {o}/file.mbox\nowner-team: root\nself: \\root\n",
+        m = members.display(),
+        o = out.display()
+    );
+    fs::write(pre.dir.join("aliases"), aliases).unwrap();
+    pre.sendmail(&["-odq", "team"], MSG).code(0);
+    let e = pre.only_entry();
+    for want in [
+        "rcpt remote@example.org orcpt=rfc822;team@test.example sender=owner-team\n",
+        "rcpt \\root ",
+        "rcpt m1@example.org ",
+        &format!(
+            "rcpt |id%20-u%20>%20{}/user-id orcpt=rfc822;team@test.example sender=owner-team owner=1001\n",
+            out.display()
+        ),
+        &format!("owner=0\nrcpt {}/file.mbox ", out.display()),
+    ] {
+        assert!(e.contains(want), "{want:?} in\n{e}");
+    }
+    pre.sendmail(&["-qf"], b"").code(0);
+    assert!(pre.entries().is_empty(), "{}", pre.listing());
+    // Remote members: one transaction from owner-team.
+    let msgs = peer.wait_for(1, Duration::from_secs(10));
+    assert_eq!(msgs.len(), 1);
+    assert!(
+        msgs[0]
+            .0
+            .contains("\"mail_from\": \"owner-team@test.example\""),
+        "{}",
+        msgs[0].0
+    );
+    for r in ["remote@example.org", "m1@example.org", "m2@example.org"] {
+        assert!(msgs[0].0.contains(r), "{}", msgs[0].0);
+    }
+    // The mailbox once, the commands as their owners (never root), the file appended.
+    assert_eq!(mbox_summary(&mbox(&pre, "root")).len(), 1);
+    let prog_id: u32 = fs::read_to_string(out.join("prog-id"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let user_id: u32 = fs::read_to_string(out.join("user-id"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(
+        prog_id, 0,
+        "a command from root's aliases runs as the default user"
+    );
+    assert_eq!(
+        user_id, 1001,
+        "a command from a user's :include: runs as that user"
+    );
+    assert!(
+        fs::read_to_string(out.join("prog-msg"))
+            .unwrap()
+            .ends_with("\nhello\n")
+    );
+    let f = out.join("file.mbox");
+    assert_eq!(mbox_summary(&f).len(), 1);
+    assert_ne!(fs::metadata(&f).unwrap().uid(), 0);
+}
+
+#[test]
+fn include_with_a_thousand_members() {
+    if !have_peer() {
+        return;
+    }
+    let env0 = Env::new();
+    let peer = Peer::start(&env0.dir, &[]);
+    let env = local_env("", Some(peer.port));
+    let members: String = (0..1000)
+        .map(|i| format!("member{i}@example.org\n"))
+        .collect();
+    fs::write(env.dir.join("members"), members).unwrap();
+    fs::write(
+        env.dir.join("aliases"),
+        format!("biglist: :include:{}\n", env.dir.join("members").display()),
+    )
+    .unwrap();
+    env.sendmail(&["-odq", "biglist"], MSG).code(0);
+    let e = env.only_entry();
+    assert_eq!(e.matches("\nrcpt member").count(), 1000);
+    env.sendmail(&["-qf"], b"").code(0);
+    let msgs = peer.wait_for(1, Duration::from_secs(20));
+    let total: usize = msgs
+        .iter()
+        .map(|(j, _)| j.matches("@example.org\"").count())
+        .sum();
+    assert_eq!(total, 1000, "every member once");
+    assert!(env.entries().is_empty());
+}
+
+#[test]
+fn forward_files_are_honoured_only_when_safe() {
+    if !is_root() || !have_peer() || !can_switch_user() {
+        return;
+    }
+    let env0 = Env::new();
+    let peer = Peer::start(&env0.dir, &[]);
+    let env = local_env("", Some(peer.port));
+    let home = PathBuf::from(format!("/home/{TEST_USER}"));
+    let fwd = home.join(".forward");
+    fs::write(&fwd, format!("\\{TEST_USER}, forwarded@example.org\n")).unwrap();
+    std::os::unix::fs::chown(&fwd, Some(1001), Some(1001)).unwrap();
+    fs::set_permissions(&fwd, fs::Permissions::from_mode(0o644)).unwrap();
+    env.sendmail(&["-odi", TEST_USER], MSG).code(0);
+    let msgs = peer.wait_for(1, Duration::from_secs(10));
+    assert_eq!(msgs.len(), 1);
+    assert!(msgs[0].0.contains("forwarded@example.org"));
+    assert_eq!(mbox_summary(&mbox(&env, TEST_USER)).len(), 1);
+    let md = fs::metadata(mbox(&env, TEST_USER)).unwrap();
+    assert_eq!((md.uid(), md.mode() & 0o777), (1001, 0o600));
+    // Writable by the group: ignored, the mailbox gets it.
+    fs::set_permissions(&fwd, fs::Permissions::from_mode(0o664)).unwrap();
+    env.sendmail(&["-odi", TEST_USER], MSG).code(0);
+    assert_eq!(mbox_summary(&mbox(&env, TEST_USER)).len(), 2);
+    assert_eq!(peer.messages().len(), 1);
+    let _ = fs::remove_file(&fwd);
+}
+
+#[test]
+fn non_root_deliverer_leaves_other_users_mail_for_the_root_runner() {
+    if !can_switch_user() {
+        return;
+    }
+    let env = local_env("", None);
+    let dir = open_dir(&env, "shared");
+    let conf = dir.join("user.conf");
+    fs::write(
+        &conf,
+        format!(
+            "SPOOLDIR {}\nMAILNAME test.example\nMAILSPOOL {}\nALIASES {}\n",
+            dir.join("spool").display(),
+            env.dir.join("mail").display(),
+            env.dir.join("aliases").display()
+        ),
+    )
+    .unwrap();
+    let run_as_user = |args: &[&str]| {
+        Command::new("runuser")
+            .args(["-u", TEST_USER, "--"])
+            .arg(user_bin(&dir))
+            .args(["-C", conf.to_str().unwrap()])
+            .args(args)
+            .stdin(fs::File::open(write_tmp(&env, MSG)).unwrap())
+            .output()
+            .unwrap()
+    };
+    let out = run_as_user(&["-odi", "root"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!mbox(&env, "root").exists());
+    let q = run_as_user(&["-bp"]);
+    let q = String::from_utf8_lossy(&q.stdout);
+    assert!(q.contains("needs the root queue runner (root)"), "{q}");
+    // The root runner delivers it.
+    let r = env.run_raw(
+        &env.link("sendmail"),
+        &["-C", conf.to_str().unwrap(), "-qf"],
+        b"",
+    );
+    r.code(0);
+    assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 1);
+    let q = run_as_user(&["-bp"]);
+    assert!(String::from_utf8_lossy(&q.stdout).contains("is empty"));
+}
+
+#[test]
+fn concurrent_deliveries_into_one_locked_mbox() {
+    if !is_root() || !require("python3") {
+        return;
+    }
+    let env = local_env("", None);
+    let path = mbox(&env, "root");
+    fs::write(&path, "").unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    // Another program holds the fcntl lock and the dotlock for a while.
+    let holder = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import fcntl, os, sys, time
+lock = sys.argv[1] + ".lock"
+fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+f = open(sys.argv[1], "a")
+fcntl.lockf(f, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(1.5)
+f.write("From holder@x Sun Nov 22 00:00:00 2026\nSubject: holder\n\nmine\n\n")
+f.flush()
+fcntl.lockf(f, fcntl.LOCK_UN)
+os.unlink(lock)
+"#,
+        )
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut holder = holder;
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(holder.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "held");
+    }
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            let mut c = Command::new(env.link("sendmail"))
+                .args(["-C", env.conf.to_str().unwrap(), "-odi", "root"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            let body = format!("Subject: m{i}\n\n{}\n", "line of text\n".repeat(200 + i));
+            c.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+            c
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    holder.wait().unwrap();
+    let s = mbox_summary(&path);
+    assert_eq!(s.len(), 21, "{s:?}");
+    let mut subjects: Vec<String> = s
+        .iter()
+        .filter(|l| !l.contains("|holder|"))
+        .map(|l| l.split('|').nth(1).unwrap().to_string())
+        .collect();
+    subjects.sort();
+    let mut want: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    want.sort();
+    assert_eq!(subjects, want);
+    // Each body intact: 200+i lines of 13 bytes.
+    for l in s.iter().filter(|l| !l.contains("|holder|")) {
+        let i: usize = l.split('|').nth(1).unwrap()[1..].parse().unwrap();
+        let len: usize = l.split('|').nth(3).unwrap().parse().unwrap();
+        // Without its final newline (Python keeps the separator on the last one).
+        assert_eq!(len, 13 * (200 + i) - 1, "{l}");
+    }
+    assert!(env.entries().is_empty());
+}
+
+#[test]
+fn a_full_filesystem_leaves_the_mailbox_as_it_was() {
+    if !is_root() {
+        return;
+    }
+    let env = local_env("", None);
+    let mnt = env.dir.join("small");
+    fs::create_dir_all(&mnt).unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        crate::harness::unavailable("mount -t tmpfs");
+        return;
+    }
+    let _guard = Unmount(mnt.clone());
+    env.add_config(&format!("MAILSPOOL {}\n", mnt.display()));
+    env.sendmail(&["-odi", "root"], MSG).code(0);
+    let before = fs::metadata(mnt.join("root")).unwrap().len();
+    assert!(before > 0);
+    let big = format!("Subject: big\n\n{}", "x".repeat(100)).repeat(1) + &"y\n".repeat(60_000);
+    env.sendmail(&["-odi", "root"], big.as_bytes()).code(0);
+    assert_eq!(fs::metadata(mnt.join("root")).unwrap().len(), before);
+    assert_eq!(env.entries().len(), 1, "the message stays queued");
+    assert_eq!(mbox_summary(&mnt.join("root")).len(), 1);
+}
+
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The report's structure as Python's email package reads it.
+fn parse_report(bytes: &[u8], env: &Env) -> String {
+    let p = write_tmp(env, bytes);
+    python(
+        r#"
+import email, sys
+from email import policy
+m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=policy.compat32)
+print("type", m.get_content_type(), m.get_param("report-type"))
+print("subject", m["Subject"])
+parts = m.get_payload()
+print("parts", [p.get_content_type() for p in parts])
+ds = parts[1].get_payload()
+print("per-message", dict(ds[0].items()))
+for r in ds[1:]:
+    print("rcpt", dict(r.items()))
+orig = parts[2].get_payload()
+if isinstance(orig, list):
+    print("original-subject", orig[0]["Subject"])
+else:
+    print("original-headers", len(orig))
+"#,
+        &[p.to_str().unwrap()],
+    )
+}
+
+#[test]
+fn failures_bounce_as_rfc3464_reports() {
+    if !is_root() || !have_peer() {
+        return;
+    }
+    let env0 = Env::new();
+    let peer = Peer::start(&env0.dir, &[]);
+    let env = local_env("", Some(peer.port));
+    // To a local sender's mailbox.
+    env.sendmail(
+        &[
+            "-odi",
+            "-V",
+            "env-77",
+            "reject5-a@example.org",
+            "ok@example.org",
+        ],
+        MSG,
+    )
+    .code(67);
+    let rep = fs::read(mbox(&env, "root")).unwrap();
+    let text = parse_report(&rep, &env);
+    for want in [
+        "type multipart/report delivery-status",
+        "subject Returned mail: see transcript for details",
+        "parts ['text/plain', 'message/delivery-status', 'message/rfc822']",
+        "'Reporting-MTA': 'dns; test.example'",
+        "'Original-Envelope-Id': 'env-77'",
+        "'Final-Recipient': 'RFC822; reject5-a@example.org'",
+        "'Action': 'failed'",
+        "'Status': '5.1.1'",
+        "'Remote-MTA': 'DNS; 127.0.0.1'",
+        "'Diagnostic-Code': 'smtp; 550 5.1.1",
+        "original-subject test",
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
+    assert!(!text.contains("ok@example.org"), "{text}");
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    // To a remote sender, through the smarthost, headers only (-R hdrs), from <>.
+    env.sendmail(
+        &[
+            "-odi",
+            "-f",
+            "sender@example.org",
+            "-R",
+            "hdrs",
+            "reject5-b@example.org",
+        ],
+        MSG,
+    )
+    .code(67);
+    let msgs = peer.wait_for(2, Duration::from_secs(10));
+    let (j, m) = msgs
+        .iter()
+        .find(|(j, _)| j.contains("sender@example.org\"]"))
+        .expect("the report reached the sink");
+    // The null sender (aiosmtpd records MAIL FROM:<> as "<>").
+    assert!(j.contains("\"mail_from\": \"<>\""), "{j}");
+    let text = parse_report(m, &env);
+    assert!(
+        text.contains("parts ['text/plain', 'message/delivery-status', 'text/rfc822-headers']"),
+        "{text}"
+    );
+    // NOTIFY=NEVER: no report.
+    let before = fs::read(mbox(&env, "root")).unwrap().len();
+    env.sendmail(&["-odi", "-N", "never", "reject5-c@example.org"], MSG)
+        .code(67);
+    assert_eq!(fs::read(mbox(&env, "root")).unwrap().len(), before);
+    assert!(env.entries().is_empty());
+}
+
+#[test]
+fn double_bounce_reaches_the_postmaster_once() {
+    if !is_root() || !have_peer() {
+        return;
+    }
+    let env0 = Env::new();
+    let peer = Peer::start(&env0.dir, &[]);
+    // The postmaster alias points at a remote address that fails too.
+    let env = local_env("postmaster: reject5-pm@example.org\n", Some(peer.port));
+    env.sendmail(&["-odi", "-f", "<>", "reject5-x@example.org"], MSG)
+        .code(67);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    // The report went to the postmaster's address, was refused, and was then dropped.
+    let tries = peer.transcript().matches("reject5-pm@example.org").count();
+    assert!(tries >= 1, "{}", peer.transcript());
+    env.sendmail(&["-qf"], b"").code(0);
+    assert_eq!(
+        peer.transcript().matches("reject5-pm@example.org").count(),
+        tries,
+        "no second report"
+    );
+    // With a working postmaster mailbox it arrives exactly once.
+    fs::write(env.dir.join("aliases"), "postmaster: \\root\n").unwrap();
+    env.sendmail(&["-odi", "-f", "<>", "reject5-y@example.org"], MSG)
+        .code(67);
+    env.sendmail(&["-qf"], b"").code(0);
+    let s = mbox_summary(&mbox(&env, "root"));
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert!(s[0].starts_with("MAILER-DAEMON|"), "{s:?}");
+}
+
+#[test]
+fn too_many_hops_bounce() {
+    if !is_root() {
+        return;
+    }
+    let env = local_env("", None);
+    let mut msg = String::new();
+    for i in 0..26 {
+        msg.push_str(&format!(
+            "Received: from h{i} by h{}; Sun, 22 Nov 2026 00:00:00 +0000\n",
+            i + 1
+        ));
+    }
+    msg.push_str("Subject: loop\n\nbody\n");
+    env.sendmail(
+        &["-odi", "-f", "root", "nobody@test.example"],
+        msg.as_bytes(),
+    )
+    .code(67);
+    let rep = fs::read(mbox(&env, "root")).unwrap();
+    let text = parse_report(&rep, &env);
+    assert!(text.contains("'Status': '5.4.6'"), "{text}");
+    assert!(text.contains("Too many hops 27 (25 max)"), "{text}");
+    // 25 Received (the limit) plus ours are fine with MaxHopCount=30.
+    env.add_config("O MaxHopCount=30\n");
+    env.sendmail(&["-odi", "nobody@test.example"], msg.as_bytes())
+        .code(0);
+}
+
+#[test]
+fn pipes_defer_on_75_and_bounce_otherwise() {
+    if !is_root() {
+        return;
+    }
+    let env = local_env(
+        "later: \"|exit 75\"\nbroken: \"|echo oops >&2; exit 3\"\n",
+        None,
+    );
+    env.sendmail(&["-odi", "later"], MSG).code(0);
+    assert_eq!(env.entries().len(), 1);
+    let q = env
+        .run_raw(&env.link("mailq"), &["-C", env.conf.to_str().unwrap()], b"")
+        .stdout;
+    assert!(q.contains("status 75"), "{q}");
+    fs::remove_file(&env.entries()[0]).unwrap();
+    env.sendmail(&["-odi", "broken"], MSG).code(67);
+    assert!(env.entries().is_empty());
+    let text = parse_report(&fs::read(mbox(&env, "root")).unwrap(), &env);
+    assert!(
+        text.contains("command exited with status 3: oops"),
+        "{text}"
+    );
+    assert!(
+        text.contains("'Original-Recipient': 'rfc822;broken@test.example'"),
+        "{text}"
+    );
+}
+
+#[test]
+fn delay_warning_then_expiry_report() {
+    if !is_root() {
+        return;
+    }
+    // A smarthost that refuses connections: every try is a temporary failure.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = local_env("", Some(port));
+    env.add_config("O Timeout.queuewarn=1s\nO Timeout.queuereturn=3s\n");
+    env.sendmail(&["-odq", "far@example.org"], MSG).code(0);
+    std::thread::sleep(Duration::from_millis(1100));
+    env.sendmail(&["-qf"], b"").code(0);
+    let s = mbox_summary(&mbox(&env, "root"));
+    assert_eq!(s.len(), 1, "{s:?}");
+    let text = parse_report(&fs::read(mbox(&env, "root")).unwrap(), &env);
+    assert!(
+        text.contains("subject Warning: could not send message for past 1 seconds"),
+        "{text}"
+    );
+    assert!(text.contains("'Action': 'delayed'"), "{text}");
+    assert!(text.contains("'Will-Retry-Until'"), "{text}");
+    // Only one warning.
+    env.sendmail(&["-qf"], b"").code(0);
+    assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 1);
+    assert_eq!(env.entries().len(), 1);
+    std::thread::sleep(Duration::from_millis(2000));
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    let all = fs::read(mbox(&env, "root")).unwrap();
+    let last = String::from_utf8_lossy(&all);
+    let at = last.rfind("\nFrom MAILER-DAEMON").unwrap() + 1;
+    let text = parse_report(&all[at..], &env);
+    assert!(
+        text.contains("'Action': 'failed'") && text.contains("'Status': '4.4.7'"),
+        "{text}"
+    );
+    assert!(text.contains("message expired"), "{text}");
+}
