@@ -488,6 +488,23 @@ pub fn submit<R: BufRead>(
         &envelope,
         spool.qf_path(&id).metadata().map(|m| m.len()).ok(),
     );
+    if let Some(first) = refused.first()
+        && let Ok(Some(mut locked)) = spool.lock_entry(&id)
+    {
+        // sendmail keeps the error as the entry's message, which mailq shows.
+        let why = first
+            .text
+            .split_once("... ")
+            .map(|(_, w)| w)
+            .unwrap_or(&first.text);
+        let state = crate::spool::entry::State {
+            reason: Some(why.to_string()),
+            ..Default::default()
+        };
+        if let Err(e) = locked.record_state(state) {
+            log::warn!("{id}: {}", e.message);
+        }
+    }
     let status = if refused.is_empty() {
         Sysexit::Ok
     } else {

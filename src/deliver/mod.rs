@@ -1332,8 +1332,51 @@ fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     let (local, other): (Vec<_>, Vec<_>) = addrs
         .into_iter()
         .partition(|a| route(engine, &a.address) == Route::Local);
-    for a in local.into_iter().chain(other) {
-        let addr = a.address;
+    let mut status = Sysexit::Ok;
+    let is_local = |a: &str| route(engine, a) == Route::Local;
+    let mut shown: Vec<String> = Vec::new();
+    for a in local {
+        // Local names through the aliases, each target shown (unknown users refused).
+        let x = rsendmail::aliases::Expander {
+            aliases: engine.local.aliases.as_ref(),
+            is_local: &is_local,
+            user_exists: &rsendmail::aliases::user_exists,
+            read_include: &rsendmail::aliases::read_include,
+        }
+        .expand(std::slice::from_ref(&a.address), None);
+        for e in &x.errors {
+            println!("{}", e.text());
+            if status == Sysexit::Ok {
+                status = match e {
+                    rsendmail::aliases::ExpandError::UnknownUser(_) => Sysexit::NoUser,
+                    rsendmail::aliases::ExpandError::Loop(_) => Sysexit::Usage,
+                    rsendmail::aliases::ExpandError::Include(..) => Sysexit::TempFail,
+                };
+            }
+        }
+        for t in x.targets {
+            use rsendmail::aliases::Target;
+            match t.target {
+                Target::User(u) | Target::Mailbox(u) => {
+                    let user = u.split('@').next().unwrap_or(&u).to_string();
+                    let shown_addr = if x_is_same(&a.address, &user) {
+                        a.address.clone()
+                    } else {
+                        user.clone()
+                    };
+                    println!("{shown_addr}... deliverable: mailer local, user {user}");
+                }
+                Target::Pipe(c) => println!("|{c}... deliverable: mailer prog, user |{c}"),
+                Target::File(f) => println!("{f}... deliverable: mailer *file*, user {f}"),
+                Target::Remote(r) => shown.push(r),
+            }
+        }
+    }
+    let other: Vec<String> = shown
+        .into_iter()
+        .chain(other.into_iter().map(|a| a.address))
+        .collect();
+    for addr in other {
         match route(engine, &addr) {
             Route::Relay(targets) => {
                 let host = targets
@@ -1352,7 +1395,13 @@ fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
             }
         }
     }
-    Ok(Sysexit::Ok)
+    Ok(status)
+}
+
+/// Whether a local address names this user (`root`, `root@host`): then sendmail shows the
+/// address as given.
+fn x_is_same(addr: &str, user: &str) -> bool {
+    rsendmail::aliases::key_of(addr) == user.to_ascii_lowercase()
 }
 
 /// Deliver one entry now (interactive or background mode).
