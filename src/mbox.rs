@@ -324,6 +324,46 @@ pub fn append(
     }
 }
 
+/// Append a message (header block and body) to the real user's `~/dead.letter` in mbox
+/// format, as sendmail saves what it could not deliver in ErrorMode p. A new file is
+/// made 0600 with the user's own group (not a set-id program's). Returns its path.
+pub fn save_dead_letter(
+    sender: &str,
+    created: i64,
+    message: &mut dyn std::io::Read,
+) -> Result<PathBuf, String> {
+    let uid = nix::unistd::getuid();
+    let user = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .ok_or("no home directory")?;
+    let path = user.dir.join("dead.letter");
+    if let Ok(f) = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+    {
+        use std::os::fd::AsFd;
+        let _ = nix::unistd::fchown(f.as_fd(), None, Some(nix::unistd::getgid()));
+    }
+    let target = Target {
+        path: &path,
+        owner: Some(uid.as_raw()),
+        lock_wait: Duration::from_secs(10),
+        dotlock: false,
+    };
+    append(&target, &mut |w| {
+        w.write_all(from_line(sender, created).as_bytes())?;
+        w.write_all(format!("Return-Path: <{sender}>\n").as_bytes())?;
+        copy_quoted(std::io::BufReader::new(&mut *message), w)?;
+        w.write_all(b"\n")
+    })
+    .map_err(|e| e.text().to_string())?;
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

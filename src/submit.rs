@@ -603,44 +603,24 @@ fn refused_recipients(
     }
 }
 
-/// Append the message to the caller's `~/dead.letter` (mbox format, as sendmail does),
-/// with the caller's own privileges.
+/// Save the message in the caller's `~/dead.letter` (sendmail's ErrorMode p), with the
+/// caller's own privileges, and say so as sendmail does.
 fn save_dead_letter(
     env: &Envelope,
     open_message: impl Fn() -> std::io::Result<std::io::Take<std::fs::File>>,
 ) {
-    let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::getuid()) else {
-        return;
-    };
     if crate::privs::is_setid() && crate::privs::drop_group().is_err() {
         return;
     }
-    let path = user.dir.join("dead.letter");
-    let target = crate::mbox::Target {
-        path: &path,
-        owner: Some(user.uid.as_raw()),
-        lock_wait: std::time::Duration::from_secs(10),
-        dotlock: false,
-    };
-    let res = crate::mbox::append(&target, &mut |w| {
-        w.write_all(crate::mbox::from_line(&env.sender, env.created).as_bytes())?;
-        let rp = format!("Return-Path: <{}>\n", env.sender);
-        w.write_all(rp.as_bytes())?;
-        let m = open_message()?;
-        crate::mbox::copy_quoted(std::io::BufReader::new(m), w)?;
-        w.write_all(b"\n")
-    });
+    let res = open_message()
+        .map_err(|e| crate::config::io_text(&e))
+        .and_then(|mut m| crate::mbox::save_dead_letter(&env.sender, env.created, &mut m));
     match res {
-        Ok(_) => {
+        Ok(path) => {
             let p = path.display();
             println!("{p}... Saved message in {p}");
         }
-        Err(e) => log::warn!(
-            "{}: cannot save in {}: {}",
-            env.id,
-            path.display(),
-            e.text()
-        ),
+        Err(e) => log::warn!("{}: cannot save in dead.letter: {e}", env.id),
     }
 }
 

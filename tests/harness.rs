@@ -83,12 +83,16 @@ impl Env {
             format!(
                 // DNS goes to a closed port on 127.0.0.1: a test that reaches MX delivery
                 // fails its lookup at once and never sends a query off this machine.
-                "SPOOLDIR {}\nMAILNAME test.example\nRESOLVER 127.0.0.1:{}\nO Timeout.resolver.retrans=1s\nO Timeout.resolver.retry=0\n{extra}",
+                // Mailboxes stay in the scratch directory, and failures of interactive
+                // deliveries are mailed back there rather than saved in ~/dead.letter.
+                "SPOOLDIR {}\nMAILNAME test.example\nRESOLVER 127.0.0.1:{}\nO Timeout.resolver.retrans=1s\nO Timeout.resolver.retry=0\n{extra}\nMAILSPOOL {}\nO ErrorMode=m\n",
                 spool.display(),
-                closed_port()
+                closed_port(),
+                dir.join("mail").display()
             ),
         )
         .unwrap();
+        fs::create_dir_all(dir.join("mail")).unwrap();
         for name in ["sendmail", "mailq", "newaliases", "send-mail"] {
             std::os::unix::fs::symlink(bin(), dir.join(name)).unwrap();
         }

@@ -13,7 +13,6 @@ use std::time::Duration;
 fn local_env(aliases: &str, smarthost: Option<u16>) -> Env {
     let env = Env::new();
     let mail = env.dir.join("mail");
-    fs::create_dir_all(&mail).unwrap();
     fs::write(env.dir.join("aliases"), aliases).unwrap();
     env.add_config(&format!(
         "MAILSPOOL {}\nALIASES {}\n",
@@ -178,12 +177,63 @@ fn print_mode_saves_dead_letter_in_the_callers_home() {
         )
     );
     let text = fs::read_to_string(&dead).unwrap();
+    assert_eq!(text.matches("\nhello\n").count(), 1);
     assert!(text.starts_with(&format!("From {TEST_USER} ")), "{text}");
     assert!(text.contains(&format!("\nReturn-Path: <{TEST_USER}>\nReceived: ")));
     assert!(text.ends_with("\nhello\n\n"), "{text:?}");
     let md = fs::metadata(&dead).unwrap();
     assert_eq!(md.uid(), fs::metadata(&home).unwrap().uid());
     assert_ne!(md.uid(), 0);
+    // A failure in an interactive delivery: the same (recorded from 8.17 with and
+    // without a terminal: dead.letter, no report, 67).
+    if have_peer() {
+        let peer = Peer::start(&env.dir, &[]);
+        fs::write(
+            &conf,
+            format!(
+                "SPOOLDIR {}\nMAILNAME test.example\nMAILSPOOL {}\nSMARTHOST 127.0.0.1\nPORT {}\n",
+                env.dir.join("spool-parent/spool").display(),
+                env.dir.join("spool-parent/mail").display(),
+                peer.port
+            ),
+        )
+        .unwrap();
+        let out = Command::new("runuser")
+            .args(["-u", TEST_USER, "--"])
+            .arg(user_bin(&env.dir.join("spool-parent")))
+            .args([
+                "-C",
+                conf.to_str().unwrap(),
+                "-odi",
+                "reject5-z@example.org",
+            ])
+            .stdin(fs::File::open(write_tmp(&env, MSG)).unwrap())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(67), "{stdout}");
+        assert_eq!(
+            stdout,
+            format!("{0}... Saved message in {0}\n", dead.display())
+        );
+        assert_eq!(
+            fs::read_to_string(&dead)
+                .unwrap()
+                .matches("\nhello\n")
+                .count(),
+            2
+        );
+        assert!(
+            !env.dir.join("spool-parent/mail").join(TEST_USER).exists(),
+            "no report"
+        );
+        let left = fs::read_dir(env.dir.join("spool-parent/spool"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("qf"))
+            .count();
+        assert_eq!(left, 0);
+    }
     let _ = fs::remove_file(&dead);
 }
 

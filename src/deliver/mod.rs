@@ -78,6 +78,11 @@ pub struct Engine {
     pub max_hops: usize,
     /// `O Timeout.queuewarn=`: when a delay warning is sent (4h; 0 never).
     pub queue_warn: i64,
+    /// `-oe<m>` / `O ErrorMode=`: what an interactive delivery does with a failure.
+    pub error_mode: char,
+    /// Delivering in the foreground for the caller (`-odi`, `-v`): failures follow
+    /// ErrorMode instead of always being mailed back.
+    pub interactive: bool,
 }
 
 /// Read dma's auth.conf, refusing one that others may read (it holds passwords).
@@ -223,6 +228,8 @@ impl Engine {
             },
             max_hops: number_opt(s, "MaxHopCount", 25)?,
             queue_warn: duration_opt(s, "Timeout.queuewarn", 4 * 3600)?,
+            error_mode: s.settings.error_mode.unwrap_or('p'),
+            interactive: false,
         })
     }
 
@@ -981,6 +988,39 @@ fn send_reports(
     }
     let mut ids = Vec::new();
     for ((kind, ret), list) in groups {
+        // An interactive delivery's failures follow ErrorMode (recorded from 8.17 with
+        // and without a terminal): p saves the message in ~/dead.letter and says so,
+        // q does nothing, m, w and e mail it back. Elsewhere failures are mailed back.
+        if engine.interactive && kind == dsn::Kind::Failure && ret.is_some() {
+            match engine.error_mode {
+                'q' => continue,
+                'm' | 'w' | 'e' => {}
+                _ => {
+                    let saved = open_message()
+                        .map_err(|e| e.to_string())
+                        .and_then(|(f, len)| {
+                            rsendmail::mbox::save_dead_letter(
+                                &env.sender,
+                                env.created,
+                                &mut std::io::Read::take(f, len),
+                            )
+                        });
+                    match &saved {
+                        Ok(p) => {
+                            let p = p.display();
+                            println!("{p}... Saved message in {p}");
+                        }
+                        Err(e) => {
+                            log::warn!("{}: cannot save in dead.letter ({e}); mailed back", env.id);
+                            // Not saved: mail it back rather than lose the notice.
+                        }
+                    }
+                    if saved.is_ok() {
+                        continue;
+                    }
+                }
+            }
+        }
         let (to, double) = match ret {
             Some(a) => (engine.qualify(&a), false),
             None if env.report.as_deref() == Some("double") => {
@@ -1300,7 +1340,8 @@ pub fn main(args: Vec<OsString>) -> Sysexit {
 fn run(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
     let internal = split_internal(args);
     let s = app::setup(internal.argv)?;
-    let engine = Engine::from_setup(&s)?;
+    let mut engine = Engine::from_setup(&s)?;
+    engine.interactive = internal.entry.is_some() && !internal.background;
     match internal.entry {
         Some(id) => deliver_entry(&s, &engine, &id, internal.background)
             .map(|c| if c == Sysexit::Ok { internal.status } else { c }),
@@ -1424,7 +1465,10 @@ fn deliver_entry(s: &Setup, engine: &Engine, id: &str, background: bool) -> Resu
     };
     // sendmail's interactive outcomes: temporary failures exit 0 (the message is queued);
     // a recipient refused permanently EX_NOUSER, the message refused at DATA EX_UNAVAILABLE.
-    Ok(if a.failed_data > 0 {
+    Ok(if engine.error_mode == 'e' {
+        // ErrorMode e: errors are mailed back and the status is 0.
+        Sysexit::Ok
+    } else if a.failed_data > 0 {
         Sysexit::Unavailable
     } else if a.failed_host > 0 && a.failed_host == a.failed_rcpt {
         Sysexit::NoHost
@@ -1549,6 +1593,8 @@ mod tests {
             },
             max_hops: 25,
             queue_warn: 4 * 3600,
+            error_mode: 'p',
+            interactive: false,
         }
     }
 
