@@ -130,7 +130,10 @@ pub fn list_text(spool: &Spool, filter: Option<&QueueRunArgs>) -> Result<(String
     let now = clock::now();
     for l in &entries {
         let e = &l.entry;
-        let sender = if e.envelope.sender.is_empty() {
+        let sender = if e.envelope.sender.is_empty() && e.envelope.report.is_some() {
+            // sendmail lists its own delivery reports as from MAILER-DAEMON.
+            "MAILER-DAEMON"
+        } else if e.envelope.sender.is_empty() {
             "<>"
         } else {
             e.envelope.sender.as_str()

@@ -137,6 +137,11 @@ fn unknown_users_and_loops_are_refused_at_submission() {
         e.contains("Diagnostic-Code: x-unix; nosuchuser... User unknown"),
         "{e}"
     );
+    // mailq lists rsendmail's own reports as from MAILER-DAEMON, as sendmail does.
+    let q = env
+        .run_raw(&env.link("mailq"), &["-C", env.conf.to_str().unwrap()], b"")
+        .stdout;
+    assert!(q.contains(" MAILER-DAEMON\n"), "{q}");
 }
 
 #[test]
@@ -495,12 +500,22 @@ fn non_root_deliverer_leaves_other_users_mail_for_the_root_runner() {
             .output()
             .unwrap()
     };
+    fs::write(
+        env.dir.join("aliases"),
+        format!("prog: \"|id -u > {}/prog-id\"\n", dir.display()),
+    )
+    .unwrap();
     let out = run_as_user(&["-odi", "root"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(!mbox(&env, "root").exists());
     let q = run_as_user(&["-bp"]);
     let q = String::from_utf8_lossy(&q.stdout);
     assert!(q.contains("needs the root queue runner (root)"), "{q}");
+    // A command alias: queued by the user, run only by the root runner, and then as
+    // the default user, neither root nor the sender.
+    let out = run_as_user(&["-odi", "prog"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!dir.join("prog-id").exists());
     // The root runner delivers it.
     let r = env.run_raw(
         &env.link("sendmail"),
@@ -509,6 +524,13 @@ fn non_root_deliverer_leaves_other_users_mail_for_the_root_runner() {
     );
     r.code(0);
     assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 1);
+    let id: u32 = fs::read_to_string(dir.join("prog-id"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let sender_uid = fs::metadata(format!("/home/{TEST_USER}")).unwrap().uid();
+    assert!(id != 0 && id != sender_uid, "ran as {id}");
     let q = run_as_user(&["-bp"]);
     assert!(String::from_utf8_lossy(&q.stdout).contains("is empty"));
 }
