@@ -881,3 +881,60 @@ fn delay_warning_then_expiry_report() {
     );
     assert!(text.contains("message expired"), "{text}");
 }
+
+#[test]
+fn commands_have_a_time_limit() {
+    if !is_root() {
+        return;
+    }
+    let env = local_env("slow: \"|sleep 30\"\n", None);
+    env.add_config("O Timeout.command=1s\n");
+    let start = std::time::Instant::now();
+    env.sendmail(&["-odi", "slow"], MSG).code(0);
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    let q = env
+        .run_raw(&env.link("mailq"), &["-C", env.conf.to_str().unwrap()], b"")
+        .stdout;
+    assert!(q.contains("timed out after 1s"), "{q}");
+    assert_eq!(env.entries().len(), 1, "stays queued");
+}
+
+#[test]
+fn n_turns_aliasing_off() {
+    // (Debian has a user called list: another name.)
+    let env = local_env("staffers: root\n", None);
+    env.sendmail(&["-odq", "-oeq", "staffers"], MSG).code(0);
+    assert!(env.only_entry().contains("\nrcpt root orcpt="));
+    fs::remove_file(&env.entries()[0]).unwrap();
+    env.sendmail(&["-odq", "-oeq", "-n", "staffers"], MSG)
+        .code(67);
+    assert!(env.entries().is_empty());
+}
+
+#[test]
+fn success_reports_when_asked() {
+    if !is_root() {
+        return;
+    }
+    let env = local_env("", None);
+    env.sendmail(&["-odi", "-N", "success,failure", "root"], MSG)
+        .code(0);
+    let all = fs::read(mbox(&env, "root")).unwrap();
+    let s = mbox_summary(&mbox(&env, "root"));
+    assert_eq!(s.len(), 2, "the message and its report: {s:?}");
+    let text = String::from_utf8_lossy(&all);
+    let at = text.rfind("\nFrom MAILER-DAEMON").unwrap() + 1;
+    let rep = parse_report(&all[at..], &env);
+    assert!(rep.contains("subject Return receipt"), "{rep}");
+    assert!(
+        rep.contains("'Action': 'delivered'") && rep.contains("'Status': '2.0.0'"),
+        "{rep}"
+    );
+    // Without NOTIFY=SUCCESS, no report.
+    env.sendmail(&["-odi", "root"], MSG).code(0);
+    assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 3);
+}
