@@ -294,7 +294,8 @@ pub fn submit<R: BufRead>(
     let is_local = |a: &str| {
         a.starts_with(['|', '/']) || (!to_smarthost && address::is_local(a, &host_for_local))
     };
-    let aliases = if inv.no_alias {
+    // The aliases file is read only when a recipient is local.
+    let aliases = if inv.no_alias || !recipients.iter().any(|r| is_local(&r.address)) {
         None
     } else {
         let path = settings.alias_file.as_ref().unwrap_or(&cfg.aliases);
