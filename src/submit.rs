@@ -289,11 +289,9 @@ pub fn submit<R: BufRead>(
     }
     message::strip_bcc(&mut head.headers);
     let recipients = dedup(recipients);
-    let host_for_local = cfg.host_name();
     let to_smarthost = cfg.null_client && !cfg.smarthost.is_empty();
-    let is_local = |a: &str| {
-        a.starts_with(['|', '/']) || (!to_smarthost && address::is_local(a, &host_for_local))
-    };
+    let is_local =
+        |a: &str| a.starts_with(['|', '/']) || (!to_smarthost && address::is_local(a, &host));
     // The aliases file is read only when a recipient is local.
     let aliases = if inv.no_alias || !recipients.iter().any(|r| is_local(&r.address)) {
         None
@@ -301,12 +299,8 @@ pub fn submit<R: BufRead>(
         let path = settings.alias_file.as_ref().unwrap_or(&cfg.aliases);
         crate::aliases::Aliases::load(path).ok()
     };
-    let (envelope_recipients, refused) = expand_local(
-        recipients.clone(),
-        aliases.as_ref(),
-        &is_local,
-        &host_for_local,
-    );
+    let (envelope_recipients, refused) =
+        expand_local(recipients.clone(), aliases.as_ref(), &is_local, &host);
 
     // The envelope sender as stored: the login alone for the default sender (qualified at
     // delivery, as sendmail stores it), the -f address as given, or MASQUERADE's.
