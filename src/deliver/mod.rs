@@ -583,6 +583,9 @@ fn attempt(
         let _ = std::io::Read::read_exact(&mut f, &mut head);
         received_count(&head)
     };
+    // Our own Received field (the top one) is not a hop the message made before us:
+    // sendmail counts the fields it was given.
+    let hops = hops.saturating_sub(1);
     let too_many_hops = engine.max_hops > 0 && hops > engine.max_hops;
     let sender_of = |i: usize| -> Option<String> { env.recipients[i].sender.clone() };
     for &i in &open {
