@@ -464,6 +464,35 @@ impl Expander<'_> {
     }
 }
 
+/// The queue entry recipients an expansion of `parent` gives: each keeps the parent's
+/// NOTIFY and sender, and carries the parent as its ORCPT (unless it had one), so that
+/// reports name the address the sender used.
+pub fn recipients_from(
+    parent: &crate::spool::entry::Recipient,
+    targets: Vec<Expanded>,
+    host: &str,
+) -> Vec<crate::spool::entry::Recipient> {
+    let qualified = if parent.address.contains('@') {
+        parent.address.clone()
+    } else {
+        format!("{}@{host}", parent.address)
+    };
+    targets
+        .into_iter()
+        .map(|t| {
+            let mut n = crate::spool::entry::Recipient::new(t.target.address());
+            n.orcpt = parent
+                .orcpt
+                .clone()
+                .or_else(|| Some(format!("rfc822;{qualified}")));
+            n.notify = parent.notify.clone();
+            n.sender = t.sender.or_else(|| parent.sender.clone());
+            n.owner = t.owner;
+            n
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

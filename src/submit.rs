@@ -109,17 +109,14 @@ pub fn expand_local(
     };
     for r in recipients {
         let a = r.address.clone();
-        if a.starts_with('|') {
+        let direct = match a.chars().next() {
+            Some('|') => Some("programs"),
+            Some('/') => Some("files"),
+            _ => None,
+        };
+        if let Some(what) = direct {
             refused.push(Refused {
-                text: format!("{a}... Cannot mail directly to programs"),
-                address: a,
-                code: Sysexit::Usage,
-            });
-            continue;
-        }
-        if a.starts_with('/') {
-            refused.push(Refused {
-                text: format!("{a}... Cannot mail directly to files"),
+                text: format!("{a}... Cannot mail directly to {what}"),
                 address: a,
                 code: Sysexit::Usage,
             });
@@ -158,20 +155,7 @@ pub fn expand_local(
             add(&mut out, r);
             continue;
         }
-        let qualified = if a.contains('@') {
-            a.clone()
-        } else {
-            format!("{a}@{host}")
-        };
-        for t in x.targets {
-            let mut n = Recipient::new(t.target.address());
-            n.orcpt = r
-                .orcpt
-                .clone()
-                .or_else(|| Some(format!("rfc822;{qualified}")));
-            n.notify = r.notify.clone();
-            n.sender = t.sender;
-            n.owner = t.owner;
+        for n in crate::aliases::recipients_from(&r, x.targets, host) {
             add(&mut out, n);
         }
     }

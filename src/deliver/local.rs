@@ -283,26 +283,7 @@ impl Local {
             };
             return LocalOutcome::Perm(550, format!("{code} {why}"));
         }
-        let qualified = if addr.contains('@') {
-            addr.to_string()
-        } else {
-            format!("{addr}@{}", self.host)
-        };
-        let list = x
-            .targets
-            .into_iter()
-            .map(|t| {
-                let mut n = Recipient::new(t.target.address());
-                n.orcpt = r
-                    .orcpt
-                    .clone()
-                    .or_else(|| Some(format!("rfc822;{qualified}")));
-                n.notify = r.notify.clone();
-                n.sender = t.sender.or_else(|| r.sender.clone());
-                n.owner = t.owner;
-                n
-            })
-            .collect::<Vec<_>>();
+        let list = rsendmail::aliases::recipients_from(r, x.targets, &self.host);
         let text = format!("expanded by {how} to {} recipients", list.len());
         LocalOutcome::Expanded(list, text)
     }
