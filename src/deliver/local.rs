@@ -42,7 +42,9 @@ pub enum LocalOutcome {
 pub struct Local {
     pub mail_spool: PathBuf,
     pub host: String,
-    pub aliases: Option<Aliases>,
+    /// The aliases file (None: `-n`), read on first use.
+    pub aliases_path: Option<PathBuf>,
+    pub aliases_loaded: std::sync::OnceLock<Option<Aliases>>,
     /// `O DefaultUser=` (uid, gid): who runs commands and writes files whose source is
     /// owned by root.
     pub default_user: (u32, u32),
@@ -137,9 +139,20 @@ fn forward_is_safe(path: &Path, uid: u32) -> Result<bool, String> {
 }
 
 impl Local {
+    /// The aliases, read when first needed (most deliveries are remote).
+    pub fn aliases(&self) -> Option<&Aliases> {
+        self.aliases_loaded
+            .get_or_init(|| {
+                self.aliases_path
+                    .as_deref()
+                    .and_then(|p| Aliases::load(p).ok())
+            })
+            .as_ref()
+    }
+
     fn expander<'a>(&'a self, is_local: &'a dyn Fn(&str) -> bool) -> Expander<'a> {
         Expander {
-            aliases: self.aliases.as_ref(),
+            aliases: self.aliases(),
             is_local,
             user_exists: &rsendmail::aliases::user_exists,
             read_include: &rsendmail::aliases::read_include,
@@ -198,7 +211,7 @@ impl Local {
                 let name = rsendmail::aliases::key_of(&addr);
                 // An alias met at delivery (the aliases changed, or an :include: could
                 // not be read at submission).
-                if let Some(a) = &self.aliases
+                if let Some(a) = self.aliases()
                     && a.get(&name).is_some()
                 {
                     let x = self

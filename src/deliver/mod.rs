@@ -208,14 +208,13 @@ impl Engine {
             local: local::Local {
                 mail_spool: s.cfg.mail_spool.clone(),
                 host: s.cfg.host_name(),
-                aliases: if s.inv.no_alias {
-                    None
-                } else {
-                    rsendmail::aliases::Aliases::load(
-                        s.settings.alias_file.as_ref().unwrap_or(&s.cfg.aliases),
-                    )
-                    .ok()
-                },
+                aliases_path: (!s.inv.no_alias).then(|| {
+                    s.settings
+                        .alias_file
+                        .clone()
+                        .unwrap_or_else(|| s.cfg.aliases.clone())
+                }),
+                aliases_loaded: Default::default(),
                 default_user: local::default_user(s.settings.other_value("DefaultUser")),
                 lock_wait: Duration::from_secs(
                     duration_opt(s, "Timeout.mboxlock", 60)?.max(1) as u64
@@ -1382,7 +1381,7 @@ fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     for a in local {
         // Local names through the aliases, each target shown (unknown users refused).
         let x = rsendmail::aliases::Expander {
-            aliases: engine.local.aliases.as_ref(),
+            aliases: engine.local.aliases(),
             is_local: &is_local,
             user_exists: &rsendmail::aliases::user_exists,
             read_include: &rsendmail::aliases::read_include,
@@ -1587,7 +1586,8 @@ mod tests {
             local: local::Local {
                 mail_spool: "/nonexistent".into(),
                 host: "host.example".into(),
-                aliases: None,
+                aliases_path: None,
+                aliases_loaded: Default::default(),
                 default_user: (65534, 65534),
                 lock_wait: Duration::from_secs(1),
                 command_timeout: Duration::from_secs(1),
