@@ -267,13 +267,9 @@ impl Config {
         Ok(())
     }
 
-    /// Whether mail to `addr` is delivered here. A NULLCLIENT with a smarthost sends
-    /// everything there, local names included (as dma does).
-    pub fn is_local(&self, addr: &str) -> bool {
-        if self.null_client && !self.smarthost.is_empty() && !addr.starts_with(['|', '/']) {
-            return false;
-        }
-        crate::message::address::is_local(addr, &self.host_name())
+    /// Whether a NULLCLIENT sends everything, local names included, to the smarthost.
+    pub fn all_to_smarthost(&self) -> bool {
+        self.null_client && !self.smarthost.is_empty()
     }
 
     /// The host name to use: MAILNAME (a name, or the first line of the file it names),

@@ -273,9 +273,8 @@ pub fn submit<R: BufRead>(
     }
     message::strip_bcc(&mut head.headers);
     let recipients = dedup(recipients);
-    let to_smarthost = cfg.null_client && !cfg.smarthost.is_empty();
-    let is_local =
-        |a: &str| a.starts_with(['|', '/']) || (!to_smarthost && address::is_local(a, &host));
+    let to_smarthost = cfg.all_to_smarthost();
+    let is_local = |a: &str| address::is_local(a, &host, to_smarthost);
     // The aliases file is read only when a recipient is local.
     let aliases = if inv.no_alias || !recipients.iter().any(|r| is_local(&r.address)) {
         None

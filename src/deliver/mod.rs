@@ -343,16 +343,11 @@ pub enum Route {
 }
 
 pub fn route(engine: &Engine, addr: &str) -> Route {
-    if addr.starts_with(['|', '/', '\\']) {
+    let to_smarthost = engine.null_client && !engine.smarthost.is_empty();
+    if rsendmail::message::address::is_local(addr, &engine.host_name, to_smarthost) {
         return Route::Local;
     }
     let domain = domain_of(addr);
-    let local = rsendmail::message::address::is_local(addr, &engine.host_name);
-    // NULLCLIENT sends local mail to the smarthost too (as dma does).
-    let to_smarthost = engine.null_client && !engine.smarthost.is_empty();
-    if local && !to_smarthost {
-        return Route::Local;
-    }
     if let Some(d) = &domain
         && let Some(r) = relay_for(&engine.relay_table, d)
     {

@@ -262,11 +262,16 @@ pub fn domain_of(addr: &str) -> Option<String> {
     (!d.is_empty()).then(|| d.to_ascii_lowercase())
 }
 
-/// Whether an address is delivered on this host: no domain, this host's name or
-/// `localhost`, or one of the local-only forms (`\\user`, `|command`, `/file`).
-pub fn is_local(addr: &str, host_name: &str) -> bool {
+/// Whether an address is delivered on this host: one of the local-only forms
+/// (`\\user`, `|command`, `/file`), or, unless everything goes to the smarthost (a
+/// NULLCLIENT with a SMARTHOST, as dma does), no domain, this host's name or `localhost`.
+/// The one rule for submission and delivery.
+pub fn is_local(addr: &str, host_name: &str, all_to_smarthost: bool) -> bool {
     if addr.starts_with(['|', '/', '\\']) {
         return true;
+    }
+    if all_to_smarthost {
+        return false;
     }
     match domain_of(addr) {
         None => true,
