@@ -287,6 +287,24 @@ pub enum ExpandError {
 }
 
 impl ExpandError {
+    /// The address the error is about.
+    pub fn address(&self) -> &str {
+        match self {
+            ExpandError::UnknownUser(a) | ExpandError::Loop(a) | ExpandError::Include(a, _) => a,
+        }
+    }
+
+    /// The exit status sendmail gives for it: 67 for an unknown user, 64 for a loop
+    /// (recorded from 8.17), 75 for an `:include:` that cannot be read now.
+    pub fn status(&self) -> crate::exit::Sysexit {
+        use crate::exit::Sysexit;
+        match self {
+            ExpandError::UnknownUser(_) => Sysexit::NoUser,
+            ExpandError::Loop(_) => Sysexit::Usage,
+            ExpandError::Include(..) => Sysexit::TempFail,
+        }
+    }
+
     /// sendmail's text, as printed after `addr... `.
     pub fn text(&self) -> String {
         match self {
@@ -315,6 +333,19 @@ pub struct Expander<'a> {
     pub user_exists: &'a dyn Fn(&str) -> bool,
     /// Read an `:include:` file: its text and its owner's uid.
     pub read_include: &'a dyn Fn(&Path) -> std::io::Result<(String, u32)>,
+}
+
+impl<'a> Expander<'a> {
+    /// An expander that asks the system: users from the password database, `:include:`
+    /// files from disk.
+    pub fn system(aliases: Option<&'a Aliases>, is_local: &'a dyn Fn(&str) -> bool) -> Self {
+        Expander {
+            aliases,
+            is_local,
+            user_exists: &user_exists,
+            read_include: &read_include,
+        }
+    }
 }
 
 /// The system's view: users from the password database, include files from disk.

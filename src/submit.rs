@@ -93,12 +93,7 @@ pub fn expand_local(
     host: &str,
 ) -> (Vec<Recipient>, Vec<Refused>) {
     use crate::aliases::{ExpandError, Expander, Target};
-    let ex = Expander {
-        aliases,
-        is_local,
-        user_exists: &crate::aliases::user_exists,
-        read_include: &crate::aliases::read_include,
-    };
+    let ex = Expander::system(aliases, is_local);
     let mut out: Vec<Recipient> = Vec::new();
     let mut refused = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -135,17 +130,10 @@ pub fn expand_local(
             continue;
         }
         for e in &x.errors {
-            refused.push(match e {
-                ExpandError::UnknownUser(u) => Refused {
-                    address: u.clone(),
-                    text: e.text(),
-                    code: Sysexit::NoUser,
-                },
-                ExpandError::Loop(u) | ExpandError::Include(u, _) => Refused {
-                    address: u.clone(),
-                    text: e.text(),
-                    code: Sysexit::Usage,
-                },
+            refused.push(Refused {
+                address: e.address().to_string(),
+                text: e.text(),
+                code: e.status(),
             });
         }
         if let [one] = x.targets.as_slice()

@@ -151,12 +151,7 @@ impl Local {
     }
 
     fn expander<'a>(&'a self, is_local: &'a dyn Fn(&str) -> bool) -> Expander<'a> {
-        Expander {
-            aliases: self.aliases(),
-            is_local,
-            user_exists: &rsendmail::aliases::user_exists,
-            read_include: &rsendmail::aliases::read_include,
-        }
+        Expander::system(self.aliases(), is_local)
     }
 
     /// The uid and gid a command or file target runs as.

@@ -1375,21 +1375,12 @@ fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     let mut shown: Vec<String> = Vec::new();
     for a in local {
         // Local names through the aliases, each target shown (unknown users refused).
-        let x = rsendmail::aliases::Expander {
-            aliases: engine.local.aliases(),
-            is_local: &is_local,
-            user_exists: &rsendmail::aliases::user_exists,
-            read_include: &rsendmail::aliases::read_include,
-        }
-        .expand(std::slice::from_ref(&a.address), None);
+        let x = rsendmail::aliases::Expander::system(engine.local.aliases(), &is_local)
+            .expand(std::slice::from_ref(&a.address), None);
         for e in &x.errors {
             println!("{}", e.text());
             if status == Sysexit::Ok {
-                status = match e {
-                    rsendmail::aliases::ExpandError::UnknownUser(_) => Sysexit::NoUser,
-                    rsendmail::aliases::ExpandError::Loop(_) => Sysexit::Usage,
-                    rsendmail::aliases::ExpandError::Include(..) => Sysexit::TempFail,
-                };
+                status = e.status();
             }
         }
         for t in x.targets {
