@@ -563,17 +563,18 @@ fn attempt(
     let mut locals: Vec<usize> = Vec::new();
     // Recipients whose DSN request went on to a server that supports DSN: it reports.
     let mut dsn_passed: std::collections::HashSet<usize> = Default::default();
+    // The message (header block and body) and its length, for every transport.
     let open_message = || -> std::io::Result<(std::fs::File, u64)> {
         let mut f = locked.entry.file.try_clone()?;
         f.seek(SeekFrom::Start(locked.entry.data_offset))?;
         Ok((f, locked.entry.size - locked.entry.data_offset))
     };
+    let qf_error = |e: std::io::Error| Fatal::new(Sysexit::IoErr, format!("qf{}: {e}", env.id));
     // A message that has passed too many hosts is looping: it bounces (sendmail's
     // MaxHopCount; RFC 5321 6.3).
     let hops = {
         let mut head = vec![0u8; env.header_bytes.min(1 << 20) as usize];
-        let (mut f, _) =
-            open_message().map_err(|e| Fatal::new(Sysexit::IoErr, format!("qf{}: {e}", env.id)))?;
+        let (mut f, _) = open_message().map_err(qf_error)?;
         let _ = std::io::Read::read_exact(&mut f, &mut head);
         received_count(&head)
     };
@@ -671,13 +672,7 @@ fn attempt(
             }
             Ok(session) => {
                 let relay_name = format!("{} [{}]", session.host, session.peer.ip());
-                let mut file = locked
-                    .entry
-                    .file
-                    .try_clone()
-                    .map_err(|e| Fatal::new(Sysexit::IoErr, format!("qf{}: {e}", env.id)))?;
-                file.seek(SeekFrom::Start(locked.entry.data_offset))
-                    .map_err(|e| Fatal::new(Sysexit::IoErr, format!("qf{}: {e}", env.id)))?;
+                let (mut file, size) = open_message().map_err(qf_error)?;
                 let sender = engine.qualify(own_sender.as_deref().unwrap_or(&env.sender));
                 let addrs: Vec<String> = relay
                     .iter()
@@ -695,7 +690,7 @@ fn attempt(
                         })
                         .collect(),
                     data: &mut file,
-                    size: locked.entry.size - locked.entry.data_offset,
+                    size,
                     body: env.body_type.as_deref(),
                     ret: env.ret.as_deref(),
                     envid: env.envid.as_deref(),
@@ -729,7 +724,6 @@ fn attempt(
     }
     // Local recipients, one at a time (each in a child with the target's privileges).
     let is_local = |a: &str| route(engine, a) == Route::Local;
-    let mut expanded_ids: Vec<String> = Vec::new();
     for i in locals {
         let r = &env.recipients[i];
         let sender = engine.qualify(r.sender.as_deref().unwrap_or(&env.sender));
@@ -752,11 +746,9 @@ fn attempt(
             local::LocalOutcome::Expanded(list, text) => {
                 match queue_expansion(spool, &env, list, &open_message) {
                     Ok(id) => {
-                        expanded_ids.push(id.clone());
-                        Outcome::Delivered(reply::Reply::local(
-                            250,
-                            format!("2.0.0 {text}, queued as {id}"),
-                        ))
+                        let r = reply::Reply::local(250, format!("2.0.0 {text}, queued as {id}"));
+                        result.new_entries.push(id);
+                        Outcome::Delivered(r)
                     }
                     Err(e) => {
                         Outcome::TempFail(reply::Reply::local(451, format!("4.3.0 {}", e.message)))
@@ -769,7 +761,6 @@ fn attempt(
         }
         outcomes.push((i, o, "local", String::new()));
     }
-    result.new_entries.extend(expanded_ids);
     let xdelay = started.elapsed().as_secs() as i64;
     // Merge into the entry's state.
     let mut state: State = locked.entry.state.clone();
@@ -1002,18 +993,16 @@ fn send_reports(
                                 &mut std::io::Read::take(f, len),
                             )
                         });
-                    match &saved {
+                    match saved {
                         Ok(p) => {
                             let p = p.display();
                             println!("{p}... Saved message in {p}");
+                            continue;
                         }
+                        // Not saved: mail it back rather than lose the notice.
                         Err(e) => {
-                            log::warn!("{}: cannot save in dead.letter ({e}); mailed back", env.id);
-                            // Not saved: mail it back rather than lose the notice.
+                            log::warn!("{}: cannot save in dead.letter ({e}); mailed back", env.id)
                         }
-                    }
-                    if saved.is_ok() {
-                        continue;
                     }
                 }
             }
