@@ -98,9 +98,19 @@ impl Report<'_> {
         original: &mut dyn Read,
         out: &mut dyn Write,
     ) -> io::Result<u64> {
-        let env = self.original;
-        let boundary = format!("{}.{now}/{}", env.id, self.host);
-        let eight_bit = env.body_type.as_deref() == Some("8BITMIME");
+        let h = self.header(id, now, to);
+        out.write_all(h.as_bytes())?;
+        Ok(h.len() as u64 + self.write_body(now, original, out)?)
+    }
+
+    /// The MIME boundary of a report made at `now`.
+    fn boundary(&self, now: i64) -> String {
+        format!("{}.{now}/{}", self.original.id, self.host)
+    }
+
+    /// The report's header block, the blank line included.
+    fn header(&self, id: &str, now: i64, to: &str) -> String {
+        let boundary = self.boundary(now);
         let mut h = String::new();
         let _ = writeln!(h, "Date: {}", date(now));
         let _ = writeln!(
@@ -123,6 +133,20 @@ impl Report<'_> {
         let _ = writeln!(h, "Subject: {}", self.subject());
         let _ = writeln!(h, "Auto-Submitted: auto-generated ({})", self.kind.word());
         h.push('\n');
+        h
+    }
+
+    /// The report's body: the explanation, the delivery-status part and the original,
+    /// streamed from `original` (never held in memory).
+    fn write_body(
+        &self,
+        now: i64,
+        original: &mut dyn Read,
+        out: &mut dyn Write,
+    ) -> io::Result<u64> {
+        let env = self.original;
+        let boundary = self.boundary(now);
+        let eight_bit = env.body_type.as_deref() == Some("8BITMIME");
         let mut b = String::new();
         let _ = writeln!(b, "This is a MIME-encapsulated message\n\n--{boundary}\n");
         if self.kind == Kind::Delay {
@@ -189,9 +213,8 @@ impl Report<'_> {
             }
             b.push('\n');
         }
-        out.write_all(h.as_bytes())?;
         out.write_all(b.as_bytes())?;
-        let mut n = (h.len() + b.len()) as u64;
+        let mut n = b.len() as u64;
         // The original: its header block (up to the blank line), then the body unless
         // headers only. Always ending with a newline before the closing boundary.
         let mut limited: Box<dyn Read> = if self.headers_only {
@@ -232,19 +255,7 @@ impl Report<'_> {
         let now = clock::now();
         let mut entry = spool.begin(now)?;
         let id = entry.id.clone();
-        let mut head = Vec::new();
-        let mut body = Vec::new();
-        // Write into memory up to the original, to know the header size first.
-        let mut whole = Vec::new();
-        self.write(&id, now, to, original, &mut whole)
-            .map_err(|e| Fatal::new(crate::exit::Sysexit::IoErr, format!("{id}: {e}")))?;
-        let split = whole
-            .windows(2)
-            .position(|w| w == b"\n\n")
-            .map(|p| p + 2)
-            .unwrap_or(whole.len());
-        head.extend_from_slice(&whole[..split]);
-        body.extend_from_slice(&whole[split..]);
+        let head = self.header(&id, now, to);
         let env = Envelope {
             id: id.clone(),
             created: now,
@@ -265,8 +276,8 @@ impl Report<'_> {
         let w = entry.writer();
         let e = |e: io::Error| Fatal::new(crate::exit::Sysexit::IoErr, format!("{id}: {e}"));
         w.write_all(env.to_text().as_bytes()).map_err(e)?;
-        w.write_all(&head).map_err(e)?;
-        w.write_all(&body).map_err(e)?;
+        w.write_all(head.as_bytes()).map_err(e)?;
+        self.write_body(now, original, w).map_err(e)?;
         entry.commit(&env)?;
         crate::log::submitted(&env, spool.qf_path(&id).metadata().map(|m| m.len()).ok());
         Ok(id)
