@@ -41,6 +41,21 @@ pub fn from_line(sender: &str, t: i64) -> String {
     )
 }
 
+/// One mbox message: the `From ` line, `Return-Path:`, `extra_headers` (whole lines),
+/// the message quoted, and the blank line that ends it.
+pub fn write_message(
+    w: &mut dyn Write,
+    sender: &str,
+    t: i64,
+    extra_headers: &str,
+    message: &mut dyn io::Read,
+) -> io::Result<()> {
+    w.write_all(from_line(sender, t).as_bytes())?;
+    w.write_all(format!("Return-Path: <{sender}>\n{extra_headers}").as_bytes())?;
+    copy_quoted(io::BufReader::new(message), w)?;
+    w.write_all(b"\n")
+}
+
 /// Copy a message with mboxrd quoting; a missing final newline is added. Returns the
 /// bytes written.
 pub fn copy_quoted<R: BufRead, W: Write + ?Sized>(mut r: R, w: &mut W) -> io::Result<u64> {
@@ -216,48 +231,43 @@ pub fn create_mailbox(path: &Path, uid: u32, gid: u32) -> Result<(), AppendError
     }
 }
 
+/// Open for appending, not following a symbolic link; `create`: only a new file, 0600.
+fn open_append(path: &Path, create: bool) -> io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.append(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY);
+    if create {
+        o.create_new(true).mode(0o600);
+    }
+    o.open(path)
+}
+
 /// Open (creating with mode 0600 when missing) and check the file.
 fn open_checked(t: &Target<'_>) -> Result<File, AppendError> {
     let unsafe_file = |why: &str| AppendError::Unsafe(format!("{why}: {}", t.path.display()));
-    let f = match OpenOptions::new()
-        .append(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
-        .open(t.path)
-    {
+    let io_error = |what: &str, e: &io::Error| {
+        AppendError::Io(format!(
+            "{what} {}: {}",
+            t.path.display(),
+            crate::config::io_text(e)
+        ))
+    };
+    let f = match open_append(t.path, false) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
-            .open(t.path)
+        // Missing: create it; if someone else just did, open theirs.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => open_append(t.path, true)
             .or_else(|e| {
                 if e.kind() == io::ErrorKind::AlreadyExists {
-                    OpenOptions::new()
-                        .append(true)
-                        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
-                        .open(t.path)
+                    open_append(t.path, false)
                 } else {
                     Err(e)
                 }
             })
-            .map_err(|e| {
-                AppendError::Io(format!(
-                    "cannot create {}: {}",
-                    t.path.display(),
-                    crate::config::io_text(&e)
-                ))
-            })?,
+            .map_err(|e| io_error("cannot create", &e))?,
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return Err(unsafe_file("refused, a symbolic link"));
         }
-        Err(e) => {
-            return Err(AppendError::Io(format!(
-                "cannot open {}: {}",
-                t.path.display(),
-                crate::config::io_text(&e)
-            )));
-        }
+        Err(e) => return Err(io_error("cannot open", &e)),
     };
     let md = f
         .metadata()
@@ -338,16 +348,9 @@ pub fn save_dead_letter(
         .flatten()
         .ok_or("no home directory")?;
     let path = user.dir.join("dead.letter");
-    if let Ok(f) = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)
-    {
-        use std::os::fd::AsFd;
-        let _ = nix::unistd::fchown(f.as_fd(), None, Some(nix::unistd::getgid()));
-    }
+    // A new file gets the user's own group, not a set-id program's; an existing one is
+    // checked by the append (owner, links).
+    let _ = create_mailbox(&path, uid.as_raw(), nix::unistd::getgid().as_raw());
     let target = Target {
         path: &path,
         owner: Some(uid.as_raw()),
@@ -355,10 +358,7 @@ pub fn save_dead_letter(
         dotlock: false,
     };
     append(&target, &mut |w| {
-        w.write_all(from_line(sender, created).as_bytes())?;
-        w.write_all(format!("Return-Path: <{sender}>\n").as_bytes())?;
-        copy_quoted(std::io::BufReader::new(&mut *message), w)?;
-        w.write_all(b"\n")
+        write_message(w, sender, created, "", &mut *message)
     })
     .map_err(|e| e.text().to_string())?;
     Ok(path)

@@ -503,11 +503,12 @@ fn refused_recipients(
     data_offset: u64,
 ) -> Sysexit {
     let code = refused.first().map(|r| r.code).unwrap_or(Sysexit::Ok);
-    let open_message = || -> std::io::Result<std::io::Take<std::fs::File>> {
-        use std::io::{Read, Seek};
+    // The message (header block and body) after the envelope section.
+    let open_message = || -> std::io::Result<std::fs::File> {
+        use std::io::Seek;
         let mut f = std::fs::File::open(message_file)?;
         f.seek(std::io::SeekFrom::Start(data_offset))?;
-        Ok(f.take(u64::MAX))
+        Ok(f)
     };
     match settings.error_mode.unwrap_or('p') {
         'q' => code,
@@ -571,10 +572,7 @@ fn refused_recipients(
 
 /// Save the message in the caller's `~/dead.letter` (sendmail's ErrorMode p), with the
 /// caller's own privileges, and say so as sendmail does.
-fn save_dead_letter(
-    env: &Envelope,
-    open_message: impl Fn() -> std::io::Result<std::io::Take<std::fs::File>>,
-) {
+fn save_dead_letter(env: &Envelope, open_message: impl Fn() -> std::io::Result<std::fs::File>) {
     if crate::privs::is_setid() && crate::privs::drop_group().is_err() {
         return;
     }

@@ -577,21 +577,21 @@ pub fn mbox_child(args: &[std::ffi::OsString]) -> i32 {
     };
     let now = rsendmail::clock::now();
     let res = mbox::append(&target, &mut |w| {
-        w.write_all(mbox::from_line(&sender, now).as_bytes())?;
-        w.write_all(format!("Return-Path: <{sender}>\nDelivered-To: {rcpt}\n").as_bytes())?;
         let mut limited = (&mut input).take(len);
         let mut counting = Counting {
             inner: &mut limited,
             n: 0,
         };
-        mbox::copy_quoted(std::io::BufReader::new(&mut counting), w)?;
+        let delivered_to = format!("Delivered-To: {rcpt}\n");
+        mbox::write_message(w, &sender, now, &delivered_to, &mut counting)?;
+        // A short message (the deliverer died): the append is taken back.
         if counting.n != len {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 "the message ended early",
             ));
         }
-        w.write_all(b"\n")
+        Ok(())
     });
     match res {
         Ok(_) => 0,
