@@ -63,26 +63,29 @@ pub struct User {
     pub home: PathBuf,
 }
 
+impl From<nix::unistd::User> for User {
+    fn from(u: nix::unistd::User) -> User {
+        User {
+            name: u.name,
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+            home: u.dir,
+        }
+    }
+}
+
 pub fn user(name: &str) -> Option<User> {
-    let u = nix::unistd::User::from_name(name).ok().flatten()?;
-    Some(User {
-        name: u.name,
-        uid: u.uid.as_raw(),
-        gid: u.gid.as_raw(),
-        home: u.dir,
-    })
+    nix::unistd::User::from_name(name)
+        .ok()
+        .flatten()
+        .map(User::from)
 }
 
 fn user_by_uid(uid: u32) -> Option<User> {
-    let u = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
         .ok()
-        .flatten()?;
-    Some(User {
-        name: u.name,
-        uid: u.uid.as_raw(),
-        gid: u.gid.as_raw(),
-        home: u.dir,
-    })
+        .flatten()
+        .map(User::from)
 }
 
 /// sendmail's DefaultUser: `user`, `uid`, `uid:gid` or `user:group`; `mailnull`, then
