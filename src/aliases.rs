@@ -54,10 +54,16 @@ pub struct Aliases {
     /// The owner of the file: `|command` and `/file` targets run as this user.
     pub owner: u32,
     pub stats: Stats,
-    /// `file: line N: message`, in sendmail's words.
-    pub errors: Vec<String>,
-    /// Warnings (duplicates), same form.
-    pub warnings: Vec<String>,
+    /// Errors and warnings (duplicates), as they were found.
+    problems: Vec<Problem>,
+}
+
+/// An error or warning about one line: `file: line N: message`, in sendmail's words.
+#[derive(Clone, Debug)]
+struct Problem {
+    line: usize,
+    text: String,
+    warning: bool,
 }
 
 /// Split a right-hand side at its top-level commas; a target quoted as a whole
@@ -97,7 +103,6 @@ pub fn key_of(addr: &str) -> String {
 impl Aliases {
     /// Parse the text of an aliases file named `path` (for messages).
     pub fn parse(text: &str, path: &Path) -> Aliases {
-        let name = path.display().to_string();
         let mut a = Aliases {
             path: path.to_path_buf(),
             ..Aliases::default()
@@ -120,9 +125,7 @@ impl Aliases {
                 if raw.trim().is_empty() {
                     continue;
                 }
-                a.errors.push(format!(
-                    "{name}: line {lineno}: Non-continuation line starts with space"
-                ));
+                a.problem(lineno, false, "Non-continuation line starts with space");
                 continue;
             }
             logical.push((lineno, raw.to_string()));
@@ -146,22 +149,17 @@ impl Aliases {
                 }
             }
             let Some(colon) = colon else {
-                a.errors
-                    .push(format!("{name}: line {lineno}: missing colon"));
+                a.problem(lineno, false, "missing colon");
                 continue;
             };
             let lhs = line[..colon].trim_end();
             if lhs.is_empty() {
-                a.errors.push(format!(
-                    "{name}: line {lineno}: {line}... illegal alias name"
-                ));
+                a.problem(lineno, false, format!("{line}... illegal alias name"));
                 continue;
             }
             let rhs = line[colon + 1..].trim_start_matches([' ', '\t']);
             if rhs.trim().is_empty() {
-                a.errors.push(format!(
-                    "{name}: line {lineno}: {line}... missing value for alias"
-                ));
+                a.problem(lineno, false, format!("{line}... missing value for alias"));
                 continue;
             }
             let targets = split_targets(rhs);
@@ -171,17 +169,17 @@ impl Aliases {
                     && address::check_envelope_address(t.trim_start_matches('\\')).is_err()
                     && !t.contains('<')
             }) {
-                a.errors.push(format!(
-                    "{name}: line {lineno}: {bad}... bad address in alias"
-                ));
+                a.problem(lineno, false, format!("{bad}... bad address in alias"));
                 continue;
             }
             let plain = lhs.trim_matches('"').to_string();
             let key = plain.to_ascii_lowercase();
             if a.map.contains_key(&key) {
-                a.warnings.push(format!(
-                    "{name}: line {lineno}: {plain}... Warning: duplicate alias name {key}"
-                ));
+                a.problem(
+                    lineno,
+                    true,
+                    format!("{plain}... Warning: duplicate alias name {key}"),
+                );
             }
             a.stats.count += 1;
             a.stats.longest = a.stats.longest.max(rhs.len());
@@ -196,6 +194,37 @@ impl Aliases {
             );
         }
         a
+    }
+
+    fn problem(&mut self, line: usize, warning: bool, message: impl std::fmt::Display) {
+        self.problems.push(Problem {
+            line,
+            text: format!("{}: line {line}: {message}", self.path.display()),
+            warning,
+        });
+    }
+
+    pub fn errors(&self) -> Vec<&str> {
+        self.problems
+            .iter()
+            .filter(|p| !p.warning)
+            .map(|p| p.text.as_str())
+            .collect()
+    }
+
+    pub fn warnings(&self) -> Vec<&str> {
+        self.problems
+            .iter()
+            .filter(|p| p.warning)
+            .map(|p| p.text.as_str())
+            .collect()
+    }
+
+    /// Errors and warnings in line order, as `newaliases` prints them.
+    pub fn messages(&self) -> Vec<&str> {
+        let mut v: Vec<&Problem> = self.problems.iter().collect();
+        v.sort_by_key(|p| p.line);
+        v.into_iter().map(|p| p.text.as_str()).collect()
     }
 
     /// Read and parse the file; `Err` with sendmail's reason when it cannot be opened.
@@ -568,10 +597,10 @@ mod tests {
                 format!("/etc/mail/aliases: {want}"),
                 "{text:?}"
             );
-            assert!(a.errors.is_empty(), "{text:?}: {:?}", a.errors);
+            assert!(a.errors().is_empty(), "{text:?}: {:?}", a.errors());
         }
         assert_eq!(
-            parse("a: b\nA: c\n").warnings,
+            parse("a: b\nA: c\n").warnings(),
             vec!["/etc/mail/aliases: line 2: A... Warning: duplicate alias name a"]
         );
     }
@@ -613,7 +642,7 @@ mod tests {
         for (text, err, summary) in cases {
             let a = parse(text);
             assert_eq!(
-                a.errors,
+                a.errors(),
                 vec![format!("/etc/mail/aliases: {err}")],
                 "{text:?}"
             );

@@ -241,20 +241,11 @@ fn init_aliases(s: &Setup) -> Sysexit {
             Sysexit::Ok
         }
         Ok(a) => {
-            let line_of = |m: &String| -> usize {
-                m.split(": line ")
-                    .nth(1)
-                    .and_then(|r| r.split(':').next())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0)
-            };
-            let mut all: Vec<&String> = a.errors.iter().chain(a.warnings.iter()).collect();
-            all.sort_by_key(|m| line_of(m));
-            for m in all {
+            for m in a.messages() {
                 println!("{m}");
             }
             println!("{}", a.summary());
-            if a.errors.is_empty() {
+            if a.errors().is_empty() {
                 Sysexit::Ok
             } else {
                 Sysexit::Software
