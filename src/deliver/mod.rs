@@ -1375,14 +1375,15 @@ fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         for t in x.targets {
             use rsendmail::aliases::Target;
             match t.target {
-                Target::User(u) | Target::Mailbox(u) => {
-                    let user = u.split('@').next().unwrap_or(&u).to_string();
-                    let shown_addr = if x_is_same(&a.address, &user) {
-                        a.address.clone()
+                // The user's own name as given (`root`, `root@host`) is shown as given;
+                // a user an alias led to, by name.
+                Target::User(user) | Target::Mailbox(user) => {
+                    let shown = if rsendmail::aliases::key_of(&a.address) == user {
+                        &a.address
                     } else {
-                        user.clone()
+                        &user
                     };
-                    println!("{shown_addr}... deliverable: mailer local, user {user}");
+                    println!("{shown}... deliverable: mailer local, user {user}");
                 }
                 Target::Pipe(c) => println!("|{c}... deliverable: mailer prog, user |{c}"),
                 Target::File(f) => println!("{f}... deliverable: mailer *file*, user {f}"),
@@ -1414,12 +1415,6 @@ fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         }
     }
     Ok(status)
-}
-
-/// Whether a local address names this user (`root`, `root@host`): then sendmail shows the
-/// address as given.
-fn x_is_same(addr: &str, user: &str) -> bool {
-    rsendmail::aliases::key_of(addr) == user.to_ascii_lowercase()
 }
 
 /// Deliver one entry now (interactive or background mode).
