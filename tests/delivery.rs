@@ -1,7 +1,7 @@
 //! Delivery through a smarthost, against real SMTP servers started here: aiosmtpd with
 //! per-recipient faults (tests/peers/fault_server.py) and Postfix's smtp-sink.
 
-use crate::harness::{Env, MSG, require, unavailable};
+use crate::harness::{Env, MSG, closed_tcp_port, require, unavailable};
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -317,11 +317,7 @@ fn server_down_then_up_delivers_once() {
         return;
     }
     // A port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = closed_tcp_port();
     let env = relay_env(port, "");
     env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
     let j = env.json();
@@ -972,11 +968,7 @@ fn several_smarthosts_fallback_and_split() {
     let env0 = Env::new();
     let a = Peer::start(&env0.dir, &[]);
     let b = Peer::start(&env0.dir, &[]);
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let dead = closed_tcp_port();
     // The first host refuses connections: the second takes the mail.
     let env = Env::with_config(&format!(
         "SMARTHOST 127.0.0.1:{dead} 127.0.0.1:{}\n",

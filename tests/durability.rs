@@ -82,15 +82,10 @@ fn visible_entries_complete(env: &Env) -> Vec<usize> {
         );
         seen.push(k);
     }
-    let r = env.run_raw(&env.link("mailq"), &["-C", env.conf.to_str().unwrap()], b"");
-    assert_eq!(r.code, 0);
-    assert!(!r.stdout.contains("cannot read"), "{}", r.stdout);
-    let listed = r
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("\t\t\t\t\t "))
-        .count();
-    assert_eq!(listed, seen.len(), "{}", r.stdout);
+    let q = env.mailq(&[]);
+    assert!(!q.contains("cannot read"), "{q}");
+    let listed = q.lines().filter(|l| l.starts_with("\t\t\t\t\t ")).count();
+    assert_eq!(listed, seen.len(), "{q}");
     seen
 }
 

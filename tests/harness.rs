@@ -196,15 +196,22 @@ impl Env {
         text[at..].to_string()
     }
 
+    /// `mailq ARGS` (with this config): its output, the exit status checked to be 0.
+    #[track_caller]
+    pub fn mailq(&self, args: &[&str]) -> String {
+        let mut a = vec!["-C", self.conf.to_str().unwrap()];
+        a.extend_from_slice(args);
+        let r = self.run_raw(&self.link("mailq"), &a, b"");
+        r.code(0);
+        r.stdout.clone()
+    }
+
     /// `mailq --json` lines.
     pub fn json(&self) -> Vec<String> {
-        let r = self.run_raw(
-            &self.link("mailq"),
-            &["-C", self.conf.to_str().unwrap(), "--json"],
-            b"",
-        );
-        assert_eq!(r.code, 0, "{}", r.stdout);
-        r.stdout.lines().map(str::to_string).collect()
+        self.mailq(&["--json"])
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 }
 
@@ -261,6 +268,46 @@ pub fn is_root() -> bool {
 
 /// The unprivileged user `.ci/run` creates for tests that must not run as root.
 pub const TEST_USER: &str = "rsmtest";
+
+/// Run `program` as the test user with a clean environment (PATH and `envs` only).
+pub fn as_user(program: &Path, args: &[&str], envs: &[(&str, &str)], stdin: &[u8]) -> Output {
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", TEST_USER, "--", "env", "-i", "PATH=/usr/bin:/bin"]);
+    for (k, v) in envs {
+        cmd.arg(format!("{k}={v}"));
+    }
+    cmd.arg(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("runuser");
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    child.wait_with_output().unwrap()
+}
+
+/// Copies of both binaries in `dir`, the first named `name`, that the test user can run
+/// (the build tree may not be reachable for it).
+pub fn user_visible_bin(dir: &Path, name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    fs::copy(bin(), &p).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    let d = dir.join("rsendmail-deliver");
+    fs::copy(env!("CARGO_BIN_EXE_rsendmail-deliver"), &d).unwrap();
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+/// A TCP port on 127.0.0.1 where nothing listens (bound and released): connections to
+/// it are refused.
+pub fn closed_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 
 /// Whether tests may switch to TEST_USER (root, and the user exists); required under CI.
 #[track_caller]

@@ -2,7 +2,10 @@
 //! reports (RFC 3464), checked with Python's `mailbox` and `email` packages.
 
 use crate::delivery::{Peer, have_peer};
-use crate::harness::{Env, MSG, TEST_USER, can_switch_user, is_root, require};
+use crate::harness::{
+    Env, MSG, TEST_USER, as_user, can_switch_user, closed_tcp_port, is_root, require,
+    user_visible_bin,
+};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -138,9 +141,7 @@ fn unknown_users_and_loops_are_refused_at_submission() {
         "{e}"
     );
     // mailq lists rsendmail's own reports as from MAILER-DAEMON, as sendmail does.
-    let q = env
-        .run_raw(&env.link("mailq"), &["-C", env.conf.to_str().unwrap()], b"")
-        .stdout;
+    let q = env.mailq(&[]);
     assert!(q.contains(" MAILER-DAEMON\n"), "{q}");
 }
 
@@ -165,13 +166,13 @@ fn print_mode_saves_dead_letter_in_the_callers_home() {
         ),
     )
     .unwrap();
-    let out = Command::new("runuser")
-        .args(["-u", TEST_USER, "--"])
-        .arg(user_bin(&env.dir.join("spool-parent")))
-        .args(["-C", conf.to_str().unwrap(), "-odq", "nosuchuser"])
-        .stdin(fs::File::open(write_tmp(&env, MSG)).unwrap())
-        .output()
-        .unwrap();
+    let bin = user_visible_bin(&env.dir.join("spool-parent"), "sendmail");
+    let out = as_user(
+        &bin,
+        &["-C", conf.to_str().unwrap(), "-odq", "nosuchuser"],
+        &[],
+        MSG,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(67), "{stdout}");
     assert_eq!(
@@ -203,18 +204,17 @@ fn print_mode_saves_dead_letter_in_the_callers_home() {
             ),
         )
         .unwrap();
-        let out = Command::new("runuser")
-            .args(["-u", TEST_USER, "--"])
-            .arg(user_bin(&env.dir.join("spool-parent")))
-            .args([
+        let out = as_user(
+            &bin,
+            &[
                 "-C",
                 conf.to_str().unwrap(),
                 "-odi",
                 "reject5-z@example.org",
-            ])
-            .stdin(fs::File::open(write_tmp(&env, MSG)).unwrap())
-            .output()
-            .unwrap();
+            ],
+            &[],
+            MSG,
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(67), "{stdout}");
         assert_eq!(
@@ -240,23 +240,6 @@ fn print_mode_saves_dead_letter_in_the_callers_home() {
         assert_eq!(left, 0);
     }
     let _ = fs::remove_file(&dead);
-}
-
-/// Copies of both binaries the test user can run (the build tree may not be reachable).
-fn user_bin(dir: &Path) -> PathBuf {
-    let p = dir.join("sendmail");
-    if !p.exists() {
-        fs::copy(crate::harness::bin(), &p).unwrap();
-        fs::copy(
-            env!("CARGO_BIN_EXE_rsendmail-deliver"),
-            dir.join("rsendmail-deliver"),
-        )
-        .unwrap();
-        for f in [&p, &dir.join("rsendmail-deliver")] {
-            fs::set_permissions(f, fs::Permissions::from_mode(0o755)).unwrap();
-        }
-    }
-    p
 }
 
 fn write_tmp(env: &Env, bytes: &[u8]) -> PathBuf {
@@ -311,9 +294,7 @@ fn unsafe_mailboxes_are_refused_and_stay_queued() {
     std::os::unix::fs::symlink(&target, mbox(&env, "root")).unwrap();
     env.sendmail(&["-odi", "root"], MSG).code(0);
     assert_eq!(fs::metadata(&target).unwrap().len(), 0);
-    let q = env
-        .run_raw(&env.link("mailq"), &["-C", env.conf.to_str().unwrap()], b"")
-        .stdout;
+    let q = env.mailq(&[]);
     assert!(q.contains("symbolic link"), "{q}");
     // Another user's file as root's mailbox: refused too.
     fs::remove_file(mbox(&env, "root")).unwrap();
@@ -490,15 +471,11 @@ fn non_root_deliverer_leaves_other_users_mail_for_the_root_runner() {
         ),
     )
     .unwrap();
+    let bin = user_visible_bin(&dir, "sendmail");
     let run_as_user = |args: &[&str]| {
-        Command::new("runuser")
-            .args(["-u", TEST_USER, "--"])
-            .arg(user_bin(&dir))
-            .args(["-C", conf.to_str().unwrap()])
-            .args(args)
-            .stdin(fs::File::open(write_tmp(&env, MSG)).unwrap())
-            .output()
-            .unwrap()
+        let mut a = vec!["-C", conf.to_str().unwrap()];
+        a.extend_from_slice(args);
+        as_user(&bin, &a, &[], MSG)
     };
     fs::write(
         env.dir.join("aliases"),
@@ -824,9 +801,7 @@ fn pipes_defer_on_75_and_bounce_otherwise() {
     );
     env.sendmail(&["-odi", "later"], MSG).code(0);
     assert_eq!(env.entries().len(), 1);
-    let q = env
-        .run_raw(&env.link("mailq"), &["-C", env.conf.to_str().unwrap()], b"")
-        .stdout;
+    let q = env.mailq(&[]);
     assert!(q.contains("status 75"), "{q}");
     fs::remove_file(&env.entries()[0]).unwrap();
     env.sendmail(&["-odi", "broken"], MSG).code(67);
@@ -848,12 +823,7 @@ fn delay_warning_then_expiry_report() {
         return;
     }
     // A smarthost that refuses connections: every try is a temporary failure.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let env = local_env("", Some(port));
+    let env = local_env("", Some(closed_tcp_port()));
     env.add_config("O Timeout.queuewarn=1s\nO Timeout.queuereturn=3s\n");
     env.sendmail(&["-odq", "far@example.org"], MSG).code(0);
     std::thread::sleep(Duration::from_millis(1100));
@@ -899,9 +869,7 @@ fn commands_have_a_time_limit() {
         "{:?}",
         start.elapsed()
     );
-    let q = env
-        .run_raw(&env.link("mailq"), &["-C", env.conf.to_str().unwrap()], b"")
-        .stdout;
+    let q = env.mailq(&[]);
     assert!(q.contains("timed out after 1s"), "{q}");
     assert_eq!(env.entries().len(), 1, "stays queued");
 }

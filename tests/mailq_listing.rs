@@ -21,18 +21,10 @@ fn normalise(s: &str, env: &Env) -> String {
     out
 }
 
-fn mailq(env: &Env, args: &[&str]) -> String {
-    let mut a = vec!["-C", env.conf.to_str().unwrap()];
-    a.extend_from_slice(args);
-    let r = env.run_raw(&env.link("mailq"), &a, b"");
-    r.code(0);
-    r.stdout.clone()
-}
-
 #[test]
 fn empty_queue() {
     let env = Env::new();
-    let out = mailq(&env, &[]);
+    let out = env.mailq(&[]);
     assert_eq!(
         out,
         format!("{} is empty\n\t\tTotal requests: 0\n", env.spool.display())
@@ -49,7 +41,7 @@ fn one_request_singular_and_several_recipients() {
         .unwrap();
     let login = String::from_utf8_lossy(&login.stdout).trim().to_string();
     assert_eq!(
-        normalise(&mailq(&env, &[]), &env),
+        normalise(&env.mailq(&[]), &env),
         format!(
             "\t\tQUEUEDIR (1 request)\n\
              -----Q-ID----- --Size-- -----Q-Time----- ------------Sender/Recipient-----------\n\
@@ -69,7 +61,7 @@ fn one_request_singular_and_several_recipients() {
         b"Subject: s\n\nsome body text\n",
     )
     .code(0);
-    let out = normalise(&mailq(&env, &[]), &env);
+    let out = normalise(&env.mailq(&[]), &env);
     assert!(out.starts_with("\t\tQUEUEDIR (2 requests)\n"), "{out}");
     // Priority order: the smaller entry with fewer recipients first.
     let want_second = "QUEUEID       15 DATE averyveryverylongsenderaddress123456789\n\
@@ -96,7 +88,7 @@ fn reason_cut_at_60_and_busy_star() {
         ),
     )
     .unwrap();
-    let out = mailq(&env, &[]);
+    let out = env.mailq(&[]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[3],
@@ -111,10 +103,10 @@ fn reason_cut_at_60_and_busy_star() {
     // While a deliverer holds the entry's lock, mailq marks it with '*'.
     let f = fs::File::open(&qf).unwrap();
     f.lock().unwrap();
-    let out = mailq(&env, &[]);
+    let out = env.mailq(&[]);
     assert_eq!(&out.lines().nth(2).unwrap()[..15], format!("{id}*"));
     f.unlock().unwrap();
-    let out = mailq(&env, &[]);
+    let out = env.mailq(&[]);
     assert_eq!(&out.lines().nth(2).unwrap()[..15], format!("{id} "));
 }
 
@@ -126,7 +118,7 @@ fn filters_select_entries() {
     env.sendmail(&["-odq", "-f", "carol@c.example", "dave@example.net"], MSG)
         .code(0);
     let count = |args: &[&str]| -> usize {
-        mailq(&env, args)
+        env.mailq(args)
             .lines()
             .filter(|l| l.starts_with("\t\t\t\t\t "))
             .count()
@@ -141,7 +133,7 @@ fn filters_select_entries() {
     assert_eq!(count(&[&format!("-qI{id}")]), 1);
     // A filter given in a separate argument is empty: everything.
     assert_eq!(count(&["-qR", "nomatch"]), 2);
-    let none = mailq(&env, &["-qRnothing"]);
+    let none = env.mailq(&["-qRnothing"]);
     assert!(
         none.ends_with(" is empty\n\t\tTotal requests: 0\n"),
         "{none}"
@@ -179,7 +171,7 @@ fn unreadable_entry_reported_listing_goes_on() {
     let env = Env::new();
     env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
     fs::write(env.spool.join("qf6AM5eIkR004034"), "garbage\n\n").unwrap();
-    let out = mailq(&env, &[]);
+    let out = env.mailq(&[]);
     assert!(out.contains("(1 request)"), "{out}");
     assert!(
         out.contains("qf6AM5eIkR004034: cannot read queue file: not a queue file"),
@@ -228,14 +220,14 @@ fn queue_run_cleans_leftovers_and_corrupt_entries() {
     );
     // Without SMARTHOST the entry goes to MX delivery; the harness's resolver (a closed
     // port on 127.0.0.1) fails, so it stays queued with the reason.
-    let listing = mailq(&env, &[]);
+    let listing = env.mailq(&[]);
     assert!(
         listing.contains("(Deferred: 451 4.4.3 Name server timeout or failure for examp)"),
         "{listing}"
     );
     // mailq -v and -Ac are accepted.
-    let a = mailq(&env, &["-v"]);
-    let b = mailq(&env, &["-Ac"]);
+    let a = env.mailq(&["-v"]);
+    let b = env.mailq(&["-Ac"]);
     assert_eq!(a, b);
     assert!(a.contains("(1 request)"));
 }

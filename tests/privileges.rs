@@ -1,27 +1,10 @@
 //! Per-user spools and privileges, run as the unprivileged test user.
 
-use crate::harness::{Env, MSG, TEST_USER, bin, can_switch_user};
+use crate::harness::{Env, MSG, TEST_USER, as_user, bin, can_switch_user, user_visible_bin};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-fn as_user(program: &Path, args: &[&str], envs: &[(&str, &str)], stdin: &[u8]) -> Output {
-    use std::io::Write;
-    let mut cmd = Command::new("runuser");
-    cmd.args(["-u", TEST_USER, "--", "env", "-i", "PATH=/usr/bin:/bin"]);
-    for (k, v) in envs {
-        cmd.arg(format!("{k}={v}"));
-    }
-    cmd.arg(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("runuser");
-    let _ = child.stdin.take().unwrap().write_all(stdin);
-    child.wait_with_output().unwrap()
-}
+use std::process::Command;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -38,17 +21,6 @@ fn user_dir(tag: &str) -> PathBuf {
         .unwrap();
     assert!(st.success());
     d
-}
-
-/// The built binary, readable and executable by the test user.
-fn user_visible_bin(dir: &Path, name: &str) -> PathBuf {
-    let p = dir.join(name);
-    fs::copy(bin(), &p).unwrap();
-    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
-    let d = dir.join("rsendmail-deliver");
-    fs::copy(env!("CARGO_BIN_EXE_rsendmail-deliver"), &d).unwrap();
-    fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
-    p
 }
 
 #[test]
