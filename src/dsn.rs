@@ -263,15 +263,12 @@ impl Report<'_> {
             recipients: vec![Recipient::new(to)],
             user: "MAILER-DAEMON".into(),
             uid: nix::unistd::getuid().as_raw(),
-            mode: 'q',
             header_bytes: head.len() as u64,
             body_type: (self.original.body_type.as_deref() == Some("8BITMIME")
                 && !self.headers_only)
                 .then(|| "8BITMIME".to_string()),
-            envid: None,
-            ret: None,
             report: Some(if double { "double" } else { self.kind.word() }.to_string()),
-            expansions: 0,
+            ..Envelope::default()
         };
         let w = entry.writer();
         let e = |e: io::Error| Fatal::new(crate::exit::Sysexit::IoErr, format!("{id}: {e}"));

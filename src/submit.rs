@@ -372,8 +372,7 @@ pub fn submit<R: BufRead>(
             crate::cli::Ret::Full => "FULL".to_string(),
             crate::cli::Ret::Hdrs => "HDRS".to_string(),
         }),
-        report: None,
-        expansions: 0,
+        ..Envelope::default()
     };
 
     let write_err = |e: std::io::Error| {

@@ -107,6 +107,27 @@ pub struct Envelope {
     pub expansions: u32,
 }
 
+impl Default for Envelope {
+    /// An empty envelope in queue-only mode; callers fill in what they know.
+    fn default() -> Envelope {
+        Envelope {
+            id: String::new(),
+            created: 0,
+            sender: String::new(),
+            recipients: Vec::new(),
+            user: String::new(),
+            uid: 0,
+            mode: 'q',
+            header_bytes: 0,
+            body_type: None,
+            envid: None,
+            ret: None,
+            report: None,
+            expansions: 0,
+        }
+    }
+}
+
 impl Envelope {
     /// The text of the envelope section, ending with the blank separator line.
     pub fn to_text(&self) -> String {
@@ -174,21 +195,7 @@ impl Envelope {
                 "queue file version {version} is newer than {VERSION}"
             ));
         }
-        let mut env = Envelope {
-            id: String::new(),
-            created: 0,
-            sender: String::new(),
-            recipients: Vec::new(),
-            user: String::new(),
-            uid: 0,
-            mode: 'q',
-            header_bytes: 0,
-            body_type: None,
-            envid: None,
-            ret: None,
-            report: None,
-            expansions: 0,
-        };
+        let mut env = Envelope::default();
         let mut have_sender = false;
         for line in lines {
             if line.is_empty() {
@@ -390,13 +397,7 @@ pub fn test_envelope(id: &str, recipients: &[&str]) -> Envelope {
         recipients: recipients.iter().map(|r| Recipient::new(*r)).collect(),
         user: "a".into(),
         uid: 1,
-        mode: 'q',
-        header_bytes: 0,
-        body_type: None,
-        envid: None,
-        ret: None,
-        report: None,
-        expansions: 0,
+        ..Envelope::default()
     }
 }
 
