@@ -95,6 +95,17 @@ impl Drop for Peer {
     }
 }
 
+/// A fault server in a scratch directory of its own (the returned Env keeps it), or
+/// None (after a note) when aiosmtpd is not installed.
+pub fn start_peer(envs: &[(&str, &str)]) -> Option<(Env, Peer)> {
+    if !have_peer() {
+        return None;
+    }
+    let scratch = Env::new();
+    let peer = Peer::start(&scratch.dir, envs);
+    Some((scratch, peer))
+}
+
 pub fn have_peer() -> bool {
     if !require("python3") {
         return false;
@@ -146,11 +157,9 @@ fn message_ids(msgs: &[(String, Vec<u8>)]) -> Vec<String> {
 
 #[test]
 fn interactive_delivers_and_removes_the_entry() {
-    if !have_peer() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
-    }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[]);
+    };
     let env = relay_env(peer.port, "");
     env.sendmail(
         &["-odi", "ok@example.org", "other@example.net"],
@@ -180,11 +189,9 @@ fn interactive_delivers_and_removes_the_entry() {
 
 #[test]
 fn verbose_prints_the_dialogue() {
-    if !have_peer() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
-    }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[]);
+    };
     let env = relay_env(peer.port, "");
     let r = env.sendmail(&["-v", "-odq", "ok@example.org"], MSG);
     r.code(0);
@@ -215,11 +222,9 @@ fn verbose_prints_the_dialogue() {
 
 #[test]
 fn partial_failures_in_one_transaction() {
-    if !have_peer() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
-    }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[]);
+    };
     let env = relay_env(peer.port, "");
     env.sendmail(
         &[
@@ -288,11 +293,9 @@ fn partial_failures_in_one_transaction() {
 
 #[test]
 fn refused_at_data_exits_69_temporary_exits_0() {
-    if !have_peer() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
-    }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[]);
+    };
     let env = relay_env(peer.port, "");
     env.sendmail(&["-odi", "rejectdata5@example.org"], MSG)
         .code(69)
@@ -338,11 +341,9 @@ fn server_down_then_up_delivers_once() {
 
 #[test]
 fn connection_closed_in_data_is_retried_and_delivered_once_intact() {
-    if !have_peer() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
-    }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[]);
+    };
     let env = relay_env(peer.port, "");
     let body = b"Subject: intact\n\nline one\nline two\n";
     env.sendmail(&["-odi", "dropdata@example.org"], body)
@@ -362,11 +363,9 @@ fn connection_closed_in_data_is_retried_and_delivered_once_intact() {
 
 #[test]
 fn a_server_that_never_answers_times_out() {
-    if !have_peer() {
+    let Some((_scratch, peer)) = start_peer(&[("STALL", "60")]) else {
         return;
-    }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[("STALL", "60")]);
+    };
     let env = relay_env(peer.port, "O Timeout.datafinal=2s\n");
     let start = Instant::now();
     env.sendmail(&["-odi", "stall@example.org"], MSG).code(0);
@@ -407,11 +406,9 @@ fn helo_fallback_and_no_pipelining() {
 
 #[test]
 fn background_returns_at_once_and_delivers_later() {
-    if !have_peer() {
+    let Some((_scratch, peer)) = start_peer(&[("STALL", "3")]) else {
         return;
-    }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[("STALL", "3")]);
+    };
     let env = relay_env(peer.port, "");
     // A caller that reads our stdout to EOF, like PHP or cron, while the server stalls.
     let start = Instant::now();
@@ -477,11 +474,9 @@ fn many_messages_per_connection_and_parallel_connections() {
 
 #[test]
 fn two_concurrent_runners_deliver_each_message_once() {
-    if !have_peer() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
-    }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[]);
+    };
     let env = relay_env(peer.port, "O MaxConnections=2\n");
     queue_many(&env, 200);
     let runners: Vec<Child> = (0..2).map(|_| spawn_runner(&env, &["-qf"])).collect();
@@ -499,11 +494,9 @@ fn two_concurrent_runners_deliver_each_message_once() {
 
 #[test]
 fn a_runner_killed_mid_run_loses_nothing() {
-    if !have_peer() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
-    }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[]);
+    };
     let env = relay_env(peer.port, "O MaxConnections=1\n");
     queue_many(&env, 200);
     let mut runner = spawn_runner(&env, &["-qf"]);
@@ -526,11 +519,9 @@ fn a_runner_killed_mid_run_loses_nothing() {
 
 #[test]
 fn expired_entries_are_failed_and_removed() {
-    if !have_peer() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
-    }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[]);
+    };
     let env = relay_env(peer.port, "O Timeout.queuereturn=1s\n");
     env.sendmail(&["-odq", "reject4@example.org"], MSG).code(0);
     std::thread::sleep(Duration::from_millis(1100));
@@ -542,11 +533,9 @@ fn expired_entries_are_failed_and_removed() {
 
 #[test]
 fn long_lines_and_bare_cr_go_out_as_crlf_lines() {
-    if !have_peer() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
-    }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[]);
+    };
     let env = relay_env(peer.port, "");
     let mut body = b"Subject: long\n\n".to_vec();
     body.extend(std::iter::repeat_n(b'x', 2500));
@@ -746,11 +735,9 @@ fn sigterm(child: &Child) {
 /// mailq, and stops on SIGTERM.
 #[test]
 fn periodic_runner_respects_back_off_and_stops_on_sigterm() {
-    if !have_peer() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
-    }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[]);
+    };
     let env = relay_env(peer.port, "");
     env.sendmail(&["-odq", "ok@example.org"], MSG).code(0);
     let mut runner = spawn_runner(&env, &["-q1s", "-qf"]);
@@ -796,11 +783,9 @@ fn periodic_runner_respects_back_off_and_stops_on_sigterm() {
 
 #[test]
 fn sigterm_with_a_stalled_server_stops_within_seconds() {
-    if !have_peer() {
+    let Some((_scratch, peer)) = start_peer(&[("STALL", "60")]) else {
         return;
-    }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[("STALL", "60")]);
+    };
     let env = relay_env(peer.port, "");
     env.sendmail(&["-odq", "stall@example.org"], MSG).code(0);
     let before = fs::read(&env.entries()[0]).unwrap();
@@ -830,11 +815,9 @@ fn sigterm_with_a_stalled_server_stops_within_seconds() {
 /// stays queued for the next run.
 #[test]
 fn background_deliveries_are_bounded() {
-    if !have_peer() {
+    let Some((_scratch, peer)) = start_peer(&[("STALL", "3")]) else {
         return;
-    }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[("STALL", "3")]);
+    };
     let env = relay_env(peer.port, "O MaxBackgroundDeliveries=1\n");
     env.sendmail(&["stall@example.org"], MSG).code(0);
     let start = Instant::now();
@@ -859,13 +842,11 @@ fn background_deliveries_are_bounded() {
 /// recipients of one message are split into one transaction per relay.
 #[test]
 fn relay_table_splits_recipients_by_domain() {
-    if !have_peer() {
+    let Some((scratch, a)) = start_peer(&[]) else {
         return;
-    }
-    let env0 = Env::new();
-    let a = Peer::start(&env0.dir, &[]);
-    let b = Peer::start(&env0.dir, &[]);
-    let table = env0.dir.join("relays");
+    };
+    let b = Peer::start(&scratch.dir, &[]);
+    let table = scratch.dir.join("relays");
     fs::write(
         &table,
         format!(
@@ -925,11 +906,9 @@ fn relay_table_splits_recipients_by_domain() {
 /// `-X file` appends the transcript of every session, each line with the process id.
 #[test]
 fn traffic_log_with_x() {
-    if !have_peer() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
-    }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[]);
+    };
     let env = relay_env(peer.port, "");
     let xlog = env.dir.join("traffic.log");
     let x = xlog.to_str().unwrap();
@@ -962,12 +941,10 @@ fn traffic_log_with_x() {
 /// spreads a run over both, as mailing-list software does with several relays.
 #[test]
 fn several_smarthosts_fallback_and_split() {
-    if !have_peer() {
+    let Some((scratch, a)) = start_peer(&[]) else {
         return;
-    }
-    let env0 = Env::new();
-    let a = Peer::start(&env0.dir, &[]);
-    let b = Peer::start(&env0.dir, &[]);
+    };
+    let b = Peer::start(&scratch.dir, &[]);
     let dead = closed_tcp_port();
     // The first host refuses connections: the second takes the mail.
     let env = Env::with_config(&format!(

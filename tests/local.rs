@@ -1,7 +1,7 @@
 //! Local delivery, aliases, `.forward`, newaliases, refused recipients, and delivery
 //! reports (RFC 3464), checked with Python's `mailbox` and `email` packages.
 
-use crate::delivery::{Peer, have_peer};
+use crate::delivery::{Peer, have_peer, start_peer};
 use crate::harness::{
     Env, MSG, TEST_USER, as_user, can_switch_user, closed_tcp_port, is_root, require,
     user_visible_bin,
@@ -312,11 +312,12 @@ fn unsafe_mailboxes_are_refused_and_stay_queued() {
 
 #[test]
 fn aliases_of_every_kind() {
-    if !is_root() || !have_peer() || !can_switch_user() {
+    if !is_root() || !can_switch_user() {
         return;
     }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[]);
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
     let pre = local_env("", Some(peer.port));
     let out = open_dir(&pre, "out");
     // A user's :include: file: its commands run as that user.
@@ -397,11 +398,9 @@ fn aliases_of_every_kind() {
 
 #[test]
 fn include_with_a_thousand_members() {
-    if !have_peer() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
-    }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[]);
+    };
     let env = local_env("", Some(peer.port));
     let members: String = (0..1000)
         .map(|i| format!("member{i}@example.org\n"))
@@ -427,11 +426,12 @@ fn include_with_a_thousand_members() {
 
 #[test]
 fn forward_files_are_honoured_only_when_safe() {
-    if !is_root() || !have_peer() || !can_switch_user() {
+    if !is_root() || !can_switch_user() {
         return;
     }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[]);
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
     let env = local_env("", Some(peer.port));
     let home = PathBuf::from(format!("/home/{TEST_USER}"));
     let fwd = home.join(".forward");
@@ -657,11 +657,12 @@ else:
 
 #[test]
 fn failures_bounce_as_rfc3464_reports() {
-    if !is_root() || !have_peer() {
+    if !is_root() {
         return;
     }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[]);
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
     let env = local_env("", Some(peer.port));
     // To a local sender's mailbox.
     env.sendmail(
@@ -729,11 +730,12 @@ fn failures_bounce_as_rfc3464_reports() {
 
 #[test]
 fn double_bounce_reaches_the_postmaster_once() {
-    if !is_root() || !have_peer() {
+    if !is_root() {
         return;
     }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[]);
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
     // The postmaster alias points at a remote address that fails too.
     let env = local_env("postmaster: reject5-pm@example.org\n", Some(peer.port));
     env.sendmail(&["-odi", "-f", "<>", "reject5-x@example.org"], MSG)
