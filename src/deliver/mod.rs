@@ -135,6 +135,8 @@ impl Engine {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
+        // MAILNAME may name a file: read it once.
+        let host_name = s.cfg.host_name();
         Ok(Engine {
             pipelining: !s.cfg.no_pipelining,
             smarthost_split: number_opt(s, "SmarthostSplit", 1)?,
@@ -163,7 +165,7 @@ impl Engine {
                 None => Vec::new(),
             },
             null_client: s.cfg.null_client,
-            host_name: s.cfg.host_name(),
+            host_name: host_name.clone(),
             timeouts: Timeouts {
                 connect: t("connect", d.connect)?,
                 initial: t("initial", d.initial)?,
@@ -207,7 +209,7 @@ impl Engine {
             },
             local: local::Local {
                 mail_spool: s.cfg.mail_spool.clone(),
-                host: s.cfg.host_name(),
+                host: host_name,
                 aliases_path: (!s.inv.no_alias).then(|| {
                     s.settings
                         .alias_file
