@@ -85,6 +85,16 @@ pub fn split_targets(rhs: &str) -> Vec<String> {
         .collect()
 }
 
+/// The targets of a list file (`:include:` or `.forward`): one or more per line,
+/// separated by commas; blank lines and `#` comments skipped.
+pub fn list_targets(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .flat_map(split_targets)
+        .collect()
+}
+
 /// The name an address has as an alias key: the local part, lower-cased, without quotes.
 pub fn key_of(addr: &str) -> String {
     let local = match addr.rfind('@') {
@@ -441,14 +451,8 @@ impl Expander<'_> {
             match (self.read_include)(Path::new(path)) {
                 Ok((text, uid)) => {
                     chain.push(addr.to_string());
-                    for line in text.lines() {
-                        let line = line.trim();
-                        if line.is_empty() || line.starts_with('#') {
-                            continue;
-                        }
-                        for t in split_targets(line) {
-                            self.one(&t, Some(uid), sender.clone(), chain, out);
-                        }
+                    for t in list_targets(&text) {
+                        self.one(&t, Some(uid), sender.clone(), chain, out);
                     }
                     chain.pop();
                 }

@@ -233,12 +233,7 @@ impl Local {
                     Ok(false) => {}
                     Ok(true) => match std::fs::read_to_string(&fwd) {
                         Ok(text) => {
-                            let targets: Vec<String> = text
-                                .lines()
-                                .map(str::trim)
-                                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                                .flat_map(rsendmail::aliases::split_targets)
-                                .collect();
+                            let targets = rsendmail::aliases::list_targets(&text);
                             if !targets.is_empty() {
                                 let mut x = self.expander(is_local).expand(&targets, Some(u.uid));
                                 // The user's own name in the .forward is the mailbox.
