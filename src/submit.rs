@@ -150,6 +150,32 @@ pub fn expand_local(
     (out, refused)
 }
 
+/// The `Date:`, `From:` and `Message-Id:` fields sendmail adds when the message lacks
+/// them, in its order. `from` gives the From value, asked for only when needed.
+pub fn missing_headers(
+    head: &message::Head,
+    tm: &clock::Tm,
+    id: &str,
+    host: &str,
+    from: impl FnOnce() -> String,
+) -> Vec<Header> {
+    let mut added = Vec::new();
+    let has = |name: &str| head.headers.iter().any(|h| h.is(name));
+    if !has("Date") {
+        added.push(Header::new("Date", &clock::rfc5322(tm)));
+    }
+    if !has("From") {
+        added.push(Header::new("From", &from()));
+    }
+    if !has("Message-Id") {
+        added.push(Header::new(
+            "Message-Id",
+            &format!("<{}.{id}@{host}>", clock::stamp12(tm)),
+        ));
+    }
+    added
+}
+
 /// Quote a display name when it holds RFC 5322 specials.
 fn display_name(name: &str) -> String {
     if name.contains([
@@ -303,12 +329,8 @@ pub fn submit<R: BufRead>(
         )
     };
     added.push(Header::new("Received", &received));
-    let has = |name: &str| head.headers.iter().any(|h| h.is(name));
-    if !has("Date") {
-        added.push(Header::new("Date", &date));
-    }
-    if !has("From") {
-        let value = if inv.sender.is_some() {
+    added.extend(missing_headers(&head, &tm, &id, &host, || {
+        if inv.sender.is_some() {
             if from_addr.is_empty() {
                 format!("{}@{host}", who.login)
             } else {
@@ -321,15 +343,8 @@ pub fn submit<R: BufRead>(
                 }
                 _ => from_addr.clone(),
             }
-        };
-        added.push(Header::new("From", &value));
-    }
-    if !has("Message-Id") {
-        added.push(Header::new(
-            "Message-Id",
-            &format!("<{}.{id}@{host}>", clock::stamp12(&tm)),
-        ));
-    }
+        }
+    }));
     if let Some(s) = &inv.sender {
         let own = s == &who.login || s == &format!("{}@{host}", who.login);
         if !who.is_trusted() && !own {
@@ -375,64 +390,37 @@ pub fn submit<R: BufRead>(
         ..Envelope::default()
     };
 
-    let write_err = |e: std::io::Error| {
-        Fatal::new(
-            Sysexit::from_io(&e),
-            format!(
-                "cannot write queue file {}: {}",
-                spool.dir.display(),
-                crate::config::io_text(&e)
-            ),
-        )
-    };
-    let user_header_bytes: u64 = head.headers.iter().map(|h| h.raw.len() as u64).sum();
-    let envelope_text = envelope.to_text();
-    {
-        let w = entry.writer();
-        w.write_all(envelope_text.as_bytes()).map_err(write_err)?;
-        for h in added.iter().chain(head.headers.iter()) {
-            w.write_all(&h.raw).map_err(write_err)?;
-        }
-        w.write_all(b"\n").map_err(write_err)?;
-        let mut body_so_far = 0u64;
-        if let Some(first) = &head.first_body_line {
-            w.write_all(first).map_err(write_err)?;
-            body_so_far = first.len() as u64;
-        }
-        let too_big = |max: u64| {
-            Fatal::new(
-                Sysexit::DataErr,
-                format!("Message exceeds maximum fixed size ({max})"),
-            )
-        };
-        if let Some(max) = max_size
-            && user_header_bytes + body_so_far > max
-        {
-            return Err(too_big(max));
-        }
-        if !head.ended {
-            match message::copy_body(&mut reader, w, max_size, user_header_bytes + body_so_far) {
-                Ok(_) => {}
-                Err(BodyError::Read(e)) => return Err(message::read_error(&e)),
-                Err(BodyError::Write(e)) => return Err(write_err(e)),
-                Err(BodyError::TooBig(max)) => return Err(too_big(max)),
-            }
-        }
-    }
-    // sendmail queues a message declared 8BITMIME whose body is 7-bit as 7BIT.
-    if envelope.body_type.as_deref() == Some("8BITMIME")
-        && !reader.saw_8bit
-        && let Some(at) = envelope_text.find("\nbody 8BITMIME\n")
-    {
-        entry
-            .patch((at + "\nbody ".len()) as u64, b"7BIT    ")
-            .map_err(write_err)?;
-    }
+    let envelope_text = write_entry(
+        spool,
+        &mut entry,
+        &envelope,
+        &added,
+        &head,
+        &mut reader,
+        max_size,
+    )
+    .map_err(|e| match e {
+        StoreError::Fatal(f) => f,
+        StoreError::TooBig(max) => Fatal::new(
+            Sysexit::DataErr,
+            format!("Message exceeds maximum fixed size ({max})"),
+        ),
+        StoreError::Read(e) => message::read_error(&e),
+    })?;
     let data_offset = envelope_text.len() as u64;
     if envelope.recipients.is_empty() {
         // Every recipient was refused: nothing is queued; the message is returned as
         // the error mode says (read back from the temporary file, removed on return).
-        entry.writer().flush().map_err(write_err)?;
+        entry.writer().flush().map_err(|e| {
+            Fatal::new(
+                Sysexit::from_io(&e),
+                format!(
+                    "cannot write queue file {}: {}",
+                    spool.dir.display(),
+                    crate::config::io_text(&e)
+                ),
+            )
+        })?;
         let status = refused_recipients(
             settings,
             spool,
@@ -487,6 +475,79 @@ pub fn submit<R: BufRead>(
         mode,
         status,
     })
+}
+
+/// Why [`write_entry`] stopped.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The spool could not be written.
+    Fatal(Fatal),
+    /// The message is larger than the limit (header and body bytes).
+    TooBig(u64),
+    /// The input failed (stdin, or an SMTP client breaking the protocol).
+    Read(std::io::Error),
+}
+
+/// Write a new entry's envelope, the added and the user's headers and the body read from
+/// `reader` (not committed). Returns the envelope text as written. Shared by the command
+/// line and the SMTP server.
+pub fn write_entry<R: BufRead>(
+    spool: &Spool,
+    entry: &mut crate::spool::NewEntry,
+    envelope: &Envelope,
+    added: &[Header],
+    head: &message::Head,
+    reader: &mut LineReader<R>,
+    max_size: Option<u64>,
+) -> Result<String, StoreError> {
+    let write_err = |e: std::io::Error| {
+        StoreError::Fatal(Fatal::new(
+            Sysexit::from_io(&e),
+            format!(
+                "cannot write queue file {}: {}",
+                spool.dir.display(),
+                crate::config::io_text(&e)
+            ),
+        ))
+    };
+    let user_header_bytes: u64 = head.headers.iter().map(|h| h.raw.len() as u64).sum();
+    let envelope_text = envelope.to_text();
+    {
+        let w = entry.writer();
+        w.write_all(envelope_text.as_bytes()).map_err(write_err)?;
+        for h in added.iter().chain(head.headers.iter()) {
+            w.write_all(&h.raw).map_err(write_err)?;
+        }
+        w.write_all(b"\n").map_err(write_err)?;
+        let mut body_so_far = 0u64;
+        if let Some(first) = &head.first_body_line {
+            w.write_all(first).map_err(write_err)?;
+            body_so_far = first.len() as u64;
+        }
+        if let Some(max) = max_size
+            && user_header_bytes + body_so_far > max
+        {
+            return Err(StoreError::TooBig(max));
+        }
+        if !head.ended {
+            match message::copy_body(reader, w, max_size, user_header_bytes + body_so_far) {
+                Ok(_) => {}
+                Err(BodyError::Read(e)) => return Err(StoreError::Read(e)),
+                Err(BodyError::Write(e)) => return Err(write_err(e)),
+                Err(BodyError::TooBig(max)) => return Err(StoreError::TooBig(max)),
+            }
+        }
+    }
+    // sendmail queues a message declared 8BITMIME whose body is 7-bit as 7BIT.
+    if envelope.body_type.as_deref() == Some("8BITMIME")
+        && !reader.saw_8bit
+        && let Some(at) = envelope_text.find("\nbody 8BITMIME\n")
+    {
+        entry
+            .patch((at + "\nbody ".len()) as u64, b"7BIT    ")
+            .map_err(write_err)?;
+    }
+    Ok(envelope_text)
 }
 
 /// Report recipients refused at submission the way `ErrorMode` says (sendmail's
