@@ -221,6 +221,12 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
         // Routing lives in the deliverer.
         Operation::Verify => Ok(exec_deliver(&[])),
         Operation::InitAliases => Ok(init_aliases(&s)),
+        // The SMTP server needs the engine (DNS for the sender check, delivery, ETRN).
+        Operation::Smtp => Ok(exec_deliver(&[])),
+        Operation::Daemon | Operation::DaemonForeground => {
+            may_process_queue(&s.spool)?;
+            Ok(exec_deliver(&[]))
+        }
         other => Err(not_supported(other)),
     }
 }

@@ -22,5 +22,6 @@ pub mod mbox;
 pub mod message;
 pub mod privs;
 pub mod queue;
+pub mod server;
 pub mod spool;
 pub mod submit;

@@ -183,6 +183,8 @@ pub static OPTION_TABLE: &[OptDef] = &[
     opt("MaxBackgroundDeliveries", None, false),
     opt("QueueRetryMin", None, false),
     opt("QueueRetryMax", None, false),
+    opt("TrustedNetworks", None, false),
+    opt("RelayDomains", None, false),
 ];
 
 /// The result of resolving a long option name.
@@ -385,6 +387,14 @@ impl Settings {
                 self.given.push(g);
             }
         }
+    }
+
+    /// Every value given for an option kept in `other`, in order.
+    pub fn other_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.other
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The last value given for an option kept in `other`.

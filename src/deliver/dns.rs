@@ -150,6 +150,22 @@ impl Dns {
         }
     }
 
+    /// Whether a sender's domain exists (the SMTP server's check): only NXDOMAIN says no;
+    /// a name with no MX (or no records at all) exists.
+    pub fn domain_exists(&self, domain: &str) -> rsendmail::server::DomainCheck {
+        use rsendmail::server::DomainCheck;
+        let fqdn = format!("{}.", domain.trim_end_matches('.'));
+        match self.rt.block_on(self.resolver.mx_lookup(fqdn.as_str())) {
+            Ok(_) => DomainCheck::Exists,
+            Err(e) if e.is_nx_domain() => DomainCheck::NotFound,
+            Err(e) if e.is_no_records_found() => DomainCheck::Exists,
+            Err(e) => {
+                log::warn!("sender domain {domain}: {e}");
+                DomainCheck::TempFail
+            }
+        }
+    }
+
     /// No MX: the domain's own addresses (RFC 5321 §5.1).
     fn implicit(&self, domain: &str) -> MxResult {
         match self.addresses(domain) {

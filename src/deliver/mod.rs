@@ -19,6 +19,7 @@
 pub mod dns;
 pub mod local;
 pub mod reply;
+pub mod serve;
 pub mod smtp;
 
 use rsendmail::app::{self, Setup};
@@ -1265,6 +1266,10 @@ struct Internal {
     background: bool,
     /// `--status N`: the submission's own status (recipients it refused).
     status: Sysexit,
+    /// `--etrn [@]domain`: the flush an ETRN started.
+    etrn: Option<String>,
+    /// `--queue-runner`: the periodic runner of a `-bd -q<interval>` daemon.
+    queue_runner: bool,
     argv: Vec<OsString>,
 }
 
@@ -1277,6 +1282,19 @@ fn split_internal(args: Vec<OsString>) -> Internal {
     let mut entry = None;
     let mut background = false;
     let mut status = Sysexit::Ok;
+    let mut etrn = None;
+    let mut queue_runner = false;
+    if it.peek().is_some_and(|a| a == "--etrn") {
+        it.next();
+        etrn = it.next().and_then(|v| v.into_string().ok());
+    }
+    if it.peek().is_some_and(|a| a == "--queue-runner") {
+        it.next();
+        queue_runner = true;
+    }
+    if (etrn.is_some() || queue_runner) && it.peek().is_some_and(|a| a == "--") {
+        it.next();
+    }
     if it.peek().is_some_and(|a| a == "--entry") {
         it.next();
         entry = it.next().and_then(|v| v.into_string().ok());
@@ -1307,6 +1325,8 @@ fn split_internal(args: Vec<OsString>) -> Internal {
         entry,
         background,
         status,
+        etrn,
+        queue_runner,
         argv,
     }
 }
@@ -1326,14 +1346,33 @@ pub fn main(args: Vec<OsString>) -> Sysexit {
 }
 
 fn run(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
+    use rsendmail::cli::Operation;
     let internal = split_internal(args);
+    let argv = internal.argv.clone();
     let s = app::setup(internal.argv)?;
     let mut engine = Engine::from_setup(&s)?;
-    engine.interactive = internal.entry.is_some() && !internal.background;
+    let smtp = matches!(
+        s.inv.operation,
+        Operation::Smtp | Operation::Daemon | Operation::DaemonForeground
+    );
+    // A message that came in over SMTP has no terminal to print to: failures are mailed.
+    engine.interactive = internal.entry.is_some() && !internal.background && !smtp;
+    if let Some(arg) = &internal.etrn {
+        return serve::etrn_flush(&s, &engine, arg);
+    }
+    if internal.queue_runner {
+        let q = s.inv.queue_run.clone().unwrap_or_default();
+        return periodic(&s, &engine, &q);
+    }
     match internal.entry {
         Some(id) => deliver_entry(&s, &engine, &id, internal.background)
             .map(|c| if c == Sysexit::Ok { internal.status } else { c }),
-        None if s.inv.operation == rsendmail::cli::Operation::Verify => verify(&s, &engine),
+        None if s.inv.operation == Operation::Verify => verify(&s, &engine),
+        None if s.inv.operation == Operation::Smtp => serve::stdio(&s, &engine, &argv),
+        None if s.inv.operation == Operation::Daemon => serve::daemon(&s, &engine, &argv, false),
+        None if s.inv.operation == Operation::DaemonForeground => {
+            serve::daemon(&s, &engine, &argv, true)
+        }
         None => queue_run(&s, &engine),
     }
 }
@@ -1463,7 +1502,7 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     app::may_process_queue(&s.spool)?;
     let q: QueueRunArgs = s.inv.queue_run.clone().unwrap_or_default();
-    let periodic = q.interval.is_some() || q.persistent;
+    let is_periodic = q.interval.is_some() || q.persistent;
     if !q.foreground && !s.inv.verbose {
         // sendmail: a queue run forks and the caller returns at once.
         // SAFETY: single-threaded at this point; the child only continues this program.
@@ -1473,7 +1512,7 @@ fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
             Err(e) => return Err(Fatal::new(Sysexit::OsErr, format!("cannot fork: {e}"))),
         }
     }
-    if !periodic {
+    if !is_periodic {
         // A plain -q (or a -qR/-qS/-qI selection) tries every selected entry now.
         let sweep = queue::sweep(&s.spool, Some(&q), 0)?;
         for id in &sweep.corrupt {
@@ -1482,7 +1521,12 @@ fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         deliver_ids(engine, &s.spool, sweep.selected, s.inv.verbose, true)?;
         return Ok(Sysexit::Ok);
     }
-    // The persistent runner: wake every interval, try the entries whose back-off expired.
+    periodic(s, engine, &q)
+}
+
+/// The persistent runner: wake every interval, try the entries whose back-off expired,
+/// until SIGTERM/SIGINT.
+pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit, Fatal> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         // SAFETY: the handler only stores to an atomic.
         let r =
@@ -1507,7 +1551,7 @@ fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     log::info!("queue runner started, interval {}s", interval.as_secs());
     while !STOP.load(Ordering::SeqCst) {
         let started = std::time::Instant::now();
-        match queue::sweep(&s.spool, Some(&q), engine.min_queue_age) {
+        match queue::sweep(&s.spool, Some(q), engine.min_queue_age) {
             Ok(sweep) => {
                 // sendmail: -qR/-qS/-qI selections ignore back-off.
                 let due: Vec<String> = sweep

@@ -1,0 +1,467 @@
+//! The SMTP server's processes: `-bs` (one session on stdin/stdout), `-bd`/`-bD` (the
+//! listening daemon), and the flush an ETRN starts.
+//!
+//! The protocol is in `rsendmail::server`; this module gives it what needs the engine:
+//! the DNS check of a sender's domain, ETRN, and delivery after the commit point.
+//!
+//! The daemon is one single-threaded process that polls its listening sockets and forks
+//! a child per connection (a session that crashes takes only its own connection down).
+//! Beyond `O MaxDaemonChildren=` a connection gets `421 4.3.2 ... Too many connections`
+//! and is closed. With `-q<interval>` a second child runs the queue. SIGTERM (or SIGINT):
+//! the daemon closes its sockets, passes the signal on to the sessions and the runner, and
+//! waits for them. Nothing acknowledged can be lost: a session replies 250 only after the
+//! commit point, and a message whose DATA was cut short was never acknowledged (its
+//! temporary file is removed, or swept by the next queue run).
+
+use super::{Engine, deliver_ids, dns};
+use rsendmail::app::{self, Setup};
+use rsendmail::cli::options::DeliveryMode;
+use rsendmail::exit::{Fatal, Sysexit};
+use rsendmail::server::{Backend, Client, DomainCheck, Server, net};
+use rsendmail::spool::index;
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::io::{BufReader, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, FromRawFd};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// The engine's side of a session.
+struct EngineBackend<'a> {
+    engine: &'a Engine,
+    dns: Option<Result<dns::Dns, String>>,
+    /// Our own argv (as `rsendmail` gave it), for the processes we start.
+    argv: &'a [OsString],
+}
+
+impl EngineBackend<'_> {
+    /// Start `rsendmail-deliver PREFIX -- ARGV` with no stdio (stdout may be the session).
+    fn spawn(&self, prefix: &[&str]) -> std::io::Result<std::process::Child> {
+        let exe = std::env::current_exe()?;
+        Command::new(exe)
+            .args(prefix)
+            .arg("--")
+            .args(self.argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+    }
+
+    /// A child we do not wait for is reaped by a thread (no zombies in a long session).
+    fn detach(child: std::process::Child) {
+        let mut child = child;
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+    }
+}
+
+impl Backend for EngineBackend<'_> {
+    fn sender_domain(&mut self, domain: &str) -> DomainCheck {
+        let e = self.engine;
+        let dns = self
+            .dns
+            .get_or_insert_with(|| dns::Dns::new(&e.resolver, e.dns_timeout, e.dns_retries));
+        match dns {
+            Ok(d) => d.domain_exists(domain),
+            Err(why) => {
+                log::error!("{why}");
+                DomainCheck::TempFail
+            }
+        }
+    }
+
+    fn etrn(&mut self, domain: &str, subdomains: bool) -> bool {
+        let arg = if subdomains {
+            format!("@{domain}")
+        } else {
+            domain.to_string()
+        };
+        match self.spawn(&["--etrn", &arg]) {
+            Ok(c) => {
+                Self::detach(c);
+                true
+            }
+            Err(e) => {
+                log::error!("ETRN {arg}: cannot start a queue run: {e}");
+                false
+            }
+        }
+    }
+
+    fn accepted(&mut self, id: &str, mode: DeliveryMode) {
+        match mode {
+            DeliveryMode::QueueOnly | DeliveryMode::Deferred => {}
+            DeliveryMode::Interactive => match self.spawn(&["--entry", id]) {
+                // Interactive: delivered before the next command is read.
+                Ok(mut c) => {
+                    let _ = c.wait();
+                }
+                Err(e) => log::error!("{id}: cannot start delivery: {e}; it stays queued"),
+            },
+            DeliveryMode::Background => match self.spawn(&["--entry", id, "--background"]) {
+                Ok(c) => Self::detach(c),
+                Err(e) => log::error!("{id}: cannot start delivery: {e}; it stays queued"),
+            },
+        }
+    }
+}
+
+/// Session settings shared by `-bs` and the daemon.
+fn server<'a>(s: &'a Setup, engine: &Engine, client: Client, trusted: bool) -> Server<'a> {
+    let relay_domains = s
+        .settings
+        .other_value("RelayDomains")
+        .unwrap_or("")
+        .split([' ', ',', '\t'])
+        .filter(|d| !d.is_empty())
+        .map(str::to_string)
+        .collect();
+    let max_recipients = s
+        .settings
+        .other_value("MaxRecipientsPerMessage")
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(1000);
+    Server {
+        host: engine.host_name.clone(),
+        spool: &s.spool,
+        mode: s.mode,
+        client,
+        trusted,
+        relay_domains,
+        all_to_smarthost: s.cfg.all_to_smarthost(),
+        aliases: if s.inv.no_alias {
+            None
+        } else {
+            engine.local.aliases().cloned()
+        },
+        max_size: s.settings.max_message_size.filter(|&n| n > 0),
+        max_recipients,
+    }
+}
+
+/// `-bs`: one session on stdin/stdout. The exit status is 68 when a sender's domain did
+/// not exist (sendmail's), else 0.
+pub fn stdio(s: &Setup, engine: &Engine, argv: &[OsString]) -> Result<Sysexit, Fatal> {
+    s.spool.prepare()?;
+    let who = rsendmail::submit::Submitter::current();
+    let client = Client::Local {
+        login: who.login.clone(),
+        uid: who.uid,
+    };
+    let mut srv = server(s, engine, client, true);
+    let mut backend = EngineBackend {
+        engine,
+        dns: None,
+        argv,
+    };
+    // fd 0 unbuffered underneath our own buffer, so that "nothing more is waiting" is known.
+    // SAFETY: fd 0 stays open for the life of the process; ManuallyDrop never closes it.
+    let stdin = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(0) });
+    let mut input = BufReader::with_capacity(64 * 1024, &*stdin);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match srv.run(&mut backend, &mut input, &mut out) {
+        Ok(end) => Ok(if end.nohost {
+            Sysexit::NoHost
+        } else {
+            Sysexit::Ok
+        }),
+        Err(e) => {
+            log::info!("SMTP session ended: {e}");
+            Ok(Sysexit::Ok)
+        }
+    }
+}
+
+/// The flush an ETRN started: the entries with mail for the domain (from the per-domain
+/// lists), delivered now whatever their back-off.
+pub fn etrn_flush(s: &Setup, engine: &Engine, arg: &str) -> Result<Sysexit, Fatal> {
+    let (domain, sub) = match arg.strip_prefix('@') {
+        Some(d) => (d, true),
+        None => (arg, false),
+    };
+    let ids = select_domain(&s.spool, domain, sub)?;
+    log::info!("ETRN {arg}: {} entries", ids.len());
+    deliver_ids(engine, &s.spool, ids.into_iter().collect(), false, true)?;
+    Ok(Sysexit::Ok)
+}
+
+/// The entries with undelivered mail for `domain` (or its subdomains): read from the
+/// per-domain lists, each candidate opened to confirm. An index that is missing is
+/// rebuilt first.
+pub fn select_domain(
+    spool: &rsendmail::spool::Spool,
+    domain: &str,
+    sub: bool,
+) -> Result<BTreeSet<String>, Fatal> {
+    if !index::present(spool) && index::rebuild(spool).is_err() {
+        log::warn!("cannot rebuild the queue index");
+    }
+    let candidates = index::ids_for_domain(spool, domain, sub).unwrap_or_default();
+    let d = domain.to_ascii_lowercase();
+    let suffix = format!(".{d}");
+    let mut out = BTreeSet::new();
+    for id in candidates {
+        let Ok(e) = spool.read_entry(&id) else {
+            continue;
+        };
+        let wanted = e.envelope.recipients.iter().enumerate().any(|(i, r)| {
+            !e.state.of(i).is_final()
+                && rsendmail::message::address::domain_of(&r.address)
+                    .is_some_and(|rd| rd == d || (sub && rd.ends_with(&suffix)))
+        });
+        if wanted {
+            out.insert(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Set by SIGTERM/SIGINT in the daemon.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+fn timeout_opt(s: &Setup, name: &str, default: u64) -> Duration {
+    let v = s
+        .settings
+        .other_value(name)
+        .and_then(|v| rsendmail::cli::parse_duration(v, 'm').ok())
+        .unwrap_or(default);
+    Duration::from_secs(v.max(1))
+}
+
+/// `-bd` (in the background) and `-bD` (in the foreground): listen, serve, and with
+/// `-q<interval>` also run the queue.
+pub fn daemon(
+    s: &Setup,
+    engine: &Engine,
+    argv: &[OsString],
+    foreground: bool,
+) -> Result<Sysexit, Fatal> {
+    app::may_process_queue(&s.spool)?;
+    s.spool.prepare()?;
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    let given: Vec<&str> = s.settings.other_values("DaemonPortOptions").collect();
+    if given.is_empty() {
+        addrs.extend(net::daemon_port_options("")?);
+    }
+    for v in given {
+        addrs.extend(net::daemon_port_options(v)?);
+    }
+    let trusted_nets = net::trusted_networks(s.settings.other_value("TrustedNetworks"))?;
+    let max_children: usize = s
+        .settings
+        .other_value("MaxDaemonChildren")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let command_timeout = timeout_opt(s, "Timeout.command", 3600);
+    let mut listeners = Vec::new();
+    for a in &addrs {
+        match TcpListener::bind(a) {
+            Ok(l) => {
+                l.set_nonblocking(true)
+                    .map_err(|e| Fatal::new(Sysexit::OsErr, format!("daemon: {a}: {e}")))?;
+                listeners.push(l);
+            }
+            // IPv6 loopback may be missing; the other addresses still serve.
+            Err(e) if a.is_ipv6() && addrs.iter().any(|x| x.is_ipv4()) => {
+                log::warn!("daemon: cannot listen on {a}: {e}");
+            }
+            Err(e) => {
+                return Err(Fatal::new(
+                    Sysexit::OsErr,
+                    format!("daemon: cannot bind to {a}: {e}"),
+                ));
+            }
+        }
+    }
+    if !foreground {
+        // SAFETY: single-threaded here; the child only continues this program.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Parent { .. }) => return Ok(Sysexit::Ok),
+            Ok(nix::unistd::ForkResult::Child) => rsendmail::privs::detach(),
+            Err(e) => return Err(Fatal::new(Sysexit::OsErr, format!("cannot fork: {e}"))),
+        }
+    }
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // SAFETY: the handler only stores to an atomic.
+        let r =
+            unsafe { signal_hook::low_level::register(sig, || STOP.store(true, Ordering::SeqCst)) };
+        if let Err(e) = r {
+            return Err(Fatal::new(
+                Sysexit::OsErr,
+                format!("cannot handle signals: {e}"),
+            ));
+        }
+    }
+    let bound: Vec<String> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| a.to_string())
+        .collect();
+    log::info!("listening on {}", bound.join(" "));
+    write_pid_file(s);
+    // The queue runner, when -q<interval> was given with -bd.
+    let runner = match s.inv.queue_run.as_ref() {
+        Some(q) if q.interval.is_some() || q.persistent => {
+            let exe = std::env::current_exe()
+                .map_err(|e| Fatal::new(Sysexit::OsErr, format!("cannot find myself: {e}")))?;
+            let child = Command::new(exe)
+                .arg("--queue-runner")
+                .arg("--")
+                .args(argv)
+                .stdin(Stdio::null())
+                .spawn()
+                .map_err(|e| {
+                    Fatal::new(
+                        Sysexit::OsErr,
+                        format!("cannot start the queue runner: {e}"),
+                    )
+                })?;
+            Some(child)
+        }
+        _ => None,
+    };
+    let mut children: BTreeSet<i32> = BTreeSet::new();
+    let host = engine.host_name.clone();
+    while !STOP.load(Ordering::SeqCst) {
+        reap(&mut children);
+        let mut fds: Vec<nix::poll::PollFd> = listeners
+            .iter()
+            .map(|l| nix::poll::PollFd::new(l.as_fd(), nix::poll::PollFlags::POLLIN))
+            .collect();
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(500u16)) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Fatal::new(Sysexit::OsErr, format!("daemon: poll: {e}"))),
+        }
+        let ready: Vec<usize> = fds
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
+            .map(|(i, _)| i)
+            .collect();
+        drop(fds);
+        for i in ready {
+            let (stream, peer) = match listeners[i].accept() {
+                Ok(x) => x,
+                Err(_) => continue,
+            };
+            reap(&mut children);
+            if max_children > 0 && children.len() >= max_children {
+                let _ = stream.set_nonblocking(true);
+                let mut st = &stream;
+                let _ = st.write_all(
+                    format!(
+                        "421 4.3.2 {host} Too many connections ({max_children}); try again later\r\n"
+                    )
+                    .as_bytes(),
+                );
+                log::warn!("{peer}: refused, {max_children} sessions already (MaxDaemonChildren)");
+                continue;
+            }
+            // SAFETY: this process is single-threaded; the child serves one connection and
+            // exits without returning here.
+            match unsafe { nix::unistd::fork() } {
+                Ok(nix::unistd::ForkResult::Parent { child }) => {
+                    children.insert(child.as_raw());
+                }
+                Ok(nix::unistd::ForkResult::Child) => {
+                    drop(std::mem::take(&mut listeners));
+                    let trusted = trusted_nets.iter().any(|n| n.contains(peer.ip()));
+                    let code =
+                        session(s, engine, argv, stream, peer.ip(), trusted, command_timeout);
+                    std::process::exit(code);
+                }
+                Err(e) => log::error!("{peer}: cannot fork a session: {e}"),
+            }
+        }
+    }
+    // Stopping: no new connections; sessions and the runner are told to end.
+    drop(listeners);
+    log::info!("daemon stopping");
+    for pid in children
+        .iter()
+        .copied()
+        .chain(runner.as_ref().map(|c| c.id() as i32))
+    {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    if let Some(mut r) = runner {
+        let _ = r.wait();
+    }
+    while !children.is_empty() {
+        reap(&mut children);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(Sysexit::Ok)
+}
+
+/// `O PidFile=`: the daemon's process id, for scripts and service managers.
+fn write_pid_file(s: &Setup) {
+    if let Some(p) = s.settings.other_value("PidFile") {
+        let pid = std::process::id();
+        if let Err(e) = std::fs::write(p, format!("{pid}\n")) {
+            log::warn!("cannot write {p}: {e}");
+        }
+    }
+}
+
+fn reap(children: &mut BTreeSet<i32>) {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(st) => {
+                if let Some(pid) = st.pid() {
+                    children.remove(&pid.as_raw());
+                }
+            }
+        }
+    }
+}
+
+/// One connection, in its own process.
+fn session(
+    s: &Setup,
+    engine: &Engine,
+    argv: &[OsString],
+    stream: TcpStream,
+    ip: IpAddr,
+    trusted: bool,
+    timeout: Duration,
+) -> i32 {
+    // The daemon's SIGTERM handler is not ours: a session that is told to stop ends at
+    // once (what it acknowledged is committed; what it had not is not).
+    for sig in [nix::sys::signal::SIGTERM, nix::sys::signal::SIGINT] {
+        // SAFETY: restoring the default action installs no handler code.
+        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
+    }
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    let _ = stream.set_nodelay(true);
+    let mut srv = server(s, engine, Client::Remote { ip }, trusted);
+    let mut backend = EngineBackend {
+        engine,
+        dns: None,
+        argv,
+    };
+    let Ok(read_half) = stream.try_clone() else {
+        return 0;
+    };
+    let mut input = BufReader::with_capacity(64 * 1024, read_half);
+    let mut out = std::io::BufWriter::new(&stream);
+    match srv.run(&mut backend, &mut input, &mut out) {
+        Ok(end) => log::info!("[{ip}]: session ended, {} messages", end.accepted.len()),
+        Err(e) => log::info!("[{ip}]: session ended: {e}"),
+    }
+    0
+}

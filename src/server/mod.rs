@@ -1,0 +1,792 @@
+//! The SMTP server: one session over a reader and a writer (stdin/stdout for `-bs`, a
+//! socket for `-bd`), replying as sendmail 8.17 replies (recorded; see compat-tests).
+//!
+//! Each accepted message goes through the command line's intake
+//! ([`crate::submit::write_entry`]) into the spool; `250 ... Message accepted for delivery`
+//! is sent only after the commit point. What happens next (the delivery mode, ETRN, the
+//! sender-domain check, which needs DNS) is the [`Backend`]'s: the server itself links
+//! neither DNS nor TLS.
+//!
+//! Pipelining (RFC 2920): replies are buffered while more input is already waiting and
+//! flushed before the server would wait for the client, so a pipelined group is answered
+//! in order and in one write. sendmail 8.17 refuses input sent before its greeting
+//! (`-bs` too); rsendmail accepts it (compat-tests/DIFFERENCES.md).
+
+pub mod data;
+pub mod net;
+
+use crate::cli::options::DeliveryMode;
+use crate::clock;
+use crate::message::{self, Header, LineReader, address};
+use crate::spool::Spool;
+use crate::spool::entry::{Envelope, Recipient};
+use crate::submit::{self, StoreError};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::IpAddr;
+
+/// The longest command line accepted (sendmail's MAXLINE); longer is an attack.
+pub const MAX_COMMAND_LINE: usize = 2048;
+
+/// What a DNS check of the sender's domain found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DomainCheck {
+    Exists,
+    /// NXDOMAIN: the domain does not exist.
+    NotFound,
+    /// The lookup failed for now.
+    TempFail,
+}
+
+/// The parts of a session that need the delivery engine.
+pub trait Backend {
+    /// Look the sender's domain up (never called in deferred mode).
+    fn sender_domain(&mut self, domain: &str) -> DomainCheck;
+    /// `ETRN domain` (`subdomains` for `ETRN @domain`): start delivering its mail.
+    /// Returns false when no flush could be started (458).
+    fn etrn(&mut self, domain: &str, subdomains: bool) -> bool;
+    /// A message was committed: act on the delivery mode.
+    fn accepted(&mut self, id: &str, mode: DeliveryMode);
+}
+
+/// Who is on the other end.
+#[derive(Clone, Debug)]
+pub enum Client {
+    /// `-bs`: the user who ran us.
+    Local { login: String, uid: u32 },
+    /// `-bd`: a TCP peer.
+    Remote { ip: IpAddr },
+}
+
+/// A session's settings.
+pub struct Server<'a> {
+    pub host: String,
+    pub spool: &'a Spool,
+    pub mode: DeliveryMode,
+    pub client: Client,
+    /// The client may relay (it is in the trusted networks).
+    pub trusted: bool,
+    /// Domains anyone may send to besides this host's own names (`O RelayDomains=`).
+    pub relay_domains: Vec<String>,
+    pub all_to_smarthost: bool,
+    pub aliases: Option<crate::aliases::Aliases>,
+    /// `O MaxMessageSize=`, advertised in EHLO.
+    pub max_size: Option<u64>,
+    /// `O MaxRecipientsPerMessage=`.
+    pub max_recipients: usize,
+}
+
+/// How a session ended.
+#[derive(Debug, Default)]
+pub struct Ending {
+    /// A sender's domain did not exist (`-bs` exits 68, as sendmail does).
+    pub nohost: bool,
+    /// Messages accepted.
+    pub accepted: Vec<String>,
+}
+
+#[derive(Default)]
+struct Transaction {
+    sender: Option<String>,
+    recipients: Vec<Recipient>,
+    size: Option<u64>,
+    body: Option<String>,
+    ret: Option<String>,
+    envid: Option<String>,
+    /// The sender's domain check, done at the first RCPT.
+    sender_checked: Option<DomainCheck>,
+}
+
+/// RFC 3461 xtext → text (`+2B` → `+`).
+pub fn xtext_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'+' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else if (33..=126).contains(&b[i]) && b[i] != b'=' {
+            out.push(b[i]);
+            i += 1;
+        } else {
+            return None;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Split `FROM:<addr> PARAMS` after the keyword: (the address as written, the path
+/// inside the brackets, the parameters). None when the keyword is missing.
+fn split_path<'t>(arg: &'t str, keyword: &str) -> Option<(&'t str, String, Vec<&'t str>)> {
+    let arg = arg.trim_start();
+    if arg.len() < keyword.len() + 1 || !arg[..keyword.len()].eq_ignore_ascii_case(keyword) {
+        return None;
+    }
+    let rest = arg[keyword.len()..].trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start();
+    let (written, params) = if rest.starts_with('<') {
+        let end = rest.find('>').map(|i| i + 1).unwrap_or(rest.len());
+        (&rest[..end], &rest[end..])
+    } else {
+        let end = rest.find(' ').unwrap_or(rest.len());
+        (&rest[..end], &rest[end..])
+    };
+    let inner = written
+        .strip_prefix('<')
+        .map(|w| w.strip_suffix('>').unwrap_or(w))
+        .unwrap_or(written);
+    // A source route (`@a,@b:user@host`) is dropped (RFC 5321 §3.3).
+    let path = match inner.rfind(':') {
+        Some(i) if inner.starts_with('@') => &inner[i + 1..],
+        _ => inner,
+    };
+    Some((
+        written,
+        path.to_string(),
+        params.split_ascii_whitespace().collect(),
+    ))
+}
+
+/// `KEY=value` (value may be empty or absent).
+fn param(p: &str) -> (String, Option<&str>) {
+    match p.split_once('=') {
+        Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
+        None => (p.to_ascii_uppercase(), None),
+    }
+}
+
+/// Free bytes for an unprivileged writer on the spool's file system.
+fn free_bytes(spool: &Spool) -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(&spool.dir).ok()?;
+    Some((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
+}
+
+/// Read one command line; None at EOF. Err(()) when it is too long.
+fn read_command<R: Read>(r: &mut BufReader<R>, buf: &mut Vec<u8>) -> io::Result<Option<bool>> {
+    buf.clear();
+    let n = r
+        .by_ref()
+        .take(MAX_COMMAND_LINE as u64 + 2)
+        .read_until(b'\n', buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() != Some(&b'\n') {
+        if n as u64 >= MAX_COMMAND_LINE as u64 + 2 {
+            return Ok(Some(false));
+        }
+        // EOF in the middle of a line: the client went away.
+        return Ok(None);
+    }
+    buf.pop();
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    Ok(Some(true))
+}
+
+impl Server<'_> {
+    fn client_text(&self) -> String {
+        match &self.client {
+            Client::Local { login, .. } => format!("{login}@localhost"),
+            Client::Remote { ip } => format!("[{ip}]"),
+        }
+    }
+
+    fn greeting(&self) -> String {
+        format!(
+            "220 {} ESMTP rsendmail {}; {}",
+            self.host,
+            env!("CARGO_PKG_VERSION"),
+            clock::rfc5322(&clock::local(clock::now()))
+        )
+    }
+
+    /// Whether mail to `addr` may be accepted from this client.
+    fn may_relay_to(&self, addr: &str) -> bool {
+        if self.trusted || address::is_local(addr, &self.host, false) {
+            return true;
+        }
+        match address::domain_of(addr) {
+            Some(d) => self
+                .relay_domains
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(&d)),
+            None => true,
+        }
+    }
+
+    /// Run a session. Errors are the connection's (the client is gone).
+    pub fn run<R: Read, W: Write>(
+        &mut self,
+        backend: &mut dyn Backend,
+        input: &mut BufReader<R>,
+        out: &mut W,
+    ) -> io::Result<Ending> {
+        let mut end = Ending::default();
+        let mut helo: Option<(String, bool)> = None;
+        let mut tx = Transaction::default();
+        let mut line = Vec::new();
+        macro_rules! reply {
+            ($($t:tt)*) => {{
+                out.write_all(format!($($t)*).as_bytes())?;
+                out.write_all(b"\r\n")?;
+            }};
+        }
+        reply!("{}", self.greeting());
+        loop {
+            // Flush before waiting: a pipelined group is answered in one write.
+            if input.buffer().is_empty() {
+                out.flush()?;
+            }
+            let got = match read_command(input, &mut line) {
+                Ok(g) => g,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    reply!("421 4.4.2 {} Timeout waiting for input", self.host);
+                    out.flush()?;
+                    return Ok(end);
+                }
+                Err(e) => return Err(e),
+            };
+            match got {
+                None => {
+                    out.flush()?;
+                    return Ok(end);
+                }
+                Some(false) => {
+                    reply!(
+                        "421 4.7.0 {} Command too long, possible attack {}",
+                        self.host,
+                        self.client_text()
+                    );
+                    out.flush()?;
+                    return Ok(end);
+                }
+                Some(true) => {}
+            }
+            let text = String::from_utf8_lossy(&line).into_owned();
+            let (verb, arg) = match text.split_once([' ', '\t']) {
+                Some((v, a)) => (v.to_ascii_uppercase(), a.trim().to_string()),
+                None => (text.to_ascii_uppercase(), String::new()),
+            };
+            match verb.as_str() {
+                "HELO" | "EHLO" => {
+                    if arg.is_empty() {
+                        reply!("501 5.0.0 {verb} requires domain address");
+                        continue;
+                    }
+                    tx = Transaction::default();
+                    let hello = format!(
+                        "{} Hello {}, pleased to meet you",
+                        self.host,
+                        self.client_text()
+                    );
+                    if verb == "HELO" {
+                        reply!("250 {hello}");
+                    } else {
+                        reply!("250-{hello}");
+                        reply!("250-ENHANCEDSTATUSCODES");
+                        reply!("250-PIPELINING");
+                        reply!("250-8BITMIME");
+                        match self.max_size {
+                            Some(n) => reply!("250-SIZE {n}"),
+                            None => reply!("250-SIZE"),
+                        }
+                        reply!("250-DSN");
+                        reply!("250-ETRN");
+                        reply!("250 HELP");
+                    }
+                    helo = Some((
+                        arg.split_whitespace().next().unwrap_or("").into(),
+                        verb == "EHLO",
+                    ));
+                }
+                "MAIL" => {
+                    if helo.is_none() {
+                        reply!("503 5.0.0 Polite people say HELO first");
+                        continue;
+                    }
+                    if tx.sender.is_some() {
+                        reply!("503 5.5.0 Sender already specified");
+                        continue;
+                    }
+                    let Some((written, path, params)) = split_path(&arg, "FROM") else {
+                        reply!("501 5.5.2 Syntax error in parameters scanning \"FROM\"");
+                        continue;
+                    };
+                    if let Err(m) = address::check_envelope_address(&path) {
+                        reply!("553 5.1.7 {m}");
+                        continue;
+                    }
+                    let mut next = Transaction::default();
+                    let mut bad = None;
+                    for p in params {
+                        let (k, v) = param(p);
+                        let v = v.unwrap_or("");
+                        match k.as_str() {
+                            "SIZE" => next.size = v.parse().ok(),
+                            "BODY" => match v.to_ascii_uppercase().as_str() {
+                                b @ ("7BIT" | "8BITMIME") => next.body = Some(b.to_string()),
+                                _ => bad = Some(format!("501 5.5.4 Unknown BODY type {v}")),
+                            },
+                            "RET" => match v.to_ascii_uppercase().as_str() {
+                                r @ ("FULL" | "HDRS") => next.ret = Some(r.to_string()),
+                                _ => bad = Some(format!("501 5.5.2 Bad argument \"{v}\" to RET")),
+                            },
+                            "ENVID" => match xtext_decode(v) {
+                                Some(e) if !e.is_empty() && e.len() <= 100 => next.envid = Some(e),
+                                _ => {
+                                    bad = Some(
+                                        "501 5.5.4 Syntax error in ENVID parameter value"
+                                            .to_string(),
+                                    )
+                                }
+                            },
+                            _ => bad = Some(format!("555 5.5.4 {k} parameter unrecognized")),
+                        }
+                        if bad.is_some() {
+                            break;
+                        }
+                    }
+                    if let Some(b) = bad {
+                        reply!("{b}");
+                        continue;
+                    }
+                    if let (Some(max), Some(n)) = (self.max_size, next.size)
+                        && n > max
+                    {
+                        reply!("552 5.2.3 Message size exceeds fixed maximum message size ({max})");
+                        continue;
+                    }
+                    if let Some(n) = next.size
+                        && free_bytes(self.spool).is_some_and(|free| n > free)
+                    {
+                        reply!("452 4.4.5 Insufficient disk space; try again later");
+                        continue;
+                    }
+                    next.sender = Some(path);
+                    tx = next;
+                    reply!("250 2.1.0 {written}... Sender ok");
+                }
+                "RCPT" => {
+                    let Some(sender) = tx.sender.clone() else {
+                        reply!("503 5.0.0 Need MAIL before RCPT");
+                        continue;
+                    };
+                    let Some((_, path, params)) = split_path(&arg, "TO") else {
+                        reply!("501 5.5.2 Syntax error in parameters scanning \"TO\"");
+                        continue;
+                    };
+                    let shown = format!("<{path}>");
+                    if path.is_empty() {
+                        reply!("553 5.0.0 <>... User address required");
+                        continue;
+                    }
+                    if path.starts_with('@') {
+                        reply!("553 5.1.3 {shown}... User address required");
+                        continue;
+                    }
+                    if let Err(m) = address::check_envelope_address(&path) {
+                        reply!("553 5.1.3 {m}");
+                        continue;
+                    }
+                    let mut r = Recipient::new(path.clone());
+                    let mut bad = None;
+                    for p in params {
+                        let (k, v) = param(p);
+                        let v = v.unwrap_or("");
+                        match k.as_str() {
+                            "NOTIFY" => {
+                                let words: Vec<String> =
+                                    v.split(',').map(|w| w.to_ascii_uppercase()).collect();
+                                let ok = !v.is_empty()
+                                    && (words == ["NEVER"]
+                                        || words.iter().all(|w| {
+                                            matches!(w.as_str(), "SUCCESS" | "FAILURE" | "DELAY")
+                                        }));
+                                if ok {
+                                    r.notify = Some(words.join(","));
+                                } else {
+                                    bad =
+                                        Some(format!("501 5.5.4 Bad argument \"{v}\"  to NOTIFY"));
+                                }
+                            }
+                            "ORCPT" => match xtext_decode(v) {
+                                Some(o) if o.contains(';') => r.orcpt = Some(o),
+                                _ => {
+                                    bad = Some(
+                                        "501 5.5.4 Syntax error in ORCPT parameter value"
+                                            .to_string(),
+                                    )
+                                }
+                            },
+                            _ => bad = Some(format!("555 5.5.4 {k} parameter unrecognized")),
+                        }
+                        if bad.is_some() {
+                            break;
+                        }
+                    }
+                    if let Some(b) = bad {
+                        reply!("{b}");
+                        continue;
+                    }
+                    // The sender's domain, once per transaction (sendmail checks at RCPT).
+                    if self.mode != DeliveryMode::Deferred
+                        && tx.sender_checked.is_none()
+                        && let Some(d) = address::domain_of(&sender)
+                        && !d.starts_with('[')
+                        && !address::is_local(&sender, &self.host, false)
+                    {
+                        tx.sender_checked = Some(backend.sender_domain(&d));
+                    }
+                    match tx.sender_checked {
+                        Some(DomainCheck::NotFound) => {
+                            end.nohost = true;
+                            reply!(
+                                "553 5.1.8 {shown}... Domain of sender address {sender} does not exist"
+                            );
+                            continue;
+                        }
+                        Some(DomainCheck::TempFail) => {
+                            reply!("451 4.1.8 Domain of sender address {sender} does not resolve");
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    if !self.may_relay_to(&path) {
+                        reply!("550 5.7.1 {shown}... Relaying denied");
+                        continue;
+                    }
+                    if tx.recipients.len() >= self.max_recipients {
+                        reply!("452 4.5.3 Too many recipients");
+                        continue;
+                    }
+                    let local = address::is_local(&path, &self.host, self.all_to_smarthost);
+                    let mut accepted = vec![r.clone()];
+                    if local {
+                        let host = self.host.clone();
+                        let to_smarthost = self.all_to_smarthost;
+                        let is_local = move |a: &str| address::is_local(a, &host, to_smarthost);
+                        let (ok, refused) = submit::expand_local(
+                            vec![r],
+                            self.aliases.as_ref(),
+                            &is_local,
+                            &self.host,
+                        );
+                        if let Some(f) = refused.first() {
+                            let why = f.text.split_once("... ").map(|(_, w)| w).unwrap_or(&f.text);
+                            let code = if f.code == crate::exit::Sysexit::NoUser {
+                                "550 5.1.1"
+                            } else {
+                                "550 5.7.1"
+                            };
+                            reply!("{code} {shown}... {why}");
+                            continue;
+                        }
+                        accepted = ok;
+                    }
+                    for a in accepted {
+                        if !tx
+                            .recipients
+                            .iter()
+                            .any(|x| x.address.eq_ignore_ascii_case(&a.address))
+                        {
+                            tx.recipients.push(a);
+                        }
+                    }
+                    if self.mode == DeliveryMode::Deferred && !local {
+                        reply!("250 2.1.5 {shown}... Recipient ok (will queue)");
+                    } else {
+                        reply!("250 2.1.5 {shown}... Recipient ok");
+                    }
+                }
+                "DATA" => {
+                    if tx.sender.is_none() {
+                        reply!("503 5.0.0 Need MAIL command");
+                        continue;
+                    }
+                    if tx.recipients.is_empty() {
+                        reply!("503 5.0.0 Need RCPT (recipient)");
+                        continue;
+                    }
+                    reply!("354 End data with <CR><LF>.<CR><LF>");
+                    out.flush()?;
+                    let (proto_helo, esmtp) = helo.clone().unwrap_or_default();
+                    let result = self.receive(&tx, &proto_helo, esmtp, input);
+                    tx = Transaction::default();
+                    match result {
+                        Received::Accepted(id) => {
+                            reply!("250 2.0.0 {id} Message accepted for delivery");
+                            out.flush()?;
+                            backend.accepted(&id, self.mode);
+                            end.accepted.push(id);
+                        }
+                        Received::Refused(text) => reply!("{text}"),
+                        Received::Fault(text) => {
+                            if let Some(t) = text {
+                                reply!("{t}");
+                            }
+                            out.flush()?;
+                            return Ok(end);
+                        }
+                    }
+                }
+                "RSET" => {
+                    tx = Transaction::default();
+                    reply!("250 2.0.0 Reset state");
+                }
+                "NOOP" => reply!("250 2.0.0 OK"),
+                "QUIT" => {
+                    reply!("221 2.0.0 {} closing connection", self.host);
+                    out.flush()?;
+                    return Ok(end);
+                }
+                "VRFY" => {
+                    if arg.is_empty() {
+                        reply!("501 5.5.2 Argument required");
+                    } else {
+                        reply!(
+                            "252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery (or try finger)"
+                        );
+                    }
+                }
+                "EXPN" => reply!("502 5.7.0 Sorry, we do not allow this operation"),
+                "HELP" => {
+                    for l in HELP {
+                        reply!("214-2.0.0 {l}");
+                    }
+                    reply!("214 2.0.0 End of HELP info");
+                }
+                "ETRN" => {
+                    if arg.is_empty() {
+                        reply!("500 5.5.2 Parameter required");
+                    } else if let Some(q) = arg.strip_prefix('#') {
+                        reply!("459 4.5.4 Queue {q} unknown");
+                    } else {
+                        let (dom, sub) = match arg.strip_prefix('@') {
+                            Some(d) => (d, true),
+                            None => (arg.as_str(), false),
+                        };
+                        let valid = !dom.is_empty()
+                            && dom.len() <= 255
+                            && dom
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b));
+                        if !valid {
+                            reply!("501 5.5.4 Syntax error in ETRN parameter");
+                        } else if backend.etrn(dom, sub) {
+                            reply!("250 2.0.0 Queuing for node {arg} started");
+                        } else {
+                            reply!("458 4.5.0 Unable to queue messages for node {arg}");
+                        }
+                    }
+                }
+                "STARTTLS" | "AUTH" | "TURN" | "ATRN" | "VERB" | "BDAT" | "SEND" | "SOML"
+                | "SAML" | "ONEX" | "XUSR" => {
+                    reply!("502 5.5.1 Command not implemented: \"{verb}\"")
+                }
+                _ => {
+                    let shown: String = text.chars().take(100).collect();
+                    reply!("500 5.5.1 Command unrecognized: \"{shown}\"");
+                }
+            }
+        }
+    }
+
+    /// Take the message after 354 into the spool.
+    fn receive<R: Read>(
+        &self,
+        tx: &Transaction,
+        helo: &str,
+        esmtp: bool,
+        input: &mut BufReader<R>,
+    ) -> Received {
+        let mut data = data::DataReader::new(input);
+        let result = self.store(tx, helo, esmtp, &mut data);
+        let fault_text = |d: &data::DataReader<'_, BufReader<R>>| -> Option<String> {
+            match d.fault.as_ref()? {
+                data::Fault::BareLf => Some("421 4.5.0 Bare linefeed (LF) not allowed".into()),
+                data::Fault::BareCr => {
+                    Some("421 4.5.0 Bare carriage return (CR) not allowed".into())
+                }
+                data::Fault::Eof => None,
+                data::Fault::Io(_) => {
+                    Some(format!("421 4.4.2 {} Timeout waiting for input", self.host))
+                }
+            }
+        };
+        match result {
+            Ok(id) => Received::Accepted(id),
+            Err(e) => {
+                if data.fault.is_some() || (!data.done && !data.drain()) {
+                    return Received::Fault(fault_text(&data));
+                }
+                Received::Refused(match e {
+                    StoreError::TooBig(max) => {
+                        format!("552 5.2.3 Message exceeds maximum fixed size ({max})")
+                    }
+                    StoreError::Read(e) => format!("554 5.6.0 {e}"),
+                    StoreError::Fatal(f) => {
+                        log::error!("{}", f.message);
+                        if f.code == crate::exit::Sysexit::CantCreat
+                            || f.message.contains("No space")
+                        {
+                            "452 4.3.1 Insufficient disk space; try again later".into()
+                        } else {
+                            "451 4.3.0 Temporary system failure; try again later".into()
+                        }
+                    }
+                })
+            }
+        }
+    }
+
+    fn store<R: BufRead>(
+        &self,
+        tx: &Transaction,
+        helo: &str,
+        esmtp: bool,
+        data: &mut R,
+    ) -> Result<String, StoreError> {
+        let now = clock::now();
+        let mut entry = self.spool.begin(now).map_err(StoreError::Fatal)?;
+        let id = entry.id.clone();
+        let mut reader = LineReader::new(data, true);
+        let head = message::read_head(&mut reader).map_err(|f| {
+            if f.code == crate::exit::Sysexit::IoErr {
+                StoreError::Read(io::Error::other(f.message))
+            } else {
+                // Headers too large: the size rule's reply.
+                StoreError::TooBig(message::MAX_HEADER_BYTES as u64)
+            }
+        })?;
+        let tm = clock::local(now);
+        let date = clock::rfc5322(&tm);
+        let sender = tx.sender.clone().unwrap_or_default();
+        let from_where = match &self.client {
+            Client::Local { login, .. } => format!("{login}@localhost"),
+            Client::Remote { ip } => format!("[{ip}]"),
+        };
+        let with = if esmtp { "ESMTP" } else { "SMTP" };
+        let version = env!("CARGO_PKG_VERSION");
+        let received = match tx.recipients.as_slice() {
+            [one] => format!(
+                "from {helo} ({from_where})\n\tby {} (rsendmail {version}) with {with} id {id}\n\tfor <{}>; {date}",
+                self.host, one.address
+            ),
+            _ => format!(
+                "from {helo} ({from_where})\n\tby {} (rsendmail {version}) with {with} id {id};\n\t{date}",
+                self.host
+            ),
+        };
+        let mut added = vec![Header::new("Received", &received)];
+        added.extend(submit::missing_headers(&head, &tm, &id, &self.host, || {
+            if sender.is_empty() {
+                format!("MAILER-DAEMON@{}", self.host)
+            } else {
+                sender.clone()
+            }
+        }));
+        let header_bytes: u64 = added
+            .iter()
+            .chain(head.headers.iter())
+            .map(|h| h.raw.len() as u64)
+            .sum::<u64>()
+            + 1;
+        let (user, uid) = match &self.client {
+            Client::Local { login, uid } => (login.clone(), *uid),
+            Client::Remote { ip } => (format!("smtp [{ip}]"), nix::unistd::getuid().as_raw()),
+        };
+        let envelope = Envelope {
+            id: id.clone(),
+            created: now,
+            sender,
+            recipients: tx.recipients.clone(),
+            user,
+            uid,
+            mode: self.mode.letter(),
+            header_bytes,
+            body_type: tx.body.clone(),
+            envid: tx.envid.clone(),
+            ret: tx.ret.clone(),
+            ..Envelope::default()
+        };
+        submit::write_entry(
+            self.spool,
+            &mut entry,
+            &envelope,
+            &added,
+            &head,
+            &mut reader,
+            self.max_size,
+        )?;
+        // The whole message must have been read up to the final dot.
+        if !reader_done(&mut reader) {
+            return Err(StoreError::Read(io::Error::other("DATA did not end")));
+        }
+        entry.commit(&envelope).map_err(StoreError::Fatal)?;
+        // ---- commit point: the message is safe ----
+        crate::log::submitted(
+            &envelope,
+            self.spool.qf_path(&id).metadata().map(|m| m.len()).ok(),
+        );
+        Ok(id)
+    }
+}
+
+/// Whether the data stream under the line reader ended with the final dot.
+fn reader_done<R: BufRead>(reader: &mut LineReader<R>) -> bool {
+    let mut rest = Vec::new();
+    matches!(reader.read_piece(&mut rest), Ok(message::Piece::End)) && rest.is_empty()
+}
+
+enum Received {
+    Accepted(String),
+    /// The message was read and refused; the session goes on.
+    Refused(String),
+    /// The session must end (after this reply, if any).
+    Fault(Option<String>),
+}
+
+const HELP: &[&str] = &[
+    concat!("This is rsendmail version ", env!("CARGO_PKG_VERSION")),
+    "Topics:",
+    "\tHELO\tEHLO\tMAIL\tRCPT\tDATA",
+    "\tRSET\tNOOP\tQUIT\tHELP\tVRFY",
+    "\tETRN",
+    "For local information send email to Postmaster at your site.",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_parameters() {
+        let (w, p, params) = split_path("FROM:<a@x> SIZE=10 BODY=8BITMIME", "FROM").unwrap();
+        assert_eq!(
+            (w, p.as_str(), params),
+            ("<a@x>", "a@x", vec!["SIZE=10", "BODY=8BITMIME"])
+        );
+        let (w, p, _) = split_path("from: root", "FROM").unwrap();
+        assert_eq!((w, p.as_str()), ("root", "root"));
+        let (_, p, _) = split_path("TO:<@a,@b:u@h>", "TO").unwrap();
+        assert_eq!(p, "u@h");
+        let (_, p, _) = split_path("TO:<>", "TO").unwrap();
+        assert_eq!(p, "");
+        assert!(split_path("TO", "TO").is_none());
+        assert!(split_path("FRM:<a>", "FROM").is_none());
+        assert_eq!(
+            xtext_decode("rfc822;a+2Bb@x").as_deref(),
+            Some("rfc822;a+b@x")
+        );
+        assert_eq!(xtext_decode("a+2"), None);
+        assert_eq!(xtext_decode("a b"), None);
+    }
+}
