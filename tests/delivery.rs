@@ -119,7 +119,7 @@ pub fn have_peer() -> bool {
     ok || unavailable("aiosmtpd")
 }
 
-fn relay_env(port: u16, extra: &str) -> Env {
+pub fn relay_env(port: u16, extra: &str) -> Env {
     Env::with_config(&format!(
         "SMARTHOST 127.0.0.1\nPORT {port}\nO Timeout.connect=5s\nO Timeout.datafinal=20s\n{extra}"
     ))
@@ -143,7 +143,7 @@ fn spawn_runner(env: &Env, args: &[&str]) -> Child {
         .unwrap()
 }
 
-fn message_ids(msgs: &[(String, Vec<u8>)]) -> Vec<String> {
+pub fn message_ids(msgs: &[(String, Vec<u8>)]) -> Vec<String> {
     msgs.iter()
         .map(|(_, m)| {
             let t = String::from_utf8_lossy(m);
@@ -708,7 +708,7 @@ fn dsn_parameters_and_grouping_at_smtp_sink() {
     assert!(env.entries().is_empty());
 }
 
-fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let start = Instant::now();
     loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -723,7 +723,7 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitSta
     }
 }
 
-fn sigterm(child: &Child) {
+pub fn sigterm(child: &Child) {
     let st = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

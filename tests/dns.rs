@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct DnsServer {
+pub struct DnsServer {
     child: Child,
     log: PathBuf,
-    port: u16,
+    pub port: u16,
 }
 
 impl DnsServer {
-    fn start(dir: &Path, records: &[&str]) -> Option<DnsServer> {
+    pub fn start(dir: &Path, records: &[&str]) -> Option<DnsServer> {
         if !require("dnsmasq") {
             return None;
         }
@@ -67,7 +67,7 @@ impl DnsServer {
         Some(DnsServer { child, log, port })
     }
 
-    fn queries(&self) -> Vec<String> {
+    pub fn queries(&self) -> Vec<String> {
         fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()

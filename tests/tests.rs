@@ -9,5 +9,6 @@ mod durability;
 mod local;
 mod mailq_listing;
 mod privileges;
+mod smtp;
 mod submission;
 mod tls;

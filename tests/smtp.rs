@@ -1,0 +1,786 @@
+//! The SMTP server: `-bs` through a pipe and `-bd`/`-bD` on a high port of 127.0.0.1,
+//! driven by real clients (Python's smtplib, swaks) and by raw sockets where the bytes on
+//! the wire are the point (pipelining, smuggling, limits).
+
+use crate::delivery::{relay_env, sigterm, start_peer, wait_exit};
+use crate::dns::DnsServer;
+use crate::harness::{Env, require};
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `-bD` daemon on a free port, stopped (SIGTERM) when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Daemon {
+    /// Start `sendmail -C conf -bD ARGS` listening on 127.0.0.1:<free port>.
+    pub fn start(env: &Env, args: &[&str]) -> Daemon {
+        let port = crate::harness::closed_tcp_port();
+        env.add_config(&format!("O DaemonPortOptions=Port={port},Addr=127.0.0.1\n"));
+        Daemon::start_on(env, args, port)
+    }
+
+    pub fn start_on(env: &Env, args: &[&str], port: u16) -> Daemon {
+        let child = Command::new(env.link("sendmail"))
+            .args(["-C", env.conf.to_str().unwrap(), "-bD"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the daemon did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Daemon { child, port }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        if wait_exit(&mut self.child, Duration::from_secs(10)).is_none() {
+            let _ = self.child.kill();
+        }
+    }
+}
+
+/// A raw client: write bytes, read reply lines.
+struct Raw {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Raw {
+    fn connect(port: u16) -> Raw {
+        Raw::from(TcpStream::connect(("127.0.0.1", port)).unwrap())
+    }
+
+    fn from(s: TcpStream) -> Raw {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        Raw {
+            r: BufReader::new(s.try_clone().unwrap()),
+            w: s,
+        }
+    }
+
+    /// One whole reply (its lines); empty when the server closed.
+    fn reply(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let mut l = String::new();
+            if self.r.read_line(&mut l).unwrap_or(0) == 0 {
+                return out;
+            }
+            let l = l.trim_end().to_string();
+            let last = l.len() < 4 || l.as_bytes()[3] != b'-';
+            out.push(l);
+            if last {
+                return out;
+            }
+        }
+    }
+
+    /// The last line of the next reply.
+    fn line(&mut self) -> String {
+        self.reply().pop().unwrap_or_default()
+    }
+
+    fn send(&mut self, b: &[u8]) {
+        self.w.write_all(b).unwrap();
+    }
+
+    /// Send a command, return the last line of its reply.
+    fn cmd(&mut self, c: &str) -> String {
+        self.send(format!("{c}\r\n").as_bytes());
+        self.line()
+    }
+
+    /// Whether the server closed the connection (reads EOF).
+    fn closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.r.read(&mut b), Ok(0))
+    }
+}
+
+/// Wait until the spool holds `n` entries (sessions commit before replying, but a test
+/// may look from another process).
+fn entries_after(env: &Env, n: usize) -> usize {
+    let start = Instant::now();
+    while env.entries().len() < n && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    env.entries().len()
+}
+
+/// Temporary files left in the spool (a message that was never acknowledged).
+fn tmp_files(env: &Env) -> usize {
+    fs::read_dir(env.spool.join("tmp"))
+        .map(|rd| rd.count())
+        .unwrap_or(0)
+}
+
+fn python(script: &str, args: &[&str]) -> std::process::Output {
+    Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn smtplib_sends_fifty_messages_in_one_session() {
+    if !require("python3") {
+        return;
+    }
+    let env = Env::new();
+    let d = Daemon::start(&env, &["-odq"]);
+    let out = python(
+        r#"
+import smtplib, sys
+from email.message import EmailMessage
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20)
+code, _ = s.ehlo("client.example")
+assert code == 250
+assert s.has_extn("pipelining") and s.has_extn("8bitmime") and s.has_extn("dsn") and s.has_extn("etrn") and s.has_extn("size")
+for i in range(50):
+    m = EmailMessage()
+    m["From"] = "list@test.example"
+    m["To"] = f"member{i}@example.net"
+    m["Subject"] = f"message {i}"
+    m.set_content(f"body {i}\n.leading dot\n")
+    refused = s.send_message(m, rcpt_options=["NOTIFY=FAILURE"], mail_options=["BODY=8BITMIME"])
+    assert refused == {}, refused
+print(s.quit()[0])
+"#,
+        &[&d.port.to_string()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "221");
+    assert_eq!(entries_after(&env, 50), 50);
+    let listing = env.mailq(&[]);
+    for i in 0..50 {
+        assert!(
+            listing.contains(&format!("member{i}@example.net")),
+            "{listing}"
+        );
+    }
+    // The body arrived intact, the dot unstuffed, and the envelope kept NOTIFY.
+    let one = env
+        .entries()
+        .into_iter()
+        .map(|p| fs::read_to_string(p).unwrap())
+        .find(|t| t.contains("Subject: message 7\n"))
+        .unwrap();
+    assert!(one.contains("\nbody 7\n.leading dot\n"), "{one}");
+    assert!(
+        one.contains("Received: from client.example ([127.0.0.1])"),
+        "{one}"
+    );
+    assert!(
+        one.contains("notify FAILURE") || one.contains("FAILURE"),
+        "{one}"
+    );
+    assert!(one.contains("sender list@test.example"), "{one}");
+}
+
+#[test]
+fn swaks_through_a_pipe_to_bs() {
+    if !require("swaks") {
+        return;
+    }
+    let env = Env::new();
+    let pipe = format!(
+        "{} -C {} -odq -bs",
+        env.link("sendmail").display(),
+        env.conf.display()
+    );
+    let out = Command::new("swaks")
+        .args(["--pipe", &pipe, "--from", "a@test.example"])
+        .args([
+            "--to",
+            "b@example.net,c@example.net",
+            "--helo",
+            "client.example",
+        ])
+        .args([
+            "--header",
+            "Subject: via swaks",
+            "--body",
+            "hello from swaks",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("<-  250 2.0.0 "), "{text}");
+    assert!(text.contains("Message accepted for delivery"), "{text}");
+    let entry = env.only_entry();
+    assert!(
+        entry.contains("rcpt b@example.net\nrcpt c@example.net\n"),
+        "{entry}"
+    );
+    assert!(entry.contains("Subject: via swaks"), "{entry}");
+    assert!(
+        entry.contains("Received: from client.example (root@localhost)")
+            || !crate::harness::is_root(),
+        "{entry}"
+    );
+}
+
+#[test]
+fn bs_replies_as_sendmail_and_accepts_pipelined_input() {
+    let env = Env::new();
+    // Everything written at once, before the greeting is read (sendmail refuses this).
+    let input = b"MAIL FROM:<a@test.example>\r\nHELO c\r\nRCPT TO:<x@example.net>\r\n\
+MAIL FROM:<a@test.example>\r\nMAIL FROM:<a@test.example>\r\nDATA\r\nRCPT TO:<x@example.net>\r\n\
+RCPT TO:<>\r\nRCPT TO:<x@example.net> NOTIFY=BOGUS\r\nRCPT TO:<x@example.net> FOO=1\r\n\
+DATA\r\nSubject: s\r\n\r\nbody\r\n.\r\nVRFY root\r\nEXPN root\r\nETRN\r\nETRN #q\r\nFOO\r\nRSET\r\nNOOP\r\nQUIT\r\n";
+    let run = env.sendmail(&["-odq", "-bs"], input);
+    run.code(0);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let want_prefixes = [
+        "220 test.example ESMTP rsendmail ",
+        "503 5.0.0 Polite people say HELO first",
+        "250 test.example Hello ",
+        "503 5.0.0 Need MAIL before RCPT",
+        "250 2.1.0 <a@test.example>... Sender ok",
+        "503 5.5.0 Sender already specified",
+        "503 5.0.0 Need RCPT (recipient)",
+        "250 2.1.5 <x@example.net>... Recipient ok",
+        "553 5.0.0 <>... User address required",
+        "501 5.5.4 Bad argument \"BOGUS\"  to NOTIFY",
+        "555 5.5.4 FOO parameter unrecognized",
+        "354 End data with <CR><LF>.<CR><LF>",
+        "250 2.0.0 ",
+        "252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery (or try finger)",
+        "502 5.7.0 Sorry, we do not allow this operation",
+        "500 5.5.2 Parameter required",
+        "459 4.5.4 Queue q unknown",
+        "500 5.5.1 Command unrecognized: \"FOO\"",
+        "250 2.0.0 Reset state",
+        "250 2.0.0 OK",
+        "221 2.0.0 test.example closing connection",
+    ];
+    assert_eq!(lines.len(), want_prefixes.len(), "{}", run.stdout);
+    for (l, w) in lines.iter().zip(want_prefixes) {
+        assert!(l.starts_with(w), "got {l:?}, want {w:?}\n{}", run.stdout);
+    }
+    assert!(run.stdout.ends_with("\r\n"));
+    assert!(lines[12].ends_with("Message accepted for delivery"));
+    let id = lines[12].split(' ').nth(2).unwrap();
+    assert!(env.only_entry().contains(&format!("id {id}\n")));
+}
+
+#[test]
+fn pipelined_commands_are_answered_in_order_in_one_write() {
+    let env = Env::new();
+    let d = Daemon::start(&env, &["-odq"]);
+    let mut c = Raw::connect(d.port);
+    assert!(c.line().starts_with("220 "));
+    assert!(c.cmd("EHLO client.example").starts_with("250 HELP"));
+    let mut batch = String::from("MAIL FROM:<a@test.example>\r\n");
+    for i in 0..20 {
+        batch.push_str(&format!("RCPT TO:<r{i}@example.net>\r\n"));
+    }
+    batch.push_str("RCPT TO:<>\r\nDATA\r\n");
+    c.send(batch.as_bytes());
+    assert_eq!(c.line(), "250 2.1.0 <a@test.example>... Sender ok");
+    for i in 0..20 {
+        assert_eq!(
+            c.line(),
+            format!("250 2.1.5 <r{i}@example.net>... Recipient ok")
+        );
+    }
+    assert_eq!(c.line(), "553 5.0.0 <>... User address required");
+    assert!(c.line().starts_with("354 "));
+    c.send(b"Subject: p\r\n\r\nx\r\n.\r\nNOOP\r\nQUIT\r\n");
+    assert!(c.line().ends_with("Message accepted for delivery"));
+    assert_eq!(c.line(), "250 2.0.0 OK");
+    assert!(c.line().starts_with("221 "));
+    assert_eq!(env.entries().len(), 1);
+    assert!(env.only_entry().contains("rcpt r19@example.net\n"));
+}
+
+/// SMTP smuggling (CVE-2023-51764/5/6): only CRLF.CRLF ends DATA; the other forms are
+/// refused with sendmail's 421 and nothing is queued, neither the message nor the
+/// smuggled one.
+#[test]
+fn smuggling_vectors_never_end_data() {
+    let env = Env::new();
+    let d = Daemon::start(&env, &["-odq"]);
+    let vectors: [(&[u8], &str); 6] = [
+        (b"\n.\n", "421 4.5.0 Bare linefeed (LF) not allowed"),
+        (b"\r\n.\n", "421 4.5.0 Bare linefeed (LF) not allowed"),
+        (b"\n.\r\n", "421 4.5.0 Bare linefeed (LF) not allowed"),
+        (b"\r.\r", "421 4.5.0 Bare carriage return (CR) not allowed"),
+        (
+            b"\r\n.\r",
+            "421 4.5.0 Bare carriage return (CR) not allowed",
+        ),
+        (
+            b"\r.\r\n",
+            "421 4.5.0 Bare carriage return (CR) not allowed",
+        ),
+    ];
+    for (end, want) in vectors {
+        let mut c = Raw::connect(d.port);
+        c.line();
+        c.cmd("HELO c");
+        c.cmd("MAIL FROM:<a@test.example>");
+        c.cmd("RCPT TO:<victim@example.net>");
+        assert!(c.cmd("DATA").starts_with("354"));
+        let mut body = b"Subject: first\r\n\r\nhello".to_vec();
+        body.extend_from_slice(end);
+        body.extend_from_slice(
+            b"MAIL FROM:<ceo@test.example>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n.\r\n",
+        );
+        c.send(&body);
+        assert_eq!(c.line(), want, "{:?}", String::from_utf8_lossy(end));
+        assert!(c.closed());
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(env.entries().len(), 0, "{}", env.listing());
+    assert_eq!(tmp_files(&env), 0);
+}
+
+#[test]
+fn limits_have_their_replies() {
+    let env = Env::with_config(
+        "O MaxMessageSize=1000\nO MaxRecipientsPerMessage=3\nO Timeout.command=2s\n",
+    );
+    let d = Daemon::start(&env, &["-odq"]);
+    let mut c = Raw::connect(d.port);
+    c.line();
+    c.send(b"EHLO c\r\n");
+    let ehlo = c.reply();
+    assert!(ehlo.contains(&"250-SIZE 1000".to_string()), "{ehlo:?}");
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@test.example> SIZE=2000"),
+        "552 5.2.3 Message size exceeds fixed maximum message size (1000)"
+    );
+    assert!(
+        c.cmd("MAIL FROM:<a@test.example> SIZE=10")
+            .starts_with("250 ")
+    );
+    for i in 0..3 {
+        assert!(
+            c.cmd(&format!("RCPT TO:<r{i}@example.net>"))
+                .starts_with("250 ")
+        );
+    }
+    assert_eq!(
+        c.cmd("RCPT TO:<r3@example.net>"),
+        "452 4.5.3 Too many recipients"
+    );
+    assert!(c.cmd("DATA").starts_with("354"));
+    let mut big = b"Subject: big\r\n\r\n".to_vec();
+    for _ in 0..30 {
+        big.extend_from_slice(&[b'x'; 60]);
+        big.extend_from_slice(b"\r\n");
+    }
+    big.extend_from_slice(b".\r\n");
+    c.send(&big);
+    assert_eq!(
+        c.line(),
+        "552 5.2.3 Message exceeds maximum fixed size (1000)"
+    );
+    // The session goes on, in step.
+    assert_eq!(c.cmd("NOOP"), "250 2.0.0 OK");
+    // A command line longer than 2048 bytes.
+    let long = format!("NOOP {}", "y".repeat(3000));
+    assert!(
+        c.cmd(&long)
+            .starts_with("421 4.7.0 test.example Command too long")
+    );
+    assert!(c.closed());
+    // The idle limit (Timeout.command).
+    let mut idle = Raw::connect(d.port);
+    idle.line();
+    let t = Instant::now();
+    assert_eq!(
+        idle.line(),
+        "421 4.4.2 test.example Timeout waiting for input"
+    );
+    assert!(t.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(env.entries().len(), 0);
+}
+
+#[test]
+fn eof_during_data_creates_nothing() {
+    let env = Env::new();
+    let d = Daemon::start(&env, &["-odq"]);
+    {
+        let mut c = Raw::connect(d.port);
+        c.line();
+        c.cmd("HELO c");
+        c.cmd("MAIL FROM:<a@test.example>");
+        c.cmd("RCPT TO:<b@example.net>");
+        c.cmd("DATA");
+        c.send(b"Subject: cut\r\n\r\npart of a body\r\n");
+        c.w.shutdown(std::net::Shutdown::Both).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(env.entries().len(), 0);
+    assert_eq!(tmp_files(&env), 0);
+    // The same through -bs.
+    let run = env.sendmail(
+        &["-odq", "-bs"],
+        b"HELO c\r\nMAIL FROM:<a@test.example>\r\nRCPT TO:<b@example.net>\r\nDATA\r\nSubject: cut\r\n\r\nbody",
+    );
+    run.code(0);
+    assert_eq!(env.entries().len(), 0);
+    assert_eq!(tmp_files(&env), 0);
+}
+
+/// A client outside the trusted networks may send only to this host; 127.0.0.2 is
+/// outside `TrustedNetworks=127.0.0.1/32`.
+#[test]
+fn relaying_is_refused_outside_the_trusted_networks() {
+    let env = Env::with_config("O TrustedNetworks=127.0.0.1/32\nO RelayDomains=partner.example\n");
+    let d = Daemon::start(&env, &["-odq"]);
+    let port = d.port;
+    let outside = {
+        let sock = std::net::TcpListener::bind("127.0.0.2:0");
+        if sock.is_err() {
+            crate::harness::unavailable("the 127.0.0.2 loopback address");
+            return;
+        }
+        drop(sock);
+        let s = socket2_connect_from("127.0.0.2", port);
+        Raw::from(s)
+    };
+    let mut c = outside;
+    c.line();
+    c.cmd("HELO outside");
+    c.cmd("MAIL FROM:<a@test.example>");
+    assert_eq!(
+        c.cmd("RCPT TO:<b@example.net>"),
+        "550 5.7.1 <b@example.net>... Relaying denied"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<root@Test.Example>"),
+        "250 2.1.5 <root@Test.Example>... Recipient ok"
+    );
+    assert!(c.cmd("RCPT TO:<b@partner.example>").starts_with("250 "));
+    // The trusted client may relay.
+    let mut t = Raw::connect(port);
+    t.line();
+    t.cmd("HELO inside");
+    t.cmd("MAIL FROM:<a@test.example>");
+    assert!(t.cmd("RCPT TO:<b@example.net>").starts_with("250 "));
+}
+
+/// Connect to 127.0.0.1:port from a chosen local address (std cannot bind a socket
+/// before connecting it).
+fn socket2_connect_from(local: &str, port: u16) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor this function owns until it is wrapped.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        let ip: std::net::Ipv4Addr = local.parse().unwrap();
+        sa.sin_addr.s_addr = u32::from(ip).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(
+            libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len),
+            0
+        );
+        let mut to: libc::sockaddr_in = std::mem::zeroed();
+        to.sin_family = libc::AF_INET as libc::sa_family_t;
+        to.sin_port = port.to_be();
+        to.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        assert_eq!(
+            libc::connect(fd, &to as *const _ as *const libc::sockaddr, len),
+            0
+        );
+        TcpStream::from_raw_fd(fd)
+    }
+}
+
+#[test]
+fn sessions_beyond_max_daemon_children_get_421() {
+    let env = Env::with_config("O MaxDaemonChildren=2\n");
+    let d = Daemon::start(&env, &["-odq"]);
+    // The readiness probe's session may still be ending: wait for a free slot first.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut a = Raw::connect(d.port);
+    assert!(a.line().starts_with("220 "));
+    let mut b = Raw::connect(d.port);
+    assert!(b.line().starts_with("220 "));
+    let mut c = Raw::connect(d.port);
+    let refused = c.line();
+    assert!(
+        refused.starts_with("421 4.3.2 test.example Too many connections (2)"),
+        "{refused}"
+    );
+    assert!(c.closed());
+    // Once one ends, a new session is served.
+    assert!(a.cmd("QUIT").starts_with("221 "));
+    std::thread::sleep(Duration::from_millis(700));
+    let mut e = Raw::connect(d.port);
+    assert!(e.line().starts_with("220 "));
+    assert_eq!(b.cmd("NOOP"), "250 2.0.0 OK");
+}
+
+/// SIGTERM in the middle of a session: every acknowledged message is queued, the one in
+/// flight is not (it was never acknowledged), and the daemon exits.
+#[test]
+fn sigterm_loses_nothing_acknowledged() {
+    let env = Env::new();
+    let mut d = Daemon::start(&env, &["-odq"]);
+    let mut c = Raw::connect(d.port);
+    c.line();
+    c.cmd("HELO c");
+    for i in 0..3 {
+        c.cmd("MAIL FROM:<a@test.example>");
+        c.cmd(&format!("RCPT TO:<r{i}@example.net>"));
+        c.cmd("DATA");
+        c.send(format!("Subject: {i}\r\n\r\nbody\r\n.\r\n").as_bytes());
+        assert!(c.line().ends_with("Message accepted for delivery"));
+    }
+    c.cmd("MAIL FROM:<a@test.example>");
+    c.cmd("RCPT TO:<inflight@example.net>");
+    c.cmd("DATA");
+    c.send(b"Subject: in flight\r\n\r\nhalf");
+    std::thread::sleep(Duration::from_millis(100));
+    sigterm(&d.child);
+    let st = wait_exit(&mut d.child, Duration::from_secs(10));
+    assert!(st.is_some_and(|s| s.success()), "{st:?}");
+    assert!(c.closed(), "the session ended");
+    assert!(
+        TcpStream::connect(("127.0.0.1", d.port)).is_err(),
+        "no longer listening"
+    );
+    let listing = env.mailq(&[]);
+    assert_eq!(env.entries().len(), 3, "{listing}");
+    for i in 0..3 {
+        assert!(listing.contains(&format!("r{i}@example.net")));
+    }
+    assert!(!listing.contains("inflight"));
+}
+
+/// The sender's domain is checked in DNS (dnsmasq): NXDOMAIN → 553 5.1.8 and `-bs` exits
+/// 68; a failed lookup → 451 4.1.8; deferred mode asks nothing and says `(will queue)`.
+#[test]
+fn sender_domain_checked_in_dns_except_in_deferred_mode() {
+    let scratch = Env::new();
+    let Some(dns) = DnsServer::start(
+        &scratch.dir,
+        &[
+            "--mx-host=exists.test,mx.exists.test,10",
+            "--address=/mx.exists.test/127.0.0.1",
+        ],
+    ) else {
+        return;
+    };
+    let env = Env::with_config(&format!("RESOLVER 127.0.0.1:{}\n", dns.port));
+    let session =
+        |from: &str| format!("HELO c\r\nMAIL FROM:<{from}>\r\nRCPT TO:<b@example.net>\r\nQUIT\r\n");
+    let r = env.sendmail(&["-odq", "-bs"], session("a@nowhere.test").as_bytes());
+    r.code(68);
+    assert!(r.stdout.contains(
+        "553 5.1.8 <b@example.net>... Domain of sender address a@nowhere.test does not exist\r\n"
+    ), "{}", r.stdout);
+    let r = env.sendmail(&["-odq", "-bs"], session("a@exists.test").as_bytes());
+    r.code(0);
+    assert!(
+        r.stdout
+            .contains("250 2.1.5 <b@example.net>... Recipient ok\r\n"),
+        "{}",
+        r.stdout
+    );
+    let asked = dns.queries().len();
+    assert!(asked >= 2, "{asked}");
+    // Deferred: no query at all, and the reply says the mail will be queued.
+    let r = env.sendmail(&["-odd", "-bs"], session("a@nowhere.test").as_bytes());
+    r.code(0);
+    assert!(
+        r.stdout
+            .contains("250 2.1.5 <b@example.net>... Recipient ok (will queue)\r\n"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(dns.queries().len(), asked, "deferred mode asked DNS");
+    // A resolver that does not answer: a temporary refusal.
+    let dead = Env::with_config(&format!(
+        "RESOLVER 127.0.0.1:{}\n",
+        crate::harness::closed_tcp_port()
+    ));
+    let r = dead.sendmail(&["-odq", "-bs"], session("a@example.org").as_bytes());
+    r.code(0);
+    assert!(
+        r.stdout
+            .contains("451 4.1.8 Domain of sender address a@example.org does not resolve\r\n"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// Local recipients are checked at RCPT: unknown users refused, aliases expanded.
+#[test]
+fn local_recipients_checked_at_rcpt() {
+    let env = Env::new();
+    fs::write(env.dir.join("aliases"), "team: root, x@example.net\n").unwrap();
+    env.add_config(&format!(
+        "O AliasFile={}\n",
+        env.dir.join("aliases").display()
+    ));
+    let r = env.sendmail(
+        &["-odq", "-bs"],
+        b"HELO c\r\nMAIL FROM:<a@test.example>\r\nRCPT TO:<nosuchuser-zz>\r\nRCPT TO:<team>\r\nDATA\r\nSubject: t\r\n\r\nx\r\n.\r\nQUIT\r\n",
+    );
+    r.code(0);
+    assert!(
+        r.stdout
+            .contains("550 5.1.1 <nosuchuser-zz>... User unknown\r\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("250 2.1.5 <team>... Recipient ok\r\n"),
+        "{}",
+        r.stdout
+    );
+    let e = env.only_entry();
+    assert!(
+        e.contains("\nrcpt root ") && e.contains("\nrcpt x@example.net "),
+        "{e}"
+    );
+}
+
+/// Background mode over SMTP: accepted, then delivered to the smarthost.
+#[test]
+fn bd_background_mode_delivers() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    let d = Daemon::start(&env, &["-odb"]);
+    let mut c = Raw::connect(d.port);
+    c.line();
+    c.cmd("EHLO c");
+    c.cmd("MAIL FROM:<a@test.example>");
+    c.cmd("RCPT TO:<b@example.net>");
+    c.cmd("DATA");
+    c.send(b"Subject: bg\r\n\r\nhello\r\n.\r\n");
+    assert!(c.line().ends_with("Message accepted for delivery"));
+    c.cmd("QUIT");
+    let got = peer.wait_for(1, Duration::from_secs(20));
+    assert_eq!(got.len(), 1);
+    assert!(String::from_utf8_lossy(&got[0].1).contains("Subject: bg"));
+    let start = Instant::now();
+    while !env.entries().is_empty() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(env.entries().is_empty());
+}
+
+/// `-bd -q1s`: one process listens and runs the queue.
+#[test]
+fn bd_with_queue_interval_runs_the_queue() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(&["-odq", "early@example.net"], crate::harness::MSG)
+        .code(0);
+    let _d = Daemon::start(&env, &["-odq", "-q1s"]);
+    let got = peer.wait_for(1, Duration::from_secs(20));
+    assert_eq!(got.len(), 1, "the runner beside the listener delivered");
+    assert!(got[0].0.contains("early@example.net"));
+}
+
+/// ETRN: only the named domain's mail moves (`@dom` with its subdomains); the rest stays.
+#[test]
+fn etrn_flushes_only_the_named_domain() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    for r in [
+        "a@dial.example",
+        "b@dial.example",
+        "c@sub.dial.example",
+        "d@dial.example.org",
+        "e@other.example",
+    ] {
+        env.sendmail(&["-odq", r], crate::harness::MSG).code(0);
+    }
+    let d = Daemon::start(&env, &["-odq"]);
+    let mut c = Raw::connect(d.port);
+    c.line();
+    c.cmd("EHLO dialup");
+    assert_eq!(
+        c.cmd("ETRN dial.example"),
+        "250 2.0.0 Queuing for node dial.example started"
+    );
+    let got = peer.wait_for(2, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300));
+    let got_rcpts: Vec<String> = peer.messages().iter().map(|m| m.0.clone()).collect();
+    assert_eq!(got.len(), 2, "{got_rcpts:?}");
+    assert_eq!(peer.messages().len(), 2, "{got_rcpts:?}");
+    let all = got_rcpts.join(" ");
+    assert!(
+        all.contains("a@dial.example") && all.contains("b@dial.example"),
+        "{all}"
+    );
+    assert_eq!(env.entries().len(), 3);
+    assert_eq!(
+        c.cmd("ETRN @dial.example"),
+        "250 2.0.0 Queuing for node @dial.example started"
+    );
+    let got = peer.wait_for(3, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(peer.messages().len(), 3);
+    assert!(got.iter().any(|m| m.0.contains("c@sub.dial.example")));
+    let left = env.mailq(&[]);
+    assert!(
+        left.contains("d@dial.example.org") && left.contains("e@other.example"),
+        "{left}"
+    );
+    assert_eq!(env.entries().len(), 2);
+    // Nothing queued for a domain: nothing is delivered.
+    assert!(c.cmd("ETRN empty.example").starts_with("250 "));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(peer.messages().len(), 3);
+    assert_eq!(
+        c.cmd("ETRN bad/domain"),
+        "501 5.5.4 Syntax error in ETRN parameter"
+    );
+}
+
+/// The default listener is loopback only, IPv4 and IPv6 alike.
+#[test]
+fn ipv6_loopback_listener() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        crate::harness::unavailable("IPv6 loopback");
+        return;
+    }
+    let env = Env::new();
+    let port = crate::harness::closed_tcp_port();
+    env.add_config(&format!("O DaemonPortOptions=Port={port},Family=inet6,Addr=::1\nO DaemonPortOptions=Port={port},Addr=127.0.0.1\n"));
+    let _d = Daemon::start_on(&env, &["-odq"], port);
+    let addr: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    let mut c = Raw::from(TcpStream::connect(addr).unwrap());
+    assert!(c.line().starts_with("220 "));
+    assert!(c.cmd("HELO c").contains("Hello [::1]"));
+}
