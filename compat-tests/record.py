@@ -9,7 +9,9 @@ describes (it never runs rsendmail). For each case directory under cases/ it rea
 
     sendmail -Am -oQ<private queue dir> ARGS... < stdin
 
-and writes what real sendmail did into the case's `expected/`:
+(through pace.py, lock-step, when the case holds a `pace` file: an `-bs` dialogue whose
+stdout is then the S:/C: transcript) and writes what real sendmail did into the case's
+`expected/`:
   exit      the exit status
   stdout    standard output
   stderr    standard error
@@ -48,9 +50,16 @@ def record(name, version):
             stdin = f.read()
     qdir = tempfile.mkdtemp(prefix="compat-q-")
     os.chmod(qdir, 0o700)
-    # argv[0] is "sendmail", as a script calling it through PATH would give it.
-    run = subprocess.run(["sendmail", "-Am", "-oQ" + qdir] + args, executable=SENDMAIL,
-                         input=stdin, capture_output=True, timeout=120)
+    # argv[0] is "sendmail", as a script calling it through PATH would give it. An SMTP
+    # dialogue (a `pace` file in the case) is driven lock-step by pace.py, because
+    # sendmail refuses commands sent before its reply.
+    if os.path.exists(os.path.join(case, "pace")):
+        run = subprocess.run([sys.executable, os.path.join(HERE, "pace.py"), SENDMAIL,
+                              "-Am", "-oQ" + qdir] + args,
+                             input=stdin, capture_output=True, timeout=120)
+    else:
+        run = subprocess.run(["sendmail", "-Am", "-oQ" + qdir] + args, executable=SENDMAIL,
+                             input=stdin, capture_output=True, timeout=120)
     queue = subprocess.run(["sendmail", "-Am", "-oQ" + qdir, "-bp"], executable=SENDMAIL,
                            capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
     exp = os.path.join(case, "expected")

@@ -8,9 +8,10 @@ use std::fmt;
 use std::process::ExitCode;
 
 /// A sysexits.h exit status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Sysexit {
+    #[default]
     Ok = 0,
     Usage = 64,
     DataErr = 65,

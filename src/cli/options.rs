@@ -187,6 +187,9 @@ pub static OPTION_TABLE: &[OptDef] = &[
     opt("RelayDomains", None, false),
 ];
 
+/// How many entries at the end of the table are rsendmail's own (not sendmail's).
+const OWN_OPTIONS: usize = 8;
+
 /// The result of resolving a long option name.
 #[derive(Debug)]
 pub struct Resolved {
@@ -214,13 +217,19 @@ pub fn lookup_long(name: &str) -> Result<Resolved, Fatal> {
         });
     }
     let lower = base.to_ascii_lowercase();
+    // sendmail's names first, so that rsendmail's own never make an abbreviation that
+    // works with sendmail ambiguous (`Tru` stays TrustedUser).
+    let (sendmail_names, own_names) = OPTION_TABLE.split_at(OPTION_TABLE.len() - OWN_OPTIONS);
+    let find = |part: &'static [OptDef]| -> Vec<&'static OptDef> {
+        part.iter()
+            .filter(|d| d.name.to_ascii_lowercase().starts_with(&lower))
+            .collect()
+    };
     let matches: Vec<&OptDef> = if base.is_empty() {
         Vec::new()
     } else {
-        OPTION_TABLE
-            .iter()
-            .filter(|d| d.name.to_ascii_lowercase().starts_with(&lower))
-            .collect()
+        let m = find(sendmail_names);
+        if m.is_empty() { find(own_names) } else { m }
     };
     match matches.as_slice() {
         [] => Err(Fatal::new(
@@ -493,7 +502,7 @@ mod tests {
     #[test]
     fn own_options_do_not_change_sendmail_abbreviations() {
         // Every prefix that resolved (or failed) one way among sendmail's names still does.
-        let sendmail_names = &OPTION_TABLE[..OPTION_TABLE.len() - 6];
+        let sendmail_names = &OPTION_TABLE[..OPTION_TABLE.len() - OWN_OPTIONS];
         for def in sendmail_names {
             for end in 1..=def.name.len() {
                 let prefix = &def.name[..end];
@@ -513,6 +522,12 @@ mod tests {
             "MaxConnections"
         );
         assert_eq!(lookup_long("mxport").unwrap().def.name, "MXPort");
+        assert_eq!(lookup_long("Tru").unwrap().def.name, "TrustedUser");
+        assert_eq!(lookup_long("TrustedN").unwrap().def.name, "TrustedNetworks");
+        assert_eq!(
+            OPTION_TABLE[OPTION_TABLE.len() - OWN_OPTIONS].name,
+            "MXPort"
+        );
     }
 
     #[test]

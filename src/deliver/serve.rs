@@ -144,8 +144,8 @@ fn server<'a>(s: &'a Setup, engine: &Engine, client: Client, trusted: bool) -> S
     }
 }
 
-/// `-bs`: one session on stdin/stdout. The exit status is 68 when a sender's domain did
-/// not exist (sendmail's), else 0.
+/// `-bs`: one session on stdin/stdout. The exit status is sendmail's: 0, or the first
+/// address error of the session (68 for a sender's domain that does not exist).
 pub fn stdio(s: &Setup, engine: &Engine, argv: &[OsString]) -> Result<Sysexit, Fatal> {
     s.spool.prepare()?;
     let who = rsendmail::submit::Submitter::current();
@@ -165,11 +165,7 @@ pub fn stdio(s: &Setup, engine: &Engine, argv: &[OsString]) -> Result<Sysexit, F
     let mut input = BufReader::with_capacity(64 * 1024, &*stdin);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match srv.run(&mut backend, &mut input, &mut out) {
-        Ok(end) => Ok(if end.nohost {
-            Sysexit::NoHost
-        } else {
-            Sysexit::Ok
-        }),
+        Ok(end) => Ok(end.status),
         Err(e) => {
             log::info!("SMTP session ended: {e}");
             Ok(Sysexit::Ok)

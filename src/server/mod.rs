@@ -78,10 +78,20 @@ pub struct Server<'a> {
 /// How a session ended.
 #[derive(Debug, Default)]
 pub struct Ending {
-    /// A sender's domain did not exist (`-bs` exits 68, as sendmail does).
-    pub nohost: bool,
+    /// The `-bs` exit status, as sendmail leaves it: the first address error of the
+    /// session counts (a sender's domain that does not exist 68, `RCPT TO:<>` 67, a
+    /// route-only address 64); 0 otherwise.
+    pub status: crate::exit::Sysexit,
     /// Messages accepted.
     pub accepted: Vec<String>,
+}
+
+impl Ending {
+    fn note(&mut self, code: crate::exit::Sysexit) {
+        if self.status == crate::exit::Sysexit::Ok {
+            self.status = code;
+        }
+    }
 }
 
 #[derive(Default)]
@@ -335,6 +345,12 @@ impl Server<'_> {
                                 b @ ("7BIT" | "8BITMIME") => next.body = Some(b.to_string()),
                                 _ => bad = Some(format!("501 5.5.4 Unknown BODY type {v}")),
                             },
+                            "RET" if next.ret.is_some() => {
+                                bad = Some("501 5.5.0 Duplicate RET parameter".to_string())
+                            }
+                            "ENVID" if next.envid.is_some() => {
+                                bad = Some("501 5.5.0 Duplicate ENVID parameter".to_string())
+                            }
                             "RET" => match v.to_ascii_uppercase().as_str() {
                                 r @ ("FULL" | "HDRS") => next.ret = Some(r.to_string()),
                                 _ => bad = Some(format!("501 5.5.2 Bad argument \"{v}\" to RET")),
@@ -385,10 +401,12 @@ impl Server<'_> {
                     };
                     let shown = format!("<{path}>");
                     if path.is_empty() {
+                        end.note(crate::exit::Sysexit::NoUser);
                         reply!("553 5.0.0 <>... User address required");
                         continue;
                     }
                     if path.starts_with('@') {
+                        end.note(crate::exit::Sysexit::Usage);
                         reply!("553 5.1.3 {shown}... User address required");
                         continue;
                     }
@@ -447,7 +465,7 @@ impl Server<'_> {
                     }
                     match tx.sender_checked {
                         Some(DomainCheck::NotFound) => {
-                            end.nohost = true;
+                            end.note(crate::exit::Sysexit::NoHost);
                             reply!(
                                 "553 5.1.8 {shown}... Domain of sender address {sender} does not exist"
                             );
@@ -547,15 +565,11 @@ impl Server<'_> {
                     out.flush()?;
                     return Ok(end);
                 }
-                "VRFY" => {
-                    if arg.is_empty() {
-                        reply!("501 5.5.2 Argument required");
-                    } else {
-                        reply!(
-                            "252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery (or try finger)"
-                        );
-                    }
-                }
+                // sendmail's PrivacyOptions=novrfy,noexpn, always: the answers say nothing
+                // about who exists here.
+                "VRFY" => reply!(
+                    "252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery (or try finger)"
+                ),
                 "EXPN" => reply!("502 5.7.0 Sorry, we do not allow this operation"),
                 "HELP" => {
                     for l in HELP {
