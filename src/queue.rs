@@ -33,30 +33,52 @@ pub fn sweep(
         cleaned: spool.clean_leftovers(now, GRACE)?.len(),
         ..Sweep::default()
     };
-    let mut ids = spool.ids()?;
-    ids.sort();
-    // The entries are the truth: rebuild the index when it is missing or misses one.
-    let mut pairs = index::recipients(spool).unwrap_or_default();
-    let indexed: BTreeSet<&str> = pairs.iter().map(|(id, _)| id.as_str()).collect();
-    if !index::present(spool) || ids.iter().any(|id| !indexed.contains(id.as_str())) {
-        match index::rebuild(spool) {
-            Err(e) => log::warn!("cannot rebuild the queue index: {e}"),
-            Ok(_) => {
-                out.index_rebuilt = true;
-                pairs = index::recipients(spool).unwrap_or_default();
+    // Fast selection (DESIGN.md, "Fast selective flush"): a -qR run with an index is
+    // answered from the recipient index alone, without listing the spool, so its time
+    // does not depend on how many other entries there are. The index cannot miss a
+    // committed entry (lines are appended before the rename, and a failed append removes
+    // the index so that the next run rebuilds it); it may list more than is queued, never
+    // less, so opening the candidates and applying the full filter below gives what a
+    // full scan gives.
+    let narrowing = filter.is_some_and(|f| f.recipient_candidates(&[]).is_some());
+    let mut ids: Vec<String> = if narrowing && index::present(spool) {
+        let pairs = index::recipients(spool).unwrap_or_default();
+        let f = filter.expect("narrowing implies a filter");
+        let mut v: Vec<String> = f
+            .recipient_candidates(&pairs)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|id| f.id_may_match(id))
+            .collect();
+        v.sort();
+        v
+    } else {
+        let mut ids = spool.ids()?;
+        ids.sort();
+        // The entries are the truth: rebuild the index when it is missing, misses one, or
+        // has grown well past what is queued (lines of finished entries are dropped here).
+        let mut pairs = index::recipients(spool).unwrap_or_default();
+        let indexed: BTreeSet<&str> = pairs.iter().map(|(id, _)| id.as_str()).collect();
+        let bloated = pairs.len() > 1000 && indexed.len() > 2 * ids.len();
+        if !index::present(spool) || bloated || ids.iter().any(|id| !indexed.contains(id.as_str()))
+        {
+            match index::rebuild(spool) {
+                Err(e) => log::warn!("cannot rebuild the queue index: {e}"),
+                Ok(_) => {
+                    out.index_rebuilt = true;
+                    pairs = index::recipients(spool).unwrap_or_default();
+                }
             }
         }
-    }
-    // Fast selection (DESIGN.md, "Fast selective flush"): -qI is answered from the file
-    // names and -qR from the recipient index, so that only matching entries are opened.
-    // The index may list more than is still queued, never less, so opening the candidates
-    // and applying the full filter below gives what a full scan gives.
-    if let Some(f) = filter {
-        ids.retain(|id| f.id_may_match(id));
-        if let Some(candidates) = f.recipient_candidates(&pairs) {
-            ids.retain(|id| candidates.contains(id));
+        if let Some(f) = filter {
+            ids.retain(|id| f.id_may_match(id));
+            if let Some(candidates) = f.recipient_candidates(&pairs) {
+                ids.retain(|id| candidates.contains(id));
+            }
         }
-    }
+        ids
+    };
+    ids.dedup();
     for id in ids {
         match spool.lock_entry(&id) {
             Ok(None) => out.busy.push(id),
@@ -82,12 +104,40 @@ pub fn sweep(
                     out.corrupt.push(id);
                 }
             }
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(ReadError::Io(e)) => {
                 log::error!("qf{id}: cannot open: {}", crate::config::io_text(&e));
             }
         }
     }
     Ok(out)
+}
+
+/// The entries with undelivered mail for `domain` (or its subdomains): read from the
+/// per-domain lists, each candidate opened to confirm. An index that is missing is
+/// rebuilt first.
+pub fn select_domain(spool: &Spool, domain: &str, sub: bool) -> BTreeSet<String> {
+    if !index::present(spool) && index::rebuild(spool).is_err() {
+        log::warn!("cannot rebuild the queue index");
+    }
+    let candidates = index::ids_for_domain(spool, domain, sub).unwrap_or_default();
+    let d = domain.to_ascii_lowercase();
+    let suffix = format!(".{d}");
+    let mut out = BTreeSet::new();
+    for id in candidates {
+        let Ok(e) = spool.read_entry(&id) else {
+            continue;
+        };
+        let wanted = e.envelope.recipients.iter().enumerate().any(|(i, r)| {
+            !e.state.of(i).is_final()
+                && crate::message::address::domain_of(&r.address)
+                    .is_some_and(|rd| rd == d || (sub && rd.ends_with(&suffix)))
+        });
+        if wanted {
+            out.insert(id);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -205,6 +255,100 @@ mod tests {
             }
             let id = spool.ids().unwrap()[0].clone();
             same_as_full_scan(&spool, FilterField::QueueId, false, &id[4..], round);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    /// ETRN's selection from the per-domain lists is what a full scan selects, on random
+    /// queues of fresh (`-odq`/`-odd`) and deferred entries, some recipients already
+    /// final, with subdomains and look-alike suffixes; with the index intact and lost.
+    #[test]
+    fn etrn_selection_equals_full_scan_on_random_queues() {
+        use crate::spool::entry::{RcptState, State};
+        let domains = [
+            "example.org",
+            "mail.example.org",
+            "a.b.example.org",
+            "example.org.uk",
+            "notexample.org",
+            "EXAMPLE.org",
+            "other.net",
+            "example.or",
+        ];
+        let mut seed: u64 = 0x2545f4914f6cdd1d;
+        let mut rnd = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let full_scan = |spool: &Spool, d: &str, sub: bool| -> BTreeSet<String> {
+            let d = d.to_ascii_lowercase();
+            let mut out = BTreeSet::new();
+            for id in spool.ids().unwrap() {
+                let e = spool.read_entry(&id).unwrap();
+                let hit = e.envelope.recipients.iter().enumerate().any(|(i, r)| {
+                    let rd = r.address.rsplit('@').next().unwrap().to_ascii_lowercase();
+                    !e.state.of(i).is_final()
+                        && (rd == d || (sub && rd.ends_with(&format!(".{d}"))))
+                });
+                if hit {
+                    out.insert(id);
+                }
+            }
+            out
+        };
+        for round in 0..6 {
+            let dir =
+                std::env::temp_dir().join(format!("rsendmail-etrn-{}-{round}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let spool = Spool::new(&dir, true);
+            spool.prepare().unwrap();
+            for _ in 0..50 {
+                let n = 1 + rnd(3);
+                let rcpts: Vec<String> = (0..n)
+                    .map(|i| format!("u{i}@{}", domains[rnd(domains.len())]))
+                    .collect();
+                let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+                let mut ne = spool.begin(clock::now()).unwrap();
+                let mut env = test_envelope(&ne.id, &refs);
+                env.mode = ['q', 'd', 'b'][rnd(3)];
+                ne.writer().write_all(env.to_text().as_bytes()).unwrap();
+                let id = ne.id.clone();
+                ne.commit(&env).unwrap();
+                if rnd(2) == 0 {
+                    // Tried and deferred; some recipients already delivered or failed.
+                    let mut locked = spool.lock_entry(&id).unwrap().unwrap();
+                    let states = [RcptState::Deferred, RcptState::Delivered, RcptState::Failed];
+                    let state = State {
+                        attempts: 1,
+                        recipients: (0..n).map(|i| (i, states[rnd(3)], None)).collect(),
+                        ..State::default()
+                    };
+                    locked.record_state(state).unwrap();
+                }
+            }
+            if round % 2 == 1 {
+                std::fs::remove_dir_all(dir.join("index")).unwrap();
+                std::fs::create_dir(dir.join("index")).unwrap();
+            }
+            for d in [
+                "example.org",
+                "Example.Org",
+                "org",
+                "example.org.uk",
+                "other.net",
+                "b.example.org",
+                "none.example",
+            ] {
+                for sub in [false, true] {
+                    assert_eq!(
+                        select_domain(&spool, d, sub),
+                        full_scan(&spool, d, sub),
+                        "round {round} domain {d} subdomains {sub}"
+                    );
+                }
+            }
             let _ = std::fs::remove_dir_all(&dir);
         }
     }

@@ -18,7 +18,6 @@ use rsendmail::app::{self, Setup};
 use rsendmail::cli::options::DeliveryMode;
 use rsendmail::exit::{Fatal, Sysexit};
 use rsendmail::server::{Backend, Client, DomainCheck, Server, net};
-use rsendmail::spool::index;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::{BufReader, Write};
@@ -180,41 +179,10 @@ pub fn etrn_flush(s: &Setup, engine: &Engine, arg: &str) -> Result<Sysexit, Fata
         Some(d) => (d, true),
         None => (arg, false),
     };
-    let ids = select_domain(&s.spool, domain, sub)?;
+    let ids = rsendmail::queue::select_domain(&s.spool, domain, sub);
     log::info!("ETRN {arg}: {} entries", ids.len());
     deliver_ids(engine, &s.spool, ids.into_iter().collect(), false, true)?;
     Ok(Sysexit::Ok)
-}
-
-/// The entries with undelivered mail for `domain` (or its subdomains): read from the
-/// per-domain lists, each candidate opened to confirm. An index that is missing is
-/// rebuilt first.
-pub fn select_domain(
-    spool: &rsendmail::spool::Spool,
-    domain: &str,
-    sub: bool,
-) -> Result<BTreeSet<String>, Fatal> {
-    if !index::present(spool) && index::rebuild(spool).is_err() {
-        log::warn!("cannot rebuild the queue index");
-    }
-    let candidates = index::ids_for_domain(spool, domain, sub).unwrap_or_default();
-    let d = domain.to_ascii_lowercase();
-    let suffix = format!(".{d}");
-    let mut out = BTreeSet::new();
-    for id in candidates {
-        let Ok(e) = spool.read_entry(&id) else {
-            continue;
-        };
-        let wanted = e.envelope.recipients.iter().enumerate().any(|(i, r)| {
-            !e.state.of(i).is_final()
-                && rsendmail::message::address::domain_of(&r.address)
-                    .is_some_and(|rd| rd == d || (sub && rd.ends_with(&suffix)))
-        });
-        if wanted {
-            out.insert(id);
-        }
-    }
-    Ok(out)
 }
 
 /// Set by SIGTERM/SIGINT in the daemon.

@@ -147,6 +147,12 @@ pub fn ids_for_domain(
     Ok(out)
 }
 
+/// Forget the index (after an append failed): the next queue run rebuilds it from the
+/// entries, so that no committed entry stays unlisted.
+pub fn invalidate(spool: &Spool) {
+    let _ = fs::remove_file(index_dir(spool).join("recipients"));
+}
+
 /// Whether the index exists at all.
 pub fn present(spool: &Spool) -> bool {
     index_dir(spool).join("recipients").exists()

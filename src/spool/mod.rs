@@ -521,6 +521,7 @@ impl NewEntry {
         // The indexes are hints: an error there must not lose the message.
         if let Err(e) = index::append(&self.spool, envelope) {
             log::warn!("{}: index not updated: {}", envelope.id, io_text(&e));
+            index::invalidate(&self.spool);
         }
         let qf = self.spool.qf_path(&self.id);
         fs::rename(&path, &qf).map_err(|e| cant("cannot commit queue file", &qf, &e))?;
