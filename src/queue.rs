@@ -29,8 +29,10 @@ pub fn sweep(
 ) -> Result<Sweep, Fatal> {
     let now = clock::now();
     spool.prepare()?;
+    let narrowing = filter.is_some_and(|f| f.recipient_candidates(&[]).is_some());
     let mut out = Sweep {
-        cleaned: spool.clean_leftovers(now, GRACE)?.len(),
+        // Orphaned state files are looked for by runs that list the spool anyway.
+        cleaned: spool.clean_leftovers(now, GRACE, !narrowing)?.len(),
         ..Sweep::default()
     };
     // Fast selection (DESIGN.md, "Fast selective flush"): a -qR run with an index is
@@ -40,7 +42,6 @@ pub fn sweep(
     // the index so that the next run rebuilds it); it may list more than is queued, never
     // less, so opening the candidates and applying the full filter below gives what a
     // full scan gives.
-    let narrowing = filter.is_some_and(|f| f.recipient_candidates(&[]).is_some());
     let mut ids: Vec<String> = if narrowing && index::present(spool) {
         let pairs = index::recipients(spool).unwrap_or_default();
         let f = filter.expect("narrowing implies a filter");

@@ -350,8 +350,14 @@ impl Spool {
     }
 
     /// Remove leftovers of crashes: temporary files older than `grace` seconds that no live
-    /// process holds, and state files whose entry is gone. Returns what was removed.
-    pub fn clean_leftovers(&self, now: i64, grace: i64) -> Result<Vec<PathBuf>, Fatal> {
+    /// process holds, and (with `orphans`, which lists the whole spool) state files whose
+    /// entry is gone. Returns what was removed.
+    pub fn clean_leftovers(
+        &self,
+        now: i64,
+        grace: i64,
+        orphans: bool,
+    ) -> Result<Vec<PathBuf>, Fatal> {
         let mut removed = Vec::new();
         let tmp = self.tmp_dir();
         if let Ok(rd) = fs::read_dir(&tmp) {
@@ -368,7 +374,12 @@ impl Spool {
                 }
             }
         }
-        if let Ok(rd) = fs::read_dir(&self.dir) {
+        let listing = if orphans {
+            fs::read_dir(&self.dir).ok()
+        } else {
+            None
+        };
+        if let Some(rd) = listing {
             for ent in rd.flatten() {
                 let name = ent.file_name();
                 let Some(name) = name.to_str() else { continue };
@@ -656,10 +667,10 @@ mod tests {
         let orphan = spool.sf_path("6AM5eIkR004036");
         fs::write(&orphan, "rsendmail-state 1\n").unwrap();
         let now = crate::clock::now();
-        let removed = spool.clean_leftovers(now, GRACE).unwrap();
+        let removed = spool.clean_leftovers(now, GRACE, true).unwrap();
         assert_eq!(removed, vec![orphan.clone()], "young tmp file kept");
         assert!(stale.exists());
-        let removed = spool.clean_leftovers(now + GRACE + 5, GRACE).unwrap();
+        let removed = spool.clean_leftovers(now + GRACE + 5, GRACE, true).unwrap();
         assert_eq!(removed, vec![stale.clone()]);
         let _ = fs::remove_dir_all(&dir);
     }
