@@ -43,10 +43,14 @@ pub fn sweep(
     // less, so opening the candidates and applying the full filter below gives what a
     // full scan gives.
     let mut ids: Vec<String> = if narrowing && index::present(spool) {
-        let pairs = index::recipients(spool).unwrap_or_default();
         let f = filter.expect("narrowing implies a filter");
-        let mut v: Vec<String> = f
-            .recipient_candidates(&pairs)
+        let needles: Vec<&str> = f
+            .filters
+            .iter()
+            .filter(|q| q.field == crate::cli::FilterField::Recipient)
+            .map(|q| q.substring.as_str())
+            .collect();
+        let mut v: Vec<String> = index::ids_matching(spool, &needles)
             .unwrap_or_default()
             .into_iter()
             .filter(|id| f.id_may_match(id))

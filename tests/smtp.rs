@@ -245,6 +245,40 @@ fn swaks_through_a_pipe_to_bs() {
 }
 
 #[test]
+fn swaks_pipelining_against_bd() {
+    if !require("swaks") {
+        return;
+    }
+    let env = Env::new();
+    let d = Daemon::start(&env, &["-odq"]);
+    let out = Command::new("swaks")
+        .args([
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &d.port.to_string(),
+            "--pipeline",
+        ])
+        .args([
+            "--from",
+            "a@test.example",
+            "--to",
+            "b@example.net",
+            "--helo",
+            "swaks.example",
+        ])
+        .args(["--header", "Subject: pipelined swaks"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("250-PIPELINING"), "{text}");
+    assert!(text.contains("Message accepted for delivery"), "{text}");
+    assert_eq!(entries_after(&env, 1), 1);
+    assert!(env.only_entry().contains("Subject: pipelined swaks"));
+}
+
+#[test]
 fn bs_replies_as_sendmail_and_accepts_pipelined_input() {
     let env = Env::new();
     // Everything written at once, before the greeting is read (sendmail refuses this).

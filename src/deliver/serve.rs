@@ -182,6 +182,9 @@ pub fn etrn_flush(s: &Setup, engine: &Engine, arg: &str) -> Result<Sysexit, Fata
     let ids = rsendmail::queue::select_domain(&s.spool, domain, sub);
     log::info!("ETRN {arg}: {} entries", ids.len());
     deliver_ids(engine, &s.spool, ids.into_iter().collect(), false, true)?;
+    if !sub && let Err(e) = rsendmail::spool::index::prune_domain(&s.spool, domain) {
+        log::warn!("ETRN {arg}: cannot prune the domain's list: {e}");
+    }
     Ok(Sysexit::Ok)
 }
 
