@@ -176,6 +176,17 @@ pub fn missing_headers(
     added
 }
 
+/// The size of the header block as queued: the added fields, the message's own, and the
+/// blank line.
+pub fn header_block_bytes(added: &[Header], head: &message::Head) -> u64 {
+    added
+        .iter()
+        .chain(head.headers.iter())
+        .map(|h| h.raw.len() as u64)
+        .sum::<u64>()
+        + 1
+}
+
 /// Quote a display name when it holds RFC 5322 specials.
 fn display_name(name: &str) -> String {
     if name.contains([
@@ -356,12 +367,7 @@ pub fn submit<R: BufRead>(
         }
     }
 
-    let header_bytes: u64 = added
-        .iter()
-        .chain(head.headers.iter())
-        .map(|h| h.raw.len() as u64)
-        .sum::<u64>()
-        + 1;
+    let header_bytes = header_block_bytes(&added, &head);
     let notify = inv.notify.as_ref().map(|n| n.keywords());
     let envelope = Envelope {
         id: id.clone(),

@@ -200,6 +200,51 @@ print(s.quit()[0])
     assert!(one.contains("sender list@test.example"), "{one}");
 }
 
+/// smtplib over `-bs`: the session's stdin and stdout are one end of a socket pair.
+#[test]
+fn smtplib_through_bs() {
+    if !require("python3") {
+        return;
+    }
+    let env = Env::new();
+    let out = python(
+        r#"
+import smtplib, socket, subprocess, sys
+a, b = socket.socketpair()
+p = subprocess.Popen([sys.argv[1], "-C", sys.argv[2], "-odq", "-bs"], stdin=b, stdout=b)
+b.close()
+class PipeSMTP(smtplib.SMTP):
+    def _get_socket(self, host, port, timeout):
+        return a
+s = PipeSMTP()
+code, banner = s.connect("localhost")
+assert code == 220, banner
+for i in range(5):
+    s.sendmail("a@test.example", ["x%d@example.net" % i, "root"], "Subject: %d\r\n\r\nbody %d\r\n" % (i, i))
+try:
+    s.sendmail("a@test.example", ["nosuchuser-zz"], "Subject: no\r\n\r\nx\r\n")
+    raise SystemExit("an unknown user was accepted")
+except smtplib.SMTPRecipientsRefused as e:
+    print(e.recipients["nosuchuser-zz"][0])
+print(s.quit()[0])
+print(p.wait())
+"#,
+        &[
+            env.link("sendmail").to_str().unwrap(),
+            env.conf.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "550\n221\n0\n");
+    assert_eq!(env.entries().len(), 5);
+    let listing = env.mailq(&[]);
+    assert!(listing.contains("x4@example.net"), "{listing}");
+}
+
 #[test]
 fn swaks_through_a_pipe_to_bs() {
     if !require("swaks") {

@@ -1524,13 +1524,12 @@ fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     periodic(s, engine, &q)
 }
 
-/// The persistent runner: wake every interval, try the entries whose back-off expired,
-/// until SIGTERM/SIGINT.
-pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit, Fatal> {
+/// SIGTERM and SIGINT set `flag` (a long-running process then ends in good order).
+pub fn stop_on_signals(flag: &'static AtomicBool) -> Result<(), Fatal> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         // SAFETY: the handler only stores to an atomic.
         let r =
-            unsafe { signal_hook::low_level::register(sig, || STOP.store(true, Ordering::SeqCst)) };
+            unsafe { signal_hook::low_level::register(sig, || flag.store(true, Ordering::SeqCst)) };
         if let Err(e) = r {
             return Err(Fatal::new(
                 Sysexit::OsErr,
@@ -1538,6 +1537,13 @@ pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit,
             ));
         }
     }
+    Ok(())
+}
+
+/// The persistent runner: wake every interval, try the entries whose back-off expired,
+/// until SIGTERM/SIGINT.
+pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit, Fatal> {
+    stop_on_signals(&STOP)?;
     std::thread::spawn(|| {
         while !STOP.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(50));

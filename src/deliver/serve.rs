@@ -253,17 +253,7 @@ pub fn daemon(
             Err(e) => return Err(Fatal::new(Sysexit::OsErr, format!("cannot fork: {e}"))),
         }
     }
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        // SAFETY: the handler only stores to an atomic.
-        let r =
-            unsafe { signal_hook::low_level::register(sig, || STOP.store(true, Ordering::SeqCst)) };
-        if let Err(e) = r {
-            return Err(Fatal::new(
-                Sysexit::OsErr,
-                format!("cannot handle signals: {e}"),
-            ));
-        }
-    }
+    super::stop_on_signals(&STOP)?;
     let bound: Vec<String> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())

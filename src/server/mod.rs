@@ -166,6 +166,70 @@ fn param(p: &str) -> (String, Option<&str>) {
     }
 }
 
+/// Apply `KEY=value` parameters in order; the first refusal is the reply.
+fn each_param(
+    params: &[&str],
+    mut apply: impl FnMut(&str, &str) -> Result<(), String>,
+) -> Result<(), String> {
+    for p in params {
+        let (k, v) = param(p);
+        apply(&k, v.unwrap_or(""))?;
+    }
+    Ok(())
+}
+
+/// One MAIL parameter (RFC 1870 SIZE, RFC 6152 BODY, RFC 3461 RET and ENVID), with
+/// sendmail's replies.
+fn mail_param(next: &mut Transaction, k: &str, v: &str) -> Result<(), String> {
+    match k {
+        // sendmail ignores a SIZE it cannot read.
+        "SIZE" => next.size = v.parse().ok(),
+        "BODY" => match v.to_ascii_uppercase().as_str() {
+            b @ ("7BIT" | "8BITMIME") => next.body = Some(b.to_string()),
+            _ => return Err(format!("501 5.5.4 Unknown BODY type {v}")),
+        },
+        "RET" if next.ret.is_some() => return Err("501 5.5.0 Duplicate RET parameter".into()),
+        "ENVID" if next.envid.is_some() => {
+            return Err("501 5.5.0 Duplicate ENVID parameter".into());
+        }
+        "RET" => match v.to_ascii_uppercase().as_str() {
+            r @ ("FULL" | "HDRS") => next.ret = Some(r.to_string()),
+            _ => return Err(format!("501 5.5.2 Bad argument \"{v}\" to RET")),
+        },
+        "ENVID" => match xtext_decode(v) {
+            Some(e) if !e.is_empty() && e.len() <= 100 => next.envid = Some(e),
+            _ => return Err("501 5.5.4 Syntax error in ENVID parameter value".into()),
+        },
+        _ => return Err(format!("555 5.5.4 {k} parameter unrecognized")),
+    }
+    Ok(())
+}
+
+/// One RCPT parameter (RFC 3461 NOTIFY and ORCPT), with sendmail's replies.
+fn rcpt_param(r: &mut Recipient, k: &str, v: &str) -> Result<(), String> {
+    match k {
+        "NOTIFY" => {
+            let words: Vec<String> = v.split(',').map(|w| w.to_ascii_uppercase()).collect();
+            let ok = !v.is_empty()
+                && (words == ["NEVER"]
+                    || words
+                        .iter()
+                        .all(|w| matches!(w.as_str(), "SUCCESS" | "FAILURE" | "DELAY")));
+            if !ok {
+                // sendmail's text, two blanks included.
+                return Err(format!("501 5.5.4 Bad argument \"{v}\"  to NOTIFY"));
+            }
+            r.notify = Some(words.join(","));
+        }
+        "ORCPT" => match xtext_decode(v) {
+            Some(o) if o.contains(';') => r.orcpt = Some(o),
+            _ => return Err("501 5.5.4 Syntax error in ORCPT parameter value".into()),
+        },
+        _ => return Err(format!("555 5.5.4 {k} parameter unrecognized")),
+    }
+    Ok(())
+}
+
 /// Free bytes for an unprivileged writer on the spool's file system.
 fn free_bytes(spool: &Spool) -> Option<u64> {
     let st = nix::sys::statvfs::statvfs(&spool.dir).ok()?;
@@ -335,42 +399,7 @@ impl Server<'_> {
                         continue;
                     }
                     let mut next = Transaction::default();
-                    let mut bad = None;
-                    for p in params {
-                        let (k, v) = param(p);
-                        let v = v.unwrap_or("");
-                        match k.as_str() {
-                            "SIZE" => next.size = v.parse().ok(),
-                            "BODY" => match v.to_ascii_uppercase().as_str() {
-                                b @ ("7BIT" | "8BITMIME") => next.body = Some(b.to_string()),
-                                _ => bad = Some(format!("501 5.5.4 Unknown BODY type {v}")),
-                            },
-                            "RET" if next.ret.is_some() => {
-                                bad = Some("501 5.5.0 Duplicate RET parameter".to_string())
-                            }
-                            "ENVID" if next.envid.is_some() => {
-                                bad = Some("501 5.5.0 Duplicate ENVID parameter".to_string())
-                            }
-                            "RET" => match v.to_ascii_uppercase().as_str() {
-                                r @ ("FULL" | "HDRS") => next.ret = Some(r.to_string()),
-                                _ => bad = Some(format!("501 5.5.2 Bad argument \"{v}\" to RET")),
-                            },
-                            "ENVID" => match xtext_decode(v) {
-                                Some(e) if !e.is_empty() && e.len() <= 100 => next.envid = Some(e),
-                                _ => {
-                                    bad = Some(
-                                        "501 5.5.4 Syntax error in ENVID parameter value"
-                                            .to_string(),
-                                    )
-                                }
-                            },
-                            _ => bad = Some(format!("555 5.5.4 {k} parameter unrecognized")),
-                        }
-                        if bad.is_some() {
-                            break;
-                        }
-                    }
-                    if let Some(b) = bad {
+                    if let Err(b) = each_param(&params, |k, v| mail_param(&mut next, k, v)) {
                         reply!("{b}");
                         continue;
                     }
@@ -415,42 +444,7 @@ impl Server<'_> {
                         continue;
                     }
                     let mut r = Recipient::new(path.clone());
-                    let mut bad = None;
-                    for p in params {
-                        let (k, v) = param(p);
-                        let v = v.unwrap_or("");
-                        match k.as_str() {
-                            "NOTIFY" => {
-                                let words: Vec<String> =
-                                    v.split(',').map(|w| w.to_ascii_uppercase()).collect();
-                                let ok = !v.is_empty()
-                                    && (words == ["NEVER"]
-                                        || words.iter().all(|w| {
-                                            matches!(w.as_str(), "SUCCESS" | "FAILURE" | "DELAY")
-                                        }));
-                                if ok {
-                                    r.notify = Some(words.join(","));
-                                } else {
-                                    bad =
-                                        Some(format!("501 5.5.4 Bad argument \"{v}\"  to NOTIFY"));
-                                }
-                            }
-                            "ORCPT" => match xtext_decode(v) {
-                                Some(o) if o.contains(';') => r.orcpt = Some(o),
-                                _ => {
-                                    bad = Some(
-                                        "501 5.5.4 Syntax error in ORCPT parameter value"
-                                            .to_string(),
-                                    )
-                                }
-                            },
-                            _ => bad = Some(format!("555 5.5.4 {k} parameter unrecognized")),
-                        }
-                        if bad.is_some() {
-                            break;
-                        }
-                    }
-                    if let Some(b) = bad {
+                    if let Err(b) = each_param(&params, |k, v| rcpt_param(&mut r, k, v)) {
                         reply!("{b}");
                         continue;
                     }
@@ -707,12 +701,7 @@ impl Server<'_> {
                 sender.clone()
             }
         }));
-        let header_bytes: u64 = added
-            .iter()
-            .chain(head.headers.iter())
-            .map(|h| h.raw.len() as u64)
-            .sum::<u64>()
-            + 1;
+        let header_bytes = submit::header_block_bytes(&added, &head);
         let (user, uid) = match &self.client {
             Client::Local { login, uid } => (login.clone(), *uid),
             Client::Remote { ip } => (format!("smtp [{ip}]"), nix::unistd::getuid().as_raw()),
