@@ -4,6 +4,7 @@
 //!
 //! Delivery itself is in `src/deliver/`, compiled into `rsendmail-deliver` only.
 
+use crate::cli::QueueRunArgs;
 use crate::clock;
 use crate::exit::Fatal;
 use crate::spool::{GRACE, ReadError, Spool, index};
@@ -24,17 +25,11 @@ pub struct Sweep {
 /// Clean up, check the index, and lock every selected entry in turn.
 pub fn sweep(
     spool: &Spool,
-    filter: Option<&crate::cli::QueueRunArgs>,
+    filter: Option<&QueueRunArgs>,
     min_queue_age: i64,
 ) -> Result<Sweep, Fatal> {
     let now = clock::now();
     spool.prepare()?;
-    let narrowing = filter.is_some_and(|f| f.recipient_candidates(&[]).is_some());
-    let mut out = Sweep {
-        // Orphaned state files are looked for by runs that list the spool anyway.
-        cleaned: spool.clean_leftovers(now, GRACE, !narrowing)?.len(),
-        ..Sweep::default()
-    };
     // Fast selection (DESIGN.md, "Fast selective flush"): a -qR run with an index is
     // answered from the recipient index alone, without listing the spool, so its time
     // does not depend on how many other entries there are. The index cannot miss a
@@ -42,48 +37,32 @@ pub fn sweep(
     // the index so that the next run rebuilds it); it may list more than is queued, never
     // less, so opening the candidates and applying the full filter below gives what a
     // full scan gives.
-    let mut ids: Vec<String> = if narrowing && index::present(spool) {
-        let f = filter.expect("narrowing implies a filter");
-        let needles: Vec<&str> = f
-            .filters
-            .iter()
-            .filter(|q| q.field == crate::cli::FilterField::Recipient)
-            .map(|q| q.substring.as_str())
-            .collect();
-        let mut v: Vec<String> = index::ids_matching(spool, &needles)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|id| f.id_may_match(id))
-            .collect();
-        v.sort();
-        v
+    let needles = filter.and_then(QueueRunArgs::recipient_needles);
+    let fast = needles.is_some() && index::present(spool);
+    let mut out = Sweep {
+        // Orphaned state files are looked for by runs that list the spool anyway.
+        cleaned: spool.clean_leftovers(now, GRACE, !fast)?.len(),
+        ..Sweep::default()
+    };
+    let mut ids: Vec<String> = if fast {
+        Vec::new()
     } else {
-        let mut ids = spool.ids()?;
-        ids.sort();
-        // The entries are the truth: rebuild the index when it is missing, misses one, or
-        // has grown well past what is queued (lines of finished entries are dropped here).
-        let mut pairs = index::recipients(spool).unwrap_or_default();
-        let indexed: BTreeSet<&str> = pairs.iter().map(|(id, _)| id.as_str()).collect();
-        let bloated = pairs.len() > 1000 && indexed.len() > 2 * ids.len();
-        if !index::present(spool) || bloated || ids.iter().any(|id| !indexed.contains(id.as_str()))
-        {
-            match index::rebuild(spool) {
-                Err(e) => log::warn!("cannot rebuild the queue index: {e}"),
-                Ok(_) => {
-                    out.index_rebuilt = true;
-                    pairs = index::recipients(spool).unwrap_or_default();
-                }
-            }
-        }
-        if let Some(f) = filter {
-            ids.retain(|id| f.id_may_match(id));
-            if let Some(candidates) = f.recipient_candidates(&pairs) {
-                ids.retain(|id| candidates.contains(id));
-            }
-        }
+        let ids = spool.ids()?;
+        out.index_rebuilt = refresh_index(spool, &ids);
         ids
     };
-    ids.dedup();
+    if let Some(n) = &needles {
+        let candidates = index::ids_matching(spool, n).unwrap_or_default();
+        if fast {
+            ids = candidates.into_iter().collect();
+        } else {
+            ids.retain(|id| candidates.contains(id));
+        }
+    }
+    if let Some(f) = filter {
+        ids.retain(|id| f.id_may_match(id));
+    }
+    ids.sort();
     for id in ids {
         match spool.lock_entry(&id) {
             Ok(None) => out.busy.push(id),
@@ -116,6 +95,25 @@ pub fn sweep(
         }
     }
     Ok(out)
+}
+
+/// The entries are the truth: rebuild the index when it is missing, misses one of `ids`,
+/// or has grown well past what is queued (lines of finished entries are dropped then).
+/// Returns whether it was rebuilt.
+fn refresh_index(spool: &Spool, ids: &[String]) -> bool {
+    let pairs = index::recipients(spool).unwrap_or_default();
+    let indexed: BTreeSet<&str> = pairs.iter().map(|(id, _)| id.as_str()).collect();
+    let bloated = pairs.len() > 1000 && indexed.len() > 2 * ids.len();
+    if index::present(spool) && !bloated && ids.iter().all(|id| indexed.contains(id.as_str())) {
+        return false;
+    }
+    match index::rebuild(spool) {
+        Ok(_) => true,
+        Err(e) => {
+            log::warn!("cannot rebuild the queue index: {e}");
+            false
+        }
+    }
 }
 
 /// The entries with undelivered mail for `domain` (or its subdomains): read from the

@@ -187,12 +187,10 @@ impl QueueRunArgs {
         of_kind.is_empty() || of_kind.iter().any(|f| f.matches(id))
     }
 
-    /// The ids whose indexed recipients can match the `-qR` filters, or `None` when the
-    /// index cannot narrow the selection (no `-qR`, or a negated one).
-    pub fn recipient_candidates(
-        &self,
-        pairs: &[(String, String)],
-    ) -> Option<std::collections::BTreeSet<String>> {
+    /// The `-qR` substrings when the recipient index can narrow the selection (the
+    /// entries with a recipient containing one of them), or `None` when it cannot (no
+    /// `-qR`, or a negated one).
+    pub fn recipient_needles(&self) -> Option<Vec<&str>> {
         let of_kind: Vec<&QueueFilter> = self
             .filters
             .iter()
@@ -201,13 +199,7 @@ impl QueueRunArgs {
         if of_kind.is_empty() || of_kind.iter().any(|f| f.negate) {
             return None;
         }
-        Some(
-            pairs
-                .iter()
-                .filter(|(_, addr)| of_kind.iter().any(|f| f.matches(addr)))
-                .map(|(id, _)| id.clone())
-                .collect(),
-        )
+        Some(of_kind.iter().map(|f| f.substring.as_str()).collect())
     }
 }
 
