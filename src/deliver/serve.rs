@@ -21,7 +21,7 @@ use rsendmail::server::{Backend, Client, DomainCheck, Server, net};
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::{BufReader, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, FromRawFd};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,7 +110,13 @@ impl Backend for EngineBackend<'_> {
 }
 
 /// Session settings shared by `-bs` and the daemon.
-fn server<'a>(s: &'a Setup, engine: &Engine, client: Client, trusted: bool) -> Server<'a> {
+fn server<'a>(
+    s: &'a Setup,
+    engine: &Engine,
+    client: Client,
+    trusted: bool,
+    max_recipients: usize,
+) -> Server<'a> {
     let relay_domains = s
         .settings
         .other_value("RelayDomains")
@@ -119,12 +125,6 @@ fn server<'a>(s: &'a Setup, engine: &Engine, client: Client, trusted: bool) -> S
         .filter(|d| !d.is_empty())
         .map(str::to_string)
         .collect();
-    let max_recipients = s
-        .settings
-        .other_value("MaxRecipientsPerMessage")
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|&n: &usize| n > 0)
-        .unwrap_or(1000);
     Server {
         host: engine.host_name.clone(),
         spool: &s.spool,
@@ -143,6 +143,16 @@ fn server<'a>(s: &'a Setup, engine: &Engine, client: Client, trusted: bool) -> S
     }
 }
 
+/// `O MaxRecipientsPerMessage=` (1000; 0 also means 1000).
+fn max_recipients(s: &Setup) -> Result<usize, Fatal> {
+    Ok(
+        match super::number_opt(s, "MaxRecipientsPerMessage", 1000)? {
+            0 => 1000,
+            n => n,
+        },
+    )
+}
+
 /// `-bs`: one session on stdin/stdout. The exit status is sendmail's: 0, or the first
 /// address error of the session (68 for a sender's domain that does not exist).
 pub fn stdio(s: &Setup, engine: &Engine, argv: &[OsString]) -> Result<Sysexit, Fatal> {
@@ -152,7 +162,7 @@ pub fn stdio(s: &Setup, engine: &Engine, argv: &[OsString]) -> Result<Sysexit, F
         login: who.login.clone(),
         uid: who.uid,
     };
-    let mut srv = server(s, engine, client, true);
+    let mut srv = server(s, engine, client, true, max_recipients(s)?);
     let mut backend = EngineBackend {
         engine,
         dns: None,
@@ -191,15 +201,6 @@ pub fn etrn_flush(s: &Setup, engine: &Engine, arg: &str) -> Result<Sysexit, Fata
 /// Set by SIGTERM/SIGINT in the daemon.
 static STOP: AtomicBool = AtomicBool::new(false);
 
-fn timeout_opt(s: &Setup, name: &str, default: u64) -> Duration {
-    let v = s
-        .settings
-        .other_value(name)
-        .and_then(|v| rsendmail::cli::parse_duration(v, 'm').ok())
-        .unwrap_or(default);
-    Duration::from_secs(v.max(1))
-}
-
 /// `-bd` (in the background) and `-bD` (in the foreground): listen, serve, and with
 /// `-q<interval>` also run the queue.
 pub fn daemon(
@@ -219,12 +220,11 @@ pub fn daemon(
         addrs.extend(net::daemon_port_options(v)?);
     }
     let trusted_nets = net::trusted_networks(s.settings.other_value("TrustedNetworks"))?;
-    let max_children: usize = s
-        .settings
-        .other_value("MaxDaemonChildren")
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let command_timeout = timeout_opt(s, "Timeout.command", 3600);
+    // 0: no limit.
+    let max_children = super::number_opt(s, "MaxDaemonChildren", 0)?;
+    let max_recipients = max_recipients(s)?;
+    let command_timeout =
+        Duration::from_secs(super::duration_opt(s, "Timeout.command", 3600)?.max(1) as u64);
     let mut listeners = Vec::new();
     for a in &addrs {
         match TcpListener::bind(a) {
@@ -330,8 +330,9 @@ pub fn daemon(
                 Ok(nix::unistd::ForkResult::Child) => {
                     drop(std::mem::take(&mut listeners));
                     let trusted = trusted_nets.iter().any(|n| n.contains(peer.ip()));
-                    let code =
-                        session(s, engine, argv, stream, peer.ip(), trusted, command_timeout);
+                    let client = Client::Remote { ip: peer.ip() };
+                    let srv = server(s, engine, client, trusted, max_recipients);
+                    let code = session(srv, engine, argv, stream, command_timeout);
                     std::process::exit(code);
                 }
                 Err(e) => log::error!("{peer}: cannot fork a session: {e}"),
@@ -387,12 +388,10 @@ fn reap(children: &mut BTreeSet<i32>) {
 
 /// One connection, in its own process.
 fn session(
-    s: &Setup,
+    mut srv: Server<'_>,
     engine: &Engine,
     argv: &[OsString],
     stream: TcpStream,
-    ip: IpAddr,
-    trusted: bool,
     timeout: Duration,
 ) -> i32 {
     // The daemon's SIGTERM handler is not ours: a session that is told to stop ends at
@@ -405,7 +404,6 @@ fn session(
     let _ = stream.set_read_timeout(Some(timeout));
     let _ = stream.set_write_timeout(Some(timeout));
     let _ = stream.set_nodelay(true);
-    let mut srv = server(s, engine, Client::Remote { ip }, trusted);
     let mut backend = EngineBackend {
         engine,
         dns: None,
@@ -417,8 +415,12 @@ fn session(
     let mut input = BufReader::with_capacity(64 * 1024, read_half);
     let mut out = std::io::BufWriter::new(&stream);
     match srv.run(&mut backend, &mut input, &mut out) {
-        Ok(end) => log::info!("[{ip}]: session ended, {} messages", end.accepted.len()),
-        Err(e) => log::info!("[{ip}]: session ended: {e}"),
+        Ok(end) => log::info!(
+            "{}: session ended, {} messages",
+            srv.client_text(),
+            end.accepted.len()
+        ),
+        Err(e) => log::info!("{}: session ended: {e}", srv.client_text()),
     }
     0
 }

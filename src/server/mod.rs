@@ -236,7 +236,8 @@ fn free_bytes(spool: &Spool) -> Option<u64> {
     Some((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
 }
 
-/// Read one command line; None at EOF. Err(()) when it is too long.
+/// Read one command line into `buf` (without its line end): `Some(true)`, `Some(false)`
+/// when it is longer than [`MAX_COMMAND_LINE`], `None` at EOF.
 fn read_command<R: Read>(r: &mut BufReader<R>, buf: &mut Vec<u8>) -> io::Result<Option<bool>> {
     buf.clear();
     let n = r
@@ -261,7 +262,8 @@ fn read_command<R: Read>(r: &mut BufReader<R>, buf: &mut Vec<u8>) -> io::Result<
 }
 
 impl Server<'_> {
-    fn client_text(&self) -> String {
+    /// The client as replies and `Received:` name it: `user@localhost` or `[ip]`.
+    pub fn client_text(&self) -> String {
         match &self.client {
             Client::Local { login, .. } => format!("{login}@localhost"),
             Client::Remote { ip } => format!("[{ip}]"),
@@ -677,10 +679,7 @@ impl Server<'_> {
         let tm = clock::local(now);
         let date = clock::rfc5322(&tm);
         let sender = tx.sender.clone().unwrap_or_default();
-        let from_where = match &self.client {
-            Client::Local { login, .. } => format!("{login}@localhost"),
-            Client::Remote { ip } => format!("[{ip}]"),
-        };
+        let from_where = self.client_text();
         let with = if esmtp { "ESMTP" } else { "SMTP" };
         let version = env!("CARGO_PKG_VERSION");
         let received = match tx.recipients.as_slice() {
