@@ -150,6 +150,16 @@ mod tests {
     use crate::spool::entry::test_envelope;
     use std::io::Write;
 
+    /// A small deterministic generator: `rnd(n)` is in `0..n`.
+    fn xorshift(mut seed: u64) -> impl FnMut(usize) -> usize {
+        move |n| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        }
+    }
+
     /// What a full scan selects: every entry opened and filtered.
     fn full_scan(spool: &Spool, f: &QueueRunArgs) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
@@ -209,13 +219,7 @@ mod tests {
             "example.com",
         ];
         let locals = ["bob", "alice", "carol", "example", "org"];
-        let mut seed: u64 = 0x9e3779b97f4a7c15;
-        let mut rnd = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut rnd = xorshift(0x9e3779b97f4a7c15);
         for round in 0..6 {
             let dir =
                 std::env::temp_dir().join(format!("rsendmail-fast-{}-{round}", std::process::id()));
@@ -278,13 +282,7 @@ mod tests {
             "other.net",
             "example.or",
         ];
-        let mut seed: u64 = 0x2545f4914f6cdd1d;
-        let mut rnd = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut rnd = xorshift(0x2545f4914f6cdd1d);
         let full_scan = |spool: &Spool, d: &str, sub: bool| -> BTreeSet<String> {
             let d = d.to_ascii_lowercase();
             let mut out = BTreeSet::new();

@@ -107,6 +107,13 @@ impl Raw {
         self.line()
     }
 
+    /// MAIL FROM a@test.example, RCPT TO `rcpt`, DATA: each accepted, the data not sent.
+    fn begin_data(&mut self, rcpt: &str) {
+        assert!(self.cmd("MAIL FROM:<a@test.example>").starts_with("250 "));
+        assert!(self.cmd(&format!("RCPT TO:<{rcpt}>")).starts_with("250 "));
+        assert!(self.cmd("DATA").starts_with("354 "));
+    }
+
     /// Whether the server closed the connection (reads EOF).
     fn closed(&mut self) -> bool {
         let mut b = [0u8; 1];
@@ -193,10 +200,7 @@ print(s.quit()[0])
         one.contains("Received: from client.example ([127.0.0.1])"),
         "{one}"
     );
-    assert!(
-        one.contains("notify FAILURE") || one.contains("FAILURE"),
-        "{one}"
-    );
+    assert!(one.contains(" notify=FAILURE\n"), "{one}");
     assert!(one.contains("sender list@test.example"), "{one}");
 }
 
@@ -423,9 +427,7 @@ fn smuggling_vectors_never_end_data() {
         let mut c = Raw::connect(d.port);
         c.line();
         c.cmd("HELO c");
-        c.cmd("MAIL FROM:<a@test.example>");
-        c.cmd("RCPT TO:<victim@example.net>");
-        assert!(c.cmd("DATA").starts_with("354"));
+        c.begin_data("victim@example.net");
         let mut body = b"Subject: first\r\n\r\nhello".to_vec();
         body.extend_from_slice(end);
         body.extend_from_slice(
@@ -510,9 +512,7 @@ fn eof_during_data_creates_nothing() {
         let mut c = Raw::connect(d.port);
         c.line();
         c.cmd("HELO c");
-        c.cmd("MAIL FROM:<a@test.example>");
-        c.cmd("RCPT TO:<b@example.net>");
-        c.cmd("DATA");
+        c.begin_data("b@example.net");
         c.send(b"Subject: cut\r\n\r\npart of a body\r\n");
         c.w.shutdown(std::net::Shutdown::Both).unwrap();
     }
@@ -631,15 +631,11 @@ fn sigterm_loses_nothing_acknowledged() {
     c.line();
     c.cmd("HELO c");
     for i in 0..3 {
-        c.cmd("MAIL FROM:<a@test.example>");
-        c.cmd(&format!("RCPT TO:<r{i}@example.net>"));
-        c.cmd("DATA");
+        c.begin_data(&format!("r{i}@example.net"));
         c.send(format!("Subject: {i}\r\n\r\nbody\r\n.\r\n").as_bytes());
         assert!(c.line().ends_with("Message accepted for delivery"));
     }
-    c.cmd("MAIL FROM:<a@test.example>");
-    c.cmd("RCPT TO:<inflight@example.net>");
-    c.cmd("DATA");
+    c.begin_data("inflight@example.net");
     c.send(b"Subject: in flight\r\n\r\nhalf");
     std::thread::sleep(Duration::from_millis(100));
     sigterm(&d.child);
@@ -758,9 +754,7 @@ fn bd_background_mode_delivers() {
     let mut c = Raw::connect(d.port);
     c.line();
     c.cmd("EHLO c");
-    c.cmd("MAIL FROM:<a@test.example>");
-    c.cmd("RCPT TO:<b@example.net>");
-    c.cmd("DATA");
+    c.begin_data("b@example.net");
     c.send(b"Subject: bg\r\n\r\nhello\r\n.\r\n");
     assert!(c.line().ends_with("Message accepted for delivery"));
     c.cmd("QUIT");
