@@ -16,69 +16,22 @@ import sys
 import tempfile
 import time
 
+import peers
+
 BIN = os.path.abspath(sys.argv[1])
 SINK = os.path.abspath(sys.argv[2])
-LIB = os.path.join(os.path.dirname(os.path.dirname(SINK)), "lib", "postfix")
 N = int(os.environ.get("BENCH_MESSAGES", "1000"))
 
 work = tempfile.mkdtemp(prefix="rsendmail-dbench-")
 os.chmod(work, 0o755)  # smtp-sink runs as nobody and writes its dumps below
 
 
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-class Sink:
-    def __init__(self, name):
-        self.dumps = os.path.join(work, name + "-dumps")
-        os.makedirs(self.dumps)
-        os.chmod(self.dumps, 0o777)
-        self.port = free_port()
-        self.log = os.path.join(work, name + ".log")
-        args = [SINK, "-v"] + (["-u", "nobody"] if os.getuid() == 0 else []) + [
-            "-d", self.dumps + "/%M.", "127.0.0.1:%d" % self.port, "256"]
-        self.p = subprocess.Popen(args, env=dict(os.environ, LD_LIBRARY_PATH=LIB),
-                                  stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
-        import socket
-        for _ in range(500):
-            try:
-                socket.create_connection(("127.0.0.1", self.port)).close()
-                break
-            except OSError:
-                time.sleep(0.01)
-
-    def count(self):
-        return len(os.listdir(self.dumps))
-
-    def connections(self):
-        with open(self.log) as f:
-            return f.read().count(": connect (AF_INET") - 1  # minus the readiness probe
-
-    def wait(self, n, limit=120):
-        t = time.time()
-        while self.count() < n and time.time() - t < limit:
-            time.sleep(0.005)
-        return self.count()
-
-    def stop(self):
-        self.p.kill()
-        self.p.wait()
+def Sink(name):
+    return peers.Sink(SINK, work, name)
 
 
 def config(name, port, extra=""):
-    d = os.path.join(work, name)
-    os.makedirs(d)
-    conf = os.path.join(d, "rsendmail.conf")
-    with open(conf, "w") as f:
-        f.write("SPOOLDIR %s/spool\nMAILNAME bench.example\nSMARTHOST 127.0.0.1\nPORT %d\n%s"
-                % (d, port, extra))
-    return conf
+    return peers.config(work, name, port, extra)
 
 
 MSG = b"From: a@bench.example\nSubject: bench\n\n" + b"x" * 1900 + b"\n"

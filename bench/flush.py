@@ -15,7 +15,6 @@ Prints, from one run (figures are noisy; compare the ratios):
 import os
 import shutil
 import smtplib
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,9 +22,10 @@ import tempfile
 import threading
 import time
 
+from peers import Sink, config, free_port, wait_port
+
 BIN = os.path.abspath(sys.argv[1])
 SINK = os.path.abspath(sys.argv[2])
-LIB = os.path.join(os.path.dirname(os.path.dirname(SINK)), "lib", "postfix")
 BIG = int(os.environ.get("BENCH_FLUSH_QUEUE", "20000"))
 REPS = int(os.environ.get("BENCH_FLUSH_REPS", "7"))
 
@@ -33,48 +33,15 @@ work = tempfile.mkdtemp(prefix="rsendmail-fbench-")
 os.chmod(work, 0o755)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-class Sink:
-    def __init__(self):
-        self.dumps = os.path.join(work, "sink-dumps")
-        os.makedirs(self.dumps)
-        os.chmod(self.dumps, 0o777)
-        self.port = free_port()
-        args = [SINK] + (["-u", "nobody"] if os.getuid() == 0 else []) + [
-            "-d", self.dumps + "/%M.", "127.0.0.1:%d" % self.port, "256"]
-        self.p = subprocess.Popen(args, env=dict(os.environ, LD_LIBRARY_PATH=LIB),
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port)
-
-    def count(self):
-        return len(os.listdir(self.dumps))
-
-
-def wait_port(port):
-    for _ in range(1000):
-        try:
-            socket.create_connection(("127.0.0.1", port)).close()
-            return
-        except OSError:
-            time.sleep(0.01)
-    raise SystemExit("port %d never opened" % port)
-
-
-def make_env(name, sink_port, extra=""):
-    d = os.path.join(work, name)
-    os.makedirs(d)
-    conf = os.path.join(d, "rsendmail.conf")
-    with open(conf, "w") as f:
-        f.write("SPOOLDIR %s/spool\nMAILNAME bench.example\nSMARTHOST 127.0.0.1\nPORT %d\n%s"
-                % (d, sink_port, extra))
-    return conf
+def start_daemon(conf):
+    """`-bD -odq` on a free port, added to `conf`: (process, port)."""
+    port = free_port()
+    with open(conf, "a") as f:
+        f.write("O DaemonPortOptions=Port=%d,Addr=127.0.0.1\n" % port)
+    d = subprocess.Popen([BIN, "-C", conf, "-bD", "-odq"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL)
+    wait_port(port)
+    return d, port
 
 
 def inject_bs(conf, recipients):
@@ -115,10 +82,10 @@ def qr(conf):
 
 
 def main():
-    sink = Sink()
+    sink = Sink(SINK, work, "sink", verbose=False)
     results = {}
     for name, size in [("big", BIG), ("small", 100)]:
-        conf = make_env(name, sink.port)
+        conf = config(work, name, sink.port)
         t0 = time.perf_counter()
         queue_of(conf, size)
         built = time.perf_counter() - t0
@@ -136,12 +103,7 @@ def main():
 
     # ETRN through the daemon, on the big queue.
     conf = os.path.join(work, "big", "rsendmail.conf")
-    port = free_port()
-    with open(conf, "a") as f:
-        f.write("O DaemonPortOptions=Port=%d,Addr=127.0.0.1\n" % port)
-    d = subprocess.Popen([BIN, "-C", conf, "-bD", "-odq"], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL)
-    wait_port(port)
+    d, port = start_daemon(conf)
     s = smtplib.SMTP("127.0.0.1", port)
     s.ehlo("bench")
     times = [timed_flush(conf, sink, lambda: s.docmd("ETRN", "target.example"))
@@ -154,13 +116,8 @@ def main():
 
     # SMTP injection into -bd -odq.
     def inject_rate(sessions, total):
-        conf = make_env("inject%d" % sessions, sink.port)
-        port = free_port()
-        with open(conf, "a") as f:
-            f.write("O DaemonPortOptions=Port=%d,Addr=127.0.0.1\n" % port)
-        d = subprocess.Popen([BIN, "-C", conf, "-bD", "-odq"], stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL)
-        wait_port(port)
+        conf = config(work, "inject%d" % sessions, sink.port)
+        d, port = start_daemon(conf)
         msg = "Subject: inject\r\n\r\n" + "x" * 2000 + "\r\n"
 
         def one(n):
@@ -188,7 +145,7 @@ def main():
     r1, n1 = inject_rate(1, 1000)
     print("SMTP injection into -bd -odq, 2 KB messages: 4 sessions %.0f msg/s (%d queued), "
           "1 session %.0f msg/s (%d queued), ratio %.2fx" % (r4, n4, r1, n1, r4 / r1))
-    sink.p.terminate()
+    sink.stop()
     shutil.rmtree(work, ignore_errors=True)
 
 
