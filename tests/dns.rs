@@ -16,16 +16,31 @@ pub struct DnsServer {
 }
 
 impl DnsServer {
+    /// Starts dnsmasq on a free port. The port is picked free for UDP; dnsmasq also
+    /// listens on TCP there, and another process may hold that, so a dnsmasq that exits
+    /// at start is tried again on a new port (its stderr says why, shown if all fail).
     pub fn start(dir: &Path, records: &[&str]) -> Option<DnsServer> {
         if !require("dnsmasq") {
             return None;
         }
+        let mut why = String::new();
+        for _ in 0..5 {
+            match Self::try_start(dir, records) {
+                Ok(server) => return Some(server),
+                Err(e) => why = e,
+            }
+        }
+        panic!("dnsmasq did not start: {why}");
+    }
+
+    fn try_start(dir: &Path, records: &[&str]) -> Result<DnsServer, String> {
         let port = std::net::UdpSocket::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let log = dir.join(format!("dnsmasq-{port}.log"));
+        let errors = dir.join(format!("dnsmasq-{port}.err"));
         let mut cmd = Command::new("dnsmasq");
         cmd.args([
             "--keep-in-foreground",
@@ -51,20 +66,25 @@ impl DnsServer {
         cmd.args(records)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = cmd.spawn().expect("dnsmasq");
+            .stderr(fs::File::create(&errors).unwrap());
+        let mut child = cmd.spawn().expect("dnsmasq");
         let start = Instant::now();
         while !fs::read_to_string(&log)
             .unwrap_or_default()
             .contains("started")
         {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "dnsmasq did not start"
-            );
+            if let Some(status) = child.try_wait().unwrap() {
+                let stderr = fs::read_to_string(&errors).unwrap_or_default();
+                return Err(format!("port {port}: {status}: {}", stderr.trim()));
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("port {port}: no \"started\" in 10 s"));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(DnsServer { child, log, port })
+        Ok(DnsServer { child, log, port })
     }
 
     pub fn queries(&self) -> Vec<String> {
