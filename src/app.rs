@@ -206,7 +206,11 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             let (text, problems) = if s.inv.json {
                 mailq::list_json(&s.spool, filter)?
             } else {
-                mailq::list_text(&s.spool, filter)?
+                let min_age = match s.settings.other_value("MinQueueAge") {
+                    Some(v) => cli::parse_duration(v, 'm')? as i64,
+                    None => 0,
+                };
+                mailq::list_text(&s.spool, filter, min_age)?
             };
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(text.as_bytes());

@@ -51,8 +51,12 @@ pub struct RcptReport {
     pub remote_mta: Option<String>,
     /// The reply, e.g. `550 5.1.1 <bob@example.org>... User unknown`.
     pub diagnostic: Option<String>,
-    /// `smtp` for a server's reply, `x-unix` for local delivery.
+    /// `SMTP` for a server's reply, `X-Unix` for local delivery (sendmail's mailer
+    /// diagnostic types).
     pub diagnostic_type: &'static str,
+    /// For a server's refusal: the command, the reply and sendmail's line for it, shown
+    /// under "Transcript of session follows" (sendmail's wording).
+    pub transcript: Vec<String>,
     pub last_attempt: i64,
     /// For delay warnings: when the message will be returned.
     pub will_retry_until: Option<i64>,
@@ -112,6 +116,13 @@ impl Report<'_> {
     fn header(&self, id: &str, now: i64, to: &str) -> String {
         let boundary = self.boundary(now);
         let mut h = String::new();
+        let _ = writeln!(
+            h,
+            "Received: from localhost (localhost)\n\tby {} (rsendmail {}) id {id};\n\t{}",
+            self.host,
+            env!("CARGO_PKG_VERSION"),
+            date(now)
+        );
         let _ = writeln!(h, "Date: {}", date(now));
         let _ = writeln!(
             h,
@@ -124,7 +135,7 @@ impl Report<'_> {
             clock::stamp12(&clock::local(now)),
             self.host
         );
-        let _ = writeln!(h, "To: <{to}>");
+        let _ = writeln!(h, "To: {to}");
         let _ = writeln!(h, "MIME-Version: 1.0");
         let _ = writeln!(
             h,
@@ -170,9 +181,24 @@ impl Report<'_> {
         };
         let _ = writeln!(b, "   ----- {heading} -----");
         for r in &self.recipients {
-            let _ = writeln!(b, "<{}>", r.final_recipient);
+            let _ = writeln!(b, "{}", r.final_recipient);
             if let Some(d) = &r.diagnostic {
                 let _ = writeln!(b, "    (reason: {d})");
+            }
+        }
+        if self.recipients.iter().any(|r| !r.transcript.is_empty()) {
+            b.push_str("\n   ----- Transcript of session follows -----\n");
+            let mut talking_to: Option<&str> = None;
+            for r in self.recipients.iter().filter(|r| !r.transcript.is_empty()) {
+                if let Some(mta) = r.remote_mta.as_deref()
+                    && talking_to != Some(mta)
+                {
+                    let _ = writeln!(b, "... while talking to {mta}:");
+                    talking_to = Some(mta);
+                }
+                for l in &r.transcript {
+                    let _ = writeln!(b, "{l}");
+                }
             }
         }
         if self.kind == Kind::Delay {
@@ -190,6 +216,9 @@ impl Report<'_> {
                 let _ = writeln!(b, "Original-Recipient: {o}");
             }
             let _ = writeln!(b, "Final-Recipient: RFC822; {}", r.final_recipient);
+            if r.remote_mta.is_some() {
+                let _ = writeln!(b, "X-Actual-Recipient: rfc822; {}", r.final_recipient);
+            }
             let _ = writeln!(b, "Action: {}", r.action);
             let _ = writeln!(b, "Status: {}", r.status);
             if let Some(m) = &r.remote_mta {
@@ -213,6 +242,9 @@ impl Report<'_> {
             }
             b.push('\n');
         }
+        // The original as its sender sent it: the envelope sender first, as sendmail
+        // returns it.
+        let _ = writeln!(b, "Return-Path: <{}>", env.sender);
         out.write_all(b.as_bytes())?;
         let mut n = b.len() as u64;
         // The original: its header block (up to the blank line), then the body unless
@@ -234,7 +266,7 @@ impl Report<'_> {
             n += k as u64;
         }
         let tail = format!(
-            "{}\n--{boundary}--\n",
+            "{}\n--{boundary}--\n\n",
             if last == b'\n' { "" } else { "\n" }
         );
         out.write_all(tail.as_bytes())?;
@@ -370,7 +402,12 @@ mod tests {
                 status: "5.1.1".into(),
                 remote_mta: Some("mx.x".into()),
                 diagnostic: Some("550 5.1.1 User unknown".into()),
-                diagnostic_type: "smtp",
+                diagnostic_type: "SMTP",
+                transcript: vec![
+                    ">>> RCPT To:<bob@x>".into(),
+                    "<<< 550 5.1.1 User unknown".into(),
+                    "550 5.1.1 bob@x... User unknown".into(),
+                ],
                 last_attempt: 0,
                 will_retry_until: None,
             }],
@@ -388,9 +425,12 @@ mod tests {
             "Final-Recipient: RFC822; bob@x",
             "Action: failed",
             "Status: 5.1.1",
+            "\nTo: a@x\n",
+            "\n   ----- The following addresses had permanent fatal errors -----\nbob@x\n    (reason: 550 5.1.1 User unknown)\n\n   ----- Transcript of session follows -----\n... while talking to mx.x:\n>>> RCPT To:<bob@x>\n<<< 550 5.1.1 User unknown\n550 5.1.1 bob@x... User unknown\n\n--",
+            "Final-Recipient: RFC822; bob@x\nX-Actual-Recipient: rfc822; bob@x\n",
             "Remote-MTA: DNS; mx.x",
-            "Diagnostic-Code: smtp; 550 5.1.1 User unknown",
-            "Content-Type: message/rfc822\n\nSubject: hi\nFrom: a@x\n\nbody line\n\n--",
+            "Diagnostic-Code: SMTP; 550 5.1.1 User unknown",
+            "Content-Type: message/rfc822\n\nReturn-Path: <a@x>\nSubject: hi\nFrom: a@x\n\nbody line\n\n--",
         ] {
             assert!(text.contains(want), "{want:?} missing in\n{text}");
         }
@@ -402,7 +442,12 @@ mod tests {
         hdrs.write("NEWID", 0, "a@x", &mut &original[..], &mut out)
             .unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("text/rfc822-headers\n\nSubject: hi\nFrom: a@x\n\n--"));
+        assert!(
+            text.contains(
+                "text/rfc822-headers\n\nReturn-Path: <a@x>\nSubject: hi\nFrom: a@x\n\n--"
+            )
+        );
         assert!(!text.contains("body line"));
+        assert!(text.ends_with("--\n\n"), "{text:?}");
     }
 }

@@ -108,7 +108,14 @@ fn cut(s: &str, n: usize) -> &str {
 
 /// The text listing. Unreadable entries are described in the returned problem text
 /// (printed after the listing).
-pub fn list_text(spool: &Spool, filter: Option<&QueueRunArgs>) -> Result<(String, String), Fatal> {
+/// `min_age` is `O MinQueueAge=` in seconds: as in sendmail, an entry tried less than that
+/// long ago is marked `-` (too young for a queue run). The back-off between tries is not
+/// marked, as sendmail marks nothing for it either; `mailq --json` gives the next try.
+pub fn list_text(
+    spool: &Spool,
+    filter: Option<&QueueRunArgs>,
+    min_age: i64,
+) -> Result<(String, String), Fatal> {
     let mut problems = String::new();
     let entries = collect(spool, filter, &mut problems)?;
     let dir = spool.dir.display();
@@ -144,7 +151,7 @@ pub fn list_text(spool: &Spool, filter: Option<&QueueRunArgs>) -> Result<(String
             l.id,
             if l.busy {
                 '*'
-            } else if !e.state.is_due(now, 0) {
+            } else if min_age > 0 && e.state.last_attempt.is_some_and(|t| t + min_age > now) {
                 '-'
             } else {
                 ' '
@@ -230,6 +237,9 @@ pub fn list_json(spool: &Spool, filter: Option<&QueueRunArgs>) -> Result<(String
         );
         if let Some(r) = &e.state.reason {
             let _ = write!(s, ",\"reason\":{}", json_str(r));
+        }
+        if let Some(t) = e.state.next_attempt {
+            let _ = write!(s, ",\"next_attempt\":{t}");
         }
         let _ = writeln!(s, ",\"recipients\":[{}]}}", rcpts.join(","));
     }

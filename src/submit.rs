@@ -602,12 +602,14 @@ fn refused_recipients(
                         },
                         remote_mta: None,
                         diagnostic: Some(r.text.clone()),
-                        diagnostic_type: "x-unix",
+                        diagnostic_type: "X-Unix",
+                        transcript: Vec::new(),
                         last_attempt: env.created,
                         will_retry_until: None,
                     })
                     .collect(),
-                headers_only: env.ret.as_deref() == Some("HDRS"),
+                headers_only: env.ret.as_deref() == Some("HDRS")
+                    || settings.privacy("nobodyreturn"),
                 waited: None,
             };
             let queued = match (&sender, open_message()) {

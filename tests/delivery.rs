@@ -173,7 +173,8 @@ fn interactive_delivers_and_removes_the_entry() {
     assert!(
         msgs[0]
             .0
-            .contains("\"rcpt_tos\": [\"ok@example.org\", \"other@example.net\"]"),
+            // In reverse order, as sendmail sends its RCPTs (compat deliver-mixed-recipients).
+            .contains("\"rcpt_tos\": [\"other@example.net\", \"ok@example.org\"]"),
         "{}",
         msgs[0].0
     );
@@ -212,11 +213,8 @@ fn verbose_prints_the_dialogue() {
     ] {
         assert!(out.contains(&want), "missing {want:?} in:\n{out}");
     }
-    assert!(
-        r.stderr.contains("stat=Sent (Ok: queued as TEST1)"),
-        "{}",
-        r.stderr
-    );
+    // As sendmail: the dialogue only, no log line on stderr.
+    assert_eq!(r.stderr, "");
     assert_eq!(peer.messages().len(), 1);
 }
 
@@ -527,7 +525,18 @@ fn expired_entries_are_failed_and_removed() {
     std::thread::sleep(Duration::from_millis(1100));
     let r = env.sendmail(&["-qf", "-v"], b"");
     r.code(0);
-    assert!(r.stderr.contains("(expired)"), "{}", r.stderr);
+    // The failure report (status 4.4.7) reached the sender's mailbox in the same run.
+    assert!(
+        r.stdout.contains("root@test.example... Sent"),
+        "{}",
+        r.stdout
+    );
+    let mbox = fs::read_to_string(env.dir.join("mail/root")).unwrap();
+    assert!(mbox.contains("Status: 4.4.7"), "{mbox}");
+    assert!(
+        mbox.contains("(message expired: could not be delivered for"),
+        "{mbox}"
+    );
     assert!(env.entries().is_empty());
 }
 
@@ -761,7 +770,28 @@ fn periodic_runner_respects_back_off_and_stops_on_sigterm() {
         "{}",
         peer.transcript()
     );
+    // The back-off is not marked in the listing (sendmail marks none either: the
+    // compat case bp-deferred-and-queued); `mailq --json` tells when the next try is,
+    // and MinQueueAge gives sendmail's `-` for an entry tried too recently.
     let listing = env.sendmail(&["-bp"], b"").stdout;
+    assert_eq!(
+        listing.lines().nth(2).unwrap().as_bytes()[14],
+        b' ',
+        "{listing}"
+    );
+    let json = env.mailq(&["--json"]);
+    let next: i64 = json
+        .split("\"next_attempt\":")
+        .nth(1)
+        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no next_attempt in {json}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(next > now + 200 && next <= now + 300, "{next} vs {now}");
+    let listing = env.sendmail(&["-O", "MinQueueAge=1h", "-bp"], b"").stdout;
     assert_eq!(
         listing.lines().nth(2).unwrap().as_bytes()[14],
         b'-',
@@ -872,7 +902,7 @@ fn relay_table_splits_recipients_by_domain() {
     let mb = b.messages();
     assert_eq!(ma.len(), 1);
     assert!(
-        ma[0].0.contains("[\"x@example.org\", \"w@example.org\"]"),
+        ma[0].0.contains("[\"w@example.org\", \"x@example.org\"]"),
         "{}",
         ma[0].0
     );
@@ -884,7 +914,7 @@ fn relay_table_splits_recipients_by_domain() {
     assert!(
         mb[0]
             .0
-            .contains("[\"y@mail.example.net\", \"z@other.com\"]"),
+            .contains("[\"z@other.com\", \"y@mail.example.net\"]"),
         "{}",
         mb[0].0
     );

@@ -138,7 +138,7 @@ fn mx_delivery_with_fallback_and_implicit_mx() {
     let m = peer.messages();
     assert_eq!(m.len(), 1, "{}", peer.transcript());
     assert!(
-        m[0].0.contains("[\"a@mx.test\", \"b@implicit.test\"]"),
+        m[0].0.contains("[\"b@implicit.test\", \"a@mx.test\"]"),
         "{}",
         m[0].0
     );

@@ -137,7 +137,7 @@ fn unknown_users_and_loops_are_refused_at_submission() {
         "{e}"
     );
     assert!(
-        e.contains("Diagnostic-Code: x-unix; nosuchuser... User unknown"),
+        e.contains("Diagnostic-Code: X-Unix; nosuchuser... User unknown"),
         "{e}"
     );
     // mailq lists rsendmail's own reports as from MAILER-DAEMON, as sendmail does.
@@ -687,8 +687,8 @@ fn failures_bounce_as_rfc3464_reports() {
         "'Final-Recipient': 'RFC822; reject5-a@example.org'",
         "'Action': 'failed'",
         "'Status': '5.1.1'",
-        "'Remote-MTA': 'DNS; 127.0.0.1'",
-        "'Diagnostic-Code': 'smtp; 550 5.1.1",
+        "'Remote-MTA': 'DNS; [127.0.0.1]'",
+        "'Diagnostic-Code': 'SMTP; 550 5.1.1",
         "original-subject test",
     ] {
         assert!(text.contains(want), "{want:?} in\n{text}");

@@ -406,6 +406,15 @@ impl Settings {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Whether `O PrivacyOptions=` names `flag`. As in sendmail the flags add up over
+    /// every setting (`-O PrivacyOptions=a` adds to the config's `b`).
+    pub fn privacy(&self, flag: &str) -> bool {
+        self.other_values("PrivacyOptions").any(|v| {
+            v.split([',', ' ', '\t'])
+                .any(|f| f.trim().eq_ignore_ascii_case(flag))
+        })
+    }
+
     /// The last value given for an option kept in `other`.
     pub fn other_value(&self, name: &str) -> Option<&str> {
         self.other

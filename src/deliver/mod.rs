@@ -81,6 +81,8 @@ pub struct Engine {
     pub queue_warn: i64,
     /// `-oe<m>` / `O ErrorMode=`: what an interactive delivery does with a failure.
     pub error_mode: char,
+    /// `O PrivacyOptions=nobodyreturn`: delivery reports return the header only.
+    pub no_body_return: bool,
     /// Delivering in the foreground for the caller (`-odi`, `-v`): failures follow
     /// ErrorMode instead of always being mailed back.
     pub interactive: bool,
@@ -231,6 +233,7 @@ impl Engine {
             max_hops: number_opt(s, "MaxHopCount", 25)?,
             queue_warn: duration_opt(s, "Timeout.queuewarn", 4 * 3600)?,
             error_mode: s.settings.error_mode.unwrap_or('p'),
+            no_body_return: s.settings.privacy("nobodyreturn"),
             interactive: false,
         })
     }
@@ -507,11 +510,13 @@ fn stat_text(o: &Outcome) -> String {
 /// when it is a recipient's own (`owner-list`).
 type GroupKey = (Relay, Option<String>);
 
-/// Put recipient `i` with the others going to the same relay with the same sender
-/// (first appearance order).
+/// Put recipient `i` with the others going to the same relay with the same sender.
+/// Groups come in first appearance order; within one, the recipients are in reverse
+/// queue order, the order in which sendmail 8.17 sends its RCPTs (it chains them by
+/// prepending; recorded in compat-tests, `deliver-mixed-recipients`).
 fn add_to_group(groups: &mut Vec<(GroupKey, Vec<usize>)>, key: GroupKey, i: usize) {
     match groups.iter_mut().find(|(t, _)| *t == key) {
-        Some((_, v)) => v.push(i),
+        Some((_, v)) => v.insert(0, i),
         None => groups.push((key, vec![i])),
     }
 }
@@ -542,7 +547,6 @@ fn attempt(
     locked: &mut LockedEntry,
     w: &mut Worker,
     out: &mut Transcript<'_>,
-    verbose: bool,
 ) -> Result<Attempt, Fatal> {
     let Worker {
         conns,
@@ -771,8 +775,7 @@ fn attempt(
     state.last_attempt = Some(now);
     let expired = engine.queue_return > 0 && now - env.created >= engine.queue_return;
     let mut first_deferral: Option<String> = None;
-    // For the reports: (recipient, kind, action, outcome's reply, relay).
-    let mut to_report: Vec<(usize, dsn::Kind, &'static str, String, String)> = Vec::new();
+    let mut to_report: Vec<ReportItem> = Vec::new();
     for (i, o, mailer, relay_name) in &outcomes {
         let addr = &env.recipients[*i].address;
         let (st, why) = match o {
@@ -825,18 +828,21 @@ fn attempt(
             }
         );
         log::info!("{line}");
-        if verbose {
-            eprintln!("{line}");
-        }
         let remote = if relay_name.is_empty() {
             String::new()
         } else {
             relay_name.split(' ').next().unwrap_or_default().to_string()
         };
+        let item = |kind, action| ReportItem {
+            i: *i,
+            kind,
+            action,
+            why: why.clone(),
+            reply: (!remote.is_empty()).then(|| o.reply().clone()),
+            remote: remote.clone(),
+        };
         match st {
-            RcptState::Failed => {
-                to_report.push((*i, dsn::Kind::Failure, "failed", why.clone(), remote))
-            }
+            RcptState::Failed => to_report.push(item(dsn::Kind::Failure, "failed")),
             RcptState::Delivered if !dsn_passed.contains(i) => {
                 let action = if *mailer == "local" {
                     if why.contains("expanded by") {
@@ -847,21 +853,21 @@ fn attempt(
                 } else {
                     "relayed"
                 };
-                to_report.push((*i, dsn::Kind::Success, action, why.clone(), remote))
+                to_report.push(item(dsn::Kind::Success, action))
             }
             RcptState::Deferred
                 if engine.queue_warn > 0
                     && !state.warned
                     && now - env.created >= engine.queue_warn =>
             {
-                to_report.push((*i, dsn::Kind::Delay, "delayed", why.clone(), remote))
+                to_report.push(item(dsn::Kind::Delay, "delayed"))
             }
             _ => {}
         }
         state.recipients.retain(|(idx, _, _)| idx != i);
         state.recipients.push((*i, st, Some(why)));
     }
-    if to_report.iter().any(|r| r.1 == dsn::Kind::Delay) {
+    if to_report.iter().any(|r| r.kind == dsn::Kind::Delay) {
         state.warned = true;
     }
     let reports = send_reports(engine, spool, &env, to_report, &open_message, now);
@@ -925,6 +931,53 @@ fn waited_words(secs: i64) -> String {
     }
 }
 
+/// One recipient's outcome as a delivery report needs it.
+struct ReportItem {
+    i: usize,
+    kind: dsn::Kind,
+    /// The DSN action: failed, delayed, delivered, relayed, expanded.
+    action: &'static str,
+    /// The reply as stored (`code text`).
+    why: String,
+    /// The server's reply (remote recipients only), for the transcript.
+    reply: Option<reply::Reply>,
+    /// The server's name as routed (`mx.example.org`, `127.0.0.1`), empty when local.
+    remote: String,
+}
+
+/// The server as a report names it: an address in brackets, as sendmail writes it.
+fn mta_name(host: &str) -> String {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// The transcript lines for a recipient refused by a server: the command, the reply,
+/// then sendmail's own line for it (its sysexits text: `User unknown` for a refused
+/// recipient, `Service unavailable` otherwise; recorded in the bounce-* compat cases).
+fn failure_transcript(address: &str, reply: &reply::Reply) -> Vec<String> {
+    let Some(command) = &reply.command else {
+        return Vec::new();
+    };
+    if !reply.is_permanent() {
+        return Vec::new();
+    }
+    let mut lines = vec![format!(">>> {command}")];
+    lines.extend(reply.transcript_lines());
+    if command.starts_with("RCPT") && matches!(reply.code, 550 | 551 | 553) {
+        let enhanced = reply.enhanced().unwrap_or_else(|| "5.1.1".into());
+        lines.push(format!(
+            "{} {enhanced} {address}... User unknown",
+            reply.code
+        ));
+    } else {
+        lines.push("554 5.0.0 Service unavailable".into());
+    }
+    lines
+}
+
 /// Queue the delivery reports an attempt owes: one per kind and return address. A
 /// failure of a message from the null sender goes to the postmaster once (a "double
 /// bounce"); a failure of that one is only logged. Returns the new entries.
@@ -932,12 +985,20 @@ fn send_reports(
     engine: &Engine,
     spool: &Spool,
     env: &rsendmail::spool::entry::Envelope,
-    items: Vec<(usize, dsn::Kind, &'static str, String, String)>,
+    items: Vec<ReportItem>,
     open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
     now: i64,
 ) -> Vec<String> {
     let mut groups: ReportGroups = Vec::new();
-    for (i, kind, action, why, remote) in items {
+    for item in items {
+        let ReportItem {
+            i,
+            kind,
+            action,
+            why,
+            reply,
+            remote,
+        } = item;
         let r = &env.recipients[i];
         let ret = dsn::return_address(env, r).map(str::to_string);
         match &ret {
@@ -964,9 +1025,13 @@ fn send_reports(
             original_recipient: r.orcpt.clone(),
             action,
             status,
-            remote_mta: (!remote.is_empty()).then_some(remote.clone()),
+            remote_mta: (!remote.is_empty()).then(|| mta_name(&remote)),
+            transcript: match (&reply, kind) {
+                (Some(reply), dsn::Kind::Failure) => failure_transcript(&r.address, reply),
+                _ => Vec::new(),
+            },
             diagnostic: (kind != dsn::Kind::Success || !remote.is_empty()).then_some(why),
-            diagnostic_type: if remote.is_empty() { "x-unix" } else { "smtp" },
+            diagnostic_type: if remote.is_empty() { "X-Unix" } else { "SMTP" },
             last_attempt: now,
             will_retry_until: (kind == dsn::Kind::Delay && engine.queue_return > 0)
                 .then_some(env.created + engine.queue_return),
@@ -980,12 +1045,16 @@ fn send_reports(
     let mut ids = Vec::new();
     for ((kind, ret), list) in groups {
         // An interactive delivery's failures follow ErrorMode (recorded from 8.17 with
-        // and without a terminal): p saves the message in ~/dead.letter and says so,
-        // q does nothing, m, w and e mail it back. Elsewhere failures are mailed back.
+        // and without a terminal): p saves the message in ~/dead.letter and says so
+        // when the sender is local (sendmail's ESM_QUIET state: a local sender's mailer
+        // is the local one); a remote sender (`-f a@example.com`) gets it mailed back
+        // (compat case bounce-rcpt-550). q does nothing, m, w and e mail it back.
+        // Elsewhere failures are mailed back.
         if engine.interactive && kind == dsn::Kind::Failure && ret.is_some() {
             match engine.error_mode {
                 'q' => continue,
                 'm' | 'w' | 'e' => {}
+                _ if route(engine, &env.sender) != Route::Local => {}
                 _ => {
                     let saved = open_message()
                         .map_err(|e| e.to_string())
@@ -1026,7 +1095,7 @@ fn send_reports(
             host: &engine.host_name,
             original: env,
             recipients: list,
-            headers_only: env.ret.as_deref() == Some("HDRS"),
+            headers_only: env.ret.as_deref() == Some("HDRS") || engine.no_body_return,
             waited: (kind == dsn::Kind::Delay).then(|| waited_words(engine.queue_warn)),
         };
         let queued = open_message()
@@ -1204,7 +1273,7 @@ fn deliver_ids(
                         );
                     }
                     let mut locked = locked;
-                    match attempt(engine, spool, &mut locked, &mut w, &mut out, verbose) {
+                    match attempt(engine, spool, &mut locked, &mut w, &mut out) {
                         Ok(a) => {
                             if a.removed {
                                 finish(locked);
@@ -1619,6 +1688,7 @@ mod tests {
             max_hops: 25,
             queue_warn: 4 * 3600,
             error_mode: 'p',
+            no_body_return: false,
             interactive: false,
         }
     }

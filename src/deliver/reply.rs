@@ -9,6 +9,9 @@ pub struct Reply {
     pub code: u16,
     /// The text of each line, without the code and separator.
     pub lines: Vec<String>,
+    /// The command this answered, when it decided a recipient's fate (`RCPT To:<a>`,
+    /// `DATA`): the transcript in a delivery report shows it.
+    pub command: Option<String>,
 }
 
 impl Reply {
@@ -53,11 +56,28 @@ impl Reply {
         }
     }
 
+    /// The reply as answering `command`.
+    pub fn to(mut self, command: &str) -> Reply {
+        self.command = Some(command.to_string());
+        self
+    }
+
+    /// The reply's lines as a transcript shows them (`<<< 550 5.1.1 ...`).
+    pub fn transcript_lines(&self) -> Vec<String> {
+        let n = self.lines.len();
+        self.lines
+            .iter()
+            .enumerate()
+            .map(|(k, l)| format!("<<< {}{}{l}", self.code, if k + 1 < n { '-' } else { ' ' }))
+            .collect()
+    }
+
     /// A reply made up locally (connection errors, timeouts).
     pub fn local(code: u16, text: impl Into<String>) -> Reply {
         Reply {
             code,
             lines: vec![text.into()],
+            command: None,
         }
     }
 }
@@ -103,7 +123,11 @@ pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::R
         match sep {
             Some(b'-') if lines.len() < MAX_LINES => continue,
             Some(b' ') | None => {
-                return Ok(Reply { code: c, lines });
+                return Ok(Reply {
+                    code: c,
+                    lines,
+                    command: None,
+                });
             }
             _ => return Err(bad()),
         }

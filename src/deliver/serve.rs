@@ -144,10 +144,12 @@ fn server<'a>(
 }
 
 /// `O MaxRecipientsPerMessage=` (1000; 0 also means 1000).
+/// `O MaxRecipientsPerMessage=`: 1,000 when not set (mailing lists fit; a bound on what
+/// one message may cost); 0 means no limit, as in sendmail.
 fn max_recipients(s: &Setup) -> Result<usize, Fatal> {
     Ok(
         match super::number_opt(s, "MaxRecipientsPerMessage", 1000)? {
-            0 => 1000,
+            0 => usize::MAX,
             n => n,
         },
     )

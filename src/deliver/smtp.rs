@@ -268,6 +268,9 @@ pub struct Session {
     verbose: bool,
     /// The last message was refused permanently at DATA or after its final dot.
     pub data_refused: bool,
+    /// A transaction has been started on this connection: the next one begins with
+    /// RSET, as sendmail 8.17 begins each reuse of a cached connection.
+    used: bool,
 }
 
 /// Base64 (RFC 4648), for AUTH.
@@ -428,6 +431,7 @@ impl Session {
                         timeouts: timeouts.clone(),
                         verbose: out.is_some(),
                         data_refused: false,
+                        used: false,
                     };
                     match s.greet(helo_name, tls, creds, out) {
                         Ok(()) => return Ok(s),
@@ -735,7 +739,8 @@ impl Session {
 
     fn mail_command(&self, m: &Outgoing<'_>, utf8: bool) -> String {
         let mut cmd = format!("MAIL From:<{}>", m.sender);
-        if self.caps.size.is_some() {
+        // sendmail gives no SIZE for its delivery reports (sent from <>).
+        if self.caps.size.is_some() && !m.sender.is_empty() {
             cmd.push_str(&format!(" SIZE={}", m.size));
         }
         if self.caps.eightbitmime
@@ -849,6 +854,17 @@ impl Session {
             .map(|&i| self.rcpt_command(&m.recipients[i]))
             .collect();
         let pipelined = self.caps.pipelining;
+        let reuse = std::mem::replace(&mut self.used, true);
+        if reuse {
+            // With PIPELINING the RSET goes in the same group as MAIL (RFC 2920 3.1),
+            // so the reuse costs no round trip.
+            self.state = State::RsetReply;
+            self.put("RSET", out)?;
+            if !pipelined {
+                self.flush(t.rset)?;
+                self.rset_reply(out)?;
+            }
+        }
         self.state = State::MailReply;
         self.put(&mail, out)?;
         if pipelined {
@@ -858,7 +874,11 @@ impl Session {
             self.put("DATA", out)?;
         }
         self.flush(t.mail)?;
-        let mail_reply = self.read(t.mail, out)?;
+        if reuse && pipelined {
+            self.rset_reply(out)?;
+            self.state = State::MailReply;
+        }
+        let mail_reply = self.read(t.mail, out)?.to(&mail);
         let mut accepted = Vec::new();
         let mut retry = Vec::new();
         if !mail_reply.is_positive() {
@@ -881,7 +901,7 @@ impl Session {
                 self.put(&rcpts[k], out)?;
                 self.flush(t.rcpt)?;
             }
-            let r = self.read(t.rcpt, out)?;
+            let r = self.read(t.rcpt, out)?.to(&rcpts[k]);
             if r.is_positive() {
                 accepted.push(i);
             } else if r.code == 452 {
@@ -900,7 +920,7 @@ impl Session {
             self.put("DATA", out)?;
             self.flush(t.datainit)?;
         }
-        let data_reply = self.read(t.datainit, out)?;
+        let data_reply = self.read(t.datainit, out)?.to("DATA");
         if data_reply.code != 354 {
             if !accepted.is_empty() {
                 self.data_refused |= data_reply.is_permanent();
@@ -951,7 +971,7 @@ impl Session {
             let _ = writeln!(w, ">>> .");
         }
         self.flush(t.datafinal)?;
-        let fin = self.read(t.datafinal, out)?;
+        let fin = self.read(t.datafinal, out)?.to("DATA");
         self.data_refused |= fin.is_permanent();
         for &i in &accepted {
             results[i] = Some(Outcome::from_reply(fin.clone()));
@@ -964,6 +984,11 @@ impl Session {
         self.state = State::RsetReply;
         self.put("RSET", out)?;
         self.flush(self.timeouts.rset)?;
+        self.rset_reply(out)
+    }
+
+    /// Read RSET's reply: anything but 2xx makes the connection unusable.
+    fn rset_reply(&mut self, out: &mut Transcript<'_>) -> Result<(), Reply> {
         let r = self.read(self.timeouts.rset, out)?;
         if !r.is_positive() {
             self.state = State::Closed;
@@ -1110,6 +1135,7 @@ mod tests {
     #[test]
     fn caps_parsed() {
         let r = Reply {
+            command: None,
             code: 250,
             lines: vec![
                 "mx.example".into(),
