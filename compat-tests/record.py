@@ -9,26 +9,41 @@ describes (it never runs rsendmail). For each case directory under cases/ it rea
 
     sendmail -Am -oQ<private queue dir> ARGS... < stdin
 
-(through pace.py, lock-step, when the case holds a `pace` file: an `-bs` dialogue whose
-stdout is then the S:/C: transcript) and writes what real sendmail did into the case's
-`expected/`:
+and writes what real sendmail did into the case's `expected/`:
   exit      the exit status
   stdout    standard output
   stderr    standard error
   queue     `sendmail -Am -oQ<dir> -bp` afterwards (the queue effect)
+  sink      (cases with a `sink` file) what the recording sink received
   version   the sendmail version that produced them
-The private queue directory's path is written as QUEUEDIR; everything else is stored
-exactly as printed (ids, dates and host names are normalised at compare time, see
-normalise.py).
+Optional files in a case:
+  pace      an `-bs` dialogue: run lock-step through pace.py; stdout is the transcript
+  sink      the sink's mode (ok, rcpt4xx, rcpt5xx, data4xx, data5xx, ...): the case
+            delivers; the recording waits until delivery is over and keeps the transcript
+  before    argv lines run first, each with the case's stdin (to fill the queue)
+  files/    copied into the directory the case runs in (an aliases file, say); `@DIR@`
+            in args and before stands for that directory, written back as DIR
+The private queue directory's path is written as QUEUEDIR and the sink's port as
+SINKPORT; everything else is stored exactly as printed (ids, dates and host names are
+normalised at compare time, see common.py).
+
+The sink is the one already running for sendmail's relay (sink.py STATE PORT, started by
+hand as the recording README says); SINK_STATE and SINK_PORT say where (default
+/tmp/rec and 2525).
 """
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 
+from common import Case, Sink, helper, locked
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = os.path.join(HERE, "cases")
 SENDMAIL = os.environ.get("SENDMAIL", "/usr/sbin/sendmail")
+SINK_STATE = os.environ.get("SINK_STATE", "/tmp/rec")
+SINK_PORT = int(os.environ.get("SINK_PORT", "2525"))
 
 
 def sendmail_version():
@@ -40,49 +55,61 @@ def sendmail_version():
     raise SystemExit("cannot tell the sendmail version: is sendmail-bin installed?")
 
 
-def record(name, version):
-    case = os.path.join(CASES, name)
-    with open(os.path.join(case, "args")) as f:
-        args = [l.rstrip("\n") for l in f if l.rstrip("\n") != ""]
-    stdin = b""
-    if os.path.exists(os.path.join(case, "stdin")):
-        with open(os.path.join(case, "stdin"), "rb") as f:
-            stdin = f.read()
+def record(case, version, sink):
     qdir = tempfile.mkdtemp(prefix="compat-q-")
     os.chmod(qdir, 0o700)
+    work = tempfile.mkdtemp(prefix="compat-w-")
+    case.copy_files(work)
+    if case.sink_mode:
+        sink.reset(case.sink_mode)
+    base = ["sendmail", "-Am", "-oQ" + qdir]
+    for argv in case.before:
+        subprocess.run(base + case.argv(argv, work), executable=SENDMAIL, input=case.stdin, cwd=work,
+                       capture_output=True, timeout=120)
     # argv[0] is "sendmail", as a script calling it through PATH would give it. An SMTP
-    # dialogue (a `pace` file in the case) is driven lock-step by pace.py, because
-    # sendmail refuses commands sent before its reply.
-    if os.path.exists(os.path.join(case, "pace")):
-        run = subprocess.run([sys.executable, os.path.join(HERE, "pace.py"), SENDMAIL,
-                              "-Am", "-oQ" + qdir] + args,
-                             input=stdin, capture_output=True, timeout=120)
+    # dialogue is driven lock-step by pace.py, because sendmail refuses commands sent
+    # before its reply.
+    args = case.argv(case.args, work)
+    if case.paced:
+        run = subprocess.run([sys.executable, helper("pace.py"), SENDMAIL, "-Am", "-oQ" + qdir]
+                             + args, input=case.stdin, capture_output=True, timeout=120,
+                             cwd=work)
     else:
-        run = subprocess.run(["sendmail", "-Am", "-oQ" + qdir] + args, executable=SENDMAIL,
-                             input=stdin, capture_output=True, timeout=120)
-    queue = subprocess.run(["sendmail", "-Am", "-oQ" + qdir, "-bp"], executable=SENDMAIL,
-                           capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-    exp = os.path.join(case, "expected")
-    os.makedirs(exp, exist_ok=True)
+        run = subprocess.run(base + args, executable=SENDMAIL, input=case.stdin,
+                             capture_output=True, timeout=120, cwd=work)
+    if case.sink_mode:
+        sink.settle(lambda: locked(qdir))
+    queue = subprocess.run(base + ["-bp"], executable=SENDMAIL, capture_output=True,
+                           timeout=60, stdin=subprocess.DEVNULL, cwd=work)
+    exp = os.path.join(case.path, "expected")
+    shutil.rmtree(exp, ignore_errors=True)
+    os.makedirs(exp)
 
     def put(fname, data):
+        data = data.replace(qdir.encode(), b"QUEUEDIR").replace(work.encode(), b"DIR")
+        data = data.replace(b" port %d " % SINK_PORT, b" port SINKPORT ")
         with open(os.path.join(exp, fname), "wb") as f:
-            f.write(data.replace(qdir.encode(), b"QUEUEDIR"))
+            f.write(data)
 
     put("exit", b"%d\n" % run.returncode)
     put("stdout", run.stdout)
     put("stderr", run.stderr)
     put("queue", queue.stdout)
+    if case.sink_mode:
+        put("sink", sink.transcript())
+        sink.reset("ok")
     put("version", (version + "\n").encode())
-    subprocess.run(["rm", "-rf", qdir])
-    print("%-40s exit %d" % (name, run.returncode))
+    shutil.rmtree(qdir, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+    print("%-40s exit %d" % (case.name, run.returncode))
 
 
 def main():
     version = sendmail_version()
+    sink = Sink(SINK_STATE, SINK_PORT, start=False)
     names = sys.argv[1:] or sorted(os.listdir(CASES))
     for n in names:
-        record(n, version)
+        record(Case(os.path.join(CASES, n)), version, sink)
 
 
 if __name__ == "__main__":

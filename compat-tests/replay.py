@@ -3,89 +3,107 @@
 
 Usage: replay.py --bin PATH/TO/rsendmail [--cases DIR] [CASE ...]
 
-For each case: a fresh spool and config (SPOOLDIR in a temporary directory, MAILNAME
-vm.example.test, SMARTHOST 127.0.0.1 as in the recording set-up), then `sendmail -C conf ARGS... < stdin` through a symlink named
-`sendmail` (argv[0] "sendmail", as scripts call it), then `sendmail -C conf -bp`.
-Exit status, stdout, stderr and the queue listing are compared with the expected files
-after the normalisation below is applied to both sides. Prints a diff for every failing
-case and ends with the line `N passed, N failed`; exits 1 when any case failed.
+For each case (record.py describes the files): a fresh spool and config (SPOOLDIR in a
+temporary directory, MAILNAME vm.example.test, SMARTHOST 127.0.0.1 and the sink's PORT
+as in the recording set-up, and the PrivacyOptions of Debian's sendmail.cf, whose
+`nobodyreturn` makes bounces return the header only), the case's `before` runs, then `sendmail -C conf ARGS... <
+stdin` through a symlink named `sendmail` (argv[0] "sendmail", as scripts call it), in a
+directory holding the case's `files/`; when the case delivers, the wait until delivery is
+over; then `sendmail -C conf -bp`. Exit status, stdout, stderr, the queue listing and what
+the sink received are compared with the expected files after the normalisation below is
+applied to both sides. Prints a diff for every failing case and ends with the line
+`N passed, N failed`; exits 1 when any case failed.
 
-Normalisation (all of it; nothing else is forgiven):
+Normalisation (all of it, in common.py; nothing else is forgiven):
 - 14-character queue ids                  -> QUEUEID
-- ctime-style dates in listings            -> DATE
+- ctime-style dates in listings and RFC 5322 dates in headers -> DATE
+- the time stamp of a Message-Id           -> STAMP
 - the queue directory path                 -> QUEUEDIR (done at record time for sendmail)
+- the directory the case runs in (`@DIR@`) -> DIR (likewise)
+- the sink's port                          -> SINKPORT (likewise)
 - the host name vm.example.test            -> HOST
-- the `-C`/`-oQ` arguments each side adds are not part of the case
+- the program and version in `Received: ... by HOST (...)` -> (VERSION)
+- `SIZE=` values in MAIL commands          -> SIZE=N
+- the sink's queue id in its replies (`queued as SINK7`) -> SINKID
 - in SMTP dialogues (cases with a `pace` file), the 220 greeting line -> `S: 220 GREETING`
   (it names the program, its version and the time)
+- the `-C`/`-oQ` arguments each side adds are not part of the case
 """
 import argparse
 import difflib
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 
+from common import Case, Sink, free_port, helper, locked, normalise
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-QID = re.compile(rb"\b[0-9A-Za-x]{8}[0-9]{6}\b")
-CTIME = re.compile(rb"(Sun|Mon|Tue|Wed|Thu|Fri|Sat) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-9][0-9] [0-9]{2}:[0-9]{2}")
-
-
-GREETING = re.compile(rb"^S: 220 [^\r\n]*", re.M)
+DEBIAN_PRIVACY = ("needmailhelo,needexpnhelo,needvrfyhelo,restrictqrun,restrictexpand,"
+                  "nobodyreturn,authwarnings")
 
 
-def normalise(data: bytes) -> bytes:
-    data = GREETING.sub(b"S: 220 GREETING", data)
-    data = QID.sub(b"QUEUEID", data)
-    data = CTIME.sub(b"DATE", data)
-    data = data.replace(b"vm.example.test", b"HOST")
-    return data
-
-
-def run_case(binary, case_dir, name):
-    with open(os.path.join(case_dir, "args")) as f:
-        args = [l.rstrip("\n") for l in f if l.rstrip("\n") != ""]
-    stdin = b""
-    p = os.path.join(case_dir, "stdin")
-    if os.path.exists(p):
-        with open(p, "rb") as f:
-            stdin = f.read()
+def run_case(binary, case, sink):
     work = tempfile.mkdtemp(prefix="compat-")
     try:
         spool = os.path.join(work, "spool")
         conf = os.path.join(work, "rsendmail.conf")
         with open(conf, "w") as f:
-            f.write("SPOOLDIR %s\nMAILNAME vm.example.test\nSMARTHOST 127.0.0.1\n" % spool)
+            f.write("SPOOLDIR %s\nMAILNAME vm.example.test\nSMARTHOST 127.0.0.1\nPORT %d\n"
+                    % (spool, sink.port))
+            # Debian's sendmail.cf, which the recording used, says this.
+            f.write("O PrivacyOptions=%s\n" % DEBIAN_PRIVACY)
         link = os.path.join(work, "sendmail")
         os.symlink(os.path.abspath(binary), link)
+        run_dir = os.path.join(work, "cwd")
+        os.mkdir(run_dir)
+        case.copy_files(run_dir)
         env = dict(os.environ, LC_ALL="C")
-        if os.path.exists(os.path.join(case_dir, "pace")):
+        sink.reset(case.sink_mode or "ok")
+
+        def sendmail(argv, stdin):
+            return subprocess.run(["sendmail", "-C", conf] + argv, executable=link,
+                                  input=stdin, capture_output=True, timeout=60, env=env,
+                                  cwd=run_dir)
+
+        for argv in case.before:
+            sendmail(case.argv(argv, run_dir), case.stdin)
+        if case.paced:
             # The same lock-step driver as the recording (pace.py runs argv as given,
             # so the link's name is argv[0]).
-            run = subprocess.run([sys.executable, os.path.join(HERE, "pace.py"), link,
-                                  "-C", conf] + args, input=stdin, capture_output=True,
-                                 timeout=60, env=env)
+            run = subprocess.run([sys.executable, helper("pace.py"), link, "-C", conf]
+                                 + case.argv(case.args, run_dir), input=case.stdin, capture_output=True,
+                                 timeout=60, env=env, cwd=run_dir)
         else:
-            run = subprocess.run(["sendmail", "-C", conf] + args, executable=link,
-                                 input=stdin, capture_output=True, timeout=60, env=env)
-        queue = subprocess.run(["sendmail", "-C", conf, "-bp"], executable=link,
-                               capture_output=True, timeout=60, env=env,
-                               stdin=subprocess.DEVNULL)
+            run = sendmail(case.argv(case.args, run_dir), case.stdin)
+        if case.sink_mode:
+            sink.settle(lambda: locked(spool))
+        queue = sendmail(["-bp"], b"")
+
+        def ours(data):
+            data = data.replace(spool.encode(), b"QUEUEDIR").replace(run_dir.encode(), b"DIR")
+            return data.replace(b" port %d " % sink.port, b" port SINKPORT ")
+
         actual = {
             "exit": b"%d\n" % run.returncode,
-            "stdout": run.stdout.replace(spool.encode(), b"QUEUEDIR"),
-            "stderr": run.stderr.replace(spool.encode(), b"QUEUEDIR"),
-            "queue": queue.stdout.replace(spool.encode(), b"QUEUEDIR"),
+            "stdout": ours(run.stdout),
+            "stderr": ours(run.stderr),
+            "queue": ours(queue.stdout),
         }
+        if case.sink_mode:
+            actual["sink"] = ours(sink.transcript())
+        elif sink.sessions():
+            actual["sink"] = ours(sink.transcript())
     finally:
         shutil.rmtree(work, ignore_errors=True)
     diffs = []
     for key, got in actual.items():
-        with open(os.path.join(case_dir, "expected", key), "rb") as f:
-            want = f.read()
+        p = os.path.join(case.path, "expected", key)
+        want = b""
+        if os.path.exists(p):
+            with open(p, "rb") as f:
+                want = f.read()
         a, b = normalise(want), normalise(got)
         if a != b:
             d = difflib.unified_diff(a.decode("utf-8", "replace").splitlines(True),
@@ -103,22 +121,28 @@ def main():
     o = ap.parse_args()
     names = o.names or sorted(os.listdir(o.cases))
     passed = failed = 0
-    for n in names:
-        case_dir = os.path.join(o.cases, n)
-        with open(os.path.join(case_dir, "expected", "version")) as f:
-            version = f.read().strip()
-        if not version.startswith("sendmail 8.17"):
-            print("%s: expected files do not come from sendmail 8.17 (%s)" % (n, version))
-            failed += 1
-            continue
-        diffs = run_case(o.bin, case_dir, n)
-        if diffs:
-            failed += 1
-            print("FAIL %s" % n)
-            for d in diffs:
-                sys.stdout.write(d if d.endswith("\n") else d + "\n")
-        else:
-            passed += 1
+    state = tempfile.mkdtemp(prefix="compat-sink-")
+    sink = Sink(state, free_port(), start=True)
+    try:
+        for n in names:
+            case = Case(os.path.join(o.cases, n))
+            with open(os.path.join(case.path, "expected", "version")) as f:
+                version = f.read().strip()
+            if not version.startswith("sendmail 8.17"):
+                print("%s: expected files do not come from sendmail 8.17 (%s)" % (n, version))
+                failed += 1
+                continue
+            diffs = run_case(o.bin, case, sink)
+            if diffs:
+                failed += 1
+                print("FAIL %s" % n)
+                for d in diffs:
+                    sys.stdout.write(d if d.endswith("\n") else d + "\n")
+            else:
+                passed += 1
+    finally:
+        sink.stop()
+        shutil.rmtree(state, ignore_errors=True)
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed else 0)
 

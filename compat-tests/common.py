@@ -1,0 +1,203 @@
+"""What record.py and replay.py share: reading a case, the recording helpers, the sink.
+
+The lock-step `-bs` driver (pace.py) and the recording SMTP sink (sink.py) are the ones in
+../shared/sendmail-recording (RECORDING_HELPERS overrides where that is), so recording and
+replay talk to the very same programs.
+"""
+import base64
+import glob
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HELPERS = os.environ.get(
+    "RECORDING_HELPERS",
+    os.path.join(HERE, "..", "..", "shared", "sendmail-recording"))
+
+
+def helper(name):
+    p = os.path.join(HELPERS, name)
+    if not os.path.exists(p):
+        raise SystemExit("%s not found: set RECORDING_HELPERS to the directory holding "
+                         "pace.py and sink.py" % p)
+    return p
+
+
+class Case:
+    """A case directory: args, stdin, and the optional pace, sink, before and files."""
+
+    def __init__(self, path):
+        self.path = path
+        self.name = os.path.basename(path)
+        self.args = self.lines("args")
+        self.stdin = self.read("stdin") or b""
+        self.paced = os.path.exists(os.path.join(path, "pace"))
+        sink = self.read("sink")
+        self.sink_mode = (sink.decode().strip() or "ok") if sink is not None else None
+        # Runs before the case's own, each line one argv, with the case's stdin.
+        self.before = [l.split() for l in self.lines("before")]
+        self.files = os.path.join(path, "files")
+
+    def read(self, name):
+        p = os.path.join(self.path, name)
+        if not os.path.exists(p):
+            return None
+        with open(p, "rb") as f:
+            return f.read()
+
+    def lines(self, name):
+        data = self.read(name)
+        if data is None:
+            return []
+        return [l for l in data.decode().split("\n") if l != ""]
+
+    def argv(self, args, run_dir):
+        """`args` with `@DIR@` standing for the directory the case runs in (where its
+        files are): sendmail works in its queue directory, so paths must be absolute."""
+        return [a.replace("@DIR@", run_dir) for a in args]
+
+    def copy_files(self, into):
+        """The case's `files/` (an aliases file, say) into the run's directory."""
+        if os.path.isdir(self.files):
+            for n in sorted(os.listdir(self.files)):
+                with open(os.path.join(self.files, n), "rb") as src:
+                    with open(os.path.join(into, n), "wb") as dst:
+                        dst.write(src.read())
+
+
+def locked(directory):
+    """Whether a process holds a lock on a file under `directory` (a deliverer at work):
+    flock and fcntl locks both show in /proc/locks by inode."""
+    inodes = set()
+    for root, _, files in os.walk(directory):
+        for n in files:
+            try:
+                inodes.add(os.stat(os.path.join(root, n)).st_ino)
+            except OSError:
+                pass
+    try:
+        with open("/proc/locks") as f:
+            for line in f:
+                fields = line.split()
+                # 1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF   (or "->" for waiters)
+                dev = next((x for x in fields if x.count(":") == 2), None)
+                if dev and int(dev.rsplit(":", 1)[1]) in inodes:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Sink:
+    """sink.py in the background (replay), or the already running one (recording)."""
+
+    def __init__(self, state, port, start):
+        self.state = state
+        self.port = port
+        self.proc = None
+        os.makedirs(os.path.join(state, "sessions"), exist_ok=True)
+        if start:
+            self.proc = subprocess.Popen(
+                [sys.executable, helper("sink.py"), state, str(port)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
+            deadline = time.time() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), 0.2).close()
+                    break
+                except OSError:
+                    if time.time() > deadline or self.proc.poll() is not None:
+                        raise SystemExit("sink.py did not start on port %d" % port)
+                    time.sleep(0.05)
+
+    def reset(self, mode):
+        for f in glob.glob(os.path.join(self.state, "sessions", "*")):
+            os.unlink(f)
+        with open(os.path.join(self.state, "mode"), "w") as f:
+            f.write(mode + "\n")
+
+    def sessions(self):
+        return sorted(glob.glob(os.path.join(self.state, "sessions", "*.json")))
+
+    def settle(self, busy, limit=20.0, quiet=1.5):
+        """Wait until the delivery under way is over: `busy()` false (no deliverer left
+        holding the queue) and no new session for `quiet` seconds."""
+        deadline = time.time() + limit
+        seen, since = -1, time.time()
+        while time.time() < deadline:
+            n = len(self.sessions())
+            if n != seen:
+                seen, since = n, time.time()
+            elif time.time() - since >= quiet and not busy():
+                return
+            time.sleep(0.1)
+
+    def transcript(self):
+        """What the sink received, as text: each session's client lines, then each
+        transaction's message exactly as sent (dot-stuffing kept)."""
+        out = []
+        for i, path in enumerate(self.sessions(), 1):
+            with open(path) as f:
+                s = json.load(f)
+            out.append("session %d\n" % i)
+            for _, who, line in s["transcript"]:
+                if who == "C":
+                    out.append("C: %s\n" % line)
+            for t in s["transactions"]:
+                out.append("message to %s (%d)\n" % (" ".join(t["rcpt"]), t["result"]))
+                data = base64.b64decode(t["data_b64"])
+                out.append(data.decode("utf-8", "replace").replace("\r\n", "\n"))
+                out.append(".\n")
+        return "".join(out).encode()
+
+    def stop(self):
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+
+
+QID = re.compile(rb"\b[0-9A-Za-x]{8}[0-9]{6}\b")
+CTIME = re.compile(rb"(Sun|Mon|Tue|Wed|Thu|Fri|Sat) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct"
+                   rb"|Nov|Dec) [ 0-9][0-9] [0-9]{2}:[0-9]{2}")
+# RFC 5322 dates, with whatever zone form follows.
+RFCDATE = re.compile(rb"(?:(?:Sun|Mon|Tue|Wed|Thu|Fri|Sat), )?[ 0-9]?[0-9] (?:Jan|Feb|Mar|Apr"
+                     rb"|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2}"
+                     rb"(?: [+-][0-9]{4}(?: \([A-Z]+\))?| [A-Z]{2,4})?")
+# The Message-Id's time stamp before the queue id.
+MSGID_STAMP = re.compile(rb"<[0-9]{12}\.QUEUEID@")
+# The product and version in a Received: line's `by host (...)` comment.
+BY_VERSION = re.compile(rb"(\n\tby HOST )\([^)\n]*\)")
+SIZE = re.compile(rb"\bSIZE=[0-9]+")
+# A MIME boundary made of the queue id and the time: `6AMB51va019229.1795345501/host`.
+BOUNDARY_TIME = re.compile(rb"QUEUEID\.[0-9]{9,11}/")
+GREETING = re.compile(rb"^S: 220 [^\r\n]*", re.M)
+# The sink's own queue id in its 250 reply (a counter over the sink's life).
+SINK_ID = re.compile(rb"\bSINK[0-9]+\b")
+
+
+def normalise(data: bytes) -> bytes:
+    data = GREETING.sub(b"S: 220 GREETING", data)
+    data = QID.sub(b"QUEUEID", data)
+    data = CTIME.sub(b"DATE", data)
+    data = RFCDATE.sub(b"DATE", data)
+    data = data.replace(b"vm.example.test", b"HOST")
+    data = MSGID_STAMP.sub(b"<STAMP.QUEUEID@", data)
+    data = BY_VERSION.sub(rb"\1(VERSION)", data)
+    data = SIZE.sub(b"SIZE=N", data)
+    data = SINK_ID.sub(b"SINKID", data)
+    data = BOUNDARY_TIME.sub(b"QUEUEID.TIME/", data)
+    return data
