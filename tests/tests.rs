@@ -8,6 +8,7 @@ mod dns;
 mod durability;
 mod local;
 mod mailq_listing;
+mod man_pages;
 mod privileges;
 mod smtp;
 mod submission;

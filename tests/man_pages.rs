@@ -1,0 +1,164 @@
+//! The manual pages: `mandoc -T lint` finds nothing at warning level or above, every
+//! option the command-line parser accepts is in rsendmail.8, every configuration
+//! keyword and every option name of the table is in rsendmail.conf.5.
+
+use crate::harness::require;
+use rsendmail::cli::{self, options::OPTION_TABLE};
+use std::ffi::OsString;
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn page(name: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("man")
+        .join(name);
+    fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+const PAGES: [&str; 4] = ["rsendmail.8", "rsendmail.conf.5", "mailq.1", "newaliases.8"];
+
+#[test]
+fn pages_pass_mandoc_lint() {
+    if !require("mandoc") {
+        return;
+    }
+    for p in PAGES {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("man")
+            .join(p);
+        let out = Command::new("mandoc")
+            .args(["-T", "lint", "-W", "warning"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{p}: {text}");
+        // And the page renders to something of substance.
+        let out = Command::new("mandoc")
+            .args(["-T", "ascii"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert!(out.stdout.len() > 1000, "{p} renders to almost nothing");
+    }
+}
+
+/// Whether the parser takes `args` as options (anything but "illegal option").
+fn accepted(args: &[&str]) -> bool {
+    let mut v: Vec<OsString> = vec!["sendmail".into()];
+    v.extend(args.iter().map(OsString::from));
+    match cli::parse(v) {
+        Ok(_) => true,
+        Err(f) => !f.message.contains("illegal option"),
+    }
+}
+
+/// `.Fl X` with X followed by the end of the word (a blank, `Ns`, a line end ...).
+fn has_flag(page: &str, flag: &str) -> bool {
+    page.lines().any(|l| {
+        l.split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .any(|w| {
+                w[0].trim_start_matches('.') == "Fl" && w[1].trim_end_matches([',', ';']) == flag
+            })
+    })
+}
+
+#[test]
+fn every_accepted_option_is_in_rsendmail_8() {
+    let man = page("rsendmail.8");
+    let mut letters: Vec<char> = ('a'..='z').chain('A'..='Z').chain('0'..='9').collect();
+    letters.extend(['!', '?', '@', '+', '=']);
+    let mut found = Vec::new();
+    for c in letters {
+        let opt = format!("-{c}");
+        if accepted(&[&opt, "value", "rcpt"]) {
+            found.push(c);
+            match c {
+                // Each operation mode and each queue-run letter is listed on its own.
+                'b' | 'q' | 'A' => {}
+                _ => assert!(has_flag(&man, &c.to_string()), "-{c} is not in rsendmail.8"),
+            }
+        }
+    }
+    // The parser does take options: an empty list would mean this test checks nothing.
+    assert!(found.len() > 30, "{found:?}");
+    assert!(
+        !accepted(&["-Z"]),
+        "-Z must be refused for this test to mean anything"
+    );
+    for m in ('a'..='z').chain('A'..='Z') {
+        let modes = format!("-b{m}");
+        let valid = match cli::parse(vec!["sendmail".into(), modes.clone().into()]) {
+            Ok(_) => true,
+            Err(f) => !f.message.contains("Invalid operation mode"),
+        };
+        if valid {
+            assert!(
+                has_flag(&man, &format!("b{m}")),
+                "{modes} is not in rsendmail.8"
+            );
+        }
+    }
+    for q in ["f", "G", "I", "L", "p", "Q", "R", "S"] {
+        assert!(accepted(&[&format!("-q{q}x")]));
+        assert!(
+            has_flag(&man, &format!("q{q}")),
+            "-q{q} is not in rsendmail.8"
+        );
+    }
+    for a in ["c", "m"] {
+        assert!(
+            man.contains(&format!("Fl A Ns Cm {a}")),
+            "-A{a} is not in rsendmail.8"
+        );
+    }
+    assert!(has_flag(&man, "-"), "-- is not in rsendmail.8");
+    // mailq's own option.
+    assert!(has_flag(&page("mailq.1"), "-json"));
+}
+
+#[test]
+fn every_keyword_and_option_name_is_in_rsendmail_conf_5() {
+    let man = page("rsendmail.conf.5");
+    let documented = |name: &str| {
+        man.lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.windows(2).any(|p| {
+                p[0].trim_start_matches('.') == "Cm"
+                    && (p[1].trim_end_matches([',', '.']) == name
+                        || p[1].starts_with(&format!("{name}.")))
+            })
+        })
+    };
+    for def in OPTION_TABLE {
+        assert!(
+            documented(def.name),
+            "O {} is not in rsendmail.conf.5",
+            def.name
+        );
+    }
+    // The keywords are the match arms of the config parser.
+    let src = fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/config.rs"))
+        .unwrap();
+    let keywords: Vec<&str> = src
+        .lines()
+        .filter_map(|l| {
+            let t = l.trim_start();
+            let rest = t.strip_prefix('"')?;
+            let (word, after) = rest.split_once('"')?;
+            (after.trim_start().starts_with("=>")
+                && !word.is_empty()
+                && word.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+            .then_some(word)
+        })
+        .collect();
+    assert!(keywords.len() >= 20, "{keywords:?}");
+    for k in keywords {
+        assert!(documented(k), "keyword {k} is not in rsendmail.conf.5");
+    }
+}
