@@ -23,6 +23,55 @@ fn user_dir(tag: &str) -> PathBuf {
     d
 }
 
+fn chgrp_mail(p: &Path) {
+    assert!(
+        Command::new("chgrp")
+            .args(["mail", p.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// A directory for set-gid copies, on the same file system as the build (not a nosuid
+/// /tmp), that everyone may enter.
+fn setgid_dir(tag: &str) -> PathBuf {
+    let here =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&here);
+    fs::create_dir_all(&here).unwrap();
+    fs::set_permissions(&here, fs::Permissions::from_mode(0o755)).unwrap();
+    here
+}
+
+/// `rsendmail` installed set-group-id "mail" (a group the test user is not in) as
+/// `sendmail` in `here`, after proof that set-gid works on this file system (a set-gid
+/// `id` reports group mail).
+fn setgid_copy(here: &Path) -> PathBuf {
+    let id = here.join("id");
+    fs::copy("/usr/bin/id", &id).unwrap();
+    chgrp_mail(&id);
+    fs::set_permissions(&id, fs::Permissions::from_mode(0o2755)).unwrap();
+    let out = as_user(&id, &["-gn"], &[], b"");
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "mail",
+        "set-gid is not honoured here"
+    );
+    let sg = here.join("sendmail");
+    fs::copy(bin(), &sg).unwrap();
+    chgrp_mail(&sg);
+    fs::set_permissions(&sg, fs::Permissions::from_mode(0o2755)).unwrap();
+    sg
+}
+
+/// A directory only group mail may write.
+fn group_only_dir(p: &Path) {
+    fs::create_dir(p).unwrap();
+    chgrp_mail(p);
+    fs::set_permissions(p, fs::Permissions::from_mode(0o2770)).unwrap();
+}
+
 #[test]
 fn per_user_default_spool_without_config() {
     if !can_switch_user() {
@@ -134,52 +183,12 @@ fn setgid_binary_drops_group_for_unsafe_options() {
         return;
     }
     let dir = user_dir("setgid");
-    // Install the binary set-group-id "mail" (a group the test user is not in), in a
-    // directory on the same file system as the build (not a nosuid /tmp).
-    let here =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sgid-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&here);
-    fs::create_dir_all(&here).unwrap();
-    fs::set_permissions(&here, fs::Permissions::from_mode(0o755)).unwrap();
-    let sg = here.join("sendmail");
-    fs::copy(bin(), &sg).unwrap();
-    assert!(
-        Command::new("chgrp")
-            .args(["mail", sg.to_str().unwrap()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    fs::set_permissions(&sg, fs::Permissions::from_mode(0o2755)).unwrap();
-    // Proof that set-gid works on this file system: a set-gid `id` reports group mail.
-    let id = here.join("id");
-    fs::copy("/usr/bin/id", &id).unwrap();
-    assert!(
-        Command::new("chgrp")
-            .args(["mail", id.to_str().unwrap()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    fs::set_permissions(&id, fs::Permissions::from_mode(0o2755)).unwrap();
-    let out = as_user(&id, &["-gn"], &[], b"");
-    assert_eq!(
-        text(&out.stdout).trim(),
-        "mail",
-        "set-gid is not honoured here"
-    );
+    let here = setgid_dir("sgid");
+    let sg = setgid_copy(&here);
 
     // A spool directory only group mail may write.
     let spool = here.join("groupspool");
-    fs::create_dir(&spool).unwrap();
-    assert!(
-        Command::new("chgrp")
-            .args(["mail", spool.to_str().unwrap()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    fs::set_permissions(&spool, fs::Permissions::from_mode(0o2770)).unwrap();
+    group_only_dir(&spool);
     let conf = dir.join("evil.conf");
     fs::write(&conf, format!("SPOOLDIR {}\n", spool.display())).unwrap();
     fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
@@ -281,5 +290,171 @@ fn untrusted_f_adds_authentication_warning() {
     env.sendmail(&["-odq", "-f", "evil@example.com", "bob@example.org"], MSG)
         .code(0);
     assert!(!env.only_message().contains("X-Authentication-Warning"));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// `-X` (and `-d`) from an ordinary user cost the set-gid binary its group before the
+/// file is opened: a traffic log in a directory only the group may write stays
+/// unwritten, while one in the user's own directory is written.
+#[test]
+fn setgid_binary_drops_group_before_opening_the_x_file() {
+    if !can_switch_user() {
+        return;
+    }
+    let dir = user_dir("setgid-x");
+    let here = setgid_dir("sgid-x");
+    let sg = setgid_copy(&here);
+    fs::copy(
+        env!("CARGO_BIN_EXE_rsendmail-deliver"),
+        here.join("rsendmail-deliver"),
+    )
+    .unwrap();
+    let group_dir = here.join("grouplog");
+    group_only_dir(&group_dir);
+    let state = dir.join("state");
+    let envs = [
+        ("HOME", dir.to_str().unwrap()),
+        ("XDG_STATE_HOME", state.to_str().unwrap()),
+    ];
+    for extra in [&[][..], &["-d0.1"][..]] {
+        let log = group_dir.join("traffic.log");
+        let mut args = vec!["-X", log.to_str().unwrap(), "-q"];
+        args.extend_from_slice(extra);
+        let out = as_user(&sg, &args, &envs, b"");
+        assert_ne!(out.status.code(), Some(0), "{}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).contains("cannot open -X file"),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert!(!log.exists(), "the group-only directory was written");
+    }
+    // The same option with a file the user may write works: the refusal above came
+    // from the lost group, not from -X being broken.
+    let mine = dir.join("traffic.log");
+    let out = as_user(&sg, &["-X", mine.to_str().unwrap(), "-q"], &envs, b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(mine.exists());
+    assert_eq!(fs::read_dir(&group_dir).unwrap().count(), 0);
+    let _ = fs::remove_dir_all(&here);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// A set-gid rsendmail starts its deliverer with no variable that could choose a file
+/// (TMPDIR, SSL_CERT_FILE, HOSTALIASES, RES_OPTIONS, HOME, ...): only a fixed PATH. A
+/// stand-in deliverer beside the binary records the environment it got.
+#[test]
+fn setgid_binary_passes_no_file_choosing_environment() {
+    if !can_switch_user() {
+        return;
+    }
+    let dir = user_dir("setgid-env");
+    let here = setgid_dir("sgid-env");
+    let sg = setgid_copy(&here);
+    let plain = here.join("plain");
+    fs::create_dir(&plain).unwrap();
+    fs::set_permissions(&plain, fs::Permissions::from_mode(0o755)).unwrap();
+    let not_sg = plain.join("sendmail");
+    fs::copy(bin(), &not_sg).unwrap();
+    fs::set_permissions(&not_sg, fs::Permissions::from_mode(0o755)).unwrap();
+    let record = dir.join("env.txt");
+    let stand_in = format!("#!/bin/sh\nenv > {}\n", record.display());
+    for d in [&here, &plain] {
+        let p = d.join("rsendmail-deliver");
+        fs::write(&p, &stand_in).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let hostile = [
+        ("TMPDIR", "/tmp/evil"),
+        ("SSL_CERT_FILE", "/tmp/evil.pem"),
+        ("SSL_CERT_DIR", "/tmp/evil"),
+        ("HOSTALIASES", "/tmp/evil.hosts"),
+        ("RES_OPTIONS", "debug"),
+        ("LOCALDOMAIN", "evil.example"),
+        ("HOME", "/tmp/evil"),
+        ("XDG_STATE_HOME", "/tmp/evil"),
+    ];
+    let out = as_user(&sg, &["-bv", "root"], &hostile, b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let got = fs::read_to_string(&record).unwrap();
+    for (k, _) in hostile {
+        assert!(
+            !got.lines().any(|l| l.starts_with(&format!("{k}="))),
+            "{k} reached the deliverer:\n{got}"
+        );
+    }
+    assert!(got.contains("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), "{got}");
+    // Without set-gid, the caller's environment is the caller's business: it passes.
+    fs::remove_file(&record).unwrap();
+    let out = as_user(&not_sg, &["-bv", "root"], &hostile, b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let got = fs::read_to_string(&record).unwrap();
+    assert!(got.contains("SSL_CERT_FILE=/tmp/evil.pem"), "{got}");
+    let _ = fs::remove_dir_all(&here);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Started with stdout and stderr closed, rsendmail reopens them on /dev/null before it
+/// opens anything else, so no spool file becomes fd 0, 1 or 2 (where a message printed
+/// later would land in the queue). Seen with strace on the real binary, as the test user.
+/// (Rust's runtime reopens closed standard descriptors before `main` as well;
+/// `privs::fix_std_fds` keeps the guarantee independent of that.)
+#[test]
+fn no_spool_file_gets_a_standard_descriptor() {
+    if !can_switch_user() || !crate::harness::require("strace") {
+        return;
+    }
+    let dir = user_dir("fds");
+    let b = user_visible_bin(&dir, "sendmail");
+    let state = dir.join("state");
+    let trace = dir.join("trace.txt");
+    let msg = dir.join("msg.txt");
+    fs::write(&msg, MSG).unwrap();
+    // "nosuchuser" makes rsendmail print after the entry is written.
+    let script = format!(
+        "exec env -i PATH=/usr/bin:/bin HOME={home} XDG_STATE_HOME={state} {b} -odq bob@example.org nosuchuser <{msg} >&- 2>&-",
+        home = dir.display(),
+        state = state.display(),
+        b = b.display(),
+        msg = msg.display()
+    );
+    let st = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=open,openat,creat", "-o"])
+        .arg(&trace)
+        .args(["runuser", "-u", crate::harness::TEST_USER, "--", "sh", "-c"])
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(67), "nosuchuser is refused, bob is queued");
+    let log = fs::read_to_string(&trace).unwrap();
+    let spool = state.join("rsendmail/spool");
+    let spool_opens: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(spool.to_str().unwrap()) && l.contains(" = "))
+        .collect();
+    assert!(!spool_opens.is_empty(), "no spool file opened:\n{log}");
+    let mut opened = 0;
+    for l in &spool_opens {
+        let result = l.rsplit(" = ").next().unwrap();
+        let fd: i64 = result.split(' ').next().unwrap().parse().unwrap();
+        if fd >= 0 {
+            opened += 1;
+            assert!(fd > 2, "a spool file got fd {fd}: {l}");
+        }
+    }
+    assert!(opened > 0, "no spool file was opened:\n{log}");
+    // The closed descriptors were reopened on /dev/null (the first thing it opened).
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"/dev/null\"") && (l.ends_with(" = 1") || l.ends_with(" = 2"))),
+        "{log}"
+    );
+    let qf = fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("qf"))
+        .count();
+    assert_eq!(qf, 1);
     let _ = fs::remove_dir_all(&dir);
 }
