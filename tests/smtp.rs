@@ -567,6 +567,48 @@ fn relaying_is_refused_outside_the_trusted_networks() {
     assert!(t.cmd("RCPT TO:<b@example.net>").starts_with("250 "));
 }
 
+/// `-bs` started with a TCP connection as stdin and stdout (inetd, or the packaged
+/// systemd socket with Accept=yes): the peer is the client, so the relay policy is the
+/// daemon's. 127.0.0.2 is outside `TrustedNetworks=127.0.0.1/32`; 127.0.0.1 is inside.
+#[test]
+fn bs_on_a_socket_applies_the_relay_policy_to_the_peer() {
+    use std::os::fd::OwnedFd;
+    if std::net::TcpListener::bind("127.0.0.2:0").is_err() {
+        crate::harness::unavailable("the 127.0.0.2 loopback address");
+        return;
+    }
+    let env = Env::with_config("O TrustedNetworks=127.0.0.1/32\n");
+    for (from, relayed) in [("127.0.0.2", false), ("127.0.0.1", true)] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client = socket2_connect_from(from, port);
+        let (conn, _) = listener.accept().unwrap();
+        let fd: OwnedFd = conn.into();
+        let mut child = Command::new(env.link("sendmail"))
+            .args(["-C", env.conf.to_str().unwrap(), "-bs", "-odq"])
+            .stdin(Stdio::from(fd.try_clone().unwrap()))
+            .stdout(Stdio::from(fd))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut c = Raw::from(client);
+        assert!(c.line().starts_with("220 "));
+        c.cmd("HELO client");
+        c.cmd("MAIL FROM:<a@test.example>");
+        let reply = c.cmd("RCPT TO:<b@example.net>");
+        if relayed {
+            assert!(reply.starts_with("250 "), "{from}: {reply}");
+        } else {
+            assert_eq!(
+                reply, "550 5.7.1 <b@example.net>... Relaying denied",
+                "{from}"
+            );
+        }
+        c.cmd("QUIT");
+        assert!(child.wait().unwrap().success() || !relayed);
+    }
+}
+
 /// Connect to 127.0.0.1:port from a chosen local address (std cannot bind a socket
 /// before connecting it).
 fn socket2_connect_from(local: &str, port: u16) -> TcpStream {

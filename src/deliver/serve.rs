@@ -160,11 +160,23 @@ fn max_recipients(s: &Setup) -> Result<usize, Fatal> {
 pub fn stdio(s: &Setup, engine: &Engine, argv: &[OsString]) -> Result<Sysexit, Fatal> {
     s.spool.prepare()?;
     let who = rsendmail::submit::Submitter::current();
-    let client = Client::Local {
-        login: who.login.clone(),
-        uid: who.uid,
+    // Started by inetd or a systemd socket (Accept=yes) with a TCP connection as stdin:
+    // the peer is the client, and the relay policy applies to it as for -bd.
+    let (client, trusted) = match stdin_peer() {
+        Some(ip) => {
+            let nets = net::trusted_networks(s.settings.other_value("TrustedNetworks"))?;
+            let trusted = nets.iter().any(|n| n.contains(ip));
+            (Client::Remote { ip }, trusted)
+        }
+        None => (
+            Client::Local {
+                login: who.login.clone(),
+                uid: who.uid,
+            },
+            true,
+        ),
     };
-    let mut srv = server(s, engine, client, true, max_recipients(s)?);
+    let mut srv = server(s, engine, client, trusted, max_recipients(s)?);
     let mut backend = EngineBackend {
         engine,
         dns: None,
@@ -182,6 +194,13 @@ pub fn stdio(s: &Setup, engine: &Engine, argv: &[OsString]) -> Result<Sysexit, F
             Ok(Sysexit::Ok)
         }
     }
+}
+
+/// The address of the TCP peer when stdin is a connected TCP socket.
+fn stdin_peer() -> Option<std::net::IpAddr> {
+    // SAFETY: fd 0 stays open for the life of the process; ManuallyDrop never closes it.
+    let sock = std::mem::ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(0) });
+    sock.peer_addr().ok().map(|a| a.ip().to_canonical())
 }
 
 /// The flush an ETRN started: the entries with mail for the domain (from the per-domain
