@@ -1032,3 +1032,38 @@ fn a_421_in_mid_session_defers() {
     assert_eq!(j.len(), 1);
     assert!(j[0].contains("\"reason\":\"Deferred: 4"), "{}", j[0]);
 }
+
+/// Before reusing a connection for the next message rsendmail sends RSET, as sendmail
+/// does (compat cases bounce-*). A server that refuses it costs that message a later
+/// try, never a bounce: the refusal is the connection's, not the recipient's.
+#[test]
+fn rset_before_reuse_and_a_refused_rset_defers() {
+    for (fault, pipelining) in [(true, true), (true, false), (false, true)] {
+        let mut opts = Vec::new();
+        if fault {
+            opts.push(("RSET_FAIL", "1"));
+        }
+        if !pipelining {
+            opts.push(("NO_PIPELINING", "1"));
+        }
+        let Some((_scratch, peer)) = start_peer(&opts) else {
+            return;
+        };
+        let env = relay_env(peer.port, "O MaxConnections=1\n");
+        env.sendmail(&["-odq", "first@example.org"], MSG).code(0);
+        env.sendmail(&["-odq", "second@example.org"], MSG).code(0);
+        env.sendmail(&["-qf"], b"").code(0);
+        let t = peer.transcript();
+        assert_eq!(t.matches("RSET").count(), 1, "{t}");
+        assert_eq!(t.matches("EHLO").count(), 1, "one connection: {t}");
+        if fault {
+            assert_eq!(peer.messages().len(), 1, "{t}");
+            assert_eq!(env.entries().len(), 1, "deferred, not bounced");
+            let q = env.mailq(&[]);
+            assert!(q.contains("refused RSET"), "{q}");
+        } else {
+            assert_eq!(peer.messages().len(), 2, "{t}");
+            assert!(env.entries().is_empty());
+        }
+    }
+}

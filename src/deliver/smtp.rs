@@ -987,12 +987,16 @@ impl Session {
         self.rset_reply(out)
     }
 
-    /// Read RSET's reply: anything but 2xx makes the connection unusable.
+    /// Read RSET's reply: anything but 2xx makes the connection unusable. That is the
+    /// connection's failure, not the recipients': they are tried again later.
     fn rset_reply(&mut self, out: &mut Transcript<'_>) -> Result<(), Reply> {
         let r = self.read(self.timeouts.rset, out)?;
         if !r.is_positive() {
             self.state = State::Closed;
-            return Err(r);
+            return Err(Reply::local(
+                451,
+                format!("4.4.0 {} refused RSET: {}", self.host, r.summary()),
+            ));
         }
         self.state = State::Ready;
         Ok(())

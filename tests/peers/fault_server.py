@@ -17,6 +17,7 @@ Faults, by the local part of a recipient:
   dropdata...     the connection is closed in the middle of DATA, the first time
   stall...        no reply after the data, for STALL seconds (default 30)
 Options (environment): NO_PIPELINING=1 hides PIPELINING; NO_EHLO=1 refuses EHLO (502);
+RSET_FAIL=1 answers RSET with 500;
 TLS_CERT and TLS_KEY with TLS_MODE=starttls (offer STARTTLS) or implicit (TLS from the
 first byte); AUTH_USER and AUTH_PASS make AUTH PLAIN/LOGIN/CRAM-MD5 required (AUTH_ONLY_CRAM=1 offers
 only CRAM-MD5). The transcript marks
@@ -106,6 +107,12 @@ class Handler:
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 Ok"
+
+    async def handle_RSET(self, server, session, envelope):
+        log(id(session), "RSET")
+        if os.environ.get("RSET_FAIL"):
+            return "500 5.5.1 RSET refused (test)"
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         rcpts = [r.split("@")[0].lower() for r in envelope.rcpt_tos]
