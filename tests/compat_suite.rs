@@ -69,6 +69,25 @@ fn a_wrong_expected_file_fails_the_suite() {
         assert!(out.contains("1 passed, 1 failed"), "{f}: {out}");
         fs::write(&p, &orig).unwrap();
     }
+    // What the sink received is compared too: a case that delivers, with one byte
+    // of the delivered message changed.
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(suite_dir().join("cases/deliver-odi"))
+        .arg(&tmp)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (code, out) = replay(&tmp, &["deliver-odi"]);
+    assert_eq!(code, 0, "the unmodified delivering case passes: {out}");
+    let p = tmp.join("deliver-odi/expected/sink");
+    let orig = fs::read_to_string(&p).unwrap();
+    assert!(orig.contains("\nhello\n"), "{orig}");
+    fs::write(&p, orig.replace("\nhello\n", "\nhellO\n")).unwrap();
+    let (code, out) = replay(&tmp, &["deliver-odi"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("rsendmail/sink"), "{out}");
+    fs::remove_dir_all(tmp.join("deliver-odi")).unwrap();
     // Expected files that do not come from sendmail 8.17 are refused.
     let v = tmp.join("odq-basic/expected/version");
     fs::write(&v, "rsendmail 0.1.0\n").unwrap();
