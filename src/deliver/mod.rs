@@ -510,15 +510,23 @@ fn stat_text(o: &Outcome) -> String {
 /// when it is a recipient's own (`owner-list`).
 type GroupKey = (Relay, Option<String>);
 
-/// Put recipient `i` with the others going to the same relay with the same sender.
-/// Groups come in first appearance order; within one, the recipients are in reverse
-/// queue order, the order in which sendmail 8.17 sends its RCPTs (it chains them by
-/// prepending; recorded in compat-tests, `deliver-mixed-recipients`).
+/// Put recipient `i` with the others going to the same relay with the same sender
+/// (groups and members in first appearance order; see `send_order`).
 fn add_to_group(groups: &mut Vec<(GroupKey, Vec<usize>)>, key: GroupKey, i: usize) {
     match groups.iter_mut().find(|(t, _)| *t == key) {
-        Some((_, v)) => v.insert(0, i),
+        Some((_, v)) => v.push(i),
         None => groups.push((key, vec![i])),
     }
+}
+
+/// Within each group the recipients in reverse queue order: the order in which
+/// sendmail 8.17 sends its RCPTs (it chains them by prepending; recorded in
+/// compat-tests, `deliver-mixed-recipients`).
+fn send_order(mut groups: Vec<(GroupKey, Vec<usize>)>) -> Vec<(GroupKey, Vec<usize>)> {
+    for (_, v) in &mut groups {
+        v.reverse();
+    }
+    groups
 }
 
 /// Count the Received fields of a header block.
@@ -661,7 +669,7 @@ fn attempt(
             Route::Local => locals.push(i),
         }
     }
-    for ((targets, own_sender), relay) in groups {
+    for ((targets, own_sender), relay) in send_order(groups) {
         let conn = conns.entry(targets.clone()).or_default();
         let label: Vec<&str> = relay
             .iter()
