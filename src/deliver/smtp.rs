@@ -855,15 +855,12 @@ impl Session {
             .collect();
         let pipelined = self.caps.pipelining;
         let reuse = std::mem::replace(&mut self.used, true);
-        if reuse {
+        if reuse && !pipelined {
+            self.reset(out)?;
+        } else if reuse {
             // With PIPELINING the RSET goes in the same group as MAIL (RFC 2920 3.1),
-            // so the reuse costs no round trip.
-            self.state = State::RsetReply;
+            // so the reuse costs no round trip; its reply is read first, below.
             self.put("RSET", out)?;
-            if !pipelined {
-                self.flush(t.rset)?;
-                self.rset_reply(out)?;
-            }
         }
         self.state = State::MailReply;
         self.put(&mail, out)?;
