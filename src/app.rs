@@ -206,10 +206,7 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             let (text, problems) = if s.inv.json {
                 mailq::list_json(&s.spool, filter)?
             } else {
-                let min_age = match s.settings.other_value("MinQueueAge") {
-                    Some(v) => cli::parse_duration(v, 'm')? as i64,
-                    None => 0,
-                };
+                let min_age = s.settings.duration("MinQueueAge", 0)?;
                 mailq::list_text(&s.spool, filter, min_age)?
             };
             let mut out = std::io::stdout().lock();

@@ -406,6 +406,15 @@ impl Settings {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A time option kept in `other` (`O Timeout.queuereturn=5d`, `O MinQueueAge=30m`)
+    /// in seconds; a bare number is minutes, as in sendmail. `default` when not set.
+    pub fn duration(&self, name: &str, default: i64) -> Result<i64, Fatal> {
+        match self.other_value(name) {
+            Some(v) => super::parse_duration(v, 'm').map(|n| n as i64),
+            None => Ok(default),
+        }
+    }
+
     /// Whether `O PrivacyOptions=` names `flag`. As in sendmail the flags add up over
     /// every setting (`-O PrivacyOptions=a` adds to the config's `b`).
     pub fn privacy(&self, flag: &str) -> bool {

@@ -105,10 +105,7 @@ fn load_auth(path: &std::path::Path) -> Result<Vec<rsendmail::config::AuthEntry>
 }
 
 fn duration_opt(s: &Setup, name: &str, default: i64) -> Result<i64, Fatal> {
-    match s.settings.other_value(name) {
-        Some(v) => rsendmail::cli::parse_duration(v, 'm').map(|n| n as i64),
-        None => Ok(default),
-    }
+    s.settings.duration(name, default)
 }
 
 fn number_opt(s: &Setup, name: &str, default: usize) -> Result<usize, Fatal> {
