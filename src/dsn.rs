@@ -118,9 +118,9 @@ impl Report<'_> {
         let mut h = String::new();
         let _ = writeln!(
             h,
-            "Received: from localhost (localhost)\n\tby {} (rsendmail {}) id {id};\n\t{}",
+            "Received: from localhost (localhost)\n\tby {} ({}) id {id};\n\t{}",
             self.host,
-            env!("CARGO_PKG_VERSION"),
+            crate::PRODUCT,
             date(now)
         );
         let _ = writeln!(h, "Date: {}", date(now));

@@ -9,6 +9,10 @@
 //! Data flow: argv → [`cli`] → [`config`] → [`submit`] ([`message`] intake) → [`spool`]
 //! (commit point) → delivery mode ([`app`]).
 
+/// The product as rsendmail names itself in `Received:` fields and the SMTP greeting
+/// (`rsendmail 0.1.0`).
+pub const PRODUCT: &str = concat!("rsendmail ", env!("CARGO_PKG_VERSION"));
+
 pub mod aliases;
 pub mod app;
 pub mod cli;

@@ -327,16 +327,16 @@ pub fn submit<R: BufRead>(
     let mut added: Vec<Header> = Vec::new();
     let received = if recipients.len() == 1 {
         format!(
-            "(from {}@localhost)\n\tby {host} (rsendmail {}) id {id}\n\tfor {}; {date}",
+            "(from {}@localhost)\n\tby {host} ({}) id {id}\n\tfor {}; {date}",
             who.login,
-            env!("CARGO_PKG_VERSION"),
+            crate::PRODUCT,
             recipients[0].address
         )
     } else {
         format!(
-            "(from {}@localhost)\n\tby {host} (rsendmail {}) id {id};\n\t{date}",
+            "(from {}@localhost)\n\tby {host} ({}) id {id};\n\t{date}",
             who.login,
-            env!("CARGO_PKG_VERSION")
+            crate::PRODUCT
         )
     };
     added.push(Header::new("Received", &received));

@@ -272,9 +272,9 @@ impl Server<'_> {
 
     fn greeting(&self) -> String {
         format!(
-            "220 {} ESMTP rsendmail {}; {}",
+            "220 {} ESMTP {}; {}",
             self.host,
-            env!("CARGO_PKG_VERSION"),
+            crate::PRODUCT,
             clock::rfc5322(&clock::local(clock::now()))
         )
     }
@@ -681,14 +681,14 @@ impl Server<'_> {
         let sender = tx.sender.clone().unwrap_or_default();
         let from_where = self.client_text();
         let with = if esmtp { "ESMTP" } else { "SMTP" };
-        let version = env!("CARGO_PKG_VERSION");
+        let product = crate::PRODUCT;
         let received = match tx.recipients.as_slice() {
             [one] => format!(
-                "from {helo} ({from_where})\n\tby {} (rsendmail {version}) with {with} id {id}\n\tfor <{}>; {date}",
+                "from {helo} ({from_where})\n\tby {} ({product}) with {with} id {id}\n\tfor <{}>; {date}",
                 self.host, one.address
             ),
             _ => format!(
-                "from {helo} ({from_where})\n\tby {} (rsendmail {version}) with {with} id {id};\n\t{date}",
+                "from {helo} ({from_where})\n\tby {} ({product}) with {with} id {id};\n\t{date}",
                 self.host
             ),
         };
