@@ -89,6 +89,12 @@ pub fn setup(args: Vec<OsString>) -> Result<Setup, Fatal> {
     };
     let mut settings = cfg.settings.clone();
     settings.overlay(&inv.settings);
+    if let Some(c) = settings
+        .other_value("BlankSub")
+        .and_then(|v| v.chars().next())
+    {
+        crate::message::address::set_blank_sub(c);
+    }
     let spool_dir = settings
         .queue_directory
         .clone()
@@ -238,7 +244,11 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
 /// the program was called, and exit 0 for a missing file); errors exit 70 as there.
 fn init_aliases(s: &Setup) -> Sysexit {
     let path = s.settings.alias_file.as_ref().unwrap_or(&s.cfg.aliases);
-    match crate::aliases::Aliases::load(path) {
+    let check = s
+        .settings
+        .other_value("CheckAliases")
+        .is_some_and(crate::cli::options::parse_bool);
+    match crate::aliases::Aliases::load_checked(path, check) {
         Err(e) => {
             println!(
                 "newaliases: cannot open {}: {}",

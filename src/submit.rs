@@ -151,27 +151,38 @@ pub fn expand_local(
 }
 
 /// The `Date:`, `From:` and `Message-Id:` fields sendmail adds when the message lacks
-/// them, in its order. `from` gives the From value, asked for only when needed.
+/// them, in its order. A message with Resent- fields also gets `Resent-Date:`,
+/// `Resent-From:` and `Resent-Message-Id:` when it lacks them, each before its plain
+/// counterpart (sendmail.cf's `H?D?Resent-Date:` ... lines; compat-tests `field-resent-*`).
+/// `from` gives the From value, asked for only when needed.
 pub fn missing_headers(
     head: &message::Head,
     tm: &clock::Tm,
     id: &str,
     host: &str,
-    from: impl FnOnce() -> String,
+    from: impl Fn() -> String,
 ) -> Vec<Header> {
     let mut added = Vec::new();
     let has = |name: &str| head.headers.iter().any(|h| h.is(name));
+    let resent = message::is_resent(&head.headers);
+    let message_id = format!("<{}.{id}@{host}>", clock::stamp12(tm));
+    if resent && !has("Resent-Date") {
+        added.push(Header::new("Resent-Date", &clock::rfc5322(tm)));
+    }
     if !has("Date") {
         added.push(Header::new("Date", &clock::rfc5322(tm)));
+    }
+    if resent && !has("Resent-From") {
+        added.push(Header::new("Resent-From", &from()));
     }
     if !has("From") {
         added.push(Header::new("From", &from()));
     }
+    if resent && !has("Resent-Message-Id") {
+        added.push(Header::new("Resent-Message-Id", &message_id));
+    }
     if !has("Message-Id") {
-        added.push(Header::new(
-            "Message-Id",
-            &format!("<{}.{id}@{host}>", clock::stamp12(tm)),
-        ));
+        added.push(Header::new("Message-Id", &message_id));
     }
     added
 }
@@ -210,9 +221,45 @@ pub fn masquerade(spec: &str, login: &str, host: &str) -> String {
     }
 }
 
-/// Split argv recipients at commas, as sendmail does, and check them.
-pub fn argv_recipients(args: &[String]) -> Result<Vec<address::Listed>, Fatal> {
+/// Sort checked list items into the recipients to queue and the refused, each refused
+/// one with sendmail's `address... reason`.
+pub fn sort_listed(
+    list: Vec<address::Listed>,
+    ok: &mut Vec<address::Listed>,
+    refused: &mut Vec<Refused>,
+) {
+    for l in list {
+        match &l.error {
+            None => ok.push(l),
+            Some(e) => refused.push(Refused {
+                text: e.message(&l.text),
+                code: e.exit(),
+                address: l.text,
+            }),
+        }
+    }
+}
+
+/// The message's [`address::OldStyle`] at its start: `O OldStyleHeaders` (sendmail's
+/// `-oo`), true unless set otherwise, as in Debian's sendmail.cf.
+pub fn old_style(settings: &Settings) -> address::OldStyle {
+    address::OldStyle(
+        settings
+            .other_value("OldStyleHeaders")
+            .is_none_or(crate::cli::options::parse_bool),
+    )
+}
+
+/// Split argv recipients into lists as sendmail does (at commas, or at blanks while the
+/// message's [`address::OldStyle`] holds) and check every address: the good ones, and
+/// the refused. A line break or NUL in an argument refuses the whole invocation (it can
+/// only be an attempt to forge protocol lines).
+pub fn argv_recipients(
+    args: &[String],
+    style: &mut address::OldStyle,
+) -> Result<(Vec<address::Listed>, Vec<Refused>), Fatal> {
     let mut out = Vec::new();
+    let mut refused = Vec::new();
     for a in args {
         if a.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
             return Err(Fatal::new(
@@ -223,13 +270,24 @@ pub fn argv_recipients(args: &[String]) -> Result<Vec<address::Listed>, Fatal> {
                 ),
             ));
         }
-        for r in address::recipients_of_list(a) {
-            address::check_envelope_address(&r.address)
-                .map_err(|m| Fatal::new(Sysexit::Usage, m))?;
-            out.push(r);
-        }
+        let old_style = style.list(a);
+        sort_listed(
+            address::recipients_of_list(a, old_style),
+            &mut out,
+            &mut refused,
+        );
     }
-    Ok(out)
+    Ok((out, refused))
+}
+
+/// The envelope sender given with `-f`/`-r`: `""` (from `<>`) is the null sender; else
+/// one address (`Name <addr>` and comments allowed), checked like every envelope
+/// address.
+pub fn envelope_sender(given: &str) -> Result<String, Fatal> {
+    if given.is_empty() {
+        return Ok(String::new());
+    }
+    address::parse_one(given).map_err(|e| Fatal::new(e.exit(), e.message(given)))
 }
 
 /// Envelope recipients without duplicates (the first mention wins, as in sendmail).
@@ -260,16 +318,23 @@ pub fn submit<R: BufRead>(
 ) -> Result<Submitted, Fatal> {
     let ignore_dots = settings.ignore_dots.unwrap_or(false);
     let max_size = settings.max_message_size.filter(|&n| n > 0);
-    let mut recipients = argv_recipients(&inv.recipients)?;
-    if recipients.is_empty() && !inv.read_recipients {
+    let mut style = old_style(settings);
+    let (mut recipients, mut refused_syntax) = argv_recipients(&inv.recipients, &mut style)?;
+    if recipients.is_empty() && refused_syntax.is_empty() && !inv.read_recipients {
         return Err(Fatal::new(
             Sysexit::Usage,
             "Recipient names must be specified",
         ));
     }
-    if let Some(s) = &inv.sender {
-        address::check_envelope_address(s).map_err(|m| Fatal::new(Sysexit::Usage, m))?;
-    }
+    let argv_given: Vec<String> = recipients
+        .iter()
+        .map(|l| l.address.clone())
+        .chain(refused_syntax.iter().map(|r| r.address.clone()))
+        .collect();
+    let given_sender = match &inv.sender {
+        Some(s) => Some(envelope_sender(s)?),
+        None => None,
+    };
     let host = cfg.host_name();
     let now = clock::now();
 
@@ -279,14 +344,15 @@ pub fn submit<R: BufRead>(
 
     let mut reader = LineReader::new(input, ignore_dots);
     let mut head = message::read_head(&mut reader)?;
+    message::observe_style(&head.headers, &mut style);
     if inv.read_recipients {
         // argv recipients first, then the header fields in order (recorded from 8.17).
-        for r in message::header_recipients(&head.headers) {
-            address::check_envelope_address(&r.address)
-                .map_err(|m| Fatal::new(Sysexit::DataErr, m))?;
-            recipients.push(r);
-        }
-        if recipients.is_empty() {
+        sort_listed(
+            message::header_recipients(&head.headers, style.0),
+            &mut recipients,
+            &mut refused_syntax,
+        );
+        if recipients.is_empty() && refused_syntax.is_empty() {
             // sendmail: the message is dropped, and the exit status is 0.
             println!("No recipient addresses found in header");
             return Ok(Submitted {
@@ -296,7 +362,7 @@ pub fn submit<R: BufRead>(
             });
         }
     }
-    message::strip_bcc(&mut head.headers);
+    message::apply_field_rules(&mut head.headers);
     let recipients = dedup(recipients);
     let to_smarthost = cfg.all_to_smarthost();
     let is_local = |a: &str| address::is_local(a, &host, to_smarthost);
@@ -307,12 +373,14 @@ pub fn submit<R: BufRead>(
         let path = settings.alias_file.as_ref().unwrap_or(&cfg.aliases);
         crate::aliases::Aliases::load(path).ok()
     };
-    let (envelope_recipients, refused) =
+    let (envelope_recipients, refused_local) =
         expand_local(recipients.clone(), aliases.as_ref(), &is_local, &host);
+    let mut refused = refused_syntax;
+    refused.extend(refused_local);
 
     // The envelope sender as stored: the login alone for the default sender (qualified at
     // delivery, as sendmail stores it), the -f address as given, or MASQUERADE's.
-    let (sender, from_addr) = match (&inv.sender, &cfg.masquerade) {
+    let (sender, from_addr) = match (&given_sender, &cfg.masquerade) {
         (Some(s), _) => (s.clone(), s.clone()),
         (None, Some(m)) => {
             let a = masquerade(m, &who.login, &host);
@@ -320,17 +388,28 @@ pub fn submit<R: BufRead>(
         }
         (None, None) => (who.login.clone(), format!("{}@{host}", who.login)),
     };
+    // Unqualified addresses in the header get the mail name, originator fields
+    // MASQUERADE's domain when one is set, as the envelope sender does.
+    let sender_domain = match &cfg.masquerade {
+        Some(m) => address::domain_of(&masquerade(m, &who.login, &host)).unwrap_or(host.clone()),
+        None => host.clone(),
+    };
+    message::qualify_fields(&mut head.headers, &host, &sender_domain, style.0);
 
     // Headers sendmail adds, in its order, before the user's own.
     let tm = clock::local(now);
     let date = clock::rfc5322(&tm);
     let mut added: Vec<Header> = Vec::new();
-    let received = if recipients.len() == 1 {
+    // sendmail names the recipient only when the command line gave exactly one, those
+    // refused for their syntax included; `-t` recipients come too late to count
+    // (headers.c `eatheader` sets `$u` first; recorded: `addr-double-at`,
+    // `field-apparently-to`).
+    let received = if let [only] = argv_given.as_slice() {
         format!(
             "(from {}@localhost)\n\tby {host} ({}) id {id}\n\tfor {}; {date}",
             who.login,
             crate::PRODUCT,
-            recipients[0].address
+            only
         )
     } else {
         format!(
@@ -680,12 +759,17 @@ mod tests {
 
     #[test]
     fn argv_split_at_commas() {
-        let r = argv_recipients(&["a@x, b@y".into(), "Carol <c@z>".into()]).unwrap();
+        let (r, refused) = argv_recipients(
+            &["a@x, b@y".into(), "Carol <c@z>".into()],
+            &mut address::OldStyle(true),
+        )
+        .unwrap();
+        assert!(refused.is_empty());
         let a: Vec<&str> = r.iter().map(|l| l.address.as_str()).collect();
         assert_eq!(a, ["b@y", "a@x", "c@z"]);
         let d = dedup(r);
         assert_eq!(d[2].display.as_deref(), Some("Carol <c@z>"));
         assert_eq!(d[0].display, None);
-        assert!(argv_recipients(&["a@x\nRCPT".into()]).is_err());
+        assert!(argv_recipients(&["a@x\nRCPT".into()], &mut address::OldStyle(true)).is_err());
     }
 }

@@ -1462,19 +1462,28 @@ fn shown_host(h: &str) -> String {
 
 /// `-bv`: say where each address would go, without sending anything (sendmail's format).
 fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
-    let addrs = rsendmail::submit::argv_recipients(&s.inv.recipients)?;
-    if addrs.is_empty() {
+    let mut style = rsendmail::submit::old_style(&s.settings);
+    let (addrs, refused) = rsendmail::submit::argv_recipients(&s.inv.recipients, &mut style)?;
+    if addrs.is_empty() && refused.is_empty() {
         return Err(Fatal::new(
             Sysexit::Usage,
             "Recipient names must be specified",
         ));
+    }
+    let mut status = Sysexit::Ok;
+    // Addresses refused by their syntax are reported as they are parsed, before any is
+    // verified.
+    for r in &refused {
+        println!("{}", r.text);
+        if status == Sysexit::Ok {
+            status = r.code;
+        }
     }
     // sendmail reports local recipients first, then the others, each in list order
     // (recorded from 8.17).
     let (local, other): (Vec<_>, Vec<_>) = addrs
         .into_iter()
         .partition(|a| route(engine, &a.address) == Route::Local);
-    let mut status = Sysexit::Ok;
     let is_local = |a: &str| route(engine, a) == Route::Local;
     let mut shown: Vec<String> = Vec::new();
     for a in local {

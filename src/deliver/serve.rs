@@ -131,6 +131,7 @@ fn server<'a>(
         mode: s.mode,
         client,
         trusted,
+        old_style: rsendmail::submit::old_style(&s.settings).0,
         relay_domains,
         all_to_smarthost: s.cfg.all_to_smarthost(),
         aliases: if s.inv.no_alias {

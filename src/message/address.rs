@@ -1,39 +1,223 @@
-//! Addresses: RFC 5322 address lists (for `-t` and for argv recipients, which sendmail also
-//! splits at commas) reduced to the addr-specs that go into the envelope.
+//! Addresses: the one parser and the one validity check for every address rsendmail
+//! takes from outside — argv recipients, `-t` header recipients, `-f`/`-r`, SMTP `MAIL`
+//! and `RCPT` paths, aliases, `:include:` files and `.forward` targets.
 //!
-//! Handles comments (nested, with quoted pairs), quoted strings, display names, angle
-//! addresses with source routes (`<@a,@b:user@host>` → `user@host`), and groups
-//! (`team: a@x, b@y;`, `undisclosed-recipients:;`). Nothing here does DNS.
+//! Two layers:
+//! - [`lex`] and [`parse_list`] read RFC 5322 address lists: comments (nested, with
+//!   quoted pairs), quoted strings, display names, angle addresses with source routes
+//!   (`<@a,@b:user@host>` → `user@host`), groups (`team: a@x, b@y;`,
+//!   `undisclosed-recipients:;`) and sendmail's old-style lists ([`OldStyle`]: under
+//!   sendmail's default `OldStyleHeaders`, a list is blank-separated until some list of
+//!   the message shows one of `, ; < (`). Blanks left inside an addr-spec become
+//!   sendmail's `BlankSub` character (`.`, [`set_blank_sub`]): `x y@example.net` is
+//!   `x.y@example.net`, as sendmail 8.17 sends it. Each item keeps where its addr-spec
+//!   was written, so a header can be rewritten in place ([`qualify_list`]).
+//! - [`check_mailbox`] decides whether an addr-spec may go into an envelope, with the
+//!   refusals and words of sendmail 8.17 (its `prescan` and the rules of Debian's
+//!   sendmail.cf, recorded in compat-tests `addr-*`): an unbalanced `<`, `(` or `"`, a
+//!   control character, an over-long address, an empty local part (`User address
+//!   required`), an empty domain (`Hostname required`), a second `@` (`Invalid route
+//!   address`), an empty domain label (`Invalid host name`). The structure is RFC 5321
+//!   §4.1.2's `Mailbox` (a local part of atext and dots, or a quoted string; a domain of
+//!   labels or an address literal; UTF-8 as RFC 6531 allows), kept as lenient as
+//!   sendmail where the address is still well-formed on the wire: dots anywhere in a
+//!   local part (providers have issued `a..b@` addresses), and any label characters a
+//!   resolver will look up. A local name without a domain is valid (it is qualified
+//!   later). A trailing dot of a domain, the DNS root, is removed ([`normalise`]).
+//!
+//! Nothing here does DNS, and nothing panics on any input: text is only cut at character
+//! boundaries the lexer found itself.
 
-/// A lexical token of a header value, comments already removed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Token {
-    /// An atom or a dot-atom piece.
-    Atom(String),
-    /// A quoted string, kept with its quotes.
-    Quoted(String),
-    /// A domain literal `[...]`, kept with its brackets.
-    Literal(String),
-    Special(char),
-    /// Whitespace between tokens (it separates words of a display name).
-    Space,
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
+
+use crate::exit::Sysexit;
+use std::ops::Range;
+use std::sync::OnceLock;
+
+/// sendmail's MAXNAME: the longest address and the longest token, in octets.
+pub const MAX_ADDRESS: usize = 256;
+
+/// sendmail's `shortenstring` length for addresses in messages (MAXSHORTSTR).
+const MAX_SHOWN: usize = 203;
+
+static BLANK_SUB: OnceLock<Option<char>> = OnceLock::new();
+
+/// Set sendmail's `BlankSub` option once for the process: the character unquoted blanks
+/// inside an address become (`.` by default, as Debian's sendmail.cf sets it). A blank
+/// (`O BlankSub= `) turns the substitution off, and such an address is then refused.
+pub fn set_blank_sub(c: char) {
+    let _ = BLANK_SUB.set((c != ' ' && c != '\t').then_some(c));
 }
 
-fn tokenize(s: &str) -> Vec<Token> {
-    let mut out = Vec::new();
-    let mut chars = s.chars().peekable();
-    while let Some(&c) = chars.peek() {
+fn blank_sub() -> Option<char> {
+    *BLANK_SUB.get_or_init(|| Some('.'))
+}
+
+/// What a lexical token of a header value or argument is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// An atom or a dot-atom piece (`bob`, `example.org`).
+    Atom,
+    /// A quoted string, quotes included.
+    Quoted,
+    /// A domain literal `[...]`, brackets included.
+    Literal,
+    /// A comment `(...)`, parentheses included.
+    Comment,
+    /// A run of white space.
+    Space,
+    /// One of `< > , : ; @`.
+    Special(char),
+}
+
+/// A token and where it was written (byte offsets into the lexed text, always at
+/// character boundaries).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    pub kind: Kind,
+    pub span: Range<usize>,
+}
+
+/// Why an address is refused: sendmail 8.17's words, status and exit code for each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Invalid {
+    /// An opening `<`, `(` or `"` without its closing partner, or a closing one without
+    /// an opening one (sendmail's `prescan`: `Unbalanced '<'`).
+    Unbalanced(char),
+    /// A control character (`Illegal character 0x0d`).
+    Illegal(char),
+    /// One token longer than [`MAX_ADDRESS`] (`prescan: token too long`).
+    TokenTooLong,
+    /// The whole address longer than [`MAX_ADDRESS`] (`Address too long`).
+    TooLong,
+    /// No local part (`@example.org`, `<@route>`): `User address required`.
+    UserRequired,
+    /// Nothing after the `@`: `Hostname required`.
+    HostRequired,
+    /// More than one unquoted `@`, or a comma inside: `Invalid route address`.
+    InvalidRoute,
+    /// An empty domain label (`a@example..org`, `a@.org`) or a character no host name
+    /// has: `Invalid host name`.
+    InvalidHost,
+    /// A colon in the domain: `Colon illegal in host name part`.
+    ColonInHost,
+    /// Text after an address literal (`a@[192.0.2.1]x`): `Invalid address`.
+    InvalidLiteral,
+    /// A character that cannot be in a local part outside quotes.
+    IllegalLocal(char),
+    /// White space outside quotes, when `BlankSub` is turned off.
+    Blank,
+}
+
+impl Invalid {
+    /// sendmail's words for it (after `address... `).
+    pub fn text(&self) -> String {
+        match self {
+            Invalid::Unbalanced(c) => format!("Unbalanced '{c}'"),
+            Invalid::Illegal(c) => format!("Illegal character 0x{:02x}", u32::from(*c)),
+            Invalid::TokenTooLong => "prescan: token too long".into(),
+            Invalid::TooLong => "Address too long".into(),
+            Invalid::UserRequired => "User address required".into(),
+            Invalid::HostRequired => "Hostname required".into(),
+            Invalid::InvalidRoute => "Invalid route address".into(),
+            Invalid::InvalidHost => "Invalid host name".into(),
+            Invalid::ColonInHost => "Colon illegal in host name part".into(),
+            Invalid::InvalidLiteral => "Invalid address".into(),
+            Invalid::IllegalLocal(c) => format!("Illegal character {c}"),
+            Invalid::Blank => "Blank in address (BlankSub is off)".into(),
+        }
+    }
+
+    /// The RFC 3463 status of a 553 reply refusing it (sendmail's, where its rules give
+    /// one; `prescan`'s own messages carry none and get 5.0.0 as in sendmail's replies).
+    pub fn status(&self) -> &'static str {
+        match self {
+            Invalid::Unbalanced(_) | Invalid::Illegal(_) | Invalid::IllegalLocal(_) => "5.0.0",
+            Invalid::TokenTooLong | Invalid::Blank => "5.1.0",
+            Invalid::TooLong => "5.1.1",
+            Invalid::UserRequired
+            | Invalid::HostRequired
+            | Invalid::InvalidRoute
+            | Invalid::ColonInHost => "5.1.3",
+            Invalid::InvalidHost | Invalid::InvalidLiteral => "5.1.2",
+        }
+    }
+
+    /// The exit status sendmail gives a submission that had it: its `dsntoexitstat`
+    /// (5.1.2 → EX_NOHOST) and EX_USAGE for the rest (recorded: `Invalid host name` 68,
+    /// `Invalid route address` 64, `Unbalanced '('` 64).
+    pub fn exit(&self) -> Sysexit {
+        match self.status() {
+            "5.1.2" => Sysexit::NoHost,
+            _ => Sysexit::Usage,
+        }
+    }
+
+    /// `address... text`, as sendmail prints it.
+    pub fn message(&self, address: &str) -> String {
+        format!("{}... {}", shown(address), self.text())
+    }
+}
+
+/// An address as sendmail prints it in a message: control characters escaped, and one
+/// longer than 203 characters shortened to its first and last 100 with `...` between
+/// (sendmail's `shortenstring`). Cuts fall between characters, never inside one.
+pub fn shown(address: &str) -> String {
+    let clean: Vec<char> = address
+        .chars()
+        .flat_map(|c| {
+            let e: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            e
+        })
+        .collect();
+    if clean.len() <= MAX_SHOWN {
+        return clean.into_iter().collect();
+    }
+    let keep = (MAX_SHOWN - 3) / 2;
+    let head = clean.iter().take(keep);
+    let tail = clean.iter().skip(clean.len() - keep);
+    head.chain("...".chars().collect::<Vec<_>>().iter())
+        .chain(tail)
+        .collect()
+}
+
+/// The text of a span, or "" if the span is not one of `text`'s (never panics).
+fn at<'t>(text: &'t str, span: &Range<usize>) -> &'t str {
+    text.get(span.clone()).unwrap_or("")
+}
+
+/// Split `text` into tokens. Unbalanced quotes and comments are errors, as in sendmail's
+/// `prescan`; angle brackets are balanced by [`parse_list`].
+pub fn lex(text: &str) -> Result<Vec<Token>, Invalid> {
+    let mut out: Vec<Token> = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    let push = |out: &mut Vec<Token>, kind: Kind, start: usize, end: usize| {
+        out.push(Token {
+            kind,
+            span: start..end,
+        })
+    };
+    while let Some(&(start, c)) = chars.peek() {
         match c {
             ' ' | '\t' | '\r' | '\n' => {
-                chars.next();
-                if !matches!(out.last(), Some(Token::Space) | None) {
-                    out.push(Token::Space);
+                let mut end = start;
+                while let Some(&(i, c)) = chars.peek() {
+                    if !matches!(c, ' ' | '\t' | '\r' | '\n') {
+                        break;
+                    }
+                    end = i + c.len_utf8();
+                    chars.next();
                 }
+                push(&mut out, Kind::Space, start, end);
             }
             '(' => {
-                // Comment: skip, honouring nesting and quoted pairs.
-                let mut depth = 0;
-                while let Some(c) = chars.next() {
+                let mut depth = 0u32;
+                let mut end = None;
+                while let Some((i, c)) = chars.next() {
                     match c {
                         '\\' => {
                             chars.next();
@@ -42,159 +226,278 @@ fn tokenize(s: &str) -> Vec<Token> {
                         ')' => {
                             depth -= 1;
                             if depth == 0 {
+                                end = Some(i + 1);
                                 break;
                             }
                         }
                         _ => {}
                     }
                 }
-                if !matches!(out.last(), Some(Token::Space) | None) {
-                    out.push(Token::Space);
-                }
+                let end = end.ok_or(Invalid::Unbalanced('('))?;
+                push(&mut out, Kind::Comment, start, end);
             }
+            ')' => return Err(Invalid::Unbalanced(')')),
             '"' => {
                 chars.next();
-                let mut q = String::from("\"");
-                while let Some(c) = chars.next() {
+                let mut end = None;
+                while let Some((i, c)) = chars.next() {
                     match c {
                         '\\' => {
-                            q.push('\\');
-                            if let Some(n) = chars.next() {
-                                q.push(n);
-                            }
+                            chars.next();
                         }
-                        '"' => break,
-                        _ => q.push(c),
+                        '"' => {
+                            end = Some(i + 1);
+                            break;
+                        }
+                        _ => {}
                     }
                 }
-                q.push('"');
-                out.push(Token::Quoted(q));
+                let end = end.ok_or(Invalid::Unbalanced('"'))?;
+                push(&mut out, Kind::Quoted, start, end);
             }
             '[' => {
-                chars.next();
-                let mut l = String::from("[");
-                for c in chars.by_ref() {
-                    l.push(c);
+                let mut end = text.len();
+                for (i, c) in chars.by_ref() {
                     if c == ']' {
+                        end = i + 1;
                         break;
                     }
                 }
-                if !l.ends_with(']') {
-                    l.push(']');
-                }
-                out.push(Token::Literal(l));
+                push(&mut out, Kind::Literal, start, end);
             }
             '<' | '>' | ',' | ':' | ';' | '@' => {
                 chars.next();
-                out.push(Token::Special(c));
+                push(&mut out, Kind::Special(c), start, start + 1);
             }
             _ => {
-                let mut a = String::new();
-                while let Some(&c) = chars.peek() {
+                let mut end = start;
+                while let Some(&(i, c)) = chars.peek() {
                     if " \t\r\n()\"[<>,:;@".contains(c) {
                         break;
                     }
-                    a.push(c);
+                    end = i + c.len_utf8();
                     chars.next();
                 }
-                out.push(Token::Atom(a));
+                push(&mut out, Kind::Atom, start, end);
             }
         }
     }
-    out
+    Ok(out)
 }
 
-/// Join the tokens of an addr-spec: whitespace is dropped around `.` and `@`, as RFC 5322's
-/// obsolete syntax allows (`bob @ example . org` → `bob@example.org`).
-fn join_spec(tokens: &[Token]) -> String {
+/// Whether a list shows sendmail's "new style": a `,`, `;`, `<` or `(` anywhere in it
+/// (sendmail looks at the raw text, quotes included).
+pub fn has_new_style_chars(text: &str) -> bool {
+    text.contains([',', ';', '<', '('])
+}
+
+/// sendmail's `EF_OLDSTYLE` for one message: lists are blank-separated (`alice bob`,
+/// `a@x b@y`) while it is set. It starts as `OldStyleHeaders` (true in Debian's
+/// sendmail.cf) and is cleared for the rest of the message by the first argv list or
+/// address header field that has one of `, ; < (` (recipient.c `sendtolist`, headers.c
+/// `chompheader`), so the order lists are seen in matters: argv first, then the header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OldStyle(pub bool);
+
+impl OldStyle {
+    /// Look at one list (an argv argument, or an address field's value) and say whether
+    /// it is read blank-separated.
+    pub fn list(&mut self, text: &str) -> bool {
+        if has_new_style_chars(text) {
+            self.0 = false;
+        }
+        self.0
+    }
+}
+
+/// One address of a list, as written and as the envelope would use it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    /// The piece of the list as written, trimmed (what `mailq` shows for it).
+    pub text: String,
+    /// The addr-spec: comments and display name removed, source route dropped.
+    pub address: String,
+    /// Where the addr-spec's last token ends in the parsed text (to qualify it in place).
+    pub spec_end: usize,
+    /// Why the item cannot be an envelope address, if it cannot (syntax of the list, not
+    /// yet [`check_mailbox`]).
+    pub error: Option<Invalid>,
+}
+
+/// Join the tokens of an addr-spec: white space and comments are dropped around `.` and
+/// `@`, as RFC 5322's obsolete syntax allows (`bob @ example . org` →
+/// `bob@example.org`); between two words they become the `BlankSub` character, as in
+/// sendmail's `cataddr` (`x y@example.net` → `x.y@example.net`), or a blank for
+/// [`check_mailbox`] to refuse when `BlankSub` is off.
+fn join_spec(text: &str, tokens: &[&Token]) -> String {
     let mut s = String::new();
     let mut pending_space = false;
     for t in tokens {
-        match t {
-            Token::Space => pending_space = true,
-            other => {
-                let text = match other {
-                    Token::Atom(a) => a.as_str(),
-                    Token::Quoted(q) => q.as_str(),
-                    Token::Literal(l) => l.as_str(),
-                    Token::Special('@') => "@",
-                    Token::Special(_) => "",
-                    Token::Space => unreachable!(),
-                };
+        match t.kind {
+            Kind::Space | Kind::Comment => pending_space = true,
+            Kind::Special(c) if c != '@' => {}
+            _ => {
+                let piece = at(text, &t.span);
                 if pending_space
                     && !s.is_empty()
                     && !s.ends_with(['@', '.'])
-                    && !text.starts_with(['@', '.'])
+                    && !piece.starts_with(['@', '.'])
                 {
-                    s.push(' ');
+                    s.push(blank_sub().unwrap_or(' '));
                 }
                 pending_space = false;
-                s.push_str(text);
+                s.push_str(piece);
             }
         }
     }
     s
 }
 
-/// Parse an address list into addr-specs, in order.
-pub fn parse_list(value: &str) -> Vec<String> {
-    let tokens = tokenize(value);
-    let mut out = Vec::new();
-    let mut current: Vec<Token> = Vec::new();
-    let mut angle: Option<String> = None;
-    let mut i = 0;
-    let flush = |current: &mut Vec<Token>, angle: &mut Option<String>, out: &mut Vec<String>| {
-        if let Some(a) = angle.take() {
-            if !a.is_empty() {
-                out.push(a);
-            }
-        } else {
-            let spec = join_spec(current);
-            if !spec.is_empty() {
-                out.push(spec);
-            }
+/// Parse an address list into its items, in written order. `old_style` splits at white
+/// space as well as commas (see [`OldStyle`]). An unbalanced list yields one item
+/// carrying the error, so that nothing vanishes without a word.
+pub fn parse_list(text: &str, old_style: bool) -> Vec<Item> {
+    let tokens = match lex(text) {
+        Ok(t) => t,
+        Err(e) => {
+            return vec![Item {
+                text: text.trim().to_string(),
+                address: text.trim().to_string(),
+                spec_end: text.len(),
+                error: Some(e),
+            }];
         }
-        current.clear();
     };
-    while i < tokens.len() {
-        match &tokens[i] {
-            Token::Special('<') => {
-                let mut j = i + 1;
+    let mut parser = ListParser {
+        text,
+        out: Vec::new(),
+        current: Vec::new(),
+        angle: None,
+        error: None,
+        piece_start: 0,
+    };
+    let mut i = 0;
+    while let Some(t) = tokens.get(i) {
+        match t.kind {
+            Kind::Special('<') => {
+                // The route-addr: up to the matching `>`.
                 let mut inner = Vec::new();
-                while j < tokens.len() && tokens[j] != Token::Special('>') {
-                    inner.push(tokens[j].clone());
+                let mut j = i + 1;
+                let mut closed = false;
+                while let Some(u) = tokens.get(j) {
+                    match u.kind {
+                        Kind::Special('>') => {
+                            closed = true;
+                            break;
+                        }
+                        Kind::Special('<') => break,
+                        _ => inner.push(u),
+                    }
                     j += 1;
                 }
-                // Drop a source route: everything up to the last ':' inside the brackets.
-                if let Some(colon) = inner.iter().rposition(|t| *t == Token::Special(':')) {
-                    inner.drain(..=colon);
+                if !closed {
+                    parser.error.get_or_insert(Invalid::Unbalanced('<'));
+                    parser.flush(text.len(), text.len());
+                    return parser.out;
                 }
-                angle = Some(join_spec(&inner));
+                if parser.angle.is_some() {
+                    parser.error.get_or_insert(Invalid::Unbalanced('<'));
+                }
+                parser.angle = Some(inner);
                 i = j + 1;
                 continue;
             }
-            Token::Special(',') | Token::Special(';') => {
-                flush(&mut current, &mut angle, &mut out);
+            Kind::Special('>') => {
+                parser.error.get_or_insert(Invalid::Unbalanced('>'));
             }
-            Token::Special(':') => {
-                // Group name: what came before is the group's display name.
-                current.clear();
-                angle = None;
+            Kind::Special(',') => parser.flush(t.span.start, t.span.end),
+            // The end of a group: it belongs to the piece it ends (`b@y;`).
+            Kind::Special(';') => parser.flush(t.span.end, t.span.end),
+            Kind::Special(':') if parser.angle.is_none() => {
+                // A group's display name: what came before belongs to no address.
+                parser.current.clear();
             }
-            t => {
-                if angle.is_none() {
-                    current.push(t.clone());
+            Kind::Space
+                if old_style
+                    && parser.angle.is_none()
+                    && !parser
+                        .current
+                        .iter()
+                        .rev()
+                        .find(|p| p.kind != Kind::Comment)
+                        .is_some_and(|p| p.kind == Kind::Special('@'))
+                    && !tokens
+                        .get(i + 1)
+                        .is_some_and(|n| n.kind == Kind::Special('@')) =>
+            {
+                parser.flush(t.span.start, t.span.end);
+            }
+            _ => {
+                if parser.angle.is_none() {
+                    parser.current.push(t);
                 }
             }
         }
         i += 1;
     }
-    flush(&mut current, &mut angle, &mut out);
-    out
+    parser.flush(text.len(), text.len());
+    parser.out
+}
+
+/// The state of [`parse_list`] between delimiters.
+struct ListParser<'t> {
+    text: &'t str,
+    out: Vec<Item>,
+    /// The tokens of the current piece outside angle brackets.
+    current: Vec<&'t Token>,
+    /// The tokens inside the piece's angle brackets, if it has them.
+    angle: Option<Vec<&'t Token>>,
+    error: Option<Invalid>,
+    /// Where the current piece began (after the last delimiter).
+    piece_start: usize,
+}
+
+impl<'t> ListParser<'t> {
+    /// End the current piece at `end` (exclusive); the next begins at `next`.
+    fn flush(&mut self, end: usize, next: usize) {
+        let spec_tokens: Vec<&Token> = match self.angle.take() {
+            // A source route is dropped: everything up to the last ':' inside the brackets.
+            Some(inner) => match inner.iter().rposition(|t| t.kind == Kind::Special(':')) {
+                Some(colon) => inner.into_iter().skip(colon + 1).collect(),
+                None => inner,
+            },
+            None => std::mem::take(&mut self.current),
+        };
+        self.current.clear();
+        let address = join_spec(self.text, &spec_tokens);
+        let spec_end = spec_tokens
+            .iter()
+            .rev()
+            .find(|t| !matches!(t.kind, Kind::Space | Kind::Comment))
+            .map(|t| t.span.end)
+            .unwrap_or(end);
+        let written = self
+            .text
+            .get(self.piece_start..end)
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        self.piece_start = next;
+        let error = self.error.take();
+        if !address.is_empty() || error.is_some() {
+            self.out.push(Item {
+                text: written,
+                address,
+                spec_end,
+                error,
+            });
+        }
+    }
 }
 
 /// Split a list at its top-level commas (outside quotes, comments and angle brackets),
-/// each piece trimmed, empty pieces dropped.
+/// each piece trimmed, empty pieces dropped. Used where the pieces are not all
+/// addresses (aliases' `"|command"` and `:include:` targets).
 pub fn split_top_level(value: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -231,41 +534,196 @@ pub fn split_top_level(value: &str) -> Vec<String> {
     out
 }
 
-/// One recipient taken from an address list, as sendmail keeps it: the text as written
-/// (what `mailq` shows) and the addr-spec the envelope uses.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Listed {
-    pub text: String,
-    pub address: String,
+/// Whether `c` may appear in a local part outside quotes: RFC 5322 atext, RFC 6531's
+/// UTF8-non-ascii, and the dot (anywhere, as sendmail and Postfix accept it).
+fn is_local_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c) || !c.is_ascii()
 }
 
-/// The recipients of one list (a header field or one argv argument) in sendmail's order,
-/// which is the reverse of the written order within a list (recorded from 8.17:
-/// `a, b, c` is queued as c, b, a; separate lists keep their order).
-pub fn recipients_of_list(value: &str) -> Vec<Listed> {
-    let mut out = Vec::new();
-    for piece in split_top_level(value).into_iter().rev() {
-        for address in parse_list(&piece) {
-            out.push(Listed {
-                text: piece.clone(),
-                address,
-            });
+/// Whether `c` may appear in a domain name: letters, digits, `-`, `_` (resolvers look
+/// such names up; sendmail passes them) and UTF-8 (RFC 6531 U-labels).
+fn is_host_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_' || !c.is_ascii()
+}
+
+/// The local part and the domain of an addr-spec: split at the last `@` outside quotes.
+pub fn split_at_domain(spec: &str) -> (&str, Option<&str>) {
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut last_at = None;
+    for (i, c) in spec.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            '@' if !quoted => last_at = Some(i),
+            _ => {}
         }
     }
-    out
+    match last_at {
+        Some(i) => (
+            spec.get(..i).unwrap_or(""),
+            Some(spec.get(i + 1..).unwrap_or("")),
+        ),
+        None => (spec, None),
+    }
+}
+
+/// A local part: words of [`is_local_char`] and quoted strings (RFC 5321's Dot-string
+/// or Quoted-string, and RFC 5322's obsolete mix of both), no unquoted `@`.
+fn local_part_ok(local: &str) -> Result<(), Invalid> {
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in local.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            '@' if !quoted => return Err(Invalid::InvalidRoute),
+            ',' if !quoted => return Err(Invalid::InvalidRoute),
+            c if quoted || is_local_char(c) => {}
+            c => return Err(Invalid::IllegalLocal(c)),
+        }
+    }
+    if quoted {
+        return Err(Invalid::Unbalanced('"'));
+    }
+    Ok(())
+}
+
+/// A domain: labels, or an address literal `[...]` (its content is the relay's to
+/// judge, as sendmail lets it through). The root's trailing dot is allowed here and
+/// removed by [`normalise`].
+fn domain_ok(domain: &str) -> Result<(), Invalid> {
+    if domain.is_empty() {
+        return Err(Invalid::HostRequired);
+    }
+    if let Some(rest) = domain.strip_prefix('[') {
+        return match rest.find(']') {
+            Some(end) if end + 1 == rest.len() => Ok(()),
+            Some(_) => Err(Invalid::InvalidLiteral),
+            None => Err(Invalid::Unbalanced('[')),
+        };
+    }
+    if domain.contains(':') {
+        return Err(Invalid::ColonInHost);
+    }
+    let d = domain.strip_suffix('.').unwrap_or(domain);
+    if d.is_empty()
+        || d.split('.')
+            .any(|l| l.is_empty() || !l.chars().all(is_host_char))
+    {
+        return Err(Invalid::InvalidHost);
+    }
+    Ok(())
+}
+
+/// Whether an addr-spec may go into an envelope (see the module docs for the rules and
+/// their sources). The local-only forms of aliases (`\user`, `|command`, `/file`) are
+/// not addresses: [`check_recipient`] knows them.
+pub fn check_mailbox(spec: &str) -> Result<(), Invalid> {
+    if spec.is_empty() {
+        return Err(Invalid::UserRequired);
+    }
+    if let Some(c) = spec.chars().find(|c| c.is_control()) {
+        return Err(Invalid::Illegal(c));
+    }
+    if lex(spec)?
+        .iter()
+        .any(|t| t.span.len() > MAX_ADDRESS && t.kind != Kind::Space)
+    {
+        return Err(Invalid::TokenTooLong);
+    }
+    if spec.len() > MAX_ADDRESS {
+        return Err(Invalid::TooLong);
+    }
+    let (local, domain) = split_at_domain(spec);
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in spec.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            ' ' | '\t' if !quoted => return Err(Invalid::Blank),
+            _ => {}
+        }
+    }
+    if local.is_empty() {
+        return Err(Invalid::UserRequired);
+    }
+    local_part_ok(local)?;
+    match domain {
+        None => Ok(()),
+        Some(d) => domain_ok(d),
+    }
+}
+
+/// An address as it is stored: a domain's trailing dot (the DNS root) removed, as
+/// sendmail sends `a@example.org.` to `<a@example.org>`.
+pub fn normalise(spec: &str) -> String {
+    match split_at_domain(spec) {
+        (local, Some(d)) if d.len() > 1 && d.ends_with('.') && !d.starts_with('[') => {
+            format!("{local}@{}", d.trim_end_matches('.'))
+        }
+        _ => spec.to_string(),
+    }
+}
+
+/// [`check_mailbox`] for a recipient, which may also be one of the local-only forms:
+/// `\user` (the mailbox, no aliasing) is checked without its backslash; `|command` and
+/// `/file` pass here and are refused or allowed by whoever reads them (the command line
+/// refuses them, aliases allow them).
+pub fn check_recipient(addr: &str) -> Result<(), Invalid> {
+    if addr.starts_with(['|', '/']) {
+        return match addr.chars().find(|c| c.is_control()) {
+            Some(c) => Err(Invalid::Illegal(c)),
+            None => Ok(()),
+        };
+    }
+    check_mailbox(addr.strip_prefix('\\').unwrap_or(addr))
 }
 
 /// The domain of an address, lowercased (`None` for an unqualified local name).
 pub fn domain_of(addr: &str) -> Option<String> {
-    let at = addr.rfind('@')?;
-    let d = &addr[at + 1..];
-    (!d.is_empty()).then(|| d.to_ascii_lowercase())
+    match split_at_domain(addr) {
+        (_, Some(d)) if !d.is_empty() => Some(d.to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
+/// Whether a domain names this host: its name, `localhost`, or a loopback address
+/// literal (`[127.0.0.1]`, `[IPv6:::1]`), which sendmail treats as local too.
+fn is_this_host(domain: &str, host_name: &str) -> bool {
+    let d = domain.strip_suffix('.').unwrap_or(domain);
+    if d.eq_ignore_ascii_case(host_name) || d.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let Some(inner) = d.strip_prefix('[').and_then(|r| r.strip_suffix(']')) else {
+        return false;
+    };
+    let ip = inner
+        .get(..5)
+        .filter(|p| p.eq_ignore_ascii_case("ipv6:"))
+        .and_then(|_| inner.get(5..))
+        .unwrap_or(inner);
+    ip.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Whether an address is delivered on this host: one of the local-only forms
 /// (`\\user`, `|command`, `/file`), or, unless everything goes to the smarthost (a
-/// NULLCLIENT with a SMARTHOST, as dma does), no domain, this host's name or `localhost`.
-/// The one rule for submission and delivery.
+/// NULLCLIENT with a SMARTHOST, as dma does), no domain, this host's name, `localhost`
+/// or a loopback address literal. The one rule for submission and delivery.
 pub fn is_local(addr: &str, host_name: &str, all_to_smarthost: bool) -> bool {
     if addr.starts_with(['|', '/', '\\']) {
         return true;
@@ -273,32 +731,146 @@ pub fn is_local(addr: &str, host_name: &str, all_to_smarthost: bool) -> bool {
     if all_to_smarthost {
         return false;
     }
-    match domain_of(addr) {
-        None => true,
-        Some(d) => d.eq_ignore_ascii_case(host_name) || d == "localhost",
+    match split_at_domain(addr) {
+        (_, None) => true,
+        (_, Some(d)) => is_this_host(d, host_name),
     }
 }
 
-/// Why an envelope address is refused, if it is.
+/// One recipient taken from a list, as sendmail keeps it: the text as written (what
+/// `mailq` shows) and the addr-spec the envelope uses, or why it is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub text: String,
+    pub address: String,
+    pub error: Option<Invalid>,
+}
+
+/// The recipients of one list (a header field or one argv argument) in sendmail's order,
+/// which is the reverse of the written order within a list (recorded from 8.17:
+/// `a, b, c` is queued as c, b, a; separate lists keep their order). `old_style` is the
+/// message's [`OldStyle`] for this list. Every item is checked with
+/// [`check_recipient`]; a refused one carries its error, and a good one is
+/// [`normalise`]d.
+pub fn recipients_of_list(value: &str, old_style: bool) -> Vec<Listed> {
+    parse_list(value, old_style)
+        .into_iter()
+        .rev()
+        .map(|item| {
+            let error = item.error.or_else(|| check_recipient(&item.address).err());
+            let address = if error.is_none() {
+                normalise(&item.address)
+            } else {
+                item.address
+            };
+            Listed {
+                text: if item.text.is_empty() {
+                    address.clone()
+                } else {
+                    item.text
+                },
+                address,
+                error,
+            }
+        })
+        .collect()
+}
+
+/// Whether an addr-spec is in fact an RFC 2047 encoded word (`=?UTF-8?B?...?=`) that a
+/// writer put where a display name belongs; it is never qualified.
+fn is_encoded_word(spec: &str) -> bool {
+    spec.starts_with("=?") && spec.ends_with("?=") && spec.len() > 4
+}
+
+/// Rewrite an address field's value as sendmail sends it: every unqualified address
+/// gets `@domain` (`root (Cron Daemon)` → `root@host (Cron Daemon)`, `mdadm monitoring
+/// <root>` → `mdadm monitoring <root@host>`), and an old-style list is written with
+/// commas (`alice bob` → `alice@host, bob@host`). Everything else — display names,
+/// comments, white space, folding, group names, encoded words — is kept byte for byte.
+/// `None` when nothing changes, or when the list cannot be parsed (it is then left as
+/// written).
+pub fn qualify_list(text: &str, domain: &str, old_style: bool) -> Option<String> {
+    let items = parse_list(text, old_style);
+    if items.iter().any(|i| i.error.is_some()) {
+        return None;
+    }
+    let needs = |i: &Item| {
+        split_at_domain(&i.address).1.is_none()
+            && !is_encoded_word(&i.address)
+            && check_mailbox(&i.address).is_ok()
+    };
+    if old_style && items.len() > 1 {
+        // A blank-separated list: each address as written, joined with commas.
+        let parts: Vec<String> = items
+            .iter()
+            .map(|i| {
+                if needs(i) {
+                    format!("{}@{domain}", i.text)
+                } else {
+                    i.text.clone()
+                }
+            })
+            .collect();
+        let lead: String = text.chars().take_while(|c| c.is_whitespace()).collect();
+        return Some(format!("{lead}{}", parts.join(", ")));
+    }
+    let mut ends: Vec<usize> = items
+        .iter()
+        .filter(|i| needs(i))
+        .map(|i| i.spec_end)
+        .collect();
+    if ends.is_empty() {
+        return None;
+    }
+    ends.sort_unstable();
+    ends.dedup();
+    let mut out = String::with_capacity(text.len() + ends.len() * (domain.len() + 1));
+    let mut from = 0;
+    for end in ends {
+        out.push_str(text.get(from..end)?);
+        out.push('@');
+        out.push_str(domain);
+        from = end;
+    }
+    out.push_str(text.get(from..)?);
+    Some(out)
+}
+
+/// Parse one address given alone (`-f`, an alias target, an SMTP path's inside):
+/// `Name <addr>`, `addr (comment)` or a bare addr-spec, checked with [`check_mailbox`]
+/// and [`normalise`]d.
+pub fn parse_one(text: &str) -> Result<String, Invalid> {
+    let items = parse_list(text, false);
+    match items.as_slice() {
+        [] => Err(Invalid::UserRequired),
+        [one] => {
+            if let Some(e) = &one.error {
+                return Err(e.clone());
+            }
+            check_mailbox(&one.address)?;
+            Ok(normalise(&one.address))
+        }
+        // `a@x, b@y` where one address is wanted: sendmail's `Invalid route address`
+        // for a comma inside an address.
+        [..] => Err(Invalid::InvalidRoute),
+    }
+}
+
+/// Why an envelope address is refused, if it is, with sendmail's `addr... text`.
 pub fn check_envelope_address(addr: &str) -> Result<(), String> {
-    if addr.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-        return Err(format!(
-            "{}... line breaks and NUL are not allowed in addresses",
-            addr.escape_debug()
-        ));
-    }
-    if addr.contains(['<', '>']) {
-        return Err(format!("{addr}... Unbalanced '<' or '>'"));
-    }
-    if addr.len() > 512 {
-        return Err(format!("{}...... Address too long", &addr[..64]));
-    }
-    Ok(())
+    check_mailbox(addr).map_err(|e| e.message(addr))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn addrs(input: &str) -> Vec<String> {
+        parse_list(input, false)
+            .into_iter()
+            .map(|i| i.address)
+            .collect()
+    }
 
     #[test]
     fn address_lists() {
@@ -325,13 +897,61 @@ mod tests {
             ("<>", &[]),
         ];
         for (input, want) in cases {
-            assert_eq!(parse_list(input), *want, "{input:?}");
+            assert_eq!(addrs(input), *want, "{input:?}");
         }
     }
 
     #[test]
+    fn old_style_lists() {
+        // (list, style before it, items, style after it)
+        let cases: &[(&str, bool, &[&str], bool)] = &[
+            ("a@x b@y", true, &["a@x", "b@y"], true),
+            ("alice bob", true, &["alice", "bob"], true),
+            ("alice", true, &["alice"], true),
+            ("a@x, b@y", true, &["a@x", "b@y"], false),
+            ("a@x b@y", false, &["a@x.b@y"], false),
+            ("Bob <b@y>", true, &["b@y"], false),
+            ("b@y (Bob)", true, &["b@y"], false),
+            ("\"john doe\"@x", true, &["\"john doe\"@x"], true),
+            (
+                "\"john doe\"@x other",
+                true,
+                &["\"john doe\"@x", "other"],
+                true,
+            ),
+            ("bob @ example.org", true, &["bob@example.org"], true),
+        ];
+        for (input, before, want, after) in cases {
+            let mut style = OldStyle(*before);
+            let old = style.list(input);
+            let got: Vec<String> = parse_list(input, old)
+                .into_iter()
+                .map(|i| i.address)
+                .collect();
+            assert_eq!(got, *want, "{input:?}");
+            assert_eq!(style.0, *after, "{input:?}");
+        }
+        let r: Vec<String> = recipients_of_list("a@example.org b@example.net", true)
+            .into_iter()
+            .map(|l| l.address)
+            .collect();
+        assert_eq!(r, ["b@example.net", "a@example.org"]);
+    }
+
+    #[test]
+    fn blanks_become_blank_sub() {
+        assert_eq!(parse_one("x y@example.net"), Ok("x.y@example.net".into()));
+        assert_eq!(parse_one("Bob Smith <bob@x>"), Ok("bob@x".into()));
+        assert_eq!(
+            parse_one("\"x y\"@example.net"),
+            Ok("\"x y\"@example.net".into())
+        );
+        assert_eq!(parse_one("a@example.org."), Ok("a@example.org".into()));
+    }
+
+    #[test]
     fn sendmail_list_order_and_text() {
-        let r = recipients_of_list("Bob <bob@example.org>, carol@example.net");
+        let r = recipients_of_list("Bob <bob@example.org>, carol@example.net", false);
         let got: Vec<(&str, &str)> = r
             .iter()
             .map(|l| (l.text.as_str(), l.address.as_str()))
@@ -343,22 +963,138 @@ mod tests {
                 ("Bob <bob@example.org>", "bob@example.org")
             ]
         );
-        let g = recipients_of_list("team: a@example.org, b@example.org;");
-        let got: Vec<(&str, &str)> = g
-            .iter()
-            .map(|l| (l.text.as_str(), l.address.as_str()))
-            .collect();
+    }
+
+    #[test]
+    fn mailbox_syntax() {
+        let ok = [
+            "bob@example.org",
+            "bob",
+            "b.o.b@example.org",
+            "bob+tag@sub.example.org",
+            "\"john doe\"@example.org",
+            "\"a\\\"b\"@example.org",
+            "user@[192.0.2.1]",
+            "user@[IPv6:2001:db8::1]",
+            "user@[300.1.1.1]",
+            "jöhn@exämple.org",
+            "o'brien@example.org",
+            "bob@example.org.",
+            "a@1.2.3.4",
+            ".a@example.org",
+            "a.@example.org",
+            "a..b@example.org",
+            "a@-bad.example.org",
+            "a@ex_ample.org",
+        ];
+        for a in ok {
+            assert_eq!(check_mailbox(a), Ok(()), "{a}");
+        }
+        // sendmail 8.17's refusals (compat-tests addr-*), and the shapes around them.
+        let bad: &[(&str, Invalid, i32)] = &[
+            ("", Invalid::UserRequired, 64),
+            ("a b@example.org", Invalid::Blank, 64),
+            ("a@@example.org", Invalid::InvalidRoute, 64),
+            ("a@b@example.org", Invalid::InvalidRoute, 64),
+            ("a@example..org", Invalid::InvalidHost, 68),
+            ("a@.example.org", Invalid::InvalidHost, 68),
+            ("a@example.org..", Invalid::InvalidHost, 68),
+            ("a@exa!mple.org", Invalid::InvalidHost, 68),
+            ("@example.org", Invalid::UserRequired, 64),
+            ("a@", Invalid::HostRequired, 64),
+            ("a@exa:mple.org", Invalid::ColonInHost, 64),
+            ("a@[192.0.2.1]x", Invalid::InvalidLiteral, 68),
+            ("a\r\n@x", Invalid::Illegal('\r'), 64),
+            ("a\0@x", Invalid::Illegal('\0'), 64),
+            ("a[b@x", Invalid::IllegalLocal('['), 64),
+            ("\"unterminated@x", Invalid::Unbalanced('"'), 64),
+        ];
+        for (a, want, code) in bad {
+            let got = check_mailbox(a);
+            assert_eq!(got.as_ref(), Err(want), "{a:?}");
+            assert_eq!(want.exit().code() as i32, *code, "{a:?}");
+        }
+        let long = format!("{}@example.org", "x".repeat(300));
+        assert_eq!(check_mailbox(&long), Err(Invalid::TokenTooLong));
+        let many = format!("{}x@example.org", "\"x\".".repeat(70));
+        assert_eq!(check_mailbox(&many), Err(Invalid::TooLong));
         assert_eq!(
-            got,
-            [
-                ("b@example.org;", "b@example.org"),
-                ("team: a@example.org", "a@example.org")
-            ]
+            Invalid::InvalidRoute.message("a@@example.org"),
+            "a@@example.org... Invalid route address"
+        );
+    }
+
+    #[test]
+    fn unbalanced() {
+        for (input, c) in [
+            ("bad address <", '<'),
+            ("a@example.org (x", '('),
+            ("\"a@example.org", '"'),
+            ("a@example.org>", '>'),
+            ("a) b", ')'),
+        ] {
+            let r = recipients_of_list(input, false);
+            assert_eq!(r.len(), 1, "{input}");
+            assert_eq!(r[0].error, Some(Invalid::Unbalanced(c)), "{input}");
+            assert_eq!(r[0].text, input.trim(), "{input}");
+        }
+    }
+
+    #[test]
+    fn qualified_in_place() {
+        let h = "vm.example.test";
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "root (Cron Daemon)",
+                Some("root@vm.example.test (Cron Daemon)"),
+            ),
+            ("root", Some("root@vm.example.test")),
+            (
+                "mdadm monitoring <root>",
+                Some("mdadm monitoring <root@vm.example.test>"),
+            ),
+            ("bob@example.org", None),
+            ("undisclosed-recipients:;", None),
+            (
+                "team: a, b@example.org;",
+                Some("team: a@vm.example.test, b@example.org;"),
+            ),
+            (
+                "=?UTF-8?B?SsO2cmc=?= <root>",
+                Some("=?UTF-8?B?SsO2cmc=?= <root@vm.example.test>"),
+            ),
+            ("=?UTF-8?B?SsO2cmc=?=", None),
+            (
+                "\"Doe, John\" <john>",
+                Some("\"Doe, John\" <john@vm.example.test>"),
+            ),
+            (
+                "lee (Lee, the \"admin\")",
+                Some("lee@vm.example.test (Lee, the \"admin\")"),
+            ),
+            (
+                "carol,\n\tdave@example.org",
+                Some("carol@vm.example.test,\n\tdave@example.org"),
+            ),
+            ("bad address <", None),
+            ("<>", None),
+        ];
+        // Old-style lists come out with commas, qualified or not.
+        assert_eq!(
+            qualify_list(" alice bob", h, true).as_deref(),
+            Some(" alice@vm.example.test, bob@vm.example.test")
         );
         assert_eq!(
-            split_top_level("\"a, b\" <x@y>, (c, d) z@w, <p,q@r>"),
-            ["\"a, b\" <x@y>", "(c, d) z@w", "<p,q@r>"]
+            qualify_list(" a@example.org b@example.net", h, true).as_deref(),
+            Some(" a@example.org, b@example.net")
         );
+        assert_eq!(
+            qualify_list(" alice", h, true).as_deref(),
+            Some(" alice@vm.example.test")
+        );
+        for (input, want) in cases {
+            assert_eq!(qualify_list(input, h, false).as_deref(), *want, "{input:?}");
+        }
     }
 
     #[test]
@@ -369,10 +1105,15 @@ mod tests {
     }
 
     #[test]
-    fn envelope_checks() {
-        assert!(check_envelope_address("bob@x").is_ok());
-        assert!(check_envelope_address("bob@x\r\nRCPT").is_err());
-        assert!(check_envelope_address("bob\0").is_err());
-        assert!(check_envelope_address("<bob@x>").is_err());
+    fn shown_cuts_on_characters() {
+        let a = format!("{}@example.org", "é".repeat(300));
+        let s = shown(&a);
+        assert_eq!(s.chars().count(), 203);
+        assert_eq!(
+            s,
+            format!("{}...{}@example.org", "é".repeat(100), "é".repeat(88))
+        );
+        assert_eq!(shown("short@example.org"), "short@example.org");
+        assert_eq!(shown("a\r\nb"), "a\\r\\nb");
     }
 }

@@ -295,20 +295,149 @@ pub fn read_error(e: &io::Error) -> Fatal {
     )
 }
 
-/// Recipients named in To, Cc and Bcc (for `-t`): header fields in order, each list in
-/// sendmail's order.
-pub fn header_recipients(headers: &[Header]) -> Vec<address::Listed> {
+/// The address fields of sendmail's header table (`HdrInfo`, conf.c): the originator
+/// fields (H_FROM) and the destination fields (H_RCPT). Their addresses are qualified
+/// and their old-style lists written with commas; the others are left as written.
+const SENDER_FIELDS: &[&str] = &[
+    "Resent-Sender",
+    "Resent-From",
+    "Resent-Reply-To",
+    "Sender",
+    "From",
+    "Reply-To",
+    "Errors-To",
+    "Disposition-Notification-To",
+];
+const RECIPIENT_FIELDS: &[&str] = &[
+    "To",
+    "Resent-To",
+    "Cc",
+    "Resent-Cc",
+    "Bcc",
+    "Resent-Bcc",
+    "Apparently-To",
+];
+
+impl Header {
+    /// An originator field (From, Sender, Reply-To, Errors-To, the Resent- forms,
+    /// Disposition-Notification-To).
+    pub fn is_sender_field(&self) -> bool {
+        SENDER_FIELDS.iter().any(|n| self.is(n))
+    }
+
+    /// A destination field (To, Cc, Bcc, their Resent- forms, Apparently-To).
+    pub fn is_recipient_field(&self) -> bool {
+        RECIPIENT_FIELDS.iter().any(|n| self.is(n))
+    }
+
+    /// A `Resent-*` field (RFC 5322 §3.6.6).
+    pub fn is_resent(&self) -> bool {
+        self.name
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("resent-"))
+    }
+
+    /// The value as written: everything after the colon, continuation lines and their
+    /// line breaks included, without the final line break. `None` when it is not UTF-8
+    /// (such a field is never rewritten).
+    fn raw_value(&self) -> Option<&str> {
+        let colon = self.raw.iter().position(|&b| b == b':')?;
+        let v = self.raw.get(colon + 1..)?;
+        let v = v.strip_suffix(b"\n").unwrap_or(v);
+        std::str::from_utf8(v).ok()
+    }
+
+    /// Replace the value, keeping the name as written.
+    fn set_raw_value(&mut self, value: &str) {
+        let colon = self.raw.iter().position(|&b| b == b':').unwrap_or(0);
+        let mut raw = self.raw.get(..=colon).unwrap_or_default().to_vec();
+        raw.extend_from_slice(value.as_bytes());
+        raw.push(b'\n');
+        self.raw = raw;
+    }
+}
+
+/// Whether the message carries any `Resent-*` field: sendmail then takes `-t`
+/// recipients from the Resent- destination fields only, and adds `Resent-Date:`,
+/// `Resent-From:` and `Resent-Message-Id:` when missing.
+pub fn is_resent(headers: &[Header]) -> bool {
+    headers.iter().any(Header::is_resent)
+}
+
+/// Let every address field of the message clear [`address::OldStyle`] as sendmail's
+/// `chompheader` does (a `,`, `;`, `<` or `(` in any of them ends old-style lists for
+/// the whole message).
+pub fn observe_style(headers: &[Header], style: &mut address::OldStyle) {
+    for h in headers {
+        if h.is_sender_field() || h.is_recipient_field() {
+            style.list(&h.value());
+        }
+    }
+}
+
+/// Recipients for `-t`, in sendmail's order: each destination field in order, each list
+/// in sendmail's order. A message with Resent- fields is being resent, and only its
+/// `Resent-To`, `Resent-Cc` and `Resent-Bcc` count (every resent block; recorded in
+/// compat-tests `field-resent-t`); otherwise `To`, `Cc`, `Bcc` and `Apparently-To`.
+pub fn header_recipients(headers: &[Header], old_style: bool) -> Vec<address::Listed> {
+    let resent = is_resent(headers);
     headers
         .iter()
-        .filter(|h| h.is("To") || h.is("Cc") || h.is("Bcc"))
-        .flat_map(|h| address::recipients_of_list(&h.value()))
+        .filter(|h| h.is_recipient_field() && h.is_resent() == resent)
+        .flat_map(|h| address::recipients_of_list(&h.value(), old_style))
         .collect()
 }
 
-/// Remove every Bcc header: the copies sendmail 8.17 sends after `-t` carry none
-/// (recorded in compat-tests, `deliver-t-headers`).
-pub fn strip_bcc(headers: &mut Vec<Header>) {
-    headers.retain(|h| !h.is("Bcc"));
+/// Apply sendmail's rules for the fields it treats specially on intake (collect.c and
+/// putheader, recorded in compat-tests `field-*`):
+/// - `Return-Path:`, `Content-Length:` and `Full-Name:` are removed (sendmail's H_ACHECK
+///   fields: a Return-Path is the final delivery's to write, and a stale
+///   Content-Length misleads mbox readers);
+/// - `Bcc:` and `Resent-Bcc:` are removed when the message has a `To:`, `Cc:` or
+///   `Apparently-To:` field, and emptied (`Bcc:`) when it has none, so the message
+///   still has a destination field.
+pub fn apply_field_rules(headers: &mut Vec<Header>) {
+    headers.retain(|h| !(h.is("Return-Path") || h.is("Content-Length") || h.is("Full-Name")));
+    let has_destination = headers
+        .iter()
+        .any(|h| h.is("To") || h.is("Cc") || h.is("Apparently-To"));
+    if has_destination {
+        headers.retain(|h| !(h.is("Bcc") || h.is("Resent-Bcc")));
+    } else {
+        for h in headers
+            .iter_mut()
+            .filter(|h| h.is("Bcc") || h.is("Resent-Bcc"))
+        {
+            let name = h.raw.iter().position(|&b| b == b':').unwrap_or(0);
+            let mut raw = h.raw.get(..=name).unwrap_or_default().to_vec();
+            raw.push(b'\n');
+            h.raw = raw;
+        }
+    }
+}
+
+/// Qualify the unqualified addresses of every address field and write old-style lists
+/// with commas, as sendmail does before relaying (compat-tests `hdr-*`): originator
+/// fields with `sender_domain` (MASQUERADE's domain, else the mail name), destination
+/// fields with `domain`. Fields that need nothing, and fields that are not UTF-8 or do
+/// not parse, are kept byte for byte.
+pub fn qualify_fields(headers: &mut [Header], domain: &str, sender_domain: &str, old_style: bool) {
+    for h in headers.iter_mut() {
+        let d = if h.is_sender_field() {
+            sender_domain
+        } else if h.is_recipient_field() {
+            domain
+        } else {
+            continue;
+        };
+        let Some(value) = h.raw_value() else {
+            continue;
+        };
+        let old = old_style && !address::has_new_style_chars(value);
+        if let Some(new) = address::qualify_list(value, d, old) {
+            h.set_raw_value(&new);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -388,7 +517,7 @@ mod tests {
         let names: Vec<&str> = head.headers.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["To", "Subject", "X-8"]);
         assert_eq!(head.headers[0].value(), "a@x,  b@y");
-        let r: Vec<String> = header_recipients(&head.headers)
+        let r: Vec<String> = header_recipients(&head.headers, false)
             .into_iter()
             .map(|l| l.address)
             .collect();
@@ -409,12 +538,12 @@ mod tests {
     #[test]
     fn bcc_removed_and_recipients() {
         let (mut head, _) = all(b"To: a@x\nCc: B <b@y>\nBcc: c@z, d@w\n\nb\n", false);
-        let r: Vec<String> = header_recipients(&head.headers)
+        let r: Vec<String> = header_recipients(&head.headers, false)
             .into_iter()
             .map(|l| l.address)
             .collect();
         assert_eq!(r, ["a@x", "b@y", "d@w", "c@z"]);
-        strip_bcc(&mut head.headers);
+        apply_field_rules(&mut head.headers);
         assert_eq!(head.headers.len(), 2);
         assert!(head.headers.iter().all(|h| !h.is("Bcc")));
     }

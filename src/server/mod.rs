@@ -63,8 +63,12 @@ pub struct Server<'a> {
     pub spool: &'a Spool,
     pub mode: DeliveryMode,
     pub client: Client,
-    /// The client may relay (it is in the trusted networks).
+    /// The client may relay (it is in the trusted networks). Its messages are also
+    /// treated as local submissions: unqualified header addresses get this host's name,
+    /// as Postfix does for local clients only.
     pub trusted: bool,
+    /// `O OldStyleHeaders` (see [`address::OldStyle`]).
+    pub old_style: bool,
     /// Domains anyone may send to besides this host's own names (`O RelayDomains=`).
     pub relay_domains: Vec<String>,
     pub all_to_smarthost: bool,
@@ -130,25 +134,27 @@ pub fn xtext_decode(s: &str) -> Option<String> {
 /// inside the brackets, the parameters). None when the keyword is missing.
 fn split_path<'t>(arg: &'t str, keyword: &str) -> Option<(&'t str, String, Vec<&'t str>)> {
     let arg = arg.trim_start();
-    if arg.len() < keyword.len() + 1 || !arg[..keyword.len()].eq_ignore_ascii_case(keyword) {
+    // `get` rather than slicing: the client's bytes may put a multi-byte character
+    // across the keyword's end (`FROé:`).
+    let head = arg.get(..keyword.len())?;
+    if !head.eq_ignore_ascii_case(keyword) {
         return None;
     }
-    let rest = arg[keyword.len()..].trim_start();
+    let rest = arg.get(keyword.len()..)?.trim_start();
     let rest = rest.strip_prefix(':')?.trim_start();
-    let (written, params) = if rest.starts_with('<') {
-        let end = rest.find('>').map(|i| i + 1).unwrap_or(rest.len());
-        (&rest[..end], &rest[end..])
+    let end = if rest.starts_with('<') {
+        rest.find('>').map(|i| i + 1).unwrap_or(rest.len())
     } else {
-        let end = rest.find(' ').unwrap_or(rest.len());
-        (&rest[..end], &rest[end..])
+        rest.find(' ').unwrap_or(rest.len())
     };
+    let (written, params) = rest.split_at_checked(end)?;
     let inner = written
         .strip_prefix('<')
         .map(|w| w.strip_suffix('>').unwrap_or(w))
         .unwrap_or(written);
     // A source route (`@a,@b:user@host`) is dropped (RFC 5321 §3.3).
-    let path = match inner.rfind(':') {
-        Some(i) if inner.starts_with('@') => &inner[i + 1..],
+    let path = match inner.rsplit_once(':') {
+        Some((_, after)) if inner.starts_with('@') => after,
         _ => inner,
     };
     Some((
@@ -396,10 +402,19 @@ impl Server<'_> {
                         reply!("501 5.5.2 Syntax error in parameters scanning \"FROM\"");
                         continue;
                     };
-                    if let Err(m) = address::check_envelope_address(&path) {
-                        reply!("553 5.1.7 {m}");
-                        continue;
-                    }
+                    // `<>` is the null sender; anything else is one checked address.
+                    let path = if path.is_empty() {
+                        path
+                    } else {
+                        match address::parse_one(&path) {
+                            Ok(a) => a,
+                            Err(e) => {
+                                end.note(e.exit());
+                                reply!("553 {} {written}... {}", e.status(), e.text());
+                                continue;
+                            }
+                        }
+                    };
                     let mut next = Transaction::default();
                     if let Err(b) = each_param(&params, |k, v| mail_param(&mut next, k, v)) {
                         reply!("{b}");
@@ -441,10 +456,14 @@ impl Server<'_> {
                         reply!("553 5.1.3 {shown}... User address required");
                         continue;
                     }
-                    if let Err(m) = address::check_envelope_address(&path) {
-                        reply!("553 5.1.3 {m}");
-                        continue;
-                    }
+                    let path = match address::parse_one(&path) {
+                        Ok(a) => a,
+                        Err(e) => {
+                            end.note(e.exit());
+                            reply!("553 {} {shown}... {}", e.status(), e.text());
+                            continue;
+                        }
+                    };
                     let mut r = Recipient::new(path.clone());
                     if let Err(b) = each_param(&params, |k, v| rcpt_param(&mut r, k, v)) {
                         reply!("{b}");
@@ -668,7 +687,7 @@ impl Server<'_> {
         let mut entry = self.spool.begin(now).map_err(StoreError::Fatal)?;
         let id = entry.id.clone();
         let mut reader = LineReader::new(data, true);
-        let head = message::read_head(&mut reader).map_err(|f| {
+        let mut head = message::read_head(&mut reader).map_err(|f| {
             if f.code == crate::exit::Sysexit::IoErr {
                 StoreError::Read(io::Error::other(f.message))
             } else {
@@ -676,6 +695,12 @@ impl Server<'_> {
                 StoreError::TooBig(message::MAX_HEADER_BYTES as u64)
             }
         })?;
+        message::apply_field_rules(&mut head.headers);
+        if self.trusted {
+            let mut style = address::OldStyle(self.old_style);
+            message::observe_style(&head.headers, &mut style);
+            message::qualify_fields(&mut head.headers, &self.host, &self.host, style.0);
+        }
         let tm = clock::local(now);
         let date = clock::rfc5322(&tm);
         let sender = tx.sender.clone().unwrap_or_default();
