@@ -11,7 +11,10 @@
 //!   is folded by [`fold_header_line`]: a CRLF is inserted before a white space octet
 //!   (SP or HTAB), so that RFC 5322 unfolding (removing each CRLF that is followed by
 //!   white space) gives the field back unchanged. Only where no white space can take the
-//!   fold does it continue with CRLF SP (a "hard" break: there, unfolding adds one SP).
+//!   fold does it continue with CRLF SP (a "hard" break: there, and only there, unfolding
+//!   adds one SP). No continuation line is white space alone; to keep that true, a run of
+//!   more than [`MAX_BLANK_RUN`] blanks in a line that must be folded is cut to that
+//!   length (the one case where octets are dropped; no mail program writes such runs).
 //! - A body line longer than the limit is broken by [`body_break`] (CRLF SP at the limit,
 //!   Postfix's `smtp_line_length_limit` rule): no octet is lost, and a header line of a
 //!   MIME part inside the body stays a header line, continued.
@@ -23,6 +26,9 @@
 //! Memory: one header line at a time is held (the intake caps the header block at
 //! [`MAX_HEADER_BYTES`]; a longer line is treated as body from there on), and at most one
 //! wire line (about 1 KB) of the body: a body of any size is streamed.
+//!
+//! Failures: only the I/O errors of the reader and the writer, passed on; any octets are
+//! accepted (slicing is by octet, never of `str`), so no input makes it panic.
 //!
 //! Local delivery (mbox, pipes, files) does not go through this module: mailboxes and
 //! programs have no line limit, so they get the message as queued.
@@ -949,6 +955,9 @@ mod tests {
             #[test]
             fn folded_fields_fit_and_unfold(f in field()) {
                 let lines = fold_header_line(&f);
+                for l in &lines {
+                    prop_assert!(std::str::from_utf8(l).is_ok(), "UTF-8 split");
+                }
                 if f.len() <= MAX_LINE {
                     prop_assert_eq!(&lines, &vec![f.clone()]);
                 }
@@ -1007,21 +1016,24 @@ mod tests {
             fn bodies_on_the_wire(
                 lines in vec(
                     (
-                        // Mostly letters, with blanks, dots, lone CRs, the octets of
-                        // `€` and any other octet (bytes mapped, which is cheap).
-                        vec(any::<u8>(), 0..2600).prop_map(|v| {
-                            v.into_iter()
-                                .map(|b| match b % 32 {
-                                    0..=17 => b'a',
-                                    18..=21 => b' ',
-                                    22 | 23 => b'.',
-                                    24 => b'\r',
-                                    25 => 0xE2,
-                                    26 => 0x82,
-                                    27 => 0xAC,
-                                    _ => b,
-                                })
-                                .collect::<Vec<u8>>()
+                        // Mostly letters, with blanks, dots, lone CRs, `€` whole or
+                        // in pieces and any other octet (bytes mapped, which is cheap);
+                        // or only letters, blanks, dots and whole `€`s: valid UTF-8.
+                        (vec(any::<u8>(), 0..2600), any::<bool>()).prop_map(|(v, utf8)| {
+                            let mut out = Vec::with_capacity(v.len() + 8);
+                            for b in v {
+                                match b % 32 {
+                                    0..=17 => out.push(b'a'),
+                                    18..=21 => out.push(b' '),
+                                    22 | 23 => out.push(b'.'),
+                                    24 | 25 => out.extend_from_slice("€".as_bytes()),
+                                    _ if utf8 => out.push(b'a'),
+                                    26 => out.push(b'\r'),
+                                    27 => out.push(0x82),
+                                    _ => out.push(b),
+                                }
+                            }
+                            out
                         }),
                         prop_oneof![Just(&b"\n"[..]), Just(&b"\r\n"[..]), Just(&b""[..])],
                     ),
@@ -1086,6 +1098,9 @@ mod tests {
                     k += 1;
                     prop_assert!(first.len() <= MAX_LINE);
                     prop_assert!(stored.starts_with(first));
+                    if std::str::from_utf8(stored).is_ok() {
+                        prop_assert!(std::str::from_utf8(first).is_ok(), "UTF-8 split");
+                    }
                     let mut done = first.len();
                     let mut last_len = first.len();
                     while done < stored.len() {
@@ -1098,6 +1113,9 @@ mod tests {
                         prop_assert!(cont.len() > 1);
                         prop_assert_eq!(cont[0], b' ');
                         prop_assert!(stored[done..].starts_with(&cont[1..]));
+                        if std::str::from_utf8(stored).is_ok() {
+                            prop_assert!(std::str::from_utf8(&cont[1..]).is_ok(), "UTF-8 split");
+                        }
                         done += cont.len() - 1;
                         last_len = cont.len();
                     }
