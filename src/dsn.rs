@@ -6,9 +6,16 @@
 //! `message/delivery-status` part with per-message and per-recipient fields, and the
 //! original message (`message/rfc822`, or `text/rfc822-headers` when the sender asked
 //! for headers only with `-R hdrs` / `RET=HDRS`).
+//!
+//! The returned header lies in the report's body, where the SMTP client's folding of
+//! header fields does not reach, and its body rule (CRLF SP after 998 octets) would cut a
+//! long `To:` or `References:` anywhere. So its over-long lines are folded here, as the
+//! report is written, by the same function ([`crate::message::wire::fold_header_line`]):
+//! they stay header fields of the returned message. The returned body is copied as
+//! queued; on the wire it follows the body rule like any other.
 
 use std::fmt::Write as _;
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 
 use crate::clock;
 use crate::exit::Fatal;
@@ -249,22 +256,25 @@ impl Report<'_> {
         let mut n = b.len() as u64;
         // The original: its header block (up to the blank line), then the body unless
         // headers only. Always ending with a newline before the closing boundary.
-        let mut limited: Box<dyn Read> = if self.headers_only {
+        let limited: Box<dyn Read> = if self.headers_only {
             Box::new(original.take(env.header_bytes.saturating_sub(1)))
         } else {
             Box::new(original)
         };
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut last = b'\n';
-        loop {
-            let k = limited.read(&mut buf)?;
-            if k == 0 {
-                break;
-            }
-            out.write_all(&buf[..k])?;
-            last = buf[k - 1];
-            n += k as u64;
-        }
+        let mut r = BufReader::with_capacity(64 * 1024, limited);
+        let mut w = Tally {
+            out,
+            n: 0,
+            last: b'\n',
+        };
+        crate::message::wire::copy_folded_header(&mut r, &mut w)?;
+        io::copy(&mut r, &mut w)?;
+        let Tally {
+            out,
+            n: copied,
+            last,
+        } = w;
+        n += copied;
         let tail = format!(
             "{}\n--{boundary}--\n\n",
             if last == b'\n' { "" } else { "\n" }
@@ -310,6 +320,28 @@ impl Report<'_> {
         entry.commit(&env)?;
         crate::log::submitted(&env, spool.qf_path(&id).metadata().map(|m| m.len()).ok());
         Ok(id)
+    }
+}
+
+/// A writer that counts what passes and keeps its last octet.
+struct Tally<'a> {
+    out: &'a mut dyn Write,
+    n: u64,
+    last: u8,
+}
+
+impl Write for Tally<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let k = self.out.write(buf)?;
+        if k > 0 {
+            self.n += k as u64;
+            self.last = buf[k - 1];
+        }
+        Ok(k)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 }
 
@@ -449,5 +481,50 @@ mod tests {
         );
         assert!(!text.contains("body line"));
         assert!(text.ends_with("--\n\n"), "{text:?}");
+    }
+
+    #[test]
+    fn returned_header_is_folded() {
+        let mut env = test_envelope("6AMxxxxx000002", &["bob@x"]);
+        let addrs: Vec<String> = (1..=60).map(|n| format!("user{n}@example.org")).collect();
+        let head = format!("To: {}\nSubject: hi\nMIME-Version: 1.0\n", addrs.join(", "));
+        let long = "x".repeat(2500);
+        let original = format!("{head}\n{long}\n");
+        env.header_bytes = head.len() as u64 + 1;
+        let folded = format!(
+            "To: {},\n {}\nSubject: hi\nMIME-Version: 1.0\n",
+            addrs[..50].join(", "),
+            addrs[50..].join(", ")
+        );
+        for headers_only in [false, true] {
+            let rep = Report {
+                kind: Kind::Failure,
+                host: "host.example",
+                original: &env,
+                recipients: Vec::new(),
+                headers_only,
+                waited: None,
+            };
+            let mut out = Vec::new();
+            let n = rep
+                .write("NEWID", 0, "a@x", &mut original.as_bytes(), &mut out)
+                .unwrap();
+            assert_eq!(n as usize, out.len());
+            let text = String::from_utf8(out).unwrap();
+            let part = text.split("Return-Path: <a@x>\n").nth(1).unwrap();
+            assert!(
+                part.starts_with(&folded),
+                "headers only: {headers_only}\n{part}"
+            );
+            if headers_only {
+                assert!(part.starts_with(&format!("{folded}\n--")), "{part}");
+            } else {
+                // The body as queued: the wire breaks it when the report is sent.
+                assert!(
+                    part.starts_with(&format!("{folded}\n{long}\n\n--")),
+                    "{part}"
+                );
+            }
+        }
     }
 }

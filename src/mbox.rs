@@ -16,6 +16,10 @@
 //! user's own mailbox in a sticky /var/mail without the mail group) only fcntl is used.
 //! The append records the size first, writes, fsyncs, and on any failure truncates the
 //! file back, so a failed delivery never leaves a partial message.
+//!
+//! Lines are written as queued, whatever their length: an mbox has no line limit (nor
+//! has sendmail's local mailer one), so the SMTP rules of [`crate::message::wire`]
+//! (998 octets, header folding) do not apply here.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Write};

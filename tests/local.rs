@@ -283,6 +283,35 @@ fn mailbox_delivery_is_mboxrd_byte_for_byte() {
     );
 }
 
+/// A mailbox has no line limit: the long `To:` and the long lines that SMTP delivery
+/// folds are written to it as queued.
+#[test]
+fn mailbox_gets_long_header_fields_and_lines_unchanged() {
+    if !is_root() {
+        return;
+    }
+    let env = local_env("", None);
+    env.sendmail(&["-odq", "root"], &crate::folding::long_message())
+        .code(0);
+    let queued = env.only_message();
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    let got = fs::read_to_string(mbox(&env, "root")).unwrap();
+    let first = got.lines().next().unwrap();
+    assert_eq!(
+        got,
+        format!(
+            "{first}\nReturn-Path: <root@test.example>\nDelivered-To: root@test.example\n{queued}\n"
+        )
+    );
+    let to = format!(
+        "\nTo: {}\nSubject: folded fields\n",
+        crate::folding::addresses()
+    );
+    assert!(got.contains(&to), "{got}");
+    assert!(got.contains(&format!("\n{}\n", "x".repeat(2500))));
+}
+
 #[test]
 fn unsafe_mailboxes_are_refused_and_stay_queued() {
     if !is_root() {

@@ -6,6 +6,7 @@ mod compat_suite;
 mod delivery;
 mod dns;
 mod durability;
+mod folding;
 mod local;
 mod mailq_listing;
 mod man_pages;

@@ -12,6 +12,10 @@
 //! The mailbox append runs in a child (`rsendmail-deliver --mbox ...`) that gets the
 //! message's length first and then the message on stdin, so a deliverer that dies
 //! mid-message leaves a short read, which the child takes back (truncate to the old size).
+//!
+//! Mailboxes, `|command` and `/file` targets get the message as queued (LF line ends,
+//! lines of any length): they have no line limit, as sendmail's local and prog mailers
+//! set none, so the SMTP wire rules (`rsendmail::message::wire`) are not applied.
 
 use rsendmail::aliases::{Aliases, ExpandError, Expander, Target};
 use rsendmail::mbox;

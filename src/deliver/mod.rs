@@ -684,7 +684,7 @@ fn attempt(
             }
             Ok(session) => {
                 let relay_name = format!("{} [{}]", session.host, session.peer.ip());
-                let (mut file, size) = open_message().map_err(qf_error)?;
+                let (mut file, _) = open_message().map_err(qf_error)?;
                 let sender = engine.qualify(own_sender.as_deref().unwrap_or(&env.sender));
                 let addrs: Vec<String> = relay
                     .iter()
@@ -702,7 +702,6 @@ fn attempt(
                         })
                         .collect(),
                     data: &mut file,
-                    size,
                     body: env.body_type.as_deref(),
                     ret: env.ret.as_deref(),
                     envid: env.envid.as_deref(),

@@ -6,9 +6,14 @@
 //!   PIPELINING (MAIL, every RCPT and DATA in one write, replies read in order — RFC 2920),
 //!   SIZE, 8BITMIME (`BODY=`), DSN (NOTIFY/ORCPT/RET/ENVID, RFC 3461), SMTPUTF8 (RFC 6531:
 //!   an address that needs it is refused locally when the server does not offer it).
-//! - Only CRLF on the wire: stored LF and any bare CR become CRLF, lines starting with `.`
-//!   are dot-stuffed, and a line longer than 998 octets is wrapped by inserting CRLF after
-//!   every 998 octets (RFC 5321 §4.5.3.1.6); a message without a final line break gets one.
+//! - The data goes out as `rsendmail::message::wire` writes it: CRLF lines of at most 998
+//!   octets (RFC 5321 §4.5.3.1.6), dot-stuffed; an over-long header field is folded at
+//!   white space (RFC 5322 §2.2.3), an over-long body line continued with CRLF SP; a
+//!   message without a final line break gets one.
+//! - `SIZE=` is the size of the message as sent (RFC 1870 §3: CRLF pairs counted, the
+//!   transparency dots not), counted by one read of the message before MAIL; the data is
+//!   then read again from the start of the message, also for a second transaction after
+//!   a 452, so no message is held in memory.
 //! - Per-recipient results in one transaction; a 452 for a recipient (RFC 5321 §4.5.3.1.10,
 //!   too many recipients) sends it again in a following transaction on the same connection.
 //! - Timeouts per RFC 5321 §4.5.3.2, each configurable as sendmail's `Timeout.<name>`.
@@ -16,7 +21,8 @@
 //!   temporary failure, and the caller opens a new connection for the next message.
 
 use super::reply::{Reply, read_reply};
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use rsendmail::message::wire;
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -158,14 +164,20 @@ impl Outcome {
     }
 }
 
+/// A stored message: read from a position, and sought back to it.
+pub trait Stored: Read + Seek {}
+
+impl<T: Read + Seek> Stored for T {}
+
 /// A message to send.
 pub struct Outgoing<'a> {
     /// Reverse path (empty: `<>`).
     pub sender: &'a str,
     pub recipients: Vec<OutRcpt<'a>>,
-    /// The stored message (LF line ends), from its first header line on.
-    pub data: &'a mut dyn Read,
-    pub size: u64,
+    /// The stored message (LF line ends), from its first header line to its end. It is
+    /// read more than once (for `SIZE=`, and again for a second transaction after a 452),
+    /// each time from where it stood when given.
+    pub data: &'a mut dyn Stored,
     pub body: Option<&'a str>,
     pub ret: Option<&'a str>,
     pub envid: Option<&'a str>,
@@ -737,11 +749,16 @@ impl Session {
         self.state == State::Ready
     }
 
-    fn mail_command(&self, m: &Outgoing<'_>, utf8: bool) -> String {
+    /// Whether MAIL carries `SIZE=`: when offered, but (as sendmail) not for delivery
+    /// reports, sent from `<>`.
+    fn wants_size(&self, m: &Outgoing<'_>) -> bool {
+        self.caps.size.is_some() && !m.sender.is_empty()
+    }
+
+    fn mail_command(&self, m: &Outgoing<'_>, utf8: bool, data: &Data) -> String {
         let mut cmd = format!("MAIL From:<{}>", m.sender);
-        // sendmail gives no SIZE for its delivery reports (sent from <>).
-        if self.caps.size.is_some() && !m.sender.is_empty() {
-            cmd.push_str(&format!(" SIZE={}", m.size));
+        if let Some(size) = data.size {
+            cmd.push_str(&format!(" SIZE={size}"));
         }
         if self.caps.eightbitmime
             && let Some(b) = m.body
@@ -795,30 +812,26 @@ impl Session {
             );
             return vec![Outcome::PermFail(r); n];
         }
-        // The data can be sent once per connection; a 452 leftover needs a second pass.
-        let mut data_buf: Option<Vec<u8>> = None;
-        let mut first = true;
+        let data = match self.measure(m) {
+            Ok(d) => d,
+            Err(e) => {
+                let r = Reply::local(451, format!("4.3.0 cannot read the queue file: {e}"));
+                return vec![Outcome::TempFail(r); n];
+            }
+        };
         while !pending.is_empty() && self.state == State::Ready {
-            let (accepted, retry) = match self.transaction(
-                m,
-                &pending,
-                &mut results,
-                utf8_needed,
-                first,
-                &mut data_buf,
-                out,
-            ) {
-                Ok(v) => v,
-                Err(r) => {
-                    for i in &pending {
-                        if results[*i].is_none() {
-                            results[*i] = Some(Outcome::from_reply(r.clone()));
+            let (accepted, retry) =
+                match self.transaction(m, &pending, &mut results, utf8_needed, &data, out) {
+                    Ok(v) => v,
+                    Err(r) => {
+                        for i in &pending {
+                            if results[*i].is_none() {
+                                results[*i] = Some(Outcome::from_reply(r.clone()));
+                            }
                         }
+                        break;
                     }
-                    break;
-                }
-            };
-            first = false;
+                };
             if accepted == 0 || retry.is_empty() {
                 break;
             }
@@ -843,12 +856,11 @@ impl Session {
         which: &[usize],
         results: &mut [Option<Outcome>],
         utf8: bool,
-        first: bool,
-        data_buf: &mut Option<Vec<u8>>,
+        data: &Data,
         out: &mut Transcript<'_>,
     ) -> Result<(usize, Vec<usize>), Reply> {
         let t = self.timeouts.clone();
-        let mail = self.mail_command(m, utf8);
+        let mail = self.mail_command(m, utf8, data);
         let rcpts: Vec<String> = which
             .iter()
             .map(|&i| self.rcpt_command(&m.recipients[i]))
@@ -939,24 +951,15 @@ impl Session {
             return Ok((0, retry));
         }
         self.state = State::DataFinalReply;
-        let sent = if first && data_buf.is_none() && retry.is_empty() {
-            self.write_data(&mut *m.data)
-        } else {
-            // A 452 means the same data is sent again: keep a copy from the first pass.
-            if data_buf.is_none() {
-                let mut v = Vec::new();
-                let r = m.data.read_to_end(&mut v);
-                if let Err(e) = r {
-                    return Err(Reply::local(
-                        451,
-                        format!("4.3.0 cannot read the queue file: {e}"),
-                    ));
-                }
-                *data_buf = Some(v);
-            }
-            let buf = data_buf.clone().unwrap_or_default();
-            self.write_data(&mut &buf[..])
-        };
+        // From the message's start each time: it was read for SIZE=, and a 452 sends
+        // it again in a second transaction.
+        if let Err(e) = m.data.seek(SeekFrom::Start(data.origin)) {
+            return Err(Reply::local(
+                451,
+                format!("4.3.0 cannot read the queue file: {e}"),
+            ));
+        }
+        let sent = self.write_data(&mut *m.data);
         if let Err(e) = sent {
             let st = self.state;
             self.state = State::Closed;
@@ -1002,8 +1005,22 @@ impl Session {
     fn write_data(&mut self, data: &mut dyn Read) -> io::Result<()> {
         let _ = self.sock.set_write_timeout(Some(self.timeouts.datablock));
         let mut w = BufWriter::with_capacity(64 * 1024, self.conn.get_mut());
-        write_wire(data, &mut w)?;
+        wire::write_wire(data, &mut w)?;
         w.flush()
+    }
+
+    /// Where the message starts, and its size as sent when MAIL is to carry `SIZE=`
+    /// (one more read of the message; the data is sent from `origin` again).
+    fn measure(&self, m: &mut Outgoing<'_>) -> io::Result<Data> {
+        let origin = m.data.stream_position()?;
+        let size = if self.wants_size(m) {
+            let n = wire::wire_size(&mut *m.data)?;
+            m.data.seek(SeekFrom::Start(origin))?;
+            Some(n)
+        } else {
+            None
+        };
+        Ok(Data { origin, size })
     }
 
     /// End the session politely.
@@ -1021,117 +1038,15 @@ impl Session {
     }
 }
 
-/// Write a stored message as SMTP DATA: CRLF only (LF and bare CR become CRLF), lines
-/// starting with `.` dot-stuffed, lines over 998 octets wrapped with an inserted CRLF, a
-/// final line break added when missing, then the terminating `.` line.
-pub fn write_wire<W: Write>(data: &mut dyn Read, w: &mut W) -> io::Result<()> {
-    let mut input = BufReader::with_capacity(64 * 1024, data);
-    let mut col = 0usize;
-    let mut skip_lf = false;
-    loop {
-        let chunk = input.fill_buf()?;
-        if chunk.is_empty() {
-            break;
-        }
-        let len = chunk.len();
-        let mut start = 0;
-        for (i, &b) in chunk.iter().enumerate() {
-            if skip_lf {
-                skip_lf = false;
-                if b == b'\n' {
-                    start = i + 1;
-                    continue;
-                }
-            }
-            if b == b'\n' || b == b'\r' {
-                w.write_all(&chunk[start..i])?;
-                w.write_all(b"\r\n")?;
-                col = 0;
-                start = i + 1;
-                skip_lf = b == b'\r';
-                continue;
-            }
-            if col == 998 {
-                w.write_all(&chunk[start..i])?;
-                w.write_all(b"\r\n")?;
-                start = i;
-                col = 0;
-            }
-            if col == 0 && b == b'.' {
-                w.write_all(&chunk[start..i])?;
-                w.write_all(b".")?;
-                start = i;
-            }
-            col += 1;
-        }
-        w.write_all(&chunk[start..])?;
-        input.consume(len);
-    }
-    if col != 0 {
-        w.write_all(b"\r\n")?;
-    }
-    w.write_all(b".\r\n")
+/// The message of a [`Session::send`]: where it starts in its file, and `SIZE=`.
+struct Data {
+    origin: u64,
+    size: Option<u64>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn wire(input: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        write_wire(&mut &input[..], &mut out).unwrap();
-        out
-    }
-
-    #[test]
-    fn wire_format() {
-        let cases: &[(&[u8], &[u8])] = &[
-            (b"a\nb\n", b"a\r\nb\r\n.\r\n"),
-            (b"no final newline", b"no final newline\r\n.\r\n"),
-            (
-                b".leading\n..two\n.\n",
-                b"..leading\r\n...two\r\n..\r\n.\r\n",
-            ),
-            (b"bare\rcr\n", b"bare\r\ncr\r\n.\r\n"),
-            (b"crlf\r\nkept\n", b"crlf\r\nkept\r\n.\r\n"),
-            (b"", b".\r\n"),
-            (b"mid.dot\n", b"mid.dot\r\n.\r\n"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(
-                String::from_utf8_lossy(&wire(input)),
-                String::from_utf8_lossy(want),
-                "{:?}",
-                String::from_utf8_lossy(input)
-            );
-        }
-    }
-
-    #[test]
-    fn long_lines_wrapped_at_998() {
-        let mut input = vec![b'x'; 2500];
-        input.push(b'\n');
-        let out = wire(&input);
-        let lines: Vec<&[u8]> = out.split(|&b| b == b'\n').collect();
-        assert_eq!(lines[0].len(), 999); // 998 + CR
-        assert_eq!(lines[1].len(), 999);
-        assert_eq!(lines[2].len(), 504 + 1);
-        assert!(out.windows(2).filter(|w| w == b"\r\n").count() == 4);
-        // A dot that lands at the start of a wrapped line is stuffed too.
-        let mut input = vec![b'y'; 998];
-        input.extend_from_slice(b".z\n");
-        assert!(wire(&input).ends_with(b"\r\n..z\r\n.\r\n"));
-        // Only CRLF pairs on the wire: no bare CR or LF anywhere.
-        let out = wire(b"a\rb\nc\r\r\nd");
-        for (i, &b) in out.iter().enumerate() {
-            if b == b'\n' {
-                assert_eq!(out[i - 1], b'\r');
-            }
-            if b == b'\r' {
-                assert_eq!(out[i + 1], b'\n');
-            }
-        }
-    }
 
     #[test]
     fn caps_parsed() {

@@ -11,6 +11,7 @@
 //! the recipients before anything is written, and because the added headers go in front.
 
 pub mod address;
+pub mod wire;
 
 use crate::exit::{Fatal, Sysexit};
 use std::io::{self, BufRead, Read, Write};

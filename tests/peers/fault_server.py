@@ -18,6 +18,9 @@ Faults, by the local part of a recipient:
   stall...        no reply after the data, for STALL seconds (default 30)
 Options (environment): NO_PIPELINING=1 hides PIPELINING; NO_EHLO=1 refuses EHLO (502);
 RSET_FAIL=1 answers RSET with 500;
+STRICT=1 refuses (554 5.6.0) any message with a line over 998 octets (RFC 5321
+4.5.3.1.6, the transparency dot not counted) or a bare CR or LF, and keeps what it got in
+STATE_DIR/refused/<n>.eml;
 TLS_CERT and TLS_KEY with TLS_MODE=starttls (offer STARTTLS) or implicit (TLS from the
 first byte); AUTH_USER and AUTH_PASS make AUTH PLAIN/LOGIN/CRAM-MD5 required (AUTH_ONLY_CRAM=1 offers
 only CRAM-MD5). The transcript marks
@@ -38,6 +41,18 @@ os.makedirs(MSGS, exist_ok=True)
 SEEN = set()
 COUNT = [0]
 STALL = float(os.environ.get("STALL", "30"))
+
+
+def strict_problem(data):
+    """Why a strict server refuses this DATA (unstuffed, CRLF lines), or None."""
+    if data and not data.endswith(b"\r\n"):
+        return "no CRLF at the end"
+    for n, line in enumerate(data.split(b"\r\n")[:-1], 1):
+        if b"\r" in line or b"\n" in line:
+            return "bare CR or LF in line %d" % n
+        if len(line) > 998:
+            return "line %d has %d octets" % (n, len(line))
+    return None
 
 
 def log(session, line):
@@ -117,6 +132,15 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         rcpts = [r.split("@")[0].lower() for r in envelope.rcpt_tos]
         log(id(session), "DATA-END %d bytes" % len(envelope.original_content or b""))
+        if os.environ.get("STRICT"):
+            why = strict_problem(envelope.original_content or b"")
+            if why:
+                log(id(session), "DATA-REFUSED %s" % why)
+                refused = os.path.join(STATE, "refused")
+                os.makedirs(refused, exist_ok=True)
+                with open(os.path.join(refused, "%06d.eml" % len(os.listdir(refused))), "wb") as f:
+                    f.write(envelope.original_content or b"")
+                return "554 5.6.0 Message refused: %s (strict)" % why
         if any(r.startswith("dropdata") for r in rcpts) and "drop" not in SEEN:
             SEEN.add("drop")
             server.transport.close()

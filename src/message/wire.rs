@@ -1,0 +1,1127 @@
+//! A stored message as it goes to a peer: SMTP DATA lines (RFC 5321 §4.5.3.1.6, §4.5.2)
+//! and header fields folded to fit them (RFC 5322 §2.2.3).
+//!
+//! Units are octets; a line's length never counts its line end. A queued message is in
+//! canonical form (LF line ends, see [`crate::message`]); on the wire:
+//! - Every line ends in CRLF: a stored LF, a stored CRLF and a lone CR each end a line.
+//! - No line is longer than [`MAX_LINE`] (998) octets, so with its CRLF it stays within
+//!   RFC 5321's 1,000 (the dot added for transparency is not counted, §4.5.3.1.6). Lines
+//!   within the limit go out byte for byte as stored.
+//! - The header block is every line before the first empty line. An over-long header line
+//!   is folded by [`fold_header_line`]: a CRLF is inserted before a white space octet
+//!   (SP or HTAB), so that RFC 5322 unfolding (removing each CRLF that is followed by
+//!   white space) gives the field back unchanged. Only where no white space can take the
+//!   fold does it continue with CRLF SP (a "hard" break: there, and only there, unfolding
+//!   adds one SP). No continuation line is white space alone; to keep that true, a run of
+//!   more than [`MAX_BLANK_RUN`] blanks in a line that must be folded is cut to that
+//!   length (the one case where octets are dropped; no mail program writes such runs).
+//! - A body line longer than the limit is broken by [`body_break`] (CRLF SP at the limit,
+//!   Postfix's `smtp_line_length_limit` rule): no octet is lost, and a header line of a
+//!   MIME part inside the body stays a header line, continued.
+//! - Neither rule splits a UTF-8 sequence: when the octets at the limit belong to a valid
+//!   UTF-8 character, the break moves back to where that character begins.
+//! - Every line start is dot-stuffed (a `.` doubled), continuation lines included, and
+//!   the data ends with the `.` line; a message without a final line break gets one.
+//!
+//! Memory: one header line at a time is held (the intake caps the header block at
+//! [`MAX_HEADER_BYTES`]; a longer line is treated as body from there on), and at most one
+//! wire line (about 1 KB) of the body: a body of any size is streamed.
+//!
+//! Failures: only the I/O errors of the reader and the writer, passed on; any octets are
+//! accepted (slicing is by octet, never of `str`), so no input makes it panic.
+//!
+//! Local delivery (mbox, pipes, files) does not go through this module: mailboxes and
+//! programs have no line limit, so they get the message as queued.
+
+use super::MAX_HEADER_BYTES;
+use std::io::{self, BufRead, Read, Write};
+
+/// The longest line on the wire, CRLF excluded (RFC 5321 §4.5.3.1.6: 1,000 with CRLF).
+pub const MAX_LINE: usize = 998;
+
+/// The longest run of white space an over-long header line keeps. A longer run could
+/// not be folded without a continuation line made only of white space (which some
+/// readers take for the empty line that ends the header block), so in a header line that
+/// must be folded anyway such a run is cut to this length. No mail program writes one.
+pub const MAX_BLANK_RUN: usize = 256;
+
+fn is_wsp(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// Where a break at `at` in `line` has to go so as not to split a UTF-8 character: the
+/// start of the character when `at` falls inside a valid UTF-8 sequence that begins after
+/// `floor`, else `at` itself (octets that are not UTF-8 are cut where the limit falls).
+fn char_boundary(line: &[u8], at: usize, floor: usize) -> usize {
+    if at >= line.len() || line[at] & 0xC0 != 0x80 {
+        return at;
+    }
+    for back in 1..=3 {
+        let Some(s) = at.checked_sub(back) else { break };
+        let lead = line[s];
+        if lead & 0xC0 == 0x80 {
+            continue;
+        }
+        let width = match lead {
+            0xC2..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF4 => 4,
+            _ => return at,
+        };
+        let valid = s + width > at
+            && s + width <= line.len()
+            && std::str::from_utf8(&line[s..s + width]).is_ok();
+        return if valid && s > floor { s } else { at };
+    }
+    at
+}
+
+/// The body rule, the one place it is decided: `line` is a body line as stored (or its
+/// remainder after earlier breaks) and `used` the octets already on the wire line before
+/// it (the SP of a continuation). When `used + line.len()` exceeds [`MAX_LINE`], the line
+/// is broken after the returned number of octets of `line` and the next wire line begins
+/// with the returned prefix. Callers pass at least 3 octets past the limit when the line
+/// has them, so that a UTF-8 character at the limit can be seen whole.
+///
+/// The rule is Postfix's `smtp_line_length_limit`: CRLF SP at the limit, so no octet is
+/// lost and a folded header of a MIME part stays a header line.
+pub fn body_break(line: &[u8], used: usize) -> (usize, &'static [u8]) {
+    let limit = MAX_LINE.saturating_sub(used).max(1);
+    (char_boundary(line, limit, 0), b" ")
+}
+
+/// `line` with every white-space run longer than [`MAX_BLANK_RUN`] cut to that length.
+fn cut_blank_runs(line: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len());
+    let mut run = 0;
+    for &b in line {
+        if is_wsp(b) {
+            run += 1;
+            if run > MAX_BLANK_RUN {
+                continue;
+            }
+        } else {
+            run = 0;
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// Fold one header line (without its line end) into lines of at most [`MAX_LINE`]
+/// octets, returned without line ends. A line that fits is returned unchanged.
+///
+/// An over-long line is cut greedily, each output line as long as it may be:
+/// - Folding: the break goes before the last white space octet within the limit, so the
+///   next line begins with it (RFC 5322 §2.2.3). On a field's first line only after the
+///   colon; never so that either side of the break is white space alone.
+/// - Where no white space can take the break (a long word, a base64 run), a hard break:
+///   the next line is SP and the octets that follow, at most 997 of them. Unfolding gives
+///   the field back with one SP added at each hard break.
+/// - Breaks do not split UTF-8 characters (see the module docs); runs of white space
+///   longer than [`MAX_BLANK_RUN`] are cut to that length first.
+///
+/// Every line after the first begins with SP or HTAB and holds an octet that is not
+/// white space.
+pub fn fold_header_line(line: &[u8]) -> Vec<Vec<u8>> {
+    if line.len() <= MAX_LINE {
+        return vec![line.to_vec()];
+    }
+    let line = cut_blank_runs(line);
+    if line.len() <= MAX_LINE {
+        return vec![line];
+    }
+    // A fold may go only after the colon of a field's first line.
+    let min_fold = match line.first() {
+        Some(&b) if !is_wsp(b) => line.iter().position(|&b| b == b':').map_or(1, |c| c + 1),
+        _ => 1,
+    };
+    // Breaks stay before the last visible octet, so the last line holds one too.
+    let Some(last) = line.iter().rposition(|&b| !is_wsp(b)) else {
+        // Only white space, at most MAX_BLANK_RUN of it: it fitted above.
+        return vec![line];
+    };
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut hard = false;
+    loop {
+        let room = MAX_LINE - usize::from(hard);
+        let piece = |end: usize| {
+            let mut p = Vec::with_capacity(end - start + 1);
+            if hard {
+                p.push(b' ');
+            }
+            p.extend_from_slice(&line[start..end]);
+            p
+        };
+        if line.len() - start <= room {
+            out.push(piece(line.len()));
+            return out;
+        }
+        let limit = start + room;
+        // The first visible octet of this line: a break must come after it.
+        let visible = line[start..]
+            .iter()
+            .position(|&b| !is_wsp(b))
+            .map_or(last, |p| start + p);
+        let lowest = min_fold.max(visible + 1);
+        let fold = (lowest..=limit.min(last)).rev().find(|&p| is_wsp(line[p]));
+        let (end, next_hard) = match fold {
+            Some(p) => (p, false),
+            None => {
+                let at = char_boundary(&line, limit.min(last), visible);
+                // A break at or before the first visible octet cannot happen once white
+                // space runs are cut; keep the loop moving all the same.
+                (if at > visible { at } else { limit }, true)
+            }
+        };
+        out.push(piece(end));
+        start = end;
+        hard = next_hard;
+    }
+}
+
+/// Fold every over-long line of a header field in canonical form (LF line ends, as
+/// queued): the field as [`fold_header_line`] folds each of its lines, LF-terminated
+/// again. A field whose lines fit is returned unchanged.
+pub fn fold_field(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len() + 8);
+    for line in field.split_inclusive(|&b| b == b'\n') {
+        let (text, eol) = match line.strip_suffix(b"\n") {
+            Some(t) => (t, &b"\n"[..]),
+            None => (line, &b""[..]),
+        };
+        let pieces = fold_header_line(text);
+        let n = pieces.len();
+        for (i, p) in pieces.into_iter().enumerate() {
+            out.extend_from_slice(&p);
+            out.extend_from_slice(if i + 1 < n { b"\n" } else { eol });
+        }
+    }
+    out
+}
+
+/// Copy a header block in canonical form from `r` to `w`, folding its over-long lines
+/// with [`fold_header_line`]: up to and including the first empty line, or to the end of
+/// `r`. A line longer than [`MAX_HEADER_BYTES`] is copied as it is and ends the header
+/// block there. Returns the octets written. The body after it is left in `r`.
+pub fn copy_folded_header<R: BufRead + ?Sized, W: Write + ?Sized>(
+    r: &mut R,
+    w: &mut W,
+) -> io::Result<u64> {
+    let mut n = 0u64;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let got = r
+            .take(MAX_HEADER_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)?;
+        if got == 0 {
+            return Ok(n);
+        }
+        let Some(text) = line.strip_suffix(b"\n") else {
+            // The end of `r`, or a line too long to be a header line.
+            w.write_all(&line)?;
+            return Ok(n + line.len() as u64);
+        };
+        if text.is_empty() {
+            w.write_all(b"\n")?;
+            return Ok(n + 1);
+        }
+        for p in fold_header_line(text) {
+            w.write_all(&p)?;
+            w.write_all(b"\n")?;
+            n += p.len() as u64 + 1;
+        }
+    }
+}
+
+/// The SMTP DATA encoder: a stored message in, wire lines out (the rules are in the
+/// module docs). Feed it with [`Wire::push`], end it with [`Wire::finish`].
+pub struct Wire<W: Write> {
+    w: W,
+    /// Still in the header block (before its empty line).
+    header: bool,
+    /// The current line's octets not yet written: in the header block the whole line,
+    /// in the body at most [`MAX_LINE`] + 3.
+    line: Vec<u8>,
+    /// Octets already written on the current wire line (a continuation's SP).
+    used: usize,
+    /// Whether anything was written on the current wire line (for dot-stuffing).
+    started: bool,
+    /// The last octet seen was a CR: an LF right after it belongs to the same line end.
+    after_cr: bool,
+    /// Octets written, and dots added for transparency.
+    pub written: u64,
+    pub stuffed: u64,
+}
+
+impl<W: Write> Wire<W> {
+    pub fn new(w: W) -> Wire<W> {
+        Wire {
+            w,
+            header: true,
+            line: Vec::with_capacity(MAX_LINE + 4),
+            used: 0,
+            started: false,
+            after_cr: false,
+            written: 0,
+            stuffed: 0,
+        }
+    }
+
+    /// Write octets of the current wire line, doubling a `.` that begins it.
+    fn put(&mut self, b: &[u8]) -> io::Result<()> {
+        if b.is_empty() {
+            return Ok(());
+        }
+        if !self.started && b[0] == b'.' {
+            self.w.write_all(b".")?;
+            self.written += 1;
+            self.stuffed += 1;
+        }
+        self.started = true;
+        self.w.write_all(b)?;
+        self.written += b.len() as u64;
+        Ok(())
+    }
+
+    fn end_line(&mut self) -> io::Result<()> {
+        self.w.write_all(b"\r\n")?;
+        self.written += 2;
+        self.started = false;
+        self.used = 0;
+        Ok(())
+    }
+
+    /// Break the held body line while it is longer than the limit: with `all` (the line
+    /// has ended) down to what fits, else while 3 octets past the limit are held, enough
+    /// to see a UTF-8 character at the limit whole.
+    fn break_body(&mut self, all: bool) -> io::Result<()> {
+        loop {
+            let avail = MAX_LINE.saturating_sub(self.used);
+            let needed = if all { avail + 1 } else { avail + 3 };
+            if self.line.len() < needed {
+                return Ok(());
+            }
+            let (at, prefix) = body_break(&self.line, self.used);
+            let at = at.clamp(1, self.line.len());
+            let line = std::mem::take(&mut self.line);
+            self.put(&line[..at])?;
+            self.end_line()?;
+            self.put(prefix)?;
+            self.used = prefix.len();
+            self.line = line;
+            self.line.drain(..at);
+        }
+    }
+
+    /// A line of the message ended (its terminator seen, or the end of the data).
+    fn line_done(&mut self) -> io::Result<()> {
+        if self.header && self.line.is_empty() {
+            self.header = false;
+        } else if !self.header {
+            self.break_body(true)?;
+        }
+        let line = std::mem::take(&mut self.line);
+        if self.header && line.len() > MAX_LINE {
+            for (i, p) in fold_header_line(&line).iter().enumerate() {
+                if i > 0 {
+                    self.end_line()?;
+                }
+                self.put(p)?;
+            }
+        } else {
+            self.put(&line)?;
+        }
+        self.line = line;
+        self.line.clear();
+        self.end_line()
+    }
+
+    /// Octets of one line, no terminator among them.
+    fn text(&mut self, mut b: &[u8]) -> io::Result<()> {
+        if self.header {
+            if self.line.len() + b.len() <= MAX_HEADER_BYTES {
+                self.line.extend_from_slice(b);
+                return Ok(());
+            }
+            // Too long for a header line: the body rule from here on.
+            self.header = false;
+            self.break_body(false)?;
+        }
+        while !b.is_empty() {
+            let hold = MAX_LINE + 3 - self.used;
+            let take = hold.saturating_sub(self.line.len()).min(b.len());
+            self.line.extend_from_slice(&b[..take]);
+            b = &b[take..];
+            self.break_body(false)?;
+        }
+        Ok(())
+    }
+
+    /// More of the stored message.
+    pub fn push(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut rest = data;
+        if self.after_cr && !rest.is_empty() {
+            self.after_cr = false;
+            if rest[0] == b'\n' {
+                rest = &rest[1..];
+            }
+        }
+        while let Some(i) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+            self.text(&rest[..i])?;
+            self.line_done()?;
+            let mut next = i + 1;
+            if rest[i] == b'\r' {
+                match rest.get(next) {
+                    None => self.after_cr = true,
+                    Some(b'\n') => next += 1,
+                    Some(_) => {}
+                }
+            }
+            rest = &rest[next..];
+        }
+        self.text(rest)
+    }
+
+    /// End the data: a line break when the message lacks a final one, then the `.` line.
+    pub fn finish(&mut self) -> io::Result<()> {
+        if !self.line.is_empty() || self.started {
+            self.line_done()?;
+        }
+        self.w.write_all(b".\r\n")?;
+        self.written += 3;
+        self.w.flush()
+    }
+}
+
+/// Feed all of `data` to `wire`, 64 KiB at a time.
+fn pump<W: Write>(data: &mut dyn Read, wire: &mut Wire<W>) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match data.read(&mut buf) {
+            Ok(0) => return wire.finish(),
+            Ok(n) => wire.push(&buf[..n])?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Write a stored message as SMTP DATA, from its first header line to the final `.`
+/// line (see the module docs for the rules). The message is streamed.
+pub fn write_wire<W: Write>(data: &mut dyn Read, w: &mut W) -> io::Result<()> {
+    pump(data, &mut Wire::new(w))
+}
+
+/// The size of a stored message as [`write_wire`] sends it, as RFC 1870 §3 counts it for
+/// `SIZE=`: every octet including the CRLF pairs, not the dots added for transparency
+/// nor the final `.` line. Reads the message once, holding no more of it than
+/// [`write_wire`] does.
+pub fn wire_size(data: &mut dyn Read) -> io::Result<u64> {
+    let mut wire = Wire::new(io::sink());
+    pump(data, &mut wire)?;
+    Ok(wire.written - wire.stuffed - 3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_wire(&mut &input[..], &mut out).unwrap();
+        out
+    }
+
+    /// The same message fed `step` octets at a time.
+    fn wire_in_steps(input: &[u8], step: usize) -> Vec<u8> {
+        let mut w = Wire::new(Vec::new());
+        for piece in input.chunks(step.max(1)) {
+            w.push(piece).unwrap();
+        }
+        w.finish().unwrap();
+        w.w
+    }
+
+    fn text(b: &[u8]) -> String {
+        String::from_utf8_lossy(b).into_owned()
+    }
+
+    fn rep(s: &str, n: usize) -> String {
+        s.repeat(n)
+    }
+
+    /// RFC 5322 §2.2.3 unfolding: every CRLF (or LF) followed by SP or HTAB removed.
+    fn unfold(b: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            let eol = if b[i..].starts_with(b"\r\n") {
+                2
+            } else if b[i] == b'\n' {
+                1
+            } else {
+                0
+            };
+            if eol > 0 && b.get(i + eol).is_some_and(|&c| is_wsp(c)) {
+                i += eol;
+                continue;
+            }
+            out.push(b[i]);
+            i += 1;
+        }
+        out
+    }
+
+    #[test]
+    fn wire_format() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"a\nb\n", b"a\r\nb\r\n.\r\n"),
+            (b"no final newline", b"no final newline\r\n.\r\n"),
+            (
+                b".leading\n..two\n.\n",
+                b"..leading\r\n...two\r\n..\r\n.\r\n",
+            ),
+            (b"bare\rcr\n", b"bare\r\ncr\r\n.\r\n"),
+            (b"crlf\r\nkept\n", b"crlf\r\nkept\r\n.\r\n"),
+            (b"", b".\r\n"),
+            (b"mid.dot\n", b"mid.dot\r\n.\r\n"),
+            // The same in the body.
+            (
+                b"S: x\n\na\rb\r\r\nc\r",
+                b"S: x\r\n\r\na\r\nb\r\n\r\nc\r\n.\r\n",
+            ),
+            (b"S: x\n\n.\n..\n", b"S: x\r\n\r\n..\r\n...\r\n.\r\n"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(text(&wire(input)), text(want), "{:?}", text(input));
+            for step in [1, 2, 3] {
+                assert_eq!(text(&wire_in_steps(input, step)), text(want), "step {step}");
+            }
+        }
+        // Only CRLF pairs on the wire: no bare CR or LF anywhere.
+        let out = wire(b"a\rb\nc\r\r\nd");
+        for (i, &b) in out.iter().enumerate() {
+            if b == b'\n' {
+                assert_eq!(out[i - 1], b'\r');
+            }
+            if b == b'\r' {
+                assert_eq!(out[i + 1], b'\n');
+            }
+        }
+    }
+
+    /// Header fields: (label, hard breaks, field as queued without its LF, the field on
+    /// the wire).
+    fn header_cases() -> Vec<(&'static str, usize, String, String)> {
+        let addrs: Vec<String> = (1..=60).map(|n| format!("user{n}@example.org")).collect();
+        let ids: Vec<String> = (0..40)
+            .map(|n| format!("<20240101.{n:04}.abcdef@mail.example.org>"))
+            .collect();
+        let words: Vec<String> = (0..240).map(|n| format!("w{n:03}")).collect();
+        let tabbed: Vec<String> = (0..250).map(|n| format!("t{n:03}")).collect();
+        let fits = format!("X-Fits: {}", rep("f", 990));
+        vec![
+            (
+                // 1,193 octets; "To: " + addresses 1..=50 and the comma is 994 octets.
+                "60 addresses fold before the last blank within the limit",
+                0,
+                format!("To: {}", addrs.join(", ")),
+                format!(
+                    "To: {},\r\n {}",
+                    addrs[..50].join(", "),
+                    addrs[50..].join(", ")
+                ),
+            ),
+            (
+                // 12 + 24 ids of 39 octets and their 23 blanks = 971.
+                "References fold at single blanks",
+                0,
+                format!("References: {}", ids.join(" ")),
+                format!(
+                    "References: {}\r\n {}",
+                    ids[..24].join(" "),
+                    ids[24..].join(" ")
+                ),
+            ),
+            (
+                "no white space: CRLF SP at the limit",
+                1,
+                format!("X-Blob:{}", rep("a", 1493)),
+                format!("X-Blob:{}\r\n {}", rep("a", 991), rep("a", 502)),
+            ),
+            (
+                "no white space, several hard breaks of 997 after the SP",
+                3,
+                format!("X-Blob:{}", rep("a", 2993)),
+                format!(
+                    "X-Blob:{}\r\n {}\r\n {}\r\n {}",
+                    rep("a", 991),
+                    rep("a", 997),
+                    rep("a", 997),
+                    rep("a", 8)
+                ),
+            ),
+            (
+                "the only blank is after the colon: fold there, then hard breaks",
+                1,
+                format!("X-Long: {}", rep("b", 1200)),
+                format!("X-Long:\r\n {}\r\n {}", rep("b", 997), rep("b", 203)),
+            ),
+            (
+                "already folded within the limit: unchanged",
+                0,
+                format!("To: a@example.org,\n\tb@example.org,\n    c@example.org\n{fits}"),
+                format!("To: a@example.org,\r\n\tb@example.org,\r\n    c@example.org\r\n{fits}"),
+            ),
+            (
+                "exactly 998 octets: unchanged",
+                0,
+                format!("X-Edge: {}", rep("e w", 330)),
+                format!("X-Edge: {}", rep("e w", 330)),
+            ),
+            (
+                "a long second continuation line folds on its own",
+                0,
+                format!("X-List: first\n\t{}", words.join(" ")),
+                format!(
+                    "X-List: first\r\n\t{}\r\n {}",
+                    words[..199].join(" "),
+                    words[199..].join(" ")
+                ),
+            ),
+            (
+                // 5 + 496 two-octet characters = 997: the 497th would straddle the limit.
+                "UTF-8 is not split by a hard break",
+                1,
+                format!("X-Ut:{}", rep("é", 700)),
+                format!("X-Ut:{}\r\n {}", rep("é", 496), rep("é", 204)),
+            ),
+            (
+                "three- and four-octet characters",
+                1,
+                format!("X-E:{}{}", rep("€", 331), rep("𝄞", 100)),
+                // 4 + 993 = 997; then the 4-octet characters from the second line on.
+                format!("X-E:{}\r\n {}", rep("€", 331), rep("𝄞", 100)),
+            ),
+            (
+                "tabs are folding white space too",
+                0,
+                format!("Subject:\t{}", tabbed.join("\t")),
+                format!(
+                    "Subject:\t{}\r\n\t{}",
+                    tabbed[..198].join("\t"),
+                    tabbed[198..].join("\t")
+                ),
+            ),
+            (
+                "UTF-8 words fold at blanks",
+                0,
+                format!("Subject: {}", rep("héllo wörld ", 100).trim_end()),
+                // 9 + 70 × 14 + "héllo" = 995: the blank after it is the last within.
+                format!(
+                    "Subject: {}héllo\r\n wörld {}",
+                    rep("héllo wörld ", 70),
+                    rep("héllo wörld ", 29).trim_end()
+                ),
+            ),
+            (
+                "never a fold before the colon (RFC 822's blank before it)",
+                1,
+                format!("Old-Style :{}", rep("q", 1200)),
+                format!("Old-Style :{}\r\n {}", rep("q", 987), rep("q", 213)),
+            ),
+            (
+                "trailing blanks stay with the last word",
+                1,
+                format!("X-T: {}{}", rep("z", 1100), rep(" ", 30)),
+                format!(
+                    "X-T:\r\n {}\r\n {}{}",
+                    rep("z", 997),
+                    rep("z", 103),
+                    rep(" ", 30)
+                ),
+            ),
+        ]
+    }
+
+    #[test]
+    fn header_fields_fold_on_the_wire() {
+        for (label, _, field, want) in header_cases() {
+            let msg = format!("{field}\nSubject: s\nMIME-Version: 1.0\n\nbody\n");
+            let out = wire(msg.as_bytes());
+            let want_all =
+                format!("{want}\r\nSubject: s\r\nMIME-Version: 1.0\r\n\r\nbody\r\n.\r\n");
+            assert_eq!(text(&out), want_all, "{label}");
+            assert_eq!(
+                text(&wire_in_steps(msg.as_bytes(), 7)),
+                want_all,
+                "{label}, in steps"
+            );
+            for line in out.split(|&b| b == b'\n') {
+                assert!(
+                    line.len() <= MAX_LINE + 1,
+                    "{label}: a line of {}",
+                    line.len()
+                );
+            }
+            // The canonical form, as delivery reports use it, is the same with LF.
+            let folded = fold_field(format!("{field}\n").as_bytes());
+            assert_eq!(
+                text(&folded),
+                format!("{}\n", want.replace("\r\n", "\n")),
+                "{label}"
+            );
+        }
+    }
+
+    /// `unfolded` is `original` with `extra` SPs inserted, nothing else changed.
+    fn with_sps_added(unfolded: &[u8], original: &[u8], extra: usize) -> bool {
+        let (mut i, mut added) = (0, 0);
+        for &b in unfolded {
+            if original.get(i) == Some(&b) {
+                i += 1;
+            } else if b == b' ' {
+                added += 1;
+            } else {
+                return false;
+            }
+        }
+        i == original.len() && added == extra
+    }
+
+    #[test]
+    fn unfolding_gives_the_field_back() {
+        for (label, hard, field, want) in header_cases() {
+            let unfolded = unfold(want.replace("\r\n", "\n").as_bytes());
+            let original = unfold(field.as_bytes());
+            if hard == 0 {
+                assert_eq!(text(&unfolded), text(&original), "{label}");
+            } else {
+                assert_ne!(unfolded, original, "{label}");
+                assert!(with_sps_added(&unfolded, &original, hard), "{label}");
+            }
+        }
+        // The 60 addresses come back exactly.
+        let (_, _, field, want) = &header_cases()[0];
+        assert_eq!(&text(&unfold(want.as_bytes())), field);
+        assert_eq!(field.len(), 1193);
+    }
+
+    #[test]
+    fn over_long_blank_runs_are_cut() {
+        let field = format!("X-Gap: a{}b{}", rep(" ", 2000), rep("c", 900));
+        let lines = fold_header_line(field.as_bytes());
+        for l in &lines[1..] {
+            assert!(
+                is_wsp(l[0]) && l.iter().any(|&b| !is_wsp(b)),
+                "{:?}",
+                text(l)
+            );
+        }
+        let joined: Vec<u8> = lines.concat();
+        assert_eq!(
+            text(&joined),
+            format!("X-Gap: a{}b{}", rep(" ", MAX_BLANK_RUN), rep("c", 900))
+        );
+        // A line that fits keeps its run, however long.
+        let short = format!("X: {}y", rep(" ", 900));
+        assert_eq!(fold_header_line(short.as_bytes()), vec![short.into_bytes()]);
+    }
+
+    /// Body lines: (label, body line as queued; the line on the wire).
+    #[test]
+    fn body_lines_continue_with_crlf_sp() {
+        let cases: Vec<(&str, String, String)> = vec![
+            ("998: unchanged", rep("x", 998), rep("x", 998)),
+            ("999", rep("x", 999), format!("{}\r\n x", rep("x", 998))),
+            (
+                "2,500",
+                rep("x", 2500),
+                format!(
+                    "{}\r\n {}\r\n {}",
+                    rep("x", 998),
+                    rep("x", 997),
+                    rep("x", 505)
+                ),
+            ),
+            (
+                "5,000",
+                rep("x", 5000),
+                format!(
+                    "{}{}\r\n {}",
+                    rep("x", 998),
+                    rep(&format!("\r\n {}", rep("x", 997)), 4),
+                    rep("x", 14)
+                ),
+            ),
+            (
+                "a dot at the start of the continuation follows the SP",
+                format!("{}.z", rep("y", 998)),
+                format!("{}\r\n .z", rep("y", 998)),
+            ),
+            (
+                "a long line starting with a dot is stuffed once",
+                format!(".{}", rep("a", 1199)),
+                format!("..{}\r\n {}", rep("a", 997), rep("a", 202)),
+            ),
+            (
+                "white space is kept as it is",
+                format!("{} {}", rep("w", 997), rep(" ", 10)),
+                format!("{} \r\n {}", rep("w", 997), rep(" ", 10)),
+            ),
+            (
+                "UTF-8 is not split",
+                rep("€", 400),
+                format!("{}\r\n {}", rep("€", 332), rep("€", 68)),
+            ),
+            (
+                "a MIME part's header stays a header line",
+                format!(
+                    "Content-Disposition: attachment; filename=\"{}.pdf\"",
+                    rep("n", 1000)
+                ),
+                format!(
+                    "Content-Disposition: attachment; filename=\"{}\r\n {}.pdf\"",
+                    rep("n", 998 - 43),
+                    rep("n", 45)
+                ),
+            ),
+        ];
+        for (label, line, want) in cases {
+            let msg = format!("S: x\n\n{line}\nend\n");
+            let want_all = format!("S: x\r\n\r\n{want}\r\nend\r\n.\r\n");
+            assert_eq!(text(&wire(msg.as_bytes())), want_all, "{label}");
+            for step in [1, 5, 999, 1000] {
+                assert_eq!(
+                    text(&wire_in_steps(msg.as_bytes(), step)),
+                    want_all,
+                    "{label}, {step}"
+                );
+            }
+        }
+        // Octets that are not UTF-8 are cut at the limit.
+        let mut msg = b"S: x\n\n".to_vec();
+        msg.extend(std::iter::repeat_n(0xE9u8, 1200));
+        let out = wire(&msg);
+        let lines: Vec<&[u8]> = out.split(|&b| b == b'\n').collect();
+        assert_eq!(lines[2].len(), 998 + 1);
+        assert_eq!(lines[3].len(), 1 + 202 + 1);
+    }
+
+    #[test]
+    fn a_header_line_too_long_for_the_intake_is_treated_as_body() {
+        let mut msg = b"X-Huge: ".to_vec();
+        msg.extend(std::iter::repeat_n(b'h', MAX_HEADER_BYTES + 10));
+        msg.extend_from_slice(b"\n\nbody\n");
+        let out = wire(&msg);
+        assert!(out.split(|&b| b == b'\n').all(|l| l.len() <= MAX_LINE + 1));
+        assert!(out.starts_with(b"X-Huge: hhh"));
+        assert!(out.ends_with(b"\r\n\r\nbody\r\n.\r\n"));
+        assert_eq!(wire_size(&mut &msg[..]).unwrap() as usize, out.len() - 3);
+    }
+
+    #[test]
+    fn size_counts_what_is_sent() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"S: x\n\nbody\n",
+            b"S: x\n\n.dot\n..\n",
+            b"no final newline",
+            b"bare\rcr\r\n",
+        ];
+        let long = format!("To: {}\n\n{}\n", rep("a@b, ", 400), rep("x", 3000));
+        for input in cases.iter().copied().chain([long.as_bytes()]) {
+            let out = wire(input);
+            let body = &out[..out.len() - 3];
+            let stuffed = body
+                .split(|&b| b == b'\n')
+                .filter(|l| l.starts_with(b"."))
+                .count() as u64;
+            assert_eq!(
+                wire_size(&mut &input[..]).unwrap(),
+                body.len() as u64 - stuffed,
+                "{:?}",
+                text(input)
+            );
+        }
+    }
+
+    #[test]
+    fn copy_folded_header_stops_at_the_empty_line() {
+        let addrs: Vec<String> = (1..=60).map(|n| format!("user{n}@example.org")).collect();
+        let msg = format!(
+            "To: {}\nSubject: s\n\n{}\n",
+            addrs.join(", "),
+            rep("x", 1500)
+        );
+        let mut r = msg.as_bytes();
+        let mut out = Vec::new();
+        let n = copy_folded_header(&mut r, &mut out).unwrap();
+        assert_eq!(n as usize, out.len());
+        assert_eq!(
+            text(&out),
+            format!(
+                "To: {},\n {}\nSubject: s\n\n",
+                addrs[..50].join(", "),
+                addrs[50..].join(", ")
+            )
+        );
+        assert_eq!(text(r), format!("{}\n", rep("x", 1500)), "the body is left");
+        // Without an empty line (a header-only copy), to the end.
+        let mut out = Vec::new();
+        copy_folded_header(&mut &b"A: b\nC: d"[..], &mut out).unwrap();
+        assert_eq!(out, b"A: b\nC: d");
+    }
+
+    mod props {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        /// One token of a header value: blanks (SP and HTAB), an ASCII word, a UTF-8
+        /// word, or a long run without white space.
+        fn token() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                4 => vec(prop_oneof![Just(b' '), Just(b'\t')], 1..6),
+                1 => vec(prop_oneof![Just(b' '), Just(b'\t')], 1..=MAX_BLANK_RUN),
+                6 => vec(0x21u8..0x7F, 1..30),
+                2 => vec(proptest::sample::select(&["a", "é", "€", "𝄞", "<", "@", ","][..]), 1..20)
+                    .prop_map(|v| v.concat().into_bytes()),
+                1 => (0x21u8..0x7F, 300usize..2500).prop_map(|(c, n)| vec![c; n]),
+            ]
+        }
+
+        /// A header field as queued (one line, no LF): a name, a colon, a value.
+        fn field() -> impl Strategy<Value = Vec<u8>> {
+            ("[A-Za-z][A-Za-z0-9-]{0,20}", vec(token(), 0..150)).prop_map(|(name, toks)| {
+                let mut f = name.into_bytes();
+                f.push(b':');
+                for t in toks {
+                    // Two runs of blanks in a row could make one longer than
+                    // MAX_BLANK_RUN, which is cut (tested apart).
+                    if is_wsp(t[0]) && f.last().is_some_and(|&b| is_wsp(b)) {
+                        f.push(b'x');
+                    }
+                    f.extend_from_slice(&t);
+                }
+                f
+            })
+        }
+
+        /// The longest run of octets that are not white space after the colon.
+        fn longest_word(f: &[u8]) -> usize {
+            let colon = f.iter().position(|&b| b == b':').unwrap_or(0);
+            f[colon + 1..]
+                .split(|&b| is_wsp(b))
+                .map(<[u8]>::len)
+                .max()
+                .unwrap_or(0)
+        }
+
+        /// Checks every folded line; returns the hard breaks (continuations that begin
+        /// with an SP the field did not have there).
+        fn check_folded(field: &[u8], lines: &[Vec<u8>]) -> Result<usize, TestCaseError> {
+            let mut at = 0;
+            let mut hard = 0;
+            for (i, l) in lines.iter().enumerate() {
+                prop_assert!(l.len() <= MAX_LINE, "a line of {}", l.len());
+                prop_assert!(!l.contains(&b'\n'));
+                if i == 0 {
+                    prop_assert!(field.starts_with(l));
+                } else {
+                    prop_assert!(is_wsp(l[0]), "a continuation without white space");
+                    prop_assert!(l.iter().any(|&b| !is_wsp(b)), "white space only");
+                    let rest = &field[at..];
+                    if rest.starts_with(l) && rest.first() == Some(&l[0]) {
+                        // Folded before white space of the field.
+                    } else {
+                        prop_assert_eq!(l[0], b' ');
+                        prop_assert!(rest.starts_with(&l[1..]));
+                        hard += 1;
+                        at += l.len() - 1;
+                        continue;
+                    }
+                }
+                at += l.len();
+            }
+            prop_assert_eq!(at, field.len(), "octets lost");
+            Ok(hard)
+        }
+
+        proptest! {
+            #[test]
+            fn folded_fields_fit_and_unfold(f in field()) {
+                let lines = fold_header_line(&f);
+                for l in &lines {
+                    prop_assert!(std::str::from_utf8(l).is_ok(), "UTF-8 split");
+                }
+                if f.len() <= MAX_LINE {
+                    prop_assert_eq!(&lines, &vec![f.clone()]);
+                }
+                let hard = check_folded(&f, &lines)?;
+                if longest_word(&f) < 900 {
+                    prop_assert_eq!(hard, 0, "a hard break where a fold was possible");
+                }
+                // RFC 5322 unfolding: the field, with one SP per hard break.
+                let mut canonical = f.clone();
+                canonical.push(b'\n');
+                let folded = fold_field(&canonical);
+                let unfolded = unfold(&folded);
+                prop_assert_eq!(unfolded.len(), canonical.len() + hard);
+                prop_assert!(with_sps_added(&unfolded, &canonical, hard));
+                if hard == 0 {
+                    prop_assert_eq!(unfolded, canonical);
+                }
+            }
+
+            #[test]
+            fn any_octets_in_a_header_line(
+                line in vec(any::<u8>(), 0..4000).prop_map(|v| {
+                    // Any octet but LF, blanks and UTF-8 more often than by chance.
+                    v.into_iter()
+                        .map(|b| match b % 16 {
+                            _ if b == b'\n' => b'x',
+                            0 | 1 => b' ',
+                            2 => b'\t',
+                            3 => 0xC3,
+                            4 => 0xA9,
+                            5 => b':',
+                            _ => b,
+                        })
+                        .collect::<Vec<u8>>()
+                })
+            ) {
+                let lines = fold_header_line(&line);
+                for (i, l) in lines.iter().enumerate() {
+                    prop_assert!(l.len() <= MAX_LINE);
+                    if i > 0 {
+                        prop_assert!(is_wsp(l[0]));
+                        prop_assert!(l.iter().any(|&b| !is_wsp(b)));
+                    }
+                }
+                let longest_run = line
+                    .split(|&b| !is_wsp(b))
+                    .map(<[u8]>::len)
+                    .max()
+                    .unwrap_or(0);
+                if longest_run <= MAX_BLANK_RUN {
+                    check_folded(&line, &lines)?;
+                }
+            }
+
+            #[test]
+            fn bodies_on_the_wire(
+                lines in vec(
+                    (
+                        // Mostly letters, with blanks, dots, lone CRs, `€` whole or
+                        // in pieces and any other octet (bytes mapped, which is cheap);
+                        // or only letters, blanks, dots and whole `€`s: valid UTF-8.
+                        (vec(any::<u8>(), 0..2600), any::<bool>()).prop_map(|(v, utf8)| {
+                            let mut out = Vec::with_capacity(v.len() + 8);
+                            for b in v {
+                                match b % 32 {
+                                    0..=17 => out.push(b'a'),
+                                    18..=21 => out.push(b' '),
+                                    22 | 23 => out.push(b'.'),
+                                    24 | 25 => out.extend_from_slice("€".as_bytes()),
+                                    _ if utf8 => out.push(b'a'),
+                                    26 => out.push(b'\r'),
+                                    27 => out.push(0x82),
+                                    _ => out.push(b),
+                                }
+                            }
+                            out
+                        }),
+                        prop_oneof![Just(&b"\n"[..]), Just(&b"\r\n"[..]), Just(&b""[..])],
+                    ),
+                    0..6,
+                ),
+                step in 1usize..5000,
+            ) {
+                let mut msg = b"Subject: x\n\n".to_vec();
+                for (text, eol) in &lines {
+                    msg.extend_from_slice(text);
+                    msg.extend_from_slice(eol);
+                }
+                let out = wire(&msg);
+                prop_assert_eq!(&wire_in_steps(&msg, step), &out);
+                prop_assert_eq!(
+                    wire_size(&mut &msg[..]).unwrap() as usize,
+                    out.len() - 3 - out[..out.len() - 3]
+                        .split(|&b| b == b'\n')
+                        .filter(|l| l.starts_with(b"."))
+                        .count()
+                );
+                // Only CRLF line ends, the last line the lone dot.
+                prop_assert!(out.ends_with(b"\r\n.\r\n"));
+                for (i, &b) in out.iter().enumerate() {
+                    if b == b'\n' {
+                        prop_assert_eq!(out[i - 1], b'\r');
+                    }
+                    if b == b'\r' {
+                        prop_assert_eq!(out.get(i + 1), Some(&b'\n'));
+                    }
+                }
+                // The canonical body: the lines as stored, a lone CR ending one too.
+                let body_at = msg.windows(2).position(|w| w == b"\n\n").unwrap() + 2;
+                let mut canonical: Vec<&[u8]> = Vec::new();
+                let mut rest = &msg[body_at..];
+                while !rest.is_empty() {
+                    let end = rest.iter().position(|&b| b == b'\n' || b == b'\r');
+                    let Some(end) = end else {
+                        canonical.push(rest);
+                        break;
+                    };
+                    canonical.push(&rest[..end]);
+                    let skip = if rest[end..].starts_with(b"\r\n") { 2 } else { 1 };
+                    rest = &rest[end + skip..];
+                }
+                // The wire lines without dot-stuffing; each stored line is its first
+                // wire line and, when longer than the limit, continuations that begin
+                // with the inserted SP.
+                let wire_at = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                let body_wire = &out[wire_at..out.len() - 3];
+                let wire_lines: Vec<&[u8]> = match body_wire.strip_suffix(b"\r\n") {
+                    None => Vec::new(),
+                    Some(b) => b
+                        .split(|&b| b == b'\n')
+                        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+                        .map(|l| l.strip_prefix(b".").unwrap_or(l))
+                        .collect(),
+                };
+                let mut k = 0;
+                for stored in canonical {
+                    let first = wire_lines[k];
+                    k += 1;
+                    prop_assert!(first.len() <= MAX_LINE);
+                    prop_assert!(stored.starts_with(first));
+                    if std::str::from_utf8(stored).is_ok() {
+                        prop_assert!(std::str::from_utf8(first).is_ok(), "UTF-8 split");
+                    }
+                    let mut done = first.len();
+                    let mut last_len = first.len();
+                    while done < stored.len() {
+                        // Broken only where the line was full (a UTF-8 character at
+                        // the limit may move the break back by up to 3 octets).
+                        prop_assert!(last_len >= MAX_LINE - 3, "broken at {}", last_len);
+                        let cont = wire_lines[k];
+                        k += 1;
+                        prop_assert!(cont.len() <= MAX_LINE);
+                        prop_assert!(cont.len() > 1);
+                        prop_assert_eq!(cont[0], b' ');
+                        prop_assert!(stored[done..].starts_with(&cont[1..]));
+                        if std::str::from_utf8(stored).is_ok() {
+                            prop_assert!(std::str::from_utf8(&cont[1..]).is_ok(), "UTF-8 split");
+                        }
+                        done += cont.len() - 1;
+                        last_len = cont.len();
+                    }
+                }
+                prop_assert_eq!(k, wire_lines.len(), "extra lines on the wire");
+            }
+        }
+    }
+}
