@@ -201,3 +201,41 @@ def normalise(data: bytes) -> bytes:
     data = SINK_ID.sub(b"SINKID", data)
     data = BOUNDARY_TIME.sub(b"QUEUEID.TIME/", data)
     return data
+
+
+# Where a header block starts in a sink transcript: after a message's first line, after
+# a MIME boundary line, and after the blank line that ends the header of a part holding
+# a message or a message's header (the returned header of a bounce).
+BOUNDARY = re.compile(rb"^--[^\s]+$")
+EMBEDDED = re.compile(rb"^content-type:\s*(message/rfc822|text/rfc822-headers)", re.I)
+
+
+def relax_headers(data: bytes) -> bytes:
+    """Header fields in DKIM's relaxed form (RFC 6376 section 3.4.2) without the name
+    and colon rules: continuation lines unfolded, runs of blanks made one blank, blanks
+    at the end of a line dropped. Only where the folding white space of a field may
+    differ without changing the field: sendmail re-folds address fields at 78 columns
+    with eight blanks, rsendmail keeps the writer's folding and folds lines over 998
+    octets (DIFFERENCES.md). Bodies are compared as they are."""
+    out = []
+    in_header = False
+    embedded = False
+    for line in data.split(b"\n"):
+        if in_header:
+            if line == b"":
+                in_header = embedded
+                embedded = False
+                out.append(line)
+                continue
+            if line[:1] in (b" ", b"\t") and out and out[-1] != b"":
+                out[-1] = out[-1] + b" " + re.sub(rb"[ \t]+", b" ", line.strip(b" \t"))
+                continue
+            if EMBEDDED.match(line):
+                embedded = True
+            out.append(re.sub(rb"[ \t]+", b" ", line).rstrip(b" \t"))
+            continue
+        out.append(line)
+        if line.startswith(b"message to ") or BOUNDARY.match(line):
+            in_header = True
+    return b"\n".join(out)
+

@@ -57,17 +57,17 @@ impl Drop for Daemon {
 }
 
 /// A raw client: write bytes, read reply lines.
-struct Raw {
+pub struct Raw {
     r: BufReader<TcpStream>,
     w: TcpStream,
 }
 
 impl Raw {
-    fn connect(port: u16) -> Raw {
+    pub fn connect(port: u16) -> Raw {
         Raw::from(TcpStream::connect(("127.0.0.1", port)).unwrap())
     }
 
-    fn from(s: TcpStream) -> Raw {
+    pub fn from(s: TcpStream) -> Raw {
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         Raw {
             r: BufReader::new(s.try_clone().unwrap()),
@@ -76,7 +76,7 @@ impl Raw {
     }
 
     /// One whole reply (its lines); empty when the server closed.
-    fn reply(&mut self) -> Vec<String> {
+    pub fn reply(&mut self) -> Vec<String> {
         let mut out = Vec::new();
         loop {
             let mut l = String::new();
@@ -93,16 +93,16 @@ impl Raw {
     }
 
     /// The last line of the next reply.
-    fn line(&mut self) -> String {
+    pub fn line(&mut self) -> String {
         self.reply().pop().unwrap_or_default()
     }
 
-    fn send(&mut self, b: &[u8]) {
+    pub fn send(&mut self, b: &[u8]) {
         self.w.write_all(b).unwrap();
     }
 
     /// Send a command, return the last line of its reply.
-    fn cmd(&mut self, c: &str) -> String {
+    pub fn cmd(&mut self, c: &str) -> String {
         self.send(format!("{c}\r\n").as_bytes());
         self.line()
     }
@@ -611,7 +611,7 @@ fn bs_on_a_socket_applies_the_relay_policy_to_the_peer() {
 
 /// Connect to 127.0.0.1:port from a chosen local address (std cannot bind a socket
 /// before connecting it).
-fn socket2_connect_from(local: &str, port: u16) -> TcpStream {
+pub fn socket2_connect_from(local: &str, port: u16) -> TcpStream {
     use std::os::fd::FromRawFd;
     // SAFETY: plain socket calls on a descriptor this function owns until it is wrapped.
     unsafe {

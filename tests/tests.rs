@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod addresses;
 mod compat_suite;
 mod delivery;
 mod dns;

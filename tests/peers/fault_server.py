@@ -20,7 +20,8 @@ Options (environment): NO_PIPELINING=1 hides PIPELINING; NO_EHLO=1 refuses EHLO 
 RSET_FAIL=1 answers RSET with 500;
 STRICT=1 refuses (554 5.6.0) any message with a line over 998 octets (RFC 5321
 4.5.3.1.6, the transparency dot not counted) or a bare CR or LF, and keeps what it got in
-STATE_DIR/refused/<n>.eml;
+STATE_DIR/refused/<n>.eml; it also refuses (501 5.1.3) a MAIL or RCPT address that is not
+an RFC 5321 Mailbox (dot-string or quoted local part, LDH labels or an address literal);
 TLS_CERT and TLS_KEY with TLS_MODE=starttls (offer STARTTLS) or implicit (TLS from the
 first byte); AUTH_USER and AUTH_PASS make AUTH PLAIN/LOGIN/CRAM-MD5 required (AUTH_ONLY_CRAM=1 offers
 only CRAM-MD5). The transcript marks
@@ -30,6 +31,7 @@ on IPv6 loopback instead of 127.0.0.1.
 import asyncio
 import json
 import os
+import re
 import sys
 
 from aiosmtpd.controller import Controller
@@ -52,6 +54,24 @@ def strict_problem(data):
             return "bare CR or LF in line %d" % n
         if len(line) > 998:
             return "line %d has %d octets" % (n, len(line))
+    return None
+
+
+# RFC 5321 section 4.1.2 Mailbox, strictly: a Dot-string or Quoted-string local part,
+# and a domain of letter-digit-hyphen labels or an address literal.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+MAILBOX = re.compile(
+    r"^(?:%s+(?:\.%s+)*|\"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e])*\")"
+    r"@(?:%s(?:\.%s)*|\[[\x21-\x5a\x5e-\x7e]+\])$" % (_ATEXT, _ATEXT, _LABEL, _LABEL))
+
+
+def strict_address(address, null_ok):
+    """Why a strict server refuses this MAIL or RCPT address, or None."""
+    if address in ("", "<>") and null_ok:
+        return None
+    if not MAILBOX.match(address or ""):
+        return "501 5.1.3 Bad address syntax: %r (strict)" % address
     return None
 
 
@@ -105,12 +125,22 @@ class Handler:
         if session.authenticated:
             marks.append("auth=%s" % getattr(session, "auth_user", "?"))
         log(id(session), "MAIL %s %s %s" % (address, " ".join(mail_options), " ".join(marks)))
+        if os.environ.get("STRICT"):
+            why = strict_address(address, True)
+            if why:
+                log(id(session), "MAIL-REFUSED %s" % why)
+                return why
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Ok"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         log(id(session), "RCPT %s %s" % (address, " ".join(rcpt_options)))
+        if os.environ.get("STRICT"):
+            why = strict_address(address, False)
+            if why:
+                log(id(session), "RCPT-REFUSED %s" % why)
+                return why
         local = address.split("@")[0].lower()
         if local.startswith("reject5"):
             return "550 5.1.1 <%s>: Recipient address rejected: test" % address

@@ -1,0 +1,481 @@
+//! Addresses as real programs write them, through the real binaries, relayed to a
+//! strict server (tests/peers/fault_server.py with STRICT=1: an RFC 5321 Mailbox in
+//! every MAIL and RCPT, lines of at most 998 octets). Every source of addresses —
+//! argv, `-t`, `-f`, `-bs` MAIL/RCPT, aliases — goes through one parser and one check:
+//! a bad address is refused at submission with sendmail 8.17's words and exit status
+//! (compat-tests `addr-*`) while the others are delivered, and nothing the relay would
+//! refuse for its syntax ever reaches it. Header fields get their unqualified addresses
+//! qualified like the envelope (`hdr-*`), and the fields sendmail treats specially are
+//! treated so (`field-*`).
+
+use crate::delivery::{Peer, relay_env, start_peer};
+use crate::harness::Env;
+use crate::smtp::{Daemon, Raw, socket2_connect_from};
+use std::fs;
+
+const MSG: &[u8] = b"Subject: compat\n\nhello\n";
+
+/// The MAIL and RCPT addresses the relay saw, and every refusal it gave.
+fn seen(peer: &Peer) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let t = peer.transcript();
+    let mut mail = Vec::new();
+    let mut rcpt = Vec::new();
+    let mut refused = Vec::new();
+    for line in t.lines() {
+        let Some((_, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        if let Some(a) = rest.strip_prefix("MAIL ") {
+            mail.push(a.split(' ').next().unwrap_or("").to_string());
+        } else if let Some(a) = rest.strip_prefix("RCPT ") {
+            rcpt.push(a.split(' ').next().unwrap_or("").to_string());
+        } else if rest.contains("REFUSED") {
+            refused.push(rest.to_string());
+        }
+    }
+    (mail, rcpt, refused)
+}
+
+/// The text of the one delivery report in the queue (ErrorMode m mails refusals back).
+fn report(env: &Env) -> String {
+    let reports: Vec<String> = env
+        .entries()
+        .iter()
+        .map(|p| fs::read_to_string(p).unwrap())
+        .filter(|t| t.contains("\nreport failure\n"))
+        .collect();
+    assert_eq!(reports.len(), 1, "{}", env.listing());
+    reports[0].clone()
+}
+
+#[test]
+fn an_old_style_argument_is_a_list_and_blanks_never_reach_the_relay() {
+    let Some((_scratch, peer)) = start_peer(&[("STRICT", "1")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    // sendmail's OldStyleHeaders: no `, ; < (` and blanks: a blank-separated list.
+    env.sendmail(&["-odi", "a@example.org b@example.net"], MSG)
+        .code(0)
+        .stdout_is("");
+    let (_, rcpt, refused) = seen(&peer);
+    assert_eq!(rcpt, ["a@example.org", "b@example.net"]);
+    assert!(refused.is_empty(), "{refused:?}");
+    // -f with a blank: BlankSub turns it into a dot, as sendmail sends it.
+    env.sendmail(&["-odi", "-f", "x y@example.net", "c@example.org"], MSG)
+        .code(0);
+    let (mail, _, refused) = seen(&peer);
+    assert_eq!(mail.last().map(String::as_str), Some("x.y@example.net"));
+    assert!(refused.is_empty(), "{refused:?}");
+    let msgs = peer.wait_for(2, std::time::Duration::from_secs(10));
+    let second = String::from_utf8_lossy(&msgs[1].1).into_owned();
+    assert!(second.contains("\r\nFrom: x.y@example.net\r\n"), "{second}");
+    // Once a list shows a comma it is not blank-separated: the blank inside the first
+    // address makes it one (bad) address, refused here and never sent.
+    env.sendmail(
+        &["-odi", "-oem", "a@example.org b@example.net, d@example.org"],
+        MSG,
+    )
+    .code(64)
+    .stdout_is("");
+    let (_, rcpt, refused) = seen(&peer);
+    assert_eq!(rcpt.last().map(String::as_str), Some("d@example.org"));
+    assert_eq!(rcpt.len(), 4, "{rcpt:?}");
+    assert!(refused.is_empty(), "{refused:?}");
+    assert!(
+        report(&env).contains("a@example.org b@example.net... Invalid route address"),
+        "{}",
+        report(&env)
+    );
+}
+
+/// Each kind of bad recipient, beside a good one: sendmail's message and exit status,
+/// the good one delivered, the bad one never sent.
+#[test]
+fn bad_recipients_are_refused_with_sendmails_words_and_the_rest_delivered() {
+    let Some((_scratch, peer)) = start_peer(&[("STRICT", "1")]) else {
+        return;
+    };
+    let long = format!("{}@example.org", "x".repeat(600));
+    // sendmail's shortenstring: the first and the last 100 characters.
+    let long_shown = format!("{}...{}@example.org", "x".repeat(100), "x".repeat(88));
+    let cases: &[(&str, String, i32)] = &[
+        (
+            "a@@example.org",
+            "a@@example.org... Invalid route address".into(),
+            64,
+        ),
+        (
+            "a@example..org",
+            "a@example..org... Invalid host name".into(),
+            68,
+        ),
+        (
+            "a@.example.org",
+            "a@.example.org... Invalid host name".into(),
+            68,
+        ),
+        (
+            "@example.org",
+            "@example.org... User address required".into(),
+            64,
+        ),
+        ("a@", "a@... Hostname required".into(), 64),
+        (
+            "a@example.org (x",
+            "a@example.org (x... Unbalanced '('".into(),
+            64,
+        ),
+        (
+            "\"a@example.org",
+            "\"a@example.org... Unbalanced '\"'".into(),
+            64,
+        ),
+        (
+            "bad address <",
+            "bad address <... Unbalanced '<'".into(),
+            64,
+        ),
+        (
+            "a@example.org>",
+            "a@example.org>... Unbalanced '>'".into(),
+            64,
+        ),
+        (
+            long.as_str(),
+            format!("{long_shown}... prescan: token too long"),
+            64,
+        ),
+    ];
+    for (bad, text, code) in cases {
+        let env = relay_env(peer.port, "");
+        let before = seen(&peer).1.len();
+        env.sendmail(&["-odi", "-oem", bad, "good@example.org"], MSG)
+            .code(*code)
+            .stdout_is("");
+        let (_, rcpt, refused) = seen(&peer);
+        assert_eq!(rcpt[before..], ["good@example.org"], "{bad}");
+        assert!(refused.is_empty(), "{bad}: {refused:?}");
+        let r = report(&env);
+        assert!(
+            r.contains(&format!("Diagnostic-Code: X-Unix; {text}\n")),
+            "{bad}: {r}"
+        );
+        // Queue-only mode: the good recipient is queued, the bad one is not.
+        let env = relay_env(peer.port, "");
+        env.sendmail(&["-odq", "-oeq", bad, "good@example.org"], MSG)
+            .code(*code);
+        let e = env.only_entry();
+        assert!(e.contains("\nrcpt good@example.org\n"), "{bad}: {e}");
+        assert_eq!(e.matches("\nrcpt ").count(), 1, "{bad}: {e}");
+    }
+    // Accepted as sendmail accepts them, normalised where sendmail normalises.
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &[
+            "-odq",
+            "a@example.org.",
+            "\"john doe\"@example.org",
+            "Bob <bob@example.org>",
+        ],
+        MSG,
+    )
+    .code(0)
+    .stdout_is("");
+    let e = env.only_entry();
+    for r in [
+        "\nrcpt a@example.org ",
+        "\nrcpt \"john%20doe\"@example.org\n",
+        "\nrcpt bob@example.org ",
+    ] {
+        assert!(e.contains(r), "{r}: {e}");
+    }
+    assert!(!e.contains("\nrcpt a@example.org."), "{e}");
+}
+
+#[test]
+fn header_recipients_are_checked_like_argv() {
+    let Some((_scratch, peer)) = start_peer(&[("STRICT", "1")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &["-odi", "-oem", "-t"],
+        b"To: a@@example.org, good@example.org\nCc: alice bob@example.org\nSubject: t\n\nbody\n",
+    )
+    .code(64)
+    .stdout_is("");
+    let (_, rcpt, refused) = seen(&peer);
+    // The To: has a comma, so no list of the message is blank-separated: the Cc: is
+    // one address, its blank made a dot. (RCPTs go in sendmail's order, the reverse of
+    // the queue's.)
+    assert_eq!(rcpt, ["alice.bob@example.org", "good@example.org"]);
+    assert!(refused.is_empty(), "{refused:?}");
+    assert!(report(&env).contains("a@@example.org... Invalid route address"));
+    // An old-style message: blank-separated To: is two recipients, and goes out with a
+    // comma (sendmail's commaize).
+    env.sendmail(
+        &["-odi", "-t"],
+        b"To: c@example.org d@example.org\nSubject: old\n\nbody\n",
+    )
+    .code(0);
+    let (_, rcpt, _) = seen(&peer);
+    assert_eq!(rcpt[2..], ["c@example.org", "d@example.org"]);
+    let msgs = peer.wait_for(2, std::time::Duration::from_secs(10));
+    let m = String::from_utf8_lossy(&msgs[1].1).into_owned();
+    assert!(
+        m.contains("\r\nTo: c@example.org, d@example.org\r\n"),
+        "{m}"
+    );
+}
+
+#[test]
+fn bs_paths_are_checked_with_sendmails_replies() {
+    let env = Env::new();
+    let dialogue = "HELO client\r\n\
+        MAIL FROM:<a@@example.org>\r\n\
+        MAIL FROM:<x y@test.example>\r\n\
+        RCPT TO:<a@example..org>\r\n\
+        RCPT TO:<a@@example.org>\r\n\
+        RCPT TO:<@example.org>\r\n\
+        RCPT TO:<a@>\r\n\
+        RCPT TO:<a b@example.org>\r\n\
+        RCPT TO:<c@example.org.>\r\n\
+        DATA\r\nSubject: bs\r\n\r\nbody\r\n.\r\nQUIT\r\n";
+    let r = env.sendmail(&["-bs", "-odq"], dialogue.as_bytes());
+    r.code(64);
+    let replies: Vec<&str> = r.stdout.lines().skip(2).take(8).collect();
+    assert_eq!(
+        replies,
+        [
+            "553 5.1.3 <a@@example.org>... Invalid route address",
+            "250 2.1.0 <x y@test.example>... Sender ok",
+            "553 5.1.2 <a@example..org>... Invalid host name",
+            "553 5.1.3 <a@@example.org>... Invalid route address",
+            "553 5.1.3 <@example.org>... User address required",
+            "553 5.1.3 <a@>... Hostname required",
+            "250 2.1.5 <a b@example.org>... Recipient ok",
+            "250 2.1.5 <c@example.org.>... Recipient ok",
+        ],
+        "{}",
+        r.stdout
+    );
+    let e = env.only_entry();
+    assert!(e.contains("\nsender x.y@test.example\n"), "{e}");
+    assert!(e.contains("\nrcpt a.b@example.org\n"), "{e}");
+    assert!(e.contains("\nrcpt c@example.org\n"), "{e}");
+    assert_eq!(e.matches("\nrcpt ").count(), 2, "{e}");
+}
+
+#[test]
+fn alias_targets_are_checked_when_used() {
+    let Some((scratch, peer)) = start_peer(&[("STRICT", "1")]) else {
+        return;
+    };
+    let aliases = scratch.dir.join("aliases");
+    fs::write(
+        &aliases,
+        "list: good@example.org, a@@example.org, x y@example.org\n",
+    )
+    .unwrap();
+    let env = relay_env(peer.port, &format!("ALIASES {}\n", aliases.display()));
+    // newaliases says nothing of the targets (sendmail's CheckAliases is off) ...
+    env.run_raw(
+        &env.link("newaliases"),
+        &["-C", env.conf.to_str().unwrap()],
+        b"",
+    )
+    .code(0)
+    .stdout_is(&format!(
+        "{}: 1 aliases, longest 49 bytes, 53 bytes total\n",
+        aliases.display()
+    ));
+    // ... and names each bad one with -O CheckAliases=true.
+    let r = env.run_raw(
+        &env.link("newaliases"),
+        &["-C", env.conf.to_str().unwrap(), "-O", "CheckAliases=true"],
+        b"",
+    );
+    assert!(
+        r.stdout.contains("line 1: a@@example.org... bad address\n"),
+        "{}",
+        r.stdout
+    );
+    // Used, the bad target is refused and the others are delivered; the blank of the
+    // last one is sendmail's BlankSub dot.
+    env.sendmail(&["-odi", "-oem", "list"], MSG).code(64);
+    let (_, mut rcpt, refused) = seen(&peer);
+    rcpt.sort();
+    assert_eq!(rcpt, ["good@example.org", "x.y@example.org"]);
+    assert!(refused.is_empty(), "{refused:?}");
+    assert!(report(&env).contains("a@@example.org... Invalid route address"));
+}
+
+/// What programs like cron and mdadm write: unqualified addresses in the header get the
+/// mail name, as sendmail, Postfix and nullmailer give them; names, comments, groups
+/// and encoded words are kept.
+#[test]
+fn header_addresses_are_qualified_like_the_envelope() {
+    let Some((_scratch, peer)) = start_peer(&[("STRICT", "1")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "MASQUERADE example.net\n");
+    let message = b"From: root (Cron Daemon)\n\
+        To: root\n\
+        Cc: team: a, b@example.org;\n\
+        Bcc: \n\
+        Reply-To: \"Doe, John\" <john>\n\
+        Sender: mdadm monitoring <root>\n\
+        X-Other: root\n\
+        Return-Receipt-To: jo\n\
+        Resent-To: =?UTF-8?B?SsO2cmc=?= <joerg>\n\
+        Resent-Cc: undisclosed-recipients:;\n\
+        Subject: Cron <root@host> test\n\
+        \n\
+        out\n";
+    env.sendmail(&["-odi", "ops@example.org"], message)
+        .code(0)
+        .stdout_is("");
+    let msgs = peer.wait_for(1, std::time::Duration::from_secs(10));
+    let m = String::from_utf8_lossy(&msgs[0].1).into_owned();
+    for want in [
+        // Originator fields get MASQUERADE's domain, as the envelope sender does.
+        "\r\nFrom: root@example.net (Cron Daemon)\r\n",
+        "\r\nReply-To: \"Doe, John\" <john@example.net>\r\n",
+        "\r\nSender: mdadm monitoring <root@example.net>\r\n",
+        // Destination fields get the mail name.
+        "\r\nTo: root@test.example\r\n",
+        "\r\nCc: team: a@test.example, b@example.org;\r\n",
+        "\r\nResent-To: =?UTF-8?B?SsO2cmc=?= <joerg@test.example>\r\n",
+        "\r\nResent-Cc: undisclosed-recipients:;\r\n",
+        // Not address fields in sendmail's table: as written.
+        "\r\nX-Other: root\r\n",
+        "\r\nReturn-Receipt-To: jo\r\n",
+        "\r\nSubject: Cron <root@host> test\r\n",
+    ] {
+        assert!(m.contains(want), "{want:?} in\n{m}");
+    }
+    // The message has a To:, so its Bcc: is removed.
+    assert!(!m.contains("\r\nBcc:"), "{m}");
+    // Fields that need nothing keep their bytes, folding included.
+    env.sendmail(
+        &["-odi", "ops@example.org"],
+        b"From: A <a@example.org>\nTo: b@example.org,\n   c@example.org\nSubject: x\n\nbody\n",
+    )
+    .code(0);
+    let msgs = peer.wait_for(2, std::time::Duration::from_secs(10));
+    let m = String::from_utf8_lossy(&msgs[1].1).into_owned();
+    assert!(
+        m.contains("\r\nTo: b@example.org,\r\n   c@example.org\r\n"),
+        "{m}"
+    );
+}
+
+/// SMTP clients on this host are local submitters; others' headers are theirs.
+#[test]
+fn smtp_headers_are_qualified_for_trusted_clients_only() {
+    if std::net::TcpListener::bind("127.0.0.2:0").is_err() {
+        crate::harness::unavailable("the 127.0.0.2 loopback address");
+        return;
+    }
+    let env = Env::with_config("O TrustedNetworks=127.0.0.1/32\n");
+    let d = Daemon::start(&env, &["-odq"]);
+    for (from, qualified) in [("127.0.0.1", true), ("127.0.0.2", false)] {
+        let mut c = Raw::from(socket2_connect_from(from, d.port));
+        c.line();
+        c.cmd("HELO client");
+        c.cmd("MAIL FROM:<a@test.example>");
+        assert!(c.cmd("RCPT TO:<root@test.example>").starts_with("250 "));
+        assert!(c.cmd("DATA").starts_with("354 "));
+        c.send(b"From: root (Cron Daemon)\r\nReturn-Path: <x@y>\r\nSubject: s\r\n\r\nb\r\n.\r\n");
+        assert!(c.reply()[0].starts_with("250 "), "{from}");
+        c.cmd("QUIT");
+        let e = env.only_message();
+        if qualified {
+            assert!(
+                e.contains("\nFrom: root@test.example (Cron Daemon)\n"),
+                "{from}: {e}"
+            );
+        } else {
+            assert!(e.contains("\nFrom: root (Cron Daemon)\n"), "{from}: {e}");
+        }
+        // A Return-Path on input is removed from every client.
+        assert!(!e.contains("Return-Path: <x@y>"), "{from}: {e}");
+        for p in env.entries() {
+            fs::remove_file(p).unwrap();
+        }
+    }
+}
+
+/// RFC 5322 §3.6.6 resent messages and the other fields sendmail treats specially
+/// (compat-tests `field-*`).
+#[test]
+fn resent_fields_and_special_fields() {
+    let Some((_scratch, peer)) = start_peer(&[("STRICT", "1")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &["-odi", "-t"],
+        b"Resent-Date: Mon, 23 Nov 2026 10:00:00 +0000\n\
+          Resent-From: r2@example.org\n\
+          Resent-To: new1@example.org\n\
+          Resent-Bcc: newbcc@example.org\n\
+          Resent-Date: Sun, 22 Nov 2026 10:00:00 +0000\n\
+          Resent-From: r1@example.org\n\
+          Resent-To: old@example.org\n\
+          To: orig@example.org\n\
+          From: author@example.org\n\
+          Return-Path: <evil@example.net>\n\
+          Content-Length: 5\n\
+          Subject: resent\n\
+          \n\
+          hello world\n",
+    )
+    .code(0)
+    .stdout_is("");
+    let (_, rcpt, _) = seen(&peer);
+    // The Resent- destination fields of every block, never To:.
+    assert_eq!(
+        rcpt,
+        ["old@example.org", "newbcc@example.org", "new1@example.org"]
+    );
+    let msgs = peer.wait_for(1, std::time::Duration::from_secs(10));
+    let m = String::from_utf8_lossy(&msgs[0].1).into_owned();
+    assert!(m.contains("\r\nResent-Message-Id: <"), "{m}");
+    assert!(!m.contains("Resent-Bcc"), "{m}");
+    assert!(!m.contains("newbcc"), "{m}");
+    assert!(!m.contains("Return-Path"), "{m}");
+    assert!(!m.contains("Content-Length"), "{m}");
+    assert!(m.contains("\r\nTo: orig@example.org\r\n"), "{m}");
+    // Without -t and without To/Cc: Bcc and Resent-Bcc are emptied, not removed, and
+    // the missing Resent- fields are added.
+    env.sendmail(
+        &["-odi", "rcpt@example.org"],
+        b"From: author@example.org\nResent-To: x@example.org\nResent-Bcc: hidden@example.org\nBcc: b@example.org\nSubject: s\n\nhello\n",
+    )
+    .code(0);
+    let msgs = peer.wait_for(2, std::time::Duration::from_secs(10));
+    let m = String::from_utf8_lossy(&msgs[1].1).into_owned();
+    for want in [
+        "\r\nResent-Date: ",
+        "\r\nResent-From: ",
+        "\r\nResent-Message-Id: <",
+        "\r\nResent-Bcc:\r\n",
+        "\r\nBcc:\r\n",
+    ] {
+        assert!(m.contains(want), "{want:?} in\n{m}");
+    }
+    assert!(
+        !m.contains("hidden@") && !m.contains("b@example.org"),
+        "{m}"
+    );
+    // -t with only Apparently-To: it is the recipient.
+    env.sendmail(
+        &["-odi", "-t"],
+        b"Apparently-To: at@example.org\nSubject: a\n\nb\n",
+    )
+    .code(0);
+    let (_, rcpt, _) = seen(&peer);
+    assert_eq!(rcpt.last().map(String::as_str), Some("at@example.org"));
+}
