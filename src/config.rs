@@ -10,6 +10,7 @@
 
 use crate::cli::options::{self, DeliveryMode, Settings};
 use crate::exit::{Fatal, Sysexit};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The default config file.
@@ -358,6 +359,87 @@ pub fn parse_host_port(s: &str) -> Option<(String, Option<u16>)> {
     ok.then_some((host, port))
 }
 
+/// One line of the relay table (like sendmail's mailertable or Postfix's transport):
+/// `domain relay[:port]`, `.domain relay` (its subdomains), `* relay` (everything else).
+/// `[host]` names the host itself; a bare host is, for now, also used as it is (MX
+/// lookups of relay names come with MX delivery).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayRule {
+    pub pattern: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Read the relay table; errors name the file (and line) and are EX_CONFIG.
+pub fn load_relay_table(path: &Path, default_port: u16) -> Result<Vec<RelayRule>, Fatal> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Fatal::new(
+            Sysexit::Config,
+            format!("cannot open RELAYTABLE {}: {}", path.display(), io_text(&e)),
+        )
+    })?;
+    parse_relay_table(&text, &path.display().to_string(), default_port)
+}
+
+/// Parse the relay table's text; `name` is used in messages (`name: line N: ...`).
+pub fn parse_relay_table(
+    text: &str,
+    name: &str,
+    default_port: u16,
+) -> Result<Vec<RelayRule>, Fatal> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |why: &str| Fatal::new(Sysexit::Config, format!("{name}: line {}: {why}", n + 1));
+        let mut words = line.split_whitespace();
+        let (Some(pattern), Some(relay), None) = (words.next(), words.next(), words.next()) else {
+            return Err(bad("expected: domain relay[:port]"));
+        };
+        let (host, port) =
+            parse_host_port(relay).ok_or_else(|| bad(&format!("invalid relay {relay}")))?;
+        let valid_pattern = pattern == "*"
+            || pattern
+                .trim_start_matches('.')
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c));
+        if !valid_pattern || pattern == "." {
+            return Err(bad(&format!("invalid domain {pattern}")));
+        }
+        out.push(RelayRule {
+            pattern: pattern.to_ascii_lowercase(),
+            host,
+            port: port.unwrap_or(default_port),
+        });
+    }
+    Ok(out)
+}
+
+/// Read dma's auth.conf, refusing one that others may read (it holds passwords). Errors
+/// never quote the file's text.
+pub fn load_auth(path: &Path) -> Result<Vec<AuthEntry>, Fatal> {
+    let cannot = |e: std::io::Error| {
+        Fatal::new(
+            Sysexit::Config,
+            format!("cannot read AUTHPATH {}: {}", path.display(), io_text(&e)),
+        )
+    };
+    let md = std::fs::metadata(path).map_err(cannot)?;
+    if md.mode() & 0o004 != 0 {
+        return Err(Fatal::new(
+            Sysexit::Config,
+            format!(
+                "AUTHPATH {} is readable by others; refusing to use it (chmod o-r)",
+                path.display()
+            ),
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(cannot)?;
+    parse_auth(&text, &path.display().to_string())
+}
+
 /// One line of dma's auth.conf: `user|host:password`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthEntry {
@@ -530,6 +612,47 @@ mod tests {
         assert!(c.null_client && c.full_bounce && c.insecure && c.verify_cert && c.no_pipelining);
         assert_eq!(c.spool_dir, PathBuf::from("/s"));
         assert_eq!(c.mail_spool, PathBuf::from("/m"));
+    }
+
+    #[test]
+    fn relay_table_syntax() {
+        let t = parse_relay_table(
+            "# comment\nexample.org a.relay\n.example.org b.relay:26 # near\n* [c.relay]\n\n",
+            "t",
+            25,
+        )
+        .unwrap();
+        let got: Vec<(&str, &str, u16)> = t
+            .iter()
+            .map(|r| (r.pattern.as_str(), r.host.as_str(), r.port))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("example.org", "a.relay", 25),
+                (".example.org", "b.relay", 26),
+                ("*", "[c.relay]", 25)
+            ]
+        );
+        let errors = [
+            ("example.org\n", "rt: line 1: expected: domain relay[:port]"),
+            ("\na b c\n", "rt: line 2: expected: domain relay[:port]"),
+            ("ex/ample relay\n", "rt: line 1: invalid domain ex/ample"),
+            (". relay\n", "rt: line 1: invalid domain ."),
+            ("example.org relay:x\n", "rt: line 1: invalid relay relay:x"),
+            (
+                "example.org re lay\n",
+                "rt: line 1: expected: domain relay[:port]",
+            ),
+        ];
+        for (text, want) in errors {
+            let e = parse_relay_table(text, "rt", 25).unwrap_err();
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (Sysexit::Config, want),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub mod smtp;
 use rsendmail::app::{self, Setup};
 use rsendmail::cli::QueueRunArgs;
 use rsendmail::clock;
-use rsendmail::config::parse_host_port;
+use rsendmail::config::{RelayRule, load_relay_table, parse_host_port};
 use rsendmail::dsn;
 use rsendmail::exit::{Fatal, Sysexit};
 use rsendmail::message::address::domain_of;
@@ -86,22 +86,6 @@ pub struct Engine {
     /// Delivering in the foreground for the caller (`-odi`, `-v`): failures follow
     /// ErrorMode instead of always being mailed back.
     pub interactive: bool,
-}
-
-/// Read dma's auth.conf, refusing one that others may read (it holds passwords).
-fn load_auth(path: &std::path::Path) -> Result<Vec<rsendmail::config::AuthEntry>, String> {
-    use std::os::unix::fs::MetadataExt;
-    let md = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read AUTHPATH {}: {e}", path.display()))?;
-    if md.mode() & 0o004 != 0 {
-        return Err(format!(
-            "AUTHPATH {} is readable by others; refusing to use it (chmod o-r)",
-            path.display()
-        ));
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read AUTHPATH {}: {e}", path.display()))?;
-    rsendmail::config::parse_auth(&text, &path.display().to_string()).map_err(|f| f.message)
 }
 
 fn duration_opt(s: &Setup, name: &str, default: i64) -> Result<i64, Fatal> {
@@ -204,7 +188,7 @@ impl Engine {
                 plain_auth_ok: s.cfg.insecure,
             },
             auth: match &s.cfg.auth_path {
-                Some(p) => load_auth(p),
+                Some(p) => rsendmail::config::load_auth(p).map_err(|f| f.message),
                 None => Ok(Vec::new()),
             },
             local: local::Local {
@@ -255,66 +239,6 @@ impl Engine {
             format!("{addr}@{}", self.host_name)
         }
     }
-}
-
-/// One line of the relay table (like sendmail's mailertable or Postfix's transport):
-/// `domain relay[:port]`, `.domain relay` (its subdomains), `* relay` (everything else).
-/// `[host]` names the host itself; a bare host is, for now, also used as it is (MX
-/// lookups of relay names come with MX delivery).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RelayRule {
-    pub pattern: String,
-    pub host: String,
-    pub port: u16,
-}
-
-/// Read the relay table; errors name the file and line (EX_CONFIG).
-pub fn load_relay_table(
-    path: &std::path::Path,
-    default_port: u16,
-) -> Result<Vec<RelayRule>, Fatal> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Fatal::new(
-            Sysexit::Config,
-            format!("cannot open RELAYTABLE {}: {e}", path.display()),
-        )
-    })?;
-    parse_relay_table(&text, &path.display().to_string(), default_port)
-}
-
-pub fn parse_relay_table(
-    text: &str,
-    name: &str,
-    default_port: u16,
-) -> Result<Vec<RelayRule>, Fatal> {
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let bad = |why: &str| Fatal::new(Sysexit::Config, format!("{name}: line {}: {why}", n + 1));
-        let mut words = line.split_whitespace();
-        let (Some(pattern), Some(relay), None) = (words.next(), words.next(), words.next()) else {
-            return Err(bad("expected: domain relay[:port]"));
-        };
-        let (host, port) =
-            parse_host_port(relay).ok_or_else(|| bad(&format!("invalid relay {relay}")))?;
-        let valid_pattern = pattern == "*"
-            || pattern
-                .trim_start_matches('.')
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c));
-        if !valid_pattern || pattern == "." {
-            return Err(bad(&format!("invalid domain {pattern}")));
-        }
-        out.push(RelayRule {
-            pattern: pattern.to_ascii_lowercase(),
-            host,
-            port: port.unwrap_or(default_port),
-        });
-    }
-    Ok(out)
 }
 
 /// The relay for a domain: an exact entry, else the nearest `.parent` entry, else `*`.
@@ -1656,6 +1580,7 @@ pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rsendmail::config::parse_relay_table;
 
     fn engine() -> Engine {
         Engine {
@@ -1766,13 +1691,6 @@ mod tests {
         assert_eq!(host("x.mail.example.org"), Some(("b.relay", 26)));
         assert_eq!(host("example.org.uk"), Some(("[c.relay]", 25)));
         assert_eq!(relay_for(&t[..2], "notexample.org"), None);
-        let e = parse_relay_table("example.org\n", "rt", 25).unwrap_err();
-        assert_eq!(
-            (e.code, e.message.as_str()),
-            (Sysexit::Config, "rt: line 1: expected: domain relay[:port]")
-        );
-        assert!(parse_relay_table("a b c\n", "rt", 25).is_err());
-        assert!(parse_relay_table("ex/ample relay\n", "rt", 25).is_err());
     }
 
     #[test]
