@@ -206,7 +206,7 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             let (text, problems) = if s.inv.json {
                 mailq::list_json(&s.spool, filter)?
             } else {
-                let min_age = s.settings.duration("MinQueueAge", 0)?;
+                let min_age = s.settings.min_queue_age.unwrap_or(0) as i64;
                 mailq::list_text(&s.spool, filter, min_age)?
             };
             let mut out = std::io::stdout().lock();

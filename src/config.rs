@@ -4,11 +4,15 @@
 //! are skipped. A dma.conf is read unchanged. Sendmail option lines share the option table
 //! of `-O`: `O Name=value` and the deprecated `O<letter><value>` (e.g. `Odq`).
 //!
+//! Every `O` line's value is parsed (typed, once) as the line is read, by the option
+//! table's parsers ([`Settings::apply`]), so a bad value is refused before anything is
+//! taken, never later by the deliverer.
+//!
 //! Errors name the file and line and exit EX_CONFIG (78), except a bad delivery mode, which
 //! is sendmail's `Unknown delivery mode c` with file and line and EX_USAGE (64).
 //! With no file at the default path, the built-in defaults apply (see [`Paths`]).
 
-use crate::cli::options::{self, DeliveryMode, Settings};
+use crate::cli::options::{self, DeliveryMode, OptDef, Settings};
 use crate::exit::{Fatal, Sysexit};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -236,7 +240,7 @@ impl Config {
                     }
                     self.settings
                         .apply(resolved.def, resolved.sub.as_deref(), ovalue)
-                        .map_err(|e| err(e.code, e.message))?;
+                        .map_err(|e| err(value_error_code(resolved.def, e.code), e.message))?;
                 }
                 k if is_keyword_shaped(k) => {
                     return Err(err(Sysexit::Config, format!("unknown keyword {k}")));
@@ -260,7 +264,7 @@ impl Config {
                     }
                     self.settings
                         .apply(def, None, &v)
-                        .map_err(|e| err(e.code, e.message))?;
+                        .map_err(|e| err(value_error_code(def, e.code), e.message))?;
                 }
                 k => return Err(err(Sysexit::Config, format!("unknown keyword {k}"))),
             }
@@ -291,6 +295,16 @@ impl Config {
             }
         }
         system_host_name()
+    }
+}
+
+/// A bad option value on a config line is a configuration error (EX_CONFIG), except a
+/// bad delivery mode, which keeps sendmail's EX_USAGE (recorded from 8.17).
+fn value_error_code(def: &OptDef, code: Sysexit) -> Sysexit {
+    if def.name == "DeliveryMode" {
+        code
+    } else {
+        Sysexit::Config
     }
 }
 
@@ -562,6 +576,37 @@ mod tests {
                 "test.conf: line 1: FINGERPRINT must be a SHA-256 digest in hex: abc",
                 Sysexit::Config,
             ),
+            // Option values are parsed as the line is read: EX_CONFIG, file and line.
+            (
+                "\nO MaxHopCount=abc\n",
+                "test.conf: line 2: Invalid value for MaxHopCount: abc",
+                Sysexit::Config,
+            ),
+            (
+                "O Timeout.connect=forever\n",
+                "test.conf: line 1: Invalid value for Timeout.connect: forever",
+                Sysexit::Config,
+            ),
+            (
+                "Ohabc\n",
+                "test.conf: line 1: Invalid value for MaxHopCount: abc",
+                Sysexit::Config,
+            ),
+            (
+                "O MaxMessageSize=10M\n",
+                "test.conf: line 1: Invalid value for MaxMessageSize: 10M",
+                Sysexit::Config,
+            ),
+            (
+                "O PrivacyOptions=goaway,noexpm\n",
+                "test.conf: line 1: Invalid value for PrivacyOptions: goaway,noexpm",
+                Sysexit::Config,
+            ),
+            (
+                "O DaemonPortOptions=Port=x\n",
+                "test.conf: line 1: DaemonPortOptions=Port=x: invalid port \"x\"",
+                Sysexit::Config,
+            ),
         ];
         for (text, msg, code) in cases {
             let e = parse(text).unwrap_err();
@@ -581,7 +626,7 @@ mod tests {
         assert_eq!(c.settings.delivery_mode, Some(DeliveryMode::Interactive));
         let c = parse("O MaxMessageSize=1000\nO Timeout.queuereturn=5d\n").unwrap();
         assert_eq!(c.settings.max_message_size, Some(1000));
-        assert_eq!(c.settings.other_value("Timeout.queuereturn"), Some("5d"));
+        assert_eq!(c.settings.timeouts.queuereturn, Some(5 * 86400));
     }
 
     #[test]

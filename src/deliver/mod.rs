@@ -88,22 +88,12 @@ pub struct Engine {
     pub interactive: bool,
 }
 
-fn duration_opt(s: &Setup, name: &str, default: i64) -> Result<i64, Fatal> {
-    s.settings.duration(name, default)
-}
-
-fn number_opt(s: &Setup, name: &str, default: usize) -> Result<usize, Fatal> {
-    match s.settings.other_value(name) {
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| Fatal::new(Sysexit::Usage, format!("Invalid value for {name}: {v}"))),
-        None => Ok(default),
-    }
-}
-
 impl Engine {
+    /// The engine's settings from the typed options (parsed, and refused when bad, by
+    /// `rsendmail` before the message was taken) and the config.
     pub fn from_setup(s: &Setup) -> Result<Engine, Fatal> {
+        let o = &s.settings;
+        let t = &o.timeouts;
         let port = s.cfg.port.unwrap_or(25);
         let smarthost = s
             .cfg
@@ -112,10 +102,11 @@ impl Engine {
             .filter_map(|h| parse_host_port(h).map(|(host, p)| (host, p.unwrap_or(port))))
             .collect();
         let d = Timeouts::default();
-        let t = |name: &str, def: Duration| -> Result<Duration, Fatal> {
-            duration_opt(s, &format!("Timeout.{name}"), def.as_secs() as i64)
-                .map(|n| Duration::from_secs(n.max(1) as u64))
+        // A time option in seconds, at least 1 where it bounds a wait.
+        let secs = |v: Option<u64>, default: Duration| -> Duration {
+            Duration::from_secs(v.unwrap_or(default.as_secs()).max(1))
         };
+        let time = |v: Option<u64>, default: i64| -> i64 { v.map_or(default, |n| n as i64) };
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
@@ -123,7 +114,7 @@ impl Engine {
         let host_name = s.cfg.host_name();
         Ok(Engine {
             pipelining: !s.cfg.no_pipelining,
-            smarthost_split: number_opt(s, "SmarthostSplit", 1)?,
+            smarthost_split: o.smarthost_split.unwrap_or(1),
             smarthost,
             traffic_log: match &s.inv.traffic_log {
                 None => None,
@@ -141,9 +132,9 @@ impl Engine {
                 )),
             },
             resolver: s.cfg.resolver.clone(),
-            mx_port: number_opt(s, "MXPort", 25)?.clamp(1, 65535) as u16,
-            dns_timeout: t("resolver.retrans", Duration::from_secs(5))?,
-            dns_retries: number_opt(s, "Timeout.resolver.retry", 2)?,
+            mx_port: o.mx_port.unwrap_or(25),
+            dns_timeout: secs(t.resolver_retrans, Duration::from_secs(5)),
+            dns_retries: t.resolver_retry.unwrap_or(2),
             relay_table: match &s.cfg.relay_table {
                 Some(p) => load_relay_table(p, port)?,
                 None => Vec::new(),
@@ -151,23 +142,23 @@ impl Engine {
             null_client: s.cfg.null_client,
             host_name: host_name.clone(),
             timeouts: Timeouts {
-                connect: t("connect", d.connect)?,
-                initial: t("initial", d.initial)?,
-                helo: t("helo", d.helo)?,
-                mail: t("mail", d.mail)?,
-                rcpt: t("rcpt", d.rcpt)?,
-                datainit: t("datainit", d.datainit)?,
-                datablock: t("datablock", d.datablock)?,
-                datafinal: t("datafinal", d.datafinal)?,
-                rset: t("rset", d.rset)?,
-                quit: t("quit", d.quit)?,
+                connect: secs(t.connect, d.connect),
+                initial: secs(t.initial, d.initial),
+                helo: secs(t.helo, d.helo),
+                mail: secs(t.mail, d.mail),
+                rcpt: secs(t.rcpt, d.rcpt),
+                datainit: secs(t.datainit, d.datainit),
+                datablock: secs(t.datablock, d.datablock),
+                datafinal: secs(t.datafinal, d.datafinal),
+                rset: secs(t.rset, d.rset),
+                quit: secs(t.quit, d.quit),
             },
-            retry_min: duration_opt(s, "QueueRetryMin", 300)?.max(1),
-            retry_max: duration_opt(s, "QueueRetryMax", 4 * 3600)?.max(1),
-            queue_return: duration_opt(s, "Timeout.queuereturn", 5 * 86400)?,
-            max_connections: number_opt(s, "MaxConnections", 4)?.max(1),
-            max_background: number_opt(s, "MaxBackgroundDeliveries", 2 * cores)?.max(1),
-            min_queue_age: duration_opt(s, "MinQueueAge", 0)?,
+            retry_min: time(o.queue_retry_min, 300).max(1),
+            retry_max: time(o.queue_retry_max, 4 * 3600).max(1),
+            queue_return: time(t.queuereturn, 5 * 86400),
+            max_connections: o.max_connections.unwrap_or(4).max(1),
+            max_background: o.max_background_deliveries.unwrap_or(2 * cores).max(1),
+            min_queue_age: time(o.min_queue_age, 0),
             tls: TlsPolicy {
                 mode: if s.cfg.opportunistic_tls {
                     TlsMode::Opportunistic
@@ -179,10 +170,7 @@ impl Engine {
                     TlsMode::Off
                 },
                 verify: !s.cfg.insecure,
-                ca_file: s
-                    .settings
-                    .other_value("CACertFile")
-                    .map(std::path::PathBuf::from),
+                ca_file: o.ca_cert_file.clone(),
                 fingerprint: s.cfg.fingerprint.clone(),
                 client_cert: s.cfg.cert_file.clone(),
                 plain_auth_ok: s.cfg.insecure,
@@ -195,26 +183,21 @@ impl Engine {
                 mail_spool: s.cfg.mail_spool.clone(),
                 host: host_name,
                 aliases_path: (!s.inv.no_alias).then(|| {
-                    s.settings
-                        .alias_file
+                    o.alias_file
                         .clone()
                         .unwrap_or_else(|| s.cfg.aliases.clone())
                 }),
                 aliases_loaded: Default::default(),
-                default_user: local::default_user(s.settings.other_value("DefaultUser")),
-                lock_wait: Duration::from_secs(
-                    duration_opt(s, "Timeout.mboxlock", 60)?.max(1) as u64
-                ),
-                command_timeout: Duration::from_secs(
-                    duration_opt(s, "Timeout.command", 1000)?.max(1) as u64,
-                ),
+                default_user: local::default_user(o.default_user.as_deref()),
+                lock_wait: secs(t.mboxlock, Duration::from_secs(60)),
+                command_timeout: secs(t.command, Duration::from_secs(1000)),
                 root: nix::unistd::geteuid().is_root(),
                 uid: nix::unistd::getuid().as_raw(),
             },
-            max_hops: number_opt(s, "MaxHopCount", 25)?,
-            queue_warn: duration_opt(s, "Timeout.queuewarn", 4 * 3600)?,
-            error_mode: s.settings.error_mode.unwrap_or('p'),
-            no_body_return: s.settings.privacy("nobodyreturn"),
+            max_hops: o.max_hop_count.unwrap_or(25),
+            queue_warn: time(t.queuewarn, 4 * 3600),
+            error_mode: o.error_mode.unwrap_or('p'),
+            no_body_return: o.privacy("nobodyreturn"),
             interactive: false,
         })
     }
