@@ -3,6 +3,18 @@
 //! Everything the caller sees is printed here, once, on the stream DESIGN.md assigns:
 //! getopt syntax errors on stderr with the program name, all other diagnostics on stdout
 //! without a prefix, both also logged.
+//!
+//! What is checked where, before the commit point (so that a non-zero exit for an option,
+//! config or invocation error always means nothing was queued, and 0 means it was):
+//! - [`setup`]: the command line ([`cli::parse`]: every `-O`/`-o` value is parsed into its
+//!   typed field as it is read, EX_USAGE) and the config file ([`Config::load`]: keywords
+//!   and `O` lines, `file: line N:`, EX_CONFIG);
+//! - [`preflight`], before stdin is read, and before a queue run (`-q`), `-bv` or the SMTP
+//!   server (`-bs`, `-bd`) starts: the files the config names for delivery are checked
+//!   ([`Config::check_files`]), EX_CONFIG.
+//!
+//! The deliverer reads the same command line and config with the same parsers, so it
+//! cannot refuse what was accepted here.
 
 use crate::cli::options::DeliveryMode;
 use crate::cli::{self, Invocation, Operation};
@@ -115,6 +127,12 @@ pub fn setup(args: Vec<OsString>) -> Result<Setup, Fatal> {
     })
 }
 
+/// The checks made before an operation that takes or delivers mail starts (before stdin
+/// is read): the files the config names for delivery are there and well-formed.
+pub fn preflight(s: &Setup) -> Result<(), Fatal> {
+    s.cfg.check_files(&s.settings)
+}
+
 /// Whether the caller may run this spool's queue: root, or the owner of the directory.
 pub fn may_process_queue(spool: &Spool) -> Result<(), Fatal> {
     if privs::is_root() {
@@ -178,6 +196,17 @@ pub fn run(args: Vec<OsString>) -> Sysexit {
 
 fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
     let s = setup(args)?;
+    if matches!(
+        s.inv.operation,
+        Operation::Deliver
+            | Operation::QueueRun
+            | Operation::Verify
+            | Operation::Smtp
+            | Operation::Daemon
+            | Operation::DaemonForeground
+    ) {
+        preflight(&s)?;
+    }
     match s.inv.operation {
         Operation::Deliver => {
             let who = Submitter::current();

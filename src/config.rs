@@ -11,6 +11,11 @@
 //! Errors name the file and line and exit EX_CONFIG (78), except a bad delivery mode, which
 //! is sendmail's `Unknown delivery mode c` with file and line and EX_USAGE (64).
 //! With no file at the default path, the built-in defaults apply (see [`Paths`]).
+//!
+//! The files the configuration names for delivery (RELAYTABLE, AUTHPATH, CERTFILE,
+//! `O CACertFile=`) are checked by [`Config::check_files`] before a message is read or a
+//! queue run or the SMTP server starts: a missing or broken one is refused there (EX_CONFIG,
+//! with the path and the reason, or the file and line), and nothing is queued.
 
 use crate::cli::options::{self, DeliveryMode, OptDef, Settings};
 use crate::exit::{Fatal, Sysexit};
@@ -306,6 +311,60 @@ fn value_error_code(def: &OptDef, code: Sysexit) -> Sysexit {
     } else {
         Sysexit::Config
     }
+}
+
+impl Config {
+    /// Check the files delivery will need, as this process may read them: RELAYTABLE
+    /// (read and parsed), AUTHPATH (present, not readable by others, parsed), CERTFILE and
+    /// `O CACertFile=` (present). Called before a message is read and before a queue run
+    /// or the SMTP server starts, so that nothing is accepted that delivery would then
+    /// refuse. A set-gid `rsendmail` reads them with its group only when the config is
+    /// the system's (the unsafe options `-C`, `-O CACertFile=` cost it the group first).
+    ///
+    /// One file may exist and still be out of reach for a caller who is not root: an
+    /// AUTHPATH, CERTFILE or CA file the administrator made readable by root alone. That
+    /// is not refused: the root queue runner reads it, and this caller's own deliverer
+    /// defers with the reason.
+    pub fn check_files(&self, settings: &Settings) -> Result<(), Fatal> {
+        if let Some(p) = &self.relay_table {
+            load_relay_table(p, self.port.unwrap_or(25))?;
+        }
+        if let Some(p) = &self.auth_path {
+            match std::fs::File::open(p) {
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && !is_root() => {}
+                _ => {
+                    load_auth(p)?;
+                }
+            }
+        }
+        for (what, path) in [
+            ("CERTFILE", self.cert_file.as_ref()),
+            ("CACertFile", settings.ca_cert_file.as_ref()),
+        ] {
+            let Some(p) = path else { continue };
+            match std::fs::metadata(p) {
+                Ok(md) if md.is_dir() => {
+                    return Err(Fatal::new(
+                        Sysexit::Config,
+                        format!("cannot open {what} {}: Is a directory", p.display()),
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && !is_root() => {}
+                Err(e) => {
+                    return Err(Fatal::new(
+                        Sysexit::Config,
+                        format!("cannot open {what} {}: {}", p.display(), io_text(&e)),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
 }
 
 /// gethostname(2), no DNS.
@@ -657,6 +716,95 @@ mod tests {
         assert!(c.null_client && c.full_bounce && c.insecure && c.verify_cert && c.no_pipelining);
         assert_eq!(c.spool_dir, PathBuf::from("/s"));
         assert_eq!(c.mail_spool, PathBuf::from("/m"));
+    }
+
+    /// A scratch directory for file checks.
+    fn scratch(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("rsendmail-config-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn files_for_delivery_are_checked() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = scratch("files");
+        let write = |name: &str, text: &str, mode: u32| {
+            let p = d.join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            p.display().to_string()
+        };
+        let relays = write("relays", "example.org [127.0.0.1]:2525\n", 0o644);
+        let bad_relays = write("bad-relays", "# c\nexample.org\n", 0o644);
+        let auth = write("auth", "bob|smtp.example:pw\n", 0o600);
+        let open_auth = write("open-auth", "bob|smtp.example:pw\n", 0o644);
+        let bad_auth = write("bad-auth", "bob smtp.example pw\n", 0o600);
+        let ca = write("ca.pem", "-----BEGIN CERTIFICATE-----\n", 0o644);
+        let dir = d.display();
+        let missing = d.join("missing").display().to_string();
+        let cases: Vec<(String, Option<String>)> = vec![
+            (String::new(), None),
+            (format!("RELAYTABLE {relays}\n"), None),
+            (
+                format!("RELAYTABLE {missing}\n"),
+                Some(format!(
+                    "cannot open RELAYTABLE {missing}: No such file or directory"
+                )),
+            ),
+            (
+                format!("RELAYTABLE {bad_relays}\n"),
+                Some(format!(
+                    "{bad_relays}: line 2: expected: domain relay[:port]"
+                )),
+            ),
+            (format!("AUTHPATH {auth}\n"), None),
+            (
+                format!("AUTHPATH {missing}\n"),
+                Some(format!(
+                    "cannot read AUTHPATH {missing}: No such file or directory"
+                )),
+            ),
+            (
+                format!("AUTHPATH {open_auth}\n"),
+                Some(format!(
+                    "AUTHPATH {open_auth} is readable by others; refusing to use it (chmod o-r)"
+                )),
+            ),
+            (
+                format!("AUTHPATH {bad_auth}\n"),
+                Some(format!("{bad_auth}: line 1: expected user|host:password")),
+            ),
+            (format!("O CACertFile={ca}\n"), None),
+            (
+                format!("O CACertFile={missing}\n"),
+                Some(format!(
+                    "cannot open CACertFile {missing}: No such file or directory"
+                )),
+            ),
+            (
+                format!("O CACertFile={dir}\n"),
+                Some(format!("cannot open CACertFile {dir}: Is a directory")),
+            ),
+            (format!("CERTFILE {ca}\n"), None),
+            (
+                format!("CERTFILE {missing}\n"),
+                Some(format!(
+                    "cannot open CERTFILE {missing}: No such file or directory"
+                )),
+            ),
+        ];
+        for (text, want) in cases {
+            let c = parse(&text).unwrap();
+            let got = c.check_files(&c.settings).map_err(|e| {
+                assert_eq!(e.code, Sysexit::Config, "{text:?}");
+                e.message
+            });
+            assert_eq!(got, want.map_or(Ok(()), Err), "{text:?}");
+        }
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
