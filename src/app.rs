@@ -10,8 +10,9 @@
 //!   typed field as it is read, EX_USAGE) and the config file ([`Config::load`]: keywords
 //!   and `O` lines, `file: line N:`, EX_CONFIG);
 //! - [`preflight`], before stdin is read, and before a queue run (`-q`), `-bv` or the SMTP
-//!   server (`-bs`, `-bd`) starts: the files the config names for delivery are checked
-//!   ([`Config::check_files`]), EX_CONFIG.
+//!   server (`-bs`, `-bd`) starts: the `-X` traffic log is opened (created) as this
+//!   process may (after the group drop for unsafe options), EX_CANTCREAT; the files the
+//!   config names for delivery are checked ([`Config::check_files`]), EX_CONFIG.
 //!
 //! The deliverer reads the same command line and config with the same parsers, so it
 //! cannot refuse what was accepted here.
@@ -127,9 +128,28 @@ pub fn setup(args: Vec<OsString>) -> Result<Setup, Fatal> {
     })
 }
 
+/// Open (create, append) the `-X` traffic log: sendmail's `cannot open FILE: reason`,
+/// EX_CANTCREAT, when this process may not.
+pub fn open_traffic_log(path: &Path) -> Result<std::fs::File, Fatal> {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| {
+            Fatal::new(
+                Sysexit::CantCreat,
+                format!("cannot open {}: {}", path.display(), config::io_text(&e)),
+            )
+        })
+}
+
 /// The checks made before an operation that takes or delivers mail starts (before stdin
-/// is read): the files the config names for delivery are there and well-formed.
+/// is read): the `-X` file can be opened (it is created; the deliverer appends to it), and
+/// the files the config names for delivery are there and well-formed.
 pub fn preflight(s: &Setup) -> Result<(), Fatal> {
+    if let Some(p) = &s.inv.traffic_log {
+        open_traffic_log(p)?;
+    }
     s.cfg.check_files(&s.settings)
 }
 

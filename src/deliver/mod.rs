@@ -118,18 +118,7 @@ impl Engine {
             smarthost,
             traffic_log: match &s.inv.traffic_log {
                 None => None,
-                Some(p) => Some(Mutex::new(
-                    std::fs::OpenOptions::new()
-                        .append(true)
-                        .create(true)
-                        .open(p)
-                        .map_err(|e| {
-                            Fatal::new(
-                                Sysexit::CantCreat,
-                                format!("cannot open -X file {}: {e}", p.display()),
-                            )
-                        })?,
-                )),
+                Some(p) => Some(Mutex::new(app::open_traffic_log(p)?)),
             },
             resolver: s.cfg.resolver.clone(),
             mx_port: o.mx_port.unwrap_or(25),
