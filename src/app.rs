@@ -15,7 +15,9 @@
 //!   config names for delivery are checked ([`Config::check_files`]), EX_CONFIG.
 //!
 //! The deliverer reads the same command line and config with the same parsers, so it
-//! cannot refuse what was accepted here.
+//! cannot refuse what was accepted here. What can still fail after the commit point (the
+//! deliverer cannot be started, a file changed since) leaves the message queued and is
+//! said once, and the exit status stays that of the submission.
 
 use crate::cli::options::DeliveryMode;
 use crate::cli::{self, Invocation, Operation};
@@ -242,7 +244,10 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
                     // The deliverer's status wins unless it is 0; then a refused
                     // recipient's (67) is the answer, as sendmail gives it.
                     let status = done.status.code().to_string();
-                    Ok(exec_deliver(&["--entry", &id, "--status", &status, "--"]))
+                    Ok(exec_deliver(
+                        &["--entry", &id, "--status", &status, "--"],
+                        Some(done.status),
+                    ))
                 }
                 DeliveryMode::Background => {
                     background(&id);
@@ -266,16 +271,16 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
         }
         Operation::QueueRun => {
             may_process_queue(&s.spool)?;
-            Ok(exec_deliver(&[]))
+            Ok(exec_deliver(&[], None))
         }
         // Routing lives in the deliverer.
-        Operation::Verify => Ok(exec_deliver(&[])),
+        Operation::Verify => Ok(exec_deliver(&[], None)),
         Operation::InitAliases => Ok(init_aliases(&s)),
         // The SMTP server needs the engine (DNS for the sender check, delivery, ETRN).
-        Operation::Smtp => Ok(exec_deliver(&[])),
+        Operation::Smtp => Ok(exec_deliver(&[], None)),
         Operation::Daemon | Operation::DaemonForeground => {
             may_process_queue(&s.spool)?;
-            Ok(exec_deliver(&[]))
+            Ok(exec_deliver(&[], None))
         }
         other => Err(not_supported(other)),
     }
@@ -311,9 +316,10 @@ fn init_aliases(s: &Setup) -> Sysexit {
 }
 
 /// Replace this process with rsendmail-deliver: `prefix` (its own arguments), then our
-/// argv unchanged. Only returns when the exec failed: the message (if any) is queued, so
-/// that is reported and logged but the status stays 0 for a submission.
-fn exec_deliver(prefix: &[&str]) -> Sysexit {
+/// argv unchanged. Only returns when the exec failed. `queued` is the status of the
+/// submission whose message is already queued: then the failure is said once (stdout and
+/// log) with the fact that the message stays queued, and that status is returned.
+fn exec_deliver(prefix: &[&str], queued: Option<Sysexit>) -> Sysexit {
     use std::os::unix::process::CommandExt;
     let path = deliver_path();
     let mut cmd = std::process::Command::new(&path);
@@ -329,11 +335,16 @@ fn exec_deliver(prefix: &[&str]) -> Sysexit {
         Sysexit::Unavailable,
         format!("cannot execute {}: {}", path.display(), config::io_text(&e)),
     );
-    if prefix.is_empty() {
-        return report(&f);
+    match queued {
+        None => report(&f),
+        Some(status) => {
+            report(&Fatal::new(
+                status,
+                format!("{}; the message stays queued", f.message),
+            ));
+            status
+        }
     }
-    log::error!("{}; the message stays queued", f.message);
-    Sysexit::Ok
 }
 
 /// Background mode: the caller gets its status at once; a detached child delivers.
@@ -343,7 +354,8 @@ fn background(id: &str) -> Sysexit {
         Ok(nix::unistd::ForkResult::Parent { .. }) => Sysexit::Ok,
         Ok(nix::unistd::ForkResult::Child) => {
             privs::detach();
-            exec_deliver(&["--entry", id, "--background", "--"]);
+            // (stdout is /dev/null now: a failure is only logged.)
+            exec_deliver(&["--entry", id, "--background", "--"], Some(Sysexit::Ok));
             // exec failed: the message stays queued for the next run.
             std::process::exit(0);
         }

@@ -90,7 +90,9 @@ pub struct Engine {
 
 impl Engine {
     /// The engine's settings from the typed options (parsed, and refused when bad, by
-    /// `rsendmail` before the message was taken) and the config.
+    /// `rsendmail` before the message was taken) and the config. The files are read
+    /// again here; one that changed since the submission's check fails the run, and the
+    /// message stays queued.
     pub fn from_setup(s: &Setup) -> Result<Engine, Fatal> {
         let o = &s.settings;
         let t = &o.timeouts;
@@ -1309,15 +1311,28 @@ pub fn main(args: Vec<OsString>) -> Sysexit {
         std::process::exit(code);
     }
     rsendmail::log::init("rsendmail-deliver");
-    match run(args) {
+    let internal = split_internal(args);
+    let after_commit = internal.entry.is_some().then_some(internal.status);
+    match run(internal) {
         Ok(c) => c,
-        Err(f) => app::report(&f),
+        // Delivering one entry that `rsendmail` has queued: whatever failed here, the
+        // message stays queued for the next run; that is said once, and the status is
+        // the submission's.
+        Err(f) => match after_commit {
+            Some(status) => {
+                app::report(&Fatal::new(
+                    status,
+                    format!("{}; the message stays queued", f.message),
+                ));
+                status
+            }
+            None => app::report(&f),
+        },
     }
 }
 
-fn run(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
+fn run(internal: Internal) -> Result<Sysexit, Fatal> {
     use rsendmail::cli::Operation;
-    let internal = split_internal(args);
     let argv = internal.argv.clone();
     let s = app::setup(internal.argv)?;
     let mut engine = Engine::from_setup(&s)?;
