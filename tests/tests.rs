@@ -9,6 +9,7 @@ mod durability;
 mod local;
 mod mailq_listing;
 mod man_pages;
+mod options;
 mod privileges;
 mod smtp;
 mod submission;
