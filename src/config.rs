@@ -121,7 +121,7 @@ impl Config {
         path: &Path,
         required: bool,
         paths: &Paths,
-        sticky: &[&str],
+        sticky: &[String],
     ) -> Result<Config, Fatal> {
         let text = match std::fs::read(path) {
             Ok(t) => t,
@@ -146,7 +146,7 @@ impl Config {
     }
 
     /// Parse config text; `name` is used in messages.
-    pub fn parse(&mut self, text: &str, name: &str, sticky: &[&str]) -> Result<(), Fatal> {
+    pub fn parse(&mut self, text: &str, name: &str, sticky: &[String]) -> Result<(), Fatal> {
         for (i, raw) in text.lines().enumerate() {
             let lineno = i + 1;
             let line = raw.trim_end_matches('\r').trim();
@@ -240,7 +240,7 @@ impl Config {
                             e.message,
                         )
                     })?;
-                    if sticky.contains(&resolved.def.name) {
+                    if sticky.contains(&options::given_key(resolved.def, resolved.sub.as_deref())) {
                         continue;
                     }
                     self.settings
@@ -264,7 +264,7 @@ impl Config {
                             format!("unknown option letter {letter} in {k}"),
                         ));
                     };
-                    if sticky.contains(&def.name) {
+                    if sticky.contains(&options::given_key(def, None)) {
                         continue;
                     }
                     self.settings
@@ -692,13 +692,17 @@ mod tests {
     fn command_line_options_are_not_read_from_the_config() {
         let mut c = Config::builtin(&Paths::system());
         c.parse(
-            "O DeliveryMode=x\nOdZ\nO MaxMessageSize=5\n",
+            "O DeliveryMode=x\nOdZ\nO MaxMessageSize=5\nO Timeout.connect=x\n\
+             O Timeout.datafinal=7s\n",
             "t",
-            &["DeliveryMode"],
+            &["DeliveryMode".to_string(), "Timeout.connect".to_string()],
         )
         .unwrap();
         assert_eq!(c.settings.delivery_mode, None);
         assert_eq!(c.settings.max_message_size, Some(5));
+        // Each timeout on its own, as in sendmail: the others are still read.
+        assert_eq!(c.settings.timeouts.connect, None);
+        assert_eq!(c.settings.timeouts.datafinal, Some(7));
     }
 
     #[test]

@@ -160,6 +160,26 @@ fn bad_timeout_in_the_config_is_refused_at_submission() {
             ));
         nothing_queued(&env, mode);
     }
+    // A timeout given on the command line is not read from the file, but only that one:
+    // the file's other timeouts are still read (and checked), as in sendmail.
+    env.sendmail(
+        &["-odq", "-O", "Timeout.connect=5s", "bob@example.org"],
+        MSG,
+    )
+    .code(0)
+    .stdout_is("");
+    assert_eq!(env.entries().len(), 1);
+    let env = Env::with_config("O Timeout.datafinal=forever\n");
+    env.sendmail(
+        &["-odq", "-O", "Timeout.connect=5s", "bob@example.org"],
+        MSG,
+    )
+    .code(78)
+    .stdout_is(&format!(
+        "{}: line 6: Invalid value for Timeout.datafinal: forever\n",
+        env.conf.display()
+    ));
+    nothing_queued(&env, "-O Timeout.connect=5s");
     // The deprecated one-letter form of a config line, and -o on the command line.
     let env = Env::with_config("Ohabc\n");
     env.sendmail(&["-odq", "bob@example.org"], MSG)

@@ -314,6 +314,17 @@ impl DeliveryMode {
     }
 }
 
+/// How an option given on the command line is recorded, so that the config file does not
+/// set it again: its name, and for `Timeout.<name>` the timeout's own name, lowercase
+/// (sendmail keeps each timeout's command-line setting apart: `-O Timeout.connect=5s`
+/// leaves the config's other timeouts in force).
+pub fn given_key(def: &OptDef, sub: Option<&str>) -> String {
+    match sub {
+        Some(s) if def.name == "Timeout" => format!("Timeout.{}", s.to_ascii_lowercase()),
+        _ => def.name.to_string(),
+    }
+}
+
 /// The options rsendmail acts on, with the kind of value each takes. Every one of them is
 /// parsed into a typed field of [`Settings`] when it is applied (on the command line or
 /// on a config line), so that a bad value is refused at once, with its origin, before a
@@ -684,9 +695,9 @@ pub struct Settings {
     pub relay_domains: Option<Vec<String>>,
     /// Everything else, in the order given: (canonical name[.sub], value).
     pub other: Vec<(String, String)>,
-    /// The names of the options set here (for sendmail's rule that an option given on
+    /// The options set here, by [`given_key`] (for sendmail's rule that an option given on
     /// the command line is not even read from the config file).
-    pub given: Vec<&'static str>,
+    pub given: Vec<String>,
 }
 
 impl Settings {
@@ -698,8 +709,9 @@ impl Settings {
         sub: Option<&str>,
         value: &str,
     ) -> Result<(), Fatal> {
-        if !self.given.contains(&def.name) {
-            self.given.push(def.name);
+        let key = given_key(def, sub);
+        if !self.given.contains(&key) {
+            self.given.push(key);
         }
         let name = def.name;
         match (name, sub) {
@@ -791,7 +803,7 @@ impl Settings {
         self.other.extend(later.other.iter().cloned());
         for g in &later.given {
             if !self.given.contains(g) {
-                self.given.push(g);
+                self.given.push(g.clone());
             }
         }
     }
@@ -1187,6 +1199,15 @@ mod tests {
         // Sub-names are case-insensitive, as in sendmail.
         apply(&mut s, "timeout.CONNECT", "1m").unwrap();
         assert_eq!(s.timeouts.connect, Some(60));
+    }
+
+    #[test]
+    fn each_timeout_is_given_on_its_own() {
+        let mut s = Settings::default();
+        apply(&mut s, "DeliveryMode", "q").unwrap();
+        apply(&mut s, "Timeout.Connect", "5s").unwrap();
+        apply(&mut s, "Timeout", "5m").unwrap();
+        assert_eq!(s.given, ["DeliveryMode", "Timeout.connect", "Timeout"]);
     }
 
     #[test]
