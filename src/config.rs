@@ -331,7 +331,9 @@ impl Config {
         }
         if let Some(p) = &self.auth_path {
             match std::fs::File::open(p) {
-                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && !is_root() => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::PermissionDenied
+                        && !crate::privs::is_root() => {}
                 _ => {
                     load_auth(p)?;
                 }
@@ -350,7 +352,9 @@ impl Config {
                     ));
                 }
                 Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && !is_root() => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::PermissionDenied
+                        && !crate::privs::is_root() => {}
                 Err(e) => {
                     return Err(Fatal::new(
                         Sysexit::Config,
@@ -361,10 +365,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
 }
 
 /// gethostname(2), no DNS.

@@ -11,6 +11,16 @@
 //! - ambiguous prefix: `readcf: ambiguous option name X (matches A and B)`, EX_SOFTWARE;
 //! - a unique prefix works and prints `Option X used as abbreviation for Y`;
 //! - a bad delivery mode: `Unknown delivery mode c`, EX_USAGE (64), at once.
+//!
+//! Values: every option either program acts on ([`ACTED_ON`]) is parsed here, once, into
+//! a typed field of [`Settings`], when the option is applied — on the command line or on
+//! a config line — so a bad value ends the program before a message is read:
+//! `Invalid value for NAME: VALUE`, EX_USAGE (the config file adds `file: line N:` and
+//! makes it EX_CONFIG). The deliverer and the SMTP server read the typed fields and
+//! nothing else, so they cannot refuse a value `rsendmail` accepted. Options rsendmail
+//! does not act on are accepted with any value and kept unparsed in [`Settings::other`].
+//! What is not checked here: whether DefaultUser's user exists (looked up at delivery),
+//! and the files options name (see `Config::check_files`).
 
 use crate::exit::{Fatal, Sysexit};
 use crate::server::net::{self, Net};
@@ -375,7 +385,9 @@ pub static ACTED_ON: &[(&str, Kind)] = &[
 
 /// What the value of an acted-on option is. A bad value is refused with
 /// `Invalid value for NAME: VALUE` (EX_USAGE on the command line; the config file adds its
-/// name and line and uses EX_CONFIG), except where sendmail's own message is recorded.
+/// name and line and uses EX_CONFIG), except a bad delivery mode (sendmail's recorded
+/// message) and a bad DaemonPortOptions (the listener's message, which names the option,
+/// the value and what is wrong with it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// `b`, `i`, `q`, `d`: sendmail's `Unknown delivery mode c` otherwise.
