@@ -3,6 +3,21 @@
 //! Everything the caller sees is printed here, once, on the stream DESIGN.md assigns:
 //! getopt syntax errors on stderr with the program name, all other diagnostics on stdout
 //! without a prefix, both also logged.
+//!
+//! What is checked where, before the commit point (so that a non-zero exit for an option,
+//! config or invocation error always means nothing was queued, and 0 means it was):
+//! - [`setup`]: the command line ([`cli::parse`]: every `-O`/`-o` value is parsed into its
+//!   typed field as it is read, EX_USAGE) and the config file ([`Config::load`]: keywords
+//!   and `O` lines, `file: line N:`, EX_CONFIG);
+//! - [`preflight`], before stdin is read, and before a queue run (`-q`), `-bv` or the SMTP
+//!   server (`-bs`, `-bd`) starts: the `-X` traffic log is opened (created) as this
+//!   process may (after the group drop for unsafe options), EX_CANTCREAT; the files the
+//!   config names for delivery are checked ([`Config::check_files`]), EX_CONFIG.
+//!
+//! The deliverer reads the same command line and config with the same parsers, so it
+//! cannot refuse what was accepted here. What can still fail after the commit point (the
+//! deliverer cannot be started, a file changed since) leaves the message queued and is
+//! said once, and the exit status stays that of the submission.
 
 use crate::cli::options::DeliveryMode;
 use crate::cli::{self, Invocation, Operation};
@@ -89,10 +104,7 @@ pub fn setup(args: Vec<OsString>) -> Result<Setup, Fatal> {
     };
     let mut settings = cfg.settings.clone();
     settings.overlay(&inv.settings);
-    if let Some(c) = settings
-        .other_value("BlankSub")
-        .and_then(|v| v.chars().next())
-    {
+    if let Some(c) = settings.blank_sub {
         crate::message::address::set_blank_sub(c);
     }
     let spool_dir = settings
@@ -119,6 +131,31 @@ pub fn setup(args: Vec<OsString>) -> Result<Setup, Fatal> {
         spool: Spool::new(spool_dir, private),
         mode,
     })
+}
+
+/// Open (create, append) the `-X` traffic log: sendmail's `cannot open FILE: reason`,
+/// EX_CANTCREAT, when this process may not.
+pub fn open_traffic_log(path: &Path) -> Result<std::fs::File, Fatal> {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| {
+            Fatal::new(
+                Sysexit::CantCreat,
+                format!("cannot open {}: {}", path.display(), config::io_text(&e)),
+            )
+        })
+}
+
+/// The checks made before an operation that takes or delivers mail starts (before stdin
+/// is read): the `-X` file can be opened (it is created; the deliverer appends to it), and
+/// the files the config names for delivery are there and well-formed.
+pub fn preflight(s: &Setup) -> Result<(), Fatal> {
+    if let Some(p) = &s.inv.traffic_log {
+        open_traffic_log(p)?;
+    }
+    s.cfg.check_files(&s.settings)
 }
 
 /// Whether the caller may run this spool's queue: root, or the owner of the directory.
@@ -184,6 +221,17 @@ pub fn run(args: Vec<OsString>) -> Sysexit {
 
 fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
     let s = setup(args)?;
+    if matches!(
+        s.inv.operation,
+        Operation::Deliver
+            | Operation::QueueRun
+            | Operation::Verify
+            | Operation::Smtp
+            | Operation::Daemon
+            | Operation::DaemonForeground
+    ) {
+        preflight(&s)?;
+    }
     match s.inv.operation {
         Operation::Deliver => {
             let who = Submitter::current();
@@ -199,7 +247,10 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
                     // The deliverer's status wins unless it is 0; then a refused
                     // recipient's (67) is the answer, as sendmail gives it.
                     let status = done.status.code().to_string();
-                    Ok(exec_deliver(&["--entry", &id, "--status", &status, "--"]))
+                    Ok(exec_deliver(
+                        &["--entry", &id, "--status", &status, "--"],
+                        Some(done.status),
+                    ))
                 }
                 DeliveryMode::Background => {
                     background(&id);
@@ -212,7 +263,7 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             let (text, problems) = if s.inv.json {
                 mailq::list_json(&s.spool, filter)?
             } else {
-                let min_age = s.settings.duration("MinQueueAge", 0)?;
+                let min_age = s.settings.min_queue_age.unwrap_or(0) as i64;
                 mailq::list_text(&s.spool, filter, min_age)?
             };
             let mut out = std::io::stdout().lock();
@@ -223,16 +274,16 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
         }
         Operation::QueueRun => {
             may_process_queue(&s.spool)?;
-            Ok(exec_deliver(&[]))
+            Ok(exec_deliver(&[], None))
         }
         // Routing lives in the deliverer.
-        Operation::Verify => Ok(exec_deliver(&[])),
+        Operation::Verify => Ok(exec_deliver(&[], None)),
         Operation::InitAliases => Ok(init_aliases(&s)),
         // The SMTP server needs the engine (DNS for the sender check, delivery, ETRN).
-        Operation::Smtp => Ok(exec_deliver(&[])),
+        Operation::Smtp => Ok(exec_deliver(&[], None)),
         Operation::Daemon | Operation::DaemonForeground => {
             may_process_queue(&s.spool)?;
-            Ok(exec_deliver(&[]))
+            Ok(exec_deliver(&[], None))
         }
         other => Err(not_supported(other)),
     }
@@ -244,10 +295,7 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
 /// the program was called, and exit 0 for a missing file); errors exit 70 as there.
 fn init_aliases(s: &Setup) -> Sysexit {
     let path = s.settings.alias_file.as_ref().unwrap_or(&s.cfg.aliases);
-    let check = s
-        .settings
-        .other_value("CheckAliases")
-        .is_some_and(crate::cli::options::parse_bool);
+    let check = s.settings.check_aliases.unwrap_or(false);
     match crate::aliases::Aliases::load_checked(path, check) {
         Err(e) => {
             println!(
@@ -272,9 +320,10 @@ fn init_aliases(s: &Setup) -> Sysexit {
 }
 
 /// Replace this process with rsendmail-deliver: `prefix` (its own arguments), then our
-/// argv unchanged. Only returns when the exec failed: the message (if any) is queued, so
-/// that is reported and logged but the status stays 0 for a submission.
-fn exec_deliver(prefix: &[&str]) -> Sysexit {
+/// argv unchanged. Only returns when the exec failed. `queued` is the status of the
+/// submission whose message is already queued: then the failure is said once (stdout and
+/// log) with the fact that the message stays queued, and that status is returned.
+fn exec_deliver(prefix: &[&str], queued: Option<Sysexit>) -> Sysexit {
     use std::os::unix::process::CommandExt;
     let path = deliver_path();
     let mut cmd = std::process::Command::new(&path);
@@ -290,11 +339,16 @@ fn exec_deliver(prefix: &[&str]) -> Sysexit {
         Sysexit::Unavailable,
         format!("cannot execute {}: {}", path.display(), config::io_text(&e)),
     );
-    if prefix.is_empty() {
-        return report(&f);
+    match queued {
+        None => report(&f),
+        Some(status) => {
+            report(&Fatal::new(
+                status,
+                format!("{}; the message stays queued", f.message),
+            ));
+            status
+        }
     }
-    log::error!("{}; the message stays queued", f.message);
-    Sysexit::Ok
 }
 
 /// Background mode: the caller gets its status at once; a detached child delivers.
@@ -304,7 +358,8 @@ fn background(id: &str) -> Sysexit {
         Ok(nix::unistd::ForkResult::Parent { .. }) => Sysexit::Ok,
         Ok(nix::unistd::ForkResult::Child) => {
             privs::detach();
-            exec_deliver(&["--entry", id, "--background", "--"]);
+            // (stdout is /dev/null now: a failure is only logged.)
+            exec_deliver(&["--entry", id, "--background", "--"], Some(Sysexit::Ok));
             // exec failed: the message stays queued for the next run.
             std::process::exit(0);
         }

@@ -4,12 +4,22 @@
 //! are skipped. A dma.conf is read unchanged. Sendmail option lines share the option table
 //! of `-O`: `O Name=value` and the deprecated `O<letter><value>` (e.g. `Odq`).
 //!
+//! Every `O` line's value is parsed (typed, once) as the line is read, by the option
+//! table's parsers ([`Settings::apply`]), so a bad value is refused before anything is
+//! taken, never later by the deliverer.
+//!
 //! Errors name the file and line and exit EX_CONFIG (78), except a bad delivery mode, which
 //! is sendmail's `Unknown delivery mode c` with file and line and EX_USAGE (64).
 //! With no file at the default path, the built-in defaults apply (see [`Paths`]).
+//!
+//! The files the configuration names for delivery (RELAYTABLE, AUTHPATH, CERTFILE,
+//! `O CACertFile=`) are checked by [`Config::check_files`] before a message is read or a
+//! queue run or the SMTP server starts: a missing or broken one is refused there (EX_CONFIG,
+//! with the path and the reason, or the file and line), and nothing is queued.
 
-use crate::cli::options::{self, DeliveryMode, Settings};
+use crate::cli::options::{self, DeliveryMode, OptDef, Settings};
 use crate::exit::{Fatal, Sysexit};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The default config file.
@@ -111,7 +121,7 @@ impl Config {
         path: &Path,
         required: bool,
         paths: &Paths,
-        sticky: &[&str],
+        sticky: &[String],
     ) -> Result<Config, Fatal> {
         let text = match std::fs::read(path) {
             Ok(t) => t,
@@ -136,7 +146,7 @@ impl Config {
     }
 
     /// Parse config text; `name` is used in messages.
-    pub fn parse(&mut self, text: &str, name: &str, sticky: &[&str]) -> Result<(), Fatal> {
+    pub fn parse(&mut self, text: &str, name: &str, sticky: &[String]) -> Result<(), Fatal> {
         for (i, raw) in text.lines().enumerate() {
             let lineno = i + 1;
             let line = raw.trim_end_matches('\r').trim();
@@ -230,12 +240,12 @@ impl Config {
                             e.message,
                         )
                     })?;
-                    if sticky.contains(&resolved.def.name) {
+                    if sticky.contains(&options::given_key(resolved.def, resolved.sub.as_deref())) {
                         continue;
                     }
                     self.settings
                         .apply(resolved.def, resolved.sub.as_deref(), ovalue)
-                        .map_err(|e| err(e.code, e.message))?;
+                        .map_err(|e| err(value_error_code(resolved.def, e.code), e.message))?;
                 }
                 k if is_keyword_shaped(k) => {
                     return Err(err(Sysexit::Config, format!("unknown keyword {k}")));
@@ -254,12 +264,12 @@ impl Config {
                             format!("unknown option letter {letter} in {k}"),
                         ));
                     };
-                    if sticky.contains(&def.name) {
+                    if sticky.contains(&options::given_key(def, None)) {
                         continue;
                     }
                     self.settings
                         .apply(def, None, &v)
-                        .map_err(|e| err(e.code, e.message))?;
+                        .map_err(|e| err(value_error_code(def, e.code), e.message))?;
                 }
                 k => return Err(err(Sysexit::Config, format!("unknown keyword {k}"))),
             }
@@ -290,6 +300,70 @@ impl Config {
             }
         }
         system_host_name()
+    }
+}
+
+/// A bad option value on a config line is a configuration error (EX_CONFIG), except a
+/// bad delivery mode, which keeps sendmail's EX_USAGE (recorded from 8.17).
+fn value_error_code(def: &OptDef, code: Sysexit) -> Sysexit {
+    if def.name == "DeliveryMode" {
+        code
+    } else {
+        Sysexit::Config
+    }
+}
+
+impl Config {
+    /// Check the files delivery will need, as this process may read them: RELAYTABLE
+    /// (read and parsed), AUTHPATH (present, not readable by others, parsed), CERTFILE and
+    /// `O CACertFile=` (present). Called before a message is read and before a queue run
+    /// or the SMTP server starts, so that nothing is accepted that delivery would then
+    /// refuse. A set-gid `rsendmail` reads them with its group only when the config is
+    /// the system's (the unsafe options `-C`, `-O CACertFile=` cost it the group first).
+    ///
+    /// One file may exist and still be out of reach for a caller who is not root: an
+    /// AUTHPATH, CERTFILE or CA file the administrator made readable by root alone. That
+    /// is not refused: the root queue runner reads it, and this caller's own deliverer
+    /// defers with the reason.
+    pub fn check_files(&self, settings: &Settings) -> Result<(), Fatal> {
+        if let Some(p) = &self.relay_table {
+            load_relay_table(p, self.port.unwrap_or(25))?;
+        }
+        if let Some(p) = &self.auth_path {
+            match std::fs::File::open(p) {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::PermissionDenied
+                        && !crate::privs::is_root() => {}
+                _ => {
+                    load_auth(p)?;
+                }
+            }
+        }
+        for (what, path) in [
+            ("CERTFILE", self.cert_file.as_ref()),
+            ("CACertFile", settings.ca_cert_file.as_ref()),
+        ] {
+            let Some(p) = path else { continue };
+            match std::fs::metadata(p) {
+                Ok(md) if md.is_dir() => {
+                    return Err(Fatal::new(
+                        Sysexit::Config,
+                        format!("cannot open {what} {}: Is a directory", p.display()),
+                    ));
+                }
+                Ok(_) => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::PermissionDenied
+                        && !crate::privs::is_root() => {}
+                Err(e) => {
+                    return Err(Fatal::new(
+                        Sysexit::Config,
+                        format!("cannot open {what} {}: {}", p.display(), io_text(&e)),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -356,6 +430,87 @@ pub fn parse_host_port(s: &str) -> Option<(String, Option<u16>)> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c));
     ok.then_some((host, port))
+}
+
+/// One line of the relay table (like sendmail's mailertable or Postfix's transport):
+/// `domain relay[:port]`, `.domain relay` (its subdomains), `* relay` (everything else).
+/// `[host]` names the host itself; a bare host is, for now, also used as it is (MX
+/// lookups of relay names come with MX delivery).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayRule {
+    pub pattern: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Read the relay table; errors name the file (and line) and are EX_CONFIG.
+pub fn load_relay_table(path: &Path, default_port: u16) -> Result<Vec<RelayRule>, Fatal> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Fatal::new(
+            Sysexit::Config,
+            format!("cannot open RELAYTABLE {}: {}", path.display(), io_text(&e)),
+        )
+    })?;
+    parse_relay_table(&text, &path.display().to_string(), default_port)
+}
+
+/// Parse the relay table's text; `name` is used in messages (`name: line N: ...`).
+pub fn parse_relay_table(
+    text: &str,
+    name: &str,
+    default_port: u16,
+) -> Result<Vec<RelayRule>, Fatal> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |why: &str| Fatal::new(Sysexit::Config, format!("{name}: line {}: {why}", n + 1));
+        let mut words = line.split_whitespace();
+        let (Some(pattern), Some(relay), None) = (words.next(), words.next(), words.next()) else {
+            return Err(bad("expected: domain relay[:port]"));
+        };
+        let (host, port) =
+            parse_host_port(relay).ok_or_else(|| bad(&format!("invalid relay {relay}")))?;
+        let valid_pattern = pattern == "*"
+            || pattern
+                .trim_start_matches('.')
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c));
+        if !valid_pattern || pattern == "." {
+            return Err(bad(&format!("invalid domain {pattern}")));
+        }
+        out.push(RelayRule {
+            pattern: pattern.to_ascii_lowercase(),
+            host,
+            port: port.unwrap_or(default_port),
+        });
+    }
+    Ok(out)
+}
+
+/// Read dma's auth.conf, refusing one that others may read (it holds passwords). Errors
+/// never quote the file's text.
+pub fn load_auth(path: &Path) -> Result<Vec<AuthEntry>, Fatal> {
+    let cannot = |e: std::io::Error| {
+        Fatal::new(
+            Sysexit::Config,
+            format!("cannot read AUTHPATH {}: {}", path.display(), io_text(&e)),
+        )
+    };
+    let md = std::fs::metadata(path).map_err(cannot)?;
+    if md.mode() & 0o004 != 0 {
+        return Err(Fatal::new(
+            Sysexit::Config,
+            format!(
+                "AUTHPATH {} is readable by others; refusing to use it (chmod o-r)",
+                path.display()
+            ),
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(cannot)?;
+    parse_auth(&text, &path.display().to_string())
 }
 
 /// One line of dma's auth.conf: `user|host:password`.
@@ -480,6 +635,37 @@ mod tests {
                 "test.conf: line 1: FINGERPRINT must be a SHA-256 digest in hex: abc",
                 Sysexit::Config,
             ),
+            // Option values are parsed as the line is read: EX_CONFIG, file and line.
+            (
+                "\nO MaxHopCount=abc\n",
+                "test.conf: line 2: Invalid value for MaxHopCount: abc",
+                Sysexit::Config,
+            ),
+            (
+                "O Timeout.connect=forever\n",
+                "test.conf: line 1: Invalid value for Timeout.connect: forever",
+                Sysexit::Config,
+            ),
+            (
+                "Ohabc\n",
+                "test.conf: line 1: Invalid value for MaxHopCount: abc",
+                Sysexit::Config,
+            ),
+            (
+                "O MaxMessageSize=10M\n",
+                "test.conf: line 1: Invalid value for MaxMessageSize: 10M",
+                Sysexit::Config,
+            ),
+            (
+                "O PrivacyOptions=goaway,noexpm\n",
+                "test.conf: line 1: Invalid value for PrivacyOptions: goaway,noexpm",
+                Sysexit::Config,
+            ),
+            (
+                "O DaemonPortOptions=Port=x\n",
+                "test.conf: line 1: DaemonPortOptions=Port=x: invalid port \"x\"",
+                Sysexit::Config,
+            ),
         ];
         for (text, msg, code) in cases {
             let e = parse(text).unwrap_err();
@@ -499,20 +685,24 @@ mod tests {
         assert_eq!(c.settings.delivery_mode, Some(DeliveryMode::Interactive));
         let c = parse("O MaxMessageSize=1000\nO Timeout.queuereturn=5d\n").unwrap();
         assert_eq!(c.settings.max_message_size, Some(1000));
-        assert_eq!(c.settings.other_value("Timeout.queuereturn"), Some("5d"));
+        assert_eq!(c.settings.timeouts.queuereturn, Some(5 * 86400));
     }
 
     #[test]
     fn command_line_options_are_not_read_from_the_config() {
         let mut c = Config::builtin(&Paths::system());
         c.parse(
-            "O DeliveryMode=x\nOdZ\nO MaxMessageSize=5\n",
+            "O DeliveryMode=x\nOdZ\nO MaxMessageSize=5\nO Timeout.connect=x\n\
+             O Timeout.datafinal=7s\n",
             "t",
-            &["DeliveryMode"],
+            &["DeliveryMode".to_string(), "Timeout.connect".to_string()],
         )
         .unwrap();
         assert_eq!(c.settings.delivery_mode, None);
         assert_eq!(c.settings.max_message_size, Some(5));
+        // Each timeout on its own, as in sendmail: the others are still read.
+        assert_eq!(c.settings.timeouts.connect, None);
+        assert_eq!(c.settings.timeouts.datafinal, Some(7));
     }
 
     #[test]
@@ -530,6 +720,136 @@ mod tests {
         assert!(c.null_client && c.full_bounce && c.insecure && c.verify_cert && c.no_pipelining);
         assert_eq!(c.spool_dir, PathBuf::from("/s"));
         assert_eq!(c.mail_spool, PathBuf::from("/m"));
+    }
+
+    /// A scratch directory for file checks.
+    fn scratch(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("rsendmail-config-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn files_for_delivery_are_checked() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = scratch("files");
+        let write = |name: &str, text: &str, mode: u32| {
+            let p = d.join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            p.display().to_string()
+        };
+        let relays = write("relays", "example.org [127.0.0.1]:2525\n", 0o644);
+        let bad_relays = write("bad-relays", "# c\nexample.org\n", 0o644);
+        let auth = write("auth", "bob|smtp.example:pw\n", 0o600);
+        let open_auth = write("open-auth", "bob|smtp.example:pw\n", 0o644);
+        let bad_auth = write("bad-auth", "bob smtp.example pw\n", 0o600);
+        let ca = write("ca.pem", "-----BEGIN CERTIFICATE-----\n", 0o644);
+        let dir = d.display();
+        let missing = d.join("missing").display().to_string();
+        let cases: Vec<(String, Option<String>)> = vec![
+            (String::new(), None),
+            (format!("RELAYTABLE {relays}\n"), None),
+            (
+                format!("RELAYTABLE {missing}\n"),
+                Some(format!(
+                    "cannot open RELAYTABLE {missing}: No such file or directory"
+                )),
+            ),
+            (
+                format!("RELAYTABLE {bad_relays}\n"),
+                Some(format!(
+                    "{bad_relays}: line 2: expected: domain relay[:port]"
+                )),
+            ),
+            (format!("AUTHPATH {auth}\n"), None),
+            (
+                format!("AUTHPATH {missing}\n"),
+                Some(format!(
+                    "cannot read AUTHPATH {missing}: No such file or directory"
+                )),
+            ),
+            (
+                format!("AUTHPATH {open_auth}\n"),
+                Some(format!(
+                    "AUTHPATH {open_auth} is readable by others; refusing to use it (chmod o-r)"
+                )),
+            ),
+            (
+                format!("AUTHPATH {bad_auth}\n"),
+                Some(format!("{bad_auth}: line 1: expected user|host:password")),
+            ),
+            (format!("O CACertFile={ca}\n"), None),
+            (
+                format!("O CACertFile={missing}\n"),
+                Some(format!(
+                    "cannot open CACertFile {missing}: No such file or directory"
+                )),
+            ),
+            (
+                format!("O CACertFile={dir}\n"),
+                Some(format!("cannot open CACertFile {dir}: Is a directory")),
+            ),
+            (format!("CERTFILE {ca}\n"), None),
+            (
+                format!("CERTFILE {missing}\n"),
+                Some(format!(
+                    "cannot open CERTFILE {missing}: No such file or directory"
+                )),
+            ),
+        ];
+        for (text, want) in cases {
+            let c = parse(&text).unwrap();
+            let got = c.check_files(&c.settings).map_err(|e| {
+                assert_eq!(e.code, Sysexit::Config, "{text:?}");
+                e.message
+            });
+            assert_eq!(got, want.map_or(Ok(()), Err), "{text:?}");
+        }
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn relay_table_syntax() {
+        let t = parse_relay_table(
+            "# comment\nexample.org a.relay\n.example.org b.relay:26 # near\n* [c.relay]\n\n",
+            "t",
+            25,
+        )
+        .unwrap();
+        let got: Vec<(&str, &str, u16)> = t
+            .iter()
+            .map(|r| (r.pattern.as_str(), r.host.as_str(), r.port))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("example.org", "a.relay", 25),
+                (".example.org", "b.relay", 26),
+                ("*", "[c.relay]", 25)
+            ]
+        );
+        let errors = [
+            ("example.org\n", "rt: line 1: expected: domain relay[:port]"),
+            ("\na b c\n", "rt: line 2: expected: domain relay[:port]"),
+            ("ex/ample relay\n", "rt: line 1: invalid domain ex/ample"),
+            (". relay\n", "rt: line 1: invalid domain ."),
+            ("example.org relay:x\n", "rt: line 1: invalid relay relay:x"),
+            (
+                "example.org re lay\n",
+                "rt: line 1: expected: domain relay[:port]",
+            ),
+        ];
+        for (text, want) in errors {
+            let e = parse_relay_table(text, "rt", 25).unwrap_err();
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (Sysexit::Config, want),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

@@ -243,11 +243,7 @@ pub fn sort_listed(
 /// The message's [`address::OldStyle`] at its start: `O OldStyleHeaders` (sendmail's
 /// `-oo`), true unless set otherwise, as in Debian's sendmail.cf.
 pub fn old_style(settings: &Settings) -> address::OldStyle {
-    address::OldStyle(
-        settings
-            .other_value("OldStyleHeaders")
-            .is_none_or(crate::cli::options::parse_bool),
-    )
+    address::OldStyle(settings.old_style_headers.unwrap_or(true))
 }
 
 /// Split argv recipients into lists as sendmail does (at commas, or at blanks while the

@@ -321,11 +321,12 @@ fn setgid_binary_drops_group_before_opening_the_x_file() {
         let mut args = vec!["-X", log.to_str().unwrap(), "-q"];
         args.extend_from_slice(extra);
         let out = as_user(&sg, &args, &envs, b"");
-        assert_ne!(out.status.code(), Some(0), "{}", text(&out.stdout));
-        assert!(
-            text(&out.stdout).contains("cannot open -X file"),
-            "{}{}",
+        // Refused by rsendmail itself before the queue run starts (EX_CANTCREAT).
+        assert_eq!(out.status.code(), Some(73), "{}", text(&out.stdout));
+        assert_eq!(
             text(&out.stdout),
+            format!("cannot open {}: Permission denied\n", log.display()),
+            "{}",
             text(&out.stderr)
         );
         assert!(!log.exists(), "the group-only directory was written");
@@ -456,5 +457,89 @@ fn no_spool_file_gets_a_standard_descriptor() {
         .filter(|e| e.file_name().to_string_lossy().starts_with("qf"))
         .count();
     assert_eq!(qf, 1);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The files a config names for delivery are checked with the caller's rights: a user's
+/// own config (`-C`) costs a set-gid rsendmail its group first, so a relay table only the
+/// group may read is refused (78, nothing queued); an auth.conf only root may read is
+/// accepted (the root queue runner reads it); a missing one is refused.
+#[test]
+fn files_the_config_names_are_checked_with_the_callers_rights() {
+    if !can_switch_user() {
+        return;
+    }
+    let dir = user_dir("conf-files");
+    let here = setgid_dir("sgid-conf-files");
+    let sg = setgid_copy(&here);
+    let group_dir = here.join("group");
+    group_only_dir(&group_dir);
+    let table = group_dir.join("relays");
+    fs::write(&table, "example.org [127.0.0.1]:2525\n").unwrap();
+    chgrp_mail(&table);
+    fs::set_permissions(&table, fs::Permissions::from_mode(0o640)).unwrap();
+    let root_auth = here.join("auth.conf");
+    fs::write(&root_auth, "bob|smtp.example:pw\n").unwrap();
+    fs::set_permissions(&root_auth, fs::Permissions::from_mode(0o600)).unwrap();
+    let spool = dir.join("spool");
+    let conf = dir.join("rsendmail.conf");
+    let entries = || -> usize {
+        fs::read_dir(&spool)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("qf"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let cases = [
+        (
+            format!("RELAYTABLE {}\n", table.display()),
+            78,
+            format!(
+                "cannot open RELAYTABLE {}: Permission denied\n",
+                table.display()
+            ),
+        ),
+        (
+            format!("AUTHPATH {}\n", here.join("missing").display()),
+            78,
+            format!(
+                "cannot read AUTHPATH {}: No such file or directory\n",
+                here.join("missing").display()
+            ),
+        ),
+        (
+            format!("AUTHPATH {}\n", root_auth.display()),
+            0,
+            String::new(),
+        ),
+    ];
+    for (extra, code, want) in cases {
+        fs::write(
+            &conf,
+            format!(
+                "SPOOLDIR {}\nMAILNAME test.example\n{extra}",
+                spool.display()
+            ),
+        )
+        .unwrap();
+        let before = entries();
+        let out = as_user(
+            &sg,
+            &["-C", conf.to_str().unwrap(), "-odq", "bob@example.org"],
+            &[("HOME", dir.to_str().unwrap())],
+            MSG,
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{extra}{}",
+            text(&out.stdout)
+        );
+        assert_eq!(text(&out.stdout), want, "{extra}");
+        assert_eq!(entries(), before + usize::from(code == 0), "{extra}");
+    }
+    let _ = fs::remove_dir_all(&here);
     let _ = fs::remove_dir_all(&dir);
 }

@@ -164,16 +164,37 @@ fn config_errors_name_file_and_line() {
     .stdout_is("cannot open /nonexistent/rsendmail.conf: No such file or directory\n");
 }
 
+/// An empty auth.conf (mode 0600) named by a later AUTHPATH line.
+fn with_auth_file(env: &Env) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = env.dir.join("auth.conf");
+    std::fs::write(&p, "").unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    env.add_config(&format!("AUTHPATH {}\n", p.display()));
+}
+
 #[test]
 fn dma_configs_are_read_unchanged() {
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
     for f in ["debian-dma.conf", "netbsd-dma.conf"] {
         let text = std::fs::read_to_string(format!("{fixtures}{f}")).unwrap();
         let env = Env::with_config(&text);
+        if f == "netbsd-dma.conf" {
+            // Its AUTHPATH names a file this machine does not have: refused before the
+            // message is taken (it could never be delivered with it).
+            env.sendmail(&["-odq", "bob@example.org"], MSG)
+                .code(78)
+                .stdout_is(
+                    "cannot read AUTHPATH /usr/pkg/etc/dma/auth.conf: No such file or directory\n",
+                );
+            assert!(env.entries().is_empty());
+            with_auth_file(&env);
+        }
         env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
         assert_eq!(env.entries().len(), 1, "{f}");
     }
     let env = Env::with_config(include_str!("fixtures/netbsd-dma.conf"));
+    with_auth_file(&env);
     env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
     // MAILNAME and MASQUERADE from the NetBSD example shape the stored message.
     let m = env.only_message();

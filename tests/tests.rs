@@ -11,6 +11,7 @@ mod folding;
 mod local;
 mod mailq_listing;
 mod man_pages;
+mod options;
 mod privileges;
 mod smtp;
 mod submission;

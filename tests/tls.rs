@@ -296,15 +296,14 @@ fn auth_problems_defer_and_never_leak() {
         &[("AUTH_USER", "bob"), ("AUTH_PASS", "right")],
     );
     let tls = format!("STARTTLS\nO CACertFile={}\n", pki.path("ca.pem"));
-    // A world-readable auth.conf is refused.
+    // A world-readable auth.conf is refused before the message is taken.
     let env = relay(peer.port, &tls);
     use_auth_file(&env, "bob|127.0.0.1:right\n", 0o644);
-    env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
-    assert!(
-        env.json()[0].contains("is readable by others"),
-        "{}",
-        env.json()[0]
-    );
+    let r = env.sendmail(&["-odi", "ok@example.org"], MSG);
+    r.code(78);
+    assert!(r.stdout.contains("is readable by others"), "{}", r.stdout);
+    assert!(env.entries().is_empty());
+    assert!(!r.stdout.contains("right"), "{}", r.stdout);
     // A wrong password is deferred.
     let env = relay(peer.port, &tls);
     use_auth_file(&env, "bob|127.0.0.1:wrong\n", 0o600);

@@ -11,8 +11,20 @@
 //! - ambiguous prefix: `readcf: ambiguous option name X (matches A and B)`, EX_SOFTWARE;
 //! - a unique prefix works and prints `Option X used as abbreviation for Y`;
 //! - a bad delivery mode: `Unknown delivery mode c`, EX_USAGE (64), at once.
+//!
+//! Values: every option either program acts on ([`ACTED_ON`]) is parsed here, once, into
+//! a typed field of [`Settings`], when the option is applied — on the command line or on
+//! a config line — so a bad value ends the program before a message is read:
+//! `Invalid value for NAME: VALUE`, EX_USAGE (the config file adds `file: line N:` and
+//! makes it EX_CONFIG). The deliverer and the SMTP server read the typed fields and
+//! nothing else, so they cannot refuse a value `rsendmail` accepted. Options rsendmail
+//! does not act on are accepted with any value and kept unparsed in [`Settings::other`].
+//! What is not checked here: whether DefaultUser's user exists (looked up at delivery),
+//! and the files options name (see `Config::check_files`).
 
 use crate::exit::{Fatal, Sysexit};
+use crate::server::net::{self, Net};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// One entry of the option table.
@@ -312,22 +324,367 @@ impl DeliveryMode {
     }
 }
 
-/// sendmail's `atobool`: empty or a value starting with t/T/y/Y is true.
-pub fn parse_bool(value: &str) -> bool {
-    matches!(value.chars().next(), None | Some('t' | 'T' | 'y' | 'Y'))
+/// How an option given on the command line is recorded, so that the config file does not
+/// set it again: its name, and for `Timeout.<name>` the timeout's own name, lowercase
+/// (sendmail keeps each timeout's command-line setting apart: `-O Timeout.connect=5s`
+/// leaves the config's other timeouts in force).
+pub fn given_key(def: &OptDef, sub: Option<&str>) -> String {
+    match sub {
+        Some(s) if def.name == "Timeout" => format!("Timeout.{}", s.to_ascii_lowercase()),
+        _ => def.name.to_string(),
+    }
 }
 
-/// A size such as `MaxMessageSize=10000000` (bytes; sendmail takes a plain number).
-fn parse_size(name: &str, value: &str) -> Result<u64, Fatal> {
+/// The options rsendmail acts on, with the kind of value each takes. Every one of them is
+/// parsed into a typed field of [`Settings`] when it is applied (on the command line or
+/// on a config line), so that a bad value is refused at once, with its origin, before a
+/// message is read; nothing reads these options from text later. Every other option of
+/// [`OPTION_TABLE`] is accepted and kept unparsed in [`Settings::other`].
+pub static ACTED_ON: &[(&str, Kind)] = &[
+    ("DeliveryMode", Kind::DeliveryMode),
+    ("ErrorMode", Kind::ErrorMode),
+    ("IgnoreDots", Kind::Bool),
+    ("Verbose", Kind::Bool),
+    ("QueueDirectory", Kind::Path),
+    ("AliasFile", Kind::Path),
+    ("CACertFile", Kind::Path),
+    ("PidFile", Kind::Path),
+    ("MaxMessageSize", Kind::Size),
+    ("MaxHopCount", Kind::Count),
+    ("MaxRecipientsPerMessage", Kind::Count),
+    ("MaxDaemonChildren", Kind::Count),
+    ("MaxConnections", Kind::Count),
+    ("MaxBackgroundDeliveries", Kind::Count),
+    ("SmarthostSplit", Kind::Count),
+    ("MXPort", Kind::Port),
+    ("MinQueueAge", Kind::Time),
+    ("QueueRetryMin", Kind::Time),
+    ("QueueRetryMax", Kind::Time),
+    ("Timeout.connect", Kind::Time),
+    ("Timeout.initial", Kind::Time),
+    ("Timeout.helo", Kind::Time),
+    ("Timeout.mail", Kind::Time),
+    ("Timeout.rcpt", Kind::Time),
+    ("Timeout.datainit", Kind::Time),
+    ("Timeout.datablock", Kind::Time),
+    ("Timeout.datafinal", Kind::Time),
+    ("Timeout.rset", Kind::Time),
+    ("Timeout.quit", Kind::Time),
+    ("Timeout.queuereturn", Kind::Time),
+    ("Timeout.queuewarn", Kind::Time),
+    ("Timeout.resolver.retrans", Kind::Time),
+    ("Timeout.resolver.retry", Kind::Count),
+    ("Timeout.mboxlock", Kind::Time),
+    ("Timeout.command", Kind::Time),
+    ("DefaultUser", Kind::User),
+    ("PrivacyOptions", Kind::Privacy),
+    ("TrustedNetworks", Kind::Networks),
+    ("DaemonPortOptions", Kind::Listen),
+    ("RelayDomains", Kind::Domains),
+    ("OldStyleHeaders", Kind::Bool),
+    ("CheckAliases", Kind::Bool),
+    ("BlankSub", Kind::Char),
+];
+
+/// What the value of an acted-on option is. A bad value is refused with
+/// `Invalid value for NAME: VALUE` (EX_USAGE on the command line; the config file adds its
+/// name and line and uses EX_CONFIG), except a bad delivery mode (sendmail's recorded
+/// message) and a bad DaemonPortOptions (the listener's message, which names the option,
+/// the value and what is wrong with it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `b`, `i`, `q`, `d`: sendmail's `Unknown delivery mode c` otherwise.
+    DeliveryMode,
+    /// The first letter. Never refused: sendmail takes `-e x` quietly (recorded).
+    ErrorMode,
+    /// `true`/`false`, `yes`/`no`, `t`/`f`, `y`/`n` (any case); empty is true.
+    Bool,
+    /// sendmail's time syntax: numbers with units s, m, h, d, w (`1h30m`); a bare number
+    /// is minutes. At most 100 years.
+    Time,
+    /// A whole number, 0 or more.
+    Count,
+    /// A size in bytes, 0 or more.
+    Size,
+    /// A TCP port, 1 to 65535.
+    Port,
+    /// A file name (not empty).
+    Path,
+    /// `user[:group]`, names or numbers (whether they exist is seen at delivery).
+    User,
+    /// sendmail's privacy flags, separated by commas or blanks; they add up over settings.
+    Privacy,
+    /// Networks in CIDR form, separated by commas or blanks (empty: none).
+    Networks,
+    /// sendmail's `Port=,Addr=,Family=` list; each setting adds a listener.
+    Listen,
+    /// Domain names, separated by commas or blanks (empty: none).
+    Domains,
+    /// One character.
+    Char,
+}
+
+/// The longest time an option may give (100 years): a larger number is a typo, and
+/// clocks and timers are not made for it.
+const MAX_TIME: u64 = 100 * 365 * 86400;
+
+/// sendmail 8.17's privacy flags (readcf.c `PrivacyValues`).
+pub const PRIVACY_FLAGS: &[&str] = &[
+    "public",
+    "needmailhelo",
+    "needexpnhelo",
+    "needvrfyhelo",
+    "noexpn",
+    "novrfy",
+    "restrictexpand",
+    "restrictmailq",
+    "restrictqrun",
+    "noetrn",
+    "noverb",
+    "authwarnings",
+    "noreceipts",
+    "nobodyreturn",
+    "goaway",
+    "noactualrecipient",
+];
+
+fn invalid(name: &str, value: &str) -> Fatal {
+    Fatal::new(Sysexit::Usage, format!("Invalid value for {name}: {value}"))
+}
+
+/// A boolean. sendmail's `atobool` takes anything not starting with t or y as false
+/// (`IgnoreDots=1` is false there); rsendmail refuses what is not clearly one or the other.
+pub fn parse_bool(name: &str, value: &str) -> Result<bool, Fatal> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" | "t" | "true" | "y" | "yes" => Ok(true),
+        "f" | "false" | "n" | "no" => Ok(false),
+        _ => Err(invalid(name, value)),
+    }
+}
+
+/// A time in sendmail's syntax, in seconds: one or more numbers, each followed by a unit
+/// (s, m, h, d, w) except the last, which is in minutes without one.
+pub fn parse_time(name: &str, value: &str) -> Result<u64, Fatal> {
+    let v = value.trim();
+    let mut after_digit = false;
+    for c in v.chars() {
+        if c.is_ascii_digit() {
+            after_digit = true;
+        } else if after_digit && "smhdw".contains(c) {
+            after_digit = false;
+        } else {
+            return Err(invalid(name, value));
+        }
+    }
+    if v.is_empty() {
+        return Err(invalid(name, value));
+    }
+    match super::parse_duration(v, 'm') {
+        Ok(n) if n <= MAX_TIME => Ok(n),
+        _ => Err(invalid(name, value)),
+    }
+}
+
+/// A whole number (0 or more).
+pub fn parse_count(name: &str, value: &str) -> Result<usize, Fatal> {
+    let v = value.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(name, value));
+    }
+    v.parse().map_err(|_| invalid(name, value))
+}
+
+/// A size in bytes, such as `MaxMessageSize=10000000` (sendmail takes a plain number).
+pub fn parse_size(name: &str, value: &str) -> Result<u64, Fatal> {
+    let v = value.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(name, value));
+    }
+    v.parse().map_err(|_| invalid(name, value))
+}
+
+/// A TCP port, 1 to 65535.
+pub fn parse_port(name: &str, value: &str) -> Result<u16, Fatal> {
+    match parse_count(name, value)? {
+        n @ 1..=65535 => Ok(n as u16),
+        _ => Err(invalid(name, value)),
+    }
+}
+
+/// A file name: anything but empty.
+pub fn parse_path(name: &str, value: &str) -> Result<PathBuf, Fatal> {
+    let v = value.trim_end();
+    if v.is_empty() {
+        return Err(invalid(name, value));
+    }
+    Ok(PathBuf::from(v))
+}
+
+/// `user[:group]` (names or numbers).
+pub fn parse_user(name: &str, value: &str) -> Result<String, Fatal> {
+    let v = value.trim();
+    let word = |w: &str| {
+        !w.is_empty()
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-$".contains(c))
+    };
+    let ok = match v.split_once(':') {
+        Some((u, g)) => word(u) && word(g),
+        None => word(v),
+    };
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(invalid(name, value))
+    }
+}
+
+/// sendmail's privacy flags, lowercase: separated by blanks or punctuation, as sendmail
+/// splits them; every one must be one of [`PRIVACY_FLAGS`].
+pub fn parse_privacy(name: &str, value: &str) -> Result<Vec<String>, Fatal> {
     value
-        .trim()
-        .parse::<u64>()
-        .map_err(|_| Fatal::new(Sysexit::Usage, format!("Invalid value for {name}: {value}")))
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|f| !f.is_empty())
+        .map(|f| {
+            let lower = f.to_ascii_lowercase();
+            if PRIVACY_FLAGS.contains(&lower.as_str()) {
+                Ok(lower)
+            } else {
+                Err(invalid(name, value))
+            }
+        })
+        .collect()
 }
 
-/// What the options rsendmail acts on are set to; `None` means "not given here".
-/// Options rsendmail accepts without acting on them are kept in `other` so later
-/// parts (delivery, the listener) can read them and `-d` could show them.
+/// Networks in CIDR form (`127.0.0.0/8 ::1`); empty is no network.
+pub fn parse_networks(name: &str, value: &str) -> Result<Vec<Net>, Fatal> {
+    value
+        .split([' ', ',', '\t'])
+        .filter(|s| !s.is_empty())
+        .map(|s| Net::parse(s).ok_or_else(|| invalid(name, value)))
+        .collect()
+}
+
+/// One `DaemonPortOptions=` setting: the addresses to listen on (the listener's parser,
+/// whose messages name the option and the value).
+pub fn parse_listen(_name: &str, value: &str) -> Result<Vec<SocketAddr>, Fatal> {
+    net::daemon_port_options(value).map_err(|e| Fatal::new(Sysexit::Usage, e.message))
+}
+
+/// Domain names separated by blanks or commas; empty is none.
+/// One character (`O BlankSub=.`).
+pub fn parse_char(name: &str, value: &str) -> Result<char, Fatal> {
+    let mut chars = value.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => Ok(c),
+        _ => Err(invalid(name, value)),
+    }
+}
+
+pub fn parse_domains(name: &str, value: &str) -> Result<Vec<String>, Fatal> {
+    value
+        .split([' ', ',', '\t'])
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            let ok = !d.starts_with('.')
+                && !d.ends_with('-')
+                && !d.contains("..")
+                && d.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+            if ok {
+                Ok(d.to_ascii_lowercase())
+            } else {
+                Err(invalid(name, value))
+            }
+        })
+        .collect()
+}
+
+/// The `Timeout.<name>` options rsendmail acts on, in seconds (`resolver_retry` is a
+/// count). `None`: not set here.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Option<u64>,
+    pub initial: Option<u64>,
+    pub helo: Option<u64>,
+    pub mail: Option<u64>,
+    pub rcpt: Option<u64>,
+    pub datainit: Option<u64>,
+    pub datablock: Option<u64>,
+    pub datafinal: Option<u64>,
+    pub rset: Option<u64>,
+    pub quit: Option<u64>,
+    pub queuereturn: Option<u64>,
+    pub queuewarn: Option<u64>,
+    pub resolver_retrans: Option<u64>,
+    pub resolver_retry: Option<usize>,
+    pub mboxlock: Option<u64>,
+    pub command: Option<u64>,
+}
+
+impl Timeouts {
+    /// Parse and set `Timeout.<sub>`; `Ok(false)` when rsendmail does not act on `sub`.
+    fn apply(&mut self, sub: &str, value: &str) -> Result<bool, Fatal> {
+        let sub = sub.to_ascii_lowercase();
+        let name = format!("Timeout.{sub}");
+        let field = match sub.as_str() {
+            "connect" => &mut self.connect,
+            "initial" => &mut self.initial,
+            "helo" => &mut self.helo,
+            "mail" => &mut self.mail,
+            "rcpt" => &mut self.rcpt,
+            "datainit" => &mut self.datainit,
+            "datablock" => &mut self.datablock,
+            "datafinal" => &mut self.datafinal,
+            "rset" => &mut self.rset,
+            "quit" => &mut self.quit,
+            "queuereturn" => &mut self.queuereturn,
+            "queuewarn" => &mut self.queuewarn,
+            "resolver.retrans" => &mut self.resolver_retrans,
+            "mboxlock" => &mut self.mboxlock,
+            "command" => &mut self.command,
+            "resolver.retry" => {
+                self.resolver_retry = Some(parse_count(&name, value)?);
+                return Ok(true);
+            }
+            _ => return Ok(false),
+        };
+        *field = Some(parse_time(&name, value)?);
+        Ok(true)
+    }
+
+    fn overlay(&mut self, later: &Timeouts) {
+        let pairs = [
+            (&mut self.connect, later.connect),
+            (&mut self.initial, later.initial),
+            (&mut self.helo, later.helo),
+            (&mut self.mail, later.mail),
+            (&mut self.rcpt, later.rcpt),
+            (&mut self.datainit, later.datainit),
+            (&mut self.datablock, later.datablock),
+            (&mut self.datafinal, later.datafinal),
+            (&mut self.rset, later.rset),
+            (&mut self.quit, later.quit),
+            (&mut self.queuereturn, later.queuereturn),
+            (&mut self.queuewarn, later.queuewarn),
+            (&mut self.resolver_retrans, later.resolver_retrans),
+            (&mut self.mboxlock, later.mboxlock),
+            (&mut self.command, later.command),
+        ];
+        for (mine, theirs) in pairs {
+            if theirs.is_some() {
+                *mine = theirs;
+            }
+        }
+        if later.resolver_retry.is_some() {
+            self.resolver_retry = later.resolver_retry;
+        }
+    }
+}
+
+/// What the options rsendmail acts on are set to, typed; `None` means "not given here".
+/// Options rsendmail accepts without acting on them are kept in `other` (unparsed, for
+/// `-d` to show one day).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Settings {
     pub delivery_mode: Option<DeliveryMode>,
@@ -337,32 +694,94 @@ pub struct Settings {
     pub error_mode: Option<char>,
     pub verbose: Option<bool>,
     pub alias_file: Option<PathBuf>,
+    /// `O CACertFile=`: a CA to trust for the smarthost.
+    pub ca_cert_file: Option<PathBuf>,
+    /// `O PidFile=`: where the daemon writes its process id.
+    pub pid_file: Option<PathBuf>,
+    pub max_hop_count: Option<usize>,
+    pub max_recipients_per_message: Option<usize>,
+    pub max_daemon_children: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_background_deliveries: Option<usize>,
+    pub smarthost_split: Option<usize>,
+    pub mx_port: Option<u16>,
+    /// Seconds.
+    pub min_queue_age: Option<u64>,
+    pub queue_retry_min: Option<u64>,
+    pub queue_retry_max: Option<u64>,
+    pub timeouts: Timeouts,
+    /// `O DefaultUser=user[:group]`, checked for syntax.
+    pub default_user: Option<String>,
+    /// Every privacy flag given, lowercase (they add up, as in sendmail).
+    pub privacy_flags: Vec<String>,
+    pub trusted_networks: Option<Vec<Net>>,
+    /// Every `DaemonPortOptions=` setting's addresses (each one adds listeners);
+    /// `None`: not given, the listener's default applies.
+    pub daemon_addrs: Option<Vec<SocketAddr>>,
+    pub relay_domains: Option<Vec<String>>,
+    /// `O OldStyleHeaders=` (`-oo`): lists without `, ; < (` are blank-separated.
+    pub old_style_headers: Option<bool>,
+    /// `O CheckAliases=` (`-on`): `newaliases` checks every target.
+    pub check_aliases: Option<bool>,
+    /// `O BlankSub=` (`-oB`): what an unquoted blank in an address becomes.
+    pub blank_sub: Option<char>,
     /// Everything else, in the order given: (canonical name[.sub], value).
     pub other: Vec<(String, String)>,
-    /// The names of the options set here (for sendmail's rule that an option given on
+    /// The options set here, by [`given_key`] (for sendmail's rule that an option given on
     /// the command line is not even read from the config file).
-    pub given: Vec<&'static str>,
+    pub given: Vec<String>,
 }
 
 impl Settings {
-    /// Apply one option. Errors are sendmail's and end the program at once.
+    /// Apply one option: parse its value into its typed field. Errors end the program at
+    /// once (EX_USAGE; the config file makes them its own).
     pub fn apply(
         &mut self,
         def: &'static OptDef,
         sub: Option<&str>,
         value: &str,
     ) -> Result<(), Fatal> {
-        if !self.given.contains(&def.name) {
-            self.given.push(def.name);
+        let key = given_key(def, sub);
+        if !self.given.contains(&key) {
+            self.given.push(key);
         }
-        match def.name {
-            "DeliveryMode" => self.delivery_mode = Some(DeliveryMode::parse(value)?),
-            "IgnoreDots" => self.ignore_dots = Some(parse_bool(value)),
-            "QueueDirectory" => self.queue_directory = Some(PathBuf::from(value)),
-            "MaxMessageSize" => self.max_message_size = Some(parse_size(def.name, value)?),
-            "ErrorMode" => self.error_mode = value.chars().next(),
-            "Verbose" => self.verbose = Some(parse_bool(value)),
-            "AliasFile" => self.alias_file = Some(PathBuf::from(value)),
+        let name = def.name;
+        match (name, sub) {
+            ("DeliveryMode", _) => self.delivery_mode = Some(DeliveryMode::parse(value)?),
+            ("ErrorMode", _) => self.error_mode = value.chars().next(),
+            ("IgnoreDots", _) => self.ignore_dots = Some(parse_bool(name, value)?),
+            ("Verbose", _) => self.verbose = Some(parse_bool(name, value)?),
+            ("QueueDirectory", _) => self.queue_directory = Some(parse_path(name, value)?),
+            ("AliasFile", _) => self.alias_file = Some(parse_path(name, value)?),
+            ("CACertFile", _) => self.ca_cert_file = Some(parse_path(name, value)?),
+            ("PidFile", _) => self.pid_file = Some(parse_path(name, value)?),
+            ("MaxMessageSize", _) => self.max_message_size = Some(parse_size(name, value)?),
+            ("MaxHopCount", _) => self.max_hop_count = Some(parse_count(name, value)?),
+            ("MaxRecipientsPerMessage", _) => {
+                self.max_recipients_per_message = Some(parse_count(name, value)?)
+            }
+            ("MaxDaemonChildren", _) => self.max_daemon_children = Some(parse_count(name, value)?),
+            ("MaxConnections", _) => self.max_connections = Some(parse_count(name, value)?),
+            ("MaxBackgroundDeliveries", _) => {
+                self.max_background_deliveries = Some(parse_count(name, value)?)
+            }
+            ("SmarthostSplit", _) => self.smarthost_split = Some(parse_count(name, value)?),
+            ("MXPort", _) => self.mx_port = Some(parse_port(name, value)?),
+            ("MinQueueAge", _) => self.min_queue_age = Some(parse_time(name, value)?),
+            ("QueueRetryMin", _) => self.queue_retry_min = Some(parse_time(name, value)?),
+            ("QueueRetryMax", _) => self.queue_retry_max = Some(parse_time(name, value)?),
+            ("DefaultUser", _) => self.default_user = Some(parse_user(name, value)?),
+            ("PrivacyOptions", _) => self.privacy_flags.extend(parse_privacy(name, value)?),
+            ("TrustedNetworks", _) => self.trusted_networks = Some(parse_networks(name, value)?),
+            ("DaemonPortOptions", _) => self
+                .daemon_addrs
+                .get_or_insert_with(Vec::new)
+                .extend(parse_listen(name, value)?),
+            ("RelayDomains", _) => self.relay_domains = Some(parse_domains(name, value)?),
+            ("OldStyleHeaders", _) => self.old_style_headers = Some(parse_bool(name, value)?),
+            ("CheckAliases", _) => self.check_aliases = Some(parse_bool(name, value)?),
+            ("BlankSub", _) => self.blank_sub = Some(parse_char(name, value)?),
+            ("Timeout", Some(s)) if self.timeouts.apply(s, value)? => {}
             _ => {
                 let name = match sub {
                     Some(s) => format!("{}.{s}", def.name),
@@ -374,63 +793,65 @@ impl Settings {
         Ok(())
     }
 
-    /// Layer `later` over `self`: every option `later` sets wins.
+    /// Layer `later` over `self`: every option `later` sets wins; the options that add
+    /// up (PrivacyOptions, DaemonPortOptions) add `later`'s.
     pub fn overlay(&mut self, later: &Settings) {
         macro_rules! take {
-            ($f:ident) => {
+            ($($f:ident),*) => {$(
                 if later.$f.is_some() {
                     self.$f = later.$f.clone();
                 }
-            };
+            )*};
         }
-        take!(delivery_mode);
-        take!(ignore_dots);
-        take!(queue_directory);
-        take!(max_message_size);
-        take!(error_mode);
-        take!(verbose);
-        take!(alias_file);
+        take!(
+            delivery_mode,
+            ignore_dots,
+            queue_directory,
+            max_message_size,
+            error_mode,
+            verbose,
+            alias_file,
+            ca_cert_file,
+            pid_file,
+            max_hop_count,
+            max_recipients_per_message,
+            max_daemon_children,
+            max_connections,
+            max_background_deliveries,
+            smarthost_split,
+            mx_port,
+            min_queue_age,
+            queue_retry_min,
+            queue_retry_max,
+            default_user,
+            trusted_networks,
+            relay_domains,
+            old_style_headers,
+            check_aliases,
+            blank_sub
+        );
+        self.timeouts.overlay(&later.timeouts);
+        self.privacy_flags
+            .extend(later.privacy_flags.iter().cloned());
+        if let Some(more) = &later.daemon_addrs {
+            self.daemon_addrs
+                .get_or_insert_with(Vec::new)
+                .extend(more.iter().copied());
+        }
         self.other.extend(later.other.iter().cloned());
         for g in &later.given {
             if !self.given.contains(g) {
-                self.given.push(g);
+                self.given.push(g.clone());
             }
-        }
-    }
-
-    /// Every value given for an option kept in `other`, in order.
-    pub fn other_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.other
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// A time option kept in `other` (`O Timeout.queuereturn=5d`, `O MinQueueAge=30m`)
-    /// in seconds; a bare number is minutes, as in sendmail. `default` when not set.
-    pub fn duration(&self, name: &str, default: i64) -> Result<i64, Fatal> {
-        match self.other_value(name) {
-            Some(v) => super::parse_duration(v, 'm').map(|n| n as i64),
-            None => Ok(default),
         }
     }
 
     /// Whether `O PrivacyOptions=` names `flag`. As in sendmail the flags add up over
     /// every setting (`-O PrivacyOptions=a` adds to the config's `b`).
     pub fn privacy(&self, flag: &str) -> bool {
-        self.other_values("PrivacyOptions").any(|v| {
-            v.split([',', ' ', '\t'])
-                .any(|f| f.trim().eq_ignore_ascii_case(flag))
-        })
-    }
-
-    /// The last value given for an option kept in `other`.
-    pub fn other_value(&self, name: &str) -> Option<&str> {
-        self.other
+        self.privacy_flags
             .iter()
-            .rev()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .any(|f| f.eq_ignore_ascii_case(flag))
     }
 }
 
@@ -563,6 +984,294 @@ mod tests {
         assert_eq!(split_assignment("A=b=c"), ("A", "b=c"));
     }
 
+    /// Each kind's parser, value by value: accepted (with what it gives) or refused.
+    #[test]
+    fn value_parsers_accept_and_refuse() {
+        let times: &[(&str, Option<u64>)] = &[
+            ("30s", Some(30)),
+            ("5", Some(300)),
+            ("5m", Some(300)),
+            ("1h30m", Some(5400)),
+            ("1h30", Some(5400)),
+            ("2d", Some(2 * 86400)),
+            ("1w", Some(7 * 86400)),
+            ("0", Some(0)),
+            (" 10s", Some(10)),
+            ("100s ", Some(100)),
+            ("", None),
+            ("forever", None),
+            ("5x", None),
+            ("m", None),
+            ("5mm", None),
+            ("-5m", None),
+            ("1 h", None),
+            ("5.5m", None),
+            ("99999999999999999999999", None),
+            ("5300w", None),
+        ];
+        for (v, want) in times {
+            let got = parse_time("Timeout.connect", v);
+            match want {
+                Some(n) => assert_eq!(got.map_err(|e| e.message), Ok(*n), "{v:?}"),
+                None => {
+                    let e = got.unwrap_err();
+                    assert_eq!(e.code, Sysexit::Usage, "{v:?}");
+                    assert_eq!(e.message, format!("Invalid value for Timeout.connect: {v}"));
+                }
+            }
+        }
+        let counts: &[(&str, Option<usize>)] = &[
+            ("0", Some(0)),
+            ("25", Some(25)),
+            (" 7 ", Some(7)),
+            ("", None),
+            ("abc", None),
+            ("-1", None),
+            ("+1", None),
+            ("1e3", None),
+            ("2.5", None),
+            ("99999999999999999999999", None),
+        ];
+        for (v, want) in counts {
+            assert_eq!(parse_count("MaxHopCount", v).ok(), *want, "{v:?}");
+        }
+        assert_eq!(
+            parse_count("MaxHopCount", "abc").unwrap_err().message,
+            "Invalid value for MaxHopCount: abc"
+        );
+        let ports: &[(&str, Option<u16>)] = &[
+            ("25", Some(25)),
+            ("1", Some(1)),
+            ("65535", Some(65535)),
+            ("0", None),
+            ("65536", None),
+            ("smtp", None),
+            ("", None),
+        ];
+        for (v, want) in ports {
+            assert_eq!(parse_port("MXPort", v).ok(), *want, "{v:?}");
+        }
+        let sizes: &[(&str, Option<u64>)] = &[
+            ("0", Some(0)),
+            ("10000000", Some(10_000_000)),
+            ("10M", None),
+            ("", None),
+        ];
+        for (v, want) in sizes {
+            assert_eq!(parse_size("MaxMessageSize", v).ok(), *want, "{v:?}");
+        }
+        let bools: &[(&str, Option<bool>)] = &[
+            ("", Some(true)),
+            ("true", Some(true)),
+            ("True", Some(true)),
+            ("T", Some(true)),
+            ("yes", Some(true)),
+            ("y", Some(true)),
+            ("false", Some(false)),
+            ("FALSE", Some(false)),
+            ("f", Some(false)),
+            ("no", Some(false)),
+            ("n", Some(false)),
+            ("1", None),
+            ("0", None),
+            ("ture", None),
+            ("maybe", None),
+        ];
+        for (v, want) in bools {
+            assert_eq!(parse_bool("IgnoreDots", v).ok(), *want, "{v:?}");
+        }
+        let paths: &[(&str, Option<&str>)] = &[
+            ("/etc/ca.pem", Some("/etc/ca.pem")),
+            ("relative/file", Some("relative/file")),
+            ("/x ", Some("/x")),
+            ("", None),
+            ("  ", None),
+        ];
+        for (v, want) in paths {
+            assert_eq!(
+                parse_path("CACertFile", v).ok(),
+                want.map(PathBuf::from),
+                "{v:?}"
+            );
+        }
+        let users: &[(&str, bool)] = &[
+            ("mailnull", true),
+            ("mail:mail", true),
+            ("8:12", true),
+            ("nobody", true),
+            ("", false),
+            ("mail:", false),
+            (":mail", false),
+            ("a:b:c", false),
+            ("two words", false),
+        ];
+        for (v, ok) in users {
+            assert_eq!(parse_user("DefaultUser", v).is_ok(), *ok, "{v:?}");
+        }
+        let privacy: &[(&str, Option<&[&str]>)] = &[
+            ("", Some(&[])),
+            ("goaway", Some(&["goaway"])),
+            (
+                "authwarnings,NoVrfy noexpn",
+                Some(&["authwarnings", "novrfy", "noexpn"]),
+            ),
+            ("nobodyreturn,,", Some(&["nobodyreturn"])),
+            ("noexpm", None),
+            ("novrfy,bogus", None),
+        ];
+        for (v, want) in privacy {
+            let got = parse_privacy("PrivacyOptions", v).ok();
+            let want = want.map(|w| w.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+            assert_eq!(got, want, "{v:?}");
+        }
+        let nets: &[(&str, Option<usize>)] = &[
+            ("", Some(0)),
+            ("127.0.0.1/32", Some(1)),
+            ("10.0.0.0/8, ::1 192.0.2.7", Some(3)),
+            ("10.0.0.0/33", None),
+            ("localhost", None),
+            ("10.0.0.0/8,10.1", None),
+        ];
+        for (v, want) in nets {
+            let got = parse_networks("TrustedNetworks", v).ok().map(|n| n.len());
+            assert_eq!(got, *want, "{v:?}");
+        }
+        let listen: &[(&str, Option<usize>)] = &[
+            ("Port=2525,Addr=127.0.0.1", Some(1)),
+            ("Name=MTA", Some(2)),
+            ("Port=x", None),
+            ("Addr=nowhere", None),
+            ("Family=ipx", None),
+        ];
+        for (v, want) in listen {
+            let got = parse_listen("DaemonPortOptions", v);
+            assert_eq!(got.as_ref().ok().map(|a| a.len()), *want, "{v:?}");
+            if let Err(e) = got {
+                assert_eq!(e.code, Sysexit::Usage, "{v:?}");
+                assert!(e.message.contains("DaemonPortOptions"), "{}", e.message);
+            }
+        }
+        let domains: &[(&str, Option<&[&str]>)] = &[
+            ("", Some(&[])),
+            ("Partner.Example", Some(&["partner.example"])),
+            (
+                "a.example, b.example c",
+                Some(&["a.example", "b.example", "c"]),
+            ),
+            ("ex/ample", None),
+            ("a..example", None),
+            (".example", None),
+            ("<a.example>", None),
+        ];
+        for (v, want) in domains {
+            let got = parse_domains("RelayDomains", v).ok();
+            let want = want.map(|w| w.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+            assert_eq!(got, want, "{v:?}");
+        }
+    }
+
+    /// A good and a bad value of each kind, for the table tests.
+    fn samples(kind: Kind) -> (&'static str, Option<&'static str>) {
+        match kind {
+            Kind::DeliveryMode => ("q", Some("Z")),
+            Kind::ErrorMode => ("m", None),
+            Kind::Bool => ("true", Some("maybe")),
+            Kind::Time => ("30s", Some("forever")),
+            Kind::Count => ("3", Some("abc")),
+            Kind::Size => ("1000000", Some("10M")),
+            Kind::Port => ("2525", Some("70000")),
+            Kind::Path => ("/tmp/x", Some("")),
+            Kind::User => ("nobody", Some("a:b:c")),
+            Kind::Privacy => ("goaway", Some("noexpm")),
+            Kind::Networks => ("127.0.0.1/32", Some("10.0.0.0/33")),
+            Kind::Listen => ("Port=2525,Addr=127.0.0.1", Some("Port=x")),
+            Kind::Domains => ("partner.example", Some("ex/ample")),
+            Kind::Char => (".", Some("ab")),
+        }
+    }
+
+    fn apply(s: &mut Settings, name: &str, value: &str) -> Result<(), Fatal> {
+        let r = lookup_long(name).unwrap();
+        s.apply(r.def, r.sub.as_deref(), value)
+    }
+
+    /// Every acted-on option is typed: a good value fills a field (nothing lands in
+    /// `other`) and a bad one is refused naming the option; every other option of the
+    /// table is kept unparsed in `other`.
+    #[test]
+    fn acted_on_options_are_typed_and_checked() {
+        for (name, kind) in ACTED_ON {
+            let (good, bad) = samples(*kind);
+            let mut s = Settings::default();
+            apply(&mut s, name, good).unwrap_or_else(|e| panic!("{name}={good}: {e:?}"));
+            assert!(s.other.is_empty(), "{name} was not typed: {:?}", s.other);
+            let blank = Settings {
+                given: s.given.clone(),
+                ..Settings::default()
+            };
+            assert_ne!(blank, s, "{name}={good} set nothing");
+            let Some(bad) = bad else { continue };
+            let e = apply(&mut Settings::default(), name, bad).unwrap_err();
+            assert_eq!(e.code, Sysexit::Usage, "{name}={bad}");
+            if *kind == Kind::DeliveryMode {
+                assert_eq!(e.message, "Unknown delivery mode Z");
+            } else if *kind == Kind::Listen {
+                assert!(e.message.starts_with("DaemonPortOptions="), "{}", e.message);
+            } else {
+                assert_eq!(e.message, format!("Invalid value for {name}: {bad}"));
+            }
+        }
+        for def in OPTION_TABLE {
+            if ACTED_ON.iter().any(|(n, _)| n == &def.name) || def.name == "Timeout" {
+                continue;
+            }
+            let mut s = Settings::default();
+            apply(&mut s, def.name, "some value").unwrap();
+            assert_eq!(s.other, [(def.name.to_string(), "some value".to_string())]);
+        }
+        // Timeouts rsendmail does not act on stay unparsed, whatever their value.
+        let mut s = Settings::default();
+        apply(&mut s, "Timeout.ident", "whenever").unwrap();
+        apply(&mut s, "Timeout", "5m").unwrap();
+        assert_eq!(s.other.len(), 2);
+        assert_eq!(s.timeouts, Timeouts::default());
+        // Sub-names are case-insensitive, as in sendmail.
+        apply(&mut s, "timeout.CONNECT", "1m").unwrap();
+        assert_eq!(s.timeouts.connect, Some(60));
+    }
+
+    #[test]
+    fn each_timeout_is_given_on_its_own() {
+        let mut s = Settings::default();
+        apply(&mut s, "DeliveryMode", "q").unwrap();
+        apply(&mut s, "Timeout.Connect", "5s").unwrap();
+        apply(&mut s, "Timeout", "5m").unwrap();
+        assert_eq!(s.given, ["DeliveryMode", "Timeout.connect", "Timeout"]);
+    }
+
+    #[test]
+    fn options_that_add_up() {
+        let mut config = Settings::default();
+        apply(&mut config, "PrivacyOptions", "goaway").unwrap();
+        apply(&mut config, "DaemonPortOptions", "Port=2525,Addr=127.0.0.1").unwrap();
+        let mut argv = Settings::default();
+        apply(&mut argv, "PrivacyOptions", "nobodyreturn").unwrap();
+        apply(&mut argv, "DaemonPortOptions", "Port=2526,Addr=127.0.0.1").unwrap();
+        config.overlay(&argv);
+        assert!(config.privacy("goaway") && config.privacy("NoBodyReturn"));
+        assert!(!config.privacy("novrfy"));
+        assert_eq!(config.daemon_addrs.as_ref().map(Vec::len), Some(2));
+        // The others: the later setting wins.
+        let mut a = Settings::default();
+        apply(&mut a, "MaxHopCount", "10").unwrap();
+        apply(&mut a, "Timeout.connect", "10s").unwrap();
+        let mut b = Settings::default();
+        apply(&mut b, "MaxHopCount", "20").unwrap();
+        a.overlay(&b);
+        assert_eq!(a.max_hop_count, Some(20));
+        assert_eq!(a.timeouts.connect, Some(10));
+    }
+
     #[test]
     fn settings_overlay_later_wins() {
         let mut a = Settings::default();
@@ -571,8 +1280,5 @@ mod tests {
         b.apply(lookup_letter('d').unwrap(), None, "q").unwrap();
         a.overlay(&b);
         assert_eq!(a.delivery_mode, Some(DeliveryMode::QueueOnly));
-        assert!(parse_bool(""));
-        assert!(parse_bool("True"));
-        assert!(!parse_bool("false"));
     }
 }

@@ -25,7 +25,7 @@ pub mod smtp;
 use rsendmail::app::{self, Setup};
 use rsendmail::cli::QueueRunArgs;
 use rsendmail::clock;
-use rsendmail::config::parse_host_port;
+use rsendmail::config::{RelayRule, load_relay_table, parse_host_port};
 use rsendmail::dsn;
 use rsendmail::exit::{Fatal, Sysexit};
 use rsendmail::message::address::domain_of;
@@ -88,38 +88,14 @@ pub struct Engine {
     pub interactive: bool,
 }
 
-/// Read dma's auth.conf, refusing one that others may read (it holds passwords).
-fn load_auth(path: &std::path::Path) -> Result<Vec<rsendmail::config::AuthEntry>, String> {
-    use std::os::unix::fs::MetadataExt;
-    let md = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read AUTHPATH {}: {e}", path.display()))?;
-    if md.mode() & 0o004 != 0 {
-        return Err(format!(
-            "AUTHPATH {} is readable by others; refusing to use it (chmod o-r)",
-            path.display()
-        ));
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read AUTHPATH {}: {e}", path.display()))?;
-    rsendmail::config::parse_auth(&text, &path.display().to_string()).map_err(|f| f.message)
-}
-
-fn duration_opt(s: &Setup, name: &str, default: i64) -> Result<i64, Fatal> {
-    s.settings.duration(name, default)
-}
-
-fn number_opt(s: &Setup, name: &str, default: usize) -> Result<usize, Fatal> {
-    match s.settings.other_value(name) {
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| Fatal::new(Sysexit::Usage, format!("Invalid value for {name}: {v}"))),
-        None => Ok(default),
-    }
-}
-
 impl Engine {
+    /// The engine's settings from the typed options (parsed, and refused when bad, by
+    /// `rsendmail` before the message was taken) and the config. The files are read
+    /// again here; one that changed since the submission's check fails the run, and the
+    /// message stays queued.
     pub fn from_setup(s: &Setup) -> Result<Engine, Fatal> {
+        let o = &s.settings;
+        let t = &o.timeouts;
         let port = s.cfg.port.unwrap_or(25);
         let smarthost = s
             .cfg
@@ -128,10 +104,11 @@ impl Engine {
             .filter_map(|h| parse_host_port(h).map(|(host, p)| (host, p.unwrap_or(port))))
             .collect();
         let d = Timeouts::default();
-        let t = |name: &str, def: Duration| -> Result<Duration, Fatal> {
-            duration_opt(s, &format!("Timeout.{name}"), def.as_secs() as i64)
-                .map(|n| Duration::from_secs(n.max(1) as u64))
+        // A time option in seconds, at least 1 where it bounds a wait.
+        let secs = |v: Option<u64>, default: Duration| -> Duration {
+            Duration::from_secs(v.unwrap_or(default.as_secs()).max(1))
         };
+        let time = |v: Option<u64>, default: i64| -> i64 { v.map_or(default, |n| n as i64) };
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
@@ -139,27 +116,16 @@ impl Engine {
         let host_name = s.cfg.host_name();
         Ok(Engine {
             pipelining: !s.cfg.no_pipelining,
-            smarthost_split: number_opt(s, "SmarthostSplit", 1)?,
+            smarthost_split: o.smarthost_split.unwrap_or(1),
             smarthost,
             traffic_log: match &s.inv.traffic_log {
                 None => None,
-                Some(p) => Some(Mutex::new(
-                    std::fs::OpenOptions::new()
-                        .append(true)
-                        .create(true)
-                        .open(p)
-                        .map_err(|e| {
-                            Fatal::new(
-                                Sysexit::CantCreat,
-                                format!("cannot open -X file {}: {e}", p.display()),
-                            )
-                        })?,
-                )),
+                Some(p) => Some(Mutex::new(app::open_traffic_log(p)?)),
             },
             resolver: s.cfg.resolver.clone(),
-            mx_port: number_opt(s, "MXPort", 25)?.clamp(1, 65535) as u16,
-            dns_timeout: t("resolver.retrans", Duration::from_secs(5))?,
-            dns_retries: number_opt(s, "Timeout.resolver.retry", 2)?,
+            mx_port: o.mx_port.unwrap_or(25),
+            dns_timeout: secs(t.resolver_retrans, Duration::from_secs(5)),
+            dns_retries: t.resolver_retry.unwrap_or(2),
             relay_table: match &s.cfg.relay_table {
                 Some(p) => load_relay_table(p, port)?,
                 None => Vec::new(),
@@ -167,23 +133,23 @@ impl Engine {
             null_client: s.cfg.null_client,
             host_name: host_name.clone(),
             timeouts: Timeouts {
-                connect: t("connect", d.connect)?,
-                initial: t("initial", d.initial)?,
-                helo: t("helo", d.helo)?,
-                mail: t("mail", d.mail)?,
-                rcpt: t("rcpt", d.rcpt)?,
-                datainit: t("datainit", d.datainit)?,
-                datablock: t("datablock", d.datablock)?,
-                datafinal: t("datafinal", d.datafinal)?,
-                rset: t("rset", d.rset)?,
-                quit: t("quit", d.quit)?,
+                connect: secs(t.connect, d.connect),
+                initial: secs(t.initial, d.initial),
+                helo: secs(t.helo, d.helo),
+                mail: secs(t.mail, d.mail),
+                rcpt: secs(t.rcpt, d.rcpt),
+                datainit: secs(t.datainit, d.datainit),
+                datablock: secs(t.datablock, d.datablock),
+                datafinal: secs(t.datafinal, d.datafinal),
+                rset: secs(t.rset, d.rset),
+                quit: secs(t.quit, d.quit),
             },
-            retry_min: duration_opt(s, "QueueRetryMin", 300)?.max(1),
-            retry_max: duration_opt(s, "QueueRetryMax", 4 * 3600)?.max(1),
-            queue_return: duration_opt(s, "Timeout.queuereturn", 5 * 86400)?,
-            max_connections: number_opt(s, "MaxConnections", 4)?.max(1),
-            max_background: number_opt(s, "MaxBackgroundDeliveries", 2 * cores)?.max(1),
-            min_queue_age: duration_opt(s, "MinQueueAge", 0)?,
+            retry_min: time(o.queue_retry_min, 300).max(1),
+            retry_max: time(o.queue_retry_max, 4 * 3600).max(1),
+            queue_return: time(t.queuereturn, 5 * 86400),
+            max_connections: o.max_connections.unwrap_or(4).max(1),
+            max_background: o.max_background_deliveries.unwrap_or(2 * cores).max(1),
+            min_queue_age: time(o.min_queue_age, 0),
             tls: TlsPolicy {
                 mode: if s.cfg.opportunistic_tls {
                     TlsMode::Opportunistic
@@ -195,42 +161,34 @@ impl Engine {
                     TlsMode::Off
                 },
                 verify: !s.cfg.insecure,
-                ca_file: s
-                    .settings
-                    .other_value("CACertFile")
-                    .map(std::path::PathBuf::from),
+                ca_file: o.ca_cert_file.clone(),
                 fingerprint: s.cfg.fingerprint.clone(),
                 client_cert: s.cfg.cert_file.clone(),
                 plain_auth_ok: s.cfg.insecure,
             },
             auth: match &s.cfg.auth_path {
-                Some(p) => load_auth(p),
+                Some(p) => rsendmail::config::load_auth(p).map_err(|f| f.message),
                 None => Ok(Vec::new()),
             },
             local: local::Local {
                 mail_spool: s.cfg.mail_spool.clone(),
                 host: host_name,
                 aliases_path: (!s.inv.no_alias).then(|| {
-                    s.settings
-                        .alias_file
+                    o.alias_file
                         .clone()
                         .unwrap_or_else(|| s.cfg.aliases.clone())
                 }),
                 aliases_loaded: Default::default(),
-                default_user: local::default_user(s.settings.other_value("DefaultUser")),
-                lock_wait: Duration::from_secs(
-                    duration_opt(s, "Timeout.mboxlock", 60)?.max(1) as u64
-                ),
-                command_timeout: Duration::from_secs(
-                    duration_opt(s, "Timeout.command", 1000)?.max(1) as u64,
-                ),
+                default_user: local::default_user(o.default_user.as_deref()),
+                lock_wait: secs(t.mboxlock, Duration::from_secs(60)),
+                command_timeout: secs(t.command, Duration::from_secs(1000)),
                 root: nix::unistd::geteuid().is_root(),
                 uid: nix::unistd::getuid().as_raw(),
             },
-            max_hops: number_opt(s, "MaxHopCount", 25)?,
-            queue_warn: duration_opt(s, "Timeout.queuewarn", 4 * 3600)?,
-            error_mode: s.settings.error_mode.unwrap_or('p'),
-            no_body_return: s.settings.privacy("nobodyreturn"),
+            max_hops: o.max_hop_count.unwrap_or(25),
+            queue_warn: time(t.queuewarn, 4 * 3600),
+            error_mode: o.error_mode.unwrap_or('p'),
+            no_body_return: o.privacy("nobodyreturn"),
             interactive: false,
         })
     }
@@ -255,66 +213,6 @@ impl Engine {
             format!("{addr}@{}", self.host_name)
         }
     }
-}
-
-/// One line of the relay table (like sendmail's mailertable or Postfix's transport):
-/// `domain relay[:port]`, `.domain relay` (its subdomains), `* relay` (everything else).
-/// `[host]` names the host itself; a bare host is, for now, also used as it is (MX
-/// lookups of relay names come with MX delivery).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RelayRule {
-    pub pattern: String,
-    pub host: String,
-    pub port: u16,
-}
-
-/// Read the relay table; errors name the file and line (EX_CONFIG).
-pub fn load_relay_table(
-    path: &std::path::Path,
-    default_port: u16,
-) -> Result<Vec<RelayRule>, Fatal> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Fatal::new(
-            Sysexit::Config,
-            format!("cannot open RELAYTABLE {}: {e}", path.display()),
-        )
-    })?;
-    parse_relay_table(&text, &path.display().to_string(), default_port)
-}
-
-pub fn parse_relay_table(
-    text: &str,
-    name: &str,
-    default_port: u16,
-) -> Result<Vec<RelayRule>, Fatal> {
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let bad = |why: &str| Fatal::new(Sysexit::Config, format!("{name}: line {}: {why}", n + 1));
-        let mut words = line.split_whitespace();
-        let (Some(pattern), Some(relay), None) = (words.next(), words.next(), words.next()) else {
-            return Err(bad("expected: domain relay[:port]"));
-        };
-        let (host, port) =
-            parse_host_port(relay).ok_or_else(|| bad(&format!("invalid relay {relay}")))?;
-        let valid_pattern = pattern == "*"
-            || pattern
-                .trim_start_matches('.')
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c));
-        if !valid_pattern || pattern == "." {
-            return Err(bad(&format!("invalid domain {pattern}")));
-        }
-        out.push(RelayRule {
-            pattern: pattern.to_ascii_lowercase(),
-            host,
-            port: port.unwrap_or(default_port),
-        });
-    }
-    Ok(out)
 }
 
 /// The relay for a domain: an exact entry, else the nearest `.parent` entry, else `*`.
@@ -1412,15 +1310,28 @@ pub fn main(args: Vec<OsString>) -> Sysexit {
         std::process::exit(code);
     }
     rsendmail::log::init("rsendmail-deliver");
-    match run(args) {
+    let internal = split_internal(args);
+    let after_commit = internal.entry.is_some().then_some(internal.status);
+    match run(internal) {
         Ok(c) => c,
-        Err(f) => app::report(&f),
+        // Delivering one entry that `rsendmail` has queued: whatever failed here, the
+        // message stays queued for the next run; that is said once, and the status is
+        // the submission's.
+        Err(f) => match after_commit {
+            Some(status) => {
+                app::report(&Fatal::new(
+                    status,
+                    format!("{}; the message stays queued", f.message),
+                ));
+                status
+            }
+            None => app::report(&f),
+        },
     }
 }
 
-fn run(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
+fn run(internal: Internal) -> Result<Sysexit, Fatal> {
     use rsendmail::cli::Operation;
-    let internal = split_internal(args);
     let argv = internal.argv.clone();
     let s = app::setup(internal.argv)?;
     let mut engine = Engine::from_setup(&s)?;
@@ -1664,6 +1575,7 @@ pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rsendmail::config::parse_relay_table;
 
     fn engine() -> Engine {
         Engine {
@@ -1774,13 +1686,6 @@ mod tests {
         assert_eq!(host("x.mail.example.org"), Some(("b.relay", 26)));
         assert_eq!(host("example.org.uk"), Some(("[c.relay]", 25)));
         assert_eq!(relay_for(&t[..2], "notexample.org"), None);
-        let e = parse_relay_table("example.org\n", "rt", 25).unwrap_err();
-        assert_eq!(
-            (e.code, e.message.as_str()),
-            (Sysexit::Config, "rt: line 1: expected: domain relay[:port]")
-        );
-        assert!(parse_relay_table("a b c\n", "rt", 25).is_err());
-        assert!(parse_relay_table("ex/ample relay\n", "rt", 25).is_err());
     }
 
     #[test]

@@ -117,14 +117,7 @@ fn server<'a>(
     trusted: bool,
     max_recipients: usize,
 ) -> Server<'a> {
-    let relay_domains = s
-        .settings
-        .other_value("RelayDomains")
-        .unwrap_or("")
-        .split([' ', ',', '\t'])
-        .filter(|d| !d.is_empty())
-        .map(str::to_string)
-        .collect();
+    let relay_domains = s.settings.relay_domains.clone().unwrap_or_default();
     Server {
         host: engine.host_name.clone(),
         spool: &s.spool,
@@ -144,16 +137,21 @@ fn server<'a>(
     }
 }
 
-/// `O MaxRecipientsPerMessage=` (1000; 0 also means 1000).
 /// `O MaxRecipientsPerMessage=`: 1,000 when not set (mailing lists fit; a bound on what
 /// one message may cost); 0 means no limit, as in sendmail.
-fn max_recipients(s: &Setup) -> Result<usize, Fatal> {
-    Ok(
-        match super::number_opt(s, "MaxRecipientsPerMessage", 1000)? {
-            0 => usize::MAX,
-            n => n,
-        },
-    )
+fn max_recipients(s: &Setup) -> usize {
+    match s.settings.max_recipients_per_message.unwrap_or(1000) {
+        0 => usize::MAX,
+        n => n,
+    }
+}
+
+/// `O TrustedNetworks=` (parsed when the option was read), else loopback.
+fn trusted_networks(s: &Setup) -> Result<Vec<net::Net>, Fatal> {
+    match &s.settings.trusted_networks {
+        Some(nets) => Ok(nets.clone()),
+        None => net::trusted_networks(None),
+    }
 }
 
 /// `-bs`: one session on stdin/stdout. The exit status is sendmail's: 0, or the first
@@ -165,7 +163,7 @@ pub fn stdio(s: &Setup, engine: &Engine, argv: &[OsString]) -> Result<Sysexit, F
     // the peer is the client, and the relay policy applies to it as for -bd.
     let (client, trusted) = match stdin_peer() {
         Some(ip) => {
-            let nets = net::trusted_networks(s.settings.other_value("TrustedNetworks"))?;
+            let nets = trusted_networks(s)?;
             let trusted = nets.iter().any(|n| n.contains(ip));
             (Client::Remote { ip }, trusted)
         }
@@ -177,7 +175,7 @@ pub fn stdio(s: &Setup, engine: &Engine, argv: &[OsString]) -> Result<Sysexit, F
             true,
         ),
     };
-    let mut srv = server(s, engine, client, trusted, max_recipients(s)?);
+    let mut srv = server(s, engine, client, trusted, max_recipients(s));
     let mut backend = EngineBackend {
         engine,
         dns: None,
@@ -233,20 +231,16 @@ pub fn daemon(
 ) -> Result<Sysexit, Fatal> {
     app::may_process_queue(&s.spool)?;
     s.spool.prepare()?;
-    let mut addrs: Vec<SocketAddr> = Vec::new();
-    let given: Vec<&str> = s.settings.other_values("DaemonPortOptions").collect();
-    if given.is_empty() {
-        addrs.extend(net::daemon_port_options("")?);
-    }
-    for v in given {
-        addrs.extend(net::daemon_port_options(v)?);
-    }
-    let trusted_nets = net::trusted_networks(s.settings.other_value("TrustedNetworks"))?;
+    // Every option was parsed (and refused when bad) before this process started.
+    let addrs: Vec<SocketAddr> = match &s.settings.daemon_addrs {
+        Some(given) => given.clone(),
+        None => net::daemon_port_options("")?,
+    };
+    let trusted_nets = trusted_networks(s)?;
     // 0: no limit.
-    let max_children = super::number_opt(s, "MaxDaemonChildren", 0)?;
-    let max_recipients = max_recipients(s)?;
-    let command_timeout =
-        Duration::from_secs(super::duration_opt(s, "Timeout.command", 3600)?.max(1) as u64);
+    let max_children = s.settings.max_daemon_children.unwrap_or(0);
+    let max_recipients = max_recipients(s);
+    let command_timeout = Duration::from_secs(s.settings.timeouts.command.unwrap_or(3600).max(1));
     let mut listeners = Vec::new();
     for a in &addrs {
         match TcpListener::bind(a) {
@@ -386,10 +380,10 @@ pub fn daemon(
 
 /// `O PidFile=`: the daemon's process id, for scripts and service managers.
 fn write_pid_file(s: &Setup) {
-    if let Some(p) = s.settings.other_value("PidFile") {
+    if let Some(p) = &s.settings.pid_file {
         let pid = std::process::id();
         if let Err(e) = std::fs::write(p, format!("{pid}\n")) {
-            log::warn!("cannot write {p}: {e}");
+            log::warn!("cannot write {}: {e}", p.display());
         }
     }
 }

@@ -1,0 +1,580 @@
+//! Options and config files are checked before the commit point (issue 11, part 6): every
+//! option the binaries act on, given a bad value on the command line or in the config
+//! file, and every file delivery needs, is refused before the message is read — with the
+//! option's name (and the config file's name and line), the exit status of the rule
+//! "non-zero: nothing queued" — and the spool holds no entry and no temporary file.
+//! Good values of each kind still deliver.
+
+use crate::delivery::Sink;
+use crate::harness::{Env, MSG, Run};
+use rsendmail::cli::options::{ACTED_ON, Kind};
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A bad value of each kind (`None`: the kind refuses nothing, as sendmail's ErrorMode).
+fn bad_value(kind: Kind) -> Option<&'static str> {
+    match kind {
+        Kind::DeliveryMode => Some("Z"),
+        Kind::ErrorMode => None,
+        Kind::Bool => Some("maybe"),
+        Kind::Time => Some("forever"),
+        Kind::Count => Some("abc"),
+        Kind::Size => Some("10M"),
+        Kind::Port => Some("70000"),
+        Kind::Path => Some(""),
+        Kind::User => Some("a:b:c"),
+        Kind::Privacy => Some("noexpm"),
+        Kind::Networks => Some("10.0.0.0/33"),
+        Kind::Listen => Some("Port=x"),
+        Kind::Domains => Some("ex/ample"),
+        Kind::Char => Some("ab"),
+    }
+}
+
+/// The line a bad value gets (sendmail's own where it is recorded).
+fn message(name: &str, kind: Kind, bad: &str) -> String {
+    match kind {
+        Kind::DeliveryMode => format!("Unknown delivery mode {bad}"),
+        Kind::Listen => format!("DaemonPortOptions={bad}: invalid port \"x\""),
+        _ => format!("Invalid value for {name}: {bad}"),
+    }
+}
+
+/// Run `sendmail -C conf ARGS` with a stdin that stays open and is never written: a run
+/// that read the message, served SMTP on it or listened would not end, so one that ends
+/// was refused before any of that. Ten seconds at most.
+fn run_refused(env: &Env, program: &Path, args: &[&str]) -> Run {
+    let mut full = vec!["-C", env.conf.to_str().unwrap()];
+    full.extend_from_slice(args);
+    let mut child = Command::new(program)
+        .args(&full)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _keep_open = child.stdin.take();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?}: still running after 10 s: not refused before it started");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_end(&mut stderr)
+        .unwrap();
+    env.finish(
+        program,
+        &full,
+        Output {
+            status,
+            stdout,
+            stderr,
+        },
+    )
+}
+
+/// Nothing in the spool: no entry, no temporary file.
+#[track_caller]
+fn nothing_queued(env: &Env, what: &str) {
+    assert!(env.entries().is_empty(), "{what}: {}", env.listing());
+    let tmp: Vec<_> = fs::read_dir(env.spool.join("tmp"))
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(tmp.is_empty(), "{what}: temporary files {tmp:?}");
+}
+
+const MODES: [&str; 3] = ["-odi", "-odb", "-odq"];
+
+#[test]
+fn every_bad_option_value_is_refused_before_anything_is_queued() {
+    let mut checked = 0;
+    for &(name, kind) in ACTED_ON {
+        let Some(bad) = bad_value(kind) else { continue };
+        let want = message(name, kind, bad);
+        for mode in MODES {
+            // On the command line: EX_USAGE.
+            let env = Env::new();
+            let opt = format!("{name}={bad}");
+            run_refused(
+                &env,
+                &env.link("sendmail"),
+                &[mode, "-O", &opt, "bob@example.org"],
+            )
+            .code(64)
+            .stdout_is(&format!("{want}\n"))
+            .stderr_is("");
+            nothing_queued(&env, &format!("{mode} -O {opt}"));
+            // In the config file (line 6 of the harness's file): its name and line, and
+            // EX_CONFIG — but for a bad delivery mode, sendmail's EX_USAGE. An option
+            // given on the command line is not read from the file: the mode then comes
+            // from the file itself.
+            let env = Env::with_config(&format!("O {name}={bad}\n"));
+            let (args, code): (&[&str], i32) = if kind == Kind::DeliveryMode {
+                (&["bob@example.org"], 64)
+            } else {
+                (&[mode, "bob@example.org"], 78)
+            };
+            run_refused(&env, &env.link("sendmail"), args)
+                .code(code)
+                .stdout_is(&format!("{}: line 6: {want}\n", env.conf.display()))
+                .stderr_is("");
+            nothing_queued(&env, &format!("{mode} O {opt}"));
+            checked += 1;
+        }
+    }
+    // Every kind that refuses anything was seen, so the table is not empty by mistake.
+    assert!(checked >= 3 * 35, "{checked}");
+}
+
+/// The example of the issue: a bad time in the config file was accepted at submission
+/// and the message then sat untried.
+#[test]
+fn bad_timeout_in_the_config_is_refused_at_submission() {
+    let env = Env::with_config("O Timeout.connect=forever\n");
+    for mode in MODES {
+        env.sendmail(&[mode, "bob@example.org"], MSG)
+            .code(78)
+            .stdout_is(&format!(
+                "{}: line 6: Invalid value for Timeout.connect: forever\n",
+                env.conf.display()
+            ));
+        nothing_queued(&env, mode);
+    }
+    // A timeout given on the command line is not read from the file, but only that one:
+    // the file's other timeouts are still read (and checked), as in sendmail.
+    env.sendmail(
+        &["-odq", "-O", "Timeout.connect=5s", "bob@example.org"],
+        MSG,
+    )
+    .code(0)
+    .stdout_is("");
+    assert_eq!(env.entries().len(), 1);
+    let env = Env::with_config("O Timeout.datafinal=forever\n");
+    env.sendmail(
+        &["-odq", "-O", "Timeout.connect=5s", "bob@example.org"],
+        MSG,
+    )
+    .code(78)
+    .stdout_is(&format!(
+        "{}: line 6: Invalid value for Timeout.datafinal: forever\n",
+        env.conf.display()
+    ));
+    nothing_queued(&env, "-O Timeout.connect=5s");
+    // The deprecated one-letter form of a config line, and -o on the command line.
+    let env = Env::with_config("Ohabc\n");
+    env.sendmail(&["-odq", "bob@example.org"], MSG)
+        .code(78)
+        .stdout_is(&format!(
+            "{}: line 6: Invalid value for MaxHopCount: abc\n",
+            env.conf.display()
+        ));
+    let env = Env::new();
+    env.sendmail(&["-odi", "-ohabc", "bob@example.org"], MSG)
+        .code(64)
+        .stdout_is("Invalid value for MaxHopCount: abc\n");
+    nothing_queued(&env, "-ohabc");
+    // -h keeps sendmail's own message.
+    env.sendmail(&["-odi", "-h", "abc", "bob@example.org"], MSG)
+        .code(64)
+        .stdout_is("Bad hop count (abc)\n");
+    nothing_queued(&env, "-h abc");
+}
+
+#[test]
+fn unopenable_traffic_log_is_refused_before_anything_is_queued() {
+    for mode in MODES {
+        let env = Env::new();
+        run_refused(
+            &env,
+            &env.link("sendmail"),
+            &["-X", "/nonexistent-dir/x.log", mode, "bob@example.org"],
+        )
+        .code(73)
+        .stdout_is("cannot open /nonexistent-dir/x.log: No such file or directory\n")
+        .stderr_is("");
+        nothing_queued(&env, mode);
+    }
+    // The file is created by rsendmail itself, even when nothing is delivered.
+    let env = Env::new();
+    let log = env.dir.join("x.log");
+    env.sendmail(
+        &["-X", log.to_str().unwrap(), "-odq", "bob@example.org"],
+        MSG,
+    )
+    .code(0);
+    assert!(log.exists());
+    assert_eq!(env.entries().len(), 1);
+}
+
+#[test]
+fn files_named_by_the_config_are_checked_before_anything_is_queued() {
+    let scratch = Env::new();
+    let table = scratch.dir.join("relays");
+    fs::write(
+        &table,
+        "# relays\nexample.org [127.0.0.1]:2525\nexample.net\n",
+    )
+    .unwrap();
+    let t = table.display();
+    let missing = scratch.dir.join("missing");
+    let m = missing.display();
+    let open_auth = scratch.dir.join("auth.conf");
+    fs::write(&open_auth, "bob|127.0.0.1:pw\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&open_auth, fs::Permissions::from_mode(0o644)).unwrap();
+    let a = open_auth.display();
+    let cases: Vec<(String, Vec<String>, String)> = vec![
+        (
+            format!("RELAYTABLE {m}\n"),
+            vec![],
+            format!("cannot open RELAYTABLE {m}: No such file or directory"),
+        ),
+        (
+            format!("RELAYTABLE {t}\n"),
+            vec![],
+            format!("{t}: line 3: expected: domain relay[:port]"),
+        ),
+        (
+            format!("AUTHPATH {m}\n"),
+            vec![],
+            format!("cannot read AUTHPATH {m}: No such file or directory"),
+        ),
+        (
+            format!("AUTHPATH {a}\n"),
+            vec![],
+            format!("AUTHPATH {a} is readable by others; refusing to use it (chmod o-r)"),
+        ),
+        (
+            format!("O CACertFile={m}\n"),
+            vec![],
+            format!("cannot open CACertFile {m}: No such file or directory"),
+        ),
+        (
+            String::new(),
+            vec!["-O".into(), format!("CACertFile={m}")],
+            format!("cannot open CACertFile {m}: No such file or directory"),
+        ),
+        (
+            format!("CERTFILE {m}\n"),
+            vec![],
+            format!("cannot open CERTFILE {m}: No such file or directory"),
+        ),
+    ];
+    for (conf, extra, want) in &cases {
+        for mode in MODES {
+            let env = Env::with_config(conf);
+            let mut args: Vec<&str> = extra.iter().map(String::as_str).collect();
+            args.extend([mode, "bob@example.org"]);
+            run_refused(&env, &env.link("sendmail"), &args)
+                .code(78)
+                .stdout_is(&format!("{want}\n"))
+                .stderr_is("");
+            nothing_queued(&env, &format!("{conf:?} {mode}"));
+        }
+    }
+}
+
+/// `-bs`, `-bd`/`-bD`, `-q` and `-bv` fail at start, before any greeting, listening
+/// socket or queue run, with the same messages.
+#[test]
+fn smtp_server_and_queue_runs_refuse_bad_options_at_start() {
+    let port = crate::harness::closed_tcp_port();
+    let listen = format!("DaemonPortOptions=Port={port},Addr=127.0.0.1");
+    let runs: &[(&str, &[&str], i32, &str)] = &[
+        (
+            "",
+            &["-bs", "-O", "MaxRecipientsPerMessage=abc"],
+            64,
+            "Invalid value for MaxRecipientsPerMessage: abc",
+        ),
+        (
+            "",
+            &["-bs", "-O", "TrustedNetworks=10.0.0.0/33"],
+            64,
+            "Invalid value for TrustedNetworks: 10.0.0.0/33",
+        ),
+        (
+            "O Timeout.command=soon\n",
+            &["-bs"],
+            78,
+            "@line 6: Invalid value for Timeout.command: soon",
+        ),
+        (
+            "",
+            &["-bD", "-O", "DaemonPortOptions=Port=x"],
+            64,
+            "DaemonPortOptions=Port=x: invalid port \"x\"",
+        ),
+        (
+            "",
+            &["-bD", "-O", listen.as_str(), "-O", "MaxDaemonChildren=many"],
+            64,
+            "Invalid value for MaxDaemonChildren: many",
+        ),
+        (
+            "",
+            &["-bd", "-O", listen.as_str(), "-O", "PidFile="],
+            64,
+            "Invalid value for PidFile: ",
+        ),
+        (
+            "RELAYTABLE /nonexistent/relays\n",
+            &["-bs"],
+            78,
+            "cannot open RELAYTABLE /nonexistent/relays: No such file or directory",
+        ),
+        (
+            "RELAYTABLE /nonexistent/relays\n",
+            &["-bD", "-O", listen.as_str()],
+            78,
+            "cannot open RELAYTABLE /nonexistent/relays: No such file or directory",
+        ),
+        (
+            "",
+            &["-bs", "-X", "/nonexistent-dir/x.log"],
+            73,
+            "cannot open /nonexistent-dir/x.log: No such file or directory",
+        ),
+        (
+            "",
+            &["-qf", "-O", "QueueRetryMin=5x"],
+            64,
+            "Invalid value for QueueRetryMin: 5x",
+        ),
+        (
+            "RELAYTABLE /nonexistent/relays\n",
+            &["-qf"],
+            78,
+            "cannot open RELAYTABLE /nonexistent/relays: No such file or directory",
+        ),
+        (
+            "",
+            &["-q30m", "-O", "MinQueueAge=later"],
+            64,
+            "Invalid value for MinQueueAge: later",
+        ),
+        (
+            "O MXPort=0\n",
+            &["-bv", "bob@example.org"],
+            78,
+            "@line 6: Invalid value for MXPort: 0",
+        ),
+    ];
+    for (conf, args, code, want) in runs {
+        let env = Env::with_config(conf);
+        let r = run_refused(&env, &env.link("sendmail"), args);
+        let want = match want.strip_prefix('@') {
+            Some(rest) => format!("{}: {rest}\n", env.conf.display()),
+            None => format!("{want}\n"),
+        };
+        r.code(*code).stdout_is(&want).stderr_is("");
+        assert!(!r.stdout.contains("220"), "{args:?}: a greeting");
+        nothing_queued(&env, &format!("{args:?}"));
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "{args:?}: something listens on {port}"
+        );
+    }
+}
+
+/// A sample of good values of every kind, on the command line and in the config file,
+/// taken and delivered at Postfix's smtp-sink in each delivery mode.
+#[test]
+fn good_values_of_every_kind_deliver() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let table = env0.dir.join("relays");
+    fs::write(&table, format!("example.org [127.0.0.1]:{}\n", sink.port)).unwrap();
+    let ca = env0.dir.join("ca.pem");
+    fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    let auth = env0.dir.join("auth.conf");
+    fs::write(&auth, "bob|elsewhere.example:pw\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
+    let config = format!(
+        "RELAYTABLE {}\nAUTHPATH {}\nO CACertFile={}\nO Timeout.connect=30s\n\
+         O Timeout.queuereturn=5d\nO QueueRetryMin=1m\nO MaxConnections=2\nO MXPort=2525\n\
+         O MaxMessageSize=1000000\nO IgnoreDots=false\nO PrivacyOptions=goaway,nobodyreturn\n\
+         O TrustedNetworks=127.0.0.1/32\nO DaemonPortOptions=Port=2525,Addr=127.0.0.1\n\
+         O RelayDomains=partner.example\nO DefaultUser=nobody\nO PidFile={}\n\
+         O Timeout.resolver.retry=1\n",
+        table.display(),
+        auth.display(),
+        ca.display(),
+        env0.dir.join("pid").display(),
+    );
+    let cmdline: &[&str] = &[
+        "-O",
+        "Timeout.datafinal=1m",
+        "-O",
+        "MaxHopCount=30",
+        "-O",
+        "IgnoreDots=yes",
+        "-O",
+        "SmarthostSplit=1",
+        "-O",
+        "PrivacyOptions=noreceipts",
+        "-O",
+        "MaxRecipientsPerMessage=10",
+        "-o",
+        "h40",
+    ];
+    let mut sent = 0;
+    for mode in MODES {
+        let env = Env::with_config(&config);
+        let log = env.dir.join("x.log");
+        let mut args = vec!["-X", log.to_str().unwrap(), mode];
+        args.extend_from_slice(cmdline);
+        let rcpt = format!("good{}@example.org", sent);
+        args.push(&rcpt);
+        env.sendmail(&args, MSG).code(0).stdout_is("").stderr_is("");
+        sent += 1;
+        if mode == "-odq" {
+            assert_eq!(env.entries().len(), 1);
+            let mut run = vec!["-X", log.to_str().unwrap(), "-qf"];
+            run.extend_from_slice(cmdline);
+            env.sendmail(&run, b"").code(0).stdout_is("");
+        }
+        let start = Instant::now();
+        while sink.dumps().len() < sent {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{mode}: not delivered; {:?}",
+                env.json()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        let start = Instant::now();
+        while !env.entries().is_empty() && start.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        assert!(env.entries().is_empty(), "{mode}: {:?}", env.json());
+        let x = fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            x.contains(&format!("RCPT To:<{rcpt}>")),
+            "{mode}: -X log {x}"
+        );
+    }
+    let dumps = sink.dumps();
+    for i in 0..3 {
+        assert!(
+            dumps
+                .iter()
+                .any(|d| d.contains(&format!("good{i}@example.org"))),
+            "{dumps:?}"
+        );
+    }
+}
+
+/// After the commit point nothing refuses what was accepted; what can still fail (here
+/// the deliverer cannot be started) leaves the message queued, is said once, and the
+/// exit status is the submission's: 0, or 67 for a recipient refused at submission.
+#[test]
+fn a_deliverer_that_cannot_start_leaves_the_message_queued() {
+    let installed = Path::new("/usr/libexec/rsendmail/rsendmail-deliver");
+    if installed.exists() {
+        eprintln!("skipped: {} exists", installed.display());
+        return;
+    }
+    let env = Env::new();
+    // A copy of rsendmail alone: no deliverer beside it, none installed.
+    let lone = env.dir.join("lone");
+    fs::create_dir_all(&lone).unwrap();
+    let bin = lone.join("sendmail");
+    fs::copy(crate::harness::bin(), &bin).unwrap();
+    // Another test's child may still hold the new file open for a moment (a descriptor
+    // inherited across fork before close-on-exec): wait until it can be executed.
+    let start = Instant::now();
+    while let Err(e) = Command::new(&bin).arg("-bx").output() {
+        assert!(
+            e.raw_os_error() == Some(libc::ETXTBSY) && start.elapsed() < Duration::from_secs(10),
+            "{e}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let said = "cannot execute /usr/libexec/rsendmail/rsendmail-deliver: No such file or \
+                directory; the message stays queued\n";
+    let conf = env.conf.to_str().unwrap();
+    env.run_raw(&bin, &["-C", conf, "-odi", "bob@example.org"], MSG)
+        .code(0)
+        .stdout_is(said);
+    assert_eq!(env.entries().len(), 1);
+    env.run_raw(
+        &bin,
+        &[
+            "-C",
+            conf,
+            "-odi",
+            "-oeq",
+            "nosuchuser",
+            "carol@example.org",
+        ],
+        MSG,
+    )
+    .code(67)
+    .stdout_is(said);
+    assert_eq!(env.entries().len(), 2);
+}
+
+/// The deliverer of one queued entry that fails to set up (here the relay table went
+/// away after the submission's check) leaves it queued, says so once, exits with the
+/// submission's status.
+#[test]
+fn a_deliverer_that_cannot_set_up_leaves_the_message_queued() {
+    let scratch = Env::new();
+    let table = scratch.dir.join("relays");
+    fs::write(&table, "example.org [127.0.0.1]:9\n").unwrap();
+    let env = Env::with_config(&format!("RELAYTABLE {}\n", table.display()));
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let entry = env.entries()[0].clone();
+    let id = entry.file_name().unwrap().to_str().unwrap()[2..].to_string();
+    fs::remove_file(&table).unwrap();
+    let deliver = Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver"));
+    let conf = env.conf.to_str().unwrap();
+    for (status, code) in [("0", 0), ("67", 67)] {
+        let r = env.run_raw(
+            deliver,
+            &[
+                "--entry",
+                &id,
+                "--status",
+                status,
+                "--",
+                "sendmail",
+                "-C",
+                conf,
+                "-odi",
+                "bob@example.org",
+            ],
+            b"",
+        );
+        r.code(code).stdout_is(&format!(
+            "cannot open RELAYTABLE {}: No such file or directory; the message stays queued\n",
+            table.display()
+        ));
+        assert_eq!(env.entries(), std::slice::from_ref(&entry));
+    }
+}
