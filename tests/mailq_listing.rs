@@ -144,7 +144,13 @@ fn filters_select_entries() {
 fn json_lines() {
     let env = Env::new();
     env.sendmail(
-        &["-odd", "-f", "<>", "bob@example.org", "x\"y@example.net"],
+        &[
+            "-odd",
+            "-f",
+            "<>",
+            "bob@example.org",
+            "\"x\\\"y\"@example.net",
+        ],
         MSG,
     )
     .code(0);
@@ -162,7 +168,8 @@ fn json_lines() {
         l.contains("{\"address\":\"bob@example.org\",\"state\":\"pending\"}"),
         "{l}"
     );
-    assert!(l.contains("\"x\\\"y@example.net\""), "{l}");
+    // A quoted local part with a quoted pair: `"x\"y"@example.net`, escaped for JSON.
+    assert!(l.contains("\"\\\"x\\\\\\\"y\\\"@example.net\""), "{l}");
     assert!(l.ends_with("]}"), "{l}");
 }
 

@@ -862,6 +862,7 @@ pub fn check_envelope_address(addr: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 
