@@ -15,20 +15,29 @@ use std::fs;
 
 const MSG: &[u8] = b"Subject: compat\n\nhello\n";
 
-/// The MAIL and RCPT addresses the relay saw, and every refusal it gave.
+/// The MAIL and RCPT addresses sent to the relay (as on the wire, before the relay
+/// parses them), and every refusal the relay gave for its syntax.
 fn seen(peer: &Peer) -> (Vec<String>, Vec<String>, Vec<String>) {
     let t = peer.transcript();
     let mut mail = Vec::new();
     let mut rcpt = Vec::new();
     let mut refused = Vec::new();
+    let path = |arg: &str| -> String {
+        let inner = arg.split_once('<').map(|(_, r)| r).unwrap_or(arg);
+        inner
+            .split_once('>')
+            .map(|(a, _)| a)
+            .unwrap_or(inner)
+            .to_string()
+    };
     for line in t.lines() {
         let Some((_, rest)) = line.split_once(' ') else {
             continue;
         };
-        if let Some(a) = rest.strip_prefix("MAIL ") {
-            mail.push(a.split(' ').next().unwrap_or("").to_string());
-        } else if let Some(a) = rest.strip_prefix("RCPT ") {
-            rcpt.push(a.split(' ').next().unwrap_or("").to_string());
+        if let Some(a) = rest.strip_prefix("RAW MAIL ") {
+            mail.push(path(a));
+        } else if let Some(a) = rest.strip_prefix("RAW RCPT ") {
+            rcpt.push(path(a));
         } else if rest.contains("REFUSED") {
             refused.push(rest.to_string());
         }

@@ -458,19 +458,36 @@ fn forward_files_are_honoured_only_when_safe() {
     if !is_root() || !can_switch_user() {
         return;
     }
-    let Some((_scratch, peer)) = start_peer(&[]) else {
+    // A strict relay: a target that is not an address must never reach it.
+    let Some((_scratch, peer)) = start_peer(&[("STRICT", "1")]) else {
         return;
     };
     let env = local_env("", Some(peer.port));
     let home = PathBuf::from(format!("/home/{TEST_USER}"));
     let fwd = home.join(".forward");
-    fs::write(&fwd, format!("\\{TEST_USER}, forwarded@example.org\n")).unwrap();
+    // Targets are checked like any address: the bad one is left out, a blank becomes a
+    // dot (BlankSub), the others are used.
+    fs::write(
+        &fwd,
+        format!("\\{TEST_USER}, forwarded@example.org, a@@example.org, x y@example.org\n"),
+    )
+    .unwrap();
     std::os::unix::fs::chown(&fwd, Some(1001), Some(1001)).unwrap();
     fs::set_permissions(&fwd, fs::Permissions::from_mode(0o644)).unwrap();
     env.sendmail(&["-odi", TEST_USER], MSG).code(0);
     let msgs = peer.wait_for(1, Duration::from_secs(10));
     assert_eq!(msgs.len(), 1);
-    assert!(msgs[0].0.contains("forwarded@example.org"));
+    assert!(
+        msgs[0].0.contains("\"forwarded@example.org\""),
+        "{}",
+        msgs[0].0
+    );
+    assert!(msgs[0].0.contains("\"x.y@example.org\""), "{}", msgs[0].0);
+    // The bad target was never tried: no refusal from the relay, so no report for it
+    // (the relay's refusal would bounce to root here).
+    assert!(!peer.transcript().contains("a@@"), "{}", peer.transcript());
+    assert!(!mbox(&env, "root").exists(), "a report was sent");
+    assert!(env.entries().is_empty(), "{}", env.listing());
     assert_eq!(mbox_summary(&mbox(&env, TEST_USER)).len(), 1);
     let md = fs::metadata(mbox(&env, TEST_USER)).unwrap();
     assert_eq!((md.uid(), md.mode() & 0o777), (1001, 0o600));

@@ -213,6 +213,19 @@ def authenticator(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=ok, handled=False)
 
 
+class LoggingSMTP(SMTP):
+    """aiosmtpd's server, logging each MAIL and RCPT argument as the client sent it
+    ("RAW MAIL FROM:<...> ..."), before aiosmtpd's own parsing can refuse it."""
+
+    async def smtp_MAIL(self, arg):
+        log(id(self.session), "RAW MAIL %s" % arg)
+        return await super().smtp_MAIL(arg)
+
+    async def smtp_RCPT(self, arg):
+        log(id(self.session), "RAW RCPT %s" % arg)
+        return await super().smtp_RCPT(arg)
+
+
 class C(Controller):
     def factory(self):
         kw = {}
@@ -223,7 +236,7 @@ class C(Controller):
                       auth_require_tls=False)
         if os.environ.get("AUTH_ONLY_CRAM"):
             kw["auth_exclude_mechanism"] = ["PLAIN", "LOGIN"]
-        return SMTP(self.handler, decode_data=False, hostname="fault.test",
+        return LoggingSMTP(self.handler, decode_data=False, hostname="fault.test",
                     enable_SMTPUTF8=True, **kw)
 
 
