@@ -34,9 +34,9 @@ fn seen(peer: &Peer) -> (Vec<String>, Vec<String>, Vec<String>) {
         let Some((_, rest)) = line.split_once(' ') else {
             continue;
         };
-        if let Some(a) = rest.strip_prefix("RAW MAIL ") {
+        if let Some(a) = rest.strip_prefix("RAW-MAIL ") {
             mail.push(path(a));
-        } else if let Some(a) = rest.strip_prefix("RAW RCPT ") {
+        } else if let Some(a) = rest.strip_prefix("RAW-RCPT ") {
             rcpt.push(path(a));
         } else if rest.contains("REFUSED") {
             refused.push(rest.to_string());

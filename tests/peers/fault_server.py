@@ -215,14 +215,14 @@ def authenticator(server, session, envelope, mechanism, auth_data):
 
 class LoggingSMTP(SMTP):
     """aiosmtpd's server, logging each MAIL and RCPT argument as the client sent it
-    ("RAW MAIL FROM:<...> ..."), before aiosmtpd's own parsing can refuse it."""
+    ("RAW-MAIL FROM:<...> ..."), before aiosmtpd's own parsing can refuse it."""
 
     async def smtp_MAIL(self, arg):
-        log(id(self.session), "RAW MAIL %s" % arg)
+        log(id(self.session), "RAW-MAIL %s" % arg)
         return await super().smtp_MAIL(arg)
 
     async def smtp_RCPT(self, arg):
-        log(id(self.session), "RAW RCPT %s" % arg)
+        log(id(self.session), "RAW-RCPT %s" % arg)
         return await super().smtp_RCPT(arg)
 
 
