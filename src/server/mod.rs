@@ -11,6 +11,13 @@
 //! flushed before the server would wait for the client, so a pipelined group is answered
 //! in order and in one write. sendmail 8.17 refuses input sent before its greeting
 //! (`-bs` too); rsendmail accepts it (compat-tests/DIFFERENCES.md).
+//!
+//! Nothing the client sends makes the session panic: the client's text is only cut with
+//! `str::get`, `split_once` and the like, never by byte index (the lints below keep it
+//! so), and a reply never carries a bare CR or LF of the client's, since every reply
+//! line is written by [`reply_line`].
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 pub mod data;
 pub mod net;
@@ -110,24 +117,47 @@ struct Transaction {
     sender_checked: Option<DomainCheck>,
 }
 
-/// RFC 3461 xtext → text (`+2B` → `+`).
+/// RFC 3461 xtext → text (`+2B` → `+`). `None` for anything that is not xtext: a
+/// character outside `!`..`~`, an `=`, or a `+` without two hex digits after it (as
+/// sendmail's `xtextok`, either case); and for text that is not UTF-8 once decoded.
 pub fn xtext_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'+' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else if (33..=126).contains(&b[i]) && b[i] != b'=' {
-            out.push(b[i]);
-            i += 1;
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'+' {
+            let hi = bytes.next().and_then(hex_digit)?;
+            let lo = bytes.next().and_then(hex_digit)?;
+            out.push(hi << 4 | lo);
+        } else if (33..=126).contains(&b) && b != b'=' {
+            out.push(b);
         } else {
             return None;
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// The value of one hex digit (either case).
+fn hex_digit(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+}
+
+/// One reply line as it goes out: the control characters a client's text may have put
+/// in it (a CR or LF above all, which would end the line early) are written escaped
+/// (`\r`), as [`address::shown`] writes them; a tab stays (HELP's lines hold tabs).
+pub fn reply_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.push_str("\r\n");
+    out
 }
 
 /// Split `FROM:<addr> PARAMS` after the keyword: (the address as written, the path
@@ -312,8 +342,7 @@ impl Server<'_> {
         let mut line = Vec::new();
         macro_rules! reply {
             ($($t:tt)*) => {{
-                out.write_all(format!($($t)*).as_bytes())?;
-                out.write_all(b"\r\n")?;
+                out.write_all(reply_line(&format!($($t)*)).as_bytes())?;
             }};
         }
         reply!("{}", self.greeting());
@@ -791,6 +820,7 @@ const HELP: &[&str] = &[
 ];
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 
