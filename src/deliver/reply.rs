@@ -1,5 +1,11 @@
 //! SMTP replies (RFC 5321 §4.2): `ddd-text` continuation lines and a final `ddd text` line,
 //! read from a buffered stream however the bytes are split across reads.
+//!
+//! The server's bytes are untrusted: any of them give a reply or an `InvalidData` error,
+//! never a panic (the text is cut only where it was checked to be ASCII, through `get`
+//! and `strip_prefix`; the lints below keep it so).
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use std::io::{self, BufRead};
 
@@ -36,11 +42,15 @@ impl Reply {
     pub fn enhanced(&self) -> Option<String> {
         let first = self.lines.first()?.split(' ').next()?;
         let parts: Vec<&str> = first.split('.').collect();
-        let ok = parts.len() == 3
-            && matches!(parts[0], "2" | "4" | "5")
-            && parts[1..]
-                .iter()
-                .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()));
+        let ok = match parts.as_slice() {
+            [class, subject, detail] => {
+                matches!(*class, "2" | "4" | "5")
+                    && [subject, detail].iter().all(|p| {
+                        !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit())
+                    })
+            }
+            _ => false,
+        };
         ok.then(|| first.to_string())
     }
 
@@ -48,7 +58,11 @@ impl Reply {
     pub fn text_without_enhanced(&self) -> String {
         let last = self.lines.last().map(String::as_str).unwrap_or("");
         match self.enhanced() {
-            Some(e) if self.lines.len() == 1 => last[e.len()..].trim_start().to_string(),
+            Some(e) if self.lines.len() == 1 => last
+                .strip_prefix(e.as_str())
+                .unwrap_or(last)
+                .trim_start()
+                .to_string(),
             _ => match last.split_once(' ') {
                 Some((first, rest)) if first.split('.').count() == 3 => rest.to_string(),
                 _ => last.to_string(),
@@ -110,10 +124,12 @@ pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::R
                 format!("bad SMTP reply line {line:?}"),
             )
         };
-        if line.len() < 3 || !line.as_bytes()[..3].iter().all(u8::is_ascii_digit) {
+        let digits = line
+            .get(..3)
+            .filter(|d| d.bytes().all(|b| b.is_ascii_digit()));
+        let Some(c) = digits.and_then(|d| d.parse::<u16>().ok()) else {
             return Err(bad());
-        }
-        let c: u16 = line[..3].parse().map_err(|_| bad())?;
+        };
         if *code.get_or_insert(c) != c {
             return Err(bad());
         }
@@ -135,6 +151,7 @@ pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::R
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
     use std::io::{BufReader, Read};
