@@ -9,6 +9,11 @@
 //!
 //! The header block is kept in memory (bounded by [`MAX_HEADER_BYTES`]) because `-t` needs
 //! the recipients before anything is written, and because the added headers go in front.
+//!
+//! Any bytes are a message: header lines are cut only with `get`, `split` and the like,
+//! never by byte index (the lints below keep it so), so no input makes intake panic.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 pub mod address;
 pub mod wire;
@@ -165,7 +170,7 @@ impl Header {
     /// The unfolded value, lossily decoded (for address parsing).
     pub fn value(&self) -> String {
         let colon = self.raw.iter().position(|&b| b == b':').unwrap_or(0);
-        let v = &self.raw[colon + 1..];
+        let v = self.raw.get(colon + 1..).unwrap_or_default();
         let mut s = String::from_utf8_lossy(v).into_owned();
         s = s.replace('\n', "");
         s.trim().to_string()
@@ -176,12 +181,9 @@ impl Header {
 /// optionally followed by blanks before the colon, as RFC 822 allowed).
 fn header_name(line: &[u8]) -> Option<String> {
     let colon = line.iter().position(|&b| b == b':')?;
-    let name = &line[..colon];
-    let trimmed_len = name
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map(|p| p + 1)?;
-    let name = &name[..trimmed_len];
+    let (name, _) = line.split_at_checked(colon)?;
+    let last = name.iter().rposition(|&b| b != b' ' && b != b'\t')?;
+    let name = name.get(..=last)?;
     if name.iter().all(|&b| (33..=126).contains(&b) && b != b':') {
         Some(String::from_utf8_lossy(name).into_owned())
     } else {
@@ -230,8 +232,9 @@ pub fn read_head<R: BufRead>(reader: &mut LineReader<R>) -> Result<Head, Fatal> 
         if line.is_empty() {
             return Ok(head);
         }
-        if (line[0] == b' ' || line[0] == b'\t') && !head.headers.is_empty() {
-            let last = head.headers.last_mut().expect("checked non-empty");
+        if matches!(line.first(), Some(b' ' | b'\t'))
+            && let Some(last) = head.headers.last_mut()
+        {
             last.raw.extend_from_slice(&line);
             last.raw.push(b'\n');
             continue;
@@ -442,6 +445,7 @@ pub fn qualify_fields(headers: &mut [Header], domain: &str, sender_domain: &str,
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 
