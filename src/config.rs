@@ -16,6 +16,12 @@
 //! `O CACertFile=`) are checked by [`Config::check_files`] before a message is read or a
 //! queue run or the SMTP server starts: a missing or broken one is refused there (EX_CONFIG,
 //! with the path and the reason, or the file and line), and nothing is queued.
+//!
+//! Any text is a config file that is read or refused with its file and line: lines are
+//! cut with `split_once` and `strip_prefix`, never by byte index (the lints below keep it
+//! so), and no value makes the parser panic.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use crate::cli::options::{self, DeliveryMode, OptDef, Settings};
 use crate::exit::{Fatal, Sysexit};
@@ -156,8 +162,8 @@ impl Config {
             let err = |code: Sysexit, msg: String| {
                 Fatal::new(code, format!("{name}: line {lineno}: {msg}"))
             };
-            let (keyword, value) = match line.find([' ', '\t']) {
-                Some(at) => (&line[..at], line[at..].trim()),
+            let (keyword, value) = match line.split_once([' ', '\t']) {
+                Some((k, v)) => (k, v.trim()),
                 None => (line, ""),
             };
             let value = (!value.is_empty()).then_some(value);
@@ -252,7 +258,7 @@ impl Config {
                 }
                 k if k.len() >= 2 && k.starts_with('O') => {
                     // Deprecated one-letter form: `Odq`, `OQ/var/spool/x` (value may follow).
-                    let mut chars = k[1..].chars();
+                    let mut chars = k.strip_prefix('O').unwrap_or(k).chars();
                     let letter = chars.next().unwrap_or(' ');
                     let mut v = chars.as_str().to_string();
                     if let Some(rest) = value {
@@ -379,8 +385,8 @@ pub fn system_host_name() -> String {
 /// An io::Error's text without Rust's " (os error N)" suffix, as strerror prints it.
 pub fn io_text(e: &std::io::Error) -> String {
     let s = e.to_string();
-    match s.find(" (os error") {
-        Some(at) => s[..at].to_string(),
+    match s.split_once(" (os error") {
+        Some((text, _)) => text.to_string(),
         None => s,
     }
 }
@@ -407,9 +413,7 @@ fn host_list(v: &str) -> Result<Vec<String>, String> {
 /// Split `host[:port]` / `[v6]:port`; validate lightly.
 pub fn parse_host_port(s: &str) -> Option<(String, Option<u16>)> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let end = rest.find(']')?;
-        let host = &rest[..end];
-        let after = &rest[end + 1..];
+        let (host, after) = rest.split_once(']')?;
         let port = match after.strip_prefix(':') {
             Some(p) => Some(p.parse::<u16>().ok()?),
             None if after.is_empty() => None,
@@ -550,6 +554,7 @@ pub fn parse_auth(text: &str, name: &str) -> Result<Vec<AuthEntry>, Fatal> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 

@@ -21,6 +21,12 @@
 //! does not act on are accepted with any value and kept unparsed in [`Settings::other`].
 //! What is not checked here: whether DefaultUser's user exists (looked up at delivery),
 //! and the files options name (see `Config::check_files`).
+//!
+//! Values are any text (from argv or a config file): they are parsed with `split_once`,
+//! `chars` and the standard parsers, never cut by byte index (the lints below keep it
+//! so), and numbers saturate or are refused, so no value makes a parser panic.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use crate::exit::{Fatal, Sysexit};
 use crate::server::net::{self, Net};
@@ -856,6 +862,7 @@ impl Settings {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 
