@@ -20,6 +20,13 @@
 //! sender for the recipients `<alias>` expands to; `|command` and `/file` targets run as the
 //! owner of the file they came from (the aliases file, an `:include:` file or a
 //! `.forward`), which the deliverer replaces by a default user when that is root.
+//!
+//! Any text is an aliases file: a line is an alias (a non-empty name and at least one
+//! target) or a problem with its line number, never a panic; lines are cut with
+//! `split_at_checked` and `strip_prefix`, never by byte index (the lints below keep it
+//! so).
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -73,11 +80,10 @@ pub fn split_targets(rhs: &str) -> Vec<String> {
         .into_iter()
         .map(|t| {
             let t = t.trim().to_string();
-            if t.len() >= 2 && t.starts_with('"') && t.ends_with('"') {
-                let inner = &t[1..t.len() - 1];
-                if inner.starts_with(['|', '/']) || inner.starts_with(":include:") {
-                    return inner.replace("\\\"", "\"");
-                }
+            if let Some(inner) = unquoted(&t)
+                && (inner.starts_with(['|', '/']) || inner.starts_with(":include:"))
+            {
+                return inner.replace("\\\"", "\"");
             }
             t
         })
@@ -95,19 +101,19 @@ pub fn list_targets(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The text inside a pair of double quotes that encloses all of `t`, if they do.
+fn unquoted(t: &str) -> Option<&str> {
+    t.strip_prefix('"')?.strip_suffix('"')
+}
+
 /// The name an address has as an alias key: the local part, lower-cased, without quotes.
 pub fn key_of(addr: &str) -> String {
-    let local = match addr.rfind('@') {
-        Some(at) => &addr[..at],
+    let local = match addr.rsplit_once('@') {
+        Some((local, _)) => local,
         None => addr,
     };
     let local = local.trim();
-    let local = if local.len() >= 2 && local.starts_with('"') && local.ends_with('"') {
-        &local[1..local.len() - 1]
-    } else {
-        local
-    };
-    local.to_ascii_lowercase()
+    unquoted(local).unwrap_or(local).to_ascii_lowercase()
 }
 
 impl Aliases {
@@ -165,17 +171,24 @@ impl Aliases {
                 a.problem(lineno, false, "missing colon");
                 continue;
             };
-            let lhs = line[..colon].trim_end();
-            if lhs.is_empty() {
+            let Some((lhs, rhs)) = line.split_at_checked(colon) else {
+                continue;
+            };
+            let lhs = lhs.trim_end();
+            let rhs = rhs.strip_prefix(':').unwrap_or(rhs);
+            // The name without its quotes: `"": x` has none.
+            let plain = lhs.trim_matches('"').to_string();
+            if plain.is_empty() {
                 a.problem(lineno, false, format!("{line}... illegal alias name"));
                 continue;
             }
-            let rhs = line[colon + 1..].trim_start_matches([' ', '\t']);
-            if rhs.trim().is_empty() {
+            let rhs = rhs.trim_start_matches([' ', '\t']);
+            let targets = split_targets(rhs);
+            // Nothing after the colon but blanks and commas (`a: ,`) is no value either.
+            if targets.is_empty() {
                 a.problem(lineno, false, format!("{line}... missing value for alias"));
                 continue;
             }
-            let targets = split_targets(rhs);
             if check_targets {
                 // sendmail's CheckAliases: each target that is not an address is named;
                 // the alias is kept (its bad targets are refused when it is used).
@@ -187,7 +200,6 @@ impl Aliases {
                     a.problem(lineno, false, format!("{bad}... bad address"));
                 }
             }
-            let plain = lhs.trim_matches('"').to_string();
             let key = plain.to_ascii_lowercase();
             if a.map.contains_key(&key) {
                 a.problem(
@@ -576,6 +588,7 @@ pub fn recipients_from(
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 
@@ -648,6 +661,16 @@ mod tests {
             (
                 "a:\n",
                 "line 1: a:... missing value for alias",
+                "0 aliases, longest 0 bytes, 0 bytes total",
+            ),
+            (
+                "a: , ,\n",
+                "line 1: a: , ,... missing value for alias",
+                "0 aliases, longest 0 bytes, 0 bytes total",
+            ),
+            (
+                "\"\": b\n",
+                "line 1: \"\": b... illegal alias name",
                 "0 aliases, longest 0 bytes, 0 bytes total",
             ),
             (
