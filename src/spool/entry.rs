@@ -4,8 +4,17 @@
 //! version; unknown keys are ignored so that a newer rsendmail's files stay readable.
 //! Values are escaped (`%XX` for bytes up to space, DEL and `%`), so a value can never
 //! contain a line break, and fields can be separated by spaces.
+//!
+//! A queue file may be damaged or written by someone else: any text either parses or
+//! gives an error naming the bad line (the entry is then moved aside), never a panic.
+//! Lines are cut with `split_once`, escapes decoded without indexing (the lints below
+//! keep it so), and numbers are read with their own type's range, so a negative size or
+//! a count too large for its field is an error rather than a value that wraps.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use std::fmt::Write as _;
+use std::str::FromStr;
 
 pub const QUEUE_MAGIC: &str = "rsendmail-queue";
 pub const STATE_MAGIC: &str = "rsendmail-state";
@@ -25,22 +34,32 @@ pub fn escape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Undo [`escape`]; `None` for a malformed escape.
+/// Undo [`escape`]; `None` for a malformed escape (a `%` without two hex digits after
+/// it) or for text that is not UTF-8 once decoded.
 pub fn unescape(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
+    let hex = |b: u8| {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hi = bytes.next().and_then(hex)?;
+            let lo = bytes.next().and_then(hex)?;
+            out.push(hi << 4 | lo);
         } else {
-            out.push(b[i]);
-            i += 1;
+            out.push(b);
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// A number of a queue file's `line`, in the range of its field's type.
+fn number<T: FromStr>(v: &str, line: &str) -> Result<T, String> {
+    v.parse::<T>()
+        .map_err(|_| format!("bad number in {line:?}"))
 }
 
 /// One envelope recipient as submitted.
@@ -203,29 +222,28 @@ impl Envelope {
             }
             let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
             let un = |v: &str| unescape(v).ok_or_else(|| format!("bad escape in {line:?}"));
-            let num = |v: &str| -> Result<i64, String> {
-                v.parse::<i64>()
-                    .map_err(|_| format!("bad number in {line:?}"))
-            };
             match key {
                 "id" => env.id = rest.to_string(),
-                "created" => env.created = num(rest)?,
+                "created" => env.created = number(rest, line)?,
                 "user" => {
                     let (uid, name) = rest.split_once(' ').unwrap_or((rest, ""));
-                    env.uid = num(uid)? as u32;
+                    env.uid = number(uid, line)?;
                     env.user = un(name)?;
                 }
                 "mode" => env.mode = rest.chars().next().unwrap_or('q'),
-                "header-bytes" => env.header_bytes = num(rest)? as u64,
+                "header-bytes" => env.header_bytes = number(rest, line)?,
                 "sender" => {
                     env.sender = un(rest)?;
                     have_sender = true;
                 }
-                "body" => env.body_type = Some(un(rest.trim_end())?),
+                "body" => {
+                    env.body_type =
+                        Some(un(rest.trim_end_matches(|c: char| c.is_ascii_whitespace()))?)
+                }
                 "envid" => env.envid = Some(un(rest)?),
                 "ret" => env.ret = Some(un(rest)?),
                 "report" => env.report = Some(un(rest)?),
-                "expansions" => env.expansions = num(rest)? as u32,
+                "expansions" => env.expansions = number(rest, line)?,
                 "rcpt" => {
                     let mut fields = rest.split(' ');
                     let addr = un(fields.next().unwrap_or(""))?;
@@ -236,7 +254,7 @@ impl Envelope {
                             Some(("orcpt", v)) => r.orcpt = Some(un(v)?),
                             Some(("display", v)) => r.display = Some(un(v)?),
                             Some(("sender", v)) => r.sender = Some(un(v)?),
-                            Some(("owner", v)) => r.owner = Some(num(v)? as u32),
+                            Some(("owner", v)) => r.owner = Some(number(v, line)?),
                             _ => {}
                         }
                     }
@@ -373,7 +391,9 @@ impl State {
     /// expired and it has waited `min_age` (sendmail's MinQueueAge) since the last try.
     pub fn is_due(&self, now: i64, min_age: i64) -> bool {
         self.next_attempt.is_none_or(|t| t <= now)
-            && self.last_attempt.is_none_or(|t| t + min_age <= now)
+            && self
+                .last_attempt
+                .is_none_or(|t| t.saturating_add(min_age) <= now)
     }
 
     /// The state of recipient `i` (pending when the state file does not mention it).
@@ -402,6 +422,7 @@ pub fn test_envelope(id: &str, recipients: &[&str]) -> Envelope {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 

@@ -10,6 +10,12 @@
 //! ignore IDs whose entry is gone. A rebuild writes both from the entries and replaces the
 //! old files; it runs when the index is missing, or when a full queue scan finds an entry
 //! the index does not list.
+//!
+//! The index files are hints that anyone with the spool's group could have damaged: any
+//! text in them is read (bad lines skipped) without byte-index slicing (the lints below
+//! keep it so), never a panic.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use super::entry::{Envelope, escape, unescape};
 use super::{Spool, valid_id};
@@ -136,13 +142,16 @@ pub fn ids_matching(spool: &Spool, needles: &[&str]) -> io::Result<BTreeSet<Stri
     for n in needles {
         let n = n.to_ascii_lowercase();
         for (at, _) in low.match_indices(n.as_str()) {
-            let start = low[..at].rfind('\n').map(|i| i + 1).unwrap_or(0);
-            let Some(space) = low[start..].find(' ') else {
+            let before = low.get(..at).unwrap_or_default();
+            let start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+            let Some(space) = low.get(start..).and_then(|line| line.find(' ')) else {
                 continue;
             };
             // The hit must be in the address, after "<ID> " (ASCII lowercasing keeps
             // every byte where it was, so the ID is read from the original).
-            let id = &orig[start..start + space];
+            let Some(id) = orig.get(start..start + space) else {
+                continue;
+            };
             if start + space < at && valid_id(id) {
                 out.insert(id.to_string());
             }
@@ -290,6 +299,7 @@ pub fn rebuild(spool: &Spool) -> io::Result<usize> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 
