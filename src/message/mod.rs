@@ -562,4 +562,219 @@ mod tests {
             Err(BodyError::TooBig(8))
         ));
     }
+
+    mod props {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+        use proptest::sample::select;
+
+        /// Octets with line ends, blanks, colons, dots and `From ` more often than by
+        /// chance.
+        fn octets() -> impl Strategy<Value = Vec<u8>> {
+            static SHORT: &[&[u8]] = &[b"\n", b"\r\n", b"\r", b" ", b"\t", b":", b".", b"a"];
+            static LONG: &[&[u8]] = &[b"From ", b"To: ", b"\n.\n", b"\n\n", b"\n ", b"\xc3\xa9"];
+            vec(
+                prop_oneof![
+                    4 => any::<u8>().prop_map(|b| vec![b]),
+                    4 => select(SHORT).prop_map(<[u8]>::to_vec),
+                    1 => select(LONG).prop_map(<[u8]>::to_vec),
+                ],
+                0..400,
+            )
+            .prop_map(|v| v.concat())
+        }
+
+        /// The text of a header line after its first octets: any octet but LF, not
+        /// ending in CR (which the line end would take).
+        fn line_text() -> impl Strategy<Value = Vec<u8>> {
+            vec(any::<u8>().prop_filter("no LF", |&b| b != b'\n'), 0..80).prop_map(|mut v| {
+                while v.last() == Some(&b'\r') {
+                    v.pop();
+                }
+                v
+            })
+        }
+
+        /// A header field as lines without their line ends: `Name:` (blanks before the
+        /// colon on all but the first field) and a value, then continuation lines.
+        fn field(first: bool) -> impl Strategy<Value = (String, Vec<Vec<u8>>)> {
+            let blanks = if first { "" } else { "[ \t]{0,2}" };
+            (
+                "[A-Za-z][A-Za-z0-9-]{0,15}",
+                blanks,
+                line_text(),
+                vec((select(&[b' ', b'\t'][..]), line_text()), 0..3),
+            )
+                .prop_map(|(name, blanks, value, more)| {
+                    let mut first = format!("{name}{blanks}:").into_bytes();
+                    first.extend_from_slice(&value);
+                    let mut lines = vec![first];
+                    for (lead, text) in more {
+                        let mut l = vec![lead];
+                        l.extend_from_slice(&text);
+                        lines.push(l);
+                    }
+                    (name, lines)
+                })
+        }
+
+        fn header_block() -> impl Strategy<Value = Vec<(String, Vec<Vec<u8>>)>> {
+            (field(true), vec(field(false), 0..8)).prop_map(|(first, rest)| {
+                let mut v = vec![first];
+                v.extend(rest);
+                v
+            })
+        }
+
+        /// Header fields as they reach the field rules: any name (the special ones
+        /// often) and any octets, a colon or not.
+        fn fields() -> impl Strategy<Value = Vec<Header>> {
+            let name = prop_oneof![
+                select(
+                    &[
+                        "To",
+                        "Cc",
+                        "Bcc",
+                        "Resent-Bcc",
+                        "Apparently-To",
+                        "From",
+                        "Sender",
+                        "Reply-To",
+                        "Return-Path",
+                        "Content-Length",
+                        "Full-Name",
+                        "Subject",
+                    ][..]
+                )
+                .prop_map(String::from),
+                ".{0,12}",
+            ];
+            // The raw text: the name and a colon (or not), then an address list, any
+            // text, or any octets, with a continuation line (or not).
+            let value = prop_oneof![
+                "[a-z@<>(),;:\" .é]{0,60}".prop_map(String::into_bytes),
+                vec(any::<u8>(), 0..100),
+            ];
+            let raw = (
+                any::<bool>(),
+                value,
+                proptest::option::of("[ \t][a-z@<>(), ]{0,20}"),
+            );
+            vec((name, raw), 0..8).prop_map(|v| {
+                v.into_iter()
+                    .map(|(name, (colon, value, more))| {
+                        let mut raw = if colon {
+                            format!("{name}:").into_bytes()
+                        } else {
+                            Vec::new()
+                        };
+                        raw.extend_from_slice(&value);
+                        if let Some(m) = more {
+                            raw.push(b'\n');
+                            raw.extend_from_slice(m.as_bytes());
+                        }
+                        raw.push(b'\n');
+                        Header { name, raw }
+                    })
+                    .collect()
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn any_octets_are_a_message(input in octets(), ignore_dots in any::<bool>()) {
+                let mut r = LineReader::new(&input[..], ignore_dots);
+                let Ok(head) = read_head(&mut r) else {
+                    return Ok(());
+                };
+                for h in &head.headers {
+                    prop_assert!(!h.name.is_empty());
+                    prop_assert!(h.raw.ends_with(b"\n"));
+                    prop_assert!(h.raw.starts_with(h.name.as_bytes()));
+                    // Every line after the first is a continuation.
+                    for l in h.raw.split(|&b| b == b'\n').skip(1).filter(|l| !l.is_empty()) {
+                        prop_assert!(matches!(l[0], b' ' | b'\t'));
+                    }
+                    let _ = h.value();
+                    let _ = h.is_resent();
+                }
+                let mut body = Vec::new();
+                if !head.ended {
+                    prop_assert!(copy_body(&mut r, &mut body, None, 0).is_ok());
+                }
+                let mut headers = head.headers;
+                apply_field_rules(&mut headers);
+                let mut style = address::OldStyle(true);
+                observe_style(&headers, &mut style);
+                let _ = header_recipients(&headers, style.0);
+                qualify_fields(&mut headers, "example.net", "example.org", style.0);
+            }
+
+            #[test]
+            fn header_fields_are_read_as_written(
+                block in header_block(),
+                crlf in vec(any::<bool>(), 40),
+                ignore_dots in any::<bool>(),
+                body in line_text(),
+            ) {
+                // The message, each line ending in LF or CRLF; the header block in its
+                // canonical form (LF line ends).
+                let mut input = Vec::new();
+                let mut canonical = Vec::new();
+                let mut ends = crlf.iter().cycle();
+                let mut end_line = |v: &mut Vec<u8>| {
+                    v.extend_from_slice(if *ends.next().unwrap_or(&false) { b"\r\n" } else { b"\n" });
+                };
+                for (_, lines) in &block {
+                    for l in lines {
+                        input.extend_from_slice(l);
+                        end_line(&mut input);
+                        canonical.extend_from_slice(l);
+                        canonical.push(b'\n');
+                    }
+                }
+                end_line(&mut input);
+                input.extend_from_slice(&body);
+                let mut r = LineReader::new(&input[..], ignore_dots);
+                let head = read_head(&mut r).unwrap();
+                prop_assert!(!head.ended);
+                prop_assert_eq!(head.first_body_line, None);
+                prop_assert_eq!(head.headers.len(), block.len());
+                let all: Vec<u8> = head.headers.iter().flat_map(|h| h.raw.clone()).collect();
+                prop_assert_eq!(all, canonical);
+                for (h, (name, lines)) in head.headers.iter().zip(&block) {
+                    prop_assert_eq!(&h.name, name);
+                    let want: Vec<u8> = lines.iter().flat_map(|l| [&l[..], b"\n"].concat()).collect();
+                    prop_assert_eq!(&h.raw, &want);
+                }
+                let mut rest = Vec::new();
+                copy_body(&mut r, &mut rest, None, 0).unwrap();
+                if ignore_dots || body != b"." {
+                    let want = if !ignore_dots && body.starts_with(b"..") { &body[1..] } else { &body[..] };
+                    prop_assert_eq!(rest, want);
+                }
+            }
+
+            #[test]
+            fn field_rules_take_any_fields(mut headers in fields(), old in any::<bool>()) {
+                let names: Vec<String> = headers.iter().map(|h| h.name.clone()).collect();
+                apply_field_rules(&mut headers);
+                prop_assert!(!headers.iter().any(|h| h.is("Return-Path") || h.is("Content-Length") || h.is("Full-Name")));
+                if headers.iter().any(|h| h.is("To") || h.is("Cc") || h.is("Apparently-To")) {
+                    prop_assert!(!headers.iter().any(|h| h.is("Bcc") || h.is("Resent-Bcc")));
+                }
+                let before = headers.clone();
+                qualify_fields(&mut headers, "example.net", "example.org", old);
+                prop_assert_eq!(headers.len(), before.len());
+                for (h, b) in headers.iter().zip(&before) {
+                    prop_assert_eq!(&h.name, &b.name);
+                    if !h.is_sender_field() && !h.is_recipient_field() {
+                        prop_assert_eq!(&h.raw, &b.raw);
+                    }
+                }
+                prop_assert!(headers.len() <= names.len());
+            }
+        }
+    }
 }
