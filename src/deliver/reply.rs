@@ -230,4 +230,100 @@ mod tests {
             assert!(read_reply(&mut r, |_| {}).is_err(), "{raw:?}");
         }
     }
+
+    mod props {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        /// Read every reply `input` holds, as the client would (until an error).
+        fn read_all(input: &[u8], capacity: usize) -> (Vec<Reply>, io::Error) {
+            let mut r = BufReader::with_capacity(capacity, Trickle(input));
+            let mut replies = Vec::new();
+            loop {
+                match read_reply(&mut r, |_| {}) {
+                    Ok(rep) => replies.push(rep),
+                    Err(e) => return (replies, e),
+                }
+            }
+        }
+
+        /// One reply as a server writes it: a code, an enhanced status (or not) on each
+        /// line, text of any characters but line ends, CRLF or LF after each line.
+        fn reply() -> impl Strategy<Value = (u16, Option<String>, Vec<String>, Vec<u8>)> {
+            let enhanced = proptest::option::of(
+                ("[245]", 0u16..1000, 0u16..1000).prop_map(|(c, s, d)| format!("{c}.{s}.{d}")),
+            );
+            (
+                100u16..1000,
+                enhanced,
+                vec("[^\r\n0-9 ][^\r\n]{0,60}|", 1..20),
+                any::<bool>(),
+            )
+                .prop_map(|(code, enhanced, texts, lf)| {
+                    // What the client will read as each line's text: the line after the
+                    // code and its separator.
+                    let lines: Vec<String> = texts
+                        .iter()
+                        .map(|t| match &enhanced {
+                            Some(e) => format!("{e} {t}"),
+                            None => t.clone(),
+                        })
+                        .collect();
+                    let mut raw = Vec::new();
+                    for (i, l) in lines.iter().enumerate() {
+                        let sep = if i + 1 < lines.len() { '-' } else { ' ' };
+                        raw.extend_from_slice(format!("{code}{sep}{l}").as_bytes());
+                        raw.extend_from_slice(if lf { b"\n" } else { b"\r\n" });
+                    }
+                    (code, enhanced, lines, raw)
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn any_octets_give_replies_or_an_error(
+                input in vec(any::<u8>(), 0..600),
+                digits in vec("[0-9]{3}[ -]?", 0..6),
+                capacity in 1usize..9,
+            ) {
+                // Octets, and octets after lines that begin like replies.
+                let mut start: Vec<u8> = digits.concat().into_bytes();
+                start.extend_from_slice(&input);
+                for raw in [&input[..], &start[..]] {
+                    let (replies, e) = read_all(raw, capacity);
+                    prop_assert!(matches!(
+                        e.kind(),
+                        io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData
+                    ));
+                    for r in &replies {
+                        prop_assert!((0..1000).contains(&r.code));
+                        prop_assert!(!r.lines.is_empty());
+                        let _ = (r.enhanced(), r.text_without_enhanced(), r.summary());
+                        let _ = r.transcript_lines();
+                    }
+                }
+            }
+
+            #[test]
+            fn replies_read_back_as_written(
+                replies in vec(reply(), 1..4),
+                capacity in 1usize..9,
+            ) {
+                let raw: Vec<u8> = replies.iter().flat_map(|r| r.3.clone()).collect();
+                let (got, e) = read_all(&raw, capacity);
+                prop_assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+                prop_assert_eq!(got.len(), replies.len());
+                for (g, (code, enhanced, lines, _)) in got.iter().zip(&replies) {
+                    prop_assert_eq!(g.code, *code);
+                    prop_assert_eq!(&g.lines, lines);
+                    prop_assert_eq!(&g.enhanced(), enhanced);
+                    if let (Some(e), [only]) = (enhanced, &lines[..]) {
+                        let text = only.strip_prefix(e.as_str()).unwrap_or(only).trim_start();
+                        prop_assert_eq!(g.text_without_enhanced(), text);
+                    }
+                }
+            }
+        }
+    }
 }

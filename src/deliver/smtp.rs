@@ -1104,4 +1104,36 @@ mod tests {
         assert_eq!(xtext("rfc822;a+b=c@x"), "rfc822;a+2Bb+3Dc@x");
         assert_eq!(xtext("a b"), "a+20b");
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use rsendmail::server::xtext_decode;
+
+        proptest! {
+            #[test]
+            fn xtext_decodes_to_what_was_encoded(s in any::<String>(), t in "[+=%a-zA-Z0-9 é\r\n]{0,30}") {
+                for s in [&s, &t] {
+                    let x = xtext(s);
+                    prop_assert!(x.bytes().all(|b| (33..=126).contains(&b) && b != b'='), "{}", x);
+                    prop_assert_eq!(xtext_decode(&x), Some(s.clone()));
+                }
+            }
+
+            #[test]
+            fn any_ehlo_reply_and_challenge_are_read(
+                lines in proptest::collection::vec(any::<String>(), 0..6),
+                keyword in "(SIZE|AUTH|PIPELINING|DSN|8BITMIME)( [^\r\n]{0,20})?",
+            ) {
+                let mut lines = lines;
+                lines.push(keyword);
+                let r = Reply { code: 250, lines: lines.clone(), command: None };
+                let c = Caps::from_ehlo(&r);
+                prop_assert!(c.esmtp);
+                for l in &lines {
+                    let _ = unbase64(l);
+                }
+            }
+        }
+    }
 }
