@@ -1030,4 +1030,43 @@ mod tests {
             Some(PathBuf::from("sendmail.cf"))
         );
     }
+
+    mod props {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+        use proptest::sample::select;
+
+        /// One argument: a flag (with its value or not), or any octets.
+        fn arg() -> impl Strategy<Value = OsString> {
+            let flag = select(
+                &[
+                    "-odq", "-oi", "-O", "-o", "-q", "-qR", "-q!I", "-qp", "-bp", "-bs", "-f",
+                    "-F", "-N", "-R", "-V", "-X", "-h", "-B", "-t", "-v", "-C", "-d", "-e", "-L",
+                    "-p", "-Q", "-M", "-A", "-b", "--", "-", "-O=", "-oé", "-ti", "-qI",
+                ][..],
+            );
+            prop_oneof![
+                3 => flag.clone().prop_map(OsString::from),
+                2 => (flag, "\\PC{0,12}|[0-9smhdw]{0,25}").prop_map(|(f, v)| OsString::from(format!("{f}{v}"))),
+                2 => "\\PC{0,20}".prop_map(OsString::from),
+                1 => vec(any::<u8>(), 0..20).prop_map(OsString::from_vec),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn any_argv_is_parsed_or_refused(
+                argv0 in select(&["sendmail", "mailq", "newaliases", "/usr/sbin/send-mail", ""][..]),
+                args in vec(arg(), 0..10),
+            ) {
+                let mut v = vec![OsString::from(argv0)];
+                v.extend(args);
+                if let Err(e) = parse(v) {
+                    prop_assert!(!e.message.is_empty());
+                    prop_assert!(matches!(e.code, Sysexit::Usage | Sysexit::Software), "{:?}", e.code);
+                }
+            }
+        }
+    }
 }
