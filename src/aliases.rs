@@ -803,4 +803,154 @@ mod tests {
         assert_eq!(key_of("\"Bob\"@Host"), "bob");
         assert_eq!(key_of("ROOT"), "root");
     }
+
+    mod props {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+        use proptest::sample::select;
+
+        /// Aliases-file text: lines of names, colons, targets, quotes, commas, comments,
+        /// blanks and continuation lines, or any text.
+        fn text() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                3 => "[a-zA-Z0-9._-]{1,8}",
+                3 => select(
+                    &[
+                        ":", ": ", ",", ", ", "\"", "\"\"", "\n", "\n ", "\n\t", "\r\n", "#", " ", "|",
+                        "/", "\\", ":include:", "@", "<", ">", "(", ")", "é", "\u{3000}",
+                    ][..]
+                )
+                .prop_map(String::from),
+                1 => "\\PC{0,4}",
+            ];
+            prop_oneof![
+                4 => vec(piece, 0..60).prop_map(|v| v.concat()),
+                1 => "[\\PC\r\n\t]{0,200}",
+            ]
+        }
+
+        /// One generated alias: a name, and its targets with whether each goes on a
+        /// continuation line.
+        fn alias() -> impl Strategy<Value = (String, Vec<(String, bool)>)> {
+            let target = prop_oneof![
+                "[a-z][a-z0-9.+-]{0,8}",
+                "[a-z]{1,6}@[a-z]{1,6}\\.example",
+                "\"\\|/usr/bin/[a-z]{1,6} [a-z]{0,4}\"",
+                "/var/[a-z]{1,6}",
+                ":include:/etc/[a-z]{1,6}",
+                "\\\\[a-z]{1,6}",
+            ];
+            ("[a-z][a-z0-9._-]{0,10}", vec((target, any::<bool>()), 1..5))
+        }
+
+        /// Blanks at the end of a line (they count in sendmail's sizes).
+        fn trailing() -> impl Strategy<Value = String> {
+            "[ \t]{0,2}"
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_gives_aliases_with_names_and_targets(text in text(), check in any::<bool>()) {
+                let a = Aliases::parse(&text, Path::new("aliases"), check);
+                let lines = text.split('\n').count();
+                for p in &a.problems {
+                    prop_assert!(p.line >= 1 && p.line <= lines, "{} of {}", p.line, lines);
+                    let head = format!("aliases: line {}: ", p.line);
+                    prop_assert!(p.text.starts_with(&head), "{:?}", p.text);
+                }
+                let mut bytes = 0;
+                for (key, alias) in &a.map {
+                    prop_assert!(!alias.name.is_empty());
+                    prop_assert!(!alias.targets.is_empty(), "{:?}", alias);
+                    prop_assert!(alias.targets.iter().all(|t| !t.is_empty()));
+                    prop_assert_eq!(key, &alias.name.to_ascii_lowercase());
+                    prop_assert!(a.get(&alias.name).is_some());
+                    // The targets come from the right-hand side: none is longer.
+                    let rhs: usize = alias.targets.iter().map(String::len).sum();
+                    prop_assert!(rhs <= a.stats.longest, "{:?} {:?}", alias, a.stats);
+                    bytes += alias.name.len() + rhs;
+                }
+                // Duplicates are counted and warned about; the last one stays.
+                prop_assert_eq!(a.stats.count, a.map.len() + a.warnings().len());
+                prop_assert!(bytes <= a.stats.total);
+                prop_assert!(a.stats.longest <= a.stats.total);
+                if a.stats.count == 0 {
+                    prop_assert_eq!(a.stats, Stats::default());
+                }
+                for t in split_targets(&text) {
+                    prop_assert!(!t.is_empty());
+                }
+                for t in list_targets(&text) {
+                    prop_assert!(!t.is_empty());
+                }
+                let k = key_of(&text);
+                prop_assert_eq!(k.to_ascii_lowercase(), k);
+            }
+
+            #[test]
+            fn the_key_is_the_local_part(local in "[A-Za-zé.+ -]{1,10}", quoted in any::<bool>(), domain in "@[a-z.]{0,10}|") {
+                let written = if quoted { format!("\"{local}\"") } else { local.clone() };
+                // Blanks around the local part go, blanks inside the quotes stay.
+                let want = if quoted { local.as_str() } else { local.trim() };
+                prop_assert_eq!(key_of(&format!("{written}{domain}")), want.to_ascii_lowercase());
+            }
+
+            #[test]
+            fn written_aliases_are_read_with_their_sizes(
+                aliases in vec(alias(), 0..6),
+                comments in vec(any::<bool>(), 6),
+                blanks in vec(trailing(), 6),
+            ) {
+                // Distinct names (a duplicate replaces, tested above).
+                let mut seen = std::collections::HashSet::new();
+                let aliases: Vec<_> = aliases
+                    .into_iter()
+                    .filter(|(n, _)| seen.insert(n.to_ascii_lowercase()))
+                    .collect();
+                let mut text = String::new();
+                let (mut longest, mut total) = (0, 0);
+                for (((name, targets), comment), blank) in aliases.iter().zip(&comments).zip(&blanks) {
+                    if *comment {
+                        text.push_str("# a comment\n\n");
+                    }
+                    // The right-hand side as sendmail counts it: continuation lines joined
+                    // with their leading tab.
+                    let mut rhs = String::new();
+                    text.push_str(&format!("{name}: "));
+                    for (i, (t, cont)) in targets.iter().enumerate() {
+                        if i > 0 {
+                            rhs.push(',');
+                            text.push(',');
+                            if *cont {
+                                rhs.push('\t');
+                                text.push_str("\n\t");
+                            } else {
+                                rhs.push(' ');
+                                text.push(' ');
+                            }
+                        }
+                        rhs.push_str(t);
+                        text.push_str(t);
+                    }
+                    rhs.push_str(blank);
+                    text.push_str(blank);
+                    text.push('\n');
+                    longest = longest.max(rhs.len());
+                    total += name.len() + rhs.len();
+                }
+                let a = Aliases::parse(&text, Path::new("aliases"), false);
+                prop_assert!(a.problems.is_empty(), "{:?}", a.problems);
+                prop_assert_eq!(a.stats, Stats { count: aliases.len(), longest, total });
+                for (name, targets) in &aliases {
+                    let got = a.get(name).map(|x| x.targets.clone());
+                    let want: Vec<String> = targets
+                        .iter()
+                        .map(|(t, _)| t.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(t).to_string())
+                        .collect();
+                    prop_assert_eq!(got, Some(want));
+                }
+            }
+        }
+    }
 }
