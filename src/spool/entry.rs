@@ -525,4 +525,206 @@ mod tests {
         assert!(!back.is_due(20, 11) && back.is_due(21, 11));
         assert!(State::default().is_due(0, 100));
     }
+
+    mod props {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::option;
+        use proptest::prelude::*;
+        use proptest::sample::select;
+
+        /// A value as an address, a reason or a name may hold it: blanks, quotes, `%`,
+        /// `=`, line ends, UTF-8, and any character.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[ \"%=a-z@<>\\t\r\n\u{7f}é€\u{2028}\u{85}]{0,20}",
+                any::<String>(),
+            ]
+        }
+
+        fn recipient() -> impl Strategy<Value = Recipient> {
+            (
+                value(),
+                option::of(value()),
+                option::of(value()),
+                option::of(value()),
+                option::of(value()),
+                option::of(any::<u32>()),
+            )
+                .prop_map(|(address, notify, orcpt, display, sender, owner)| {
+                    Recipient {
+                        address,
+                        notify,
+                        orcpt,
+                        display,
+                        sender,
+                        owner,
+                    }
+                })
+        }
+
+        fn envelope() -> impl Strategy<Value = Envelope> {
+            let id = "[0-9A-Za-x]{14}";
+            let head = (
+                id,
+                any::<i64>(),
+                value(),
+                vec(recipient(), 1..4),
+                value(),
+                any::<u32>(),
+            );
+            let tail = (
+                select(&['b', 'i', 'q', 'd'][..]),
+                any::<u64>(),
+                option::of(value()),
+                option::of(value()),
+                option::of(value()),
+                option::of(value()),
+                any::<u32>(),
+            );
+            (head, tail).prop_map(
+                |(
+                    (id, created, sender, recipients, user, uid),
+                    (mode, header_bytes, body_type, envid, ret, report, expansions),
+                )| Envelope {
+                    id,
+                    created,
+                    sender,
+                    recipients,
+                    user,
+                    uid,
+                    mode,
+                    header_bytes,
+                    body_type,
+                    envid,
+                    ret,
+                    report,
+                    expansions,
+                },
+            )
+        }
+
+        fn state() -> impl Strategy<Value = State> {
+            let rcpt = (
+                any::<usize>(),
+                select(
+                    &[
+                        RcptState::Pending,
+                        RcptState::Deferred,
+                        RcptState::Delivered,
+                        RcptState::Failed,
+                    ][..],
+                ),
+                option::of(value()),
+            );
+            (
+                any::<u32>(),
+                option::of(any::<i64>()),
+                option::of(any::<i64>()),
+                option::of(value()),
+                vec(rcpt, 0..4),
+                any::<bool>(),
+            )
+                .prop_map(
+                    |(attempts, last_attempt, next_attempt, reason, recipients, warned)| State {
+                        attempts,
+                        last_attempt,
+                        next_attempt,
+                        reason,
+                        recipients,
+                        warned,
+                    },
+                )
+        }
+
+        /// Queue-file text: the magic line (or not), then lines of known keys with any
+        /// values, huge or negative numbers, bad escapes, or any text.
+        fn text() -> impl Strategy<Value = String> {
+            let key = select(
+                &[
+                    "id",
+                    "created",
+                    "user",
+                    "mode",
+                    "header-bytes",
+                    "sender",
+                    "body",
+                    "envid",
+                    "ret",
+                    "report",
+                    "expansions",
+                    "rcpt",
+                    "attempts",
+                    "last-attempt",
+                    "next-attempt",
+                    "reason",
+                    "warned",
+                    "x",
+                ][..],
+            );
+            let val = prop_oneof![
+                "-?[0-9]{1,25}",
+                "[0-9]{1,3} [a-z%0-9]{0,6}",
+                "[a-z@%=. ]{0,12}( (notify|orcpt|display|sender|owner)=[a-z%0-9-]{0,25}){0,3}",
+                "[0-9]{1,3} (pending|deferred|delivered|failed|x)( [a-z%]{0,6})?",
+                "\\PC{0,12}",
+            ];
+            let line = prop_oneof![
+                4 => (key, select(&[" ", "", "  "][..]), val).prop_map(|(k, s, v)| format!("{k}{s}{v}")),
+                1 => "[\\PC\r]{0,20}",
+            ];
+            (
+                select(
+                    &[
+                        "rsendmail-queue 1",
+                        "rsendmail-state 1",
+                        "rsendmail-queue 99",
+                        "rsendmail-queue",
+                        "",
+                    ][..],
+                ),
+                vec(line, 0..12),
+                select(&["\n", "\r\n"][..]),
+            )
+                .prop_map(|(magic, lines, eol)| {
+                    let mut t = String::from(magic);
+                    for l in lines {
+                        t.push_str(eol);
+                        t.push_str(&l);
+                    }
+                    t
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_is_an_entry_or_an_error(text in text(), raw in any::<String>()) {
+                for t in [&text, &raw] {
+                    if let Ok(e) = Envelope::parse(t) {
+                        prop_assert!(!e.id.is_empty() && !e.recipients.is_empty());
+                        prop_assert_eq!(Envelope::parse(&e.to_text()), Ok(e));
+                    }
+                    if let Ok(st) = State::parse(t) {
+                        prop_assert_eq!(State::parse(&st.to_text()), Ok(st.clone()));
+                        let _ = st.is_due(i64::MAX, i64::MAX);
+                        let _ = st.is_due(i64::MIN, i64::MAX);
+                        let _ = st.of(usize::MAX);
+                    }
+                    let _ = unescape(t);
+                }
+            }
+
+            #[test]
+            fn envelopes_and_states_round_trip(e in envelope(), st in state(), s in value()) {
+                let text = e.to_text();
+                prop_assert!(text.ends_with("\n\n"));
+                prop_assert_eq!(text.matches("\n\n").count(), 1, "one blank line: {:?}", text);
+                prop_assert_eq!(Envelope::parse(&text), Ok(e));
+                prop_assert_eq!(State::parse(&st.to_text()), Ok(st));
+                let escaped = escape(&s);
+                prop_assert!(!escaped.contains([' ', '\n', '\r', '\t']));
+                prop_assert_eq!(unescape(&escaped), Some(s));
+            }
+        }
+    }
 }
