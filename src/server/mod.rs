@@ -823,6 +823,7 @@ const HELP: &[&str] = &[
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
+    use crate::spool::ScratchSpool;
 
     #[test]
     fn paths_and_parameters() {
@@ -862,30 +863,6 @@ mod tests {
             "553 5.0.0 <a\\rb\\n\\u{0}>... Illegal\r\n"
         );
         assert_eq!(reply_line("214-2.0.0 \tHELO"), "214-2.0.0 \tHELO\r\n");
-    }
-
-    /// A spool in a scratch directory, removed when dropped.
-    pub(crate) struct ScratchSpool {
-        pub spool: Spool,
-    }
-
-    impl ScratchSpool {
-        pub fn new(what: &str) -> ScratchSpool {
-            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let dir = std::env::temp_dir()
-                .join(format!("rsendmail-unit-{what}-{}-{n}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            let spool = Spool::new(dir, true);
-            spool.prepare().unwrap();
-            ScratchSpool { spool }
-        }
-    }
-
-    impl Drop for ScratchSpool {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.spool.dir);
-        }
     }
 
     /// A backend that knows one domain that does not exist and one that does not

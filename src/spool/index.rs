@@ -353,4 +353,73 @@ mod tests {
         assert_eq!(recipients(&spool).unwrap().len(), 4);
         let _ = fs::remove_dir_all(&dir);
     }
+
+    mod props {
+        use super::*;
+        use crate::spool::ScratchSpool;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+
+        /// Index text as a damaged file may hold it: lines of IDs and addresses (escaped
+        /// or not), partial lines, and any octets.
+        fn index_text() -> impl Strategy<Value = Vec<u8>> {
+            let line = prop_oneof![
+                3 => ("[0-9A-Za-x]{13,15}", "[ %]?", "[a-zA-Z@.%0-9 é\u{7f}]{0,20}")
+                    .prop_map(|(id, sep, a)| format!("{id}{sep}{a}").into_bytes()),
+                1 => vec(any::<u8>(), 0..30),
+            ];
+            vec(line, 0..10).prop_map(|v| v.join(&b'\n'))
+        }
+
+        #[test]
+        fn any_index_text_is_read_as_hints() {
+            let scratch = ScratchSpool::new("index");
+            let spool = &scratch.spool;
+            let mut runner = TestRunner::new(Config::default());
+            let needles = vec("[a-zA-Z@.0-9é]{1,4}|[ %]{1,2}", 1..3);
+            let result = runner.run(&(index_text(), needles), |(text, needles)| {
+                fs::write(index_dir(spool).join("recipients"), &text).unwrap();
+                let firsts: BTreeSet<String> = String::from_utf8_lossy(&text)
+                    .lines()
+                    .filter_map(|l| l.split_once(' ').map(|(id, _)| id.to_string()))
+                    .collect();
+                for (id, _) in recipients(spool).unwrap_or_default() {
+                    prop_assert!(valid_id(&id) && firsts.contains(&id), "{}", id);
+                }
+                let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
+                for id in ids_matching(spool, &needles).unwrap() {
+                    prop_assert!(valid_id(&id) && firsts.contains(&id), "{}", id);
+                }
+                Ok(())
+            });
+            if let Err(e) = result {
+                panic!("{e}");
+            }
+        }
+
+        #[test]
+        fn the_fast_search_finds_what_a_line_by_line_search_finds() {
+            let scratch = ScratchSpool::new("index-search");
+            let spool = &scratch.spool;
+            let mut runner = TestRunner::new(Config::default());
+            // Lines as rsendmail writes them, of addresses that need no escape; needles
+            // the fast search takes.
+            let lines = vec(("[0-9A-Za-x]{14}", "[a-zA-Z@.0-9é€-]{0,20}"), 0..10);
+            let needles = vec("[a-zA-Z@.0-9é€-]{1,3}", 1..3);
+            let result = runner.run(&(lines, needles), |(lines, needles)| {
+                let text: String = lines.iter().map(|(id, a)| format!("{id} {a}\n")).collect();
+                fs::write(index_dir(spool).join("recipients"), &text).unwrap();
+                let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
+                prop_assert_eq!(
+                    ids_matching(spool, &needles).unwrap(),
+                    ids_matching_slowly(&text, &needles)
+                );
+                Ok(())
+            });
+            if let Err(e) = result {
+                panic!("{e}");
+            }
+        }
+    }
 }

@@ -562,6 +562,33 @@ impl Drop for NewEntry {
     }
 }
 
+/// A spool in a scratch directory, removed when dropped (for the unit tests).
+#[cfg(test)]
+pub(crate) struct ScratchSpool {
+    pub spool: Spool,
+}
+
+#[cfg(test)]
+impl ScratchSpool {
+    pub fn new(what: &str) -> ScratchSpool {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("rsendmail-unit-{what}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let spool = Spool::new(dir, true);
+        spool.prepare().expect("a scratch spool");
+        ScratchSpool { spool }
+    }
+}
+
+#[cfg(test)]
+impl Drop for ScratchSpool {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.spool.dir);
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
