@@ -194,6 +194,16 @@ fn split_path<'t>(arg: &'t str, keyword: &str) -> Option<(&'t str, String, Vec<&
     ))
 }
 
+/// The address of a MAIL or RCPT path, parsed and checked. A CR inside the path (the
+/// line's own CRLF is gone; RFC 5321 §2.3.8 allows CR only there) is refused as the
+/// control character it is, rather than read as the white space it is in a header field.
+fn checked_path(path: &str) -> Result<String, address::Invalid> {
+    match path.chars().find(|&c| c == '\r' || c == '\n') {
+        Some(c) => Err(address::Invalid::Illegal(c)),
+        None => address::parse_one(path),
+    }
+}
+
 /// `KEY=value` (value may be empty or absent).
 fn param(p: &str) -> (String, Option<&str>) {
     match p.split_once('=') {
@@ -435,7 +445,7 @@ impl Server<'_> {
                     let path = if path.is_empty() {
                         path
                     } else {
-                        match address::parse_one(&path) {
+                        match checked_path(&path) {
                             Ok(a) => a,
                             Err(e) => {
                                 end.note(e.exit());
@@ -485,7 +495,7 @@ impl Server<'_> {
                         reply!("553 5.1.3 {shown}... User address required");
                         continue;
                     }
-                    let path = match address::parse_one(&path) {
+                    let path = match checked_path(&path) {
                         Ok(a) => a,
                         Err(e) => {
                             end.note(e.exit());
