@@ -293,6 +293,10 @@ impl Spool {
         let state = match fs::read_to_string(self.sf_path(id)) {
             Ok(t) => State::parse(&t).map_err(ReadError::Corrupt)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => State::default(),
+            // Octets that are not text: not a state file rsendmail wrote.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(ReadError::Corrupt(format!("state file sf{id} is not text")));
+            }
             Err(e) => return Err(ReadError::Io(e)),
         };
         let data_offset = text.len() as u64;
