@@ -1271,6 +1271,7 @@ struct Internal {
 /// `rsendmail` runs us as `rsendmail-deliver [--entry ID [--background] --] ARGV...` where
 /// ARGV is its own argv, argv[0] included. Run by hand (`rsendmail-deliver -q`), the
 /// arguments are sendmail's without an argv[0].
+#[deny(clippy::indexing_slicing)]
 fn split_internal(args: Vec<OsString>) -> Internal {
     let mut it = args.into_iter().peekable();
     let own = it.next().unwrap_or_else(|| OsString::from("sendmail"));
@@ -1327,6 +1328,7 @@ fn split_internal(args: Vec<OsString>) -> Internal {
 }
 
 /// The program.
+#[deny(clippy::indexing_slicing)]
 pub fn main(args: Vec<OsString>) -> Sysexit {
     privs::fix_std_fds();
     if args.get(1).is_some_and(|a| a == "--mbox") {
