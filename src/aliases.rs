@@ -20,6 +20,13 @@
 //! sender for the recipients `<alias>` expands to; `|command` and `/file` targets run as the
 //! owner of the file they came from (the aliases file, an `:include:` file or a
 //! `.forward`), which the deliverer replaces by a default user when that is root.
+//!
+//! Any text is an aliases file: a line is an alias (a non-empty name and at least one
+//! target) or a problem with its line number, never a panic; lines are cut with
+//! `split_at_checked` and `strip_prefix`, never by byte index (the lints below keep it
+//! so).
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -73,11 +80,10 @@ pub fn split_targets(rhs: &str) -> Vec<String> {
         .into_iter()
         .map(|t| {
             let t = t.trim().to_string();
-            if t.len() >= 2 && t.starts_with('"') && t.ends_with('"') {
-                let inner = &t[1..t.len() - 1];
-                if inner.starts_with(['|', '/']) || inner.starts_with(":include:") {
-                    return inner.replace("\\\"", "\"");
-                }
+            if let Some(inner) = unquoted(&t)
+                && (inner.starts_with(['|', '/']) || inner.starts_with(":include:"))
+            {
+                return inner.replace("\\\"", "\"");
             }
             t
         })
@@ -95,19 +101,19 @@ pub fn list_targets(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The text inside a pair of double quotes that encloses all of `t`, if they do.
+fn unquoted(t: &str) -> Option<&str> {
+    t.strip_prefix('"')?.strip_suffix('"')
+}
+
 /// The name an address has as an alias key: the local part, lower-cased, without quotes.
 pub fn key_of(addr: &str) -> String {
-    let local = match addr.rfind('@') {
-        Some(at) => &addr[..at],
+    let local = match addr.rsplit_once('@') {
+        Some((local, _)) => local,
         None => addr,
     };
     let local = local.trim();
-    let local = if local.len() >= 2 && local.starts_with('"') && local.ends_with('"') {
-        &local[1..local.len() - 1]
-    } else {
-        local
-    };
-    local.to_ascii_lowercase()
+    unquoted(local).unwrap_or(local).to_ascii_lowercase()
 }
 
 impl Aliases {
@@ -165,17 +171,24 @@ impl Aliases {
                 a.problem(lineno, false, "missing colon");
                 continue;
             };
-            let lhs = line[..colon].trim_end();
-            if lhs.is_empty() {
+            let Some((lhs, rhs)) = line.split_at_checked(colon) else {
+                continue;
+            };
+            let lhs = lhs.trim_end();
+            let rhs = rhs.strip_prefix(':').unwrap_or(rhs);
+            // The name without its quotes: `"": x` has none.
+            let plain = lhs.trim_matches('"').to_string();
+            if plain.is_empty() {
                 a.problem(lineno, false, format!("{line}... illegal alias name"));
                 continue;
             }
-            let rhs = line[colon + 1..].trim_start_matches([' ', '\t']);
-            if rhs.trim().is_empty() {
+            let rhs = rhs.trim_start_matches([' ', '\t']);
+            let targets = split_targets(rhs);
+            // Nothing after the colon but blanks and commas (`a: ,`) is no value either.
+            if targets.is_empty() {
                 a.problem(lineno, false, format!("{line}... missing value for alias"));
                 continue;
             }
-            let targets = split_targets(rhs);
             if check_targets {
                 // sendmail's CheckAliases: each target that is not an address is named;
                 // the alias is kept (its bad targets are refused when it is used).
@@ -187,7 +200,6 @@ impl Aliases {
                     a.problem(lineno, false, format!("{bad}... bad address"));
                 }
             }
-            let plain = lhs.trim_matches('"').to_string();
             let key = plain.to_ascii_lowercase();
             if a.map.contains_key(&key) {
                 a.problem(
@@ -576,6 +588,7 @@ pub fn recipients_from(
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 
@@ -648,6 +661,16 @@ mod tests {
             (
                 "a:\n",
                 "line 1: a:... missing value for alias",
+                "0 aliases, longest 0 bytes, 0 bytes total",
+            ),
+            (
+                "a: , ,\n",
+                "line 1: a: , ,... missing value for alias",
+                "0 aliases, longest 0 bytes, 0 bytes total",
+            ),
+            (
+                "\"\": b\n",
+                "line 1: \"\": b... illegal alias name",
                 "0 aliases, longest 0 bytes, 0 bytes total",
             ),
             (
@@ -779,5 +802,155 @@ mod tests {
         );
         assert_eq!(key_of("\"Bob\"@Host"), "bob");
         assert_eq!(key_of("ROOT"), "root");
+    }
+
+    mod props {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+        use proptest::sample::select;
+
+        /// Aliases-file text: lines of names, colons, targets, quotes, commas, comments,
+        /// blanks and continuation lines, or any text.
+        fn text() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                3 => "[a-zA-Z0-9._-]{1,8}",
+                3 => select(
+                    &[
+                        ":", ": ", ",", ", ", "\"", "\"\"", "\n", "\n ", "\n\t", "\r\n", "#", " ", "|",
+                        "/", "\\", ":include:", "@", "<", ">", "(", ")", "é", "\u{3000}",
+                    ][..]
+                )
+                .prop_map(String::from),
+                1 => "\\PC{0,4}",
+            ];
+            prop_oneof![
+                4 => vec(piece, 0..60).prop_map(|v| v.concat()),
+                1 => "[\\PC\r\n\t]{0,200}",
+            ]
+        }
+
+        /// One generated alias: a name, and its targets with whether each goes on a
+        /// continuation line.
+        fn alias() -> impl Strategy<Value = (String, Vec<(String, bool)>)> {
+            let target = prop_oneof![
+                "[a-z][a-z0-9.+-]{0,8}",
+                "[a-z]{1,6}@[a-z]{1,6}\\.example",
+                "\"\\|/usr/bin/[a-z]{1,6} [a-z]{0,4}\"",
+                "/var/[a-z]{1,6}",
+                ":include:/etc/[a-z]{1,6}",
+                "\\\\[a-z]{1,6}",
+            ];
+            ("[a-z][a-z0-9._-]{0,10}", vec((target, any::<bool>()), 1..5))
+        }
+
+        /// Blanks at the end of a line (they count in sendmail's sizes).
+        fn trailing() -> impl Strategy<Value = String> {
+            "[ \t]{0,2}"
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_gives_aliases_with_names_and_targets(text in text(), check in any::<bool>()) {
+                let a = Aliases::parse(&text, Path::new("aliases"), check);
+                let lines = text.split('\n').count();
+                for p in &a.problems {
+                    prop_assert!(p.line >= 1 && p.line <= lines, "{} of {}", p.line, lines);
+                    let head = format!("aliases: line {}: ", p.line);
+                    prop_assert!(p.text.starts_with(&head), "{:?}", p.text);
+                }
+                let mut bytes = 0;
+                for (key, alias) in &a.map {
+                    prop_assert!(!alias.name.is_empty());
+                    prop_assert!(!alias.targets.is_empty(), "{:?}", alias);
+                    prop_assert!(alias.targets.iter().all(|t| !t.is_empty()));
+                    prop_assert_eq!(key, &alias.name.to_ascii_lowercase());
+                    prop_assert!(a.get(&alias.name).is_some());
+                    // The targets come from the right-hand side: none is longer.
+                    let rhs: usize = alias.targets.iter().map(String::len).sum();
+                    prop_assert!(rhs <= a.stats.longest, "{:?} {:?}", alias, a.stats);
+                    bytes += alias.name.len() + rhs;
+                }
+                // Duplicates are counted and warned about; the last one stays.
+                prop_assert_eq!(a.stats.count, a.map.len() + a.warnings().len());
+                prop_assert!(bytes <= a.stats.total);
+                prop_assert!(a.stats.longest <= a.stats.total);
+                if a.stats.count == 0 {
+                    prop_assert_eq!(a.stats, Stats::default());
+                }
+                for t in split_targets(&text) {
+                    prop_assert!(!t.is_empty());
+                }
+                for t in list_targets(&text) {
+                    prop_assert!(!t.is_empty());
+                }
+                let k = key_of(&text);
+                prop_assert_eq!(k.to_ascii_lowercase(), k);
+            }
+
+            #[test]
+            fn the_key_is_the_local_part(local in "[A-Za-zé.+ -]{1,10}", quoted in any::<bool>(), domain in "@[a-z.]{0,10}|") {
+                let written = if quoted { format!("\"{local}\"") } else { local.clone() };
+                // Blanks around the local part go, blanks inside the quotes stay.
+                let want = if quoted { local.as_str() } else { local.trim() };
+                prop_assert_eq!(key_of(&format!("{written}{domain}")), want.to_ascii_lowercase());
+            }
+
+            #[test]
+            fn written_aliases_are_read_with_their_sizes(
+                aliases in vec(alias(), 0..6),
+                comments in vec(any::<bool>(), 6),
+                blanks in vec(trailing(), 6),
+            ) {
+                // Distinct names (a duplicate replaces, tested above).
+                let mut seen = std::collections::HashSet::new();
+                let aliases: Vec<_> = aliases
+                    .into_iter()
+                    .filter(|(n, _)| seen.insert(n.to_ascii_lowercase()))
+                    .collect();
+                let mut text = String::new();
+                let (mut longest, mut total) = (0, 0);
+                for (((name, targets), comment), blank) in aliases.iter().zip(&comments).zip(&blanks) {
+                    if *comment {
+                        text.push_str("# a comment\n\n");
+                    }
+                    // The right-hand side as sendmail counts it: continuation lines joined
+                    // with their leading tab.
+                    let mut rhs = String::new();
+                    text.push_str(&format!("{name}: "));
+                    for (i, (t, cont)) in targets.iter().enumerate() {
+                        if i > 0 {
+                            rhs.push(',');
+                            text.push(',');
+                            if *cont {
+                                rhs.push('\t');
+                                text.push_str("\n\t");
+                            } else {
+                                rhs.push(' ');
+                                text.push(' ');
+                            }
+                        }
+                        rhs.push_str(t);
+                        text.push_str(t);
+                    }
+                    rhs.push_str(blank);
+                    text.push_str(blank);
+                    text.push('\n');
+                    longest = longest.max(rhs.len());
+                    total += name.len() + rhs.len();
+                }
+                let a = Aliases::parse(&text, Path::new("aliases"), false);
+                prop_assert!(a.problems.is_empty(), "{:?}", a.problems);
+                prop_assert_eq!(a.stats, Stats { count: aliases.len(), longest, total });
+                for (name, targets) in &aliases {
+                    let got = a.get(name).map(|x| x.targets.clone());
+                    let want: Vec<String> = targets
+                        .iter()
+                        .map(|(t, _)| t.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(t).to_string())
+                        .collect();
+                    prop_assert_eq!(got, Some(want));
+                }
+            }
+        }
     }
 }

@@ -16,6 +16,12 @@
 //! `O CACertFile=`) are checked by [`Config::check_files`] before a message is read or a
 //! queue run or the SMTP server starts: a missing or broken one is refused there (EX_CONFIG,
 //! with the path and the reason, or the file and line), and nothing is queued.
+//!
+//! Any text is a config file that is read or refused with its file and line: lines are
+//! cut with `split_once` and `strip_prefix`, never by byte index (the lints below keep it
+//! so), and no value makes the parser panic.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use crate::cli::options::{self, DeliveryMode, OptDef, Settings};
 use crate::exit::{Fatal, Sysexit};
@@ -156,8 +162,8 @@ impl Config {
             let err = |code: Sysexit, msg: String| {
                 Fatal::new(code, format!("{name}: line {lineno}: {msg}"))
             };
-            let (keyword, value) = match line.find([' ', '\t']) {
-                Some(at) => (&line[..at], line[at..].trim()),
+            let (keyword, value) = match line.split_once([' ', '\t']) {
+                Some((k, v)) => (k, v.trim()),
                 None => (line, ""),
             };
             let value = (!value.is_empty()).then_some(value);
@@ -252,7 +258,7 @@ impl Config {
                 }
                 k if k.len() >= 2 && k.starts_with('O') => {
                     // Deprecated one-letter form: `Odq`, `OQ/var/spool/x` (value may follow).
-                    let mut chars = k[1..].chars();
+                    let mut chars = k.strip_prefix('O').unwrap_or(k).chars();
                     let letter = chars.next().unwrap_or(' ');
                     let mut v = chars.as_str().to_string();
                     if let Some(rest) = value {
@@ -379,8 +385,8 @@ pub fn system_host_name() -> String {
 /// An io::Error's text without Rust's " (os error N)" suffix, as strerror prints it.
 pub fn io_text(e: &std::io::Error) -> String {
     let s = e.to_string();
-    match s.find(" (os error") {
-        Some(at) => s[..at].to_string(),
+    match s.split_once(" (os error") {
+        Some((text, _)) => text.to_string(),
         None => s,
     }
 }
@@ -407,9 +413,7 @@ fn host_list(v: &str) -> Result<Vec<String>, String> {
 /// Split `host[:port]` / `[v6]:port`; validate lightly.
 pub fn parse_host_port(s: &str) -> Option<(String, Option<u16>)> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let end = rest.find(']')?;
-        let host = &rest[..end];
-        let after = &rest[end + 1..];
+        let (host, after) = rest.split_once(']')?;
         let port = match after.strip_prefix(':') {
             Some(p) => Some(p.parse::<u16>().ok()?),
             None if after.is_empty() => None,
@@ -550,6 +554,7 @@ pub fn parse_auth(text: &str, name: &str) -> Result<Vec<AuthEntry>, Fatal> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 
@@ -861,5 +866,152 @@ mod tests {
         );
         assert_eq!(parse_host_port("a b"), None);
         assert_eq!(parse_host_port("a:x"), None);
+    }
+
+    mod props {
+        use super::*;
+        use crate::cli::options::{ACTED_ON, OPTION_TABLE};
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+        use proptest::sample::select;
+
+        /// A config line: a keyword (dma's, ours, `O`, `O<letter>`, or any word), a blank
+        /// or not, and a value (an option assignment, a number, or any text).
+        fn line() -> impl Strategy<Value = String> {
+            let keywords: Vec<String> = [
+                "SMARTHOST",
+                "PORT",
+                "ALIASES",
+                "SPOOLDIR",
+                "AUTHPATH",
+                "CERTFILE",
+                "SECURETRANSFER",
+                "STARTTLS",
+                "OPPORTUNISTIC_TLS",
+                "INSECURE",
+                "VERIFYCERT",
+                "FINGERPRINT",
+                "MAILNAME",
+                "MASQUERADE",
+                "NULLCLIENT",
+                "DEFER",
+                "FULLBOUNCE",
+                "MAILSPOOL",
+                "RESOLVER",
+                "RELAYTABLE",
+                "NOPIPELINING",
+                "O",
+                "O",
+                "O",
+                "Od",
+                "Odq",
+                "OQ",
+                "Oé",
+                "O\u{2028}",
+                "#",
+                "UNKNOWN",
+            ]
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+            let names: Vec<String> = ACTED_ON
+                .iter()
+                .map(|(n, _)| n.to_string())
+                .chain(OPTION_TABLE.iter().map(|d| d.name.to_string()))
+                .chain(["Timeout.é", "Deliv", "D", "", "Timeout"].map(String::from))
+                .collect();
+            let value = prop_oneof![
+                3 => (select(names), select(&["=", " = ", "", "=="][..]), "\\PC{0,12}|[0-9smhdw]{0,30}|-?[0-9]{1,25}")
+                    .prop_map(|(n, eq, v)| format!("{n}{eq}{v}")),
+                1 => "[0-9]{0,25}|[\\[\\]a-z0-9.:, ]{0,30}",
+                1 => "\\PC{0,40}",
+            ];
+            let keyword = prop_oneof![4 => select(keywords), 1 => "\\PC{0,8}"];
+            (
+                keyword,
+                select(&[" ", "\t", "  ", "", " \u{3000}"][..]),
+                proptest::option::of(value),
+                any::<bool>(),
+            )
+                .prop_map(|(k, sep, v, cr)| {
+                    let mut l = format!("{k}{sep}{}", v.unwrap_or_default());
+                    if cr {
+                        l.push('\r');
+                    }
+                    l
+                })
+        }
+
+        /// Lines that are read without an error (and blank and comment lines).
+        fn good_line() -> impl Strategy<Value = String> {
+            select(
+                &[
+                    "",
+                    "# comment",
+                    "   ",
+                    "\r",
+                    "SMARTHOST mx.example.org:587",
+                    "PORT 2525",
+                    "O DeliveryMode=q",
+                    "O Timeout.connect = 30s",
+                    "Odb",
+                    "DEFER",
+                    "STARTTLS",
+                    "MASQUERADE example.org",
+                    "O MaxMessageSize=1000",
+                    "  # indented comment",
+                ][..],
+            )
+            .prop_map(String::from)
+        }
+
+        fn text() -> impl Strategy<Value = String> {
+            let any_line = prop_oneof![2 => good_line(), 1 => line()];
+            prop_oneof![
+                4 => vec(any_line, 0..10).prop_map(|v| v.join("\n")),
+                1 => "[\\PC\r\n\t]{0,200}",
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn any_config_text_is_read_or_refused_with_its_line(text in text()) {
+                let Err(f) = parse(&text) else {
+                    return Ok(());
+                };
+                let rest = f.message.strip_prefix("test.conf: line ");
+                prop_assert!(rest.is_some(), "{}", f.message);
+                let (n, why) = rest.unwrap_or_default().split_once(": ").unwrap_or_default();
+                prop_assert!(!why.is_empty(), "{}", f.message);
+                let n: usize = n.parse().map_err(|_| TestCaseError::fail(f.message.clone()))?;
+                // The line exists, and it is one the parser reads (not blank, not a
+                // comment).
+                let line = text.lines().nth(n.wrapping_sub(1));
+                prop_assert!(line.is_some(), "line {} of {:?}", n, text);
+                let line = line.unwrap_or_default().trim_end_matches('\r').trim();
+                prop_assert!(!line.is_empty() && !line.starts_with('#'), "{:?}", line);
+                prop_assert!(matches!(f.code, Sysexit::Config | Sysexit::Usage), "{:?}", f.code);
+            }
+
+            #[test]
+            fn relay_tables_and_auth_files_are_read_or_refused_with_their_line(text in text()) {
+                for r in [
+                    parse_relay_table(&text, "relays", 25).err(),
+                    parse_auth(&text, "auth").err(),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    let n = r
+                        .message
+                        .split_once(": line ")
+                        .and_then(|(_, rest)| rest.split_once(':'))
+                        .and_then(|(n, _)| n.parse::<usize>().ok());
+                    prop_assert!(n.is_some_and(|n| n >= 1 && n <= text.lines().count()), "{}", r.message);
+                }
+                let _ = host_list(&text);
+                let _ = parse_host_port(&text);
+            }
+        }
     }
 }

@@ -13,6 +13,12 @@
 //! report is written, by the same function ([`crate::message::wire::fold_header_line`]):
 //! they stay header fields of the returned message. The returned body is copied as
 //! queued; on the wire it follows the body rule like any other.
+//!
+//! The entry a report is about may be damaged: its text and numbers are written as they
+//! are, never cut by byte index (the lints below keep it so), so no entry makes a
+//! report panic.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use std::fmt::Write as _;
 use std::io::{self, BufReader, Read, Write};
@@ -333,9 +339,9 @@ struct Tally<'a> {
 impl Write for Tally<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let k = self.out.write(buf)?;
-        if k > 0 {
+        if let Some(&last) = buf.get(..k).and_then(<[u8]>::last) {
             self.n += k as u64;
-            self.last = buf[k - 1];
+            self.last = last;
         }
         Ok(k)
     }
@@ -380,11 +386,11 @@ pub fn status_of(reply: &str, permanent: bool) -> String {
     let candidates = [first, words.next().unwrap_or("")];
     for w in candidates {
         let parts: Vec<&str> = w.split('.').collect();
-        if parts.len() == 3
+        if let [class, _, _] = parts.as_slice()
             && parts
                 .iter()
                 .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-            && matches!(parts[0], "2" | "4" | "5")
+            && matches!(*class, "2" | "4" | "5")
         {
             return w.to_string();
         }
@@ -393,6 +399,7 @@ pub fn status_of(reply: &str, permanent: bool) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
     use crate::spool::entry::test_envelope;

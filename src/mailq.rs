@@ -15,6 +15,12 @@
 //! body's. The sender is cut to 39 characters (80 columns), the reason to 60. Entries are
 //! listed in sendmail's priority order: size + 30000 per recipient + 90000 per attempt.
 //! An unreadable entry is reported on its own line and the listing goes on.
+//!
+//! Entries may be damaged or hostile: text is cut at characters, never by byte index (the
+//! lints below keep it so), and numbers from the files saturate, so no entry makes the
+//! listing panic.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use crate::cli::QueueRunArgs;
 use crate::clock;
@@ -79,9 +85,10 @@ fn collect(
             }
         }
         let busy = spool.is_busy(&entry.file);
-        let priority = (entry.size - entry.data_offset) as i64
-            + 30000 * rcpts.len() as i64
-            + 90000 * entry.state.attempts as i64;
+        let priority = i64::try_from(entry.size.saturating_sub(entry.data_offset))
+            .unwrap_or(i64::MAX)
+            .saturating_add(30000 * rcpts.len() as i64)
+            .saturating_add(90000 * i64::from(entry.state.attempts));
         out.push(Listed {
             id,
             busy,
@@ -99,9 +106,10 @@ fn collect(
     Ok(out)
 }
 
+/// The first `n` characters of `s`.
 fn cut(s: &str, n: usize) -> &str {
     match s.char_indices().nth(n) {
-        Some((at, _)) => &s[..at],
+        Some((at, _)) => s.get(..at).unwrap_or(s),
         None => s,
     }
 }
@@ -151,7 +159,11 @@ pub fn list_text(
             l.id,
             if l.busy {
                 '*'
-            } else if min_age > 0 && e.state.last_attempt.is_some_and(|t| t + min_age > now) {
+            } else if min_age > 0
+                && e.state
+                    .last_attempt
+                    .is_some_and(|t| t.saturating_add(min_age) > now)
+            {
                 '-'
             } else {
                 ' '
@@ -247,6 +259,7 @@ pub fn list_json(spool: &Spool, filter: Option<&QueueRunArgs>) -> Result<(String
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 

@@ -20,6 +20,11 @@
 //! Lines are written as queued, whatever their length: an mbox has no line limit (nor
 //! has sendmail's local mailer one), so the SMTP rules of [`crate::message::wire`]
 //! (998 octets, header folding) do not apply here.
+//!
+//! Any octets are a message: lines are read through `get`, never by index (the lints
+//! below keep it so), so no message makes the append panic.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Write};
@@ -72,7 +77,7 @@ pub fn copy_quoted<R: BufRead, W: Write + ?Sized>(mut r: R, w: &mut W) -> io::Re
             break;
         }
         let body = line.iter().position(|&b| b != b'>').unwrap_or(line.len());
-        if line[body..].starts_with(b"From ") {
+        if line.get(body..).is_some_and(|l| l.starts_with(b"From ")) {
             w.write_all(b">")?;
             n += 1;
         }
@@ -369,6 +374,7 @@ pub fn save_dead_letter(
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 

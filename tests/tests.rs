@@ -13,6 +13,7 @@ mod mailq_listing;
 mod man_pages;
 mod options;
 mod privileges;
+mod robustness;
 mod smtp;
 mod submission;
 mod tls;

@@ -12,6 +12,12 @@
 //! (`<argv0>: illegal option -- Z`), everything else on stdout without a prefix, each with
 //! its sysexits code. A bad delivery mode ends the program while argv is still being read,
 //! before stdin is touched and whatever follows it.
+//!
+//! Arguments are any bytes: they are read with slice patterns, `strip_prefix` and
+//! `chars`, never cut by byte index (the lints below keep it so), so no argument makes
+//! the parser panic.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 pub mod options;
 
@@ -370,15 +376,17 @@ fn preprocess(args: Vec<OsString>) -> Vec<OsString> {
     let mut iter = args.into_iter().peekable();
     while let Some(arg) = iter.next() {
         let b = arg.as_bytes().to_vec();
-        if b.len() < 2 || b[0] != b'-' || b[1] == b'-' {
-            // First non-option or "--": the rest is passed through untouched.
-            out.push(arg);
-            out.extend(iter);
-            break;
-        }
-        let letter = b[1];
+        let (letter, after) = match b.as_slice() {
+            [b'-', letter, after @ ..] if *letter != b'-' => (*letter, after),
+            _ => {
+                // First non-option or "--": the rest is passed through untouched.
+                out.push(arg);
+                out.extend(iter);
+                break;
+            }
+        };
         if TAKES_VALUE.contains(&letter) {
-            if b.len() == 2 {
+            if after.is_empty() {
                 let next_is_value = iter
                     .peek()
                     .map(|n| !n.as_bytes().starts_with(b"-"))
@@ -403,9 +411,9 @@ fn preprocess(args: Vec<OsString>) -> Vec<OsString> {
                 }
                 continue;
             }
-            if b[2] == b'=' {
-                out.push(OsString::from_vec(b[..2].to_vec()));
-                out.push(OsString::from_vec(b[2..].to_vec()));
+            if after.starts_with(b"=") {
+                out.push(OsString::from_vec(vec![b'-', letter]));
+                out.push(OsString::from_vec(after.to_vec()));
                 continue;
             }
         }
@@ -777,6 +785,7 @@ pub fn effective_mode(
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 
@@ -1020,5 +1029,44 @@ mod tests {
             v("sendmail", &["-C"]).config_file,
             Some(PathBuf::from("sendmail.cf"))
         );
+    }
+
+    mod props {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+        use proptest::sample::select;
+
+        /// One argument: a flag (with its value or not), or any octets.
+        fn arg() -> impl Strategy<Value = OsString> {
+            let flag = select(
+                &[
+                    "-odq", "-oi", "-O", "-o", "-q", "-qR", "-q!I", "-qp", "-bp", "-bs", "-f",
+                    "-F", "-N", "-R", "-V", "-X", "-h", "-B", "-t", "-v", "-C", "-d", "-e", "-L",
+                    "-p", "-Q", "-M", "-A", "-b", "--", "-", "-O=", "-oé", "-ti", "-qI",
+                ][..],
+            );
+            prop_oneof![
+                3 => flag.clone().prop_map(OsString::from),
+                2 => (flag, "\\PC{0,12}|[0-9smhdw]{0,25}").prop_map(|(f, v)| OsString::from(format!("{f}{v}"))),
+                2 => "\\PC{0,20}".prop_map(OsString::from),
+                1 => vec(any::<u8>(), 0..20).prop_map(OsString::from_vec),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn any_argv_is_parsed_or_refused(
+                argv0 in select(&["sendmail", "mailq", "newaliases", "/usr/sbin/send-mail", ""][..]),
+                args in vec(arg(), 0..10),
+            ) {
+                let mut v = vec![OsString::from(argv0)];
+                v.extend(args);
+                if let Err(e) = parse(v) {
+                    prop_assert!(!e.message.is_empty());
+                    prop_assert!(matches!(e.code, Sysexit::Usage | Sysexit::Software), "{:?}", e.code);
+                }
+            }
+        }
     }
 }

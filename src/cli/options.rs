@@ -21,6 +21,12 @@
 //! does not act on are accepted with any value and kept unparsed in [`Settings::other`].
 //! What is not checked here: whether DefaultUser's user exists (looked up at delivery),
 //! and the files options name (see `Config::check_files`).
+//!
+//! Values are any text (from argv or a config file): they are parsed with `split_once`,
+//! `chars` and the standard parsers, never cut by byte index (the lints below keep it
+//! so), and numbers saturate or are refused, so no value makes a parser panic.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use crate::exit::{Fatal, Sysexit};
 use crate::server::net::{self, Net};
@@ -856,6 +862,7 @@ impl Settings {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 
@@ -1280,5 +1287,86 @@ mod tests {
         b.apply(lookup_letter('d').unwrap(), None, "q").unwrap();
         a.overlay(&b);
         assert_eq!(a.delivery_mode, Some(DeliveryMode::QueueOnly));
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::sample::{Index, select};
+
+        /// An option value: any text, numbers of any size (with units), lists.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "\\PC{0,20}",
+                "[\\PC\r\n\t]{0,20}",
+                "-?[0-9]{1,25}",
+                "[0-9smhdwx]{0,30}",
+                "[a-zA-Z0-9:,=./\\[\\] ]{0,30}",
+            ]
+        }
+
+        /// A `Timeout.<sub>` name: the ones acted on, and any.
+        fn sub() -> impl Strategy<Value = Option<String>> {
+            proptest::option::of(prop_oneof![
+                select(
+                    &[
+                        "connect",
+                        "QUEUERETURN",
+                        "queuewarn",
+                        "resolver.retry",
+                        "resolver.retrans",
+                        "command",
+                        "mboxlock",
+                        "x",
+                    ][..]
+                )
+                .prop_map(String::from),
+                "\\PC{0,10}",
+            ])
+        }
+
+        proptest! {
+            #[test]
+            fn any_value_of_any_option_is_taken_or_refused(
+                i in any::<Index>(),
+                sub in sub(),
+                value in value(),
+            ) {
+                let def = &OPTION_TABLE[i.index(OPTION_TABLE.len())];
+                let mut s = Settings::default();
+                match s.apply(def, sub.as_deref(), &value) {
+                    Ok(()) => prop_assert!(s.given.contains(&given_key(def, sub.as_deref()))),
+                    Err(e) => {
+                        prop_assert_eq!(e.code, Sysexit::Usage);
+                        prop_assert!(!e.message.is_empty());
+                    }
+                }
+                // Every acted-on option as its name is written (`Timeout.connect`).
+                let (name, _) = ACTED_ON[i.index(ACTED_ON.len())];
+                let r = lookup_long(name);
+                prop_assert!(r.is_ok(), "{}", name);
+                if let Ok(r) = r {
+                    let mut s = Settings::default();
+                    if let Err(e) = s.apply(r.def, r.sub.as_deref(), &value) {
+                        prop_assert_eq!(e.code, Sysexit::Usage);
+                    }
+                }
+            }
+
+            #[test]
+            fn any_name_resolves_or_is_refused(text in "[\\PC\r\n]{0,30}|[A-Za-z.]{0,12}") {
+                let (name, value) = split_assignment(&text);
+                prop_assert!(text.contains(name) && text.contains(value));
+                if let Err(e) = lookup_long(name) {
+                    prop_assert_eq!(e.code, Sysexit::Software);
+                }
+                if let Some(c) = text.chars().next() {
+                    let _ = lookup_letter(c);
+                }
+                let _ = DeliveryMode::parse(&text);
+                let _ = parse_time("t", &text);
+                let _ = crate::cli::parse_duration(&text, 'm');
+            }
+        }
     }
 }

@@ -16,6 +16,12 @@
 //! Mailboxes, `|command` and `/file` targets get the message as queued (LF line ends,
 //! lines of any length): they have no line limit, as sendmail's local and prog mailers
 //! set none, so the SMTP wire rules (`rsendmail::message::wire`) are not applied.
+//!
+//! What is read here from outside (`.forward` files, the `--mbox` child's arguments and
+//! length line) is parsed without byte-index slicing (the lints below keep it so): a
+//! damaged file defers or fails the recipient, never panics.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use rsendmail::aliases::{Aliases, ExpandError, Expander, Target};
 use rsendmail::mbox;

@@ -15,6 +15,14 @@
 //! otherwise the state file is replaced (write, fsync, rename, directory fsync). The one
 //! duplicate window: the server accepted the message (250 after the final dot) and we die
 //! before that record is on disk — one unlink, or one state-file write, wide.
+//!
+//! Queue entries may be damaged or hostile: their text is parsed by the library
+//! (`rsendmail::spool::entry`), and the numbers taken from them (times, counts, sizes)
+//! are combined here with saturating arithmetic, so that no value in a queue file makes
+//! a run panic. Text is never cut by byte index (the lint below keeps it so); the
+//! recipient tables indexed here are built from the entry's own recipient list.
+
+#![deny(clippy::string_slice)]
 
 pub mod dns;
 pub mod local;
@@ -216,18 +224,22 @@ impl Engine {
 }
 
 /// The relay for a domain: an exact entry, else the nearest `.parent` entry, else `*`.
+#[deny(clippy::indexing_slicing)]
 pub fn relay_for<'a>(table: &'a [RelayRule], domain: &str) -> Option<&'a RelayRule> {
     let d = domain.to_ascii_lowercase();
     if let Some(r) = table.iter().find(|r| r.pattern == d) {
         return Some(r);
     }
     let mut rest = d.as_str();
-    while let Some(dot) = rest.find('.') {
-        let parent = &rest[dot..];
-        if let Some(r) = table.iter().find(|r| r.pattern == parent) {
+    while let Some((_, after)) = rest.split_once('.') {
+        // `.after` is the parent's pattern.
+        if let Some(r) = table
+            .iter()
+            .find(|r| r.pattern.strip_prefix('.') == Some(after))
+        {
             return Some(r);
         }
-        rest = &rest[dot + 1..];
+        rest = after;
     }
     table.iter().find(|r| r.pattern == "*")
 }
@@ -425,10 +437,14 @@ fn send_order(mut groups: Vec<(GroupKey, Vec<usize>)>) -> Vec<(GroupKey, Vec<usi
 }
 
 /// Count the Received fields of a header block.
+#[deny(clippy::indexing_slicing)]
 fn received_count(header: &[u8]) -> usize {
     header
         .split(|&b| b == b'\n')
-        .filter(|l| l.len() >= 9 && l[..9].eq_ignore_ascii_case(b"received:"))
+        .filter(|l| {
+            l.get(..9)
+                .is_some_and(|n| n.eq_ignore_ascii_case(b"received:"))
+        })
         .count()
 }
 
@@ -477,7 +493,10 @@ fn attempt(
     let open_message = || -> std::io::Result<(std::fs::File, u64)> {
         let mut f = locked.entry.file.try_clone()?;
         f.seek(SeekFrom::Start(locked.entry.data_offset))?;
-        Ok((f, locked.entry.size - locked.entry.data_offset))
+        Ok((
+            f,
+            locked.entry.size.saturating_sub(locked.entry.data_offset),
+        ))
     };
     let qf_error = |e: std::io::Error| Fatal::new(Sysexit::IoErr, format!("qf{}: {e}", env.id));
     // A message that has passed too many hosts is looping: it bounces (sendmail's
@@ -673,9 +692,12 @@ fn attempt(
     let xdelay = started.elapsed().as_secs() as i64;
     // Merge into the entry's state.
     let mut state: State = locked.entry.state.clone();
-    state.attempts += 1;
+    state.attempts = state.attempts.saturating_add(1);
     state.last_attempt = Some(now);
-    let expired = engine.queue_return > 0 && now - env.created >= engine.queue_return;
+    // How long the message has been queued (a creation time from a damaged entry may be
+    // anything: the difference saturates).
+    let age = now.saturating_sub(env.created);
+    let expired = engine.queue_return > 0 && age >= engine.queue_return;
     let mut first_deferral: Option<String> = None;
     let mut to_report: Vec<ReportItem> = Vec::new();
     for (i, o, mailer, relay_name) in &outcomes {
@@ -715,9 +737,13 @@ fn attempt(
             "{}: to=<{}>, delay={}, xdelay={}, mailer={mailer}, pri={}, relay={}, dsn={dsn}, stat={}",
             env.id,
             addr,
-            hms(now - env.created),
+            hms(age),
             hms(xdelay),
-            locked.entry.size + 30000 * open.len() as u64 + 90000 * state.attempts as u64,
+            locked
+                .entry
+                .size
+                .saturating_add(30000 * open.len() as u64)
+                .saturating_add(90000 * u64::from(state.attempts)),
             if relay_name.is_empty() {
                 "local"
             } else {
@@ -758,9 +784,7 @@ fn attempt(
                 to_report.push(item(dsn::Kind::Success, action))
             }
             RcptState::Deferred
-                if engine.queue_warn > 0
-                    && !state.warned
-                    && now - env.created >= engine.queue_warn =>
+                if engine.queue_warn > 0 && !state.warned && age >= engine.queue_warn =>
             {
                 to_report.push(item(dsn::Kind::Delay, "delayed"))
             }
@@ -776,7 +800,7 @@ fn attempt(
     result.new_entries.extend(reports);
     state.recipients.sort_by_key(|(i, _, _)| *i);
     state.reason = first_deferral;
-    state.next_attempt = Some(now + engine.backoff(state.attempts));
+    state.next_attempt = Some(now.saturating_add(engine.backoff(state.attempts)));
     let all_final = (0..env.recipients.len()).all(|i| state.of(i).is_final());
     if all_final {
         // Removing the entry is the durable record that every recipient is final; only
@@ -936,7 +960,7 @@ fn send_reports(
             diagnostic_type: if remote.is_empty() { "X-Unix" } else { "SMTP" },
             last_attempt: now,
             will_retry_until: (kind == dsn::Kind::Delay && engine.queue_return > 0)
-                .then_some(env.created + engine.queue_return),
+                .then_some(env.created.saturating_add(engine.queue_return)),
         };
         let key = (kind, ret);
         match groups.iter_mut().find(|(k, _)| *k == key) {
@@ -1247,6 +1271,7 @@ struct Internal {
 /// `rsendmail` runs us as `rsendmail-deliver [--entry ID [--background] --] ARGV...` where
 /// ARGV is its own argv, argv[0] included. Run by hand (`rsendmail-deliver -q`), the
 /// arguments are sendmail's without an argv[0].
+#[deny(clippy::indexing_slicing)]
 fn split_internal(args: Vec<OsString>) -> Internal {
     let mut it = args.into_iter().peekable();
     let own = it.next().unwrap_or_else(|| OsString::from("sendmail"));
@@ -1303,10 +1328,11 @@ fn split_internal(args: Vec<OsString>) -> Internal {
 }
 
 /// The program.
+#[deny(clippy::indexing_slicing)]
 pub fn main(args: Vec<OsString>) -> Sysexit {
     privs::fix_std_fds();
     if args.get(1).is_some_and(|a| a == "--mbox") {
-        let code = local::mbox_child(&args[2..]);
+        let code = local::mbox_child(args.get(2..).unwrap_or_default());
         std::process::exit(code);
     }
     rsendmail::log::init("rsendmail-deliver");
@@ -1573,6 +1599,7 @@ pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit,
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
     use rsendmail::config::parse_relay_table;

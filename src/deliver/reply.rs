@@ -1,5 +1,11 @@
 //! SMTP replies (RFC 5321 §4.2): `ddd-text` continuation lines and a final `ddd text` line,
 //! read from a buffered stream however the bytes are split across reads.
+//!
+//! The server's bytes are untrusted: any of them give a reply or an `InvalidData` error,
+//! never a panic (the text is cut only where it was checked to be ASCII, through `get`
+//! and `strip_prefix`; the lints below keep it so).
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use std::io::{self, BufRead};
 
@@ -36,11 +42,15 @@ impl Reply {
     pub fn enhanced(&self) -> Option<String> {
         let first = self.lines.first()?.split(' ').next()?;
         let parts: Vec<&str> = first.split('.').collect();
-        let ok = parts.len() == 3
-            && matches!(parts[0], "2" | "4" | "5")
-            && parts[1..]
-                .iter()
-                .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()));
+        let ok = match parts.as_slice() {
+            [class, subject, detail] => {
+                matches!(*class, "2" | "4" | "5")
+                    && [subject, detail].iter().all(|p| {
+                        !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit())
+                    })
+            }
+            _ => false,
+        };
         ok.then(|| first.to_string())
     }
 
@@ -48,7 +58,11 @@ impl Reply {
     pub fn text_without_enhanced(&self) -> String {
         let last = self.lines.last().map(String::as_str).unwrap_or("");
         match self.enhanced() {
-            Some(e) if self.lines.len() == 1 => last[e.len()..].trim_start().to_string(),
+            Some(e) if self.lines.len() == 1 => last
+                .strip_prefix(e.as_str())
+                .unwrap_or(last)
+                .trim_start()
+                .to_string(),
             _ => match last.split_once(' ') {
                 Some((first, rest)) if first.split('.').count() == 3 => rest.to_string(),
                 _ => last.to_string(),
@@ -110,10 +124,12 @@ pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::R
                 format!("bad SMTP reply line {line:?}"),
             )
         };
-        if line.len() < 3 || !line.as_bytes()[..3].iter().all(u8::is_ascii_digit) {
+        let digits = line
+            .get(..3)
+            .filter(|d| d.bytes().all(|b| b.is_ascii_digit()));
+        let Some(c) = digits.and_then(|d| d.parse::<u16>().ok()) else {
             return Err(bad());
-        }
-        let c: u16 = line[..3].parse().map_err(|_| bad())?;
+        };
         if *code.get_or_insert(c) != c {
             return Err(bad());
         }
@@ -135,6 +151,7 @@ pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::R
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
     use std::io::{BufReader, Read};
@@ -211,6 +228,102 @@ mod tests {
         ] {
             let mut r = raw;
             assert!(read_reply(&mut r, |_| {}).is_err(), "{raw:?}");
+        }
+    }
+
+    mod props {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        /// Read every reply `input` holds, as the client would (until an error).
+        fn read_all(input: &[u8], capacity: usize) -> (Vec<Reply>, io::Error) {
+            let mut r = BufReader::with_capacity(capacity, Trickle(input));
+            let mut replies = Vec::new();
+            loop {
+                match read_reply(&mut r, |_| {}) {
+                    Ok(rep) => replies.push(rep),
+                    Err(e) => return (replies, e),
+                }
+            }
+        }
+
+        /// One reply as a server writes it: a code, an enhanced status (or not) on each
+        /// line, text of any characters but line ends, CRLF or LF after each line.
+        fn reply() -> impl Strategy<Value = (u16, Option<String>, Vec<String>, Vec<u8>)> {
+            let enhanced = proptest::option::of(
+                ("[245]", 0u16..1000, 0u16..1000).prop_map(|(c, s, d)| format!("{c}.{s}.{d}")),
+            );
+            (
+                100u16..1000,
+                enhanced,
+                vec("[^\r\n0-9 ][^\r\n]{0,60}|", 1..20),
+                any::<bool>(),
+            )
+                .prop_map(|(code, enhanced, texts, lf)| {
+                    // What the client will read as each line's text: the line after the
+                    // code and its separator.
+                    let lines: Vec<String> = texts
+                        .iter()
+                        .map(|t| match &enhanced {
+                            Some(e) => format!("{e} {t}"),
+                            None => t.clone(),
+                        })
+                        .collect();
+                    let mut raw = Vec::new();
+                    for (i, l) in lines.iter().enumerate() {
+                        let sep = if i + 1 < lines.len() { '-' } else { ' ' };
+                        raw.extend_from_slice(format!("{code}{sep}{l}").as_bytes());
+                        raw.extend_from_slice(if lf { b"\n" } else { b"\r\n" });
+                    }
+                    (code, enhanced, lines, raw)
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn any_octets_give_replies_or_an_error(
+                input in vec(any::<u8>(), 0..600),
+                digits in vec("[0-9]{3}[ -]?", 0..6),
+                capacity in 1usize..9,
+            ) {
+                // Octets, and octets after lines that begin like replies.
+                let mut start: Vec<u8> = digits.concat().into_bytes();
+                start.extend_from_slice(&input);
+                for raw in [&input[..], &start[..]] {
+                    let (replies, e) = read_all(raw, capacity);
+                    prop_assert!(matches!(
+                        e.kind(),
+                        io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData
+                    ));
+                    for r in &replies {
+                        prop_assert!((0..1000).contains(&r.code));
+                        prop_assert!(!r.lines.is_empty());
+                        let _ = (r.enhanced(), r.text_without_enhanced(), r.summary());
+                        let _ = r.transcript_lines();
+                    }
+                }
+            }
+
+            #[test]
+            fn replies_read_back_as_written(
+                replies in vec(reply(), 1..4),
+                capacity in 1usize..9,
+            ) {
+                let raw: Vec<u8> = replies.iter().flat_map(|r| r.3.clone()).collect();
+                let (got, e) = read_all(&raw, capacity);
+                prop_assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+                prop_assert_eq!(got.len(), replies.len());
+                for (g, (code, enhanced, lines, _)) in got.iter().zip(&replies) {
+                    prop_assert_eq!(g.code, *code);
+                    prop_assert_eq!(&g.lines, lines);
+                    prop_assert_eq!(&g.enhanced(), enhanced);
+                    if let (Some(e), [only]) = (enhanced, &lines[..]) {
+                        let text = only.strip_prefix(e.as_str()).unwrap_or(only).trim_start();
+                        prop_assert_eq!(g.text_without_enhanced(), text);
+                    }
+                }
+            }
         }
     }
 }

@@ -19,8 +19,16 @@
 //! - Timeouts per RFC 5321 §4.5.3.2, each configurable as sendmail's `Timeout.<name>`.
 //! - Any I/O error or timeout ends the session: every recipient still open gets a
 //!   temporary failure, and the caller opens a new connection for the next message.
+//!
+//! What the server sends is untrusted: its replies are read by [`read_reply`], and its
+//! EHLO keywords, AUTH challenges and error texts here without byte-index slicing, so no
+//! reply makes the client panic (the lints below keep it so; the session's own tables,
+//! indexed by recipient, are built here and are not input).
+
+#![deny(clippy::string_slice)]
 
 use super::reply::{Reply, read_reply};
+use rsendmail::config::io_text;
 use rsendmail::message::wire;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -73,7 +81,10 @@ pub struct Caps {
     pub auth: Vec<String>,
 }
 
+#[deny(clippy::indexing_slicing)]
 impl Caps {
+    /// What an EHLO reply offers (its first line is the greeting; unknown keywords are
+    /// ignored, and a SIZE without a number it can read states no limit).
     pub fn from_ehlo(reply: &Reply) -> Caps {
         let mut c = Caps {
             esmtp: true,
@@ -310,6 +321,7 @@ pub fn base64(data: &[u8]) -> String {
 }
 
 /// Base64 decoding (lenient: characters outside the alphabet are skipped).
+#[deny(clippy::indexing_slicing)]
 pub fn unbase64(s: &str) -> Vec<u8> {
     let val = |c: u8| -> Option<u32> {
         Some(match c {
@@ -352,7 +364,8 @@ pub fn cram_md5(user: &str, password: &str, challenge: &[u8]) -> String {
     format!("{user} {digest}")
 }
 
-/// RFC 3461 xtext.
+/// RFC 3461 xtext: printable ASCII but `+` and `=` as it is, every other byte `+XX`.
+#[deny(clippy::indexing_slicing)]
 pub fn xtext(s: &str) -> String {
     let mut o = String::new();
     for b in s.bytes() {
@@ -376,17 +389,9 @@ fn io_reply(e: &io::Error, state: State, host: &str) -> Reply {
         io::ErrorKind::UnexpectedEof => {
             format!("Connection lost to {host} during {}", state.phase())
         }
-        _ => format!("{} with {host} during {}", crate_io_text(e), state.phase()),
+        _ => format!("{} with {host} during {}", io_text(e), state.phase()),
     };
     Reply::local(451, format!("4.4.2 {what}"))
-}
-
-fn crate_io_text(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(at) => s[..at].to_string(),
-        None => s,
-    }
 }
 
 impl Session {
@@ -409,10 +414,7 @@ impl Session {
             Err(e) => {
                 return Err(Reply::local(
                     451,
-                    format!(
-                        "4.4.3 Host name lookup failure for {host}: {}",
-                        crate_io_text(&e)
-                    ),
+                    format!("4.4.3 Host name lookup failure for {host}: {}", io_text(&e)),
                 ));
             }
         };
@@ -461,7 +463,7 @@ impl Session {
                         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
                             format!("4.4.1 Connection timed out with {}", addr.ip())
                         }
-                        _ => format!("4.4.1 {} with {}", crate_io_text(&e), addr.ip()),
+                        _ => format!("4.4.1 {} with {}", io_text(&e), addr.ip()),
                     };
                     last = Reply::local(451, why);
                 }
@@ -1045,6 +1047,7 @@ struct Data {
 }
 
 #[cfg(test)]
+#[allow(clippy::string_slice)]
 mod tests {
     use super::*;
 
@@ -1100,5 +1103,37 @@ mod tests {
     fn xtext_encoding() {
         assert_eq!(xtext("rfc822;a+b=c@x"), "rfc822;a+2Bb+3Dc@x");
         assert_eq!(xtext("a b"), "a+20b");
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use rsendmail::server::xtext_decode;
+
+        proptest! {
+            #[test]
+            fn xtext_decodes_to_what_was_encoded(s in any::<String>(), t in "[+=%a-zA-Z0-9 é\r\n]{0,30}") {
+                for s in [&s, &t] {
+                    let x = xtext(s);
+                    prop_assert!(x.bytes().all(|b| (33..=126).contains(&b) && b != b'='), "{}", x);
+                    prop_assert_eq!(xtext_decode(&x), Some(s.clone()));
+                }
+            }
+
+            #[test]
+            fn any_ehlo_reply_and_challenge_are_read(
+                lines in proptest::collection::vec(any::<String>(), 0..6),
+                keyword in "(SIZE|AUTH|PIPELINING|DSN|8BITMIME)( [^\r\n]{0,20})?",
+            ) {
+                let mut lines = lines;
+                lines.push(keyword);
+                let r = Reply { code: 250, lines: lines.clone(), command: None };
+                let c = Caps::from_ehlo(&r);
+                prop_assert!(c.esmtp);
+                for l in &lines {
+                    let _ = unbase64(l);
+                }
+            }
+        }
     }
 }

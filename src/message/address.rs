@@ -1117,4 +1117,210 @@ mod tests {
         assert_eq!(shown("short@example.org"), "short@example.org");
         assert_eq!(shown("a\r\nb"), "a\\r\\nb");
     }
+
+    mod props {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+        use proptest::sample::{Index, select};
+
+        /// Text for the parsers: the characters that mean something to them, blanks,
+        /// control characters and multi-byte UTF-8 more often than by chance; or an
+        /// over-long address whose multi-byte characters fall across every offset.
+        fn text() -> impl Strategy<Value = String> {
+            let chars = vec(
+                prop_oneof![
+                    6 => select(
+                        &[
+                            '<', '>', '(', ')', '"', ',', ':', ';', '@', '[', ']', '\\', '.',
+                            ' ', '\t', '\r', '\n', '\0', 'a', 'b', 'é', '€', '𝄞',
+                        ][..]
+                    ),
+                    2 => any::<char>(),
+                ],
+                0..300,
+            )
+            .prop_map(|v| v.into_iter().collect::<String>());
+            let long = (0usize..260, select(&["é", "€", "𝄞"][..]), 100usize..250)
+                .prop_map(|(k, c, n)| format!("{}{}@example.org", "a".repeat(k), c.repeat(n)));
+            prop_oneof![4 => chars, 1 => long]
+        }
+
+        /// An RFC 5321 Mailbox: a dot-atom (with UTF-8, as RFC 6531 allows) or a quoted
+        /// local part, then LDH labels or an IPv4 address literal.
+        fn mailbox() -> impl Strategy<Value = String> {
+            let atom = "[A-Za-z0-9!#$%&'*+/=?^`{|}~-]{1,10}|[a-zé€]{1,5}";
+            let dot_atom = vec(atom, 1..4).prop_map(|v| v.join("."));
+            let quoted = vec(
+                prop_oneof![
+                    4 => "[ a-zA-Z0-9.,:;<>@()\\[\\]]",
+                    1 => Just("\\\"".to_string()),
+                    1 => Just("\\\\".to_string()),
+                ],
+                0..12,
+            )
+            .prop_map(|v| format!("\"{}\"", v.concat()));
+            let local = prop_oneof![3 => dot_atom, 1 => quoted];
+            let label = "[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?";
+            let domain = prop_oneof![
+                3 => vec(label, 1..4).prop_map(|v| v.join(".")),
+                1 => any::<[u8; 4]>().prop_map(|[a, b, c, d]| format!("[{a}.{b}.{c}.{d}]")),
+            ];
+            (local, domain).prop_map(|(l, d)| format!("{l}@{d}"))
+        }
+
+        /// An address list as a header field holds it: mailboxes and unqualified local
+        /// names, bare, after a display name or before a comment, some in a group,
+        /// separated by commas and folding white space. No `_` anywhere in it.
+        fn list() -> impl Strategy<Value = String> {
+            let local = "[a-z][a-z0-9.+-]{0,8}";
+            let name = "[A-Za-z][A-Za-z ]{0,8}|\"[A-Za-z ,.<>@:;()]{0,8}\"";
+            let comment = "\\([A-Za-z ,.<>@:;\"]{0,8}\\)";
+            let spec = prop_oneof![mailbox(), local.prop_map(String::from)];
+            let item = (spec, 0..3u8, name, comment).prop_map(|(s, form, n, c)| match form {
+                0 => s,
+                1 => format!("{n} <{s}>"),
+                _ => format!("{s} {c}"),
+            });
+            let sep = select(&[",", ", ", ",\n\t", " , "][..]);
+            let items = (vec(item, 1..5), sep).prop_map(|(v, sep)| v.join(sep));
+            (items, proptest::option::of("[a-z]{1,6}")).prop_map(|(items, group)| match group {
+                Some(g) => format!("{g}: {items};"),
+                None => items,
+            })
+        }
+
+        /// `shown`'s rule: control characters escaped, and over 203 characters the
+        /// first and last 100 with `...` between.
+        fn escaped(s: &str) -> Vec<char> {
+            s.chars()
+                .flat_map(|c| {
+                    if c.is_control() {
+                        c.escape_default().collect::<Vec<_>>()
+                    } else {
+                        vec![c]
+                    }
+                })
+                .collect()
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_is_parsed_or_refused(s in text(), old in any::<bool>()) {
+                if let Ok(tokens) = lex(&s) {
+                    // The tokens cover the text, each at character boundaries.
+                    let mut at = 0;
+                    for t in &tokens {
+                        prop_assert_eq!(t.span.start, at);
+                        prop_assert!(t.span.end > t.span.start);
+                        prop_assert!(s.get(t.span.clone()).is_some(), "{:?}", t);
+                        at = t.span.end;
+                    }
+                    prop_assert_eq!(at, s.len());
+                }
+                for item in parse_list(&s, old) {
+                    prop_assert!(item.spec_end <= s.len());
+                    let _ = check_mailbox(&item.address);
+                }
+                for l in recipients_of_list(&s, old) {
+                    if l.error.is_none() {
+                        prop_assert_eq!(check_recipient(&l.address), Ok(()));
+                    }
+                }
+                let _ = qualify_list(&s, "example.net", old);
+                let _ = check_mailbox(&s);
+                let _ = check_recipient(&s);
+                let _ = split_at_domain(&s);
+                let _ = domain_of(&s);
+                let _ = split_top_level(&s);
+                let _ = is_local(&s, "host.example", old);
+                if let Ok(a) = parse_one(&s) {
+                    prop_assert_eq!(check_mailbox(&a), Ok(()));
+                    prop_assert_eq!(parse_one(&a), Ok(a.clone()));
+                }
+                if let Err(e) = check_mailbox(&s) {
+                    let _ = e.message(&s);
+                }
+            }
+
+            #[test]
+            fn shown_is_short_and_cuts_between_characters(s in text()) {
+                let want = escaped(&s);
+                let got: Vec<char> = shown(&s).chars().collect();
+                prop_assert!(got.len() <= MAX_SHOWN);
+                prop_assert!(!got.iter().any(|c| c.is_control()));
+                if want.len() <= MAX_SHOWN {
+                    prop_assert_eq!(got, want);
+                } else {
+                    let dots: Vec<char> = "...".chars().collect();
+                    prop_assert_eq!(got.get(..100), want.get(..100));
+                    prop_assert_eq!(got.get(100..103), Some(&dots[..]));
+                    prop_assert_eq!(got.get(103..), want.get(want.len() - 100..));
+                }
+            }
+
+            #[test]
+            fn valid_mailboxes_are_accepted_as_written(
+                a in mailbox(),
+                name in "[A-Za-z][A-Za-z ]{0,10}|\"[A-Za-z ,.<>@:;()]{0,10}\"",
+                comment in "[A-Za-z ,.<>@:;\"]{0,10}",
+            ) {
+                prop_assert_eq!(check_mailbox(&a), Ok(()));
+                prop_assert_eq!(check_recipient(&a), Ok(()));
+                prop_assert_eq!(parse_one(&a), Ok(a.clone()));
+                prop_assert_eq!(parse_one(&format!("{name} <{a}>")), Ok(a.clone()));
+                prop_assert_eq!(parse_one(&format!("{a} ({comment})")), Ok(a.clone()));
+                let listed = recipients_of_list(&format!("{name} <{a}>"), false);
+                prop_assert_eq!(listed.len(), 1);
+                prop_assert_eq!(&listed[0].address, &a);
+                prop_assert_eq!(&listed[0].error, &None);
+            }
+
+            #[test]
+            fn a_blank_outside_quotes_is_refused(a in mailbox(), at in any::<Index>(), tab in any::<bool>()) {
+                // Where a blank may go outside the quoted local part.
+                let mut outside = Vec::new();
+                let (mut quoted, mut escaped) = (false, false);
+                for (i, c) in a.char_indices() {
+                    if !quoted {
+                        outside.push(i);
+                    }
+                    if escaped {
+                        escaped = false;
+                        continue;
+                    }
+                    match c {
+                        '\\' if quoted => escaped = true,
+                        '"' => quoted = !quoted,
+                        _ => {}
+                    }
+                }
+                outside.push(a.len());
+                let i = outside[at.index(outside.len())];
+                let blank = if tab { '\t' } else { ' ' };
+                let b = format!("{}{blank}{}", &a[..i], &a[i..]);
+                let want = if tab { Invalid::Illegal('\t') } else { Invalid::Blank };
+                prop_assert_eq!(check_mailbox(&b), Err(want), "{:?}", b);
+            }
+
+            #[test]
+            fn qualifying_only_adds_the_domain(text in list()) {
+                // `_` is in no generated list, so every `@_q.test` is one that was added.
+                let d = "_q.test";
+                let has_domain = |t: &str| {
+                    parse_list(t, false)
+                        .iter()
+                        .all(|i| split_at_domain(&i.address).1.is_some_and(|d| !d.is_empty()))
+                };
+                match qualify_list(&text, d, false) {
+                    Some(out) => {
+                        prop_assert_eq!(out.replace("@_q.test", ""), text.clone());
+                        prop_assert!(has_domain(&out), "{:?}", out);
+                        prop_assert_eq!(qualify_list(&out, d, false), None);
+                    }
+                    None => prop_assert!(has_domain(&text), "{:?}", text),
+                }
+            }
+        }
+    }
 }

@@ -9,6 +9,11 @@
 //!
 //! The header block is kept in memory (bounded by [`MAX_HEADER_BYTES`]) because `-t` needs
 //! the recipients before anything is written, and because the added headers go in front.
+//!
+//! Any bytes are a message: header lines are cut only with `get`, `split` and the like,
+//! never by byte index (the lints below keep it so), so no input makes intake panic.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 pub mod address;
 pub mod wire;
@@ -165,7 +170,7 @@ impl Header {
     /// The unfolded value, lossily decoded (for address parsing).
     pub fn value(&self) -> String {
         let colon = self.raw.iter().position(|&b| b == b':').unwrap_or(0);
-        let v = &self.raw[colon + 1..];
+        let v = self.raw.get(colon + 1..).unwrap_or_default();
         let mut s = String::from_utf8_lossy(v).into_owned();
         s = s.replace('\n', "");
         s.trim().to_string()
@@ -176,12 +181,9 @@ impl Header {
 /// optionally followed by blanks before the colon, as RFC 822 allowed).
 fn header_name(line: &[u8]) -> Option<String> {
     let colon = line.iter().position(|&b| b == b':')?;
-    let name = &line[..colon];
-    let trimmed_len = name
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map(|p| p + 1)?;
-    let name = &name[..trimmed_len];
+    let (name, _) = line.split_at_checked(colon)?;
+    let last = name.iter().rposition(|&b| b != b' ' && b != b'\t')?;
+    let name = name.get(..=last)?;
     if name.iter().all(|&b| (33..=126).contains(&b) && b != b':') {
         Some(String::from_utf8_lossy(name).into_owned())
     } else {
@@ -230,8 +232,9 @@ pub fn read_head<R: BufRead>(reader: &mut LineReader<R>) -> Result<Head, Fatal> 
         if line.is_empty() {
             return Ok(head);
         }
-        if (line[0] == b' ' || line[0] == b'\t') && !head.headers.is_empty() {
-            let last = head.headers.last_mut().expect("checked non-empty");
+        if matches!(line.first(), Some(b' ' | b'\t'))
+            && let Some(last) = head.headers.last_mut()
+        {
             last.raw.extend_from_slice(&line);
             last.raw.push(b'\n');
             continue;
@@ -442,6 +445,7 @@ pub fn qualify_fields(headers: &mut [Header], domain: &str, sender_domain: &str,
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 
@@ -557,5 +561,220 @@ mod tests {
             copy_body(&mut r, &mut out, Some(8), 0),
             Err(BodyError::TooBig(8))
         ));
+    }
+
+    mod props {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+        use proptest::sample::select;
+
+        /// Octets with line ends, blanks, colons, dots and `From ` more often than by
+        /// chance.
+        fn octets() -> impl Strategy<Value = Vec<u8>> {
+            static SHORT: &[&[u8]] = &[b"\n", b"\r\n", b"\r", b" ", b"\t", b":", b".", b"a"];
+            static LONG: &[&[u8]] = &[b"From ", b"To: ", b"\n.\n", b"\n\n", b"\n ", b"\xc3\xa9"];
+            vec(
+                prop_oneof![
+                    4 => any::<u8>().prop_map(|b| vec![b]),
+                    4 => select(SHORT).prop_map(<[u8]>::to_vec),
+                    1 => select(LONG).prop_map(<[u8]>::to_vec),
+                ],
+                0..400,
+            )
+            .prop_map(|v| v.concat())
+        }
+
+        /// The text of a header line after its first octets: any octet but LF, not
+        /// ending in CR (which the line end would take).
+        fn line_text() -> impl Strategy<Value = Vec<u8>> {
+            vec(any::<u8>().prop_filter("no LF", |&b| b != b'\n'), 0..80).prop_map(|mut v| {
+                while v.last() == Some(&b'\r') {
+                    v.pop();
+                }
+                v
+            })
+        }
+
+        /// A header field as lines without their line ends: `Name:` (blanks before the
+        /// colon on all but the first field) and a value, then continuation lines.
+        fn field(first: bool) -> impl Strategy<Value = (String, Vec<Vec<u8>>)> {
+            let blanks = if first { "" } else { "[ \t]{0,2}" };
+            (
+                "[A-Za-z][A-Za-z0-9-]{0,15}",
+                blanks,
+                line_text(),
+                vec((select(&[b' ', b'\t'][..]), line_text()), 0..3),
+            )
+                .prop_map(|(name, blanks, value, more)| {
+                    let mut first = format!("{name}{blanks}:").into_bytes();
+                    first.extend_from_slice(&value);
+                    let mut lines = vec![first];
+                    for (lead, text) in more {
+                        let mut l = vec![lead];
+                        l.extend_from_slice(&text);
+                        lines.push(l);
+                    }
+                    (name, lines)
+                })
+        }
+
+        fn header_block() -> impl Strategy<Value = Vec<(String, Vec<Vec<u8>>)>> {
+            (field(true), vec(field(false), 0..8)).prop_map(|(first, rest)| {
+                let mut v = vec![first];
+                v.extend(rest);
+                v
+            })
+        }
+
+        /// Header fields as they reach the field rules: any name (the special ones
+        /// often) and any octets, a colon or not.
+        fn fields() -> impl Strategy<Value = Vec<Header>> {
+            let name = prop_oneof![
+                select(
+                    &[
+                        "To",
+                        "Cc",
+                        "Bcc",
+                        "Resent-Bcc",
+                        "Apparently-To",
+                        "From",
+                        "Sender",
+                        "Reply-To",
+                        "Return-Path",
+                        "Content-Length",
+                        "Full-Name",
+                        "Subject",
+                    ][..]
+                )
+                .prop_map(String::from),
+                ".{0,12}",
+            ];
+            // The raw text: the name and a colon (or not), then an address list, any
+            // text, or any octets, with a continuation line (or not).
+            let value = prop_oneof![
+                "[a-z@<>(),;:\" .é]{0,60}".prop_map(String::into_bytes),
+                vec(any::<u8>(), 0..100),
+            ];
+            let raw = (
+                any::<bool>(),
+                value,
+                proptest::option::of("[ \t][a-z@<>(), ]{0,20}"),
+            );
+            vec((name, raw), 0..8).prop_map(|v| {
+                v.into_iter()
+                    .map(|(name, (colon, value, more))| {
+                        let mut raw = if colon {
+                            format!("{name}:").into_bytes()
+                        } else {
+                            Vec::new()
+                        };
+                        raw.extend_from_slice(&value);
+                        if let Some(m) = more {
+                            raw.push(b'\n');
+                            raw.extend_from_slice(m.as_bytes());
+                        }
+                        raw.push(b'\n');
+                        Header { name, raw }
+                    })
+                    .collect()
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn any_octets_are_a_message(input in octets(), ignore_dots in any::<bool>()) {
+                let mut r = LineReader::new(&input[..], ignore_dots);
+                let Ok(head) = read_head(&mut r) else {
+                    return Ok(());
+                };
+                for h in &head.headers {
+                    prop_assert!(!h.name.is_empty());
+                    prop_assert!(h.raw.ends_with(b"\n"));
+                    prop_assert!(h.raw.starts_with(h.name.as_bytes()));
+                    // Every line after the first is a continuation.
+                    for l in h.raw.split(|&b| b == b'\n').skip(1).filter(|l| !l.is_empty()) {
+                        prop_assert!(matches!(l[0], b' ' | b'\t'));
+                    }
+                    let _ = h.value();
+                    let _ = h.is_resent();
+                }
+                let mut body = Vec::new();
+                if !head.ended {
+                    prop_assert!(copy_body(&mut r, &mut body, None, 0).is_ok());
+                }
+                let mut headers = head.headers;
+                apply_field_rules(&mut headers);
+                let mut style = address::OldStyle(true);
+                observe_style(&headers, &mut style);
+                let _ = header_recipients(&headers, style.0);
+                qualify_fields(&mut headers, "example.net", "example.org", style.0);
+            }
+
+            #[test]
+            fn header_fields_are_read_as_written(
+                block in header_block(),
+                crlf in vec(any::<bool>(), 40),
+                ignore_dots in any::<bool>(),
+                body in line_text(),
+            ) {
+                // The message, each line ending in LF or CRLF; the header block in its
+                // canonical form (LF line ends).
+                let mut input = Vec::new();
+                let mut canonical = Vec::new();
+                let mut ends = crlf.iter().cycle();
+                let mut end_line = |v: &mut Vec<u8>| {
+                    v.extend_from_slice(if *ends.next().unwrap_or(&false) { b"\r\n" } else { b"\n" });
+                };
+                for (_, lines) in &block {
+                    for l in lines {
+                        input.extend_from_slice(l);
+                        end_line(&mut input);
+                        canonical.extend_from_slice(l);
+                        canonical.push(b'\n');
+                    }
+                }
+                end_line(&mut input);
+                input.extend_from_slice(&body);
+                let mut r = LineReader::new(&input[..], ignore_dots);
+                let head = read_head(&mut r).unwrap();
+                prop_assert!(!head.ended);
+                prop_assert_eq!(head.first_body_line, None);
+                prop_assert_eq!(head.headers.len(), block.len());
+                let all: Vec<u8> = head.headers.iter().flat_map(|h| h.raw.clone()).collect();
+                prop_assert_eq!(all, canonical);
+                for (h, (name, lines)) in head.headers.iter().zip(&block) {
+                    prop_assert_eq!(&h.name, name);
+                    let want: Vec<u8> = lines.iter().flat_map(|l| [&l[..], b"\n"].concat()).collect();
+                    prop_assert_eq!(&h.raw, &want);
+                }
+                let mut rest = Vec::new();
+                copy_body(&mut r, &mut rest, None, 0).unwrap();
+                if ignore_dots || body != b"." {
+                    let want = if !ignore_dots && body.starts_with(b"..") { &body[1..] } else { &body[..] };
+                    prop_assert_eq!(rest, want);
+                }
+            }
+
+            #[test]
+            fn field_rules_take_any_fields(mut headers in fields(), old in any::<bool>()) {
+                let names: Vec<String> = headers.iter().map(|h| h.name.clone()).collect();
+                apply_field_rules(&mut headers);
+                prop_assert!(!headers.iter().any(|h| h.is("Return-Path") || h.is("Content-Length") || h.is("Full-Name")));
+                if headers.iter().any(|h| h.is("To") || h.is("Cc") || h.is("Apparently-To")) {
+                    prop_assert!(!headers.iter().any(|h| h.is("Bcc") || h.is("Resent-Bcc")));
+                }
+                let before = headers.clone();
+                qualify_fields(&mut headers, "example.net", "example.org", old);
+                prop_assert_eq!(headers.len(), before.len());
+                for (h, b) in headers.iter().zip(&before) {
+                    prop_assert_eq!(&h.name, &b.name);
+                    if !h.is_sender_field() && !h.is_recipient_field() {
+                        prop_assert_eq!(&h.raw, &b.raw);
+                    }
+                }
+                prop_assert!(headers.len() <= names.len());
+            }
+        }
     }
 }

@@ -28,10 +28,13 @@
 //! wire line (about 1 KB) of the body: a body of any size is streamed.
 //!
 //! Failures: only the I/O errors of the reader and the writer, passed on; any octets are
-//! accepted (slicing is by octet, never of `str`), so no input makes it panic.
+//! accepted (octets are read through `get` and `split_at_checked`, never by index, and
+//! never as `str`; the lints below keep it so), so no input makes it panic.
 //!
 //! Local delivery (mbox, pipes, files) does not go through this module: mailboxes and
 //! programs have no line limit, so they get the message as queued.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use super::MAX_HEADER_BYTES;
 use std::io::{self, BufRead, Read, Write};
@@ -53,12 +56,12 @@ fn is_wsp(b: u8) -> bool {
 /// start of the character when `at` falls inside a valid UTF-8 sequence that begins after
 /// `floor`, else `at` itself (octets that are not UTF-8 are cut where the limit falls).
 fn char_boundary(line: &[u8], at: usize, floor: usize) -> usize {
-    if at >= line.len() || line[at] & 0xC0 != 0x80 {
+    if line.get(at).is_none_or(|&b| b & 0xC0 != 0x80) {
         return at;
     }
     for back in 1..=3 {
         let Some(s) = at.checked_sub(back) else { break };
-        let lead = line[s];
+        let Some(&lead) = line.get(s) else { break };
         if lead & 0xC0 == 0x80 {
             continue;
         }
@@ -69,8 +72,9 @@ fn char_boundary(line: &[u8], at: usize, floor: usize) -> usize {
             _ => return at,
         };
         let valid = s + width > at
-            && s + width <= line.len()
-            && std::str::from_utf8(&line[s..s + width]).is_ok();
+            && line
+                .get(s..s + width)
+                .is_some_and(|c| std::str::from_utf8(c).is_ok());
         return if valid && s > floor { s } else { at };
     }
     at
@@ -147,11 +151,12 @@ pub fn fold_header_line(line: &[u8]) -> Vec<Vec<u8>> {
     loop {
         let room = MAX_LINE - usize::from(hard);
         let piece = |end: usize| {
-            let mut p = Vec::with_capacity(end - start + 1);
+            let text = line.get(start..end).unwrap_or_default();
+            let mut p = Vec::with_capacity(text.len() + 1);
             if hard {
                 p.push(b' ');
             }
-            p.extend_from_slice(&line[start..end]);
+            p.extend_from_slice(text);
             p
         };
         if line.len() - start <= room {
@@ -160,12 +165,14 @@ pub fn fold_header_line(line: &[u8]) -> Vec<Vec<u8>> {
         }
         let limit = start + room;
         // The first visible octet of this line: a break must come after it.
-        let visible = line[start..]
-            .iter()
-            .position(|&b| !is_wsp(b))
+        let visible = line
+            .get(start..)
+            .and_then(|rest| rest.iter().position(|&b| !is_wsp(b)))
             .map_or(last, |p| start + p);
         let lowest = min_fold.max(visible + 1);
-        let fold = (lowest..=limit.min(last)).rev().find(|&p| is_wsp(line[p]));
+        let fold = (lowest..=limit.min(last))
+            .rev()
+            .find(|&p| line.get(p).is_some_and(|&b| is_wsp(b)));
         let (end, next_hard) = match fold {
             Some(p) => (p, false),
             None => {
@@ -275,7 +282,7 @@ impl<W: Write> Wire<W> {
         if b.is_empty() {
             return Ok(());
         }
-        if !self.started && b[0] == b'.' {
+        if !self.started && b.first() == Some(&b'.') {
             self.w.write_all(b".")?;
             self.written += 1;
             self.stuffed += 1;
@@ -307,7 +314,7 @@ impl<W: Write> Wire<W> {
             let (at, prefix) = body_break(&self.line, self.used);
             let at = at.clamp(1, self.line.len());
             let line = std::mem::take(&mut self.line);
-            self.put(&line[..at])?;
+            self.put(line.get(..at).unwrap_or_default())?;
             self.end_line()?;
             self.put(prefix)?;
             self.used = prefix.len();
@@ -352,9 +359,10 @@ impl<W: Write> Wire<W> {
         }
         while !b.is_empty() {
             let hold = MAX_LINE + 3 - self.used;
-            let take = hold.saturating_sub(self.line.len()).min(b.len());
-            self.line.extend_from_slice(&b[..take]);
-            b = &b[take..];
+            let take = hold.saturating_sub(self.line.len());
+            let (now, later) = b.split_at_checked(take).unwrap_or((b, &[]));
+            self.line.extend_from_slice(now);
+            b = later;
             self.break_body(false)?;
         }
         Ok(())
@@ -365,22 +373,23 @@ impl<W: Write> Wire<W> {
         let mut rest = data;
         if self.after_cr && !rest.is_empty() {
             self.after_cr = false;
-            if rest[0] == b'\n' {
-                rest = &rest[1..];
-            }
+            rest = rest.strip_prefix(b"\n").unwrap_or(rest);
         }
         while let Some(i) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
-            self.text(&rest[..i])?;
+            let Some((text, end)) = rest.split_at_checked(i) else {
+                break;
+            };
+            self.text(text)?;
             self.line_done()?;
-            let mut next = i + 1;
-            if rest[i] == b'\r' {
-                match rest.get(next) {
-                    None => self.after_cr = true,
-                    Some(b'\n') => next += 1,
-                    Some(_) => {}
+            rest = match end {
+                [b'\r'] => {
+                    self.after_cr = true;
+                    &[]
                 }
-            }
-            rest = &rest[next..];
+                [b'\r', b'\n', after @ ..] => after,
+                [_, after @ ..] => after,
+                [] => &[],
+            };
         }
         self.text(rest)
     }
@@ -402,7 +411,7 @@ fn pump<W: Write>(data: &mut dyn Read, wire: &mut Wire<W>) -> io::Result<()> {
     loop {
         match data.read(&mut buf) {
             Ok(0) => return wire.finish(),
-            Ok(n) => wire.push(&buf[..n])?,
+            Ok(n) => wire.push(buf.get(..n).unwrap_or_default())?,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -426,6 +435,7 @@ pub fn wire_size(data: &mut dyn Read) -> io::Result<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 

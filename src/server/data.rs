@@ -10,6 +10,11 @@
 //!   `421 4.5.0 Bare carriage return (CR) not allowed` and ends the session, and so do
 //!   we. Such bytes never become line ends, so `<LF>.<LF>`, `<CR>.<CR>`, `<LF>.<CRLF>`
 //!   and the other smuggling forms can never end the data early.
+//!
+//! Any bytes are accepted (a fault is the worst they can cause); the buffers are only
+//! read through `get`, so no input makes the reader panic.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use std::io::{self, BufRead, Read};
 
@@ -147,7 +152,9 @@ impl<R: BufRead> Read for DataReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let avail = self.fill_buf()?;
         let n = avail.len().min(buf.len());
-        buf[..n].copy_from_slice(&avail[..n]);
+        if let (Some(to), Some(from)) = (buf.get_mut(..n), avail.get(..n)) {
+            to.copy_from_slice(from);
+        }
         self.consume(n);
         Ok(n)
     }
@@ -161,7 +168,7 @@ impl<R: BufRead> BufRead for DataReader<'_, R> {
             }
             self.refill()?;
         }
-        Ok(&self.out[self.pos..])
+        Ok(self.out.get(self.pos..).unwrap_or_default())
     }
 
     fn consume(&mut self, n: usize) {
@@ -170,6 +177,7 @@ impl<R: BufRead> BufRead for DataReader<'_, R> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -11,6 +11,13 @@
 //! flushed before the server would wait for the client, so a pipelined group is answered
 //! in order and in one write. sendmail 8.17 refuses input sent before its greeting
 //! (`-bs` too); rsendmail accepts it (compat-tests/DIFFERENCES.md).
+//!
+//! Nothing the client sends makes the session panic: the client's text is only cut with
+//! `str::get`, `split_once` and the like, never by byte index (the lints below keep it
+//! so), and a reply never carries a bare CR or LF of the client's, since every reply
+//! line is written by [`reply_line`].
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 pub mod data;
 pub mod net;
@@ -110,24 +117,47 @@ struct Transaction {
     sender_checked: Option<DomainCheck>,
 }
 
-/// RFC 3461 xtext → text (`+2B` → `+`).
+/// RFC 3461 xtext → text (`+2B` → `+`). `None` for anything that is not xtext: a
+/// character outside `!`..`~`, an `=`, or a `+` without two hex digits after it (as
+/// sendmail's `xtextok`, either case); and for text that is not UTF-8 once decoded.
 pub fn xtext_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'+' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else if (33..=126).contains(&b[i]) && b[i] != b'=' {
-            out.push(b[i]);
-            i += 1;
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'+' {
+            let hi = bytes.next().and_then(hex_digit)?;
+            let lo = bytes.next().and_then(hex_digit)?;
+            out.push(hi << 4 | lo);
+        } else if (33..=126).contains(&b) && b != b'=' {
+            out.push(b);
         } else {
             return None;
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// The value of one hex digit (either case).
+fn hex_digit(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+}
+
+/// One reply line as it goes out: the control characters a client's text may have put
+/// in it (a CR or LF above all, which would end the line early) are written escaped
+/// (`\r`), as [`address::shown`] writes them; a tab stays (HELP's lines hold tabs).
+pub fn reply_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.push_str("\r\n");
+    out
 }
 
 /// Split `FROM:<addr> PARAMS` after the keyword: (the address as written, the path
@@ -162,6 +192,16 @@ fn split_path<'t>(arg: &'t str, keyword: &str) -> Option<(&'t str, String, Vec<&
         path.to_string(),
         params.split_ascii_whitespace().collect(),
     ))
+}
+
+/// The address of a MAIL or RCPT path, parsed and checked. A CR inside the path (the
+/// line's own CRLF is gone; RFC 5321 §2.3.8 allows CR only there) is refused as the
+/// control character it is, rather than read as the white space it is in a header field.
+fn checked_path(path: &str) -> Result<String, address::Invalid> {
+    match path.chars().find(|&c| c == '\r' || c == '\n') {
+        Some(c) => Err(address::Invalid::Illegal(c)),
+        None => address::parse_one(path),
+    }
 }
 
 /// `KEY=value` (value may be empty or absent).
@@ -312,8 +352,7 @@ impl Server<'_> {
         let mut line = Vec::new();
         macro_rules! reply {
             ($($t:tt)*) => {{
-                out.write_all(format!($($t)*).as_bytes())?;
-                out.write_all(b"\r\n")?;
+                out.write_all(reply_line(&format!($($t)*)).as_bytes())?;
             }};
         }
         reply!("{}", self.greeting());
@@ -406,7 +445,7 @@ impl Server<'_> {
                     let path = if path.is_empty() {
                         path
                     } else {
-                        match address::parse_one(&path) {
+                        match checked_path(&path) {
                             Ok(a) => a,
                             Err(e) => {
                                 end.note(e.exit());
@@ -456,7 +495,7 @@ impl Server<'_> {
                         reply!("553 5.1.3 {shown}... User address required");
                         continue;
                     }
-                    let path = match address::parse_one(&path) {
+                    let path = match checked_path(&path) {
                         Ok(a) => a,
                         Err(e) => {
                             end.note(e.exit());
@@ -791,8 +830,10 @@ const HELP: &[&str] = &[
 ];
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
+    use crate::spool::ScratchSpool;
 
     #[test]
     fn paths_and_parameters() {
@@ -815,5 +856,389 @@ mod tests {
         );
         assert_eq!(xtext_decode("a+2"), None);
         assert_eq!(xtext_decode("a b"), None);
+        // `u8::from_str_radix` would take the sign of `+-1`; xtext wants hex digits.
+        assert_eq!(xtext_decode("++1"), None);
+        assert_eq!(xtext_decode("+-1"), None);
+        assert_eq!(xtext_decode("+2b").as_deref(), Some("+"));
+        // A multi-byte character across the keyword's end (`FROé`).
+        assert!(split_path("FROé:<a@b>", "FROM").is_none());
+        assert!(split_path("TÖ:<a@b>", "TO").is_none());
+    }
+
+    #[test]
+    fn replies_never_carry_a_bare_line_end() {
+        assert_eq!(reply_line("250 ok"), "250 ok\r\n");
+        assert_eq!(
+            reply_line("553 5.0.0 <a\rb\n\0>... Illegal"),
+            "553 5.0.0 <a\\rb\\n\\u{0}>... Illegal\r\n"
+        );
+        assert_eq!(reply_line("214-2.0.0 \tHELO"), "214-2.0.0 \tHELO\r\n");
+    }
+
+    /// A backend that knows one domain that does not exist and one that does not
+    /// resolve now, and flushes nothing.
+    struct Stub;
+
+    impl Backend for Stub {
+        fn sender_domain(&mut self, domain: &str) -> DomainCheck {
+            match domain {
+                "nx.test" => DomainCheck::NotFound,
+                "temp.test" => DomainCheck::TempFail,
+                _ => DomainCheck::Exists,
+            }
+        }
+        fn etrn(&mut self, domain: &str, _: bool) -> bool {
+            domain != "fail.test"
+        }
+        fn accepted(&mut self, _: &str, _: DeliveryMode) {}
+    }
+
+    /// Run a session on `input`; the replies.
+    fn session(spool: &Spool, input: &[u8], trusted: bool, mode: DeliveryMode) -> String {
+        let aliases = crate::aliases::Aliases::parse(
+            "postmaster: root\nlist: a@example.org, \"|/bin/true\"\n",
+            std::path::Path::new("aliases"),
+            false,
+        );
+        let mut server = Server {
+            host: "mx.test".into(),
+            spool,
+            mode,
+            client: Client::Local {
+                login: "tester".into(),
+                uid: nix::unistd::getuid().as_raw(),
+            },
+            trusted,
+            old_style: true,
+            relay_domains: vec!["relay.test".into()],
+            all_to_smarthost: false,
+            aliases: Some(aliases),
+            max_size: Some(100_000),
+            max_recipients: 3,
+        };
+        let mut out = Vec::new();
+        let mut input = BufReader::with_capacity(64, input);
+        server
+            .run(&mut Stub, &mut input, &mut out)
+            .expect("in-memory I/O does not fail");
+        String::from_utf8(out).expect("replies are UTF-8")
+    }
+
+    /// The reply lines of a session, each checked: a 3-digit code, then ` ` or `-`, no
+    /// CR or LF inside, CRLF after it, a continuation followed by its reply's code.
+    fn reply_lines(out: &str) -> Vec<&str> {
+        let body = out
+            .strip_suffix("\r\n")
+            .expect("the last reply ends in CRLF");
+        let lines: Vec<&str> = body.split("\r\n").collect();
+        for (i, l) in lines.iter().enumerate() {
+            assert!(!l.contains(['\r', '\n']), "{l:?}");
+            let b = l.as_bytes();
+            assert!(b.len() >= 4, "{l:?}");
+            assert!(b[..3].iter().all(u8::is_ascii_digit), "{l:?}");
+            assert!(matches!(b[3], b' ' | b'-'), "{l:?}");
+            if b[3] == b'-' {
+                let next = lines.get(i + 1).expect("a continuation is followed");
+                assert_eq!(next.get(..3), l.get(..3), "{l:?} then {next:?}");
+            }
+        }
+        lines
+    }
+
+    #[test]
+    fn a_verb_with_a_multibyte_character_is_refused_and_the_session_goes_on() {
+        let s = ScratchSpool::new("verb");
+        let input = [
+            "EHLO c\r\nMAIL FROé:<a@b>\r\nMAIL FROM:<a@b>\r\nRCPT TÖ:<x@y>\r\né\r\n".as_bytes(),
+            b"\x80\r\nMAIL\xff:<c@d>\r\n\xc2\x80\r\nQUIT\r\n",
+        ]
+        .concat();
+        let out = session(&s.spool, &input, true, DeliveryMode::QueueOnly);
+        let finals: Vec<&str> = reply_lines(&out)
+            .into_iter()
+            .filter(|l| l.as_bytes()[3] == b' ')
+            .collect();
+        assert_eq!(
+            finals[2..],
+            [
+                "501 5.5.2 Syntax error in parameters scanning \"FROM\"",
+                "250 2.1.0 <a@b>... Sender ok",
+                "501 5.5.2 Syntax error in parameters scanning \"TO\"",
+                "500 5.5.1 Command unrecognized: \"é\"",
+                "500 5.5.1 Command unrecognized: \"\u{fffd}\"",
+                "500 5.5.1 Command unrecognized: \"MAIL\u{fffd}:<c@d>\"",
+                "500 5.5.1 Command unrecognized: \"\\u{80}\"",
+                "221 2.0.0 mx.test closing connection",
+            ]
+        );
+    }
+
+    mod props {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+        use proptest::sample::select;
+        use proptest::test_runner::{Config, TestRunner};
+
+        /// Octets of one command line (no LF), non-ASCII and the characters of paths
+        /// more often than by chance.
+        fn line_octets(max: usize) -> impl Strategy<Value = Vec<u8>> {
+            // Octets mapped, which is cheap: about a third of them from the set.
+            const SET: &[u8] = b"MAILFROMRCPTO:<>@ \t\r=+.x\xc3\xa9";
+            vec(any::<u16>(), 0..max).prop_map(|v| {
+                v.into_iter()
+                    .map(|n| {
+                        let [b, pick] = n.to_le_bytes();
+                        match pick % 3 {
+                            0 => SET.get(usize::from(b) % SET.len()).copied().unwrap_or(b'x'),
+                            _ if b == b'\n' => b'x',
+                            _ => b,
+                        }
+                    })
+                    .collect()
+            })
+        }
+
+        /// A path as a client may write it, good or not.
+        fn path() -> impl Strategy<Value = String> {
+            prop_oneof![
+                3 => select(
+                    &[
+                        "<a@example.org>", "<>", "<root>", "<list>", "<postmaster@mx.test>",
+                        "<@r.test:b@relay.test>", "<a@nx.test>", "<a@temp.test>", "<b@far.test>",
+                        "<\"x y\"@example.org>", "<a@@example.org>", "<a@[192.0.2.1]>", "<|cmd>",
+                    ][..]
+                )
+                .prop_map(String::from),
+                1 => "<[^>\r\n]{0,30}>",
+                1 => "[^ \r\n]{0,30}",
+            ]
+        }
+
+        fn params() -> impl Strategy<Value = String> {
+            let param = prop_oneof![
+                "SIZE=[0-9]{1,25}",
+                "BODY=(8BITMIME|7BIT|x)",
+                "RET=(FULL|HDRS|x)",
+                "ENVID=[!-~]{0,20}",
+                "NOTIFY=(SUCCESS|FAILURE,DELAY|NEVER|x)?",
+                "ORCPT=rfc822;[!-~]{0,20}",
+                "[A-Za-z]{1,6}(=[^ \r\n]{0,10})?",
+            ];
+            vec(param, 0..3).prop_map(|v| v.join(" "))
+        }
+
+        /// A DATA command and its message, through the final dot.
+        fn data() -> impl Strategy<Value = Vec<u8>> {
+            let line = prop_oneof![
+                2 => "[A-Za-z-]{1,10}: [ -~é]{0,30}".prop_map(String::into_bytes),
+                2 => "[ -~é]{0,40}".prop_map(String::into_bytes),
+                1 => Just(b"".to_vec()),
+                1 => Just(b"..".to_vec()),
+                1 => line_octets(60),
+            ];
+            vec(line, 0..8).prop_map(|lines| {
+                let mut v = b"DATA".to_vec();
+                for l in lines {
+                    v.extend_from_slice(b"\r\n");
+                    v.extend_from_slice(&l);
+                }
+                v.extend_from_slice(b"\r\n.");
+                v
+            })
+        }
+
+        /// One command line (or DATA with its message), well-formed or not.
+        fn command() -> impl Strategy<Value = Vec<u8>> {
+            let verb = |v: &'static [&'static str]| select(v).prop_map(String::from);
+            prop_oneof![
+                2 => "(HELO|EHLO|helo|ehlo)( [a-z.]{0,10})?".prop_map(String::into_bytes),
+                3 => (verb(&["MAIL FROM:", "mail from: ", "MAIL FROé:", "MAIL", "MAIL TO:"]), path(), params())
+                    .prop_map(|(v, a, p)| format!("{v}{a} {p}").into_bytes()),
+                3 => (verb(&["RCPT TO:", "rcpt to: ", "RCPT TÖ:", "RCPT", "RCPT FROM:"]), path(), params())
+                    .prop_map(|(v, a, p)| format!("{v}{a} {p}").into_bytes()),
+                2 => data(),
+                2 => verb(&[
+                    "RSET", "NOOP", "VRFY root", "EXPN list", "HELP", "ETRN example.org",
+                    "ETRN @example.org", "ETRN #q", "ETRN", "ETRN fail.test", "ETRN b@d",
+                    "STARTTLS", "AUTH PLAIN", "DATA",
+                ])
+                .prop_map(String::into_bytes),
+                3 => line_octets(300),
+                1 => line_octets(2100),
+            ]
+        }
+
+        /// A transaction in order: MAIL, RCPTs, DATA and the message.
+        fn transaction() -> impl Strategy<Value = Vec<Vec<u8>>> {
+            let good = select(
+                &[
+                    "<a@example.org>",
+                    "<>",
+                    "<b@relay.test>",
+                    "<root>",
+                    "<\"x y\"@example.org>",
+                ][..],
+            );
+            let rcpt = prop_oneof![3 => good.clone().prop_map(String::from), 1 => path()];
+            (
+                prop_oneof![3 => good.prop_map(String::from), 1 => path()],
+                params(),
+                vec((rcpt, params()), 1..5),
+                data(),
+            )
+                .prop_map(|(from, p, rcpts, data)| {
+                    let mut v = vec![format!("MAIL FROM:{from} {p}").into_bytes()];
+                    for (to, p) in rcpts {
+                        v.push(format!("RCPT TO:{to} {p}").into_bytes());
+                    }
+                    v.push(data);
+                    v
+                })
+        }
+
+        /// A session: EHLO (mostly), transactions and single commands with CRLF (or LF)
+        /// line ends, then QUIT.
+        fn session_input() -> impl Strategy<Value = Vec<u8>> {
+            let step = prop_oneof![
+                1 => transaction(),
+                2 => command().prop_map(|c| vec![c]),
+            ];
+            (any::<bool>(), vec(step, 0..8), any::<bool>()).prop_map(|(ehlo, steps, lf)| {
+                let mut v = Vec::new();
+                if ehlo {
+                    v.extend_from_slice(b"EHLO client.test\r\n");
+                }
+                for c in steps.into_iter().flatten() {
+                    v.extend_from_slice(&c);
+                    v.extend_from_slice(if lf { b"\n" } else { b"\r\n" });
+                }
+                v.extend_from_slice(b"QUIT\r\n");
+                v
+            })
+        }
+
+        /// The verb of a command line as the server reads it.
+        fn verb(line: &[u8]) -> String {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let text = String::from_utf8_lossy(line);
+            let verb = text.split_once([' ', '\t']).map_or(&*text, |(v, _)| v);
+            verb.to_ascii_uppercase()
+        }
+
+        #[test]
+        fn any_session_is_answered_line_by_line() {
+            let scratch = ScratchSpool::new("session");
+            let mut runner = TestRunner::new(Config::default());
+            let strategy = (session_input(), any::<bool>(), any::<bool>());
+            let result = runner.run(&strategy, |(input, trusted, deferred)| {
+                let mode = if deferred {
+                    DeliveryMode::Deferred
+                } else {
+                    DeliveryMode::QueueOnly
+                };
+                let out = session(&scratch.spool, &input, trusted, mode);
+                let lines = reply_lines(&out);
+                prop_assert!(lines[0].starts_with("220 "));
+                let last = lines[lines.len() - 1];
+                // QUIT's 221 ends the session, unless a fault did first (421), or a
+                // message's data took the rest of the input (354, then the end).
+                prop_assert!(
+                    ["221 ", "421 ", "354 "].iter().any(|c| last.starts_with(c)),
+                    "{:?}",
+                    last
+                );
+                for l in &lines[..lines.len() - 1] {
+                    prop_assert!(!l.starts_with("221 ") && !l.starts_with("421 "), "{:?}", l);
+                }
+                Ok(())
+            });
+            if let Err(e) = result {
+                panic!("{e}");
+            }
+        }
+
+        #[test]
+        fn any_command_line_gets_one_reply() {
+            let scratch = ScratchSpool::new("lines");
+            let mut runner = TestRunner::new(Config::default());
+            let prefix = select(
+                &[
+                    "",
+                    "MAIL FROM:",
+                    "RCPT TO:",
+                    "EHLO ",
+                    "ETRN ",
+                    "VRFY ",
+                    "MAIL FROé:",
+                ][..],
+            );
+            let strategy = vec((prefix, line_octets(400)), 0..16);
+            let result = runner.run(&strategy, |lines| {
+                let lines: Vec<Vec<u8>> = lines
+                    .into_iter()
+                    .map(|(p, l)| [p.as_bytes(), &l[..]].concat())
+                    .collect();
+                let mut input = b"EHLO client.test\r\n".to_vec();
+                for l in &lines {
+                    input.extend_from_slice(l);
+                    input.extend_from_slice(b"\r\n");
+                }
+                input.extend_from_slice(b"QUIT\r\n");
+                let out = session(&scratch.spool, &input, true, DeliveryMode::QueueOnly);
+                let lines_replied = reply_lines(&out);
+                let verbs: Vec<String> = lines.iter().map(|l| verb(l)).collect();
+                if verbs.iter().any(|v| v == "DATA") {
+                    return Ok(());
+                }
+                // Every line up to a QUIT is answered once; the greeting and EHLO's
+                // reply before them, QUIT's after.
+                let answered = verbs
+                    .iter()
+                    .position(|v| v == "QUIT")
+                    .unwrap_or(lines.len());
+                let finals: Vec<&&str> = lines_replied
+                    .iter()
+                    .filter(|l| l.as_bytes()[3] == b' ')
+                    .collect();
+                prop_assert_eq!(finals.len(), answered + 3, "{:?}", finals);
+                prop_assert!(finals[finals.len() - 1].starts_with("221 "));
+                Ok(())
+            });
+            if let Err(e) = result {
+                panic!("{e}");
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn helpers_take_any_text(arg in "[\\PC\r\n\t\x00\u{85}]{0,40}|[ -~é]{0,40}", k in "[A-Za-z]{0,8}", v in "\\PC{0,20}") {
+                for kw in ["FROM", "TO"] {
+                    if let Some((written, _path, params)) = split_path(&arg, kw) {
+                        prop_assert!(arg.contains(written));
+                        prop_assert!(params.iter().all(|p| !p.is_empty() && !p.contains(char::is_whitespace)));
+                    }
+                }
+                let _ = param(&arg);
+                let mut tx = Transaction::default();
+                for k in [&k[..], "SIZE", "BODY", "RET", "ENVID"] {
+                    if let Err(e) = mail_param(&mut tx, &k.to_ascii_uppercase(), &v) {
+                        prop_assert!(e.as_bytes()[..3].iter().all(u8::is_ascii_digit), "{}", e);
+                    }
+                }
+                let mut r = Recipient::new("a@b");
+                for k in [&k[..], "NOTIFY", "ORCPT"] {
+                    if let Err(e) = rcpt_param(&mut r, &k.to_ascii_uppercase(), &v) {
+                        prop_assert!(e.as_bytes()[..3].iter().all(u8::is_ascii_digit), "{}", e);
+                    }
+                }
+                if xtext_decode(&arg).is_some() {
+                    prop_assert!(arg.bytes().all(|b| (33..=126).contains(&b) && b != b'='));
+                }
+                let line = reply_line(&arg);
+                prop_assert!(line.ends_with("\r\n"));
+                prop_assert_eq!(line.matches(['\r', '\n']).count(), 2);
+            }
+        }
     }
 }

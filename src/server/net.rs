@@ -1,7 +1,12 @@
 //! The listener's settings: sendmail's `DaemonPortOptions` and the trusted networks.
+//!
+//! Both are option values (the command line's or the config file's): any text is refused
+//! with a message or accepted, never a panic.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use crate::exit::{Fatal, Sysexit};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// One listening address from `O DaemonPortOptions=Port=25,Addr=127.0.0.1,Family=inet`
 /// (sendmail's keys; `Name`, `Modifiers` and the others are accepted and ignored).
@@ -35,15 +40,14 @@ pub fn daemon_port_options(value: &str) -> Result<Vec<SocketAddr>, Fatal> {
             _ => {}
         }
     }
+    let v4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
     Ok(match (addr, family) {
         (Some(a), _) => vec![SocketAddr::new(a, port)],
-        (None, Some("inet6")) => vec![SocketAddr::new("::1".parse().expect("literal"), port)],
-        (None, Some(_)) => vec![SocketAddr::new("127.0.0.1".parse().expect("literal"), port)],
+        (None, Some("inet6")) => vec![SocketAddr::new(v6, port)],
+        (None, Some(_)) => vec![SocketAddr::new(v4, port)],
         // Loopback only unless an address is given: never listen on the world by default.
-        (None, None) => vec![
-            SocketAddr::new("127.0.0.1".parse().expect("literal"), port),
-            SocketAddr::new("::1".parse().expect("literal"), port),
-        ],
+        (None, None) => vec![SocketAddr::new(v4, port), SocketAddr::new(v6, port)],
     })
 }
 
@@ -119,6 +123,7 @@ pub fn trusted_networks(value: Option<&str>) -> Result<Vec<Net>, Fatal> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -4,8 +4,17 @@
 //! version; unknown keys are ignored so that a newer rsendmail's files stay readable.
 //! Values are escaped (`%XX` for bytes up to space, DEL and `%`), so a value can never
 //! contain a line break, and fields can be separated by spaces.
+//!
+//! A queue file may be damaged or written by someone else: any text either parses or
+//! gives an error naming the bad line (the entry is then moved aside), never a panic.
+//! Lines are cut with `split_once`, escapes decoded without indexing (the lints below
+//! keep it so), and numbers are read with their own type's range, so a negative size or
+//! a count too large for its field is an error rather than a value that wraps.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use std::fmt::Write as _;
+use std::str::FromStr;
 
 pub const QUEUE_MAGIC: &str = "rsendmail-queue";
 pub const STATE_MAGIC: &str = "rsendmail-state";
@@ -25,22 +34,32 @@ pub fn escape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Undo [`escape`]; `None` for a malformed escape.
+/// Undo [`escape`]; `None` for a malformed escape (a `%` without two hex digits after
+/// it) or for text that is not UTF-8 once decoded.
 pub fn unescape(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
+    let hex = |b: u8| {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hi = bytes.next().and_then(hex)?;
+            let lo = bytes.next().and_then(hex)?;
+            out.push(hi << 4 | lo);
         } else {
-            out.push(b[i]);
-            i += 1;
+            out.push(b);
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// A number of a queue file's `line`, in the range of its field's type.
+fn number<T: FromStr>(v: &str, line: &str) -> Result<T, String> {
+    v.parse::<T>()
+        .map_err(|_| format!("bad number in {line:?}"))
 }
 
 /// One envelope recipient as submitted.
@@ -203,29 +222,28 @@ impl Envelope {
             }
             let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
             let un = |v: &str| unescape(v).ok_or_else(|| format!("bad escape in {line:?}"));
-            let num = |v: &str| -> Result<i64, String> {
-                v.parse::<i64>()
-                    .map_err(|_| format!("bad number in {line:?}"))
-            };
             match key {
                 "id" => env.id = rest.to_string(),
-                "created" => env.created = num(rest)?,
+                "created" => env.created = number(rest, line)?,
                 "user" => {
                     let (uid, name) = rest.split_once(' ').unwrap_or((rest, ""));
-                    env.uid = num(uid)? as u32;
+                    env.uid = number(uid, line)?;
                     env.user = un(name)?;
                 }
                 "mode" => env.mode = rest.chars().next().unwrap_or('q'),
-                "header-bytes" => env.header_bytes = num(rest)? as u64,
+                "header-bytes" => env.header_bytes = number(rest, line)?,
                 "sender" => {
                     env.sender = un(rest)?;
                     have_sender = true;
                 }
-                "body" => env.body_type = Some(un(rest.trim_end())?),
+                "body" => {
+                    env.body_type =
+                        Some(un(rest.trim_end_matches(|c: char| c.is_ascii_whitespace()))?)
+                }
                 "envid" => env.envid = Some(un(rest)?),
                 "ret" => env.ret = Some(un(rest)?),
                 "report" => env.report = Some(un(rest)?),
-                "expansions" => env.expansions = num(rest)? as u32,
+                "expansions" => env.expansions = number(rest, line)?,
                 "rcpt" => {
                     let mut fields = rest.split(' ');
                     let addr = un(fields.next().unwrap_or(""))?;
@@ -236,7 +254,7 @@ impl Envelope {
                             Some(("orcpt", v)) => r.orcpt = Some(un(v)?),
                             Some(("display", v)) => r.display = Some(un(v)?),
                             Some(("sender", v)) => r.sender = Some(un(v)?),
-                            Some(("owner", v)) => r.owner = Some(num(v)? as u32),
+                            Some(("owner", v)) => r.owner = Some(number(v, line)?),
                             _ => {}
                         }
                     }
@@ -373,7 +391,9 @@ impl State {
     /// expired and it has waited `min_age` (sendmail's MinQueueAge) since the last try.
     pub fn is_due(&self, now: i64, min_age: i64) -> bool {
         self.next_attempt.is_none_or(|t| t <= now)
-            && self.last_attempt.is_none_or(|t| t + min_age <= now)
+            && self
+                .last_attempt
+                .is_none_or(|t| t.saturating_add(min_age) <= now)
     }
 
     /// The state of recipient `i` (pending when the state file does not mention it).
@@ -402,6 +422,7 @@ pub fn test_envelope(id: &str, recipients: &[&str]) -> Envelope {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
 
@@ -503,5 +524,207 @@ mod tests {
         assert!(!back.is_due(19, 0) && back.is_due(20, 0));
         assert!(!back.is_due(20, 11) && back.is_due(21, 11));
         assert!(State::default().is_due(0, 100));
+    }
+
+    mod props {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::option;
+        use proptest::prelude::*;
+        use proptest::sample::select;
+
+        /// A value as an address, a reason or a name may hold it: blanks, quotes, `%`,
+        /// `=`, line ends, UTF-8, and any character.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[ \"%=a-z@<>\\t\r\n\u{7f}é€\u{2028}\u{85}]{0,20}",
+                any::<String>(),
+            ]
+        }
+
+        fn recipient() -> impl Strategy<Value = Recipient> {
+            (
+                value(),
+                option::of(value()),
+                option::of(value()),
+                option::of(value()),
+                option::of(value()),
+                option::of(any::<u32>()),
+            )
+                .prop_map(|(address, notify, orcpt, display, sender, owner)| {
+                    Recipient {
+                        address,
+                        notify,
+                        orcpt,
+                        display,
+                        sender,
+                        owner,
+                    }
+                })
+        }
+
+        fn envelope() -> impl Strategy<Value = Envelope> {
+            let id = "[0-9A-Za-x]{14}";
+            let head = (
+                id,
+                any::<i64>(),
+                value(),
+                vec(recipient(), 1..4),
+                value(),
+                any::<u32>(),
+            );
+            let tail = (
+                select(&['b', 'i', 'q', 'd'][..]),
+                any::<u64>(),
+                option::of(value()),
+                option::of(value()),
+                option::of(value()),
+                option::of(value()),
+                any::<u32>(),
+            );
+            (head, tail).prop_map(
+                |(
+                    (id, created, sender, recipients, user, uid),
+                    (mode, header_bytes, body_type, envid, ret, report, expansions),
+                )| Envelope {
+                    id,
+                    created,
+                    sender,
+                    recipients,
+                    user,
+                    uid,
+                    mode,
+                    header_bytes,
+                    body_type,
+                    envid,
+                    ret,
+                    report,
+                    expansions,
+                },
+            )
+        }
+
+        fn state() -> impl Strategy<Value = State> {
+            let rcpt = (
+                any::<usize>(),
+                select(
+                    &[
+                        RcptState::Pending,
+                        RcptState::Deferred,
+                        RcptState::Delivered,
+                        RcptState::Failed,
+                    ][..],
+                ),
+                option::of(value()),
+            );
+            (
+                any::<u32>(),
+                option::of(any::<i64>()),
+                option::of(any::<i64>()),
+                option::of(value()),
+                vec(rcpt, 0..4),
+                any::<bool>(),
+            )
+                .prop_map(
+                    |(attempts, last_attempt, next_attempt, reason, recipients, warned)| State {
+                        attempts,
+                        last_attempt,
+                        next_attempt,
+                        reason,
+                        recipients,
+                        warned,
+                    },
+                )
+        }
+
+        /// Queue-file text: the magic line (or not), then lines of known keys with any
+        /// values, huge or negative numbers, bad escapes, or any text.
+        fn text() -> impl Strategy<Value = String> {
+            let key = select(
+                &[
+                    "id",
+                    "created",
+                    "user",
+                    "mode",
+                    "header-bytes",
+                    "sender",
+                    "body",
+                    "envid",
+                    "ret",
+                    "report",
+                    "expansions",
+                    "rcpt",
+                    "attempts",
+                    "last-attempt",
+                    "next-attempt",
+                    "reason",
+                    "warned",
+                    "x",
+                ][..],
+            );
+            let val = prop_oneof![
+                "-?[0-9]{1,25}",
+                "[0-9]{1,3} [a-z%0-9]{0,6}",
+                "[a-z@%=. ]{0,12}( (notify|orcpt|display|sender|owner)=[a-z%0-9-]{0,25}){0,3}",
+                "[0-9]{1,3} (pending|deferred|delivered|failed|x)( [a-z%]{0,6})?",
+                "\\PC{0,12}",
+            ];
+            let line = prop_oneof![
+                4 => (key, select(&[" ", "", "  "][..]), val).prop_map(|(k, s, v)| format!("{k}{s}{v}")),
+                1 => "[\\PC\r]{0,20}",
+            ];
+            (
+                select(
+                    &[
+                        "rsendmail-queue 1",
+                        "rsendmail-state 1",
+                        "rsendmail-queue 99",
+                        "rsendmail-queue",
+                        "",
+                    ][..],
+                ),
+                vec(line, 0..12),
+                select(&["\n", "\r\n"][..]),
+            )
+                .prop_map(|(magic, lines, eol)| {
+                    let mut t = String::from(magic);
+                    for l in lines {
+                        t.push_str(eol);
+                        t.push_str(&l);
+                    }
+                    t
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_is_an_entry_or_an_error(text in text(), raw in any::<String>()) {
+                for t in [&text, &raw] {
+                    if let Ok(e) = Envelope::parse(t) {
+                        prop_assert!(!e.id.is_empty() && !e.recipients.is_empty());
+                        prop_assert_eq!(Envelope::parse(&e.to_text()), Ok(e));
+                    }
+                    if let Ok(st) = State::parse(t) {
+                        prop_assert_eq!(State::parse(&st.to_text()), Ok(st.clone()));
+                        let _ = st.is_due(i64::MAX, i64::MAX);
+                        let _ = st.is_due(i64::MIN, i64::MAX);
+                        let _ = st.of(usize::MAX);
+                    }
+                    let _ = unescape(t);
+                }
+            }
+
+            #[test]
+            fn envelopes_and_states_round_trip(e in envelope(), st in state(), s in value()) {
+                let text = e.to_text();
+                prop_assert!(text.ends_with("\n\n"));
+                prop_assert_eq!(text.matches("\n\n").count(), 1, "one blank line: {:?}", text);
+                prop_assert_eq!(Envelope::parse(&text), Ok(e));
+                prop_assert_eq!(State::parse(&st.to_text()), Ok(st));
+                let escaped = escape(&s);
+                prop_assert!(!escaped.contains([' ', '\n', '\r', '\t']));
+                prop_assert_eq!(unescape(&escaped), Some(s));
+            }
+        }
     }
 }

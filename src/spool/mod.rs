@@ -48,6 +48,13 @@
 //! System spool: directory 2770 (or 0730) root:<group>, files 0660; a per-user spool: 0700 and
 //! 0600. Entries are opened with O_NOFOLLOW; symlinks and files with more than one link are
 //! refused.
+//!
+//! Queue files may be damaged or hostile: reading one gives an entry or a
+//! [`ReadError`] (a corrupt entry is moved aside by the queue run), never a panic; nothing
+//! here cuts text by byte index (the lints below keep it so), and times read from the
+//! file system saturate.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 pub mod entry;
 pub mod index;
@@ -83,7 +90,7 @@ pub fn new_queue_id(now: i64) -> String {
     }
     COUNTER.store((c + 1) % 3600, Ordering::Relaxed);
     let pid = std::process::id() % 1_000_000;
-    let ch = |n: u32| ID_CHARS[(n % 60) as usize] as char;
+    let ch = |n: u32| char::from(ID_CHARS.get((n % 60) as usize).copied().unwrap_or(b'0'));
     format!(
         "{}{}{}{}{}{}{}{}{:06}",
         ch((tm.year - 1900).rem_euclid(60) as u32),
@@ -286,6 +293,10 @@ impl Spool {
         let state = match fs::read_to_string(self.sf_path(id)) {
             Ok(t) => State::parse(&t).map_err(ReadError::Corrupt)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => State::default(),
+            // Octets that are not text: not a state file rsendmail wrote.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(ReadError::Corrupt(format!("state file sf{id} is not text")));
+            }
             Err(e) => return Err(ReadError::Io(e)),
         };
         let data_offset = text.len() as u64;
@@ -366,7 +377,7 @@ impl Spool {
                 let Ok(md) = fs::symlink_metadata(&p) else {
                     continue;
                 };
-                if now - md.mtime() < grace {
+                if now.saturating_sub(md.mtime()) < grace {
                     continue;
                 }
                 if fs::remove_file(&p).is_ok() {
@@ -555,7 +566,35 @@ impl Drop for NewEntry {
     }
 }
 
+/// A spool in a scratch directory, removed when dropped (for the unit tests).
 #[cfg(test)]
+pub(crate) struct ScratchSpool {
+    pub spool: Spool,
+}
+
+#[cfg(test)]
+impl ScratchSpool {
+    pub fn new(what: &str) -> ScratchSpool {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("rsendmail-unit-{what}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let spool = Spool::new(dir, true);
+        spool.prepare().expect("a scratch spool");
+        ScratchSpool { spool }
+    }
+}
+
+#[cfg(test)]
+impl Drop for ScratchSpool {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.spool.dir);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
     use entry::RcptState;

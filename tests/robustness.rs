@@ -1,0 +1,340 @@
+//! No input crashes a process. Hostile bytes on `-bs`, over-long addresses whose
+//! multi-byte characters fall across every offset where text used to be cut, and damaged
+//! or hostile queue files are each refused with a message, and the program goes on. A
+//! panic would abort: exit status 134 in the release build (`panic = "abort"`), 101 in
+//! the test build; neither may appear.
+
+use crate::harness::{Env, MSG, Run, closed_tcp_port};
+use std::fs;
+
+/// The run ended by itself: no panic, no signal.
+#[track_caller]
+fn no_panic(r: &Run) {
+    assert!(
+        r.code >= 0 && r.code != 101 && r.code != 134 && !r.stderr.contains("panicked"),
+        "command: {}\nstatus: {}\nstdout:\n{}\nstderr:\n{}",
+        r.cmd,
+        r.code,
+        r.stdout,
+        r.stderr
+    );
+}
+
+/// The reply lines of a `-bs` session, each checked to be `ddd` and ` ` or `-`, with
+/// nothing but its own CRLF for a line end.
+#[track_caller]
+fn replies(r: &Run) -> Vec<String> {
+    let body = r
+        .stdout
+        .strip_suffix("\r\n")
+        .unwrap_or_else(|| panic!("no CRLF at the end: {:?}", r.stdout));
+    body.split("\r\n")
+        .map(|l| {
+            assert!(!l.contains(['\r', '\n']), "a bare line end in {l:?}");
+            let b = l.as_bytes();
+            assert!(
+                b.len() >= 4
+                    && b[..3].iter().all(u8::is_ascii_digit)
+                    && matches!(b[3], b' ' | b'-'),
+                "not a reply line: {l:?}"
+            );
+            l.to_string()
+        })
+        .collect()
+}
+
+/// An address of about 600 octets: `prefix` ASCII letters, then `c` repeated. With every
+/// prefix length below the character's width, the character falls across each octet
+/// offset (64, 100, 203, ...) in one of the runs.
+fn long_local_part(prefix: usize, c: &str) -> String {
+    format!("{}{}", "a".repeat(prefix), c.repeat(540 / c.len()))
+}
+
+#[test]
+fn bs_answers_non_ascii_and_overlong_commands_and_goes_on_to_quit() {
+    let env = Env::new();
+    let long = format!("{}@example.org", long_local_part(63, "€"));
+    let lines: Vec<Vec<u8>> = vec![
+        b"EHLO client.example".to_vec(),
+        "MAIL FROé:<a@b>".into(),
+        b"MAIL FRO\xff:<a@b>".to_vec(),
+        b"\xff\xfe\xfd".to_vec(),
+        "é".repeat(1000).into(),
+        format!("MAIL FROM:<{long}>").into(),
+        b"MAIL FROM:<a\rb@example.org>".to_vec(),
+        b"MAIL FROM:<a@example.org>".to_vec(),
+        format!("RCPT TO:<{long}>").into(),
+        "RCPT TÖ:<b@example.org>".into(),
+        format!("RCPT TO:<b@example.org> NOTIFY={}", "é".repeat(300)).into(),
+        format!("ETRN {}", "é".repeat(500)).into(),
+        b"QUIT".to_vec(),
+    ];
+    let mut input = Vec::new();
+    for l in &lines {
+        input.extend_from_slice(l);
+        input.extend_from_slice(b"\r\n");
+    }
+    let r = env.sendmail(&["-odq", "-bs"], &input);
+    no_panic(&r);
+    let replies = replies(&r);
+    let finals: Vec<&str> = replies
+        .iter()
+        .filter(|l| l.as_bytes()[3] == b' ')
+        .map(|l| &l[..3])
+        .collect();
+    // One reply for each command, the greeting first.
+    assert_eq!(
+        finals,
+        [
+            "220", "250", "501", "501", "500", "500", "553", "553", "250", "553", "501", "501",
+            "501", "221"
+        ],
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("553 5.0.0 <a\\rb@example.org>... Illegal character 0x0d\r\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("... prescan: token too long\r\n"),
+        "{}",
+        r.stdout
+    );
+    // The session's address errors give its exit status, as sendmail's do.
+    r.code(64);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}
+
+#[test]
+fn bs_command_line_over_the_limit_gets_421_not_a_crash() {
+    let env = Env::new();
+    for tail in ["é", "€", "𝄞"] {
+        // Over 2,048 octets, the limit falling inside a character.
+        let mut input = b"EHLO client.example\r\nMAIL FROM:<".to_vec();
+        input.extend_from_slice(tail.repeat(3000 / tail.len()).as_bytes());
+        input.extend_from_slice(b">\r\nQUIT\r\n");
+        let r = env.sendmail(&["-odq", "-bs"], &input);
+        no_panic(&r);
+        r.code(0);
+        let replies = replies(&r);
+        let last = replies.last().unwrap();
+        assert!(
+            last.starts_with("421 4.7.0 ") && last.contains("Command too long"),
+            "{}",
+            r.stdout
+        );
+    }
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}
+
+/// A recipient of about 600 octets with multi-byte characters across every offset: the
+/// submission is refused with sendmail's words and status, and nothing is queued for it.
+#[test]
+fn overlong_recipients_with_multibyte_characters_are_refused_not_a_crash() {
+    let env = Env::new();
+    for c in ["é", "€", "𝄞"] {
+        for prefix in 60..60 + c.len() {
+            let local = long_local_part(prefix, c);
+            for rcpt in [format!("{local}@example.org"), format!("x@{local}.example")] {
+                assert!(rcpt.len() >= 600);
+                // Quiet (ErrorMode q): the status says it, and nothing is mailed back.
+                let r = env.sendmail(&["-odq", "-oeq", &rcpt], MSG);
+                no_panic(&r);
+                r.code(64);
+                assert!(env.entries().is_empty(), "{rcpt}: {}", env.listing());
+                // With -bv the address is checked, and said why it is refused.
+                let r = env.sendmail(&["-bv", &rcpt], b"");
+                no_panic(&r);
+                assert!(
+                    r.stdout.contains("... prescan: token too long"),
+                    "{}",
+                    r.stdout
+                );
+            }
+        }
+    }
+    // Beside a good recipient: the good one is queued, the refusal mailed back (ErrorMode
+    // m) with the address shortened between characters, as sendmail shortens it.
+    let bad = format!("{}@example.org", long_local_part(63, "€"));
+    let r = env.sendmail(&["-odq", "good@example.org", &bad], MSG);
+    no_panic(&r);
+    r.code(64);
+    let texts: Vec<String> = env
+        .entries()
+        .iter()
+        .map(|p| fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(texts.len(), 2, "{}", env.listing());
+    assert!(
+        texts.iter().all(|t| !t.contains(&format!("rcpt {bad}"))),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("\nrcpt good@example.org\n"))
+    );
+    let chars: Vec<char> = bad.chars().collect();
+    let shown = format!(
+        "{}...{}",
+        chars[..100].iter().collect::<String>(),
+        chars[chars.len() - 100..].iter().collect::<String>()
+    );
+    let report = texts
+        .iter()
+        .find(|t| t.contains("\nreport failure\n"))
+        .expect("a failure report");
+    assert!(
+        report.contains(&format!("{shown}... prescan: token too long")),
+        "{report}"
+    );
+}
+
+/// A queue entry as rsendmail writes one, with the given envelope lines.
+fn entry(id: &str, lines: &str) -> String {
+    format!(
+        "rsendmail-queue 1\nid {id}\nuser 0 root\nmode q\n{lines}sender a@example.org\n\
+         rcpt b@example.org\n\nSubject: hostile\n\nhello\n"
+    )
+}
+
+#[test]
+fn hostile_queue_files_are_reported_and_the_queue_goes_on() {
+    let env = Env::with_config(&format!("SMARTHOST 127.0.0.1:{}", closed_tcp_port()));
+    env.sendmail(&["-odq", "good@example.org"], MSG).code(0);
+    let qf = |id: &str| env.spool.join(format!("qf{id}"));
+    let sf = |id: &str| env.spool.join(format!("sf{id}"));
+    // Truncated in the envelope.
+    let whole = entry("6AU00000000001", "created 1\nheader-bytes 20\n");
+    fs::write(qf("6AU00000000001"), &whole[..40]).unwrap();
+    // Binary garbage.
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+    fs::write(qf("6AU00000000002"), &garbage).unwrap();
+    // The largest numbers each field holds, and state at the extremes.
+    fs::write(
+        qf("6AU00000000003"),
+        entry(
+            "6AU00000000003",
+            &format!(
+                "created {}\nheader-bytes {}\nexpansions {}\n",
+                i64::MIN,
+                u64::MAX,
+                u32::MAX
+            ),
+        )
+        .replace(
+            "rcpt b@example.org",
+            &format!("rcpt b@example.org owner={}", u32::MAX),
+        ),
+    )
+    .unwrap();
+    fs::write(
+        sf("6AU00000000003"),
+        format!(
+            "rsendmail-state 1\nattempts {}\nlast-attempt {}\nnext-attempt {}\nrcpt {} deferred x\n",
+            u32::MAX,
+            i64::MAX,
+            i64::MIN,
+            usize::MAX
+        ),
+    )
+    .unwrap();
+    fs::write(
+        qf("6AU00000000004"),
+        entry(
+            "6AU00000000004",
+            &format!("created {}\nheader-bytes 0\n", i64::MAX),
+        ),
+    )
+    .unwrap();
+    fs::write(
+        sf("6AU00000000004"),
+        format!("rsendmail-state 1\nattempts 0\nlast-attempt {}\n", i64::MIN),
+    )
+    .unwrap();
+    // Numbers out of their field's range.
+    fs::write(
+        qf("6AU00000000005"),
+        entry(
+            "6AU00000000005",
+            "created 99999999999999999999\nheader-bytes -1\n",
+        ),
+    )
+    .unwrap();
+    // Another entry's id; a state file that is not text.
+    fs::write(qf("6AU00000000006"), entry("6AU00000000007", "created 1\n")).unwrap();
+    fs::write(qf("6AU00000000008"), entry("6AU00000000008", "created 1\n")).unwrap();
+    fs::write(sf("6AU00000000008"), &garbage).unwrap();
+    // A damaged index.
+    let mut index = fs::read(env.spool.join("index/recipients")).unwrap();
+    index.extend_from_slice(&garbage);
+    index.extend_from_slice("\n6AU00000000003 é%\n%%\n".as_bytes());
+    fs::write(env.spool.join("index/recipients"), &index).unwrap();
+
+    let list = env.run_raw(&env.link("mailq"), &["-C", env.conf.to_str().unwrap()], b"");
+    no_panic(&list);
+    list.code(0);
+    for id in ["1", "2", "5", "6", "8"] {
+        assert!(
+            list.stdout
+                .contains(&format!("qf6AU0000000000{id}: cannot read queue file: ")),
+            "{id}: {}",
+            list.stdout
+        );
+    }
+    assert!(list.stdout.contains("6AU00000000003"), "{}", list.stdout);
+    assert!(list.stdout.contains("6AU00000000004"), "{}", list.stdout);
+    let json = env.run_raw(
+        &env.link("mailq"),
+        &["-C", env.conf.to_str().unwrap(), "--json"],
+        b"",
+    );
+    no_panic(&json);
+    json.code(0);
+
+    // A -qR run reads the damaged index; a full run reads every entry.
+    let r = env.sendmail(&["-qf", "-qRexample"], b"");
+    no_panic(&r);
+    let r = env.sendmail(&["-qf"], b"");
+    no_panic(&r);
+    r.code(0);
+    for id in ["1", "2", "5", "6", "8"] {
+        assert!(
+            env.spool
+                .join(format!("corrupt/qf6AU0000000000{id}"))
+                .exists(),
+            "{id}: {}\n{}",
+            r.stdout,
+            env.listing()
+        );
+    }
+    // The entries at the numbers' extremes were tried, not moved aside: the one created
+    // at the beginning of time has expired and bounced, the one from the end of time
+    // waits. The good entry was tried and stays queued with the reason.
+    for id in ["3", "4"] {
+        assert!(
+            !env.spool
+                .join(format!("corrupt/qf6AU0000000000{id}"))
+                .exists()
+        );
+    }
+    assert!(!qf("6AU00000000003").exists(), "{}", env.listing());
+    assert!(qf("6AU00000000004").exists(), "{}", env.listing());
+    let reports = env
+        .entries()
+        .iter()
+        .filter(|p| {
+            let t = fs::read_to_string(p).unwrap_or_default();
+            t.contains("\nreport failure\n") && t.contains("\nrcpt a@example.org\n")
+        })
+        .count();
+    assert_eq!(reports, 1, "{}", env.listing());
+    let list = env.mailq(&[]);
+    assert!(
+        list.contains("(Deferred: 451 4.4.1 Connection refused by 127.0.0.1)"),
+        "{list}"
+    );
+}
