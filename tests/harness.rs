@@ -291,12 +291,21 @@ pub fn as_user(program: &Path, args: &[&str], envs: &[(&str, &str)], stdin: &[u8
 pub fn user_visible_bin(dir: &Path, name: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let p = dir.join(name);
-    fs::copy(bin(), &p).unwrap();
+    copy_executable(&bin(), &p);
     fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
     let d = dir.join("rsendmail-deliver");
-    fs::copy(env!("CARGO_BIN_EXE_rsendmail-deliver"), &d).unwrap();
+    copy_executable(Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")), &d);
     fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
     p
+}
+
+/// Copy a program that a test will run. The copy is written by `cp`, not by this
+/// process: a file this process held open for writing could be inherited by a child
+/// another test thread forks at that moment, and running the copy would then fail with
+/// ETXTBSY ("Text file busy").
+pub fn copy_executable(from: &Path, to: &Path) {
+    let st = Command::new("cp").arg(from).arg(to).status().expect("cp");
+    assert!(st.success(), "cp {} {}", from.display(), to.display());
 }
 
 /// A TCP port on 127.0.0.1 where nothing listens (bound and released): connections to

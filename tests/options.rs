@@ -504,17 +504,7 @@ fn a_deliverer_that_cannot_start_leaves_the_message_queued() {
     let lone = env.dir.join("lone");
     fs::create_dir_all(&lone).unwrap();
     let bin = lone.join("sendmail");
-    fs::copy(crate::harness::bin(), &bin).unwrap();
-    // Another test's child may still hold the new file open for a moment (a descriptor
-    // inherited across fork before close-on-exec): wait until it can be executed.
-    let start = Instant::now();
-    while let Err(e) = Command::new(&bin).arg("-bx").output() {
-        assert!(
-            e.raw_os_error() == Some(libc::ETXTBSY) && start.elapsed() < Duration::from_secs(10),
-            "{e}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::harness::copy_executable(&crate::harness::bin(), &bin);
     let said = "cannot execute /usr/libexec/rsendmail/rsendmail-deliver: No such file or \
                 directory; the message stays queued\n";
     let conf = env.conf.to_str().unwrap();

@@ -49,7 +49,7 @@ fn setgid_dir(tag: &str) -> PathBuf {
 /// `id` reports group mail).
 fn setgid_copy(here: &Path) -> PathBuf {
     let id = here.join("id");
-    fs::copy("/usr/bin/id", &id).unwrap();
+    crate::harness::copy_executable(Path::new("/usr/bin/id"), &id);
     chgrp_mail(&id);
     fs::set_permissions(&id, fs::Permissions::from_mode(0o2755)).unwrap();
     let out = as_user(&id, &["-gn"], &[], b"");
@@ -59,7 +59,7 @@ fn setgid_copy(here: &Path) -> PathBuf {
         "set-gid is not honoured here"
     );
     let sg = here.join("sendmail");
-    fs::copy(bin(), &sg).unwrap();
+    crate::harness::copy_executable(&bin(), &sg);
     chgrp_mail(&sg);
     fs::set_permissions(&sg, fs::Permissions::from_mode(0o2755)).unwrap();
     sg
@@ -304,11 +304,10 @@ fn setgid_binary_drops_group_before_opening_the_x_file() {
     let dir = user_dir("setgid-x");
     let here = setgid_dir("sgid-x");
     let sg = setgid_copy(&here);
-    fs::copy(
-        env!("CARGO_BIN_EXE_rsendmail-deliver"),
-        here.join("rsendmail-deliver"),
-    )
-    .unwrap();
+    crate::harness::copy_executable(
+        Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")),
+        &here.join("rsendmail-deliver"),
+    );
     let group_dir = here.join("grouplog");
     group_only_dir(&group_dir);
     let state = dir.join("state");
@@ -357,7 +356,7 @@ fn setgid_binary_passes_no_file_choosing_environment() {
     fs::create_dir(&plain).unwrap();
     fs::set_permissions(&plain, fs::Permissions::from_mode(0o755)).unwrap();
     let not_sg = plain.join("sendmail");
-    fs::copy(bin(), &not_sg).unwrap();
+    crate::harness::copy_executable(&bin(), &not_sg);
     fs::set_permissions(&not_sg, fs::Permissions::from_mode(0o755)).unwrap();
     let record = dir.join("env.txt");
     let stand_in = format!("#!/bin/sh\nenv > {}\n", record.display());
