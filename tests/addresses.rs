@@ -131,6 +131,21 @@ fn bad_recipients_are_refused_with_sendmails_words_and_the_rest_delivered() {
         ),
         ("a@", "a@... Hostname required".into(), 64),
         (
+            "a@ex_ample.org",
+            "a@ex_ample.org... Invalid host name".into(),
+            68,
+        ),
+        (
+            "a@-bad.example.org",
+            "a@-bad.example.org... Invalid host name".into(),
+            68,
+        ),
+        (
+            "user@[300.1.1.1]",
+            "user@[300.1.1.1]... Invalid host name".into(),
+            68,
+        ),
+        (
             "a@example.org (x",
             "a@example.org (x... Unbalanced '('".into(),
             64,
@@ -200,6 +215,37 @@ fn bad_recipients_are_refused_with_sendmails_words_and_the_rest_delivered() {
         assert!(e.contains(r), "{r}: {e}");
     }
     assert!(!e.contains("\nrcpt a@example.org."), "{e}");
+}
+
+/// Local parts sendmail takes but RFC 5321 does not are sent in their quoted form,
+/// which the strict relay accepts; what the user wrote is what mailq shows.
+#[test]
+fn lenient_local_parts_go_out_in_rfc5321_form() {
+    let Some((_scratch, peer)) = start_peer(&[("STRICT", "1")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &[
+            "-odi",
+            "-f",
+            "s..x@example.net",
+            ".a@example.org",
+            "a..b@example.org",
+        ],
+        MSG,
+    )
+    .code(0)
+    .stdout_is("");
+    let (mail, rcpt, refused) = seen(&peer);
+    assert_eq!(mail, ["\"s..x\"@example.net"]);
+    // (RCPTs in sendmail's order: the reverse of the command line's.)
+    assert_eq!(rcpt, ["\"a..b\"@example.org", "\".a\"@example.org"]);
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_eq!(peer.messages().len(), 1, "{}", peer.transcript());
+    env.sendmail(&["-odq", "a..b@example.org"], MSG).code(0);
+    let q = env.mailq(&[]);
+    assert!(q.contains("\t a..b@example.org\n"), "{q}");
 }
 
 #[test]

@@ -125,22 +125,12 @@ class Handler:
         if session.authenticated:
             marks.append("auth=%s" % getattr(session, "auth_user", "?"))
         log(id(session), "MAIL %s %s %s" % (address, " ".join(mail_options), " ".join(marks)))
-        if os.environ.get("STRICT"):
-            why = strict_address(address, True)
-            if why:
-                log(id(session), "MAIL-REFUSED %s" % why)
-                return why
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Ok"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         log(id(session), "RCPT %s %s" % (address, " ".join(rcpt_options)))
-        if os.environ.get("STRICT"):
-            why = strict_address(address, False)
-            if why:
-                log(id(session), "RCPT-REFUSED %s" % why)
-                return why
         local = address.split("@")[0].lower()
         if local.startswith("reject5"):
             return "550 5.1.1 <%s>: Recipient address rejected: test" % address
@@ -219,11 +209,29 @@ class LoggingSMTP(SMTP):
 
     async def smtp_MAIL(self, arg):
         log(id(self.session), "RAW-MAIL %s" % arg)
+        if await self.strict_refused("MAIL", arg, True):
+            return
         return await super().smtp_MAIL(arg)
 
     async def smtp_RCPT(self, arg):
         log(id(self.session), "RAW-RCPT %s" % arg)
+        if await self.strict_refused("RCPT", arg, False):
+            return
         return await super().smtp_RCPT(arg)
+
+    async def strict_refused(self, verb, arg, null_ok):
+        """STRICT=1: refuse a path that is not an RFC 5321 Mailbox, judged on the text
+        between the angle brackets as sent (aiosmtpd would unquote it first)."""
+        if not os.environ.get("STRICT") or not arg:
+            return False
+        start = arg.find("<")
+        end = arg.rfind(">")
+        path = arg[start + 1:end] if 0 <= start < end else ""
+        why = strict_address(path, null_ok)
+        if why:
+            log(id(self.session), "%s-REFUSED %s" % (verb, why))
+            await self.push(why)
+        return bool(why)
 
 
 class C(Controller):
