@@ -288,6 +288,9 @@ fn header_recipients_are_checked_like_argv() {
 fn bs_paths_are_checked_with_sendmails_replies() {
     let env = Env::new();
     let dialogue = "HELO client\r\n\
+        MAIL FROM:\r\n\
+        MAIL FROM:<\r\n\
+        MAIL FROM:<@a:>\r\n\
         MAIL FROM:<a@@example.org>\r\n\
         MAIL FROM:<x y@test.example>\r\n\
         RCPT TO:<a@example..org>\r\n\
@@ -296,13 +299,21 @@ fn bs_paths_are_checked_with_sendmails_replies() {
         RCPT TO:<a@>\r\n\
         RCPT TO:<a b@example.org>\r\n\
         RCPT TO:<c@example.org.>\r\n\
+        RCPT TO:<a@example.org\r\n\
+        RCPT TO:<@x:>\r\n\
+        RCPT TO:<\"a>b\"@example.org>\r\n\
         DATA\r\nSubject: bs\r\n\r\nbody\r\n.\r\nQUIT\r\n";
     let r = env.sendmail(&["-bs", "-odq"], dialogue.as_bytes());
     r.code(64);
-    let replies: Vec<&str> = r.stdout.lines().skip(2).take(8).collect();
+    let replies: Vec<&str> = r.stdout.lines().skip(2).take(14).collect();
     assert_eq!(
         replies,
         [
+            // sendmail's replies to a missing path, an unclosed `<` and a source route
+            // with no mailbox: never the null sender.
+            "501 5.5.2 Syntax error in parameters scanning \"FROM\"",
+            "553 5.0.0 <... Unbalanced '<'",
+            "553 5.1.3 <@a:>... User address required",
             "553 5.1.3 <a@@example.org>... Invalid route address",
             "250 2.1.0 <x y@test.example>... Sender ok",
             "553 5.1.2 <a@example..org>... Invalid host name",
@@ -311,6 +322,9 @@ fn bs_paths_are_checked_with_sendmails_replies() {
             "553 5.1.3 <a@>... Hostname required",
             "250 2.1.5 <a b@example.org>... Recipient ok",
             "250 2.1.5 <c@example.org.>... Recipient ok",
+            "553 5.0.0 <a@example.org... Unbalanced '<'",
+            "553 5.1.3 <@x:>... User address required",
+            "250 2.1.5 <\"a>b\"@example.org>... Recipient ok",
         ],
         "{}",
         r.stdout
@@ -319,7 +333,8 @@ fn bs_paths_are_checked_with_sendmails_replies() {
     assert!(e.contains("\nsender x.y@test.example\n"), "{e}");
     assert!(e.contains("\nrcpt a.b@example.org\n"), "{e}");
     assert!(e.contains("\nrcpt c@example.org\n"), "{e}");
-    assert_eq!(e.matches("\nrcpt ").count(), 2, "{e}");
+    assert!(e.contains("\nrcpt \"a>b\"@example.org\n"), "{e}");
+    assert_eq!(e.matches("\nrcpt ").count(), 3, "{e}");
 }
 
 #[test]

@@ -160,38 +160,108 @@ pub fn reply_line(text: &str) -> String {
     out
 }
 
-/// Split `FROM:<addr> PARAMS` after the keyword: (the address as written, the path
-/// inside the brackets, the parameters). None when the keyword is missing.
-fn split_path<'t>(arg: &'t str, keyword: &str) -> Option<(&'t str, String, Vec<&'t str>)> {
+/// A MAIL or RCPT path as the client wrote it.
+struct Path<'t> {
+    /// The path as written (`<a@b>`), for the reply.
+    written: &'t str,
+    /// Inside the angle brackets, source route dropped; `None` for `<>`.
+    address: Option<String>,
+    params: Vec<&'t str>,
+}
+
+/// Why a path is refused before its address is looked at.
+enum PathError {
+    /// The keyword or the path is missing: `501 5.5.2 Syntax error in parameters
+    /// scanning "FROM"`.
+    Syntax,
+    /// The path itself is broken (`<` never closed, a source route with no mailbox);
+    /// the reply names what was written.
+    Invalid(String, address::Invalid),
+}
+
+/// Split `FROM:<addr> PARAMS` after the keyword (RFC 5321 §4.1.2 `Path`): the angle
+/// brackets are matched outside quoted strings (`<"a>b"@x>` is one path), a `<` never
+/// closed is sendmail's `Unbalanced '<'`, a source route (`<@a,@b:user@host>`, RFC 5321
+/// §3.3) is dropped, and a route with no mailbox after it (`<@a:>`, `<@a>`) is `User
+/// address required`, never the null path. A path without brackets (`FROM:root`) runs
+/// to the first blank, as sendmail takes it.
+fn split_path<'t>(arg: &'t str, keyword: &str) -> Result<Path<'t>, PathError> {
     let arg = arg.trim_start();
     // `get` rather than slicing: the client's bytes may put a multi-byte character
     // across the keyword's end (`FROé:`).
-    let head = arg.get(..keyword.len())?;
+    let head = arg.get(..keyword.len()).ok_or(PathError::Syntax)?;
     if !head.eq_ignore_ascii_case(keyword) {
-        return None;
+        return Err(PathError::Syntax);
     }
-    let rest = arg.get(keyword.len()..)?.trim_start();
-    let rest = rest.strip_prefix(':')?.trim_start();
+    let rest = arg
+        .get(keyword.len()..)
+        .ok_or(PathError::Syntax)?
+        .trim_start();
+    let rest = rest
+        .strip_prefix(':')
+        .ok_or(PathError::Syntax)?
+        .trim_start();
+    if rest.is_empty() {
+        return Err(PathError::Syntax);
+    }
     let end = if rest.starts_with('<') {
-        rest.find('>').map(|i| i + 1).unwrap_or(rest.len())
+        let mut quoted = false;
+        let mut escaped = false;
+        let mut close = None;
+        for (i, c) in rest.char_indices().skip(1) {
+            if escaped {
+                escaped = false;
+                continue;
+            }
+            match c {
+                '\\' => escaped = true,
+                '"' => quoted = !quoted,
+                '>' if !quoted => {
+                    close = Some(i + 1);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        match close {
+            Some(e) => e,
+            None => {
+                let written = rest.split(' ').next().unwrap_or(rest).to_string();
+                return Err(PathError::Invalid(
+                    written,
+                    address::Invalid::Unbalanced('<'),
+                ));
+            }
+        }
     } else {
         rest.find(' ').unwrap_or(rest.len())
     };
-    let (written, params) = rest.split_at_checked(end)?;
+    let (written, params) = rest.split_at_checked(end).ok_or(PathError::Syntax)?;
     let inner = written
         .strip_prefix('<')
-        .map(|w| w.strip_suffix('>').unwrap_or(w))
+        .and_then(|w| w.strip_suffix('>'))
         .unwrap_or(written);
-    // A source route (`@a,@b:user@host`) is dropped (RFC 5321 §3.3).
-    let path = match inner.rsplit_once(':') {
-        Some((_, after)) if inner.starts_with('@') => after,
-        _ => inner,
+    let address = if inner.starts_with('@') {
+        // A source route: the mailbox is what follows its last colon.
+        match inner.rsplit_once(':') {
+            Some((_, after)) if !after.is_empty() => Some(after.to_string()),
+            _ => {
+                return Err(PathError::Invalid(
+                    written.to_string(),
+                    address::Invalid::UserRequired,
+                ));
+            }
+        }
+    } else if inner.is_empty() {
+        None
+    } else {
+        Some(inner.to_string())
     };
-    Some((
+    Ok(Path {
         written,
-        path.to_string(),
-        params.split_ascii_whitespace().collect(),
-    ))
+        address,
+        params: params.split_ascii_whitespace().collect(),
+    })
 }
 
 /// The address of a MAIL or RCPT path, parsed and checked. A CR inside the path (the
@@ -437,21 +507,26 @@ impl Server<'_> {
                         reply!("503 5.5.0 Sender already specified");
                         continue;
                     }
-                    let Some((written, path, params)) = split_path(&arg, "FROM") else {
-                        reply!("501 5.5.2 Syntax error in parameters scanning \"FROM\"");
-                        continue;
+                    let (written, path, params) = match split_path(&arg, "FROM") {
+                        Ok(p) => (p.written, p.address, p.params),
+                        Err(PathError::Syntax) => {
+                            reply!("501 5.5.2 Syntax error in parameters scanning \"FROM\"");
+                            continue;
+                        }
+                        Err(PathError::Invalid(written, e)) => {
+                            end.note(e.exit());
+                            reply!("553 {} {written}... {}", e.status(), e.text());
+                            continue;
+                        }
                     };
                     // `<>` is the null sender; anything else is one checked address.
-                    let path = if path.is_empty() {
-                        path
-                    } else {
-                        match checked_path(&path) {
-                            Ok(a) => a,
-                            Err(e) => {
-                                end.note(e.exit());
-                                reply!("553 {} {written}... {}", e.status(), e.text());
-                                continue;
-                            }
+                    let path = match path.as_deref().map(checked_path) {
+                        None => String::new(),
+                        Some(Ok(a)) => a,
+                        Some(Err(e)) => {
+                            end.note(e.exit());
+                            reply!("553 {} {written}... {}", e.status(), e.text());
+                            continue;
                         }
                     };
                     let mut next = Transaction::default();
@@ -480,21 +555,29 @@ impl Server<'_> {
                         reply!("503 5.0.0 Need MAIL before RCPT");
                         continue;
                     };
-                    let Some((_, path, params)) = split_path(&arg, "TO") else {
-                        reply!("501 5.5.2 Syntax error in parameters scanning \"TO\"");
-                        continue;
+                    let (written, path, params) = match split_path(&arg, "TO") {
+                        Ok(p) => (p.written, p.address, p.params),
+                        Err(PathError::Syntax) => {
+                            reply!("501 5.5.2 Syntax error in parameters scanning \"TO\"");
+                            continue;
+                        }
+                        Err(PathError::Invalid(written, e)) => {
+                            end.note(e.exit());
+                            reply!("553 {} {written}... {}", e.status(), e.text());
+                            continue;
+                        }
                     };
-                    let shown = format!("<{path}>");
-                    if path.is_empty() {
+                    let Some(path) = path else {
                         end.note(crate::exit::Sysexit::NoUser);
                         reply!("553 5.0.0 <>... User address required");
                         continue;
-                    }
-                    if path.starts_with('@') {
-                        end.note(crate::exit::Sysexit::Usage);
-                        reply!("553 5.1.3 {shown}... User address required");
-                        continue;
-                    }
+                    };
+                    // Replies name the path as written, in brackets.
+                    let shown = if written.starts_with('<') {
+                        written.to_string()
+                    } else {
+                        format!("<{written}>")
+                    };
                     let path = match checked_path(&path) {
                         Ok(a) => a,
                         Err(e) => {
@@ -837,19 +920,44 @@ mod tests {
 
     #[test]
     fn paths_and_parameters() {
-        let (w, p, params) = split_path("FROM:<a@x> SIZE=10 BODY=8BITMIME", "FROM").unwrap();
+        let ok = |arg: &str, kw: &str| match split_path(arg, kw) {
+            Ok(p) => (p.written.to_string(), p.address, p.params.join(" ")),
+            Err(_) => panic!("{arg}"),
+        };
+        let some = |s: &str| Some(s.to_string());
         assert_eq!(
-            (w, p.as_str(), params),
-            ("<a@x>", "a@x", vec!["SIZE=10", "BODY=8BITMIME"])
+            ok("FROM:<a@x> SIZE=10 BODY=8BITMIME", "FROM"),
+            ("<a@x>".into(), some("a@x"), "SIZE=10 BODY=8BITMIME".into())
         );
-        let (w, p, _) = split_path("from: root", "FROM").unwrap();
-        assert_eq!((w, p.as_str()), ("root", "root"));
-        let (_, p, _) = split_path("TO:<@a,@b:u@h>", "TO").unwrap();
-        assert_eq!(p, "u@h");
-        let (_, p, _) = split_path("TO:<>", "TO").unwrap();
-        assert_eq!(p, "");
-        assert!(split_path("TO", "TO").is_none());
-        assert!(split_path("FRM:<a>", "FROM").is_none());
+        assert_eq!(
+            ok("from: root", "FROM"),
+            ("root".into(), some("root"), "".into())
+        );
+        assert_eq!(ok("TO:<@a,@b:u@h>", "TO").1, some("u@h"));
+        assert_eq!(ok("TO:<>", "TO").1, None);
+        // Brackets are matched outside quoted strings.
+        assert_eq!(
+            ok("TO:<\"a>b\"@x> NOTIFY=NEVER", "TO"),
+            (
+                "<\"a>b\"@x>".into(),
+                some("\"a>b\"@x"),
+                "NOTIFY=NEVER".into()
+            )
+        );
+        // sendmail's refusals: no path, an unclosed `<`, a route with no mailbox.
+        let refused = |arg: &str| match split_path(arg, "FROM") {
+            Ok(_) => panic!("{arg}"),
+            Err(PathError::Syntax) => "syntax".to_string(),
+            Err(PathError::Invalid(w, e)) => e.message(&w),
+        };
+        assert_eq!(refused("FROM:"), "syntax");
+        assert_eq!(refused("FROM:   "), "syntax");
+        assert_eq!(refused("FROM:<"), "<... Unbalanced '<'");
+        assert_eq!(refused("FROM:<a@b SIZE=1"), "<a@b... Unbalanced '<'");
+        assert_eq!(refused("FROM:<@a:>"), "<@a:>... User address required");
+        assert_eq!(refused("FROM:<@a>"), "<@a>... User address required");
+        assert!(split_path("TO", "TO").is_err());
+        assert!(split_path("FRM:<a>", "FROM").is_err());
         assert_eq!(
             xtext_decode("rfc822;a+2Bb@x").as_deref(),
             Some("rfc822;a+b@x")
@@ -861,8 +969,8 @@ mod tests {
         assert_eq!(xtext_decode("+-1"), None);
         assert_eq!(xtext_decode("+2b").as_deref(), Some("+"));
         // A multi-byte character across the keyword's end (`FROé`).
-        assert!(split_path("FROé:<a@b>", "FROM").is_none());
-        assert!(split_path("TÖ:<a@b>", "TO").is_none());
+        assert!(split_path("FROé:<a@b>", "FROM").is_err());
+        assert!(split_path("TÖ:<a@b>", "TO").is_err());
     }
 
     #[test]
@@ -1214,7 +1322,7 @@ mod tests {
             #[test]
             fn helpers_take_any_text(arg in "[\\PC\r\n\t\x00\u{85}]{0,40}|[ -~é]{0,40}", k in "[A-Za-z]{0,8}", v in "\\PC{0,20}") {
                 for kw in ["FROM", "TO"] {
-                    if let Some((written, _path, params)) = split_path(&arg, kw) {
+                    if let Ok(Path { written, params, .. }) = split_path(&arg, kw) {
                         prop_assert!(arg.contains(written));
                         prop_assert!(params.iter().all(|p| !p.is_empty() && !p.contains(char::is_whitespace)));
                     }
