@@ -549,3 +549,43 @@ fn resent_fields_and_special_fields() {
     let (_, rcpt, _) = seen(&peer);
     assert_eq!(rcpt.last().map(String::as_str), Some("at@example.org"));
 }
+
+/// A CR inside a header line from the command line never splits a field (the wire and
+/// many readers take a CR as a line end): it becomes a blank, and a `\r\r\n` line end is
+/// one line end.
+#[test]
+fn a_lone_cr_in_a_header_never_splits_a_field() {
+    let Some((_scratch, peer)) = start_peer(&[("STRICT", "1")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &["-odi", "-t"],
+        b"To: bob@example.org\nSubject: hello\rBcc: leaked@example.org\rX-Injected: yes\n\nbody\n",
+    )
+    .code(0)
+    .stdout_is("");
+    env.sendmail(
+        &["-odi", "-t"],
+        b"To: carol@example.org\r\r\nSubject: split\r\r\n\r\r\nbody line\r\r\n",
+    )
+    .code(0);
+    let (_, rcpt, refused) = seen(&peer);
+    assert_eq!(rcpt, ["bob@example.org", "carol@example.org"]);
+    assert!(refused.is_empty(), "{refused:?}");
+    let msgs = peer.wait_for(2, std::time::Duration::from_secs(10));
+    let first = String::from_utf8_lossy(&msgs[0].1).into_owned();
+    assert!(
+        first.contains("\r\nSubject: hello Bcc: leaked@example.org X-Injected: yes\r\n"),
+        "{first}"
+    );
+    assert!(
+        !first.contains("\r\nBcc:") && !first.contains("\r\nX-Injected:"),
+        "{first}"
+    );
+    let second = String::from_utf8_lossy(&msgs[1].1).into_owned();
+    assert!(
+        second.contains("\r\nSubject: split\r\n\r\nbody line"),
+        "{second}"
+    );
+}

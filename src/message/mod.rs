@@ -1,11 +1,13 @@
 //! Message intake: bytes from stdin (never assumed UTF-8) → canonical header block + a body
 //! streamed to the spool.
 //!
-//! Canonical form: every line ends in LF (CRLF becomes LF; a lone CR inside a line is kept;
-//! the last line gets an LF if it had none). Without `-i` a line holding only `.` (also
-//! `.\r`) ends the message; with `-i` only EOF does. Dots are never unstuffed on the
-//! command line (sendmail does not either). Lines of any length are accepted: the reader
-//! works in 64 KiB pieces, so a 50 MB single-line body is never held in memory.
+//! Canonical form: every line ends in LF (CRLF becomes LF; a lone CR inside a body line is
+//! kept; in a header line it becomes a blank, and a CR before the line end is dropped, so
+//! a field stays one field; the last line gets an LF if it had none). Without `-i` a line
+//! holding only `.` (also `.\r`) ends the message and a line starting with `..` loses its
+//! first dot, as sendmail reads the command line; with `-i` only EOF ends it and dots are
+//! kept. Lines of any length are accepted: the reader works in 64 KiB pieces, so a 50 MB
+//! single-line body is never held in memory.
 //!
 //! The header block is kept in memory (bounded by [`MAX_HEADER_BYTES`]) because `-t` needs
 //! the recipients before anything is written, and because the added headers go in front.
@@ -229,17 +231,33 @@ pub fn read_head<R: BufRead>(reader: &mut LineReader<R>) -> Result<Head, Fatal> 
                 continue;
             }
         }
-        if line.is_empty() {
+        // A CR the line's end did not take (`\r\r\n`) is dropped; a line of nothing
+        // else is the empty line.
+        let text_end = line.iter().rposition(|&b| b != b'\r').map_or(0, |p| p + 1);
+        if text_end == 0 {
             return Ok(head);
         }
-        if matches!(line.first(), Some(b' ' | b'\t'))
-            && let Some(last) = head.headers.last_mut()
-        {
+        let is_continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        let name = if is_continuation {
+            None
+        } else {
+            header_name(&line)
+        };
+        if is_continuation || name.is_some() {
+            // A lone CR inside a field becomes a blank: a CR is a line end on the wire
+            // and to many readers, and the field must stay one field (no header line
+            // smuggled in as `Subject: x\rBcc: y`).
+            line.truncate(text_end);
+            for b in line.iter_mut().filter(|b| **b == b'\r') {
+                *b = b' ';
+            }
+        }
+        if is_continuation && let Some(last) = head.headers.last_mut() {
             last.raw.extend_from_slice(&line);
             last.raw.push(b'\n');
             continue;
         }
-        if let Some(name) = header_name(&line) {
+        if let Some(name) = name {
             let mut raw = line.clone();
             raw.push(b'\n');
             head.headers.push(Header { name, raw });
@@ -722,6 +740,12 @@ mod tests {
                 // canonical form (LF line ends).
                 let mut input = Vec::new();
                 let mut canonical = Vec::new();
+                // The intake's rule for a CR inside a header line: dropped at the line's
+                // end, a blank elsewhere.
+                let canon = |l: &[u8]| -> Vec<u8> {
+                    let end = l.iter().rposition(|&b| b != b'\r').map_or(0, |p| p + 1);
+                    l[..end].iter().map(|&b| if b == b'\r' { b' ' } else { b }).collect()
+                };
                 let mut ends = crlf.iter().cycle();
                 let mut end_line = |v: &mut Vec<u8>| {
                     v.extend_from_slice(if *ends.next().unwrap_or(&false) { b"\r\n" } else { b"\n" });
@@ -730,7 +754,7 @@ mod tests {
                     for l in lines {
                         input.extend_from_slice(l);
                         end_line(&mut input);
-                        canonical.extend_from_slice(l);
+                        canonical.extend_from_slice(&canon(l));
                         canonical.push(b'\n');
                     }
                 }
@@ -745,7 +769,7 @@ mod tests {
                 prop_assert_eq!(all, canonical);
                 for (h, (name, lines)) in head.headers.iter().zip(&block) {
                     prop_assert_eq!(&h.name, name);
-                    let want: Vec<u8> = lines.iter().flat_map(|l| [&l[..], b"\n"].concat()).collect();
+                    let want: Vec<u8> = lines.iter().flat_map(|l| [&canon(l)[..], b"\n"].concat()).collect();
                     prop_assert_eq!(&h.raw, &want);
                 }
                 let mut rest = Vec::new();
