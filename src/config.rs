@@ -8,6 +8,11 @@
 //! table's parsers ([`Settings::apply`]), so a bad value is refused before anything is
 //! taken, never later by the deliverer.
 //!
+//! The mail name is settled once, when the config is read ([`Config::resolve_mail_name`]:
+//! MAILNAME's name, the file it names, or the host name), checked as a domain as RFC 5321
+//! §4.1.2 writes one (it goes into EHLO, the envelope and the header), and read by
+//! everyone from there.
+//!
 //! Errors name the file and line and exit EX_CONFIG (78), except a bad delivery mode, which
 //! is sendmail's `Unknown delivery mode c` with file and line and EX_USAGE (64).
 //! With no file at the default path, the built-in defaults apply (see [`Paths`]).
@@ -25,6 +30,7 @@
 
 use crate::cli::options::{self, DeliveryMode, OptDef, Settings};
 use crate::exit::{Fatal, Sysexit};
+use crate::message::address::check_domain;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -79,6 +85,9 @@ pub struct Config {
     pub fingerprint: Option<String>,
     /// MAILNAME as written (a name or an absolute path to a file holding it).
     pub mailname: Option<String>,
+    /// The mail name in force, checked: MAILNAME's name, the first line of the file it
+    /// names, or the host name. Read through [`Config::host_name`].
+    mail_name: String,
     pub masquerade: Option<String>,
     pub null_client: bool,
     pub full_bounce: bool,
@@ -108,6 +117,7 @@ impl Config {
             verify_cert: false,
             fingerprint: None,
             mailname: None,
+            mail_name: system_host_name(),
             masquerade: None,
             null_client: false,
             full_bounce: false,
@@ -132,7 +142,9 @@ impl Config {
         let text = match std::fs::read(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-                return Ok(Config::builtin(paths));
+                let mut cfg = Config::builtin(paths);
+                cfg.resolve_mail_name()?;
+                return Ok(cfg);
             }
             Err(e) => {
                 return Err(Fatal::new(
@@ -148,6 +160,7 @@ impl Config {
             &path.display().to_string(),
             sticky,
         )?;
+        cfg.resolve_mail_name()?;
         Ok(cfg)
     }
 
@@ -212,7 +225,17 @@ impl Config {
                     }
                     self.fingerprint = Some(hex.to_ascii_lowercase());
                 }
-                "MAILNAME" => self.mailname = Some(need(value)?),
+                "MAILNAME" => {
+                    // A name is checked here; a file is read by `resolve_mail_name`.
+                    let v = need(value)?;
+                    if !v.starts_with('/') {
+                        check_domain(&v).map_err(|why| {
+                            err(Sysexit::Config, format!("invalid MAILNAME {v}: {why}"))
+                        })?;
+                        self.mail_name = v.clone();
+                    }
+                    self.mailname = Some(v);
+                }
                 "MASQUERADE" => {
                     let v = need(value)?;
                     if v.contains(['<', '>', ' ', '"']) || v == "@" {
@@ -288,24 +311,50 @@ impl Config {
         self.null_client && !self.smarthost.is_empty()
     }
 
-    /// The host name to use: MAILNAME (a name, or the first line of the file it names),
-    /// else the bare host name. Never a DNS query (deferred mode depends on it).
+    /// This host's mail name: MAILNAME (a name, or the first line of the file it names),
+    /// else the bare host name, checked when the config was read
+    /// ([`Config::resolve_mail_name`]). Every user of the name (EHLO, the envelope
+    /// sender, the added header fields, qualifying, reports) reads it here. Never a
+    /// DNS query (deferred mode depends on it).
     pub fn host_name(&self) -> String {
-        if let Some(m) = &self.mailname {
-            if m.starts_with('/') {
-                if let Ok(text) = std::fs::read_to_string(m)
-                    && let Some(first) = text.lines().next()
-                {
-                    let first = first.trim();
-                    if !first.is_empty() {
-                        return first.to_string();
+        self.mail_name.clone()
+    }
+
+    /// Settle the mail name once, after the config is read, so that a name delivery
+    /// would send is refused now (EX_CONFIG) instead: the file MAILNAME names must be
+    /// readable and hold a domain ([`check_domain`]) on its first line; without
+    /// MAILNAME, the host name must be one. (A MAILNAME name was checked on its line.)
+    pub fn resolve_mail_name(&mut self) -> Result<(), Fatal> {
+        let refuse = |msg: String| Err(Fatal::new(Sysexit::Config, msg));
+        match &self.mailname {
+            Some(path) if path.starts_with('/') => {
+                let text = match std::fs::read(path) {
+                    Ok(t) => String::from_utf8_lossy(&t).into_owned(),
+                    Err(e) => {
+                        return refuse(format!("cannot open MAILNAME {path}: {}", io_text(&e)));
                     }
+                };
+                let first = text.lines().next().unwrap_or("").trim();
+                if first.is_empty() {
+                    return refuse(format!("MAILNAME {path}: no mail name on its first line"));
                 }
-            } else {
-                return m.clone();
+                if let Err(why) = check_domain(first) {
+                    return refuse(format!("{path}: line 1: invalid mail name {first}: {why}"));
+                }
+                self.mail_name = first.to_string();
+            }
+            Some(_) => {}
+            None => {
+                let host = system_host_name();
+                if let Err(why) = check_domain(&host) {
+                    return refuse(format!(
+                        "the host name {host} is not a valid mail name ({why}); set MAILNAME"
+                    ));
+                }
+                self.mail_name = host;
             }
         }
-        system_host_name()
+        Ok(())
     }
 }
 
@@ -671,11 +720,121 @@ mod tests {
                 "test.conf: line 1: DaemonPortOptions=Port=x: invalid port \"x\"",
                 Sysexit::Config,
             ),
+            // The mail name goes out as written: it must be a domain.
+            (
+                "MAILNAME bad host\n",
+                "test.conf: line 1: invalid MAILNAME bad host: ' ' is not a letter, digit, hyphen or dot",
+                Sysexit::Config,
+            ),
+            (
+                "# c\nMAILNAME bad..host\n",
+                "test.conf: line 2: invalid MAILNAME bad..host: empty label",
+                Sysexit::Config,
+            ),
+            (
+                "MAILNAME host.example.\n",
+                "test.conf: line 1: invalid MAILNAME host.example.: empty label",
+                Sysexit::Config,
+            ),
+            (
+                "MAILNAME relative/file\n",
+                "test.conf: line 1: invalid MAILNAME relative/file: '/' is not a letter, digit, hyphen or dot",
+                Sysexit::Config,
+            ),
         ];
         for (text, msg, code) in cases {
             let e = parse(text).unwrap_err();
             assert_eq!((e.message.as_str(), e.code), (msg, code), "{text:?}");
         }
+    }
+
+    /// MAILNAME naming a file, or no MAILNAME: the mail name is settled once, checked,
+    /// and every user reads that one value.
+    #[test]
+    fn mail_name_from_a_file_or_the_host_name() {
+        let d = scratch("mailname");
+        let file = |name: &str, text: &str| {
+            let p = d.join(name);
+            std::fs::write(&p, text).unwrap();
+            p.display().to_string()
+        };
+        let good = file("good", "  mail.example.org  \nignored line\n");
+        let empty = file("empty", "");
+        let blank = file("blank", "\nmail.example.org\n");
+        let bad = file("bad", "bad host\n");
+        let bad2 = file("bad2", "bad..host\n");
+        let missing = d.join("missing").display().to_string();
+        let dir = d.display().to_string();
+        let resolve = |text: &str| -> Result<String, Fatal> {
+            let mut c = parse(text)?;
+            c.resolve_mail_name()?;
+            Ok(c.host_name())
+        };
+        assert_eq!(
+            resolve(&format!("MAILNAME {good}\n")).unwrap(),
+            "mail.example.org"
+        );
+        // The last MAILNAME line wins, a name or a file.
+        assert_eq!(
+            resolve(&format!("MAILNAME {good}\nMAILNAME b.example\n")).unwrap(),
+            "b.example"
+        );
+        assert_eq!(
+            resolve(&format!("MAILNAME b.example\nMAILNAME {good}\n")).unwrap(),
+            "mail.example.org"
+        );
+        let errors = [
+            (
+                missing.clone(),
+                format!("cannot open MAILNAME {missing}: No such file or directory"),
+            ),
+            (
+                dir.clone(),
+                format!("cannot open MAILNAME {dir}: Is a directory"),
+            ),
+            (
+                empty.clone(),
+                format!("MAILNAME {empty}: no mail name on its first line"),
+            ),
+            (
+                blank.clone(),
+                format!("MAILNAME {blank}: no mail name on its first line"),
+            ),
+            (
+                bad.clone(),
+                format!(
+                    "{bad}: line 1: invalid mail name bad host: ' ' is not a letter, digit, hyphen or dot"
+                ),
+            ),
+            (
+                bad2.clone(),
+                format!("{bad2}: line 1: invalid mail name bad..host: empty label"),
+            ),
+        ];
+        for (path, want) in errors {
+            let e = resolve(&format!("MAILNAME {path}\n")).unwrap_err();
+            assert_eq!((e.code, e.message), (Sysexit::Config, want), "{path}");
+        }
+        // Without MAILNAME: the host name, when it is a domain.
+        let host = system_host_name();
+        match check_domain(&host) {
+            Ok(()) => assert_eq!(resolve("").unwrap(), host),
+            Err(why) => assert_eq!(
+                resolve("").unwrap_err().message,
+                format!("the host name {host} is not a valid mail name ({why}); set MAILNAME")
+            ),
+        }
+        // Config::load settles it.
+        let conf = file("conf", &format!("MAILNAME {bad2}\n"));
+        let e = Config::load(Path::new(&conf), true, &Paths::system(), &[]).unwrap_err();
+        assert_eq!(
+            e.message,
+            format!("{bad2}: line 1: invalid mail name bad..host: empty label")
+        );
+        let conf = file("conf", &format!("MAILNAME {good}\n"));
+        let c = Config::load(Path::new(&conf), true, &Paths::system(), &[]).unwrap();
+        assert_eq!(c.host_name(), "mail.example.org");
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

@@ -147,6 +147,80 @@ fn every_bad_option_value_is_refused_before_anything_is_queued() {
     assert!(checked >= 3 * 35, "{checked}");
 }
 
+/// A config line whose value delivery would use as it is — the mail name (EHLO, the
+/// envelope sender, the header) — is refused before the message is read when delivery
+/// could not use it: with the file and line (or the file it names and the reason), the
+/// exit status, and nothing queued. `@` stands for the config file's name and line 6,
+/// where the harness puts the case's text.
+#[test]
+fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
+    let scratch = Env::new();
+    let file = |name: &str, text: &str| -> String {
+        let p = scratch.dir.join(name);
+        fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let mailname_bad = file("mailname-bad", "bad host\n");
+    let mailname_dots = file("mailname-dots", "bad..host\n");
+    let mailname_empty = file("mailname-empty", "");
+    let space = "' ' is not a letter, digit, hyphen or dot";
+    let cases: Vec<(String, Vec<&str>, i32, String)> = vec![
+        // 1. The mail name: a domain, from the line or the file's first line.
+        (
+            "MAILNAME bad host\n".into(),
+            vec![],
+            78,
+            format!("@invalid MAILNAME bad host: {space}"),
+        ),
+        (
+            "MAILNAME bad..host\n".into(),
+            vec![],
+            78,
+            "@invalid MAILNAME bad..host: empty label".into(),
+        ),
+        (
+            format!("MAILNAME {mailname_bad}\n"),
+            vec![],
+            78,
+            format!("{mailname_bad}: line 1: invalid mail name bad host: {space}"),
+        ),
+        (
+            format!("MAILNAME {mailname_dots}\n"),
+            vec![],
+            78,
+            format!("{mailname_dots}: line 1: invalid mail name bad..host: empty label"),
+        ),
+        (
+            "MAILNAME /nonexistent\n".into(),
+            vec![],
+            78,
+            "cannot open MAILNAME /nonexistent: No such file or directory".into(),
+        ),
+        (
+            format!("MAILNAME {mailname_empty}\n"),
+            vec![],
+            78,
+            format!("MAILNAME {mailname_empty}: no mail name on its first line"),
+        ),
+    ];
+    for (conf, extra, code, want) in &cases {
+        for mode in MODES {
+            let env = Env::with_config(conf);
+            let want = match want.strip_prefix('@') {
+                Some(rest) => format!("{}: line 6: {rest}\n", env.conf.display()),
+                None => format!("{want}\n"),
+            };
+            let mut args = extra.clone();
+            args.extend([mode, "bob@example.org"]);
+            run_refused(&env, &env.link("sendmail"), &args)
+                .code(*code)
+                .stdout_is(&want)
+                .stderr_is("");
+            nothing_queued(&env, &format!("{conf:?} {extra:?} {mode}"));
+        }
+    }
+}
+
 /// The example of the issue: a bad time in the config file was accepted at submission
 /// and the message then sat untried.
 #[test]
@@ -379,6 +453,18 @@ fn smtp_server_and_queue_runs_refuse_bad_options_at_start() {
             &["-bv", "bob@example.org"],
             78,
             "@line 6: Invalid value for MXPort: 0",
+        ),
+        (
+            "MAILNAME /nonexistent\n",
+            &["-bs"],
+            78,
+            "cannot open MAILNAME /nonexistent: No such file or directory",
+        ),
+        (
+            "MAILNAME bad..host\n",
+            &["-bD", "-O", listen.as_str()],
+            78,
+            "@line 6: invalid MAILNAME bad..host: empty label",
         ),
     ];
     for (conf, args, code, want) in runs {
