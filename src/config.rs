@@ -11,7 +11,7 @@
 //! The mail name is settled once, when the config is read ([`Config::resolve_mail_name`]:
 //! MAILNAME's name, the file it names, or the host name), checked as a domain as RFC 5321
 //! §4.1.2 writes one (it goes into EHLO, the envelope and the header), and read by
-//! everyone from there.
+//! everyone from there. MASQUERADE must be a valid `[user@][host]` on its line.
 //!
 //! Errors name the file and line and exit EX_CONFIG (78), except a bad delivery mode, which
 //! is sendmail's `Unknown delivery mode c` with file and line and EX_USAGE (64).
@@ -30,7 +30,7 @@
 
 use crate::cli::options::{self, DeliveryMode, OptDef, Settings};
 use crate::exit::{Fatal, Sysexit};
-use crate::message::address::check_domain;
+use crate::message::address::{check_domain, check_mailbox};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -238,9 +238,9 @@ impl Config {
                 }
                 "MASQUERADE" => {
                     let v = need(value)?;
-                    if v.contains(['<', '>', ' ', '"']) || v == "@" {
-                        return Err(err(Sysexit::Config, format!("invalid MASQUERADE {v}")));
-                    }
+                    check_masquerade(&v).map_err(|why| {
+                        err(Sysexit::Config, format!("invalid MASQUERADE {v}: {why}"))
+                    })?;
                     self.masquerade = Some(v);
                 }
                 "NULLCLIENT" => self.null_client = flag(value)?,
@@ -355,6 +355,29 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// MASQUERADE's `[user@][host]`: a user that is a valid local part (`user@host` a valid
+/// mailbox, [`check_mailbox`]) and a host that is a domain ([`check_domain`]), at least
+/// one of them. `Err` says why not.
+fn check_masquerade(v: &str) -> Result<(), String> {
+    let mailbox = |m: &str| check_mailbox(m).map_err(|e| e.text());
+    if let Some(c) = v
+        .chars()
+        .find(|c| matches!(c, '<' | '>' | '"') || c.is_whitespace())
+    {
+        return Err(format!("{c:?} is not allowed"));
+    }
+    match v.split_once('@') {
+        None => check_domain(v),
+        Some(("", "")) => Err("neither a user nor a host".into()),
+        Some(("", host)) => check_domain(host),
+        Some((_, "")) => mailbox(v.strip_suffix('@').unwrap_or(v)),
+        Some((_, host)) => {
+            mailbox(v)?;
+            check_domain(host)
+        }
     }
 }
 
@@ -720,7 +743,8 @@ mod tests {
                 "test.conf: line 1: DaemonPortOptions=Port=x: invalid port \"x\"",
                 Sysexit::Config,
             ),
-            // The mail name goes out as written: it must be a domain.
+            // The mail name and MASQUERADE go out as written: they must be a domain
+            // and a mailbox.
             (
                 "MAILNAME bad host\n",
                 "test.conf: line 1: invalid MAILNAME bad host: ' ' is not a letter, digit, hyphen or dot",
@@ -741,10 +765,69 @@ mod tests {
                 "test.conf: line 1: invalid MAILNAME relative/file: '/' is not a letter, digit, hyphen or dot",
                 Sysexit::Config,
             ),
+            (
+                "MASQUERADE a@b@c\n",
+                "test.conf: line 1: invalid MASQUERADE a@b@c: Invalid route address",
+                Sysexit::Config,
+            ),
+            (
+                "MASQUERADE bad..dom\n",
+                "test.conf: line 1: invalid MASQUERADE bad..dom: empty label",
+                Sysexit::Config,
+            ),
+            (
+                "MASQUERADE john@bad..dom\n",
+                "test.conf: line 1: invalid MASQUERADE john@bad..dom: Invalid host name",
+                Sysexit::Config,
+            ),
+            (
+                "MASQUERADE @bad_dom\n",
+                "test.conf: line 1: invalid MASQUERADE @bad_dom: '_' is not a letter, digit, hyphen or dot",
+                Sysexit::Config,
+            ),
+            (
+                "MASQUERADE john@bad_dom\n",
+                "test.conf: line 1: invalid MASQUERADE john@bad_dom: '_' is not a letter, digit, hyphen or dot",
+                Sysexit::Config,
+            ),
+            (
+                "MASQUERADE jo(hn@\n",
+                "test.conf: line 1: invalid MASQUERADE jo(hn@: Unbalanced '('",
+                Sysexit::Config,
+            ),
+            (
+                "MASQUERADE @\n",
+                "test.conf: line 1: invalid MASQUERADE @: neither a user nor a host",
+                Sysexit::Config,
+            ),
+            (
+                "MASQUERADE <john@example.org>\n",
+                "test.conf: line 1: invalid MASQUERADE <john@example.org>: '<' is not allowed",
+                Sysexit::Config,
+            ),
+            (
+                "MASQUERADE \"j d\"@example.org\n",
+                "test.conf: line 1: invalid MASQUERADE \"j d\"@example.org: '\"' is not allowed",
+                Sysexit::Config,
+            ),
         ];
         for (text, msg, code) in cases {
             let e = parse(text).unwrap_err();
             assert_eq!((e.message.as_str(), e.code), (msg, code), "{text:?}");
+        }
+    }
+
+    /// The forms MASQUERADE takes, as dma's.
+    #[test]
+    fn masquerade_forms() {
+        for v in [
+            "john@",
+            "example.org",
+            "@example.org",
+            "john@example.org",
+            "j.doe+x@[192.0.2.1]",
+        ] {
+            assert_eq!(check_masquerade(v), Ok(()), "{v}");
         }
     }
 

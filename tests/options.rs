@@ -148,7 +148,7 @@ fn every_bad_option_value_is_refused_before_anything_is_queued() {
 }
 
 /// A config line whose value delivery would use as it is — the mail name (EHLO, the
-/// envelope sender, the header) — is refused before the message is read when delivery
+/// envelope sender, the header), MASQUERADE — is refused before the message is read when delivery
 /// could not use it: with the file and line (or the file it names and the reason), the
 /// exit status, and nothing queued. `@` stands for the config file's name and line 6,
 /// where the harness puts the case's text.
@@ -201,6 +201,19 @@ fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
             vec![],
             78,
             format!("MAILNAME {mailname_empty}: no mail name on its first line"),
+        ),
+        // 2. MASQUERADE: [user@][host], a mailbox and a domain.
+        (
+            "MASQUERADE a@b@c\n".into(),
+            vec![],
+            78,
+            "@invalid MASQUERADE a@b@c: Invalid route address".into(),
+        ),
+        (
+            "MASQUERADE bad..dom\n".into(),
+            vec![],
+            78,
+            "@invalid MASQUERADE bad..dom: empty label".into(),
         ),
     ];
     for (conf, extra, code, want) in &cases {
