@@ -11,7 +11,9 @@
 //! The mail name is settled once, when the config is read ([`Config::resolve_mail_name`]:
 //! MAILNAME's name, the file it names, or the host name), checked as a domain as RFC 5321
 //! §4.1.2 writes one (it goes into EHLO, the envelope and the header), and read by
-//! everyone from there. MASQUERADE must be a valid `[user@][host]` on its line.
+//! everyone from there. MASQUERADE must be a valid `[user@][host]` on its line, and
+//! SMARTHOST, RESOLVER and the relay table's relays hosts with a port from 1 to 65535
+//! ([`check_host_port`]), as delivery connects to them.
 //!
 //! Errors name the file and line and exit EX_CONFIG (78), except a bad delivery mode, which
 //! is sendmail's `Unknown delivery mode c` with file and line and EX_USAGE (64).
@@ -30,7 +32,7 @@
 
 use crate::cli::options::{self, DeliveryMode, OptDef, Settings};
 use crate::exit::{Fatal, Sysexit};
-use crate::message::address::{check_domain, check_mailbox};
+use crate::message::address::{check_domain, check_host_name, check_mailbox};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -195,8 +197,9 @@ impl Config {
             };
             match keyword {
                 "SMARTHOST" => {
-                    self.smarthost = host_list(&need(value)?)
-                        .map_err(|h| err(Sysexit::Config, format!("invalid SMARTHOST {h}")))?;
+                    self.smarthost = host_list(&need(value)?).map_err(|(h, why)| {
+                        err(Sysexit::Config, format!("invalid SMARTHOST {h}: {why}"))
+                    })?;
                 }
                 "PORT" => {
                     let v = need(value)?;
@@ -251,8 +254,21 @@ impl Config {
                 "FULLBOUNCE" => self.full_bounce = flag(value)?,
                 "MAILSPOOL" => self.mail_spool = PathBuf::from(need(value)?),
                 "RESOLVER" => {
-                    self.resolver = host_list(&need(value)?)
-                        .map_err(|h| err(Sysexit::Config, format!("invalid RESOLVER {h}")))?;
+                    let servers = host_list(&need(value)?).map_err(|(h, why)| {
+                        err(Sysexit::Config, format!("invalid RESOLVER {h}: {why}"))
+                    })?;
+                    // Name servers are asked by address (the deliverer's resolver).
+                    if let Some(h) = servers.iter().find(|h| {
+                        let (host, _) = parse_host_port(h).unwrap_or_default();
+                        let bare = host.trim_start_matches('[').trim_end_matches(']');
+                        bare.parse::<std::net::IpAddr>().is_err()
+                    }) {
+                        return Err(err(
+                            Sysexit::Config,
+                            format!("invalid RESOLVER {h}: not an IP address"),
+                        ));
+                    }
+                    self.resolver = servers;
                 }
                 "RELAYTABLE" => self.relay_table = Some(PathBuf::from(need(value)?)),
                 "NOPIPELINING" => self.no_pipelining = flag(value)?,
@@ -471,41 +487,67 @@ fn is_keyword_shaped(k: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// A list of `host[:port]` separated by blanks or commas; `Err` names the first bad one.
-fn host_list(v: &str) -> Result<Vec<String>, String> {
+/// A list of `host[:port]` separated by blanks or commas; `Err` names the first bad one
+/// and why ([`check_host_port`]).
+fn host_list(v: &str) -> Result<Vec<String>, (String, String)> {
     v.split([' ', '\t', ','])
         .filter(|h| !h.is_empty())
-        .map(|h| match parse_host_port(h) {
-            Some(_) => Ok(h.to_string()),
-            None => Err(h.to_string()),
+        .map(|h| match check_host_port(h) {
+            Ok(_) => Ok(h.to_string()),
+            Err(why) => Err((h.to_string(), why)),
         })
         .collect()
 }
 
-/// Split `host[:port]` / `[v6]:port`; validate lightly.
+/// Split `host[:port]` / `[host]:port` / a bare IPv6 address ([`check_host_port`]);
+/// `None` when it is not one.
 pub fn parse_host_port(s: &str) -> Option<(String, Option<u16>)> {
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => Some(p.parse::<u16>().ok()?),
-            None if after.is_empty() => None,
-            None => return None,
-        };
-        (format!("[{host}]"), port)
-    } else if s.matches(':').count() > 1 {
-        // A bare IPv6 address without a port.
-        (s.to_string(), None)
-    } else {
-        match s.split_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p.parse::<u16>().ok()?)),
-            None => (s.to_string(), None),
-        }
+    check_host_port(s).ok()
+}
+
+/// Split and check a host to connect to (SMARTHOST, RESOLVER, a relay of the relay
+/// table): `host[:port]`, `[host][:port]` (a literal host: no MX lookup), or a bare IPv6
+/// address. The host is an IP address or a name a resolver can look up
+/// ([`check_host_name`]: `bad..host` is not one); the port is 1 to 65535, as for `PORT`.
+/// Whatever is taken here the deliverer can connect to, or try to. `Err` says why not.
+pub fn check_host_port(s: &str) -> Result<(String, Option<u16>), String> {
+    let port_of = |p: &str| match p.parse::<u16>() {
+        Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(format!("port {p} is not a number from 1 to 65535")),
     };
-    let ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c));
-    ok.then_some((host, port))
+    let host_ok = |h: &str| -> Result<(), String> {
+        if h.is_empty() {
+            return Err("no host".into());
+        }
+        if h.parse::<std::net::IpAddr>().is_ok() {
+            return Ok(());
+        }
+        check_host_name(h)
+    };
+    if let Some(rest) = s.strip_prefix('[') {
+        let Some((host, after)) = rest.split_once(']') else {
+            return Err("no ']' after '['".into());
+        };
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(port_of(p)?),
+            None if after.is_empty() => None,
+            None => return Err(format!("{after} after ']'")),
+        };
+        host_ok(host)?;
+        Ok((format!("[{host}]"), port))
+    } else if s.matches(':').count() > 1 {
+        // A bare IPv6 address, without a port.
+        s.parse::<std::net::Ipv6Addr>()
+            .map_err(|_| "not an IPv6 address (with a port: [address]:port)".to_string())?;
+        Ok((s.to_string(), None))
+    } else {
+        let (host, port) = match s.split_once(':') {
+            Some((h, p)) => (h, Some(port_of(p)?)),
+            None => (s, None),
+        };
+        host_ok(host)?;
+        Ok((host.to_string(), port))
+    }
 }
 
 /// One line of the relay table (like sendmail's mailertable or Postfix's transport):
@@ -548,7 +590,7 @@ pub fn parse_relay_table(
             return Err(bad("expected: domain relay[:port]"));
         };
         let (host, port) =
-            parse_host_port(relay).ok_or_else(|| bad(&format!("invalid relay {relay}")))?;
+            check_host_port(relay).map_err(|why| bad(&format!("invalid relay {relay}: {why}")))?;
         let valid_pattern = pattern == "*"
             || pattern
                 .trim_start_matches('.')
@@ -1061,7 +1103,8 @@ mod tests {
     #[test]
     fn relay_table_syntax() {
         let t = parse_relay_table(
-            "# comment\nexample.org a.relay\n.example.org b.relay:26 # near\n* [c.relay]\n\n",
+            "# comment\nexample.org a.relay\n.example.org b.relay:26 # near\n* [c.relay]\n\
+             a.example [192.0.2.1]:65535\nb.example [::1]:1\nc.example ::1\nd.example a_b.relay\n",
             "t",
             25,
         )
@@ -1075,7 +1118,11 @@ mod tests {
             [
                 ("example.org", "a.relay", 25),
                 (".example.org", "b.relay", 26),
-                ("*", "[c.relay]", 25)
+                ("*", "[c.relay]", 25),
+                ("a.example", "[192.0.2.1]", 65535),
+                ("b.example", "[::1]", 1),
+                ("c.example", "::1", 25),
+                ("d.example", "a_b.relay", 25),
             ]
         );
         let errors = [
@@ -1083,7 +1130,59 @@ mod tests {
             ("\na b c\n", "rt: line 2: expected: domain relay[:port]"),
             ("ex/ample relay\n", "rt: line 1: invalid domain ex/ample"),
             (". relay\n", "rt: line 1: invalid domain ."),
-            ("example.org relay:x\n", "rt: line 1: invalid relay relay:x"),
+            // A relay the deliverer could never reach is refused with its line.
+            (
+                "example.org relay:x\n",
+                "rt: line 1: invalid relay relay:x: port x is not a number from 1 to 65535",
+            ),
+            (
+                "remote.example 127.0.0.1:0\n",
+                "rt: line 1: invalid relay 127.0.0.1:0: port 0 is not a number from 1 to 65535",
+            ),
+            (
+                "remote.example relay:65536\n",
+                "rt: line 1: invalid relay relay:65536: port 65536 is not a number from 1 to 65535",
+            ),
+            (
+                "remote.example relay:+25\n",
+                "rt: line 1: invalid relay relay:+25: port +25 is not a number from 1 to 65535",
+            ),
+            (
+                "remote.example relay:\n",
+                "rt: line 1: invalid relay relay:: port  is not a number from 1 to 65535",
+            ),
+            (
+                "remote.example bad..host\n",
+                "rt: line 1: invalid relay bad..host: empty label",
+            ),
+            (
+                "remote.example -relay.example\n",
+                "rt: line 1: invalid relay -relay.example: label -relay begins or ends with a hyphen",
+            ),
+            (
+                "remote.example [bad..host]:25\n",
+                "rt: line 1: invalid relay [bad..host]:25: empty label",
+            ),
+            (
+                "remote.example :25\n",
+                "rt: line 1: invalid relay :25: no host",
+            ),
+            (
+                "remote.example []\n",
+                "rt: line 1: invalid relay []: no host",
+            ),
+            (
+                "remote.example [relay\n",
+                "rt: line 1: invalid relay [relay: no ']' after '['",
+            ),
+            (
+                "remote.example [relay]x\n",
+                "rt: line 1: invalid relay [relay]x: x after ']'",
+            ),
+            (
+                "remote.example 1::2::3\n",
+                "rt: line 1: invalid relay 1::2::3: not an IPv6 address (with a port: [address]:port)",
+            ),
             (
                 "example.org re lay\n",
                 "rt: line 1: expected: domain relay[:port]",
@@ -1094,6 +1193,45 @@ mod tests {
             assert_eq!(
                 (e.code, e.message.as_str()),
                 (Sysexit::Config, want),
+                "{text:?}"
+            );
+        }
+    }
+
+    /// SMARTHOST and RESOLVER take the relay table's hosts, and RESOLVER addresses only.
+    #[test]
+    fn hosts_are_checked_as_relays_are() {
+        let c = parse("SMARTHOST a.example [192.0.2.1]:587,b.example:2525\n").unwrap();
+        assert_eq!(
+            c.smarthost,
+            ["a.example", "[192.0.2.1]:587", "b.example:2525"]
+        );
+        let c = parse("RESOLVER 127.0.0.1:5353 [::1]:53 ::1\n").unwrap();
+        assert_eq!(c.resolver.len(), 3);
+        let errors = [
+            (
+                "SMARTHOST a.example h:0\n",
+                "invalid SMARTHOST h:0: port 0 is not a number from 1 to 65535",
+            ),
+            (
+                "SMARTHOST bad..host\n",
+                "invalid SMARTHOST bad..host: empty label",
+            ),
+            ("SMARTHOST []:25\n", "invalid SMARTHOST []:25: no host"),
+            (
+                "RESOLVER 127.0.0.1:0\n",
+                "invalid RESOLVER 127.0.0.1:0: port 0 is not a number from 1 to 65535",
+            ),
+            (
+                "RESOLVER dns.example\n",
+                "invalid RESOLVER dns.example: not an IP address",
+            ),
+        ];
+        for (text, want) in errors {
+            let e = parse(text).unwrap_err();
+            assert_eq!(
+                (e.code, e.message),
+                (Sysexit::Config, format!("test.conf: line 1: {want}")),
                 "{text:?}"
             );
         }

@@ -148,7 +148,7 @@ fn every_bad_option_value_is_refused_before_anything_is_queued() {
 }
 
 /// A config line whose value delivery would use as it is — the mail name (EHLO, the
-/// envelope sender, the header), MASQUERADE — is refused before the message is read when delivery
+/// envelope sender, the header), MASQUERADE, the relays — is refused before the message is read when delivery
 /// could not use it: with the file and line (or the file it names and the reason), the
 /// exit status, and nothing queued. `@` stands for the config file's name and line 6,
 /// where the harness puts the case's text.
@@ -163,7 +163,14 @@ fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
     let mailname_bad = file("mailname-bad", "bad host\n");
     let mailname_dots = file("mailname-dots", "bad..host\n");
     let mailname_empty = file("mailname-empty", "");
+    let relays = |name: &str, line: &str| file(name, &format!("# relays\n{line}\n"));
+    let port0 = relays("relays-port0", "remote.example 127.0.0.1:0");
+    let dots = relays("relays-dots", "remote.example bad..host");
+    let big = relays("relays-big", "remote.example relay.example:65536");
+    let empty = relays("relays-empty", "remote.example :25");
+    let brackets = relays("relays-brackets", "remote.example []:25");
     let space = "' ' is not a letter, digit, hyphen or dot";
+    let port = |p: &str| format!("port {p} is not a number from 1 to 65535");
     let cases: Vec<(String, Vec<&str>, i32, String)> = vec![
         // 1. The mail name: a domain, from the line or the file's first line.
         (
@@ -214,6 +221,46 @@ fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
             vec![],
             78,
             "@invalid MASQUERADE bad..dom: empty label".into(),
+        ),
+        // 3. The relay table's relays, as PORT and SMARTHOST: a host, a port 1-65535.
+        (
+            format!("RELAYTABLE {port0}\n"),
+            vec![],
+            78,
+            format!("{port0}: line 2: invalid relay 127.0.0.1:0: {}", port("0")),
+        ),
+        (
+            format!("RELAYTABLE {dots}\n"),
+            vec![],
+            78,
+            format!("{dots}: line 2: invalid relay bad..host: empty label"),
+        ),
+        (
+            format!("RELAYTABLE {big}\n"),
+            vec![],
+            78,
+            format!(
+                "{big}: line 2: invalid relay relay.example:65536: {}",
+                port("65536")
+            ),
+        ),
+        (
+            format!("RELAYTABLE {empty}\n"),
+            vec![],
+            78,
+            format!("{empty}: line 2: invalid relay :25: no host"),
+        ),
+        (
+            format!("RELAYTABLE {brackets}\n"),
+            vec![],
+            78,
+            format!("{brackets}: line 2: invalid relay []:25: no host"),
+        ),
+        (
+            "SMARTHOST relay.example:0\n".into(),
+            vec![],
+            78,
+            format!("@invalid SMARTHOST relay.example:0: {}", port("0")),
         ),
     ];
     for (conf, extra, code, want) in &cases {
