@@ -852,6 +852,17 @@ mod tests {
                 "test.conf: line 1: invalid MASQUERADE \"j d\"@example.org: '\"' is not allowed",
                 Sysexit::Config,
             ),
+            // Timeout names: sendmail's message for one it does not know.
+            (
+                "O Timeout.bogus=abc\n",
+                "test.conf: line 1: settimeout: invalid timeout bogus",
+                Sysexit::Config,
+            ),
+            (
+                "O Timeout.queuereturn.normal=abc\n",
+                "test.conf: line 1: Invalid value for Timeout.queuereturn.normal: abc",
+                Sysexit::Config,
+            ),
         ];
         for (text, msg, code) in cases {
             let e = parse(text).unwrap_err();

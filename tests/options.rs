@@ -148,10 +148,10 @@ fn every_bad_option_value_is_refused_before_anything_is_queued() {
 }
 
 /// A config line whose value delivery would use as it is — the mail name (EHLO, the
-/// envelope sender, the header), MASQUERADE, the relays — is refused before the message is read when delivery
-/// could not use it: with the file and line (or the file it names and the reason), the
-/// exit status, and nothing queued. `@` stands for the config file's name and line 6,
-/// where the harness puts the case's text.
+/// envelope sender, the header), MASQUERADE, the relays, a timeout name — is refused
+/// before the message is read when delivery could not use it: with the file and line (or
+/// the file it names and the reason), the exit status, and nothing queued. `@` stands
+/// for the config file's name and line 6, where the harness puts the case's text.
 #[test]
 fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
     let scratch = Env::new();
@@ -261,6 +261,39 @@ fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
             vec![],
             78,
             format!("@invalid SMARTHOST relay.example:0: {}", port("0")),
+        ),
+        // 4. Timeout names: sendmail's message for one it does not know (exit 70 on
+        // the command line, as sendmail's; 78 in the file); a name it knows that
+        // rsendmail does not act on still has its value checked.
+        (
+            String::new(),
+            vec!["-O", "Timeout.bogus=abc"],
+            70,
+            "settimeout: invalid timeout bogus".into(),
+        ),
+        (
+            "O Timeout.bogus=abc\n".into(),
+            vec![],
+            78,
+            "@settimeout: invalid timeout bogus".into(),
+        ),
+        (
+            String::new(),
+            vec!["-O", "Timeout=mail:5m,bogus:5m"],
+            70,
+            "settimeout: invalid timeout bogus".into(),
+        ),
+        (
+            String::new(),
+            vec!["-O", "Timeout.queuereturn.normal=abc"],
+            64,
+            "Invalid value for Timeout.queuereturn.normal: abc".into(),
+        ),
+        (
+            "O Timeout.queuereturn.normal=abc\n".into(),
+            vec![],
+            78,
+            "@Invalid value for Timeout.queuereturn.normal: abc".into(),
         ),
     ];
     for (conf, extra, code, want) in &cases {
@@ -525,6 +558,12 @@ fn smtp_server_and_queue_runs_refuse_bad_options_at_start() {
             &["-bD", "-O", listen.as_str()],
             78,
             "@line 6: invalid MAILNAME bad..host: empty label",
+        ),
+        (
+            "",
+            &["-bs", "-O", "Timeout.bogus=1m"],
+            70,
+            "settimeout: invalid timeout bogus",
         ),
     ];
     for (conf, args, code, want) in runs {

@@ -18,7 +18,10 @@
 //! `Invalid value for NAME: VALUE`, EX_USAGE (the config file adds `file: line N:` and
 //! makes it EX_CONFIG). The deliverer and the SMTP server read the typed fields and
 //! nothing else, so they cannot refuse a value `rsendmail` accepted. Options rsendmail
-//! does not act on are accepted with any value and kept unparsed in [`Settings::other`].
+//! does not act on are accepted with any value and kept unparsed in [`Settings::other`],
+//! but for sendmail's timeouts: a `Timeout.` name sendmail knows has its value checked
+//! as sendmail reads it, and one it does not know gets sendmail's
+//! `settimeout: invalid timeout NAME`, EX_SOFTWARE ([`SENDMAIL_TIMEOUTS`]).
 //! What is not checked here: whether DefaultUser's user exists (looked up at delivery),
 //! and the files options name (see `Config::check_files`).
 //!
@@ -688,6 +691,93 @@ impl Timeouts {
     }
 }
 
+/// sendmail 8.17's timeout names (readcf.c `TimeOutTab`, matched without regard to
+/// case). rsendmail acts on those [`Timeouts`] has; the others are accepted, their
+/// value checked as sendmail reads it, and ignored. A name not here (nor rsendmail's own
+/// `mboxlock`) is refused with sendmail's message (`check_timeout`).
+pub const SENDMAIL_TIMEOUTS: &[&str] = &[
+    "initial",
+    "mail",
+    "rcpt",
+    "datainit",
+    "datablock",
+    "datafinal",
+    "command",
+    "rset",
+    "helo",
+    "quit",
+    "misc",
+    "ident",
+    "fileopen",
+    "connect",
+    "iconnect",
+    "queuewarn",
+    "queuewarn.*",
+    "queuewarn.normal",
+    "queuewarn.urgent",
+    "queuewarn.non-urgent",
+    "queuereturn",
+    "queuereturn.*",
+    "queuereturn.normal",
+    "queuereturn.urgent",
+    "queuereturn.non-urgent",
+    "hoststatus",
+    "resolver.retrans",
+    "resolver.retrans.normal",
+    "resolver.retrans.first",
+    "resolver.retry",
+    "resolver.retry.normal",
+    "resolver.retry.first",
+    "control",
+    "lhlo",
+    "auth",
+    "starttls",
+    "aconnect",
+    "queuewarn.dsn",
+    "queuereturn.dsn",
+];
+
+/// A `Timeout.<sub>` rsendmail does not act on. A name sendmail knows is accepted when
+/// its value is one sendmail reads: a count for the `resolver.retry` names (sendmail's
+/// `atoi`), a time for the others (or sendmail's `now`). Any other name gets sendmail's
+/// own message, `settimeout: invalid timeout NAME`, and its exit status, EX_SOFTWARE
+/// (its `syserr` with no errno; the config file makes it EX_CONFIG with the file and
+/// line).
+fn check_timeout(sub: &str, value: &str) -> Result<(), Fatal> {
+    let lower = sub.to_ascii_lowercase();
+    if !SENDMAIL_TIMEOUTS.contains(&lower.as_str()) && lower != "mboxlock" {
+        return Err(Fatal::new(
+            Sysexit::Software,
+            format!("settimeout: invalid timeout {sub}"),
+        ));
+    }
+    let name = format!("Timeout.{lower}");
+    if lower.starts_with("resolver.retry") {
+        parse_count(&name, value).map(|_| ())
+    } else if value.trim().eq_ignore_ascii_case("now") {
+        Ok(())
+    } else {
+        parse_time(&name, value).map(|_| ())
+    }
+}
+
+/// `Timeout=` without a name: sendmail's older list form (its `inittimeouts`), items
+/// separated by commas, each a time alone or `name:time` (`name=time`). Each is checked
+/// as sendmail reads it: the time, or the name and its value as `Timeout.name=`
+/// ([`check_timeout`]); sendmail skips an item with neither, and so does this. The list
+/// form is not acted on (`Timeout.name=time` is).
+fn check_timeout_list(value: &str) -> Result<(), Fatal> {
+    for item in value.split(',') {
+        let item = item.trim_start();
+        if item.starts_with(|c: char| c.is_ascii_digit()) {
+            parse_time("Timeout", item)?;
+        } else if let Some((name, v)) = item.split_once(':').or_else(|| item.split_once('=')) {
+            check_timeout(name, v)?;
+        }
+    }
+    Ok(())
+}
+
 /// What the options rsendmail acts on are set to, typed; `None` means "not given here".
 /// Options rsendmail accepts without acting on them are kept in `other` (unparsed, for
 /// `-d` to show one day).
@@ -788,6 +878,14 @@ impl Settings {
             ("CheckAliases", _) => self.check_aliases = Some(parse_bool(name, value)?),
             ("BlankSub", _) => self.blank_sub = Some(parse_char(name, value)?),
             ("Timeout", Some(s)) if self.timeouts.apply(s, value)? => {}
+            ("Timeout", Some(s)) => {
+                check_timeout(s, value)?;
+                self.other.push((format!("Timeout.{s}"), value.to_string()));
+            }
+            ("Timeout", None) => {
+                check_timeout_list(value)?;
+                self.other.push((name.to_string(), value.to_string()));
+            }
             _ => {
                 let name = match sub {
                     Some(s) => format!("{}.{s}", def.name),
@@ -1236,15 +1334,105 @@ mod tests {
             apply(&mut s, def.name, "some value").unwrap();
             assert_eq!(s.other, [(def.name.to_string(), "some value".to_string())]);
         }
-        // Timeouts rsendmail does not act on stay unparsed, whatever their value.
+        // Timeouts rsendmail does not act on are kept unparsed, once their value is
+        // checked.
         let mut s = Settings::default();
-        apply(&mut s, "Timeout.ident", "whenever").unwrap();
+        apply(&mut s, "Timeout.ident", "5s").unwrap();
         apply(&mut s, "Timeout", "5m").unwrap();
         assert_eq!(s.other.len(), 2);
         assert_eq!(s.timeouts, Timeouts::default());
         // Sub-names are case-insensitive, as in sendmail.
         apply(&mut s, "timeout.CONNECT", "1m").unwrap();
         assert_eq!(s.timeouts.connect, Some(60));
+    }
+
+    /// Every timeout name of sendmail 8.17 is taken: the ones rsendmail acts on set their
+    /// field, the others are kept unparsed with their value checked as sendmail reads
+    /// it; a name sendmail does not know gets its `settimeout` message and EX_SOFTWARE.
+    #[test]
+    fn timeout_names_are_sendmails() {
+        for name in SENDMAIL_TIMEOUTS.iter().copied().chain(["mboxlock"]) {
+            let count = name.starts_with("resolver.retry");
+            let (good, bad) = if count { ("3", "abc") } else { ("30s", "abc") };
+            let mut s = Settings::default();
+            apply(&mut s, &format!("Timeout.{name}"), good).unwrap();
+            let acted_on = ACTED_ON
+                .iter()
+                .any(|(n, _)| *n == format!("Timeout.{name}"));
+            assert_eq!(
+                s.other.is_empty(),
+                acted_on,
+                "Timeout.{name}: {:?}",
+                s.other
+            );
+            let e = apply(&mut s, &format!("Timeout.{name}"), bad).unwrap_err();
+            assert_eq!(
+                (e.code, e.message),
+                (
+                    Sysexit::Usage,
+                    format!("Invalid value for Timeout.{name}: {bad}")
+                )
+            );
+        }
+        let unknown: &[(&str, &str)] = &[
+            ("Timeout.bogus", "abc"),
+            ("Timeout.bogus", "5m"),
+            ("Timeout.queuereturn.bogus", "5d"),
+            ("Timeout.Queuereturn.Normal2", "5d"),
+            ("Timeout.", "5m"),
+            ("Timeout.resolver", "5s"),
+        ];
+        for (name, value) in unknown {
+            let e = apply(&mut Settings::default(), name, value).unwrap_err();
+            let sub = name.strip_prefix("Timeout.").unwrap();
+            assert_eq!(
+                (e.code, e.message),
+                (
+                    Sysexit::Software,
+                    format!("settimeout: invalid timeout {sub}")
+                ),
+                "{name}={value}"
+            );
+        }
+        // Case does not matter, as in sendmail; messages name the option in lowercase.
+        let mut s = Settings::default();
+        apply(&mut s, "Timeout.QueueReturn.Normal", "5d").unwrap();
+        assert_eq!(
+            s.other,
+            [("Timeout.QueueReturn.Normal".into(), "5d".into())]
+        );
+        // sendmail's `now` is a time there too.
+        apply(&mut s, "Timeout.queuereturn.urgent", "now").unwrap();
+        assert_eq!(
+            apply(&mut s, "Timeout.QueueReturn.Normal", "abc")
+                .unwrap_err()
+                .message,
+            "Invalid value for Timeout.queuereturn.normal: abc"
+        );
+        // sendmail's older list form: `Timeout=time` and `Timeout=name:time,...`,
+        // checked item by item, not acted on.
+        let lists: &[(&str, Result<(), &str>)] = &[
+            ("5m", Ok(())),
+            ("connect:30s, ident=5s,queuereturn.normal:5d", Ok(())),
+            ("nonsense", Ok(())),
+            ("", Ok(())),
+            ("5x", Err("Invalid value for Timeout: 5x")),
+            (
+                "connect:forever",
+                Err("Invalid value for Timeout.connect: forever"),
+            ),
+            ("mail:5m,bogus:5m", Err("settimeout: invalid timeout bogus")),
+            ("bogus=abc", Err("settimeout: invalid timeout bogus")),
+        ];
+        for (value, want) in lists {
+            let mut s = Settings::default();
+            let got = apply(&mut s, "Timeout", value).map_err(|e| e.message);
+            assert_eq!(got, want.map_err(String::from), "Timeout={value}");
+            if want.is_ok() {
+                assert_eq!(s.timeouts, Timeouts::default());
+                assert_eq!(s.other, [("Timeout".into(), value.to_string())]);
+            }
+        }
     }
 
     #[test]
@@ -1336,6 +1524,11 @@ mod tests {
                 let mut s = Settings::default();
                 match s.apply(def, sub.as_deref(), &value) {
                     Ok(()) => prop_assert!(s.given.contains(&given_key(def, sub.as_deref()))),
+                    // An unknown timeout name: sendmail's message and status.
+                    Err(e) if e.code == Sysexit::Software => {
+                        prop_assert_eq!(def.name, "Timeout");
+                        prop_assert!(e.message.starts_with("settimeout: invalid timeout "), "{}", e.message);
+                    }
                     Err(e) => {
                         prop_assert_eq!(e.code, Sysexit::Usage);
                         prop_assert!(!e.message.is_empty());
