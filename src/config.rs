@@ -863,6 +863,11 @@ mod tests {
                 "test.conf: line 1: Invalid value for Timeout.queuereturn.normal: abc",
                 Sysexit::Config,
             ),
+            (
+                "O MaxConnections=0\n",
+                "test.conf: line 1: Invalid value for MaxConnections: 0",
+                Sysexit::Config,
+            ),
         ];
         for (text, msg, code) in cases {
             let e = parse(text).unwrap_err();

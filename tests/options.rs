@@ -22,6 +22,7 @@ fn bad_value(kind: Kind) -> Option<&'static str> {
         Kind::Bool => Some("maybe"),
         Kind::Time => Some("forever"),
         Kind::Count => Some("abc"),
+        Kind::Positive => Some("0"),
         Kind::Size => Some("10M"),
         Kind::Port => Some("70000"),
         Kind::Path => Some(""),
@@ -148,10 +149,11 @@ fn every_bad_option_value_is_refused_before_anything_is_queued() {
 }
 
 /// A config line whose value delivery would use as it is — the mail name (EHLO, the
-/// envelope sender, the header), MASQUERADE, the relays, a timeout name — is refused
-/// before the message is read when delivery could not use it: with the file and line (or
-/// the file it names and the reason), the exit status, and nothing queued. `@` stands
-/// for the config file's name and line 6, where the harness puts the case's text.
+/// envelope sender, the header), MASQUERADE, the relays, a timeout name, a limit — is
+/// refused before the message is read when delivery could not use it: with the file and
+/// line (or the file it names and the reason), the exit status, and nothing queued. `@`
+/// stands for the config file's name and line 6, where the harness puts the case's
+/// text.
 #[test]
 fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
     let scratch = Env::new();
@@ -294,6 +296,26 @@ fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
             vec![],
             78,
             "@Invalid value for Timeout.queuereturn.normal: abc".into(),
+        ),
+        // 5. Limits of 0 that would mean "never deliver" (the table test has them in
+        // every mode too).
+        (
+            String::new(),
+            vec!["-O", "MaxBackgroundDeliveries=0"],
+            64,
+            "Invalid value for MaxBackgroundDeliveries: 0".into(),
+        ),
+        (
+            "O MaxConnections=0\n".into(),
+            vec![],
+            78,
+            "@Invalid value for MaxConnections: 0".into(),
+        ),
+        (
+            String::new(),
+            vec!["-O", "SmarthostSplit=0"],
+            64,
+            "Invalid value for SmarthostSplit: 0".into(),
         ),
     ];
     for (conf, extra, code, want) in &cases {
@@ -564,6 +586,12 @@ fn smtp_server_and_queue_runs_refuse_bad_options_at_start() {
             &["-bs", "-O", "Timeout.bogus=1m"],
             70,
             "settimeout: invalid timeout bogus",
+        ),
+        (
+            "",
+            &["-qf", "-O", "MaxConnections=0"],
+            64,
+            "Invalid value for MaxConnections: 0",
         ),
     ];
     for (conf, args, code, want) in runs {

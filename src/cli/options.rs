@@ -362,9 +362,9 @@ pub static ACTED_ON: &[(&str, Kind)] = &[
     ("MaxHopCount", Kind::Count),
     ("MaxRecipientsPerMessage", Kind::Count),
     ("MaxDaemonChildren", Kind::Count),
-    ("MaxConnections", Kind::Count),
-    ("MaxBackgroundDeliveries", Kind::Count),
-    ("SmarthostSplit", Kind::Count),
+    ("MaxConnections", Kind::Positive),
+    ("MaxBackgroundDeliveries", Kind::Positive),
+    ("SmarthostSplit", Kind::Positive),
     ("MXPort", Kind::Port),
     ("MinQueueAge", Kind::Time),
     ("QueueRetryMin", Kind::Time),
@@ -413,6 +413,10 @@ pub enum Kind {
     Time,
     /// A whole number, 0 or more.
     Count,
+    /// A whole number, 1 or more: rsendmail's own limits (MaxConnections,
+    /// MaxBackgroundDeliveries, SmarthostSplit), for which 0 would mean "never deliver"
+    /// (sendmail has none of them, so 0 has no meaning to keep).
+    Positive,
     /// A size in bytes, 0 or more.
     Size,
     /// A TCP port, 1 to 65535.
@@ -501,6 +505,14 @@ pub fn parse_count(name: &str, value: &str) -> Result<usize, Fatal> {
         return Err(invalid(name, value));
     }
     v.parse().map_err(|_| invalid(name, value))
+}
+
+/// A whole number, 1 or more.
+pub fn parse_positive(name: &str, value: &str) -> Result<usize, Fatal> {
+    match parse_count(name, value)? {
+        0 => Err(invalid(name, value)),
+        n => Ok(n),
+    }
 }
 
 /// A size in bytes, such as `MaxMessageSize=10000000` (sendmail takes a plain number).
@@ -857,11 +869,11 @@ impl Settings {
                 self.max_recipients_per_message = Some(parse_count(name, value)?)
             }
             ("MaxDaemonChildren", _) => self.max_daemon_children = Some(parse_count(name, value)?),
-            ("MaxConnections", _) => self.max_connections = Some(parse_count(name, value)?),
+            ("MaxConnections", _) => self.max_connections = Some(parse_positive(name, value)?),
             ("MaxBackgroundDeliveries", _) => {
-                self.max_background_deliveries = Some(parse_count(name, value)?)
+                self.max_background_deliveries = Some(parse_positive(name, value)?)
             }
-            ("SmarthostSplit", _) => self.smarthost_split = Some(parse_count(name, value)?),
+            ("SmarthostSplit", _) => self.smarthost_split = Some(parse_positive(name, value)?),
             ("MXPort", _) => self.mx_port = Some(parse_port(name, value)?),
             ("MinQueueAge", _) => self.min_queue_age = Some(parse_time(name, value)?),
             ("QueueRetryMin", _) => self.queue_retry_min = Some(parse_time(name, value)?),
@@ -1139,7 +1151,14 @@ mod tests {
         ];
         for (v, want) in counts {
             assert_eq!(parse_count("MaxHopCount", v).ok(), *want, "{v:?}");
+            // The same, but 0: a limit of none would mean "never deliver".
+            let positive = want.filter(|&n| n > 0);
+            assert_eq!(parse_positive("MaxConnections", v).ok(), positive, "{v:?}");
         }
+        assert_eq!(
+            parse_positive("MaxConnections", "0").unwrap_err().message,
+            "Invalid value for MaxConnections: 0"
+        );
         assert_eq!(
             parse_count("MaxHopCount", "abc").unwrap_err().message,
             "Invalid value for MaxHopCount: abc"
@@ -1283,6 +1302,7 @@ mod tests {
             Kind::Bool => ("true", Some("maybe")),
             Kind::Time => ("30s", Some("forever")),
             Kind::Count => ("3", Some("abc")),
+            Kind::Positive => ("3", Some("0")),
             Kind::Size => ("1000000", Some("10M")),
             Kind::Port => ("2525", Some("70000")),
             Kind::Path => ("/tmp/x", Some("")),
