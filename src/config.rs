@@ -21,7 +21,8 @@
 //!
 //! The files the configuration names for delivery (RELAYTABLE, AUTHPATH, CERTFILE,
 //! `O CACertFile=`) are checked by [`Config::check_files`] before a message is read or a
-//! queue run or the SMTP server starts: a missing or broken one is refused there (EX_CONFIG,
+//! queue run or the SMTP server starts: a missing or broken one (for the certificate
+//! files: not the PEM text the deliverer's TLS code reads) is refused there (EX_CONFIG,
 //! with the path and the reason, or the file and line), and nothing is queued.
 //!
 //! Any text is a config file that is read or refused with its file and line: lines are
@@ -410,7 +411,8 @@ fn value_error_code(def: &OptDef, code: Sysexit) -> Sysexit {
 impl Config {
     /// Check the files delivery will need, as this process may read them: RELAYTABLE
     /// (read and parsed), AUTHPATH (present, not readable by others, parsed), CERTFILE and
-    /// `O CACertFile=` (present). Called before a message is read and before a queue run
+    /// `O CACertFile=` (present, and PEM text of the form the deliverer's TLS code reads:
+    /// [`check_pem`]). Called before a message is read and before a queue run
     /// or the SMTP server starts, so that nothing is accepted that delivery would then
     /// refuse. A set-gid `rsendmail` reads them with its group only when the config is
     /// the system's (the unsafe options `-C`, `-O CACertFile=` cost it the group first).
@@ -438,27 +440,63 @@ impl Config {
             ("CACertFile", settings.ca_cert_file.as_ref()),
         ] {
             let Some(p) = path else { continue };
+            let out_of_reach = |e: &std::io::Error| {
+                e.kind() == std::io::ErrorKind::PermissionDenied && !crate::privs::is_root()
+            };
+            let cannot = |why: String| {
+                Fatal::new(
+                    Sysexit::Config,
+                    format!("cannot open {what} {}: {why}", p.display()),
+                )
+            };
             match std::fs::metadata(p) {
-                Ok(md) if md.is_dir() => {
-                    return Err(Fatal::new(
-                        Sysexit::Config,
-                        format!("cannot open {what} {}: Is a directory", p.display()),
-                    ));
-                }
+                Ok(md) if md.is_dir() => return Err(cannot("Is a directory".into())),
                 Ok(_) => {}
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::PermissionDenied
-                        && !crate::privs::is_root() => {}
-                Err(e) => {
-                    return Err(Fatal::new(
-                        Sysexit::Config,
-                        format!("cannot open {what} {}: {}", p.display(), io_text(&e)),
-                    ));
-                }
+                Err(e) if out_of_reach(&e) => continue,
+                Err(e) => return Err(cannot(io_text(&e))),
             }
+            let text = match std::fs::read(p) {
+                Ok(t) => t,
+                Err(e) if out_of_reach(&e) => continue,
+                Err(e) => return Err(cannot(io_text(&e))),
+            };
+            check_pem(what, &text).map_err(|why| {
+                Fatal::new(Sysexit::Config, format!("{what} {}: {why}", p.display()))
+            })?;
         }
         Ok(())
     }
+}
+
+/// The PEM text `what` (CERTFILE or CACertFile) must be, as the deliverer's TLS code
+/// reads it (`rsendmail` links no TLS library, so the text is what is checked): a
+/// certificate block for CACertFile; for CERTFILE, a PKCS#8 private key block at the very
+/// start of the file (native-tls's `Identity::from_pkcs8` takes nothing else) and a
+/// certificate block after it. `Err` says what is missing.
+pub fn check_pem(what: &str, text: &[u8]) -> Result<(), String> {
+    const CERT: &str = "CERTIFICATE";
+    const KEY: &str = "PRIVATE KEY";
+    if !pem_block(text, CERT) {
+        return Err(format!("no certificate in it (-----BEGIN {CERT}-----)"));
+    }
+    if what == "CERTFILE"
+        && !(text.starts_with(b"-----BEGIN PRIVATE KEY-----") && pem_block(text, KEY))
+    {
+        return Err(format!(
+            "does not begin with a PKCS#8 private key (-----BEGIN {KEY}-----)"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `text` has a line `-----BEGIN label-----` and, after it, `-----END label-----`.
+fn pem_block(text: &[u8], label: &str) -> bool {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let mut lines = text
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    lines.any(|l| l == begin.as_bytes()) && lines.any(|l| l == end.as_bytes())
 }
 
 /// gethostname(2), no DNS.
@@ -1027,6 +1065,10 @@ mod tests {
         assert_eq!(c.mail_spool, PathBuf::from("/m"));
     }
 
+    /// PEM blocks as the deliverer's TLS code finds them (the base64 is not read here).
+    const CERT_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+
     /// A scratch directory for file checks.
     fn scratch(name: &str) -> PathBuf {
         let d =
@@ -1051,7 +1093,23 @@ mod tests {
         let auth = write("auth", "bob|smtp.example:pw\n", 0o600);
         let open_auth = write("open-auth", "bob|smtp.example:pw\n", 0o644);
         let bad_auth = write("bad-auth", "bob smtp.example pw\n", 0o600);
-        let ca = write("ca.pem", "-----BEGIN CERTIFICATE-----\n", 0o644);
+        let ca = write("ca.pem", CERT_PEM, 0o644);
+        let key_and_cert = write("client.pem", &format!("{KEY_PEM}{CERT_PEM}"), 0o644);
+        let cert_and_key = write("cert-key.pem", &format!("{CERT_PEM}{KEY_PEM}"), 0o644);
+        let rsa_key = write(
+            "rsa.pem",
+            &format!("{}{CERT_PEM}", KEY_PEM.replace("PRIVATE", "RSA PRIVATE")),
+            0o644,
+        );
+        let key_only = write("key.pem", KEY_PEM, 0o644);
+        let begin_only = write("begin.pem", "-----BEGIN CERTIFICATE-----\n", 0o644);
+        let passwd = write("passwd", "root:x:0:0:root:/root:/bin/bash\n", 0o644);
+        let no_cert = |p: &str| format!("{p}: no certificate in it (-----BEGIN CERTIFICATE-----)");
+        let no_key = |p: &str| {
+            format!(
+                "CERTFILE {p}: does not begin with a PKCS#8 private key (-----BEGIN PRIVATE KEY-----)"
+            )
+        };
         let dir = d.display();
         let missing = d.join("missing").display().to_string();
         let cases: Vec<(String, Option<String>)> = vec![
@@ -1097,12 +1155,41 @@ mod tests {
                 format!("O CACertFile={dir}\n"),
                 Some(format!("cannot open CACertFile {dir}: Is a directory")),
             ),
-            (format!("CERTFILE {ca}\n"), None),
             (
                 format!("CERTFILE {missing}\n"),
                 Some(format!(
                     "cannot open CERTFILE {missing}: No such file or directory"
                 )),
+            ),
+            // The text is what the deliverer's TLS code reads: a certificate for
+            // CACertFile; a PKCS#8 key first, then the certificate, for CERTFILE.
+            (format!("O CACertFile={key_and_cert}\n"), None),
+            (
+                format!("O CACertFile={passwd}\n"),
+                Some(format!("CACertFile {}", no_cert(&passwd))),
+            ),
+            (
+                format!("O CACertFile={key_only}\n"),
+                Some(format!("CACertFile {}", no_cert(&key_only))),
+            ),
+            (
+                format!("O CACertFile={begin_only}\n"),
+                Some(format!("CACertFile {}", no_cert(&begin_only))),
+            ),
+            (format!("CERTFILE {key_and_cert}\n"), None),
+            (
+                format!("CERTFILE {passwd}\n"),
+                Some(format!("CERTFILE {}", no_cert(&passwd))),
+            ),
+            (format!("CERTFILE {ca}\n"), Some(no_key(&ca))),
+            (
+                format!("CERTFILE {cert_and_key}\n"),
+                Some(no_key(&cert_and_key)),
+            ),
+            (format!("CERTFILE {rsa_key}\n"), Some(no_key(&rsa_key))),
+            (
+                format!("CERTFILE {key_only}\n"),
+                Some(format!("CERTFILE {}", no_cert(&key_only))),
             ),
         ];
         for (text, want) in cases {

@@ -149,11 +149,11 @@ fn every_bad_option_value_is_refused_before_anything_is_queued() {
 }
 
 /// A config line whose value delivery would use as it is — the mail name (EHLO, the
-/// envelope sender, the header), MASQUERADE, the relays, a timeout name, a limit — is
-/// refused before the message is read when delivery could not use it: with the file and
-/// line (or the file it names and the reason), the exit status, and nothing queued. `@`
-/// stands for the config file's name and line 6, where the harness puts the case's
-/// text.
+/// envelope sender, the header), MASQUERADE, the relays, the certificate files, a
+/// timeout name, a limit — is refused before the message is read when delivery could
+/// not use it: with the file and line (or the file it names and the reason), the exit
+/// status, and nothing queued. `@` stands for the config file's name and line 6, where
+/// the harness puts the case's text.
 #[test]
 fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
     let scratch = Env::new();
@@ -165,6 +165,8 @@ fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
     let mailname_bad = file("mailname-bad", "bad host\n");
     let mailname_dots = file("mailname-dots", "bad..host\n");
     let mailname_empty = file("mailname-empty", "");
+    let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    let cert_only = file("cert.pem", cert);
     let relays = |name: &str, line: &str| file(name, &format!("# relays\n{line}\n"));
     let port0 = relays("relays-port0", "remote.example 127.0.0.1:0");
     let dots = relays("relays-dots", "remote.example bad..host");
@@ -173,6 +175,8 @@ fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
     let brackets = relays("relays-brackets", "remote.example []:25");
     let space = "' ' is not a letter, digit, hyphen or dot";
     let port = |p: &str| format!("port {p} is not a number from 1 to 65535");
+    let no_cert = "no certificate in it (-----BEGIN CERTIFICATE-----)";
+    let no_key = "does not begin with a PKCS#8 private key (-----BEGIN PRIVATE KEY-----)";
     let cases: Vec<(String, Vec<&str>, i32, String)> = vec![
         // 1. The mail name: a domain, from the line or the file's first line.
         (
@@ -316,6 +320,31 @@ fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
             vec!["-O", "SmarthostSplit=0"],
             64,
             "Invalid value for SmarthostSplit: 0".into(),
+        ),
+        // 6. Certificate files: PEM text the deliverer's TLS code takes.
+        (
+            "CERTFILE /etc/passwd\n".into(),
+            vec![],
+            78,
+            format!("CERTFILE /etc/passwd: {no_cert}"),
+        ),
+        (
+            format!("CERTFILE {cert_only}\n"),
+            vec![],
+            78,
+            format!("CERTFILE {cert_only}: {no_key}"),
+        ),
+        (
+            "O CACertFile=/etc/passwd\n".into(),
+            vec![],
+            78,
+            format!("CACertFile /etc/passwd: {no_cert}"),
+        ),
+        (
+            String::new(),
+            vec!["-O", "CACertFile=/etc/passwd"],
+            78,
+            format!("CACertFile /etc/passwd: {no_cert}"),
         ),
     ];
     for (conf, extra, code, want) in &cases {
@@ -582,6 +611,12 @@ fn smtp_server_and_queue_runs_refuse_bad_options_at_start() {
             "@line 6: invalid MAILNAME bad..host: empty label",
         ),
         (
+            "CERTFILE /etc/passwd\n",
+            &["-qf"],
+            78,
+            "CERTFILE /etc/passwd: no certificate in it (-----BEGIN CERTIFICATE-----)",
+        ),
+        (
             "",
             &["-bs", "-O", "Timeout.bogus=1m"],
             70,
@@ -622,7 +657,11 @@ fn good_values_of_every_kind_deliver() {
     let table = env0.dir.join("relays");
     fs::write(&table, format!("example.org [127.0.0.1]:{}\n", sink.port)).unwrap();
     let ca = env0.dir.join("ca.pem");
-    fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     let auth = env0.dir.join("auth.conf");
     fs::write(&auth, "bob|elsewhere.example:pw\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
