@@ -8,12 +8,12 @@
 //! table's parsers ([`Settings::apply`]), so a bad value is refused before anything is
 //! taken, never later by the deliverer.
 //!
+//! Values delivery uses as they are written are checked on their line too: MAILNAME and
+//! MASQUERADE's domain must be domains as RFC 5321 §4.1.2 writes them (they go into
+//! EHLO, the envelope and the header), SMARTHOST, RESOLVER and the relay table's relays
+//! hosts with a port from 1 to 65535 ([`check_host_port`]), SPOOLDIR an absolute path.
 //! The mail name is settled once, when the config is read ([`Config::resolve_mail_name`]:
-//! MAILNAME's name, the file it names, or the host name), checked as a domain as RFC 5321
-//! §4.1.2 writes one (it goes into EHLO, the envelope and the header), and read by
-//! everyone from there. MASQUERADE must be a valid `[user@][host]` on its line, and
-//! SMARTHOST, RESOLVER and the relay table's relays hosts with a port from 1 to 65535
-//! ([`check_host_port`]), as delivery connects to them.
+//! the file MAILNAME names, or the host name), and read by everyone from there.
 //!
 //! Errors name the file and line and exit EX_CONFIG (78), except a bad delivery mode, which
 //! is sendmail's `Unknown delivery mode c` with file and line and EX_USAGE (64).
@@ -210,7 +210,18 @@ impl Config {
                     }
                 }
                 "ALIASES" => self.aliases = PathBuf::from(need(value)?),
-                "SPOOLDIR" => self.spool_dir = PathBuf::from(need(value)?),
+                "SPOOLDIR" => {
+                    // A relative spool would be a different one in every working
+                    // directory: the queue runner would never see what was queued.
+                    let v = need(value)?;
+                    if !v.starts_with('/') {
+                        return Err(err(
+                            Sysexit::Config,
+                            format!("invalid SPOOLDIR {v}: not an absolute path"),
+                        ));
+                    }
+                    self.spool_dir = PathBuf::from(v);
+                }
                 "AUTHPATH" => self.auth_path = Some(PathBuf::from(need(value)?)),
                 "CERTFILE" => self.cert_file = Some(PathBuf::from(need(value)?)),
                 "SECURETRANSFER" => self.secure_transfer = flag(value)?,
@@ -888,6 +899,22 @@ mod tests {
             (
                 "MASQUERADE \"j d\"@example.org\n",
                 "test.conf: line 1: invalid MASQUERADE \"j d\"@example.org: '\"' is not allowed",
+                Sysexit::Config,
+            ),
+            // A relative spool would be another one in each working directory.
+            (
+                "SPOOLDIR relspool\n",
+                "test.conf: line 1: invalid SPOOLDIR relspool: not an absolute path",
+                Sysexit::Config,
+            ),
+            (
+                "O QueueDirectory=relspool\n",
+                "test.conf: line 1: Invalid value for QueueDirectory: relspool",
+                Sysexit::Config,
+            ),
+            (
+                "OQrelspool\n",
+                "test.conf: line 1: Invalid value for QueueDirectory: relspool",
                 Sysexit::Config,
             ),
             // Timeout names: sendmail's message for one it does not know.

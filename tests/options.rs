@@ -26,6 +26,7 @@ fn bad_value(kind: Kind) -> Option<&'static str> {
         Kind::Size => Some("10M"),
         Kind::Port => Some("70000"),
         Kind::Path => Some(""),
+        Kind::AbsolutePath => Some("relspool"),
         Kind::User => Some("a:b:c"),
         Kind::Privacy => Some("noexpm"),
         Kind::Networks => Some("10.0.0.0/33"),
@@ -46,11 +47,13 @@ fn message(name: &str, kind: Kind, bad: &str) -> String {
 
 /// Run `sendmail -C conf ARGS` with a stdin that stays open and is never written: a run
 /// that read the message, served SMTP on it or listened would not end, so one that ends
-/// was refused before any of that. Ten seconds at most.
+/// was refused before any of that. Ten seconds at most. It runs in the scratch
+/// directory, so that a relative spool would show there.
 fn run_refused(env: &Env, program: &Path, args: &[&str]) -> Run {
     let mut full = vec!["-C", env.conf.to_str().unwrap()];
     full.extend_from_slice(args);
     let mut child = Command::new(program)
+        .current_dir(&env.dir)
         .args(&full)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -95,7 +98,8 @@ fn run_refused(env: &Env, program: &Path, args: &[&str]) -> Run {
     )
 }
 
-/// Nothing in the spool: no entry, no temporary file.
+/// Nothing in the spool: no entry, no temporary file (and no spool made in the working
+/// directory from a relative `relspool`).
 #[track_caller]
 fn nothing_queued(env: &Env, what: &str) {
     assert!(env.entries().is_empty(), "{what}: {}", env.listing());
@@ -103,6 +107,10 @@ fn nothing_queued(env: &Env, what: &str) {
         .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(tmp.is_empty(), "{what}: temporary files {tmp:?}");
+    assert!(
+        !env.dir.join("relspool").exists(),
+        "{what}: a relative spool"
+    );
 }
 
 const MODES: [&str; 3] = ["-odi", "-odb", "-odq"];
@@ -149,11 +157,11 @@ fn every_bad_option_value_is_refused_before_anything_is_queued() {
 }
 
 /// A config line whose value delivery would use as it is — the mail name (EHLO, the
-/// envelope sender, the header), MASQUERADE, the relays, the certificate files, a
-/// timeout name, a limit — is refused before the message is read when delivery could
-/// not use it: with the file and line (or the file it names and the reason), the exit
-/// status, and nothing queued. `@` stands for the config file's name and line 6, where
-/// the harness puts the case's text.
+/// envelope sender, the header), MASQUERADE, the relays, the certificate files, the
+/// spool, a timeout name — is refused before the message is read when delivery could not
+/// use it: with the file and line (or the file it names and the reason), the exit status,
+/// and nothing queued. `@` stands for the config file's name and line 6, where the
+/// harness puts the case's text.
 #[test]
 fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
     let scratch = Env::new();
@@ -345,6 +353,31 @@ fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
             vec!["-O", "CACertFile=/etc/passwd"],
             78,
             format!("CACertFile /etc/passwd: {no_cert}"),
+        ),
+        // 7. The spool: an absolute path.
+        (
+            "SPOOLDIR relspool\n".into(),
+            vec![],
+            78,
+            "@invalid SPOOLDIR relspool: not an absolute path".into(),
+        ),
+        (
+            "O QueueDirectory=relspool\n".into(),
+            vec![],
+            78,
+            "@Invalid value for QueueDirectory: relspool".into(),
+        ),
+        (
+            String::new(),
+            vec!["-O", "QueueDirectory=relspool"],
+            64,
+            "Invalid value for QueueDirectory: relspool".into(),
+        ),
+        (
+            String::new(),
+            vec!["-oQrelspool"],
+            64,
+            "Invalid value for QueueDirectory: relspool".into(),
         ),
     ];
     for (conf, extra, code, want) in &cases {

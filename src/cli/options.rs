@@ -354,7 +354,7 @@ pub static ACTED_ON: &[(&str, Kind)] = &[
     ("ErrorMode", Kind::ErrorMode),
     ("IgnoreDots", Kind::Bool),
     ("Verbose", Kind::Bool),
-    ("QueueDirectory", Kind::Path),
+    ("QueueDirectory", Kind::AbsolutePath),
     ("AliasFile", Kind::Path),
     ("CACertFile", Kind::Path),
     ("PidFile", Kind::Path),
@@ -423,6 +423,9 @@ pub enum Kind {
     Port,
     /// A file name (not empty).
     Path,
+    /// A directory that must not depend on the caller's working directory: an absolute
+    /// path (QueueDirectory: a relative one would be another spool in every directory).
+    AbsolutePath,
     /// `user[:group]`, names or numbers (whether they exist is seen at delivery).
     User,
     /// sendmail's privacy flags, separated by commas or blanks; they add up over settings.
@@ -539,6 +542,16 @@ pub fn parse_path(name: &str, value: &str) -> Result<PathBuf, Fatal> {
         return Err(invalid(name, value));
     }
     Ok(PathBuf::from(v))
+}
+
+/// An absolute file name.
+pub fn parse_absolute_path(name: &str, value: &str) -> Result<PathBuf, Fatal> {
+    let p = parse_path(name, value)?;
+    if p.is_absolute() {
+        Ok(p)
+    } else {
+        Err(invalid(name, value))
+    }
 }
 
 /// `user[:group]` (names or numbers).
@@ -859,7 +872,7 @@ impl Settings {
             ("ErrorMode", _) => self.error_mode = value.chars().next(),
             ("IgnoreDots", _) => self.ignore_dots = Some(parse_bool(name, value)?),
             ("Verbose", _) => self.verbose = Some(parse_bool(name, value)?),
-            ("QueueDirectory", _) => self.queue_directory = Some(parse_path(name, value)?),
+            ("QueueDirectory", _) => self.queue_directory = Some(parse_absolute_path(name, value)?),
             ("AliasFile", _) => self.alias_file = Some(parse_path(name, value)?),
             ("CACertFile", _) => self.ca_cert_file = Some(parse_path(name, value)?),
             ("PidFile", _) => self.pid_file = Some(parse_path(name, value)?),
@@ -1217,7 +1230,20 @@ mod tests {
                 want.map(PathBuf::from),
                 "{v:?}"
             );
+            // A directory must not depend on the working directory.
+            let absolute = want.filter(|p| p.starts_with('/')).map(PathBuf::from);
+            assert_eq!(
+                parse_absolute_path("QueueDirectory", v).ok(),
+                absolute,
+                "{v:?}"
+            );
         }
+        assert_eq!(
+            parse_absolute_path("QueueDirectory", "relspool")
+                .unwrap_err()
+                .message,
+            "Invalid value for QueueDirectory: relspool"
+        );
         let users: &[(&str, bool)] = &[
             ("mailnull", true),
             ("mail:mail", true),
@@ -1306,6 +1332,7 @@ mod tests {
             Kind::Size => ("1000000", Some("10M")),
             Kind::Port => ("2525", Some("70000")),
             Kind::Path => ("/tmp/x", Some("")),
+            Kind::AbsolutePath => ("/tmp/x", Some("relspool")),
             Kind::User => ("nobody", Some("a:b:c")),
             Kind::Privacy => ("goaway", Some("noexpm")),
             Kind::Networks => ("127.0.0.1/32", Some("10.0.0.0/33")),
