@@ -398,6 +398,82 @@ fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
     }
 }
 
+/// What the checks take is what delivery uses: the mail name from MAILNAME's file is
+/// the name in EHLO, the envelope sender and the added header; a relay table with a
+/// port, a literal host and a name with `_`; a certificate file of the form the
+/// deliverer reads; a timeout name sendmail knows that rsendmail does not act on.
+#[test]
+fn checked_values_are_the_ones_delivery_uses() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let mailname = env0.dir.join("mailname");
+    fs::write(&mailname, "mail.example.org\n").unwrap();
+    let table = env0.dir.join("relays");
+    fs::write(
+        &table,
+        format!(
+            "example.org [127.0.0.1]:{}\nexample.net no_such_host.invalid:2525\n",
+            sink.port
+        ),
+    )
+    .unwrap();
+    let ca = env0.dir.join("ca.pem");
+    fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let env = Env::with_config(&format!(
+        "MAILNAME {}\nRELAYTABLE {}\nO CACertFile={}\nO Timeout.queuereturn.normal=5d\n\
+         O Timeout.iconnect=1m\nO MaxConnections=1\n",
+        mailname.display(),
+        table.display(),
+        ca.display()
+    ));
+    env.sendmail(
+        &[
+            "-odi",
+            "-O",
+            "Timeout=connect:30s",
+            "-O",
+            "SmarthostSplit=1",
+            "bob@example.org",
+        ],
+        b"Subject: names\n\nbody\n",
+    )
+    .code(0)
+    .stdout_is("");
+    let start = Instant::now();
+    while sink.dumps().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            env.json()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let dump = &sink.dumps()[0];
+    let login = login_name();
+    for want in [
+        "X-Helo-Args: mail.example.org\n".to_string(),
+        format!("X-Mail-Args: <{login}@mail.example.org>\n"),
+        "\tby mail.example.org (".to_string(),
+        format!("<{login}@mail.example.org>\nMessage-Id: <"),
+        "@mail.example.org>\nSubject: names\n".to_string(),
+    ] {
+        assert!(dump.contains(&want), "{want:?} in\n{dump}");
+    }
+    assert!(!dump.contains("test.example"), "{dump}");
+}
+
+/// The caller's login name, as rsendmail names the sender.
+fn login_name() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// The example of the issue: a bad time in the config file was accepted at submission
 /// and the message then sat untried.
 #[test]
