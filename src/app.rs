@@ -8,7 +8,8 @@
 //! config or invocation error always means nothing was queued, and 0 means it was):
 //! - [`setup`]: the command line ([`cli::parse`]: every `-O`/`-o` value is parsed into its
 //!   typed field as it is read, EX_USAGE) and the config file ([`Config::load`]: keywords
-//!   and `O` lines, `file: line N:`, EX_CONFIG);
+//!   and `O` lines, `file: line N:`, EX_CONFIG; and the mail name, from MAILNAME's file
+//!   or the host name, checked once);
 //! - [`preflight`], before stdin is read, and before a queue run (`-q`), `-bv` or the SMTP
 //!   server (`-bs`, `-bd`) starts: the `-X` traffic log is opened (created) as this
 //!   process may (after the group drop for unsafe options), EX_CANTCREAT; the files the

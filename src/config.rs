@@ -8,13 +8,21 @@
 //! table's parsers ([`Settings::apply`]), so a bad value is refused before anything is
 //! taken, never later by the deliverer.
 //!
+//! Values delivery uses as they are written are checked on their line too: MAILNAME and
+//! MASQUERADE's domain must be domains as RFC 5321 §4.1.2 writes them (they go into
+//! EHLO, the envelope and the header), SMARTHOST, RESOLVER and the relay table's relays
+//! hosts with a port from 1 to 65535 ([`check_host_port`]), SPOOLDIR an absolute path.
+//! The mail name is settled once, when the config is read ([`Config::resolve_mail_name`]:
+//! the file MAILNAME names, or the host name), and read by everyone from there.
+//!
 //! Errors name the file and line and exit EX_CONFIG (78), except a bad delivery mode, which
 //! is sendmail's `Unknown delivery mode c` with file and line and EX_USAGE (64).
 //! With no file at the default path, the built-in defaults apply (see [`Paths`]).
 //!
 //! The files the configuration names for delivery (RELAYTABLE, AUTHPATH, CERTFILE,
 //! `O CACertFile=`) are checked by [`Config::check_files`] before a message is read or a
-//! queue run or the SMTP server starts: a missing or broken one is refused there (EX_CONFIG,
+//! queue run or the SMTP server starts: a missing or broken one (for the certificate
+//! files: not the PEM text the deliverer's TLS code reads) is refused there (EX_CONFIG,
 //! with the path and the reason, or the file and line), and nothing is queued.
 //!
 //! Any text is a config file that is read or refused with its file and line: lines are
@@ -25,6 +33,7 @@
 
 use crate::cli::options::{self, DeliveryMode, OptDef, Settings};
 use crate::exit::{Fatal, Sysexit};
+use crate::message::address::{check_domain, check_host_name, check_mailbox};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -79,6 +88,9 @@ pub struct Config {
     pub fingerprint: Option<String>,
     /// MAILNAME as written (a name or an absolute path to a file holding it).
     pub mailname: Option<String>,
+    /// The mail name in force, checked: MAILNAME's name, the first line of the file it
+    /// names, or the host name. Read through [`Config::host_name`].
+    mail_name: String,
     pub masquerade: Option<String>,
     pub null_client: bool,
     pub full_bounce: bool,
@@ -108,6 +120,7 @@ impl Config {
             verify_cert: false,
             fingerprint: None,
             mailname: None,
+            mail_name: system_host_name(),
             masquerade: None,
             null_client: false,
             full_bounce: false,
@@ -132,7 +145,9 @@ impl Config {
         let text = match std::fs::read(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-                return Ok(Config::builtin(paths));
+                let mut cfg = Config::builtin(paths);
+                cfg.resolve_mail_name()?;
+                return Ok(cfg);
             }
             Err(e) => {
                 return Err(Fatal::new(
@@ -148,6 +163,7 @@ impl Config {
             &path.display().to_string(),
             sticky,
         )?;
+        cfg.resolve_mail_name()?;
         Ok(cfg)
     }
 
@@ -182,8 +198,9 @@ impl Config {
             };
             match keyword {
                 "SMARTHOST" => {
-                    self.smarthost = host_list(&need(value)?)
-                        .map_err(|h| err(Sysexit::Config, format!("invalid SMARTHOST {h}")))?;
+                    self.smarthost = host_list(&need(value)?).map_err(|(h, why)| {
+                        err(Sysexit::Config, format!("invalid SMARTHOST {h}: {why}"))
+                    })?;
                 }
                 "PORT" => {
                     let v = need(value)?;
@@ -193,7 +210,18 @@ impl Config {
                     }
                 }
                 "ALIASES" => self.aliases = PathBuf::from(need(value)?),
-                "SPOOLDIR" => self.spool_dir = PathBuf::from(need(value)?),
+                "SPOOLDIR" => {
+                    // A relative spool would be a different one in every working
+                    // directory: the queue runner would never see what was queued.
+                    let v = need(value)?;
+                    if !v.starts_with('/') {
+                        return Err(err(
+                            Sysexit::Config,
+                            format!("invalid SPOOLDIR {v}: not an absolute path"),
+                        ));
+                    }
+                    self.spool_dir = PathBuf::from(v);
+                }
                 "AUTHPATH" => self.auth_path = Some(PathBuf::from(need(value)?)),
                 "CERTFILE" => self.cert_file = Some(PathBuf::from(need(value)?)),
                 "SECURETRANSFER" => self.secure_transfer = flag(value)?,
@@ -212,12 +240,22 @@ impl Config {
                     }
                     self.fingerprint = Some(hex.to_ascii_lowercase());
                 }
-                "MAILNAME" => self.mailname = Some(need(value)?),
+                "MAILNAME" => {
+                    // A name is checked here; a file is read by `resolve_mail_name`.
+                    let v = need(value)?;
+                    if !v.starts_with('/') {
+                        check_domain(&v).map_err(|why| {
+                            err(Sysexit::Config, format!("invalid MAILNAME {v}: {why}"))
+                        })?;
+                        self.mail_name = v.clone();
+                    }
+                    self.mailname = Some(v);
+                }
                 "MASQUERADE" => {
                     let v = need(value)?;
-                    if v.contains(['<', '>', ' ', '"']) || v == "@" {
-                        return Err(err(Sysexit::Config, format!("invalid MASQUERADE {v}")));
-                    }
+                    check_masquerade(&v).map_err(|why| {
+                        err(Sysexit::Config, format!("invalid MASQUERADE {v}: {why}"))
+                    })?;
                     self.masquerade = Some(v);
                 }
                 "NULLCLIENT" => self.null_client = flag(value)?,
@@ -228,8 +266,21 @@ impl Config {
                 "FULLBOUNCE" => self.full_bounce = flag(value)?,
                 "MAILSPOOL" => self.mail_spool = PathBuf::from(need(value)?),
                 "RESOLVER" => {
-                    self.resolver = host_list(&need(value)?)
-                        .map_err(|h| err(Sysexit::Config, format!("invalid RESOLVER {h}")))?;
+                    let servers = host_list(&need(value)?).map_err(|(h, why)| {
+                        err(Sysexit::Config, format!("invalid RESOLVER {h}: {why}"))
+                    })?;
+                    // Name servers are asked by address (the deliverer's resolver).
+                    if let Some(h) = servers.iter().find(|h| {
+                        let (host, _) = parse_host_port(h).unwrap_or_default();
+                        let bare = host.trim_start_matches('[').trim_end_matches(']');
+                        bare.parse::<std::net::IpAddr>().is_err()
+                    }) {
+                        return Err(err(
+                            Sysexit::Config,
+                            format!("invalid RESOLVER {h}: not an IP address"),
+                        ));
+                    }
+                    self.resolver = servers;
                 }
                 "RELAYTABLE" => self.relay_table = Some(PathBuf::from(need(value)?)),
                 "NOPIPELINING" => self.no_pipelining = flag(value)?,
@@ -288,24 +339,73 @@ impl Config {
         self.null_client && !self.smarthost.is_empty()
     }
 
-    /// The host name to use: MAILNAME (a name, or the first line of the file it names),
-    /// else the bare host name. Never a DNS query (deferred mode depends on it).
+    /// This host's mail name: MAILNAME (a name, or the first line of the file it names),
+    /// else the bare host name, checked when the config was read
+    /// ([`Config::resolve_mail_name`]). Every user of the name (EHLO, the envelope
+    /// sender, the added header fields, qualifying, reports) reads it here. Never a
+    /// DNS query (deferred mode depends on it).
     pub fn host_name(&self) -> String {
-        if let Some(m) = &self.mailname {
-            if m.starts_with('/') {
-                if let Ok(text) = std::fs::read_to_string(m)
-                    && let Some(first) = text.lines().next()
-                {
-                    let first = first.trim();
-                    if !first.is_empty() {
-                        return first.to_string();
+        self.mail_name.clone()
+    }
+
+    /// Settle the mail name once, after the config is read, so that a name delivery
+    /// would send is refused now (EX_CONFIG) instead: the file MAILNAME names must be
+    /// readable and hold a domain ([`check_domain`]) on its first line; without
+    /// MAILNAME, the host name must be one. (A MAILNAME name was checked on its line.)
+    pub fn resolve_mail_name(&mut self) -> Result<(), Fatal> {
+        let refuse = |msg: String| Err(Fatal::new(Sysexit::Config, msg));
+        match &self.mailname {
+            Some(path) if path.starts_with('/') => {
+                let text = match std::fs::read(path) {
+                    Ok(t) => String::from_utf8_lossy(&t).into_owned(),
+                    Err(e) => {
+                        return refuse(format!("cannot open MAILNAME {path}: {}", io_text(&e)));
                     }
+                };
+                let first = text.lines().next().unwrap_or("").trim();
+                if first.is_empty() {
+                    return refuse(format!("MAILNAME {path}: no mail name on its first line"));
                 }
-            } else {
-                return m.clone();
+                if let Err(why) = check_domain(first) {
+                    return refuse(format!("{path}: line 1: invalid mail name {first}: {why}"));
+                }
+                self.mail_name = first.to_string();
+            }
+            Some(_) => {}
+            None => {
+                let host = system_host_name();
+                if let Err(why) = check_domain(&host) {
+                    return refuse(format!(
+                        "the host name {host} is not a valid mail name ({why}); set MAILNAME"
+                    ));
+                }
+                self.mail_name = host;
             }
         }
-        system_host_name()
+        Ok(())
+    }
+}
+
+/// MASQUERADE's `[user@][host]`: a user that is a valid local part (`user@host` a valid
+/// mailbox, [`check_mailbox`]) and a host that is a domain ([`check_domain`]), at least
+/// one of them. `Err` says why not.
+fn check_masquerade(v: &str) -> Result<(), String> {
+    let mailbox = |m: &str| check_mailbox(m).map_err(|e| e.text());
+    if let Some(c) = v
+        .chars()
+        .find(|c| matches!(c, '<' | '>' | '"') || c.is_whitespace())
+    {
+        return Err(format!("{c:?} is not allowed"));
+    }
+    match v.split_once('@') {
+        None => check_domain(v),
+        Some(("", "")) => Err("neither a user nor a host".into()),
+        Some(("", host)) => check_domain(host),
+        Some((_, "")) => mailbox(v.strip_suffix('@').unwrap_or(v)),
+        Some((_, host)) => {
+            mailbox(v)?;
+            check_domain(host)
+        }
     }
 }
 
@@ -322,7 +422,8 @@ fn value_error_code(def: &OptDef, code: Sysexit) -> Sysexit {
 impl Config {
     /// Check the files delivery will need, as this process may read them: RELAYTABLE
     /// (read and parsed), AUTHPATH (present, not readable by others, parsed), CERTFILE and
-    /// `O CACertFile=` (present). Called before a message is read and before a queue run
+    /// `O CACertFile=` (present, and PEM text of the form the deliverer's TLS code reads:
+    /// [`check_pem`]). Called before a message is read and before a queue run
     /// or the SMTP server starts, so that nothing is accepted that delivery would then
     /// refuse. A set-gid `rsendmail` reads them with its group only when the config is
     /// the system's (the unsafe options `-C`, `-O CACertFile=` cost it the group first).
@@ -350,27 +451,63 @@ impl Config {
             ("CACertFile", settings.ca_cert_file.as_ref()),
         ] {
             let Some(p) = path else { continue };
+            let out_of_reach = |e: &std::io::Error| {
+                e.kind() == std::io::ErrorKind::PermissionDenied && !crate::privs::is_root()
+            };
+            let cannot = |why: String| {
+                Fatal::new(
+                    Sysexit::Config,
+                    format!("cannot open {what} {}: {why}", p.display()),
+                )
+            };
             match std::fs::metadata(p) {
-                Ok(md) if md.is_dir() => {
-                    return Err(Fatal::new(
-                        Sysexit::Config,
-                        format!("cannot open {what} {}: Is a directory", p.display()),
-                    ));
-                }
+                Ok(md) if md.is_dir() => return Err(cannot("Is a directory".into())),
                 Ok(_) => {}
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::PermissionDenied
-                        && !crate::privs::is_root() => {}
-                Err(e) => {
-                    return Err(Fatal::new(
-                        Sysexit::Config,
-                        format!("cannot open {what} {}: {}", p.display(), io_text(&e)),
-                    ));
-                }
+                Err(e) if out_of_reach(&e) => continue,
+                Err(e) => return Err(cannot(io_text(&e))),
             }
+            let text = match std::fs::read(p) {
+                Ok(t) => t,
+                Err(e) if out_of_reach(&e) => continue,
+                Err(e) => return Err(cannot(io_text(&e))),
+            };
+            check_pem(what, &text).map_err(|why| {
+                Fatal::new(Sysexit::Config, format!("{what} {}: {why}", p.display()))
+            })?;
         }
         Ok(())
     }
+}
+
+/// The PEM text `what` (CERTFILE or CACertFile) must be, as the deliverer's TLS code
+/// reads it (`rsendmail` links no TLS library, so the text is what is checked): a
+/// certificate block for CACertFile; for CERTFILE, a PKCS#8 private key block at the very
+/// start of the file (native-tls's `Identity::from_pkcs8` takes nothing else) and a
+/// certificate block after it. `Err` says what is missing.
+pub fn check_pem(what: &str, text: &[u8]) -> Result<(), String> {
+    const CERT: &str = "CERTIFICATE";
+    const KEY: &str = "PRIVATE KEY";
+    if !pem_block(text, CERT) {
+        return Err(format!("no certificate in it (-----BEGIN {CERT}-----)"));
+    }
+    if what == "CERTFILE"
+        && !(text.starts_with(b"-----BEGIN PRIVATE KEY-----") && pem_block(text, KEY))
+    {
+        return Err(format!(
+            "does not begin with a PKCS#8 private key (-----BEGIN {KEY}-----)"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `text` has a line `-----BEGIN label-----` and, after it, `-----END label-----`.
+fn pem_block(text: &[u8], label: &str) -> bool {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let mut lines = text
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    lines.any(|l| l == begin.as_bytes()) && lines.any(|l| l == end.as_bytes())
 }
 
 /// gethostname(2), no DNS.
@@ -399,41 +536,67 @@ fn is_keyword_shaped(k: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// A list of `host[:port]` separated by blanks or commas; `Err` names the first bad one.
-fn host_list(v: &str) -> Result<Vec<String>, String> {
+/// A list of `host[:port]` separated by blanks or commas; `Err` names the first bad one
+/// and why ([`check_host_port`]).
+fn host_list(v: &str) -> Result<Vec<String>, (String, String)> {
     v.split([' ', '\t', ','])
         .filter(|h| !h.is_empty())
-        .map(|h| match parse_host_port(h) {
-            Some(_) => Ok(h.to_string()),
-            None => Err(h.to_string()),
+        .map(|h| match check_host_port(h) {
+            Ok(_) => Ok(h.to_string()),
+            Err(why) => Err((h.to_string(), why)),
         })
         .collect()
 }
 
-/// Split `host[:port]` / `[v6]:port`; validate lightly.
+/// Split `host[:port]` / `[host]:port` / a bare IPv6 address ([`check_host_port`]);
+/// `None` when it is not one.
 pub fn parse_host_port(s: &str) -> Option<(String, Option<u16>)> {
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => Some(p.parse::<u16>().ok()?),
-            None if after.is_empty() => None,
-            None => return None,
-        };
-        (format!("[{host}]"), port)
-    } else if s.matches(':').count() > 1 {
-        // A bare IPv6 address without a port.
-        (s.to_string(), None)
-    } else {
-        match s.split_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p.parse::<u16>().ok()?)),
-            None => (s.to_string(), None),
-        }
+    check_host_port(s).ok()
+}
+
+/// Split and check a host to connect to (SMARTHOST, RESOLVER, a relay of the relay
+/// table): `host[:port]`, `[host][:port]` (a literal host: no MX lookup), or a bare IPv6
+/// address. The host is an IP address or a name a resolver can look up
+/// ([`check_host_name`]: `bad..host` is not one); the port is 1 to 65535, as for `PORT`.
+/// Whatever is taken here the deliverer can connect to, or try to. `Err` says why not.
+pub fn check_host_port(s: &str) -> Result<(String, Option<u16>), String> {
+    let port_of = |p: &str| match p.parse::<u16>() {
+        Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(format!("port {p} is not a number from 1 to 65535")),
     };
-    let ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c));
-    ok.then_some((host, port))
+    let host_ok = |h: &str| -> Result<(), String> {
+        if h.is_empty() {
+            return Err("no host".into());
+        }
+        if h.parse::<std::net::IpAddr>().is_ok() {
+            return Ok(());
+        }
+        check_host_name(h)
+    };
+    if let Some(rest) = s.strip_prefix('[') {
+        let Some((host, after)) = rest.split_once(']') else {
+            return Err("no ']' after '['".into());
+        };
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(port_of(p)?),
+            None if after.is_empty() => None,
+            None => return Err(format!("{after} after ']'")),
+        };
+        host_ok(host)?;
+        Ok((format!("[{host}]"), port))
+    } else if s.matches(':').count() > 1 {
+        // A bare IPv6 address, without a port.
+        s.parse::<std::net::Ipv6Addr>()
+            .map_err(|_| "not an IPv6 address (with a port: [address]:port)".to_string())?;
+        Ok((s.to_string(), None))
+    } else {
+        let (host, port) = match s.split_once(':') {
+            Some((h, p)) => (h, Some(port_of(p)?)),
+            None => (s, None),
+        };
+        host_ok(host)?;
+        Ok((host.to_string(), port))
+    }
 }
 
 /// One line of the relay table (like sendmail's mailertable or Postfix's transport):
@@ -476,7 +639,7 @@ pub fn parse_relay_table(
             return Err(bad("expected: domain relay[:port]"));
         };
         let (host, port) =
-            parse_host_port(relay).ok_or_else(|| bad(&format!("invalid relay {relay}")))?;
+            check_host_port(relay).map_err(|why| bad(&format!("invalid relay {relay}: {why}")))?;
         let valid_pattern = pattern == "*"
             || pattern
                 .trim_start_matches('.')
@@ -671,11 +834,213 @@ mod tests {
                 "test.conf: line 1: DaemonPortOptions=Port=x: invalid port \"x\"",
                 Sysexit::Config,
             ),
+            // The mail name and MASQUERADE go out as written: they must be a domain
+            // and a mailbox.
+            (
+                "MAILNAME bad host\n",
+                "test.conf: line 1: invalid MAILNAME bad host: ' ' is not a letter, digit, hyphen or dot",
+                Sysexit::Config,
+            ),
+            (
+                "# c\nMAILNAME bad..host\n",
+                "test.conf: line 2: invalid MAILNAME bad..host: empty label",
+                Sysexit::Config,
+            ),
+            (
+                "MAILNAME host.example.\n",
+                "test.conf: line 1: invalid MAILNAME host.example.: empty label",
+                Sysexit::Config,
+            ),
+            (
+                "MAILNAME relative/file\n",
+                "test.conf: line 1: invalid MAILNAME relative/file: '/' is not a letter, digit, hyphen or dot",
+                Sysexit::Config,
+            ),
+            (
+                "MASQUERADE a@b@c\n",
+                "test.conf: line 1: invalid MASQUERADE a@b@c: Invalid route address",
+                Sysexit::Config,
+            ),
+            (
+                "MASQUERADE bad..dom\n",
+                "test.conf: line 1: invalid MASQUERADE bad..dom: empty label",
+                Sysexit::Config,
+            ),
+            (
+                "MASQUERADE john@bad..dom\n",
+                "test.conf: line 1: invalid MASQUERADE john@bad..dom: Invalid host name",
+                Sysexit::Config,
+            ),
+            (
+                "MASQUERADE @bad_dom\n",
+                "test.conf: line 1: invalid MASQUERADE @bad_dom: '_' is not a letter, digit, hyphen or dot",
+                Sysexit::Config,
+            ),
+            (
+                "MASQUERADE john@bad_dom\n",
+                "test.conf: line 1: invalid MASQUERADE john@bad_dom: '_' is not a letter, digit, hyphen or dot",
+                Sysexit::Config,
+            ),
+            (
+                "MASQUERADE jo(hn@\n",
+                "test.conf: line 1: invalid MASQUERADE jo(hn@: Unbalanced '('",
+                Sysexit::Config,
+            ),
+            (
+                "MASQUERADE @\n",
+                "test.conf: line 1: invalid MASQUERADE @: neither a user nor a host",
+                Sysexit::Config,
+            ),
+            (
+                "MASQUERADE <john@example.org>\n",
+                "test.conf: line 1: invalid MASQUERADE <john@example.org>: '<' is not allowed",
+                Sysexit::Config,
+            ),
+            (
+                "MASQUERADE \"j d\"@example.org\n",
+                "test.conf: line 1: invalid MASQUERADE \"j d\"@example.org: '\"' is not allowed",
+                Sysexit::Config,
+            ),
+            // A relative spool would be another one in each working directory.
+            (
+                "SPOOLDIR relspool\n",
+                "test.conf: line 1: invalid SPOOLDIR relspool: not an absolute path",
+                Sysexit::Config,
+            ),
+            (
+                "O QueueDirectory=relspool\n",
+                "test.conf: line 1: Invalid value for QueueDirectory: relspool",
+                Sysexit::Config,
+            ),
+            (
+                "OQrelspool\n",
+                "test.conf: line 1: Invalid value for QueueDirectory: relspool",
+                Sysexit::Config,
+            ),
+            // Timeout names: sendmail's message for one it does not know.
+            (
+                "O Timeout.bogus=abc\n",
+                "test.conf: line 1: settimeout: invalid timeout bogus",
+                Sysexit::Config,
+            ),
+            (
+                "O Timeout.queuereturn.normal=abc\n",
+                "test.conf: line 1: Invalid value for Timeout.queuereturn.normal: abc",
+                Sysexit::Config,
+            ),
+            (
+                "O MaxConnections=0\n",
+                "test.conf: line 1: Invalid value for MaxConnections: 0",
+                Sysexit::Config,
+            ),
         ];
         for (text, msg, code) in cases {
             let e = parse(text).unwrap_err();
             assert_eq!((e.message.as_str(), e.code), (msg, code), "{text:?}");
         }
+    }
+
+    /// The forms MASQUERADE takes, as dma's.
+    #[test]
+    fn masquerade_forms() {
+        for v in [
+            "john@",
+            "example.org",
+            "@example.org",
+            "john@example.org",
+            "j.doe+x@[192.0.2.1]",
+        ] {
+            assert_eq!(check_masquerade(v), Ok(()), "{v}");
+        }
+    }
+
+    /// MAILNAME naming a file, or no MAILNAME: the mail name is settled once, checked,
+    /// and every user reads that one value.
+    #[test]
+    fn mail_name_from_a_file_or_the_host_name() {
+        let d = scratch("mailname");
+        let file = |name: &str, text: &str| {
+            let p = d.join(name);
+            std::fs::write(&p, text).unwrap();
+            p.display().to_string()
+        };
+        let good = file("good", "  mail.example.org  \nignored line\n");
+        let empty = file("empty", "");
+        let blank = file("blank", "\nmail.example.org\n");
+        let bad = file("bad", "bad host\n");
+        let bad2 = file("bad2", "bad..host\n");
+        let missing = d.join("missing").display().to_string();
+        let dir = d.display().to_string();
+        let resolve = |text: &str| -> Result<String, Fatal> {
+            let mut c = parse(text)?;
+            c.resolve_mail_name()?;
+            Ok(c.host_name())
+        };
+        assert_eq!(
+            resolve(&format!("MAILNAME {good}\n")).unwrap(),
+            "mail.example.org"
+        );
+        // The last MAILNAME line wins, a name or a file.
+        assert_eq!(
+            resolve(&format!("MAILNAME {good}\nMAILNAME b.example\n")).unwrap(),
+            "b.example"
+        );
+        assert_eq!(
+            resolve(&format!("MAILNAME b.example\nMAILNAME {good}\n")).unwrap(),
+            "mail.example.org"
+        );
+        let errors = [
+            (
+                missing.clone(),
+                format!("cannot open MAILNAME {missing}: No such file or directory"),
+            ),
+            (
+                dir.clone(),
+                format!("cannot open MAILNAME {dir}: Is a directory"),
+            ),
+            (
+                empty.clone(),
+                format!("MAILNAME {empty}: no mail name on its first line"),
+            ),
+            (
+                blank.clone(),
+                format!("MAILNAME {blank}: no mail name on its first line"),
+            ),
+            (
+                bad.clone(),
+                format!(
+                    "{bad}: line 1: invalid mail name bad host: ' ' is not a letter, digit, hyphen or dot"
+                ),
+            ),
+            (
+                bad2.clone(),
+                format!("{bad2}: line 1: invalid mail name bad..host: empty label"),
+            ),
+        ];
+        for (path, want) in errors {
+            let e = resolve(&format!("MAILNAME {path}\n")).unwrap_err();
+            assert_eq!((e.code, e.message), (Sysexit::Config, want), "{path}");
+        }
+        // Without MAILNAME: the host name, when it is a domain.
+        let host = system_host_name();
+        match check_domain(&host) {
+            Ok(()) => assert_eq!(resolve("").unwrap(), host),
+            Err(why) => assert_eq!(
+                resolve("").unwrap_err().message,
+                format!("the host name {host} is not a valid mail name ({why}); set MAILNAME")
+            ),
+        }
+        // Config::load settles it.
+        let conf = file("conf", &format!("MAILNAME {bad2}\n"));
+        let e = Config::load(Path::new(&conf), true, &Paths::system(), &[]).unwrap_err();
+        assert_eq!(
+            e.message,
+            format!("{bad2}: line 1: invalid mail name bad..host: empty label")
+        );
+        let conf = file("conf", &format!("MAILNAME {good}\n"));
+        let c = Config::load(Path::new(&conf), true, &Paths::system(), &[]).unwrap();
+        assert_eq!(c.host_name(), "mail.example.org");
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
@@ -727,6 +1092,10 @@ mod tests {
         assert_eq!(c.mail_spool, PathBuf::from("/m"));
     }
 
+    /// PEM blocks as the deliverer's TLS code finds them (the base64 is not read here).
+    const CERT_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+
     /// A scratch directory for file checks.
     fn scratch(name: &str) -> PathBuf {
         let d =
@@ -751,7 +1120,23 @@ mod tests {
         let auth = write("auth", "bob|smtp.example:pw\n", 0o600);
         let open_auth = write("open-auth", "bob|smtp.example:pw\n", 0o644);
         let bad_auth = write("bad-auth", "bob smtp.example pw\n", 0o600);
-        let ca = write("ca.pem", "-----BEGIN CERTIFICATE-----\n", 0o644);
+        let ca = write("ca.pem", CERT_PEM, 0o644);
+        let key_and_cert = write("client.pem", &format!("{KEY_PEM}{CERT_PEM}"), 0o644);
+        let cert_and_key = write("cert-key.pem", &format!("{CERT_PEM}{KEY_PEM}"), 0o644);
+        let rsa_key = write(
+            "rsa.pem",
+            &format!("{}{CERT_PEM}", KEY_PEM.replace("PRIVATE", "RSA PRIVATE")),
+            0o644,
+        );
+        let key_only = write("key.pem", KEY_PEM, 0o644);
+        let begin_only = write("begin.pem", "-----BEGIN CERTIFICATE-----\n", 0o644);
+        let passwd = write("passwd", "root:x:0:0:root:/root:/bin/bash\n", 0o644);
+        let no_cert = |p: &str| format!("{p}: no certificate in it (-----BEGIN CERTIFICATE-----)");
+        let no_key = |p: &str| {
+            format!(
+                "CERTFILE {p}: does not begin with a PKCS#8 private key (-----BEGIN PRIVATE KEY-----)"
+            )
+        };
         let dir = d.display();
         let missing = d.join("missing").display().to_string();
         let cases: Vec<(String, Option<String>)> = vec![
@@ -797,12 +1182,41 @@ mod tests {
                 format!("O CACertFile={dir}\n"),
                 Some(format!("cannot open CACertFile {dir}: Is a directory")),
             ),
-            (format!("CERTFILE {ca}\n"), None),
             (
                 format!("CERTFILE {missing}\n"),
                 Some(format!(
                     "cannot open CERTFILE {missing}: No such file or directory"
                 )),
+            ),
+            // The text is what the deliverer's TLS code reads: a certificate for
+            // CACertFile; a PKCS#8 key first, then the certificate, for CERTFILE.
+            (format!("O CACertFile={key_and_cert}\n"), None),
+            (
+                format!("O CACertFile={passwd}\n"),
+                Some(format!("CACertFile {}", no_cert(&passwd))),
+            ),
+            (
+                format!("O CACertFile={key_only}\n"),
+                Some(format!("CACertFile {}", no_cert(&key_only))),
+            ),
+            (
+                format!("O CACertFile={begin_only}\n"),
+                Some(format!("CACertFile {}", no_cert(&begin_only))),
+            ),
+            (format!("CERTFILE {key_and_cert}\n"), None),
+            (
+                format!("CERTFILE {passwd}\n"),
+                Some(format!("CERTFILE {}", no_cert(&passwd))),
+            ),
+            (format!("CERTFILE {ca}\n"), Some(no_key(&ca))),
+            (
+                format!("CERTFILE {cert_and_key}\n"),
+                Some(no_key(&cert_and_key)),
+            ),
+            (format!("CERTFILE {rsa_key}\n"), Some(no_key(&rsa_key))),
+            (
+                format!("CERTFILE {key_only}\n"),
+                Some(format!("CERTFILE {}", no_cert(&key_only))),
             ),
         ];
         for (text, want) in cases {
@@ -819,7 +1233,8 @@ mod tests {
     #[test]
     fn relay_table_syntax() {
         let t = parse_relay_table(
-            "# comment\nexample.org a.relay\n.example.org b.relay:26 # near\n* [c.relay]\n\n",
+            "# comment\nexample.org a.relay\n.example.org b.relay:26 # near\n* [c.relay]\n\
+             a.example [192.0.2.1]:65535\nb.example [::1]:1\nc.example ::1\nd.example a_b.relay\n",
             "t",
             25,
         )
@@ -833,7 +1248,11 @@ mod tests {
             [
                 ("example.org", "a.relay", 25),
                 (".example.org", "b.relay", 26),
-                ("*", "[c.relay]", 25)
+                ("*", "[c.relay]", 25),
+                ("a.example", "[192.0.2.1]", 65535),
+                ("b.example", "[::1]", 1),
+                ("c.example", "::1", 25),
+                ("d.example", "a_b.relay", 25),
             ]
         );
         let errors = [
@@ -841,7 +1260,59 @@ mod tests {
             ("\na b c\n", "rt: line 2: expected: domain relay[:port]"),
             ("ex/ample relay\n", "rt: line 1: invalid domain ex/ample"),
             (". relay\n", "rt: line 1: invalid domain ."),
-            ("example.org relay:x\n", "rt: line 1: invalid relay relay:x"),
+            // A relay the deliverer could never reach is refused with its line.
+            (
+                "example.org relay:x\n",
+                "rt: line 1: invalid relay relay:x: port x is not a number from 1 to 65535",
+            ),
+            (
+                "remote.example 127.0.0.1:0\n",
+                "rt: line 1: invalid relay 127.0.0.1:0: port 0 is not a number from 1 to 65535",
+            ),
+            (
+                "remote.example relay:65536\n",
+                "rt: line 1: invalid relay relay:65536: port 65536 is not a number from 1 to 65535",
+            ),
+            (
+                "remote.example relay:+25\n",
+                "rt: line 1: invalid relay relay:+25: port +25 is not a number from 1 to 65535",
+            ),
+            (
+                "remote.example relay:\n",
+                "rt: line 1: invalid relay relay:: port  is not a number from 1 to 65535",
+            ),
+            (
+                "remote.example bad..host\n",
+                "rt: line 1: invalid relay bad..host: empty label",
+            ),
+            (
+                "remote.example -relay.example\n",
+                "rt: line 1: invalid relay -relay.example: label -relay begins or ends with a hyphen",
+            ),
+            (
+                "remote.example [bad..host]:25\n",
+                "rt: line 1: invalid relay [bad..host]:25: empty label",
+            ),
+            (
+                "remote.example :25\n",
+                "rt: line 1: invalid relay :25: no host",
+            ),
+            (
+                "remote.example []\n",
+                "rt: line 1: invalid relay []: no host",
+            ),
+            (
+                "remote.example [relay\n",
+                "rt: line 1: invalid relay [relay: no ']' after '['",
+            ),
+            (
+                "remote.example [relay]x\n",
+                "rt: line 1: invalid relay [relay]x: x after ']'",
+            ),
+            (
+                "remote.example 1::2::3\n",
+                "rt: line 1: invalid relay 1::2::3: not an IPv6 address (with a port: [address]:port)",
+            ),
             (
                 "example.org re lay\n",
                 "rt: line 1: expected: domain relay[:port]",
@@ -852,6 +1323,45 @@ mod tests {
             assert_eq!(
                 (e.code, e.message.as_str()),
                 (Sysexit::Config, want),
+                "{text:?}"
+            );
+        }
+    }
+
+    /// SMARTHOST and RESOLVER take the relay table's hosts, and RESOLVER addresses only.
+    #[test]
+    fn hosts_are_checked_as_relays_are() {
+        let c = parse("SMARTHOST a.example [192.0.2.1]:587,b.example:2525\n").unwrap();
+        assert_eq!(
+            c.smarthost,
+            ["a.example", "[192.0.2.1]:587", "b.example:2525"]
+        );
+        let c = parse("RESOLVER 127.0.0.1:5353 [::1]:53 ::1\n").unwrap();
+        assert_eq!(c.resolver.len(), 3);
+        let errors = [
+            (
+                "SMARTHOST a.example h:0\n",
+                "invalid SMARTHOST h:0: port 0 is not a number from 1 to 65535",
+            ),
+            (
+                "SMARTHOST bad..host\n",
+                "invalid SMARTHOST bad..host: empty label",
+            ),
+            ("SMARTHOST []:25\n", "invalid SMARTHOST []:25: no host"),
+            (
+                "RESOLVER 127.0.0.1:0\n",
+                "invalid RESOLVER 127.0.0.1:0: port 0 is not a number from 1 to 65535",
+            ),
+            (
+                "RESOLVER dns.example\n",
+                "invalid RESOLVER dns.example: not an IP address",
+            ),
+        ];
+        for (text, want) in errors {
+            let e = parse(text).unwrap_err();
+            assert_eq!(
+                (e.code, e.message),
+                (Sysexit::Config, format!("test.conf: line 1: {want}")),
                 "{text:?}"
             );
         }

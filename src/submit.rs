@@ -504,6 +504,7 @@ pub fn submit<R: BufRead>(
         })?;
         let status = refused_recipients(
             settings,
+            &host,
             spool,
             &envelope,
             &refused,
@@ -544,6 +545,7 @@ pub fn submit<R: BufRead>(
     } else {
         refused_recipients(
             settings,
+            &host,
             spool,
             &envelope,
             &refused,
@@ -634,9 +636,11 @@ pub fn write_entry<R: BufRead>(
 /// Report recipients refused at submission the way `ErrorMode` says (sendmail's
 /// meanings): `p` print them (stdout) and save a copy of the message in
 /// `~/dead.letter`; `q` say nothing; `m` and `w` (no terminal to write to) mail them
-/// back; `e` mail them back and exit 0. Returns the exit status.
+/// back; `e` mail them back and exit 0. Returns the exit status. `host` is the mail
+/// name, the report's MTA, as in the deliverer's reports.
 fn refused_recipients(
     settings: &Settings,
+    host: &str,
     spool: &Spool,
     env: &Envelope,
     refused: &[Refused],
@@ -654,7 +658,6 @@ fn refused_recipients(
     match settings.error_mode.unwrap_or('p') {
         'q' => code,
         'm' | 'w' | 'e' => {
-            let host = crate::config::system_host_name();
             let sender = if env.sender.is_empty() {
                 None
             } else {
@@ -662,7 +665,7 @@ fn refused_recipients(
             };
             let report = crate::dsn::Report {
                 kind: crate::dsn::Kind::Failure,
-                host: &host,
+                host,
                 original: env,
                 recipients: refused
                     .iter()

@@ -22,9 +22,11 @@ fn bad_value(kind: Kind) -> Option<&'static str> {
         Kind::Bool => Some("maybe"),
         Kind::Time => Some("forever"),
         Kind::Count => Some("abc"),
+        Kind::Positive => Some("0"),
         Kind::Size => Some("10M"),
         Kind::Port => Some("70000"),
         Kind::Path => Some(""),
+        Kind::AbsolutePath => Some("relspool"),
         Kind::User => Some("a:b:c"),
         Kind::Privacy => Some("noexpm"),
         Kind::Networks => Some("10.0.0.0/33"),
@@ -45,11 +47,13 @@ fn message(name: &str, kind: Kind, bad: &str) -> String {
 
 /// Run `sendmail -C conf ARGS` with a stdin that stays open and is never written: a run
 /// that read the message, served SMTP on it or listened would not end, so one that ends
-/// was refused before any of that. Ten seconds at most.
+/// was refused before any of that. Ten seconds at most. It runs in the scratch
+/// directory, so that a relative spool would show there.
 fn run_refused(env: &Env, program: &Path, args: &[&str]) -> Run {
     let mut full = vec!["-C", env.conf.to_str().unwrap()];
     full.extend_from_slice(args);
     let mut child = Command::new(program)
+        .current_dir(&env.dir)
         .args(&full)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -94,7 +98,8 @@ fn run_refused(env: &Env, program: &Path, args: &[&str]) -> Run {
     )
 }
 
-/// Nothing in the spool: no entry, no temporary file.
+/// Nothing in the spool: no entry, no temporary file (and no spool made in the working
+/// directory from a relative `relspool`).
 #[track_caller]
 fn nothing_queued(env: &Env, what: &str) {
     assert!(env.entries().is_empty(), "{what}: {}", env.listing());
@@ -102,6 +107,10 @@ fn nothing_queued(env: &Env, what: &str) {
         .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(tmp.is_empty(), "{what}: temporary files {tmp:?}");
+    assert!(
+        !env.dir.join("relspool").exists(),
+        "{what}: a relative spool"
+    );
 }
 
 const MODES: [&str; 3] = ["-odi", "-odb", "-odq"];
@@ -145,6 +154,324 @@ fn every_bad_option_value_is_refused_before_anything_is_queued() {
     }
     // Every kind that refuses anything was seen, so the table is not empty by mistake.
     assert!(checked >= 3 * 35, "{checked}");
+}
+
+/// A config line whose value delivery would use as it is — the mail name (EHLO, the
+/// envelope sender, the header), MASQUERADE, the relays, the certificate files, the
+/// spool, a timeout name — is refused before the message is read when delivery could not
+/// use it: with the file and line (or the file it names and the reason), the exit status,
+/// and nothing queued. `@` stands for the config file's name and line 6, where the
+/// harness puts the case's text.
+#[test]
+fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
+    let scratch = Env::new();
+    let file = |name: &str, text: &str| -> String {
+        let p = scratch.dir.join(name);
+        fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let mailname_bad = file("mailname-bad", "bad host\n");
+    let mailname_dots = file("mailname-dots", "bad..host\n");
+    let mailname_empty = file("mailname-empty", "");
+    let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    let cert_only = file("cert.pem", cert);
+    let relays = |name: &str, line: &str| file(name, &format!("# relays\n{line}\n"));
+    let port0 = relays("relays-port0", "remote.example 127.0.0.1:0");
+    let dots = relays("relays-dots", "remote.example bad..host");
+    let big = relays("relays-big", "remote.example relay.example:65536");
+    let empty = relays("relays-empty", "remote.example :25");
+    let brackets = relays("relays-brackets", "remote.example []:25");
+    let space = "' ' is not a letter, digit, hyphen or dot";
+    let port = |p: &str| format!("port {p} is not a number from 1 to 65535");
+    let no_cert = "no certificate in it (-----BEGIN CERTIFICATE-----)";
+    let no_key = "does not begin with a PKCS#8 private key (-----BEGIN PRIVATE KEY-----)";
+    let cases: Vec<(String, Vec<&str>, i32, String)> = vec![
+        // 1. The mail name: a domain, from the line or the file's first line.
+        (
+            "MAILNAME bad host\n".into(),
+            vec![],
+            78,
+            format!("@invalid MAILNAME bad host: {space}"),
+        ),
+        (
+            "MAILNAME bad..host\n".into(),
+            vec![],
+            78,
+            "@invalid MAILNAME bad..host: empty label".into(),
+        ),
+        (
+            format!("MAILNAME {mailname_bad}\n"),
+            vec![],
+            78,
+            format!("{mailname_bad}: line 1: invalid mail name bad host: {space}"),
+        ),
+        (
+            format!("MAILNAME {mailname_dots}\n"),
+            vec![],
+            78,
+            format!("{mailname_dots}: line 1: invalid mail name bad..host: empty label"),
+        ),
+        (
+            "MAILNAME /nonexistent\n".into(),
+            vec![],
+            78,
+            "cannot open MAILNAME /nonexistent: No such file or directory".into(),
+        ),
+        (
+            format!("MAILNAME {mailname_empty}\n"),
+            vec![],
+            78,
+            format!("MAILNAME {mailname_empty}: no mail name on its first line"),
+        ),
+        // 2. MASQUERADE: [user@][host], a mailbox and a domain.
+        (
+            "MASQUERADE a@b@c\n".into(),
+            vec![],
+            78,
+            "@invalid MASQUERADE a@b@c: Invalid route address".into(),
+        ),
+        (
+            "MASQUERADE bad..dom\n".into(),
+            vec![],
+            78,
+            "@invalid MASQUERADE bad..dom: empty label".into(),
+        ),
+        // 3. The relay table's relays, as PORT and SMARTHOST: a host, a port 1-65535.
+        (
+            format!("RELAYTABLE {port0}\n"),
+            vec![],
+            78,
+            format!("{port0}: line 2: invalid relay 127.0.0.1:0: {}", port("0")),
+        ),
+        (
+            format!("RELAYTABLE {dots}\n"),
+            vec![],
+            78,
+            format!("{dots}: line 2: invalid relay bad..host: empty label"),
+        ),
+        (
+            format!("RELAYTABLE {big}\n"),
+            vec![],
+            78,
+            format!(
+                "{big}: line 2: invalid relay relay.example:65536: {}",
+                port("65536")
+            ),
+        ),
+        (
+            format!("RELAYTABLE {empty}\n"),
+            vec![],
+            78,
+            format!("{empty}: line 2: invalid relay :25: no host"),
+        ),
+        (
+            format!("RELAYTABLE {brackets}\n"),
+            vec![],
+            78,
+            format!("{brackets}: line 2: invalid relay []:25: no host"),
+        ),
+        (
+            "SMARTHOST relay.example:0\n".into(),
+            vec![],
+            78,
+            format!("@invalid SMARTHOST relay.example:0: {}", port("0")),
+        ),
+        // 4. Timeout names: sendmail's message for one it does not know (exit 70 on
+        // the command line, as sendmail's; 78 in the file); a name it knows that
+        // rsendmail does not act on still has its value checked.
+        (
+            String::new(),
+            vec!["-O", "Timeout.bogus=abc"],
+            70,
+            "settimeout: invalid timeout bogus".into(),
+        ),
+        (
+            "O Timeout.bogus=abc\n".into(),
+            vec![],
+            78,
+            "@settimeout: invalid timeout bogus".into(),
+        ),
+        (
+            String::new(),
+            vec!["-O", "Timeout=mail:5m,bogus:5m"],
+            70,
+            "settimeout: invalid timeout bogus".into(),
+        ),
+        (
+            String::new(),
+            vec!["-O", "Timeout.queuereturn.normal=abc"],
+            64,
+            "Invalid value for Timeout.queuereturn.normal: abc".into(),
+        ),
+        (
+            "O Timeout.queuereturn.normal=abc\n".into(),
+            vec![],
+            78,
+            "@Invalid value for Timeout.queuereturn.normal: abc".into(),
+        ),
+        // 5. Limits of 0 that would mean "never deliver" (the table test has them in
+        // every mode too).
+        (
+            String::new(),
+            vec!["-O", "MaxBackgroundDeliveries=0"],
+            64,
+            "Invalid value for MaxBackgroundDeliveries: 0".into(),
+        ),
+        (
+            "O MaxConnections=0\n".into(),
+            vec![],
+            78,
+            "@Invalid value for MaxConnections: 0".into(),
+        ),
+        (
+            String::new(),
+            vec!["-O", "SmarthostSplit=0"],
+            64,
+            "Invalid value for SmarthostSplit: 0".into(),
+        ),
+        // 6. Certificate files: PEM text the deliverer's TLS code takes.
+        (
+            "CERTFILE /etc/passwd\n".into(),
+            vec![],
+            78,
+            format!("CERTFILE /etc/passwd: {no_cert}"),
+        ),
+        (
+            format!("CERTFILE {cert_only}\n"),
+            vec![],
+            78,
+            format!("CERTFILE {cert_only}: {no_key}"),
+        ),
+        (
+            "O CACertFile=/etc/passwd\n".into(),
+            vec![],
+            78,
+            format!("CACertFile /etc/passwd: {no_cert}"),
+        ),
+        (
+            String::new(),
+            vec!["-O", "CACertFile=/etc/passwd"],
+            78,
+            format!("CACertFile /etc/passwd: {no_cert}"),
+        ),
+        // 7. The spool: an absolute path.
+        (
+            "SPOOLDIR relspool\n".into(),
+            vec![],
+            78,
+            "@invalid SPOOLDIR relspool: not an absolute path".into(),
+        ),
+        (
+            "O QueueDirectory=relspool\n".into(),
+            vec![],
+            78,
+            "@Invalid value for QueueDirectory: relspool".into(),
+        ),
+        (
+            String::new(),
+            vec!["-O", "QueueDirectory=relspool"],
+            64,
+            "Invalid value for QueueDirectory: relspool".into(),
+        ),
+        (
+            String::new(),
+            vec!["-oQrelspool"],
+            64,
+            "Invalid value for QueueDirectory: relspool".into(),
+        ),
+    ];
+    for (conf, extra, code, want) in &cases {
+        for mode in MODES {
+            let env = Env::with_config(conf);
+            let want = match want.strip_prefix('@') {
+                Some(rest) => format!("{}: line 6: {rest}\n", env.conf.display()),
+                None => format!("{want}\n"),
+            };
+            let mut args = extra.clone();
+            args.extend([mode, "bob@example.org"]);
+            run_refused(&env, &env.link("sendmail"), &args)
+                .code(*code)
+                .stdout_is(&want)
+                .stderr_is("");
+            nothing_queued(&env, &format!("{conf:?} {extra:?} {mode}"));
+        }
+    }
+}
+
+/// What the checks take is what delivery uses: the mail name from MAILNAME's file is
+/// the name in EHLO, the envelope sender and the added header; a relay table with a
+/// port, a literal host and a name with `_`; a certificate file of the form the
+/// deliverer reads; a timeout name sendmail knows that rsendmail does not act on.
+#[test]
+fn checked_values_are_the_ones_delivery_uses() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let mailname = env0.dir.join("mailname");
+    fs::write(&mailname, "mail.example.org\n").unwrap();
+    let table = env0.dir.join("relays");
+    fs::write(
+        &table,
+        format!(
+            "example.org [127.0.0.1]:{}\nexample.net no_such_host.invalid:2525\n",
+            sink.port
+        ),
+    )
+    .unwrap();
+    let ca = env0.dir.join("ca.pem");
+    fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let env = Env::with_config(&format!(
+        "MAILNAME {}\nRELAYTABLE {}\nO CACertFile={}\nO Timeout.queuereturn.normal=5d\n\
+         O Timeout.iconnect=1m\nO MaxConnections=1\n",
+        mailname.display(),
+        table.display(),
+        ca.display()
+    ));
+    env.sendmail(
+        &[
+            "-odi",
+            "-O",
+            "Timeout=connect:30s",
+            "-O",
+            "SmarthostSplit=1",
+            "bob@example.org",
+        ],
+        b"Subject: names\n\nbody\n",
+    )
+    .code(0)
+    .stdout_is("");
+    let start = Instant::now();
+    while sink.dumps().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            env.json()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let dump = &sink.dumps()[0];
+    let login = login_name();
+    for want in [
+        "X-Helo-Args: mail.example.org\n".to_string(),
+        format!("X-Mail-Args: <{login}@mail.example.org>\n"),
+        "\tby mail.example.org (".to_string(),
+        format!("<{login}@mail.example.org>\nMessage-Id: <"),
+        "@mail.example.org>\nSubject: names\n".to_string(),
+    ] {
+        assert!(dump.contains(&want), "{want:?} in\n{dump}");
+    }
+    assert!(!dump.contains("test.example"), "{dump}");
+}
+
+/// The caller's login name, as rsendmail names the sender.
+fn login_name() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// The example of the issue: a bad time in the config file was accepted at submission
@@ -380,6 +707,36 @@ fn smtp_server_and_queue_runs_refuse_bad_options_at_start() {
             78,
             "@line 6: Invalid value for MXPort: 0",
         ),
+        (
+            "MAILNAME /nonexistent\n",
+            &["-bs"],
+            78,
+            "cannot open MAILNAME /nonexistent: No such file or directory",
+        ),
+        (
+            "MAILNAME bad..host\n",
+            &["-bD", "-O", listen.as_str()],
+            78,
+            "@line 6: invalid MAILNAME bad..host: empty label",
+        ),
+        (
+            "CERTFILE /etc/passwd\n",
+            &["-qf"],
+            78,
+            "CERTFILE /etc/passwd: no certificate in it (-----BEGIN CERTIFICATE-----)",
+        ),
+        (
+            "",
+            &["-bs", "-O", "Timeout.bogus=1m"],
+            70,
+            "settimeout: invalid timeout bogus",
+        ),
+        (
+            "",
+            &["-qf", "-O", "MaxConnections=0"],
+            64,
+            "Invalid value for MaxConnections: 0",
+        ),
     ];
     for (conf, args, code, want) in runs {
         let env = Env::with_config(conf);
@@ -409,7 +766,11 @@ fn good_values_of_every_kind_deliver() {
     let table = env0.dir.join("relays");
     fs::write(&table, format!("example.org [127.0.0.1]:{}\n", sink.port)).unwrap();
     let ca = env0.dir.join("ca.pem");
-    fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     let auth = env0.dir.join("auth.conf");
     fs::write(&auth, "bob|elsewhere.example:pw\n").unwrap();
     use std::os::unix::fs::PermissionsExt;

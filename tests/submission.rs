@@ -191,6 +191,17 @@ fn dma_configs_are_read_unchanged() {
             assert!(env.entries().is_empty());
             with_auth_file(&env);
         }
+        if f == "debian-dma.conf" && !std::path::Path::new("/etc/mailname").exists() {
+            // Its MAILNAME names /etc/mailname, which this machine does not have: refused
+            // before the message is taken, rather than a name guessed from the host's.
+            env.sendmail(&["-odq", "bob@example.org"], MSG)
+                .code(78)
+                .stdout_is("cannot open MAILNAME /etc/mailname: No such file or directory\n");
+            assert!(env.entries().is_empty());
+            let p = env.dir.join("mailname");
+            std::fs::write(&p, "mail.example.org\n").unwrap();
+            env.add_config(&format!("MAILNAME {}\n", p.display()));
+        }
         env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
         assert_eq!(env.entries().len(), 1, "{f}");
     }

@@ -18,7 +18,10 @@
 //! `Invalid value for NAME: VALUE`, EX_USAGE (the config file adds `file: line N:` and
 //! makes it EX_CONFIG). The deliverer and the SMTP server read the typed fields and
 //! nothing else, so they cannot refuse a value `rsendmail` accepted. Options rsendmail
-//! does not act on are accepted with any value and kept unparsed in [`Settings::other`].
+//! does not act on are accepted with any value and kept unparsed in [`Settings::other`],
+//! but for sendmail's timeouts: a `Timeout.` name sendmail knows has its value checked
+//! as sendmail reads it, and one it does not know gets sendmail's
+//! `settimeout: invalid timeout NAME`, EX_SOFTWARE ([`SENDMAIL_TIMEOUTS`]).
 //! What is not checked here: whether DefaultUser's user exists (looked up at delivery),
 //! and the files options name (see `Config::check_files`).
 //!
@@ -351,7 +354,7 @@ pub static ACTED_ON: &[(&str, Kind)] = &[
     ("ErrorMode", Kind::ErrorMode),
     ("IgnoreDots", Kind::Bool),
     ("Verbose", Kind::Bool),
-    ("QueueDirectory", Kind::Path),
+    ("QueueDirectory", Kind::AbsolutePath),
     ("AliasFile", Kind::Path),
     ("CACertFile", Kind::Path),
     ("PidFile", Kind::Path),
@@ -359,9 +362,9 @@ pub static ACTED_ON: &[(&str, Kind)] = &[
     ("MaxHopCount", Kind::Count),
     ("MaxRecipientsPerMessage", Kind::Count),
     ("MaxDaemonChildren", Kind::Count),
-    ("MaxConnections", Kind::Count),
-    ("MaxBackgroundDeliveries", Kind::Count),
-    ("SmarthostSplit", Kind::Count),
+    ("MaxConnections", Kind::Positive),
+    ("MaxBackgroundDeliveries", Kind::Positive),
+    ("SmarthostSplit", Kind::Positive),
     ("MXPort", Kind::Port),
     ("MinQueueAge", Kind::Time),
     ("QueueRetryMin", Kind::Time),
@@ -410,12 +413,19 @@ pub enum Kind {
     Time,
     /// A whole number, 0 or more.
     Count,
+    /// A whole number, 1 or more: rsendmail's own limits (MaxConnections,
+    /// MaxBackgroundDeliveries, SmarthostSplit), for which 0 would mean "never deliver"
+    /// (sendmail has none of them, so 0 has no meaning to keep).
+    Positive,
     /// A size in bytes, 0 or more.
     Size,
     /// A TCP port, 1 to 65535.
     Port,
     /// A file name (not empty).
     Path,
+    /// A directory that must not depend on the caller's working directory: an absolute
+    /// path (QueueDirectory: a relative one would be another spool in every directory).
+    AbsolutePath,
     /// `user[:group]`, names or numbers (whether they exist is seen at delivery).
     User,
     /// sendmail's privacy flags, separated by commas or blanks; they add up over settings.
@@ -500,6 +510,14 @@ pub fn parse_count(name: &str, value: &str) -> Result<usize, Fatal> {
     v.parse().map_err(|_| invalid(name, value))
 }
 
+/// A whole number, 1 or more.
+pub fn parse_positive(name: &str, value: &str) -> Result<usize, Fatal> {
+    match parse_count(name, value)? {
+        0 => Err(invalid(name, value)),
+        n => Ok(n),
+    }
+}
+
 /// A size in bytes, such as `MaxMessageSize=10000000` (sendmail takes a plain number).
 pub fn parse_size(name: &str, value: &str) -> Result<u64, Fatal> {
     let v = value.trim();
@@ -524,6 +542,16 @@ pub fn parse_path(name: &str, value: &str) -> Result<PathBuf, Fatal> {
         return Err(invalid(name, value));
     }
     Ok(PathBuf::from(v))
+}
+
+/// An absolute file name.
+pub fn parse_absolute_path(name: &str, value: &str) -> Result<PathBuf, Fatal> {
+    let p = parse_path(name, value)?;
+    if p.is_absolute() {
+        Ok(p)
+    } else {
+        Err(invalid(name, value))
+    }
 }
 
 /// `user[:group]` (names or numbers).
@@ -688,6 +716,93 @@ impl Timeouts {
     }
 }
 
+/// sendmail 8.17's timeout names (readcf.c `TimeOutTab`, matched without regard to
+/// case). rsendmail acts on those [`Timeouts`] has; the others are accepted, their
+/// value checked as sendmail reads it, and ignored. A name not here (nor rsendmail's own
+/// `mboxlock`) is refused with sendmail's message (`check_timeout`).
+pub const SENDMAIL_TIMEOUTS: &[&str] = &[
+    "initial",
+    "mail",
+    "rcpt",
+    "datainit",
+    "datablock",
+    "datafinal",
+    "command",
+    "rset",
+    "helo",
+    "quit",
+    "misc",
+    "ident",
+    "fileopen",
+    "connect",
+    "iconnect",
+    "queuewarn",
+    "queuewarn.*",
+    "queuewarn.normal",
+    "queuewarn.urgent",
+    "queuewarn.non-urgent",
+    "queuereturn",
+    "queuereturn.*",
+    "queuereturn.normal",
+    "queuereturn.urgent",
+    "queuereturn.non-urgent",
+    "hoststatus",
+    "resolver.retrans",
+    "resolver.retrans.normal",
+    "resolver.retrans.first",
+    "resolver.retry",
+    "resolver.retry.normal",
+    "resolver.retry.first",
+    "control",
+    "lhlo",
+    "auth",
+    "starttls",
+    "aconnect",
+    "queuewarn.dsn",
+    "queuereturn.dsn",
+];
+
+/// A `Timeout.<sub>` rsendmail does not act on. A name sendmail knows is accepted when
+/// its value is one sendmail reads: a count for the `resolver.retry` names (sendmail's
+/// `atoi`), a time for the others (or sendmail's `now`). Any other name gets sendmail's
+/// own message, `settimeout: invalid timeout NAME`, and its exit status, EX_SOFTWARE
+/// (its `syserr` with no errno; the config file makes it EX_CONFIG with the file and
+/// line).
+fn check_timeout(sub: &str, value: &str) -> Result<(), Fatal> {
+    let lower = sub.to_ascii_lowercase();
+    if !SENDMAIL_TIMEOUTS.contains(&lower.as_str()) && lower != "mboxlock" {
+        return Err(Fatal::new(
+            Sysexit::Software,
+            format!("settimeout: invalid timeout {sub}"),
+        ));
+    }
+    let name = format!("Timeout.{lower}");
+    if lower.starts_with("resolver.retry") {
+        parse_count(&name, value).map(|_| ())
+    } else if value.trim().eq_ignore_ascii_case("now") {
+        Ok(())
+    } else {
+        parse_time(&name, value).map(|_| ())
+    }
+}
+
+/// `Timeout=` without a name: sendmail's older list form (its `inittimeouts`), items
+/// separated by commas, each a time alone or `name:time` (`name=time`). Each is checked
+/// as sendmail reads it: the time, or the name and its value as `Timeout.name=`
+/// ([`check_timeout`]); sendmail skips an item with neither, and so does this. The list
+/// form is not acted on (`Timeout.name=time` is).
+fn check_timeout_list(value: &str) -> Result<(), Fatal> {
+    for item in value.split(',') {
+        let item = item.trim_start();
+        if item.starts_with(|c: char| c.is_ascii_digit()) {
+            parse_time("Timeout", item)?;
+        } else if let Some((name, v)) = item.split_once(':').or_else(|| item.split_once('=')) {
+            check_timeout(name, v)?;
+        }
+    }
+    Ok(())
+}
+
 /// What the options rsendmail acts on are set to, typed; `None` means "not given here".
 /// Options rsendmail accepts without acting on them are kept in `other` (unparsed, for
 /// `-d` to show one day).
@@ -757,7 +872,7 @@ impl Settings {
             ("ErrorMode", _) => self.error_mode = value.chars().next(),
             ("IgnoreDots", _) => self.ignore_dots = Some(parse_bool(name, value)?),
             ("Verbose", _) => self.verbose = Some(parse_bool(name, value)?),
-            ("QueueDirectory", _) => self.queue_directory = Some(parse_path(name, value)?),
+            ("QueueDirectory", _) => self.queue_directory = Some(parse_absolute_path(name, value)?),
             ("AliasFile", _) => self.alias_file = Some(parse_path(name, value)?),
             ("CACertFile", _) => self.ca_cert_file = Some(parse_path(name, value)?),
             ("PidFile", _) => self.pid_file = Some(parse_path(name, value)?),
@@ -767,11 +882,11 @@ impl Settings {
                 self.max_recipients_per_message = Some(parse_count(name, value)?)
             }
             ("MaxDaemonChildren", _) => self.max_daemon_children = Some(parse_count(name, value)?),
-            ("MaxConnections", _) => self.max_connections = Some(parse_count(name, value)?),
+            ("MaxConnections", _) => self.max_connections = Some(parse_positive(name, value)?),
             ("MaxBackgroundDeliveries", _) => {
-                self.max_background_deliveries = Some(parse_count(name, value)?)
+                self.max_background_deliveries = Some(parse_positive(name, value)?)
             }
-            ("SmarthostSplit", _) => self.smarthost_split = Some(parse_count(name, value)?),
+            ("SmarthostSplit", _) => self.smarthost_split = Some(parse_positive(name, value)?),
             ("MXPort", _) => self.mx_port = Some(parse_port(name, value)?),
             ("MinQueueAge", _) => self.min_queue_age = Some(parse_time(name, value)?),
             ("QueueRetryMin", _) => self.queue_retry_min = Some(parse_time(name, value)?),
@@ -788,6 +903,14 @@ impl Settings {
             ("CheckAliases", _) => self.check_aliases = Some(parse_bool(name, value)?),
             ("BlankSub", _) => self.blank_sub = Some(parse_char(name, value)?),
             ("Timeout", Some(s)) if self.timeouts.apply(s, value)? => {}
+            ("Timeout", Some(s)) => {
+                check_timeout(s, value)?;
+                self.other.push((format!("Timeout.{s}"), value.to_string()));
+            }
+            ("Timeout", None) => {
+                check_timeout_list(value)?;
+                self.other.push((name.to_string(), value.to_string()));
+            }
             _ => {
                 let name = match sub {
                     Some(s) => format!("{}.{s}", def.name),
@@ -1041,7 +1164,14 @@ mod tests {
         ];
         for (v, want) in counts {
             assert_eq!(parse_count("MaxHopCount", v).ok(), *want, "{v:?}");
+            // The same, but 0: a limit of none would mean "never deliver".
+            let positive = want.filter(|&n| n > 0);
+            assert_eq!(parse_positive("MaxConnections", v).ok(), positive, "{v:?}");
         }
+        assert_eq!(
+            parse_positive("MaxConnections", "0").unwrap_err().message,
+            "Invalid value for MaxConnections: 0"
+        );
         assert_eq!(
             parse_count("MaxHopCount", "abc").unwrap_err().message,
             "Invalid value for MaxHopCount: abc"
@@ -1100,7 +1230,20 @@ mod tests {
                 want.map(PathBuf::from),
                 "{v:?}"
             );
+            // A directory must not depend on the working directory.
+            let absolute = want.filter(|p| p.starts_with('/')).map(PathBuf::from);
+            assert_eq!(
+                parse_absolute_path("QueueDirectory", v).ok(),
+                absolute,
+                "{v:?}"
+            );
         }
+        assert_eq!(
+            parse_absolute_path("QueueDirectory", "relspool")
+                .unwrap_err()
+                .message,
+            "Invalid value for QueueDirectory: relspool"
+        );
         let users: &[(&str, bool)] = &[
             ("mailnull", true),
             ("mail:mail", true),
@@ -1185,9 +1328,11 @@ mod tests {
             Kind::Bool => ("true", Some("maybe")),
             Kind::Time => ("30s", Some("forever")),
             Kind::Count => ("3", Some("abc")),
+            Kind::Positive => ("3", Some("0")),
             Kind::Size => ("1000000", Some("10M")),
             Kind::Port => ("2525", Some("70000")),
             Kind::Path => ("/tmp/x", Some("")),
+            Kind::AbsolutePath => ("/tmp/x", Some("relspool")),
             Kind::User => ("nobody", Some("a:b:c")),
             Kind::Privacy => ("goaway", Some("noexpm")),
             Kind::Networks => ("127.0.0.1/32", Some("10.0.0.0/33")),
@@ -1236,15 +1381,105 @@ mod tests {
             apply(&mut s, def.name, "some value").unwrap();
             assert_eq!(s.other, [(def.name.to_string(), "some value".to_string())]);
         }
-        // Timeouts rsendmail does not act on stay unparsed, whatever their value.
+        // Timeouts rsendmail does not act on are kept unparsed, once their value is
+        // checked.
         let mut s = Settings::default();
-        apply(&mut s, "Timeout.ident", "whenever").unwrap();
+        apply(&mut s, "Timeout.ident", "5s").unwrap();
         apply(&mut s, "Timeout", "5m").unwrap();
         assert_eq!(s.other.len(), 2);
         assert_eq!(s.timeouts, Timeouts::default());
         // Sub-names are case-insensitive, as in sendmail.
         apply(&mut s, "timeout.CONNECT", "1m").unwrap();
         assert_eq!(s.timeouts.connect, Some(60));
+    }
+
+    /// Every timeout name of sendmail 8.17 is taken: the ones rsendmail acts on set their
+    /// field, the others are kept unparsed with their value checked as sendmail reads
+    /// it; a name sendmail does not know gets its `settimeout` message and EX_SOFTWARE.
+    #[test]
+    fn timeout_names_are_sendmails() {
+        for name in SENDMAIL_TIMEOUTS.iter().copied().chain(["mboxlock"]) {
+            let count = name.starts_with("resolver.retry");
+            let (good, bad) = if count { ("3", "abc") } else { ("30s", "abc") };
+            let mut s = Settings::default();
+            apply(&mut s, &format!("Timeout.{name}"), good).unwrap();
+            let acted_on = ACTED_ON
+                .iter()
+                .any(|(n, _)| *n == format!("Timeout.{name}"));
+            assert_eq!(
+                s.other.is_empty(),
+                acted_on,
+                "Timeout.{name}: {:?}",
+                s.other
+            );
+            let e = apply(&mut s, &format!("Timeout.{name}"), bad).unwrap_err();
+            assert_eq!(
+                (e.code, e.message),
+                (
+                    Sysexit::Usage,
+                    format!("Invalid value for Timeout.{name}: {bad}")
+                )
+            );
+        }
+        let unknown: &[(&str, &str)] = &[
+            ("Timeout.bogus", "abc"),
+            ("Timeout.bogus", "5m"),
+            ("Timeout.queuereturn.bogus", "5d"),
+            ("Timeout.Queuereturn.Normal2", "5d"),
+            ("Timeout.", "5m"),
+            ("Timeout.resolver", "5s"),
+        ];
+        for (name, value) in unknown {
+            let e = apply(&mut Settings::default(), name, value).unwrap_err();
+            let sub = name.strip_prefix("Timeout.").unwrap();
+            assert_eq!(
+                (e.code, e.message),
+                (
+                    Sysexit::Software,
+                    format!("settimeout: invalid timeout {sub}")
+                ),
+                "{name}={value}"
+            );
+        }
+        // Case does not matter, as in sendmail; messages name the option in lowercase.
+        let mut s = Settings::default();
+        apply(&mut s, "Timeout.QueueReturn.Normal", "5d").unwrap();
+        assert_eq!(
+            s.other,
+            [("Timeout.QueueReturn.Normal".into(), "5d".into())]
+        );
+        // sendmail's `now` is a time there too.
+        apply(&mut s, "Timeout.queuereturn.urgent", "now").unwrap();
+        assert_eq!(
+            apply(&mut s, "Timeout.QueueReturn.Normal", "abc")
+                .unwrap_err()
+                .message,
+            "Invalid value for Timeout.queuereturn.normal: abc"
+        );
+        // sendmail's older list form: `Timeout=time` and `Timeout=name:time,...`,
+        // checked item by item, not acted on.
+        let lists: &[(&str, Result<(), &str>)] = &[
+            ("5m", Ok(())),
+            ("connect:30s, ident=5s,queuereturn.normal:5d", Ok(())),
+            ("nonsense", Ok(())),
+            ("", Ok(())),
+            ("5x", Err("Invalid value for Timeout: 5x")),
+            (
+                "connect:forever",
+                Err("Invalid value for Timeout.connect: forever"),
+            ),
+            ("mail:5m,bogus:5m", Err("settimeout: invalid timeout bogus")),
+            ("bogus=abc", Err("settimeout: invalid timeout bogus")),
+        ];
+        for (value, want) in lists {
+            let mut s = Settings::default();
+            let got = apply(&mut s, "Timeout", value).map_err(|e| e.message);
+            assert_eq!(got, want.map_err(String::from), "Timeout={value}");
+            if want.is_ok() {
+                assert_eq!(s.timeouts, Timeouts::default());
+                assert_eq!(s.other, [("Timeout".into(), value.to_string())]);
+            }
+        }
     }
 
     #[test]
@@ -1336,6 +1571,11 @@ mod tests {
                 let mut s = Settings::default();
                 match s.apply(def, sub.as_deref(), &value) {
                     Ok(()) => prop_assert!(s.given.contains(&given_key(def, sub.as_deref()))),
+                    // An unknown timeout name: sendmail's message and status.
+                    Err(e) if e.code == Sysexit::Software => {
+                        prop_assert_eq!(def.name, "Timeout");
+                        prop_assert!(e.message.starts_with("settimeout: invalid timeout "), "{}", e.message);
+                    }
                     Err(e) => {
                         prop_assert_eq!(e.code, Sysexit::Usage);
                         prop_assert!(!e.message.is_empty());

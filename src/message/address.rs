@@ -989,6 +989,68 @@ pub fn check_envelope_address(addr: &str) -> Result<(), String> {
     check_mailbox(addr).map_err(|e| e.message(addr))
 }
 
+/// The longest domain, in octets (RFC 5321 §4.5.3.1.2).
+const MAX_DOMAIN: usize = 255;
+
+/// The longest label, in octets (RFC 1035 §2.3.4).
+const MAX_LABEL: usize = 63;
+
+/// Whether `name` is a domain as RFC 5321 §4.1.2 writes one: labels of letters, digits
+/// and inner hyphens (`Let-dig [Ldh-str]`), 1 to 63 octets each, 255 in all, no
+/// trailing dot; or an address literal, `[192.0.2.1]` or `[IPv6:2001:db8::1]`. For the
+/// names this host gives itself (MAILNAME, MASQUERADE's domain), which go into EHLO,
+/// the envelope sender and the header as they are; the domains of recipients are
+/// checked more leniently, as sendmail does ([`check_mailbox`]). `Err` says why not.
+pub fn check_domain(name: &str) -> Result<(), String> {
+    labels_ok(name, false)
+}
+
+/// [`check_domain`] for a host this host connects to (a relay, a smarthost): labels may
+/// also hold `_`, as resolvers look such names up and sendmail passes them.
+pub fn check_host_name(name: &str) -> Result<(), String> {
+    labels_ok(name, true)
+}
+
+fn labels_ok(name: &str, underscore: bool) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("empty name".into());
+    }
+    if let Some(rest) = name.strip_prefix('[') {
+        let literal = rest.strip_suffix(']').and_then(|inner| {
+            match inner.get(..5).filter(|t| t.eq_ignore_ascii_case("IPv6:")) {
+                Some(_) => inner
+                    .get(5..)?
+                    .parse::<std::net::Ipv6Addr>()
+                    .ok()
+                    .map(|_| ()),
+                None => inner.parse::<std::net::Ipv4Addr>().ok().map(|_| ()),
+            }
+        });
+        return literal.ok_or_else(|| "not an address literal ([IPv4] or [IPv6:IPv6])".into());
+    }
+    if name.len() > MAX_DOMAIN {
+        return Err(format!("longer than {MAX_DOMAIN} octets"));
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err("empty label".into());
+        }
+        if let Some(c) = label
+            .chars()
+            .find(|&c| !(c.is_ascii_alphanumeric() || c == '-' || (underscore && c == '_')))
+        {
+            return Err(format!("{c:?} is not a letter, digit, hyphen or dot"));
+        }
+        if label.len() > MAX_LABEL {
+            return Err(format!("label longer than {MAX_LABEL} octets"));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!("label {label} begins or ends with a hyphen"));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
@@ -1282,6 +1344,65 @@ mod tests {
         );
         assert_eq!(shown("short@example.org"), "short@example.org");
         assert_eq!(shown("a\r\nb"), "a\\r\\nb");
+    }
+
+    /// RFC 5321 §4.1.2 domains for the names this host uses; relays may also have `_`.
+    #[test]
+    fn domains_this_host_uses() {
+        let long_label = "a".repeat(64);
+        let long_name = ["a"; 129].join(".");
+        let cases: &[(&str, Result<(), &str>)] = &[
+            ("example.org", Ok(())),
+            ("localhost", Ok(())),
+            ("a-b.x1.example", Ok(())),
+            ("1.example", Ok(())),
+            ("[192.0.2.1]", Ok(())),
+            ("[IPv6:2001:db8::1]", Ok(())),
+            ("[ipv6:::1]", Ok(())),
+            ("", Err("empty name")),
+            ("bad host", Err("' ' is not a letter, digit, hyphen or dot")),
+            ("bad..host", Err("empty label")),
+            (".example.org", Err("empty label")),
+            ("example.org.", Err("empty label")),
+            (
+                "a_b.example",
+                Err("'_' is not a letter, digit, hyphen or dot"),
+            ),
+            ("b@c", Err("'@' is not a letter, digit, hyphen or dot")),
+            (
+                "ex\tample",
+                Err("'\\t' is not a letter, digit, hyphen or dot"),
+            ),
+            ("-a.example", Err("label -a begins or ends with a hyphen")),
+            ("a-.example", Err("label a- begins or ends with a hyphen")),
+            (
+                "b\u{e9}.example",
+                Err("'\u{e9}' is not a letter, digit, hyphen or dot"),
+            ),
+            (&long_label, Err("label longer than 63 octets")),
+            (&long_name, Err("longer than 255 octets")),
+            (
+                "[192.0.2.300]",
+                Err("not an address literal ([IPv4] or [IPv6:IPv6])"),
+            ),
+            (
+                "[2001:db8::1]",
+                Err("not an address literal ([IPv4] or [IPv6:IPv6])"),
+            ),
+            (
+                "[192.0.2.1",
+                Err("not an address literal ([IPv4] or [IPv6:IPv6])"),
+            ),
+            ("[]", Err("not an address literal ([IPv4] or [IPv6:IPv6])")),
+        ];
+        for (name, want) in cases {
+            let want = want.map_err(String::from);
+            assert_eq!(check_domain(name), want, "{name:?}");
+        }
+        assert_eq!(check_host_name("a_b.example"), Ok(()));
+        assert_eq!(check_host_name("bad..host"), Err("empty label".into()));
+        assert_eq!(check_domain(&"a".repeat(63)), Ok(()));
+        assert_eq!(check_domain(&["a"; 128].join(".")), Ok(()));
     }
 
     mod props {
