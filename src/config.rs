@@ -402,9 +402,12 @@ fn check_masquerade(v: &str) -> Result<(), String> {
         Some(("", "")) => Err("neither a user nor a host".into()),
         Some(("", host)) => check_domain(host),
         Some((_, "")) => mailbox(v.strip_suffix('@').unwrap_or(v)),
+        // A second `@` is the mailbox's fault (`Invalid route address`); otherwise the
+        // domain's reason says more than the mailbox's.
+        Some((_, host)) if host.contains('@') => mailbox(v),
         Some((_, host)) => {
-            mailbox(v)?;
-            check_domain(host)
+            check_domain(host)?;
+            mailbox(v)
         }
     }
 }
@@ -868,7 +871,7 @@ mod tests {
             ),
             (
                 "MASQUERADE john@bad..dom\n",
-                "test.conf: line 1: invalid MASQUERADE john@bad..dom: Invalid host name",
+                "test.conf: line 1: invalid MASQUERADE john@bad..dom: empty label",
                 Sysexit::Config,
             ),
             (

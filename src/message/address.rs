@@ -597,18 +597,6 @@ fn local_part_ok(local: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// RFC 5321 `sub-domain`: `Let-dig [Ldh-str]`, 1 to 63 octets; or an RFC 6531 U-label
-/// (non-ASCII letters, with digits and inner hyphens).
-fn label_ok(label: &str) -> bool {
-    if label.is_empty() || label.len() > 63 {
-        return false;
-    }
-    let edge = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric());
-    edge(label.chars().next())
-        && edge(label.chars().next_back())
-        && label.chars().all(|c| c.is_alphanumeric() || c == '-')
-}
-
 /// RFC 5321 §4.1.3 address literals, brackets included: an IPv4 address, `IPv6:` and an
 /// IPv6 address, or a standardized tag, a colon and `dcontent`.
 fn literal_ok(lit: &str) -> bool {
@@ -623,8 +611,8 @@ fn literal_ok(lit: &str) -> bool {
             v6.parse::<std::net::Ipv6Addr>().is_ok()
         }
         Some((tag, content)) => {
-            tag.is_ascii()
-                && label_ok(tag)
+            labels_problem(tag, false, false).is_none()
+                && !tag.contains('.')
                 && !content.is_empty()
                 && content
                     .bytes()
@@ -656,10 +644,10 @@ fn domain_ok(domain: &str) -> Result<(), Invalid> {
         return Err(Invalid::ColonInHost);
     }
     let d = domain.strip_suffix('.').unwrap_or(domain);
-    if d.is_empty() || d.len() > 253 || !d.split('.').all(label_ok) {
-        return Err(Invalid::InvalidHost);
+    match labels_problem(d, false, true) {
+        Some(_) => Err(Invalid::InvalidHost),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Whether a local part is an RFC 5321 `Dot-string`: atoms of atext (UTF-8 allowed, RFC
@@ -989,66 +977,83 @@ pub fn check_envelope_address(addr: &str) -> Result<(), String> {
     check_mailbox(addr).map_err(|e| e.message(addr))
 }
 
-/// The longest domain, in octets (RFC 5321 §4.5.3.1.2).
-const MAX_DOMAIN: usize = 255;
+/// The longest domain, in octets (RFC 1035 §2.3.4 less the root's dot and length).
+const MAX_DOMAIN: usize = 253;
 
 /// The longest label, in octets (RFC 1035 §2.3.4).
 const MAX_LABEL: usize = 63;
 
+/// Why `name` (no brackets, no trailing dot) is not a host name, if it is not: labels of
+/// letters, digits and inner hyphens (RFC 5321 §4.1.2 `Let-dig [Ldh-str]`), 1 to 63
+/// octets each, 253 in all. `underscore` also allows `_` (names resolvers look up, which
+/// sendmail passes); `unicode` allows RFC 6531 U-labels (non-ASCII letters and digits).
+/// The one label rule for recipients' domains and for the names in the config.
+fn labels_problem(name: &str, underscore: bool, unicode: bool) -> Option<String> {
+    if name.is_empty() {
+        return Some("empty name".into());
+    }
+    if name.len() > MAX_DOMAIN {
+        return Some(format!("longer than {MAX_DOMAIN} octets"));
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Some("empty label".into());
+        }
+        let ok = |c: char| {
+            c.is_ascii_alphanumeric()
+                || c == '-'
+                || (underscore && c == '_')
+                || (unicode && !c.is_ascii() && c.is_alphanumeric())
+        };
+        if let Some(c) = label.chars().find(|&c| !ok(c)) {
+            return Some(format!("{c:?} is not a letter, digit, hyphen or dot"));
+        }
+        if label.len() > MAX_LABEL {
+            return Some(format!("label longer than {MAX_LABEL} octets"));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Some(format!("label {label} begins or ends with a hyphen"));
+        }
+    }
+    None
+}
+
 /// Whether `name` is a domain as RFC 5321 §4.1.2 writes one: labels of letters, digits
-/// and inner hyphens (`Let-dig [Ldh-str]`), 1 to 63 octets each, 255 in all, no
-/// trailing dot; or an address literal, `[192.0.2.1]` or `[IPv6:2001:db8::1]`. For the
-/// names this host gives itself (MAILNAME, MASQUERADE's domain), which go into EHLO,
-/// the envelope sender and the header as they are; the domains of recipients are
-/// checked more leniently, as sendmail does ([`check_mailbox`]). `Err` says why not.
+/// and inner hyphens, 1 to 63 octets each, 253 in all, no trailing dot; or an address
+/// literal, `[192.0.2.1]` or `[IPv6:2001:db8::1]`. For the names this host gives itself
+/// (MAILNAME, MASQUERADE's domain), which go into EHLO, the envelope sender and the
+/// header as they are. `Err` says why not.
 pub fn check_domain(name: &str) -> Result<(), String> {
-    labels_ok(name, false)
+    config_name(name, false)
 }
 
 /// [`check_domain`] for a host this host connects to (a relay, a smarthost): labels may
 /// also hold `_`, as resolvers look such names up and sendmail passes them.
 pub fn check_host_name(name: &str) -> Result<(), String> {
-    labels_ok(name, true)
+    config_name(name, true)
 }
 
-fn labels_ok(name: &str, underscore: bool) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("empty name".into());
+fn config_name(name: &str, underscore: bool) -> Result<(), String> {
+    if name.starts_with('[') {
+        let ip_literal = name
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .is_some_and(|inner| match inner.split_once(':') {
+                Some((tag, v6)) => {
+                    tag.eq_ignore_ascii_case("IPv6") && v6.parse::<std::net::Ipv6Addr>().is_ok()
+                }
+                None => inner.parse::<std::net::Ipv4Addr>().is_ok(),
+            });
+        return if ip_literal {
+            Ok(())
+        } else {
+            Err("not an address literal ([IPv4] or [IPv6:IPv6])".into())
+        };
     }
-    if let Some(rest) = name.strip_prefix('[') {
-        let literal = rest.strip_suffix(']').and_then(|inner| {
-            match inner.get(..5).filter(|t| t.eq_ignore_ascii_case("IPv6:")) {
-                Some(_) => inner
-                    .get(5..)?
-                    .parse::<std::net::Ipv6Addr>()
-                    .ok()
-                    .map(|_| ()),
-                None => inner.parse::<std::net::Ipv4Addr>().ok().map(|_| ()),
-            }
-        });
-        return literal.ok_or_else(|| "not an address literal ([IPv4] or [IPv6:IPv6])".into());
+    match labels_problem(name, underscore, false) {
+        Some(why) => Err(why),
+        None => Ok(()),
     }
-    if name.len() > MAX_DOMAIN {
-        return Err(format!("longer than {MAX_DOMAIN} octets"));
-    }
-    for label in name.split('.') {
-        if label.is_empty() {
-            return Err("empty label".into());
-        }
-        if let Some(c) = label
-            .chars()
-            .find(|&c| !(c.is_ascii_alphanumeric() || c == '-' || (underscore && c == '_')))
-        {
-            return Err(format!("{c:?} is not a letter, digit, hyphen or dot"));
-        }
-        if label.len() > MAX_LABEL {
-            return Err(format!("label longer than {MAX_LABEL} octets"));
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return Err(format!("label {label} begins or ends with a hyphen"));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -1350,7 +1355,7 @@ mod tests {
     #[test]
     fn domains_this_host_uses() {
         let long_label = "a".repeat(64);
-        let long_name = ["a"; 129].join(".");
+        let long_name = ["a"; 128].join(".");
         let cases: &[(&str, Result<(), &str>)] = &[
             ("example.org", Ok(())),
             ("localhost", Ok(())),
@@ -1380,7 +1385,7 @@ mod tests {
                 Err("'\u{e9}' is not a letter, digit, hyphen or dot"),
             ),
             (&long_label, Err("label longer than 63 octets")),
-            (&long_name, Err("longer than 255 octets")),
+            (&long_name, Err("longer than 253 octets")),
             (
                 "[192.0.2.300]",
                 Err("not an address literal ([IPv4] or [IPv6:IPv6])"),
@@ -1402,7 +1407,7 @@ mod tests {
         assert_eq!(check_host_name("a_b.example"), Ok(()));
         assert_eq!(check_host_name("bad..host"), Err("empty label".into()));
         assert_eq!(check_domain(&"a".repeat(63)), Ok(()));
-        assert_eq!(check_domain(&["a"; 128].join(".")), Ok(()));
+        assert_eq!(check_domain(&["a"; 127].join(".")), Ok(()));
     }
 
     mod props {
