@@ -481,6 +481,13 @@ pub fn parse_bool(name: &str, value: &str) -> Result<bool, Fatal> {
 /// A time in sendmail's syntax, in seconds: one or more numbers, each followed by a unit
 /// (s, m, h, d, w) except the last, which is in minutes without one.
 pub fn parse_time(name: &str, value: &str) -> Result<u64, Fatal> {
+    parse_time_in(name, value, 'm')
+}
+
+/// [`parse_time`] where a bare number is in `default_unit`, as sendmail reads some
+/// timeouts: `Timeout.queuereturn=5` is five days, `Timeout.queuewarn=4` four hours,
+/// `Timeout.resolver.retrans=5` five seconds (readcf.c `settimeout`).
+pub fn parse_time_in(name: &str, value: &str, default_unit: char) -> Result<u64, Fatal> {
     let v = value.trim();
     let mut after_digit = false;
     for c in v.chars() {
@@ -495,7 +502,7 @@ pub fn parse_time(name: &str, value: &str) -> Result<u64, Fatal> {
     if v.is_empty() {
         return Err(invalid(name, value));
     }
-    match super::parse_duration(v, 'm') {
+    match super::parse_duration(v, default_unit) {
         Ok(n) if n <= MAX_TIME => Ok(n),
         _ => Err(invalid(name, value)),
     }
@@ -683,7 +690,13 @@ impl Timeouts {
             }
             _ => return Ok(false),
         };
-        *field = Some(parse_time(&name, value)?);
+        let unit = match sub.as_str() {
+            "queuereturn" => 'd',
+            "queuewarn" => 'h',
+            "resolver.retrans" => 's',
+            _ => 'm',
+        };
+        *field = Some(parse_time_in(&name, value, unit)?);
         Ok(true)
     }
 
@@ -1350,6 +1363,28 @@ mod tests {
     /// Every acted-on option is typed: a good value fills a field (nothing lands in
     /// `other`) and a bad one is refused naming the option; every other option of the
     /// table is kept unparsed in `other`.
+    /// A bare number is in sendmail's unit for the timeout: days for queuereturn,
+    /// hours for queuewarn, seconds for resolver.retrans, minutes for the rest.
+    #[test]
+    fn bare_numbers_in_sendmails_units() {
+        let mut s = Settings::default();
+        for (name, v) in [
+            ("Timeout.queuereturn", "5"),
+            ("Timeout.queuewarn", "4"),
+            ("Timeout.resolver.retrans", "7"),
+            ("Timeout.connect", "2"),
+        ] {
+            apply(&mut s, name, v).unwrap();
+        }
+        let t = &s.timeouts;
+        assert_eq!(t.queuereturn, Some(5 * 86400));
+        assert_eq!(t.queuewarn, Some(4 * 3600));
+        assert_eq!(t.resolver_retrans, Some(7));
+        assert_eq!(t.connect, Some(120));
+        apply(&mut s, "Timeout.queuereturn", "90m").unwrap();
+        assert_eq!(s.timeouts.queuereturn, Some(5400));
+    }
+
     #[test]
     fn acted_on_options_are_typed_and_checked() {
         for (name, kind) in ACTED_ON {
