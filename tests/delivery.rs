@@ -1163,3 +1163,80 @@ fn a_wrong_reply_to_rset_defers_the_next_message() {
         );
     }
 }
+
+/// RFC 6531 §3.2: to a server that does not offer SMTPUTF8 only the recipients whose
+/// address needs it fail (`553 5.6.7`, reported to the sender); the others are sent in a
+/// transaction without SMTPUTF8. A sender whose address needs it fails every recipient.
+#[test]
+fn without_smtputf8_only_the_recipients_that_need_it_fail() {
+    // smtp-sink never offers SMTPUTF8; the fault server is told not to.
+    let scratch = Env::new();
+    if let Some(sink) = Sink::start(&scratch.dir, &[]) {
+        let env = relay_env(sink.port, "");
+        env.sendmail(
+            &[
+                "-odi",
+                "-f",
+                "sender@example.org",
+                "jörg@example.org",
+                "ok@example.org",
+            ],
+            MSG,
+        )
+        .code(67);
+        let d = sink.dumps();
+        assert_eq!(d.len(), 2, "the message and the report: {d:?}");
+        let msg = d
+            .iter()
+            .find(|m| m.contains("X-Rcpt-Args: <ok@example.org>"))
+            .expect("the ASCII recipient got the message");
+        assert!(!msg.contains("jörg") && !msg.contains("SMTPUTF8"), "{msg}");
+        let report = d
+            .iter()
+            .find(|m| m.contains("X-Rcpt-Args: <sender@example.org>"))
+            .expect("a report to the sender");
+        assert!(
+            report.contains("jörg@example.org")
+                && report.contains("does not offer SMTPUTF8, which the address needs"),
+            "{report}"
+        );
+        assert!(!report.contains("Final-Recipient: RFC822; ok@"), "{report}");
+        assert!(env.entries().is_empty(), "{}", env.listing());
+        // A sender that needs SMTPUTF8: no recipient can be sent.
+        let before = sink.dumps().len();
+        env.sendmail(&["-odi", "-f", "jörg@example.org", "ok2@example.org"], MSG)
+            .code(67);
+        assert!(
+            !sink.dumps().iter().any(|m| m.contains("ok2@example.org")),
+            "{before}"
+        );
+    }
+    let Some((_scratch, peer)) = start_peer(&[("NO_SMTPUTF8", "1")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &[
+            "-odi",
+            "ok@example.org",
+            "jörg@example.org",
+            "b@example.org",
+        ],
+        MSG,
+    )
+    .code(67);
+    let msgs = peer.messages();
+    assert_eq!(msgs.len(), 1, "{}", peer.transcript());
+    let j = &msgs[0].0;
+    assert!(
+        j.contains("\"rcpt_tos\": [\"b@example.org\", \"ok@example.org\"]"),
+        "{j}"
+    );
+    assert!(j.contains("\"mail_options\": [\"SIZE="), "{j}");
+    assert!(!j.contains("SMTPUTF8"), "{j}");
+    assert!(
+        !peer.transcript().contains("j\u{f6}rg"),
+        "{}",
+        peer.transcript()
+    );
+}

@@ -5,7 +5,8 @@
 //! - EHLO, falling back to HELO when EHLO is refused; extensions used only when offered:
 //!   PIPELINING (MAIL, every RCPT and DATA in one write, replies read in order — RFC 2920),
 //!   SIZE, 8BITMIME (`BODY=`), DSN (NOTIFY/ORCPT/RET/ENVID, RFC 3461), SMTPUTF8 (RFC 6531:
-//!   an address that needs it is refused locally when the server does not offer it).
+//!   when the server does not offer it, a recipient whose address needs it is refused
+//!   locally and the others are sent without it; a sender that needs it fails them all).
 //! - The data goes out as `rsendmail::message::wire` writes it: CRLF lines of at most 998
 //!   octets (RFC 5321 §4.5.3.1.6), dot-stuffed; an over-long header field is folded at
 //!   white space (RFC 5322 §2.2.3), an over-long body line continued with CRLF SP; a
@@ -938,15 +939,38 @@ impl Session {
         self.data_refused = false;
         let mut results: Vec<Option<Outcome>> = vec![None; n];
         let mut pending: Vec<usize> = (0..n).collect();
-        let utf8_needed =
-            !m.sender.is_ascii() || m.recipients.iter().any(|r| !r.address.is_ascii());
-        if utf8_needed && !self.caps.smtputf8 {
+        if !self.caps.smtputf8 {
+            // RFC 6531 §3.2: without SMTPUTF8 an address that needs it cannot be sent.
+            // That is the recipient's failure alone; a sender that needs it is every
+            // recipient's.
+            if !m.sender.is_ascii() {
+                let r = Reply::local(
+                    553,
+                    "5.6.7 The server does not offer SMTPUTF8, which the sender's address needs",
+                );
+                return vec![Outcome::PermFail(r); n];
+            }
             let r = Reply::local(
                 553,
-                "5.6.7 The server does not offer SMTPUTF8, which the addresses need",
+                "5.6.7 The server does not offer SMTPUTF8, which the address needs",
             );
-            return vec![Outcome::PermFail(r); n];
+            for (i, rcpt) in m.recipients.iter().enumerate() {
+                if !rcpt.address.is_ascii()
+                    && let Some(slot) = results.get_mut(i)
+                {
+                    *slot = Some(Outcome::PermFail(r.clone()));
+                }
+            }
+            pending.retain(|&i| results.get(i).is_some_and(Option::is_none));
+            if pending.is_empty() {
+                return results.into_iter().flatten().collect();
+            }
         }
+        // Only with a server that offers it (checked above).
+        let utf8_needed = !m.sender.is_ascii()
+            || pending
+                .iter()
+                .any(|&i| m.recipients.get(i).is_some_and(|r| !r.address.is_ascii()));
         let data = match self.measure(m) {
             Ok(d) => d,
             Err(e) => {
