@@ -373,6 +373,21 @@ impl ExpandError {
         }
     }
 
+    /// The error as a delivery-time failure of its target: the reply code and the text
+    /// after it (`5.1.1 nobody... User unknown`), the `addr... reason` text prefixed
+    /// with its RFC 3463 status. Only [`ExpandError::Include`] is temporary.
+    pub fn reply(&self) -> (u16, String) {
+        match self {
+            ExpandError::UnknownUser(_) => (550, format!("5.1.1 {}", self.text())),
+            ExpandError::Loop(a) => (
+                554,
+                format!("5.4.6 {}... {}", address::shown(a), self.text()),
+            ),
+            ExpandError::Include(..) => (451, format!("4.3.0 {}", self.text())),
+            ExpandError::Invalid(_, e) => (553, format!("{} {}", e.status(), self.text())),
+        }
+    }
+
     /// sendmail's text, as printed after `addr... `.
     pub fn text(&self) -> String {
         match self {
@@ -574,17 +589,30 @@ pub fn recipients_from(
     targets
         .into_iter()
         .map(|t| {
-            let mut n = crate::spool::entry::Recipient::new(t.target.address());
-            n.orcpt = parent
-                .orcpt
-                .clone()
-                .or_else(|| Some(format!("rfc822;{qualified}")));
-            n.notify = parent.notify.clone();
+            let mut n = recipient_from(parent, t.target.address(), &qualified);
             n.sender = t.sender.or_else(|| parent.sender.clone());
             n.owner = t.owner;
             n
         })
         .collect()
+}
+
+/// The queue entry recipient for `address`, which an expansion of `parent` (written
+/// `qualified`) led to: the parent's NOTIFY and sender, and the parent as its ORCPT
+/// unless it had one. A target refused at expansion gets one too, for its report.
+pub fn recipient_from(
+    parent: &crate::spool::entry::Recipient,
+    address: String,
+    qualified: &str,
+) -> crate::spool::entry::Recipient {
+    let mut n = crate::spool::entry::Recipient::new(address);
+    n.orcpt = parent
+        .orcpt
+        .clone()
+        .or_else(|| Some(format!("rfc822;{qualified}")));
+    n.notify = parent.notify.clone();
+    n.sender = parent.sender.clone();
+    n
 }
 
 #[cfg(test)]
@@ -792,6 +820,35 @@ mod tests {
             Vec::<String>::new()
         );
         assert_eq!(addrs(&none.expand(&["bob".into()], None)), vec!["bob"]);
+    }
+
+    #[test]
+    fn expansion_errors_as_delivery_failures() {
+        let cases: &[(ExpandError, u16, &str)] = &[
+            (
+                ExpandError::UnknownUser("ghost".into()),
+                550,
+                "5.1.1 ghost... User unknown",
+            ),
+            (
+                ExpandError::Loop("loop1".into()),
+                554,
+                "5.4.6 loop1... aliasing/forwarding loop broken",
+            ),
+            (
+                ExpandError::Invalid("a@@b.example".into(), address::Invalid::InvalidRoute),
+                553,
+                "5.1.3 a@@b.example... Invalid route address",
+            ),
+            (
+                ExpandError::Include("/l".into(), "No such file or directory".into()),
+                451,
+                "4.3.0 :include:/l... Cannot open /l: No such file or directory",
+            ),
+        ];
+        for (e, code, text) in cases {
+            assert_eq!(e.reply(), (*code, text.to_string()), "{e:?}");
+        }
     }
 
     #[test]

@@ -465,16 +465,19 @@ fn forward_files_are_honoured_only_when_safe() {
     let env = local_env("", Some(peer.port));
     let home = PathBuf::from(format!("/home/{TEST_USER}"));
     let fwd = home.join(".forward");
-    // Targets are checked like any address: the bad one is left out, a blank becomes a
-    // dot (BlankSub), the others are used.
+    // Targets are checked like any address: a blank becomes a dot (BlankSub), the good
+    // ones are used, and each bad one (not an address, an unknown user) fails on its
+    // own, never sent anywhere, and is reported to the sender.
     fs::write(
         &fwd,
-        format!("\\{TEST_USER}, forwarded@example.org, a@@example.org, x y@example.org\n"),
+        format!(
+            "\\{TEST_USER}, forwarded@example.org, a@@example.org, x y@example.org\nnosuchuser-fwd, a@@example.org\n"
+        ),
     )
     .unwrap();
     std::os::unix::fs::chown(&fwd, Some(1001), Some(1001)).unwrap();
     fs::set_permissions(&fwd, fs::Permissions::from_mode(0o644)).unwrap();
-    env.sendmail(&["-odi", TEST_USER], MSG).code(0);
+    env.sendmail(&["-odi", TEST_USER], MSG).code(67);
     let msgs = peer.wait_for(1, Duration::from_secs(10));
     assert_eq!(msgs.len(), 1);
     assert!(
@@ -483,11 +486,31 @@ fn forward_files_are_honoured_only_when_safe() {
         msgs[0].0
     );
     assert!(msgs[0].0.contains("\"x.y@example.org\""), "{}", msgs[0].0);
-    // The bad target was never tried: no refusal from the relay, so no report for it
-    // (the relay's refusal would bounce to root here).
+    // The bad targets were never tried at the relay.
     assert!(!peer.transcript().contains("a@@"), "{}", peer.transcript());
-    assert!(!mbox(&env, "root").exists(), "a report was sent");
+    assert!(
+        !peer.transcript().contains("nosuchuser"),
+        "{}",
+        peer.transcript()
+    );
     assert!(env.entries().is_empty(), "{}", env.listing());
+    // The sender (root) got one report naming both, each with its reason.
+    let all = fs::read(mbox(&env, "root")).expect("a report to the sender");
+    assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 1);
+    let text = parse_report(&all, &env);
+    for want in [
+        "'Final-Recipient': 'RFC822; a@@example.org'",
+        &format!("'Original-Recipient': 'rfc822;{TEST_USER}@test.example'"),
+        "'Status': '5.1.3'",
+        "'Diagnostic-Code': 'X-Unix; 553 5.1.3 a@@example.org... Invalid route address'",
+        "'Final-Recipient': 'RFC822; nosuchuser-fwd@test.example'",
+        "'Status': '5.1.1'",
+        "'Diagnostic-Code': 'X-Unix; 550 5.1.1 nosuchuser-fwd... User unknown'",
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
+    assert_eq!(text.matches("a@@example.org'").count(), 1, "{text}");
+    assert!(!text.contains("forwarded@"), "{text}");
     assert_eq!(mbox_summary(&mbox(&env, TEST_USER)).len(), 1);
     let md = fs::metadata(mbox(&env, TEST_USER)).unwrap();
     assert_eq!((md.uid(), md.mode() & 0o777), (1001, 0o600));

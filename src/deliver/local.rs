@@ -43,8 +43,19 @@ pub enum LocalOutcome {
     /// Failed for good.
     Perm(u16, String),
     /// Replaced by these recipients (an alias met at delivery, or a `.forward`), which
-    /// go into a new entry.
-    Expanded(Vec<Recipient>, String),
+    /// go into a new entry, and the targets the expansion refused (a bad address, an
+    /// unknown user, a loop), each failed for good at once and reported to the sender.
+    Expanded(Vec<Recipient>, Vec<Refused>, String),
+}
+
+/// A target an expansion refused: a permanent failure of its own, never sent anywhere.
+#[derive(Debug)]
+pub struct Refused {
+    /// The target as a recipient of the entry being delivered (for its report).
+    pub recipient: Recipient,
+    pub code: u16,
+    /// The RFC 3463 status and the `addr... reason` text.
+    pub text: String,
 }
 
 /// Local delivery settings.
@@ -270,6 +281,10 @@ impl Local {
         }
     }
 
+    /// The outcome of an expansion of `r`: an `:include:` that cannot be read now defers
+    /// it whole (nothing is sent until the list can be read); otherwise the valid targets
+    /// go on, and each refused one fails on its own (as sendmail bounces a bad address
+    /// of a `.forward`), never dropped with only a log line.
     fn expanded(
         &self,
         r: &Recipient,
@@ -284,24 +299,40 @@ impl Local {
         {
             return LocalOutcome::Temp(451, format!("4.3.0 cannot open :include:{p}: {why}"));
         }
-        for e in &x.errors {
-            log::warn!("{addr}: {how}: {}", e.text());
+        if x.targets.is_empty() && x.errors.is_empty() {
+            return LocalOutcome::Perm(550, "5.1.1 no recipients".into());
         }
-        if x.targets.is_empty() {
-            let why = x
-                .errors
-                .first()
-                .map(|e| e.text())
-                .unwrap_or_else(|| "no recipients".into());
-            let code = match x.errors.first() {
-                Some(ExpandError::Loop(_)) => "5.4.6",
-                _ => "5.1.1",
-            };
-            return LocalOutcome::Perm(550, format!("{code} {why}"));
-        }
+        let qualified = if r.address.contains('@') {
+            r.address.clone()
+        } else {
+            format!("{}@{}", r.address, self.host)
+        };
+        // One failure per refused target, however often the lists name it.
+        let mut seen = std::collections::HashSet::new();
+        let refused: Vec<Refused> = x
+            .errors
+            .iter()
+            .filter(|e| seen.insert(e.address().to_ascii_lowercase()))
+            .map(|e| {
+                log::warn!("{addr}: {how}: {}", e.text());
+                let (code, text) = e.reply();
+                Refused {
+                    recipient: rsendmail::aliases::recipient_from(
+                        r,
+                        e.address().to_string(),
+                        &qualified,
+                    ),
+                    code,
+                    text,
+                }
+            })
+            .collect();
         let list = rsendmail::aliases::recipients_from(r, x.targets, &self.host);
-        let text = format!("expanded by {how} to {} recipients", list.len());
-        LocalOutcome::Expanded(list, text)
+        let mut text = format!("expanded by {how} to {} recipients", list.len());
+        if !refused.is_empty() {
+            text.push_str(&format!(", {} refused", refused.len()));
+        }
+        LocalOutcome::Expanded(list, refused, text)
     }
 
     fn mailbox(
