@@ -21,6 +21,12 @@
 //! owner of the file they came from (the aliases file, an `:include:` file or a
 //! `.forward`), which the deliverer replaces by a default user when that is root.
 //!
+//! List files (`:include:` files and `.forward`) are read by [`read_list_file`]: only a
+//! regular file, opened without blocking, and at most [`MAX_LIST_FILE`] octets of it, so
+//! that a FIFO, a device or a huge file named in a list cannot stall or exhaust the
+//! deliverer. One expansion reads each `:include:` file once and at most
+//! [`MAX_INCLUDES`] of them.
+//!
 //! Any text is an aliases file: a line is an alias (a non-empty name and at least one
 //! target) or a problem with its line number, never a panic; lines are cut with
 //! `split_at_checked` and `strip_prefix`, never by byte index (the lints below keep it
@@ -345,6 +351,10 @@ pub enum ExpandError {
     Loop(String),
     /// An `:include:` file that cannot be read now (a temporary failure).
     Include(String, String),
+    /// An `:include:` file that cannot be a list: not a regular file, too large, one
+    /// that whoever controls the list may not read, or one too many: a permanent
+    /// failure, with its RFC 3463 status.
+    IncludeRefused(String, String, &'static str),
     /// A target that is not an address (`a@@example.org`, `x y@example.org`), refused
     /// like the same address on the command line.
     Invalid(String, address::Invalid),
@@ -357,7 +367,18 @@ impl ExpandError {
             ExpandError::UnknownUser(a)
             | ExpandError::Loop(a)
             | ExpandError::Include(a, _)
+            | ExpandError::IncludeRefused(a, _, _)
             | ExpandError::Invalid(a, _) => a,
+        }
+    }
+
+    /// The target that failed, as a report names it: the address, or `:include:path`.
+    pub fn target(&self) -> String {
+        match self {
+            ExpandError::Include(p, _) | ExpandError::IncludeRefused(p, _, _) => {
+                format!(":include:{p}")
+            }
+            e => e.address().to_string(),
         }
     }
 
@@ -369,6 +390,7 @@ impl ExpandError {
             ExpandError::UnknownUser(_) => Sysexit::NoUser,
             ExpandError::Loop(_) => Sysexit::Usage,
             ExpandError::Include(..) => Sysexit::TempFail,
+            ExpandError::IncludeRefused(..) => Sysexit::Unavailable,
             ExpandError::Invalid(_, e) => e.exit(),
         }
     }
@@ -384,6 +406,7 @@ impl ExpandError {
                 format!("5.4.6 {}... {}", address::shown(a), self.text()),
             ),
             ExpandError::Include(..) => (451, format!("4.3.0 {}", self.text())),
+            ExpandError::IncludeRefused(_, _, status) => (550, format!("{status} {}", self.text())),
             ExpandError::Invalid(_, e) => (553, format!("{} {}", e.status(), self.text())),
         }
     }
@@ -393,7 +416,9 @@ impl ExpandError {
         match self {
             ExpandError::UnknownUser(a) => format!("{a}... User unknown"),
             ExpandError::Loop(_) => "aliasing/forwarding loop broken".into(),
-            ExpandError::Include(p, why) => format!(":include:{p}... Cannot open {p}: {why}"),
+            ExpandError::Include(p, why) | ExpandError::IncludeRefused(p, why, _) => {
+                format!(":include:{p}... Cannot open {p}: {why}")
+            }
             ExpandError::Invalid(a, e) => e.message(a),
         }
     }
@@ -409,6 +434,133 @@ pub struct Expansion {
 /// How deep aliases may nest (sendmail's MAXRCRSN is 10).
 pub const MAX_DEPTH: usize = 10;
 
+/// The most `:include:` files one expansion reads: a list that names more fails on the
+/// ones after it, so that no list can keep the deliverer reading files.
+pub const MAX_INCLUDES: usize = 100;
+
+/// The largest list file (`:include:` file, `.forward`) read: 1 MiB, some 50,000
+/// addresses. A larger one is refused whole, never read in part.
+pub const MAX_LIST_FILE: u64 = 1 << 20;
+
+/// Why a list file cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListFileError {
+    /// Not a regular file (a FIFO, a device, a directory, a symbolic link where none may
+    /// be): refused before it is opened for reading.
+    NotRegular(&'static str),
+    /// More than [`MAX_LIST_FILE`] octets.
+    TooLarge(u64),
+    /// Whoever controls the list may not read it.
+    Denied(String),
+    /// Any other error, worth trying again later (`No such file or directory`, I/O).
+    Io(String),
+}
+
+impl ListFileError {
+    /// For good (the file is not one to read, or not its reader's), or worth a retry.
+    pub fn is_permanent(&self) -> bool {
+        !matches!(self, ListFileError::Io(_))
+    }
+
+    /// The RFC 3463 status of a permanent refusal.
+    pub fn status(&self) -> &'static str {
+        match self {
+            ListFileError::Denied(_) => "5.7.1",
+            ListFileError::NotRegular(_) | ListFileError::TooLarge(_) => "5.3.0",
+            ListFileError::Io(_) => "4.3.0",
+        }
+    }
+
+    pub fn text(&self) -> String {
+        match self {
+            ListFileError::NotRegular(what) => format!("not a regular file ({what})"),
+            ListFileError::TooLarge(n) => {
+                format!("larger than {MAX_LIST_FILE} bytes, the limit for a list file ({n} bytes)")
+            }
+            ListFileError::Denied(why) | ListFileError::Io(why) => why.clone(),
+        }
+    }
+}
+
+impl From<std::io::Error> for ListFileError {
+    fn from(e: std::io::Error) -> ListFileError {
+        let text = crate::config::io_text(&e);
+        match e.raw_os_error() {
+            Some(libc::EACCES | libc::EPERM) => ListFileError::Denied(text),
+            Some(libc::ELOOP) => ListFileError::NotRegular("a symbolic link"),
+            _ => ListFileError::Io(text),
+        }
+    }
+}
+
+/// What a file that is not a regular one is, for messages.
+fn file_kind(t: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_file() {
+        None
+    } else if t.is_fifo() {
+        Some("a FIFO")
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_char_device() || t.is_block_device() {
+        Some("a device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else if t.is_symlink() {
+        Some("a symbolic link")
+    } else {
+        Some("not a file")
+    }
+}
+
+/// Read a list file (`:include:` file or `.forward`) with the caller's rights: its octets
+/// and its owner's uid. Only a regular file of at most [`MAX_LIST_FILE`] octets is read:
+/// the path is looked at first, so that a FIFO or a device is never opened; the open does
+/// not block (`O_NONBLOCK`) nor take a terminal (`O_NOCTTY`), follows no symbolic link
+/// when `no_follow` (`O_NOFOLLOW`), and the file opened must be the regular file looked
+/// at; at most one octet over the limit is read, in case it grew.
+pub fn read_list_file(path: &Path, no_follow: bool) -> Result<(Vec<u8>, u32), ListFileError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let seen = if no_follow {
+        std::fs::symlink_metadata(path)?
+    } else {
+        std::fs::metadata(path)?
+    };
+    let check = |md: &std::fs::Metadata| -> Result<(), ListFileError> {
+        if let Some(what) = file_kind(md.file_type()) {
+            return Err(ListFileError::NotRegular(what));
+        }
+        if md.len() > MAX_LIST_FILE {
+            return Err(ListFileError::TooLarge(md.len()));
+        }
+        Ok(())
+    };
+    check(&seen)?;
+    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
+    if no_follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)?;
+    let md = f.metadata()?;
+    check(&md)?;
+    if (md.dev(), md.ino()) != (seen.dev(), seen.ino()) {
+        return Err(ListFileError::Io(format!(
+            "{} was replaced while it was opened",
+            path.display()
+        )));
+    }
+    let mut text = Vec::new();
+    f.take(MAX_LIST_FILE + 1).read_to_end(&mut text)?;
+    if text.len() as u64 > MAX_LIST_FILE {
+        return Err(ListFileError::TooLarge(text.len() as u64));
+    }
+    Ok((text, md.uid()))
+}
+
 /// What expansion needs to know about the system.
 pub struct Expander<'a> {
     /// None: no aliasing (`-n`, or no aliases file).
@@ -416,7 +568,7 @@ pub struct Expander<'a> {
     pub is_local: &'a dyn Fn(&str) -> bool,
     pub user_exists: &'a dyn Fn(&str) -> bool,
     /// Read an `:include:` file: its text and its owner's uid.
-    pub read_include: &'a dyn Fn(&Path) -> std::io::Result<(String, u32)>,
+    pub read_include: &'a dyn Fn(&Path) -> Result<(String, u32), ListFileError>,
 }
 
 impl<'a> Expander<'a> {
@@ -437,10 +589,9 @@ pub fn user_exists(name: &str) -> bool {
     nix::unistd::User::from_name(name).ok().flatten().is_some()
 }
 
-pub fn read_include(path: &Path) -> std::io::Result<(String, u32)> {
-    let md = std::fs::metadata(path)?;
-    let text = std::fs::read(path)?;
-    Ok((String::from_utf8_lossy(&text).into_owned(), md.uid()))
+pub fn read_include(path: &Path) -> Result<(String, u32), ListFileError> {
+    let (text, uid) = read_list_file(path, false)?;
+    Ok((String::from_utf8_lossy(&text).into_owned(), uid))
 }
 
 impl Expander<'_> {
@@ -448,8 +599,9 @@ impl Expander<'_> {
     /// `|command` and `/file` targets run as `owner`.
     pub fn expand(&self, addrs: &[String], owner: Option<u32>) -> Expansion {
         let mut out = Expansion::default();
+        let mut included = std::collections::HashSet::new();
         for a in addrs {
-            self.one(a, owner, None, &mut Vec::new(), &mut out);
+            self.one(a, owner, None, &mut Vec::new(), &mut included, &mut out);
         }
         // The first mention wins (sendmail sends one copy per recipient).
         let mut seen = std::collections::HashSet::new();
@@ -475,12 +627,15 @@ impl Expander<'_> {
         });
     }
 
+    /// Expand one address into `out`. `chain` holds the aliases and `:include:`s being
+    /// expanded (for loops), `included` the `:include:` files this expansion has read.
     fn one(
         &self,
         addr: &str,
         owner: Option<u32>,
         sender: Option<String>,
         chain: &mut Vec<String>,
+        included: &mut std::collections::HashSet<String>,
         out: &mut Expansion,
     ) {
         let addr = addr.trim();
@@ -493,18 +648,37 @@ impl Expander<'_> {
                 out.errors.push(ExpandError::Loop(addr.to_string()));
                 return;
             }
+            // A file already read in this expansion adds nothing new (its targets are
+            // there, and the first mention wins): it is not read again, so that lists
+            // naming each other many times cannot multiply the work.
+            if included.contains(path) {
+                return;
+            }
+            if included.len() >= MAX_INCLUDES {
+                out.errors.push(ExpandError::IncludeRefused(
+                    path.to_string(),
+                    format!("more than {MAX_INCLUDES} :include: files in one expansion"),
+                    "5.3.0",
+                ));
+                return;
+            }
+            included.insert(path.to_string());
             match (self.read_include)(Path::new(path)) {
                 Ok((text, uid)) => {
                     chain.push(addr.to_string());
                     for t in list_targets(&text) {
-                        self.one(&t, Some(uid), sender.clone(), chain, out);
+                        self.one(&t, Some(uid), sender.clone(), chain, included, out);
                     }
                     chain.pop();
                 }
-                Err(e) => out.errors.push(ExpandError::Include(
+                Err(e) if e.is_permanent() => out.errors.push(ExpandError::IncludeRefused(
                     path.to_string(),
-                    crate::config::io_text(&e),
+                    e.text(),
+                    e.status(),
                 )),
+                Err(e) => out
+                    .errors
+                    .push(ExpandError::Include(path.to_string(), e.text())),
             }
             return;
         }
@@ -557,7 +731,7 @@ impl Expander<'_> {
             };
             chain.push(key);
             for t in &alias.targets {
-                self.one(t, Some(aliases.owner), sender.clone(), chain, out);
+                self.one(t, Some(aliases.owner), sender.clone(), chain, included, out);
             }
             chain.pop();
             return;
@@ -725,7 +899,7 @@ mod tests {
 
     fn expander<'a>(
         a: &'a Aliases,
-        includes: &'a dyn Fn(&Path) -> std::io::Result<(String, u32)>,
+        includes: &'a dyn Fn(&Path) -> Result<(String, u32), ListFileError>,
     ) -> Expander<'a> {
         Expander {
             aliases: Some(a),
@@ -755,14 +929,14 @@ mod tests {
             "Nested: staff, Staff, root\n",
         ));
         a.owner = 0;
-        let inc = |p: &Path| -> std::io::Result<(String, u32)> {
+        let inc = |p: &Path| -> Result<(String, u32), ListFileError> {
             if p == Path::new("/lists/members") {
                 Ok((
                     "# members\nm1@remote.example\nm2@remote.example, carol\n".into(),
                     1000,
                 ))
             } else {
-                Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+                Err(std::io::Error::from(std::io::ErrorKind::NotFound).into())
             }
         };
         let e = expander(&a, &inc);

@@ -453,11 +453,34 @@ fn include_with_a_thousand_members() {
     assert!(env.entries().is_empty());
 }
 
+/// Tests that write the test user's `.forward` take turns: the threads of this run, and
+/// other runs of the suite on this machine (an flock, held until the file is dropped).
+fn forward_turn() -> fs::File {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(std::env::temp_dir().join("rsendmail-tests-forward.lock"))
+        .unwrap();
+    f.lock().unwrap();
+    f
+}
+
+/// The test user's `.forward`, written as `text`, owned by the user, mode 0644.
+fn write_forward(text: &str) -> PathBuf {
+    let fwd = PathBuf::from(format!("/home/{TEST_USER}/.forward"));
+    fs::write(&fwd, text).unwrap();
+    std::os::unix::fs::chown(&fwd, Some(1001), Some(1001)).unwrap();
+    fs::set_permissions(&fwd, fs::Permissions::from_mode(0o644)).unwrap();
+    fwd
+}
+
 #[test]
 fn forward_files_are_honoured_only_when_safe() {
     if !is_root() || !can_switch_user() {
         return;
     }
+    let _turn = forward_turn();
     // A strict relay: a target that is not an address must never reach it.
     let Some((_scratch, peer)) = start_peer(&[("STRICT", "1")]) else {
         return;
@@ -979,4 +1002,99 @@ fn success_reports_when_asked() {
     // Without NOTIFY=SUCCESS, no report.
     env.sendmail(&["-odi", "root"], MSG).code(0);
     assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 3);
+}
+
+/// Run `sendmail ARGS` with this config, killed after `limit`: its status, or None when it
+/// had to be killed.
+fn run_with_limit(env: &Env, args: &[&str], limit: Duration) -> Option<std::process::ExitStatus> {
+    let mut child = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap()])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::delivery::wait_exit(&mut child, limit)
+}
+
+/// A list file that is not one, named by a `.forward` or by the aliases file: a FIFO
+/// (reading it would wait for a writer forever), a device (`/dev/zero` never ends), a file
+/// over the 1 MiB limit. Each fails its target at once with the reason, reported to the
+/// sender, and the same run goes on to deliver the other targets and the other mail.
+#[test]
+fn list_files_that_would_stall_or_exhaust_the_deliverer_are_refused() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let _turn = forward_turn();
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = local_env("", Some(peer.port));
+    let lists = open_dir(&env, "lists");
+    let fifo = lists.join("fifo");
+    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    let big = lists.join("big");
+    let line = "member-with-a-long-name@example.org\n";
+    fs::write(&big, line.repeat((1 << 20) / line.len() + 1)).unwrap();
+    for f in [&fifo, &big] {
+        std::os::unix::fs::chown(f, Some(1001), Some(1001)).unwrap();
+    }
+    fs::write(
+        env.dir.join("aliases"),
+        format!(
+            "biglist: :include:{}, alias-good@example.org\n",
+            big.display()
+        ),
+    )
+    .unwrap();
+    // The FIFO first: a deliverer that opened it would wait there.
+    let fwd = write_forward(&format!(
+        ":include:{}\n:include:/dev/zero\n:include:{}\nfwd-good@example.org\n",
+        fifo.display(),
+        big.display()
+    ));
+    env.sendmail(&["-odq", TEST_USER], MSG).code(0);
+    env.sendmail(&["-odq", "biglist"], MSG).code(0);
+    env.sendmail(&["-odq", "other@example.org"], MSG).code(0);
+    let status = run_with_limit(&env, &["-qf"], Duration::from_secs(30));
+    let _ = fs::remove_file(&fwd);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the queue run did not finish: {status:?}"
+    );
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    let msgs = peer.wait_for(3, Duration::from_secs(10));
+    let all: String = msgs.iter().map(|(j, _)| j.as_str()).collect();
+    for good in ["fwd-good@", "alias-good@", "other@"] {
+        assert!(all.contains(good), "{good} in {all}");
+    }
+    assert!(!all.contains("member-with"), "{all}");
+    // The reasons, in the reports to the sender (root).
+    let reports = fs::read_to_string(mbox(&env, "root")).expect("reports");
+    for want in [
+        format!("Final-Recipient: RFC822; :include:{}\n", fifo.display()),
+        format!(
+            "Cannot open {}: not a regular file (a FIFO)",
+            fifo.display()
+        ),
+        "Cannot open /dev/zero: not a regular file (a device)".to_string(),
+        format!(
+            "Cannot open {}: larger than 1048576 bytes, the limit for a list file",
+            big.display()
+        ),
+    ] {
+        assert!(reports.contains(&want), "{want:?} in\n{reports}");
+    }
+    assert_eq!(
+        reports
+            .matches(&format!(
+                "Final-Recipient: RFC822; :include:{}\n",
+                big.display()
+            ))
+            .count(),
+        2,
+        "once for the .forward, once for the alias:\n{reports}"
+    );
 }

@@ -23,7 +23,7 @@
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
-use rsendmail::aliases::{Aliases, ExpandError, Expander, Target};
+use rsendmail::aliases::{Aliases, ExpandError, Expander, ListFileError, Target};
 use rsendmail::mbox;
 use rsendmail::spool::entry::{Envelope, Recipient};
 use std::io::{BufRead, Read, Write};
@@ -252,8 +252,9 @@ impl Local {
                 match forward_is_safe(&fwd, u.uid) {
                     Err(e) => return LocalOutcome::Temp(451, format!("4.3.0 {e}")),
                     Ok(false) => {}
-                    Ok(true) => match std::fs::read_to_string(&fwd) {
-                        Ok(text) => {
+                    Ok(true) => match rsendmail::aliases::read_list_file(&fwd, true) {
+                        Ok((text, _)) => {
+                            let text = String::from_utf8_lossy(&text);
                             let targets = rsendmail::aliases::list_targets(&text);
                             if !targets.is_empty() {
                                 let mut x = self.expander(is_local).expand(&targets, Some(u.uid));
@@ -268,10 +269,23 @@ impl Local {
                                 return self.expanded(r, &addr, x, ".forward");
                             }
                         }
+                        // A .forward over the size limit is refused for good: its user
+                        // must shorten it.
+                        Err(e @ ListFileError::TooLarge(_)) => {
+                            return LocalOutcome::Perm(
+                                554,
+                                format!(
+                                    "{} cannot read {}: {}",
+                                    e.status(),
+                                    fwd.display(),
+                                    e.text()
+                                ),
+                            );
+                        }
                         Err(e) => {
                             return LocalOutcome::Temp(
                                 451,
-                                format!("4.3.0 cannot read {}: {e}", fwd.display()),
+                                format!("4.3.0 cannot read {}: {}", fwd.display(), e.text()),
                             );
                         }
                     },
@@ -312,16 +326,12 @@ impl Local {
         let refused: Vec<Refused> = x
             .errors
             .iter()
-            .filter(|e| seen.insert(e.address().to_ascii_lowercase()))
+            .filter(|e| seen.insert(e.target().to_ascii_lowercase()))
             .map(|e| {
                 log::warn!("{addr}: {how}: {}", e.text());
                 let (code, text) = e.reply();
                 Refused {
-                    recipient: rsendmail::aliases::recipient_from(
-                        r,
-                        e.address().to_string(),
-                        &qualified,
-                    ),
+                    recipient: rsendmail::aliases::recipient_from(r, e.target(), &qualified),
                     code,
                     text,
                 }

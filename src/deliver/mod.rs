@@ -983,7 +983,7 @@ fn send_reports(
             // Still failing temporarily when the message expired.
             status = "4.4.7".into();
         }
-        let final_recipient = if r.address.starts_with(['|', '/', '\\']) {
+        let final_recipient = if r.address.starts_with(['|', '/', '\\', ':']) {
             r.address.clone()
         } else {
             engine.qualify(&r.address)
