@@ -18,8 +18,16 @@
 //! Expansion is recursive with loop detection. A name that refers to itself from its own
 //! alias (`bob: bob, bob@elsewhere`) means the mailbox; `owner-<alias>` becomes the envelope
 //! sender for the recipients `<alias>` expands to; `|command` and `/file` targets run as the
-//! owner of the file they came from (the aliases file, an `:include:` file or a
-//! `.forward`), which the deliverer replaces by a default user when that is root.
+//! owner of the list they came from, which the deliverer replaces by a default user when
+//! that is root.
+//!
+//! Who owns a list, and so with whose rights its `:include:` files are read: the aliases
+//! file and an `:include:` file it names belong to their file's owner; a `.forward` belongs
+//! to its user. A list that belongs to a user other than root is that user's to write, so
+//! the `:include:` files it names are read with that user's rights (the deliverer reads
+//! them in a child that has become the user) and what they list belongs to that user too,
+//! never to the include file's owner and never to root: a user cannot have the deliverer
+//! read a file the user could not read, nor run a command or write a file as anyone else.
 //!
 //! List files (`:include:` files and `.forward`) are read by [`read_list_file`]: only a
 //! regular file, opened without blocking, and at most [`MAX_LIST_FILE`] octets of it, so
@@ -447,7 +455,7 @@ pub const MAX_LIST_FILE: u64 = 1 << 20;
 pub enum ListFileError {
     /// Not a regular file (a FIFO, a device, a directory, a symbolic link where none may
     /// be): refused before it is opened for reading.
-    NotRegular(&'static str),
+    NotRegular(String),
     /// More than [`MAX_LIST_FILE`] octets.
     TooLarge(u64),
     /// Whoever controls the list may not read it.
@@ -482,12 +490,44 @@ impl ListFileError {
     }
 }
 
+impl ListFileError {
+    /// The error as one line, for a child that read the file to tell its parent.
+    pub fn to_line(&self) -> String {
+        let (kind, text) = match self {
+            ListFileError::NotRegular(what) => ("not-regular", what.clone()),
+            ListFileError::TooLarge(n) => ("too-large", n.to_string()),
+            ListFileError::Denied(why) => ("denied", why.clone()),
+            ListFileError::Io(why) => ("io", why.clone()),
+        };
+        format!("{kind} {}", text.replace(['\r', '\n'], " "))
+    }
+
+    /// The error a child's line tells (see [`ListFileError::to_line`]); a line it cannot
+    /// read is an I/O error with that text.
+    pub fn from_line(line: &str) -> ListFileError {
+        let line = line.trim_end();
+        let (kind, text) = line.split_once(' ').unwrap_or((line, ""));
+        let text = text.to_string();
+        match kind {
+            "not-regular" => ListFileError::NotRegular(text),
+            "too-large" => match text.parse() {
+                Ok(n) => ListFileError::TooLarge(n),
+                Err(_) => ListFileError::Io(line.to_string()),
+            },
+            "denied" => ListFileError::Denied(text),
+            "io" => ListFileError::Io(text),
+            _ if line.is_empty() => ListFileError::Io("cannot read the file".into()),
+            _ => ListFileError::Io(line.to_string()),
+        }
+    }
+}
+
 impl From<std::io::Error> for ListFileError {
     fn from(e: std::io::Error) -> ListFileError {
         let text = crate::config::io_text(&e);
         match e.raw_os_error() {
             Some(libc::EACCES | libc::EPERM) => ListFileError::Denied(text),
-            Some(libc::ELOOP) => ListFileError::NotRegular("a symbolic link"),
+            Some(libc::ELOOP) => ListFileError::NotRegular("a symbolic link".into()),
             _ => ListFileError::Io(text),
         }
     }
@@ -529,7 +569,7 @@ pub fn read_list_file(path: &Path, no_follow: bool) -> Result<(Vec<u8>, u32), Li
     };
     let check = |md: &std::fs::Metadata| -> Result<(), ListFileError> {
         if let Some(what) = file_kind(md.file_type()) {
-            return Err(ListFileError::NotRegular(what));
+            return Err(ListFileError::NotRegular(what.into()));
         }
         if md.len() > MAX_LIST_FILE {
             return Err(ListFileError::TooLarge(md.len()));
@@ -561,14 +601,20 @@ pub fn read_list_file(path: &Path, no_follow: bool) -> Result<(Vec<u8>, u32), Li
     Ok((text, md.uid()))
 }
 
+/// Reads an `:include:` file: its text and its owner's uid. The second argument is the
+/// user whose rights it must be read with (the list naming it belongs to that user);
+/// `None`: the reader's own rights.
+pub type IncludeReader<'a> =
+    dyn Fn(&Path, Option<u32>) -> Result<(String, u32), ListFileError> + 'a;
+
 /// What expansion needs to know about the system.
 pub struct Expander<'a> {
     /// None: no aliasing (`-n`, or no aliases file).
     pub aliases: Option<&'a Aliases>,
     pub is_local: &'a dyn Fn(&str) -> bool,
     pub user_exists: &'a dyn Fn(&str) -> bool,
-    /// Read an `:include:` file: its text and its owner's uid.
-    pub read_include: &'a dyn Fn(&Path) -> Result<(String, u32), ListFileError>,
+    /// Read an `:include:` file.
+    pub read_include: &'a IncludeReader<'a>,
 }
 
 impl<'a> Expander<'a> {
@@ -589,7 +635,15 @@ pub fn user_exists(name: &str) -> bool {
     nix::unistd::User::from_name(name).ok().flatten().is_some()
 }
 
-pub fn read_include(path: &Path) -> Result<(String, u32), ListFileError> {
+/// Include files with the reader's own rights. One that must be read with a user's rights
+/// is left for the deliverer (a temporary error), which can take them: reading it here,
+/// with the set-group-id group of `rsendmail`, could read what the user may not.
+pub fn read_include(path: &Path, as_user: Option<u32>) -> Result<(String, u32), ListFileError> {
+    if let Some(uid) = as_user {
+        return Err(ListFileError::Io(format!(
+            "read by the deliverer with the rights of uid {uid}"
+        )));
+    }
     let (text, uid) = read_list_file(path, false)?;
     Ok((String::from_utf8_lossy(&text).into_owned(), uid))
 }
@@ -663,11 +717,15 @@ impl Expander<'_> {
                 return;
             }
             included.insert(path.to_string());
-            match (self.read_include)(Path::new(path)) {
+            // A list that belongs to a user: the file is read with that user's rights, and
+            // what it lists belongs to that user, whoever owns the file.
+            let as_user = owner.filter(|&u| u != 0);
+            match (self.read_include)(Path::new(path), as_user) {
                 Ok((text, uid)) => {
+                    let owner = Some(as_user.unwrap_or(uid));
                     chain.push(addr.to_string());
                     for t in list_targets(&text) {
-                        self.one(&t, Some(uid), sender.clone(), chain, included, out);
+                        self.one(&t, owner, sender.clone(), chain, included, out);
                     }
                     chain.pop();
                 }
@@ -897,10 +955,7 @@ mod tests {
         }
     }
 
-    fn expander<'a>(
-        a: &'a Aliases,
-        includes: &'a dyn Fn(&Path) -> Result<(String, u32), ListFileError>,
-    ) -> Expander<'a> {
+    fn expander<'a>(a: &'a Aliases, includes: &'a IncludeReader) -> Expander<'a> {
         Expander {
             aliases: Some(a),
             is_local: &|s: &str| !s.contains('@') || s.ends_with("@host.example"),
@@ -929,7 +984,7 @@ mod tests {
             "Nested: staff, Staff, root\n",
         ));
         a.owner = 0;
-        let inc = |p: &Path| -> Result<(String, u32), ListFileError> {
+        let inc = |p: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
             if p == Path::new("/lists/members") {
                 Ok((
                     "# members\nm1@remote.example\nm2@remote.example, carol\n".into(),
@@ -994,6 +1049,147 @@ mod tests {
             Vec::<String>::new()
         );
         assert_eq!(addrs(&none.expand(&["bob".into()], None)), vec!["bob"]);
+    }
+
+    /// Who reads an `:include:` file, and who what it lists runs as: the list's owner.
+    #[test]
+    fn include_files_are_read_as_the_lists_owner() {
+        let mut a = parse(concat!(
+            "system: :include:/sys/list\n",
+            "userlist: :include:/home/u/list\n",
+        ));
+        a.owner = 0;
+        let reads = std::cell::RefCell::new(Vec::new());
+        // (path, owner of the file, text)
+        let files: &[(&str, u32, &str)] = &[
+            ("/sys/list", 0, "\"|/bin/sys\", :include:/home/u/list"),
+            (
+                "/home/u/list",
+                1000,
+                "\"|/bin/u\", :include:/other/list, :include:/root/secret",
+            ),
+            ("/other/list", 2000, "/var/other.mbox"),
+            ("/root/secret", 0, "secret@remote.example"),
+        ];
+        let inc = |p: &Path, as_user: Option<u32>| -> Result<(String, u32), ListFileError> {
+            reads.borrow_mut().push((p.display().to_string(), as_user));
+            let &(_, uid, text) = files
+                .iter()
+                .find(|(f, _, _)| Path::new(f) == p)
+                .expect("a known file");
+            // Root's secret: only root may read it.
+            if uid == 0 && as_user.is_some_and(|u| u != 0) && p.starts_with("/root") {
+                return Err(ListFileError::Denied("Permission denied".into()));
+            }
+            Ok((text.into(), uid))
+        };
+        let e = expander(&a, &inc);
+        let owners = |x: &Expansion| -> Vec<(String, Option<u32>)> {
+            x.targets
+                .iter()
+                .map(|t| (t.target.address(), t.owner))
+                .collect()
+        };
+        // From the aliases file (root's): the root-owned list with the reader's rights,
+        // the user's list it names likewise (root named it), what the user's list names
+        // with the user's rights, and everything in the user's lists runs as the user.
+        let x = e.expand(&["system".into()], None);
+        assert_eq!(
+            owners(&x),
+            vec![
+                ("|/bin/sys".into(), Some(0)),
+                ("|/bin/u".into(), Some(1000)),
+                ("/var/other.mbox".into(), Some(1000)),
+            ]
+        );
+        assert_eq!(
+            x.errors,
+            vec![ExpandError::IncludeRefused(
+                "/root/secret".into(),
+                "Permission denied".into(),
+                "5.7.1"
+            )]
+        );
+        assert_eq!(
+            reads.take(),
+            vec![
+                ("/sys/list".to_string(), None),
+                ("/home/u/list".to_string(), None),
+                ("/other/list".to_string(), Some(1000)),
+                ("/root/secret".to_string(), Some(1000)),
+            ]
+        );
+        // A user's .forward (expanded as the user's list): every include as the user.
+        let x = e.expand(&[":include:/other/list".into()], Some(1000));
+        assert_eq!(owners(&x), vec![("/var/other.mbox".into(), Some(1000))]);
+        assert_eq!(reads.take(), vec![("/other/list".to_string(), Some(1000))]);
+        let x = e.expand(&["userlist".into()], Some(1000));
+        assert_eq!(x.errors.len(), 1, "{x:?}");
+        // The default reader leaves user-read files to the deliverer.
+        assert!(matches!(
+            read_include(Path::new("/etc/hostname"), Some(1000)),
+            Err(ListFileError::Io(_))
+        ));
+    }
+
+    #[test]
+    fn list_file_errors_cross_a_pipe_as_lines() {
+        for e in [
+            ListFileError::NotRegular("a FIFO".into()),
+            ListFileError::TooLarge(2 << 20),
+            ListFileError::Denied("Permission denied".into()),
+            ListFileError::Io("No such file or directory".into()),
+        ] {
+            assert_eq!(ListFileError::from_line(&e.to_line()), e);
+        }
+        assert_eq!(
+            ListFileError::from_line("too-large x"),
+            ListFileError::Io("too-large x".into())
+        );
+        assert_eq!(
+            ListFileError::from_line(""),
+            ListFileError::Io("cannot read the file".into())
+        );
+        let e = ListFileError::Io("a\nb".into());
+        assert_eq!(e.to_line(), "io a b");
+    }
+
+    #[test]
+    fn only_regular_files_up_to_the_limit_are_read() {
+        let dir = std::env::temp_dir().join(format!("rsm-list-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = dir.join("ok");
+        std::fs::write(&ok, "a@example.org\n").unwrap();
+        assert_eq!(read_list_file(&ok, true).unwrap().0, b"a@example.org\n");
+        let big = dir.join("big");
+        std::fs::write(&big, vec![b'x'; MAX_LIST_FILE as usize + 1]).unwrap();
+        assert_eq!(
+            read_list_file(&big, false),
+            Err(ListFileError::TooLarge(MAX_LIST_FILE + 1))
+        );
+        std::fs::write(&big, vec![b'x'; MAX_LIST_FILE as usize]).unwrap();
+        assert!(read_list_file(&big, false).is_ok());
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&ok, &link).unwrap();
+        assert!(read_list_file(&link, false).is_ok());
+        assert_eq!(
+            read_list_file(&link, true),
+            Err(ListFileError::NotRegular("a symbolic link".into()))
+        );
+        assert_eq!(
+            read_list_file(&dir, false),
+            Err(ListFileError::NotRegular("a directory".into()))
+        );
+        assert_eq!(
+            read_list_file(Path::new("/dev/zero"), false),
+            Err(ListFileError::NotRegular("a device".into()))
+        );
+        assert!(matches!(
+            read_list_file(&dir.join("missing"), false),
+            Err(ListFileError::Io(_))
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1098,3 +1098,84 @@ fn list_files_that_would_stall_or_exhaust_the_deliverer_are_refused() {
         "once for the .forward, once for the alias:\n{reports}"
     );
 }
+
+/// A user's lists are read with the user's rights, and what they list runs as the user.
+/// A `.forward` naming `:include:` a file only root may read: refused, nothing of it
+/// reaches the relay, and the sender is told why. One naming another user's file: its
+/// `/file` and `|command` targets run as the `.forward`'s user, not as the file's owner.
+/// An `:include:` inside a file the user owns, named by the aliases file: read as the
+/// user too.
+#[test]
+fn a_users_include_files_are_read_and_run_with_the_users_rights() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let _turn = forward_turn();
+    let Some((_scratch, peer)) = start_peer(&[("STRICT", "1")]) else {
+        return;
+    };
+    let env = local_env("", Some(peer.port));
+    let out = open_dir(&env, "out");
+    let secret = env.dir.join("secret");
+    fs::write(&secret, "secret-leak@example.org\n").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+    // Another user's list (nobody's), readable by all.
+    let others = out.join("others-list");
+    fs::write(
+        &others,
+        format!(
+            "{o}/written.mbox, \"|id -u > {o}/prog-id\"\n",
+            o = out.display()
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&others, Some(65534), Some(65534)).unwrap();
+    fs::set_permissions(&others, fs::Permissions::from_mode(0o644)).unwrap();
+    // The user's own list, named by the aliases file, naming the secret.
+    let mine = out.join("my-list");
+    fs::write(
+        &mine,
+        format!(":include:{}\nlist-ok@example.org\n", secret.display()),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&mine, Some(1001), Some(1001)).unwrap();
+    fs::set_permissions(&mine, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(
+        env.dir.join("aliases"),
+        format!("userlist: :include:{}\n", mine.display()),
+    )
+    .unwrap();
+    let fwd = write_forward(&format!(
+        ":include:{}\n:include:{}\nfwd-ok@example.org\n",
+        secret.display(),
+        others.display()
+    ));
+    let forwarded = env.sendmail(&["-odi", TEST_USER], MSG);
+    let listed = env.sendmail(&["-odi", "userlist"], MSG);
+    let _ = fs::remove_file(&fwd);
+    forwarded.code(67);
+    listed.code(67);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    let msgs = peer.wait_for(2, Duration::from_secs(10));
+    let t = peer.transcript();
+    assert!(!t.contains("secret-leak"), "{t}");
+    let all: String = msgs.iter().map(|(j, _)| j.as_str()).collect();
+    assert!(
+        all.contains("\"fwd-ok@example.org\"") && all.contains("\"list-ok@example.org\""),
+        "{all}"
+    );
+    // The other user's targets ran as the .forward's user.
+    let written = fs::metadata(out.join("written.mbox")).expect("the /file target");
+    assert_eq!(written.uid(), 1001);
+    assert_eq!(mbox_summary(&out.join("written.mbox")).len(), 1);
+    let id = fs::read_to_string(out.join("prog-id")).expect("the |command target");
+    assert_eq!(id.trim(), "1001");
+    // Both refusals reported to the sender (root), with the reason.
+    let reports = fs::read_to_string(mbox(&env, "root")).expect("reports");
+    let diag = format!(
+        "Diagnostic-Code: X-Unix; 550 5.7.1 :include:{0}... Cannot open {0}: Permission denied",
+        secret.display()
+    );
+    assert_eq!(reports.matches(&diag).count(), 2, "{diag:?} in\n{reports}");
+    assert!(!reports.contains("secret-leak"), "{reports}");
+}

@@ -1377,6 +1377,10 @@ pub fn main(args: Vec<OsString>) -> Sysexit {
         let code = local::mbox_child(args.get(2..).unwrap_or_default());
         std::process::exit(code);
     }
+    if args.get(1).is_some_and(|a| a == "--read-list") {
+        let code = local::read_list_child(args.get(2..).unwrap_or_default());
+        std::process::exit(code);
+    }
     rsendmail::log::init("rsendmail-deliver");
     let internal = split_internal(args);
     let after_commit = internal.entry.is_some().then_some(internal.status);
@@ -1466,8 +1470,9 @@ fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     let mut shown: Vec<String> = Vec::new();
     for a in local {
         // Local names through the aliases, each target shown (unknown users refused).
-        let x = rsendmail::aliases::Expander::system(engine.local.aliases(), &is_local)
-            .expand(std::slice::from_ref(&a.address), None);
+        let x = engine
+            .local
+            .expand(std::slice::from_ref(&a.address), None, &is_local);
         for e in &x.errors {
             println!("{}", e.text());
             if status == Sysexit::Ok {
