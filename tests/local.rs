@@ -489,12 +489,18 @@ fn forward_files_are_honoured_only_when_safe() {
     let home = PathBuf::from(format!("/home/{TEST_USER}"));
     let fwd = home.join(".forward");
     // Targets are checked like any address: a blank becomes a dot (BlankSub), the good
-    // ones are used, and each bad one (not an address, an unknown user) fails on its
-    // own, never sent anywhere, and is reported to the sender.
+    // ones are used, and each bad one (not an address, an unknown user, a list that
+    // includes itself) fails on its own, never sent anywhere, and is reported to the
+    // sender.
+    let lists = open_dir(&env, "lists");
+    let looped = lists.join("loop");
+    fs::write(&looped, format!(":include:{}\n", looped.display())).unwrap();
+    std::os::unix::fs::chown(&looped, Some(1001), Some(1001)).unwrap();
     fs::write(
         &fwd,
         format!(
-            "\\{TEST_USER}, forwarded@example.org, a@@example.org, x y@example.org\nnosuchuser-fwd, a@@example.org\n"
+            "\\{TEST_USER}, forwarded@example.org, a@@example.org, x y@example.org\nnosuchuser-fwd, a@@example.org\n:include:{}\n",
+            looped.display()
         ),
     )
     .unwrap();
@@ -529,6 +535,12 @@ fn forward_files_are_honoured_only_when_safe() {
         "'Final-Recipient': 'RFC822; nosuchuser-fwd@test.example'",
         "'Status': '5.1.1'",
         "'Diagnostic-Code': 'X-Unix; 550 5.1.1 nosuchuser-fwd... User unknown'",
+        &format!("'Final-Recipient': 'RFC822; :include:{}'", looped.display()),
+        "'Status': '5.4.6'",
+        &format!(
+            "'Diagnostic-Code': 'X-Unix; 554 5.4.6 :include:{}... aliasing/forwarding loop broken'",
+            looped.display()
+        ),
     ] {
         assert!(text.contains(want), "{want:?} in\n{text}");
     }
