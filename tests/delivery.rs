@@ -1240,3 +1240,23 @@ fn without_smtputf8_only_the_recipients_that_need_it_fail() {
         peer.transcript()
     );
 }
+
+/// More than the reply to the end of the data (a 421 right after the 250): the message
+/// was accepted in a dialogue that was in step, so it counts as delivered, once; only
+/// the connection is not used again.
+#[test]
+fn data_after_the_last_reply_ends_the_connection_not_the_delivery() {
+    let Some((_scratch, peer)) = start_peer(&[("EXTRA_AFTER_DOT", "1")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "O MaxConnections=1\n");
+    env.sendmail(&["-odq", "first@example.org"], MSG).code(0);
+    env.sendmail(&["-odq", "second@example.org"], MSG).code(0);
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    env.sendmail(&["-qf"], b"").code(0);
+    let t = peer.transcript();
+    assert_eq!(peer.messages().len(), 2, "{t}");
+    assert_eq!(t.matches(" EHLO ").count(), 2, "a new connection each: {t}");
+    assert!(!t.contains("RSET"), "{t}");
+}

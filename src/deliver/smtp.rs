@@ -353,6 +353,9 @@ pub struct Session {
     awaiting: usize,
     /// The server broke the protocol: no reply of the current transaction can be trusted.
     desynchronised: bool,
+    /// The server sent more than the last reply of a transaction: that reply stands, but
+    /// the connection is not used again.
+    spent: bool,
 }
 
 /// Base64 (RFC 4648), for AUTH.
@@ -508,6 +511,7 @@ impl Session {
                         // The greeting.
                         awaiting: 1,
                         desynchronised: false,
+                        spent: false,
                     };
                     match s.greet(helo_name, tls, creds, out) {
                         Ok(()) => return Ok(s),
@@ -537,6 +541,20 @@ impl Session {
     /// Read the next reply. One that answers no command (none is owed), or more data
     /// waiting once the last reply owed is read, is a protocol error.
     fn read(&mut self, timeout: Duration, out: &mut Transcript<'_>) -> Result<Reply, Reply> {
+        self.read_owed(timeout, out, false)
+    }
+
+    /// [`Session::read`]; with `last`, the reply is the transaction's last (to the end of
+    /// the data), read after a dialogue that was in step up to its 354: data after it
+    /// cannot change what it says about the message, so it stands, and the connection
+    /// is only not used again (a protocol error here would send a message the server
+    /// took again).
+    fn read_owed(
+        &mut self,
+        timeout: Duration,
+        out: &mut Transcript<'_>,
+        last: bool,
+    ) -> Result<Reply, Reply> {
         let state = self.state;
         if self.awaiting == 0 {
             return Err(self.protocol_error(format!(
@@ -557,6 +575,16 @@ impl Session {
         })?;
         self.awaiting -= 1;
         if self.awaiting == 0 && self.unsolicited() {
+            if last {
+                log::warn!(
+                    "{} sent more replies than commands (after {} during {}); connection closed",
+                    self.host,
+                    r.summary(),
+                    state.phase()
+                );
+                self.spent = true;
+                return Ok(r);
+            }
             return Err(self.protocol_error(format!(
                 "{} sent more replies than commands (after {} during {})",
                 self.host,
@@ -576,6 +604,11 @@ impl Session {
         command: &str,
     ) -> Result<Reply, Reply> {
         let r = self.read(timeout, out)?;
+        self.check(r, expect, command)
+    }
+
+    /// Whether `r` is a reply `command` may get; a protocol error if not.
+    fn check(&mut self, r: Reply, expect: Expect, command: &str) -> Result<Reply, Reply> {
         if expect.allows(r.code) {
             return Ok(r);
         }
@@ -1140,14 +1173,19 @@ impl Session {
         self.flush(t.datafinal)?;
         // The final dot went out with the data: it is owed a reply too.
         self.awaiting += 1;
+        let fin = self.read_owed(t.datafinal, out, true)?;
         let fin = self
-            .read_expect(t.datafinal, out, Expect::Completion, "the end of the data")?
+            .check(fin, Expect::Completion, "the end of the data")?
             .to("DATA");
         self.data_refused |= fin.is_permanent();
         for &i in &accepted {
             results[i] = Some(Outcome::from_reply(fin.clone()));
         }
-        self.state = State::Ready;
+        self.state = if self.spent {
+            State::Closed
+        } else {
+            State::Ready
+        };
         Ok((accepted.len(), retry))
     }
 

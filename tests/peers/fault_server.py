@@ -22,7 +22,8 @@ replies outside what a command allows (RFC 5321 4.3.2), each logged as "WRONG-RE
 DATA_250=1 answers DATA with 250 and reads no data; EXTRA_REPLIES=1 sends two more
 250 replies after each MAIL reply, in the same write; WRONG_REPLY="VERB reply" answers
 the command VERB (EHLO, HELO, MAIL, RCPT, DATA, RSET, STARTTLS, AUTH, or DOT for the end
-of the data) with that reply instead, doing nothing else;
+of the data) with that reply instead, doing nothing else; EXTRA_AFTER_DOT=1 sends a
+421 right after the reply that accepts a message, in the same write;
 STRICT=1 refuses (554 5.6.0) any message with a line over 998 octets (RFC 5321
 4.5.3.1.6, the transparency dot not counted) or a bare CR or LF, and keeps what it got in
 STATE_DIR/refused/<n>.eml; it also refuses (501 5.1.3) a MAIL or RCPT address that is not
@@ -209,6 +210,9 @@ class Handler:
                        "mail_options": envelope.mail_options,
                        "rcpt_options": envelope.rcpt_options}, f)
         os.rename(base + ".json.tmp", base + ".json")
+        if os.environ.get("EXTRA_AFTER_DOT"):
+            log(id(session), "WRONG-REPLY DOT 421 after the 250")
+            return "250 2.0.0 Ok: queued as TEST%d\r\n421 4.3.2 Going away (test)" % n
         return "250 2.0.0 Ok: queued as TEST%d" % n
 
 
