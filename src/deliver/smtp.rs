@@ -27,7 +27,10 @@
 //!   transaction can be trusted: every recipient of it gets a temporary failure
 //!   (`451 4.5.0 Protocol error: ...`, the message stays queued) and the connection is
 //!   closed, never reused. A positive reply of the wrong kind (a 250 where 354 is due)
-//!   therefore never counts as delivered.
+//!   therefore never counts as delivered. The one exception is data after the reply to
+//!   the end of the data: the dialogue was in step up to the 354, so that reply stands
+//!   (a protocol error would send a message the server took again); the connection is
+//!   only not reused.
 //!
 //! What the server sends is untrusted: its replies are read by [`read_reply`], and its
 //! EHLO keywords, AUTH challenges and error texts here without byte-index slicing, so no
