@@ -18,8 +18,22 @@
 //! Expansion is recursive with loop detection. A name that refers to itself from its own
 //! alias (`bob: bob, bob@elsewhere`) means the mailbox; `owner-<alias>` becomes the envelope
 //! sender for the recipients `<alias>` expands to; `|command` and `/file` targets run as the
-//! owner of the file they came from (the aliases file, an `:include:` file or a
-//! `.forward`), which the deliverer replaces by a default user when that is root.
+//! owner of the list they came from, which the deliverer replaces by a default user when
+//! that is root.
+//!
+//! Who owns a list, and so with whose rights its `:include:` files are read: the aliases
+//! file and an `:include:` file it names belong to their file's owner; a `.forward` belongs
+//! to its user. A list that belongs to a user other than root is that user's to write, so
+//! the `:include:` files it names are read with that user's rights (the deliverer reads
+//! them in a child that has become the user) and what they list belongs to that user too,
+//! never to the include file's owner and never to root: a user cannot have the deliverer
+//! read a file the user could not read, nor run a command or write a file as anyone else.
+//!
+//! List files (`:include:` files and `.forward`) are read by [`read_list_file`]: only a
+//! regular file, opened without blocking, and at most [`MAX_LIST_FILE`] octets of it, so
+//! that a FIFO, a device or a huge file named in a list cannot stall or exhaust the
+//! deliverer. One expansion reads each `:include:` file once and at most
+//! [`MAX_INCLUDES`] of them.
 //!
 //! Any text is an aliases file: a line is an alias (a non-empty name and at least one
 //! target) or a problem with its line number, never a panic; lines are cut with
@@ -345,6 +359,10 @@ pub enum ExpandError {
     Loop(String),
     /// An `:include:` file that cannot be read now (a temporary failure).
     Include(String, String),
+    /// An `:include:` file that cannot be a list: not a regular file, too large, one
+    /// that whoever controls the list may not read, or one too many: a permanent
+    /// failure, with its RFC 3463 status.
+    IncludeRefused(String, String, &'static str),
     /// A target that is not an address (`a@@example.org`, `x y@example.org`), refused
     /// like the same address on the command line.
     Invalid(String, address::Invalid),
@@ -357,7 +375,18 @@ impl ExpandError {
             ExpandError::UnknownUser(a)
             | ExpandError::Loop(a)
             | ExpandError::Include(a, _)
+            | ExpandError::IncludeRefused(a, _, _)
             | ExpandError::Invalid(a, _) => a,
+        }
+    }
+
+    /// The target that failed, as a report names it: the address, or `:include:path`.
+    pub fn target(&self) -> String {
+        match self {
+            ExpandError::Include(p, _) | ExpandError::IncludeRefused(p, _, _) => {
+                format!(":include:{p}")
+            }
+            e => e.address().to_string(),
         }
     }
 
@@ -369,7 +398,24 @@ impl ExpandError {
             ExpandError::UnknownUser(_) => Sysexit::NoUser,
             ExpandError::Loop(_) => Sysexit::Usage,
             ExpandError::Include(..) => Sysexit::TempFail,
+            ExpandError::IncludeRefused(..) => Sysexit::Unavailable,
             ExpandError::Invalid(_, e) => e.exit(),
+        }
+    }
+
+    /// The error as a delivery-time failure of its target: the reply code and the text
+    /// after it (`5.1.1 nobody... User unknown`), the `addr... reason` text prefixed
+    /// with its RFC 3463 status. Only [`ExpandError::Include`] is temporary.
+    pub fn reply(&self) -> (u16, String) {
+        match self {
+            ExpandError::UnknownUser(_) => (550, format!("5.1.1 {}", self.text())),
+            ExpandError::Loop(a) => (
+                554,
+                format!("5.4.6 {}... {}", address::shown(a), self.text()),
+            ),
+            ExpandError::Include(..) => (451, format!("4.3.0 {}", self.text())),
+            ExpandError::IncludeRefused(_, _, status) => (550, format!("{status} {}", self.text())),
+            ExpandError::Invalid(_, e) => (553, format!("{} {}", e.status(), self.text())),
         }
     }
 
@@ -378,7 +424,9 @@ impl ExpandError {
         match self {
             ExpandError::UnknownUser(a) => format!("{a}... User unknown"),
             ExpandError::Loop(_) => "aliasing/forwarding loop broken".into(),
-            ExpandError::Include(p, why) => format!(":include:{p}... Cannot open {p}: {why}"),
+            ExpandError::Include(p, why) | ExpandError::IncludeRefused(p, why, _) => {
+                format!(":include:{p}... Cannot open {p}: {why}")
+            }
             ExpandError::Invalid(a, e) => e.message(a),
         }
     }
@@ -394,14 +442,179 @@ pub struct Expansion {
 /// How deep aliases may nest (sendmail's MAXRCRSN is 10).
 pub const MAX_DEPTH: usize = 10;
 
+/// The most `:include:` files one expansion reads: a list that names more fails on the
+/// ones after it, so that no list can keep the deliverer reading files.
+pub const MAX_INCLUDES: usize = 100;
+
+/// The largest list file (`:include:` file, `.forward`) read: 1 MiB, some 50,000
+/// addresses. A larger one is refused whole, never read in part.
+pub const MAX_LIST_FILE: u64 = 1 << 20;
+
+/// Why a list file cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListFileError {
+    /// Not a regular file (a FIFO, a device, a directory, a symbolic link where none may
+    /// be): refused before it is opened for reading.
+    NotRegular(String),
+    /// More than [`MAX_LIST_FILE`] octets.
+    TooLarge(u64),
+    /// Whoever controls the list may not read it.
+    Denied(String),
+    /// Any other error, worth trying again later (`No such file or directory`, I/O).
+    Io(String),
+}
+
+impl ListFileError {
+    /// For good (the file is not one to read, or not its reader's), or worth a retry.
+    pub fn is_permanent(&self) -> bool {
+        !matches!(self, ListFileError::Io(_))
+    }
+
+    /// The RFC 3463 status of a permanent refusal.
+    pub fn status(&self) -> &'static str {
+        match self {
+            ListFileError::Denied(_) => "5.7.1",
+            ListFileError::NotRegular(_) | ListFileError::TooLarge(_) => "5.3.0",
+            ListFileError::Io(_) => "4.3.0",
+        }
+    }
+
+    pub fn text(&self) -> String {
+        match self {
+            ListFileError::NotRegular(what) => format!("not a regular file ({what})"),
+            ListFileError::TooLarge(n) => {
+                format!("larger than {MAX_LIST_FILE} bytes, the limit for a list file ({n} bytes)")
+            }
+            ListFileError::Denied(why) | ListFileError::Io(why) => why.clone(),
+        }
+    }
+}
+
+impl ListFileError {
+    /// The error as one line, for a child that read the file to tell its parent.
+    pub fn to_line(&self) -> String {
+        let (kind, text) = match self {
+            ListFileError::NotRegular(what) => ("not-regular", what.clone()),
+            ListFileError::TooLarge(n) => ("too-large", n.to_string()),
+            ListFileError::Denied(why) => ("denied", why.clone()),
+            ListFileError::Io(why) => ("io", why.clone()),
+        };
+        format!("{kind} {}", text.replace(['\r', '\n'], " "))
+    }
+
+    /// The error a child's line tells (see [`ListFileError::to_line`]); a line it cannot
+    /// read is an I/O error with that text.
+    pub fn from_line(line: &str) -> ListFileError {
+        let line = line.trim_end();
+        let (kind, text) = line.split_once(' ').unwrap_or((line, ""));
+        let text = text.to_string();
+        match kind {
+            "not-regular" => ListFileError::NotRegular(text),
+            "too-large" => match text.parse() {
+                Ok(n) => ListFileError::TooLarge(n),
+                Err(_) => ListFileError::Io(line.to_string()),
+            },
+            "denied" => ListFileError::Denied(text),
+            "io" => ListFileError::Io(text),
+            _ if line.is_empty() => ListFileError::Io("cannot read the file".into()),
+            _ => ListFileError::Io(line.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for ListFileError {
+    fn from(e: std::io::Error) -> ListFileError {
+        let text = crate::config::io_text(&e);
+        match e.raw_os_error() {
+            Some(libc::EACCES | libc::EPERM) => ListFileError::Denied(text),
+            Some(libc::ELOOP) => ListFileError::NotRegular("a symbolic link".into()),
+            _ => ListFileError::Io(text),
+        }
+    }
+}
+
+/// What a file that is not a regular one is, for messages.
+fn file_kind(t: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_file() {
+        None
+    } else if t.is_fifo() {
+        Some("a FIFO")
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_char_device() || t.is_block_device() {
+        Some("a device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else if t.is_symlink() {
+        Some("a symbolic link")
+    } else {
+        Some("not a file")
+    }
+}
+
+/// Read a list file (`:include:` file or `.forward`) with the caller's rights: its octets
+/// and its owner's uid. Only a regular file of at most [`MAX_LIST_FILE`] octets is read:
+/// the path is looked at first, so that a FIFO or a device is never opened; the open does
+/// not block (`O_NONBLOCK`) nor take a terminal (`O_NOCTTY`), follows no symbolic link
+/// when `no_follow` (`O_NOFOLLOW`), and the file opened must be the regular file looked
+/// at; at most one octet over the limit is read, in case it grew.
+pub fn read_list_file(path: &Path, no_follow: bool) -> Result<(Vec<u8>, u32), ListFileError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let seen = if no_follow {
+        std::fs::symlink_metadata(path)?
+    } else {
+        std::fs::metadata(path)?
+    };
+    let check = |md: &std::fs::Metadata| -> Result<(), ListFileError> {
+        if let Some(what) = file_kind(md.file_type()) {
+            return Err(ListFileError::NotRegular(what.into()));
+        }
+        if md.len() > MAX_LIST_FILE {
+            return Err(ListFileError::TooLarge(md.len()));
+        }
+        Ok(())
+    };
+    check(&seen)?;
+    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
+    if no_follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)?;
+    let md = f.metadata()?;
+    check(&md)?;
+    if (md.dev(), md.ino()) != (seen.dev(), seen.ino()) {
+        return Err(ListFileError::Io(format!(
+            "{} was replaced while it was opened",
+            path.display()
+        )));
+    }
+    let mut text = Vec::new();
+    f.take(MAX_LIST_FILE + 1).read_to_end(&mut text)?;
+    if text.len() as u64 > MAX_LIST_FILE {
+        return Err(ListFileError::TooLarge(text.len() as u64));
+    }
+    Ok((text, md.uid()))
+}
+
+/// Reads an `:include:` file: its text and its owner's uid. The second argument is the
+/// user whose rights it must be read with (the list naming it belongs to that user);
+/// `None`: the reader's own rights.
+pub type IncludeReader<'a> =
+    dyn Fn(&Path, Option<u32>) -> Result<(String, u32), ListFileError> + 'a;
+
 /// What expansion needs to know about the system.
 pub struct Expander<'a> {
     /// None: no aliasing (`-n`, or no aliases file).
     pub aliases: Option<&'a Aliases>,
     pub is_local: &'a dyn Fn(&str) -> bool,
     pub user_exists: &'a dyn Fn(&str) -> bool,
-    /// Read an `:include:` file: its text and its owner's uid.
-    pub read_include: &'a dyn Fn(&Path) -> std::io::Result<(String, u32)>,
+    /// Read an `:include:` file.
+    pub read_include: &'a IncludeReader<'a>,
 }
 
 impl<'a> Expander<'a> {
@@ -422,10 +635,17 @@ pub fn user_exists(name: &str) -> bool {
     nix::unistd::User::from_name(name).ok().flatten().is_some()
 }
 
-pub fn read_include(path: &Path) -> std::io::Result<(String, u32)> {
-    let md = std::fs::metadata(path)?;
-    let text = std::fs::read(path)?;
-    Ok((String::from_utf8_lossy(&text).into_owned(), md.uid()))
+/// Include files with the reader's own rights. One that must be read with a user's rights
+/// is left for the deliverer (a temporary error), which can take them: reading it here,
+/// with the set-group-id group of `rsendmail`, could read what the user may not.
+pub fn read_include(path: &Path, as_user: Option<u32>) -> Result<(String, u32), ListFileError> {
+    if let Some(uid) = as_user {
+        return Err(ListFileError::Io(format!(
+            "read by the deliverer with the rights of uid {uid}"
+        )));
+    }
+    let (text, uid) = read_list_file(path, false)?;
+    Ok((String::from_utf8_lossy(&text).into_owned(), uid))
 }
 
 impl Expander<'_> {
@@ -433,8 +653,9 @@ impl Expander<'_> {
     /// `|command` and `/file` targets run as `owner`.
     pub fn expand(&self, addrs: &[String], owner: Option<u32>) -> Expansion {
         let mut out = Expansion::default();
+        let mut included = std::collections::HashSet::new();
         for a in addrs {
-            self.one(a, owner, None, &mut Vec::new(), &mut out);
+            self.one(a, owner, None, &mut Vec::new(), &mut included, &mut out);
         }
         // The first mention wins (sendmail sends one copy per recipient).
         let mut seen = std::collections::HashSet::new();
@@ -460,12 +681,15 @@ impl Expander<'_> {
         });
     }
 
+    /// Expand one address into `out`. `chain` holds the aliases and `:include:`s being
+    /// expanded (for loops), `included` the `:include:` files this expansion has read.
     fn one(
         &self,
         addr: &str,
         owner: Option<u32>,
         sender: Option<String>,
         chain: &mut Vec<String>,
+        included: &mut std::collections::HashSet<String>,
         out: &mut Expansion,
     ) {
         let addr = addr.trim();
@@ -478,18 +702,41 @@ impl Expander<'_> {
                 out.errors.push(ExpandError::Loop(addr.to_string()));
                 return;
             }
-            match (self.read_include)(Path::new(path)) {
+            // A file already read in this expansion adds nothing new (its targets are
+            // there, and the first mention wins): it is not read again, so that lists
+            // naming each other many times cannot multiply the work.
+            if included.contains(path) {
+                return;
+            }
+            if included.len() >= MAX_INCLUDES {
+                out.errors.push(ExpandError::IncludeRefused(
+                    path.to_string(),
+                    format!("more than {MAX_INCLUDES} :include: files in one expansion"),
+                    "5.3.0",
+                ));
+                return;
+            }
+            included.insert(path.to_string());
+            // A list that belongs to a user: the file is read with that user's rights, and
+            // what it lists belongs to that user, whoever owns the file.
+            let as_user = owner.filter(|&u| u != 0);
+            match (self.read_include)(Path::new(path), as_user) {
                 Ok((text, uid)) => {
+                    let owner = Some(as_user.unwrap_or(uid));
                     chain.push(addr.to_string());
                     for t in list_targets(&text) {
-                        self.one(&t, Some(uid), sender.clone(), chain, out);
+                        self.one(&t, owner, sender.clone(), chain, included, out);
                     }
                     chain.pop();
                 }
-                Err(e) => out.errors.push(ExpandError::Include(
+                Err(e) if e.is_permanent() => out.errors.push(ExpandError::IncludeRefused(
                     path.to_string(),
-                    crate::config::io_text(&e),
+                    e.text(),
+                    e.status(),
                 )),
+                Err(e) => out
+                    .errors
+                    .push(ExpandError::Include(path.to_string(), e.text())),
             }
             return;
         }
@@ -542,7 +789,7 @@ impl Expander<'_> {
             };
             chain.push(key);
             for t in &alias.targets {
-                self.one(t, Some(aliases.owner), sender.clone(), chain, out);
+                self.one(t, Some(aliases.owner), sender.clone(), chain, included, out);
             }
             chain.pop();
             return;
@@ -574,17 +821,30 @@ pub fn recipients_from(
     targets
         .into_iter()
         .map(|t| {
-            let mut n = crate::spool::entry::Recipient::new(t.target.address());
-            n.orcpt = parent
-                .orcpt
-                .clone()
-                .or_else(|| Some(format!("rfc822;{qualified}")));
-            n.notify = parent.notify.clone();
+            let mut n = recipient_from(parent, t.target.address(), &qualified);
             n.sender = t.sender.or_else(|| parent.sender.clone());
             n.owner = t.owner;
             n
         })
         .collect()
+}
+
+/// The queue entry recipient for `address`, which an expansion of `parent` (written
+/// `qualified`) led to: the parent's NOTIFY and sender, and the parent as its ORCPT
+/// unless it had one. A target refused at expansion gets one too, for its report.
+pub fn recipient_from(
+    parent: &crate::spool::entry::Recipient,
+    address: String,
+    qualified: &str,
+) -> crate::spool::entry::Recipient {
+    let mut n = crate::spool::entry::Recipient::new(address);
+    n.orcpt = parent
+        .orcpt
+        .clone()
+        .or_else(|| Some(format!("rfc822;{qualified}")));
+    n.notify = parent.notify.clone();
+    n.sender = parent.sender.clone();
+    n
 }
 
 #[cfg(test)]
@@ -695,10 +955,7 @@ mod tests {
         }
     }
 
-    fn expander<'a>(
-        a: &'a Aliases,
-        includes: &'a dyn Fn(&Path) -> std::io::Result<(String, u32)>,
-    ) -> Expander<'a> {
+    fn expander<'a>(a: &'a Aliases, includes: &'a IncludeReader) -> Expander<'a> {
         Expander {
             aliases: Some(a),
             is_local: &|s: &str| !s.contains('@') || s.ends_with("@host.example"),
@@ -727,14 +984,14 @@ mod tests {
             "Nested: staff, Staff, root\n",
         ));
         a.owner = 0;
-        let inc = |p: &Path| -> std::io::Result<(String, u32)> {
+        let inc = |p: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
             if p == Path::new("/lists/members") {
                 Ok((
                     "# members\nm1@remote.example\nm2@remote.example, carol\n".into(),
                     1000,
                 ))
             } else {
-                Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+                Err(std::io::Error::from(std::io::ErrorKind::NotFound).into())
             }
         };
         let e = expander(&a, &inc);
@@ -792,6 +1049,176 @@ mod tests {
             Vec::<String>::new()
         );
         assert_eq!(addrs(&none.expand(&["bob".into()], None)), vec!["bob"]);
+    }
+
+    /// Who reads an `:include:` file, and who what it lists runs as: the list's owner.
+    #[test]
+    fn include_files_are_read_as_the_lists_owner() {
+        let mut a = parse(concat!(
+            "system: :include:/sys/list\n",
+            "userlist: :include:/home/u/list\n",
+        ));
+        a.owner = 0;
+        let reads = std::cell::RefCell::new(Vec::new());
+        // (path, owner of the file, text)
+        let files: &[(&str, u32, &str)] = &[
+            ("/sys/list", 0, "\"|/bin/sys\", :include:/home/u/list"),
+            (
+                "/home/u/list",
+                1000,
+                "\"|/bin/u\", :include:/other/list, :include:/root/secret",
+            ),
+            ("/other/list", 2000, "/var/other.mbox"),
+            ("/root/secret", 0, "secret@remote.example"),
+        ];
+        let inc = |p: &Path, as_user: Option<u32>| -> Result<(String, u32), ListFileError> {
+            reads.borrow_mut().push((p.display().to_string(), as_user));
+            let &(_, uid, text) = files
+                .iter()
+                .find(|(f, _, _)| Path::new(f) == p)
+                .expect("a known file");
+            // Root's secret: only root may read it.
+            if uid == 0 && as_user.is_some_and(|u| u != 0) && p.starts_with("/root") {
+                return Err(ListFileError::Denied("Permission denied".into()));
+            }
+            Ok((text.into(), uid))
+        };
+        let e = expander(&a, &inc);
+        let owners = |x: &Expansion| -> Vec<(String, Option<u32>)> {
+            x.targets
+                .iter()
+                .map(|t| (t.target.address(), t.owner))
+                .collect()
+        };
+        // From the aliases file (root's): the root-owned list with the reader's rights,
+        // the user's list it names likewise (root named it), what the user's list names
+        // with the user's rights, and everything in the user's lists runs as the user.
+        let x = e.expand(&["system".into()], None);
+        assert_eq!(
+            owners(&x),
+            vec![
+                ("|/bin/sys".into(), Some(0)),
+                ("|/bin/u".into(), Some(1000)),
+                ("/var/other.mbox".into(), Some(1000)),
+            ]
+        );
+        assert_eq!(
+            x.errors,
+            vec![ExpandError::IncludeRefused(
+                "/root/secret".into(),
+                "Permission denied".into(),
+                "5.7.1"
+            )]
+        );
+        assert_eq!(
+            reads.take(),
+            vec![
+                ("/sys/list".to_string(), None),
+                ("/home/u/list".to_string(), None),
+                ("/other/list".to_string(), Some(1000)),
+                ("/root/secret".to_string(), Some(1000)),
+            ]
+        );
+        // A user's .forward (expanded as the user's list): every include as the user.
+        let x = e.expand(&[":include:/other/list".into()], Some(1000));
+        assert_eq!(owners(&x), vec![("/var/other.mbox".into(), Some(1000))]);
+        assert_eq!(reads.take(), vec![("/other/list".to_string(), Some(1000))]);
+        let x = e.expand(&["userlist".into()], Some(1000));
+        assert_eq!(x.errors.len(), 1, "{x:?}");
+        // The default reader leaves user-read files to the deliverer.
+        assert!(matches!(
+            read_include(Path::new("/etc/hostname"), Some(1000)),
+            Err(ListFileError::Io(_))
+        ));
+    }
+
+    #[test]
+    fn list_file_errors_cross_a_pipe_as_lines() {
+        for e in [
+            ListFileError::NotRegular("a FIFO".into()),
+            ListFileError::TooLarge(2 << 20),
+            ListFileError::Denied("Permission denied".into()),
+            ListFileError::Io("No such file or directory".into()),
+        ] {
+            assert_eq!(ListFileError::from_line(&e.to_line()), e);
+        }
+        assert_eq!(
+            ListFileError::from_line("too-large x"),
+            ListFileError::Io("too-large x".into())
+        );
+        assert_eq!(
+            ListFileError::from_line(""),
+            ListFileError::Io("cannot read the file".into())
+        );
+        let e = ListFileError::Io("a\nb".into());
+        assert_eq!(e.to_line(), "io a b");
+    }
+
+    #[test]
+    fn only_regular_files_up_to_the_limit_are_read() {
+        let dir = std::env::temp_dir().join(format!("rsm-list-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = dir.join("ok");
+        std::fs::write(&ok, "a@example.org\n").unwrap();
+        assert_eq!(read_list_file(&ok, true).unwrap().0, b"a@example.org\n");
+        let big = dir.join("big");
+        std::fs::write(&big, vec![b'x'; MAX_LIST_FILE as usize + 1]).unwrap();
+        assert_eq!(
+            read_list_file(&big, false),
+            Err(ListFileError::TooLarge(MAX_LIST_FILE + 1))
+        );
+        std::fs::write(&big, vec![b'x'; MAX_LIST_FILE as usize]).unwrap();
+        assert!(read_list_file(&big, false).is_ok());
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&ok, &link).unwrap();
+        assert!(read_list_file(&link, false).is_ok());
+        assert_eq!(
+            read_list_file(&link, true),
+            Err(ListFileError::NotRegular("a symbolic link".into()))
+        );
+        assert_eq!(
+            read_list_file(&dir, false),
+            Err(ListFileError::NotRegular("a directory".into()))
+        );
+        assert_eq!(
+            read_list_file(Path::new("/dev/zero"), false),
+            Err(ListFileError::NotRegular("a device".into()))
+        );
+        assert!(matches!(
+            read_list_file(&dir.join("missing"), false),
+            Err(ListFileError::Io(_))
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn expansion_errors_as_delivery_failures() {
+        let cases: &[(ExpandError, u16, &str)] = &[
+            (
+                ExpandError::UnknownUser("ghost".into()),
+                550,
+                "5.1.1 ghost... User unknown",
+            ),
+            (
+                ExpandError::Loop("loop1".into()),
+                554,
+                "5.4.6 loop1... aliasing/forwarding loop broken",
+            ),
+            (
+                ExpandError::Invalid("a@@b.example".into(), address::Invalid::InvalidRoute),
+                553,
+                "5.1.3 a@@b.example... Invalid route address",
+            ),
+            (
+                ExpandError::Include("/l".into(), "No such file or directory".into()),
+                451,
+                "4.3.0 :include:/l... Cannot open /l: No such file or directory",
+            ),
+        ];
+        for (e, code, text) in cases {
+            assert_eq!(e.reply(), (*code, text.to_string()), "{e:?}");
+        }
     }
 
     #[test]

@@ -85,7 +85,8 @@ pub struct Refused {
 /// exist, as sendmail does at submission in every delivery mode (recorded from 8.17:
 /// `-odq`, `-odd` and `-odb` all print `nosuchuser... User unknown` and exit 67, and the
 /// queue holds the expanded recipients). Remote recipients pass untouched. A recipient
-/// whose `:include:` file cannot be read now stays as it is, for the deliverer.
+/// whose `:include:` file cannot be read here (the submitter may not read it, or it is
+/// no list file) stays as it is, for the deliverer, which reads it or reports why not.
 pub fn expand_local(
     recipients: Vec<Recipient>,
     aliases: Option<&crate::aliases::Aliases>,
@@ -122,10 +123,12 @@ pub fn expand_local(
             continue;
         }
         let x = ex.expand(std::slice::from_ref(&a), None);
-        if x.errors
-            .iter()
-            .any(|e| matches!(e, ExpandError::Include(..)))
-        {
+        if x.errors.iter().any(|e| {
+            matches!(
+                e,
+                ExpandError::Include(..) | ExpandError::IncludeRefused(..)
+            )
+        }) {
             add(&mut out, r);
             continue;
         }

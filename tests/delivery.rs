@@ -1068,3 +1068,195 @@ fn rset_before_reuse_and_a_refused_rset_defers() {
         }
     }
 }
+
+/// Point a test's config at another port (the SMARTHOST's `PORT` line).
+fn use_port(env: &Env, from: u16, to: u16) {
+    let conf = fs::read_to_string(&env.conf).unwrap();
+    fs::write(
+        &env.conf,
+        conf.replace(&format!("PORT {from}\n"), &format!("PORT {to}\n")),
+    )
+    .unwrap();
+}
+
+/// RFC 5321 §4.3.2: a reply its command may not get (a 250 to DATA, replies shifted by
+/// extra ones, a 354 where a 250 is due, a code outside 2yz-5yz) is a protocol error.
+/// Nothing is reported delivered, the message stays queued with a reason saying so (exit
+/// 0, as for any temporary failure), and the next run delivers it, once, through a server
+/// that keeps the protocol.
+#[test]
+fn replies_outside_a_commands_set_never_deliver() {
+    if !have_peer() {
+        return;
+    }
+    let scratch = Env::new();
+    let good = Peer::start(&scratch.dir, &[]);
+    let faults: &[&[(&str, &str)]] = &[
+        &[("DATA_250", "1")],
+        &[("DATA_250", "1"), ("NO_PIPELINING", "1")],
+        &[("EXTRA_REPLIES", "1")],
+        &[("EXTRA_REPLIES", "1"), ("NO_PIPELINING", "1")],
+        &[("WRONG_REPLY", "DOT 354 more please (test)")],
+        &[("WRONG_REPLY", "DOT 600 what (test)")],
+        &[("WRONG_REPLY", "RCPT 354 go ahead (test)")],
+        &[("WRONG_REPLY", "MAIL 334 a challenge (test)")],
+        &[("WRONG_REPLY", "EHLO 354 go ahead (test)")],
+    ];
+    let mut delivered = 0;
+    for fault in faults {
+        let bad = Peer::start(&scratch.dir, fault);
+        let env = relay_env(bad.port, "");
+        let r = env.sendmail(&["-odi", "-v", "a@example.org", "b@example.org"], MSG);
+        r.code(0);
+        assert!(!r.stdout.contains("Sent ("), "{fault:?}\n{}", r.stdout);
+        assert!(
+            bad.transcript().contains("WRONG-REPLY"),
+            "{fault:?}\n{}",
+            bad.transcript()
+        );
+        assert!(bad.messages().is_empty(), "{fault:?}");
+        let j = env.json();
+        assert_eq!(j.len(), 1, "{fault:?}: stays queued\n{}", r.stdout);
+        assert!(
+            j[0].contains("Deferred: 451 4.5.0 Protocol error: 127.0.0.1 "),
+            "{fault:?}\n{}",
+            j[0]
+        );
+        use_port(&env, bad.port, good.port);
+        env.sendmail(&["-qf"], b"").code(0);
+        assert!(env.entries().is_empty(), "{fault:?}\n{}", env.listing());
+        delivered += 1;
+        let msgs = good.wait_for(delivered, Duration::from_secs(10));
+        assert_eq!(msgs.len(), delivered, "{fault:?}");
+        let last = &msgs[delivered - 1].0;
+        assert!(
+            last.contains("\"a@example.org\"") && last.contains("\"b@example.org\""),
+            "{fault:?}: {last}"
+        );
+    }
+}
+
+/// A wrong reply to the RSET that begins the reuse of a connection: the next message is
+/// deferred with a protocol error, never delivered on that connection.
+#[test]
+fn a_wrong_reply_to_rset_defers_the_next_message() {
+    for pipelining in [true, false] {
+        let mut opts = vec![("WRONG_REPLY", "RSET 354 go ahead (test)")];
+        if !pipelining {
+            opts.push(("NO_PIPELINING", "1"));
+        }
+        let Some((_scratch, peer)) = start_peer(&opts) else {
+            return;
+        };
+        let env = relay_env(peer.port, "O MaxConnections=1\n");
+        env.sendmail(&["-odq", "first@example.org"], MSG).code(0);
+        env.sendmail(&["-odq", "second@example.org"], MSG).code(0);
+        env.sendmail(&["-qf"], b"").code(0);
+        let t = peer.transcript();
+        assert_eq!(peer.messages().len(), 1, "{t}");
+        assert_eq!(env.entries().len(), 1, "deferred, not lost: {t}");
+        let j = env.json();
+        assert!(
+            j[0].contains("Protocol error: 127.0.0.1 answered RSET with 354"),
+            "{}",
+            j[0]
+        );
+    }
+}
+
+/// RFC 6531 §3.2: to a server that does not offer SMTPUTF8 only the recipients whose
+/// address needs it fail (`553 5.6.7`, reported to the sender); the others are sent in a
+/// transaction without SMTPUTF8. A sender whose address needs it fails every recipient.
+#[test]
+fn without_smtputf8_only_the_recipients_that_need_it_fail() {
+    // smtp-sink never offers SMTPUTF8; the fault server is told not to.
+    let scratch = Env::new();
+    if let Some(sink) = Sink::start(&scratch.dir, &[]) {
+        let env = relay_env(sink.port, "");
+        env.sendmail(
+            &[
+                "-odi",
+                "-f",
+                "sender@example.org",
+                "jörg@example.org",
+                "ok@example.org",
+            ],
+            MSG,
+        )
+        .code(67);
+        let d = sink.dumps();
+        assert_eq!(d.len(), 2, "the message and the report: {d:?}");
+        let msg = d
+            .iter()
+            .find(|m| m.contains("X-Rcpt-Args: <ok@example.org>"))
+            .expect("the ASCII recipient got the message");
+        assert!(!msg.contains("jörg") && !msg.contains("SMTPUTF8"), "{msg}");
+        let report = d
+            .iter()
+            .find(|m| m.contains("X-Rcpt-Args: <sender@example.org>"))
+            .expect("a report to the sender");
+        assert!(
+            report.contains("jörg@example.org")
+                && report.contains("does not offer SMTPUTF8, which the address needs"),
+            "{report}"
+        );
+        assert!(!report.contains("Final-Recipient: RFC822; ok@"), "{report}");
+        assert!(env.entries().is_empty(), "{}", env.listing());
+        // A sender that needs SMTPUTF8: no recipient can be sent.
+        let before = sink.dumps().len();
+        env.sendmail(&["-odi", "-f", "jörg@example.org", "ok2@example.org"], MSG)
+            .code(67);
+        assert!(
+            !sink.dumps().iter().any(|m| m.contains("ok2@example.org")),
+            "{before}"
+        );
+    }
+    let Some((_scratch, peer)) = start_peer(&[("NO_SMTPUTF8", "1")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &[
+            "-odi",
+            "ok@example.org",
+            "jörg@example.org",
+            "b@example.org",
+        ],
+        MSG,
+    )
+    .code(67);
+    let msgs = peer.messages();
+    assert_eq!(msgs.len(), 1, "{}", peer.transcript());
+    let j = &msgs[0].0;
+    assert!(
+        j.contains("\"rcpt_tos\": [\"b@example.org\", \"ok@example.org\"]"),
+        "{j}"
+    );
+    assert!(j.contains("\"mail_options\": [\"SIZE="), "{j}");
+    assert!(!j.contains("SMTPUTF8"), "{j}");
+    assert!(
+        !peer.transcript().contains("j\u{f6}rg"),
+        "{}",
+        peer.transcript()
+    );
+}
+
+/// More than the reply to the end of the data (a 421 right after the 250): the message
+/// was accepted in a dialogue that was in step, so it counts as delivered, once; only
+/// the connection is not used again.
+#[test]
+fn data_after_the_last_reply_ends_the_connection_not_the_delivery() {
+    let Some((_scratch, peer)) = start_peer(&[("EXTRA_AFTER_DOT", "1")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "O MaxConnections=1\n");
+    env.sendmail(&["-odq", "first@example.org"], MSG).code(0);
+    env.sendmail(&["-odq", "second@example.org"], MSG).code(0);
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    env.sendmail(&["-qf"], b"").code(0);
+    let t = peer.transcript();
+    assert_eq!(peer.messages().len(), 2, "{t}");
+    assert_eq!(t.matches(" EHLO ").count(), 2, "a new connection each: {t}");
+    assert!(!t.contains("RSET"), "{t}");
+}

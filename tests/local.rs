@@ -453,11 +453,34 @@ fn include_with_a_thousand_members() {
     assert!(env.entries().is_empty());
 }
 
+/// Tests that write the test user's `.forward` take turns: the threads of this run, and
+/// other runs of the suite on this machine (an flock, held until the file is dropped).
+fn forward_turn() -> fs::File {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(std::env::temp_dir().join("rsendmail-tests-forward.lock"))
+        .unwrap();
+    f.lock().unwrap();
+    f
+}
+
+/// The test user's `.forward`, written as `text`, owned by the user, mode 0644.
+fn write_forward(text: &str) -> PathBuf {
+    let fwd = PathBuf::from(format!("/home/{TEST_USER}/.forward"));
+    fs::write(&fwd, text).unwrap();
+    std::os::unix::fs::chown(&fwd, Some(1001), Some(1001)).unwrap();
+    fs::set_permissions(&fwd, fs::Permissions::from_mode(0o644)).unwrap();
+    fwd
+}
+
 #[test]
 fn forward_files_are_honoured_only_when_safe() {
     if !is_root() || !can_switch_user() {
         return;
     }
+    let _turn = forward_turn();
     // A strict relay: a target that is not an address must never reach it.
     let Some((_scratch, peer)) = start_peer(&[("STRICT", "1")]) else {
         return;
@@ -465,16 +488,25 @@ fn forward_files_are_honoured_only_when_safe() {
     let env = local_env("", Some(peer.port));
     let home = PathBuf::from(format!("/home/{TEST_USER}"));
     let fwd = home.join(".forward");
-    // Targets are checked like any address: the bad one is left out, a blank becomes a
-    // dot (BlankSub), the others are used.
+    // Targets are checked like any address: a blank becomes a dot (BlankSub), the good
+    // ones are used, and each bad one (not an address, an unknown user, a list that
+    // includes itself) fails on its own, never sent anywhere, and is reported to the
+    // sender.
+    let lists = open_dir(&env, "lists");
+    let looped = lists.join("loop");
+    fs::write(&looped, format!(":include:{}\n", looped.display())).unwrap();
+    std::os::unix::fs::chown(&looped, Some(1001), Some(1001)).unwrap();
     fs::write(
         &fwd,
-        format!("\\{TEST_USER}, forwarded@example.org, a@@example.org, x y@example.org\n"),
+        format!(
+            "\\{TEST_USER}, forwarded@example.org, a@@example.org, x y@example.org\nnosuchuser-fwd, a@@example.org\n:include:{}\n",
+            looped.display()
+        ),
     )
     .unwrap();
     std::os::unix::fs::chown(&fwd, Some(1001), Some(1001)).unwrap();
     fs::set_permissions(&fwd, fs::Permissions::from_mode(0o644)).unwrap();
-    env.sendmail(&["-odi", TEST_USER], MSG).code(0);
+    env.sendmail(&["-odi", TEST_USER], MSG).code(67);
     let msgs = peer.wait_for(1, Duration::from_secs(10));
     assert_eq!(msgs.len(), 1);
     assert!(
@@ -483,11 +515,37 @@ fn forward_files_are_honoured_only_when_safe() {
         msgs[0].0
     );
     assert!(msgs[0].0.contains("\"x.y@example.org\""), "{}", msgs[0].0);
-    // The bad target was never tried: no refusal from the relay, so no report for it
-    // (the relay's refusal would bounce to root here).
+    // The bad targets were never tried at the relay.
     assert!(!peer.transcript().contains("a@@"), "{}", peer.transcript());
-    assert!(!mbox(&env, "root").exists(), "a report was sent");
+    assert!(
+        !peer.transcript().contains("nosuchuser"),
+        "{}",
+        peer.transcript()
+    );
     assert!(env.entries().is_empty(), "{}", env.listing());
+    // The sender (root) got one report naming both, each with its reason.
+    let all = fs::read(mbox(&env, "root")).expect("a report to the sender");
+    assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 1);
+    let text = parse_report(&all, &env);
+    for want in [
+        "'Final-Recipient': 'RFC822; a@@example.org'",
+        &format!("'Original-Recipient': 'rfc822;{TEST_USER}@test.example'"),
+        "'Status': '5.1.3'",
+        "'Diagnostic-Code': 'X-Unix; 553 5.1.3 a@@example.org... Invalid route address'",
+        "'Final-Recipient': 'RFC822; nosuchuser-fwd@test.example'",
+        "'Status': '5.1.1'",
+        "'Diagnostic-Code': 'X-Unix; 550 5.1.1 nosuchuser-fwd... User unknown'",
+        &format!("'Final-Recipient': 'RFC822; :include:{}'", looped.display()),
+        "'Status': '5.4.6'",
+        &format!(
+            "'Diagnostic-Code': 'X-Unix; 554 5.4.6 :include:{}... aliasing/forwarding loop broken'",
+            looped.display()
+        ),
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
+    assert_eq!(text.matches("a@@example.org'").count(), 1, "{text}");
+    assert!(!text.contains("forwarded@"), "{text}");
     assert_eq!(mbox_summary(&mbox(&env, TEST_USER)).len(), 1);
     let md = fs::metadata(mbox(&env, TEST_USER)).unwrap();
     assert_eq!((md.uid(), md.mode() & 0o777), (1001, 0o600));
@@ -956,4 +1014,180 @@ fn success_reports_when_asked() {
     // Without NOTIFY=SUCCESS, no report.
     env.sendmail(&["-odi", "root"], MSG).code(0);
     assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 3);
+}
+
+/// Run `sendmail ARGS` with this config, killed after `limit`: its status, or None when it
+/// had to be killed.
+fn run_with_limit(env: &Env, args: &[&str], limit: Duration) -> Option<std::process::ExitStatus> {
+    let mut child = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap()])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::delivery::wait_exit(&mut child, limit)
+}
+
+/// A list file that is not one, named by a `.forward` or by the aliases file: a FIFO
+/// (reading it would wait for a writer forever), a device (`/dev/zero` never ends), a file
+/// over the 1 MiB limit. Each fails its target at once with the reason, reported to the
+/// sender, and the same run goes on to deliver the other targets and the other mail.
+#[test]
+fn list_files_that_would_stall_or_exhaust_the_deliverer_are_refused() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let _turn = forward_turn();
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = local_env("", Some(peer.port));
+    let lists = open_dir(&env, "lists");
+    let fifo = lists.join("fifo");
+    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    let big = lists.join("big");
+    let line = "member-with-a-long-name@example.org\n";
+    fs::write(&big, line.repeat((1 << 20) / line.len() + 1)).unwrap();
+    for f in [&fifo, &big] {
+        std::os::unix::fs::chown(f, Some(1001), Some(1001)).unwrap();
+    }
+    fs::write(
+        env.dir.join("aliases"),
+        format!(
+            "biglist: :include:{}, alias-good@example.org\n",
+            big.display()
+        ),
+    )
+    .unwrap();
+    // The FIFO first: a deliverer that opened it would wait there.
+    let fwd = write_forward(&format!(
+        ":include:{}\n:include:/dev/zero\n:include:{}\nfwd-good@example.org\n",
+        fifo.display(),
+        big.display()
+    ));
+    env.sendmail(&["-odq", TEST_USER], MSG).code(0);
+    env.sendmail(&["-odq", "biglist"], MSG).code(0);
+    env.sendmail(&["-odq", "other@example.org"], MSG).code(0);
+    let status = run_with_limit(&env, &["-qf"], Duration::from_secs(30));
+    let _ = fs::remove_file(&fwd);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the queue run did not finish: {status:?}"
+    );
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    let msgs = peer.wait_for(3, Duration::from_secs(10));
+    let all: String = msgs.iter().map(|(j, _)| j.as_str()).collect();
+    for good in ["fwd-good@", "alias-good@", "other@"] {
+        assert!(all.contains(good), "{good} in {all}");
+    }
+    assert!(!all.contains("member-with"), "{all}");
+    // The reasons, in the reports to the sender (root).
+    let reports = fs::read_to_string(mbox(&env, "root")).expect("reports");
+    for want in [
+        format!("Final-Recipient: RFC822; :include:{}\n", fifo.display()),
+        format!(
+            "Cannot open {}: not a regular file (a FIFO)",
+            fifo.display()
+        ),
+        "Cannot open /dev/zero: not a regular file (a device)".to_string(),
+        format!(
+            "Cannot open {}: larger than 1048576 bytes, the limit for a list file",
+            big.display()
+        ),
+    ] {
+        assert!(reports.contains(&want), "{want:?} in\n{reports}");
+    }
+    assert_eq!(
+        reports
+            .matches(&format!(
+                "Final-Recipient: RFC822; :include:{}\n",
+                big.display()
+            ))
+            .count(),
+        2,
+        "once for the .forward, once for the alias:\n{reports}"
+    );
+}
+
+/// A user's lists are read with the user's rights, and what they list runs as the user.
+/// A `.forward` naming `:include:` a file only root may read: refused, nothing of it
+/// reaches the relay, and the sender is told why. One naming another user's file: its
+/// `/file` and `|command` targets run as the `.forward`'s user, not as the file's owner.
+/// An `:include:` inside a file the user owns, named by the aliases file: read as the
+/// user too.
+#[test]
+fn a_users_include_files_are_read_and_run_with_the_users_rights() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let _turn = forward_turn();
+    let Some((_scratch, peer)) = start_peer(&[("STRICT", "1")]) else {
+        return;
+    };
+    let env = local_env("", Some(peer.port));
+    let out = open_dir(&env, "out");
+    let secret = env.dir.join("secret");
+    fs::write(&secret, "secret-leak@example.org\n").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+    // Another user's list (nobody's), readable by all.
+    let others = out.join("others-list");
+    fs::write(
+        &others,
+        format!(
+            "{o}/written.mbox, \"|id -u > {o}/prog-id\"\n",
+            o = out.display()
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&others, Some(65534), Some(65534)).unwrap();
+    fs::set_permissions(&others, fs::Permissions::from_mode(0o644)).unwrap();
+    // The user's own list, named by the aliases file, naming the secret.
+    let mine = out.join("my-list");
+    fs::write(
+        &mine,
+        format!(":include:{}\nlist-ok@example.org\n", secret.display()),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&mine, Some(1001), Some(1001)).unwrap();
+    fs::set_permissions(&mine, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(
+        env.dir.join("aliases"),
+        format!("userlist: :include:{}\n", mine.display()),
+    )
+    .unwrap();
+    let fwd = write_forward(&format!(
+        ":include:{}\n:include:{}\nfwd-ok@example.org\n",
+        secret.display(),
+        others.display()
+    ));
+    let forwarded = env.sendmail(&["-odi", TEST_USER], MSG);
+    let listed = env.sendmail(&["-odi", "userlist"], MSG);
+    let _ = fs::remove_file(&fwd);
+    forwarded.code(67);
+    listed.code(67);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    let msgs = peer.wait_for(2, Duration::from_secs(10));
+    let t = peer.transcript();
+    assert!(!t.contains("secret-leak"), "{t}");
+    let all: String = msgs.iter().map(|(j, _)| j.as_str()).collect();
+    assert!(
+        all.contains("\"fwd-ok@example.org\"") && all.contains("\"list-ok@example.org\""),
+        "{all}"
+    );
+    // The other user's targets ran as the .forward's user.
+    let written = fs::metadata(out.join("written.mbox")).expect("the /file target");
+    assert_eq!(written.uid(), 1001);
+    assert_eq!(mbox_summary(&out.join("written.mbox")).len(), 1);
+    let id = fs::read_to_string(out.join("prog-id")).expect("the |command target");
+    assert_eq!(id.trim(), "1001");
+    // Both refusals reported to the sender (root), with the reason.
+    let reports = fs::read_to_string(mbox(&env, "root")).expect("reports");
+    let diag = format!(
+        "Diagnostic-Code: X-Unix; 550 5.7.1 :include:{0}... Cannot open {0}: Permission denied",
+        secret.display()
+    );
+    assert_eq!(reports.matches(&diag).count(), 2, "{diag:?} in\n{reports}");
+    assert!(!reports.contains("secret-leak"), "{reports}");
 }

@@ -366,3 +366,48 @@ fn auth_cram_md5() {
     );
     assert_eq!(peer.messages().len(), 1);
 }
+
+/// RFC 3207 §4 and RFC 4954 §4: STARTTLS gets 220 or a refusal, AUTH 334 or 235 or a
+/// refusal. Another reply is a protocol error: the message is deferred, nothing goes out
+/// in clear text after a STARTTLS that was not refused, and no credentials follow a
+/// reply that asked for none.
+#[test]
+fn wrong_replies_to_starttls_and_auth_defer() {
+    let Some((env0, pki)) = setup() else { return };
+    // (the wrong reply, the TLS keyword, whether the server requires AUTH)
+    for (wrong, config, auth) in [
+        (
+            "STARTTLS 250 2.0.0 go on (test)",
+            "OPPORTUNISTIC_TLS\n",
+            false,
+        ),
+        ("STARTTLS 354 go on (test)", "STARTTLS\n", false),
+        ("AUTH 354 go on (test)", "STARTTLS\n", true),
+        ("AUTH 250 2.0.0 fine (test)", "STARTTLS\n", true),
+    ] {
+        let mut extra = vec![("WRONG_REPLY", wrong)];
+        if auth {
+            extra.extend([("AUTH_USER", "bob"), ("AUTH_PASS", "s3cret-pw")]);
+        }
+        let peer = tls_peer(&env0, &pki, "srv", "starttls", &extra);
+        let env = relay(
+            peer.port,
+            &format!("{config}O CACertFile={}\n", pki.path("ca.pem")),
+        );
+        if auth {
+            use_auth_file(&env, "bob|127.0.0.1:s3cret-pw\n", 0o600);
+        }
+        env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
+        let verb = wrong.split(' ').next().unwrap();
+        let j = env.json();
+        assert!(
+            j[0].contains(&format!("Protocol error: 127.0.0.1 answered {verb} with")),
+            "{wrong}: {}",
+            j[0]
+        );
+        let t = peer.transcript();
+        assert!(t.contains("WRONG-REPLY"), "{wrong}: {t}");
+        assert!(!t.contains("MAIL"), "{wrong}: {t}");
+        assert!(peer.messages().is_empty(), "{wrong}");
+    }
+}

@@ -9,6 +9,14 @@
 //! delivers only to its own user's mailbox; every other local recipient stays queued
 //! with a reason mailq shows, for the root runner.
 //!
+//! List files a user controls (the user's `.forward`, and the `:include:` files named in
+//! it or in another file the user owns; see `rsendmail::aliases`) are read in a child
+//! (`rsendmail-deliver --read-list ...`) that has become the user (uid, gid and the
+//! user's groups) and prints the file, so the deliverer never reads for a user what the
+//! user could not read; a deliverer that is not root reads only its own user's lists (in
+//! a child without the set-group-id group), and leaves other users' for the root runner.
+//! The `|command` and `/file` targets of such a list run as the user.
+//!
 //! The mailbox append runs in a child (`rsendmail-deliver --mbox ...`) that gets the
 //! message's length first and then the message on stdin, so a deliverer that dies
 //! mid-message leaves a short read, which the child takes back (truncate to the old size).
@@ -23,7 +31,7 @@
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
-use rsendmail::aliases::{Aliases, ExpandError, Expander, Target};
+use rsendmail::aliases::{Aliases, ExpandError, Expander, ListFileError, Target};
 use rsendmail::mbox;
 use rsendmail::spool::entry::{Envelope, Recipient};
 use std::io::{BufRead, Read, Write};
@@ -43,8 +51,19 @@ pub enum LocalOutcome {
     /// Failed for good.
     Perm(u16, String),
     /// Replaced by these recipients (an alias met at delivery, or a `.forward`), which
-    /// go into a new entry.
-    Expanded(Vec<Recipient>, String),
+    /// go into a new entry, and the targets the expansion refused (a bad address, an
+    /// unknown user, a loop), each failed for good at once and reported to the sender.
+    Expanded(Vec<Recipient>, Vec<Refused>, String),
+}
+
+/// A target an expansion refused: a permanent failure of its own, never sent anywhere.
+#[derive(Debug)]
+pub struct Refused {
+    /// The target as a recipient of the entry being delivered (for its report).
+    pub recipient: Recipient,
+    pub code: u16,
+    /// The RFC 3463 status and the `addr... reason` text.
+    pub text: String,
 }
 
 /// Local delivery settings.
@@ -163,8 +182,122 @@ impl Local {
             .as_ref()
     }
 
-    fn expander<'a>(&'a self, is_local: &'a dyn Fn(&str) -> bool) -> Expander<'a> {
-        Expander::system(self.aliases(), is_local)
+    /// Expand addresses of a list that belongs to `owner` (`None`: the envelope), its
+    /// `:include:` files read by [`Local::read_list`].
+    pub fn expand(
+        &self,
+        addrs: &[String],
+        owner: Option<u32>,
+        is_local: &dyn Fn(&str) -> bool,
+    ) -> rsendmail::aliases::Expansion {
+        let read = |path: &Path, as_user: Option<u32>| self.read_list(path, as_user, false);
+        Expander {
+            read_include: &read,
+            ..Expander::system(self.aliases(), is_local)
+        }
+        .expand(addrs, owner)
+    }
+
+    /// Read a list file (an `:include:` file, a `.forward`): its text and its owner's uid.
+    /// With `as_user`, with that user's rights, in a child that has become the user (the
+    /// owner given back is then the user): only the root deliverer can take another
+    /// user's rights, so one that is not root leaves such a file for the root runner (a
+    /// temporary error). Without, with the deliverer's own rights.
+    pub fn read_list(
+        &self,
+        path: &Path,
+        as_user: Option<u32>,
+        no_follow: bool,
+    ) -> Result<(String, u32), ListFileError> {
+        let Some(uid) = as_user else {
+            return match rsendmail::aliases::read_list_file(path, no_follow) {
+                Ok((text, owner)) => Ok((String::from_utf8_lossy(&text).into_owned(), owner)),
+                // What root could read is not ours to refuse for good.
+                Err(ListFileError::Denied(why)) if !self.root => Err(ListFileError::Io(format!(
+                    "{why} (needs the root queue runner)"
+                ))),
+                Err(e) => Err(e),
+            };
+        };
+        if !self.root && uid != self.uid {
+            return Err(ListFileError::Io(format!(
+                "needs the root queue runner (to read it as uid {uid})"
+            )));
+        }
+        let text = self.read_as(path, uid, no_follow)?;
+        Ok((String::from_utf8_lossy(&text).into_owned(), uid))
+    }
+
+    /// Run the `--read-list` child as `uid` and take the file's octets from it.
+    fn read_as(&self, path: &Path, uid: u32, no_follow: bool) -> Result<Vec<u8>, ListFileError> {
+        let cannot =
+            |e: std::io::Error| ListFileError::Io(format!("cannot read it as uid {uid}: {e}"));
+        let exe = std::env::current_exe().map_err(cannot)?;
+        let mut cmd = Command::new(exe);
+        cmd.arg0("rsendmail-deliver")
+            .arg("--read-list")
+            .arg(path)
+            .arg(if no_follow { "nofollow" } else { "follow" })
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if self.root {
+            become_user(&mut cmd, uid);
+        } else {
+            drop_to(&mut cmd, (uid, uid), false);
+        }
+        let mut child = cmd.spawn().map_err(cannot)?;
+        // The child prints at most the limit; what it prints is taken up to one octet
+        // more, and its message up to a line.
+        let stdout = child.stdout.take();
+        let reader = std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(o) = stdout {
+                let _ = o
+                    .take(rsendmail::aliases::MAX_LIST_FILE + 1)
+                    .read_to_end(&mut text);
+            }
+            text
+        });
+        let stderr = child.stderr.take();
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(e) = stderr {
+                let _ = std::io::BufReader::new(e.take(4096)).read_line(&mut text);
+            }
+            text
+        });
+        let start = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break Some(s),
+                Ok(None) if start.elapsed() >= LIST_READ_LIMIT => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(_) => break None,
+            }
+        };
+        let text = reader.join().unwrap_or_default();
+        let error = errors.join().unwrap_or_default();
+        match status {
+            Some(s) if s.success() => {
+                if text.len() as u64 > rsendmail::aliases::MAX_LIST_FILE {
+                    return Err(ListFileError::TooLarge(text.len() as u64));
+                }
+                Ok(text)
+            }
+            Some(_) => Err(ListFileError::from_line(&error)),
+            None => Err(ListFileError::Io(format!(
+                "reading it as uid {uid} took more than {}s",
+                LIST_READ_LIMIT.as_secs()
+            ))),
+        }
     }
 
     /// The uid and gid a command or file target runs as.
@@ -222,9 +355,7 @@ impl Local {
                 if let Some(a) = self.aliases()
                     && a.get(&name).is_some()
                 {
-                    let x = self
-                        .expander(is_local)
-                        .expand(std::slice::from_ref(&addr), None);
+                    let x = self.expand(std::slice::from_ref(&addr), None, is_local);
                     return self.expanded(r, &addr, x, "alias");
                 }
                 let Some(u) = user(&name) else {
@@ -241,11 +372,14 @@ impl Local {
                 match forward_is_safe(&fwd, u.uid) {
                     Err(e) => return LocalOutcome::Temp(451, format!("4.3.0 {e}")),
                     Ok(false) => {}
-                    Ok(true) => match std::fs::read_to_string(&fwd) {
-                        Ok(text) => {
+                    // Read as its user: a .forward that is a hard link to a file the user
+                    // may not read gives nothing.
+                    Ok(true) => match self.read_list(&fwd, Some(u.uid).filter(|&id| id != 0), true)
+                    {
+                        Ok((text, _)) => {
                             let targets = rsendmail::aliases::list_targets(&text);
                             if !targets.is_empty() {
-                                let mut x = self.expander(is_local).expand(&targets, Some(u.uid));
+                                let mut x = self.expand(&targets, Some(u.uid), is_local);
                                 // The user's own name in the .forward is the mailbox.
                                 for t in &mut x.targets {
                                     if let Target::User(n) = &t.target
@@ -257,10 +391,23 @@ impl Local {
                                 return self.expanded(r, &addr, x, ".forward");
                             }
                         }
+                        // A .forward over the size limit is refused for good: its user
+                        // must shorten it.
+                        Err(e @ ListFileError::TooLarge(_)) => {
+                            return LocalOutcome::Perm(
+                                554,
+                                format!(
+                                    "{} cannot read {}: {}",
+                                    e.status(),
+                                    fwd.display(),
+                                    e.text()
+                                ),
+                            );
+                        }
                         Err(e) => {
                             return LocalOutcome::Temp(
                                 451,
-                                format!("4.3.0 cannot read {}: {e}", fwd.display()),
+                                format!("4.3.0 cannot read {}: {}", fwd.display(), e.text()),
                             );
                         }
                     },
@@ -270,6 +417,10 @@ impl Local {
         }
     }
 
+    /// The outcome of an expansion of `r`: an `:include:` that cannot be read now defers
+    /// it whole (nothing is sent until the list can be read); otherwise the valid targets
+    /// go on, and each refused one fails on its own (as sendmail bounces a bad address
+    /// of a `.forward`), never dropped with only a log line.
     fn expanded(
         &self,
         r: &Recipient,
@@ -284,24 +435,36 @@ impl Local {
         {
             return LocalOutcome::Temp(451, format!("4.3.0 cannot open :include:{p}: {why}"));
         }
-        for e in &x.errors {
-            log::warn!("{addr}: {how}: {}", e.text());
+        if x.targets.is_empty() && x.errors.is_empty() {
+            return LocalOutcome::Perm(550, "5.1.1 no recipients".into());
         }
-        if x.targets.is_empty() {
-            let why = x
-                .errors
-                .first()
-                .map(|e| e.text())
-                .unwrap_or_else(|| "no recipients".into());
-            let code = match x.errors.first() {
-                Some(ExpandError::Loop(_)) => "5.4.6",
-                _ => "5.1.1",
-            };
-            return LocalOutcome::Perm(550, format!("{code} {why}"));
-        }
+        let qualified = if r.address.contains('@') {
+            r.address.clone()
+        } else {
+            format!("{}@{}", r.address, self.host)
+        };
+        // One failure per refused target, however often the lists name it.
+        let mut seen = std::collections::HashSet::new();
+        let refused: Vec<Refused> = x
+            .errors
+            .iter()
+            .filter(|e| seen.insert(e.target().to_ascii_lowercase()))
+            .map(|e| {
+                log::warn!("{addr}: {how}: {}", e.text());
+                let (code, text) = e.reply();
+                Refused {
+                    recipient: rsendmail::aliases::recipient_from(r, e.target(), &qualified),
+                    code,
+                    text,
+                }
+            })
+            .collect();
         let list = rsendmail::aliases::recipients_from(r, x.targets, &self.host);
-        let text = format!("expanded by {how} to {} recipients", list.len());
-        LocalOutcome::Expanded(list, text)
+        let mut text = format!("expanded by {how} to {} recipients", list.len());
+        if !refused.is_empty() {
+            text.push_str(&format!(", {} refused", refused.len()));
+        }
+        LocalOutcome::Expanded(list, refused, text)
     }
 
     fn mailbox(
@@ -528,6 +691,64 @@ impl Local {
                 Some(c) => LocalOutcome::Perm(554, format!("5.3.0 {}", shown(c))),
                 None => LocalOutcome::Temp(451, format!("4.3.0 {command}: killed by a signal")),
             },
+        }
+    }
+}
+
+/// How long the child reading a list file as its user may take (a file on a network file
+/// system whose server does not answer): then the recipient is tried again later.
+const LIST_READ_LIMIT: Duration = Duration::from_secs(60);
+
+/// Run the child as the user `uid`, with the user's gid and groups (from the password and
+/// group databases, looked up here: between fork and exec only system calls are made),
+/// so that it can read what the user can, and nothing more. A uid without an account gets
+/// its own number as gid and no other group.
+fn become_user(cmd: &mut Command, uid: u32) {
+    let (gid, groups): (u32, Vec<libc::gid_t>) = match user_by_uid(uid) {
+        Some(u) => {
+            let groups = std::ffi::CString::new(u.name.as_str())
+                .ok()
+                .and_then(|name| {
+                    nix::unistd::getgrouplist(&name, nix::unistd::Gid::from_raw(u.gid)).ok()
+                })
+                .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
+                .unwrap_or_else(|| vec![u.gid]);
+            (u.gid, groups)
+        }
+        None => (uid, Vec::new()),
+    };
+    // SAFETY: only async-signal-safe system calls between fork and exec, on data made
+    // before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The `--read-list PATH follow|nofollow` child, run as the user whose list it is: print
+/// the list file (at most `MAX_LIST_FILE` octets; see `rsendmail::aliases::read_list_file`)
+/// and exit 0, or print why not as one line on stderr and exit 74 (EX_IOERR).
+pub fn read_list_child(args: &[std::ffi::OsString]) -> i32 {
+    let path = PathBuf::from(args.first().cloned().unwrap_or_default());
+    let no_follow = args.get(1).is_none_or(|a| a != "follow");
+    match rsendmail::aliases::read_list_file(&path, no_follow) {
+        Ok((text, _)) => match std::io::stdout().lock().write_all(&text) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("{}", ListFileError::from(e).to_line());
+                74
+            }
+        },
+        Err(e) => {
+            eprintln!("{}", e.to_line());
+            74
         }
     }
 }

@@ -652,12 +652,15 @@ fn attempt(
     }
     // Local recipients, one at a time (each in a child with the target's privileges).
     let is_local = |a: &str| route(engine, a) == Route::Local;
+    // Targets an expansion refused: failed at once, reported with the others below.
+    let mut refused: Vec<local::Refused> = Vec::new();
     for i in locals {
         let r = &env.recipients[i];
         let sender = engine.qualify(r.sender.as_deref().unwrap_or(&env.sender));
         if let Some(w) = out.as_deref_mut() {
             let _ = writeln!(w, "{}... Connecting to local...", r.address);
         }
+        let refused_before = refused.len();
         let o = match engine
             .local
             .deliver(&env, r, &is_local, &open_message, &sender)
@@ -671,21 +674,42 @@ fn attempt(
             local::LocalOutcome::Perm(code, text) => {
                 Outcome::PermFail(reply::Reply::local(code, text))
             }
-            local::LocalOutcome::Expanded(list, text) => {
-                match queue_expansion(spool, &env, list, &open_message) {
-                    Ok(id) => {
-                        let r = reply::Reply::local(250, format!("2.0.0 {text}, queued as {id}"));
-                        result.new_entries.push(id);
-                        Outcome::Delivered(r)
+            local::LocalOutcome::Expanded(list, failed, text) => {
+                let queued = if list.is_empty() {
+                    Ok(text)
+                } else if env.expansions as usize >= rsendmail::aliases::MAX_DEPTH {
+                    // `.forward` files that forward to each other: the message has been
+                    // re-queued as often as aliases may nest.
+                    Err(Outcome::PermFail(reply::Reply::local(
+                        554,
+                        format!("5.4.6 {}... aliasing/forwarding loop broken", r.address),
+                    )))
+                } else {
+                    match queue_expansion(spool, &env, list, &open_message) {
+                        Ok(id) => {
+                            result.new_entries.push(id.clone());
+                            Ok(format!("{text}, queued as {id}"))
+                        }
+                        Err(e) => Err(Outcome::TempFail(reply::Reply::local(
+                            451,
+                            format!("4.3.0 {}", e.message),
+                        ))),
                     }
-                    Err(e) => {
-                        Outcome::TempFail(reply::Reply::local(451, format!("4.3.0 {}", e.message)))
+                };
+                match queued {
+                    Ok(text) => {
+                        refused.extend(failed);
+                        Outcome::Delivered(reply::Reply::local(250, format!("2.0.0 {text}")))
                     }
+                    Err(o) => o,
                 }
             }
         };
         if let Some(w) = out.as_deref_mut() {
             let _ = writeln!(w, "{}... {}", r.address, stat_text(&o));
+            for f in refused.iter().skip(refused_before) {
+                let _ = writeln!(w, "{}... {} {}", f.recipient.address, f.code, f.text);
+            }
         }
         outcomes.push((i, o, "local", String::new()));
     }
@@ -762,7 +786,7 @@ fn attempt(
             relay_name.split(' ').next().unwrap_or_default().to_string()
         };
         let item = |kind, action| ReportItem {
-            i: *i,
+            rcpt: env.recipients[*i].clone(),
             kind,
             action,
             why: why.clone(),
@@ -793,6 +817,29 @@ fn attempt(
         state.recipients.retain(|(idx, _, _)| idx != i);
         state.recipients.push((*i, st, Some(why)));
     }
+    // The targets an expansion refused are not recipients of this entry: their failure
+    // is recorded by their report, queued with the others before the state is written
+    // (the entry's recipient that led to them is final only then).
+    for f in refused {
+        result.failed_rcpt += 1;
+        let why = format!("{} {}", f.code, f.text);
+        let dsn = dsn::status_of(&f.text, true);
+        log::info!(
+            "{}: to=<{}>, delay={}, xdelay={}, mailer=local, relay=local, dsn={dsn}, stat={why}",
+            env.id,
+            f.recipient.address,
+            hms(age),
+            hms(xdelay),
+        );
+        to_report.push(ReportItem {
+            rcpt: f.recipient,
+            kind: dsn::Kind::Failure,
+            action: "failed",
+            why,
+            reply: None,
+            remote: String::new(),
+        });
+    }
     if to_report.iter().any(|r| r.kind == dsn::Kind::Delay) {
         state.warned = true;
     }
@@ -821,12 +868,6 @@ fn queue_expansion(
     list: Vec<rsendmail::spool::entry::Recipient>,
     open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
 ) -> Result<String, Fatal> {
-    if env.expansions as usize >= rsendmail::aliases::MAX_DEPTH {
-        return Err(Fatal::new(
-            Sysexit::Usage,
-            "aliasing/forwarding loop broken",
-        ));
-    }
     let mut entry = spool.begin(clock::now())?;
     let id = entry.id.clone();
     let mut e2 = env.clone();
@@ -859,7 +900,8 @@ fn waited_words(secs: i64) -> String {
 
 /// One recipient's outcome as a delivery report needs it.
 struct ReportItem {
-    i: usize,
+    /// The recipient (of the entry, or a target its expansion refused).
+    rcpt: rsendmail::spool::entry::Recipient,
     kind: dsn::Kind,
     /// The DSN action: failed, delayed, delivered, relayed, expanded.
     action: &'static str,
@@ -918,14 +960,14 @@ fn send_reports(
     let mut groups: ReportGroups = Vec::new();
     for item in items {
         let ReportItem {
-            i,
+            rcpt,
             kind,
             action,
             why,
             reply,
             remote,
         } = item;
-        let r = &env.recipients[i];
+        let r = &rcpt;
         let ret = dsn::return_address(env, r).map(str::to_string);
         match &ret {
             Some(_) if !dsn::wanted(r, kind) => continue,
@@ -941,7 +983,7 @@ fn send_reports(
             // Still failing temporarily when the message expired.
             status = "4.4.7".into();
         }
-        let final_recipient = if r.address.starts_with(['|', '/', '\\']) {
+        let final_recipient = if r.address.starts_with(['|', '/', '\\', ':']) {
             r.address.clone()
         } else {
             engine.qualify(&r.address)
@@ -1335,6 +1377,10 @@ pub fn main(args: Vec<OsString>) -> Sysexit {
         let code = local::mbox_child(args.get(2..).unwrap_or_default());
         std::process::exit(code);
     }
+    if args.get(1).is_some_and(|a| a == "--read-list") {
+        let code = local::read_list_child(args.get(2..).unwrap_or_default());
+        std::process::exit(code);
+    }
     rsendmail::log::init("rsendmail-deliver");
     let internal = split_internal(args);
     let after_commit = internal.entry.is_some().then_some(internal.status);
@@ -1424,8 +1470,9 @@ fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     let mut shown: Vec<String> = Vec::new();
     for a in local {
         // Local names through the aliases, each target shown (unknown users refused).
-        let x = rsendmail::aliases::Expander::system(engine.local.aliases(), &is_local)
-            .expand(std::slice::from_ref(&a.address), None);
+        let x = engine
+            .local
+            .expand(std::slice::from_ref(&a.address), None, &is_local);
         for e in &x.errors {
             println!("{}", e.text());
             if status == Sysexit::Ok {

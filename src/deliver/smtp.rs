@@ -5,7 +5,8 @@
 //! - EHLO, falling back to HELO when EHLO is refused; extensions used only when offered:
 //!   PIPELINING (MAIL, every RCPT and DATA in one write, replies read in order — RFC 2920),
 //!   SIZE, 8BITMIME (`BODY=`), DSN (NOTIFY/ORCPT/RET/ENVID, RFC 3461), SMTPUTF8 (RFC 6531:
-//!   an address that needs it is refused locally when the server does not offer it).
+//!   when the server does not offer it, a recipient whose address needs it is refused
+//!   locally and the others are sent without it; a sender that needs it fails them all).
 //! - The data goes out as `rsendmail::message::wire` writes it: CRLF lines of at most 998
 //!   octets (RFC 5321 §4.5.3.1.6), dot-stuffed; an over-long header field is folded at
 //!   white space (RFC 5322 §2.2.3), an over-long body line continued with CRLF SP; a
@@ -19,6 +20,17 @@
 //! - Timeouts per RFC 5321 §4.5.3.2, each configurable as sendmail's `Timeout.<name>`.
 //! - Any I/O error or timeout ends the session: every recipient still open gets a
 //!   temporary failure, and the caller opens a new connection for the next message.
+//! - Each reply is checked against what its command allows (RFC 5321 §4.3.2, RFC 3207
+//!   §4, RFC 4954 §4; see [`Expect`]): a reply outside that set, or a reply that
+//!   answers no command (more replies than commands), is a protocol error. The client
+//!   and the server no longer agree on where the dialogue stands, so no reply of the
+//!   transaction can be trusted: every recipient of it gets a temporary failure
+//!   (`451 4.5.0 Protocol error: ...`, the message stays queued) and the connection is
+//!   closed, never reused. A positive reply of the wrong kind (a 250 where 354 is due)
+//!   therefore never counts as delivered. The one exception is data after the reply to
+//!   the end of the data: the dialogue was in step up to the 354, so that reply stands
+//!   (a protocol error would send a message the server took again); the connection is
+//!   only not reused.
 //!
 //! What the server sends is untrusted: its replies are read by [`read_reply`], and its
 //! EHLO keywords, AUTH challenges and error texts here without byte-index slicing, so no
@@ -109,6 +121,48 @@ impl Caps {
     }
 }
 
+/// The replies a command may get: its own positive replies, and any refusal (4yz, 5yz).
+///
+/// RFC 5321 §4.3.2 lists them per command: the greeting 220, EHLO/HELO, MAIL, RCPT and
+/// RSET 250 (and 251 for RCPT), DATA 354 and the end of the data 250; RFC 3207 §4 gives
+/// STARTTLS 220, RFC 4954 §4 gives AUTH 334 (a challenge) and 235 (done). As sendmail, any
+/// 2yz completes a command that expects 250. Anything else is a protocol error: a 2yz
+/// where a 3yz is due or the reverse, a 1yz, or a code outside 100-599.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// 220: the greeting, STARTTLS.
+    Ready,
+    /// 2yz: EHLO, HELO, MAIL, RCPT, RSET, the end of the data.
+    Completion,
+    /// 354: DATA.
+    StartData,
+    /// 334 or 235: AUTH, and each answer to one of its challenges.
+    Auth,
+}
+
+impl Expect {
+    /// Whether the command this expectation belongs to may get `code`.
+    pub fn allows(self, code: u16) -> bool {
+        (400..600).contains(&code)
+            || match self {
+                Expect::Ready => code == 220,
+                Expect::Completion => (200..300).contains(&code),
+                Expect::StartData => code == 354,
+                Expect::Auth => code == 334 || code == 235,
+            }
+    }
+
+    /// The positive replies, as a protocol error names them.
+    fn wanted(self) -> &'static str {
+        match self {
+            Expect::Ready => "220",
+            Expect::Completion => "2xx",
+            Expect::StartData => "354",
+            Expect::Auth => "334 or 235",
+        }
+    }
+}
+
 /// What the session is waiting for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -158,10 +212,13 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome a final reply gives: only a 2yz delivers, a 5yz fails for good, and
+    /// anything else is temporary (the replies reaching here were checked against their
+    /// command; this is the safe side for any that was not).
     pub fn from_reply(r: Reply) -> Outcome {
-        if r.is_positive() {
+        if (200..300).contains(&r.code) {
             Outcome::Delivered(r)
-        } else if r.is_permanent() {
+        } else if (500..600).contains(&r.code) {
             Outcome::PermFail(r)
         } else {
             Outcome::TempFail(r)
@@ -294,6 +351,14 @@ pub struct Session {
     /// A transaction has been started on this connection: the next one begins with
     /// RSET, as sendmail 8.17 begins each reuse of a cached connection.
     used: bool,
+    /// Replies owed: commands sent (or the greeting) not yet answered. A reply read when
+    /// none is owed, or data waiting once all are read, answers no command.
+    awaiting: usize,
+    /// The server broke the protocol: no reply of the current transaction can be trusted.
+    desynchronised: bool,
+    /// The server sent more than the last reply of a transaction: that reply stands, but
+    /// the connection is not used again.
+    spent: bool,
 }
 
 /// Base64 (RFC 4648), for AUTH.
@@ -446,6 +511,10 @@ impl Session {
                         verbose: out.is_some(),
                         data_refused: false,
                         used: false,
+                        // The greeting.
+                        awaiting: 1,
+                        desynchronised: false,
+                        spent: false,
                     };
                     match s.greet(helo_name, tls, creds, out) {
                         Ok(()) => return Ok(s),
@@ -472,18 +541,118 @@ impl Session {
         Err(last)
     }
 
+    /// Read the next reply. One that answers no command (none is owed), or more data
+    /// waiting once the last reply owed is read, is a protocol error.
     fn read(&mut self, timeout: Duration, out: &mut Transcript<'_>) -> Result<Reply, Reply> {
+        self.read_owed(timeout, out, false)
+    }
+
+    /// [`Session::read`]; with `last`, the reply is the transaction's last (to the end of
+    /// the data), read after a dialogue that was in step up to its 354: data after it
+    /// cannot change what it says about the message, so it stands, and the connection
+    /// is only not used again (a protocol error here would send a message the server
+    /// took again).
+    fn read_owed(
+        &mut self,
+        timeout: Duration,
+        out: &mut Transcript<'_>,
+        last: bool,
+    ) -> Result<Reply, Reply> {
         let state = self.state;
+        if self.awaiting == 0 {
+            return Err(self.protocol_error(format!(
+                "{} sent a reply that answers no command (during {})",
+                self.host,
+                state.phase()
+            )));
+        }
         let _ = self.sock.set_read_timeout(Some(timeout));
         let res = read_reply(&mut self.conn, |l| {
             if let Some(w) = out.as_deref_mut() {
                 let _ = writeln!(w, "{l}");
             }
         });
-        res.map_err(|e| {
+        let r = res.map_err(|e| {
             self.state = State::Closed;
             io_reply(&e, state, &self.host)
-        })
+        })?;
+        self.awaiting -= 1;
+        if self.awaiting == 0 && self.unsolicited() {
+            if last {
+                log::warn!(
+                    "{} sent more replies than commands (after {} during {}); connection closed",
+                    self.host,
+                    r.summary(),
+                    state.phase()
+                );
+                self.spent = true;
+                return Ok(r);
+            }
+            return Err(self.protocol_error(format!(
+                "{} sent more replies than commands (after {} during {})",
+                self.host,
+                r.summary(),
+                state.phase()
+            )));
+        }
+        Ok(r)
+    }
+
+    /// Read the reply to `command` and check it is one the command may get.
+    fn read_expect(
+        &mut self,
+        timeout: Duration,
+        out: &mut Transcript<'_>,
+        expect: Expect,
+        command: &str,
+    ) -> Result<Reply, Reply> {
+        let r = self.read(timeout, out)?;
+        self.check(r, expect, command)
+    }
+
+    /// Whether `r` is a reply `command` may get; a protocol error if not.
+    fn check(&mut self, r: Reply, expect: Expect, command: &str) -> Result<Reply, Reply> {
+        if expect.allows(r.code) {
+            return Ok(r);
+        }
+        Err(self.protocol_error(format!(
+            "{} answered {command} with {} ({} expected)",
+            self.host,
+            r.summary(),
+            expect.wanted()
+        )))
+    }
+
+    /// The server broke the protocol: the session ends (the connection is closed, not
+    /// reused), and the reply to give every recipient of the transaction.
+    fn protocol_error(&mut self, what: String) -> Reply {
+        self.state = State::Closed;
+        self.desynchronised = true;
+        Reply::local(451, format!("4.5.0 Protocol error: {what}"))
+    }
+
+    /// Whether the server has sent anything that no command asked for yet: data left in
+    /// the buffer, or (on a plain connection) waiting on the socket. Under TLS only the
+    /// buffer is looked at: the socket may hold TLS records that carry no reply.
+    fn unsolicited(&self) -> bool {
+        if !self.conn.buffer().is_empty() {
+            return true;
+        }
+        if !matches!(self.conn.get_ref(), Stream::Plain(_)) {
+            return false;
+        }
+        use std::os::fd::AsRawFd;
+        let mut byte = [0u8; 1];
+        // SAFETY: a one-byte peek into a buffer we own, on our own socket, not waiting.
+        let n = unsafe {
+            libc::recv(
+                self.sock.as_raw_fd(),
+                byte.as_mut_ptr().cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        n > 0
     }
 
     /// Queue a command line (written on the next flush).
@@ -495,10 +664,11 @@ impl Session {
         Ok(())
     }
 
-    /// Queue a line that is not echoed (credentials).
+    /// Queue a line that is not echoed (credentials). Every line sent is owed a reply.
     fn put_quiet(&mut self, line: &str) {
         self.wbuf.extend_from_slice(line.as_bytes());
         self.wbuf.extend_from_slice(b"\r\n");
+        self.awaiting += 1;
     }
 
     fn flush(&mut self, timeout: Duration) -> Result<(), Reply> {
@@ -520,8 +690,8 @@ impl Session {
         self.state = State::EhloReply;
         self.put(&format!("EHLO {helo_name}"), out)?;
         self.flush(self.timeouts.helo)?;
-        let r = self.read(self.timeouts.helo, out)?;
-        if r.code == 250 {
+        let r = self.read_expect(self.timeouts.helo, out, Expect::Completion, "EHLO")?;
+        if r.is_positive() {
             self.caps = Caps::from_ehlo(&r);
         } else if r.code == 421 {
             return Err(r);
@@ -529,8 +699,8 @@ impl Session {
             self.state = State::HeloReply;
             self.put(&format!("HELO {helo_name}"), out)?;
             self.flush(self.timeouts.helo)?;
-            let r = self.read(self.timeouts.helo, out)?;
-            if r.code != 250 {
+            let r = self.read_expect(self.timeouts.helo, out, Expect::Completion, "HELO")?;
+            if !r.is_positive() {
                 return Err(r);
             }
             self.caps = Caps::default();
@@ -549,7 +719,7 @@ impl Session {
             self.handshake(tls)?;
         }
         self.state = State::Greeting;
-        let g = self.read(self.timeouts.initial, out)?;
+        let g = self.read_expect(self.timeouts.initial, out, Expect::Ready, "the greeting")?;
         if g.code != 220 {
             return Err(g);
         }
@@ -559,7 +729,7 @@ impl Session {
                 self.state = State::StartTlsReply;
                 self.put("STARTTLS", out)?;
                 self.flush(self.timeouts.helo)?;
-                let r = self.read(self.timeouts.helo, out)?;
+                let r = self.read_expect(self.timeouts.helo, out, Expect::Ready, "STARTTLS")?;
                 if r.code == 220 {
                     self.handshake(tls)?;
                     // RFC 3207 §4.2: forget what the server said before; ask again.
@@ -694,11 +864,11 @@ impl Session {
             }
             self.put_quiet(&format!("AUTH PLAIN {token}"));
             self.flush(self.timeouts.helo)?;
-            self.read(self.timeouts.helo, out)?
+            self.read_expect(self.timeouts.helo, out, Expect::Auth, "AUTH")?
         } else if has("CRAM-MD5") {
             self.put("AUTH CRAM-MD5", out)?;
             self.flush(self.timeouts.helo)?;
-            let r = self.read(self.timeouts.helo, out)?;
+            let r = self.read_expect(self.timeouts.helo, out, Expect::Auth, "AUTH")?;
             if r.code != 334 {
                 r
             } else {
@@ -710,12 +880,12 @@ impl Session {
                     cram_md5(&c.user, &c.password, &challenge).as_bytes(),
                 ));
                 self.flush(self.timeouts.helo)?;
-                self.read(self.timeouts.helo, out)?
+                self.read_expect(self.timeouts.helo, out, Expect::Auth, "AUTH")?
             }
         } else if has("LOGIN") {
             self.put("AUTH LOGIN", out)?;
             self.flush(self.timeouts.helo)?;
-            let mut r = self.read(self.timeouts.helo, out)?;
+            let mut r = self.read_expect(self.timeouts.helo, out, Expect::Auth, "AUTH")?;
             for secret in [&c.user, &c.password] {
                 if r.code != 334 {
                     break;
@@ -725,7 +895,7 @@ impl Session {
                 }
                 self.put_quiet(&base64(secret.as_bytes()));
                 self.flush(self.timeouts.helo)?;
-                r = self.read(self.timeouts.helo, out)?;
+                r = self.read_expect(self.timeouts.helo, out, Expect::Auth, "AUTH")?;
             }
             r
         } else {
@@ -805,15 +975,38 @@ impl Session {
         self.data_refused = false;
         let mut results: Vec<Option<Outcome>> = vec![None; n];
         let mut pending: Vec<usize> = (0..n).collect();
-        let utf8_needed =
-            !m.sender.is_ascii() || m.recipients.iter().any(|r| !r.address.is_ascii());
-        if utf8_needed && !self.caps.smtputf8 {
+        if !self.caps.smtputf8 {
+            // RFC 6531 §3.2: without SMTPUTF8 an address that needs it cannot be sent.
+            // That is the recipient's failure alone; a sender that needs it is every
+            // recipient's.
+            if !m.sender.is_ascii() {
+                let r = Reply::local(
+                    553,
+                    "5.6.7 The server does not offer SMTPUTF8, which the sender's address needs",
+                );
+                return vec![Outcome::PermFail(r); n];
+            }
             let r = Reply::local(
                 553,
-                "5.6.7 The server does not offer SMTPUTF8, which the addresses need",
+                "5.6.7 The server does not offer SMTPUTF8, which the address needs",
             );
-            return vec![Outcome::PermFail(r); n];
+            for (i, rcpt) in m.recipients.iter().enumerate() {
+                if !rcpt.address.is_ascii()
+                    && let Some(slot) = results.get_mut(i)
+                {
+                    *slot = Some(Outcome::PermFail(r.clone()));
+                }
+            }
+            pending.retain(|&i| results.get(i).is_some_and(Option::is_none));
+            if pending.is_empty() {
+                return results.into_iter().flatten().collect();
+            }
         }
+        // Only with a server that offers it (checked above).
+        let utf8_needed = !m.sender.is_ascii()
+            || pending
+                .iter()
+                .any(|&i| m.recipients.get(i).is_some_and(|r| !r.address.is_ascii()));
         let data = match self.measure(m) {
             Ok(d) => d,
             Err(e) => {
@@ -826,8 +1019,11 @@ impl Session {
                 match self.transaction(m, &pending, &mut results, utf8_needed, &data, out) {
                     Ok(v) => v,
                     Err(r) => {
+                        // After a protocol error even the replies already read in this
+                        // transaction may have answered other commands: none counts.
+                        let untrusted = self.desynchronised;
                         for i in &pending {
-                            if results[*i].is_none() {
+                            if untrusted || results[*i].is_none() {
                                 results[*i] = Some(Outcome::from_reply(r.clone()));
                             }
                         }
@@ -889,16 +1085,23 @@ impl Session {
             self.rset_reply(out)?;
             self.state = State::MailReply;
         }
-        let mail_reply = self.read(t.mail, out)?.to(&mail);
+        let mail_reply = self
+            .read_expect(t.mail, out, Expect::Completion, "MAIL")?
+            .to(&mail);
         let mut accepted = Vec::new();
         let mut retry = Vec::new();
         if !mail_reply.is_positive() {
             if pipelined {
                 // Collect the RCPT and DATA replies the server still sends.
+                self.state = State::RcptReply;
                 for _ in &rcpts {
-                    self.read(t.rcpt, out)?;
+                    self.read_expect(t.rcpt, out, Expect::Completion, "RCPT")?;
                 }
-                self.read(t.datainit, out)?;
+                self.state = State::DataReply;
+                let d = self.read_expect(t.datainit, out, Expect::StartData, "DATA")?;
+                if d.code == 354 {
+                    self.end_empty_data(out)?;
+                }
             }
             for &i in which {
                 results[i] = Some(Outcome::from_reply(mail_reply.clone()));
@@ -912,7 +1115,9 @@ impl Session {
                 self.put(&rcpts[k], out)?;
                 self.flush(t.rcpt)?;
             }
-            let r = self.read(t.rcpt, out)?.to(&rcpts[k]);
+            let r = self
+                .read_expect(t.rcpt, out, Expect::Completion, "RCPT")?
+                .to(&rcpts[k]);
             if r.is_positive() {
                 accepted.push(i);
             } else if r.code == 452 {
@@ -931,7 +1136,9 @@ impl Session {
             self.put("DATA", out)?;
             self.flush(t.datainit)?;
         }
-        let data_reply = self.read(t.datainit, out)?.to("DATA");
+        let data_reply = self
+            .read_expect(t.datainit, out, Expect::StartData, "DATA")?
+            .to("DATA");
         if data_reply.code != 354 {
             if !accepted.is_empty() {
                 self.data_refused |= data_reply.is_permanent();
@@ -943,13 +1150,7 @@ impl Session {
             return Ok((0, retry));
         }
         if accepted.is_empty() {
-            // RFC 2920 §3.1: the server said 354 although no recipient was accepted; end
-            // the (empty) message and discard its reply.
-            self.state = State::DataFinalReply;
-            self.put(".", out)?;
-            self.flush(t.datafinal)?;
-            self.read(t.datafinal, out)?;
-            self.state = State::Ready;
+            self.end_empty_data(out)?;
             return Ok((0, retry));
         }
         self.state = State::DataFinalReply;
@@ -973,13 +1174,38 @@ impl Session {
             let _ = writeln!(w, ">>> .");
         }
         self.flush(t.datafinal)?;
-        let fin = self.read(t.datafinal, out)?.to("DATA");
+        // The final dot went out with the data: it is owed a reply too.
+        self.awaiting += 1;
+        let fin = self.read_owed(t.datafinal, out, true)?;
+        let fin = self
+            .check(fin, Expect::Completion, "the end of the data")?
+            .to("DATA");
         self.data_refused |= fin.is_permanent();
         for &i in &accepted {
             results[i] = Some(Outcome::from_reply(fin.clone()));
         }
-        self.state = State::Ready;
+        self.state = if self.spent {
+            State::Closed
+        } else {
+            State::Ready
+        };
         Ok((accepted.len(), retry))
+    }
+
+    /// RFC 2920 §3.1: the server said 354 although no recipient (or no MAIL) was
+    /// accepted; end the (empty) message and discard its reply.
+    fn end_empty_data(&mut self, out: &mut Transcript<'_>) -> Result<(), Reply> {
+        self.state = State::DataFinalReply;
+        self.put(".", out)?;
+        self.flush(self.timeouts.datafinal)?;
+        self.read_expect(
+            self.timeouts.datafinal,
+            out,
+            Expect::Completion,
+            "the end of the data",
+        )?;
+        self.state = State::Ready;
+        Ok(())
     }
 
     fn reset(&mut self, out: &mut Transcript<'_>) -> Result<(), Reply> {
@@ -992,7 +1218,7 @@ impl Session {
     /// Read RSET's reply: anything but 2xx makes the connection unusable. That is the
     /// connection's failure, not the recipients': they are tried again later.
     fn rset_reply(&mut self, out: &mut Transcript<'_>) -> Result<(), Reply> {
-        let r = self.read(self.timeouts.rset, out)?;
+        let r = self.read_expect(self.timeouts.rset, out, Expect::Completion, "RSET")?;
         if !r.is_positive() {
             self.state = State::Closed;
             return Err(Reply::local(
@@ -1070,6 +1296,66 @@ mod tests {
         assert!(c.pipelining && c.eightbitmime && c.dsn && c.starttls && !c.smtputf8);
         assert_eq!(c.size, Some(10_240_000));
         assert_eq!(c.auth, ["PLAIN", "LOGIN"]);
+    }
+
+    #[test]
+    fn replies_each_command_may_get() {
+        use Expect::*;
+        // (what the command expects, the reply's code, whether it may get it)
+        let cases: &[(Expect, u16, bool)] = &[
+            (Ready, 220, true),
+            (Ready, 250, false),
+            (Ready, 354, false),
+            (Ready, 421, true),
+            (Ready, 554, true),
+            (Completion, 250, true),
+            (Completion, 251, true),
+            (Completion, 220, true),
+            (Completion, 354, false),
+            (Completion, 334, false),
+            (Completion, 199, false),
+            (Completion, 0, false),
+            (Completion, 600, false),
+            (Completion, 999, false),
+            (Completion, 452, true),
+            (Completion, 550, true),
+            (StartData, 354, true),
+            (StartData, 250, false),
+            (StartData, 220, false),
+            (StartData, 334, false),
+            (StartData, 451, true),
+            (StartData, 554, true),
+            (Auth, 334, true),
+            (Auth, 235, true),
+            (Auth, 250, false),
+            (Auth, 354, false),
+            (Auth, 454, true),
+            (Auth, 535, true),
+        ];
+        for &(expect, code, ok) in cases {
+            assert_eq!(expect.allows(code), ok, "{expect:?} {code}");
+        }
+    }
+
+    #[test]
+    fn only_a_2yz_delivers() {
+        let o = |code| match Outcome::from_reply(Reply::local(code, "x")) {
+            Outcome::Delivered(_) => "delivered",
+            Outcome::TempFail(_) => "temporary",
+            Outcome::PermFail(_) => "permanent",
+        };
+        for (code, want) in [
+            (250, "delivered"),
+            (251, "delivered"),
+            (354, "temporary"),
+            (334, "temporary"),
+            (199, "temporary"),
+            (451, "temporary"),
+            (554, "permanent"),
+            (600, "temporary"),
+        ] {
+            assert_eq!(o(code), want, "{code}");
+        }
     }
 
     #[test]

@@ -18,6 +18,12 @@ Faults, by the local part of a recipient:
   stall...        no reply after the data, for STALL seconds (default 30)
 Options (environment): NO_PIPELINING=1 hides PIPELINING; NO_EHLO=1 refuses EHLO (502);
 RSET_FAIL=1 answers RSET with 500;
+replies outside what a command allows (RFC 5321 4.3.2), each logged as "WRONG-REPLY":
+DATA_250=1 answers DATA with 250 and reads no data; EXTRA_REPLIES=1 sends two more
+250 replies after each MAIL reply, in the same write; WRONG_REPLY="VERB reply" answers
+the command VERB (EHLO, HELO, MAIL, RCPT, DATA, RSET, STARTTLS, AUTH, or DOT for the end
+of the data) with that reply instead, doing nothing else; EXTRA_AFTER_DOT=1 sends a
+421 right after the reply that accepts a message, in the same write;
 STRICT=1 refuses (554 5.6.0) any message with a line over 998 octets (RFC 5321
 4.5.3.1.6, the transparency dot not counted) or a bare CR or LF, and keeps what it got in
 STATE_DIR/refused/<n>.eml; it also refuses (501 5.1.3) a MAIL or RCPT address that is not
@@ -26,7 +32,8 @@ TLS_CERT and TLS_KEY with TLS_MODE=starttls (offer STARTTLS) or implicit (TLS fr
 first byte); AUTH_USER and AUTH_PASS make AUTH PLAIN/LOGIN/CRAM-MD5 required (AUTH_ONLY_CRAM=1 offers
 only CRAM-MD5). The transcript marks
 MAIL commands given over TLS ("tls") and after AUTH ("auth=<user>"). BIND=::1 listens
-on IPv6 loopback instead of 127.0.0.1.
+on IPv6 loopback instead of 127.0.0.1. NO_SMTPUTF8=1 does not offer SMTPUTF8 (and
+refuses commands that are not ASCII, as aiosmtpd does then).
 """
 import asyncio
 import json
@@ -73,6 +80,14 @@ def strict_address(address, null_ok):
     if not MAILBOX.match(address or ""):
         return "501 5.1.3 Bad address syntax: %r (strict)" % address
     return None
+
+
+def wrong_reply(verb):
+    """The reply WRONG_REPLY (or DATA_250) gives the command `verb` instead, or None."""
+    if verb == "DATA" and os.environ.get("DATA_250"):
+        return "250 2.0.0 Ok: no data needed (test)"
+    v, _, reply = os.environ.get("WRONG_REPLY", "").partition(" ")
+    return reply if v.upper() == verb else None
 
 
 def log(session, line):
@@ -152,6 +167,10 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         rcpts = [r.split("@")[0].lower() for r in envelope.rcpt_tos]
         log(id(session), "DATA-END %d bytes" % len(envelope.original_content or b""))
+        wrong = wrong_reply("DOT")
+        if wrong is not None:
+            log(id(session), "WRONG-REPLY DOT %s" % wrong)
+            return wrong
         if os.environ.get("STRICT"):
             why = strict_problem(envelope.original_content or b"")
             if why:
@@ -181,6 +200,9 @@ class Handler:
                        "mail_options": envelope.mail_options,
                        "rcpt_options": envelope.rcpt_options}, f)
         os.rename(base + ".json.tmp", base + ".json")
+        if os.environ.get("EXTRA_AFTER_DOT"):
+            log(id(session), "WRONG-REPLY DOT 421 after the 250")
+            return "250 2.0.0 Ok: queued as TEST%d\r\n421 4.3.2 Going away (test)" % n
         return "250 2.0.0 Ok: queued as TEST%d" % n
 
 
@@ -205,19 +227,74 @@ def authenticator(server, session, envelope, mechanism, auth_data):
 
 class LoggingSMTP(SMTP):
     """aiosmtpd's server, logging each MAIL and RCPT argument as the client sent it
-    ("RAW-MAIL FROM:<...> ..."), before aiosmtpd's own parsing can refuse it."""
+    ("RAW-MAIL FROM:<...> ..."), before aiosmtpd's own parsing can refuse it, and
+    breaking the protocol where the options above say so."""
+
+    async def wrong(self, verb):
+        """Answer `verb` with the reply WRONG_REPLY gives it, if any; whether it did."""
+        reply = wrong_reply(verb)
+        if reply is None:
+            return False
+        log(id(self.session), "WRONG-REPLY %s %s" % (verb, reply))
+        await self.push(reply)
+        return True
+
+    async def smtp_EHLO(self, arg):
+        if not await self.wrong("EHLO"):
+            return await super().smtp_EHLO(arg)
+
+    async def smtp_HELO(self, arg):
+        if not await self.wrong("HELO"):
+            return await super().smtp_HELO(arg)
 
     async def smtp_MAIL(self, arg):
         log(id(self.session), "RAW-MAIL %s" % arg)
         if await self.strict_refused("MAIL", arg, True):
             return
-        return await super().smtp_MAIL(arg)
+        if await self.wrong("MAIL"):
+            return
+        if not os.environ.get("EXTRA_REPLIES"):
+            return await super().smtp_MAIL(arg)
+        # aiosmtpd's own reply, then two more in the same write.
+        replies = []
+        push = self.push
+
+        async def collect(status):
+            replies.append(status)
+        self.push = collect
+        try:
+            await super().smtp_MAIL(arg)
+        finally:
+            self.push = push
+        if replies and replies[-1].startswith("250"):
+            log(id(self.session), "WRONG-REPLY MAIL two extra replies")
+            replies += ["250 2.0.0 Extra reply (test)", "250 2.0.0 Another (test)"]
+        await self.push("\r\n".join(replies))
 
     async def smtp_RCPT(self, arg):
         log(id(self.session), "RAW-RCPT %s" % arg)
         if await self.strict_refused("RCPT", arg, False):
             return
-        return await super().smtp_RCPT(arg)
+        if not await self.wrong("RCPT"):
+            return await super().smtp_RCPT(arg)
+
+    async def smtp_DATA(self, arg):
+        if not await self.wrong("DATA"):
+            return await super().smtp_DATA(arg)
+
+    async def smtp_RSET(self, arg):
+        if not await self.wrong("RSET"):
+            return await super().smtp_RSET(arg)
+
+    async def smtp_STARTTLS(self, arg):
+        if not await self.wrong("STARTTLS"):
+            return await super().smtp_STARTTLS(arg)
+
+    async def smtp_AUTH(self, arg):
+        if not await self.wrong("AUTH"):
+            return await super().smtp_AUTH(arg)
+
+
 
     async def strict_refused(self, verb, arg, null_ok):
         """STRICT=1: refuse a path that is not an RFC 5321 Mailbox, judged on the text
@@ -233,6 +310,12 @@ class LoggingSMTP(SMTP):
             await self.push(why)
         return bool(why)
 
+# The overrides keep what aiosmtpd's decorators say about each command (HELP, STARTTLS).
+for _name in [n for n in vars(LoggingSMTP) if n.startswith("smtp_")]:
+    for _attr, _value in vars(getattr(SMTP, _name)).items():
+        if _attr.startswith("__smtp_syntax"):
+            setattr(getattr(LoggingSMTP, _name), _attr, _value)
+
 
 class C(Controller):
     def factory(self):
@@ -245,7 +328,7 @@ class C(Controller):
         if os.environ.get("AUTH_ONLY_CRAM"):
             kw["auth_exclude_mechanism"] = ["PLAIN", "LOGIN"]
         return LoggingSMTP(self.handler, decode_data=False, hostname="fault.test",
-                    enable_SMTPUTF8=True, **kw)
+                    enable_SMTPUTF8=not os.environ.get("NO_SMTPUTF8"), **kw)
 
 
 HOST = os.environ.get("BIND", "127.0.0.1")
