@@ -543,23 +543,44 @@ fn is_local_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c) || !c.is_ascii()
 }
 
-/// The local part and the domain of an addr-spec: split at the last `@` outside quotes.
-pub fn split_at_domain(spec: &str) -> (&str, Option<&str>) {
-    let mut quoted = false;
-    let mut escaped = false;
-    let mut last_at = None;
-    for (i, c) in spec.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
+/// Where a scan of an address stands with quoting: inside a quoted string, and right
+/// after a backslash (RFC 5322 quoted-pair). Feed it each character in turn.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Quoting {
+    pub quoted: bool,
+    pub escaped: bool,
+}
+
+impl Quoting {
+    /// Take the next character; whether it is plain: outside quotes, not escaped, and
+    /// neither a quote nor a backslash itself. Only plain characters are syntax.
+    pub fn plain(&mut self, c: char) -> bool {
+        if self.escaped {
+            self.escaped = false;
+            return false;
         }
         match c {
-            '\\' => escaped = true,
-            '"' => quoted = !quoted,
-            '@' if !quoted => last_at = Some(i),
-            _ => {}
+            '\\' => {
+                self.escaped = true;
+                false
+            }
+            '"' => {
+                self.quoted = !self.quoted;
+                false
+            }
+            _ => !self.quoted,
         }
     }
+}
+
+/// The local part and the domain of an addr-spec: split at the last `@` outside quotes.
+pub fn split_at_domain(spec: &str) -> (&str, Option<&str>) {
+    let mut q = Quoting::default();
+    let last_at = spec
+        .char_indices()
+        .filter(|&(_, c)| q.plain(c) && c == '@')
+        .last()
+        .map(|(i, _)| i);
     match last_at {
         Some(i) => (
             spec.get(..i).unwrap_or(""),
@@ -572,26 +593,21 @@ pub fn split_at_domain(spec: &str) -> (&str, Option<&str>) {
 /// A local part: words of [`is_local_char`] and quoted strings (RFC 5321's Dot-string
 /// or Quoted-string, and RFC 5322's obsolete mix of both), no unquoted `@`.
 fn local_part_ok(local: &str) -> Result<(), Invalid> {
-    let mut quoted = false;
-    let mut escaped = false;
+    let mut q = Quoting::default();
     for c in local.chars() {
-        if escaped {
-            escaped = false;
+        if !q.plain(c) {
             continue;
         }
         match c {
-            '\\' => escaped = true,
-            '"' => quoted = !quoted,
-            '@' if !quoted => return Err(Invalid::InvalidRoute),
-            ',' if !quoted => return Err(Invalid::InvalidRoute),
-            c if quoted || is_local_char(c) => {}
+            '@' | ',' => return Err(Invalid::InvalidRoute),
+            c if is_local_char(c) => {}
             c => return Err(Invalid::IllegalLocal(c)),
         }
     }
-    if quoted {
+    if q.quoted {
         return Err(Invalid::Unbalanced('"'));
     }
-    if escaped {
+    if q.escaped {
         return Err(Invalid::IllegalLocal('\\'));
     }
     Ok(())
@@ -745,19 +761,9 @@ pub fn check_mailbox(spec: &str) -> Result<(), Invalid> {
         return Err(Invalid::TooLong);
     }
     let (local, domain) = split_at_domain(spec);
-    let mut quoted = false;
-    let mut escaped = false;
-    for c in spec.chars() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' => escaped = true,
-            '"' => quoted = !quoted,
-            ' ' | '\t' if !quoted => return Err(Invalid::Blank),
-            _ => {}
-        }
+    let mut q = Quoting::default();
+    if spec.chars().any(|c| q.plain(c) && matches!(c, ' ' | '\t')) {
+        return Err(Invalid::Blank);
     }
     if local.is_empty() {
         return Err(Invalid::UserRequired);

@@ -205,24 +205,12 @@ fn split_path<'t>(arg: &'t str, keyword: &str) -> Result<Path<'t>, PathError> {
         return Err(PathError::Syntax);
     }
     let end = if rest.starts_with('<') {
-        let mut quoted = false;
-        let mut escaped = false;
-        let mut close = None;
-        for (i, c) in rest.char_indices().skip(1) {
-            if escaped {
-                escaped = false;
-                continue;
-            }
-            match c {
-                '\\' => escaped = true,
-                '"' => quoted = !quoted,
-                '>' if !quoted => {
-                    close = Some(i + 1);
-                    break;
-                }
-                _ => {}
-            }
-        }
+        let mut q = address::Quoting::default();
+        let close = rest
+            .char_indices()
+            .skip(1)
+            .find(|&(_, c)| q.plain(c) && c == '>')
+            .map(|(i, _)| i + 1);
         match close {
             Some(e) => e,
             None => {
