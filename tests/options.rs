@@ -49,7 +49,7 @@ fn message(name: &str, kind: Kind, bad: &str) -> String {
 /// that read the message, served SMTP on it or listened would not end, so one that ends
 /// was refused before any of that. Ten seconds at most. It runs in the scratch
 /// directory, so that a relative spool would show there.
-fn run_refused(env: &Env, program: &Path, args: &[&str]) -> Run {
+pub fn run_refused(env: &Env, program: &Path, args: &[&str]) -> Run {
     let mut full = vec!["-C", env.conf.to_str().unwrap()];
     full.extend_from_slice(args);
     let mut child = Command::new(program)

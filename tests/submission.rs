@@ -2,9 +2,7 @@
 
 use crate::harness::{Env, MSG};
 use std::fs;
-use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 fn mode_of(env: &Env) -> String {
     let j = env.json();
@@ -86,45 +84,12 @@ fn bad_mode_exits_before_reading_stdin() {
     ];
     for (args, c) in cases {
         let env = Env::new();
-        let mut full = vec!["-C", env.conf.to_str().unwrap()];
-        full.extend_from_slice(args);
+        let mut full = args.to_vec();
         full.push("bob@example.org");
-        let mut child = Command::new(env.link("sendmail"))
-            .args(&full)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let _keep_open = child.stdin.take();
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                let _ = child.kill();
-                panic!("{args:?}: still running after 10 s: it waited for stdin");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        let mut err = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        assert_eq!(status.code(), Some(64), "{args:?}");
-        assert_eq!(out, format!("Unknown delivery mode {c}\n"), "{args:?}");
-        assert_eq!(err, "", "{args:?}");
+        crate::options::run_refused(&env, &env.link("sendmail"), &full)
+            .code(64)
+            .stdout_is(&format!("Unknown delivery mode {c}\n"))
+            .stderr_is("");
         assert!(env.entries().is_empty(), "{args:?}");
     }
 }
