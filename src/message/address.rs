@@ -166,26 +166,22 @@ impl Invalid {
 /// longer than 203 characters shortened to its first and last 100 with `...` between
 /// (sendmail's `shortenstring`). Cuts fall between characters, never inside one.
 pub fn shown(address: &str) -> String {
-    let clean: Vec<char> = address
-        .chars()
-        .flat_map(|c| {
-            let e: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            e
-        })
-        .collect();
+    let mut clean: Vec<char> = Vec::with_capacity(address.len());
+    for c in address.chars() {
+        if c.is_control() {
+            clean.extend(c.escape_default());
+        } else {
+            clean.push(c);
+        }
+    }
     if clean.len() <= MAX_SHOWN {
         return clean.into_iter().collect();
     }
     let keep = (MAX_SHOWN - 3) / 2;
-    let head = clean.iter().take(keep);
-    let tail = clean.iter().skip(clean.len() - keep);
-    head.chain("...".chars().collect::<Vec<_>>().iter())
-        .chain(tail)
-        .collect()
+    let mut out: String = clean.iter().take(keep).collect();
+    out.push_str("...");
+    out.extend(clean.iter().skip(clean.len() - keep));
+    out
 }
 
 /// The text of a span, or "" if the span is not one of `text`'s (never panics).
@@ -613,19 +609,30 @@ fn local_part_ok(local: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// The IP address of an RFC 5321 §4.1.3 address literal, brackets included:
+/// `[192.0.2.1]`, or `[IPv6:2001:db8::1]` (the tag in any case).
+fn literal_ip(lit: &str) -> Option<std::net::IpAddr> {
+    let inner = lit.strip_prefix('[')?.strip_suffix(']')?;
+    match inner.split_once(':') {
+        Some((tag, v6)) if tag.eq_ignore_ascii_case("IPv6") => {
+            v6.parse::<std::net::Ipv6Addr>().ok().map(Into::into)
+        }
+        Some(_) => None,
+        None => inner.parse::<std::net::Ipv4Addr>().ok().map(Into::into),
+    }
+}
+
 /// RFC 5321 §4.1.3 address literals, brackets included: an IPv4 address, `IPv6:` and an
-/// IPv6 address, or a standardized tag, a colon and `dcontent`.
+/// IPv6 address ([`literal_ip`]), or a standardized tag, a colon and `dcontent`.
 fn literal_ok(lit: &str) -> bool {
+    if literal_ip(lit).is_some() {
+        return true;
+    }
     let Some(inner) = lit.strip_prefix('[').and_then(|r| r.strip_suffix(']')) else {
         return false;
     };
-    if inner.parse::<std::net::Ipv4Addr>().is_ok() {
-        return true;
-    }
     match inner.split_once(':') {
-        Some((tag, v6)) if tag.eq_ignore_ascii_case("IPv6") => {
-            v6.parse::<std::net::Ipv6Addr>().is_ok()
-        }
+        Some((tag, _)) if tag.eq_ignore_ascii_case("IPv6") => false,
         Some((tag, content)) => {
             labels_problem(tag, false, false).is_none()
                 && !tag.contains('.')
@@ -827,19 +834,9 @@ pub fn domain_of(addr: &str) -> Option<String> {
 /// literal (`[127.0.0.1]`, `[IPv6:::1]`), which sendmail treats as local too.
 fn is_this_host(domain: &str, host_name: &str) -> bool {
     let d = domain.strip_suffix('.').unwrap_or(domain);
-    if d.eq_ignore_ascii_case(host_name) || d.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    let Some(inner) = d.strip_prefix('[').and_then(|r| r.strip_suffix(']')) else {
-        return false;
-    };
-    let ip = inner
-        .get(..5)
-        .filter(|p| p.eq_ignore_ascii_case("ipv6:"))
-        .and_then(|_| inner.get(5..))
-        .unwrap_or(inner);
-    ip.parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback())
+    d.eq_ignore_ascii_case(host_name)
+        || d.eq_ignore_ascii_case("localhost")
+        || literal_ip(d).is_some_and(|ip| ip.is_loopback())
 }
 
 /// Whether an address is delivered on this host: one of the local-only forms
@@ -978,11 +975,6 @@ pub fn parse_one(text: &str) -> Result<String, Invalid> {
     }
 }
 
-/// Why an envelope address is refused, if it is, with sendmail's `addr... text`.
-pub fn check_envelope_address(addr: &str) -> Result<(), String> {
-    check_mailbox(addr).map_err(|e| e.message(addr))
-}
-
 /// The longest domain, in octets (RFC 1035 §2.3.4 less the root's dot and length).
 const MAX_DOMAIN: usize = 253;
 
@@ -1041,19 +1033,9 @@ pub fn check_host_name(name: &str) -> Result<(), String> {
 
 fn config_name(name: &str, underscore: bool) -> Result<(), String> {
     if name.starts_with('[') {
-        let ip_literal = name
-            .strip_prefix('[')
-            .and_then(|r| r.strip_suffix(']'))
-            .is_some_and(|inner| match inner.split_once(':') {
-                Some((tag, v6)) => {
-                    tag.eq_ignore_ascii_case("IPv6") && v6.parse::<std::net::Ipv6Addr>().is_ok()
-                }
-                None => inner.parse::<std::net::Ipv4Addr>().is_ok(),
-            });
-        return if ip_literal {
-            Ok(())
-        } else {
-            Err("not an address literal ([IPv4] or [IPv6:IPv6])".into())
+        return match literal_ip(name) {
+            Some(_) => Ok(()),
+            None => Err("not an address literal ([IPv4] or [IPv6:IPv6])".into()),
         };
     }
     match labels_problem(name, underscore, false) {
