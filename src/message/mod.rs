@@ -430,10 +430,7 @@ pub fn apply_field_rules(headers: &mut Vec<Header>) {
             .iter_mut()
             .filter(|h| h.is("Bcc") || h.is("Resent-Bcc"))
         {
-            let name = h.raw.iter().position(|&b| b == b':').unwrap_or(0);
-            let mut raw = h.raw.get(..=name).unwrap_or_default().to_vec();
-            raw.push(b'\n');
-            h.raw = raw;
+            h.set_raw_value("");
         }
     }
 }
@@ -441,8 +438,10 @@ pub fn apply_field_rules(headers: &mut Vec<Header>) {
 /// Qualify the unqualified addresses of every address field and write old-style lists
 /// with commas, as sendmail does before relaying (compat-tests `hdr-*`): originator
 /// fields with `sender_domain` (MASQUERADE's domain, else the mail name), destination
-/// fields with `domain`. Fields that need nothing, and fields that are not UTF-8 or do
-/// not parse, are kept byte for byte.
+/// fields with `domain`. `old_style` is the message's [`address::OldStyle`] once
+/// [`observe_style`] has seen every field (so no field of an old-style message has a
+/// `, ; < (`). Fields that need nothing, and fields that are not UTF-8 or do not parse,
+/// are kept byte for byte.
 pub fn qualify_fields(headers: &mut [Header], domain: &str, sender_domain: &str, old_style: bool) {
     for h in headers.iter_mut() {
         let d = if h.is_sender_field() {
@@ -455,8 +454,7 @@ pub fn qualify_fields(headers: &mut [Header], domain: &str, sender_domain: &str,
         let Some(value) = h.raw_value() else {
             continue;
         };
-        let old = old_style && !address::has_new_style_chars(value);
-        if let Some(new) = address::qualify_list(value, d, old) {
+        if let Some(new) = address::qualify_list(value, d, old_style) {
             h.set_raw_value(&new);
         }
     }
