@@ -252,6 +252,23 @@ fn split_path<'t>(arg: &'t str, keyword: &str) -> Result<Path<'t>, PathError> {
     })
 }
 
+/// The reply refusing an address as written (`553 5.1.3 <a@@b>... Invalid route
+/// address`); its status is noted for the `-bs` exit status.
+fn refuse_address(end: &mut Ending, shown: &str, e: &address::Invalid) -> String {
+    end.note(e.exit());
+    format!("553 {} {shown}... {}", e.status(), e.text())
+}
+
+/// The reply refusing a MAIL (`keyword` FROM) or RCPT (TO) path.
+fn refuse_path(end: &mut Ending, keyword: &str, e: &PathError) -> String {
+    match e {
+        PathError::Syntax => {
+            format!("501 5.5.2 Syntax error in parameters scanning \"{keyword}\"")
+        }
+        PathError::Invalid(written, e) => refuse_address(end, written, e),
+    }
+}
+
 /// The address of a MAIL or RCPT path, parsed and checked. A CR inside the path (the
 /// line's own CRLF is gone; RFC 5321 §2.3.8 allows CR only there) is refused as the
 /// control character it is, rather than read as the white space it is in a header field.
@@ -495,15 +512,14 @@ impl Server<'_> {
                         reply!("503 5.5.0 Sender already specified");
                         continue;
                     }
-                    let (written, path, params) = match split_path(&arg, "FROM") {
-                        Ok(p) => (p.written, p.address, p.params),
-                        Err(PathError::Syntax) => {
-                            reply!("501 5.5.2 Syntax error in parameters scanning \"FROM\"");
-                            continue;
-                        }
-                        Err(PathError::Invalid(written, e)) => {
-                            end.note(e.exit());
-                            reply!("553 {} {written}... {}", e.status(), e.text());
+                    let Path {
+                        written,
+                        address: path,
+                        params,
+                    } = match split_path(&arg, "FROM") {
+                        Ok(p) => p,
+                        Err(e) => {
+                            reply!("{}", refuse_path(&mut end, "FROM", &e));
                             continue;
                         }
                     };
@@ -512,8 +528,7 @@ impl Server<'_> {
                         None => String::new(),
                         Some(Ok(a)) => a,
                         Some(Err(e)) => {
-                            end.note(e.exit());
-                            reply!("553 {} {written}... {}", e.status(), e.text());
+                            reply!("{}", refuse_address(&mut end, written, &e));
                             continue;
                         }
                     };
@@ -543,15 +558,14 @@ impl Server<'_> {
                         reply!("503 5.0.0 Need MAIL before RCPT");
                         continue;
                     };
-                    let (written, path, params) = match split_path(&arg, "TO") {
-                        Ok(p) => (p.written, p.address, p.params),
-                        Err(PathError::Syntax) => {
-                            reply!("501 5.5.2 Syntax error in parameters scanning \"TO\"");
-                            continue;
-                        }
-                        Err(PathError::Invalid(written, e)) => {
-                            end.note(e.exit());
-                            reply!("553 {} {written}... {}", e.status(), e.text());
+                    let Path {
+                        written,
+                        address: path,
+                        params,
+                    } = match split_path(&arg, "TO") {
+                        Ok(p) => p,
+                        Err(e) => {
+                            reply!("{}", refuse_path(&mut end, "TO", &e));
                             continue;
                         }
                     };
@@ -569,8 +583,7 @@ impl Server<'_> {
                     let path = match checked_path(&path) {
                         Ok(a) => a,
                         Err(e) => {
-                            end.note(e.exit());
-                            reply!("553 {} {shown}... {}", e.status(), e.text());
+                            reply!("{}", refuse_address(&mut end, &shown, &e));
                             continue;
                         }
                     };
