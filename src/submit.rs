@@ -325,11 +325,12 @@ pub fn submit<R: BufRead>(
             "Recipient names must be specified",
         ));
     }
-    let argv_given: Vec<String> = recipients
-        .iter()
-        .map(|l| l.address.clone())
-        .chain(refused_syntax.iter().map(|r| r.address.clone()))
-        .collect();
+    // The one address the command line gave, if it gave exactly one (refused or not).
+    let argv_only = match (recipients.as_slice(), refused_syntax.as_slice()) {
+        ([one], []) => Some(one.address.clone()),
+        ([], [one]) => Some(one.address.clone()),
+        _ => None,
+    };
     let given_sender = match &inv.sender {
         Some(s) => Some(envelope_sender(s)?),
         None => None,
@@ -403,7 +404,7 @@ pub fn submit<R: BufRead>(
     // refused for their syntax included; `-t` recipients come too late to count
     // (headers.c `eatheader` sets `$u` first; recorded: `addr-double-at`,
     // `field-apparently-to`).
-    let received = if let [only] = argv_given.as_slice() {
+    let received = if let Some(only) = &argv_only {
         format!(
             "(from {}@localhost)\n\tby {host} ({}) id {id}\n\tfor {}; {date}",
             who.login,
