@@ -1,0 +1,282 @@
+//! The SMTP client: one session to one server, written as an explicit state machine
+//! (the state names what the session awaits), sending many messages per connection.
+//!
+//! Rules it keeps:
+//! - EHLO, falling back to HELO when EHLO is refused; extensions used only when offered:
+//!   PIPELINING (MAIL, every RCPT and DATA in one write, replies read in order — RFC 2920),
+//!   SIZE, 8BITMIME (`BODY=`), DSN (NOTIFY/ORCPT/RET/ENVID, RFC 3461), SMTPUTF8 (RFC 6531:
+//!   when the server does not offer it, a recipient whose address needs it is refused
+//!   locally and the others are sent without it; a sender that needs it fails them all).
+//! - The data goes out as `rsendmail::message::wire` writes it: CRLF lines of at most 998
+//!   octets (RFC 5321 §4.5.3.1.6), dot-stuffed; an over-long header field is folded at
+//!   white space (RFC 5322 §2.2.3), an over-long body line continued with CRLF SP; a
+//!   message without a final line break gets one.
+//! - `SIZE=` is the size of the message as sent (RFC 1870 §3: CRLF pairs counted, the
+//!   transparency dots not), counted by one read of the message before MAIL; the data is
+//!   then read again from the start of the message, also for a second transaction after
+//!   a 452, so no message is held in memory.
+//! - Per-recipient results in one transaction; a 452 for a recipient (RFC 5321 §4.5.3.1.10,
+//!   too many recipients) sends it again in a following transaction on the same connection.
+//! - Timeouts per RFC 5321 §4.5.3.2, each configurable as sendmail's `Timeout.<name>`.
+//! - Any I/O error or timeout ends the session: every recipient still open gets a
+//!   temporary failure, and the caller opens a new connection for the next message.
+//! - Each reply is checked against what its command allows (RFC 5321 §4.3.2, RFC 3207
+//!   §4, RFC 4954 §4; see [`Expect`]): a reply outside that set, or a reply that
+//!   answers no command (more replies than commands), is a protocol error. The client
+//!   and the server no longer agree on where the dialogue stands, so no reply of the
+//!   transaction can be trusted: every recipient of it gets a temporary failure
+//!   (`451 4.5.0 Protocol error: ...`, the message stays queued) and the connection is
+//!   closed, never reused. A positive reply of the wrong kind (a 250 where 354 is due)
+//!   therefore never counts as delivered. The one exception is data after the reply to
+//!   the end of the data: the dialogue was in step up to the 354, so that reply stands
+//!   (a protocol error would send a message the server took again); the connection is
+//!   only not reused.
+//!
+//! What the server sends is untrusted: its replies are read by [`reply::read_reply`], and
+//! its EHLO keywords, AUTH challenges and error texts in these files without byte-index
+//! slicing, so no reply makes the client panic (the lints in each file keep it so; the
+//! session's own tables, indexed by recipient, are built here and are not input).
+//!
+//! The files, in the order of a session:
+//! - `mod.rs` (this file): the [`Session`], its [`State`]s, opening a connection (greeting,
+//!   EHLO, STARTTLS, AUTH) and closing it;
+//! - `wire.rs`: the connection ([`Stream`]): commands queued and flushed, replies read and
+//!   counted against the commands sent, the message data written, [`Timeouts`], I/O errors
+//!   as replies;
+//! - `reply.rs`: one multi-line reply read off the connection, and the replies each
+//!   command may get ([`Expect`]); the [`Reply`] value itself is `deliver::reply`, shared
+//!   with local delivery;
+//! - `ehlo.rs`: EHLO (HELO when refused) and the extensions offered ([`Caps`]);
+//! - `tls.rs`: STARTTLS and SMTPS with native-tls, the certificate checks ([`TlsPolicy`]);
+//! - `auth.rs`: AUTH PLAIN, CRAM-MD5 and LOGIN ([`Credentials`]);
+//! - `transaction.rs`: one message: MAIL/RCPT/DATA/RSET, pipelining, `SIZE=`, the 452
+//!   retry, per-recipient [`Outcome`]s.
+
+#![deny(clippy::string_slice)]
+
+mod auth;
+mod ehlo;
+mod reply;
+mod tls;
+mod transaction;
+mod wire;
+
+pub use auth::Credentials;
+pub use ehlo::Caps;
+pub use reply::Expect;
+pub use tls::{TlsMode, TlsPolicy};
+pub use transaction::{OutRcpt, Outcome, Outgoing};
+pub use wire::{Stream, Timeouts};
+// Public in the single-file client and kept at their `smtp::` paths, though the engine
+// names none of them today.
+#[allow(unused_imports)]
+pub use auth::{base64, cram_md5, unbase64};
+#[allow(unused_imports)]
+pub use transaction::{Stored, xtext};
+
+use super::reply::Reply;
+use rsendmail::config::io_text;
+use std::io::{self, BufReader, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use wire::io_reply;
+
+/// What the session is waiting for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Greeting,
+    EhloReply,
+    HeloReply,
+    StartTlsReply,
+    AuthReply,
+    /// Between transactions.
+    Ready,
+    MailReply,
+    RcptReply,
+    DataReply,
+    DataFinalReply,
+    RsetReply,
+    QuitReply,
+    /// The connection is unusable.
+    Closed,
+}
+
+impl State {
+    /// The phase named in deferral reasons (`... during MAIL`).
+    pub fn phase(self) -> &'static str {
+        match self {
+            State::Greeting => "greeting wait",
+            State::EhloReply | State::HeloReply => "EHLO",
+            State::StartTlsReply => "STARTTLS",
+            State::AuthReply => "AUTH",
+            State::Ready => "idle",
+            State::MailReply => "MAIL",
+            State::RcptReply => "RCPT",
+            State::DataReply => "DATA",
+            State::DataFinalReply => "message transfer",
+            State::RsetReply => "RSET",
+            State::QuitReply => "QUIT",
+            State::Closed => "closed connection",
+        }
+    }
+}
+
+/// Where `-v` output goes: the transcript of the dialogue, as sendmail -v prints it.
+pub type Transcript<'a> = Option<&'a mut dyn Write>;
+
+/// A connection to one server.
+pub struct Session {
+    conn: BufReader<Stream>,
+    /// The socket, for setting timeouts whatever the stream is wrapped in.
+    sock: TcpStream,
+    /// Commands not yet sent (pipelining writes them together).
+    wbuf: Vec<u8>,
+    pub tls: bool,
+    pub caps: Caps,
+    pub peer: SocketAddr,
+    /// The host as named in the route (for logs: `relay=name [ip]`).
+    pub host: String,
+    pub state: State,
+    timeouts: Timeouts,
+    verbose: bool,
+    /// The last message was refused permanently at DATA or after its final dot.
+    pub data_refused: bool,
+    /// A transaction has been started on this connection: the next one begins with
+    /// RSET, as sendmail 8.17 begins each reuse of a cached connection.
+    used: bool,
+    /// Replies owed: commands sent (or the greeting) not yet answered. A reply read when
+    /// none is owed, or data waiting once all are read, answers no command.
+    awaiting: usize,
+    /// The server broke the protocol: no reply of the current transaction can be trusted.
+    desynchronised: bool,
+    /// The server sent more than the last reply of a transaction: that reply stands, but
+    /// the connection is not used again.
+    spent: bool,
+}
+
+impl Session {
+    /// Connect and greet. `Err` is a temporary failure to report for every recipient.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        host: &str,
+        port: u16,
+        helo_name: &str,
+        timeouts: &Timeouts,
+        tls: &TlsPolicy,
+        creds: Option<&Credentials>,
+        out: &mut Transcript<'_>,
+        label: &str,
+        via: &str,
+    ) -> Result<Session, Reply> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<SocketAddr> = match (bare, port).to_socket_addrs() {
+            Ok(a) => a.collect(),
+            Err(e) => {
+                return Err(Reply::local(
+                    451,
+                    format!("4.4.3 Host name lookup failure for {host}: {}", io_text(&e)),
+                ));
+            }
+        };
+        let mut last = Reply::local(451, format!("4.4.1 No address for {host}"));
+        for addr in addrs {
+            if let Some(w) = out.as_deref_mut() {
+                let _ = writeln!(
+                    w,
+                    "{label}... Connecting to [{}] port {port} via {via}...",
+                    addr.ip()
+                );
+            }
+            match TcpStream::connect_timeout(&addr, timeouts.connect) {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    let sock = stream
+                        .try_clone()
+                        .map_err(|e| io_reply(&e, State::Greeting, host))?;
+                    let mut s = Session {
+                        conn: BufReader::new(Stream::Plain(stream)),
+                        sock,
+                        wbuf: Vec::with_capacity(4096),
+                        tls: false,
+                        caps: Caps::default(),
+                        peer: addr,
+                        host: host.to_string(),
+                        state: State::Greeting,
+                        timeouts: timeouts.clone(),
+                        verbose: out.is_some(),
+                        data_refused: false,
+                        used: false,
+                        // The greeting.
+                        awaiting: 1,
+                        desynchronised: false,
+                        spent: false,
+                    };
+                    match s.greet(helo_name, tls, creds, out) {
+                        Ok(()) => return Ok(s),
+                        Err(r) => {
+                            s.close(out);
+                            return Err(r);
+                        }
+                    }
+                }
+                Err(e) => {
+                    let why = match e.kind() {
+                        io::ErrorKind::ConnectionRefused => {
+                            format!("4.4.1 Connection refused by {}", addr.ip())
+                        }
+                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+                            format!("4.4.1 Connection timed out with {}", addr.ip())
+                        }
+                        _ => format!("4.4.1 {} with {}", io_text(&e), addr.ip()),
+                    };
+                    last = Reply::local(451, why);
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Greeting, EHLO, STARTTLS when the policy asks for it, AUTH when given credentials.
+    fn greet(
+        &mut self,
+        helo_name: &str,
+        tls: &TlsPolicy,
+        creds: Option<&Credentials>,
+        out: &mut Transcript<'_>,
+    ) -> Result<(), Reply> {
+        if tls.mode == TlsMode::Implicit {
+            self.handshake(tls)?;
+        }
+        self.state = State::Greeting;
+        let g = self.read_expect(self.timeouts.initial, out, Expect::Ready, "the greeting")?;
+        if g.code != 220 {
+            return Err(g);
+        }
+        self.ehlo(helo_name, out)?;
+        if !self.tls && matches!(tls.mode, TlsMode::StartTls | TlsMode::Opportunistic) {
+            self.starttls(helo_name, tls, out)?;
+        }
+        if let Some(c) = creds {
+            self.authenticate(c, tls, out)?;
+        }
+        self.state = State::Ready;
+        Ok(())
+    }
+
+    pub fn is_usable(&self) -> bool {
+        self.state == State::Ready
+    }
+
+    /// End the session politely.
+    pub fn close(mut self, out: &mut Transcript<'_>) {
+        if let Some(w) = out.as_deref_mut() {
+            let _ = writeln!(w, "Closing connection to [{}]", self.peer.ip());
+        }
+        if self.state == State::Ready {
+            self.state = State::QuitReply;
+            if self.put("QUIT", out).is_ok() && self.flush(self.timeouts.quit).is_ok() {
+                let _ = self.read(self.timeouts.quit, out);
+            }
+        }
+        self.state = State::Closed;
+    }
+}

@@ -1,0 +1,326 @@
+//! Reading the server's replies (RFC 5321 §4.2): `ddd-text` continuation lines and a
+//! final `ddd text` line, read from a buffered stream however the bytes are split across
+//! reads; and the replies each command may get ([`Expect`]). The [`Reply`] value itself is
+//! `deliver::reply`'s, shared with local delivery.
+//!
+//! The server's bytes are untrusted: any of them give a reply or an `InvalidData` error,
+//! never a panic (the text is cut only where it was checked to be ASCII, through `get`
+//! and `strip_prefix`; the lints below keep it so).
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
+
+use super::Reply;
+use std::io::{self, BufRead};
+
+/// The replies a command may get: its own positive replies, and any refusal (4yz, 5yz).
+///
+/// RFC 5321 §4.3.2 lists them per command: the greeting 220, EHLO/HELO, MAIL, RCPT and
+/// RSET 250 (and 251 for RCPT), DATA 354 and the end of the data 250; RFC 3207 §4 gives
+/// STARTTLS 220, RFC 4954 §4 gives AUTH 334 (a challenge) and 235 (done). As sendmail, any
+/// 2yz completes a command that expects 250. Anything else is a protocol error: a 2yz
+/// where a 3yz is due or the reverse, a 1yz, or a code outside 100-599.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// 220: the greeting, STARTTLS.
+    Ready,
+    /// 2yz: EHLO, HELO, MAIL, RCPT, RSET, the end of the data.
+    Completion,
+    /// 354: DATA.
+    StartData,
+    /// 334 or 235: AUTH, and each answer to one of its challenges.
+    Auth,
+}
+
+impl Expect {
+    /// Whether the command this expectation belongs to may get `code`.
+    pub fn allows(self, code: u16) -> bool {
+        (400..600).contains(&code)
+            || match self {
+                Expect::Ready => code == 220,
+                Expect::Completion => (200..300).contains(&code),
+                Expect::StartData => code == 354,
+                Expect::Auth => code == 334 || code == 235,
+            }
+    }
+
+    /// The positive replies, as a protocol error names them.
+    pub(super) fn wanted(self) -> &'static str {
+        match self {
+            Expect::Ready => "220",
+            Expect::Completion => "2xx",
+            Expect::StartData => "354",
+            Expect::Auth => "334 or 235",
+        }
+    }
+}
+
+/// Longest reply line accepted (RFC 5321 allows 512; servers send more).
+const MAX_LINE: usize = 4096;
+const MAX_LINES: usize = 1000;
+
+/// Read one reply. `on_line` sees each raw line as it arrives (for `-v`).
+pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::Result<Reply> {
+    let mut lines = Vec::new();
+    let mut code = None;
+    loop {
+        let mut buf = Vec::new();
+        let n = std::io::Read::take(&mut *r, MAX_LINE as u64).read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed by the server",
+            ));
+        }
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        let line = String::from_utf8_lossy(&buf).into_owned();
+        on_line(&line);
+        let bad = || {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad SMTP reply line {line:?}"),
+            )
+        };
+        let digits = line
+            .get(..3)
+            .filter(|d| d.bytes().all(|b| b.is_ascii_digit()));
+        let Some(c) = digits.and_then(|d| d.parse::<u16>().ok()) else {
+            return Err(bad());
+        };
+        if *code.get_or_insert(c) != c {
+            return Err(bad());
+        }
+        let sep = line.as_bytes().get(3).copied();
+        let text = line.get(4..).unwrap_or("").to_string();
+        lines.push(text);
+        match sep {
+            Some(b'-') if lines.len() < MAX_LINES => continue,
+            Some(b' ') | None => {
+                return Ok(Reply {
+                    code: c,
+                    lines,
+                    command: None,
+                });
+            }
+            _ => return Err(bad()),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::string_slice)]
+mod tests {
+    use super::*;
+    use std::io::{BufReader, Read};
+
+    #[test]
+    fn replies_each_command_may_get() {
+        use Expect::*;
+        // (what the command expects, the reply's code, whether it may get it)
+        let cases: &[(Expect, u16, bool)] = &[
+            (Ready, 220, true),
+            (Ready, 250, false),
+            (Ready, 354, false),
+            (Ready, 421, true),
+            (Ready, 554, true),
+            (Completion, 250, true),
+            (Completion, 251, true),
+            (Completion, 220, true),
+            (Completion, 354, false),
+            (Completion, 334, false),
+            (Completion, 199, false),
+            (Completion, 0, false),
+            (Completion, 600, false),
+            (Completion, 999, false),
+            (Completion, 452, true),
+            (Completion, 550, true),
+            (StartData, 354, true),
+            (StartData, 250, false),
+            (StartData, 220, false),
+            (StartData, 334, false),
+            (StartData, 451, true),
+            (StartData, 554, true),
+            (Auth, 334, true),
+            (Auth, 235, true),
+            (Auth, 250, false),
+            (Auth, 354, false),
+            (Auth, 454, true),
+            (Auth, 535, true),
+        ];
+        for &(expect, code, ok) in cases {
+            assert_eq!(expect.allows(code), ok, "{expect:?} {code}");
+        }
+    }
+
+    /// A reader that hands out one byte per read, like a slow network.
+    struct Trickle<'a>(&'a [u8]);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() || buf.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = self.0[0];
+            self.0 = &self.0[1..];
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn multiline_in_pieces() {
+        let raw = b"250-mx.example Hello\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250 ENHANCEDSTATUSCODES\r\n220 next\r\n";
+        let mut r = BufReader::with_capacity(1, Trickle(raw));
+        let mut seen = Vec::new();
+        let rep = read_reply(&mut r, |l| seen.push(l.to_string())).unwrap();
+        assert_eq!(rep.code, 250);
+        assert_eq!(
+            rep.lines,
+            [
+                "mx.example Hello",
+                "PIPELINING",
+                "SIZE 1000",
+                "ENHANCEDSTATUSCODES"
+            ]
+        );
+        assert_eq!(seen.len(), 4);
+        assert_eq!(read_reply(&mut r, |_| {}).unwrap().code, 220);
+        assert_eq!(
+            read_reply(&mut r, |_| {}).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+    }
+
+    #[test]
+    fn classes_and_texts() {
+        let mut r = &b"550 5.1.1 <bob@x>: Recipient address rejected\r\n"[..];
+        let rep = read_reply(&mut r, |_| {}).unwrap();
+        assert!(rep.is_permanent() && !rep.is_positive());
+        assert_eq!(rep.enhanced().as_deref(), Some("5.1.1"));
+        assert_eq!(
+            rep.text_without_enhanced(),
+            "<bob@x>: Recipient address rejected"
+        );
+        let mut r = &b"250 2.0.0 Ok: queued as SINK1\r\n"[..];
+        assert_eq!(
+            read_reply(&mut r, |_| {}).unwrap().text_without_enhanced(),
+            "Ok: queued as SINK1"
+        );
+        let mut r = &b"250 Ok\n"[..];
+        let rep = read_reply(&mut r, |_| {}).unwrap();
+        assert_eq!(
+            (rep.enhanced(), rep.text_without_enhanced().as_str()),
+            (None, "Ok")
+        );
+        let mut r = &b"250\r\n"[..];
+        assert_eq!(read_reply(&mut r, |_| {}).unwrap().lines, [""]);
+    }
+
+    #[test]
+    fn garbage_refused() {
+        for raw in [
+            &b"hello\r\n"[..],
+            b"250-a\r\n251 b\r\n",
+            b"25\r\n",
+            b"250xabc\r\n",
+        ] {
+            let mut r = raw;
+            assert!(read_reply(&mut r, |_| {}).is_err(), "{raw:?}");
+        }
+    }
+
+    mod props {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        /// Read every reply `input` holds, as the client would (until an error).
+        fn read_all(input: &[u8], capacity: usize) -> (Vec<Reply>, io::Error) {
+            let mut r = BufReader::with_capacity(capacity, Trickle(input));
+            let mut replies = Vec::new();
+            loop {
+                match read_reply(&mut r, |_| {}) {
+                    Ok(rep) => replies.push(rep),
+                    Err(e) => return (replies, e),
+                }
+            }
+        }
+
+        /// One reply as a server writes it: a code, an enhanced status (or not) on each
+        /// line, text of any characters but line ends, CRLF or LF after each line.
+        fn reply() -> impl Strategy<Value = (u16, Option<String>, Vec<String>, Vec<u8>)> {
+            let enhanced = proptest::option::of(
+                ("[245]", 0u16..1000, 0u16..1000).prop_map(|(c, s, d)| format!("{c}.{s}.{d}")),
+            );
+            (
+                100u16..1000,
+                enhanced,
+                vec("[^\r\n0-9 ][^\r\n]{0,60}|", 1..20),
+                any::<bool>(),
+            )
+                .prop_map(|(code, enhanced, texts, lf)| {
+                    // What the client will read as each line's text: the line after the
+                    // code and its separator.
+                    let lines: Vec<String> = texts
+                        .iter()
+                        .map(|t| match &enhanced {
+                            Some(e) => format!("{e} {t}"),
+                            None => t.clone(),
+                        })
+                        .collect();
+                    let mut raw = Vec::new();
+                    for (i, l) in lines.iter().enumerate() {
+                        let sep = if i + 1 < lines.len() { '-' } else { ' ' };
+                        raw.extend_from_slice(format!("{code}{sep}{l}").as_bytes());
+                        raw.extend_from_slice(if lf { b"\n" } else { b"\r\n" });
+                    }
+                    (code, enhanced, lines, raw)
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn any_octets_give_replies_or_an_error(
+                input in vec(any::<u8>(), 0..600),
+                digits in vec("[0-9]{3}[ -]?", 0..6),
+                capacity in 1usize..9,
+            ) {
+                // Octets, and octets after lines that begin like replies.
+                let mut start: Vec<u8> = digits.concat().into_bytes();
+                start.extend_from_slice(&input);
+                for raw in [&input[..], &start[..]] {
+                    let (replies, e) = read_all(raw, capacity);
+                    prop_assert!(matches!(
+                        e.kind(),
+                        io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData
+                    ));
+                    for r in &replies {
+                        prop_assert!((0..1000).contains(&r.code));
+                        prop_assert!(!r.lines.is_empty());
+                        let _ = (r.enhanced(), r.text_without_enhanced(), r.summary());
+                        let _ = r.transcript_lines();
+                    }
+                }
+            }
+
+            #[test]
+            fn replies_read_back_as_written(
+                replies in vec(reply(), 1..4),
+                capacity in 1usize..9,
+            ) {
+                let raw: Vec<u8> = replies.iter().flat_map(|r| r.3.clone()).collect();
+                let (got, e) = read_all(&raw, capacity);
+                prop_assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+                prop_assert_eq!(got.len(), replies.len());
+                for (g, (code, enhanced, lines, _)) in got.iter().zip(&replies) {
+                    prop_assert_eq!(g.code, *code);
+                    prop_assert_eq!(&g.lines, lines);
+                    prop_assert_eq!(&g.enhanced(), enhanced);
+                    if let (Some(e), [only]) = (enhanced, &lines[..]) {
+                        let text = only.strip_prefix(e.as_str()).unwrap_or(only).trim_start();
+                        prop_assert_eq!(g.text_without_enhanced(), text);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! TLS with native-tls (OpenSSL): from the first byte (SMTPS, `SECURETRANSFER`), or after
+//! STARTTLS (RFC 3207), required or opportunistic ([`TlsMode`]).
+//!
+//! TLS 1.2 at least. The certificate chain and host name are verified against the system
+//! store and `O CACertFile=` unless `INSECURE`; with `FINGERPRINT` the server
+//! certificate's SHA-256 is the trust anchor instead. A failed handshake or a certificate
+//! that does not pass ends the session with a `451 4.7.5` reply (the message stays
+//! queued); so does a required STARTTLS the server does not offer (`4.7.4`) or refuses.
+//! Anything the server sent before the handshake is dropped, and after STARTTLS the
+//! server's extensions are asked for again (RFC 3207 §4.2).
+
+#![deny(clippy::string_slice)]
+
+use super::reply::Expect;
+use super::wire::Stream;
+use super::{Caps, Reply, Session, State, Transcript};
+use std::io::BufReader;
+
+/// When to use TLS (dma's keywords): `SECURETRANSFER` alone is TLS from the first byte
+/// (SMTPS); `STARTTLS` requires STARTTLS; `OPPORTUNISTIC_TLS` uses it when offered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TlsMode {
+    #[default]
+    Off,
+    Opportunistic,
+    StartTls,
+    Implicit,
+}
+
+/// How TLS is set up and what the server's certificate must satisfy.
+#[derive(Clone, Debug, Default)]
+pub struct TlsPolicy {
+    pub mode: TlsMode,
+    /// Verify the certificate chain and host name (default); `INSECURE` turns it off.
+    pub verify: bool,
+    /// `O CACertFile=`: trust this CA (PEM) in addition to the system store.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// `FINGERPRINT`: the server certificate's SHA-256, lowercase hex. When set, it is the
+    /// trust anchor (the chain is not checked, the fingerprint must match).
+    pub fingerprint: Option<String>,
+    /// `CERTFILE`: a PEM holding our client certificate and its key.
+    pub client_cert: Option<std::path::PathBuf>,
+    /// AUTH may be sent without TLS (`INSECURE`, as in dma).
+    pub plain_auth_ok: bool,
+}
+
+impl Session {
+    /// STARTTLS when the server offers it, then EHLO again. Without it, or refused, the
+    /// session goes on in clear text unless the policy requires TLS.
+    pub(super) fn starttls(
+        &mut self,
+        helo_name: &str,
+        tls: &TlsPolicy,
+        out: &mut Transcript<'_>,
+    ) -> Result<(), Reply> {
+        if self.caps.starttls {
+            self.state = State::StartTlsReply;
+            self.put("STARTTLS", out)?;
+            self.flush(self.timeouts.helo)?;
+            let r = self.read_expect(self.timeouts.helo, out, Expect::Ready, "STARTTLS")?;
+            if r.code == 220 {
+                self.handshake(tls)?;
+                // RFC 3207 §4.2: forget what the server said before; ask again.
+                self.caps = Caps::default();
+                self.ehlo(helo_name, out)?;
+            } else if tls.mode == TlsMode::StartTls {
+                return Err(Reply::local(
+                    451,
+                    format!("4.7.5 STARTTLS refused by {}: {}", self.host, r.summary()),
+                ));
+            }
+        } else if tls.mode == TlsMode::StartTls {
+            return Err(Reply::local(
+                451,
+                format!(
+                    "4.7.4 TLS is required but {} does not offer STARTTLS",
+                    self.host
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Wrap the connection in TLS and check the server's certificate.
+    pub(super) fn handshake(&mut self, policy: &TlsPolicy) -> Result<(), Reply> {
+        let fail = |what: String| Reply::local(451, format!("4.7.5 {what}"));
+        let mut b = native_tls::TlsConnector::builder();
+        b.min_protocol_version(Some(native_tls::Protocol::Tlsv12));
+        if let Some(ca) = &policy.ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| fail(format!("cannot read CACertFile {}: {e}", ca.display())))?;
+            let cert = native_tls::Certificate::from_pem(&pem)
+                .map_err(|e| fail(format!("bad CACertFile {}: {e}", ca.display())))?;
+            b.add_root_certificate(cert);
+        }
+        if let Some(cf) = &policy.client_cert {
+            let pem = std::fs::read(cf)
+                .map_err(|e| fail(format!("cannot read CERTFILE {}: {e}", cf.display())))?;
+            let id = native_tls::Identity::from_pkcs8(&pem, &pem).map_err(|e| {
+                fail(format!(
+                    "bad CERTFILE {} (certificate and PKCS#8 key in PEM): {e}",
+                    cf.display()
+                ))
+            })?;
+            b.identity(id);
+        }
+        if !policy.verify || policy.fingerprint.is_some() {
+            b.danger_accept_invalid_certs(true);
+            b.danger_accept_invalid_hostnames(true);
+        }
+        let connector = b
+            .build()
+            .map_err(|e| fail(format!("TLS setup failed: {e}")))?;
+        let name = self
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let _ = self.sock.set_read_timeout(Some(self.timeouts.helo));
+        let _ = self.sock.set_write_timeout(Some(self.timeouts.helo));
+        let old = std::mem::replace(&mut self.conn, BufReader::new(Stream::Closed));
+        // Anything the server sent before the handshake is dropped with the old buffer.
+        let tcp = match old.into_inner() {
+            Stream::Plain(t) => t,
+            _ => return Err(fail("TLS started twice".into())),
+        };
+        let tls = match connector.connect(&name, tcp) {
+            Ok(t) => t,
+            Err(e) => {
+                self.state = State::Closed;
+                return Err(fail(format!(
+                    "TLS handshake with {} failed: {e}",
+                    self.host
+                )));
+            }
+        };
+        if let Some(want) = &policy.fingerprint {
+            use sha2::Digest;
+            let der = tls
+                .peer_certificate()
+                .ok()
+                .flatten()
+                .and_then(|c| c.to_der().ok())
+                .unwrap_or_default();
+            let got: String = sha2::Sha256::digest(&der)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            if &got != want {
+                self.state = State::Closed;
+                return Err(fail(format!(
+                    "certificate of {} does not match FINGERPRINT (SHA-256 {got})",
+                    self.host
+                )));
+            }
+        }
+        self.conn = BufReader::new(Stream::Tls(Box::new(tls)));
+        self.tls = true;
+        Ok(())
+    }
+}

@@ -1,0 +1,473 @@
+//! One message on an open session: MAIL, RCPT for each recipient, DATA, the data, and
+//! RSET before each transaction after the first (sendmail 8.17 begins each reuse of a
+//! cached connection so).
+//!
+//! With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go out in one write (with the
+//! RSET of a reused connection in front) and the replies are read in order; without it
+//! each command waits for its reply. `SIZE=` (RFC 1870) is counted by one read of the
+//! message before MAIL, and the data is read again from the message's start, also for
+//! the second transaction a 452 to a recipient asks for (RFC 5321 §4.5.3.1.10): the
+//! message is never held in memory. The DSN parameters (RFC 3461) and `BODY=` go out
+//! only when offered; without SMTPUTF8 (RFC 6531) a recipient whose address needs it
+//! fails here, and a sender that needs it fails them all.
+//!
+//! Each recipient gets one [`Outcome`]. A failure of the session (I/O, timeout, protocol
+//! error) gives every recipient still open a temporary failure; after a protocol error
+//! even the replies already read in the transaction do not count.
+
+#![deny(clippy::string_slice)]
+
+use super::reply::Expect;
+use super::wire::io_reply;
+use super::{Reply, Session, State, Transcript};
+use rsendmail::message::wire;
+use std::io::{self, Read, Seek, SeekFrom};
+
+/// One recipient's result in a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered(Reply),
+    TempFail(Reply),
+    PermFail(Reply),
+}
+
+impl Outcome {
+    /// The outcome a final reply gives: only a 2yz delivers, a 5yz fails for good, and
+    /// anything else is temporary (the replies reaching here were checked against their
+    /// command; this is the safe side for any that was not).
+    pub fn from_reply(r: Reply) -> Outcome {
+        if (200..300).contains(&r.code) {
+            Outcome::Delivered(r)
+        } else if (500..600).contains(&r.code) {
+            Outcome::PermFail(r)
+        } else {
+            Outcome::TempFail(r)
+        }
+    }
+
+    pub fn reply(&self) -> &Reply {
+        match self {
+            Outcome::Delivered(r) | Outcome::TempFail(r) | Outcome::PermFail(r) => r,
+        }
+    }
+}
+
+/// A stored message: read from a position, and sought back to it.
+pub trait Stored: Read + Seek {}
+
+impl<T: Read + Seek> Stored for T {}
+
+/// A message to send.
+pub struct Outgoing<'a> {
+    /// Reverse path (empty: `<>`).
+    pub sender: &'a str,
+    pub recipients: Vec<OutRcpt<'a>>,
+    /// The stored message (LF line ends), from its first header line to its end. It is
+    /// read more than once (for `SIZE=`, and again for a second transaction after a 452),
+    /// each time from where it stood when given.
+    pub data: &'a mut dyn Stored,
+    pub body: Option<&'a str>,
+    pub ret: Option<&'a str>,
+    pub envid: Option<&'a str>,
+}
+
+pub struct OutRcpt<'a> {
+    pub address: &'a str,
+    pub notify: Option<&'a str>,
+    pub orcpt: Option<&'a str>,
+}
+
+/// The message of a [`Session::send`]: where it starts in its file, and `SIZE=`.
+struct Data {
+    origin: u64,
+    size: Option<u64>,
+}
+
+/// RFC 3461 xtext: printable ASCII but `+` and `=` as it is, every other byte `+XX`.
+#[deny(clippy::indexing_slicing)]
+pub fn xtext(s: &str) -> String {
+    let mut o = String::new();
+    for b in s.bytes() {
+        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
+            o.push(b as char);
+        } else {
+            o.push_str(&format!("+{b:02X}"));
+        }
+    }
+    o
+}
+
+impl Session {
+    /// Whether MAIL carries `SIZE=`: when offered, but (as sendmail) not for delivery
+    /// reports, sent from `<>`.
+    fn wants_size(&self, m: &Outgoing<'_>) -> bool {
+        self.caps.size.is_some() && !m.sender.is_empty()
+    }
+
+    fn mail_command(&self, m: &Outgoing<'_>, utf8: bool, data: &Data) -> String {
+        let mut cmd = format!("MAIL From:<{}>", m.sender);
+        if let Some(size) = data.size {
+            cmd.push_str(&format!(" SIZE={size}"));
+        }
+        if self.caps.eightbitmime
+            && let Some(b) = m.body
+        {
+            cmd.push_str(&format!(" BODY={b}"));
+        }
+        if utf8 {
+            cmd.push_str(" SMTPUTF8");
+        }
+        if self.caps.dsn {
+            if let Some(r) = m.ret {
+                cmd.push_str(&format!(" RET={r}"));
+            }
+            if let Some(e) = m.envid {
+                cmd.push_str(&format!(" ENVID={}", xtext(e)));
+            }
+        }
+        cmd
+    }
+
+    fn rcpt_command(&self, r: &OutRcpt<'_>) -> String {
+        let mut cmd = format!("RCPT To:<{}>", r.address);
+        if self.caps.dsn {
+            if let Some(n) = r.notify {
+                cmd.push_str(&format!(" NOTIFY={n}"));
+            }
+            match r.orcpt {
+                Some(o) => cmd.push_str(&format!(" ORCPT={}", xtext(o))),
+                None if r.notify.is_some() => {
+                    cmd.push_str(&format!(" ORCPT=rfc822;{}", xtext(r.address)))
+                }
+                None => {}
+            }
+        }
+        cmd
+    }
+
+    /// Send one message. Returns one outcome per recipient, in order. The session may be
+    /// closed afterwards (check [`Session::is_usable`]).
+    pub fn send(&mut self, m: &mut Outgoing<'_>, out: &mut Transcript<'_>) -> Vec<Outcome> {
+        let n = m.recipients.len();
+        self.data_refused = false;
+        let mut results: Vec<Option<Outcome>> = vec![None; n];
+        let mut pending: Vec<usize> = (0..n).collect();
+        if !self.caps.smtputf8 {
+            // RFC 6531 §3.2: without SMTPUTF8 an address that needs it cannot be sent.
+            // That is the recipient's failure alone; a sender that needs it is every
+            // recipient's.
+            if !m.sender.is_ascii() {
+                let r = Reply::local(
+                    553,
+                    "5.6.7 The server does not offer SMTPUTF8, which the sender's address needs",
+                );
+                return vec![Outcome::PermFail(r); n];
+            }
+            let r = Reply::local(
+                553,
+                "5.6.7 The server does not offer SMTPUTF8, which the address needs",
+            );
+            for (i, rcpt) in m.recipients.iter().enumerate() {
+                if !rcpt.address.is_ascii()
+                    && let Some(slot) = results.get_mut(i)
+                {
+                    *slot = Some(Outcome::PermFail(r.clone()));
+                }
+            }
+            pending.retain(|&i| results.get(i).is_some_and(Option::is_none));
+            if pending.is_empty() {
+                return results.into_iter().flatten().collect();
+            }
+        }
+        // Only with a server that offers it (checked above).
+        let utf8_needed = !m.sender.is_ascii()
+            || pending
+                .iter()
+                .any(|&i| m.recipients.get(i).is_some_and(|r| !r.address.is_ascii()));
+        let data = match self.measure(m) {
+            Ok(d) => d,
+            Err(e) => {
+                let r = Reply::local(451, format!("4.3.0 cannot read the queue file: {e}"));
+                return vec![Outcome::TempFail(r); n];
+            }
+        };
+        while !pending.is_empty() && self.state == State::Ready {
+            let (accepted, retry) =
+                match self.transaction(m, &pending, &mut results, utf8_needed, &data, out) {
+                    Ok(v) => v,
+                    Err(r) => {
+                        // After a protocol error even the replies already read in this
+                        // transaction may have answered other commands: none counts.
+                        let untrusted = self.desynchronised;
+                        for i in &pending {
+                            if untrusted || results[*i].is_none() {
+                                results[*i] = Some(Outcome::from_reply(r.clone()));
+                            }
+                        }
+                        break;
+                    }
+                };
+            if accepted == 0 || retry.is_empty() {
+                break;
+            }
+            pending = retry;
+            for i in &pending {
+                results[*i] = None;
+            }
+        }
+        let closed = Reply::local(451, format!("4.4.2 Connection lost to {}", self.host));
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Outcome::TempFail(closed.clone())))
+            .collect()
+    }
+
+    /// One MAIL/RCPT/DATA transaction for `which` recipients. Returns how many were
+    /// accepted and which got 452 (to send again).
+    #[allow(clippy::too_many_arguments)]
+    fn transaction(
+        &mut self,
+        m: &mut Outgoing<'_>,
+        which: &[usize],
+        results: &mut [Option<Outcome>],
+        utf8: bool,
+        data: &Data,
+        out: &mut Transcript<'_>,
+    ) -> Result<(usize, Vec<usize>), Reply> {
+        let t = self.timeouts.clone();
+        let mail = self.mail_command(m, utf8, data);
+        let rcpts: Vec<String> = which
+            .iter()
+            .map(|&i| self.rcpt_command(&m.recipients[i]))
+            .collect();
+        let pipelined = self.caps.pipelining;
+        let reuse = std::mem::replace(&mut self.used, true);
+        if reuse && !pipelined {
+            self.reset(out)?;
+        } else if reuse {
+            // With PIPELINING the RSET goes in the same group as MAIL (RFC 2920 3.1),
+            // so the reuse costs no round trip; its reply is read first, below.
+            self.put("RSET", out)?;
+        }
+        self.state = State::MailReply;
+        self.put(&mail, out)?;
+        if pipelined {
+            for r in &rcpts {
+                self.put(r, out)?;
+            }
+            self.put("DATA", out)?;
+        }
+        self.flush(t.mail)?;
+        if reuse && pipelined {
+            self.rset_reply(out)?;
+            self.state = State::MailReply;
+        }
+        let mail_reply = self
+            .read_expect(t.mail, out, Expect::Completion, "MAIL")?
+            .to(&mail);
+        let mut accepted = Vec::new();
+        let mut retry = Vec::new();
+        if !mail_reply.is_positive() {
+            if pipelined {
+                // Collect the RCPT and DATA replies the server still sends.
+                self.state = State::RcptReply;
+                for _ in &rcpts {
+                    self.read_expect(t.rcpt, out, Expect::Completion, "RCPT")?;
+                }
+                self.state = State::DataReply;
+                let d = self.read_expect(t.datainit, out, Expect::StartData, "DATA")?;
+                if d.code == 354 {
+                    self.end_empty_data(out)?;
+                }
+            }
+            for &i in which {
+                results[i] = Some(Outcome::from_reply(mail_reply.clone()));
+            }
+            self.reset(out)?;
+            return Ok((0, retry));
+        }
+        self.state = State::RcptReply;
+        for (k, &i) in which.iter().enumerate() {
+            if !pipelined {
+                self.put(&rcpts[k], out)?;
+                self.flush(t.rcpt)?;
+            }
+            let r = self
+                .read_expect(t.rcpt, out, Expect::Completion, "RCPT")?
+                .to(&rcpts[k]);
+            if r.is_positive() {
+                accepted.push(i);
+            } else if r.code == 452 {
+                retry.push(i);
+                results[i] = Some(Outcome::TempFail(r));
+            } else {
+                results[i] = Some(Outcome::from_reply(r));
+            }
+        }
+        self.state = State::DataReply;
+        if !pipelined {
+            if accepted.is_empty() {
+                self.reset(out)?;
+                return Ok((0, retry));
+            }
+            self.put("DATA", out)?;
+            self.flush(t.datainit)?;
+        }
+        let data_reply = self
+            .read_expect(t.datainit, out, Expect::StartData, "DATA")?
+            .to("DATA");
+        if data_reply.code != 354 {
+            if !accepted.is_empty() {
+                self.data_refused |= data_reply.is_permanent();
+                for &i in &accepted {
+                    results[i] = Some(Outcome::from_reply(data_reply.clone()));
+                }
+            }
+            self.reset(out)?;
+            return Ok((0, retry));
+        }
+        if accepted.is_empty() {
+            self.end_empty_data(out)?;
+            return Ok((0, retry));
+        }
+        self.state = State::DataFinalReply;
+        // From the message's start each time: it was read for SIZE=, and a 452 sends
+        // it again in a second transaction.
+        if let Err(e) = m.data.seek(SeekFrom::Start(data.origin)) {
+            return Err(Reply::local(
+                451,
+                format!("4.3.0 cannot read the queue file: {e}"),
+            ));
+        }
+        let sent = self.write_data(&mut *m.data);
+        if let Err(e) = sent {
+            let st = self.state;
+            self.state = State::Closed;
+            return Err(io_reply(&e, st, &self.host));
+        }
+        if self.verbose
+            && let Some(w) = out.as_deref_mut()
+        {
+            let _ = writeln!(w, ">>> .");
+        }
+        self.flush(t.datafinal)?;
+        // The final dot went out with the data: it is owed a reply too.
+        self.awaiting += 1;
+        let fin = self.read_owed(t.datafinal, out, true)?;
+        let fin = self
+            .check(fin, Expect::Completion, "the end of the data")?
+            .to("DATA");
+        self.data_refused |= fin.is_permanent();
+        for &i in &accepted {
+            results[i] = Some(Outcome::from_reply(fin.clone()));
+        }
+        self.state = if self.spent {
+            State::Closed
+        } else {
+            State::Ready
+        };
+        Ok((accepted.len(), retry))
+    }
+
+    /// RFC 2920 §3.1: the server said 354 although no recipient (or no MAIL) was
+    /// accepted; end the (empty) message and discard its reply.
+    fn end_empty_data(&mut self, out: &mut Transcript<'_>) -> Result<(), Reply> {
+        self.state = State::DataFinalReply;
+        self.put(".", out)?;
+        self.flush(self.timeouts.datafinal)?;
+        self.read_expect(
+            self.timeouts.datafinal,
+            out,
+            Expect::Completion,
+            "the end of the data",
+        )?;
+        self.state = State::Ready;
+        Ok(())
+    }
+
+    fn reset(&mut self, out: &mut Transcript<'_>) -> Result<(), Reply> {
+        self.state = State::RsetReply;
+        self.put("RSET", out)?;
+        self.flush(self.timeouts.rset)?;
+        self.rset_reply(out)
+    }
+
+    /// Read RSET's reply: anything but 2xx makes the connection unusable. That is the
+    /// connection's failure, not the recipients': they are tried again later.
+    fn rset_reply(&mut self, out: &mut Transcript<'_>) -> Result<(), Reply> {
+        let r = self.read_expect(self.timeouts.rset, out, Expect::Completion, "RSET")?;
+        if !r.is_positive() {
+            self.state = State::Closed;
+            return Err(Reply::local(
+                451,
+                format!("4.4.0 {} refused RSET: {}", self.host, r.summary()),
+            ));
+        }
+        self.state = State::Ready;
+        Ok(())
+    }
+
+    /// Where the message starts, and its size as sent when MAIL is to carry `SIZE=`
+    /// (one more read of the message; the data is sent from `origin` again).
+    fn measure(&self, m: &mut Outgoing<'_>) -> io::Result<Data> {
+        let origin = m.data.stream_position()?;
+        let size = if self.wants_size(m) {
+            let n = wire::wire_size(&mut *m.data)?;
+            m.data.seek(SeekFrom::Start(origin))?;
+            Some(n)
+        } else {
+            None
+        };
+        Ok(Data { origin, size })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::string_slice)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_2yz_delivers() {
+        let o = |code| match Outcome::from_reply(Reply::local(code, "x")) {
+            Outcome::Delivered(_) => "delivered",
+            Outcome::TempFail(_) => "temporary",
+            Outcome::PermFail(_) => "permanent",
+        };
+        for (code, want) in [
+            (250, "delivered"),
+            (251, "delivered"),
+            (354, "temporary"),
+            (334, "temporary"),
+            (199, "temporary"),
+            (451, "temporary"),
+            (554, "permanent"),
+            (600, "temporary"),
+        ] {
+            assert_eq!(o(code), want, "{code}");
+        }
+    }
+
+    #[test]
+    fn xtext_encoding() {
+        assert_eq!(xtext("rfc822;a+b=c@x"), "rfc822;a+2Bb+3Dc@x");
+        assert_eq!(xtext("a b"), "a+20b");
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use rsendmail::server::xtext_decode;
+
+        proptest! {
+            #[test]
+            fn xtext_decodes_to_what_was_encoded(s in any::<String>(), t in "[+=%a-zA-Z0-9 é\r\n]{0,30}") {
+                for s in [&s, &t] {
+                    let x = xtext(s);
+                    prop_assert!(x.bytes().all(|b| (33..=126).contains(&b) && b != b'='), "{}", x);
+                    prop_assert_eq!(xtext_decode(&x), Some(s.clone()));
+                }
+            }
+        }
+    }
+}

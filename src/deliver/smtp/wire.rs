@@ -1,0 +1,270 @@
+//! The connection to the server: commands queued and written together (one write per
+//! pipelined group), replies read and counted against the commands sent, the message data
+//! written, each step under its RFC 5321 §4.5.3.2 timeout.
+//!
+//! Every line written is owed a reply (`Session::awaiting`): a reply that answers no
+//! command, or data waiting once the last reply owed is read, is a protocol error, and
+//! so is a reply outside what its command may get ([`Expect`]). Either ends the session
+//! (the state becomes `Closed`, never reused), as does any I/O error or timeout, which
+//! becomes a local `451 4.4.2` reply naming the phase ([`io_reply`]).
+
+#![deny(clippy::string_slice)]
+
+use super::reply::{Expect, read_reply};
+use super::{Reply, Session, State, Transcript};
+use rsendmail::config::io_text;
+use rsendmail::message::wire;
+use std::io::{self, BufWriter, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// RFC 5321 §4.5.3.2 timeouts.
+#[derive(Clone, Debug)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub initial: Duration,
+    pub helo: Duration,
+    pub mail: Duration,
+    pub rcpt: Duration,
+    pub datainit: Duration,
+    pub datablock: Duration,
+    pub datafinal: Duration,
+    pub rset: Duration,
+    pub quit: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        let m = |n: u64| Duration::from_secs(n * 60);
+        Timeouts {
+            connect: m(1),
+            initial: m(5),
+            helo: m(5),
+            mail: m(5),
+            rcpt: m(5),
+            datainit: m(2),
+            datablock: m(3),
+            datafinal: m(10),
+            rset: m(5),
+            quit: m(2),
+        }
+    }
+}
+
+/// The connection: plain TCP, or TLS over it (after STARTTLS, or from the start).
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<native_tls::TlsStream<TcpStream>>),
+    /// While the stream is being replaced (STARTTLS); never seen from outside.
+    Closed,
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+            Stream::Closed => Err(io::Error::from(io::ErrorKind::NotConnected)),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+            Stream::Closed => Err(io::Error::from(io::ErrorKind::NotConnected)),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+            Stream::Closed => Ok(()),
+        }
+    }
+}
+
+/// A local reply for an I/O error or timeout `during` the phase of `state`.
+pub(super) fn io_reply(e: &io::Error, state: State, host: &str) -> Reply {
+    let what = match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            format!(
+                "timeout waiting for input from {host} during {}",
+                state.phase()
+            )
+        }
+        io::ErrorKind::UnexpectedEof => {
+            format!("Connection lost to {host} during {}", state.phase())
+        }
+        _ => format!("{} with {host} during {}", io_text(e), state.phase()),
+    };
+    Reply::local(451, format!("4.4.2 {what}"))
+}
+
+impl Session {
+    /// Read the next reply. One that answers no command (none is owed), or more data
+    /// waiting once the last reply owed is read, is a protocol error.
+    pub(super) fn read(
+        &mut self,
+        timeout: Duration,
+        out: &mut Transcript<'_>,
+    ) -> Result<Reply, Reply> {
+        self.read_owed(timeout, out, false)
+    }
+
+    /// [`Session::read`]; with `last`, the reply is the transaction's last (to the end of
+    /// the data), read after a dialogue that was in step up to its 354: data after it
+    /// cannot change what it says about the message, so it stands, and the connection
+    /// is only not used again (a protocol error here would send a message the server
+    /// took again).
+    pub(super) fn read_owed(
+        &mut self,
+        timeout: Duration,
+        out: &mut Transcript<'_>,
+        last: bool,
+    ) -> Result<Reply, Reply> {
+        let state = self.state;
+        if self.awaiting == 0 {
+            return Err(self.protocol_error(format!(
+                "{} sent a reply that answers no command (during {})",
+                self.host,
+                state.phase()
+            )));
+        }
+        let _ = self.sock.set_read_timeout(Some(timeout));
+        let res = read_reply(&mut self.conn, |l| {
+            if let Some(w) = out.as_deref_mut() {
+                let _ = writeln!(w, "{l}");
+            }
+        });
+        let r = res.map_err(|e| {
+            self.state = State::Closed;
+            io_reply(&e, state, &self.host)
+        })?;
+        self.awaiting -= 1;
+        if self.awaiting == 0 && self.unsolicited() {
+            if last {
+                log::warn!(
+                    "{} sent more replies than commands (after {} during {}); connection closed",
+                    self.host,
+                    r.summary(),
+                    state.phase()
+                );
+                self.spent = true;
+                return Ok(r);
+            }
+            return Err(self.protocol_error(format!(
+                "{} sent more replies than commands (after {} during {})",
+                self.host,
+                r.summary(),
+                state.phase()
+            )));
+        }
+        Ok(r)
+    }
+
+    /// Read the reply to `command` and check it is one the command may get.
+    pub(super) fn read_expect(
+        &mut self,
+        timeout: Duration,
+        out: &mut Transcript<'_>,
+        expect: Expect,
+        command: &str,
+    ) -> Result<Reply, Reply> {
+        let r = self.read(timeout, out)?;
+        self.check(r, expect, command)
+    }
+
+    /// Whether `r` is a reply `command` may get; a protocol error if not.
+    pub(super) fn check(
+        &mut self,
+        r: Reply,
+        expect: Expect,
+        command: &str,
+    ) -> Result<Reply, Reply> {
+        if expect.allows(r.code) {
+            return Ok(r);
+        }
+        Err(self.protocol_error(format!(
+            "{} answered {command} with {} ({} expected)",
+            self.host,
+            r.summary(),
+            expect.wanted()
+        )))
+    }
+
+    /// The server broke the protocol: the session ends (the connection is closed, not
+    /// reused), and the reply to give every recipient of the transaction.
+    fn protocol_error(&mut self, what: String) -> Reply {
+        self.state = State::Closed;
+        self.desynchronised = true;
+        Reply::local(451, format!("4.5.0 Protocol error: {what}"))
+    }
+
+    /// Whether the server has sent anything that no command asked for yet: data left in
+    /// the buffer, or (on a plain connection) waiting on the socket. Under TLS only the
+    /// buffer is looked at: the socket may hold TLS records that carry no reply.
+    fn unsolicited(&self) -> bool {
+        if !self.conn.buffer().is_empty() {
+            return true;
+        }
+        if !matches!(self.conn.get_ref(), Stream::Plain(_)) {
+            return false;
+        }
+        use std::os::fd::AsRawFd;
+        let mut byte = [0u8; 1];
+        // SAFETY: a one-byte peek into a buffer we own, on our own socket, not waiting.
+        let n = unsafe {
+            libc::recv(
+                self.sock.as_raw_fd(),
+                byte.as_mut_ptr().cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        n > 0
+    }
+
+    /// Queue a command line (written on the next flush).
+    pub(super) fn put(&mut self, line: &str, out: &mut Transcript<'_>) -> Result<(), Reply> {
+        if let Some(w) = out.as_deref_mut() {
+            let _ = writeln!(w, ">>> {line}");
+        }
+        self.put_quiet(line);
+        Ok(())
+    }
+
+    /// Queue a line that is not echoed (credentials). Every line sent is owed a reply.
+    pub(super) fn put_quiet(&mut self, line: &str) {
+        self.wbuf.extend_from_slice(line.as_bytes());
+        self.wbuf.extend_from_slice(b"\r\n");
+        self.awaiting += 1;
+    }
+
+    pub(super) fn flush(&mut self, timeout: Duration) -> Result<(), Reply> {
+        let _ = self.sock.set_write_timeout(Some(timeout));
+        let buf = std::mem::take(&mut self.wbuf);
+        let r = self
+            .conn
+            .get_mut()
+            .write_all(&buf)
+            .and_then(|_| self.conn.get_mut().flush());
+        r.map_err(|e| {
+            let st = self.state;
+            self.state = State::Closed;
+            io_reply(&e, st, &self.host)
+        })
+    }
+
+    /// Write the message (from where `data` stands) as `rsendmail::message::wire` makes it
+    /// for the wire, under the data block timeout; the final dot is part of it.
+    pub(super) fn write_data(&mut self, data: &mut dyn Read) -> io::Result<()> {
+        let _ = self.sock.set_write_timeout(Some(self.timeouts.datablock));
+        let mut w = BufWriter::with_capacity(64 * 1024, self.conn.get_mut());
+        wire::write_wire(data, &mut w)?;
+        w.flush()
+    }
+}
