@@ -21,6 +21,9 @@
 
 pub mod data;
 pub mod net;
+pub mod params;
+
+pub use params::xtext_decode;
 
 use crate::cli::options::DeliveryMode;
 use crate::clock;
@@ -28,6 +31,7 @@ use crate::message::{self, Header, LineReader, address};
 use crate::spool::Spool;
 use crate::spool::entry::{Envelope, Recipient};
 use crate::submit::{self, StoreError};
+use params::{MailParams, Offered, RcptParams};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::IpAddr;
 
@@ -109,39 +113,9 @@ impl Ending {
 struct Transaction {
     sender: Option<String>,
     recipients: Vec<Recipient>,
-    size: Option<u64>,
-    body: Option<String>,
-    ret: Option<String>,
-    envid: Option<String>,
+    params: MailParams,
     /// The sender's domain check, done at the first RCPT.
     sender_checked: Option<DomainCheck>,
-}
-
-/// RFC 3461 xtext → text (`+2B` → `+`). `None` for anything that is not xtext: a
-/// character outside `!`..`~`, an `=`, or a `+` without two hex digits after it (as
-/// sendmail's `xtextok`, either case); and for text that is not UTF-8 once decoded.
-pub fn xtext_decode(s: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'+' {
-            let hi = bytes.next().and_then(hex_digit)?;
-            let lo = bytes.next().and_then(hex_digit)?;
-            out.push(hi << 4 | lo);
-        } else if (33..=126).contains(&b) && b != b'=' {
-            out.push(b);
-        } else {
-            return None;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// The value of one hex digit (either case).
-fn hex_digit(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
 }
 
 /// One reply line as it goes out: the control characters a client's text may have put
@@ -277,78 +251,6 @@ fn checked_path(path: &str) -> Result<String, address::Invalid> {
         Some(c) => Err(address::Invalid::Illegal(c)),
         None => address::parse_one(path),
     }
-}
-
-/// `KEY=value` (value may be empty or absent).
-fn param(p: &str) -> (String, Option<&str>) {
-    match p.split_once('=') {
-        Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
-        None => (p.to_ascii_uppercase(), None),
-    }
-}
-
-/// Apply `KEY=value` parameters in order; the first refusal is the reply.
-fn each_param(
-    params: &[&str],
-    mut apply: impl FnMut(&str, &str) -> Result<(), String>,
-) -> Result<(), String> {
-    for p in params {
-        let (k, v) = param(p);
-        apply(&k, v.unwrap_or(""))?;
-    }
-    Ok(())
-}
-
-/// One MAIL parameter (RFC 1870 SIZE, RFC 6152 BODY, RFC 3461 RET and ENVID), with
-/// sendmail's replies.
-fn mail_param(next: &mut Transaction, k: &str, v: &str) -> Result<(), String> {
-    match k {
-        // sendmail ignores a SIZE it cannot read.
-        "SIZE" => next.size = v.parse().ok(),
-        "BODY" => match v.to_ascii_uppercase().as_str() {
-            b @ ("7BIT" | "8BITMIME") => next.body = Some(b.to_string()),
-            _ => return Err(format!("501 5.5.4 Unknown BODY type {v}")),
-        },
-        "RET" if next.ret.is_some() => return Err("501 5.5.0 Duplicate RET parameter".into()),
-        "ENVID" if next.envid.is_some() => {
-            return Err("501 5.5.0 Duplicate ENVID parameter".into());
-        }
-        "RET" => match v.to_ascii_uppercase().as_str() {
-            r @ ("FULL" | "HDRS") => next.ret = Some(r.to_string()),
-            _ => return Err(format!("501 5.5.2 Bad argument \"{v}\" to RET")),
-        },
-        "ENVID" => match xtext_decode(v) {
-            Some(e) if !e.is_empty() && e.len() <= 100 => next.envid = Some(e),
-            _ => return Err("501 5.5.4 Syntax error in ENVID parameter value".into()),
-        },
-        _ => return Err(format!("555 5.5.4 {k} parameter unrecognized")),
-    }
-    Ok(())
-}
-
-/// One RCPT parameter (RFC 3461 NOTIFY and ORCPT), with sendmail's replies.
-fn rcpt_param(r: &mut Recipient, k: &str, v: &str) -> Result<(), String> {
-    match k {
-        "NOTIFY" => {
-            let words: Vec<String> = v.split(',').map(|w| w.to_ascii_uppercase()).collect();
-            let ok = !v.is_empty()
-                && (words == ["NEVER"]
-                    || words
-                        .iter()
-                        .all(|w| matches!(w.as_str(), "SUCCESS" | "FAILURE" | "DELAY")));
-            if !ok {
-                // sendmail's text, two blanks included.
-                return Err(format!("501 5.5.4 Bad argument \"{v}\"  to NOTIFY"));
-            }
-            r.notify = Some(words.join(","));
-        }
-        "ORCPT" => match xtext_decode(v) {
-            Some(o) if o.contains(';') => r.orcpt = Some(o),
-            _ => return Err("501 5.5.4 Syntax error in ORCPT parameter value".into()),
-        },
-        _ => return Err(format!("555 5.5.4 {k} parameter unrecognized")),
-    }
-    Ok(())
 }
 
 /// Free bytes for an unprivileged writer on the spool's file system.
@@ -532,25 +434,30 @@ impl Server<'_> {
                             continue;
                         }
                     };
-                    let mut next = Transaction::default();
-                    if let Err(b) = each_param(&params, |k, v| mail_param(&mut next, k, v)) {
-                        reply!("{b}");
-                        continue;
-                    }
-                    if let (Some(max), Some(n)) = (self.max_size, next.size)
+                    let params = match MailParams::parse(&params, Offered::default()) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            reply!("{e}");
+                            continue;
+                        }
+                    };
+                    if let (Some(max), Some(n)) = (self.max_size, params.size)
                         && n > max
                     {
                         reply!("552 5.2.3 Message size exceeds fixed maximum message size ({max})");
                         continue;
                     }
-                    if let Some(n) = next.size
+                    if let Some(n) = params.size
                         && free_bytes(self.spool).is_some_and(|free| n > free)
                     {
                         reply!("452 4.4.5 Insufficient disk space; try again later");
                         continue;
                     }
-                    next.sender = Some(path);
-                    tx = next;
+                    tx = Transaction {
+                        sender: Some(path),
+                        params,
+                        ..Transaction::default()
+                    };
                     reply!("250 2.1.0 {written}... Sender ok");
                 }
                 "RCPT" => {
@@ -587,11 +494,16 @@ impl Server<'_> {
                             continue;
                         }
                     };
+                    let params = match RcptParams::parse(&params) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            reply!("{e}");
+                            continue;
+                        }
+                    };
                     let mut r = Recipient::new(path.clone());
-                    if let Err(b) = each_param(&params, |k, v| rcpt_param(&mut r, k, v)) {
-                        reply!("{b}");
-                        continue;
-                    }
+                    r.notify = params.notify.map(|n| n.to_string());
+                    r.orcpt = params.orcpt.map(|o| o.to_string());
                     // The sender's domain, once per transaction (sendmail checks at RCPT).
                     if self.mode != DeliveryMode::Deferred
                         && tx.sender_checked.is_none()
@@ -862,9 +774,9 @@ impl Server<'_> {
             uid,
             mode: self.mode.letter(),
             header_bytes,
-            body_type: tx.body.clone(),
-            envid: tx.envid.clone(),
-            ret: tx.ret.clone(),
+            body_type: tx.params.body.map(|b| b.as_str().to_string()),
+            envid: tx.params.envid.clone(),
+            ret: tx.params.ret.map(|r| r.as_str().to_string()),
             ..Envelope::default()
         };
         submit::write_entry(
@@ -1328,17 +1240,17 @@ mod tests {
                         prop_assert!(params.iter().all(|p| !p.is_empty() && !p.contains(char::is_whitespace)));
                     }
                 }
-                let _ = param(&arg);
-                let mut tx = Transaction::default();
-                for k in [&k[..], "SIZE", "BODY", "RET", "ENVID"] {
-                    if let Err(e) = mail_param(&mut tx, &k.to_ascii_uppercase(), &v) {
-                        prop_assert!(e.as_bytes()[..3].iter().all(u8::is_ascii_digit), "{}", e);
+                let is_reply = |e: &params::ParamError| e.to_string().as_bytes()[..3].iter().all(u8::is_ascii_digit);
+                let words: Vec<String> = [&k[..], "SIZE", "BODY", "RET", "ENVID"].iter().map(|k| format!("{k}={v}")).collect();
+                let words: Vec<&str> = words.iter().map(String::as_str).collect();
+                for w in (0..words.len()).map(|i| &words[..=i]) {
+                    if let Err(e) = MailParams::parse(w, Offered::default()) {
+                        prop_assert!(is_reply(&e), "{}", e);
                     }
                 }
-                let mut r = Recipient::new("a@b");
                 for k in [&k[..], "NOTIFY", "ORCPT"] {
-                    if let Err(e) = rcpt_param(&mut r, &k.to_ascii_uppercase(), &v) {
-                        prop_assert!(e.as_bytes()[..3].iter().all(u8::is_ascii_digit), "{}", e);
+                    if let Err(e) = RcptParams::parse(&[&format!("{k}={v}")]) {
+                        prop_assert!(is_reply(&e), "{}", e);
                     }
                 }
                 if xtext_decode(&arg).is_some() {
