@@ -505,6 +505,41 @@ mod tests {
         );
     }
 
+    #[test]
+    fn phases_move_only_on_accepted_commands() {
+        let s = ScratchSpool::new("phases");
+        let input = concat!(
+            "RSET\r\nMAIL FROM:<a@b>\r\nEHLO c\r\nDATA\r\nMAIL FROM:<a@b>\r\n",
+            "HELO\r\nDATA\r\nRCPT TO:<root>\r\nMAIL FROM:<c@d>\r\n",
+            "RSET\r\nRCPT TO:<root>\r\nQUIT\r\n"
+        );
+        let out = session(&s.spool, input.as_bytes(), true, DeliveryMode::QueueOnly);
+        let finals: Vec<&str> = reply_lines(&out)
+            .into_iter()
+            .filter(|l| l.as_bytes()[3] == b' ')
+            .collect();
+        assert_eq!(
+            finals[1..],
+            [
+                // RSET before a hello leaves the session awaiting it.
+                "250 2.0.0 Reset state",
+                "503 5.0.0 Polite people say HELO first",
+                "250 HELP",
+                "503 5.0.0 Need MAIL command",
+                "250 2.1.0 <a@b>... Sender ok",
+                // A refused HELO keeps the transaction.
+                "501 5.0.0 HELO requires domain address",
+                "503 5.0.0 Need RCPT (recipient)",
+                "250 2.1.5 <root>... Recipient ok",
+                "503 5.5.0 Sender already specified",
+                // RSET ends it.
+                "250 2.0.0 Reset state",
+                "503 5.0.0 Need MAIL before RCPT",
+                "221 2.0.0 mx.test closing connection",
+            ]
+        );
+    }
+
     mod props {
         use super::*;
         use proptest::collection::vec;

@@ -530,12 +530,12 @@ mod tests {
         /// values near their syntax, and anything else.
         fn word() -> impl Strategy<Value = String> {
             prop_oneof![
-                "(?i:size)(=[0-9]{0,22}|=[^ ]{0,5})?",
-                "(?i:body)(=(?i:7bit|8bitmime|[^ ]{0,5}))?",
-                "(?i:ret)(=(?i:full|hdrs|[^ ]{0,5}))?",
-                "(?i:envid|orcpt|auth)(=[!-~]{0,110}|=[^ ]{0,10})?",
+                "(?i:size)(=[0-9]{0,22}|=[^ \t\r\n]{0,5})?",
+                "(?i:body)(=(?i:7bit|8bitmime|[^ \t\r\n]{0,5}))?",
+                "(?i:ret)(=(?i:full|hdrs|[^ \t\r\n]{0,5}))?",
+                "(?i:envid|orcpt|auth)(=[!-~]{0,110}|=[^ \t\r\n]{0,10})?",
                 "(?i:notify)(=((?i:never|success|failure|delay|x),?){0,4})?",
-                "(?i:smtputf8)(=[^ ]{0,3})?",
+                "(?i:smtputf8)(=[^ \t\r\n]{0,3})?",
                 "[^ \t\r\n]{1,20}",
             ]
         }

@@ -5,12 +5,12 @@
 //! has been given and awaits next:
 //!
 //! ```text
-//!            HELO/EHLO          MAIL            RCPT (a recipient taken)    DATA
-//! Greeting ────────────► Helo ───────► Mail ────────────────────────► Rcpt ─────► Data
-//!     ▲                   ▲ ▲            │ RSET, HELO/EHLO                │          │
-//!     └─ (RSET stays)     │ └────────────┴────────────────────────────────┘          │
-//!                         └──────────── the message read (accepted or refused) ──────┘
+//! Greeting ─HELO/EHLO─► Helo ─MAIL─► Mail ─RCPT (a recipient taken)─► Rcpt ─DATA (354)─► Data
+//!                        ▲             │                               │                  │
+//!                        └─────────────┴── RSET, HELO/EHLO ────────────┘                  │
+//!                        └──────────── the message's reply (accepted or refused) ─────────┘
 //! ```
+//! RSET in the Greeting phase stays there; a refused command changes no phase.
 //!
 //! The phase alone decides whether MAIL, RCPT and DATA may come now ([`Phase::refusal`],
 //! with sendmail's 503 replies); HELO/EHLO and RSET end a transaction from any phase;
@@ -597,3 +597,75 @@ const HELP: &[&str] = &[
     "\tETRN",
     "For local information send email to Postmaster at your site.",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_phase_decides_which_commands_may_come() {
+        const HELO_FIRST: &str = "503 5.0.0 Polite people say HELO first";
+        const SENDER_GIVEN: &str = "503 5.5.0 Sender already specified";
+        const MAIL_FIRST: &str = "503 5.0.0 Need MAIL before RCPT";
+        const NO_MAIL: &str = "503 5.0.0 Need MAIL command";
+        const NO_RCPT: &str = "503 5.0.0 Need RCPT (recipient)";
+        // phase: MAIL, RCPT, DATA
+        for (phase, mail, rcpt, data) in [
+            (
+                Phase::Greeting,
+                Some(HELO_FIRST),
+                Some(MAIL_FIRST),
+                Some(NO_MAIL),
+            ),
+            (Phase::Helo, None, Some(MAIL_FIRST), Some(NO_MAIL)),
+            (Phase::Mail, Some(SENDER_GIVEN), None, Some(NO_RCPT)),
+            (Phase::Rcpt, Some(SENDER_GIVEN), None, None),
+        ] {
+            assert_eq!(phase.refusal(Command::Mail), mail, "{phase:?}");
+            assert_eq!(phase.refusal(Command::Rcpt), rcpt, "{phase:?}");
+            assert_eq!(phase.refusal(Command::Data), data, "{phase:?}");
+            for c in [
+                Command::Helo,
+                Command::Ehlo,
+                Command::Rset,
+                Command::Noop,
+                Command::Quit,
+                Command::Vrfy,
+                Command::Expn,
+                Command::Help,
+                Command::Etrn,
+                Command::NotImplemented,
+                Command::Unrecognized,
+            ] {
+                assert_eq!(phase.refusal(c), None, "{phase:?} {c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn verbs() {
+        for (verb, command) in [
+            ("HELO", Command::Helo),
+            ("EHLO", Command::Ehlo),
+            ("MAIL", Command::Mail),
+            ("RCPT", Command::Rcpt),
+            ("DATA", Command::Data),
+            ("RSET", Command::Rset),
+            ("NOOP", Command::Noop),
+            ("QUIT", Command::Quit),
+            ("VRFY", Command::Vrfy),
+            ("EXPN", Command::Expn),
+            ("HELP", Command::Help),
+            ("ETRN", Command::Etrn),
+            ("STARTTLS", Command::NotImplemented),
+            ("BDAT", Command::NotImplemented),
+            ("XUSR", Command::NotImplemented),
+            // Upper-cased by the caller.
+            ("helo", Command::Unrecognized),
+            ("", Command::Unrecognized),
+            ("MAILX", Command::Unrecognized),
+        ] {
+            assert_eq!(Command::of(verb), command, "{verb:?}");
+        }
+    }
+}
