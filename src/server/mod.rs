@@ -1,33 +1,49 @@
 //! The SMTP server: one session over a reader and a writer (stdin/stdout for `-bs`, a
 //! socket for `-bd`), replying as sendmail 8.17 replies (recorded; see compat-tests).
 //!
+//! The files, in the order a command flows through them:
+//! - `mod.rs` (this file): the interface the binaries use ([`Server`]'s settings,
+//!   [`Backend`], [`Client`], [`Ending`]), every reply line's form ([`reply_line`]), and
+//!   the way of an accepted message into the spool ([`Server::run`] hands the connection
+//!   to the session; the session hands the data back to `receive`);
+//! - `session.rs`: the command loop, the session's phase (RFC 5321 §4.1.4: Greeting,
+//!   Helo, Mail, Rcpt, Data) which alone decides whether MAIL, RCPT and DATA may come,
+//!   one handler per command, and pipelining;
+//! - `path.rs`: the path of MAIL FROM and RCPT TO as written (brackets, source route);
+//! - `params.rs`: their ESMTP parameters (SIZE, BODY, RET, ENVID, NOTIFY, ORCPT,
+//!   SMTPUTF8, AUTH) as typed values, and xtext;
+//! - `data.rs`: the DATA byte stream → the message (dot rules, bare CR/LF refused);
+//! - `net.rs`: the listener's settings (`DaemonPortOptions`, trusted networks).
+//!
 //! Each accepted message goes through the command line's intake
 //! ([`crate::submit::write_entry`]) into the spool; `250 ... Message accepted for delivery`
 //! is sent only after the commit point. What happens next (the delivery mode, ETRN, the
 //! sender-domain check, which needs DNS) is the [`Backend`]'s: the server itself links
-//! neither DNS nor TLS.
-//!
-//! Pipelining (RFC 2920): replies are buffered while more input is already waiting and
-//! flushed before the server would wait for the client, so a pipelined group is answered
-//! in order and in one write. sendmail 8.17 refuses input sent before its greeting
-//! (`-bs` too); rsendmail accepts it (compat-tests/DIFFERENCES.md).
+//! neither DNS nor TLS. sendmail 8.17 refuses input sent before its greeting (`-bs`
+//! too); rsendmail accepts it (compat-tests/DIFFERENCES.md).
 //!
 //! Nothing the client sends makes the session panic: the client's text is only cut with
-//! `str::get`, `split_once` and the like, never by byte index (the lints below keep it
-//! so), and a reply never carries a bare CR or LF of the client's, since every reply
-//! line is written by [`reply_line`].
+//! `str::get`, `split_once` and the like, never by byte index (the lints in each file
+//! keep it so), and a reply never carries a bare CR or LF of the client's, since every
+//! reply line is written by [`reply_line`].
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 pub mod data;
 pub mod net;
+pub mod params;
+mod path;
+mod session;
+
+pub use params::xtext_decode;
 
 use crate::cli::options::DeliveryMode;
 use crate::clock;
 use crate::message::{self, Header, LineReader, address};
 use crate::spool::Spool;
-use crate::spool::entry::{Envelope, Recipient};
+use crate::spool::entry::Envelope;
 use crate::submit::{self, StoreError};
+use session::{Hello, Session, Transaction};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::IpAddr;
 
@@ -82,7 +98,8 @@ pub struct Server<'a> {
     pub aliases: Option<crate::aliases::Aliases>,
     /// `O MaxMessageSize=`, advertised in EHLO.
     pub max_size: Option<u64>,
-    /// `O MaxRecipientsPerMessage=`.
+    /// Recipients per transaction (`O MaxRecipientsPerMessage=`; the caller passes
+    /// `usize::MAX` for the option's 0, no limit); beyond, 452.
     pub max_recipients: usize,
 }
 
@@ -105,45 +122,6 @@ impl Ending {
     }
 }
 
-#[derive(Default)]
-struct Transaction {
-    sender: Option<String>,
-    recipients: Vec<Recipient>,
-    size: Option<u64>,
-    body: Option<String>,
-    ret: Option<String>,
-    envid: Option<String>,
-    /// The sender's domain check, done at the first RCPT.
-    sender_checked: Option<DomainCheck>,
-}
-
-/// RFC 3461 xtext → text (`+2B` → `+`). `None` for anything that is not xtext: a
-/// character outside `!`..`~`, an `=`, or a `+` without two hex digits after it (as
-/// sendmail's `xtextok`, either case); and for text that is not UTF-8 once decoded.
-pub fn xtext_decode(s: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'+' {
-            let hi = bytes.next().and_then(hex_digit)?;
-            let lo = bytes.next().and_then(hex_digit)?;
-            out.push(hi << 4 | lo);
-        } else if (33..=126).contains(&b) && b != b'=' {
-            out.push(b);
-        } else {
-            return None;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// The value of one hex digit (either case).
-fn hex_digit(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
-}
-
 /// One reply line as it goes out: the control characters a client's text may have put
 /// in it (a CR or LF above all, which would end the line early) are written escaped
 /// (`\r`), as [`address::shown`] writes them; a tab stays (HELP's lines hold tabs).
@@ -158,228 +136,6 @@ pub fn reply_line(text: &str) -> String {
     }
     out.push_str("\r\n");
     out
-}
-
-/// A MAIL or RCPT path as the client wrote it.
-struct Path<'t> {
-    /// The path as written (`<a@b>`), for the reply.
-    written: &'t str,
-    /// Inside the angle brackets, source route dropped; `None` for `<>`.
-    address: Option<String>,
-    params: Vec<&'t str>,
-}
-
-/// Why a path is refused before its address is looked at.
-enum PathError {
-    /// The keyword or the path is missing: `501 5.5.2 Syntax error in parameters
-    /// scanning "FROM"`.
-    Syntax,
-    /// The path itself is broken (`<` never closed, a source route with no mailbox);
-    /// the reply names what was written.
-    Invalid(String, address::Invalid),
-}
-
-/// Split `FROM:<addr> PARAMS` after the keyword (RFC 5321 §4.1.2 `Path`): the angle
-/// brackets are matched outside quoted strings (`<"a>b"@x>` is one path), a `<` never
-/// closed is sendmail's `Unbalanced '<'`, a source route (`<@a,@b:user@host>`, RFC 5321
-/// §3.3) is dropped, and a route with no mailbox after it (`<@a:>`, `<@a>`) is `User
-/// address required`, never the null path. A path without brackets (`FROM:root`) runs
-/// to the first blank, as sendmail takes it.
-fn split_path<'t>(arg: &'t str, keyword: &str) -> Result<Path<'t>, PathError> {
-    let arg = arg.trim_start();
-    // `get` rather than slicing: the client's bytes may put a multi-byte character
-    // across the keyword's end (`FROé:`).
-    let head = arg.get(..keyword.len()).ok_or(PathError::Syntax)?;
-    if !head.eq_ignore_ascii_case(keyword) {
-        return Err(PathError::Syntax);
-    }
-    let rest = arg
-        .get(keyword.len()..)
-        .ok_or(PathError::Syntax)?
-        .trim_start();
-    let rest = rest
-        .strip_prefix(':')
-        .ok_or(PathError::Syntax)?
-        .trim_start();
-    if rest.is_empty() {
-        return Err(PathError::Syntax);
-    }
-    let end = if rest.starts_with('<') {
-        let mut q = address::Quoting::default();
-        let close = rest
-            .char_indices()
-            .skip(1)
-            .find(|&(_, c)| q.plain(c) && c == '>')
-            .map(|(i, _)| i + 1);
-        match close {
-            Some(e) => e,
-            None => {
-                let written = rest.split(' ').next().unwrap_or(rest).to_string();
-                return Err(PathError::Invalid(
-                    written,
-                    address::Invalid::Unbalanced('<'),
-                ));
-            }
-        }
-    } else {
-        rest.find(' ').unwrap_or(rest.len())
-    };
-    let (written, params) = rest.split_at_checked(end).ok_or(PathError::Syntax)?;
-    let inner = written
-        .strip_prefix('<')
-        .and_then(|w| w.strip_suffix('>'))
-        .unwrap_or(written);
-    let address = if inner.starts_with('@') {
-        // A source route: the mailbox is what follows its last colon.
-        match inner.rsplit_once(':') {
-            Some((_, after)) if !after.is_empty() => Some(after.to_string()),
-            _ => {
-                return Err(PathError::Invalid(
-                    written.to_string(),
-                    address::Invalid::UserRequired,
-                ));
-            }
-        }
-    } else if inner.is_empty() {
-        None
-    } else {
-        Some(inner.to_string())
-    };
-    Ok(Path {
-        written,
-        address,
-        params: params.split_ascii_whitespace().collect(),
-    })
-}
-
-/// The reply refusing an address as written (`553 5.1.3 <a@@b>... Invalid route
-/// address`); its status is noted for the `-bs` exit status.
-fn refuse_address(end: &mut Ending, shown: &str, e: &address::Invalid) -> String {
-    end.note(e.exit());
-    format!("553 {} {shown}... {}", e.status(), e.text())
-}
-
-/// The reply refusing a MAIL (`keyword` FROM) or RCPT (TO) path.
-fn refuse_path(end: &mut Ending, keyword: &str, e: &PathError) -> String {
-    match e {
-        PathError::Syntax => {
-            format!("501 5.5.2 Syntax error in parameters scanning \"{keyword}\"")
-        }
-        PathError::Invalid(written, e) => refuse_address(end, written, e),
-    }
-}
-
-/// The address of a MAIL or RCPT path, parsed and checked. A CR inside the path (the
-/// line's own CRLF is gone; RFC 5321 §2.3.8 allows CR only there) is refused as the
-/// control character it is, rather than read as the white space it is in a header field.
-fn checked_path(path: &str) -> Result<String, address::Invalid> {
-    match path.chars().find(|&c| c == '\r' || c == '\n') {
-        Some(c) => Err(address::Invalid::Illegal(c)),
-        None => address::parse_one(path),
-    }
-}
-
-/// `KEY=value` (value may be empty or absent).
-fn param(p: &str) -> (String, Option<&str>) {
-    match p.split_once('=') {
-        Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
-        None => (p.to_ascii_uppercase(), None),
-    }
-}
-
-/// Apply `KEY=value` parameters in order; the first refusal is the reply.
-fn each_param(
-    params: &[&str],
-    mut apply: impl FnMut(&str, &str) -> Result<(), String>,
-) -> Result<(), String> {
-    for p in params {
-        let (k, v) = param(p);
-        apply(&k, v.unwrap_or(""))?;
-    }
-    Ok(())
-}
-
-/// One MAIL parameter (RFC 1870 SIZE, RFC 6152 BODY, RFC 3461 RET and ENVID), with
-/// sendmail's replies.
-fn mail_param(next: &mut Transaction, k: &str, v: &str) -> Result<(), String> {
-    match k {
-        // sendmail ignores a SIZE it cannot read.
-        "SIZE" => next.size = v.parse().ok(),
-        "BODY" => match v.to_ascii_uppercase().as_str() {
-            b @ ("7BIT" | "8BITMIME") => next.body = Some(b.to_string()),
-            _ => return Err(format!("501 5.5.4 Unknown BODY type {v}")),
-        },
-        "RET" if next.ret.is_some() => return Err("501 5.5.0 Duplicate RET parameter".into()),
-        "ENVID" if next.envid.is_some() => {
-            return Err("501 5.5.0 Duplicate ENVID parameter".into());
-        }
-        "RET" => match v.to_ascii_uppercase().as_str() {
-            r @ ("FULL" | "HDRS") => next.ret = Some(r.to_string()),
-            _ => return Err(format!("501 5.5.2 Bad argument \"{v}\" to RET")),
-        },
-        "ENVID" => match xtext_decode(v) {
-            Some(e) if !e.is_empty() && e.len() <= 100 => next.envid = Some(e),
-            _ => return Err("501 5.5.4 Syntax error in ENVID parameter value".into()),
-        },
-        _ => return Err(format!("555 5.5.4 {k} parameter unrecognized")),
-    }
-    Ok(())
-}
-
-/// One RCPT parameter (RFC 3461 NOTIFY and ORCPT), with sendmail's replies.
-fn rcpt_param(r: &mut Recipient, k: &str, v: &str) -> Result<(), String> {
-    match k {
-        "NOTIFY" => {
-            let words: Vec<String> = v.split(',').map(|w| w.to_ascii_uppercase()).collect();
-            let ok = !v.is_empty()
-                && (words == ["NEVER"]
-                    || words
-                        .iter()
-                        .all(|w| matches!(w.as_str(), "SUCCESS" | "FAILURE" | "DELAY")));
-            if !ok {
-                // sendmail's text, two blanks included.
-                return Err(format!("501 5.5.4 Bad argument \"{v}\"  to NOTIFY"));
-            }
-            r.notify = Some(words.join(","));
-        }
-        "ORCPT" => match xtext_decode(v) {
-            Some(o) if o.contains(';') => r.orcpt = Some(o),
-            _ => return Err("501 5.5.4 Syntax error in ORCPT parameter value".into()),
-        },
-        _ => return Err(format!("555 5.5.4 {k} parameter unrecognized")),
-    }
-    Ok(())
-}
-
-/// Free bytes for an unprivileged writer on the spool's file system.
-fn free_bytes(spool: &Spool) -> Option<u64> {
-    let st = nix::sys::statvfs::statvfs(&spool.dir).ok()?;
-    Some((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
-}
-
-/// Read one command line into `buf` (without its line end): `Some(true)`, `Some(false)`
-/// when it is longer than [`MAX_COMMAND_LINE`], `None` at EOF.
-fn read_command<R: Read>(r: &mut BufReader<R>, buf: &mut Vec<u8>) -> io::Result<Option<bool>> {
-    buf.clear();
-    let n = r
-        .by_ref()
-        .take(MAX_COMMAND_LINE as u64 + 2)
-        .read_until(b'\n', buf)?;
-    if n == 0 {
-        return Ok(None);
-    }
-    if buf.last() != Some(&b'\n') {
-        if n as u64 >= MAX_COMMAND_LINE as u64 + 2 {
-            return Ok(Some(false));
-        }
-        // EOF in the middle of a line: the client went away.
-        return Ok(None);
-    }
-    buf.pop();
-    if buf.last() == Some(&b'\r') {
-        buf.pop();
-    }
-    Ok(Some(true))
 }
 
 impl Server<'_> {
@@ -421,346 +177,18 @@ impl Server<'_> {
         input: &mut BufReader<R>,
         out: &mut W,
     ) -> io::Result<Ending> {
-        let mut end = Ending::default();
-        let mut helo: Option<(String, bool)> = None;
-        let mut tx = Transaction::default();
-        let mut line = Vec::new();
-        macro_rules! reply {
-            ($($t:tt)*) => {{
-                out.write_all(reply_line(&format!($($t)*)).as_bytes())?;
-            }};
-        }
-        reply!("{}", self.greeting());
-        loop {
-            // Flush before waiting: a pipelined group is answered in one write.
-            if input.buffer().is_empty() {
-                out.flush()?;
-            }
-            let got = match read_command(input, &mut line) {
-                Ok(g) => g,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    reply!("421 4.4.2 {} Timeout waiting for input", self.host);
-                    out.flush()?;
-                    return Ok(end);
-                }
-                Err(e) => return Err(e),
-            };
-            match got {
-                None => {
-                    out.flush()?;
-                    return Ok(end);
-                }
-                Some(false) => {
-                    reply!(
-                        "421 4.7.0 {} Command too long, possible attack {}",
-                        self.host,
-                        self.client_text()
-                    );
-                    out.flush()?;
-                    return Ok(end);
-                }
-                Some(true) => {}
-            }
-            let text = String::from_utf8_lossy(&line).into_owned();
-            let (verb, arg) = match text.split_once([' ', '\t']) {
-                Some((v, a)) => (v.to_ascii_uppercase(), a.trim().to_string()),
-                None => (text.to_ascii_uppercase(), String::new()),
-            };
-            match verb.as_str() {
-                "HELO" | "EHLO" => {
-                    if arg.is_empty() {
-                        reply!("501 5.0.0 {verb} requires domain address");
-                        continue;
-                    }
-                    tx = Transaction::default();
-                    let hello = format!(
-                        "{} Hello {}, pleased to meet you",
-                        self.host,
-                        self.client_text()
-                    );
-                    if verb == "HELO" {
-                        reply!("250 {hello}");
-                    } else {
-                        reply!("250-{hello}");
-                        reply!("250-ENHANCEDSTATUSCODES");
-                        reply!("250-PIPELINING");
-                        reply!("250-8BITMIME");
-                        match self.max_size {
-                            Some(n) => reply!("250-SIZE {n}"),
-                            None => reply!("250-SIZE"),
-                        }
-                        reply!("250-DSN");
-                        reply!("250-ETRN");
-                        reply!("250 HELP");
-                    }
-                    helo = Some((
-                        arg.split_whitespace().next().unwrap_or("").into(),
-                        verb == "EHLO",
-                    ));
-                }
-                "MAIL" => {
-                    if helo.is_none() {
-                        reply!("503 5.0.0 Polite people say HELO first");
-                        continue;
-                    }
-                    if tx.sender.is_some() {
-                        reply!("503 5.5.0 Sender already specified");
-                        continue;
-                    }
-                    let Path {
-                        written,
-                        address: path,
-                        params,
-                    } = match split_path(&arg, "FROM") {
-                        Ok(p) => p,
-                        Err(e) => {
-                            reply!("{}", refuse_path(&mut end, "FROM", &e));
-                            continue;
-                        }
-                    };
-                    // `<>` is the null sender; anything else is one checked address.
-                    let path = match path.as_deref().map(checked_path) {
-                        None => String::new(),
-                        Some(Ok(a)) => a,
-                        Some(Err(e)) => {
-                            reply!("{}", refuse_address(&mut end, written, &e));
-                            continue;
-                        }
-                    };
-                    let mut next = Transaction::default();
-                    if let Err(b) = each_param(&params, |k, v| mail_param(&mut next, k, v)) {
-                        reply!("{b}");
-                        continue;
-                    }
-                    if let (Some(max), Some(n)) = (self.max_size, next.size)
-                        && n > max
-                    {
-                        reply!("552 5.2.3 Message size exceeds fixed maximum message size ({max})");
-                        continue;
-                    }
-                    if let Some(n) = next.size
-                        && free_bytes(self.spool).is_some_and(|free| n > free)
-                    {
-                        reply!("452 4.4.5 Insufficient disk space; try again later");
-                        continue;
-                    }
-                    next.sender = Some(path);
-                    tx = next;
-                    reply!("250 2.1.0 {written}... Sender ok");
-                }
-                "RCPT" => {
-                    let Some(sender) = tx.sender.clone() else {
-                        reply!("503 5.0.0 Need MAIL before RCPT");
-                        continue;
-                    };
-                    let Path {
-                        written,
-                        address: path,
-                        params,
-                    } = match split_path(&arg, "TO") {
-                        Ok(p) => p,
-                        Err(e) => {
-                            reply!("{}", refuse_path(&mut end, "TO", &e));
-                            continue;
-                        }
-                    };
-                    let Some(path) = path else {
-                        end.note(crate::exit::Sysexit::NoUser);
-                        reply!("553 5.0.0 <>... User address required");
-                        continue;
-                    };
-                    // Replies name the path as written, in brackets.
-                    let shown = if written.starts_with('<') {
-                        written.to_string()
-                    } else {
-                        format!("<{written}>")
-                    };
-                    let path = match checked_path(&path) {
-                        Ok(a) => a,
-                        Err(e) => {
-                            reply!("{}", refuse_address(&mut end, &shown, &e));
-                            continue;
-                        }
-                    };
-                    let mut r = Recipient::new(path.clone());
-                    if let Err(b) = each_param(&params, |k, v| rcpt_param(&mut r, k, v)) {
-                        reply!("{b}");
-                        continue;
-                    }
-                    // The sender's domain, once per transaction (sendmail checks at RCPT).
-                    if self.mode != DeliveryMode::Deferred
-                        && tx.sender_checked.is_none()
-                        && let Some(d) = address::domain_of(&sender)
-                        && !d.starts_with('[')
-                        && !address::is_local(&sender, &self.host, false)
-                    {
-                        tx.sender_checked = Some(backend.sender_domain(&d));
-                    }
-                    match tx.sender_checked {
-                        Some(DomainCheck::NotFound) => {
-                            end.note(crate::exit::Sysexit::NoHost);
-                            reply!(
-                                "553 5.1.8 {shown}... Domain of sender address {sender} does not exist"
-                            );
-                            continue;
-                        }
-                        Some(DomainCheck::TempFail) => {
-                            reply!("451 4.1.8 Domain of sender address {sender} does not resolve");
-                            continue;
-                        }
-                        _ => {}
-                    }
-                    if !self.may_relay_to(&path) {
-                        reply!("550 5.7.1 {shown}... Relaying denied");
-                        continue;
-                    }
-                    if tx.recipients.len() >= self.max_recipients {
-                        reply!("452 4.5.3 Too many recipients");
-                        continue;
-                    }
-                    let local = address::is_local(&path, &self.host, self.all_to_smarthost);
-                    let mut accepted = vec![r.clone()];
-                    if local {
-                        let host = self.host.clone();
-                        let to_smarthost = self.all_to_smarthost;
-                        let is_local = move |a: &str| address::is_local(a, &host, to_smarthost);
-                        let (ok, refused) = submit::expand_local(
-                            vec![r],
-                            self.aliases.as_ref(),
-                            &is_local,
-                            &self.host,
-                        );
-                        if let Some(f) = refused.first() {
-                            let why = f.text.split_once("... ").map(|(_, w)| w).unwrap_or(&f.text);
-                            let code = if f.code == crate::exit::Sysexit::NoUser {
-                                "550 5.1.1"
-                            } else {
-                                "550 5.7.1"
-                            };
-                            reply!("{code} {shown}... {why}");
-                            continue;
-                        }
-                        accepted = ok;
-                    }
-                    for a in accepted {
-                        if !tx
-                            .recipients
-                            .iter()
-                            .any(|x| x.address.eq_ignore_ascii_case(&a.address))
-                        {
-                            tx.recipients.push(a);
-                        }
-                    }
-                    if self.mode == DeliveryMode::Deferred && !local {
-                        reply!("250 2.1.5 {shown}... Recipient ok (will queue)");
-                    } else {
-                        reply!("250 2.1.5 {shown}... Recipient ok");
-                    }
-                }
-                "DATA" => {
-                    if tx.sender.is_none() {
-                        reply!("503 5.0.0 Need MAIL command");
-                        continue;
-                    }
-                    if tx.recipients.is_empty() {
-                        reply!("503 5.0.0 Need RCPT (recipient)");
-                        continue;
-                    }
-                    reply!("354 End data with <CR><LF>.<CR><LF>");
-                    out.flush()?;
-                    let (proto_helo, esmtp) = helo.clone().unwrap_or_default();
-                    let result = self.receive(&tx, &proto_helo, esmtp, input);
-                    tx = Transaction::default();
-                    match result {
-                        Received::Accepted(id) => {
-                            reply!("250 2.0.0 {id} Message accepted for delivery");
-                            out.flush()?;
-                            backend.accepted(&id, self.mode);
-                            end.accepted.push(id);
-                        }
-                        Received::Refused(text) => reply!("{text}"),
-                        Received::Fault(text) => {
-                            if let Some(t) = text {
-                                reply!("{t}");
-                            }
-                            out.flush()?;
-                            return Ok(end);
-                        }
-                    }
-                }
-                "RSET" => {
-                    tx = Transaction::default();
-                    reply!("250 2.0.0 Reset state");
-                }
-                "NOOP" => reply!("250 2.0.0 OK"),
-                "QUIT" => {
-                    reply!("221 2.0.0 {} closing connection", self.host);
-                    out.flush()?;
-                    return Ok(end);
-                }
-                // sendmail's PrivacyOptions=novrfy,noexpn, always: the answers say nothing
-                // about who exists here.
-                "VRFY" => reply!(
-                    "252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery (or try finger)"
-                ),
-                "EXPN" => reply!("502 5.7.0 Sorry, we do not allow this operation"),
-                "HELP" => {
-                    for l in HELP {
-                        reply!("214-2.0.0 {l}");
-                    }
-                    reply!("214 2.0.0 End of HELP info");
-                }
-                "ETRN" => {
-                    if arg.is_empty() {
-                        reply!("500 5.5.2 Parameter required");
-                    } else if let Some(q) = arg.strip_prefix('#') {
-                        reply!("459 4.5.4 Queue {q} unknown");
-                    } else {
-                        let (dom, sub) = match arg.strip_prefix('@') {
-                            Some(d) => (d, true),
-                            None => (arg.as_str(), false),
-                        };
-                        let valid = !dom.is_empty()
-                            && dom.len() <= 255
-                            && dom
-                                .bytes()
-                                .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b));
-                        if !valid {
-                            reply!("501 5.5.4 Syntax error in ETRN parameter");
-                        } else if backend.etrn(dom, sub) {
-                            reply!("250 2.0.0 Queuing for node {arg} started");
-                        } else {
-                            reply!("458 4.5.0 Unable to queue messages for node {arg}");
-                        }
-                    }
-                }
-                "STARTTLS" | "AUTH" | "TURN" | "ATRN" | "VERB" | "BDAT" | "SEND" | "SOML"
-                | "SAML" | "ONEX" | "XUSR" => {
-                    reply!("502 5.5.1 Command not implemented: \"{verb}\"")
-                }
-                _ => {
-                    let shown: String = text.chars().take(100).collect();
-                    reply!("500 5.5.1 Command unrecognized: \"{shown}\"");
-                }
-            }
-        }
+        Session::new(self, backend, input, out).run()
     }
 
     /// Take the message after 354 into the spool.
     fn receive<R: Read>(
         &self,
         tx: &Transaction,
-        helo: &str,
-        esmtp: bool,
+        hello: &Hello,
         input: &mut BufReader<R>,
     ) -> Received {
         let mut data = data::DataReader::new(input);
-        let result = self.store(tx, helo, esmtp, &mut data);
+        let result = self.store(tx, hello, &mut data);
         let fault_text = |d: &data::DataReader<'_, BufReader<R>>| -> Option<String> {
             match d.fault.as_ref()? {
                 data::Fault::BareLf => Some("421 4.5.0 Bare linefeed (LF) not allowed".into()),
@@ -799,11 +227,12 @@ impl Server<'_> {
         }
     }
 
+    /// Read the message (header fields, then body) and write its queue entry, with the
+    /// fields this host adds (`Received:` first); the queue id once committed.
     fn store<R: BufRead>(
         &self,
         tx: &Transaction,
-        helo: &str,
-        esmtp: bool,
+        hello: &Hello,
         data: &mut R,
     ) -> Result<String, StoreError> {
         let now = clock::now();
@@ -826,9 +255,10 @@ impl Server<'_> {
         }
         let tm = clock::local(now);
         let date = clock::rfc5322(&tm);
-        let sender = tx.sender.clone().unwrap_or_default();
+        let sender = tx.sender.clone();
         let from_where = self.client_text();
-        let with = if esmtp { "ESMTP" } else { "SMTP" };
+        let helo = &hello.name;
+        let with = if hello.esmtp { "ESMTP" } else { "SMTP" };
         let product = crate::PRODUCT;
         let received = match tx.recipients.as_slice() {
             [one] => format!(
@@ -862,9 +292,9 @@ impl Server<'_> {
             uid,
             mode: self.mode.letter(),
             header_bytes,
-            body_type: tx.body.clone(),
-            envid: tx.envid.clone(),
-            ret: tx.ret.clone(),
+            body_type: tx.params.body.map(|b| b.as_str().to_string()),
+            envid: tx.params.envid.clone(),
+            ret: tx.params.ret.map(|r| r.as_str().to_string()),
             ..Envelope::default()
         };
         submit::write_entry(
@@ -904,18 +334,11 @@ enum Received {
     Fault(Option<String>),
 }
 
-const HELP: &[&str] = &[
-    concat!("This is rsendmail version ", env!("CARGO_PKG_VERSION")),
-    "Topics:",
-    "\tHELO\tEHLO\tMAIL\tRCPT\tDATA",
-    "\tRSET\tNOOP\tQUIT\tHELP\tVRFY",
-    "\tETRN",
-    "For local information send email to Postmaster at your site.",
-];
-
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
+    use super::params::{MailParams, Offered, RcptParams};
+    use super::path::{Path, PathError, split_path};
     use super::*;
     use crate::spool::ScratchSpool;
 
@@ -1077,6 +500,41 @@ mod tests {
                 "500 5.5.1 Command unrecognized: \"\u{fffd}\"",
                 "500 5.5.1 Command unrecognized: \"MAIL\u{fffd}:<c@d>\"",
                 "500 5.5.1 Command unrecognized: \"\\u{80}\"",
+                "221 2.0.0 mx.test closing connection",
+            ]
+        );
+    }
+
+    #[test]
+    fn phases_move_only_on_accepted_commands() {
+        let s = ScratchSpool::new("phases");
+        let input = concat!(
+            "RSET\r\nMAIL FROM:<a@b>\r\nEHLO c\r\nDATA\r\nMAIL FROM:<a@b>\r\n",
+            "HELO\r\nDATA\r\nRCPT TO:<root>\r\nMAIL FROM:<c@d>\r\n",
+            "RSET\r\nRCPT TO:<root>\r\nQUIT\r\n"
+        );
+        let out = session(&s.spool, input.as_bytes(), true, DeliveryMode::QueueOnly);
+        let finals: Vec<&str> = reply_lines(&out)
+            .into_iter()
+            .filter(|l| l.as_bytes()[3] == b' ')
+            .collect();
+        assert_eq!(
+            finals[1..],
+            [
+                // RSET before a hello leaves the session awaiting it.
+                "250 2.0.0 Reset state",
+                "503 5.0.0 Polite people say HELO first",
+                "250 HELP",
+                "503 5.0.0 Need MAIL command",
+                "250 2.1.0 <a@b>... Sender ok",
+                // A refused HELO keeps the transaction.
+                "501 5.0.0 HELO requires domain address",
+                "503 5.0.0 Need RCPT (recipient)",
+                "250 2.1.5 <root>... Recipient ok",
+                "503 5.5.0 Sender already specified",
+                // RSET ends it.
+                "250 2.0.0 Reset state",
+                "503 5.0.0 Need MAIL before RCPT",
                 "221 2.0.0 mx.test closing connection",
             ]
         );
@@ -1328,17 +786,17 @@ mod tests {
                         prop_assert!(params.iter().all(|p| !p.is_empty() && !p.contains(char::is_whitespace)));
                     }
                 }
-                let _ = param(&arg);
-                let mut tx = Transaction::default();
-                for k in [&k[..], "SIZE", "BODY", "RET", "ENVID"] {
-                    if let Err(e) = mail_param(&mut tx, &k.to_ascii_uppercase(), &v) {
-                        prop_assert!(e.as_bytes()[..3].iter().all(u8::is_ascii_digit), "{}", e);
+                let is_reply = |e: &params::ParamError| e.to_string().as_bytes()[..3].iter().all(u8::is_ascii_digit);
+                let words: Vec<String> = [&k[..], "SIZE", "BODY", "RET", "ENVID"].iter().map(|k| format!("{k}={v}")).collect();
+                let words: Vec<&str> = words.iter().map(String::as_str).collect();
+                for w in (0..words.len()).map(|i| &words[..=i]) {
+                    if let Err(e) = MailParams::parse(w, Offered::default()) {
+                        prop_assert!(is_reply(&e), "{}", e);
                     }
                 }
-                let mut r = Recipient::new("a@b");
                 for k in [&k[..], "NOTIFY", "ORCPT"] {
-                    if let Err(e) = rcpt_param(&mut r, &k.to_ascii_uppercase(), &v) {
-                        prop_assert!(e.as_bytes()[..3].iter().all(u8::is_ascii_digit), "{}", e);
+                    if let Err(e) = RcptParams::parse(&[&format!("{k}={v}")]) {
+                        prop_assert!(is_reply(&e), "{}", e);
                     }
                 }
                 if xtext_decode(&arg).is_some() {

@@ -1,0 +1,115 @@
+//! A MAIL or RCPT path as the client wrote it (RFC 5321 §4.1.2 `Reverse-path`,
+//! `Forward-path`): where the path ends and its parameters begin, the angle brackets,
+//! the source route, and the one address inside.
+//!
+//! This module owns the syntax of the argument after `MAIL FROM:` and `RCPT TO:`; the
+//! parameters after the path are [`super::params`]', the address rules
+//! [`crate::message::address`]'s. A refusal names the path as written, as sendmail's do.
+//! The client's text is only cut with `get`, `split_once` and at positions found in the
+//! same text, so no argument makes it panic.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
+
+use crate::message::address;
+
+/// A MAIL or RCPT path as the client wrote it.
+pub(super) struct Path<'t> {
+    /// The path as written (`<a@b>`), for the reply.
+    pub written: &'t str,
+    /// Inside the angle brackets, source route dropped; `None` for `<>`.
+    pub address: Option<String>,
+    pub params: Vec<&'t str>,
+}
+
+/// Why a path is refused before its address is looked at.
+pub(super) enum PathError {
+    /// The keyword or the path is missing: `501 5.5.2 Syntax error in parameters
+    /// scanning "FROM"`.
+    Syntax,
+    /// The path itself is broken (`<` never closed, a source route with no mailbox);
+    /// the reply names what was written.
+    Invalid(String, address::Invalid),
+}
+
+/// Split `FROM:<addr> PARAMS` after the keyword (RFC 5321 §4.1.2 `Path`): the angle
+/// brackets are matched outside quoted strings (`<"a>b"@x>` is one path), a `<` never
+/// closed is sendmail's `Unbalanced '<'`, a source route (`<@a,@b:user@host>`, RFC 5321
+/// §3.3) is dropped, and a route with no mailbox after it (`<@a:>`, `<@a>`) is `User
+/// address required`, never the null path. A path without brackets (`FROM:root`) runs
+/// to the first blank, as sendmail takes it.
+pub(super) fn split_path<'t>(arg: &'t str, keyword: &str) -> Result<Path<'t>, PathError> {
+    let arg = arg.trim_start();
+    // `get` rather than slicing: the client's bytes may put a multi-byte character
+    // across the keyword's end (`FROé:`).
+    let head = arg.get(..keyword.len()).ok_or(PathError::Syntax)?;
+    if !head.eq_ignore_ascii_case(keyword) {
+        return Err(PathError::Syntax);
+    }
+    let rest = arg
+        .get(keyword.len()..)
+        .ok_or(PathError::Syntax)?
+        .trim_start();
+    let rest = rest
+        .strip_prefix(':')
+        .ok_or(PathError::Syntax)?
+        .trim_start();
+    if rest.is_empty() {
+        return Err(PathError::Syntax);
+    }
+    let end = if rest.starts_with('<') {
+        let mut q = address::Quoting::default();
+        let close = rest
+            .char_indices()
+            .skip(1)
+            .find(|&(_, c)| q.plain(c) && c == '>')
+            .map(|(i, _)| i + 1);
+        match close {
+            Some(e) => e,
+            None => {
+                let written = rest.split(' ').next().unwrap_or(rest).to_string();
+                return Err(PathError::Invalid(
+                    written,
+                    address::Invalid::Unbalanced('<'),
+                ));
+            }
+        }
+    } else {
+        rest.find(' ').unwrap_or(rest.len())
+    };
+    let (written, params) = rest.split_at_checked(end).ok_or(PathError::Syntax)?;
+    let inner = written
+        .strip_prefix('<')
+        .and_then(|w| w.strip_suffix('>'))
+        .unwrap_or(written);
+    let address = if inner.starts_with('@') {
+        // A source route: the mailbox is what follows its last colon.
+        match inner.rsplit_once(':') {
+            Some((_, after)) if !after.is_empty() => Some(after.to_string()),
+            _ => {
+                return Err(PathError::Invalid(
+                    written.to_string(),
+                    address::Invalid::UserRequired,
+                ));
+            }
+        }
+    } else if inner.is_empty() {
+        None
+    } else {
+        Some(inner.to_string())
+    };
+    Ok(Path {
+        written,
+        address,
+        params: params.split_ascii_whitespace().collect(),
+    })
+}
+
+/// The address of a MAIL or RCPT path, parsed and checked. A CR inside the path (the
+/// line's own CRLF is gone; RFC 5321 §2.3.8 allows CR only there) is refused as the
+/// control character it is, rather than read as the white space it is in a header field.
+pub(super) fn checked_path(path: &str) -> Result<String, address::Invalid> {
+    match path.chars().find(|&c| c == '\r' || c == '\n') {
+        Some(c) => Err(address::Invalid::Illegal(c)),
+        None => address::parse_one(path),
+    }
+}

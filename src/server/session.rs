@@ -1,0 +1,671 @@
+//! One SMTP session: the commands a client sends, in the order RFC 5321 §4.1.4 allows
+//! them, each answered by its own handler.
+//!
+//! The session is in one [`Phase`] at a time, named after RFC 5321's words for what it
+//! has been given and awaits next:
+//!
+//! ```text
+//! Greeting ─HELO/EHLO─► Helo ─MAIL─► Mail ─RCPT (a recipient taken)─► Rcpt ─DATA (354)─► Data
+//!                        ▲             │                               │                  │
+//!                        └─────────────┴── RSET, HELO/EHLO ────────────┘                  │
+//!                        └──────────── the message's reply (accepted or refused) ─────────┘
+//! ```
+//! RSET in the Greeting phase stays there; a refused command changes no phase.
+//!
+//! The phase alone decides whether MAIL, RCPT and DATA may come now ([`Phase::refusal`],
+//! with sendmail's 503 replies); HELO/EHLO and RSET end a transaction from any phase;
+//! the other commands do not depend on it. In the Data phase the session reads the
+//! message, not a command.
+//!
+//! This module owns the command loop, the handlers and their replies (sendmail 8.17's,
+//! recorded in compat-tests), the `-bs` exit status noted in [`Ending`], and pipelining
+//! (RFC 2920): replies are buffered while more input is already waiting and flushed
+//! before the session would wait for the client. The paths and parameters are read by
+//! [`super::path`] and [`super::params`]; the message goes into the spool through
+//! [`Server::receive`].
+//!
+//! An I/O error writing a reply ends the session with that error (the client is gone);
+//! a read timeout or a line longer than [`MAX_COMMAND_LINE`] ends it with a 421.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
+
+use super::params::{MailParams, Offered, RcptParams};
+use super::path::{Path, PathError, checked_path, split_path};
+use super::{Backend, DomainCheck, Ending, MAX_COMMAND_LINE, Received, Server, reply_line};
+use crate::cli::options::DeliveryMode;
+use crate::exit::Sysexit;
+use crate::message::address;
+use crate::spool::Spool;
+use crate::spool::entry::Recipient;
+use crate::submit;
+use std::io::{self, BufRead, BufReader, Read, Write};
+
+/// Where the session stands (RFC 5321 §4.1.4 "Order of Commands"): what it has been
+/// given, and so what it awaits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// The greeting was sent; HELO or EHLO has not been.
+    Greeting,
+    /// The client said hello; no transaction is open.
+    Helo,
+    /// MAIL was accepted; no recipient has been taken yet.
+    Mail,
+    /// At least one recipient was taken: more RCPT, or DATA.
+    Rcpt,
+    /// 354 was sent: the message comes next, up to its final dot.
+    Data,
+}
+
+impl Phase {
+    /// sendmail's refusal of `command` in this phase, or `None` when it may come now.
+    fn refusal(self, command: Command) -> Option<&'static str> {
+        use Phase::*;
+        match (command, self) {
+            (Command::Mail, Greeting) => Some("503 5.0.0 Polite people say HELO first"),
+            (Command::Mail, Mail | Rcpt) => Some("503 5.5.0 Sender already specified"),
+            (Command::Rcpt, Greeting | Helo) => Some("503 5.0.0 Need MAIL before RCPT"),
+            (Command::Data, Greeting | Helo) => Some("503 5.0.0 Need MAIL command"),
+            (Command::Data, Mail) => Some("503 5.0.0 Need RCPT (recipient)"),
+            _ => None,
+        }
+    }
+}
+
+/// A command verb (case-insensitive on the wire).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Command {
+    Helo,
+    Ehlo,
+    Mail,
+    Rcpt,
+    Data,
+    Rset,
+    Noop,
+    Quit,
+    Vrfy,
+    Expn,
+    Help,
+    Etrn,
+    /// A command sendmail knows but this server does not offer (502).
+    NotImplemented,
+    Unrecognized,
+}
+
+impl Command {
+    /// The command of an upper-cased verb.
+    fn of(verb: &str) -> Command {
+        match verb {
+            "HELO" => Command::Helo,
+            "EHLO" => Command::Ehlo,
+            "MAIL" => Command::Mail,
+            "RCPT" => Command::Rcpt,
+            "DATA" => Command::Data,
+            "RSET" => Command::Rset,
+            "NOOP" => Command::Noop,
+            "QUIT" => Command::Quit,
+            "VRFY" => Command::Vrfy,
+            "EXPN" => Command::Expn,
+            "HELP" => Command::Help,
+            "ETRN" => Command::Etrn,
+            "STARTTLS" | "AUTH" | "TURN" | "ATRN" | "VERB" | "BDAT" | "SEND" | "SOML" | "SAML"
+            | "ONEX" | "XUSR" => Command::NotImplemented,
+            _ => Command::Unrecognized,
+        }
+    }
+}
+
+/// The client's hello, for the `Received:` field.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Hello {
+    /// The first word after HELO/EHLO.
+    pub name: String,
+    /// EHLO rather than HELO: received `with ESMTP`.
+    pub esmtp: bool,
+}
+
+/// The open mail transaction (phases Mail, Rcpt and Data); empty in the others.
+#[derive(Default)]
+pub(super) struct Transaction {
+    /// The reverse-path's address, `""` for the null sender `<>`.
+    pub sender: String,
+    pub recipients: Vec<Recipient>,
+    pub params: MailParams,
+    /// The sender's domain check, done at the first RCPT.
+    sender_checked: Option<DomainCheck>,
+}
+
+/// Whether the session goes on after a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// One session's state, over the server's settings and the connection.
+pub(super) struct Session<'s, 'a, R: Read, W: Write> {
+    server: &'s Server<'a>,
+    backend: &'s mut dyn Backend,
+    input: &'s mut BufReader<R>,
+    out: &'s mut W,
+    phase: Phase,
+    /// Set in every phase after Greeting.
+    hello: Hello,
+    tx: Transaction,
+    end: Ending,
+    /// The command line being read, reused.
+    line: Vec<u8>,
+}
+
+impl<'s, 'a, R: Read, W: Write> Session<'s, 'a, R, W> {
+    pub(super) fn new(
+        server: &'s Server<'a>,
+        backend: &'s mut dyn Backend,
+        input: &'s mut BufReader<R>,
+        out: &'s mut W,
+    ) -> Self {
+        Session {
+            server,
+            backend,
+            input,
+            out,
+            phase: Phase::Greeting,
+            hello: Hello::default(),
+            tx: Transaction::default(),
+            end: Ending::default(),
+            line: Vec::new(),
+        }
+    }
+
+    /// Greet, then read commands (or, in the Data phase, the message) until the client
+    /// quits or goes away.
+    pub(super) fn run(mut self) -> io::Result<Ending> {
+        let greeting = self.server.greeting();
+        self.reply(&greeting)?;
+        loop {
+            let flow = match self.phase {
+                Phase::Data => self.message()?,
+                _ => self.command()?,
+            };
+            if flow == Flow::Close {
+                return Ok(self.end);
+            }
+        }
+    }
+
+    /// Write one reply line (buffered until the next flush).
+    fn reply(&mut self, text: &str) -> io::Result<()> {
+        self.out.write_all(reply_line(text).as_bytes())
+    }
+
+    /// Read one command line and answer it.
+    fn command(&mut self) -> io::Result<Flow> {
+        // Flush before waiting: a pipelined group is answered in one write.
+        if self.input.buffer().is_empty() {
+            self.out.flush()?;
+        }
+        let host = &self.server.host;
+        match read_command(self.input, &mut self.line) {
+            Ok(Some(true)) => {}
+            Ok(None) => {
+                self.out.flush()?;
+                return Ok(Flow::Close);
+            }
+            Ok(Some(false)) => {
+                let text = format!(
+                    "421 4.7.0 {host} Command too long, possible attack {}",
+                    self.server.client_text()
+                );
+                return self.close_with(&text);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                let text = format!("421 4.4.2 {host} Timeout waiting for input");
+                return self.close_with(&text);
+            }
+            Err(e) => return Err(e),
+        }
+        let text = String::from_utf8_lossy(&self.line).into_owned();
+        let (verb, arg) = match text.split_once([' ', '\t']) {
+            Some((v, a)) => (v.to_ascii_uppercase(), a.trim()),
+            None => (text.to_ascii_uppercase(), ""),
+        };
+        let command = Command::of(&verb);
+        if let Some(refusal) = self.phase.refusal(command) {
+            self.reply(refusal)?;
+            return Ok(Flow::Continue);
+        }
+        match command {
+            Command::Helo | Command::Ehlo => self.hello(&verb, arg)?,
+            Command::Mail => self.mail(arg)?,
+            Command::Rcpt => self.rcpt(arg)?,
+            Command::Data => self.data()?,
+            Command::Rset => self.rset()?,
+            Command::Noop => self.reply("250 2.0.0 OK")?,
+            Command::Quit => {
+                let text = format!("221 2.0.0 {} closing connection", self.server.host);
+                return self.close_with(&text);
+            }
+            // sendmail's PrivacyOptions=novrfy,noexpn, always: the answers say nothing
+            // about who exists here.
+            Command::Vrfy => self.reply(
+                "252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery (or try finger)",
+            )?,
+            Command::Expn => self.reply("502 5.7.0 Sorry, we do not allow this operation")?,
+            Command::Help => self.help()?,
+            Command::Etrn => self.etrn(arg)?,
+            Command::NotImplemented => {
+                self.reply(&format!("502 5.5.1 Command not implemented: \"{verb}\""))?;
+            }
+            Command::Unrecognized => {
+                let shown: String = text.chars().take(100).collect();
+                self.reply(&format!("500 5.5.1 Command unrecognized: \"{shown}\""))?;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// The last reply, flushed; the session ends.
+    fn close_with(&mut self, text: &str) -> io::Result<Flow> {
+        self.reply(text)?;
+        self.out.flush()?;
+        Ok(Flow::Close)
+    }
+
+    /// HELO or EHLO (RFC 5321 §4.1.1.1): any open transaction is dropped; EHLO lists
+    /// the extensions.
+    fn hello(&mut self, verb: &str, arg: &str) -> io::Result<()> {
+        if arg.is_empty() {
+            return self.reply(&format!("501 5.0.0 {verb} requires domain address"));
+        }
+        self.tx = Transaction::default();
+        self.phase = Phase::Helo;
+        let hello = format!(
+            "{} Hello {}, pleased to meet you",
+            self.server.host,
+            self.server.client_text()
+        );
+        let esmtp = verb == "EHLO";
+        if esmtp {
+            self.reply(&format!("250-{hello}"))?;
+            self.reply("250-ENHANCEDSTATUSCODES")?;
+            self.reply("250-PIPELINING")?;
+            self.reply("250-8BITMIME")?;
+            match self.server.max_size {
+                Some(n) => self.reply(&format!("250-SIZE {n}"))?,
+                None => self.reply("250-SIZE")?,
+            }
+            self.reply("250-DSN")?;
+            self.reply("250-ETRN")?;
+            self.reply("250 HELP")?;
+        } else {
+            self.reply(&format!("250 {hello}"))?;
+        }
+        self.hello = Hello {
+            name: arg.split_whitespace().next().unwrap_or("").into(),
+            esmtp,
+        };
+        Ok(())
+    }
+
+    /// MAIL FROM (RFC 5321 §4.1.1.2), in the Helo phase: opens a transaction.
+    fn mail(&mut self, arg: &str) -> io::Result<()> {
+        let reply = match self.open_transaction(arg) {
+            Ok((written, tx)) => {
+                self.tx = tx;
+                self.phase = Phase::Mail;
+                format!("250 2.1.0 {written}... Sender ok")
+            }
+            Err(refusal) => refusal,
+        };
+        self.reply(&reply)
+    }
+
+    /// MAIL's argument → the new transaction and the path as written, or the refusal.
+    fn open_transaction<'t>(&mut self, arg: &'t str) -> Result<(&'t str, Transaction), String> {
+        let Path {
+            written,
+            address,
+            params,
+        } = split_path(arg, "FROM").map_err(|e| refuse_path(&mut self.end, "FROM", &e))?;
+        // `<>` is the null sender; anything else is one checked address.
+        let sender = match address.as_deref().map(checked_path) {
+            None => String::new(),
+            Some(Ok(a)) => a,
+            Some(Err(e)) => return Err(refuse_address(&mut self.end, written, &e)),
+        };
+        // The server advertises no extension whose parameters are optional.
+        let params = MailParams::parse(&params, Offered::default()).map_err(|e| e.to_string())?;
+        if let (Some(max), Some(n)) = (self.server.max_size, params.size)
+            && n > max
+        {
+            return Err(format!(
+                "552 5.2.3 Message size exceeds fixed maximum message size ({max})"
+            ));
+        }
+        if let Some(n) = params.size
+            && free_bytes(self.server.spool).is_some_and(|free| n > free)
+        {
+            return Err("452 4.4.5 Insufficient disk space; try again later".into());
+        }
+        let tx = Transaction {
+            sender,
+            params,
+            ..Transaction::default()
+        };
+        Ok((written, tx))
+    }
+
+    /// RCPT TO (RFC 5321 §4.1.1.3), in the Mail or Rcpt phase: the first recipient
+    /// taken moves the session to Rcpt. (A local address whose alias expands to nothing
+    /// is answered 250 but takes no recipient, so the phase stays.)
+    fn rcpt(&mut self, arg: &str) -> io::Result<()> {
+        let reply = self.take_recipient(arg);
+        if !self.tx.recipients.is_empty() {
+            self.phase = Phase::Rcpt;
+        }
+        self.reply(&reply)
+    }
+
+    /// RCPT's argument → the recipients added to the transaction, and the reply.
+    fn take_recipient(&mut self, arg: &str) -> String {
+        let server = self.server;
+        let Path {
+            written,
+            address: path,
+            params,
+        } = match split_path(arg, "TO") {
+            Ok(p) => p,
+            Err(e) => return refuse_path(&mut self.end, "TO", &e),
+        };
+        let Some(path) = path else {
+            self.end.note(Sysexit::NoUser);
+            return "553 5.0.0 <>... User address required".into();
+        };
+        // Replies name the path as written, in brackets.
+        let shown = if written.starts_with('<') {
+            written.to_string()
+        } else {
+            format!("<{written}>")
+        };
+        let path = match checked_path(&path) {
+            Ok(a) => a,
+            Err(e) => return refuse_address(&mut self.end, &shown, &e),
+        };
+        let params = match RcptParams::parse(&params) {
+            Ok(p) => p,
+            Err(e) => return e.to_string(),
+        };
+        let mut r = Recipient::new(path.clone());
+        r.notify = params.notify.map(|n| n.to_string());
+        r.orcpt = params.orcpt.map(|o| o.to_string());
+        let sender = &self.tx.sender;
+        // The sender's domain, once per transaction (sendmail checks at RCPT).
+        if server.mode != DeliveryMode::Deferred
+            && self.tx.sender_checked.is_none()
+            && let Some(d) = address::domain_of(sender)
+            && !d.starts_with('[')
+            && !address::is_local(sender, &server.host, false)
+        {
+            self.tx.sender_checked = Some(self.backend.sender_domain(&d));
+        }
+        match self.tx.sender_checked {
+            Some(DomainCheck::NotFound) => {
+                self.end.note(Sysexit::NoHost);
+                return format!(
+                    "553 5.1.8 {shown}... Domain of sender address {sender} does not exist"
+                );
+            }
+            Some(DomainCheck::TempFail) => {
+                return format!("451 4.1.8 Domain of sender address {sender} does not resolve");
+            }
+            _ => {}
+        }
+        if !server.may_relay_to(&path) {
+            return format!("550 5.7.1 {shown}... Relaying denied");
+        }
+        if self.tx.recipients.len() >= server.max_recipients {
+            return "452 4.5.3 Too many recipients".into();
+        }
+        let local = address::is_local(&path, &server.host, server.all_to_smarthost);
+        let mut accepted = vec![r.clone()];
+        if local {
+            let is_local = |a: &str| address::is_local(a, &server.host, server.all_to_smarthost);
+            let (ok, refused) =
+                submit::expand_local(vec![r], server.aliases.as_ref(), &is_local, &server.host);
+            if let Some(f) = refused.first() {
+                let why = f.text.split_once("... ").map(|(_, w)| w).unwrap_or(&f.text);
+                let code = if f.code == Sysexit::NoUser {
+                    "550 5.1.1"
+                } else {
+                    "550 5.7.1"
+                };
+                return format!("{code} {shown}... {why}");
+            }
+            accepted = ok;
+        }
+        for a in accepted {
+            if !self
+                .tx
+                .recipients
+                .iter()
+                .any(|x| x.address.eq_ignore_ascii_case(&a.address))
+            {
+                self.tx.recipients.push(a);
+            }
+        }
+        if server.mode == DeliveryMode::Deferred && !local {
+            format!("250 2.1.5 {shown}... Recipient ok (will queue)")
+        } else {
+            format!("250 2.1.5 {shown}... Recipient ok")
+        }
+    }
+
+    /// DATA (RFC 5321 §4.1.1.4), in the Rcpt phase: 354, and the message is read next.
+    fn data(&mut self) -> io::Result<()> {
+        self.reply("354 End data with <CR><LF>.<CR><LF>")?;
+        self.out.flush()?;
+        self.phase = Phase::Data;
+        Ok(())
+    }
+
+    /// The Data phase: the message into the spool, then its reply. The transaction
+    /// ends either way; a broken data stream ends the session.
+    fn message(&mut self) -> io::Result<Flow> {
+        let tx = std::mem::take(&mut self.tx);
+        let received = self.server.receive(&tx, &self.hello, self.input);
+        self.phase = Phase::Helo;
+        match received {
+            Received::Accepted(id) => {
+                self.reply(&format!("250 2.0.0 {id} Message accepted for delivery"))?;
+                self.out.flush()?;
+                self.backend.accepted(&id, self.server.mode);
+                self.end.accepted.push(id);
+            }
+            Received::Refused(text) => self.reply(&text)?,
+            Received::Fault(text) => {
+                if let Some(t) = text {
+                    self.reply(&t)?;
+                }
+                self.out.flush()?;
+                return Ok(Flow::Close);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// RSET (RFC 5321 §4.1.1.5): the transaction is dropped; a hello stays.
+    fn rset(&mut self) -> io::Result<()> {
+        self.tx = Transaction::default();
+        if self.phase != Phase::Greeting {
+            self.phase = Phase::Helo;
+        }
+        self.reply("250 2.0.0 Reset state")
+    }
+
+    fn help(&mut self) -> io::Result<()> {
+        for l in HELP {
+            self.reply(&format!("214-2.0.0 {l}"))?;
+        }
+        self.reply("214 2.0.0 End of HELP info")
+    }
+
+    /// ETRN (RFC 1985): `domain`, `@domain` (and its subdomains), or `#queue`.
+    fn etrn(&mut self, arg: &str) -> io::Result<()> {
+        let reply = if arg.is_empty() {
+            "500 5.5.2 Parameter required".to_string()
+        } else if let Some(q) = arg.strip_prefix('#') {
+            format!("459 4.5.4 Queue {q} unknown")
+        } else {
+            let (dom, sub) = match arg.strip_prefix('@') {
+                Some(d) => (d, true),
+                None => (arg, false),
+            };
+            let valid = !dom.is_empty()
+                && dom.len() <= 255
+                && dom
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b));
+            if !valid {
+                "501 5.5.4 Syntax error in ETRN parameter".to_string()
+            } else if self.backend.etrn(dom, sub) {
+                format!("250 2.0.0 Queuing for node {arg} started")
+            } else {
+                format!("458 4.5.0 Unable to queue messages for node {arg}")
+            }
+        };
+        self.reply(&reply)
+    }
+}
+
+/// The reply refusing an address as written (`553 5.1.3 <a@@b>... Invalid route
+/// address`); its status is noted for the `-bs` exit status.
+fn refuse_address(end: &mut Ending, shown: &str, e: &address::Invalid) -> String {
+    end.note(e.exit());
+    format!("553 {} {shown}... {}", e.status(), e.text())
+}
+
+/// The reply refusing a MAIL (`keyword` FROM) or RCPT (TO) path.
+fn refuse_path(end: &mut Ending, keyword: &str, e: &PathError) -> String {
+    match e {
+        PathError::Syntax => {
+            format!("501 5.5.2 Syntax error in parameters scanning \"{keyword}\"")
+        }
+        PathError::Invalid(written, e) => refuse_address(end, written, e),
+    }
+}
+
+/// Free bytes for an unprivileged writer on the spool's file system.
+fn free_bytes(spool: &Spool) -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(&spool.dir).ok()?;
+    Some((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
+}
+
+/// Read one command line into `buf` (without its line end): `Some(true)`, `Some(false)`
+/// when it is longer than [`MAX_COMMAND_LINE`], `None` at EOF.
+fn read_command<R: Read>(r: &mut BufReader<R>, buf: &mut Vec<u8>) -> io::Result<Option<bool>> {
+    buf.clear();
+    let n = r
+        .by_ref()
+        .take(MAX_COMMAND_LINE as u64 + 2)
+        .read_until(b'\n', buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() != Some(&b'\n') {
+        if n as u64 >= MAX_COMMAND_LINE as u64 + 2 {
+            return Ok(Some(false));
+        }
+        // EOF in the middle of a line: the client went away.
+        return Ok(None);
+    }
+    buf.pop();
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    Ok(Some(true))
+}
+
+const HELP: &[&str] = &[
+    concat!("This is rsendmail version ", env!("CARGO_PKG_VERSION")),
+    "Topics:",
+    "\tHELO\tEHLO\tMAIL\tRCPT\tDATA",
+    "\tRSET\tNOOP\tQUIT\tHELP\tVRFY",
+    "\tETRN",
+    "For local information send email to Postmaster at your site.",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_phase_decides_which_commands_may_come() {
+        const HELO_FIRST: &str = "503 5.0.0 Polite people say HELO first";
+        const SENDER_GIVEN: &str = "503 5.5.0 Sender already specified";
+        const MAIL_FIRST: &str = "503 5.0.0 Need MAIL before RCPT";
+        const NO_MAIL: &str = "503 5.0.0 Need MAIL command";
+        const NO_RCPT: &str = "503 5.0.0 Need RCPT (recipient)";
+        // phase: MAIL, RCPT, DATA
+        for (phase, mail, rcpt, data) in [
+            (
+                Phase::Greeting,
+                Some(HELO_FIRST),
+                Some(MAIL_FIRST),
+                Some(NO_MAIL),
+            ),
+            (Phase::Helo, None, Some(MAIL_FIRST), Some(NO_MAIL)),
+            (Phase::Mail, Some(SENDER_GIVEN), None, Some(NO_RCPT)),
+            (Phase::Rcpt, Some(SENDER_GIVEN), None, None),
+        ] {
+            assert_eq!(phase.refusal(Command::Mail), mail, "{phase:?}");
+            assert_eq!(phase.refusal(Command::Rcpt), rcpt, "{phase:?}");
+            assert_eq!(phase.refusal(Command::Data), data, "{phase:?}");
+            for c in [
+                Command::Helo,
+                Command::Ehlo,
+                Command::Rset,
+                Command::Noop,
+                Command::Quit,
+                Command::Vrfy,
+                Command::Expn,
+                Command::Help,
+                Command::Etrn,
+                Command::NotImplemented,
+                Command::Unrecognized,
+            ] {
+                assert_eq!(phase.refusal(c), None, "{phase:?} {c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn verbs() {
+        for (verb, command) in [
+            ("HELO", Command::Helo),
+            ("EHLO", Command::Ehlo),
+            ("MAIL", Command::Mail),
+            ("RCPT", Command::Rcpt),
+            ("DATA", Command::Data),
+            ("RSET", Command::Rset),
+            ("NOOP", Command::Noop),
+            ("QUIT", Command::Quit),
+            ("VRFY", Command::Vrfy),
+            ("EXPN", Command::Expn),
+            ("HELP", Command::Help),
+            ("ETRN", Command::Etrn),
+            ("STARTTLS", Command::NotImplemented),
+            ("BDAT", Command::NotImplemented),
+            ("XUSR", Command::NotImplemented),
+            // Upper-cased by the caller.
+            ("helo", Command::Unrecognized),
+            ("", Command::Unrecognized),
+            ("MAILX", Command::Unrecognized),
+        ] {
+            assert_eq!(Command::of(verb), command, "{verb:?}");
+        }
+    }
+}
