@@ -28,4 +28,5 @@ pub mod privs;
 pub mod queue;
 pub mod server;
 pub mod spool;
+pub mod status;
 pub mod submit;

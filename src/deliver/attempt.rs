@@ -1,0 +1,459 @@
+//! Step three of an attempt, and the attempt itself: [`attempt`] takes one locked entry
+//! through plan → send (SMTP per transaction, local delivery per recipient) → record
+//! → report, and writes the new state. Every transport's result becomes a
+//! [`RcptOutcome`]; nothing after this file reads a reply's text to decide anything.
+//!
+//! Each recipient's outcome is recorded durably when the attempt ends: when every
+//! recipient is final the entry is removed (unlink, directory fsync), which is the
+//! record; otherwise the state file is replaced (write, fsync, rename, directory fsync).
+
+use super::engine::Engine;
+use super::outcome::{Mailer, RcptOutcome};
+use super::plan::{self, Relay, Route, Transaction, route};
+use super::record::{self, Counts};
+use super::smtp::{self, Credentials, Session, TlsMode, TlsPolicy, Transcript};
+use super::transcript::{outcome_lines, say};
+use super::{bounce, dns, local, reply};
+use rsendmail::clock;
+use rsendmail::exit::{Fatal, Sysexit};
+use rsendmail::spool::entry::Envelope;
+use rsendmail::spool::{LockedEntry, Spool};
+use rsendmail::status;
+use std::io::{Seek, SeekFrom};
+
+/// A connection kept across the entries of one worker.
+#[derive(Default)]
+pub struct Conn {
+    session: Option<Session>,
+    /// The relay could not be reached in this run: the reply to give without retrying.
+    dead: Option<reply::Reply>,
+}
+
+impl Conn {
+    /// `mx`: the targets are MX hosts, not relays: TLS is opportunistic and unverified
+    /// (as most MTAs do between MX hosts), and no AUTH is offered to them.
+    fn get(
+        &mut self,
+        engine: &Engine,
+        targets: &[(String, u16)],
+        mx: bool,
+        out: &mut Transcript<'_>,
+        label: &str,
+    ) -> Result<&mut Session, reply::Reply> {
+        if let Some(r) = &self.dead {
+            return Err(r.clone());
+        }
+        if self.session.as_ref().is_some_and(|s| !s.is_usable())
+            && let Some(s) = self.session.take()
+        {
+            s.close(out);
+        }
+        if self.session.is_none() {
+            let mut last = reply::Reply::local(451, "4.4.1 no smarthost configured");
+            let none = Vec::new();
+            let auth = match &engine.auth {
+                _ if mx => &none,
+                Ok(a) => a,
+                Err(why) => {
+                    let r = reply::Reply::local(451, format!("4.7.0 {why}"));
+                    self.dead = Some(r.clone());
+                    return Err(r);
+                }
+            };
+            for (host, port) in targets {
+                let creds = auth
+                    .iter()
+                    .find(|a| {
+                        a.host.eq_ignore_ascii_case(
+                            host.trim_start_matches('[').trim_end_matches(']'),
+                        )
+                    })
+                    .map(|a| Credentials {
+                        user: a.user.clone(),
+                        password: a.password.clone(),
+                    });
+                let mx_tls = TlsPolicy {
+                    mode: TlsMode::Opportunistic,
+                    verify: false,
+                    ..TlsPolicy::default()
+                };
+                match Session::open(
+                    host,
+                    *port,
+                    &engine.host_name,
+                    &engine.timeouts,
+                    if mx { &mx_tls } else { &engine.tls },
+                    creds.as_ref(),
+                    out,
+                    label,
+                    if mx { "esmtp" } else { "relay" },
+                ) {
+                    Ok(mut s) => {
+                        s.caps.pipelining &= engine.pipelining;
+                        self.session = Some(s);
+                        break;
+                    }
+                    Err(r) => last = r,
+                }
+            }
+            if self.session.is_none() {
+                // A permanent greeting refusal is still only a deferral for the message.
+                let r = if last.is_permanent() {
+                    reply::Reply::local(451, format!("4.4.0 {}", last.summary()))
+                } else {
+                    last
+                };
+                self.dead = Some(r.clone());
+                return Err(r);
+            }
+        }
+        self.session
+            .as_mut()
+            .ok_or_else(|| reply::Reply::local(451, "4.4.1 no session"))
+    }
+
+    fn close(&mut self, out: &mut Transcript<'_>) {
+        if let Some(s) = self.session.take() {
+            s.close(out);
+        }
+    }
+}
+
+/// What one attempt at one entry did.
+/// One worker's connections, by relay.
+pub type Conns = std::collections::HashMap<Relay, Conn>;
+
+/// What one worker thread keeps between entries.
+pub struct Worker {
+    pub conns: Conns,
+    /// The resolver, made on the first MX lookup.
+    pub dns: Option<Result<dns::Dns, String>>,
+    pub index: usize,
+}
+
+impl Worker {
+    pub fn new(index: usize) -> Worker {
+        Worker {
+            conns: Conns::new(),
+            dns: None,
+            index,
+        }
+    }
+
+    /// Close every connection (QUIT), at the end of a run.
+    pub fn close(&mut self, out: &mut Transcript<'_>) {
+        for (_, mut c) in self.conns.drain() {
+            c.close(out);
+        }
+    }
+}
+
+/// What one attempt at one entry did.
+#[derive(Debug, Default)]
+pub struct Attempt {
+    pub counts: Counts,
+    /// Every recipient is final: the entry is to be removed ([`super::runner`] does it
+    /// once the lock's work is done).
+    pub removed: bool,
+    /// Entries this attempt queued (expansions, delivery reports), to deliver next.
+    pub new_entries: Vec<String>,
+}
+
+/// Try one locked entry once.
+pub fn attempt(
+    engine: &Engine,
+    spool: &Spool,
+    locked: &mut LockedEntry,
+    w: &mut Worker,
+    out: &mut Transcript<'_>,
+) -> Result<Attempt, Fatal> {
+    let now = clock::now();
+    let started = std::time::Instant::now();
+    let env = locked.entry.envelope.clone();
+    let mut result = Attempt::default();
+    let open: Vec<usize> = (0..env.recipients.len())
+        .filter(|&i| !locked.entry.state.of(i).is_final())
+        .collect();
+    // The message (header block and body) and its length, for every transport.
+    let open_message = || -> std::io::Result<(std::fs::File, u64)> {
+        let mut f = locked.entry.file.try_clone()?;
+        f.seek(SeekFrom::Start(locked.entry.data_offset))?;
+        Ok((
+            f,
+            locked.entry.size.saturating_sub(locked.entry.data_offset),
+        ))
+    };
+    let qf_error = |e: std::io::Error| Fatal::new(Sysexit::IoErr, format!("qf{}: {e}", env.id));
+    let hops = {
+        let mut head = vec![0u8; env.header_bytes.min(1 << 20) as usize];
+        let (mut f, _) = open_message().map_err(qf_error)?;
+        let _ = std::io::Read::read_exact(&mut f, &mut head);
+        plan::received_count(&head)
+    };
+    // Our own Received field (the top one) is not a hop the message made before us:
+    // sendmail counts the fields it was given.
+    let hops = hops.saturating_sub(1);
+    let Worker { conns, dns, index } = w;
+    // The resolver (and its runtime) is made on the first MX lookup only.
+    let mut mx = |d: &str| match dns.get_or_insert_with(|| {
+        dns::Dns::new(&engine.resolver, engine.dns_timeout, engine.dns_retries)
+    }) {
+        Ok(r) => r.mx(d),
+        Err(e) => dns::MxResult::Temp(format!("{} {e}", status::DIRECTORY_TEMP)),
+    };
+    let planned = plan::plan(engine, &env, &open, hops, *index, &mut mx);
+    let address = |i: usize| {
+        env.recipients
+            .get(i)
+            .map(|r| r.address.clone())
+            .unwrap_or_default()
+    };
+    let mut outcomes = planned.decided;
+    say(out, &outcome_lines(&outcomes, &address));
+    for t in planned.transactions {
+        let conn = conns.entry(t.hosts.clone()).or_default();
+        let mut file = || open_message().map_err(qf_error).map(|(f, _)| f);
+        let got = send_transaction(engine, &env, &t, conn, &mut file, out)?;
+        outcomes.extend(got);
+    }
+    // Local recipients, one at a time (each in a child with the target's privileges).
+    let mut refused: Vec<local::Refused> = Vec::new();
+    for i in planned.local {
+        let Some(r) = env.recipients.get(i) else {
+            continue;
+        };
+        say(out, &[format!("{}... Connecting to local...", r.address)]);
+        let refused_before = refused.len();
+        let o = deliver_local(
+            engine,
+            spool,
+            &env,
+            i,
+            &open_message,
+            &mut refused,
+            &mut result,
+        );
+        say(out, &outcome_lines(std::slice::from_ref(&o), &address));
+        let lines: Vec<String> = refused
+            .iter()
+            .skip(refused_before)
+            .map(|f| format!("{}... {} {}", f.recipient.address, f.code, f.text))
+            .collect();
+        say(out, &lines);
+        outcomes.push(o);
+    }
+    let xdelay = started.elapsed().as_secs() as i64;
+    let rec = record::record(
+        engine,
+        &env,
+        &locked.entry.state,
+        locked.entry.size,
+        &outcomes,
+        refused,
+        now,
+        xdelay,
+    );
+    for line in &rec.log {
+        log::info!("{line}");
+    }
+    result.new_entries.extend(bounce::send(
+        engine,
+        spool,
+        &env,
+        rec.reports,
+        &open_message,
+    ));
+    result.counts = rec.counts;
+    if rec.all_final {
+        // Removing the entry is the durable record that every recipient is final; only
+        // when that fails is the state written, so that no recipient is tried again.
+        result.removed = true;
+        locked.pending_state = Some(rec.state);
+    } else {
+        locked.record_state(rec.state)?;
+    }
+    Ok(result)
+}
+
+/// One SMTP transaction: connect (or reuse the worker's connection to these hosts),
+/// send, and give each recipient its outcome. A relay that cannot be reached defers
+/// every recipient with the reason, and is not tried again in this run.
+fn send_transaction(
+    engine: &Engine,
+    env: &Envelope,
+    t: &Transaction,
+    conn: &mut Conn,
+    file: &mut dyn FnMut() -> Result<std::fs::File, Fatal>,
+    out: &mut Transcript<'_>,
+) -> Result<Vec<RcptOutcome>, Fatal> {
+    let address = |i: usize| {
+        env.recipients
+            .get(i)
+            .map(|r| r.address.clone())
+            .unwrap_or_default()
+    };
+    let label: Vec<String> = t.rcpts.iter().map(|&i| address(i)).collect();
+    let label = label.join(",");
+    let is_mx = t.mailer == Mailer::Esmtp;
+    let session = match conn.get(engine, &t.hosts, is_mx, out, &label) {
+        Ok(s) => s,
+        Err(r) => {
+            let name = t.hosts.first().map(|h| h.0.clone()).unwrap_or_default();
+            let got: Vec<RcptOutcome> = t
+                .rcpts
+                .iter()
+                .map(|&i| RcptOutcome::new(i, r.clone(), t.mailer, Some(name.clone())))
+                .collect();
+            say(out, &outcome_lines(&got, &address));
+            return Ok(got);
+        }
+    };
+    let relay_name = format!("{} [{}]", session.host, session.peer.ip());
+    let mut data = file()?;
+    let sender = engine.qualify(t.sender.as_deref().unwrap_or(&env.sender));
+    let addrs: Vec<String> = t
+        .rcpts
+        .iter()
+        .map(|&i| engine.qualify(&address(i)))
+        .collect();
+    let mut msg = smtp::Outgoing {
+        sender: &sender,
+        recipients: t
+            .rcpts
+            .iter()
+            .zip(&addrs)
+            .filter_map(|(&i, a)| {
+                let r = env.recipients.get(i)?;
+                Some(smtp::OutRcpt {
+                    address: a,
+                    notify: r.notify.as_deref(),
+                    orcpt: r.orcpt.as_deref(),
+                })
+            })
+            .collect(),
+        data: &mut data,
+        body: env.body_type.as_deref(),
+        ret: env.ret.as_deref(),
+        envid: env.envid.as_deref(),
+    };
+    let res = session.send(&mut msg, out);
+    let got: Vec<RcptOutcome> = t
+        .rcpts
+        .iter()
+        .zip(res)
+        .map(|(&i, o)| {
+            let mut o = RcptOutcome::from_smtp(i, o, t.mailer, relay_name.clone());
+            o.dsn_passed = session.caps.dsn;
+            o.data_refused = session.data_refused;
+            o
+        })
+        .collect();
+    // sendmail -v: the qualified addresses, as sent.
+    let qualified = |i: usize| engine.qualify(&address(i));
+    say(out, &outcome_lines(&got, &qualified));
+    Ok(got)
+}
+
+/// Deliver to one local recipient. Targets an expansion refused are added to `refused`
+/// (failed at once, reported with the others); an expansion queued as a new entry is
+/// added to the attempt's new entries.
+fn deliver_local(
+    engine: &Engine,
+    spool: &Spool,
+    env: &Envelope,
+    i: usize,
+    open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
+    refused: &mut Vec<local::Refused>,
+    result: &mut Attempt,
+) -> RcptOutcome {
+    let Some(r) = env.recipients.get(i) else {
+        return RcptOutcome::local(i, 554, status::PERM.to_string(), Mailer::Local, None);
+    };
+    let is_local = |a: &str| route(engine, a) == Route::Local;
+    let sender = engine.qualify(r.sender.as_deref().unwrap_or(&env.sender));
+    let ok = |text: String| {
+        RcptOutcome::local(
+            i,
+            250,
+            format!("{} {text}", status::OK),
+            Mailer::Local,
+            None,
+        )
+    };
+    match engine
+        .local
+        .deliver(env, r, &is_local, open_message, &sender)
+    {
+        local::LocalOutcome::Delivered(text) => ok(text),
+        local::LocalOutcome::Temp(code, text) | local::LocalOutcome::Perm(code, text) => {
+            RcptOutcome::local(i, code, text, Mailer::Local, None)
+        }
+        local::LocalOutcome::Expanded(list, failed, text) => {
+            let queued = if list.is_empty() {
+                Ok(text)
+            } else if env.expansions as usize >= rsendmail::aliases::MAX_DEPTH {
+                // `.forward` files that forward to each other: the message has been
+                // re-queued as often as aliases may nest.
+                Err(RcptOutcome::local(
+                    i,
+                    554,
+                    format!(
+                        "{} {}... aliasing/forwarding loop broken",
+                        status::LOOP,
+                        r.address
+                    ),
+                    Mailer::Local,
+                    None,
+                ))
+            } else {
+                match queue_expansion(spool, env, list, open_message) {
+                    Ok(id) => {
+                        result.new_entries.push(id.clone());
+                        Ok(format!("{text}, queued as {id}"))
+                    }
+                    Err(e) => Err(RcptOutcome::local(
+                        i,
+                        451,
+                        format!("{} {}", status::SYSTEM_TEMP, e.message),
+                        Mailer::Local,
+                        None,
+                    )),
+                }
+            };
+            match queued {
+                Ok(text) => {
+                    refused.extend(failed);
+                    let mut o = ok(text);
+                    o.expanded = true;
+                    o
+                }
+                Err(o) => o,
+            }
+        }
+    }
+}
+
+/// Queue the recipients an alias or `.forward` expanded to as a new entry with the same
+/// message and sender; its age counts from the original's arrival.
+fn queue_expansion(
+    spool: &Spool,
+    env: &Envelope,
+    list: Vec<rsendmail::spool::entry::Recipient>,
+    open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
+) -> Result<String, Fatal> {
+    let mut entry = spool.begin(clock::now())?;
+    let id = entry.id.clone();
+    let mut e2 = env.clone();
+    e2.id = id.clone();
+    e2.recipients = list;
+    e2.mode = 'q';
+    e2.expansions += 1;
+    let io = |e: std::io::Error| Fatal::new(Sysexit::IoErr, format!("{id}: {e}"));
+    let (mut f, len) = open_message().map_err(io)?;
+    let w = entry.writer();
+    std::io::Write::write_all(w, e2.to_text().as_bytes()).map_err(io)?;
+    std::io::copy(&mut std::io::Read::take(&mut f, len), w).map_err(io)?;
+    entry.commit(&e2)?;
+    rsendmail::log::submitted(&e2, spool.qf_path(&id).metadata().map(|m| m.len()).ok());
+    Ok(id)
+}

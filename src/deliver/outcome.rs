@@ -1,0 +1,189 @@
+//! One recipient's outcome of one attempt ([`RcptOutcome`]): the value every transport
+//! returns and every later step (record, report, transcript, log) reads. Its words are
+//! RFC 3464's: the class decides the DSN action, the reply is kept as the server (or the
+//! local transport) gave it, and its enhanced status (RFC 3463) is parsed once, here.
+
+use super::reply::Reply;
+use super::smtp::Outcome;
+use rsendmail::status::{EnhancedStatus, StatusClass};
+
+/// What became of a recipient (RFC 3464 §2.3.3's actions before expiry is applied).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Delivered here: a mailbox, a program, a file (action `delivered`), or replaced by
+    /// its alias or `.forward` targets (action `expanded`).
+    Delivered,
+    /// Accepted by a server that does not report further (action `relayed`).
+    Relayed,
+    /// Failed for now: tried again later (action `delayed` once a warning is due).
+    Temporary,
+    /// Failed for good (action `failed`).
+    Permanent,
+}
+
+/// The mailer, as sendmail names it in logs and `-bv`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mailer {
+    /// A smarthost or a relay-table entry.
+    Relay,
+    /// The MX hosts of the recipient's domain.
+    Esmtp,
+    /// Local delivery (mailbox, program, file, alias, `.forward`).
+    Local,
+}
+
+impl Mailer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mailer::Relay => "relay",
+            Mailer::Esmtp => "esmtp",
+            Mailer::Local => "local",
+        }
+    }
+}
+
+/// One recipient's outcome of one attempt.
+#[derive(Clone, Debug)]
+pub struct RcptOutcome {
+    /// The recipient's index in the entry.
+    pub rcpt: usize,
+    pub class: Class,
+    /// The reply that decided it: the server's, or one made up locally (a refused
+    /// connection, a lookup failure, a mailbox error) with sendmail's code and text.
+    pub reply: Reply,
+    /// The reply's enhanced status, or X.0.0 of the class when it has none (or one of
+    /// another class, which RFC 3463 §2 does not allow).
+    pub status: EnhancedStatus,
+    pub mailer: Mailer,
+    /// The server as logged (`mx.example.org [192.0.2.1]`), the host tried when none
+    /// answered, or the domain whose lookup failed; None for local delivery.
+    pub relay: Option<String>,
+    /// The server took the recipient's DSN request (RFC 3461 §4.1): reporting its
+    /// success is the server's job from here on.
+    pub dsn_passed: bool,
+    /// A local recipient replaced by its alias or `.forward` targets.
+    pub expanded: bool,
+    /// The recipient's domain does not exist or takes no mail (EX_NOHOST).
+    pub no_host: bool,
+    /// The message itself was refused after DATA (EX_UNAVAILABLE).
+    pub data_refused: bool,
+}
+
+impl RcptOutcome {
+    /// The outcome a final reply gives: 2yz delivered (`relayed` unless local), 5yz
+    /// failed, anything else temporary.
+    pub fn new(rcpt: usize, reply: Reply, mailer: Mailer, relay: Option<String>) -> RcptOutcome {
+        let class = match reply.code {
+            200..=299 if mailer == Mailer::Local => Class::Delivered,
+            200..=299 => Class::Relayed,
+            500..=599 => Class::Permanent,
+            _ => Class::Temporary,
+        };
+        let want = match class {
+            Class::Delivered | Class::Relayed => StatusClass::Success,
+            Class::Temporary => StatusClass::Transient,
+            Class::Permanent => StatusClass::Permanent,
+        };
+        let status = reply
+            .lines
+            .first()
+            .and_then(|l| EnhancedStatus::at_start_of(l))
+            .filter(|s| s.class == want)
+            .unwrap_or(EnhancedStatus::undefined(want));
+        RcptOutcome {
+            rcpt,
+            class,
+            reply,
+            status,
+            mailer,
+            relay,
+            dsn_passed: false,
+            expanded: false,
+            no_host: false,
+            data_refused: false,
+        }
+    }
+
+    /// From an SMTP transaction's outcome for one recipient.
+    pub fn from_smtp(rcpt: usize, o: Outcome, mailer: Mailer, relay: String) -> RcptOutcome {
+        RcptOutcome::new(rcpt, o.reply().clone(), mailer, Some(relay))
+    }
+
+    /// A reply made up here (`451 4.4.1 ...`) for a recipient.
+    pub fn local(
+        rcpt: usize,
+        code: u16,
+        text: impl Into<String>,
+        mailer: Mailer,
+        relay: Option<String>,
+    ) -> RcptOutcome {
+        RcptOutcome::new(rcpt, Reply::local(code, text), mailer, relay)
+    }
+
+    #[cfg(test)]
+    pub fn is_success(&self) -> bool {
+        matches!(self.class, Class::Delivered | Class::Relayed)
+    }
+
+    /// sendmail's `stat=` text (and its `-v` line after `addr... `): `Sent (text)`,
+    /// `Deferred: code text`, or the permanent reply's `code text`.
+    pub fn stat_text(&self) -> String {
+        match self.class {
+            Class::Delivered | Class::Relayed => {
+                format!("Sent ({})", self.reply.text_without_enhanced())
+            }
+            Class::Temporary => format!("Deferred: {}", self.reply.summary()),
+            Class::Permanent => self.reply.summary(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsendmail::status;
+
+    #[test]
+    fn class_and_status_from_the_reply() {
+        let cases: &[(u16, &str, Mailer, Class, &str)] = &[
+            (
+                250,
+                "2.0.0 Ok: queued as X",
+                Mailer::Relay,
+                Class::Relayed,
+                "2.0.0",
+            ),
+            (250, "2.1.5 Ok", Mailer::Local, Class::Delivered, "2.1.5"),
+            (250, "Ok", Mailer::Esmtp, Class::Relayed, "2.0.0"),
+            (450, "4.2.0 busy", Mailer::Relay, Class::Temporary, "4.2.0"),
+            (421, "closing", Mailer::Relay, Class::Temporary, "4.0.0"),
+            (
+                550,
+                "5.1.1 <a@b>... User unknown",
+                Mailer::Esmtp,
+                Class::Permanent,
+                "5.1.1",
+            ),
+            (554, "no", Mailer::Relay, Class::Permanent, "5.0.0"),
+            // A status of another class than the code's is not taken.
+            (550, "4.1.1 odd", Mailer::Relay, Class::Permanent, "5.0.0"),
+            (199, "what", Mailer::Relay, Class::Temporary, "4.0.0"),
+        ];
+        for &(code, text, mailer, class, st) in cases {
+            let o = RcptOutcome::local(0, code, text, mailer, None);
+            assert_eq!(o.class, class, "{code} {text}");
+            assert_eq!(o.status.to_string(), st, "{code} {text}");
+        }
+    }
+
+    #[test]
+    fn stat_text_as_sendmail_logs_it() {
+        let sent = RcptOutcome::local(0, 250, "2.0.0 Ok: queued as X", Mailer::Relay, None);
+        assert_eq!(sent.stat_text(), "Sent (Ok: queued as X)");
+        let later = RcptOutcome::local(0, 451, "4.4.1 refused", Mailer::Relay, None);
+        assert_eq!(later.stat_text(), "Deferred: 451 4.4.1 refused");
+        assert_eq!(later.status, status::NO_ANSWER);
+        let no = RcptOutcome::local(0, 550, "5.1.1 unknown", Mailer::Relay, None);
+        assert_eq!(no.stat_text(), "550 5.1.1 unknown");
+    }
+}

@@ -1,0 +1,464 @@
+//! Step two of an attempt: route each open recipient and group the remote ones into
+//! SMTP transactions. Pure but for the MX lookup, which the caller passes in (a cached
+//! resolver in a run, a table in the tests).
+//!
+//! - [`route`]: local, a relay (RELAYTABLE entry or SMARTHOST), or the domain's MX hosts.
+//! - [`plan`]: the transactions (same hosts, same envelope sender), the local recipients,
+//!   and the outcomes decided without sending (too many hops, a domain that does not
+//!   exist or whose lookup failed).
+
+use super::dns::MxResult;
+use super::engine::Engine;
+use super::outcome::{Mailer, RcptOutcome};
+use rsendmail::config::RelayRule;
+use rsendmail::message::address::domain_of;
+use rsendmail::spool::entry::Envelope;
+use rsendmail::status;
+
+/// A relay: its hosts and ports, tried in order.
+pub type Relay = Vec<(String, u16)>;
+
+/// The relay for a domain: an exact entry, else the nearest `.parent` entry, else `*`.
+#[deny(clippy::indexing_slicing)]
+pub fn relay_for<'a>(table: &'a [RelayRule], domain: &str) -> Option<&'a RelayRule> {
+    let d = domain.to_ascii_lowercase();
+    if let Some(r) = table.iter().find(|r| r.pattern == d) {
+        return Some(r);
+    }
+    let mut rest = d.as_str();
+    while let Some((_, after)) = rest.split_once('.') {
+        // `.after` is the parent's pattern.
+        if let Some(r) = table
+            .iter()
+            .find(|r| r.pattern.strip_prefix('.') == Some(after))
+        {
+            return Some(r);
+        }
+        rest = after;
+    }
+    table.iter().find(|r| r.pattern == "*")
+}
+
+/// Where a recipient goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Through these relays, tried in order (the relay table's entry, or SMARTHOST).
+    Relay(Relay),
+    /// To the MX hosts of the domain.
+    Mx(String),
+    /// Local delivery: a mailbox, or what the aliases make of the name.
+    Local,
+}
+
+pub fn route(engine: &Engine, addr: &str) -> Route {
+    let to_smarthost = engine.null_client && !engine.smarthost.is_empty();
+    if rsendmail::message::address::is_local(addr, &engine.host_name, to_smarthost) {
+        return Route::Local;
+    }
+    let domain = domain_of(addr);
+    if let Some(d) = &domain
+        && let Some(r) = relay_for(&engine.relay_table, d)
+    {
+        return Route::Relay(vec![(r.host.clone(), r.port)]);
+    }
+    if !engine.smarthost.is_empty() {
+        return Route::Relay(engine.smarthost.clone());
+    }
+    Route::Mx(domain.unwrap_or_default())
+}
+
+/// One SMTP transaction to plan: the hosts to try, the envelope sender when it is a
+/// recipient's own (`owner-list`), and the recipients in the order of their RCPTs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transaction {
+    pub hosts: Relay,
+    pub sender: Option<String>,
+    pub mailer: Mailer,
+    pub rcpts: Vec<usize>,
+}
+
+/// What an attempt will do with its open recipients.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// In the order their first recipient appears in the entry.
+    pub transactions: Vec<Transaction>,
+    /// Local recipients, in entry order, delivered one at a time.
+    pub local: Vec<usize>,
+    /// Outcomes decided without sending anything.
+    pub decided: Vec<RcptOutcome>,
+}
+
+/// Count the Received fields of a header block (sendmail's hop count).
+#[deny(clippy::indexing_slicing)]
+pub fn received_count(header: &[u8]) -> usize {
+    header
+        .split(|&b| b == b'\n')
+        .filter(|l| {
+            l.get(..9)
+                .is_some_and(|n| n.eq_ignore_ascii_case(b"received:"))
+        })
+        .count()
+}
+
+/// Plan an attempt at `open` (indexes of the entry's recipients still to deliver).
+/// `hops`: the Received fields the message came with (before ours). `worker`: this
+/// worker's number, for `O SmarthostSplit=`. `mx`: the MX lookup, asked once per domain.
+pub fn plan(
+    engine: &Engine,
+    env: &Envelope,
+    open: &[usize],
+    hops: usize,
+    worker: usize,
+    mx: &mut dyn FnMut(&str) -> MxResult,
+) -> Plan {
+    let mut p = Plan::default();
+    // A message that has passed too many hosts is looping: it bounces (sendmail's
+    // MaxHopCount; RFC 5321 §6.3).
+    if engine.max_hops > 0 && hops > engine.max_hops {
+        for &i in open {
+            p.decided.push(RcptOutcome::local(
+                i,
+                554,
+                format!(
+                    "{} Too many hops {hops} ({} max)",
+                    status::LOOP,
+                    engine.max_hops
+                ),
+                Mailer::Local,
+                None,
+            ));
+        }
+        return p;
+    }
+    let mut looked_up: Vec<(String, MxResult)> = Vec::new();
+    let add = |p: &mut Plan, hosts: Relay, mailer: Mailer, i: usize| {
+        let sender = env.recipients.get(i).and_then(|r| r.sender.clone());
+        match p
+            .transactions
+            .iter_mut()
+            .find(|t| t.hosts == hosts && t.sender == sender && t.mailer == mailer)
+        {
+            Some(t) => t.rcpts.push(i),
+            None => p.transactions.push(Transaction {
+                hosts,
+                sender,
+                mailer,
+                rcpts: vec![i],
+            }),
+        }
+    };
+    for &i in open {
+        let Some(r) = env.recipients.get(i) else {
+            continue;
+        };
+        match route(engine, &r.address) {
+            Route::Local => p.local.push(i),
+            Route::Relay(mut hosts) => {
+                // O SmarthostSplit=N: worker k starts at smarthost k mod N (the others
+                // remain its fall-backs), so a run's mail is spread over N relays.
+                if engine.smarthost_split > 1 && hosts == engine.smarthost {
+                    let n = engine.smarthost_split.min(hosts.len()).max(1);
+                    hosts.rotate_left(worker % n);
+                }
+                add(&mut p, hosts, Mailer::Relay, i);
+            }
+            Route::Mx(d) => {
+                let key = d.to_ascii_lowercase();
+                let resolved = match looked_up.iter().find(|(k, _)| *k == key) {
+                    Some((_, r)) => r.clone(),
+                    None => {
+                        let r = mx(&d);
+                        looked_up.push((key, r.clone()));
+                        r
+                    }
+                };
+                match resolved {
+                    MxResult::Hosts(hosts) => {
+                        let hosts: Relay = hosts
+                            .iter()
+                            .flat_map(|(_, addrs)| {
+                                addrs.iter().map(|a| (a.to_string(), engine.mx_port))
+                            })
+                            .collect();
+                        add(&mut p, hosts, Mailer::Esmtp, i);
+                    }
+                    MxResult::NoHost(text) => {
+                        let mut o = RcptOutcome::local(i, 550, text, Mailer::Esmtp, Some(d));
+                        o.no_host = true;
+                        p.decided.push(o);
+                    }
+                    MxResult::Temp(text) => {
+                        p.decided
+                            .push(RcptOutcome::local(i, 451, text, Mailer::Esmtp, Some(d)));
+                    }
+                }
+            }
+        }
+    }
+    // Within each transaction the recipients in reverse queue order: the order in which
+    // sendmail 8.17 sends its RCPTs (it chains them by prepending; recorded in
+    // compat-tests, `deliver-mixed-recipients`).
+    for t in &mut p.transactions {
+        t.rcpts.reverse();
+    }
+    p
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use super::super::engine;
+    use super::super::outcome::Class;
+    use super::*;
+    use rsendmail::config::parse_relay_table;
+    use rsendmail::spool::entry::Recipient;
+
+    #[test]
+    fn routes() {
+        let mut e = engine::for_tests();
+        assert_eq!(route(&e, "bob"), Route::Local);
+        assert_eq!(route(&e, "bob@HOST.example"), Route::Local);
+        assert_eq!(
+            route(&e, "bob@example.org"),
+            Route::Mx("example.org".into())
+        );
+        e.smarthost = vec![("127.0.0.1".into(), 25)];
+        let smart = Route::Relay(e.smarthost.clone());
+        assert_eq!(route(&e, "bob@example.org"), smart);
+        assert_eq!(route(&e, "bob"), Route::Local);
+        e.null_client = true;
+        assert_eq!(route(&e, "bob"), smart);
+        e.relay_table = parse_relay_table(
+            "example.org [10.0.0.1]:2525\n.example.net relay.example\n",
+            "t",
+            25,
+        )
+        .unwrap();
+        assert_eq!(
+            route(&e, "bob@Example.ORG"),
+            Route::Relay(vec![("[10.0.0.1]".into(), 2525)])
+        );
+        assert_eq!(
+            route(&e, "bob@a.b.example.net"),
+            Route::Relay(vec![("relay.example".into(), 25)])
+        );
+        assert_eq!(
+            route(&e, "bob@example.net"),
+            smart,
+            "'.domain' is for subdomains only"
+        );
+        assert_eq!(route(&e, "bob@other.org"), smart);
+        assert_eq!(e.qualify("root"), "root@host.example");
+        assert_eq!(e.qualify(""), "");
+    }
+
+    #[test]
+    fn relay_table_rules() {
+        let t = parse_relay_table(
+            "# comment\nexample.org a.relay\n.example.org b.relay:26\n* [c.relay]\n\n",
+            "t",
+            25,
+        )
+        .unwrap();
+        let host = |d: &str| relay_for(&t, d).map(|r| (r.host.as_str(), r.port));
+        assert_eq!(host("example.org"), Some(("a.relay", 25)));
+        assert_eq!(host("mail.example.org"), Some(("b.relay", 26)));
+        assert_eq!(host("x.mail.example.org"), Some(("b.relay", 26)));
+        assert_eq!(host("example.org.uk"), Some(("[c.relay]", 25)));
+        assert_eq!(relay_for(&t[..2], "notexample.org"), None);
+    }
+
+    #[test]
+    fn hop_count_reads_received_fields_only() {
+        assert_eq!(received_count(b""), 0);
+        assert_eq!(
+            received_count(b"Received: a\nRECEIVED:b\nX-Received: c\n  Received: d\nreceived"),
+            2
+        );
+    }
+
+    fn env_with(addrs: &[(&str, Option<&str>)]) -> Envelope {
+        Envelope {
+            recipients: addrs
+                .iter()
+                .map(|(a, s)| {
+                    let mut r = Recipient::new(*a);
+                    r.sender = s.map(str::to_string);
+                    r
+                })
+                .collect(),
+            ..Envelope::default()
+        }
+    }
+
+    fn mx_table(d: &str) -> MxResult {
+        match d {
+            "mx.test" => MxResult::Hosts(vec![(
+                "mail.mx.test".into(),
+                vec!["192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap()],
+            )]),
+            "nxdomain.test" => MxResult::NoHost("5.1.2 Host unknown".into()),
+            _ => MxResult::Temp("4.4.3 lookup failed".into()),
+        }
+    }
+
+    /// What a plan comes to, in words: each transaction as `mailer hosts [sender]: rcpts`,
+    /// then `local: rcpts`, then each decided outcome as `rcpt class status`.
+    fn shown(p: &Plan) -> Vec<String> {
+        let mut v: Vec<String> = p
+            .transactions
+            .iter()
+            .map(|t| {
+                let hosts: Vec<String> = t.hosts.iter().map(|(h, n)| format!("{h}:{n}")).collect();
+                format!(
+                    "{} {}{}: {:?}",
+                    t.mailer.as_str(),
+                    hosts.join(","),
+                    t.sender
+                        .as_ref()
+                        .map(|s| format!(" <{s}>"))
+                        .unwrap_or_default(),
+                    t.rcpts
+                )
+            })
+            .collect();
+        if !p.local.is_empty() {
+            v.push(format!("local: {:?}", p.local));
+        }
+        for o in &p.decided {
+            v.push(format!("{} {:?} {}", o.rcpt, o.class, o.status));
+        }
+        v
+    }
+
+    #[test]
+    fn plans() {
+        type Setup = fn(&mut Engine);
+        let smart: Setup = |e| e.smarthost = vec![("s1".into(), 25), ("s2".into(), 26)];
+        let none: Setup = |_| {};
+        let table: Setup = |e| {
+            e.smarthost = vec![("s1".into(), 25)];
+            e.relay_table = parse_relay_table("x.test r:2525\n", "t", 25).unwrap();
+        };
+        #[allow(clippy::type_complexity)]
+        let cases: &[(&str, Setup, &[(&str, Option<&str>)], usize, usize, &[&str])] = &[
+            (
+                "one smarthost transaction, RCPTs in reverse order",
+                smart,
+                &[("a@x.test", None), ("b@y.test", None), ("c@z.test", None)],
+                0,
+                0,
+                &["relay s1:25,s2:26: [2, 1, 0]"],
+            ),
+            (
+                "a recipient's own sender is its own transaction",
+                smart,
+                &[
+                    ("a@x.test", None),
+                    ("b@y.test", Some("owner-l@h")),
+                    ("c@z.test", None),
+                ],
+                0,
+                0,
+                &[
+                    "relay s1:25,s2:26: [2, 0]",
+                    "relay s1:25,s2:26 <owner-l@h>: [1]",
+                ],
+            ),
+            (
+                "local recipients apart, in entry order",
+                smart,
+                &[
+                    ("bob", None),
+                    ("a@x.test", None),
+                    ("root@host.example", None),
+                ],
+                0,
+                0,
+                &["relay s1:25,s2:26: [1]", "local: [0, 2]"],
+            ),
+            (
+                "relay table before smarthost",
+                table,
+                &[("a@x.test", None), ("b@y.test", None)],
+                0,
+                0,
+                &["relay r:2525: [0]", "relay s1:25: [1]"],
+            ),
+            (
+                "MX hosts, every address in order; unknown domain permanent; lookup failure temporary",
+                none,
+                &[
+                    ("a@mx.test", None),
+                    ("b@nxdomain.test", None),
+                    ("c@tempfail.test", None),
+                    ("d@MX.test", None),
+                ],
+                0,
+                0,
+                &[
+                    "esmtp 192.0.2.1:25,192.0.2.2:25: [3, 0]",
+                    "1 Permanent 5.1.2",
+                    "2 Temporary 4.4.3",
+                ],
+            ),
+            (
+                "too many hops: every recipient bounces, nothing is sent",
+                smart,
+                &[("a@x.test", None), ("bob", None)],
+                26,
+                0,
+                &["0 Permanent 5.4.6", "1 Permanent 5.4.6"],
+            ),
+            (
+                "as many hops as allowed is fine",
+                smart,
+                &[("a@x.test", None)],
+                25,
+                0,
+                &["relay s1:25,s2:26: [0]"],
+            ),
+        ];
+        for (what, setup, rcpts, hops, worker, want) in cases {
+            let mut e = engine::for_tests();
+            setup(&mut e);
+            let env = env_with(rcpts);
+            let open: Vec<usize> = (0..rcpts.len()).collect();
+            let mut asked = Vec::new();
+            let p = plan(&e, &env, &open, *hops, *worker, &mut |d: &str| {
+                asked.push(d.to_ascii_lowercase());
+                mx_table(&d.to_ascii_lowercase())
+            });
+            assert_eq!(shown(&p), *want, "{what}");
+            let mut once = asked.clone();
+            once.dedup();
+            assert_eq!(asked, once, "{what}: one lookup per domain");
+        }
+    }
+
+    #[test]
+    fn smarthost_split_spreads_workers() {
+        let mut e = engine::for_tests();
+        e.smarthost = vec![("s1".into(), 25), ("s2".into(), 25), ("s3".into(), 25)];
+        e.smarthost_split = 2;
+        let env = env_with(&[("a@x.test", None)]);
+        let first = |worker| {
+            let p = plan(&e, &env, &[0], 0, worker, &mut mx_table);
+            p.transactions[0].hosts[0].0.clone()
+        };
+        assert_eq!(
+            [first(0), first(1), first(2), first(3)],
+            ["s1", "s2", "s1", "s2"]
+        );
+    }
+
+    #[test]
+    fn only_open_recipients_are_planned() {
+        let mut e = engine::for_tests();
+        e.smarthost = vec![("s".into(), 25)];
+        let env = env_with(&[("a@x.test", None), ("b@x.test", None), ("c@x.test", None)]);
+        let p = plan(&e, &env, &[0, 2, 7], 0, 0, &mut mx_table);
+        assert_eq!(shown(&p), ["relay s:25: [2, 0]"]);
+        assert!(p.decided.iter().all(|o| o.class != Class::Delivered));
+    }
+}

@@ -1,0 +1,645 @@
+//! Step four of an attempt: what the outcomes mean for the entry. [`record`] is a pure
+//! function of the entry's state, the outcomes, the time and the settings: it returns
+//! the new state (each recipient's state and reply, the back-off, the reason `mailq`
+//! shows, whether a delay warning went out), the log lines, and the delivery reports
+//! owed. Writing the state, queueing the reports and logging are the caller's.
+//!
+//! Expiry is `O Timeout.queuereturn=` counted from the submission; a delay warning goes
+//! out once, `O Timeout.queuewarn=` after it; the back-off is `O MinQueueAge=`-style
+//! doubling from QUEUE_RETRY_MIN to its cap (see [`Engine::backoff`]).
+
+use super::bounce::{self, Owed, ReportItem};
+use super::engine::Engine;
+use super::local::Refused;
+use super::outcome::{Class, Mailer, RcptOutcome};
+use rsendmail::dsn;
+use rsendmail::exit::Sysexit;
+use rsendmail::spool::entry::{Envelope, RcptState, State};
+use rsendmail::status::{self, EnhancedStatus};
+
+/// How many recipients came to what (for the interactive exit status).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub delivered: usize,
+    pub deferred: usize,
+    /// Failed for good (refused, expired, or a target an expansion refused).
+    pub failed_rcpt: usize,
+    /// Of those, the ones whose message was refused after DATA.
+    pub failed_data: usize,
+    /// Of those, the ones whose domain does not exist or takes no mail.
+    pub failed_host: usize,
+}
+
+/// What an attempt comes to.
+#[derive(Debug)]
+pub struct Recorded {
+    pub state: State,
+    /// One line per recipient, sendmail's `to=<...>, delay=..., stat=...` form.
+    pub log: Vec<String>,
+    pub reports: Vec<Owed>,
+    pub counts: Counts,
+    /// Every recipient is final: the entry is to be removed.
+    pub all_final: bool,
+}
+
+/// `[d+]hh:mm:ss`, sendmail's delay format.
+pub fn hms(secs: i64) -> String {
+    let s = secs.max(0);
+    if s >= 86400 {
+        format!(
+            "{}+{:02}:{:02}:{:02}",
+            s / 86400,
+            s % 86400 / 3600,
+            s % 3600 / 60,
+            s % 60
+        )
+    } else {
+        format!("{:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
+    }
+}
+
+/// Record an attempt at `env` (whose state was `before`, whose queue file is `size`
+/// bytes) that gave `outcomes`, and whose expansions refused `refused`, at `now`,
+/// having taken `xdelay` seconds.
+#[allow(clippy::too_many_arguments)]
+pub fn record(
+    engine: &Engine,
+    env: &Envelope,
+    before: &State,
+    size: u64,
+    outcomes: &[RcptOutcome],
+    refused: Vec<Refused>,
+    now: i64,
+    xdelay: i64,
+) -> Recorded {
+    let mut state = before.clone();
+    let open = (0..env.recipients.len())
+        .filter(|&i| !before.of(i).is_final())
+        .count();
+    state.attempts = state.attempts.saturating_add(1);
+    state.last_attempt = Some(now);
+    // How long the message has been queued (a creation time from a damaged entry may be
+    // anything: the difference saturates).
+    let age = now.saturating_sub(env.created);
+    let expired = engine.queue_return > 0 && age >= engine.queue_return;
+    let pri = size
+        .saturating_add(30000u64.saturating_mul(open as u64))
+        .saturating_add(90000 * u64::from(state.attempts));
+    let mut counts = Counts::default();
+    let mut log = Vec::new();
+    let mut first_deferral: Option<String> = None;
+    let mut items: Vec<ReportItem> = Vec::new();
+    for o in outcomes {
+        let Some(r) = env.recipients.get(o.rcpt) else {
+            continue;
+        };
+        let summary = o.reply.summary();
+        let (st, why, st_status, stat) = match o.class {
+            Class::Delivered | Class::Relayed => {
+                counts.delivered += 1;
+                (RcptState::Delivered, summary, o.status, o.stat_text())
+            }
+            Class::Permanent => {
+                counts.failed_rcpt += 1;
+                counts.failed_host += usize::from(o.no_host);
+                counts.failed_data += usize::from(o.data_refused);
+                (RcptState::Failed, summary, o.status, o.stat_text())
+            }
+            Class::Temporary if expired => {
+                counts.failed_rcpt += 1;
+                (
+                    RcptState::Failed,
+                    format!(
+                        "{summary} (message expired: could not be delivered for {})",
+                        hms(engine.queue_return)
+                    ),
+                    status::EXPIRED,
+                    format!("{} (expired)", o.stat_text()),
+                )
+            }
+            Class::Temporary => {
+                counts.deferred += 1;
+                first_deferral.get_or_insert_with(|| o.stat_text());
+                (RcptState::Deferred, summary, o.status, o.stat_text())
+            }
+        };
+        let relay = o.relay.as_deref().unwrap_or("local");
+        log.push(format!(
+            "{}: to=<{}>, delay={}, xdelay={}, mailer={}, pri={pri}, relay={relay}, dsn={st_status}, stat={stat}",
+            env.id,
+            r.address,
+            hms(age),
+            hms(xdelay),
+            o.mailer.as_str(),
+        ));
+        // The host part alone: `mx.example.org` of `mx.example.org [192.0.2.1]`.
+        let remote = o
+            .relay
+            .as_deref()
+            .and_then(|n| n.split(' ').next())
+            .unwrap_or_default()
+            .to_string();
+        let item = |kind, action| ReportItem {
+            rcpt: r.clone(),
+            kind,
+            action,
+            status: o.status,
+            why: why.clone(),
+            reply: (!remote.is_empty()).then(|| o.reply.clone()),
+            remote: remote.clone(),
+        };
+        match st {
+            RcptState::Failed => items.push(item(dsn::Kind::Failure, "failed")),
+            RcptState::Delivered if !o.dsn_passed => {
+                let action = match (o.mailer, o.expanded) {
+                    (Mailer::Local, true) => "expanded",
+                    (Mailer::Local, false) => "delivered",
+                    _ => "relayed",
+                };
+                items.push(item(dsn::Kind::Success, action))
+            }
+            RcptState::Deferred
+                if engine.queue_warn > 0 && !state.warned && age >= engine.queue_warn =>
+            {
+                items.push(item(dsn::Kind::Delay, "delayed"))
+            }
+            _ => {}
+        }
+        state.recipients.retain(|(idx, _, _)| *idx != o.rcpt);
+        state.recipients.push((o.rcpt, st, Some(why)));
+    }
+    // The targets an expansion refused are not recipients of this entry: their failure
+    // is recorded by their report (the entry's recipient that led to them is final
+    // only once that report is queued).
+    for f in refused {
+        counts.failed_rcpt += 1;
+        let why = format!("{} {}", f.code, f.text);
+        let st = EnhancedStatus::at_start_of(&f.text).unwrap_or(status::PERM);
+        log.push(format!(
+            "{}: to=<{}>, delay={}, xdelay={}, mailer=local, relay=local, dsn={st}, stat={why}",
+            env.id,
+            f.recipient.address,
+            hms(age),
+            hms(xdelay),
+        ));
+        items.push(ReportItem {
+            rcpt: f.recipient,
+            kind: dsn::Kind::Failure,
+            action: "failed",
+            status: st,
+            why,
+            reply: None,
+            remote: String::new(),
+        });
+    }
+    if items.iter().any(|r| r.kind == dsn::Kind::Delay) {
+        state.warned = true;
+    }
+    let reports = bounce::owed(engine, env, items, now);
+    state.recipients.sort_by_key(|(i, _, _)| *i);
+    state.reason = first_deferral;
+    state.next_attempt = Some(now.saturating_add(engine.backoff(state.attempts)));
+    let all_final = (0..env.recipients.len()).all(|i| state.of(i).is_final());
+    Recorded {
+        state,
+        log,
+        reports,
+        counts,
+        all_final,
+    }
+}
+
+/// The exit status of an interactive delivery (`-odi`, `-v`), as sendmail 8.17's:
+/// temporary failures exit 0 (the message is queued); the message refused after DATA
+/// EX_UNAVAILABLE; every failure a domain that does not exist EX_NOHOST; any other
+/// refused recipient EX_NOUSER. ErrorMode e mails errors back and exits 0.
+pub fn exit_status(c: &Counts, error_mode: char) -> Sysexit {
+    if error_mode == 'e' {
+        Sysexit::Ok
+    } else if c.failed_data > 0 {
+        Sysexit::Unavailable
+    } else if c.failed_host > 0 && c.failed_host == c.failed_rcpt {
+        Sysexit::NoHost
+    } else if c.failed_rcpt > 0 {
+        Sysexit::NoUser
+    } else {
+        Sysexit::Ok
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use super::super::bounce::ReportTo;
+    use super::super::engine;
+    use super::*;
+    use rsendmail::spool::entry::Recipient;
+
+    const DAY: i64 = 86400;
+    const T0: i64 = 1_700_000_000;
+
+    fn env(n: usize) -> Envelope {
+        Envelope {
+            id: "QID".into(),
+            created: T0,
+            sender: "s@h.example".into(),
+            recipients: (0..n)
+                .map(|i| Recipient::new(format!("r{i}@x.test")))
+                .collect(),
+            ..Envelope::default()
+        }
+    }
+
+    fn out(i: usize, code: u16, text: &str) -> RcptOutcome {
+        RcptOutcome::local(
+            i,
+            code,
+            text,
+            Mailer::Relay,
+            Some("relay.test [192.0.2.1]".into()),
+        )
+    }
+
+    #[test]
+    fn backoff_doubles_to_its_cap() {
+        let e = engine::for_tests();
+        let seq: Vec<i64> = (1..=8).map(|a| e.backoff(a)).collect();
+        assert_eq!(seq, [300, 600, 1200, 2400, 4800, 9600, 14400, 14400]);
+        // From the state: attempt n is followed by backoff(n).
+        let mut st = State::default();
+        for (n, want) in [(1, 300), (2, 600), (3, 1200)] {
+            let r = record(
+                &e,
+                &env(1),
+                &st,
+                0,
+                &[out(0, 451, "4.4.1 later")],
+                vec![],
+                T0,
+                0,
+            );
+            assert_eq!(r.state.attempts, n);
+            assert_eq!(r.state.next_attempt, Some(T0 + want), "attempt {n}");
+            st = r.state;
+        }
+        assert_eq!(e.backoff(u32::MAX), 14400, "no overflow");
+    }
+
+    #[test]
+    fn min_queue_age_and_back_off_decide_when_due() {
+        let e = engine::for_tests();
+        let r = record(
+            &e,
+            &env(1),
+            &State::default(),
+            0,
+            &[out(0, 451, "4.4.1 x")],
+            vec![],
+            T0,
+            0,
+        );
+        // Not due before its back-off, due after; MinQueueAge keeps a recently tried
+        // entry back even when its back-off has passed.
+        assert!(!r.state.is_due(T0 + 299, 0));
+        assert!(r.state.is_due(T0 + 300, 0));
+        assert!(!r.state.is_due(T0 + 300, 600));
+        assert!(r.state.is_due(T0 + 600, 600));
+    }
+
+    /// One attempt in words: each recipient's state, the reason, and each report.
+    fn summary(r: &Recorded) -> Vec<String> {
+        let mut v: Vec<String> = r
+            .state
+            .recipients
+            .iter()
+            .map(|(i, st, _)| format!("{i} {}", st.word()))
+            .collect();
+        if let Some(why) = &r.state.reason {
+            v.push(format!("reason {why}"));
+        }
+        for o in &r.reports {
+            let who: Vec<String> = o
+                .recipients
+                .iter()
+                .map(|x| format!("{} {} {}", x.final_recipient, x.action, x.status))
+                .collect();
+            v.push(format!("{} {:?}: {}", o.kind.word(), o.to, who.join(", ")));
+        }
+        v
+    }
+
+    #[test]
+    fn outcomes_recorded() {
+        let e = engine::for_tests();
+        let sender = || ReportTo::Sender("s@h.example".into());
+        let cases: &[(&str, i64, Vec<RcptOutcome>, Vec<String>)] = &[
+            (
+                "delivered and relayed: final, no report",
+                0,
+                vec![
+                    out(0, 250, "2.0.0 Ok"),
+                    RcptOutcome::local(1, 250, "2.0.0 delivered to mailbox", Mailer::Local, None),
+                ],
+                vec!["0 delivered".into(), "1 delivered".into()],
+            ),
+            (
+                "refused: failed, reported with the server's status",
+                0,
+                vec![
+                    out(0, 550, "5.1.1 <r0@x.test>... User unknown"),
+                    out(1, 250, "2.0.0 Ok"),
+                ],
+                vec![
+                    "0 failed".into(),
+                    "1 delivered".into(),
+                    format!("failure {:?}: r0@x.test failed 5.1.1", sender()),
+                ],
+            ),
+            (
+                "deferred young: the reason is mailq's, no warning",
+                3600,
+                vec![out(0, 451, "4.4.1 Connection refused")],
+                vec![
+                    "0 deferred".into(),
+                    "reason Deferred: 451 4.4.1 Connection refused".into(),
+                ],
+            ),
+            (
+                "deferred past Timeout.queuewarn: one delay warning",
+                4 * 3600,
+                vec![out(0, 451, "4.4.1 Connection refused")],
+                vec![
+                    "0 deferred".into(),
+                    "reason Deferred: 451 4.4.1 Connection refused".into(),
+                    format!("delay {:?}: r0@x.test delayed 4.4.1", sender()),
+                ],
+            ),
+            (
+                "deferred past Timeout.queuereturn: failed, 4.4.7",
+                5 * DAY,
+                vec![
+                    out(0, 451, "4.4.1 Connection refused"),
+                    out(1, 451, "no code"),
+                ],
+                vec![
+                    "0 failed".into(),
+                    "1 failed".into(),
+                    format!(
+                        "failure {:?}: r0@x.test failed 4.4.7, r1@x.test failed 4.4.7",
+                        sender()
+                    ),
+                ],
+            ),
+            (
+                "the first deferral is the reason",
+                0,
+                vec![out(0, 450, "4.2.0 first"), out(1, 451, "4.3.0 second")],
+                vec![
+                    "0 deferred".into(),
+                    "1 deferred".into(),
+                    "reason Deferred: 450 4.2.0 first".into(),
+                ],
+            ),
+        ];
+        for (what, age, outcomes, want) in cases {
+            let r = record(
+                &e,
+                &env(outcomes.len()),
+                &State::default(),
+                0,
+                outcomes,
+                vec![],
+                T0 + age,
+                0,
+            );
+            assert_eq!(summary(&r), *want, "{what}");
+            let final_all = outcomes
+                .iter()
+                .all(|o| o.is_success() || o.class == Class::Permanent)
+                || *age >= e.queue_return;
+            assert_eq!(r.all_final, final_all, "{what}");
+            assert_eq!(r.log.len(), outcomes.len(), "{what}: one log line each");
+        }
+    }
+
+    #[test]
+    fn warning_sent_once() {
+        let e = engine::for_tests();
+        let first = record(
+            &e,
+            &env(1),
+            &State::default(),
+            0,
+            &[out(0, 451, "4.4.1 x")],
+            vec![],
+            T0 + 5 * 3600,
+            0,
+        );
+        assert!(first.state.warned);
+        assert_eq!(first.reports.len(), 1);
+        let second = record(
+            &e,
+            &env(1),
+            &first.state,
+            0,
+            &[out(0, 451, "4.4.1 x")],
+            vec![],
+            T0 + 6 * 3600,
+            0,
+        );
+        assert!(second.reports.is_empty(), "no second warning");
+        let mut never = engine::for_tests();
+        never.queue_warn = 0;
+        let none = record(
+            &never,
+            &env(1),
+            &State::default(),
+            0,
+            &[out(0, 451, "4.4.1 x")],
+            vec![],
+            T0 + 9 * 3600,
+            0,
+        );
+        assert!(
+            none.reports.is_empty() && !none.state.warned,
+            "queuewarn=0: never"
+        );
+    }
+
+    #[test]
+    fn notify_and_dsn_passed() {
+        let e = engine::for_tests();
+        let mut en = env(3);
+        en.recipients[0].notify = Some("SUCCESS".into());
+        en.recipients[1].notify = Some("SUCCESS".into());
+        en.recipients[2].notify = Some("NEVER".into());
+        let mut passed = out(1, 250, "2.0.0 Ok");
+        passed.dsn_passed = true;
+        let mut expanded =
+            RcptOutcome::local(0, 250, "2.0.0 expanded by alias", Mailer::Local, None);
+        expanded.expanded = true;
+        let r = record(
+            &e,
+            &en,
+            &State::default(),
+            0,
+            &[expanded, passed, out(2, 550, "5.1.1 no")],
+            vec![],
+            T0,
+            0,
+        );
+        assert_eq!(
+            summary(&r),
+            [
+                "0 delivered",
+                "1 delivered",
+                "2 failed",
+                "success Sender(\"s@h.example\"): r0@x.test expanded 2.0.0",
+            ]
+        );
+    }
+
+    #[test]
+    fn reports_of_reports() {
+        let e = engine::for_tests();
+        let mut bounce = env(1);
+        bounce.sender.clear();
+        let r = record(
+            &e,
+            &bounce,
+            &State::default(),
+            0,
+            &[out(0, 550, "5.1.1 no")],
+            vec![],
+            T0,
+            0,
+        );
+        assert_eq!(r.reports.len(), 1);
+        assert_eq!(r.reports[0].to, ReportTo::Postmaster, "double bounce");
+        bounce.report = Some("double".into());
+        let r = record(
+            &e,
+            &bounce,
+            &State::default(),
+            0,
+            &[out(0, 550, "5.1.1 no")],
+            vec![],
+            T0,
+            0,
+        );
+        assert!(
+            matches!(r.reports[0].to, ReportTo::Dropped(_)),
+            "never a triple"
+        );
+        let young = record(
+            &e,
+            &bounce,
+            &State::default(),
+            0,
+            &[out(0, 451, "4.4.1 x")],
+            vec![],
+            T0 + 5 * 3600,
+            0,
+        );
+        assert!(young.reports.is_empty(), "no delay warning for a report");
+    }
+
+    #[test]
+    fn refused_expansion_targets_fail_with_a_report() {
+        let e = engine::for_tests();
+        let delivered = RcptOutcome::local(0, 250, "2.0.0 expanded", Mailer::Local, None);
+        let refused = vec![Refused {
+            recipient: Recipient::new("nosuch"),
+            code: 550,
+            text: "5.1.1 nosuch... User unknown".into(),
+        }];
+        let r = record(
+            &e,
+            &env(1),
+            &State::default(),
+            0,
+            &[delivered],
+            refused,
+            T0,
+            0,
+        );
+        assert_eq!(r.counts.failed_rcpt, 1);
+        assert!(r.all_final);
+        assert_eq!(
+            summary(&r),
+            [
+                "0 delivered",
+                "failure Sender(\"s@h.example\"): nosuch@host.example failed 5.1.1"
+            ]
+        );
+        assert!(
+            r.log[1].contains("dsn=5.1.1, stat=550 5.1.1 nosuch... User unknown"),
+            "{}",
+            r.log[1]
+        );
+    }
+
+    #[test]
+    fn log_line_as_sendmail_writes_it() {
+        let e = engine::for_tests();
+        let r = record(
+            &e,
+            &env(1),
+            &State::default(),
+            1000,
+            &[out(0, 250, "2.0.0 Ok: queued as X")],
+            vec![],
+            T0 + 3725,
+            2,
+        );
+        assert_eq!(
+            r.log,
+            [
+                "QID: to=<r0@x.test>, delay=01:02:05, xdelay=00:00:02, mailer=relay, pri=121000, relay=relay.test [192.0.2.1], dsn=2.0.0, stat=Sent (Ok: queued as X)"
+            ]
+        );
+        assert_eq!(hms(2 * DAY + 61), "2+00:01:01");
+        assert_eq!(hms(-5), "00:00:00");
+    }
+
+    #[test]
+    fn interactive_exit_status() {
+        let c = |failed_rcpt, failed_data, failed_host, deferred| Counts {
+            failed_rcpt,
+            failed_data,
+            failed_host,
+            deferred,
+            delivered: 0,
+        };
+        let cases = [
+            (c(0, 0, 0, 0), 'p', Sysexit::Ok),
+            (c(0, 0, 0, 3), 'p', Sysexit::Ok),
+            (c(1, 0, 0, 0), 'p', Sysexit::NoUser),
+            (c(2, 0, 2, 0), 'p', Sysexit::NoHost),
+            (c(2, 0, 1, 0), 'p', Sysexit::NoUser),
+            (c(1, 1, 0, 0), 'p', Sysexit::Unavailable),
+            (c(1, 1, 1, 0), 'p', Sysexit::Unavailable),
+            (c(1, 0, 0, 0), 'e', Sysexit::Ok),
+            (c(1, 0, 0, 0), 'q', Sysexit::NoUser),
+        ];
+        for (counts, mode, want) in cases {
+            assert_eq!(exit_status(&counts, mode), want, "{counts:?} {mode}");
+        }
+        // From outcomes to the status.
+        let e = engine::for_tests();
+        let mut nohost = RcptOutcome::local(
+            0,
+            550,
+            "5.1.2 Host unknown",
+            Mailer::Esmtp,
+            Some("nx.test".into()),
+        );
+        nohost.no_host = true;
+        let r = record(&e, &env(1), &State::default(), 0, &[nohost], vec![], T0, 0);
+        assert_eq!(exit_status(&r.counts, 'p'), Sysexit::NoHost);
+        let mut data = out(0, 554, "5.6.0 content refused");
+        data.data_refused = true;
+        let r = record(&e, &env(1), &State::default(), 0, &[data], vec![], T0, 0);
+        assert_eq!(exit_status(&r.counts, 'p'), Sysexit::Unavailable);
+    }
+}

@@ -1,0 +1,280 @@
+//! Step one, and the loop around the rest: which entries a run takes (`-q`, `-qR/-qS/
+//! -qI`, the periodic runner, one entry for `-odi`/`-odb`), how many workers deliver
+//! them in parallel (`O MaxConnections=`), the entry lock each attempt holds, and
+//! stopping in good order on SIGTERM.
+
+use super::attempt::{Attempt, Worker, attempt};
+use super::engine::Engine;
+use super::record::exit_status;
+use super::smtp::Transcript;
+use super::transcript::{Transcripts, XLog};
+use rsendmail::app::{self, Setup};
+use rsendmail::cli::QueueRunArgs;
+use rsendmail::exit::{Fatal, Sysexit};
+use rsendmail::privs;
+use rsendmail::queue;
+use rsendmail::spool::{LockedEntry, Spool};
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Remove an entry whose recipients are all final; if that fails, record the final state
+/// so that nobody delivers it again.
+fn finish(mut locked: LockedEntry) {
+    let state = locked.pending_state.take();
+    if let Err(e) = locked.remove() {
+        log::error!("{e}");
+        if let Some(st) = state
+            && let Err(e) = locked.record_state(st)
+        {
+            log::error!("{e}");
+        }
+    }
+}
+
+/// Deliver entries with up to `workers` connections in parallel.
+pub fn deliver_ids(
+    engine: &Engine,
+    spool: &Spool,
+    ids: Vec<String>,
+    verbose: bool,
+    queue_run: bool,
+) -> Result<Vec<Attempt>, Fatal> {
+    let queue = Mutex::new(VecDeque::from(ids));
+    let results = Mutex::new(Vec::new());
+    let errors = Mutex::new(Vec::new());
+    let workers = if verbose {
+        1
+    } else if engine.smarthost_split > 1 {
+        // Enough connections for every relay of the split.
+        engine
+            .max_connections
+            .max(engine.smarthost_split)
+            .min(queue.lock().map(|q| q.len()).unwrap_or(1))
+            .max(1)
+    } else {
+        engine
+            .max_connections
+            .min(queue.lock().map(|q| q.len()).unwrap_or(1))
+            .max(1)
+    };
+    let total = queue.lock().map(|q| q.len()).unwrap_or(0);
+    std::thread::scope(|scope| {
+        for worker in 0..workers {
+            let queue = &queue;
+            let results = &results;
+            let errors = &errors;
+            scope.spawn(move || {
+                let mut w = Worker::new(worker);
+                // -v: the dialogue on stdout; -X: the same, line by line with the process
+                // id, appended to the traffic log.
+                let mut sink = Transcripts {
+                    stdout: verbose.then(std::io::stdout),
+                    xlog: engine.traffic_log.as_ref().map(|f| XLog {
+                        file: f,
+                        prefix: format!("{} ", std::process::id()),
+                        line: Vec::new(),
+                    }),
+                };
+                let mut seq = 0;
+                loop {
+                    if STOP.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                    let Some(id) = next else { break };
+                    seq += 1;
+                    let mut out: Transcript<'_> = sink.get();
+                    let locked = match spool.lock_entry(&id) {
+                        Ok(Some(l)) => l,
+                        Ok(None) => continue,
+                        Err(rsendmail::spool::ReadError::Corrupt(why)) => {
+                            log::error!("qf{id}: corrupt queue file moved aside: {why}");
+                            let _ = spool.move_corrupt(&id);
+                            continue;
+                        }
+                        Err(e) => {
+                            log::error!("qf{id}: {e}");
+                            continue;
+                        }
+                    };
+                    // sendmail -q -v: a blank line, then the entry (named without its
+                    // qf prefix, as sendmail names it), before its transcript.
+                    if verbose
+                        && queue_run
+                        && let Some(w) = out.as_deref_mut()
+                    {
+                        let _ = writeln!(
+                            w,
+                            "\nRunning {}/{id} (sequence {seq} of {total})",
+                            spool.dir.display()
+                        );
+                    }
+                    let mut locked = locked;
+                    match attempt(engine, spool, &mut locked, &mut w, &mut out) {
+                        Ok(a) => {
+                            if a.removed {
+                                finish(locked);
+                            } else {
+                                drop(locked);
+                            }
+                            // Expansions and reports go out in the same run.
+                            if !a.new_entries.is_empty()
+                                && let Ok(mut q) = queue.lock()
+                            {
+                                q.extend(a.new_entries.iter().cloned());
+                            }
+                            if let Ok(mut r) = results.lock() {
+                                r.push(a);
+                            }
+                        }
+                        Err(e) => {
+                            if let Ok(mut v) = errors.lock() {
+                                v.push(e);
+                            }
+                        }
+                    }
+                }
+                let mut out: Transcript<'_> = sink.get();
+                w.close(&mut out);
+            });
+        }
+    });
+    if let Some(e) = errors.into_inner().ok().and_then(|mut v| v.pop()) {
+        return Err(e);
+    }
+    Ok(results.into_inner().unwrap_or_default())
+}
+
+/// Take one of the background-delivery slots, or None when all are busy.
+fn background_slot(spool: &Spool, max: usize) -> Option<std::fs::File> {
+    let dir = spool.dir.join("slots");
+    let _ = std::fs::create_dir(&dir);
+    for n in 0..max {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(n.to_string()))
+            .ok()?;
+        if f.try_lock().is_ok() {
+            return Some(f);
+        }
+    }
+    None
+}
+
+/// Deliver one entry now (interactive or background mode).
+pub fn deliver_entry(
+    s: &Setup,
+    engine: &Engine,
+    id: &str,
+    background: bool,
+) -> Result<Sysexit, Fatal> {
+    if !rsendmail::spool::valid_id(id) {
+        return Err(Fatal::new(Sysexit::Usage, format!("bad queue id {id}")));
+    }
+    let _slot = if background {
+        match background_slot(&s.spool, engine.max_background) {
+            Some(f) => Some(f),
+            None => return Ok(Sysexit::Ok), // stays queued for the next run
+        }
+    } else {
+        None
+    };
+    let verbose = s.inv.verbose;
+    let results = deliver_ids(engine, &s.spool, vec![id.to_string()], verbose, false)?;
+    let Some(a) = results.first() else {
+        return Ok(Sysexit::Ok);
+    };
+    Ok(exit_status(&a.counts, engine.error_mode))
+}
+
+/// Set by SIGTERM/SIGINT: a periodic runner finishes the entries it holds and stops.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// How long a stopping runner waits for deliveries in progress before it exits anyway.
+/// An interrupted delivery leaves its entry as it was (state updates are atomic).
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+pub fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
+    app::may_process_queue(&s.spool)?;
+    let q: QueueRunArgs = s.inv.queue_run.clone().unwrap_or_default();
+    let is_periodic = q.interval.is_some() || q.persistent;
+    if !q.foreground && !s.inv.verbose {
+        // sendmail: a queue run forks and the caller returns at once.
+        // SAFETY: single-threaded at this point; the child only continues this program.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Parent { .. }) => return Ok(Sysexit::Ok),
+            Ok(nix::unistd::ForkResult::Child) => privs::detach(),
+            Err(e) => return Err(Fatal::new(Sysexit::OsErr, format!("cannot fork: {e}"))),
+        }
+    }
+    if !is_periodic {
+        // A plain -q (or a -qR/-qS/-qI selection) tries every selected entry now.
+        let sweep = queue::sweep(&s.spool, Some(&q), 0)?;
+        for id in &sweep.corrupt {
+            println!("qf{id}: corrupt queue file moved to corrupt/");
+        }
+        deliver_ids(engine, &s.spool, sweep.selected, s.inv.verbose, true)?;
+        return Ok(Sysexit::Ok);
+    }
+    periodic(s, engine, &q)
+}
+
+/// SIGTERM and SIGINT set `flag` (a long-running process then ends in good order).
+pub fn stop_on_signals(flag: &'static AtomicBool) -> Result<(), Fatal> {
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // SAFETY: the handler only stores to an atomic.
+        let r =
+            unsafe { signal_hook::low_level::register(sig, || flag.store(true, Ordering::SeqCst)) };
+        if let Err(e) = r {
+            return Err(Fatal::new(
+                Sysexit::OsErr,
+                format!("cannot handle signals: {e}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The persistent runner: wake every interval, try the entries whose back-off expired,
+/// until SIGTERM/SIGINT.
+pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit, Fatal> {
+    stop_on_signals(&STOP)?;
+    std::thread::spawn(|| {
+        while !STOP.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(STOP_GRACE);
+        log::info!("queue runner stopped (deliveries in progress were abandoned)");
+        std::process::exit(0);
+    });
+    let interval = Duration::from_secs(q.interval.unwrap_or(0).max(1));
+    let forced = !q.filters.is_empty();
+    log::info!("queue runner started, interval {}s", interval.as_secs());
+    while !STOP.load(Ordering::SeqCst) {
+        let started = std::time::Instant::now();
+        match queue::sweep(&s.spool, Some(q), engine.min_queue_age) {
+            Ok(sweep) => {
+                // sendmail: -qR/-qS/-qI selections ignore back-off.
+                let due: Vec<String> = sweep
+                    .selected
+                    .into_iter()
+                    .filter(|id| forced || !sweep.not_due.contains(id))
+                    .collect();
+                if let Err(e) = deliver_ids(engine, &s.spool, due, s.inv.verbose, true) {
+                    log::error!("{e}");
+                }
+            }
+            Err(e) => log::error!("{e}"),
+        }
+        while started.elapsed() < interval && !STOP.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    log::info!("queue runner stopped");
+    Ok(Sysexit::Ok)
+}

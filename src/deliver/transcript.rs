@@ -1,0 +1,95 @@
+//! Where an attempt's dialogue goes: stdout for `-v`, the `-X` traffic log (each line
+//! with the process id), both, or nowhere; and sendmail's `addr... stat` lines for the
+//! outcomes.
+
+use super::outcome::RcptOutcome;
+use super::smtp::Transcript;
+use std::sync::Mutex;
+
+pub struct XLog<'a> {
+    pub file: &'a Mutex<std::fs::File>,
+    pub prefix: String,
+    pub line: Vec<u8>,
+}
+
+impl std::io::Write for XLog<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for &b in buf {
+            self.line.push(b);
+            if b == b'\n' {
+                let mut text = self.prefix.clone().into_bytes();
+                text.append(&mut self.line);
+                if let Ok(mut f) = self.file.lock() {
+                    f.write_all(&text)?;
+                }
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Where a worker's transcript goes: stdout (-v), the traffic log (-X), both, or nowhere.
+pub struct Transcripts<'a> {
+    pub stdout: Option<std::io::Stdout>,
+    pub xlog: Option<XLog<'a>>,
+}
+
+impl std::io::Write for Transcripts<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(o) = &mut self.stdout {
+            o.write_all(buf)?;
+        }
+        if let Some(x) = &mut self.xlog {
+            x.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(o) = &mut self.stdout {
+            o.flush()?;
+        }
+        Ok(())
+    }
+}
+
+impl Transcripts<'_> {
+    pub fn get(&mut self) -> Transcript<'_> {
+        if self.stdout.is_none() && self.xlog.is_none() {
+            None
+        } else {
+            Some(self)
+        }
+    }
+}
+
+/// sendmail -v: one line per outcome, recipients that share the same text on one line
+/// (`a@x,b@x... Sent (...)`), in the order the outcomes came.
+pub fn outcome_lines(outcomes: &[RcptOutcome], address: &dyn Fn(usize) -> String) -> Vec<String> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for o in outcomes {
+        let t = o.stat_text();
+        let a = address(o.rcpt);
+        match groups.iter_mut().find(|(g, _)| *g == t) {
+            Some((_, v)) => v.push(a),
+            None => groups.push((t, vec![a])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(t, v)| format!("{}... {t}", v.join(",")))
+        .collect()
+}
+
+/// Print lines to the transcript, if there is one.
+pub fn say(out: &mut Transcript<'_>, lines: &[String]) {
+    if let Some(w) = out.as_deref_mut() {
+        for l in lines {
+            let _ = writeln!(w, "{l}");
+        }
+    }
+}

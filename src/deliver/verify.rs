@@ -1,0 +1,109 @@
+//! `-bv`: where each address would go, without sending anything (sendmail's format).
+
+use super::engine::Engine;
+use super::plan::{Route, route};
+use rsendmail::app::Setup;
+use rsendmail::exit::{Fatal, Sysexit};
+
+fn shown_host(h: &str) -> String {
+    if h.parse::<std::net::IpAddr>().is_ok() {
+        format!("[{h}]")
+    } else {
+        h.to_string()
+    }
+}
+
+/// `-bv`: say where each address would go, without sending anything (sendmail's format).
+pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
+    let mut style = rsendmail::submit::old_style(&s.settings);
+    let (addrs, refused) = rsendmail::submit::argv_recipients(&s.inv.recipients, &mut style)?;
+    if addrs.is_empty() && refused.is_empty() {
+        return Err(Fatal::new(
+            Sysexit::Usage,
+            "Recipient names must be specified",
+        ));
+    }
+    let mut status = Sysexit::Ok;
+    // Addresses refused by their syntax are reported as they are parsed, before any is
+    // verified.
+    for r in &refused {
+        println!("{}", r.text);
+        if status == Sysexit::Ok {
+            status = r.code;
+        }
+    }
+    // sendmail reports local recipients first, then the others, each in list order
+    // (recorded from 8.17).
+    let (local, other): (Vec<_>, Vec<_>) = addrs
+        .into_iter()
+        .partition(|a| route(engine, &a.address) == Route::Local);
+    let is_local = |a: &str| route(engine, a) == Route::Local;
+    let mut shown: Vec<String> = Vec::new();
+    for a in local {
+        // Local names through the aliases, each target shown (unknown users refused).
+        let x = engine
+            .local
+            .expand(std::slice::from_ref(&a.address), None, &is_local);
+        for e in &x.errors {
+            println!("{}", e.text());
+            if status == Sysexit::Ok {
+                status = e.status();
+            }
+        }
+        for t in x.targets {
+            use rsendmail::aliases::Target;
+            match t.target {
+                // The user's own name as given (`root`, `root@host`) is shown as given;
+                // a user an alias led to, by name.
+                Target::User(user) | Target::Mailbox(user) => {
+                    let shown = if rsendmail::aliases::key_of(&a.address) == user {
+                        &a.address
+                    } else {
+                        &user
+                    };
+                    println!("{shown}... deliverable: mailer local, user {user}");
+                }
+                Target::Pipe(c) => println!("|{c}... deliverable: mailer prog, user |{c}"),
+                Target::File(f) => println!("{f}... deliverable: mailer *file*, user {f}"),
+                Target::Remote(r) => shown.push(r),
+            }
+        }
+    }
+    let other: Vec<String> = shown
+        .into_iter()
+        .chain(other.into_iter().map(|a| a.address))
+        .collect();
+    for addr in other {
+        match route(engine, &addr) {
+            Route::Relay(targets) => {
+                let host = targets
+                    .first()
+                    .map(|t| shown_host(&t.0))
+                    .unwrap_or_default();
+                println!(
+                    "{addr}... deliverable: mailer relay, host {host}, user {}",
+                    engine.qualify(&addr)
+                );
+            }
+            Route::Mx(d) => println!("{addr}... deliverable: mailer esmtp, host {d}., user {addr}"),
+            Route::Local => {
+                let user = addr.split('@').next().unwrap_or(&addr);
+                println!("{addr}... deliverable: mailer local, user {user}");
+            }
+        }
+    }
+    Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_shown_like_sendmail() {
+        assert_eq!(shown_host("127.0.0.1"), "[127.0.0.1]");
+        assert_eq!(shown_host("::1"), "[::1]");
+        assert_eq!(shown_host("[10.0.0.1]"), "[10.0.0.1]");
+        assert_eq!(shown_host("mail.example.org"), "mail.example.org");
+    }
+}
