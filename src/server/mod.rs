@@ -862,6 +862,7 @@ impl Server<'_> {
             uid,
             mode: self.mode.letter(),
             header_bytes,
+            added_header_bytes: submit::added_bytes(&added),
             body_type: tx.body.clone(),
             envid: tx.envid.clone(),
             ret: tx.ret.clone(),
