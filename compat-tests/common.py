@@ -173,6 +173,10 @@ class Sink:
 QID = re.compile(rb"\b[0-9A-Za-x]{8}[0-9]{6}\b")
 CTIME = re.compile(rb"(Sun|Mon|Tue|Wed|Thu|Fri|Sat) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct"
                    rb"|Nov|Dec) [ 0-9][0-9] [0-9]{2}:[0-9]{2}")
+# The 12-character date of a verbose listing (`-bp -v`): ctime without the weekday, after
+# the priority column and its warning mark.
+VERBOSE_DATE = re.compile(rb"(?<=[0-9][ +])(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+                          rb" [ 0-9][0-9] [0-9]{2}:[0-9]{2}(?= )")
 # RFC 5322 dates, with whatever zone form follows.
 RFCDATE = re.compile(rb"(?:(?:Sun|Mon|Tue|Wed|Thu|Fri|Sat), )?[ 0-9]?[0-9] (?:Jan|Feb|Mar|Apr"
                      rb"|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2}"
@@ -193,6 +197,7 @@ def normalise(data: bytes) -> bytes:
     data = GREETING.sub(b"S: 220 GREETING", data)
     data = QID.sub(b"QUEUEID", data)
     data = CTIME.sub(b"DATE", data)
+    data = VERBOSE_DATE.sub(b"DATE", data)
     data = RFCDATE.sub(b"DATE", data)
     data = data.replace(b"vm.example.test", b"HOST")
     data = MSGID_STAMP.sub(b"<STAMP.QUEUEID@", data)

@@ -16,7 +16,8 @@ applied to both sides. Prints a diff for every failing case and ends with the li
 
 Normalisation (all of it, in common.py; nothing else is forgiven):
 - 14-character queue ids                  -> QUEUEID
-- ctime-style dates in listings and RFC 5322 dates in headers -> DATE
+- ctime-style dates in listings (also the 12-character one of `-bp -v`) and RFC 5322
+  dates in headers -> DATE
 - the time stamp of a Message-Id           -> STAMP
 - the queue directory path                 -> QUEUEDIR (done at record time for sendmail)
 - the directory the case runs in (`@DIR@`) -> DIR (likewise)

@@ -1,7 +1,8 @@
 //! `mailq` / `sendmail -bp`: sendmail 8.17's queue listing, byte for byte apart from ids,
-//! dates and paths, and `mailq --json` (one object per line, like `postqueue -j`).
+//! dates and paths, its verbose form (`mailq -v`, `-bp -v`), and `mailq --json` (one object
+//! per line, like `postqueue -j`, with every reason whole).
 //!
-//! sendmail's format (queue.c printqueue, as recorded from 8.17.1.9):
+//! sendmail's format (queue.c print_single_queue, as recorded from 8.17.1.9):
 //! ```text
 //! \t\t/var/spool/mqueue (2 requests)
 //! -----Q-ID----- --Size-- -----Q-Time----- ------------Sender/Recipient-----------
@@ -10,11 +11,27 @@
 //! \t\t\t\t\t bob@example.org
 //! \t\tTotal requests: 2
 //! ```
+//! and with `-v`:
+//! ```text
+//! \t\t/var/spool/mqueue (1 request)
+//! -----Q-ID----- --Size-- -Priority- ---Q-Time--- --------Sender/Recipient--------
+//! 6AU57YKT006972        6     120023 Nov 30 05:07 root
+//!                  (Deferred: 450 4.2.0 <reject4-two@example.net>: Recipient address temporarily rejected: test)
+//! \t\t\t\t\t\treject4-one@example.org
+//! \t\t (Deferred: 450 4.2.0 <reject4-one@example.org>: Recipient address temporarily rejected: test)
+//! \t\tTotal requests: 1
+//! ```
 //! The id is followed by `*` while a deliverer holds the entry's lock, `-` while its
 //! back-off has not expired (sendmail's "too young" marker). The size is the
-//! body's. The sender is cut to 39 characters (80 columns), the reason to 60. Entries are
-//! listed in sendmail's priority order: size + 30000 per recipient + 90000 per attempt.
+//! body's. The sender is cut to 39 characters (78 with `-v`), a recipient to 38 (71), the
+//! entry's reason to 60 (100). `-v` adds the priority, a `+` after it once a delay warning
+//! went out, the date without the weekday, and after each pending recipient its own
+//! reason. Entries are listed in sendmail's priority order (see [`priority`]).
 //! An unreadable entry is reported on its own line and the listing goes on.
+//!
+//! Addresses are shown as sendmail's prtstr shows them: a backslash doubled, a byte that
+//! is not printable ASCII as `\ooo`, so no queue content can put control characters on
+//! the terminal.
 //!
 //! Entries may be damaged or hostile: text is cut at characters, never by byte index (the
 //! lints below keep it so), and numbers from the files saturate, so no entry makes the
@@ -35,6 +52,10 @@ struct Listed {
     busy: bool,
     entry: QueuedEntry,
     priority: i64,
+    /// When the queue file was written (to the nanosecond where the file system keeps
+    /// it): equal priorities are listed in arrival order, which `created` (seconds)
+    /// alone does not give.
+    written: Option<std::time::SystemTime>,
 }
 
 fn pending_recipients(e: &QueuedEntry) -> Vec<(&str, RcptState, Option<&str>)> {
@@ -57,6 +78,25 @@ fn pending_recipients(e: &QueuedEntry) -> Vec<(&str, RcptState, Option<&str>)> {
             Some((r.shown(), st, why))
         })
         .collect()
+}
+
+/// sendmail's queue priority (the `P` line of its queue file, `-Priority-` in the verbose
+/// listing; lower runs first): the size of the message as submitted, plus 30000
+/// (`RecipientFactor`) per recipient it was accepted for, plus 90000 (`RetryFactor`) per
+/// try made by a queue run. The try made at submission (modes `i` and `b`) does not count:
+/// sendmail adds the factor when a queue run reads the entry back.
+pub fn priority(e: &QueuedEntry) -> i64 {
+    let env = &e.envelope;
+    let submitted = env
+        .header_bytes
+        .saturating_sub(env.added_header_bytes)
+        .saturating_add(e.body_size());
+    let at_submission = u32::from(matches!(env.mode, 'i' | 'b') && e.state.attempts > 0);
+    let runs = e.state.attempts.saturating_sub(at_submission);
+    i64::try_from(submitted)
+        .unwrap_or(i64::MAX)
+        .saturating_add(30000_i64.saturating_mul(env.recipients.len() as i64))
+        .saturating_add(90000 * i64::from(runs))
 }
 
 fn collect(
@@ -85,21 +125,21 @@ fn collect(
             }
         }
         let busy = spool.is_busy(&entry.file);
-        let priority = i64::try_from(entry.size.saturating_sub(entry.data_offset))
-            .unwrap_or(i64::MAX)
-            .saturating_add(30000 * rcpts.len() as i64)
-            .saturating_add(90000 * i64::from(entry.state.attempts));
+        let priority = priority(&entry);
+        let written = entry.file.metadata().and_then(|m| m.modified()).ok();
         out.push(Listed {
             id,
             busy,
             entry,
             priority,
+            written,
         });
     }
     out.sort_by(|a, b| {
-        (a.priority, a.entry.envelope.created, &a.id).cmp(&(
+        (a.priority, a.entry.envelope.created, a.written, &a.id).cmp(&(
             b.priority,
             b.entry.envelope.created,
+            b.written,
             &b.id,
         ))
     });
@@ -114,8 +154,37 @@ fn cut(s: &str, n: usize) -> &str {
     }
 }
 
-/// The text listing. Unreadable entries are described in the returned problem text
-/// (printed after the listing).
+/// `s` as sendmail's prtstr prints it in `room` columns: printable ASCII as it is, a
+/// backslash doubled (two columns), any other byte as `\ooo` (four columns, left out
+/// when they do not fit).
+fn prtstr(s: &str, room: usize) -> String {
+    let mut out = String::new();
+    let mut left = room;
+    for b in s.bytes() {
+        if left == 0 {
+            break;
+        }
+        left -= 1;
+        if b == b'\\' {
+            if left > 0 {
+                left -= 1;
+                out.push_str("\\\\");
+            }
+        } else if b.is_ascii_graphic() || b == b' ' {
+            out.push(char::from(b));
+        } else {
+            // sendmail: `if ((ml -= 3) > 0)`, the room left after the escape.
+            left = left.saturating_sub(3);
+            if left > 0 {
+                let _ = write!(out, "\\{b:03o}");
+            }
+        }
+    }
+    out
+}
+
+/// The text listing; `verbose` is sendmail's `-v` form. Unreadable entries are described
+/// in the returned problem text (printed after the listing).
 /// `min_age` is `O MinQueueAge=` in seconds: as in sendmail, an entry tried less than that
 /// long ago is marked `-` (too young for a queue run). The back-off between tries is not
 /// marked, as sendmail marks nothing for it either; `mailq --json` gives the next try.
@@ -123,6 +192,7 @@ pub fn list_text(
     spool: &Spool,
     filter: Option<&QueueRunArgs>,
     min_age: i64,
+    verbose: bool,
 ) -> Result<(String, String), Fatal> {
     let mut problems = String::new();
     let entries = collect(spool, filter, &mut problems)?;
@@ -139,10 +209,14 @@ pub fn list_text(
         "\t\t{dir} ({n} request{})",
         if n == 1 { "" } else { "s" }
     );
-    s.push_str(
-        "-----Q-ID----- --Size-- -----Q-Time----- ------------Sender/Recipient-----------\n",
-    );
+    s.push_str(if verbose {
+        "-----Q-ID----- --Size-- -Priority- ---Q-Time--- --------Sender/Recipient--------\n"
+    } else {
+        "-----Q-ID----- --Size-- -----Q-Time----- ------------Sender/Recipient-----------\n"
+    });
     let now = clock::now();
+    // sendmail's widths: the reason and the sender, then a recipient.
+    let (reason_room, sender_room, rcpt_room) = if verbose { (100, 78, 71) } else { (60, 39, 38) };
     for l in &entries {
         let e = &l.entry;
         let sender = if e.envelope.sender.is_empty() && e.envelope.report.is_some() {
@@ -153,33 +227,51 @@ pub fn list_text(
         } else {
             e.envelope.sender.as_str()
         };
-        let _ = writeln!(
-            s,
-            "{:.14}{}{:>8} {:.16} {}",
-            l.id,
-            if l.busy {
-                '*'
-            } else if min_age > 0
-                && e.state
-                    .last_attempt
-                    .is_some_and(|t| t.saturating_add(min_age) > now)
-            {
-                '-'
+        let mark = if l.busy {
+            '*'
+        } else if min_age > 0
+            && e.state
+                .last_attempt
+                .is_some_and(|t| t.saturating_add(min_age) > now)
+        {
+            '-'
+        } else {
+            ' '
+        };
+        let date = clock::ctime16(&clock::local(e.envelope.created));
+        let _ = write!(s, "{:.14}{mark}{:>8} ", l.id, e.body_size());
+        if verbose {
+            // The date without its weekday, as sendmail's `ctime() + 4`.
+            let short: String = date.chars().skip(4).take(12).collect();
+            let warned = if e.state.warned { '+' } else { ' ' };
+            let _ = write!(s, "{:>10}{warned}{short} ", l.priority);
+        } else {
+            let _ = write!(s, "{date:.16} ");
+        }
+        let _ = writeln!(s, "{}", prtstr(sender, sender_room));
+        // The body type and the reason share a line, as in sendmail.
+        match (&e.envelope.body_type, &e.state.reason) {
+            (None, None) => {}
+            (body, reason) => {
+                let _ = write!(s, "    {:>10.10}", body.as_deref().unwrap_or(""));
+                if let Some(r) = reason {
+                    let _ = write!(s, "   ({})", cut(r, reason_room));
+                }
+                s.push('\n');
+            }
+        }
+        for (addr, state, why) in pending_recipients(e) {
+            if verbose {
+                let _ = writeln!(s, "\t\t\t\t\t\t{}", prtstr(addr, rcpt_room));
+                // sendmail keeps each recipient's own reason (its `M` line) and shows it
+                // after the recipient.
+                if let (RcptState::Deferred, Some(why)) = (state, why) {
+                    let why = format!("Deferred: {why}");
+                    let _ = writeln!(s, "\t\t ({})", cut(&why, reason_room));
+                }
             } else {
-                ' '
-            },
-            e.body_size(),
-            clock::ctime16(&clock::local(e.envelope.created)),
-            cut(sender, 39)
-        );
-        if let Some(b) = &e.envelope.body_type {
-            let _ = writeln!(s, "    {:>10.10}", b);
-        }
-        if let Some(r) = &e.state.reason {
-            let _ = writeln!(s, "{:17}({})", "", cut(r, 60));
-        }
-        for (addr, _, _) in pending_recipients(e) {
-            let _ = writeln!(s, "\t\t\t\t\t {}", cut(addr, 38));
+                let _ = writeln!(s, "\t\t\t\t\t {}", prtstr(addr, rcpt_room));
+            }
         }
     }
     let _ = writeln!(s, "\t\tTotal requests: {n}");
@@ -273,5 +365,25 @@ mod tests {
         assert_eq!(cut("abcdef", 3), "abc");
         assert_eq!(cut("ab", 3), "ab");
         assert_eq!(cut("äöüß", 2), "äö");
+    }
+
+    #[test]
+    fn prtstr_as_sendmail() {
+        // (text, room, shown): sendmail's queue.c prtstr.
+        let table: &[(&str, usize, &str)] = &[
+            ("abcdef", 3, "abc"),
+            ("ab", 3, "ab"),
+            ("a b", 9, "a b"),
+            ("a\\b", 9, "a\\\\b"),
+            ("ab\\", 3, "ab"),
+            ("\u{1b}[2J", 9, "\\033[2J"),
+            ("ä", 9, "\\303\\244"),
+            ("ä", 5, "\\303"),
+            ("xä", 4, "x"),
+            ("", 9, ""),
+        ];
+        for (text, room, shown) in table {
+            assert_eq!(prtstr(text, *room), *shown, "{text:?} in {room}");
+        }
     }
 }

@@ -201,6 +201,11 @@ pub fn header_block_bytes(added: &[Header], head: &message::Head) -> u64 {
         + 1
 }
 
+/// The bytes of the header fields rsendmail added.
+pub fn added_bytes(added: &[Header]) -> u64 {
+    added.iter().map(|h| h.raw.len() as u64).sum()
+}
+
 /// Quote a display name when it holds RFC 5322 specials.
 fn display_name(name: &str) -> String {
     if name.contains([
@@ -463,6 +468,7 @@ pub fn submit<R: BufRead>(
         uid: who.uid,
         mode: mode.letter(),
         header_bytes,
+        added_header_bytes: added_bytes(&added),
         body_type: inv.body_type.map(|b| match b {
             crate::cli::BodyType::SevenBit => "7BIT".to_string(),
             crate::cli::BodyType::EightBitMime => "8BITMIME".to_string(),

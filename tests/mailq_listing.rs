@@ -232,9 +232,134 @@ fn queue_run_cleans_leftovers_and_corrupt_entries() {
         listing.contains("(Deferred: 451 4.4.3 Name server timeout or failure for examp)"),
         "{listing}"
     );
-    // mailq -v and -Ac are accepted.
-    let a = env.mailq(&["-v"]);
-    let b = env.mailq(&["-Ac"]);
-    assert_eq!(a, b);
-    assert!(a.contains("(1 request)"));
+    // -Ac is accepted (one queue); -v gives the verbose listing of the same entry.
+    let a = env.mailq(&["-Ac"]);
+    assert_eq!(a, listing);
+    let v = env.mailq(&["-v"]);
+    assert!(
+        v.contains("(1 request)\n-----Q-ID----- --Size-- -Priority- "),
+        "{v}"
+    );
+}
+
+/// The id of the only entry in the queue.
+fn only_id(env: &Env) -> String {
+    let qf = env.entries().remove(0);
+    qf.file_name().unwrap().to_string_lossy()[2..].to_string()
+}
+
+/// `mailq -v`: sendmail's verbose columns, the reason at sendmail's verbose width (100)
+/// instead of 60, each pending recipient's own reason, the sender not cut at 39.
+#[test]
+fn verbose_listing_whole_reason_priority_and_sender() {
+    let env = Env::new();
+    let sender = "an-extremely-long-sender-address-that-goes-past-column-39@example.com";
+    env.sendmail(
+        &["-odq", "-f", sender, "bob@example.org", "carol@example.net"],
+        MSG,
+    )
+    .code(0);
+    let id = only_id(&env);
+    // 86 characters: cut at 60 without -v, whole with it.
+    let reason = "450 4.2.0 <carol@example.net>: Recipient address temporarily rejected: test";
+    let long = format!("Deferred: {reason}");
+    fs::write(
+        env.spool.join(format!("sf{id}")),
+        format!(
+            "rsendmail-state 1\nattempts 1\nreason {}\nrcpt 0 delivered 250%20ok\nrcpt 1 deferred {}\n",
+            long.replace(' ', "%20"),
+            reason.replace(' ', "%20")
+        ),
+    )
+    .unwrap();
+    let out = env.mailq(&["-v"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[1],
+        "-----Q-ID----- --Size-- -Priority- ---Q-Time--- --------Sender/Recipient--------",
+        "{out}"
+    );
+    // Size 6 (the body); priority: the 21 bytes submitted + 30000 for each of the two
+    // recipients + 90000 for the try a queue run made; then the date without weekday.
+    let head = format!("{id}        6     150021 ");
+    assert!(lines[2].starts_with(&head), "{out}");
+    let rest = &lines[2][head.len()..];
+    assert_eq!(rest.len(), 12 + 1 + sender.len(), "{out}");
+    assert!(
+        rest.as_bytes()[..3].iter().all(u8::is_ascii_alphabetic),
+        "{out}"
+    );
+    assert_eq!(&rest[13..], sender, "{out}");
+    assert_eq!(lines[3], format!("{:17}({long})", ""), "{out}");
+    assert_eq!(lines[4], "\t\t\t\t\t\tcarol@example.net", "{out}");
+    assert_eq!(lines[5], format!("\t\t (Deferred: {reason})"), "{out}");
+    assert_eq!(lines[6], "\t\tTotal requests: 1", "{out}");
+    assert_eq!(lines.len(), 7, "{out}");
+
+    // Without -v: the 80-column listing, the reason cut at 60, the sender at 39.
+    let plain = env.mailq(&[]);
+    let p: Vec<&str> = plain.lines().collect();
+    assert!(p[2].ends_with(&format!(" {}", &sender[..39])), "{plain}");
+    assert_eq!(p[3], format!("{:17}({})", "", &long[..60]), "{plain}");
+    assert_eq!(p[4], "\t\t\t\t\t carol@example.net", "{plain}");
+}
+
+/// A reason longer than sendmail's 100 columns is cut there in `mailq -v`; `--json`
+/// keeps it whole. A sent delay warning shows as `+` after the priority.
+#[test]
+fn verbose_listing_cuts_at_100_json_keeps_everything() {
+    let env = Env::new();
+    env.sendmail(&["-odi", "bob@example.org"], MSG);
+    let id = only_id(&env);
+    let reason = format!("Deferred: 451 4.3.0 {}", "x".repeat(150));
+    fs::write(
+        env.spool.join(format!("sf{id}")),
+        format!(
+            "rsendmail-state 1\nattempts 2\nwarned\nreason {reason}\nrcpt 0 deferred {}\n",
+            &reason["Deferred: ".len()..]
+        ),
+    )
+    .unwrap();
+    let out = env.mailq(&["-v"]);
+    let lines: Vec<&str> = out.lines().collect();
+    // Mode i: the try at submission does not count, the second (a queue run's) does.
+    assert!(
+        lines[2].starts_with(&format!("{id}        6     120021+")),
+        "{out}"
+    );
+    assert_eq!(lines[3], format!("{:17}({})", "", &reason[..100]), "{out}");
+    assert_eq!(lines[5], format!("\t\t ({})", &reason[..100]), "{out}");
+    let j = env.json();
+    assert_eq!(j.len(), 1);
+    assert!(
+        j[0].contains(&format!("\"reason\":\"{reason}\"")),
+        "{}",
+        j[0]
+    );
+    assert!(
+        j[0].contains(&format!(
+            "\"delay_reason\":\"{}\"",
+            &reason["Deferred: ".len()..]
+        )),
+        "{}",
+        j[0]
+    );
+}
+
+/// Entries are listed in sendmail's priority order in both forms: fewer recipients and
+/// fewer queue-run tries first.
+#[test]
+fn verbose_listing_priority_order() {
+    let env = Env::new();
+    env.sendmail(&["-odq", "a@example.org", "b@example.org"], MSG)
+        .code(0);
+    env.sendmail(&["-odq", "c@example.org"], MSG).code(0);
+    let out = env.mailq(&["-v"]);
+    let pri: Vec<&str> = out
+        .lines()
+        .skip(2)
+        .filter(|l| !l.starts_with('\t'))
+        .map(|l| l[15..].split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(pri, ["30021", "60021"], "{out}");
 }

@@ -115,6 +115,10 @@ pub struct Envelope {
     pub mode: char,
     /// Bytes of the message header block (headers and the blank line) that follows.
     pub header_bytes: u64,
+    /// Bytes of that block that rsendmail added (`Received:`, a missing `Date:`, ...):
+    /// the rest is the message as submitted, whose size sendmail's queue priority counts
+    /// (see `mailq`). 0 in entries written before it was recorded.
+    pub added_header_bytes: u64,
     pub body_type: Option<String>,
     pub envid: Option<String>,
     pub ret: Option<String>,
@@ -138,6 +142,7 @@ impl Default for Envelope {
             uid: 0,
             mode: 'q',
             header_bytes: 0,
+            added_header_bytes: 0,
             body_type: None,
             envid: None,
             ret: None,
@@ -157,6 +162,9 @@ impl Envelope {
         let _ = writeln!(s, "user {} {}", self.uid, escape(&self.user));
         let _ = writeln!(s, "mode {}", self.mode);
         let _ = writeln!(s, "header-bytes {}", self.header_bytes);
+        if self.added_header_bytes > 0 {
+            let _ = writeln!(s, "added-header-bytes {}", self.added_header_bytes);
+        }
         if self.expansions > 0 {
             let _ = writeln!(s, "expansions {}", self.expansions);
         }
@@ -232,6 +240,7 @@ impl Envelope {
                 }
                 "mode" => env.mode = rest.chars().next().unwrap_or('q'),
                 "header-bytes" => env.header_bytes = number(rest, line)?,
+                "added-header-bytes" => env.added_header_bytes = number(rest, line)?,
                 "sender" => {
                     env.sender = un(rest)?;
                     have_sender = true;
@@ -446,6 +455,7 @@ mod tests {
             uid: 1000,
             mode: 'q',
             header_bytes: 120,
+            added_header_bytes: 97,
             body_type: Some("8BITMIME".into()),
             envid: Some("abc".into()),
             ret: Some("HDRS".into()),
@@ -575,7 +585,7 @@ mod tests {
             );
             let tail = (
                 select(&['b', 'i', 'q', 'd'][..]),
-                any::<u64>(),
+                (any::<u64>(), any::<u64>()),
                 option::of(value()),
                 option::of(value()),
                 option::of(value()),
@@ -585,7 +595,15 @@ mod tests {
             (head, tail).prop_map(
                 |(
                     (id, created, sender, recipients, user, uid),
-                    (mode, header_bytes, body_type, envid, ret, report, expansions),
+                    (
+                        mode,
+                        (header_bytes, added_header_bytes),
+                        body_type,
+                        envid,
+                        ret,
+                        report,
+                        expansions,
+                    ),
                 )| Envelope {
                     id,
                     created,
@@ -595,6 +613,7 @@ mod tests {
                     uid,
                     mode,
                     header_bytes,
+                    added_header_bytes,
                     body_type,
                     envid,
                     ret,
