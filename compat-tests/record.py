@@ -165,15 +165,17 @@ def record(case, version, sink):
 
 def main():
     dns = isolate()
-    version = sendmail_version()
-    state = os.environ.get("SINK_STATE") or tempfile.mkdtemp(prefix="compat-sink-")
-    sink = Sink(state, free_port(), start=True)
+    sink = None
     try:
+        version = sendmail_version()
+        state = os.environ.get("SINK_STATE") or tempfile.mkdtemp(prefix="compat-sink-")
+        sink = Sink(state, free_port(), start=True)
         names = sys.argv[1:] or sorted(os.listdir(CASES))
         for n in names:
             record(Case(os.path.join(CASES, n)), version, sink)
     finally:
-        sink.stop()
+        if sink:
+            sink.stop()
         dns.kill()
         dns.wait()
 
