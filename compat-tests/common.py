@@ -12,6 +12,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,6 +43,12 @@ class Case:
         # Runs before the case's own, each line one argv, with the case's stdin.
         self.before = [l.split() for l in self.lines("before")]
         self.files = os.path.join(path, "files")
+        # What is wrong with the smarthost (FAULTS); None: the sink is the smarthost.
+        fault = self.read("fault")
+        self.fault = fault.decode().strip() if fault is not None else None
+        if self.fault is not None and self.fault not in FAULTS:
+            raise SystemExit("%s: unknown fault %r (one of %s)"
+                             % (self.name, self.fault, ", ".join(FAULTS)))
 
     def read(self, name):
         p = os.path.join(self.path, name)
@@ -56,10 +63,15 @@ class Case:
             return []
         return [l for l in data.decode().split("\n") if l != ""]
 
-    def argv(self, args, run_dir):
+    def argv(self, args, run_dir, qid=None):
         """`args` with `@DIR@` standing for the directory the case runs in (where its
-        files are): sendmail works in its queue directory, so paths must be absolute."""
-        return [a.replace("@DIR@", run_dir) for a in args]
+        files are): sendmail works in its queue directory, so paths must be absolute;
+        and `@QID@` for the id of the first message the queue listing shows (what
+        `before` queued: `-qI@QID@`)."""
+        out = [a.replace("@DIR@", run_dir) for a in args]
+        if qid is not None:
+            out = [a.replace("@QID@", qid) for a in out]
+        return out
 
     def copy_files(self, into):
         """The case's `files/` (an aliases file, say) into the run's directory."""
@@ -91,6 +103,12 @@ def locked(directory):
     except OSError:
         pass
     return False
+
+
+def first_queue_id(listing):
+    """The first queue id in a `-bp` listing, or None."""
+    m = QID.search(listing)
+    return m.group(0).decode() if m else None
 
 
 def free_port():
@@ -244,3 +262,123 @@ def relax_headers(data: bytes) -> bytes:
             in_header = True
     return b"\n".join(out)
 
+
+
+# Faults a case's `fault` file can name: what the smarthost is instead of the sink.
+#   refused   127.0.0.1 on a port where nothing listens (connection refused)
+#   silent    127.0.0.1 on a port where a listener accepts and never says a word
+#             (the case sets Timeout.initial small)
+#   nxdomain  the name relay.nx.test, which the name server says does not exist
+#   servfail  the name relay.fail.test, whose lookup fails (the server refuses it)
+# The name faults run in a private network namespace with dnsmasq as the only name
+# server (see Namespace), so that no lookup ever leaves the machine.
+FAULTS = ("refused", "silent", "nxdomain", "servfail")
+FAULT_NAMES = {"nxdomain": "relay.nx.test", "servfail": "relay.fail.test"}
+# dnsmasq answers NXDOMAIN for these domains and everything under them, REFUSED (a
+# temporary lookup failure) for every other name it is asked.
+NXDOMAINS = ("com", "org", "net", "nx.test")
+
+
+class Silent:
+    """A listener on a free loopback port that accepts connections and holds them open
+    without a word (a smarthost that never greets)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.held = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def stop(self):
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+class Fault:
+    """The smarthost a `fault` case is pointed at: `host` and `port` (the port is
+    normalised as SINKPORT like the sink's)."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.silent = None
+        self.host = FAULT_NAMES.get(kind, "127.0.0.1")
+        if kind == "silent":
+            self.silent = Silent()
+            self.port = self.silent.port
+        else:
+            # Bound and released: nothing listens there.
+            self.port = free_port()
+
+    @property
+    def by_name(self):
+        return self.kind in FAULT_NAMES
+
+    def stop(self):
+        if self.silent:
+            self.silent.stop()
+
+
+def dnsmasq_args(port, log):
+    """dnsmasq as the fault cases' name server: on 127.0.0.1:`port`, no upstream, no
+    /etc/hosts, NXDOMAIN for NXDOMAINS, REFUSED for the rest."""
+    args = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
+            "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
+            "--port=%d" % port, "--log-queries", "--log-facility=%s" % log,
+            "--pid-file=%s.pid" % log]
+    if os.getuid() == 0:
+        args.append("--user=root")
+    return args + ["--address=/%s/" % d for d in NXDOMAINS]
+
+
+class Namespace:
+    """A private network namespace holding only a loopback interface (unshare -n), kept
+    by a sleeping process; `prefix` runs a command in it (nsenter). Nothing run in it can
+    reach past 127.0.0.0/8, whatever /etc/resolv.conf names. Needs root (or
+    unprivileged user namespaces)."""
+
+    def __init__(self):
+        self.holder = subprocess.Popen(
+            ["unshare", "-n", "--", "sh", "-c",
+             "ip link set lo up && echo ready && exec sleep 1000000"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        if self.holder.stdout.readline().strip() != b"ready":
+            self.holder.wait()
+            raise SystemExit("cannot make a network namespace (unshare -n): the name "
+                             "fault cases need one")
+        self.prefix = ["nsenter", "-t", str(self.holder.pid), "-n", "--"]
+        self.dns = None
+
+    def start_dns(self, port, directory):
+        """dnsmasq (dnsmasq_args) inside, on 127.0.0.1:`port`."""
+        log = os.path.join(directory, "dnsmasq-%d.log" % port)
+        self.dns = subprocess.Popen(self.prefix + dnsmasq_args(port, log),
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while True:
+            try:
+                with open(log) as f:
+                    if "started" in f.read():
+                        return
+            except OSError:
+                pass
+            if self.dns.poll() is not None or time.time() > deadline:
+                raise SystemExit("dnsmasq did not start on port %d" % port)
+            time.sleep(0.05)
+
+    def stop(self):
+        for p in (self.dns, self.holder):
+            if p:
+                p.kill()
+                p.wait()

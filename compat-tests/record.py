@@ -7,7 +7,7 @@ Runs on a machine with Debian's sendmail-bin set up as ../shared/sendmail-record
 describes (it never runs rsendmail). For each case directory under cases/ it reads
 `args` (one argument per line) and `stdin`, runs
 
-    sendmail -Am -oQ<private queue dir> ARGS... < stdin
+    sendmail -Am -C<derived sendmail.cf> -oQ<private queue dir> ARGS... < stdin
 
 and writes what real sendmail did into the case's `expected/`:
   exit      the exit status
@@ -23,27 +23,35 @@ Optional files in a case:
   before    argv lines run first, each with the case's stdin (to fill the queue)
   files/    copied into the directory the case runs in (an aliases file, say); `@DIR@`
             in args and before stands for that directory, written back as DIR
-The private queue directory's path is written as QUEUEDIR and the sink's port as
+  fault     what is wrong with the smarthost instead (common.FAULTS): refused, silent,
+            nxdomain, servfail
+`@QID@` in args stands for the id of the message `before` queued (`-qI@QID@`).
+The private queue directory's path is written as QUEUEDIR and the smarthost's port as
 SINKPORT; everything else is stored exactly as printed (ids, dates and host names are
 normalised at compare time, see common.py).
 
-The sink is the one already running for sendmail's relay (sink.py STATE PORT, started by
-hand as the recording README says); SINK_STATE and SINK_PORT say where (default
-/tmp/rec and 2525).
+Isolation: the script runs itself again in private network and mount namespaces
+(unshare -n -m; it must run as root): only a loopback interface, /etc/resolv.conf naming
+127.0.0.1, where dnsmasq answers (NXDOMAIN for common.NXDOMAINS, a refusal for other
+names), so that sendmail's lookups (it canonicalises recipient domains) never leave the
+machine. It starts its own sink there (SINK_STATE: its directory) and points sendmail at
+the sink, or at a case's fault, through a copy of /etc/mail/sendmail.cf (SENDMAIL_CF)
+whose smart host (`DSrelay:[127.0.0.1]`) and relay port (`TCP $h 2525`) are rewritten.
 """
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
-from common import Case, Sink, helper, locked
+from common import Case, Fault, Sink, dnsmasq_args, first_queue_id, free_port, helper, locked
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = os.path.join(HERE, "cases")
 SENDMAIL = os.environ.get("SENDMAIL", "/usr/sbin/sendmail")
-SINK_STATE = os.environ.get("SINK_STATE", "/tmp/rec")
-SINK_PORT = int(os.environ.get("SINK_PORT", "2525"))
+SENDMAIL_CF = os.environ.get("SENDMAIL_CF", "/etc/mail/sendmail.cf")
+ISOLATED = "RECORD_ISOLATED"
 
 
 def sendmail_version():
@@ -55,25 +63,73 @@ def sendmail_version():
     raise SystemExit("cannot tell the sendmail version: is sendmail-bin installed?")
 
 
+def isolate():
+    """Run this script again in private network and mount namespaces (see the module
+    doc), or, when already there, set them up: loopback up, /etc/resolv.conf naming
+    127.0.0.1, dnsmasq on its port 53. Returns the dnsmasq process."""
+    if os.environ.get(ISOLATED) != "1":
+        env = dict(os.environ, **{ISOLATED: "1"})
+        os.execvpe("unshare", ["unshare", "-n", "-m", "--", sys.executable,
+                               os.path.abspath(__file__)] + sys.argv[1:], env)
+    scratch = tempfile.mkdtemp(prefix="compat-ns-")
+    resolv = os.path.join(scratch, "resolv.conf")
+    with open(resolv, "w") as f:
+        f.write("nameserver 127.0.0.1\n")
+    subprocess.run(["mount", "--bind", resolv, "/etc/resolv.conf"], check=True)
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    log = os.path.join(scratch, "dnsmasq.log")
+    dns = subprocess.Popen(dnsmasq_args(53, log), stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while "started" not in (open(log).read() if os.path.exists(log) else ""):
+        if dns.poll() is not None or time.time() > deadline:
+            raise SystemExit("dnsmasq did not start")
+        time.sleep(0.05)
+    return dns
+
+
+def derived_cf(into, host, port):
+    """A copy of sendmail.cf relaying to [host] on port."""
+    with open(SENDMAIL_CF) as f:
+        cf = f.read()
+    for old in ("\nDSrelay:[127.0.0.1]\n", "TCP $h 2525\n"):
+        if old not in cf:
+            raise SystemExit("%s: no %r to rewrite" % (SENDMAIL_CF, old.strip()))
+    cf = cf.replace("\nDSrelay:[127.0.0.1]\n", "\nDSrelay:[%s]\n" % host)
+    cf = cf.replace("TCP $h 2525\n", "TCP $h %d\n" % port)
+    path = os.path.join(into, "sendmail.cf")
+    with open(path, "w") as f:
+        f.write(cf)
+    return path
+
+
 def record(case, version, sink):
     qdir = tempfile.mkdtemp(prefix="compat-q-")
     os.chmod(qdir, 0o700)
     work = tempfile.mkdtemp(prefix="compat-w-")
     case.copy_files(work)
+    fault = Fault(case.fault) if case.fault else None
+    host, port = (fault.host, fault.port) if fault else ("127.0.0.1", sink.port)
+    cf = derived_cf(tempfile.mkdtemp(prefix="compat-cf-"), host, port)
     if case.sink_mode:
         sink.reset(case.sink_mode)
-    base = ["sendmail", "-Am", "-oQ" + qdir]
+    base = ["sendmail", "-Am", "-C" + cf, "-oQ" + qdir]
     for argv in case.before:
         subprocess.run(base + case.argv(argv, work), executable=SENDMAIL, input=case.stdin, cwd=work,
                        capture_output=True, timeout=120)
+    qid = None
+    if case.before:
+        qid = first_queue_id(subprocess.run(base + ["-bp"], executable=SENDMAIL,
+                                            capture_output=True, timeout=60,
+                                            stdin=subprocess.DEVNULL, cwd=work).stdout)
     # argv[0] is "sendmail", as a script calling it through PATH would give it. An SMTP
     # dialogue is driven lock-step by pace.py, because sendmail refuses commands sent
     # before its reply.
-    args = case.argv(case.args, work)
+    args = case.argv(case.args, work, qid)
     if case.paced:
-        run = subprocess.run([sys.executable, helper("pace.py"), SENDMAIL, "-Am", "-oQ" + qdir]
-                             + args, input=case.stdin, capture_output=True, timeout=120,
-                             cwd=work)
+        run = subprocess.run([sys.executable, helper("pace.py"), SENDMAIL, "-Am", "-C" + cf,
+                              "-oQ" + qdir] + args, input=case.stdin, capture_output=True,
+                             timeout=120, cwd=work)
     else:
         run = subprocess.run(base + args, executable=SENDMAIL, input=case.stdin,
                              capture_output=True, timeout=120, cwd=work)
@@ -87,7 +143,7 @@ def record(case, version, sink):
 
     def put(fname, data):
         data = data.replace(qdir.encode(), b"QUEUEDIR").replace(work.encode(), b"DIR")
-        data = data.replace(b" port %d " % SINK_PORT, b" port SINKPORT ")
+        data = data.replace(b" port %d " % port, b" port SINKPORT ")
         with open(os.path.join(exp, fname), "wb") as f:
             f.write(data)
 
@@ -99,17 +155,29 @@ def record(case, version, sink):
         put("sink", sink.transcript())
         sink.reset("ok")
     put("version", (version + "\n").encode())
+    if fault:
+        fault.stop()
     shutil.rmtree(qdir, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(os.path.dirname(cf), ignore_errors=True)
     print("%-40s exit %d" % (case.name, run.returncode))
 
 
 def main():
-    version = sendmail_version()
-    sink = Sink(SINK_STATE, SINK_PORT, start=False)
-    names = sys.argv[1:] or sorted(os.listdir(CASES))
-    for n in names:
-        record(Case(os.path.join(CASES, n)), version, sink)
+    dns = isolate()
+    sink = None
+    try:
+        version = sendmail_version()
+        state = os.environ.get("SINK_STATE") or tempfile.mkdtemp(prefix="compat-sink-")
+        sink = Sink(state, free_port(), start=True)
+        names = sys.argv[1:] or sorted(os.listdir(CASES))
+        for n in names:
+            record(Case(os.path.join(CASES, n)), version, sink)
+    finally:
+        if sink:
+            sink.stop()
+        dns.kill()
+        dns.wait()
 
 
 if __name__ == "__main__":

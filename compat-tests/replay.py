@@ -21,7 +21,7 @@ Normalisation (all of it, in common.py; nothing else is forgiven):
 - the time stamp of a Message-Id           -> STAMP
 - the queue directory path                 -> QUEUEDIR (done at record time for sendmail)
 - the directory the case runs in (`@DIR@`) -> DIR (likewise)
-- the sink's port                          -> SINKPORT (likewise)
+- the smarthost's port (the sink's, or a fault's) -> SINKPORT (likewise)
 - the host name vm.example.test            -> HOST
 - the program and version in `Received: ... by HOST (...)` -> (VERSION)
 - `SIZE=` values in MAIL commands          -> SIZE=N
@@ -32,6 +32,12 @@ Normalisation (all of it, in common.py; nothing else is forgiven):
 - in what the sink received, header fields (a message's, a MIME part's, a returned
   header's) are compared unfolded with runs of blanks made one (`relax_headers`):
   where a field is folded may differ, what it says may not
+
+A case with a `fault` file points the smarthost at that fault instead of the sink
+(common.FAULTS): a closed loopback port, a listener that never answers, or a name that
+dnsmasq answers NXDOMAIN for or refuses; the name faults run rsendmail in a private
+network namespace (unshare -n, so root) with `RESOLVER` naming that dnsmasq. `@QID@` in
+args stands for the id of the message the case's `before` queued.
 
 Cases recorded from sendmail where rsendmail differs on purpose live in
 `differences/` (DIFFERENCES.md gives each reason); `--cases differences` shows those
@@ -45,7 +51,8 @@ import subprocess
 import sys
 import tempfile
 
-from common import Case, Sink, free_port, helper, locked, normalise, relax_headers
+from common import (Case, Fault, Namespace, Sink, first_queue_id, free_port, helper, locked,
+                    normalise, relax_headers)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEBIAN_PRIVACY = ("needmailhelo,needexpnhelo,needvrfyhelo,restrictqrun,restrictexpand,"
@@ -54,12 +61,25 @@ DEBIAN_PRIVACY = ("needmailhelo,needexpnhelo,needvrfyhelo,restrictqrun,restricte
 
 def run_case(binary, case, sink):
     work = tempfile.mkdtemp(prefix="compat-")
+    fault = Fault(case.fault) if case.fault else None
+    ns = None
     try:
         spool = os.path.join(work, "spool")
         conf = os.path.join(work, "rsendmail.conf")
+        host, port = (fault.host, fault.port) if fault else ("127.0.0.1", sink.port)
+        # A name fault: rsendmail runs in a network namespace of its own with dnsmasq,
+        # the only name server it can reach (RESOLVER).
+        prefix = []
+        if fault and fault.by_name:
+            ns = Namespace()
+            dns_port = free_port()
+            ns.start_dns(dns_port, work)
+            prefix = ns.prefix
         with open(conf, "w") as f:
-            f.write("SPOOLDIR %s\nMAILNAME vm.example.test\nSMARTHOST 127.0.0.1\nPORT %d\n"
-                    % (spool, sink.port))
+            f.write("SPOOLDIR %s\nMAILNAME vm.example.test\nSMARTHOST %s\nPORT %d\n"
+                    % (spool, host, port))
+            if ns:
+                f.write("RESOLVER 127.0.0.1:%d\n" % dns_port)
             # Debian's sendmail.cf, which the recording used, says this.
             f.write("O PrivacyOptions=%s\n" % DEBIAN_PRIVACY)
         link = os.path.join(work, "sendmail")
@@ -71,27 +91,32 @@ def run_case(binary, case, sink):
         sink.reset(case.sink_mode or "ok")
 
         def sendmail(argv, stdin):
+            if prefix:
+                # nsenter runs the link by its path: its name is still "sendmail".
+                return subprocess.run(prefix + [link, "-C", conf] + argv, input=stdin,
+                                      capture_output=True, timeout=60, env=env, cwd=run_dir)
             return subprocess.run(["sendmail", "-C", conf] + argv, executable=link,
                                   input=stdin, capture_output=True, timeout=60, env=env,
                                   cwd=run_dir)
 
         for argv in case.before:
             sendmail(case.argv(argv, run_dir), case.stdin)
+        qid = first_queue_id(sendmail(["-bp"], b"").stdout) if case.before else None
         if case.paced:
             # The same lock-step driver as the recording (pace.py runs argv as given,
             # so the link's name is argv[0]).
-            run = subprocess.run([sys.executable, helper("pace.py"), link, "-C", conf]
-                                 + case.argv(case.args, run_dir), input=case.stdin, capture_output=True,
-                                 timeout=60, env=env, cwd=run_dir)
+            run = subprocess.run(prefix + [sys.executable, helper("pace.py"), link, "-C", conf]
+                                 + case.argv(case.args, run_dir, qid), input=case.stdin,
+                                 capture_output=True, timeout=60, env=env, cwd=run_dir)
         else:
-            run = sendmail(case.argv(case.args, run_dir), case.stdin)
+            run = sendmail(case.argv(case.args, run_dir, qid), case.stdin)
         if case.sink_mode:
             sink.settle(lambda: locked(spool))
         queue = sendmail(["-bp"], b"")
 
         def ours(data):
             data = data.replace(spool.encode(), b"QUEUEDIR").replace(run_dir.encode(), b"DIR")
-            return data.replace(b" port %d " % sink.port, b" port SINKPORT ")
+            return data.replace(b" port %d " % port, b" port SINKPORT ")
 
         actual = {
             "exit": b"%d\n" % run.returncode,
@@ -104,6 +129,10 @@ def run_case(binary, case, sink):
         elif sink.sessions():
             actual["sink"] = ours(sink.transcript())
     finally:
+        if ns:
+            ns.stop()
+        if fault:
+            fault.stop()
         shutil.rmtree(work, ignore_errors=True)
     diffs = []
     for key, got in actual.items():

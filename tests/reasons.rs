@@ -1,0 +1,569 @@
+//! What rsendmail tells the user when delivery fails, in the words sendmail 8.17 uses
+//! (compat-tests/cases/reason-*): connection refused, a greeting that never comes, a
+//! smarthost name that does not resolve or whose lookup fails, an MX domain that does
+//! not exist, and 4xx and 5xx replies to RCPT and to the data, each in `-v`, `-odi`,
+//! `-odq` then `-q -v`, and `-odq` then `-qI<id> -v`.
+//!
+//! Servers are real ones started here: the aiosmtpd fault server
+//! (tests/peers/fault_server.py: `reject4`, `reject5`, `rejectdata4`, `rejectdata5`
+//! recipients), a listener that never answers, a closed port, and dnsmasq. The DNS tests
+//! run rsendmail in a private network namespace (`unshare -n`, loopback only) with
+//! dnsmasq as its name server, so that no lookup leaves the machine.
+
+#[allow(dead_code)]
+#[path = "harness.rs"]
+mod harness;
+
+use harness::{Env, MSG, Run, closed_tcp_port, is_root, require, unavailable};
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SENDER: &str = "sender@example.com";
+
+/// How the message is sent and delivered.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// `-v`: interactive, verbose.
+    V,
+    /// `-odi`: interactive, quiet.
+    Odi,
+    /// `-odq`, then `-q -v`.
+    QV,
+    /// `-odq`, then `-qI<id> -v`.
+    QiV,
+}
+
+const MODES: [Mode; 4] = [Mode::V, Mode::Odi, Mode::QV, Mode::QiV];
+
+/// Send MSG from SENDER to `rcpts` in `mode`, with `extra` options on the delivering
+/// command line; `run` runs rsendmail (`Env::sendmail`, or in a namespace).
+fn deliver(
+    env: &Env,
+    mode: Mode,
+    rcpts: &[&str],
+    extra: &[&str],
+    run: &dyn Fn(&[&str], &[u8]) -> Run,
+) -> (Run, String) {
+    let mut args: Vec<&str> = Vec::new();
+    match mode {
+        Mode::V | Mode::Odi => {
+            args.push(if matches!(mode, Mode::V) {
+                "-v"
+            } else {
+                "-odi"
+            });
+            args.extend_from_slice(extra);
+            args.extend_from_slice(&["-f", SENDER]);
+            args.extend_from_slice(rcpts);
+            (run(&args, MSG), String::new())
+        }
+        Mode::QV | Mode::QiV => {
+            let mut queue = vec!["-odq", "-f", SENDER];
+            queue.extend_from_slice(rcpts);
+            run(&queue, MSG).code(0);
+            let entries = env.entries();
+            assert_eq!(entries.len(), 1, "{}", env.listing());
+            let id = entries[0].file_name().unwrap().to_str().unwrap()[2..].to_string();
+            let select = format!("-qI{id}");
+            let mut args: Vec<&str> = if matches!(mode, Mode::QV) {
+                vec!["-q", "-v"]
+            } else {
+                vec![select.as_str(), "-v"]
+            };
+            args.extend_from_slice(extra);
+            let r = run(&args, b"");
+            (
+                r,
+                format!("\nRunning {}/{id} (sequence 1 of 1)\n", env.spool.display()),
+            )
+        }
+    }
+}
+
+#[track_caller]
+fn assert_lines(r: &Run, want: &str, mode: Mode) {
+    assert!(
+        r.stdout.contains(want),
+        "{mode:?}: stdout lacks\n{want}\n--- stdout:\n{}\n--- stderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
+/// The message is still queued and `mailq` shows sendmail's status line for it.
+#[track_caller]
+fn assert_deferred(env: &Env, status: &str, mode: Mode) {
+    let listing = env.mailq(&[]);
+    let want = format!("\n                 ({status})\n");
+    assert!(
+        listing.contains(&want),
+        "{mode:?}: mailq lacks\n{want}\n--- mailq:\n{listing}"
+    );
+}
+
+/// The whole output of a deferral without an SMTP dialogue (refused, lookup failure,
+/// timeout): `lines` after the "Running" line of a queue run, nothing for `-odi`.
+#[track_caller]
+fn assert_quiet_deferral(mode: Mode, r: &Run, running: &str, lines: &str) {
+    r.code(0);
+    match mode {
+        Mode::Odi => r.stdout_is(""),
+        Mode::V => r.stdout_is(lines),
+        Mode::QV | Mode::QiV => r.stdout_is(&format!("{running}{lines}")),
+    };
+}
+
+#[test]
+fn connection_refused() {
+    for mode in MODES {
+        let port = closed_tcp_port();
+        let env = Env::with_config(&format!("SMARTHOST 127.0.0.1\nPORT {port}\n"));
+        let (r, running) = deliver(&env, mode, &["a@example.org"], &[], &|a, s| {
+            env.sendmail(a, s)
+        });
+        let lines = format!(
+            "a@example.org... Connecting to [127.0.0.1] port {port} via relay...\n\
+             a@example.org... Deferred: Connection refused by [127.0.0.1]\n"
+        );
+        assert_quiet_deferral(mode, &r, &running, &lines);
+        assert_deferred(&env, "Deferred: Connection refused by [127.0.0.1]", mode);
+    }
+}
+
+/// A listener that accepts connections and never says a word.
+fn silent_listener() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    port
+}
+
+#[test]
+fn greeting_timeout() {
+    for mode in MODES {
+        let port = silent_listener();
+        let env = Env::with_config(&format!("SMARTHOST 127.0.0.1\nPORT {port}\n"));
+        let (r, running) = deliver(
+            &env,
+            mode,
+            &["a@example.org"],
+            &["-O", "Timeout.initial=3s"],
+            &|a, s| env.sendmail(a, s),
+        );
+        let lines = format!(
+            "a@example.org... Connecting to [127.0.0.1] port {port} via relay...\n\
+             a@example.org... Deferred: Connection timed out with [127.0.0.1]\n\
+             Closing connection to [127.0.0.1]\n"
+        );
+        assert_quiet_deferral(mode, &r, &running, &lines);
+        assert_deferred(&env, "reply: read error from [127.0.0.1]", mode);
+    }
+}
+
+/// A private network namespace holding only loopback (kept by a sleeping process), with
+/// dnsmasq in it on `port`: NXDOMAIN for nx.test, com and org, a refusal (a lookup
+/// failure) for any other name.
+struct Netns {
+    holder: Child,
+    dns: Option<Child>,
+    port: u16,
+}
+
+impl Netns {
+    fn start(dir: &Path) -> Option<Netns> {
+        if !(require("unshare") && require("nsenter") && require("dnsmasq") && require("ip")) {
+            return None;
+        }
+        if !is_root() {
+            unavailable("root (for a network namespace)");
+            return None;
+        }
+        let mut holder = Command::new("unshare")
+            .args(["-n", "--", "sh", "-c"])
+            .arg("ip link set lo up && echo ready && exec sleep 1000000")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("unshare");
+        let mut line = String::new();
+        BufReader::new(holder.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "no network namespace");
+        // The namespace has ports of its own: any is free there.
+        let port = closed_tcp_port();
+        let mut ns = Netns {
+            holder,
+            dns: None,
+            port,
+        };
+        let log = dir.join(format!("dnsmasq-{port}.log"));
+        let dns = ns
+            .command("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--no-resolv",
+                "--no-hosts",
+                "--log-queries",
+                "--user=root",
+                "--address=/nx.test/",
+                "--address=/com/",
+                "--address=/org/",
+            ])
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-facility={}", log.display()))
+            .arg(format!(
+                "--pid-file={}",
+                dir.join(format!("dnsmasq-{port}.pid")).display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq");
+        ns.dns = Some(dns);
+        let start = Instant::now();
+        while !fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("started")
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "dnsmasq did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(ns)
+    }
+
+    /// `program` run inside the namespace.
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.args(["-t", &self.holder.id().to_string(), "-n", "--", program]);
+        c
+    }
+
+    /// `sendmail -C conf ARGS` inside the namespace.
+    fn sendmail(&self, env: &Env, args: &[&str], stdin: &[u8]) -> Run {
+        use std::io::Write;
+        let link: PathBuf = env.link("sendmail");
+        let mut full = vec!["-C", env.conf.to_str().unwrap()];
+        full.extend_from_slice(args);
+        let mut child = self
+            .command(link.to_str().unwrap())
+            .args(&full)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nsenter");
+        let _ = child.stdin.take().unwrap().write_all(stdin);
+        let out = child.wait_with_output().unwrap();
+        env.finish(&link, &full, out)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Some(d) = self.dns.as_mut() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// An Env whose name server is the namespace's dnsmasq, with `extra` config.
+fn dns_env(scratch: &Env, extra: &str) -> Option<(Netns, Env)> {
+    let ns = Netns::start(&scratch.dir)?;
+    let env = Env::with_config(&format!(
+        "RESOLVER 127.0.0.1:{}\nO Timeout.resolver.retrans=1s\nO Timeout.resolver.retry=1\n{extra}",
+        ns.port
+    ));
+    Some((ns, env))
+}
+
+#[test]
+fn smarthost_lookup_failure() {
+    let scratch = Env::new();
+    for mode in MODES {
+        let port = closed_tcp_port();
+        let Some((ns, env)) = dns_env(
+            &scratch,
+            &format!("SMARTHOST relay.fail.test\nPORT {port}\n"),
+        ) else {
+            return;
+        };
+        let (r, running) = deliver(&env, mode, &["a@example.org"], &[], &|a, s| {
+            ns.sendmail(&env, a, s)
+        });
+        let lines = format!(
+            "a@example.org... Connecting to [relay.fail.test] port {port} via relay...\n\
+             a@example.org... Deferred: Name server: [relay.fail.test]: host name lookup failure\n"
+        );
+        assert_quiet_deferral(mode, &r, &running, &lines);
+        assert_deferred(
+            &env,
+            "Deferred: Name server: [relay.fail.test]: host name lookup f",
+            mode,
+        );
+    }
+}
+
+/// A smarthost name that does not exist: permanent (exit 68), the message leaves the
+/// queue. The bounce to SENDER goes to the same smarthost and fails the same way.
+#[test]
+fn smarthost_host_unknown() {
+    let scratch = Env::new();
+    for mode in MODES {
+        let port = closed_tcp_port();
+        let Some((ns, env)) = dns_env(&scratch, &format!("SMARTHOST relay.nx.test\nPORT {port}\n"))
+        else {
+            return;
+        };
+        let (r, running) = deliver(&env, mode, &["a@example.org"], &[], &|a, s| {
+            ns.sendmail(&env, a, s)
+        });
+        r.code(68);
+        let connecting =
+            format!("a@example.org... Connecting to [relay.nx.test] port {port} via relay...\n");
+        match mode {
+            Mode::V => assert!(r.stdout.starts_with(&connecting), "{}", r.stdout),
+            Mode::Odi => assert!(!r.stdout.contains("Connecting"), "{}", r.stdout),
+            Mode::QV | Mode::QiV => assert_lines(
+                &r,
+                &format!(
+                    "{running}{connecting}\
+                     a@example.org... Host unknown (Name server: [relay.nx.test]: host not found)\n\
+                     sender@example.com... Host unknown (Name server: [relay.nx.test]: host not found)\n"
+                ),
+                mode,
+            ),
+        }
+        assert!(
+            !env.mailq(&[]).contains("a@example.org"),
+            "{mode:?}: {}",
+            env.mailq(&[])
+        );
+    }
+}
+
+/// MX delivery to a domain that does not exist (NXDOMAIN): permanent, exit 68.
+#[test]
+fn mx_domain_host_unknown() {
+    let scratch = Env::new();
+    for mode in MODES {
+        let Some((ns, env)) = dns_env(&scratch, "") else {
+            return;
+        };
+        let (r, running) = deliver(&env, mode, &["a@nx.test"], &[], &|a, s| {
+            ns.sendmail(&env, a, s)
+        });
+        r.code(68);
+        if matches!(mode, Mode::QV | Mode::QiV) {
+            assert_lines(
+                &r,
+                &format!(
+                    "{running}a@nx.test... Host unknown (Name server: nx.test: host not found)\n\
+                     sender@example.com... Host unknown (Name server: example.com: host not found)\n"
+                ),
+                mode,
+            );
+        }
+        assert!(
+            !env.mailq(&[]).contains("a@nx.test"),
+            "{mode:?}: {}",
+            env.mailq(&[])
+        );
+    }
+}
+
+/// The aiosmtpd fault server in `dir`; None (after a note) without aiosmtpd.
+struct Peer {
+    child: Child,
+    port: u16,
+}
+
+impl Peer {
+    fn start(dir: &Path) -> Option<Peer> {
+        if !require("python3") {
+            return None;
+        }
+        let ok = Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            unavailable("aiosmtpd");
+            return None;
+        }
+        let state = dir.join("peer");
+        fs::create_dir_all(&state).unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/fault_server.py");
+        let child = Command::new("python3")
+            .args(["-W", "ignore", script])
+            .arg(&state)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("python3");
+        let port_file = state.join("port");
+        let start = Instant::now();
+        while !port_file.exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the fault server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let port = fs::read_to_string(&port_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        Some(Peer { child, port })
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Deliver to `rcpt` at the fault server in every mode: `check(mode, run, running, env)`.
+fn at_fault_server(rcpt: &str, check: &dyn Fn(Mode, &Run, &str, &Env)) {
+    let scratch = Env::new();
+    let Some(peer) = Peer::start(&scratch.dir) else {
+        return;
+    };
+    for mode in MODES {
+        let env = Env::with_config(&format!(
+            "SMARTHOST 127.0.0.1\nPORT {}\nO Timeout.connect=5s\n",
+            peer.port
+        ));
+        let (r, running) = deliver(&env, mode, &[rcpt], &[], &|a, s| env.sendmail(a, s));
+        check(mode, &r, &running, &env);
+    }
+}
+
+#[test]
+fn rcpt_4xx_deferred() {
+    at_fault_server("reject4@example.org", &|mode, r, running, env| {
+        r.code(0);
+        let reply = "450 4.2.0 <reject4@example.org>: Recipient address temporarily rejected: test";
+        match mode {
+            Mode::Odi => {
+                r.stdout_is("");
+            }
+            _ => {
+                // The deferral is said before the RSET, as the reply is read.
+                assert_lines(
+                    r,
+                    &format!("{reply}\nreject4@example.org... Deferred: {reply}\n>>> RSET\n"),
+                    mode,
+                );
+                assert!(r.stdout.starts_with(&format!(
+                    "{running}reject4@example.org... Connecting to [127.0.0.1] port "
+                )));
+            }
+        }
+        assert_deferred(
+            env,
+            "Deferred: 450 4.2.0 <reject4@example.org>: Recipient address",
+            mode,
+        );
+    });
+}
+
+#[test]
+fn data_4xx_deferred() {
+    at_fault_server("rejectdata4@example.org", &|mode, r, _running, env| {
+        r.code(0);
+        let reply = "451 4.3.0 Try again later (test)";
+        match mode {
+            Mode::Odi => {
+                r.stdout_is("");
+            }
+            _ => assert_lines(
+                r,
+                &format!(
+                    ">>> .\n{reply}\nrejectdata4@example.org... Deferred: {reply}\n\
+                     Closing connection to [127.0.0.1]\n"
+                ),
+                mode,
+            ),
+        }
+        assert_deferred(env, &format!("Deferred: {reply}"), mode);
+    });
+}
+
+/// A 550 to RCPT: exit 67, the bounce to SENDER over the same connection. Interactive
+/// `-v` shows the reply alone; a queue run adds "User unknown".
+#[test]
+fn rcpt_5xx_bounced() {
+    at_fault_server("reject5@example.org", &|mode, r, _running, env| {
+        r.code(67);
+        let reply = "550 5.1.1 <reject5@example.org>: Recipient address rejected: test";
+        match mode {
+            Mode::Odi => {
+                r.stdout_is("");
+            }
+            Mode::V => {
+                assert_lines(r, &format!("{reply}\n>>> RSET\n"), mode);
+                assert!(!r.stdout.contains("User unknown"), "{}", r.stdout);
+            }
+            Mode::QV | Mode::QiV => assert_lines(
+                r,
+                &format!("{reply}\nreject5@example.org... User unknown\n>>> RSET\n"),
+                mode,
+            ),
+        }
+        if !matches!(mode, Mode::Odi) {
+            assert_lines(
+                r,
+                "sender@example.com... Using cached ESMTP connection to [127.0.0.1] via relay...\n\
+                 >>> MAIL From:<>\n",
+                mode,
+            );
+        }
+        assert!(env.entries().is_empty(), "{mode:?}: {}", env.listing());
+    });
+}
+
+/// A 554 after the data: exit 69. A queue run adds sendmail's "Service unavailable".
+#[test]
+fn data_5xx_bounced() {
+    at_fault_server("rejectdata5@example.org", &|mode, r, _running, env| {
+        r.code(69);
+        let reply = "554 5.6.0 Message rejected (test)";
+        match mode {
+            Mode::Odi => {
+                r.stdout_is("");
+            }
+            Mode::V => assert_lines(r, &format!(">>> .\n{reply}\n>>> RSET\n"), mode),
+            Mode::QV | Mode::QiV => assert_lines(
+                r,
+                &format!(">>> .\n{reply}\nService unavailable\n>>> RSET\n"),
+                mode,
+            ),
+        }
+        assert!(env.entries().is_empty(), "{mode:?}: {}", env.listing());
+    });
+}
