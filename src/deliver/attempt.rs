@@ -11,15 +11,16 @@ use super::engine::Engine;
 use super::outcome::{Mailer, RcptOutcome};
 use super::plan::{self, Relay, Route, Transaction, route};
 use super::record::{self, Counts};
-use super::smtp::{self, Credentials, Session, TlsMode, TlsPolicy, Transcript};
-use super::transcript::{outcome_lines, say};
+use super::smtp::{self, Credentials, OpenFailure, Session, Step, TlsMode, TlsPolicy, Transcript};
+use super::transcript::{outcome_lines, reply_lines, say};
 use super::{bounce, dns, local, reply};
 use rsendmail::clock;
 use rsendmail::exit::{Fatal, Sysexit};
-use rsendmail::spool::entry::Envelope;
+use rsendmail::spool::entry::{Envelope, Recipient};
 use rsendmail::spool::{LockedEntry, Spool};
-use rsendmail::status;
+use rsendmail::status::{self, StatusClass};
 use std::io::{Seek, SeekFrom};
+use std::net::IpAddr;
 
 /// A connection kept across the entries of one worker.
 #[derive(Default)]
@@ -30,44 +31,81 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// `mx`: the targets are MX hosts, not relays: TLS is opportunistic and unverified
-    /// (as most MTAs do between MX hosts), and no AUTH is offered to them.
+    /// The worker's session to `targets`, opened on first use; a reused one is announced
+    /// as sendmail does (`Using cached ESMTP connection to [ip] via relay...`). Host
+    /// names are looked up by `resolve`. `mx`: the targets are MX hosts, not relays: TLS
+    /// is opportunistic and unverified (as most MTAs do between MX hosts), and no AUTH
+    /// is offered to them.
     fn get(
         &mut self,
         engine: &Engine,
         targets: &[(String, u16)],
         mx: bool,
+        resolve: &mut dyn FnMut(&str, u16) -> Result<Vec<IpAddr>, reply::Reply>,
         out: &mut Transcript<'_>,
         label: &str,
-    ) -> Result<&mut Session, reply::Reply> {
+    ) -> Result<&mut Session, OpenFailure> {
+        let via = if mx { "esmtp" } else { "relay" };
         if let Some(r) = &self.dead {
-            return Err(r.clone());
+            return Err(r.clone().into());
         }
         if self.session.as_ref().is_some_and(|s| !s.is_usable())
             && let Some(s) = self.session.take()
         {
             s.close(out);
         }
-        if self.session.is_none() {
-            let mut last = reply::Reply::local(451, "4.4.1 no smarthost configured");
+        if let Some(s) = &mut self.session
+            && s.reset_for_reuse(out).is_err()
+            && let Some(s) = self.session.take()
+        {
+            s.close(out);
+        }
+        if let Some(s) = &self.session {
+            say(
+                out,
+                &[format!(
+                    "{label}... Using cached ESMTP connection to [{}] via {via}...",
+                    s.peer.ip()
+                )],
+            );
+        } else {
+            let mut last: OpenFailure =
+                reply::Reply::local(451, "4.4.1 no smarthost configured").into();
             let none = Vec::new();
             let auth = match &engine.auth {
                 _ if mx => &none,
                 Ok(a) => a,
                 Err(why) => {
-                    let r = reply::Reply::local(451, format!("4.7.0 {why}"));
+                    let r = reply::Reply::local(451, format!("{} {why}", status::SECURITY_TEMP));
                     self.dead = Some(r.clone());
-                    return Err(r);
+                    return Err(r.into());
                 }
             };
             for (host, port) in targets {
+                let bare = host.trim_start_matches('[').trim_end_matches(']');
+                let addrs = match bare.parse::<IpAddr>() {
+                    Ok(ip) => vec![ip],
+                    Err(_) => {
+                        // sendmail names the host it connects to as configured, before
+                        // it looks the name up.
+                        say(
+                            out,
+                            &[format!(
+                                "{label}... Connecting to [{bare}] port {port} via {via}..."
+                            )],
+                        );
+                        match resolve(bare, *port) {
+                            Ok(a) => a,
+                            Err(r) => {
+                                last = r.into();
+                                continue;
+                            }
+                        }
+                    }
+                };
                 let creds = auth
                     .iter()
-                    .find(|a| {
-                        a.host.eq_ignore_ascii_case(
-                            host.trim_start_matches('[').trim_end_matches(']'),
-                        )
-                    })
+                    .find(|a| a.host.eq_ignore_ascii_case(bare))
                     .map(|a| Credentials {
                         user: a.user.clone(),
                         password: a.password.clone(),
@@ -80,36 +118,38 @@ impl Conn {
                 match Session::open(
                     host,
                     *port,
+                    &addrs,
                     &engine.host_name,
                     &engine.timeouts,
                     if mx { &mx_tls } else { &engine.tls },
                     creds.as_ref(),
                     out,
                     label,
-                    if mx { "esmtp" } else { "relay" },
+                    via,
                 ) {
                     Ok(mut s) => {
                         s.caps.pipelining &= engine.pipelining;
                         self.session = Some(s);
                         break;
                     }
-                    Err(r) => last = r,
+                    Err(f) => last = f,
                 }
             }
             if self.session.is_none() {
                 // A permanent greeting refusal is still only a deferral for the message.
-                let r = if last.is_permanent() {
-                    reply::Reply::local(451, format!("4.4.0 {}", last.summary()))
-                } else {
-                    last
-                };
-                self.dead = Some(r.clone());
-                return Err(r);
+                if last.reply.is_permanent() {
+                    last.reply = reply::Reply::local(
+                        451,
+                        format!("{} {}", status::NETWORK_TEMP, last.reply.summary()),
+                    );
+                }
+                self.dead = Some(last.reply.clone());
+                return Err(last);
             }
         }
-        self.session
-            .as_mut()
-            .ok_or_else(|| reply::Reply::local(451, "4.4.1 no session"))
+        self.session.as_mut().ok_or_else(|| {
+            reply::Reply::local(451, format!("{} no session", status::NO_ANSWER)).into()
+        })
     }
 
     fn close(&mut self, out: &mut Transcript<'_>) {
@@ -210,10 +250,11 @@ pub fn attempt(
     };
     let mut outcomes = planned.decided;
     say(out, &outcome_lines(&outcomes, &address));
+    let mut resolve = |name: &str, port: u16| relay_addresses(engine, dns, name, port);
     for t in planned.transactions {
         let conn = conns.entry(t.hosts.clone()).or_default();
         let mut file = || open_message().map_err(qf_error).map(|(f, _)| f);
-        let got = send_transaction(engine, &env, &t, conn, &mut file, out)?;
+        let got = send_transaction(engine, &env, &t, conn, &mut resolve, &mut file, out)?;
         outcomes.extend(got);
     }
     // Local recipients, one at a time (each in a child with the target's privileges).
@@ -275,82 +316,166 @@ pub fn attempt(
     Ok(result)
 }
 
+/// The addresses of a relay's host name, with sendmail's words when there are none:
+/// through RESOLVER when it is set, else the system's resolver (which tells a missing
+/// name from a failed lookup only in its text: every failure reads as a lookup failure).
+/// A name that does not exist defers like a failed lookup: a mistyped SMARTHOST must
+/// not return every message (DIFFERENCES.md).
+fn relay_addresses(
+    engine: &Engine,
+    dns: &mut Option<Result<dns::Dns, String>>,
+    name: &str,
+    port: u16,
+) -> Result<Vec<IpAddr>, reply::Reply> {
+    let not_found = || {
+        reply::Reply::local(
+            451,
+            format!(
+                "{} Host unknown (Name server: [{name}]: host not found)",
+                status::BAD_SYSTEM.with_class(StatusClass::Transient)
+            ),
+        )
+    };
+    let failed = |why: &str| {
+        log::info!("relay {name}: {why}");
+        reply::Reply::local(
+            451,
+            format!(
+                "{} Name server: [{name}]: host name lookup failure",
+                status::DIRECTORY_TEMP
+            ),
+        )
+    };
+    if engine.resolver.is_empty() {
+        return match std::net::ToSocketAddrs::to_socket_addrs(&(name, port)) {
+            Ok(a) => {
+                let v: Vec<IpAddr> = a.map(|s| s.ip()).collect();
+                if v.is_empty() {
+                    Err(not_found())
+                } else {
+                    Ok(v)
+                }
+            }
+            Err(e) => Err(failed(&e.to_string())),
+        };
+    }
+    match dns.get_or_insert_with(|| {
+        dns::Dns::new(&engine.resolver, engine.dns_timeout, engine.dns_retries)
+    }) {
+        Ok(d) => match d.host(name) {
+            Ok(v) => Ok(v),
+            Err((true, _)) => Err(not_found()),
+            Err((false, why)) => Err(failed(&why)),
+        },
+        Err(why) => Err(failed(why)),
+    }
+}
+
 /// One SMTP transaction: connect (or reuse the worker's connection to these hosts),
 /// send, and give each recipient its outcome. A relay that cannot be reached defers
-/// every recipient with the reason, and is not tried again in this run.
+/// every recipient with the reason, and is not tried again in this run. `-v` shows each
+/// outcome where sendmail shows it: right after the reply that decided it.
+#[allow(clippy::too_many_arguments)]
 fn send_transaction(
     engine: &Engine,
     env: &Envelope,
     t: &Transaction,
     conn: &mut Conn,
+    resolve: &mut dyn FnMut(&str, u16) -> Result<Vec<IpAddr>, reply::Reply>,
     file: &mut dyn FnMut() -> Result<std::fs::File, Fatal>,
     out: &mut Transcript<'_>,
 ) -> Result<Vec<RcptOutcome>, Fatal> {
-    let address = |i: usize| {
-        env.recipients
-            .get(i)
-            .map(|r| r.address.clone())
-            .unwrap_or_default()
-    };
-    let label: Vec<String> = t.rcpts.iter().map(|&i| address(i)).collect();
+    let rcpts: Vec<(usize, &Recipient)> = t
+        .rcpts
+        .iter()
+        .filter_map(|&i| Some((i, env.recipients.get(i)?)))
+        .collect();
+    let label: Vec<&str> = rcpts.iter().map(|(_, r)| r.address.as_str()).collect();
     let label = label.join(",");
     let is_mx = t.mailer == Mailer::Esmtp;
-    let session = match conn.get(engine, &t.hosts, is_mx, out, &label) {
+    let session = match conn.get(engine, &t.hosts, is_mx, resolve, out, &label) {
         Ok(s) => s,
-        Err(r) => {
+        Err(f) => {
             let name = t.hosts.first().map(|h| h.0.clone()).unwrap_or_default();
-            let got: Vec<RcptOutcome> = t
-                .rcpts
+            let got: Vec<RcptOutcome> = rcpts
                 .iter()
-                .map(|&i| RcptOutcome::new(i, r.clone(), t.mailer, Some(name.clone())))
+                .map(|&(i, _)| RcptOutcome::new(i, f.reply.clone(), t.mailer, Some(name.clone())))
                 .collect();
+            let address = |i: usize| {
+                env.recipients
+                    .get(i)
+                    .map(|r| r.address.clone())
+                    .unwrap_or_default()
+            };
             say(out, &outcome_lines(&got, &address));
+            say(out, f.closing.as_slice());
             return Ok(got);
         }
     };
     let relay_name = format!("{} [{}]", session.host, session.peer.ip());
     let mut data = file()?;
     let sender = engine.qualify(t.sender.as_deref().unwrap_or(&env.sender));
-    let addrs: Vec<String> = t
-        .rcpts
+    // As sent (and as sendmail -v names them): qualified.
+    let addrs: Vec<String> = rcpts
         .iter()
-        .map(|&i| engine.qualify(&address(i)))
+        .map(|(_, r)| engine.qualify(&r.address))
         .collect();
+    // What each recipient was told as its reply came (to show the others at the end).
+    let mut told: Vec<Option<smtp::Outcome>> = vec![None; rcpts.len()];
+    let mut notify = |which: &[usize], o: &smtp::Outcome, step: Step| -> Vec<String> {
+        let shown: Vec<&str> = which
+            .iter()
+            .filter_map(|&k| {
+                if let Some(slot) = told.get_mut(k) {
+                    *slot = Some(o.clone());
+                }
+                addrs.get(k).map(String::as_str)
+            })
+            .collect();
+        let as_outcome = RcptOutcome::from_smtp(0, o.clone(), t.mailer, String::new());
+        reply_lines(&shown, &as_outcome, step, engine.interactive)
+    };
     let mut msg = smtp::Outgoing {
         sender: &sender,
-        recipients: t
-            .rcpts
+        recipients: rcpts
             .iter()
             .zip(&addrs)
-            .filter_map(|(&i, a)| {
-                let r = env.recipients.get(i)?;
-                Some(smtp::OutRcpt {
-                    address: a,
-                    notify: r.notify.as_deref(),
-                    orcpt: r.orcpt.as_deref(),
-                })
+            .map(|((_, r), a)| smtp::OutRcpt {
+                address: a,
+                notify: r.notify.as_deref(),
+                orcpt: r.orcpt.as_deref(),
             })
             .collect(),
         data: &mut data,
         body: env.body_type.as_deref(),
         ret: env.ret.as_deref(),
         envid: env.envid.as_deref(),
+        notify: Some(&mut notify),
     };
     let res = session.send(&mut msg, out);
-    let got: Vec<RcptOutcome> = t
-        .rcpts
-        .iter()
-        .zip(res)
-        .map(|(&i, o)| {
-            let mut o = RcptOutcome::from_smtp(i, o, t.mailer, relay_name.clone());
-            o.dsn_passed = session.caps.dsn;
-            o.data_refused = session.data_refused;
-            o
-        })
-        .collect();
-    // sendmail -v: the qualified addresses, as sent.
-    let qualified = |i: usize| engine.qualify(&address(i));
-    say(out, &outcome_lines(&got, &qualified));
+    drop(msg);
+    let mut got = Vec::with_capacity(rcpts.len());
+    let mut untold = Vec::new();
+    for (k, (&(i, _), o)) in rcpts.iter().zip(res).enumerate() {
+        let was_told = told.get(k).and_then(Option::as_ref) == Some(&o);
+        let mut o = RcptOutcome::from_smtp(i, o, t.mailer, relay_name.clone());
+        o.dsn_passed = session.caps.dsn;
+        o.data_refused = session.data_refused;
+        if !was_told {
+            untold.push(o.clone());
+        }
+        got.push(o);
+    }
+    // Outcomes the session's failure gave (a lost connection, a protocol error).
+    let qualified = |i: usize| {
+        engine.qualify(
+            &env.recipients
+                .get(i)
+                .map(|r| r.address.clone())
+                .unwrap_or_default(),
+        )
+    };
+    say(out, &outcome_lines(&untold, &qualified));
     Ok(got)
 }
 

@@ -1,4 +1,4 @@
-//! DNS for MX delivery (hickory-resolver). The rest of the deliverer is synchronous: a
+//! DNS for MX delivery and, with RESOLVER, relay host names (hickory-resolver). The rest of the deliverer is synchronous: a
 //! private current-thread tokio runtime lives here only, and is built only when the first
 //! lookup is needed (never for smarthost or relay-table routes, never in `rsendmail`).
 //!
@@ -87,6 +87,15 @@ impl Dns {
             Ok(l) => Ok(l.iter().collect()),
             Err(e) if e.is_nx_domain() || e.is_no_records_found() => Err((true, e.to_string())),
             Err(e) => Err((false, e.to_string())),
+        }
+    }
+
+    /// The addresses of a relay's host name (A and AAAA): `Err(true, why)` when the
+    /// name does not exist or has no address, `Err(false, why)` when the lookup failed.
+    pub fn host(&self, name: &str) -> Result<Vec<IpAddr>, (bool, String)> {
+        match self.addresses(name) {
+            Ok(a) if a.is_empty() => Err((true, format!("{name}: no address"))),
+            other => other,
         }
     }
 

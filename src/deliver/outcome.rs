@@ -132,7 +132,15 @@ impl RcptOutcome {
             Class::Delivered | Class::Relayed => {
                 format!("Sent ({})", self.reply.text_without_enhanced())
             }
+            // A reason made up here reads as sendmail's, without a code
+            // (`Deferred: Connection refused by [192.0.2.1]`); local delivery's keep it.
+            Class::Temporary if self.reply.local && self.mailer != Mailer::Local => {
+                format!("Deferred: {}", self.reply.text_without_enhanced())
+            }
             Class::Temporary => format!("Deferred: {}", self.reply.summary()),
+            Class::Permanent if self.reply.local && self.mailer != Mailer::Local => {
+                self.reply.text_without_enhanced()
+            }
             Class::Permanent => self.reply.summary(),
         }
     }

@@ -18,6 +18,10 @@ pub struct Reply {
     /// The command this answered, when it decided a recipient's fate (`RCPT To:<a>`,
     /// `DATA`): the transcript in a delivery report shows it.
     pub command: Option<String>,
+    /// Made up here, not read from a server: a refused connection, a lookup failure, a
+    /// local delivery's result. sendmail shows such a reason without a code
+    /// (`Deferred: Connection refused by [192.0.2.1]`).
+    pub local: bool,
 }
 
 impl Reply {
@@ -92,6 +96,7 @@ impl Reply {
             code,
             lines: vec![text.into()],
             command: None,
+            local: true,
         }
     }
 }

@@ -60,11 +60,19 @@ pub fn deliver_ids(
             .max(1)
     };
     let total = queue.lock().map(|q| q.len()).unwrap_or(0);
+    // The entries selected; the reports and expansions their attempts queue go out in
+    // the same run, on the same connections, without a `Running` line of their own (as
+    // sendmail delivers a bounce).
+    let selected: std::collections::HashSet<String> = queue
+        .lock()
+        .map(|q| q.iter().cloned().collect())
+        .unwrap_or_default();
     std::thread::scope(|scope| {
         for worker in 0..workers {
             let queue = &queue;
             let results = &results;
             let errors = &errors;
+            let selected = &selected;
             scope.spawn(move || {
                 let mut w = Worker::new(worker);
                 // -v: the dialogue on stdout; -X: the same, line by line with the process
@@ -84,7 +92,8 @@ pub fn deliver_ids(
                     }
                     let next = queue.lock().ok().and_then(|mut q| q.pop_front());
                     let Some(id) = next else { break };
-                    seq += 1;
+                    let own = selected.contains(&id);
+                    seq += usize::from(own);
                     let mut out: Transcript<'_> = sink.get();
                     let locked = match spool.lock_entry(&id) {
                         Ok(Some(l)) => l,
@@ -103,6 +112,7 @@ pub fn deliver_ids(
                     // qf prefix, as sendmail names it), before its transcript.
                     if verbose
                         && queue_run
+                        && own
                         && let Some(w) = out.as_deref_mut()
                     {
                         let _ = writeln!(
@@ -186,10 +196,21 @@ pub fn deliver_entry(
     };
     let verbose = s.inv.verbose;
     let results = deliver_ids(engine, &s.spool, vec![id.to_string()], verbose, false)?;
-    let Some(a) = results.first() else {
-        return Ok(Sysexit::Ok);
-    };
-    Ok(exit_status(&a.counts, engine.error_mode))
+    Ok(run_status(&results, engine.error_mode))
+}
+
+/// The exit status of the attempts of a run: their counts added up (see
+/// [`exit_status`]).
+fn run_status(attempts: &[Attempt], error_mode: char) -> Sysexit {
+    let mut c = super::record::Counts::default();
+    for a in attempts {
+        c.delivered += a.counts.delivered;
+        c.deferred += a.counts.deferred;
+        c.failed_rcpt += a.counts.failed_rcpt;
+        c.failed_data += a.counts.failed_data;
+        c.failed_host += a.counts.failed_host;
+    }
+    exit_status(&c, error_mode)
 }
 
 /// Set by SIGTERM/SIGINT: a periodic runner finishes the entries it holds and stops.
@@ -218,8 +239,10 @@ pub fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         for id in &sweep.corrupt {
             println!("qf{id}: corrupt queue file moved to corrupt/");
         }
-        deliver_ids(engine, &s.spool, sweep.selected, s.inv.verbose, true)?;
-        return Ok(Sysexit::Ok);
+        let attempts = deliver_ids(engine, &s.spool, sweep.selected, s.inv.verbose, true)?;
+        // In the foreground (`-q -v`), the status says what became of the recipients,
+        // as an interactive delivery's does (recorded: reason-rcpt550-q-v exits 67).
+        return Ok(run_status(&attempts, engine.error_mode));
     }
     periodic(s, engine, &q)
 }

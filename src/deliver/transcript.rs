@@ -2,8 +2,8 @@
 //! with the process id), both, or nowhere; and sendmail's `addr... stat` lines for the
 //! outcomes.
 
-use super::outcome::RcptOutcome;
-use super::smtp::Transcript;
+use super::outcome::{Class, RcptOutcome};
+use super::smtp::{Step, Transcript};
 use std::sync::Mutex;
 
 pub struct XLog<'a> {
@@ -91,5 +91,31 @@ pub fn say(out: &mut Transcript<'_>, lines: &[String]) {
         for l in lines {
             let _ = writeln!(w, "{l}");
         }
+    }
+}
+
+/// sendmail -v's lines for an outcome as its reply is read: `addrs... Sent (text)` and
+/// `addrs... Deferred: reply` at once; a permanent refusal shows only the server's reply
+/// in an interactive delivery, and in a queue run sendmail's words for it after the
+/// reply (`addr... User unknown` for a refused recipient, `Service unavailable` for a
+/// refused message; recorded in compat-tests/cases/reason-*).
+pub fn reply_lines(addrs: &[&str], o: &RcptOutcome, step: Step, interactive: bool) -> Vec<String> {
+    match o.class {
+        Class::Permanent if interactive => Vec::new(),
+        Class::Permanent => match step {
+            Step::Rcpt => addrs
+                .iter()
+                .map(|a| {
+                    let words = if matches!(o.reply.code, 550 | 551 | 553) {
+                        "User unknown"
+                    } else {
+                        "Service unavailable"
+                    };
+                    format!("{a}... {words}")
+                })
+                .collect(),
+            Step::Mail | Step::Data => vec!["Service unavailable".to_string()],
+        },
+        _ => vec![format!("{}... {}", addrs.join(","), o.stat_text())],
     }
 }

@@ -87,6 +87,7 @@ mod tests {
     fn caps_parsed() {
         let r = Reply {
             command: None,
+            local: false,
             code: 250,
             lines: vec![
                 "mx.example".into(),
@@ -116,7 +117,7 @@ mod tests {
             ) {
                 let mut lines = lines;
                 lines.push(keyword);
-                let r = Reply { code: 250, lines, command: None };
+                let r = Reply { code: 250, lines, command: None, local: false };
                 let c = Caps::from_ehlo(&r);
                 prop_assert!(c.esmtp);
             }

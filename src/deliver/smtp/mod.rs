@@ -65,7 +65,7 @@ pub use auth::Credentials;
 pub use ehlo::Caps;
 pub use reply::Expect;
 pub use tls::{TlsMode, TlsPolicy};
-pub use transaction::{OutRcpt, Outcome, Outgoing};
+pub use transaction::{OutRcpt, Outcome, Outgoing, Step};
 pub use wire::{Stream, Timeouts};
 // Public in the single-file client and kept at their `smtp::` paths, though the engine
 // names none of them today.
@@ -77,7 +77,7 @@ pub use transaction::{Stored, xtext};
 use super::reply::Reply;
 use rsendmail::config::io_text;
 use std::io::{self, BufReader, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use wire::io_reply;
 
 /// What the session is waiting for.
@@ -153,12 +153,33 @@ pub struct Session {
     spent: bool,
 }
 
+/// Why no session could be opened: the reply to give every recipient (a temporary
+/// failure), and, when a connection was made, sendmail's `Closing connection to [ip]`
+/// line, which `-v` shows after the recipients' lines.
+#[derive(Clone, Debug)]
+pub struct OpenFailure {
+    pub reply: Reply,
+    pub closing: Option<String>,
+}
+
+impl From<Reply> for OpenFailure {
+    fn from(reply: Reply) -> OpenFailure {
+        OpenFailure {
+            reply,
+            closing: None,
+        }
+    }
+}
+
 impl Session {
-    /// Connect and greet. `Err` is a temporary failure to report for every recipient.
+    /// Connect to `addrs` (the addresses of `host`, tried in order) and greet. When
+    /// `host` is an address literal, each try is announced (`Connecting to [ip] port ...`);
+    /// for a name the caller announced it before looking it up.
     #[allow(clippy::too_many_arguments)]
     pub fn open(
         host: &str,
         port: u16,
+        addrs: &[IpAddr],
         helo_name: &str,
         timeouts: &Timeouts,
         tls: &TlsPolicy,
@@ -166,20 +187,16 @@ impl Session {
         out: &mut Transcript<'_>,
         label: &str,
         via: &str,
-    ) -> Result<Session, Reply> {
+    ) -> Result<Session, OpenFailure> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let addrs: Vec<SocketAddr> = match (bare, port).to_socket_addrs() {
-            Ok(a) => a.collect(),
-            Err(e) => {
-                return Err(Reply::local(
-                    451,
-                    format!("4.4.3 Host name lookup failure for {host}: {}", io_text(&e)),
-                ));
-            }
-        };
-        let mut last = Reply::local(451, format!("4.4.1 No address for {host}"));
-        for addr in addrs {
-            if let Some(w) = out.as_deref_mut() {
+        let literal = bare.parse::<IpAddr>().is_ok();
+        let mut last = Reply::local(
+            451,
+            format!("4.4.4 Host unknown (Name server: [{bare}]: host not found)"),
+        );
+        for &ip in addrs {
+            let addr = SocketAddr::new(ip, port);
+            if literal && let Some(w) = out.as_deref_mut() {
                 let _ = writeln!(
                     w,
                     "{label}... Connecting to [{}] port {port} via {via}...",
@@ -212,27 +229,43 @@ impl Session {
                     };
                     match s.greet(helo_name, tls, creds, out) {
                         Ok(()) => return Ok(s),
-                        Err(r) => {
-                            s.close(out);
-                            return Err(r);
+                        Err(reply) => {
+                            s.abandon(out);
+                            return Err(OpenFailure {
+                                reply,
+                                closing: Some(format!("Closing connection to [{}]", addr.ip())),
+                            });
                         }
                     }
                 }
                 Err(e) => {
                     let why = match e.kind() {
                         io::ErrorKind::ConnectionRefused => {
-                            format!("4.4.1 Connection refused by {}", addr.ip())
+                            format!("4.4.1 Connection refused by [{}]", addr.ip())
                         }
                         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-                            format!("4.4.1 Connection timed out with {}", addr.ip())
+                            format!("4.4.1 Connection timed out with [{}]", addr.ip())
                         }
-                        _ => format!("4.4.1 {} with {}", io_text(&e), addr.ip()),
+                        _ => format!("4.4.1 {} with [{}]", io_text(&e), addr.ip()),
                     };
                     last = Reply::local(451, why);
                 }
             }
         }
-        Err(last)
+        Err(last.into())
+    }
+
+    /// Give up a session that failed before it was ready: a server that still listens
+    /// (it refused the greeting or EHLO) is sent QUIT without waiting for its reply, as
+    /// sendmail does.
+    fn abandon(&mut self, out: &mut Transcript<'_>) {
+        if self.state != State::Closed {
+            self.state = State::QuitReply;
+            if self.put("QUIT", out).is_ok() {
+                let _ = self.flush(self.timeouts.quit);
+            }
+        }
+        self.state = State::Closed;
     }
 
     /// Greeting, EHLO, STARTTLS when the policy asks for it, AUTH when given credentials.

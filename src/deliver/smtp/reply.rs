@@ -101,6 +101,7 @@ pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::R
                     code: c,
                     lines,
                     command: None,
+                    local: false,
                 });
             }
             _ => return Err(bad()),

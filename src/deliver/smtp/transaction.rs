@@ -69,6 +69,35 @@ pub struct Outgoing<'a> {
     pub body: Option<&'a str>,
     pub ret: Option<&'a str>,
     pub envid: Option<&'a str>,
+    /// Told each outcome as soon as its reply is read, with the recipients it is for
+    /// (indexes into `recipients`) and the command it answered; returns the lines the
+    /// transcript shows there (sendmail -v prints `addr... Deferred: ...` right after a
+    /// RCPT's 4yz, before the RSET that follows). Outcomes a failed session gives are
+    /// not told: the caller has them from [`Session::send`].
+    pub notify: Option<&'a mut Notify<'a>>,
+}
+
+/// See [`Outgoing::notify`].
+pub type Notify<'a> = dyn FnMut(&[usize], &Outcome, Step) -> Vec<String> + 'a;
+
+/// The command whose reply decided an outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Mail,
+    Rcpt,
+    Data,
+}
+
+/// Tell `notify` of an outcome and show the lines it gives.
+fn tell(m: &mut Outgoing<'_>, which: &[usize], o: &Outcome, step: Step, out: &mut Transcript<'_>) {
+    if let Some(f) = m.notify.as_deref_mut() {
+        let lines = f(which, o, step);
+        if let Some(w) = out.as_deref_mut() {
+            for l in lines {
+                let _ = writeln!(w, "{l}");
+            }
+        }
+    }
 }
 
 pub struct OutRcpt<'a> {
@@ -280,9 +309,11 @@ impl Session {
                     self.end_empty_data(out)?;
                 }
             }
+            let o = Outcome::from_reply(mail_reply);
             for &i in which {
-                results[i] = Some(Outcome::from_reply(mail_reply.clone()));
+                results[i] = Some(o.clone());
             }
+            tell(m, which, &o, Step::Mail, out);
             self.reset(out)?;
             return Ok((0, retry));
         }
@@ -301,7 +332,9 @@ impl Session {
                 retry.push(i);
                 results[i] = Some(Outcome::TempFail(r));
             } else {
-                results[i] = Some(Outcome::from_reply(r));
+                let o = Outcome::from_reply(r);
+                tell(m, &[i], &o, Step::Rcpt, out);
+                results[i] = Some(o);
             }
         }
         self.state = State::DataReply;
@@ -319,9 +352,11 @@ impl Session {
         if data_reply.code != 354 {
             if !accepted.is_empty() {
                 self.data_refused |= data_reply.is_permanent();
+                let o = Outcome::from_reply(data_reply);
                 for &i in &accepted {
-                    results[i] = Some(Outcome::from_reply(data_reply.clone()));
+                    results[i] = Some(o.clone());
                 }
+                tell(m, &accepted, &o, Step::Data, out);
             }
             self.reset(out)?;
             return Ok((0, retry));
@@ -358,9 +393,11 @@ impl Session {
             .check(fin, Expect::Completion, "the end of the data")?
             .to("DATA");
         self.data_refused |= fin.is_permanent();
+        let o = Outcome::from_reply(fin);
         for &i in &accepted {
-            results[i] = Some(Outcome::from_reply(fin.clone()));
+            results[i] = Some(o.clone());
         }
+        tell(m, &accepted, &o, Step::Data, out);
         self.state = if self.spent {
             State::Closed
         } else {
@@ -382,6 +419,18 @@ impl Session {
             "the end of the data",
         )?;
         self.state = State::Ready;
+        Ok(())
+    }
+
+    /// Before a connection is used again: RSET, as sendmail checks a cached connection
+    /// before it says it uses it. The transaction that follows sends no RSET of its own.
+    /// `Err`: the connection is not usable (and is closed).
+    pub fn reset_for_reuse(&mut self, out: &mut Transcript<'_>) -> Result<(), Reply> {
+        if !self.used {
+            return Ok(());
+        }
+        self.reset(out)?;
+        self.used = false;
         Ok(())
     }
 

@@ -90,6 +90,11 @@ impl Write for Stream {
 /// A local reply for an I/O error or timeout `during` the phase of `state`.
 pub(super) fn io_reply(e: &io::Error, state: State, host: &str) -> Reply {
     let what = match e.kind() {
+        // sendmail's words for a greeting that never comes.
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock if state == State::Greeting => {
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            return Reply::local(451, format!("4.4.1 Connection timed out with [{bare}]"));
+        }
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
             format!(
                 "timeout waiting for input from {host} during {}",
