@@ -49,13 +49,14 @@ impl Conn {
             s.close(out);
         }
         if self.session.is_none() {
-            let mut last = reply::Reply::local(451, "4.4.1 no smarthost configured");
+            let mut last =
+                reply::Reply::with_status(451, status::NO_ANSWER, "no smarthost configured");
             let none = Vec::new();
             let auth = match &engine.auth {
                 _ if mx => &none,
                 Ok(a) => a,
                 Err(why) => {
-                    let r = reply::Reply::local(451, format!("4.7.0 {why}"));
+                    let r = reply::Reply::with_status(451, status::SECURITY_TEMP, why);
                     self.dead = Some(r.clone());
                     return Err(r);
                 }
@@ -99,7 +100,7 @@ impl Conn {
             if self.session.is_none() {
                 // A permanent greeting refusal is still only a deferral for the message.
                 let r = if last.is_permanent() {
-                    reply::Reply::local(451, format!("4.4.0 {}", last.summary()))
+                    reply::Reply::with_status(451, status::NETWORK_TEMP, last.summary())
                 } else {
                     last
                 };
@@ -109,7 +110,7 @@ impl Conn {
         }
         self.session
             .as_mut()
-            .ok_or_else(|| reply::Reply::local(451, "4.4.1 no session"))
+            .ok_or_else(|| reply::Reply::with_status(451, status::NO_ANSWER, "no session"))
     }
 
     fn close(&mut self, out: &mut Transcript<'_>) {
@@ -237,7 +238,7 @@ pub fn attempt(
         let lines: Vec<String> = refused
             .iter()
             .skip(refused_before)
-            .map(|f| format!("{}... {} {}", f.recipient.address, f.code, f.text))
+            .map(|f| format!("{}... {}", f.recipient.address, f.failure.reply().summary()))
             .collect();
         say(out, &lines);
         outcomes.push(o);
@@ -385,22 +386,19 @@ fn deliver_local(
         .deliver(env, r, &is_local, open_message, &sender)
     {
         local::LocalOutcome::Delivered(text) => ok(text),
-        local::LocalOutcome::Temp(code, text) | local::LocalOutcome::Perm(code, text) => {
-            RcptOutcome::local(i, code, text, Mailer::Local, None)
-        }
+        local::LocalOutcome::Failed(f) => RcptOutcome::new(i, f.reply(), Mailer::Local, None),
         local::LocalOutcome::Expanded(list, failed, text) => {
             let queued = if list.is_empty() {
                 Ok(text)
             } else if env.expansions as usize >= rsendmail::aliases::MAX_DEPTH {
                 // `.forward` files that forward to each other: the message has been
                 // re-queued as often as aliases may nest.
-                Err(RcptOutcome::local(
+                Err(RcptOutcome::new(
                     i,
-                    554,
-                    format!(
-                        "{} {}... aliasing/forwarding loop broken",
+                    reply::Reply::with_status(
+                        554,
                         status::LOOP,
-                        r.address
+                        format_args!("{}... aliasing/forwarding loop broken", r.address),
                     ),
                     Mailer::Local,
                     None,
@@ -411,10 +409,9 @@ fn deliver_local(
                         result.new_entries.push(id.clone());
                         Ok(format!("{text}, queued as {id}"))
                     }
-                    Err(e) => Err(RcptOutcome::local(
+                    Err(e) => Err(RcptOutcome::new(
                         i,
-                        451,
-                        format!("{} {}", status::SYSTEM_TEMP, e.message),
+                        reply::Reply::with_status(451, status::SYSTEM_TEMP, e.message),
                         Mailer::Local,
                         None,
                     )),
