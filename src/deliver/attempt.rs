@@ -200,7 +200,7 @@ pub fn attempt(
         dns::Dns::new(&engine.resolver, engine.dns_timeout, engine.dns_retries)
     }) {
         Ok(r) => r.mx(d),
-        Err(e) => dns::MxResult::Temp(format!("{} {e}", status::DIRECTORY_TEMP)),
+        Err(e) => dns::MxResult::Temp(status::DIRECTORY_TEMP, e.clone()),
     };
     let planned = plan::plan(engine, &env, &open, hops, *index, &mut mx);
     let address = |i: usize| {

@@ -14,6 +14,7 @@ use super::reply::{Expect, read_reply};
 use super::{Reply, Session, State, Transcript};
 use rsendmail::config::io_text;
 use rsendmail::message::wire;
+use rsendmail::status;
 use std::io::{self, BufWriter, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -101,7 +102,7 @@ pub(super) fn io_reply(e: &io::Error, state: State, host: &str) -> Reply {
         }
         _ => format!("{} with {host} during {}", io_text(e), state.phase()),
     };
-    Reply::local(451, format!("4.4.2 {what}"))
+    Reply::with_status(451, status::BAD_CONNECTION, what)
 }
 
 impl Session {
@@ -201,7 +202,11 @@ impl Session {
     fn protocol_error(&mut self, what: String) -> Reply {
         self.state = State::Closed;
         self.desynchronised = true;
-        Reply::local(451, format!("4.5.0 Protocol error: {what}"))
+        Reply::with_status(
+            451,
+            status::PROTOCOL_TEMP,
+            format_args!("Protocol error: {what}"),
+        )
     }
 
     /// Whether the server has sent anything that no command asked for yet: data left in
