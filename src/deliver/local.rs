@@ -922,3 +922,29 @@ impl<R: Read> Read for Counting<'_, R> {
         Ok(k)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A command's exit status as its recipient's reply.
+    #[test]
+    fn command_exit_statuses() {
+        let cases: &[(i32, &str)] = &[
+            (75, "451 4.3.0 command exited with status 75"),
+            (67, "550 5.1.1 command exited with status 67"),
+            (1, "554 5.3.0 command exited with status 1"),
+            (71, "554 5.3.0 command exited with status 71"),
+            (77, "554 5.3.0 command exited with status 77"),
+            (255, "554 5.3.0 command exited with status 255"),
+        ];
+        for &(code, want) in cases {
+            let LocalOutcome::Failed(f) =
+                command_failure(code, format!("command exited with status {code}"))
+            else {
+                panic!("{code}: not a failure");
+            };
+            assert_eq!(f.reply().summary(), want, "{code}");
+        }
+    }
+}
