@@ -47,6 +47,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::message::address;
+use crate::status::{self, EnhancedStatus};
 
 /// One alias as read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -362,7 +363,7 @@ pub enum ExpandError {
     /// An `:include:` file that cannot be a list: not a regular file, too large, one
     /// that whoever controls the list may not read, or one too many: a permanent
     /// failure, with its RFC 3463 status.
-    IncludeRefused(String, String, &'static str),
+    IncludeRefused(String, String, EnhancedStatus),
     /// A target that is not an address (`a@@example.org`, `x y@example.org`), refused
     /// like the same address on the command line.
     Invalid(String, address::Invalid),
@@ -403,19 +404,20 @@ impl ExpandError {
         }
     }
 
-    /// The error as a delivery-time failure of its target: the reply code and the text
-    /// after it (`5.1.1 nobody... User unknown`), the `addr... reason` text prefixed
-    /// with its RFC 3463 status. Only [`ExpandError::Include`] is temporary.
-    pub fn reply(&self) -> (u16, String) {
+    /// The error as a delivery-time failure of its target: the reply code, the RFC 3463
+    /// status and the `addr... reason` text after it (`550 5.1.1 nobody... User
+    /// unknown`). Only [`ExpandError::Include`] is temporary.
+    pub fn reply(&self) -> (u16, EnhancedStatus, String) {
         match self {
-            ExpandError::UnknownUser(_) => (550, format!("5.1.1 {}", self.text())),
+            ExpandError::UnknownUser(_) => (550, status::BAD_MAILBOX, self.text()),
             ExpandError::Loop(a) => (
                 554,
-                format!("5.4.6 {}... {}", address::shown(a), self.text()),
+                status::LOOP,
+                format!("{}... {}", address::shown(a), self.text()),
             ),
-            ExpandError::Include(..) => (451, format!("4.3.0 {}", self.text())),
-            ExpandError::IncludeRefused(_, _, status) => (550, format!("{status} {}", self.text())),
-            ExpandError::Invalid(_, e) => (553, format!("{} {}", e.status(), self.text())),
+            ExpandError::Include(..) => (451, status::SYSTEM_TEMP, self.text()),
+            ExpandError::IncludeRefused(_, _, status) => (550, *status, self.text()),
+            ExpandError::Invalid(_, e) => (553, e.status(), self.text()),
         }
     }
 
@@ -471,11 +473,11 @@ impl ListFileError {
     }
 
     /// The RFC 3463 status of a permanent refusal.
-    pub fn status(&self) -> &'static str {
+    pub fn status(&self) -> EnhancedStatus {
         match self {
-            ListFileError::Denied(_) => "5.7.1",
-            ListFileError::NotRegular(_) | ListFileError::TooLarge(_) => "5.3.0",
-            ListFileError::Io(_) => "4.3.0",
+            ListFileError::Denied(_) => status::NOT_AUTHORIZED,
+            ListFileError::NotRegular(_) | ListFileError::TooLarge(_) => status::SYSTEM_PERM,
+            ListFileError::Io(_) => status::SYSTEM_TEMP,
         }
     }
 
@@ -712,7 +714,7 @@ impl Expander<'_> {
                 out.errors.push(ExpandError::IncludeRefused(
                     path.to_string(),
                     format!("more than {MAX_INCLUDES} :include: files in one expansion"),
-                    "5.3.0",
+                    status::SYSTEM_PERM,
                 ));
                 return;
             }
@@ -1107,7 +1109,7 @@ mod tests {
             vec![ExpandError::IncludeRefused(
                 "/root/secret".into(),
                 "Permission denied".into(),
-                "5.7.1"
+                status::NOT_AUTHORIZED
             )]
         );
         assert_eq!(
@@ -1217,7 +1219,12 @@ mod tests {
             ),
         ];
         for (e, code, text) in cases {
-            assert_eq!(e.reply(), (*code, text.to_string()), "{e:?}");
+            let (c, status, t) = e.reply();
+            assert_eq!(
+                (c, format!("{status} {t}")),
+                (*code, text.to_string()),
+                "{e:?}"
+            );
         }
     }
 

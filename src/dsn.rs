@@ -27,6 +27,7 @@ use crate::clock;
 use crate::exit::Fatal;
 use crate::spool::Spool;
 use crate::spool::entry::{Envelope, Recipient};
+use crate::status::EnhancedStatus;
 
 /// What a report says happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +60,7 @@ pub struct RcptReport {
     /// `failed`, `delayed`, `delivered`, `relayed`, `expanded`.
     pub action: &'static str,
     /// The enhanced status code (`5.1.1`).
-    pub status: String,
+    pub status: EnhancedStatus,
     /// The host that gave the reply (`mx.example.org`), if remote.
     pub remote_mta: Option<String>,
     /// The reply, e.g. `550 5.1.1 <bob@example.org>... User unknown`.
@@ -378,26 +379,6 @@ pub fn wanted(r: &Recipient, kind: Kind) -> bool {
     }
 }
 
-/// The enhanced status code in a reply (`550 5.1.1 ...` → `5.1.1`), else a default by
-/// the reply's class.
-pub fn status_of(reply: &str, permanent: bool) -> String {
-    let mut words = reply.split_whitespace();
-    let first = words.next().unwrap_or("");
-    let candidates = [first, words.next().unwrap_or("")];
-    for w in candidates {
-        let parts: Vec<&str> = w.split('.').collect();
-        if let [class, _, _] = parts.as_slice()
-            && parts
-                .iter()
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-            && matches!(*class, "2" | "4" | "5")
-        {
-            return w.to_string();
-        }
-    }
-    if permanent { "5.0.0" } else { "4.0.0" }.into()
-}
-
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
@@ -417,14 +398,6 @@ mod tests {
     }
 
     #[test]
-    fn status_codes() {
-        assert_eq!(status_of("550 5.1.1 <b@x>... User unknown", true), "5.1.1");
-        assert_eq!(status_of("5.4.6 loop", true), "5.4.6");
-        assert_eq!(status_of("550 no", true), "5.0.0");
-        assert_eq!(status_of("451 later", false), "4.0.0");
-    }
-
-    #[test]
     fn report_structure() {
         let mut env = test_envelope("6AMxxxxx000001", &["bob@x"]);
         env.envid = Some("env-42".into());
@@ -438,7 +411,7 @@ mod tests {
                 final_recipient: "bob@x".into(),
                 original_recipient: Some("rfc822;bob@x".into()),
                 action: "failed",
-                status: "5.1.1".into(),
+                status: crate::status::BAD_MAILBOX,
                 remote_mta: Some("mx.x".into()),
                 diagnostic: Some("550 5.1.1 User unknown".into()),
                 diagnostic_type: "SMTP",

@@ -1,9 +1,12 @@
 //! The sysexits.h table: every error in rsendmail maps to exactly one of these codes.
 //!
 //! Callers (cron, mutt, PHP, git send-email) branch on these numbers, so they are
-//! sendmail's, not ours. `is_temporary()` follows Postfix's `sys_exits.c`: only
-//! EX_TEMPFAIL (and the OS/IO errors a retry may cure) mean "try again later".
+//! sendmail's, not ours. Each code has the RFC 3463 enhanced status it stands for
+//! ([`Sysexit::enhanced_status`], the column of Postfix's `sys_exits.c`), and
+//! `is_temporary()` is that status's class: only EX_TEMPFAIL and EX_OSERR mean "try
+//! again later".
 
+use crate::status::{self, EnhancedStatus, StatusClass};
 use std::fmt;
 use std::process::ExitCode;
 
@@ -82,12 +85,32 @@ impl Sysexit {
         }
     }
 
-    /// Whether a retry may succeed (the message stays queued rather than bouncing).
+    /// The RFC 3463 status a mailer's exit with this code stands for (Postfix's
+    /// `sys_exits.c` table; EX_OK is plain success).
+    pub fn enhanced_status(self) -> EnhancedStatus {
+        match self {
+            Sysexit::Ok => status::OK,
+            Sysexit::NoUser => status::BAD_MAILBOX,
+            Sysexit::NoHost => status::BAD_SYSTEM,
+            Sysexit::DataErr => status::MEDIA_PERM,
+            Sysexit::CantCreat => status::MAILBOX_PERM,
+            Sysexit::OsErr | Sysexit::TempFail => status::SYSTEM_TEMP,
+            Sysexit::Protocol => status::PROTOCOL_PERM,
+            Sysexit::NoPerm => status::SECURITY_PERM,
+            Sysexit::Config => status::MISCONFIGURED,
+            Sysexit::Usage
+            | Sysexit::NoInput
+            | Sysexit::Unavailable
+            | Sysexit::Software
+            | Sysexit::OsFile
+            | Sysexit::IoErr => status::SYSTEM_PERM,
+        }
+    }
+
+    /// Whether a retry may succeed (the message stays queued rather than bouncing): the
+    /// class of [`Sysexit::enhanced_status`].
     pub fn is_temporary(self) -> bool {
-        matches!(
-            self,
-            Sysexit::TempFail | Sysexit::OsErr | Sysexit::IoErr | Sysexit::CantCreat
-        )
+        self.enhanced_status().class == StatusClass::Transient
     }
 
     /// The io::Error of a spool or file operation, mapped as sendmail maps errno.
@@ -181,10 +204,33 @@ mod tests {
         }
     }
 
+    /// Postfix's `sys_exits.c`: each code's RFC 3463 status; the temporary ones are
+    /// those of class 4.
     #[test]
-    fn temporary_classes() {
-        assert!(Sysexit::TempFail.is_temporary());
-        assert!(!Sysexit::NoUser.is_temporary());
-        assert!(!Sysexit::Usage.is_temporary());
+    fn enhanced_status_table() {
+        let table = [
+            (Sysexit::Ok, "2.0.0", false),
+            (Sysexit::Usage, "5.3.0", false),
+            (Sysexit::DataErr, "5.6.0", false),
+            (Sysexit::NoInput, "5.3.0", false),
+            (Sysexit::NoUser, "5.1.1", false),
+            (Sysexit::NoHost, "5.1.2", false),
+            (Sysexit::Unavailable, "5.3.0", false),
+            (Sysexit::Software, "5.3.0", false),
+            (Sysexit::OsErr, "4.3.0", true),
+            (Sysexit::OsFile, "5.3.0", false),
+            (Sysexit::CantCreat, "5.2.0", false),
+            (Sysexit::IoErr, "5.3.0", false),
+            (Sysexit::TempFail, "4.3.0", true),
+            (Sysexit::Protocol, "5.5.0", false),
+            (Sysexit::NoPerm, "5.7.0", false),
+            (Sysexit::Config, "5.3.5", false),
+        ];
+        for (s, dsn, temporary) in table {
+            assert_eq!(s.enhanced_status().to_string(), dsn, "{}", s.name());
+            assert_eq!(s.is_temporary(), temporary, "{}", s.name());
+            assert_eq!(Sysexit::from_code(s.code()), Some(s), "{}", s.name());
+        }
+        assert_eq!(table.len(), 16, "every code of sysexits.h, and EX_OK");
     }
 }

@@ -100,24 +100,58 @@ pub const OK: EnhancedStatus = EnhancedStatus::undefined(Success);
 pub const TEMP: EnhancedStatus = EnhancedStatus::undefined(Transient);
 /// 5.0.0 Other or undefined permanent failure.
 pub const PERM: EnhancedStatus = EnhancedStatus::undefined(Permanent);
+/// 5.1.0 Other address status.
+pub const ADDRESS_PERM: EnhancedStatus = EnhancedStatus::new(Permanent, 1, 0);
 /// 5.1.1 Bad destination mailbox address.
 pub const BAD_MAILBOX: EnhancedStatus = EnhancedStatus::new(Permanent, 1, 1);
 /// 5.1.2 Bad destination system address.
 pub const BAD_SYSTEM: EnhancedStatus = EnhancedStatus::new(Permanent, 1, 2);
+/// 5.1.3 Bad destination mailbox address syntax.
+pub const BAD_MAILBOX_SYNTAX: EnhancedStatus = EnhancedStatus::new(Permanent, 1, 3);
+/// 5.1.10 Recipient address has null MX (RFC 7505 §4.2).
+pub const NULL_MX: EnhancedStatus = EnhancedStatus::new(Permanent, 1, 10);
+/// 4.2.0 Other or undefined mailbox status.
+pub const MAILBOX_TEMP: EnhancedStatus = EnhancedStatus::new(Transient, 2, 0);
+/// 5.2.0 Other or undefined mailbox status.
+pub const MAILBOX_PERM: EnhancedStatus = EnhancedStatus::new(Permanent, 2, 0);
+/// 4.2.1 Mailbox disabled, not accepting messages.
+pub const MAILBOX_DISABLED: EnhancedStatus = EnhancedStatus::new(Transient, 2, 1);
 /// 4.3.0 Other or undefined mail system status (a local failure to try again).
 pub const SYSTEM_TEMP: EnhancedStatus = EnhancedStatus::new(Transient, 3, 0);
+/// 5.3.0 Other or undefined mail system status.
+pub const SYSTEM_PERM: EnhancedStatus = EnhancedStatus::new(Permanent, 3, 0);
+/// 5.3.5 System incorrectly configured.
+pub const MISCONFIGURED: EnhancedStatus = EnhancedStatus::new(Permanent, 3, 5);
 /// 4.4.0 Other or undefined network or routing status.
 pub const NETWORK_TEMP: EnhancedStatus = EnhancedStatus::new(Transient, 4, 0);
 /// 4.4.1 No answer from host.
 pub const NO_ANSWER: EnhancedStatus = EnhancedStatus::new(Transient, 4, 1);
+/// 4.4.2 Bad connection.
+pub const BAD_CONNECTION: EnhancedStatus = EnhancedStatus::new(Transient, 4, 2);
 /// 4.4.3 Directory server failure (DNS).
 pub const DIRECTORY_TEMP: EnhancedStatus = EnhancedStatus::new(Transient, 4, 3);
 /// 5.4.6 Routing loop detected.
 pub const LOOP: EnhancedStatus = EnhancedStatus::new(Permanent, 4, 6);
 /// 4.4.7 Delivery time expired.
 pub const EXPIRED: EnhancedStatus = EnhancedStatus::new(Transient, 4, 7);
+/// 4.5.0 Other or undefined protocol status.
+pub const PROTOCOL_TEMP: EnhancedStatus = EnhancedStatus::new(Transient, 5, 0);
+/// 5.5.0 Other or undefined protocol status.
+pub const PROTOCOL_PERM: EnhancedStatus = EnhancedStatus::new(Permanent, 5, 0);
+/// 5.6.0 Other or undefined media error.
+pub const MEDIA_PERM: EnhancedStatus = EnhancedStatus::new(Permanent, 6, 0);
+/// 5.6.7 Non-ASCII addresses not permitted for that sender or recipient (RFC 6531).
+pub const NON_ASCII_ADDRESS: EnhancedStatus = EnhancedStatus::new(Permanent, 6, 7);
 /// 4.7.0 Other or undefined security status.
 pub const SECURITY_TEMP: EnhancedStatus = EnhancedStatus::new(Transient, 7, 0);
+/// 5.7.0 Other or undefined security status.
+pub const SECURITY_PERM: EnhancedStatus = EnhancedStatus::new(Permanent, 7, 0);
+/// 5.7.1 Delivery not authorized, message refused.
+pub const NOT_AUTHORIZED: EnhancedStatus = EnhancedStatus::new(Permanent, 7, 1);
+/// 4.7.4 Security features not supported.
+pub const SECURITY_UNSUPPORTED: EnhancedStatus = EnhancedStatus::new(Transient, 7, 4);
+/// 4.7.5 Cryptographic failure.
+pub const CRYPTO_FAILURE: EnhancedStatus = EnhancedStatus::new(Transient, 7, 5);
 
 #[cfg(test)]
 #[allow(clippy::indexing_slicing)]

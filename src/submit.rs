@@ -684,9 +684,9 @@ fn refused_recipients(
                         original_recipient: None,
                         action: "failed",
                         status: if r.code == Sysexit::NoUser {
-                            "5.1.1".into()
+                            crate::status::BAD_MAILBOX
                         } else {
-                            "5.0.0".into()
+                            crate::status::PERM
                         },
                         remote_mta: None,
                         diagnostic: Some(r.text.clone()),

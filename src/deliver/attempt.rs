@@ -22,6 +22,9 @@ use rsendmail::status::{self, StatusClass};
 use std::io::{Seek, SeekFrom};
 use std::net::IpAddr;
 
+/// Looks up a relay's host name (and port): its addresses, or the reply to defer with.
+type Resolve<'a> = dyn FnMut(&str, u16) -> Result<Vec<IpAddr>, reply::Reply> + 'a;
+
 /// A connection kept across the entries of one worker.
 #[derive(Default)]
 pub struct Conn {
@@ -41,7 +44,7 @@ impl Conn {
         engine: &Engine,
         targets: &[(String, u16)],
         mx: bool,
-        resolve: &mut dyn FnMut(&str, u16) -> Result<Vec<IpAddr>, reply::Reply>,
+        resolve: &mut Resolve<'_>,
         out: &mut Transcript<'_>,
         label: &str,
     ) -> Result<&mut Session, OpenFailure> {
@@ -70,13 +73,13 @@ impl Conn {
             );
         } else {
             let mut last: OpenFailure =
-                reply::Reply::local(451, "4.4.1 no smarthost configured").into();
+                reply::Reply::with_status(451, status::NO_ANSWER, "no smarthost configured").into();
             let none = Vec::new();
             let auth = match &engine.auth {
                 _ if mx => &none,
                 Ok(a) => a,
                 Err(why) => {
-                    let r = reply::Reply::local(451, format!("{} {why}", status::SECURITY_TEMP));
+                    let r = reply::Reply::with_status(451, status::SECURITY_TEMP, why);
                     self.dead = Some(r.clone());
                     return Err(r.into());
                 }
@@ -138,18 +141,16 @@ impl Conn {
             if self.session.is_none() {
                 // A permanent greeting refusal is still only a deferral for the message.
                 if last.reply.is_permanent() {
-                    last.reply = reply::Reply::local(
-                        451,
-                        format!("{} {}", status::NETWORK_TEMP, last.reply.summary()),
-                    );
+                    last.reply =
+                        reply::Reply::with_status(451, status::NETWORK_TEMP, last.reply.summary());
                 }
                 self.dead = Some(last.reply.clone());
                 return Err(last);
             }
         }
-        self.session.as_mut().ok_or_else(|| {
-            reply::Reply::local(451, format!("{} no session", status::NO_ANSWER)).into()
-        })
+        self.session
+            .as_mut()
+            .ok_or_else(|| reply::Reply::with_status(451, status::NO_ANSWER, "no session").into())
     }
 
     fn close(&mut self, out: &mut Transcript<'_>) {
@@ -239,7 +240,7 @@ pub fn attempt(
         dns::Dns::new(&engine.resolver, engine.dns_timeout, engine.dns_retries)
     }) {
         Ok(r) => r.mx(d),
-        Err(e) => dns::MxResult::Temp(format!("{} {e}", status::DIRECTORY_TEMP)),
+        Err(e) => dns::MxResult::Temp(status::DIRECTORY_TEMP, e.clone()),
     };
     let planned = plan::plan(engine, &env, &open, hops, *index, &mut mx);
     let address = |i: usize| {
@@ -278,7 +279,7 @@ pub fn attempt(
         let lines: Vec<String> = refused
             .iter()
             .skip(refused_before)
-            .map(|f| format!("{}... {} {}", f.recipient.address, f.code, f.text))
+            .map(|f| format!("{}... {}", f.recipient.address, f.failure.reply().summary()))
             .collect();
         say(out, &lines);
         outcomes.push(o);
@@ -328,22 +329,18 @@ fn relay_addresses(
     port: u16,
 ) -> Result<Vec<IpAddr>, reply::Reply> {
     let not_found = || {
-        reply::Reply::local(
+        reply::Reply::with_status(
             451,
-            format!(
-                "{} Host unknown (Name server: [{name}]: host not found)",
-                status::BAD_SYSTEM.with_class(StatusClass::Transient)
-            ),
+            status::BAD_SYSTEM.with_class(StatusClass::Transient),
+            format!("Host unknown (Name server: [{name}]: host not found)"),
         )
     };
     let failed = |why: &str| {
         log::info!("relay {name}: {why}");
-        reply::Reply::local(
+        reply::Reply::with_status(
             451,
-            format!(
-                "{} Name server: [{name}]: host name lookup failure",
-                status::DIRECTORY_TEMP
-            ),
+            status::DIRECTORY_TEMP,
+            format!("Name server: [{name}]: host name lookup failure"),
         )
     };
     if engine.resolver.is_empty() {
@@ -381,7 +378,7 @@ fn send_transaction(
     env: &Envelope,
     t: &Transaction,
     conn: &mut Conn,
-    resolve: &mut dyn FnMut(&str, u16) -> Result<Vec<IpAddr>, reply::Reply>,
+    resolve: &mut Resolve<'_>,
     file: &mut dyn FnMut() -> Result<std::fs::File, Fatal>,
     out: &mut Transcript<'_>,
 ) -> Result<Vec<RcptOutcome>, Fatal> {
@@ -510,22 +507,19 @@ fn deliver_local(
         .deliver(env, r, &is_local, open_message, &sender)
     {
         local::LocalOutcome::Delivered(text) => ok(text),
-        local::LocalOutcome::Temp(code, text) | local::LocalOutcome::Perm(code, text) => {
-            RcptOutcome::local(i, code, text, Mailer::Local, None)
-        }
+        local::LocalOutcome::Failed(f) => RcptOutcome::new(i, f.reply(), Mailer::Local, None),
         local::LocalOutcome::Expanded(list, failed, text) => {
             let queued = if list.is_empty() {
                 Ok(text)
             } else if env.expansions as usize >= rsendmail::aliases::MAX_DEPTH {
                 // `.forward` files that forward to each other: the message has been
                 // re-queued as often as aliases may nest.
-                Err(RcptOutcome::local(
+                Err(RcptOutcome::new(
                     i,
-                    554,
-                    format!(
-                        "{} {}... aliasing/forwarding loop broken",
+                    reply::Reply::with_status(
+                        554,
                         status::LOOP,
-                        r.address
+                        format_args!("{}... aliasing/forwarding loop broken", r.address),
                     ),
                     Mailer::Local,
                     None,
@@ -536,10 +530,9 @@ fn deliver_local(
                         result.new_entries.push(id.clone());
                         Ok(format!("{text}, queued as {id}"))
                     }
-                    Err(e) => Err(RcptOutcome::local(
+                    Err(e) => Err(RcptOutcome::new(
                         i,
-                        451,
-                        format!("{} {}", status::SYSTEM_TEMP, e.message),
+                        reply::Reply::with_status(451, status::SYSTEM_TEMP, e.message),
                         Mailer::Local,
                         None,
                     )),

@@ -139,7 +139,7 @@ pub fn owed(engine: &Engine, env: &Envelope, items: Vec<ReportItem>, now: i64) -
             final_recipient,
             original_recipient: r.orcpt.clone(),
             action,
-            status: status.to_string(),
+            status,
             remote_mta: (!remote.is_empty()).then(|| mta_name(&remote)),
             transcript: match (&reply, kind) {
                 (Some(reply), dsn::Kind::Failure) => failure_transcript(&r.address, reply),

@@ -13,6 +13,7 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
+use rsendmail::status::{self, EnhancedStatus};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -21,10 +22,10 @@ use std::time::Duration;
 pub enum MxResult {
     /// (host name, its addresses), in the order to try.
     Hosts(Vec<(String, Vec<IpAddr>)>),
-    /// The domain does not take mail: a permanent failure with this text.
-    NoHost(String),
-    /// Try again later.
-    Temp(String),
+    /// The domain does not take mail: a permanent failure with this status and text.
+    NoHost(EnhancedStatus, String),
+    /// Try again later, with this status and text.
+    Temp(EnhancedStatus, String),
 }
 
 pub struct Dns {
@@ -103,9 +104,10 @@ impl Dns {
     pub fn mx(&self, domain: &str) -> MxResult {
         let fqdn = format!("{}.", domain.trim_end_matches('.'));
         let unknown = || {
-            MxResult::NoHost(format!(
-                "5.1.2 Host unknown (Name server: {domain}: host not found)"
-            ))
+            MxResult::NoHost(
+                status::BAD_SYSTEM,
+                format!("Host unknown (Name server: {domain}: host not found)"),
+            )
         };
         match self.rt.block_on(self.resolver.mx_lookup(fqdn.as_str())) {
             Ok(lookup) => {
@@ -125,9 +127,10 @@ impl Dns {
                 }
                 if mx.iter().any(|(_, h)| h.is_empty()) {
                     // RFC 7505: a null MX says the domain takes no mail.
-                    return MxResult::NoHost(format!(
-                        "5.1.10 {domain} does not accept mail (null MX)"
-                    ));
+                    return MxResult::NoHost(
+                        status::NULL_MX,
+                        format!("{domain} does not accept mail (null MX)"),
+                    );
                 }
                 order(&mut mx);
                 let mut hosts = Vec::new();
@@ -142,20 +145,23 @@ impl Dns {
                 if !hosts.is_empty() {
                     MxResult::Hosts(hosts)
                 } else if let Some(e) = temp {
-                    MxResult::Temp(format!(
-                        "4.4.3 cannot resolve the MX hosts of {domain}: {e}"
-                    ))
+                    MxResult::Temp(
+                        status::DIRECTORY_TEMP,
+                        format!("cannot resolve the MX hosts of {domain}: {e}"),
+                    )
                 } else {
-                    MxResult::NoHost(format!(
-                        "5.1.2 Host unknown (no address for the MX hosts of {domain})"
-                    ))
+                    MxResult::NoHost(
+                        status::BAD_SYSTEM,
+                        format!("Host unknown (no address for the MX hosts of {domain})"),
+                    )
                 }
             }
             Err(e) if e.is_nx_domain() => unknown(),
             Err(e) if e.is_no_records_found() => self.implicit(domain),
-            Err(e) => MxResult::Temp(format!(
-                "4.4.3 Name server timeout or failure for {domain}: {e}"
-            )),
+            Err(e) => MxResult::Temp(
+                status::DIRECTORY_TEMP,
+                format!("Name server timeout or failure for {domain}: {e}"),
+            ),
         }
     }
 
@@ -179,12 +185,14 @@ impl Dns {
     fn implicit(&self, domain: &str) -> MxResult {
         match self.addresses(domain) {
             Ok(a) if !a.is_empty() => MxResult::Hosts(vec![(domain.to_string(), a)]),
-            Ok(_) | Err((true, _)) => MxResult::NoHost(format!(
-                "5.1.2 Host unknown (Name server: {domain}: host not found)"
-            )),
-            Err((false, e)) => MxResult::Temp(format!(
-                "4.4.3 Name server timeout or failure for {domain}: {e}"
-            )),
+            Ok(_) | Err((true, _)) => MxResult::NoHost(
+                status::BAD_SYSTEM,
+                format!("Host unknown (Name server: {domain}: host not found)"),
+            ),
+            Err((false, e)) => MxResult::Temp(
+                status::DIRECTORY_TEMP,
+                format!("Name server timeout or failure for {domain}: {e}"),
+            ),
         }
     }
 }

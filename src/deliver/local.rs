@@ -31,9 +31,12 @@
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
+use super::reply::Reply;
 use rsendmail::aliases::{Aliases, ExpandError, Expander, ListFileError, Target};
+use rsendmail::exit::Sysexit;
 use rsendmail::mbox;
 use rsendmail::spool::entry::{Envelope, Recipient};
+use rsendmail::status::{self, EnhancedStatus};
 use std::io::{BufRead, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
@@ -46,14 +49,48 @@ use std::time::{Duration, Instant};
 pub enum LocalOutcome {
     /// Delivered; the text is what is logged (`delivered to mailbox`).
     Delivered(String),
-    /// Try again later (reply-like text: `451 4.2.1 ...`).
-    Temp(u16, String),
-    /// Failed for good.
-    Perm(u16, String),
+    /// Not delivered: tried again later or failed for good, as its status's class says.
+    Failed(Failure),
     /// Replaced by these recipients (an alias met at delivery, or a `.forward`), which
     /// go into a new entry, and the targets the expansion refused (a bad address, an
     /// unknown user, a loop), each failed for good at once and reported to the sender.
     Expanded(Vec<Recipient>, Vec<Refused>, String),
+}
+
+impl LocalOutcome {
+    /// A failure to try again later: `451` with a transient status.
+    fn temp(status: EnhancedStatus, text: impl Into<String>) -> LocalOutcome {
+        LocalOutcome::Failed(Failure::new(451, status, text))
+    }
+
+    /// A failure for good: sendmail's reply code with a permanent status.
+    fn perm(code: u16, status: EnhancedStatus, text: impl Into<String>) -> LocalOutcome {
+        LocalOutcome::Failed(Failure::new(code, status, text))
+    }
+}
+
+/// A local recipient's failure as sendmail words it: the reply code, the RFC 3463 status
+/// (whose class says whether it is tried again) and the text after the status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub code: u16,
+    pub status: EnhancedStatus,
+    pub text: String,
+}
+
+impl Failure {
+    pub fn new(code: u16, status: EnhancedStatus, text: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            status,
+            text: text.into(),
+        }
+    }
+
+    /// The reply it is logged and reported as (`451 4.3.0 ...`).
+    pub fn reply(&self) -> Reply {
+        Reply::with_status(self.code, self.status, &self.text)
+    }
 }
 
 /// A target an expansion refused: a permanent failure of its own, never sent anywhere.
@@ -61,9 +98,8 @@ pub enum LocalOutcome {
 pub struct Refused {
     /// The target as a recipient of the entry being delivered (for its report).
     pub recipient: Recipient,
-    pub code: u16,
-    /// The RFC 3463 status and the `addr... reason` text.
-    pub text: String,
+    /// The code, the status and the `addr... reason` text.
+    pub failure: Failure,
 }
 
 /// Local delivery settings.
@@ -312,7 +348,10 @@ impl Local {
     }
 
     fn needs_root(&self, what: &str) -> LocalOutcome {
-        LocalOutcome::Temp(451, format!("4.3.0 needs the root queue runner ({what})"))
+        LocalOutcome::temp(
+            status::SYSTEM_TEMP,
+            format!("needs the root queue runner ({what})"),
+        )
     }
 
     /// Deliver `r` of `env`; the message (header block and body as queued) is read
@@ -326,7 +365,9 @@ impl Local {
         sender: &str,
     ) -> LocalOutcome {
         match Target::of_address(&r.address, is_local) {
-            Target::Remote(a) => LocalOutcome::Temp(451, format!("4.3.0 {a} is not local")),
+            Target::Remote(a) => {
+                LocalOutcome::temp(status::SYSTEM_TEMP, format!("{a} is not local"))
+            }
             Target::Pipe(cmd) => {
                 if !self.root {
                     return self.needs_root(&r.address);
@@ -363,14 +404,18 @@ impl Local {
                         // RFC 5321 requires a postmaster; without an alias it is root's.
                         return self.mailbox("root", open_message, sender);
                     }
-                    return LocalOutcome::Perm(550, format!("5.1.1 <{addr}>... User unknown"));
+                    return LocalOutcome::perm(
+                        550,
+                        status::BAD_MAILBOX,
+                        format!("<{addr}>... User unknown"),
+                    );
                 };
                 if !self.root && u.uid != self.uid {
                     return self.needs_root(&name);
                 }
                 let fwd = u.home.join(".forward");
                 match forward_is_safe(&fwd, u.uid) {
-                    Err(e) => return LocalOutcome::Temp(451, format!("4.3.0 {e}")),
+                    Err(e) => return LocalOutcome::temp(status::SYSTEM_TEMP, e),
                     Ok(false) => {}
                     // Read as its user: a .forward that is a hard link to a file the user
                     // may not read gives nothing.
@@ -394,20 +439,16 @@ impl Local {
                         // A .forward over the size limit is refused for good: its user
                         // must shorten it.
                         Err(e @ ListFileError::TooLarge(_)) => {
-                            return LocalOutcome::Perm(
+                            return LocalOutcome::perm(
                                 554,
-                                format!(
-                                    "{} cannot read {}: {}",
-                                    e.status(),
-                                    fwd.display(),
-                                    e.text()
-                                ),
+                                e.status(),
+                                format!("cannot read {}: {}", fwd.display(), e.text()),
                             );
                         }
                         Err(e) => {
-                            return LocalOutcome::Temp(
-                                451,
-                                format!("4.3.0 cannot read {}: {}", fwd.display(), e.text()),
+                            return LocalOutcome::temp(
+                                status::SYSTEM_TEMP,
+                                format!("cannot read {}: {}", fwd.display(), e.text()),
                             );
                         }
                     },
@@ -433,10 +474,13 @@ impl Local {
             .iter()
             .find(|e| matches!(e, ExpandError::Include(..)))
         {
-            return LocalOutcome::Temp(451, format!("4.3.0 cannot open :include:{p}: {why}"));
+            return LocalOutcome::temp(
+                status::SYSTEM_TEMP,
+                format!("cannot open :include:{p}: {why}"),
+            );
         }
         if x.targets.is_empty() && x.errors.is_empty() {
-            return LocalOutcome::Perm(550, "5.1.1 no recipients".into());
+            return LocalOutcome::perm(550, status::BAD_MAILBOX, "no recipients");
         }
         let qualified = if r.address.contains('@') {
             r.address.clone()
@@ -451,11 +495,10 @@ impl Local {
             .filter(|e| seen.insert(e.target().to_ascii_lowercase()))
             .map(|e| {
                 log::warn!("{addr}: {how}: {}", e.text());
-                let (code, text) = e.reply();
+                let (code, status, text) = e.reply();
                 Refused {
                     recipient: rsendmail::aliases::recipient_from(r, e.target(), &qualified),
-                    code,
-                    text,
+                    failure: Failure::new(code, status, text),
                 }
             })
             .collect();
@@ -474,7 +517,11 @@ impl Local {
         sender: &str,
     ) -> LocalOutcome {
         let Some(u) = user(name) else {
-            return LocalOutcome::Perm(550, format!("5.1.1 <{name}>... User unknown"));
+            return LocalOutcome::perm(
+                550,
+                status::BAD_MAILBOX,
+                format!("<{name}>... User unknown"),
+            );
         };
         if !self.root && u.uid != self.uid {
             return self.needs_root(name);
@@ -503,7 +550,7 @@ impl Local {
     ) -> LocalOutcome {
         let exe = match std::env::current_exe() {
             Ok(p) => p,
-            Err(e) => return LocalOutcome::Temp(451, format!("4.3.0 {e}")),
+            Err(e) => return LocalOutcome::temp(status::SYSTEM_TEMP, e.to_string()),
         };
         // The per-user default's own mail directory is made on first use.
         if !self.root
@@ -524,11 +571,11 @@ impl Local {
             && let Some(uid) = owner_check
         {
             if let Err(e) = mbox::create_mailbox(path, uid, ids.1) {
-                return LocalOutcome::Temp(451, format!("4.2.0 {}", e.text()));
+                return LocalOutcome::temp(status::MAILBOX_TEMP, e.text());
             }
             match mbox::dotlock(path, self.lock_wait) {
                 Ok(d) => _dot = Some(d),
-                Err(e) => return LocalOutcome::Temp(451, format!("4.2.0 {}", e.text())),
+                Err(e) => return LocalOutcome::temp(status::MAILBOX_TEMP, e.text()),
             }
         }
         let mut cmd = Command::new(exe);
@@ -548,7 +595,12 @@ impl Local {
         drop_to(&mut cmd, ids, self.root);
         let mut child = match cmd.spawn() {
             Ok(c) => c,
-            Err(e) => return LocalOutcome::Temp(451, format!("4.3.0 cannot start delivery: {e}")),
+            Err(e) => {
+                return LocalOutcome::temp(
+                    status::SYSTEM_TEMP,
+                    format!("cannot start delivery: {e}"),
+                );
+            }
         };
         let fed = (|| -> std::io::Result<()> {
             let (mut f, len) = open_message()?;
@@ -567,22 +619,25 @@ impl Local {
             Ok(s) if s.success() && fed.is_ok() => {
                 LocalOutcome::Delivered(format!("delivered to {}", path.display()))
             }
-            Ok(s) if s.code() == Some(77) => LocalOutcome::Temp(451, format!("4.2.0 {err}")),
-            Ok(s) if s.code() == Some(73) => LocalOutcome::Temp(451, format!("4.2.1 {err}")),
-            Ok(_) => LocalOutcome::Temp(
-                451,
-                format!(
-                    "4.3.0 {}",
-                    if err.is_empty() {
-                        fed.err()
-                            .map(|e| e.to_string())
-                            .unwrap_or_else(|| "delivery failed".into())
-                    } else {
-                        err
-                    }
-                ),
+            // `mbox_child`'s exit statuses: EX_NOPERM for a mailbox it will not write
+            // (not a safe one), EX_CANTCREAT for one it could not write.
+            Ok(s) if s.code() == Some(Sysexit::NoPerm.code().into()) => {
+                LocalOutcome::temp(status::MAILBOX_TEMP, err)
+            }
+            Ok(s) if s.code() == Some(Sysexit::CantCreat.code().into()) => {
+                LocalOutcome::temp(status::MAILBOX_DISABLED, err)
+            }
+            Ok(_) => LocalOutcome::temp(
+                status::SYSTEM_TEMP,
+                if err.is_empty() {
+                    fed.err()
+                        .map(|e| e.to_string())
+                        .unwrap_or_else(|| "delivery failed".into())
+                } else {
+                    err
+                },
             ),
-            Err(e) => LocalOutcome::Temp(451, format!("4.3.0 {e}")),
+            Err(e) => LocalOutcome::temp(status::SYSTEM_TEMP, e.to_string()),
         }
     }
 
@@ -623,7 +678,12 @@ impl Local {
         drop_to(&mut cmd, (uid, gid), self.root);
         let mut child = match cmd.spawn() {
             Ok(c) => c,
-            Err(e) => return LocalOutcome::Temp(451, format!("4.3.0 cannot run {command}: {e}")),
+            Err(e) => {
+                return LocalOutcome::temp(
+                    status::SYSTEM_TEMP,
+                    format!("cannot run {command}: {e}"),
+                );
+            }
         };
         let pid = child.id() as i32;
         let stdin = child.stdin.take();
@@ -637,7 +697,7 @@ impl Local {
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return LocalOutcome::Temp(451, format!("4.3.0 {e}"));
+                return LocalOutcome::temp(status::SYSTEM_TEMP, e.to_string());
             }
         };
         let stderr = child.stderr.take();
@@ -677,21 +737,36 @@ impl Local {
             }
         };
         match status {
-            None => LocalOutcome::Temp(
-                451,
+            None => LocalOutcome::temp(
+                status::SYSTEM_TEMP,
                 format!(
-                    "4.3.0 {command}: timed out after {}s",
+                    "{command}: timed out after {}s",
                     self.command_timeout.as_secs()
                 ),
             ),
             Some(s) if s.success() => LocalOutcome::Delivered(format!("piped to {command}")),
             Some(s) => match s.code() {
-                Some(75) => LocalOutcome::Temp(451, format!("4.3.0 {}", shown(75))),
-                Some(67) => LocalOutcome::Perm(550, format!("5.1.1 {}", shown(67))),
-                Some(c) => LocalOutcome::Perm(554, format!("5.3.0 {}", shown(c))),
-                None => LocalOutcome::Temp(451, format!("4.3.0 {command}: killed by a signal")),
+                Some(c) => command_failure(c, shown(c)),
+                None => LocalOutcome::temp(
+                    status::SYSTEM_TEMP,
+                    format!("{command}: killed by a signal"),
+                ),
             },
         }
+    }
+}
+
+/// A command's exit status `code` (not 0) as its recipient's failure, with `text`:
+/// EX_TEMPFAIL and EX_NOUSER through the sysexits table (4.3.0, tried again; 550 5.1.1),
+/// any other status `554 5.3.0`, the table's status for most codes and Postfix's for
+/// the codes outside it. The table's other statuses (EX_OSERR's 4.3.0, EX_NOPERM's
+/// 5.7.0, EX_CANTCREAT's 5.2.0, ...) are not taken: reports and logs have always said
+/// 5.3.0 for them.
+fn command_failure(code: i32, text: String) -> LocalOutcome {
+    match u8::try_from(code).ok().and_then(Sysexit::from_code) {
+        Some(x @ Sysexit::TempFail) => LocalOutcome::temp(x.enhanced_status(), text),
+        Some(x @ Sysexit::NoUser) => LocalOutcome::perm(550, x.enhanced_status(), text),
+        _ => LocalOutcome::perm(554, status::SYSTEM_PERM, text),
     }
 }
 
@@ -845,5 +920,31 @@ impl<R: Read> Read for Counting<'_, R> {
         let k = self.inner.read(buf)?;
         self.n += k as u64;
         Ok(k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A command's exit status as its recipient's reply.
+    #[test]
+    fn command_exit_statuses() {
+        let cases: &[(i32, &str)] = &[
+            (75, "451 4.3.0 command exited with status 75"),
+            (67, "550 5.1.1 command exited with status 67"),
+            (1, "554 5.3.0 command exited with status 1"),
+            (71, "554 5.3.0 command exited with status 71"),
+            (77, "554 5.3.0 command exited with status 77"),
+            (255, "554 5.3.0 command exited with status 255"),
+        ];
+        for &(code, want) in cases {
+            let LocalOutcome::Failed(f) =
+                command_failure(code, format!("command exited with status {code}"))
+            else {
+                panic!("{code}: not a failure");
+            };
+            assert_eq!(f.reply().summary(), want, "{code}");
+        }
     }
 }

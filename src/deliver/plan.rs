@@ -10,6 +10,7 @@
 use super::dns::MxResult;
 use super::engine::Engine;
 use super::outcome::{Mailer, RcptOutcome};
+use super::reply::Reply;
 use rsendmail::config::RelayRule;
 use rsendmail::message::address::domain_of;
 use rsendmail::spool::entry::Envelope;
@@ -182,14 +183,16 @@ pub fn plan(
                             .collect();
                         add(&mut p, hosts, Mailer::Esmtp, i);
                     }
-                    MxResult::NoHost(text) => {
-                        let mut o = RcptOutcome::local(i, 550, text, Mailer::Esmtp, Some(d));
+                    MxResult::NoHost(st, text) => {
+                        let reply = Reply::with_status(550, st, text);
+                        let mut o = RcptOutcome::new(i, reply, Mailer::Esmtp, Some(d));
                         o.no_host = true;
                         p.decided.push(o);
                     }
-                    MxResult::Temp(text) => {
+                    MxResult::Temp(st, text) => {
+                        let reply = Reply::with_status(451, st, text);
                         p.decided
-                            .push(RcptOutcome::local(i, 451, text, Mailer::Esmtp, Some(d)));
+                            .push(RcptOutcome::new(i, reply, Mailer::Esmtp, Some(d)));
                     }
                 }
             }
@@ -297,8 +300,8 @@ mod tests {
                 "mail.mx.test".into(),
                 vec!["192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap()],
             )]),
-            "nxdomain.test" => MxResult::NoHost("5.1.2 Host unknown".into()),
-            _ => MxResult::Temp("4.4.3 lookup failed".into()),
+            "nxdomain.test" => MxResult::NoHost(status::BAD_SYSTEM, "Host unknown".into()),
+            _ => MxResult::Temp(status::DIRECTORY_TEMP, "lookup failed".into()),
         }
     }
 

@@ -15,7 +15,7 @@ use super::outcome::{Class, Mailer, RcptOutcome};
 use rsendmail::dsn;
 use rsendmail::exit::Sysexit;
 use rsendmail::spool::entry::{Envelope, RcptState, State};
-use rsendmail::status::{self, EnhancedStatus};
+use rsendmail::status;
 
 /// How many recipients came to what (for the interactive exit status).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -173,8 +173,8 @@ pub fn record(
     // only once that report is queued).
     for f in refused {
         counts.failed_rcpt += 1;
-        let why = format!("{} {}", f.code, f.text);
-        let st = EnhancedStatus::at_start_of(&f.text).unwrap_or(status::PERM);
+        let st = f.failure.status;
+        let why = f.failure.reply().summary();
         log.push(format!(
             "{}: to=<{}>, delay={}, xdelay={}, mailer=local, relay=local, dsn={st}, stat={why}",
             env.id,
@@ -232,6 +232,7 @@ pub fn exit_status(c: &Counts, error_mode: char) -> Sysexit {
 mod tests {
     use super::super::bounce::ReportTo;
     use super::super::engine;
+    use super::super::local::Failure;
     use super::*;
     use rsendmail::spool::entry::Recipient;
 
@@ -550,8 +551,7 @@ mod tests {
         let delivered = RcptOutcome::local(0, 250, "2.0.0 expanded", Mailer::Local, None);
         let refused = vec![Refused {
             recipient: Recipient::new("nosuch"),
-            code: 550,
-            text: "5.1.1 nosuch... User unknown".into(),
+            failure: Failure::new(550, status::BAD_MAILBOX, "nosuch... User unknown"),
         }];
         let r = record(
             &e,

@@ -9,6 +9,8 @@
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
+use rsendmail::status::EnhancedStatus;
+
 /// One (possibly multi-line) reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
@@ -98,5 +100,11 @@ impl Reply {
             command: None,
             local: true,
         }
+    }
+
+    /// A reply made up locally with its RFC 3463 status before the text
+    /// (`451 4.4.1 Connection refused by 192.0.2.1`).
+    pub fn with_status(code: u16, status: EnhancedStatus, text: impl std::fmt::Display) -> Reply {
+        Reply::local(code, format!("{status} {text}"))
     }
 }

@@ -34,6 +34,7 @@
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use crate::exit::Sysexit;
+use crate::status::{self, EnhancedStatus};
 use std::ops::Range;
 use std::sync::OnceLock;
 
@@ -133,16 +134,16 @@ impl Invalid {
 
     /// The RFC 3463 status of a 553 reply refusing it (sendmail's, where its rules give
     /// one; `prescan`'s own messages carry none and get 5.0.0 as in sendmail's replies).
-    pub fn status(&self) -> &'static str {
+    pub fn status(&self) -> EnhancedStatus {
         match self {
-            Invalid::Unbalanced(_) | Invalid::Illegal(_) | Invalid::IllegalLocal(_) => "5.0.0",
-            Invalid::TokenTooLong | Invalid::Blank => "5.1.0",
-            Invalid::TooLong => "5.1.1",
+            Invalid::Unbalanced(_) | Invalid::Illegal(_) | Invalid::IllegalLocal(_) => status::PERM,
+            Invalid::TokenTooLong | Invalid::Blank => status::ADDRESS_PERM,
+            Invalid::TooLong => status::BAD_MAILBOX,
             Invalid::UserRequired
             | Invalid::HostRequired
             | Invalid::InvalidRoute
-            | Invalid::ColonInHost => "5.1.3",
-            Invalid::InvalidHost | Invalid::InvalidLiteral => "5.1.2",
+            | Invalid::ColonInHost => status::BAD_MAILBOX_SYNTAX,
+            Invalid::InvalidHost | Invalid::InvalidLiteral => status::BAD_SYSTEM,
         }
     }
 
@@ -150,9 +151,10 @@ impl Invalid {
     /// (5.1.2 → EX_NOHOST) and EX_USAGE for the rest (recorded: `Invalid host name` 68,
     /// `Invalid route address` 64, `Unbalanced '('` 64).
     pub fn exit(&self) -> Sysexit {
-        match self.status() {
-            "5.1.2" => Sysexit::NoHost,
-            _ => Sysexit::Usage,
+        if self.status() == status::BAD_SYSTEM {
+            Sysexit::NoHost
+        } else {
+            Sysexit::Usage
         }
     }
 

@@ -11,6 +11,7 @@
 
 use super::reply::Expect;
 use super::{Reply, Session, State, TlsPolicy, Transcript};
+use rsendmail::status;
 
 /// Credentials for AUTH (from dma's auth.conf).
 #[derive(Clone, Debug)]
@@ -99,10 +100,11 @@ impl Session {
             return Ok(());
         }
         if !self.tls && !tls.plain_auth_ok {
-            return Err(Reply::local(
+            return Err(Reply::with_status(
                 451,
-                format!(
-                    "4.7.0 not sending AUTH to {} over an unencrypted connection (set STARTTLS or INSECURE)",
+                status::SECURITY_TEMP,
+                format_args!(
+                    "not sending AUTH to {} over an unencrypted connection (set STARTTLS or INSECURE)",
                     self.host
                 ),
             ));
@@ -151,19 +153,21 @@ impl Session {
             }
             r
         } else {
-            return Err(Reply::local(
+            return Err(Reply::with_status(
                 451,
-                format!(
-                    "4.7.0 {} offers no AUTH mechanism rsendmail knows (PLAIN, LOGIN)",
+                status::SECURITY_TEMP,
+                format_args!(
+                    "{} offers no AUTH mechanism rsendmail knows (PLAIN, LOGIN)",
                     self.host
                 ),
             ));
         };
         if r.code != 235 {
             // A refused login is deferred, never bounced: the configuration can be fixed.
-            return Err(Reply::local(
+            return Err(Reply::with_status(
                 451,
-                format!("4.7.0 AUTH refused by {}: {}", self.host, r.summary()),
+                status::SECURITY_TEMP,
+                format_args!("AUTH refused by {}: {}", self.host, r.summary()),
             ));
         }
         Ok(())

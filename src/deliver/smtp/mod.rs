@@ -76,6 +76,7 @@ pub use transaction::{Stored, xtext};
 
 use super::reply::Reply;
 use rsendmail::config::io_text;
+use rsendmail::status::{self, StatusClass};
 use std::io::{self, BufReader, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use wire::io_reply;
@@ -190,9 +191,10 @@ impl Session {
     ) -> Result<Session, OpenFailure> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let literal = bare.parse::<IpAddr>().is_ok();
-        let mut last = Reply::local(
+        let mut last = Reply::with_status(
             451,
-            format!("4.4.4 Host unknown (Name server: [{bare}]: host not found)"),
+            status::BAD_SYSTEM.with_class(StatusClass::Transient),
+            format!("Host unknown (Name server: [{bare}]: host not found)"),
         );
         for &ip in addrs {
             let addr = SocketAddr::new(ip, port);
@@ -241,14 +243,14 @@ impl Session {
                 Err(e) => {
                     let why = match e.kind() {
                         io::ErrorKind::ConnectionRefused => {
-                            format!("4.4.1 Connection refused by [{}]", addr.ip())
+                            format!("Connection refused by [{}]", addr.ip())
                         }
                         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-                            format!("4.4.1 Connection timed out with [{}]", addr.ip())
+                            format!("Connection timed out with [{}]", addr.ip())
                         }
-                        _ => format!("4.4.1 {} with [{}]", io_text(&e), addr.ip()),
+                        _ => format!("{} with [{}]", io_text(&e), addr.ip()),
                     };
-                    last = Reply::local(451, why);
+                    last = Reply::with_status(451, status::NO_ANSWER, why);
                 }
             }
         }

@@ -14,6 +14,7 @@
 use super::reply::Expect;
 use super::wire::Stream;
 use super::{Caps, Reply, Session, State, Transcript};
+use rsendmail::status;
 use std::io::BufReader;
 
 /// When to use TLS (dma's keywords): `SECURETRANSFER` alone is TLS from the first byte
@@ -64,18 +65,17 @@ impl Session {
                 self.caps = Caps::default();
                 self.ehlo(helo_name, out)?;
             } else if tls.mode == TlsMode::StartTls {
-                return Err(Reply::local(
+                return Err(Reply::with_status(
                     451,
-                    format!("4.7.5 STARTTLS refused by {}: {}", self.host, r.summary()),
+                    status::CRYPTO_FAILURE,
+                    format_args!("STARTTLS refused by {}: {}", self.host, r.summary()),
                 ));
             }
         } else if tls.mode == TlsMode::StartTls {
-            return Err(Reply::local(
+            return Err(Reply::with_status(
                 451,
-                format!(
-                    "4.7.4 TLS is required but {} does not offer STARTTLS",
-                    self.host
-                ),
+                status::SECURITY_UNSUPPORTED,
+                format_args!("TLS is required but {} does not offer STARTTLS", self.host),
             ));
         }
         Ok(())
@@ -83,7 +83,7 @@ impl Session {
 
     /// Wrap the connection in TLS and check the server's certificate.
     pub(super) fn handshake(&mut self, policy: &TlsPolicy) -> Result<(), Reply> {
-        let fail = |what: String| Reply::local(451, format!("4.7.5 {what}"));
+        let fail = |what: String| Reply::with_status(451, status::CRYPTO_FAILURE, what);
         let mut b = native_tls::TlsConnector::builder();
         b.min_protocol_version(Some(native_tls::Protocol::Tlsv12));
         if let Some(ca) = &policy.ca_file {

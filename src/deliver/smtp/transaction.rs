@@ -21,6 +21,7 @@ use super::reply::Expect;
 use super::wire::io_reply;
 use super::{Reply, Session, State, Transcript};
 use rsendmail::message::wire;
+use rsendmail::status;
 use std::io::{self, Read, Seek, SeekFrom};
 
 /// One recipient's result in a transaction.
@@ -186,15 +187,17 @@ impl Session {
             // That is the recipient's failure alone; a sender that needs it is every
             // recipient's.
             if !m.sender.is_ascii() {
-                let r = Reply::local(
+                let r = Reply::with_status(
                     553,
-                    "5.6.7 The server does not offer SMTPUTF8, which the sender's address needs",
+                    status::NON_ASCII_ADDRESS,
+                    "The server does not offer SMTPUTF8, which the sender's address needs",
                 );
                 return vec![Outcome::PermFail(r); n];
             }
-            let r = Reply::local(
+            let r = Reply::with_status(
                 553,
-                "5.6.7 The server does not offer SMTPUTF8, which the address needs",
+                status::NON_ASCII_ADDRESS,
+                "The server does not offer SMTPUTF8, which the address needs",
             );
             for (i, rcpt) in m.recipients.iter().enumerate() {
                 if !rcpt.address.is_ascii()
@@ -216,7 +219,11 @@ impl Session {
         let data = match self.measure(m) {
             Ok(d) => d,
             Err(e) => {
-                let r = Reply::local(451, format!("4.3.0 cannot read the queue file: {e}"));
+                let r = Reply::with_status(
+                    451,
+                    status::SYSTEM_TEMP,
+                    format_args!("cannot read the queue file: {e}"),
+                );
                 return vec![Outcome::TempFail(r); n];
             }
         };
@@ -244,7 +251,11 @@ impl Session {
                 results[*i] = None;
             }
         }
-        let closed = Reply::local(451, format!("4.4.2 Connection lost to {}", self.host));
+        let closed = Reply::with_status(
+            451,
+            status::BAD_CONNECTION,
+            format_args!("Connection lost to {}", self.host),
+        );
         results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Outcome::TempFail(closed.clone())))
@@ -369,9 +380,10 @@ impl Session {
         // From the message's start each time: it was read for SIZE=, and a 452 sends
         // it again in a second transaction.
         if let Err(e) = m.data.seek(SeekFrom::Start(data.origin)) {
-            return Err(Reply::local(
+            return Err(Reply::with_status(
                 451,
-                format!("4.3.0 cannot read the queue file: {e}"),
+                status::SYSTEM_TEMP,
+                format_args!("cannot read the queue file: {e}"),
             ));
         }
         let sent = self.write_data(&mut *m.data);
@@ -447,9 +459,10 @@ impl Session {
         let r = self.read_expect(self.timeouts.rset, out, Expect::Completion, "RSET")?;
         if !r.is_positive() {
             self.state = State::Closed;
-            return Err(Reply::local(
+            return Err(Reply::with_status(
                 451,
-                format!("4.4.0 {} refused RSET: {}", self.host, r.summary()),
+                status::NETWORK_TEMP,
+                format_args!("{} refused RSET: {}", self.host, r.summary()),
             ));
         }
         self.state = State::Ready;

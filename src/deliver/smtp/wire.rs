@@ -14,6 +14,7 @@ use super::reply::{Expect, read_reply};
 use super::{Reply, Session, State, Transcript};
 use rsendmail::config::io_text;
 use rsendmail::message::wire;
+use rsendmail::status;
 use std::io::{self, BufWriter, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -93,7 +94,11 @@ pub(super) fn io_reply(e: &io::Error, state: State, host: &str) -> Reply {
         // sendmail's words for a greeting that never comes.
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock if state == State::Greeting => {
             let bare = host.trim_start_matches('[').trim_end_matches(']');
-            return Reply::local(451, format!("4.4.1 Connection timed out with [{bare}]"));
+            return Reply::with_status(
+                451,
+                status::NO_ANSWER,
+                format!("Connection timed out with [{bare}]"),
+            );
         }
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
             format!(
@@ -106,7 +111,7 @@ pub(super) fn io_reply(e: &io::Error, state: State, host: &str) -> Reply {
         }
         _ => format!("{} with {host} during {}", io_text(e), state.phase()),
     };
-    Reply::local(451, format!("4.4.2 {what}"))
+    Reply::with_status(451, status::BAD_CONNECTION, what)
 }
 
 impl Session {
@@ -206,7 +211,11 @@ impl Session {
     fn protocol_error(&mut self, what: String) -> Reply {
         self.state = State::Closed;
         self.desynchronised = true;
-        Reply::local(451, format!("4.5.0 Protocol error: {what}"))
+        Reply::with_status(
+            451,
+            status::PROTOCOL_TEMP,
+            format_args!("Protocol error: {what}"),
+        )
     }
 
     /// Whether the server has sent anything that no command asked for yet: data left in
