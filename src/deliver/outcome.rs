@@ -188,10 +188,52 @@ mod tests {
     fn stat_text_as_sendmail_logs_it() {
         let sent = RcptOutcome::local(0, 250, "2.0.0 Ok: queued as X", Mailer::Relay, None);
         assert_eq!(sent.stat_text(), "Sent (Ok: queued as X)");
-        let later = RcptOutcome::local(0, 451, "4.4.1 refused", Mailer::Relay, None);
-        assert_eq!(later.stat_text(), "Deferred: 451 4.4.1 refused");
+        let server = Reply {
+            code: 451,
+            lines: vec!["4.4.1 busy".into()],
+            command: None,
+            local: false,
+        };
+        let later = RcptOutcome::new(0, server, Mailer::Relay, None);
+        assert_eq!(later.stat_text(), "Deferred: 451 4.4.1 busy");
         assert_eq!(later.status, status::NO_ANSWER);
-        let no = RcptOutcome::local(0, 550, "5.1.1 unknown", Mailer::Relay, None);
+        // A reason made up here, without the code, as sendmail words it; local
+        // delivery's keep theirs.
+        let refused = RcptOutcome::local(
+            0,
+            451,
+            "4.4.1 Connection refused by [192.0.2.1]",
+            Mailer::Relay,
+            None,
+        );
+        assert_eq!(
+            refused.stat_text(),
+            "Deferred: Connection refused by [192.0.2.1]"
+        );
+        let nohost = RcptOutcome::local(
+            0,
+            550,
+            "5.1.2 Host unknown (Name server: x: host not found)",
+            Mailer::Esmtp,
+            None,
+        );
+        assert_eq!(
+            nohost.stat_text(),
+            "Host unknown (Name server: x: host not found)"
+        );
+        let mailbox = RcptOutcome::local(0, 451, "4.2.0 locked", Mailer::Local, None);
+        assert_eq!(mailbox.stat_text(), "Deferred: 451 4.2.0 locked");
+        let no = RcptOutcome::new(
+            0,
+            Reply {
+                code: 550,
+                lines: vec!["5.1.1 unknown".into()],
+                command: None,
+                local: false,
+            },
+            Mailer::Relay,
+            None,
+        );
         assert_eq!(no.stat_text(), "550 5.1.1 unknown");
     }
 }

@@ -28,6 +28,9 @@ pub struct Counts {
     pub failed_data: usize,
     /// Of those, the ones whose domain does not exist or takes no mail.
     pub failed_host: usize,
+    /// Failed because the message expired (Timeout.queuereturn) while they were
+    /// deferred: returned to the sender, not counted in the exit status.
+    pub expired: usize,
 }
 
 /// What an attempt comes to.
@@ -106,7 +109,7 @@ pub fn record(
                 (RcptState::Failed, summary, o.status, o.stat_text())
             }
             Class::Temporary if expired => {
-                counts.failed_rcpt += 1;
+                counts.expired += 1;
                 (
                     RcptState::Failed,
                     format!(
@@ -233,6 +236,7 @@ mod tests {
     use super::super::bounce::ReportTo;
     use super::super::engine;
     use super::super::local::Failure;
+    use super::super::reply::Reply;
     use super::*;
     use rsendmail::spool::entry::Recipient;
 
@@ -251,11 +255,17 @@ mod tests {
         }
     }
 
+    /// A server's reply to recipient `i`.
     fn out(i: usize, code: u16, text: &str) -> RcptOutcome {
-        RcptOutcome::local(
-            i,
+        let reply = Reply {
             code,
-            text,
+            lines: vec![text.into()],
+            command: None,
+            local: false,
+        };
+        RcptOutcome::new(
+            i,
+            reply,
             Mailer::Relay,
             Some("relay.test [192.0.2.1]".into()),
         )
@@ -610,6 +620,7 @@ mod tests {
             failed_host,
             deferred,
             delivered: 0,
+            expired: 0,
         };
         let cases = [
             (c(0, 0, 0, 0), 'p', Sysexit::Ok),

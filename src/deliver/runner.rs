@@ -209,6 +209,7 @@ fn run_status(attempts: &[Attempt], error_mode: char) -> Sysexit {
         c.failed_rcpt += a.counts.failed_rcpt;
         c.failed_data += a.counts.failed_data;
         c.failed_host += a.counts.failed_host;
+        c.expired += a.counts.expired;
     }
     exit_status(&c, error_mode)
 }
@@ -240,9 +241,13 @@ pub fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
             println!("qf{id}: corrupt queue file moved to corrupt/");
         }
         let attempts = deliver_ids(engine, &s.spool, sweep.selected, s.inv.verbose, true)?;
-        // In the foreground (`-q -v`), the status says what became of the recipients,
-        // as an interactive delivery's does (recorded: reason-rcpt550-q-v exits 67).
-        return Ok(run_status(&attempts, engine.error_mode));
+        // `-q -v`: the status says what became of the recipients, as an interactive
+        // delivery's does (recorded: reason-rcpt550-q-v exits 67).
+        return Ok(if s.inv.verbose {
+            run_status(&attempts, engine.error_mode)
+        } else {
+            Sysexit::Ok
+        });
     }
     periodic(s, engine, &q)
 }

@@ -1,9 +1,10 @@
-//! One message on an open session: MAIL, RCPT for each recipient, DATA, the data, and
-//! RSET before each transaction after the first (sendmail 8.17 begins each reuse of a
-//! cached connection so).
+//! One message on an open session: MAIL, RCPT for each recipient, DATA, the data.
+//! Before a connection is used again the deliverer checks it with RSET and its reply
+//! ([`Session::reset_for_reuse`], as sendmail 8.17 checks a cached connection); a
+//! transaction on a used connection that was not checked so begins with RSET itself.
 //!
-//! With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go out in one write (with the
-//! RSET of a reused connection in front) and the replies are read in order; without it
+//! With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go out in one write (with such a
+//! RSET in front) and the replies are read in order; without it
 //! each command waits for its reply. `SIZE=` (RFC 1870) is counted by one read of the
 //! message before MAIL, and the data is read again from the message's start, also for
 //! the second transaction a 452 to a recipient asks for (RFC 5321 §4.5.3.1.10): the
