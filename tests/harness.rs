@@ -269,6 +269,40 @@ pub fn is_root() -> bool {
 /// The unprivileged user `.ci/run` creates for tests that must not run as root.
 pub const TEST_USER: &str = "rsmtest";
 
+/// A user of this machine, looked up by name in the password database: its uid and gid
+/// are whatever this machine gave it (`useradd` takes the first free number, so they
+/// are never assumed), and its home is the one the database names.
+pub struct UserIds {
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+}
+
+/// Look `name` up in the password database; panics with the name when it is missing.
+#[track_caller]
+pub fn user_ids(name: &str) -> UserIds {
+    let u = nix::unistd::User::from_name(name)
+        .unwrap_or_else(|e| panic!("looking up the user {name}: {e}"))
+        .unwrap_or_else(|| panic!("the user {name} does not exist on this machine"));
+    UserIds {
+        uid: u.uid.as_raw(),
+        gid: u.gid.as_raw(),
+        home: u.dir,
+    }
+}
+
+/// The test user's uid, gid and home (see `can_switch_user` for whether it exists).
+#[track_caller]
+pub fn test_user() -> UserIds {
+    user_ids(TEST_USER)
+}
+
+/// Another unprivileged user, neither root nor the test user: `nobody`.
+#[track_caller]
+pub fn other_user() -> UserIds {
+    user_ids("nobody")
+}
+
 /// Run `program` as the test user with a clean environment (PATH and `envs` only).
 pub fn as_user(program: &Path, args: &[&str], envs: &[(&str, &str)], stdin: &[u8]) -> Output {
     let mut cmd = Command::new("runuser");
