@@ -1,7 +1,7 @@
 //! Local delivery, aliases, `.forward`, newaliases, refused recipients, and delivery
 //! reports (RFC 3464), checked with Python's `mailbox` and `email` packages.
 
-use crate::delivery::{Peer, have_peer, start_peer};
+use crate::harness::servers::{Peer, have_peer, start_peer};
 use crate::harness::{
     Env, MSG, TEST_USER, as_user, can_switch_user, closed_tcp_port, is_root, other_user, require,
     test_user, user_visible_bin,
@@ -934,6 +934,7 @@ fn delay_warning_then_expiry_report() {
     let env = local_env("", Some(closed_tcp_port()));
     env.add_config("O Timeout.queuewarn=1s\nO Timeout.queuereturn=3s\n");
     env.sendmail(&["-odq", "far@example.org"], MSG).code(0);
+    // Time must pass (no event to wait for): the entry outlives Timeout.queuewarn.
     std::thread::sleep(Duration::from_millis(1100));
     env.sendmail(&["-qf"], b"").code(0);
     let s = mbox_summary(&mbox(&env, "root"));
@@ -949,6 +950,7 @@ fn delay_warning_then_expiry_report() {
     env.sendmail(&["-qf"], b"").code(0);
     assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 1);
     assert_eq!(env.entries().len(), 1);
+    // ... and then Timeout.queuereturn.
     std::thread::sleep(Duration::from_millis(2000));
     env.sendmail(&["-qf"], b"").code(0);
     assert!(env.entries().is_empty(), "{}", env.listing());
@@ -1028,7 +1030,7 @@ fn run_with_limit(env: &Env, args: &[&str], limit: Duration) -> Option<std::proc
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    crate::delivery::wait_exit(&mut child, limit)
+    crate::harness::wait_exit(&mut child, limit)
 }
 
 /// A list file that is not one, named by a `.forward` or by the aliases file: a FIFO
