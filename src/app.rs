@@ -84,7 +84,11 @@ pub struct Setup {
 
 /// Parse argv, apply privilege rules, read the config.
 pub fn setup(args: Vec<OsString>) -> Result<Setup, Fatal> {
-    let inv = cli::parse(args)?;
+    setup_invocation(cli::parse(args)?)
+}
+
+/// `setup` for an invocation already parsed.
+fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
     for n in &inv.notes {
         println!("{n}");
     }
@@ -221,7 +225,13 @@ pub fn run(args: Vec<OsString>) -> Sysexit {
 }
 
 fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
-    let s = setup(args)?;
+    let inv = cli::parse(args)?;
+    if let Some(answer) = inv.answer {
+        // No config, no spool: `--version` works before anything is set up.
+        print!("{}", answer.text());
+        return Ok(Sysexit::Ok);
+    }
+    let s = setup_invocation(inv)?;
     if matches!(
         s.inv.operation,
         Operation::Deliver
