@@ -40,7 +40,11 @@ pub fn report(f: &Fatal) -> Sysexit {
         } else {
             println!("{}", f.message);
         }
-        log::error!("{}", f.message);
+        // Logged too, unless the log is this process's stderr: the message was just
+        // printed where the log would show it again.
+        if !crate::log::to_stderr() {
+            log::error!("{}", f.message);
+        }
     }
     let _ = std::io::stdout().flush();
     f.code
@@ -129,6 +133,7 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
         inv.settings.delivery_mode,
         cfg.settings.delivery_mode,
     );
+    crate::log::configure(cfg.maillog.as_deref(), inv.is_long_running());
     Ok(Setup {
         inv,
         cfg,

@@ -99,6 +99,8 @@ pub struct Config {
     pub relay_table: Option<PathBuf>,
     /// `NOPIPELINING`: never pipeline, for servers that mishandle it.
     pub no_pipelining: bool,
+    /// `MAILLOG path`: log lines go to this file instead of syslog (see `log.rs`).
+    pub maillog: Option<PathBuf>,
     /// `O` lines and DEFER, in file order.
     pub settings: Settings,
 }
@@ -127,6 +129,7 @@ impl Config {
             mail_spool: paths.mail_spool.clone(),
             resolver: Vec::new(),
             relay_table: None,
+            maillog: None,
             no_pipelining: false,
             settings: Settings::default(),
         }
@@ -284,6 +287,18 @@ impl Config {
                 }
                 "RELAYTABLE" => self.relay_table = Some(PathBuf::from(need(value)?)),
                 "NOPIPELINING" => self.no_pipelining = flag(value)?,
+                "MAILLOG" => {
+                    // As for SPOOLDIR: every process, whatever its directory, writes
+                    // the same file.
+                    let v = need(value)?;
+                    if !v.starts_with('/') {
+                        return Err(err(
+                            Sysexit::Config,
+                            format!("invalid MAILLOG {v}: not an absolute path"),
+                        ));
+                    }
+                    self.maillog = Some(PathBuf::from(v));
+                }
                 "O" => {
                     let text = need(value)?;
                     let (oname, ovalue) = options::split_assignment(&text);
@@ -1413,6 +1428,7 @@ mod tests {
                 "RESOLVER",
                 "RELAYTABLE",
                 "NOPIPELINING",
+                "MAILLOG",
                 "O",
                 "O",
                 "O",

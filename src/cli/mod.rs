@@ -355,6 +355,19 @@ impl Answer {
 }
 
 impl Invocation {
+    /// A process that runs until stopped: the daemon (`-bd`, `-bD`) or the periodic queue
+    /// runner (`-q<time>`); every other invocation is one-shot.
+    pub fn is_long_running(&self) -> bool {
+        match self.operation {
+            Operation::Daemon | Operation::DaemonForeground => true,
+            Operation::QueueRun => self
+                .queue_run
+                .as_ref()
+                .is_some_and(|q| q.interval.is_some() || q.persistent),
+            _ => false,
+        }
+    }
+
     fn new(argv0: String, personality: Personality) -> Invocation {
         let operation = match personality {
             Personality::Sendmail => Operation::Deliver,
