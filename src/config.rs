@@ -199,6 +199,18 @@ impl Config {
                     )),
                 }
             };
+            // A relative path would be another file in every working directory: the
+            // queue runner would never see what was queued, nor log where others do.
+            let absolute = |v: Option<&str>| -> Result<PathBuf, Fatal> {
+                let v = need(v)?;
+                if !v.starts_with('/') {
+                    return Err(err(
+                        Sysexit::Config,
+                        format!("invalid {keyword} {v}: not an absolute path"),
+                    ));
+                }
+                Ok(PathBuf::from(v))
+            };
             match keyword {
                 "SMARTHOST" => {
                     self.smarthost = host_list(&need(value)?).map_err(|(h, why)| {
@@ -213,18 +225,7 @@ impl Config {
                     }
                 }
                 "ALIASES" => self.aliases = PathBuf::from(need(value)?),
-                "SPOOLDIR" => {
-                    // A relative spool would be a different one in every working
-                    // directory: the queue runner would never see what was queued.
-                    let v = need(value)?;
-                    if !v.starts_with('/') {
-                        return Err(err(
-                            Sysexit::Config,
-                            format!("invalid SPOOLDIR {v}: not an absolute path"),
-                        ));
-                    }
-                    self.spool_dir = PathBuf::from(v);
-                }
+                "SPOOLDIR" => self.spool_dir = absolute(value)?,
                 "AUTHPATH" => self.auth_path = Some(PathBuf::from(need(value)?)),
                 "CERTFILE" => self.cert_file = Some(PathBuf::from(need(value)?)),
                 "SECURETRANSFER" => self.secure_transfer = flag(value)?,
@@ -287,18 +288,7 @@ impl Config {
                 }
                 "RELAYTABLE" => self.relay_table = Some(PathBuf::from(need(value)?)),
                 "NOPIPELINING" => self.no_pipelining = flag(value)?,
-                "MAILLOG" => {
-                    // As for SPOOLDIR: every process, whatever its directory, writes
-                    // the same file.
-                    let v = need(value)?;
-                    if !v.starts_with('/') {
-                        return Err(err(
-                            Sysexit::Config,
-                            format!("invalid MAILLOG {v}: not an absolute path"),
-                        ));
-                    }
-                    self.maillog = Some(PathBuf::from(v));
-                }
+                "MAILLOG" => self.maillog = Some(absolute(value)?),
                 "O" => {
                     let text = need(value)?;
                     let (oname, ovalue) = options::split_assignment(&text);
