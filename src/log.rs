@@ -13,7 +13,7 @@
 //! - else syslog, when its socket (`/dev/log`) takes connections;
 //! - else, for a long-running process (the `-q<time>` runner, the `-bd`/`-bD` daemon), its
 //!   stderr (with the same line format): where systemd's journal and container runtimes
-//!   collect a service's output;
+//!   collect a service's output (`privs::detach` leaves fd 2 open for it);
 //! - else (a one-shot process: a submission, one queue run, `-bs`): nowhere. Its stdout
 //!   and stderr belong to sendmail's interface (cron mails stderr, PHP and `git
 //!   send-email` read it as a failure, the compat suite compares it), and what it has to

@@ -217,4 +217,49 @@ fn without_maillog_or_syslog_a_runner_logs_to_stderr() {
             .any(|(p, t)| p == "rsendmail-deliver" && t.contains("stat=Sent")),
         "{lines:#?}"
     );
+    // Detached (`-q1s` without -qf): stdin and stdout go to /dev/null, stderr stays.
+    env.sendmail(&["-odq", "carol@example.org"], MSG).code(0);
+    let err = env.dir.join("detached.err");
+    let st = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-q1s"])
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&err).unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let line = || {
+        fs::read_to_string(&err)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.contains(": to=<carol@example.org>, ") && l.contains("stat=Sent"))
+            .map(str::to_string)
+    };
+    wait_until_or(
+        Duration::from_secs(20),
+        "the detached runner's delivery line on its stderr",
+        || fs::read_to_string(&err).unwrap_or_default(),
+        || line().is_some(),
+    );
+    // Stop it: the runner leads the session of the process that wrote the line.
+    let line = line().unwrap();
+    let pid: i32 = line
+        .split_once("rsendmail-deliver[")
+        .and_then(|(_, r)| r.split_once(']'))
+        .and_then(|(p, _)| p.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let sid: i32 = stat
+        .rsplit_once(") ")
+        .unwrap()
+        .1
+        .split(' ')
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
 }
