@@ -40,7 +40,11 @@ pub fn report(f: &Fatal) -> Sysexit {
         } else {
             println!("{}", f.message);
         }
-        log::error!("{}", f.message);
+        // Logged too, unless the log is this process's stderr: the message was just
+        // printed where the log would show it again.
+        if !crate::log::to_stderr() {
+            log::error!("{}", f.message);
+        }
     }
     let _ = std::io::stdout().flush();
     f.code
@@ -84,7 +88,11 @@ pub struct Setup {
 
 /// Parse argv, apply privilege rules, read the config.
 pub fn setup(args: Vec<OsString>) -> Result<Setup, Fatal> {
-    let inv = cli::parse(args)?;
+    setup_invocation(cli::parse(args)?)
+}
+
+/// `setup` for an invocation already parsed.
+fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
     for n in &inv.notes {
         println!("{n}");
     }
@@ -125,6 +133,7 @@ pub fn setup(args: Vec<OsString>) -> Result<Setup, Fatal> {
         inv.settings.delivery_mode,
         cfg.settings.delivery_mode,
     );
+    crate::log::configure(cfg.maillog.as_deref(), inv.is_long_running());
     Ok(Setup {
         inv,
         cfg,
@@ -221,7 +230,13 @@ pub fn run(args: Vec<OsString>) -> Sysexit {
 }
 
 fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
-    let s = setup(args)?;
+    let inv = cli::parse(args)?;
+    if let Some(answer) = inv.answer {
+        // No config, no spool: `--version` works before anything is set up.
+        print!("{}", answer.text());
+        return Ok(Sysexit::Ok);
+    }
+    let s = setup_invocation(inv)?;
     if matches!(
         s.inv.operation,
         Operation::Deliver

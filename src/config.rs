@@ -99,6 +99,8 @@ pub struct Config {
     pub relay_table: Option<PathBuf>,
     /// `NOPIPELINING`: never pipeline, for servers that mishandle it.
     pub no_pipelining: bool,
+    /// `MAILLOG path`: log lines go to this file instead of syslog (see `log.rs`).
+    pub maillog: Option<PathBuf>,
     /// `O` lines and DEFER, in file order.
     pub settings: Settings,
 }
@@ -127,6 +129,7 @@ impl Config {
             mail_spool: paths.mail_spool.clone(),
             resolver: Vec::new(),
             relay_table: None,
+            maillog: None,
             no_pipelining: false,
             settings: Settings::default(),
         }
@@ -196,6 +199,18 @@ impl Config {
                     )),
                 }
             };
+            // A relative path would be another file in every working directory: the
+            // queue runner would never see what was queued, nor log where others do.
+            let absolute = |v: Option<&str>| -> Result<PathBuf, Fatal> {
+                let v = need(v)?;
+                if !v.starts_with('/') {
+                    return Err(err(
+                        Sysexit::Config,
+                        format!("invalid {keyword} {v}: not an absolute path"),
+                    ));
+                }
+                Ok(PathBuf::from(v))
+            };
             match keyword {
                 "SMARTHOST" => {
                     self.smarthost = host_list(&need(value)?).map_err(|(h, why)| {
@@ -210,18 +225,7 @@ impl Config {
                     }
                 }
                 "ALIASES" => self.aliases = PathBuf::from(need(value)?),
-                "SPOOLDIR" => {
-                    // A relative spool would be a different one in every working
-                    // directory: the queue runner would never see what was queued.
-                    let v = need(value)?;
-                    if !v.starts_with('/') {
-                        return Err(err(
-                            Sysexit::Config,
-                            format!("invalid SPOOLDIR {v}: not an absolute path"),
-                        ));
-                    }
-                    self.spool_dir = PathBuf::from(v);
-                }
+                "SPOOLDIR" => self.spool_dir = absolute(value)?,
                 "AUTHPATH" => self.auth_path = Some(PathBuf::from(need(value)?)),
                 "CERTFILE" => self.cert_file = Some(PathBuf::from(need(value)?)),
                 "SECURETRANSFER" => self.secure_transfer = flag(value)?,
@@ -284,6 +288,7 @@ impl Config {
                 }
                 "RELAYTABLE" => self.relay_table = Some(PathBuf::from(need(value)?)),
                 "NOPIPELINING" => self.no_pipelining = flag(value)?,
+                "MAILLOG" => self.maillog = Some(absolute(value)?),
                 "O" => {
                     let text = need(value)?;
                     let (oname, ovalue) = options::split_assignment(&text);
@@ -1413,6 +1418,7 @@ mod tests {
                 "RESOLVER",
                 "RELAYTABLE",
                 "NOPIPELINING",
+                "MAILLOG",
                 "O",
                 "O",
                 "O",

@@ -53,8 +53,11 @@ pub fn drop_group() -> nix::Result<()> {
 }
 
 /// Detach from the caller: a new session, and fds 0-2 on /dev/null, so that a caller
-/// reading our stdout through a pipe (PHP, cron) sees EOF at once.
+/// reading our stdout through a pipe (PHP, cron) sees EOF at once. A long-running process
+/// whose log is its stderr (no MAILLOG, no syslog) keeps fd 2: its log would otherwise
+/// go nowhere.
 pub fn detach() {
+    let keep = if crate::log::to_stderr() { 2 } else { 3 };
     let _ = nix::unistd::setsid();
     if let Ok(null) = std::fs::OpenOptions::new()
         .read(true)
@@ -62,7 +65,7 @@ pub fn detach() {
         .open("/dev/null")
     {
         use std::os::fd::AsRawFd;
-        for fd in 0..3 {
+        for fd in 0..keep {
             // SAFETY: dup2 onto this process's own standard descriptors.
             unsafe { libc::dup2(null.as_raw_fd(), fd) };
         }

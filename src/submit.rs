@@ -658,6 +658,10 @@ fn refused_recipients(
     data_offset: u64,
 ) -> Sysexit {
     let code = refused.first().map(|r| r.code).unwrap_or(Sysexit::Ok);
+    // One line each, as sendmail logs them: `<id>: nosuchuser... User unknown`.
+    for r in refused {
+        log::info!("{}: {}", env.id, r.text);
+    }
     // The message (header block and body) after the envelope section.
     let open_message = || -> std::io::Result<std::fs::File> {
         use std::io::Seek;

@@ -8,9 +8,9 @@
 //! qualified like the envelope (`hdr-*`), and the fields sendmail treats specially are
 //! treated so (`field-*`).
 
-use crate::delivery::{Peer, relay_env, start_peer};
 use crate::harness::Env;
-use crate::smtp::{Daemon, Raw, socket2_connect_from};
+use crate::harness::servers::{Daemon, Peer, Raw, relay_env, socket2_connect_from, start_peer};
+
 use std::fs;
 
 const MSG: &[u8] = b"Subject: compat\n\nhello\n";

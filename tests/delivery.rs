@@ -1,129 +1,12 @@
 //! Delivery through a smarthost, against real SMTP servers started here: aiosmtpd with
 //! per-recipient faults (tests/peers/fault_server.py) and Postfix's smtp-sink.
 
-use crate::harness::{Env, MSG, closed_tcp_port, require, unavailable};
+use crate::harness::servers::{Peer, Sink, have_peer, relay_env, start_peer};
+use crate::harness::{Env, MSG, closed_tcp_port, holds_for, sigterm, wait_exit};
 use std::fs;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The aiosmtpd fault server, stopped when dropped.
-pub struct Peer {
-    child: Child,
-    pub dir: PathBuf,
-    pub port: u16,
-}
-
-impl Peer {
-    pub fn start(dir: &Path, envs: &[(&str, &str)]) -> Peer {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let state = dir.join(format!("peer{n}"));
-        let _ = fs::remove_dir_all(&state);
-        fs::create_dir_all(&state).unwrap();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/fault_server.py");
-        let child = Command::new("python3")
-            .args(["-W", "ignore"])
-            .arg(script)
-            .arg(&state)
-            .envs(envs.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("python3");
-        let port_file = state.join("port");
-        let start = Instant::now();
-        while !port_file.exists() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "the test SMTP server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let port = fs::read_to_string(&port_file)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        Peer {
-            child,
-            dir: state,
-            port,
-        }
-    }
-
-    /// Stored messages, in arrival order: (envelope json, message bytes).
-    pub fn messages(&self) -> Vec<(String, Vec<u8>)> {
-        let mut names: Vec<PathBuf> = fs::read_dir(self.dir.join("messages"))
-            .map(|rd| rd.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        names.retain(|p| p.extension().is_some_and(|e| e == "json"));
-        names.sort();
-        names
-            .iter()
-            .map(|j| {
-                (
-                    fs::read_to_string(j).unwrap(),
-                    fs::read(j.with_extension("eml")).unwrap(),
-                )
-            })
-            .collect()
-    }
-
-    pub fn transcript(&self) -> String {
-        fs::read_to_string(self.dir.join("transcript.log")).unwrap_or_default()
-    }
-
-    /// Wait until at least `n` messages arrived.
-    pub fn wait_for(&self, n: usize, limit: Duration) -> Vec<(String, Vec<u8>)> {
-        let start = Instant::now();
-        loop {
-            let m = self.messages();
-            if m.len() >= n || start.elapsed() > limit {
-                return m;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A fault server in a scratch directory of its own (the returned Env keeps it), or
-/// None (after a note) when aiosmtpd is not installed.
-pub fn start_peer(envs: &[(&str, &str)]) -> Option<(Env, Peer)> {
-    if !have_peer() {
-        return None;
-    }
-    let scratch = Env::new();
-    let peer = Peer::start(&scratch.dir, envs);
-    Some((scratch, peer))
-}
-
-pub fn have_peer() -> bool {
-    if !require("python3") {
-        return false;
-    }
-    let ok = Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    ok || unavailable("aiosmtpd")
-}
-
-pub fn relay_env(port: u16, extra: &str) -> Env {
-    Env::with_config(&format!(
-        "SMARTHOST 127.0.0.1\nPORT {port}\nO Timeout.connect=5s\nO Timeout.datafinal=20s\n{extra}"
-    ))
-}
 
 /// Queue `n` messages (`-odq`) to r0@example.org, r1@...
 fn queue_many(env: &Env, n: usize) {
@@ -450,11 +333,7 @@ fn background_returns_at_once_and_delivers_later() {
     );
     let msgs = peer.wait_for(1, Duration::from_secs(20));
     assert_eq!(msgs.len(), 1, "the background delivery did not arrive");
-    let start = Instant::now();
-    while !env.entries().is_empty() && start.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(env.entries().is_empty());
+    env.wait_until_empty(Duration::from_secs(10));
 }
 
 #[test]
@@ -530,6 +409,7 @@ fn expired_entries_are_failed_and_removed() {
     };
     let env = relay_env(peer.port, "O Timeout.queuereturn=1s\n");
     env.sendmail(&["-odq", "reject4@example.org"], MSG).code(0);
+    // Time must pass (no event to wait for): the entry outlives Timeout.queuereturn.
     std::thread::sleep(Duration::from_millis(1100));
     let r = env.sendmail(&["-qf", "-v"], b"");
     r.code(0);
@@ -577,88 +457,6 @@ fn long_lines_and_bare_cr_go_out_as_crlf_lines() {
     let body_at = m.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let x = m[body_at..].iter().filter(|&&b| b == b'x').count();
     assert_eq!(x, 2500, "no content lost when wrapping");
-}
-
-/// Postfix's smtp-sink (extracted by scripts/test-all), stopped when dropped.
-pub struct Sink {
-    child: Child,
-    pub dumps: PathBuf,
-    pub log: PathBuf,
-    pub port: u16,
-}
-
-impl Sink {
-    /// `None` (with a note) when smtp-sink is not available outside CI.
-    pub fn start(dir: &Path, extra: &[&str]) -> Option<Sink> {
-        let Some(bin) = std::env::var_os("RSENDMAIL_SMTP_SINK").map(PathBuf::from) else {
-            unavailable("smtp-sink (RSENDMAIL_SMTP_SINK)");
-            return None;
-        };
-        let lib = bin.parent()?.parent()?.join("lib/postfix");
-        let dumps = dir.join("sink-dumps");
-        fs::create_dir_all(&dumps).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&dumps, fs::Permissions::from_mode(0o777)).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.join("sink.log");
-        let mut cmd = Command::new(&bin);
-        cmd.env("LD_LIBRARY_PATH", &lib).arg("-v");
-        if crate::harness::is_root() {
-            cmd.args(["-u", "nobody"]);
-        }
-        cmd.args(extra)
-            .arg("-d")
-            .arg(format!("{}/%M.", dumps.display()))
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("256")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap());
-        let child = cmd.spawn().expect("smtp-sink");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "smtp-sink did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Sink {
-            child,
-            dumps,
-            log,
-            port,
-        })
-    }
-
-    pub fn dumps(&self) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(&self.dumps)
-            .unwrap()
-            .flatten()
-            .map(|e| fs::read_to_string(e.path()).unwrap_or_default())
-            .collect();
-        v.sort();
-        v
-    }
-
-    /// Connections accepted so far (our readiness probe included).
-    pub fn connections(&self) -> usize {
-        fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .matches(": connect (AF_INET")
-            .count()
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]
@@ -725,29 +523,6 @@ fn dsn_parameters_and_grouping_at_smtp_sink() {
     assert!(env.entries().is_empty());
 }
 
-pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return Some(s);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-pub fn sigterm(child: &Child) {
-    let st = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
-
 /// `-q<interval>`: wakes every interval, retries only what is due, marks the rest `-` in
 /// mailq, and stops on SIGTERM.
 #[test]
@@ -760,23 +535,17 @@ fn periodic_runner_respects_back_off_and_stops_on_sigterm() {
     let mut runner = spawn_runner(&env, &["-q1s", "-qf"]);
     assert_eq!(peer.wait_for(1, Duration::from_secs(10)).len(), 1);
     env.sendmail(&["-odq", "reject4@example.org"], MSG).code(0);
-    let start = Instant::now();
-    while !peer.transcript().contains("RCPT reject4@example.org") {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the runner did not try the new entry"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    peer.wait_transcript("RCPT reject4@example.org", Duration::from_secs(10));
     // Three more wake-ups: the deferred entry is not due for 5 minutes.
-    std::thread::sleep(Duration::from_millis(3200));
-    assert_eq!(
-        peer.transcript()
-            .matches("RCPT reject4@example.org")
-            .count(),
-        1,
-        "{}",
-        peer.transcript()
+    holds_for(
+        Duration::from_millis(3200),
+        "the deferred entry is tried once, not again before its back-off",
+        || {
+            peer.transcript()
+                .matches("RCPT reject4@example.org")
+                .count()
+                == 1
+        },
     );
     // The back-off is not marked in the listing (sendmail marks none either: the
     // compat case bp-deferred-and-queued); `mailq --json` tells when the next try is,
@@ -828,11 +597,7 @@ fn sigterm_with_a_stalled_server_stops_within_seconds() {
     env.sendmail(&["-odq", "stall@example.org"], MSG).code(0);
     let before = fs::read(&env.entries()[0]).unwrap();
     let mut runner = spawn_runner(&env, &["-q30m", "-qf"]);
-    let start = Instant::now();
-    while !peer.transcript().contains("DATA-END") {
-        assert!(start.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    peer.wait_transcript("DATA-END", Duration::from_secs(10));
     sigterm(&runner);
     let t = Instant::now();
     let st = wait_exit(&mut runner, Duration::from_secs(10)).expect("the runner did not stop");
@@ -858,17 +623,16 @@ fn background_deliveries_are_bounded() {
     };
     let env = relay_env(peer.port, "O MaxBackgroundDeliveries=1\n");
     env.sendmail(&["stall@example.org"], MSG).code(0);
-    let start = Instant::now();
-    while !peer.transcript().contains("DATA-END") {
-        assert!(start.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    peer.wait_transcript("DATA-END", Duration::from_secs(10));
     env.sendmail(&["ok1@example.org"], MSG).code(0);
     env.sendmail(&["ok2@example.org"], MSG).code(0);
     let msgs = peer.wait_for(1, Duration::from_secs(15));
     assert_eq!(msgs.len(), 1);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(peer.messages().len(), 1, "a delivery ran beyond the limit");
+    holds_for(
+        Duration::from_millis(300),
+        "one message only: no delivery ran beyond the limit",
+        || peer.messages().len() == 1,
+    );
     let j = env.json();
     assert_eq!(j.len(), 2, "{j:?}");
     assert!(j.iter().all(|l| l.contains("\"attempts\":0")), "{j:?}");

@@ -5,7 +5,7 @@
 //! after it stay fields, and long body lines arrive whole once the inserted CRLF SP is
 //! taken out. The same holds for the header a bounce returns.
 
-use crate::delivery::{relay_env, start_peer};
+use crate::harness::servers::{relay_env, start_peer};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;

@@ -5,8 +5,11 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub mod servers;
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_rsendmail"))
@@ -206,6 +209,18 @@ impl Env {
         r.stdout.clone()
     }
 
+    /// Wait until the spool holds no entry (a delivery in another process finished);
+    /// panics with the listing after `limit`.
+    #[track_caller]
+    pub fn wait_until_empty(&self, limit: Duration) {
+        wait_until_or(
+            limit,
+            "the spool to be empty",
+            || self.listing(),
+            || self.entries().is_empty(),
+        );
+    }
+
     /// `mailq --json` lines.
     pub fn json(&self) -> Vec<String> {
         self.mailq(&["--json"])
@@ -269,6 +284,40 @@ pub fn is_root() -> bool {
 /// The unprivileged user `.ci/run` creates for tests that must not run as root.
 pub const TEST_USER: &str = "rsmtest";
 
+/// A user of this machine, looked up by name in the password database: its uid and gid
+/// are whatever this machine gave it (`useradd` takes the first free number, so they
+/// are never assumed), and its home is the one the database names.
+pub struct UserIds {
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+}
+
+/// Look `name` up in the password database; panics with the name when it is missing.
+#[track_caller]
+pub fn user_ids(name: &str) -> UserIds {
+    let u = nix::unistd::User::from_name(name)
+        .unwrap_or_else(|e| panic!("looking up the user {name}: {e}"))
+        .unwrap_or_else(|| panic!("the user {name} does not exist on this machine"));
+    UserIds {
+        uid: u.uid.as_raw(),
+        gid: u.gid.as_raw(),
+        home: u.dir,
+    }
+}
+
+/// The test user's uid, gid and home (see `can_switch_user` for whether it exists).
+#[track_caller]
+pub fn test_user() -> UserIds {
+    user_ids(TEST_USER)
+}
+
+/// Another unprivileged user, neither root nor the test user: `nobody`.
+#[track_caller]
+pub fn other_user() -> UserIds {
+    user_ids("nobody")
+}
+
 /// Run `program` as the test user with a clean environment (PATH and `envs` only).
 pub fn as_user(program: &Path, args: &[&str], envs: &[(&str, &str)], stdin: &[u8]) -> Output {
     let mut cmd = Command::new("runuser");
@@ -330,4 +379,74 @@ pub fn can_switch_user() -> bool {
             .map(|s| s.success())
             .unwrap_or(false);
     ok || unavailable(&format!("root and the user {TEST_USER}"))
+}
+
+/// How often the waiting helpers look again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Poll `cond` until it holds; panics with `what` (what was awaited) and whatever
+/// `state` describes when `limit` passes first.
+#[track_caller]
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    wait_until_or(limit, what, String::new, &mut cond);
+}
+
+/// `wait_until`, with `state()` (the spool, a transcript) in the failure message.
+#[track_caller]
+pub fn wait_until_or(
+    limit: Duration,
+    what: &str,
+    state: impl FnOnce() -> String,
+    mut cond: impl FnMut() -> bool,
+) {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > limit {
+            panic!(
+                "waited {limit:?} for {what}; it never happened\n{}",
+                state()
+            );
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Check that `cond` stays true for the whole of `period` (something must *not*
+/// happen: no second delivery, no entry written); panics with `what` as soon as it
+/// turns false.
+#[track_caller]
+pub fn holds_for(period: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    loop {
+        assert!(cond(), "{what}: no longer true after {:?}", start.elapsed());
+        if start.elapsed() >= period {
+            return;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Wait for `child` to exit; after `limit`, kill it and return None.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Send SIGTERM to `child`.
+pub fn sigterm(child: &Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("kill -TERM");
 }

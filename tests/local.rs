@@ -1,10 +1,10 @@
 //! Local delivery, aliases, `.forward`, newaliases, refused recipients, and delivery
 //! reports (RFC 3464), checked with Python's `mailbox` and `email` packages.
 
-use crate::delivery::{Peer, have_peer, start_peer};
+use crate::harness::servers::{Peer, have_peer, start_peer};
 use crate::harness::{
-    Env, MSG, TEST_USER, as_user, can_switch_user, closed_tcp_port, is_root, require,
-    user_visible_bin,
+    Env, MSG, TEST_USER, as_user, can_switch_user, closed_tcp_port, is_root, other_user, require,
+    test_user, user_visible_bin,
 };
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -152,7 +152,7 @@ fn print_mode_saves_dead_letter_in_the_callers_home() {
     }
     let env = local_env("", None);
     open_dir(&env, "spool-parent");
-    let home = PathBuf::from(format!("/home/{TEST_USER}"));
+    let home = test_user().home;
     let dead = home.join("dead.letter");
     let _ = fs::remove_file(&dead);
     // The test user runs a copy with a config of its own (its own spool).
@@ -328,7 +328,7 @@ fn unsafe_mailboxes_are_refused_and_stay_queued() {
     // Another user's file as root's mailbox: refused too.
     fs::remove_file(mbox(&env, "root")).unwrap();
     fs::write(mbox(&env, "root"), "").unwrap();
-    std::os::unix::fs::chown(mbox(&env, "root"), Some(65534), None).unwrap();
+    std::os::unix::fs::chown(mbox(&env, "root"), Some(other_user().uid), None).unwrap();
     env.sendmail(&["-qf"], b"").code(0);
     assert_eq!(fs::metadata(mbox(&env, "root")).unwrap().len(), 0);
     assert_eq!(env.entries().len(), 1);
@@ -359,7 +359,7 @@ fn aliases_of_every_kind() {
         ),
     )
     .unwrap();
-    std::os::unix::fs::chown(&members, Some(1001), None).unwrap();
+    std::os::unix::fs::chown(&members, Some(test_user().uid), None).unwrap();
     let aliases = format!(
         "team: remote@example.org, \\root, :include:{m}, \"|id -u > {o}/prog-id; cat > {o}/prog-msg\", {o}/file.mbox\nowner-team: root\nself: \\root\n",
         m = members.display(),
@@ -373,8 +373,9 @@ fn aliases_of_every_kind() {
         "rcpt \\root ",
         "rcpt m1@example.org ",
         &format!(
-            "rcpt |id%20-u%20>%20{}/user-id orcpt=rfc822;team@test.example sender=owner-team owner=1001\n",
-            out.display()
+            "rcpt |id%20-u%20>%20{}/user-id orcpt=rfc822;team@test.example sender=owner-team owner={}\n",
+            out.display(),
+            test_user().uid
         ),
         &format!("owner=0\nrcpt {}/file.mbox ", out.display()),
     ] {
@@ -412,7 +413,8 @@ fn aliases_of_every_kind() {
         "a command from root's aliases runs as the default user"
     );
     assert_eq!(
-        user_id, 1001,
+        user_id,
+        test_user().uid,
         "a command from a user's :include: runs as that user"
     );
     assert!(
@@ -468,9 +470,9 @@ fn forward_turn() -> fs::File {
 
 /// The test user's `.forward`, written as `text`, owned by the user, mode 0644.
 fn write_forward(text: &str) -> PathBuf {
-    let fwd = PathBuf::from(format!("/home/{TEST_USER}/.forward"));
+    let fwd = test_user().home.join(".forward");
     fs::write(&fwd, text).unwrap();
-    std::os::unix::fs::chown(&fwd, Some(1001), Some(1001)).unwrap();
+    std::os::unix::fs::chown(&fwd, Some(test_user().uid), Some(test_user().gid)).unwrap();
     fs::set_permissions(&fwd, fs::Permissions::from_mode(0o644)).unwrap();
     fwd
 }
@@ -486,7 +488,7 @@ fn forward_files_are_honoured_only_when_safe() {
         return;
     };
     let env = local_env("", Some(peer.port));
-    let home = PathBuf::from(format!("/home/{TEST_USER}"));
+    let home = test_user().home;
     let fwd = home.join(".forward");
     // Targets are checked like any address: a blank becomes a dot (BlankSub), the good
     // ones are used, and each bad one (not an address, an unknown user, a list that
@@ -495,7 +497,7 @@ fn forward_files_are_honoured_only_when_safe() {
     let lists = open_dir(&env, "lists");
     let looped = lists.join("loop");
     fs::write(&looped, format!(":include:{}\n", looped.display())).unwrap();
-    std::os::unix::fs::chown(&looped, Some(1001), Some(1001)).unwrap();
+    std::os::unix::fs::chown(&looped, Some(test_user().uid), Some(test_user().gid)).unwrap();
     fs::write(
         &fwd,
         format!(
@@ -504,7 +506,7 @@ fn forward_files_are_honoured_only_when_safe() {
         ),
     )
     .unwrap();
-    std::os::unix::fs::chown(&fwd, Some(1001), Some(1001)).unwrap();
+    std::os::unix::fs::chown(&fwd, Some(test_user().uid), Some(test_user().gid)).unwrap();
     fs::set_permissions(&fwd, fs::Permissions::from_mode(0o644)).unwrap();
     env.sendmail(&["-odi", TEST_USER], MSG).code(67);
     let msgs = peer.wait_for(1, Duration::from_secs(10));
@@ -548,7 +550,7 @@ fn forward_files_are_honoured_only_when_safe() {
     assert!(!text.contains("forwarded@"), "{text}");
     assert_eq!(mbox_summary(&mbox(&env, TEST_USER)).len(), 1);
     let md = fs::metadata(mbox(&env, TEST_USER)).unwrap();
-    assert_eq!((md.uid(), md.mode() & 0o777), (1001, 0o600));
+    assert_eq!((md.uid(), md.mode() & 0o777), (test_user().uid, 0o600));
     // Writable by the group: ignored, the mailbox gets it.
     fs::set_permissions(&fwd, fs::Permissions::from_mode(0o664)).unwrap();
     env.sendmail(&["-odi", TEST_USER], MSG).code(0);
@@ -610,7 +612,7 @@ fn non_root_deliverer_leaves_other_users_mail_for_the_root_runner() {
         .trim()
         .parse()
         .unwrap();
-    let sender_uid = fs::metadata(format!("/home/{TEST_USER}")).unwrap().uid();
+    let sender_uid = test_user().uid;
     assert!(id != 0 && id != sender_uid, "ran as {id}");
     let q = run_as_user(&["-bp"]);
     assert!(String::from_utf8_lossy(&q.stdout).contains("is empty"));
@@ -932,6 +934,7 @@ fn delay_warning_then_expiry_report() {
     let env = local_env("", Some(closed_tcp_port()));
     env.add_config("O Timeout.queuewarn=1s\nO Timeout.queuereturn=3s\n");
     env.sendmail(&["-odq", "far@example.org"], MSG).code(0);
+    // Time must pass (no event to wait for): the entry outlives Timeout.queuewarn.
     std::thread::sleep(Duration::from_millis(1100));
     env.sendmail(&["-qf"], b"").code(0);
     let s = mbox_summary(&mbox(&env, "root"));
@@ -947,6 +950,7 @@ fn delay_warning_then_expiry_report() {
     env.sendmail(&["-qf"], b"").code(0);
     assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 1);
     assert_eq!(env.entries().len(), 1);
+    // ... and then Timeout.queuereturn.
     std::thread::sleep(Duration::from_millis(2000));
     env.sendmail(&["-qf"], b"").code(0);
     assert!(env.entries().is_empty(), "{}", env.listing());
@@ -1026,7 +1030,7 @@ fn run_with_limit(env: &Env, args: &[&str], limit: Duration) -> Option<std::proc
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    crate::delivery::wait_exit(&mut child, limit)
+    crate::harness::wait_exit(&mut child, limit)
 }
 
 /// A list file that is not one, named by a `.forward` or by the aliases file: a FIFO
@@ -1051,7 +1055,7 @@ fn list_files_that_would_stall_or_exhaust_the_deliverer_are_refused() {
     let line = "member-with-a-long-name@example.org\n";
     fs::write(&big, line.repeat((1 << 20) / line.len() + 1)).unwrap();
     for f in [&fifo, &big] {
-        std::os::unix::fs::chown(f, Some(1001), Some(1001)).unwrap();
+        std::os::unix::fs::chown(f, Some(test_user().uid), Some(test_user().gid)).unwrap();
     }
     fs::write(
         env.dir.join("aliases"),
@@ -1141,7 +1145,8 @@ fn a_users_include_files_are_read_and_run_with_the_users_rights() {
         ),
     )
     .unwrap();
-    std::os::unix::fs::chown(&others, Some(65534), Some(65534)).unwrap();
+    let nobody = other_user();
+    std::os::unix::fs::chown(&others, Some(nobody.uid), Some(nobody.gid)).unwrap();
     fs::set_permissions(&others, fs::Permissions::from_mode(0o644)).unwrap();
     // The user's own list, named by the aliases file, naming the secret.
     let mine = out.join("my-list");
@@ -1150,7 +1155,7 @@ fn a_users_include_files_are_read_and_run_with_the_users_rights() {
         format!(":include:{}\nlist-ok@example.org\n", secret.display()),
     )
     .unwrap();
-    std::os::unix::fs::chown(&mine, Some(1001), Some(1001)).unwrap();
+    std::os::unix::fs::chown(&mine, Some(test_user().uid), Some(test_user().gid)).unwrap();
     fs::set_permissions(&mine, fs::Permissions::from_mode(0o644)).unwrap();
     fs::write(
         env.dir.join("aliases"),
@@ -1178,10 +1183,10 @@ fn a_users_include_files_are_read_and_run_with_the_users_rights() {
     );
     // The other user's targets ran as the .forward's user.
     let written = fs::metadata(out.join("written.mbox")).expect("the /file target");
-    assert_eq!(written.uid(), 1001);
+    assert_eq!(written.uid(), test_user().uid);
     assert_eq!(mbox_summary(&out.join("written.mbox")).len(), 1);
     let id = fs::read_to_string(out.join("prog-id")).expect("the |command target");
-    assert_eq!(id.trim(), "1001");
+    assert_eq!(id.trim(), test_user().uid.to_string());
     // Both refusals reported to the sender (root), with the reason.
     let reports = fs::read_to_string(mbox(&env, "root")).expect("reports");
     let diag = format!(

@@ -5,14 +5,14 @@
 //! "non-zero: nothing queued" — and the spool holds no entry and no temporary file.
 //! Good values of each kind still deliver.
 
-use crate::delivery::Sink;
-use crate::harness::{Env, MSG, Run};
+use crate::harness::servers::Sink;
+use crate::harness::{Env, MSG, Run, wait_exit, wait_until_or};
 use rsendmail::cli::options::{ACTED_ON, Kind};
 use std::fs;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A bad value of each kind (`None`: the kind refuses nothing, as sendmail's ErrorMode).
 fn bad_value(kind: Kind) -> Option<&'static str> {
@@ -61,18 +61,9 @@ pub fn run_refused(env: &Env, program: &Path, args: &[&str]) -> Run {
         .spawn()
         .unwrap();
     let _keep_open = child.stdin.take();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{args:?}: still running after 10 s: not refused before it started");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = wait_exit(&mut child, Duration::from_secs(10)).unwrap_or_else(|| {
+        panic!("{args:?}: still running after 10 s: not refused before it started")
+    });
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
     child
@@ -445,15 +436,12 @@ fn checked_values_are_the_ones_delivery_uses() {
     )
     .code(0)
     .stdout_is("");
-    let start = Instant::now();
-    while sink.dumps().is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{:?}",
-            env.json()
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    wait_until_or(
+        Duration::from_secs(20),
+        "the message at smtp-sink",
+        || format!("{:?}", env.json()),
+        || !sink.dumps().is_empty(),
+    );
     let dump = &sink.dumps()[0];
     let login = login_name();
     for want in [
@@ -803,36 +791,28 @@ fn good_values_of_every_kind_deliver() {
         "-o",
         "h40",
     ];
-    let mut sent = 0;
-    for mode in MODES {
+    for (i, mode) in MODES.into_iter().enumerate() {
         let env = Env::with_config(&config);
         let log = env.dir.join("x.log");
         let mut args = vec!["-X", log.to_str().unwrap(), mode];
         args.extend_from_slice(cmdline);
-        let rcpt = format!("good{}@example.org", sent);
+        let rcpt = format!("good{i}@example.org");
         args.push(&rcpt);
         env.sendmail(&args, MSG).code(0).stdout_is("").stderr_is("");
-        sent += 1;
+        let sent = i + 1;
         if mode == "-odq" {
             assert_eq!(env.entries().len(), 1);
             let mut run = vec!["-X", log.to_str().unwrap(), "-qf"];
             run.extend_from_slice(cmdline);
             env.sendmail(&run, b"").code(0).stdout_is("");
         }
-        let start = Instant::now();
-        while sink.dumps().len() < sent {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "{mode}: not delivered; {:?}",
-                env.json()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        let start = Instant::now();
-        while !env.entries().is_empty() && start.elapsed() < Duration::from_secs(20) {
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        assert!(env.entries().is_empty(), "{mode}: {:?}", env.json());
+        wait_until_or(
+            Duration::from_secs(20),
+            &format!("{mode}: the message at smtp-sink"),
+            || format!("{:?}", env.json()),
+            || sink.dumps().len() >= sent,
+        );
+        env.wait_until_empty(Duration::from_secs(20));
         let x = fs::read_to_string(&log).unwrap_or_default();
         assert!(
             x.contains(&format!("RCPT To:<{rcpt}>")),

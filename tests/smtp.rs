@@ -2,124 +2,14 @@
 //! driven by real clients (Python's smtplib, swaks) and by raw sockets where the bytes on
 //! the wire are the point (pipelining, smuggling, limits).
 
-use crate::delivery::{relay_env, sigterm, start_peer, wait_exit};
-use crate::dns::DnsServer;
-use crate::harness::{Env, require};
+use crate::harness::servers::{
+    Daemon, DnsServer, Raw, relay_env, socket2_connect_from, start_peer,
+};
+use crate::harness::{Env, holds_for, require, sigterm, wait_exit, wait_until, wait_until_or};
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A `-bD` daemon on a free port, stopped (SIGTERM) when dropped.
-pub struct Daemon {
-    pub child: Child,
-    pub port: u16,
-}
-
-impl Daemon {
-    /// Start `sendmail -C conf -bD ARGS` listening on 127.0.0.1:<free port>.
-    pub fn start(env: &Env, args: &[&str]) -> Daemon {
-        let port = crate::harness::closed_tcp_port();
-        env.add_config(&format!("O DaemonPortOptions=Port={port},Addr=127.0.0.1\n"));
-        Daemon::start_on(env, args, port)
-    }
-
-    pub fn start_on(env: &Env, args: &[&str], port: u16) -> Daemon {
-        let child = Command::new(env.link("sendmail"))
-            .args(["-C", env.conf.to_str().unwrap(), "-bD"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "the daemon did not start listening"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Daemon { child, port }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        if wait_exit(&mut self.child, Duration::from_secs(10)).is_none() {
-            let _ = self.child.kill();
-        }
-    }
-}
-
-/// A raw client: write bytes, read reply lines.
-pub struct Raw {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Raw {
-    pub fn connect(port: u16) -> Raw {
-        Raw::from(TcpStream::connect(("127.0.0.1", port)).unwrap())
-    }
-
-    pub fn from(s: TcpStream) -> Raw {
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        Raw {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-        }
-    }
-
-    /// One whole reply (its lines); empty when the server closed.
-    pub fn reply(&mut self) -> Vec<String> {
-        let mut out = Vec::new();
-        loop {
-            let mut l = String::new();
-            if self.r.read_line(&mut l).unwrap_or(0) == 0 {
-                return out;
-            }
-            let l = l.trim_end().to_string();
-            let last = l.len() < 4 || l.as_bytes()[3] != b'-';
-            out.push(l);
-            if last {
-                return out;
-            }
-        }
-    }
-
-    /// The last line of the next reply.
-    pub fn line(&mut self) -> String {
-        self.reply().pop().unwrap_or_default()
-    }
-
-    pub fn send(&mut self, b: &[u8]) {
-        self.w.write_all(b).unwrap();
-    }
-
-    /// Send a command, return the last line of its reply.
-    pub fn cmd(&mut self, c: &str) -> String {
-        self.send(format!("{c}\r\n").as_bytes());
-        self.line()
-    }
-
-    /// MAIL FROM a@test.example, RCPT TO `rcpt`, DATA: each accepted, the data not sent.
-    fn begin_data(&mut self, rcpt: &str) {
-        assert!(self.cmd("MAIL FROM:<a@test.example>").starts_with("250 "));
-        assert!(self.cmd(&format!("RCPT TO:<{rcpt}>")).starts_with("250 "));
-        assert!(self.cmd("DATA").starts_with("354 "));
-    }
-
-    /// Whether the server closed the connection (reads EOF).
-    fn closed(&mut self) -> bool {
-        let mut b = [0u8; 1];
-        matches!(self.r.read(&mut b), Ok(0))
-    }
-}
 
 /// Wait until the spool holds `n` entries (sessions commit before replying, but a test
 /// may look from another process).
@@ -437,9 +327,11 @@ fn smuggling_vectors_never_end_data() {
         assert_eq!(c.line(), want, "{:?}", String::from_utf8_lossy(end));
         assert!(c.closed());
     }
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(env.entries().len(), 0, "{}", env.listing());
-    assert_eq!(tmp_files(&env), 0);
+    holds_for(
+        Duration::from_millis(200),
+        "no entry and no temporary file from a smuggling attempt",
+        || env.entries().is_empty() && tmp_files(&env) == 0,
+    );
 }
 
 #[test]
@@ -514,9 +406,15 @@ fn eof_during_data_creates_nothing() {
         c.cmd("HELO c");
         c.begin_data("b@example.net");
         c.send(b"Subject: cut\r\n\r\npart of a body\r\n");
-        c.w.shutdown(std::net::Shutdown::Both).unwrap();
+        c.shutdown();
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // The session notices the EOF, removes its temporary file and ends.
+    wait_until_or(
+        Duration::from_secs(10),
+        "the cut session to end",
+        || env.listing(),
+        || d.sessions() == 0,
+    );
     assert_eq!(env.entries().len(), 0);
     assert_eq!(tmp_files(&env), 0);
     // The same through -bs.
@@ -609,41 +507,16 @@ fn bs_on_a_socket_applies_the_relay_policy_to_the_peer() {
     }
 }
 
-/// Connect to 127.0.0.1:port from a chosen local address (std cannot bind a socket
-/// before connecting it).
-pub fn socket2_connect_from(local: &str, port: u16) -> TcpStream {
-    use std::os::fd::FromRawFd;
-    // SAFETY: plain socket calls on a descriptor this function owns until it is wrapped.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-        assert!(fd >= 0);
-        let mut sa: libc::sockaddr_in = std::mem::zeroed();
-        sa.sin_family = libc::AF_INET as libc::sa_family_t;
-        let ip: std::net::Ipv4Addr = local.parse().unwrap();
-        sa.sin_addr.s_addr = u32::from(ip).to_be();
-        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        assert_eq!(
-            libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len),
-            0
-        );
-        let mut to: libc::sockaddr_in = std::mem::zeroed();
-        to.sin_family = libc::AF_INET as libc::sa_family_t;
-        to.sin_port = port.to_be();
-        to.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
-        assert_eq!(
-            libc::connect(fd, &to as *const _ as *const libc::sockaddr, len),
-            0
-        );
-        TcpStream::from_raw_fd(fd)
-    }
-}
-
 #[test]
 fn sessions_beyond_max_daemon_children_get_421() {
     let env = Env::with_config("O MaxDaemonChildren=2\n");
     let d = Daemon::start(&env, &["-odq"]);
     // The readiness probe's session may still be ending: wait for a free slot first.
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until(
+        Duration::from_secs(10),
+        "the probe's session to end",
+        || d.sessions() == 0,
+    );
     let mut a = Raw::connect(d.port);
     assert!(a.line().starts_with("220 "));
     let mut b = Raw::connect(d.port);
@@ -657,7 +530,11 @@ fn sessions_beyond_max_daemon_children_get_421() {
     assert!(c.closed());
     // Once one ends, a new session is served.
     assert!(a.cmd("QUIT").starts_with("221 "));
-    std::thread::sleep(Duration::from_millis(700));
+    wait_until(
+        Duration::from_secs(10),
+        "the ended session to be reaped",
+        || d.sessions() == 1,
+    );
     let mut e = Raw::connect(d.port);
     assert!(e.line().starts_with("220 "));
     assert_eq!(b.cmd("NOOP"), "250 2.0.0 OK");
@@ -679,7 +556,12 @@ fn sigterm_loses_nothing_acknowledged() {
     }
     c.begin_data("inflight@example.net");
     c.send(b"Subject: in flight\r\n\r\nhalf");
-    std::thread::sleep(Duration::from_millis(100));
+    // The message in flight is being written (its temporary file exists).
+    wait_until(
+        Duration::from_secs(10),
+        "the in-flight message's temporary file",
+        || tmp_files(&env) == 1,
+    );
     sigterm(&d.child);
     let st = wait_exit(&mut d.child, Duration::from_secs(10));
     assert!(st.is_some_and(|s| s.success()), "{st:?}");
@@ -803,11 +685,7 @@ fn bd_background_mode_delivers() {
     let got = peer.wait_for(1, Duration::from_secs(20));
     assert_eq!(got.len(), 1);
     assert!(String::from_utf8_lossy(&got[0].1).contains("Subject: bg"));
-    let start = Instant::now();
-    while !env.entries().is_empty() && start.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(env.entries().is_empty());
+    env.wait_until_empty(Duration::from_secs(10));
 }
 
 /// `-bd -q1s`: one process listens and runs the queue.
@@ -850,7 +728,9 @@ fn etrn_flushes_only_the_named_domain() {
         "250 2.0.0 Queuing for node dial.example started"
     );
     let got = peer.wait_for(2, Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(300));
+    holds_for(Duration::from_millis(300), "no third message", || {
+        peer.messages().len() <= 2
+    });
     let got_rcpts: Vec<String> = peer.messages().iter().map(|m| m.0.clone()).collect();
     assert_eq!(got.len(), 2, "{got_rcpts:?}");
     assert_eq!(peer.messages().len(), 2, "{got_rcpts:?}");
@@ -865,7 +745,9 @@ fn etrn_flushes_only_the_named_domain() {
         "250 2.0.0 Queuing for node @dial.example started"
     );
     let got = peer.wait_for(3, Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(300));
+    holds_for(Duration::from_millis(300), "no fourth message", || {
+        peer.messages().len() <= 3
+    });
     assert_eq!(peer.messages().len(), 3);
     assert!(got.iter().any(|m| m.0.contains("c@sub.dial.example")));
     let left = env.mailq(&[]);
@@ -876,8 +758,11 @@ fn etrn_flushes_only_the_named_domain() {
     assert_eq!(env.entries().len(), 2);
     // Nothing queued for a domain: nothing is delivered.
     assert!(c.cmd("ETRN empty.example").starts_with("250 "));
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(peer.messages().len(), 3);
+    holds_for(
+        Duration::from_millis(500),
+        "nothing delivered for a domain with nothing queued",
+        || peer.messages().len() == 3,
+    );
     assert_eq!(
         c.cmd("ETRN bad/domain"),
         "501 5.5.4 Syntax error in ETRN parameter"

@@ -191,6 +191,40 @@ fn dma_configs_are_read_unchanged() {
     );
 }
 
+/// `--version` and `--help` answer on stdout and exit 0 without a config file, a spool
+/// or stdin, whatever the program is called; sendmail's flags around them are unchanged.
+#[test]
+fn version_and_help_answer() {
+    let env = Env::new();
+    let version = format!("rsendmail {}\n", env!("CARGO_PKG_VERSION"));
+    for name in ["sendmail", "mailq", "newaliases"] {
+        // No -C: the config (which might not exist) is not read.
+        let r = env.run_raw(&env.link(name), &["--version"], b"");
+        r.code(0).stdout_is(&version).stderr_is("");
+        let r = env.run_raw(&env.link(name), &["--help"], b"");
+        r.code(0).stderr_is("");
+        assert!(r.stdout.starts_with("Usage: sendmail "), "{}", r.stdout);
+        assert!(r.stdout.contains("--version"), "{}", r.stdout);
+    }
+    env.sendmail(&["-v", "-odq", "--version"], MSG)
+        .code(0)
+        .stdout_is(&version);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    // After `--` it is a recipient, queued as any other.
+    env.sendmail(&["-odq", "--", "--help@example.org"], MSG)
+        .code(0)
+        .stdout_is("");
+    assert!(env.only_entry().contains("rcpt --help@example.org"));
+    // Any other long option is still getopt's error.
+    env.sendmail(&["--verbose", "bob@example.org"], MSG)
+        .code(64)
+        .stdout_is("")
+        .stderr_is(&format!(
+            "{}: illegal option -- -\n",
+            env.link("sendmail").display()
+        ));
+}
+
 #[test]
 fn option_errors_and_where_they_go() {
     let env = Env::new();

@@ -9,6 +9,7 @@ mod dns;
 mod durability;
 mod folding;
 mod local;
+mod logging;
 mod mailq_listing;
 mod man_pages;
 mod options;

@@ -1,7 +1,7 @@
 //! STARTTLS, implicit TLS, certificate checks and AUTH against aiosmtpd, with a CA and
 //! certificates made by openssl at test time.
 
-use crate::delivery::Peer;
+use crate::harness::servers::Peer;
 use crate::harness::{Env, MSG, require};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -149,7 +149,7 @@ fn relay(port: u16, extra: &str) -> Env {
 }
 
 fn setup() -> Option<(Env, Pki)> {
-    if !crate::delivery::have_peer() {
+    if !crate::harness::servers::have_peer() {
         return None;
     }
     let env0 = Env::new();

@@ -318,9 +318,56 @@ pub struct Invocation {
     /// An `-O`/`-o` option that is not "safe" was given.
     pub unsafe_setting: bool,
     pub recipients: Vec<String>,
+    /// `--version` or `--help`: answered at once, nothing else is done.
+    pub answer: Option<Answer>,
+}
+
+/// `--version` and `--help`, which sendmail 8.17 does not have (it takes either as the
+/// end of its options and says `Recipient names must be specified`, exit 64): users and
+/// packagers expect them of a program. Only in option position: after `--` or the first
+/// recipient they are recipients, as any argument there is. Other long options stay
+/// getopt's error (`illegal option -- -`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Version,
+    Help,
+}
+
+const USAGE: &str = "\
+Usage: sendmail [option...] [--] recipient...
+       sendmail -bp | -bs | -bd | -bi | -bv address... | -q[time]
+       mailq [-v] [--json]
+       newaliases
+Options are sendmail 8.17's, with its meanings: -t recipients from the header,
+-i a lone dot is data, -f sender, -F full name, -od<b|i|q|d> delivery mode,
+-v verbose, -C config file, -O name=value, -q[R|S|I]<text> queue runs.
+--version prints the version. Manual pages: rsendmail(8), rsendmail.conf(5).
+";
+
+impl Answer {
+    /// What is printed on stdout (the program then exits 0).
+    pub fn text(self) -> String {
+        match self {
+            Answer::Version => format!("rsendmail {}\n", env!("CARGO_PKG_VERSION")),
+            Answer::Help => USAGE.to_string(),
+        }
+    }
 }
 
 impl Invocation {
+    /// A process that runs until stopped: the daemon (`-bd`, `-bD`) or the periodic queue
+    /// runner (`-q<time>`); every other invocation is one-shot.
+    pub fn is_long_running(&self) -> bool {
+        match self.operation {
+            Operation::Daemon | Operation::DaemonForeground => true,
+            Operation::QueueRun => self
+                .queue_run
+                .as_ref()
+                .is_some_and(|q| q.interval.is_some() || q.persistent),
+            _ => false,
+        }
+    }
+
     fn new(argv0: String, personality: Personality) -> Invocation {
         let operation = match personality {
             Personality::Sendmail => Operation::Deliver,
@@ -353,6 +400,7 @@ impl Invocation {
             json: false,
             unsafe_setting: false,
             recipients: Vec::new(),
+            answer: None,
         }
     }
 
@@ -629,10 +677,13 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, Fatal> {
         enum A {
             Short(char),
             Long,
+            Answer(Answer),
             Value(OsString),
         }
         let arg = match arg {
             lexopt::Arg::Short(c) => A::Short(c),
+            lexopt::Arg::Long("version") => A::Answer(Answer::Version),
+            lexopt::Arg::Long("help") => A::Answer(Answer::Help),
             lexopt::Arg::Long(_) => A::Long,
             lexopt::Arg::Value(v) => A::Value(v),
         };
@@ -748,6 +799,12 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, Fatal> {
             Short('X') => inv.traffic_log = Some(PathBuf::from(value("X")?)),
             Short(c) => return Err(illegal(c)),
             Long => return Err(illegal('-')),
+            // `--version=x` is not the option.
+            A::Answer(_) if parser.optional_value().is_some() => return Err(illegal('-')),
+            A::Answer(answer) => {
+                inv.answer = Some(answer);
+                return Ok(inv);
+            }
             Value(first) => {
                 inv.recipients.push(to_string("recipient", first)?);
                 for more in parser
@@ -793,6 +850,49 @@ mod tests {
         let mut v: Vec<OsString> = vec!["sendmail".into()];
         v.extend(args.iter().map(OsString::from));
         parse(v)
+    }
+
+    /// `--version` and `--help` answer in option position only; every sendmail flag
+    /// around them keeps its meaning.
+    #[test]
+    fn version_and_help() {
+        let answered: &[(&[&str], Answer)] = &[
+            (&["--version"], Answer::Version),
+            (&["--help"], Answer::Help),
+            (&["-v", "--version"], Answer::Version),
+            (&["-odq", "-i", "--help"], Answer::Help),
+            (&["--help", "bob@example.org"], Answer::Help),
+        ];
+        for (args, want) in answered {
+            assert_eq!(p(args).unwrap().answer, Some(*want), "{args:?}");
+        }
+        // Recipients after `--` or the first recipient; other long options illegal.
+        let not: &[(&[&str], &[&str])] = &[
+            (&["--", "--version"], &["--version"]),
+            (&["bob", "--help"], &["bob", "--help"]),
+            (&["-v", "--", "--help"], &["--help"]),
+        ];
+        for (args, rcpts) in not {
+            let inv = p(args).unwrap();
+            assert_eq!(inv.answer, None, "{args:?}");
+            assert_eq!(inv.recipients, *rcpts, "{args:?}");
+        }
+        for args in [
+            &["--versionx"][..],
+            &["--version=1"],
+            &["--hel"],
+            &["--json"],
+        ] {
+            let f = p(args).err().unwrap_or_else(|| panic!("{args:?} accepted"));
+            assert_eq!(f.message, "sendmail: illegal option -- -", "{args:?}");
+        }
+        // -v is still verbose, with nothing answered.
+        let inv = p(&["-v", "bob"]).unwrap();
+        assert!(inv.verbose && inv.answer.is_none());
+        assert_eq!(
+            Answer::Version.text(),
+            format!("rsendmail {}\n", env!("CARGO_PKG_VERSION"))
+        );
     }
 
     #[test]

@@ -1,0 +1,265 @@
+//! The log file (`MAILLOG`): what a submission, a refused recipient and a delivery write
+//! there, the line format, and how the file is opened; and the long-running runner's
+//! stderr when there is neither a log file nor syslog.
+
+use crate::harness::servers::{Sink, relay_env};
+use crate::harness::{
+    Env, MSG, is_root, other_user, sigterm, unavailable, wait_exit, wait_until_or,
+};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The queue id of the only entry.
+fn only_id(env: &Env) -> String {
+    let e = env.entries();
+    assert_eq!(e.len(), 1, "{}", env.listing());
+    let name = e[0].file_name().unwrap().to_str().unwrap();
+    name.strip_prefix("qf").unwrap().to_string()
+}
+
+/// Each line as `(program, text)`, after checking its shape:
+/// `YYYY-MM-DDThh:mm:ss+hh:mm program[pid]: text`.
+fn records(path: &Path) -> Vec<(String, String)> {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let (time, rest) = l.split_once(' ').unwrap_or_else(|| panic!("{l:?}"));
+            let b = time.as_bytes();
+            assert!(
+                time.len() == 25
+                    && b[4] == b'-'
+                    && b[10] == b'T'
+                    && b[13] == b':'
+                    && (b[19] == b'+' || b[19] == b'-'),
+                "timestamp of {l:?}"
+            );
+            let (who, text) = rest.split_once(": ").unwrap_or_else(|| panic!("{l:?}"));
+            let (program, pid) = who
+                .strip_suffix(']')
+                .and_then(|w| w.split_once('['))
+                .unwrap_or_else(|| panic!("program[pid] in {l:?}"));
+            assert!(pid.parse::<u32>().is_ok(), "pid in {l:?}");
+            (program.to_string(), text.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn submission_and_refused_recipients_are_logged_to_maillog() {
+    let env = Env::new();
+    let log = env.dir.join("log/mail.log");
+    fs::create_dir_all(log.parent().unwrap()).unwrap();
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    env.sendmail(
+        &[
+            "-odq",
+            "-oeq",
+            "bob@example.org",
+            "nosuchuser",
+            "a@@example.org",
+        ],
+        MSG,
+    )
+    .code(64);
+    let id = only_id(&env);
+    let lines = records(&log);
+    let texts: Vec<&str> = lines.iter().map(|(_, t)| t.as_str()).collect();
+    assert!(lines.iter().all(|(p, _)| p == "rsendmail"), "{lines:?}");
+    // sendmail's lines: one per refused recipient, with its reason, then the entry.
+    for want in [
+        format!("{id}: a@@example.org... Invalid route address"),
+        format!("{id}: nosuchuser... User unknown"),
+    ] {
+        assert_eq!(
+            texts.iter().filter(|t| **t == want).count(),
+            1,
+            "{want:?} in {texts:#?}"
+        );
+    }
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with(&format!("{id}: from=<root>, size=")) && t.contains("nrcpts=1")),
+        "{texts:#?}"
+    );
+    // Created for the owner and group only.
+    let md = fs::metadata(&log).unwrap();
+    assert_eq!(md.mode() & 0o137, 0, "{:o}", md.mode());
+    // Appended, never truncated: a second submission adds its lines.
+    let before = lines.len();
+    env.sendmail(&["-odq", "carol@example.org"], MSG).code(0);
+    assert_eq!(records(&log).len(), before + 1);
+}
+
+#[test]
+fn a_delivery_is_logged_with_its_status() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    let log = env.dir.join("mail.log");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    env.sendmail(&["-odi", "bob@example.org"], MSG).code(0);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    let lines = records(&log);
+    let sent: Vec<&(String, String)> = lines
+        .iter()
+        .filter(|(_, t)| t.contains(": to=<bob@example.org>, "))
+        .collect();
+    assert_eq!(sent.len(), 1, "{lines:#?}");
+    let (program, text) = sent[0];
+    assert_eq!(program, "rsendmail-deliver");
+    assert!(
+        text.contains(&format!("relay=127.0.0.1 [127.0.0.1]:{}", sink.port))
+            || text.contains("relay=127.0.0.1"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(", stat=Sent") || text.contains(", stat=Sent ("),
+        "{text}"
+    );
+    assert!(text.contains("dsn=2.0.0"), "{text}");
+}
+
+/// A symlink or a hard link at the log's path is never followed or written (root could
+/// be made to append to any file), nor, for root, a file another user owns; the mail is
+/// taken all the same.
+#[test]
+fn a_planted_log_file_is_not_written() {
+    let env = Env::new();
+    let target = env.dir.join("precious");
+    fs::write(&target, "keep\n").unwrap();
+    let log = env.dir.join("mail.log");
+    std::os::unix::fs::symlink(&target, &log).unwrap();
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    env.sendmail(&["-odq", "bob@example.org"], MSG)
+        .code(0)
+        .stdout_is("")
+        .stderr_is("");
+    assert_eq!(fs::read_to_string(&target).unwrap(), "keep\n");
+    fs::remove_file(&log).unwrap();
+    fs::hard_link(&target, &log).unwrap();
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    assert_eq!(fs::read_to_string(&target).unwrap(), "keep\n");
+    fs::remove_file(&log).unwrap();
+    if is_root() {
+        fs::write(&log, "").unwrap();
+        std::os::unix::fs::chown(&log, Some(other_user().uid), None).unwrap();
+        fs::set_permissions(&log, fs::Permissions::from_mode(0o666)).unwrap();
+        env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+        assert_eq!(fs::metadata(&log).unwrap().len(), 0);
+        // Root's own file is written.
+        std::os::unix::fs::chown(&log, Some(0), None).unwrap();
+        env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+        assert_eq!(records(&log).len(), 1);
+    }
+}
+
+#[test]
+fn maillog_must_be_an_absolute_path() {
+    let env = Env::with_config("MAILLOG mail.log\n");
+    env.sendmail(&["-odq", "bob@example.org"], MSG)
+        .code(78)
+        .stdout_is(&format!(
+            "{}: line 6: invalid MAILLOG mail.log: not an absolute path\n",
+            env.conf.display()
+        ));
+    assert!(env.entries().is_empty());
+}
+
+/// No MAILLOG and no syslog: the periodic runner logs to its stderr; a one-shot
+/// submission writes nothing there (its stderr is sendmail's interface).
+#[test]
+fn without_maillog_or_syslog_a_runner_logs_to_stderr() {
+    if std::os::unix::net::UnixDatagram::unbound()
+        .and_then(|s| s.connect("/dev/log"))
+        .is_ok()
+    {
+        unavailable("a machine without a syslog socket");
+        return;
+    }
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    env.sendmail(&["-odq", "bob@example.org"], MSG)
+        .code(0)
+        .stderr_is("");
+    let err = env.dir.join("runner.err");
+    let mut runner = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-q1s", "-qf"])
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until_or(
+        Duration::from_secs(20),
+        "the runner's delivery line on its stderr",
+        || fs::read_to_string(&err).unwrap_or_default(),
+        || {
+            fs::read_to_string(&err)
+                .unwrap_or_default()
+                .contains(": to=<bob@example.org>, ")
+        },
+    );
+    sigterm(&runner);
+    let st = wait_exit(&mut runner, Duration::from_secs(10)).expect("the runner stops");
+    assert!(st.success());
+    let lines = records(&err);
+    assert!(
+        lines
+            .iter()
+            .any(|(p, t)| p == "rsendmail-deliver" && t.contains("stat=Sent")),
+        "{lines:#?}"
+    );
+    // Detached (`-q1s` without -qf): stdin and stdout go to /dev/null, stderr stays.
+    env.sendmail(&["-odq", "carol@example.org"], MSG).code(0);
+    let err = env.dir.join("detached.err");
+    let st = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-q1s"])
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&err).unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let line = || {
+        fs::read_to_string(&err)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.contains(": to=<carol@example.org>, ") && l.contains("stat=Sent"))
+            .map(str::to_string)
+    };
+    wait_until_or(
+        Duration::from_secs(20),
+        "the detached runner's delivery line on its stderr",
+        || fs::read_to_string(&err).unwrap_or_default(),
+        || line().is_some(),
+    );
+    // Stop it: the runner leads the session of the process that wrote the line.
+    let line = line().unwrap();
+    let pid: i32 = line
+        .split_once("rsendmail-deliver[")
+        .and_then(|(_, r)| r.split_once(']'))
+        .and_then(|(p, _)| p.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let sid: i32 = stat
+        .rsplit_once(") ")
+        .unwrap()
+        .1
+        .split(' ')
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+}
