@@ -10,11 +10,7 @@
 //! run rsendmail in a private network namespace (`unshare -n`, loopback only) with
 //! dnsmasq as its name server, so that no lookup leaves the machine.
 
-#[allow(dead_code)]
-#[path = "harness.rs"]
-mod harness;
-
-use harness::{Env, MSG, Run, closed_tcp_port, is_root, require, unavailable};
+use crate::harness::{Env, MSG, Run, closed_tcp_port, is_root, require, unavailable};
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;

@@ -14,6 +14,7 @@ mod mailq_listing;
 mod man_pages;
 mod options;
 mod privileges;
+mod reasons;
 mod robustness;
 mod smtp;
 mod submission;
