@@ -1,6 +1,7 @@
 //! The `rsendmail` program: argv → configuration → one operation → exit status.
 //!
-//! Everything the caller sees is printed here, once, on the stream DESIGN.md assigns:
+//! Everything the caller sees is printed here, once, on the stream sendmail uses
+//! (docs/ARCHITECTURE.md, "What the caller sees"):
 //! getopt syntax errors on stderr with the program name, all other diagnostics on stdout
 //! without a prefix, both also logged.
 //!

@@ -609,8 +609,9 @@ pub fn check_host_port(s: &str) -> Result<(String, Option<u16>), String> {
 
 /// One line of the relay table (like sendmail's mailertable or Postfix's transport):
 /// `domain relay[:port]`, `.domain relay` (its subdomains), `* relay` (everything else).
-/// `[host]` names the host itself; a bare host is, for now, also used as it is (MX
-/// lookups of relay names come with MX delivery).
+/// `[host]` names the host itself; a bare host is used as it is too: the deliverer
+/// connects to its addresses and never looks up MX records for a relay (MX lookups are
+/// for domains routed to their MX hosts).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RelayRule {
     pub pattern: String,

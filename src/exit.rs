@@ -137,7 +137,8 @@ impl fmt::Display for Sysexit {
     }
 }
 
-/// An error that ends the program: the text (printed once, where DESIGN.md says) and the code.
+/// An error that ends the program: the text (printed once, on sendmail's stream; see
+/// docs/ARCHITECTURE.md, "What the caller sees") and the code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fatal {
     pub code: Sysexit,

@@ -4,10 +4,12 @@
 //! - `rsendmail` (installed as `sendmail`, `send-mail`, `mailq`, `newaliases`) parses
 //!   sendmail's command line, takes messages into the spool and lists the queue. It links
 //!   no TLS and no DNS code.
-//! - `rsendmail-deliver` is the delivery engine (queue runs), which `rsendmail` execs.
+//! - `rsendmail-deliver` is the delivery engine (delivery, queue runs, `-bv`, the SMTP
+//!   server's processes), which `rsendmail` execs; its modules are in `src/deliver/`.
 //!
 //! Data flow: argv → [`cli`] → [`config`] → [`submit`] ([`message`] intake) → [`spool`]
-//! (commit point) → delivery mode ([`app`]).
+//! (commit point) → delivery mode ([`app`]). docs/ARCHITECTURE.md describes the whole:
+//! both programs, the spool, privileges and where outcomes are reported.
 
 /// The product as rsendmail names itself in `Received:` fields and the SMTP greeting
 /// (`rsendmail 0.1.0`).

@@ -1,7 +1,7 @@
 //! Logging: one line per event in the mail facility, queue id first (as dma and sendmail
 //! write them), through the `log` facade. Nothing here prints to the caller of a
-//! submission: diagnostics for the caller are printed once by `main` (DESIGN.md, "Where
-//! messages go").
+//! submission: diagnostics for the caller are printed once by [`crate::app::report`]
+//! (docs/ARCHITECTURE.md, "What the caller sees").
 //!
 //! Where the lines go, decided once the config is read ([`configure`]):
 //! - `MAILLOG /path` (Postfix's `maillog_file`): that file instead of syslog, one line per

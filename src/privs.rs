@@ -1,10 +1,11 @@
-//! Privilege hygiene for a set-group-id `rsendmail` (DESIGN.md, "Privileges").
+//! Privilege hygiene for a set-group-id `rsendmail` (docs/ARCHITECTURE.md, "Privileges").
 //!
 //! - fds 0–2 are reopened on /dev/null when closed, so that no spool file can become a
 //!   caller's stdout;
-//! - an option that may choose files (`-C`, `-X`, `-D`, `-d`, `-O QueueDirectory=`, `-oQ`)
-//!   given by a user other than root makes us drop the extra group first (real, effective
-//!   and saved), so that nothing is written where the caller could not write;
+//! - an option that may choose files (`-C`, `-X`, `-D`, `-d`, and every `-O`/`-o` option
+//!   the option table marks unsafe, such as `-O QueueDirectory=` and `-oQ`) given by a
+//!   user other than root makes us drop the extra group first (real, effective and
+//!   saved), so that nothing is written where the caller could not write;
 //! - no environment variable chooses a file while set-id (paths come from the config).
 
 use nix::unistd::{Gid, getegid, geteuid, getgid, getuid};

@@ -30,9 +30,9 @@ pub fn sweep(
 ) -> Result<Sweep, Fatal> {
     let now = clock::now();
     spool.prepare()?;
-    // Fast selection (DESIGN.md, "Fast selective flush"): a -qR run with an index is
-    // answered from the recipient index alone, without listing the spool, so its time
-    // does not depend on how many other entries there are. The index cannot miss a
+    // Fast selection (docs/ARCHITECTURE.md, "The fast-flush index"): a -qR run with an
+    // index is answered from the recipient index alone, without listing the spool, so its
+    // time does not depend on how many other entries there are. The index cannot miss a
     // committed entry (lines are appended before the rename, and a failed append removes
     // the index so that the next run rebuilds it); it may list more than is queued, never
     // less, so opening the candidates and applying the full filter below gives what a

@@ -4,7 +4,8 @@
 //! never reads stdin), "Recipient names must be specified" comes before stdin is read,
 //! `-t` recipients are known once the header block is read, and the message is committed
 //! only when it is complete. Everything before the commit point that fails removes the
-//! temporary file and exits non-zero; after it, the exit is 0.
+//! temporary file and exits non-zero; after it, the exit is 0, or the status of the
+//! recipients refused at submission (67 for an unknown user) when others were queued.
 
 use crate::cli::Invocation;
 use crate::cli::options::{DeliveryMode, Settings};

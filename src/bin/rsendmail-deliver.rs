@@ -1,6 +1,7 @@
 //! `rsendmail-deliver`: the delivery engine, exec'd by `rsendmail` for interactive and
-//! background delivery and for queue runs. Its modules live in `src/deliver/` and are
-//! compiled into this binary only, so that `rsendmail` never links TLS or DNS code.
+//! background delivery, queue runs, `-bv` and the SMTP server (`-bs`, `-bd`). Its modules
+//! live in `src/deliver/` and are compiled into this binary only, so that `rsendmail`
+//! never links TLS or DNS code (docs/ARCHITECTURE.md, "Two executables").
 
 #[path = "../deliver/mod.rs"]
 mod deliver;

@@ -160,7 +160,6 @@ impl Conn {
     }
 }
 
-/// What one attempt at one entry did.
 /// One worker's connections, by relay.
 pub type Conns = std::collections::HashMap<Relay, Conn>;
 

@@ -1,6 +1,8 @@
-//! DNS for MX delivery and, with RESOLVER, relay host names (hickory-resolver). The rest of the deliverer is synchronous: a
+//! DNS for MX delivery, the SMTP server's check of a sender's domain and, with RESOLVER,
+//! relay host names (hickory-resolver). The rest of the deliverer is synchronous: a
 //! private current-thread tokio runtime lives here only, and is built only when the first
-//! lookup is needed (never for smarthost or relay-table routes, never in `rsendmail`).
+//! lookup is needed (for smarthost and relay-table routes only with RESOLVER; never in
+//! `rsendmail`).
 //!
 //! Results (RFC 5321 §5.1, RFC 7505):
 //! - MX records: hosts in preference order, equal preferences in random order, each

@@ -1,7 +1,7 @@
 //! Local delivery: mailboxes, `|command` and `/file` targets, `.forward`, and aliases
 //! met at delivery time.
 //!
-//! Who may do what (DESIGN.md, "Privileges and who delivers what"): a deliverer running
+//! Who may do what (docs/ARCHITECTURE.md, "Privileges"): a deliverer running
 //! as root delivers to any user's mailbox, runs commands and appends to files, always in
 //! a child process that has switched to the target's uid and gid first (the mailbox's
 //! user; for commands and files the owner of the file they came from, or `O DefaultUser=`

@@ -1,17 +1,25 @@
 //! rsendmail-deliver: the delivery engine (compiled into this binary only, so that TLS and
 //! DNS code never reaches `rsendmail`).
 //!
-//! `rsendmail` execs it, with its own argv behind a few internal arguments:
-//! - `--entry ID -- <argv>`: interactive delivery of one entry (`-odi`, `-v`), exit
-//!   status as sendmail's; with `--background`, the same after the background fork, when
-//!   one of `O MaxBackgroundDeliveries=` slots is free;
+//! `rsendmail` execs it, with its own argv behind a few internal arguments
+//! (docs/ARCHITECTURE.md, "How `rsendmail` runs `rsendmail-deliver`"):
+//! - `--entry ID --status N -- <argv>`: interactive delivery of one entry (`-odi`, `-v`),
+//!   exit status as sendmail's (`N`, the submission's own, when delivery gives 0);
+//!   `--entry ID --background -- <argv>`: the same after the background fork, when one
+//!   of `O MaxBackgroundDeliveries=` slots is free (the SMTP server's deliveries use
+//!   these two forms without `--status`);
 //! - `<argv with -q...>`: a queue run; `-bv`, `-bs`, `-bd`/`-bD`: verify, serve SMTP;
-//! - `--etrn DOMAIN`, `--queue-runner`: the flush an ETRN started, a daemon's runner.
+//! - `--etrn DOMAIN -- <argv>`, `--queue-runner -- <argv>`: the flush an ETRN started, a
+//!   daemon's runner (both started by [`serve`]).
+//!
+//! The deliverer also starts itself as a child for local delivery: `--mbox ...` appends
+//! to a mailbox or file and `--read-list ...` reads a user's list file, each as the
+//! target user ([`local`]).
 //!
 //! Run by hand with no arguments (or with none of these), it prints its usage and exits
 //! with EX_USAGE: it never runs the queue by surprise.
 //!
-//! The flow of one attempt, a file each (docs/ARCHITECTURE.md):
+//! The flow of one attempt, a file each (docs/ARCHITECTURE.md, "A delivery attempt"):
 //! [`runner`] (which entries, which worker, the entry lock) → [`plan`] (route each
 //! recipient, group them into transactions) → [`attempt`] (send: [`smtp`] per
 //! transaction, [`local`] per local recipient; each result a [`outcome::RcptOutcome`])
@@ -71,9 +79,10 @@ struct Internal {
     argv: Vec<OsString>,
 }
 
-/// `rsendmail` runs us as `rsendmail-deliver [--entry ID [--background] --] ARGV...` where
-/// ARGV is its own argv, argv[0] included. Run by hand (`rsendmail-deliver -q`), the
-/// arguments are sendmail's without an argv[0].
+/// `rsendmail` runs us as `rsendmail-deliver [--entry ID [--background] [--status N] --]
+/// ARGV...` where ARGV is its own argv, argv[0] included; we run ourselves as
+/// `rsendmail-deliver --etrn [@]DOMAIN -- ARGV...` or `--queue-runner -- ARGV...`. Run by
+/// hand (`rsendmail-deliver -q`), the arguments are sendmail's without an argv[0].
 #[deny(clippy::indexing_slicing)]
 fn split_internal(args: Vec<OsString>) -> Internal {
     let mut it = args.into_iter().peekable();
@@ -130,7 +139,6 @@ fn split_internal(args: Vec<OsString>) -> Internal {
     }
 }
 
-/// The program.
 /// The program.
 #[deny(clippy::indexing_slicing)]
 pub fn main(args: Vec<OsString>) -> Sysexit {

@@ -5,8 +5,8 @@
 //! owed. Writing the state, queueing the reports and logging are the caller's.
 //!
 //! Expiry is `O Timeout.queuereturn=` counted from the submission; a delay warning goes
-//! out once, `O Timeout.queuewarn=` after it; the back-off is `O MinQueueAge=`-style
-//! doubling from QUEUE_RETRY_MIN to its cap (see [`Engine::backoff`]).
+//! out once, `O Timeout.queuewarn=` after it; the back-off doubles from
+//! `O QueueRetryMin=` up to `O QueueRetryMax=` (see [`Engine::backoff`]).
 
 use super::bounce::{self, Owed, ReportItem};
 use super::engine::Engine;

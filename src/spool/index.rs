@@ -8,8 +8,9 @@
 //! Lines are appended at the commit point (before the rename: an ID listed before its
 //! entry exists is harmless, a committed entry missing from the index is not). Readers
 //! ignore IDs whose entry is gone. A rebuild writes both from the entries and replaces the
-//! old files; it runs when the index is missing, or when a full queue scan finds an entry
-//! the index does not list.
+//! old files; it runs when the index is missing, when a full queue scan finds an entry
+//! the index does not list, or when the index has grown well past what is queued
+//! (`queue::refresh_index`).
 //!
 //! The index files are hints that anyone with the spool's group could have damaged: any
 //! text in them is read (bad lines skipped) without byte-index slicing (the lints below

@@ -10,7 +10,10 @@
 //!   tmp/sf<ID>.<pid>  a state file being written
 //!   corrupt/      entries that could not be parsed, moved aside by a queue run
 //!   index/        the fast-flush indexes (see index.rs); never the truth
+//!   slots/<n>     lock files of background deliveries, as many as
+//!                 `O MaxBackgroundDeliveries=` (made and locked by the deliverer's runner)
 //! ```
+//! docs/ARCHITECTURE.md, "The spool", describes all of it in one place.
 //! `ID` is 14 characters like sendmail's (`6AM5eIkR004034`): year, month, day, hour,
 //! minute, second in base 60, two characters of a per-process counter, and six digits of
 //! the pid. IDs sort by submission time.
