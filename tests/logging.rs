@@ -263,3 +263,36 @@ fn without_maillog_or_syslog_a_runner_logs_to_stderr() {
     )
     .unwrap();
 }
+
+/// A delivery that fails says why in the log, in the words `-v` and `mailq` use; a
+/// recipient the SMTP server refuses is logged with the reply it got.
+#[test]
+fn failures_are_logged_with_their_reasons() {
+    let port = crate::harness::closed_tcp_port();
+    let env = Env::with_config(&format!("SMARTHOST 127.0.0.1\nPORT {port}\n"));
+    let log = env.dir.join("mail.log");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    env.sendmail(&["-odi", "bob@example.org"], MSG).code(0);
+    let lines = records(&log);
+    assert!(
+        lines.iter().any(|(p, t)| p == "rsendmail-deliver"
+            && t.contains(": to=<bob@example.org>, ")
+            && t.contains(", dsn=4.4.1, stat=Deferred: Connection refused by [127.0.0.1]")),
+        "{lines:#?}"
+    );
+    let dialogue = "HELO localhost\r\nMAIL FROM:<root>\r\nRCPT TO:<nosuchuser>\r\nQUIT\r\n";
+    let r = env.sendmail(&["-bs", "-odq"], dialogue.as_bytes());
+    assert!(
+        r.stdout.contains("550 5.1.1 <nosuchuser>... User unknown"),
+        "{}",
+        r.stdout
+    );
+    let lines = records(&log);
+    assert!(
+        // (-bs is served by rsendmail-deliver.)
+        lines.iter().any(|(p, t)| p == "rsendmail-deliver"
+            && t.starts_with("NOQUEUE: reject: RCPT from ")
+            && t.ends_with(": 550 5.1.1 <nosuchuser>... User unknown")),
+        "{lines:#?}"
+    );
+}

@@ -364,6 +364,15 @@ impl<'s, 'a, R: Read, W: Write> Session<'s, 'a, R, W> {
     /// is answered 250 but takes no recipient, so the phase stays.)
     fn rcpt(&mut self, arg: &str) -> io::Result<()> {
         let reply = self.take_recipient(arg);
+        // A refused recipient is logged, as Postfix's smtpd logs it (there is no queue
+        // entry yet to name).
+        if !reply.starts_with('2') {
+            log::info!(
+                "NOQUEUE: reject: RCPT from {}: {}",
+                self.server.client_text(),
+                reply.lines().next().unwrap_or_default()
+            );
+        }
         if !self.tx.recipients.is_empty() {
             self.phase = Phase::Rcpt;
         }
