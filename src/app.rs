@@ -20,10 +20,10 @@
 //! deliverer cannot be started, a file changed since) leaves the message queued and is
 //! said once, and the exit status stays that of the submission.
 
-use crate::cli::options::DeliveryMode;
 use crate::cli::{self, Invocation, Operation};
 use crate::config::{self, Config, Paths};
 use crate::exit::{Fatal, Sysexit};
+use crate::options::DeliveryMode;
 use crate::spool::Spool;
 use crate::submit::{self, Submitter};
 use crate::{mailq, privs};
@@ -81,7 +81,7 @@ pub struct Setup {
     pub inv: Invocation,
     pub cfg: Config,
     /// The options in force: the config's, with the command line's over them.
-    pub settings: crate::cli::options::Settings,
+    pub settings: crate::options::Settings,
     pub spool: Spool,
     pub mode: DeliveryMode,
 }

@@ -24,6 +24,7 @@ pub mod log;
 pub mod mailq;
 pub mod mbox;
 pub mod message;
+pub mod options;
 pub mod privs;
 pub mod queue;
 pub mod server;

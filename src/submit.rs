@@ -7,11 +7,11 @@
 //! temporary file and exits non-zero; after it, the exit is 0.
 
 use crate::cli::Invocation;
-use crate::cli::options::{DeliveryMode, Settings};
 use crate::clock;
 use crate::config::Config;
 use crate::exit::{Fatal, Sysexit};
 use crate::message::{self, BodyError, Header, LineReader, address};
+use crate::options::{DeliveryMode, Settings};
 use crate::spool::Spool;
 use crate::spool::entry::{Envelope, Recipient};
 use std::io::{BufRead, Write};

@@ -19,10 +19,8 @@
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
-pub mod options;
-
 use crate::exit::{Fatal, Sysexit};
-use options::{DeliveryMode, Settings};
+use crate::options::{self, DeliveryMode, Settings, parse_duration};
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
@@ -494,41 +492,6 @@ fn to_string(what: &str, v: OsString) -> Result<String, Fatal> {
     })?;
     check_no_control(what, &s)?;
     Ok(s)
-}
-
-/// sendmail's `convtime`: a number with an optional unit (s, m, h, d, w), several
-/// concatenated (`1h30m`), default unit `default_unit`.
-pub fn parse_duration(text: &str, default_unit: char) -> Result<u64, Fatal> {
-    let mut total: u64 = 0;
-    let mut num: u64 = 0;
-    let mut have_num = false;
-    let unit = |c: char| -> Result<u64, Fatal> {
-        match c {
-            's' => Ok(1),
-            'm' => Ok(60),
-            'h' => Ok(3600),
-            'd' => Ok(86400),
-            'w' => Ok(7 * 86400),
-            other => Err(Fatal::new(
-                Sysexit::Usage,
-                format!("Invalid time unit `{other}'"),
-            )),
-        }
-    };
-    for c in text.chars() {
-        if let Some(d) = c.to_digit(10) {
-            num = num.saturating_mul(10).saturating_add(d as u64);
-            have_num = true;
-        } else {
-            total = total.saturating_add(num.saturating_mul(unit(c)?));
-            num = 0;
-            have_num = false;
-        }
-    }
-    if have_num {
-        total = total.saturating_add(num.saturating_mul(unit(default_unit)?));
-    }
-    Ok(total)
 }
 
 fn parse_q(inv: &mut Invocation, value: &str) -> Result<(), Fatal> {
