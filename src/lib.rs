@@ -27,6 +27,7 @@ pub mod message;
 pub mod options;
 pub mod privs;
 pub mod queue;
+pub mod selection;
 pub mod server;
 pub mod spool;
 pub mod status;
