@@ -153,11 +153,31 @@ pub enum Ret {
     Hdrs,
 }
 
+impl Ret {
+    /// The RFC 3461 keyword (`RET=HDRS`).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Ret::Full => "FULL",
+            Ret::Hdrs => "HDRS",
+        }
+    }
+}
+
 /// `-B`: body type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyType {
     SevenBit,
     EightBitMime,
+}
+
+impl BodyType {
+    /// The RFC 6152 keyword (`BODY=8BITMIME`).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            BodyType::SevenBit => "7BIT",
+            BodyType::EightBitMime => "8BITMIME",
+        }
+    }
 }
 
 /// The parsed command line.
