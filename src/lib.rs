@@ -6,8 +6,15 @@
 //!   no TLS and no DNS code.
 //! - `rsendmail-deliver` is the delivery engine (queue runs), which `rsendmail` execs.
 //!
-//! Data flow: argv → [`cli`] → [`config`] → [`submit`] ([`message`] intake) → [`spool`]
-//! (commit point) → delivery mode ([`app`]).
+//! Data flow: argv → [`cli`] (an `Invocation`) → [`app`], which runs it: [`config`] and
+//! [`options`] → [`submit`] ([`message`] intake) → [`spool`] (commit point) → delivery
+//! mode.
+//!
+//! The command line is on top: only [`cli`], [`app`] (the bridge, which turns the parsed
+//! invocation into what the rest reads) and the binaries use `cli`. Below it, [`options`]
+//! owns the option table, `Settings` and `DeliveryMode` (shared by `-O`/`-o` and the
+//! config file), and [`selection`] the `-q` arguments and the `-qI/-qR/-qS` filters
+//! (shared by queue runs, `mailq` and the recipient index).
 
 /// The product as rsendmail names itself in `Received:` fields and the SMTP greeting
 /// (`rsendmail 0.1.0`).
