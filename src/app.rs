@@ -21,10 +21,10 @@
 //! deliverer cannot be started, a file changed since) leaves the message queued and is
 //! said once, and the exit status stays that of the submission.
 
-use crate::cli::options::DeliveryMode;
-use crate::cli::{self, Invocation, Operation};
+use crate::cli::{self, Invocation};
 use crate::config::{self, Config, Paths};
 use crate::exit::{Fatal, Sysexit};
+use crate::options::DeliveryMode;
 use crate::spool::Spool;
 use crate::submit::{self, Submitter};
 use crate::{mailq, privs};
@@ -32,6 +32,11 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+/// What the command line chose to do (`-b<x>`, `-q`): the deliverer runs the same
+/// invocation and dispatches on it too, so it is named here, where the command line meets
+/// the rest of the program.
+pub use crate::cli::Operation;
 
 /// Print a fatal error where sendmail would, log it, and turn it into the exit status.
 pub fn report(f: &Fatal) -> Sysexit {
@@ -82,9 +87,24 @@ pub struct Setup {
     pub inv: Invocation,
     pub cfg: Config,
     /// The options in force: the config's, with the command line's over them.
-    pub settings: crate::cli::options::Settings,
+    pub settings: crate::options::Settings,
     pub spool: Spool,
     pub mode: DeliveryMode,
+}
+
+/// What the command line asks of a submission, in the envelope's words.
+fn submission(inv: &Invocation) -> submit::Request {
+    submit::Request {
+        recipients: inv.recipients.clone(),
+        read_recipients: inv.read_recipients,
+        sender: inv.sender.clone(),
+        full_name: inv.full_name.clone(),
+        no_alias: inv.no_alias,
+        notify: inv.notify.as_ref().map(|n| n.keywords()),
+        ret: inv.ret.map(|r| r.keyword().to_string()),
+        envid: inv.envid.clone(),
+        body_type: inv.body_type.map(|b| b.keyword().to_string()),
+    }
 }
 
 /// Parse argv, apply privilege rules, read the config.
@@ -253,7 +273,8 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
         Operation::Deliver => {
             let who = Submitter::current();
             let stdin = std::io::stdin().lock();
-            let done = submit::submit(&s.inv, &s.cfg, &s.settings, &s.spool, s.mode, &who, stdin)?;
+            let req = submission(&s.inv);
+            let done = submit::submit(&req, &s.cfg, &s.settings, &s.spool, s.mode, &who, stdin)?;
             // ---- the message is safe; what follows depends on the delivery mode ----
             let Some(id) = done.id else {
                 return Ok(done.status);

@@ -31,9 +31,9 @@
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
-use crate::cli::options::{self, DeliveryMode, OptDef, Settings};
 use crate::exit::{Fatal, Sysexit};
 use crate::message::address::{check_domain, check_host_name, check_mailbox};
+use crate::options::{self, DeliveryMode, OptDef, Settings};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -1389,7 +1389,7 @@ mod tests {
 
     mod props {
         use super::*;
-        use crate::cli::options::{ACTED_ON, OPTION_TABLE};
+        use crate::options::{ACTED_ON, OPTION_TABLE};
         use proptest::collection::vec;
         use proptest::prelude::*;
         use proptest::sample::select;

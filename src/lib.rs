@@ -7,9 +7,16 @@
 //! - `rsendmail-deliver` is the delivery engine (delivery, queue runs, `-bv`, the SMTP
 //!   server's processes), which `rsendmail` execs; its modules are in `src/deliver/`.
 //!
-//! Data flow: argv → [`cli`] → [`config`] → [`submit`] ([`message`] intake) → [`spool`]
-//! (commit point) → delivery mode ([`app`]). docs/ARCHITECTURE.md describes the whole:
-//! both programs, the spool, privileges and where outcomes are reported.
+//! Data flow: argv → [`cli`] (an `Invocation`) → [`app`], which runs it: [`config`] and
+//! [`options`] → [`submit`] ([`message`] intake) → [`spool`] (commit point) → delivery
+//! mode. docs/ARCHITECTURE.md describes the whole: both programs, the spool, privileges
+//! and where outcomes are reported.
+//!
+//! The command line is on top: only [`cli`], [`app`] (the bridge, which turns the parsed
+//! invocation into what the rest reads) and the binaries use `cli`. Below it, [`options`]
+//! owns the option table, `Settings` and `DeliveryMode` (shared by `-O`/`-o` and the
+//! config file), and [`selection`] the `-q` arguments and the `-qI/-qR/-qS` filters
+//! (shared by queue runs, `mailq` and the recipient index).
 
 /// The product as rsendmail names itself in `Received:` fields and the SMTP greeting
 /// (`rsendmail 0.1.0`).
@@ -26,8 +33,10 @@ pub mod log;
 pub mod mailq;
 pub mod mbox;
 pub mod message;
+pub mod options;
 pub mod privs;
 pub mod queue;
+pub mod selection;
 pub mod server;
 pub mod spool;
 pub mod status;

@@ -39,9 +39,9 @@
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
-use crate::cli::QueueRunArgs;
 use crate::clock;
 use crate::exit::Fatal;
+use crate::selection::QueueRunArgs;
 use crate::spool::entry::RcptState;
 use crate::spool::{QueuedEntry, ReadError, Spool};
 use std::fmt::Write as _;

@@ -4,9 +4,9 @@
 //!
 //! Delivery itself is in `src/deliver/`, compiled into `rsendmail-deliver` only.
 
-use crate::cli::QueueRunArgs;
 use crate::clock;
 use crate::exit::Fatal;
+use crate::selection::QueueRunArgs;
 use crate::spool::{GRACE, ReadError, Spool, index};
 use std::collections::BTreeSet;
 
@@ -146,7 +146,7 @@ pub fn select_domain(spool: &Spool, domain: &str, sub: bool) -> BTreeSet<String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{FilterField, QueueFilter, QueueRunArgs};
+    use crate::selection::{FilterField, QueueFilter, QueueRunArgs};
     use crate::spool::entry::test_envelope;
     use std::io::Write;
 

@@ -7,12 +7,11 @@
 //! temporary file and exits non-zero; after it, the exit is 0, or the status of the
 //! recipients refused at submission (67 for an unknown user) when others were queued.
 
-use crate::cli::Invocation;
-use crate::cli::options::{DeliveryMode, Settings};
 use crate::clock;
 use crate::config::Config;
 use crate::exit::{Fatal, Sysexit};
 use crate::message::{self, BodyError, Header, LineReader, address};
+use crate::options::{DeliveryMode, Settings};
 use crate::spool::Spool;
 use crate::spool::entry::{Envelope, Recipient};
 use std::io::{BufRead, Write};
@@ -61,6 +60,31 @@ impl Submitter {
     pub fn is_trusted(&self) -> bool {
         self.uid == 0 || matches!(self.login.as_str(), "root" | "daemon" | "uucp" | "smmsp")
     }
+}
+
+/// What the caller asks of one submission: the recipient arguments, sendmail's `-t`,
+/// `-f`/`-r`, `-F` and `-n`, and the DSN parameters of `-N`, `-R`, `-V` and `-B` as the
+/// envelope writes them (RFC 3461 `NOTIFY`, `RET` and `ENVID`, RFC 6152 `BODY`). `app`
+/// makes one from the command line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Request {
+    pub recipients: Vec<String>,
+    /// `-t`: recipients from the header too.
+    pub read_recipients: bool,
+    /// `-f`/`-r`: envelope sender; `Some("")` is the null sender `<>`.
+    pub sender: Option<String>,
+    /// `-F`: full name.
+    pub full_name: Option<String>,
+    /// `-n`: no aliasing.
+    pub no_alias: bool,
+    /// `-N`: the NOTIFY keywords (`FAILURE,DELAY`).
+    pub notify: Option<String>,
+    /// `-R`: `FULL` or `HDRS`.
+    pub ret: Option<String>,
+    /// `-V`.
+    pub envid: Option<String>,
+    /// `-B`: `7BIT` or `8BITMIME`.
+    pub body_type: Option<String>,
 }
 
 /// What a submission produced.
@@ -313,7 +337,7 @@ fn dedup(list: Vec<address::Listed>) -> Vec<Recipient> {
 
 /// Run a submission from `input`.
 pub fn submit<R: BufRead>(
-    inv: &Invocation,
+    req: &Request,
     cfg: &Config,
     settings: &Settings,
     spool: &Spool,
@@ -324,8 +348,8 @@ pub fn submit<R: BufRead>(
     let ignore_dots = settings.ignore_dots.unwrap_or(false);
     let max_size = settings.max_message_size.filter(|&n| n > 0);
     let mut style = old_style(settings);
-    let (mut recipients, mut refused_syntax) = argv_recipients(&inv.recipients, &mut style)?;
-    if recipients.is_empty() && refused_syntax.is_empty() && !inv.read_recipients {
+    let (mut recipients, mut refused_syntax) = argv_recipients(&req.recipients, &mut style)?;
+    if recipients.is_empty() && refused_syntax.is_empty() && !req.read_recipients {
         return Err(Fatal::new(
             Sysexit::Usage,
             "Recipient names must be specified",
@@ -337,7 +361,7 @@ pub fn submit<R: BufRead>(
         ([], [one]) => Some(one.address.clone()),
         _ => None,
     };
-    let given_sender = match &inv.sender {
+    let given_sender = match &req.sender {
         Some(s) => Some(envelope_sender(s)?),
         None => None,
     };
@@ -351,7 +375,7 @@ pub fn submit<R: BufRead>(
     let mut reader = LineReader::new(input, ignore_dots);
     let mut head = message::read_head(&mut reader)?;
     message::observe_style(&head.headers, &mut style);
-    if inv.read_recipients {
+    if req.read_recipients {
         // argv recipients first, then the header fields in order (recorded from 8.17).
         sort_listed(
             message::header_recipients(&head.headers, style.0),
@@ -373,7 +397,7 @@ pub fn submit<R: BufRead>(
     let to_smarthost = cfg.all_to_smarthost();
     let is_local = |a: &str| address::is_local(a, &host, to_smarthost);
     // The aliases file is read only when a recipient is local.
-    let aliases = if inv.no_alias || !recipients.iter().any(|r| is_local(&r.address)) {
+    let aliases = if req.no_alias || !recipients.iter().any(|r| is_local(&r.address)) {
         None
     } else {
         let path = settings.alias_file.as_ref().unwrap_or(&cfg.aliases);
@@ -426,14 +450,14 @@ pub fn submit<R: BufRead>(
     };
     added.push(Header::new("Received", &received));
     added.extend(missing_headers(&head, &tm, &id, &host, || {
-        if inv.sender.is_some() {
+        if req.sender.is_some() {
             if from_addr.is_empty() {
                 format!("{}@{host}", who.login)
             } else {
                 from_addr.clone()
             }
         } else {
-            match inv.full_name.as_deref().or(who.gecos_name.as_deref()) {
+            match req.full_name.as_deref().or(who.gecos_name.as_deref()) {
                 Some(name) if !name.is_empty() => {
                     format!("{} <{from_addr}>", display_name(name))
                 }
@@ -441,7 +465,7 @@ pub fn submit<R: BufRead>(
             }
         }
     }));
-    if let Some(s) = &inv.sender {
+    if let Some(s) = &req.sender {
         let own = s == &who.login || s == &format!("{}@{host}", who.login);
         if !who.is_trusted() && !own {
             let shown = if s.is_empty() { "<>" } else { s.as_str() };
@@ -453,7 +477,7 @@ pub fn submit<R: BufRead>(
     }
 
     let header_bytes = header_block_bytes(&added, &head);
-    let notify = inv.notify.as_ref().map(|n| n.keywords());
+    let notify = req.notify.clone();
     let envelope = Envelope {
         id: id.clone(),
         created: now,
@@ -470,15 +494,9 @@ pub fn submit<R: BufRead>(
         mode: mode.letter(),
         header_bytes,
         added_header_bytes: added_bytes(&added),
-        body_type: inv.body_type.map(|b| match b {
-            crate::cli::BodyType::SevenBit => "7BIT".to_string(),
-            crate::cli::BodyType::EightBitMime => "8BITMIME".to_string(),
-        }),
-        envid: inv.envid.clone(),
-        ret: inv.ret.map(|r| match r {
-            crate::cli::Ret::Full => "FULL".to_string(),
-            crate::cli::Ret::Hdrs => "HDRS".to_string(),
-        }),
+        body_type: req.body_type.clone(),
+        envid: req.envid.clone(),
+        ret: req.ret.clone(),
         ..Envelope::default()
     };
 

@@ -3,7 +3,8 @@
 //! keyword and every option name of the table is in rsendmail.conf.5.
 
 use crate::harness::require;
-use rsendmail::cli::{self, options::OPTION_TABLE};
+use rsendmail::cli;
+use rsendmail::options::OPTION_TABLE;
 use std::ffi::OsString;
 use std::fs;
 use std::path::PathBuf;

@@ -7,7 +7,7 @@
 
 use crate::harness::servers::Sink;
 use crate::harness::{Env, MSG, Run, wait_exit, wait_until_or};
-use rsendmail::cli::options::{ACTED_ON, Kind};
+use rsendmail::options::{ACTED_ON, Kind};
 use std::fs;
 use std::io::Read;
 use std::path::Path;

@@ -19,10 +19,9 @@
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
-pub mod options;
-
 use crate::exit::{Fatal, Sysexit};
-use options::{DeliveryMode, Settings};
+use crate::options::{self, DeliveryMode, Settings, parse_duration};
+use crate::selection::{FilterField, QueueFilter, QueueRunArgs};
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
@@ -98,117 +97,6 @@ impl Operation {
     }
 }
 
-/// Which part of a queue entry a `-qI/-qR/-qS` filter looks at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FilterField {
-    QueueId,
-    Recipient,
-    Sender,
-    /// `-qQ`: quarantine reason.
-    Quarantine,
-}
-
-/// One `-q[!]<I|R|S|Q>substr` filter: case-insensitive substring, optionally negated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QueueFilter {
-    pub field: FilterField,
-    pub negate: bool,
-    pub substring: String,
-}
-
-impl QueueFilter {
-    pub fn matches(&self, text: &str) -> bool {
-        let hit = contains_ignore_case(text, &self.substring);
-        hit != self.negate
-    }
-}
-
-/// ASCII case-insensitive substring test (sendmail uses strcasestr semantics).
-pub fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    if needle.is_empty() {
-        return true;
-    }
-    let h = haystack.as_bytes();
-    let n = needle.as_bytes();
-    h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
-}
-
-/// Everything `-q` said.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct QueueRunArgs {
-    /// `-q<time>`: run every interval seconds; `None` means run once.
-    pub interval: Option<u64>,
-    /// `-qf`: in the foreground.
-    pub foreground: bool,
-    /// `-qp[time]`: persistent runner.
-    pub persistent: bool,
-    pub filters: Vec<QueueFilter>,
-    /// `-qG<group>`.
-    pub group: Option<String>,
-    /// `-qL`: lost items.
-    pub lost: bool,
-}
-
-impl QueueRunArgs {
-    /// sendmail's rule: filters of one kind are alternatives, kinds are combined with "and".
-    pub fn selects(&self, id: &str, sender: &str, recipients: &[&str]) -> bool {
-        let kinds = [
-            FilterField::QueueId,
-            FilterField::Sender,
-            FilterField::Recipient,
-        ];
-        kinds.iter().all(|kind| {
-            let of_kind: Vec<&QueueFilter> =
-                self.filters.iter().filter(|f| f.field == *kind).collect();
-            if of_kind.is_empty() {
-                return true;
-            }
-            of_kind.iter().any(|f| match kind {
-                FilterField::QueueId => f.matches(id),
-                FilterField::Sender => f.matches(sender),
-                FilterField::Recipient => {
-                    if f.negate {
-                        // "!" on recipients: no recipient matches.
-                        recipients
-                            .iter()
-                            .all(|r| !contains_ignore_case(r, &f.substring))
-                    } else {
-                        recipients.iter().any(|r| f.matches(r))
-                    }
-                }
-                FilterField::Quarantine => true,
-            })
-        })
-    }
-}
-
-impl QueueRunArgs {
-    /// Whether the `-qI` filters (if any) can match this id: decided without opening it.
-    pub fn id_may_match(&self, id: &str) -> bool {
-        let of_kind: Vec<&QueueFilter> = self
-            .filters
-            .iter()
-            .filter(|f| f.field == FilterField::QueueId)
-            .collect();
-        of_kind.is_empty() || of_kind.iter().any(|f| f.matches(id))
-    }
-
-    /// The `-qR` substrings when the recipient index can narrow the selection (the
-    /// entries with a recipient containing one of them), or `None` when it cannot (no
-    /// `-qR`, or a negated one).
-    pub fn recipient_needles(&self) -> Option<Vec<&str>> {
-        let of_kind: Vec<&QueueFilter> = self
-            .filters
-            .iter()
-            .filter(|f| f.field == FilterField::Recipient)
-            .collect();
-        if of_kind.is_empty() || of_kind.iter().any(|f| f.negate) {
-            return None;
-        }
-        Some(of_kind.iter().map(|f| f.substring.as_str()).collect())
-    }
-}
-
 /// `-N`: DSN NOTIFY.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Notify {
@@ -265,11 +153,31 @@ pub enum Ret {
     Hdrs,
 }
 
+impl Ret {
+    /// The RFC 3461 keyword (`RET=HDRS`).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Ret::Full => "FULL",
+            Ret::Hdrs => "HDRS",
+        }
+    }
+}
+
 /// `-B`: body type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyType {
     SevenBit,
     EightBitMime,
+}
+
+impl BodyType {
+    /// The RFC 6152 keyword (`BODY=8BITMIME`).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            BodyType::SevenBit => "7BIT",
+            BodyType::EightBitMime => "8BITMIME",
+        }
+    }
 }
 
 /// The parsed command line.
@@ -494,41 +402,6 @@ fn to_string(what: &str, v: OsString) -> Result<String, Fatal> {
     })?;
     check_no_control(what, &s)?;
     Ok(s)
-}
-
-/// sendmail's `convtime`: a number with an optional unit (s, m, h, d, w), several
-/// concatenated (`1h30m`), default unit `default_unit`.
-pub fn parse_duration(text: &str, default_unit: char) -> Result<u64, Fatal> {
-    let mut total: u64 = 0;
-    let mut num: u64 = 0;
-    let mut have_num = false;
-    let unit = |c: char| -> Result<u64, Fatal> {
-        match c {
-            's' => Ok(1),
-            'm' => Ok(60),
-            'h' => Ok(3600),
-            'd' => Ok(86400),
-            'w' => Ok(7 * 86400),
-            other => Err(Fatal::new(
-                Sysexit::Usage,
-                format!("Invalid time unit `{other}'"),
-            )),
-        }
-    };
-    for c in text.chars() {
-        if let Some(d) = c.to_digit(10) {
-            num = num.saturating_mul(10).saturating_add(d as u64);
-            have_num = true;
-        } else {
-            total = total.saturating_add(num.saturating_mul(unit(c)?));
-            num = 0;
-            have_num = false;
-        }
-    }
-    if have_num {
-        total = total.saturating_add(num.saturating_mul(unit(default_unit)?));
-    }
-    Ok(total)
 }
 
 fn parse_q(inv: &mut Invocation, value: &str) -> Result<(), Fatal> {

@@ -188,7 +188,7 @@ pub fn main(args: Vec<OsString>) -> Sysexit {
 }
 
 fn run(internal: Internal) -> Result<Sysexit, Fatal> {
-    use rsendmail::cli::Operation;
+    use rsendmail::app::Operation;
     let argv = internal.argv.clone();
     let s = app::setup(internal.argv)?;
     let mut engine = Engine::from_setup(&s)?;

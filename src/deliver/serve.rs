@@ -15,8 +15,8 @@
 
 use super::{Engine, deliver_ids, dns};
 use rsendmail::app::{self, Setup};
-use rsendmail::cli::options::DeliveryMode;
 use rsendmail::exit::{Fatal, Sysexit};
+use rsendmail::options::DeliveryMode;
 use rsendmail::server::{Backend, Client, DomainCheck, Server, net};
 use std::collections::BTreeSet;
 use std::ffi::OsString;

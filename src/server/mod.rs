@@ -37,9 +37,9 @@ mod session;
 
 pub use params::xtext_decode;
 
-use crate::cli::options::DeliveryMode;
 use crate::clock;
 use crate::message::{self, Header, LineReader, address};
+use crate::options::DeliveryMode;
 use crate::spool::Spool;
 use crate::spool::entry::Envelope;
 use crate::submit::{self, StoreError};

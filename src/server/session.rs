@@ -32,9 +32,9 @@
 use super::params::{MailParams, Offered, RcptParams};
 use super::path::{Path, PathError, checked_path, split_path};
 use super::{Backend, DomainCheck, Ending, MAX_COMMAND_LINE, Received, Server, reply_line};
-use crate::cli::options::DeliveryMode;
 use crate::exit::Sysexit;
 use crate::message::address;
+use crate::options::DeliveryMode;
 use crate::spool::Spool;
 use crate::spool::entry::Recipient;
 use crate::submit;

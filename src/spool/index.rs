@@ -171,7 +171,7 @@ fn ids_matching_slowly(text: &str, needles: &[&str]) -> BTreeSet<String> {
             && valid_id(id)
             && needles
                 .iter()
-                .any(|n| crate::cli::contains_ignore_case(&addr, n))
+                .any(|n| crate::selection::contains_ignore_case(&addr, n))
         {
             out.insert(id.to_string());
         }

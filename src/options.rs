@@ -1,6 +1,12 @@
 //! The one option table shared by `-O Name=value`, `-o<letter>value` and the config file's
 //! `O Name=value` / `O<letter><value>` lines, and the typed [`Settings`] they fill in.
 //!
+//! This module owns the table ([`OPTION_TABLE`], [`OptDef`], [`ACTED_ON`]), the value
+//! parsers (sendmail's `convtime` is [`parse_duration`]), [`Settings`] and
+//! [`DeliveryMode`]. The command line ([`crate::cli`]) and the config file
+//! ([`crate::config`]) fill a `Settings` through it; submission, the SMTP server, the
+//! queue and the deliverer only read the typed fields. It does not read argv itself.
+//!
 //! Names and their order are sendmail 8.17's `OptionTab` (readcf.c): order matters because
 //! sendmail resolves an abbreviation by prefix and, when it is ambiguous, names the first two
 //! matches in table order (`readcf: ambiguous option name D (matches DeliveryMode and
@@ -502,10 +508,45 @@ pub fn parse_time_in(name: &str, value: &str, default_unit: char) -> Result<u64,
     if v.is_empty() {
         return Err(invalid(name, value));
     }
-    match super::parse_duration(v, default_unit) {
+    match parse_duration(v, default_unit) {
         Ok(n) if n <= MAX_TIME => Ok(n),
         _ => Err(invalid(name, value)),
     }
+}
+
+/// sendmail's `convtime`: a number with an optional unit (s, m, h, d, w), several
+/// concatenated (`1h30m`), default unit `default_unit`.
+pub fn parse_duration(text: &str, default_unit: char) -> Result<u64, Fatal> {
+    let mut total: u64 = 0;
+    let mut num: u64 = 0;
+    let mut have_num = false;
+    let unit = |c: char| -> Result<u64, Fatal> {
+        match c {
+            's' => Ok(1),
+            'm' => Ok(60),
+            'h' => Ok(3600),
+            'd' => Ok(86400),
+            'w' => Ok(7 * 86400),
+            other => Err(Fatal::new(
+                Sysexit::Usage,
+                format!("Invalid time unit `{other}'"),
+            )),
+        }
+    };
+    for c in text.chars() {
+        if let Some(d) = c.to_digit(10) {
+            num = num.saturating_mul(10).saturating_add(d as u64);
+            have_num = true;
+        } else {
+            total = total.saturating_add(num.saturating_mul(unit(c)?));
+            num = 0;
+            have_num = false;
+        }
+    }
+    if have_num {
+        total = total.saturating_add(num.saturating_mul(unit(default_unit)?));
+    }
+    Ok(total)
 }
 
 /// A whole number (0 or more).
@@ -1640,7 +1681,7 @@ mod tests {
                 }
                 let _ = DeliveryMode::parse(&text);
                 let _ = parse_time("t", &text);
-                let _ = crate::cli::parse_duration(&text, 'm');
+                let _ = parse_duration(&text, 'm');
             }
         }
     }
