@@ -64,7 +64,9 @@ fn unknown_domains_fail_at_once_lookup_failures_wait() {
     let j = env.json();
     assert_eq!(j.len(), 1);
     assert!(
-        j[0].contains("Name server timeout or failure for x.fail.test"),
+        j[0].contains(
+            "\"reason\":\"Deferred: Name server: x.fail.test: host name lookup failure\""
+        ),
         "{}",
         j[0]
     );

@@ -229,7 +229,7 @@ fn queue_run_cleans_leftovers_and_corrupt_entries() {
     // port on 127.0.0.1) fails, so it stays queued with the reason.
     let listing = env.mailq(&[]);
     assert!(
-        listing.contains("(Deferred: Name server timeout or failure for example.org: re)"),
+        listing.contains("(Deferred: Name server: example.org: host name lookup failure)"),
         "{listing}"
     );
     // -Ac is accepted (one queue); -v gives the verbose listing of the same entry.

@@ -559,3 +559,62 @@ fn data_5xx_bounced() {
         assert!(env.entries().is_empty(), "{mode:?}: {}", env.listing());
     });
 }
+
+/// `-q -v` over several entries: each one's delivery report goes out under that entry,
+/// before the next `Running` line, as sendmail prints a bounce inside its message's block.
+#[test]
+fn reports_are_shown_under_their_entry() {
+    let scratch = Env::new();
+    let Some(peer) = Peer::start(&scratch.dir) else {
+        return;
+    };
+    let env = Env::with_config(&format!("SMARTHOST 127.0.0.1\nPORT {}\n", peer.port));
+    for sender in ["one@example.com", "two@example.com"] {
+        env.sendmail(&["-odq", "-f", sender, "reject5@example.org"], MSG)
+            .code(0);
+    }
+    let r = env.sendmail(&["-q", "-v"], b"");
+    r.code(67);
+    let blocks: Vec<&str> = r.stdout.split("\nRunning ").skip(1).collect();
+    assert_eq!(blocks.len(), 2, "{}", r.stdout);
+    for b in &blocks {
+        assert_eq!(b.matches(">>> MAIL From:<>").count(), 1, "{}", r.stdout);
+        let sender = if b.contains("From:<one@example.com>") {
+            "one@example.com"
+        } else {
+            "two@example.com"
+        };
+        assert!(
+            b.contains(&format!(">>> RCPT To:<{sender}>")),
+            "the report to {sender} is shown under its own entry:\n{}",
+            r.stdout
+        );
+    }
+}
+
+/// The log's `delay` is measured when the attempt ends: never less than `xdelay`.
+#[test]
+fn the_logged_delay_covers_the_attempt() {
+    let port = silent_listener();
+    let env = Env::with_config(&format!("SMARTHOST 127.0.0.1\nPORT {port}\n"));
+    let log = env.dir.join("mail.log");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    env.sendmail(&["-odi", "-O", "Timeout.initial=2s", "a@example.org"], MSG)
+        .code(0);
+    let text = fs::read_to_string(&log).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("to=<a@example.org>"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let field = |name: &str| -> u64 {
+        let v = line
+            .split(", ")
+            .find_map(|f| f.strip_prefix(name))
+            .unwrap_or_else(|| panic!("{name} in {line}"));
+        v.split(':')
+            .fold(0, |acc, p| acc * 60 + p.parse::<u64>().unwrap())
+    };
+    let (delay, xdelay) = (field("delay="), field("xdelay="));
+    assert!(xdelay >= 2, "{line}");
+    assert!(delay >= xdelay, "{line}");
+}

@@ -625,3 +625,54 @@ fn rsendmail_links_no_tls_or_dns_library() {
         }
     }
 }
+
+/// `rsendmail-deliver` run by hand never runs the queue by surprise: with no arguments
+/// it prints its usage (exit 64); a message or another of sendmail's operations is
+/// refused with the usage; `--help` and `--version` answer.
+#[test]
+fn the_deliverer_by_hand_prints_its_usage() {
+    let env = Env::new();
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let deliver = std::path::Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver"));
+    let none = env.run_raw(deliver, &[], b"");
+    none.code(64).stdout_is("");
+    assert!(
+        none.stderr.starts_with("usage: rsendmail-deliver -q"),
+        "{}",
+        none.stderr
+    );
+    let message = env.run_raw(
+        deliver,
+        &["-C", env.conf.to_str().unwrap(), "bob@example.org"],
+        MSG,
+    );
+    message.code(64);
+    assert!(
+        message
+            .stderr
+            .contains("rsendmail-deliver does not take messages: send them with sendmail"),
+        "{}",
+        message.stderr
+    );
+    let print = env.run_raw(deliver, &["-C", env.conf.to_str().unwrap(), "-bp"], b"");
+    print.code(64);
+    assert!(
+        print.stderr.contains("-bp is sendmail's"),
+        "{}",
+        print.stderr
+    );
+    // Nothing was delivered or taken: the one queued message is still there.
+    assert_eq!(env.entries().len(), 1, "{}", env.listing());
+    let help = env.run_raw(deliver, &["--help"], b"");
+    help.code(0);
+    assert!(
+        help.stdout.starts_with("usage: rsendmail-deliver"),
+        "{}",
+        help.stdout
+    );
+    let version = env.run_raw(deliver, &["--version"], b"");
+    version.code(0).stdout_is(&format!(
+        "rsendmail-deliver {}\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+}

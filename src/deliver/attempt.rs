@@ -188,7 +188,7 @@ impl Worker {
     }
 }
 
-/// What one attempt at one entry did.
+/// What one attempt did.
 #[derive(Debug, Default)]
 pub struct Attempt {
     pub counts: Counts,
@@ -207,7 +207,6 @@ pub fn attempt(
     w: &mut Worker,
     out: &mut Transcript<'_>,
 ) -> Result<Attempt, Fatal> {
-    let now = clock::now();
     let started = std::time::Instant::now();
     let env = locked.entry.envelope.clone();
     let mut result = Attempt::default();
@@ -283,6 +282,8 @@ pub fn attempt(
         say(out, &lines);
         outcomes.push(o);
     }
+    // Measured when the attempt ends, as sendmail does: `delay` is never less than
+    // `xdelay`, and the back-off counts from the end.
     let xdelay = started.elapsed().as_secs() as i64;
     let rec = record::record(
         engine,
@@ -291,7 +292,7 @@ pub fn attempt(
         locked.entry.size,
         &outcomes,
         refused,
-        now,
+        clock::now(),
         xdelay,
     );
     for line in &rec.log {

@@ -147,10 +147,7 @@ impl Dns {
                 if !hosts.is_empty() {
                     MxResult::Hosts(hosts)
                 } else if let Some(e) = temp {
-                    MxResult::Temp(
-                        status::DIRECTORY_TEMP,
-                        format!("cannot resolve the MX hosts of {domain}: {e}"),
-                    )
+                    lookup_failure(domain, &e)
                 } else {
                     MxResult::NoHost(
                         status::BAD_SYSTEM,
@@ -160,10 +157,7 @@ impl Dns {
             }
             Err(e) if e.is_nx_domain() => unknown(),
             Err(e) if e.is_no_records_found() => self.implicit(domain),
-            Err(e) => MxResult::Temp(
-                status::DIRECTORY_TEMP,
-                format!("Name server timeout or failure for {domain}: {e}"),
-            ),
+            Err(e) => lookup_failure(domain, &e.to_string()),
         }
     }
 
@@ -191,12 +185,20 @@ impl Dns {
                 status::BAD_SYSTEM,
                 format!("Host unknown (Name server: {domain}: host not found)"),
             ),
-            Err((false, e)) => MxResult::Temp(
-                status::DIRECTORY_TEMP,
-                format!("Name server timeout or failure for {domain}: {e}"),
-            ),
+            Err((false, e)) => lookup_failure(domain, &e),
         }
     }
+}
+
+/// A lookup that failed for now (SERVFAIL, a refusal, no answer), in sendmail's words:
+/// `Name server: example.org: host name lookup failure`; the resolver's own account
+/// goes to the log.
+fn lookup_failure(domain: &str, why: &str) -> MxResult {
+    log::info!("MX lookup for {domain}: {why}");
+    MxResult::Temp(
+        status::DIRECTORY_TEMP,
+        format!("Name server: {domain}: host name lookup failure"),
+    )
 }
 
 /// Preference order; hosts of equal preference in random order (RFC 5321 §5.1).

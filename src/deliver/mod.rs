@@ -61,10 +61,12 @@ use rsendmail::privs;
 use std::ffi::OsString;
 
 const USAGE: &str = "\
-usage: rsendmail-deliver ARGS
+usage: rsendmail-deliver -q[time|I|R|S...] [-v] [sendmail options]   run the queue
+       rsendmail-deliver -bv address...                              verify addresses
+       rsendmail-deliver -bs | -bd | -bD [sendmail options]          serve SMTP
 rsendmail-deliver is the delivery engine of rsendmail: rsendmail (installed as
-sendmail) runs it. To run the queue by hand, use `sendmail -q` (or
-`rsendmail-deliver -q`); to deliver one entry, `sendmail -qI<id> -v`.";
+sendmail) runs it, and takes messages itself. To run the queue by hand, use
+`sendmail -q`; to deliver one entry now, `sendmail -qI<id> -v`.";
 
 /// Internal arguments in front of sendmail's argv.
 struct Internal {
@@ -215,11 +217,16 @@ fn run(internal: Internal) -> Result<Sysexit, Fatal> {
             Operation::DaemonForeground => serve::daemon(&s, &engine, &argv, true),
             Operation::QueueRun => runner::queue_run(&s, &engine),
             // Anything else is rsendmail's to do, not ours: nothing is delivered.
-            other => Err(Fatal::new(
+            Operation::Deliver => Err(Fatal::stderr(
                 Sysexit::Usage,
                 format!(
-                    "{} is not for rsendmail-deliver (use sendmail {}); {USAGE}",
-                    other.flag(),
+                    "rsendmail-deliver does not take messages: send them with sendmail\n{USAGE}"
+                ),
+            )),
+            other => Err(Fatal::stderr(
+                Sysexit::Usage,
+                format!(
+                    "{} is sendmail's, not rsendmail-deliver's\n{USAGE}",
                     other.flag()
                 ),
             )),

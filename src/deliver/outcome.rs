@@ -125,6 +125,16 @@ impl RcptOutcome {
         matches!(self.class, Class::Delivered | Class::Relayed)
     }
 
+    /// The reply as a reason: `code text` from a server, the text alone (sendmail's
+    /// words) when it was made here for a remote recipient.
+    pub fn reason(&self) -> String {
+        if self.reply.local && self.mailer != Mailer::Local {
+            self.reply.text_without_enhanced()
+        } else {
+            self.reply.summary()
+        }
+    }
+
     /// sendmail's `stat=` text (and its `-v` line after `addr... `): `Sent (text)`,
     /// `Deferred: code text`, or the permanent reply's `code text`.
     pub fn stat_text(&self) -> String {
@@ -134,14 +144,8 @@ impl RcptOutcome {
             }
             // A reason made up here reads as sendmail's, without a code
             // (`Deferred: Connection refused by [192.0.2.1]`); local delivery's keep it.
-            Class::Temporary if self.reply.local && self.mailer != Mailer::Local => {
-                format!("Deferred: {}", self.reply.text_without_enhanced())
-            }
-            Class::Temporary => format!("Deferred: {}", self.reply.summary()),
-            Class::Permanent if self.reply.local && self.mailer != Mailer::Local => {
-                self.reply.text_without_enhanced()
-            }
-            Class::Permanent => self.reply.summary(),
+            Class::Temporary => format!("Deferred: {}", self.reason()),
+            Class::Permanent => self.reason(),
         }
     }
 }

@@ -168,8 +168,15 @@ pub fn record(
             }
             _ => {}
         }
+        // What `mailq -v` and `--json` show for a deferred recipient: sendmail's words,
+        // without a code where the reason was made here.
+        let stored = if st == RcptState::Deferred {
+            o.reason()
+        } else {
+            why
+        };
         state.recipients.retain(|(idx, _, _)| *idx != o.rcpt);
-        state.recipients.push((o.rcpt, st, Some(why)));
+        state.recipients.push((o.rcpt, st, Some(stored)));
     }
     // The targets an expansion refused are not recipients of this entry: their failure
     // is recorded by their report (the entry's recipient that led to them is final

@@ -37,11 +37,11 @@ impl Reply {
 
     /// `code text` of the last line, as logged and stored.
     pub fn summary(&self) -> String {
-        format!(
-            "{} {}",
-            self.code,
-            self.lines.last().map(String::as_str).unwrap_or("")
-        )
+        match self.lines.last().map(String::as_str) {
+            Some(text) if !text.is_empty() => format!("{} {text}", self.code),
+            // A reply that is only a code.
+            _ => self.code.to_string(),
+        }
     }
 
     /// The enhanced status code at the start of the text (RFC 3463), if any.

@@ -133,7 +133,11 @@ pub fn deliver_ids(
                             if !a.new_entries.is_empty()
                                 && let Ok(mut q) = queue.lock()
                             {
-                                q.extend(a.new_entries.iter().cloned());
+                                // Next, so that -v shows a report under the entry
+                                // it reports on, as sendmail does.
+                                for id in a.new_entries.iter().rev() {
+                                    q.push_front(id.clone());
+                                }
                             }
                             if let Ok(mut r) = results.lock() {
                                 r.push(a);
