@@ -145,6 +145,9 @@ pub struct Fatal {
     pub message: String,
     /// Command-line syntax errors go to stderr; everything else to stdout, as sendmail does.
     pub to_stderr: bool,
+    /// The kind of the I/O error that caused it, when one did ([`Fatal::io`]): what the
+    /// caller decides on (a full disk), never the message's text.
+    pub io_kind: Option<std::io::ErrorKind>,
 }
 
 impl Fatal {
@@ -153,7 +156,22 @@ impl Fatal {
             code,
             message: message.into(),
             to_stderr: false,
+            io_kind: None,
         }
+    }
+
+    /// An I/O error: the code sendmail gives its errno ([`Sysexit::from_io`]), and its kind.
+    pub fn io(err: &std::io::Error, message: impl Into<String>) -> Fatal {
+        Fatal {
+            io_kind: Some(err.kind()),
+            ..Fatal::new(Sysexit::from_io(err), message)
+        }
+    }
+
+    /// The file system is full, or the user's quota spent (ENOSPC, EDQUOT).
+    pub fn is_no_space(&self) -> bool {
+        use std::io::ErrorKind::{QuotaExceeded, StorageFull};
+        matches!(self.io_kind, Some(StorageFull | QuotaExceeded))
     }
 
     /// A diagnostic that sendmail prints on stderr (getopt's `illegal option`).
@@ -162,6 +180,7 @@ impl Fatal {
             code,
             message: message.into(),
             to_stderr: true,
+            io_kind: None,
         }
     }
 

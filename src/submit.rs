@@ -522,8 +522,8 @@ pub fn submit<R: BufRead>(
         // Every recipient was refused: nothing is queued; the message is returned as
         // the error mode says (read back from the temporary file, removed on return).
         entry.writer().flush().map_err(|e| {
-            Fatal::new(
-                Sysexit::from_io(&e),
+            Fatal::io(
+                &e,
                 format!(
                     "cannot write queue file {}: {}",
                     spool.dir.display(),
@@ -613,8 +613,8 @@ pub fn write_entry<R: BufRead>(
     max_size: Option<u64>,
 ) -> Result<String, StoreError> {
     let write_err = |e: std::io::Error| {
-        StoreError::Fatal(Fatal::new(
-            Sysexit::from_io(&e),
+        StoreError::Fatal(Fatal::io(
+            &e,
             format!(
                 "cannot write queue file {}: {}",
                 spool.dir.display(),

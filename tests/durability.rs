@@ -262,3 +262,31 @@ fn selective_run_opens_only_matching_entries() {
     );
     assert!(full >= 31, "a full run opened only {full} queue files");
 }
+
+/// A full file system while the SMTP server commits a message: the client is told
+/// `452 4.3.1 Insufficient disk space` (a temporary failure it will retry), decided from
+/// the error's kind (ENOSPC), and nothing is queued.
+#[test]
+fn a_full_disk_at_commit_is_a_452_over_smtp() {
+    if !require("strace") {
+        return;
+    }
+    let env = Env::new();
+    let dialogue = "HELO localhost\r\nMAIL FROM:<root>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nSubject: full\r\n\r\nbody\r\n.\r\nQUIT\r\n";
+    let args = [
+        "-f".to_string(),
+        "-qq".to_string(),
+        "-o".to_string(),
+        "/dev/null".to_string(),
+        "-e".to_string(),
+        "trace=fsync".to_string(),
+        "-e".to_string(),
+        "inject=fsync:error=ENOSPC".to_string(),
+    ];
+    let (_, stdout) = strace_run(&env, &args, &["-bs", "-odq"], dialogue.as_bytes());
+    assert!(
+        stdout.contains("\r\n452 4.3.1 Insufficient disk space; try again later\r\n"),
+        "{stdout}"
+    );
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}

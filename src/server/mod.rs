@@ -214,9 +214,7 @@ impl Server<'_> {
                     StoreError::Read(e) => format!("554 5.6.0 {e}"),
                     StoreError::Fatal(f) => {
                         log::error!("{}", f.message);
-                        if f.code == crate::exit::Sysexit::CantCreat
-                            || f.message.contains("No space")
-                        {
+                        if f.code == crate::exit::Sysexit::CantCreat || f.is_no_space() {
                             "452 4.3.1 Insufficient disk space; try again later".into()
                         } else {
                             "451 4.3.0 Temporary system failure; try again later".into()

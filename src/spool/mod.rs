@@ -122,10 +122,7 @@ pub struct Spool {
 }
 
 fn cant(what: &str, path: &Path, e: &io::Error) -> Fatal {
-    Fatal::new(
-        Sysexit::from_io(e),
-        format!("{what} {}: {}", path.display(), io_text(e)),
-    )
+    Fatal::io(e, format!("{what} {}: {}", path.display(), io_text(e)))
 }
 
 /// fsync a directory.
