@@ -17,6 +17,15 @@
 //! The entry a report is about may be damaged: its text and numbers are written as they
 //! are, never cut by byte index (the lints below keep it so), so no entry makes a
 //! report panic.
+//!
+//! Every value written into the report's header, its explanation and its
+//! `message/delivery-status` fields goes through [`crate::text::printable`] here (the
+//! private `one_line`), whatever its source: no value can hold a CR, an LF or a NUL that
+//! would end its line and start a forged field (`Action: delivered`) or a forged
+//! transcript line, nor any other control character. A server's replies and the texts
+//! made up by local delivery are already printable when they get here; this is the last
+//! defence, for a reason, an address or an ENVID from anywhere else. A control character
+//! becomes `?`: the report is still sent. The returned message is copied as queued.
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
@@ -89,6 +98,11 @@ pub struct Report<'a> {
     pub waited: Option<String>,
 }
 
+/// `s` as one line of printable text (see the module doc).
+fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::text::printable(s)
+}
+
 /// RFC 5322 date for `t`.
 fn date(t: i64) -> String {
     clock::rfc5322(&clock::local(t))
@@ -100,7 +114,7 @@ impl Report<'_> {
             Kind::Failure => "Returned mail: see transcript for details".into(),
             Kind::Delay => format!(
                 "Warning: could not send message for past {}",
-                self.waited.as_deref().unwrap_or("some time")
+                one_line(self.waited.as_deref().unwrap_or("some time"))
             ),
             Kind::Success => "Return receipt".into(),
         }
@@ -123,31 +137,30 @@ impl Report<'_> {
 
     /// The MIME boundary of a report made at `now`.
     fn boundary(&self, now: i64) -> String {
-        format!("{}.{now}/{}", self.original.id, self.host)
+        format!(
+            "{}.{now}/{}",
+            one_line(&self.original.id),
+            one_line(self.host)
+        )
     }
 
     /// The report's header block, the blank line included.
     fn header(&self, id: &str, now: i64, to: &str) -> String {
         let boundary = self.boundary(now);
+        let (id, to, host) = (one_line(id), one_line(to), one_line(self.host));
         let mut h = String::new();
         let _ = writeln!(
             h,
-            "Received: from localhost (localhost)\n\tby {} ({}) id {id};\n\t{}",
-            self.host,
+            "Received: from localhost (localhost)\n\tby {host} ({}) id {id};\n\t{}",
             crate::PRODUCT,
             date(now)
         );
         let _ = writeln!(h, "Date: {}", date(now));
+        let _ = writeln!(h, "From: Mail Delivery Subsystem <MAILER-DAEMON@{host}>");
         let _ = writeln!(
             h,
-            "From: Mail Delivery Subsystem <MAILER-DAEMON@{}>",
-            self.host
-        );
-        let _ = writeln!(
-            h,
-            "Message-Id: <{}.{id}@{}>",
+            "Message-Id: <{}.{id}@{host}>",
             clock::stamp12(&clock::local(now)),
-            self.host
         );
         let _ = writeln!(h, "To: {to}");
         let _ = writeln!(h, "MIME-Version: 1.0");
@@ -186,7 +199,7 @@ impl Report<'_> {
             b,
             "The original message was received at {}\nfrom {}@localhost\n",
             date(env.created),
-            env.user
+            one_line(&env.user)
         );
         let heading = match self.kind {
             Kind::Failure => "The following addresses had permanent fatal errors",
@@ -195,9 +208,9 @@ impl Report<'_> {
         };
         let _ = writeln!(b, "   ----- {heading} -----");
         for r in &self.recipients {
-            let _ = writeln!(b, "{}", r.final_recipient);
+            let _ = writeln!(b, "{}", one_line(&r.final_recipient));
             if let Some(d) = &r.diagnostic {
-                let _ = writeln!(b, "    (reason: {d})");
+                let _ = writeln!(b, "    (reason: {})", one_line(d));
             }
         }
         if self.recipients.iter().any(|r| !r.transcript.is_empty()) {
@@ -207,11 +220,11 @@ impl Report<'_> {
                 if let Some(mta) = r.remote_mta.as_deref()
                     && talking_to != Some(mta)
                 {
-                    let _ = writeln!(b, "... while talking to {mta}:");
+                    let _ = writeln!(b, "... while talking to {}:", one_line(mta));
                     talking_to = Some(mta);
                 }
                 for l in &r.transcript {
-                    let _ = writeln!(b, "{l}");
+                    let _ = writeln!(b, "{}", one_line(l));
                 }
             }
         }
@@ -219,27 +232,28 @@ impl Report<'_> {
             b.push_str("\nThe message is still queued; delivery will be tried again.\n");
         }
         let _ = writeln!(b, "\n--{boundary}\nContent-Type: message/delivery-status\n");
-        let _ = writeln!(b, "Reporting-MTA: dns; {}", self.host);
+        let _ = writeln!(b, "Reporting-MTA: dns; {}", one_line(self.host));
         if let Some(e) = &env.envid {
-            let _ = writeln!(b, "Original-Envelope-Id: {e}");
+            let _ = writeln!(b, "Original-Envelope-Id: {}", one_line(e));
         }
         let _ = writeln!(b, "Arrival-Date: {}", date(env.created));
         for r in &self.recipients {
             b.push('\n');
+            let fin = one_line(&r.final_recipient);
             if let Some(o) = &r.original_recipient {
-                let _ = writeln!(b, "Original-Recipient: {o}");
+                let _ = writeln!(b, "Original-Recipient: {}", one_line(o));
             }
-            let _ = writeln!(b, "Final-Recipient: RFC822; {}", r.final_recipient);
+            let _ = writeln!(b, "Final-Recipient: RFC822; {fin}");
             if r.remote_mta.is_some() {
-                let _ = writeln!(b, "X-Actual-Recipient: rfc822; {}", r.final_recipient);
+                let _ = writeln!(b, "X-Actual-Recipient: rfc822; {fin}");
             }
-            let _ = writeln!(b, "Action: {}", r.action);
+            let _ = writeln!(b, "Action: {}", one_line(r.action));
             let _ = writeln!(b, "Status: {}", r.status);
             if let Some(m) = &r.remote_mta {
-                let _ = writeln!(b, "Remote-MTA: DNS; {m}");
+                let _ = writeln!(b, "Remote-MTA: DNS; {}", one_line(m));
             }
             if let Some(d) = &r.diagnostic {
-                let _ = writeln!(b, "Diagnostic-Code: {}; {d}", r.diagnostic_type);
+                let _ = writeln!(b, "Diagnostic-Code: {}; {}", r.diagnostic_type, one_line(d));
             }
             let _ = writeln!(b, "Last-Attempt-Date: {}", date(r.last_attempt));
             if let Some(t) = r.will_retry_until {
@@ -258,7 +272,7 @@ impl Report<'_> {
         }
         // The original as its sender sent it: the envelope sender first, as sendmail
         // returns it.
-        let _ = writeln!(b, "Return-Path: <{}>", env.sender);
+        let _ = writeln!(b, "Return-Path: <{}>", one_line(&env.sender));
         out.write_all(b.as_bytes())?;
         let mut n = b.len() as u64;
         // The original: its header block (up to the blank line), then the body unless
@@ -461,6 +475,66 @@ mod tests {
         );
         assert!(!text.contains("body line"));
         assert!(text.ends_with("--\n\n"), "{text:?}");
+    }
+
+    /// Whatever a value holds, each field of the report stays one line: no CR, LF or
+    /// NUL from a reason, an address or an ENVID makes a field of its own.
+    #[test]
+    fn no_value_breaks_a_line() {
+        let mut env = test_envelope("6AMxxxxx000003", &["bob@x"]);
+        env.envid = Some("e\r\nAction: delivered".into());
+        env.header_bytes = 12;
+        let evil = "no\rAction: delivered\nStatus: 2.0.0\r\n\0\u{1b}[2J\u{9b}";
+        let rep = Report {
+            kind: Kind::Failure,
+            host: "host.example",
+            original: &env,
+            recipients: vec![RcptReport {
+                final_recipient: "bob@x\nAction: delivered".into(),
+                original_recipient: Some("rfc822;bob@x\rStatus: 2.0.0".into()),
+                action: "failed",
+                status: crate::status::BAD_MAILBOX,
+                remote_mta: Some("mx.x\nX: y".into()),
+                diagnostic: Some(format!("550 5.1.1 {evil}")),
+                diagnostic_type: "SMTP",
+                transcript: vec![format!("<<< 550 5.1.1 {evil}")],
+                last_attempt: 0,
+                will_retry_until: None,
+            }],
+            headers_only: true,
+            waited: None,
+        };
+        let mut out = Vec::new();
+        rep.write(
+            "NEWID",
+            0,
+            "a@x\r\nBcc: c@x",
+            &mut &b"Subject: x\n\n"[..],
+            &mut out,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text
+                .chars()
+                .any(|c| c != '\n' && c != '\t' && c.is_control()),
+            "{text:?}"
+        );
+        let forged = |f: &str| text.lines().filter(|l| l.starts_with(f)).count();
+        assert_eq!(forged("Action: "), 1, "{text}");
+        assert_eq!(forged("Status: "), 1, "{text}");
+        assert_eq!(forged("Bcc: "), 0, "{text}");
+        assert_eq!(forged("X: "), 0, "{text}");
+        for want in [
+            "Diagnostic-Code: SMTP; 550 5.1.1 no?Action: delivered?Status: 2.0.0????[2J?\n",
+            "\n    (reason: 550 5.1.1 no?Action: delivered?Status: 2.0.0????[2J?)\n",
+            "\n<<< 550 5.1.1 no?Action: delivered?Status: 2.0.0????[2J?\n",
+            "Final-Recipient: RFC822; bob@x?Action: delivered\n",
+            "Original-Envelope-Id: e??Action: delivered\n",
+            "\nTo: a@x??Bcc: c@x\n",
+        ] {
+            assert!(text.contains(want), "{want:?} missing in\n{text}");
+        }
     }
 
     #[test]

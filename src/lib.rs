@@ -41,3 +41,4 @@ pub mod server;
 pub mod spool;
 pub mod status;
 pub mod submit;
+pub mod text;

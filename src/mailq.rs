@@ -31,7 +31,11 @@
 //!
 //! Addresses are shown as sendmail's prtstr shows them: a backslash doubled, a byte that
 //! is not printable ASCII as `\ooo`, so no queue content can put control characters on
-//! the terminal.
+//! the terminal. Reasons (and the body type) are shown with each octet of a control
+//! character as `\ooo` ([`shown`]), printable UTF-8 as it is (an SMTPUTF8 server's
+//! text): the deliverer stores them printable (`rsendmail::text`), but a state file
+//! written before it did, or by someone else, may hold anything. `mailq --json` gives
+//! them whole, escaped as JSON.
 //!
 //! Entries may be damaged or hostile: text is cut at characters, never by byte index (the
 //! lints below keep it so), and numbers from the files saturate, so no entry makes the
@@ -113,7 +117,13 @@ fn collect(
             Ok(e) => e,
             Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
-                let _ = writeln!(problems, "qf{id}: cannot read queue file: {e}");
+                // The error may quote the file (an id it holds).
+                let why = e.to_string();
+                let _ = writeln!(
+                    problems,
+                    "qf{id}: cannot read queue file: {}",
+                    shown(&why, usize::MAX)
+                );
                 continue;
             }
         };
@@ -146,12 +156,32 @@ fn collect(
     Ok(out)
 }
 
-/// The first `n` characters of `s`.
-fn cut(s: &str, n: usize) -> &str {
-    match s.char_indices().nth(n) {
-        Some((at, _)) => s.get(..at).unwrap_or(s),
-        None => s,
+/// A reason in `room` characters: printable characters as they are, each octet of a
+/// control character (C0, DEL, C1) as `\ooo` (four characters, left out when they do not
+/// fit), so that an old or hostile state file puts nothing on the terminal but text.
+fn shown(s: &str, room: usize) -> String {
+    let mut out = String::new();
+    let mut left = room;
+    for c in s.chars() {
+        if crate::text::is_safe(c) {
+            if left == 0 {
+                break;
+            }
+            left -= 1;
+            out.push(c);
+        } else {
+            let mut utf8 = [0u8; 4];
+            let octets = c.encode_utf8(&mut utf8).as_bytes();
+            if left < 4 * octets.len() {
+                break;
+            }
+            left -= 4 * octets.len();
+            for b in octets {
+                let _ = write!(out, "\\{b:03o}");
+            }
+        }
     }
+    out
 }
 
 /// `s` as sendmail's prtstr prints it in `room` columns: printable ASCII as it is, a
@@ -253,9 +283,9 @@ pub fn list_text(
         match (&e.envelope.body_type, &e.state.reason) {
             (None, None) => {}
             (body, reason) => {
-                let _ = write!(s, "    {:>10.10}", body.as_deref().unwrap_or(""));
+                let _ = write!(s, "    {:>10.10}", shown(body.as_deref().unwrap_or(""), 10));
                 if let Some(r) = reason {
-                    let _ = write!(s, "   ({})", cut(r, reason_room));
+                    let _ = write!(s, "   ({})", shown(r, reason_room));
                 }
                 s.push('\n');
             }
@@ -267,7 +297,7 @@ pub fn list_text(
                 // after the recipient.
                 if let (RcptState::Deferred, Some(why)) = (state, why) {
                     let why = format!("Deferred: {why}");
-                    let _ = writeln!(s, "\t\t ({})", cut(&why, reason_room));
+                    let _ = writeln!(s, "\t\t ({})", shown(&why, reason_room));
                 }
             } else {
                 let _ = writeln!(s, "\t\t\t\t\t {}", prtstr(addr, rcpt_room));
@@ -361,10 +391,23 @@ mod tests {
     }
 
     #[test]
-    fn cut_counts_chars() {
-        assert_eq!(cut("abcdef", 3), "abc");
-        assert_eq!(cut("ab", 3), "ab");
-        assert_eq!(cut("äöüß", 2), "äö");
+    fn reasons_shown_printable() {
+        // (reason, room, shown)
+        let table: &[(&str, usize, &str)] = &[
+            ("Deferred: 451 4.4.1 busy", 60, "Deferred: 451 4.4.1 busy"),
+            ("abcdef", 3, "abc"),
+            ("Grüße", 4, "Grüß"),
+            ("äöüß", 2, "äö"),
+            ("a\rb", 9, "a\\015b"),
+            ("\u{1b}[2J\u{7}", 20, "\\033[2J\\007"),
+            ("x\0\u{7f}", 9, "x\\000\\177"),
+            ("c1\u{9b}m", 20, "c1\\302\\233m"),
+            ("ab\u{1b}", 5, "ab"),
+            ("a\\b", 9, "a\\b"),
+        ];
+        for (text, room, want) in table {
+            assert_eq!(shown(text, *room), *want, "{text:?} in {room}");
+        }
     }
 
     #[test]

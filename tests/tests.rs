@@ -8,6 +8,7 @@ mod delivery;
 mod dns;
 mod durability;
 mod folding;
+mod hostile_replies;
 mod local;
 mod logging;
 mod mailq_listing;

@@ -6,16 +6,24 @@
 //! The text is the server's and untrusted: it is cut only where it was checked to be
 //! ASCII, through `get` and `strip_prefix`, so no reply makes these methods panic (the
 //! lints below keep it so).
+//!
+//! Every reply's text is printable (`rsendmail::text`): the SMTP client makes a server's
+//! so as it reads it (`smtp/reply.rs`), and [`Reply::local`] does the same for the texts
+//! made up here, which may quote what is not ours (a program's error output, a file name from a
+//! `.forward`, an address a list file wrote). Reports, transcripts, logs and the state
+//! file's reasons are made from these texts.
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use rsendmail::status::EnhancedStatus;
+use rsendmail::text::printable;
 
 /// One (possibly multi-line) reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
     pub code: u16,
-    /// The text of each line, without the code and separator.
+    /// The text of each line, without the code and separator; printable (no control
+    /// character: see the module doc).
     pub lines: Vec<String>,
     /// The command this answered, when it decided a recipient's fate (`RCPT To:<a>`,
     /// `DATA`): the transcript in a delivery report shows it.
@@ -78,7 +86,7 @@ impl Reply {
 
     /// The reply as answering `command`.
     pub fn to(mut self, command: &str) -> Reply {
-        self.command = Some(command.to_string());
+        self.command = Some(printable(command).into_owned());
         self
     }
 
@@ -92,11 +100,13 @@ impl Reply {
             .collect()
     }
 
-    /// A reply made up locally (connection errors, timeouts).
+    /// A reply made up locally (connection errors, timeouts, local delivery's results),
+    /// its text made printable.
     pub fn local(code: u16, text: impl Into<String>) -> Reply {
+        let text: String = text.into();
         Reply {
             code,
-            lines: vec![text.into()],
+            lines: vec![printable(&text).into_owned()],
             command: None,
             local: true,
         }
@@ -106,5 +116,25 @@ impl Reply {
     /// (`451 4.4.1 Connection refused by 192.0.2.1`).
     pub fn with_status(code: u16, status: EnhancedStatus, text: impl std::fmt::Display) -> Reply {
         Reply::local(code, format!("{status} {text}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_texts_are_printable() {
+        // A program's first line of error output, a file name from a .forward.
+        let r = Reply::local(554, "5.3.0 command exited with status 1: x\ry\0\u{1b}[2J");
+        assert_eq!(r.lines, ["5.3.0 command exited with status 1: x?y??[2J"]);
+        let r = Reply::with_status(
+            451,
+            rsendmail::status::SYSTEM_TEMP,
+            "cannot read /home/a/\n.forward\u{9b}",
+        );
+        assert_eq!(r.summary(), "451 4.3.0 cannot read /home/a/?.forward?");
+        let r = Reply::local(550, "no").to("RCPT To:<a\r\n@x>");
+        assert_eq!(r.command.as_deref(), Some("RCPT To:<a??@x>"));
     }
 }

@@ -1,6 +1,6 @@
 //! Where an attempt's dialogue goes: stdout for `-v`, the `-X` traffic log (each line
 //! with the process id), both, or nowhere; and sendmail's `addr... stat` lines for the
-//! outcomes.
+//! outcomes. No control character but the line end reaches either ([`Transcripts`]).
 
 use super::outcome::{Class, RcptOutcome};
 use super::smtp::{Step, Transcript};
@@ -38,13 +38,19 @@ pub struct Transcripts<'a> {
     pub xlog: Option<XLog<'a>>,
 }
 
+/// What is written goes to a terminal: every control character but the line end is
+/// shown as `?` (`rsendmail::text`), whatever its source. The texts written are made
+/// printable where they come in (a server's reply as it is read, `Reply::local`); this
+/// is the last defence for a line that was not.
 impl std::io::Write for Transcripts<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let shown = rsendmail::text::printable_lines(&text);
         if let Some(o) = &mut self.stdout {
-            o.write_all(buf)?;
+            o.write_all(shown.as_bytes())?;
         }
         if let Some(x) = &mut self.xlog {
-            x.write_all(buf)?;
+            x.write_all(shown.as_bytes())?;
         }
         Ok(buf.len())
     }

@@ -16,6 +16,12 @@ Faults, by the local part of a recipient:
   rejectdata4...  451 4.3.0 after the data
   dropdata...     the connection is closed in the middle of DATA, the first time
   stall...        no reply after the data, for STALL seconds (default 30)
+  raw...          the reply RAW_REPLY at RCPT (default "550 5.1.1 raw reply (test)")
+  rawdata...      the reply RAW_DATA_REPLY after the data (default "554 5.6.0 raw reply
+                  (test)")
+RAW_REPLY and RAW_DATA_REPLY are written in ASCII with Python's backslash escapes
+(\\r, \\x00, \\x1b, \\u009b), so that a reply can hold any character, a bare CR or a NUL
+among them; the server sends the text as it is, then CRLF.
 Options (environment): NO_PIPELINING=1 hides PIPELINING; NO_EHLO=1 refuses EHLO (502);
 RSET_FAIL=1 answers RSET with 500;
 replies outside what a command allows (RFC 5321 4.3.2), each logged as "WRONG-REPLY":
@@ -50,6 +56,12 @@ os.makedirs(MSGS, exist_ok=True)
 SEEN = set()
 COUNT = [0]
 STALL = float(os.environ.get("STALL", "30"))
+
+
+def raw_reply(name, default):
+    """The reply the environment variable `name` spells with backslash escapes."""
+    import codecs
+    return codecs.decode(os.environ.get(name, default), "unicode_escape")
 
 
 def strict_problem(data):
@@ -147,6 +159,10 @@ class Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         log(id(session), "RCPT %s %s" % (address, " ".join(rcpt_options)))
         local = address.split("@")[0].lower()
+        if local.startswith("rawdata"):
+            pass
+        elif local.startswith("raw"):
+            return raw_reply("RAW_REPLY", "550 5.1.1 raw reply (test)")
         if local.startswith("reject5"):
             return "550 5.1.1 <%s>: Recipient address rejected: test" % address
         if local.startswith("reject4"):
@@ -186,6 +202,8 @@ class Handler:
             return "451 4.3.0 (connection closed)"
         if any(r.startswith("stall") for r in rcpts):
             await asyncio.sleep(STALL)
+        if any(r.startswith("rawdata") for r in rcpts):
+            return raw_reply("RAW_DATA_REPLY", "554 5.6.0 raw reply (test)")
         if any(r.startswith("rejectdata5") for r in rcpts):
             return "554 5.6.0 Message rejected (test)"
         if any(r.startswith("rejectdata4") for r in rcpts):

@@ -6,10 +6,21 @@
 //! The server's bytes are untrusted: any of them give a reply or an `InvalidData` error,
 //! never a panic (the text is cut only where it was checked to be ASCII, through `get`
 //! and `strip_prefix`; the lints below keep it so).
+//!
+//! Its text is made printable here, once, as it is read (`rsendmail::text::printable`):
+//! RFC 5321 §4.2 allows only printable characters, SP and HT in it, and the text goes on
+//! into delivery reports, the `-v` transcript, logs and the queue's state file. Every
+//! control character (C0 including a bare CR and NUL, DEL, C1) becomes `?`, as in
+//! Postfix's SMTP client, and HT becomes SP; printable UTF-8 (an SMTPUTF8 server's) is
+//! kept, and octets that are not UTF-8 become U+FFFD. The line ends themselves (CRLF, or
+//! a bare LF) are taken off first, with any CRs before them. So a server cannot make a
+//! line break, a NUL or a terminal command out of its reply anywhere after this point;
+//! the reply code and its separator are still judged on the octets as sent.
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use super::Reply;
+use rsendmail::text::printable;
 use std::io::{self, BufRead};
 
 /// The replies a command may get: its own positive replies, and any refusal (4yz, 5yz).
@@ -58,7 +69,8 @@ impl Expect {
 const MAX_LINE: usize = 4096;
 const MAX_LINES: usize = 1000;
 
-/// Read one reply. `on_line` sees each raw line as it arrives (for `-v`).
+/// Read one reply. `on_line` sees each line as it arrives (for `-v`), made printable as
+/// the reply's text is.
 pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::Result<Reply> {
     let mut lines = Vec::new();
     let mut code = None;
@@ -74,7 +86,11 @@ pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::R
         while matches!(buf.last(), Some(b'\n' | b'\r')) {
             buf.pop();
         }
-        let line = String::from_utf8_lossy(&buf).into_owned();
+        // The code and its separator are judged on the octets as sent (a control
+        // character there is a bad line, not a `?`); everything else is seen only
+        // printable (`rsendmail::text`).
+        let raw = String::from_utf8_lossy(&buf);
+        let line = printable(&raw);
         on_line(&line);
         let bad = || {
             io::Error::new(
@@ -82,7 +98,7 @@ pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::R
                 format!("bad SMTP reply line {line:?}"),
             )
         };
-        let digits = line
+        let digits = raw
             .get(..3)
             .filter(|d| d.bytes().all(|b| b.is_ascii_digit()));
         let Some(c) = digits.and_then(|d| d.parse::<u16>().ok()) else {
@@ -91,7 +107,7 @@ pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::R
         if *code.get_or_insert(c) != c {
             return Err(bad());
         }
-        let sep = line.as_bytes().get(3).copied();
+        let sep = raw.as_bytes().get(3).copied();
         let text = line.get(4..).unwrap_or("").to_string();
         lines.push(text);
         match sep {
@@ -217,6 +233,36 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_made_printable() {
+        // (what the server sent, the lines read)
+        let cases: &[(&[u8], &[&str])] = &[
+            (
+                b"550 5.1.1 no\rAction: delivered\rStatus: 2.0.0\r\n",
+                &["5.1.1 no?Action: delivered?Status: 2.0.0"],
+            ),
+            (b"550 a\0b\x1b[2J\x07\x7f\r\n", &["a?b?[2J??"]),
+            (
+                b"451-one\ttab\r\n451 C1 \xc2\x9b31m\n",
+                &["one tab", "C1 ?31m"],
+            ),
+            (b"250 Gr\xc3\xbc\xc3\x9fe \xff\r\n", &["Grüße \u{fffd}"]),
+        ];
+        for (raw, want) in cases {
+            let mut shown = Vec::new();
+            let rep = read_reply(&mut &raw[..], |l| shown.push(l.to_string())).unwrap();
+            assert_eq!(rep.lines, *want, "{raw:?}");
+            assert!(
+                shown.iter().all(|l| !l.chars().any(char::is_control)),
+                "{shown:?}"
+            );
+        }
+        // A control character as the separator is still a bad line, shown printable.
+        let e = read_reply(&mut &b"250\t\x1bok\r\n"[..], |_| {}).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(!e.to_string().chars().any(char::is_control), "{e}");
+    }
+
+    #[test]
     fn garbage_refused() {
         for raw in [
             &b"hello\r\n"[..],
@@ -259,9 +305,9 @@ mod tests {
                 any::<bool>(),
             )
                 .prop_map(|(code, enhanced, texts, lf)| {
-                    // What the client will read as each line's text: the line after the
-                    // code and its separator.
-                    let lines: Vec<String> = texts
+                    // What the server writes as each line's text after the code and
+                    // its separator, and what the client reads: the same, printable.
+                    let written: Vec<String> = texts
                         .iter()
                         .map(|t| match &enhanced {
                             Some(e) => format!("{e} {t}"),
@@ -269,11 +315,12 @@ mod tests {
                         })
                         .collect();
                     let mut raw = Vec::new();
-                    for (i, l) in lines.iter().enumerate() {
-                        let sep = if i + 1 < lines.len() { '-' } else { ' ' };
+                    for (i, l) in written.iter().enumerate() {
+                        let sep = if i + 1 < written.len() { '-' } else { ' ' };
                         raw.extend_from_slice(format!("{code}{sep}{l}").as_bytes());
                         raw.extend_from_slice(if lf { b"\n" } else { b"\r\n" });
                     }
+                    let lines = written.iter().map(|l| printable(l).into_owned()).collect();
                     (code, enhanced, lines, raw)
                 })
         }
@@ -300,6 +347,37 @@ mod tests {
                         let _ = (r.enhanced(), r.text_without_enhanced(), r.summary());
                         let _ = r.transcript_lines();
                     }
+                }
+            }
+
+            /// Whatever the server sends, no control character reaches a reply's text
+            /// or the lines shown as they are read (`-v`).
+            #[test]
+            fn reply_text_has_no_control_character(
+                lines in vec(
+                    ("[1-5][0-9][0-9]", "[- ]?", vec(any::<u8>().prop_filter("a line end", |b| *b != b'\n'), 0..80)),
+                    1..12,
+                ),
+                lf in any::<bool>(),
+                capacity in 1usize..9,
+            ) {
+                let mut raw = Vec::new();
+                for (code, sep, text) in &lines {
+                    raw.extend_from_slice(code.as_bytes());
+                    raw.extend_from_slice(sep.as_bytes());
+                    raw.extend_from_slice(text);
+                    raw.extend_from_slice(if lf { b"\n" } else { b"\r\n" });
+                }
+                let mut r = BufReader::with_capacity(capacity, Trickle(&raw));
+                let mut shown = Vec::new();
+                while let Ok(rep) = read_reply(&mut r, |l| shown.push(l.to_string())) {
+                    for l in rep.lines.iter().chain(&rep.transcript_lines()) {
+                        prop_assert!(!l.chars().any(char::is_control), "{:?}", l);
+                    }
+                    prop_assert!(!rep.summary().chars().any(char::is_control));
+                }
+                for l in &shown {
+                    prop_assert!(!l.chars().any(char::is_control), "{:?}", l);
                 }
             }
 

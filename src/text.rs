@@ -1,0 +1,85 @@
+//! Text from outside (a server's reply, a program's output, a file name, a list file's
+//! address) made safe for the places it is shown and stored: a delivery report, the
+//! terminal (`-v`, `mailq`) and the queue's state file.
+//!
+//! RFC 5321 §4.2 allows printable characters, SP and HT in a reply's text. Anything else
+//! is dangerous where the text goes: a CR or LF starts a new line (a forged field in a
+//! report's `message/delivery-status` part, a forged line in a transcript), a NUL ends a
+//! C string, ESC, BEL and the C1 controls (U+0080–U+009F, CSI among them) are commands to
+//! a terminal, DEL erases. So every control character (Unicode general category Cc: C0,
+//! DEL, C1) becomes [`REPLACEMENT`], `?`, as Postfix's SMTP client replaces the
+//! non-printable characters of a reply; HT becomes SP, so that a text stays one line of
+//! one kind of blank. Printable non-ASCII (UTF-8 from an SMTPUTF8 server) is kept: it is
+//! text, not a command. Octets that are not UTF-8 were already turned into U+FFFD when
+//! the text was read.
+//!
+//! Made once where the text comes in (`smtp/reply.rs` `read_reply`, `Reply::local` in the
+//! deliverer), so that every reply value, every reason in a state file and every line
+//! after it is printable; the report writer (`dsn.rs`) and the transcript writer apply it
+//! again as a last defence, and `mailq` shows what an old state file may still hold in
+//! octal ([`crate::mailq`]).
+
+use std::borrow::Cow;
+
+/// What a control character becomes.
+pub const REPLACEMENT: char = '?';
+
+/// Whether `c` may stand in a one-line text as it is.
+pub fn is_safe(c: char) -> bool {
+    !c.is_control()
+}
+
+/// `s` with HT as SP and every other control character (C0 including CR, LF and NUL,
+/// DEL, C1) as [`REPLACEMENT`]; borrowed when there is none.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    if s.chars().all(is_safe) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        s.chars()
+            .map(|c| match c {
+                '\t' => ' ',
+                c if is_safe(c) => c,
+                _ => REPLACEMENT,
+            })
+            .collect(),
+    )
+}
+
+/// Lines of text as [`printable`] makes one line, their line ends (LF) kept: for a
+/// writer that gets whole lines, such as the `-v` transcript.
+pub fn printable_lines(s: &str) -> Cow<'_, str> {
+    if s.chars().all(|c| c == '\n' || is_safe(c)) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.split('\n').map(printable).collect::<Vec<_>>().join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_replaced() {
+        // (text, shown)
+        let table: &[(&str, &str)] = &[
+            ("250 Ok", "250 Ok"),
+            ("a\tb", "a b"),
+            ("no\rAction: delivered", "no?Action: delivered"),
+            ("a\nb\r\n", "a?b??"),
+            ("nul\0here", "nul?here"),
+            ("\u{1b}[2J\u{7}", "?[2J?"),
+            ("del\u{7f}", "del?"),
+            ("csi\u{9b}31m", "csi?31m"),
+            ("\u{85}next line", "?next line"),
+            ("Grüße 日本 \u{fffd}", "Grüße 日本 \u{fffd}"),
+            ("", ""),
+        ];
+        for (text, shown) in table {
+            assert_eq!(printable(text), *shown, "{text:?}");
+        }
+        assert!(matches!(printable("plain"), Cow::Borrowed(_)));
+        assert_eq!(printable_lines("a\rb\n<<< c\u{1b}\n"), "a?b\n<<< c?\n");
+        assert!(matches!(printable_lines("a\nb\n"), Cow::Borrowed(_)));
+    }
+}
