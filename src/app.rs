@@ -357,8 +357,9 @@ fn init_aliases(s: &Setup) -> Sysexit {
     }
 }
 
-/// Replace this process with rsendmail-deliver: `prefix` (its own arguments), then our
-/// argv unchanged. Only returns when the exec failed. `queued` is the status of the
+/// Replace this process with rsendmail-deliver: what it inherits about the log
+/// ([`crate::log::inherited_args`]), `prefix` (its own arguments), then our argv
+/// unchanged. Only returns when the exec failed. `queued` is the status of the
 /// submission whose message is already queued: then the failure is said once (stdout and
 /// log) with the fact that the message stays queued, and that status is returned.
 fn exec_deliver(prefix: &[&str], queued: Option<Sysexit>) -> Sysexit {
@@ -366,6 +367,7 @@ fn exec_deliver(prefix: &[&str], queued: Option<Sysexit>) -> Sysexit {
     let path = deliver_path();
     let mut cmd = std::process::Command::new(&path);
     cmd.arg0("rsendmail-deliver")
+        .args(crate::log::inherited_args())
         .args(prefix)
         .args(std::env::args_os());
     if privs::is_setid() {

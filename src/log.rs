@@ -1,7 +1,8 @@
 //! Logging: one line per event in the mail facility, queue id first (as dma and sendmail
 //! write them), through the `log` facade. Nothing here prints to the caller of a
-//! submission: diagnostics for the caller are printed once by [`crate::app::report`]
-//! (docs/ARCHITECTURE.md, "What the caller sees").
+//! submission but the one warning about an unusable MAILLOG (below): diagnostics for the
+//! caller are printed once by [`crate::app::report`] (docs/ARCHITECTURE.md, "What the
+//! caller sees").
 //!
 //! Where the lines go, decided once the config is read ([`configure`]):
 //! - `MAILLOG /path` (Postfix's `maillog_file`): that file instead of syslog, one line per
@@ -20,8 +21,31 @@
 //!   say is already printed there (its errors), in `mailq` (deferrals) or in delivery
 //!   reports. Set MAILLOG on a host without syslog to keep a record.
 //!
-//! A MAILLOG that cannot be opened falls back to the next rule; a long-running process
-//! says so on stderr.
+//! A MAILLOG that is set but cannot be used is a configuration error the admin must hear
+//! about, never a silent loss. When it cannot be opened (a symlink, a FIFO, a directory,
+//! a missing directory, no permission), or a write to it fails (ENOSPC, EIO), this process
+//! gives it up for the rest of its life and logs by the rules after it (syslog, else a
+//! long-running process's stderr, else nowhere), and says so once: `cannot open MAILLOG
+//! PATH: REASON; logging to syslog` (or `cannot write to MAILLOG ...`), logged there and,
+//! for a one-shot process, also printed on its stderr as `rsendmail: warning: ...` (as
+//! sendmail prints its configuration warnings there; its exit status and what it does
+//! with the message do not change, so cron mails the warning to the admin and PHP's
+//! `mail()` still succeeds). A long-running process's warning goes to its log only
+//! (syslog, else its stderr, which is then the log).
+//!
+//! Once per process chain: a process that has given MAILLOG up passes
+//! [`GIVEN_UP_ARG`] first to the rsendmail-deliver it execs (a submission, `-q`, `-bd`)
+//! and to the children a daemon starts (its queue runner, an ETRN's run, a delivery);
+//! they log where it does without trying the file or warning again. Both programs may
+//! warn (whichever meets the problem first), so a problem found only by the deliverer
+//! (a disk that fills during a delivery) is still told.
+//!
+//! Text from outside (a server's reply, an address) may hold control characters: every
+//! line, whatever its target (file, stderr, syslog), goes through [`sanitize`]: line
+//! breaks and tabs become blanks, any other control character (NUL, ESC, BEL, DEL, C1)
+//! becomes `\ooo` (its code in octal, as sendmail's `str2prt` writes it); valid
+//! non-ASCII UTF-8 is kept. One record stays one line, and no terminal escape reaches an
+//! admin's `tail -f`.
 //!
 //! Before [`configure`] (while the command line and config are read) lines go to syslog
 //! only: a failure there is printed to the caller anyway.
@@ -32,18 +56,38 @@ use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Where the lines go once the config is read.
-enum Target {
-    File(File),
+/// The internal argument by which a process that has given up MAILLOG (and said so) tells
+/// the rsendmail-deliver it runs, or the children a daemon starts, to do the same without
+/// saying it again. It comes first, before the deliverer's other internal arguments.
+pub const GIVEN_UP_ARG: &str = "--maillog-given-up";
+
+/// Where the lines go when MAILLOG is not set or not usable.
+#[derive(Clone, Copy, PartialEq)]
+enum Fallback {
+    Syslog,
     Stderr,
     Nowhere,
+}
+
+/// What [`configure`] decided.
+struct Config {
+    /// The MAILLOG file, while it is usable (see [`FILE_GIVEN_UP`]).
+    file: Option<(File, String)>,
+    fallback: Fallback,
+    long_running: bool,
 }
 
 struct Logger;
 
 static IDENT: OnceLock<CString> = OnceLock::new();
-static TARGET: OnceLock<Target> = OnceLock::new();
+static CONFIG: OnceLock<Config> = OnceLock::new();
+/// MAILLOG was set but is not used by this process: it could not be opened or written
+/// (and the admin was told), or the process that ran this one had given it up.
+static FILE_GIVEN_UP: AtomicBool = AtomicBool::new(false);
+/// Set from [`GIVEN_UP_ARG`] before [`configure`]: the admin has been told already.
+static INHERITED: AtomicBool = AtomicBool::new(false);
 
 impl log::Log for Logger {
     fn enabled(&self, _: &log::Metadata<'_>) -> bool {
@@ -51,19 +95,66 @@ impl log::Log for Logger {
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        let text = record.args().to_string().replace('\0', "");
-        match TARGET.get() {
-            None => syslog(record.level(), &text),
-            Some(Target::File(f)) => write_line(f, &text),
-            Some(Target::Stderr) => write_line(&std::io::stderr(), &text),
-            Some(Target::Nowhere) => {}
+        let text = sanitize(&record.args().to_string());
+        let Some(c) = CONFIG.get() else {
+            syslog(record.level(), &text);
+            return;
+        };
+        if let Some((f, path)) = &c.file
+            && !FILE_GIVEN_UP.load(Ordering::SeqCst)
+        {
+            match write_line(f, &text) {
+                Ok(()) => return,
+                Err(e) => {
+                    if !FILE_GIVEN_UP.swap(true, Ordering::SeqCst) {
+                        tell(
+                            c,
+                            &format!(
+                                "cannot write to MAILLOG {path}: {}",
+                                crate::config::io_text(&e)
+                            ),
+                        );
+                    }
+                }
+            }
         }
+        emit(c.fallback, record.level(), &text);
     }
 
     fn flush(&self) {}
 }
 
 static LOGGER: Logger = Logger;
+
+/// One (sanitized) record to the fallback target.
+fn emit(to: Fallback, level: log::Level, text: &str) {
+    match to {
+        Fallback::Syslog => syslog(level, text),
+        Fallback::Stderr => {
+            let _ = write_line(std::io::stderr(), text);
+        }
+        Fallback::Nowhere => {}
+    }
+}
+
+/// Tell the admin, once, that MAILLOG is given up (`why`) and where lines go instead: in
+/// the log that replaces it (syslog, or a long-running process's stderr) and, for a
+/// one-shot process, on its stderr too (as sendmail prints its configuration warnings),
+/// since syslog may not be there or read.
+fn tell(c: &Config, why: &str) {
+    let text = format!(
+        "{why}; {}",
+        match c.fallback {
+            Fallback::Syslog => "logging to syslog",
+            Fallback::Stderr => "logging to stderr",
+            Fallback::Nowhere => "nothing is logged (no syslog socket)",
+        }
+    );
+    emit(c.fallback, log::Level::Warn, &text);
+    if !c.long_running && c.fallback != Fallback::Stderr {
+        let _ = writeln!(std::io::stderr(), "{}: warning: {text}", ident());
+    }
+}
 
 fn syslog(level: log::Level, text: &str) {
     let prio = match level {
@@ -78,8 +169,28 @@ fn syslog(level: log::Level, text: &str) {
     }
 }
 
-/// One record as a line: `timestamp ident[pid]: text`, line breaks in the text made
-/// blanks so that one record stays one line.
+/// Text from outside (a server's reply, an address) made harmless in a log line: line
+/// breaks and tabs become blanks (one record, one line); every other control character
+/// (C0, DEL, C1, NUL) becomes `\ooo`, its code in octal as sendmail's `str2prt` writes
+/// it, so that no terminal escape reaches an admin's `tail -f`. Other characters,
+/// non-ASCII ones included, are kept.
+pub fn sanitize(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for ch in text.chars() {
+        match ch {
+            '\r' | '\n' | '\t' => out.push(' '),
+            c if c.is_control() => out.push_str(&format!("\\{:03o}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One record as a line: `timestamp ident[pid]: text`, control characters in the text
+/// made harmless ([`sanitize`]) so that one record stays one line.
 pub fn format_line(t: i64, ident: &str, pid: u32, text: &str) -> String {
     let tm = crate::clock::local(t);
     let off = tm.gmtoff.unsigned_abs();
@@ -94,18 +205,21 @@ pub fn format_line(t: i64, ident: &str, pid: u32, text: &str) -> String {
         if tm.gmtoff < 0 { '-' } else { '+' },
         off / 3600,
         off % 3600 / 60,
-        text.replace(['\r', '\n'], " ")
+        sanitize(text)
     )
 }
 
-fn write_line(mut out: impl Write, text: &str) {
-    let ident = IDENT
+fn ident() -> String {
+    IDENT
         .get()
         .map(|c| c.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "rsendmail".into());
-    let line = format_line(crate::clock::now(), &ident, std::process::id(), text);
+        .unwrap_or_else(|| "rsendmail".into())
+}
+
+fn write_line(mut out: impl Write, text: &str) -> std::io::Result<()> {
+    let line = format_line(crate::clock::now(), &ident(), std::process::id(), text);
     // One write: with O_APPEND the line lands whole at the end of the file.
-    let _ = out.write_all(line.as_bytes());
+    out.write_all(line.as_bytes())
 }
 
 /// Open syslog under `ident` (sendmail's `-L label`), mail facility.
@@ -125,45 +239,72 @@ pub fn init(ident: &str) {
     log::set_max_level(log::LevelFilter::Info);
 }
 
+/// The process that ran this one passed [`GIVEN_UP_ARG`]: MAILLOG is not used, and the
+/// admin has been told already. Call before [`configure`].
+pub fn inherit_given_up() {
+    INHERITED.store(true, Ordering::SeqCst);
+}
+
+/// The arguments that pass this process's decision about MAILLOG on to a process it runs
+/// (placed before that process's other internal arguments): [`GIVEN_UP_ARG`] once MAILLOG
+/// is given up, else none.
+pub fn inherited_args() -> &'static [&'static str] {
+    if FILE_GIVEN_UP.load(Ordering::SeqCst) {
+        &[GIVEN_UP_ARG]
+    } else {
+        &[]
+    }
+}
+
 /// Choose where lines go from now on (see the module's rules): `maillog` is the config's
 /// MAILLOG, `long_running` whether this process is a periodic queue runner or daemon.
 /// The first call decides.
 pub fn configure(maillog: Option<&Path>, long_running: bool) {
-    if TARGET.get().is_some() {
+    if CONFIG.get().is_some() {
         return;
     }
+    let fallback = if syslog_available() {
+        Fallback::Syslog
+    } else if long_running {
+        Fallback::Stderr
+    } else {
+        Fallback::Nowhere
+    };
+    let mut file = None;
     let mut failure = None;
     if let Some(path) = maillog {
-        match open_log_file(path) {
-            Ok(f) => {
-                let _ = TARGET.set(Target::File(f));
-                return;
+        if INHERITED.load(Ordering::SeqCst) {
+            FILE_GIVEN_UP.store(true, Ordering::SeqCst);
+        } else {
+            match open_log_file(path) {
+                Ok(f) => file = Some((f, path.display().to_string())),
+                Err(e) => {
+                    FILE_GIVEN_UP.store(true, Ordering::SeqCst);
+                    failure = Some(format!(
+                        "cannot open MAILLOG {}: {}",
+                        path.display(),
+                        crate::config::io_text(&e)
+                    ));
+                }
             }
-            Err(e) => failure = Some(format!("cannot open MAILLOG {}: {e}", path.display())),
         }
     }
-    if syslog_available() {
-        // TARGET stays unset: syslog, as before configure.
-        if let Some(why) = failure {
-            log::warn!("{why}; logging to syslog");
-        }
-        return;
-    }
-    let target = if long_running {
-        Target::Stderr
-    } else {
-        Target::Nowhere
-    };
-    let _ = TARGET.set(target);
+    let c = CONFIG.get_or_init(|| Config {
+        file,
+        fallback,
+        long_running,
+    });
     if let Some(why) = failure {
-        log::warn!("{why}; logging to stderr");
+        tell(c, &why);
     }
 }
 
-/// Whether lines go to this process's stderr (a long-running process without MAILLOG or
-/// syslog).
+/// Whether lines go to this process's stderr (a long-running process without a usable
+/// MAILLOG or syslog).
 pub fn to_stderr() -> bool {
-    matches!(TARGET.get(), Some(Target::Stderr))
+    CONFIG.get().is_some_and(|c| {
+        c.fallback == Fallback::Stderr && (c.file.is_none() || FILE_GIVEN_UP.load(Ordering::SeqCst))
+    })
 }
 
 /// Whether the system logger's socket takes datagrams (libc's syslog drops lines
@@ -237,6 +378,22 @@ mod tests {
         assert!(
             time.ends_with(|c: char| c.is_ascii_digit()) && time.contains('T'),
             "{time}"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_made_harmless() {
+        // ESC (a terminal escape), BEL, DEL, NUL, a C1 CSI: octal; line breaks and tabs:
+        // blanks; valid non-ASCII text is kept.
+        assert_eq!(
+            sanitize("a\x1b[2Jb\x07c\x7fd\0e\u{9b}31mf\r\n\tg é✓"),
+            "a\\033[2Jb\\007c\\177d\\000e\\23331mf   g é✓"
+        );
+        assert_eq!(sanitize("plain text"), "plain text");
+        let line = format_line(0, "rsendmail", 1, "x\x1b]0;owned\x07");
+        assert!(
+            line.ends_with("rsendmail[1]: x\\033]0;owned\\007\n"),
+            "{line:?}"
         );
     }
 

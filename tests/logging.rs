@@ -12,6 +12,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+fn syslog_available() -> bool {
+    std::os::unix::net::UnixDatagram::unbound()
+        .and_then(|s| s.connect("/dev/log"))
+        .is_ok()
+}
+
 /// The queue id of the only entry.
 fn only_id(env: &Env) -> String {
     let e = env.entries();
@@ -136,10 +142,17 @@ fn a_planted_log_file_is_not_written() {
     let log = env.dir.join("mail.log");
     std::os::unix::fs::symlink(&target, &log).unwrap();
     env.add_config(&format!("MAILLOG {}\n", log.display()));
-    env.sendmail(&["-odq", "bob@example.org"], MSG)
-        .code(0)
-        .stdout_is("")
-        .stderr_is("");
+    let r = env.sendmail(&["-odq", "bob@example.org"], MSG);
+    r.code(0).stdout_is("");
+    // The admin hears of it (see an_unusable_maillog_is_reported_once).
+    assert!(
+        r.stderr.contains(&format!(
+            "cannot open MAILLOG {}: a symbolic link",
+            log.display()
+        )),
+        "{}",
+        r.stderr
+    );
     assert_eq!(fs::read_to_string(&target).unwrap(), "keep\n");
     fs::remove_file(&log).unwrap();
     fs::hard_link(&target, &log).unwrap();
@@ -175,10 +188,7 @@ fn maillog_must_be_an_absolute_path() {
 /// submission writes nothing there (its stderr is sendmail's interface).
 #[test]
 fn without_maillog_or_syslog_a_runner_logs_to_stderr() {
-    if std::os::unix::net::UnixDatagram::unbound()
-        .and_then(|s| s.connect("/dev/log"))
-        .is_ok()
-    {
+    if syslog_available() {
         unavailable("a machine without a syslog socket");
         return;
     }
@@ -294,5 +304,190 @@ fn failures_are_logged_with_their_reasons() {
             && t.starts_with("NOQUEUE: reject: RCPT from ")
             && t.ends_with(": 550 5.1.1 <nosuchuser>... User unknown")),
         "{lines:#?}"
+    );
+}
+
+/// The one line a one-shot process prints on its stderr when MAILLOG is set but not
+/// used, and where lines go instead.
+fn maillog_warning(stderr: &str, what: &str) -> String {
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("MAILLOG")).collect();
+    assert_eq!(warnings.len(), 1, "one warning about {what}:\n{stderr}");
+    let w = warnings[0];
+    assert!(w.starts_with("rsendmail: warning: "), "{w}");
+    let instead = if syslog_available() {
+        "; logging to syslog"
+    } else {
+        "; nothing is logged (no syslog socket)"
+    };
+    assert!(w.ends_with(instead), "{w}");
+    w.to_string()
+}
+
+/// A MAILLOG that cannot be used (a symbolic link, a FIFO, a directory, a missing
+/// directory) is a configuration error the admin hears about: once per submission, on
+/// stderr (as sendmail prints its configuration warnings) even when rsendmail-deliver
+/// runs after rsendmail; the mail is taken all the same, with the same exit status.
+#[test]
+fn an_unusable_maillog_is_reported_once() {
+    let port = crate::harness::closed_tcp_port();
+    let env = Env::with_config(&format!("SMARTHOST 127.0.0.1\nPORT {port}\n"));
+    let dir = env.dir.join("logs");
+    fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("link.log");
+    std::os::unix::fs::symlink(dir.join("target"), &link).unwrap();
+    let fifo = dir.join("fifo.log");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let cases = [
+        (link, "a symbolic link"),
+        (fifo, "No such device or address"),
+        (dir.clone(), "Is a directory"),
+        (dir.join("missing/mail.log"), "No such file or directory"),
+    ];
+    for (n, (path, reason)) in cases.iter().enumerate() {
+        env.add_config(&format!("MAILLOG {}\n", path.display()));
+        let r = env.sendmail(&["-odi", "bob@example.org"], MSG);
+        r.code(0).stdout_is("");
+        let w = maillog_warning(&r.stderr, &path.display().to_string());
+        assert!(
+            w.contains(&format!(
+                "cannot open MAILLOG {}: {reason}; ",
+                path.display()
+            )),
+            "{w}"
+        );
+        // Taken, tried (the relay refuses the connection) and queued.
+        assert_eq!(env.entries().len(), n + 1, "{}", env.listing());
+    }
+    assert!(!dir.join("target").exists());
+}
+
+/// MAILLOG on a full file system: the write fails, the process says so once and logs
+/// elsewhere from then on; the mail is taken all the same. A real full file system is a
+/// tiny tmpfs, which only root can mount.
+#[test]
+fn a_full_maillog_is_reported_once() {
+    if !is_root() {
+        eprintln!("skipped: mounting a full file system needs root");
+        return;
+    }
+    let port = crate::harness::closed_tcp_port();
+    let env = Env::with_config(&format!("SMARTHOST 127.0.0.1\nPORT {port}\n"));
+    let mnt = env.dir.join("full");
+    fs::create_dir_all(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])
+        .arg(&mnt)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&mnt);
+    let log = mnt.join("mail.log");
+    fs::write(&log, "").unwrap();
+    // Fill it.
+    let mut fill = fs::File::create(mnt.join("fill")).unwrap();
+    while std::io::Write::write_all(&mut fill, &[0; 4096]).is_ok() {}
+    drop(fill);
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let r = env.sendmail(&["-odi", "bob@example.org"], MSG);
+    r.code(0).stdout_is("");
+    let w = maillog_warning(&r.stderr, "a full file system");
+    assert!(
+        w.contains(&format!(
+            "cannot write to MAILLOG {}: No space left on device; ",
+            log.display()
+        )),
+        "{w}"
+    );
+    assert_eq!(env.entries().len(), 1, "{}", env.listing());
+}
+
+/// A long-running runner without syslog says once, on its stderr (its log then), that
+/// MAILLOG is not used: not again when rsendmail has become rsendmail-deliver.
+#[test]
+fn a_runner_reports_an_unusable_maillog_once() {
+    if syslog_available() {
+        unavailable("a machine without a syslog socket");
+        return;
+    }
+    let port = crate::harness::closed_tcp_port();
+    let env = Env::with_config(&format!("SMARTHOST 127.0.0.1\nPORT {port}\n"));
+    let log = env.dir.join("mail.log");
+    std::os::unix::fs::symlink(env.dir.join("target"), &log).unwrap();
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let err = env.dir.join("runner.err");
+    let mut runner = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-q1s", "-qf"])
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until_or(
+        Duration::from_secs(20),
+        "the runner's delivery line on its stderr",
+        || fs::read_to_string(&err).unwrap_or_default(),
+        || {
+            fs::read_to_string(&err)
+                .unwrap_or_default()
+                .contains(": to=<bob@example.org>, ")
+        },
+    );
+    sigterm(&runner);
+    let st = wait_exit(&mut runner, Duration::from_secs(10)).expect("the runner stops");
+    assert!(st.success());
+    let lines = records(&err);
+    let warnings: Vec<&(String, String)> = lines
+        .iter()
+        .filter(|(_, t)| t.contains("MAILLOG"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{lines:#?}");
+    assert_eq!(
+        warnings[0].1,
+        format!(
+            "cannot open MAILLOG {}: a symbolic link; logging to stderr",
+            log.display()
+        )
+    );
+}
+
+/// Control characters in logged text from outside (here an SMTP server's reply) never
+/// reach the file as they are: ESC, BEL and the rest are written as `\ooo`; non-ASCII
+/// text is kept.
+#[test]
+fn control_characters_are_made_harmless_in_the_log() {
+    if !crate::harness::servers::have_peer() {
+        return;
+    }
+    let scratch = Env::new();
+    let peer = crate::harness::servers::Peer::start(
+        &scratch.dir,
+        &[(
+            "WRONG_REPLY",
+            "RCPT 550 5.1.1 \x1b[2J\x1b]0;é\x07gone (test)",
+        )],
+    );
+    let env = relay_env(peer.port, "");
+    let log = env.dir.join("mail.log");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    // Refused (EX_NOUSER, as for any recipient refused with -odi).
+    env.sendmail(&["-odi", "bob@example.org"], MSG).code(67);
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "{text:?}"
+    );
+    assert!(
+        text.contains("\\033[2J\\033]0;é\\007gone (test)"),
+        "{text:?}"
     );
 }

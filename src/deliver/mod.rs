@@ -78,13 +78,17 @@ struct Internal {
     etrn: Option<String>,
     /// `--queue-runner`: the periodic runner of a `-bd -q<interval>` daemon.
     queue_runner: bool,
+    /// `--maillog-given-up` (first of all): the process that ran us gave up MAILLOG and
+    /// told the admin; we log where it does without telling again.
+    maillog_given_up: bool,
     argv: Vec<OsString>,
 }
 
 /// `rsendmail` runs us as `rsendmail-deliver [--entry ID [--background] [--status N] --]
 /// ARGV...` where ARGV is its own argv, argv[0] included; we run ourselves as
 /// `rsendmail-deliver --etrn [@]DOMAIN -- ARGV...` or `--queue-runner -- ARGV...`. Run by
-/// hand (`rsendmail-deliver -q`), the arguments are sendmail's without an argv[0].
+/// hand (`rsendmail-deliver -q`), the arguments are sendmail's without an argv[0]. Any of
+/// these may start with `--maillog-given-up` ([`rsendmail::log::GIVEN_UP_ARG`]).
 #[deny(clippy::indexing_slicing)]
 fn split_internal(args: Vec<OsString>) -> Internal {
     let mut it = args.into_iter().peekable();
@@ -94,6 +98,11 @@ fn split_internal(args: Vec<OsString>) -> Internal {
     let mut status = Sysexit::Ok;
     let mut etrn = None;
     let mut queue_runner = false;
+    let mut maillog_given_up = false;
+    if it.peek().is_some_and(|a| a == rsendmail::log::GIVEN_UP_ARG) {
+        it.next();
+        maillog_given_up = true;
+    }
     if it.peek().is_some_and(|a| a == "--etrn") {
         it.next();
         etrn = it.next().and_then(|v| v.into_string().ok());
@@ -137,6 +146,7 @@ fn split_internal(args: Vec<OsString>) -> Internal {
         status,
         etrn,
         queue_runner,
+        maillog_given_up,
         argv,
     }
 }
@@ -170,6 +180,9 @@ pub fn main(args: Vec<OsString>) -> Sysexit {
     }
     rsendmail::log::init("rsendmail-deliver");
     let internal = split_internal(args);
+    if internal.maillog_given_up {
+        rsendmail::log::inherit_given_up();
+    }
     let after_commit = internal.entry.is_some().then_some(internal.status);
     match run(internal) {
         Ok(c) => c,

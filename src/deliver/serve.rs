@@ -40,6 +40,7 @@ impl EngineBackend<'_> {
     fn spawn(&self, prefix: &[&str]) -> std::io::Result<std::process::Child> {
         let exe = std::env::current_exe()?;
         Command::new(exe)
+            .args(rsendmail::log::inherited_args())
             .args(prefix)
             .arg("--")
             .args(self.argv)
@@ -283,6 +284,7 @@ pub fn daemon(
             let exe = std::env::current_exe()
                 .map_err(|e| Fatal::new(Sysexit::OsErr, format!("cannot find myself: {e}")))?;
             let child = Command::new(exe)
+                .args(rsendmail::log::inherited_args())
                 .arg("--queue-runner")
                 .arg("--")
                 .args(argv)
