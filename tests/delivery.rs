@@ -1041,3 +1041,59 @@ fn data_after_the_last_reply_ends_the_connection_not_the_delivery() {
     assert_eq!(t.matches(" EHLO ").count(), 2, "a new connection each: {t}");
     assert!(!t.contains("RSET"), "{t}");
 }
+
+/// An entry whose recipients go through two relays: what the first relay took is
+/// recorded before the second is tried, so that a run killed while the second relay
+/// hangs never sends to the first again (the duplicate window is the one instant
+/// between a 250 and its record, not the whole attempt).
+#[test]
+fn a_run_killed_between_relays_does_not_resend() {
+    let Some((scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    // The second relay takes connections and never greets.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in silent.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let table = scratch.dir.join("relays");
+    fs::write(&table, format!("b.test [127.0.0.1]:{silent_port}\n")).unwrap();
+    let env = relay_env(
+        peer.port,
+        &format!("RELAYTABLE {}\nO Timeout.initial=120s\n", table.display()),
+    );
+    env.sendmail(&["-odq", "x@a.test", "y@b.test"], MSG).code(0);
+    let mut runner = spawn_runner(&env, &["-qf"]);
+    peer.wait_for(1, Duration::from_secs(20));
+    // The runner now waits for the second relay's greeting: the first relay's 250 is
+    // on disk before that.
+    crate::harness::wait_until_or(
+        Duration::from_secs(10),
+        "x@a.test recorded as delivered",
+        || env.json().join("\n"),
+        // (the listing shows the recipients still to deliver)
+        || {
+            env.json()
+                .first()
+                .is_some_and(|j| !j.contains("x@a.test") && j.contains("y@b.test"))
+        },
+    );
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    // The next run, with the second relay still silent (briefly), sends nothing again.
+    let r = env.sendmail(&["-qf", "-O", "Timeout.initial=1s"], b"");
+    r.code(0);
+    let msgs = peer.messages();
+    assert_eq!(msgs.len(), 1, "sent to the first relay again: {msgs:?}");
+    let j = env.json();
+    assert_eq!(j.len(), 1, "{j:?}");
+    assert!(
+        j[0].contains("{\"address\":\"y@b.test\",\"state\":\"deferred\""),
+        "{}",
+        j[0]
+    );
+}

@@ -3,9 +3,13 @@
 //! → report, and writes the new state. Every transport's result becomes a
 //! [`RcptOutcome`]; nothing after this file reads a reply's text to decide anything.
 //!
-//! Each recipient's outcome is recorded durably when the attempt ends: when every
-//! recipient is final the entry is removed (unlink, directory fsync), which is the
-//! record; otherwise the state file is replaced (write, fsync, rename, directory fsync).
+//! What a transaction (or a local delivery) delivered is recorded durably before the
+//! next one begins (the state file replaced: write, fsync, rename, directory fsync), so
+//! a run that dies later never sends it again; failures stay open until their reports
+//! are queued. The attempt's full record follows at its end: when every recipient is
+//! final the entry is removed (unlink, directory fsync), which is the record; otherwise
+//! the state file is replaced. When a record cannot be written, nothing more is sent
+//! for the entry in that run.
 
 use super::engine::Engine;
 use super::outcome::{Mailer, RcptOutcome};
@@ -213,16 +217,15 @@ pub fn attempt(
     let open: Vec<usize> = (0..env.recipients.len())
         .filter(|&i| !locked.entry.state.of(i).is_final())
         .collect();
-    // The message (header block and body) and its length, for every transport.
-    let open_message = || -> std::io::Result<(std::fs::File, u64)> {
-        let mut f = locked.entry.file.try_clone()?;
-        f.seek(SeekFrom::Start(locked.entry.data_offset))?;
-        Ok((
-            f,
-            locked.entry.size.saturating_sub(locked.entry.data_offset),
-        ))
-    };
     let qf_error = |e: std::io::Error| Fatal::new(Sysexit::IoErr, format!("qf{}: {e}", env.id));
+    // The message (header block and body) and its length, for every transport.
+    let qf = locked.entry.file.try_clone().map_err(qf_error)?;
+    let (data_offset, size) = (locked.entry.data_offset, locked.entry.size);
+    let open_message = || -> std::io::Result<(std::fs::File, u64)> {
+        let mut f = qf.try_clone()?;
+        f.seek(SeekFrom::Start(data_offset))?;
+        Ok((f, size.saturating_sub(data_offset)))
+    };
     let hops = {
         let mut head = vec![0u8; env.header_bytes.min(1 << 20) as usize];
         let (mut f, _) = open_message().map_err(qf_error)?;
@@ -249,19 +252,42 @@ pub fn attempt(
     };
     let mut outcomes = planned.decided;
     say(out, &outcome_lines(&outcomes, &address));
+    // The state before this attempt: what `record` starts from at the end, whatever
+    // was recorded on the way.
+    let before = locked.entry.state.clone();
+    // Units of delivery (transactions, then local recipients) still to go: after each
+    // one that delivered, while others remain, what it delivered is recorded at once,
+    // so that a run that dies later never sends it again (the duplicate window is the
+    // one instant between a 250 and its record). When that record cannot be written,
+    // nothing more is sent for this entry: no delivery whose result cannot be kept.
+    let mut units_left = planned.transactions.len() + planned.local.len();
+    let mut unrecorded: Option<String> = None;
     let mut resolve = |name: &str, port: u16| relay_addresses(engine, dns, name, port);
     for t in planned.transactions {
+        units_left -= 1;
+        if let Some(why) = &unrecorded {
+            outcomes.extend(not_sent(&t.rcpts, why, t.mailer));
+            continue;
+        }
         let conn = conns.entry(t.hosts.clone()).or_default();
         let mut file = || open_message().map_err(qf_error).map(|(f, _)| f);
         let got = send_transaction(engine, &env, &t, conn, &mut resolve, &mut file, out)?;
+        if units_left > 0 {
+            unrecorded = record_on_the_way(locked, &got);
+        }
         outcomes.extend(got);
     }
     // Local recipients, one at a time (each in a child with the target's privileges).
     let mut refused: Vec<local::Refused> = Vec::new();
     for i in planned.local {
+        units_left = units_left.saturating_sub(1);
         let Some(r) = env.recipients.get(i) else {
             continue;
         };
+        if let Some(why) = &unrecorded {
+            outcomes.extend(not_sent(&[i], why, Mailer::Local));
+            continue;
+        }
         say(out, &[format!("{}... Connecting to local...", r.address)]);
         let refused_before = refused.len();
         let o = deliver_local(
@@ -280,6 +306,11 @@ pub fn attempt(
             .map(|f| format!("{}... {}", f.recipient.address, f.failure.reply().summary()))
             .collect();
         say(out, &lines);
+        // Targets the expansion refused are reported at the end: until then the
+        // recipient stays open, so that a crash cannot lose their report.
+        if units_left > 0 && refused.len() == refused_before {
+            unrecorded = record_on_the_way(locked, std::slice::from_ref(&o));
+        }
         outcomes.push(o);
     }
     // Measured when the attempt ends, as sendmail does: `delay` is never less than
@@ -288,7 +319,7 @@ pub fn attempt(
     let rec = record::record(
         engine,
         &env,
-        &locked.entry.state,
+        &before,
         locked.entry.size,
         &outcomes,
         refused,
@@ -366,6 +397,39 @@ fn relay_addresses(
         },
         Err(why) => Err(failed(why)),
     }
+}
+
+/// Record what `got` delivered before the attempt goes on (see [`attempt`]). `Some`:
+/// the record could not be written, and why.
+fn record_on_the_way(locked: &mut LockedEntry, got: &[RcptOutcome]) -> Option<String> {
+    if !got.iter().any(RcptOutcome::is_success) {
+        return None;
+    }
+    let interim = record::delivered_so_far(&locked.entry.state, got);
+    match locked.record_state(interim) {
+        Ok(()) => None,
+        Err(e) => {
+            log::error!("{e}; nothing more is sent for this entry in this run");
+            Some(e.message)
+        }
+    }
+}
+
+/// The outcome of recipients not tried because the attempt's record could not be
+/// written: deferred with the reason.
+fn not_sent(rcpts: &[usize], why: &str, mailer: Mailer) -> Vec<RcptOutcome> {
+    rcpts
+        .iter()
+        .map(|&i| {
+            let text = format!("cannot record delivery state: {why}");
+            RcptOutcome::new(
+                i,
+                reply::Reply::with_status(451, status::SYSTEM_TEMP, text),
+                mailer,
+                None,
+            )
+        })
+        .collect()
 }
 
 /// One SMTP transaction: connect (or reuse the worker's connection to these hosts),

@@ -28,7 +28,7 @@
 //! output, [`verify`] `-bv`, [`serve`] the SMTP server's deliveries and ETRN.
 //!
 //! The one duplicate window: the server accepted the message (250 after the final dot)
-//! and we die before the attempt's record is on disk.
+//! and we die before that transaction's record is on disk (see [`attempt`]).
 //!
 //! Queue entries may be damaged or hostile: their text is parsed by the library
 //! (`rsendmail::spool::entry`), and the numbers taken from them (times, counts, sizes)

@@ -120,7 +120,6 @@ impl RcptOutcome {
         RcptOutcome::new(rcpt, Reply::local(code, text), mailer, relay)
     }
 
-    #[cfg(test)]
     pub fn is_success(&self) -> bool {
         matches!(self.class, Class::Delivered | Class::Relayed)
     }

@@ -219,6 +219,22 @@ pub fn record(
     }
 }
 
+/// The state with the recipients `done` delivered marked so, and nothing else changed:
+/// recorded after a transaction while the attempt goes on, so that a run that dies
+/// later does not send to them again. The attempt's full record (attempts, back-off,
+/// reason, reports) follows at its end. Failures are not recorded early: a failed
+/// recipient stays open until its report is queued with the final record.
+pub fn delivered_so_far(state: &State, done: &[RcptOutcome]) -> State {
+    let mut s = state.clone();
+    for o in done.iter().filter(|o| o.is_success()) {
+        s.recipients.retain(|(i, _, _)| *i != o.rcpt);
+        s.recipients
+            .push((o.rcpt, RcptState::Delivered, Some(o.reply.summary())));
+    }
+    s.recipients.sort_by_key(|(i, _, _)| *i);
+    s
+}
+
 /// The exit status of an interactive delivery (`-odi`, `-v`), as sendmail 8.17's:
 /// temporary failures exit 0 (the message is queued); the message refused after DATA
 /// EX_UNAVAILABLE; every failure a domain that does not exist EX_NOHOST; any other
@@ -617,6 +633,30 @@ mod tests {
         );
         assert_eq!(hms(2 * DAY + 61), "2+00:01:01");
         assert_eq!(hms(-5), "00:00:00");
+    }
+
+    #[test]
+    fn delivered_so_far_marks_only_successes() {
+        let before = State {
+            attempts: 3,
+            reason: Some("Deferred: x".into()),
+            ..State::default()
+        };
+        let s = delivered_so_far(
+            &before,
+            &[
+                out(2, 250, "2.0.0 Ok"),
+                out(0, 550, "5.1.1 no"),
+                out(1, 451, "4.4.1 later"),
+            ],
+        );
+        assert_eq!(
+            s.recipients,
+            [(2, RcptState::Delivered, Some("250 2.0.0 Ok".into()))],
+            "failures stay open until their report is queued"
+        );
+        assert_eq!(s.attempts, 3, "the attempt is counted at its end");
+        assert_eq!(s.reason, before.reason);
     }
 
     #[test]
