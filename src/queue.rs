@@ -55,6 +55,11 @@ pub fn sweep(
         let candidates = index::ids_matching(spool, n).unwrap_or_default();
         if fast {
             ids = candidates.into_iter().collect();
+            // Entries the index misses are candidates too (the index is a hint).
+            let all = spool.ids()?;
+            ids.extend(index::unindexed(spool, &all));
+            ids.sort();
+            ids.dedup();
         } else {
             ids.retain(|id| candidates.contains(id));
         }
@@ -123,7 +128,11 @@ pub fn select_domain(spool: &Spool, domain: &str, sub: bool) -> BTreeSet<String>
     if !index::present(spool) && index::rebuild(spool).is_err() {
         log::warn!("cannot rebuild the queue index");
     }
-    let candidates = index::ids_for_domain(spool, domain, sub).unwrap_or_default();
+    let mut candidates = index::ids_for_domain(spool, domain, sub).unwrap_or_default();
+    // Entries the index misses are candidates too (the index is a hint).
+    if let Ok(all) = spool.ids() {
+        candidates.extend(index::unindexed(spool, &all));
+    }
     let d = domain.to_ascii_lowercase();
     let suffix = format!(".{d}");
     let mut out = BTreeSet::new();

@@ -9,6 +9,7 @@ mod dns;
 mod durability;
 mod folding;
 mod hostile_replies;
+mod index;
 mod local;
 mod logging;
 mod mailq_listing;

@@ -3,7 +3,8 @@
 //! ```text
 //! index/recipients        one line per queued recipient: "<ID> <escaped address>"
 //! index/domains/<domain>  the IDs with mail for <domain>, one per line
-//! index/lock              appenders hold it shared, a rebuild holds it exclusive
+//! index/lock              appenders hold it shared (waiting at most a second), a
+//!                         rebuild holds it exclusive
 //! ```
 //! Lines are appended at the commit point (before the rename: an ID listed before its
 //! entry exists is harmless, a committed entry missing from the index is not). Readers
@@ -68,10 +69,36 @@ fn append_to(path: &PathBuf, text: &[u8], private: bool) -> io::Result<()> {
     f.write_all(text)
 }
 
-/// Add an entry's lines to both indexes.
+/// How long an append waits for a rebuild (which holds the lock exclusively) to end: a
+/// submission never waits longer on a hint. A rebuild stopped midway (SIGSTOP, a hung
+/// disk) costs each submission this much once, and its lines: runs find entries the
+/// index misses ([`unindexed`]).
+const APPEND_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The shared lock, waited for at most `limit`; `WouldBlock` after that.
+fn lock_shared_within(lock: &File, limit: std::time::Duration) -> io::Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        match lock.try_lock_shared() {
+            Ok(()) => return Ok(()),
+            Err(fs::TryLockError::Error(e)) => return Err(e),
+            Err(fs::TryLockError::WouldBlock) if start.elapsed() >= limit => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "the index is being rebuilt",
+                ));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+        }
+    }
+}
+
+/// Add an entry's lines to both indexes, waiting at most [`APPEND_WAIT`] for a rebuild.
 pub fn append(spool: &Spool, env: &Envelope) -> io::Result<()> {
     let lock = open_lock(spool)?;
-    lock.lock_shared()?;
+    lock_shared_within(&lock, APPEND_WAIT)?;
     let dir = index_dir(spool);
     let mut rcpt_lines = String::new();
     let mut domains = BTreeSet::new();
@@ -238,6 +265,22 @@ pub fn prune_domain(spool: &Spool, domain: &str) -> io::Result<()> {
     let tmp = path.with_extension(format!("prune.{}", std::process::id()));
     fs::write(&tmp, keep)?;
     fs::rename(&tmp, &path)
+}
+
+/// Of `ids` (the entries in the spool), those the recipient index does not list: a
+/// submission that could not append (or whose lines a rebuild dropped between its append
+/// and its rename) is found by every selective run all the same, by name, without
+/// opening unrelated entries.
+pub fn unindexed(spool: &Spool, ids: &[String]) -> Vec<String> {
+    let text = fs::read(index_dir(spool).join("recipients")).unwrap_or_default();
+    let listed: BTreeSet<&[u8]> = text
+        .split(|&b| b == b'\n')
+        .filter_map(|l| l.split(|&b| b == b' ').next())
+        .collect();
+    ids.iter()
+        .filter(|id| !listed.contains(id.as_bytes()))
+        .cloned()
+        .collect()
 }
 
 /// Forget the index (after an append failed): the next queue run rebuilds it from the
