@@ -290,3 +290,45 @@ fn a_full_disk_at_commit_is_a_452_over_smtp() {
     );
     assert!(env.entries().is_empty(), "{}", env.listing());
 }
+
+/// A failure report that cannot be queued (the disk is full when it is committed): the
+/// failed recipient stays queued, never dropped with its entry; the next run fails it
+/// again and reports it.
+#[test]
+fn a_failure_report_that_cannot_be_queued_keeps_its_entry() {
+    if !require("strace") {
+        return;
+    }
+    let Some((_scratch, peer)) = crate::harness::servers::start_peer(&[]) else {
+        return;
+    };
+    let env = crate::harness::servers::relay_env(peer.port, "");
+    env.sendmail(&["-odq", "reject5@example.org"], b"Subject: r\n\nbody\n")
+        .code(0);
+    // The run's first fsync is the report's commit: it fails with ENOSPC.
+    let args = [
+        "-f".to_string(),
+        "-qq".to_string(),
+        "-o".to_string(),
+        "/dev/null".to_string(),
+        "-e".to_string(),
+        "trace=fsync".to_string(),
+        "-e".to_string(),
+        "inject=fsync:error=ENOSPC:when=1".to_string(),
+    ];
+    strace_run(&env, &args, &["-qf"], b"");
+    let j = env.json();
+    assert_eq!(
+        j.len(),
+        1,
+        "the entry was dropped with its report: {}",
+        env.listing()
+    );
+    assert!(j[0].contains("reject5@example.org"), "{}", j[0]);
+    assert!(j[0].contains("cannot queue the failure report"), "{}", j[0]);
+    // The next run (disk space back) fails and reports it.
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(env.json().is_empty(), "{}", env.listing());
+    let mbox = fs::read_to_string(env.dir.join("mail/root")).unwrap_or_default();
+    assert!(mbox.contains("Status: 5.1.1"), "{mbox}");
+}

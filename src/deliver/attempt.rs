@@ -329,21 +329,24 @@ pub fn attempt(
     for line in &rec.log {
         log::info!("{line}");
     }
-    result.new_entries.extend(bounce::send(
-        engine,
-        spool,
-        &env,
-        rec.reports,
-        &open_message,
-    ));
+    let sent = bounce::send(engine, spool, &env, rec.reports, &open_message);
+    result.new_entries.extend(sent.ids);
     result.counts = rec.counts;
-    if rec.all_final {
+    let mut rec_state = rec.state;
+    let mut all_final = rec.all_final;
+    if let Some(why) = sent.failure_unqueued {
+        // The failures stay queued until their report can be: tried again (and
+        // reported) by a later run, never dropped with the entry.
+        rec_state = record::unreport(&before, rec_state, &why);
+        all_final = false;
+    }
+    if all_final {
         // Removing the entry is the durable record that every recipient is final; only
         // when that fails is the state written, so that no recipient is tried again.
         result.removed = true;
-        locked.pending_state = Some(rec.state);
+        locked.pending_state = Some(rec_state);
     } else {
-        locked.record_state(rec.state)?;
+        locked.record_state(rec_state)?;
     }
     Ok(result)
 }

@@ -192,16 +192,25 @@ pub fn owed(engine: &Engine, env: &Envelope, items: Vec<ReportItem>, now: i64) -
         .collect()
 }
 
-/// Queue the reports owed (or save the message in dead.letter). Returns the new
-/// entries, to deliver in the same run.
+/// What queueing the reports came to.
+#[derive(Debug, Default)]
+pub struct Sent {
+    /// The new entries, to deliver in the same run.
+    pub ids: Vec<String>,
+    /// Why a failure report could not be queued (a full disk): the failures it
+    /// reports must stay queued, not be recorded as final.
+    pub failure_unqueued: Option<String>,
+}
+
+/// Queue the reports owed (or save the message in dead.letter).
 pub fn send(
     engine: &Engine,
     spool: &Spool,
     env: &Envelope,
     reports: Vec<Owed>,
     open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
-) -> Vec<String> {
-    let mut ids = Vec::new();
+) -> Sent {
+    let mut sent = Sent::default();
     for Owed {
         kind,
         to,
@@ -255,12 +264,17 @@ pub fn send(
         match queued {
             Ok(id) => {
                 log::info!("{}: {}: DSN: {}", env.id, id, kind.word());
-                ids.push(id);
+                sent.ids.push(id);
             }
-            Err(e) => log::error!("{}: cannot queue a delivery report: {}", env.id, e.message),
+            Err(e) => {
+                log::error!("{}: cannot queue a delivery report: {}", env.id, e.message);
+                if kind == dsn::Kind::Failure {
+                    sent.failure_unqueued = Some(e.message);
+                }
+            }
         }
     }
-    ids
+    sent
 }
 
 #[cfg(test)]

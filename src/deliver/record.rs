@@ -17,6 +17,22 @@ use rsendmail::exit::Sysexit;
 use rsendmail::spool::entry::{Envelope, RcptState, State};
 use rsendmail::status;
 
+/// The state after an attempt whose failure report could not be queued: the recipients
+/// this attempt failed are deferred again (with `why`), so that the entry stays queued
+/// and a later run fails and reports them. Those already final before stay final.
+pub fn unreport(before: &State, mut after: State, why: &str) -> State {
+    for (i, st, reason) in &mut after.recipients {
+        if *st == RcptState::Failed && !before.of(*i).is_final() {
+            *st = RcptState::Deferred;
+            *reason = Some(format!("cannot queue the failure report: {why}"));
+        }
+    }
+    if after.reason.is_none() {
+        after.reason = Some(format!("Deferred: cannot queue the failure report: {why}"));
+    }
+    after
+}
+
 /// How many recipients came to what (for the interactive exit status).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -657,6 +673,33 @@ mod tests {
         );
         assert_eq!(s.attempts, 3, "the attempt is counted at its end");
         assert_eq!(s.reason, before.reason);
+    }
+
+    #[test]
+    fn unreported_failures_stay_queued() {
+        let before = State {
+            recipients: vec![(0, RcptState::Failed, Some("550 old".into()))],
+            ..State::default()
+        };
+        let after = State {
+            recipients: vec![
+                (0, RcptState::Failed, Some("550 old".into())),
+                (1, RcptState::Failed, Some("550 new".into())),
+                (2, RcptState::Delivered, Some("250 ok".into())),
+            ],
+            ..State::default()
+        };
+        let s = unreport(&before, after, "No space left on device");
+        let states: Vec<RcptState> = s.recipients.iter().map(|(_, st, _)| *st).collect();
+        assert_eq!(
+            states,
+            [RcptState::Failed, RcptState::Deferred, RcptState::Delivered]
+        );
+        assert!(
+            s.reason
+                .unwrap()
+                .contains("cannot queue the failure report")
+        );
     }
 
     #[test]
