@@ -676,6 +676,13 @@ impl Local {
             .stderr(Stdio::piped())
             .process_group(0);
         drop_to(&mut cmd, (uid, gid), self.root);
+        // SAFETY: only sigaction between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                rsendmail::privs::restore_sigxfsz();
+                Ok(())
+            });
+        }
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
