@@ -232,6 +232,7 @@ fn not_supported(op: Operation) -> Fatal {
 /// Run the program; returns the exit status.
 pub fn run(args: Vec<OsString>) -> Sysexit {
     privs::fix_std_fds();
+    privs::ignore_sigxfsz();
     let label = args
         .first()
         .map(|a| {

@@ -119,7 +119,9 @@ impl Sysexit {
         match err.kind() {
             PermissionDenied => Sysexit::NoPerm,
             NotFound => Sysexit::CantCreat,
-            StorageFull | QuotaExceeded => Sysexit::TempFail,
+            // No room: a full file system, a spent quota, or the process's file-size
+            // limit (EFBIG, with SIGXFSZ ignored): a later try may succeed.
+            StorageFull | QuotaExceeded | FileTooLarge => Sysexit::TempFail,
             _ => Sysexit::IoErr,
         }
     }
@@ -168,10 +170,10 @@ impl Fatal {
         }
     }
 
-    /// The file system is full, or the user's quota spent (ENOSPC, EDQUOT).
+    /// No room to write: the file system is full, the user's quota spent, or the file
+    /// would pass the process's file-size limit (ENOSPC, EDQUOT, EFBIG).
     pub fn is_no_space(&self) -> bool {
-        use std::io::ErrorKind::{QuotaExceeded, StorageFull};
-        matches!(self.io_kind, Some(StorageFull | QuotaExceeded))
+        is_no_space(self.io_kind)
     }
 
     /// A diagnostic that sendmail prints on stderr (getopt's `illegal option`).
@@ -188,6 +190,12 @@ impl Fatal {
     pub fn silent(code: Sysexit) -> Fatal {
         Fatal::new(code, String::new())
     }
+}
+
+/// Whether an I/O error's kind means there was no room to write (see [`Fatal::is_no_space`]).
+pub fn is_no_space(kind: Option<std::io::ErrorKind>) -> bool {
+    use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+    matches!(kind, Some(StorageFull | QuotaExceeded | FileTooLarge))
 }
 
 impl fmt::Display for Fatal {
@@ -252,5 +260,18 @@ mod tests {
             assert_eq!(Sysexit::from_code(s.code()), Some(s), "{}", s.name());
         }
         assert_eq!(table.len(), 16, "every code of sysexits.h, and EX_OK");
+    }
+
+    /// A file-size limit (EFBIG) is no room, as a full disk is: a temporary failure.
+    #[test]
+    fn no_room_is_temporary() {
+        use std::io::{Error, ErrorKind};
+        for errno in [libc::ENOSPC, libc::EDQUOT, libc::EFBIG] {
+            let e = Error::from_raw_os_error(errno);
+            assert_eq!(Sysexit::from_io(&e), Sysexit::TempFail, "{e}");
+            assert!(Fatal::io(&e, "x").is_no_space(), "{e}");
+        }
+        let e = Error::from(ErrorKind::PermissionDenied);
+        assert!(!Fatal::io(&e, "x").is_no_space());
     }
 }

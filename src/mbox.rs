@@ -99,14 +99,20 @@ pub enum AppendError {
     Locked(String),
     /// The mailbox is not safe to write (a symlink, hard-linked, another's): refused.
     Unsafe(String),
-    /// An I/O error (full disk, quota): try again later.
+    /// An I/O error: try again later.
     Io(String),
+    /// No room for the message: a full file system, a quota, the file-size limit
+    /// (ENOSPC, EDQUOT, EFBIG): try again later.
+    Full(String),
 }
 
 impl AppendError {
     pub fn text(&self) -> &str {
         match self {
-            AppendError::Locked(s) | AppendError::Unsafe(s) | AppendError::Io(s) => s,
+            AppendError::Locked(s)
+            | AppendError::Unsafe(s)
+            | AppendError::Io(s)
+            | AppendError::Full(s) => s,
         }
     }
 }
@@ -336,9 +342,15 @@ pub fn append(
         }
         Err(e) => {
             // Take back whatever part was written, and make that durable too.
+            // Shrinking is allowed past a file-size limit, so this works after EFBIG.
             let _ = f.set_len(start);
             let _ = f.sync_all();
-            Err(io_err("cannot write", &e))
+            let failed = io_err("cannot write", &e);
+            if crate::exit::is_no_space(Some(e.kind())) {
+                Err(AppendError::Full(failed.text().to_string()))
+            } else {
+                Err(failed)
+            }
         }
     }
 }

@@ -38,6 +38,34 @@ pub fn fix_std_fds() {
     }
 }
 
+/// Ignore SIGXFSZ, so that a write past the file-size limit (`ulimit -f`, cron's or
+/// systemd's `LimitFSIZE`) fails with EFBIG, which is answered as a temporary failure,
+/// instead of killing the process with nothing said and nothing recorded. As sendmail
+/// does. The ignored disposition survives `exec` (the deliverer sets it again anyway);
+/// the commands that local delivery runs get the default back (`restore_sigxfsz`).
+pub fn ignore_sigxfsz() {
+    // SAFETY: SIG_IGN installs no handler code.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::SIGXFSZ,
+            nix::sys::signal::SigHandler::SigIgn,
+        )
+    };
+}
+
+/// The default action for SIGXFSZ again, for a program we start that is not ours (a
+/// `|command`): it expects the signal as any program does. Only sigaction(2), so it may
+/// run between fork and exec.
+pub fn restore_sigxfsz() {
+    // SAFETY: a zeroed sigaction with SIG_DFL installs no handler code; sigaction is
+    // async-signal-safe.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(libc::SIGXFSZ, &sa, std::ptr::null_mut());
+    }
+}
+
 /// Whether we run with privileges the caller does not have.
 pub fn is_setid() -> bool {
     getegid() != getgid() || geteuid() != getuid()

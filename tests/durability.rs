@@ -332,3 +332,40 @@ fn a_failure_report_that_cannot_be_queued_keeps_its_entry() {
     let mbox = fs::read_to_string(env.dir.join("mail/root")).unwrap_or_default();
     assert!(mbox.contains("Status: 5.1.1"), "{mbox}");
 }
+
+/// A file-size limit while the SMTP server (`-bs`) writes a message: the client gets a
+/// temporary `452 4.3.1` (EFBIG is no room, as a full disk is), nothing is queued, and
+/// the session goes on: a smaller message is accepted, and QUIT is answered.
+#[test]
+fn a_file_size_limit_is_a_452_over_smtp_and_the_session_goes_on() {
+    let env = Env::new();
+    let big = "0123456789abcdef\r\n".repeat(4096);
+    let dialogue = format!(
+        "HELO localhost\r\nMAIL FROM:<root>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nSubject: big\r\n\r\n{big}.\r\n\
+         MAIL FROM:<root>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nSubject: small\r\n\r\nbody\r\n.\r\nQUIT\r\n"
+    );
+    let run = env.sendmail_fsize(16 * 1024, &["-bs", "-odq"], dialogue.as_bytes());
+    run.code(0);
+    let replies: Vec<&str> = run.stdout.split("\r\n").collect();
+    assert!(
+        replies
+            .iter()
+            .any(|l| l.starts_with("452 4.3.1 Insufficient disk space")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        replies
+            .iter()
+            .any(|l| l.starts_with("250 2.0.0 ") && l.contains("Message accepted")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.ends_with("closing connection\r\n"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(env.entries().len(), 1, "{}", env.listing());
+    assert!(env.only_message().contains("Subject: small"));
+}

@@ -122,6 +122,44 @@ impl Env {
         self.run_raw(&self.link("sendmail"), &full, stdin)
     }
 
+    /// Run `sendmail -C conf ARGS` with `stdin` under a file-size limit of `bytes`
+    /// (RLIMIT_FSIZE, as `ulimit -f` or systemd's `LimitFSIZE=` set it), with SIGXFSZ
+    /// at its default action as a shell leaves it.
+    pub fn sendmail_fsize(&self, bytes: u64, args: &[&str], stdin: &[u8]) -> Run {
+        use std::os::unix::process::CommandExt;
+        let mut full = vec!["-C", self.conf.to_str().unwrap()];
+        full.extend_from_slice(args);
+        let program = self.link("sendmail");
+        let mut cmd = Command::new(&program);
+        cmd.args(&full)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: only setrlimit and sigaction between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: bytes,
+                    rlim_max: bytes,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(libc::SIGXFSZ, &sa, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("spawn");
+        {
+            let mut si = child.stdin.take().unwrap();
+            let _ = si.write_all(stdin);
+        }
+        let out = child.wait_with_output().expect("wait");
+        self.finish(&program, &full, out)
+    }
+
     /// Run a program (through its link) with exactly these args.
     pub fn run_raw(&self, program: &Path, args: &[&str], stdin: &[u8]) -> Run {
         let mut cmd = Command::new(program);

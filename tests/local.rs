@@ -727,6 +727,37 @@ fn a_full_filesystem_leaves_the_mailbox_as_it_was() {
     assert_eq!(mbox_summary(&mnt.join("root")).len(), 1);
 }
 
+/// A mailbox that would grow past the deliverer's file-size limit (`ulimit -f`,
+/// systemd's `LimitFSIZE=`): the write fails with EFBIG rather than killing the process
+/// half-way, the append is taken back, and the recipient is deferred as a full mailbox
+/// (4.2.2), not lost; with the limit gone the next run delivers it.
+#[test]
+fn a_file_size_limit_defers_and_leaves_the_mailbox_as_it_was() {
+    if !is_root() {
+        return;
+    }
+    let env = local_env("", None);
+    env.sendmail(&["-odi", "root"], MSG).code(0);
+    let before = fs::read(mbox(&env, "root")).unwrap();
+    assert!(!before.is_empty());
+    let big = format!("Subject: big\n\n{}", "0123456789abcdef\n".repeat(4096));
+    env.sendmail(&["-odq", "root"], big.as_bytes()).code(0);
+    env.sendmail_fsize(32 * 1024, &["-qf"], b"").code(0);
+    let after = fs::read(mbox(&env, "root")).unwrap();
+    assert!(
+        after == before,
+        "the mailbox went from {} to {} octets",
+        before.len(),
+        after.len()
+    );
+    assert_eq!(env.entries().len(), 1, "the message stays queued");
+    let q = env.mailq(&[]);
+    assert!(q.contains("(Deferred: 451 4.2.2 cannot write "), "{q}");
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 2);
+}
+
 struct Unmount(PathBuf);
 
 impl Drop for Unmount {

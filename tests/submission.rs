@@ -676,3 +676,30 @@ fn the_deliverer_by_hand_prints_its_usage() {
         env!("CARGO_PKG_VERSION")
     ));
 }
+
+/// Under a file-size limit (`ulimit -f`, systemd's `LimitFSIZE=`) a message larger than
+/// it is not queued, and the caller is told so: exit 75 (EX_TEMPFAIL, try again) and
+/// sendmail's `cannot write queue file ...: File too large`, not a death by SIGXFSZ with
+/// nothing said. Nothing partial is left in the spool.
+#[test]
+fn a_file_size_limit_is_a_temporary_failure_with_a_message() {
+    let env = Env::new();
+    let big = format!("Subject: big\n\n{}", "0123456789abcdef\n".repeat(4096));
+    let run = env.sendmail_fsize(16 * 1024, &["-odq", "bob@example.org"], big.as_bytes());
+    run.code(75);
+    assert!(
+        run.stdout.contains("cannot write queue file") && run.stdout.contains("File too large"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    let tmp: Vec<_> = fs::read_dir(env.spool.join("tmp"))
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(tmp.is_empty(), "{tmp:?}");
+    // A message within the limit is queued as usual.
+    env.sendmail_fsize(16 * 1024, &["-odq", "bob@example.org"], MSG)
+        .code(0);
+    assert_eq!(env.entries().len(), 1, "{}", env.listing());
+}

@@ -620,9 +620,13 @@ impl Local {
                 LocalOutcome::Delivered(format!("delivered to {}", path.display()))
             }
             // `mbox_child`'s exit statuses: EX_NOPERM for a mailbox it will not write
-            // (not a safe one), EX_CANTCREAT for one it could not write.
+            // (not a safe one), EX_TEMPFAIL for no room in it, EX_CANTCREAT for one it
+            // could not write.
             Ok(s) if s.code() == Some(Sysexit::NoPerm.code().into()) => {
                 LocalOutcome::temp(status::MAILBOX_TEMP, err)
+            }
+            Ok(s) if s.code() == Some(Sysexit::TempFail.code().into()) => {
+                LocalOutcome::temp(status::MAILBOX_FULL, err)
             }
             Ok(s) if s.code() == Some(Sysexit::CantCreat.code().into()) => {
                 LocalOutcome::temp(status::MAILBOX_DISABLED, err)
@@ -676,6 +680,13 @@ impl Local {
             .stderr(Stdio::piped())
             .process_group(0);
         drop_to(&mut cmd, (uid, gid), self.root);
+        // SAFETY: only sigaction between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                rsendmail::privs::restore_sigxfsz();
+                Ok(())
+            });
+        }
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -849,7 +860,8 @@ fn drop_to(cmd: &mut Command, (uid, gid): (u32, u32), root: bool) {
 
 /// The `--mbox PATH SENDER RCPT OWNER-UID LOCK-MS DOTLOCK` child: read the length line and the
 /// message from stdin, append it in mbox format. Exit 0 done, 73 (EX_CANTCREAT) for I/O
-/// errors and locks, 77 (EX_NOPERM) for an unsafe mailbox; the reason on stderr.
+/// errors and locks, 75 (EX_TEMPFAIL) for no room (a full disk, a quota, the file-size
+/// limit), 77 (EX_NOPERM) for an unsafe mailbox; the reason on stderr.
 pub fn mbox_child(args: &[std::ffi::OsString]) -> i32 {
     let arg = |i: usize| {
         args.get(i)
@@ -903,6 +915,7 @@ pub fn mbox_child(args: &[std::ffi::OsString]) -> i32 {
             eprintln!("{}", e.text());
             match e {
                 mbox::AppendError::Unsafe(_) => 77,
+                mbox::AppendError::Full(_) => 75,
                 _ => 73,
             }
         }

@@ -155,6 +155,7 @@ fn split_internal(args: Vec<OsString>) -> Internal {
 #[deny(clippy::indexing_slicing)]
 pub fn main(args: Vec<OsString>) -> Sysexit {
     privs::fix_std_fds();
+    privs::ignore_sigxfsz();
     if args.get(1).is_some_and(|a| a == "--mbox") {
         let code = local::mbox_child(args.get(2..).unwrap_or_default());
         std::process::exit(code);
