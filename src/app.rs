@@ -42,9 +42,9 @@ pub use crate::cli::Operation;
 pub fn report(f: &Fatal) -> Sysexit {
     if !f.message.is_empty() {
         if f.to_stderr {
-            eprintln!("{}", f.message);
+            crate::errln!("{}", f.message);
         } else {
-            println!("{}", f.message);
+            crate::outln!("{}", f.message);
         }
         // Logged too, unless the log is this process's stderr: the message was just
         // printed where the log would show it again.
@@ -115,7 +115,7 @@ pub fn setup(args: Vec<OsString>) -> Result<Setup, Fatal> {
 /// `setup` for an invocation already parsed.
 fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
     for n in &inv.notes {
-        println!("{n}");
+        crate::outln!("{n}");
     }
     if privs::is_setid() && !privs::is_root() && inv.uses_unsafe_option() {
         privs::drop_group().map_err(|e| {
@@ -255,7 +255,10 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
     let inv = cli::parse(args)?;
     if let Some(answer) = inv.answer {
         // No config, no spool: `--version` works before anything is set up.
-        print!("{}", answer.text());
+        {
+            use std::io::Write as _;
+            let _ = write!(std::io::stdout(), "{}", answer.text());
+        }
         return Ok(Sysexit::Ok);
     }
     let s = setup_invocation(inv)?;
@@ -337,7 +340,7 @@ fn init_aliases(s: &Setup) -> Sysexit {
     let check = s.settings.check_aliases.unwrap_or(false);
     match crate::aliases::Aliases::load_checked(path, check) {
         Err(e) => {
-            println!(
+            crate::outln!(
                 "newaliases: cannot open {}: {}",
                 path.display(),
                 config::io_text(&e)
@@ -346,9 +349,9 @@ fn init_aliases(s: &Setup) -> Sysexit {
         }
         Ok(a) => {
             for m in a.messages() {
-                println!("{m}");
+                crate::outln!("{m}");
             }
-            println!("{}", a.summary());
+            crate::outln!("{}", a.summary());
             if a.errors().is_empty() {
                 Sysexit::Ok
             } else {

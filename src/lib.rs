@@ -18,6 +18,28 @@
 //! config file), and [`selection`] the `-q` arguments and the `-qI/-qR/-qS` filters
 //! (shared by queue runs, `mailq` and the recipient index).
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+/// `println!` that never panics: an error writing stdout (a closed pipe, a full disk,
+/// a file-size limit) is ignored, as sendmail ignores it; the exit status says what
+/// happened to the mail. The lint above keeps `println!` out of the crate.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that never panics (see [`outln!`]).
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// The product as rsendmail names itself in `Received:` fields and the SMTP greeting
 /// (`rsendmail 0.1.0`).
 pub const PRODUCT: &str = concat!("rsendmail ", env!("CARGO_PKG_VERSION"));

@@ -384,7 +384,7 @@ pub fn submit<R: BufRead>(
         );
         if recipients.is_empty() && refused_syntax.is_empty() {
             // sendmail: the message is dropped, and the exit status is 0.
-            println!("No recipient addresses found in header");
+            crate::outln!("No recipient addresses found in header");
             return Ok(Submitted {
                 id: None,
                 mode,
@@ -741,7 +741,7 @@ fn refused_recipients(
         }
         _ => {
             for r in refused {
-                println!("{}", r.text);
+                crate::outln!("{}", r.text);
             }
             save_dead_letter(env, open_message);
             code
@@ -761,7 +761,7 @@ fn save_dead_letter(env: &Envelope, open_message: impl Fn() -> std::io::Result<s
     match res {
         Ok(path) => {
             let p = path.display();
-            println!("{p}... Saved message in {p}");
+            crate::outln!("{p}... Saved message in {p}");
         }
         Err(e) => log::warn!("{}: cannot save in dead.letter: {e}", env.id),
     }

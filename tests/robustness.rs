@@ -338,3 +338,34 @@ fn hostile_queue_files_are_reported_and_the_queue_goes_on() {
         "{list}"
     );
 }
+
+/// A stdout that cannot be written (a full disk, a closed pipe, a file-size limit) never
+/// makes a program panic: what it prints is lost, the mail is not.
+#[test]
+fn an_unwritable_stdout_is_no_crash() {
+    let env = Env::new();
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    for args in [
+        &["-bv", "a@b.example", "root"][..],
+        &["-q", "-v", "-O", "Timeout.connect=1s"],
+        &["-bp"],
+        &["--version"],
+        &["-odi", "-v", "nosuchuser"],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = std::process::Command::new(env.link("sendmail"))
+            .args(["-C", env.conf.to_str().unwrap()])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(full)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(out.status.code().is_some(), "{args:?}: killed by a signal");
+    }
+}

@@ -237,7 +237,7 @@ pub fn send(
                 match saved {
                     Ok(p) => {
                         let p = p.display();
-                        println!("{p}... Saved message in {p}");
+                        rsendmail::outln!("{p}... Saved message in {p}");
                         continue;
                     }
                     // Not saved: mail it back rather than lose the notice.

@@ -828,12 +828,12 @@ pub fn read_list_child(args: &[std::ffi::OsString]) -> i32 {
         Ok((text, _)) => match std::io::stdout().lock().write_all(&text) {
             Ok(()) => 0,
             Err(e) => {
-                eprintln!("{}", ListFileError::from(e).to_line());
+                rsendmail::errln!("{}", ListFileError::from(e).to_line());
                 74
             }
         },
         Err(e) => {
-            eprintln!("{}", e.to_line());
+            rsendmail::errln!("{}", e.to_line());
             74
         }
     }
@@ -878,11 +878,11 @@ pub fn mbox_child(args: &[std::ffi::OsString]) -> i32 {
     let mut input = std::io::BufReader::with_capacity(64 * 1024, stdin.lock());
     let mut len_line = String::new();
     if input.read_line(&mut len_line).is_err() {
-        eprintln!("no message");
+        rsendmail::errln!("no message");
         return 73;
     }
     let Ok(len) = len_line.trim().parse::<u64>() else {
-        eprintln!("no message length");
+        rsendmail::errln!("no message length");
         return 73;
     };
     let target = mbox::Target {
@@ -912,7 +912,7 @@ pub fn mbox_child(args: &[std::ffi::OsString]) -> i32 {
     match res {
         Ok(_) => 0,
         Err(e) => {
-            eprintln!("{}", e.text());
+            rsendmail::errln!("{}", e.text());
             match e {
                 mbox::AppendError::Unsafe(_) => 77,
                 mbox::AppendError::Full(_) => 75,

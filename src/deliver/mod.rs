@@ -35,7 +35,7 @@
 //! are combined with saturating arithmetic, so that no value in a queue file makes a
 //! run panic. Text is never cut by byte index (the lint below keeps it so).
 
-#![deny(clippy::string_slice)]
+#![deny(clippy::string_slice, clippy::print_stdout, clippy::print_stderr)]
 
 pub mod attempt;
 pub mod bounce;
@@ -166,15 +166,15 @@ pub fn main(args: Vec<OsString>) -> Sysexit {
     }
     match args.get(1).and_then(|a| a.to_str()) {
         None => {
-            eprintln!("{USAGE}");
+            rsendmail::errln!("{USAGE}");
             return Sysexit::Usage;
         }
         Some("--help") => {
-            println!("{USAGE}");
+            rsendmail::outln!("{USAGE}");
             return Sysexit::Ok;
         }
         Some("--version") => {
-            println!("rsendmail-deliver {}", env!("CARGO_PKG_VERSION"));
+            rsendmail::outln!("rsendmail-deliver {}", env!("CARGO_PKG_VERSION"));
             return Sysexit::Ok;
         }
         Some(_) => {}

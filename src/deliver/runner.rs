@@ -242,7 +242,7 @@ pub fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         // A plain -q (or a -qR/-qS/-qI selection) tries every selected entry now.
         let sweep = queue::sweep(&s.spool, Some(&q), 0)?;
         for id in &sweep.corrupt {
-            println!("qf{id}: corrupt queue file moved to corrupt/");
+            rsendmail::outln!("qf{id}: corrupt queue file moved to corrupt/");
         }
         let attempts = deliver_ids(engine, &s.spool, sweep.selected, s.inv.verbose, true)?;
         // `-q -v`: the status says what became of the recipients, as an interactive

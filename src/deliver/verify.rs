@@ -27,7 +27,7 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     // Addresses refused by their syntax are reported as they are parsed, before any is
     // verified.
     for r in &refused {
-        println!("{}", r.text);
+        rsendmail::outln!("{}", r.text);
         if status == Sysexit::Ok {
             status = r.code;
         }
@@ -45,7 +45,7 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
             .local
             .expand(std::slice::from_ref(&a.address), None, &is_local);
         for e in &x.errors {
-            println!("{}", e.text());
+            rsendmail::outln!("{}", e.text());
             if status == Sysexit::Ok {
                 status = e.status();
             }
@@ -61,10 +61,10 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
                     } else {
                         &user
                     };
-                    println!("{shown}... deliverable: mailer local, user {user}");
+                    rsendmail::outln!("{shown}... deliverable: mailer local, user {user}");
                 }
-                Target::Pipe(c) => println!("|{c}... deliverable: mailer prog, user |{c}"),
-                Target::File(f) => println!("{f}... deliverable: mailer *file*, user {f}"),
+                Target::Pipe(c) => rsendmail::outln!("|{c}... deliverable: mailer prog, user |{c}"),
+                Target::File(f) => rsendmail::outln!("{f}... deliverable: mailer *file*, user {f}"),
                 Target::Remote(r) => shown.push(r),
             }
         }
@@ -80,15 +80,17 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
                     .first()
                     .map(|t| shown_host(&t.0))
                     .unwrap_or_default();
-                println!(
+                rsendmail::outln!(
                     "{addr}... deliverable: mailer relay, host {host}, user {}",
                     engine.qualify(&addr)
                 );
             }
-            Route::Mx(d) => println!("{addr}... deliverable: mailer esmtp, host {d}., user {addr}"),
+            Route::Mx(d) => {
+                rsendmail::outln!("{addr}... deliverable: mailer esmtp, host {d}., user {addr}")
+            }
             Route::Local => {
                 let user = addr.split('@').next().unwrap_or(&addr);
-                println!("{addr}... deliverable: mailer local, user {user}");
+                rsendmail::outln!("{addr}... deliverable: mailer local, user {user}");
             }
         }
     }
