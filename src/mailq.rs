@@ -112,6 +112,10 @@ fn collect(
     if !spool.dir.exists() {
         return Ok(out);
     }
+    // A symlink or a file where the spool keeps a folder: refused by every run, said here.
+    for why in spool.subdir_problems() {
+        let _ = writeln!(problems, "{}", shown(&why, usize::MAX));
+    }
     for id in spool.ids()? {
         let entry = match spool.read_entry(&id) {
             Ok(e) => e,

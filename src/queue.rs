@@ -89,8 +89,11 @@ pub fn sweep(
             }
             Err(ReadError::Corrupt(why)) => {
                 log::error!("qf{id}: corrupt queue file moved aside: {why}");
-                if spool.move_corrupt(&id).is_ok() {
-                    out.corrupt.push(id);
+                match spool.move_corrupt(&id) {
+                    Ok(()) => out.corrupt.push(id),
+                    Err(e) => {
+                        log::error!("qf{id}: not moved aside: {}", crate::config::io_text(&e));
+                    }
                 }
             }
             Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -106,7 +109,12 @@ pub fn sweep(
 /// or has grown well past what is queued (lines of finished entries are dropped then).
 /// Returns whether it was rebuilt.
 fn refresh_index(spool: &Spool, ids: &[String]) -> bool {
-    let pairs = index::recipients(spool).unwrap_or_default();
+    let pairs = index::recipients(spool).unwrap_or_else(|e| {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            log::warn!("queue index: {}; rebuilt", crate::config::io_text(&e));
+        }
+        Vec::new()
+    });
     let indexed: BTreeSet<&str> = pairs.iter().map(|(id, _)| id.as_str()).collect();
     let bloated = pairs.len() > 1000 && indexed.len() > 2 * ids.len();
     if index::present(spool) && !bloated && ids.iter().all(|id| indexed.contains(id.as_str())) {

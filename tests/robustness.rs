@@ -4,8 +4,17 @@
 //! panic would abort: exit status 134 in the release build (`panic = "abort"`), 101 in
 //! the test build; neither may appear.
 
-use crate::harness::{Env, MSG, Run, closed_tcp_port};
+use crate::harness::{
+    Env, MSG, Run, TEST_USER, can_switch_user, closed_tcp_port, user_visible_bin, wait_exit,
+    wait_until,
+};
+use std::collections::BTreeSet;
 use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// The run ended by itself: no panic, no signal.
 #[track_caller]
@@ -368,4 +377,321 @@ fn an_unwritable_stdout_is_no_crash() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(out.status.code().is_some(), "{args:?}: killed by a signal");
     }
+}
+
+/// How long a run over a hostile spool may take before it counts as hung.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Run `program args` (as the test user with `user`), killed after [`DEADLINE`]: a run
+/// that waits on a planted FIFO fails the test instead of hanging it. Returns the exit
+/// status and stdout followed by stderr.
+#[track_caller]
+fn bounded(program: &Path, args: &[&str], user: bool) -> (i32, String) {
+    let mut cmd = if user {
+        let mut c = Command::new("runuser");
+        c.args(["-u", TEST_USER, "--", "env", "-i", "PATH=/usr/bin:/bin"])
+            .arg(program);
+        c
+    } else {
+        Command::new(program)
+    };
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let _ = child.stdin.take().unwrap().write_all(MSG);
+    let reader = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().unwrap()));
+    let err = reader(Box::new(child.stderr.take().unwrap()));
+    let status = wait_exit(&mut child, DEADLINE);
+    let Some(status) = status else {
+        panic!(
+            "{} {args:?} still running after {DEADLINE:?}: killed",
+            program.display()
+        );
+    };
+    let text = out.join().unwrap() + &err.join().unwrap();
+    let code = status.code().unwrap_or(-1);
+    assert!(code != 101 && code != 134 && code >= 0, "{code}\n{text}");
+    (code, text)
+}
+
+/// A spool for the hostile-file tests: the config and the binaries the runner can use,
+/// as root or (`user`) as the test user, with a smarthost where nothing listens.
+struct Hostile {
+    env: Env,
+    conf: String,
+    bin: PathBuf,
+    spool: PathBuf,
+    user: bool,
+}
+
+impl Hostile {
+    fn new(user: bool) -> Hostile {
+        let env = Env::with_config(&format!("SMARTHOST 127.0.0.1:{}", closed_tcp_port()));
+        if !user {
+            let conf = env.conf.to_str().unwrap().to_string();
+            let (bin, spool) = (env.link("sendmail"), env.spool.clone());
+            return Hostile {
+                env,
+                conf,
+                bin,
+                spool,
+                user,
+            };
+        }
+        let dir = env.dir.join("user");
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(env.dir.join("mail"), fs::Permissions::from_mode(0o777)).unwrap();
+        let spool = dir.join("spool");
+        let text = fs::read_to_string(&env.conf).unwrap().replace(
+            &format!("SPOOLDIR {}\n", env.spool.display()),
+            &format!("SPOOLDIR {}\n", spool.display()),
+        );
+        let conf = dir.join("user.conf");
+        fs::write(&conf, text).unwrap();
+        fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+        let bin = user_visible_bin(&dir, "sendmail");
+        Hostile {
+            conf: conf.to_str().unwrap().to_string(),
+            env,
+            bin,
+            spool,
+            user,
+        }
+    }
+
+    #[track_caller]
+    fn run(&self, args: &[&str]) -> (i32, String) {
+        let mut a = vec!["-C", self.conf.as_str()];
+        a.extend_from_slice(args);
+        bounded(&self.bin, &a, self.user)
+    }
+
+    #[track_caller]
+    fn mailq(&self) -> String {
+        let (code, text) = self.run(&["-bp"]);
+        assert_eq!(code, 0, "{text}");
+        text
+    }
+
+    /// Queue one message; its ID.
+    #[track_caller]
+    fn queued(&self, rcpt: &str) -> String {
+        let before = self.ids();
+        let (code, text) = self.run(&["-odq", rcpt]);
+        assert_eq!(code, 0, "{text}");
+        let after = self.ids();
+        let new: Vec<_> = after.difference(&before).collect();
+        assert_eq!(new.len(), 1, "{new:?}");
+        new[0].clone()
+    }
+
+    fn ids(&self) -> BTreeSet<String> {
+        fs::read_dir(&self.spool)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.strip_prefix("qf").map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// An empty directory outside the spool.
+    fn outside(&self, name: &str) -> PathBuf {
+        let d = self.env.dir.join("outside").join(name);
+        fs::create_dir_all(&d).unwrap();
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();
+        d
+    }
+
+    /// Put a symlink to `target` in place of the spool's folder `name`.
+    fn replace_with_link(&self, name: &str, target: &Path) {
+        let p = self.spool.join(name);
+        let _ = fs::remove_dir_all(&p);
+        std::os::unix::fs::symlink(target, &p).unwrap();
+    }
+}
+
+fn mkfifo(p: &Path) {
+    let _ = fs::remove_file(p);
+    nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn hostile_state_files(user: bool) {
+    let h = Hostile::new(user);
+    let fifo = h.queued("fifo@example.org");
+    let link = h.queued("link@example.org");
+    mkfifo(&h.spool.join(format!("sf{fifo}")));
+    // A state file outside the spool that would say the entry was tried and why.
+    let outside = h.outside("state").join("sf");
+    let planted = "rsendmail-state 1\nattempts 7\nreason outside-state-was-read\n";
+    fs::write(&outside, planted).unwrap();
+    std::os::unix::fs::symlink(&outside, h.spool.join(format!("sf{link}"))).unwrap();
+
+    let list = h.mailq();
+    assert!(
+        list.contains(&format!(
+            "qf{fifo}: cannot read queue file: state file sf{fifo}"
+        )) && list.contains("is a FIFO"),
+        "{list}"
+    );
+    assert!(
+        list.contains(&format!(
+            "qf{link}: cannot read queue file: state file sf{link}"
+        )) && list.contains("is a symbolic link"),
+        "{list}"
+    );
+    assert!(!list.contains("outside-state-was-read"), "{list}");
+
+    let (_, run) = h.run(&["-qf"]);
+    for id in [&fifo, &link] {
+        assert!(
+            h.spool.join(format!("corrupt/qf{id}")).exists(),
+            "{id}: {run}\n{:?}",
+            names(&h.spool)
+        );
+    }
+    assert_eq!(fs::read_to_string(&outside).unwrap(), planted);
+    assert!(!h.mailq().contains("outside-state-was-read"));
+}
+
+#[test]
+fn fifo_or_symlink_as_state_file_is_moved_aside_never_waited_on_nor_followed() {
+    hostile_state_files(false);
+}
+
+#[test]
+fn fifo_or_symlink_as_state_file_as_an_ordinary_user() {
+    if !can_switch_user() {
+        return;
+    }
+    hostile_state_files(true);
+}
+
+fn symlinked_folders(user: bool) {
+    let h = Hostile::new(user);
+    h.queued("first@example.org");
+    let (tmp, index, slots) = (h.outside("tmp"), h.outside("index"), h.outside("slots"));
+    // A leftover a queue run would remove, were it in the spool's tmp/.
+    let old = tmp.join("tf6AU00000000001");
+    fs::File::create(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000))
+        .unwrap();
+    h.replace_with_link("tmp", &tmp);
+    h.replace_with_link("index", &index);
+    h.replace_with_link("slots", &slots);
+    let list = h.mailq();
+    for sub in ["tmp", "index", "slots"] {
+        assert!(
+            list.contains(&format!(
+                "/{sub} is a symbolic link, not a directory; refused"
+            )),
+            "{sub}: {list}"
+        );
+    }
+
+    let id = h.queued("second@example.org");
+    let (code, text) = h.run(&["-odb", "third@example.org"]);
+    assert_eq!(code, 0, "{text}");
+    wait_until(DEADLINE, "the background delivery's state file", || {
+        h.ids()
+            .iter()
+            .filter(|i| **i != id)
+            .any(|i| h.spool.join(format!("sf{i}")).exists())
+    });
+    h.run(&["-qf"]);
+    h.run(&["-qf", "-qRexample"]);
+    assert_eq!(names(&tmp), ["tf6AU00000000001"]);
+    assert!(names(&index).is_empty(), "{:?}", names(&index));
+    assert!(names(&slots).is_empty(), "{:?}", names(&slots));
+    for sub in ["tmp", "index", "slots"] {
+        let md = fs::symlink_metadata(h.spool.join(sub)).unwrap();
+        assert!(md.is_dir(), "{sub}: {:?}", names(&h.spool));
+        assert!(
+            names(&h.spool.join("corrupt"))
+                .iter()
+                .any(|n| n.starts_with(&format!("{sub}."))),
+            "{sub}: {:?}",
+            names(&h.spool.join("corrupt"))
+        );
+    }
+    let list = h.mailq();
+    assert!(!list.contains("not a directory"), "{list}");
+}
+
+#[test]
+fn symlinks_in_place_of_spool_folders_are_moved_aside_and_nothing_is_written_outside() {
+    symlinked_folders(false);
+}
+
+#[test]
+fn symlinks_in_place_of_spool_folders_as_an_ordinary_user() {
+    if !can_switch_user() {
+        return;
+    }
+    symlinked_folders(true);
+}
+
+#[test]
+fn a_symlinked_corrupt_folder_is_never_moved_into() {
+    let h = Hostile::new(false);
+    h.queued("first@example.org");
+    let (corrupt, tmp) = (h.outside("corrupt"), h.outside("tmp"));
+    h.replace_with_link("corrupt", &corrupt);
+    fs::write(h.spool.join("qf6AU00000000002"), "garbage\n").unwrap();
+    let list = h.mailq();
+    assert!(
+        list.contains("/corrupt is a symbolic link, not a directory; refused"),
+        "{list}"
+    );
+    let (code, run) = h.run(&["-qf"]);
+    assert_eq!(code, 0, "{run}");
+    assert!(h.spool.join("qf6AU00000000002").exists(), "{run}");
+    assert!(names(&corrupt).is_empty(), "{:?}", names(&corrupt));
+    // With corrupt/ unusable, a symlink in place of tmp/ cannot be moved aside: refused.
+    h.replace_with_link("tmp", &tmp);
+    let (code, text) = h.run(&["-odq", "second@example.org"]);
+    assert_eq!(code, 75, "{text}");
+    assert!(text.contains("is a symbolic link"), "{text}");
+    assert!(names(&tmp).is_empty(), "{:?}", names(&tmp));
+    assert!(names(&corrupt).is_empty(), "{:?}", names(&corrupt));
+}
+
+#[test]
+fn fifos_in_the_index_are_never_waited_on() {
+    let h = Hostile::new(false);
+    h.queued("first@example.org");
+    mkfifo(&h.spool.join("index/recipients"));
+    mkfifo(&h.spool.join("index/domains/example.org"));
+    mkfifo(&h.spool.join("index/lock"));
+    h.run(&["-qf", "-qRexample"]);
+    h.run(&["-qf"]);
+    h.run(&["-qf", "-qRexample"]);
+    // Submissions append to the index: with the lock a FIFO, they go on without it.
+    mkfifo(&h.spool.join("index/recipients"));
+    let (code, text) = h.run(&["-odq", "second@example.org"]);
+    assert_eq!(code, 0, "{text}");
+    h.run(&["-qf"]);
+    assert!(h.mailq().contains("second@example.org"));
 }

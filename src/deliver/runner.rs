@@ -100,7 +100,9 @@ pub fn deliver_ids(
                         Ok(None) => continue,
                         Err(rsendmail::spool::ReadError::Corrupt(why)) => {
                             log::error!("qf{id}: corrupt queue file moved aside: {why}");
-                            let _ = spool.move_corrupt(&id);
+                            if let Err(e) = spool.move_corrupt(&id) {
+                                log::error!("qf{id}: not moved aside: {e}");
+                            }
                             continue;
                         }
                         Err(e) => {
@@ -163,16 +165,36 @@ pub fn deliver_ids(
 
 /// Take one of the background-delivery slots, or None when all are busy.
 fn background_slot(spool: &Spool, max: usize) -> Option<std::fs::File> {
-    let dir = spool.dir.join("slots");
-    let _ = std::fs::create_dir(&dir);
+    let dir = match spool.subdir("slots") {
+        Ok(d) => d,
+        Err(e) => {
+            log::error!("{}", e.message);
+            return None;
+        }
+    };
+    use std::os::unix::fs::OpenOptionsExt;
     for n in 0..max {
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join(n.to_string()))
-            .ok()?;
+        let path = dir.join(n.to_string());
+        let f = rsendmail::spool::open_safely(
+            &path,
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(if spool.private { 0o600 } else { 0o660 }),
+            rsendmail::spool::Kind::File,
+        );
+        let f = match f {
+            Ok(f) => f,
+            Err(e) => {
+                log::error!(
+                    "background delivery slot: {}",
+                    rsendmail::config::io_text(&e)
+                );
+                return None;
+            }
+        };
         if f.try_lock().is_ok() {
             return Some(f);
         }

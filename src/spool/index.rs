@@ -20,16 +20,38 @@
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use super::entry::{Envelope, escape, unescape};
-use super::{Spool, valid_id};
+use super::{Kind, Spool, open_dir, open_safely, read_safely, replace_safely, valid_id};
 use crate::message::address::domain_of;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-fn index_dir(spool: &Spool) -> PathBuf {
-    spool.dir.join("index")
+/// `index/`, checked to be the spool's own directory (never a symlink) at every use;
+/// every file in it is opened with [`open_safely`].
+fn index_dir(spool: &Spool) -> io::Result<PathBuf> {
+    let dir = spool.dir.join("index");
+    open_dir(&dir)?;
+    Ok(dir)
+}
+
+fn mode(spool: &Spool) -> u32 {
+    if spool.private { 0o600 } else { 0o660 }
+}
+
+/// `index/domains/`, made when missing, checked like `index/`.
+fn domains_dir(spool: &Spool, create: bool) -> io::Result<PathBuf> {
+    let ddir = index_dir(spool)?.join("domains");
+    if create {
+        match fs::create_dir(&ddir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    open_dir(&ddir)?;
+    Ok(ddir)
 }
 
 /// A file name for a domain: lowercase, and `%XX` for anything but `[a-z0-9.-_:[]]`
@@ -48,23 +70,27 @@ pub fn domain_file_name(domain: &str) -> String {
 }
 
 fn open_lock(spool: &Spool) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(if spool.private { 0o600 } else { 0o660 })
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(index_dir(spool).join("lock"))
+    open_safely(
+        &index_dir(spool)?.join("lock"),
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(mode(spool)),
+        Kind::File,
+    )
 }
 
-fn append_to(path: &PathBuf, text: &[u8], private: bool) -> io::Result<()> {
-    let mut f = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(if private { 0o600 } else { 0o660 })
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)?;
+fn append_to(spool: &Spool, path: &Path, text: &[u8]) -> io::Result<()> {
+    let mut f = open_safely(
+        path,
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(mode(spool)),
+        Kind::File,
+    )?;
     // One write per file: O_APPEND writes of one call do not interleave.
     f.write_all(text)
 }
@@ -99,7 +125,7 @@ fn lock_shared_within(lock: &File, limit: std::time::Duration) -> io::Result<()>
 pub fn append(spool: &Spool, env: &Envelope) -> io::Result<()> {
     let lock = open_lock(spool)?;
     lock_shared_within(&lock, APPEND_WAIT)?;
-    let dir = index_dir(spool);
+    let dir = index_dir(spool)?;
     let mut rcpt_lines = String::new();
     let mut domains = BTreeSet::new();
     for r in &env.recipients {
@@ -108,25 +134,12 @@ pub fn append(spool: &Spool, env: &Envelope) -> io::Result<()> {
             domains.insert(d);
         }
     }
-    append_to(
-        &dir.join("recipients"),
-        rcpt_lines.as_bytes(),
-        spool.private,
-    )?;
+    append_to(spool, &dir.join("recipients"), rcpt_lines.as_bytes())?;
     if !domains.is_empty() {
-        let ddir = dir.join("domains");
-        match fs::create_dir(&ddir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
+        let ddir = domains_dir(spool, true)?;
         let line = format!("{}\n", env.id);
         for d in domains {
-            append_to(
-                &ddir.join(domain_file_name(&d)),
-                line.as_bytes(),
-                spool.private,
-            )?;
+            append_to(spool, &ddir.join(domain_file_name(&d)), line.as_bytes())?;
         }
     }
     Ok(())
@@ -134,7 +147,9 @@ pub fn append(spool: &Spool, env: &Envelope) -> io::Result<()> {
 
 /// The recipient index: (ID, address) pairs whose entry still exists.
 pub fn recipients(spool: &Spool) -> io::Result<Vec<(String, String)>> {
-    let text = fs::read_to_string(index_dir(spool).join("recipients"))?;
+    let text = read_safely(&index_dir(spool)?.join("recipients"))?;
+    let text =
+        String::from_utf8(text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     let mut out = Vec::new();
     for line in text.lines() {
         let Some((id, addr)) = line.split_once(' ') else {
@@ -156,7 +171,7 @@ pub fn recipients(spool: &Spool) -> io::Result<Vec<(String, String)>> {
 /// Needles holding a byte the index escapes (blanks, `%`, controls) fall back to a
 /// line-by-line comparison of the unescaped addresses.
 pub fn ids_matching(spool: &Spool, needles: &[&str]) -> io::Result<BTreeSet<String>> {
-    let raw = fs::read(index_dir(spool).join("recipients"))?;
+    let raw = read_safely(&index_dir(spool)?.join("recipients"))?;
     let mut out = BTreeSet::new();
     let plain = |n: &str| n.bytes().all(|b| b > b' ' && b != 0x7f && b != b'%');
     let mut low = raw.clone();
@@ -212,7 +227,7 @@ pub fn ids_for_domain(
     domain: &str,
     subdomains: bool,
 ) -> io::Result<BTreeSet<String>> {
-    let ddir = index_dir(spool).join("domains");
+    let ddir = domains_dir(spool, false)?;
     let domain = domain.to_ascii_lowercase();
     let mut files = vec![domain_file_name(&domain)];
     if subdomains {
@@ -227,8 +242,13 @@ pub fn ids_for_domain(
     }
     let mut out = BTreeSet::new();
     for f in files {
-        match fs::read_to_string(ddir.join(&f)) {
-            Ok(text) => out.extend(text.lines().filter(|l| valid_id(l)).map(str::to_string)),
+        match read_safely(&ddir.join(&f)) {
+            Ok(text) => out.extend(
+                String::from_utf8_lossy(&text)
+                    .lines()
+                    .filter(|l| valid_id(l))
+                    .map(str::to_string),
+            ),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
@@ -243,11 +263,9 @@ pub fn ids_for_domain(
 pub fn prune_domain(spool: &Spool, domain: &str) -> io::Result<()> {
     let lock = open_lock(spool)?;
     lock.lock()?;
-    let path = index_dir(spool)
-        .join("domains")
-        .join(domain_file_name(domain));
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
+    let path = domains_dir(spool, false)?.join(domain_file_name(domain));
+    let text = match read_safely(&path) {
+        Ok(t) => String::from_utf8_lossy(&t).into_owned(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
@@ -263,8 +281,7 @@ pub fn prune_domain(spool: &Spool, domain: &str) -> io::Result<()> {
         return fs::remove_file(&path);
     }
     let tmp = path.with_extension(format!("prune.{}", std::process::id()));
-    fs::write(&tmp, keep)?;
-    fs::rename(&tmp, &path)
+    replace_safely(&tmp, &path, keep.as_bytes(), mode(spool))
 }
 
 /// Of `ids` (the entries in the spool), those the recipient index does not list: a
@@ -272,7 +289,9 @@ pub fn prune_domain(spool: &Spool, domain: &str) -> io::Result<()> {
 /// and its rename) is found by every selective run all the same, by name, without
 /// opening unrelated entries.
 pub fn unindexed(spool: &Spool, ids: &[String]) -> Vec<String> {
-    let text = fs::read(index_dir(spool).join("recipients")).unwrap_or_default();
+    let text = index_dir(spool)
+        .and_then(|d| read_safely(&d.join("recipients")))
+        .unwrap_or_default();
     let listed: BTreeSet<&[u8]> = text
         .split(|&b| b == b'\n')
         .filter_map(|l| l.split(|&b| b == b' ').next())
@@ -286,19 +305,21 @@ pub fn unindexed(spool: &Spool, ids: &[String]) -> Vec<String> {
 /// Forget the index (after an append failed): the next queue run rebuilds it from the
 /// entries, so that no committed entry stays unlisted.
 pub fn invalidate(spool: &Spool) {
-    let _ = fs::remove_file(index_dir(spool).join("recipients"));
+    if let Ok(dir) = index_dir(spool) {
+        let _ = fs::remove_file(dir.join("recipients"));
+    }
 }
 
 /// Whether the index exists at all.
 pub fn present(spool: &Spool) -> bool {
-    index_dir(spool).join("recipients").exists()
+    index_dir(spool).is_ok_and(|dir| fs::symlink_metadata(dir.join("recipients")).is_ok())
 }
 
 /// Rebuild both indexes from the entries (the truth).
 pub fn rebuild(spool: &Spool) -> io::Result<usize> {
     let lock = open_lock(spool)?;
     lock.lock()?;
-    let dir = index_dir(spool);
+    let dir = index_dir(spool)?;
     let ids = spool.ids().map_err(|e| io::Error::other(e.message))?;
     let mut rcpt_lines = String::new();
     let mut by_domain: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -322,19 +343,32 @@ pub fn rebuild(spool: &Spool) -> io::Result<usize> {
         }
     }
     let tmp = dir.join(format!("recipients.{}", std::process::id()));
-    fs::write(&tmp, rcpt_lines)?;
-    fs::rename(&tmp, dir.join("recipients"))?;
+    replace_safely(
+        &tmp,
+        &dir.join("recipients"),
+        rcpt_lines.as_bytes(),
+        mode(spool),
+    )?;
     let ddir = dir.join("domains");
     let new_ddir = dir.join(format!("domains.{}", std::process::id()));
     let _ = fs::remove_dir_all(&new_ddir);
     fs::create_dir(&new_ddir)?;
+    open_dir(&new_ddir)?;
     for (d, ids) in by_domain {
         let mut text = ids.join("\n");
         text.push('\n');
-        fs::write(new_ddir.join(domain_file_name(&d)), text)?;
+        open_safely(
+            &new_ddir.join(domain_file_name(&d)),
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode(spool)),
+            Kind::File,
+        )?
+        .write_all(text.as_bytes())?;
     }
     let old = dir.join(format!("domains.old.{}", std::process::id()));
-    if ddir.exists() {
+    if fs::symlink_metadata(&ddir).is_ok() {
         fs::rename(&ddir, &old)?;
     }
     fs::rename(&new_ddir, &ddir)?;
@@ -423,7 +457,7 @@ mod tests {
             let mut runner = TestRunner::new(Config::default());
             let needles = vec("[a-zA-Z@.0-9é]{1,4}|[ %]{1,2}", 1..3);
             let result = runner.run(&(index_text(), needles), |(text, needles)| {
-                fs::write(index_dir(spool).join("recipients"), &text).unwrap();
+                fs::write(index_dir(spool).unwrap().join("recipients"), &text).unwrap();
                 let firsts: BTreeSet<String> = String::from_utf8_lossy(&text)
                     .lines()
                     .filter_map(|l| l.split_once(' ').map(|(id, _)| id.to_string()))
@@ -453,7 +487,7 @@ mod tests {
             let needles = vec("[a-zA-Z@.0-9é€-]{1,3}", 1..3);
             let result = runner.run(&(lines, needles), |(lines, needles)| {
                 let text: String = lines.iter().map(|(id, a)| format!("{id} {a}\n")).collect();
-                fs::write(index_dir(spool).join("recipients"), &text).unwrap();
+                fs::write(index_dir(spool).unwrap().join("recipients"), &text).unwrap();
                 let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
                 prop_assert_eq!(
                     ids_matching(spool, &needles).unwrap(),

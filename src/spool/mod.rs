@@ -125,9 +125,157 @@ fn cant(what: &str, path: &Path, e: &io::Error) -> Fatal {
     Fatal::io(e, format!("{what} {}: {}", path.display(), io_text(e)))
 }
 
-/// fsync a directory.
+/// fsync a directory (the spool itself, which may be a symlink the admin configured).
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(dir)?
+        .sync_all()
+}
+
+/// What a path inside the spool must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file with exactly one link.
+    File,
+    /// A directory (never a symlink to one).
+    Dir,
+}
+
+/// Why [`open_safely`] refused a path: it is not what the spool keeps there.
+#[derive(Debug)]
+pub struct Unsafe {
+    pub path: PathBuf,
+    /// What was found: "a symbolic link", "a FIFO", "a regular file with 2 links", ...
+    pub found: String,
+    pub wanted: Kind,
+}
+
+impl std::fmt::Display for Unsafe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let wanted = match self.wanted {
+            Kind::File => "a regular file with one link",
+            Kind::Dir => "a directory",
+        };
+        write!(
+            f,
+            "{} is {}, not {wanted}; refused",
+            self.path.display(),
+            self.found
+        )
+    }
+}
+
+impl std::error::Error for Unsafe {}
+
+/// Whether an error is [`open_safely`]'s refusal (a hostile or foreign file in the spool).
+pub fn is_unsafe(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Unsafe>())
+}
+
+fn unsafe_path(path: &Path, found: impl Into<String>, wanted: Kind) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        Unsafe {
+            path: path.to_path_buf(),
+            found: found.into(),
+            wanted,
+        },
+    )
+}
+
+fn describe(ft: fs::FileType, nlink: u64) -> String {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_symlink() {
+        "a symbolic link".into()
+    } else if ft.is_fifo() {
+        "a FIFO".into()
+    } else if ft.is_socket() {
+        "a socket".into()
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "a device".into()
+    } else if ft.is_dir() {
+        "a directory".into()
+    } else if nlink != 1 {
+        format!("a regular file with {nlink} links")
+    } else {
+        "a regular file".into()
+    }
+}
+
+/// Open a file or folder of the spool. Every open in the spool goes through here: never
+/// through a symlink (`O_NOFOLLOW`), never waiting on a FIFO or a device (`O_NONBLOCK`),
+/// and checked on the open descriptor (fstat): a directory, or a regular file with
+/// exactly one link. Anything else is refused with an [`Unsafe`] error saying what was
+/// found, so that a planted file can neither hang a reader nor lead it outside the spool.
+/// `opts` says how (read, write, create...); the flags are added here.
+pub fn open_safely(path: &Path, opts: &mut OpenOptions, kind: Kind) -> io::Result<File> {
+    let dir = if kind == Kind::Dir {
+        libc::O_DIRECTORY
+    } else {
+        0
+    };
+    let f = match opts
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | dir)
+        .open(path)
+    {
+        Ok(f) => f,
+        // ELOOP: the last component is a symlink; ENOTDIR: not a directory; ENXIO: a FIFO
+        // opened for writing without a reader. Say what is there.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ELOOP | libc::ENOTDIR | libc::ENXIO)
+            ) =>
+        {
+            return Err(match fs::symlink_metadata(path) {
+                Ok(md) => unsafe_path(path, describe(md.file_type(), md.nlink()), kind),
+                Err(_) => e,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let md = f.metadata()?;
+    let ok = match kind {
+        Kind::File => md.file_type().is_file() && md.nlink() == 1,
+        Kind::Dir => md.file_type().is_dir(),
+    };
+    if !ok {
+        return Err(unsafe_path(
+            path,
+            describe(md.file_type(), md.nlink()),
+            kind,
+        ));
+    }
+    Ok(f)
+}
+
+/// Open a folder of the spool for listing or checking (see [`open_safely`]).
+pub fn open_dir(path: &Path) -> io::Result<File> {
+    open_safely(path, OpenOptions::new().read(true), Kind::Dir)
+}
+
+/// Read a whole file of the spool (see [`open_safely`]).
+pub fn read_safely(path: &Path) -> io::Result<Vec<u8>> {
+    let mut f = open_safely(path, OpenOptions::new().read(true), Kind::File)?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Replace a file of the spool with `bytes`, written through a temporary file `tmp`
+/// beside it (see [`open_safely`]; the rename replaces whatever the path held, symlink or
+/// FIFO included, without following it).
+pub fn replace_safely(tmp: &Path, path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let _ = fs::remove_file(tmp);
+    let mut f = open_safely(
+        tmp,
+        OpenOptions::new().write(true).create_new(true).mode(mode),
+        Kind::File,
+    )?;
+    f.write_all(bytes)?;
+    fs::rename(tmp, path)
 }
 
 impl Spool {
@@ -166,33 +314,88 @@ impl Spool {
             use std::os::unix::fs::PermissionsExt;
             let _ = fs::set_permissions(&self.dir, fs::Permissions::from_mode(dir_mode));
         }
-        for sub in ["tmp", "index", "corrupt"] {
-            let p = self.dir.join(sub);
-            match fs::create_dir(&p) {
-                Ok(()) => {
-                    use std::os::unix::fs::PermissionsExt;
-                    let _ = fs::set_permissions(&p, fs::Permissions::from_mode(dir_mode));
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(cant("cannot create", &p, &e)),
-            }
+        for sub in ["tmp", "index"] {
+            self.subdir(sub)?;
+        }
+        // Only moving entries aside needs corrupt/: a bad one is told, and refused there.
+        if let Err(e) = self.subdir("corrupt") {
+            log::error!("{}", e.message);
         }
         Ok(())
+    }
+
+    /// The sub-directory `name` of the spool (`tmp`, `index`, `corrupt`, `slots`), made
+    /// when missing. It must be a directory, never a symlink to one (the spool itself may
+    /// be a symlink the admin configured, as sendmail's and Postfix's queue directories
+    /// may): anything else in its place is moved into `corrupt/` (when that is a
+    /// directory) and a fresh one made, or refused.
+    pub fn subdir(&self, name: &str) -> Result<PathBuf, Fatal> {
+        let p = self.dir.join(name);
+        match open_dir(&p) {
+            Ok(_) => return Ok(p),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if is_unsafe(&e) && name != "corrupt" => {
+                let aside = self.dir.join("corrupt").join(format!(
+                    "{name}.{}.{}",
+                    crate::clock::now(),
+                    std::process::id()
+                ));
+                let moved =
+                    open_dir(&self.dir.join("corrupt")).and_then(|_| fs::rename(&p, &aside));
+                match moved {
+                    Ok(()) => log::error!("{e}: moved to {}", aside.display()),
+                    Err(m) => {
+                        return Err(Fatal::new(
+                            Sysexit::TempFail,
+                            format!("{e} (not moved aside: {})", io_text(&m)),
+                        ));
+                    }
+                }
+            }
+            Err(e) if is_unsafe(&e) => return Err(Fatal::new(Sysexit::TempFail, e.to_string())),
+            Err(e) => return Err(cant("cannot open", &p, &e)),
+        }
+        let dir_mode = if self.private { 0o700 } else { 0o2770 };
+        match fs::create_dir(&p) {
+            Ok(()) => {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = fs::set_permissions(&p, fs::Permissions::from_mode(dir_mode));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(cant("cannot create", &p, &e)),
+        }
+        // Made by us or by a process racing us: checked like any other.
+        open_dir(&p).map_err(|e| Fatal::new(Sysexit::TempFail, e.to_string()))?;
+        Ok(p)
+    }
+
+    /// What is wrong with the spool's sub-directories, without changing anything (for
+    /// `mailq`'s problem lines).
+    pub fn subdir_problems(&self) -> Vec<String> {
+        ["tmp", "index", "corrupt", "slots"]
+            .iter()
+            .filter_map(|sub| match open_dir(&self.dir.join(sub)) {
+                Err(e) if is_unsafe(&e) => Some(e.to_string()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Reserve an ID and open its temporary file.
     pub fn begin(&self, now: i64) -> Result<NewEntry, Fatal> {
         let tmp = self.tmp_dir();
+        open_dir(&tmp).map_err(|e| cant("cannot use", &tmp, &e))?;
         for _ in 0..3600 {
             let id = new_queue_id(now);
             let path = tmp.join(format!("tf{id}"));
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(self.file_mode())
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&path)
-            {
+            match open_safely(
+                &path,
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(self.file_mode()),
+                Kind::File,
+            ) {
                 Ok(file) => {
                     if self.qf_path(&id).exists() {
                         let _ = fs::remove_file(&path);
@@ -233,24 +436,9 @@ impl Spool {
         Ok(out)
     }
 
-    /// Open an entry safely: no symlinks, a regular file with one link.
+    /// Open an entry safely: no symlinks, a regular file with one link ([`open_safely`]).
     pub fn open_entry(&self, id: &str) -> io::Result<File> {
-        let path = self.qf_path(id);
-        let f = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-            .open(&path)?;
-        let md = f.metadata()?;
-        if !md.file_type().is_file() || md.nlink() != 1 {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "{} is not a regular file with one link; refused",
-                    path.display()
-                ),
-            ));
-        }
-        Ok(f)
+        open_safely(&self.qf_path(id), OpenOptions::new().read(true), Kind::File)
     }
 
     /// Read an entry's envelope and state (no lock needed: qf is immutable, sf is replaced
@@ -290,12 +478,16 @@ impl Spool {
                 envelope.id
             )));
         }
-        let state = match fs::read_to_string(self.sf_path(id)) {
-            Ok(t) => State::parse(&t).map_err(ReadError::Corrupt)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => State::default(),
+        let state = match read_safely(&self.sf_path(id)).map(String::from_utf8) {
+            Ok(Ok(t)) => State::parse(&t).map_err(ReadError::Corrupt)?,
             // Octets that are not text: not a state file rsendmail wrote.
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            Ok(Err(_)) => {
                 return Err(ReadError::Corrupt(format!("state file sf{id} is not text")));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => State::default(),
+            // A symlink, a FIFO, a hard link...: not a state file rsendmail wrote either.
+            Err(e) if is_unsafe(&e) => {
+                return Err(ReadError::Corrupt(format!("state file sf{id}: {e}")));
             }
             Err(e) => return Err(ReadError::Io(e)),
         };
@@ -354,7 +546,9 @@ impl Spool {
 
     /// Move an unparseable entry aside into `corrupt/` (with its state file).
     pub fn move_corrupt(&self, id: &str) -> io::Result<()> {
+        // Never into a symlink or anything else in corrupt/'s place.
         let dest = self.dir.join("corrupt");
+        open_dir(&dest)?;
         fs::rename(self.qf_path(id), dest.join(format!("qf{id}")))?;
         let _ = fs::rename(self.sf_path(id), dest.join(format!("sf{id}")));
         sync_dir(&self.dir)
@@ -371,7 +565,9 @@ impl Spool {
     ) -> Result<Vec<PathBuf>, Fatal> {
         let mut removed = Vec::new();
         let tmp = self.tmp_dir();
-        if let Ok(rd) = fs::read_dir(&tmp) {
+        // Listed (and emptied) only when it is the spool's own directory.
+        let tmp_ok = open_dir(&tmp).is_ok();
+        if let Some(rd) = tmp_ok.then(|| fs::read_dir(&tmp).ok()).flatten() {
             for ent in rd.flatten() {
                 let p = ent.path();
                 let Ok(md) = fs::symlink_metadata(&p) else {
@@ -467,13 +663,16 @@ impl LockedEntry {
             .tmp_dir()
             .join(format!("sf{id}.{}", std::process::id()));
         let write = || -> io::Result<()> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(self.spool.file_mode())
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&tmp)?;
+            open_dir(&self.spool.tmp_dir())?;
+            let mut f = open_safely(
+                &tmp,
+                OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(self.spool.file_mode()),
+                Kind::File,
+            )?;
             f.write_all(state.to_text().as_bytes())?;
             f.sync_all()?;
             fs::rename(&tmp, self.spool.sf_path(&id))?;
@@ -694,6 +893,73 @@ mod tests {
         let e = spool.read_entry("6AM5eIkR004035").unwrap_err();
         assert!(e.to_string().contains("one link"), "{e}");
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn open_safely_refuses_fifos_symlinks_and_the_wrong_type_without_waiting() {
+        let dir = tempdir("safely");
+        fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let file = dir.join("file");
+        fs::write(&file, "x").unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let dlink = dir.join("dlink");
+        std::os::unix::fs::symlink(&dir, &dlink).unwrap();
+        let read = || {
+            let mut o = OpenOptions::new();
+            o.read(true);
+            o
+        };
+        let refused = |r: io::Result<File>, what: &str| {
+            let e = r.unwrap_err();
+            assert!(is_unsafe(&e), "{e}");
+            assert!(e.to_string().contains(what), "{e}");
+        };
+        refused(open_safely(&fifo, &mut read(), Kind::File), "a FIFO");
+        let mut append = OpenOptions::new();
+        append.append(true).create(true);
+        refused(open_safely(&fifo, &mut append, Kind::File), "a FIFO");
+        refused(
+            open_safely(&link, &mut read(), Kind::File),
+            "a symbolic link",
+        );
+        refused(open_dir(&dlink), "a symbolic link");
+        refused(open_dir(&file), "a regular file");
+        refused(open_safely(&dir, &mut read(), Kind::File), "a directory");
+        assert!(open_safely(&file, &mut read(), Kind::File).is_ok());
+        assert!(open_dir(&dir).is_ok());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_symlink_in_place_of_a_subdirectory_is_moved_aside() {
+        let dir = tempdir("subdir");
+        let outside = tempdir("subdir-outside");
+        fs::create_dir_all(&outside).unwrap();
+        let spool = Spool::new(&dir, true);
+        spool.prepare().unwrap();
+        fs::remove_dir(dir.join("tmp")).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("tmp")).unwrap();
+        assert_eq!(
+            spool.subdir_problems().len(),
+            1,
+            "{:?}",
+            spool.subdir_problems()
+        );
+        spool.prepare().unwrap();
+        assert!(fs::symlink_metadata(dir.join("tmp")).unwrap().is_dir());
+        assert!(spool.subdir_problems().is_empty());
+        // corrupt/ itself a symlink: never moved into, refused.
+        fs::remove_dir_all(dir.join("corrupt")).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("corrupt")).unwrap();
+        fs::write(spool.qf_path("6AM5eIkR004034"), "junk").unwrap();
+        assert!(spool.move_corrupt("6AM5eIkR004034").is_err());
+        assert!(spool.qf_path("6AM5eIkR004034").exists());
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+        let _ = fs::remove_dir_all(&dir);
+        let _ = fs::remove_dir_all(&outside);
     }
 
     #[test]
