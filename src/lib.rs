@@ -49,6 +49,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod deadline;
 pub mod dsn;
 pub mod exit;
 pub mod log;

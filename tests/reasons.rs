@@ -618,3 +618,109 @@ fn the_logged_delay_covers_the_attempt() {
     assert!(xdelay >= 2, "{line}");
     assert!(delay >= xdelay, "{line}");
 }
+
+/// A server that answers each command at once (EHLO, MAIL, the rest with 250) but
+/// writes `dripped` one byte every 300 ms: as its greeting when `at` is `None`, else as
+/// its reply to the command beginning with `at`.
+fn drip_server(dripped: &'static str, at: Option<&'static str>) -> u16 {
+    use std::io::Write;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut w = c.try_clone().unwrap();
+                let drip = |w: &mut std::net::TcpStream| {
+                    for b in dripped.bytes() {
+                        if w.write_all(&[b]).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(300));
+                    }
+                };
+                match at {
+                    None => return drip(&mut w),
+                    Some(_) => {
+                        let _ = w.write_all(b"220 drip.test ESMTP\r\n");
+                    }
+                }
+                for line in BufReader::new(c).lines() {
+                    let Ok(line) = line else { return };
+                    let verb = line.to_ascii_uppercase();
+                    if at.is_some_and(|a| verb.starts_with(a)) {
+                        drip(&mut w);
+                        return;
+                    }
+                    let reply: &[u8] = if verb.starts_with("QUIT") {
+                        b"221 bye\r\n"
+                    } else if verb.starts_with("DATA") {
+                        b"354 go\r\n"
+                    } else {
+                        b"250 ok\r\n"
+                    };
+                    if w.write_all(reply).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Deliver MSG at once to a@example.org through the smarthost on `port` with `opts`:
+/// how long it took, or `None` when it was still going after `limit` (and was killed).
+fn timed_delivery(env: &Env, opts: &[&str], limit: Duration) -> Option<Duration> {
+    use std::io::Write;
+    let mut child = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-odi"])
+        .args(opts)
+        .arg("a@example.org")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(MSG).unwrap();
+    let t = Instant::now();
+    crate::harness::wait_exit(&mut child, limit).map(|_| t.elapsed())
+}
+
+/// A greeting dripped a byte at a time is still a greeting that did not come within
+/// `Timeout.initial`: the timeout is for the whole reply, not for each read.
+#[test]
+fn a_dripped_greeting_times_out_whole() {
+    let port = drip_server(
+        "220 drip.test ESMTP a greeting that takes far longer than its timeout\r\n",
+        None,
+    );
+    let env = Env::with_config(&format!("SMARTHOST 127.0.0.1\nPORT {port}\n"));
+    let took = timed_delivery(&env, &["-O", "Timeout.initial=2s"], Duration::from_secs(10));
+    let took = took.expect("the delivery was still waiting for the greeting after 10s");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert!(took >= Duration::from_millis(1500), "{took:?}");
+    assert_deferred(
+        &env,
+        "Deferred: Connection timed out with [127.0.0.1]",
+        Mode::Odi,
+    );
+}
+
+/// The same for the reply to RCPT under `Timeout.rcpt`.
+#[test]
+fn a_dripped_rcpt_reply_times_out_whole() {
+    let port = drip_server(
+        "250 2.1.5 a recipient reply that takes far longer than its timeout\r\n",
+        Some("RCPT"),
+    );
+    let env = Env::with_config(&format!("SMARTHOST 127.0.0.1\nPORT {port}\n"));
+    let took = timed_delivery(&env, &["-O", "Timeout.rcpt=2s"], Duration::from_secs(10));
+    let took = took.expect("the delivery was still waiting for the RCPT reply after 10s");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // mailq cuts the reason to its column.
+    let listing = env.mailq(&[]);
+    assert!(
+        listing.contains("(Deferred: timeout waiting for input from 127.0.0.1 during RC"),
+        "{listing}"
+    );
+}

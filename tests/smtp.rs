@@ -785,3 +785,61 @@ fn ipv6_loopback_listener() {
     assert!(c.line().starts_with("220 "));
     assert!(c.cmd("HELO c").contains("Hello [::1]"));
 }
+
+/// A command line dripped a byte at a time must still arrive whole within
+/// `Timeout.command`: the session ends with its 421, the slot is free again.
+#[test]
+fn a_dripped_command_line_times_out_whole() {
+    let env = Env::with_config("O Timeout.command=2s\n");
+    let d = Daemon::start(&env, &["-odq"]);
+    let mut c = Raw::connect(d.port);
+    c.line();
+    use std::io::Write;
+    let mut w = c.writer();
+    let t = Instant::now();
+    std::thread::spawn(move || {
+        for b in b"NOOP a command line far slower than its timeout\r\n" {
+            if w.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    assert_eq!(c.line(), "421 4.4.2 test.example Timeout waiting for input");
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert!(took >= Duration::from_millis(1500), "{took:?}");
+    wait_until_or(
+        Duration::from_secs(10),
+        "the dripping session to end",
+        || env.listing(),
+        || d.sessions() == 0,
+    );
+}
+
+/// In DATA, each block of the message must come within `Timeout.datablock`: a message
+/// dripped a byte at a time ends the session, and nothing is queued.
+#[test]
+fn a_dripped_message_times_out() {
+    let env = Env::with_config("O Timeout.datablock=2s\n");
+    let d = Daemon::start(&env, &["-odq"]);
+    let mut c = Raw::connect(d.port);
+    c.line();
+    c.cmd("HELO c");
+    c.begin_data("b@example.net");
+    use std::io::Write;
+    let mut w = c.writer();
+    let t = Instant::now();
+    std::thread::spawn(move || {
+        for b in b"Subject: slow\r\n\r\na body far slower than its timeout\r\n.\r\n" {
+            if w.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    assert_eq!(c.line(), "421 4.4.2 test.example Timeout waiting for input");
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert_eq!(env.entries().len(), 0);
+}

@@ -15,6 +15,7 @@
 
 use super::{Engine, deliver_ids, dns};
 use rsendmail::app::{self, Setup};
+use rsendmail::deadline::Timed;
 use rsendmail::exit::{Fatal, Sysexit};
 use rsendmail::options::DeliveryMode;
 use rsendmail::server::{Backend, Client, DomainCheck, Server, net};
@@ -135,7 +136,15 @@ fn server<'a>(
         },
         max_size: s.settings.max_message_size.filter(|&n| n > 0),
         max_recipients,
+        command_timeout: command_timeout(s),
+        // sendmail's server reads the message under Timeout.datablock (1h by default).
+        data_timeout: Duration::from_secs(s.settings.timeouts.datablock.unwrap_or(3600).max(1)),
     }
+}
+
+/// `O Timeout.command=`: the whole of a command line within it (1h by default).
+fn command_timeout(s: &Setup) -> Duration {
+    Duration::from_secs(s.settings.timeouts.command.unwrap_or(3600).max(1))
 }
 
 /// `O MaxRecipientsPerMessage=`: 1,000 when not set (mailing lists fit; a bound on what
@@ -241,7 +250,7 @@ pub fn daemon(
     // 0: no limit.
     let max_children = s.settings.max_daemon_children.unwrap_or(0);
     let max_recipients = max_recipients(s);
-    let command_timeout = Duration::from_secs(s.settings.timeouts.command.unwrap_or(3600).max(1));
+    let command_timeout = command_timeout(s);
     let mut listeners = Vec::new();
     for a in &addrs {
         match TcpListener::bind(a) {
@@ -430,7 +439,8 @@ fn session(
     let Ok(read_half) = stream.try_clone() else {
         return 0;
     };
-    let mut input = BufReader::with_capacity(64 * 1024, read_half);
+    // Each read keeps to the deadline the session sets (a command line, a data block).
+    let mut input = BufReader::with_capacity(64 * 1024, Timed::new(read_half));
     let mut out = std::io::BufWriter::new(&stream);
     match srv.run(&mut backend, &mut input, &mut out) {
         Ok(end) => log::info!(

@@ -38,6 +38,7 @@ mod session;
 pub use params::xtext_decode;
 
 use crate::clock;
+use crate::deadline::Deadline;
 use crate::message::{self, Header, LineReader, address};
 use crate::options::DeliveryMode;
 use crate::spool::Spool;
@@ -46,6 +47,7 @@ use crate::submit::{self, StoreError};
 use session::{Hello, Session, Transaction};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::IpAddr;
+use std::time::Duration;
 
 /// The longest command line accepted (sendmail's MAXLINE); longer is an attack.
 pub const MAX_COMMAND_LINE: usize = 2048;
@@ -101,7 +103,15 @@ pub struct Server<'a> {
     /// Recipients per transaction (`O MaxRecipientsPerMessage=`; the caller passes
     /// `usize::MAX` for the option's 0, no limit); beyond, 452.
     pub max_recipients: usize,
+    /// A command line must arrive whole within this (`O Timeout.command=`), on a
+    /// connection that keeps deadlines ([`crate::deadline`]).
+    pub command_timeout: Duration,
+    /// Each [`DATA_BLOCK`] of a message must arrive within this (`O Timeout.datablock=`).
+    pub data_timeout: Duration,
 }
+
+/// The block of the message `data_timeout` is for: the session's input buffer.
+pub const DATA_BLOCK: usize = 64 * 1024;
 
 /// How a session ended.
 #[derive(Debug, Default)]
@@ -171,7 +181,7 @@ impl Server<'_> {
     }
 
     /// Run a session. Errors are the connection's (the client is gone).
-    pub fn run<R: Read, W: Write>(
+    pub fn run<R: Deadline, W: Write>(
         &mut self,
         backend: &mut dyn Backend,
         input: &mut BufReader<R>,
@@ -446,6 +456,8 @@ mod tests {
             aliases: Some(aliases),
             max_size: Some(100_000),
             max_recipients: 3,
+            command_timeout: Duration::from_secs(3600),
+            data_timeout: Duration::from_secs(3600),
         };
         let mut out = Vec::new();
         let mut input = BufReader::with_capacity(64, input);

@@ -31,7 +31,10 @@
 
 use super::params::{MailParams, Offered, RcptParams};
 use super::path::{Path, PathError, checked_path, split_path};
-use super::{Backend, DomainCheck, Ending, MAX_COMMAND_LINE, Received, Server, reply_line};
+use super::{
+    Backend, DATA_BLOCK, DomainCheck, Ending, MAX_COMMAND_LINE, Received, Server, reply_line,
+};
+use crate::deadline::{Deadline, Limit};
 use crate::exit::Sysexit;
 use crate::message::address;
 use crate::options::DeliveryMode;
@@ -142,7 +145,7 @@ enum Flow {
 }
 
 /// One session's state, over the server's settings and the connection.
-pub(super) struct Session<'s, 'a, R: Read, W: Write> {
+pub(super) struct Session<'s, 'a, R: Deadline, W: Write> {
     server: &'s Server<'a>,
     backend: &'s mut dyn Backend,
     input: &'s mut BufReader<R>,
@@ -156,7 +159,7 @@ pub(super) struct Session<'s, 'a, R: Read, W: Write> {
     line: Vec<u8>,
 }
 
-impl<'s, 'a, R: Read, W: Write> Session<'s, 'a, R, W> {
+impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
     pub(super) fn new(
         server: &'s Server<'a>,
         backend: &'s mut dyn Backend,
@@ -203,6 +206,9 @@ impl<'s, 'a, R: Read, W: Write> Session<'s, 'a, R, W> {
         if self.input.buffer().is_empty() {
             self.out.flush()?;
         }
+        // The whole line within the command timeout, however it is split.
+        let limit = Limit::Whole(self.server.command_timeout);
+        self.input.get_mut().limit(limit);
         let host = &self.server.host;
         match read_command(self.input, &mut self.line) {
             Ok(Some(true)) => {}
@@ -485,6 +491,10 @@ impl<'s, 'a, R: Read, W: Write> Session<'s, 'a, R, W> {
     /// ends either way; a broken data stream ends the session.
     fn message(&mut self) -> io::Result<Flow> {
         let tx = std::mem::take(&mut self.tx);
+        self.input.get_mut().limit(Limit::Blocks {
+            bytes: DATA_BLOCK,
+            timeout: self.server.data_timeout,
+        });
         let received = self.server.receive(&tx, &self.hello, self.input);
         self.phase = Phase::Helo;
         match received {

@@ -418,6 +418,11 @@ impl Raw {
         self.w.shutdown(std::net::Shutdown::Both).unwrap();
     }
 
+    /// Another handle on the connection, for writing from another thread.
+    pub fn writer(&self) -> TcpStream {
+        self.w.try_clone().unwrap()
+    }
+
     pub fn send(&mut self, b: &[u8]) {
         self.w.write_all(b).unwrap();
     }

@@ -76,6 +76,7 @@ pub use transaction::{Stored, xtext};
 
 use super::reply::Reply;
 use rsendmail::config::io_text;
+use rsendmail::deadline::Timed;
 use rsendmail::status::{self, StatusClass};
 use std::io::{self, BufReader, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -212,7 +213,7 @@ impl Session {
                         .try_clone()
                         .map_err(|e| io_reply(&e, State::Greeting, host))?;
                     let mut s = Session {
-                        conn: BufReader::new(Stream::Plain(stream)),
+                        conn: BufReader::new(Stream::Plain(Timed::new(stream))),
                         sock,
                         wbuf: Vec::with_capacity(4096),
                         tls: false,

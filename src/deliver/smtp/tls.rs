@@ -7,13 +7,15 @@
 //! that does not pass ends the session with a `451 4.7.5` reply (the message stays
 //! queued); so does a required STARTTLS the server does not offer (`4.7.4`) or refuses.
 //! Anything the server sent before the handshake is dropped, and after STARTTLS the
-//! server's extensions are asked for again (RFC 3207 §4.2).
+//! server's extensions are asked for again (RFC 3207 §4.2). The whole handshake is held
+//! to `Timeout.helo` as one deadline, not per read.
 
 #![deny(clippy::string_slice)]
 
 use super::reply::Expect;
 use super::wire::Stream;
 use super::{Caps, Reply, Session, State, Transcript};
+use rsendmail::deadline::{Deadline, Limit};
 use rsendmail::status;
 use std::io::BufReader;
 
@@ -116,14 +118,15 @@ impl Session {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
-        let _ = self.sock.set_read_timeout(Some(self.timeouts.helo));
         let _ = self.sock.set_write_timeout(Some(self.timeouts.helo));
         let old = std::mem::replace(&mut self.conn, BufReader::new(Stream::Closed));
         // Anything the server sent before the handshake is dropped with the old buffer.
-        let tcp = match old.into_inner() {
+        let mut tcp = match old.into_inner() {
             Stream::Plain(t) => t,
             _ => return Err(fail("TLS started twice".into())),
         };
+        // The whole handshake within the EHLO timeout, however the server splits it.
+        tcp.limit(Limit::Whole(self.timeouts.helo));
         let tls = match connector.connect(&name, tcp) {
             Ok(t) => t,
             Err(e) => {

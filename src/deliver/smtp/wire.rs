@@ -2,6 +2,12 @@
 //! pipelined group), replies read and counted against the commands sent, the message data
 //! written, each step under its RFC 5321 §4.5.3.2 timeout.
 //!
+//! A reply's timeout is a deadline for the whole reply, all its lines (RFC 5321
+//! §4.5.3.2: the time to wait for the reply to a command), kept by the TCP stream under
+//! the TLS layer ([`rsendmail::deadline::Timed`]): a server that sends a byte at a time
+//! cannot make one reply last longer than its command's timeout. Writes are timed per
+//! write, the data per block written (`Timeout.datablock`).
+//!
 //! Every line written is owed a reply (`Session::awaiting`): a reply that answers no
 //! command, or data waiting once the last reply owed is read, is a protocol error, and
 //! so is a reply outside what its command may get ([`Expect`]). Either ends the session
@@ -13,10 +19,10 @@
 use super::reply::{Expect, read_reply};
 use super::{Reply, Session, State, Transcript};
 use rsendmail::config::io_text;
+use rsendmail::deadline::{Deadline, Limit, Timed};
 use rsendmail::message::wire;
 use rsendmail::status;
 use std::io::{self, BufWriter, Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 /// RFC 5321 §4.5.3.2 timeouts.
@@ -54,8 +60,8 @@ impl Default for Timeouts {
 
 /// The connection: plain TCP, or TLS over it (after STARTTLS, or from the start).
 pub enum Stream {
-    Plain(TcpStream),
-    Tls(Box<native_tls::TlsStream<TcpStream>>),
+    Plain(Timed),
+    Tls(Box<native_tls::TlsStream<Timed>>),
     /// While the stream is being replaced (STARTTLS); never seen from outside.
     Closed,
 }
@@ -66,6 +72,17 @@ impl Read for Stream {
             Stream::Plain(s) => s.read(buf),
             Stream::Tls(s) => s.read(buf),
             Stream::Closed => Err(io::Error::from(io::ErrorKind::NotConnected)),
+        }
+    }
+}
+
+impl Deadline for Stream {
+    /// The deadline is kept under TLS too: on the TCP stream TLS reads from.
+    fn limit(&mut self, limit: Limit) {
+        match self {
+            Stream::Plain(s) => s.limit(limit),
+            Stream::Tls(s) => s.get_mut().limit(limit),
+            Stream::Closed => {}
         }
     }
 }
@@ -144,7 +161,8 @@ impl Session {
                 state.phase()
             )));
         }
-        let _ = self.sock.set_read_timeout(Some(timeout));
+        // The whole reply, every line of it, within `timeout`.
+        self.conn.get_mut().limit(Limit::Whole(timeout));
         let res = read_reply(&mut self.conn, |l| {
             if let Some(w) = out.as_deref_mut() {
                 let _ = writeln!(w, "{l}");

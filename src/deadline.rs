@@ -1,0 +1,198 @@
+//! Deadlines for reading a TCP connection (RFC 5321 §4.5.3.2): a unit — a reply, a
+//! command line, a block of a message — must arrive whole within its timeout, however
+//! the peer splits it. A timeout per read would let a peer that sends one byte at a time
+//! hold the connection (and what waits on it) for as long as it likes.
+//!
+//! [`Timed`] is the one place that keeps a deadline, for the SMTP client and the SMTP
+//! server alike: before each read it sets the socket's read timeout to the time left,
+//! and once the deadline has passed a read fails at once, with the error a socket's own
+//! read timeout gives (`EAGAIN`), so that everything after it sees what it saw before.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// What the next reads must keep to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// No deadline: the socket's read timeout is left as it is.
+    None,
+    /// Everything read from now on, until the limit is set again, within this time.
+    Whole(Duration),
+    /// Each `bytes` read from now on within `timeout` (the deadline moves on by
+    /// `timeout` each time a whole block has come).
+    Blocks { bytes: usize, timeout: Duration },
+}
+
+/// A reader whose reads may be given a [`Limit`]. Readers that never wait on a peer
+/// (in-memory input, a file, a pipe given by the caller) keep no deadline.
+pub trait Deadline: Read {
+    fn limit(&mut self, _limit: Limit) {}
+}
+
+impl Deadline for &[u8] {}
+impl Deadline for &std::fs::File {}
+
+/// A TCP connection whose reads keep to a [`Limit`].
+#[derive(Debug)]
+pub struct Timed {
+    sock: TcpStream,
+    deadline: Option<Instant>,
+    /// With [`Limit::Blocks`]: the block size, its timeout, and the bytes of the current
+    /// block read so far.
+    block: Option<(usize, Duration)>,
+    since: usize,
+}
+
+impl Timed {
+    pub fn new(sock: TcpStream) -> Timed {
+        Timed {
+            sock,
+            deadline: None,
+            block: None,
+            since: 0,
+        }
+    }
+
+    pub fn get_ref(&self) -> &TcpStream {
+        &self.sock
+    }
+}
+
+/// `now + d`, or no deadline when that is past what an `Instant` can hold.
+fn after(d: Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
+}
+
+impl Deadline for Timed {
+    fn limit(&mut self, limit: Limit) {
+        self.since = 0;
+        (self.deadline, self.block) = match limit {
+            Limit::None => (None, None),
+            Limit::Whole(t) => (after(t), None),
+            Limit::Blocks { bytes, timeout } => (after(timeout), Some((bytes.max(1), timeout))),
+        };
+    }
+}
+
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+            }
+            // Under a millisecond is rounded up by the socket, never to "no timeout".
+            self.sock.set_read_timeout(Some(left))?;
+        }
+        let n = self.sock.read(buf)?;
+        if let Some((bytes, timeout)) = self.block {
+            self.since += n;
+            if self.since >= bytes {
+                self.since = 0;
+                self.deadline = after(timeout);
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl Write for Timed {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sock.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sock.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A connected pair: the peer's end, and ours as a [`Timed`].
+    fn pair() -> (TcpStream, Timed) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (ours, _) = l.accept().unwrap();
+        (peer, Timed::new(ours))
+    }
+
+    /// A peer that writes a byte every 50 ms, `n` times, from a thread.
+    fn drip(mut peer: TcpStream, n: usize) {
+        std::thread::spawn(move || {
+            for _ in 0..n {
+                if peer.write_all(b"x").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+    }
+
+    fn read_until_error(t: &mut Timed) -> (usize, io::Error) {
+        let mut got = 0;
+        let mut buf = [0u8; 16];
+        loop {
+            match t.read(&mut buf) {
+                Ok(0) => return (got, io::Error::from(io::ErrorKind::UnexpectedEof)),
+                Ok(n) => got += n,
+                Err(e) => return (got, e),
+            }
+        }
+    }
+
+    #[test]
+    fn a_whole_limit_ends_a_dripping_peer() {
+        let (peer, mut t) = pair();
+        drip(peer, 100);
+        t.limit(Limit::Whole(Duration::from_millis(400)));
+        let start = Instant::now();
+        let (got, e) = read_until_error(&mut t);
+        assert!(matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ));
+        assert!(got < 20, "{got}");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn blocks_that_keep_coming_move_the_deadline_on() {
+        let (peer, mut t) = pair();
+        drip(peer, 20);
+        // A block of 2 bytes comes every 100 ms, well within 400 ms: all of it is read.
+        t.limit(Limit::Blocks {
+            bytes: 2,
+            timeout: Duration::from_millis(400),
+        });
+        let (got, e) = read_until_error(&mut t);
+        assert_eq!((got, e.kind()), (20, io::ErrorKind::UnexpectedEof));
+        // A block of 100 bytes does not come within 400 ms.
+        let (peer, mut t) = pair();
+        drip(peer, 100);
+        t.limit(Limit::Blocks {
+            bytes: 100,
+            timeout: Duration::from_millis(400),
+        });
+        let (got, e) = read_until_error(&mut t);
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(got < 20, "{got}");
+    }
+
+    #[test]
+    fn no_limit_reads_as_the_socket_does() {
+        let (mut peer, mut t) = pair();
+        peer.write_all(b"abc").unwrap();
+        drop(peer);
+        t.limit(Limit::None);
+        let (got, e) = read_until_error(&mut t);
+        assert_eq!((got, e.kind()), (3, io::ErrorKind::UnexpectedEof));
+    }
+}
