@@ -4,7 +4,7 @@
 //! - deferred mode opens no AF_INET/AF_INET6 socket (no DNS, no connection);
 //! - closed fds 0-2 never end up as spool files.
 
-use crate::harness::{Env, release_bin, require};
+use crate::harness::{END_RECORD, Env, release_bin, require};
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
@@ -76,7 +76,7 @@ fn visible_entries_complete(env: &Env) -> Vec<usize> {
             .unwrap_or_else(|| panic!("{}: no subject: {text:?}", qf.display()));
         let k: usize = subject.parse().unwrap();
         assert!(
-            text.ends_with(&format!("END-OF-MESSAGE {k}\n")),
+            text.ends_with(&format!("END-OF-MESSAGE {k}\n{END_RECORD}")),
             "partial entry visible: {}: {text:?}",
             qf.display()
         );

@@ -68,6 +68,9 @@ impl Run {
     }
 }
 
+/// What follows the message in a queue file (`spool::entry::END_RECORD`).
+pub const END_RECORD: &str = "rsendmail-end\n";
+
 impl Env {
     pub fn new() -> Env {
         Env::with_config("")
@@ -191,12 +194,14 @@ impl Env {
         fs::read_to_string(&e[0]).unwrap()
     }
 
-    /// The message part of the only entry (after the envelope section).
+    /// The message part of the only entry (after the envelope section, before the end
+    /// record).
     #[track_caller]
     pub fn only_message(&self) -> String {
         let text = self.only_entry();
         let at = text.find("\n\n").expect("envelope ends") + 2;
-        text[at..].to_string()
+        let message = text[at..].strip_suffix(END_RECORD).expect("an end record");
+        message.to_string()
     }
 
     /// `mailq ARGS` (with this config): its output, the exit status checked to be 0.
