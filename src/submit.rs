@@ -669,8 +669,7 @@ pub fn write_entry<R: BufRead>(
 /// `~/dead.letter`; `q` say nothing; `m` and `w` (no terminal to write to) mail them
 /// back; `e` mail them back and exit 0. Returns the exit status. `host` is the mail
 /// name, the report's MTA, as in the deliverer's reports. The message is `length` bytes
-/// of `message_file` from `data_offset` (a committed entry's end record follows), or the
-/// rest of the file.
+/// of `message_file` from `data_offset`, or the rest of the file.
 #[allow(clippy::too_many_arguments)]
 fn refused_recipients(
     settings: &Settings,

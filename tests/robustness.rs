@@ -385,7 +385,7 @@ fn truncated_or_extended_queue_files_are_moved_aside_not_delivered() {
         assert_eq!(own.len(), whole.len(), "{what}");
         fs::write(path, text).unwrap();
     }
-    // An entry as the previous version wrote it: no message-bytes, no end record.
+    // An entry as the previous version wrote it: no message-bytes.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

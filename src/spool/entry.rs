@@ -6,12 +6,11 @@
 //! A queue file of version 2 ([`QUEUE_VERSION`]) carries its own length: the second line
 //! is `message-bytes` and the message's exact length in bytes, twenty digits wide (the
 //! writer puts zeros there and the spool's commit fills in the count,
-//! [`LENGTH_AT`]), and the message is followed by the end record [`END_RECORD`]. The
-//! reader (`Spool::read_entry`) checks that the file is exactly envelope, message and end
-//! record long, so a truncated or extended file is refused as corrupt rather than
-//! delivered as a partial message. Version 1 files (written before the length was
-//! recorded) have neither and are read as they always were: the message runs to the end
-//! of the file.
+//! [`LENGTH_AT`]). The reader (`Spool::read_entry`) checks that the file is exactly the
+//! envelope section and that many bytes long, so a truncated or extended file is refused
+//! as corrupt rather than delivered as a partial message. Version 1 files (written before
+//! the length was recorded) are read as they always were: the message runs to the end of
+//! the file.
 //! Values are escaped (`%XX` for bytes up to space, DEL and `%`), so a value can never
 //! contain a line break, and fields can be separated by spaces.
 //!
@@ -28,12 +27,10 @@ use std::str::FromStr;
 
 pub const QUEUE_MAGIC: &str = "rsendmail-queue";
 pub const STATE_MAGIC: &str = "rsendmail-state";
-/// The version of the queue files written now: 2, with `message-bytes` and the end record.
+/// The version of the queue files written now: 2, with `message-bytes`.
 pub const QUEUE_VERSION: u32 = 2;
 /// The version of the state files written now.
 pub const STATE_VERSION: u32 = 1;
-/// What follows the message in a version 2 queue file, its last bytes.
-pub const END_RECORD: &[u8] = b"rsendmail-end\n";
 /// The width of the `message-bytes` value: the digits of `u64::MAX`.
 pub const LENGTH_DIGITS: usize = 20;
 /// Where the digits of `message-bytes` start in a queue file: [`Envelope::to_text`]

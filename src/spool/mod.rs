@@ -3,7 +3,7 @@
 //! # Layout
 //! ```text
 //! SPOOLDIR/
-//!   qf<ID>        a committed entry: envelope section, blank line, message, end record
+//!   qf<ID>        a committed entry: envelope section, blank line, message
 //!                 (immutable; see entry.rs for the format)
 //!   sf<ID>        per-recipient state of the entry (absent = nothing tried yet),
 //!                 replaced atomically (write tmp/, fsync, rename, fsync dir)
@@ -34,7 +34,7 @@
 //!    `qf<ID>` exists (in-flight IDs collide on O_EXCL, committed ones on the check).
 //! 2. Write envelope, headers and body through [`NewEntry::writer`], which counts; at
 //!    commit, fill in the envelope's `message-bytes` with the count of bytes after the
-//!    envelope section, append the end record, and fsync the file.
+//!    envelope section, and fsync the file.
 //! 3. Append the index lines (an ID listed before it exists is harmless).
 //! 4. Rename `tmp/tf<ID>` to `qf<ID>`, fsync the spool directory.
 //!
@@ -57,9 +57,9 @@
 //!
 //! Queue files may be damaged or hostile: reading one gives an entry or a
 //! [`ReadError`] (a corrupt entry is moved aside by the queue run), never a panic. A
-//! version 2 file must be exactly its envelope section, `message-bytes` bytes of message
-//! and the end record long (`check_length`): a file cut short (a partial restore or copy)
-//! or with bytes after its end is corrupt, never delivered in part; nothing
+//! version 2 file must be exactly its envelope section and `message-bytes` bytes of
+//! message long (`check_length`): a file cut short (a partial restore or copy) or with
+//! bytes after its end is corrupt, never delivered in part; nothing
 //! here cuts text by byte index (the lints below keep it so), and times read from the
 //! file system saturate.
 
@@ -310,7 +310,7 @@ impl Spool {
         let size = match envelope.message_bytes {
             // Version 1: the message runs to the end of the file.
             None => file_size,
-            Some(n) => check_length(&file, file_size, data_offset, n)?,
+            Some(n) => check_length(file_size, data_offset, n)?,
         };
         Ok(QueuedEntry {
             envelope,
@@ -420,21 +420,12 @@ impl Spool {
     }
 }
 
-/// Check a version 2 queue file's length: `file_size` must be exactly `data_offset`
-/// (the envelope section), `message_bytes` and the end record, and the end record must be
-/// there. Returns where the message ends.
-fn check_length(
-    file: &File,
-    file_size: u64,
-    data_offset: u64,
-    message_bytes: u64,
-) -> Result<u64, ReadError> {
-    use std::os::unix::fs::FileExt;
-    let end = data_offset
+/// Check a version 2 queue file's length: `file_size` must be exactly `data_offset` (the
+/// envelope section) and `message_bytes`. Returns where the message ends.
+fn check_length(file_size: u64, data_offset: u64, message_bytes: u64) -> Result<u64, ReadError> {
+    let expected = data_offset
         .checked_add(message_bytes)
-        .filter(|e| e.checked_add(entry::END_RECORD.len() as u64).is_some())
         .ok_or_else(|| ReadError::Corrupt(format!("bad message-bytes {message_bytes}")))?;
-    let expected = end + entry::END_RECORD.len() as u64;
     if file_size != expected {
         let what = if file_size < expected {
             "short (truncated?)"
@@ -442,19 +433,11 @@ fn check_length(
             "too long"
         };
         return Err(ReadError::Corrupt(format!(
-            "queue file {what}: {file_size} bytes, its envelope, message ({message_bytes} \
-             bytes) and end record make {expected}"
+            "queue file {what}: {file_size} bytes, its envelope and message \
+             ({message_bytes} bytes) make {expected}"
         )));
     }
-    let mut tail = [0u8; entry::END_RECORD.len()];
-    file.read_exact_at(&mut tail, end)
-        .map_err(|e| ReadError::Corrupt(format!("unreadable end record: {e}")))?;
-    if tail != entry::END_RECORD {
-        return Err(ReadError::Corrupt(
-            "queue file has no end record after its message".into(),
-        ));
-    }
-    Ok(end)
+    Ok(expected)
 }
 
 /// Why an entry could not be read.
@@ -479,8 +462,8 @@ impl std::fmt::Display for ReadError {
 pub struct QueuedEntry {
     pub envelope: Envelope,
     pub state: State,
-    /// Where the message ends in the qf file: before the end record (version 2), or the
-    /// file's size (version 1).
+    /// Size of the qf file, where the message ends (checked against `message-bytes` in
+    /// a version 2 file).
     pub size: u64,
     /// Where the message starts in the qf file.
     pub data_offset: u64,
@@ -637,8 +620,8 @@ impl NewEntry {
         self.out.out.get_ref().write_all_at(bytes, offset)
     }
 
-    /// Record the message's length in the envelope's `message-bytes` and append the end
-    /// record (see entry.rs). Returns the length.
+    /// Record the message's length in the envelope's `message-bytes` (see entry.rs).
+    /// Returns the length.
     fn seal(&mut self) -> io::Result<u64> {
         use std::os::unix::fs::FileExt;
         let prefix = format!(
@@ -662,8 +645,6 @@ impl NewEntry {
             .out
             .get_ref()
             .write_all_at(digits.as_bytes(), entry::LENGTH_AT as u64)?;
-        self.out.write_all(entry::END_RECORD)?;
-        self.out.flush()?;
         Ok(length)
     }
 
@@ -820,7 +801,7 @@ mod tests {
     }
 
     #[test]
-    fn commit_records_the_length_and_an_end_record() {
+    fn commit_records_the_length() {
         let scratch = ScratchSpool::new("length");
         let spool = &scratch.spool;
         let message = b"Subject: x\n\nbody\n\nmore\n";
@@ -831,15 +812,11 @@ mod tests {
             "rsendmail-queue 2\nmessage-bytes {:020}\n",
             message.len()
         )));
-        assert!(bytes.ends_with(b"\n\nSubject: x\n\nbody\n\nmore\nrsendmail-end\n"));
+        assert!(bytes.ends_with(b"\n\nSubject: x\n\nbody\n\nmore\n"));
         let e = spool.read_entry(&id).unwrap();
         assert_eq!(e.envelope.message_bytes, Some(n));
-        assert_eq!(
-            e.size - e.data_offset,
-            n,
-            "the message without the end record"
-        );
-        assert_eq!(e.size + entry::END_RECORD.len() as u64, bytes.len() as u64);
+        assert_eq!(e.size - e.data_offset, n);
+        assert_eq!(e.size, bytes.len() as u64);
         // An empty message, and one without a final line end, count as well.
         for m in [&b""[..], b"no line end"] {
             let (id, n) = committed(spool, m);
@@ -864,29 +841,27 @@ mod tests {
     }
 
     #[test]
-    fn short_long_or_unterminated_entries_are_corrupt() {
+    fn short_or_long_entries_are_corrupt() {
         let scratch = ScratchSpool::new("cut");
         let spool = &scratch.spool;
         let (id, _) = committed(spool, b"Subject: x\n\nline one\nline two\n");
         let whole = fs::read(spool.qf_path(&id)).unwrap();
         let envelope = whole.windows(2).position(|w| w == b"\n\n").unwrap() + 2;
-        let end = whole.len() - entry::END_RECORD.len();
         let mut cases: Vec<(&str, Vec<u8>)> = vec![
             ("cut by 1", whole[..whole.len() - 1].to_vec()),
-            ("cut by the end record", whole[..end].to_vec()),
+            (
+                "cut by a line",
+                whole[..whole.len() - "line two\n".len()].to_vec(),
+            ),
             ("cut by half", whole[..whole.len() / 2].to_vec()),
             ("envelope only", whole[..envelope].to_vec()),
             ("a byte appended", [&whole[..], b"x"].concat()),
             ("a line appended", [&whole[..], b"more\n"].concat()),
             (
-                "the end record twice",
-                [&whole[..], entry::END_RECORD].concat(),
+                "the message twice",
+                [&whole[..], &whole[envelope..]].concat(),
             ),
         ];
-        // The right size, but the end record is gone (a tail that was never written).
-        let mut zeroed = whole.clone();
-        zeroed[end..].fill(0);
-        cases.push(("end record zeroed", zeroed));
         // The length says more than is there, or less.
         let text = String::from_utf8(whole.clone()).unwrap();
         for n in [
