@@ -539,6 +539,7 @@ pub fn submit<R: BufRead>(
             &refused,
             entry.tmp_path(),
             data_offset,
+            None,
         );
         return Ok(Submitted {
             id: None,
@@ -546,7 +547,7 @@ pub fn submit<R: BufRead>(
             status,
         });
     }
-    entry.commit(&envelope)?;
+    let length = entry.commit(&envelope)?;
     // ---- commit point: from here on the message is safe ----
     crate::log::submitted(
         &envelope,
@@ -580,6 +581,7 @@ pub fn submit<R: BufRead>(
             &refused,
             &spool.qf_path(&id),
             data_offset,
+            Some(length),
         )
     };
     Ok(Submitted {
@@ -666,7 +668,9 @@ pub fn write_entry<R: BufRead>(
 /// meanings): `p` print them (stdout) and save a copy of the message in
 /// `~/dead.letter`; `q` say nothing; `m` and `w` (no terminal to write to) mail them
 /// back; `e` mail them back and exit 0. Returns the exit status. `host` is the mail
-/// name, the report's MTA, as in the deliverer's reports.
+/// name, the report's MTA, as in the deliverer's reports. The message is `length` bytes
+/// of `message_file` from `data_offset`, or the rest of the file.
+#[allow(clippy::too_many_arguments)]
 fn refused_recipients(
     settings: &Settings,
     host: &str,
@@ -675,6 +679,7 @@ fn refused_recipients(
     refused: &[Refused],
     message_file: &std::path::Path,
     data_offset: u64,
+    length: Option<u64>,
 ) -> Sysexit {
     let code = refused.first().map(|r| r.code).unwrap_or(Sysexit::Ok);
     // One line each, as sendmail logs them: `<id>: nosuchuser... User unknown`.
@@ -682,11 +687,11 @@ fn refused_recipients(
         log::info!("{}: {}", env.id, r.text);
     }
     // The message (header block and body) after the envelope section.
-    let open_message = || -> std::io::Result<std::fs::File> {
-        use std::io::Seek;
+    let open_message = || -> std::io::Result<std::io::Take<std::fs::File>> {
+        use std::io::{Read, Seek};
         let mut f = std::fs::File::open(message_file)?;
         f.seek(std::io::SeekFrom::Start(data_offset))?;
-        Ok(f)
+        Ok(f.take(length.unwrap_or(u64::MAX)))
     };
     match settings.error_mode.unwrap_or('p') {
         'q' => code,
@@ -751,7 +756,10 @@ fn refused_recipients(
 
 /// Save the message in the caller's `~/dead.letter` (sendmail's ErrorMode p), with the
 /// caller's own privileges, and say so as sendmail does.
-fn save_dead_letter(env: &Envelope, open_message: impl Fn() -> std::io::Result<std::fs::File>) {
+fn save_dead_letter(
+    env: &Envelope,
+    open_message: impl Fn() -> std::io::Result<std::io::Take<std::fs::File>>,
+) {
     if crate::privs::is_setid() && crate::privs::drop_group().is_err() {
         return;
     }

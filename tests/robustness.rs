@@ -4,6 +4,7 @@
 //! panic would abort: exit status 134 in the release build (`panic = "abort"`), 101 in
 //! the test build; neither may appear.
 
+use crate::harness::servers::{Sink, relay_env};
 use crate::harness::{
     Env, MSG, Run, TEST_USER, can_switch_user, closed_tcp_port, user_visible_bin, wait_exit,
     wait_until,
@@ -694,4 +695,108 @@ fn fifos_in_the_index_are_never_waited_on() {
     assert_eq!(code, 0, "{text}");
     h.run(&["-qf"]);
     assert!(h.mailq().contains("second@example.org"));
+}
+
+/// A queue file must be as long as its envelope says. One cut short (by a byte, by half,
+/// to its envelope alone) or with bytes after its end, as a partial restore or copy
+/// leaves it, is shown by mailq as a problem, moved to corrupt/ and logged by a run, and
+/// never delivered in part. An entry of the previous version, without the length, is
+/// still delivered.
+#[test]
+fn truncated_or_extended_queue_files_are_moved_aside_not_delivered() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let mut message = String::from("Subject: damaged\n\n");
+    for i in 0..200 {
+        message.push_str(&format!("line {i} of a message that must arrive whole\n"));
+    }
+    for _ in 0..4 {
+        env.sendmail(&["-odq", "a@example.org"], message.as_bytes())
+            .code(0);
+    }
+    let entries = env.entries();
+    assert_eq!(entries.len(), 4, "{}", env.listing());
+    let whole = fs::read(&entries[0]).unwrap();
+    let envelope = whole.windows(2).position(|w| w == b"\n\n").unwrap() + 2;
+    let damaged: [(&str, Vec<u8>); 4] = [
+        ("cut by one byte", whole[..whole.len() - 1].to_vec()),
+        ("cut by half", whole[..whole.len() / 2].to_vec()),
+        ("cut to its envelope", whole[..envelope].to_vec()),
+        ("with bytes appended", [&whole[..], b"appended\n"].concat()),
+    ];
+    let ids: Vec<String> = entries
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap()[2..].to_string())
+        .collect();
+    for ((what, bytes), (path, id)) in damaged.iter().zip(entries.iter().zip(&ids)) {
+        // Each entry keeps its own id (the envelope names it).
+        let own = fs::read(path).unwrap();
+        let text = String::from_utf8(bytes.clone())
+            .unwrap()
+            .replace(&ids[0], id);
+        assert_eq!(own.len(), whole.len(), "{what}");
+        fs::write(path, text).unwrap();
+    }
+    // An entry as the previous version wrote it: no message-bytes.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let old_message = "Subject: old version\n\nwritten before the length was recorded\n";
+    fs::write(
+        env.spool.join("qf6AU00000000009"),
+        format!(
+            "rsendmail-queue 1\nid 6AU00000000009\ncreated {now}\nuser 0 root\nmode q\n\
+             header-bytes 22\nsender a@example.org\nrcpt old@example.org\n\n{old_message}"
+        ),
+    )
+    .unwrap();
+
+    let list = env.run_raw(&env.link("mailq"), &["-C", env.conf.to_str().unwrap()], b"");
+    no_panic(&list);
+    list.code(0);
+    for id in &ids {
+        assert!(
+            list.stdout
+                .contains(&format!("qf{id}: cannot read queue file: queue file ")),
+            "{id}: {}",
+            list.stdout
+        );
+    }
+    assert!(list.stdout.contains("6AU00000000009"), "{}", list.stdout);
+
+    let r = env.sendmail(&["-qf"], b"");
+    no_panic(&r);
+    r.code(0);
+    let dumps = sink.dumps();
+    assert_eq!(dumps.len(), 1, "only the old entry: {dumps:?}");
+    assert!(
+        dumps[0].contains("written before the length was recorded"),
+        "{dumps:?}"
+    );
+    assert!(!dumps.iter().any(|d| d.contains("damaged")), "{dumps:?}");
+    let logged = fs::read_to_string(&log).unwrap();
+    for ((what, _), id) in damaged.iter().zip(&ids) {
+        assert!(
+            env.spool.join(format!("corrupt/qf{id}")).exists(),
+            "{what}: {}",
+            env.listing()
+        );
+        assert!(
+            logged.contains(&format!(
+                "qf{id}: corrupt queue file moved aside: queue file "
+            )),
+            "{what}: {logged}"
+        );
+    }
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    // Nothing was delivered later either.
+    let r = env.sendmail(&["-qf"], b"");
+    r.code(0);
+    assert_eq!(sink.dumps().len(), 1);
 }

@@ -2,6 +2,15 @@
 //!
 //! Both are line-oriented `key value` text. The first line names the format and its
 //! version; unknown keys are ignored so that a newer rsendmail's files stay readable.
+//!
+//! A queue file of version 2 ([`QUEUE_VERSION`]) carries its own length: the second line
+//! is `message-bytes` and the message's exact length in bytes, twenty digits wide (the
+//! writer puts zeros there and the spool's commit fills in the count,
+//! [`LENGTH_AT`]). The reader (`Spool::read_entry`) checks that the file is exactly the
+//! envelope section and that many bytes long, so a truncated or extended file is refused
+//! as corrupt rather than delivered as a partial message. Version 1 files (written before
+//! the length was recorded) are read as they always were: the message runs to the end of
+//! the file.
 //! Values are escaped (`%XX` for bytes up to space, DEL and `%`), so a value can never
 //! contain a line break, and fields can be separated by spaces.
 //!
@@ -18,7 +27,15 @@ use std::str::FromStr;
 
 pub const QUEUE_MAGIC: &str = "rsendmail-queue";
 pub const STATE_MAGIC: &str = "rsendmail-state";
-pub const VERSION: u32 = 1;
+/// The version of the queue files written now: 2, with `message-bytes`.
+pub const QUEUE_VERSION: u32 = 2;
+/// The version of the state files written now.
+pub const STATE_VERSION: u32 = 1;
+/// The width of the `message-bytes` value: the digits of `u64::MAX`.
+pub const LENGTH_DIGITS: usize = 20;
+/// Where the digits of `message-bytes` start in a queue file: [`Envelope::to_text`]
+/// writes that line second, so the commit can fill it in without reading the file back.
+pub const LENGTH_AT: usize = QUEUE_MAGIC.len() + " 2\nmessage-bytes ".len();
 
 /// `%XX`-escape bytes that could break the line format.
 pub fn escape(s: &str) -> String {
@@ -128,6 +145,11 @@ pub struct Envelope {
     /// How many times delivery-time expansion (aliases, `.forward`) has re-queued the
     /// message: a loop between `.forward` files ends at [`crate::aliases::MAX_DEPTH`].
     pub expansions: u32,
+    /// The message's exact length in bytes (`message-bytes`), as read from a version 2
+    /// file; `None` for a version 1 file, which does not record it. Writers leave it
+    /// `None`: [`Envelope::to_text`] then writes zeros, which the commit replaces with
+    /// the count (`NewEntry::commit`).
+    pub message_bytes: Option<u64>,
 }
 
 impl Default for Envelope {
@@ -148,15 +170,23 @@ impl Default for Envelope {
             ret: None,
             report: None,
             expansions: 0,
+            message_bytes: None,
         }
     }
 }
 
 impl Envelope {
-    /// The text of the envelope section, ending with the blank separator line.
+    /// The text of the envelope section, ending with the blank separator line. Always
+    /// version 2, with `message-bytes` second (at [`LENGTH_AT`]), twenty digits wide.
     pub fn to_text(&self) -> String {
         let mut s = String::with_capacity(256);
-        let _ = writeln!(s, "{QUEUE_MAGIC} {VERSION}");
+        let _ = writeln!(s, "{QUEUE_MAGIC} {QUEUE_VERSION}");
+        let _ = writeln!(
+            s,
+            "message-bytes {:0width$}",
+            self.message_bytes.unwrap_or(0),
+            width = LENGTH_DIGITS
+        );
         let _ = writeln!(s, "id {}", self.id);
         let _ = writeln!(s, "created {}", self.created);
         let _ = writeln!(s, "user {} {}", self.uid, escape(&self.user));
@@ -217,13 +247,14 @@ impl Envelope {
         let version: u32 = version
             .parse()
             .map_err(|_| format!("bad version {version:?}"))?;
-        if version > VERSION {
+        if version > QUEUE_VERSION {
             return Err(format!(
-                "queue file version {version} is newer than {VERSION}"
+                "queue file version {version} is newer than {QUEUE_VERSION}"
             ));
         }
         let mut env = Envelope::default();
         let mut have_sender = false;
+        let mut message_bytes = None;
         for line in lines {
             if line.is_empty() {
                 break;
@@ -253,6 +284,7 @@ impl Envelope {
                 "ret" => env.ret = Some(un(rest)?),
                 "report" => env.report = Some(un(rest)?),
                 "expansions" => env.expansions = number(rest, line)?,
+                "message-bytes" => message_bytes = Some(number(rest, line)?),
                 "rcpt" => {
                     let mut fields = rest.split(' ');
                     let addr = un(fields.next().unwrap_or(""))?;
@@ -280,6 +312,11 @@ impl Envelope {
         }
         if env.recipients.is_empty() {
             return Err("queue file has no recipients".into());
+        }
+        // Version 1 is read as it was written: without a length, whatever its lines.
+        if version >= 2 {
+            env.message_bytes =
+                Some(message_bytes.ok_or("queue file has no message-bytes (its length)")?);
         }
         Ok(env)
     }
@@ -340,7 +377,7 @@ pub struct State {
 impl State {
     pub fn to_text(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "{STATE_MAGIC} {VERSION}");
+        let _ = writeln!(s, "{STATE_MAGIC} {STATE_VERSION}");
         let _ = writeln!(s, "attempts {}", self.attempts);
         if let Some(t) = self.last_attempt {
             let _ = writeln!(s, "last-attempt {t}");
@@ -461,6 +498,7 @@ mod tests {
             ret: Some("HDRS".into()),
             report: Some("failure".into()),
             expansions: 2,
+            message_bytes: Some(1234),
         }
     }
 
@@ -484,7 +522,7 @@ mod tests {
         assert!(Envelope::parse(&text).is_ok());
         let newer = sample()
             .to_text()
-            .replace("rsendmail-queue 1", "rsendmail-queue 9");
+            .replace("rsendmail-queue 2", "rsendmail-queue 9");
         assert!(Envelope::parse(&newer).unwrap_err().contains("newer"));
         assert!(Envelope::parse("garbage\n").is_err());
         let norcpt: String = sample()
@@ -494,6 +532,53 @@ mod tests {
             .map(|l| format!("{l}\n"))
             .collect();
         assert!(Envelope::parse(&norcpt).is_err());
+    }
+
+    #[test]
+    fn length_written_second_at_a_fixed_place_and_required_from_version_2() {
+        let mut e = sample();
+        e.message_bytes = None;
+        let text = e.to_text();
+        assert!(text.starts_with("rsendmail-queue 2\nmessage-bytes 00000000000000000000\n"));
+        assert_eq!(
+            &text[LENGTH_AT..LENGTH_AT + LENGTH_DIGITS],
+            "00000000000000000000"
+        );
+        // What the commit writes there is read back.
+        let filled = format!(
+            "{}{:020}{}",
+            &text[..LENGTH_AT],
+            u64::MAX,
+            &text[LENGTH_AT + LENGTH_DIGITS..]
+        );
+        assert_eq!(
+            Envelope::parse(&filled).unwrap().message_bytes,
+            Some(u64::MAX)
+        );
+        // Version 2 without the length, or with a bad one, is refused.
+        let without: String = text
+            .lines()
+            .filter(|l| !l.starts_with("message-bytes"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(
+            Envelope::parse(&without)
+                .unwrap_err()
+                .contains("message-bytes")
+        );
+        for bad in ["-1", "", "18446744073709551616", "12x"] {
+            let t = text.replace(
+                "message-bytes 00000000000000000000",
+                &format!("message-bytes {bad}"),
+            );
+            assert!(Envelope::parse(&t).is_err(), "{bad:?}");
+        }
+        // Version 1, as the previous release wrote it, is read as it was: no length,
+        // and a message-bytes line there means nothing.
+        let old = without.replace("rsendmail-queue 2", "rsendmail-queue 1");
+        assert_eq!(Envelope::parse(&old).unwrap().message_bytes, None);
+        let old = text.replace("rsendmail-queue 2", "rsendmail-queue 1");
+        assert_eq!(Envelope::parse(&old).unwrap().message_bytes, None);
     }
 
     #[test]
@@ -591,6 +676,7 @@ mod tests {
                 option::of(value()),
                 option::of(value()),
                 any::<u32>(),
+                any::<u64>(),
             );
             (head, tail).prop_map(
                 |(
@@ -603,6 +689,7 @@ mod tests {
                         ret,
                         report,
                         expansions,
+                        message_bytes,
                     ),
                 )| Envelope {
                     id,
@@ -619,6 +706,7 @@ mod tests {
                     ret,
                     report,
                     expansions,
+                    message_bytes: Some(message_bytes),
                 },
             )
         }
@@ -672,6 +760,7 @@ mod tests {
                     "ret",
                     "report",
                     "expansions",
+                    "message-bytes",
                     "rcpt",
                     "attempts",
                     "last-attempt",
@@ -696,6 +785,8 @@ mod tests {
                 select(
                     &[
                         "rsendmail-queue 1",
+                        "rsendmail-queue 2",
+                        "rsendmail-queue 02",
                         "rsendmail-state 1",
                         "rsendmail-queue 99",
                         "rsendmail-queue",
@@ -721,7 +812,22 @@ mod tests {
                 for t in [&text, &raw] {
                     if let Ok(e) = Envelope::parse(t) {
                         prop_assert!(!e.id.is_empty() && !e.recipients.is_empty());
-                        prop_assert_eq!(Envelope::parse(&e.to_text()), Ok(e));
+                        // Version 2 exactly when a length was read; written again, an
+                        // entry is version 2 (zeros until a commit counts).
+                        let v1 = t.lines().next().is_some_and(|l| {
+                            l.strip_prefix(QUEUE_MAGIC)
+                                .and_then(|v| v.trim().parse::<u32>().ok())
+                                .is_some_and(|v| v < 2)
+                        });
+                        prop_assert_eq!(e.message_bytes.is_none(), v1);
+                        let text = e.to_text();
+                        prop_assert!(text.get(LENGTH_AT..LENGTH_AT + LENGTH_DIGITS)
+                            .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit())));
+                        let written = Envelope {
+                            message_bytes: Some(e.message_bytes.unwrap_or(0)),
+                            ..e
+                        };
+                        prop_assert_eq!(Envelope::parse(&text), Ok(written));
                     }
                     if let Ok(st) = State::parse(t) {
                         prop_assert_eq!(State::parse(&st.to_text()), Ok(st.clone()));
@@ -737,6 +843,8 @@ mod tests {
             fn envelopes_and_states_round_trip(e in envelope(), st in state(), s in value()) {
                 let text = e.to_text();
                 prop_assert!(text.ends_with("\n\n"));
+                let digits = format!("{:020}", e.message_bytes.unwrap_or(0));
+                prop_assert_eq!(text.get(LENGTH_AT..LENGTH_AT + LENGTH_DIGITS), Some(digits.as_str()));
                 prop_assert_eq!(text.matches("\n\n").count(), 1, "one blank line: {:?}", text);
                 prop_assert_eq!(Envelope::parse(&text), Ok(e));
                 prop_assert_eq!(State::parse(&st.to_text()), Ok(st));

@@ -3,7 +3,8 @@
 //! # Layout
 //! ```text
 //! SPOOLDIR/
-//!   qf<ID>        a committed entry: envelope section, blank line, message (immutable)
+//!   qf<ID>        a committed entry: envelope section, blank line, message
+//!                 (immutable; see entry.rs for the format)
 //!   sf<ID>        per-recipient state of the entry (absent = nothing tried yet),
 //!                 replaced atomically (write tmp/, fsync, rename, fsync dir)
 //!   tmp/tf<ID>    an entry being written by a submission (invisible to everyone else)
@@ -31,7 +32,9 @@
 //! # Commit protocol (submission)
 //! 1. Reserve an ID: create `tmp/tf<ID>` with O_EXCL|O_NOFOLLOW and check that no
 //!    `qf<ID>` exists (in-flight IDs collide on O_EXCL, committed ones on the check).
-//! 2. Write envelope, headers and body; fsync the file.
+//! 2. Write envelope, headers and body through [`NewEntry::writer`], which counts; at
+//!    commit, fill in the envelope's `message-bytes` with the count of bytes after the
+//!    envelope section, and fsync the file.
 //! 3. Append the index lines (an ID listed before it exists is harmless).
 //! 4. Rename `tmp/tf<ID>` to `qf<ID>`, fsync the spool directory.
 //!
@@ -53,7 +56,10 @@
 //! refused.
 //!
 //! Queue files may be damaged or hostile: reading one gives an entry or a
-//! [`ReadError`] (a corrupt entry is moved aside by the queue run), never a panic; nothing
+//! [`ReadError`] (a corrupt entry is moved aside by the queue run), never a panic. A
+//! version 2 file must be exactly its envelope section and `message-bytes` bytes of
+//! message long (`check_length`): a file cut short (a partial restore or copy) or with
+//! bytes after its end is corrupt, never delivered in part; nothing
 //! here cuts text by byte index (the lints below keep it so), and times read from the
 //! file system saturate.
 
@@ -405,7 +411,7 @@ impl Spool {
                         spool: self.clone(),
                         id,
                         tmp_path: path,
-                        out: BufWriter::with_capacity(64 * 1024, file),
+                        out: QueueWriter::new(file),
                         committed: false,
                     });
                 }
@@ -449,7 +455,7 @@ impl Spool {
     }
 
     fn read_open_entry(&self, id: &str, f: File) -> Result<QueuedEntry, ReadError> {
-        let size = f.metadata().map_err(ReadError::Io)?.len();
+        let file_size = f.metadata().map_err(ReadError::Io)?.len();
         let mut r = BufReader::with_capacity(8192, f);
         let mut text = String::new();
         loop {
@@ -493,6 +499,11 @@ impl Spool {
         };
         let data_offset = text.len() as u64;
         let file = r.into_inner();
+        let size = match envelope.message_bytes {
+            // Version 1: the message runs to the end of the file.
+            None => file_size,
+            Some(n) => check_length(file_size, data_offset, n)?,
+        };
         Ok(QueuedEntry {
             envelope,
             state,
@@ -605,6 +616,26 @@ impl Spool {
     }
 }
 
+/// Check a version 2 queue file's length: `file_size` must be exactly `data_offset` (the
+/// envelope section) and `message_bytes`. Returns where the message ends.
+fn check_length(file_size: u64, data_offset: u64, message_bytes: u64) -> Result<u64, ReadError> {
+    let expected = data_offset
+        .checked_add(message_bytes)
+        .ok_or_else(|| ReadError::Corrupt(format!("bad message-bytes {message_bytes}")))?;
+    if file_size != expected {
+        let what = if file_size < expected {
+            "short (truncated?)"
+        } else {
+            "too long"
+        };
+        return Err(ReadError::Corrupt(format!(
+            "queue file {what}: {file_size} bytes, its envelope and message \
+             ({message_bytes} bytes) make {expected}"
+        )));
+    }
+    Ok(expected)
+}
+
 /// Why an entry could not be read.
 #[derive(Debug)]
 pub enum ReadError {
@@ -627,7 +658,8 @@ impl std::fmt::Display for ReadError {
 pub struct QueuedEntry {
     pub envelope: Envelope,
     pub state: State,
-    /// Size of the qf file.
+    /// Size of the qf file, where the message ends (checked against `message-bytes` in
+    /// a version 2 file).
     pub size: u64,
     /// Where the message starts in the qf file.
     pub data_offset: u64,
@@ -702,18 +734,76 @@ impl LockedEntry {
     }
 }
 
+/// The writer of a new entry: buffers, counts the bytes, and notes where the envelope
+/// section ends (its blank line) and how the file starts, so that the commit can record
+/// the message's length without any help from the caller.
+pub struct QueueWriter {
+    out: BufWriter<File>,
+    /// Bytes written so far.
+    written: u64,
+    /// The offset just after the first blank line: where the message starts.
+    envelope_end: Option<u64>,
+    /// The last byte written was a line feed.
+    after_newline: bool,
+    /// The first [`entry::LENGTH_AT`] bytes.
+    head: Vec<u8>,
+}
+
+impl QueueWriter {
+    fn new(file: File) -> QueueWriter {
+        QueueWriter {
+            out: BufWriter::with_capacity(64 * 1024, file),
+            written: 0,
+            envelope_end: None,
+            after_newline: false,
+            head: Vec::with_capacity(entry::LENGTH_AT),
+        }
+    }
+
+    fn note(&mut self, bytes: &[u8]) {
+        if self.envelope_end.is_none() {
+            let room = entry::LENGTH_AT.saturating_sub(self.head.len());
+            self.head.extend(bytes.iter().take(room));
+            let mut at = self.written;
+            for &b in bytes {
+                at += 1;
+                if b == b'\n' && self.after_newline {
+                    self.envelope_end = Some(at);
+                    break;
+                }
+                self.after_newline = b == b'\n';
+            }
+        }
+        self.written += bytes.len() as u64;
+    }
+}
+
+impl Write for QueueWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.note(buf.get(..n).unwrap_or(buf));
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// A submission being written. Dropping it without [`NewEntry::commit`] removes the
 /// temporary file: nothing is queued.
 pub struct NewEntry {
     spool: Spool,
     pub id: String,
     tmp_path: PathBuf,
-    out: BufWriter<File>,
+    out: QueueWriter,
     committed: bool,
 }
 
 impl NewEntry {
-    pub fn writer(&mut self) -> &mut BufWriter<File> {
+    /// Where the envelope section ([`Envelope::to_text`]) and then the message are
+    /// written; it counts, and the commit records the count.
+    pub fn writer(&mut self) -> &mut QueueWriter {
         &mut self.out
     }
 
@@ -726,16 +816,46 @@ impl NewEntry {
     pub fn patch(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
         self.out.flush()?;
-        self.out.get_ref().write_all_at(bytes, offset)
+        self.out.out.get_ref().write_all_at(bytes, offset)
+    }
+
+    /// Record the message's length in the envelope's `message-bytes` (see entry.rs).
+    /// Returns the length.
+    fn seal(&mut self) -> io::Result<u64> {
+        use std::os::unix::fs::FileExt;
+        let prefix = format!(
+            "{} {}\nmessage-bytes ",
+            entry::QUEUE_MAGIC,
+            entry::QUEUE_VERSION
+        );
+        let start = match self.out.envelope_end {
+            Some(start) if self.out.head == prefix.as_bytes() => start,
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "no envelope section of the current version was written",
+                ));
+            }
+        };
+        let length = self.out.written - start;
+        self.out.flush()?;
+        let digits = format!("{length:0width$}", width = entry::LENGTH_DIGITS);
+        self.out
+            .out
+            .get_ref()
+            .write_all_at(digits.as_bytes(), entry::LENGTH_AT as u64)?;
+        Ok(length)
     }
 
     /// Make the entry durable and visible. See the module docs for the protocol.
-    pub fn commit(mut self, envelope: &Envelope) -> Result<(), Fatal> {
+    /// Returns the message's length in bytes (what follows the envelope section).
+    pub fn commit(mut self, envelope: &Envelope) -> Result<u64, Fatal> {
         let path = self.tmp_path.clone();
-        self.out
-            .flush()
+        let length = self
+            .seal()
             .map_err(|e| cant("cannot write queue file", &path, &e))?;
         self.out
+            .out
             .get_ref()
             .sync_all()
             .map_err(|e| cant("cannot sync queue file", &path, &e))?;
@@ -753,7 +873,7 @@ impl NewEntry {
             cant("cannot sync queue directory", &self.spool.dir, &e)
         })?;
         // ---- commit point ----
-        Ok(())
+        Ok(length)
     }
 }
 
@@ -864,6 +984,127 @@ mod tests {
         assert!(!spool.sf_path(&id).exists());
         // The index still names it; that is harmless and a rebuild drops it.
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Commit an entry holding `message` (written in pieces, as callers do).
+    fn committed(spool: &Spool, message: &[u8]) -> (String, u64) {
+        let mut ne = spool.begin(crate::clock::now()).unwrap();
+        let id = ne.id.clone();
+        let e = env(&id);
+        ne.writer().write_all(e.to_text().as_bytes()).unwrap();
+        for piece in message.chunks(3) {
+            ne.writer().write_all(piece).unwrap();
+        }
+        assert_eq!(ne.commit(&e).unwrap(), message.len() as u64);
+        (id, message.len() as u64)
+    }
+
+    #[test]
+    fn commit_records_the_length() {
+        let scratch = ScratchSpool::new("length");
+        let spool = &scratch.spool;
+        let message = b"Subject: x\n\nbody\n\nmore\n";
+        let (id, n) = committed(spool, message);
+        let bytes = fs::read(spool.qf_path(&id)).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.starts_with(&format!(
+            "rsendmail-queue 2\nmessage-bytes {:020}\n",
+            message.len()
+        )));
+        assert!(bytes.ends_with(b"\n\nSubject: x\n\nbody\n\nmore\n"));
+        let e = spool.read_entry(&id).unwrap();
+        assert_eq!(e.envelope.message_bytes, Some(n));
+        assert_eq!(e.size - e.data_offset, n);
+        assert_eq!(e.size, bytes.len() as u64);
+        // An empty message, and one without a final line end, count as well.
+        for m in [&b""[..], b"no line end"] {
+            let (id, n) = committed(spool, m);
+            let e = spool.read_entry(&id).unwrap();
+            assert_eq!(
+                (e.envelope.message_bytes, e.size - e.data_offset),
+                (Some(n), n)
+            );
+        }
+        // Without an envelope section of this version there is nothing to commit.
+        let mut ne = spool.begin(crate::clock::now()).unwrap();
+        let e = env(&ne.id.clone());
+        ne.writer().write_all(b"Subject: no envelope\n\n").unwrap();
+        assert!(ne.commit(&e).is_err());
+        let mut ne = spool.begin(crate::clock::now()).unwrap();
+        let e = env(&ne.id.clone());
+        let v1 = e
+            .to_text()
+            .replace("rsendmail-queue 2", "rsendmail-queue 1");
+        ne.writer().write_all(v1.as_bytes()).unwrap();
+        assert!(ne.commit(&e).is_err());
+    }
+
+    #[test]
+    fn short_or_long_entries_are_corrupt() {
+        let scratch = ScratchSpool::new("cut");
+        let spool = &scratch.spool;
+        let (id, _) = committed(spool, b"Subject: x\n\nline one\nline two\n");
+        let whole = fs::read(spool.qf_path(&id)).unwrap();
+        let envelope = whole.windows(2).position(|w| w == b"\n\n").unwrap() + 2;
+        let mut cases: Vec<(&str, Vec<u8>)> = vec![
+            ("cut by 1", whole[..whole.len() - 1].to_vec()),
+            (
+                "cut by a line",
+                whole[..whole.len() - "line two\n".len()].to_vec(),
+            ),
+            ("cut by half", whole[..whole.len() / 2].to_vec()),
+            ("envelope only", whole[..envelope].to_vec()),
+            ("a byte appended", [&whole[..], b"x"].concat()),
+            ("a line appended", [&whole[..], b"more\n"].concat()),
+            (
+                "the message twice",
+                [&whole[..], &whole[envelope..]].concat(),
+            ),
+        ];
+        // The length says more than is there, or less.
+        let text = String::from_utf8(whole.clone()).unwrap();
+        for n in [
+            "00000000000000000029",
+            "00000000000000000031",
+            "18446744073709551615",
+        ] {
+            let t = text.replacen("00000000000000000030", n, 1);
+            assert_ne!(t, text);
+            cases.push(("another length", t.into_bytes()));
+        }
+        for (what, bytes) in cases {
+            fs::write(spool.qf_path(&id), &bytes).unwrap();
+            match spool.read_entry(&id) {
+                Err(ReadError::Corrupt(why)) => assert!(!why.is_empty()),
+                other => panic!("{what}: {other:?}"),
+            }
+            assert!(spool.lock_entry(&id).is_err(), "{what}");
+        }
+        fs::write(spool.qf_path(&id), &whole).unwrap();
+        assert!(spool.read_entry(&id).is_ok());
+    }
+
+    #[test]
+    fn version_1_entries_read_as_before() {
+        let scratch = ScratchSpool::new("v1");
+        let spool = &scratch.spool;
+        let id = "6AM5eIkR004034";
+        let text: String = env(id)
+            .to_text()
+            .replace("rsendmail-queue 2", "rsendmail-queue 1")
+            .lines()
+            .filter(|l| !l.starts_with("message-bytes"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let file = format!("{text}Subject: old\n\nbody\n");
+        fs::write(spool.qf_path(id), &file).unwrap();
+        let e = spool.read_entry(id).unwrap();
+        assert_eq!(e.envelope.message_bytes, None);
+        assert_eq!(e.size, file.len() as u64, "the message runs to the end");
+        assert_eq!(
+            e.size - e.data_offset,
+            "Subject: old\n\nbody\n".len() as u64
+        );
     }
 
     #[test]
