@@ -153,7 +153,10 @@ fn deferrals_reach_no_terminal_and_no_state_file() {
     // The state file keeps the text as read.
     let sf = env.spool.join(format!(
         "sf{}",
-        &env.only_entry().lines().nth(1).unwrap()[3..]
+        env.only_entry()
+            .lines()
+            .find_map(|l| l.strip_prefix("id "))
+            .unwrap()
     ));
     let state = fs::read_to_string(&sf).unwrap();
     assert!(!state.contains("%1B") && !state.contains("%0D"), "{state}");
