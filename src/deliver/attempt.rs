@@ -366,7 +366,7 @@ fn relay_addresses(
         reply::Reply::with_status(
             451,
             status::BAD_SYSTEM.with_class(StatusClass::Transient),
-            format!("Host unknown (Name server: [{name}]: host not found)"),
+            dns::host_not_found(&format!("[{name}]")),
         )
     };
     let failed = |why: &str| {
@@ -374,7 +374,7 @@ fn relay_addresses(
         reply::Reply::with_status(
             451,
             status::DIRECTORY_TEMP,
-            format!("Name server: [{name}]: host name lookup failure"),
+            dns::lookup_failed(&format!("[{name}]")),
         )
     };
     if engine.resolver.is_empty() {

@@ -87,7 +87,7 @@ fn failure_transcript(address: &str, reply: &Reply) -> Vec<String> {
     }
     let mut lines = vec![format!(">>> {command}")];
     lines.extend(reply.transcript_lines());
-    if command.starts_with("RCPT") && matches!(reply.code, 550 | 551 | 553) {
+    if reply.is_user_unknown(command.starts_with("RCPT")) {
         let enhanced = EnhancedStatus::at_start_of(reply.lines.first().map_or("", |l| l))
             .unwrap_or(status::BAD_MAILBOX);
         lines.push(format!(

@@ -105,12 +105,7 @@ impl Dns {
     /// Where mail for `domain` goes.
     pub fn mx(&self, domain: &str) -> MxResult {
         let fqdn = format!("{}.", domain.trim_end_matches('.'));
-        let unknown = || {
-            MxResult::NoHost(
-                status::BAD_SYSTEM,
-                format!("Host unknown (Name server: {domain}: host not found)"),
-            )
-        };
+        let unknown = || MxResult::NoHost(status::BAD_SYSTEM, host_not_found(domain));
         match self.rt.block_on(self.resolver.mx_lookup(fqdn.as_str())) {
             Ok(lookup) => {
                 let mut mx: Vec<(u16, String)> = lookup
@@ -181,13 +176,21 @@ impl Dns {
     fn implicit(&self, domain: &str) -> MxResult {
         match self.addresses(domain) {
             Ok(a) if !a.is_empty() => MxResult::Hosts(vec![(domain.to_string(), a)]),
-            Ok(_) | Err((true, _)) => MxResult::NoHost(
-                status::BAD_SYSTEM,
-                format!("Host unknown (Name server: {domain}: host not found)"),
-            ),
+            Ok(_) | Err((true, _)) => MxResult::NoHost(status::BAD_SYSTEM, host_not_found(domain)),
             Err((false, e)) => lookup_failure(domain, &e),
         }
     }
+}
+
+/// sendmail's words for a name that does not exist, `name` as sendmail shows it (a
+/// domain as it is, a relay in brackets: `[relay.example]`).
+pub fn host_not_found(name: &str) -> String {
+    format!("Host unknown (Name server: {name}: host not found)")
+}
+
+/// sendmail's words for a lookup that failed for now (see [`host_not_found`]).
+pub fn lookup_failed(name: &str) -> String {
+    format!("Name server: {name}: host name lookup failure")
 }
 
 /// A lookup that failed for now (SERVFAIL, a refusal, no answer), in sendmail's words:
@@ -195,10 +198,7 @@ impl Dns {
 /// goes to the log.
 fn lookup_failure(domain: &str, why: &str) -> MxResult {
     log::info!("MX lookup for {domain}: {why}");
-    MxResult::Temp(
-        status::DIRECTORY_TEMP,
-        format!("Name server: {domain}: host name lookup failure"),
-    )
+    MxResult::Temp(status::DIRECTORY_TEMP, lookup_failed(domain))
 }
 
 /// Preference order; hosts of equal preference in random order (RFC 5321 §5.1).

@@ -100,6 +100,13 @@ impl Reply {
             .collect()
     }
 
+    /// Whether sendmail calls this permanent refusal of a recipient `User unknown` (a RCPT
+    /// answered 550, 551 or 553: its EX_NOUSER) rather than `Service unavailable`
+    /// (EX_UNAVAILABLE); recorded in the bounce-* and reason-* compat cases.
+    pub fn is_user_unknown(&self, to_rcpt: bool) -> bool {
+        to_rcpt && matches!(self.code, 550 | 551 | 553)
+    }
+
     /// A reply made up locally (connection errors, timeouts, local delivery's results),
     /// its text made printable.
     pub fn local(code: u16, text: impl Into<String>) -> Reply {

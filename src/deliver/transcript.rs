@@ -112,7 +112,7 @@ pub fn reply_lines(addrs: &[&str], o: &RcptOutcome, step: Step, interactive: boo
             Step::Rcpt => addrs
                 .iter()
                 .map(|a| {
-                    let words = if matches!(o.reply.code, 550 | 551 | 553) {
+                    let words = if o.reply.is_user_unknown(true) {
                         "User unknown"
                     } else {
                         "Service unavailable"

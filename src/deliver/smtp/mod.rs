@@ -195,7 +195,7 @@ impl Session {
         let mut last = Reply::with_status(
             451,
             status::BAD_SYSTEM.with_class(StatusClass::Transient),
-            format!("Host unknown (Name server: [{bare}]: host not found)"),
+            super::dns::host_not_found(&format!("[{bare}]")),
         );
         for &ip in addrs {
             let addr = SocketAddr::new(ip, port);
