@@ -154,7 +154,7 @@ class Spool:
         if not self.spool.exists():
             return []
         return sorted(p for p in self.spool.rglob("qf*")
-                      if p.is_file() and "corrupt" not in p.parts and "tmp" not in p.parts)
+                      if p.is_file() and not {"corrupt", "tmp"} & set(p.relative_to(self.spool).parts))
 
     def corrupt(self) -> list[Path]:
         c = self.spool / "corrupt"
@@ -206,8 +206,18 @@ class Server:
         port_file = self.state / "port"
         if not wait_until(20, port_file.exists):
             raise RuntimeError("fault server did not start")
-        time.sleep(0.05)
         self.port = int(port_file.read_text().strip())
+        if not wait_until(20, self._greets, step=0.1):
+            raise RuntimeError("fault server does not greet")
+
+    def _greets(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                ok = s.recv(4).startswith(b"220")
+                s.sendall(b"QUIT\r\n")
+                return ok
+        except OSError:
+            return False
 
     def messages(self) -> list[tuple[dict, bytes]]:
         d = self.state / "messages"
