@@ -31,12 +31,13 @@ pub fn sweep(
     let now = clock::now();
     spool.prepare()?;
     // Fast selection (docs/ARCHITECTURE.md, "The fast-flush index"): a -qR run with an
-    // index is answered from the recipient index alone, without listing the spool, so its
-    // time does not depend on how many other entries there are. The index cannot miss a
-    // committed entry (lines are appended before the rename, and a failed append removes
-    // the index so that the next run rebuilds it); it may list more than is queued, never
-    // less, so opening the candidates and applying the full filter below gives what a
-    // full scan gives.
+    // index opens only the entries the recipient index names as matching, and those it
+    // does not name at all (by name, from the listing), so its time does not depend on
+    // how many other entries there are. The index may list more than is queued, and may
+    // miss a committed entry (an append that failed or waited too long, a rebuild between
+    // a submission's append and its rename): such an entry is unindexed, so a candidate.
+    // Opening the candidates and applying the full filter below gives what a full scan
+    // gives.
     let needles = filter.and_then(QueueRunArgs::recipient_needles);
     let fast = needles.is_some() && index::present(spool);
     let mut out = Sweep {
@@ -52,17 +53,17 @@ pub fn sweep(
         ids
     };
     if let Some(n) = &needles {
-        let candidates = index::ids_matching(spool, n).unwrap_or_default();
+        // One snapshot of the index, taken before the listing it is checked against
+        // (`index::Snapshot`): an entry committed before it is either named by it or
+        // unindexed in the listing, whatever rebuilds run meanwhile.
+        let snap = index::snapshot(spool, None);
+        let candidates = snap.matching(n);
         if fast {
-            ids = candidates.into_iter().collect();
-            // Entries the index misses are candidates too (the index is a hint).
-            let all = spool.ids()?;
-            ids.extend(index::unindexed(spool, &all));
-            ids.sort();
-            ids.dedup();
-        } else {
-            ids.retain(|id| candidates.contains(id));
+            ids = spool.ids()?;
         }
+        // Entries the index misses are candidates too (the index is a hint).
+        let unindexed: BTreeSet<String> = snap.unindexed(&ids).into_iter().collect();
+        ids.retain(|id| candidates.contains(id) || unindexed.contains(id));
     }
     if let Some(f) = filter {
         ids.retain(|id| f.id_may_match(id));
@@ -136,10 +137,13 @@ pub fn select_domain(spool: &Spool, domain: &str, sub: bool) -> BTreeSet<String>
     if !index::present(spool) && index::rebuild(spool).is_err() {
         log::warn!("cannot rebuild the queue index");
     }
-    let mut candidates = index::ids_for_domain(spool, domain, sub).unwrap_or_default();
+    // One snapshot (the domain's lists and the recipient index together), then the
+    // listing: see `index::Snapshot`.
+    let snap = index::snapshot(spool, Some((domain, sub)));
+    let mut candidates = snap.domain_ids().clone();
     // Entries the index misses are candidates too (the index is a hint).
     if let Ok(all) = spool.ids() {
-        candidates.extend(index::unindexed(spool, &all));
+        candidates.extend(snap.unindexed(&all));
     }
     let d = domain.to_ascii_lowercase();
     let suffix = format!(".{d}");

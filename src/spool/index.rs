@@ -3,15 +3,16 @@
 //! ```text
 //! index/recipients        one line per queued recipient: "<ID> <escaped address>"
 //! index/domains/<domain>  the IDs with mail for <domain>, one per line
-//! index/lock              appenders hold it shared (waiting at most a second), a
-//!                         rebuild holds it exclusive
+//! index/lock              appenders and readers hold it shared (waiting at most a
+//!                         second), a rebuild or a prune holds it exclusive
 //! ```
 //! Lines are appended at the commit point (before the rename: an ID listed before its
 //! entry exists is harmless, a committed entry missing from the index is not). Readers
 //! ignore IDs whose entry is gone. A rebuild writes both from the entries and replaces the
 //! old files; it runs when the index is missing, when a full queue scan finds an entry
 //! the index does not list, or when the index has grown well past what is queued
-//! (`queue::refresh_index`).
+//! (`queue::refresh_index`). Selective runs read a [`Snapshot`] and find the committed
+//! entries it misses by name ([`Snapshot::unindexed`]).
 //!
 //! The index files are hints that anyone with the spool's group could have damaged: any
 //! text in them is read (bad lines skipped) without byte-index slicing (the lints below
@@ -172,15 +173,19 @@ pub fn recipients(spool: &Spool) -> io::Result<Vec<(String, String)>> {
 /// line-by-line comparison of the unescaped addresses.
 pub fn ids_matching(spool: &Spool, needles: &[&str]) -> io::Result<BTreeSet<String>> {
     let raw = read_safely(&index_dir(spool)?.join("recipients"))?;
+    Ok(ids_matching_in(&raw, needles))
+}
+
+/// [`ids_matching`] on the recipient index's bytes `raw`.
+fn ids_matching_in(raw: &[u8], needles: &[&str]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let plain = |n: &str| n.bytes().all(|b| b > b' ' && b != 0x7f && b != b'%');
-    let mut low = raw.clone();
-    low.make_ascii_lowercase();
-    let (Ok(orig), Ok(low)) = (std::str::from_utf8(&raw), std::str::from_utf8(&low)) else {
-        return Ok(ids_matching_slowly(&String::from_utf8_lossy(&raw), needles));
+    let low = raw.to_ascii_lowercase();
+    let (Ok(orig), Ok(low)) = (std::str::from_utf8(raw), std::str::from_utf8(&low)) else {
+        return ids_matching_slowly(&String::from_utf8_lossy(raw), needles);
     };
     if needles.iter().any(|n| n.is_empty() || !plain(n)) {
-        return Ok(ids_matching_slowly(orig, needles));
+        return ids_matching_slowly(orig, needles);
     }
     for n in needles {
         let n = n.to_ascii_lowercase();
@@ -200,7 +205,7 @@ pub fn ids_matching(spool: &Spool, needles: &[&str]) -> io::Result<BTreeSet<Stri
             }
         }
     }
-    Ok(out)
+    out
 }
 
 fn ids_matching_slowly(text: &str, needles: &[&str]) -> BTreeSet<String> {
@@ -259,7 +264,7 @@ pub fn ids_for_domain(
 
 /// Drop the IDs whose entry is gone from `domain`'s list (after a flush of it, as
 /// Postfix's flush service rewrites a destination's log): under the exclusive lock, so no
-/// append made meanwhile is lost.
+/// append made meanwhile is lost, and keeping the IDs of entries still being written.
 pub fn prune_domain(spool: &Spool, domain: &str) -> io::Result<()> {
     let lock = open_lock(spool)?;
     lock.lock()?;
@@ -272,7 +277,13 @@ pub fn prune_domain(spool: &Spool, domain: &str) -> io::Result<()> {
     let mut seen = BTreeSet::new();
     let mut keep = String::new();
     for id in text.lines() {
-        if valid_id(id) && seen.insert(id) && spool.qf_path(id).exists() {
+        // An ID whose entry is still being written (its append comes before its
+        // rename) is kept: dropping it would leave the committed entry out of this
+        // list while the recipient index names it. The temporary file is looked at
+        // first: once it is gone, the rename has happened (or the writer died).
+        let live =
+            || spool.tmp_dir().join(format!("tf{id}")).exists() || spool.qf_path(id).exists();
+        if valid_id(id) && seen.insert(id) && live() {
             keep.push_str(id);
             keep.push('\n');
         }
@@ -284,22 +295,78 @@ pub fn prune_domain(spool: &Spool, domain: &str) -> io::Result<()> {
     replace_safely(&tmp, &path, keep.as_bytes(), mode(spool))
 }
 
-/// Of `ids` (the entries in the spool), those the recipient index does not list: a
-/// submission that could not append (or whose lines a rebuild dropped between its append
-/// and its rename) is found by every selective run all the same, by name, without
-/// opening unrelated entries.
-pub fn unindexed(spool: &Spool, ids: &[String]) -> Vec<String> {
-    let text = index_dir(spool)
-        .and_then(|d| read_safely(&d.join("recipients")))
-        .unwrap_or_default();
-    let listed: BTreeSet<&[u8]> = text
-        .split(|&b| b == b'\n')
-        .filter_map(|l| l.split(|&b| b == b' ').next())
-        .collect();
-    ids.iter()
-        .filter(|id| !listed.contains(id.as_bytes()))
-        .cloned()
-        .collect()
+/// What a selective run (`-qR`, ETRN) reads of the index: the recipient index and, for
+/// ETRN, the domain's lists, read in one go under the index lock held shared (waited for
+/// at most [`APPEND_WAIT`]), so that no rebuild or prune falls between the parts. Take it
+/// *before* listing the spool: then every entry committed before the snapshot is either
+/// named by it or found by [`Snapshot::unindexed`] in the listing (a rebuild that ran
+/// between a submission's append and its rename dropped both its lines, and a prune
+/// keeps the lines of entries still being written).
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The recipient index's bytes; `None` when it could not be read (missing, refused,
+    /// or the lock not had in time): then it names nothing and every entry is unindexed.
+    recipients: Option<Vec<u8>>,
+    /// The IDs (with an entry when read) that the per-domain lists name for the domain.
+    domain: BTreeSet<String>,
+}
+
+/// Read a [`Snapshot`]; with `domain` (a domain, and whether its subdomains count), the
+/// per-domain lists too. Never fails: an index that cannot be read gives the empty
+/// snapshot, with which every entry is a candidate.
+pub fn snapshot(spool: &Spool, domain: Option<(&str, bool)>) -> Snapshot {
+    let read = || -> io::Result<Snapshot> {
+        let lock = open_lock(spool)?;
+        lock_shared_within(&lock, APPEND_WAIT)?;
+        let recipients = read_safely(&index_dir(spool)?.join("recipients"))?;
+        let domain = match domain {
+            None => BTreeSet::new(),
+            Some((d, sub)) => match ids_for_domain(spool, d, sub) {
+                Ok(ids) => ids,
+                // No domains/ yet: no domain was ever indexed (a rebuild, which replaces
+                // it, cannot be running while the lock is held).
+                Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeSet::new(),
+                Err(e) => return Err(e),
+            },
+        };
+        Ok(Snapshot {
+            recipients: Some(recipients),
+            domain,
+        })
+    };
+    read().unwrap_or_default()
+}
+
+impl Snapshot {
+    /// IDs with an indexed recipient containing one of `needles` (see [`ids_matching`]).
+    pub fn matching(&self, needles: &[&str]) -> BTreeSet<String> {
+        match &self.recipients {
+            Some(raw) => ids_matching_in(raw, needles),
+            None => BTreeSet::new(),
+        }
+    }
+
+    /// The IDs the domain's lists name (see [`ids_for_domain`]).
+    pub fn domain_ids(&self) -> &BTreeSet<String> {
+        &self.domain
+    }
+
+    /// Of `ids` (the entries in the spool, listed after the snapshot was taken), those
+    /// the recipient index does not list: a submission that could not append (or whose
+    /// lines a rebuild dropped between its append and its rename) is found by every
+    /// selective run all the same, by name, without opening unrelated entries. All of
+    /// them when the index could not be read.
+    pub fn unindexed(&self, ids: &[String]) -> Vec<String> {
+        let text = self.recipients.as_deref().unwrap_or_default();
+        let listed: BTreeSet<&[u8]> = text
+            .split(|&b| b == b'\n')
+            .filter_map(|l| l.split(|&b| b == b' ').next())
+            .collect();
+        ids.iter()
+            .filter(|id| !listed.contains(id.as_bytes()))
+            .cloned()
+            .collect()
+    }
 }
 
 /// Forget the index (after an append failed): the next queue run rebuilds it from the
@@ -430,6 +497,181 @@ mod tests {
         assert_eq!(ids_for_domain(&spool, "example.org", true).unwrap(), sub);
         assert_eq!(recipients(&spool).unwrap().len(), 4);
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// The entries with a recipient not yet final for which `hit(address)` holds: what a
+    /// full scan selects.
+    fn full_scan(spool: &Spool, hit: impl Fn(&str) -> bool) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for id in spool.ids().unwrap() {
+            let e = spool.read_entry(&id).unwrap();
+            if e.envelope
+                .recipients
+                .iter()
+                .enumerate()
+                .any(|(i, r)| !e.state.of(i).is_final() && hit(&r.address))
+            {
+                out.insert(id);
+            }
+        }
+        out
+    }
+
+    /// Submissions cut into their commit steps (write and fsync, index append, rename)
+    /// and interleaved at random with rebuilds, full queue runs, ETRN prunes, appends
+    /// that fail, submissions that die, deliveries; after every step, each `-qR` run
+    /// and each ETRN selection must select exactly what a full scan of the committed
+    /// entries selects: the index may be behind, but no committed entry is ever lost
+    /// from a selective run.
+    #[test]
+    fn no_interleaving_loses_a_committed_entry_from_a_selective_run() {
+        use crate::queue::{select_domain, sweep};
+        use crate::selection::{FilterField, QueueFilter, QueueRunArgs};
+        use crate::spool::NewEntry;
+        use crate::spool::entry::{RcptState, State};
+        let domains = ["a.example", "b.example", "sub.a.example", "c.example"];
+        for seed in 1..=40u64 {
+            let scratch = crate::spool::ScratchSpool::new("interleave");
+            let spool = &scratch.spool;
+            let mut x = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
+            let mut rnd = move |n: usize| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % n as u64) as usize
+            };
+            // In flight: the entry, its envelope, how many commit steps are done.
+            let mut flight: Vec<(NewEntry, Envelope, u8)> = Vec::new();
+            let mut log = Vec::new();
+            for step in 0..120 {
+                let what = rnd(12);
+                match what {
+                    0..=2 => {
+                        let n = 1 + rnd(2);
+                        let rcpts: Vec<String> = (0..n)
+                            .map(|i| format!("u{i}@{}", domains[rnd(domains.len())]))
+                            .collect();
+                        let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+                        let mut ne = spool.begin(crate::clock::now()).unwrap();
+                        let env = crate::spool::entry::test_envelope(&ne.id, &refs);
+                        ne.writer().write_all(env.to_text().as_bytes()).unwrap();
+                        log.push(format!("begin {} {rcpts:?}", ne.id));
+                        flight.push((ne, env, 0));
+                    }
+                    3..=5 if !flight.is_empty() => {
+                        let k = rnd(flight.len());
+                        let stage = flight[k].2;
+                        log.push(format!("step {stage} of {}", flight[k].1.id));
+                        match stage {
+                            0 => {
+                                flight[k].0.sync_tmp().unwrap();
+                            }
+                            // An append that fails (or waits too long) removes the index.
+                            1 if rnd(5) == 0 => {
+                                log.push("  append failed".into());
+                                invalidate(spool);
+                            }
+                            1 => flight[k].0.append_index(&flight[k].1),
+                            _ => {
+                                let (ne, _, _) = flight.swap_remove(k);
+                                ne.publish().unwrap();
+                                continue;
+                            }
+                        }
+                        flight[k].2 += 1;
+                    }
+                    // A submission dies (its lines may be in the index already).
+                    6 if !flight.is_empty() && rnd(3) == 0 => {
+                        let k = rnd(flight.len());
+                        log.push(format!("drop {}", flight[k].1.id));
+                        flight.swap_remove(k);
+                    }
+                    6 => {
+                        log.push("rebuild".into());
+                        rebuild(spool).unwrap();
+                    }
+                    7 => {
+                        log.push("full run".into());
+                        sweep(spool, None, 0).unwrap();
+                    }
+                    8 => {
+                        let d = domains[rnd(domains.len())];
+                        log.push(format!("prune {d}"));
+                        // (No domains/ before the first append or rebuild.)
+                        if let Err(e) = prune_domain(spool, d) {
+                            assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+                        }
+                    }
+                    9 => {
+                        let ids = spool.ids().unwrap();
+                        if ids.is_empty() {
+                            continue;
+                        }
+                        let id = &ids[rnd(ids.len())];
+                        let Some(mut locked) = spool.lock_entry(id).unwrap() else {
+                            continue;
+                        };
+                        if rnd(2) == 0 {
+                            log.push(format!("delivered {id}"));
+                            locked.remove().unwrap();
+                        } else {
+                            // A recipient's final outcome stays final.
+                            let n = locked.entry.envelope.recipients.len();
+                            let states = [RcptState::Deferred, RcptState::Delivered];
+                            let old = &locked.entry.state;
+                            let state = State {
+                                attempts: 1,
+                                recipients: (0..n)
+                                    .map(|i| match old.of(i) {
+                                        s if s.is_final() => (i, s, None),
+                                        _ => (i, states[rnd(2)], None),
+                                    })
+                                    .collect(),
+                                ..State::default()
+                            };
+                            log.push(format!("tried {id}: {:?}", state.recipients));
+                            locked.record_state(state).unwrap();
+                        }
+                    }
+                    _ => {}
+                }
+                for d in domains {
+                    let d = d.to_string();
+                    for sub in [false, true] {
+                        let want = full_scan(spool, |a| {
+                            let rd = a.rsplit('@').next().unwrap();
+                            rd == d || (sub && rd.ends_with(&format!(".{d}")))
+                        });
+                        assert_eq!(
+                            select_domain(spool, &d, sub),
+                            want,
+                            "seed {seed} step {step}: ETRN {d} (subdomains {sub}) after\n{}",
+                            log.join("\n")
+                        );
+                    }
+                    let f = QueueRunArgs {
+                        filters: vec![QueueFilter {
+                            field: FilterField::Recipient,
+                            negate: false,
+                            substring: format!("@{d}"),
+                        }],
+                        ..QueueRunArgs::default()
+                    };
+                    let got: BTreeSet<String> = sweep(spool, Some(&f), 0)
+                        .unwrap()
+                        .selected
+                        .into_iter()
+                        .collect();
+                    let want = full_scan(spool, |a| a.contains(&format!("@{d}")));
+                    assert_eq!(
+                        got,
+                        want,
+                        "seed {seed} step {step}: -qR@{d} after\n{}",
+                        log.join("\n")
+                    );
+                }
+            }
+        }
     }
 
     mod props {

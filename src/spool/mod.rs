@@ -850,6 +850,15 @@ impl NewEntry {
     /// Make the entry durable and visible. See the module docs for the protocol.
     /// Returns the message's length in bytes (what follows the envelope section).
     pub fn commit(mut self, envelope: &Envelope) -> Result<u64, Fatal> {
+        let length = self.sync_tmp()?;
+        self.append_index(envelope);
+        self.publish()?;
+        Ok(length)
+    }
+
+    /// Commit steps 1 and 2: record the length and fsync the temporary file. Returns the
+    /// message's length.
+    fn sync_tmp(&mut self) -> Result<u64, Fatal> {
         let path = self.tmp_path.clone();
         let length = self
             .seal()
@@ -859,13 +868,23 @@ impl NewEntry {
             .get_ref()
             .sync_all()
             .map_err(|e| cant("cannot sync queue file", &path, &e))?;
-        // The indexes are hints: an error there must not lose the message.
+        Ok(length)
+    }
+
+    /// Commit step 3: the index lines. The indexes are hints: an error there must not
+    /// lose the message, it removes the index (the next run that lists the spool rebuilds
+    /// it, and selective runs find the entry by name meanwhile).
+    fn append_index(&self, envelope: &Envelope) {
         if let Err(e) = index::append(&self.spool, envelope) {
             log::warn!("{}: index not updated: {}", envelope.id, io_text(&e));
             index::invalidate(&self.spool);
         }
+    }
+
+    /// Commit step 4: rename into place and fsync the spool directory.
+    fn publish(mut self) -> Result<(), Fatal> {
         let qf = self.spool.qf_path(&self.id);
-        fs::rename(&path, &qf).map_err(|e| cant("cannot commit queue file", &qf, &e))?;
+        fs::rename(&self.tmp_path, &qf).map_err(|e| cant("cannot commit queue file", &qf, &e))?;
         self.committed = true;
         sync_dir(&self.spool.dir).map_err(|e| {
             // The entry exists but may not survive a crash: tell the caller, who will
@@ -873,7 +892,7 @@ impl NewEntry {
             cant("cannot sync queue directory", &self.spool.dir, &e)
         })?;
         // ---- commit point ----
-        Ok(length)
+        Ok(())
     }
 }
 
