@@ -27,7 +27,10 @@
 //! entry's reason to 60 (100). `-v` adds the priority, a `+` after it once a delay warning
 //! went out, the date without the weekday, and after each pending recipient its own
 //! reason. Entries are listed in sendmail's priority order (see [`priority`]).
-//! An unreadable entry is reported on its own line and the listing goes on.
+//! An entry that cannot be read (a damaged or hostile queue or state file) counts as a
+//! request and is listed after the others as sendmail lists a queue file it cannot open:
+//! its ID and, in parentheses, why (`6AU00000000001 (cannot read queue file: ...)`); so a
+//! queue holding only such entries is never said to be empty.
 //!
 //! Addresses are shown as sendmail's prtstr shows them: a backslash doubled, a byte that
 //! is not printable ASCII as `\ooo`, so no queue content can put control characters on
@@ -103,14 +106,26 @@ pub fn priority(e: &QueuedEntry) -> i64 {
         .saturating_add(90000 * i64::from(runs))
 }
 
+/// An entry that could not be read: its ID and why (a damaged or hostile queue or state
+/// file, an unreadable one).
+struct Unreadable {
+    id: String,
+    why: String,
+}
+
+/// The readable entries (in sendmail's order) and the unreadable ones (by ID). An
+/// unreadable entry is kept when the filter's queue-ID part may match it: what it holds
+/// cannot be matched, and like sendmail's listing (which keeps a queue file it cannot
+/// open in `-bp`'s count) the listing must not hide it.
 fn collect(
     spool: &Spool,
     filter: Option<&QueueRunArgs>,
     problems: &mut String,
-) -> Result<Vec<Listed>, Fatal> {
+) -> Result<(Vec<Listed>, Vec<Unreadable>), Fatal> {
     let mut out = Vec::new();
+    let mut unreadable = Vec::new();
     if !spool.dir.exists() {
-        return Ok(out);
+        return Ok((out, unreadable));
     }
     // A symlink or a file where the spool keeps a folder: refused by every run, said here.
     for why in spool.subdir_problems() {
@@ -121,13 +136,11 @@ fn collect(
             Ok(e) => e,
             Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
-                // The error may quote the file (an id it holds).
-                let why = e.to_string();
-                let _ = writeln!(
-                    problems,
-                    "qf{id}: cannot read queue file: {}",
-                    shown(&why, usize::MAX)
-                );
+                if filter.is_none_or(|f| f.id_may_match(&id)) {
+                    // The error may quote the file (an id it holds): shown when listed.
+                    let why = e.to_string();
+                    unreadable.push(Unreadable { id, why });
+                }
                 continue;
             }
         };
@@ -157,7 +170,8 @@ fn collect(
             &b.id,
         ))
     });
-    Ok(out)
+    unreadable.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok((out, unreadable))
 }
 
 /// A reason in `room` characters: printable characters as they are, each octet of a
@@ -229,10 +243,11 @@ pub fn list_text(
     verbose: bool,
 ) -> Result<(String, String), Fatal> {
     let mut problems = String::new();
-    let entries = collect(spool, filter, &mut problems)?;
+    let (entries, unreadable) = collect(spool, filter, &mut problems)?;
     let dir = spool.dir.display();
     let mut s = String::new();
-    let n = entries.len();
+    // An entry that cannot be read is a request all the same: the queue is not empty.
+    let n = entries.len() + unreadable.len();
     if n == 0 {
         let _ = writeln!(s, "{dir} is empty");
         let _ = writeln!(s, "\t\tTotal requests: 0");
@@ -308,6 +323,16 @@ pub fn list_text(
             }
         }
     }
+    // After the readable ones, each on one line as sendmail lists a queue file it cannot
+    // open (`%13s (%s)`, the ID and why).
+    for u in &unreadable {
+        let _ = writeln!(
+            s,
+            "{:>13} (cannot read queue file: {})",
+            u.id,
+            shown(&u.why, usize::MAX)
+        );
+    }
     let _ = writeln!(s, "\t\tTotal requests: {n}");
     Ok((s, problems))
 }
@@ -336,7 +361,15 @@ pub fn json_str(s: &str) -> String {
 /// `mailq --json`: one object per entry and line.
 pub fn list_json(spool: &Spool, filter: Option<&QueueRunArgs>) -> Result<(String, String), Fatal> {
     let mut problems = String::new();
-    let entries = collect(spool, filter, &mut problems)?;
+    let (entries, unreadable) = collect(spool, filter, &mut problems)?;
+    for u in &unreadable {
+        let _ = writeln!(
+            problems,
+            "qf{}: cannot read queue file: {}",
+            u.id,
+            shown(&u.why, usize::MAX)
+        );
+    }
     let mut s = String::new();
     for l in &entries {
         let e = &l.entry;

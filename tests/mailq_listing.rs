@@ -179,11 +179,48 @@ fn unreadable_entry_reported_listing_goes_on() {
     env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
     fs::write(env.spool.join("qf6AM5eIkR004034"), "garbage\n\n").unwrap();
     let out = env.mailq(&[]);
-    assert!(out.contains("(1 request)"), "{out}");
+    assert!(out.contains("(2 requests)"), "{out}");
     assert!(
-        out.contains("qf6AM5eIkR004034: cannot read queue file: not a queue file"),
+        out.contains(
+            "\n6AM5eIkR004034 (cannot read queue file: not a queue file (first line \"garbage\"))\n"
+        ),
         "{out}"
     );
+    assert!(out.ends_with("\t\tTotal requests: 2\n"), "{out}");
+}
+
+/// A queue holding only entries that cannot be read (a damaged queue file, a state file
+/// that is not text) is not empty: each is counted and listed with why, as sendmail lists
+/// a queue file it cannot open.
+#[test]
+fn a_queue_of_unreadable_entries_is_not_empty() {
+    let env = Env::new();
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let qf = env.entries()[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let id = qf.trim_start_matches("qf").to_string();
+    fs::write(env.spool.join(format!("sf{id}")), b"\xff\xfe\0").unwrap();
+    fs::write(env.spool.join("qf6AM5eIkR004034"), "garbage\n\n").unwrap();
+    let out = env.mailq(&[]);
+    assert!(!out.contains("is empty"), "{out}");
+    assert!(out.contains("(2 requests)"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "\n{id} (cannot read queue file: state file sf{id} is not text)\n"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "\n6AM5eIkR004034 (cannot read queue file: not a queue file (first line \"garbage\"))\n"
+        ),
+        "{out}"
+    );
+    assert!(out.ends_with("\t\tTotal requests: 2\n"), "{out}");
 }
 
 /// `-q` removes what crashes left behind (after the grace period), moves corrupt entries
