@@ -5,6 +5,8 @@
 //! index/domains/<domain>  the IDs with mail for <domain>, one per line
 //! index/lock              appenders and readers hold it shared (waiting at most a
 //!                         second), a rebuild or a prune holds it exclusive
+//! index/boot              the boot the index was rebuilt in ([`boot_mark`]): an index
+//!                         from another boot is not used until rebuilt
 //! ```
 //! Lines are appended at the commit point (before the rename: an ID listed before its
 //! entry exists is harmless, a committed entry missing from the index is not). Readers
@@ -318,7 +320,11 @@ pub fn snapshot(spool: &Spool, domain: Option<(&str, bool)>) -> Snapshot {
     let read = || -> io::Result<Snapshot> {
         let lock = open_lock(spool)?;
         lock_shared_within(&lock, APPEND_WAIT)?;
-        let recipients = read_safely(&index_dir(spool)?.join("recipients"))?;
+        let dir = index_dir(spool)?;
+        if !this_boot(&dir) {
+            return Err(io::Error::other("the index is from another boot"));
+        }
+        let recipients = read_safely(&dir.join("recipients"))?;
         let domain = match domain {
             None => BTreeSet::new(),
             Some((d, sub)) => match ids_for_domain(spool, d, sub) {
@@ -377,9 +383,80 @@ pub fn invalidate(spool: &Spool) {
     }
 }
 
-/// Whether the index exists at all.
+/// Whether the index exists and was written since this system booted (see [`boot_mark`]).
 pub fn present(spool: &Spool) -> bool {
-    index_dir(spool).is_ok_and(|dir| fs::symlink_metadata(dir.join("recipients")).is_ok())
+    index_dir(spool)
+        .is_ok_and(|dir| fs::symlink_metadata(dir.join("recipients")).is_ok() && this_boot(&dir))
+}
+
+/// What tells this boot of the system from others: Linux's `boot_id` (`id <uuid>`), or
+/// elsewhere the time it booted (`time <seconds since the epoch>`, the real-time clock
+/// less the monotonic one).
+///
+/// Appends are not fsynced (an fsync of each index file would cost a submission about
+/// half as much again), so a crash of the system may lose some of them, or keep one
+/// file's append and not another's (a recipient line without its domain line, which no
+/// reconciliation by name would notice). The page cache outlives any process, so that
+/// can only happen across a reboot: a rebuild records the boot in `index/boot`, and an
+/// index from another boot is not used until it is rebuilt ([`present`], [`snapshot`]).
+#[allow(clippy::useless_conversion)] // time_t is not i64 everywhere
+fn boot_mark() -> String {
+    if let Ok(id) = fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        && !id.trim().is_empty()
+    {
+        return format!("id {}", id.trim());
+    }
+    let secs = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid timespec for the call to fill in.
+        let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+        if rc == 0 { i64::from(ts.tv_sec) } else { 0 }
+    };
+    let booted = secs(libc::CLOCK_REALTIME).saturating_sub(secs(libc::CLOCK_MONOTONIC));
+    format!("time {booted}")
+}
+
+/// Whether `stored` (an `index/boot` line) names the boot that `now` names: the same
+/// id, or boot times within a minute of each other (clock adjustments move the computed
+/// boot time a little; a wrong "no" only costs a rebuild).
+fn same_boot(stored: &str, now: &str) -> bool {
+    let time = |s: &str| {
+        s.strip_prefix("time ")
+            .and_then(|t| t.trim().parse::<i64>().ok())
+    };
+    match (time(stored), time(now)) {
+        (Some(a), Some(b)) => a.abs_diff(b) <= 60,
+        _ => stored.trim() == now.trim(),
+    }
+}
+
+/// An index with neither a recipient index nor a boot record (a new spool, an `index/`
+/// made again) is empty, so whole: record this boot for it, so that the index the
+/// appends build from now on is used without a rebuild first.
+pub fn mark_if_new(spool: &Spool) {
+    let Ok(dir) = index_dir(spool) else {
+        return;
+    };
+    let absent = |name: &str| matches!(fs::symlink_metadata(dir.join(name)), Err(e) if e.kind() == io::ErrorKind::NotFound);
+    if absent("recipients") && absent("boot") {
+        let tmp = dir.join(format!("boot.{}", std::process::id()));
+        let mark = format!("{}\n", boot_mark());
+        if let Err(e) = replace_safely(&tmp, &dir.join("boot"), mark.as_bytes(), mode(spool)) {
+            log::warn!(
+                "index: cannot record the boot: {}",
+                crate::config::io_text(&e)
+            );
+        }
+    }
+}
+
+/// Whether the index in `dir` was rebuilt in this boot.
+fn this_boot(dir: &Path) -> bool {
+    read_safely(&dir.join("boot"))
+        .is_ok_and(|b| same_boot(&String::from_utf8_lossy(&b), &boot_mark()))
 }
 
 /// Rebuild both indexes from the entries (the truth).
@@ -440,6 +517,14 @@ pub fn rebuild(spool: &Spool) -> io::Result<usize> {
     }
     fs::rename(&new_ddir, &ddir)?;
     let _ = fs::remove_dir_all(&old);
+    // Last: the index is whole, and from this boot.
+    let tmp = dir.join(format!("boot.{}", std::process::id()));
+    replace_safely(
+        &tmp,
+        &dir.join("boot"),
+        format!("{}\n", boot_mark()).as_bytes(),
+        mode(spool),
+    )?;
     Ok(n)
 }
 
@@ -497,6 +582,55 @@ mod tests {
         assert_eq!(ids_for_domain(&spool, "example.org", true).unwrap(), sub);
         assert_eq!(recipients(&spool).unwrap().len(), 4);
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Appends are not fsynced: a crash of the system may keep one index file's append
+    /// and lose another's, or cut a line. An index from another boot is rebuilt before
+    /// a selective run uses it.
+    #[test]
+    fn an_index_from_another_boot_is_rebuilt_before_use() {
+        use crate::queue::{select_domain, sweep};
+        use crate::selection::{FilterField, QueueFilter, QueueRunArgs};
+        let scratch = crate::spool::ScratchSpool::new("boot");
+        let spool = &scratch.spool;
+        let a = submit(spool, &["x@a.example"]);
+        let b = submit(spool, &["yolanda@b.example"]);
+        assert!(present(spool), "a new spool's index is from this boot");
+        // What a crash may leave: a's recipient line without its domain line, b's
+        // recipient line cut short.
+        let dir = index_dir(spool).unwrap();
+        fs::remove_file(dir.join("domains/a.example")).unwrap();
+        let text = fs::read_to_string(dir.join("recipients")).unwrap();
+        fs::write(
+            dir.join("recipients"),
+            text.replace("yolanda@b.example", "yol"),
+        )
+        .unwrap();
+        fs::write(
+            dir.join("boot"),
+            "id 00000000-0000-4000-8000-000000000000\n",
+        )
+        .unwrap();
+        assert!(!present(spool));
+        assert_eq!(
+            select_domain(spool, "a.example", false),
+            BTreeSet::from([a])
+        );
+        let f = QueueRunArgs {
+            filters: vec![QueueFilter {
+                field: FilterField::Recipient,
+                negate: false,
+                substring: "yolanda@".into(),
+            }],
+            ..QueueRunArgs::default()
+        };
+        assert_eq!(sweep(spool, Some(&f), 0).unwrap().selected, vec![b]);
+        assert!(present(spool));
+        // The boot times of systems without a boot id: within a minute is the same boot.
+        assert!(same_boot("time 1000\n", "time 1059"));
+        assert!(!same_boot("time 1000", "time 2000"));
+        assert!(!same_boot("id x", "time 1000"));
+        assert!(same_boot(&boot_mark(), &boot_mark()));
     }
 
     /// The entries with a recipient not yet final for which `hit(address)` holds: what a

@@ -323,6 +323,7 @@ impl Spool {
         for sub in ["tmp", "index"] {
             self.subdir(sub)?;
         }
+        index::mark_if_new(self);
         // Only moving entries aside needs corrupt/: a bad one is told, and refused there.
         if let Err(e) = self.subdir("corrupt") {
             log::error!("{}", e.message);
