@@ -369,3 +369,91 @@ fn a_file_size_limit_is_a_452_over_smtp_and_the_session_goes_on() {
     assert_eq!(env.entries().len(), 1, "{}", env.listing());
     assert!(env.only_message().contains("Subject: small"));
 }
+
+/// A run whose state record fails once after a server accepted a recipient (ENOSPC
+/// injected on the first fsync of the run, the record's) writes it again: the next run
+/// does not send to that recipient again.
+#[test]
+fn a_state_record_that_fails_once_is_written_again() {
+    use crate::harness::servers::{relay_env, start_peer};
+    if !require("strace") {
+        return;
+    }
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &["-odq", "ok@x.example", "reject4@x.example"],
+        crate::harness::MSG,
+    )
+    .code(0);
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync"])
+        .args(["-e", "inject=fsync:error=ENOSPC:when=1"])
+        .arg("--")
+        .arg(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(peer.messages().len(), 1);
+    for _ in 0..2 {
+        env.sendmail(&["-qf"], b"").code(0);
+    }
+    assert_eq!(peer.messages().len(), 1, "ok@ was sent to again");
+    assert!(env.mailq(&[]).contains("reject4@x.example"));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+/// A full file system under the spool: a run sends nothing whose outcome it could not
+/// record (the room for the record is made before sending), so no run sends to a
+/// recipient again; once there is room, each recipient gets the message once.
+#[test]
+fn a_full_spool_sends_nothing_it_cannot_record() {
+    use crate::harness::servers::{relay_env, start_peer};
+    if !crate::harness::is_root() {
+        return;
+    }
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    fs::create_dir_all(&env.spool).unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&env.spool)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        crate::harness::unavailable("mount -t tmpfs");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(env.spool.clone());
+    env.sendmail(
+        &["-odq", "ok@x.example", "reject4@x.example"],
+        crate::harness::MSG,
+    )
+    .code(0);
+    let filler = env.spool.join("filler");
+    {
+        let mut f = fs::File::create(&filler).unwrap();
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+    }
+    for _ in 0..2 {
+        env.sendmail(&["-qf"], b"");
+    }
+    assert_eq!(peer.messages().len(), 0, "sent with no room to record it");
+    fs::remove_file(&filler).unwrap();
+    env.sendmail(&["-qf"], b"").code(0);
+    env.sendmail(&["-qf"], b"").code(0);
+    assert_eq!(peer.messages().len(), 1);
+    assert!(env.mailq(&[]).contains("reject4@x.example"));
+}

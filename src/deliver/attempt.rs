@@ -20,7 +20,7 @@ use super::transcript::{outcome_lines, reply_lines, say};
 use super::{bounce, dns, local, reply};
 use rsendmail::clock;
 use rsendmail::exit::{Fatal, Sysexit};
-use rsendmail::spool::entry::{Envelope, Recipient};
+use rsendmail::spool::entry::{Envelope, RcptState, Recipient};
 use rsendmail::spool::{LockedEntry, Spool};
 use rsendmail::status::{self, StatusClass};
 use std::io::{Seek, SeekFrom};
@@ -265,6 +265,7 @@ pub fn attempt(
     let mut resolve = |name: &str, port: u16| relay_addresses(engine, dns, name, port);
     for t in planned.transactions {
         units_left -= 1;
+        make_room(locked, env.recipients.len(), &mut unrecorded);
         if let Some(why) = &unrecorded {
             outcomes.extend(not_sent(&t.rcpts, why, t.mailer));
             continue;
@@ -284,6 +285,7 @@ pub fn attempt(
         let Some(r) = env.recipients.get(i) else {
             continue;
         };
+        make_room(locked, env.recipients.len(), &mut unrecorded);
         if let Some(why) = &unrecorded {
             outcomes.extend(not_sent(&[i], why, Mailer::Local));
             continue;
@@ -346,9 +348,36 @@ pub fn attempt(
         result.removed = true;
         locked.pending_state = Some(rec_state);
     } else {
-        locked.record_state(rec_state)?;
+        // What must survive when the full record cannot be written: the recipients
+        // delivered (without their replies, so that it takes few bytes).
+        let mut smaller = record::delivered_so_far(&locked.entry.state, &outcomes);
+        for (_, st, why) in &mut smaller.recipients {
+            if *st == RcptState::Delivered {
+                *why = None;
+            }
+        }
+        locked.record_outcome(rec_state, smaller)?;
     }
     Ok(result)
+}
+
+/// Before a unit of delivery, room for the state record that must keep its outcome
+/// (`LockedEntry::reserve_state`): the current record, the delivered markers of every
+/// recipient, and replies for them up to 64 KiB (beyond that, the record falls back to
+/// the delivered markers alone: `LockedEntry::record_outcome`). When there is no room,
+/// `unrecorded` says why and nothing more is sent for the entry in this run.
+fn make_room(locked: &mut LockedEntry, recipients: usize, unrecorded: &mut Option<String>) {
+    if unrecorded.is_some() {
+        return;
+    }
+    let n = recipients as u64;
+    let room = (locked.entry.state.to_text().len() as u64)
+        .saturating_add(n.saturating_mul(64))
+        .saturating_add(n.saturating_mul(512).saturating_add(1024).min(64 * 1024));
+    if let Err(e) = locked.reserve_state(room) {
+        log::error!("{e}; nothing is sent for this entry in this run");
+        *unrecorded = Some(e.message);
+    }
 }
 
 /// The addresses of a relay's host name, with sendmail's words when there are none:

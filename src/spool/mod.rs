@@ -8,7 +8,8 @@
 //!   sf<ID>        per-recipient state of the entry (absent = nothing tried yet),
 //!                 replaced atomically (write tmp/, fsync, rename, fsync dir)
 //!   tmp/tf<ID>    an entry being written by a submission (invisible to everyone else)
-//!   tmp/sf<ID>.<pid>  a state file being written
+//!   tmp/sf<ID>.<pid>  a state file being written, or the room reserved for it
+//!                 before a delivery (LockedEntry::reserve_state)
 //!   corrupt/      entries that could not be parsed, moved aside by a queue run
 //!   index/        the fast-flush indexes (see index.rs); never the truth
 //!   slots/<n>     lock files of background deliveries, as many as
@@ -542,6 +543,7 @@ impl Spool {
             entry,
             _lock: lock,
             pending_state: None,
+            reserved: false,
         }))
     }
 
@@ -685,38 +687,157 @@ pub struct LockedEntry {
     _lock: File,
     /// A final state not written yet because the entry is about to be removed.
     pub pending_state: Option<State>,
+    /// The temporary state file holds room made by [`LockedEntry::reserve_state`] and
+    /// not used yet (removed when the entry is let go).
+    reserved: bool,
+}
+
+impl Drop for LockedEntry {
+    fn drop(&mut self) {
+        if self.reserved {
+            let _ = fs::remove_file(self.state_tmp());
+        }
+    }
 }
 
 impl LockedEntry {
-    /// Record per-recipient outcomes durably (tmp, fsync, rename, fsync dir).
-    pub fn record_state(&mut self, state: State) -> Result<(), Fatal> {
-        let id = self.entry.envelope.id.clone();
-        let tmp = self
-            .spool
-            .tmp_dir()
-            .join(format!("sf{id}.{}", std::process::id()));
-        let write = || -> io::Result<()> {
+    /// Where this process writes the entry's next state record.
+    fn state_tmp(&self) -> PathBuf {
+        self.spool.tmp_dir().join(format!(
+            "sf{}.{}",
+            self.entry.envelope.id,
+            std::process::id()
+        ))
+    }
+
+    /// Make room for the next state record before anything is sent whose outcome it
+    /// must keep: the temporary state file is written (zeros) to at least `bytes`
+    /// bytes, so that a full file system, an exhausted quota or a file-size limit shows
+    /// now, when the run can still send nothing, and not after a server accepted the
+    /// message (then the outcome would be lost and the recipient sent to again on every
+    /// run). [`LockedEntry::record_state`] writes over the room. Space is reserved at
+    /// write time by the file systems that allocate lazily (ext4, XFS, tmpfs); a
+    /// copy-on-write one may still fail the record later. On error nothing is left.
+    pub fn reserve_state(&mut self, bytes: u64) -> Result<(), Fatal> {
+        use std::os::unix::fs::FileExt;
+        let tmp = self.state_tmp();
+        let reserve = || -> io::Result<()> {
             open_dir(&self.spool.tmp_dir())?;
-            let mut f = open_safely(
+            let f = open_safely(
                 &tmp,
                 OpenOptions::new()
                     .write(true)
                     .create(true)
-                    .truncate(true)
+                    .truncate(false)
                     .mode(self.spool.file_mode()),
                 Kind::File,
             )?;
-            f.write_all(state.to_text().as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, self.spool.sf_path(&id))?;
-            sync_dir(&self.spool.dir)
+            let have = f.metadata()?.len();
+            if have < bytes {
+                let zeros = vec![0u8; usize::try_from(bytes - have).unwrap_or(usize::MAX)];
+                f.write_all_at(&zeros, have)?;
+            }
+            Ok(())
         };
-        write().map_err(|e| {
+        self.reserved = true;
+        reserve().map_err(|e| {
+            self.reserved = false;
             let _ = fs::remove_file(&tmp);
-            cant("cannot record state in", &self.spool.sf_path(&id), &e)
+            cant(
+                "cannot make room for the state of",
+                &self.spool.qf_path(&self.entry.envelope.id),
+                &e,
+            )
+        })
+    }
+
+    /// Write `state` through the temporary state file (over any room reserved there),
+    /// fsync, rename over `sf<ID>`, fsync the spool directory. The temporary file is
+    /// left in place on error (the caller removes it or tries again over it).
+    fn write_state(&mut self, state: &State) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let tmp = self.state_tmp();
+        open_dir(&self.spool.tmp_dir())?;
+        let f = open_safely(
+            &tmp,
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(self.spool.file_mode()),
+            Kind::File,
+        )?;
+        let text = state.to_text();
+        f.write_all_at(text.as_bytes(), 0)?;
+        f.set_len(text.len() as u64)?;
+        f.sync_all()?;
+        fs::rename(&tmp, self.spool.sf_path(&self.entry.envelope.id))?;
+        self.reserved = false;
+        sync_dir(&self.spool.dir)
+    }
+
+    /// Record per-recipient outcomes durably (tmp, fsync, rename, fsync dir).
+    pub fn record_state(&mut self, state: State) -> Result<(), Fatal> {
+        self.write_state(&state).map_err(|e| {
+            self.reserved = false;
+            let _ = fs::remove_file(self.state_tmp());
+            cant(
+                "cannot record state in",
+                &self.spool.sf_path(&self.entry.envelope.id),
+                &e,
+            )
         })?;
         self.entry.state = state;
         Ok(())
+    }
+
+    /// Record an attempt's outcome, which may hold recipients a server accepted: when
+    /// `state` cannot be written, it is tried once more (a failure may pass: an fsync
+    /// that failed once, space freed meanwhile), then `smaller` (what must not be lost:
+    /// the recipients delivered, in few bytes), each over the same temporary file, so
+    /// that room freed by a failed try is not given up. The first error when none could
+    /// be written.
+    pub fn record_outcome(&mut self, state: State, smaller: State) -> Result<(), Fatal> {
+        let mut first = None;
+        for (n, st) in [&state, &state, &smaller].into_iter().enumerate() {
+            match self.write_state(st) {
+                Ok(()) => {
+                    if n > 0 {
+                        log::warn!(
+                            "{}: state recorded at try {} ({})",
+                            self.entry.envelope.id,
+                            n + 1,
+                            if n == 2 {
+                                "the delivered recipients only"
+                            } else {
+                                "in full"
+                            }
+                        );
+                    }
+                    self.entry.state = st.clone();
+                    return Ok(());
+                }
+                Err(e) => {
+                    log::error!(
+                        "{}",
+                        cant(
+                            "cannot record state in",
+                            &self.spool.sf_path(&self.entry.envelope.id),
+                            &e
+                        )
+                    );
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        self.reserved = false;
+        let _ = fs::remove_file(self.state_tmp());
+        let e = first.unwrap_or_else(|| io::Error::other("no state written"));
+        Err(cant(
+            "cannot record state in",
+            &self.spool.sf_path(&self.entry.envelope.id),
+            &e,
+        ))
     }
 
     /// Remove the entry (every recipient has a final outcome). On error the entry is
