@@ -23,12 +23,14 @@
 //! # States and who cleans up
 //! | on disk                      | meaning                          | who cleans                  |
 //! |------------------------------|----------------------------------|-----------------------------|
-//! | tmp/tf<ID> only              | submission in progress, or died  | queue run, after [`GRACE`]  |
+//! | tmp/tf<ID> only              | submission in progress, or died  | queue run, after [`GRACE`]¹ |
 //! | qf<ID>                       | queued, nothing tried            | delivery                    |
 //! | qf<ID> + sf<ID>              | queued, some outcomes recorded   | delivery                    |
 //! | sf<ID> without qf<ID>        | crash between the two unlinks    | queue run                   |
-//! | tmp/sf<ID>.<pid>             | state write interrupted          | queue run, after [`GRACE`]  |
+//! | tmp/sf<ID>.<pid>             | state write interrupted          | queue run, after [`GRACE`]¹ |
 //! | index line for a missing ID  | crash before commit, or finished | readers skip; rebuild drops |
+//!
+//! ¹ and only when no live process holds it ([`Spool::clean_leftovers`]).
 //!
 //! # Commit protocol (submission)
 //! 1. Reserve an ID: create `tmp/tf<ID>` with O_EXCL|O_NOFOLLOW and check that no
@@ -409,6 +411,13 @@ impl Spool {
                         let _ = fs::remove_file(&path);
                         continue;
                     }
+                    // Held until the rename: a queue run removes an old temporary file
+                    // only when nobody holds it (`clean_leftovers`), so a submission
+                    // that takes longer than GRACE (a slow client, a stopped process)
+                    // keeps its file. Where locks are not to be had, age alone decides.
+                    if let Err(e) = file.try_lock() {
+                        log::debug!("{}: not locked: {e}", path.display());
+                    }
                     return Ok(NewEntry {
                         spool: self.clone(),
                         id,
@@ -558,6 +567,21 @@ impl Spool {
         }
     }
 
+    /// Whether a live process holds the temporary file `p` (see [`Spool::clean_leftovers`]):
+    /// `tf<ID>` locked by its submission, `sf<ID>.<pid>` whose entry is locked by a
+    /// deliverer. A file that cannot be opened or locked is not held.
+    fn tmp_in_use(&self, p: &Path) -> bool {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let held = |f: File| matches!(f.try_lock_shared(), Err(fs::TryLockError::WouldBlock));
+        if name.starts_with("tf") {
+            return open_safely(p, OpenOptions::new().read(true), Kind::File).is_ok_and(held);
+        }
+        match name.strip_prefix("sf").and_then(|r| r.split_once('.')) {
+            Some((id, _)) if valid_id(id) => self.open_entry(id).is_ok_and(held),
+            _ => false,
+        }
+    }
+
     /// Move an unparseable entry aside into `corrupt/` (with its state file).
     pub fn move_corrupt(&self, id: &str) -> io::Result<()> {
         // Never into a symlink or anything else in corrupt/'s place.
@@ -570,7 +594,10 @@ impl Spool {
 
     /// Remove leftovers of crashes: temporary files older than `grace` seconds that no live
     /// process holds, and (with `orphans`, which lists the whole spool) state files whose
-    /// entry is gone. Returns what was removed.
+    /// entry is gone. Returns what was removed. "Holds": a submission keeps its
+    /// `tmp/tf<ID>` locked until the rename ([`Spool::begin`]), and a deliverer writes
+    /// `tmp/sf<ID>.<pid>` only while it holds the entry's delivery lock; a file so held
+    /// is kept whatever its age.
     pub fn clean_leftovers(
         &self,
         now: i64,
@@ -587,7 +614,7 @@ impl Spool {
                 let Ok(md) = fs::symlink_metadata(&p) else {
                     continue;
                 };
-                if now.saturating_sub(md.mtime()) < grace {
+                if now.saturating_sub(md.mtime()) < grace || self.tmp_in_use(&p) {
                     continue;
                 }
                 if fs::remove_file(&p).is_ok() {
@@ -1008,6 +1035,9 @@ impl NewEntry {
         let qf = self.spool.qf_path(&self.id);
         fs::rename(&self.tmp_path, &qf).map_err(|e| cant("cannot commit queue file", &qf, &e))?;
         self.committed = true;
+        // The lock that kept the temporary file from being cleaned up is not the
+        // entry's delivery lock: let it go at once.
+        let _ = self.out.out.get_ref().unlock();
         sync_dir(&self.spool.dir).map_err(|e| {
             // The entry exists but may not survive a crash: tell the caller, who will
             // retry; a duplicate is better than a loss.
@@ -1360,6 +1390,61 @@ mod tests {
         let removed = spool.clean_leftovers(now + GRACE + 5, GRACE, true).unwrap();
         assert_eq!(removed, vec![stale.clone()]);
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A submission or a delivery that takes longer than the grace period keeps its
+    /// temporary file: a run removes only files nobody holds, whatever their age.
+    #[test]
+    fn old_temporary_files_still_held_are_kept() {
+        let scratch = ScratchSpool::new("held");
+        let spool = &scratch.spool;
+        let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        let age = |p: &Path| {
+            File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(two_hours_ago)
+                .unwrap();
+        };
+        // A submission still writing, two hours on.
+        let mut ne = spool.begin(crate::clock::now()).unwrap();
+        let id = ne.id.clone();
+        let e = env(&id);
+        ne.writer().write_all(e.to_text().as_bytes()).unwrap();
+        ne.writer().flush().unwrap();
+        age(ne.tmp_path());
+        let now = crate::clock::now();
+        assert!(spool.clean_leftovers(now, GRACE, true).unwrap().is_empty());
+        ne.writer().write_all(b"Subject: slow\n\nbody\n").unwrap();
+        ne.commit(&e).unwrap();
+        // Committed: its delivery lock is free.
+        let mut locked = spool
+            .lock_entry(&id)
+            .unwrap()
+            .expect("not held after commit");
+        // A delivery's room for its record, while it holds the entry.
+        locked.reserve_state(100).unwrap();
+        let room = spool
+            .tmp_dir()
+            .join(format!("sf{id}.{}", std::process::id()));
+        age(&room);
+        assert!(spool.clean_leftovers(now, GRACE, true).unwrap().is_empty());
+        assert!(room.exists());
+        drop(locked);
+        assert!(!room.exists(), "unused room removed with the lock");
+        // Left by processes that died: removed.
+        let dead = spool.tmp_dir().join("tf6AM5eIkR004034");
+        let dead_sf = spool.tmp_dir().join(format!("sf{id}.1"));
+        for p in [&dead, &dead_sf] {
+            fs::write(p, "partial").unwrap();
+            age(p);
+        }
+        let mut removed = spool.clean_leftovers(now, GRACE, true).unwrap();
+        removed.sort();
+        let mut want = vec![dead_sf, dead];
+        want.sort();
+        assert_eq!(removed, want);
     }
 
     #[test]
