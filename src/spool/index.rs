@@ -633,6 +633,96 @@ mod tests {
         assert!(same_boot(&boot_mark(), &boot_mark()));
     }
 
+    /// The same property under real concurrency: submitters committing, a thread
+    /// rebuilding and pruning without pause, and readers checking that every entry
+    /// committed before their selection began is selected by ETRN and by `-qR` (or
+    /// found busy, locked by the other reader).
+    #[test]
+    fn concurrent_submissions_rebuilds_and_runs_lose_nothing() {
+        use crate::queue::{select_domain, sweep};
+        use crate::selection::{FilterField, QueueFilter, QueueRunArgs};
+        use std::sync::Mutex;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let domains = ["a.example", "b.example", "c.example"];
+        let scratch = crate::spool::ScratchSpool::new("concurrent");
+        let spool = &scratch.spool;
+        let committed: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
+        let stop = AtomicBool::new(false);
+        let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(4);
+        std::thread::scope(|scope| {
+            for t in 0..3usize {
+                let (committed, stop) = (&committed, &stop);
+                scope.spawn(move || {
+                    let mut n = t;
+                    while !stop.load(Ordering::SeqCst) {
+                        n += 1;
+                        let d = n % domains.len();
+                        let id = submit(spool, &[&format!("u{n}@{}", domains[d])]);
+                        committed.lock().unwrap().push((id, d));
+                    }
+                });
+            }
+            {
+                let stop = &stop;
+                scope.spawn(move || {
+                    let mut n = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        n += 1;
+                        rebuild(spool).unwrap();
+                        let _ = prune_domain(spool, domains[n % domains.len()]);
+                    }
+                });
+            }
+            for r in 0..2usize {
+                let (committed, stop, failures) = (&committed, &stop, &failures);
+                scope.spawn(move || {
+                    let mut n = r;
+                    while std::time::Instant::now() < until {
+                        n += 1;
+                        let d = n % domains.len();
+                        let before: Vec<String> = committed
+                            .lock()
+                            .unwrap()
+                            .iter()
+                            .filter(|(_, dd)| *dd == d)
+                            .map(|(id, _)| id.clone())
+                            .collect();
+                        let got = if n % 2 == 0 {
+                            select_domain(spool, domains[d], false)
+                        } else {
+                            let f = QueueRunArgs {
+                                filters: vec![QueueFilter {
+                                    field: FilterField::Recipient,
+                                    negate: false,
+                                    substring: format!("@{}", domains[d]),
+                                }],
+                                ..QueueRunArgs::default()
+                            };
+                            let sw = sweep(spool, Some(&f), 0).unwrap();
+                            sw.selected.into_iter().chain(sw.busy).collect()
+                        };
+                        for id in before.iter().filter(|id| !got.contains(*id)) {
+                            failures
+                                .lock()
+                                .unwrap()
+                                .push(format!("{id} ({}) missed, pass {n}", domains[d]));
+                        }
+                    }
+                    stop.store(true, Ordering::SeqCst);
+                });
+            }
+        });
+        let failures = failures.into_inner().unwrap();
+        let total = committed.into_inner().unwrap().len();
+        assert!(
+            failures.is_empty(),
+            "{} of {total}: {failures:?}",
+            failures.len()
+        );
+        assert!(total >= 5, "only {total} submissions");
+    }
+
     /// The entries with a recipient not yet final for which `hit(address)` holds: what a
     /// full scan selects.
     fn full_scan(spool: &Spool, hit: impl Fn(&str) -> bool) -> BTreeSet<String> {
