@@ -843,3 +843,73 @@ fn a_dripped_message_times_out() {
     assert!(took < Duration::from_secs(8), "{took:?}");
     assert_eq!(env.entries().len(), 0);
 }
+
+/// Run `sendmail -bs -odq` with `input` on a pipe that stays open (the client stopped
+/// sending, but never went away); its stdout and exit status once it ends, `None` when
+/// it was still running after `limit` (killed then).
+fn bs_held_open(
+    env: &Env,
+    input: &[u8],
+    limit: Duration,
+) -> (String, Option<std::process::ExitStatus>, Duration) {
+    use std::io::{Read, Write};
+    let mut child = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-bs", "-odq"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let t = Instant::now();
+    let status = wait_exit(&mut child, limit);
+    let took = t.elapsed();
+    drop(stdin);
+    (reader.join().unwrap(), status, took)
+}
+
+/// `-bs` keeps the daemon's deadlines on stdin: a client that stops in the middle of a
+/// command line gets sendmail's 421 once `Timeout.command` has passed, and the process
+/// ends, even though stdin is still open.
+#[test]
+fn bs_a_stalled_command_line_times_out() {
+    let env = Env::with_config("O Timeout.command=2s\n");
+    let (out, status, took) =
+        bs_held_open(&env, b"HELO c\r\nNOOP half a comm", Duration::from_secs(15));
+    assert!(status.is_some(), "-bs still waiting after {took:?}:\n{out}");
+    assert!(took >= Duration::from_millis(1500), "{took:?}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert_eq!(
+        out.lines().last(),
+        Some("421 4.4.2 test.example Timeout waiting for input"),
+        "{out}"
+    );
+}
+
+/// `-bs` in DATA: a message whose next block does not come within `Timeout.datablock`
+/// ends the session with the 421, and nothing is queued.
+#[test]
+fn bs_a_stalled_message_times_out() {
+    let env = Env::with_config("O Timeout.datablock=2s\n");
+    let (out, status, took) = bs_held_open(
+        &env,
+        b"HELO c\r\nMAIL FROM:<a@test.example>\r\nRCPT TO:<b@example.net>\r\nDATA\r\nSubject: x\r\n\r\nhalf a mess",
+        Duration::from_secs(15),
+    );
+    assert!(status.is_some(), "-bs still waiting after {took:?}:\n{out}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert!(out.contains("354 "), "{out}");
+    assert_eq!(
+        out.lines().last(),
+        Some("421 4.4.2 test.example Timeout waiting for input"),
+        "{out}"
+    );
+    assert_eq!(env.entries().len(), 0, "{}", env.listing());
+}
