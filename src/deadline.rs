@@ -208,6 +208,53 @@ impl Write for Timed {
     }
 }
 
+/// A TCP connection's writing side whose output must be taken by the peer within a
+/// timeout: everything written from the first write after a flush until the next flush
+/// has completed (a group of replies, RFC 2920) within `timeout`, however slowly the
+/// peer reads. A timeout per write call would let a peer that reads a few bytes at a
+/// time hold the connection for as long as it likes. Past the deadline a write fails
+/// (`EAGAIN`, [`io::ErrorKind::WouldBlock`]) and the bytes not yet taken stay unsent.
+#[derive(Debug)]
+pub struct TimedWrite {
+    sock: TcpStream,
+    timeout: Duration,
+    deadline: Option<Instant>,
+}
+
+impl TimedWrite {
+    pub fn new(sock: TcpStream, timeout: Duration) -> TimedWrite {
+        TimedWrite {
+            sock,
+            timeout,
+            deadline: None,
+        }
+    }
+}
+
+impl Write for TimedWrite {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.deadline.is_none() {
+            self.deadline = after(self.timeout);
+        }
+        if let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timed_out());
+            }
+            // Under a millisecond is rounded up by the socket, never to "no timeout".
+            self.sock.set_write_timeout(Some(left))?;
+        }
+        self.sock.write(buf)
+    }
+
+    /// Everything written was taken: the next write starts a new deadline.
+    fn flush(&mut self) -> io::Result<()> {
+        self.sock.flush()?;
+        self.deadline = None;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,6 +383,59 @@ mod tests {
         p.limit(Limit::None);
         let (got, e) = read_polled_until_error(&mut p);
         assert_eq!((got, e.kind()), (3, io::ErrorKind::UnexpectedEof));
+    }
+
+    /// A peer that reads `chunk` bytes every `every`, until the connection ends; how
+    /// many bytes it got in all.
+    fn slow_reader(
+        mut peer: TcpStream,
+        chunk: usize,
+        every: Duration,
+    ) -> std::thread::JoinHandle<usize> {
+        std::thread::spawn(move || {
+            let mut got = 0;
+            let mut buf = vec![0u8; chunk];
+            loop {
+                match peer.read(&mut buf) {
+                    Ok(0) | Err(_) => return got,
+                    Ok(n) => got += n,
+                }
+                std::thread::sleep(every);
+            }
+        })
+    }
+
+    #[test]
+    fn output_must_be_taken_whole_within_the_timeout() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (ours, _) = l.accept().unwrap();
+        // A peer that reads 1 KiB every 50 ms: every write call makes progress, but the
+        // 16 MiB are not taken within 400 ms.
+        let reader = slow_reader(peer, 1024, Duration::from_millis(50));
+        let mut w = TimedWrite::new(ours, Duration::from_millis(400));
+        let start = Instant::now();
+        let e = w.write_all(&vec![b'x'; 16 << 20]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+        // (The reader still has what the kernel buffered; it is left to end alone.)
+        drop(reader);
+        // A peer that reads at once takes it all; each flush starts a new deadline.
+        let peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (ours, _) = l.accept().unwrap();
+        let reader = slow_reader(peer, 64 * 1024, Duration::ZERO);
+        let mut w = TimedWrite::new(ours, Duration::from_millis(400));
+        for _ in 0..3 {
+            w.write_all(&vec![b'x'; 1 << 20]).unwrap();
+            w.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        drop(w);
+        assert_eq!(reader.join().unwrap(), 3 << 20);
     }
 
     #[test]

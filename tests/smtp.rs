@@ -913,3 +913,52 @@ fn bs_a_stalled_message_times_out() {
     );
     assert_eq!(env.entries().len(), 0, "{}", env.listing());
 }
+
+/// A client that pipelines a flood of commands and then reads the replies a little at a
+/// time holds its session no longer than `Timeout.command`: the replies waiting for it
+/// must be taken whole within that time, as a command line must come whole within it.
+#[test]
+fn a_slow_reader_is_cut_off() {
+    use std::io::{Read, Write};
+    let env = Env::with_config("O Timeout.command=2s\n");
+    let d = Daemon::start(&env, &["-odq"]);
+    wait_until(
+        Duration::from_secs(10),
+        "the probe's session to end",
+        || d.sessions() == 0,
+    );
+    let mut r = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    let mut w = r.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let _ = w.write_all(&b"HELP\r\n".repeat(200_000));
+    });
+    // The client reads 64 KiB every 500 ms: each write of the session makes progress
+    // within the timeout, but the replies to 200,000 HELPs would take minutes.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reading = stop.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        r.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        while !reading.load(std::sync::atomic::Ordering::SeqCst) {
+            match r.read(&mut buf) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    let t = Instant::now();
+    wait_until(Duration::from_secs(2), "the session to start", || {
+        d.sessions() == 1
+    });
+    while d.sessions() > 0 && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = t.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    reader.join().unwrap();
+    assert!(took < Duration::from_secs(6), "the session lived {took:?}");
+}

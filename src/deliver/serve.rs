@@ -15,7 +15,7 @@
 
 use super::{Engine, deliver_ids, dns};
 use rsendmail::app::{self, Setup};
-use rsendmail::deadline::{Polled, Timed};
+use rsendmail::deadline::{Polled, Timed, TimedWrite};
 use rsendmail::exit::{Fatal, Sysexit};
 use rsendmail::options::DeliveryMode;
 use rsendmail::server::{Backend, Client, DomainCheck, Server, net};
@@ -443,7 +443,10 @@ fn session(
     };
     // Each read keeps to the deadline the session sets (a command line, a data block).
     let mut input = BufReader::with_capacity(64 * 1024, Timed::new(read_half));
-    let mut out = std::io::BufWriter::new(&stream);
+    // Each group of replies must be taken by the client within the timeout, as each
+    // command line must come within it: a client that reads a few bytes at a time gets
+    // no more.
+    let mut out = std::io::BufWriter::new(TimedWrite::new(stream, timeout));
     match srv.run(&mut backend, &mut input, &mut out) {
         Ok(end) => log::info!(
             "{}: session ended, {} messages",
