@@ -683,13 +683,13 @@ def case_garbage(ctx, server, rows, rng):
 # ---------------------------------------------------------------- connection storm
 
 
-def storm_one(d: Daemon, i: int, kind: str, idle: list, lock: threading.Lock):
+def storm_one(d: Daemon, i: int, kind: str, idle: list, lock: threading.Lock, tag: str):
     """One connection of the storm; the Message-Id it got acknowledged, if any."""
     try:
         if kind == "message":
-            return send_message(d, "storm", i)
+            return send_message(d, tag, i)
         if kind == "message-rst":
-            return send_message(d, "storm", i, close_abruptly=True)
+            return send_message(d, tag, i, close_abruptly=True)
         c = Conn(d.connect())
         if kind == "rst":
             c.close(abort=True)
@@ -714,17 +714,19 @@ def storm_one(d: Daemon, i: int, kind: str, idle: list, lock: threading.Lock):
             c.cmd("MAIL FROM:<alice@chaos.example>")
             c.cmd("RCPT TO:<bob@example.org>")
             if code(c.cmd("DATA")) == 354:
-                c.send(dot_stuffed(common.message("storm-cut", i))[:100])
+                c.send(dot_stuffed(common.message(tag + "-cut", i))[:100])
             c.close(abort=True)
     except OSError:
         pass
     return None
 
 
-def case_storm(ctx, server, rows, rng):
+def case_storm(ctx, server, rows, rng, cap: int = 64):
+    """`cap`: MaxDaemonChildren (0: no limit, every connection gets a session)."""
     n = 200 if ctx.quick else 1000
     workers = 16 if ctx.quick else 32
-    d = Daemon(ctx, "hostile-storm", server.port, "O MaxDaemonChildren=64\n")
+    d = Daemon(ctx, "hostile-storm", server.port, f"O MaxDaemonChildren={cap}\n")
+    tag = f"storm{cap}"
     try:
         base_fds = d.fds()
         base_children = len(d.children())
@@ -745,7 +747,7 @@ def case_storm(ctx, server, rows, rng):
         wt = threading.Thread(target=watch, daemon=True)
         wt.start()
         with ThreadPoolExecutor(workers) as ex:
-            results = list(ex.map(lambda a: storm_one(d, a[0], a[1], idle, lock),
+            results = list(ex.map(lambda a: storm_one(d, a[0], a[1], idle, lock, tag),
                                   enumerate(plan)))
         took = time.monotonic() - t0
         # The silent ones get the command deadline's 421, the half-open ones are closed
@@ -777,27 +779,28 @@ def case_storm(ctx, server, rows, rng):
         counts = {k: plan.count(k) for k in kinds}
         rows.append(common.Row(
             SECTION, f"{n:,} connections: abrupt close, half-open, cut mid-command/DATA, "
-                     f"whole messages", tried=n,
+                     f"whole messages (MaxDaemonChildren {cap or 'unlimited'})", tried=n,
             held=settled and fds_ok and kids_after == base_children and zombies == 0
             and d.alive() and idle_cut == n_idle and half_closed == n_half,
             note=f"{took:.1f}s; {idle_cut}/{n_idle} silent ones cut off (421), "
                  f"{half_closed}/{n_half} half-open ones closed; {refusals} refused "
-                 f"(MaxDaemonChildren 64); daemon fds {base_fds} before, {fds_after} after; sessions "
+                 f"(MaxDaemonChildren {cap or 'unlimited'}); daemon fds {base_fds} before, {fds_after} after; sessions "
                  f"{base_children} before, peak {peak_children[0]}, {kids_after} after; "
                  f"zombies {zombies}; daemon VmRSS {base_rss >> 10} KiB before, {rss >> 10} "
                  f"KiB after; mix " + ", ".join(f"{k} {v}" for k, v in counts.items())))
         acked = [r for r in results if r]
         d.spool.queue_run(timeout=300)
         arrivals = server.arrivals()
-        storm_arrivals = {k: v for k, v in arrivals.items() if k.startswith("storm")}
+        storm_arrivals = {k: v for k, v in arrivals.items() if k.startswith(tag + ".")}
         tried = counts["message"] + counts["message-rst"]
-        rows.append(common.tally(SECTION, "storm: messages acknowledged during it", tried,
+        rows.append(common.tally(SECTION, f"storm (MaxDaemonChildren {cap or 'unlimited'}): "
+                                 "messages acknowledged during it", tried,
                                  acked, storm_arrivals, (),
                                  note="250 after the final dot; delivered by one queue run; "
                                       "cut DATA never queued"
-                                 if not any(k.startswith("storm-cut") for k in arrivals)
+                                 if not any(k.startswith(tag + "-cut") for k in arrivals)
                                  else "**a cut DATA was delivered**"))
-        if any(k.startswith("storm-cut") for k in arrivals):
+        if any(k.startswith(tag + "-cut") for k in arrivals):
             rows[-1].held = False
     finally:
         d.stop()
@@ -806,18 +809,22 @@ def case_storm(ctx, server, rows, rng):
 def run(ctx) -> list:
     rows: list = []
     rng = random.Random(ctx.seed)
-    server = common.Server(ctx, "hostile-smarthost")
+    server = common.Server(ctx, "hostile-smarthost", env={"DATA_SIZE_LIMIT": "0"})
     try:
-        for case in (case_drip, case_slow_reader, case_garbage, case_storm):
+        cases = [case_drip, case_slow_reader, case_garbage, case_storm]
+        if not ctx.quick:
+            cases.append(lambda *a: case_storm(*a, cap=0))
+        for case in cases:
             t = time.monotonic()
             try:
                 case(ctx, server, rows, rng)
             except Exception as e:  # a case that crashed is a broken row, the rest still run
                 import traceback
                 traceback.print_exc()
-                rows.append(common.Row(SECTION, f"{case.__name__} (crashed)", held=False,
+                rows.append(common.Row(SECTION, f"{getattr(case, '__name__', 'case')} (crashed)",
+                                       held=False,
                                        note=f"{type(e).__name__}: {e}"[:200]))
-            ctx.say(f"hostile: {case.__name__} {time.monotonic() - t:.1f}s")
+            ctx.say(f"hostile: {getattr(case, '__name__', 'case')} {time.monotonic() - t:.1f}s")
     finally:
         server.stop()
     return rows
