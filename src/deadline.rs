@@ -145,6 +145,7 @@ pub struct Polled<R> {
 }
 
 impl<R: Read + AsFd> Polled<R> {
+    /// `inner` with no deadline until [`Deadline::limit`] sets one.
     pub fn new(inner: R) -> Polled<R> {
         Polled {
             inner,
@@ -222,6 +223,8 @@ pub struct TimedWrite {
 }
 
 impl TimedWrite {
+    /// Writes to `sock`; each group of output (up to a flush) must be taken within
+    /// `timeout`.
     pub fn new(sock: TcpStream, timeout: Duration) -> TimedWrite {
         TimedWrite {
             sock,
