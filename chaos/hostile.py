@@ -580,12 +580,20 @@ def case_garbage(ctx, server, rows, rng):
             f"{len(data) >> 10} KiB, replies {sorted(codes)}")
         # NULs.
         payload = (b"\0" * 1000 + b"\r\n" + b"HELO \0nul\0\r\n" + b"MAIL FROM:<a\0b@chaos.example>\r\n"
-                   + b"\0\0\0\r\n" * 100 + b"RSET\0\r\nQUIT\r\n")
+                   + b"\0\0\0\r\n" * 20 + b"RSET\0\r\nQUIT\r\n")
         lines, bad, peak, closed = pipelined(d, payload)
         ok = closed and code(lines[-1]) == 221 and all(code(l) in (220, 250, 221, 500, 501, 553)
                                                         for l in lines)
         row("NUL bytes in and as commands", len(payload), ok, lines, bad, peak, closed,
             f"last {lines[-1][:40].decode(errors='replace')!r}")
+        # A flood of unrecognized commands: sendmail's limit of 25, then 421.
+        lines, bad, peak, closed = pipelined(d, b"".join(b"XYZZY %d\r\n" % i
+                                                         for i in range(1000)))
+        n500 = sum(1 for l in lines if l.startswith(b"500 5.5.1 "))
+        ok = closed and n500 == 25 and lines[-1].startswith(b"421 4.7.0 ") \
+            and lines[-1].endswith(b"Too many bad commands; closing connection")
+        row("1,000 unrecognized commands", 1000, ok, lines, bad, peak, closed,
+            f"{n500} answered 500, then {lines[-1][:30].decode(errors='replace')!r}...")
         # A 100 KiB line without a newline.
         lines, bad, peak, closed = pipelined(d, b"HELO " + b"A" * (100 << 10))
         ok = closed and lines[-1].startswith(b"421 4.7.0 ") and b"Command too long" in lines[-1]

@@ -962,3 +962,27 @@ fn a_slow_reader_is_cut_off() {
     reader.join().unwrap();
     assert!(took < Duration::from_secs(6), "the session lived {took:?}");
 }
+
+/// sendmail's MAXBADCOMMANDS: past 25 unrecognized commands a session ends with
+/// `421 4.7.0 ... Too many bad commands; closing connection`, so that a client spewing
+/// garbage does not keep its session (and a daemon slot) for as long as it likes.
+#[test]
+fn too_many_bad_commands_end_the_session() {
+    let env = Env::new();
+    let mut input = String::from("HELO c\r\n");
+    for i in 0..30 {
+        input.push_str(&format!("XYZZY{i}\r\n"));
+    }
+    input.push_str("QUIT\r\n");
+    let r = env.sendmail(&["-bs", "-odq"], input.as_bytes());
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    let bad = lines.iter().filter(|l| l.starts_with("500 5.5.1 ")).count();
+    assert_eq!(bad, 25, "{}", r.stdout);
+    assert_eq!(
+        lines.last().copied(),
+        Some("421 4.7.0 test.example Too many bad commands; closing connection"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("221 "), "{}", r.stdout);
+}
