@@ -501,6 +501,9 @@ class MemWatch:
                 self.pid = max(new)
                 break
             time.sleep(0.01)
+        # One sample before the attack begins (the session may end at once).
+        if self.pid:
+            self.peak = proc_status(self.pid, "VmHWM")
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
 
