@@ -3,13 +3,17 @@
 //! the peer splits it. A timeout per read would let a peer that sends one byte at a time
 //! hold the connection (and what waits on it) for as long as it likes.
 //!
-//! [`Timed`] is the one place that keeps a deadline, for the SMTP client and the SMTP
-//! server alike: before each read it sets the socket's read timeout to the time left,
-//! and once the deadline has passed a read fails at once, with the error a socket's own
-//! read timeout gives (`EAGAIN`), so that everything after it sees what it saw before.
+//! [`Timed`] keeps a deadline on a TCP connection, for the SMTP client and the SMTP
+//! server (`-bd`) alike: before each read it sets the socket's read timeout to the time
+//! left. [`Polled`] keeps the same deadline on any other descriptor (`-bs` reads stdin,
+//! which may be a pipe, a socket or a terminal): before each read it waits in `poll(2)`
+//! for the time left. Once the deadline has passed a read of either fails at once, with
+//! the error a socket's own read timeout gives (`EAGAIN`, [`io::ErrorKind::WouldBlock`]),
+//! so that everything after it sees what it saw before.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 /// What the next reads must keep to.
@@ -33,10 +37,9 @@ pub trait Deadline: Read {
 impl Deadline for &[u8] {}
 impl Deadline for &std::fs::File {}
 
-/// A TCP connection whose reads keep to a [`Limit`].
-#[derive(Debug)]
-pub struct Timed {
-    sock: TcpStream,
+/// The deadline a reader keeps: set by [`Limit`], moved on by the bytes read.
+#[derive(Debug, Default)]
+struct Clock {
     deadline: Option<Instant>,
     /// With [`Limit::Blocks`]: the block size, its timeout, and the bytes of the current
     /// block read so far.
@@ -44,13 +47,62 @@ pub struct Timed {
     since: usize,
 }
 
+impl Clock {
+    fn limit(&mut self, limit: Limit) {
+        self.since = 0;
+        (self.deadline, self.block) = match limit {
+            Limit::None => (None, None),
+            Limit::Whole(t) => (after(t), None),
+            Limit::Blocks { bytes, timeout } => (after(timeout), Some((bytes.max(1), timeout))),
+        };
+    }
+
+    /// The time left before the next read: `Ok(None)` with no deadline, the timeout
+    /// error (`EAGAIN`) once the deadline has passed.
+    fn left(&self) -> io::Result<Option<Duration>> {
+        match self.deadline {
+            None => Ok(None),
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    Err(timed_out())
+                } else {
+                    Ok(Some(left))
+                }
+            }
+        }
+    }
+
+    /// `n` bytes were read: a whole block moves the deadline on.
+    fn read(&mut self, n: usize) {
+        if let Some((bytes, timeout)) = self.block {
+            self.since += n;
+            if self.since >= bytes {
+                self.since = 0;
+                self.deadline = after(timeout);
+            }
+        }
+    }
+}
+
+/// The error of a read that did not come within its deadline (`EAGAIN`, as a socket's
+/// own read timeout gives it).
+fn timed_out() -> io::Error {
+    io::Error::from_raw_os_error(libc::EAGAIN)
+}
+
+/// A TCP connection whose reads keep to a [`Limit`].
+#[derive(Debug)]
+pub struct Timed {
+    sock: TcpStream,
+    clock: Clock,
+}
+
 impl Timed {
     pub fn new(sock: TcpStream) -> Timed {
         Timed {
             sock,
-            deadline: None,
-            block: None,
-            since: 0,
+            clock: Clock::default(),
         }
     }
 
@@ -66,33 +118,83 @@ fn after(d: Duration) -> Option<Instant> {
 
 impl Deadline for Timed {
     fn limit(&mut self, limit: Limit) {
-        self.since = 0;
-        (self.deadline, self.block) = match limit {
-            Limit::None => (None, None),
-            Limit::Whole(t) => (after(t), None),
-            Limit::Blocks { bytes, timeout } => (after(timeout), Some((bytes.max(1), timeout))),
-        };
+        self.clock.limit(limit);
     }
 }
 
 impl Read for Timed {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(deadline) = self.deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::Error::from_raw_os_error(libc::EAGAIN));
-            }
+        if let Some(left) = self.clock.left()? {
             // Under a millisecond is rounded up by the socket, never to "no timeout".
             self.sock.set_read_timeout(Some(left))?;
         }
         let n = self.sock.read(buf)?;
-        if let Some((bytes, timeout)) = self.block {
-            self.since += n;
-            if self.since >= bytes {
-                self.since = 0;
-                self.deadline = after(timeout);
+        self.clock.read(n);
+        Ok(n)
+    }
+}
+
+/// Any readable descriptor (a pipe, a socket, a terminal, a file) whose reads keep to a
+/// [`Limit`]: each read first waits in `poll(2)` for input, at most for the time left.
+/// The descriptor's own blocking mode is left as it is (stdin is shared with whoever
+/// started us). A descriptor that is always readable (a file, `/dev/null`) never waits.
+#[derive(Debug)]
+pub struct Polled<R> {
+    inner: R,
+    clock: Clock,
+}
+
+impl<R: Read + AsFd> Polled<R> {
+    /// `inner` with no deadline until [`Deadline::limit`] sets one.
+    pub fn new(inner: R) -> Polled<R> {
+        Polled {
+            inner,
+            clock: Clock::default(),
+        }
+    }
+
+    /// Wait until the descriptor is readable (or at its end, or in error: the read says
+    /// which) within `left`; the timeout error when it is not.
+    fn wait(&self, left: Duration) -> io::Result<()> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let end = Instant::now().checked_add(left);
+        let mut left = left;
+        loop {
+            // Whole milliseconds, rounded up (never 0 while time is left: no busy loop).
+            let ms = left.as_millis().saturating_add(1);
+            let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+            let mut fds = [PollFd::new(self.inner.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(0) => {}
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(io::Error::from(e)),
+            }
+            // Timed out, or interrupted: what is left of the deadline.
+            left = match end {
+                Some(end) => end.saturating_duration_since(Instant::now()),
+                None => left,
+            };
+            if left.is_zero() {
+                return Err(timed_out());
             }
         }
+    }
+}
+
+impl<R: Read + AsFd> Deadline for Polled<R> {
+    fn limit(&mut self, limit: Limit) {
+        self.clock.limit(limit);
+    }
+}
+
+impl<R: Read + AsFd> Read for Polled<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(left) = self.clock.left()? {
+            self.wait(left)?;
+        }
+        let n = self.inner.read(buf)?;
+        self.clock.read(n);
         Ok(n)
     }
 }
@@ -104,6 +206,55 @@ impl Write for Timed {
 
     fn flush(&mut self) -> io::Result<()> {
         self.sock.flush()
+    }
+}
+
+/// A TCP connection's writing side whose output must be taken by the peer within a
+/// timeout: everything written from the first write after a flush until the next flush
+/// has completed (a group of replies, RFC 2920) within `timeout`, however slowly the
+/// peer reads. A timeout per write call would let a peer that reads a few bytes at a
+/// time hold the connection for as long as it likes. Past the deadline a write fails
+/// (`EAGAIN`, [`io::ErrorKind::WouldBlock`]) and the bytes not yet taken stay unsent.
+#[derive(Debug)]
+pub struct TimedWrite {
+    sock: TcpStream,
+    timeout: Duration,
+    deadline: Option<Instant>,
+}
+
+impl TimedWrite {
+    /// Writes to `sock`; each group of output (up to a flush) must be taken within
+    /// `timeout`.
+    pub fn new(sock: TcpStream, timeout: Duration) -> TimedWrite {
+        TimedWrite {
+            sock,
+            timeout,
+            deadline: None,
+        }
+    }
+}
+
+impl Write for TimedWrite {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.deadline.is_none() {
+            self.deadline = after(self.timeout);
+        }
+        if let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timed_out());
+            }
+            // Under a millisecond is rounded up by the socket, never to "no timeout".
+            self.sock.set_write_timeout(Some(left))?;
+        }
+        self.sock.write(buf)
+    }
+
+    /// Everything written was taken: the next write starts a new deadline.
+    fn flush(&mut self) -> io::Result<()> {
+        self.sock.flush()?;
+        self.deadline = None;
+        Ok(())
     }
 }
 
@@ -184,6 +335,110 @@ mod tests {
         let (got, e) = read_until_error(&mut t);
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
         assert!(got < 20, "{got}");
+    }
+
+    /// A pipe whose writer drips a byte every 50 ms, `n` times, from a thread.
+    fn dripping_pipe(n: usize) -> Polled<std::io::PipeReader> {
+        let (r, mut w) = std::io::pipe().unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..n {
+                if w.write_all(b"x").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Polled::new(r)
+    }
+
+    fn read_polled_until_error<R: Read + AsFd>(t: &mut Polled<R>) -> (usize, io::Error) {
+        let mut got = 0;
+        let mut buf = [0u8; 16];
+        loop {
+            match t.read(&mut buf) {
+                Ok(0) => return (got, io::Error::from(io::ErrorKind::UnexpectedEof)),
+                Ok(n) => got += n,
+                Err(e) => return (got, e),
+            }
+        }
+    }
+
+    #[test]
+    fn a_polled_pipe_keeps_the_deadlines() {
+        // A whole limit ends a dripping writer.
+        let mut p = dripping_pipe(100);
+        p.limit(Limit::Whole(Duration::from_millis(400)));
+        let start = Instant::now();
+        let (got, e) = read_polled_until_error(&mut p);
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(got < 20, "{got}");
+        assert!(start.elapsed() < Duration::from_secs(2));
+        // Blocks that keep coming move the deadline on; the end is the end.
+        let mut p = dripping_pipe(20);
+        p.limit(Limit::Blocks {
+            bytes: 2,
+            timeout: Duration::from_millis(400),
+        });
+        let (got, e) = read_polled_until_error(&mut p);
+        assert_eq!((got, e.kind()), (20, io::ErrorKind::UnexpectedEof));
+        // No limit: reads wait as the pipe does.
+        let mut p = dripping_pipe(3);
+        p.limit(Limit::None);
+        let (got, e) = read_polled_until_error(&mut p);
+        assert_eq!((got, e.kind()), (3, io::ErrorKind::UnexpectedEof));
+    }
+
+    /// A peer that reads `chunk` bytes every `every`, until the connection ends; how
+    /// many bytes it got in all.
+    fn slow_reader(
+        mut peer: TcpStream,
+        chunk: usize,
+        every: Duration,
+    ) -> std::thread::JoinHandle<usize> {
+        std::thread::spawn(move || {
+            let mut got = 0;
+            let mut buf = vec![0u8; chunk];
+            loop {
+                match peer.read(&mut buf) {
+                    Ok(0) | Err(_) => return got,
+                    Ok(n) => got += n,
+                }
+                std::thread::sleep(every);
+            }
+        })
+    }
+
+    #[test]
+    fn output_must_be_taken_whole_within_the_timeout() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (ours, _) = l.accept().unwrap();
+        // A peer that reads 1 KiB every 50 ms: every write call makes progress, but the
+        // 16 MiB are not taken within 400 ms.
+        let reader = slow_reader(peer, 1024, Duration::from_millis(50));
+        let mut w = TimedWrite::new(ours, Duration::from_millis(400));
+        let start = Instant::now();
+        let e = w.write_all(&vec![b'x'; 16 << 20]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+        // (The reader still has what the kernel buffered; it is left to end alone.)
+        drop(reader);
+        // A peer that reads at once takes it all; each flush starts a new deadline.
+        let peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (ours, _) = l.accept().unwrap();
+        let reader = slow_reader(peer, 64 * 1024, Duration::ZERO);
+        let mut w = TimedWrite::new(ours, Duration::from_millis(400));
+        for _ in 0..3 {
+            w.write_all(&vec![b'x'; 1 << 20]).unwrap();
+            w.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        drop(w);
+        assert_eq!(reader.join().unwrap(), 3 << 20);
     }
 
     #[test]

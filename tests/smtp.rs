@@ -843,3 +843,146 @@ fn a_dripped_message_times_out() {
     assert!(took < Duration::from_secs(8), "{took:?}");
     assert_eq!(env.entries().len(), 0);
 }
+
+/// Run `sendmail -bs -odq` with `input` on a pipe that stays open (the client stopped
+/// sending, but never went away); its stdout and exit status once it ends, `None` when
+/// it was still running after `limit` (killed then).
+fn bs_held_open(
+    env: &Env,
+    input: &[u8],
+    limit: Duration,
+) -> (String, Option<std::process::ExitStatus>, Duration) {
+    use std::io::{Read, Write};
+    let mut child = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-bs", "-odq"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let t = Instant::now();
+    let status = wait_exit(&mut child, limit);
+    let took = t.elapsed();
+    drop(stdin);
+    (reader.join().unwrap(), status, took)
+}
+
+/// `-bs` keeps the daemon's deadlines on stdin: a client that stops in the middle of a
+/// command line gets sendmail's 421 once `Timeout.command` has passed, and the process
+/// ends, even though stdin is still open.
+#[test]
+fn bs_a_stalled_command_line_times_out() {
+    let env = Env::with_config("O Timeout.command=2s\n");
+    let (out, status, took) =
+        bs_held_open(&env, b"HELO c\r\nNOOP half a comm", Duration::from_secs(15));
+    assert!(status.is_some(), "-bs still waiting after {took:?}:\n{out}");
+    assert!(took >= Duration::from_millis(1500), "{took:?}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert_eq!(
+        out.lines().last(),
+        Some("421 4.4.2 test.example Timeout waiting for input"),
+        "{out}"
+    );
+}
+
+/// `-bs` in DATA: a message whose next block does not come within `Timeout.datablock`
+/// ends the session with the 421, and nothing is queued.
+#[test]
+fn bs_a_stalled_message_times_out() {
+    let env = Env::with_config("O Timeout.datablock=2s\n");
+    let (out, status, took) = bs_held_open(
+        &env,
+        b"HELO c\r\nMAIL FROM:<a@test.example>\r\nRCPT TO:<b@example.net>\r\nDATA\r\nSubject: x\r\n\r\nhalf a mess",
+        Duration::from_secs(15),
+    );
+    assert!(status.is_some(), "-bs still waiting after {took:?}:\n{out}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert!(out.contains("354 "), "{out}");
+    assert_eq!(
+        out.lines().last(),
+        Some("421 4.4.2 test.example Timeout waiting for input"),
+        "{out}"
+    );
+    assert_eq!(env.entries().len(), 0, "{}", env.listing());
+}
+
+/// A client that pipelines a flood of commands and then reads the replies a little at a
+/// time holds its session no longer than `Timeout.command`: the replies waiting for it
+/// must be taken whole within that time, as a command line must come whole within it.
+#[test]
+fn a_slow_reader_is_cut_off() {
+    use std::io::{Read, Write};
+    let env = Env::with_config("O Timeout.command=2s\n");
+    let d = Daemon::start(&env, &["-odq"]);
+    wait_until(
+        Duration::from_secs(10),
+        "the probe's session to end",
+        || d.sessions() == 0,
+    );
+    let mut r = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    let mut w = r.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let _ = w.write_all(&b"HELP\r\n".repeat(200_000));
+    });
+    // The client reads 64 KiB every 500 ms: each write of the session makes progress
+    // within the timeout, but the replies to 200,000 HELPs would take minutes.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reading = stop.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        r.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        while !reading.load(std::sync::atomic::Ordering::SeqCst) {
+            match r.read(&mut buf) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    let t = Instant::now();
+    wait_until(Duration::from_secs(2), "the session to start", || {
+        d.sessions() == 1
+    });
+    while d.sessions() > 0 && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = t.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    reader.join().unwrap();
+    assert!(took < Duration::from_secs(6), "the session lived {took:?}");
+}
+
+/// sendmail's MAXBADCOMMANDS: past 25 unrecognized commands a session ends with
+/// `421 4.7.0 ... Too many bad commands; closing connection`, so that a client spewing
+/// garbage does not keep its session (and a daemon slot) for as long as it likes.
+#[test]
+fn too_many_bad_commands_end_the_session() {
+    let env = Env::new();
+    let mut input = String::from("HELO c\r\n");
+    for i in 0..30 {
+        input.push_str(&format!("XYZZY{i}\r\n"));
+    }
+    input.push_str("QUIT\r\n");
+    let r = env.sendmail(&["-bs", "-odq"], input.as_bytes());
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    let bad = lines.iter().filter(|l| l.starts_with("500 5.5.1 ")).count();
+    assert_eq!(bad, 25, "{}", r.stdout);
+    assert_eq!(
+        lines.last().copied(),
+        Some("421 4.7.0 test.example Too many bad commands; closing connection"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("221 "), "{}", r.stdout);
+}

@@ -15,7 +15,7 @@
 
 use super::{Engine, deliver_ids, dns};
 use rsendmail::app::{self, Setup};
-use rsendmail::deadline::Timed;
+use rsendmail::deadline::{Polled, Timed, TimedWrite};
 use rsendmail::exit::{Fatal, Sysexit};
 use rsendmail::options::DeliveryMode;
 use rsendmail::server::{Backend, Client, DomainCheck, Server, net};
@@ -194,7 +194,9 @@ pub fn stdio(s: &Setup, engine: &Engine, argv: &[OsString]) -> Result<Sysexit, F
     // fd 0 unbuffered underneath our own buffer, so that "nothing more is waiting" is known.
     // SAFETY: fd 0 stays open for the life of the process; ManuallyDrop never closes it.
     let stdin = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(0) });
-    let mut input = BufReader::with_capacity(64 * 1024, &*stdin);
+    // Each read keeps to the deadline the session sets (a command line, a data block), as
+    // on a -bd connection: stdin may be a pipe, a socket or a terminal, so it is polled.
+    let mut input = BufReader::with_capacity(64 * 1024, Polled::new(&*stdin));
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match srv.run(&mut backend, &mut input, &mut out) {
         Ok(end) => Ok(end.status),
@@ -441,7 +443,10 @@ fn session(
     };
     // Each read keeps to the deadline the session sets (a command line, a data block).
     let mut input = BufReader::with_capacity(64 * 1024, Timed::new(read_half));
-    let mut out = std::io::BufWriter::new(&stream);
+    // Each group of replies must be taken by the client within the timeout, as each
+    // command line must come within it: a client that reads a few bytes at a time gets
+    // no more.
+    let mut out = std::io::BufWriter::new(TimedWrite::new(stream, timeout));
     match srv.run(&mut backend, &mut input, &mut out) {
         Ok(end) => log::info!(
             "{}: session ended, {} messages",

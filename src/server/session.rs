@@ -25,7 +25,8 @@
 //! [`Server::receive`].
 //!
 //! An I/O error writing a reply ends the session with that error (the client is gone);
-//! a read timeout or a line longer than [`MAX_COMMAND_LINE`] ends it with a 421.
+//! a read timeout, a line longer than [`MAX_COMMAND_LINE`] or more than
+//! [`MAX_BAD_COMMANDS`] unrecognized commands end it with a 421.
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
@@ -157,7 +158,13 @@ pub(super) struct Session<'s, 'a, R: Deadline, W: Write> {
     end: Ending,
     /// The command line being read, reused.
     line: Vec<u8>,
+    /// Unrecognized commands so far (see [`MAX_BAD_COMMANDS`]).
+    bad_commands: u32,
 }
+
+/// Unrecognized commands a session answers with 500; the next one ends it with 421
+/// (sendmail's MAXBADCOMMANDS): a client that sends garbage does not keep its session.
+const MAX_BAD_COMMANDS: u32 = 25;
 
 impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
     pub(super) fn new(
@@ -176,6 +183,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             tx: Transaction::default(),
             end: Ending::default(),
             line: Vec::new(),
+            bad_commands: 0,
         }
     }
 
@@ -267,6 +275,14 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
                 self.reply(&format!("502 5.5.1 Command not implemented: \"{verb}\""))?;
             }
             Command::Unrecognized => {
+                self.bad_commands += 1;
+                if self.bad_commands > MAX_BAD_COMMANDS {
+                    let text = format!(
+                        "421 4.7.0 {} Too many bad commands; closing connection",
+                        self.server.host
+                    );
+                    return self.close_with(&text);
+                }
                 let shown: String = text.chars().take(100).collect();
                 self.reply(&format!("500 5.5.1 Command unrecognized: \"{shown}\""))?;
             }

@@ -39,7 +39,8 @@ first byte); AUTH_USER and AUTH_PASS make AUTH PLAIN/LOGIN/CRAM-MD5 required (AU
 only CRAM-MD5). The transcript marks
 MAIL commands given over TLS ("tls") and after AUTH ("auth=<user>"). BIND=::1 listens
 on IPv6 loopback instead of 127.0.0.1. NO_SMTPUTF8=1 does not offer SMTPUTF8 (and
-refuses commands that are not ASCII, as aiosmtpd does then).
+refuses commands that are not ASCII, as aiosmtpd does then). DATA_SIZE_LIMIT=n takes
+messages up to n bytes (0: any size) instead of aiosmtpd's 32 MiB.
 """
 import asyncio
 import json
@@ -345,6 +346,8 @@ class C(Controller):
                       auth_require_tls=False)
         if os.environ.get("AUTH_ONLY_CRAM"):
             kw["auth_exclude_mechanism"] = ["PLAIN", "LOGIN"]
+        if os.environ.get("DATA_SIZE_LIMIT"):
+            kw["data_size_limit"] = int(os.environ["DATA_SIZE_LIMIT"]) or None
         return LoggingSMTP(self.handler, decode_data=False, hostname="fault.test",
                     enable_SMTPUTF8=not os.environ.get("NO_SMTPUTF8"), **kw)
 
