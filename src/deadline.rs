@@ -73,7 +73,7 @@ impl Clock {
         }
     }
 
-    /// `n` bytes were read: a whole block moves the deadline on.
+    /// `n` bytes were read (or written): a whole block moves the deadline on.
     fn read(&mut self, n: usize) {
         if let Some((bytes, timeout)) = self.block {
             self.since += n;
@@ -91,11 +91,15 @@ fn timed_out() -> io::Error {
     io::Error::from_raw_os_error(libc::EAGAIN)
 }
 
-/// A TCP connection whose reads keep to a [`Limit`].
+/// A TCP connection whose reads keep to a [`Limit`], and whose writes keep to another
+/// ([`Timed::write_limit`]): the SMTP client's commands must be taken by the server
+/// within the command's timeout and each block of a message within
+/// `Timeout.datablock`, however slowly the server reads.
 #[derive(Debug)]
 pub struct Timed {
     sock: TcpStream,
     clock: Clock,
+    wclock: Clock,
 }
 
 impl Timed {
@@ -103,7 +107,16 @@ impl Timed {
         Timed {
             sock,
             clock: Clock::default(),
+            wclock: Clock::default(),
         }
+    }
+
+    /// What the next writes must keep to: [`Limit::Whole`] for a group of commands,
+    /// [`Limit::Blocks`] for a message (each block taken within its timeout). Past the
+    /// deadline a write fails with `EAGAIN` ([`io::ErrorKind::WouldBlock`]).
+    /// [`Limit::None`] leaves the socket's write timeout as it is.
+    pub fn write_limit(&mut self, limit: Limit) {
+        self.wclock.limit(limit);
     }
 
     pub fn get_ref(&self) -> &TcpStream {
@@ -201,7 +214,13 @@ impl<R: Read + AsFd> Read for Polled<R> {
 
 impl Write for Timed {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.sock.write(buf)
+        if let Some(left) = self.wclock.left()? {
+            // Under a millisecond is rounded up by the socket, never to "no timeout".
+            self.sock.set_write_timeout(Some(left))?;
+        }
+        let n = self.sock.write(buf)?;
+        self.wclock.read(n);
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -724,3 +724,93 @@ fn a_dripped_rcpt_reply_times_out_whole() {
         "{listing}"
     );
 }
+
+/// A server that reads the message slowly (4 KiB a second after its 354) cannot hold
+/// the delivery: each 64 KiB of the message must be taken within `Timeout.datablock`,
+/// not merely some bytes of each write (RFC 5321 §4.5.3.2.6: the data block timeout).
+#[test]
+fn a_server_that_reads_the_message_slowly_times_out_per_block() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    // A small receive buffer (inherited by the accepted socket), so that each read
+    // opens the window again and every write of the client makes some progress.
+    let small: libc::c_int = 4096;
+    // SAFETY: a valid socket and a c_int option value of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            l.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&small as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0);
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut w = c.try_clone().unwrap();
+                let _ = w.write_all(b"220 slow.test ESMTP\r\n");
+                let mut r = BufReader::new(c);
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 0 {
+                    let verb = line.to_ascii_uppercase();
+                    line.clear();
+                    if verb.starts_with("DATA") {
+                        let _ = w.write_all(b"354 go\r\n");
+                        // 1 KiB every 250 ms (4 KiB/s: 64 KiB would take 16 s), until
+                        // the client gives up.
+                        let mut buf = [0u8; 1024];
+                        loop {
+                            std::thread::sleep(Duration::from_millis(250));
+                            match r.get_mut().read(&mut buf) {
+                                Ok(0) | Err(_) => return,
+                                Ok(_) => {}
+                            }
+                        }
+                    }
+                    let reply: &[u8] = if verb.starts_with("QUIT") {
+                        b"221 bye\r\n"
+                    } else {
+                        b"250 ok\r\n"
+                    };
+                    if w.write_all(reply).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let env = Env::with_config(&format!("SMARTHOST 127.0.0.1\nPORT {port}\n"));
+    // 16 MiB: more than the kernel's socket buffers hold, so the client must wait on
+    // the server's reading.
+    let mut msg = b"Subject: big\n\n".to_vec();
+    let line = [b'x'; 79];
+    while msg.len() < 16 << 20 {
+        msg.extend_from_slice(&line);
+        msg.push(b'\n');
+    }
+    let mut child = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-odi"])
+        .args(["-O", "Timeout.datablock=2s", "a@example.org"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&msg).unwrap();
+    let t = Instant::now();
+    let took = crate::harness::wait_exit(&mut child, Duration::from_secs(40)).map(|_| t.elapsed());
+    assert!(
+        took.is_some(),
+        "the delivery was still writing to a slow reader after 40s"
+    );
+    let listing = env.mailq(&[]);
+    assert!(listing.contains("a@example.org"), "{listing}");
+    assert!(
+        listing.contains("(Deferred: timeout writing message to 127.0.0.1)"),
+        "{listing}"
+    );
+}

@@ -118,7 +118,6 @@ impl Session {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
-        let _ = self.sock.set_write_timeout(Some(self.timeouts.helo));
         let old = std::mem::replace(&mut self.conn, BufReader::new(Stream::Closed));
         // Anything the server sent before the handshake is dropped with the old buffer.
         let mut tcp = match old.into_inner() {
@@ -127,6 +126,7 @@ impl Session {
         };
         // The whole handshake within the EHLO timeout, however the server splits it.
         tcp.limit(Limit::Whole(self.timeouts.helo));
+        tcp.write_limit(Limit::Whole(self.timeouts.helo));
         let tls = match connector.connect(&name, tcp) {
             Ok(t) => t,
             Err(e) => {

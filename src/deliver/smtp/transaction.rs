@@ -391,6 +391,18 @@ impl Session {
         if let Err(e) = sent {
             let st = self.state;
             self.state = State::Closed;
+            // A server that did not take a block of the message in time: sendmail's words
+            // (usersmtp.c, smtpdata).
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) {
+                return Err(Reply::with_status(
+                    451,
+                    status::NO_ANSWER,
+                    format!("timeout writing message to {}", self.host),
+                ));
+            }
             return Err(io_reply(&e, st, &self.host));
         }
         if self.verbose

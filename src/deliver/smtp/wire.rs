@@ -87,6 +87,18 @@ impl Deadline for Stream {
     }
 }
 
+impl Stream {
+    /// The deadline of the next writes, kept under TLS too (on the TCP stream TLS writes
+    /// to): see [`Timed::write_limit`].
+    pub fn write_limit(&mut self, limit: Limit) {
+        match self {
+            Stream::Plain(s) => s.write_limit(limit),
+            Stream::Tls(s) => s.get_mut().write_limit(limit),
+            Stream::Closed => {}
+        }
+    }
+}
+
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
@@ -276,8 +288,9 @@ impl Session {
         self.awaiting += 1;
     }
 
+    /// Send the queued lines; the server must take them all within `timeout`.
     pub(super) fn flush(&mut self, timeout: Duration) -> Result<(), Reply> {
-        let _ = self.sock.set_write_timeout(Some(timeout));
+        self.conn.get_mut().write_limit(Limit::Whole(timeout));
         let buf = std::mem::take(&mut self.wbuf);
         let r = self
             .conn
@@ -292,9 +305,13 @@ impl Session {
     }
 
     /// Write the message (from where `data` stands) as `rsendmail::message::wire` makes it
-    /// for the wire, under the data block timeout; the final dot is part of it.
+    /// for the wire; the final dot is part of it. The server must take each 64 KiB
+    /// within the data block timeout (`Timeout.datablock`), however slowly it reads.
     pub(super) fn write_data(&mut self, data: &mut dyn Read) -> io::Result<()> {
-        let _ = self.sock.set_write_timeout(Some(self.timeouts.datablock));
+        self.conn.get_mut().write_limit(Limit::Blocks {
+            bytes: 64 * 1024,
+            timeout: self.timeouts.datablock,
+        });
         let mut w = BufWriter::with_capacity(64 * 1024, self.conn.get_mut());
         wire::write_wire(data, &mut w)?;
         w.flush()
