@@ -61,7 +61,9 @@ pub fn sweep(
             ids.sort();
             ids.dedup();
         } else {
-            ids.retain(|id| candidates.contains(id));
+            // The index may still miss entries (a rebuild that could not take its lock).
+            let unlisted: BTreeSet<String> = index::unindexed(spool, &ids).into_iter().collect();
+            ids.retain(|id| candidates.contains(id) || unlisted.contains(id));
         }
     }
     if let Some(f) = filter {
