@@ -146,8 +146,9 @@ class Spool:
         return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 
     def queue_run(self, extra_args=(), timeout=120):
-        """One queue run (-q), in the foreground; (code, stdout, stderr)."""
-        return self.sendmail(["-q", *extra_args], timeout=timeout)
+        """One queue run (-qf: -q alone would fork and return at once), in the
+        foreground; (code, stdout, stderr)."""
+        return self.sendmail(["-qf", *extra_args], timeout=timeout)
 
     def entries(self) -> list[Path]:
         """Committed queue files (qf*), wherever the spool keeps them."""
