@@ -14,7 +14,8 @@ Faults, by the local part of a recipient:
   toomany...      452 4.5.3 at RCPT the first time it is seen, then accepted
   rejectdata5...  554 5.6.0 after the data
   rejectdata4...  451 4.3.0 after the data
-  dropdata...     the connection is closed in the middle of DATA, the first time
+  dropdata...     the connection is closed at the end of the data with no reply, the
+                  first time for each such recipient
   stall...        no reply after the data, for STALL seconds (default 30), then taken
   stallrcpt...    no reply to RCPT for STALL seconds the first time it is seen, then 250
                   (no stall after its data)
@@ -22,7 +23,7 @@ Faults, by the local part of a recipient:
                   closed with no reply and the message is not taken (a server that hangs
                   before it commits)
   dropmid...      the connection is closed after two lines of the data, before the final
-                  dot, the first time
+                  dot, the first time for each such recipient
   raw...          the reply RAW_REPLY at RCPT (default "550 5.1.1 raw reply (test)")
   rawdata...      the reply RAW_DATA_REPLY after the data (default "554 5.6.0 raw reply
                   (test)")
@@ -215,8 +216,9 @@ class Handler:
                 with open(os.path.join(refused, "%06d.eml" % len(os.listdir(refused))), "wb") as f:
                     f.write(envelope.original_content or b"")
                 return "554 5.6.0 Message refused: %s (strict)" % why
-        if any(r.startswith("dropdata") for r in rcpts) and "drop" not in SEEN:
-            SEEN.add("drop")
+        drops = ["drop " + r for r in rcpts if r.startswith("dropdata")]
+        if drops and not SEEN.issuperset(drops):
+            SEEN.update(drops)
             server.transport.close()
             return "451 4.3.0 (connection closed)"
         if any(r.startswith("hangdot") for r in rcpts):
@@ -364,8 +366,9 @@ class LoggingSMTP(SMTP):
             return
         rcpts = [] if HEALTHY else [r.split("@")[0].lower()
                                     for r in (self.envelope.rcpt_tos or [])]
-        if any(r.startswith("dropmid") for r in rcpts) and "dropmid" not in SEEN:
-            SEEN.add("dropmid")
+        drops = ["dropmid " + r for r in rcpts if r.startswith("dropmid")]
+        if drops and not SEEN.issuperset(drops):
+            SEEN.update(drops)
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             for _ in range(2):
                 await self._reader.readuntil(b"\r\n")
