@@ -326,11 +326,13 @@ def stopped_in_rebuild(ctx, how: str) -> Row:
     stops it at its first rename, the rebuilt index's): submissions in every mode, other
     runners and a -qR run go on and deliver everything; then the runner is continued or
     killed, and a recovery run finds nothing delivered twice."""
-    case = f"runner stopped inside an index rebuild, then {'continued' if how == 'cont' else 'SIGKILLed'}"
+    then = "continued" if how == "cont" else "SIGKILLed"
+    case = f"runner stopped inside an index rebuild (holding the index lock), then {then}"
     if not common.have("strace"):
         return Row(SECTION, case, note="skipped: strace not available")
     queued = 20 if ctx.quick else 200
-    others = 30 if ctx.quick else 200
+    # Each submission beside waits up to a second for the index lock, then goes on.
+    others = 10 if ctx.quick else 200
     srv = Server(ctx, f"rebuild-{how}-server")
     sp = smarthost(ctx, f"rebuild-{how}", srv)
     procs: list[subprocess.Popen] = []
