@@ -240,7 +240,8 @@ def stopped_in_delivery(ctx, how: str) -> Row:
             f", {others} submissions and runs beside it")
     srv = Server(ctx, f"stop-{how}-server", env={"STALL": str(stall)})
     rcpt = "stallrcpt@example.org" if how == "kill" else "stall@example.org"
-    sp = smarthost(ctx, f"stop-{how}", srv, "O Timeout.datafinal=60s\nO Timeout.rcpt=60s")
+    # Deadlines longer than the stop: the continued runner reads the 250 that waited.
+    sp = smarthost(ctx, f"stop-{how}", srv, "O Timeout.datafinal=600s\nO Timeout.rcpt=600s")
     procs: list[subprocess.Popen] = []
     timer = Timer()
     acked: list[str] = []
