@@ -31,12 +31,10 @@ pub fn sweep(
     let now = clock::now();
     spool.prepare()?;
     // Fast selection (docs/ARCHITECTURE.md, "The fast-flush index"): a -qR run with an
-    // index is answered from the recipient index alone, without listing the spool, so its
-    // time does not depend on how many other entries there are. The index cannot miss a
-    // committed entry (lines are appended before the rename, and a failed append removes
-    // the index so that the next run rebuilds it); it may list more than is queued, never
-    // less, so opening the candidates and applying the full filter below gives what a
-    // full scan gives.
+    // index takes its candidates from the recipient index, plus the entries the index
+    // does not list (found by name: a rebuild between a submission's append and its
+    // rename, or an append that gave up on the lock, leaves such entries), so opening the
+    // candidates and applying the full filter below gives what a full scan gives.
     let needles = filter.and_then(QueueRunArgs::recipient_needles);
     let fast = needles.is_some() && index::present(spool);
     let mut out = Sweep {
