@@ -114,3 +114,63 @@ fn an_entry_the_index_misses_is_still_selected() {
     assert_eq!(peer.messages().len(), 2);
     assert!(env.mailq(&[]).contains("other@else.example"));
 }
+
+/// Run `sendmail ARGS` with no input, killed (and the test failed) after `limit`.
+fn run_bounded(env: &Env, args: &[&str], limit: Duration) -> std::process::ExitStatus {
+    let mut full = vec!["-C", env.conf.to_str().unwrap()];
+    full.extend_from_slice(args);
+    let mut child = Command::new(env.link("sendmail"))
+        .args(&full)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("sendmail {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A rebuild stopped midway holds the index lock exclusively: queue runs (full, `-qR`)
+/// neither wait for it nor miss the entries its holder keeps out of the index.
+#[test]
+fn a_held_index_lock_does_not_stall_queue_runs() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = crate::harness::servers::relay_env(peer.port, "");
+    env.sendmail(&["-odq", "first@one.example"], MSG).code(0);
+    let lock = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(env.spool.join("index/lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    // Committed without an index line (the append gave up on the lock).
+    env.sendmail(&["-odq", "second@two.example"], MSG).code(0);
+    env.sendmail(&["-odq", "third@three.example"], MSG).code(0);
+    let limit = Duration::from_secs(20);
+    assert_eq!(
+        run_bounded(&env, &["-qRsecond@two", "-qf"], limit).code(),
+        Some(0)
+    );
+    let got = peer.wait_for(1, Duration::from_secs(20));
+    assert!(
+        got.iter().any(|m| m.0.contains("second@two.example")),
+        "{got:?}"
+    );
+    assert_eq!(run_bounded(&env, &["-qf"], limit).code(), Some(0));
+    let got = peer.wait_for(3, Duration::from_secs(20));
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    drop(lock);
+}

@@ -4,7 +4,8 @@
 //! index/recipients        one line per queued recipient: "<ID> <escaped address>"
 //! index/domains/<domain>  the IDs with mail for <domain>, one per line
 //! index/lock              appenders and readers hold it shared (waiting at most a
-//!                         second), a rebuild or a prune holds it exclusive
+//!                         second), a rebuild or a prune exclusive (waiting at most a
+//!                         second too)
 //! index/boot              the boot the index was rebuilt in ([`boot_mark`]): an index
 //!                         from another boot is not used until rebuilt
 //! ```
@@ -115,6 +116,31 @@ fn lock_shared_within(lock: &File, limit: std::time::Duration) -> io::Result<()>
                 return Err(io::Error::new(
                     io::ErrorKind::WouldBlock,
                     "the index is being rebuilt",
+                ));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+        }
+    }
+}
+
+/// How long a rebuild or a prune waits for the exclusive lock: the lock's holder may be
+/// stopped for good (SIGSTOP, a hung disk), and a queue run or ETRN never waits on a hint.
+/// Without the lock the index is left as it is (selection takes what it misses, by name).
+const EXCLUSIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The exclusive lock, waited for at most `limit`; `WouldBlock` after that.
+fn lock_exclusive_within(lock: &File, limit: std::time::Duration) -> io::Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(fs::TryLockError::Error(e)) => return Err(e),
+            Err(fs::TryLockError::WouldBlock) if start.elapsed() >= limit => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "the index lock is held by another process",
                 ));
             }
             Err(fs::TryLockError::WouldBlock) => {
@@ -269,7 +295,7 @@ pub fn ids_for_domain(
 /// append made meanwhile is lost, and keeping the IDs of entries still being written.
 pub fn prune_domain(spool: &Spool, domain: &str) -> io::Result<()> {
     let lock = open_lock(spool)?;
-    lock.lock()?;
+    lock_exclusive_within(&lock, EXCLUSIVE_WAIT)?;
     let path = domains_dir(spool, false)?.join(domain_file_name(domain));
     let text = match read_safely(&path) {
         Ok(t) => String::from_utf8_lossy(&t).into_owned(),
@@ -459,10 +485,13 @@ fn this_boot(dir: &Path) -> bool {
         .is_ok_and(|b| same_boot(&String::from_utf8_lossy(&b), &boot_mark()))
 }
 
-/// Rebuild both indexes from the entries (the truth).
+/// Rebuild both indexes from the entries (the truth); the number of entries listed.
+/// Errors: the spool or index files cannot be read or written, or `WouldBlock` when
+/// another process has held the index lock for [`EXCLUSIVE_WAIT`] (then the index is
+/// left as it was).
 pub fn rebuild(spool: &Spool) -> io::Result<usize> {
     let lock = open_lock(spool)?;
-    lock.lock()?;
+    lock_exclusive_within(&lock, EXCLUSIVE_WAIT)?;
     let dir = index_dir(spool)?;
     let ids = spool.ids().map_err(|e| io::Error::other(e.message))?;
     let mut rcpt_lines = String::new();

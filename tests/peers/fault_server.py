@@ -14,8 +14,16 @@ Faults, by the local part of a recipient:
   toomany...      452 4.5.3 at RCPT the first time it is seen, then accepted
   rejectdata5...  554 5.6.0 after the data
   rejectdata4...  451 4.3.0 after the data
-  dropdata...     the connection is closed in the middle of DATA, the first time
-  stall...        no reply after the data, for STALL seconds (default 30)
+  dropdata...     the connection is closed at the end of the data with no reply, the
+                  first time for each such recipient
+  stall...        no reply after the data, for STALL seconds (default 30), then taken
+  stallrcpt...    no reply to RCPT for STALL seconds the first time it is seen, then 250
+                  (no stall after its data)
+  hangdot...      no reply after the data for STALL seconds, then the connection is
+                  closed with no reply and the message is not taken (a server that hangs
+                  before it commits)
+  dropmid...      the connection is closed after two lines of the data, before the final
+                  dot, the first time for each such recipient
   raw...          the reply RAW_REPLY at RCPT (default "550 5.1.1 raw reply (test)")
   rawdata...      the reply RAW_DATA_REPLY after the data (default "554 5.6.0 raw reply
                   (test)")
@@ -41,6 +49,14 @@ MAIL commands given over TLS ("tls") and after AUTH ("auth=<user>"). BIND=::1 li
 on IPv6 loopback instead of 127.0.0.1. NO_SMTPUTF8=1 does not offer SMTPUTF8 (and
 refuses commands that are not ASCII, as aiosmtpd does then). DATA_SIZE_LIMIT=n takes
 messages up to n bytes (0: any size) instead of aiosmtpd's 32 MiB.
+HEALTHY=1 ignores the faults chosen by recipient. PORT=n listens on that port instead of one the kernel chooses (a healthy server taking
+the place of a faulty one). GREETING="reply" greets with that reply instead of 220
+(logged "WRONG-REPLY GREETING"); a 421 greeting is followed by closing the connection.
+DRIP=seconds sends every reply one byte at a time, that many seconds apart (a server that
+drips); DRIP_FROM=VERB starts dripping only with the reply to that command (EHLO, MAIL,
+RCPT, DATA, or DOT for the end of the data). STARTTLS_FAIL=close answers STARTTLS with
+220 and then closes the connection; STARTTLS_FAIL=plain answers it with 220 and then
+reads the next commands in clear (a TLS handshake never starts: logged "TLS-FAIL").
 """
 import asyncio
 import json
@@ -57,6 +73,7 @@ os.makedirs(MSGS, exist_ok=True)
 SEEN = set()
 COUNT = [0]
 STALL = float(os.environ.get("STALL", "30"))
+HEALTHY = bool(os.environ.get("HEALTHY"))
 
 
 def raw_reply(name, default):
@@ -159,7 +176,7 @@ class Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         log(id(session), "RCPT %s %s" % (address, " ".join(rcpt_options)))
-        local = address.split("@")[0].lower()
+        local = "" if HEALTHY else address.split("@")[0].lower()
         if local.startswith("rawdata"):
             pass
         elif local.startswith("raw"):
@@ -168,6 +185,9 @@ class Handler:
             return "550 5.1.1 <%s>: Recipient address rejected: test" % address
         if local.startswith("reject4"):
             return "450 4.2.0 <%s>: Recipient address temporarily rejected: test" % address
+        if local.startswith("stallrcpt") and ("stall " + address) not in SEEN:
+            SEEN.add("stall " + address)
+            await asyncio.sleep(STALL)
         if local.startswith("toomany") and address not in SEEN:
             SEEN.add(address)
             return "452 4.5.3 Too many recipients"
@@ -182,7 +202,7 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        rcpts = [r.split("@")[0].lower() for r in envelope.rcpt_tos]
+        rcpts = [] if HEALTHY else [r.split("@")[0].lower() for r in envelope.rcpt_tos]
         log(id(session), "DATA-END %d bytes" % len(envelope.original_content or b""))
         wrong = wrong_reply("DOT")
         if wrong is not None:
@@ -197,11 +217,17 @@ class Handler:
                 with open(os.path.join(refused, "%06d.eml" % len(os.listdir(refused))), "wb") as f:
                     f.write(envelope.original_content or b"")
                 return "554 5.6.0 Message refused: %s (strict)" % why
-        if any(r.startswith("dropdata") for r in rcpts) and "drop" not in SEEN:
-            SEEN.add("drop")
+        drops = ["drop " + r for r in rcpts if r.startswith("dropdata")]
+        if drops and not SEEN.issuperset(drops):
+            SEEN.update(drops)
             server.transport.close()
             return "451 4.3.0 (connection closed)"
-        if any(r.startswith("stall") for r in rcpts):
+        if any(r.startswith("hangdot") for r in rcpts):
+            await asyncio.sleep(STALL)
+            log(id(session), "HANG-DOT closed with no reply, message not taken")
+            server.transport.close()
+            return "451 4.3.0 (connection closed)"
+        if any(r.startswith("stall") and not r.startswith("stallrcpt") for r in rcpts):
             await asyncio.sleep(STALL)
         if any(r.startswith("rawdata") for r in rcpts):
             return raw_reply("RAW_DATA_REPLY", "554 5.6.0 raw reply (test)")
@@ -209,6 +235,8 @@ class Handler:
             return "554 5.6.0 Message rejected (test)"
         if any(r.startswith("rejectdata4") for r in rcpts):
             return "451 4.3.0 Try again later (test)"
+        if os.environ.get("DRIP_FROM", "").upper() == "DOT":
+            server.dripping = True
         COUNT[0] += 1
         n = COUNT[0]
         base = os.path.join(MSGS, "%06d" % n)
@@ -249,6 +277,39 @@ class LoggingSMTP(SMTP):
     ("RAW-MAIL FROM:<...> ..."), before aiosmtpd's own parsing can refuse it, and
     breaking the protocol where the options above say so."""
 
+    greeted = False
+    dripping = False
+
+    def drip_from(self, verb):
+        if os.environ.get("DRIP_FROM", "").upper() == verb:
+            self.dripping = True
+
+    async def push(self, status):
+        if not self.greeted:
+            self.greeted = True
+            self.dripping = bool(os.environ.get("DRIP")) and not os.environ.get("DRIP_FROM")
+            greeting = os.environ.get("GREETING")
+            if greeting:
+                log(id(self.session), "WRONG-REPLY GREETING %s" % greeting)
+                await self.push_bytes(greeting)
+                if greeting.startswith("421"):
+                    self.transport.close()
+                return
+        await self.push_bytes(status)
+
+    async def push_bytes(self, status):
+        if not (self.dripping and os.environ.get("DRIP")):
+            return await SMTP.push(self, status)
+        if isinstance(status, str):
+            status = status.encode("utf-8")
+        delay = float(os.environ["DRIP"])
+        for i in range(len(status) + 2):
+            if self.transport is None or self.transport.is_closing():
+                log(id(self.session), "DRIP client gone after %d bytes" % i)
+                return
+            self._writer.write((status + b"\r\n")[i:i + 1])
+            await asyncio.sleep(delay)
+
     async def wrong(self, verb):
         """Answer `verb` with the reply WRONG_REPLY gives it, if any; whether it did."""
         reply = wrong_reply(verb)
@@ -259,6 +320,7 @@ class LoggingSMTP(SMTP):
         return True
 
     async def smtp_EHLO(self, arg):
+        self.drip_from("EHLO")
         if not await self.wrong("EHLO"):
             return await super().smtp_EHLO(arg)
 
@@ -267,6 +329,7 @@ class LoggingSMTP(SMTP):
             return await super().smtp_HELO(arg)
 
     async def smtp_MAIL(self, arg):
+        self.drip_from("MAIL")
         log(id(self.session), "RAW-MAIL %s" % arg)
         if await self.strict_refused("MAIL", arg, True):
             return
@@ -291,6 +354,7 @@ class LoggingSMTP(SMTP):
         await self.push("\r\n".join(replies))
 
     async def smtp_RCPT(self, arg):
+        self.drip_from("RCPT")
         log(id(self.session), "RAW-RCPT %s" % arg)
         if await self.strict_refused("RCPT", arg, False):
             return
@@ -298,14 +362,34 @@ class LoggingSMTP(SMTP):
             return await super().smtp_RCPT(arg)
 
     async def smtp_DATA(self, arg):
-        if not await self.wrong("DATA"):
-            return await super().smtp_DATA(arg)
+        self.drip_from("DATA")
+        if await self.wrong("DATA"):
+            return
+        rcpts = [] if HEALTHY else [r.split("@")[0].lower()
+                                    for r in (self.envelope.rcpt_tos or [])]
+        drops = ["dropmid " + r for r in rcpts if r.startswith("dropmid")]
+        if drops and not SEEN.issuperset(drops):
+            SEEN.update(drops)
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            for _ in range(2):
+                await self._reader.readuntil(b"\r\n")
+            log(id(self.session), "DROP-MID-DATA closed after two lines of data")
+            self.transport.close()
+            return
+        return await super().smtp_DATA(arg)
 
     async def smtp_RSET(self, arg):
         if not await self.wrong("RSET"):
             return await super().smtp_RSET(arg)
 
     async def smtp_STARTTLS(self, arg):
+        fail = os.environ.get("STARTTLS_FAIL")
+        if fail and not await self.wrong("STARTTLS"):
+            await self.push("220 2.0.0 Ready to start TLS")
+            log(id(self.session), "TLS-FAIL %s" % fail)
+            if fail == "close":
+                self.transport.close()
+            return
         if not await self.wrong("STARTTLS"):
             return await super().smtp_STARTTLS(arg)
 
@@ -365,7 +449,7 @@ def free_port():
 
 
 def main():
-    port = free_port()
+    port = int(os.environ.get("PORT") or 0) or free_port()
     kw = {}
     if os.environ.get("TLS_MODE") == "implicit":
         kw["ssl_context"] = tls_context()
