@@ -182,20 +182,27 @@ def open_windows(calls, killed) -> list[Window]:
     # Which program each thread runs: only the deliverer's threads deliver and queue
     # reports (a submission's own commit is not a report).
     # (A first pass: a new thread's first calls may come before its clone returns.)
+    # strace reports the kill once per process, for its first thread: every thread of
+    # a killed process died with it.
     prog: dict[int, str] = {}
+    group: dict[int, int] = {}
     for c in calls:
         if c.name == "execve" and c.ok():
             m = re.match(r'\s*"([^"]*)"', c.args)
             prog[c.tid] = os.path.basename(m.group(1)) if m else ""
         elif c.name in ("clone", "clone3", "fork", "vfork") and c.value() > 0:
             prog[c.value()] = prog.get(c.tid, "")
+            thread = "CLONE_THREAD" in c.args
+            group[c.value()] = group.get(c.tid, c.tid) if thread else c.value()
+    dead = {group.get(t, t) for t in killed}
+    killed = {t for t in {c.tid for c in calls} if group.get(t, t) in dead}
     for c in calls:
         if c.name == "execve" and c.ok():
             state.pop(c.tid, None)
             continue
         if c.tid not in killed or prog.get(c.tid) != "rsendmail-deliver":
             continue
-        s = state.setdefault(c.tid, {"rcpts": [], "open": [], "await": None})
+        s = state.setdefault(c.tid, {"rcpts": [], "open": [], "await": None, "data": None})
         if c.name == "connect" and ("AF_INET" in c.args):
             # A new connection (even one still in progress) is other work.
             for w in s["open"]:
@@ -226,19 +233,31 @@ def open_windows(calls, killed) -> list[Window]:
         if b is None:
             continue
         data, whole = b
-        if c.name in WRITES:
+        if c.name in WRITES and s["data"] is not None:
+            # The message, after the 354 (one write or several).
+            if not whole:
+                s["data"] = None  # longer than the trace shows: not judged
+                continue
+            s["data"] += data[:max(c.value(), 0)]
+            if s["data"].endswith(b"\r\n.\r\n"):
+                w = Window("dot", s["data"], s["rcpts"])
+                s["open"].append(w)
+                s["await"], s["data"] = w, None
+        elif c.name in WRITES:
             if re.match(rb"(?i)MAIL FROM:", data):
                 for w in s["open"]:
                     w.late = True
                 s["rcpts"] = []
             for r in re.findall(rb"(?im)^RCPT TO:<([^>]*)>", data):
                 s["rcpts"].append(r.decode(errors="replace"))
-            if whole and data.endswith(b"\r\n.\r\n") and c.value() == len(data):
-                w = Window("dot", data, s["rcpts"])
-                s["open"].append(w)
-                s["await"] = w
-        elif s["await"] is not None and re.match(rb"\d{3}[ -]", data):
+            if re.search(rb"(?i)(^|\n)DATA\r\n$", data):
+                s["data"] = b""
+        elif re.match(rb"\d{3}[ -]", data):
+            if s["data"] == b"" and not data.startswith(b"354"):
+                s["data"] = None  # DATA refused: no message follows
             w = s["await"]
+            if w is None:
+                continue
             s["await"] = None
             if data.startswith(b"2"):
                 w.kind = "250"
@@ -275,19 +294,41 @@ def own_id(data: bytes) -> str:
     return m.group(1).decode(errors="replace") if m else ""
 
 
+def stored_after(server: common.Server, n: int) -> list[tuple[int, dict, bytes]]:
+    """The messages a fault server stored after its n-th, read in its numbering order
+    (each one's envelope is renamed into place after its data), without reading the
+    older ones again."""
+    import json
+    out = []
+    d = server.state / "messages"
+    while True:
+        base = d / ("%06d" % (n + 1))
+        try:
+            env = json.loads(base.with_suffix(".json").read_text())
+            data = base.with_suffix(".eml").read_bytes()
+        except (OSError, ValueError):
+            return out
+        n += 1
+        out.append((n, env, data))
+
+
 class Arrivals:
     """What the servers took since a mark."""
+    _last: dict[str, int] = {}  # by server state folder: the last number seen
 
     def __init__(self, servers):
         self.servers = servers
-        self.marks = {id(s): len(s.messages()) for s in servers}
+        self.marks = {}
+        for s in servers:
+            key = str(s.state)
+            got = stored_after(s, Arrivals._last.get(key, 0))
+            last = got[-1][0] if got else Arrivals._last.get(key, 0)
+            Arrivals._last[key] = self.marks[key] = last
 
     def since(self):
         out = []
         for s in self.servers:
-            msgs = s.messages()
-            for env, data in msgs[self.marks[id(s)]:]:
-                out.append((s, env, data))
+            out += [(s, env, data) for _n, env, data in stored_after(s, self.marks[str(s.state)])]
         return out
 
 
@@ -588,18 +629,13 @@ def queue_runs(ctx) -> list[Row]:
                         expect_queued.append(mid)
                 else:
                     expect_msg.append((mid, r))
-        template = spool.dir / "template"
-        shutil.copytree(spool.spool, template, symlinks=True)
         trace = spool.dir / "trace"
 
-        def fresh():
+        def one(template, point):
+            """A killed (or, with no point, whole) run over a copy of `template` and its
+            recovery: (landed, windows, arrivals, entries of the trace)."""
             shutil.rmtree(spool.spool, ignore_errors=True)
             shutil.copytree(template, spool.spool, symlinks=True)
-
-        def one(point):
-            """A killed (or, with no point, whole) run and its recovery: (landed,
-            windows, arrivals)."""
-            fresh()
             arr = Arrivals(servers)
             try:
                 subprocess.run([*strace_argv(trace, point), *spool.argv(["-qf"])],
@@ -611,61 +647,85 @@ def queue_runs(ctx) -> list[Row]:
             recover(spool, arr)
             return bool(killed), windows, arr.since(), entries
 
-        msgs, reports = Tally(), Tally()
-        _l, _w, arrived, entries = one(None)
-        points_all = kill_points(entries)
-        points = pick(points_all, 60, ctx.quick)
-        ctx.say(f"crash queue: {len(entries)} calls, {len(points_all)} points, "
-                f"trying {len(points)}")
-        for k, point in enumerate([None, *points]):
-            if point is not None:
-                landed, windows, arrived, _e = one(point)
-                if not landed:
-                    continue
-                msgs.tried += 1
-                reports.tried += 1
-            else:
-                windows = []
-            allow, kinds = allowed_keys(windows, arrived)
-            msgs.add_kinds(kinds)
-            counts: dict[tuple, int] = {}
-            for s, env, data in arrived:
-                ks = keys_of(data, env.get("rcpt_tos", []))
-                for key in ks:
-                    counts[key] = counts.get(key, 0) + 1
-                if not is_report(data):
-                    m = re.search(rb"(?m)^END (\S+)\s*$", data)
-                    if not m or own_id(data) != m.group(1).decode() + "@chaos":
-                        msgs.partial += 1
-                        msgs.problem(f"{point}: partial arrival {own_id(data)}")
-            label = str(point) if point else "the unkilled run"
-            for tal, expect in ((msgs, expect_msg), (reports, expect_report)):
-                tal.ack += len(expect)
-                for key in expect:
-                    n = counts.get(key, 0)
-                    if n == 1:
-                        tal.once += 1
-                    elif n == 0:
-                        tal.lost += 1
-                        tal.problem(f"{label}: {key} never arrived")
-            msgs.count_dups({k_: n for k_, n in counts.items() if k_[0] != "report"}, allow,
-                            label)
-            reports.count_dups({k_: n for k_, n in counts.items() if k_[0] == "report"},
-                               allow, label)
-            left = leftovers(spool, keep_ids=expect_queued)
-            queued = set(spool.queued_message_ids())
-            missing = [m for m in expect_queued if m not in queued]
-            if missing:
-                msgs.lost += len(missing)
-                msgs.problem(f"{label}: 450 recipients of {missing} no longer queued")
-            if left:
-                msgs.orphans += len(left)
-                msgs.problem(f"{label}: left in the spool: {', '.join(left[:3])}")
-        msgs.seconds = reports.seconds = time.monotonic() - t0
+        def sweep(template, expect_msg, expect_report, prior=()):
+            """Kill runs over copies of `template`; `prior`: keys delivered before (any
+            arrival of them is a duplicate)."""
+            msgs, reports = Tally(), Tally()
+            _l, _w, arrived, entries = one(template, None)
+            points_all = kill_points(entries)
+            points = pick(points_all, 60 if not prior else 30, ctx.quick)
+            ctx.say(f"crash queue: {len(entries)} calls, {len(points_all)} points, "
+                    f"trying {len(points)}")
+            for point in [None, *points]:
+                if point is not None:
+                    landed, windows, arrived, _e = one(template, point)
+                    if not landed:
+                        continue
+                    msgs.tried += 1
+                    reports.tried += 1
+                else:
+                    windows = []
+                allow, kinds = allowed_keys(windows, arrived)
+                msgs.add_kinds(kinds)
+                counts: dict[tuple, int] = {}
+                for key in prior:
+                    counts[key] = 1
+                for _s, env, data in arrived:
+                    for key in keys_of(data, env.get("rcpt_tos", [])):
+                        counts[key] = counts.get(key, 0) + 1
+                    if not is_report(data):
+                        m = re.search(rb"(?m)^END (\S+)\s*$", data)
+                        if not m or own_id(data) != m.group(1).decode() + "@chaos":
+                            msgs.partial += 1
+                            msgs.problem(f"{point}: partial arrival {own_id(data)}")
+                label = str(point) if point else "the unkilled run"
+                for tal, expect, report in ((msgs, expect_msg, False),
+                                            (reports, expect_report, True)):
+                    for key in expect:
+                        tal.ack += 1
+                        n = counts.get(key, 0)
+                        if n == 1:
+                            tal.once += 1
+                        elif n == 0:
+                            tal.lost += 1
+                            tal.problem(f"{label}: {key} never arrived")
+                    for key in prior if not report else ():
+                        tal.ack += 1
+                        tal.once += counts.get(key, 0) == 1
+                msgs.count_dups({k_: n for k_, n in counts.items() if k_[0] != "report"},
+                                allow, label)
+                reports_to = msgs if prior else reports
+                reports_to.count_dups({k_: n for k_, n in counts.items() if k_[0] == "report"},
+                                      allow, label)
+                left = leftovers(spool, keep_ids=expect_queued)
+                queued = set(spool.queued_message_ids())
+                missing = [m for m in expect_queued if m not in queued]
+                if missing:
+                    msgs.lost += len(missing)
+                    msgs.problem(f"{label}: 450 recipients of {missing} no longer queued")
+                if left:
+                    msgs.orphans += len(left)
+                    msgs.problem(f"{label}: left in the spool: {', '.join(left[:3])}")
+            msgs.seconds = reports.seconds = time.monotonic() - t0
+            return msgs, reports
+
+        template = spool.dir / "template"
+        shutil.copytree(spool.spool, template, symlinks=True)
+        msgs, reports = sweep(template, expect_msg, expect_report)
         rows.append(msgs.row("SIGKILL at system calls of a queue run (two relays, "
                              "250/450/550), then -qf", "counted per (Message-Id, recipient)"))
         rows.append(reports.row("the same runs: failure reports for the 550 recipients",
                                 "counted per (original Message-Id, failed recipient)"))
+        # The spool as one whole run leaves it (the 450 recipients deferred, with their
+        # state files), run again: nothing may arrive.
+        t0 = time.monotonic()
+        tried = spool.dir / "tried"
+        one(template, None)
+        shutil.copytree(spool.spool, tried, symlinks=True)
+        msgs, _r = sweep(tried, [], [], prior=[*expect_msg, *expect_report])
+        rows.append(msgs.row("SIGKILL at system calls of a queue run over entries already "
+                             "tried (450 recipients left), then -qf",
+                             "acknowledged: deliveries and reports made before"))
         if all(r.held for r in rows):
             shutil.rmtree(spool.dir, ignore_errors=True)
     finally:
