@@ -208,7 +208,13 @@ def open_windows(calls, killed) -> list[Window]:
             for w in s["open"]:
                 w.late = True
             continue
-        if not c.ok():
+        # A call the kill interrupted ('?') may have taken effect (another thread was
+        # killed at its own call): a write or a report's rename counts as done (a window
+        # more), a record as not done (a window left open).
+        unsure = c.result == "?"
+        if not c.ok() and not unsure:
+            continue
+        if unsure and c.name not in WRITES and not c.name.startswith("rename"):
             continue
         if c.name in ("rename", "renameat", "renameat2"):
             paths = re.findall(r'"([^"]*)"', c.args)
@@ -216,7 +222,8 @@ def open_windows(calls, killed) -> list[Window]:
                 dst = os.path.basename(paths[-1])
                 src = paths[0]
                 if dst.startswith("sf"):
-                    s["open"], s["await"] = [], None
+                    if not unsure:
+                        s["open"], s["await"] = [], None
                 elif dst.startswith("qf") and "/tmp/tf" in src:
                     for w in s["open"]:
                         w.late = True
@@ -238,7 +245,7 @@ def open_windows(calls, killed) -> list[Window]:
             if not whole:
                 s["data"] = None  # longer than the trace shows: not judged
                 continue
-            s["data"] += data[:max(c.value(), 0)]
+            s["data"] += data if unsure else data[:max(c.value(), 0)]
             if s["data"].endswith(b"\r\n.\r\n"):
                 w = Window("dot", s["data"], s["rcpts"])
                 s["open"].append(w)
