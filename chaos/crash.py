@@ -504,7 +504,10 @@ def bs_acknowledged(stdout: str) -> bool:
     return False
 
 
-MODES = [("-odq", ["-odq"]), ("-odb", ["-odb"]), ("-odi", ["-odi"]), ("-bs", ["-bs"])]
+MODES = [("-odq", ["-odq"], "a -odq submission"),
+         ("-odb", ["-odb"], "a -odb submission and its detached deliverer"),
+         ("-odi", ["-odi"], "a -odi submission and its delivery"),
+         ("-bs", ["-bs"], "a -bs session (EHLO ... QUIT) and its background delivery")]
 RCPT = "bob@example.org"
 
 
@@ -528,7 +531,7 @@ def submission_run(ctx, spool, mode, args, tag, k, trace, inject):
 
 def submissions(ctx, server) -> list[Row]:
     rows = []
-    for mode, args in MODES:
+    for mode, args, what in MODES:
         t0 = time.monotonic()
         t = Tally()
         spool = common.Spool(ctx, "crash" + mode, extra=f"SMARTHOST [127.0.0.1]:{server.port}")
@@ -587,7 +590,7 @@ def submissions(ctx, server) -> list[Row]:
                 t.problem(f"{point}: left in the spool: {', '.join(left[:3])}")
                 shutil.rmtree(spool.spool, ignore_errors=True)
         t.seconds = time.monotonic() - t0
-        rows.append(t.row(f"SIGKILL at system calls of a {mode} submission, then -qf"))
+        rows.append(t.row(f"SIGKILL at system calls of {what}, then -qf"))
         if rows[-1].held:
             shutil.rmtree(spool.dir, ignore_errors=True)
     return rows
