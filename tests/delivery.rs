@@ -1047,6 +1047,47 @@ fn data_after_the_last_reply_ends_the_connection_not_the_delivery() {
 /// hangs never sends to the first again (the duplicate window is the one instant
 /// between a 250 and its record, not the whole attempt).
 #[test]
+fn a_run_killed_while_queuing_a_report_does_not_resend() {
+    // One transaction: x@a.test accepted, reject5@a.test refused. The failure report is
+    // queued after the transaction; a run killed while it is being queued must have
+    // recorded x@a.test already.
+    let Some((scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let _ = &scratch;
+    let env = relay_env(peer.port, "");
+    env.sendmail(&["-odq", "x@a.test", "reject5@a.test"], MSG)
+        .code(0);
+    // A rebuild holding the index lock: the report's commit waits for it (a second at
+    // most), long enough to kill the run while the report is in tmp/.
+    let lock = fs::File::open(env.spool.join("index/lock")).unwrap();
+    lock.lock().unwrap();
+    let mut runner = spawn_runner(&env, &["-qf"]);
+    let tmp = env.spool.join("tmp");
+    let reports_in_tmp = || {
+        fs::read_dir(&tmp)
+            .map(|rd| {
+                rd.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("tf"))
+            })
+            .unwrap_or(false)
+    };
+    crate::harness::wait_until_or(
+        Duration::from_secs(20),
+        "a report being queued",
+        || format!("{:?}", peer.messages()),
+        reports_in_tmp,
+    );
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    drop(lock);
+    env.sendmail(&["-qf"], b"");
+    let envelopes: Vec<String> = peer.messages().into_iter().map(|(e, _)| e).collect();
+    let to_x = envelopes.iter().filter(|e| e.contains("x@a.test")).count();
+    assert_eq!(to_x, 1, "sent to x@a.test again: {envelopes:?}");
+}
+
+#[test]
 fn a_run_killed_between_relays_does_not_resend() {
     let Some((scratch, peer)) = start_peer(&[]) else {
         return;

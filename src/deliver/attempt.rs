@@ -4,9 +4,9 @@
 //! [`RcptOutcome`]; nothing after this file reads a reply's text to decide anything.
 //!
 //! What a transaction (or a local delivery) delivered is recorded durably before the
-//! next one begins (the state file replaced: write, fsync, rename, directory fsync), so
-//! a run that dies later never sends it again; failures stay open until their reports
-//! are queued. The attempt's full record follows at its end: when every recipient is
+//! next one begins, and before any report is queued (the state file replaced: write,
+//! fsync, rename, directory fsync), so a run that dies later never sends it again;
+//! failures stay open until their reports are queued. The attempt's full record follows at its end: when every recipient is
 //! final the entry is removed (unlink, directory fsync), which is the record; otherwise
 //! the state file is replaced. When a record cannot be written, nothing more is sent
 //! for the entry in that run.
@@ -330,6 +330,14 @@ pub fn attempt(
     );
     for line in &rec.log {
         log::info!("{line}");
+    }
+    // Reports are queued before the attempt's record: what the last unit delivered is
+    // recorded first, so that a run that dies while queuing them does not send it again.
+    if !rec.reports.is_empty()
+        && unrecorded.is_none()
+        && record::delivered_so_far(&locked.entry.state, &outcomes) != locked.entry.state
+    {
+        let _ = record_on_the_way(locked, &outcomes);
     }
     let sent = bounce::send(engine, spool, &env, rec.reports, &open_message);
     result.new_entries.extend(sent.ids);
