@@ -333,6 +333,67 @@ fn a_failure_report_that_cannot_be_queued_keeps_its_entry() {
     assert!(mbox.contains("Status: 5.1.1"), "{mbox}");
 }
 
+/// A full disk while an entry with several recipients waits: its state cannot be
+/// recorded, so a run sends none of them (the accepted recipient's 250 could not be
+/// kept, and every run would send it again); once there is room, one run delivers each
+/// recipient once. Shapes: accepted + deferred (the state must keep the 250), accepted +
+/// refused (the report and then the state must be written).
+#[test]
+fn a_full_disk_sends_nothing_whose_outcome_cannot_be_recorded() {
+    if !require("strace") {
+        return;
+    }
+    let Some((_scratch, peer)) = crate::harness::servers::start_peer(&[]) else {
+        return;
+    };
+    let env = crate::harness::servers::relay_env(peer.port, "");
+    for other in ["reject4@example.org", "reject5@example.org"] {
+        env.sendmail(
+            &["-odq", "-f", "owner@example.net", "ok@example.org", other],
+            format!("Subject: {other}\n\nbody\n").as_bytes(),
+        )
+        .code(0);
+    }
+    // Every fsync fails with ENOSPC, as on a full disk: nothing can be recorded.
+    let args = [
+        "-f".to_string(),
+        "-qq".to_string(),
+        "-o".to_string(),
+        "/dev/null".to_string(),
+        "-e".to_string(),
+        "trace=fsync".to_string(),
+        "-e".to_string(),
+        "inject=fsync:error=ENOSPC".to_string(),
+    ];
+    for _ in 0..3 {
+        strace_run(&env, &args, &["-qf"], b"");
+    }
+    let to_ok = |m: &Vec<(String, Vec<u8>)>| {
+        m.iter()
+            .filter(|(j, _)| j.contains("ok@example.org"))
+            .count()
+    };
+    assert_eq!(
+        to_ok(&peer.messages()),
+        0,
+        "sent while nothing could be recorded: {:?}",
+        peer.messages().iter().map(|(j, _)| j).collect::<Vec<_>>()
+    );
+    assert_eq!(env.entries().len(), 2, "{}", env.listing());
+    env.sendmail(&["-qf"], b"").code(0);
+    env.sendmail(&["-qf"], b"").code(0);
+    let m = peer.messages();
+    let envelopes: Vec<&String> = m.iter().map(|(j, _)| j).collect();
+    assert_eq!(to_ok(&m), 2, "{envelopes:?}");
+    let reports = m
+        .iter()
+        .filter(|(j, _)| j.contains("\"rcpt_tos\": [\"owner@example.net\"]"))
+        .count();
+    assert_eq!(reports, 1, "{envelopes:?}");
+    // The deferred recipient stays queued; nothing else does.
+    assert_eq!(env.entries().len(), 1, "{}", env.listing());
+}
+
 /// A file-size limit while the SMTP server (`-bs`) writes a message: the client gets a
 /// temporary `452 4.3.1` (EFBIG is no room, as a full disk is), nothing is queued, and
 /// the session goes on: a smaller message is accepted, and QUIT is answered.

@@ -217,6 +217,22 @@ pub fn attempt(
     let open: Vec<usize> = (0..env.recipients.len())
         .filter(|&i| !locked.entry.state.of(i).is_final())
         .collect();
+    // With more than one recipient open, an outcome may have to be kept in the state file
+    // (one accepted while another is deferred, or refused with a report that cannot be
+    // queued). When the state cannot be written now (a full disk, no inode left, a
+    // file-size limit), nothing is sent: a 250 whose record cannot be kept would be sent
+    // again by every run until there is room. Rewriting the state as it is proves it.
+    if open.len() > 1
+        && let Err(e) = locked.record_state(locked.entry.state.clone())
+    {
+        log::error!(
+            "{}: {}; nothing is sent for this entry in this run",
+            env.id,
+            e.message
+        );
+        result.counts.deferred = open.len();
+        return Ok(result);
+    }
     let qf_error = |e: std::io::Error| Fatal::new(Sysexit::IoErr, format!("qf{}: {e}", env.id));
     // The message (header block and body) and its length, for every transport.
     let qf = locked.entry.file.try_clone().map_err(qf_error)?;
