@@ -211,6 +211,7 @@ def spool_fills(ctx, case: str, inodes: bool) -> Row:
     acked: list[str] = []
     refused: list[str] = []
     tried = 0
+    said = ""
     try:
         if inodes:
             fs = Tmpfs(sp.spool, size="16m", inodes=(40 if ctx.quick else 200))
@@ -238,6 +239,7 @@ def spool_fills(ctx, case: str, inodes: bool) -> Row:
             elif code in NO_ROOM_CODES:
                 fails_in_a_row += 1
                 refused.append(mid)
+                said = said or f"exit {code}: " + re.sub(r"/\S+", "…", out.strip())[:70]
                 if not out.strip():
                     problems.append(f"{mid}: exit {code} with no message")
                 if mid in qf_by_mid(sp):
@@ -269,7 +271,7 @@ def spool_fills(ctx, case: str, inodes: bool) -> Row:
             if arrivals.get(mid):
                 problems.append(f"{mid}: refused at submission but delivered")
         row = common.tally(SECTION, case, tried, acked, arrivals, sp.queued_message_ids())
-        row.note = (f"{len(acked)} taken, {len(refused)} refused (75/74) before full")
+        row.note = f"{len(refused)} refused once full; {said}"
     finally:
         if fs:
             fs.umount()
@@ -372,9 +374,231 @@ def full_during_delivery(ctx, case: str) -> Row:
 
 
 
+
+# ---------------------------------------------------------------------------------------
+# (4): the mailboxes' filesystem is full.
+
+def mbox_messages(path: Path) -> list[bytes]:
+    """The messages of an mbox, split at its `From ` lines (each after a blank line)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return []
+    if not data:
+        return []
+    parts = re.split(rb"(?:^|\n\n)(?=From )", data)
+    return [p for p in parts if p]
+
+
+def mbox_whole(path: Path, problems: list[str]) -> dict[str, int]:
+    """Message-Id -> copies in the mbox; each message must be whole (its END line, then
+    the blank line that ends it), and the file must end where a message ends."""
+    counts: dict[str, int] = {}
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return counts
+    if data and not data.endswith(b"\n\n"):
+        problems.append(f"{path.name}: the mbox does not end with a whole message")
+    for m in mbox_messages(path):
+        if not m.startswith(b"From "):
+            problems.append(f"{path.name}: bytes that are not a message")
+            continue
+        mid = common.MESSAGE_ID.search(m)
+        if not mid:
+            problems.append(f"{path.name}: a message without its Message-Id")
+            continue
+        key = mid.group(1).decode()
+        if f"END {key.split('@')[0]}".encode() not in m:
+            problems.append(f"{path.name}: {key} is not whole")
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def mbox_full(ctx, case: str) -> Row:
+    """MAILSPOOL on a full tmpfs: local messages stay queued, the mailbox keeps only
+    whole messages, and each is delivered once when there is room."""
+    k = 3 if ctx.quick else 12
+    runs_full = 2 if ctx.quick else 5
+    srv = common.Server(ctx, "srv-mbox")
+    sp = new_spool(ctx, "mbox-full", srv)
+    fs = None
+    problems: list[str] = []
+    acked: list[str] = []
+    box = sp.mail / "root"
+    try:
+        fs = Tmpfs(sp.mail, size="64k")
+        # One message in the mailbox before it fills (rsendmail's own -odi).
+        msg = common.message("mbf", 0, to="root")
+        code, out = submit(sp, ["-odi", "root"], msg)
+        if code != 0:
+            problems.append(f"first local delivery: exit {code}: {out.strip()[:100]}")
+        acked.append("mbf.0@chaos")
+        for n in range(1, k + 1):
+            # Bigger than the room left, a local-only one and one with a remote
+            # recipient beside the local one.
+            to = ["root"] if n % 2 else ["root", f"ok{n}@remote.test"]
+            code, out = submit(sp, ["-odq", "-f", "alice@chaos.example", *to],
+                               common.message("mbf", n, to=", ".join(to),
+                                              body_lines=160 + 30 * n))
+            if code != 0:
+                problems.append(f"submission: exit {code}: {out.strip()[:100]}")
+            else:
+                acked.append(f"mbf.{n}@chaos")
+        fill_bytes(sp.mail)
+        before = box.read_bytes() if box.exists() else b""
+        for _ in range(runs_full):
+            code, out = foreground_run(sp)
+            if code < 0:
+                problems.append(f"a run with the mailbox disk full died by signal {-code}")
+            now = box.read_bytes() if box.exists() else b""
+            # Messages bigger than a page: none fits in what the last page has left.
+            if now != before:
+                problems.append(f"the mailbox changed while full ({len(before)} -> {len(now)} bytes)")
+        queued = set(sp.queued_message_ids())
+        in_box = mbox_whole(box, problems)
+        for mid in acked[1:]:
+            if mid not in queued and not in_box.get(mid):
+                problems.append(f"{mid}: neither queued nor delivered while the disk was full")
+        free(sp.mail)
+        code, out = foreground_run(sp)
+        if code != 0:
+            problems.append(f"run after freeing: exit {code}: {out.strip()[:100]}")
+        counts = mbox_whole(box, problems)
+        pr = srv.arrivals_per_recipient()
+        for (mid, rcpt), c in pr.items():
+            if c > 1:
+                problems.append(f"{mid}: {rcpt} got {c} copies")
+        row = common.tally(SECTION, case, len(acked) * (runs_full + 1), acked, counts,
+                           sp.queued_message_ids())
+        row.note = f"{runs_full} runs while full; mbox {len(before)} bytes kept as it was"
+    finally:
+        if fs:
+            fs.umount()
+        srv.stop()
+    return finish(row, problems, sp)
+
+
+# ---------------------------------------------------------------------------------------
+# (5), (6): process limits.
+
+def limited(ctx, case: str, kind: str) -> Row:
+    """Submissions and queue runs under a small RLIMIT_NOFILE (`ulimit -n`) or
+    RLIMIT_FSIZE (`ulimit -f`, SIGXFSZ at its default action): a clear failure or
+    success, never a signal, nothing lost or sent twice; then a run without the limit
+    delivers everything once."""
+    srv = common.Server(ctx, f"srv-{kind}")
+    # Without MAILLOG: a log file would meet the file-size limit too.
+    sp = common.Spool(ctx, f"limit-{kind}", f"SMARTHOST 127.0.0.1\nPORT {srv.port}")
+    problems: list[str] = []
+    acked: list[str] = []
+    tried = 0
+    if kind == "nofile":
+        lim = resource.RLIMIT_NOFILE
+        values = list(range(4, 17)) if not ctx.quick else [4, 6, 8, 10, 12, 16]
+    else:
+        lim = resource.RLIMIT_FSIZE
+        values = [64, 512, 4096, 16384] if not ctx.quick else [64, 512, 8192]
+    messages: dict[str, bytes] = {}
+    try:
+        n = 0
+        # Submissions: -odq, and -odi (delivery in the same limited process).
+        for v in values:
+            for mode in ("-odq", "-odi"):
+                n += 1
+                big = kind == "fsize" and n % 2 == 0
+                to = ["ok@remote.test", "reject4x@remote.test"] if n % 3 == 0 else ["ok@remote.test"]
+                msg = common.message(kind, n, to=", ".join(to),
+                                     body_lines=(1200 if big else 5))
+                mid = f"{kind}.{n}@chaos"
+                messages[mid] = msg
+                tried += 1
+                code, out = submit(sp, [mode, "-f", "alice@chaos.example", *to], msg,
+                                   preexec=limit(lim, v))
+                left = tmp_files(sp)
+                if left:
+                    problems.append(f"{mid} (limit {v}): left {len(left)} files in tmp/")
+                    for p in left:
+                        p.unlink()
+                if code < 0:
+                    problems.append(f"{mid}: {mode} under limit {v} died by signal {-code}")
+                elif code == 0:
+                    acked.append(mid)
+                    qf = qf_by_mid(sp).get(mid)
+                    if mode == "-odq" and (qf is None or not entry_complete(qf, msg)):
+                        problems.append(f"{mid}: exit 0 without its complete entry")
+                else:
+                    if not out.strip():
+                        problems.append(f"{mid}: exit {code} under limit {v} with no message")
+                    if code not in (75, 74, 71, 70):
+                        problems.append(f"{mid}: exit {code} under limit {v}: {out.strip()[:80]}")
+                    if mid in qf_by_mid(sp) and mode == "-odq":
+                        problems.append(f"{mid}: exit {code} but its entry was committed")
+                    if mid in srv.arrivals():
+                        problems.append(f"{mid}: exit {code} but delivered")
+        # Queue runs under each limit (the entries left queued, and new ones).
+        for v in values:
+            for shape in (["ok@remote.test", "reject4x@remote.test"],
+                          ["ok@remote.test", "reject5x@remote.test"], ["ok@remote.test"]):
+                n += 1
+                mid = f"{kind}.{n}@chaos"
+                msg = common.message(kind, n, to=", ".join(shape))
+                messages[mid] = msg
+                tried += 1
+                code, out = submit(sp, ["-odq", "-f", "owner@remote.test", *shape], msg)
+                if code == 0:
+                    acked.append(mid)
+            for _ in range(2):
+                tried += 1
+                code, out = foreground_run(sp, preexec=limit(lim, v))
+                if code < 0:
+                    problems.append(f"a queue run under limit {v} died by signal {-code}")
+                elif code != 0 and not out.strip():
+                    problems.append(f"a queue run under limit {v}: exit {code}, no message")
+                dups = [(m, r) for (m, r), c in srv.arrivals_per_recipient().items() if c > 1]
+                if dups:
+                    problems.append(f"under limit {v}: {dups[0][1]} got {dups[0][0]} twice")
+                    break
+        code, out = foreground_run(sp)
+        code2, out2 = foreground_run(sp)
+        if code != 0 or code2 != 0:
+            problems.append(f"runs without the limit: exit {code}, {code2}")
+        pr = srv.arrivals_per_recipient()
+        got = {mid: pr.get((mid, "ok@remote.test"), 0) for mid in messages}
+        for env, data in srv.messages():
+            if not whole(data, kind) and env.get("mail_from") != "<>":
+                problems.append("a partial message arrived")
+        row = common.tally(SECTION, case, tried, acked, got, [])
+        row.note = (f"limits {values[0]}..{values[-1]}: submissions (-odq, -odi) and "
+                    f"queue runs; tried counts processes")
+    finally:
+        srv.stop()
+    return finish(row, problems, sp)
+
+
+
+
+CASES = [
+    ("spool fills (bytes): -odq submissions until the tmpfs is full, then freed and run",
+     lambda ctx, c: spool_fills(ctx, c, inodes=False)),
+    ("spool fills (inodes): -odq submissions until no inode is left, then freed and run",
+     lambda ctx, c: spool_fills(ctx, c, inodes=True)),
+    ("spool full during delivery: ok+450 and ok+550 entries, runs while full, then freed",
+     full_during_delivery),
+    ("MAILSPOOL on a full tmpfs: local (and local+remote) entries, runs while full, then freed",
+     mbox_full),
+]
+
+
 def run(ctx) -> list[Row]:
     rows = []
-    if not common.is_root():
-        return [skipped(c, "needs root (mount -t tmpfs)") for c in ("spool fills (bytes)",)]
-    rows.append(full_during_delivery(ctx, "disk full during delivery: runs while full, then freed"))
+    for case, fn in CASES:
+        if not common.is_root():
+            rows.append(skipped(case, "needs root (mount -t tmpfs)"))
+            continue
+        rows.append(fn(ctx, case))
+    rows.append(limited(ctx, "ulimit -n 4..16: submissions (-odq, -odi) and queue runs",
+                        "nofile"))
+    rows.append(limited(ctx, "ulimit -f (SIGXFSZ default): submissions and queue runs, "
+                        "state and reports over the limit", "fsize"))
     return rows

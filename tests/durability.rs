@@ -394,6 +394,52 @@ fn a_full_disk_sends_nothing_whose_outcome_cannot_be_recorded() {
     assert_eq!(env.entries().len(), 1, "{}", env.listing());
 }
 
+/// A queue run under a file-size limit (`ulimit -f`, systemd's `LimitFSIZE=`) too small
+/// for the entry's state, or for its failure report: the accepted recipient beside a
+/// refused one is never sent twice (no send whose record cannot be written; a state too
+/// large is written without its texts), and without the limit each is delivered once.
+#[test]
+fn a_file_size_limit_never_sends_an_accepted_recipient_twice() {
+    let Some((_scratch, peer)) = crate::harness::servers::start_peer(&[]) else {
+        return;
+    };
+    let env = crate::harness::servers::relay_env(peer.port, "");
+    let to_ok = |m: &Vec<(String, Vec<u8>)>| {
+        m.iter()
+            .filter(|(j, _)| j.contains("ok@example.org"))
+            .count()
+    };
+    let mut sent = 0;
+    for limit in [64, 160, 400, 1024] {
+        env.sendmail(
+            &[
+                "-odq",
+                "-f",
+                "owner@example.net",
+                "ok@example.org",
+                "reject5@example.org",
+                "reject4@example.org",
+            ],
+            format!("Subject: limit {limit}\n\nbody\n").as_bytes(),
+        )
+        .code(0);
+        sent += 1;
+        for _ in 0..2 {
+            let run = env.sendmail_fsize(limit, &["-qf"], b"");
+            assert!(run.code >= 0, "killed under limit {limit}");
+        }
+        let m = peer.messages();
+        assert!(
+            to_ok(&m) <= sent,
+            "limit {limit}: {} copies for {sent} messages: {:?}",
+            to_ok(&m),
+            m.iter().map(|(j, _)| j).collect::<Vec<_>>()
+        );
+    }
+    env.sendmail(&["-qf"], b"").code(0);
+    assert_eq!(to_ok(&peer.messages()), sent);
+}
+
 /// A file-size limit while the SMTP server (`-bs`) writes a message: the client gets a
 /// temporary `452 4.3.1` (EFBIG is no room, as a full disk is), nothing is queued, and
 /// the session goes on: a smaller message is accepted, and QUIT is answered.

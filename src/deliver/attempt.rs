@@ -9,7 +9,9 @@
 //! are queued. The attempt's full record follows at its end: when every recipient is
 //! final the entry is removed (unlink, directory fsync), which is the record; otherwise
 //! the state file is replaced. When a record cannot be written, nothing more is sent
-//! for the entry in that run.
+//! for the entry in that run; an entry with several recipients open is sent nothing at
+//! all when its state cannot be written before the attempt (a full disk, no inode, a
+//! file-size limit: `LockedEntry::check_record`).
 
 use super::engine::Engine;
 use super::outcome::{Mailer, RcptOutcome};
@@ -221,9 +223,10 @@ pub fn attempt(
     // (one accepted while another is deferred, or refused with a report that cannot be
     // queued). When the state cannot be written now (a full disk, no inode left, a
     // file-size limit), nothing is sent: a 250 whose record cannot be kept would be sent
-    // again by every run until there is room. Rewriting the state as it is proves it.
+    // again by every run until there is room. Rewriting the state as it is, with room
+    // for the least its record needs, proves it (`LockedEntry::check_record`).
     if open.len() > 1
-        && let Err(e) = locked.record_state(locked.entry.state.clone())
+        && let Err(e) = locked.check_record()
     {
         log::error!(
             "{}: {}; nothing is sent for this entry in this run",

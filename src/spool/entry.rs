@@ -433,6 +433,40 @@ impl State {
         Ok(st)
     }
 
+    /// The state without its texts (the entry's reason, each recipient's last reply):
+    /// what must be kept so that no recipient is tried again once final, in the fewest
+    /// bytes. Written when the whole state finds no room (a full disk, a file-size limit).
+    pub fn essential(&self) -> State {
+        State {
+            reason: None,
+            recipients: self
+                .recipients
+                .iter()
+                .map(|(i, st, _)| (*i, *st, None))
+                .collect(),
+            ..self.clone()
+        }
+    }
+
+    /// The most bytes `essential().to_text()` can take for an entry with `recipients`
+    /// recipients, whatever its state: every number at its widest, every recipient
+    /// named with the longest state word.
+    pub fn essential_len_bound(recipients: usize) -> usize {
+        let head = format!("{STATE_MAGIC} {STATE_VERSION}\n").len()
+            + "attempts \n".len()
+            + u32::MAX.to_string().len()
+            + 2 * ("last-attempt \n".len() + i64::MIN.to_string().len())
+            + "warned\n".len();
+        let word = ["pending", "deferred", "delivered", "failed"]
+            .iter()
+            .map(|w| w.len())
+            .max()
+            .unwrap_or(0);
+        (0..recipients).fold(head, |n, i| {
+            n.saturating_add("rcpt  \n".len() + i.to_string().len() + word)
+        })
+    }
+
     /// Whether a periodic queue run should try the entry at `now`: its back-off has
     /// expired and it has waited `min_age` (sendmail's MinQueueAge) since the last try.
     pub fn is_due(&self, now: i64, min_age: i64) -> bool {
@@ -619,6 +653,34 @@ mod tests {
         assert!(!back.is_due(19, 0) && back.is_due(20, 0));
         assert!(!back.is_due(20, 11) && back.is_due(21, 11));
         assert!(State::default().is_due(0, 100));
+    }
+
+    #[test]
+    fn essential_state_keeps_what_is_final_within_its_bound() {
+        for n in [1usize, 2, 9, 10, 11, 150] {
+            let st = State {
+                attempts: u32::MAX,
+                last_attempt: Some(i64::MIN),
+                next_attempt: Some(i64::MIN),
+                reason: Some("Deferred: a long reason ".repeat(40)),
+                recipients: (0..n)
+                    .map(|i| (i, RcptState::Delivered, Some("250 2.0.0 Ok ".repeat(30))))
+                    .collect(),
+                warned: true,
+            };
+            let e = st.essential();
+            assert!(e.to_text().len() <= State::essential_len_bound(n), "{n}");
+            let back = State::parse(&e.to_text()).unwrap();
+            assert_eq!(back.of(n - 1), RcptState::Delivered);
+            assert_eq!(
+                (back.reason, back.attempts, back.warned),
+                (None, u32::MAX, true)
+            );
+        }
+        // A reserve line (LockedEntry::check_record) is ignored by the reader.
+        let st = State::default();
+        let text = format!("{}reserve 000\n", st.to_text());
+        assert_eq!(State::parse(&text).unwrap(), st);
     }
 
     mod props {

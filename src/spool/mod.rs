@@ -133,11 +133,17 @@ fn cant(what: &str, path: &Path, e: &io::Error) -> Fatal {
 
 /// fsync a directory (the spool itself, which may be a symlink the admin configured).
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    dir_for_sync(dir)?.sync_all()
+}
+
+/// A directory opened to be fsynced later ([`sync_dir`] in two steps): opened before a
+/// rename into it, so that running out of descriptors (EMFILE) fails before the rename
+/// rather than after it, when the renamed file is already in place.
+pub fn dir_for_sync(dir: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(dir)?
-        .sync_all()
+        .open(dir)
 }
 
 /// What a path inside the spool must be.
@@ -687,8 +693,44 @@ pub struct LockedEntry {
 }
 
 impl LockedEntry {
-    /// Record per-recipient outcomes durably (tmp, fsync, rename, fsync dir).
+    /// Record per-recipient outcomes durably (tmp, fsync, rename, fsync dir). When the
+    /// state finds no room (ENOSPC, EDQUOT, EFBIG), its [`State::essential`] part is
+    /// written instead: the texts are lost, never which recipients are final.
     pub fn record_state(&mut self, state: State) -> Result<(), Fatal> {
+        let first = self.write_state(&state.to_text());
+        match first {
+            Ok(()) => {}
+            Err(e) if e.is_no_space() => {
+                self.write_state(&state.essential().to_text())
+                    .map_err(|_| e.clone())?;
+                log::warn!(
+                    "{}: {}; recorded without the replies' texts",
+                    self.entry.envelope.id,
+                    e.message
+                );
+            }
+            Err(e) => return Err(e),
+        }
+        self.entry.state = state;
+        Ok(())
+    }
+
+    /// Prove that the entry's state can be recorded now: the state as it is, written
+    /// again with room reserved for the least an attempt's record needs (its
+    /// [`State::essential`] part at its largest). An error: the disk is full, no inode
+    /// is left, or the file-size limit is too small; nothing whose outcome must be
+    /// recorded should be sent.
+    pub fn check_record(&mut self) -> Result<(), Fatal> {
+        let mut text = self.entry.state.to_text();
+        let want = State::essential_len_bound(self.entry.envelope.recipients.len());
+        // A line the reader ignores (unknown keys are), as long as the room needed.
+        let pad = want.saturating_sub(text.len() + "reserve \n".len());
+        text.push_str(&format!("reserve {}\n", "0".repeat(pad)));
+        self.write_state(&text)
+    }
+
+    /// Replace the state file with `text` durably.
+    fn write_state(&self, text: &str) -> Result<(), Fatal> {
         let id = self.entry.envelope.id.clone();
         let tmp = self
             .spool
@@ -705,17 +747,16 @@ impl LockedEntry {
                     .mode(self.spool.file_mode()),
                 Kind::File,
             )?;
-            f.write_all(state.to_text().as_bytes())?;
+            f.write_all(text.as_bytes())?;
             f.sync_all()?;
+            let dir = dir_for_sync(&self.spool.dir)?;
             fs::rename(&tmp, self.spool.sf_path(&id))?;
-            sync_dir(&self.spool.dir)
+            dir.sync_all()
         };
         write().map_err(|e| {
             let _ = fs::remove_file(&tmp);
             cant("cannot record state in", &self.spool.sf_path(&id), &e)
-        })?;
-        self.entry.state = state;
-        Ok(())
+        })
     }
 
     /// Remove the entry (every recipient has a final outcome). On error the entry is
@@ -865,9 +906,13 @@ impl NewEntry {
             index::invalidate(&self.spool);
         }
         let qf = self.spool.qf_path(&self.id);
+        // Opened before the rename: a failure to open it (no descriptor left) leaves
+        // nothing committed; only the fsync itself can fail after the rename.
+        let dir = dir_for_sync(&self.spool.dir)
+            .map_err(|e| cant("cannot open queue directory", &self.spool.dir, &e))?;
         fs::rename(&path, &qf).map_err(|e| cant("cannot commit queue file", &qf, &e))?;
         self.committed = true;
-        sync_dir(&self.spool.dir).map_err(|e| {
+        dir.sync_all().map_err(|e| {
             // The entry exists but may not survive a crash: tell the caller, who will
             // retry; a duplicate is better than a loss.
             cant("cannot sync queue directory", &self.spool.dir, &e)
