@@ -484,6 +484,10 @@ impl Spool {
             }
         }
         let envelope = Envelope::parse(&text).map_err(ReadError::Corrupt)?;
+        let message_sum = match entry::message_sum(&text) {
+            Some(sum) => Some(sum.map_err(ReadError::Corrupt)?),
+            None => None,
+        };
         if envelope.id != id {
             return Err(ReadError::Corrupt(format!(
                 "queue file qf{id} holds id {}",
@@ -515,6 +519,7 @@ impl Spool {
             state,
             size,
             data_offset,
+            message_sum,
             file,
         })
     }
@@ -542,6 +547,7 @@ impl Spool {
         }
         let lock = f.try_clone().map_err(ReadError::Io)?;
         let entry = self.read_open_entry(id, f)?;
+        check_sum(&entry)?;
         Ok(Some(LockedEntry {
             spool: self.clone(),
             entry,
@@ -622,6 +628,55 @@ impl Spool {
     }
 }
 
+/// Check that `entry`'s file has the `message-sum` it records (a file without one
+/// passes): the message, then the envelope section with the sum's digits as zeros, read
+/// once more before anything is sent.
+fn check_sum(entry: &QueuedEntry) -> Result<(), ReadError> {
+    use std::os::unix::fs::FileExt;
+    let Some(want) = entry.message_sum else {
+        return Ok(());
+    };
+    let mut sum = entry::SUM_START;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at = entry.data_offset;
+    // The envelope section, its sum's digits as zeros (where the writer puts them).
+    let mut envelope = vec![0u8; usize::try_from(entry.data_offset).unwrap_or(0)];
+    entry
+        .file
+        .read_exact_at(&mut envelope, 0)
+        .map_err(ReadError::Io)?;
+    let label = entry::SUM_AT.saturating_sub("message-sum ".len());
+    if envelope.get(label..entry::SUM_AT) != Some(b"message-sum ".as_slice()) {
+        return Err(ReadError::Corrupt(
+            "queue file damaged: its message-sum is not the third line".into(),
+        ));
+    }
+    for slot in envelope
+        .iter_mut()
+        .skip(entry::SUM_AT)
+        .take(entry::SUM_DIGITS)
+    {
+        *slot = b'0';
+    }
+    while at < entry.size {
+        let n = entry.file.read_at(&mut buf, at).map_err(ReadError::Io)?;
+        if n == 0 {
+            break;
+        }
+        let n = usize::try_from((entry.size - at).min(n as u64)).unwrap_or(n);
+        sum = entry::sum_update(sum, buf.get(..n).unwrap_or_default());
+        at += n as u64;
+    }
+    let sum = entry::sum_update(sum, &envelope);
+    if at != entry.size || sum != want {
+        return Err(ReadError::Corrupt(format!(
+            "queue file damaged: its sum is {sum:016x}, not the {want:016x} recorded \
+             (zeroed or changed bytes?)"
+        )));
+    }
+    Ok(())
+}
+
 /// Check a version 2 queue file's length: `file_size` must be exactly `data_offset` (the
 /// envelope section) and `message_bytes`. Returns where the message ends.
 fn check_length(file_size: u64, data_offset: u64, message_bytes: u64) -> Result<u64, ReadError> {
@@ -669,6 +724,9 @@ pub struct QueuedEntry {
     pub size: u64,
     /// Where the message starts in the qf file.
     pub data_offset: u64,
+    /// The message's `message-sum`, when the file records one (checked by
+    /// [`Spool::lock_entry`], before a delivery).
+    pub message_sum: Option<u64>,
     /// The open qf file (for lock checks and reading the message).
     pub file: File,
 }
@@ -786,8 +844,10 @@ pub struct QueueWriter {
     envelope_end: Option<u64>,
     /// The last byte written was a line feed.
     after_newline: bool,
-    /// The first [`entry::LENGTH_AT`] bytes.
+    /// The envelope section as written (and patched), for its part of the sum.
     head: Vec<u8>,
+    /// The `message-sum` of the message bytes written so far.
+    sum: u64,
 }
 
 impl QueueWriter {
@@ -797,24 +857,31 @@ impl QueueWriter {
             written: 0,
             envelope_end: None,
             after_newline: false,
-            head: Vec::with_capacity(entry::LENGTH_AT),
+            head: Vec::with_capacity(entry::SUM_AT),
+            sum: entry::SUM_START,
         }
     }
 
     fn note(&mut self, bytes: &[u8]) {
+        // What of `bytes` is message (after the envelope section): summed.
+        let mut message = bytes;
         if self.envelope_end.is_none() {
-            let room = entry::LENGTH_AT.saturating_sub(self.head.len());
-            self.head.extend(bytes.iter().take(room));
             let mut at = self.written;
-            for &b in bytes {
+            message = &[];
+            let mut envelope = bytes;
+            for (k, &b) in bytes.iter().enumerate() {
                 at += 1;
                 if b == b'\n' && self.after_newline {
                     self.envelope_end = Some(at);
+                    envelope = bytes.get(..=k).unwrap_or_default();
+                    message = bytes.get(k + 1..).unwrap_or_default();
                     break;
                 }
                 self.after_newline = b == b'\n';
             }
+            self.head.extend_from_slice(envelope);
         }
+        self.sum = entry::sum_update(self.sum, message);
         self.written += bytes.len() as u64;
     }
 }
@@ -857,7 +924,18 @@ impl NewEntry {
     pub fn patch(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
         self.out.flush()?;
-        self.out.out.get_ref().write_all_at(bytes, offset)
+        self.out.out.get_ref().write_all_at(bytes, offset)?;
+        // The copy the sum is made from, alike.
+        for (k, b) in bytes.iter().enumerate() {
+            if let Some(slot) = usize::try_from(offset)
+                .ok()
+                .and_then(|o| o.checked_add(k))
+                .and_then(|i| self.out.head.get_mut(i))
+            {
+                *slot = *b;
+            }
+        }
+        Ok(())
     }
 
     /// Record the message's length in the envelope's `message-bytes` (see entry.rs).
@@ -865,12 +943,13 @@ impl NewEntry {
     fn seal(&mut self) -> io::Result<u64> {
         use std::os::unix::fs::FileExt;
         let prefix = format!(
-            "{} {}\nmessage-bytes ",
+            "{} {}\nmessage-bytes {}\nmessage-sum ",
             entry::QUEUE_MAGIC,
-            entry::QUEUE_VERSION
+            entry::QUEUE_VERSION,
+            "0".repeat(entry::LENGTH_DIGITS)
         );
         let start = match self.out.envelope_end {
-            Some(start) if self.out.head == prefix.as_bytes() => start,
+            Some(start) if self.out.head.starts_with(prefix.as_bytes()) => start,
             _ => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -885,6 +964,19 @@ impl NewEntry {
             .out
             .get_ref()
             .write_all_at(digits.as_bytes(), entry::LENGTH_AT as u64)?;
+        // The sum covers the message, then the envelope section as it now stands with
+        // the sum's own digits as zeros.
+        for (k, b) in digits.bytes().enumerate() {
+            if let Some(slot) = self.out.head.get_mut(entry::LENGTH_AT + k) {
+                *slot = b;
+            }
+        }
+        let sum = entry::sum_update(self.out.sum, &self.out.head);
+        let sum = format!("{sum:0width$x}", width = entry::SUM_DIGITS);
+        self.out
+            .out
+            .get_ref()
+            .write_all_at(sum.as_bytes(), entry::SUM_AT as u64)?;
         Ok(length)
     }
 
