@@ -145,7 +145,7 @@ class Case:
 
     def quarantined(self, mid) -> bool:
         qid = self.victims[mid]
-        return (self.sp.spool / "corrupt" / f"qf{qid}").exists()
+        return os.path.lexists(self.sp.spool / "corrupt" / f"qf{qid}")
 
     def check(self, case: str, damaged: list[str], expect_aside: bool = True,
               tried: int | None = None, may_deliver_whole: bool = False) -> Row:
@@ -171,8 +171,12 @@ class Case:
                         self.problems.append(f"{mid} delivered damaged")
             if expect_aside and not got:
                 qid = self.victims.get(mid, "")
-                if not (self.quarantined(mid) or (qid and self.told(qid))):
-                    self.problems.append(f"{mid}: neither moved to corrupt/ nor named")
+                if not self.quarantined(mid):
+                    self.problems.append(f"{mid}: not moved to corrupt/"
+                                         + ("" if qid and self.told(qid) else
+                                            ", nor named in a message"))
+                elif not (qid and self.told(qid)):
+                    self.problems.append(f"{mid}: moved to corrupt/ without a message")
         for mid in self.valid:
             for d in per_mid.get(mid, []):
                 if not is_whole(d, self.originals[mid]):

@@ -679,6 +679,42 @@ fn a_symlinked_corrupt_folder_is_never_moved_into() {
     assert!(names(&corrupt).is_empty(), "{:?}", names(&corrupt));
 }
 
+/// A FIFO, a directory or a symlink (to a queue file outside) in place of a queue file:
+/// never waited on, never followed, and moved to corrupt/ (the link itself) like a
+/// queue file that does not parse, rather than refused again by every run.
+#[test]
+fn fifo_directory_or_symlink_as_queue_file_is_moved_aside() {
+    let h = Hostile::new(false);
+    let fifo = h.queued("fifo@example.org");
+    let dir = h.queued("dir@example.org");
+    let link = h.queued("link@example.org");
+    mkfifo(&h.spool.join(format!("qf{fifo}")));
+    let qd = h.spool.join(format!("qf{dir}"));
+    fs::remove_file(&qd).unwrap();
+    fs::create_dir(&qd).unwrap();
+    let outside = h.outside("qf").join(format!("qf{link}"));
+    let ql = h.spool.join(format!("qf{link}"));
+    fs::rename(&ql, &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, &ql).unwrap();
+    let before = fs::read(&outside).unwrap();
+    let (_, run) = h.run(&["-qf"]);
+    for id in [&fifo, &dir, &link] {
+        assert!(
+            fs::symlink_metadata(h.spool.join(format!("corrupt/qf{id}"))).is_ok(),
+            "{id}: {run}\n{:?}",
+            names(&h.spool)
+        );
+    }
+    assert!(
+        fs::symlink_metadata(h.spool.join(format!("corrupt/qf{link}")))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(fs::read(&outside).unwrap(), before);
+    assert!(h.ids().is_empty(), "{:?}", names(&h.spool));
+}
+
 #[test]
 fn fifos_in_the_index_are_never_waited_on() {
     let h = Hostile::new(false);

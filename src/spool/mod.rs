@@ -530,6 +530,9 @@ impl Spool {
         let f = match self.open_entry(id) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            // A FIFO, a directory, a symlink...: not an entry rsendmail wrote; moved
+            // aside like one that does not parse (the rename moves the link itself).
+            Err(e) if is_unsafe(&e) => return Err(ReadError::Corrupt(e.to_string())),
             Err(e) => return Err(ReadError::Io(e)),
         };
         match f.try_lock() {
