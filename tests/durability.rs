@@ -440,6 +440,51 @@ fn a_file_size_limit_never_sends_an_accepted_recipient_twice() {
     assert_eq!(to_ok(&peer.messages()), sent);
 }
 
+/// Interactive deliveries under a small limit of open files (`ulimit -n`): the
+/// connection takes a descriptor after the entry's state was shown writable, so the
+/// record's files are opened before anything is sent and kept for it. An accepted
+/// recipient beside a deferred one is never sent twice: its 250 is recorded, or it was
+/// not sent.
+#[test]
+fn a_small_open_files_limit_never_sends_an_accepted_recipient_twice() {
+    let Some((_scratch, peer)) = crate::harness::servers::start_peer(&[]) else {
+        return;
+    };
+    let env = crate::harness::servers::relay_env(peer.port, "");
+    let mut taken = 0;
+    for n in 5..=16u64 {
+        let run = env.sendmail_rlimit(
+            libc::RLIMIT_NOFILE as i32,
+            n,
+            &[
+                "-odi",
+                "-f",
+                "owner@example.net",
+                "ok@example.org",
+                "reject4@example.org",
+            ],
+            format!("Subject: limit {n}\n\nbody\n").as_bytes(),
+        );
+        assert!(run.code >= 0, "killed under limit {n}");
+        taken += usize::from(run.code == 0);
+    }
+    env.sendmail(&["-qf"], b"").code(0);
+    env.sendmail(&["-qf"], b"").code(0);
+    let mut copies = std::collections::HashMap::new();
+    for (j, m) in peer.messages() {
+        if j.contains("ok@example.org") {
+            let subject = String::from_utf8_lossy(&m)
+                .lines()
+                .find(|l| l.starts_with("Subject:"))
+                .unwrap_or_default()
+                .to_string();
+            *copies.entry(subject).or_insert(0) += 1;
+        }
+    }
+    assert!(copies.values().all(|&c| c == 1), "{copies:?}");
+    assert_eq!(copies.len(), taken, "{copies:?}");
+}
+
 /// A file-size limit while the SMTP server (`-bs`) writes a message: the client gets a
 /// temporary `452 4.3.1` (EFBIG is no room, as a full disk is), nothing is queued, and
 /// the session goes on: a smaller message is accepted, and QUIT is answered.

@@ -428,7 +428,11 @@ fn record_on_the_way(locked: &mut LockedEntry, got: &[RcptOutcome]) -> Option<St
         return None;
     }
     let interim = record::delivered_so_far(&locked.entry.state, got);
-    match locked.record_state(interim) {
+    // Recorded, then what the next record needs taken again before anything more is sent.
+    match locked
+        .record_state(interim)
+        .and_then(|()| locked.reserve_record())
+    {
         Ok(()) => None,
         Err(e) => {
             log::error!("{e}; nothing more is sent for this entry in this run");

@@ -556,6 +556,7 @@ impl Spool {
             entry,
             _lock: lock,
             pending_state: None,
+            reserved: None,
         }))
     }
 
@@ -751,6 +752,11 @@ pub struct LockedEntry {
     _lock: File,
     /// A final state not written yet because the entry is about to be removed.
     pub pending_state: Option<State>,
+    /// What the next state write needs, opened before anything is sent
+    /// ([`LockedEntry::reserve_record`]): its temporary file and the spool directory, so
+    /// that running out of descriptors during the attempt (its connections use some)
+    /// cannot keep its record from being written.
+    reserved: Option<(File, File)>,
 }
 
 impl LockedEntry {
@@ -787,30 +793,62 @@ impl LockedEntry {
         // A line the reader ignores (unknown keys are), as long as the room needed.
         let pad = want.saturating_sub(text.len() + "reserve \n".len());
         text.push_str(&format!("reserve {}\n", "0".repeat(pad)));
-        self.write_state(&text)
+        self.write_state(&text)?;
+        self.reserve_record()
     }
 
-    /// Replace the state file with `text` durably.
-    fn write_state(&self, text: &str) -> Result<(), Fatal> {
+    /// Open what the next state write needs (its temporary file, the spool directory)
+    /// and keep it until that write: an error (no descriptor left) means nothing whose
+    /// outcome must be recorded should be sent.
+    pub fn reserve_record(&mut self) -> Result<(), Fatal> {
+        if self.reserved.is_none() {
+            let tmp = self.state_tmp();
+            let files = self
+                .open_state_files()
+                .map_err(|e| cant("cannot record state in", &tmp, &e))?;
+            self.reserved = Some(files);
+        }
+        Ok(())
+    }
+
+    fn state_tmp(&self) -> PathBuf {
+        self.spool.tmp_dir().join(format!(
+            "sf{}.{}",
+            self.entry.envelope.id,
+            std::process::id()
+        ))
+    }
+
+    /// The temporary state file (created empty, or emptied) and the spool directory.
+    fn open_state_files(&self) -> io::Result<(File, File)> {
+        open_dir(&self.spool.tmp_dir())?;
+        let f = open_safely(
+            &self.state_tmp(),
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(self.spool.file_mode()),
+            Kind::File,
+        )?;
+        Ok((f, dir_for_sync(&self.spool.dir)?))
+    }
+
+    /// Replace the state file with `text` durably (with the files reserved, when they
+    /// are).
+    fn write_state(&mut self, text: &str) -> Result<(), Fatal> {
+        use std::os::unix::fs::FileExt;
         let id = self.entry.envelope.id.clone();
-        let tmp = self
-            .spool
-            .tmp_dir()
-            .join(format!("sf{id}.{}", std::process::id()));
+        let tmp = self.state_tmp();
+        let reserved = self.reserved.take();
         let write = || -> io::Result<()> {
-            open_dir(&self.spool.tmp_dir())?;
-            let mut f = open_safely(
-                &tmp,
-                OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(self.spool.file_mode()),
-                Kind::File,
-            )?;
-            f.write_all(text.as_bytes())?;
+            let (f, dir) = match reserved {
+                Some(files) => files,
+                None => self.open_state_files()?,
+            };
+            f.set_len(0)?;
+            f.write_all_at(text.as_bytes(), 0)?;
             f.sync_all()?;
-            let dir = dir_for_sync(&self.spool.dir)?;
             fs::rename(&tmp, self.spool.sf_path(&id))?;
             dir.sync_all()
         };
@@ -833,6 +871,15 @@ impl LockedEntry {
             log::error!("{}", cant("cannot sync", &self.spool.dir, &e));
         }
         Ok(())
+    }
+}
+
+impl Drop for LockedEntry {
+    /// A reserved temporary state file that was not needed is removed.
+    fn drop(&mut self) {
+        if self.reserved.take().is_some() {
+            let _ = fs::remove_file(self.state_tmp());
+        }
     }
 }
 
