@@ -251,12 +251,16 @@ def truncated(ctx, srv, rng) -> Row:
 
 
 def zeroed(ctx, srv, rng) -> Row:
-    c = Case(ctx, srv, "zeroed", victims=2)
-    for mid in c.victims:
+    c = Case(ctx, srv, "zeroed", victims=3)
+    mids = list(c.victims)
+    for mid in mids[:2]:
         p = c.qf(mid)
         p.write_bytes(b"\0" * p.stat().st_size)
+    # A state file of zeros (as long as a real one) beside a good queue file.
+    c.sf(mids[2]).write_bytes(b"\0" * 120)
     c.exercise()
-    return c.check("queue files zeroed (right length, all zeros)", list(c.victims))
+    return c.check("queue files zeroed (right length, all zeros); a zeroed state file",
+                   mids)
 
 
 def zero_tail(ctx, srv, rng) -> Row:

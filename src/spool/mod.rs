@@ -993,13 +993,22 @@ impl NewEntry {
     fn seal(&mut self) -> io::Result<u64> {
         use std::os::unix::fs::FileExt;
         let prefix = format!(
-            "{} {}\nmessage-bytes {}\nmessage-sum ",
+            "{} {}\nmessage-bytes ",
             entry::QUEUE_MAGIC,
-            entry::QUEUE_VERSION,
-            "0".repeat(entry::LENGTH_DIGITS)
+            entry::QUEUE_VERSION
         );
+        // The length's digits (whatever a copied envelope held there), then the sum's.
+        let sum_label = self
+            .out
+            .head
+            .get(entry::LENGTH_AT + entry::LENGTH_DIGITS..entry::SUM_AT);
         let start = match self.out.envelope_end {
-            Some(start) if self.out.head.starts_with(prefix.as_bytes()) => start,
+            Some(start)
+                if self.out.head.starts_with(prefix.as_bytes())
+                    && sum_label == Some(b"\nmessage-sum ".as_slice()) =>
+            {
+                start
+            }
             _ => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -1224,6 +1233,23 @@ mod tests {
             .replace("rsendmail-queue 2", "rsendmail-queue 1");
         ne.writer().write_all(v1.as_bytes()).unwrap();
         assert!(ne.commit(&e).is_err());
+        // An envelope copied from a queued entry (its length already filled in) commits
+        // too, and its sum holds when the entry is locked; one byte changed, it does not.
+        let mut ne = spool.begin(crate::clock::now()).unwrap();
+        let id = ne.id.clone();
+        let mut e = env(&id);
+        e.message_bytes = Some(12345);
+        ne.writer().write_all(e.to_text().as_bytes()).unwrap();
+        ne.writer().write_all(b"Subject: copied\n\nbody\n").unwrap();
+        ne.commit(&e).unwrap();
+        assert!(spool.lock_entry(&id).unwrap().is_some());
+        let p = spool.qf_path(&id);
+        let mut b = fs::read(&p).unwrap();
+        if let Some(last) = b.last_mut() {
+            *last = b'X';
+        }
+        fs::write(&p, b).unwrap();
+        assert!(matches!(spool.lock_entry(&id), Err(ReadError::Corrupt(_))));
     }
 
     #[test]
