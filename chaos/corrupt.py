@@ -226,7 +226,9 @@ def offsets_for(size: int, env_end: int, rng: random.Random, many: bool) -> list
     fixed = [1, 20, env_end // 2, env_end - 1, env_end, env_end + 1,
              (env_end + size) // 2, size - 2, size - 1]
     if many:
-        fixed += sorted(rng.sample(range(1, size), min(size - 1, 40)))
+        # Every offset of the envelope section, and a sample of the message's.
+        fixed += list(range(1, env_end + 2))
+        fixed += rng.sample(range(env_end, size), min(size - env_end, 60))
     return sorted({o for o in fixed if 0 < o < size})
 
 
@@ -281,7 +283,7 @@ def zero_tail(ctx, srv, rng) -> Row:
 
 def scrambled(ctx, srv, rng) -> Row:
     """Random bytes changed: in the envelope section, and in the message."""
-    k = 4 if ctx.quick else 24
+    k = 4 if ctx.quick else 100
     c = Case(ctx, srv, "scrambled", victims=k)
     where = []
     for i, mid in enumerate(c.victims):

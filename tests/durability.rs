@@ -200,7 +200,7 @@ fn closed_standard_fds_do_not_become_spool_files() {
         .unwrap();
     assert!(status.success());
     let e = env.only_entry();
-    assert!(e.starts_with("rsendmail-queue 2\n"), "{e:?}");
+    assert!(e.starts_with("rsendmail-queue 3\n"), "{e:?}");
     let text = fs::read_to_string(&trace).unwrap();
     let opens: Vec<&str> = text.lines().filter(|l| l.contains("/tmp/tf")).collect();
     assert_eq!(opens.len(), 1, "{text}");

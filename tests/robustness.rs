@@ -855,7 +855,7 @@ fn a_damaged_message_of_the_right_length_is_moved_aside_not_delivered() {
     for i in 0..200 {
         message.push_str(&format!("line {i} of a message that must arrive whole\n"));
     }
-    for _ in 0..4 {
+    for _ in 0..5 {
         env.sendmail(&["-odq", "a@example.org"], message.as_bytes())
             .code(0);
     }
@@ -881,6 +881,13 @@ fn a_damaged_message_of_the_right_length_is_moved_aside_not_delivered() {
         text.replace("\nrcpt a@example.org", "\nrcpt b@example.org"),
     )
     .unwrap();
+    // The fourth: the sum's line renamed, as if to switch the check off.
+    let text = fs::read_to_string(&entries[3]).unwrap();
+    fs::write(
+        &entries[3],
+        text.replacen("message-sum ", "messagf-sum ", 1),
+    )
+    .unwrap();
 
     let r = env.sendmail(&["-qf"], b"");
     no_panic(&r);
@@ -888,7 +895,7 @@ fn a_damaged_message_of_the_right_length_is_moved_aside_not_delivered() {
     let dumps = sink.dumps();
     assert_eq!(dumps.len(), 1, "only the whole entry: {}", dumps.len());
     let logged = fs::read_to_string(&log).unwrap();
-    for id in &ids[..3] {
+    for id in &ids[..4] {
         assert!(
             env.spool.join(format!("corrupt/qf{id}")).exists(),
             "{id}: {}",
@@ -896,7 +903,7 @@ fn a_damaged_message_of_the_right_length_is_moved_aside_not_delivered() {
         );
         assert!(
             logged.contains(&format!(
-                "qf{id}: corrupt queue file moved aside: queue file damaged"
+                "qf{id}: corrupt queue file moved aside: queue file"
             )),
             "{logged}"
         );

@@ -3,19 +3,20 @@
 //! Both are line-oriented `key value` text. The first line names the format and its
 //! version; unknown keys are ignored so that a newer rsendmail's files stay readable.
 //!
-//! A queue file of version 2 ([`QUEUE_VERSION`]) carries its own length: the second line
+//! A queue file of version 2 or 3 ([`QUEUE_VERSION`]) carries its own length: the second line
 //! is `message-bytes` and the message's exact length in bytes, twenty digits wide (the
 //! writer puts zeros there and the spool's commit fills in the count,
 //! [`LENGTH_AT`]). The reader (`Spool::read_entry`) checks that the file is exactly the
 //! envelope section and that many bytes long, so a truncated or extended file is refused
 //! as corrupt rather than delivered as a partial message. Version 1 files (written before
 //! the length was recorded) are read as they always were: the message runs to the end of
-//! the file. The third line, `message-sum`, is a 64-bit sum ([`sum_update`], sixteen
+//! the file. In version 3 the third line, `message-sum`, is a 64-bit sum ([`sum_update`], sixteen
 //! hex digits, filled in by the commit as the length is, at [`SUM_AT`]) of the message's
 //! bytes and then of the envelope section with those digits as zeros; a delivery checks
 //! it before it sends anything, so a file of the right length that was damaged (a zero
-//! tail, changed bytes in the message or the envelope) is refused too. Files
-//! without the line (written before it was recorded) are checked by their length alone.
+//! tail, changed bytes in the message or the envelope) is refused too. A version 3 file
+//! without the line is refused; version 2 files (written before it was recorded) are
+//! checked by their length alone, unless they have the line.
 //! Values are escaped (`%XX` for bytes up to space, DEL and `%`), so a value can never
 //! contain a line break, and fields can be separated by spaces.
 //!
@@ -32,8 +33,8 @@ use std::str::FromStr;
 
 pub const QUEUE_MAGIC: &str = "rsendmail-queue";
 pub const STATE_MAGIC: &str = "rsendmail-state";
-/// The version of the queue files written now: 2, with `message-bytes`.
-pub const QUEUE_VERSION: u32 = 2;
+/// The version of the queue files written now: 3, with `message-bytes` and `message-sum`.
+pub const QUEUE_VERSION: u32 = 3;
 /// The version of the state files written now.
 pub const STATE_VERSION: u32 = 1;
 /// The width of the `message-bytes` value: the digits of `u64::MAX`.
@@ -69,10 +70,16 @@ pub fn message_sum(text: &str) -> Option<Result<u64, String>> {
         .lines()
         .take_while(|l| !l.is_empty())
         .find_map(|l| l.strip_prefix("message-sum "))?;
+    // Exactly as the commit writes it: sixteen lowercase hex digits (a sign or a digit
+    // of another case would read as the same number from different bytes).
+    let written = line.len() == SUM_DIGITS
+        && line
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     Some(
         u64::from_str_radix(line, 16)
             .ok()
-            .filter(|_| line.len() == SUM_DIGITS)
+            .filter(|_| written)
             .ok_or_else(|| format!("bad message-sum {line:?}")),
     )
 }
@@ -297,6 +304,7 @@ impl Envelope {
         let mut env = Envelope::default();
         let mut have_sender = false;
         let mut message_bytes = None;
+        let mut have_sum = false;
         for line in lines {
             if line.is_empty() {
                 break;
@@ -327,6 +335,8 @@ impl Envelope {
                 "report" => env.report = Some(un(rest)?),
                 "expansions" => env.expansions = number(rest, line)?,
                 "message-bytes" => message_bytes = Some(number(rest, line)?),
+                // Its value is checked by the spool, with the bytes it sums.
+                "message-sum" => have_sum = true,
                 "rcpt" => {
                     let mut fields = rest.split(' ');
                     let addr = un(fields.next().unwrap_or(""))?;
@@ -359,6 +369,9 @@ impl Envelope {
         if version >= 2 {
             env.message_bytes =
                 Some(message_bytes.ok_or("queue file has no message-bytes (its length)")?);
+        }
+        if version >= 3 && !have_sum {
+            return Err("queue file has no message-sum".into());
         }
         Ok(env)
     }
@@ -598,7 +611,7 @@ mod tests {
         assert!(Envelope::parse(&text).is_ok());
         let newer = sample()
             .to_text()
-            .replace("rsendmail-queue 2", "rsendmail-queue 9");
+            .replace("rsendmail-queue 3", "rsendmail-queue 9");
         assert!(Envelope::parse(&newer).unwrap_err().contains("newer"));
         assert!(Envelope::parse("garbage\n").is_err());
         let norcpt: String = sample()
@@ -615,7 +628,7 @@ mod tests {
         let mut e = sample();
         e.message_bytes = None;
         let text = e.to_text();
-        assert!(text.starts_with("rsendmail-queue 2\nmessage-bytes 00000000000000000000\n"));
+        assert!(text.starts_with("rsendmail-queue 3\nmessage-bytes 00000000000000000000\n"));
         assert_eq!(
             &text[LENGTH_AT..LENGTH_AT + LENGTH_DIGITS],
             "00000000000000000000"
@@ -651,9 +664,9 @@ mod tests {
         }
         // Version 1, as the previous release wrote it, is read as it was: no length,
         // and a message-bytes line there means nothing.
-        let old = without.replace("rsendmail-queue 2", "rsendmail-queue 1");
+        let old = without.replace("rsendmail-queue 3", "rsendmail-queue 1");
         assert_eq!(Envelope::parse(&old).unwrap().message_bytes, None);
-        let old = text.replace("rsendmail-queue 2", "rsendmail-queue 1");
+        let old = text.replace("rsendmail-queue 3", "rsendmail-queue 1");
         assert_eq!(Envelope::parse(&old).unwrap().message_bytes, None);
     }
 
@@ -719,6 +732,21 @@ mod tests {
                 (None, u32::MAX, true)
             );
         }
+        // message-sum: as written, or an error.
+        assert_eq!(
+            message_sum("x 1\nmessage-sum 00000000000000af\n\n"),
+            Some(Ok(0xaf))
+        );
+        for bad in [
+            "00000000000000AF",
+            "+0000000000000af",
+            "af",
+            "0000000000000000af",
+        ] {
+            let text = format!("x 1\nmessage-sum {bad}\n\n");
+            assert!(matches!(message_sum(&text), Some(Err(_))), "{bad}");
+        }
+        assert_eq!(message_sum("x 1\n\nmessage-sum 00000000000000af\n"), None);
         // A reserve line (LockedEntry::check_record) is ignored by the reader.
         let st = State::default();
         let text = format!("{}reserve 000\n", st.to_text());
@@ -890,6 +918,7 @@ mod tests {
                     &[
                         "rsendmail-queue 1",
                         "rsendmail-queue 2",
+                        "rsendmail-queue 3",
                         "rsendmail-queue 02",
                         "rsendmail-state 1",
                         "rsendmail-queue 99",

@@ -57,7 +57,7 @@
 //!
 //! Queue files may be damaged or hostile: reading one gives an entry or a
 //! [`ReadError`] (a corrupt entry is moved aside by the queue run), never a panic. A
-//! version 2 file must be exactly its envelope section and `message-bytes` bytes of
+//! version 2 or 3 file must be exactly its envelope section and `message-bytes` bytes of
 //! message long (`check_length`): a file cut short (a partial restore or copy) or with
 //! bytes after its end is corrupt, never delivered in part; nothing
 //! here cuts text by byte index (the lints below keep it so), and times read from the
@@ -724,7 +724,7 @@ pub struct QueuedEntry {
     pub envelope: Envelope,
     pub state: State,
     /// Size of the qf file, where the message ends (checked against `message-bytes` in
-    /// a version 2 file).
+    /// a version 2 or 3 file).
     pub size: u64,
     /// Where the message starts in the qf file.
     pub data_offset: u64,
@@ -1204,7 +1204,7 @@ mod tests {
         let bytes = fs::read(spool.qf_path(&id)).unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(text.starts_with(&format!(
-            "rsendmail-queue 2\nmessage-bytes {:020}\n",
+            "rsendmail-queue 3\nmessage-bytes {:020}\n",
             message.len()
         )));
         assert!(bytes.ends_with(b"\n\nSubject: x\n\nbody\n\nmore\n"));
@@ -1230,7 +1230,7 @@ mod tests {
         let e = env(&ne.id.clone());
         let v1 = e
             .to_text()
-            .replace("rsendmail-queue 2", "rsendmail-queue 1");
+            .replace("rsendmail-queue 3", "rsendmail-queue 1");
         ne.writer().write_all(v1.as_bytes()).unwrap();
         assert!(ne.commit(&e).is_err());
         // An envelope copied from a queued entry (its length already filled in) commits
@@ -1304,7 +1304,7 @@ mod tests {
         let id = "6AM5eIkR004034";
         let text: String = env(id)
             .to_text()
-            .replace("rsendmail-queue 2", "rsendmail-queue 1")
+            .replace("rsendmail-queue 3", "rsendmail-queue 1")
             .lines()
             .filter(|l| !l.starts_with("message-bytes"))
             .map(|l| format!("{l}\n"))
