@@ -200,7 +200,7 @@ fn closed_standard_fds_do_not_become_spool_files() {
         .unwrap();
     assert!(status.success());
     let e = env.only_entry();
-    assert!(e.starts_with("rsendmail-queue 2\n"), "{e:?}");
+    assert!(e.starts_with("rsendmail-queue 3\n"), "{e:?}");
     let text = fs::read_to_string(&trace).unwrap();
     let opens: Vec<&str> = text.lines().filter(|l| l.contains("/tmp/tf")).collect();
     assert_eq!(opens.len(), 1, "{text}");
@@ -333,6 +333,158 @@ fn a_failure_report_that_cannot_be_queued_keeps_its_entry() {
     assert!(mbox.contains("Status: 5.1.1"), "{mbox}");
 }
 
+/// A full disk while an entry with several recipients waits: its state cannot be
+/// recorded, so a run sends none of them (the accepted recipient's 250 could not be
+/// kept, and every run would send it again); once there is room, one run delivers each
+/// recipient once. Shapes: accepted + deferred (the state must keep the 250), accepted +
+/// refused (the report and then the state must be written).
+#[test]
+fn a_full_disk_sends_nothing_whose_outcome_cannot_be_recorded() {
+    if !require("strace") {
+        return;
+    }
+    let Some((_scratch, peer)) = crate::harness::servers::start_peer(&[]) else {
+        return;
+    };
+    let env = crate::harness::servers::relay_env(peer.port, "");
+    for other in ["reject4@example.org", "reject5@example.org"] {
+        env.sendmail(
+            &["-odq", "-f", "owner@example.net", "ok@example.org", other],
+            format!("Subject: {other}\n\nbody\n").as_bytes(),
+        )
+        .code(0);
+    }
+    // Every fsync fails with ENOSPC, as on a full disk: nothing can be recorded.
+    let args = [
+        "-f".to_string(),
+        "-qq".to_string(),
+        "-o".to_string(),
+        "/dev/null".to_string(),
+        "-e".to_string(),
+        "trace=fsync".to_string(),
+        "-e".to_string(),
+        "inject=fsync:error=ENOSPC".to_string(),
+    ];
+    for _ in 0..3 {
+        strace_run(&env, &args, &["-qf"], b"");
+    }
+    let to_ok = |m: &Vec<(String, Vec<u8>)>| {
+        m.iter()
+            .filter(|(j, _)| j.contains("ok@example.org"))
+            .count()
+    };
+    assert_eq!(
+        to_ok(&peer.messages()),
+        0,
+        "sent while nothing could be recorded: {:?}",
+        peer.messages().iter().map(|(j, _)| j).collect::<Vec<_>>()
+    );
+    assert_eq!(env.entries().len(), 2, "{}", env.listing());
+    env.sendmail(&["-qf"], b"").code(0);
+    env.sendmail(&["-qf"], b"").code(0);
+    let m = peer.messages();
+    let envelopes: Vec<&String> = m.iter().map(|(j, _)| j).collect();
+    assert_eq!(to_ok(&m), 2, "{envelopes:?}");
+    let reports = m
+        .iter()
+        .filter(|(j, _)| j.contains("\"rcpt_tos\": [\"owner@example.net\"]"))
+        .count();
+    assert_eq!(reports, 1, "{envelopes:?}");
+    // The deferred recipient stays queued; nothing else does.
+    assert_eq!(env.entries().len(), 1, "{}", env.listing());
+}
+
+/// A queue run under a file-size limit (`ulimit -f`, systemd's `LimitFSIZE=`) too small
+/// for the entry's state, or for its failure report: the accepted recipient beside a
+/// refused one is never sent twice (no send whose record cannot be written; a state too
+/// large is written without its texts), and without the limit each is delivered once.
+#[test]
+fn a_file_size_limit_never_sends_an_accepted_recipient_twice() {
+    let Some((_scratch, peer)) = crate::harness::servers::start_peer(&[]) else {
+        return;
+    };
+    let env = crate::harness::servers::relay_env(peer.port, "");
+    let to_ok = |m: &Vec<(String, Vec<u8>)>| {
+        m.iter()
+            .filter(|(j, _)| j.contains("ok@example.org"))
+            .count()
+    };
+    let mut sent = 0;
+    for limit in [64, 160, 400, 1024] {
+        env.sendmail(
+            &[
+                "-odq",
+                "-f",
+                "owner@example.net",
+                "ok@example.org",
+                "reject5@example.org",
+                "reject4@example.org",
+            ],
+            format!("Subject: limit {limit}\n\nbody\n").as_bytes(),
+        )
+        .code(0);
+        sent += 1;
+        for _ in 0..2 {
+            let run = env.sendmail_fsize(limit, &["-qf"], b"");
+            assert!(run.code >= 0, "killed under limit {limit}");
+        }
+        let m = peer.messages();
+        assert!(
+            to_ok(&m) <= sent,
+            "limit {limit}: {} copies for {sent} messages: {:?}",
+            to_ok(&m),
+            m.iter().map(|(j, _)| j).collect::<Vec<_>>()
+        );
+    }
+    env.sendmail(&["-qf"], b"").code(0);
+    assert_eq!(to_ok(&peer.messages()), sent);
+}
+
+/// Interactive deliveries under a small limit of open files (`ulimit -n`): the
+/// connection takes a descriptor after the entry's state was shown writable, so the
+/// record's files are opened before anything is sent and kept for it. An accepted
+/// recipient beside a deferred one is never sent twice: its 250 is recorded, or it was
+/// not sent.
+#[test]
+fn a_small_open_files_limit_never_sends_an_accepted_recipient_twice() {
+    let Some((_scratch, peer)) = crate::harness::servers::start_peer(&[]) else {
+        return;
+    };
+    let env = crate::harness::servers::relay_env(peer.port, "");
+    let mut taken = 0;
+    for n in 5..=16u64 {
+        let run = env.sendmail_rlimit(
+            libc::RLIMIT_NOFILE as i32,
+            n,
+            &[
+                "-odi",
+                "-f",
+                "owner@example.net",
+                "ok@example.org",
+                "reject4@example.org",
+            ],
+            format!("Subject: limit {n}\n\nbody\n").as_bytes(),
+        );
+        assert!(run.code >= 0, "killed under limit {n}");
+        taken += usize::from(run.code == 0);
+    }
+    env.sendmail(&["-qf"], b"").code(0);
+    env.sendmail(&["-qf"], b"").code(0);
+    let mut copies = std::collections::HashMap::new();
+    for (j, m) in peer.messages() {
+        if j.contains("ok@example.org") {
+            let subject = String::from_utf8_lossy(&m)
+                .lines()
+                .find(|l| l.starts_with("Subject:"))
+                .unwrap_or_default()
+                .to_string();
+            *copies.entry(subject).or_insert(0) += 1;
+        }
+    }
+    assert!(copies.values().all(|&c| c == 1), "{copies:?}");
+    assert_eq!(copies.len(), taken, "{copies:?}");
+}
+
 /// A file-size limit while the SMTP server (`-bs`) writes a message: the client gets a
 /// temporary `452 4.3.1` (EFBIG is no room, as a full disk is), nothing is queued, and
 /// the session goes on: a smaller message is accepted, and QUIT is answered.
@@ -371,8 +523,9 @@ fn a_file_size_limit_is_a_452_over_smtp_and_the_session_goes_on() {
 }
 
 /// A run whose state record fails once after a server accepted a recipient (ENOSPC
-/// injected on the first fsync of the run, the record's) writes it again: the next run
-/// does not send to that recipient again.
+/// injected on the second fsync of the run, the record's: the first is the room made
+/// for it before the send) writes it again: the next run does not send to that
+/// recipient again.
 #[test]
 fn a_state_record_that_fails_once_is_written_again() {
     use crate::harness::servers::{relay_env, start_peer};
@@ -390,7 +543,7 @@ fn a_state_record_that_fails_once_is_written_again() {
     .code(0);
     let out = Command::new("strace")
         .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync"])
-        .args(["-e", "inject=fsync:error=ENOSPC:when=1"])
+        .args(["-e", "inject=fsync:error=ENOSPC:when=2"])
         .arg("--")
         .arg(env.link("sendmail"))
         .args(["-C", env.conf.to_str().unwrap(), "-qf"])

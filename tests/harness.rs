@@ -126,7 +126,14 @@ impl Env {
     /// (RLIMIT_FSIZE, as `ulimit -f` or systemd's `LimitFSIZE=` set it), with SIGXFSZ
     /// at its default action as a shell leaves it.
     pub fn sendmail_fsize(&self, bytes: u64, args: &[&str], stdin: &[u8]) -> Run {
+        self.sendmail_rlimit(libc::RLIMIT_FSIZE as i32, bytes, args, stdin)
+    }
+
+    /// Run `sendmail -C conf ARGS` with `stdin` under the limit `resource` (a
+    /// `libc::RLIMIT_*`) set to `value`, soft and hard, with SIGXFSZ at its default action.
+    pub fn sendmail_rlimit(&self, resource: i32, value: u64, args: &[&str], stdin: &[u8]) -> Run {
         use std::os::unix::process::CommandExt;
+        let bytes = value;
         let mut full = vec!["-C", self.conf.to_str().unwrap()];
         full.extend_from_slice(args);
         let program = self.link("sendmail");
@@ -142,7 +149,8 @@ impl Env {
                     rlim_cur: bytes,
                     rlim_max: bytes,
                 };
-                if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                #[allow(clippy::useless_conversion)]
+                if libc::setrlimit(resource.try_into().unwrap_or_default(), &lim) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 let mut sa: libc::sigaction = std::mem::zeroed();

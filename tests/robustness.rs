@@ -679,6 +679,42 @@ fn a_symlinked_corrupt_folder_is_never_moved_into() {
     assert!(names(&corrupt).is_empty(), "{:?}", names(&corrupt));
 }
 
+/// A FIFO, a directory or a symlink (to a queue file outside) in place of a queue file:
+/// never waited on, never followed, and moved to corrupt/ (the link itself) like a
+/// queue file that does not parse, rather than refused again by every run.
+#[test]
+fn fifo_directory_or_symlink_as_queue_file_is_moved_aside() {
+    let h = Hostile::new(false);
+    let fifo = h.queued("fifo@example.org");
+    let dir = h.queued("dir@example.org");
+    let link = h.queued("link@example.org");
+    mkfifo(&h.spool.join(format!("qf{fifo}")));
+    let qd = h.spool.join(format!("qf{dir}"));
+    fs::remove_file(&qd).unwrap();
+    fs::create_dir(&qd).unwrap();
+    let outside = h.outside("qf").join(format!("qf{link}"));
+    let ql = h.spool.join(format!("qf{link}"));
+    fs::rename(&ql, &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, &ql).unwrap();
+    let before = fs::read(&outside).unwrap();
+    let (_, run) = h.run(&["-qf"]);
+    for id in [&fifo, &dir, &link] {
+        assert!(
+            fs::symlink_metadata(h.spool.join(format!("corrupt/qf{id}"))).is_ok(),
+            "{id}: {run}\n{:?}",
+            names(&h.spool)
+        );
+    }
+    assert!(
+        fs::symlink_metadata(h.spool.join(format!("corrupt/qf{link}")))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(fs::read(&outside).unwrap(), before);
+    assert!(h.ids().is_empty(), "{:?}", names(&h.spool));
+}
+
 #[test]
 fn fifos_in_the_index_are_never_waited_on() {
     let h = Hostile::new(false);
@@ -799,4 +835,78 @@ fn truncated_or_extended_queue_files_are_moved_aside_not_delivered() {
     let r = env.sendmail(&["-qf"], b"");
     r.code(0);
     assert_eq!(sink.dumps().len(), 1);
+}
+
+/// A queue file of the right length whose message was damaged — a zero tail (a file
+/// system that lost the last blocks after the size was written, a sparse copy), bytes
+/// changed in the middle or in the envelope section — is refused by its `message-sum`:
+/// moved to corrupt/, logged,
+/// and never delivered. The entries beside it are delivered.
+#[test]
+fn a_damaged_message_of_the_right_length_is_moved_aside_not_delivered() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let mut message = String::from("Subject: damaged\n\n");
+    for i in 0..200 {
+        message.push_str(&format!("line {i} of a message that must arrive whole\n"));
+    }
+    for _ in 0..5 {
+        env.sendmail(&["-odq", "a@example.org"], message.as_bytes())
+            .code(0);
+    }
+    let entries = env.entries();
+    let ids: Vec<String> = entries
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap()[2..].to_string())
+        .collect();
+    // The first: its last 100 bytes zero; the second: one byte changed mid-message.
+    let mut bytes = fs::read(&entries[0]).unwrap();
+    let n = bytes.len();
+    bytes[n - 100..].fill(0);
+    fs::write(&entries[0], &bytes).unwrap();
+    let mut bytes = fs::read(&entries[1]).unwrap();
+    let n = bytes.len();
+    bytes[n - 2000] ^= 0x20;
+    fs::write(&entries[1], &bytes).unwrap();
+    // The third: its recipient changed in the envelope section (as long as before).
+    let text = fs::read_to_string(&entries[2]).unwrap();
+    assert!(text.contains("\nrcpt a@example.org"), "{text}");
+    fs::write(
+        &entries[2],
+        text.replace("\nrcpt a@example.org", "\nrcpt b@example.org"),
+    )
+    .unwrap();
+    // The fourth: the sum's line renamed, as if to switch the check off.
+    let text = fs::read_to_string(&entries[3]).unwrap();
+    fs::write(
+        &entries[3],
+        text.replacen("message-sum ", "messagf-sum ", 1),
+    )
+    .unwrap();
+
+    let r = env.sendmail(&["-qf"], b"");
+    no_panic(&r);
+    r.code(0);
+    let dumps = sink.dumps();
+    assert_eq!(dumps.len(), 1, "only the whole entry: {}", dumps.len());
+    let logged = fs::read_to_string(&log).unwrap();
+    for id in &ids[..4] {
+        assert!(
+            env.spool.join(format!("corrupt/qf{id}")).exists(),
+            "{id}: {}",
+            env.listing()
+        );
+        assert!(
+            logged.contains(&format!(
+                "qf{id}: corrupt queue file moved aside: queue file"
+            )),
+            "{logged}"
+        );
+    }
+    assert!(env.entries().is_empty(), "{}", env.listing());
 }

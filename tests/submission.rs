@@ -677,6 +677,47 @@ fn the_deliverer_by_hand_prints_its_usage() {
     ));
 }
 
+/// Under a small limit of open files (`ulimit -n`) a submission either commits its
+/// entry and exits 0, or fails with a message and leaves nothing: a failure to open the
+/// queue directory for its fsync comes before the rename, not after it (which left a
+/// committed entry behind a failure exit, and a duplicate when the caller retried).
+#[test]
+fn a_small_open_files_limit_commits_or_fails_cleanly() {
+    let env = Env::new();
+    let mut committed = 0;
+    // Below 4 the dynamic loader itself cannot open the libraries.
+    for n in 4..=12u64 {
+        let before = env.entries().len();
+        let run = env.sendmail_rlimit(
+            libc::RLIMIT_NOFILE as i32,
+            n,
+            &["-odq", "bob@example.org"],
+            MSG,
+        );
+        let after = env.entries().len();
+        match run.code {
+            0 => {
+                assert_eq!(after, before + 1, "limit {n}: exit 0 without its entry");
+                committed += 1;
+            }
+            -1 => panic!("limit {n}: killed by a signal"),
+            code => {
+                assert_eq!(
+                    after,
+                    before,
+                    "limit {n}: exit {code} ({}) but the entry was committed",
+                    run.stdout.trim()
+                );
+                assert!(
+                    !run.stdout.trim().is_empty(),
+                    "limit {n}: exit {code} in silence"
+                );
+            }
+        }
+    }
+    assert!(committed > 0, "no submission got through");
+}
+
 /// Under a file-size limit (`ulimit -f`, systemd's `LimitFSIZE=`) a message larger than
 /// it is not queued, and the caller is told so: exit 75 (EX_TEMPFAIL, try again) and
 /// sendmail's `cannot write queue file ...: File too large`, not a death by SIGXFSZ with

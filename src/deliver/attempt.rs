@@ -6,10 +6,15 @@
 //! What a transaction (or a local delivery) delivered is recorded durably before the
 //! next one begins, and before any report is queued (the state file replaced: write,
 //! fsync, rename, directory fsync), so a run that dies later never sends it again;
-//! failures stay open until their reports are queued. The attempt's full record follows at its end: when every recipient is
-//! final the entry is removed (unlink, directory fsync), which is the record; otherwise
+//! failures stay open until their reports are queued. The attempt's full record follows
+//! at its end: when every recipient is final the entry is removed (unlink, directory
+//! fsync), which is the record; otherwise
 //! the state file is replaced. When a record cannot be written, nothing more is sent
-//! for the entry in that run.
+//! for the entry in that run; and before each transaction or local delivery, room for
+//! that record is made (its file written to the size it may take, it and the spool
+//! directory kept open: `make_room`, `LockedEntry::reserve_state`), so that a full disk,
+//! no inode, a file-size limit or no descriptor left means nothing is sent whose outcome
+//! could not be kept.
 
 use super::engine::Engine;
 use super::outcome::{Mailer, RcptOutcome};
@@ -369,8 +374,9 @@ pub fn attempt(
     Ok(result)
 }
 
-/// Before a unit of delivery, room for the state record that must keep its outcome
-/// (`LockedEntry::reserve_state`): the current record, the delivered markers of every
+/// Before a unit of delivery of an entry with more than one recipient open, room for
+/// the state record that must keep its outcome (`LockedEntry::reserve_state`): the
+/// current record, the delivered markers of every
 /// recipient, and replies for them up to 64 KiB (beyond that, the record falls back to
 /// the delivered markers alone: `LockedEntry::record_outcome`). When there is no room,
 /// `unrecorded` says why and nothing more is sent for the entry in this run.
@@ -378,11 +384,22 @@ fn make_room(locked: &mut LockedEntry, recipients: usize, unrecorded: &mut Optio
     if unrecorded.is_some() {
         return;
     }
+    // Only an entry with more than one recipient open may have an outcome to keep in
+    // its state file (one accepted while another is deferred, or refused with a report
+    // to queue). With one, a success removes the entry (which needs no room, and frees
+    // some: a full spool drains) and a deferral lost costs only its back-off.
+    let open = (0..recipients)
+        .filter(|&i| !locked.entry.state.of(i).is_final())
+        .count();
+    if open <= 1 {
+        return;
+    }
     let n = recipients as u64;
     let room = (locked.entry.state.to_text().len() as u64)
         .saturating_add(n.saturating_mul(64))
         .saturating_add(n.saturating_mul(512).saturating_add(1024).min(64 * 1024));
-    if let Err(e) = locked.reserve_state(room) {
+    // The room is fsynced too, so that a disk whose fsyncs fail shows before the send.
+    if let Err(e) = locked.reserve_state(room, true) {
         log::error!("{e}; nothing is sent for this entry in this run");
         *unrecorded = Some(e.message);
     }
@@ -446,6 +463,8 @@ fn record_on_the_way(locked: &mut LockedEntry, got: &[RcptOutcome]) -> Option<St
         return None;
     }
     let interim = record::delivered_so_far(&locked.entry.state, got);
+    // Recorded; the room for the next record is made again before anything more is
+    // sent (`make_room`).
     match locked.record_state(interim) {
         Ok(()) => None,
         Err(e) => {

@@ -3,14 +3,20 @@
 //! Both are line-oriented `key value` text. The first line names the format and its
 //! version; unknown keys are ignored so that a newer rsendmail's files stay readable.
 //!
-//! A queue file of version 2 ([`QUEUE_VERSION`]) carries its own length: the second line
+//! A queue file of version 2 or 3 ([`QUEUE_VERSION`]) carries its own length: the second line
 //! is `message-bytes` and the message's exact length in bytes, twenty digits wide (the
 //! writer puts zeros there and the spool's commit fills in the count,
 //! [`LENGTH_AT`]). The reader (`Spool::read_entry`) checks that the file is exactly the
 //! envelope section and that many bytes long, so a truncated or extended file is refused
 //! as corrupt rather than delivered as a partial message. Version 1 files (written before
 //! the length was recorded) are read as they always were: the message runs to the end of
-//! the file.
+//! the file. In version 3 the third line, `message-sum`, is a 64-bit sum ([`sum_update`], sixteen
+//! hex digits, filled in by the commit as the length is, at [`SUM_AT`]) of the message's
+//! bytes and then of the envelope section with those digits as zeros; a delivery checks
+//! it before it sends anything, so a file of the right length that was damaged (a zero
+//! tail, changed bytes in the message or the envelope) is refused too. A version 3 file
+//! without the line is refused; version 2 files (written before it was recorded) are
+//! checked by their length alone, unless they have the line.
 //! Values are escaped (`%XX` for bytes up to space, DEL and `%`), so a value can never
 //! contain a line break, and fields can be separated by spaces.
 //!
@@ -27,8 +33,8 @@ use std::str::FromStr;
 
 pub const QUEUE_MAGIC: &str = "rsendmail-queue";
 pub const STATE_MAGIC: &str = "rsendmail-state";
-/// The version of the queue files written now: 2, with `message-bytes`.
-pub const QUEUE_VERSION: u32 = 2;
+/// The version of the queue files written now: 3, with `message-bytes` and `message-sum`.
+pub const QUEUE_VERSION: u32 = 3;
 /// The version of the state files written now.
 pub const STATE_VERSION: u32 = 1;
 /// The width of the `message-bytes` value: the digits of `u64::MAX`.
@@ -36,6 +42,47 @@ pub const LENGTH_DIGITS: usize = 20;
 /// Where the digits of `message-bytes` start in a queue file: [`Envelope::to_text`]
 /// writes that line second, so the commit can fill it in without reading the file back.
 pub const LENGTH_AT: usize = QUEUE_MAGIC.len() + " 2\nmessage-bytes ".len();
+/// The width of the `message-sum` value: sixteen hex digits (64 bits).
+pub const SUM_DIGITS: usize = 16;
+/// Where the digits of `message-sum` start: [`Envelope::to_text`] writes that line
+/// third, right after `message-bytes`, so the commit can fill it in too.
+pub const SUM_AT: usize = LENGTH_AT + LENGTH_DIGITS + "\nmessage-sum ".len();
+/// The `message-sum` of no bytes (FNV-1a's offset basis).
+pub const SUM_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// The `message-sum` of the bytes that follow those summed in `sum` (FNV-1a, 64 bits):
+/// `sum_update(sum_update(SUM_START, a), b)` is the sum of `a` then `b`. Not a defence
+/// against anyone who writes the spool on purpose; it finds damage the length cannot:
+/// a zero tail, changed bytes.
+pub fn sum_update(mut sum: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        sum ^= u64::from(b);
+        sum = sum.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    sum
+}
+
+/// The `message-sum` an envelope section's text records: `None` when it has none
+/// (files written before it was recorded), an error when the value is not sixteen hex
+/// digits.
+pub fn message_sum(text: &str) -> Option<Result<u64, String>> {
+    let line = text
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| l.strip_prefix("message-sum "))?;
+    // Exactly as the commit writes it: sixteen lowercase hex digits (a sign or a digit
+    // of another case would read as the same number from different bytes).
+    let written = line.len() == SUM_DIGITS
+        && line
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    Some(
+        u64::from_str_radix(line, 16)
+            .ok()
+            .filter(|_| written)
+            .ok_or_else(|| format!("bad message-sum {line:?}")),
+    )
+}
 
 /// `%XX`-escape bytes that could break the line format.
 pub fn escape(s: &str) -> String {
@@ -187,6 +234,8 @@ impl Envelope {
             self.message_bytes.unwrap_or(0),
             width = LENGTH_DIGITS
         );
+        // Filled in by the commit, like the length.
+        let _ = writeln!(s, "message-sum {:0width$x}", 0, width = SUM_DIGITS);
         let _ = writeln!(s, "id {}", self.id);
         let _ = writeln!(s, "created {}", self.created);
         let _ = writeln!(s, "user {} {}", self.uid, escape(&self.user));
@@ -255,6 +304,7 @@ impl Envelope {
         let mut env = Envelope::default();
         let mut have_sender = false;
         let mut message_bytes = None;
+        let mut have_sum = false;
         for line in lines {
             if line.is_empty() {
                 break;
@@ -285,6 +335,8 @@ impl Envelope {
                 "report" => env.report = Some(un(rest)?),
                 "expansions" => env.expansions = number(rest, line)?,
                 "message-bytes" => message_bytes = Some(number(rest, line)?),
+                // Its value is checked by the spool, with the bytes it sums.
+                "message-sum" => have_sum = true,
                 "rcpt" => {
                     let mut fields = rest.split(' ');
                     let addr = un(fields.next().unwrap_or(""))?;
@@ -317,6 +369,9 @@ impl Envelope {
         if version >= 2 {
             env.message_bytes =
                 Some(message_bytes.ok_or("queue file has no message-bytes (its length)")?);
+        }
+        if version >= 3 && !have_sum {
+            return Err("queue file has no message-sum".into());
         }
         Ok(env)
     }
@@ -433,6 +488,40 @@ impl State {
         Ok(st)
     }
 
+    /// The state without its texts (the entry's reason, each recipient's last reply):
+    /// what must be kept so that no recipient is tried again once final, in the fewest
+    /// bytes. Written when the whole state finds no room (a full disk, a file-size limit).
+    pub fn essential(&self) -> State {
+        State {
+            reason: None,
+            recipients: self
+                .recipients
+                .iter()
+                .map(|(i, st, _)| (*i, *st, None))
+                .collect(),
+            ..self.clone()
+        }
+    }
+
+    /// The most bytes `essential().to_text()` can take for an entry with `recipients`
+    /// recipients, whatever its state: every number at its widest, every recipient
+    /// named with the longest state word.
+    pub fn essential_len_bound(recipients: usize) -> usize {
+        let head = format!("{STATE_MAGIC} {STATE_VERSION}\n").len()
+            + "attempts \n".len()
+            + u32::MAX.to_string().len()
+            + 2 * ("last-attempt \n".len() + i64::MIN.to_string().len())
+            + "warned\n".len();
+        let word = ["pending", "deferred", "delivered", "failed"]
+            .iter()
+            .map(|w| w.len())
+            .max()
+            .unwrap_or(0);
+        (0..recipients).fold(head, |n, i| {
+            n.saturating_add("rcpt  \n".len() + i.to_string().len() + word)
+        })
+    }
+
     /// Whether a periodic queue run should try the entry at `now`: its back-off has
     /// expired and it has waited `min_age` (sendmail's MinQueueAge) since the last try.
     pub fn is_due(&self, now: i64, min_age: i64) -> bool {
@@ -522,7 +611,7 @@ mod tests {
         assert!(Envelope::parse(&text).is_ok());
         let newer = sample()
             .to_text()
-            .replace("rsendmail-queue 2", "rsendmail-queue 9");
+            .replace("rsendmail-queue 3", "rsendmail-queue 9");
         assert!(Envelope::parse(&newer).unwrap_err().contains("newer"));
         assert!(Envelope::parse("garbage\n").is_err());
         let norcpt: String = sample()
@@ -539,7 +628,7 @@ mod tests {
         let mut e = sample();
         e.message_bytes = None;
         let text = e.to_text();
-        assert!(text.starts_with("rsendmail-queue 2\nmessage-bytes 00000000000000000000\n"));
+        assert!(text.starts_with("rsendmail-queue 3\nmessage-bytes 00000000000000000000\n"));
         assert_eq!(
             &text[LENGTH_AT..LENGTH_AT + LENGTH_DIGITS],
             "00000000000000000000"
@@ -575,9 +664,9 @@ mod tests {
         }
         // Version 1, as the previous release wrote it, is read as it was: no length,
         // and a message-bytes line there means nothing.
-        let old = without.replace("rsendmail-queue 2", "rsendmail-queue 1");
+        let old = without.replace("rsendmail-queue 3", "rsendmail-queue 1");
         assert_eq!(Envelope::parse(&old).unwrap().message_bytes, None);
-        let old = text.replace("rsendmail-queue 2", "rsendmail-queue 1");
+        let old = text.replace("rsendmail-queue 3", "rsendmail-queue 1");
         assert_eq!(Envelope::parse(&old).unwrap().message_bytes, None);
     }
 
@@ -619,6 +708,45 @@ mod tests {
         assert!(!back.is_due(19, 0) && back.is_due(20, 0));
         assert!(!back.is_due(20, 11) && back.is_due(21, 11));
         assert!(State::default().is_due(0, 100));
+    }
+
+    #[test]
+    fn essential_state_keeps_what_is_final_within_its_bound() {
+        for n in [1usize, 2, 9, 10, 11, 150] {
+            let st = State {
+                attempts: u32::MAX,
+                last_attempt: Some(i64::MIN),
+                next_attempt: Some(i64::MIN),
+                reason: Some("Deferred: a long reason ".repeat(40)),
+                recipients: (0..n)
+                    .map(|i| (i, RcptState::Delivered, Some("250 2.0.0 Ok ".repeat(30))))
+                    .collect(),
+                warned: true,
+            };
+            let e = st.essential();
+            assert!(e.to_text().len() <= State::essential_len_bound(n), "{n}");
+            let back = State::parse(&e.to_text()).unwrap();
+            assert_eq!(back.of(n - 1), RcptState::Delivered);
+            assert_eq!(
+                (back.reason, back.attempts, back.warned),
+                (None, u32::MAX, true)
+            );
+        }
+        // message-sum: as written, or an error.
+        assert_eq!(
+            message_sum("x 1\nmessage-sum 00000000000000af\n\n"),
+            Some(Ok(0xaf))
+        );
+        for bad in [
+            "00000000000000AF",
+            "+0000000000000af",
+            "af",
+            "0000000000000000af",
+        ] {
+            let text = format!("x 1\nmessage-sum {bad}\n\n");
+            assert!(matches!(message_sum(&text), Some(Err(_))), "{bad}");
+        }
+        assert_eq!(message_sum("x 1\n\nmessage-sum 00000000000000af\n"), None);
     }
 
     mod props {
@@ -786,6 +914,7 @@ mod tests {
                     &[
                         "rsendmail-queue 1",
                         "rsendmail-queue 2",
+                        "rsendmail-queue 3",
                         "rsendmail-queue 02",
                         "rsendmail-state 1",
                         "rsendmail-queue 99",

@@ -60,7 +60,7 @@
 //!
 //! Queue files may be damaged or hostile: reading one gives an entry or a
 //! [`ReadError`] (a corrupt entry is moved aside by the queue run), never a panic. A
-//! version 2 file must be exactly its envelope section and `message-bytes` bytes of
+//! version 2 or 3 file must be exactly its envelope section and `message-bytes` bytes of
 //! message long (`check_length`): a file cut short (a partial restore or copy) or with
 //! bytes after its end is corrupt, never delivered in part; nothing
 //! here cuts text by byte index (the lints below keep it so), and times read from the
@@ -136,11 +136,17 @@ fn cant(what: &str, path: &Path, e: &io::Error) -> Fatal {
 
 /// fsync a directory (the spool itself, which may be a symlink the admin configured).
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    dir_for_sync(dir)?.sync_all()
+}
+
+/// A directory opened to be fsynced later ([`sync_dir`] in two steps): opened before a
+/// rename into it, so that running out of descriptors (EMFILE) fails before the rename
+/// rather than after it, when the renamed file is already in place.
+pub fn dir_for_sync(dir: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(dir)?
-        .sync_all()
+        .open(dir)
 }
 
 /// What a path inside the spool must be.
@@ -489,6 +495,10 @@ impl Spool {
             }
         }
         let envelope = Envelope::parse(&text).map_err(ReadError::Corrupt)?;
+        let message_sum = match entry::message_sum(&text) {
+            Some(sum) => Some(sum.map_err(ReadError::Corrupt)?),
+            None => None,
+        };
         if envelope.id != id {
             return Err(ReadError::Corrupt(format!(
                 "queue file qf{id} holds id {}",
@@ -520,6 +530,7 @@ impl Spool {
             state,
             size,
             data_offset,
+            message_sum,
             file,
         })
     }
@@ -530,6 +541,9 @@ impl Spool {
         let f = match self.open_entry(id) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            // A FIFO, a directory, a symlink...: not an entry rsendmail wrote; moved
+            // aside like one that does not parse (the rename moves the link itself).
+            Err(e) if is_unsafe(&e) => return Err(ReadError::Corrupt(e.to_string())),
             Err(e) => return Err(ReadError::Io(e)),
         };
         match f.try_lock() {
@@ -547,12 +561,13 @@ impl Spool {
         }
         let lock = f.try_clone().map_err(ReadError::Io)?;
         let entry = self.read_open_entry(id, f)?;
+        check_sum(&entry)?;
         Ok(Some(LockedEntry {
             spool: self.clone(),
             entry,
             _lock: lock,
             pending_state: None,
-            reserved: false,
+            reserved: None,
         }))
     }
 
@@ -592,8 +607,9 @@ impl Spool {
         sync_dir(&self.dir)
     }
 
-    /// Remove leftovers of crashes: temporary files older than `grace` seconds that no live
-    /// process holds, and (with `orphans`, which lists the whole spool) state files whose
+    /// Remove leftovers of crashes: temporary files that no live process holds (a new
+    /// entry's `tf<ID>` once older than `grace` seconds, a state file `sf<ID>.<pid>` at
+    /// once), and (with `orphans`, which lists the whole spool) state files whose
     /// entry is gone. Returns what was removed. "Holds": a submission keeps its
     /// `tmp/tf<ID>` locked until the rename ([`Spool::begin`]), and a deliverer writes
     /// `tmp/sf<ID>.<pid>` only while it holds the entry's delivery lock; a file so held
@@ -614,7 +630,15 @@ impl Spool {
                 let Ok(md) = fs::symlink_metadata(&p) else {
                     continue;
                 };
-                if now.saturating_sub(md.mtime()) < grace || self.tmp_in_use(&p) {
+                // A deliverer writes `sf<ID>.<pid>` only while it holds the entry: one whose
+                // entry nobody holds was left by a process that died, whatever its age. A
+                // `tf` file is locked only once created, so a young one is left alone.
+                let state_file = p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("sf"));
+                let young = now.saturating_sub(md.mtime()) < grace;
+                if (young && !state_file) || self.tmp_in_use(&p) {
                     continue;
                 }
                 if fs::remove_file(&p).is_ok() {
@@ -644,6 +668,55 @@ impl Spool {
         }
         Ok(removed)
     }
+}
+
+/// Check that `entry`'s file has the `message-sum` it records (a file without one
+/// passes): the message, then the envelope section with the sum's digits as zeros, read
+/// once more before anything is sent.
+fn check_sum(entry: &QueuedEntry) -> Result<(), ReadError> {
+    use std::os::unix::fs::FileExt;
+    let Some(want) = entry.message_sum else {
+        return Ok(());
+    };
+    let mut sum = entry::SUM_START;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at = entry.data_offset;
+    // The envelope section, its sum's digits as zeros (where the writer puts them).
+    let mut envelope = vec![0u8; usize::try_from(entry.data_offset).unwrap_or(0)];
+    entry
+        .file
+        .read_exact_at(&mut envelope, 0)
+        .map_err(ReadError::Io)?;
+    let label = entry::SUM_AT.saturating_sub("message-sum ".len());
+    if envelope.get(label..entry::SUM_AT) != Some(b"message-sum ".as_slice()) {
+        return Err(ReadError::Corrupt(
+            "queue file damaged: its message-sum is not the third line".into(),
+        ));
+    }
+    for slot in envelope
+        .iter_mut()
+        .skip(entry::SUM_AT)
+        .take(entry::SUM_DIGITS)
+    {
+        *slot = b'0';
+    }
+    while at < entry.size {
+        let n = entry.file.read_at(&mut buf, at).map_err(ReadError::Io)?;
+        if n == 0 {
+            break;
+        }
+        let n = usize::try_from((entry.size - at).min(n as u64)).unwrap_or(n);
+        sum = entry::sum_update(sum, buf.get(..n).unwrap_or_default());
+        at += n as u64;
+    }
+    let sum = entry::sum_update(sum, &envelope);
+    if at != entry.size || sum != want {
+        return Err(ReadError::Corrupt(format!(
+            "queue file damaged: its sum is {sum:016x}, not the {want:016x} recorded \
+             (zeroed or changed bytes?)"
+        )));
+    }
+    Ok(())
 }
 
 /// Check a version 2 queue file's length: `file_size` must be exactly `data_offset` (the
@@ -689,10 +762,13 @@ pub struct QueuedEntry {
     pub envelope: Envelope,
     pub state: State,
     /// Size of the qf file, where the message ends (checked against `message-bytes` in
-    /// a version 2 file).
+    /// a version 2 or 3 file).
     pub size: u64,
     /// Where the message starts in the qf file.
     pub data_offset: u64,
+    /// The message's `message-sum`, when the file records one (checked by
+    /// [`Spool::lock_entry`], before a delivery).
+    pub message_sum: Option<u64>,
     /// The open qf file (for lock checks and reading the message).
     pub file: File,
 }
@@ -714,17 +790,12 @@ pub struct LockedEntry {
     _lock: File,
     /// A final state not written yet because the entry is about to be removed.
     pub pending_state: Option<State>,
-    /// The temporary state file holds room made by [`LockedEntry::reserve_state`] and
-    /// not used yet (removed when the entry is let go).
-    reserved: bool,
-}
-
-impl Drop for LockedEntry {
-    fn drop(&mut self) {
-        if self.reserved {
-            let _ = fs::remove_file(self.state_tmp());
-        }
-    }
+    /// The temporary state file and the spool directory, opened (and the file given
+    /// room, [`LockedEntry::reserve_state`]) before anything is sent whose outcome the
+    /// next record must keep, so that neither a full disk nor running out of
+    /// descriptors (the attempt's connections use some) can keep that record from
+    /// being written. Removed when the entry is let go unused.
+    reserved: Option<(File, File)>,
 }
 
 impl LockedEntry {
@@ -737,56 +808,12 @@ impl LockedEntry {
         ))
     }
 
-    /// Make room for the next state record before anything is sent whose outcome it
-    /// must keep: the temporary state file is written (zeros) to at least `bytes`
-    /// bytes, so that a full file system, an exhausted quota or a file-size limit shows
-    /// now, when the run can still send nothing, and not after a server accepted the
-    /// message (then the outcome would be lost and the recipient sent to again on every
-    /// run). [`LockedEntry::record_state`] writes over the room. Space is reserved at
-    /// write time by the file systems that allocate lazily (ext4, XFS, tmpfs); a
-    /// copy-on-write one may still fail the record later. On error nothing is left.
-    pub fn reserve_state(&mut self, bytes: u64) -> Result<(), Fatal> {
-        use std::os::unix::fs::FileExt;
-        let tmp = self.state_tmp();
-        let reserve = || -> io::Result<()> {
-            open_dir(&self.spool.tmp_dir())?;
-            let f = open_safely(
-                &tmp,
-                OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .mode(self.spool.file_mode()),
-                Kind::File,
-            )?;
-            let have = f.metadata()?.len();
-            if have < bytes {
-                let zeros = vec![0u8; usize::try_from(bytes - have).unwrap_or(usize::MAX)];
-                f.write_all_at(&zeros, have)?;
-            }
-            Ok(())
-        };
-        self.reserved = true;
-        reserve().map_err(|e| {
-            self.reserved = false;
-            let _ = fs::remove_file(&tmp);
-            cant(
-                "cannot make room for the state of",
-                &self.spool.qf_path(&self.entry.envelope.id),
-                &e,
-            )
-        })
-    }
-
-    /// Write `state` through the temporary state file (over any room reserved there),
-    /// fsync, rename over `sf<ID>`, fsync the spool directory. The temporary file is
-    /// left in place on error (the caller removes it or tries again over it).
-    fn write_state(&mut self, state: &State) -> io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        let tmp = self.state_tmp();
+    /// The temporary state file (created, or opened as it is: room made in it stays)
+    /// and the spool directory.
+    fn open_state_files(&self) -> io::Result<(File, File)> {
         open_dir(&self.spool.tmp_dir())?;
         let f = open_safely(
-            &tmp,
+            &self.state_tmp(),
             OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -794,51 +821,128 @@ impl LockedEntry {
                 .mode(self.spool.file_mode()),
             Kind::File,
         )?;
-        let text = state.to_text();
-        f.write_all_at(text.as_bytes(), 0)?;
-        f.set_len(text.len() as u64)?;
-        f.sync_all()?;
-        fs::rename(&tmp, self.spool.sf_path(&self.entry.envelope.id))?;
-        self.reserved = false;
-        sync_dir(&self.spool.dir)
+        Ok((f, dir_for_sync(&self.spool.dir)?))
     }
 
-    /// Record per-recipient outcomes durably (tmp, fsync, rename, fsync dir).
-    pub fn record_state(&mut self, state: State) -> Result<(), Fatal> {
-        self.write_state(&state).map_err(|e| {
-            self.reserved = false;
+    /// Make room for the next state record before anything is sent whose outcome it
+    /// must keep: the temporary state file is opened and written (zeros) to at least
+    /// `bytes` bytes, and it and the spool directory stay open, so that a full file
+    /// system, an exhausted quota, a file-size limit or the last descriptor taken shows
+    /// now, when the run can still send nothing, and not after a server accepted the
+    /// message (then the outcome would be lost and the recipient sent to again on every
+    /// run). [`LockedEntry::record_state`] writes over the room. Space is reserved at
+    /// write time by the file systems that allocate lazily (ext4, XFS, tmpfs); a
+    /// copy-on-write one may still fail the record later. With `sync`, the room is also
+    /// fsynced: a disk that fails its fsyncs (a full thin volume, a quota checked at
+    /// writeback) shows now too. On error nothing is left.
+    pub fn reserve_state(&mut self, bytes: u64, sync: bool) -> Result<(), Fatal> {
+        use std::os::unix::fs::FileExt;
+        let held = self.reserved.take();
+        let reserve = || -> io::Result<(File, File)> {
+            let (f, dir) = match held {
+                Some(files) => files,
+                None => self.open_state_files()?,
+            };
+            let have = f.metadata()?.len();
+            if have < bytes {
+                let zeros = vec![0u8; usize::try_from(bytes - have).unwrap_or(usize::MAX)];
+                f.write_all_at(&zeros, have)?;
+            }
+            if sync {
+                f.sync_all()?;
+            }
+            Ok((f, dir))
+        };
+        match reserve() {
+            Ok(files) => {
+                self.reserved = Some(files);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = fs::remove_file(self.state_tmp());
+                Err(cant(
+                    "cannot make room for the state of",
+                    &self.spool.qf_path(&self.entry.envelope.id),
+                    &e,
+                ))
+            }
+        }
+    }
+
+    /// Write `text` through the temporary state file (over any room reserved there, with
+    /// the files reserved when they are), fsync, rename over `sf<ID>`, fsync the spool
+    /// directory. On error the temporary file and the reserved files stay (the caller
+    /// tries again over them, or lets them go).
+    fn write_state(&mut self, text: &str) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let (f, dir) = match self.reserved.take() {
+            Some(files) => files,
+            None => self.open_state_files()?,
+        };
+        let tmp = self.state_tmp();
+        let written = f
+            .write_all_at(text.as_bytes(), 0)
+            .and_then(|()| f.set_len(text.len() as u64))
+            .and_then(|()| f.sync_all())
+            .and_then(|()| fs::rename(&tmp, self.spool.sf_path(&self.entry.envelope.id)));
+        if let Err(e) = written {
+            self.reserved = Some((f, dir));
+            return Err(e);
+        }
+        dir.sync_all()
+    }
+
+    /// Let the reserved room go after a failure.
+    fn unreserve(&mut self) {
+        if self.reserved.take().is_some() {
             let _ = fs::remove_file(self.state_tmp());
-            cant(
-                "cannot record state in",
-                &self.spool.sf_path(&self.entry.envelope.id),
-                &e,
-            )
-        })?;
+        }
+    }
+
+    /// Record per-recipient outcomes durably (tmp, fsync, rename, fsync dir). When the
+    /// state finds no room (ENOSPC, EDQUOT, EFBIG), its [`State::essential`] part is
+    /// written instead: the texts are lost, never which recipients are final.
+    pub fn record_state(&mut self, state: State) -> Result<(), Fatal> {
+        let sf = self.spool.sf_path(&self.entry.envelope.id);
+        if let Err(e) = self.write_state(&state.to_text()) {
+            let err = cant("cannot record state in", &sf, &e);
+            if !err.is_no_space() || self.write_state(&state.essential().to_text()).is_err() {
+                self.unreserve();
+                return Err(err);
+            }
+            log::warn!(
+                "{}: {}; recorded without the replies' texts",
+                self.entry.envelope.id,
+                err.message
+            );
+        }
         self.entry.state = state;
         Ok(())
     }
 
     /// Record an attempt's outcome, which may hold recipients a server accepted: when
     /// `state` cannot be written, it is tried once more (a failure may pass: an fsync
-    /// that failed once, space freed meanwhile), then `smaller` (what must not be lost:
-    /// the recipients delivered, in few bytes), each over the same temporary file, so
-    /// that room freed by a failed try is not given up. The first error when none could
-    /// be written.
+    /// that failed once, space freed meanwhile), then without its texts
+    /// ([`State::essential`]), then `smaller` (what must not be lost: the recipients
+    /// delivered, in few bytes), each over the same temporary file, so that room freed
+    /// by a failed try is not given up. The first error when none could be written.
     pub fn record_outcome(&mut self, state: State, smaller: State) -> Result<(), Fatal> {
         let mut first = None;
-        for (n, st) in [&state, &state, &smaller].into_iter().enumerate() {
-            match self.write_state(st) {
+        let essential = state.essential();
+        let tries = [
+            (&state, "in full"),
+            (&state, "in full"),
+            (&essential, "without the replies' texts"),
+            (&smaller, "the delivered recipients only"),
+        ];
+        for (n, (st, how)) in tries.into_iter().enumerate() {
+            match self.write_state(&st.to_text()) {
                 Ok(()) => {
                     if n > 0 {
                         log::warn!(
-                            "{}: state recorded at try {} ({})",
+                            "{}: state recorded at try {} ({how})",
                             self.entry.envelope.id,
                             n + 1,
-                            if n == 2 {
-                                "the delivered recipients only"
-                            } else {
-                                "in full"
-                            }
                         );
                     }
                     self.entry.state = st.clone();
@@ -857,8 +961,7 @@ impl LockedEntry {
                 }
             }
         }
-        self.reserved = false;
-        let _ = fs::remove_file(self.state_tmp());
+        self.unreserve();
         let e = first.unwrap_or_else(|| io::Error::other("no state written"));
         Err(cant(
             "cannot record state in",
@@ -883,6 +986,15 @@ impl LockedEntry {
     }
 }
 
+impl Drop for LockedEntry {
+    /// A reserved temporary state file that was not needed is removed.
+    fn drop(&mut self) {
+        if self.reserved.take().is_some() {
+            let _ = fs::remove_file(self.state_tmp());
+        }
+    }
+}
+
 /// The writer of a new entry: buffers, counts the bytes, and notes where the envelope
 /// section ends (its blank line) and how the file starts, so that the commit can record
 /// the message's length without any help from the caller.
@@ -894,8 +1006,10 @@ pub struct QueueWriter {
     envelope_end: Option<u64>,
     /// The last byte written was a line feed.
     after_newline: bool,
-    /// The first [`entry::LENGTH_AT`] bytes.
+    /// The envelope section as written (and patched), for its part of the sum.
     head: Vec<u8>,
+    /// The `message-sum` of the message bytes written so far.
+    sum: u64,
 }
 
 impl QueueWriter {
@@ -905,24 +1019,31 @@ impl QueueWriter {
             written: 0,
             envelope_end: None,
             after_newline: false,
-            head: Vec::with_capacity(entry::LENGTH_AT),
+            head: Vec::with_capacity(entry::SUM_AT),
+            sum: entry::SUM_START,
         }
     }
 
     fn note(&mut self, bytes: &[u8]) {
+        // What of `bytes` is message (after the envelope section): summed.
+        let mut message = bytes;
         if self.envelope_end.is_none() {
-            let room = entry::LENGTH_AT.saturating_sub(self.head.len());
-            self.head.extend(bytes.iter().take(room));
             let mut at = self.written;
-            for &b in bytes {
+            message = &[];
+            let mut envelope = bytes;
+            for (k, &b) in bytes.iter().enumerate() {
                 at += 1;
                 if b == b'\n' && self.after_newline {
                     self.envelope_end = Some(at);
+                    envelope = bytes.get(..=k).unwrap_or_default();
+                    message = bytes.get(k + 1..).unwrap_or_default();
                     break;
                 }
                 self.after_newline = b == b'\n';
             }
+            self.head.extend_from_slice(envelope);
         }
+        self.sum = entry::sum_update(self.sum, message);
         self.written += bytes.len() as u64;
     }
 }
@@ -965,7 +1086,18 @@ impl NewEntry {
     pub fn patch(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
         self.out.flush()?;
-        self.out.out.get_ref().write_all_at(bytes, offset)
+        self.out.out.get_ref().write_all_at(bytes, offset)?;
+        // The copy the sum is made from, alike.
+        for (k, b) in bytes.iter().enumerate() {
+            if let Some(slot) = usize::try_from(offset)
+                .ok()
+                .and_then(|o| o.checked_add(k))
+                .and_then(|i| self.out.head.get_mut(i))
+            {
+                *slot = *b;
+            }
+        }
+        Ok(())
     }
 
     /// Record the message's length in the envelope's `message-bytes` (see entry.rs).
@@ -977,8 +1109,18 @@ impl NewEntry {
             entry::QUEUE_MAGIC,
             entry::QUEUE_VERSION
         );
+        // The length's digits (whatever a copied envelope held there), then the sum's.
+        let sum_label = self
+            .out
+            .head
+            .get(entry::LENGTH_AT + entry::LENGTH_DIGITS..entry::SUM_AT);
         let start = match self.out.envelope_end {
-            Some(start) if self.out.head == prefix.as_bytes() => start,
+            Some(start)
+                if self.out.head.starts_with(prefix.as_bytes())
+                    && sum_label == Some(b"\nmessage-sum ".as_slice()) =>
+            {
+                start
+            }
             _ => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -993,6 +1135,19 @@ impl NewEntry {
             .out
             .get_ref()
             .write_all_at(digits.as_bytes(), entry::LENGTH_AT as u64)?;
+        // The sum covers the message, then the envelope section as it now stands with
+        // the sum's own digits as zeros.
+        for (k, b) in digits.bytes().enumerate() {
+            if let Some(slot) = self.out.head.get_mut(entry::LENGTH_AT + k) {
+                *slot = b;
+            }
+        }
+        let sum = entry::sum_update(self.out.sum, &self.out.head);
+        let sum = format!("{sum:0width$x}", width = entry::SUM_DIGITS);
+        self.out
+            .out
+            .get_ref()
+            .write_all_at(sum.as_bytes(), entry::SUM_AT as u64)?;
         Ok(length)
     }
 
@@ -1033,12 +1188,16 @@ impl NewEntry {
     /// Commit step 4: rename into place and fsync the spool directory.
     fn publish(mut self) -> Result<(), Fatal> {
         let qf = self.spool.qf_path(&self.id);
+        // Opened before the rename: a failure to open it (no descriptor left) leaves
+        // nothing committed; only the fsync itself can fail after the rename.
+        let dir = dir_for_sync(&self.spool.dir)
+            .map_err(|e| cant("cannot open queue directory", &self.spool.dir, &e))?;
         fs::rename(&self.tmp_path, &qf).map_err(|e| cant("cannot commit queue file", &qf, &e))?;
         self.committed = true;
         // The lock that kept the temporary file from being cleaned up is not the
         // entry's delivery lock: let it go at once.
         let _ = self.out.out.get_ref().unlock();
-        sync_dir(&self.spool.dir).map_err(|e| {
+        dir.sync_all().map_err(|e| {
             // The entry exists but may not survive a crash: tell the caller, who will
             // retry; a duplicate is better than a loss.
             cant("cannot sync queue directory", &self.spool.dir, &e)
@@ -1179,7 +1338,7 @@ mod tests {
         let bytes = fs::read(spool.qf_path(&id)).unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(text.starts_with(&format!(
-            "rsendmail-queue 2\nmessage-bytes {:020}\n",
+            "rsendmail-queue 3\nmessage-bytes {:020}\n",
             message.len()
         )));
         assert!(bytes.ends_with(b"\n\nSubject: x\n\nbody\n\nmore\n"));
@@ -1205,9 +1364,26 @@ mod tests {
         let e = env(&ne.id.clone());
         let v1 = e
             .to_text()
-            .replace("rsendmail-queue 2", "rsendmail-queue 1");
+            .replace("rsendmail-queue 3", "rsendmail-queue 1");
         ne.writer().write_all(v1.as_bytes()).unwrap();
         assert!(ne.commit(&e).is_err());
+        // An envelope copied from a queued entry (its length already filled in) commits
+        // too, and its sum holds when the entry is locked; one byte changed, it does not.
+        let mut ne = spool.begin(crate::clock::now()).unwrap();
+        let id = ne.id.clone();
+        let mut e = env(&id);
+        e.message_bytes = Some(12345);
+        ne.writer().write_all(e.to_text().as_bytes()).unwrap();
+        ne.writer().write_all(b"Subject: copied\n\nbody\n").unwrap();
+        ne.commit(&e).unwrap();
+        assert!(spool.lock_entry(&id).unwrap().is_some());
+        let p = spool.qf_path(&id);
+        let mut b = fs::read(&p).unwrap();
+        if let Some(last) = b.last_mut() {
+            *last = b'X';
+        }
+        fs::write(&p, b).unwrap();
+        assert!(matches!(spool.lock_entry(&id), Err(ReadError::Corrupt(_))));
     }
 
     #[test]
@@ -1262,7 +1438,7 @@ mod tests {
         let id = "6AM5eIkR004034";
         let text: String = env(id)
             .to_text()
-            .replace("rsendmail-queue 2", "rsendmail-queue 1")
+            .replace("rsendmail-queue 3", "rsendmail-queue 1")
             .lines()
             .filter(|l| !l.starts_with("message-bytes"))
             .map(|l| format!("{l}\n"))
@@ -1424,7 +1600,7 @@ mod tests {
             .unwrap()
             .expect("not held after commit");
         // A delivery's room for its record, while it holds the entry.
-        locked.reserve_state(100).unwrap();
+        locked.reserve_state(100, false).unwrap();
         let room = spool
             .tmp_dir()
             .join(format!("sf{id}.{}", std::process::id()));
@@ -1433,6 +1609,17 @@ mod tests {
         assert!(room.exists());
         drop(locked);
         assert!(!room.exists(), "unused room removed with the lock");
+        // A state file left by a deliverer that died a moment ago: removed at once (its
+        // entry is not held); a young new entry's file is not.
+        let young_sf = spool.tmp_dir().join(format!("sf{id}.2"));
+        let young_tf = spool.tmp_dir().join("tf6AM5eIkR004035");
+        fs::write(&young_sf, "room").unwrap();
+        fs::write(&young_tf, "partial").unwrap();
+        assert_eq!(
+            spool.clean_leftovers(now, GRACE, true).unwrap(),
+            vec![young_sf]
+        );
+        fs::remove_file(&young_tf).unwrap();
         // Left by processes that died: removed.
         let dead = spool.tmp_dir().join("tf6AM5eIkR004034");
         let dead_sf = spool.tmp_dir().join(format!("sf{id}.1"));
