@@ -3,6 +3,9 @@
 //! the peer splits it. A timeout per read would let a peer that sends one byte at a time
 //! hold the connection (and what waits on it) for as long as it likes.
 //!
+//! [`TimedWrite`] and [`PolledWrite`] keep the same kind of deadline on what is written
+//! to a peer that may read slowly (a group of replies must be taken whole in time).
+//!
 //! [`Timed`] keeps a deadline on a TCP connection, for the SMTP client and the SMTP
 //! server (`-bd`) alike: before each read it sets the socket's read timeout to the time
 //! left. [`Polled`] keeps the same deadline on any other descriptor (`-bs` reads stdin,
@@ -272,6 +275,77 @@ impl Write for TimedWrite {
     /// Everything written was taken: the next write starts a new deadline.
     fn flush(&mut self) -> io::Result<()> {
         self.sock.flush()?;
+        self.deadline = None;
+        Ok(())
+    }
+}
+
+/// Any writable descriptor (stdout of `-bs`: a pipe, a socket, a terminal) whose output
+/// must be taken within a timeout, as [`TimedWrite`] keeps it on a socket: everything
+/// written from the first write after a flush until the next flush within `timeout`.
+/// Each write first waits in `poll(2)` for room, at most for the time left, then writes
+/// at most [`PolledWrite::CHUNK`] bytes (what a pipe with room takes without blocking).
+/// The descriptor's own blocking mode is left as it is (it is shared with whoever
+/// started us). Past the deadline a write fails (`EAGAIN`).
+#[derive(Debug)]
+pub struct PolledWrite<W> {
+    inner: W,
+    timeout: Duration,
+    deadline: Option<Instant>,
+}
+
+impl<W: Write + AsFd> PolledWrite<W> {
+    /// The most bytes one write passes on: a pipe's atomic write size (`PIPE_BUF` on
+    /// Linux), which a pipe that polls writable always has room for.
+    pub const CHUNK: usize = 4096;
+
+    /// Writes to `inner`; each group of output (up to a flush) must be taken within
+    /// `timeout`.
+    pub fn new(inner: W, timeout: Duration) -> PolledWrite<W> {
+        PolledWrite {
+            inner,
+            timeout,
+            deadline: None,
+        }
+    }
+
+    /// Wait until the descriptor takes output (or is in error: the write says which)
+    /// before `deadline`; the timeout error when it does not.
+    fn wait(&self, deadline: Instant) -> io::Result<()> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timed_out());
+            }
+            // Whole milliseconds, rounded up (never 0 while time is left: no busy loop).
+            let ms = left.as_millis().saturating_add(1);
+            let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+            let mut fds = [PollFd::new(self.inner.as_fd(), PollFlags::POLLOUT)];
+            match poll(&mut fds, timeout) {
+                Ok(0) | Err(nix::errno::Errno::EINTR) => {}
+                Ok(_) => return Ok(()),
+                Err(e) => return Err(io::Error::from(e)),
+            }
+        }
+    }
+}
+
+impl<W: Write + AsFd> Write for PolledWrite<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.deadline.is_none() {
+            self.deadline = after(self.timeout);
+        }
+        if let Some(deadline) = self.deadline {
+            self.wait(deadline)?;
+        }
+        let n = buf.len().min(Self::CHUNK);
+        self.inner.write(buf.get(..n).unwrap_or(buf))
+    }
+
+    /// Everything written was taken: the next write starts a new deadline.
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()?;
         self.deadline = None;
         Ok(())
     }

@@ -893,6 +893,40 @@ fn bs_a_stalled_command_line_times_out() {
     );
 }
 
+/// `-bs` whose client stops reading its replies (stdout a full pipe, as with a socket
+/// from inetd that nobody reads) ends once a group of replies has not been taken within
+/// `Timeout.command`, instead of waiting for the reader forever.
+#[test]
+fn bs_a_client_that_stops_reading_is_cut_off() {
+    use std::io::Write;
+    let env = Env::with_config("O Timeout.command=2s\n");
+    let mut child = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-bs", "-odq"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Far more replies than a pipe holds; the replies are never read.
+    let writer = std::thread::spawn(move || {
+        let flood = "NOOP\r\n".repeat(200_000);
+        let _ = stdin.write_all(format!("HELO c\r\n{flood}").as_bytes());
+        stdin
+    });
+    let stdout = child.stdout.take().unwrap();
+    let t = Instant::now();
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    let took = t.elapsed();
+    drop(stdout);
+    let _ = writer.join();
+    assert!(
+        status.is_some(),
+        "-bs still writing to a reader that stopped after {took:?}"
+    );
+    assert!(took < Duration::from_secs(12), "{took:?}");
+}
+
 /// `-bs` in DATA: a message whose next block does not come within `Timeout.datablock`
 /// ends the session with the 421, and nothing is queued.
 #[test]

@@ -15,7 +15,7 @@
 
 use super::{Engine, deliver_ids, dns};
 use rsendmail::app::{self, Setup};
-use rsendmail::deadline::{Polled, Timed, TimedWrite};
+use rsendmail::deadline::{Polled, PolledWrite, Timed, TimedWrite};
 use rsendmail::exit::{Fatal, Sysexit};
 use rsendmail::options::DeliveryMode;
 use rsendmail::server::{Backend, Client, DomainCheck, Server, net};
@@ -197,7 +197,12 @@ pub fn stdio(s: &Setup, engine: &Engine, argv: &[OsString]) -> Result<Sysexit, F
     // Each read keeps to the deadline the session sets (a command line, a data block), as
     // on a -bd connection: stdin may be a pipe, a socket or a terminal, so it is polled.
     let mut input = BufReader::with_capacity(64 * 1024, Polled::new(&*stdin));
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // Each group of replies must be taken within Timeout.command, as on a -bd
+    // connection: a client that stops reading (stdout a full pipe or socket) does not
+    // hold the process. Written to fd 1 directly, below std's own stdout buffer.
+    // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
+    let stdout = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) });
+    let mut out = std::io::BufWriter::new(PolledWrite::new(&*stdout, command_timeout(s)));
     match srv.run(&mut backend, &mut input, &mut out) {
         Ok(end) => Ok(end.status),
         Err(e) => {
