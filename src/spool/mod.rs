@@ -892,11 +892,11 @@ impl LockedEntry {
         dir.sync_all()
     }
 
-    /// Let the reserved room go after a failure.
+    /// Let the reserved room go after a failure, and whatever a failed write left in the
+    /// temporary state file (this process's own).
     fn unreserve(&mut self) {
-        if self.reserved.take().is_some() {
-            let _ = fs::remove_file(self.state_tmp());
-        }
+        self.reserved = None;
+        let _ = fs::remove_file(self.state_tmp());
     }
 
     /// Record per-recipient outcomes durably (tmp, fsync, rename, fsync dir). When the
