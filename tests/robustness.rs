@@ -910,3 +910,60 @@ fn a_damaged_message_of_the_right_length_is_moved_aside_not_delivered() {
     }
     assert!(env.entries().is_empty(), "{}", env.listing());
 }
+
+/// A damaged state file of gigabytes (a sparse file: a bad restore, a disk error) is
+/// neither read into memory nor quoted whole: `mailq` lists the entry as unreadable in a
+/// line of bounded length, at once, and a queue run moves it aside.
+#[test]
+fn a_huge_damaged_state_file_is_refused_not_read() {
+    let env = Env::new();
+    env.sendmail(&["-odq", "a@x.test", "b@y.test"], MSG).code(0);
+    let qf = env.entries().pop().expect("one entry");
+    let name = qf.file_name().unwrap().to_string_lossy().into_owned();
+    let id = name.trim_start_matches("qf").to_string();
+    let sf = env.spool.join(format!("sf{id}"));
+    fs::File::create(&sf)
+        .unwrap()
+        .set_len(3 << 30)
+        .expect("a sparse 3 GiB file");
+    let t = std::time::Instant::now();
+    let listing = env.mailq(&[]);
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(listing.len() < 2000, "{} bytes", listing.len());
+    assert!(listing.contains(&id), "{listing}");
+    assert!(listing.contains("too large"), "{listing}");
+    let r = env.sendmail(&["-qf"], b"");
+    no_panic(&r);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert!(env.spool.join("corrupt").join(format!("qf{id}")).exists());
+}
+
+/// A queue file (or state file) hard-linked elsewhere (a backup made with `cp -al`,
+/// rsnapshot) is refused while the link lasts, never moved to `corrupt/`: once the link
+/// is gone, the next run delivers the entry.
+#[test]
+fn a_hard_linked_entry_is_refused_until_the_link_goes_not_moved_aside() {
+    let Some((_scratch, peer)) = crate::harness::servers::start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(&["-odq", "a@x.test"], MSG).code(0);
+    let qf = env.entries().pop().expect("one entry");
+    let name = qf.file_name().unwrap().to_string_lossy().into_owned();
+    let id = name.trim_start_matches("qf").to_string();
+    let backup = env.dir.join("backup");
+    fs::create_dir_all(&backup).unwrap();
+    for f in [format!("qf{id}")] {
+        fs::hard_link(env.spool.join(&f), backup.join(&f)).unwrap();
+    }
+    let r = env.sendmail(&["-qf"], b"");
+    no_panic(&r);
+    assert!(peer.messages().is_empty());
+    assert_eq!(env.entries().len(), 1, "{}", env.listing());
+    assert!(!env.spool.join("corrupt").join(&name).exists());
+    assert!(env.mailq(&[]).contains("2 links"), "{}", env.mailq(&[]));
+    fs::remove_file(backup.join(&name)).unwrap();
+    env.sendmail(&["-qf"], b"").code(0);
+    assert_eq!(peer.wait_for(1, Duration::from_secs(20)).len(), 1);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}

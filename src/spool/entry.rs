@@ -292,7 +292,7 @@ impl Envelope {
         let version = first
             .strip_prefix(QUEUE_MAGIC)
             .map(str::trim)
-            .ok_or_else(|| format!("not a queue file (first line {first:?})"))?;
+            .ok_or_else(|| format!("not a queue file (first line {})", quoted(first)))?;
         let version: u32 = version
             .parse()
             .map_err(|_| format!("bad version {version:?}"))?;
@@ -460,12 +460,12 @@ impl State {
         let mut lines = text.lines();
         let first = lines.next().unwrap_or("");
         if !first.starts_with(STATE_MAGIC) {
-            return Err(format!("not a state file (first line {first:?})"));
+            return Err(format!("not a state file (first line {})", quoted(first)));
         }
         let mut st = State::default();
         for line in lines {
             let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
-            let bad = || format!("bad state line {line:?}");
+            let bad = || format!("bad state line {}", quoted(line));
             match key {
                 "attempts" => st.attempts = rest.parse().map_err(|_| bad())?,
                 "last-attempt" => st.last_attempt = Some(rest.parse().map_err(|_| bad())?),
@@ -543,6 +543,16 @@ impl State {
 }
 
 /// A minimal envelope for tests.
+/// `line` quoted for a message (escaped as Rust's `{:?}` does), cut to its first 60
+/// characters: a damaged file's line may be megabytes long.
+fn quoted(line: &str) -> String {
+    const MAX: usize = 60;
+    match line.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{:?}...", line.get(..at).unwrap_or("")),
+        None => format!("{line:?}"),
+    }
+}
+
 #[cfg(test)]
 pub fn test_envelope(id: &str, recipients: &[&str]) -> Envelope {
     Envelope {

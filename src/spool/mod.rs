@@ -165,6 +165,9 @@ pub struct Unsafe {
     /// What was found: "a symbolic link", "a FIFO", "a regular file with 2 links", ...
     pub found: String,
     pub wanted: Kind,
+    /// A regular file with more than one link: the file itself may be what rsendmail
+    /// wrote (a backup tool linked it elsewhere), so it is refused, not moved aside.
+    pub linked: bool,
 }
 
 impl std::fmt::Display for Unsafe {
@@ -189,13 +192,22 @@ pub fn is_unsafe(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<Unsafe>())
 }
 
-fn unsafe_path(path: &Path, found: impl Into<String>, wanted: Kind) -> io::Error {
+/// Whether an error is [`open_safely`]'s refusal of a regular file with more than one
+/// link ([`Unsafe::linked`]).
+pub fn is_linked(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<Unsafe>())
+        .is_some_and(|u| u.linked)
+}
+
+fn unsafe_path(path: &Path, md: &fs::Metadata, wanted: Kind) -> io::Error {
     io::Error::new(
         io::ErrorKind::PermissionDenied,
         Unsafe {
             path: path.to_path_buf(),
-            found: found.into(),
+            found: describe(md.file_type(), md.nlink()),
             wanted,
+            linked: md.file_type().is_file() && md.nlink() > 1,
         },
     )
 }
@@ -245,7 +257,7 @@ pub fn open_safely(path: &Path, opts: &mut OpenOptions, kind: Kind) -> io::Resul
             ) =>
         {
             return Err(match fs::symlink_metadata(path) {
-                Ok(md) => unsafe_path(path, describe(md.file_type(), md.nlink()), kind),
+                Ok(md) => unsafe_path(path, &md, kind),
                 Err(_) => e,
             });
         }
@@ -257,11 +269,7 @@ pub fn open_safely(path: &Path, opts: &mut OpenOptions, kind: Kind) -> io::Resul
         Kind::Dir => md.file_type().is_dir(),
     };
     if !ok {
-        return Err(unsafe_path(
-            path,
-            describe(md.file_type(), md.nlink()),
-            kind,
-        ));
+        return Err(unsafe_path(path, &md, kind));
     }
     Ok(f)
 }
@@ -271,11 +279,30 @@ pub fn open_dir(path: &Path) -> io::Result<File> {
     open_safely(path, OpenOptions::new().read(true), Kind::Dir)
 }
 
-/// Read a whole file of the spool (see [`open_safely`]).
+/// The most bytes [`read_safely`] reads: far more than any state or index file of a
+/// real queue takes (a state file with 5,000 recipients and their replies is about
+/// 0.5 MiB), and little enough that a damaged or planted file cannot exhaust memory.
+pub const MAX_READ: u64 = 64 << 20;
+
+/// Read a whole file of the spool (see [`open_safely`]). A file longer than
+/// [`MAX_READ`] is an error (`InvalidData`, "too large"), never read into memory.
 pub fn read_safely(path: &Path) -> io::Result<Vec<u8>> {
-    let mut f = open_safely(path, OpenOptions::new().read(true), Kind::File)?;
-    let mut out = Vec::new();
-    f.read_to_end(&mut out)?;
+    let f = open_safely(path, OpenOptions::new().read(true), Kind::File)?;
+    let len = f.metadata()?.len();
+    let too_large = |len: u64| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("too large: {len} bytes, more than a spool file takes ({MAX_READ})"),
+        )
+    };
+    if len > MAX_READ {
+        return Err(too_large(len));
+    }
+    let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    f.take(MAX_READ + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > MAX_READ {
+        return Err(too_large(out.len() as u64));
+    }
     Ok(out)
 }
 
@@ -512,8 +539,11 @@ impl Spool {
                 return Err(ReadError::Corrupt(format!("state file sf{id} is not text")));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => State::default(),
-            // A symlink, a FIFO, a hard link...: not a state file rsendmail wrote either.
-            Err(e) if is_unsafe(&e) => {
+            // A symlink, a FIFO, a hard link, a file far too large...: not a state file
+            // rsendmail wrote either.
+            Err(e)
+                if (is_unsafe(&e) && !is_linked(&e)) || e.kind() == io::ErrorKind::InvalidData =>
+            {
                 return Err(ReadError::Corrupt(format!("state file sf{id}: {e}")));
             }
             Err(e) => return Err(ReadError::Io(e)),
@@ -542,8 +572,12 @@ impl Spool {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             // A FIFO, a directory, a symlink...: not an entry rsendmail wrote; moved
-            // aside like one that does not parse (the rename moves the link itself).
-            Err(e) if is_unsafe(&e) => return Err(ReadError::Corrupt(e.to_string())),
+            // aside like one that does not parse (the rename moves the link itself). A
+            // queue file with another link (a backup tool's hard link) may be a good
+            // entry: refused while the link lasts, never moved aside.
+            Err(e) if is_unsafe(&e) && !is_linked(&e) => {
+                return Err(ReadError::Corrupt(e.to_string()));
+            }
             Err(e) => return Err(ReadError::Io(e)),
         };
         match f.try_lock() {
