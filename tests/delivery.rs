@@ -1138,3 +1138,33 @@ fn a_run_killed_between_relays_does_not_resend() {
         j[0]
     );
 }
+
+/// SIGTERM to a one-shot queue run (cron's end, a shutdown, `timeout`) while a server is
+/// slow to answer the final dot: the run takes no more entries but waits for that reply
+/// and records it, so the next run does not send the message again (the periodic runner
+/// stops the same way).
+#[test]
+fn a_queue_run_stopped_by_sigterm_records_the_transaction_in_flight() {
+    let Some((_scratch, peer)) = start_peer(&[("STALL", "1.5")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(&["-odq", "stall@example.org"], MSG).code(0);
+    let mut child = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::harness::wait_until(Duration::from_secs(20), "the final dot", || {
+        peer.transcript().contains("DATA-END")
+    });
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(10));
+    assert!(status.is_some(), "the run did not stop after SIGTERM");
+    assert_eq!(peer.wait_for(1, Duration::from_secs(10)).len(), 1);
+    env.sendmail(&["-qf"], b"").code(0);
+    assert_eq!(peer.messages().len(), 1, "sent again after SIGTERM");
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}

@@ -240,7 +240,7 @@ fn run_status(attempts: &[Attempt], error_mode: char) -> Sysexit {
     exit_status(&c, error_mode)
 }
 
-/// Set by SIGTERM/SIGINT: a periodic runner finishes the entries it holds and stops.
+/// Set by SIGTERM/SIGINT: a queue run finishes the entries it holds and stops.
 static STOP: AtomicBool = AtomicBool::new(false);
 
 /// How long a stopping runner waits for deliveries in progress before it exits anyway.
@@ -261,7 +261,10 @@ pub fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         }
     }
     if !is_periodic {
-        // A plain -q (or a -qR/-qS/-qI selection) tries every selected entry now.
+        // A plain -q (or a -qR/-qS/-qI selection) tries every selected entry now. SIGTERM
+        // (cron's end, a shutdown, `timeout`) stops it in good order too: the
+        // transactions in progress get their replies recorded, within STOP_GRACE.
+        stop_in_good_order()?;
         let sweep = queue::sweep(&s.spool, Some(&q), 0)?;
         for id in &sweep.corrupt {
             rsendmail::outln!("qf{id}: corrupt queue file moved to corrupt/");
@@ -294,9 +297,11 @@ pub fn stop_on_signals(flag: &'static AtomicBool) -> Result<(), Fatal> {
     Ok(())
 }
 
-/// The persistent runner: wake every interval, try the entries whose back-off expired,
-/// until SIGTERM/SIGINT.
-pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit, Fatal> {
+/// On SIGTERM/SIGINT, take no more entries ([`STOP`]) and give the deliveries in
+/// progress [`STOP_GRACE`] to end (a reply to the final dot read and recorded), then
+/// exit: a signal that killed at once would turn every transaction in flight into a
+/// resend on the next run.
+fn stop_in_good_order() -> Result<(), Fatal> {
     stop_on_signals(&STOP)?;
     std::thread::spawn(|| {
         while !STOP.load(Ordering::SeqCst) {
@@ -306,6 +311,13 @@ pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit,
         log::info!("queue runner stopped (deliveries in progress were abandoned)");
         std::process::exit(0);
     });
+    Ok(())
+}
+
+/// The persistent runner: wake every interval, try the entries whose back-off expired,
+/// until SIGTERM/SIGINT.
+pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit, Fatal> {
+    stop_in_good_order()?;
     let interval = Duration::from_secs(q.interval.unwrap_or(0).max(1));
     let forced = !q.filters.is_empty();
     log::info!("queue runner started, interval {}s", interval.as_secs());
