@@ -95,16 +95,16 @@ def parse_trace(text: str):
     (tid, name), tids killed by SIGKILL).
 
     While a killed process's threads die, strace may print for one of them a call
-    that is a copy, name and arguments, of the call another thread began just before
-    (its register buffer still holds that thread's; seen: a worker's `MAIL From`
-    `sendto` on another worker's socket, printed for a thread that was between the
-    write and the rename of a state record). A call that never returned and repeats
-    the text of the call printed just before it for another thread is such a ghost
-    and is left out: no two threads make the same call with the same arguments (a
-    socket, a state file's temporary name, belong to one worker at a time)."""
+    that is a copy, name and arguments, of a call another thread began (its register
+    buffer still holds that thread's; seen: a worker's `MAIL From` `sendto` on another
+    worker's socket, printed for a thread that was between the write and the rename
+    of a state record). A call that never returned and repeats the text of the last
+    call another thread began is such a ghost and is left out: no two threads make the
+    same call with the same arguments (a socket, a state file's temporary name, belong
+    to one worker at a time)."""
     calls, entries, killed = [], [], set()
     open_: dict[int, tuple[str, str, bool]] = {}
-    last: tuple[int, str, str] | None = None  # the last call begun: tid, name, args
+    latest: dict[int, tuple[str, str]] = {}  # by thread: its last call begun (name, args)
     for line in text.splitlines():
         m = _LINE.match(line)
         if not m:
@@ -130,9 +130,9 @@ def parse_trace(text: str):
             if not unfinished:
                 cut = args.rfind(" = ")
                 args = args[:cut] if cut >= 0 else args
-            ghost = (last is not None and last[0] != tid
-                     and (last[1], last[2].strip()) == (name, args.strip()))
-            last = (tid, name, args)
+            call = (name, args.strip())
+            ghost = any(t != tid and v == call for t, v in latest.items())
+            latest[tid] = call
             if unfinished:
                 open_[tid] = (name, body[: -len("<unfinished ...>")], ghost)
                 continue
