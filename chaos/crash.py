@@ -72,11 +72,39 @@ class Call:
             return -1
 
 
+_NO_ERRNO = re.compile(r"^-1 \(errno (\d+)\)")
+
+
+def result_of(text: str) -> str:
+    """A call's result text; '?' for every form of "no result" strace prints for a call
+    its thread's death cut short: `= ?` (the call the kill interrupted), `= ?
+    <unavailable>` (another thread took the kill before strace could read the result),
+    `= -1 (errno 18446744073709551572)` (a value that is no errno: the thread was gone
+    when the result was read). Such a call may have taken effect (a sendto's bytes
+    reached the server, a rename was made) or not: all are judged alike (see
+    `open_windows`)."""
+    text = text.strip()
+    m = _NO_ERRNO.match(text)
+    if text.startswith("?") or (m and int(m.group(1)) > 4095):
+        return "?"
+    return text
+
+
 def parse_trace(text: str):
     """(calls in the order they completed, entries in the order they began as
-    (tid, name), tids killed by SIGKILL)."""
+    (tid, name), tids killed by SIGKILL).
+
+    While a killed process's threads die, strace may print for one of them a call
+    that is a copy, name and arguments, of a call another thread began (its register
+    buffer still holds that thread's; seen: a worker's `MAIL From` `sendto` on another
+    worker's socket, printed for a thread that was between the write and the rename
+    of a state record). A call that never returned and repeats the text of the last
+    call another thread began is such a ghost and is left out: no two threads make the
+    same call with the same arguments (a socket, a state file's temporary name, belong
+    to one worker at a time)."""
     calls, entries, killed = [], [], set()
-    open_: dict[int, tuple[str, str]] = {}
+    open_: dict[int, tuple[str, str, bool]] = {}
+    latest: dict[int, tuple[str, str]] = {}  # by thread: its last call begun (name, args)
     for line in text.splitlines():
         m = _LINE.match(line)
         if not m:
@@ -87,8 +115,9 @@ def parse_trace(text: str):
                 killed.add(tid)
             continue
         r = _RESUMED.match(rest)
+        ghost = False
         if r:
-            name, head = open_.pop(tid, (r.group(1), ""))
+            name, head, ghost = open_.pop(tid, (r.group(1), "", False))
             body = head + r.group(2)
         else:
             c = _CALL.match(rest)
@@ -96,16 +125,25 @@ def parse_trace(text: str):
                 continue
             name, body = c.group(1), c.group(2)
             entries.append((tid, name))
-            if body.endswith("<unfinished ...>"):
-                open_[tid] = (name, body[: -len("<unfinished ...>")])
+            unfinished = body.endswith("<unfinished ...>")
+            args = body[: -len("<unfinished ...>")] if unfinished else body
+            if not unfinished:
+                cut = args.rfind(" = ")
+                args = args[:cut] if cut >= 0 else args
+            call = (name, args.strip())
+            ghost = any(t != tid and v == call for t, v in latest.items())
+            latest[tid] = call
+            if unfinished:
+                open_[tid] = (name, body[: -len("<unfinished ...>")], ghost)
                 continue
         cut = body.rfind(" = ")
-        if cut < 0:
-            calls.append(Call(tid, name, body, "?"))
-        else:
-            calls.append(Call(tid, name, body[:cut], body[cut + 3:].strip()))
-    for tid, (name, head) in open_.items():
-        calls.append(Call(tid, name, head, "?"))
+        result = "?" if cut < 0 else result_of(body[cut + 3:])
+        if ghost and result == "?":
+            continue
+        calls.append(Call(tid, name, body if cut < 0 else body[:cut], result))
+    for tid, (name, head, ghost) in open_.items():
+        if not ghost:
+            calls.append(Call(tid, name, head, "?"))
     return calls, entries, killed
 
 
@@ -273,6 +311,76 @@ def open_windows(calls, killed) -> list[Window]:
     out = []
     for s in state.values():
         out.extend(s["open"])
+    return out
+
+
+# Traces of killed runs, cut down (seen with strace 6.1): what the reader must make of
+# the ways a dying thread's calls are printed. Each: (trace, the windows expected, as
+# (kind, late) pairs).
+_DOT = r'"Received: x\r\nMessage-Id: <m.1@chaos>\r\n\r\nbody\r\n.\r\n"'
+_READING_CASES = [
+    # The final dot's write in flight in another thread when the kill came: its result
+    # "unavailable" (the message may have reached the server).
+    ("""10 execve("/x/rsendmail-deliver", ["rsendmail-deliver"], 0x1 /* 1 var */) = 0
+10 clone3({flags=CLONE_VM|CLONE_THREAD, child_tid=0x1}, 88) = 11
+11 connect(5, {sa_family=AF_INET, sin_port=htons(25)}, 16) = -1 EINPROGRESS (x)
+11 sendto(5, "RCPT To:<x@a.example>\\r\\n", 23, MSG_NOSIGNAL, NULL, 0) = 23
+11 sendto(5, "DATA\\r\\n", 6, MSG_NOSIGNAL, NULL, 0) = 6
+11 recvfrom(5, "354 go ahead\\r\\n", 8192, 0, NULL, NULL) = 14
+11 sendto(5, %s, 49, MSG_NOSIGNAL, NULL, 0 <unfinished ...>
+10 sendto(7, "QUIT\\r\\n", 6, MSG_NOSIGNAL, NULL, 0) = ?
+11 <... sendto resumed>)             = ? <unavailable>
+10 +++ killed by SIGKILL +++
+""" % _DOT, [("dot", False)]),
+    # The same, its result a value that is no errno.
+    ("""10 execve("/x/rsendmail-deliver", ["rsendmail-deliver"], 0x1 /* 1 var */) = 0
+10 clone3({flags=CLONE_VM|CLONE_THREAD, child_tid=0x1}, 88) = 11
+11 sendto(5, "RCPT To:<x@a.example>\\r\\n", 23, MSG_NOSIGNAL, NULL, 0) = 23
+11 sendto(5, "DATA\\r\\n", 6, MSG_NOSIGNAL, NULL, 0) = 6
+11 recvfrom(5, "354 go ahead\\r\\n", 8192, 0, NULL, NULL) = 14
+11 sendto(5, %s, 49, MSG_NOSIGNAL, NULL, 0) = -1 (errno 18446744073709551572)
+10 sendto(7, "QUIT\\r\\n", 6, MSG_NOSIGNAL, NULL, 0) = ?
+10 +++ killed by SIGKILL +++
+""" % _DOT, [("dot", False)]),
+    # A thread between its 250 and the rename of its record is printed, as it dies, with
+    # a copy of the call another thread began: not a new transaction of its own.
+    ("""10 execve("/x/rsendmail-deliver", ["rsendmail-deliver"], 0x1 /* 1 var */) = 0
+10 clone3({flags=CLONE_VM|CLONE_THREAD, child_tid=0x1}, 88) = 11
+10 clone3({flags=CLONE_VM|CLONE_THREAD, child_tid=0x2}, 88) = 12
+11 sendto(5, "RCPT To:<x@a.example>\\r\\n", 23, MSG_NOSIGNAL, NULL, 0) = 23
+11 sendto(5, "DATA\\r\\n", 6, MSG_NOSIGNAL, NULL, 0) = 6
+11 recvfrom(5, "354 go ahead\\r\\n", 8192, 0, NULL, NULL) = 14
+11 sendto(5, %s, 49, MSG_NOSIGNAL, NULL, 0) = 49
+11 recvfrom(5, "250 2.0.0 Ok\\r\\n", 8192, 0, NULL, NULL) = 14
+11 pwrite64(8, "rsendmail-state 1\\n", 18, 0 <unfinished ...>
+11 <... pwrite64 resumed>)           = 18
+12 sendto(9, "MAIL From:<a@b.example> SIZE=9\\r\\n", 32, MSG_NOSIGNAL, NULL, 0 <unfinished ...>
+11 sendto(9, "MAIL From:<a@b.example> SIZE=9\\r\\n", 32, MSG_NOSIGNAL, NULL, 0 <unfinished ...>
+12 <... sendto resumed>)             = ?
+10 +++ killed by SIGKILL +++
+""" % _DOT, [("250", False)]),
+    # A thread that did begin another transaction before recording: late.
+    ("""10 execve("/x/rsendmail-deliver", ["rsendmail-deliver"], 0x1 /* 1 var */) = 0
+10 clone3({flags=CLONE_VM|CLONE_THREAD, child_tid=0x1}, 88) = 11
+11 sendto(5, "RCPT To:<x@a.example>\\r\\n", 23, MSG_NOSIGNAL, NULL, 0) = 23
+11 sendto(5, "DATA\\r\\n", 6, MSG_NOSIGNAL, NULL, 0) = 6
+11 recvfrom(5, "354 go ahead\\r\\n", 8192, 0, NULL, NULL) = 14
+11 sendto(5, %s, 49, MSG_NOSIGNAL, NULL, 0) = 49
+11 recvfrom(5, "250 2.0.0 Ok\\r\\n", 8192, 0, NULL, NULL) = 14
+11 sendto(9, "MAIL From:<a@b.example> SIZE=9\\r\\n", 32, MSG_NOSIGNAL, NULL, 0 <unfinished ...>
+10 +++ killed by SIGKILL +++
+""" % _DOT, [("250", True)]),
+]
+
+
+def trace_reading_problems() -> list[str]:
+    """The reader checked on `_READING_CASES`: what it got wrong."""
+    out = []
+    for n, (text, want) in enumerate(_READING_CASES, 1):
+        calls, _e, killed = parse_trace(text)
+        got = [(w.kind, w.late) for w in open_windows(calls, killed)]
+        if got != want:
+            out.append(f"trace {n}: windows {got}, expected {want}")
     return out
 
 
@@ -748,6 +856,10 @@ def run(ctx) -> list[Row]:
     if not common.have("strace"):
         return [Row(SECTION, "SIGKILL at system calls", held=True, note="strace missing: skipped")]
     rows = []
+    wrong = trace_reading_problems()
+    if wrong:
+        rows.append(Row(SECTION, "reading the traces of killed runs", tried=len(_READING_CASES),
+                        held=False, note="; ".join(wrong)))
     server = common.Server(ctx, "crash-smarthost")
     try:
         rows += submissions(ctx, server)
