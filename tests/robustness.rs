@@ -953,9 +953,7 @@ fn a_hard_linked_entry_is_refused_until_the_link_goes_not_moved_aside() {
     let id = name.trim_start_matches("qf").to_string();
     let backup = env.dir.join("backup");
     fs::create_dir_all(&backup).unwrap();
-    for f in [format!("qf{id}")] {
-        fs::hard_link(env.spool.join(&f), backup.join(&f)).unwrap();
-    }
+    fs::hard_link(env.spool.join(&name), backup.join(&name)).unwrap();
     let r = env.sendmail(&["-qf"], b"");
     no_panic(&r);
     assert!(peer.messages().is_empty());
