@@ -950,7 +950,6 @@ fn a_hard_linked_entry_is_refused_until_the_link_goes_not_moved_aside() {
     env.sendmail(&["-odq", "a@x.test"], MSG).code(0);
     let qf = env.entries().pop().expect("one entry");
     let name = qf.file_name().unwrap().to_string_lossy().into_owned();
-    let id = name.trim_start_matches("qf").to_string();
     let backup = env.dir.join("backup");
     fs::create_dir_all(&backup).unwrap();
     fs::hard_link(env.spool.join(&name), backup.join(&name)).unwrap();
