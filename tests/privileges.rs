@@ -542,3 +542,66 @@ fn files_the_config_names_are_checked_with_the_callers_rights() {
     let _ = fs::remove_dir_all(&here);
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// A `|command` target runs as the uid its queue file names (`owner=`), which only root
+/// or that user's own process writes: a queue file owned by anyone else (planted or
+/// copied into the spool by a member of its group) cannot make a command run as that
+/// user; the recipient fails with the reason, and the same entry owned by root runs.
+#[test]
+fn a_queue_file_of_another_owner_cannot_run_a_command_as_someone_else() {
+    use crate::harness::{is_root, other_user, test_user};
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    env.sendmail(&["-odq", "-f", "a@test.example", "nobody-here"], MSG);
+    for q in env.entries() {
+        fs::remove_file(q).unwrap();
+    }
+    let out = env.dir.join("out");
+    fs::create_dir_all(&out).unwrap();
+    fs::set_permissions(&out, fs::Permissions::from_mode(0o777)).unwrap();
+    let uid = test_user().uid;
+    for (id, case, owner) in [
+        ("6AM5eIkR004034", "by-root", None),
+        ("6AM5eIkR004035", "by-other", Some(other_user().uid)),
+    ] {
+        let qf = env.spool.join(format!("qf{id}"));
+        fs::write(
+            &qf,
+            format!(
+                "rsendmail-queue 1\nid {id}\nuser 0 root\nmode q\nsender a@test.example\n\
+                 rcpt |id%20-u%20>%20{}/{case} owner={uid}\n\nSubject: x\n\nhello\n",
+                out.display()
+            ),
+        )
+        .unwrap();
+        if let Some(o) = owner {
+            std::os::unix::fs::chown(&qf, Some(o), None).unwrap();
+        }
+    }
+    let r = env.sendmail(&["-qf", "-v"], b"");
+    let ran: u32 = fs::read_to_string(out.join("by-root"))
+        .unwrap_or_else(|e| {
+            panic!(
+                "the root-owned entry's command did not run: {e}\n{}",
+                r.stdout
+            )
+        })
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(ran, uid);
+    assert!(
+        !out.join("by-other").exists(),
+        "a queue file owned by another user ran a command as uid {uid}"
+    );
+    assert!(
+        r.stdout.contains(&format!(
+            "queue file owned by uid {} may not run",
+            other_user().uid
+        )),
+        "{}",
+        r.stdout
+    );
+}

@@ -285,11 +285,41 @@ pub fn attempt(
     }
     // Local recipients, one at a time (each in a child with the target's privileges).
     let mut refused: Vec<local::Refused> = Vec::new();
+    // Who wrote the queue file: root (a root runner's expansion) or the submitter.
+    let qf_owner = {
+        use std::os::unix::fs::MetadataExt;
+        locked.entry.file.metadata().map(|m| m.uid()).ok()
+    };
     for i in planned.local {
         units_left = units_left.saturating_sub(1);
         let Some(r) = env.recipients.get(i) else {
             continue;
         };
+        // A `|command` or `/file` target runs as the uid its queue file names (the owner
+        // of the aliases, `:include:` or `.forward` file it came from). Only root, or
+        // that user's own process, writes such a line: a queue file of another owner (one
+        // planted or copied by a member of the spool's group) may not make a command
+        // run as someone else.
+        if let Some(o) = r.owner
+            && o != 0
+            && qf_owner.is_none_or(|q| q != 0 && q != o)
+        {
+            let why = format!(
+                "queue file owned by uid {} may not run {} as uid {o}",
+                qf_owner.map_or_else(|| "?".to_string(), |q| q.to_string()),
+                r.address
+            );
+            log::error!("{}: {why}", env.id);
+            let o = RcptOutcome::new(
+                i,
+                reply::Reply::with_status(550, status::NOT_AUTHORIZED, why),
+                Mailer::Local,
+                None,
+            );
+            say(out, &outcome_lines(std::slice::from_ref(&o), &address));
+            outcomes.push(o);
+            continue;
+        }
         make_room(locked, env.recipients.len(), &mut unrecorded);
         if let Some(why) = &unrecorded {
             outcomes.extend(not_sent(&[i], why, Mailer::Local));
