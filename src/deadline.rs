@@ -172,28 +172,39 @@ impl<R: Read + AsFd> Polled<R> {
     /// Wait until the descriptor is readable (or at its end, or in error: the read says
     /// which) within `left`; the timeout error when it is not.
     fn wait(&self, left: Duration) -> io::Result<()> {
-        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-        let end = Instant::now().checked_add(left);
-        let mut left = left;
-        loop {
-            // Whole milliseconds, rounded up (never 0 while time is left: no busy loop).
-            let ms = left.as_millis().saturating_add(1);
-            let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
-            let mut fds = [PollFd::new(self.inner.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, timeout) {
-                Ok(0) => {}
-                Ok(_) => return Ok(()),
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(io::Error::from(e)),
-            }
-            // Timed out, or interrupted: what is left of the deadline.
-            left = match end {
-                Some(end) => end.saturating_duration_since(Instant::now()),
-                None => left,
-            };
-            if left.is_zero() {
-                return Err(timed_out());
-            }
+        poll_within(self.inner.as_fd(), nix::poll::PollFlags::POLLIN, left)
+    }
+}
+
+/// Wait in `poll(2)` until `fd` shows one of `flags` (or an error or hang-up: the next
+/// read or write says which) within `left`, through interruptions; the timeout error
+/// (`EAGAIN`) when it does not.
+fn poll_within(
+    fd: std::os::fd::BorrowedFd<'_>,
+    flags: nix::poll::PollFlags,
+    left: Duration,
+) -> io::Result<()> {
+    use nix::poll::{PollFd, PollTimeout, poll};
+    let end = Instant::now().checked_add(left);
+    let mut left = left;
+    loop {
+        // Whole milliseconds, rounded up (never 0 while time is left: no busy loop).
+        let ms = left.as_millis().saturating_add(1);
+        let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(fd, flags)];
+        match poll(&mut fds, timeout) {
+            Ok(0) => {}
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(io::Error::from(e)),
+        }
+        // Timed out, or interrupted: what is left of the deadline.
+        left = match end {
+            Some(end) => end.saturating_duration_since(Instant::now()),
+            None => left,
+        };
+        if left.is_zero() {
+            return Err(timed_out());
         }
     }
 }
@@ -312,22 +323,11 @@ impl<W: Write + AsFd> PolledWrite<W> {
     /// Wait until the descriptor takes output (or is in error: the write says which)
     /// before `deadline`; the timeout error when it does not.
     fn wait(&self, deadline: Instant) -> io::Result<()> {
-        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(timed_out());
-            }
-            // Whole milliseconds, rounded up (never 0 while time is left: no busy loop).
-            let ms = left.as_millis().saturating_add(1);
-            let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
-            let mut fds = [PollFd::new(self.inner.as_fd(), PollFlags::POLLOUT)];
-            match poll(&mut fds, timeout) {
-                Ok(0) | Err(nix::errno::Errno::EINTR) => {}
-                Ok(_) => return Ok(()),
-                Err(e) => return Err(io::Error::from(e)),
-            }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timed_out());
         }
+        poll_within(self.inner.as_fd(), nix::poll::PollFlags::POLLOUT, left)
     }
 }
 
