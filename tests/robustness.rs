@@ -733,17 +733,12 @@ fn fifos_in_the_index_are_never_waited_on() {
     assert!(h.mailq().contains("second@example.org"));
 }
 
-/// A queue file must be as long as its envelope says. One cut short (by a byte, by half,
-/// to its envelope alone) or with bytes after its end, as a partial restore or copy
-/// leaves it, is shown by mailq as a problem, moved to corrupt/ and logged by a run, and
-/// never delivered in part. An entry of the previous version, without the length, is
-/// still delivered.
-#[test]
-fn truncated_or_extended_queue_files_are_moved_aside_not_delivered() {
+/// `n` copies of a 200-line message queued for smtp-sink as the relay, with a MAILLOG:
+/// (the scratch environment that holds the sink, the environment, the sink, the log),
+/// or `None` without smtp-sink.
+fn queued_copies(n: usize) -> Option<(Env, Env, Sink, PathBuf)> {
     let env0 = Env::new();
-    let Some(sink) = Sink::start(&env0.dir, &[]) else {
-        return;
-    };
+    let sink = Sink::start(&env0.dir, &[])?;
     let env = relay_env(sink.port, "");
     let log = env.dir.join("maillog");
     env.add_config(&format!("MAILLOG {}\n", log.display()));
@@ -751,10 +746,23 @@ fn truncated_or_extended_queue_files_are_moved_aside_not_delivered() {
     for i in 0..200 {
         message.push_str(&format!("line {i} of a message that must arrive whole\n"));
     }
-    for _ in 0..4 {
+    for _ in 0..n {
         env.sendmail(&["-odq", "a@example.org"], message.as_bytes())
             .code(0);
     }
+    Some((env0, env, sink, log))
+}
+
+/// A queue file must be as long as its envelope says. One cut short (by a byte, by half,
+/// to its envelope alone) or with bytes after its end, as a partial restore or copy
+/// leaves it, is shown by mailq as a problem, moved to corrupt/ and logged by a run, and
+/// never delivered in part. An entry of the previous version, without the length, is
+/// still delivered.
+#[test]
+fn truncated_or_extended_queue_files_are_moved_aside_not_delivered() {
+    let Some((_env0, env, sink, log)) = queued_copies(4) else {
+        return;
+    };
     let entries = env.entries();
     assert_eq!(entries.len(), 4, "{}", env.listing());
     let whole = fs::read(&entries[0]).unwrap();
@@ -844,21 +852,9 @@ fn truncated_or_extended_queue_files_are_moved_aside_not_delivered() {
 /// and never delivered. The entries beside it are delivered.
 #[test]
 fn a_damaged_message_of_the_right_length_is_moved_aside_not_delivered() {
-    let env0 = Env::new();
-    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+    let Some((_env0, env, sink, log)) = queued_copies(5) else {
         return;
     };
-    let env = relay_env(sink.port, "");
-    let log = env.dir.join("maillog");
-    env.add_config(&format!("MAILLOG {}\n", log.display()));
-    let mut message = String::from("Subject: damaged\n\n");
-    for i in 0..200 {
-        message.push_str(&format!("line {i} of a message that must arrive whole\n"));
-    }
-    for _ in 0..5 {
-        env.sendmail(&["-odq", "a@example.org"], message.as_bytes())
-            .code(0);
-    }
     let entries = env.entries();
     let ids: Vec<String> = entries
         .iter()
