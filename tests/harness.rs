@@ -237,6 +237,15 @@ impl Env {
         fs::read_to_string(&e[0]).unwrap()
     }
 
+    /// The queue id of the only entry (panics unless there is exactly one).
+    #[track_caller]
+    pub fn only_id(&self) -> String {
+        let e = self.entries();
+        assert_eq!(e.len(), 1, "entries: {e:?}\n{}", self.listing());
+        let name = e[0].file_name().unwrap().to_string_lossy().into_owned();
+        name.strip_prefix("qf").unwrap().to_string()
+    }
+
     /// The message part of the only entry (after the envelope section).
     #[track_caller]
     pub fn only_message(&self) -> String {

@@ -18,14 +18,6 @@ fn syslog_available() -> bool {
         .is_ok()
 }
 
-/// The queue id of the only entry.
-fn only_id(env: &Env) -> String {
-    let e = env.entries();
-    assert_eq!(e.len(), 1, "{}", env.listing());
-    let name = e[0].file_name().unwrap().to_str().unwrap();
-    name.strip_prefix("qf").unwrap().to_string()
-}
-
 /// Each line as `(program, text)`, after checking its shape:
 /// `YYYY-MM-DDThh:mm:ss+hh:mm program[pid]: text`.
 fn records(path: &Path) -> Vec<(String, String)> {
@@ -70,7 +62,7 @@ fn submission_and_refused_recipients_are_logged_to_maillog() {
         MSG,
     )
     .code(64);
-    let id = only_id(&env);
+    let id = env.only_id();
     let lines = records(&log);
     let texts: Vec<&str> = lines.iter().map(|(_, t)| t.as_str()).collect();
     assert!(lines.iter().all(|(p, _)| p == "rsendmail"), "{lines:?}");

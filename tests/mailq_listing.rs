@@ -279,12 +279,6 @@ fn queue_run_cleans_leftovers_and_corrupt_entries() {
     );
 }
 
-/// The id of the only entry in the queue.
-fn only_id(env: &Env) -> String {
-    let qf = env.entries().remove(0);
-    qf.file_name().unwrap().to_string_lossy()[2..].to_string()
-}
-
 /// `mailq -v`: sendmail's verbose columns, the reason at sendmail's verbose width (100)
 /// instead of 60, each pending recipient's own reason, the sender not cut at 39.
 #[test]
@@ -296,7 +290,7 @@ fn verbose_listing_whole_reason_priority_and_sender() {
         MSG,
     )
     .code(0);
-    let id = only_id(&env);
+    let id = env.only_id();
     // 86 characters: cut at 60 without -v, whole with it.
     let reason = "450 4.2.0 <carol@example.net>: Recipient address temporarily rejected: test";
     let long = format!("Deferred: {reason}");
@@ -347,7 +341,7 @@ fn verbose_listing_whole_reason_priority_and_sender() {
 fn verbose_listing_cuts_at_100_json_keeps_everything() {
     let env = Env::new();
     env.sendmail(&["-odi", "bob@example.org"], MSG);
-    let id = only_id(&env);
+    let id = env.only_id();
     let reason = format!("Deferred: 451 4.3.0 {}", "x".repeat(150));
     fs::write(
         env.spool.join(format!("sf{id}")),

@@ -914,9 +914,7 @@ fn a_damaged_message_of_the_right_length_is_moved_aside_not_delivered() {
 fn a_huge_damaged_state_file_is_refused_not_read() {
     let env = Env::new();
     env.sendmail(&["-odq", "a@x.test", "b@y.test"], MSG).code(0);
-    let qf = env.entries().pop().expect("one entry");
-    let name = qf.file_name().unwrap().to_string_lossy().into_owned();
-    let id = name.trim_start_matches("qf").to_string();
+    let id = env.only_id();
     let sf = env.spool.join(format!("sf{id}"));
     fs::File::create(&sf)
         .unwrap()
@@ -944,8 +942,7 @@ fn a_hard_linked_entry_is_refused_until_the_link_goes_not_moved_aside() {
     };
     let env = relay_env(peer.port, "");
     env.sendmail(&["-odq", "a@x.test"], MSG).code(0);
-    let qf = env.entries().pop().expect("one entry");
-    let name = qf.file_name().unwrap().to_string_lossy().into_owned();
+    let name = format!("qf{}", env.only_id());
     let backup = env.dir.join("backup");
     fs::create_dir_all(&backup).unwrap();
     fs::hard_link(env.spool.join(&name), backup.join(&name)).unwrap();
