@@ -10,6 +10,20 @@ use std::fs;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+/// strace's arguments for a run whose fsyncs fail with ENOSPC, as on a full disk: every
+/// one, or only the `when`-th.
+fn fsync_enospc(when: Option<u32>) -> Vec<String> {
+    let inject = match when {
+        Some(n) => format!("inject=fsync:error=ENOSPC:when={n}"),
+        None => "inject=fsync:error=ENOSPC".to_string(),
+    };
+    ["-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync", "-e"]
+        .into_iter()
+        .map(String::from)
+        .chain([inject])
+        .collect()
+}
+
 fn strace_run(env: &Env, strace_args: &[String], args: &[&str], stdin: &[u8]) -> (i32, String) {
     let mut cmd = Command::new("strace");
     cmd.args(strace_args)
@@ -273,16 +287,7 @@ fn a_full_disk_at_commit_is_a_452_over_smtp() {
     }
     let env = Env::new();
     let dialogue = "HELO localhost\r\nMAIL FROM:<root>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nSubject: full\r\n\r\nbody\r\n.\r\nQUIT\r\n";
-    let args = [
-        "-f".to_string(),
-        "-qq".to_string(),
-        "-o".to_string(),
-        "/dev/null".to_string(),
-        "-e".to_string(),
-        "trace=fsync".to_string(),
-        "-e".to_string(),
-        "inject=fsync:error=ENOSPC".to_string(),
-    ];
+    let args = fsync_enospc(None);
     let (_, stdout) = strace_run(&env, &args, &["-bs", "-odq"], dialogue.as_bytes());
     assert!(
         stdout.contains("\r\n452 4.3.1 Insufficient disk space; try again later\r\n"),
@@ -306,16 +311,7 @@ fn a_failure_report_that_cannot_be_queued_keeps_its_entry() {
     env.sendmail(&["-odq", "reject5@example.org"], b"Subject: r\n\nbody\n")
         .code(0);
     // The run's first fsync is the report's commit: it fails with ENOSPC.
-    let args = [
-        "-f".to_string(),
-        "-qq".to_string(),
-        "-o".to_string(),
-        "/dev/null".to_string(),
-        "-e".to_string(),
-        "trace=fsync".to_string(),
-        "-e".to_string(),
-        "inject=fsync:error=ENOSPC:when=1".to_string(),
-    ];
+    let args = fsync_enospc(Some(1));
     strace_run(&env, &args, &["-qf"], b"");
     let j = env.json();
     assert_eq!(
@@ -355,16 +351,7 @@ fn a_full_disk_sends_nothing_whose_outcome_cannot_be_recorded() {
         .code(0);
     }
     // Every fsync fails with ENOSPC, as on a full disk: nothing can be recorded.
-    let args = [
-        "-f".to_string(),
-        "-qq".to_string(),
-        "-o".to_string(),
-        "/dev/null".to_string(),
-        "-e".to_string(),
-        "trace=fsync".to_string(),
-        "-e".to_string(),
-        "inject=fsync:error=ENOSPC".to_string(),
-    ];
+    let args = fsync_enospc(None);
     for _ in 0..3 {
         strace_run(&env, &args, &["-qf"], b"");
     }
@@ -541,22 +528,14 @@ fn a_state_record_that_fails_once_is_written_again() {
         crate::harness::MSG,
     )
     .code(0);
-    let out = Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync"])
-        .args(["-e", "inject=fsync:error=ENOSPC:when=2"])
-        .arg("--")
-        .arg(env.link("sendmail"))
-        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let (code, out) = strace_run(&env, &fsync_enospc(Some(2)), &["-qf"], b"");
     assert_eq!(peer.messages().len(), 1);
     for _ in 0..2 {
         env.sendmail(&["-qf"], b"").code(0);
     }
     assert_eq!(peer.messages().len(), 1, "ok@ was sent to again");
     assert!(env.mailq(&[]).contains("reject4@x.example"));
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(code, 0, "{out}");
 }
 
 /// A full file system under the spool: a run sends nothing whose outcome it could not
