@@ -786,6 +786,19 @@ fn ipv6_loopback_listener() {
     assert!(c.cmd("HELO c").contains("Hello [::1]"));
 }
 
+/// Write `bytes` to `w` one at a time, 300 ms apart, from a thread (a client that drips);
+/// it stops when the peer closes.
+fn drip(mut w: impl std::io::Write + Send + 'static, bytes: &'static [u8]) {
+    std::thread::spawn(move || {
+        for b in bytes {
+            if w.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+}
+
 /// A command line dripped a byte at a time must still arrive whole within
 /// `Timeout.command`: the session ends with its 421, the slot is free again.
 #[test]
@@ -794,17 +807,9 @@ fn a_dripped_command_line_times_out_whole() {
     let d = Daemon::start(&env, &["-odq"]);
     let mut c = Raw::connect(d.port);
     c.line();
-    use std::io::Write;
-    let mut w = c.writer();
+    let w = c.writer();
     let t = Instant::now();
-    std::thread::spawn(move || {
-        for b in b"NOOP a command line far slower than its timeout\r\n" {
-            if w.write_all(&[*b]).is_err() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    });
+    drip(w, b"NOOP a command line far slower than its timeout\r\n");
     assert_eq!(c.line(), "421 4.4.2 test.example Timeout waiting for input");
     let took = t.elapsed();
     assert!(took < Duration::from_secs(8), "{took:?}");
@@ -827,17 +832,12 @@ fn a_dripped_message_times_out() {
     c.line();
     c.cmd("HELO c");
     c.begin_data("b@example.net");
-    use std::io::Write;
-    let mut w = c.writer();
+    let w = c.writer();
     let t = Instant::now();
-    std::thread::spawn(move || {
-        for b in b"Subject: slow\r\n\r\na body far slower than its timeout\r\n.\r\n" {
-            if w.write_all(&[*b]).is_err() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    });
+    drip(
+        w,
+        b"Subject: slow\r\n\r\na body far slower than its timeout\r\n.\r\n",
+    );
     assert_eq!(c.line(), "421 4.4.2 test.example Timeout waiting for input");
     let took = t.elapsed();
     assert!(took < Duration::from_secs(8), "{took:?}");
