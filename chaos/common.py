@@ -164,17 +164,21 @@ class Spool:
     def mailq(self) -> str:
         return self.sendmail(["-bp"], timeout=30)[1]
 
-    def queued_message_ids(self) -> list[str]:
-        """Message-Ids of the messages still queued (from the queue files' headers)."""
-        ids = []
+    def entries_by_message_id(self) -> dict[str, Path]:
+        """The committed queue files by the Message-Id in their headers."""
+        out = {}
         for qf in self.entries():
             try:
                 m = MESSAGE_ID.search(qf.read_bytes())
             except OSError:
                 continue
             if m:
-                ids.append(m.group(1).decode())
-        return ids
+                out[m.group(1).decode()] = qf
+        return out
+
+    def queued_message_ids(self) -> list[str]:
+        """Message-Ids of the messages still queued (from the queue files' headers)."""
+        return list(self.entries_by_message_id())
 
     def mbox_message_ids(self, user: str) -> list[str]:
         p = self.mail / user

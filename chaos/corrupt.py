@@ -64,7 +64,7 @@ class Case:
         for n in range(victims):
             mid = self.submit(tag, n, body_lines)
             if mid:
-                qf = self.by_mid().get(mid)
+                qf = self.sp.entries_by_message_id().get(mid)
                 self.victims[mid] = qf.name[2:] if qf else ""
 
     def submit(self, tag, n, body_lines):
@@ -84,17 +84,6 @@ class Case:
             return p.returncode, (p.stdout + p.stderr).decode(errors="replace"), False
         except subprocess.TimeoutExpired:
             return None, "", True
-
-    def by_mid(self) -> dict[str, Path]:
-        out = {}
-        for qf in self.sp.entries():
-            try:
-                m = common.MESSAGE_ID.search(qf.read_bytes())
-            except OSError:
-                continue
-            if m:
-                out[m.group(1).decode()] = qf
-        return out
 
     def qf(self, mid) -> Path:
         return self.sp.spool / f"qf{self.victims[mid]}"

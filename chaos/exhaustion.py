@@ -158,18 +158,6 @@ def whole(data: bytes, tag: str) -> bool:
     return f"END {mid.split('@')[0]}".encode() in data
 
 
-def qf_by_mid(sp: common.Spool) -> dict[str, Path]:
-    out = {}
-    for qf in sp.entries():
-        try:
-            m = common.MESSAGE_ID.search(qf.read_bytes())
-        except OSError:
-            continue
-        if m:
-            out[m.group(1).decode()] = qf
-    return out
-
-
 def skipped(case: str, why: str) -> Row:
     return Row(SECTION, case, note=f"skipped: {why}")
 
@@ -233,7 +221,7 @@ def spool_fills(ctx, case: str, inodes: bool) -> Row:
             if code == 0:
                 fails_in_a_row = 0
                 acked.append(mid)
-                qf = qf_by_mid(sp).get(mid)
+                qf = sp.entries_by_message_id().get(mid)
                 if qf is None or not entry_complete(qf, msg):
                     problems.append(f"{mid}: exit 0 without its complete entry")
             elif code in NO_ROOM_CODES:
@@ -242,7 +230,7 @@ def spool_fills(ctx, case: str, inodes: bool) -> Row:
                 said = said or f"exit {code}: " + re.sub(r"/\S+", "…", out.strip())[:70]
                 if not out.strip():
                     problems.append(f"{mid}: exit {code} with no message")
-                if mid in qf_by_mid(sp):
+                if mid in sp.entries_by_message_id():
                     problems.append(f"{mid}: exit {code} but an entry was committed")
             else:
                 fails_in_a_row += 1
@@ -528,7 +516,7 @@ def limited(ctx, case: str, kind: str) -> Row:
                     problems.append(f"{mid}: {mode} under limit {v} died by signal {-code}")
                 elif code == 0:
                     acked.append(mid)
-                    qf = qf_by_mid(sp).get(mid)
+                    qf = sp.entries_by_message_id().get(mid)
                     if mode == "-odq" and (qf is None or not entry_complete(qf, msg)):
                         problems.append(f"{mid}: exit 0 without its complete entry")
                 else:
@@ -536,7 +524,7 @@ def limited(ctx, case: str, kind: str) -> Row:
                         problems.append(f"{mid}: exit {code} under limit {v} with no message")
                     if code not in (75, 74, 71, 70):
                         problems.append(f"{mid}: exit {code} under limit {v}: {out.strip()[:80]}")
-                    if mid in qf_by_mid(sp) and mode == "-odq":
+                    if mid in sp.entries_by_message_id() and mode == "-odq":
                         problems.append(f"{mid}: exit {code} but its entry was committed")
                     if mid in srv.arrivals():
                         problems.append(f"{mid}: exit {code} but delivered")

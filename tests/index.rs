@@ -8,18 +8,24 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A rebuild that stopped midway (a runner SIGSTOPped, a hung disk) holds the index lock
-/// exclusively: a submission waits for it only briefly, then commits its message.
-#[test]
-fn a_held_index_lock_does_not_stall_submission() {
-    let env = Env::new();
-    env.sendmail(&["-odq", "first@example.org"], MSG).code(0);
+/// Take the index lock exclusively, as a rebuild does, until the file is dropped.
+fn hold_index_lock(env: &Env) -> fs::File {
     let lock = fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(env.spool.join("index/lock"))
         .unwrap();
     lock.lock().unwrap();
+    lock
+}
+
+/// A rebuild that stopped midway (a runner SIGSTOPped, a hung disk) holds the index lock
+/// exclusively: a submission waits for it only briefly, then commits its message.
+#[test]
+fn a_held_index_lock_does_not_stall_submission() {
+    let env = Env::new();
+    env.sendmail(&["-odq", "first@example.org"], MSG).code(0);
+    let lock = hold_index_lock(&env);
     let started = Instant::now();
     let mut child = Command::new(env.link("sendmail"))
         .args([
@@ -149,12 +155,7 @@ fn a_held_index_lock_does_not_stall_queue_runs() {
     };
     let env = crate::harness::servers::relay_env(peer.port, "");
     env.sendmail(&["-odq", "first@one.example"], MSG).code(0);
-    let lock = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(env.spool.join("index/lock"))
-        .unwrap();
-    lock.lock().unwrap();
+    let lock = hold_index_lock(&env);
     // Committed without an index line (the append gave up on the lock).
     env.sendmail(&["-odq", "second@two.example"], MSG).code(0);
     env.sendmail(&["-odq", "third@three.example"], MSG).code(0);
