@@ -278,26 +278,34 @@ def stopped_in_delivery(ctx, how: str) -> Row:
         except subprocess.TimeoutExpired:
             notes.append("the stopped runner did not end within 60 s")
             held = False
-        settle(sp, 60)
-        code = final_run(sp)
-        if code != 0:
-            notes.append(f"recovery run exit {code}")
-            held = False
-        row = tally(SECTION, case, others + 1, acked, srv.arrivals())
-        left = leftovers(sp)
-        if left:
-            notes.append(left)
-            held = False
-        if timer.slow:
-            notes.append(f"slow: {timer.slow[:3]}")
-            held = False
-        notes.insert(0, f"longest submission or run beside it {timer.longest:.1f} s")
-        row.held = row.held and held
-        row.note = "; ".join(notes)
-        return row
+        return recover_and_tally(sp, srv, case, others + 1, acked, timer, notes, held,
+                                 f"longest submission or run beside it {timer.longest:.1f} s")
     finally:
         cleanup(sp, procs)
         srv.stop()
+
+
+def recover_and_tally(sp, srv, case, tried, acked, timer, notes, held, first) -> Row:
+    """After a stopped runner was continued or killed: wait for background deliveries,
+    a recovery run, then the row (every acknowledged message once, nothing left in the
+    spool, no slow submission), `first` leading its note."""
+    settle(sp, 60)
+    code = final_run(sp)
+    if code != 0:
+        notes.append(f"recovery run exit {code}")
+        held = False
+    row = tally(SECTION, case, tried, acked, srv.arrivals())
+    left = leftovers(sp)
+    if left:
+        notes.append(left)
+        held = False
+    if timer.slow:
+        notes.append(f"slow: {timer.slow[:3]}")
+        held = False
+    notes.insert(0, first)
+    row.held = row.held and held
+    row.note = "; ".join(notes)
+    return row
 
 
 def holds_index_lock(sp: Spool, pid: int) -> bool:
@@ -384,24 +392,9 @@ def stopped_in_rebuild(ctx, how: str) -> Row:
             except subprocess.TimeoutExpired:
                 notes.append("the continued runner did not end within 60 s")
                 held = False
-        settle(sp, 60)
-        code = final_run(sp)
-        if code != 0:
-            notes.append(f"recovery run exit {code}")
-            held = False
-        row = tally(SECTION, case, queued + others, acked, srv.arrivals())
-        left = leftovers(sp)
-        if left:
-            notes.append(left)
-            held = False
-        if timer.slow:
-            notes.append(f"slow: {timer.slow[:3]}")
-            held = False
-        notes.insert(0, f"{queued} queued before, {others} submitted beside; longest "
-                        f"submission or run beside it {timer.longest:.1f} s")
-        row.held = row.held and held
-        row.note = "; ".join(notes)
-        return row
+        return recover_and_tally(sp, srv, case, queued + others, acked, timer, notes, held,
+                                 f"{queued} queued before, {others} submitted beside; longest "
+                                 f"submission or run beside it {timer.longest:.1f} s")
     finally:
         for p in procs:
             for c in children(p.pid):
