@@ -406,10 +406,10 @@ pub fn attempt(
 
 /// Before a unit of delivery of an entry with more than one recipient open, room for
 /// the state record that must keep its outcome (`LockedEntry::reserve_state`): the
-/// current record, the delivered markers of every
-/// recipient, and replies for them up to 64 KiB (beyond that, the record falls back to
-/// the delivered markers alone: `LockedEntry::record_outcome`). When there is no room,
-/// `unrecorded` says why and nothing more is sent for the entry in this run.
+/// current record, the delivered markers of every recipient, and replies for them up
+/// to 64 KiB (beyond that, the record falls back to the state without its texts, then
+/// to the delivered markers alone: `LockedEntry::record_outcome`). When there is no
+/// room, `unrecorded` says why and nothing more is sent for the entry in this run.
 fn make_room(locked: &mut LockedEntry, recipients: usize, unrecorded: &mut Option<String>) {
     if unrecorded.is_some() {
         return;

@@ -182,7 +182,7 @@ fn background_slot(spool: &Spool, max: usize) -> Option<std::fs::File> {
                 .write(true)
                 .create(true)
                 .truncate(false)
-                .mode(if spool.private { 0o600 } else { 0o660 }),
+                .mode(spool.file_mode()),
             rsendmail::spool::Kind::File,
         );
         let f = match f {

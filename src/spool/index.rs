@@ -40,10 +40,6 @@ fn index_dir(spool: &Spool) -> io::Result<PathBuf> {
     Ok(dir)
 }
 
-fn mode(spool: &Spool) -> u32 {
-    if spool.private { 0o600 } else { 0o660 }
-}
-
 /// `index/domains/`, made when missing, checked like `index/`.
 fn domains_dir(spool: &Spool, create: bool) -> io::Result<PathBuf> {
     let ddir = index_dir(spool)?.join("domains");
@@ -81,7 +77,7 @@ fn open_lock(spool: &Spool) -> io::Result<File> {
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(mode(spool)),
+            .mode(spool.file_mode()),
         Kind::File,
     )
 }
@@ -92,7 +88,7 @@ fn append_to(spool: &Spool, path: &Path, text: &[u8]) -> io::Result<()> {
         OpenOptions::new()
             .append(true)
             .create(true)
-            .mode(mode(spool)),
+            .mode(spool.file_mode()),
         Kind::File,
     )?;
     // One write per file: O_APPEND writes of one call do not interleave.
@@ -320,7 +316,7 @@ pub fn prune_domain(spool: &Spool, domain: &str) -> io::Result<()> {
         return fs::remove_file(&path);
     }
     let tmp = path.with_extension(format!("prune.{}", std::process::id()));
-    replace_safely(&tmp, &path, keep.as_bytes(), mode(spool))
+    replace_safely(&tmp, &path, keep.as_bytes(), spool.file_mode())
 }
 
 /// What a selective run (`-qR`, ETRN) reads of the index: the recipient index and, for
@@ -470,7 +466,8 @@ pub fn mark_if_new(spool: &Spool) {
     if absent("recipients") && absent("boot") {
         let tmp = dir.join(format!("boot.{}", std::process::id()));
         let mark = format!("{}\n", boot_mark());
-        if let Err(e) = replace_safely(&tmp, &dir.join("boot"), mark.as_bytes(), mode(spool)) {
+        if let Err(e) = replace_safely(&tmp, &dir.join("boot"), mark.as_bytes(), spool.file_mode())
+        {
             log::warn!(
                 "index: cannot record the boot: {}",
                 crate::config::io_text(&e)
@@ -520,7 +517,7 @@ pub fn rebuild(spool: &Spool) -> io::Result<usize> {
         &tmp,
         &dir.join("recipients"),
         rcpt_lines.as_bytes(),
-        mode(spool),
+        spool.file_mode(),
     )?;
     let ddir = dir.join("domains");
     let new_ddir = dir.join(format!("domains.{}", std::process::id()));
@@ -535,7 +532,7 @@ pub fn rebuild(spool: &Spool) -> io::Result<usize> {
             OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(mode(spool)),
+                .mode(spool.file_mode()),
             Kind::File,
         )?
         .write_all(text.as_bytes())?;
@@ -552,7 +549,7 @@ pub fn rebuild(spool: &Spool) -> io::Result<usize> {
         &tmp,
         &dir.join("boot"),
         format!("{}\n", boot_mark()).as_bytes(),
-        mode(spool),
+        spool.file_mode(),
     )?;
     Ok(n)
 }

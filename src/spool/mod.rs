@@ -328,7 +328,9 @@ impl Spool {
         }
     }
 
-    fn file_mode(&self) -> u32 {
+    /// The mode of the spool's files: 0600 in a private (per-user) spool, 0660 (the
+    /// spool's group) in a shared one.
+    pub fn file_mode(&self) -> u32 {
         if self.private { 0o600 } else { 0o660 }
     }
 
