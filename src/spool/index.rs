@@ -103,16 +103,29 @@ const APPEND_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The shared lock, waited for at most `limit`; `WouldBlock` after that.
 fn lock_shared_within(lock: &File, limit: std::time::Duration) -> io::Result<()> {
+    lock_within(
+        lock,
+        limit,
+        File::try_lock_shared,
+        "the index is being rebuilt",
+    )
+}
+
+/// Take a lock with `try_lock`, trying again every 10 ms for at most `limit`; then
+/// `WouldBlock` saying `busy`.
+fn lock_within(
+    lock: &File,
+    limit: std::time::Duration,
+    try_lock: fn(&File) -> Result<(), fs::TryLockError>,
+    busy: &str,
+) -> io::Result<()> {
     let start = std::time::Instant::now();
     loop {
-        match lock.try_lock_shared() {
+        match try_lock(lock) {
             Ok(()) => return Ok(()),
             Err(fs::TryLockError::Error(e)) => return Err(e),
             Err(fs::TryLockError::WouldBlock) if start.elapsed() >= limit => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "the index is being rebuilt",
-                ));
+                return Err(io::Error::new(io::ErrorKind::WouldBlock, busy));
             }
             Err(fs::TryLockError::WouldBlock) => {
                 std::thread::sleep(std::time::Duration::from_millis(10))
@@ -128,22 +141,12 @@ const EXCLUSIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The exclusive lock, waited for at most `limit`; `WouldBlock` after that.
 fn lock_exclusive_within(lock: &File, limit: std::time::Duration) -> io::Result<()> {
-    let start = std::time::Instant::now();
-    loop {
-        match lock.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(fs::TryLockError::Error(e)) => return Err(e),
-            Err(fs::TryLockError::WouldBlock) if start.elapsed() >= limit => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "the index lock is held by another process",
-                ));
-            }
-            Err(fs::TryLockError::WouldBlock) => {
-                std::thread::sleep(std::time::Duration::from_millis(10))
-            }
-        }
-    }
+    lock_within(
+        lock,
+        limit,
+        File::try_lock,
+        "the index lock is held by another process",
+    )
 }
 
 /// Add an entry's lines to both indexes, waiting at most [`APPEND_WAIT`] for a rebuild.
