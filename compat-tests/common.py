@@ -119,6 +119,17 @@ def free_port():
     return port
 
 
+def data_text(data: bytes) -> str:
+    """A message's DATA bytes as transcript text, exactly: CRLF becomes a line break;
+    a CR or LF alone stays as it is, and an LF alone is marked `<LF>` (so it cannot pass
+    for a CRLF); octets that are not UTF-8 are written `\\xNN` (so that the 8th bit
+    stripped, a Latin-1 octet and a UTF-8 character each read as they were sent); other
+    octets (NUL and the control octets included) are written as they are."""
+    lines = data.split(b"\r\n")
+    lines = [l.replace(b"\n", b"<LF>\n") for l in lines]
+    return "\n".join(l.decode("utf-8", "backslashreplace") for l in lines)
+
+
 class Sink:
     """sink.py in the background (replay), or the already running one (recording)."""
 
@@ -177,8 +188,7 @@ class Sink:
                     out.append("C: %s\n" % line)
             for t in s["transactions"]:
                 out.append("message to %s (%d)\n" % (" ".join(t["rcpt"]), t["result"]))
-                data = base64.b64decode(t["data_b64"])
-                out.append(data.decode("utf-8", "replace").replace("\r\n", "\n"))
+                out.append(data_text(base64.b64decode(t["data_b64"])))
                 out.append(".\n")
         return "".join(out).encode()
 
