@@ -8,7 +8,7 @@
 //! for headers only with `-R hdrs` / `RET=HDRS`).
 //!
 //! The returned header lies in the report's body, where the SMTP client's folding of
-//! header fields does not reach, and its body rule (CRLF SP after 998 octets) would cut a
+//! header fields does not reach, and its body rule (CRLF SP after 2,040 octets) would cut a
 //! long `To:` or `References:` anywhere. So its over-long lines are folded here, as the
 //! report is written, by the same function ([`crate::message::wire::fold_header_line`]):
 //! they stay header fields of the returned message. The returned body is copied as

@@ -516,6 +516,9 @@ pub fn submit<R: BufRead>(
             format!("Message exceeds maximum fixed size ({max})"),
         ),
         StoreError::Read(e) => message::read_error(&e),
+        // sendmail: `NUL byte not allowed`, then it mails the message back and exits 0
+        // (compat-tests `content-nul-*`); refused here, so that the caller learns it.
+        StoreError::Nul => Fatal::new(Sysexit::DataErr, NUL_NOT_ALLOWED),
     })?;
     let data_offset = envelope_text.len() as u64;
     if envelope.recipients.is_empty() {
@@ -591,6 +594,9 @@ pub fn submit<R: BufRead>(
     })
 }
 
+/// sendmail's words for a message holding a NUL octet (collect.c).
+pub const NUL_NOT_ALLOWED: &str = "NUL byte not allowed";
+
 /// Why [`write_entry`] stopped.
 #[derive(Debug)]
 pub enum StoreError {
@@ -600,11 +606,22 @@ pub enum StoreError {
     TooBig(u64),
     /// The input failed (stdin, or an SMTP client breaking the protocol).
     Read(std::io::Error),
+    /// The message holds a NUL octet (in a header field or the body): read whole, not
+    /// queued. RFC 5321 §4.5.2 and RFC 5322 §2.1 allow no NUL in a message, and sendmail
+    /// refuses it (`NUL byte not allowed`).
+    Nul,
 }
 
 /// Write a new entry's envelope, the added and the user's headers and the body read from
 /// `reader` (not committed). Returns the envelope text as written. Shared by the command
 /// line and the SMTP server.
+///
+/// The body type is settled from what was read: a message declared `8BITMIME` (`-B`,
+/// `BODY=`) whose octets are all 7-bit is queued as `7BIT`, as sendmail queues it; one
+/// declared `7BIT` that holds 8-bit octets is queued as `8BITMIME`, so that no relay is
+/// ever told `BODY=7BIT` over 8-bit data (sendmail strips the 8th bit of every octet
+/// instead, in the header and the body: compat-tests `content-8bit-B7bit-odi`; DIFFERENCES.md).
+/// A message holding a NUL octet is read to its end and refused ([`StoreError::Nul`]).
 pub fn write_entry<R: BufRead>(
     spool: &Spool,
     entry: &mut crate::spool::NewEntry,
@@ -625,7 +642,12 @@ pub fn write_entry<R: BufRead>(
         ))
     };
     let user_header_bytes: u64 = head.headers.iter().map(|h| h.raw.len() as u64).sum();
-    let envelope_text = envelope.to_text();
+    let mut envelope_text = envelope.to_text();
+    // Room for `8BITMIME` in place of `7BIT`, should the message turn out 8-bit (the
+    // envelope parser drops the blanks after the value).
+    if envelope.body_type.as_deref() == Some("7BIT") {
+        envelope_text = envelope_text.replacen("\nbody 7BIT\n", "\nbody 7BIT    \n", 1);
+    }
     {
         let w = entry.writer();
         w.write_all(envelope_text.as_bytes()).map_err(write_err)?;
@@ -652,6 +674,9 @@ pub fn write_entry<R: BufRead>(
             }
         }
     }
+    if reader.saw_nul {
+        return Err(StoreError::Nul);
+    }
     // sendmail queues a message declared 8BITMIME whose body is 7-bit as 7BIT.
     if envelope.body_type.as_deref() == Some("8BITMIME")
         && !reader.saw_8bit
@@ -659,6 +684,15 @@ pub fn write_entry<R: BufRead>(
     {
         entry
             .patch((at + "\nbody ".len()) as u64, b"7BIT    ")
+            .map_err(write_err)?;
+    }
+    // Never BODY=7BIT over 8-bit octets: such a message is 8BITMIME.
+    if envelope.body_type.as_deref() == Some("7BIT")
+        && reader.saw_8bit
+        && let Some(at) = envelope_text.find("\nbody 7BIT    \n")
+    {
+        entry
+            .patch((at + "\nbody ".len()) as u64, b"8BITMIME")
             .map_err(write_err)?;
     }
     Ok(envelope_text)

@@ -4,6 +4,7 @@ mod harness;
 
 mod addresses;
 mod compat_suite;
+mod content;
 mod delivery;
 mod dns;
 mod durability;

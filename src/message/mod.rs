@@ -2,8 +2,15 @@
 //! streamed to the spool.
 //!
 //! Canonical form: every line ends in LF (CRLF becomes LF; a lone CR inside a body line is
-//! kept; in a header line it becomes a blank, and a CR before the line end is dropped, so
-//! a field stays one field; the last line gets an LF if it had none). Without `-i` a line
+//! kept, also one before the line end (`\r\r\n` keeps one CR), as sendmail 8.17 keeps it;
+//! a CR that is the last octet of the input is dropped, as sendmail drops it; in a header
+//! line a CR becomes a blank, and a CR before the line end is dropped, so a field stays one
+//! field; the last line is kept without an LF if it had none). Recorded: compat-tests
+//! `content-bare-cr-body`, `content-cr-cr-lf`, `content-cr-at-end`, `content-cr-line`.
+//!
+//! A NUL octet anywhere in the message is noted ([`LineReader::saw_nul`]): sendmail
+//! refuses such a message (`NUL byte not allowed`, `content-nul-*`), and so does the
+//! intake, after reading it whole. Without `-i` a line
 //! holding only `.` (also `.\r`) ends the message and a line starting with `..` loses its
 //! first dot, as sendmail reads the command line; with `-i` only EOF ends it and dots are
 //! kept. Lines of any length are accepted: the reader works in 64 KiB pieces, so a 50 MB
@@ -49,6 +56,8 @@ pub struct LineReader<R> {
     pub ended_by_dot: bool,
     /// Whether any byte with the high bit set was read.
     pub saw_8bit: bool,
+    /// Whether a NUL octet was read (the message is then refused).
+    pub saw_nul: bool,
 }
 
 impl<R: BufRead> LineReader<R> {
@@ -61,6 +70,7 @@ impl<R: BufRead> LineReader<R> {
             done: false,
             ended_by_dot: false,
             saw_8bit: false,
+            saw_nul: false,
         }
     }
 
@@ -70,14 +80,21 @@ impl<R: BufRead> LineReader<R> {
         if self.done {
             return Ok(Piece::End);
         }
-        if self.carry_cr {
+        let n = if self.carry_cr {
+            // A CR held back from the previous piece: owed unless the input ends here
+            // (a CR as the last octet of the input is dropped, as sendmail drops it).
             out.push(b'\r');
+            let n = (&mut self.inner).take(PIECE).read_until(b'\n', out)?;
             self.carry_cr = false;
-        }
-        let n = (&mut self.inner).take(PIECE).read_until(b'\n', out)?;
+            if n == 0 {
+                out.clear();
+            }
+            n
+        } else {
+            (&mut self.inner).take(PIECE).read_until(b'\n', out)?
+        };
         if n == 0 {
-            // EOF. An unterminated last line is kept as it is (sendmail adds no newline);
-            // only a CR held back from the previous piece is still owed.
+            // EOF. An unterminated last line is kept as it is (sendmail adds no newline).
             self.done = true;
             return Ok(if out.is_empty() {
                 Piece::End
@@ -106,6 +123,9 @@ impl<R: BufRead> LineReader<R> {
         }
         if out.iter().any(|&b| b >= 0x80) {
             self.saw_8bit = true;
+        }
+        if out.contains(&0) {
+            self.saw_nul = true;
         }
         if complete {
             self.at_line_start = true;
@@ -489,7 +509,10 @@ mod tests {
             (b"S: x\n\nbody\n.", false, b"body\n"),
             (b"S: x\n\nbody\r\nline2\r\n", false, b"body\nline2\n"),
             (b"S: x\n\nno newline", false, b"no newline"),
-            (b"S: x\n\nends in cr\r", false, b"ends in cr\r"),
+            (b"S: x\n\nends in cr\r", false, b"ends in cr"),
+            (b"S: x\n\nafter\n\r", false, b"after\n"),
+            (b"S: x\n\nline\r\r\nnext\n", false, b"line\r\nnext\n"),
+            (b"S: x\n\nmid\rline\r", true, b"mid\rline"),
             (b"S: x\n\nbare\rcr\n", false, b"bare\rcr\n"),
             (b"S: x\n\nx.\ny\n", false, b"x.\ny\n"),
         ];
@@ -501,6 +524,23 @@ mod tests {
                 "input {:?}",
                 String::from_utf8_lossy(input)
             );
+        }
+    }
+
+    #[test]
+    fn a_nul_octet_is_noted_in_the_header_and_the_body() {
+        for (input, nul) in [
+            (&b"S: x\n\nbody\n"[..], false),
+            (b"S: a\0b\n\nbody\n", true),
+            (b"S: x\n\nbe\0fore\n", true),
+            (b"S: x\n\nlast\0", true),
+        ] {
+            let mut r = LineReader::new(input, false);
+            let head = read_head(&mut r).unwrap();
+            if !head.ended {
+                copy_body(&mut r, &mut Vec::new(), None, 0).unwrap();
+            }
+            assert_eq!(r.saw_nul, nul, "{:?}", String::from_utf8_lossy(input));
         }
     }
 

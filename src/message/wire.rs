@@ -3,10 +3,17 @@
 //!
 //! Units are octets; a line's length never counts its line end. A queued message is in
 //! canonical form (LF line ends, see [`crate::message`]); on the wire:
-//! - Every line ends in CRLF: a stored LF, a stored CRLF and a lone CR each end a line.
-//! - No line is longer than [`MAX_LINE`] (998) octets, so with its CRLF it stays within
-//!   RFC 5321's 1,000 (the dot added for transparency is not counted, §4.5.3.1.6). Lines
-//!   within the limit go out byte for byte as stored.
+//! - Every stored LF is sent as CRLF, and only an LF ends a line: a CR inside a line is
+//!   sent as it is (sendmail 8.17 passes `before\rafter` unchanged, and a stored `x\r`
+//!   line goes out as `x\r\r\n`; recorded: compat-tests `content-bare-cr-body`,
+//!   `content-cr-cr-lf`). The intake keeps CRs only in body lines.
+//! - A header line is at most [`MAX_LINE`] (998) octets, RFC 5321's 1,000 with its CRLF
+//!   (the dot added for transparency is not counted, §4.5.3.1.6). A body line is at most
+//!   [`MAX_BODY_LINE`] (2,040) octets, the line limit of Debian's sendmail relay mailer
+//!   (`L=2040`): sendmail passes a body line of up to 2,040 octets unchanged
+//!   (`content-long-1500`, `content-long-2040`), so that a line a signer saw (DKIM)
+//!   reaches the next hop as it was. Lines within the limit go out byte for byte as
+//!   stored.
 //! - The header block is every line before the first empty line. An over-long header line
 //!   is folded by [`fold_header_line`]: a CRLF is inserted before a white space octet
 //!   (SP or HTAB), so that RFC 5322 unfolding (removing each CRLF that is followed by
@@ -15,9 +22,11 @@
 //!   adds one SP). No continuation line is white space alone; to keep that true, a run of
 //!   more than [`MAX_BLANK_RUN`] blanks in a line that must be folded is cut to that
 //!   length (the one case where octets are dropped; no mail program writes such runs).
-//! - A body line longer than the limit is broken by [`body_break`] (CRLF SP at the limit,
-//!   Postfix's `smtp_line_length_limit` rule): no octet is lost, and a header line of a
-//!   MIME part inside the body stays a header line, continued.
+//! - A body line longer than its limit is broken by [`body_break`] (CRLF SP at the limit,
+//!   Postfix's `smtp_line_length_limit` rule): no octet is lost or replaced, and a header
+//!   line of a MIME part inside the body stays a header line, continued. (sendmail ends
+//!   such a line with `!` at 2,040 octets and continues it on a line of its own that
+//!   begins with a blank: `content-long-edges`; the `!` is text the writer never wrote.)
 //! - Neither rule splits a UTF-8 sequence: when the octets at the limit belong to a valid
 //!   UTF-8 character, the break moves back to where that character begins.
 //! - Every line start is dot-stuffed (a `.` doubled), continuation lines included, and
@@ -25,7 +34,7 @@
 //!
 //! Memory: one header line at a time is held (the intake caps the header block at
 //! [`MAX_HEADER_BYTES`]; a longer line is treated as body from there on), and at most one
-//! wire line (about 1 KB) of the body: a body of any size is streamed.
+//! wire line (about 2 KB) of the body: a body of any size is streamed.
 //!
 //! Failures: only the I/O errors of the reader and the writer, passed on; any octets are
 //! accepted (octets are read through `get` and `split_at_checked`, never by index, and
@@ -39,8 +48,14 @@
 use super::MAX_HEADER_BYTES;
 use std::io::{self, BufRead, Read, Write};
 
-/// The longest line on the wire, CRLF excluded (RFC 5321 §4.5.3.1.6: 1,000 with CRLF).
+/// The longest header line on the wire, CRLF excluded (RFC 5321 §4.5.3.1.6: 1,000 with
+/// CRLF).
 pub const MAX_LINE: usize = 998;
+
+/// The longest body line on the wire, CRLF excluded: the `L=2040` of Debian's sendmail
+/// relay mailer, up to which sendmail 8.17 relays a body line unchanged (recorded:
+/// compat-tests `content-long-1500`, `content-long-2040`).
+pub const MAX_BODY_LINE: usize = 2040;
 
 /// The longest run of white space an over-long header line keeps. A longer run could
 /// not be folded without a continuation line made only of white space (which some
@@ -82,7 +97,7 @@ fn char_boundary(line: &[u8], at: usize, floor: usize) -> usize {
 
 /// The body rule, the one place it is decided: `line` is a body line as stored (or its
 /// remainder after earlier breaks) and `used` the octets already on the wire line before
-/// it (the SP of a continuation). When `used + line.len()` exceeds [`MAX_LINE`], the line
+/// it (the SP of a continuation). When `used + line.len()` exceeds [`MAX_BODY_LINE`], the line
 /// is broken after the returned number of octets of `line` and the next wire line begins
 /// with the returned prefix. Callers pass at least 3 octets past the limit when the line
 /// has them, so that a UTF-8 character at the limit can be seen whole.
@@ -90,7 +105,7 @@ fn char_boundary(line: &[u8], at: usize, floor: usize) -> usize {
 /// The rule is Postfix's `smtp_line_length_limit`: CRLF SP at the limit, so no octet is
 /// lost and a folded header of a MIME part stays a header line.
 pub fn body_break(line: &[u8], used: usize) -> (usize, &'static [u8]) {
-    let limit = MAX_LINE.saturating_sub(used).max(1);
+    let limit = MAX_BODY_LINE.saturating_sub(used).max(1);
     (char_boundary(line, limit, 0), b" ")
 }
 
@@ -258,14 +273,12 @@ pub struct Wire<W: Write> {
     /// Still in the header block (before its empty line).
     header: bool,
     /// The current line's octets not yet written: in the header block the whole line,
-    /// in the body at most [`MAX_LINE`] + 3.
+    /// in the body at most [`MAX_BODY_LINE`] + 3.
     line: Vec<u8>,
     /// Octets already written on the current wire line (a continuation's SP).
     used: usize,
     /// Whether anything was written on the current wire line (for dot-stuffing).
     started: bool,
-    /// The last octet seen was a CR: an LF right after it belongs to the same line end.
-    after_cr: bool,
     /// Octets written, and dots added for transparency.
     pub written: u64,
     pub stuffed: u64,
@@ -276,10 +289,9 @@ impl<W: Write> Wire<W> {
         Wire {
             w,
             header: true,
-            line: Vec::with_capacity(MAX_LINE + 4),
+            line: Vec::with_capacity(MAX_BODY_LINE + 4),
             used: 0,
             started: false,
-            after_cr: false,
             written: 0,
             stuffed: 0,
         }
@@ -314,7 +326,7 @@ impl<W: Write> Wire<W> {
     /// to see a UTF-8 character at the limit whole.
     fn break_body(&mut self, all: bool) -> io::Result<()> {
         loop {
-            let avail = MAX_LINE.saturating_sub(self.used);
+            let avail = MAX_BODY_LINE.saturating_sub(self.used);
             let needed = if all { avail + 1 } else { avail + 3 };
             if self.line.len() < needed {
                 return Ok(());
@@ -366,7 +378,7 @@ impl<W: Write> Wire<W> {
             self.break_body(false)?;
         }
         while !b.is_empty() {
-            let hold = MAX_LINE + 3 - self.used;
+            let hold = MAX_BODY_LINE + 3 - self.used;
             let take = hold.saturating_sub(self.line.len());
             let (now, later) = b.split_at_checked(take).unwrap_or((b, &[]));
             self.line.extend_from_slice(now);
@@ -379,25 +391,13 @@ impl<W: Write> Wire<W> {
     /// More of the stored message.
     pub fn push(&mut self, data: &[u8]) -> io::Result<()> {
         let mut rest = data;
-        if self.after_cr && !rest.is_empty() {
-            self.after_cr = false;
-            rest = rest.strip_prefix(b"\n").unwrap_or(rest);
-        }
-        while let Some(i) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
             let Some((text, end)) = rest.split_at_checked(i) else {
                 break;
             };
             self.text(text)?;
             self.line_done()?;
-            rest = match end {
-                [b'\r'] => {
-                    self.after_cr = true;
-                    &[]
-                }
-                [b'\r', b'\n', after @ ..] => after,
-                [_, after @ ..] => after,
-                [] => &[],
-            };
+            rest = end.get(1..).unwrap_or_default();
         }
         self.text(rest)
     }
@@ -502,14 +502,15 @@ mod tests {
                 b".leading\n..two\n.\n",
                 b"..leading\r\n...two\r\n..\r\n.\r\n",
             ),
-            (b"bare\rcr\n", b"bare\r\ncr\r\n.\r\n"),
-            (b"crlf\r\nkept\n", b"crlf\r\nkept\r\n.\r\n"),
+            // A CR is text: only an LF ends a line (sendmail passes `before\rafter`).
+            (b"bare\rcr\n", b"bare\rcr\r\n.\r\n"),
+            (b"cr\r\nkept\n", b"cr\r\r\nkept\r\n.\r\n"),
             (b"", b".\r\n"),
             (b"mid.dot\n", b"mid.dot\r\n.\r\n"),
             // The same in the body.
             (
-                b"S: x\n\na\rb\r\r\nc\r",
-                b"S: x\r\n\r\na\r\nb\r\n\r\nc\r\n.\r\n",
+                b"S: x\n\na\rb\r\nc\r",
+                b"S: x\r\n\r\na\rb\r\r\nc\r\r\n.\r\n",
             ),
             (b"S: x\n\n.\n..\n", b"S: x\r\n\r\n..\r\n...\r\n.\r\n"),
         ];
@@ -519,14 +520,12 @@ mod tests {
                 assert_eq!(text(&wire_in_steps(input, step)), text(want), "step {step}");
             }
         }
-        // Only CRLF pairs on the wire: no bare CR or LF anywhere.
-        let out = wire(b"a\rb\nc\r\r\nd");
+        // Every LF on the wire is the end of a CRLF: no bare LF anywhere.
+        let out = wire(b"a\rb\nc\r\r\nd\n\r");
+        assert_eq!(text(&out), text(b"a\rb\r\nc\r\r\r\nd\r\n\r\r\n.\r\n"));
         for (i, &b) in out.iter().enumerate() {
             if b == b'\n' {
                 assert_eq!(out[i - 1], b'\r');
-            }
-            if b == b'\r' {
-                assert_eq!(out[i + 1], b'\n');
             }
         }
     }
@@ -756,62 +755,65 @@ mod tests {
         assert_eq!(fold_header_line(short.as_bytes()), vec![short.into_bytes()]);
     }
 
-    /// Body lines: (label, body line as queued; the line on the wire).
+    /// Body lines: (label, body line as queued; the line on the wire). The limit is
+    /// [`MAX_BODY_LINE`], 2,040 octets.
     #[test]
     fn body_lines_continue_with_crlf_sp() {
         let cases: Vec<(&str, String, String)> = vec![
-            ("998: unchanged", rep("x", 998), rep("x", 998)),
-            ("999", rep("x", 999), format!("{}\r\n x", rep("x", 998))),
-            (
-                "2,500",
-                rep("x", 2500),
-                format!(
-                    "{}\r\n {}\r\n {}",
-                    rep("x", 998),
-                    rep("x", 997),
-                    rep("x", 505)
-                ),
-            ),
+            ("999: unchanged", rep("x", 999), rep("x", 999)),
+            ("1,500: unchanged", rep("x", 1500), rep("x", 1500)),
+            ("2,040: unchanged", rep("x", 2040), rep("x", 2040)),
+            ("2,041", rep("x", 2041), format!("{}\r\n x", rep("x", 2040))),
             (
                 "5,000",
                 rep("x", 5000),
                 format!(
-                    "{}{}\r\n {}",
-                    rep("x", 998),
-                    rep(&format!("\r\n {}", rep("x", 997)), 4),
-                    rep("x", 14)
+                    "{}\r\n {}\r\n {}",
+                    rep("x", 2040),
+                    rep("x", 2039),
+                    rep("x", 921)
                 ),
             ),
             (
                 "a dot at the start of the continuation follows the SP",
-                format!("{}.z", rep("y", 998)),
-                format!("{}\r\n .z", rep("y", 998)),
+                format!("{}.z", rep("y", 2040)),
+                format!("{}\r\n .z", rep("y", 2040)),
             ),
             (
                 "a long line starting with a dot is stuffed once",
-                format!(".{}", rep("a", 1199)),
-                format!("..{}\r\n {}", rep("a", 997), rep("a", 202)),
+                format!(".{}", rep("a", 2300)),
+                format!("..{}\r\n {}", rep("a", 2039), rep("a", 261)),
             ),
             (
                 "white space is kept as it is",
-                format!("{} {}", rep("w", 997), rep(" ", 10)),
-                format!("{} \r\n {}", rep("w", 997), rep(" ", 10)),
+                format!("{} {}", rep("w", 2039), rep(" ", 10)),
+                format!("{} \r\n {}", rep("w", 2039), rep(" ", 10)),
             ),
             (
                 "UTF-8 is not split",
-                rep("€", 400),
-                format!("{}\r\n {}", rep("€", 332), rep("€", 68)),
+                format!("a{}", rep("€", 800)),
+                format!("a{}\r\n {}", rep("€", 679), rep("€", 121)),
+            ),
+            (
+                "a CR is text, counted in the line",
+                format!("{}\r{}", rep("c", 1000), rep("d", 1500)),
+                format!(
+                    "{}\r{}\r\n {}",
+                    rep("c", 1000),
+                    rep("d", 1039),
+                    rep("d", 461)
+                ),
             ),
             (
                 "a MIME part's header stays a header line",
                 format!(
                     "Content-Disposition: attachment; filename=\"{}.pdf\"",
-                    rep("n", 1000)
+                    rep("n", 2100)
                 ),
                 format!(
                     "Content-Disposition: attachment; filename=\"{}\r\n {}.pdf\"",
-                    rep("n", 998 - 43),
-                    rep("n", 45)
+                    rep("n", 2040 - 43),
+                    rep("n", 103)
                 ),
             ),
         ];
@@ -819,7 +821,7 @@ mod tests {
             let msg = format!("S: x\n\n{line}\nend\n");
             let want_all = format!("S: x\r\n\r\n{want}\r\nend\r\n.\r\n");
             assert_eq!(text(&wire(msg.as_bytes())), want_all, "{label}");
-            for step in [1, 5, 999, 1000] {
+            for step in [1, 5, 999, 2041] {
                 assert_eq!(
                     text(&wire_in_steps(msg.as_bytes(), step)),
                     want_all,
@@ -829,11 +831,11 @@ mod tests {
         }
         // Octets that are not UTF-8 are cut at the limit.
         let mut msg = b"S: x\n\n".to_vec();
-        msg.extend(std::iter::repeat_n(0xE9u8, 1200));
+        msg.extend(std::iter::repeat_n(0xE9u8, 2500));
         let out = wire(&msg);
         let lines: Vec<&[u8]> = out.split(|&b| b == b'\n').collect();
-        assert_eq!(lines[2].len(), 998 + 1);
-        assert_eq!(lines[3].len(), 1 + 202 + 1);
+        assert_eq!(lines[2].len(), 2040 + 1);
+        assert_eq!(lines[3].len(), 1 + 460 + 1);
     }
 
     #[test]
@@ -842,7 +844,10 @@ mod tests {
         msg.extend(std::iter::repeat_n(b'h', MAX_HEADER_BYTES + 10));
         msg.extend_from_slice(b"\n\nbody\n");
         let out = wire(&msg);
-        assert!(out.split(|&b| b == b'\n').all(|l| l.len() <= MAX_LINE + 1));
+        assert!(
+            out.split(|&b| b == b'\n')
+                .all(|l| l.len() <= MAX_BODY_LINE + 1)
+        );
         assert!(out.starts_with(b"X-Huge: hhh"));
         assert!(out.ends_with(b"\r\n\r\nbody\r\n.\r\n"));
         assert_eq!(wire_size(&mut &msg[..]).unwrap() as usize, out.len() - 3);
@@ -1100,42 +1105,37 @@ mod tests {
                     if b == b'\n' {
                         prop_assert_eq!(out[i - 1], b'\r');
                     }
-                    if b == b'\r' {
-                        prop_assert_eq!(out.get(i + 1), Some(&b'\n'));
-                    }
                 }
-                // The canonical body: the lines as stored, a lone CR ending one too.
+                // The canonical body: the lines as stored; a CR is text.
                 let body_at = msg.windows(2).position(|w| w == b"\n\n").unwrap() + 2;
                 let mut canonical: Vec<&[u8]> = Vec::new();
                 let mut rest = &msg[body_at..];
                 while !rest.is_empty() {
-                    let end = rest.iter().position(|&b| b == b'\n' || b == b'\r');
+                    let end = rest.iter().position(|&b| b == b'\n');
                     let Some(end) = end else {
                         canonical.push(rest);
                         break;
                     };
                     canonical.push(&rest[..end]);
-                    let skip = if rest[end..].starts_with(b"\r\n") { 2 } else { 1 };
-                    rest = &rest[end + skip..];
+                    rest = &rest[end + 1..];
                 }
                 // The wire lines without dot-stuffing; each stored line is its first
                 // wire line and, when longer than the limit, continuations that begin
                 // with the inserted SP.
                 let wire_at = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
                 let body_wire = &out[wire_at..out.len() - 3];
-                let wire_lines: Vec<&[u8]> = match body_wire.strip_suffix(b"\r\n") {
-                    None => Vec::new(),
-                    Some(b) => b
-                        .split(|&b| b == b'\n')
-                        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-                        .map(|l| l.strip_prefix(b".").unwrap_or(l))
-                        .collect(),
-                };
+                // Each LF ends a line, with the CR before it (a CR before that one is
+                // text of the line).
+                let wire_lines: Vec<&[u8]> = body_wire
+                    .split_inclusive(|&b| b == b'\n')
+                    .map(|l| &l[..l.len() - 2])
+                    .map(|l| l.strip_prefix(b".").unwrap_or(l))
+                    .collect();
                 let mut k = 0;
                 for stored in canonical {
                     let first = wire_lines[k];
                     k += 1;
-                    prop_assert!(first.len() <= MAX_LINE);
+                    prop_assert!(first.len() <= MAX_BODY_LINE);
                     prop_assert!(stored.starts_with(first));
                     if std::str::from_utf8(stored).is_ok() {
                         prop_assert!(std::str::from_utf8(first).is_ok(), "UTF-8 split");
@@ -1145,10 +1145,10 @@ mod tests {
                     while done < stored.len() {
                         // Broken only where the line was full (a UTF-8 character at
                         // the limit may move the break back by up to 3 octets).
-                        prop_assert!(last_len >= MAX_LINE - 3, "broken at {}", last_len);
+                        prop_assert!(last_len >= MAX_BODY_LINE - 3, "broken at {}", last_len);
                         let cont = wire_lines[k];
                         k += 1;
-                        prop_assert!(cont.len() <= MAX_LINE);
+                        prop_assert!(cont.len() <= MAX_BODY_LINE);
                         prop_assert!(cont.len() > 1);
                         prop_assert_eq!(cont[0], b' ');
                         prop_assert!(stored[done..].starts_with(&cont[1..]));

@@ -222,6 +222,8 @@ impl Server<'_> {
                         format!("552 5.2.3 Message exceeds maximum fixed size ({max})")
                     }
                     StoreError::Read(e) => format!("554 5.6.0 {e}"),
+                    // sendmail 8.17's reply (compat-tests `content-nul-bs`).
+                    StoreError::Nul => format!("554 5.6.1 {}", submit::NUL_NOT_ALLOWED),
                     StoreError::Fatal(f) => {
                         log::error!("{}", f.message);
                         if f.code == crate::exit::Sysexit::CantCreat || f.is_no_space() {

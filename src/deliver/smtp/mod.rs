@@ -7,10 +7,11 @@
 //!   SIZE, 8BITMIME (`BODY=`), DSN (NOTIFY/ORCPT/RET/ENVID, RFC 3461), SMTPUTF8 (RFC 6531:
 //!   when the server does not offer it, a recipient whose address needs it is refused
 //!   locally and the others are sent without it; a sender that needs it fails them all).
-//! - The data goes out as `rsendmail::message::wire` writes it: CRLF lines of at most 998
-//!   octets (RFC 5321 §4.5.3.1.6), dot-stuffed; an over-long header field is folded at
-//!   white space (RFC 5322 §2.2.3), an over-long body line continued with CRLF SP; a
-//!   message without a final line break gets one.
+//! - The data goes out as `rsendmail::message::wire` writes it: CRLF lines, dot-stuffed;
+//!   a header line of at most 998 octets (RFC 5321 §4.5.3.1.6; an over-long field is
+//!   folded at white space, RFC 5322 §2.2.3), a body line of at most 2,040 (sendmail's
+//!   relay limit; a longer one continued with CRLF SP); a message without a final line
+//!   break gets one.
 //! - `SIZE=` is the size of the message as sent (RFC 1870 §3: CRLF pairs counted, the
 //!   transparency dots not), counted by one read of the message before MAIL; the data is
 //!   then read again from the start of the message, also for a second transaction after
