@@ -428,35 +428,34 @@ fn expired_entries_are_failed_and_removed() {
     assert!(env.entries().is_empty());
 }
 
+/// Every line goes out ending in CRLF (no bare LF), and a CR inside a body line is text,
+/// sent as it is, as sendmail sends it (compat-tests `content-bare-cr-body`). Lines over
+/// 998 octets: tests/content.rs and tests/folding.rs (this peer, on aiosmtpd, refuses
+/// them).
 #[test]
-fn long_lines_and_bare_cr_go_out_as_crlf_lines() {
+fn lines_go_out_as_crlf_lines_and_a_cr_stays_text() {
     let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
     };
     let env = relay_env(peer.port, "");
-    let mut body = b"Subject: long\n\n".to_vec();
-    body.extend(std::iter::repeat_n(b'x', 2500));
+    let mut body = b"Subject: lines\n\n".to_vec();
+    body.extend(std::iter::repeat_n(b'x', 990));
     body.extend_from_slice(b"\nbare\rcr\n");
     env.sendmail(&["-odi", "ok@example.org"], &body).code(0);
     let m = &peer.messages()[0].1;
-    for line in m.split(|&b| b == b'\n') {
-        assert!(
-            line.len() <= 1000,
-            "line of {} octets on the wire",
-            line.len()
-        );
-    }
     for (i, &b) in m.iter().enumerate() {
-        if b == b'\r' {
-            assert_eq!(m.get(i + 1), Some(&b'\n'), "bare CR at {i}");
-        }
         if b == b'\n' {
             assert_eq!(m[i - 1], b'\r', "bare LF at {i}");
         }
     }
+    assert!(
+        m.windows(9).any(|w| w == b"bare\rcr\r\n"),
+        "{}",
+        String::from_utf8_lossy(m)
+    );
     let body_at = m.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let x = m[body_at..].iter().filter(|&&b| b == b'x').count();
-    assert_eq!(x, 2500, "no content lost when wrapping");
+    assert_eq!(x, 990);
 }
 
 #[test]
