@@ -6,7 +6,9 @@
 //! - Every stored LF is sent as CRLF, and only an LF ends a line: a CR inside a line is
 //!   sent as it is (sendmail 8.17 passes `before\rafter` unchanged, and a stored `x\r`
 //!   line goes out as `x\r\r\n`; recorded: compat-tests `content-bare-cr-body`,
-//!   `content-cr-cr-lf`). The intake keeps CRs only in body lines.
+//!   `content-cr-cr-lf`). The intake keeps CRs only in body lines. (A server that refuses
+//!   a bare CR in DATA, as sendmail 8.17's own does with `421 4.5.0 Bare carriage return
+//!   (CR) not allowed` (`bs-bare-cr-in-data`), refuses such a message from either.)
 //! - A header line is at most [`MAX_LINE`] (998) octets, RFC 5321's 1,000 with its CRLF
 //!   (the dot added for transparency is not counted, §4.5.3.1.6). A body line is at most
 //!   [`MAX_BODY_LINE`] (2,040) octets, the line limit of Debian's sendmail relay mailer
