@@ -24,7 +24,7 @@ Optional files in a case:
   files/    copied into the directory the case runs in (an aliases file, say); `@DIR@`
             in args and before stands for that directory, written back as DIR
   fault     what is wrong with the smarthost instead (common.FAULTS): refused, silent,
-            nxdomain, servfail
+            nxdomain, servfail, nodata, dnstimeout
 `@QID@` in args stands for the id of the message `before` queued (`-qI@QID@`).
 The private queue directory's path is written as QUEUEDIR and the smarthost's port as
 SINKPORT; everything else is stored exactly as printed (ids, dates and host names are

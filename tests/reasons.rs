@@ -223,6 +223,12 @@ impl Netns {
                 "--address=/nx.test/",
                 "--address=/com/",
                 "--address=/org/",
+                // relay.nodata.test exists (a TXT record) with no address: NODATA.
+                "--local=/nodata.test/",
+                "--txt-record=relay.nodata.test,nodata",
+                // Lookups under to.test go to a port where no name server listens:
+                // never answered.
+                "--server=/to.test/127.0.0.1#9",
             ])
             .arg(format!("--port={port}"))
             .arg(format!("--log-facility={}", log.display()))
@@ -348,6 +354,64 @@ fn smarthost_host_unknown() {
         assert_deferred(
             &env,
             "Deferred: Host unknown (Name server: [relay.nx.test]: host n",
+            mode,
+        );
+    }
+}
+
+/// A smarthost name that exists with no address (NODATA): sendmail's words
+/// (`Host unknown (Name server: [host]: no data known)`, reason-nodata-*), deferred like
+/// a name that does not exist (DIFFERENCES.md).
+#[test]
+fn smarthost_no_address() {
+    let scratch = Env::new();
+    for mode in MODES {
+        let port = closed_tcp_port();
+        let Some((ns, env)) = dns_env(
+            &scratch,
+            &format!("SMARTHOST relay.nodata.test\nPORT {port}\n"),
+        ) else {
+            return;
+        };
+        let (r, running) = deliver(&env, mode, &["a@example.org"], &[], &|a, s| {
+            ns.sendmail(&env, a, s)
+        });
+        let lines = format!(
+            "a@example.org... Connecting to [relay.nodata.test] port {port} via relay...\n\
+             a@example.org... Deferred: Host unknown (Name server: [relay.nodata.test]: no data known)\n"
+        );
+        assert_quiet_deferral(mode, &r, &running, &lines);
+        assert_deferred(
+            &env,
+            "Deferred: Host unknown (Name server: [relay.nodata.test]: no",
+            mode,
+        );
+    }
+}
+
+/// A smarthost name whose lookup is never answered: a lookup failure once the resolver
+/// gives up (`Timeout.resolver.retrans` times `Timeout.resolver.retry`), in sendmail's
+/// words (reason-dnstimeout-*).
+#[test]
+fn smarthost_lookup_timeout() {
+    let scratch = Env::new();
+    for mode in MODES {
+        let port = closed_tcp_port();
+        let Some((ns, env)) = dns_env(&scratch, &format!("SMARTHOST relay.to.test\nPORT {port}\n"))
+        else {
+            return;
+        };
+        let (r, running) = deliver(&env, mode, &["a@example.org"], &[], &|a, s| {
+            ns.sendmail(&env, a, s)
+        });
+        let lines = format!(
+            "a@example.org... Connecting to [relay.to.test] port {port} via relay...\n\
+             a@example.org... Deferred: Name server: [relay.to.test]: host name lookup failure\n"
+        );
+        assert_quiet_deferral(mode, &r, &running, &lines);
+        assert_deferred(
+            &env,
+            "Deferred: Name server: [relay.to.test]: host name lookup fai",
             mode,
         );
     }

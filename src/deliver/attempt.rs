@@ -438,21 +438,24 @@ fn make_room(locked: &mut LockedEntry, recipients: usize, unrecorded: &mut Optio
 /// The addresses of a relay's host name, with sendmail's words when there are none:
 /// through RESOLVER when it is set, else the system's resolver (which tells a missing
 /// name from a failed lookup only in its text: every failure reads as a lookup failure).
-/// A name that does not exist defers like a failed lookup: a mistyped SMARTHOST must
-/// not return every message (DIFFERENCES.md).
+/// A name that does not exist (NXDOMAIN) or has no address (NODATA) defers like a failed
+/// lookup, with sendmail's words for each (`reason-nxdomain-*`, `reason-nodata-*`,
+/// `reason-servfail-*`, `reason-dnstimeout-*`): a mistyped SMARTHOST must not return
+/// every message (DIFFERENCES.md).
 fn relay_addresses(
     engine: &Engine,
     dns: &mut Option<Result<dns::Dns, String>>,
     name: &str,
     port: u16,
 ) -> Result<Vec<IpAddr>, reply::Reply> {
-    let not_found = || {
+    let unknown = |text: String| {
         reply::Reply::with_status(
             451,
             status::BAD_SYSTEM.with_class(StatusClass::Transient),
-            dns::host_not_found(&format!("[{name}]")),
+            text,
         )
     };
+    let not_found = || unknown(dns::host_not_found(&format!("[{name}]")));
     let failed = |why: &str| {
         log::info!("relay {name}: {why}");
         reply::Reply::with_status(
@@ -479,8 +482,9 @@ fn relay_addresses(
     }) {
         Ok(d) => match d.host(name) {
             Ok(v) => Ok(v),
-            Err((true, _)) => Err(not_found()),
-            Err((false, why)) => Err(failed(&why)),
+            Err(dns::HostError::NotFound) => Err(not_found()),
+            Err(dns::HostError::NoData) => Err(unknown(dns::no_data_known(&format!("[{name}]")))),
+            Err(dns::HostError::Failed(why)) => Err(failed(&why)),
         },
         Err(why) => Err(failed(why)),
     }
