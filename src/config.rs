@@ -171,7 +171,12 @@ impl Config {
     }
 
     /// Parse config text; `name` is used in messages.
+    ///
+    /// As in dma (`conf.c`), `NULLCLIENT` without `SMARTHOST` is refused: everything
+    /// would have to go to a smarthost there is none of (`name: line N: NULLCLIENT
+    /// requires SMARTHOST`, EX_CONFIG, N the NULLCLIENT line).
     pub fn parse(&mut self, text: &str, name: &str, sticky: &[String]) -> Result<(), Fatal> {
+        let mut null_client_line = None;
         for (i, raw) in text.lines().enumerate() {
             let lineno = i + 1;
             let line = raw.trim_end_matches('\r').trim();
@@ -262,7 +267,10 @@ impl Config {
                     })?;
                     self.masquerade = Some(v);
                 }
-                "NULLCLIENT" => self.null_client = flag(value)?,
+                "NULLCLIENT" => {
+                    self.null_client = flag(value)?;
+                    null_client_line = Some(lineno);
+                }
                 "DEFER" => {
                     flag(value)?;
                     self.settings.delivery_mode = Some(DeliveryMode::Deferred);
@@ -335,6 +343,14 @@ impl Config {
                 }
                 k => return Err(err(Sysexit::Config, format!("unknown keyword {k}"))),
             }
+        }
+        if let Some(lineno) = null_client_line
+            && self.smarthost.is_empty()
+        {
+            return Err(Fatal::new(
+                Sysexit::Config,
+                format!("{name}: line {lineno}: NULLCLIENT requires SMARTHOST"),
+            ));
         }
         Ok(())
     }
@@ -1082,6 +1098,18 @@ mod tests {
         // Each timeout on its own, as in sendmail: the others are still read.
         assert_eq!(c.settings.timeouts.connect, None);
         assert_eq!(c.settings.timeouts.datafinal, Some(7));
+    }
+
+    /// dma's rule (conf.c): NULLCLIENT needs SMARTHOST, wherever in the file it is.
+    #[test]
+    fn null_client_requires_smarthost() {
+        let f = parse("PORT 25\nNULLCLIENT\nDEFER\n").unwrap_err();
+        assert_eq!(f.code, Sysexit::Config);
+        assert_eq!(f.message, "test.conf: line 2: NULLCLIENT requires SMARTHOST");
+        let c = parse("NULLCLIENT\nSMARTHOST relay.example\n").unwrap();
+        assert!(c.all_to_smarthost());
+        assert!(parse("SMARTHOST relay.example\nNULLCLIENT\n").is_ok());
+        assert!(parse("PORT 25\n").is_ok());
     }
 
     #[test]
