@@ -258,7 +258,17 @@ fn bad_certificates_are_deferred() {
             "{why}: {}",
             peer.transcript()
         );
-        // INSECURE accepts it.
+        // dma's VERIFYCERT asks for the check: INSECURE (dma's "password in clear text
+        // allowed") does not turn it off then.
+        let env = relay(peer.port, &format!("STARTTLS\nINSECURE\nVERIFYCERT\n{ca}"));
+        env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
+        assert!(
+            env.json()[0].contains("TLS handshake with 127.0.0.1 failed"),
+            "{why}: {}",
+            env.json()[0]
+        );
+        assert!(peer.messages().is_empty(), "{why}");
+        // INSECURE alone accepts it.
         let env = relay(peer.port, &format!("STARTTLS\nINSECURE\n{ca}"));
         env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
         assert_eq!(peer.messages().len(), 1, "{why}");
@@ -315,16 +325,20 @@ fn auth_problems_defer_and_never_leak() {
     );
     assert!(!env.json()[0].contains("wrong"));
     assert!(peer.messages().is_empty());
-    // No AUTH over a connection without TLS (unless INSECURE).
+    // No password in clear text over a connection without TLS (unless INSECURE).
     let plain = Peer::start(
         &env0.dir.join("plain"),
-        &[("AUTH_USER", "bob"), ("AUTH_PASS", "right")],
+        &[
+            ("AUTH_USER", "bob"),
+            ("AUTH_PASS", "right"),
+            ("AUTH_NO_CRAM", "1"),
+        ],
     );
     let env = relay(plain.port, "");
     use_auth_file(&env, "bob|127.0.0.1:right\n", 0o600);
     env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
     assert!(
-        env.json()[0].contains("over an unencrypted connection"),
+        env.json()[0].contains("in clear text over an unencrypted connection"),
         "{}",
         env.json()[0]
     );
@@ -365,6 +379,61 @@ fn auth_cram_md5() {
         peer.transcript()
     );
     assert_eq!(peer.messages().len(), 1);
+}
+
+/// AUTH without TLS, as dma's man page and net.c have it: CRAM-MD5 whenever the server
+/// offers it (only an HMAC of the challenge is sent, never the password); PLAIN and
+/// LOGIN, which send the password as it is, only with INSECURE, else the message waits
+/// with the reason and the server sees no AUTH at all.
+#[test]
+fn auth_without_tls_cram_md5_or_insecure() {
+    if !crate::harness::servers::have_peer() {
+        return;
+    }
+    let env0 = Env::new();
+    let creds = [("AUTH_USER", "bob"), ("AUTH_PASS", "pw-in-clear")];
+    // (what the server offers besides the credentials, INSECURE, what must happen:
+    // the mechanism used, or None for a deferral without AUTH)
+    let cases: &[(&[(&str, &str)], bool, Option<&str>)] = &[
+        (&[("AUTH_NO_CRAM", "1")], false, None),
+        (&[("AUTH_NO_CRAM", "1")], true, Some("PLAIN")),
+        (&[("AUTH_ONLY_CRAM", "1")], false, Some("CRAM-MD5")),
+        (&[], false, Some("CRAM-MD5")),
+        (&[], true, Some("CRAM-MD5")),
+    ];
+    for (i, (offer, insecure, want)) in cases.iter().enumerate() {
+        let mut envs = creds.to_vec();
+        envs.extend_from_slice(offer);
+        let peer = Peer::start(&env0.dir.join(format!("p{i}")), &envs);
+        let env = relay(peer.port, if *insecure { "INSECURE\n" } else { "" });
+        use_auth_file(&env, "bob|127.0.0.1:pw-in-clear\n", 0o600);
+        let r = env.sendmail(&["-v", "-odi", "ok@example.org"], MSG);
+        r.code(0);
+        assert!(!r.stdout.contains("pw-in-clear"), "{}", r.stdout);
+        let t = peer.transcript();
+        let what = format!("{offer:?} INSECURE={insecure}");
+        match want {
+            Some(m) => {
+                assert!(t.contains(&format!("AUTH {m} ok")), "{what}: {t}");
+                assert_eq!(peer.messages().len(), 1, "{what}: {t}");
+                assert!(env.entries().is_empty(), "{what}");
+            }
+            None => {
+                assert!(!t.contains("AUTH"), "{what}: {t}");
+                assert!(peer.messages().is_empty(), "{what}");
+                let j = env.json();
+                assert!(
+                    j[0].contains(
+                        "not sending the password to 127.0.0.1 in clear text over an \
+                         unencrypted connection (it offers AUTH LOGIN PLAIN, not CRAM-MD5; \
+                         set STARTTLS, or INSECURE)"
+                    ),
+                    "{what}: {}",
+                    j[0]
+                );
+            }
+        }
+    }
 }
 
 /// RFC 3207 §4 and RFC 4954 §4: STARTTLS gets 220 or a refusal, AUTH 334 or 235 or a

@@ -128,7 +128,8 @@ impl Engine {
                 } else {
                     TlsMode::Off
                 },
-                verify: !s.cfg.insecure,
+                // INSECURE turns the check off unless dma's VERIFYCERT asks for it.
+                verify: !s.cfg.insecure || s.cfg.verify_cert,
                 ca_file: o.ca_cert_file.clone(),
                 fingerprint: s.cfg.fingerprint.clone(),
                 client_cert: s.cfg.cert_file.clone(),

@@ -44,7 +44,7 @@ STATE_DIR/refused/<n>.eml; it also refuses (501 5.1.3) a MAIL or RCPT address th
 an RFC 5321 Mailbox (dot-string or quoted local part, LDH labels or an address literal);
 TLS_CERT and TLS_KEY with TLS_MODE=starttls (offer STARTTLS) or implicit (TLS from the
 first byte); AUTH_USER and AUTH_PASS make AUTH PLAIN/LOGIN/CRAM-MD5 required (AUTH_ONLY_CRAM=1 offers
-only CRAM-MD5). The transcript marks
+only CRAM-MD5, AUTH_NO_CRAM=1 only PLAIN and LOGIN). The transcript marks
 MAIL commands given over TLS ("tls") and after AUTH ("auth=<user>"). BIND=::1 listens
 on IPv6 loopback instead of 127.0.0.1. NO_SMTPUTF8=1 does not offer SMTPUTF8 (and
 refuses commands that are not ASCII, as aiosmtpd does then). DATA_SIZE_LIMIT=n takes
@@ -430,6 +430,8 @@ class C(Controller):
                       auth_require_tls=False)
         if os.environ.get("AUTH_ONLY_CRAM"):
             kw["auth_exclude_mechanism"] = ["PLAIN", "LOGIN"]
+        elif os.environ.get("AUTH_NO_CRAM"):
+            kw["auth_exclude_mechanism"] = ["CRAM-MD5"]
         if os.environ.get("DATA_SIZE_LIMIT"):
             kw["data_size_limit"] = int(os.environ["DATA_SIZE_LIMIT"]) or None
         return LoggingSMTP(self.handler, decode_data=False, hostname="fault.test",

@@ -2,7 +2,7 @@
 //! STARTTLS (RFC 3207), required or opportunistic ([`TlsMode`]).
 //!
 //! TLS 1.2 at least. The certificate chain and host name are verified against the system
-//! store and `O CACertFile=` unless `INSECURE`; with `FINGERPRINT` the server
+//! store and `O CACertFile=` unless `INSECURE` (without `VERIFYCERT`); with `FINGERPRINT` the server
 //! certificate's SHA-256 is the trust anchor instead. A failed handshake or a certificate
 //! that does not pass ends the session with a `451 4.7.5` reply (the message stays
 //! queued); so does a required STARTTLS the server does not offer (`4.7.4`) or refuses.
@@ -34,7 +34,8 @@ pub enum TlsMode {
 #[derive(Clone, Debug, Default)]
 pub struct TlsPolicy {
     pub mode: TlsMode,
-    /// Verify the certificate chain and host name (default); `INSECURE` turns it off.
+    /// Verify the certificate chain and host name (default); `INSECURE` turns it off,
+    /// unless `VERIFYCERT` is given as well.
     pub verify: bool,
     /// `O CACertFile=`: trust this CA (PEM) in addition to the system store.
     pub ca_file: Option<std::path::PathBuf>,
