@@ -504,34 +504,230 @@ impl Config {
 }
 
 /// The PEM text `what` (CERTFILE or CACertFile) must be, as the deliverer's TLS code
-/// reads it (`rsendmail` links no TLS library, so the text is what is checked): a
-/// certificate block for CACertFile; for CERTFILE, a PKCS#8 private key block at the very
-/// start of the file (native-tls's `Identity::from_pkcs8` takes nothing else) and a
-/// certificate block after it. `Err` says what is missing.
+/// reads it (`rsendmail` links no TLS library, so the text and the DER framing are what
+/// is checked here): for CACertFile, at least one certificate block; for CERTFILE, the
+/// certificate, its chain and one unencrypted private key in any order
+/// ([`identity_parts`]). Every certificate and key block must be base64 of one whole DER
+/// structure. `Err` says what is wrong, with the line where there is one.
 pub fn check_pem(what: &str, text: &[u8]) -> Result<(), String> {
-    const CERT: &str = "CERTIFICATE";
-    const KEY: &str = "PRIVATE KEY";
-    if !pem_block(text, CERT) {
-        return Err(format!("no certificate in it (-----BEGIN {CERT}-----)"));
+    if what == "CERTFILE" {
+        return identity_parts(text).map(|_| ());
     }
-    if what == "CERTFILE"
-        && !(text.starts_with(b"-----BEGIN PRIVATE KEY-----") && pem_block(text, KEY))
-    {
-        return Err(format!(
-            "does not begin with a PKCS#8 private key (-----BEGIN {KEY}-----)"
-        ));
-    }
+    let blocks = pem_blocks(text)?;
+    certificates(&blocks)?;
     Ok(())
 }
 
-/// Whether `text` has a line `-----BEGIN label-----` and, after it, `-----END label-----`.
-fn pem_block(text: &[u8], label: &str) -> bool {
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let mut lines = text
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-    lines.any(|l| l == begin.as_bytes()) && lines.any(|l| l == end.as_bytes())
+/// The labels of the private key blocks the deliverer reads: PKCS#8 (RFC 5208), PKCS#1
+/// RSA (RFC 8017 appendix A.1.2) and SEC1 EC (RFC 5915), as `openssl` writes them.
+const KEY_LABELS: [&str; 3] = ["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"];
+
+/// A CERTFILE's parts ([`identity_parts`]): its certificates as PEM blocks in file order
+/// and its private key's PEM block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityParts {
+    pub certificates: Vec<String>,
+    pub key: String,
+}
+
+/// Split a CERTFILE into its certificates and its one private key, in whatever order
+/// the file has them: certificate then key, key then certificate, a chain before or after
+/// the key. Text outside the blocks (`openssl pkcs12`'s `Bag Attributes`, comments) is
+/// ignored, and so are blocks of other kinds, except `EC PARAMETERS` (which `openssl
+/// ecparam -genkey` writes before the key). Refused, with the reason and line: no
+/// certificate, no key, a second key, an encrypted key (`ENCRYPTED PRIVATE KEY` or a
+/// `Proc-Type: 4,ENCRYPTED` header: no one is there to give its pass phrase), a key form
+/// other than [`KEY_LABELS`] (DSA, OpenSSH), a block that is not base64 of one whole DER
+/// structure, a BEGIN line without its END.
+pub fn identity_parts(text: &[u8]) -> Result<IdentityParts, String> {
+    let blocks = pem_blocks(text)?;
+    let certificates = certificates(&blocks)?;
+    let mut key: Option<&PemBlock> = None;
+    for b in &blocks {
+        let is_key = KEY_LABELS.contains(&b.label.as_str());
+        if b.label == "ENCRYPTED PRIVATE KEY" || (is_key && b.encrypted) {
+            return Err(format!(
+                "line {}: the private key is encrypted, and no one is there to give its pass \
+                 phrase (write it without one: openssl pkey -in FILE -out NEWFILE)",
+                b.line
+            ));
+        }
+        if !is_key && b.label.ends_with("PRIVATE KEY") {
+            return Err(format!(
+                "line {}: a {} block, a key form rsendmail does not read (PRIVATE KEY, RSA \
+                 PRIVATE KEY or EC PRIVATE KEY; openssl pkey -in FILE converts it)",
+                b.line, b.label
+            ));
+        }
+        if !is_key {
+            continue;
+        }
+        if key.is_some() {
+            return Err(format!(
+                "line {}: a second private key (one key and its certificate chain per file)",
+                b.line
+            ));
+        }
+        if !b.whole_der {
+            return Err(format!(
+                "line {}: the {} block is not base64 of one whole DER structure",
+                b.line, b.label
+            ));
+        }
+        key = Some(b);
+    }
+    let Some(key) = key else {
+        return Err(
+            "no private key in it (-----BEGIN PRIVATE KEY-----, or RSA PRIVATE KEY \
+                    or EC PRIVATE KEY)"
+                .into(),
+        );
+    };
+    Ok(IdentityParts {
+        certificates,
+        key: key.text.clone(),
+    })
+}
+
+/// The certificate blocks of `blocks`, each checked; at least one.
+fn certificates(blocks: &[PemBlock]) -> Result<Vec<String>, String> {
+    const CERT: &str = "CERTIFICATE";
+    let mut out = Vec::new();
+    for b in blocks.iter().filter(|b| b.label == CERT) {
+        if !b.whole_der {
+            return Err(format!(
+                "line {}: the {CERT} block is not base64 of one whole DER structure",
+                b.line
+            ));
+        }
+        out.push(b.text.clone());
+    }
+    if out.is_empty() {
+        return Err(format!("no certificate in it (-----BEGIN {CERT}-----)"));
+    }
+    Ok(out)
+}
+
+/// One PEM block (RFC 7468; RFC 1421 headers allowed).
+#[derive(Clone, Debug)]
+struct PemBlock {
+    label: String,
+    /// The line of its BEGIN line, from 1.
+    line: usize,
+    /// It has a `Proc-Type: 4,ENCRYPTED` header (an encrypted traditional key).
+    encrypted: bool,
+    /// Its base64 decodes to one DER structure (a SEQUENCE) filling it exactly.
+    whole_der: bool,
+    /// The block, BEGIN to END, with LF line ends.
+    text: String,
+}
+
+/// The PEM blocks of `text`, in order. A BEGIN line without its END (another BEGIN comes
+/// first, or the text ends) is an error.
+fn pem_blocks(text: &[u8]) -> Result<Vec<PemBlock>, String> {
+    let text = String::from_utf8_lossy(text);
+    let mut blocks = Vec::new();
+    let mut open: Option<(PemBlock, String)> = None;
+    for (i, raw) in text.split('\n').enumerate() {
+        let line = raw.trim_end_matches(['\r', ' ', '\t']);
+        let begin = line
+            .strip_prefix("-----BEGIN ")
+            .and_then(|l| l.strip_suffix("-----"));
+        match (&mut open, begin) {
+            (None, Some(label)) => {
+                let block = PemBlock {
+                    label: label.to_string(),
+                    line: i + 1,
+                    encrypted: false,
+                    whole_der: false,
+                    text: format!("{line}\n"),
+                };
+                open = Some((block, String::new()));
+            }
+            (None, None) => {}
+            (Some((b, _)), Some(_)) => {
+                return Err(format!(
+                    "line {}: -----BEGIN {}----- has no END line",
+                    b.line, b.label
+                ));
+            }
+            (Some((b, body)), None) => {
+                b.text.push_str(line);
+                b.text.push('\n');
+                if line == format!("-----END {}-----", b.label) {
+                    if let Some((mut b, body)) = open.take() {
+                        b.whole_der = unbase64_strict(&body).is_some_and(|d| whole_der(&d));
+                        blocks.push(b);
+                    }
+                } else if let Some((name, value)) = line.split_once(':') {
+                    // RFC 1421 headers (Proc-Type, DEK-Info).
+                    if name.trim().eq_ignore_ascii_case("Proc-Type") && value.contains("ENCRYPTED")
+                    {
+                        b.encrypted = true;
+                    }
+                } else {
+                    body.push_str(line.trim());
+                }
+            }
+        }
+    }
+    if let Some((b, _)) = open {
+        return Err(format!(
+            "line {}: -----BEGIN {}----- has no END line",
+            b.line, b.label
+        ));
+    }
+    Ok(blocks)
+}
+
+/// Base64 (RFC 4648 §4, with padding); `None` for anything else.
+fn unbase64_strict(s: &str) -> Option<Vec<u8>> {
+    let data = s.trim_end_matches('=');
+    if s.len() - data.len() > 2 || s.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in data.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Whether `der` is one DER SEQUENCE (X.690 §8.1: tag 0x30, a definite length in short
+/// or long form) that fills it exactly.
+fn whole_der(der: &[u8]) -> bool {
+    let [0x30, first, rest @ ..] = der else {
+        return false;
+    };
+    let (len, rest) = if *first < 0x80 {
+        (*first as usize, rest)
+    } else {
+        let n = (*first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return false;
+        }
+        let (len_bytes, rest) = rest.split_at(n);
+        (
+            len_bytes.iter().fold(0usize, |a, b| (a << 8) | *b as usize),
+            rest,
+        )
+    };
+    len == rest.len()
 }
 
 /// gethostname(2), no DNS.
@@ -1105,7 +1301,10 @@ mod tests {
     fn null_client_requires_smarthost() {
         let f = parse("PORT 25\nNULLCLIENT\nDEFER\n").unwrap_err();
         assert_eq!(f.code, Sysexit::Config);
-        assert_eq!(f.message, "test.conf: line 2: NULLCLIENT requires SMARTHOST");
+        assert_eq!(
+            f.message,
+            "test.conf: line 2: NULLCLIENT requires SMARTHOST"
+        );
         let c = parse("NULLCLIENT\nSMARTHOST relay.example\n").unwrap();
         assert!(c.all_to_smarthost());
         assert!(parse("SMARTHOST relay.example\nNULLCLIENT\n").is_ok());
@@ -1129,9 +1328,10 @@ mod tests {
         assert_eq!(c.mail_spool, PathBuf::from("/m"));
     }
 
-    /// PEM blocks as the deliverer's TLS code finds them (the base64 is not read here).
-    const CERT_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-    const KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+    /// PEM blocks framed as the deliverer's TLS code reads them: each one DER SEQUENCE
+    /// (30 03 02 01 00); what is inside is for OpenSSL to read.
+    const CERT_PEM: &str = "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n";
+    const KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMAMCAQA=\n-----END PRIVATE KEY-----\n";
 
     /// A scratch directory for file checks.
     fn scratch(name: &str) -> PathBuf {
@@ -1171,7 +1371,8 @@ mod tests {
         let no_cert = |p: &str| format!("{p}: no certificate in it (-----BEGIN CERTIFICATE-----)");
         let no_key = |p: &str| {
             format!(
-                "CERTFILE {p}: does not begin with a PKCS#8 private key (-----BEGIN PRIVATE KEY-----)"
+                "CERTFILE {p}: no private key in it (-----BEGIN PRIVATE KEY-----, or RSA \
+                 PRIVATE KEY or EC PRIVATE KEY)"
             )
         };
         let dir = d.display();
@@ -1238,7 +1439,9 @@ mod tests {
             ),
             (
                 format!("O CACertFile={begin_only}\n"),
-                Some(format!("CACertFile {}", no_cert(&begin_only))),
+                Some(format!(
+                    "CACertFile {begin_only}: line 1: -----BEGIN CERTIFICATE----- has no END line"
+                )),
             ),
             (format!("CERTFILE {key_and_cert}\n"), None),
             (
@@ -1246,11 +1449,9 @@ mod tests {
                 Some(format!("CERTFILE {}", no_cert(&passwd))),
             ),
             (format!("CERTFILE {ca}\n"), Some(no_key(&ca))),
-            (
-                format!("CERTFILE {cert_and_key}\n"),
-                Some(no_key(&cert_and_key)),
-            ),
-            (format!("CERTFILE {rsa_key}\n"), Some(no_key(&rsa_key))),
+            // Certificate and key in either order, the key in PKCS#8, PKCS#1 or SEC1 form.
+            (format!("CERTFILE {cert_and_key}\n"), None),
+            (format!("CERTFILE {rsa_key}\n"), None),
             (
                 format!("CERTFILE {key_only}\n"),
                 Some(format!("CERTFILE {}", no_cert(&key_only))),
@@ -1265,6 +1466,122 @@ mod tests {
             assert_eq!(got, want.map_or(Ok(()), Err), "{text:?}");
         }
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// Every form of CERTFILE `openssl` writes is split into its parts, whatever the
+    /// order; every broken one is refused with the reason and line.
+    #[test]
+    fn certfile_parts_in_any_order_and_form() {
+        let block = |label: &str, body: &str| {
+            format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n")
+        };
+        let der = "MAMCAQA=";
+        let cert = block("CERTIFICATE", der);
+        let cert2 = block("CERTIFICATE", "MAQCAgEB");
+        for (label, extra) in [
+            ("PRIVATE KEY", ""),
+            ("RSA PRIVATE KEY", ""),
+            (
+                "EC PRIVATE KEY",
+                "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n",
+            ),
+        ] {
+            let key = format!("{extra}{}", block(label, der));
+            for text in [
+                format!("{key}{cert}"),
+                format!("{cert}{key}"),
+                format!("{cert}{key}{cert2}"),
+                format!("Bag Attributes\n    localKeyID: 01\n{cert2}\r\n{cert}{key}"),
+            ] {
+                let parts =
+                    identity_parts(text.as_bytes()).unwrap_or_else(|e| panic!("{e}: {text}"));
+                assert_eq!(parts.key, block(label, der), "{text}");
+                assert!(parts.certificates.contains(&cert), "{text}");
+            }
+        }
+        let encrypted_rsa = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\
+                             DEK-Info: AES-128-CBC,00\n\nMAMCAQA=\n-----END RSA PRIVATE KEY-----\n";
+        for (text, why) in [
+            (cert.clone(), "no private key in it"),
+            (block("PRIVATE KEY", der), "no certificate in it"),
+            (
+                format!("{cert}{}", block("ENCRYPTED PRIVATE KEY", der)),
+                "line 4: the private key is encrypted",
+            ),
+            (
+                format!("{cert}{encrypted_rsa}"),
+                "line 4: the private key is encrypted",
+            ),
+            (
+                format!("{cert}{}", block("DSA PRIVATE KEY", der)),
+                "line 4: a DSA PRIVATE KEY block",
+            ),
+            (
+                format!("{cert}{}", block("OPENSSH PRIVATE KEY", der)),
+                "line 4: a OPENSSH PRIVATE KEY block",
+            ),
+            (
+                format!(
+                    "{}{cert}{}",
+                    block("PRIVATE KEY", der),
+                    block("PRIVATE KEY", der)
+                ),
+                "line 7: a second private key",
+            ),
+            // Cut, padded wrongly, not base64, empty, not a SEQUENCE, too long.
+            (
+                format!("{cert}{}", block("PRIVATE KEY", "MAMCAQ")),
+                "line 4: the PRIVATE KEY block is not base64",
+            ),
+            (
+                format!("{cert}{}", block("PRIVATE KEY", "MAMC")),
+                "line 4: the PRIVATE KEY block is not base64",
+            ),
+            (
+                format!("{cert}{}", block("PRIVATE KEY", "MAMC!QA=")),
+                "line 4: the PRIVATE KEY block is not base64",
+            ),
+            (
+                format!("{cert}{}", block("PRIVATE KEY", "")),
+                "line 4: the PRIVATE KEY block is not base64",
+            ),
+            (
+                format!("{cert}{}", block("PRIVATE KEY", "AgEA")),
+                "line 4: the PRIVATE KEY block is not base64",
+            ),
+            (
+                format!("{cert}{}", block("PRIVATE KEY", "MAMCAQAA")),
+                "line 4: the PRIVATE KEY block is not base64",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    block("CERTIFICATE", "MAMC"),
+                    block("PRIVATE KEY", der)
+                ),
+                "line 1: the CERTIFICATE block is not base64",
+            ),
+            (
+                format!("{cert}-----BEGIN PRIVATE KEY-----\nMAMCAQA=\n"),
+                "line 4: -----BEGIN PRIVATE KEY----- has no END line",
+            ),
+            (
+                format!("-----BEGIN CERTIFICATE-----\n{}", block("PRIVATE KEY", der)),
+                "line 1: -----BEGIN CERTIFICATE----- has no END line",
+            ),
+            (String::new(), "no certificate in it"),
+        ] {
+            let got = identity_parts(text.as_bytes()).expect_err(&text);
+            assert!(got.starts_with(why), "{text}: {got}");
+            assert_eq!(check_pem("CERTFILE", text.as_bytes()).err(), Some(got));
+        }
+        // Long-form DER lengths.
+        let mut long = vec![0x30, 0x82, 0x01, 0x00];
+        long.extend([0u8; 256]);
+        assert!(whole_der(&long));
+        assert!(!whole_der(&long[..long.len() - 1]));
+        assert!(!whole_der(&[0x30, 0x80]));
+        assert!(!whole_der(&[]));
     }
 
     #[test]

@@ -480,3 +480,294 @@ fn wrong_replies_to_starttls_and_auth_defer() {
         assert!(peer.messages().is_empty(), "{wrong}");
     }
 }
+
+/// `openssl ARGS` in `dir`, which must succeed.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Client keys in the forms openssl writes, each with a certificate `ca` (or the
+/// intermediate CA it signed) issued for it, CN `client-<name>`: `rsa8` (PKCS#8),
+/// `rsa1` (the same key as PKCS#1), `ec` (`ecparam -genkey`: EC PARAMETERS, then a SEC1
+/// key), `chain` (signed by the intermediate `int`), `enc` (PKCS#8, encrypted).
+fn client_keys(pki: &Pki) {
+    let dir = &pki.dir;
+    openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "rsa8.key",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "pkey",
+            "-in",
+            "rsa8.key",
+            "-traditional",
+            "-out",
+            "rsa1.key",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-out",
+            "ec.key",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "chain.key",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "pkey", "-in", "rsa8.key", "-aes256", "-passout", "pass:x", "-out", "enc.key",
+        ],
+    );
+    // The intermediate CA.
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "int.key",
+            "-out",
+            "int.csr",
+            "-subj",
+            "/CN=rsendmail test intermediate",
+        ],
+    );
+    fs::write(
+        dir.join("int.ext"),
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "int.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "int.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "int.ext",
+        ],
+    );
+    for (name, issuer) in [("rsa8", "ca"), ("ec", "ca"), ("chain", "int")] {
+        let cn = format!("/CN=client-{name}");
+        openssl(
+            dir,
+            &[
+                "req",
+                "-new",
+                "-key",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &cn,
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                &format!("{issuer}.pem"),
+                "-CAkey",
+                &format!("{issuer}.key"),
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.crt"),
+                "-days",
+                "2",
+            ],
+        );
+    }
+}
+
+/// CERTFILE: the certificate and its key in one file in either order, the key as
+/// PKCS#8, PKCS#1 RSA or EC (with openssl's EC PARAMETERS block), a chain in any order;
+/// the server (requiring a client certificate its CA signed) sees it. A file with a part
+/// missing, an encrypted key or a cut block is refused before the message is taken
+/// (exit 78, nothing queued); a key that belongs to none of the certificates (which
+/// only the TLS library can tell) defers the message with that reason.
+#[test]
+fn client_certificate_in_any_order_and_key_form() {
+    let Some((env0, pki)) = setup() else { return };
+    client_keys(&pki);
+    let read = |f: &str| fs::read_to_string(pki.dir.join(f)).unwrap();
+    let (rsa8, rsa1, ec, chain_key) = (
+        read("rsa8.key"),
+        read("rsa1.key"),
+        read("ec.key"),
+        read("chain.key"),
+    );
+    let (rsa_crt, ec_crt, chain_crt, int) = (
+        read("rsa8.crt"),
+        read("ec.crt"),
+        read("chain.crt"),
+        read("int.pem"),
+    );
+    assert!(rsa8.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(rsa1.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    assert!(
+        ec.starts_with("-----BEGIN EC PARAMETERS-----")
+            && ec.contains("-----BEGIN EC PRIVATE KEY-----")
+    );
+    let ca = pki.path("ca.pem");
+    let peer = tls_peer(&env0, &pki, "srv", "starttls", &[("TLS_CLIENT_CA", &ca)]);
+    let good: Vec<(&str, String, &str)> = vec![
+        (
+            "PKCS#8 key, then certificate",
+            format!("{rsa8}{rsa_crt}"),
+            "rsa8",
+        ),
+        (
+            "certificate, then PKCS#8 key",
+            format!("{rsa_crt}{rsa8}"),
+            "rsa8",
+        ),
+        (
+            "PKCS#1 key, then certificate",
+            format!("{rsa1}{rsa_crt}"),
+            "rsa8",
+        ),
+        (
+            "certificate, then PKCS#1 key",
+            format!("{rsa_crt}{rsa1}"),
+            "rsa8",
+        ),
+        ("EC key, then certificate", format!("{ec}{ec_crt}"), "ec"),
+        ("certificate, then EC key", format!("{ec_crt}{ec}"), "ec"),
+        (
+            "key, certificate, intermediate",
+            format!("{chain_key}{chain_crt}{int}"),
+            "chain",
+        ),
+        (
+            "intermediate, certificate, key",
+            format!("{int}{chain_crt}{chain_key}"),
+            "chain",
+        ),
+    ];
+    for (i, (what, text, cn)) in good.iter().enumerate() {
+        let file = env0.dir.join(format!("client-{i}.pem"));
+        fs::write(&file, text).unwrap();
+        let env = relay(
+            peer.port,
+            &format!("STARTTLS\nO CACertFile={ca}\nCERTFILE {}\n", file.display()),
+        );
+        env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
+        assert!(env.entries().is_empty(), "{what}: {:?}", env.json());
+        let t = peer.transcript();
+        assert!(
+            t.contains(&format!(" tls client=client-{cn}")),
+            "{what}: {t}"
+        );
+        assert_eq!(peer.messages().len(), i + 1, "{what}");
+    }
+    // Refused before the message is taken.
+    let cut: String = {
+        let lines: Vec<&str> = rsa8.lines().collect();
+        let mut l = lines.clone();
+        l.remove(lines.len() / 2);
+        l.join("\n") + "\n"
+    };
+    let bad: Vec<(&str, String, &str)> = vec![
+        ("certificate only", rsa_crt.clone(), "no private key in it"),
+        ("key only", rsa8.clone(), "no certificate in it"),
+        (
+            "encrypted key",
+            format!("{rsa_crt}{}", read("enc.key")),
+            "the private key is encrypted",
+        ),
+        (
+            "a line cut from the key",
+            format!("{rsa_crt}{cut}"),
+            "the PRIVATE KEY block is not base64 of one whole DER structure",
+        ),
+        (
+            "two keys",
+            format!("{rsa8}{rsa_crt}{ec}"),
+            "a second private key",
+        ),
+    ];
+    for (what, text, why) in &bad {
+        let file = env0.dir.join("bad.pem");
+        fs::write(&file, text).unwrap();
+        let env = relay(
+            peer.port,
+            &format!("STARTTLS\nO CACertFile={ca}\nCERTFILE {}\n", file.display()),
+        );
+        let r = env.sendmail(&["-odi", "ok@example.org"], MSG);
+        r.code(78);
+        assert!(
+            r.stdout
+                .starts_with(&format!("CERTFILE {}: ", file.display()))
+                && r.stdout.contains(why),
+            "{what}: {}",
+            r.stdout
+        );
+        assert!(env.entries().is_empty(), "{what}");
+    }
+    assert_eq!(peer.messages().len(), good.len());
+    // A key that is not the certificate's: deferred with the reason, nothing sent.
+    let file = env0.dir.join("mismatch.pem");
+    fs::write(&file, format!("{rsa_crt}{ec}")).unwrap();
+    let env = relay(
+        peer.port,
+        &format!("STARTTLS\nO CACertFile={ca}\nCERTFILE {}\n", file.display()),
+    );
+    env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
+    assert!(
+        env.json()[0].contains("its private key belongs to none of its certificates"),
+        "{}",
+        env.json()[0]
+    );
+    assert_eq!(peer.messages().len(), good.len());
+}

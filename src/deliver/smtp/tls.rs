@@ -99,12 +99,8 @@ impl Session {
         if let Some(cf) = &policy.client_cert {
             let pem = std::fs::read(cf)
                 .map_err(|e| fail(format!("cannot read CERTFILE {}: {e}", cf.display())))?;
-            let id = native_tls::Identity::from_pkcs8(&pem, &pem).map_err(|e| {
-                fail(format!(
-                    "bad CERTFILE {} (certificate and PKCS#8 key in PEM): {e}",
-                    cf.display()
-                ))
-            })?;
+            let id = client_identity(&pem)
+                .map_err(|why| fail(format!("bad CERTFILE {}: {why}", cf.display())))?;
             b.identity(id);
         }
         if !policy.verify || policy.fingerprint.is_some() {
@@ -162,4 +158,36 @@ impl Session {
         self.tls = true;
         Ok(())
     }
+}
+
+/// The client identity in a CERTFILE's text: its certificates and key in any order and
+/// key form ([`rsendmail::config::identity_parts`]). The key is handed to native-tls in
+/// PKCS#8 form (the only one it takes), and the certificate whose public key is the key's
+/// goes first, the rest after it as the chain. `Err` says what is wrong (a key that
+/// belongs to none of the certificates, a block OpenSSL cannot read).
+pub fn client_identity(pem: &[u8]) -> Result<native_tls::Identity, String> {
+    use openssl::pkey::PKey;
+    use openssl::x509::X509;
+    let parts = rsendmail::config::identity_parts(pem)?;
+    let key = PKey::private_key_from_pem(parts.key.as_bytes())
+        .map_err(|e| format!("its private key cannot be read: {e}"))?;
+    let pkcs8 = key
+        .private_key_to_pem_pkcs8()
+        .map_err(|e| format!("its private key cannot be converted to PKCS#8: {e}"))?;
+    let mut certs = parts
+        .certificates
+        .iter()
+        .map(|c| X509::from_pem(c.as_bytes()))
+        .collect::<Result<Vec<X509>, _>>()
+        .map_err(|e| format!("a certificate cannot be read: {e}"))?;
+    let leaf = certs
+        .iter()
+        .position(|c| c.public_key().is_ok_and(|k| k.public_eq(&key)))
+        .ok_or("its private key belongs to none of its certificates")?;
+    let leaf = certs.remove(leaf);
+    let mut chain = leaf.to_pem().map_err(|e| e.to_string())?;
+    for c in &certs {
+        chain.extend(c.to_pem().map_err(|e| e.to_string())?);
+    }
+    native_tls::Identity::from_pkcs8(&chain, &pkcs8).map_err(|e| e.to_string())
 }
