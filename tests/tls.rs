@@ -204,17 +204,28 @@ fn starttls_verified_against_the_ca_then_auth() {
     assert_eq!(peer.messages().len(), 1);
 }
 
+/// SECURETRANSFER without STARTTLS is TLS from the first byte, as in dma, also with
+/// OPPORTUNISTIC_TLS (which dma reads only with STARTTLS).
 #[test]
 fn implicit_tls_with_securetransfer() {
     let Some((env0, pki)) = setup() else { return };
     let peer = tls_peer(&env0, &pki, "srv", "implicit", &[]);
-    let env = relay(
-        peer.port,
-        &format!("SECURETRANSFER\nO CACertFile={}\n", pki.path("ca.pem")),
-    );
-    env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
-    assert!(peer.transcript().contains(" tls"), "{}", peer.transcript());
-    assert_eq!(peer.messages().len(), 1);
+    for (i, keywords) in ["SECURETRANSFER\n", "SECURETRANSFER\nOPPORTUNISTIC_TLS\n"]
+        .iter()
+        .enumerate()
+    {
+        let env = relay(
+            peer.port,
+            &format!(
+                "{keywords}O Timeout.initial=5s\nO CACertFile={}\n",
+                pki.path("ca.pem")
+            ),
+        );
+        env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
+        assert!(env.entries().is_empty(), "{keywords:?}: {:?}", env.json());
+        assert!(peer.transcript().contains(" tls"), "{}", peer.transcript());
+        assert_eq!(peer.messages().len(), i + 1, "{keywords:?}");
+    }
 }
 
 #[test]

@@ -19,8 +19,9 @@ use rsendmail::deadline::{Deadline, Limit};
 use rsendmail::status;
 use std::io::BufReader;
 
-/// When to use TLS (dma's keywords): `SECURETRANSFER` alone is TLS from the first byte
-/// (SMTPS); `STARTTLS` requires STARTTLS; `OPPORTUNISTIC_TLS` uses it when offered.
+/// When to use TLS (dma's keywords, read by `engine::tls_mode`): `SECURETRANSFER`
+/// without `STARTTLS` is TLS from the first byte (SMTPS); `STARTTLS` requires STARTTLS;
+/// `OPPORTUNISTIC_TLS` uses it when offered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum TlsMode {
     #[default]
