@@ -183,6 +183,14 @@ impl Config {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
+            // dma (conf.c) ends a line at a `#` wherever it stands (`STARTTLS  # relay`);
+            // not an `O` line, whose value is sendmail's.
+            let first = line.split([' ', '\t', '#']).next().unwrap_or("");
+            let line = if is_keyword_shaped(first) {
+                line.split('#').next().unwrap_or(line).trim_end()
+            } else {
+                line
+            };
             let err = |code: Sysexit, msg: String| {
                 Fatal::new(code, format!("{name}: line {lineno}: {msg}"))
             };
@@ -1294,6 +1302,34 @@ mod tests {
         // Each timeout on its own, as in sendmail: the others are still read.
         assert_eq!(c.settings.timeouts.connect, None);
         assert_eq!(c.settings.timeouts.datafinal, Some(7));
+    }
+
+    /// dma's rule (conf.c): a `#` ends a keyword line wherever it stands; an `O` line
+    /// keeps it (sendmail's values).
+    #[test]
+    fn comments_end_keyword_lines_as_in_dma() {
+        let c = parse(
+            "SMARTHOST relay.example:587 # the relay\nSTARTTLS\t# yes\nINSECURE#\n\
+             MAILNAME m.example #x\nO MaxHopCount=5 # not a comment\n",
+        );
+        let f = c.unwrap_err();
+        assert_eq!(
+            f.message.split(": ").take(2).collect::<Vec<_>>(),
+            ["test.conf", "line 5"]
+        );
+        let c = parse(
+            "SMARTHOST relay.example:587 # the relay\nSTARTTLS\t# yes\nINSECURE#\n\
+             MAILNAME m.example #x\nPORT 2525#\n",
+        )
+        .unwrap();
+        assert_eq!(c.smarthost, ["relay.example:587"]);
+        assert!(c.starttls && c.insecure);
+        assert_eq!(c.host_name(), "m.example");
+        assert_eq!(c.port, Some(2525));
+        assert_eq!(
+            parse("SMARTHOST # none\n").unwrap_err().message,
+            "test.conf: line 1: SMARTHOST requires a value"
+        );
     }
 
     /// dma's rule (conf.c): NULLCLIENT needs SMARTHOST, wherever in the file it is.
