@@ -591,10 +591,150 @@ pub fn identity_parts(text: &[u8]) -> Result<IdentityParts, String> {
                 .into(),
         );
     };
+    // The key's public half against the certificates', where the DER says both (RSA, and
+    // EC keys that carry their public point): a key of another certificate is refused
+    // here; anything this reading cannot tell is left to the TLS library at delivery.
+    let key_public = private_key_public(&key.label, &key.der);
+    let cert_publics: Option<Vec<PublicKey>> = blocks
+        .iter()
+        .filter(|b| b.label == "CERTIFICATE")
+        .map(|b| certificate_public(&b.der))
+        .collect();
+    if let (Some(k), Some(certs)) = (key_public, cert_publics)
+        && !certs.contains(&k)
+    {
+        return Err(format!(
+            "line {}: the private key belongs to none of its certificates",
+            key.line
+        ));
+    }
     Ok(IdentityParts {
         certificates,
         key: key.text.clone(),
     })
+}
+
+/// A public key as DER states it, for comparing a private key with certificates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum PublicKey {
+    /// RSA's modulus and public exponent (DER INTEGER contents, minimal).
+    Rsa(Vec<u8>, Vec<u8>),
+    /// An EC public point in uncompressed form (`04 || X || Y`).
+    Ec(Vec<u8>),
+}
+
+/// One DER TLV (X.690 §8.1): its tag, its contents and what follows it.
+fn der_tlv(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = d.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let (len_bytes, rest) = rest.split_at(n);
+        (
+            len_bytes.iter().fold(0usize, |a, b| (a << 8) | *b as usize),
+            rest,
+        )
+    };
+    if rest.len() < len {
+        return None;
+    }
+    let (contents, rest) = rest.split_at(len);
+    Some((tag, contents, rest))
+}
+
+/// The contents of a TLV with tag `want` at the start of `d`, and what follows.
+fn der_take(d: &[u8], want: u8) -> Option<(&[u8], &[u8])> {
+    der_tlv(d).and_then(|(t, c, r)| (t == want).then_some((c, r)))
+}
+
+/// rsaEncryption (1.2.840.113549.1.1.1) and id-ecPublicKey (1.2.840.10045.2.1), as DER
+/// OBJECT IDENTIFIER contents.
+const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+
+/// RSAPublicKey's or RSAPrivateKey's modulus and exponent (RFC 8017 A.1): `skip_version`
+/// for the private form.
+fn rsa_public(d: &[u8], skip_version: bool) -> Option<PublicKey> {
+    let (mut seq, _) = der_take(d, 0x30)?;
+    if skip_version {
+        seq = der_take(seq, 0x02)?.1;
+    }
+    let (n, rest) = der_take(seq, 0x02)?;
+    let (e, _) = der_take(rest, 0x02)?;
+    Some(PublicKey::Rsa(n.to_vec(), e.to_vec()))
+}
+
+/// An uncompressed EC point from a BIT STRING's contents (no unused bits).
+fn ec_point(bits: &[u8]) -> Option<PublicKey> {
+    match bits {
+        [0, point @ ..] if point.first() == Some(&4) => Some(PublicKey::Ec(point.to_vec())),
+        _ => None,
+    }
+}
+
+/// The public key of an X.509 certificate (RFC 5280 §4.1): `None` when it is not one
+/// this reading knows.
+fn certificate_public(der: &[u8]) -> Option<PublicKey> {
+    let (cert, _) = der_take(der, 0x30)?;
+    let (tbs, _) = der_take(cert, 0x30)?;
+    let mut r = tbs;
+    if let Some((0xa0, _, rest)) = der_tlv(r) {
+        r = rest;
+    }
+    // serialNumber, signature, issuer, validity, subject.
+    for _ in 0..5 {
+        r = der_tlv(r)?.2;
+    }
+    let (spki, _) = der_take(r, 0x30)?;
+    let (alg, rest) = der_take(spki, 0x30)?;
+    let (oid, _) = der_take(alg, 0x06)?;
+    let (bits, _) = der_take(rest, 0x03)?;
+    match oid {
+        OID_RSA => rsa_public(bits.get(1..)?, false),
+        OID_EC => ec_point(bits),
+        _ => None,
+    }
+}
+
+/// SEC1's ECPrivateKey (RFC 5915 §3): its public point, when it carries one.
+fn sec1_public(der: &[u8]) -> Option<PublicKey> {
+    let (seq, _) = der_take(der, 0x30)?;
+    let (_, rest) = der_take(seq, 0x02)?;
+    let (_, mut rest) = der_take(rest, 0x04)?;
+    while let Some((tag, contents, next)) = der_tlv(rest) {
+        if tag == 0xa1 {
+            return ec_point(der_take(contents, 0x03)?.0);
+        }
+        rest = next;
+    }
+    None
+}
+
+/// The public half of a private key block, `None` when this reading cannot tell it.
+fn private_key_public(label: &str, der: &[u8]) -> Option<PublicKey> {
+    match label {
+        "RSA PRIVATE KEY" => rsa_public(der, true),
+        "EC PRIVATE KEY" => sec1_public(der),
+        "PRIVATE KEY" => {
+            // PKCS#8 (RFC 5208 §5): version, algorithm, the key in an OCTET STRING.
+            let (seq, _) = der_take(der, 0x30)?;
+            let (_, rest) = der_take(seq, 0x02)?;
+            let (alg, rest) = der_take(rest, 0x30)?;
+            let (oid, _) = der_take(alg, 0x06)?;
+            let (inner, _) = der_take(rest, 0x04)?;
+            match oid {
+                OID_RSA => rsa_public(inner, true),
+                OID_EC => sec1_public(inner),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 /// The certificate blocks of `blocks`, each checked; at least one.
@@ -626,6 +766,8 @@ struct PemBlock {
     encrypted: bool,
     /// Its base64 decodes to one DER structure (a SEQUENCE) filling it exactly.
     whole_der: bool,
+    /// What its base64 decodes to (empty when it is not base64).
+    der: Vec<u8>,
     /// The block, BEGIN to END, with LF line ends.
     text: String,
 }
@@ -648,6 +790,7 @@ fn pem_blocks(text: &[u8]) -> Result<Vec<PemBlock>, String> {
                     line: i + 1,
                     encrypted: false,
                     whole_der: false,
+                    der: Vec::new(),
                     text: format!("{line}\n"),
                 };
                 open = Some((block, String::new()));
@@ -664,7 +807,8 @@ fn pem_blocks(text: &[u8]) -> Result<Vec<PemBlock>, String> {
                 b.text.push('\n');
                 if line == format!("-----END {}-----", b.label) {
                     if let Some((mut b, body)) = open.take() {
-                        b.whole_der = unbase64_strict(&body).is_some_and(|d| whole_der(&d));
+                        b.der = unbase64_strict(&body).unwrap_or_default();
+                        b.whole_der = whole_der(&b.der);
                         blocks.push(b);
                     }
                 } else if let Some((name, value)) = line.split_once(':') {

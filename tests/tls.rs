@@ -509,7 +509,8 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// Client keys in the forms openssl writes, each with a certificate `ca` (or the
 /// intermediate CA it signed) issued for it, CN `client-<name>`: `rsa8` (PKCS#8),
 /// `rsa1` (the same key as PKCS#1), `ec` (`ecparam -genkey`: EC PARAMETERS, then a SEC1
-/// key), `chain` (signed by the intermediate `int`), `enc` (PKCS#8, encrypted).
+/// key; `ec8` the same key as PKCS#8), `chain` (signed by the intermediate `int`), `enc`
+/// (PKCS#8, encrypted), `ed` (Ed25519, no certificate).
 fn client_keys(pki: &Pki) {
     let dir = &pki.dir;
     openssl(
@@ -564,6 +565,8 @@ fn client_keys(pki: &Pki) {
             "pkey", "-in", "rsa8.key", "-aes256", "-passout", "pass:x", "-out", "enc.key",
         ],
     );
+    openssl(dir, &["pkey", "-in", "ec.key", "-out", "ec8.key"]);
+    openssl(dir, &["genpkey", "-algorithm", "ed25519", "-out", "ed.key"]);
     // The intermediate CA.
     openssl(
         dir,
@@ -644,9 +647,10 @@ fn client_keys(pki: &Pki) {
 /// CERTFILE: the certificate and its key in one file in either order, the key as
 /// PKCS#8, PKCS#1 RSA or EC (with openssl's EC PARAMETERS block), a chain in any order;
 /// the server (requiring a client certificate its CA signed) sees it. A file with a part
-/// missing, an encrypted key or a cut block is refused before the message is taken
-/// (exit 78, nothing queued); a key that belongs to none of the certificates (which
-/// only the TLS library can tell) defers the message with that reason.
+/// missing, an encrypted key, a cut block, or an RSA or EC key that belongs to none of
+/// its certificates is refused before the message is taken (exit 78, nothing queued); a
+/// key whose public half the file does not state (Ed25519), which only the TLS library
+/// can compare, defers the message with that reason.
 #[test]
 fn client_certificate_in_any_order_and_key_form() {
     let Some((env0, pki)) = setup() else { return };
@@ -695,6 +699,11 @@ fn client_certificate_in_any_order_and_key_form() {
         ),
         ("EC key, then certificate", format!("{ec}{ec_crt}"), "ec"),
         ("certificate, then EC key", format!("{ec_crt}{ec}"), "ec"),
+        (
+            "certificate, then PKCS#8 EC key",
+            format!("{ec_crt}{}", read("ec8.key")),
+            "ec",
+        ),
         (
             "key, certificate, intermediate",
             format!("{chain_key}{chain_crt}{int}"),
@@ -747,6 +756,21 @@ fn client_certificate_in_any_order_and_key_form() {
             format!("{rsa8}{rsa_crt}{ec}"),
             "a second private key",
         ),
+        (
+            "another certificate's RSA key",
+            format!("{rsa_crt}{chain_key}"),
+            "the private key belongs to none of its certificates",
+        ),
+        (
+            "another certificate's PKCS#1 key",
+            format!("{chain_crt}{int}{rsa1}"),
+            "the private key belongs to none of its certificates",
+        ),
+        (
+            "an EC key with an RSA certificate",
+            format!("{rsa_crt}{ec}"),
+            "the private key belongs to none of its certificates",
+        ),
     ];
     for (what, text, why) in &bad {
         let file = env0.dir.join("bad.pem");
@@ -767,9 +791,10 @@ fn client_certificate_in_any_order_and_key_form() {
         assert!(env.entries().is_empty(), "{what}");
     }
     assert_eq!(peer.messages().len(), good.len());
-    // A key that is not the certificate's: deferred with the reason, nothing sent.
+    // A key whose public half the file does not state (Ed25519): only the TLS library
+    // finds that it is not the certificate's; deferred with the reason, nothing sent.
     let file = env0.dir.join("mismatch.pem");
-    fs::write(&file, format!("{rsa_crt}{ec}")).unwrap();
+    fs::write(&file, format!("{rsa_crt}{}", read("ed.key"))).unwrap();
     let env = relay(
         peer.port,
         &format!("STARTTLS\nO CACertFile={ca}\nCERTFILE {}\n", file.display()),
