@@ -9,8 +9,8 @@
 //!   with its IPv6 and IPv4 addresses;
 //! - no MX but the name exists: the implicit MX, the domain's own A/AAAA;
 //! - NXDOMAIN, a null MX (`MX 0 .`) or no address at all: permanent ("Host unknown");
-//! - a relay's host name ([`Dns::host`]): NXDOMAIN, NODATA or a failed lookup, told apart
-//!   so that the reason names which;
+//! - a relay's host name ([`Dns::host`], or [`system_host`] without RESOLVER): NXDOMAIN,
+//!   NODATA or a failed lookup, told apart so that the reason names which;
 //! - SERVFAIL, refusal, timeouts: temporary.
 
 use hickory_resolver::TokioResolver;
@@ -193,6 +193,64 @@ impl Dns {
             Err((false, e)) => lookup_failure(domain, &e),
         }
     }
+}
+
+/// The addresses of a relay's host name through the system's resolver (getaddrinfo(3):
+/// nsswitch, `/etc/hosts`, `/etc/resolv.conf`), told apart as [`Dns::host`] tells them:
+/// `EAI_NONAME` is a name that does not exist, `EAI_NODATA` one without an address,
+/// anything else (`EAI_AGAIN`: SERVFAIL, a refusal, no answer) a failed lookup.
+pub fn system_host(name: &str) -> Result<Vec<IpAddr>, HostError> {
+    let Ok(c_name) = std::ffi::CString::new(name) else {
+        return Err(HostError::NotFound);
+    };
+    // SAFETY: an all-zero addrinfo is the documented "no hints" value; the fields set
+    // are plain integers.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_family = libc::AF_UNSPEC;
+    hints.ai_socktype = libc::SOCK_STREAM;
+    let mut list: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: c_name is a NUL-terminated string that outlives the call; `list` receives
+    // a list this function frees below and nowhere else.
+    let rc = unsafe { libc::getaddrinfo(c_name.as_ptr(), std::ptr::null(), &hints, &mut list) };
+    if rc != 0 {
+        return Err(match rc {
+            libc::EAI_NONAME => HostError::NotFound,
+            libc::EAI_NODATA => HostError::NoData,
+            _ => {
+                // SAFETY: gai_strerror returns a static NUL-terminated string.
+                let text = unsafe { std::ffi::CStr::from_ptr(libc::gai_strerror(rc)) };
+                HostError::Failed(text.to_string_lossy().into_owned())
+            }
+        });
+    }
+    let mut out = Vec::new();
+    let mut at = list;
+    while !at.is_null() {
+        // SAFETY: `at` is a node of the list getaddrinfo returned, not yet freed; its
+        // ai_addr points to a sockaddr of the family it names.
+        let node = unsafe { &*at };
+        if !node.ai_addr.is_null() {
+            match node.ai_family {
+                libc::AF_INET => {
+                    let sa = unsafe { &*(node.ai_addr as *const libc::sockaddr_in) };
+                    out.push(IpAddr::from(u32::from_be(sa.sin_addr.s_addr).to_be_bytes()));
+                }
+                libc::AF_INET6 => {
+                    let sa = unsafe { &*(node.ai_addr as *const libc::sockaddr_in6) };
+                    out.push(IpAddr::from(sa.sin6_addr.s6_addr));
+                }
+                _ => {}
+            }
+        }
+        at = node.ai_next;
+    }
+    // SAFETY: the list getaddrinfo returned, freed once.
+    unsafe { libc::freeaddrinfo(list) };
+    out.dedup();
+    if out.is_empty() {
+        return Err(HostError::NoData);
+    }
+    Ok(out)
 }
 
 /// Why a host name gave no address ([`Dns::host`]).
