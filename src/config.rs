@@ -835,7 +835,7 @@ fn pem_blocks(text: &[u8]) -> Result<Vec<PemBlock>, String> {
 /// Base64 (RFC 4648 §4, with padding); `None` for anything else.
 fn unbase64_strict(s: &str) -> Option<Vec<u8>> {
     let data = s.trim_end_matches('=');
-    if s.len() - data.len() > 2 || s.len() % 4 != 0 {
+    if s.len() - data.len() > 2 || !s.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(s.len() / 4 * 3);

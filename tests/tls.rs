@@ -405,7 +405,8 @@ fn auth_without_tls_cram_md5_or_insecure() {
     let creds = [("AUTH_USER", "bob"), ("AUTH_PASS", "pw-in-clear")];
     // (what the server offers besides the credentials, INSECURE, what must happen:
     // the mechanism used, or None for a deferral without AUTH)
-    let cases: &[(&[(&str, &str)], bool, Option<&str>)] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], bool, Option<&'a str>);
+    let cases: &[Case] = &[
         (&[("AUTH_NO_CRAM", "1")], false, None),
         (&[("AUTH_NO_CRAM", "1")], true, Some("PLAIN")),
         (&[("AUTH_ONLY_CRAM", "1")], false, Some("CRAM-MD5")),
