@@ -415,7 +415,7 @@ fn checked_values_are_the_ones_delivery_uses() {
     let ca = env0.dir.join("ca.pem");
     fs::write(
         &ca,
-        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n",
     )
     .unwrap();
     let env = Env::with_config(&format!(
@@ -758,7 +758,7 @@ fn good_values_of_every_kind_deliver() {
     let ca = env0.dir.join("ca.pem");
     fs::write(
         &ca,
-        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n",
     )
     .unwrap();
     let auth = env0.dir.join("auth.conf");
