@@ -274,11 +274,17 @@ def relax_headers(data: bytes) -> bytes:
 #             (NOERROR with no A or AAAA answer: "NODATA")
 #   dnstimeout the name relay.to.test, whose lookup is never answered (the case sets
 #             -O Timeout.resolver.retrans=1s -O Timeout.resolver.retry=1)
+#   nxdomain-refused  two smarthosts in turn: relay.nx.test (NXDOMAIN), then
+#             127.0.0.1 on a port where nothing listens
 # The name faults run in a private network namespace with dnsmasq as the only name
 # server (see Namespace), so that no lookup ever leaves the machine.
-FAULTS = ("refused", "silent", "nxdomain", "servfail", "nodata", "dnstimeout")
+FAULTS = ("refused", "silent", "nxdomain", "servfail", "nodata", "dnstimeout",
+          "nxdomain-refused")
 FAULT_NAMES = {"nxdomain": "relay.nx.test", "servfail": "relay.fail.test",
-               "nodata": "relay.nodata.test", "dnstimeout": "relay.to.test"}
+               "nodata": "relay.nodata.test", "dnstimeout": "relay.to.test",
+               "nxdomain-refused": "relay.nx.test"}
+# Faults that are a list of smarthosts, tried in turn (the first is FAULT_NAMES').
+FAULT_MORE_HOSTS = {"nxdomain-refused": ["127.0.0.1"]}
 # dnsmasq answers NXDOMAIN for these domains and everything under them, REFUSED (a
 # temporary lookup failure) for every other name it is asked, except NODATA's and
 # TIMEOUT's names.
@@ -325,6 +331,9 @@ class Fault:
         self.kind = kind
         self.silent = None
         self.host = FAULT_NAMES.get(kind, "127.0.0.1")
+        # Every smarthost, in the order they are tried (sendmail's `[a]:[b]`,
+        # rsendmail's `SMARTHOST a b`).
+        self.hosts = [self.host] + FAULT_MORE_HOSTS.get(kind, [])
         if kind == "silent":
             self.silent = Silent()
             self.port = self.silent.port
