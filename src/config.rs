@@ -1919,6 +1919,26 @@ mod tests {
         use proptest::prelude::*;
         use proptest::sample::select;
 
+        /// Base64 with padding (RFC 4648 §4), for generated PEM bodies.
+        fn b64(data: &[u8]) -> String {
+            const T: &[u8; 64] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let mut o = String::new();
+            for c in data.chunks(3) {
+                let n = (c[0] as u32) << 16
+                    | (*c.get(1).unwrap_or(&0) as u32) << 8
+                    | *c.get(2).unwrap_or(&0) as u32;
+                for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+                    o.push(if i <= c.len() {
+                        T[(n >> shift) as usize & 63] as char
+                    } else {
+                        '='
+                    });
+                }
+            }
+            o
+        }
+
         /// A config line: a keyword (dma's, ours, `O`, `O<letter>`, or any word), a blank
         /// or not, and a value (an option assignment, a number, or any text).
         fn line() -> impl Strategy<Value = String> {
@@ -2036,6 +2056,50 @@ mod tests {
                 let line = line.unwrap_or_default().trim_end_matches('\r').trim();
                 prop_assert!(!line.is_empty() && !line.starts_with('#'), "{:?}", line);
                 prop_assert!(matches!(f.code, Sysexit::Config | Sysexit::Usage), "{:?}", f.code);
+            }
+
+            /// Any PEM-ish text (blocks of the labels the check knows, any base64 or
+            /// bytes, DER-framed or not, in any order) is split or refused with a reason,
+            /// never a panic; a refusal with a line names one that exists.
+            #[test]
+            fn any_pem_text_is_split_or_refused(
+                blocks in vec(
+                    (
+                        select(&["CERTIFICATE", "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY",
+                                 "ENCRYPTED PRIVATE KEY", "DSA PRIVATE KEY", "EC PARAMETERS", "X"][..]),
+                        prop_oneof![
+                            vec(any::<u8>(), 0..80).prop_map(|d| {
+                                let mut der = vec![0x30, d.len().min(127) as u8];
+                                der.extend(d.iter().take(127));
+                                b64(&der)
+                            }),
+                            "[A-Za-z0-9+/=]{0,40}",
+                            "\\PC{0,20}",
+                        ],
+                        any::<bool>(),
+                    ),
+                    0..5,
+                ),
+                junk in "[\\PC\r\n]{0,30}",
+            ) {
+                let mut text = junk.clone();
+                for (label, body, end) in &blocks {
+                    text.push_str(&format!("\n-----BEGIN {label}-----\n{body}\n"));
+                    if *end {
+                        text.push_str(&format!("-----END {label}-----\n"));
+                    }
+                }
+                for r in [identity_parts(text.as_bytes()).map(|_| ()), check_pem("CACertFile", text.as_bytes())] {
+                    if let Err(why) = r {
+                        prop_assert!(!why.is_empty());
+                        if let Some(n) = why.strip_prefix("line ").and_then(|r| r.split_once(':')).and_then(|(n, _)| n.parse::<usize>().ok()) {
+                            prop_assert!(n >= 1 && n <= text.split('\n').count(), "{}", why);
+                        }
+                    }
+                }
+                let _ = der_tlv(text.as_bytes());
+                let _ = certificate_public(text.as_bytes());
+                let _ = private_key_public("PRIVATE KEY", text.as_bytes());
             }
 
             #[test]
