@@ -280,13 +280,31 @@ def relax_headers(data: bytes) -> bytes:
 #             (the case sets Timeout.initial small)
 #   nxdomain  the name relay.nx.test, which the name server says does not exist
 #   servfail  the name relay.fail.test, whose lookup fails (the server refuses it)
+#   nodata    the name relay.nodata.test, which exists (a TXT record) but has no address
+#             (NOERROR with no A or AAAA answer: "NODATA")
+#   dnstimeout the name relay.to.test, whose lookup is never answered (the case sets
+#             -O Timeout.resolver.retrans=1s -O Timeout.resolver.retry=1)
+#   nxdomain-refused  two smarthosts in turn: relay.nx.test (NXDOMAIN), then
+#             127.0.0.1 on a port where nothing listens
 # The name faults run in a private network namespace with dnsmasq as the only name
 # server (see Namespace), so that no lookup ever leaves the machine.
-FAULTS = ("refused", "silent", "nxdomain", "servfail")
-FAULT_NAMES = {"nxdomain": "relay.nx.test", "servfail": "relay.fail.test"}
+FAULTS = ("refused", "silent", "nxdomain", "servfail", "nodata", "dnstimeout",
+          "nxdomain-refused")
+FAULT_NAMES = {"nxdomain": "relay.nx.test", "servfail": "relay.fail.test",
+               "nodata": "relay.nodata.test", "dnstimeout": "relay.to.test",
+               "nxdomain-refused": "relay.nx.test"}
+# Faults that are a list of smarthosts, tried in turn (the first is FAULT_NAMES').
+FAULT_MORE_HOSTS = {"nxdomain-refused": ["127.0.0.1"]}
 # dnsmasq answers NXDOMAIN for these domains and everything under them, REFUSED (a
-# temporary lookup failure) for every other name it is asked.
+# temporary lookup failure) for every other name it is asked, except NODATA's and
+# TIMEOUT's names.
 NXDOMAINS = ("com", "org", "net", "nx.test")
+# A name that exists with no address: answered from local data only (NOERROR, no
+# answer for A/AAAA/MX), other names under the domain NXDOMAIN.
+NODATA = ("nodata.test", "relay.nodata.test")
+# A domain whose lookups are forwarded to a port where no name server listens: dnsmasq
+# never answers them, and the client times out.
+TIMEOUT = "to.test"
 
 
 class Silent:
@@ -323,6 +341,9 @@ class Fault:
         self.kind = kind
         self.silent = None
         self.host = FAULT_NAMES.get(kind, "127.0.0.1")
+        # Every smarthost, in the order they are tried (sendmail's `[a]:[b]`,
+        # rsendmail's `SMARTHOST a b`).
+        self.hosts = [self.host] + FAULT_MORE_HOSTS.get(kind, [])
         if kind == "silent":
             self.silent = Silent()
             self.port = self.silent.port
@@ -341,13 +362,16 @@ class Fault:
 
 def dnsmasq_args(port, log):
     """dnsmasq as the fault cases' name server: on 127.0.0.1:`port`, no upstream, no
-    /etc/hosts, NXDOMAIN for NXDOMAINS, REFUSED for the rest."""
+    /etc/hosts, NXDOMAIN for NXDOMAINS, NODATA for NODATA's name, no answer at all under
+    TIMEOUT, REFUSED for the rest."""
     args = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
             "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
             "--port=%d" % port, "--log-queries", "--log-facility=%s" % log,
             "--pid-file=%s.pid" % log]
     if os.getuid() == 0:
         args.append("--user=root")
+    args += ["--local=/%s/" % NODATA[0], "--txt-record=%s,nodata" % NODATA[1],
+             "--server=/%s/127.0.0.1#9" % TIMEOUT]
     return args + ["--address=/%s/" % d for d in NXDOMAINS]
 
 

@@ -24,7 +24,7 @@ Optional files in a case:
   files/    copied into the directory the case runs in (an aliases file, say); `@DIR@`
             in args and before stands for that directory, written back as DIR
   fault     what is wrong with the smarthost instead (common.FAULTS): refused, silent,
-            nxdomain, servfail
+            nxdomain, servfail, nodata, dnstimeout, nxdomain-refused
 `@QID@` in args stands for the id of the message `before` queued (`-qI@QID@`).
 The private queue directory's path is written as QUEUEDIR and the smarthost's port as
 SINKPORT; everything else is stored exactly as printed (ids, dates and host names are
@@ -88,14 +88,16 @@ def isolate():
     return dns
 
 
-def derived_cf(into, host, port):
-    """A copy of sendmail.cf relaying to [host] on port."""
+def derived_cf(into, hosts, port):
+    """A copy of sendmail.cf relaying to [host] on port (several: `[a]:[b]`, tried in
+    turn)."""
     with open(SENDMAIL_CF) as f:
         cf = f.read()
     for old in ("\nDSrelay:[127.0.0.1]\n", "TCP $h 2525\n"):
         if old not in cf:
             raise SystemExit("%s: no %r to rewrite" % (SENDMAIL_CF, old.strip()))
-    cf = cf.replace("\nDSrelay:[127.0.0.1]\n", "\nDSrelay:[%s]\n" % host)
+    cf = cf.replace("\nDSrelay:[127.0.0.1]\n",
+                    "\nDSrelay:%s\n" % ":".join("[%s]" % h for h in hosts))
     cf = cf.replace("TCP $h 2525\n", "TCP $h %d\n" % port)
     path = os.path.join(into, "sendmail.cf")
     with open(path, "w") as f:
@@ -109,8 +111,8 @@ def record(case, version, sink):
     work = tempfile.mkdtemp(prefix="compat-w-")
     case.copy_files(work)
     fault = Fault(case.fault) if case.fault else None
-    host, port = (fault.host, fault.port) if fault else ("127.0.0.1", sink.port)
-    cf = derived_cf(tempfile.mkdtemp(prefix="compat-cf-"), host, port)
+    hosts, port = (fault.hosts, fault.port) if fault else (["127.0.0.1"], sink.port)
+    cf = derived_cf(tempfile.mkdtemp(prefix="compat-cf-"), hosts, port)
     if case.sink_mode:
         sink.reset(case.sink_mode)
     base = ["sendmail", "-Am", "-C" + cf, "-oQ" + qdir]

@@ -66,7 +66,7 @@ def run_case(binary, case, sink):
     try:
         spool = os.path.join(work, "spool")
         conf = os.path.join(work, "rsendmail.conf")
-        host, port = (fault.host, fault.port) if fault else ("127.0.0.1", sink.port)
+        hosts, port = (fault.hosts, fault.port) if fault else (["127.0.0.1"], sink.port)
         # A name fault: rsendmail runs in a network namespace of its own with dnsmasq,
         # the only name server it can reach (RESOLVER).
         prefix = []
@@ -77,7 +77,7 @@ def run_case(binary, case, sink):
             prefix = ns.prefix
         with open(conf, "w") as f:
             f.write("SPOOLDIR %s\nMAILNAME vm.example.test\nSMARTHOST %s\nPORT %d\n"
-                    % (spool, host, port))
+                    % (spool, " ".join(hosts), port))
             if ns:
                 f.write("RESOLVER 127.0.0.1:%d\n" % dns_port)
             # Debian's sendmail.cf, which the recording used, says this.

@@ -609,6 +609,9 @@ pub fn read_list_file(path: &Path, no_follow: bool) -> Result<(Vec<u8>, u32), Li
 pub type IncludeReader<'a> =
     dyn Fn(&Path, Option<u32>) -> Result<(String, u32), ListFileError> + 'a;
 
+/// The name of dma's catch-all alias.
+pub const CATCH_ALL: &str = "*";
+
 /// What expansion needs to know about the system.
 pub struct Expander<'a> {
     /// None: no aliasing (`-n`, or no aliases file).
@@ -653,10 +656,24 @@ pub fn read_include(path: &Path, as_user: Option<u32>) -> Result<(String, u32), 
 impl Expander<'_> {
     /// Expand addresses (as written in a list, `:include:` file or `.forward`), whose
     /// `|command` and `/file` targets run as `owner`.
+    ///
+    /// dma's catch-all alias: when the file has an alias named `*`, a recipient given
+    /// as it is (`owner` None: not a `.forward`'s target) that is a local name with no
+    /// alias of its own goes to `*`'s targets instead, whether or not such a user
+    /// exists (dma(8), ALIASES; `dma.c` `add_recp`). Targets of aliases, lists and
+    /// `*` itself are not caught again.
     pub fn expand(&self, addrs: &[String], owner: Option<u32>) -> Expansion {
         let mut out = Expansion::default();
         let mut included = std::collections::HashSet::new();
         for a in addrs {
+            if let (None, Some((aliases, all))) = (owner, self.catch_all(a)) {
+                let mut chain = vec![CATCH_ALL.to_string()];
+                for t in &all.targets {
+                    let o = Some(aliases.owner);
+                    self.one(t, o, None, &mut chain, &mut included, &mut out);
+                }
+                continue;
+            }
             self.one(a, owner, None, &mut Vec::new(), &mut included, &mut out);
         }
         // The first mention wins (sendmail sends one copy per recipient).
@@ -669,6 +686,22 @@ impl Expander<'_> {
             seen.insert(k)
         });
         out
+    }
+
+    /// The aliases and their `*` alias when `addr` is caught by it (see [`Self::expand`]):
+    /// a plain local address (not `|`, `/`, `\\` or `:include:`) whose name has no alias.
+    fn catch_all(&self, addr: &str) -> Option<(&Aliases, &Alias)> {
+        let aliases = self.aliases?;
+        let all = aliases.get(CATCH_ALL)?;
+        let addr = addr.trim();
+        if addr.starts_with(['|', '/', '\\']) || addr.starts_with(":include:") {
+            return None;
+        }
+        let plain = address::parse_one(addr).ok()?;
+        if !(self.is_local)(&plain) || aliases.get(&key_of(&plain)).is_some() {
+            return None;
+        }
+        Some((aliases, all))
     }
 
     fn push(out: &mut Expansion, target: Target, sender: &Option<String>, owner: Option<u32>) {
@@ -968,6 +1001,40 @@ mod tests {
 
     fn addrs(e: &Expansion) -> Vec<String> {
         e.targets.iter().map(|t| t.target.address()).collect()
+    }
+
+    /// dma's `*`: every local recipient without an alias of its own, user or not, goes
+    /// to its targets; alias targets, `.forward` targets and remote addresses do not.
+    #[test]
+    fn catch_all_alias_as_in_dma() {
+        let a = parse("root: bob\n*: admin@remote.example, carol\nlist: stranger\n");
+        let inc = |_: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
+            Err(std::io::Error::from(std::io::ErrorKind::NotFound).into())
+        };
+        let e = expander(&a, &inc);
+        let x = |s: &str| e.expand(&[s.to_string()], None);
+        for caught in ["stranger", "bob", "bob@host.example", "Postmaster"] {
+            let got = x(caught);
+            assert_eq!(
+                addrs(&got),
+                vec!["admin@remote.example", "carol"],
+                "{caught}"
+            );
+            assert!(got.errors.is_empty(), "{caught}: {:?}", got.errors);
+        }
+        assert_eq!(addrs(&x("root")), vec!["bob"]);
+        assert_eq!(addrs(&x("x@remote.example")), vec!["x@remote.example"]);
+        // An alias's own targets are not caught: `stranger` is unknown there.
+        let l = x("list");
+        assert!(addrs(&l).is_empty());
+        assert_eq!(l.errors.len(), 1, "{:?}", l.errors);
+        // Nor a .forward's (an owner is given).
+        assert!(addrs(&e.expand(&["stranger".to_string()], Some(1000))).is_empty());
+        // Without `*`, nothing changes.
+        let plain = parse("root: bob\n");
+        let e = expander(&plain, &inc);
+        assert!(addrs(&e.expand(&["stranger".to_string()], None)).is_empty());
+        assert_eq!(addrs(&e.expand(&["bob".to_string()], None)), vec!["bob"]);
     }
 
     #[test]

@@ -171,13 +171,26 @@ impl Config {
     }
 
     /// Parse config text; `name` is used in messages.
+    ///
+    /// As in dma (`conf.c`), `NULLCLIENT` without `SMARTHOST` is refused: everything
+    /// would have to go to a smarthost there is none of (`name: line N: NULLCLIENT
+    /// requires SMARTHOST`, EX_CONFIG, N the NULLCLIENT line).
     pub fn parse(&mut self, text: &str, name: &str, sticky: &[String]) -> Result<(), Fatal> {
+        let mut null_client_line = None;
         for (i, raw) in text.lines().enumerate() {
             let lineno = i + 1;
             let line = raw.trim_end_matches('\r').trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
+            // dma (conf.c) ends a line at a `#` wherever it stands (`STARTTLS  # relay`);
+            // not an `O` line, whose value is sendmail's.
+            let first = line.split([' ', '\t', '#']).next().unwrap_or("");
+            let line = if is_keyword_shaped(first) {
+                line.split('#').next().unwrap_or(line).trim_end()
+            } else {
+                line
+            };
             let err = |code: Sysexit, msg: String| {
                 Fatal::new(code, format!("{name}: line {lineno}: {msg}"))
             };
@@ -262,7 +275,10 @@ impl Config {
                     })?;
                     self.masquerade = Some(v);
                 }
-                "NULLCLIENT" => self.null_client = flag(value)?,
+                "NULLCLIENT" => {
+                    self.null_client = flag(value)?;
+                    null_client_line = Some(lineno);
+                }
                 "DEFER" => {
                     flag(value)?;
                     self.settings.delivery_mode = Some(DeliveryMode::Deferred);
@@ -335,6 +351,14 @@ impl Config {
                 }
                 k => return Err(err(Sysexit::Config, format!("unknown keyword {k}"))),
             }
+        }
+        if let Some(lineno) = null_client_line
+            && self.smarthost.is_empty()
+        {
+            return Err(Fatal::new(
+                Sysexit::Config,
+                format!("{name}: line {lineno}: NULLCLIENT requires SMARTHOST"),
+            ));
         }
         Ok(())
     }
@@ -488,34 +512,374 @@ impl Config {
 }
 
 /// The PEM text `what` (CERTFILE or CACertFile) must be, as the deliverer's TLS code
-/// reads it (`rsendmail` links no TLS library, so the text is what is checked): a
-/// certificate block for CACertFile; for CERTFILE, a PKCS#8 private key block at the very
-/// start of the file (native-tls's `Identity::from_pkcs8` takes nothing else) and a
-/// certificate block after it. `Err` says what is missing.
+/// reads it (`rsendmail` links no TLS library, so the text and the DER framing are what
+/// is checked here): for CACertFile, at least one certificate block; for CERTFILE, the
+/// certificate, its chain and one unencrypted private key in any order
+/// ([`identity_parts`]). Every certificate and key block must be base64 of one whole DER
+/// structure. `Err` says what is wrong, with the line where there is one.
 pub fn check_pem(what: &str, text: &[u8]) -> Result<(), String> {
-    const CERT: &str = "CERTIFICATE";
-    const KEY: &str = "PRIVATE KEY";
-    if !pem_block(text, CERT) {
-        return Err(format!("no certificate in it (-----BEGIN {CERT}-----)"));
+    if what == "CERTFILE" {
+        return identity_parts(text).map(|_| ());
     }
-    if what == "CERTFILE"
-        && !(text.starts_with(b"-----BEGIN PRIVATE KEY-----") && pem_block(text, KEY))
-    {
-        return Err(format!(
-            "does not begin with a PKCS#8 private key (-----BEGIN {KEY}-----)"
-        ));
-    }
+    let blocks = pem_blocks(text)?;
+    certificates(&blocks)?;
     Ok(())
 }
 
-/// Whether `text` has a line `-----BEGIN label-----` and, after it, `-----END label-----`.
-fn pem_block(text: &[u8], label: &str) -> bool {
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let mut lines = text
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-    lines.any(|l| l == begin.as_bytes()) && lines.any(|l| l == end.as_bytes())
+/// The labels of the private key blocks the deliverer reads: PKCS#8 (RFC 5208), PKCS#1
+/// RSA (RFC 8017 appendix A.1.2) and SEC1 EC (RFC 5915), as `openssl` writes them.
+const KEY_LABELS: [&str; 3] = ["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"];
+
+/// A CERTFILE's parts ([`identity_parts`]): its certificates as PEM blocks in file order
+/// and its private key's PEM block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityParts {
+    pub certificates: Vec<String>,
+    pub key: String,
+}
+
+/// Split a CERTFILE into its certificates and its one private key, in whatever order
+/// the file has them: certificate then key, key then certificate, a chain before or after
+/// the key. Text outside the blocks (`openssl pkcs12`'s `Bag Attributes`, comments) is
+/// ignored, and so are blocks of other kinds, except `EC PARAMETERS` (which `openssl
+/// ecparam -genkey` writes before the key). Refused, with the reason and line: no
+/// certificate, no key, a second key, an encrypted key (`ENCRYPTED PRIVATE KEY` or a
+/// `Proc-Type: 4,ENCRYPTED` header: no one is there to give its pass phrase), a key form
+/// other than [`KEY_LABELS`] (DSA, OpenSSH), a block that is not base64 of one whole DER
+/// structure, a BEGIN line without its END.
+pub fn identity_parts(text: &[u8]) -> Result<IdentityParts, String> {
+    let blocks = pem_blocks(text)?;
+    let certificates = certificates(&blocks)?;
+    let mut key: Option<&PemBlock> = None;
+    for b in &blocks {
+        let is_key = KEY_LABELS.contains(&b.label.as_str());
+        if b.label == "ENCRYPTED PRIVATE KEY" || (is_key && b.encrypted) {
+            return Err(format!(
+                "line {}: the private key is encrypted, and no one is there to give its pass \
+                 phrase (write it without one: openssl pkey -in FILE -out NEWFILE)",
+                b.line
+            ));
+        }
+        if !is_key && b.label.ends_with("PRIVATE KEY") {
+            return Err(format!(
+                "line {}: a {} block, a key form rsendmail does not read (PRIVATE KEY, RSA \
+                 PRIVATE KEY or EC PRIVATE KEY; openssl pkey -in FILE converts it)",
+                b.line, b.label
+            ));
+        }
+        if !is_key {
+            continue;
+        }
+        if key.is_some() {
+            return Err(format!(
+                "line {}: a second private key (one key and its certificate chain per file)",
+                b.line
+            ));
+        }
+        if !b.whole_der {
+            return Err(format!(
+                "line {}: the {} block is not base64 of one whole DER structure",
+                b.line, b.label
+            ));
+        }
+        key = Some(b);
+    }
+    let Some(key) = key else {
+        return Err(
+            "no private key in it (-----BEGIN PRIVATE KEY-----, or RSA PRIVATE KEY \
+                    or EC PRIVATE KEY)"
+                .into(),
+        );
+    };
+    // The key's public half against the certificates', where the DER says both (RSA, and
+    // EC keys that carry their public point): a key of another certificate is refused
+    // here; anything this reading cannot tell is left to the TLS library at delivery.
+    let key_public = private_key_public(&key.label, &key.der);
+    let cert_publics: Option<Vec<PublicKey>> = blocks
+        .iter()
+        .filter(|b| b.label == "CERTIFICATE")
+        .map(|b| certificate_public(&b.der))
+        .collect();
+    if let (Some(k), Some(certs)) = (key_public, cert_publics)
+        && !certs.contains(&k)
+    {
+        return Err(format!(
+            "line {}: the private key belongs to none of its certificates",
+            key.line
+        ));
+    }
+    Ok(IdentityParts {
+        certificates,
+        key: key.text.clone(),
+    })
+}
+
+/// A public key as DER states it, for comparing a private key with certificates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum PublicKey {
+    /// RSA's modulus and public exponent (DER INTEGER contents, minimal).
+    Rsa(Vec<u8>, Vec<u8>),
+    /// An EC public point in uncompressed form (`04 || X || Y`).
+    Ec(Vec<u8>),
+}
+
+/// One DER TLV (X.690 §8.1): its tag, its contents and what follows it.
+fn der_tlv(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = d.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let (len_bytes, rest) = rest.split_at(n);
+        (
+            len_bytes.iter().fold(0usize, |a, b| (a << 8) | *b as usize),
+            rest,
+        )
+    };
+    if rest.len() < len {
+        return None;
+    }
+    let (contents, rest) = rest.split_at(len);
+    Some((tag, contents, rest))
+}
+
+/// The contents of a TLV with tag `want` at the start of `d`, and what follows.
+fn der_take(d: &[u8], want: u8) -> Option<(&[u8], &[u8])> {
+    der_tlv(d).and_then(|(t, c, r)| (t == want).then_some((c, r)))
+}
+
+/// rsaEncryption (1.2.840.113549.1.1.1) and id-ecPublicKey (1.2.840.10045.2.1), as DER
+/// OBJECT IDENTIFIER contents.
+const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+
+/// RSAPublicKey's or RSAPrivateKey's modulus and exponent (RFC 8017 A.1): `skip_version`
+/// for the private form.
+fn rsa_public(d: &[u8], skip_version: bool) -> Option<PublicKey> {
+    let (mut seq, _) = der_take(d, 0x30)?;
+    if skip_version {
+        seq = der_take(seq, 0x02)?.1;
+    }
+    let (n, rest) = der_take(seq, 0x02)?;
+    let (e, _) = der_take(rest, 0x02)?;
+    Some(PublicKey::Rsa(n.to_vec(), e.to_vec()))
+}
+
+/// An uncompressed EC point from a BIT STRING's contents (no unused bits).
+fn ec_point(bits: &[u8]) -> Option<PublicKey> {
+    match bits {
+        [0, point @ ..] if point.first() == Some(&4) => Some(PublicKey::Ec(point.to_vec())),
+        _ => None,
+    }
+}
+
+/// The public key of an X.509 certificate (RFC 5280 §4.1): `None` when it is not one
+/// this reading knows.
+fn certificate_public(der: &[u8]) -> Option<PublicKey> {
+    let (cert, _) = der_take(der, 0x30)?;
+    let (tbs, _) = der_take(cert, 0x30)?;
+    let mut r = tbs;
+    if let Some((0xa0, _, rest)) = der_tlv(r) {
+        r = rest;
+    }
+    // serialNumber, signature, issuer, validity, subject.
+    for _ in 0..5 {
+        r = der_tlv(r)?.2;
+    }
+    let (spki, _) = der_take(r, 0x30)?;
+    let (alg, rest) = der_take(spki, 0x30)?;
+    let (oid, _) = der_take(alg, 0x06)?;
+    let (bits, _) = der_take(rest, 0x03)?;
+    match oid {
+        OID_RSA => rsa_public(bits.get(1..)?, false),
+        OID_EC => ec_point(bits),
+        _ => None,
+    }
+}
+
+/// SEC1's ECPrivateKey (RFC 5915 §3): its public point, when it carries one.
+fn sec1_public(der: &[u8]) -> Option<PublicKey> {
+    let (seq, _) = der_take(der, 0x30)?;
+    let (_, rest) = der_take(seq, 0x02)?;
+    let (_, mut rest) = der_take(rest, 0x04)?;
+    while let Some((tag, contents, next)) = der_tlv(rest) {
+        if tag == 0xa1 {
+            return ec_point(der_take(contents, 0x03)?.0);
+        }
+        rest = next;
+    }
+    None
+}
+
+/// The public half of a private key block, `None` when this reading cannot tell it.
+fn private_key_public(label: &str, der: &[u8]) -> Option<PublicKey> {
+    match label {
+        "RSA PRIVATE KEY" => rsa_public(der, true),
+        "EC PRIVATE KEY" => sec1_public(der),
+        "PRIVATE KEY" => {
+            // PKCS#8 (RFC 5208 §5): version, algorithm, the key in an OCTET STRING.
+            let (seq, _) = der_take(der, 0x30)?;
+            let (_, rest) = der_take(seq, 0x02)?;
+            let (alg, rest) = der_take(rest, 0x30)?;
+            let (oid, _) = der_take(alg, 0x06)?;
+            let (inner, _) = der_take(rest, 0x04)?;
+            match oid {
+                OID_RSA => rsa_public(inner, true),
+                OID_EC => sec1_public(inner),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The certificate blocks of `blocks`, each checked; at least one.
+fn certificates(blocks: &[PemBlock]) -> Result<Vec<String>, String> {
+    const CERT: &str = "CERTIFICATE";
+    let mut out = Vec::new();
+    for b in blocks.iter().filter(|b| b.label == CERT) {
+        if !b.whole_der {
+            return Err(format!(
+                "line {}: the {CERT} block is not base64 of one whole DER structure",
+                b.line
+            ));
+        }
+        out.push(b.text.clone());
+    }
+    if out.is_empty() {
+        return Err(format!("no certificate in it (-----BEGIN {CERT}-----)"));
+    }
+    Ok(out)
+}
+
+/// One PEM block (RFC 7468; RFC 1421 headers allowed).
+#[derive(Clone, Debug)]
+struct PemBlock {
+    label: String,
+    /// The line of its BEGIN line, from 1.
+    line: usize,
+    /// It has a `Proc-Type: 4,ENCRYPTED` header (an encrypted traditional key).
+    encrypted: bool,
+    /// Its base64 decodes to one DER structure (a SEQUENCE) filling it exactly.
+    whole_der: bool,
+    /// What its base64 decodes to (empty when it is not base64).
+    der: Vec<u8>,
+    /// The block, BEGIN to END, with LF line ends.
+    text: String,
+}
+
+/// The PEM blocks of `text`, in order. A BEGIN line without its END (another BEGIN comes
+/// first, or the text ends) is an error.
+fn pem_blocks(text: &[u8]) -> Result<Vec<PemBlock>, String> {
+    let text = String::from_utf8_lossy(text);
+    let mut blocks = Vec::new();
+    let mut open: Option<(PemBlock, String)> = None;
+    for (i, raw) in text.split('\n').enumerate() {
+        let line = raw.trim_end_matches(['\r', ' ', '\t']);
+        let begin = line
+            .strip_prefix("-----BEGIN ")
+            .and_then(|l| l.strip_suffix("-----"));
+        match (&mut open, begin) {
+            (None, Some(label)) => {
+                let block = PemBlock {
+                    label: label.to_string(),
+                    line: i + 1,
+                    encrypted: false,
+                    whole_der: false,
+                    der: Vec::new(),
+                    text: format!("{line}\n"),
+                };
+                open = Some((block, String::new()));
+            }
+            (None, None) => {}
+            (Some((b, _)), Some(_)) => {
+                return Err(format!(
+                    "line {}: -----BEGIN {}----- has no END line",
+                    b.line, b.label
+                ));
+            }
+            (Some((b, body)), None) => {
+                b.text.push_str(line);
+                b.text.push('\n');
+                if line == format!("-----END {}-----", b.label) {
+                    if let Some((mut b, body)) = open.take() {
+                        b.der = unbase64_strict(&body).unwrap_or_default();
+                        b.whole_der = whole_der(&b.der);
+                        blocks.push(b);
+                    }
+                } else if let Some((name, value)) = line.split_once(':') {
+                    // RFC 1421 headers (Proc-Type, DEK-Info).
+                    if name.trim().eq_ignore_ascii_case("Proc-Type") && value.contains("ENCRYPTED")
+                    {
+                        b.encrypted = true;
+                    }
+                } else {
+                    body.push_str(line.trim());
+                }
+            }
+        }
+    }
+    if let Some((b, _)) = open {
+        return Err(format!(
+            "line {}: -----BEGIN {}----- has no END line",
+            b.line, b.label
+        ));
+    }
+    Ok(blocks)
+}
+
+/// Base64 (RFC 4648 §4, with padding); `None` for anything else.
+fn unbase64_strict(s: &str) -> Option<Vec<u8>> {
+    let data = s.trim_end_matches('=');
+    if s.len() - data.len() > 2 || !s.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in data.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Whether `der` is one DER SEQUENCE (X.690 §8.1: tag 0x30, a definite length in short
+/// or long form) that fills it exactly.
+fn whole_der(der: &[u8]) -> bool {
+    let [0x30, first, rest @ ..] = der else {
+        return false;
+    };
+    let (len, rest) = if *first < 0x80 {
+        (*first as usize, rest)
+    } else {
+        let n = (*first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return false;
+        }
+        let (len_bytes, rest) = rest.split_at(n);
+        (
+            len_bytes.iter().fold(0usize, |a, b| (a << 8) | *b as usize),
+            rest,
+        )
+    };
+    len == rest.len()
 }
 
 /// gethostname(2), no DNS.
@@ -1084,6 +1448,49 @@ mod tests {
         assert_eq!(c.settings.timeouts.datafinal, Some(7));
     }
 
+    /// dma's rule (conf.c): a `#` ends a keyword line wherever it stands; an `O` line
+    /// keeps it (sendmail's values).
+    #[test]
+    fn comments_end_keyword_lines_as_in_dma() {
+        let c = parse(
+            "SMARTHOST relay.example:587 # the relay\nSTARTTLS\t# yes\nINSECURE#\n\
+             MAILNAME m.example #x\nO MaxHopCount=5 # not a comment\n",
+        );
+        let f = c.unwrap_err();
+        assert_eq!(
+            f.message.split(": ").take(2).collect::<Vec<_>>(),
+            ["test.conf", "line 5"]
+        );
+        let c = parse(
+            "SMARTHOST relay.example:587 # the relay\nSTARTTLS\t# yes\nINSECURE#\n\
+             MAILNAME m.example #x\nPORT 2525#\n",
+        )
+        .unwrap();
+        assert_eq!(c.smarthost, ["relay.example:587"]);
+        assert!(c.starttls && c.insecure);
+        assert_eq!(c.host_name(), "m.example");
+        assert_eq!(c.port, Some(2525));
+        assert_eq!(
+            parse("SMARTHOST # none\n").unwrap_err().message,
+            "test.conf: line 1: SMARTHOST requires a value"
+        );
+    }
+
+    /// dma's rule (conf.c): NULLCLIENT needs SMARTHOST, wherever in the file it is.
+    #[test]
+    fn null_client_requires_smarthost() {
+        let f = parse("PORT 25\nNULLCLIENT\nDEFER\n").unwrap_err();
+        assert_eq!(f.code, Sysexit::Config);
+        assert_eq!(
+            f.message,
+            "test.conf: line 2: NULLCLIENT requires SMARTHOST"
+        );
+        let c = parse("NULLCLIENT\nSMARTHOST relay.example\n").unwrap();
+        assert!(c.all_to_smarthost());
+        assert!(parse("SMARTHOST relay.example\nNULLCLIENT\n").is_ok());
+        assert!(parse("PORT 25\n").is_ok());
+    }
+
     #[test]
     fn all_keywords_accepted() {
         let c = parse(
@@ -1101,9 +1508,10 @@ mod tests {
         assert_eq!(c.mail_spool, PathBuf::from("/m"));
     }
 
-    /// PEM blocks as the deliverer's TLS code finds them (the base64 is not read here).
-    const CERT_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-    const KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+    /// PEM blocks framed as the deliverer's TLS code reads them: each one DER SEQUENCE
+    /// (30 03 02 01 00); what is inside is for OpenSSL to read.
+    const CERT_PEM: &str = "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n";
+    const KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMAMCAQA=\n-----END PRIVATE KEY-----\n";
 
     /// A scratch directory for file checks.
     fn scratch(name: &str) -> PathBuf {
@@ -1143,7 +1551,8 @@ mod tests {
         let no_cert = |p: &str| format!("{p}: no certificate in it (-----BEGIN CERTIFICATE-----)");
         let no_key = |p: &str| {
             format!(
-                "CERTFILE {p}: does not begin with a PKCS#8 private key (-----BEGIN PRIVATE KEY-----)"
+                "CERTFILE {p}: no private key in it (-----BEGIN PRIVATE KEY-----, or RSA \
+                 PRIVATE KEY or EC PRIVATE KEY)"
             )
         };
         let dir = d.display();
@@ -1210,7 +1619,9 @@ mod tests {
             ),
             (
                 format!("O CACertFile={begin_only}\n"),
-                Some(format!("CACertFile {}", no_cert(&begin_only))),
+                Some(format!(
+                    "CACertFile {begin_only}: line 1: -----BEGIN CERTIFICATE----- has no END line"
+                )),
             ),
             (format!("CERTFILE {key_and_cert}\n"), None),
             (
@@ -1218,11 +1629,9 @@ mod tests {
                 Some(format!("CERTFILE {}", no_cert(&passwd))),
             ),
             (format!("CERTFILE {ca}\n"), Some(no_key(&ca))),
-            (
-                format!("CERTFILE {cert_and_key}\n"),
-                Some(no_key(&cert_and_key)),
-            ),
-            (format!("CERTFILE {rsa_key}\n"), Some(no_key(&rsa_key))),
+            // Certificate and key in either order, the key in PKCS#8, PKCS#1 or SEC1 form.
+            (format!("CERTFILE {cert_and_key}\n"), None),
+            (format!("CERTFILE {rsa_key}\n"), None),
             (
                 format!("CERTFILE {key_only}\n"),
                 Some(format!("CERTFILE {}", no_cert(&key_only))),
@@ -1237,6 +1646,122 @@ mod tests {
             assert_eq!(got, want.map_or(Ok(()), Err), "{text:?}");
         }
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// Every form of CERTFILE `openssl` writes is split into its parts, whatever the
+    /// order; every broken one is refused with the reason and line.
+    #[test]
+    fn certfile_parts_in_any_order_and_form() {
+        let block = |label: &str, body: &str| {
+            format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n")
+        };
+        let der = "MAMCAQA=";
+        let cert = block("CERTIFICATE", der);
+        let cert2 = block("CERTIFICATE", "MAQCAgEB");
+        for (label, extra) in [
+            ("PRIVATE KEY", ""),
+            ("RSA PRIVATE KEY", ""),
+            (
+                "EC PRIVATE KEY",
+                "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n",
+            ),
+        ] {
+            let key = format!("{extra}{}", block(label, der));
+            for text in [
+                format!("{key}{cert}"),
+                format!("{cert}{key}"),
+                format!("{cert}{key}{cert2}"),
+                format!("Bag Attributes\n    localKeyID: 01\n{cert2}\r\n{cert}{key}"),
+            ] {
+                let parts =
+                    identity_parts(text.as_bytes()).unwrap_or_else(|e| panic!("{e}: {text}"));
+                assert_eq!(parts.key, block(label, der), "{text}");
+                assert!(parts.certificates.contains(&cert), "{text}");
+            }
+        }
+        let encrypted_rsa = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\
+                             DEK-Info: AES-128-CBC,00\n\nMAMCAQA=\n-----END RSA PRIVATE KEY-----\n";
+        for (text, why) in [
+            (cert.clone(), "no private key in it"),
+            (block("PRIVATE KEY", der), "no certificate in it"),
+            (
+                format!("{cert}{}", block("ENCRYPTED PRIVATE KEY", der)),
+                "line 4: the private key is encrypted",
+            ),
+            (
+                format!("{cert}{encrypted_rsa}"),
+                "line 4: the private key is encrypted",
+            ),
+            (
+                format!("{cert}{}", block("DSA PRIVATE KEY", der)),
+                "line 4: a DSA PRIVATE KEY block",
+            ),
+            (
+                format!("{cert}{}", block("OPENSSH PRIVATE KEY", der)),
+                "line 4: a OPENSSH PRIVATE KEY block",
+            ),
+            (
+                format!(
+                    "{}{cert}{}",
+                    block("PRIVATE KEY", der),
+                    block("PRIVATE KEY", der)
+                ),
+                "line 7: a second private key",
+            ),
+            // Cut, padded wrongly, not base64, empty, not a SEQUENCE, too long.
+            (
+                format!("{cert}{}", block("PRIVATE KEY", "MAMCAQ")),
+                "line 4: the PRIVATE KEY block is not base64",
+            ),
+            (
+                format!("{cert}{}", block("PRIVATE KEY", "MAMC")),
+                "line 4: the PRIVATE KEY block is not base64",
+            ),
+            (
+                format!("{cert}{}", block("PRIVATE KEY", "MAMC!QA=")),
+                "line 4: the PRIVATE KEY block is not base64",
+            ),
+            (
+                format!("{cert}{}", block("PRIVATE KEY", "")),
+                "line 4: the PRIVATE KEY block is not base64",
+            ),
+            (
+                format!("{cert}{}", block("PRIVATE KEY", "AgEA")),
+                "line 4: the PRIVATE KEY block is not base64",
+            ),
+            (
+                format!("{cert}{}", block("PRIVATE KEY", "MAMCAQAA")),
+                "line 4: the PRIVATE KEY block is not base64",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    block("CERTIFICATE", "MAMC"),
+                    block("PRIVATE KEY", der)
+                ),
+                "line 1: the CERTIFICATE block is not base64",
+            ),
+            (
+                format!("{cert}-----BEGIN PRIVATE KEY-----\nMAMCAQA=\n"),
+                "line 4: -----BEGIN PRIVATE KEY----- has no END line",
+            ),
+            (
+                format!("-----BEGIN CERTIFICATE-----\n{}", block("PRIVATE KEY", der)),
+                "line 1: -----BEGIN CERTIFICATE----- has no END line",
+            ),
+            (String::new(), "no certificate in it"),
+        ] {
+            let got = identity_parts(text.as_bytes()).expect_err(&text);
+            assert!(got.starts_with(why), "{text}: {got}");
+            assert_eq!(check_pem("CERTFILE", text.as_bytes()).err(), Some(got));
+        }
+        // Long-form DER lengths.
+        let mut long = vec![0x30, 0x82, 0x01, 0x00];
+        long.extend([0u8; 256]);
+        assert!(whole_der(&long));
+        assert!(!whole_der(&long[..long.len() - 1]));
+        assert!(!whole_der(&[0x30, 0x80]));
+        assert!(!whole_der(&[]));
     }
 
     #[test]
@@ -1394,6 +1919,26 @@ mod tests {
         use proptest::prelude::*;
         use proptest::sample::select;
 
+        /// Base64 with padding (RFC 4648 §4), for generated PEM bodies.
+        fn b64(data: &[u8]) -> String {
+            const T: &[u8; 64] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let mut o = String::new();
+            for c in data.chunks(3) {
+                let n = (c[0] as u32) << 16
+                    | (*c.get(1).unwrap_or(&0) as u32) << 8
+                    | *c.get(2).unwrap_or(&0) as u32;
+                for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+                    o.push(if i <= c.len() {
+                        T[(n >> shift) as usize & 63] as char
+                    } else {
+                        '='
+                    });
+                }
+            }
+            o
+        }
+
         /// A config line: a keyword (dma's, ours, `O`, `O<letter>`, or any word), a blank
         /// or not, and a value (an option assignment, a number, or any text).
         fn line() -> impl Strategy<Value = String> {
@@ -1511,6 +2056,50 @@ mod tests {
                 let line = line.unwrap_or_default().trim_end_matches('\r').trim();
                 prop_assert!(!line.is_empty() && !line.starts_with('#'), "{:?}", line);
                 prop_assert!(matches!(f.code, Sysexit::Config | Sysexit::Usage), "{:?}", f.code);
+            }
+
+            /// Any PEM-ish text (blocks of the labels the check knows, any base64 or
+            /// bytes, DER-framed or not, in any order) is split or refused with a reason,
+            /// never a panic; a refusal with a line names one that exists.
+            #[test]
+            fn any_pem_text_is_split_or_refused(
+                blocks in vec(
+                    (
+                        select(&["CERTIFICATE", "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY",
+                                 "ENCRYPTED PRIVATE KEY", "DSA PRIVATE KEY", "EC PARAMETERS", "X"][..]),
+                        prop_oneof![
+                            vec(any::<u8>(), 0..80).prop_map(|d| {
+                                let mut der = vec![0x30, d.len().min(127) as u8];
+                                der.extend(d.iter().take(127));
+                                b64(&der)
+                            }),
+                            "[A-Za-z0-9+/=]{0,40}",
+                            "\\PC{0,20}",
+                        ],
+                        any::<bool>(),
+                    ),
+                    0..5,
+                ),
+                junk in "[\\PC\r\n]{0,30}",
+            ) {
+                let mut text = junk.clone();
+                for (label, body, end) in &blocks {
+                    text.push_str(&format!("\n-----BEGIN {label}-----\n{body}\n"));
+                    if *end {
+                        text.push_str(&format!("-----END {label}-----\n"));
+                    }
+                }
+                for r in [identity_parts(text.as_bytes()).map(|_| ()), check_pem("CACertFile", text.as_bytes())] {
+                    if let Err(why) = r {
+                        prop_assert!(!why.is_empty());
+                        if let Some(n) = why.strip_prefix("line ").and_then(|r| r.split_once(':')).and_then(|(n, _)| n.parse::<usize>().ok()) {
+                            prop_assert!(n >= 1 && n <= text.split('\n').count(), "{}", why);
+                        }
+                    }
+                }
+                let _ = der_tlv(text.as_bytes());
+                let _ = certificate_public(text.as_bytes());
+                let _ = private_key_public("PRIVATE KEY", text.as_bytes());
             }
 
             #[test]

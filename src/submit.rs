@@ -242,6 +242,27 @@ fn display_name(name: &str) -> String {
     }
 }
 
+/// The local part of a `-f` sender that MASQUERADE rewrites, as dma rewrites `-f`
+/// (`dma.c` `set_from`), within sendmail's rule that an explicit envelope address of
+/// another domain is the caller's to choose: an unqualified name (`-f root`), or an
+/// address in this host's mail name or `localhost` (the names dma takes as its own).
+/// `None` for the null sender and any other address.
+pub fn masqueradable<'a>(sender: &'a str, host: &str) -> Option<&'a str> {
+    if sender.is_empty() || sender == "<>" {
+        return None;
+    }
+    match sender.rsplit_once('@') {
+        None => Some(sender),
+        Some((user, dom))
+            if !user.is_empty()
+                && (dom.eq_ignore_ascii_case(host) || dom.eq_ignore_ascii_case("localhost")) =>
+        {
+            Some(user)
+        }
+        Some(_) => None,
+    }
+}
+
 /// dma's MASQUERADE `[user@][host]` applied to the default sender `login`.
 pub fn masquerade(spec: &str, login: &str, host: &str) -> String {
     match spec.split_once('@') {
@@ -409,9 +430,17 @@ pub fn submit<R: BufRead>(
     refused.extend(refused_local);
 
     // The envelope sender as stored: the login alone for the default sender (qualified at
-    // delivery, as sendmail stores it), the -f address as given, or MASQUERADE's.
+    // delivery, as sendmail stores it), the -f address as given, or MASQUERADE's (of the
+    // login, or of a local -f address: `masqueradable`).
     let (sender, from_addr) = match (&given_sender, &cfg.masquerade) {
-        (Some(s), _) => (s.clone(), s.clone()),
+        (Some(s), Some(m)) => match masqueradable(s, &host) {
+            Some(user) => {
+                let a = masquerade(m, user, &host);
+                (a.clone(), a)
+            }
+            None => (s.clone(), s.clone()),
+        },
+        (Some(s), None) => (s.clone(), s.clone()),
         (None, Some(m)) => {
             let a = masquerade(m, &who.login, &host);
             (a.clone(), a)
@@ -812,6 +841,20 @@ fn save_dead_letter(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masquerade_takes_local_f_senders_only() {
+        let host = "hamlet.example";
+        assert_eq!(masqueradable("root", host), Some("root"));
+        assert_eq!(masqueradable("www@hamlet.example", host), Some("www"));
+        assert_eq!(masqueradable("www@HAMLET.example", host), Some("www"));
+        assert_eq!(masqueradable("www@localhost", host), Some("www"));
+        assert_eq!(masqueradable("bob@example.org", host), None);
+        assert_eq!(masqueradable("", host), None);
+        assert_eq!(masqueradable("<>", host), None);
+        assert_eq!(masqueradable("@hamlet.example", host), None);
+        assert_eq!(masquerade("percolator", "www", host), "www@percolator");
+    }
 
     #[test]
     fn masquerade_forms_as_dma() {

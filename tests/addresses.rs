@@ -590,3 +590,38 @@ fn a_lone_cr_in_a_header_never_splits_a_field() {
         "{second}"
     );
 }
+
+/// MASQUERADE rewrites a `-f` sender as dma does (dma.c `set_from`) when it is local:
+/// unqualified, or in the mail name or `localhost`; an address of another domain and the
+/// null sender are the caller's and stay as given. `MASQUERADE user@` keeps the domain.
+#[test]
+fn masquerade_rewrites_local_f_senders() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    for (spec, f, want) in [
+        ("example.net", "root", "root@example.net"),
+        ("example.net", "www@test.example", "www@example.net"),
+        ("example.net", "www@localhost", "www@example.net"),
+        ("example.net", "bob@example.org", "bob@example.org"),
+        ("john@", "root", "john@test.example"),
+        ("herb@ert.example", "www@test.example", "herb@ert.example"),
+        ("example.net", "<>", "<>"),
+    ] {
+        let env = relay_env(peer.port, &format!("MASQUERADE {spec}\n"));
+        let mails = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter_map(|l| l.split_once(" MAIL "))
+                .map(|(_, m)| m.to_string())
+                .collect()
+        };
+        let before = mails(&peer.transcript()).len();
+        env.sendmail(&["-odi", "-f", f, "ops@example.org"], b"Subject: m\n\nx\n")
+            .code(0);
+        let t = peer.transcript();
+        let mails = mails(&t);
+        assert_eq!(mails.len(), before + 1, "{spec} -f {f}: {t}");
+        let got = mails.last().unwrap().split(' ').next().unwrap();
+        assert_eq!(got, want, "{spec} -f {f}: {t}");
+    }
+}

@@ -111,6 +111,37 @@ fn smarthost_routes_ask_no_dns() {
     assert!(dns.queries().is_empty(), "{:?}", dns.queries());
 }
 
+/// SMARTHOST and relay-table host names are looked up through RESOLVER, like MX names:
+/// names only that name server knows (not /etc/hosts, not the system's resolver) are
+/// reached, and the queries show in its log.
+#[test]
+fn relay_names_are_resolved_through_resolver() {
+    let Some((env, dns, peer, env0)) = setup(&[
+        "--host-record=smarthost.relay.test,127.0.0.1",
+        "--host-record=table.relay.test,127.0.0.1",
+    ]) else {
+        return;
+    };
+    let table = env0.dir.join("relays");
+    fs::write(
+        &table,
+        format!("example.net table.relay.test:{}\n", peer.port),
+    )
+    .unwrap();
+    env.add_config(&format!(
+        "SMARTHOST smarthost.relay.test\nPORT {}\nRELAYTABLE {}\n",
+        peer.port,
+        table.display()
+    ));
+    env.sendmail(&["-odi", "a@example.org", "b@example.net"], MSG)
+        .code(0);
+    assert!(env.entries().is_empty(), "{:?}", env.json());
+    assert_eq!(peer.messages().len(), 2, "{}", peer.transcript());
+    let q = dns.queries().join("\n");
+    assert!(q.contains("query[A] smarthost.relay.test"), "{q}");
+    assert!(q.contains("query[A] table.relay.test"), "{q}");
+}
+
 /// An MX host with only an IPv6 address (::1) is reached over IPv6.
 #[test]
 fn mx_host_over_ipv6() {

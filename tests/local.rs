@@ -1227,3 +1227,42 @@ fn a_users_include_files_are_read_and_run_with_the_users_rights() {
     assert_eq!(reports.matches(&diag).count(), 2, "{diag:?} in\n{reports}");
     assert!(!reports.contains("secret-leak"), "{reports}");
 }
+
+/// dma's catch-all alias `*` (ALIASES in dma(8)): every local recipient without an alias
+/// of its own, an existing user or not, goes to its targets; newaliases takes the line.
+#[test]
+fn catch_all_alias_takes_every_local_recipient() {
+    if !crate::harness::servers::have_peer() {
+        return;
+    }
+    let scratch = Env::new();
+    let peer = crate::harness::servers::Peer::start(&scratch.dir, &[]);
+    let env = local_env("*: catch@example.org\nlist: stranger\n", Some(peer.port));
+    let p = env.dir.join("aliases").display().to_string();
+    let r = env.sendmail(&["-bi"], b"");
+    r.code(0);
+    assert!(
+        r.stdout.starts_with(&format!("{p}: 2 aliases, ")),
+        "{}",
+        r.stdout
+    );
+    env.sendmail(&["-odi", "nosuchuser", "daemon", "x@example.net"], MSG)
+        .code(0)
+        .stdout_is("");
+    assert!(env.entries().is_empty(), "{:?}", env.json());
+    let m = peer.messages();
+    assert_eq!(m.len(), 1, "{}", peer.transcript());
+    assert!(
+        m[0].0
+            .contains("[\"catch@example.org\", \"x@example.net\"]")
+            || m[0]
+                .0
+                .contains("[\"x@example.net\", \"catch@example.org\"]"),
+        "{}",
+        m[0].0
+    );
+    assert!(!mbox(&env, "daemon").exists());
+    // An alias's own targets are not caught again.
+    env.sendmail(&["-odq", "-oeq", "list"], MSG).code(67);
+    assert!(env.entries().is_empty());
+}

@@ -164,7 +164,8 @@ fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
     let mailname_bad = file("mailname-bad", "bad host\n");
     let mailname_dots = file("mailname-dots", "bad..host\n");
     let mailname_empty = file("mailname-empty", "");
-    let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    // One DER SEQUENCE (30 03 02 01 00): the framing is what rsendmail checks.
+    let cert = "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n";
     let cert_only = file("cert.pem", cert);
     let relays = |name: &str, line: &str| file(name, &format!("# relays\n{line}\n"));
     let port0 = relays("relays-port0", "remote.example 127.0.0.1:0");
@@ -175,7 +176,8 @@ fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
     let space = "' ' is not a letter, digit, hyphen or dot";
     let port = |p: &str| format!("port {p} is not a number from 1 to 65535");
     let no_cert = "no certificate in it (-----BEGIN CERTIFICATE-----)";
-    let no_key = "does not begin with a PKCS#8 private key (-----BEGIN PRIVATE KEY-----)";
+    let no_key =
+        "no private key in it (-----BEGIN PRIVATE KEY-----, or RSA PRIVATE KEY or EC PRIVATE KEY)";
     let cases: Vec<(String, Vec<&str>, i32, String)> = vec![
         // 1. The mail name: a domain, from the line or the file's first line.
         (
@@ -413,7 +415,7 @@ fn checked_values_are_the_ones_delivery_uses() {
     let ca = env0.dir.join("ca.pem");
     fs::write(
         &ca,
-        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n",
     )
     .unwrap();
     let env = Env::with_config(&format!(
@@ -756,7 +758,7 @@ fn good_values_of_every_kind_deliver() {
     let ca = env0.dir.join("ca.pem");
     fs::write(
         &ca,
-        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n",
     )
     .unwrap();
     let auth = env0.dir.join("auth.conf");

@@ -172,16 +172,29 @@ fn greeting_timeout() {
 }
 
 /// A private network namespace holding only loopback (kept by a sleeping process), with
-/// dnsmasq in it on `port`: NXDOMAIN for nx.test, com and org, a refusal (a lookup
-/// failure) for any other name.
+/// dnsmasq in it on `port`: NXDOMAIN for nx.test, com and org, NODATA for
+/// relay.nodata.test, no answer under to.test, a refusal (a lookup failure) for any other
+/// name. With `system` (`Netns::system`) it has a mount namespace too, in which
+/// /etc/resolv.conf names that dnsmasq (on port 53, one try of one second): the system
+/// resolver (getaddrinfo) asks it.
 struct Netns {
     holder: Child,
     dns: Option<Child>,
     port: u16,
+    system: bool,
 }
 
 impl Netns {
     fn start(dir: &Path) -> Option<Netns> {
+        Netns::start_with(dir, false)
+    }
+
+    /// A namespace whose system resolver (/etc/resolv.conf) asks its dnsmasq.
+    fn system(dir: &Path) -> Option<Netns> {
+        Netns::start_with(dir, true)
+    }
+
+    fn start_with(dir: &Path, system: bool) -> Option<Netns> {
         if !(require("unshare") && require("nsenter") && require("dnsmasq") && require("ip")) {
             return None;
         }
@@ -189,9 +202,29 @@ impl Netns {
             unavailable("root (for a network namespace)");
             return None;
         }
+        let resolv = dir.join(format!("resolv-{}.conf", std::process::id()));
+        fs::write(
+            &resolv,
+            "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+        )
+        .unwrap();
+        let (flags, setup) = if system {
+            (
+                "-nm",
+                format!(
+                    "ip link set lo up && mount --bind {} /etc/resolv.conf && echo ready && exec sleep 1000000",
+                    resolv.display()
+                ),
+            )
+        } else {
+            (
+                "-n",
+                "ip link set lo up && echo ready && exec sleep 1000000".to_string(),
+            )
+        };
         let mut holder = Command::new("unshare")
-            .args(["-n", "--", "sh", "-c"])
-            .arg("ip link set lo up && echo ready && exec sleep 1000000")
+            .args([flags, "--", "sh", "-c"])
+            .arg(setup)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
@@ -201,12 +234,14 @@ impl Netns {
             .read_line(&mut line)
             .unwrap();
         assert_eq!(line.trim(), "ready", "no network namespace");
-        // The namespace has ports of its own: any is free there.
-        let port = closed_tcp_port();
+        // The namespace has ports of its own: any is free there (53 for the system
+        // resolver, which asks no other).
+        let port = if system { 53 } else { closed_tcp_port() };
         let mut ns = Netns {
             holder,
             dns: None,
             port,
+            system,
         };
         let log = dir.join(format!("dnsmasq-{port}.log"));
         let dns = ns
@@ -223,6 +258,12 @@ impl Netns {
                 "--address=/nx.test/",
                 "--address=/com/",
                 "--address=/org/",
+                // relay.nodata.test exists (a TXT record) with no address: NODATA.
+                "--local=/nodata.test/",
+                "--txt-record=relay.nodata.test,nodata",
+                // Lookups under to.test go to a port where no name server listens:
+                // never answered.
+                "--server=/to.test/127.0.0.1#9",
             ])
             .arg(format!("--port={port}"))
             .arg(format!("--log-facility={}", log.display()))
@@ -253,7 +294,11 @@ impl Netns {
     /// `program` run inside the namespace.
     fn command(&self, program: &str) -> Command {
         let mut c = Command::new("nsenter");
-        c.args(["-t", &self.holder.id().to_string(), "-n", "--", program]);
+        c.args(["-t", &self.holder.id().to_string(), "-n"]);
+        if self.system {
+            c.arg("-m");
+        }
+        c.args(["--", program]);
         c
     }
 
@@ -350,6 +395,114 @@ fn smarthost_host_unknown() {
             "Deferred: Host unknown (Name server: [relay.nx.test]: host n",
             mode,
         );
+    }
+}
+
+/// A smarthost name that exists with no address (NODATA): sendmail's words
+/// (`Host unknown (Name server: [host]: no data known)`, reason-nodata-*), deferred like
+/// a name that does not exist (DIFFERENCES.md).
+#[test]
+fn smarthost_no_address() {
+    let scratch = Env::new();
+    for mode in MODES {
+        let port = closed_tcp_port();
+        let Some((ns, env)) = dns_env(
+            &scratch,
+            &format!("SMARTHOST relay.nodata.test\nPORT {port}\n"),
+        ) else {
+            return;
+        };
+        let (r, running) = deliver(&env, mode, &["a@example.org"], &[], &|a, s| {
+            ns.sendmail(&env, a, s)
+        });
+        let lines = format!(
+            "a@example.org... Connecting to [relay.nodata.test] port {port} via relay...\n\
+             a@example.org... Deferred: Host unknown (Name server: [relay.nodata.test]: no data known)\n"
+        );
+        assert_quiet_deferral(mode, &r, &running, &lines);
+        assert_deferred(
+            &env,
+            "Deferred: Host unknown (Name server: [relay.nodata.test]: no",
+            mode,
+        );
+    }
+}
+
+/// A smarthost name whose lookup is never answered: a lookup failure once the resolver
+/// gives up (`Timeout.resolver.retrans` times `Timeout.resolver.retry`), in sendmail's
+/// words (reason-dnstimeout-*).
+#[test]
+fn smarthost_lookup_timeout() {
+    let scratch = Env::new();
+    for mode in MODES {
+        let port = closed_tcp_port();
+        let Some((ns, env)) = dns_env(&scratch, &format!("SMARTHOST relay.to.test\nPORT {port}\n"))
+        else {
+            return;
+        };
+        let (r, running) = deliver(&env, mode, &["a@example.org"], &[], &|a, s| {
+            ns.sendmail(&env, a, s)
+        });
+        let lines = format!(
+            "a@example.org... Connecting to [relay.to.test] port {port} via relay...\n\
+             a@example.org... Deferred: Name server: [relay.to.test]: host name lookup failure\n"
+        );
+        assert_quiet_deferral(mode, &r, &running, &lines);
+        assert_deferred(
+            &env,
+            "Deferred: Name server: [relay.to.test]: host name lookup fai",
+            mode,
+        );
+    }
+}
+
+/// Without RESOLVER, relay names are looked up by the system's resolver (getaddrinfo,
+/// which also reads /etc/hosts), and its answers are told apart as RESOLVER's are: a name
+/// that does not exist, one without an address, a failed lookup, no answer.
+#[test]
+fn smarthost_through_the_system_resolver() {
+    let scratch = Env::new();
+    for (host, reason) in [
+        (
+            "relay.nx.test",
+            "Host unknown (Name server: [relay.nx.test]: host not found)",
+        ),
+        (
+            "relay.nodata.test",
+            "Host unknown (Name server: [relay.nodata.test]: no data known)",
+        ),
+        (
+            "relay.fail.test",
+            "Name server: [relay.fail.test]: host name lookup failure",
+        ),
+        (
+            "relay.to.test",
+            "Name server: [relay.to.test]: host name lookup failure",
+        ),
+    ] {
+        let Some(ns) = Netns::system(&scratch.dir) else {
+            return;
+        };
+        let port = closed_tcp_port();
+        let env = Env::with_config(&format!("SMARTHOST {host}\nPORT {port}\n"));
+        // Env's config names a RESOLVER: without it, the system's resolver is asked.
+        let conf = fs::read_to_string(&env.conf).unwrap();
+        let conf: String = conf
+            .lines()
+            .filter(|l| !l.starts_with("RESOLVER "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        fs::write(&env.conf, conf).unwrap();
+        let (r, _) = deliver(&env, Mode::V, &["a@example.org"], &[], &|a, s| {
+            ns.sendmail(&env, a, s)
+        });
+        let lines = format!(
+            "a@example.org... Connecting to [{host}] port {port} via relay...\n\
+             a@example.org... Deferred: {reason}\n"
+        );
+        assert_quiet_deferral(Mode::V, &r, "", &lines);
+        let cut: String = format!("Deferred: {reason}").chars().take(60).collect();
+        assert_deferred(&env, &cut, Mode::V);
     }
 }
 

@@ -109,6 +109,7 @@ fn config_errors_name_file_and_line() {
         ("STARTLS\n", 78, "line 6: unknown keyword STARTLS"),
         ("SMARTHOST\n", 78, "line 6: SMARTHOST requires a value"),
         ("NULLCLIENT yes\n", 78, "line 6: NULLCLIENT takes no value"),
+        ("NULLCLIENT\n", 78, "line 6: NULLCLIENT requires SMARTHOST"),
         (
             "O NoSuchOption=1\n",
             78,

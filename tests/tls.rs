@@ -204,17 +204,28 @@ fn starttls_verified_against_the_ca_then_auth() {
     assert_eq!(peer.messages().len(), 1);
 }
 
+/// SECURETRANSFER without STARTTLS is TLS from the first byte, as in dma, also with
+/// OPPORTUNISTIC_TLS (which dma reads only with STARTTLS).
 #[test]
 fn implicit_tls_with_securetransfer() {
     let Some((env0, pki)) = setup() else { return };
     let peer = tls_peer(&env0, &pki, "srv", "implicit", &[]);
-    let env = relay(
-        peer.port,
-        &format!("SECURETRANSFER\nO CACertFile={}\n", pki.path("ca.pem")),
-    );
-    env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
-    assert!(peer.transcript().contains(" tls"), "{}", peer.transcript());
-    assert_eq!(peer.messages().len(), 1);
+    for (i, keywords) in ["SECURETRANSFER\n", "SECURETRANSFER\nOPPORTUNISTIC_TLS\n"]
+        .iter()
+        .enumerate()
+    {
+        let env = relay(
+            peer.port,
+            &format!(
+                "{keywords}O Timeout.initial=5s\nO CACertFile={}\n",
+                pki.path("ca.pem")
+            ),
+        );
+        env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
+        assert!(env.entries().is_empty(), "{keywords:?}: {:?}", env.json());
+        assert!(peer.transcript().contains(" tls"), "{}", peer.transcript());
+        assert_eq!(peer.messages().len(), i + 1, "{keywords:?}");
+    }
 }
 
 #[test]
@@ -258,7 +269,17 @@ fn bad_certificates_are_deferred() {
             "{why}: {}",
             peer.transcript()
         );
-        // INSECURE accepts it.
+        // dma's VERIFYCERT asks for the check: INSECURE (dma's "password in clear text
+        // allowed") does not turn it off then.
+        let env = relay(peer.port, &format!("STARTTLS\nINSECURE\nVERIFYCERT\n{ca}"));
+        env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
+        assert!(
+            env.json()[0].contains("TLS handshake with 127.0.0.1 failed"),
+            "{why}: {}",
+            env.json()[0]
+        );
+        assert!(peer.messages().is_empty(), "{why}");
+        // INSECURE alone accepts it.
         let env = relay(peer.port, &format!("STARTTLS\nINSECURE\n{ca}"));
         env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
         assert_eq!(peer.messages().len(), 1, "{why}");
@@ -315,16 +336,20 @@ fn auth_problems_defer_and_never_leak() {
     );
     assert!(!env.json()[0].contains("wrong"));
     assert!(peer.messages().is_empty());
-    // No AUTH over a connection without TLS (unless INSECURE).
+    // No password in clear text over a connection without TLS (unless INSECURE).
     let plain = Peer::start(
         &env0.dir.join("plain"),
-        &[("AUTH_USER", "bob"), ("AUTH_PASS", "right")],
+        &[
+            ("AUTH_USER", "bob"),
+            ("AUTH_PASS", "right"),
+            ("AUTH_NO_CRAM", "1"),
+        ],
     );
     let env = relay(plain.port, "");
     use_auth_file(&env, "bob|127.0.0.1:right\n", 0o600);
     env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
     assert!(
-        env.json()[0].contains("over an unencrypted connection"),
+        env.json()[0].contains("in clear text over an unencrypted connection"),
         "{}",
         env.json()[0]
     );
@@ -365,6 +390,62 @@ fn auth_cram_md5() {
         peer.transcript()
     );
     assert_eq!(peer.messages().len(), 1);
+}
+
+/// AUTH without TLS, as dma's man page and net.c have it: CRAM-MD5 whenever the server
+/// offers it (only an HMAC of the challenge is sent, never the password); PLAIN and
+/// LOGIN, which send the password as it is, only with INSECURE, else the message waits
+/// with the reason and the server sees no AUTH at all.
+#[test]
+fn auth_without_tls_cram_md5_or_insecure() {
+    if !crate::harness::servers::have_peer() {
+        return;
+    }
+    let env0 = Env::new();
+    let creds = [("AUTH_USER", "bob"), ("AUTH_PASS", "pw-in-clear")];
+    // (what the server offers besides the credentials, INSECURE, what must happen:
+    // the mechanism used, or None for a deferral without AUTH)
+    type Case<'a> = (&'a [(&'a str, &'a str)], bool, Option<&'a str>);
+    let cases: &[Case] = &[
+        (&[("AUTH_NO_CRAM", "1")], false, None),
+        (&[("AUTH_NO_CRAM", "1")], true, Some("PLAIN")),
+        (&[("AUTH_ONLY_CRAM", "1")], false, Some("CRAM-MD5")),
+        (&[], false, Some("CRAM-MD5")),
+        (&[], true, Some("CRAM-MD5")),
+    ];
+    for (i, (offer, insecure, want)) in cases.iter().enumerate() {
+        let mut envs = creds.to_vec();
+        envs.extend_from_slice(offer);
+        let peer = Peer::start(&env0.dir.join(format!("p{i}")), &envs);
+        let env = relay(peer.port, if *insecure { "INSECURE\n" } else { "" });
+        use_auth_file(&env, "bob|127.0.0.1:pw-in-clear\n", 0o600);
+        let r = env.sendmail(&["-v", "-odi", "ok@example.org"], MSG);
+        r.code(0);
+        assert!(!r.stdout.contains("pw-in-clear"), "{}", r.stdout);
+        let t = peer.transcript();
+        let what = format!("{offer:?} INSECURE={insecure}");
+        match want {
+            Some(m) => {
+                assert!(t.contains(&format!("AUTH {m} ok")), "{what}: {t}");
+                assert_eq!(peer.messages().len(), 1, "{what}: {t}");
+                assert!(env.entries().is_empty(), "{what}");
+            }
+            None => {
+                assert!(!t.contains("AUTH"), "{what}: {t}");
+                assert!(peer.messages().is_empty(), "{what}");
+                let j = env.json();
+                assert!(
+                    j[0].contains(
+                        "not sending the password to 127.0.0.1 in clear text over an \
+                         unencrypted connection (it offers AUTH LOGIN PLAIN, not CRAM-MD5; \
+                         set STARTTLS, or INSECURE)"
+                    ),
+                    "{what}: {}",
+                    j[0]
+                );
+            }
+        }
+    }
 }
 
 /// RFC 3207 §4 and RFC 4954 §4: STARTTLS gets 220 or a refusal, AUTH 334 or 235 or a
@@ -410,4 +491,320 @@ fn wrong_replies_to_starttls_and_auth_defer() {
         assert!(!t.contains("MAIL"), "{wrong}: {t}");
         assert!(peer.messages().is_empty(), "{wrong}");
     }
+}
+
+/// `openssl ARGS` in `dir`, which must succeed.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Client keys in the forms openssl writes, each with a certificate `ca` (or the
+/// intermediate CA it signed) issued for it, CN `client-<name>`: `rsa8` (PKCS#8),
+/// `rsa1` (the same key as PKCS#1), `ec` (`ecparam -genkey`: EC PARAMETERS, then a SEC1
+/// key; `ec8` the same key as PKCS#8), `chain` (signed by the intermediate `int`), `enc`
+/// (PKCS#8, encrypted), `ed` (Ed25519, no certificate).
+fn client_keys(pki: &Pki) {
+    let dir = &pki.dir;
+    openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "rsa8.key",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "pkey",
+            "-in",
+            "rsa8.key",
+            "-traditional",
+            "-out",
+            "rsa1.key",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-out",
+            "ec.key",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "chain.key",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "pkey", "-in", "rsa8.key", "-aes256", "-passout", "pass:x", "-out", "enc.key",
+        ],
+    );
+    openssl(dir, &["pkey", "-in", "ec.key", "-out", "ec8.key"]);
+    openssl(dir, &["genpkey", "-algorithm", "ed25519", "-out", "ed.key"]);
+    // The intermediate CA.
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "int.key",
+            "-out",
+            "int.csr",
+            "-subj",
+            "/CN=rsendmail test intermediate",
+        ],
+    );
+    fs::write(
+        dir.join("int.ext"),
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "int.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "int.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "int.ext",
+        ],
+    );
+    for (name, issuer) in [("rsa8", "ca"), ("ec", "ca"), ("chain", "int")] {
+        let cn = format!("/CN=client-{name}");
+        openssl(
+            dir,
+            &[
+                "req",
+                "-new",
+                "-key",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &cn,
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                &format!("{issuer}.pem"),
+                "-CAkey",
+                &format!("{issuer}.key"),
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.crt"),
+                "-days",
+                "2",
+            ],
+        );
+    }
+}
+
+/// CERTFILE: the certificate and its key in one file in either order, the key as
+/// PKCS#8, PKCS#1 RSA or EC (with openssl's EC PARAMETERS block), a chain in any order;
+/// the server (requiring a client certificate its CA signed) sees it. A file with a part
+/// missing, an encrypted key, a cut block, or an RSA or EC key that belongs to none of
+/// its certificates is refused before the message is taken (exit 78, nothing queued); a
+/// key whose public half the file does not state (Ed25519), which only the TLS library
+/// can compare, defers the message with that reason.
+#[test]
+fn client_certificate_in_any_order_and_key_form() {
+    let Some((env0, pki)) = setup() else { return };
+    client_keys(&pki);
+    let read = |f: &str| fs::read_to_string(pki.dir.join(f)).unwrap();
+    let (rsa8, rsa1, ec, chain_key) = (
+        read("rsa8.key"),
+        read("rsa1.key"),
+        read("ec.key"),
+        read("chain.key"),
+    );
+    let (rsa_crt, ec_crt, chain_crt, int) = (
+        read("rsa8.crt"),
+        read("ec.crt"),
+        read("chain.crt"),
+        read("int.pem"),
+    );
+    assert!(rsa8.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(rsa1.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    assert!(
+        ec.starts_with("-----BEGIN EC PARAMETERS-----")
+            && ec.contains("-----BEGIN EC PRIVATE KEY-----")
+    );
+    let ca = pki.path("ca.pem");
+    let peer = tls_peer(&env0, &pki, "srv", "starttls", &[("TLS_CLIENT_CA", &ca)]);
+    let good: Vec<(&str, String, &str)> = vec![
+        (
+            "PKCS#8 key, then certificate",
+            format!("{rsa8}{rsa_crt}"),
+            "rsa8",
+        ),
+        (
+            "certificate, then PKCS#8 key",
+            format!("{rsa_crt}{rsa8}"),
+            "rsa8",
+        ),
+        (
+            "PKCS#1 key, then certificate",
+            format!("{rsa1}{rsa_crt}"),
+            "rsa8",
+        ),
+        (
+            "certificate, then PKCS#1 key",
+            format!("{rsa_crt}{rsa1}"),
+            "rsa8",
+        ),
+        ("EC key, then certificate", format!("{ec}{ec_crt}"), "ec"),
+        ("certificate, then EC key", format!("{ec_crt}{ec}"), "ec"),
+        (
+            "certificate, then PKCS#8 EC key",
+            format!("{ec_crt}{}", read("ec8.key")),
+            "ec",
+        ),
+        (
+            "key, certificate, intermediate",
+            format!("{chain_key}{chain_crt}{int}"),
+            "chain",
+        ),
+        (
+            "intermediate, certificate, key",
+            format!("{int}{chain_crt}{chain_key}"),
+            "chain",
+        ),
+    ];
+    for (i, (what, text, cn)) in good.iter().enumerate() {
+        let file = env0.dir.join(format!("client-{i}.pem"));
+        fs::write(&file, text).unwrap();
+        let env = relay(
+            peer.port,
+            &format!("STARTTLS\nO CACertFile={ca}\nCERTFILE {}\n", file.display()),
+        );
+        env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
+        assert!(env.entries().is_empty(), "{what}: {:?}", env.json());
+        let t = peer.transcript();
+        assert!(
+            t.contains(&format!(" tls client=client-{cn}")),
+            "{what}: {t}"
+        );
+        assert_eq!(peer.messages().len(), i + 1, "{what}");
+    }
+    // Refused before the message is taken.
+    let cut: String = {
+        let lines: Vec<&str> = rsa8.lines().collect();
+        let mut l = lines.clone();
+        l.remove(lines.len() / 2);
+        l.join("\n") + "\n"
+    };
+    let bad: Vec<(&str, String, &str)> = vec![
+        ("certificate only", rsa_crt.clone(), "no private key in it"),
+        ("key only", rsa8.clone(), "no certificate in it"),
+        (
+            "encrypted key",
+            format!("{rsa_crt}{}", read("enc.key")),
+            "the private key is encrypted",
+        ),
+        (
+            "a line cut from the key",
+            format!("{rsa_crt}{cut}"),
+            "the PRIVATE KEY block is not base64 of one whole DER structure",
+        ),
+        (
+            "two keys",
+            format!("{rsa8}{rsa_crt}{ec}"),
+            "a second private key",
+        ),
+        (
+            "another certificate's RSA key",
+            format!("{rsa_crt}{chain_key}"),
+            "the private key belongs to none of its certificates",
+        ),
+        (
+            "another certificate's PKCS#1 key",
+            format!("{chain_crt}{int}{rsa1}"),
+            "the private key belongs to none of its certificates",
+        ),
+        (
+            "an EC key with an RSA certificate",
+            format!("{rsa_crt}{ec}"),
+            "the private key belongs to none of its certificates",
+        ),
+    ];
+    for (what, text, why) in &bad {
+        let file = env0.dir.join("bad.pem");
+        fs::write(&file, text).unwrap();
+        let env = relay(
+            peer.port,
+            &format!("STARTTLS\nO CACertFile={ca}\nCERTFILE {}\n", file.display()),
+        );
+        let r = env.sendmail(&["-odi", "ok@example.org"], MSG);
+        r.code(78);
+        assert!(
+            r.stdout
+                .starts_with(&format!("CERTFILE {}: ", file.display()))
+                && r.stdout.contains(why),
+            "{what}: {}",
+            r.stdout
+        );
+        assert!(env.entries().is_empty(), "{what}");
+    }
+    assert_eq!(peer.messages().len(), good.len());
+    // A key whose public half the file does not state (Ed25519): only the TLS library
+    // finds that it is not the certificate's; deferred with the reason, nothing sent.
+    let file = env0.dir.join("mismatch.pem");
+    fs::write(&file, format!("{rsa_crt}{}", read("ed.key"))).unwrap();
+    let env = relay(
+        peer.port,
+        &format!("STARTTLS\nO CACertFile={ca}\nCERTFILE {}\n", file.display()),
+    );
+    env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
+    assert!(
+        env.json()[0].contains("its private key belongs to none of its certificates"),
+        "{}",
+        env.json()[0]
+    );
+    assert_eq!(peer.messages().len(), good.len());
 }

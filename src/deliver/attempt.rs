@@ -436,23 +436,26 @@ fn make_room(locked: &mut LockedEntry, recipients: usize, unrecorded: &mut Optio
 }
 
 /// The addresses of a relay's host name, with sendmail's words when there are none:
-/// through RESOLVER when it is set, else the system's resolver (which tells a missing
-/// name from a failed lookup only in its text: every failure reads as a lookup failure).
-/// A name that does not exist defers like a failed lookup: a mistyped SMARTHOST must
-/// not return every message (DIFFERENCES.md).
+/// through RESOLVER when it is set, else the system's resolver (getaddrinfo, with
+/// `/etc/hosts`: [`dns::system_host`]).
+/// A name that does not exist (NXDOMAIN) or has no address (NODATA) defers like a failed
+/// lookup, with sendmail's words for each (`reason-nxdomain-*`, `reason-nodata-*`,
+/// `reason-servfail-*`, `reason-dnstimeout-*`): a mistyped SMARTHOST must not return
+/// every message (DIFFERENCES.md).
 fn relay_addresses(
     engine: &Engine,
     dns: &mut Option<Result<dns::Dns, String>>,
     name: &str,
-    port: u16,
+    _port: u16,
 ) -> Result<Vec<IpAddr>, reply::Reply> {
-    let not_found = || {
+    let unknown = |text: String| {
         reply::Reply::with_status(
             451,
             status::BAD_SYSTEM.with_class(StatusClass::Transient),
-            dns::host_not_found(&format!("[{name}]")),
+            text,
         )
     };
+    let not_found = || unknown(dns::host_not_found(&format!("[{name}]")));
     let failed = |why: &str| {
         log::info!("relay {name}: {why}");
         reply::Reply::with_status(
@@ -461,28 +464,21 @@ fn relay_addresses(
             dns::lookup_failed(&format!("[{name}]")),
         )
     };
-    if engine.resolver.is_empty() {
-        return match std::net::ToSocketAddrs::to_socket_addrs(&(name, port)) {
-            Ok(a) => {
-                let v: Vec<IpAddr> = a.map(|s| s.ip()).collect();
-                if v.is_empty() {
-                    Err(not_found())
-                } else {
-                    Ok(v)
-                }
-            }
-            Err(e) => Err(failed(&e.to_string())),
-        };
-    }
-    match dns.get_or_insert_with(|| {
-        dns::Dns::new(&engine.resolver, engine.dns_timeout, engine.dns_retries)
-    }) {
-        Ok(d) => match d.host(name) {
-            Ok(v) => Ok(v),
-            Err((true, _)) => Err(not_found()),
-            Err((false, why)) => Err(failed(&why)),
-        },
-        Err(why) => Err(failed(why)),
+    let found = if engine.resolver.is_empty() {
+        dns::system_host(name)
+    } else {
+        match dns.get_or_insert_with(|| {
+            dns::Dns::new(&engine.resolver, engine.dns_timeout, engine.dns_retries)
+        }) {
+            Ok(d) => d.host(name),
+            Err(why) => Err(dns::HostError::Failed(why.clone())),
+        }
+    };
+    match found {
+        Ok(v) => Ok(v),
+        Err(dns::HostError::NotFound) => Err(not_found()),
+        Err(dns::HostError::NoData) => Err(unknown(dns::no_data_known(&format!("[{name}]")))),
+        Err(dns::HostError::Failed(why)) => Err(failed(&why)),
     }
 }
 

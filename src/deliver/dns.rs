@@ -9,6 +9,8 @@
 //!   with its IPv6 and IPv4 addresses;
 //! - no MX but the name exists: the implicit MX, the domain's own A/AAAA;
 //! - NXDOMAIN, a null MX (`MX 0 .`) or no address at all: permanent ("Host unknown");
+//! - a relay's host name ([`Dns::host`], or [`system_host`] without RESOLVER): NXDOMAIN,
+//!   NODATA or a failed lookup, told apart so that the reason names which;
 //! - SERVFAIL, refusal, timeouts: temporary.
 
 use hickory_resolver::TokioResolver;
@@ -85,20 +87,31 @@ impl Dns {
     }
 
     fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, (bool, String)> {
-        let fqdn = format!("{}.", host.trim_end_matches('.'));
-        match self.rt.block_on(self.resolver.lookup_ip(fqdn.as_str())) {
-            Ok(l) => Ok(l.iter().collect()),
-            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Err((true, e.to_string())),
-            Err(e) => Err((false, e.to_string())),
-        }
+        self.host(host).map_err(|e| match e {
+            HostError::NotFound => (true, format!("{host}: no such name")),
+            HostError::NoData => (true, format!("{host}: no address")),
+            HostError::Failed(why) => (false, why),
+        })
     }
 
-    /// The addresses of a relay's host name (A and AAAA): `Err(true, why)` when the
-    /// name does not exist or has no address, `Err(false, why)` when the lookup failed.
-    pub fn host(&self, name: &str) -> Result<Vec<IpAddr>, (bool, String)> {
-        match self.addresses(name) {
-            Ok(a) if a.is_empty() => Err((true, format!("{name}: no address"))),
-            other => other,
+    /// The addresses of a relay's host name (A and AAAA, never empty), or why there are
+    /// none: the name does not exist (NXDOMAIN), it exists with no address (NODATA: no
+    /// A or AAAA record), or the lookup failed for now (SERVFAIL, a refusal, no answer
+    /// within `Timeout.resolver.retrans` times `Timeout.resolver.retry`).
+    pub fn host(&self, name: &str) -> Result<Vec<IpAddr>, HostError> {
+        let fqdn = format!("{}.", name.trim_end_matches('.'));
+        match self.rt.block_on(self.resolver.lookup_ip(fqdn.as_str())) {
+            Ok(l) => {
+                let a: Vec<IpAddr> = l.iter().collect();
+                if a.is_empty() {
+                    Err(HostError::NoData)
+                } else {
+                    Ok(a)
+                }
+            }
+            Err(e) if e.is_nx_domain() => Err(HostError::NotFound),
+            Err(e) if e.is_no_records_found() => Err(HostError::NoData),
+            Err(e) => Err(HostError::Failed(e.to_string())),
         }
     }
 
@@ -182,10 +195,85 @@ impl Dns {
     }
 }
 
+/// The addresses of a relay's host name through the system's resolver (getaddrinfo(3):
+/// nsswitch, `/etc/hosts`, `/etc/resolv.conf`), told apart as [`Dns::host`] tells them:
+/// `EAI_NONAME` is a name that does not exist, `EAI_NODATA` one without an address,
+/// anything else (`EAI_AGAIN`: SERVFAIL, a refusal, no answer) a failed lookup.
+pub fn system_host(name: &str) -> Result<Vec<IpAddr>, HostError> {
+    let Ok(c_name) = std::ffi::CString::new(name) else {
+        return Err(HostError::NotFound);
+    };
+    // SAFETY: an all-zero addrinfo is the documented "no hints" value; the fields set
+    // are plain integers.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_family = libc::AF_UNSPEC;
+    hints.ai_socktype = libc::SOCK_STREAM;
+    let mut list: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: c_name is a NUL-terminated string that outlives the call; `list` receives
+    // a list this function frees below and nowhere else.
+    let rc = unsafe { libc::getaddrinfo(c_name.as_ptr(), std::ptr::null(), &hints, &mut list) };
+    if rc != 0 {
+        return Err(match rc {
+            libc::EAI_NONAME => HostError::NotFound,
+            libc::EAI_NODATA => HostError::NoData,
+            _ => {
+                // SAFETY: gai_strerror returns a static NUL-terminated string.
+                let text = unsafe { std::ffi::CStr::from_ptr(libc::gai_strerror(rc)) };
+                HostError::Failed(text.to_string_lossy().into_owned())
+            }
+        });
+    }
+    let mut out = Vec::new();
+    let mut at = list;
+    while !at.is_null() {
+        // SAFETY: `at` is a node of the list getaddrinfo returned, not yet freed; its
+        // ai_addr points to a sockaddr of the family it names.
+        let node = unsafe { &*at };
+        if !node.ai_addr.is_null() {
+            match node.ai_family {
+                libc::AF_INET => {
+                    let sa = unsafe { &*(node.ai_addr as *const libc::sockaddr_in) };
+                    out.push(IpAddr::from(u32::from_be(sa.sin_addr.s_addr).to_be_bytes()));
+                }
+                libc::AF_INET6 => {
+                    let sa = unsafe { &*(node.ai_addr as *const libc::sockaddr_in6) };
+                    out.push(IpAddr::from(sa.sin6_addr.s6_addr));
+                }
+                _ => {}
+            }
+        }
+        at = node.ai_next;
+    }
+    // SAFETY: the list getaddrinfo returned, freed once.
+    unsafe { libc::freeaddrinfo(list) };
+    out.dedup();
+    if out.is_empty() {
+        return Err(HostError::NoData);
+    }
+    Ok(out)
+}
+
+/// Why a host name gave no address ([`Dns::host`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostError {
+    /// NXDOMAIN: the name does not exist.
+    NotFound,
+    /// NODATA: the name exists but has no A or AAAA record.
+    NoData,
+    /// The lookup failed for now (the resolver's account, for the log).
+    Failed(String),
+}
+
 /// sendmail's words for a name that does not exist, `name` as sendmail shows it (a
 /// domain as it is, a relay in brackets: `[relay.example]`).
 pub fn host_not_found(name: &str) -> String {
     format!("Host unknown (Name server: {name}: host not found)")
+}
+
+/// sendmail's words for a name that exists with no address (NODATA; recorded:
+/// `reason-nodata-*`), `name` as in [`host_not_found`].
+pub fn no_data_known(name: &str) -> String {
+    format!("Host unknown (Name server: {name}: no data known)")
 }
 
 /// sendmail's words for a lookup that failed for now (see [`host_not_found`]).

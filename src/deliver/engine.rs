@@ -119,16 +119,13 @@ impl Engine {
             max_background: o.max_background_deliveries.unwrap_or(2 * cores).max(1),
             min_queue_age: time(o.min_queue_age, 0),
             tls: TlsPolicy {
-                mode: if s.cfg.opportunistic_tls {
-                    TlsMode::Opportunistic
-                } else if s.cfg.starttls {
-                    TlsMode::StartTls
-                } else if s.cfg.secure_transfer {
-                    TlsMode::Implicit
-                } else {
-                    TlsMode::Off
-                },
-                verify: !s.cfg.insecure,
+                mode: tls_mode(
+                    s.cfg.secure_transfer,
+                    s.cfg.starttls,
+                    s.cfg.opportunistic_tls,
+                ),
+                // INSECURE turns the check off unless dma's VERIFYCERT asks for it.
+                verify: !s.cfg.insecure || s.cfg.verify_cert,
                 ca_file: o.ca_cert_file.clone(),
                 fingerprint: s.cfg.fingerprint.clone(),
                 client_cert: s.cfg.cert_file.clone(),
@@ -180,6 +177,23 @@ impl Engine {
         } else {
             format!("{addr}@{}", self.host_name)
         }
+    }
+}
+
+/// The TLS mode dma's keywords ask for (dma's `net.c`): `SECURETRANSFER` without
+/// `STARTTLS` is TLS from the first byte (SMTPS), whatever else is given (dma ignores
+/// `OPPORTUNISTIC_TLS` there); `STARTTLS` requires STARTTLS, or with `OPPORTUNISTIC_TLS`
+/// uses it when offered. Where dma needs `SECURETRANSFER` beside them and otherwise sends
+/// in clear text, `STARTTLS` and `OPPORTUNISTIC_TLS` act alone here (DIFFERENCES.md).
+pub fn tls_mode(secure_transfer: bool, starttls: bool, opportunistic: bool) -> TlsMode {
+    if secure_transfer && !starttls {
+        TlsMode::Implicit
+    } else if opportunistic {
+        TlsMode::Opportunistic
+    } else if starttls {
+        TlsMode::StartTls
+    } else {
+        TlsMode::Off
     }
 }
 

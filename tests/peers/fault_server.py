@@ -44,7 +44,8 @@ STATE_DIR/refused/<n>.eml; it also refuses (501 5.1.3) a MAIL or RCPT address th
 an RFC 5321 Mailbox (dot-string or quoted local part, LDH labels or an address literal);
 TLS_CERT and TLS_KEY with TLS_MODE=starttls (offer STARTTLS) or implicit (TLS from the
 first byte); AUTH_USER and AUTH_PASS make AUTH PLAIN/LOGIN/CRAM-MD5 required (AUTH_ONLY_CRAM=1 offers
-only CRAM-MD5). The transcript marks
+only CRAM-MD5, AUTH_NO_CRAM=1 only PLAIN and LOGIN). TLS_CLIENT_CA=ca.pem requires a
+client certificate that CA signed, and the transcript names its CN ("client=<cn>"). The transcript marks
 MAIL commands given over TLS ("tls") and after AUTH ("auth=<user>"). BIND=::1 listens
 on IPv6 loopback instead of 127.0.0.1. NO_SMTPUTF8=1 does not offer SMTPUTF8 (and
 refuses commands that are not ASCII, as aiosmtpd does then). DATA_SIZE_LIMIT=n takes
@@ -167,6 +168,10 @@ class Handler:
         marks = []
         if session.ssl or server.transport.get_extra_info("ssl_object") is not None:
             marks.append("tls")
+            peer = server.transport.get_extra_info("peercert")
+            if peer:
+                subject = dict(x[0] for x in peer.get("subject", ()))
+                marks.append("client=%s" % subject.get("commonName", "?"))
         if session.authenticated:
             marks.append("auth=%s" % getattr(session, "auth_user", "?"))
         log(id(session), "MAIL %s %s %s" % (address, " ".join(mail_options), " ".join(marks)))
@@ -259,6 +264,9 @@ def tls_context():
         return None
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(os.environ["TLS_CERT"], os.environ["TLS_KEY"])
+    if os.environ.get("TLS_CLIENT_CA"):
+        ctx.load_verify_locations(os.environ["TLS_CLIENT_CA"])
+        ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 
 
@@ -430,6 +438,8 @@ class C(Controller):
                       auth_require_tls=False)
         if os.environ.get("AUTH_ONLY_CRAM"):
             kw["auth_exclude_mechanism"] = ["PLAIN", "LOGIN"]
+        elif os.environ.get("AUTH_NO_CRAM"):
+            kw["auth_exclude_mechanism"] = ["CRAM-MD5"]
         if os.environ.get("DATA_SIZE_LIMIT"):
             kw["data_size_limit"] = int(os.environ["DATA_SIZE_LIMIT"]) or None
         return LoggingSMTP(self.handler, decode_data=False, hostname="fault.test",

@@ -1,7 +1,10 @@
-//! AUTH (RFC 4954): PLAIN, CRAM-MD5 (RFC 2195) or LOGIN, the first the server offers in
-//! that order, with the credentials from dma's auth.conf.
+//! AUTH (RFC 4954) with the credentials from dma's auth.conf: over TLS, PLAIN, CRAM-MD5
+//! (RFC 2195) or LOGIN, the first the server offers in that order.
 //!
-//! Never in clear text unless `INSECURE`: without TLS the session fails instead. A
+//! Without TLS, as dma's man page and `net.c` have it: CRAM-MD5 whenever the server
+//! offers it (the password itself never crosses the wire, only an HMAC of the server's
+//! challenge); PLAIN and LOGIN, which send the password as it is, only with `INSECURE`.
+//! A server that offers neither CRAM-MD5 nor (with `INSECURE`) PLAIN or LOGIN, a
 //! mechanism the client does not know, or a refused login, fails the session with a
 //! `451 4.7.0` reply: deferred, never bounced, as the configuration can be fixed. The
 //! credentials are not shown in the `-v` transcript. The server's challenges are
@@ -89,7 +92,8 @@ pub fn cram_md5(user: &str, password: &str, challenge: &[u8]) -> String {
 }
 
 impl Session {
-    /// AUTH PLAIN, CRAM-MD5 or LOGIN (RFC 4954, 2195); never in clear text unless INSECURE.
+    /// AUTH with the mechanism [`choose`] picks (RFC 4954, 2195); the password in clear
+    /// text (PLAIN, LOGIN) only over TLS or with INSECURE.
     pub(super) fn authenticate(
         &mut self,
         c: &Credentials,
@@ -99,19 +103,34 @@ impl Session {
         if self.caps.auth.is_empty() {
             return Ok(());
         }
-        if !self.tls && !tls.plain_auth_ok {
-            return Err(Reply::with_status(
-                451,
-                status::SECURITY_TEMP,
-                format_args!(
-                    "not sending AUTH to {} over an unencrypted connection (set STARTTLS or INSECURE)",
-                    self.host
-                ),
-            ));
-        }
+        let mechanism = match choose(&self.caps.auth, self.tls, tls.plain_auth_ok) {
+            Ok(m) => m,
+            Err(NoMechanism::OnlyClearText) => {
+                return Err(Reply::with_status(
+                    451,
+                    status::SECURITY_TEMP,
+                    format_args!(
+                        "not sending the password to {} in clear text over an unencrypted \
+                         connection (it offers AUTH {}, not CRAM-MD5; set STARTTLS, or INSECURE)",
+                        self.host,
+                        self.caps.auth.join(" ")
+                    ),
+                ));
+            }
+            Err(NoMechanism::Unknown) => {
+                return Err(Reply::with_status(
+                    451,
+                    status::SECURITY_TEMP,
+                    format_args!(
+                        "{} offers no AUTH mechanism rsendmail knows (PLAIN, CRAM-MD5, LOGIN): {}",
+                        self.host,
+                        self.caps.auth.join(" ")
+                    ),
+                ));
+            }
+        };
         self.state = State::AuthReply;
-        let has = |m: &str| self.caps.auth.iter().any(|a| a == m);
-        let r = if has("PLAIN") {
+        let r = if mechanism == Mechanism::Plain {
             let token = base64(format!("\0{}\0{}", c.user, c.password).as_bytes());
             if let Some(w) = out.as_deref_mut() {
                 let _ = writeln!(w, ">>> AUTH PLAIN (credentials not shown)");
@@ -119,7 +138,7 @@ impl Session {
             self.put_quiet(&format!("AUTH PLAIN {token}"));
             self.flush(self.timeouts.helo)?;
             self.read_expect(self.timeouts.helo, out, Expect::Auth, "AUTH")?
-        } else if has("CRAM-MD5") {
+        } else if mechanism == Mechanism::CramMd5 {
             self.put("AUTH CRAM-MD5", out)?;
             self.flush(self.timeouts.helo)?;
             let r = self.read_expect(self.timeouts.helo, out, Expect::Auth, "AUTH")?;
@@ -136,7 +155,7 @@ impl Session {
                 self.flush(self.timeouts.helo)?;
                 self.read_expect(self.timeouts.helo, out, Expect::Auth, "AUTH")?
             }
-        } else if has("LOGIN") {
+        } else {
             self.put("AUTH LOGIN", out)?;
             self.flush(self.timeouts.helo)?;
             let mut r = self.read_expect(self.timeouts.helo, out, Expect::Auth, "AUTH")?;
@@ -152,15 +171,6 @@ impl Session {
                 r = self.read_expect(self.timeouts.helo, out, Expect::Auth, "AUTH")?;
             }
             r
-        } else {
-            return Err(Reply::with_status(
-                451,
-                status::SECURITY_TEMP,
-                format_args!(
-                    "{} offers no AUTH mechanism rsendmail knows (PLAIN, LOGIN)",
-                    self.host
-                ),
-            ));
         };
         if r.code != 235 {
             // A refused login is deferred, never bounced: the configuration can be fixed.
@@ -174,10 +184,96 @@ impl Session {
     }
 }
 
+/// An AUTH mechanism rsendmail speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mechanism {
+    /// RFC 4616: the password as it is, in one line.
+    Plain,
+    /// RFC 2195: an HMAC-MD5 of the server's challenge keyed with the password; the
+    /// password itself is never sent.
+    CramMd5,
+    /// The password as it is, after a prompt (draft-murchison-sasl-login).
+    Login,
+}
+
+/// Why no mechanism was chosen ([`choose`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoMechanism {
+    /// The server offers only mechanisms that would send the password in clear text, the
+    /// connection is not encrypted and INSECURE is not set.
+    OnlyClearText,
+    /// The server offers none of PLAIN, CRAM-MD5, LOGIN.
+    Unknown,
+}
+
+/// The mechanism to use among those the server offers (`offered`, the EHLO AUTH
+/// keyword's words, upper case): over TLS PLAIN, else CRAM-MD5, else LOGIN; without TLS
+/// CRAM-MD5 first (dma's order and rule: it sends no password), PLAIN or LOGIN only when
+/// `clear_text_ok` (INSECURE).
+pub fn choose(
+    offered: &[String],
+    tls: bool,
+    clear_text_ok: bool,
+) -> Result<Mechanism, NoMechanism> {
+    let has = |m: &str| offered.iter().any(|a| a.eq_ignore_ascii_case(m));
+    let clear = [(Mechanism::Plain, "PLAIN"), (Mechanism::Login, "LOGIN")];
+    if tls {
+        if has("PLAIN") {
+            return Ok(Mechanism::Plain);
+        }
+        if has("CRAM-MD5") {
+            return Ok(Mechanism::CramMd5);
+        }
+        if has("LOGIN") {
+            return Ok(Mechanism::Login);
+        }
+        return Err(NoMechanism::Unknown);
+    }
+    if has("CRAM-MD5") {
+        return Ok(Mechanism::CramMd5);
+    }
+    match clear.iter().find(|(_, name)| has(name)) {
+        Some((m, _)) if clear_text_ok => Ok(*m),
+        Some(_) => Err(NoMechanism::OnlyClearText),
+        None => Err(NoMechanism::Unknown),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::string_slice)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mechanism_choice() {
+        let v = |s: &str| -> Vec<String> { s.split(' ').map(String::from).collect() };
+        use Mechanism::*;
+        use NoMechanism::*;
+        // (offered, tls, INSECURE, chosen)
+        for (offered, tls, insecure, want) in [
+            ("PLAIN LOGIN CRAM-MD5", true, false, Ok(Plain)),
+            ("LOGIN CRAM-MD5", true, false, Ok(CramMd5)),
+            ("LOGIN", true, false, Ok(Login)),
+            ("XOAUTH2", true, false, Err(Unknown)),
+            // Without TLS: CRAM-MD5 whenever offered, with or without INSECURE.
+            ("PLAIN LOGIN CRAM-MD5", false, false, Ok(CramMd5)),
+            ("PLAIN LOGIN CRAM-MD5", false, true, Ok(CramMd5)),
+            ("CRAM-MD5", false, false, Ok(CramMd5)),
+            // The password in clear text only with INSECURE.
+            ("PLAIN LOGIN", false, false, Err(OnlyClearText)),
+            ("LOGIN", false, false, Err(OnlyClearText)),
+            ("PLAIN LOGIN", false, true, Ok(Plain)),
+            ("LOGIN", false, true, Ok(Login)),
+            ("XOAUTH2 GSSAPI", false, true, Err(Unknown)),
+            ("cram-md5", false, false, Ok(CramMd5)),
+        ] {
+            assert_eq!(
+                choose(&v(offered), tls, insecure),
+                want,
+                "{offered} {tls} {insecure}"
+            );
+        }
+    }
 
     #[test]
     fn base64_vectors() {

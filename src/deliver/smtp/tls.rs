@@ -2,7 +2,7 @@
 //! STARTTLS (RFC 3207), required or opportunistic ([`TlsMode`]).
 //!
 //! TLS 1.2 at least. The certificate chain and host name are verified against the system
-//! store and `O CACertFile=` unless `INSECURE`; with `FINGERPRINT` the server
+//! store and `O CACertFile=` unless `INSECURE` (without `VERIFYCERT`); with `FINGERPRINT` the server
 //! certificate's SHA-256 is the trust anchor instead. A failed handshake or a certificate
 //! that does not pass ends the session with a `451 4.7.5` reply (the message stays
 //! queued); so does a required STARTTLS the server does not offer (`4.7.4`) or refuses.
@@ -19,8 +19,9 @@ use rsendmail::deadline::{Deadline, Limit};
 use rsendmail::status;
 use std::io::BufReader;
 
-/// When to use TLS (dma's keywords): `SECURETRANSFER` alone is TLS from the first byte
-/// (SMTPS); `STARTTLS` requires STARTTLS; `OPPORTUNISTIC_TLS` uses it when offered.
+/// When to use TLS (dma's keywords, read by `engine::tls_mode`): `SECURETRANSFER`
+/// without `STARTTLS` is TLS from the first byte (SMTPS); `STARTTLS` requires STARTTLS;
+/// `OPPORTUNISTIC_TLS` uses it when offered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum TlsMode {
     #[default]
@@ -34,7 +35,8 @@ pub enum TlsMode {
 #[derive(Clone, Debug, Default)]
 pub struct TlsPolicy {
     pub mode: TlsMode,
-    /// Verify the certificate chain and host name (default); `INSECURE` turns it off.
+    /// Verify the certificate chain and host name (default); `INSECURE` turns it off,
+    /// unless `VERIFYCERT` is given as well.
     pub verify: bool,
     /// `O CACertFile=`: trust this CA (PEM) in addition to the system store.
     pub ca_file: Option<std::path::PathBuf>,
@@ -98,12 +100,8 @@ impl Session {
         if let Some(cf) = &policy.client_cert {
             let pem = std::fs::read(cf)
                 .map_err(|e| fail(format!("cannot read CERTFILE {}: {e}", cf.display())))?;
-            let id = native_tls::Identity::from_pkcs8(&pem, &pem).map_err(|e| {
-                fail(format!(
-                    "bad CERTFILE {} (certificate and PKCS#8 key in PEM): {e}",
-                    cf.display()
-                ))
-            })?;
+            let id = client_identity(&pem)
+                .map_err(|why| fail(format!("bad CERTFILE {}: {why}", cf.display())))?;
             b.identity(id);
         }
         if !policy.verify || policy.fingerprint.is_some() {
@@ -161,4 +159,36 @@ impl Session {
         self.tls = true;
         Ok(())
     }
+}
+
+/// The client identity in a CERTFILE's text: its certificates and key in any order and
+/// key form ([`rsendmail::config::identity_parts`]). The key is handed to native-tls in
+/// PKCS#8 form (the only one it takes), and the certificate whose public key is the key's
+/// goes first, the rest after it as the chain. `Err` says what is wrong (a key that
+/// belongs to none of the certificates, a block OpenSSL cannot read).
+pub fn client_identity(pem: &[u8]) -> Result<native_tls::Identity, String> {
+    use openssl::pkey::PKey;
+    use openssl::x509::X509;
+    let parts = rsendmail::config::identity_parts(pem)?;
+    let key = PKey::private_key_from_pem(parts.key.as_bytes())
+        .map_err(|e| format!("its private key cannot be read: {e}"))?;
+    let pkcs8 = key
+        .private_key_to_pem_pkcs8()
+        .map_err(|e| format!("its private key cannot be converted to PKCS#8: {e}"))?;
+    let mut certs = parts
+        .certificates
+        .iter()
+        .map(|c| X509::from_pem(c.as_bytes()))
+        .collect::<Result<Vec<X509>, _>>()
+        .map_err(|e| format!("a certificate cannot be read: {e}"))?;
+    let leaf = certs
+        .iter()
+        .position(|c| c.public_key().is_ok_and(|k| k.public_eq(&key)))
+        .ok_or("its private key belongs to none of its certificates")?;
+    let leaf = certs.remove(leaf);
+    let mut chain = leaf.to_pem().map_err(|e| e.to_string())?;
+    for c in &certs {
+        chain.extend(c.to_pem().map_err(|e| e.to_string())?);
+    }
+    native_tls::Identity::from_pkcs8(&chain, &pkcs8).map_err(|e| e.to_string())
 }
