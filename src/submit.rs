@@ -85,6 +85,8 @@ pub struct Request {
     pub envid: Option<String>,
     /// `-B`: `7BIT` or `8BITMIME`.
     pub body_type: Option<String>,
+    /// `-h`: the starting hop count (see [`message::hop_count`]).
+    pub hop_count: Option<i64>,
 }
 
 /// What a submission produced.
@@ -104,6 +106,9 @@ pub struct Refused {
     /// What sendmail prints: `nosuchuser... User unknown`.
     pub text: String,
     pub code: Sysexit,
+    /// Not printed under ErrorMode `p` (sendmail logs a message with too many hops and
+    /// says nothing on the terminal but where it saved the message); still in a report.
+    pub quiet: bool,
 }
 
 /// Expand local recipients through the aliases (unless `-n`) and check that local users
@@ -140,6 +145,7 @@ pub fn expand_local(
                 text: format!("{a}... Cannot mail directly to {what}"),
                 address: a,
                 code: Sysexit::Usage,
+                quiet: false,
             });
             continue;
         }
@@ -162,6 +168,7 @@ pub fn expand_local(
                 address: e.address().to_string(),
                 text: e.text(),
                 code: e.status(),
+                quiet: false,
             });
         }
         if let [one] = x.targets.as_slice()
@@ -268,6 +275,7 @@ pub fn sort_listed(
                 text: e.message(&l.text),
                 code: e.exit(),
                 address: l.text,
+                quiet: false,
             }),
         }
     }
@@ -334,6 +342,9 @@ fn dedup(list: Vec<address::Listed>) -> Vec<Recipient> {
     }
     out
 }
+
+/// sendmail's `MaxHopCount` when none is set.
+pub const DEFAULT_MAX_HOPS: usize = 25;
 
 /// Run a submission from `input`.
 pub fn submit<R: BufRead>(
@@ -407,6 +418,27 @@ pub fn submit<R: BufRead>(
         expand_local(recipients.clone(), aliases.as_ref(), &is_local, &host);
     let mut refused = refused_syntax;
     refused.extend(refused_local);
+    // A message that has passed too many hosts is looping: sendmail refuses it at
+    // submission, whatever the delivery mode (`sendall`: every recipient fails with
+    // 5.4.6, exit 69, nothing stays queued; recorded: `hop-received-25`,
+    // `hop-received-25-odq`, `hop-h-26`). `MaxHopCount=0` refuses every message, as
+    // in sendmail.
+    let mut envelope_recipients = envelope_recipients;
+    let max_hops = settings.max_hop_count.unwrap_or(DEFAULT_MAX_HOPS);
+    let hops = message::hop_count(&head.headers, req.hop_count);
+    if hops > i64::try_from(max_hops).unwrap_or(i64::MAX) {
+        let looping: Vec<Refused> = envelope_recipients
+            .drain(..)
+            .map(|r| Refused {
+                text: format!("{}... Too many hops {hops} ({max_hops} max)", r.address),
+                address: r.address,
+                code: Sysexit::Unavailable,
+                quiet: true,
+            })
+            .collect();
+        log::info!("{id}: Too many hops {hops} ({max_hops} max)");
+        refused.splice(0..0, looping);
+    }
 
     // The envelope sender as stored: the login alone for the default sender (qualified at
     // delivery, as sendmail stores it), the -f address as given, or MASQUERADE's.
@@ -711,10 +743,11 @@ fn refused_recipients(
                         final_recipient: r.address.clone(),
                         original_recipient: None,
                         action: "failed",
-                        status: if r.code == Sysexit::NoUser {
-                            crate::status::BAD_MAILBOX
-                        } else {
-                            crate::status::PERM
+                        status: match r.code {
+                            Sysexit::NoUser => crate::status::BAD_MAILBOX,
+                            // Only a looping message is refused as unavailable.
+                            Sysexit::Unavailable => crate::status::LOOP,
+                            _ => crate::status::PERM,
                         },
                         remote_mta: None,
                         diagnostic: Some(r.text.clone()),
@@ -745,7 +778,7 @@ fn refused_recipients(
             }
         }
         _ => {
-            for r in refused {
+            for r in refused.iter().filter(|r| !r.quiet) {
                 crate::outln!("{}", r.text);
             }
             save_dead_letter(env, open_message);
