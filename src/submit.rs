@@ -58,8 +58,35 @@ impl Submitter {
 
     /// sendmail's trusted users may set the sender without a warning header.
     pub fn is_trusted(&self) -> bool {
-        self.uid == 0 || matches!(self.login.as_str(), "root" | "daemon" | "uucp" | "smmsp")
+        is_trusted_user(self.uid, &self.login)
     }
+}
+
+/// sendmail's trusted users (class `t`: root, daemon, uucp, and Debian's smmsp, or uid
+/// 0): they may name any sender, with `-f` or in an `-bs` dialogue, without an
+/// `X-Authentication-Warning:`.
+pub fn is_trusted_user(uid: u32, login: &str) -> bool {
+    uid == 0 || matches!(login, "root" | "daemon" | "uucp" | "smmsp")
+}
+
+/// The `X-Authentication-Warning:` sendmail adds to mail an `-bs` dialogue of a user it
+/// does not trust submits from a sender other than the user's own local address (its
+/// `srvrsmtp.c`: `user owned process doing -bs`; recorded: `bs-untrusted-user`,
+/// `bs-untrusted-user-null-sender`, none for `bs-untrusted-user-own-sender` and
+/// `bs-untrusted-user-bare-login`). `sender` is the MAIL FROM path (`""` for `<>`);
+/// `host` the mail name.
+pub fn bs_warning(uid: u32, login: &str, sender: &str, host: &str) -> Option<Header> {
+    if is_trusted_user(uid, login) {
+        return None;
+    }
+    let (local, _) = address::split_at_domain(sender);
+    let own = !sender.is_empty() && local == login && address::is_local(sender, host, false);
+    (!own).then(|| {
+        Header::new(
+            "X-Authentication-Warning",
+            &format!("{host}: {login} owned process doing -bs"),
+        )
+    })
 }
 
 /// What the caller asks of one submission: the recipient arguments, sendmail's `-t`,
@@ -238,15 +265,65 @@ pub fn added_bytes(added: &[Header]) -> u64 {
     added.iter().map(|h| h.raw.len() as u64).sum()
 }
 
-/// Quote a display name when it holds RFC 5322 specials.
+/// The `-F` full name as the display name of the `From:` rsendmail adds: as given when it
+/// already is an RFC 5322 phrase (§3.2.5: atoms, quoted strings and comments, 8-bit
+/// text as RFC 6532 allows: `John "Q" Public`, `John (Jack) Public`, `"John Public"`,
+/// `Jörg Müller`), else one quoted string with `"` and `\` escaped (`"Joe Q. Public"`,
+/// `"Public, John"`, `"John \"Q Public"`). Recorded from 8.17: `F-*`. A control
+/// character (a line break) becomes a blank: the name stays in its one field.
 fn display_name(name: &str) -> String {
-    if name.contains([
-        '(', ')', '<', '>', '[', ']', ':', ';', '@', '\\', ',', '.', '"',
-    ]) {
-        format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+    let name: String = name
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if is_phrase(&name) {
+        name
     } else {
-        name.to_string()
+        format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
     }
+}
+
+/// Whether `text` is an RFC 5322 phrase with its CFWS (§3.2.5, §3.2.2): words that are
+/// atoms (atext, or non-ASCII text, RFC 6532 §3.2) or quoted strings, blanks and
+/// balanced comments between them; no special character outside quotes and comments.
+fn is_phrase(text: &str) -> bool {
+    #[derive(PartialEq)]
+    enum In {
+        Plain,
+        Quoted,
+        Comment(u32),
+    }
+    let mut state = In::Plain;
+    let mut escaped = false;
+    for c in text.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match state {
+            In::Plain => match c {
+                '"' => state = In::Quoted,
+                '(' => state = In::Comment(1),
+                ' ' | '\t' => {}
+                c if !c.is_ascii() => {}
+                c if c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) => {}
+                _ => return false,
+            },
+            In::Quoted => match c {
+                '\\' => escaped = true,
+                '"' => state = In::Plain,
+                _ => {}
+            },
+            In::Comment(depth) => match c {
+                '\\' => escaped = true,
+                '(' => state = In::Comment(depth + 1),
+                ')' if depth == 1 => state = In::Plain,
+                ')' => state = In::Comment(depth - 1),
+                _ => {}
+            },
+        }
+    }
+    state == In::Plain && !escaped
 }
 
 /// dma's MASQUERADE `[user@][host]` applied to the default sender `login`.
@@ -404,6 +481,20 @@ pub fn submit<R: BufRead>(
         }
     }
     message::apply_field_rules(&mut head.headers);
+    let single_recipient = {
+        let mut all = recipients
+            .iter()
+            .map(|l| l.address.to_ascii_lowercase())
+            .chain(
+                refused_syntax
+                    .iter()
+                    .map(|r| r.address.to_ascii_lowercase()),
+            )
+            .collect::<Vec<_>>();
+        all.sort();
+        all.dedup();
+        all.len() == 1
+    };
     let recipients = dedup(recipients);
     let to_smarthost = cfg.all_to_smarthost();
     let is_local = |a: &str| address::is_local(a, &host, to_smarthost);
@@ -465,8 +556,11 @@ pub fn submit<R: BufRead>(
     // sendmail names the recipient only when the command line gave exactly one, those
     // refused for their syntax included; `-t` recipients come too late to count
     // (headers.c `eatheader` sets `$u` first; recorded: `addr-double-at`,
-    // `field-apparently-to`).
-    let received = if let Some(only) = &argv_only {
+    // `field-apparently-to`). rsendmail also requires it to be the message's only
+    // recipient: sendmail's `for` shows a command-line recipient (often a blind copy,
+    // `sendmail -t archive@...`) to everyone `-t` found (RFC 5321 §7.2; recorded:
+    // `received-for-t-plus-argv`).
+    let received = if let Some(only) = argv_only.as_ref().filter(|_| single_recipient) {
         format!(
             "(from {}@localhost)\n\tby {host} ({}) id {id}\n\tfor {}; {date}",
             who.login,
@@ -485,11 +579,18 @@ pub fn submit<R: BufRead>(
         if req.sender.is_some() {
             if from_addr.is_empty() {
                 format!("{}@{host}", who.login)
+            } else if address::domain_of(&from_addr).is_none() {
+                // `-f someone` → `From: someone@host`, as a `From: someone` the
+                // message brings is qualified (recorded: `from-f-unqualified`).
+                format!("{from_addr}@{sender_domain}")
             } else {
                 from_addr.clone()
             }
         } else {
-            match req.full_name.as_deref().or(who.gecos_name.as_deref()) {
+            // `-F ''` names no one: the password entry's name, as in sendmail
+            // (recorded: `F-empty`).
+            let given = req.full_name.as_deref().filter(|n| !n.is_empty());
+            match given.or(who.gecos_name.as_deref()) {
                 Some(name) if !name.is_empty() => {
                     format!("{} <{from_addr}>", display_name(name))
                 }
@@ -828,6 +929,50 @@ mod tests {
         assert_eq!(display_name("Joe Q"), "Joe Q");
         assert_eq!(display_name("Doe, John"), "\"Doe, John\"");
         assert_eq!(display_name("J. \"Q\""), "\"J. \\\"Q\\\"\"");
+        // Already a phrase: as given (F-quoted-phrase, F-parens, F-quoted-whole, F-8bit).
+        for p in [
+            "John \"Q\" Public",
+            "John (Jack) Public",
+            "\"John Public\"",
+            "J\u{f6}rg M\u{fc}ller",
+            "a (nested (comment)) b",
+            "\"a\\\"b\"",
+            " ",
+        ] {
+            assert_eq!(display_name(p), p, "{p}");
+        }
+        // Not a phrase: one quoted string (F-dots, F-comma, F-angle, F-at, F-colon,
+        // F-semicolon, F-unbalanced-quote); a backslash is escaped, never lost.
+        for (name, want) in [
+            ("Joe Q. Public", "\"Joe Q. Public\""),
+            ("John <x>", "\"John <x>\""),
+            ("john@x", "\"john@x\""),
+            ("Dept: sales", "\"Dept: sales\""),
+            ("a;b", "\"a;b\""),
+            ("John \"Q Public", "\"John \\\"Q Public\""),
+            ("a (b", "\"a (b\""),
+            ("a) b", "\"a) b\""),
+            ("a\\b", "\"a\\\\b\""),
+            ("a\nBcc: x", "\"a Bcc: x\""),
+        ] {
+            assert_eq!(display_name(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn bs_warning_unless_trusted_or_own_address() {
+        let h = "vm.example.test";
+        let warned = |uid, login, sender| bs_warning(uid, login, sender, h).map(|w| w.raw);
+        let want = Some(
+            b"X-Authentication-Warning: vm.example.test: nobody owned process doing -bs\n".to_vec(),
+        );
+        assert_eq!(warned(65534, "nobody", "root@vm.example.test"), want);
+        assert_eq!(warned(65534, "nobody", ""), want);
+        assert_eq!(warned(65534, "nobody", "nobody@example.org"), want);
+        assert_eq!(warned(65534, "nobody", "nobody@vm.example.test"), None);
+        assert_eq!(warned(65534, "nobody", "nobody"), None);
+        assert_eq!(warned(0, "root", "alice@example.org"), None);
+        assert_eq!(warned(8, "smmsp", "alice@example.org"), None);
     }
 
     #[test]
