@@ -35,7 +35,9 @@ class Case:
     def __init__(self, path):
         self.path = path
         self.name = os.path.basename(path)
-        self.args = self.lines("args")
+        # One argument a line; an empty line is an empty argument (`-f` then ``).
+        args = (self.read("args") or b"").decode().split("\n")
+        self.args = args[:-1] if args and args[-1] == "" else args
         self.stdin = self.read("stdin") or b""
         self.paced = os.path.exists(os.path.join(path, "pace"))
         sink = self.read("sink")
@@ -43,6 +45,10 @@ class Case:
         # Runs before the case's own, each line one argv, with the case's stdin.
         self.before = [l.split() for l in self.lines("before")]
         self.files = os.path.join(path, "files")
+        # Run as this user (runuser -u USER --) rather than root: a user sendmail does
+        # not trust (X-Authentication-Warning).
+        user = self.read("user")
+        self.user = (user.decode().strip() or None) if user is not None else None
         # What is wrong with the smarthost (FAULTS); None: the sink is the smarthost.
         fault = self.read("fault")
         self.fault = fault.decode().strip() if fault is not None else None
@@ -80,6 +86,27 @@ class Case:
                 with open(os.path.join(self.files, n), "rb") as src:
                     with open(os.path.join(into, n), "wb") as dst:
                         dst.write(src.read())
+
+
+def as_user(case):
+    """The prefix that runs a command as the case's user (empty: as root)."""
+    return ["runuser", "-u", case.user, "--"] if case.user else []
+
+
+def python_for(case):
+    """The Python that runs pace.py: the system's for a case run as a user (the one
+    running this script may live where that user cannot reach)."""
+    if case.user and os.path.exists("/usr/bin/python3"):
+        return "/usr/bin/python3"
+    return sys.executable
+
+
+def give_to_user(case, *paths):
+    """Make the run's directories the case user's, so that the program run as that user
+    may write its queue there."""
+    if case.user:
+        for p in paths:
+            subprocess.run(["chown", "-R", case.user, p], check=True)
 
 
 def locked(directory):

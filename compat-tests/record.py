@@ -39,13 +39,15 @@ the sink, or at a case's fault, through a copy of /etc/mail/sendmail.cf (SENDMAI
 whose smart host (`DSrelay:[127.0.0.1]`) and relay port (`TCP $h 2525`) are rewritten.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
-from common import Case, Fault, Sink, dnsmasq_args, first_queue_id, free_port, helper, locked
+from common import (Case, Fault, Sink, as_user, python_for, dnsmasq_args, first_queue_id, free_port,
+                    give_to_user, helper, locked)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = os.path.join(HERE, "cases")
@@ -88,11 +90,15 @@ def isolate():
     return dns
 
 
-def derived_cf(into, hosts, port):
+def derived_cf(into, hosts, port, user=None):
     """A copy of sendmail.cf relaying to [host] on port (several: `[a]:[b]`, tried in
-    turn)."""
+    turn). For a case run as a `user`, the access map is a null map: that user may not
+    read access.db, and sendmail would refuse every command (`451 4.0.0 hash map
+    "access": unsafe map file`)."""
     with open(SENDMAIL_CF) as f:
         cf = f.read()
+    if user:
+        cf = re.sub(r"(?m)^Kaccess .*$", "Kaccess null", cf)
     for old in ("\nDSrelay:[127.0.0.1]\n", "TCP $h 2525\n"):
         if old not in cf:
             raise SystemExit("%s: no %r to rewrite" % (SENDMAIL_CF, old.strip()))
@@ -112,7 +118,11 @@ def record(case, version, sink):
     case.copy_files(work)
     fault = Fault(case.fault) if case.fault else None
     hosts, port = (fault.hosts, fault.port) if fault else (["127.0.0.1"], sink.port)
-    cf = derived_cf(tempfile.mkdtemp(prefix="compat-cf-"), hosts, port)
+    cf = derived_cf(tempfile.mkdtemp(prefix="compat-cf-"), hosts, port, case.user)
+    if case.user:
+        os.chmod(os.path.dirname(cf), 0o755)
+        os.chmod(cf, 0o644)
+    give_to_user(case, qdir, work)
     if case.sink_mode:
         sink.reset(case.sink_mode)
     base = ["sendmail", "-Am", "-C" + cf, "-oQ" + qdir]
@@ -129,9 +139,13 @@ def record(case, version, sink):
     # before its reply.
     args = case.argv(case.args, work, qid)
     if case.paced:
-        run = subprocess.run([sys.executable, helper("pace.py"), SENDMAIL, "-Am", "-C" + cf,
-                              "-oQ" + qdir] + args, input=case.stdin, capture_output=True,
-                             timeout=120, cwd=work)
+        run = subprocess.run(as_user(case) + [python_for(case), helper("pace.py"), SENDMAIL,
+                                              "-Am", "-C" + cf, "-oQ" + qdir] + args,
+                             input=case.stdin, capture_output=True, timeout=120, cwd=work)
+    elif case.user:
+        # argv[0] is the path here (runuser runs it by its path).
+        run = subprocess.run(as_user(case) + [SENDMAIL] + base[1:] + args, input=case.stdin,
+                             capture_output=True, timeout=120, cwd=work)
     else:
         run = subprocess.run(base + args, executable=SENDMAIL, input=case.stdin,
                              capture_output=True, timeout=120, cwd=work)
@@ -146,6 +160,11 @@ def record(case, version, sink):
     def put(fname, data):
         data = data.replace(qdir.encode(), b"QUEUEDIR").replace(work.encode(), b"DIR")
         data = data.replace(b" port %d " % port, b" port SINKPORT ")
+        if case.user:
+            # What only the recording's own -C and -oQ make sendmail say of a user it
+            # does not trust; the replay passes neither to rsendmail that way.
+            data = re.sub(rb"(?m)^X-Authentication-Warning: [^\n]*: Processed (from queue"
+                          rb" QUEUEDIR|by [^ \n]+ with -C [^\n]*)\n", b"", data)
         with open(os.path.join(exp, fname), "wb") as f:
             f.write(data)
 

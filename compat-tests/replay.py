@@ -51,8 +51,8 @@ import subprocess
 import sys
 import tempfile
 
-from common import (Case, Fault, Namespace, Sink, first_queue_id, free_port, helper, locked,
-                    normalise, relax_headers)
+from common import (Case, Fault, Namespace, Sink, as_user, python_for, first_queue_id, free_port,
+                    give_to_user, helper, locked, normalise, relax_headers)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEBIAN_PRIVACY = ("needmailhelo,needexpnhelo,needvrfyhelo,restrictqrun,restrictexpand,"
@@ -88,9 +88,15 @@ def run_case(binary, case, sink):
         os.mkdir(run_dir)
         case.copy_files(run_dir)
         env = dict(os.environ, LC_ALL="C")
+        give_to_user(case, work)
         sink.reset(case.sink_mode or "ok")
 
-        def sendmail(argv, stdin):
+        def sendmail(argv, stdin, user=True):
+            if case.user and user:
+                # runuser runs the link by its path: its name is still "sendmail".
+                return subprocess.run(prefix + as_user(case) + [link, "-C", conf] + argv,
+                                      input=stdin, capture_output=True, timeout=60, env=env,
+                                      cwd=run_dir)
             if prefix:
                 # nsenter runs the link by its path: its name is still "sendmail".
                 return subprocess.run(prefix + [link, "-C", conf] + argv, input=stdin,
@@ -105,14 +111,15 @@ def run_case(binary, case, sink):
         if case.paced:
             # The same lock-step driver as the recording (pace.py runs argv as given,
             # so the link's name is argv[0]).
-            run = subprocess.run(prefix + [sys.executable, helper("pace.py"), link, "-C", conf]
+            run = subprocess.run(prefix + as_user(case)
+                                 + [python_for(case), helper("pace.py"), link, "-C", conf]
                                  + case.argv(case.args, run_dir, qid), input=case.stdin,
                                  capture_output=True, timeout=60, env=env, cwd=run_dir)
         else:
             run = sendmail(case.argv(case.args, run_dir, qid), case.stdin)
         if case.sink_mode:
             sink.settle(lambda: locked(spool))
-        queue = sendmail(["-bp"], b"")
+        queue = sendmail(["-bp"], b"", user=False)
 
         def ours(data):
             data = data.replace(spool.encode(), b"QUEUEDIR").replace(run_dir.encode(), b"DIR")

@@ -58,8 +58,35 @@ impl Submitter {
 
     /// sendmail's trusted users may set the sender without a warning header.
     pub fn is_trusted(&self) -> bool {
-        self.uid == 0 || matches!(self.login.as_str(), "root" | "daemon" | "uucp" | "smmsp")
+        is_trusted_user(self.uid, &self.login)
     }
+}
+
+/// sendmail's trusted users (class `t`: root, daemon, uucp, and Debian's smmsp, or uid
+/// 0): they may name any sender, with `-f` or in an `-bs` dialogue, without an
+/// `X-Authentication-Warning:`.
+pub fn is_trusted_user(uid: u32, login: &str) -> bool {
+    uid == 0 || matches!(login, "root" | "daemon" | "uucp" | "smmsp")
+}
+
+/// The `X-Authentication-Warning:` sendmail adds to mail an `-bs` dialogue of a user it
+/// does not trust submits from a sender other than the user's own local address (its
+/// `srvrsmtp.c`: `user owned process doing -bs`; recorded: `bs-untrusted-user`,
+/// `bs-untrusted-user-null-sender`, none for `bs-untrusted-user-own-sender` and
+/// `bs-untrusted-user-bare-login`). `sender` is the MAIL FROM path (`""` for `<>`);
+/// `host` the mail name.
+pub fn bs_warning(uid: u32, login: &str, sender: &str, host: &str) -> Option<Header> {
+    if is_trusted_user(uid, login) {
+        return None;
+    }
+    let (local, _) = address::split_at_domain(sender);
+    let own = !sender.is_empty() && local == login && address::is_local(sender, host, false);
+    (!own).then(|| {
+        Header::new(
+            "X-Authentication-Warning",
+            &format!("{host}: {login} owned process doing -bs"),
+        )
+    })
 }
 
 /// What the caller asks of one submission: the recipient arguments, sendmail's `-t`,
@@ -85,6 +112,8 @@ pub struct Request {
     pub envid: Option<String>,
     /// `-B`: `7BIT` or `8BITMIME`.
     pub body_type: Option<String>,
+    /// `-h`: the starting hop count (see [`message::hop_count`]).
+    pub hop_count: Option<i64>,
 }
 
 /// What a submission produced.
@@ -104,6 +133,9 @@ pub struct Refused {
     /// What sendmail prints: `nosuchuser... User unknown`.
     pub text: String,
     pub code: Sysexit,
+    /// Not printed under ErrorMode `p` (sendmail logs a message with too many hops and
+    /// says nothing on the terminal but where it saved the message); still in a report.
+    pub quiet: bool,
 }
 
 /// Expand local recipients through the aliases (unless `-n`) and check that local users
@@ -140,6 +172,7 @@ pub fn expand_local(
                 text: format!("{a}... Cannot mail directly to {what}"),
                 address: a,
                 code: Sysexit::Usage,
+                quiet: false,
             });
             continue;
         }
@@ -162,6 +195,7 @@ pub fn expand_local(
                 address: e.address().to_string(),
                 text: e.text(),
                 code: e.status(),
+                quiet: false,
             });
         }
         if let [one] = x.targets.as_slice()
@@ -231,14 +265,21 @@ pub fn added_bytes(added: &[Header]) -> u64 {
     added.iter().map(|h| h.raw.len() as u64).sum()
 }
 
-/// Quote a display name when it holds RFC 5322 specials.
+/// The `-F` full name as the display name of the `From:` rsendmail adds: as given when it
+/// already is an RFC 5322 phrase (§3.2.5: atoms, quoted strings and comments, 8-bit
+/// text as RFC 6532 allows: `John "Q" Public`, `John (Jack) Public`, `"John Public"`,
+/// `Jörg Müller`), else one quoted string with `"` and `\` escaped (`"Joe Q. Public"`,
+/// `"Public, John"`, `"John \"Q Public"`). Recorded from 8.17: `F-*`. A control
+/// character (a line break) becomes a blank: the name stays in its one field.
 fn display_name(name: &str) -> String {
-    if name.contains([
-        '(', ')', '<', '>', '[', ']', ':', ';', '@', '\\', ',', '.', '"',
-    ]) {
-        format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+    let name: String = name
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if is_phrase(&name) {
+        name
     } else {
-        name.to_string()
+        format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
     }
 }
 
@@ -261,6 +302,49 @@ pub fn masqueradable<'a>(sender: &'a str, host: &str) -> Option<&'a str> {
         }
         Some(_) => None,
     }
+}
+
+/// Whether `text` is an RFC 5322 phrase with its CFWS (§3.2.5, §3.2.2): words that are
+/// atoms (atext, or non-ASCII text, RFC 6532 §3.2) or quoted strings, blanks and
+/// balanced comments between them; no special character outside quotes and comments.
+fn is_phrase(text: &str) -> bool {
+    #[derive(PartialEq)]
+    enum In {
+        Plain,
+        Quoted,
+        Comment(u32),
+    }
+    let mut state = In::Plain;
+    let mut escaped = false;
+    for c in text.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match state {
+            In::Plain => match c {
+                '"' => state = In::Quoted,
+                '(' => state = In::Comment(1),
+                ' ' | '\t' => {}
+                c if !c.is_ascii() => {}
+                c if c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) => {}
+                _ => return false,
+            },
+            In::Quoted => match c {
+                '\\' => escaped = true,
+                '"' => state = In::Plain,
+                _ => {}
+            },
+            In::Comment(depth) => match c {
+                '\\' => escaped = true,
+                '(' => state = In::Comment(depth + 1),
+                ')' if depth == 1 => state = In::Plain,
+                ')' => state = In::Comment(depth - 1),
+                _ => {}
+            },
+        }
+    }
+    state == In::Plain && !escaped
 }
 
 /// dma's MASQUERADE `[user@][host]` applied to the default sender `login`.
@@ -289,6 +373,7 @@ pub fn sort_listed(
                 text: e.message(&l.text),
                 code: e.exit(),
                 address: l.text,
+                quiet: false,
             }),
         }
     }
@@ -356,6 +441,9 @@ fn dedup(list: Vec<address::Listed>) -> Vec<Recipient> {
     out
 }
 
+/// sendmail's `MaxHopCount` when none is set.
+pub const DEFAULT_MAX_HOPS: usize = 25;
+
 /// Run a submission from `input`.
 pub fn submit<R: BufRead>(
     req: &Request,
@@ -414,6 +502,20 @@ pub fn submit<R: BufRead>(
         }
     }
     message::apply_field_rules(&mut head.headers);
+    let single_recipient = {
+        let mut all = recipients
+            .iter()
+            .map(|l| l.address.to_ascii_lowercase())
+            .chain(
+                refused_syntax
+                    .iter()
+                    .map(|r| r.address.to_ascii_lowercase()),
+            )
+            .collect::<Vec<_>>();
+        all.sort();
+        all.dedup();
+        all.len() == 1
+    };
     let recipients = dedup(recipients);
     let to_smarthost = cfg.all_to_smarthost();
     let is_local = |a: &str| address::is_local(a, &host, to_smarthost);
@@ -428,6 +530,27 @@ pub fn submit<R: BufRead>(
         expand_local(recipients.clone(), aliases.as_ref(), &is_local, &host);
     let mut refused = refused_syntax;
     refused.extend(refused_local);
+    // A message that has passed too many hosts is looping: sendmail refuses it at
+    // submission, whatever the delivery mode (`sendall`: every recipient fails with
+    // 5.4.6, exit 69, nothing stays queued; recorded: `hop-received-25`,
+    // `hop-received-25-odq`, `hop-h-26`). `MaxHopCount=0` refuses every message, as
+    // in sendmail.
+    let mut envelope_recipients = envelope_recipients;
+    let max_hops = settings.max_hop_count.unwrap_or(DEFAULT_MAX_HOPS);
+    let hops = message::hop_count(&head.headers, req.hop_count);
+    if hops > i64::try_from(max_hops).unwrap_or(i64::MAX) {
+        let looping: Vec<Refused> = envelope_recipients
+            .drain(..)
+            .map(|r| Refused {
+                text: format!("{}... Too many hops {hops} ({max_hops} max)", r.address),
+                address: r.address,
+                code: Sysexit::Unavailable,
+                quiet: true,
+            })
+            .collect();
+        log::info!("{id}: Too many hops {hops} ({max_hops} max)");
+        refused.splice(0..0, looping);
+    }
 
     // The envelope sender as stored: the login alone for the default sender (qualified at
     // delivery, as sendmail stores it), the -f address as given, or MASQUERADE's (of the
@@ -462,8 +585,11 @@ pub fn submit<R: BufRead>(
     // sendmail names the recipient only when the command line gave exactly one, those
     // refused for their syntax included; `-t` recipients come too late to count
     // (headers.c `eatheader` sets `$u` first; recorded: `addr-double-at`,
-    // `field-apparently-to`).
-    let received = if let Some(only) = &argv_only {
+    // `field-apparently-to`). rsendmail also requires it to be the message's only
+    // recipient: sendmail's `for` shows a command-line recipient (often a blind copy,
+    // `sendmail -t archive@...`) to everyone `-t` found (RFC 5321 §7.2; recorded:
+    // `received-for-t-plus-argv`).
+    let received = if let Some(only) = argv_only.as_ref().filter(|_| single_recipient) {
         format!(
             "(from {}@localhost)\n\tby {host} ({}) id {id}\n\tfor {}; {date}",
             who.login,
@@ -482,11 +608,18 @@ pub fn submit<R: BufRead>(
         if req.sender.is_some() {
             if from_addr.is_empty() {
                 format!("{}@{host}", who.login)
+            } else if address::domain_of(&from_addr).is_none() {
+                // `-f someone` → `From: someone@host`, as a `From: someone` the
+                // message brings is qualified (recorded: `from-f-unqualified`).
+                format!("{from_addr}@{sender_domain}")
             } else {
                 from_addr.clone()
             }
         } else {
-            match req.full_name.as_deref().or(who.gecos_name.as_deref()) {
+            // `-F ''` names no one: the password entry's name, as in sendmail
+            // (recorded: `F-empty`).
+            let given = req.full_name.as_deref().filter(|n| !n.is_empty());
+            match given.or(who.gecos_name.as_deref()) {
                 Some(name) if !name.is_empty() => {
                     format!("{} <{from_addr}>", display_name(name))
                 }
@@ -774,10 +907,11 @@ fn refused_recipients(
                         final_recipient: r.address.clone(),
                         original_recipient: None,
                         action: "failed",
-                        status: if r.code == Sysexit::NoUser {
-                            crate::status::BAD_MAILBOX
-                        } else {
-                            crate::status::PERM
+                        status: match r.code {
+                            Sysexit::NoUser => crate::status::BAD_MAILBOX,
+                            // Only a looping message is refused as unavailable.
+                            Sysexit::Unavailable => crate::status::LOOP,
+                            _ => crate::status::PERM,
                         },
                         remote_mta: None,
                         diagnostic: Some(r.text.clone()),
@@ -808,7 +942,7 @@ fn refused_recipients(
             }
         }
         _ => {
-            for r in refused {
+            for r in refused.iter().filter(|r| !r.quiet) {
                 crate::outln!("{}", r.text);
             }
             save_dead_letter(env, open_message);
@@ -872,6 +1006,50 @@ mod tests {
         assert_eq!(display_name("Joe Q"), "Joe Q");
         assert_eq!(display_name("Doe, John"), "\"Doe, John\"");
         assert_eq!(display_name("J. \"Q\""), "\"J. \\\"Q\\\"\"");
+        // Already a phrase: as given (F-quoted-phrase, F-parens, F-quoted-whole, F-8bit).
+        for p in [
+            "John \"Q\" Public",
+            "John (Jack) Public",
+            "\"John Public\"",
+            "J\u{f6}rg M\u{fc}ller",
+            "a (nested (comment)) b",
+            "\"a\\\"b\"",
+            " ",
+        ] {
+            assert_eq!(display_name(p), p, "{p}");
+        }
+        // Not a phrase: one quoted string (F-dots, F-comma, F-angle, F-at, F-colon,
+        // F-semicolon, F-unbalanced-quote); a backslash is escaped, never lost.
+        for (name, want) in [
+            ("Joe Q. Public", "\"Joe Q. Public\""),
+            ("John <x>", "\"John <x>\""),
+            ("john@x", "\"john@x\""),
+            ("Dept: sales", "\"Dept: sales\""),
+            ("a;b", "\"a;b\""),
+            ("John \"Q Public", "\"John \\\"Q Public\""),
+            ("a (b", "\"a (b\""),
+            ("a) b", "\"a) b\""),
+            ("a\\b", "\"a\\\\b\""),
+            ("a\nBcc: x", "\"a Bcc: x\""),
+        ] {
+            assert_eq!(display_name(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn bs_warning_unless_trusted_or_own_address() {
+        let h = "vm.example.test";
+        let warned = |uid, login, sender| bs_warning(uid, login, sender, h).map(|w| w.raw);
+        let want = Some(
+            b"X-Authentication-Warning: vm.example.test: nobody owned process doing -bs\n".to_vec(),
+        );
+        assert_eq!(warned(65534, "nobody", "root@vm.example.test"), want);
+        assert_eq!(warned(65534, "nobody", ""), want);
+        assert_eq!(warned(65534, "nobody", "nobody@example.org"), want);
+        assert_eq!(warned(65534, "nobody", "nobody@vm.example.test"), None);
+        assert_eq!(warned(65534, "nobody", "nobody"), None);
+        assert_eq!(warned(0, "root", "alice@example.org"), None);
+        assert_eq!(warned(8, "smmsp", "alice@example.org"), None);
     }
 
     #[test]

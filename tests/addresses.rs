@@ -166,6 +166,21 @@ fn bad_recipients_are_refused_with_sendmails_words_and_the_rest_delivered() {
             64,
         ),
         (
+            "a@example.org)",
+            "a@example.org)... Unbalanced ')'".into(),
+            64,
+        ),
+        (
+            "<a@example.org",
+            "<a@example.org... Unbalanced '<'".into(),
+            64,
+        ),
+        // Naming no one: sendmail's local user with an empty name (badrcpt-empty-angle-*,
+        // badrcpt-at-*).
+        ("<>", "<>... User unknown".into(), 67),
+        ("Name <>", "Name <>... User unknown".into(), 67),
+        ("@", "@... User unknown".into(), 67),
+        (
             long.as_str(),
             format!("{long_shown}... prescan: token too long"),
             64,
@@ -282,6 +297,40 @@ fn header_recipients_are_checked_like_argv() {
         m.contains("\r\nTo: c@example.org, d@example.org\r\n"),
         "{m}"
     );
+}
+
+/// A recipient naming no one (`<>`, `@`) never vanishes: from argv, from `-t` and with
+/// `-bv` it is reported (`User unknown`, 67) and the others go out; a list of nothing but
+/// commas is no recipient at all (compat-tests `badrcpt-*`).
+#[test]
+fn recipients_naming_no_one_are_reported() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &["-odi", "-oem", "-t"],
+        b"To: <>, good@example.org\nCc: @\nSubject: t\n\nbody\n",
+    )
+    .code(67)
+    .stdout_is("");
+    let (_, rcpt, _) = seen(&peer);
+    assert_eq!(rcpt, ["good@example.org"]);
+    let r = report(&env);
+    assert!(r.contains("<>... User unknown"), "{r}");
+    assert!(r.contains("@... User unknown"), "{r}");
+    for bad in ["<>", "@"] {
+        env.sendmail(&["-bv", bad], b"")
+            .code(67)
+            .stdout_is(&format!("{bad}... User unknown\n"));
+    }
+    let before = env.entries().len();
+    for args in [&[","][..], &[" , ,"], &["-bv", ","]] {
+        env.sendmail(args, MSG)
+            .code(64)
+            .stdout_is("Recipient names must be specified\n");
+    }
+    assert_eq!(env.entries().len(), before, "{}", env.listing());
 }
 
 #[test]

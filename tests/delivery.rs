@@ -495,16 +495,14 @@ fn dsn_parameters_and_grouping_at_smtp_sink() {
         dsn.contains("X-Mail-Args: <root@test.example> BODY=8BITMIME RET=HDRS ENVID=env+2B1\n"),
         "{dsn}"
     );
+    // NOTIFY without an ORCPT: sendmail sends none for -N (RFC 3461 §4.2 makes it
+    // optional; observed with 8.17.1.9 against a server offering DSN).
     assert!(
-        dsn.contains(
-            "X-Rcpt-Args: <a@example.org> NOTIFY=FAILURE,DELAY ORCPT=rfc822;a@example.org\n"
-        ),
+        dsn.contains("X-Rcpt-Args: <a@example.org> NOTIFY=FAILURE,DELAY\n"),
         "{dsn}"
     );
     assert!(
-        dsn.contains(
-            "X-Rcpt-Args: <b@example.net> NOTIFY=FAILURE,DELAY ORCPT=rfc822;b@example.net\n"
-        ),
+        dsn.contains("X-Rcpt-Args: <b@example.net> NOTIFY=FAILURE,DELAY\n"),
         "{dsn}"
     );
     let plain = d.iter().find(|m| !m.contains("ENVID")).unwrap();

@@ -897,13 +897,18 @@ fn double_bounce_reaches_the_postmaster_once() {
     assert!(s[0].starts_with("MAILER-DAEMON|"), "{s:?}");
 }
 
+/// sendmail's hop count: the trace fields (`Received`, `X400-Received`, `Via`,
+/// `Mail-From`) plus the `Received:` this host adds, or `-h` when larger; more than
+/// `MaxHopCount` (25) and the message is refused at submission in every mode, exit 69
+/// (EX_UNAVAILABLE), returned to the sender as ErrorMode says, nothing left queued
+/// (compat-tests `hop-*`).
 #[test]
-fn too_many_hops_bounce() {
+fn too_many_hops_refused_at_submission() {
     if !is_root() {
         return;
     }
     let env = local_env("", None);
-    let msg = |n: usize| {
+    let msg = |n: usize, extra: &str| {
         let mut m = String::new();
         for i in 0..n {
             m.push_str(&format!(
@@ -911,22 +916,74 @@ fn too_many_hops_bounce() {
                 i + 1
             ));
         }
+        m.push_str(extra);
         m.push_str("Subject: loop\n\nbody\n");
         m
     };
-    env.sendmail(
-        &["-odi", "-f", "root", "nobody@test.example"],
-        msg(26).as_bytes(),
-    )
-    .code(67);
+    // 25 fields and ours: 26. ErrorMode m (the test config's) mails it back.
+    for mode in ["-odq", "-odi", "-odb"] {
+        env.sendmail(
+            &[mode, "-f", "root", "nobody@test.example"],
+            msg(25, "").as_bytes(),
+        )
+        .code(69)
+        .stdout_is("");
+        env.sendmail(&["-qf"], b"").code(0);
+        assert!(env.entries().is_empty(), "{mode}: {}", env.listing());
+    }
     let rep = fs::read(mbox(&env, "root")).unwrap();
+    assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 3);
     let text = parse_report(&rep, &env);
     assert!(text.contains("'Status': '5.4.6'"), "{text}");
     assert!(text.contains("Too many hops 26 (25 max)"), "{text}");
-    // 25 hops (the limit) are fine.
-    env.sendmail(&["-odi", "nobody@test.example"], msg(25).as_bytes())
-        .code(0);
-    assert_eq!(mbox_summary(&mbox(&env, "nobody")).len(), 1);
+    assert!(!mbox(&env, "nobody").exists());
+    // The boundaries, each refused (69) or delivered (0); -oeq: the status alone.
+    let cases: &[(&[&str], usize, &str, i32)] = &[
+        (&[], 24, "", 0),
+        (&["-h", "25"], 0, "", 0),
+        (&["-h", "26"], 0, "", 69),
+        (&["-h", "10"], 14, "", 0),
+        (&["-h", "10"], 25, "", 69),
+        (&["-h", "-5"], 24, "", 0),
+        (&[], 24, "Via: relay\n", 69),
+        (&[], 24, "Mail-From: relay\n", 69),
+        (&[], 24, "X400-Received: relay\n", 69),
+        (&[], 24, "X-Received: relay\nReceived-SPF: pass\n", 0),
+        (&["-O", "MaxHopCount=3"], 2, "", 0),
+        (&["-O", "MaxHopCount=3"], 3, "", 69),
+        (&["-O", "MaxHopCount=0"], 0, "", 69),
+        (&["-t"], 25, "To: nobody@test.example\n", 69),
+    ];
+    for (args, n, extra, code) in cases {
+        let mut argv = vec!["-odi", "-oeq"];
+        argv.extend_from_slice(args);
+        if !args.contains(&"-t") {
+            argv.push("nobody@test.example");
+        }
+        env.sendmail(&argv, msg(*n, extra).as_bytes())
+            .code(*code)
+            .stdout_is("");
+        assert!(env.entries().is_empty(), "{args:?} {n}: {}", env.listing());
+    }
+    assert_eq!(mbox_summary(&mbox(&env, "nobody")).len(), 6);
+    // Over SMTP the message is taken (250) and returned by the deliverer, which counts
+    // the same fields, ours included.
+    let _ = fs::remove_file(mbox(&env, "root"));
+    let dialogue = format!(
+        "HELO client.example\r\nMAIL FROM:<root@test.example>\r\nRCPT TO:<nobody@test.example>\r\nDATA\r\n{}.\r\nQUIT\r\n",
+        msg(25, "").replace('\n', "\r\n")
+    );
+    let r = env.sendmail(&["-odq", "-bs"], dialogue.as_bytes());
+    r.code(0);
+    assert!(
+        r.stdout.contains("Message accepted for delivery"),
+        "{}",
+        r.stdout
+    );
+    env.sendmail(&["-qf"], b"").code(0);
+    let text = parse_report(&fs::read(mbox(&env, "root")).unwrap(), &env);
+    assert!(text.contains("Too many hops 26 (25 max)"), "{text}");
+    assert_eq!(mbox_summary(&mbox(&env, "nobody")).len(), 6);
 }
 
 #[test]

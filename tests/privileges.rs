@@ -293,6 +293,86 @@ fn untrusted_f_adds_authentication_warning() {
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// An ordinary user's `-bs` dialogue naming a sender other than the user's own address
+/// gets sendmail's `user owned process doing -bs` warning (compat-tests
+/// `bs-untrusted-user`, `bs-untrusted-user-own-sender`, `bs-untrusted-user-bare-login`);
+/// root's does not.
+#[test]
+fn untrusted_bs_adds_authentication_warning() {
+    if !can_switch_user() {
+        return;
+    }
+    let dir = user_dir("xauth-bs");
+    let b = user_visible_bin(&dir, "sendmail");
+    let state = dir.join("state");
+    let envs = [
+        ("HOME", dir.to_str().unwrap()),
+        ("XDG_STATE_HOME", state.to_str().unwrap()),
+    ];
+    let conf = dir.join("c.conf");
+    fs::write(
+        &conf,
+        format!(
+            "SPOOLDIR {}\nMAILNAME test.example\n",
+            dir.join("spool").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let c = conf.to_str().unwrap();
+    let dialogue = |sender: &str| {
+        format!(
+            "HELO client.example\r\nMAIL FROM:<{sender}>\r\nRCPT TO:<bob@example.org>\r\n\
+             DATA\r\nSubject: s\r\n\r\nbody\r\n.\r\nQUIT\r\n"
+        )
+    };
+    let own = format!("{TEST_USER}@test.example");
+    for (sender, warned) in [
+        ("root@test.example", true),
+        ("", true),
+        (own.as_str(), false),
+        (TEST_USER, false),
+    ] {
+        let out = as_user(
+            &b,
+            &["-C", c, "-odq", "-bs"],
+            &envs,
+            dialogue(sender).as_bytes(),
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).contains("Message accepted"),
+            "{}",
+            text(&out.stdout)
+        );
+        let spool = dir.join("spool");
+        let qf = fs::read_dir(&spool)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with("qf"))
+            .unwrap()
+            .path();
+        let m = fs::read_to_string(&qf).unwrap();
+        let want = format!(
+            "X-Authentication-Warning: test.example: {TEST_USER} owned process doing -bs\n"
+        );
+        assert_eq!(m.contains(&want), warned, "{sender}: {m}");
+        // After the fields rsendmail adds, before the message's own.
+        if warned {
+            let at = m.find(&want).unwrap();
+            assert!(m.find("Message-Id:").unwrap() < at, "{m}");
+            assert!(at < m.find("Subject: s").unwrap(), "{m}");
+        }
+        fs::remove_file(qf).unwrap();
+    }
+    // root is trusted.
+    let env = Env::new();
+    let r = env.sendmail(&["-odq", "-bs"], dialogue("nobody@test.example").as_bytes());
+    r.code(0);
+    assert!(!env.only_message().contains("X-Authentication-Warning"));
+    let _ = fs::remove_dir_all(&dir);
+}
+
 /// `-X` (and `-d`) from an ordinary user cost the set-gid binary its group before the
 /// file is opened: a traffic log in a directory only the group may write stays
 /// unwritten, while one in the user's own directory is written.

@@ -455,6 +455,86 @@ fn headers_added_in_sendmail_order() {
     assert!(m.contains("\nFrom: other@example.com\n"), "{m}");
 }
 
+/// The `From:` rsendmail adds, as sendmail builds it (compat-tests `F-*`, `from-*`): a
+/// `-f` address qualified like the message's own fields, `-F ''` falling back to the
+/// password entry's name, a `-F` that is already a phrase used as given, any other one
+/// quoted.
+#[test]
+fn from_field_as_sendmail_builds_it() {
+    let from = |args: &[&str], stdin: &[u8]| {
+        let env = Env::new();
+        let mut a = vec!["-odq"];
+        a.extend_from_slice(args);
+        a.push("bob@example.org");
+        env.sendmail(&a, stdin).code(0);
+        let m = env.only_message();
+        m.lines()
+            .find(|l| l.starts_with("From:"))
+            .unwrap_or("")
+            .to_string()
+    };
+    let msg = b"Subject: s\n\nbody\n";
+    assert_eq!(from(&["-f", "someone"], msg), "From: someone@test.example");
+    assert_eq!(
+        from(&["-f", "<someone>"], msg),
+        "From: someone@test.example"
+    );
+    assert_eq!(from(&["-f", "a@example.com"], msg), "From: a@example.com");
+    assert_eq!(
+        from(&[], b"From: someone\nSubject: s\n\nbody\n"),
+        "From: someone@test.example"
+    );
+    // `-F ''` names no one: as without -F (the password entry's name).
+    assert_eq!(from(&["-F", ""], msg), from(&[], msg));
+    let login = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let login = String::from_utf8_lossy(&login.stdout).trim().to_string();
+    for (name, shown) in [
+        ("John \"Q\" Public", "John \"Q\" Public"),
+        ("John (Jack) Public", "John (Jack) Public"),
+        ("\"John Public\"", "\"John Public\""),
+        ("J\u{f6}rg M\u{fc}ller", "J\u{f6}rg M\u{fc}ller"),
+        ("Joe Q. Public", "\"Joe Q. Public\""),
+        ("Public, John", "\"Public, John\""),
+        ("John <x>", "\"John <x>\""),
+        ("John \"Q Public", "\"John \\\"Q Public\""),
+        ("a\\b", "\"a\\\\b\""),
+    ] {
+        assert_eq!(
+            from(&["-F", name], msg),
+            format!("From: {shown} <{login}@test.example>"),
+            "{name}"
+        );
+    }
+}
+
+/// The `for` clause of the added `Received:` names the command line's one recipient only
+/// when it is the message's only one: never a blind copy to the `-t` recipients
+/// (compat-tests `received-for-*`).
+#[test]
+fn received_for_names_the_only_recipient() {
+    let received = |args: &[&str], stdin: &[u8]| {
+        let env = Env::new();
+        let mut a = vec!["-odq"];
+        a.extend_from_slice(args);
+        env.sendmail(&a, stdin).code(0);
+        let m = env.only_message();
+        m.split("\nDate:").next().unwrap_or("").to_string()
+    };
+    let to_alice = b"To: alice@example.org\nSubject: s\n\nbody\n";
+    let plain = b"Subject: s\n\nbody\n";
+    assert!(received(&["bob@example.org"], plain).contains("\tfor bob@example.org;"));
+    assert!(!received(&["bob@example.org", "carol@example.org"], plain).contains("for "));
+    // -t recipients come too late to be named (as in sendmail) ...
+    assert!(!received(&["-t"], to_alice).contains("for "));
+    // ... and a command-line one is not shown to them.
+    assert!(!received(&["-t", "bob@example.org"], to_alice).contains("for "));
+    // The same address from both: one recipient.
+    assert!(received(&["-t", "alice@example.org"], to_alice).contains("\tfor alice@example.org;"));
+}
+
 #[test]
 fn injection_refused_nothing_queued() {
     let cases: &[&[&str]] = &[

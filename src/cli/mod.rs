@@ -209,8 +209,9 @@ pub struct Invocation {
     /// `-V envid`.
     pub envid: Option<String>,
     pub body_type: Option<BodyType>,
-    /// `-h N`.
-    pub hop_count: Option<u32>,
+    /// `-h N`: the starting hop count, read as sendmail's `strtol` reads it (leading
+    /// blanks and a sign allowed, nothing after the digits).
+    pub hop_count: Option<i64>,
     /// `-p proto[:host]`.
     pub protocol: Option<String>,
     /// `-L label`.
@@ -617,11 +618,10 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, Fatal> {
             }
             Short('h') => {
                 let v = value("h")?;
-                inv.hop_count = Some(
-                    v.trim()
-                        .parse()
-                        .map_err(|_| Fatal::new(Sysexit::Usage, format!("Bad hop count ({v})")))?,
-                );
+                inv.hop_count =
+                    Some(parse_hop_count(&v).ok_or_else(|| {
+                        Fatal::new(Sysexit::Usage, format!("Bad hop count ({v})"))
+                    })?);
             }
             Short('i') => inv.settings.ignore_dots = Some(true),
             Short('L') => inv.log_label = Some(value("L")?),
@@ -714,9 +714,54 @@ pub fn effective_mode(
     command_line.or(config).unwrap_or(DeliveryMode::Background)
 }
 
+/// `-h`'s value as sendmail's `strtol(optarg, &ep, 10)` with `*ep == '\0'` takes it:
+/// leading white space and one sign, then decimal digits and nothing else (no digits at
+/// all is 0); `None` for anything else (`Bad hop count (abc)`). Values beyond `i64` are
+/// clamped.
+pub fn parse_hop_count(v: &str) -> Option<i64> {
+    let t = v.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, t.get(1..).unwrap_or("")),
+        Some(b'+') => (false, t.get(1..).unwrap_or("")),
+        _ => (false, t),
+    };
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if digits.is_empty() {
+        // strtol reads nothing and leaves `ep` at the start: `-h ''` is 0, `-h -` is not.
+        return v.is_empty().then_some(0);
+    }
+    let n = digits.bytes().fold(0i64, |n, b| {
+        n.saturating_mul(10).saturating_add(i64::from(b - b'0'))
+    });
+    Some(if neg { -n } else { n })
+}
+
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
+
+    #[test]
+    fn hop_count_read_as_strtol() {
+        for (v, want) in [
+            ("25", Some(25)),
+            (" 7", Some(7)),
+            ("-5", Some(-5)),
+            ("+3", Some(3)),
+            ("", Some(0)),
+            ("99999999999999999999999", Some(i64::MAX)),
+            ("abc", None),
+            ("5 ", None),
+            ("5x", None),
+            ("-", None),
+            (" ", None),
+            ("--5", None),
+        ] {
+            assert_eq!(parse_hop_count(v), want, "{v:?}");
+        }
+    }
+
     use super::*;
 
     fn p(args: &[&str]) -> Result<Invocation, Fatal> {

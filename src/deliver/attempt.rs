@@ -237,9 +237,8 @@ pub fn attempt(
         let _ = std::io::Read::read_exact(&mut f, &mut head);
         plan::received_count(&head)
     };
-    // Our own Received field (the top one) is not a hop the message made before us:
-    // sendmail counts the fields it was given.
-    let hops = hops.saturating_sub(1);
+    // Our own Received field counts, as sendmail counts the one it adds (a message that
+    // came with 25 is one hop too many for MaxHopCount=25: `hop-received-25`).
     let Worker { conns, dns, index } = w;
     // The resolver (and its runtime) is made on the first MX lookup only.
     let mut mx = |d: &str| match dns.get_or_insert_with(|| {

@@ -89,20 +89,16 @@ pub struct Plan {
     pub decided: Vec<RcptOutcome>,
 }
 
-/// Count the Received fields of a header block (sendmail's hop count).
+/// Count the trace fields of a header block (sendmail's hop count:
+/// [`rsendmail::message::TRACE_FIELDS`]).
 #[deny(clippy::indexing_slicing)]
 pub fn received_count(header: &[u8]) -> usize {
-    header
-        .split(|&b| b == b'\n')
-        .filter(|l| {
-            l.get(..9)
-                .is_some_and(|n| n.eq_ignore_ascii_case(b"received:"))
-        })
-        .count()
+    rsendmail::message::trace_count_raw(header)
 }
 
 /// Plan an attempt at `open` (indexes of the entry's recipients still to deliver).
-/// `hops`: the Received fields the message came with (before ours). `worker`: this
+/// `hops`: the trace fields of the message as queued, ours included (sendmail counts
+/// the `Received:` it adds). `worker`: this
 /// worker's number, for `O SmarthostSplit=`. `mx`: the MX lookup, asked once per domain.
 pub fn plan(
     engine: &Engine,
@@ -115,7 +111,7 @@ pub fn plan(
     let mut p = Plan::default();
     // A message that has passed too many hosts is looping: it bounces (sendmail's
     // MaxHopCount; RFC 5321 §6.3).
-    if engine.max_hops > 0 && hops > engine.max_hops {
+    if hops > engine.max_hops {
         for &i in open {
             p.decided.push(RcptOutcome::local(
                 i,
@@ -272,11 +268,17 @@ mod tests {
     }
 
     #[test]
-    fn hop_count_reads_received_fields_only() {
+    fn hop_count_reads_trace_fields_only() {
         assert_eq!(received_count(b""), 0);
         assert_eq!(
             received_count(b"Received: a\nRECEIVED:b\nX-Received: c\n  Received: d\nreceived"),
             2
+        );
+        assert_eq!(
+            received_count(
+                b"Via: a\nMail-From: b\nX400-Received: c\nReceived : d\nVia-X: e\nX-Via: f\n"
+            ),
+            4
         );
     }
 

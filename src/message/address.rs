@@ -111,6 +111,10 @@ pub enum Invalid {
     IllegalLocal(char),
     /// White space outside quotes, when `BlankSub` is turned off.
     Blank,
+    /// A recipient naming no one: an empty route-addr (`<>`) or a lone `@`. sendmail
+    /// takes it for a local user with an empty name: `<>... User unknown`, exit 67
+    /// (recorded: `badrcpt-empty-angle-*`, `badrcpt-at-*`). Never dropped unnoticed.
+    NoUser,
 }
 
 impl Invalid {
@@ -129,6 +133,7 @@ impl Invalid {
             Invalid::InvalidLiteral => "Invalid address".into(),
             Invalid::IllegalLocal(c) => format!("Illegal character {c}"),
             Invalid::Blank => "Blank in address (BlankSub is off)".into(),
+            Invalid::NoUser => "User unknown".into(),
         }
     }
 
@@ -138,7 +143,7 @@ impl Invalid {
         match self {
             Invalid::Unbalanced(_) | Invalid::Illegal(_) | Invalid::IllegalLocal(_) => status::PERM,
             Invalid::TokenTooLong | Invalid::Blank => status::ADDRESS_PERM,
-            Invalid::TooLong => status::BAD_MAILBOX,
+            Invalid::TooLong | Invalid::NoUser => status::BAD_MAILBOX,
             Invalid::UserRequired
             | Invalid::HostRequired
             | Invalid::InvalidRoute
@@ -151,7 +156,9 @@ impl Invalid {
     /// (5.1.2 → EX_NOHOST) and EX_USAGE for the rest (recorded: `Invalid host name` 68,
     /// `Invalid route address` 64, `Unbalanced '('` 64).
     pub fn exit(&self) -> Sysexit {
-        if self.status() == status::BAD_SYSTEM {
+        if *self == Invalid::NoUser {
+            Sysexit::NoUser
+        } else if self.status() == status::BAD_SYSTEM {
             Sysexit::NoHost
         } else {
             Sysexit::Usage
@@ -461,6 +468,7 @@ struct ListParser<'t> {
 impl<'t> ListParser<'t> {
     /// End the current piece at `end` (exclusive); the next begins at `next`.
     fn flush(&mut self, end: usize, next: usize) {
+        let had_angle = self.angle.is_some();
         let spec_tokens: Vec<&Token> = match self.angle.take() {
             // A source route is dropped: everything up to the last ':' inside the brackets.
             Some(inner) => match inner.iter().rposition(|t| t.kind == Kind::Special(':')) {
@@ -484,7 +492,11 @@ impl<'t> ListParser<'t> {
             .trim()
             .to_string();
         self.piece_start = next;
-        let error = self.error.take();
+        let mut error = self.error.take();
+        // `<>` among recipients names no one; it is reported, not dropped.
+        if address.is_empty() && had_angle && error.is_none() {
+            error = Some(Invalid::NoUser);
+        }
         if !address.is_empty() || error.is_some() {
             self.out.push(Item {
                 text: written,
@@ -878,7 +890,16 @@ pub fn recipients_of_list(value: &str, old_style: bool) -> Vec<Listed> {
         .into_iter()
         .rev()
         .map(|item| {
-            let error = item.error.or_else(|| check_recipient(&item.address).err());
+            let error = item
+                .error
+                .or_else(|| check_recipient(&item.address).err())
+                .map(|e| match e {
+                    // A lone `@`: no local part and no domain, a local user with no
+                    // name to sendmail (`@... User unknown`), where `@example.org` is
+                    // `User address required`.
+                    Invalid::UserRequired if item.address == "@" => Invalid::NoUser,
+                    e => e,
+                });
             let address = if error.is_none() {
                 normalise(&item.address)
             } else {
@@ -1080,7 +1101,7 @@ mod tests {
             ("", &[]),
             (" ,, ", &[]),
             ("a@x,\n\tb@y", &["a@x", "b@y"]),
-            ("<>", &[]),
+            ("<>", &[""]),
         ];
         for (input, want) in cases {
             assert_eq!(addrs(input), *want, "{input:?}");
@@ -1262,6 +1283,37 @@ mod tests {
             assert_eq!(r[0].error, Some(Invalid::Unbalanced(c)), "{input}");
             assert_eq!(r[0].text, input.trim(), "{input}");
         }
+    }
+
+    #[test]
+    fn recipients_naming_no_one_are_reported() {
+        // `<>` and a lone `@` (sendmail: `User unknown`, 67); an empty list item is no
+        // address at all and is skipped, as in sendmail (`badrcpt-comma-*`).
+        for (input, want) in [
+            ("<>", vec![("<>", Some(Invalid::NoUser))]),
+            ("@", vec![("@", Some(Invalid::NoUser))]),
+            (" <> ", vec![("<>", Some(Invalid::NoUser))]),
+            ("Name <>", vec![("Name <>", Some(Invalid::NoUser))]),
+            (
+                "<>, b@example.org",
+                vec![("b@example.org", None), ("<>", Some(Invalid::NoUser))],
+            ),
+            (
+                "@example.org",
+                vec![("@example.org", Some(Invalid::UserRequired))],
+            ),
+            (",", vec![]),
+        ] {
+            let got: Vec<(String, Option<Invalid>)> = recipients_of_list(input, false)
+                .into_iter()
+                .map(|l| (l.text, l.error))
+                .collect();
+            let want: Vec<(String, Option<Invalid>)> =
+                want.into_iter().map(|(t, e)| (t.to_string(), e)).collect();
+            assert_eq!(got, want, "{input:?}");
+        }
+        assert_eq!(Invalid::NoUser.exit(), Sysexit::NoUser);
+        assert_eq!(Invalid::NoUser.message("<>"), "<>... User unknown");
     }
 
     #[test]

@@ -399,6 +399,51 @@ impl Header {
     }
 }
 
+/// The header fields sendmail counts as hops: those its `HdrInfo` table flags `H_TRACE`
+/// (conf.c: `Received`, `X400-Received`, `Via`, `Mail-From`; recorded: `hop-via`,
+/// `hop-mail-from`, `hop-x400-received`, and `hop-x-received` where `X-Received` is not
+/// one).
+pub const TRACE_FIELDS: [&str; 4] = ["Received", "X400-Received", "Via", "Mail-From"];
+
+/// Whether `name` is one of [`TRACE_FIELDS`] (case-insensitive).
+pub fn is_trace_field(name: &str) -> bool {
+    TRACE_FIELDS.iter().any(|t| t.eq_ignore_ascii_case(name))
+}
+
+/// The number of trace fields ([`TRACE_FIELDS`]) in a parsed header block.
+pub fn trace_count(headers: &[Header]) -> usize {
+    headers.iter().filter(|h| is_trace_field(&h.name)).count()
+}
+
+/// The number of trace fields in a raw header block (`name:` at the start of a line,
+/// blanks allowed before the colon), for a queued message whose header is read back.
+pub fn trace_count_raw(header: &[u8]) -> usize {
+    header
+        .split(|&b| b == b'\n')
+        .filter(|l| {
+            let Some(colon) = l.iter().position(|&b| b == b':') else {
+                return false;
+            };
+            let name = l.get(..colon).unwrap_or_default();
+            let name = name.trim_ascii_end();
+            !l.starts_with(b" ")
+                && !l.starts_with(b"\t")
+                && std::str::from_utf8(name).is_ok_and(is_trace_field)
+        })
+        .count()
+}
+
+/// The hop count sendmail gives a message at submission: the trace fields it came with
+/// plus the `Received:` this host adds, or the `-h` starting count when that is larger
+/// (recorded from 8.17: `-h 25` with no field passes `MaxHopCount=25`, `-h 26` does
+/// not; `-h 10` with 15 fields passes, with 25 it does not: `hop-h-*`).
+pub fn hop_count(headers: &[Header], start: Option<i64>) -> i64 {
+    let counted = i64::try_from(trace_count(headers))
+        .unwrap_or(i64::MAX)
+        .saturating_add(1);
+    counted.max(start.unwrap_or(0))
+}
+
 /// Whether the message carries any `Resent-*` field: sendmail then takes `-t`
 /// recipients from the Resent- destination fields only, and adds `Resent-Date:`,
 /// `Resent-From:` and `Resent-Message-Id:` when missing.
@@ -483,6 +528,24 @@ pub fn qualify_fields(headers: &mut [Header], domain: &str, sender_domain: &str,
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
+
+    #[test]
+    fn hop_count_is_trace_fields_plus_ours_or_the_start() {
+        let head = |text: &str| {
+            let mut r = LineReader::new(text.as_bytes(), false);
+            read_head(&mut r).unwrap().headers
+        };
+        let h = head(
+            "Received: a\nVia: b\nMail-From: c\nX400-Received: d\nX-Received: e\nSubject: s\n\n",
+        );
+        assert_eq!(trace_count(&h), 4);
+        assert_eq!(hop_count(&h, None), 5);
+        assert_eq!(hop_count(&h, Some(3)), 5);
+        assert_eq!(hop_count(&h, Some(26)), 26);
+        assert_eq!(hop_count(&h, Some(-5)), 5);
+        assert_eq!(hop_count(&head("Subject: s\n\n"), None), 1);
+    }
+
     use super::*;
 
     fn all(input: &[u8], ignore_dots: bool) -> (Head, Vec<u8>) {

@@ -288,6 +288,9 @@ impl Server<'_> {
                 sender.clone()
             }
         }));
+        if let Client::Local { login, uid } = &self.client {
+            added.extend(submit::bs_warning(*uid, login, &tx.sender, &self.host));
+        }
         let header_bytes = submit::header_block_bytes(&added, &head);
         let (user, uid) = match &self.client {
             Client::Local { login, uid } => (login.clone(), *uid),

@@ -165,12 +165,11 @@ impl Session {
             if let Some(n) = r.notify {
                 cmd.push_str(&format!(" NOTIFY={n}"));
             }
-            match r.orcpt {
-                Some(o) => cmd.push_str(&format!(" ORCPT={}", xtext(o))),
-                None if r.notify.is_some() => {
-                    cmd.push_str(&format!(" ORCPT=rfc822;{}", xtext(r.address)))
-                }
-                None => {}
+            // An ORCPT only where one was given (an SMTP client's, or an alias's
+            // parent): RFC 3461 §4.2 makes it optional, and sendmail sends none for
+            // `-N` (observed with 8.17.1.9 against a server offering DSN).
+            if let Some(o) = r.orcpt {
+                cmd.push_str(&format!(" ORCPT={}", xtext(o)));
             }
         }
         cmd
