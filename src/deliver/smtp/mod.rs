@@ -154,6 +154,8 @@ pub struct Session {
     /// The server sent more than the last reply of a transaction: that reply stands, but
     /// the connection is not used again.
     spent: bool,
+    /// The session ended because the server closed the connection (not a timeout).
+    peer_closed: bool,
 }
 
 /// Why no session could be opened: the reply to give every recipient (a temporary
@@ -230,6 +232,7 @@ impl Session {
                         awaiting: 1,
                         desynchronised: false,
                         spent: false,
+                        peer_closed: false,
                     };
                     match s.greet(helo_name, tls, creds, out) {
                         Ok(()) => return Ok(s),
