@@ -15,7 +15,11 @@
 //!   (`L=2040`): sendmail passes a body line of up to 2,040 octets unchanged
 //!   (`content-long-1500`, `content-long-2040`), so that a line a signer saw (DKIM)
 //!   reaches the next hop as it was. Lines within the limit go out byte for byte as
-//!   stored.
+//!   stored. The body limit is the encoder's parameter ([`Wire::with_limit`]): a server
+//!   that holds body lines to RFC 5321's limit too and refuses a longer one (aiosmtpd's
+//!   `500 Line too long`, a 5yz at the end of the data, a closed connection) is sent the
+//!   message again with body lines of at most [`MAX_LINE`] (the SMTP client's
+//!   `Session::send`; sendmail returns such a message: `content-long-refused`).
 //! - The header block is every line before the first empty line. An over-long header line
 //!   is folded by [`fold_header_line`]: a CRLF is inserted before a white space octet
 //!   (SP or HTAB), so that RFC 5322 unfolding (removing each CRLF that is followed by

@@ -11,7 +11,9 @@
 //!   a header line of at most 998 octets (RFC 5321 §4.5.3.1.6; an over-long field is
 //!   folded at white space, RFC 5322 §2.2.3), a body line of at most 2,040 (sendmail's
 //!   relay limit; a longer one continued with CRLF SP); a message without a final line
-//!   break gets one.
+//!   break gets one. A message with a body line over 998 octets whose data the server
+//!   refuses (a 5yz, or the connection closed during it) is sent once more with body
+//!   lines broken at 998, after RSET or on a new connection ([`Session::send`]).
 //! - `SIZE=` is the size of the message as sent (RFC 1870 §3: CRLF pairs counted, the
 //!   transparency dots not), counted by one read of the message before MAIL; the data is
 //!   then read again from the start of the message, also for a second transaction after
