@@ -6,7 +6,10 @@
 //! lines go out unchanged up to 2,040 octets, as sendmail relays them (its relay mailer's
 //! `L=2040`), so they go to the fault server in its normal mode: a MIME part's long
 //! header line arrives whole, and a line past 2,040 octets arrives whole once the
-//! inserted CRLF SP is taken out.
+//! inserted CRLF SP is taken out. A server that refuses lines over 998 octets (aiosmtpd's
+//! own limit, and the fault server's `LONG_LINES` modes) gets the message once more with
+//! its body lines broken at 998, and only that copy's outcome counts; smtp-sink, which
+//! takes long lines, gets them unchanged.
 
 use crate::harness::servers::{relay_env, start_peer};
 use std::collections::HashMap;
@@ -457,4 +460,43 @@ fn a_server_taking_long_lines_gets_them_unchanged() {
         "b".repeat(2040),
         "b".repeat(460)
     )));
+}
+
+/// With other recipients in the transaction: one refused at RCPT keeps its refusal and
+/// is not sent again, one that got 452 goes with the second copy, on the new connection
+/// a closed one makes.
+#[test]
+fn the_second_copy_goes_to_the_recipients_the_data_was_refused_for() {
+    let Some((_scratch, peer)) = start_peer(&[("LONG_LINES", "close")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    let run = env.sendmail(
+        &[
+            "-v",
+            "-odi",
+            "ok@example.org",
+            "reject5@example.org",
+            "toomany@example.org",
+        ],
+        &long_lines_message(),
+    );
+    assert_eq!(run.stdout.matches(RESENT).count(), 1, "{}", run.stdout);
+    let msgs = peer.wait_for(1, Duration::from_secs(10));
+    assert_eq!(msgs.len(), 1, "{}", peer.transcript());
+    // (sendmail's order: argv words reversed.)
+    assert!(
+        msgs[0]
+            .0
+            .contains("\"rcpt_tos\": [\"toomany@example.org\", \"ok@example.org\"]"),
+        "{}",
+        msgs[0].0
+    );
+    arrived_broken_at_998(&msgs[0].1);
+    let t = peer.transcript();
+    assert_eq!(t.matches("RCPT reject5@example.org").count(), 1, "{t}");
+    assert_eq!(mail_sessions(&t).len(), 2, "{t}");
+    // The refusal at RCPT stands: EX_NOUSER.
+    run.code(67);
+    assert!(env.entries().is_empty());
 }
