@@ -359,8 +359,17 @@ fn a_server_refusing_long_lines_gets_them_broken_at_998() {
             return;
         };
         let env = relay_env(peer.port, "");
+        let log = env.dir.join("mail.log");
+        env.add_config(&format!("MAILLOG {}\n", log.display()));
         let run = env.sendmail(&["-v", "-odi", "ok@example.org"], &long_lines_message());
         run.code(0);
+        // The log says it too, in one line.
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(
+            logged.lines().filter(|l| l.contains(RESENT)).count(),
+            1,
+            "{mode}: {logged}"
+        );
         let msgs = peer.wait_for(1, Duration::from_secs(10));
         assert_eq!(msgs.len(), 1, "{mode}: {}", peer.transcript());
         arrived_broken_at_998(&msgs[0].1);
