@@ -6,7 +6,10 @@
 //! lines go out unchanged up to 2,040 octets, as sendmail relays them (its relay mailer's
 //! `L=2040`), so they go to the fault server in its normal mode: a MIME part's long
 //! header line arrives whole, and a line past 2,040 octets arrives whole once the
-//! inserted CRLF SP is taken out.
+//! inserted CRLF SP is taken out. A server that refuses lines over 998 octets (aiosmtpd's
+//! own limit, and the fault server's `LONG_LINES` modes) gets the message once more with
+//! its body lines broken at 998, and only that copy's outcome counts; smtp-sink, which
+//! takes long lines, gets them unchanged.
 
 use crate::harness::servers::{relay_env, start_peer};
 use std::collections::HashMap;
@@ -286,4 +289,223 @@ fn a_bounce_returns_the_long_header_as_header_fields() {
         );
     }
     assert!(!peer.transcript().contains("DATA-REFUSED"));
+}
+
+/// A body with lines over RFC 5321's limit: 1,500 octets, 1,200 that begin with a dot,
+/// 2,500 (over sendmail's 2,040 too).
+fn long_lines_body() -> String {
+    format!(
+        "short line\n{}\n.{}\n{}\nlast line\n",
+        "a".repeat(1500),
+        "d".repeat(1199),
+        "b".repeat(2500)
+    )
+}
+
+fn long_lines_message() -> Vec<u8> {
+    format!("Subject: long lines\n\n{}", long_lines_body()).into_bytes()
+}
+
+/// The message as a strict server stored it: no line over 998 octets, and its body, the
+/// CRLF SP continuations taken out, is the body sent.
+#[track_caller]
+fn arrived_broken_at_998(raw: &[u8]) {
+    let text = String::from_utf8(raw.to_vec()).unwrap();
+    for l in text.split("\r\n") {
+        assert!(l.len() <= 998, "a line of {} octets", l.len());
+    }
+    let (_, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(body.contains(&format!(
+        "\r\n{}\r\n {}\r\n",
+        "a".repeat(998),
+        "a".repeat(502)
+    )));
+    assert_eq!(
+        body.replace("\r\n ", "").replace("\r\n", "\n"),
+        long_lines_body()
+    );
+}
+
+/// The sessions (connections) in which the fault server saw a MAIL command.
+fn mail_sessions(transcript: &str) -> Vec<&str> {
+    let mut v: Vec<&str> = transcript
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, c)| c.starts_with("MAIL "))
+        .map(|(s, _)| s)
+        .collect();
+    v.dedup();
+    v
+}
+
+const RESENT: &str = "sending it again with body lines broken at 998";
+
+/// A server that holds lines to RFC 5321's 1,000 octets, in each way it can refuse a
+/// longer one: aiosmtpd's own `500 Line too long` at the end of the data (the session
+/// goes on), a 554 there, the connection closed there, a 500 in the middle of the data
+/// and the connection closed. The message arrives once, whole, its lines broken at 998
+/// (in the same session after RSET while it is usable, else in a new one), and `-v`
+/// says so in one line.
+#[test]
+fn a_server_refusing_long_lines_gets_them_broken_at_998() {
+    for (mode, sessions, reply) in [
+        ("", 1, "(500 Line too long (see RFC5321 4.5.3.1.6))"),
+        ("554", 1, "(554 5.6.0 Line too long: 2040 octets (test))"),
+        ("close", 2, "(451 4.4.2 Connection lost to "),
+        // Either the reply or the closed connection, whichever the client meets first.
+        ("mid", 2, "(500 5.5.2 Line too long (test))|(451 4.4.2 "),
+    ] {
+        let Some((_scratch, peer)) = start_peer(&[("LONG_LINES", mode)]) else {
+            return;
+        };
+        let env = relay_env(peer.port, "");
+        let log = env.dir.join("mail.log");
+        env.add_config(&format!("MAILLOG {}\n", log.display()));
+        let run = env.sendmail(&["-v", "-odi", "ok@example.org"], &long_lines_message());
+        run.code(0);
+        // The log says it too, in one line.
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(
+            logged.lines().filter(|l| l.contains(RESENT)).count(),
+            1,
+            "{mode}: {logged}"
+        );
+        let msgs = peer.wait_for(1, Duration::from_secs(10));
+        assert_eq!(msgs.len(), 1, "{mode}: {}", peer.transcript());
+        arrived_broken_at_998(&msgs[0].1);
+        // SIZE= of the second copy is its size.
+        assert!(
+            msgs[0].0.contains(&format!("\"SIZE={}\"", msgs[0].1.len())),
+            "{mode}: {}",
+            msgs[0].0
+        );
+        let said: Vec<&str> = run.stdout.lines().filter(|l| l.contains(RESENT)).collect();
+        assert_eq!(said.len(), 1, "{mode}: {}", run.stdout);
+        assert!(
+            said[0].starts_with("127.0.0.1 refused a message with a body line of 2040 octets ")
+                && reply.split('|').any(|r| said[0].contains(r)),
+            "{mode}: {}",
+            said[0]
+        );
+        let t = peer.transcript();
+        assert_eq!(mail_sessions(&t).len(), sessions, "{mode}: {t}");
+        if sessions == 1 {
+            assert!(t.contains(" RSET"), "{mode}: {t}");
+        }
+        if !mode.is_empty() {
+            assert!(t.contains(&format!("LONG-LINE {mode}")), "{mode}: {t}");
+        }
+        assert!(env.entries().is_empty(), "{mode}");
+    }
+}
+
+/// Only the copy with lines broken at 998 decides: when the server refuses it too
+/// (554), the message is returned with that reply; a 4yz for it defers the message.
+#[test]
+fn a_refusal_of_the_broken_copy_is_the_outcome() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    let run = env.sendmail(
+        &[
+            "-v",
+            "-odi",
+            "-f",
+            "sender@example.net",
+            "rejectdata5@example.org",
+        ],
+        &long_lines_message(),
+    );
+    run.code(69);
+    assert_eq!(run.stdout.matches(RESENT).count(), 2, "{}", run.stdout);
+    // The bounce, through the same server (its returned message has the long lines).
+    let msgs = peer.wait_for(1, Duration::from_secs(10));
+    assert_eq!(msgs.len(), 1, "{}", peer.transcript());
+    let (json, raw) = &msgs[0];
+    assert!(
+        json.contains("\"rcpt_tos\": [\"sender@example.net\"]"),
+        "{json}"
+    );
+    let text = String::from_utf8_lossy(raw);
+    assert!(text.contains("Diagnostic-Code: SMTP; 554 5.6.0"), "{text}");
+    assert!(!text.contains("Line too long"), "{text}");
+    assert!(env.entries().is_empty());
+    // A 4yz for the second copy: deferred, as any 4yz.
+    let run = env.sendmail(
+        &["-v", "-odi", "rejectdata4@example.org"],
+        &long_lines_message(),
+    );
+    run.code(0);
+    assert_eq!(run.stdout.matches(RESENT).count(), 1, "{}", run.stdout);
+    let j = env.json();
+    assert_eq!(j.len(), 1);
+    assert!(j[0].contains("Deferred: 451 4.3.0"), "{}", j[0]);
+}
+
+/// A server that takes long lines gets them unchanged (a 1,500-octet line whole), in one
+/// transaction, and `-v` says nothing of line lengths.
+#[test]
+fn a_server_taking_long_lines_gets_them_unchanged() {
+    let scratch = crate::harness::Env::new();
+    let Some(sink) = crate::harness::servers::Sink::start(&scratch.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    let run = env.sendmail(&["-v", "-odi", "ok@example.org"], &long_lines_message());
+    run.code(0);
+    assert!(!run.stdout.contains(RESENT), "{}", run.stdout);
+    crate::harness::wait_until(Duration::from_secs(10), "the message at smtp-sink", || {
+        sink.dumps().len() == 1
+    });
+    let dump = sink.dumps().remove(0);
+    assert!(dump.contains(&format!(
+        "\nshort line\n{}\n.{}\n",
+        "a".repeat(1500),
+        "d".repeat(1199)
+    )));
+    assert!(dump.contains(&format!(
+        "\n{}\n {}\nlast line\n",
+        "b".repeat(2040),
+        "b".repeat(460)
+    )));
+}
+
+/// With other recipients in the transaction: one refused at RCPT keeps its refusal and
+/// is not sent again, one that got 452 goes with the second copy, on the new connection
+/// a closed one makes.
+#[test]
+fn the_second_copy_goes_to_the_recipients_the_data_was_refused_for() {
+    let Some((_scratch, peer)) = start_peer(&[("LONG_LINES", "close")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    let run = env.sendmail(
+        &[
+            "-v",
+            "-odi",
+            "ok@example.org",
+            "reject5@example.org",
+            "toomany@example.org",
+        ],
+        &long_lines_message(),
+    );
+    assert_eq!(run.stdout.matches(RESENT).count(), 1, "{}", run.stdout);
+    let msgs = peer.wait_for(1, Duration::from_secs(10));
+    assert_eq!(msgs.len(), 1, "{}", peer.transcript());
+    // (sendmail's order: argv words reversed.)
+    assert!(
+        msgs[0]
+            .0
+            .contains("\"rcpt_tos\": [\"toomany@example.org\", \"ok@example.org\"]"),
+        "{}",
+        msgs[0].0
+    );
+    arrived_broken_at_998(&msgs[0].1);
+    let t = peer.transcript();
+    assert_eq!(t.matches("RCPT reject5@example.org").count(), 1, "{t}");
+    assert_eq!(mail_sessions(&t).len(), 2, "{t}");
+    // The refusal at RCPT stands: EX_NOUSER.
+    run.code(67);
+    assert!(env.entries().is_empty());
 }

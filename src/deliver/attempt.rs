@@ -557,7 +557,6 @@ fn send_transaction(
             return Ok(got);
         }
     };
-    let relay_name = format!("{} [{}]", session.host, session.peer.ip());
     let mut data = file()?;
     let sender = engine.qualify(t.sender.as_deref().unwrap_or(&env.sender));
     // As sent (and as sendmail -v names them): qualified.
@@ -580,6 +579,18 @@ fn send_transaction(
         let as_outcome = RcptOutcome::from_smtp(0, o.clone(), t.mailer, String::new());
         reply_lines(&shown, &as_outcome, step, engine.interactive)
     };
+    // A new connection to the same hosts, for a copy with shorter lines after a
+    // line-length refusal that cost the connection (`Session::send`).
+    let mut reconnect = |out: &mut Transcript<'_>| {
+        let mut fresh = Conn::default();
+        fresh
+            .get(engine, &t.hosts, is_mx, resolve, out, &label)
+            .map_err(|f| f.reply)?;
+        fresh
+            .session
+            .take()
+            .ok_or_else(|| reply::Reply::with_status(451, status::NO_ANSWER, "no session"))
+    };
     let mut msg = smtp::Outgoing {
         sender: &sender,
         recipients: rcpts
@@ -596,9 +607,14 @@ fn send_transaction(
         ret: env.ret.as_deref(),
         envid: env.envid.as_deref(),
         notify: Some(&mut notify),
+        body_limit: rsendmail::message::wire::MAX_BODY_LINE,
+        reconnect: Some(&mut reconnect),
+        id: &env.id,
     };
     let res = session.send(&mut msg, out);
     drop(msg);
+    // After `send`: a line-length refusal may have moved the message to a new connection.
+    let relay_name = format!("{} [{}]", session.host, session.peer.ip());
     let mut got = Vec::with_capacity(rcpts.len());
     let mut untold = Vec::new();
     for (k, (&(i, _), o)) in rcpts.iter().zip(res).enumerate() {

@@ -15,7 +15,11 @@
 //!   (`L=2040`): sendmail passes a body line of up to 2,040 octets unchanged
 //!   (`content-long-1500`, `content-long-2040`), so that a line a signer saw (DKIM)
 //!   reaches the next hop as it was. Lines within the limit go out byte for byte as
-//!   stored.
+//!   stored. The body limit is the encoder's parameter ([`Wire::with_limit`]): a server
+//!   that holds body lines to RFC 5321's limit too and refuses a longer one (aiosmtpd's
+//!   `500 Line too long`, a 5yz at the end of the data, a closed connection) is sent the
+//!   message again with body lines of at most [`MAX_LINE`] (the SMTP client's
+//!   `Session::send`; sendmail returns such a message: `content-long-refused`).
 //! - The header block is every line before the first empty line. An over-long header line
 //!   is folded by [`fold_header_line`]: a CRLF is inserted before a white space octet
 //!   (SP or HTAB), so that RFC 5322 unfolding (removing each CRLF that is followed by
@@ -98,17 +102,19 @@ fn char_boundary(line: &[u8], at: usize, floor: usize) -> usize {
 }
 
 /// The body rule, the one place it is decided: `line` is a body line as stored (or its
-/// remainder after earlier breaks) and `used` the octets already on the wire line before
-/// it (the SP of a continuation). When `used + line.len()` exceeds [`MAX_BODY_LINE`], the line
-/// is broken after the returned number of octets of `line` and the next wire line begins
-/// with the returned prefix. Callers pass at least 3 octets past the limit when the line
+/// remainder after earlier breaks), `used` the octets already on the wire line before
+/// it (the SP of a continuation) and `limit` the longest body line in octets
+/// ([`MAX_BODY_LINE`], or [`MAX_LINE`] for a server that holds body lines to RFC 5321's
+/// limit). When `used + line.len()` exceeds `limit`, the line is broken after the
+/// returned number of octets of `line` (at least 1) and the next wire line begins with
+/// the returned prefix. Callers pass at least 3 octets past the limit when the line
 /// has them, so that a UTF-8 character at the limit can be seen whole.
 ///
 /// The rule is Postfix's `smtp_line_length_limit`: CRLF SP at the limit, so no octet is
 /// lost and a folded header of a MIME part stays a header line.
-pub fn body_break(line: &[u8], used: usize) -> (usize, &'static [u8]) {
-    let limit = MAX_BODY_LINE.saturating_sub(used).max(1);
-    (char_boundary(line, limit, 0), b" ")
+pub fn body_break(line: &[u8], used: usize, limit: usize) -> (usize, &'static [u8]) {
+    let room = limit.saturating_sub(used).max(1);
+    (char_boundary(line, room, 0), b" ")
 }
 
 /// `line` with every white-space run longer than [`MAX_BLANK_RUN`] cut to that length.
@@ -272,10 +278,16 @@ pub fn copy_folded_header<R: BufRead + ?Sized, W: Write + ?Sized>(
 /// module docs). Feed it with [`Wire::push`], end it with [`Wire::finish`].
 pub struct Wire<W: Write> {
     w: W,
+    /// The longest body line, in octets (see [`Wire::with_limit`]).
+    limit: usize,
+    /// Octets on the current wire line so far (a stuffed dot not counted).
+    line_len: usize,
+    /// The longest wire line written, in octets, its CRLF and a stuffed dot not counted.
+    pub longest: usize,
     /// Still in the header block (before its empty line).
     header: bool,
     /// The current line's octets not yet written: in the header block the whole line,
-    /// in the body at most [`MAX_BODY_LINE`] + 3.
+    /// in the body at most the body line limit + 3.
     line: Vec<u8>,
     /// Octets already written on the current wire line (a continuation's SP).
     used: usize,
@@ -287,11 +299,24 @@ pub struct Wire<W: Write> {
 }
 
 impl<W: Write> Wire<W> {
+    /// An encoder whose body lines are at most [`MAX_BODY_LINE`] octets (sendmail's).
     pub fn new(w: W) -> Wire<W> {
+        Wire::with_limit(w, MAX_BODY_LINE)
+    }
+
+    /// An encoder whose body lines are at most `limit` octets (taken as at least 1):
+    /// [`MAX_BODY_LINE`] as sendmail relays them, [`MAX_LINE`] for a server that holds
+    /// every line to RFC 5321's 1,000 octets with its CRLF. Header lines are folded at
+    /// [`MAX_LINE`] whatever the limit.
+    pub fn with_limit(w: W, limit: usize) -> Wire<W> {
+        let limit = limit.max(1);
         Wire {
             w,
+            limit,
+            line_len: 0,
+            longest: 0,
             header: true,
-            line: Vec::with_capacity(MAX_BODY_LINE + 4),
+            line: Vec::with_capacity(limit.min(MAX_BODY_LINE) + 4),
             used: 0,
             started: false,
             written: 0,
@@ -312,6 +337,7 @@ impl<W: Write> Wire<W> {
         self.started = true;
         self.w.write_all(b)?;
         self.written += b.len() as u64;
+        self.line_len += b.len();
         Ok(())
     }
 
@@ -320,6 +346,8 @@ impl<W: Write> Wire<W> {
         self.written += 2;
         self.started = false;
         self.used = 0;
+        self.longest = self.longest.max(self.line_len);
+        self.line_len = 0;
         Ok(())
     }
 
@@ -328,12 +356,12 @@ impl<W: Write> Wire<W> {
     /// to see a UTF-8 character at the limit whole.
     fn break_body(&mut self, all: bool) -> io::Result<()> {
         loop {
-            let avail = MAX_BODY_LINE.saturating_sub(self.used);
+            let avail = self.limit.saturating_sub(self.used);
             let needed = if all { avail + 1 } else { avail + 3 };
             if self.line.len() < needed {
                 return Ok(());
             }
-            let (at, prefix) = body_break(&self.line, self.used);
+            let (at, prefix) = body_break(&self.line, self.used, self.limit);
             let at = at.clamp(1, self.line.len());
             let line = std::mem::take(&mut self.line);
             self.put(line.get(..at).unwrap_or_default())?;
@@ -380,7 +408,7 @@ impl<W: Write> Wire<W> {
             self.break_body(false)?;
         }
         while !b.is_empty() {
-            let hold = MAX_BODY_LINE + 3 - self.used;
+            let hold = (self.limit + 3).saturating_sub(self.used).max(1);
             let take = hold.saturating_sub(self.line.len());
             let (now, later) = b.split_at_checked(take).unwrap_or((b, &[]));
             self.line.extend_from_slice(now);
@@ -429,19 +457,47 @@ fn pump<W: Write>(data: &mut dyn Read, wire: &mut Wire<W>) -> io::Result<()> {
 }
 
 /// Write a stored message as SMTP DATA, from its first header line to the final `.`
-/// line (see the module docs for the rules). The message is streamed.
+/// line (see the module docs for the rules), body lines of at most [`MAX_BODY_LINE`]
+/// octets. The message is streamed.
 pub fn write_wire<W: Write>(data: &mut dyn Read, w: &mut W) -> io::Result<()> {
-    pump(data, &mut Wire::new(w))
+    write_wire_limited(data, w, MAX_BODY_LINE)
+}
+
+/// [`write_wire`] with body lines of at most `limit` octets ([`Wire::with_limit`]).
+pub fn write_wire_limited<W: Write>(
+    data: &mut dyn Read,
+    w: &mut W,
+    limit: usize,
+) -> io::Result<()> {
+    pump(data, &mut Wire::with_limit(w, limit))
+}
+
+/// What [`measure`] finds of a message as [`write_wire_limited`] sends it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Measured {
+    /// The size as RFC 1870 §3 counts it for `SIZE=`: every octet including the CRLF
+    /// pairs, not the dots added for transparency nor the final `.` line.
+    pub size: u64,
+    /// The longest line on the wire, in octets, its CRLF and a transparency dot not
+    /// counted: over [`MAX_LINE`] only when a body line is (header lines are folded).
+    pub longest: usize,
+}
+
+/// Measure a stored message as [`write_wire_limited`] sends it with `limit`. Reads the
+/// message once, holding no more of it than the encoder does.
+pub fn measure(data: &mut dyn Read, limit: usize) -> io::Result<Measured> {
+    let mut wire = Wire::with_limit(io::sink(), limit);
+    pump(data, &mut wire)?;
+    Ok(Measured {
+        size: wire.written - wire.stuffed - 3,
+        longest: wire.longest,
+    })
 }
 
 /// The size of a stored message as [`write_wire`] sends it, as RFC 1870 §3 counts it for
-/// `SIZE=`: every octet including the CRLF pairs, not the dots added for transparency
-/// nor the final `.` line. Reads the message once, holding no more of it than
-/// [`write_wire`] does.
+/// `SIZE=` ([`Measured::size`]).
 pub fn wire_size(data: &mut dyn Read) -> io::Result<u64> {
-    let mut wire = Wire::new(io::sink());
-    pump(data, &mut wire)?;
-    Ok(wire.written - wire.stuffed - 3)
+    Ok(measure(data, MAX_BODY_LINE)?.size)
 }
 
 #[cfg(test)]
@@ -467,6 +523,17 @@ mod tests {
 
     fn text(b: &[u8]) -> String {
         String::from_utf8_lossy(b).into_owned()
+    }
+
+    /// The message on the wire with body lines of at most `limit` octets, fed `step`
+    /// octets at a time.
+    fn wire_limited(input: &[u8], limit: usize, step: usize) -> Vec<u8> {
+        let mut w = Wire::with_limit(Vec::new(), limit);
+        for piece in input.chunks(step.max(1)) {
+            w.push(piece).unwrap();
+        }
+        w.finish().unwrap();
+        w.w
     }
 
     fn rep(s: &str, n: usize) -> String {
@@ -840,6 +907,44 @@ mod tests {
         assert_eq!(lines[3].len(), 1 + 460 + 1);
     }
 
+    /// The same rule at RFC 5321's limit, for a server that refuses longer lines.
+    #[test]
+    fn body_lines_at_the_rfc_5321_limit() {
+        let long = format!(".{}", rep("y", 1499));
+        let msg = format!("S: x\n\n{}\n{long}\n{}\n", rep("a", 998), rep("b", 2500));
+        let want = format!(
+            "S: x\r\n\r\n{}\r\n.{}\r\n {}\r\n{}\r\n {}\r\n {}\r\n.\r\n",
+            rep("a", 998),
+            &long[..998],
+            &long[998..],
+            rep("b", 998),
+            rep("b", 997),
+            rep("b", 505)
+        );
+        for step in [1, 7, 1000, 5000] {
+            assert_eq!(text(&wire_limited(msg.as_bytes(), MAX_LINE, step)), want);
+        }
+        let got = measure(&mut msg.as_bytes(), MAX_LINE).unwrap();
+        assert_eq!(got.longest, 998);
+        assert_eq!(got.size as usize, want.len() - 3 - 1);
+        // The same message as sendmail relays it: its lines as they are.
+        let got = measure(&mut msg.as_bytes(), MAX_BODY_LINE).unwrap();
+        assert_eq!(got.longest, 2040);
+        let got = measure(&mut format!("S: x\n\n{long}\n").as_bytes(), MAX_BODY_LINE).unwrap();
+        assert_eq!(got.longest, 1500);
+        // Header lines are folded at 998 whatever the body limit; a UTF-8 character at
+        // the limit moves the break back.
+        let field = format!("To: {}", rep("a@b, ", 400));
+        let body = format!("{}€{}", rep("e", 997), rep("f", 10));
+        let out = text(&wire_limited(
+            format!("{field}\n\n{body}\n").as_bytes(),
+            MAX_LINE,
+            64,
+        ));
+        assert!(out.split("\r\n").all(|l| l.len() <= MAX_LINE), "{out}");
+        assert!(out.contains(&format!("{}\r\n €{}\r\n", rep("e", 997), rep("f", 10))));
+    }
+
     #[test]
     fn a_header_line_too_long_for_the_intake_is_treated_as_body() {
         let mut msg = b"X-Huge: ".to_vec();
@@ -1086,16 +1191,20 @@ mod tests {
                     0..6,
                 ),
                 step in 1usize..5000,
+                limit in prop_oneof![Just(MAX_BODY_LINE), Just(MAX_LINE)],
             ) {
                 let mut msg = b"Subject: x\n\n".to_vec();
                 for (text, eol) in &lines {
                     msg.extend_from_slice(text);
                     msg.extend_from_slice(eol);
                 }
-                let out = wire(&msg);
-                prop_assert_eq!(&wire_in_steps(&msg, step), &out);
+                let out = wire_limited(&msg, limit, 1 << 20);
+                prop_assert_eq!(&wire_limited(&msg, limit, step), &out);
+                if limit == MAX_BODY_LINE {
+                    prop_assert_eq!(&wire_in_steps(&msg, step), &out);
+                }
                 prop_assert_eq!(
-                    wire_size(&mut &msg[..]).unwrap() as usize,
+                    measure(&mut &msg[..], limit).unwrap().size as usize,
                     out.len() - 3 - out[..out.len() - 3]
                         .split(|&b| b == b'\n')
                         .filter(|l| l.starts_with(b"."))
@@ -1137,7 +1246,7 @@ mod tests {
                 for stored in canonical {
                     let first = wire_lines[k];
                     k += 1;
-                    prop_assert!(first.len() <= MAX_BODY_LINE);
+                    prop_assert!(first.len() <= limit);
                     prop_assert!(stored.starts_with(first));
                     if std::str::from_utf8(stored).is_ok() {
                         prop_assert!(std::str::from_utf8(first).is_ok(), "UTF-8 split");
@@ -1147,10 +1256,10 @@ mod tests {
                     while done < stored.len() {
                         // Broken only where the line was full (a UTF-8 character at
                         // the limit may move the break back by up to 3 octets).
-                        prop_assert!(last_len >= MAX_BODY_LINE - 3, "broken at {}", last_len);
+                        prop_assert!(last_len >= limit - 3, "broken at {}", last_len);
                         let cont = wire_lines[k];
                         k += 1;
-                        prop_assert!(cont.len() <= MAX_BODY_LINE);
+                        prop_assert!(cont.len() <= limit);
                         prop_assert!(cont.len() > 1);
                         prop_assert_eq!(cont[0], b' ');
                         prop_assert!(stored[done..].starts_with(&cont[1..]));
@@ -1162,6 +1271,8 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(k, wire_lines.len(), "extra lines on the wire");
+                let longest = wire_lines.iter().map(|l| l.len()).max().unwrap_or(0).max(10);
+                prop_assert_eq!(measure(&mut &msg[..], limit).unwrap().longest, longest);
             }
         }
     }

@@ -50,6 +50,15 @@ MAIL commands given over TLS ("tls") and after AUTH ("auth=<user>"). BIND=::1 li
 on IPv6 loopback instead of 127.0.0.1. NO_SMTPUTF8=1 does not offer SMTPUTF8 (and
 refuses commands that are not ASCII, as aiosmtpd does then). DATA_SIZE_LIMIT=n takes
 messages up to n bytes (0: any size) instead of aiosmtpd's 32 MiB.
+Line length: by default the server keeps aiosmtpd's own limit (line_length_limit 1001,
+a line of at most 999 octets and its CRLF) and answers a message with a longer line
+"500 Line too long (see RFC5321 4.5.3.1.6)" at the end of its data, the session going
+on. LONG_LINES=554 takes lines of any length and answers a message with a line over 998
+octets (the transparency dot not counted) "554 5.6.0 Line too long" at the end of its
+data; LONG_LINES=close closes the connection there instead, with no reply;
+LONG_LINES=mid answers "500 5.5.2 Line too long" as soon as a line over aiosmtpd's limit
+arrives, in the middle of the data, and closes the connection. Each such refusal is
+logged "LONG-LINE <mode>".
 HEALTHY=1 ignores the faults chosen by recipient. PORT=n listens on that port instead of one the kernel chooses (a healthy server taking
 the place of a faulty one). GREETING="reply" greets with that reply instead of 220
 (logged "WRONG-REPLY GREETING"); a 421 greeting is followed by closing the connection.
@@ -213,6 +222,16 @@ class Handler:
         if wrong is not None:
             log(id(session), "WRONG-REPLY DOT %s" % wrong)
             return wrong
+        long_lines = os.environ.get("LONG_LINES")
+        if long_lines in ("554", "close"):
+            longest = max((len(l) for l in (envelope.original_content or b"").split(b"\r\n")),
+                          default=0)
+            if longest > 998:
+                log(id(session), "LONG-LINE %s %d octets" % (long_lines, longest))
+                if long_lines == "close":
+                    server.transport.close()
+                    return "451 4.3.0 (connection closed)"
+                return "554 5.6.0 Line too long: %d octets (test)" % longest
         if os.environ.get("STRICT"):
             why = strict_problem(envelope.original_content or b"")
             if why:
@@ -373,6 +392,21 @@ class LoggingSMTP(SMTP):
         self.drip_from("DATA")
         if await self.wrong("DATA"):
             return
+        if os.environ.get("LONG_LINES") == "mid" and not getattr(self, "mid_armed", False):
+            # aiosmtpd's reader meets a line over its limit: refuse it there and then.
+            self.mid_armed = True
+            reader = self._reader
+            readuntil = reader.readuntil
+
+            async def refusing(separator=b"\n"):
+                try:
+                    return await readuntil(separator)
+                except asyncio.LimitOverrunError:
+                    log(id(self.session), "LONG-LINE mid 500 and closed")
+                    await self.push("500 5.5.2 Line too long (test)")
+                    self.transport.close()
+                    raise asyncio.CancelledError()
+            reader.readuntil = refusing
         rcpts = [] if HEALTHY else [r.split("@")[0].lower()
                                     for r in (self.envelope.rcpt_tos or [])]
         drops = ["dropmid " + r for r in rcpts if r.startswith("dropmid")]
@@ -442,6 +476,10 @@ class C(Controller):
             kw["auth_exclude_mechanism"] = ["CRAM-MD5"]
         if os.environ.get("DATA_SIZE_LIMIT"):
             kw["data_size_limit"] = int(os.environ["DATA_SIZE_LIMIT"]) or None
+        if os.environ.get("LONG_LINES") in ("554", "close"):
+            # Lines of any length reach the handler, which judges them (aiosmtpd makes
+            # its reader with the class's limit).
+            LoggingSMTP.line_length_limit = 1 << 20
         return LoggingSMTP(self.handler, decode_data=False, hostname="fault.test",
                     enable_SMTPUTF8=not os.environ.get("NO_SMTPUTF8"), **kw)
 

@@ -11,7 +11,9 @@
 //!   a header line of at most 998 octets (RFC 5321 §4.5.3.1.6; an over-long field is
 //!   folded at white space, RFC 5322 §2.2.3), a body line of at most 2,040 (sendmail's
 //!   relay limit; a longer one continued with CRLF SP); a message without a final line
-//!   break gets one.
+//!   break gets one. A message with a body line over 998 octets whose data the server
+//!   refuses (a 5yz, or the connection closed during it) is sent once more with body
+//!   lines broken at 998, after RSET or on a new connection ([`Session::send`]).
 //! - `SIZE=` is the size of the message as sent (RFC 1870 §3: CRLF pairs counted, the
 //!   transparency dots not), counted by one read of the message before MAIL; the data is
 //!   then read again from the start of the message, also for a second transaction after
@@ -154,6 +156,8 @@ pub struct Session {
     /// The server sent more than the last reply of a transaction: that reply stands, but
     /// the connection is not used again.
     spent: bool,
+    /// The session ended because the server closed the connection (not a timeout).
+    peer_closed: bool,
 }
 
 /// Why no session could be opened: the reply to give every recipient (a temporary
@@ -230,6 +234,7 @@ impl Session {
                         awaiting: 1,
                         desynchronised: false,
                         spent: false,
+                        peer_closed: false,
                     };
                     match s.greet(helo_name, tls, creds, out) {
                         Ok(()) => return Ok(s),

@@ -19,7 +19,7 @@
 #![deny(clippy::string_slice)]
 
 use super::reply::Expect;
-use super::wire::io_reply;
+use super::wire::{closed_by_peer, io_reply};
 use super::{Reply, Session, State, Transcript};
 use rsendmail::message::wire;
 use rsendmail::status;
@@ -77,10 +77,24 @@ pub struct Outgoing<'a> {
     /// RCPT's 4yz, before the RSET that follows). Outcomes a failed session gives are
     /// not told: the caller has them from [`Session::send`].
     pub notify: Option<&'a mut Notify<'a>>,
+    /// The longest body line sent, in octets: [`wire::MAX_BODY_LINE`] to relay lines
+    /// as sendmail does, [`wire::MAX_LINE`] to hold them to RFC 5321's limit (longer
+    /// ones continued with CRLF SP). After a [line-length refusal](Session::send) it is
+    /// [`wire::MAX_LINE`].
+    pub body_limit: usize,
+    /// Opens a new session to the same destination, for sending the message again after
+    /// a line-length refusal that cost the connection (the reply to give when none can
+    /// be opened). Without it such a refusal is the recipients' outcome.
+    pub reconnect: Option<&'a mut Reconnect<'a>>,
+    /// The queue id, for the log.
+    pub id: &'a str,
 }
 
 /// See [`Outgoing::notify`].
 pub type Notify<'a> = dyn FnMut(&[usize], &Outcome, Step) -> Vec<String> + 'a;
+
+/// See [`Outgoing::reconnect`].
+pub type Reconnect<'a> = dyn FnMut(&mut Transcript<'_>) -> Result<Session, Reply> + 'a;
 
 /// The command whose reply decided an outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,10 +122,23 @@ pub struct OutRcpt<'a> {
     pub orcpt: Option<&'a str>,
 }
 
-/// The message of a [`Session::send`]: where it starts in its file, and `SIZE=`.
+/// The message of a [`Session::send`]: where it starts in its file, `SIZE=`, and its
+/// longest line as it goes out (octets).
 struct Data {
     origin: u64,
     size: Option<u64>,
+    longest: usize,
+}
+
+/// How a transaction ended.
+enum Done {
+    /// How many recipients were accepted, and which got 452 (to send again).
+    Sent(usize, Vec<usize>),
+    /// The data of a message with a line over [`wire::MAX_LINE`] octets was refused
+    /// (a 5yz during or at the end of it, or the connection closed by the server): the
+    /// reply, the recipients it refused (accepted at RCPT), and which got 452. Nothing
+    /// was told of it yet.
+    LineRefused(Reply, Vec<usize>, Vec<usize>),
 }
 
 /// RFC 3461 xtext: printable ASCII but `+` and `=` as it is, every other byte `+XX`.
@@ -176,7 +203,19 @@ impl Session {
     }
 
     /// Send one message. Returns one outcome per recipient, in order. The session may be
-    /// closed afterwards (check [`Session::is_usable`]).
+    /// closed afterwards (check [`Session::is_usable`]), or replaced by a new one (see
+    /// below).
+    ///
+    /// A line-length refusal does not count: when the message has a body line over
+    /// [`wire::MAX_LINE`] octets (sent unchanged up to [`Outgoing::body_limit`]) and the
+    /// server refuses its data with a 5yz (during the data or at its end; aiosmtpd's
+    /// `500 Line too long`) or closes the connection during it, the transaction is tried
+    /// once more with every body line broken at [`wire::MAX_LINE`] (CRLF SP): on the
+    /// same connection after RSET when it is still usable, else on a new one from
+    /// [`Outgoing::reconnect`], which then replaces this session. The transcript and the
+    /// log say so in one line; the outcome of the second copy is the recipients'. A 4yz
+    /// keeps its meaning (the message is deferred; the next attempt starts unchanged
+    /// again). A timeout is not taken for a refusal.
     pub fn send(&mut self, m: &mut Outgoing<'_>, out: &mut Transcript<'_>) -> Vec<Outcome> {
         let n = m.recipients.len();
         self.data_refused = false;
@@ -216,21 +255,74 @@ impl Session {
             || pending
                 .iter()
                 .any(|&i| m.recipients.get(i).is_some_and(|r| !r.address.is_ascii()));
-        let data = match self.measure(m) {
+        let unreadable = |e: io::Error| {
+            let r = Reply::with_status(
+                451,
+                status::SYSTEM_TEMP,
+                format_args!("cannot read the queue file: {e}"),
+            );
+            vec![Outcome::TempFail(r); n]
+        };
+        let mut data = match self.measure(m) {
             Ok(d) => d,
-            Err(e) => {
-                let r = Reply::with_status(
-                    451,
-                    status::SYSTEM_TEMP,
-                    format_args!("cannot read the queue file: {e}"),
-                );
-                return vec![Outcome::TempFail(r); n];
-            }
+            Err(e) => return unreadable(e),
         };
         while !pending.is_empty() && self.state == State::Ready {
             let (accepted, retry) =
                 match self.transaction(m, &pending, &mut results, utf8_needed, &data, out) {
-                    Ok(v) => v,
+                    Ok(Done::Sent(accepted, retry)) => (accepted, retry),
+                    Ok(Done::LineRefused(r, refused, retry)) => {
+                        let longest = data.longest;
+                        m.body_limit = wire::MAX_LINE;
+                        if let Err(e) = m.data.seek(SeekFrom::Start(data.origin)) {
+                            return unreadable(e);
+                        }
+                        data = match self.measure(m) {
+                            Ok(d) => d,
+                            Err(e) => return unreadable(e),
+                        };
+                        let line = format!(
+                            "{} refused a message with a body line of {longest} octets ({}): \
+                             sending it again with body lines broken at {}",
+                            self.host,
+                            r.summary(),
+                            wire::MAX_LINE
+                        );
+                        log::info!("{}: {line}", m.id);
+                        if let Some(w) = out.as_deref_mut() {
+                            let _ = writeln!(w, "{line}");
+                        }
+                        let same = self.state == State::Ready && self.reset_for_reuse(out).is_ok();
+                        if !same {
+                            let again = match m.reconnect.as_deref_mut() {
+                                Some(open) => open(out),
+                                None => Err(r.clone()),
+                            };
+                            match again {
+                                Ok(new) => *self = new,
+                                Err(why) => {
+                                    // Only the second copy's failure counts: without a
+                                    // connection, that is a deferral.
+                                    let o = Outcome::TempFail(if why.is_permanent() {
+                                        Reply::with_status(451, status::NETWORK_TEMP, why.summary())
+                                    } else {
+                                        why
+                                    });
+                                    for &i in &refused {
+                                        results[i] = Some(o.clone());
+                                    }
+                                    tell(m, &refused, &o, Step::Data, out);
+                                    break;
+                                }
+                            }
+                        }
+                        pending = refused.into_iter().chain(retry).collect();
+                        pending.sort_unstable();
+                        for i in &pending {
+                            results[*i] = None;
+                        }
+                        continue;
+                    }
                     Err(r) => {
                         // After a protocol error even the replies already read in this
                         // transaction may have answered other commands: none counts.
@@ -263,7 +355,7 @@ impl Session {
     }
 
     /// One MAIL/RCPT/DATA transaction for `which` recipients. Returns how many were
-    /// accepted and which got 452 (to send again).
+    /// accepted and which got 452 (to send again), or a line-length refusal.
     #[allow(clippy::too_many_arguments)]
     fn transaction(
         &mut self,
@@ -273,7 +365,7 @@ impl Session {
         utf8: bool,
         data: &Data,
         out: &mut Transcript<'_>,
-    ) -> Result<(usize, Vec<usize>), Reply> {
+    ) -> Result<Done, Reply> {
         let t = self.timeouts.clone();
         let mail = self.mail_command(m, utf8, data);
         let rcpts: Vec<String> = which
@@ -326,7 +418,7 @@ impl Session {
             }
             tell(m, which, &o, Step::Mail, out);
             self.reset(out)?;
-            return Ok((0, retry));
+            return Ok(Done::Sent(0, retry));
         }
         self.state = State::RcptReply;
         for (k, &i) in which.iter().enumerate() {
@@ -352,7 +444,7 @@ impl Session {
         if !pipelined {
             if accepted.is_empty() {
                 self.reset(out)?;
-                return Ok((0, retry));
+                return Ok(Done::Sent(0, retry));
             }
             self.put("DATA", out)?;
             self.flush(t.datainit)?;
@@ -370,11 +462,11 @@ impl Session {
                 tell(m, &accepted, &o, Step::Data, out);
             }
             self.reset(out)?;
-            return Ok((0, retry));
+            return Ok(Done::Sent(0, retry));
         }
         if accepted.is_empty() {
             self.end_empty_data(out)?;
-            return Ok((0, retry));
+            return Ok(Done::Sent(0, retry));
         }
         self.state = State::DataFinalReply;
         // From the message's start each time: it was read for SIZE=, and a 452 sends
@@ -386,10 +478,20 @@ impl Session {
                 format_args!("cannot read the queue file: {e}"),
             ));
         }
-        let sent = self.write_data(&mut *m.data);
+        // A refusal of a line over RFC 5321's limit, which a second copy with shorter
+        // lines may pass (see `send`).
+        let long = m.body_limit > wire::MAX_LINE && data.longest > wire::MAX_LINE;
+        let sent = self.write_data(&mut *m.data, m.body_limit);
         if let Err(e) = sent {
             let st = self.state;
             self.state = State::Closed;
+            if long && closed_by_peer(&e) {
+                return Ok(Done::LineRefused(
+                    io_reply(&e, st, &self.host),
+                    accepted,
+                    retry,
+                ));
+            }
             // A server that did not take a block of the message in time: sendmail's words
             // (usersmtp.c, smtpdata).
             if matches!(
@@ -409,13 +511,33 @@ impl Session {
         {
             let _ = writeln!(w, ">>> .");
         }
-        self.flush(t.datafinal)?;
+        match self.flush(t.datafinal) {
+            Ok(()) => {}
+            Err(r) if long && self.peer_closed => {
+                return Ok(Done::LineRefused(r, accepted, retry));
+            }
+            Err(r) => return Err(r),
+        }
         // The final dot went out with the data: it is owed a reply too.
         self.awaiting += 1;
-        let fin = self.read_owed(t.datafinal, out, true)?;
+        let fin = match self.read_owed(t.datafinal, out, true) {
+            Ok(r) => r,
+            Err(r) if long && self.peer_closed => {
+                return Ok(Done::LineRefused(r, accepted, retry));
+            }
+            Err(r) => return Err(r),
+        };
         let fin = self
             .check(fin, Expect::Completion, "the end of the data")?
             .to("DATA");
+        if long && fin.is_permanent() {
+            self.state = if self.spent {
+                State::Closed
+            } else {
+                State::Ready
+            };
+            return Ok(Done::LineRefused(fin, accepted, retry));
+        }
         self.data_refused |= fin.is_permanent();
         let o = Outcome::from_reply(fin);
         for &i in &accepted {
@@ -427,7 +549,7 @@ impl Session {
         } else {
             State::Ready
         };
-        Ok((accepted.len(), retry))
+        Ok(Done::Sent(accepted.len(), retry))
     }
 
     /// RFC 2920 §3.1: the server said 354 although no recipient (or no MAIL) was
@@ -481,18 +603,18 @@ impl Session {
         Ok(())
     }
 
-    /// Where the message starts, and its size as sent when MAIL is to carry `SIZE=`
-    /// (one more read of the message; the data is sent from `origin` again).
+    /// Where the message starts, its longest line and its size as sent with
+    /// [`Outgoing::body_limit`], the size only when MAIL is to carry `SIZE=` (one more
+    /// read of the message; the data is sent from `origin` again).
     fn measure(&self, m: &mut Outgoing<'_>) -> io::Result<Data> {
         let origin = m.data.stream_position()?;
-        let size = if self.wants_size(m) {
-            let n = wire::wire_size(&mut *m.data)?;
-            m.data.seek(SeekFrom::Start(origin))?;
-            Some(n)
-        } else {
-            None
-        };
-        Ok(Data { origin, size })
+        let measured = wire::measure(&mut *m.data, m.body_limit)?;
+        m.data.seek(SeekFrom::Start(origin))?;
+        Ok(Data {
+            origin,
+            size: self.wants_size(m).then_some(measured.size),
+            longest: measured.longest,
+        })
     }
 }
 

@@ -117,6 +117,17 @@ impl Write for Stream {
     }
 }
 
+/// Whether an I/O error is the server ending the connection (not a timeout).
+pub(super) fn closed_by_peer(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
+}
+
 /// A local reply for an I/O error or timeout `during` the phase of `state`.
 pub(super) fn io_reply(e: &io::Error, state: State, host: &str) -> Reply {
     let what = match e.kind() {
@@ -182,6 +193,7 @@ impl Session {
         });
         let r = res.map_err(|e| {
             self.state = State::Closed;
+            self.peer_closed = closed_by_peer(&e);
             io_reply(&e, state, &self.host)
         })?;
         self.awaiting -= 1;
@@ -300,20 +312,22 @@ impl Session {
         r.map_err(|e| {
             let st = self.state;
             self.state = State::Closed;
+            self.peer_closed = closed_by_peer(&e);
             io_reply(&e, st, &self.host)
         })
     }
 
     /// Write the message (from where `data` stands) as `rsendmail::message::wire` makes it
-    /// for the wire; the final dot is part of it. The server must take each 64 KiB
-    /// within the data block timeout (`Timeout.datablock`), however slowly it reads.
-    pub(super) fn write_data(&mut self, data: &mut dyn Read) -> io::Result<()> {
+    /// for the wire, body lines of at most `body_limit` octets; the final dot is part of
+    /// it. The server must take each 64 KiB within the data block timeout
+    /// (`Timeout.datablock`), however slowly it reads.
+    pub(super) fn write_data(&mut self, data: &mut dyn Read, body_limit: usize) -> io::Result<()> {
         self.conn.get_mut().write_limit(Limit::Blocks {
             bytes: 64 * 1024,
             timeout: self.timeouts.datablock,
         });
         let mut w = BufWriter::with_capacity(64 * 1024, self.conn.get_mut());
-        wire::write_wire(data, &mut w)?;
+        wire::write_wire_limited(data, &mut w, body_limit)?;
         w.flush()
     }
 }
