@@ -8,6 +8,7 @@ import base64
 import glob
 import json
 import os
+import pwd
 import re
 import socket
 import subprocess
@@ -46,6 +47,17 @@ class Case:
         # What is wrong with the smarthost (FAULTS); None: the sink is the smarthost.
         fault = self.read("fault")
         self.fault = fault.decode().strip() if fault is not None else None
+        # The user the case's own command runs as (the `before` runs and the listing
+        # stay root's): a login name, or None.
+        # `LOGIN queue`: the queue (sendmail's) or spool (rsendmail's) is that user's own.
+        user = (self.read("user") or b"").decode().split()
+        self.user = user[0] if user else None
+        self.user_queue = user[1:] == ["queue"]
+        # The PrivacyOptions the case runs with instead of Debian's (DEBIAN_PRIVACY).
+        privacy = self.read("privacy")
+        self.privacy = privacy.decode().strip() if privacy is not None else None
+        # The case writes a traffic log (`-X @DIR@/xlog`): kept as expected/xlog.
+        self.xlog = os.path.exists(os.path.join(path, "xlog"))
         if self.fault is not None and self.fault not in FAULTS:
             raise SystemExit("%s: unknown fault %r (one of %s)"
                              % (self.name, self.fault, ", ".join(FAULTS)))
@@ -80,6 +92,49 @@ class Case:
                 with open(os.path.join(self.files, n), "rb") as src:
                     with open(os.path.join(into, n), "wb") as dst:
                         dst.write(src.read())
+
+
+# sendmail.cf's PrivacyOptions on the recording machine (Debian's); replay's config says
+# the same. A case's `privacy` file replaces them on both sides.
+DEBIAN_PRIVACY = ("needmailhelo,needexpnhelo,needvrfyhelo,restrictqrun,restrictexpand,"
+                  "nobodyreturn,authwarnings")
+
+
+def as_user(user):
+    """The command prefix that runs a program as `user` (its uid, gid and groups), or
+    nothing for None."""
+    if user is None:
+        return []
+    return ["setpriv", "--reuid=" + user, "--regid=" + user, "--init-groups", "--"]
+
+
+def chown_tree(path, user):
+    """`path` and everything under it given to `user` (uid and gid)."""
+    pw = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(path):
+        for n in [root] + [os.path.join(root, f) for f in files]:
+            os.chown(n, pw.pw_uid, pw.pw_gid)
+
+
+def give_to(user, *paths):
+    """Let `user` reach the case's directories: each one readable and searchable by
+    all (the spool or queue inside keeps its own modes)."""
+    if user is None:
+        return
+    for p in paths:
+        os.chmod(p, 0o755)
+
+
+def read_xlog(run_dir):
+    """The traffic log a case wrote (`-X @DIR@/xlog`): its mode on a first line
+    (`mode 0644`), then its lines; b"" when there is none."""
+    path = os.path.join(run_dir, "xlog")
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+        with open(path, "rb") as f:
+            return b"mode %04o\n" % mode + f.read()
+    except OSError:
+        return b"no file\n"
 
 
 def locked(directory):
@@ -209,6 +264,15 @@ BOUNDARY_TIME = re.compile(rb"QUEUEID\.[0-9]{9,11}/")
 GREETING = re.compile(rb"^S: 220 [^\r\n]*", re.M)
 # The sink's own queue id in its 250 reply (a counter over the sink's life).
 SINK_ID = re.compile(rb"\bSINK[0-9]+\b")
+
+
+# The process id before each line of a traffic log (`-X`).
+XLOG_PID = re.compile(rb"^[0-9]+ ", re.M)
+
+
+def normalise_xlog(data: bytes) -> bytes:
+    """A traffic log: each line's process id -> PID, then as `normalise`."""
+    return normalise(XLOG_PID.sub(b"PID ", data))
 
 
 def normalise(data: bytes) -> bytes:

@@ -45,7 +45,8 @@ import sys
 import tempfile
 import time
 
-from common import Case, Fault, Sink, dnsmasq_args, first_queue_id, free_port, helper, locked
+from common import (DEBIAN_PRIVACY, Case, Fault, Sink, as_user, chown_tree, dnsmasq_args, first_queue_id, free_port, give_to,
+                    helper, locked, read_xlog)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = os.path.join(HERE, "cases")
@@ -88,10 +89,26 @@ def isolate():
     return dns
 
 
-def derived_cf(into, host, port):
-    """A copy of sendmail.cf relaying to [host] on port."""
+def derived_cf(into, host, port, user=None, privacy=None):
+    """A copy of sendmail.cf relaying to [host] on port. For a case run as a `user`,
+    the access map is a copy the user may read (sendmail run with -C by a user other
+    than root keeps no group to read /etc/mail/access.db, and says so before its
+    greeting)."""
     with open(SENDMAIL_CF) as f:
         cf = f.read()
+    if privacy is not None:
+        old = "\nO PrivacyOptions=%s\n" % DEBIAN_PRIVACY
+        if old not in cf:
+            raise SystemExit("%s: no %r to rewrite" % (SENDMAIL_CF, old.strip()))
+        cf = cf.replace(old, "\nO PrivacyOptions=%s\n" % privacy)
+    if user is not None:
+        for line in cf.splitlines():
+            if line.startswith("Kaccess ") and os.path.exists(line.split()[-1] + ".db"):
+                db = line.split()[-1]
+                copy = os.path.join(into, "access")
+                shutil.copyfile(db + ".db", copy + ".db")
+                os.chmod(copy + ".db", 0o644)
+                cf = cf.replace(line, line[:-len(db)] + copy)
     for old in ("\nDSrelay:[127.0.0.1]\n", "TCP $h 2525\n"):
         if old not in cf:
             raise SystemExit("%s: no %r to rewrite" % (SENDMAIL_CF, old.strip()))
@@ -110,7 +127,8 @@ def record(case, version, sink):
     case.copy_files(work)
     fault = Fault(case.fault) if case.fault else None
     host, port = (fault.host, fault.port) if fault else ("127.0.0.1", sink.port)
-    cf = derived_cf(tempfile.mkdtemp(prefix="compat-cf-"), host, port)
+    cf = derived_cf(tempfile.mkdtemp(prefix="compat-cf-"), host, port, case.user,
+                    case.privacy)
     if case.sink_mode:
         sink.reset(case.sink_mode)
     base = ["sendmail", "-Am", "-C" + cf, "-oQ" + qdir]
@@ -126,10 +144,18 @@ def record(case, version, sink):
     # dialogue is driven lock-step by pace.py, because sendmail refuses commands sent
     # before its reply.
     args = case.argv(case.args, work, qid)
+    # A case with a `user` file runs its command as that user (the queue stays root's).
+    give_to(case.user, work, os.path.dirname(cf), qdir)
+    if case.user_queue:
+        chown_tree(qdir, case.user)
+    user = as_user(case.user)
     if case.paced:
-        run = subprocess.run([sys.executable, helper("pace.py"), SENDMAIL, "-Am", "-C" + cf,
-                              "-oQ" + qdir] + args, input=case.stdin, capture_output=True,
-                             timeout=120, cwd=work)
+        run = subprocess.run(user + [sys.executable, helper("pace.py"), SENDMAIL, "-Am",
+                                     "-C" + cf, "-oQ" + qdir] + args, input=case.stdin,
+                             capture_output=True, timeout=120, cwd=work)
+    elif user:
+        run = subprocess.run(user + [SENDMAIL] + base[1:] + args, input=case.stdin,
+                             capture_output=True, timeout=120, cwd=work)
     else:
         run = subprocess.run(base + args, executable=SENDMAIL, input=case.stdin,
                              capture_output=True, timeout=120, cwd=work)
@@ -154,6 +180,8 @@ def record(case, version, sink):
     if case.sink_mode:
         put("sink", sink.transcript())
         sink.reset("ok")
+    if case.xlog:
+        put("xlog", read_xlog(work))
     put("version", (version + "\n").encode())
     if fault:
         fault.stop()

@@ -133,6 +133,11 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
         )?,
     };
     let mut settings = cfg.settings.clone();
+    if !settings.given.iter().any(|g| g == "PrivacyOptions") {
+        // A config that says nothing: sendmail.cf's default as sendmail's m4 files write
+        // it (confPRIVACY_FLAGS); the command line's flags add to it.
+        settings.privacy_flags.push("authwarnings".into());
+    }
     settings.overlay(&inv.settings);
     if let Some(c) = settings.blank_sub {
         crate::message::address::set_blank_sub(c);
@@ -203,6 +208,21 @@ pub fn may_process_queue(spool: &Spool) -> Result<(), Fatal> {
             "You do not have permission to process the queue",
         )),
     }
+}
+
+/// `O PrivacyOptions=restrictmailq`: who may list the queue. Root, the spool's owner,
+/// and the members of the spool directory's group (the caller's real group or one of
+/// its supplementary groups), as sendmail allows the queue directory's group.
+pub fn may_see_queue(spool: &Spool) -> bool {
+    if may_process_queue(spool).is_ok() {
+        return true;
+    }
+    let Ok(md) = std::fs::metadata(&spool.dir) else {
+        return false;
+    };
+    let gid = md.gid();
+    nix::unistd::getgid().as_raw() == gid
+        || nix::unistd::getgroups().is_ok_and(|g| g.iter().any(|x| x.as_raw() == gid))
 }
 
 /// Where rsendmail-deliver is: beside this executable (development, tests), else the
@@ -301,6 +321,13 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             }
         }
         Operation::PrintQueue => {
+            if s.settings.privacy("restrictmailq") && !may_see_queue(&s.spool) {
+                // sendmail's words and listing end; its exit status stays 0
+                // (compat-tests/cases/bp-restrictmailq).
+                crate::outln!("You are not permitted to see the queue");
+                crate::outln!("\t\tTotal requests: 0");
+                return Ok(Sysexit::Ok);
+            }
             let filter = s.inv.queue_run.as_ref();
             let (text, problems) = if s.inv.json {
                 mailq::list_json(&s.spool, filter)?

@@ -225,7 +225,8 @@ fn bs_replies_as_sendmail_and_accepts_pipelined_input() {
 MAIL FROM:<a@test.example>\r\nMAIL FROM:<a@test.example>\r\nDATA\r\nRCPT TO:<x@example.net>\r\n\
 RCPT TO:<>\r\nRCPT TO:<x@example.net> NOTIFY=BOGUS\r\nRCPT TO:<x@example.net> FOO=1\r\n\
 DATA\r\nSubject: s\r\n\r\nbody\r\n.\r\nVRFY root\r\nEXPN root\r\nETRN\r\nETRN #q\r\nFOO\r\nRSET\r\nNOOP\r\nQUIT\r\n";
-    let run = env.sendmail(&["-odq", "-bs"], input);
+    // Debian's sendmail.cf asks for HELO before MAIL (sendmail's own default does not).
+    let run = env.sendmail(&["-odq", "-O", "PrivacyOptions=needmailhelo", "-bs"], input);
     // `RCPT TO:<>` leaves sendmail's exit status at 67 (EX_NOUSER), recorded from 8.17.
     run.code(67);
     let lines: Vec<&str> = run.stdout.lines().collect();
@@ -1019,4 +1020,58 @@ fn too_many_bad_commands_end_the_session() {
         r.stdout
     );
     assert!(!r.stdout.contains("221 "), "{}", r.stdout);
+}
+
+/// `O PrivacyOptions=` shapes the dialogue as in sendmail 8.17 (recorded in
+/// compat-tests/cases/bs-privacy-*): needmailhelo, noetrn and noreceipts (neither ETRN
+/// nor DSN offered, each refused with sendmail's words), noverb; without them MAIL may
+/// come before HELO and ETRN and DSN are offered.
+#[test]
+fn privacy_options_shape_the_bd_dialogue() {
+    let env = Env::with_config("O PrivacyOptions=needmailhelo,noetrn,noreceipts,noverb\n");
+    let d = Daemon::start(&env, &["-odq"]);
+    let mut c = Raw::connect(d.port);
+    c.line();
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@test.example>"),
+        "503 5.0.0 Polite people say HELO first"
+    );
+    c.send(b"EHLO client.example\r\n");
+    let ehlo = c.reply();
+    assert!(
+        ehlo.iter()
+            .all(|l| !l.ends_with("DSN") && !l.ends_with("ETRN")),
+        "{ehlo:?}"
+    );
+    assert!(ehlo.iter().any(|l| l.ends_with("8BITMIME")), "{ehlo:?}");
+    for etrn in ["ETRN example.org", "ETRN @example.org", "ETRN #q", "ETRN"] {
+        assert_eq!(
+            c.cmd(etrn),
+            "502 5.7.0 Sorry, we do not allow this operation"
+        );
+    }
+    assert_eq!(c.cmd("VERB"), "502 5.7.0 Verbose unavailable");
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@test.example> RET=HDRS"),
+        "504 5.7.0 Sorry, RET not supported, we do not allow DSN"
+    );
+    assert!(c.cmd("MAIL FROM:<a@test.example>").starts_with("250 "));
+    assert_eq!(
+        c.cmd("RCPT TO:<root@test.example> NOTIFY=SUCCESS"),
+        "504 5.7.0 Sorry, NOTIFY not supported, we do not allow DSN"
+    );
+    drop(c);
+    drop(d);
+
+    let open = Env::with_config("O PrivacyOptions=public\n");
+    let d = Daemon::start(&open, &["-odq"]);
+    let mut c = Raw::connect(d.port);
+    c.line();
+    assert!(c.cmd("MAIL FROM:<a@test.example>").starts_with("250 "));
+    c.send(b"EHLO client.example\r\n");
+    let ehlo = c.reply();
+    for kw in ["DSN", "ETRN"] {
+        assert!(ehlo.iter().any(|l| l.ends_with(kw)), "{ehlo:?}");
+    }
+    assert_eq!(c.cmd("VERB"), "502 5.5.1 Command not implemented: \"VERB\"");
 }

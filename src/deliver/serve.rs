@@ -18,7 +18,7 @@ use rsendmail::app::{self, Setup};
 use rsendmail::deadline::{Polled, PolledWrite, Timed, TimedWrite};
 use rsendmail::exit::{Fatal, Sysexit};
 use rsendmail::options::DeliveryMode;
-use rsendmail::server::{Backend, Client, DomainCheck, Server, net};
+use rsendmail::server::{Backend, Client, DomainCheck, Privacy, Server, net};
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::{BufReader, Write};
@@ -139,6 +139,10 @@ fn server<'a>(
         command_timeout: command_timeout(s),
         // sendmail's server reads the message under Timeout.datablock (1h by default).
         data_timeout: Duration::from_secs(s.settings.timeouts.datablock.unwrap_or(3600).max(1)),
+        privacy: Privacy::from_flags(|f| s.settings.privacy(f)),
+        // Whoever may run this spool's queue (`-q`) may start a run with ETRN; the
+        // daemon checked it before it started.
+        etrn_allowed: app::may_process_queue(&s.spool).is_ok(),
     }
 }
 
