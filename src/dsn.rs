@@ -564,6 +564,7 @@ mod tests {
                 recipients: Vec::new(),
                 headers_only,
                 waited: None,
+                no_actual_recipient: false,
             };
             let mut out = Vec::new();
             let n = rep
