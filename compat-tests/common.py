@@ -270,9 +270,17 @@ SINK_ID = re.compile(rb"\bSINK[0-9]+\b")
 XLOG_PID = re.compile(rb"^[0-9]+ ", re.M)
 
 
+# In a traffic log: the program and version of an added Received: line as it was sent,
+# and the SMTP server's greeting (as in a `-bs` dialogue).
+XLOG_BY_VERSION = re.compile(rb"(>>> \tby HOST )\([^)\n]*\)")
+XLOG_GREETING = re.compile(rb"^PID >>> 220 [^\n]*", re.M)
+
+
 def normalise_xlog(data: bytes) -> bytes:
-    """A traffic log: each line's process id -> PID, then as `normalise`."""
-    return normalise(XLOG_PID.sub(b"PID ", data))
+    """A traffic log: each line's process id -> PID, the server's greeting, then as
+    `normalise` (and the version of a Received: line sent)."""
+    data = XLOG_GREETING.sub(b"PID >>> 220 GREETING", XLOG_PID.sub(b"PID ", data))
+    return XLOG_BY_VERSION.sub(rb"\1(VERSION)", normalise(data))
 
 
 def normalise(data: bytes) -> bytes:

@@ -169,19 +169,10 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
     })
 }
 
-/// Open (create, append) the `-X` traffic log: sendmail's `cannot open FILE: reason`,
-/// EX_CANTCREAT, when this process may not.
+/// Open (create with mode 0644, append) the `-X` traffic log: sendmail's `cannot open
+/// FILE: reason`, EX_CANTCREAT, when this process may not ([`crate::traffic::open`]).
 pub fn open_traffic_log(path: &Path) -> Result<std::fs::File, Fatal> {
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(|e| {
-            Fatal::new(
-                Sysexit::CantCreat,
-                format!("cannot open {}: {}", path.display(), config::io_text(&e)),
-            )
-        })
+    crate::traffic::open(path)
 }
 
 /// The checks made before an operation that takes or delivers mail starts (before stdin
@@ -296,7 +287,14 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
     match s.inv.operation {
         Operation::Deliver => {
             let who = Submitter::current();
-            let stdin = std::io::stdin().lock();
+            // -X: the message's lines as read (`<<<`), then `<<< [EOF]`.
+            let stdin: Box<dyn std::io::BufRead> = match &s.inv.traffic_log {
+                Some(p) => {
+                    crate::traffic::install(crate::traffic::open(p)?);
+                    Box::new(crate::traffic::ReadTee::new(std::io::stdin().lock()))
+                }
+                None => Box::new(std::io::stdin().lock()),
+            };
             let req = submission(&s.inv);
             let done = submit::submit(&req, &s.cfg, &s.settings, &s.spool, s.mode, &who, stdin)?;
             // ---- the message is safe; what follows depends on the delivery mode ----

@@ -3,10 +3,9 @@
 
 use super::local;
 use super::smtp::{Timeouts, TlsMode, TlsPolicy};
-use rsendmail::app::{self, Setup};
+use rsendmail::app::Setup;
 use rsendmail::config::{RelayRule, load_relay_table, parse_host_port};
 use rsendmail::exit::Fatal;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Settings the engine reads, from the config and `-O` (sendmail's names where it has them).
@@ -17,8 +16,6 @@ pub struct Engine {
     pub pipelining: bool,
     /// `O SmarthostSplit=N`: spread a run over the first N smarthosts.
     pub smarthost_split: usize,
-    /// `-X file`: the traffic log every session's transcript is appended to.
-    pub traffic_log: Option<Mutex<std::fs::File>>,
     /// RELAYTABLE entries, in file order.
     pub relay_table: Vec<RelayRule>,
     /// RESOLVER: name servers to ask instead of the system's.
@@ -85,14 +82,14 @@ impl Engine {
             .unwrap_or(1);
         // MAILNAME may name a file: read it once.
         let host_name = s.cfg.host_name();
+        // -X: every session's traffic is appended to the file (`rsendmail::traffic`).
+        if let Some(p) = &s.inv.traffic_log {
+            rsendmail::traffic::install(rsendmail::traffic::open(p)?);
+        }
         Ok(Engine {
             pipelining: !s.cfg.no_pipelining,
             smarthost_split: o.smarthost_split.unwrap_or(1),
             smarthost,
-            traffic_log: match &s.inv.traffic_log {
-                None => None,
-                Some(p) => Some(Mutex::new(app::open_traffic_log(p)?)),
-            },
             resolver: s.cfg.resolver.clone(),
             mx_port: o.mx_port.unwrap_or(25),
             dns_timeout: secs(t.resolver_retrans, Duration::from_secs(5)),
@@ -193,7 +190,6 @@ pub fn for_tests() -> Engine {
     Engine {
         smarthost: vec![],
         relay_table: vec![],
-        traffic_log: None,
         smarthost_split: 1,
         pipelining: true,
         resolver: vec![],

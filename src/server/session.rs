@@ -142,6 +142,8 @@ pub(super) struct Transaction {
     pub params: MailParams,
     /// The sender's domain check, done at the first RCPT.
     sender_checked: Option<DomainCheck>,
+    /// Each recipient path taken, and how it was first written (its replies name it so).
+    written: Vec<(String, String)>,
 }
 
 /// Whether the session goes on after a command.
@@ -209,9 +211,11 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
         }
     }
 
-    /// Write one reply line (buffered until the next flush).
+    /// Write one reply line (buffered until the next flush); `-X` logs it (`>>>`).
     fn reply(&mut self, text: &str) -> io::Result<()> {
-        self.out.write_all(reply_line(text).as_bytes())
+        let line = reply_line(text);
+        crate::traffic::line(crate::traffic::Dir::Out, line.as_bytes());
+        self.out.write_all(line.as_bytes())
     }
 
     /// Read one command line and answer it.
@@ -459,21 +463,24 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             self.end.note(Sysexit::NoUser);
             return "553 5.0.0 <>... User address required".into();
         };
-        // Replies name the path as written, in brackets (sendmail adds them to a path
-        // written without only while the whole still fits its 203-octet buffer).
-        let shown = if written.starts_with('<') || written.len() + 2 > SHORT_STRING {
-            written.to_string()
-        } else {
-            format!("<{written}>")
-        };
-        if let Some(refusal) = too_long(written, &shown) {
+        // Replies name the path as written, brackets or not; a recipient the
+        // transaction already has, as it was written the first time (sendmail shows the
+        // recipient it keeps; compat-tests/cases/bs-rcpt-errors, xlog-bs).
+        if let Some(refusal) = too_long(written, written) {
             return refusal;
         }
         let path = match checked_path(&path) {
             Ok(a) => a,
-            Err(e) => return refuse_address(&mut self.end, &shown, &e),
+            Err(e) => return refuse_address(&mut self.end, written, &e),
         };
-        let shown = shortened(&shown);
+        let first = self
+            .tx
+            .written
+            .iter()
+            .find(|(a, _)| a.eq_ignore_ascii_case(&path))
+            .map(|(_, w)| w.clone());
+        let shown_whole = first.unwrap_or_else(|| written.to_string());
+        let shown = shortened(&shown_whole).into_owned();
         let params = match RcptParams::parse_offered(&params, self.offered()) {
             Ok(p) => p,
             Err(e) => return e.to_string(),
@@ -525,6 +532,14 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
                 return format!("{code} {shown}... {why}");
             }
             accepted = ok;
+        }
+        if !self
+            .tx
+            .written
+            .iter()
+            .any(|(a, _)| a.eq_ignore_ascii_case(&path))
+        {
+            self.tx.written.push((path.clone(), shown_whole));
         }
         for a in accepted {
             if !self
@@ -733,6 +748,8 @@ fn read_command<R: Read>(r: &mut BufReader<R>, buf: &mut Vec<u8>) -> io::Result<
         // EOF in the middle of a line: the client went away.
         return Ok(None);
     }
+    // -X: the line as it came (`<<<`, its CR kept).
+    crate::traffic::line(crate::traffic::Dir::In, buf);
     buf.pop();
     if buf.last() == Some(&b'\r') {
         buf.pop();
