@@ -160,11 +160,20 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
         cfg.settings.delivery_mode,
     );
     crate::log::configure(cfg.maillog.as_deref(), inv.is_long_running());
+    let mut spool = Spool::new(spool_dir, private);
+    // Postfix's fast_flush_domains, whose default is its relay_domains.
+    spool.fast_flush = crate::spool::FastFlush::Domains(
+        settings
+            .fast_flush_domains
+            .clone()
+            .or_else(|| settings.relay_domains.clone())
+            .unwrap_or_default(),
+    );
     Ok(Setup {
         inv,
         cfg,
         settings,
-        spool: Spool::new(spool_dir, private),
+        spool,
         mode,
     })
 }

@@ -212,10 +212,11 @@ pub static OPTION_TABLE: &[OptDef] = &[
     opt("QueueRetryMax", None, false),
     opt("TrustedNetworks", None, false),
     opt("RelayDomains", None, false),
+    opt("FastFlushDomains", None, false),
 ];
 
 /// How many entries at the end of the table are rsendmail's own (not sendmail's).
-const OWN_OPTIONS: usize = 8;
+const OWN_OPTIONS: usize = 9;
 
 /// The result of resolving a long option name.
 #[derive(Debug)]
@@ -403,6 +404,7 @@ pub static ACTED_ON: &[(&str, Kind)] = &[
     ("TrustedNetworks", Kind::Networks),
     ("DaemonPortOptions", Kind::Listen),
     ("RelayDomains", Kind::Domains),
+    ("FastFlushDomains", Kind::Domains),
     ("OldStyleHeaders", Kind::Bool),
     ("CheckAliases", Kind::Bool),
     ("BlankSub", Kind::Char),
@@ -914,6 +916,10 @@ pub struct Settings {
     /// `None`: not given, the listener's default applies.
     pub daemon_addrs: Option<Vec<SocketAddr>>,
     pub relay_domains: Option<Vec<String>>,
+    /// `O FastFlushDomains=`: the domains (and their subdomains) whose queued mail the
+    /// spool's index lists per domain, for ETRN (Postfix's `fast_flush_domains`);
+    /// `None`: those of `RelayDomains`.
+    pub fast_flush_domains: Option<Vec<String>>,
     /// `O OldStyleHeaders=` (`-oo`): lists without `, ; < (` are blank-separated.
     pub old_style_headers: Option<bool>,
     /// `O CheckAliases=` (`-on`): `newaliases` checks every target.
@@ -973,6 +979,9 @@ impl Settings {
                 .get_or_insert_with(Vec::new)
                 .extend(parse_listen(name, value)?),
             ("RelayDomains", _) => self.relay_domains = Some(parse_domains(name, value)?),
+            ("FastFlushDomains", _) => {
+                self.fast_flush_domains = Some(parse_domains(name, value)?);
+            }
             ("OldStyleHeaders", _) => self.old_style_headers = Some(parse_bool(name, value)?),
             ("CheckAliases", _) => self.check_aliases = Some(parse_bool(name, value)?),
             ("BlankSub", _) => self.blank_sub = Some(parse_char(name, value)?),
@@ -1029,6 +1038,7 @@ impl Settings {
             default_user,
             trusted_networks,
             relay_domains,
+            fast_flush_domains,
             old_style_headers,
             check_aliases,
             blank_sub

@@ -704,13 +704,14 @@ fn bd_with_queue_interval_runs_the_queue() {
     assert!(got[0].0.contains("early@example.net"));
 }
 
-/// ETRN: only the named domain's mail moves (`@dom` with its subdomains); the rest stays.
+/// ETRN for a domain with a fast flush list (`O FastFlushDomains=`): only the named
+/// domain's mail moves (`@dom` with its subdomains); the rest stays.
 #[test]
 fn etrn_flushes_only_the_named_domain() {
     let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
     };
-    let env = relay_env(peer.port, "");
+    let env = relay_env(peer.port, "O FastFlushDomains=dial.example empty.example\n");
     for r in [
         "a@dial.example",
         "b@dial.example",
@@ -1074,4 +1075,79 @@ fn privacy_options_shape_the_bd_dialogue() {
         assert!(ehlo.iter().any(|l| l.ends_with(kw)), "{ehlo:?}");
     }
     assert_eq!(c.cmd("VERB"), "502 5.5.1 Command not implemented: \"VERB\"");
+}
+
+/// Postfix's fast flush design: only the domains of `O FastFlushDomains=` (by default
+/// `RelayDomains`) get a list in the spool's index; ETRN for one of them delivers its
+/// list, ETRN for any other runs the whole queue (Postfix's "slow" ETRN); a domain that
+/// is not a well-formed name is refused with 501, over -bd and -bs alike, and never
+/// indexed.
+#[test]
+fn etrn_without_a_fast_flush_list_runs_the_whole_queue() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "O RelayDomains=listed.example\n");
+    for r in ["a@listed.example", "b@other.example", "c@third.example"] {
+        env.sendmail(&["-odq", r], crate::harness::MSG).code(0);
+    }
+    let lists = env.spool.join("index/domains");
+    assert!(lists.join("listed.example").exists());
+    assert!(!lists.join("other.example").exists());
+    assert!(!lists.join("third.example").exists());
+    let d = Daemon::start(&env, &["-odq"]);
+    let mut c = Raw::connect(d.port);
+    c.line();
+    c.cmd("EHLO dialup");
+    let bad_label = format!("{}.example", "l".repeat(64));
+    for bad in [
+        "bad..domain",
+        "@bad..domain",
+        ".lead.example",
+        "trail.example.",
+        "-x.example",
+        "a_b.example",
+        "a/b.example",
+        "[300.1.1.1]",
+        "@",
+        bad_label.as_str(),
+    ] {
+        assert_eq!(
+            c.cmd(&format!("ETRN {bad}")),
+            "501 5.5.4 Syntax error in ETRN parameter",
+            "{bad}"
+        );
+    }
+    holds_for(Duration::from_millis(500), "nothing delivered", || {
+        peer.messages().is_empty()
+    });
+    assert_eq!(
+        c.cmd("ETRN listed.example"),
+        "250 2.0.0 Queuing for node listed.example started"
+    );
+    peer.wait_for(1, Duration::from_secs(20));
+    holds_for(Duration::from_millis(300), "only the listed domain", || {
+        peer.messages().len() == 1
+    });
+    assert!(peer.messages()[0].0.contains("a@listed.example"));
+    // A domain without a list: the whole queue.
+    assert_eq!(
+        c.cmd("ETRN other.example"),
+        "250 2.0.0 Queuing for node other.example started"
+    );
+    let got = peer.wait_for(3, Duration::from_secs(20));
+    let all: Vec<&str> = got.iter().map(|m| m.0.as_str()).collect();
+    assert!(all.iter().any(|r| r.contains("c@third.example")), "{all:?}");
+    env.wait_until_empty(Duration::from_secs(20));
+    // -bs refuses the same names.
+    let run = env.sendmail(
+        &["-odq", "-bs"],
+        b"HELO c\r\nETRN bad..domain\r\nETRN [192.0.2.1]\r\nQUIT\r\n",
+    );
+    assert!(
+        run.stdout
+            .contains("501 5.5.4 Syntax error in ETRN parameter\r\n250 2.0.0 Queuing for node [192.0.2.1] started"),
+        "{}",
+        run.stdout
+    );
 }

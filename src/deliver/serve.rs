@@ -223,17 +223,38 @@ fn stdin_peer() -> Option<std::net::IpAddr> {
     sock.peer_addr().ok().map(|a| a.ip().to_canonical())
 }
 
-/// The flush an ETRN started: the entries with mail for the domain (from the per-domain
-/// lists), delivered now whatever their back-off.
+/// The flush an ETRN started, after Postfix's flush(8): for a domain eligible for a
+/// list of its own (`O FastFlushDomains=`, by default `RelayDomains`), the entries with
+/// mail for it, read from that list (with `@domain`, its subdomains' too); for any other
+/// domain, Postfix's "slow" ETRN: every entry in the queue. Delivered now, whatever
+/// their back-off.
 pub fn etrn_flush(s: &Setup, engine: &Engine, arg: &str) -> Result<Sysexit, Fatal> {
     let (domain, sub) = match arg.strip_prefix('@') {
         Some(d) => (d, true),
         None => (arg, false),
     };
-    let ids = rsendmail::queue::select_domain(&s.spool, domain, sub);
-    log::info!("ETRN {arg}: {} entries", ids.len());
-    deliver_ids(engine, &s.spool, ids.into_iter().collect(), false, true)?;
-    if !sub && let Err(e) = rsendmail::spool::index::prune_domain(&s.spool, domain) {
+    let fast = s.spool.fast_flush.eligible(domain);
+    let ids: Vec<String> = if fast {
+        rsendmail::queue::select_domain(&s.spool, domain, sub)
+            .into_iter()
+            .collect()
+    } else {
+        s.spool.ids()?
+    };
+    log::info!(
+        "ETRN {arg}: {} entries ({})",
+        ids.len(),
+        if fast {
+            "its fast flush list"
+        } else {
+            "not in FastFlushDomains: the whole queue"
+        }
+    );
+    deliver_ids(engine, &s.spool, ids, false, true)?;
+    if fast
+        && !sub
+        && let Err(e) = rsendmail::spool::index::prune_domain(&s.spool, domain)
+    {
         log::warn!("ETRN {arg}: cannot prune the domain's list: {e}");
     }
     Ok(Sysexit::Ok)
