@@ -159,6 +159,17 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
         inv.settings.delivery_mode,
         cfg.settings.delivery_mode,
     );
+    // PrivacyOptions=restrictexpand: a submission's -v shows a user who is not trusted
+    // nothing (what the recipients expand to stays unseen); -v still delivers at once
+    // (compat-tests/cases/privacy-restrictexpand-v).
+    let mut inv = inv;
+    if inv.verbose
+        && inv.operation == Operation::Deliver
+        && settings.privacy("restrictexpand")
+        && !Submitter::current().is_trusted()
+    {
+        inv.verbose = false;
+    }
     crate::log::configure(cfg.maillog.as_deref(), inv.is_long_running());
     let mut spool = Spool::new(spool_dir, private);
     // Postfix's fast_flush_domains, whose default is its relay_domains.
