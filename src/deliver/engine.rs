@@ -51,6 +51,8 @@ pub struct Engine {
     /// `O PrivacyOptions=noactualrecipient`: delivery reports carry no
     /// `X-Actual-Recipient:`.
     pub no_actual_recipient: bool,
+    /// `O PrivacyOptions=noreceipts`: no success reports (return receipts).
+    pub no_receipts: bool,
     /// Delivering in the foreground for the caller (`-odi`, `-v`): failures follow
     /// ErrorMode instead of always being mailed back.
     pub interactive: bool,
@@ -158,6 +160,7 @@ impl Engine {
             error_mode: o.error_mode.unwrap_or('p'),
             no_body_return: o.privacy("nobodyreturn"),
             no_actual_recipient: o.privacy("noactualrecipient"),
+            no_receipts: o.privacy("noreceipts"),
             interactive: false,
         })
     }
@@ -223,6 +226,7 @@ pub fn for_tests() -> Engine {
         error_mode: 'p',
         no_body_return: false,
         no_actual_recipient: false,
+        no_receipts: false,
         interactive: false,
     }
 }
