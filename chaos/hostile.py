@@ -88,7 +88,9 @@ class Daemon:
             f"O DaemonPortOptions=Port={self.port},Addr=127.0.0.1\n"
             f"O PidFile={self.pidfile}\nMAILLOG {self.spool.dir / 'maillog'}\n"
             f"O DeliveryMode=q\nO Timeout.command={int(COMMAND_TIMEOUT)}s\n"
-            f"O Timeout.datablock={int(DATA_TIMEOUT)}s\n{extra}")
+            f"O Timeout.datablock={int(DATA_TIMEOUT)}s\n"
+            # HELO before MAIL, as Debian's sendmail.cf asks (the out-of-order check).
+            f"O PrivacyOptions=needmailhelo\n{extra}")
         self.pid = 0
         self.seen_children: set[int] = set()
         with open(self.spool.dir / "daemon.out", "wb") as log:

@@ -8,6 +8,7 @@ import base64
 import glob
 import json
 import os
+import pwd
 import re
 import socket
 import subprocess
@@ -45,13 +46,20 @@ class Case:
         # Runs before the case's own, each line one argv, with the case's stdin.
         self.before = [l.split() for l in self.lines("before")]
         self.files = os.path.join(path, "files")
-        # Run as this user (runuser -u USER --) rather than root: a user sendmail does
-        # not trust (X-Authentication-Warning).
-        user = self.read("user")
-        self.user = (user.decode().strip() or None) if user is not None else None
         # What is wrong with the smarthost (FAULTS); None: the sink is the smarthost.
         fault = self.read("fault")
         self.fault = fault.decode().strip() if fault is not None else None
+        # The user the case's own command runs as (the `before` runs and the listing
+        # stay root's): a login name, or None.
+        # `LOGIN queue`: the queue (sendmail's) or spool (rsendmail's) is that user's own.
+        user = (self.read("user") or b"").decode().split()
+        self.user = user[0] if user else None
+        self.user_queue = user[1:] == ["queue"]
+        # The PrivacyOptions the case runs with instead of Debian's (DEBIAN_PRIVACY).
+        privacy = self.read("privacy")
+        self.privacy = privacy.decode().strip() if privacy is not None else None
+        # The case writes a traffic log (`-X @DIR@/xlog`): kept as expected/xlog.
+        self.xlog = os.path.exists(os.path.join(path, "xlog"))
         if self.fault is not None and self.fault not in FAULTS:
             raise SystemExit("%s: unknown fault %r (one of %s)"
                              % (self.name, self.fault, ", ".join(FAULTS)))
@@ -88,25 +96,47 @@ class Case:
                         dst.write(src.read())
 
 
-def as_user(case):
-    """The prefix that runs a command as the case's user (empty: as root)."""
-    return ["runuser", "-u", case.user, "--"] if case.user else []
+# sendmail.cf's PrivacyOptions on the recording machine (Debian's); replay's config says
+# the same. A case's `privacy` file replaces them on both sides.
+DEBIAN_PRIVACY = ("needmailhelo,needexpnhelo,needvrfyhelo,restrictqrun,restrictexpand,"
+                  "nobodyreturn,authwarnings")
 
 
-def python_for(case):
-    """The Python that runs pace.py: the system's for a case run as a user (the one
-    running this script may live where that user cannot reach)."""
-    if case.user and os.path.exists("/usr/bin/python3"):
-        return "/usr/bin/python3"
-    return sys.executable
+def as_user(user):
+    """The command prefix that runs a program as `user` (its uid, gid and groups), or
+    nothing for None."""
+    if user is None:
+        return []
+    return ["setpriv", "--reuid=" + user, "--regid=" + user, "--init-groups", "--"]
 
 
-def give_to_user(case, *paths):
-    """Make the run's directories the case user's, so that the program run as that user
-    may write its queue there."""
-    if case.user:
-        for p in paths:
-            subprocess.run(["chown", "-R", case.user, p], check=True)
+def chown_tree(path, user):
+    """`path` and everything under it given to `user` (uid and gid)."""
+    pw = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(path):
+        for n in [root] + [os.path.join(root, f) for f in files]:
+            os.chown(n, pw.pw_uid, pw.pw_gid)
+
+
+def give_to(user, *paths):
+    """Let `user` reach the case's directories: each one readable and searchable by
+    all (the spool or queue inside keeps its own modes)."""
+    if user is None:
+        return
+    for p in paths:
+        os.chmod(p, 0o755)
+
+
+def read_xlog(run_dir):
+    """The traffic log a case wrote (`-X @DIR@/xlog`): its mode on a first line
+    (`mode 0644`), then its lines; b"" when there is none."""
+    path = os.path.join(run_dir, "xlog")
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+        with open(path, "rb") as f:
+            return b"mode %04o\n" % mode + f.read()
+    except OSError:
+        return b"no file\n"
 
 
 def locked(directory):
@@ -246,6 +276,23 @@ BOUNDARY_TIME = re.compile(rb"QUEUEID\.[0-9]{9,11}/")
 GREETING = re.compile(rb"^S: 220 [^\r\n]*", re.M)
 # The sink's own queue id in its 250 reply (a counter over the sink's life).
 SINK_ID = re.compile(rb"\bSINK[0-9]+\b")
+
+
+# The process id before each line of a traffic log (`-X`).
+XLOG_PID = re.compile(rb"^[0-9]+ ", re.M)
+
+
+# In a traffic log: the program and version of an added Received: line as it was sent,
+# and the SMTP server's greeting (as in a `-bs` dialogue).
+XLOG_BY_VERSION = re.compile(rb"(>>> \tby HOST )\([^)\n]*\)")
+XLOG_GREETING = re.compile(rb"^PID >>> 220 [^\n]*", re.M)
+
+
+def normalise_xlog(data: bytes) -> bytes:
+    """A traffic log: each line's process id -> PID, the server's greeting, then as
+    `normalise` (and the version of a Received: line sent)."""
+    data = XLOG_GREETING.sub(b"PID >>> 220 GREETING", XLOG_PID.sub(b"PID ", data))
+    return XLOG_BY_VERSION.sub(rb"\1(VERSION)", normalise(data))
 
 
 def normalise(data: bytes) -> bytes:

@@ -46,8 +46,8 @@ import sys
 import tempfile
 import time
 
-from common import (Case, Fault, Sink, as_user, python_for, dnsmasq_args, first_queue_id, free_port,
-                    give_to_user, helper, locked)
+from common import (DEBIAN_PRIVACY, Case, Fault, Sink, as_user, chown_tree, dnsmasq_args, first_queue_id, free_port, give_to,
+                    helper, locked, read_xlog)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = os.path.join(HERE, "cases")
@@ -90,15 +90,27 @@ def isolate():
     return dns
 
 
-def derived_cf(into, hosts, port, user=None):
+def derived_cf(into, hosts, port, user=None, privacy=None):
     """A copy of sendmail.cf relaying to [host] on port (several: `[a]:[b]`, tried in
-    turn). For a case run as a `user`, the access map is a null map: that user may not
-    read access.db, and sendmail would refuse every command (`451 4.0.0 hash map
-    "access": unsafe map file`)."""
+    turn). For a case run as a `user`,
+    the access map is a copy the user may read (sendmail run with -C by a user other
+    than root keeps no group to read /etc/mail/access.db, and says so before its
+    greeting)."""
     with open(SENDMAIL_CF) as f:
         cf = f.read()
-    if user:
-        cf = re.sub(r"(?m)^Kaccess .*$", "Kaccess null", cf)
+    if privacy is not None:
+        old = "\nO PrivacyOptions=%s\n" % DEBIAN_PRIVACY
+        if old not in cf:
+            raise SystemExit("%s: no %r to rewrite" % (SENDMAIL_CF, old.strip()))
+        cf = cf.replace(old, "\nO PrivacyOptions=%s\n" % privacy)
+    if user is not None:
+        for line in cf.splitlines():
+            if line.startswith("Kaccess ") and os.path.exists(line.split()[-1] + ".db"):
+                db = line.split()[-1]
+                copy = os.path.join(into, "access")
+                shutil.copyfile(db + ".db", copy + ".db")
+                os.chmod(copy + ".db", 0o644)
+                cf = cf.replace(line, line[:-len(db)] + copy)
     for old in ("\nDSrelay:[127.0.0.1]\n", "TCP $h 2525\n"):
         if old not in cf:
             raise SystemExit("%s: no %r to rewrite" % (SENDMAIL_CF, old.strip()))
@@ -118,11 +130,8 @@ def record(case, version, sink):
     case.copy_files(work)
     fault = Fault(case.fault) if case.fault else None
     hosts, port = (fault.hosts, fault.port) if fault else (["127.0.0.1"], sink.port)
-    cf = derived_cf(tempfile.mkdtemp(prefix="compat-cf-"), hosts, port, case.user)
-    if case.user:
-        os.chmod(os.path.dirname(cf), 0o755)
-        os.chmod(cf, 0o644)
-    give_to_user(case, qdir, work)
+    cf = derived_cf(tempfile.mkdtemp(prefix="compat-cf-"), hosts, port, case.user,
+                    case.privacy)
     if case.sink_mode:
         sink.reset(case.sink_mode)
     base = ["sendmail", "-Am", "-C" + cf, "-oQ" + qdir]
@@ -138,13 +147,17 @@ def record(case, version, sink):
     # dialogue is driven lock-step by pace.py, because sendmail refuses commands sent
     # before its reply.
     args = case.argv(case.args, work, qid)
+    # A case with a `user` file runs its command as that user (the queue stays root's).
+    give_to(case.user, work, os.path.dirname(cf), qdir)
+    if case.user_queue:
+        chown_tree(qdir, case.user)
+    user = as_user(case.user)
     if case.paced:
-        run = subprocess.run(as_user(case) + [python_for(case), helper("pace.py"), SENDMAIL,
-                                              "-Am", "-C" + cf, "-oQ" + qdir] + args,
-                             input=case.stdin, capture_output=True, timeout=120, cwd=work)
-    elif case.user:
-        # argv[0] is the path here (runuser runs it by its path).
-        run = subprocess.run(as_user(case) + [SENDMAIL] + base[1:] + args, input=case.stdin,
+        run = subprocess.run(user + [sys.executable, helper("pace.py"), SENDMAIL, "-Am",
+                                     "-C" + cf, "-oQ" + qdir] + args, input=case.stdin,
+                             capture_output=True, timeout=120, cwd=work)
+    elif user:
+        run = subprocess.run(user + [SENDMAIL] + base[1:] + args, input=case.stdin,
                              capture_output=True, timeout=120, cwd=work)
     else:
         run = subprocess.run(base + args, executable=SENDMAIL, input=case.stdin,
@@ -175,6 +188,8 @@ def record(case, version, sink):
     if case.sink_mode:
         put("sink", sink.transcript())
         sink.reset("ok")
+    if case.xlog:
+        put("xlog", read_xlog(work))
     put("version", (version + "\n").encode())
     if fault:
         fault.stop()

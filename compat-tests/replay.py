@@ -51,12 +51,10 @@ import subprocess
 import sys
 import tempfile
 
-from common import (Case, Fault, Namespace, Sink, as_user, python_for, first_queue_id, free_port,
-                    give_to_user, helper, locked, normalise, relax_headers)
+from common import (DEBIAN_PRIVACY, Case, Fault, Namespace, Sink, as_user, chown_tree, first_queue_id, free_port, give_to,
+                    helper, locked, normalise, normalise_xlog, read_xlog, relax_headers)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEBIAN_PRIVACY = ("needmailhelo,needexpnhelo,needvrfyhelo,restrictqrun,restrictexpand,"
-                  "nobodyreturn,authwarnings")
 
 
 def run_case(binary, case, sink):
@@ -81,22 +79,16 @@ def run_case(binary, case, sink):
             if ns:
                 f.write("RESOLVER 127.0.0.1:%d\n" % dns_port)
             # Debian's sendmail.cf, which the recording used, says this.
-            f.write("O PrivacyOptions=%s\n" % DEBIAN_PRIVACY)
+            f.write("O PrivacyOptions=%s\n" % (case.privacy or DEBIAN_PRIVACY))
         link = os.path.join(work, "sendmail")
         os.symlink(os.path.abspath(binary), link)
         run_dir = os.path.join(work, "cwd")
         os.mkdir(run_dir)
         case.copy_files(run_dir)
         env = dict(os.environ, LC_ALL="C")
-        give_to_user(case, work)
         sink.reset(case.sink_mode or "ok")
 
-        def sendmail(argv, stdin, user=True):
-            if case.user and user:
-                # runuser runs the link by its path: its name is still "sendmail".
-                return subprocess.run(prefix + as_user(case) + [link, "-C", conf] + argv,
-                                      input=stdin, capture_output=True, timeout=60, env=env,
-                                      cwd=run_dir)
+        def sendmail(argv, stdin):
             if prefix:
                 # nsenter runs the link by its path: its name is still "sendmail".
                 return subprocess.run(prefix + [link, "-C", conf] + argv, input=stdin,
@@ -108,11 +100,31 @@ def run_case(binary, case, sink):
         for argv in case.before:
             sendmail(case.argv(argv, run_dir), case.stdin)
         qid = first_queue_id(sendmail(["-bp"], b"").stdout) if case.before else None
+        # A case with a `user` file runs its command as that user; the spool stays
+        # whoever made it (root, in `before`).
+        give_to(case.user, work, run_dir)
+        user = as_user(case.user)
+        if case.user_queue:
+            # The spool is the user's own (rsendmail's per-user spool).
+            os.makedirs(spool, exist_ok=True)
+            chown_tree(spool, case.user)
+        elif case.user is not None:
+            # The user reaches root's spool as an installed rsendmail does through its
+            # setgid spool group: here through the modes for others (the user is in no
+            # group of the spool's, as in the recording); the owner stays root.
+            for root, dirs, files in os.walk(spool):
+                os.chmod(root, 0o777)
+                for f in files:
+                    os.chmod(os.path.join(root, f), 0o666)
         if case.paced:
             # The same lock-step driver as the recording (pace.py runs argv as given,
             # so the link's name is argv[0]).
-            run = subprocess.run(prefix + as_user(case)
-                                 + [python_for(case), helper("pace.py"), link, "-C", conf]
+            run = subprocess.run(prefix + user + [sys.executable, helper("pace.py"), link, "-C",
+                                                  conf] + case.argv(case.args, run_dir, qid),
+                                 input=case.stdin, capture_output=True, timeout=60, env=env,
+                                 cwd=run_dir)
+        elif user:
+            run = subprocess.run(prefix + user + [link, "-C", conf]
                                  + case.argv(case.args, run_dir, qid), input=case.stdin,
                                  capture_output=True, timeout=60, env=env, cwd=run_dir)
         else:
@@ -131,6 +143,8 @@ def run_case(binary, case, sink):
             "stderr": ours(run.stderr),
             "queue": ours(queue.stdout),
         }
+        if case.xlog:
+            actual["xlog"] = ours(read_xlog(run_dir))
         if case.sink_mode:
             actual["sink"] = ours(sink.transcript())
         elif sink.sessions():
@@ -148,7 +162,8 @@ def run_case(binary, case, sink):
         if os.path.exists(p):
             with open(p, "rb") as f:
                 want = f.read()
-        a, b = normalise(want), normalise(got)
+        norm = normalise_xlog if key == "xlog" else normalise
+        a, b = norm(want), norm(got)
         if key == "sink":
             a, b = relax_headers(a), relax_headers(b)
         if a != b:

@@ -134,6 +134,11 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
         )?,
     };
     let mut settings = cfg.settings.clone();
+    if !settings.given.iter().any(|g| g == "PrivacyOptions") {
+        // A config that says nothing: sendmail.cf's default as sendmail's m4 files write
+        // it (confPRIVACY_FLAGS); the command line's flags add to it.
+        settings.privacy_flags.push("authwarnings".into());
+    }
     settings.overlay(&inv.settings);
     if let Some(c) = settings.blank_sub {
         crate::message::address::set_blank_sub(c);
@@ -155,29 +160,40 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
         inv.settings.delivery_mode,
         cfg.settings.delivery_mode,
     );
+    // PrivacyOptions=restrictexpand: a submission's -v shows a user who is not trusted
+    // nothing (what the recipients expand to stays unseen); -v still delivers at once
+    // (compat-tests/cases/privacy-restrictexpand-v).
+    let mut inv = inv;
+    if inv.verbose
+        && inv.operation == Operation::Deliver
+        && settings.privacy("restrictexpand")
+        && !Submitter::current().is_trusted()
+    {
+        inv.verbose = false;
+    }
     crate::log::configure(cfg.maillog.as_deref(), inv.is_long_running());
+    let mut spool = Spool::new(spool_dir, private);
+    // Postfix's fast_flush_domains, whose default is its relay_domains.
+    spool.fast_flush = crate::spool::FastFlush::Domains(
+        settings
+            .fast_flush_domains
+            .clone()
+            .or_else(|| settings.relay_domains.clone())
+            .unwrap_or_default(),
+    );
     Ok(Setup {
         inv,
         cfg,
         settings,
-        spool: Spool::new(spool_dir, private),
+        spool,
         mode,
     })
 }
 
-/// Open (create, append) the `-X` traffic log: sendmail's `cannot open FILE: reason`,
-/// EX_CANTCREAT, when this process may not.
+/// Open (create with mode 0644, append) the `-X` traffic log: sendmail's `cannot open
+/// FILE: reason`, EX_CANTCREAT, when this process may not ([`crate::traffic::open`]).
 pub fn open_traffic_log(path: &Path) -> Result<std::fs::File, Fatal> {
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(|e| {
-            Fatal::new(
-                Sysexit::CantCreat,
-                format!("cannot open {}: {}", path.display(), config::io_text(&e)),
-            )
-        })
+    crate::traffic::open(path)
 }
 
 /// The checks made before an operation that takes or delivers mail starts (before stdin
@@ -204,6 +220,21 @@ pub fn may_process_queue(spool: &Spool) -> Result<(), Fatal> {
             "You do not have permission to process the queue",
         )),
     }
+}
+
+/// `O PrivacyOptions=restrictmailq`: who may list the queue. Root, the spool's owner,
+/// and the members of the spool directory's group (the caller's real group or one of
+/// its supplementary groups), as sendmail allows the queue directory's group.
+pub fn may_see_queue(spool: &Spool) -> bool {
+    if may_process_queue(spool).is_ok() {
+        return true;
+    }
+    let Ok(md) = std::fs::metadata(&spool.dir) else {
+        return false;
+    };
+    let gid = md.gid();
+    nix::unistd::getgid().as_raw() == gid
+        || nix::unistd::getgroups().is_ok_and(|g| g.iter().any(|x| x.as_raw() == gid))
 }
 
 /// Where rsendmail-deliver is: beside this executable (development, tests), else the
@@ -277,7 +308,14 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
     match s.inv.operation {
         Operation::Deliver => {
             let who = Submitter::current();
-            let stdin = std::io::stdin().lock();
+            // -X: the message's lines as read (`<<<`), then `<<< [EOF]`.
+            let stdin: Box<dyn std::io::BufRead> = match &s.inv.traffic_log {
+                Some(p) => {
+                    crate::traffic::install(crate::traffic::open(p)?);
+                    Box::new(crate::traffic::ReadTee::new(std::io::stdin().lock()))
+                }
+                None => Box::new(std::io::stdin().lock()),
+            };
             let req = submission(&s.inv);
             let done = submit::submit(&req, &s.cfg, &s.settings, &s.spool, s.mode, &who, stdin)?;
             // ---- the message is safe; what follows depends on the delivery mode ----
@@ -302,6 +340,13 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             }
         }
         Operation::PrintQueue => {
+            if s.settings.privacy("restrictmailq") && !may_see_queue(&s.spool) {
+                // sendmail's words and listing end; its exit status stays 0
+                // (compat-tests/cases/bp-restrictmailq).
+                crate::outln!("You are not permitted to see the queue");
+                crate::outln!("\t\tTotal requests: 0");
+                return Ok(Sysexit::Ok);
+            }
             let filter = s.inv.queue_run.as_ref();
             let (text, problems) = if s.inv.json {
                 mailq::list_json(&s.spool, filter)?

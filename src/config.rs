@@ -318,7 +318,9 @@ impl Config {
                             e.message,
                         )
                     })?;
-                    if sticky.contains(&options::given_key(resolved.def, resolved.sub.as_deref())) {
+                    if sticky.contains(&options::given_key(resolved.def, resolved.sub.as_deref()))
+                        && !options::adds_up(resolved.def)
+                    {
                         continue;
                     }
                     self.settings
@@ -342,7 +344,7 @@ impl Config {
                             format!("unknown option letter {letter} in {k}"),
                         ));
                     };
-                    if sticky.contains(&options::given_key(def, None)) {
+                    if sticky.contains(&options::given_key(def, None)) && !options::adds_up(def) {
                         continue;
                     }
                     self.settings

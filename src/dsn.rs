@@ -96,6 +96,9 @@ pub struct Report<'a> {
     pub headers_only: bool,
     /// For delay warnings: how long the message has waited, as words (`4 hours`).
     pub waited: Option<String>,
+    /// `O PrivacyOptions=noactualrecipient`: no `X-Actual-Recipient:` field
+    /// (compat-tests/cases/privacy-noactualrecipient).
+    pub no_actual_recipient: bool,
 }
 
 /// `s` as one line of printable text (see the module doc).
@@ -244,7 +247,7 @@ impl Report<'_> {
                 let _ = writeln!(b, "Original-Recipient: {}", one_line(o));
             }
             let _ = writeln!(b, "Final-Recipient: RFC822; {fin}");
-            if r.remote_mta.is_some() {
+            if r.remote_mta.is_some() && !self.no_actual_recipient {
                 let _ = writeln!(b, "X-Actual-Recipient: rfc822; {fin}");
             }
             let _ = writeln!(b, "Action: {}", one_line(r.action));
@@ -438,6 +441,7 @@ mod tests {
                 will_retry_until: None,
             }],
             headers_only: false,
+            no_actual_recipient: false,
             waited: None,
         };
         let mut out = Vec::new();
@@ -462,6 +466,7 @@ mod tests {
         }
         let hdrs = Report {
             headers_only: true,
+            no_actual_recipient: false,
             ..rep
         };
         let mut out = Vec::new();
@@ -502,6 +507,7 @@ mod tests {
                 will_retry_until: None,
             }],
             headers_only: true,
+            no_actual_recipient: false,
             waited: None,
         };
         let mut out = Vec::new();
@@ -558,6 +564,7 @@ mod tests {
                 recipients: Vec::new(),
                 headers_only,
                 waited: None,
+                no_actual_recipient: false,
             };
             let mut out = Vec::new();
             let n = rep

@@ -212,10 +212,11 @@ pub static OPTION_TABLE: &[OptDef] = &[
     opt("QueueRetryMax", None, false),
     opt("TrustedNetworks", None, false),
     opt("RelayDomains", None, false),
+    opt("FastFlushDomains", None, false),
 ];
 
 /// How many entries at the end of the table are rsendmail's own (not sendmail's).
-const OWN_OPTIONS: usize = 8;
+const OWN_OPTIONS: usize = 9;
 
 /// The result of resolving a long option name.
 #[derive(Debug)]
@@ -343,6 +344,13 @@ impl DeliveryMode {
 /// set it again: its name, and for `Timeout.<name>` the timeout's own name, lowercase
 /// (sendmail keeps each timeout's command-line setting apart: `-O Timeout.connect=5s`
 /// leaves the config's other timeouts in force).
+/// Whether the config file's setting of an option counts even when the command line
+/// gave it too: `PrivacyOptions`, whose flags add up (sendmail keeps sendmail.cf's
+/// `needmailhelo` under `-O PrivacyOptions=noetrn`; compat-tests/cases/bs-privacy-adds-up).
+pub fn adds_up(def: &OptDef) -> bool {
+    def.name == "PrivacyOptions"
+}
+
 pub fn given_key(def: &OptDef, sub: Option<&str>) -> String {
     match sub {
         Some(s) if def.name == "Timeout" => format!("Timeout.{}", s.to_ascii_lowercase()),
@@ -396,6 +404,7 @@ pub static ACTED_ON: &[(&str, Kind)] = &[
     ("TrustedNetworks", Kind::Networks),
     ("DaemonPortOptions", Kind::Listen),
     ("RelayDomains", Kind::Domains),
+    ("FastFlushDomains", Kind::Domains),
     ("OldStyleHeaders", Kind::Bool),
     ("CheckAliases", Kind::Bool),
     ("BlankSub", Kind::Char),
@@ -468,6 +477,19 @@ pub const PRIVACY_FLAGS: &[&str] = &[
     "nobodyreturn",
     "goaway",
     "noactualrecipient",
+];
+
+/// The flags `goaway` sets (sendmail 8.17's `PRIV_GOAWAY`, the low 16 bits of its
+/// flags): not `noetrn`, `noreceipts`, `nobodyreturn`, `noactualrecipient` or the
+/// `restrict*` ones (compat-tests/cases/bs-privacy-goaway: ETRN and DSN stay offered).
+pub const GOAWAY: &[&str] = &[
+    "needmailhelo",
+    "needexpnhelo",
+    "needvrfyhelo",
+    "noexpn",
+    "novrfy",
+    "authwarnings",
+    "noverb",
 ];
 
 fn invalid(name: &str, value: &str) -> Fatal {
@@ -894,6 +916,10 @@ pub struct Settings {
     /// `None`: not given, the listener's default applies.
     pub daemon_addrs: Option<Vec<SocketAddr>>,
     pub relay_domains: Option<Vec<String>>,
+    /// `O FastFlushDomains=`: the domains (and their subdomains) whose queued mail the
+    /// spool's index lists per domain, for ETRN (Postfix's `fast_flush_domains`);
+    /// `None`: those of `RelayDomains`.
+    pub fast_flush_domains: Option<Vec<String>>,
     /// `O OldStyleHeaders=` (`-oo`): lists without `, ; < (` are blank-separated.
     pub old_style_headers: Option<bool>,
     /// `O CheckAliases=` (`-on`): `newaliases` checks every target.
@@ -953,6 +979,9 @@ impl Settings {
                 .get_or_insert_with(Vec::new)
                 .extend(parse_listen(name, value)?),
             ("RelayDomains", _) => self.relay_domains = Some(parse_domains(name, value)?),
+            ("FastFlushDomains", _) => {
+                self.fast_flush_domains = Some(parse_domains(name, value)?);
+            }
             ("OldStyleHeaders", _) => self.old_style_headers = Some(parse_bool(name, value)?),
             ("CheckAliases", _) => self.check_aliases = Some(parse_bool(name, value)?),
             ("BlankSub", _) => self.blank_sub = Some(parse_char(name, value)?),
@@ -1009,6 +1038,7 @@ impl Settings {
             default_user,
             trusted_networks,
             relay_domains,
+            fast_flush_domains,
             old_style_headers,
             check_aliases,
             blank_sub
@@ -1029,12 +1059,12 @@ impl Settings {
         }
     }
 
-    /// Whether `O PrivacyOptions=` names `flag`. As in sendmail the flags add up over
-    /// every setting (`-O PrivacyOptions=a` adds to the config's `b`).
+    /// Whether `O PrivacyOptions=` names `flag`, or `goaway`, which stands for the
+    /// flags in [`GOAWAY`] (sendmail's `PRIV_GOAWAY`). As in sendmail the flags add up
+    /// over every setting (`-O PrivacyOptions=a` adds to the config's `b`).
     pub fn privacy(&self, flag: &str) -> bool {
-        self.privacy_flags
-            .iter()
-            .any(|f| f.eq_ignore_ascii_case(flag))
+        let named = |f: &str| self.privacy_flags.iter().any(|g| g.eq_ignore_ascii_case(f));
+        named(flag) || (named("goaway") && GOAWAY.iter().any(|g| g.eq_ignore_ascii_case(flag)))
     }
 }
 
@@ -1577,7 +1607,10 @@ mod tests {
         apply(&mut argv, "DaemonPortOptions", "Port=2526,Addr=127.0.0.1").unwrap();
         config.overlay(&argv);
         assert!(config.privacy("goaway") && config.privacy("NoBodyReturn"));
-        assert!(!config.privacy("novrfy"));
+        // goaway stands for the low flags, not for noetrn or noreceipts.
+        assert!(config.privacy("novrfy") && config.privacy("needmailhelo"));
+        assert!(!config.privacy("noetrn") && !config.privacy("noreceipts"));
+        assert!(!argv.privacy("novrfy"));
         assert_eq!(config.daemon_addrs.as_ref().map(Vec::len), Some(2));
         // The others: the later setting wins.
         let mut a = Settings::default();

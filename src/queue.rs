@@ -134,7 +134,8 @@ fn refresh_index(spool: &Spool, ids: &[String]) -> bool {
 /// per-domain lists, each candidate opened to confirm. An index that is missing is
 /// rebuilt first.
 pub fn select_domain(spool: &Spool, domain: &str, sub: bool) -> BTreeSet<String> {
-    if !index::present(spool) && index::rebuild(spool).is_err() {
+    // The lists must have been made under this FastFlushDomains policy.
+    if (!index::present(spool) || !index::policy_current(spool)) && index::rebuild(spool).is_err() {
         log::warn!("cannot rebuild the queue index");
     }
     // One snapshot (the domain's lists and the recipient index together), then the

@@ -629,7 +629,8 @@ pub fn submit<R: BufRead>(
     }));
     if let Some(s) = &req.sender {
         let own = s == &who.login || s == &format!("{}@{host}", who.login);
-        if !who.is_trusted() && !own {
+        // Only with `O PrivacyOptions=authwarnings` (compat-tests/cases/privacy-authwarnings-off).
+        if !who.is_trusted() && !own && settings.privacy("authwarnings") {
             let shown = if s.is_empty() { "<>" } else { s.as_str() };
             added.push(Header::new(
                 "X-Authentication-Warning",
@@ -924,6 +925,7 @@ fn refused_recipients(
                 headers_only: env.ret.as_deref() == Some("HDRS")
                     || settings.privacy("nobodyreturn"),
                 waited: None,
+                no_actual_recipient: settings.privacy("noactualrecipient"),
             };
             let queued = match (&sender, open_message()) {
                 (Some(to), Ok(mut m)) => report

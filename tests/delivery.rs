@@ -5,6 +5,7 @@ use crate::harness::servers::{Peer, Sink, have_peer, relay_env, start_peer};
 use crate::harness::{Env, MSG, closed_tcp_port, holds_for, sigterm, wait_exit};
 use std::fs;
 use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -703,7 +704,11 @@ fn relay_table_splits_recipients_by_domain() {
     assert!(env.entries().is_empty());
 }
 
-/// `-X file` appends the transcript of every session, each line with the process id.
+/// `-X file` logs the traffic in sendmail 8.17's format (compat-tests/cases/xlog-*): the
+/// message read (`<<<`, then `<<< [EOF]`), `=== CONNECT [ip]`, each command and message
+/// line sent (`>>>`), each reply line read with its CR (`<<<`), every line begun with
+/// the process id; a `-bs` session's commands (`<<<`) and replies (`>>>`) likewise. The
+/// file is created 0644 and appended to by each process.
 #[test]
 fn traffic_log_with_x() {
     let Some((_scratch, peer)) = start_peer(&[]) else {
@@ -715,18 +720,41 @@ fn traffic_log_with_x() {
     env.sendmail(&["-X", x, "-odi", "ok@example.org"], MSG)
         .code(0)
         .stdout_is("");
+    let mode = fs::metadata(&xlog).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o644);
     env.sendmail(&["-odq", "two@example.org"], MSG).code(0);
     env.sendmail(&["-X", x, "-qf"], b"").code(0).stdout_is("");
+    env.sendmail(&["-X", x, "-odq", "-bs"], b"HELO c.example\r\nQUIT\r\n")
+        .code(0);
     let log = fs::read_to_string(&xlog).unwrap();
+    // Split at LF only: a line read keeps its CR.
+    let lines: Vec<&str> = log
+        .split('\n')
+        .map(|l| l.split_once(' ').map_or("", |(_, rest)| rest))
+        .collect();
     for want in [
+        "<<< Subject: test",
+        "<<< [EOF]",
+        "=== CONNECT [127.0.0.1]",
         ">>> EHLO test.example",
         ">>> RCPT To:<ok@example.org>",
         ">>> RCPT To:<two@example.org>",
-        "250 2.0.0 Ok: queued as TEST1",
-        "ok@example.org... Sent (Ok: queued as TEST1)",
+        ">>> DATA",
+        ">>> Subject: test",
+        ">>> .",
+        "<<< 250 2.0.0 Ok: queued as TEST1\r",
+        ">>> QUIT",
+        "<<< HELO c.example\r",
+        ">>> 250 test.example Hello root@localhost, pleased to meet you",
+        ">>> 221 2.0.0 test.example closing connection",
     ] {
-        assert!(log.contains(want), "missing {want:?} in:\n{log}");
+        assert!(lines.contains(&want), "missing {want:?} in:\n{log}");
     }
+    // The -v transcript's own lines are not traffic.
+    assert!(
+        !log.contains("Sent (") && !log.contains("Connecting to"),
+        "{log}"
+    );
     for line in log.lines() {
         let pid = line.split(' ').next().unwrap();
         assert!(

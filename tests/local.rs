@@ -1106,6 +1106,22 @@ fn success_reports_when_asked() {
     // Without NOTIFY=SUCCESS, no report.
     env.sendmail(&["-odi", "root"], MSG).code(0);
     assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 3);
+    // PrivacyOptions=noreceipts: none asked for is made (as sendmail:
+    // compat-tests/cases/privacy-noreceipts-receipt).
+    env.sendmail(
+        &[
+            "-odi",
+            "-O",
+            "PrivacyOptions=noreceipts",
+            "-N",
+            "success",
+            "root",
+        ],
+        MSG,
+    )
+    .code(0);
+    assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 4);
+    assert!(env.entries().is_empty());
 }
 
 /// Run `sendmail ARGS` with this config, killed after `limit`: its status, or None when it

@@ -685,3 +685,76 @@ fn a_queue_file_of_another_owner_cannot_run_a_command_as_someone_else() {
         r.stdout
     );
 }
+
+/// ETRN in a `-bs` session follows `-q`: a user whose own spool it is may start the run
+/// (`250`); a spool the user does not own (root's, reached through its modes as an
+/// installed rsendmail reaches it through its group) gets sendmail's `502 5.7.0`, and
+/// its entry is not delivered (compat-tests/cases/bs-etrn-not-root).
+#[test]
+fn bs_etrn_follows_the_right_to_run_the_queue() {
+    if !can_switch_user() {
+        return;
+    }
+    let dir = user_dir("etrn");
+    let b = user_visible_bin(&dir, "sendmail");
+    let own = dir.join("own.conf");
+    fs::write(
+        &own,
+        format!(
+            "SPOOLDIR {}\nMAILNAME test.example\n",
+            dir.join("spool").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&own, fs::Permissions::from_mode(0o644)).unwrap();
+    let envs = [("HOME", dir.to_str().unwrap())];
+    let dialogue = b"HELO c.example\r\nETRN example.org\r\nQUIT\r\n";
+    let out = as_user(
+        &b,
+        &["-C", own.to_str().unwrap(), "-odq", "-bs"],
+        &envs,
+        dialogue,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("250 2.0.0 Queuing for node example.org started"),
+        "{text}"
+    );
+    // Root's spool, which the user may write but does not own.
+    let env = Env::new();
+    env.sendmail(&["-odq", "a@example.org"], MSG).code(0);
+    for entry in walk(&env.spool) {
+        let mode = if entry.is_dir() { 0o777 } else { 0o666 };
+        fs::set_permissions(&entry, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&env.conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = as_user(
+        &b,
+        &["-C", env.conf.to_str().unwrap(), "-odq", "-bs"],
+        &envs,
+        dialogue,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\r\n502 5.7.0 Sorry, we do not allow this operation\r\n"),
+        "{text}"
+    );
+    assert_eq!(env.entries().len(), 1);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// A directory and everything under it.
+fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = vec![root.to_path_buf()];
+    let mut i = 0;
+    while let Some(p) = out.get(i).cloned() {
+        if p.is_dir()
+            && let Ok(rd) = fs::read_dir(&p)
+        {
+            out.extend(rd.flatten().map(|e| e.path()));
+        }
+        i += 1;
+    }
+    out
+}

@@ -225,7 +225,8 @@ fn bs_replies_as_sendmail_and_accepts_pipelined_input() {
 MAIL FROM:<a@test.example>\r\nMAIL FROM:<a@test.example>\r\nDATA\r\nRCPT TO:<x@example.net>\r\n\
 RCPT TO:<>\r\nRCPT TO:<x@example.net> NOTIFY=BOGUS\r\nRCPT TO:<x@example.net> FOO=1\r\n\
 DATA\r\nSubject: s\r\n\r\nbody\r\n.\r\nVRFY root\r\nEXPN root\r\nETRN\r\nETRN #q\r\nFOO\r\nRSET\r\nNOOP\r\nQUIT\r\n";
-    let run = env.sendmail(&["-odq", "-bs"], input);
+    // Debian's sendmail.cf asks for HELO before MAIL (sendmail's own default does not).
+    let run = env.sendmail(&["-odq", "-O", "PrivacyOptions=needmailhelo", "-bs"], input);
     // `RCPT TO:<>` leaves sendmail's exit status at 67 (EX_NOUSER), recorded from 8.17.
     run.code(67);
     let lines: Vec<&str> = run.stdout.lines().collect();
@@ -703,13 +704,14 @@ fn bd_with_queue_interval_runs_the_queue() {
     assert!(got[0].0.contains("early@example.net"));
 }
 
-/// ETRN: only the named domain's mail moves (`@dom` with its subdomains); the rest stays.
+/// ETRN for a domain with a fast flush list (`O FastFlushDomains=`): only the named
+/// domain's mail moves (`@dom` with its subdomains); the rest stays.
 #[test]
 fn etrn_flushes_only_the_named_domain() {
     let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
     };
-    let env = relay_env(peer.port, "");
+    let env = relay_env(peer.port, "O FastFlushDomains=dial.example empty.example\n");
     for r in [
         "a@dial.example",
         "b@dial.example",
@@ -1019,4 +1021,133 @@ fn too_many_bad_commands_end_the_session() {
         r.stdout
     );
     assert!(!r.stdout.contains("221 "), "{}", r.stdout);
+}
+
+/// `O PrivacyOptions=` shapes the dialogue as in sendmail 8.17 (recorded in
+/// compat-tests/cases/bs-privacy-*): needmailhelo, noetrn and noreceipts (neither ETRN
+/// nor DSN offered, each refused with sendmail's words), noverb; without them MAIL may
+/// come before HELO and ETRN and DSN are offered.
+#[test]
+fn privacy_options_shape_the_bd_dialogue() {
+    let env = Env::with_config("O PrivacyOptions=needmailhelo,noetrn,noreceipts,noverb\n");
+    let d = Daemon::start(&env, &["-odq"]);
+    let mut c = Raw::connect(d.port);
+    c.line();
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@test.example>"),
+        "503 5.0.0 Polite people say HELO first"
+    );
+    c.send(b"EHLO client.example\r\n");
+    let ehlo = c.reply();
+    assert!(
+        ehlo.iter()
+            .all(|l| !l.ends_with("DSN") && !l.ends_with("ETRN")),
+        "{ehlo:?}"
+    );
+    assert!(ehlo.iter().any(|l| l.ends_with("8BITMIME")), "{ehlo:?}");
+    for etrn in ["ETRN example.org", "ETRN @example.org", "ETRN #q", "ETRN"] {
+        assert_eq!(
+            c.cmd(etrn),
+            "502 5.7.0 Sorry, we do not allow this operation"
+        );
+    }
+    assert_eq!(c.cmd("VERB"), "502 5.7.0 Verbose unavailable");
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@test.example> RET=HDRS"),
+        "504 5.7.0 Sorry, RET not supported, we do not allow DSN"
+    );
+    assert!(c.cmd("MAIL FROM:<a@test.example>").starts_with("250 "));
+    assert_eq!(
+        c.cmd("RCPT TO:<root@test.example> NOTIFY=SUCCESS"),
+        "504 5.7.0 Sorry, NOTIFY not supported, we do not allow DSN"
+    );
+    drop(c);
+    drop(d);
+
+    let open = Env::with_config("O PrivacyOptions=public\n");
+    let d = Daemon::start(&open, &["-odq"]);
+    let mut c = Raw::connect(d.port);
+    c.line();
+    assert!(c.cmd("MAIL FROM:<a@test.example>").starts_with("250 "));
+    c.send(b"EHLO client.example\r\n");
+    let ehlo = c.reply();
+    for kw in ["DSN", "ETRN"] {
+        assert!(ehlo.iter().any(|l| l.ends_with(kw)), "{ehlo:?}");
+    }
+    assert_eq!(c.cmd("VERB"), "502 5.5.1 Command not implemented: \"VERB\"");
+}
+
+/// Postfix's fast flush design: only the domains of `O FastFlushDomains=` (by default
+/// `RelayDomains`) get a list in the spool's index; ETRN for one of them delivers its
+/// list, ETRN for any other runs the whole queue (Postfix's "slow" ETRN); a domain that
+/// is not a well-formed name is refused with 501, over -bd and -bs alike, and never
+/// indexed.
+#[test]
+fn etrn_without_a_fast_flush_list_runs_the_whole_queue() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "O RelayDomains=listed.example\n");
+    for r in ["a@listed.example", "b@other.example", "c@third.example"] {
+        env.sendmail(&["-odq", r], crate::harness::MSG).code(0);
+    }
+    let lists = env.spool.join("index/domains");
+    assert!(lists.join("listed.example").exists());
+    assert!(!lists.join("other.example").exists());
+    assert!(!lists.join("third.example").exists());
+    let d = Daemon::start(&env, &["-odq"]);
+    let mut c = Raw::connect(d.port);
+    c.line();
+    c.cmd("EHLO dialup");
+    let bad_label = format!("{}.example", "l".repeat(64));
+    for bad in [
+        "bad..domain",
+        "@bad..domain",
+        ".lead.example",
+        "trail.example.",
+        "-x.example",
+        "a_b.example",
+        "a/b.example",
+        "[300.1.1.1]",
+        "@",
+        bad_label.as_str(),
+    ] {
+        assert_eq!(
+            c.cmd(&format!("ETRN {bad}")),
+            "501 5.5.4 Syntax error in ETRN parameter",
+            "{bad}"
+        );
+    }
+    holds_for(Duration::from_millis(500), "nothing delivered", || {
+        peer.messages().is_empty()
+    });
+    assert_eq!(
+        c.cmd("ETRN listed.example"),
+        "250 2.0.0 Queuing for node listed.example started"
+    );
+    peer.wait_for(1, Duration::from_secs(20));
+    holds_for(Duration::from_millis(300), "only the listed domain", || {
+        peer.messages().len() == 1
+    });
+    assert!(peer.messages()[0].0.contains("a@listed.example"));
+    // A domain without a list: the whole queue.
+    assert_eq!(
+        c.cmd("ETRN other.example"),
+        "250 2.0.0 Queuing for node other.example started"
+    );
+    let got = peer.wait_for(3, Duration::from_secs(20));
+    let all: Vec<&str> = got.iter().map(|m| m.0.as_str()).collect();
+    assert!(all.iter().any(|r| r.contains("c@third.example")), "{all:?}");
+    env.wait_until_empty(Duration::from_secs(20));
+    // -bs refuses the same names.
+    let run = env.sendmail(
+        &["-odq", "-bs"],
+        b"HELO c\r\nETRN bad..domain\r\nETRN [192.0.2.1]\r\nQUIT\r\n",
+    );
+    assert!(
+        run.stdout
+            .contains("501 5.5.4 Syntax error in ETRN parameter\r\n250 2.0.0 Queuing for node [192.0.2.1] started"),
+        "{}",
+        run.stdout
+    );
 }

@@ -180,8 +180,19 @@ fn starttls_verified_against_the_ca_then_auth() {
         &format!("STARTTLS\nO CACertFile={}\n", pki.path("ca.pem")),
     );
     use_auth_file(&env, "bob|127.0.0.1:s3cret-pw\n", 0o600);
-    let r = env.sendmail(&["-v", "-odq", "ok@example.org"], MSG);
+    let xlog = env.dir.join("traffic.log");
+    let r = env.sendmail(
+        &["-v", "-X", xlog.to_str().unwrap(), "-odq", "ok@example.org"],
+        MSG,
+    );
     r.code(0);
+    // The -X traffic log never holds the credentials either.
+    let x = fs::read_to_string(&xlog).unwrap();
+    assert!(x.contains(" >>> STARTTLS\n"), "{x}");
+    assert!(x.contains(" >>> (credentials not shown)\n"), "{x}");
+    for secret in ["s3cret-pw", "AGJvYgBzM2NyZXQtcHc="] {
+        assert!(!x.contains(secret), "the password was logged: {x}");
+    }
     assert!(r.stdout.contains(">>> STARTTLS\n"), "{}", r.stdout);
     assert!(
         r.stdout

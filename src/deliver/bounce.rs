@@ -254,6 +254,7 @@ pub fn send(
             original: env,
             recipients,
             headers_only: env.ret.as_deref() == Some("HDRS") || engine.no_body_return,
+            no_actual_recipient: engine.no_actual_recipient,
             waited: (kind == dsn::Kind::Delay).then(|| waited_words(engine.queue_warn)),
         };
         let queued = open_message()

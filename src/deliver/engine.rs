@@ -3,10 +3,9 @@
 
 use super::local;
 use super::smtp::{Timeouts, TlsMode, TlsPolicy};
-use rsendmail::app::{self, Setup};
+use rsendmail::app::Setup;
 use rsendmail::config::{RelayRule, load_relay_table, parse_host_port};
 use rsendmail::exit::Fatal;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Settings the engine reads, from the config and `-O` (sendmail's names where it has them).
@@ -17,8 +16,6 @@ pub struct Engine {
     pub pipelining: bool,
     /// `O SmarthostSplit=N`: spread a run over the first N smarthosts.
     pub smarthost_split: usize,
-    /// `-X file`: the traffic log every session's transcript is appended to.
-    pub traffic_log: Option<Mutex<std::fs::File>>,
     /// RELAYTABLE entries, in file order.
     pub relay_table: Vec<RelayRule>,
     /// RESOLVER: name servers to ask instead of the system's.
@@ -51,6 +48,11 @@ pub struct Engine {
     pub error_mode: char,
     /// `O PrivacyOptions=nobodyreturn`: delivery reports return the header only.
     pub no_body_return: bool,
+    /// `O PrivacyOptions=noactualrecipient`: delivery reports carry no
+    /// `X-Actual-Recipient:`.
+    pub no_actual_recipient: bool,
+    /// `O PrivacyOptions=noreceipts`: no success reports (return receipts).
+    pub no_receipts: bool,
     /// Delivering in the foreground for the caller (`-odi`, `-v`): failures follow
     /// ErrorMode instead of always being mailed back.
     pub interactive: bool,
@@ -82,14 +84,14 @@ impl Engine {
             .unwrap_or(1);
         // MAILNAME may name a file: read it once.
         let host_name = s.cfg.host_name();
+        // -X: every session's traffic is appended to the file (`rsendmail::traffic`).
+        if let Some(p) = &s.inv.traffic_log {
+            rsendmail::traffic::install(rsendmail::traffic::open(p)?);
+        }
         Ok(Engine {
             pipelining: !s.cfg.no_pipelining,
             smarthost_split: o.smarthost_split.unwrap_or(1),
             smarthost,
-            traffic_log: match &s.inv.traffic_log {
-                None => None,
-                Some(p) => Some(Mutex::new(app::open_traffic_log(p)?)),
-            },
             resolver: s.cfg.resolver.clone(),
             mx_port: o.mx_port.unwrap_or(25),
             dns_timeout: secs(t.resolver_retrans, Duration::from_secs(5)),
@@ -154,6 +156,8 @@ impl Engine {
             queue_warn: time(t.queuewarn, 4 * 3600),
             error_mode: o.error_mode.unwrap_or('p'),
             no_body_return: o.privacy("nobodyreturn"),
+            no_actual_recipient: o.privacy("noactualrecipient"),
+            no_receipts: o.privacy("noreceipts"),
             interactive: false,
         })
     }
@@ -203,7 +207,6 @@ pub fn for_tests() -> Engine {
     Engine {
         smarthost: vec![],
         relay_table: vec![],
-        traffic_log: None,
         smarthost_split: 1,
         pipelining: true,
         resolver: vec![],
@@ -236,6 +239,8 @@ pub fn for_tests() -> Engine {
         queue_warn: 4 * 3600,
         error_mode: 'p',
         no_body_return: false,
+        no_actual_recipient: false,
+        no_receipts: false,
         interactive: false,
     }
 }

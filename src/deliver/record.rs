@@ -169,7 +169,8 @@ pub fn record(
         };
         match st {
             RcptState::Failed => items.push(item(dsn::Kind::Failure, "failed")),
-            RcptState::Delivered if !o.dsn_passed => {
+            // PrivacyOptions=noreceipts: no success reports at all.
+            RcptState::Delivered if !o.dsn_passed && !engine.no_receipts => {
                 let action = match (o.mailer, o.expanded) {
                     (Mailer::Local, true) => "expanded",
                     (Mailer::Local, false) => "delivered",

@@ -7,7 +7,7 @@ use super::attempt::{Attempt, Worker, attempt};
 use super::engine::Engine;
 use super::record::exit_status;
 use super::smtp::Transcript;
-use super::transcript::{Transcripts, XLog};
+use super::transcript::Transcripts;
 use rsendmail::app::{self, Setup};
 use rsendmail::exit::{Fatal, Sysexit};
 use rsendmail::privs;
@@ -75,15 +75,9 @@ pub fn deliver_ids(
             let selected = &selected;
             scope.spawn(move || {
                 let mut w = Worker::new(worker);
-                // -v: the dialogue on stdout; -X: the same, line by line with the process
-                // id, appended to the traffic log.
+                // -v: the dialogue on stdout (-X: the SMTP client logs its own traffic).
                 let mut sink = Transcripts {
                     stdout: verbose.then(std::io::stdout),
-                    xlog: engine.traffic_log.as_ref().map(|f| XLog {
-                        file: f,
-                        prefix: format!("{} ", std::process::id()),
-                        line: Vec::new(),
-                    }),
                 };
                 let mut seq = 0;
                 loop {

@@ -18,7 +18,7 @@ use rsendmail::app::{self, Setup};
 use rsendmail::deadline::{Polled, PolledWrite, Timed, TimedWrite};
 use rsendmail::exit::{Fatal, Sysexit};
 use rsendmail::options::DeliveryMode;
-use rsendmail::server::{Backend, Client, DomainCheck, Server, net};
+use rsendmail::server::{Backend, Client, DomainCheck, Privacy, Server, net};
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::{BufReader, Write};
@@ -139,6 +139,10 @@ fn server<'a>(
         command_timeout: command_timeout(s),
         // sendmail's server reads the message under Timeout.datablock (1h by default).
         data_timeout: Duration::from_secs(s.settings.timeouts.datablock.unwrap_or(3600).max(1)),
+        privacy: Privacy::from_flags(|f| s.settings.privacy(f)),
+        // Whoever may run this spool's queue (`-q`) may start a run with ETRN; the
+        // daemon checked it before it started.
+        etrn_allowed: app::may_process_queue(&s.spool).is_ok(),
     }
 }
 
@@ -219,17 +223,38 @@ fn stdin_peer() -> Option<std::net::IpAddr> {
     sock.peer_addr().ok().map(|a| a.ip().to_canonical())
 }
 
-/// The flush an ETRN started: the entries with mail for the domain (from the per-domain
-/// lists), delivered now whatever their back-off.
+/// The flush an ETRN started, after Postfix's flush(8): for a domain eligible for a
+/// list of its own (`O FastFlushDomains=`, by default `RelayDomains`), the entries with
+/// mail for it, read from that list (with `@domain`, its subdomains' too); for any other
+/// domain, Postfix's "slow" ETRN: every entry in the queue. Delivered now, whatever
+/// their back-off.
 pub fn etrn_flush(s: &Setup, engine: &Engine, arg: &str) -> Result<Sysexit, Fatal> {
     let (domain, sub) = match arg.strip_prefix('@') {
         Some(d) => (d, true),
         None => (arg, false),
     };
-    let ids = rsendmail::queue::select_domain(&s.spool, domain, sub);
-    log::info!("ETRN {arg}: {} entries", ids.len());
-    deliver_ids(engine, &s.spool, ids.into_iter().collect(), false, true)?;
-    if !sub && let Err(e) = rsendmail::spool::index::prune_domain(&s.spool, domain) {
+    let fast = s.spool.fast_flush.eligible(domain);
+    let ids: Vec<String> = if fast {
+        rsendmail::queue::select_domain(&s.spool, domain, sub)
+            .into_iter()
+            .collect()
+    } else {
+        s.spool.ids()?
+    };
+    log::info!(
+        "ETRN {arg}: {} entries ({})",
+        ids.len(),
+        if fast {
+            "its fast flush list"
+        } else {
+            "not in FastFlushDomains: the whole queue"
+        }
+    );
+    deliver_ids(engine, &s.spool, ids, false, true)?;
+    if fast
+        && !sub
+        && let Err(e) = rsendmail::spool::index::prune_domain(&s.spool, domain)
+    {
         log::warn!("ETRN {arg}: cannot prune the domain's list: {e}");
     }
     Ok(Sysexit::Ok)

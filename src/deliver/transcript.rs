@@ -1,56 +1,26 @@
-//! Where an attempt's dialogue goes: stdout for `-v`, the `-X` traffic log (each line
-//! with the process id), both, or nowhere; and sendmail's `addr... stat` lines for the
-//! outcomes. No control character but the line end reaches either ([`Transcripts`]).
+//! Where an attempt's dialogue goes: stdout for `-v`, or nowhere (the `-X` traffic log is
+//! the SMTP client's own, `rsendmail::traffic`); and sendmail's `addr... stat` lines for
+//! the outcomes. No control character but the line end reaches stdout ([`Transcripts`]).
 
 use super::outcome::{Class, RcptOutcome};
 use super::smtp::{Step, Transcript};
-use std::sync::Mutex;
 
-pub struct XLog<'a> {
-    pub file: &'a Mutex<std::fs::File>,
-    pub prefix: String,
-    pub line: Vec<u8>,
-}
-
-impl std::io::Write for XLog<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        for &b in buf {
-            self.line.push(b);
-            if b == b'\n' {
-                let mut text = self.prefix.clone().into_bytes();
-                text.append(&mut self.line);
-                if let Ok(mut f) = self.file.lock() {
-                    f.write_all(&text)?;
-                }
-            }
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Where a worker's transcript goes: stdout (-v), the traffic log (-X), both, or nowhere.
-pub struct Transcripts<'a> {
+/// Where a worker's transcript goes: stdout (-v), or nowhere. (The `-X` traffic log is
+/// written by the SMTP client itself: `rsendmail::traffic`.)
+pub struct Transcripts {
     pub stdout: Option<std::io::Stdout>,
-    pub xlog: Option<XLog<'a>>,
 }
 
 /// What is written goes to a terminal: every control character but the line end is
 /// shown as `?` (`rsendmail::text`), whatever its source. The texts written are made
 /// printable where they come in (a server's reply as it is read, `Reply::local`); this
 /// is the last defence for a line that was not.
-impl std::io::Write for Transcripts<'_> {
+impl std::io::Write for Transcripts {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
         let shown = rsendmail::text::printable_lines(&text);
         if let Some(o) = &mut self.stdout {
             o.write_all(shown.as_bytes())?;
-        }
-        if let Some(x) = &mut self.xlog {
-            x.write_all(shown.as_bytes())?;
         }
         Ok(buf.len())
     }
@@ -63,9 +33,9 @@ impl std::io::Write for Transcripts<'_> {
     }
 }
 
-impl Transcripts<'_> {
+impl Transcripts {
     pub fn get(&mut self) -> Transcript<'_> {
-        if self.stdout.is_none() && self.xlog.is_none() {
+        if self.stdout.is_none() {
             None
         } else {
             Some(self)

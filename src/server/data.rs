@@ -41,6 +41,8 @@ pub struct DataReader<'a, R> {
     /// The current line so far is just the leading dot (which was dropped).
     dot_only: bool,
     cr_pending: bool,
+    /// `-X`: the lines as they came, logged (`<<<`).
+    traffic: crate::traffic::Lines,
 }
 
 const CHUNK: usize = 64 * 1024;
@@ -56,6 +58,7 @@ impl<'a, R: BufRead> DataReader<'a, R> {
             at_line_start: true,
             dot_only: false,
             cr_pending: false,
+            traffic: crate::traffic::Lines::new(crate::traffic::Dir::In),
         }
     }
 
@@ -122,6 +125,7 @@ impl<'a, R: BufRead> DataReader<'a, R> {
                     }
                 }
             }
+            self.traffic.feed(input.get(..used).unwrap_or_default());
             self.inner.consume(used);
             if let Some(f) = fault {
                 return Err(self.fail(f));

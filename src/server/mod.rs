@@ -73,6 +73,49 @@ pub trait Backend {
     fn accepted(&mut self, id: &str, mode: DeliveryMode);
 }
 
+/// The `O PrivacyOptions=` flags the server acts on, with sendmail 8.17's meanings
+/// (recorded: compat-tests/cases/bs-privacy-*). `goaway` stands for the flags it
+/// implies ([`crate::options::Settings::privacy`] expands it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Privacy {
+    /// `needmailhelo`: MAIL before HELO/EHLO gets `503 5.0.0 Polite people say HELO
+    /// first`; without it MAIL may come first.
+    pub need_mail_helo: bool,
+    /// `needexpnhelo`, `needvrfyhelo`: EXPN, VRFY before HELO/EHLO get `503 5.0.0 I
+    /// demand that you introduce yourself first`, unless `noexpn`/`novrfy` answer first.
+    pub need_expn_helo: bool,
+    pub need_vrfy_helo: bool,
+    /// `noexpn`, `novrfy`. rsendmail answers EXPN and VRFY as sendmail does under these
+    /// flags whether they are set or not (it never tells who exists here,
+    /// compat-tests/DIFFERENCES.md); they decide only which reply comes before HELO.
+    pub no_expn: bool,
+    pub no_vrfy: bool,
+    /// `noetrn`: ETRN is not offered in EHLO and every ETRN gets `502 5.7.0 Sorry, we
+    /// do not allow this operation`.
+    pub no_etrn: bool,
+    /// `noverb`: VERB gets `502 5.7.0 Verbose unavailable`.
+    pub no_verb: bool,
+    /// `noreceipts`: DSN is not offered in EHLO and its parameters (RET, ENVID, NOTIFY,
+    /// ORCPT) get `504 5.7.0 Sorry, RET not supported, we do not allow DSN`.
+    pub no_receipts: bool,
+}
+
+impl Privacy {
+    /// The server's flags from a test of each flag by name (`Settings::privacy`).
+    pub fn from_flags(flag: impl Fn(&str) -> bool) -> Privacy {
+        Privacy {
+            need_mail_helo: flag("needmailhelo"),
+            need_expn_helo: flag("needexpnhelo"),
+            need_vrfy_helo: flag("needvrfyhelo"),
+            no_expn: flag("noexpn"),
+            no_vrfy: flag("novrfy"),
+            no_etrn: flag("noetrn"),
+            no_verb: flag("noverb"),
+            no_receipts: flag("noreceipts"),
+        }
+    }
+}
+
 /// Who is on the other end.
 #[derive(Clone, Debug)]
 pub enum Client {
@@ -108,6 +151,13 @@ pub struct Server<'a> {
     pub command_timeout: Duration,
     /// Each [`DATA_BLOCK`] of a message must arrive within this (`O Timeout.datablock=`).
     pub data_timeout: Duration,
+    /// `O PrivacyOptions=`.
+    pub privacy: Privacy,
+    /// Whether this client may start a queue run with ETRN: a `-bs` session run by a
+    /// user whom `-q` refuses may not (`502 5.7.0 Sorry, we do not allow this
+    /// operation`, as sendmail answers a `-bs` run by a user other than root;
+    /// compat-tests/cases/bs-etrn-not-root).
+    pub etrn_allowed: bool,
 }
 
 /// The block of the message `data_timeout` is for: the session's input buffer.
@@ -463,6 +513,11 @@ mod tests {
             max_recipients: 3,
             command_timeout: Duration::from_secs(3600),
             data_timeout: Duration::from_secs(3600),
+            privacy: Privacy {
+                need_mail_helo: true,
+                ..Privacy::default()
+            },
+            etrn_allowed: true,
         };
         let mut out = Vec::new();
         let mut input = BufReader::with_capacity(64, input);

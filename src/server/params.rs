@@ -34,6 +34,9 @@ pub struct Offered {
     pub smtputf8: bool,
     /// AUTH (RFC 4954).
     pub auth: bool,
+    /// DSN (RFC 3461) is not offered (`O PrivacyOptions=noreceipts`): its parameters
+    /// get sendmail's `504 5.7.0 Sorry, RET not supported, we do not allow DSN`.
+    pub no_dsn: bool,
 }
 
 /// `BODY=` (RFC 6152).
@@ -182,6 +185,8 @@ pub enum ParamError {
     /// `SMTPUTF8=...`: the keyword takes no value (RFC 6531 §3.4).
     SmtpUtf8Value,
     BadAuth,
+    /// A DSN parameter (RET, ENVID, NOTIFY, ORCPT) when DSN is not offered.
+    DsnRefused(String),
 }
 
 impl fmt::Display for ParamError {
@@ -198,6 +203,9 @@ impl fmt::Display for ParamError {
             ParamError::BadOrcpt => f.write_str("501 5.5.4 Syntax error in ORCPT parameter value"),
             ParamError::SmtpUtf8Value => f.write_str("501 5.5.4 SMTPUTF8 takes no value"),
             ParamError::BadAuth => f.write_str("501 5.5.4 Syntax error in AUTH parameter value"),
+            ParamError::DsnRefused(k) => {
+                write!(f, "504 5.7.0 Sorry, {k} not supported, we do not allow DSN")
+            }
         }
     }
 }
@@ -228,6 +236,7 @@ impl MailParams {
                         _ => return Err(ParamError::UnknownBody(v.to_string())),
                     });
                 }
+                "RET" | "ENVID" if offered.no_dsn => return Err(ParamError::DsnRefused(k)),
                 // A second RET or ENVID is refused before its value is read.
                 "RET" if p.ret.is_some() => return Err(ParamError::DuplicateRet),
                 "ENVID" if p.envid.is_some() => return Err(ParamError::DuplicateEnvid),
@@ -266,11 +275,18 @@ impl RcptParams {
     /// Read RCPT's parameter words in order; the first refusal is the reply. A later
     /// NOTIFY or ORCPT replaces an earlier one, as in sendmail.
     pub fn parse(words: &[&str]) -> Result<RcptParams, ParamError> {
+        Self::parse_offered(words, Offered::default())
+    }
+
+    /// As [`RcptParams::parse`], with what EHLO offered: NOTIFY and ORCPT are refused
+    /// when DSN is not ([`Offered::no_dsn`]).
+    pub fn parse_offered(words: &[&str], offered: Offered) -> Result<RcptParams, ParamError> {
         let mut p = RcptParams::default();
         for word in words {
             let (k, value) = keyword_value(word);
             let v = value.unwrap_or("");
             match k.as_str() {
+                "NOTIFY" | "ORCPT" if offered.no_dsn => return Err(ParamError::DsnRefused(k)),
                 "NOTIFY" => p.notify = Some(notify(v)?),
                 "ORCPT" => match xtext_decode(v).as_deref().and_then(|o| o.split_once(';')) {
                     Some((addr_type, address)) => {
@@ -337,11 +353,52 @@ mod tests {
         MailParams::parse(&words, Offered::default()).map_err(|e| e.to_string())
     }
 
+    /// PrivacyOptions=noreceipts: DSN is not offered, and each of its parameters gets
+    /// sendmail's 504 (compat-tests/cases/bs-privacy-noreceipts); the others stay.
+    #[test]
+    fn dsn_parameters_when_dsn_is_not_offered() {
+        let off = Offered {
+            no_dsn: true,
+            ..Offered::default()
+        };
+        for (words, kw) in [("RET=HDRS", "RET"), ("SIZE=1 envid=abc", "ENVID")] {
+            let words: Vec<&str> = words.split_ascii_whitespace().collect();
+            assert_eq!(
+                MailParams::parse(&words, off)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                Err(format!(
+                    "504 5.7.0 Sorry, {kw} not supported, we do not allow DSN"
+                ))
+            );
+        }
+        assert!(MailParams::parse(&["BODY=8BITMIME", "SIZE=10"], off).is_ok());
+        // An unknown keyword before it is refused as before.
+        assert_eq!(
+            MailParams::parse(&["FOO=1", "RET=FULL"], off)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err("555 5.5.4 FOO parameter unrecognized".into())
+        );
+        for (word, kw) in [("NOTIFY=NEVER", "NOTIFY"), ("orcpt=rfc822;a@b", "ORCPT")] {
+            assert_eq!(
+                RcptParams::parse_offered(&[word], off)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                Err(format!(
+                    "504 5.7.0 Sorry, {kw} not supported, we do not allow DSN"
+                ))
+            );
+            assert!(RcptParams::parse(&[word]).is_ok());
+        }
+    }
+
     fn mail_offered(words: &str) -> Result<MailParams, String> {
         let words: Vec<&str> = words.split_ascii_whitespace().collect();
         let all = Offered {
             smtputf8: true,
             auth: true,
+            no_dsn: false,
         };
         MailParams::parse(&words, all).map_err(|e| e.to_string())
     }
@@ -556,7 +613,7 @@ mod tests {
                 auth in any::<bool>(),
             ) {
                 let words: Vec<&str> = words.iter().map(String::as_str).collect();
-                match MailParams::parse(&words, Offered { smtputf8, auth }) {
+                match MailParams::parse(&words, Offered { smtputf8, auth, no_dsn: false }) {
                     Ok(p) => {
                         if let Some(e) = &p.envid {
                             prop_assert!(!e.is_empty() && e.len() <= 100);
@@ -565,7 +622,7 @@ mod tests {
                         prop_assert!(p.auth.is_none() || auth);
                         // Parsing is per word: each word alone is taken too.
                         for w in &words {
-                            let alone = MailParams::parse(&[w], Offered { smtputf8, auth });
+                            let alone = MailParams::parse(&[w], Offered { smtputf8, auth, no_dsn: false });
                             prop_assert!(alone.is_ok(), "{:?}", w);
                         }
                     }

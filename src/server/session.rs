@@ -33,7 +33,8 @@
 use super::params::{MailParams, Offered, RcptParams};
 use super::path::{Path, PathError, checked_path, split_path};
 use super::{
-    Backend, DATA_BLOCK, DomainCheck, Ending, MAX_COMMAND_LINE, Received, Server, reply_line,
+    Backend, DATA_BLOCK, DomainCheck, Ending, MAX_COMMAND_LINE, Privacy, Received, Server,
+    reply_line,
 };
 use crate::deadline::{Deadline, Limit};
 use crate::exit::Sysexit;
@@ -62,10 +63,13 @@ pub(super) enum Phase {
 
 impl Phase {
     /// sendmail's refusal of `command` in this phase, or `None` when it may come now.
-    fn refusal(self, command: Command) -> Option<&'static str> {
+    /// MAIL may come before HELO/EHLO unless `PrivacyOptions=needmailhelo`.
+    fn refusal(self, command: Command, privacy: &Privacy) -> Option<&'static str> {
         use Phase::*;
         match (command, self) {
-            (Command::Mail, Greeting) => Some("503 5.0.0 Polite people say HELO first"),
+            (Command::Mail, Greeting) if privacy.need_mail_helo => {
+                Some("503 5.0.0 Polite people say HELO first")
+            }
             (Command::Mail, Mail | Rcpt) => Some("503 5.5.0 Sender already specified"),
             (Command::Rcpt, Greeting | Helo) => Some("503 5.0.0 Need MAIL before RCPT"),
             (Command::Data, Greeting | Helo) => Some("503 5.0.0 Need MAIL command"),
@@ -90,6 +94,7 @@ enum Command {
     Expn,
     Help,
     Etrn,
+    Verb,
     /// A command sendmail knows but this server does not offer (502).
     NotImplemented,
     Unrecognized,
@@ -111,8 +116,9 @@ impl Command {
             "EXPN" => Command::Expn,
             "HELP" => Command::Help,
             "ETRN" => Command::Etrn,
-            "STARTTLS" | "AUTH" | "TURN" | "ATRN" | "VERB" | "BDAT" | "SEND" | "SOML" | "SAML"
-            | "ONEX" | "XUSR" => Command::NotImplemented,
+            "VERB" => Command::Verb,
+            "STARTTLS" | "AUTH" | "TURN" | "ATRN" | "BDAT" | "SEND" | "SOML" | "SAML" | "ONEX"
+            | "XUSR" => Command::NotImplemented,
             _ => Command::Unrecognized,
         }
     }
@@ -136,6 +142,8 @@ pub(super) struct Transaction {
     pub params: MailParams,
     /// The sender's domain check, done at the first RCPT.
     sender_checked: Option<DomainCheck>,
+    /// Each recipient path taken, and how it was first written (its replies name it so).
+    written: Vec<(String, String)>,
 }
 
 /// Whether the session goes on after a command.
@@ -203,9 +211,11 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
         }
     }
 
-    /// Write one reply line (buffered until the next flush).
+    /// Write one reply line (buffered until the next flush); `-X` logs it (`>>>`).
     fn reply(&mut self, text: &str) -> io::Result<()> {
-        self.out.write_all(reply_line(text).as_bytes())
+        let line = reply_line(text);
+        crate::traffic::line(crate::traffic::Dir::Out, line.as_bytes());
+        self.out.write_all(line.as_bytes())
     }
 
     /// Read one command line and answer it.
@@ -248,7 +258,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             None => (text.to_ascii_uppercase(), ""),
         };
         let command = Command::of(&verb);
-        if let Some(refusal) = self.phase.refusal(command) {
+        if let Some(refusal) = self.phase.refusal(command, &self.server.privacy) {
             self.reply(refusal)?;
             return Ok(Flow::Continue);
         }
@@ -263,14 +273,15 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
                 let text = format!("221 2.0.0 {} closing connection", self.server.host);
                 return self.close_with(&text);
             }
-            // sendmail's PrivacyOptions=novrfy,noexpn, always: the answers say nothing
-            // about who exists here.
-            Command::Vrfy => self.reply(
-                "252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery (or try finger)",
-            )?,
-            Command::Expn => self.reply("502 5.7.0 Sorry, we do not allow this operation")?,
+            Command::Vrfy | Command::Expn => self.vrfy_expn(command)?,
             Command::Help => self.help()?,
             Command::Etrn => self.etrn(arg)?,
+            // VERB (sendmail's: the delivery's transcript to the client) is not offered;
+            // PrivacyOptions=noverb gets sendmail's words for it.
+            Command::Verb if self.server.privacy.no_verb => {
+                self.reply("502 5.7.0 Verbose unavailable")?;
+            }
+            Command::Verb => self.reply("502 5.5.1 Command not implemented: \"VERB\"")?,
             Command::NotImplemented => {
                 self.reply(&format!("502 5.5.1 Command not implemented: \"{verb}\""))?;
             }
@@ -320,8 +331,12 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
                 Some(n) => self.reply(&format!("250-SIZE {n}"))?,
                 None => self.reply("250-SIZE")?,
             }
-            self.reply("250-DSN")?;
-            self.reply("250-ETRN")?;
+            if !self.server.privacy.no_receipts {
+                self.reply("250-DSN")?;
+            }
+            if !self.server.privacy.no_etrn {
+                self.reply("250-ETRN")?;
+            }
             self.reply("250 HELP")?;
         } else {
             self.reply(&format!("250 {hello}"))?;
@@ -333,13 +348,43 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
         Ok(())
     }
 
-    /// MAIL FROM (RFC 5321 §4.1.1.2), in the Helo phase: opens a transaction.
+    /// VRFY and EXPN: sendmail's answers under `PrivacyOptions=novrfy,noexpn`, always
+    /// (they say nothing about who exists here); before HELO/EHLO, `needvrfyhelo` and
+    /// `needexpnhelo` refuse them when `novrfy`/`noexpn` are not set, as in sendmail.
+    fn vrfy_expn(&mut self, command: Command) -> io::Result<()> {
+        let p = &self.server.privacy;
+        let vrfy = command == Command::Vrfy;
+        let (no, need_helo) = if vrfy {
+            (p.no_vrfy, p.need_vrfy_helo)
+        } else {
+            (p.no_expn, p.need_expn_helo)
+        };
+        if !no && need_helo && self.phase == Phase::Greeting {
+            return self.reply("503 5.0.0 I demand that you introduce yourself first");
+        }
+        if vrfy {
+            self.reply("252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery (or try finger)")
+        } else {
+            self.reply("502 5.7.0 Sorry, we do not allow this operation")
+        }
+    }
+
+    /// What EHLO offered, for the parameters of MAIL and RCPT.
+    fn offered(&self) -> Offered {
+        Offered {
+            no_dsn: self.server.privacy.no_receipts,
+            ..Offered::default()
+        }
+    }
+
+    /// MAIL FROM (RFC 5321 §4.1.1.2), in the Helo phase (or before HELO without
+    /// `PrivacyOptions=needmailhelo`): opens a transaction.
     fn mail(&mut self, arg: &str) -> io::Result<()> {
         let reply = match self.open_transaction(arg) {
             Ok((written, tx)) => {
                 self.tx = tx;
                 self.phase = Phase::Mail;
-                format!("250 2.1.0 {written}... Sender ok")
+                format!("250 2.1.0 {}... Sender ok", shortened(written))
             }
             Err(refusal) => refusal,
         };
@@ -353,14 +398,16 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             address,
             params,
         } = split_path(arg, "FROM").map_err(|e| refuse_path(&mut self.end, "FROM", &e))?;
+        if let Some(refusal) = too_long(written, written) {
+            return Err(refusal);
+        }
         // `<>` is the null sender; anything else is one checked address.
         let sender = match address.as_deref().map(checked_path) {
             None => String::new(),
             Some(Ok(a)) => a,
             Some(Err(e)) => return Err(refuse_address(&mut self.end, written, &e)),
         };
-        // The server advertises no extension whose parameters are optional.
-        let params = MailParams::parse(&params, Offered::default()).map_err(|e| e.to_string())?;
+        let params = MailParams::parse(&params, self.offered()).map_err(|e| e.to_string())?;
         if let (Some(max), Some(n)) = (self.server.max_size, params.size)
             && n > max
         {
@@ -416,17 +463,25 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             self.end.note(Sysexit::NoUser);
             return "553 5.0.0 <>... User address required".into();
         };
-        // Replies name the path as written, in brackets.
-        let shown = if written.starts_with('<') {
-            written.to_string()
-        } else {
-            format!("<{written}>")
-        };
+        // Replies name the path as written, brackets or not; a recipient the
+        // transaction already has, as it was written the first time (sendmail shows the
+        // recipient it keeps; compat-tests/cases/bs-rcpt-errors, xlog-bs).
+        if let Some(refusal) = too_long(written, written) {
+            return refusal;
+        }
         let path = match checked_path(&path) {
             Ok(a) => a,
-            Err(e) => return refuse_address(&mut self.end, &shown, &e),
+            Err(e) => return refuse_address(&mut self.end, written, &e),
         };
-        let params = match RcptParams::parse(&params) {
+        let first = self
+            .tx
+            .written
+            .iter()
+            .find(|(a, _)| a.eq_ignore_ascii_case(&path))
+            .map(|(_, w)| w.clone());
+        let shown_whole = first.unwrap_or_else(|| written.to_string());
+        let shown = shortened(&shown_whole).into_owned();
+        let params = match RcptParams::parse_offered(&params, self.offered()) {
             Ok(p) => p,
             Err(e) => return e.to_string(),
         };
@@ -477,6 +532,14 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
                 return format!("{code} {shown}... {why}");
             }
             accepted = ok;
+        }
+        if !self
+            .tx
+            .written
+            .iter()
+            .any(|(a, _)| a.eq_ignore_ascii_case(&path))
+        {
+            self.tx.written.push((path.clone(), shown_whole));
         }
         for a in accepted {
             if !self
@@ -548,9 +611,13 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
         self.reply("214 2.0.0 End of HELP info")
     }
 
-    /// ETRN (RFC 1985): `domain`, `@domain` (and its subdomains), or `#queue`.
+    /// ETRN (RFC 1985): `domain`, `@domain` (and its subdomains), or `#queue`. Not
+    /// offered (`PrivacyOptions=noetrn`, or a `-bs` user who may not run the queue):
+    /// every ETRN gets sendmail's 502, before its argument is looked at.
     fn etrn(&mut self, arg: &str) -> io::Result<()> {
-        let reply = if arg.is_empty() {
+        let reply = if self.server.privacy.no_etrn || !self.server.etrn_allowed {
+            "502 5.7.0 Sorry, we do not allow this operation".to_string()
+        } else if arg.is_empty() {
             "500 5.5.2 Parameter required".to_string()
         } else if let Some(q) = arg.strip_prefix('#') {
             format!("459 4.5.4 Queue {q} unknown")
@@ -559,11 +626,11 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
                 Some(d) => (d, true),
                 None => (arg, false),
             };
-            let valid = !dom.is_empty()
-                && dom.len() <= 255
-                && dom
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b));
+            // A domain name as RFC 5321 writes one (labels of letters, digits and inner
+            // hyphens, 63 octets each, 253 in all; or an address literal): what is not
+            // can name no queued mail and is never indexed (Postfix's flush(8) refuses
+            // it too). sendmail takes any text here (compat-tests/DIFFERENCES.md).
+            let valid = address::check_domain(&dom.to_ascii_lowercase()).is_ok();
             if !valid {
                 "501 5.5.4 Syntax error in ETRN parameter".to_string()
             } else if self.backend.etrn(dom, sub) {
@@ -580,7 +647,71 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
 /// address`); its status is noted for the `-bs` exit status.
 fn refuse_address(end: &mut Ending, shown: &str, e: &address::Invalid) -> String {
     end.note(e.exit());
-    format!("553 {} {shown}... {}", e.status(), e.text())
+    format!("553 {} {}... {}", e.status(), shortened(shown), e.text())
+}
+
+/// sendmail's MAXSHORTSTR: a path this long or longer is shown shortened in replies.
+const SHORT_STRING: usize = 203;
+
+/// sendmail's `shortenstring(s, MAXSHORTSTR)`: text of [`SHORT_STRING`] octets or more
+/// is shown as its first 100 octets, `...` and its last 100 (`<a{99}...a{87}@example.org>`;
+/// compat-tests/cases/bs-addr-too-long). The cuts keep whole characters.
+fn shortened(s: &str) -> std::borrow::Cow<'_, str> {
+    const HALF: usize = (SHORT_STRING - 3) / 2;
+    if s.len() < SHORT_STRING {
+        return s.into();
+    }
+    let mut head = HALF;
+    while !s.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = s.len() - HALF;
+    while !s.is_char_boundary(tail) {
+        tail += 1;
+    }
+    let (Some(a), Some(b)) = (s.get(..head), s.get(tail..)) else {
+        return s.into();
+    };
+    format!("{a}...{b}").into()
+}
+
+/// sendmail's limits on a MAIL or RCPT path as written (its `prescan`, recorded in
+/// compat-tests/cases/bs-addr-too-long): one token (an atom, a quoted string, a domain
+/// literal) over 256 octets is `553 5.1.0 <path>... prescan: token too long`; a path of
+/// 256 octets or more, angle brackets included, is `553 5.1.0 <first 255>... Address
+/// "<first 255>" too long (255 bytes max)`. `shown` is the path as replies name it.
+/// Neither counts for the `-bs` exit status (sendmail's stays 0).
+fn too_long(written: &str, shown: &str) -> Option<String> {
+    const MAX: usize = address::MAX_ADDRESS;
+    let inner = written
+        .strip_prefix('<')
+        .map(|w| w.strip_suffix('>').unwrap_or(w))
+        .unwrap_or(written);
+    if written.len() > MAX
+        && address::lex(inner).is_ok_and(|tokens| {
+            tokens
+                .iter()
+                .any(|t| t.span.len() > MAX && t.kind != address::Kind::Space)
+        })
+    {
+        return Some(format!(
+            "553 5.1.0 {}... prescan: token too long",
+            shortened(shown)
+        ));
+    }
+    if written.len() < MAX {
+        return None;
+    }
+    let mut cut = MAX - 1;
+    while !written.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let first = written.get(..cut).unwrap_or_default();
+    Some(format!(
+        "553 5.1.0 {}... Address \"{first}\" too long ({} bytes max)",
+        shortened(first),
+        MAX - 1
+    ))
 }
 
 /// The reply refusing a MAIL (`keyword` FROM) or RCPT (TO) path.
@@ -617,6 +748,8 @@ fn read_command<R: Read>(r: &mut BufReader<R>, buf: &mut Vec<u8>) -> io::Result<
         // EOF in the middle of a line: the client went away.
         return Ok(None);
     }
+    // -X: the line as it came (`<<<`, its CR kept).
+    crate::traffic::line(crate::traffic::Dir::In, buf);
     buf.pop();
     if buf.last() == Some(&b'\r') {
         buf.pop();
@@ -656,9 +789,17 @@ mod tests {
             (Phase::Mail, Some(SENDER_GIVEN), None, Some(NO_RCPT)),
             (Phase::Rcpt, Some(SENDER_GIVEN), None, None),
         ] {
-            assert_eq!(phase.refusal(Command::Mail), mail, "{phase:?}");
-            assert_eq!(phase.refusal(Command::Rcpt), rcpt, "{phase:?}");
-            assert_eq!(phase.refusal(Command::Data), data, "{phase:?}");
+            let p = Privacy {
+                need_mail_helo: true,
+                ..Privacy::default()
+            };
+            assert_eq!(phase.refusal(Command::Mail, &p), mail, "{phase:?}");
+            assert_eq!(phase.refusal(Command::Rcpt, &p), rcpt, "{phase:?}");
+            assert_eq!(phase.refusal(Command::Data, &p), data, "{phase:?}");
+            // Without needmailhelo, MAIL may come first.
+            let open = Privacy::default();
+            let mail_open = if phase == Phase::Greeting { None } else { mail };
+            assert_eq!(phase.refusal(Command::Mail, &open), mail_open, "{phase:?}");
             for c in [
                 Command::Helo,
                 Command::Ehlo,
@@ -669,10 +810,53 @@ mod tests {
                 Command::Expn,
                 Command::Help,
                 Command::Etrn,
+                Command::Verb,
                 Command::NotImplemented,
                 Command::Unrecognized,
             ] {
-                assert_eq!(phase.refusal(c), None, "{phase:?} {c:?}");
+                assert_eq!(phase.refusal(c, &p), None, "{phase:?} {c:?}");
+            }
+        }
+    }
+
+    /// sendmail's length rules for a path, at their edges (recorded in
+    /// compat-tests/cases/bs-addr-too-long), and no panic on characters of any width.
+    #[test]
+    fn long_paths_are_shortened_and_refused_as_sendmail_does() {
+        let path = |n: usize| format!("<{}@example.org>", "a".repeat(n - 12));
+        // 202 octets shown whole, 203 shortened to 100 + ... + 100.
+        assert_eq!(shortened(&path(200)), path(200));
+        let s = shortened(&path(201)).into_owned();
+        assert_eq!(
+            s,
+            format!("<{}...{}@example.org>", "a".repeat(99), "a".repeat(87))
+        );
+        // 255 octets with the brackets pass; 256 are too long.
+        assert_eq!(too_long(&path(253), &path(253)), None);
+        let long = path(254);
+        let first = format!("<{}@example.org", "a".repeat(242));
+        assert_eq!(
+            too_long(&long, &long),
+            Some(format!(
+                "553 5.1.0 {}... Address \"{first}\" too long (255 bytes max)",
+                shortened(&first)
+            ))
+        );
+        // A token over 256 octets is refused first, naming the whole path.
+        let token = format!("<{}@example.org>", "a".repeat(257));
+        assert_eq!(
+            too_long(&token, &token),
+            Some(format!(
+                "553 5.1.0 {}... prescan: token too long",
+                shortened(&token)
+            ))
+        );
+        for c in ["é", "€", "😀", "a"] {
+            for n in 250..262 {
+                let w = format!("<{}@x>", c.repeat(n));
+                let _ = too_long(&w, &w);
+                let short = shortened(&w);
+                assert!(short.len() <= w.len());
             }
         }
     }
@@ -692,6 +876,7 @@ mod tests {
             ("EXPN", Command::Expn),
             ("HELP", Command::Help),
             ("ETRN", Command::Etrn),
+            ("VERB", Command::Verb),
             ("STARTTLS", Command::NotImplemented),
             ("BDAT", Command::NotImplemented),
             ("XUSR", Command::NotImplemented),

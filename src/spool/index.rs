@@ -158,7 +158,10 @@ pub fn append(spool: &Spool, env: &Envelope) -> io::Result<()> {
     let mut domains = BTreeSet::new();
     for r in &env.recipients {
         rcpt_lines.push_str(&format!("{} {}\n", env.id, escape(&r.address)));
-        if let Some(d) = domain_of(&r.address) {
+        // Only domains eligible for a list of their own (FastFlushDomains).
+        if let Some(d) = domain_of(&r.address)
+            && spool.fast_flush.eligible(&d)
+        {
             domains.insert(d);
         }
     }
@@ -287,6 +290,21 @@ pub fn ids_for_domain(
     }
     out.retain(|id| spool.qf_path(id).exists());
     Ok(out)
+}
+
+/// Whether the per-domain lists were made under the spool's FastFlushDomains policy
+/// (`index/fastflush`; an index from before the policy was kept lists every domain).
+pub fn policy_current(spool: &Spool) -> bool {
+    let Ok(dir) = index_dir(spool) else {
+        return false;
+    };
+    match read_safely(&dir.join("fastflush")) {
+        Ok(text) => String::from_utf8_lossy(&text).trim_end() == spool.fast_flush.describe(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            spool.fast_flush == crate::spool::FastFlush::All
+        }
+        Err(_) => false,
+    }
 }
 
 /// Drop the IDs whose entry is gone from `domain`'s list (after a flush of it, as
@@ -509,6 +527,7 @@ pub fn rebuild(spool: &Spool) -> io::Result<usize> {
             }
             rcpt_lines.push_str(&format!("{id} {}\n", escape(&r.address)));
             if let Some(d) = domain_of(&r.address)
+                && spool.fast_flush.eligible(&d)
                 && seen.insert(d.clone())
             {
                 by_domain.entry(d).or_default().push(id.clone());
@@ -546,6 +565,14 @@ pub fn rebuild(spool: &Spool) -> io::Result<usize> {
     }
     fs::rename(&new_ddir, &ddir)?;
     let _ = fs::remove_dir_all(&old);
+    // The domains it lists (FastFlushDomains), so that another policy rebuilds it.
+    let tmp = dir.join(format!("fastflush.{}", std::process::id()));
+    replace_safely(
+        &tmp,
+        &dir.join("fastflush"),
+        format!("{}\n", spool.fast_flush.describe()).as_bytes(),
+        spool.file_mode(),
+    )?;
     // Last: the index is whole, and from this boot.
     let tmp = dir.join(format!("boot.{}", std::process::id()));
     replace_safely(
@@ -577,6 +604,58 @@ mod tests {
         let id = ne.id.clone();
         ne.commit(&env).unwrap();
         id
+    }
+
+    /// FastFlushDomains: only eligible, well-formed domains get a list, at the commit
+    /// and in a rebuild; a changed policy is seen.
+    #[test]
+    fn only_fast_flush_domains_get_a_list() {
+        use crate::spool::FastFlush;
+        let policy = FastFlush::Domains(vec!["relay.example".into()]);
+        for (d, want) in [
+            ("relay.example", true),
+            ("RELAY.example", true),
+            ("sub.relay.example", true),
+            ("notrelay.example", false),
+            ("relay.example.org", false),
+            ("other.example", false),
+            ("bad..relay.example", false),
+            ("-x.relay.example", false),
+        ] {
+            assert_eq!(policy.eligible(d), want, "{d}");
+        }
+        assert!(FastFlush::All.eligible("[192.0.2.1]"));
+        assert!(!FastFlush::All.eligible("a/b.example"));
+        assert!(!FastFlush::Domains(Vec::new()).eligible("example.org"));
+        let scratch = crate::spool::ScratchSpool::new("fastflush");
+        let mut spool = scratch.spool.clone();
+        spool.fast_flush = policy;
+        submit(
+            &spool,
+            &["a@relay.example", "b@sub.relay.example", "c@other.example"],
+        );
+        let listed = |spool: &Spool| -> Vec<String> {
+            let mut v: Vec<String> = fs::read_dir(spool.dir.join("index/domains"))
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.sort();
+            v
+        };
+        assert_eq!(listed(&spool), ["relay.example", "sub.relay.example"]);
+        rebuild(&spool).unwrap();
+        assert_eq!(listed(&spool), ["relay.example", "sub.relay.example"]);
+        assert!(policy_current(&spool));
+        spool.fast_flush = FastFlush::All;
+        assert!(!policy_current(&spool));
+        rebuild(&spool).unwrap();
+        assert_eq!(
+            listed(&spool),
+            ["other.example", "relay.example", "sub.relay.example"]
+        );
     }
 
     #[test]

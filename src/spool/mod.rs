@@ -128,6 +128,55 @@ pub struct Spool {
     pub dir: PathBuf,
     /// Files are 0600 (per-user spool) rather than 0660 (system spool).
     pub private: bool,
+    /// Which destination domains get a per-domain list in the index (Postfix's
+    /// `fast_flush_domains`; `O FastFlushDomains=`).
+    pub fast_flush: FastFlush,
+}
+
+/// Which domains are eligible for a per-domain list of queued mail (after Postfix's
+/// flush(8) `fast_flush_domains`): ETRN for such a domain reads its list; for any
+/// other, it runs the whole queue (Postfix's "slow" ETRN).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum FastFlush {
+    /// Every (well-formed) domain: the library's default.
+    #[default]
+    All,
+    /// These domains (lowercase) and their subdomains; none when empty.
+    Domains(Vec<String>),
+}
+
+impl FastFlush {
+    /// Whether mail for `domain` is listed per domain: a well-formed domain name
+    /// (RFC 5321 labels or an address literal: [`crate::message::address::check_domain`])
+    /// that is, or is under, one of the listed domains. A name that cannot be a domain
+    /// is never indexed.
+    pub fn eligible(&self, domain: &str) -> bool {
+        let d = domain.to_ascii_lowercase();
+        if crate::message::address::check_domain(&d).is_err() {
+            return false;
+        }
+        match self {
+            FastFlush::All => true,
+            FastFlush::Domains(list) => list.iter().any(|e| {
+                d == *e
+                    || d.strip_suffix(e.as_str())
+                        .is_some_and(|head| head.ends_with('.'))
+            }),
+        }
+    }
+
+    /// The policy as one line, kept beside the index so that a changed policy makes the
+    /// next ETRN rebuild the lists.
+    pub fn describe(&self) -> String {
+        match self {
+            FastFlush::All => "*".to_string(),
+            FastFlush::Domains(list) => {
+                let mut l = list.clone();
+                l.sort();
+                l.join(" ")
+            }
+        }
+    }
 }
 
 fn cant(what: &str, path: &Path, e: &io::Error) -> Fatal {
@@ -325,6 +374,7 @@ impl Spool {
         Spool {
             dir: dir.into(),
             private,
+            fast_flush: FastFlush::All,
         }
     }
 

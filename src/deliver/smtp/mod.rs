@@ -214,6 +214,10 @@ impl Session {
             match TcpStream::connect_timeout(&addr, timeouts.connect) {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
+                    rsendmail::traffic::line(
+                        rsendmail::traffic::Dir::Event,
+                        format!("CONNECT [{}]", addr.ip()).as_bytes(),
+                    );
                     let sock = stream
                         .try_clone()
                         .map_err(|e| io_reply(&e, State::Greeting, host))?;

@@ -22,6 +22,7 @@ use rsendmail::config::io_text;
 use rsendmail::deadline::{Deadline, Limit, Timed};
 use rsendmail::message::wire;
 use rsendmail::status;
+use rsendmail::traffic;
 use std::io::{self, BufWriter, Read, Write};
 use std::time::Duration;
 
@@ -187,6 +188,8 @@ impl Session {
         // The whole reply, every line of it, within `timeout`.
         self.conn.get_mut().limit(Limit::Whole(timeout));
         let res = read_reply(&mut self.conn, |l| {
+            // The reply line as it came: sendmail's traffic log keeps its CR.
+            traffic::line(traffic::Dir::In, format!("{l}\r").as_bytes());
             if let Some(w) = out.as_deref_mut() {
                 let _ = writeln!(w, "{l}");
             }
@@ -289,12 +292,20 @@ impl Session {
         if let Some(w) = out.as_deref_mut() {
             let _ = writeln!(w, ">>> {line}");
         }
-        self.put_quiet(line);
+        traffic::line(traffic::Dir::Out, line.as_bytes());
+        self.queue_line(line);
         Ok(())
     }
 
-    /// Queue a line that is not echoed (credentials). Every line sent is owed a reply.
+    /// Queue a line that is not echoed (credentials); the traffic log shows
+    /// `(credentials not shown)` for it.
     pub(super) fn put_quiet(&mut self, line: &str) {
+        traffic::line(traffic::Dir::Out, b"(credentials not shown)");
+        self.queue_line(line);
+    }
+
+    /// Queue a line. Every line sent is owed a reply.
+    fn queue_line(&mut self, line: &str) {
         self.wbuf.extend_from_slice(line.as_bytes());
         self.wbuf.extend_from_slice(b"\r\n");
         self.awaiting += 1;
@@ -326,6 +337,13 @@ impl Session {
             bytes: 64 * 1024,
             timeout: self.timeouts.datablock,
         });
+        if traffic::enabled() {
+            // -X: each line as sent, the final dot included.
+            let tee = traffic::WriteTee::new(self.conn.get_mut());
+            let mut w = BufWriter::with_capacity(64 * 1024, tee);
+            wire::write_wire(data, &mut w)?;
+            return w.flush();
+        }
         let mut w = BufWriter::with_capacity(64 * 1024, self.conn.get_mut());
         wire::write_wire_limited(data, &mut w, body_limit)?;
         w.flush()

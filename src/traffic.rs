@@ -1,0 +1,274 @@
+//! The `-X file` traffic log, in sendmail 8.17's format (recorded:
+//! compat-tests/cases/xlog-*): one line per line of traffic, each begun with the process
+//! id and a direction —
+//!
+//! ```text
+//! 1234 <<< Subject: hi          a line read: the message on stdin (then `<<< [EOF]`),
+//!                               a command or message line a -bs/-bd client sent, or a
+//!                               reply line of the server delivery talks to
+//! 1234 >>> MAIL From:<a@b>      a line written: a command and the message's lines as
+//!                               sent (dot-stuffed, the final `.`), or a reply of -bs/-bd
+//! 1234 === CONNECT [127.0.0.1]  delivery connected to a server
+//! ```
+//!
+//! The file is opened once per process ([`install`]) and each line appended with one
+//! write, so the lines of several processes (a queue run's, a `-bs` session's) do not
+//! mix within a line. Credentials sent for AUTH are logged as `(credentials not
+//! shown)`. A file created here gets mode 0644 whatever the umask, as sendmail's.
+
+use crate::exit::{Fatal, Sysexit};
+use std::fs::File;
+use std::io::{self, BufRead, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+
+/// The direction of a line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    /// `<<<`: read by this process.
+    In,
+    /// `>>>`: written by this process.
+    Out,
+    /// `===`: an event (`CONNECT [ip]`).
+    Event,
+}
+
+impl Dir {
+    fn mark(self) -> &'static [u8] {
+        match self {
+            Dir::In => b"<<<",
+            Dir::Out => b">>>",
+            Dir::Event => b"===",
+        }
+    }
+}
+
+static LOG: OnceLock<Mutex<File>> = OnceLock::new();
+
+/// Open `path` for appending, creating it with mode 0644 (sendmail's) when it is not
+/// there: sendmail's `cannot open FILE: reason`, EX_CANTCREAT, when this process may
+/// not.
+pub fn open(path: &Path) -> Result<File, Fatal> {
+    let fail = |e: io::Error| {
+        Fatal::new(
+            Sysexit::CantCreat,
+            format!(
+                "cannot open {}: {}",
+                path.display(),
+                crate::config::io_text(&e)
+            ),
+        )
+    };
+    match std::fs::OpenOptions::new()
+        .append(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+    {
+        // The umask took bits away: the mode is set as sendmail's is.
+        Ok(f) => {
+            f.set_permissions(std::fs::Permissions::from_mode(0o644))
+                .map_err(fail)?;
+            Ok(f)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(fail),
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// Log this process's traffic to `file` from now on (the first call wins).
+pub fn install(file: File) {
+    let _ = LOG.set(Mutex::new(file));
+}
+
+/// Whether a traffic log is open.
+pub fn enabled() -> bool {
+    LOG.get().is_some()
+}
+
+/// Append one line in direction `dir`: `text` without its LF; a line read keeps its
+/// CR, as sendmail logs what it read (`<<< HELO x\r`), a line written does not. A
+/// failing write is not the traffic's business: it is ignored.
+pub fn line(dir: Dir, text: &[u8]) {
+    let Some(log) = LOG.get() else { return };
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    let text = match dir {
+        Dir::In => text,
+        Dir::Out | Dir::Event => text.strip_suffix(b"\r").unwrap_or(text),
+    };
+    let mut l = Vec::with_capacity(text.len() + 16);
+    l.extend_from_slice(std::process::id().to_string().as_bytes());
+    l.push(b' ');
+    l.extend_from_slice(dir.mark());
+    l.push(b' ');
+    l.extend_from_slice(text);
+    l.push(b'\n');
+    if let Ok(mut f) = log.lock() {
+        let _ = f.write_all(&l);
+    }
+}
+
+/// Bytes of a stream logged line by line as they pass (a line once its LF has).
+#[derive(Debug)]
+pub struct Lines {
+    dir: Dir,
+    partial: Vec<u8>,
+}
+
+impl Lines {
+    pub fn new(dir: Dir) -> Lines {
+        Lines {
+            dir,
+            partial: Vec::new(),
+        }
+    }
+
+    /// Log the complete lines of `data` (and keep the rest for the next call).
+    pub fn feed(&mut self, data: &[u8]) {
+        if !enabled() {
+            return;
+        }
+        for piece in data.split_inclusive(|&b| b == b'\n') {
+            self.partial.extend_from_slice(piece);
+            if piece.ends_with(b"\n") {
+                line(self.dir, &std::mem::take(&mut self.partial));
+            }
+        }
+    }
+}
+
+/// A reader whose lines are logged as read (`<<<`), and `<<< [EOF]` at its end: the
+/// message a submission takes from stdin.
+pub struct ReadTee<R> {
+    inner: R,
+    /// A line begun and not yet ended.
+    partial: Vec<u8>,
+    eof: bool,
+}
+
+impl<R> ReadTee<R> {
+    pub fn new(inner: R) -> ReadTee<R> {
+        ReadTee {
+            inner,
+            partial: Vec::new(),
+            eof: false,
+        }
+    }
+}
+
+/// Log the bytes read (each line once it ends); `data` empty is the end of the input.
+fn log_read(partial: &mut Vec<u8>, eof: &mut bool, data: &[u8]) {
+    if data.is_empty() {
+        if !*eof {
+            *eof = true;
+            if !partial.is_empty() {
+                line(Dir::In, &std::mem::take(partial));
+            }
+            line(Dir::In, b"[EOF]");
+        }
+        return;
+    }
+    for piece in data.split_inclusive(|&b| b == b'\n') {
+        partial.extend_from_slice(piece);
+        if piece.ends_with(b"\n") {
+            line(Dir::In, &std::mem::take(partial));
+        }
+    }
+}
+
+impl<R: Read> Read for ReadTee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(got) = buf.get(..n) {
+            log_read(&mut self.partial, &mut self.eof, got);
+        }
+        Ok(n)
+    }
+}
+
+/// Bytes are logged as they are consumed (what the reader took), the end when the
+/// input has no more.
+impl<R: BufRead> BufRead for ReadTee<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        let b = self.inner.fill_buf()?;
+        if b.is_empty() {
+            log_read(&mut self.partial, &mut self.eof, b);
+        }
+        Ok(b)
+    }
+
+    fn consume(&mut self, amt: usize) {
+        if amt > 0 {
+            // The caller has just seen these bytes: the buffer is filled, no read waits.
+            if let Ok(b) = self.inner.fill_buf() {
+                let taken = b.get(..amt).unwrap_or(b);
+                log_read(&mut self.partial, &mut self.eof, taken);
+            }
+        }
+        self.inner.consume(amt);
+    }
+}
+
+/// A writer whose lines are logged as written (`>>>`): the message as a client sends it.
+pub struct WriteTee<W> {
+    inner: W,
+    partial: Vec<u8>,
+}
+
+impl<W> WriteTee<W> {
+    pub fn new(inner: W) -> WriteTee<W> {
+        WriteTee {
+            inner,
+            partial: Vec::new(),
+        }
+    }
+}
+
+impl<W: Write> Write for WriteTee<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(done) = buf.get(..n) {
+            for piece in done.split_inclusive(|&b| b == b'\n') {
+                self.partial.extend_from_slice(piece);
+                if piece.ends_with(b"\n") {
+                    line(Dir::Out, &std::mem::take(&mut self.partial));
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_file_is_0644_whatever_the_umask_and_an_old_one_keeps_its_mode() {
+        let dir = std::env::temp_dir().join(format!("rsendmail-xlog-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+        let p = dir.join("x");
+        drop(open(&p).unwrap());
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        drop(open(&p).unwrap());
+        let kept = std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
+        nix::sys::stat::umask(old);
+        assert_eq!(mode, 0o644);
+        assert_eq!(kept, 0o600);
+        let e = open(&dir.join("no/such")).unwrap_err();
+        assert_eq!(e.code, Sysexit::CantCreat);
+        assert!(e.message.starts_with("cannot open "), "{}", e.message);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
