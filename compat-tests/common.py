@@ -54,7 +54,9 @@ class Case:
         # `LOGIN queue`: the queue (sendmail's) or spool (rsendmail's) is that user's own.
         user = (self.read("user") or b"").decode().split()
         self.user = user[0] if user else None
-        self.user_queue = user[1:] == ["queue"]
+        # A case run as a user with nothing queued first (no `before`) has no queue for
+        # root to have made: the queue is the user's own then too.
+        self.user_queue = self.user is not None and (user[1:] == ["queue"] or not self.before)
         # The PrivacyOptions the case runs with instead of Debian's (DEBIAN_PRIVACY).
         privacy = self.read("privacy")
         self.privacy = privacy.decode().strip() if privacy is not None else None
@@ -107,7 +109,9 @@ def as_user(user):
     nothing for None."""
     if user is None:
         return []
-    return ["setpriv", "--reuid=" + user, "--regid=" + user, "--init-groups", "--"]
+    pw = pwd.getpwnam(user)
+    return ["setpriv", "--reuid=%d" % pw.pw_uid, "--regid=%d" % pw.pw_gid, "--init-groups",
+            "--"]
 
 
 def chown_tree(path, user):

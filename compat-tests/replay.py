@@ -131,7 +131,7 @@ def run_case(binary, case, sink):
             run = sendmail(case.argv(case.args, run_dir, qid), case.stdin)
         if case.sink_mode:
             sink.settle(lambda: locked(spool))
-        queue = sendmail(["-bp"], b"", user=False)
+        queue = sendmail(["-bp"], b"")
 
         def ours(data):
             data = data.replace(spool.encode(), b"QUEUEDIR").replace(run_dir.encode(), b"DIR")
