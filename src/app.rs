@@ -104,6 +104,7 @@ fn submission(inv: &Invocation) -> submit::Request {
         ret: inv.ret.map(|r| r.keyword().to_string()),
         envid: inv.envid.clone(),
         body_type: inv.body_type.map(|b| b.keyword().to_string()),
+        verp: inv.verp.clone(),
     }
 }
 

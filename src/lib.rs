@@ -65,3 +65,4 @@ pub mod spool;
 pub mod status;
 pub mod submit;
 pub mod text;
+pub mod verp;

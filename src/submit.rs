@@ -85,6 +85,9 @@ pub struct Request {
     pub envid: Option<String>,
     /// `-B`: `7BIT` or `8BITMIME`.
     pub body_type: Option<String>,
+    /// `-XV` / `-XVxy`: VERP for this message, with these delimiters or (`Some(None)`)
+    /// `O VerpDelimiters=`.
+    pub verp: Option<Option<String>>,
 }
 
 /// What a submission produced.
@@ -365,6 +368,26 @@ pub fn submit<R: BufRead>(
         Some(s) => Some(envelope_sender(s)?),
         None => None,
     };
+    // VERP (`crate::verp`): asked for this message by -XV, or for every message by
+    // `O Verp=true`. The null sender has nowhere to encode a recipient: -XV with it is
+    // refused before the message is read (Postfix's sendmail refuses it too), and the
+    // option leaves such a message (a report) alone.
+    let null_sender = given_sender.as_deref() == Some("");
+    if req.verp.is_some() && null_sender {
+        return Err(Fatal::new(
+            Sysexit::Usage,
+            "-XV requires a sender address other than the null sender <>",
+        ));
+    }
+    let delimiters = settings
+        .verp_delimiters
+        .clone()
+        .unwrap_or_else(|| crate::verp::DEFAULT_DELIMITERS.to_string());
+    let verp = match &req.verp {
+        Some(d) => Some(d.clone().unwrap_or(delimiters)),
+        None if settings.verp == Some(true) && !null_sender => Some(delimiters),
+        None => None,
+    };
     let host = cfg.host_name();
     let now = clock::now();
 
@@ -497,6 +520,7 @@ pub fn submit<R: BufRead>(
         body_type: req.body_type.clone(),
         envid: req.envid.clone(),
         ret: req.ret.clone(),
+        verp,
         ..Envelope::default()
     };
 

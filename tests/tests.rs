@@ -18,6 +18,7 @@ mod options;
 mod privileges;
 mod reasons;
 mod robustness;
+mod routing;
 mod smtp;
 mod submission;
 mod tls;

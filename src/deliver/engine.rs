@@ -17,6 +17,8 @@ pub struct Engine {
     pub pipelining: bool,
     /// `O SmarthostSplit=N`: spread a run over the first N smarthosts.
     pub smarthost_split: usize,
+    /// `O SortByDomain=`: each transaction's recipients in the order of their domains.
+    pub sort_by_domain: bool,
     /// `-X file`: the traffic log every session's transcript is appended to.
     pub traffic_log: Option<Mutex<std::fs::File>>,
     /// RELAYTABLE entries, in file order.
@@ -85,6 +87,7 @@ impl Engine {
         Ok(Engine {
             pipelining: !s.cfg.no_pipelining,
             smarthost_split: o.smarthost_split.unwrap_or(1),
+            sort_by_domain: o.sort_by_domain.unwrap_or(false),
             smarthost,
             traffic_log: match &s.inv.traffic_log {
                 None => None,
@@ -191,6 +194,7 @@ pub fn for_tests() -> Engine {
         relay_table: vec![],
         traffic_log: None,
         smarthost_split: 1,
+        sort_by_domain: false,
         pipelining: true,
         resolver: vec![],
         mx_port: 25,

@@ -76,6 +76,10 @@ pub struct Transaction {
     pub sender: Option<String>,
     pub mailer: Mailer,
     pub rcpts: Vec<usize>,
+    /// VERP delimiters (the entry's `verp`, for a sender that is not null): each
+    /// recipient gets its own envelope sender, made by the server when it offers XVERP,
+    /// else in a transaction of its own (`attempt::send_transaction`).
+    pub verp: Option<String>,
 }
 
 /// What an attempt will do with its open recipients.
@@ -134,6 +138,10 @@ pub fn plan(
     let mut looked_up: Vec<(String, MxResult)> = Vec::new();
     let add = |p: &mut Plan, hosts: Relay, mailer: Mailer, i: usize| {
         let sender = env.recipients.get(i).and_then(|r| r.sender.clone());
+        let verp = env
+            .verp
+            .clone()
+            .filter(|_| !sender.as_deref().unwrap_or(&env.sender).is_empty());
         match p
             .transactions
             .iter_mut()
@@ -145,6 +153,7 @@ pub fn plan(
                 sender,
                 mailer,
                 rcpts: vec![i],
+                verp,
             }),
         }
     };
@@ -203,8 +212,28 @@ pub fn plan(
     // compat-tests, `deliver-mixed-recipients`).
     for t in &mut p.transactions {
         t.rcpts.reverse();
+        // O SortByDomain: the recipients of one domain together, the domains in order
+        // (fml's $SMTP_SORT_DOMAIN); within a domain the order above is kept.
+        if engine.sort_by_domain {
+            t.rcpts.sort_by_cached_key(|&i| {
+                env.recipients
+                    .get(i)
+                    .map(|r| domain_key(&r.address))
+                    .unwrap_or_default()
+            });
+        }
     }
     p
+}
+
+/// What [`plan`] sorts by for `O SortByDomain`: the domain's labels from the top
+/// (`mail.example.org` → `org.example.mail`), lower case, so that the subdomains of a
+/// domain follow it; an address without a domain sorts first.
+pub fn domain_key(addr: &str) -> String {
+    let d = domain_of(addr).unwrap_or_default().to_ascii_lowercase();
+    let mut labels: Vec<&str> = d.split('.').collect();
+    labels.reverse();
+    labels.join(".")
 }
 
 #[cfg(test)]
@@ -453,6 +482,32 @@ mod tests {
             [first(0), first(1), first(2), first(3)],
             ["s1", "s2", "s1", "s2"]
         );
+    }
+
+    #[test]
+    fn verp_and_domain_order() {
+        let mut e = engine::for_tests();
+        e.smarthost = vec![("s".into(), 25)];
+        let mut env = env_with(&[
+            ("a@b.example.org", None),
+            ("b@example.net", None),
+            ("c@example.org", None),
+            ("d", None),
+        ]);
+        env.sender = "l@o.example".into();
+        env.verp = Some("+=".into());
+        let p = plan(&e, &env, &[0, 1, 2], 0, 0, &mut mx_table);
+        assert_eq!(p.transactions[0].verp.as_deref(), Some("+="));
+        assert_eq!(p.transactions[0].rcpts, [2, 1, 0]);
+        e.sort_by_domain = true;
+        let p = plan(&e, &env, &[0, 1, 2], 0, 0, &mut mx_table);
+        assert_eq!(p.transactions[0].rcpts, [1, 2, 0]);
+        // The null sender has no VERP.
+        env.sender.clear();
+        let p = plan(&e, &env, &[0], 0, 0, &mut mx_table);
+        assert_eq!(p.transactions[0].verp, None);
+        assert_eq!(domain_key("x@Mail.Example.ORG"), "org.example.mail");
+        assert_eq!(domain_key("root"), "");
     }
 
     #[test]

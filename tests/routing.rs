@@ -1,0 +1,216 @@
+//! Routing of a message's recipients: VERP senders (`-XV`, `O Verp=`), XVERP, the order
+//! of RCPTs (`O SortByDomain=`), against real servers (smtp-sink, the aiosmtpd server).
+
+use crate::harness::servers::{Sink, relay_env, start_peer};
+use crate::harness::{Env, MSG};
+use std::fs;
+
+/// The `X-Mail-Args:` and `X-Rcpt-Args:` lines of each message smtp-sink took, sorted.
+fn envelopes(sink: &Sink) -> Vec<String> {
+    let mut v: Vec<String> = sink
+        .dumps()
+        .iter()
+        .map(|d| {
+            d.lines()
+                .filter(|l| l.starts_with("X-Mail-Args: ") || l.starts_with("X-Rcpt-Args: "))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `-XV` to a server without XVERP (smtp-sink): one transaction per recipient, each from
+/// `sender+user=domain@origin` (Postfix's form); `-XV-=` chooses the delimiters, and
+/// `O VerpDelimiters=` the default ones. The request survives the queue. `-X file` is
+/// still the traffic log, beside it.
+#[test]
+fn verp_one_transaction_per_recipient_without_xverp() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    let log = env.dir.join("traffic");
+    let log_arg = format!("-X{}", log.display());
+    env.sendmail(
+        &[
+            "-odi",
+            "-XV",
+            &log_arg,
+            "-f",
+            "list-bounces@list.example",
+            "a@example.org",
+            "b@example.net",
+        ],
+        MSG,
+    )
+    .code(0);
+    assert_eq!(
+        envelopes(&sink),
+        [
+            "X-Mail-Args: <list-bounces+a=example.org@list.example> | X-Rcpt-Args: <a@example.org>",
+            "X-Mail-Args: <list-bounces+b=example.net@list.example> | X-Rcpt-Args: <b@example.net>",
+        ]
+    );
+    let traffic = fs::read_to_string(&log).unwrap();
+    assert!(
+        traffic.contains("MAIL From:<list-bounces+b=example.net@list.example>"),
+        "{traffic}"
+    );
+    assert!(!env.dir.join("V").exists() && !env0.dir.join("V").exists());
+
+    // Queued first, sent by a queue run: the request is in the queue file. The
+    // delimiters are the message's own.
+    let env = relay_env(sink.port, "O VerpDelimiters=-=\n");
+    env.sendmail(&["-odq", "-XV", "-f", "l@o.example", "c@example.org"], MSG)
+        .code(0);
+    assert!(
+        env.only_entry().contains("\nverp -=\n"),
+        "{}",
+        env.only_entry()
+    );
+    env.sendmail(
+        &["-odq", "-XV+=", "-f", "l@o.example", "d@example.org"],
+        MSG,
+    )
+    .code(0);
+    env.sendmail(&["-qf"], b"").code(0);
+    let all = envelopes(&sink);
+    assert!(
+        all.contains(
+            &"X-Mail-Args: <l-c=example.org@o.example> | X-Rcpt-Args: <c@example.org>".to_string()
+        ),
+        "{all:?}"
+    );
+    assert!(
+        all.contains(
+            &"X-Mail-Args: <l+d=example.org@o.example> | X-Rcpt-Args: <d@example.org>".to_string()
+        ),
+        "{all:?}"
+    );
+}
+
+/// `-XV` to a server that offers XVERP: one transaction with `XVERP=+=` and the
+/// sender as given; the server makes the senders.
+#[test]
+fn verp_passes_xverp_to_a_server_that_offers_it() {
+    let Some((_scratch, peer)) = start_peer(&[("XVERP", "1")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &[
+            "-odi",
+            "-XV",
+            "-f",
+            "list@l.example",
+            "a@example.org",
+            "b@example.net",
+        ],
+        MSG,
+    )
+    .code(0);
+    let m = peer.messages();
+    assert_eq!(m.len(), 1, "{m:?}");
+    let j = &m[0].0;
+    assert!(j.contains("\"mail_from\": \"list@l.example\""), "{j}");
+    assert!(j.contains("\"XVERP=+=\""), "{j}");
+    assert!(
+        j.contains("a@example.org") && j.contains("b@example.net"),
+        "{j}"
+    );
+    // Without -XV, no XVERP.
+    env.sendmail(&["-odi", "-f", "list@l.example", "c@example.org"], MSG)
+        .code(0);
+    let m = peer.messages();
+    assert_eq!(m.len(), 2);
+    assert!(!m[1].0.contains("XVERP"), "{}", m[1].0);
+}
+
+/// `O Verp=true` VERPs every message with a sender; a report (null sender) stays as it
+/// is. `-XV` with the null sender is refused before the message is read, nothing
+/// queued (exit 64).
+#[test]
+fn verp_by_option_and_never_for_the_null_sender() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "O Verp=true\n");
+    env.sendmail(&["-odi", "-f", "l@o.example", "a@example.org"], MSG)
+        .code(0);
+    env.sendmail(&["-odi", "-f", "<>", "b@example.org"], MSG)
+        .code(0);
+    assert_eq!(
+        envelopes(&sink),
+        [
+            "X-Mail-Args: <> | X-Rcpt-Args: <b@example.org>",
+            "X-Mail-Args: <l+a=example.org@o.example> | X-Rcpt-Args: <a@example.org>",
+        ]
+    );
+    let r = env.sendmail(&["-odq", "-XV", "-f", "<>", "c@example.org"], MSG);
+    r.code(64);
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(said.contains("-XV requires a sender"), "{said}");
+    assert!(env.entries().is_empty());
+    // Bad delimiters in the option are refused like any bad value.
+    let r = env.sendmail(&["-O", "VerpDelimiters=@@", "-odq", "c@example.org"], MSG);
+    r.code(64);
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        said.contains("Invalid value for VerpDelimiters: @@"),
+        "{said}"
+    );
+}
+
+/// `O SortByDomain=true`: one transaction's RCPTs grouped by domain, the domains in
+/// order from their top label; without it, sendmail's order (the reverse of the
+/// command line).
+#[test]
+fn recipients_sorted_by_domain_on_request() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let args = [
+        "-odi",
+        "a@b.example.org",
+        "b@example.net",
+        "c@example.org",
+        "d@b.example.org",
+        "e@example.net",
+    ];
+    let rcpts = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter_map(|l| l.split_once(" RCPT ").map(|(_, r)| r.trim().to_string()))
+            .collect()
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(&args, MSG).code(0);
+    assert_eq!(
+        rcpts(&peer.transcript()),
+        [
+            "e@example.net",
+            "d@b.example.org",
+            "c@example.org",
+            "b@example.net",
+            "a@b.example.org"
+        ]
+    );
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "O SortByDomain=true\n");
+    env.sendmail(&args, MSG).code(0);
+    assert_eq!(
+        rcpts(&peer.transcript()),
+        [
+            "e@example.net",
+            "b@example.net",
+            "c@example.org",
+            "d@b.example.org",
+            "a@b.example.org"
+        ]
+    );
+}
