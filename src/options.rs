@@ -215,10 +215,11 @@ pub static OPTION_TABLE: &[OptDef] = &[
     opt("Verp", None, false),
     opt("VerpDelimiters", None, false),
     opt("SortByDomain", None, false),
+    opt("SmarthostRandom", None, false),
 ];
 
 /// How many entries at the end of the table are rsendmail's own (not sendmail's).
-const OWN_OPTIONS: usize = 11;
+const OWN_OPTIONS: usize = 12;
 
 /// The result of resolving a long option name.
 #[derive(Debug)]
@@ -405,6 +406,7 @@ pub static ACTED_ON: &[(&str, Kind)] = &[
     ("Verp", Kind::Bool),
     ("VerpDelimiters", Kind::VerpDelimiters),
     ("SortByDomain", Kind::Bool),
+    ("SmarthostRandom", Kind::Bool),
 ];
 
 /// What the value of an acted-on option is. A bad value is refused with
@@ -915,6 +917,8 @@ pub struct Settings {
     /// `O SortByDomain=`: a message's recipients are sent in the order of their domains
     /// (fml's `$SMTP_SORT_DOMAIN`).
     pub sort_by_domain: Option<bool>,
+    /// `O SmarthostRandom=`: the `SMARTHOST` hosts tried in a random order.
+    pub smarthost_random: Option<bool>,
     /// Everything else, in the order given: (canonical name[.sub], value).
     pub other: Vec<(String, String)>,
     /// The options set here, by [`given_key`] (for sendmail's rule that an option given on
@@ -977,6 +981,7 @@ impl Settings {
                 self.verp_delimiters = Some(value.to_string());
             }
             ("SortByDomain", _) => self.sort_by_domain = Some(parse_bool(name, value)?),
+            ("SmarthostRandom", _) => self.smarthost_random = Some(parse_bool(name, value)?),
             ("Timeout", Some(s)) if self.timeouts.apply(s, value)? => {}
             ("Timeout", Some(s)) => {
                 check_timeout(s, value)?;
@@ -1035,7 +1040,8 @@ impl Settings {
             blank_sub,
             verp,
             verp_delimiters,
-            sort_by_domain
+            sort_by_domain,
+            smarthost_random
         );
         self.timeouts.overlay(&later.timeouts);
         self.privacy_flags

@@ -214,3 +214,56 @@ fn recipients_sorted_by_domain_on_request() {
         ]
     );
 }
+
+/// `O SmarthostSplit=3` with three relays, one of them down (a closed port): one
+/// message's nine recipients are cut into three runs, each starting at another relay;
+/// the run whose relay is down goes to the next one. Every recipient arrives once, and
+/// both live relays took a share. `O SmarthostRandom=true` changes the order only.
+#[test]
+fn one_message_split_over_several_relays_with_one_down() {
+    let env0 = Env::new();
+    let dead = crate::harness::closed_tcp_port();
+    let rcpts: Vec<String> = (1..=9).map(|n| format!("r{n}@example.org")).collect();
+    for random in ["false", "true"] {
+        let (a_dir, b_dir) = (
+            env0.dir.join(format!("a-{random}")),
+            env0.dir.join(format!("b-{random}")),
+        );
+        fs::create_dir_all(&a_dir).unwrap();
+        fs::create_dir_all(&b_dir).unwrap();
+        let (Some(a), Some(b)) = (Sink::start(&a_dir, &[]), Sink::start(&b_dir, &[])) else {
+            return;
+        };
+        let env = Env::with_config(&format!(
+            "SMARTHOST 127.0.0.1:{} 127.0.0.1:{dead} 127.0.0.1:{}\nO SmarthostSplit=3\nO SmarthostRandom={random}\nO MaxConnections=1\n",
+            a.port, b.port
+        ));
+        let mut args = vec!["-odi"];
+        args.extend(rcpts.iter().map(String::as_str));
+        env.sendmail(&args, MSG).code(0);
+        let got = |s: &Sink| -> Vec<String> {
+            s.dumps()
+                .iter()
+                .flat_map(|d| {
+                    d.lines()
+                        .filter_map(|l| l.strip_prefix("X-Rcpt-Args: <"))
+                        .map(|r| r.trim_end_matches('>').to_string())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let (got_a, got_b) = (got(&a), got(&b));
+        let mut all: Vec<String> = got_a.iter().chain(&got_b).cloned().collect();
+        all.sort();
+        let mut want = rcpts.clone();
+        want.sort();
+        assert_eq!(all, want, "random={random}");
+        if random == "false" {
+            assert!(
+                got_a.len() >= 3 && got_b.len() >= 3,
+                "not spread: {got_a:?} {got_b:?}"
+            );
+        }
+        assert!(env.entries().is_empty());
+    }
+}

@@ -19,6 +19,8 @@ pub struct Engine {
     pub smarthost_split: usize,
     /// `O SortByDomain=`: each transaction's recipients in the order of their domains.
     pub sort_by_domain: bool,
+    /// `O SmarthostRandom=`: the smarthosts in a random order for each transaction.
+    pub smarthost_random: bool,
     /// `-X file`: the traffic log every session's transcript is appended to.
     pub traffic_log: Option<Mutex<std::fs::File>>,
     /// RELAYTABLE entries, in file order.
@@ -88,6 +90,7 @@ impl Engine {
             pipelining: !s.cfg.no_pipelining,
             smarthost_split: o.smarthost_split.unwrap_or(1),
             sort_by_domain: o.sort_by_domain.unwrap_or(false),
+            smarthost_random: o.smarthost_random.unwrap_or(false),
             smarthost,
             traffic_log: match &s.inv.traffic_log {
                 None => None,
@@ -195,6 +198,7 @@ pub fn for_tests() -> Engine {
         traffic_log: None,
         smarthost_split: 1,
         sort_by_domain: false,
+        smarthost_random: false,
         pipelining: true,
         resolver: vec![],
         mx_port: 25,

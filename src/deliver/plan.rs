@@ -163,15 +163,7 @@ pub fn plan(
         };
         match route(engine, &r.address) {
             Route::Local => p.local.push(i),
-            Route::Relay(mut hosts) => {
-                // O SmarthostSplit=N: worker k starts at smarthost k mod N (the others
-                // remain its fall-backs), so a run's mail is spread over N relays.
-                if engine.smarthost_split > 1 && hosts == engine.smarthost {
-                    let n = engine.smarthost_split.min(hosts.len()).max(1);
-                    hosts.rotate_left(worker % n);
-                }
-                add(&mut p, hosts, Mailer::Relay, i);
-            }
+            Route::Relay(hosts) => add(&mut p, hosts, Mailer::Relay, i),
             Route::Mx(d) => {
                 let key = d.to_ascii_lowercase();
                 let resolved = match looked_up.iter().find(|(k, _)| *k == key) {
@@ -223,7 +215,60 @@ pub fn plan(
             });
         }
     }
+    p.transactions = spread(engine, p.transactions, worker);
     p
+}
+
+/// The smarthost transactions spread over the relays (`SMARTHOST` with several hosts).
+/// `O SmarthostSplit=N`: worker k starts at smarthost k mod N, and a transaction's
+/// recipients are cut into up to N runs of about equal length, run j starting at the
+/// host after run j-1's (fml's `$MCI_SMTP_HOSTS`): a run's whole mail, and one
+/// message's many recipients, go out over N relays at once. The other hosts stay each
+/// run's fall-backs, in order, so a relay that is down costs no recipient.
+/// `O SmarthostRandom=true`: the hosts in a random order for each transaction first.
+fn spread(engine: &Engine, transactions: Vec<Transaction>, worker: usize) -> Vec<Transaction> {
+    let mut out = Vec::with_capacity(transactions.len());
+    for t in transactions {
+        if t.mailer != Mailer::Relay || t.hosts != engine.smarthost || t.hosts.len() < 2 {
+            out.push(t);
+            continue;
+        }
+        let mut hosts = t.hosts.clone();
+        if engine.smarthost_random {
+            shuffle(&mut hosts);
+        }
+        let n = engine.smarthost_split.min(hosts.len()).max(1);
+        let runs = n.min(t.rcpts.len()).max(1);
+        let per = t.rcpts.len().div_ceil(runs).max(1);
+        for (j, chunk) in t.rcpts.chunks(per).enumerate() {
+            let mut h = hosts.clone();
+            h.rotate_left((worker + j) % n);
+            out.push(Transaction {
+                hosts: h,
+                rcpts: chunk.to_vec(),
+                ..t.clone()
+            });
+        }
+    }
+    out
+}
+
+/// Put `hosts` in a random order (Fisher-Yates, seeded by the standard library's random
+/// hash keys: no more than an even spread is asked of it).
+fn shuffle(hosts: &mut Relay) {
+    use std::hash::{BuildHasher, Hasher};
+    let mut seed = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+        | 1;
+    for i in (1..hosts.len()).rev() {
+        // xorshift64
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let j = (seed % (i as u64 + 1)) as usize;
+        hosts.swap(i, j);
+    }
 }
 
 /// What [`plan`] sorts by for `O SortByDomain`: the domain's labels from the top
@@ -508,6 +553,61 @@ mod tests {
         assert_eq!(p.transactions[0].verp, None);
         assert_eq!(domain_key("x@Mail.Example.ORG"), "org.example.mail");
         assert_eq!(domain_key("root"), "");
+    }
+
+    #[test]
+    fn smarthost_split_spreads_one_messages_recipients() {
+        let mut e = engine::for_tests();
+        e.smarthost = vec![("s1".into(), 25), ("s2".into(), 25), ("s3".into(), 25)];
+        e.smarthost_split = 3;
+        let env = env_with(&[
+            ("a@x.test", None),
+            ("b@x.test", None),
+            ("c@x.test", None),
+            ("d@x.test", None),
+            ("e@x.test", None),
+        ]);
+        let open: Vec<usize> = (0..5).collect();
+        let p = plan(&e, &env, &open, 0, 0, &mut mx_table);
+        assert_eq!(
+            shown(&p),
+            [
+                "relay s1:25,s2:25,s3:25: [4, 3]",
+                "relay s2:25,s3:25,s1:25: [2, 1]",
+                "relay s3:25,s1:25,s2:25: [0]",
+            ]
+        );
+        // Worker 1 starts one host further; fewer recipients than relays: one each.
+        let p = plan(&e, &env, &[0, 1], 0, 1, &mut mx_table);
+        assert_eq!(
+            shown(&p),
+            [
+                "relay s2:25,s3:25,s1:25: [1]",
+                "relay s3:25,s1:25,s2:25: [0]"
+            ]
+        );
+        // Without SmarthostSplit: one transaction, the hosts in order.
+        e.smarthost_split = 1;
+        let p = plan(&e, &env, &open, 0, 0, &mut mx_table);
+        assert_eq!(shown(&p), ["relay s1:25,s2:25,s3:25: [4, 3, 2, 1, 0]"]);
+        // SmarthostRandom: every host is still there, each once.
+        e.smarthost_random = true;
+        e.smarthost_split = 3;
+        for _ in 0..20 {
+            let p = plan(&e, &env, &open, 0, 0, &mut mx_table);
+            let mut all: Vec<usize> = p
+                .transactions
+                .iter()
+                .flat_map(|t| t.rcpts.clone())
+                .collect();
+            all.sort();
+            assert_eq!(all, open);
+            for t in &p.transactions {
+                let mut h = t.hosts.clone();
+                h.sort();
+                assert_eq!(h, e.smarthost);
+            }
+        }
     }
 
     #[test]
