@@ -1,7 +1,7 @@
 //! Routing of a message's recipients: VERP senders (`-XV`, `O Verp=`), XVERP, the order
 //! of RCPTs (`O SortByDomain=`), against real servers (smtp-sink, the aiosmtpd server).
 
-use crate::harness::servers::{Sink, relay_env, start_peer};
+use crate::harness::servers::{DnsServer, Peer, Sink, have_peer, relay_env, start_peer};
 use crate::harness::{Env, MSG};
 use std::fs;
 
@@ -266,4 +266,51 @@ fn one_message_split_over_several_relays_with_one_down() {
         }
         assert!(env.entries().is_empty());
     }
+}
+
+/// A relay-table line `domain mx:` sends that domain to its MX hosts (dnsmasq answers
+/// for them) while everything else still goes through SMARTHOST; `-bv` says so.
+#[test]
+fn relay_table_entry_for_delivery_by_mx() {
+    if !have_peer() {
+        return;
+    }
+    let env0 = Env::new();
+    let Some(dns) = DnsServer::start(
+        &env0.dir,
+        &[
+            "--mx-host=direct.test,mx.direct.test,10",
+            "--host-record=mx.direct.test,127.0.0.1",
+        ],
+    ) else {
+        return;
+    };
+    let Some(smart) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let mx = Peer::start(&env0.dir, &[]);
+    let table = env0.dir.join("relays");
+    fs::write(&table, "direct.test mx:\n").unwrap();
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1:{}\nRELAYTABLE {}\nRESOLVER 127.0.0.1:{}\nO MXPort={}\nO Timeout.connect=5s\n",
+        smart.port,
+        table.display(),
+        dns.port,
+        mx.port
+    ));
+    env.sendmail(&["-odi", "a@direct.test", "b@elsewhere.example"], MSG)
+        .code(0);
+    let m = mx.messages();
+    assert_eq!(m.len(), 1, "{}", mx.transcript());
+    assert!(m[0].0.contains("[\"a@direct.test\"]"), "{}", m[0].0);
+    assert_eq!(
+        envelopes(&smart),
+        ["X-Mail-Args: <root@test.example> | X-Rcpt-Args: <b@elsewhere.example>"]
+    );
+    assert!(dns.queries().join("\n").contains("query[MX] direct.test"));
+    env.sendmail(&["-bv", "a@direct.test"], b"")
+        .code(0)
+        .stdout_is(
+            "a@direct.test... deliverable: mailer esmtp, host direct.test., user a@direct.test\n",
+        );
 }

@@ -60,6 +60,10 @@ pub fn route(engine: &Engine, addr: &str) -> Route {
     if let Some(d) = &domain
         && let Some(r) = relay_for(&engine.relay_table, d)
     {
+        // `domain mx:`: this domain by its MX hosts, whatever SMARTHOST says.
+        if r.by_mx {
+            return Route::Mx(d.clone());
+        }
         return Route::Relay(vec![(r.host.clone(), r.port)]);
     }
     if !engine.smarthost.is_empty() {
@@ -325,6 +329,18 @@ mod tests {
             "'.domain' is for subdomains only"
         );
         assert_eq!(route(&e, "bob@other.org"), smart);
+        // `mx:`: the domain by its MX hosts, the rest still by the smarthost.
+        e.relay_table =
+            parse_relay_table("direct.example mx:\n.sub.example MX:\n", "t", 25).unwrap();
+        assert_eq!(
+            route(&e, "bob@Direct.Example"),
+            Route::Mx("Direct.Example".into())
+        );
+        assert_eq!(
+            route(&e, "bob@a.sub.example"),
+            Route::Mx("a.sub.example".into())
+        );
+        assert_eq!(route(&e, "bob@other.example"), smart);
         assert_eq!(e.qualify("root"), "root@host.example");
         assert_eq!(e.qualify(""), "");
     }
