@@ -132,11 +132,19 @@ pub fn expand_local(
         }
     };
     for r in recipients {
-        let a = r.address.clone();
-        let direct = match a.chars().next() {
-            Some('|') => Some("programs"),
-            Some('/') => Some("files"),
-            _ => None,
+        let mut a = r.address.clone();
+        // `:include:/path` reads as a group named `:include` around `/path`: what was
+        // written says which it is (recorded: `order-include-direct`).
+        let written = r.display.as_deref().unwrap_or(&a).trim();
+        let direct = if written.starts_with(":include:") {
+            a = written.to_string();
+            Some(":include:s")
+        } else {
+            match a.chars().next() {
+                Some('|') => Some("programs"),
+                Some('/') => Some("files"),
+                _ => None,
+            }
         };
         if let Some(what) = direct {
             refused.push(Refused {
@@ -428,6 +436,12 @@ pub fn submit<R: BufRead>(
     };
     let (envelope_recipients, refused_local) =
         expand_local(recipients.clone(), aliases.as_ref(), &is_local, &host);
+    // sendmail's queue file lists the local recipients first, each group in its queue
+    // order (recorded from 8.17: `order-argv-local-odq`, `order-mixed-local-remote`).
+    let (mut envelope_recipients, remote): (Vec<Recipient>, Vec<Recipient>) = envelope_recipients
+        .into_iter()
+        .partition(|r| is_local(&r.address));
+    envelope_recipients.extend(remote);
     let mut refused = refused_syntax;
     refused.extend(refused_local);
 
