@@ -314,3 +314,42 @@ fn relay_table_entry_for_delivery_by_mx() {
             "a@direct.test... deliverable: mailer esmtp, host direct.test., user a@direct.test\n",
         );
 }
+
+/// A report rsendmail makes on a VERP message goes to the sender made for the failed
+/// recipient, one report per recipient (Postfix's `disable_verp_bounces = no`).
+#[test]
+fn verp_reports_go_to_each_recipients_sender() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &[
+            "-odi",
+            "-XV",
+            "-f",
+            "l@o.example",
+            "reject5a@example.org",
+            "reject5b@example.net",
+            "ok@example.org",
+        ],
+        MSG,
+    );
+    let m = peer.wait_for(3, std::time::Duration::from_secs(10));
+    let all: Vec<&String> = m.iter().map(|(j, _)| j).collect();
+    let reports: Vec<&String> = all
+        .iter()
+        .copied()
+        .filter(|j| j.contains("\"mail_from\": \"<>\""))
+        .collect();
+    assert_eq!(reports.len(), 2, "{all:?}");
+    for to in [
+        "l+reject5a=example.org@o.example",
+        "l+reject5b=example.net@o.example",
+    ] {
+        assert!(
+            reports.iter().any(|j| j.contains(&format!("[\"{to}\"]"))),
+            "{to}: {reports:?}"
+        );
+    }
+}
