@@ -334,7 +334,7 @@ mod tests {
             parse_relay_table("direct.example mx:\n.sub.example MX:\n", "t", 25).unwrap();
         assert_eq!(
             route(&e, "bob@Direct.Example"),
-            Route::Mx("Direct.Example".into())
+            Route::Mx("direct.example".into())
         );
         assert_eq!(
             route(&e, "bob@a.sub.example"),
