@@ -60,6 +60,37 @@ fn verp_one_transaction_per_recipient_without_xverp() {
         "{traffic}"
     );
     assert!(!env.dir.join("V").exists() && !env0.dir.join("V").exists());
+    // With -v: one connection, announced as reused only before the second transaction.
+    let r = env.sendmail(
+        &[
+            "-v",
+            "-XV",
+            "-f",
+            "l@o.example",
+            "e@example.org",
+            "f@example.org",
+        ],
+        MSG,
+    );
+    r.code(0);
+    assert_eq!(
+        r.stdout.matches("Connecting to [127.0.0.1]").count(),
+        1,
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        r.stdout.matches("Using cached ESMTP connection").count(),
+        1,
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains(">>> MAIL From:<l+f=example.org@o.example>"),
+        "{}",
+        r.stdout
+    );
 
     // Queued first, sent by a queue run: the request is in the queue file. The
     // delimiters are the message's own.

@@ -66,6 +66,7 @@ impl Conn {
         {
             s.close(out);
         }
+        let reused = self.session.as_ref().is_some_and(Session::was_used);
         if let Some(s) = &mut self.session
             && s.reset_for_reuse(out).is_err()
             && let Some(s) = self.session.take()
@@ -73,13 +74,15 @@ impl Conn {
             s.close(out);
         }
         if let Some(s) = &self.session {
-            say(
-                out,
-                &[format!(
-                    "{label}... Using cached ESMTP connection to [{}] via {via}...",
-                    s.peer.ip()
-                )],
-            );
+            if reused {
+                say(
+                    out,
+                    &[format!(
+                        "{label}... Using cached ESMTP connection to [{}] via {via}...",
+                        s.peer.ip()
+                    )],
+                );
+            }
         } else {
             let mut last: OpenFailure =
                 reply::Reply::with_status(451, status::NO_ANSWER, "no smarthost configured").into();
