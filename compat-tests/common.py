@@ -90,12 +90,21 @@ class Case:
         return out
 
     def copy_files(self, into):
-        """The case's `files/` (an aliases file, say) into the run's directory."""
+        """The case's `files/` (an aliases file, say) into the run's directory, `@DIR@`
+        in their text standing for that directory (an `:include:` path in an aliases
+        file must be absolute)."""
         if os.path.isdir(self.files):
+            named = False
             for n in sorted(os.listdir(self.files)):
                 with open(os.path.join(self.files, n), "rb") as src:
-                    with open(os.path.join(into, n), "wb") as dst:
-                        dst.write(src.read())
+                    text = src.read()
+                named = named or b"@DIR@" in text
+                with open(os.path.join(into, n), "wb") as dst:
+                    dst.write(text.replace(b"@DIR@", into.encode()))
+            if named:
+                # A file named in another (an `:include:` list) is read with the rights
+                # of the list's owner or DefaultUser: the directory must be searchable.
+                os.chmod(into, 0o755)
 
 
 # sendmail.cf's PrivacyOptions on the recording machine (Debian's); replay's config says

@@ -22,7 +22,8 @@ Optional files in a case:
             delivers; the recording waits until delivery is over and keeps the transcript
   before    argv lines run first, each with the case's stdin (to fill the queue)
   files/    copied into the directory the case runs in (an aliases file, say); `@DIR@`
-            in args and before stands for that directory, written back as DIR
+            in args, before and the files' text stands for that directory, written
+            back as DIR
   fault     what is wrong with the smarthost instead (common.FAULTS): refused, silent,
             nxdomain, servfail, nodata, dnstimeout, nxdomain-refused
 `@QID@` in args stands for the id of the message `before` queued (`-qI@QID@`).

@@ -107,12 +107,16 @@ pub fn split_targets(rhs: &str) -> Vec<String> {
 }
 
 /// The targets of a list file (`:include:` or `.forward`): one or more per line,
-/// separated by commas; blank lines and `#` comments skipped.
+/// separated by commas; blank lines and `#` comments skipped. In sendmail's queue
+/// order: the lines in order, each line's targets in reverse, since sendmail reads such
+/// a file a line at a time and queues each line as one list, whose items it reverses
+/// (recorded from 8.17: `order-alias-nested`, lines `m1, m2` and `m3` are queued as
+/// m2, m1, m3 and sent as m3, m1, m2).
 pub fn list_targets(text: &str) -> Vec<String> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .flat_map(split_targets)
+        .flat_map(|l| split_targets(l).into_iter().rev())
         .collect()
 }
 
@@ -654,8 +658,11 @@ pub fn read_include(path: &Path, as_user: Option<u32>) -> Result<(String, u32), 
 }
 
 impl Expander<'_> {
-    /// Expand addresses (as written in a list, `:include:` file or `.forward`), whose
-    /// `|command` and `/file` targets run as `owner`.
+    /// Expand addresses (in sendmail's queue order, as [`list_targets`] gives a list
+    /// file's), whose `|command` and `/file` targets run as `owner`. The targets come
+    /// in sendmail's queue order too: each alias's list reversed, depth first, so that
+    /// a transaction's RCPTs (the reverse of the queue order) follow the lists as
+    /// written; of two equal targets the first in that order stays.
     ///
     /// dma's catch-all alias: when the file has an alias named `*`, a recipient given
     /// as it is (`owner` None: not a `.forward`'s target) that is a local name with no
@@ -676,7 +683,8 @@ impl Expander<'_> {
             }
             self.one(a, owner, None, &mut Vec::new(), &mut included, &mut out);
         }
-        // The first mention wins (sendmail sends one copy per recipient).
+        // The first in queue order wins (sendmail's `recipient` drops an address
+        // already queued; one copy per recipient).
         let mut seen = std::collections::HashSet::new();
         out.targets.retain(|e| {
             let k = match &e.target {
@@ -823,7 +831,11 @@ impl Expander<'_> {
                 sender
             };
             chain.push(key);
-            for t in &alias.targets {
+            // An alias's list in reverse: sendmail queues the items of one list in
+            // reverse order and sends a transaction's recipients in reverse queue
+            // order, so that the members go out in the alias's order (recorded:
+            // `order-alias-nested`, `order-alias-dup`, `bp-v-alias`).
+            for t in alias.targets.iter().rev() {
                 self.one(t, Some(aliases.owner), sender.clone(), chain, included, out);
             }
             chain.pop();
@@ -1066,18 +1078,20 @@ mod tests {
         let e = expander(&a, &inc);
         let x = |s: &str| e.expand(&[s.to_string()], None);
         assert_eq!(addrs(&x("postmaster")), vec!["root"]);
+        // In sendmail's queue order: each list reversed, depth first; a list file's
+        // lines in order, each line reversed.
         assert_eq!(
             addrs(&x("staff")),
-            vec!["\\bob", "bob@remote.example", "carol", "x@remote.example"]
+            vec!["x@remote.example", "carol", "bob@remote.example", "\\bob"]
         );
         assert_eq!(
             addrs(&x("bob@host.example")),
-            vec!["\\bob", "bob@remote.example"]
+            vec!["bob@remote.example", "\\bob"]
         );
         let list = x("list");
         assert_eq!(
             addrs(&list),
-            vec!["m1@remote.example", "m2@remote.example", "carol"]
+            vec!["m1@remote.example", "carol", "m2@remote.example"]
         );
         assert!(
             list.targets
@@ -1085,7 +1099,7 @@ mod tests {
                 .all(|t| t.sender.as_deref() == Some("owner-list"))
         );
         let prog = x("prog");
-        assert_eq!(addrs(&prog), vec!["|/usr/bin/prog -a", "/var/log/archive"]);
+        assert_eq!(addrs(&prog), vec!["/var/log/archive", "|/usr/bin/prog -a"]);
         assert!(prog.targets.iter().all(|t| t.owner == Some(0)));
         assert_eq!(x("loop1").errors, vec![ExpandError::Loop("loop1".into())]);
         assert_eq!(
@@ -1098,16 +1112,16 @@ mod tests {
         assert_eq!(
             addrs(&n),
             vec![
-                "\\bob",
-                "bob@remote.example",
-                "carol",
+                "root",
                 "x@remote.example",
-                "root"
+                "carol",
+                "bob@remote.example",
+                "\\bob"
             ]
         );
         assert_eq!(addrs(&x("x@remote.example")), vec!["x@remote.example"]);
         assert_eq!(addrs(&x("\\bob")), vec!["\\bob"]);
-        assert_eq!(addrs(&x("self")), vec!["\\bob", "bob@remote.example"]);
+        assert_eq!(addrs(&x("self")), vec!["bob@remote.example", "\\bob"]);
         // Without aliasing (-n) only users are checked.
         let none = Expander {
             aliases: None,
@@ -1161,14 +1175,15 @@ mod tests {
         };
         // From the aliases file (root's): the root-owned list with the reader's rights,
         // the user's list it names likewise (root named it), what the user's list names
-        // with the user's rights, and everything in the user's lists runs as the user.
+        // with the user's rights, and everything in the user's lists runs as the user
+        // (each line's targets in sendmail's queue order, the reverse).
         let x = e.expand(&["system".into()], None);
         assert_eq!(
             owners(&x),
             vec![
-                ("|/bin/sys".into(), Some(0)),
-                ("|/bin/u".into(), Some(1000)),
                 ("/var/other.mbox".into(), Some(1000)),
+                ("|/bin/u".into(), Some(1000)),
+                ("|/bin/sys".into(), Some(0)),
             ]
         );
         assert_eq!(
@@ -1184,8 +1199,8 @@ mod tests {
             vec![
                 ("/sys/list".to_string(), None),
                 ("/home/u/list".to_string(), None),
-                ("/other/list".to_string(), Some(1000)),
                 ("/root/secret".to_string(), Some(1000)),
+                ("/other/list".to_string(), Some(1000)),
             ]
         );
         // A user's .forward (expanded as the user's list): every include as the user.
@@ -1259,6 +1274,44 @@ mod tests {
             Err(ListFileError::Io(_))
         ));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The queue order of sendmail 8.17 (recorded: `order-alias-nested`,
+    /// `order-alias-dup`): the reverse of the written order within each list, depth
+    /// first; a list file's lines in order, each reversed; the first queued of two equal
+    /// addresses stays.
+    #[test]
+    fn expansion_in_sendmails_queue_order() {
+        let a = parse(concat!(
+            "list: a1@r.example, sub, a3@r.example, :include:/m\n",
+            "sub: s1@r.example, s2@r.example\n",
+            "dup: a@r.example, d@r.example, b@r.example, a@r.example, sub2\n",
+            "sub2: b@r.example, c@r.example\n",
+        ));
+        let inc = |_: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
+            Ok(("m1@r.example, m2@r.example\nm3@r.example\n".into(), 0))
+        };
+        let e = expander(&a, &inc);
+        assert_eq!(
+            addrs(&e.expand(&["list".into()], None)),
+            [
+                "m2@r.example",
+                "m1@r.example",
+                "m3@r.example",
+                "a3@r.example",
+                "s2@r.example",
+                "s1@r.example",
+                "a1@r.example"
+            ]
+        );
+        assert_eq!(
+            addrs(&e.expand(&["dup".into()], None)),
+            ["c@r.example", "b@r.example", "a@r.example", "d@r.example"]
+        );
+        assert_eq!(
+            list_targets("# c\nx, y\n\nz\n"),
+            ["y".to_string(), "x".into(), "z".into()]
+        );
     }
 
     #[test]

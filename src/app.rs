@@ -105,6 +105,7 @@ fn submission(inv: &Invocation) -> submit::Request {
         envid: inv.envid.clone(),
         body_type: inv.body_type.map(|b| b.keyword().to_string()),
         hop_count: inv.hop_count,
+        verp: inv.verp.clone(),
     }
 }
 

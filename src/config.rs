@@ -977,13 +977,22 @@ pub fn check_host_port(s: &str) -> Result<(String, Option<u16>), String> {
 /// `domain relay[:port]`, `.domain relay` (its subdomains), `* relay` (everything else).
 /// `[host]` names the host itself; a bare host is used as it is too: the deliverer
 /// connects to its addresses and never looks up MX records for a relay (MX lookups are
-/// for domains routed to their MX hosts).
+/// for domains routed to their MX hosts). The relay `mx:` (the word and a colon: no host
+/// is written so) sends the domain's mail to its own MX hosts, everything else still
+/// going through `SMARTHOST` or the table's other lines.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RelayRule {
     pub pattern: String,
+    /// Empty for `mx:`.
     pub host: String,
+    /// 0 for `mx:` (MX hosts get `O MXPort=`).
     pub port: u16,
+    /// `mx:`: the domain's MX hosts, not a relay.
+    pub by_mx: bool,
 }
+
+/// The relay-table value that means "this domain by its MX hosts".
+pub const RELAY_BY_MX: &str = "mx:";
 
 /// Read the relay table; errors name the file (and line) and are EX_CONFIG.
 pub fn load_relay_table(path: &Path, default_port: u16) -> Result<Vec<RelayRule>, Fatal> {
@@ -1013,8 +1022,12 @@ pub fn parse_relay_table(
         let (Some(pattern), Some(relay), None) = (words.next(), words.next(), words.next()) else {
             return Err(bad("expected: domain relay[:port]"));
         };
-        let (host, port) =
-            check_host_port(relay).map_err(|why| bad(&format!("invalid relay {relay}: {why}")))?;
+        let by_mx = relay.eq_ignore_ascii_case(RELAY_BY_MX);
+        let (host, port) = if by_mx {
+            (String::new(), Some(0))
+        } else {
+            check_host_port(relay).map_err(|why| bad(&format!("invalid relay {relay}: {why}")))?
+        };
         let valid_pattern = pattern == "*"
             || pattern
                 .trim_start_matches('.')
@@ -1027,6 +1040,7 @@ pub fn parse_relay_table(
             pattern: pattern.to_ascii_lowercase(),
             host,
             port: port.unwrap_or(default_port),
+            by_mx,
         });
     }
     Ok(out)
@@ -1791,6 +1805,11 @@ mod tests {
                 ("d.example", "a_b.relay", 25),
             ]
         );
+        assert!(t.iter().all(|r| !r.by_mx));
+        let mx = parse_relay_table("direct.example mx:\n* MX:\n", "t", 25).unwrap();
+        assert!(mx.iter().all(|r| r.by_mx && r.host.is_empty()));
+        // `mx` without the colon is a host named mx, as before.
+        assert!(!parse_relay_table("a.example mx\n", "t", 25).unwrap()[0].by_mx);
         let errors = [
             ("example.org\n", "rt: line 1: expected: domain relay[:port]"),
             ("\na b c\n", "rt: line 2: expected: domain relay[:port]"),

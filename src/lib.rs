@@ -66,3 +66,4 @@ pub mod status;
 pub mod submit;
 pub mod text;
 pub mod traffic;
+pub mod verp;

@@ -213,10 +213,14 @@ pub static OPTION_TABLE: &[OptDef] = &[
     opt("TrustedNetworks", None, false),
     opt("RelayDomains", None, false),
     opt("FastFlushDomains", None, false),
+    opt("Verp", None, false),
+    opt("VerpDelimiters", None, false),
+    opt("SortByDomain", None, false),
+    opt("SmarthostRandom", None, false),
 ];
 
 /// How many entries at the end of the table are rsendmail's own (not sendmail's).
-const OWN_OPTIONS: usize = 9;
+const OWN_OPTIONS: usize = 13;
 
 /// The result of resolving a long option name.
 #[derive(Debug)]
@@ -408,6 +412,10 @@ pub static ACTED_ON: &[(&str, Kind)] = &[
     ("OldStyleHeaders", Kind::Bool),
     ("CheckAliases", Kind::Bool),
     ("BlankSub", Kind::Char),
+    ("Verp", Kind::Bool),
+    ("VerpDelimiters", Kind::VerpDelimiters),
+    ("SortByDomain", Kind::Bool),
+    ("SmarthostRandom", Kind::Bool),
 ];
 
 /// What the value of an acted-on option is. A bad value is refused with
@@ -453,6 +461,8 @@ pub enum Kind {
     Domains,
     /// One character.
     Char,
+    /// Two VERP delimiters from `-=+` (`crate::verp::check_delimiters`).
+    VerpDelimiters,
 }
 
 /// The longest time an option may give (100 years): a larger number is a typo, and
@@ -926,6 +936,15 @@ pub struct Settings {
     pub check_aliases: Option<bool>,
     /// `O BlankSub=` (`-oB`): what an unquoted blank in an address becomes.
     pub blank_sub: Option<char>,
+    /// `O Verp=`: every message with a sender is sent VERP style (`crate::verp`).
+    pub verp: Option<bool>,
+    /// `O VerpDelimiters=`: the delimiters VERP uses when `-XV` names none (`+=`).
+    pub verp_delimiters: Option<String>,
+    /// `O SortByDomain=`: a message's recipients are sent in the order of their domains
+    /// (fml's `$SMTP_SORT_DOMAIN`).
+    pub sort_by_domain: Option<bool>,
+    /// `O SmarthostRandom=`: the `SMARTHOST` hosts tried in a random order.
+    pub smarthost_random: Option<bool>,
     /// Everything else, in the order given: (canonical name[.sub], value).
     pub other: Vec<(String, String)>,
     /// The options set here, by [`given_key`] (for sendmail's rule that an option given on
@@ -985,6 +1004,13 @@ impl Settings {
             ("OldStyleHeaders", _) => self.old_style_headers = Some(parse_bool(name, value)?),
             ("CheckAliases", _) => self.check_aliases = Some(parse_bool(name, value)?),
             ("BlankSub", _) => self.blank_sub = Some(parse_char(name, value)?),
+            ("Verp", _) => self.verp = Some(parse_bool(name, value)?),
+            ("VerpDelimiters", _) => {
+                crate::verp::check_delimiters(value).map_err(|_| invalid(name, value))?;
+                self.verp_delimiters = Some(value.to_string());
+            }
+            ("SortByDomain", _) => self.sort_by_domain = Some(parse_bool(name, value)?),
+            ("SmarthostRandom", _) => self.smarthost_random = Some(parse_bool(name, value)?),
             ("Timeout", Some(s)) if self.timeouts.apply(s, value)? => {}
             ("Timeout", Some(s)) => {
                 check_timeout(s, value)?;
@@ -1041,7 +1067,11 @@ impl Settings {
             fast_flush_domains,
             old_style_headers,
             check_aliases,
-            blank_sub
+            blank_sub,
+            verp,
+            verp_delimiters,
+            sort_by_domain,
+            smarthost_random
         );
         self.timeouts.overlay(&later.timeouts);
         self.privacy_flags
@@ -1423,6 +1453,7 @@ mod tests {
             Kind::Listen => ("Port=2525,Addr=127.0.0.1", Some("Port=x")),
             Kind::Domains => ("partner.example", Some("ex/ample")),
             Kind::Char => (".", Some("ab")),
+            Kind::VerpDelimiters => ("-=", Some("+@")),
         }
     }
 

@@ -114,6 +114,9 @@ pub struct Request {
     pub body_type: Option<String>,
     /// `-h`: the starting hop count (see [`message::hop_count`]).
     pub hop_count: Option<i64>,
+    /// `-XV` / `-XVxy`: VERP for this message, with these delimiters or (`Some(None)`)
+    /// `O VerpDelimiters=`.
+    pub verp: Option<Option<String>>,
 }
 
 /// What a submission produced.
@@ -161,11 +164,19 @@ pub fn expand_local(
         }
     };
     for r in recipients {
-        let a = r.address.clone();
-        let direct = match a.chars().next() {
-            Some('|') => Some("programs"),
-            Some('/') => Some("files"),
-            _ => None,
+        let mut a = r.address.clone();
+        // `:include:/path` reads as a group named `:include` around `/path`: what was
+        // written says which it is (recorded: `order-include-direct`).
+        let written = r.display.as_deref().unwrap_or(&a).trim();
+        let direct = if written.starts_with(":include:") {
+            a = written.to_string();
+            Some(":include:s")
+        } else {
+            match a.chars().next() {
+                Some('|') => Some("programs"),
+                Some('/') => Some("files"),
+                _ => None,
+            }
         };
         if let Some(what) = direct {
             refused.push(Refused {
@@ -474,6 +485,26 @@ pub fn submit<R: BufRead>(
         Some(s) => Some(envelope_sender(s)?),
         None => None,
     };
+    // VERP (`crate::verp`): asked for this message by -XV, or for every message by
+    // `O Verp=true`. The null sender has nowhere to encode a recipient: -XV with it is
+    // refused before the message is read (Postfix's sendmail refuses it too), and the
+    // option leaves such a message (a report) alone.
+    let null_sender = given_sender.as_deref() == Some("");
+    if req.verp.is_some() && null_sender {
+        return Err(Fatal::new(
+            Sysexit::Usage,
+            "-XV requires a sender address other than the null sender <>",
+        ));
+    }
+    let delimiters = settings
+        .verp_delimiters
+        .clone()
+        .unwrap_or_else(|| crate::verp::DEFAULT_DELIMITERS.to_string());
+    let verp = match &req.verp {
+        Some(d) => Some(d.clone().unwrap_or(delimiters)),
+        None if settings.verp == Some(true) && !null_sender => Some(delimiters),
+        None => None,
+    };
     let host = cfg.host_name();
     let now = clock::now();
 
@@ -528,6 +559,12 @@ pub fn submit<R: BufRead>(
     };
     let (envelope_recipients, refused_local) =
         expand_local(recipients.clone(), aliases.as_ref(), &is_local, &host);
+    // sendmail's queue file lists the local recipients first, each group in its queue
+    // order (recorded from 8.17: `order-argv-local-odq`, `order-mixed-local-remote`).
+    let (mut envelope_recipients, remote): (Vec<Recipient>, Vec<Recipient>) = envelope_recipients
+        .into_iter()
+        .partition(|r| is_local(&r.address));
+    envelope_recipients.extend(remote);
     let mut refused = refused_syntax;
     refused.extend(refused_local);
     // A message that has passed too many hosts is looping: sendmail refuses it at
@@ -535,7 +572,6 @@ pub fn submit<R: BufRead>(
     // 5.4.6, exit 69, nothing stays queued; recorded: `hop-received-25`,
     // `hop-received-25-odq`, `hop-h-26`). `MaxHopCount=0` refuses every message, as
     // in sendmail.
-    let mut envelope_recipients = envelope_recipients;
     let max_hops = settings.max_hop_count.unwrap_or(DEFAULT_MAX_HOPS);
     let hops = message::hop_count(&head.headers, req.hop_count);
     if hops > i64::try_from(max_hops).unwrap_or(i64::MAX) {
@@ -660,6 +696,7 @@ pub fn submit<R: BufRead>(
         body_type: req.body_type.clone(),
         envid: req.envid.clone(),
         ret: req.ret.clone(),
+        verp,
         ..Envelope::default()
     };
 

@@ -377,7 +377,10 @@ fn aliases_of_every_kind() {
             out.display(),
             test_user().uid
         ),
-        &format!("owner=0\nrcpt {}/file.mbox ", out.display()),
+        &format!(
+            "rcpt {}/file.mbox orcpt=rfc822;team@test.example sender=owner-team owner=0\n",
+            out.display()
+        ),
     ] {
         assert!(e.contains(want), "{want:?} in\n{e}");
     }

@@ -33,6 +33,7 @@ fn bad_value(kind: Kind) -> Option<&'static str> {
         Kind::Listen => Some("Port=x"),
         Kind::Domains => Some("ex/ample"),
         Kind::Char => Some("ab"),
+        Kind::VerpDelimiters => Some("+@"),
     }
 }
 

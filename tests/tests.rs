@@ -19,6 +19,7 @@ mod options;
 mod privileges;
 mod reasons;
 mod robustness;
+mod routing;
 mod smtp;
 mod submission;
 mod tls;

@@ -218,6 +218,9 @@ pub struct Invocation {
     pub log_label: Option<String>,
     /// `-X file`: traffic log (unsafe).
     pub traffic_log: Option<PathBuf>,
+    /// `-XV` / `-XVxy` (Postfix's sendmail): send this message VERP style, with the
+    /// delimiters `xy` or, for `None`, `O VerpDelimiters=` (see [`verp_request`]).
+    pub verp: Option<Option<String>>,
     /// `-d...` / `-D file`: debugging (unsafe).
     pub debug: bool,
     /// `-A c|m`.
@@ -304,6 +307,7 @@ impl Invocation {
             protocol: None,
             log_label: None,
             traffic_log: None,
+            verp: None,
             debug: false,
             alternate: None,
             json: false,
@@ -669,7 +673,27 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, Fatal> {
                 inv.envid = Some(v);
             }
             Short('v') => inv.verbose = true,
-            Short('X') => inv.traffic_log = Some(PathBuf::from(value("X")?)),
+            Short('X') => {
+                // Only the attached forms `-XV` and `-XVxy` are VERP, as Postfix
+                // matches them; `-X V`, `-XVlog` and every other value name the
+                // traffic log, as in sendmail.
+                let (v, attached) = match parser.optional_value() {
+                    Some(v) => (to_string("-X", v)?, true),
+                    None => {
+                        let v = parser.value().map_err(|_| {
+                            Fatal::stderr(
+                                Sysexit::Usage,
+                                format!("{argv0}: option requires an argument -- X"),
+                            )
+                        })?;
+                        (to_string("-X", v)?, false)
+                    }
+                };
+                match verp_request(&v) {
+                    Some(d) if attached => inv.verp = Some(d),
+                    _ => inv.traffic_log = Some(PathBuf::from(v)),
+                }
+            }
             Short(c) => return Err(illegal(c)),
             Long => return Err(illegal('-')),
             // `--version=x` is not the option.
@@ -694,6 +718,19 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, Fatal> {
         inv.operation = Operation::QueueRun;
     }
     Ok(inv)
+}
+
+/// What the value of an attached `-X` asks for when it is a VERP request (Postfix's
+/// sendmail(1)): `V` alone is VERP with the configured delimiters (`Some(None)`), `V`
+/// and two delimiters from `-=+` (`-XV-=`) is VERP with those; anything else is not
+/// (`None`: a traffic log file name, as in sendmail).
+pub fn verp_request(value: &str) -> Option<Option<String>> {
+    let rest = value.strip_prefix('V')?;
+    if rest.is_empty() {
+        return Some(None);
+    }
+    crate::verp::check_delimiters(rest).ok()?;
+    Some(Some(rest.to_string()))
 }
 
 /// RFC 3461 ENVID: xtext, printable ASCII without `+`/`=` unescaped, at most 100 chars.

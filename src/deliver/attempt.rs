@@ -66,6 +66,7 @@ impl Conn {
         {
             s.close(out);
         }
+        let reused = self.session.as_ref().is_some_and(Session::was_used);
         if let Some(s) = &mut self.session
             && s.reset_for_reuse(out).is_err()
             && let Some(s) = self.session.take()
@@ -73,13 +74,15 @@ impl Conn {
             s.close(out);
         }
         if let Some(s) = &self.session {
-            say(
-                out,
-                &[format!(
-                    "{label}... Using cached ESMTP connection to [{}] via {via}...",
-                    s.peer.ip()
-                )],
-            );
+            if reused {
+                say(
+                    out,
+                    &[format!(
+                        "{label}... Using cached ESMTP connection to [{}] via {via}...",
+                        s.peer.ip()
+                    )],
+                );
+            }
         } else {
             let mut last: OpenFailure =
                 reply::Reply::with_status(451, status::NO_ANSWER, "no smarthost configured").into();
@@ -557,8 +560,32 @@ fn send_transaction(
             return Ok(got);
         }
     };
+    // VERP to a server without XVERP: each recipient in a transaction of its own over
+    // this connection, from its own sender.
+    if t.verp.is_some() && !session.caps.xverp && rcpts.len() > 1 {
+        let mut got = Vec::with_capacity(rcpts.len());
+        for &(i, _) in &rcpts {
+            let one = Transaction {
+                rcpts: vec![i],
+                ..t.clone()
+            };
+            got.extend(send_transaction(
+                engine, env, &one, conn, resolve, file, out,
+            )?);
+        }
+        return Ok(got);
+    }
     let mut data = file()?;
     let sender = engine.qualify(t.sender.as_deref().unwrap_or(&env.sender));
+    // With XVERP the server makes each recipient's sender; without it, this
+    // transaction's one recipient gets its own here.
+    let xverp = t.verp.as_deref().filter(|_| session.caps.xverp);
+    let sender = match (&t.verp, &rcpts[..]) {
+        (Some(d), [(_, r)]) if xverp.is_none() => {
+            rsendmail::verp::sender(&sender, d, &engine.qualify(&r.address))
+        }
+        _ => sender,
+    };
     // As sent (and as sendmail -v names them): qualified.
     let addrs: Vec<String> = rcpts
         .iter()
@@ -606,6 +633,7 @@ fn send_transaction(
         body: env.body_type.as_deref(),
         ret: env.ret.as_deref(),
         envid: env.envid.as_deref(),
+        xverp,
         notify: Some(&mut notify),
         body_limit: rsendmail::message::wire::MAX_BODY_LINE,
         reconnect: Some(&mut reconnect),
@@ -657,6 +685,14 @@ fn deliver_local(
     };
     let is_local = |a: &str| route(engine, a) == Route::Local;
     let sender = engine.qualify(r.sender.as_deref().unwrap_or(&env.sender));
+    // VERP: a mailbox's envelope sender names it too (not a command's or a file's).
+    let sender = match &env.verp {
+        Some(d) if !sender.is_empty() && !r.address.starts_with(['|', '/']) => {
+            let to = engine.qualify(r.address.trim_start_matches('\\'));
+            rsendmail::verp::sender(&sender, d, &to)
+        }
+        _ => sender,
+    };
     let ok = |text: String| {
         RcptOutcome::local(
             i,

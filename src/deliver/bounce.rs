@@ -118,7 +118,17 @@ pub fn owed(engine: &Engine, env: &Envelope, items: Vec<ReportItem>, now: i64) -
             reply,
             remote,
         } = item;
-        let ret = dsn::return_address(env, &r).map(str::to_string);
+        let mut ret = dsn::return_address(env, &r).map(str::to_string);
+        // VERP: the report on a recipient goes to the sender made for that recipient,
+        // one report each (Postfix's default, `disable_verp_bounces = no`), so that the
+        // list's bounce handling reads rsendmail's reports as it reads a remote one.
+        if let (Some(d), Some(to)) = (&env.verp, &ret)
+            && !to.is_empty()
+            && !r.address.starts_with(['|', '/'])
+        {
+            let rcpt = engine.qualify(r.address.trim_start_matches('\\'));
+            ret = Some(rsendmail::verp::sender(&engine.qualify(to), d, &rcpt));
+        }
         match &ret {
             Some(_) if !dsn::wanted(&r, kind) => continue,
             None if kind != dsn::Kind::Failure => continue,

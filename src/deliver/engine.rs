@@ -16,6 +16,10 @@ pub struct Engine {
     pub pipelining: bool,
     /// `O SmarthostSplit=N`: spread a run over the first N smarthosts.
     pub smarthost_split: usize,
+    /// `O SortByDomain=`: each transaction's recipients in the order of their domains.
+    pub sort_by_domain: bool,
+    /// `O SmarthostRandom=`: the smarthosts in a random order for each transaction.
+    pub smarthost_random: bool,
     /// RELAYTABLE entries, in file order.
     pub relay_table: Vec<RelayRule>,
     /// RESOLVER: name servers to ask instead of the system's.
@@ -91,6 +95,8 @@ impl Engine {
         Ok(Engine {
             pipelining: !s.cfg.no_pipelining,
             smarthost_split: o.smarthost_split.unwrap_or(1),
+            sort_by_domain: o.sort_by_domain.unwrap_or(false),
+            smarthost_random: o.smarthost_random.unwrap_or(false),
             smarthost,
             resolver: s.cfg.resolver.clone(),
             mx_port: o.mx_port.unwrap_or(25),
@@ -208,6 +214,8 @@ pub fn for_tests() -> Engine {
         smarthost: vec![],
         relay_table: vec![],
         smarthost_split: 1,
+        sort_by_domain: false,
+        smarthost_random: false,
         pipelining: true,
         resolver: vec![],
         mx_port: 25,

@@ -60,6 +60,10 @@ pub fn route(engine: &Engine, addr: &str) -> Route {
     if let Some(d) = &domain
         && let Some(r) = relay_for(&engine.relay_table, d)
     {
+        // `domain mx:`: this domain by its MX hosts, whatever SMARTHOST says.
+        if r.by_mx {
+            return Route::Mx(d.clone());
+        }
         return Route::Relay(vec![(r.host.clone(), r.port)]);
     }
     if !engine.smarthost.is_empty() {
@@ -76,6 +80,10 @@ pub struct Transaction {
     pub sender: Option<String>,
     pub mailer: Mailer,
     pub rcpts: Vec<usize>,
+    /// VERP delimiters (the entry's `verp`, for a sender that is not null): each
+    /// recipient gets its own envelope sender, made by the server when it offers XVERP,
+    /// else in a transaction of its own (`attempt::send_transaction`).
+    pub verp: Option<String>,
 }
 
 /// What an attempt will do with its open recipients.
@@ -130,6 +138,10 @@ pub fn plan(
     let mut looked_up: Vec<(String, MxResult)> = Vec::new();
     let add = |p: &mut Plan, hosts: Relay, mailer: Mailer, i: usize| {
         let sender = env.recipients.get(i).and_then(|r| r.sender.clone());
+        let verp = env
+            .verp
+            .clone()
+            .filter(|_| !sender.as_deref().unwrap_or(&env.sender).is_empty());
         match p
             .transactions
             .iter_mut()
@@ -141,6 +153,7 @@ pub fn plan(
                 sender,
                 mailer,
                 rcpts: vec![i],
+                verp,
             }),
         }
     };
@@ -150,15 +163,7 @@ pub fn plan(
         };
         match route(engine, &r.address) {
             Route::Local => p.local.push(i),
-            Route::Relay(mut hosts) => {
-                // O SmarthostSplit=N: worker k starts at smarthost k mod N (the others
-                // remain its fall-backs), so a run's mail is spread over N relays.
-                if engine.smarthost_split > 1 && hosts == engine.smarthost {
-                    let n = engine.smarthost_split.min(hosts.len()).max(1);
-                    hosts.rotate_left(worker % n);
-                }
-                add(&mut p, hosts, Mailer::Relay, i);
-            }
+            Route::Relay(hosts) => add(&mut p, hosts, Mailer::Relay, i),
             Route::Mx(d) => {
                 let key = d.to_ascii_lowercase();
                 let resolved = match looked_up.iter().find(|(k, _)| *k == key) {
@@ -199,8 +204,81 @@ pub fn plan(
     // compat-tests, `deliver-mixed-recipients`).
     for t in &mut p.transactions {
         t.rcpts.reverse();
+        // O SortByDomain: the recipients of one domain together, the domains in order
+        // (fml's $SMTP_SORT_DOMAIN); within a domain the order above is kept.
+        if engine.sort_by_domain {
+            t.rcpts.sort_by_cached_key(|&i| {
+                env.recipients
+                    .get(i)
+                    .map(|r| domain_key(&r.address))
+                    .unwrap_or_default()
+            });
+        }
     }
+    p.transactions = spread(engine, p.transactions, worker);
     p
+}
+
+/// The smarthost transactions spread over the relays (`SMARTHOST` with several hosts).
+/// `O SmarthostSplit=N`: worker k starts at smarthost k mod N, and a transaction's
+/// recipients are cut into up to N runs of about equal length, run j starting at the
+/// host after run j-1's (fml's `$MCI_SMTP_HOSTS`): a run's whole mail, and one
+/// message's many recipients, go out over N relays at once. The other hosts stay each
+/// run's fall-backs, in order, so a relay that is down costs no recipient.
+/// `O SmarthostRandom=true`: the hosts in a random order for each transaction first.
+fn spread(engine: &Engine, transactions: Vec<Transaction>, worker: usize) -> Vec<Transaction> {
+    let mut out = Vec::with_capacity(transactions.len());
+    for t in transactions {
+        if t.mailer != Mailer::Relay || t.hosts != engine.smarthost || t.hosts.len() < 2 {
+            out.push(t);
+            continue;
+        }
+        let mut hosts = t.hosts.clone();
+        if engine.smarthost_random {
+            shuffle(&mut hosts);
+        }
+        let n = engine.smarthost_split.min(hosts.len()).max(1);
+        let runs = n.min(t.rcpts.len()).max(1);
+        let per = t.rcpts.len().div_ceil(runs).max(1);
+        for (j, chunk) in t.rcpts.chunks(per).enumerate() {
+            let mut h = hosts.clone();
+            h.rotate_left((worker + j) % n);
+            out.push(Transaction {
+                hosts: h,
+                rcpts: chunk.to_vec(),
+                ..t.clone()
+            });
+        }
+    }
+    out
+}
+
+/// Put `hosts` in a random order (Fisher-Yates, seeded by the standard library's random
+/// hash keys: no more than an even spread is asked of it).
+fn shuffle(hosts: &mut Relay) {
+    use std::hash::{BuildHasher, Hasher};
+    let mut seed = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+        | 1;
+    for i in (1..hosts.len()).rev() {
+        // xorshift64
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let j = (seed % (i as u64 + 1)) as usize;
+        hosts.swap(i, j);
+    }
+}
+
+/// What [`plan`] sorts by for `O SortByDomain`: the domain's labels from the top
+/// (`mail.example.org` → `org.example.mail`), lower case, so that the subdomains of a
+/// domain follow it; an address without a domain sorts first.
+pub fn domain_key(addr: &str) -> String {
+    let d = domain_of(addr).unwrap_or_default().to_ascii_lowercase();
+    let mut labels: Vec<&str> = d.split('.').collect();
+    labels.reverse();
+    labels.join(".")
 }
 
 #[cfg(test)]
@@ -247,6 +325,18 @@ mod tests {
             "'.domain' is for subdomains only"
         );
         assert_eq!(route(&e, "bob@other.org"), smart);
+        // `mx:`: the domain by its MX hosts, the rest still by the smarthost.
+        e.relay_table =
+            parse_relay_table("direct.example mx:\n.sub.example MX:\n", "t", 25).unwrap();
+        assert_eq!(
+            route(&e, "bob@Direct.Example"),
+            Route::Mx("direct.example".into())
+        );
+        assert_eq!(
+            route(&e, "bob@a.sub.example"),
+            Route::Mx("a.sub.example".into())
+        );
+        assert_eq!(route(&e, "bob@other.example"), smart);
         assert_eq!(e.qualify("root"), "root@host.example");
         assert_eq!(e.qualify(""), "");
     }
@@ -455,6 +545,87 @@ mod tests {
             [first(0), first(1), first(2), first(3)],
             ["s1", "s2", "s1", "s2"]
         );
+    }
+
+    #[test]
+    fn verp_and_domain_order() {
+        let mut e = engine::for_tests();
+        e.smarthost = vec![("s".into(), 25)];
+        let mut env = env_with(&[
+            ("a@b.example.org", None),
+            ("b@example.net", None),
+            ("c@example.org", None),
+            ("d", None),
+        ]);
+        env.sender = "l@o.example".into();
+        env.verp = Some("+=".into());
+        let p = plan(&e, &env, &[0, 1, 2], 0, 0, &mut mx_table);
+        assert_eq!(p.transactions[0].verp.as_deref(), Some("+="));
+        assert_eq!(p.transactions[0].rcpts, [2, 1, 0]);
+        e.sort_by_domain = true;
+        let p = plan(&e, &env, &[0, 1, 2], 0, 0, &mut mx_table);
+        assert_eq!(p.transactions[0].rcpts, [1, 2, 0]);
+        // The null sender has no VERP.
+        env.sender.clear();
+        let p = plan(&e, &env, &[0], 0, 0, &mut mx_table);
+        assert_eq!(p.transactions[0].verp, None);
+        assert_eq!(domain_key("x@Mail.Example.ORG"), "org.example.mail");
+        assert_eq!(domain_key("root"), "");
+    }
+
+    #[test]
+    fn smarthost_split_spreads_one_messages_recipients() {
+        let mut e = engine::for_tests();
+        e.smarthost = vec![("s1".into(), 25), ("s2".into(), 25), ("s3".into(), 25)];
+        e.smarthost_split = 3;
+        let env = env_with(&[
+            ("a@x.test", None),
+            ("b@x.test", None),
+            ("c@x.test", None),
+            ("d@x.test", None),
+            ("e@x.test", None),
+        ]);
+        let open: Vec<usize> = (0..5).collect();
+        let p = plan(&e, &env, &open, 0, 0, &mut mx_table);
+        assert_eq!(
+            shown(&p),
+            [
+                "relay s1:25,s2:25,s3:25: [4, 3]",
+                "relay s2:25,s3:25,s1:25: [2, 1]",
+                "relay s3:25,s1:25,s2:25: [0]",
+            ]
+        );
+        // Worker 1 starts one host further; fewer recipients than relays: one each.
+        let p = plan(&e, &env, &[0, 1], 0, 1, &mut mx_table);
+        assert_eq!(
+            shown(&p),
+            [
+                "relay s2:25,s3:25,s1:25: [1]",
+                "relay s3:25,s1:25,s2:25: [0]"
+            ]
+        );
+        // Without SmarthostSplit: one transaction, the hosts in order.
+        e.smarthost_split = 1;
+        let p = plan(&e, &env, &open, 0, 0, &mut mx_table);
+        assert_eq!(shown(&p), ["relay s1:25,s2:25,s3:25: [4, 3, 2, 1, 0]"]);
+        // SmarthostRandom: every host is still there, each once.
+        e.smarthost_random = true;
+        e.smarthost_split = 3;
+        for _ in 0..20 {
+            let p = plan(&e, &env, &open, 0, 0, &mut mx_table);
+            let mut all: Vec<usize> = p
+                .transactions
+                .iter()
+                .flat_map(|t| t.rcpts.clone())
+                .collect();
+            all.sort();
+            assert_eq!(all, open);
+            for t in &p.transactions {
+                let mut h = t.hosts.clone();
+                h.sort();
+                assert_eq!(h, e.smarthost);
+            }
+        }
     }
 
     #[test]

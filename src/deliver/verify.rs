@@ -32,14 +32,17 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
             status = r.code;
         }
     }
-    // sendmail reports local recipients first, then the others, each in list order
-    // (recorded from 8.17).
-    let (local, other): (Vec<_>, Vec<_>) = addrs
-        .into_iter()
-        .partition(|a| route(engine, &a.address) == Route::Local);
+    // sendmail reports each local recipient as it queues it (the aliases expanded as it
+    // goes, each list in its queue order), then every other recipient in queue order,
+    // the members of an alias in their place (recorded from 8.17: `bv-several`,
+    // `bv-alias-order`).
     let is_local = |a: &str| route(engine, a) == Route::Local;
-    let mut shown: Vec<String> = Vec::new();
-    for a in local {
+    let mut other: Vec<String> = Vec::new();
+    for a in addrs {
+        if !is_local(&a.address) {
+            other.push(a.address);
+            continue;
+        }
         // Local names through the aliases, each target shown (unknown users refused).
         let x = engine
             .local
@@ -65,14 +68,10 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
                 }
                 Target::Pipe(c) => rsendmail::outln!("|{c}... deliverable: mailer prog, user |{c}"),
                 Target::File(f) => rsendmail::outln!("{f}... deliverable: mailer *file*, user {f}"),
-                Target::Remote(r) => shown.push(r),
+                Target::Remote(r) => other.push(r),
             }
         }
     }
-    let other: Vec<String> = shown
-        .into_iter()
-        .chain(other.into_iter().map(|a| a.address))
-        .collect();
     for addr in other {
         match route(engine, &addr) {
             Route::Relay(targets) => {

@@ -115,6 +115,11 @@ pub enum Invalid {
     /// takes it for a local user with an empty name: `<>... User unknown`, exit 67
     /// (recorded: `badrcpt-empty-angle-*`, `badrcpt-at-*`). Never dropped unnoticed.
     NoUser,
+    /// A source route (`@relay:user@domain`, `<@a,@b:user@domain>`, RFC 5321 §4.1.2 and
+    /// Appendix C). sendmail drops the route without a word and sends to the mailbox
+    /// alone (recorded: `addr-source-route`); rsendmail refuses the address, so that mail
+    /// meant to pass a given host never goes elsewhere unannounced.
+    SourceRoute,
 }
 
 impl Invalid {
@@ -134,6 +139,10 @@ impl Invalid {
             Invalid::IllegalLocal(c) => format!("Illegal character {c}"),
             Invalid::Blank => "Blank in address (BlankSub is off)".into(),
             Invalid::NoUser => "User unknown".into(),
+            Invalid::SourceRoute => {
+                "Source route not supported (RFC 5321 Appendix C): write the address without it"
+                    .into()
+            }
         }
     }
 
@@ -147,6 +156,7 @@ impl Invalid {
             Invalid::UserRequired
             | Invalid::HostRequired
             | Invalid::InvalidRoute
+            | Invalid::SourceRoute
             | Invalid::ColonInHost => status::BAD_MAILBOX_SYNTAX,
             Invalid::InvalidHost | Invalid::InvalidLiteral => status::BAD_SYSTEM,
         }
@@ -422,7 +432,16 @@ pub fn parse_list(text: &str, old_style: bool) -> Vec<Item> {
             // The end of a group: it belongs to the piece it ends (`b@y;`).
             Kind::Special(';') => parser.flush(t.span.end, t.span.end),
             Kind::Special(':') if parser.angle.is_none() => {
-                // A group's display name: what came before belongs to no address.
+                // A group's display name: what came before belongs to no address. A
+                // phrase never starts with `@`: `@relay:user@domain` is a source route.
+                if parser
+                    .current
+                    .iter()
+                    .find(|p| !matches!(p.kind, Kind::Space | Kind::Comment))
+                    .is_some_and(|p| p.kind == Kind::Special('@'))
+                {
+                    parser.error.get_or_insert(Invalid::SourceRoute);
+                }
                 parser.current.clear();
             }
             Kind::Space
@@ -470,9 +489,19 @@ impl<'t> ListParser<'t> {
     fn flush(&mut self, end: usize, next: usize) {
         let had_angle = self.angle.is_some();
         let spec_tokens: Vec<&Token> = match self.angle.take() {
-            // A source route is dropped: everything up to the last ':' inside the brackets.
+            // A source route (`<@a,@b:user@domain>`) is refused; anything else before a
+            // colon inside the brackets is dropped.
             Some(inner) => match inner.iter().rposition(|t| t.kind == Kind::Special(':')) {
-                Some(colon) => inner.into_iter().skip(colon + 1).collect(),
+                Some(colon) => {
+                    if inner
+                        .iter()
+                        .find(|p| !matches!(p.kind, Kind::Space | Kind::Comment))
+                        .is_some_and(|p| p.kind == Kind::Special('@'))
+                    {
+                        self.error.get_or_insert(Invalid::SourceRoute);
+                    }
+                    inner.into_iter().skip(colon + 1).collect()
+                }
                 None => inner,
             },
             None => std::mem::take(&mut self.current),
@@ -1106,6 +1135,29 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(addrs(input), *want, "{input:?}");
         }
+    }
+
+    /// A source route is refused wherever it is written; a group's name is not one.
+    #[test]
+    fn source_routes_are_refused() {
+        let errors = |t: &str| -> Vec<Option<Invalid>> {
+            parse_list(t, false).into_iter().map(|i| i.error).collect()
+        };
+        for routed in [
+            "@relay.example:user@example.org",
+            "<@relay.example:user@example.org>",
+            "Name <@a.example,@b.example:user@example.org>",
+            " ( c ) @relay.example:user@example.org",
+        ] {
+            assert_eq!(errors(routed), [Some(Invalid::SourceRoute)], "{routed}");
+        }
+        assert_eq!(errors("team: a@x.example, b@y.example;"), [None, None]);
+        assert_eq!(errors("Name <user@example.org>"), [None]);
+        assert_eq!(
+            Invalid::SourceRoute.message("@r:u@d"),
+            "@r:u@d... Source route not supported (RFC 5321 Appendix C): write the address without it"
+        );
+        assert_eq!(Invalid::SourceRoute.exit(), Sysexit::Usage);
     }
 
     #[test]

@@ -189,6 +189,10 @@ pub struct Envelope {
     /// For delivery reports rsendmail made: `failure`, `delay`, `success`, or `double`
     /// (a report about an undeliverable report, sent to the postmaster).
     pub report: Option<String>,
+    /// VERP (`crate::verp`): the two delimiters each recipient's envelope sender is made
+    /// with (`verp +=`), when the message asked for it. A reader that does not know
+    /// the key (before it was written) sends the message with its one sender.
+    pub verp: Option<String>,
     /// How many times delivery-time expansion (aliases, `.forward`) has re-queued the
     /// message: a loop between `.forward` files ends at [`crate::aliases::MAX_DEPTH`].
     pub expansions: u32,
@@ -216,6 +220,7 @@ impl Default for Envelope {
             envid: None,
             ret: None,
             report: None,
+            verp: None,
             expansions: 0,
             message_bytes: None,
         }
@@ -257,6 +262,7 @@ impl Envelope {
             ("envid", &self.envid),
             ("ret", &self.ret),
             ("report", &self.report),
+            ("verp", &self.verp),
         ] {
             if let Some(v) = v {
                 let _ = writeln!(s, "{k} {}", escape(v));
@@ -333,6 +339,11 @@ impl Envelope {
                 "envid" => env.envid = Some(un(rest)?),
                 "ret" => env.ret = Some(un(rest)?),
                 "report" => env.report = Some(un(rest)?),
+                "verp" => {
+                    let d = un(rest)?;
+                    crate::verp::check_delimiters(&d).map_err(|e| format!("{e} in {line:?}"))?;
+                    env.verp = Some(d);
+                }
                 "expansions" => env.expansions = number(rest, line)?,
                 "message-bytes" => message_bytes = Some(number(rest, line)?),
                 // Its value is checked by the spool, with the bytes it sums.
@@ -596,6 +607,7 @@ mod tests {
             envid: Some("abc".into()),
             ret: Some("HDRS".into()),
             report: Some("failure".into()),
+            verp: Some("-=".into()),
             expansions: 2,
             message_bytes: Some(1234),
         }
@@ -611,6 +623,13 @@ mod tests {
         let mut null = sample();
         null.sender.clear();
         assert_eq!(Envelope::parse(&null.to_text()).unwrap().sender, "");
+        // The VERP request is kept; a damaged one is refused, naming the line.
+        assert!(text.contains("\nverp -=\n"));
+        let bad = text.replace("\nverp -=\n", "\nverp x@\n");
+        assert!(Envelope::parse(&bad).unwrap_err().contains("verp x@"));
+        let mut plain = sample();
+        plain.verp = None;
+        assert!(!plain.to_text().contains("verp"));
     }
 
     #[test]
@@ -843,6 +862,11 @@ mod tests {
                     envid,
                     ret,
                     report,
+                    verp: match expansions % 3 {
+                        1 => Some("+=".to_string()),
+                        2 => Some("-=".to_string()),
+                        _ => None,
+                    },
                     expansions,
                     message_bytes: Some(message_bytes),
                 },

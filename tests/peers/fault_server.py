@@ -59,7 +59,8 @@ data; LONG_LINES=close closes the connection there instead, with no reply;
 LONG_LINES=mid answers "500 5.5.2 Line too long" as soon as a line over aiosmtpd's limit
 arrives, in the middle of the data, and closes the connection. Each such refusal is
 logged "LONG-LINE <mode>".
-HEALTHY=1 ignores the faults chosen by recipient. PORT=n listens on that port instead of one the kernel chooses (a healthy server taking
+XVERP=1 offers XVERP (Postfix's extension) and takes `XVERP` or `XVERP=xy` in MAIL
+(kept in the message's mail_options). HEALTHY=1 ignores the faults chosen by recipient. PORT=n listens on that port instead of one the kernel chooses (a healthy server taking
 the place of a faulty one). GREETING="reply" greets with that reply instead of 220
 (logged "WRONG-REPLY GREETING"); a 421 greeting is followed by closing the connection.
 DRIP=seconds sends every reply one byte at a time, that many seconds apart (a server that
@@ -166,6 +167,9 @@ class Handler:
         if os.environ.get("NO_EHLO"):
             return ["502 5.5.2 EHLO not implemented"]
         session.host_name = hostname
+        if os.environ.get("XVERP"):
+            responses = [r.replace("250 ", "250-", 1) if r.startswith("250 ") else r
+                         for r in responses] + ["250 XVERP"]
         if os.environ.get("NO_PIPELINING"):
             responses = [r for r in responses if "PIPELINING" not in r]
             # keep the last line a final line
@@ -186,6 +190,8 @@ class Handler:
         log(id(session), "MAIL %s %s %s" % (address, " ".join(mail_options), " ".join(marks)))
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
+        envelope.mail_options.extend(getattr(session, "xverp", []))
+        session.xverp = []
         return "250 2.1.0 Ok"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -358,6 +364,12 @@ class LoggingSMTP(SMTP):
     async def smtp_MAIL(self, arg):
         self.drip_from("MAIL")
         log(id(self.session), "RAW-MAIL %s" % arg)
+        if os.environ.get("XVERP") and arg:
+            # aiosmtpd refuses parameters it does not know: XVERP is taken out here
+            # and given to handle_MAIL.
+            found = re.findall(r"\s(XVERP(?:=\S*)?)", arg, re.I)
+            self.session.xverp = found
+            arg = re.sub(r"\sXVERP(?:=\S*)?", "", arg, flags=re.I)
         if await self.strict_refused("MAIL", arg, True):
             return
         if await self.wrong("MAIL"):

@@ -23,6 +23,9 @@ pub struct Caps {
     pub enhanced: bool,
     pub starttls: bool,
     pub auth: Vec<String>,
+    /// XVERP (Postfix's extension): the server makes each recipient's VERP sender
+    /// itself from `MAIL FROM:<sender> XVERP=xy`.
+    pub xverp: bool,
 }
 
 #[deny(clippy::indexing_slicing)]
@@ -42,6 +45,7 @@ impl Caps {
                 "SIZE" => c.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0)),
                 "8BITMIME" => c.eightbitmime = true,
                 "DSN" => c.dsn = true,
+                "XVERP" => c.xverp = true,
                 "SMTPUTF8" => c.smtputf8 = true,
                 "ENHANCEDSTATUSCODES" => c.enhanced = true,
                 "STARTTLS" => c.starttls = true,

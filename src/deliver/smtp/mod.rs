@@ -312,6 +312,13 @@ impl Session {
         self.state == State::Ready
     }
 
+    /// Whether a transaction has been started since the connection was opened or last
+    /// reset: a connection that has not is not yet "cached" (a VERP transaction cut into
+    /// one per recipient asks for it again before it sent anything).
+    pub fn was_used(&self) -> bool {
+        self.used
+    }
+
     /// End the session politely.
     pub fn close(mut self, out: &mut Transcript<'_>) {
         if let Some(w) = out.as_deref_mut() {

@@ -71,6 +71,9 @@ pub struct Outgoing<'a> {
     pub body: Option<&'a str>,
     pub ret: Option<&'a str>,
     pub envid: Option<&'a str>,
+    /// `XVERP=xy` in MAIL: the server makes each recipient's VERP sender (only when it
+    /// offers XVERP, [`super::ehlo::Caps::xverp`]).
+    pub xverp: Option<&'a str>,
     /// Told each outcome as soon as its reply is read, with the recipients it is for
     /// (indexes into `recipients`) and the command it answered; returns the lines the
     /// transcript shows there (sendmail -v prints `addr... Deferred: ...` right after a
@@ -174,6 +177,11 @@ impl Session {
         }
         if utf8 {
             cmd.push_str(" SMTPUTF8");
+        }
+        if self.caps.xverp
+            && let Some(d) = m.xverp
+        {
+            cmd.push_str(&format!(" XVERP={d}"));
         }
         if self.caps.dsn {
             if let Some(r) = m.ret {

@@ -1,0 +1,107 @@
+//! VERP, variable envelope return paths (qmail's and Postfix's form): each recipient of
+//! a message gets an envelope sender that names it, so that a bounce says by its address
+//! alone which recipient failed. With the delimiters `+=`, the sender
+//! `list-bounces@list.example` becomes `list-bounces+user=example.org@list.example` for
+//! the recipient `user@example.org` (Postfix's `verp_sender`, VERP_README; D. J.
+//! Bernstein's verp.txt).
+//!
+//! Requested per message with `-XV` / `-XVxy` (Postfix's sendmail(1)) or for every
+//! message with `O Verp=true`; the delimiters are `O VerpDelimiters=` (`+=`, Postfix's
+//! `default_verp_delimiters`). The request is kept in the queue file (`verp xy`), so a
+//! queue run sends as the submission asked.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
+
+/// The delimiters used when none are given (Postfix's `default_verp_delimiters`).
+pub const DEFAULT_DELIMITERS: &str = "+=";
+
+/// The characters a delimiter may be (Postfix's `verp_delimiter_filter`): none of them
+/// has a meaning in an address or is part of a user or domain name.
+pub const DELIMITER_FILTER: &str = "-=+";
+
+/// Whether `d` is a pair of delimiters: exactly two characters, each from
+/// [`DELIMITER_FILTER`]. `Err` says what is wrong, in Postfix's words.
+pub fn check_delimiters(d: &str) -> Result<(), String> {
+    if d.chars().count() == 2 && d.chars().all(|c| DELIMITER_FILTER.contains(c)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "VERP delimiters must be two characters from {DELIMITER_FILTER} (got {d:?})"
+        ))
+    }
+}
+
+/// The envelope sender for `recipient` of a message from `sender`, with the delimiters
+/// `delims` (two characters, [`check_delimiters`]): `prefix@origin` and `user@domain`
+/// give `prefix<d1>user<d2>domain@origin`. A recipient without a domain adds its local
+/// part alone; the null sender stays null (there is nowhere to encode it).
+pub fn sender(sender: &str, delims: &str, recipient: &str) -> String {
+    if sender.is_empty() {
+        return String::new();
+    }
+    let mut d = delims.chars();
+    let (first, second) = match (d.next(), d.next()) {
+        (Some(a), Some(b)) => (a, b),
+        _ => ('+', '='),
+    };
+    let (prefix, origin) = match sender.rsplit_once('@') {
+        Some((p, o)) => (p, Some(o)),
+        None => (sender, None),
+    };
+    let (user, domain) = match recipient.rsplit_once('@') {
+        Some((u, d)) => (u, Some(d)),
+        None => (recipient, None),
+    };
+    let mut out = String::from(prefix);
+    if !user.is_empty() {
+        out.push(first);
+        out.push_str(user);
+        if let Some(d) = domain.filter(|d| !d.is_empty()) {
+            out.push(second);
+            out.push_str(d);
+        }
+    }
+    if let Some(o) = origin.filter(|o| !o.is_empty()) {
+        out.push('@');
+        out.push_str(o);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn senders_as_postfix_makes_them() {
+        let s = |snd: &str, d: &str, r: &str| sender(snd, d, r);
+        assert_eq!(
+            s("list-bounces@list.example", "+=", "user@example.org"),
+            "list-bounces+user=example.org@list.example"
+        );
+        assert_eq!(
+            s("owner-l@h.example", "-=", "a.b@c.example"),
+            "owner-l-a.b=c.example@h.example"
+        );
+        assert_eq!(s("root", "+=", "u@d.example"), "root+u=d.example");
+        assert_eq!(s("l@o.example", "+=", "bob"), "l+bob@o.example");
+        assert_eq!(s("", "+=", "u@d.example"), "");
+        // The last @ splits, as in Postfix (a quoted local part may hold one).
+        assert_eq!(
+            s("l@o.example", "+=", "\"a@b\"@d.example"),
+            "l+\"a@b\"=d.example@o.example"
+        );
+        // Non-ASCII text is never cut inside a character.
+        assert_eq!(s("ä@ö", "+=", "ü@é"), "ä+ü=é@ö");
+    }
+
+    #[test]
+    fn delimiters_are_two_from_the_filter() {
+        for good in ["+=", "-=", "==", "+-"] {
+            assert!(check_delimiters(good).is_ok(), "{good}");
+        }
+        for bad in ["", "+", "+=-", "ab", "+@", "%=", "é="] {
+            assert!(check_delimiters(bad).is_err(), "{bad}");
+        }
+    }
+}

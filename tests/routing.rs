@@ -1,0 +1,386 @@
+//! Routing of a message's recipients: VERP senders (`-XV`, `O Verp=`), XVERP, the order
+//! of RCPTs (`O SortByDomain=`), against real servers (smtp-sink, the aiosmtpd server).
+
+use crate::harness::servers::{DnsServer, Peer, Sink, have_peer, relay_env, start_peer};
+use crate::harness::{Env, MSG};
+use std::fs;
+
+/// The `X-Mail-Args:` and `X-Rcpt-Args:` lines of each message smtp-sink took, sorted.
+fn envelopes(sink: &Sink) -> Vec<String> {
+    let mut v: Vec<String> = sink
+        .dumps()
+        .iter()
+        .map(|d| {
+            d.lines()
+                .filter(|l| l.starts_with("X-Mail-Args: ") || l.starts_with("X-Rcpt-Args: "))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `-XV` to a server without XVERP (smtp-sink): one transaction per recipient, each from
+/// `sender+user=domain@origin` (Postfix's form); `-XV-=` chooses the delimiters, and
+/// `O VerpDelimiters=` the default ones. The request survives the queue. `-X file` is
+/// still the traffic log, beside it.
+#[test]
+fn verp_one_transaction_per_recipient_without_xverp() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    let log = env.dir.join("traffic");
+    let log_arg = format!("-X{}", log.display());
+    env.sendmail(
+        &[
+            "-odi",
+            "-XV",
+            &log_arg,
+            "-f",
+            "list-bounces@list.example",
+            "a@example.org",
+            "b@example.net",
+        ],
+        MSG,
+    )
+    .code(0);
+    assert_eq!(
+        envelopes(&sink),
+        [
+            "X-Mail-Args: <list-bounces+a=example.org@list.example> | X-Rcpt-Args: <a@example.org>",
+            "X-Mail-Args: <list-bounces+b=example.net@list.example> | X-Rcpt-Args: <b@example.net>",
+        ]
+    );
+    let traffic = fs::read_to_string(&log).unwrap();
+    assert!(
+        traffic.contains("MAIL From:<list-bounces+b=example.net@list.example>"),
+        "{traffic}"
+    );
+    assert!(!env.dir.join("V").exists() && !env0.dir.join("V").exists());
+    // With -v: one connection, announced as reused only before the second transaction.
+    let r = env.sendmail(
+        &[
+            "-v",
+            "-XV",
+            "-f",
+            "l@o.example",
+            "e@example.org",
+            "f@example.org",
+        ],
+        MSG,
+    );
+    r.code(0);
+    assert_eq!(
+        r.stdout.matches("Connecting to [127.0.0.1]").count(),
+        1,
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        r.stdout.matches("Using cached ESMTP connection").count(),
+        1,
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains(">>> MAIL From:<l+f=example.org@o.example>"),
+        "{}",
+        r.stdout
+    );
+
+    // Queued first, sent by a queue run: the request is in the queue file. The
+    // delimiters are the message's own.
+    let env = relay_env(sink.port, "O VerpDelimiters=-=\n");
+    env.sendmail(&["-odq", "-XV", "-f", "l@o.example", "c@example.org"], MSG)
+        .code(0);
+    assert!(
+        env.only_entry().contains("\nverp -=\n"),
+        "{}",
+        env.only_entry()
+    );
+    env.sendmail(
+        &["-odq", "-XV+=", "-f", "l@o.example", "d@example.org"],
+        MSG,
+    )
+    .code(0);
+    env.sendmail(&["-qf"], b"").code(0);
+    let all = envelopes(&sink);
+    assert!(
+        all.contains(
+            &"X-Mail-Args: <l-c=example.org@o.example> | X-Rcpt-Args: <c@example.org>".to_string()
+        ),
+        "{all:?}"
+    );
+    assert!(
+        all.contains(
+            &"X-Mail-Args: <l+d=example.org@o.example> | X-Rcpt-Args: <d@example.org>".to_string()
+        ),
+        "{all:?}"
+    );
+}
+
+/// `-XV` to a server that offers XVERP: one transaction with `XVERP=+=` and the
+/// sender as given; the server makes the senders.
+#[test]
+fn verp_passes_xverp_to_a_server_that_offers_it() {
+    let Some((_scratch, peer)) = start_peer(&[("XVERP", "1")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &[
+            "-odi",
+            "-XV",
+            "-f",
+            "list@l.example",
+            "a@example.org",
+            "b@example.net",
+        ],
+        MSG,
+    )
+    .code(0);
+    let m = peer.messages();
+    assert_eq!(m.len(), 1, "{m:?}");
+    let j = &m[0].0;
+    assert!(j.contains("\"mail_from\": \"list@l.example\""), "{j}");
+    assert!(j.contains("\"XVERP=+=\""), "{j}");
+    assert!(
+        j.contains("a@example.org") && j.contains("b@example.net"),
+        "{j}"
+    );
+    // Without -XV, no XVERP.
+    env.sendmail(&["-odi", "-f", "list@l.example", "c@example.org"], MSG)
+        .code(0);
+    let m = peer.messages();
+    assert_eq!(m.len(), 2);
+    assert!(!m[1].0.contains("XVERP"), "{}", m[1].0);
+}
+
+/// `O Verp=true` VERPs every message with a sender; a report (null sender) stays as it
+/// is. `-XV` with the null sender is refused before the message is read, nothing
+/// queued (exit 64).
+#[test]
+fn verp_by_option_and_never_for_the_null_sender() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "O Verp=true\n");
+    env.sendmail(&["-odi", "-f", "l@o.example", "a@example.org"], MSG)
+        .code(0);
+    env.sendmail(&["-odi", "-f", "<>", "b@example.org"], MSG)
+        .code(0);
+    assert_eq!(
+        envelopes(&sink),
+        [
+            "X-Mail-Args: <> | X-Rcpt-Args: <b@example.org>",
+            "X-Mail-Args: <l+a=example.org@o.example> | X-Rcpt-Args: <a@example.org>",
+        ]
+    );
+    let r = env.sendmail(&["-odq", "-XV", "-f", "<>", "c@example.org"], MSG);
+    r.code(64);
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(said.contains("-XV requires a sender"), "{said}");
+    assert!(env.entries().is_empty());
+    // Bad delimiters in the option are refused like any bad value.
+    let r = env.sendmail(&["-O", "VerpDelimiters=@@", "-odq", "c@example.org"], MSG);
+    r.code(64);
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        said.contains("Invalid value for VerpDelimiters: @@"),
+        "{said}"
+    );
+}
+
+/// `O SortByDomain=true`: one transaction's RCPTs grouped by domain, the domains in
+/// order from their top label; without it, sendmail's order (the reverse of the
+/// command line).
+#[test]
+fn recipients_sorted_by_domain_on_request() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let args = [
+        "-odi",
+        "a@b.example.org",
+        "b@example.net",
+        "c@example.org",
+        "d@b.example.org",
+        "e@example.net",
+    ];
+    let rcpts = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter_map(|l| l.split_once(" RCPT ").map(|(_, r)| r.trim().to_string()))
+            .collect()
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(&args, MSG).code(0);
+    assert_eq!(
+        rcpts(&peer.transcript()),
+        [
+            "e@example.net",
+            "d@b.example.org",
+            "c@example.org",
+            "b@example.net",
+            "a@b.example.org"
+        ]
+    );
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "O SortByDomain=true\n");
+    env.sendmail(&args, MSG).code(0);
+    assert_eq!(
+        rcpts(&peer.transcript()),
+        [
+            "e@example.net",
+            "b@example.net",
+            "c@example.org",
+            "d@b.example.org",
+            "a@b.example.org"
+        ]
+    );
+}
+
+/// `O SmarthostSplit=3` with three relays, one of them down (a closed port): one
+/// message's nine recipients are cut into three runs, each starting at another relay;
+/// the run whose relay is down goes to the next one. Every recipient arrives once, and
+/// both live relays took a share. `O SmarthostRandom=true` changes the order only.
+#[test]
+fn one_message_split_over_several_relays_with_one_down() {
+    let env0 = Env::new();
+    let dead = crate::harness::closed_tcp_port();
+    let rcpts: Vec<String> = (1..=9).map(|n| format!("r{n}@example.org")).collect();
+    for random in ["false", "true"] {
+        let (a_dir, b_dir) = (
+            env0.dir.join(format!("a-{random}")),
+            env0.dir.join(format!("b-{random}")),
+        );
+        fs::create_dir_all(&a_dir).unwrap();
+        fs::create_dir_all(&b_dir).unwrap();
+        let (Some(a), Some(b)) = (Sink::start(&a_dir, &[]), Sink::start(&b_dir, &[])) else {
+            return;
+        };
+        let env = Env::with_config(&format!(
+            "SMARTHOST 127.0.0.1:{} 127.0.0.1:{dead} 127.0.0.1:{}\nO SmarthostSplit=3\nO SmarthostRandom={random}\nO MaxConnections=1\n",
+            a.port, b.port
+        ));
+        let mut args = vec!["-odi"];
+        args.extend(rcpts.iter().map(String::as_str));
+        env.sendmail(&args, MSG).code(0);
+        let got = |s: &Sink| -> Vec<String> {
+            s.dumps()
+                .iter()
+                .flat_map(|d| {
+                    d.lines()
+                        .filter_map(|l| l.strip_prefix("X-Rcpt-Args: <"))
+                        .map(|r| r.trim_end_matches('>').to_string())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let (got_a, got_b) = (got(&a), got(&b));
+        let mut all: Vec<String> = got_a.iter().chain(&got_b).cloned().collect();
+        all.sort();
+        let mut want = rcpts.clone();
+        want.sort();
+        assert_eq!(all, want, "random={random}");
+        if random == "false" {
+            assert!(
+                got_a.len() >= 3 && got_b.len() >= 3,
+                "not spread: {got_a:?} {got_b:?}"
+            );
+        }
+        assert!(env.entries().is_empty());
+    }
+}
+
+/// A relay-table line `domain mx:` sends that domain to its MX hosts (dnsmasq answers
+/// for them) while everything else still goes through SMARTHOST; `-bv` says so.
+#[test]
+fn relay_table_entry_for_delivery_by_mx() {
+    if !have_peer() {
+        return;
+    }
+    let env0 = Env::new();
+    let Some(dns) = DnsServer::start(
+        &env0.dir,
+        &[
+            "--mx-host=direct.test,mx.direct.test,10",
+            "--host-record=mx.direct.test,127.0.0.1",
+        ],
+    ) else {
+        return;
+    };
+    let Some(smart) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let mx = Peer::start(&env0.dir, &[]);
+    let table = env0.dir.join("relays");
+    fs::write(&table, "direct.test mx:\n").unwrap();
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1:{}\nRELAYTABLE {}\nRESOLVER 127.0.0.1:{}\nO MXPort={}\nO Timeout.connect=5s\n",
+        smart.port,
+        table.display(),
+        dns.port,
+        mx.port
+    ));
+    env.sendmail(&["-odi", "a@direct.test", "b@elsewhere.example"], MSG)
+        .code(0);
+    let m = mx.messages();
+    assert_eq!(m.len(), 1, "{}", mx.transcript());
+    assert!(m[0].0.contains("[\"a@direct.test\"]"), "{}", m[0].0);
+    assert_eq!(
+        envelopes(&smart),
+        ["X-Mail-Args: <root@test.example> | X-Rcpt-Args: <b@elsewhere.example>"]
+    );
+    assert!(dns.queries().join("\n").contains("query[MX] direct.test"));
+    env.sendmail(&["-bv", "a@direct.test"], b"")
+        .code(0)
+        .stdout_is(
+            "a@direct.test... deliverable: mailer esmtp, host direct.test., user a@direct.test\n",
+        );
+}
+
+/// A report rsendmail makes on a VERP message goes to the sender made for the failed
+/// recipient, one report per recipient (Postfix's `disable_verp_bounces = no`).
+#[test]
+fn verp_reports_go_to_each_recipients_sender() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &[
+            "-odi",
+            "-XV",
+            "-f",
+            "l@o.example",
+            "reject5a@example.org",
+            "reject5b@example.net",
+            "ok@example.org",
+        ],
+        MSG,
+    );
+    let m = peer.wait_for(3, std::time::Duration::from_secs(10));
+    let all: Vec<&String> = m.iter().map(|(j, _)| j).collect();
+    let reports: Vec<&String> = all
+        .iter()
+        .copied()
+        .filter(|j| j.contains("\"mail_from\": \"<>\""))
+        .collect();
+    assert_eq!(reports.len(), 2, "{all:?}");
+    for to in [
+        "l+reject5a=example.org@o.example",
+        "l+reject5b=example.net@o.example",
+    ] {
+        assert!(
+            reports.iter().any(|j| j.contains(&format!("[\"{to}\"]"))),
+            "{to}: {reports:?}"
+        );
+    }
+}
