@@ -49,6 +49,27 @@ class Case:
         if self.fault is not None and self.fault not in FAULTS:
             raise SystemExit("%s: unknown fault %r (one of %s)"
                              % (self.name, self.fault, ", ".join(FAULTS)))
+        # A fault the smarthost is for the `before` runs only; the case's own run then
+        # finds the sink (or the case's `fault`) there: a message deferred by a refused
+        # connection, then a queue run that delivers it (or its bounce).
+        before_fault = self.read("before-fault")
+        self.before_fault = (before_fault.decode().strip()
+                             if before_fault is not None else None)
+        if self.before_fault is not None and self.before_fault not in FAULTS:
+            raise SystemExit("%s: unknown before-fault %r (one of %s)"
+                             % (self.name, self.before_fault, ", ".join(FAULTS)))
+        if self.before_fault in FAULT_NAMES:
+            raise SystemExit("%s: before-fault %r: only the address faults (refused, "
+                             "silent) are supported there" % (self.name, self.before_fault))
+
+    def run_before(self, run, run_dir):
+        """The `before` lines in order: `run(argv)` for each, except that a line
+        `%sleep N` waits N seconds (an entry older than a Timeout.queuereturn of 1s)."""
+        for argv in self.before:
+            if argv[0] == "%sleep":
+                time.sleep(float(argv[1]))
+            else:
+                run(self.argv(argv, run_dir))
 
     def read(self, name):
         p = os.path.join(self.path, name)
