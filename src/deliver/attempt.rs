@@ -366,6 +366,7 @@ pub fn attempt(
     for line in &rec.log {
         log::info!("{line}");
     }
+    say(out, &rec.said);
     // Reports are queued before the attempt's record: what the last unit delivered is
     // recorded first, so that a run that dies while queuing them does not send it again.
     if !rec.reports.is_empty()
@@ -600,6 +601,7 @@ fn send_transaction(
         body: env.body_type.as_deref(),
         ret: env.ret.as_deref(),
         envid: env.envid.as_deref(),
+        null_size: !bounce::made_here_headers_only(&env.id),
         notify: Some(&mut notify),
     };
     let res = session.send(&mut msg, out);
@@ -607,7 +609,11 @@ fn send_transaction(
     let mut got = Vec::with_capacity(rcpts.len());
     let mut untold = Vec::new();
     for (k, (&(i, _), o)) in rcpts.iter().zip(res).enumerate() {
-        let was_told = told.get(k).and_then(Option::as_ref) == Some(&o);
+        // The reply told, whichever RCPT reply accepted the recipient.
+        let was_told = told.get(k).and_then(Option::as_ref).is_some_and(|t| {
+            let (t, o) = (t.reply(), o.reply());
+            t.code == o.code && t.lines == o.lines && t.command == o.command
+        });
         let mut o = RcptOutcome::from_smtp(i, o, t.mailer, relay_name.clone());
         o.dsn_passed = session.caps.dsn;
         o.data_refused = session.data_refused;

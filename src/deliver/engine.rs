@@ -51,6 +51,9 @@ pub struct Engine {
     pub error_mode: char,
     /// `O PrivacyOptions=nobodyreturn`: delivery reports return the header only.
     pub no_body_return: bool,
+    /// `FULLBOUNCE`: delivery reports return the whole message unless the sender asked
+    /// for the header only (see `rsendmail::dsn::headers_only`).
+    pub full_bounce: bool,
     /// Delivering in the foreground for the caller (`-odi`, `-v`): failures follow
     /// ErrorMode instead of always being mailed back.
     pub interactive: bool,
@@ -157,6 +160,7 @@ impl Engine {
             queue_warn: time(t.queuewarn, 4 * 3600),
             error_mode: o.error_mode.unwrap_or('p'),
             no_body_return: o.privacy("nobodyreturn"),
+            full_bounce: s.cfg.full_bounce,
             interactive: false,
         })
     }
@@ -222,6 +226,7 @@ pub fn for_tests() -> Engine {
         queue_warn: 4 * 3600,
         error_mode: 'p',
         no_body_return: false,
+        full_bounce: true,
         interactive: false,
     }
 }

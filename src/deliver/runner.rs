@@ -44,7 +44,10 @@ pub fn deliver_ids(
     let queue = Mutex::new(VecDeque::from(ids));
     let results = Mutex::new(Vec::new());
     let errors = Mutex::new(Vec::new());
-    let workers = if verbose {
+    // One worker for -v, and for a submission's message and its report (not a queue
+    // run): the report goes out after the message, on its connection, as sendmail
+    // sends it (compat case bounce-local-unknown-mixed).
+    let workers = if verbose || !queue_run {
         1
     } else if engine.smarthost_split > 1 {
         // Enough connections for every relay of the split.
@@ -202,15 +205,30 @@ fn background_slot(spool: &Spool, max: usize) -> Option<std::fs::File> {
     None
 }
 
-/// Deliver one entry now (interactive or background mode).
+/// Deliver one entry now (interactive or background mode): `id`, or the ids of a message
+/// and the report its submission queued, joined by commas (delivered in that order; a
+/// report that returns the header only marked `+`).
 pub fn deliver_entry(
     s: &Setup,
     engine: &Engine,
     id: &str,
     background: bool,
 ) -> Result<Sysexit, Fatal> {
-    if !rsendmail::spool::valid_id(id) {
-        return Err(Fatal::new(Sysexit::Usage, format!("bad queue id {id}")));
+    // One id, or the ids of a message and its submission's report joined by commas; a
+    // report the submission made that returns the header only is marked `+`: sent as a
+    // report made in this run (without `SIZE=`, as sendmail sends one from memory).
+    let ids: Vec<String> = id
+        .split(',')
+        .map(|i| match i.strip_prefix('+') {
+            Some(report) => {
+                super::bounce::made_here(report);
+                report.to_string()
+            }
+            None => i.to_string(),
+        })
+        .collect();
+    if let Some(bad) = ids.iter().find(|i| !rsendmail::spool::valid_id(i)) {
+        return Err(Fatal::new(Sysexit::Usage, format!("bad queue id {bad}")));
     }
     let _slot = if background {
         match background_slot(&s.spool, engine.max_background) {
@@ -221,7 +239,7 @@ pub fn deliver_entry(
         None
     };
     let verbose = s.inv.verbose;
-    let results = deliver_ids(engine, &s.spool, vec![id.to_string()], verbose, false)?;
+    let results = deliver_ids(engine, &s.spool, ids, verbose, false)?;
     Ok(run_status(&results, engine.error_mode))
 }
 

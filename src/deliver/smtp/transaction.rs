@@ -71,6 +71,11 @@ pub struct Outgoing<'a> {
     pub body: Option<&'a str>,
     pub ret: Option<&'a str>,
     pub envid: Option<&'a str>,
+    /// From `<>` too, MAIL carries `SIZE=`. sendmail sends a report it has just made,
+    /// returning the header only, from memory without a size; one it reads back from
+    /// its queue (a later run's) carries `SIZE=` (compat cases reason-reject5-v,
+    /// bounce-queuereturn-refused).
+    pub null_size: bool,
     /// Told each outcome as soon as its reply is read, with the recipients it is for
     /// (indexes into `recipients`) and the command it answered; returns the lines the
     /// transcript shows there (sendmail -v prints `addr... Deferred: ...` right after a
@@ -129,10 +134,10 @@ pub fn xtext(s: &str) -> String {
 }
 
 impl Session {
-    /// Whether MAIL carries `SIZE=`: when offered, but (as sendmail) not for delivery
-    /// reports, sent from `<>`.
+    /// Whether MAIL carries `SIZE=`: when offered, but (as sendmail) not for a delivery
+    /// report from `<>` unless `null_size` says so.
     fn wants_size(&self, m: &Outgoing<'_>) -> bool {
-        self.caps.size.is_some() && !m.sender.is_empty()
+        self.caps.size.is_some() && (!m.sender.is_empty() || m.null_size)
     }
 
     fn mail_command(&self, m: &Outgoing<'_>, utf8: bool, data: &Data) -> String {
@@ -307,6 +312,8 @@ impl Session {
             .read_expect(t.mail, out, Expect::Completion, "MAIL")?
             .to(&mail);
         let mut accepted = Vec::new();
+        // The reply that accepted each of `accepted`, for its outcome.
+        let mut accepted_by: Vec<String> = Vec::new();
         let mut retry = Vec::new();
         if !mail_reply.is_positive() {
             if pipelined {
@@ -340,6 +347,7 @@ impl Session {
                 .to(&rcpts[k]);
             if r.is_positive() {
                 accepted.push(i);
+                accepted_by.push(r.summary());
             } else if r.code == 452 {
                 retry.push(i);
                 results[i] = Some(Outcome::TempFail(r));
@@ -418,9 +426,11 @@ impl Session {
             .check(fin, Expect::Completion, "the end of the data")?
             .to("DATA");
         self.data_refused |= fin.is_permanent();
-        let o = Outcome::from_reply(fin);
-        for &i in &accepted {
-            results[i] = Some(o.clone());
+        let o = Outcome::from_reply(fin.clone());
+        for (&i, by) in accepted.iter().zip(accepted_by) {
+            let mut each = fin.clone();
+            each.accepted_by = Some(by);
+            results[i] = Some(Outcome::from_reply(each));
         }
         tell(m, &accepted, &o, Step::Data, out);
         self.state = if self.spent {
