@@ -293,7 +293,14 @@ def relax_headers(data: bytes) -> bytes:
 #   servfail  the name relay.fail.test, whose lookup fails (the server refuses it)
 # The name faults run in a private network namespace with dnsmasq as the only name
 # server (see Namespace), so that no lookup ever leaves the machine.
-FAULTS = ("refused", "silent", "nxdomain", "servfail")
+#   mail4xx   127.0.0.1 on a port where a server answers MAIL with 450 (Refusing)
+#   data4xx-init  the same, answering DATA with 451 instead of 354
+FAULTS = ("refused", "silent", "nxdomain", "servfail", "mail4xx", "data4xx-init")
+# What Refusing answers, per fault: (command, reply).
+REFUSALS = {
+    "mail4xx": ("MAIL", "450 4.3.2 Sender temporarily refused (test)"),
+    "data4xx-init": ("DATA", "451 4.3.0 Not now (test)"),
+}
 FAULT_NAMES = {"nxdomain": "relay.nx.test", "servfail": "relay.fail.test"}
 # dnsmasq answers NXDOMAIN for these domains and everything under them, REFUSED (a
 # temporary lookup failure) for every other name it is asked.
@@ -326,6 +333,73 @@ class Silent:
             c.close()
 
 
+class Refusing:
+    """A listener on a free loopback port that speaks SMTP as sink.py does (the same
+    greeting and EHLO reply), accepts RCPT, and answers `command` (MAIL or DATA) with
+    `reply`: the reply classes at the commands sink.py's modes do not cover. Records
+    nothing: the case's expected files hold what the client printed."""
+
+    def __init__(self, command, reply):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.command, self.reply = command, reply
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        f = conn.makefile("rb")
+
+        def say(line):
+            conn.sendall((line + "\r\n").encode())
+
+        try:
+            say("220 sink.test ESMTP recording-sink")
+            for raw in f:
+                cmd = raw.decode("utf-8", "replace").strip()[:4].upper()
+                if cmd == self.command:
+                    say(self.reply)
+                elif cmd == "EHLO":
+                    for l in ("250-sink.test", "250-8BITMIME", "250-SIZE 52428800",
+                              "250 ENHANCEDSTATUSCODES"):
+                        say(l)
+                elif cmd == "HELO":
+                    say("250 sink.test")
+                elif cmd == "MAIL":
+                    say("250 2.1.0 Ok")
+                elif cmd == "RCPT":
+                    say("250 2.1.5 Ok")
+                elif cmd == "DATA":
+                    say("354 End data with <CR><LF>.<CR><LF>")
+                    for d in f:
+                        if d in (b".\r\n", b".\n"):
+                            break
+                    say("250 2.0.0 Ok: queued")
+                elif cmd in ("RSET", "NOOP"):
+                    say("250 2.0.0 Ok")
+                elif cmd == "QUIT":
+                    say("221 2.0.0 Bye")
+                    break
+                else:
+                    say("502 5.5.2 Error: command not recognized")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.sock.close()
+
+
 class Fault:
     """The smarthost a `fault` case is pointed at: `host` and `port` (the port is
     normalised as SINKPORT like the sink's)."""
@@ -336,6 +410,9 @@ class Fault:
         self.host = FAULT_NAMES.get(kind, "127.0.0.1")
         if kind == "silent":
             self.silent = Silent()
+            self.port = self.silent.port
+        elif kind in REFUSALS:
+            self.silent = Refusing(*REFUSALS[kind])
             self.port = self.silent.port
         else:
             # Bound and released: nothing listens there.

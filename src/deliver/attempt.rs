@@ -63,6 +63,7 @@ impl Conn {
         }
         if self.session.as_ref().is_some_and(|s| !s.is_usable())
             && let Some(s) = self.session.take()
+            && !s.quit_sent
         {
             s.close(out);
         }

@@ -287,7 +287,8 @@ impl Session {
             .map(|&i| self.rcpt_command(&m.recipients[i]))
             .collect();
         let pipelined = self.caps.pipelining;
-        let reuse = std::mem::replace(&mut self.used, true);
+        let reuse = std::mem::replace(&mut self.used, true)
+            | std::mem::replace(&mut self.rset_before_mail, false);
         if reuse && !pipelined {
             self.reset(out)?;
         } else if reuse {
@@ -333,7 +334,16 @@ impl Session {
                 results[i] = Some(o.clone());
             }
             tell(m, which, &o, Step::Mail, out);
-            self.reset(out)?;
+            if pipelined {
+                self.reset(out)?;
+            } else {
+                // Nothing was begun: no RSET now; the next transaction on this
+                // connection sends one first (sendmail's order: reason-mail4xx-v,
+                // reason-mail4xx-q-v).
+                self.used = false;
+                self.rset_before_mail = true;
+                self.state = State::Ready;
+            }
             return Ok((0, retry));
         }
         self.state = State::RcptReply;
@@ -369,6 +379,25 @@ impl Session {
         let data_reply = self
             .read_expect(t.datainit, out, Expect::StartData, "DATA")?
             .to("DATA");
+        if (400..500).contains(&data_reply.code) {
+            // A temporary refusal of DATA: sendmail ends the session at once (QUIT,
+            // its reply), then tells the recipients, and does not use the connection
+            // again (compat cases reason-data4xx-init-v, reason-data4xx-init-q-v).
+            self.state = State::QuitReply;
+            if self.put("QUIT", out).is_ok() && self.flush(self.timeouts.quit).is_ok() {
+                let _ = self.read(self.timeouts.quit, out);
+            }
+            self.state = State::Closed;
+            self.quit_sent = true;
+            if !accepted.is_empty() {
+                let o = Outcome::from_reply(data_reply);
+                for &i in &accepted {
+                    results[i] = Some(o.clone());
+                }
+                tell(m, &accepted, &o, Step::Data, out);
+            }
+            return Ok((0, retry));
+        }
         if data_reply.code != 354 {
             if !accepted.is_empty() {
                 self.data_refused |= data_reply.is_permanent();
