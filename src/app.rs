@@ -298,10 +298,12 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
                     // The deliverer's status wins unless it is 0; then a refused
                     // recipient's (67) is the answer, as sendmail gives it.
                     let status = done.status.code().to_string();
-                    Ok(exec_deliver(
-                        &["--entry", &id, "--status", &status, "--"],
-                        Some(done.status),
-                    ))
+                    let mut args = vec!["--entry", &id, "--status", &status];
+                    if let Some(note) = &done.note {
+                        args.extend(["--note", note]);
+                    }
+                    args.push("--");
+                    Ok(exec_deliver(&args, Some(done.status)))
                 }
                 DeliveryMode::Background => {
                     background(&id);

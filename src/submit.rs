@@ -100,6 +100,10 @@ pub struct Submitted {
     /// when it returns the message's header only (sendmail sends such a report, made in
     /// memory, without `SIZE=`).
     pub report: Option<(String, bool)>,
+    /// In interactive mode, the `~/dead.letter... Saved message in ...` line for the
+    /// recipients refused here, which the deliverer prints after the delivery, before
+    /// it closes its connections (sendmail's order).
+    pub note: Option<String>,
 }
 
 /// A recipient refused at submission, as sendmail refuses it before delivery.
@@ -405,6 +409,7 @@ pub fn submit<R: BufRead>(
                 mode,
                 status: Sysexit::Ok,
                 report: None,
+                note: None,
             });
         }
     }
@@ -547,7 +552,7 @@ pub fn submit<R: BufRead>(
                 ),
             )
         })?;
-        let (status, report) = refused_recipients(
+        let (status, report, _) = refused_recipients(
             settings,
             cfg.full_bounce,
             address::is_local(&envelope.sender, &host, to_smarthost),
@@ -558,12 +563,14 @@ pub fn submit<R: BufRead>(
             entry.tmp_path(),
             data_offset,
             None,
+            false,
         );
         return Ok(Submitted {
             id: None,
             mode,
             status,
             report,
+            note: None,
         });
     }
     let length = entry.commit(&envelope)?;
@@ -585,8 +592,8 @@ pub fn submit<R: BufRead>(
             log::warn!("{id}: {}", e.message);
         }
     }
-    let (status, report) = if refused.is_empty() {
-        (Sysexit::Ok, None)
+    let (status, report, note) = if refused.is_empty() {
+        (Sysexit::Ok, None, None)
     } else {
         refused_recipients(
             settings,
@@ -599,6 +606,7 @@ pub fn submit<R: BufRead>(
             &spool.qf_path(&id),
             data_offset,
             Some(length),
+            mode == DeliveryMode::Interactive,
         )
     };
     Ok(Submitted {
@@ -606,6 +614,7 @@ pub fn submit<R: BufRead>(
         mode,
         status,
         report,
+        note,
     })
 }
 
@@ -686,8 +695,9 @@ pub fn write_entry<R: BufRead>(
 /// meanings): `p` print them (stdout) and save a copy of the message in
 /// `~/dead.letter` when the sender is local (`sender_local`), else mail them back as
 /// well; `q` say nothing; `m` and `w` (no terminal to write to) mail them
-/// back; `e` mail them back and exit 0. Returns the exit status and the id of the report
-/// queued, if one was, with whether it returns the header only. `host` is the mail
+/// back; `e` mail them back and exit 0. Returns the exit status, the id of the report
+/// queued, if one was, with whether it returns the header only, and with `say_later`
+/// the `Saved message` line to print after the delivery. `host` is the mail
 /// name, the report's MTA, as in the deliverer's reports. The message is `length` bytes
 /// of `message_file` from `data_offset`, or the rest of the file.
 #[allow(clippy::too_many_arguments)]
@@ -702,7 +712,8 @@ fn refused_recipients(
     message_file: &std::path::Path,
     data_offset: u64,
     length: Option<u64>,
-) -> (Sysexit, Option<(String, bool)>) {
+    say_later: bool,
+) -> (Sysexit, Option<(String, bool)>, Option<String>) {
     let code = refused.first().map(|r| r.code).unwrap_or(Sysexit::Ok);
     // One line each, as sendmail logs them: `<id>: nosuchuser... User unknown`.
     for r in refused {
@@ -717,7 +728,7 @@ fn refused_recipients(
     };
     let mode = settings.error_mode.unwrap_or('p');
     if mode == 'q' {
-        return (code, None);
+        return (code, None, None);
     }
     if mode == 'p' {
         for r in refused {
@@ -727,8 +738,8 @@ fn refused_recipients(
         // (`-f a@example.com`) gets it mailed back, as sendmail does (compat case
         // bounce-local-unknown) and as the deliverer does.
         if sender_local {
-            save_dead_letter(env, open_message);
-            return (code, None);
+            let note = save_dead_letter(env, open_message, say_later);
+            return (code, None, note);
         }
     }
     let sender = if env.sender.is_empty() {
@@ -762,7 +773,13 @@ fn refused_recipients(
                     action: "failed",
                     status,
                     remote_mta: None,
-                    diagnostic: Some(format!("550 {status} {}", r.reason())),
+                    // sendmail's form for an unknown user (bounce-local-unknown); the
+                    // other refusals keep their text.
+                    diagnostic: Some(if r.code == Sysexit::NoUser {
+                        format!("550 {status} {}", r.reason())
+                    } else {
+                        r.text.clone()
+                    }),
                     diagnostic_type: "X-Unix",
                     transcript: Vec::new(),
                     listed: Some(r.address.clone()),
@@ -776,14 +793,8 @@ fn refused_recipients(
         // bounce-local-unknown).
         notes: refused
             .iter()
-            .map(|r| {
-                let status = if r.code == Sysexit::NoUser {
-                    crate::status::BAD_MAILBOX
-                } else {
-                    crate::status::PERM
-                };
-                format!("550 {status} {}", r.text)
-            })
+            .filter(|r| r.code == Sysexit::NoUser)
+            .map(|r| format!("550 {} {}", crate::status::BAD_MAILBOX, r.text))
             .collect(),
         headers_only: crate::dsn::headers_only(
             env.ret.as_deref(),
@@ -807,17 +818,20 @@ fn refused_recipients(
             None
         }
     };
-    (if mode == 'e' { Sysexit::Ok } else { code }, report)
+    (if mode == 'e' { Sysexit::Ok } else { code }, report, None)
 }
 
 /// Save the message in the caller's `~/dead.letter` (sendmail's ErrorMode p), with the
 /// caller's own privileges, and say so as sendmail does.
+/// `later`: the line is returned, not printed (the deliverer prints it after the
+/// delivery, as sendmail does: compat case reason-local-unknown-mixed-v).
 fn save_dead_letter(
     env: &Envelope,
     open_message: impl Fn() -> std::io::Result<std::io::Take<std::fs::File>>,
-) {
+    later: bool,
+) -> Option<String> {
     if crate::privs::is_setid() && crate::privs::drop_group().is_err() {
-        return;
+        return None;
     }
     let res = open_message()
         .map_err(|e| crate::config::io_text(&e))
@@ -825,10 +839,15 @@ fn save_dead_letter(
     match res {
         Ok(path) => {
             let p = path.display();
-            crate::outln!("{p}... Saved message in {p}");
+            let line = format!("{p}... Saved message in {p}");
+            if later {
+                return Some(line);
+            }
+            crate::outln!("{line}");
         }
         Err(e) => log::warn!("{}: cannot save in dead.letter: {e}", env.id),
     }
+    None
 }
 
 #[cfg(test)]

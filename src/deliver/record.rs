@@ -281,7 +281,13 @@ pub fn record(
     };
     state.recipients.sort_by_key(|(i, _, _)| *i);
     // (Only an entry that stays queued shows a reason.)
-    state.reason = first_deferral.map(|d| refusal.map_or(d, str::to_string));
+    // A refusal recorded before (a recipient refused at submission: `User unknown`)
+    // stays the reason too, as sendmail keeps its message (reason-local-unknown-refused-v).
+    let earlier = before
+        .reason
+        .as_deref()
+        .filter(|r| !r.starts_with("Deferred"));
+    state.reason = first_deferral.map(|d| refusal.or(earlier).map_or(d, str::to_string));
     state.next_attempt = Some(now.saturating_add(engine.backoff(state.attempts)));
     let all_final = (0..env.recipients.len()).all(|i| state.of(i).is_final());
     Recorded {
@@ -822,6 +828,20 @@ mod tests {
             0,
         );
         assert_eq!(rec.state.reason.as_deref(), Some("User unknown"));
+        // One recorded at submission stays (reason-local-unknown-refused-v); an earlier
+        // deferral gives way to this attempt's.
+        let outcomes = [rcpt(0, 450, "4.2.0 busy")];
+        for (before, want) in [
+            ("User unknown", "User unknown"),
+            ("Deferred: 451 old", "Deferred: 450 4.2.0 busy"),
+        ] {
+            let st = State {
+                reason: Some(before.into()),
+                ..State::default()
+            };
+            let rec = record(&e, &env, &st, 100, &outcomes, Vec::new(), T0 + 10, 0);
+            assert_eq!(rec.state.reason.as_deref(), Some(want), "{before}");
+        }
     }
 
     #[test]

@@ -41,6 +41,20 @@ pub fn deliver_ids(
     verbose: bool,
     queue_run: bool,
 ) -> Result<Vec<Attempt>, Fatal> {
+    deliver_ids_then(engine, spool, ids, verbose, queue_run, None)
+}
+
+/// [`deliver_ids`], and `note` printed on stdout (made printable) once the entries are
+/// done, before the connections close: what the submission left to say after the
+/// delivery (one worker: an interactive delivery).
+fn deliver_ids_then(
+    engine: &Engine,
+    spool: &Spool,
+    ids: Vec<String>,
+    verbose: bool,
+    queue_run: bool,
+    note: Option<&str>,
+) -> Result<Vec<Attempt>, Fatal> {
     let queue = Mutex::new(VecDeque::from(ids));
     let results = Mutex::new(Vec::new());
     let errors = Mutex::new(Vec::new());
@@ -155,6 +169,11 @@ pub fn deliver_ids(
                         }
                     }
                 }
+                if worker == 0
+                    && let Some(n) = note
+                {
+                    rsendmail::outln!("{}", rsendmail::text::printable(n));
+                }
                 let mut out: Transcript<'_> = sink.get();
                 w.close(&mut out);
             });
@@ -213,6 +232,7 @@ pub fn deliver_entry(
     engine: &Engine,
     id: &str,
     background: bool,
+    note: Option<&str>,
 ) -> Result<Sysexit, Fatal> {
     // One id, or the ids of a message and its submission's report joined by commas; a
     // report the submission made that returns the header only is marked `+`: sent as a
@@ -239,7 +259,7 @@ pub fn deliver_entry(
         None
     };
     let verbose = s.inv.verbose;
-    let results = deliver_ids(engine, &s.spool, ids, verbose, false)?;
+    let results = deliver_ids_then(engine, &s.spool, ids, verbose, false, note)?;
     Ok(run_status(&results, engine.error_mode))
 }
 
