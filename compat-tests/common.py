@@ -65,6 +65,27 @@ class Case:
         if self.fault is not None and self.fault not in FAULTS:
             raise SystemExit("%s: unknown fault %r (one of %s)"
                              % (self.name, self.fault, ", ".join(FAULTS)))
+        # A fault the smarthost is for the `before` runs only; the case's own run then
+        # finds the sink (or the case's `fault`) there: a message deferred by a refused
+        # connection, then a queue run that delivers it (or its bounce).
+        before_fault = self.read("before-fault")
+        self.before_fault = (before_fault.decode().strip()
+                             if before_fault is not None else None)
+        if self.before_fault is not None and self.before_fault not in FAULTS:
+            raise SystemExit("%s: unknown before-fault %r (one of %s)"
+                             % (self.name, self.before_fault, ", ".join(FAULTS)))
+        if self.before_fault in FAULT_NAMES:
+            raise SystemExit("%s: before-fault %r: only the address faults (refused, "
+                             "silent) are supported there" % (self.name, self.before_fault))
+
+    def run_before(self, run, run_dir):
+        """The `before` lines in order: `run(argv)` for each, except that a line
+        `%sleep N` waits N seconds (an entry older than a Timeout.queuereturn of 1s)."""
+        for argv in self.before:
+            if argv[0] == "%sleep":
+                time.sleep(float(argv[1]))
+            else:
+                run(self.argv(argv, run_dir))
 
     def read(self, name):
         p = os.path.join(self.path, name)
@@ -375,8 +396,15 @@ def relax_headers(data: bytes) -> bytes:
 #             127.0.0.1 on a port where nothing listens
 # The name faults run in a private network namespace with dnsmasq as the only name
 # server (see Namespace), so that no lookup ever leaves the machine.
+#   mail4xx   127.0.0.1 on a port where a server answers MAIL with 450 (Refusing)
+#   data4xx-init  the same, answering DATA with 451 instead of 354
 FAULTS = ("refused", "silent", "nxdomain", "servfail", "nodata", "dnstimeout",
-          "nxdomain-refused")
+          "nxdomain-refused", "mail4xx", "data4xx-init")
+# What Refusing answers, per fault: (command, reply).
+REFUSALS = {
+    "mail4xx": ("MAIL", "450 4.3.2 Sender temporarily refused (test)"),
+    "data4xx-init": ("DATA", "451 4.3.0 Not now (test)"),
+}
 FAULT_NAMES = {"nxdomain": "relay.nx.test", "servfail": "relay.fail.test",
                "nodata": "relay.nodata.test", "dnstimeout": "relay.to.test",
                "nxdomain-refused": "relay.nx.test"}
@@ -420,6 +448,73 @@ class Silent:
             c.close()
 
 
+class Refusing:
+    """A listener on a free loopback port that speaks SMTP as sink.py does (the same
+    greeting and EHLO reply), accepts RCPT, and answers `command` (MAIL or DATA) with
+    `reply`: the reply classes at the commands sink.py's modes do not cover. Records
+    nothing: the case's expected files hold what the client printed."""
+
+    def __init__(self, command, reply):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.command, self.reply = command, reply
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        f = conn.makefile("rb")
+
+        def say(line):
+            conn.sendall((line + "\r\n").encode())
+
+        try:
+            say("220 sink.test ESMTP recording-sink")
+            for raw in f:
+                cmd = raw.decode("utf-8", "replace").strip()[:4].upper()
+                if cmd == self.command:
+                    say(self.reply)
+                elif cmd == "EHLO":
+                    for l in ("250-sink.test", "250-8BITMIME", "250-SIZE 52428800",
+                              "250 ENHANCEDSTATUSCODES"):
+                        say(l)
+                elif cmd == "HELO":
+                    say("250 sink.test")
+                elif cmd == "MAIL":
+                    say("250 2.1.0 Ok")
+                elif cmd == "RCPT":
+                    say("250 2.1.5 Ok")
+                elif cmd == "DATA":
+                    say("354 End data with <CR><LF>.<CR><LF>")
+                    for d in f:
+                        if d in (b".\r\n", b".\n"):
+                            break
+                    say("250 2.0.0 Ok: queued")
+                elif cmd in ("RSET", "NOOP"):
+                    say("250 2.0.0 Ok")
+                elif cmd == "QUIT":
+                    say("221 2.0.0 Bye")
+                    break
+                else:
+                    say("502 5.5.2 Error: command not recognized")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.sock.close()
+
+
 class Fault:
     """The smarthost a `fault` case is pointed at: `host` and `port` (the port is
     normalised as SINKPORT like the sink's)."""
@@ -433,6 +528,9 @@ class Fault:
         self.hosts = [self.host] + FAULT_MORE_HOSTS.get(kind, [])
         if kind == "silent":
             self.silent = Silent()
+            self.port = self.silent.port
+        elif kind in REFUSALS:
+            self.silent = Refusing(*REFUSALS[kind])
             self.port = self.silent.port
         else:
             # Bound and released: nothing listens there.

@@ -20,12 +20,15 @@ Optional files in a case:
   pace      an `-bs` dialogue: run lock-step through pace.py; stdout is the transcript
   sink      the sink's mode (ok, rcpt4xx, rcpt5xx, data4xx, data5xx, ...): the case
             delivers; the recording waits until delivery is over and keeps the transcript
-  before    argv lines run first, each with the case's stdin (to fill the queue)
+  before    argv lines run first, each with the case's stdin (to fill the queue); a
+            line `%sleep N` waits N seconds there
   files/    copied into the directory the case runs in (an aliases file, say); `@DIR@`
             in args, before and the files' text stands for that directory, written
             back as DIR
   fault     what is wrong with the smarthost instead (common.FAULTS): refused, silent,
             nxdomain, servfail, nodata, dnstimeout, nxdomain-refused
+  before-fault  the same for the `before` runs only (refused, silent); the case's own
+            run finds the sink (or its `fault`)
 `@QID@` in args stands for the id of the message `before` queued (`-qI@QID@`).
 The private queue directory's path is written as QUEUEDIR and the smarthost's port as
 SINKPORT; everything else is stored exactly as printed (ids, dates and host names are
@@ -136,9 +139,18 @@ def record(case, version, sink):
     if case.sink_mode:
         sink.reset(case.sink_mode)
     base = ["sendmail", "-Am", "-C" + cf, "-oQ" + qdir]
-    for argv in case.before:
-        subprocess.run(base + case.argv(argv, work), executable=SENDMAIL, input=case.stdin, cwd=work,
-                       capture_output=True, timeout=120)
+    before_base, before_fault = base, None
+    if case.before_fault:
+        before_fault = Fault(case.before_fault)
+        before_cf = derived_cf(tempfile.mkdtemp(prefix="compat-cf-"), before_fault.hosts,
+                               before_fault.port, privacy=case.privacy)
+        before_base = ["sendmail", "-Am", "-C" + before_cf, "-oQ" + qdir]
+    case.run_before(lambda argv: subprocess.run(before_base + argv, executable=SENDMAIL,
+                                                input=case.stdin, cwd=work,
+                                                capture_output=True, timeout=120), work)
+    if before_fault:
+        before_fault.stop()
+        shutil.rmtree(os.path.dirname(before_cf), ignore_errors=True)
     qid = None
     if case.before:
         qid = first_queue_id(subprocess.run(base + ["-bp"], executable=SENDMAIL,

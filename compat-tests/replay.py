@@ -61,6 +61,7 @@ def run_case(binary, case, sink):
     work = tempfile.mkdtemp(prefix="compat-")
     fault = Fault(case.fault) if case.fault else None
     ns = None
+    before_fault = None
     try:
         spool = os.path.join(work, "spool")
         conf = os.path.join(work, "rsendmail.conf")
@@ -73,13 +74,20 @@ def run_case(binary, case, sink):
             dns_port = free_port()
             ns.start_dns(dns_port, work)
             prefix = ns.prefix
-        with open(conf, "w") as f:
-            f.write("SPOOLDIR %s\nMAILNAME vm.example.test\nSMARTHOST %s\nPORT %d\n"
-                    % (spool, " ".join(hosts), port))
-            if ns:
-                f.write("RESOLVER 127.0.0.1:%d\n" % dns_port)
-            # Debian's sendmail.cf, which the recording used, says this.
-            f.write("O PrivacyOptions=%s\n" % (case.privacy or DEBIAN_PRIVACY))
+        def write_conf(hosts, port):
+            with open(conf, "w") as f:
+                f.write("SPOOLDIR %s\nMAILNAME vm.example.test\nSMARTHOST %s\nPORT %d\n"
+                        % (spool, " ".join(hosts), port))
+                if ns:
+                    f.write("RESOLVER 127.0.0.1:%d\n" % dns_port)
+                # Debian's sendmail.cf, which the recording used, says this.
+                f.write("O PrivacyOptions=%s\n" % (case.privacy or DEBIAN_PRIVACY))
+
+        if case.before_fault:
+            before_fault = Fault(case.before_fault)
+            write_conf(before_fault.hosts, before_fault.port)
+        else:
+            write_conf(hosts, port)
         link = os.path.join(work, "sendmail")
         os.symlink(os.path.abspath(binary), link)
         run_dir = os.path.join(work, "cwd")
@@ -97,8 +105,10 @@ def run_case(binary, case, sink):
                                   input=stdin, capture_output=True, timeout=60, env=env,
                                   cwd=run_dir)
 
-        for argv in case.before:
-            sendmail(case.argv(argv, run_dir), case.stdin)
+        case.run_before(lambda argv: sendmail(argv, case.stdin), run_dir)
+        if case.before_fault:
+            before_fault.stop()
+            write_conf(hosts, port)
         qid = first_queue_id(sendmail(["-bp"], b"").stdout) if case.before else None
         # A case with a `user` file runs its command as that user; the spool stays
         # whoever made it (root, in `before`).
@@ -152,6 +162,8 @@ def run_case(binary, case, sink):
     finally:
         if ns:
             ns.stop()
+        if before_fault:
+            before_fault.stop()
         if fault:
             fault.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -320,19 +320,30 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             let req = submission(&s.inv);
             let done = submit::submit(&req, &s.cfg, &s.settings, &s.spool, s.mode, &who, stdin)?;
             // ---- the message is safe; what follows depends on the delivery mode ----
-            let Some(id) = done.id else {
+            // The message and the report of recipients refused here, in one run (the
+            // report after the message, on its connection, as sendmail sends them).
+            // A report that returns the header only is marked `+` (see
+            // `deliver::runner::deliver_entry`).
+            let report = done
+                .report
+                .map(|(id, headers_only)| if headers_only { format!("+{id}") } else { id });
+            let ids: Vec<String> = done.id.into_iter().chain(report).collect();
+            if ids.is_empty() {
                 return Ok(done.status);
-            };
+            }
+            let id = ids.join(",");
             match s.mode {
                 DeliveryMode::QueueOnly | DeliveryMode::Deferred => Ok(done.status),
                 DeliveryMode::Interactive => {
                     // The deliverer's status wins unless it is 0; then a refused
                     // recipient's (67) is the answer, as sendmail gives it.
                     let status = done.status.code().to_string();
-                    Ok(exec_deliver(
-                        &["--entry", &id, "--status", &status, "--"],
-                        Some(done.status),
-                    ))
+                    let mut args = vec!["--entry", &id, "--status", &status];
+                    if let Some(note) = &done.note {
+                        args.extend(["--note", note]);
+                    }
+                    args.push("--");
+                    Ok(exec_deliver(&args, Some(done.status)))
                 }
                 DeliveryMode::Background => {
                     background(&id);

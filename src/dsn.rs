@@ -80,6 +80,12 @@ pub struct RcptReport {
     /// For a server's refusal: the command, the reply and sendmail's line for it, shown
     /// under "Transcript of session follows" (sendmail's wording).
     pub transcript: Vec<String>,
+    /// The address as the list of the explanation shows it, when not `final_recipient`:
+    /// as the sender gave it (`nosuchuser`; compat case bounce-local-unknown).
+    pub listed: Option<String>,
+    /// What follows the address in the list of the explanation, in parentheses, in place
+    /// of its reason line: `relayed to non-DSN-aware mailer` (sendmail's).
+    pub comment: Option<&'static str>,
     pub last_attempt: i64,
     /// For delay warnings: when the message will be returned.
     pub will_retry_until: Option<i64>,
@@ -92,6 +98,9 @@ pub struct Report<'a> {
     pub host: &'a str,
     pub original: &'a Envelope,
     pub recipients: Vec<RcptReport>,
+    /// Transcript lines after the recipients' own (`Message could not be delivered for
+    /// 5 days`).
+    pub notes: Vec<String>,
     /// Return only the header of the original.
     pub headers_only: bool,
     /// For delay warnings: how long the message has waited, as words (`4 hours`).
@@ -99,6 +108,25 @@ pub struct Report<'a> {
     /// `O PrivacyOptions=noactualrecipient`: no `X-Actual-Recipient:` field
     /// (compat-tests/cases/privacy-noactualrecipient).
     pub no_actual_recipient: bool,
+}
+
+/// Whether a report returns the original's header only (`text/rfc822-headers`) rather
+/// than the whole message, from the sender's `ret` (`-R` / `RET=`: `HDRS` or `FULL`),
+/// `O PrivacyOptions=nobodyreturn` and dma's `FULLBOUNCE`:
+/// - `nobodyreturn`: the header only, whatever the sender asked (sendmail's rule;
+///   compat case reason-reject5-full-v);
+/// - otherwise `RET=HDRS` the header only, `RET=FULL` the whole message;
+/// - otherwise `FULLBOUNCE` the whole message, and without it the header only: dma's
+///   meaning of the keyword, which applies to every rsendmail.conf (a dma.conf read
+///   unchanged) and to no config file at all. sendmail's built-in default would return
+///   the whole message; Debian's sendmail.cf (nobodyreturn) returns the header only.
+pub fn headers_only(ret: Option<&str>, no_body_return: bool, full_bounce: bool) -> bool {
+    match ret {
+        _ if no_body_return => true,
+        Some("HDRS") => true,
+        Some("FULL") => false,
+        _ => !full_bounce,
+    }
 }
 
 /// `s` as one line of printable text (see the module doc).
@@ -172,7 +200,13 @@ impl Report<'_> {
             "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"{boundary}\""
         );
         let _ = writeln!(h, "Subject: {}", self.subject());
-        let _ = writeln!(h, "Auto-Submitted: auto-generated ({})", self.kind.word());
+        // sendmail's word for a receipt is `return-receipt` (compat case
+        // receipt-success-odi).
+        let why = match self.kind {
+            Kind::Success => "return-receipt",
+            k => k.word(),
+        };
+        let _ = writeln!(h, "Auto-Submitted: auto-generated ({why})");
         h.push('\n');
         h
     }
@@ -211,17 +245,24 @@ impl Report<'_> {
         };
         let _ = writeln!(b, "   ----- {heading} -----");
         for r in &self.recipients {
-            let _ = writeln!(b, "{}", one_line(&r.final_recipient));
+            let listed = one_line(r.listed.as_deref().unwrap_or(&r.final_recipient));
+            if let Some(c) = r.comment {
+                let _ = writeln!(b, "{listed}  ({c})");
+                continue;
+            }
+            let _ = writeln!(b, "{listed}");
             if let Some(d) = &r.diagnostic {
                 let _ = writeln!(b, "    (reason: {})", one_line(d));
             }
         }
-        if self.recipients.iter().any(|r| !r.transcript.is_empty()) {
+        if self.recipients.iter().any(|r| !r.transcript.is_empty()) || !self.notes.is_empty() {
             b.push_str("\n   ----- Transcript of session follows -----\n");
             let mut talking_to: Option<&str> = None;
             for r in self.recipients.iter().filter(|r| !r.transcript.is_empty()) {
+                // A dialogue with a server starts with the server named once.
                 if let Some(mta) = r.remote_mta.as_deref()
                     && talking_to != Some(mta)
+                    && r.transcript.first().is_some_and(|l| l.starts_with(">>> "))
                 {
                     let _ = writeln!(b, "... while talking to {}:", one_line(mta));
                     talking_to = Some(mta);
@@ -229,6 +270,9 @@ impl Report<'_> {
                 for l in &r.transcript {
                     let _ = writeln!(b, "{}", one_line(l));
                 }
+            }
+            for l in &self.notes {
+                let _ = writeln!(b, "{}", one_line(l));
             }
         }
         if self.kind == Kind::Delay {
@@ -247,7 +291,7 @@ impl Report<'_> {
                 let _ = writeln!(b, "Original-Recipient: {}", one_line(o));
             }
             let _ = writeln!(b, "Final-Recipient: RFC822; {fin}");
-            if r.remote_mta.is_some() && !self.no_actual_recipient {
+            if !self.no_actual_recipient {
                 let _ = writeln!(b, "X-Actual-Recipient: rfc822; {fin}");
             }
             let _ = writeln!(b, "Action: {}", one_line(r.action));
@@ -437,9 +481,12 @@ mod tests {
                     "<<< 550 5.1.1 User unknown".into(),
                     "550 5.1.1 bob@x... User unknown".into(),
                 ],
+                listed: None,
+                comment: None,
                 last_attempt: 0,
                 will_retry_until: None,
             }],
+            notes: Vec::new(),
             headers_only: false,
             no_actual_recipient: false,
             waited: None,
@@ -465,6 +512,7 @@ mod tests {
             assert!(text.contains(want), "{want:?} missing in\n{text}");
         }
         let hdrs = Report {
+            notes: Vec::new(),
             headers_only: true,
             no_actual_recipient: false,
             ..rep
@@ -503,9 +551,12 @@ mod tests {
                 diagnostic: Some(format!("550 5.1.1 {evil}")),
                 diagnostic_type: "SMTP",
                 transcript: vec![format!("<<< 550 5.1.1 {evil}")],
+                listed: None,
+                comment: None,
                 last_attempt: 0,
                 will_retry_until: None,
             }],
+            notes: Vec::new(),
             headers_only: true,
             no_actual_recipient: false,
             waited: None,
@@ -562,6 +613,7 @@ mod tests {
                 host: "host.example",
                 original: &env,
                 recipients: Vec::new(),
+                notes: Vec::new(),
                 headers_only,
                 waited: None,
                 no_actual_recipient: false,

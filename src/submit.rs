@@ -127,6 +127,15 @@ pub struct Submitted {
     /// The exit status so far: not 0 when recipients were refused (`User unknown`, 67),
     /// unless ErrorMode `e` mailed the errors back.
     pub status: Sysexit,
+    /// The failure report mailed back for recipients refused here (ErrorMode `m`, `e`,
+    /// or `p` with a sender elsewhere): delivered with the message, in its mode. True
+    /// when it returns the message's header only (sendmail sends such a report, made in
+    /// memory, without `SIZE=`).
+    pub report: Option<(String, bool)>,
+    /// In interactive mode, the `~/dead.letter... Saved message in ...` line for the
+    /// recipients refused here, which the deliverer prints after the delivery, before
+    /// it closes its connections (sendmail's order).
+    pub note: Option<String>,
 }
 
 /// A recipient refused at submission, as sendmail refuses it before delivery.
@@ -139,6 +148,16 @@ pub struct Refused {
     /// Not printed under ErrorMode `p` (sendmail logs a message with too many hops and
     /// says nothing on the terminal but where it saved the message); still in a report.
     pub quiet: bool,
+}
+
+impl Refused {
+    /// The reason alone, after the address (`User unknown`).
+    pub fn reason(&self) -> &str {
+        self.text
+            .split_once("... ")
+            .map(|(_, w)| w)
+            .unwrap_or(&self.text)
+    }
 }
 
 /// Expand local recipients through the aliases (unless `-n`) and check that local users
@@ -529,6 +548,8 @@ pub fn submit<R: BufRead>(
                 id: None,
                 mode,
                 status: Sysexit::Ok,
+                report: None,
+                note: None,
             });
         }
     }
@@ -734,8 +755,10 @@ pub fn submit<R: BufRead>(
                 ),
             )
         })?;
-        let status = refused_recipients(
+        let (status, report, _) = refused_recipients(
             settings,
+            cfg.full_bounce,
+            address::is_local(&envelope.sender, &host, to_smarthost),
             &host,
             spool,
             &envelope,
@@ -743,11 +766,14 @@ pub fn submit<R: BufRead>(
             entry.tmp_path(),
             data_offset,
             None,
+            false,
         );
         return Ok(Submitted {
             id: None,
             mode,
             status,
+            report,
+            note: None,
         });
     }
     let length = entry.commit(&envelope)?;
@@ -760,11 +786,7 @@ pub fn submit<R: BufRead>(
         && let Ok(Some(mut locked)) = spool.lock_entry(&id)
     {
         // sendmail keeps the error as the entry's message, which mailq shows.
-        let why = first
-            .text
-            .split_once("... ")
-            .map(|(_, w)| w)
-            .unwrap_or(&first.text);
+        let why = first.reason();
         let state = crate::spool::entry::State {
             reason: Some(why.to_string()),
             ..Default::default()
@@ -773,11 +795,13 @@ pub fn submit<R: BufRead>(
             log::warn!("{id}: {}", e.message);
         }
     }
-    let status = if refused.is_empty() {
-        Sysexit::Ok
+    let (status, report, note) = if refused.is_empty() {
+        (Sysexit::Ok, None, None)
     } else {
         refused_recipients(
             settings,
+            cfg.full_bounce,
+            address::is_local(&envelope.sender, &host, to_smarthost),
             &host,
             spool,
             &envelope,
@@ -785,12 +809,15 @@ pub fn submit<R: BufRead>(
             &spool.qf_path(&id),
             data_offset,
             Some(length),
+            mode == DeliveryMode::Interactive,
         )
     };
     Ok(Submitted {
         id: Some(id),
         mode,
         status,
+        report,
+        note,
     })
 }
 
@@ -900,13 +927,18 @@ pub fn write_entry<R: BufRead>(
 
 /// Report recipients refused at submission the way `ErrorMode` says (sendmail's
 /// meanings): `p` print them (stdout) and save a copy of the message in
-/// `~/dead.letter`; `q` say nothing; `m` and `w` (no terminal to write to) mail them
-/// back; `e` mail them back and exit 0. Returns the exit status. `host` is the mail
+/// `~/dead.letter` when the sender is local (`sender_local`), else mail them back as
+/// well; `q` say nothing; `m` and `w` (no terminal to write to) mail them
+/// back; `e` mail them back and exit 0. Returns the exit status, the id of the report
+/// queued, if one was, with whether it returns the header only, and with `say_later`
+/// the `Saved message` line to print after the delivery. `host` is the mail
 /// name, the report's MTA, as in the deliverer's reports. The message is `length` bytes
 /// of `message_file` from `data_offset`, or the rest of the file.
 #[allow(clippy::too_many_arguments)]
 fn refused_recipients(
     settings: &Settings,
+    full_bounce: bool,
+    sender_local: bool,
     host: &str,
     spool: &Spool,
     env: &Envelope,
@@ -914,7 +946,8 @@ fn refused_recipients(
     message_file: &std::path::Path,
     data_offset: u64,
     length: Option<u64>,
-) -> Sysexit {
+    say_later: bool,
+) -> (Sysexit, Option<(String, bool)>, Option<String>) {
     let code = refused.first().map(|r| r.code).unwrap_or(Sysexit::Ok);
     // One line each, as sendmail logs them: `<id>: nosuchuser... User unknown`.
     for r in refused {
@@ -927,77 +960,114 @@ fn refused_recipients(
         f.seek(std::io::SeekFrom::Start(data_offset))?;
         Ok(f.take(length.unwrap_or(u64::MAX)))
     };
-    match settings.error_mode.unwrap_or('p') {
-        'q' => code,
-        'm' | 'w' | 'e' => {
-            let sender = if env.sender.is_empty() {
-                None
-            } else {
-                Some(env.sender.clone())
-            };
-            let report = crate::dsn::Report {
-                kind: crate::dsn::Kind::Failure,
-                host,
-                original: env,
-                recipients: refused
-                    .iter()
-                    .map(|r| crate::dsn::RcptReport {
-                        final_recipient: r.address.clone(),
-                        original_recipient: None,
-                        action: "failed",
-                        status: match r.code {
-                            Sysexit::NoUser => crate::status::BAD_MAILBOX,
-                            // Only a looping message is refused as unavailable.
-                            Sysexit::Unavailable => crate::status::LOOP,
-                            _ => crate::status::PERM,
-                        },
-                        remote_mta: None,
-                        diagnostic: Some(r.text.clone()),
-                        diagnostic_type: "X-Unix",
-                        transcript: Vec::new(),
-                        last_attempt: env.created,
-                        will_retry_until: None,
-                    })
-                    .collect(),
-                headers_only: env.ret.as_deref() == Some("HDRS")
-                    || settings.privacy("nobodyreturn"),
-                waited: None,
-                no_actual_recipient: settings.privacy("noactualrecipient"),
-            };
-            let queued = match (&sender, open_message()) {
-                (Some(to), Ok(mut m)) => report
-                    .queue(spool, to, false, &mut m)
-                    .map_err(|f| f.message),
-                (None, _) => Err("the sender is <>".into()),
-                (_, Err(e)) => Err(crate::config::io_text(&e)),
-            };
-            if let Err(why) = queued {
-                log::error!("{}: errors could not be mailed back: {why}", env.id);
-            }
-            if settings.error_mode == Some('e') {
-                Sysexit::Ok
-            } else {
-                code
-            }
+    let mode = settings.error_mode.unwrap_or('p');
+    if mode == 'q' {
+        return (code, None, None);
+    }
+    if mode == 'p' {
+        for r in refused.iter().filter(|r| !r.quiet) {
+            crate::outln!("{}", r.text);
         }
-        _ => {
-            for r in refused.iter().filter(|r| !r.quiet) {
-                crate::outln!("{}", r.text);
-            }
-            save_dead_letter(env, open_message);
-            code
+        // The user at the terminal keeps the message; a sender elsewhere
+        // (`-f a@example.com`) gets it mailed back, as sendmail does (compat case
+        // bounce-local-unknown) and as the deliverer does.
+        if sender_local {
+            let note = save_dead_letter(env, open_message, say_later);
+            return (code, None, note);
         }
     }
+    let sender = if env.sender.is_empty() {
+        None
+    } else {
+        Some(env.sender.clone())
+    };
+    let report = crate::dsn::Report {
+        kind: crate::dsn::Kind::Failure,
+        host,
+        original: env,
+        recipients: refused
+            .iter()
+            .map(|r| {
+                let status = match r.code {
+                    Sysexit::NoUser => crate::status::BAD_MAILBOX,
+                    // Only a looping message is refused as unavailable.
+                    Sysexit::Unavailable => crate::status::LOOP,
+                    _ => crate::status::PERM,
+                };
+                crate::dsn::RcptReport {
+                    // Qualified as the deliverer's reports name a local recipient.
+                    final_recipient: if r.address.is_empty()
+                        || r.address.contains('@')
+                        || r.address.starts_with(['|', '/', '\\', ':'])
+                    {
+                        r.address.clone()
+                    } else {
+                        format!("{}@{host}", r.address)
+                    },
+                    original_recipient: None,
+                    action: "failed",
+                    status,
+                    remote_mta: None,
+                    // sendmail's form for an unknown user (bounce-local-unknown); the
+                    // other refusals keep their text.
+                    diagnostic: Some(if r.code == Sysexit::NoUser {
+                        format!("550 {status} {}", r.reason())
+                    } else {
+                        r.text.clone()
+                    }),
+                    diagnostic_type: "X-Unix",
+                    transcript: Vec::new(),
+                    listed: Some(r.address.clone()),
+                    comment: None,
+                    last_attempt: env.created,
+                    will_retry_until: None,
+                }
+            })
+            .collect(),
+        // sendmail's transcript repeats each refusal with its code (compat case
+        // bounce-local-unknown).
+        notes: refused
+            .iter()
+            .filter(|r| r.code == Sysexit::NoUser)
+            .map(|r| format!("550 {} {}", crate::status::BAD_MAILBOX, r.text))
+            .collect(),
+        headers_only: crate::dsn::headers_only(
+            env.ret.as_deref(),
+            settings.privacy("nobodyreturn"),
+            full_bounce,
+        ),
+        waited: None,
+        no_actual_recipient: settings.privacy("noactualrecipient"),
+    };
+    let headers_only = report.headers_only;
+    let queued = match (&sender, open_message()) {
+        (Some(to), Ok(mut m)) => report
+            .queue(spool, to, false, &mut m)
+            .map_err(|f| f.message),
+        (None, _) => Err("the sender is <>".into()),
+        (_, Err(e)) => Err(crate::config::io_text(&e)),
+    };
+    let report = match queued {
+        Ok(id) => Some((id, headers_only)),
+        Err(why) => {
+            log::error!("{}: errors could not be mailed back: {why}", env.id);
+            None
+        }
+    };
+    (if mode == 'e' { Sysexit::Ok } else { code }, report, None)
 }
 
 /// Save the message in the caller's `~/dead.letter` (sendmail's ErrorMode p), with the
 /// caller's own privileges, and say so as sendmail does.
+/// `later`: the line is returned, not printed (the deliverer prints it after the
+/// delivery, as sendmail does: compat case reason-local-unknown-mixed-v).
 fn save_dead_letter(
     env: &Envelope,
     open_message: impl Fn() -> std::io::Result<std::io::Take<std::fs::File>>,
-) {
+    later: bool,
+) -> Option<String> {
     if crate::privs::is_setid() && crate::privs::drop_group().is_err() {
-        return;
+        return None;
     }
     let res = open_message()
         .map_err(|e| crate::config::io_text(&e))
@@ -1005,10 +1075,15 @@ fn save_dead_letter(
     match res {
         Ok(path) => {
             let p = path.display();
-            crate::outln!("{p}... Saved message in {p}");
+            let line = format!("{p}... Saved message in {p}");
+            if later {
+                return Some(line);
+            }
+            crate::outln!("{line}");
         }
         Err(e) => log::warn!("{}: cannot save in dead.letter: {e}", env.id),
     }
+    None
 }
 
 #[cfg(test)]

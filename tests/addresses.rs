@@ -45,14 +45,24 @@ fn seen(peer: &Peer) -> (Vec<String>, Vec<String>, Vec<String>) {
     (mail, rcpt, refused)
 }
 
-/// The text of the one delivery report in the queue (ErrorMode m mails refusals back).
+/// The text of the one delivery report (ErrorMode m mails refusals back): in the queue,
+/// or, after an interactive delivery, which sends it with the message, in the sender's
+/// mailbox.
 fn report(env: &Env) -> String {
-    let reports: Vec<String> = env
+    let mut reports: Vec<String> = env
         .entries()
         .iter()
         .map(|p| fs::read_to_string(p).unwrap())
         .filter(|t| t.contains("\nreport failure\n"))
         .collect();
+    if let Ok(boxes) = fs::read_dir(env.dir.join("mail")) {
+        for b in boxes.flatten() {
+            let t = fs::read_to_string(b.path()).unwrap_or_default();
+            if t.contains("Subject: Returned mail: see transcript for details") {
+                reports.push(t);
+            }
+        }
+    }
     assert_eq!(reports.len(), 1, "{}", env.listing());
     reports[0].clone()
 }

@@ -253,8 +253,10 @@ fn a_bounce_returns_the_long_header_as_header_fields() {
     };
     let env = relay_env(peer.port, "");
     for (n, (ret, part)) in [
-        (&[][..], "message/rfc822"),
+        (&["-R", "full"][..], "message/rfc822"),
         (&["-R", "hdrs"][..], "text/rfc822-headers"),
+        // Without FULLBOUNCE, dma's default: the header only.
+        (&[][..], "text/rfc822-headers"),
     ]
     .into_iter()
     .enumerate()

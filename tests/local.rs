@@ -136,8 +136,9 @@ fn unknown_users_and_loops_are_refused_at_submission() {
         e.contains("\nsender\n") && e.contains("\nreport failure\n"),
         "{e}"
     );
+    // sendmail's form: the code, the status and the reason (bounce-local-unknown).
     assert!(
-        e.contains("Diagnostic-Code: X-Unix; nosuchuser... User unknown"),
+        e.contains("Diagnostic-Code: X-Unix; 550 5.1.1 User unknown"),
         "{e}"
     );
     // mailq lists rsendmail's own reports as from MAILER-DAEMON, as sendmail does.
@@ -549,7 +550,8 @@ fn forward_files_are_honoured_only_when_safe() {
     ] {
         assert!(text.contains(want), "{want:?} in\n{text}");
     }
-    assert_eq!(text.matches("a@@example.org'").count(), 1, "{text}");
+    // Reported once (its Final-Recipient; X-Actual-Recipient names it again).
+    assert_eq!(text.matches("RFC822; a@@example.org'").count(), 1, "{text}");
     assert!(!text.contains("forwarded@"), "{text}");
     assert_eq!(mbox_summary(&mbox(&env, TEST_USER)).len(), 1);
     let md = fs::metadata(mbox(&env, TEST_USER)).unwrap();
@@ -795,6 +797,53 @@ else:
     )
 }
 
+/// What a report returns of the message (`rsendmail::dsn::headers_only`): without
+/// FULLBOUNCE the header only, dma's default (and with no config line at all); with it
+/// the whole message; the sender's `-R` decides over both; `nobodyreturn` always wins.
+#[test]
+fn fullbounce_decides_what_a_report_returns() {
+    if !is_root() {
+        return;
+    }
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    // (config lines, -R, the report's third part)
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("", &[], "text/rfc822-headers"),
+        ("FULLBOUNCE\n", &[], "message/rfc822"),
+        ("", &["-R", "full"], "message/rfc822"),
+        ("FULLBOUNCE\n", &["-R", "hdrs"], "text/rfc822-headers"),
+        (
+            "FULLBOUNCE\nO PrivacyOptions=nobodyreturn\n",
+            &["-R", "full"],
+            "text/rfc822-headers",
+        ),
+    ];
+    for (config, ret, part) in cases {
+        let env = local_env("", Some(peer.port));
+        env.add_config(config);
+        let mut args = vec!["-odi"];
+        args.extend_from_slice(ret);
+        args.push("reject5@example.org");
+        env.sendmail(&args, MSG).code(67);
+        let rep = fs::read(mbox(&env, "root")).unwrap();
+        let text = parse_report(&rep, &env);
+        let want = format!("parts ['text/plain', 'message/delivery-status', '{part}']");
+        assert!(
+            text.contains(&want),
+            "{config:?} {ret:?}: {want} in\n{text}"
+        );
+        // The body of the message only with the whole message.
+        let raw = String::from_utf8_lossy(&rep);
+        assert_eq!(
+            raw.contains("\nhello\n"),
+            *part == "message/rfc822",
+            "{config:?} {ret:?}: {raw}"
+        );
+    }
+}
+
 #[test]
 fn failures_bounce_as_rfc3464_reports() {
     if !is_root() {
@@ -804,6 +853,8 @@ fn failures_bounce_as_rfc3464_reports() {
         return;
     };
     let env = local_env("", Some(peer.port));
+    // The whole message is returned (dma's FULLBOUNCE; without it the header only).
+    env.add_config("FULLBOUNCE\n");
     // To a local sender's mailbox.
     env.sendmail(
         &[
@@ -1032,7 +1083,7 @@ fn delay_warning_then_expiry_report() {
     assert_eq!(s.len(), 1, "{s:?}");
     let text = parse_report(&fs::read(mbox(&env, "root")).unwrap(), &env);
     assert!(
-        text.contains("subject Warning: could not send message for past 1 seconds"),
+        text.contains("subject Warning: could not send message for past 1 second\n"),
         "{text}"
     );
     assert!(text.contains("'Action': 'delayed'"), "{text}");
@@ -1053,7 +1104,17 @@ fn delay_warning_then_expiry_report() {
         text.contains("'Action': 'failed'") && text.contains("'Status': '4.4.7'"),
         "{text}"
     );
-    assert!(text.contains("message expired"), "{text}");
+    // No reply was read (the connection was refused): no Diagnostic-Code; the
+    // transcript tells the expiry in sendmail's words.
+    assert!(!text.contains("Diagnostic-Code"), "{text}");
+    let raw = String::from_utf8_lossy(&all[at..]);
+    assert!(
+        raw.contains("far@example.org... Deferred: Connection refused by [127.0.0.1]\n")
+            && raw.contains(
+                "Message could not be delivered for 3 seconds\nMessage will be deleted from queue\n"
+            ),
+        "{raw}"
+    );
 }
 
 #[test]

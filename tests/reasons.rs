@@ -660,7 +660,9 @@ fn data_4xx_deferred() {
 }
 
 /// A 550 to RCPT: exit 67, the bounce to SENDER over the same connection. Interactive
-/// `-v` shows the reply alone; a queue run adds "User unknown".
+/// `-v` shows the reply alone; a queue run adds "User unknown". The bounce returns the
+/// header only (no FULLBOUNCE) and is sent in the same run: no `SIZE=`, as sendmail's
+/// (compat case reason-reject5-v).
 #[test]
 fn rcpt_5xx_bounced() {
     at_fault_server("reject5@example.org", &|mode, r, _running, env| {

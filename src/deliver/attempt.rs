@@ -63,6 +63,7 @@ impl Conn {
         }
         if self.session.as_ref().is_some_and(|s| !s.is_usable())
             && let Some(s) = self.session.take()
+            && !s.quit_sent
         {
             s.close(out);
         }
@@ -368,6 +369,7 @@ pub fn attempt(
     for line in &rec.log {
         log::info!("{line}");
     }
+    say(out, &rec.said);
     // Reports are queued before the attempt's record: what the last unit delivered is
     // recorded first, so that a run that dies while queuing them does not send it again.
     if !rec.reports.is_empty()
@@ -634,6 +636,7 @@ fn send_transaction(
         ret: env.ret.as_deref(),
         envid: env.envid.as_deref(),
         xverp,
+        null_size: !bounce::made_here_headers_only(&env.id),
         notify: Some(&mut notify),
         body_limit: rsendmail::message::wire::MAX_BODY_LINE,
         reconnect: Some(&mut reconnect),
@@ -646,7 +649,11 @@ fn send_transaction(
     let mut got = Vec::with_capacity(rcpts.len());
     let mut untold = Vec::new();
     for (k, (&(i, _), o)) in rcpts.iter().zip(res).enumerate() {
-        let was_told = told.get(k).and_then(Option::as_ref) == Some(&o);
+        // The reply told, whichever RCPT reply accepted the recipient.
+        let was_told = told.get(k).and_then(Option::as_ref).is_some_and(|t| {
+            let (t, o) = (t.reply(), o.reply());
+            t.code == o.code && t.lines == o.lines && t.command == o.command
+        });
         let mut o = RcptOutcome::from_smtp(i, o, t.mailer, relay_name.clone());
         o.dsn_passed = session.caps.dsn;
         o.data_refused = session.data_refused;

@@ -17,6 +17,10 @@ use rsendmail::status::{self, EnhancedStatus, StatusClass};
 pub struct ReportItem {
     /// The recipient (of the entry, or a target its expansion refused).
     pub rcpt: Recipient,
+    /// Its place in the entry (`usize::MAX` for a target an expansion refused): a
+    /// report lists its recipients in the entry's order, its transcript follows the
+    /// order of delivery (compat case receipt-success-hdrs-odi).
+    pub index: usize,
     pub kind: dsn::Kind,
     /// The DSN action: failed, delayed, delivered, relayed, expanded.
     pub action: &'static str,
@@ -28,6 +32,8 @@ pub struct ReportItem {
     pub reply: Option<Reply>,
     /// The server's name as routed (`mx.example.org`, `127.0.0.1`), empty when local.
     pub remote: String,
+    /// Still failing temporarily when the message expired (Timeout.queuereturn).
+    pub expired: bool,
 }
 
 /// Where a report goes.
@@ -51,10 +57,13 @@ pub struct Owed {
     pub kind: dsn::Kind,
     pub to: ReportTo,
     pub recipients: Vec<dsn::RcptReport>,
+    /// The attempt's transcript (see [`transcript`]): failure reports and return
+    /// receipts carry it, as sendmail's do.
+    pub notes: Vec<String>,
 }
 
 /// The server as a report names it: an address in brackets, as sendmail writes it.
-fn mta_name(host: &str) -> String {
+pub(super) fn mta_name(host: &str) -> String {
     if host.parse::<std::net::IpAddr>().is_ok() {
         format!("[{host}]")
     } else {
@@ -62,17 +71,118 @@ fn mta_name(host: &str) -> String {
     }
 }
 
-/// How long, in words, for a delay warning's subject.
-pub fn waited_words(secs: i64) -> String {
-    if secs >= 3600 && secs % 3600 == 0 {
-        let h = secs / 3600;
-        format!("{h} hour{}", if h == 1 { "" } else { "s" })
-    } else if secs >= 60 {
-        let m = secs / 60;
-        format!("{m} minute{}", if m == 1 { "" } else { "s" })
+/// An interval of `secs` seconds in words, as sendmail's `pintvl(secs, false)` writes
+/// it: `1 second`, `4 hours`, `1 week, 2 days, 3 hours, 5 minutes` (weeks, days, hours,
+/// minutes and seconds that are not 0, joined by `, `; `0 seconds` for none). A delay
+/// warning's subject and an expired message's transcript use it (compat cases
+/// bounce-queuereturn-*).
+pub fn interval_words(secs: i64) -> String {
+    let s = secs.max(0);
+    let parts = [
+        (s / 604_800, "week"),
+        (s % 604_800 / 86_400, "day"),
+        (s % 86_400 / 3600, "hour"),
+        (s % 3600 / 60, "minute"),
+        (s % 60, "second"),
+    ];
+    let words: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, w)| format!("{n} {w}{}", if *n == 1 { "" } else { "s" }))
+        .collect();
+    if words.is_empty() {
+        "0 seconds".to_string()
     } else {
-        format!("{secs} seconds")
+        words.join(", ")
     }
+}
+
+/// One outcome as the attempt's transcript needs it.
+pub struct Told<'a> {
+    /// The recipient's address as the entry has it.
+    pub address: &'a str,
+    pub outcome: &'a super::outcome::RcptOutcome,
+    /// A return receipt is owed for it (NOTIFY=SUCCESS, relayed to a server that did
+    /// not take the request).
+    pub receipt: bool,
+}
+
+/// sendmail's transcript of an attempt (its `xf` file), which its failure reports and
+/// return receipts show under "Transcript of session follows", whichever recipients
+/// each reports on: in the order of delivery, for each server's refusal or deferral
+/// the command and the reply (the server named once before the first) and sendmail's
+/// line for it (`addr... User unknown`, `addr... Deferred: 450 ...`); a deferral made
+/// here (`b@x,a@x... Deferred: Connection refused by [host]`, recipients that share
+/// it on one line); for a return receipt `addr... relayed; expect no further
+/// notifications`; and when the message expired, `Message could not be delivered for
+/// 1 second` and `Message will be deleted from queue`. Recorded in the compat cases
+/// bounce-*, receipt-* and reason-reject5-reject4-v.
+pub fn transcript(told: &[Told<'_>], expired_after: Option<i64>) -> Vec<String> {
+    use super::outcome::{Class, Mailer};
+    let mut out: Vec<String> = Vec::new();
+    let mut talking_to: Option<String> = None;
+    let same = |a: &Reply, b: &Reply| {
+        a.code == b.code && a.lines == b.lines && a.command == b.command && a.local == b.local
+    };
+    let mut k = 0;
+    while let Some(first) = told.get(k) {
+        let o = first.outcome;
+        // The outcomes one reply gave (a DATA reply, a refused connection).
+        let mut j = k + 1;
+        while told.get(j).is_some_and(|t| {
+            t.outcome.class == o.class
+                && !t.receipt
+                && !first.receipt
+                && same(&t.outcome.reply, &o.reply)
+        }) {
+            j += 1;
+        }
+        let group = told.get(k..j).unwrap_or_default();
+        k = j;
+        let addrs: Vec<&str> = group.iter().map(|t| t.address).collect();
+        let remote = o.mailer != Mailer::Local;
+        let lines: Vec<String> = match o.class {
+            Class::Permanent if remote => failure_transcript(first.address, &o.reply),
+            Class::Temporary if remote => {
+                let mut l = Vec::new();
+                if let (Some(command), false) = (&o.reply.command, o.reply.local) {
+                    l.push(format!(">>> {command}"));
+                    l.extend(o.reply.transcript_lines());
+                }
+                l.push(format!("{}... {}", addrs.join(","), o.stat_text()));
+                l
+            }
+            Class::Relayed | Class::Delivered if first.receipt => {
+                vec![format!(
+                    "{}... relayed; expect no further notifications",
+                    first.address
+                )]
+            }
+            _ => Vec::new(),
+        };
+        if lines.first().is_some_and(|l| l.starts_with(">>> ")) {
+            let mta = o
+                .relay
+                .as_deref()
+                .and_then(|n| n.split(' ').next())
+                .map(mta_name);
+            if let Some(mta) = mta
+                && talking_to.as_ref() != Some(&mta)
+            {
+                out.push(format!("... while talking to {mta}:"));
+                talking_to = Some(mta);
+            }
+        }
+        out.extend(lines);
+    }
+    if let Some(secs) = expired_after {
+        out.push(format!(
+            "Message could not be delivered for {}",
+            interval_words(secs)
+        ));
+        out.push("Message will be deleted from queue".to_string());
+    }
+    out
 }
 
 /// The transcript lines for a recipient refused by a server: the command, the reply,
@@ -104,19 +214,27 @@ fn failure_transcript(address: &str, reply: &Reply) -> Vec<String> {
 /// Failures and delays go to the recipient's return address when its NOTIFY wants them
 /// (RFC 3461 §4.1), successes only when asked for; a failure of a message from the null
 /// sender goes to the postmaster once; a failure of that report is only logged.
-pub fn owed(engine: &Engine, env: &Envelope, items: Vec<ReportItem>, now: i64) -> Vec<Owed> {
+pub fn owed(
+    engine: &Engine,
+    env: &Envelope,
+    items: Vec<ReportItem>,
+    transcript: &[String],
+    now: i64,
+) -> Vec<Owed> {
     // (kind, return address) → the recipients reported on.
-    type Groups = Vec<((dsn::Kind, Option<String>), Vec<dsn::RcptReport>)>;
+    type Groups = Vec<((dsn::Kind, Option<String>), Vec<(usize, dsn::RcptReport)>)>;
     let mut groups: Groups = Vec::new();
     for item in items {
         let ReportItem {
             rcpt: r,
+            index,
             kind,
             action,
             status,
             why,
             reply,
             remote,
+            expired,
         } = item;
         let mut ret = dsn::return_address(env, &r).map(str::to_string);
         // VERP: the report on a recipient goes to the sender made for that recipient,
@@ -134,7 +252,11 @@ pub fn owed(engine: &Engine, env: &Envelope, items: Vec<ReportItem>, now: i64) -
             None if kind != dsn::Kind::Failure => continue,
             _ => {}
         }
+        // Relayed to a server without DSN: sendmail's words and status for it, and the
+        // server's reply to RCPT (compat cases receipt-*).
+        let relayed = kind == dsn::Kind::Success && action == "relayed";
         let status = match kind {
+            dsn::Kind::Success if relayed => status::VALID_ADDRESS,
             dsn::Kind::Success => status::OK,
             // Still failing temporarily when the message expired.
             dsn::Kind::Failure if status.class != StatusClass::Permanent => status::EXPIRED,
@@ -145,17 +267,36 @@ pub fn owed(engine: &Engine, env: &Envelope, items: Vec<ReportItem>, now: i64) -
         } else {
             engine.qualify(&r.address)
         };
+        // An expired recipient whose last reason was made here (a refused connection)
+        // has no server reply to name: no reason line and no Diagnostic-Code; the
+        // transcript tells it (compat case bounce-queuereturn-refused).
+        let made_here = expired && reply.as_ref().is_none_or(|r| r.local);
+        let diagnostic = if made_here {
+            None
+        } else if relayed {
+            Some(
+                reply
+                    .as_ref()
+                    .and_then(|r| r.accepted_by.clone())
+                    .unwrap_or(why),
+            )
+        } else {
+            (kind != dsn::Kind::Success || !remote.is_empty()).then_some(why)
+        };
         let rr = dsn::RcptReport {
             final_recipient,
             original_recipient: r.orcpt.clone(),
-            action,
+            action: if relayed {
+                "relayed (to non-DSN-aware mailer)"
+            } else {
+                action
+            },
             status,
             remote_mta: (!remote.is_empty()).then(|| mta_name(&remote)),
-            transcript: match (&reply, kind) {
-                (Some(reply), dsn::Kind::Failure) => failure_transcript(&r.address, reply),
-                _ => Vec::new(),
-            },
-            diagnostic: (kind != dsn::Kind::Success || !remote.is_empty()).then_some(why),
+            transcript: Vec::new(),
+            listed: Some(r.address.clone()),
+            comment: relayed.then_some("relayed to non-DSN-aware mailer"),
+            diagnostic,
             diagnostic_type: if remote.is_empty() { "X-Unix" } else { "SMTP" },
             last_attempt: now,
             will_retry_until: (kind == dsn::Kind::Delay && engine.queue_return > 0)
@@ -163,13 +304,23 @@ pub fn owed(engine: &Engine, env: &Envelope, items: Vec<ReportItem>, now: i64) -
         };
         let key = (kind, ret);
         match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => v.push(rr),
-            None => groups.push((key, vec![rr])),
+            Some((_, v)) => v.push((index, rr)),
+            None => groups.push((key, vec![(index, rr)])),
         }
     }
     groups
         .into_iter()
-        .map(|((kind, ret), recipients)| {
+        .map(|((kind, ret), mut recipients)| {
+            // Listed in the entry's order; the transcript keeps the order of delivery.
+            recipients.sort_by_key(|(i, _)| *i);
+            let recipients: Vec<dsn::RcptReport> = recipients.into_iter().map(|(_, r)| r).collect();
+            // Failure reports and receipts carry the attempt's transcript; a delay
+            // warning does not (not recorded).
+            let notes = if kind == dsn::Kind::Delay {
+                Vec::new()
+            } else {
+                transcript.to_vec()
+            };
             let to = match ret {
                 // An interactive delivery's failures follow ErrorMode (recorded from 8.17
                 // with and without a terminal): p saves the message in ~/dead.letter and
@@ -197,9 +348,44 @@ pub fn owed(engine: &Engine, env: &Envelope, items: Vec<ReportItem>, now: i64) -
                 kind,
                 to,
                 recipients,
+                notes,
             }
         })
         .collect()
+}
+
+/// The reports this process queued that return the original's header only: sendmail
+/// sends such a report, made in memory, without `SIZE=` (see `smtp::Outgoing`).
+static MADE_HERE_HEADERS_ONLY: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// The most such ids kept (a daemon sends its reports in the run that made them; the
+/// oldest are forgotten first).
+const MADE_HERE_KEPT: usize = 1000;
+
+/// Note that entry `id` is a report made in this run that returns the header only.
+pub fn made_here(id: &str) {
+    if let Ok(mut v) = MADE_HERE_HEADERS_ONLY.lock() {
+        if v.len() >= MADE_HERE_KEPT {
+            v.remove(0);
+        }
+        v.push(id.to_string());
+    }
+}
+
+/// Whether entry `id` is a report this process queued that returns the header only and
+/// that it has not tried to send yet. Taken: a later try reads it back from the queue,
+/// as sendmail's does.
+pub fn made_here_headers_only(id: &str) -> bool {
+    let Ok(mut v) = MADE_HERE_HEADERS_ONLY.lock() else {
+        return false;
+    };
+    match v.iter().position(|m| m == id) {
+        Some(k) => {
+            v.remove(k);
+            true
+        }
+        None => false,
+    }
 }
 
 /// What queueing the reports came to.
@@ -225,6 +411,7 @@ pub fn send(
         kind,
         to,
         recipients,
+        notes,
     } in reports
     {
         let (to, double) = match to {
@@ -258,14 +445,20 @@ pub fn send(
                 }
             }
         };
+        let headers_only = dsn::headers_only(
+            env.ret.as_deref(),
+            engine.no_body_return,
+            engine.full_bounce,
+        );
         let report = dsn::Report {
             kind,
             host: &engine.host_name,
             original: env,
             recipients,
-            headers_only: env.ret.as_deref() == Some("HDRS") || engine.no_body_return,
+            notes,
+            headers_only,
             no_actual_recipient: engine.no_actual_recipient,
-            waited: (kind == dsn::Kind::Delay).then(|| waited_words(engine.queue_warn)),
+            waited: (kind == dsn::Kind::Delay).then(|| interval_words(engine.queue_warn)),
         };
         let queued = open_message()
             .map_err(|e| Fatal::new(Sysexit::IoErr, e.to_string()))
@@ -275,6 +468,9 @@ pub fn send(
         match queued {
             Ok(id) => {
                 log::info!("{}: {}: DSN: {}", env.id, id, kind.word());
+                if headers_only {
+                    made_here(&id);
+                }
                 sent.ids.push(id);
             }
             Err(e) => {
@@ -297,6 +493,7 @@ mod tests {
     fn item(addr: &str, kind: dsn::Kind, st: EnhancedStatus) -> ReportItem {
         ReportItem {
             rcpt: Recipient::new(addr),
+            index: 0,
             kind,
             action: match kind {
                 dsn::Kind::Failure => "failed",
@@ -314,6 +511,7 @@ mod tests {
             ),
             reply: None,
             remote: String::new(),
+            expired: false,
         }
     }
 
@@ -364,7 +562,8 @@ mod tests {
                     items[1].rcpt.notify = Some("NEVER".into());
                 },
                 &[("a@x", Success, status::OK), ("b@x", Failure, status::PERM)],
-                &["success Sender(\"s@h.example\"): a@x 2.0.0"],
+                // Relayed: sendmail's 2.1.5 (receipt-success-odi).
+                &["success Sender(\"s@h.example\"): a@x 2.1.5"],
             ),
             (
                 "an expired temporary failure reads 4.4.7",
@@ -447,8 +646,127 @@ mod tests {
             let mut e = engine::for_tests();
             let mut list: Vec<ReportItem> = items.iter().map(|(a, k, s)| item(a, *k, *s)).collect();
             tweak(&mut env, &mut e, &mut list);
-            assert_eq!(shown(&owed(&e, &env, list, 0)), *want, "{what}");
+            assert_eq!(shown(&owed(&e, &env, list, &[], 0)), *want, "{what}");
         }
+    }
+
+    #[test]
+    fn intervals_in_sendmails_words() {
+        for (secs, want) in [
+            (0, "0 seconds"),
+            (1, "1 second"),
+            (2, "2 seconds"),
+            (60, "1 minute"),
+            (90, "1 minute, 30 seconds"),
+            (4 * 3600, "4 hours"),
+            (5 * 86400, "5 days"),
+            (7 * 86400, "1 week"),
+            (
+                8 * 86400 + 3600 + 60 + 1,
+                "1 week, 1 day, 1 hour, 1 minute, 1 second",
+            ),
+            (-5, "0 seconds"),
+        ] {
+            assert_eq!(interval_words(secs), want, "{secs}");
+        }
+    }
+
+    #[test]
+    fn the_attempts_transcript_as_sendmail_keeps_it() {
+        use super::super::outcome::{Mailer, RcptOutcome};
+        let relay = Some("127.0.0.1".to_string());
+        let server = |i, code, text: &str, cmd: &str| {
+            let reply = Reply {
+                code,
+                lines: vec![text.to_string()],
+                command: None,
+                local: false,
+                accepted_by: None,
+            };
+            RcptOutcome::new(i, reply.to(cmd), Mailer::Relay, relay.clone())
+        };
+        let told = |v: &[(&'static str, RcptOutcome, bool)]| -> Vec<String> {
+            let t: Vec<Told<'_>> = v
+                .iter()
+                .map(|(a, o, receipt)| Told {
+                    address: a,
+                    outcome: o,
+                    receipt: *receipt,
+                })
+                .collect();
+            transcript(&t, None)
+        };
+        // A deferral and a refusal on one connection: the server named once, each
+        // command, reply and sendmail's line, in the order of delivery
+        // (reason-reject4-reject5-v).
+        let got = told(&[
+            ("r5@x", server(0, 550, "5.1.1 no", "RCPT To:<r5@x>"), false),
+            (
+                "r4@x",
+                server(1, 450, "4.2.0 later", "RCPT To:<r4@x>"),
+                false,
+            ),
+            ("ok@x", server(2, 250, "2.0.0 Ok", "DATA"), false),
+        ]);
+        assert_eq!(
+            got,
+            [
+                "... while talking to [127.0.0.1]:",
+                ">>> RCPT To:<r5@x>",
+                "<<< 550 5.1.1 no",
+                "550 5.1.1 r5@x... User unknown",
+                ">>> RCPT To:<r4@x>",
+                "<<< 450 4.2.0 later",
+                "r4@x... Deferred: 450 4.2.0 later",
+            ]
+        );
+        // A refused connection: the recipients that share it on one line; a receipt
+        // for a relayed recipient; the expiry (bounce-queuereturn-refused,
+        // receipt-success-reject4-odi).
+        let refused = |i| {
+            RcptOutcome::local(
+                i,
+                451,
+                "4.4.1 Connection refused by [127.0.0.1]",
+                Mailer::Relay,
+                relay.clone(),
+            )
+        };
+        let (b, a) = (refused(1), refused(0));
+        let t = [
+            Told {
+                address: "b@x",
+                outcome: &b,
+                receipt: false,
+            },
+            Told {
+                address: "a@x",
+                outcome: &a,
+                receipt: false,
+            },
+        ];
+        assert_eq!(
+            transcript(&t, Some(1)),
+            [
+                "b@x,a@x... Deferred: Connection refused by [127.0.0.1]",
+                "Message could not be delivered for 1 second",
+                "Message will be deleted from queue",
+            ]
+        );
+        let got = told(&[
+            ("ok@x", server(0, 250, "2.0.0 Ok", "DATA"), true),
+            ("ok2@x", server(1, 250, "2.0.0 Ok", "DATA"), true),
+        ]);
+        assert_eq!(
+            got,
+            [
+                "ok@x... relayed; expect no further notifications",
+                "ok2@x... relayed; expect no further notifications",
+            ]
+        );
+        // Local delivery says nothing there.
+        let local = RcptOutcome::local(0, 451, "4.2.0 locked", Mailer::Local, None);
+        assert!(told(&[("u", local, false)]).is_empty());
     }
 
     #[test]

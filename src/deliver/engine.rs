@@ -57,6 +57,9 @@ pub struct Engine {
     pub no_actual_recipient: bool,
     /// `O PrivacyOptions=noreceipts`: no success reports (return receipts).
     pub no_receipts: bool,
+    /// `FULLBOUNCE`: delivery reports return the whole message unless the sender asked
+    /// for the header only (see `rsendmail::dsn::headers_only`).
+    pub full_bounce: bool,
     /// Delivering in the foreground for the caller (`-odi`, `-v`): failures follow
     /// ErrorMode instead of always being mailed back.
     pub interactive: bool,
@@ -164,6 +167,7 @@ impl Engine {
             no_body_return: o.privacy("nobodyreturn"),
             no_actual_recipient: o.privacy("noactualrecipient"),
             no_receipts: o.privacy("noreceipts"),
+            full_bounce: s.cfg.full_bounce,
             interactive: false,
         })
     }
@@ -249,6 +253,7 @@ pub fn for_tests() -> Engine {
         no_body_return: false,
         no_actual_recipient: false,
         no_receipts: false,
+        full_bounce: true,
         interactive: false,
     }
 }

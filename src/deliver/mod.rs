@@ -74,6 +74,9 @@ struct Internal {
     background: bool,
     /// `--status N`: the submission's own status (recipients it refused).
     status: Sysexit,
+    /// `--note line` (after `--status`): a line the submission left to print after the
+    /// delivery, before the connections close (`~/dead.letter... Saved message in ...`).
+    note: Option<String>,
     /// `--etrn [@]domain`: the flush an ETRN started.
     etrn: Option<String>,
     /// `--queue-runner`: the periodic runner of a `-bd -q<interval>` daemon.
@@ -96,6 +99,7 @@ fn split_internal(args: Vec<OsString>) -> Internal {
     let mut entry = None;
     let mut background = false;
     let mut status = Sysexit::Ok;
+    let mut note = None;
     let mut etrn = None;
     let mut queue_runner = false;
     let mut maillog_given_up = false;
@@ -129,6 +133,10 @@ fn split_internal(args: Vec<OsString>) -> Internal {
                 .and_then(Sysexit::from_code)
                 .unwrap_or(Sysexit::Ok);
         }
+        if it.peek().is_some_and(|a| a == "--note") {
+            it.next();
+            note = it.next().map(|v| v.to_string_lossy().into_owned());
+        }
         if it.peek().is_some_and(|a| a == "--") {
             it.next();
         }
@@ -144,6 +152,7 @@ fn split_internal(args: Vec<OsString>) -> Internal {
         entry,
         background,
         status,
+        note,
         etrn,
         queue_runner,
         maillog_given_up,
@@ -222,8 +231,14 @@ fn run(internal: Internal) -> Result<Sysexit, Fatal> {
         return runner::periodic(&s, &engine, &q);
     }
     match internal.entry {
-        Some(id) => runner::deliver_entry(&s, &engine, &id, internal.background)
-            .map(|c| if c == Sysexit::Ok { internal.status } else { c }),
+        Some(id) => runner::deliver_entry(
+            &s,
+            &engine,
+            &id,
+            internal.background,
+            internal.note.as_deref(),
+        )
+        .map(|c| if c == Sysexit::Ok { internal.status } else { c }),
         None => match s.inv.operation {
             Operation::Verify => verify::verify(&s, &engine),
             Operation::Smtp => serve::stdio(&s, &engine, &argv),

@@ -196,6 +196,7 @@ mod tests {
             lines: vec!["4.4.1 busy".into()],
             command: None,
             local: false,
+            accepted_by: None,
         };
         let later = RcptOutcome::new(0, server, Mailer::Relay, None);
         assert_eq!(later.stat_text(), "Deferred: 451 4.4.1 busy");
@@ -233,6 +234,7 @@ mod tests {
                 lines: vec!["5.1.1 unknown".into()],
                 command: None,
                 local: false,
+                accepted_by: None,
             },
             Mailer::Relay,
             None,

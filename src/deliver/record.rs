@@ -59,6 +59,9 @@ pub struct Recorded {
     pub counts: Counts,
     /// Every recipient is final: the entry is to be removed.
     pub all_final: bool,
+    /// What `-v` shows after the attempt (`Cannot send message for 1 second` when the
+    /// message expired).
+    pub said: Vec<String>,
 }
 
 /// `[d+]hh:mm:ss`, sendmail's delay format.
@@ -107,6 +110,10 @@ pub fn record(
     let mut counts = Counts::default();
     let mut log = Vec::new();
     let mut first_deferral: Option<String> = None;
+    // sendmail's word for a server's refusal in this attempt (`User unknown`): the
+    // entry's reason then, before any deferral's (compat cases reason-reject5-reject4-v,
+    // reason-reject4-reject5-v).
+    let mut refusal: Option<&'static str> = None;
     let mut items: Vec<ReportItem> = Vec::new();
     for o in outcomes {
         let Some(r) = env.recipients.get(o.rcpt) else {
@@ -119,19 +126,32 @@ pub fn record(
                 (RcptState::Delivered, summary, o.status, o.stat_text())
             }
             Class::Permanent => {
+                if o.mailer != Mailer::Local && !o.reply.local {
+                    let to_rcpt = o
+                        .reply
+                        .command
+                        .as_deref()
+                        .is_some_and(|c| c.starts_with("RCPT"));
+                    refusal = Some(if o.reply.is_user_unknown(to_rcpt) {
+                        "User unknown"
+                    } else {
+                        "Service unavailable"
+                    });
+                }
                 counts.failed_rcpt += 1;
                 counts.failed_host += usize::from(o.no_host);
                 counts.failed_data += usize::from(o.data_refused);
                 (RcptState::Failed, summary, o.status, o.stat_text())
             }
+            // The reply stays the last one the server gave (or none, when it was made
+            // here): the expiry is the report's transcript's to tell (sendmail's
+            // `Message could not be delivered for ...`; compat cases
+            // bounce-queuereturn-*).
             Class::Temporary if expired => {
                 counts.expired += 1;
                 (
                     RcptState::Failed,
-                    format!(
-                        "{summary} (message expired: could not be delivered for {})",
-                        hms(engine.queue_return)
-                    ),
+                    summary,
                     status::EXPIRED,
                     format!("{} (expired)", o.stat_text()),
                 )
@@ -160,12 +180,14 @@ pub fn record(
             .to_string();
         let item = |kind, action| ReportItem {
             rcpt: r.clone(),
+            index: o.rcpt,
             kind,
             action,
             status: o.status,
             why: why.clone(),
             reply: (!remote.is_empty()).then(|| o.reply.clone()),
             remote: remote.clone(),
+            expired: o.class == Class::Temporary && expired,
         };
         match st {
             RcptState::Failed => items.push(item(dsn::Kind::Failure, "failed")),
@@ -186,14 +208,22 @@ pub fn record(
             _ => {}
         }
         // What `mailq -v` and `--json` show for a deferred recipient: sendmail's words,
-        // without a code where the reason was made here.
+        // without a code where the reason was made here; and only a reply to this
+        // recipient's own RCPT. sendmail keeps a recipient's own status line only then:
+        // a refused connection, a greeting, a lookup failure or a refused DATA is the
+        // entry's reason alone (compat cases bp-v-odi-refused, bp-v-odi-greet421,
+        // bp-v-odi-data4xx, bp-v-odi-servfail).
         let stored = if st == RcptState::Deferred {
-            o.reason()
+            o.reply
+                .command
+                .as_deref()
+                .is_some_and(|c| c.starts_with("RCPT"))
+                .then(|| o.reason())
         } else {
-            why
+            Some(why)
         };
         state.recipients.retain(|(idx, _, _)| *idx != o.rcpt);
-        state.recipients.push((o.rcpt, st, Some(stored)));
+        state.recipients.push((o.rcpt, st, stored));
     }
     // The targets an expansion refused are not recipients of this entry: their failure
     // is recorded by their report (the entry's recipient that led to them is final
@@ -211,20 +241,54 @@ pub fn record(
         ));
         items.push(ReportItem {
             rcpt: f.recipient,
+            index: usize::MAX,
             kind: dsn::Kind::Failure,
             action: "failed",
             status: st,
             why,
             reply: None,
             remote: String::new(),
+            expired: false,
         });
     }
     if items.iter().any(|r| r.kind == dsn::Kind::Delay) {
         state.warned = true;
     }
-    let reports = bounce::owed(engine, env, items, now);
+    let told: Vec<bounce::Told<'_>> = outcomes
+        .iter()
+        .filter_map(|o| {
+            let r = env.recipients.get(o.rcpt)?;
+            let receipt = o.class == Class::Relayed
+                && !o.dsn_passed
+                && dsn::return_address(env, r).is_some()
+                && dsn::wanted(r, dsn::Kind::Success);
+            Some(bounce::Told {
+                address: &r.address,
+                outcome: o,
+                receipt,
+            })
+        })
+        .collect();
+    let transcript = bounce::transcript(&told, (counts.expired > 0).then_some(engine.queue_return));
+    let reports = bounce::owed(engine, env, items, &transcript, now);
+    // sendmail -v, when the message expired in this attempt.
+    let said = if counts.expired > 0 {
+        vec![format!(
+            "Cannot send message for {}",
+            bounce::interval_words(engine.queue_return)
+        )]
+    } else {
+        Vec::new()
+    };
     state.recipients.sort_by_key(|(i, _, _)| *i);
-    state.reason = first_deferral;
+    // (Only an entry that stays queued shows a reason.)
+    // A refusal recorded before (a recipient refused at submission: `User unknown`)
+    // stays the reason too, as sendmail keeps its message (reason-local-unknown-refused-v).
+    let earlier = before
+        .reason
+        .as_deref()
+        .filter(|r| !r.starts_with("Deferred"));
+    state.reason = first_deferral.map(|d| refusal.or(earlier).map_or(d, str::to_string));
     state.next_attempt = Some(now.saturating_add(engine.backoff(state.attempts)));
     let all_final = (0..env.recipients.len()).all(|i| state.of(i).is_final());
     Recorded {
@@ -233,6 +297,7 @@ pub fn record(
         reports,
         counts,
         all_final,
+        said,
     }
 }
 
@@ -302,6 +367,7 @@ mod tests {
             lines: vec![text.into()],
             command: None,
             local: false,
+            accepted_by: None,
         };
         RcptOutcome::new(
             i,
@@ -701,6 +767,82 @@ mod tests {
                 .unwrap()
                 .contains("cannot queue the failure report")
         );
+    }
+
+    #[test]
+    fn a_recipients_own_reason_is_its_own_rcpt_reply() {
+        let e = engine::for_tests();
+        let env = env(3);
+        let rcpt = |i: usize, code, text: &str| {
+            let mut o = out(i, code, text);
+            o.reply = o.reply.clone().to(&format!("RCPT To:<r{i}@x.test>"));
+            o
+        };
+        let data = |i: usize| {
+            let mut o = out(i, 451, "4.3.0 later");
+            o.reply = o.reply.clone().to("DATA");
+            o
+        };
+        // A 450 to RCPT is the recipient's; a refused connection and a refused DATA
+        // are the entry's alone (bp-v-some-delivered, bp-v-odi-refused,
+        // bp-v-odi-data4xx).
+        let refused = RcptOutcome::local(
+            2,
+            451,
+            "4.4.1 Connection refused by [127.0.0.1]",
+            Mailer::Relay,
+            Some("127.0.0.1".into()),
+        );
+        let outcomes = [rcpt(0, 450, "4.2.0 busy"), data(1), refused];
+        let rec = record(
+            &e,
+            &env,
+            &State::default(),
+            100,
+            &outcomes,
+            Vec::new(),
+            T0 + 10,
+            0,
+        );
+        let whys: Vec<Option<&str>> = rec
+            .state
+            .recipients
+            .iter()
+            .map(|(_, _, w)| w.as_deref())
+            .collect();
+        assert_eq!(whys, [Some("450 4.2.0 busy"), None, None]);
+        assert_eq!(
+            rec.state.reason.as_deref(),
+            Some("Deferred: 450 4.2.0 busy")
+        );
+        // A refusal in the same attempt is the entry's reason, whichever came first
+        // (reason-reject5-reject4-v, reason-reject4-reject5-v).
+        let outcomes = [rcpt(0, 450, "4.2.0 busy"), rcpt(1, 550, "5.1.1 no")];
+        let rec = record(
+            &e,
+            &env,
+            &State::default(),
+            100,
+            &outcomes,
+            Vec::new(),
+            T0 + 10,
+            0,
+        );
+        assert_eq!(rec.state.reason.as_deref(), Some("User unknown"));
+        // One recorded at submission stays (reason-local-unknown-refused-v); an earlier
+        // deferral gives way to this attempt's.
+        let outcomes = [rcpt(0, 450, "4.2.0 busy")];
+        for (before, want) in [
+            ("User unknown", "User unknown"),
+            ("Deferred: 451 old", "Deferred: 450 4.2.0 busy"),
+        ] {
+            let st = State {
+                reason: Some(before.into()),
+                ..State::default()
+            };
+            let rec = record(&e, &env, &st, 100, &outcomes, Vec::new(), T0 + 10, 0);
+            assert_eq!(rec.state.reason.as_deref(), Some(want), "{before}");
+        }
     }
 
     #[test]

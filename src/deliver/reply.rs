@@ -32,6 +32,11 @@ pub struct Reply {
     /// local delivery's result. sendmail shows such a reason without a code
     /// (`Deferred: Connection refused by [192.0.2.1]`).
     pub local: bool,
+    /// For a recipient the message was relayed to: the server's reply to its RCPT
+    /// (`250 2.1.5 Ok`, as `code text`). A return receipt for a server without DSN
+    /// names that reply, not the one to the data (sendmail's `Diagnostic-Code`; compat
+    /// case receipt-success-odi).
+    pub accepted_by: Option<String>,
 }
 
 impl Reply {
@@ -116,6 +121,7 @@ impl Reply {
             lines: vec![printable(&text).into_owned()],
             command: None,
             local: true,
+            accepted_by: None,
         }
     }
 

@@ -41,10 +41,27 @@ pub fn deliver_ids(
     verbose: bool,
     queue_run: bool,
 ) -> Result<Vec<Attempt>, Fatal> {
+    deliver_ids_then(engine, spool, ids, verbose, queue_run, None)
+}
+
+/// [`deliver_ids`], and `note` printed on stdout (made printable) once the entries are
+/// done, before the connections close: what the submission left to say after the
+/// delivery (one worker: an interactive delivery).
+fn deliver_ids_then(
+    engine: &Engine,
+    spool: &Spool,
+    ids: Vec<String>,
+    verbose: bool,
+    queue_run: bool,
+    note: Option<&str>,
+) -> Result<Vec<Attempt>, Fatal> {
     let queue = Mutex::new(VecDeque::from(ids));
     let results = Mutex::new(Vec::new());
     let errors = Mutex::new(Vec::new());
-    let workers = if verbose {
+    // One worker for -v, and for a submission's message and its report (not a queue
+    // run): the report goes out after the message, on its connection, as sendmail
+    // sends it (compat case bounce-local-unknown-mixed).
+    let workers = if verbose || !queue_run {
         1
     } else if engine.smarthost_split > 1 {
         // Enough connections for every relay of the split.
@@ -146,6 +163,11 @@ pub fn deliver_ids(
                         }
                     }
                 }
+                if worker == 0
+                    && let Some(n) = note
+                {
+                    rsendmail::outln!("{}", rsendmail::text::printable(n));
+                }
                 let mut out: Transcript<'_> = sink.get();
                 w.close(&mut out);
             });
@@ -196,15 +218,31 @@ fn background_slot(spool: &Spool, max: usize) -> Option<std::fs::File> {
     None
 }
 
-/// Deliver one entry now (interactive or background mode).
+/// Deliver one entry now (interactive or background mode): `id`, or the ids of a message
+/// and the report its submission queued, joined by commas (delivered in that order; a
+/// report that returns the header only marked `+`).
 pub fn deliver_entry(
     s: &Setup,
     engine: &Engine,
     id: &str,
     background: bool,
+    note: Option<&str>,
 ) -> Result<Sysexit, Fatal> {
-    if !rsendmail::spool::valid_id(id) {
-        return Err(Fatal::new(Sysexit::Usage, format!("bad queue id {id}")));
+    // One id, or the ids of a message and its submission's report joined by commas; a
+    // report the submission made that returns the header only is marked `+`: sent as a
+    // report made in this run (without `SIZE=`, as sendmail sends one from memory).
+    let ids: Vec<String> = id
+        .split(',')
+        .map(|i| match i.strip_prefix('+') {
+            Some(report) => {
+                super::bounce::made_here(report);
+                report.to_string()
+            }
+            None => i.to_string(),
+        })
+        .collect();
+    if let Some(bad) = ids.iter().find(|i| !rsendmail::spool::valid_id(i)) {
+        return Err(Fatal::new(Sysexit::Usage, format!("bad queue id {bad}")));
     }
     let _slot = if background {
         match background_slot(&s.spool, engine.max_background) {
@@ -215,7 +253,7 @@ pub fn deliver_entry(
         None
     };
     let verbose = s.inv.verbose;
-    let results = deliver_ids(engine, &s.spool, vec![id.to_string()], verbose, false)?;
+    let results = deliver_ids_then(engine, &s.spool, ids, verbose, false, note)?;
     Ok(run_status(&results, engine.error_mode))
 }
 

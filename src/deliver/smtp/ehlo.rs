@@ -92,6 +92,7 @@ mod tests {
         let r = Reply {
             command: None,
             local: false,
+            accepted_by: None,
             code: 250,
             lines: vec![
                 "mx.example".into(),
@@ -121,7 +122,7 @@ mod tests {
             ) {
                 let mut lines = lines;
                 lines.push(keyword);
-                let r = Reply { code: 250, lines, command: None, local: false };
+                let r = Reply { code: 250, lines, command: None, local: false, accepted_by: None };
                 let c = Caps::from_ehlo(&r);
                 prop_assert!(c.esmtp);
             }

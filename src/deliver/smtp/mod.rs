@@ -148,6 +148,14 @@ pub struct Session {
     /// A transaction has been started on this connection: the next one begins with
     /// RSET, as sendmail 8.17 begins each reuse of a cached connection.
     used: bool,
+    /// A MAIL was refused and nothing followed it: the next transaction begins with
+    /// RSET, which sendmail sends after its `Using cached ESMTP connection` line, not at
+    /// the refusal (compat case reason-mail4xx-q-v).
+    rset_before_mail: bool,
+    /// The session was ended with QUIT in the middle (a 4yz to DATA): when it is
+    /// replaced, sendmail says nothing of it; only the last connection's `Closing
+    /// connection` line is printed, at the end (compat case reason-data4xx-init-q-v).
+    pub quit_sent: bool,
     /// Replies owed: commands sent (or the greeting) not yet answered. A reply read when
     /// none is owed, or data waiting once all are read, answers no command.
     awaiting: usize,
@@ -234,6 +242,8 @@ impl Session {
                         verbose: out.is_some(),
                         data_refused: false,
                         used: false,
+                        rset_before_mail: false,
+                        quit_sent: false,
                         // The greeting.
                         awaiting: 1,
                         desynchronised: false,

@@ -118,6 +118,7 @@ pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::R
                     lines,
                     command: None,
                     local: false,
+                    accepted_by: None,
                 });
             }
             _ => return Err(bad()),

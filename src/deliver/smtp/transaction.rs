@@ -74,6 +74,11 @@ pub struct Outgoing<'a> {
     /// `XVERP=xy` in MAIL: the server makes each recipient's VERP sender (only when it
     /// offers XVERP, [`super::ehlo::Caps::xverp`]).
     pub xverp: Option<&'a str>,
+    /// From `<>` too, MAIL carries `SIZE=`. sendmail sends a report it has just made,
+    /// returning the header only, from memory without a size; one it reads back from
+    /// its queue (a later run's) carries `SIZE=` (compat cases reason-reject5-v,
+    /// bounce-queuereturn-refused).
+    pub null_size: bool,
     /// Told each outcome as soon as its reply is read, with the recipients it is for
     /// (indexes into `recipients`) and the command it answered; returns the lines the
     /// transcript shows there (sendmail -v prints `addr... Deferred: ...` right after a
@@ -159,10 +164,10 @@ pub fn xtext(s: &str) -> String {
 }
 
 impl Session {
-    /// Whether MAIL carries `SIZE=`: when offered, but (as sendmail) not for delivery
-    /// reports, sent from `<>`.
+    /// Whether MAIL carries `SIZE=`: when offered, but (as sendmail) not for a delivery
+    /// report from `<>` unless `null_size` says so.
     fn wants_size(&self, m: &Outgoing<'_>) -> bool {
-        self.caps.size.is_some() && !m.sender.is_empty()
+        self.caps.size.is_some() && (!m.sender.is_empty() || m.null_size)
     }
 
     fn mail_command(&self, m: &Outgoing<'_>, utf8: bool, data: &Data) -> String {
@@ -381,7 +386,8 @@ impl Session {
             .map(|&i| self.rcpt_command(&m.recipients[i]))
             .collect();
         let pipelined = self.caps.pipelining;
-        let reuse = std::mem::replace(&mut self.used, true);
+        let reuse = std::mem::replace(&mut self.used, true)
+            | std::mem::replace(&mut self.rset_before_mail, false);
         if reuse && !pipelined {
             self.reset(out)?;
         } else if reuse {
@@ -406,6 +412,8 @@ impl Session {
             .read_expect(t.mail, out, Expect::Completion, "MAIL")?
             .to(&mail);
         let mut accepted = Vec::new();
+        // The reply that accepted each of `accepted`, for its outcome.
+        let mut accepted_by: Vec<String> = Vec::new();
         let mut retry = Vec::new();
         if !mail_reply.is_positive() {
             if pipelined {
@@ -425,7 +433,16 @@ impl Session {
                 results[i] = Some(o.clone());
             }
             tell(m, which, &o, Step::Mail, out);
-            self.reset(out)?;
+            if pipelined {
+                self.reset(out)?;
+            } else {
+                // Nothing was begun: no RSET now; the next transaction on this
+                // connection sends one first (sendmail's order: reason-mail4xx-v,
+                // reason-mail4xx-q-v).
+                self.used = false;
+                self.rset_before_mail = true;
+                self.state = State::Ready;
+            }
             return Ok(Done::Sent(0, retry));
         }
         self.state = State::RcptReply;
@@ -439,6 +456,7 @@ impl Session {
                 .to(&rcpts[k]);
             if r.is_positive() {
                 accepted.push(i);
+                accepted_by.push(r.summary());
             } else if r.code == 452 {
                 retry.push(i);
                 results[i] = Some(Outcome::TempFail(r));
@@ -460,6 +478,25 @@ impl Session {
         let data_reply = self
             .read_expect(t.datainit, out, Expect::StartData, "DATA")?
             .to("DATA");
+        if (400..500).contains(&data_reply.code) {
+            // A temporary refusal of DATA: sendmail ends the session at once (QUIT,
+            // its reply), then tells the recipients, and does not use the connection
+            // again (compat cases reason-data4xx-init-v, reason-data4xx-init-q-v).
+            self.state = State::QuitReply;
+            if self.put("QUIT", out).is_ok() && self.flush(self.timeouts.quit).is_ok() {
+                let _ = self.read(self.timeouts.quit, out);
+            }
+            self.state = State::Closed;
+            self.quit_sent = true;
+            if !accepted.is_empty() {
+                let o = Outcome::from_reply(data_reply);
+                for &i in &accepted {
+                    results[i] = Some(o.clone());
+                }
+                tell(m, &accepted, &o, Step::Data, out);
+            }
+            return Ok(Done::Sent(0, retry));
+        }
         if data_reply.code != 354 {
             if !accepted.is_empty() {
                 self.data_refused |= data_reply.is_permanent();
@@ -547,9 +584,11 @@ impl Session {
             return Ok(Done::LineRefused(fin, accepted, retry));
         }
         self.data_refused |= fin.is_permanent();
-        let o = Outcome::from_reply(fin);
-        for &i in &accepted {
-            results[i] = Some(o.clone());
+        let o = Outcome::from_reply(fin.clone());
+        for (&i, by) in accepted.iter().zip(accepted_by) {
+            let mut each = fin.clone();
+            each.accepted_by = Some(by);
+            results[i] = Some(Outcome::from_reply(each));
         }
         tell(m, &accepted, &o, Step::Data, out);
         self.state = if self.spent {
