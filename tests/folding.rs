@@ -408,7 +408,9 @@ fn a_refusal_of_the_broken_copy_is_the_outcome() {
     let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
     };
-    let env = relay_env(peer.port, "");
+    // FULLBOUNCE: the report returns the whole message, long lines and all, so that it
+    // too meets the strict server's refusal and is sent again broken at 998.
+    let env = relay_env(peer.port, "FULLBOUNCE\n");
     let run = env.sendmail(
         &[
             "-v",

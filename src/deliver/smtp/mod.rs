@@ -324,9 +324,10 @@ impl Session {
 
     /// Whether a transaction has been started since the connection was opened or last
     /// reset: a connection that has not is not yet "cached" (a VERP transaction cut into
-    /// one per recipient asks for it again before it sent anything).
+    /// one per recipient asks for it again before it sent anything). A transaction whose
+    /// MAIL was refused counts: its RSET is still owed (`rset_before_mail`).
     pub fn was_used(&self) -> bool {
-        self.used
+        self.used || self.rset_before_mail
     }
 
     /// End the session politely.
