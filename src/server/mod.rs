@@ -716,6 +716,7 @@ mod tests {
                 "ENVID=[!-~]{0,20}",
                 "NOTIFY=(SUCCESS|FAILURE,DELAY|NEVER|x)?",
                 "ORCPT=rfc822;[!-~]{0,20}",
+                "(?i:xverp)(=[-=+@a]{0,3})?",
                 "[A-Za-z]{1,6}(=[^ \r\n]{0,10})?",
             ];
             vec(param, 0..3).prop_map(|v| v.join(" "))
