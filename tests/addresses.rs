@@ -396,6 +396,75 @@ fn bs_paths_are_checked_with_sendmails_replies() {
     assert_eq!(e.matches("\nrcpt ").count(), 3, "{e}");
 }
 
+/// A source route in MAIL FROM or RCPT TO over SMTP (`-bs`, `-bd`) is accepted and
+/// ignored, as RFC 5321 §4.1.1.2, §4.1.1.3 and Appendix C say a server should and
+/// sendmail 8.17 does (compat-tests/cases/bs-source-route): the mail goes to the mailbox
+/// after the route, and the log names each route dropped. (On the command line a route
+/// is refused: compat-tests/differences/addr-source-route.)
+#[test]
+fn smtp_source_routes_are_ignored_and_logged() {
+    let Some((scratch, peer)) = start_peer(&[("STRICT", "1")]) else {
+        return;
+    };
+    let log = scratch.dir.join("maillog");
+    let env = relay_env(peer.port, &format!("MAILLOG {}\n", log.display()));
+    let dialogue = "HELO client\r\n\
+        MAIL FROM:<@r.example:l@test.example>\r\n\
+        RCPT TO:<@relay.example:user@example.org>\r\n\
+        RCPT TO:<@a.example,@b.example:other@example.net>\r\n\
+        DATA\r\nSubject: routed\r\n\r\nbody\r\n.\r\nQUIT\r\n";
+    let r = env.sendmail(&["-bs", "-odi"], dialogue.as_bytes());
+    r.code(0);
+    for reply in [
+        "250 2.1.0 <@r.example:l@test.example>... Sender ok",
+        "250 2.1.5 <@relay.example:user@example.org>... Recipient ok",
+        "250 2.1.5 <@a.example,@b.example:other@example.net>... Recipient ok",
+    ] {
+        assert!(r.stdout.contains(reply), "{}", r.stdout);
+    }
+    let (mail, mut rcpt, refused) = seen(&peer);
+    rcpt.sort();
+    assert_eq!(mail, ["l@test.example"]);
+    assert_eq!(rcpt, ["other@example.net", "user@example.org"]);
+    assert!(refused.is_empty(), "{refused:?}");
+    let logged = fs::read_to_string(&log).unwrap();
+    for line in [
+        "source route @r.example ignored in sender <@r.example:l@test.example>",
+        "source route @relay.example ignored in recipient <@relay.example:user@example.org>",
+        "source route @a.example,@b.example ignored in recipient <@a.example,@b.example:other@example.net>",
+    ] {
+        assert!(logged.contains(line), "{line}\n{logged}");
+    }
+
+    // -bd: the same.
+    let d = Daemon::start(&env, &["-odi"]);
+    let mut c = Raw::connect(d.port);
+    c.line();
+    c.cmd("HELO client");
+    assert!(
+        c.cmd("MAIL FROM:<@r.example:m@test.example>")
+            .starts_with("250 ")
+    );
+    assert!(
+        c.cmd("RCPT TO:<@relay.example,@x.example:third@example.org>")
+            .starts_with("250 ")
+    );
+    assert!(c.cmd("DATA").starts_with("354 "));
+    c.send(b"Subject: routed\r\n\r\nbody\r\n.\r\n");
+    assert!(c.line().starts_with("250 "));
+    c.cmd("QUIT");
+    peer.wait_for(2, std::time::Duration::from_secs(20));
+    let (mail, rcpt, refused) = seen(&peer);
+    assert_eq!(mail, ["l@test.example", "m@test.example"]);
+    assert!(rcpt.contains(&"third@example.org".to_string()), "{rcpt:?}");
+    assert!(refused.is_empty(), "{refused:?}");
+    let logged = fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("source route @relay.example,@x.example ignored in recipient"),
+        "{logged}"
+    );
+}
+
 #[test]
 fn alias_targets_are_checked_when_used() {
     let Some((scratch, peer)) = start_peer(&[("STRICT", "1")]) else {

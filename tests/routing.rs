@@ -1,9 +1,12 @@
 //! Routing of a message's recipients: VERP senders (`-XV`, `O Verp=`), XVERP, the order
 //! of RCPTs (`O SortByDomain=`), against real servers (smtp-sink, the aiosmtpd server).
 
-use crate::harness::servers::{DnsServer, Peer, Sink, have_peer, relay_env, start_peer};
-use crate::harness::{Env, MSG};
+use crate::harness::servers::{
+    Daemon, DnsServer, Peer, Raw, Sink, have_peer, relay_env, start_peer,
+};
+use crate::harness::{Env, MSG, wait_until};
 use std::fs;
+use std::time::Duration;
 
 /// The `X-Mail-Args:` and `X-Rcpt-Args:` lines of each message smtp-sink took, sorted.
 fn envelopes(sink: &Sink) -> Vec<String> {
@@ -160,8 +163,173 @@ fn verp_passes_xverp_to_a_server_that_offers_it() {
     assert!(!m[1].0.contains("XVERP"), "{}", m[1].0);
 }
 
-/// `O Verp=true` VERPs every message with a sender; a report (null sender) stays as it
-/// is. `-XV` with the null sender is refused before the message is read, nothing
+/// One SMTP transaction, as a mailing list's software sends it (from this host's own
+/// domain, `test.example`, whose existence the server does not look up): EHLO (whose reply is
+/// returned), `MAIL FROM:<sender> PARAMS`, the recipients, the message, QUIT.
+fn smtp_dialogue(sender_and_params: &str, rcpts: &[&str]) -> String {
+    let mut d = format!("EHLO list.example\r\nMAIL FROM:{sender_and_params}\r\n");
+    for r in rcpts {
+        d.push_str(&format!("RCPT TO:<{r}>\r\n"));
+    }
+    d.push_str("DATA\r\nSubject: list post\r\n\r\nbody\r\n.\r\nQUIT\r\n");
+    d
+}
+
+/// The same dialogue over a connection to a daemon: each reply's last line, the EHLO
+/// reply whole.
+fn smtp_over(port: u16, sender_and_params: &str, rcpts: &[&str]) -> Vec<String> {
+    let mut c = Raw::connect(port);
+    c.line();
+    let mut out = c.reply_to("EHLO list.example");
+    out.push(c.cmd(&format!("MAIL FROM:{sender_and_params}")));
+    for r in rcpts {
+        out.push(c.cmd(&format!("RCPT TO:<{r}>")));
+    }
+    out.push(c.cmd("DATA"));
+    c.send(b"Subject: list post\r\n\r\nbody\r\n.\r\n");
+    out.push(c.line());
+    out.push(c.cmd("QUIT"));
+    out
+}
+
+/// XVERP over SMTP (`-bs`, `-bd`), as Postfix's smtpd takes it: EHLO offers it to a
+/// local client, `XVERP=xy` / `XVERP` in MAIL queue the VERP request with the message,
+/// and the deliverer makes one transaction per recipient from a VERP sender to a
+/// server without XVERP (smtp-sink). Bad delimiters and the null sender are refused.
+#[test]
+fn xverp_over_smtp_is_queued_and_delivered_verp_style() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "O VerpDelimiters=-=\n");
+    let r = env.sendmail(
+        &["-bs", "-odi"],
+        smtp_dialogue(
+            "<list-bounces@test.example> XVERP=+=",
+            &["a@example.org", "b@example.net"],
+        )
+        .as_bytes(),
+    );
+    r.code(0);
+    assert!(r.stdout.contains("\r\n250-XVERP\r\n"), "{}", r.stdout);
+    assert_eq!(
+        envelopes(&sink),
+        [
+            "X-Mail-Args: <list-bounces+a=example.org@test.example> | X-Rcpt-Args: <a@example.org>",
+            "X-Mail-Args: <list-bounces+b=example.net@test.example> | X-Rcpt-Args: <b@example.net>",
+        ]
+    );
+    // Bad delimiters, the null sender: refused at MAIL, with the reason.
+    let r = env.sendmail(
+        &["-bs", "-odq"],
+        b"EHLO c\r\nMAIL FROM:<l@test.example> XVERP=a@\r\n\
+          MAIL FROM:<> XVERP\r\nQUIT\r\n",
+    );
+    assert!(
+        r.stdout
+            .contains("501 5.5.4 XVERP needs two characters from -=+ (got \"a@\")\r\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("503 5.5.4 XVERP requires a sender other than the null sender <>\r\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(env.entries().is_empty());
+
+    // -bd: a bare XVERP takes `O VerpDelimiters=`.
+    let d = Daemon::start(&env, &["-odi"]);
+    let replies = smtp_over(
+        d.port,
+        "<l@test.example> XVERP",
+        &["c@example.org", "d@example.org"],
+    );
+    assert!(replies.contains(&"250-XVERP".to_string()), "{replies:?}");
+    assert!(
+        replies.iter().any(|l| l.starts_with("250 2.0.0 ")),
+        "{replies:?}"
+    );
+    wait_until(Duration::from_secs(20), "the VERP deliveries", || {
+        envelopes(&sink).len() == 4
+    });
+    let all = envelopes(&sink);
+    for want in [
+        "X-Mail-Args: <l-c=example.org@test.example> | X-Rcpt-Args: <c@example.org>",
+        "X-Mail-Args: <l-d=example.org@test.example> | X-Rcpt-Args: <d@example.org>",
+    ] {
+        assert!(all.contains(&want.to_string()), "{all:?}");
+    }
+}
+
+/// A client the daemon does not relay for is not offered XVERP, and its XVERP is an
+/// unrecognised parameter, as sendmail answers every XVERP (compat-tests/differences/
+/// bs-xverp).
+#[test]
+fn xverp_is_not_offered_to_untrusted_clients() {
+    let env = Env::with_config("O TrustedNetworks=10.9.9.9/32\nO RelayDomains=example.org\n");
+    let d = Daemon::start(&env, &["-odq"]);
+    let mut c = Raw::connect(d.port);
+    c.line();
+    let ehlo = c.reply_to("EHLO c");
+    assert!(!ehlo.iter().any(|l| l.contains("XVERP")), "{ehlo:?}");
+    assert_eq!(
+        c.cmd("MAIL FROM:<l@test.example> XVERP"),
+        "555 5.5.4 XVERP parameter unrecognized"
+    );
+    c.cmd("QUIT");
+}
+
+/// XVERP over SMTP to a next hop that offers XVERP (the aiosmtpd server): the request
+/// is passed on in one transaction (`XVERP=xy`), over `-bs` and `-bd`.
+#[test]
+fn xverp_over_smtp_is_passed_on_to_a_server_that_offers_it() {
+    let Some((_scratch, peer)) = start_peer(&[("XVERP", "1")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &["-bs", "-odi"],
+        smtp_dialogue(
+            "<list@test.example> XVERP=-=",
+            &["a@example.org", "b@example.net"],
+        )
+        .as_bytes(),
+    )
+    .code(0);
+    let m = peer.messages();
+    assert_eq!(m.len(), 1, "{m:?}");
+    let j = &m[0].0;
+    assert!(j.contains("\"mail_from\": \"list@test.example\""), "{j}");
+    assert!(j.contains("\"XVERP=-=\""), "{j}");
+    assert!(
+        j.contains("a@example.org") && j.contains("b@example.net"),
+        "{j}"
+    );
+
+    let d = Daemon::start(&env, &["-odi"]);
+    smtp_over(
+        d.port,
+        "<list@test.example> XVERP",
+        &["c@example.org", "d@example.net"],
+    );
+    let m = peer.wait_for(2, Duration::from_secs(20));
+    let j = &m[1].0;
+    assert!(j.contains("\"XVERP=+=\""), "{j}");
+    assert!(
+        j.contains("c@example.org") && j.contains("d@example.net"),
+        "{j}"
+    );
+    // Without XVERP, nothing is passed on.
+    smtp_over(d.port, "<list@test.example>", &["e@example.org"]);
+    let m = peer.wait_for(3, Duration::from_secs(20));
+    assert!(!m[2].0.contains("XVERP"), "{}", m[2].0);
+}
+
+/// `O Verp=true` VERPs every message with a sender, from the command line or over SMTP;
+/// a report (null sender) stays as it is. `-XV` with the null sender is refused before the message is read, nothing
 /// queued (exit 64).
 #[test]
 fn verp_by_option_and_never_for_the_null_sender() {
@@ -181,6 +349,24 @@ fn verp_by_option_and_never_for_the_null_sender() {
             "X-Mail-Args: <l+a=example.org@o.example> | X-Rcpt-Args: <a@example.org>",
         ]
     );
+    // A message taken over SMTP too (the null sender again left alone).
+    env.sendmail(
+        &["-bs", "-odi"],
+        smtp_dialogue("<s@test.example>", &["e@example.org"]).as_bytes(),
+    )
+    .code(0);
+    env.sendmail(
+        &["-bs", "-odi"],
+        smtp_dialogue("<>", &["f@example.org"]).as_bytes(),
+    )
+    .code(0);
+    let all = envelopes(&sink);
+    for want in [
+        "X-Mail-Args: <s+e=example.org@test.example> | X-Rcpt-Args: <e@example.org>",
+        "X-Mail-Args: <> | X-Rcpt-Args: <f@example.org>",
+    ] {
+        assert!(all.contains(&want.to_string()), "{all:?}");
+    }
     let r = env.sendmail(&["-odq", "-XV", "-f", "<>", "c@example.org"], MSG);
     r.code(64);
     let said = format!("{}{}", r.stdout, r.stderr);

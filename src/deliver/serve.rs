@@ -143,6 +143,12 @@ fn server<'a>(
         // Whoever may run this spool's queue (`-q`) may start a run with ETRN; the
         // daemon checked it before it started.
         etrn_allowed: app::may_process_queue(&s.spool).is_ok(),
+        verp_delimiters: s
+            .settings
+            .verp_delimiters
+            .clone()
+            .unwrap_or_else(|| rsendmail::verp::DEFAULT_DELIMITERS.to_string()),
+        verp_all: s.settings.verp == Some(true),
     }
 }
 

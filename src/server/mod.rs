@@ -158,6 +158,12 @@ pub struct Server<'a> {
     /// operation`, as sendmail answers a `-bs` run by a user other than root;
     /// compat-tests/cases/bs-etrn-not-root).
     pub etrn_allowed: bool,
+    /// The VERP delimiters a bare `XVERP` asks for (`O VerpDelimiters=`, else
+    /// [`crate::verp::DEFAULT_DELIMITERS`]); two characters from `-=+`.
+    pub verp_delimiters: String,
+    /// `O Verp=true`: every message with a sender is queued for VERP (with
+    /// `verp_delimiters`), as a command-line submission is; XVERP's own delimiters win.
+    pub verp_all: bool,
 }
 
 /// The block of the message `data_timeout` is for: the session's input buffer.
@@ -359,6 +365,9 @@ impl Server<'_> {
             body_type: tx.params.body.map(|b| b.as_str().to_string()),
             envid: tx.params.envid.clone(),
             ret: tx.params.ret.map(|r| r.as_str().to_string()),
+            verp: tx.verp.clone().or_else(|| {
+                (self.verp_all && !tx.sender.is_empty()).then(|| self.verp_delimiters.clone())
+            }),
             ..Envelope::default()
         };
         submit::write_entry(
@@ -518,6 +527,8 @@ mod tests {
                 ..Privacy::default()
             },
             etrn_allowed: true,
+            verp_delimiters: crate::verp::DEFAULT_DELIMITERS.into(),
+            verp_all: false,
         };
         let mut out = Vec::new();
         let mut input = BufReader::with_capacity(64, input);
@@ -573,6 +584,50 @@ mod tests {
                 "500 5.5.1 Command unrecognized: \"\\u{80}\"",
                 "221 2.0.0 mx.test closing connection",
             ]
+        );
+    }
+
+    /// XVERP (Postfix's smtpd): offered to a client the server relays for, taken on
+    /// MAIL and queued as the entry's `verp` line; refused with the null sender and with
+    /// bad delimiters; neither offered nor taken from other clients (sendmail's 555).
+    #[test]
+    fn xverp_is_offered_to_trusted_clients_and_queued() {
+        let s = ScratchSpool::new("xverp");
+        let msg = "RCPT TO:<a@relay.test>\r\nRCPT TO:<b@relay.test>\r\nDATA\r\nSubject: x\r\n\r\nbody\r\n.\r\n";
+        let input = format!(
+            "EHLO c\r\nMAIL FROM:<l@list.test> XVERP=-=\r\n{msg}\
+             MAIL FROM:<l@list.test> XVERP\r\n{msg}\
+             MAIL FROM:<> XVERP\r\nMAIL FROM:<l@list.test> XVERP=ab\r\n\
+             MAIL FROM:<l@list.test>\r\n{msg}QUIT\r\n"
+        );
+        let out = session(&s.spool, input.as_bytes(), true, DeliveryMode::QueueOnly);
+        let lines = reply_lines(&out);
+        assert!(lines.contains(&"250-XVERP"), "{out}");
+        let ids: Vec<String> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("250 2.0.0 "))
+            .filter_map(|l| l.split(' ').next())
+            .map(String::from)
+            .collect();
+        let verp: Vec<Option<String>> = ids
+            .iter()
+            .map(|id| s.spool.read_entry(id).expect("queued").envelope.verp)
+            .collect();
+        assert_eq!(verp, [Some("-=".into()), Some("+=".into()), None]);
+        assert!(lines.contains(&"503 5.5.4 XVERP requires a sender other than the null sender <>"));
+        assert!(lines.contains(&"501 5.5.4 XVERP needs two characters from -=+ (got \"ab\")"));
+
+        let out = session(
+            &s.spool,
+            b"EHLO c\r\nMAIL FROM:<l@list.test> XVERP\r\nQUIT\r\n",
+            false,
+            DeliveryMode::QueueOnly,
+        );
+        let lines = reply_lines(&out);
+        assert!(!lines.contains(&"250-XVERP"), "{out}");
+        assert!(
+            lines.contains(&"555 5.5.4 XVERP parameter unrecognized"),
+            "{out}"
         );
     }
 
@@ -661,6 +716,7 @@ mod tests {
                 "ENVID=[!-~]{0,20}",
                 "NOTIFY=(SUCCESS|FAILURE,DELAY|NEVER|x)?",
                 "ORCPT=rfc822;[!-~]{0,20}",
+                "(?i:xverp)(=[-=+@a]{0,3})?",
                 "[A-Za-z]{1,6}(=[^ \r\n]{0,10})?",
             ];
             vec(param, 0..3).prop_map(|v| v.join(" "))

@@ -4,7 +4,8 @@
 //!
 //! This module owns the keywords and the syntax of their values:
 //! - MAIL: `SIZE` (RFC 1870), `BODY` (RFC 6152), `RET` and `ENVID` (RFC 3461 §4.3, §4.4),
-//!   `SMTPUTF8` (RFC 6531 §3.4), `AUTH` (RFC 4954 §5);
+//!   `SMTPUTF8` (RFC 6531 §3.4), `AUTH` (RFC 4954 §5), `XVERP` and `XVERP=xy` (Postfix's
+//!   smtpd, VERP_README; [`crate::verp`]);
 //! - RCPT: `NOTIFY` and `ORCPT` (RFC 3461 §4.1, §4.2);
 //! - xtext (RFC 3461 §4), the encoding of ENVID, ORCPT and AUTH values.
 //!
@@ -37,6 +38,9 @@ pub struct Offered {
     /// DSN (RFC 3461) is not offered (`O PrivacyOptions=noreceipts`): its parameters
     /// get sendmail's `504 5.7.0 Sorry, RET not supported, we do not allow DSN`.
     pub no_dsn: bool,
+    /// XVERP (Postfix's extension), offered to the clients the server relays for, as
+    /// Postfix's `authorized_verp_clients = $mynetworks`.
+    pub xverp: bool,
 }
 
 /// `BODY=` (RFC 6152).
@@ -92,6 +96,10 @@ pub struct MailParams {
     pub envid: Option<String>,
     pub smtputf8: bool,
     pub auth: Option<Auth>,
+    /// `XVERP` (`Some(None)`: the server's delimiters) or `XVERP=xy` (`Some(Some("xy"))`,
+    /// two characters from [`crate::verp::DELIMITER_FILTER`]): each recipient gets its
+    /// own envelope sender. A later XVERP replaces an earlier one.
+    pub xverp: Option<Option<String>>,
 }
 
 /// One `NOTIFY=` condition (RFC 3461 §4.1).
@@ -172,7 +180,8 @@ pub struct RcptParams {
 /// Why a parameter is refused; [`fmt::Display`] is the whole reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ParamError {
-    /// A keyword this server does not know or did not advertise (upper-cased).
+    /// A keyword this server does not know or did not advertise, as written (sendmail
+    /// names it so: `xverp parameter unrecognized`, compat-tests/cases/bs-xverp).
     Unrecognized(String),
     /// `BODY=` neither 7BIT nor 8BITMIME (the value as written).
     UnknownBody(String),
@@ -187,6 +196,8 @@ pub enum ParamError {
     BadAuth,
     /// A DSN parameter (RET, ENVID, NOTIFY, ORCPT) when DSN is not offered.
     DsnRefused(String),
+    /// `XVERP=` whose value is not two delimiters from `-=+` (the value as written).
+    BadXverp(String),
 }
 
 impl fmt::Display for ParamError {
@@ -206,16 +217,22 @@ impl fmt::Display for ParamError {
             ParamError::DsnRefused(k) => {
                 write!(f, "504 5.7.0 Sorry, {k} not supported, we do not allow DSN")
             }
+            // Postfix's words (`XVERP needs two characters from -=+`), with the value.
+            ParamError::BadXverp(v) => write!(
+                f,
+                "501 5.5.4 XVERP needs two characters from {} (got \"{v}\")",
+                crate::verp::DELIMITER_FILTER
+            ),
         }
     }
 }
 
-/// One parameter word: the keyword upper-cased, and the value after the first `=`
-/// (`None` without one).
-fn keyword_value(word: &str) -> (String, Option<&str>) {
+/// One parameter word: the keyword upper-cased, the keyword as written, and the value
+/// after the first `=` (`None` without one).
+fn keyword_value(word: &str) -> (String, &str, Option<&str>) {
     match word.split_once('=') {
-        Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
-        None => (word.to_ascii_uppercase(), None),
+        Some((k, v)) => (k.to_ascii_uppercase(), k, Some(v)),
+        None => (word.to_ascii_uppercase(), word, None),
     }
 }
 
@@ -224,7 +241,7 @@ impl MailParams {
     pub fn parse(words: &[&str], offered: Offered) -> Result<MailParams, ParamError> {
         let mut p = MailParams::default();
         for word in words {
-            let (k, value) = keyword_value(word);
+            let (k, written, value) = keyword_value(word);
             let v = value.unwrap_or("");
             match k.as_str() {
                 // sendmail ignores a SIZE it cannot read (and a later SIZE wins).
@@ -264,7 +281,14 @@ impl MailParams {
                         },
                     });
                 }
-                _ => return Err(ParamError::Unrecognized(k)),
+                "XVERP" if offered.xverp => match value {
+                    None => p.xverp = Some(None),
+                    Some(d) if crate::verp::check_delimiters(d).is_ok() => {
+                        p.xverp = Some(Some(d.to_string()));
+                    }
+                    Some(d) => return Err(ParamError::BadXverp(d.to_string())),
+                },
+                _ => return Err(ParamError::Unrecognized(written.to_string())),
             }
         }
         Ok(p)
@@ -283,7 +307,7 @@ impl RcptParams {
     pub fn parse_offered(words: &[&str], offered: Offered) -> Result<RcptParams, ParamError> {
         let mut p = RcptParams::default();
         for word in words {
-            let (k, value) = keyword_value(word);
+            let (k, written, value) = keyword_value(word);
             let v = value.unwrap_or("");
             match k.as_str() {
                 "NOTIFY" | "ORCPT" if offered.no_dsn => return Err(ParamError::DsnRefused(k)),
@@ -297,7 +321,7 @@ impl RcptParams {
                     }
                     None => return Err(ParamError::BadOrcpt),
                 },
-                _ => return Err(ParamError::Unrecognized(k)),
+                _ => return Err(ParamError::Unrecognized(written.to_string())),
             }
         }
         Ok(p)
@@ -399,6 +423,7 @@ mod tests {
             smtputf8: true,
             auth: true,
             no_dsn: false,
+            xverp: true,
         };
         MailParams::parse(&words, all).map_err(|e| e.to_string())
     }
@@ -460,7 +485,7 @@ mod tests {
                 "ENVID=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
                 "501 5.5.4 Syntax error in ENVID parameter value",
             ),
-            ("x-foo=1", "555 5.5.4 X-FOO parameter unrecognized"),
+            ("x-foo=1", "555 5.5.4 x-foo parameter unrecognized"),
             ("=1", "555 5.5.4  parameter unrecognized"),
             ("NOTIFY=NEVER", "555 5.5.4 NOTIFY parameter unrecognized"),
             // Not advertised: unrecognised.
@@ -470,7 +495,7 @@ mod tests {
             ("RET=x BODY=y", "501 5.5.2 Bad argument \"x\" to RET"),
             (
                 "smtputf8 BODY=y",
-                "555 5.5.4 SMTPUTF8 parameter unrecognized",
+                "555 5.5.4 smtputf8 parameter unrecognized",
             ),
         ] {
             assert_eq!(mail(words), Err(reply.to_string()), "{words}");
@@ -496,6 +521,42 @@ mod tests {
         ] {
             assert_eq!(mail_offered(words), Err(reply.to_string()), "{words}");
         }
+    }
+
+    /// XVERP (Postfix's smtpd): taken only when offered; `XVERP=` wants two delimiters
+    /// from `-=+`; not offered, it is unrecognised as sendmail answers it, the keyword
+    /// as written (compat-tests/cases/bs-xverp).
+    #[test]
+    fn xverp() {
+        let ok = |w: &str| mail_offered(w).unwrap_or_else(|e| panic!("{w}: {e}"));
+        assert_eq!(ok("").xverp, None);
+        assert_eq!(ok("XVERP").xverp, Some(None));
+        assert_eq!(ok("xverp").xverp, Some(None));
+        assert_eq!(ok("XVERP=-=").xverp, Some(Some("-=".into())));
+        assert_eq!(ok("SIZE=10 XVERP=+=").xverp, Some(Some("+=".into())));
+        assert_eq!(ok("XVERP=-= XVERP").xverp, Some(None));
+        for bad in ["", "ab", "+", "+=-", "+@", "é="] {
+            assert_eq!(
+                mail_offered(&format!("XVERP={bad}")),
+                Err(format!(
+                    "501 5.5.4 XVERP needs two characters from -=+ (got \"{bad}\")"
+                )),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            mail("xverp=ab"),
+            Err("555 5.5.4 xverp parameter unrecognized".into())
+        );
+        assert_eq!(
+            mail("XVERP"),
+            Err("555 5.5.4 XVERP parameter unrecognized".into())
+        );
+        // Never a RCPT parameter.
+        assert_eq!(
+            rcpt("XVERP"),
+            Err("555 5.5.4 XVERP parameter unrecognized".into())
+        );
     }
 
     #[test]
@@ -593,6 +654,7 @@ mod tests {
                 "(?i:envid|orcpt|auth)(=[!-~]{0,110}|=[^ \t\r\n]{0,10})?",
                 "(?i:notify)(=((?i:never|success|failure|delay|x),?){0,4})?",
                 "(?i:smtputf8)(=[^ \t\r\n]{0,3})?",
+                "(?i:xverp)(=[-=+]{0,3}|=[^ \t\r\n]{0,3})?",
                 "[^ \t\r\n]{1,20}",
             ]
         }
@@ -613,7 +675,7 @@ mod tests {
                 auth in any::<bool>(),
             ) {
                 let words: Vec<&str> = words.iter().map(String::as_str).collect();
-                match MailParams::parse(&words, Offered { smtputf8, auth, no_dsn: false }) {
+                match MailParams::parse(&words, Offered { smtputf8, auth, no_dsn: false, xverp: true }) {
                     Ok(p) => {
                         if let Some(e) = &p.envid {
                             prop_assert!(!e.is_empty() && e.len() <= 100);
@@ -622,7 +684,7 @@ mod tests {
                         prop_assert!(p.auth.is_none() || auth);
                         // Parsing is per word: each word alone is taken too.
                         for w in &words {
-                            let alone = MailParams::parse(&[w], Offered { smtputf8, auth, no_dsn: false });
+                            let alone = MailParams::parse(&[w], Offered { smtputf8, auth, no_dsn: false, xverp: true });
                             prop_assert!(alone.is_ok(), "{:?}", w);
                         }
                     }

@@ -18,6 +18,10 @@ pub(super) struct Path<'t> {
     pub written: &'t str,
     /// Inside the angle brackets, source route dropped; `None` for `<>`.
     pub address: Option<String>,
+    /// The source route dropped (`@a,@b`), if the path had one: RFC 5321 §4.1.1.2
+    /// and §4.1.1.3 say a server SHOULD ignore it (Appendix C), as sendmail 8.17 does
+    /// (compat-tests/cases/bs-source-route); the session logs it.
+    pub route: Option<&'t str>,
     pub params: Vec<&'t str>,
 }
 
@@ -34,7 +38,7 @@ pub(super) enum PathError {
 /// Split `FROM:<addr> PARAMS` after the keyword (RFC 5321 §4.1.2 `Path`): the angle
 /// brackets are matched outside quoted strings (`<"a>b"@x>` is one path), a `<` never
 /// closed is sendmail's `Unbalanced '<'`, a source route (`<@a,@b:user@host>`, RFC 5321
-/// §3.3) is dropped, and a route with no mailbox after it (`<@a:>`, `<@a>`) is `User
+/// §3.3) is dropped (and given back in [`Path::route`]), and a route with no mailbox after it (`<@a:>`, `<@a>`) is `User
 /// address required`, never the null path. A path without brackets (`FROM:root`) runs
 /// to the first blank, as sendmail takes it.
 pub(super) fn split_path<'t>(arg: &'t str, keyword: &str) -> Result<Path<'t>, PathError> {
@@ -81,10 +85,14 @@ pub(super) fn split_path<'t>(arg: &'t str, keyword: &str) -> Result<Path<'t>, Pa
         .strip_prefix('<')
         .and_then(|w| w.strip_suffix('>'))
         .unwrap_or(written);
+    let mut route = None;
     let address = if inner.starts_with('@') {
         // A source route: the mailbox is what follows its last colon.
         match inner.rsplit_once(':') {
-            Some((_, after)) if !after.is_empty() => Some(after.to_string()),
+            Some((r, after)) if !after.is_empty() => {
+                route = Some(r);
+                Some(after.to_string())
+            }
             _ => {
                 return Err(PathError::Invalid(
                     written.to_string(),
@@ -100,6 +108,7 @@ pub(super) fn split_path<'t>(arg: &'t str, keyword: &str) -> Result<Path<'t>, Pa
     Ok(Path {
         written,
         address,
+        route,
         params: params.split_ascii_whitespace().collect(),
     })
 }

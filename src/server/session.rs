@@ -140,6 +140,9 @@ pub(super) struct Transaction {
     pub sender: String,
     pub recipients: Vec<Recipient>,
     pub params: MailParams,
+    /// VERP for this message (`XVERP`, `XVERP=xy`): the two delimiters, queued as the
+    /// entry's `verp` line so that the deliverer makes each recipient's sender.
+    pub verp: Option<String>,
     /// The sender's domain check, done at the first RCPT.
     sender_checked: Option<DomainCheck>,
     /// Each recipient path taken, and how it was first written (its replies name it so).
@@ -337,6 +340,9 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             if !self.server.privacy.no_etrn {
                 self.reply("250-ETRN")?;
             }
+            if self.offered().xverp {
+                self.reply("250-XVERP")?;
+            }
             self.reply("250 HELP")?;
         } else {
             self.reply(&format!("250 {hello}"))?;
@@ -373,6 +379,9 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
     fn offered(&self) -> Offered {
         Offered {
             no_dsn: self.server.privacy.no_receipts,
+            // Postfix offers XVERP to `authorized_verp_clients` ($mynetworks): the
+            // clients this server relays for (a local `-bs`, TrustedNetworks).
+            xverp: self.server.trusted,
             ..Offered::default()
         }
     }
@@ -396,6 +405,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
         let Path {
             written,
             address,
+            route,
             params,
         } = split_path(arg, "FROM").map_err(|e| refuse_path(&mut self.end, "FROM", &e))?;
         if let Some(refusal) = too_long(written, written) {
@@ -408,6 +418,15 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             Some(Err(e)) => return Err(refuse_address(&mut self.end, written, &e)),
         };
         let params = MailParams::parse(&params, self.offered()).map_err(|e| e.to_string())?;
+        // XVERP with the null sender: there is no sender to encode a recipient in
+        // (Postfix's smtpd refuses it with 503 too).
+        if params.xverp.is_some() && sender.is_empty() {
+            return Err("503 5.5.4 XVERP requires a sender other than the null sender <>".into());
+        }
+        let verp = params.xverp.as_ref().map(|d| {
+            d.clone()
+                .unwrap_or_else(|| self.server.verp_delimiters.clone())
+        });
         if let (Some(max), Some(n)) = (self.server.max_size, params.size)
             && n > max
         {
@@ -420,12 +439,29 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
         {
             return Err("452 4.4.5 Insufficient disk space; try again later".into());
         }
+        self.route_ignored("sender", written, route);
         let tx = Transaction {
             sender,
             params,
+            verp,
             ..Transaction::default()
         };
         Ok((written, tx))
+    }
+
+    /// A source route in an accepted path is ignored, as RFC 5321 §4.1.1.2, §4.1.1.3 and
+    /// Appendix C say a server should (and sendmail 8.17 does: the mail goes to the
+    /// mailbox, compat-tests/cases/bs-source-route), but not without a word: the log
+    /// says which route was dropped from which path.
+    fn route_ignored(&self, what: &str, written: &str, route: Option<&str>) {
+        if let Some(r) = route {
+            log::info!(
+                "{}: source route {} ignored in {what} {} (RFC 5321 Appendix C)",
+                self.server.client_text(),
+                address::shown(r),
+                address::shown(written)
+            );
+        }
     }
 
     /// RCPT TO (RFC 5321 §4.1.1.3), in the Mail or Rcpt phase: the first recipient
@@ -454,6 +490,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
         let Path {
             written,
             address: path,
+            route,
             params,
         } = match split_path(arg, "TO") {
             Ok(p) => p,
@@ -551,6 +588,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
                 self.tx.recipients.push(a);
             }
         }
+        self.route_ignored("recipient", written, route);
         if server.mode == DeliveryMode::Deferred && !local {
             format!("250 2.1.5 {shown}... Recipient ok (will queue)")
         } else {

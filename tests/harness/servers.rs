@@ -427,6 +427,12 @@ impl Raw {
         self.w.write_all(b).unwrap();
     }
 
+    /// Send a command, return its whole reply.
+    pub fn reply_to(&mut self, c: &str) -> Vec<String> {
+        self.send(format!("{c}\r\n").as_bytes());
+        self.reply()
+    }
+
     /// Send a command, return the last line of its reply.
     pub fn cmd(&mut self, c: &str) -> String {
         self.send(format!("{c}\r\n").as_bytes());
