@@ -401,6 +401,43 @@ fn a_server_refusing_long_lines_gets_them_broken_at_998() {
     }
 }
 
+/// The traffic log (`-X`) only watches what is sent: with it, a strict server still gets
+/// the second copy broken at 998, and the log shows that copy's lines as they went out.
+#[test]
+fn a_traffic_log_does_not_change_the_copy_broken_at_998() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    let xlog = env.dir.join("traffic.log");
+    let x = xlog.display().to_string();
+    let run = env.sendmail(&["-odi", "-X", &x, "ok@example.org"], &long_lines_message());
+    run.code(0);
+    let msgs = peer.wait_for(1, Duration::from_secs(10));
+    assert_eq!(msgs.len(), 1, "{}", peer.transcript());
+    arrived_broken_at_998(&msgs[0].1);
+    assert!(env.entries().is_empty());
+    // Two DATA phases in the log: the first with the 2,040-octet line, the second
+    // without any line over 998 octets (each log line is `PID >>> text`).
+    let log = std::fs::read_to_string(&xlog).expect("the traffic log");
+    let sent: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_once(" >>> ").map(|(_, t)| t))
+        .collect();
+    let longest_after_rset = sent
+        .iter()
+        .skip_while(|l| !l.starts_with("RSET"))
+        // The transparency dot is not counted (RFC 5321 §4.5.2).
+        .map(|l| l.strip_prefix('.').unwrap_or(l).len())
+        .max()
+        .unwrap_or(0);
+    assert!(sent.iter().any(|l| l.len() == 2040), "{log}");
+    assert!(
+        (1..=998).contains(&longest_after_rset),
+        "longest line after RSET: {longest_after_rset}\n{log}"
+    );
+}
+
 /// Only the copy with lines broken at 998 decides: when the server refuses it too
 /// (554), the message is returned with that reply; a 4yz for it defers the message.
 #[test]

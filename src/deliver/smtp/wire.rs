@@ -337,15 +337,21 @@ impl Session {
             bytes: 64 * 1024,
             timeout: self.timeouts.datablock,
         });
+        // The same encoding with or without -X: the traffic log only watches what is sent.
+        fn send(data: &mut dyn Read, out: impl Write, body_limit: usize) -> io::Result<()> {
+            let mut w = BufWriter::with_capacity(64 * 1024, out);
+            wire::write_wire_limited(data, &mut w, body_limit)?;
+            w.flush()
+        }
         if traffic::enabled() {
             // -X: each line as sent, the final dot included.
-            let tee = traffic::WriteTee::new(self.conn.get_mut());
-            let mut w = BufWriter::with_capacity(64 * 1024, tee);
-            wire::write_wire(data, &mut w)?;
-            return w.flush();
+            send(
+                data,
+                traffic::WriteTee::new(self.conn.get_mut()),
+                body_limit,
+            )
+        } else {
+            send(data, self.conn.get_mut(), body_limit)
         }
-        let mut w = BufWriter::with_capacity(64 * 1024, self.conn.get_mut());
-        wire::write_wire_limited(data, &mut w, body_limit)?;
-        w.flush()
     }
 }
