@@ -121,7 +121,7 @@ fn unknown_users_and_loops_are_refused_at_submission() {
         .code(67);
     let e = env.only_entry();
     assert!(
-        e.contains("\nrcpt root orcpt=rfc822;list@test.example\n"),
+        e.contains("\nrcpt root orcpt=rfc822;list@test.example ctl=list\n"),
         "{e}"
     );
     assert!(e.contains("\nrcpt x@example.org\n"), "{e}");
@@ -370,16 +370,17 @@ fn aliases_of_every_kind() {
     pre.sendmail(&["-odq", "team"], MSG).code(0);
     let e = pre.only_entry();
     for want in [
-        "rcpt remote@example.org orcpt=rfc822;team@test.example sender=owner-team\n",
+        "rcpt remote@example.org orcpt=rfc822;team@test.example sender=owner-team ctl=team\n",
         "rcpt \\root ",
         "rcpt m1@example.org ",
         &format!(
-            "rcpt |id%20-u%20>%20{}/user-id orcpt=rfc822;team@test.example sender=owner-team owner={}\n",
+            "rcpt |id%20-u%20>%20{}/user-id orcpt=rfc822;team@test.example sender=owner-team owner={} ctl=:include:{}\n",
             out.display(),
-            test_user().uid
+            test_user().uid,
+            members.display()
         ),
         &format!(
-            "rcpt {}/file.mbox orcpt=rfc822;team@test.example sender=owner-team owner=0\n",
+            "rcpt {}/file.mbox orcpt=rfc822;team@test.example sender=owner-team owner=0 ctl=team\n",
             out.display()
         ),
     ] {
