@@ -16,8 +16,9 @@
 //! bytes of both sides. No binary database is written: the text is read when needed.
 //!
 //! Expansion is recursive with loop detection. A name that refers to itself from its own
-//! alias (`bob: bob, bob@elsewhere`) means the mailbox; `owner-<alias>` becomes the envelope
-//! sender for the recipients `<alias>` expands to; `|command` and `/file` targets run as the
+//! alias (`bob: bob, bob@elsewhere`) means the mailbox; `owner-<alias>` (its one address,
+//! or its name when it has several) becomes the envelope sender for the recipients
+//! `<alias>` expands to; `|command` and `/file` targets run as the
 //! owner of the list they came from, which the deliverer replaces by a default user when
 //! that is root.
 //!
@@ -349,7 +350,8 @@ impl Target {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expanded {
     pub target: Target,
-    /// `owner-<alias>`, when the nearest enclosing alias has an owner.
+    /// The sender `owner-<alias>` gives ([`owner_sender`]), when the nearest enclosing
+    /// alias with an owner alias has one.
     pub sender: Option<String>,
     /// Who `|command` and `/file` targets run as (the uid owning their source file).
     pub owner: Option<u32>,
@@ -887,10 +889,9 @@ impl Expander<'_> {
             }
             let owner_name = format!("owner-{key}");
             let via = Via {
-                sender: if aliases.get(&owner_name).is_some() {
-                    Some(owner_name)
-                } else {
-                    via.sender
+                sender: match aliases.get(&owner_name) {
+                    Some(o) => Some(owner_sender(&owner_name, o)),
+                    None => via.sender,
                 },
                 // The nearest alias controls its members (recorded: `bp-v-alias`,
                 // `bp-v-alias-nested`).
@@ -915,6 +916,20 @@ impl Expander<'_> {
         } else {
             out.errors.push(ExpandError::UnknownUser(plain));
         }
+    }
+}
+
+/// The envelope sender of the members of an alias whose owner alias `name` is `owner`:
+/// what `owner` expands to when that is one plain address (`owner-list:
+/// listboss@example.org` gives `listboss@example.org`), else `name` itself (sendmail's
+/// alias.c uses the owner's value unless it holds one of `,:/|"`; recorded:
+/// `bp-v-alias-owner`, `bp-v-alias-owner-two`).
+fn owner_sender(name: &str, owner: &Alias) -> String {
+    match owner.targets.as_slice() {
+        [one] if !one.contains([',', ':', '/', '|', '"']) => {
+            address::parse_one(one).unwrap_or_else(|_| name.to_string())
+        }
+        _ => name.to_string(),
     }
 }
 
@@ -1124,6 +1139,7 @@ mod tests {
             "staff: bob, carol@host.example, x@remote.example\n",
             "list: :include:/lists/members\n",
             "owner-list: bob\n",
+            "owner-staff: bob, carol\n",
             "self: bob\n",
             "bob: bob, bob@remote.example\n",
             "prog: \"|/usr/bin/prog -a\", /var/log/archive\n",
@@ -1161,10 +1177,17 @@ mod tests {
             addrs(&list),
             vec!["m1@remote.example", "carol", "m2@remote.example"]
         );
+        // The owner alias's one address is the members' sender; with two, its name.
         assert!(
             list.targets
                 .iter()
-                .all(|t| t.sender.as_deref() == Some("owner-list"))
+                .all(|t| t.sender.as_deref() == Some("bob"))
+        );
+        assert!(
+            x("staff")
+                .targets
+                .iter()
+                .all(|t| t.sender.as_deref() == Some("owner-staff"))
         );
         let prog = x("prog");
         assert_eq!(addrs(&prog), vec!["/var/log/archive", "|/usr/bin/prog -a"]);

@@ -138,8 +138,9 @@ pub struct Recipient {
     /// The text it was written as, when that differs (`Bob <bob@example.org>`); mailq
     /// shows it, as sendmail does.
     pub display: Option<String>,
-    /// The envelope sender for this recipient when it is not the entry's: `owner-<list>`
-    /// for the members an alias with an owner expanded to.
+    /// The envelope sender for this recipient when it is not the entry's: for the members
+    /// an alias with an owner alias expanded to, what `owner-<list>` names when that is
+    /// one address, else `owner-<list>` (`rsendmail::aliases`).
     pub sender: Option<String>,
     /// For `|command` and `/file` recipients: the uid they run as (the owner of the
     /// aliases, `:include:` or `.forward` file they came from).
