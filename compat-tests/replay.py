@@ -82,6 +82,8 @@ def run_case(binary, case, sink):
                     f.write("RESOLVER 127.0.0.1:%d\n" % dns_port)
                 # Debian's sendmail.cf, which the recording used, says this.
                 f.write("O PrivacyOptions=%s\n" % (case.privacy or DEBIAN_PRIVACY))
+                # And this (the uid `mailq -v` shows for an alias's members).
+                f.write("O DefaultUser=mail:mail\n")
 
         if case.before_fault:
             before_fault = Fault(case.before_fault)

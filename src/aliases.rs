@@ -16,8 +16,9 @@
 //! bytes of both sides. No binary database is written: the text is read when needed.
 //!
 //! Expansion is recursive with loop detection. A name that refers to itself from its own
-//! alias (`bob: bob, bob@elsewhere`) means the mailbox; `owner-<alias>` becomes the envelope
-//! sender for the recipients `<alias>` expands to; `|command` and `/file` targets run as the
+//! alias (`bob: bob, bob@elsewhere`) means the mailbox; `owner-<alias>` (its one address,
+//! or its name when it has several) becomes the envelope sender for the recipients
+//! `<alias>` expands to; `|command` and `/file` targets run as the
 //! owner of the list they came from, which the deliverer replaces by a default user when
 //! that is root.
 //!
@@ -349,10 +350,23 @@ impl Target {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expanded {
     pub target: Target,
-    /// `owner-<alias>`, when the nearest enclosing alias has an owner.
+    /// The sender `owner-<alias>` gives ([`owner_sender`]), when the nearest enclosing
+    /// alias with an owner alias has one.
     pub sender: Option<String>,
     /// Who `|command` and `/file` targets run as (the uid owning their source file).
     pub owner: Option<u32>,
+    /// What expanded to it, as sendmail's controlling-user line names it (`mailq -v`):
+    /// the nearest enclosing alias (`list`) or `:include:` file (`:include:/path`);
+    /// `None` for a target given as it is.
+    pub ctl: Option<String>,
+}
+
+/// What the enclosing lists of a target give it: the envelope sender of the nearest
+/// alias with an owner, and the nearest alias or `:include:` ([`Expanded::ctl`]).
+#[derive(Clone, Debug, Default)]
+struct Via {
+    sender: Option<String>,
+    ctl: Option<String>,
 }
 
 /// Why an address could not be expanded.
@@ -613,6 +627,41 @@ pub fn read_list_file(path: &Path, no_follow: bool) -> Result<(Vec<u8>, u32), Li
 pub type IncludeReader<'a> =
     dyn Fn(&Path, Option<u32>) -> Result<(String, u32), ListFileError> + 'a;
 
+/// sendmail's DefaultUser (`O DefaultUser=`): `user`, `uid`, `uid:gid` or `user:group`
+/// as (uid, gid); `mailnull`, then `nobody`, when not set or not found; (65534, 65534)
+/// when neither exists. A uid without a group takes its user's group, or the uid.
+pub fn default_user(spec: Option<&str>) -> (u32, u32) {
+    use nix::unistd::{Group, Uid, User};
+    let lookup = |s: &str| -> Option<(u32, u32)> {
+        let (u, g) = s.split_once(':').unwrap_or((s, ""));
+        let (uid, mut gid) = match u.parse::<u32>() {
+            Ok(n) => (
+                n,
+                User::from_uid(Uid::from_raw(n))
+                    .ok()
+                    .flatten()
+                    .map(|u| u.gid.as_raw())
+                    .unwrap_or(n),
+            ),
+            Err(_) => {
+                let u = User::from_name(u).ok().flatten()?;
+                (u.uid.as_raw(), u.gid.as_raw())
+            }
+        };
+        if !g.is_empty() {
+            gid = match g.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => Group::from_name(g).ok().flatten()?.gid.as_raw(),
+            };
+        }
+        Some((uid, gid))
+    };
+    spec.and_then(lookup)
+        .or_else(|| lookup("mailnull"))
+        .or_else(|| lookup("nobody"))
+        .unwrap_or((65534, 65534))
+}
+
 /// The name of dma's catch-all alias.
 pub const CATCH_ALL: &str = "*";
 
@@ -677,11 +726,18 @@ impl Expander<'_> {
                 let mut chain = vec![CATCH_ALL.to_string()];
                 for t in &all.targets {
                     let o = Some(aliases.owner);
-                    self.one(t, o, None, &mut chain, &mut included, &mut out);
+                    self.one(t, o, Via::default(), &mut chain, &mut included, &mut out);
                 }
                 continue;
             }
-            self.one(a, owner, None, &mut Vec::new(), &mut included, &mut out);
+            self.one(
+                a,
+                owner,
+                Via::default(),
+                &mut Vec::new(),
+                &mut included,
+                &mut out,
+            );
         }
         // The first in queue order wins (sendmail's `recipient` drops an address
         // already queued; one copy per recipient).
@@ -712,15 +768,16 @@ impl Expander<'_> {
         Some((aliases, all))
     }
 
-    fn push(out: &mut Expansion, target: Target, sender: &Option<String>, owner: Option<u32>) {
+    fn push(out: &mut Expansion, target: Target, via: &Via, owner: Option<u32>) {
         let owner = match target {
             Target::Pipe(_) | Target::File(_) => owner,
             _ => None,
         };
         out.targets.push(Expanded {
             target,
-            sender: sender.clone(),
+            sender: via.sender.clone(),
             owner,
+            ctl: via.ctl.clone(),
         });
     }
 
@@ -730,7 +787,7 @@ impl Expander<'_> {
         &self,
         addr: &str,
         owner: Option<u32>,
-        sender: Option<String>,
+        via: Via,
         chain: &mut Vec<String>,
         included: &mut std::collections::HashSet<String>,
         out: &mut Expansion,
@@ -767,8 +824,14 @@ impl Expander<'_> {
                 Ok((text, uid)) => {
                     let owner = Some(as_user.unwrap_or(uid));
                     chain.push(addr.to_string());
+                    // Its members are under the file's control (recorded:
+                    // `bp-v-alias-include`, `(---::include:/path---)`).
+                    let via = Via {
+                        ctl: Some(format!(":include:{path}")),
+                        ..via
+                    };
                     for t in list_targets(&text) {
-                        self.one(&t, owner, sender.clone(), chain, included, out);
+                        self.one(&t, owner, via.clone(), chain, included, out);
                     }
                     chain.pop();
                 }
@@ -791,7 +854,7 @@ impl Expander<'_> {
                 out.errors.push(ExpandError::UnknownUser(addr.to_string()));
                 return;
             }
-            Self::push(out, t, &sender, owner);
+            Self::push(out, t, &via, owner);
             return;
         }
         // `Name <addr>` and comments reduce to the address; every target is checked as
@@ -804,7 +867,7 @@ impl Expander<'_> {
             }
         };
         if !(self.is_local)(&plain) {
-            Self::push(out, Target::Remote(plain), &sender, None);
+            Self::push(out, Target::Remote(plain), &via, None);
             return;
         }
         let key = key_of(&plain);
@@ -814,7 +877,7 @@ impl Expander<'_> {
             if chain.last().is_some_and(|c| *c == key) {
                 // `bob: bob, ...`: bob's own mailbox.
                 if (self.user_exists)(&key) {
-                    Self::push(out, Target::Mailbox(key), &sender, None);
+                    Self::push(out, Target::Mailbox(key), &via, None);
                 } else {
                     out.errors.push(ExpandError::UnknownUser(plain));
                 }
@@ -825,10 +888,14 @@ impl Expander<'_> {
                 return;
             }
             let owner_name = format!("owner-{key}");
-            let sender = if aliases.get(&owner_name).is_some() {
-                Some(owner_name)
-            } else {
-                sender
+            let via = Via {
+                sender: match aliases.get(&owner_name) {
+                    Some(o) => Some(owner_sender(&owner_name, o)),
+                    None => via.sender,
+                },
+                // The nearest alias controls its members (recorded: `bp-v-alias`,
+                // `bp-v-alias-nested`).
+                ctl: Some(key.clone()),
             };
             chain.push(key);
             // An alias's list in reverse: sendmail queues the items of one list in
@@ -836,19 +903,33 @@ impl Expander<'_> {
             // order, so that the members go out in the alias's order (recorded:
             // `order-alias-nested`, `order-alias-dup`, `bp-v-alias`).
             for t in alias.targets.iter().rev() {
-                self.one(t, Some(aliases.owner), sender.clone(), chain, included, out);
+                self.one(t, Some(aliases.owner), via.clone(), chain, included, out);
             }
             chain.pop();
             return;
         }
         if (self.user_exists)(&key) {
-            Self::push(out, Target::User(key), &sender, None);
+            Self::push(out, Target::User(key), &via, None);
         } else if key == "postmaster" || key == "mailer-daemon" {
             // RFC 5321 requires postmaster; without an alias it is root's.
-            Self::push(out, Target::User("root".into()), &sender, None);
+            Self::push(out, Target::User("root".into()), &via, None);
         } else {
             out.errors.push(ExpandError::UnknownUser(plain));
         }
+    }
+}
+
+/// The envelope sender of the members of an alias whose owner alias `name` is `owner`:
+/// what `owner` expands to when that is one plain address (`owner-list:
+/// listboss@example.org` gives `listboss@example.org`), else `name` itself (sendmail's
+/// alias.c uses the owner's value unless it holds one of `,:/|"`; recorded:
+/// `bp-v-alias-owner`, `bp-v-alias-owner-two`).
+fn owner_sender(name: &str, owner: &Alias) -> String {
+    match owner.targets.as_slice() {
+        [one] if !one.contains([',', ':', '/', '|', '"']) => {
+            address::parse_one(one).unwrap_or_else(|_| name.to_string())
+        }
+        _ => name.to_string(),
     }
 }
 
@@ -871,6 +952,7 @@ pub fn recipients_from(
             let mut n = recipient_from(parent, t.target.address(), &qualified);
             n.sender = t.sender.or_else(|| parent.sender.clone());
             n.owner = t.owner;
+            n.ctl = t.ctl.or_else(|| parent.ctl.clone());
             n
         })
         .collect()
@@ -891,6 +973,7 @@ pub fn recipient_from(
         .or_else(|| Some(format!("rfc822;{qualified}")));
     n.notify = parent.notify.clone();
     n.sender = parent.sender.clone();
+    n.ctl = parent.ctl.clone();
     n
 }
 
@@ -1056,6 +1139,7 @@ mod tests {
             "staff: bob, carol@host.example, x@remote.example\n",
             "list: :include:/lists/members\n",
             "owner-list: bob\n",
+            "owner-staff: bob, carol\n",
             "self: bob\n",
             "bob: bob, bob@remote.example\n",
             "prog: \"|/usr/bin/prog -a\", /var/log/archive\n",
@@ -1093,10 +1177,17 @@ mod tests {
             addrs(&list),
             vec!["m1@remote.example", "carol", "m2@remote.example"]
         );
+        // The owner alias's one address is the members' sender; with two, its name.
         assert!(
             list.targets
                 .iter()
-                .all(|t| t.sender.as_deref() == Some("owner-list"))
+                .all(|t| t.sender.as_deref() == Some("bob"))
+        );
+        assert!(
+            x("staff")
+                .targets
+                .iter()
+                .all(|t| t.sender.as_deref() == Some("owner-staff"))
         );
         let prog = x("prog");
         assert_eq!(addrs(&prog), vec!["/var/log/archive", "|/usr/bin/prog -a"]);

@@ -364,7 +364,9 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
                 mailq::list_json(&s.spool, filter)?
             } else {
                 let min_age = s.settings.min_queue_age.unwrap_or(0) as i64;
-                mailq::list_text(&s.spool, filter, min_age, s.inv.verbose)?
+                let (default_uid, _) =
+                    crate::aliases::default_user(s.settings.default_user.as_deref());
+                mailq::list_text(&s.spool, filter, min_age, s.inv.verbose, default_uid)?
             };
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(text.as_bytes());

@@ -65,7 +65,11 @@ struct Listed {
     written: Option<std::time::SystemTime>,
 }
 
-fn pending_recipients(e: &QueuedEntry) -> Vec<(&str, RcptState, Option<&str>)> {
+/// A pending recipient: as shown, its state, its own reason, and what expanded to it
+/// ([`Recipient::ctl`](rsendmail::spool::entry::Recipient)).
+type Pending<'a> = (&'a str, RcptState, Option<&'a str>, Option<&'a str>);
+
+fn pending_recipients(e: &QueuedEntry) -> Vec<Pending<'_>> {
     e.envelope
         .recipients
         .iter()
@@ -82,7 +86,7 @@ fn pending_recipients(e: &QueuedEntry) -> Vec<(&str, RcptState, Option<&str>)> {
                 .rev()
                 .find(|(idx, _, _)| *idx == i)
                 .and_then(|(_, _, w)| w.as_deref());
-            Some((r.shown(), st, why))
+            Some((r.shown(), st, why, r.ctl.as_deref()))
         })
         .collect()
 }
@@ -241,6 +245,7 @@ pub fn list_text(
     filter: Option<&QueueRunArgs>,
     min_age: i64,
     verbose: bool,
+    default_uid: u32,
 ) -> Result<(String, String), Fatal> {
     let mut problems = String::new();
     let (entries, unreadable) = collect(spool, filter, &mut problems)?;
@@ -309,7 +314,14 @@ pub fn list_text(
                 s.push('\n');
             }
         }
-        for (addr, state, why) in pending_recipients(e) {
+        // sendmail writes a controlling-user line (`C`) before a recipient whose
+        // controlling address differs from the one before, and `-v` shows it.
+        let mut last_ctl = None;
+        for (addr, state, why, ctl) in pending_recipients(e) {
+            if verbose && ctl != last_ctl {
+                let _ = writeln!(s, "\t\t\t\t\t\t(---{}---)", ctl_line(ctl, default_uid));
+                last_ctl = ctl;
+            }
             if verbose {
                 let _ = writeln!(s, "\t\t\t\t\t\t{}", prtstr(addr, rcpt_room));
                 // sendmail keeps each recipient's own reason (its `M` line) and shows it
@@ -335,6 +347,20 @@ pub fn list_text(
     }
     let _ = writeln!(s, "\t\tTotal requests: {n}");
     Ok((s, problems))
+}
+
+/// The text of sendmail's controlling-user line for `ctl` (what expanded to the
+/// recipients that follow; `None`: nothing, the line `(------)`): an alias `list` as
+/// `list:UID:0:list` (sendmail delivers an alias's members as `DefaultUser`, whose uid
+/// is `default_uid`, with group 0; alias.c), an `:include:` file as `::include:/path`
+/// (recorded: `bp-v-alias`, `bp-v-alias-nested`, `bp-v-alias-include`). Shown as
+/// [`prtstr`] shows addresses, whole.
+fn ctl_line(ctl: Option<&str>, default_uid: u32) -> String {
+    match ctl {
+        None => String::new(),
+        Some(c) if c.starts_with(":include:") => prtstr(&format!(":{c}"), usize::MAX),
+        Some(c) => prtstr(&format!("{c}:{default_uid}:0:{c}"), usize::MAX),
+    }
 }
 
 /// JSON string literal.
@@ -382,7 +408,7 @@ pub fn list_json(spool: &Spool, filter: Option<&QueueRunArgs>) -> Result<(String
         };
         let rcpts: Vec<String> = pending_recipients(e)
             .iter()
-            .map(|(a, st, why)| {
+            .map(|(a, st, why, ctl)| {
                 let mut o = format!(
                     "{{\"address\":{},\"state\":{}",
                     json_str(a),
@@ -390,6 +416,9 @@ pub fn list_json(spool: &Spool, filter: Option<&QueueRunArgs>) -> Result<(String
                 );
                 if let Some(w) = why {
                     let _ = write!(o, ",\"delay_reason\":{}", json_str(w));
+                }
+                if let Some(c) = ctl {
+                    let _ = write!(o, ",\"expanded_from\":{}", json_str(c));
                 }
                 o.push('}');
                 o

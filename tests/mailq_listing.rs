@@ -394,3 +394,69 @@ fn verbose_listing_priority_order() {
         .collect();
     assert_eq!(pri, ["30021", "60021"], "{out}");
 }
+
+/// sendmail's controlling-user lines (`C` lines in its queue file, compat-tests
+/// `bp-v-alias*`): one before the recipients of each alias or `:include:` file, whenever
+/// it changes from the recipient before, `(------)` before a recipient given as it is;
+/// `--json` names the alias or file of each recipient.
+#[test]
+fn verbose_listing_controlling_user_lines() {
+    let env = Env::new();
+    let members = env.dir.join("members");
+    fs::write(&members, "inc-a@example.org\n").unwrap();
+    let aliases = env.dir.join("aliases");
+    fs::write(
+        &aliases,
+        format!(
+            "outer: x@example.org, inner, y@example.org\n\
+             inner: a@example.org, b@example.org\n\
+             incl: :include:{}\n",
+            members.display()
+        ),
+    )
+    .unwrap();
+    env.add_config(&format!(
+        "ALIASES {}\nO DefaultUser=1234:5678\n",
+        aliases.display()
+    ));
+    env.sendmail(&["-odq", "outer", "direct@example.org", "incl"], MSG)
+        .code(0);
+    let out = normalise(&env.mailq(&["-v"]), &env);
+    let m = members.display();
+    let rcpts: Vec<&str> = out.lines().skip(3).collect();
+    assert_eq!(
+        rcpts,
+        [
+            "\t\t\t\t\t\t(---outer:1234:0:outer---)".to_string(),
+            "\t\t\t\t\t\ty@example.org".into(),
+            "\t\t\t\t\t\t(---inner:1234:0:inner---)".into(),
+            "\t\t\t\t\t\tb@example.org".into(),
+            "\t\t\t\t\t\ta@example.org".into(),
+            "\t\t\t\t\t\t(---outer:1234:0:outer---)".into(),
+            "\t\t\t\t\t\tx@example.org".into(),
+            "\t\t\t\t\t\t(------)".into(),
+            "\t\t\t\t\t\tdirect@example.org".into(),
+            format!("\t\t\t\t\t\t(---::include:{m}---)"),
+            "\t\t\t\t\t\tinc-a@example.org".into(),
+            "\t\tTotal requests: 1".into(),
+        ],
+        "{out}"
+    );
+    // The short listing has no such lines.
+    assert!(!env.mailq(&[]).contains("(---"));
+    let j = env.json();
+    assert!(
+        j[0].contains(
+            "{\"address\":\"a@example.org\",\"state\":\"pending\",\"expanded_from\":\"inner\"}"
+        ),
+        "{j:?}"
+    );
+    assert!(
+        j[0].contains("{\"address\":\"direct@example.org\",\"state\":\"pending\"}"),
+        "{j:?}"
+    );
+    assert!(
+        j[0].contains(&format!("\"expanded_from\":\":include:{m}\"")),
+        "{j:?}"
+    );
+}

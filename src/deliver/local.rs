@@ -153,35 +153,7 @@ fn user_by_uid(uid: u32) -> Option<User> {
         .map(User::from)
 }
 
-/// sendmail's DefaultUser: `user`, `uid`, `uid:gid` or `user:group`; `mailnull`, then
-/// `nobody`, when not set.
-pub fn default_user(spec: Option<&str>) -> (u32, u32) {
-    let lookup = |s: &str| -> Option<(u32, u32)> {
-        let (u, g) = s.split_once(':').unwrap_or((s, ""));
-        let (uid, mut gid) = match u.parse::<u32>() {
-            Ok(n) => (n, user_by_uid(n).map(|u| u.gid).unwrap_or(n)),
-            Err(_) => {
-                let u = user(u)?;
-                (u.uid, u.gid)
-            }
-        };
-        if !g.is_empty() {
-            gid = match g.parse::<u32>() {
-                Ok(n) => n,
-                Err(_) => nix::unistd::Group::from_name(g)
-                    .ok()
-                    .flatten()?
-                    .gid
-                    .as_raw(),
-            };
-        }
-        Some((uid, gid))
-    };
-    spec.and_then(lookup)
-        .or_else(|| lookup("mailnull"))
-        .or_else(|| lookup("nobody"))
-        .unwrap_or((65534, 65534))
-}
+pub use rsendmail::aliases::default_user;
 
 /// Whether a `.forward` may be used: a regular file (not a symlink) owned by the user or
 /// root, writable by nobody else (as sendmail's and Postfix's checks).

@@ -1,7 +1,8 @@
 //! The text of queue files: the envelope section of `qf<ID>` and the state file `sf<ID>`.
 //!
 //! Both are line-oriented `key value` text. The first line names the format and its
-//! version; unknown keys are ignored so that a newer rsendmail's files stay readable.
+//! version; unknown keys (and unknown `key=value` fields of a `rcpt` line, such as `ctl=`,
+//! added without a new version) are ignored so that a newer rsendmail's files stay readable.
 //!
 //! A queue file of version 2 or 3 ([`QUEUE_VERSION`]) carries its own length: the second line
 //! is `message-bytes` and the message's exact length in bytes, twenty digits wide (the
@@ -137,12 +138,17 @@ pub struct Recipient {
     /// The text it was written as, when that differs (`Bob <bob@example.org>`); mailq
     /// shows it, as sendmail does.
     pub display: Option<String>,
-    /// The envelope sender for this recipient when it is not the entry's: `owner-<list>`
-    /// for the members an alias with an owner expanded to.
+    /// The envelope sender for this recipient when it is not the entry's: for the members
+    /// an alias with an owner alias expanded to, what `owner-<list>` names when that is
+    /// one address, else `owner-<list>` (`rsendmail::aliases`).
     pub sender: Option<String>,
     /// For `|command` and `/file` recipients: the uid they run as (the owner of the
     /// aliases, `:include:` or `.forward` file they came from).
     pub owner: Option<u32>,
+    /// What expanded to it (the `ctl=` field; absent in files written before it was
+    /// recorded): the nearest alias (`list`) or `:include:` file (`:include:/path`),
+    /// which `mailq -v` shows as sendmail's controlling-user line.
+    pub ctl: Option<String>,
 }
 
 impl Recipient {
@@ -154,6 +160,7 @@ impl Recipient {
             display: None,
             sender: None,
             owner: None,
+            ctl: None,
         }
     }
 
@@ -285,6 +292,9 @@ impl Envelope {
             if let Some(o) = r.owner {
                 let _ = write!(s, " owner={o}");
             }
+            if let Some(c) = &r.ctl {
+                let _ = write!(s, " ctl={}", escape(c));
+            }
             s.push('\n');
         }
         s.push('\n');
@@ -359,6 +369,7 @@ impl Envelope {
                             Some(("display", v)) => r.display = Some(un(v)?),
                             Some(("sender", v)) => r.sender = Some(un(v)?),
                             Some(("owner", v)) => r.owner = Some(number(v, line)?),
+                            Some(("ctl", v)) => r.ctl = Some(un(v)?),
                             _ => {}
                         }
                     }
@@ -596,6 +607,7 @@ mod tests {
                     display: Some("John <\"john doe\"@example.net>".into()),
                     sender: Some("owner-list".into()),
                     owner: Some(1001),
+                    ctl: Some(":include:/etc/mail/list members".into()),
                 },
             ],
             user: "alice".into(),
@@ -802,8 +814,9 @@ mod tests {
                 option::of(value()),
                 option::of(value()),
                 option::of(any::<u32>()),
+                option::of(value()),
             )
-                .prop_map(|(address, notify, orcpt, display, sender, owner)| {
+                .prop_map(|(address, notify, orcpt, display, sender, owner, ctl)| {
                     Recipient {
                         address,
                         notify,
@@ -811,6 +824,7 @@ mod tests {
                         display,
                         sender,
                         owner,
+                        ctl,
                     }
                 })
         }
@@ -935,7 +949,7 @@ mod tests {
             let val = prop_oneof![
                 "-?[0-9]{1,25}",
                 "[0-9]{1,3} [a-z%0-9]{0,6}",
-                "[a-z@%=. ]{0,12}( (notify|orcpt|display|sender|owner)=[a-z%0-9-]{0,25}){0,3}",
+                "[a-z@%=. ]{0,12}( (notify|orcpt|display|sender|owner|ctl)=[a-z%0-9-]{0,25}){0,3}",
                 "[0-9]{1,3} (pending|deferred|delivered|failed|x)( [a-z%]{0,6})?",
                 "\\PC{0,12}",
             ];
