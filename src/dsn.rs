@@ -87,8 +87,6 @@ pub struct RcptReport {
     /// of its reason line: `relayed to non-DSN-aware mailer` (sendmail's).
     pub comment: Option<&'static str>,
     pub last_attempt: i64,
-    /// For delay warnings: when the message will be returned.
-    pub will_retry_until: Option<i64>,
 }
 
 /// A report about one entry.
@@ -200,10 +198,12 @@ impl Report<'_> {
             "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"{boundary}\""
         );
         let _ = writeln!(h, "Subject: {}", self.subject());
-        // sendmail's word for a receipt is `return-receipt` (compat case
-        // receipt-success-odi).
+        // sendmail's words: `return-receipt` for a receipt (compat case
+        // receipt-success-odi), `warning-timeout` for a delay warning
+        // (delay-queuewarn-reject4).
         let why = match self.kind {
             Kind::Success => "return-receipt",
+            Kind::Delay => "warning-timeout",
             k => k.word(),
         };
         let _ = writeln!(h, "Auto-Submitted: auto-generated ({why})");
@@ -238,13 +238,17 @@ impl Report<'_> {
             date(env.created),
             one_line(&env.user)
         );
+        // A delay warning lists no addresses: its transcript tells what is delayed
+        // (compat case delay-queuewarn-reject4).
         let heading = match self.kind {
-            Kind::Failure => "The following addresses had permanent fatal errors",
-            Kind::Delay => "The following addresses had transient non-fatal errors",
-            Kind::Success => "The following addresses had successful delivery notifications",
+            Kind::Failure => Some("The following addresses had permanent fatal errors"),
+            Kind::Delay => None,
+            Kind::Success => Some("The following addresses had successful delivery notifications"),
         };
-        let _ = writeln!(b, "   ----- {heading} -----");
-        for r in &self.recipients {
+        if let Some(heading) = heading {
+            let _ = writeln!(b, "   ----- {heading} -----");
+        }
+        for r in self.recipients.iter().filter(|_| heading.is_some()) {
             let listed = one_line(r.listed.as_deref().unwrap_or(&r.final_recipient));
             if let Some(c) = r.comment {
                 let _ = writeln!(b, "{listed}  ({c})");
@@ -256,7 +260,10 @@ impl Report<'_> {
             }
         }
         if self.recipients.iter().any(|r| !r.transcript.is_empty()) || !self.notes.is_empty() {
-            b.push_str("\n   ----- Transcript of session follows -----\n");
+            if heading.is_some() {
+                b.push('\n');
+            }
+            b.push_str("   ----- Transcript of session follows -----\n");
             let mut talking_to: Option<&str> = None;
             for r in self.recipients.iter().filter(|r| !r.transcript.is_empty()) {
                 // A dialogue with a server starts with the server named once.
@@ -274,9 +281,6 @@ impl Report<'_> {
             for l in &self.notes {
                 let _ = writeln!(b, "{}", one_line(l));
             }
-        }
-        if self.kind == Kind::Delay {
-            b.push_str("\nThe message is still queued; delivery will be tried again.\n");
         }
         let _ = writeln!(b, "\n--{boundary}\nContent-Type: message/delivery-status\n");
         let _ = writeln!(b, "Reporting-MTA: dns; {}", one_line(self.host));
@@ -303,9 +307,6 @@ impl Report<'_> {
                 let _ = writeln!(b, "Diagnostic-Code: {}; {}", r.diagnostic_type, one_line(d));
             }
             let _ = writeln!(b, "Last-Attempt-Date: {}", date(r.last_attempt));
-            if let Some(t) = r.will_retry_until {
-                let _ = writeln!(b, "Will-Retry-Until: {}", date(t));
-            }
         }
         let _ = writeln!(b, "\n--{boundary}");
         if self.headers_only {
@@ -484,7 +485,6 @@ mod tests {
                 listed: None,
                 comment: None,
                 last_attempt: 0,
-                will_retry_until: None,
             }],
             notes: Vec::new(),
             headers_only: false,
@@ -554,7 +554,6 @@ mod tests {
                 listed: None,
                 comment: None,
                 last_attempt: 0,
-                will_retry_until: None,
             }],
             notes: Vec::new(),
             headers_only: true,

@@ -1020,7 +1020,6 @@ fn refused_recipients(
                     listed: Some(r.address.clone()),
                     comment: None,
                     last_attempt: env.created,
-                    will_retry_until: None,
                 }
             })
             .collect(),

@@ -185,6 +185,23 @@ pub fn transcript(told: &[Told<'_>], expired_after: Option<i64>) -> Vec<String> 
     out
 }
 
+/// The lines a delay warning's transcript ends with, as sendmail's: `Warning: message
+/// still undelivered after 4 hours` (Timeout.queuewarn) and `Will keep trying until
+/// message is 5 days old` (Timeout.queuereturn; compat case delay-queuewarn-reject4).
+fn delay_notes(engine: &Engine) -> Vec<String> {
+    let mut l = vec![format!(
+        "Warning: message still undelivered after {}",
+        interval_words(engine.queue_warn)
+    )];
+    if engine.queue_return > 0 {
+        l.push(format!(
+            "Will keep trying until message is {} old",
+            interval_words(engine.queue_return)
+        ));
+    }
+    l
+}
+
 /// The transcript lines for a recipient refused by a server: the command, the reply,
 /// then sendmail's own line for it (its sysexits text: `User unknown` for a refused
 /// recipient, `Service unavailable` otherwise; recorded in the bounce-* compat cases).
@@ -299,8 +316,6 @@ pub fn owed(
             diagnostic,
             diagnostic_type: if remote.is_empty() { "X-Unix" } else { "SMTP" },
             last_attempt: now,
-            will_retry_until: (kind == dsn::Kind::Delay && engine.queue_return > 0)
-                .then_some(env.created.saturating_add(engine.queue_return)),
         };
         let key = (kind, ret);
         match groups.iter_mut().find(|(k, _)| *k == key) {
@@ -314,13 +329,12 @@ pub fn owed(
             // Listed in the entry's order; the transcript keeps the order of delivery.
             recipients.sort_by_key(|(i, _)| *i);
             let recipients: Vec<dsn::RcptReport> = recipients.into_iter().map(|(_, r)| r).collect();
-            // Failure reports and receipts carry the attempt's transcript; a delay
-            // warning does not (not recorded).
-            let notes = if kind == dsn::Kind::Delay {
-                Vec::new()
-            } else {
-                transcript.to_vec()
-            };
+            // Every report carries the attempt's transcript; a delay warning ends it
+            // with sendmail's two lines (compat cases delay-queuewarn-reject4*).
+            let mut notes = transcript.to_vec();
+            if kind == dsn::Kind::Delay {
+                notes.extend(delay_notes(engine));
+            }
             let to = match ret {
                 // An interactive delivery's failures follow ErrorMode (recorded from 8.17
                 // with and without a terminal): p saves the message in ~/dead.letter and

@@ -277,15 +277,23 @@ pub fn record(
         })
         .collect();
     let transcript = bounce::transcript(&told, (counts.expired > 0).then_some(engine.queue_return));
+    // sendmail -v, when the message expired in this attempt, or a delay warning is
+    // owed (which is then the entry's reason; compat case delay-queuewarn-reject4-v).
+    let warned_now = items.iter().any(|r| r.kind == dsn::Kind::Delay);
     let reports = bounce::owed(engine, env, items, &transcript, now);
-    // sendmail -v, when the message expired in this attempt.
+    let warning = warned_now.then(|| {
+        format!(
+            "Warning: could not send message for past {}",
+            bounce::interval_words(engine.queue_warn)
+        )
+    });
     let said = if counts.expired > 0 {
         vec![format!(
             "Cannot send message for {}",
             bounce::interval_words(engine.queue_return)
         )]
     } else {
-        Vec::new()
+        warning.iter().cloned().collect()
     };
     state.recipients.sort_by_key(|(i, _, _)| *i);
     // (Only an entry that stays queued shows a reason.)
@@ -295,7 +303,11 @@ pub fn record(
         .reason
         .as_deref()
         .filter(|r| !r.starts_with("Deferred"));
-    state.reason = first_deferral.map(|d| refusal.or(earlier).map_or(d, str::to_string));
+    state.reason = first_deferral.map(|d| {
+        warning
+            .clone()
+            .unwrap_or_else(|| refusal.or(earlier).map_or(d, str::to_string))
+    });
     state.next_attempt = Some(now.saturating_add(engine.backoff(state.attempts)));
     let all_final = (0..env.recipients.len()).all(|i| state.of(i).is_final());
     Recorded {
@@ -495,12 +507,12 @@ mod tests {
                 ],
             ),
             (
-                "deferred past Timeout.queuewarn: one delay warning",
+                "deferred past Timeout.queuewarn: one delay warning, the entry's reason",
                 4 * 3600,
                 vec![out(0, 451, "4.4.1 Connection refused")],
                 vec![
                     "0 deferred".into(),
-                    "reason Deferred: 451 4.4.1 Connection refused".into(),
+                    "reason Warning: could not send message for past 4 hours".into(),
                     format!("delay {:?}: r0@x.test delayed 4.4.1", sender()),
                 ],
             ),
