@@ -86,6 +86,13 @@ pub struct RcptReport {
     /// What follows the address in the list of the explanation, in parentheses, in place
     /// of its reason line: `relayed to non-DSN-aware mailer` (sendmail's).
     pub comment: Option<&'static str>,
+    /// For a target of an alias (`.forward`, `:include:`): the address delivery was
+    /// attempted to, when `final_recipient` is the address the expansion began with
+    /// (`X-Actual-Recipient:`), and the recipient it was expanded from, as written
+    /// (`(expanded from: list)` in the explanation); sendmail's, compat case
+    /// alias-list-member-reject5.
+    pub actual_recipient: Option<String>,
+    pub expanded_from: Option<String>,
     pub last_attempt: i64,
 }
 
@@ -258,6 +265,9 @@ impl Report<'_> {
             if let Some(d) = &r.diagnostic {
                 let _ = writeln!(b, "    (reason: {})", one_line(d));
             }
+            if let Some(f) = &r.expanded_from {
+                let _ = writeln!(b, "    (expanded from: {})", one_line(f));
+            }
         }
         if self.recipients.iter().any(|r| !r.transcript.is_empty()) || !self.notes.is_empty() {
             if heading.is_some() {
@@ -296,7 +306,8 @@ impl Report<'_> {
             }
             let _ = writeln!(b, "Final-Recipient: RFC822; {fin}");
             if !self.no_actual_recipient {
-                let _ = writeln!(b, "X-Actual-Recipient: rfc822; {fin}");
+                let actual = r.actual_recipient.as_deref().map_or(fin.clone(), one_line);
+                let _ = writeln!(b, "X-Actual-Recipient: rfc822; {actual}");
             }
             let _ = writeln!(b, "Action: {}", one_line(r.action));
             let _ = writeln!(b, "Status: {}", r.status);
@@ -484,6 +495,8 @@ mod tests {
                 ],
                 listed: None,
                 comment: None,
+                actual_recipient: None,
+                expanded_from: None,
                 last_attempt: 0,
             }],
             notes: Vec::new(),
@@ -553,6 +566,8 @@ mod tests {
                 transcript: vec![format!("<<< 550 5.1.1 {evil}")],
                 listed: None,
                 comment: None,
+                actual_recipient: None,
+                expanded_from: None,
                 last_attempt: 0,
             }],
             notes: Vec::new(),

@@ -1019,6 +1019,8 @@ fn refused_recipients(
                     transcript: Vec::new(),
                     listed: Some(r.address.clone()),
                     comment: None,
+                    actual_recipient: None,
+                    expanded_from: None,
                     last_attempt: env.created,
                 }
             })

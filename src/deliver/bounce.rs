@@ -279,10 +279,17 @@ pub fn owed(
             dsn::Kind::Failure if status.class != StatusClass::Permanent => status::EXPIRED,
             _ => status,
         };
-        let final_recipient = if r.address.starts_with(['|', '/', '\\', ':']) {
+        let attempted = if r.address.starts_with(['|', '/', '\\', ':']) {
             r.address.clone()
         } else {
             engine.qualify(&r.address)
+        };
+        // A target of an expansion: sendmail's Final-Recipient is the address the
+        // expansion began with, the target its X-Actual-Recipient (compat cases
+        // alias-list-member-reject5, alias-one-member-reject5).
+        let (final_recipient, actual_recipient) = match &r.final_rcpt {
+            Some(f) => (f.clone(), Some(attempted)),
+            None => (attempted, None),
         };
         // An expired recipient whose last reason was made here (a refused connection)
         // has no server reply to name: no reason line and no Diagnostic-Code; the
@@ -313,6 +320,8 @@ pub fn owed(
             transcript: Vec::new(),
             listed: Some(r.address.clone()),
             comment: relayed.then_some("relayed to non-DSN-aware mailer"),
+            actual_recipient,
+            expanded_from: r.expanded_from.clone(),
             diagnostic,
             diagnostic_type: if remote.is_empty() { "X-Unix" } else { "SMTP" },
             last_attempt: now,

@@ -143,6 +143,17 @@ pub struct Recipient {
     /// For `|command` and `/file` recipients: the uid they run as (the owner of the
     /// aliases, `:include:` or `.forward` file they came from).
     pub owner: Option<u32>,
+    /// For a target of an alias, `:include:` or `.forward` expansion: the recipient it
+    /// was expanded from, as written (`list`), which its report names (`(expanded from:
+    /// list)`, sendmail's).
+    pub expanded_from: Option<String>,
+    /// For such a target: the qualified address the expansion began with
+    /// (`list@host.example`), its report's `Final-Recipient:` as sendmail writes it
+    /// (compat case alias-list-member-reject5).
+    pub final_rcpt: Option<String>,
+    /// One of several targets of an expansion: its NOTIFY is honoured here (its reports)
+    /// but not passed on in RCPT, as sendmail passes it only through a one-to-one alias.
+    pub fanout: bool,
 }
 
 impl Recipient {
@@ -154,6 +165,9 @@ impl Recipient {
             display: None,
             sender: None,
             owner: None,
+            expanded_from: None,
+            final_rcpt: None,
+            fanout: false,
         }
     }
 
@@ -285,6 +299,15 @@ impl Envelope {
             if let Some(o) = r.owner {
                 let _ = write!(s, " owner={o}");
             }
+            if let Some(f) = &r.expanded_from {
+                let _ = write!(s, " from={}", escape(f));
+            }
+            if let Some(f) = &r.final_rcpt {
+                let _ = write!(s, " final={}", escape(f));
+            }
+            if r.fanout {
+                s.push_str(" fanout=1");
+            }
             s.push('\n');
         }
         s.push('\n');
@@ -359,6 +382,9 @@ impl Envelope {
                             Some(("display", v)) => r.display = Some(un(v)?),
                             Some(("sender", v)) => r.sender = Some(un(v)?),
                             Some(("owner", v)) => r.owner = Some(number(v, line)?),
+                            Some(("from", v)) => r.expanded_from = Some(un(v)?),
+                            Some(("final", v)) => r.final_rcpt = Some(un(v)?),
+                            Some(("fanout", v)) => r.fanout = v == "1",
                             _ => {}
                         }
                     }
@@ -596,6 +622,9 @@ mod tests {
                     display: Some("John <\"john doe\"@example.net>".into()),
                     sender: Some("owner-list".into()),
                     owner: Some(1001),
+                    expanded_from: Some("list".into()),
+                    final_rcpt: Some("list@example.net".into()),
+                    fanout: true,
                 },
             ],
             user: "alice".into(),
@@ -811,6 +840,7 @@ mod tests {
                         display,
                         sender,
                         owner,
+                        ..Recipient::new("")
                     }
                 })
         }
