@@ -555,7 +555,14 @@ fn alias_targets_dsn_parameters_at_smtp_sink() {
     .unwrap();
     let env = relay_env(sink.port, &format!("ALIASES {}\n", aliases.display()));
     env.sendmail(
-        &["-odi", "-N", "success,delay", "list", "one", "direct@example.org"],
+        &[
+            "-odi",
+            "-N",
+            "success,delay",
+            "list",
+            "one",
+            "direct@example.org",
+        ],
         MSG,
     )
     .code(0);

@@ -345,9 +345,7 @@ pub fn delivered_so_far(state: &State, done: &[RcptOutcome]) -> State {
 pub fn exit_status(c: &Counts, error_mode: char) -> Sysexit {
     if error_mode == 'e' {
         Sysexit::Ok
-    } else if c.failed_data > 0 {
-        Sysexit::Unavailable
-    } else if c.failed_sender > c.failed_sender_dataerr {
+    } else if c.failed_data > 0 || c.failed_sender > c.failed_sender_dataerr {
         Sysexit::Unavailable
     } else if c.failed_sender_dataerr > 0 {
         Sysexit::DataErr
