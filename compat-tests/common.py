@@ -398,12 +398,19 @@ def relax_headers(data: bytes) -> bytes:
 # server (see Namespace), so that no lookup ever leaves the machine.
 #   mail4xx   127.0.0.1 on a port where a server answers MAIL with 450 (Refusing)
 #   data4xx-init  the same, answering DATA with 451 instead of 354
+#   mail5xx   the same, answering MAIL with 550 for every sender but the null one
+#             (a failure report, `MAIL From:<>`, is accepted and its DATA taken)
+#   mail553, mail501  the same, answering MAIL with 553 or 501 (sendmail's other exit
+#             status for a refused sender)
 FAULTS = ("refused", "silent", "nxdomain", "servfail", "nodata", "dnstimeout",
-          "nxdomain-refused", "mail4xx", "data4xx-init")
+          "nxdomain-refused", "mail4xx", "data4xx-init", "mail5xx", "mail553", "mail501")
 # What Refusing answers, per fault: (command, reply).
 REFUSALS = {
     "mail4xx": ("MAIL", "450 4.3.2 Sender temporarily refused (test)"),
     "data4xx-init": ("DATA", "451 4.3.0 Not now (test)"),
+    "mail5xx": ("MAIL", "550 5.7.1 Sender refused (test)"),
+    "mail553": ("MAIL", "553 5.1.8 Sender address rejected (test)"),
+    "mail501": ("MAIL", "501 5.1.7 Bad sender address syntax (test)"),
 }
 FAULT_NAMES = {"nxdomain": "relay.nx.test", "servfail": "relay.fail.test",
                "nodata": "relay.nodata.test", "dnstimeout": "relay.to.test",
@@ -451,7 +458,8 @@ class Silent:
 class Refusing:
     """A listener on a free loopback port that speaks SMTP as sink.py does (the same
     greeting and EHLO reply), accepts RCPT, and answers `command` (MAIL or DATA) with
-    `reply`: the reply classes at the commands sink.py's modes do not cover. Records
+    `reply`: the reply classes at the commands sink.py's modes do not cover (a 5xx reply
+    to MAIL spares the null sender, so that a failure report goes through). Records
     nothing: the case's expected files hold what the client printed."""
 
     def __init__(self, command, reply):
@@ -481,7 +489,8 @@ class Refusing:
             say("220 sink.test ESMTP recording-sink")
             for raw in f:
                 cmd = raw.decode("utf-8", "replace").strip()[:4].upper()
-                if cmd == self.command:
+                null_mail = cmd == "MAIL" and "<>" in raw.decode("utf-8", "replace")
+                if cmd == self.command and not (self.reply.startswith("5") and null_mail):
                     say(self.reply)
                 elif cmd == "EHLO":
                     for l in ("250-sink.test", "250-8BITMIME", "250-SIZE 52428800",

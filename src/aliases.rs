@@ -946,10 +946,14 @@ pub fn recipients_from(
     } else {
         format!("{}@{host}", parent.address)
     };
+    // sendmail passes NOTIFY on only through a one-to-one expansion (observed with
+    // 8.17.1.9 against a server offering DSN).
+    let several = targets.len() > 1;
     targets
         .into_iter()
         .map(|t| {
             let mut n = recipient_from(parent, t.target.address(), &qualified);
+            n.fanout = several;
             n.sender = t.sender.or_else(|| parent.sender.clone());
             n.owner = t.owner;
             n.ctl = t.ctl.or_else(|| parent.ctl.clone());
@@ -959,18 +963,24 @@ pub fn recipients_from(
 }
 
 /// The queue entry recipient for `address`, which an expansion of `parent` (written
-/// `qualified`) led to: the parent's NOTIFY and sender, and the parent as its ORCPT
-/// unless it had one. A target refused at expansion gets one too, for its report.
+/// `qualified`) led to: the parent's NOTIFY, sender and ORCPT (only one that was given:
+/// sendmail sends none of its own, and its reports have no `Original-Recipient:` for an
+/// alias's members), the parent as the one it was expanded from, and the address the
+/// expansion began with as its `Final-Recipient:` (compat cases
+/// alias-list-member-reject5, alias-one-member-reject5). A target refused at expansion
+/// gets them too, for its report.
 pub fn recipient_from(
     parent: &crate::spool::entry::Recipient,
     address: String,
     qualified: &str,
 ) -> crate::spool::entry::Recipient {
     let mut n = crate::spool::entry::Recipient::new(address);
-    n.orcpt = parent
-        .orcpt
+    n.orcpt = parent.orcpt.clone();
+    n.expanded_from = Some(parent.address.clone());
+    n.final_rcpt = parent
+        .final_rcpt
         .clone()
-        .or_else(|| Some(format!("rfc822;{qualified}")));
+        .or_else(|| Some(qualified.to_string()));
     n.notify = parent.notify.clone();
     n.sender = parent.sender.clone();
     n.ctl = parent.ctl.clone();

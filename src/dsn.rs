@@ -86,9 +86,14 @@ pub struct RcptReport {
     /// What follows the address in the list of the explanation, in parentheses, in place
     /// of its reason line: `relayed to non-DSN-aware mailer` (sendmail's).
     pub comment: Option<&'static str>,
+    /// For a target of an alias (`.forward`, `:include:`): the address delivery was
+    /// attempted to, when `final_recipient` is the address the expansion began with
+    /// (`X-Actual-Recipient:`), and the recipient it was expanded from, as written
+    /// (`(expanded from: list)` in the explanation); sendmail's, compat case
+    /// alias-list-member-reject5.
+    pub actual_recipient: Option<String>,
+    pub expanded_from: Option<String>,
     pub last_attempt: i64,
-    /// For delay warnings: when the message will be returned.
-    pub will_retry_until: Option<i64>,
 }
 
 /// A report about one entry.
@@ -200,10 +205,12 @@ impl Report<'_> {
             "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"{boundary}\""
         );
         let _ = writeln!(h, "Subject: {}", self.subject());
-        // sendmail's word for a receipt is `return-receipt` (compat case
-        // receipt-success-odi).
+        // sendmail's words: `return-receipt` for a receipt (compat case
+        // receipt-success-odi), `warning-timeout` for a delay warning
+        // (delay-queuewarn-reject4).
         let why = match self.kind {
             Kind::Success => "return-receipt",
+            Kind::Delay => "warning-timeout",
             k => k.word(),
         };
         let _ = writeln!(h, "Auto-Submitted: auto-generated ({why})");
@@ -238,13 +245,17 @@ impl Report<'_> {
             date(env.created),
             one_line(&env.user)
         );
+        // A delay warning lists no addresses: its transcript tells what is delayed
+        // (compat case delay-queuewarn-reject4).
         let heading = match self.kind {
-            Kind::Failure => "The following addresses had permanent fatal errors",
-            Kind::Delay => "The following addresses had transient non-fatal errors",
-            Kind::Success => "The following addresses had successful delivery notifications",
+            Kind::Failure => Some("The following addresses had permanent fatal errors"),
+            Kind::Delay => None,
+            Kind::Success => Some("The following addresses had successful delivery notifications"),
         };
-        let _ = writeln!(b, "   ----- {heading} -----");
-        for r in &self.recipients {
+        if let Some(heading) = heading {
+            let _ = writeln!(b, "   ----- {heading} -----");
+        }
+        for r in self.recipients.iter().filter(|_| heading.is_some()) {
             let listed = one_line(r.listed.as_deref().unwrap_or(&r.final_recipient));
             if let Some(c) = r.comment {
                 let _ = writeln!(b, "{listed}  ({c})");
@@ -254,9 +265,15 @@ impl Report<'_> {
             if let Some(d) = &r.diagnostic {
                 let _ = writeln!(b, "    (reason: {})", one_line(d));
             }
+            if let Some(f) = &r.expanded_from {
+                let _ = writeln!(b, "    (expanded from: {})", one_line(f));
+            }
         }
         if self.recipients.iter().any(|r| !r.transcript.is_empty()) || !self.notes.is_empty() {
-            b.push_str("\n   ----- Transcript of session follows -----\n");
+            if heading.is_some() {
+                b.push('\n');
+            }
+            b.push_str("   ----- Transcript of session follows -----\n");
             let mut talking_to: Option<&str> = None;
             for r in self.recipients.iter().filter(|r| !r.transcript.is_empty()) {
                 // A dialogue with a server starts with the server named once.
@@ -275,9 +292,6 @@ impl Report<'_> {
                 let _ = writeln!(b, "{}", one_line(l));
             }
         }
-        if self.kind == Kind::Delay {
-            b.push_str("\nThe message is still queued; delivery will be tried again.\n");
-        }
         let _ = writeln!(b, "\n--{boundary}\nContent-Type: message/delivery-status\n");
         let _ = writeln!(b, "Reporting-MTA: dns; {}", one_line(self.host));
         if let Some(e) = &env.envid {
@@ -292,7 +306,8 @@ impl Report<'_> {
             }
             let _ = writeln!(b, "Final-Recipient: RFC822; {fin}");
             if !self.no_actual_recipient {
-                let _ = writeln!(b, "X-Actual-Recipient: rfc822; {fin}");
+                let actual = r.actual_recipient.as_deref().map_or(fin.clone(), one_line);
+                let _ = writeln!(b, "X-Actual-Recipient: rfc822; {actual}");
             }
             let _ = writeln!(b, "Action: {}", one_line(r.action));
             let _ = writeln!(b, "Status: {}", r.status);
@@ -303,9 +318,6 @@ impl Report<'_> {
                 let _ = writeln!(b, "Diagnostic-Code: {}; {}", r.diagnostic_type, one_line(d));
             }
             let _ = writeln!(b, "Last-Attempt-Date: {}", date(r.last_attempt));
-            if let Some(t) = r.will_retry_until {
-                let _ = writeln!(b, "Will-Retry-Until: {}", date(t));
-            }
         }
         let _ = writeln!(b, "\n--{boundary}");
         if self.headers_only {
@@ -483,8 +495,9 @@ mod tests {
                 ],
                 listed: None,
                 comment: None,
+                actual_recipient: None,
+                expanded_from: None,
                 last_attempt: 0,
-                will_retry_until: None,
             }],
             notes: Vec::new(),
             headers_only: false,
@@ -553,8 +566,9 @@ mod tests {
                 transcript: vec![format!("<<< 550 5.1.1 {evil}")],
                 listed: None,
                 comment: None,
+                actual_recipient: None,
+                expanded_from: None,
                 last_attempt: 0,
-                will_retry_until: None,
             }],
             notes: Vec::new(),
             headers_only: true,

@@ -1019,8 +1019,9 @@ fn refused_recipients(
                     transcript: Vec::new(),
                     listed: Some(r.address.clone()),
                     comment: None,
+                    actual_recipient: None,
+                    expanded_from: None,
                     last_attempt: env.created,
-                    will_retry_until: None,
                 }
             })
             .collect(),

@@ -537,6 +537,50 @@ fn dsn_parameters_and_grouping_at_smtp_sink() {
     assert!(env.entries().is_empty());
 }
 
+/// The targets of an alias with `-N`, at a server offering DSN: the members of a list
+/// get neither NOTIFY nor ORCPT, the one target of a one-to-one alias keeps NOTIFY, as
+/// sendmail 8.17.1.9 sends them (observed against smtp-sink; its reports: compat cases
+/// alias-list-member-reject5*, alias-one-member-reject5).
+#[test]
+fn alias_targets_dsn_parameters_at_smtp_sink() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let aliases = env0.dir.join("aliases");
+    fs::write(
+        &aliases,
+        "list: m1@example.org, m2@example.org\none: solo@example.org\n",
+    )
+    .unwrap();
+    let env = relay_env(sink.port, &format!("ALIASES {}\n", aliases.display()));
+    env.sendmail(
+        &[
+            "-odi",
+            "-N",
+            "success,delay",
+            "list",
+            "one",
+            "direct@example.org",
+        ],
+        MSG,
+    )
+    .code(0);
+    let d = sink.dumps().concat();
+    for (rcpt, args) in [
+        ("m1@example.org", ""),
+        ("m2@example.org", ""),
+        ("solo@example.org", " NOTIFY=SUCCESS,DELAY"),
+        ("direct@example.org", " NOTIFY=SUCCESS,DELAY"),
+    ] {
+        assert!(
+            d.contains(&format!("X-Rcpt-Args: <{rcpt}>{args}\n")),
+            "{rcpt}: {d}"
+        );
+    }
+    assert!(!d.contains("ORCPT"), "{d}");
+}
+
 /// `-q<interval>`: wakes every interval, retries only what is due, marks the rest `-` in
 /// mailq, and stops on SIGTERM.
 #[test]

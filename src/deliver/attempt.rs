@@ -627,7 +627,7 @@ fn send_transaction(
             .zip(&addrs)
             .map(|((_, r), a)| smtp::OutRcpt {
                 address: a,
-                notify: r.notify.as_deref(),
+                notify: r.notify.as_deref().filter(|_| !r.fanout),
                 orcpt: r.orcpt.as_deref(),
             })
             .collect(),

@@ -185,6 +185,23 @@ pub fn transcript(told: &[Told<'_>], expired_after: Option<i64>) -> Vec<String> 
     out
 }
 
+/// The lines a delay warning's transcript ends with, as sendmail's: `Warning: message
+/// still undelivered after 4 hours` (Timeout.queuewarn) and `Will keep trying until
+/// message is 5 days old` (Timeout.queuereturn; compat case delay-queuewarn-reject4).
+fn delay_notes(engine: &Engine) -> Vec<String> {
+    let mut l = vec![format!(
+        "Warning: message still undelivered after {}",
+        interval_words(engine.queue_warn)
+    )];
+    if engine.queue_return > 0 {
+        l.push(format!(
+            "Will keep trying until message is {} old",
+            interval_words(engine.queue_return)
+        ));
+    }
+    l
+}
+
 /// The transcript lines for a recipient refused by a server: the command, the reply,
 /// then sendmail's own line for it (its sysexits text: `User unknown` for a refused
 /// recipient, `Service unavailable` otherwise; recorded in the bounce-* compat cases).
@@ -262,10 +279,17 @@ pub fn owed(
             dsn::Kind::Failure if status.class != StatusClass::Permanent => status::EXPIRED,
             _ => status,
         };
-        let final_recipient = if r.address.starts_with(['|', '/', '\\', ':']) {
+        let attempted = if r.address.starts_with(['|', '/', '\\', ':']) {
             r.address.clone()
         } else {
             engine.qualify(&r.address)
+        };
+        // A target of an expansion: sendmail's Final-Recipient is the address the
+        // expansion began with, the target its X-Actual-Recipient (compat cases
+        // alias-list-member-reject5, alias-one-member-reject5).
+        let (final_recipient, actual_recipient) = match &r.final_rcpt {
+            Some(f) => (f.clone(), Some(attempted)),
+            None => (attempted, None),
         };
         // An expired recipient whose last reason was made here (a refused connection)
         // has no server reply to name: no reason line and no Diagnostic-Code; the
@@ -296,11 +320,11 @@ pub fn owed(
             transcript: Vec::new(),
             listed: Some(r.address.clone()),
             comment: relayed.then_some("relayed to non-DSN-aware mailer"),
+            actual_recipient,
+            expanded_from: r.expanded_from.clone(),
             diagnostic,
             diagnostic_type: if remote.is_empty() { "X-Unix" } else { "SMTP" },
             last_attempt: now,
-            will_retry_until: (kind == dsn::Kind::Delay && engine.queue_return > 0)
-                .then_some(env.created.saturating_add(engine.queue_return)),
         };
         let key = (kind, ret);
         match groups.iter_mut().find(|(k, _)| *k == key) {
@@ -314,13 +338,12 @@ pub fn owed(
             // Listed in the entry's order; the transcript keeps the order of delivery.
             recipients.sort_by_key(|(i, _)| *i);
             let recipients: Vec<dsn::RcptReport> = recipients.into_iter().map(|(_, r)| r).collect();
-            // Failure reports and receipts carry the attempt's transcript; a delay
-            // warning does not (not recorded).
-            let notes = if kind == dsn::Kind::Delay {
-                Vec::new()
-            } else {
-                transcript.to_vec()
-            };
+            // Every report carries the attempt's transcript; a delay warning ends it
+            // with sendmail's two lines (compat cases delay-queuewarn-reject4*).
+            let mut notes = transcript.to_vec();
+            if kind == dsn::Kind::Delay {
+                notes.extend(delay_notes(engine));
+            }
             let to = match ret {
                 // An interactive delivery's failures follow ErrorMode (recorded from 8.17
                 // with and without a terminal): p saves the message in ~/dead.letter and

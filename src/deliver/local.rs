@@ -468,8 +468,17 @@ impl Local {
             .map(|e| {
                 log::warn!("{addr}: {how}: {}", e.text());
                 let (code, status, text) = e.reply();
+                // Reported under its own address, with the recipient the expansion
+                // began with as its Original-Recipient (a target refused here never
+                // reaches a server).
+                let mut recipient = rsendmail::aliases::recipient_from(r, e.target(), &qualified);
+                recipient.final_rcpt = None;
+                recipient.expanded_from = None;
+                recipient
+                    .orcpt
+                    .get_or_insert_with(|| format!("rfc822;{qualified}"));
                 Refused {
-                    recipient: rsendmail::aliases::recipient_from(r, e.target(), &qualified),
+                    recipient,
                     failure: Failure::new(code, status, text),
                 }
             })

@@ -44,6 +44,11 @@ pub struct Counts {
     pub failed_data: usize,
     /// Of those, the ones whose domain does not exist or takes no mail.
     pub failed_host: usize,
+    /// Of those, the ones whose server refused the sender (a 5yz to MAIL).
+    pub failed_sender: usize,
+    /// Of those, the ones whose server refused the sender's syntax or name (501 or 553
+    /// to MAIL: sendmail's EX_DATAERR; compat cases reason-mail501-v, reason-mail553-v).
+    pub failed_sender_dataerr: usize,
     /// Failed because the message expired (Timeout.queuereturn) while they were
     /// deferred: returned to the sender, not counted in the exit status.
     pub expired: usize,
@@ -127,11 +132,13 @@ pub fn record(
             }
             Class::Permanent => {
                 if o.mailer != Mailer::Local && !o.reply.local {
-                    let to_rcpt = o
-                        .reply
-                        .command
-                        .as_deref()
-                        .is_some_and(|c| c.starts_with("RCPT"));
+                    let command = o.reply.command.as_deref().unwrap_or_default();
+                    let to_rcpt = command.starts_with("RCPT");
+                    if command.starts_with("MAIL") {
+                        counts.failed_sender += 1;
+                        counts.failed_sender_dataerr +=
+                            usize::from(matches!(o.reply.code, 501 | 553));
+                    }
                     refusal = Some(if o.reply.is_user_unknown(to_rcpt) {
                         "User unknown"
                     } else {
@@ -270,15 +277,23 @@ pub fn record(
         })
         .collect();
     let transcript = bounce::transcript(&told, (counts.expired > 0).then_some(engine.queue_return));
+    // sendmail -v, when the message expired in this attempt, or a delay warning is
+    // owed (which is then the entry's reason; compat case delay-queuewarn-reject4-v).
+    let warned_now = items.iter().any(|r| r.kind == dsn::Kind::Delay);
     let reports = bounce::owed(engine, env, items, &transcript, now);
-    // sendmail -v, when the message expired in this attempt.
+    let warning = warned_now.then(|| {
+        format!(
+            "Warning: could not send message for past {}",
+            bounce::interval_words(engine.queue_warn)
+        )
+    });
     let said = if counts.expired > 0 {
         vec![format!(
             "Cannot send message for {}",
             bounce::interval_words(engine.queue_return)
         )]
     } else {
-        Vec::new()
+        warning.iter().cloned().collect()
     };
     state.recipients.sort_by_key(|(i, _, _)| *i);
     // (Only an entry that stays queued shows a reason.)
@@ -288,7 +303,11 @@ pub fn record(
         .reason
         .as_deref()
         .filter(|r| !r.starts_with("Deferred"));
-    state.reason = first_deferral.map(|d| refusal.or(earlier).map_or(d, str::to_string));
+    state.reason = first_deferral.map(|d| {
+        warning
+            .clone()
+            .unwrap_or_else(|| refusal.or(earlier).map_or(d, str::to_string))
+    });
     state.next_attempt = Some(now.saturating_add(engine.backoff(state.attempts)));
     let all_final = (0..env.recipients.len()).all(|i| state.of(i).is_final());
     Recorded {
@@ -319,13 +338,17 @@ pub fn delivered_so_far(state: &State, done: &[RcptOutcome]) -> State {
 
 /// The exit status of an interactive delivery (`-odi`, `-v`), as sendmail 8.17's:
 /// temporary failures exit 0 (the message is queued); the message refused after DATA
-/// EX_UNAVAILABLE; every failure a domain that does not exist EX_NOHOST; any other
-/// refused recipient EX_NOUSER. ErrorMode e mails errors back and exits 0.
+/// EX_UNAVAILABLE; the sender refused at MAIL EX_DATAERR for 501 and 553, else
+/// EX_UNAVAILABLE (compat cases reason-mail5xx-v, reason-mail553-v, reason-mail501-v);
+/// every failure a domain that does not exist EX_NOHOST; any other refused recipient
+/// EX_NOUSER. ErrorMode e mails errors back and exits 0.
 pub fn exit_status(c: &Counts, error_mode: char) -> Sysexit {
     if error_mode == 'e' {
         Sysexit::Ok
-    } else if c.failed_data > 0 {
+    } else if c.failed_data > 0 || c.failed_sender > c.failed_sender_dataerr {
         Sysexit::Unavailable
+    } else if c.failed_sender_dataerr > 0 {
+        Sysexit::DataErr
     } else if c.failed_host > 0 && c.failed_host == c.failed_rcpt {
         Sysexit::NoHost
     } else if c.failed_rcpt > 0 {
@@ -482,12 +505,12 @@ mod tests {
                 ],
             ),
             (
-                "deferred past Timeout.queuewarn: one delay warning",
+                "deferred past Timeout.queuewarn: one delay warning, the entry's reason",
                 4 * 3600,
                 vec![out(0, 451, "4.4.1 Connection refused")],
                 vec![
                     "0 deferred".into(),
-                    "reason Deferred: 451 4.4.1 Connection refused".into(),
+                    "reason Warning: could not send message for past 4 hours".into(),
                     format!("delay {:?}: r0@x.test delayed 4.4.1", sender()),
                 ],
             ),
@@ -852,8 +875,7 @@ mod tests {
             failed_data,
             failed_host,
             deferred,
-            delivered: 0,
-            expired: 0,
+            ..Counts::default()
         };
         let cases = [
             (c(0, 0, 0, 0), 'p', Sysexit::Ok),
@@ -866,6 +888,15 @@ mod tests {
             (c(1, 0, 0, 0), 'e', Sysexit::Ok),
             (c(1, 0, 0, 0), 'q', Sysexit::NoUser),
         ];
+        let sender = |failed_sender, failed_sender_dataerr| Counts {
+            failed_rcpt: 2,
+            failed_sender,
+            failed_sender_dataerr,
+            ..Counts::default()
+        };
+        assert_eq!(exit_status(&sender(2, 0), 'p'), Sysexit::Unavailable);
+        assert_eq!(exit_status(&sender(2, 2), 'p'), Sysexit::DataErr);
+        assert_eq!(exit_status(&sender(2, 1), 'p'), Sysexit::Unavailable);
         for (counts, mode, want) in cases {
             assert_eq!(exit_status(&counts, mode), want, "{counts:?} {mode}");
         }

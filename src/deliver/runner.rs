@@ -267,6 +267,8 @@ fn run_status(attempts: &[Attempt], error_mode: char) -> Sysexit {
         c.failed_rcpt += a.counts.failed_rcpt;
         c.failed_data += a.counts.failed_data;
         c.failed_host += a.counts.failed_host;
+        c.failed_sender += a.counts.failed_sender;
+        c.failed_sender_dataerr += a.counts.failed_sender_dataerr;
         c.expired += a.counts.expired;
     }
     exit_status(&c, error_mode)

@@ -14,7 +14,12 @@ fn shown_host(h: &str) -> String {
 }
 
 /// `-bv`: say where each address would go, without sending anything (sendmail's format).
+/// Run by a user who is not root, it first says so as sendmail does (the user cannot
+/// read every `.forward` and :include: file; compat cases bv-user-*).
 pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
+    if !nix::unistd::geteuid().is_root() {
+        rsendmail::outln!("Notice: -bv may give misleading output for non-privileged user");
+    }
     let mut style = rsendmail::submit::old_style(&s.settings);
     let (addrs, refused) = rsendmail::submit::argv_recipients(&s.inv.recipients, &mut style)?;
     if addrs.is_empty() && refused.is_empty() {

@@ -149,6 +149,17 @@ pub struct Recipient {
     /// recorded): the nearest alias (`list`) or `:include:` file (`:include:/path`),
     /// which `mailq -v` shows as sendmail's controlling-user line.
     pub ctl: Option<String>,
+    /// For a target of an alias, `:include:` or `.forward` expansion: the recipient it
+    /// was expanded from, as written (`list`), which its report names (`(expanded from:
+    /// list)`, sendmail's).
+    pub expanded_from: Option<String>,
+    /// For such a target: the qualified address the expansion began with
+    /// (`list@host.example`), its report's `Final-Recipient:` as sendmail writes it
+    /// (compat case alias-list-member-reject5).
+    pub final_rcpt: Option<String>,
+    /// One of several targets of an expansion: its NOTIFY is honoured here (its reports)
+    /// but not passed on in RCPT, as sendmail passes it only through a one-to-one alias.
+    pub fanout: bool,
 }
 
 impl Recipient {
@@ -161,6 +172,9 @@ impl Recipient {
             sender: None,
             owner: None,
             ctl: None,
+            expanded_from: None,
+            final_rcpt: None,
+            fanout: false,
         }
     }
 
@@ -292,6 +306,15 @@ impl Envelope {
             if let Some(o) = r.owner {
                 let _ = write!(s, " owner={o}");
             }
+            if let Some(f) = &r.expanded_from {
+                let _ = write!(s, " from={}", escape(f));
+            }
+            if let Some(f) = &r.final_rcpt {
+                let _ = write!(s, " final={}", escape(f));
+            }
+            if r.fanout {
+                s.push_str(" fanout=1");
+            }
             if let Some(c) = &r.ctl {
                 let _ = write!(s, " ctl={}", escape(c));
             }
@@ -370,6 +393,9 @@ impl Envelope {
                             Some(("sender", v)) => r.sender = Some(un(v)?),
                             Some(("owner", v)) => r.owner = Some(number(v, line)?),
                             Some(("ctl", v)) => r.ctl = Some(un(v)?),
+                            Some(("from", v)) => r.expanded_from = Some(un(v)?),
+                            Some(("final", v)) => r.final_rcpt = Some(un(v)?),
+                            Some(("fanout", v)) => r.fanout = v == "1",
                             _ => {}
                         }
                     }
@@ -608,6 +634,9 @@ mod tests {
                     sender: Some("owner-list".into()),
                     owner: Some(1001),
                     ctl: Some(":include:/etc/mail/list members".into()),
+                    expanded_from: Some("list".into()),
+                    final_rcpt: Some("list@example.net".into()),
+                    fanout: true,
                 },
             ],
             user: "alice".into(),
@@ -825,6 +854,7 @@ mod tests {
                         sender,
                         owner,
                         ctl,
+                        ..Recipient::new("")
                     }
                 })
         }

@@ -324,8 +324,10 @@ impl Session {
 
     /// Whether a transaction has been started since the connection was opened or last
     /// reset: a connection that has not is not yet "cached" (a VERP transaction cut into
-    /// one per recipient asks for it again before it sent anything). A transaction whose
-    /// MAIL was refused counts: its RSET is still owed (`rset_before_mail`).
+    /// one per recipient asks for it again before it sent anything). A connection whose
+    /// MAIL was refused counts as used: sendmail says `Using cached ESMTP connection`
+    /// before the RSET the next transaction begins with (compat cases reason-mail4xx-q-v,
+    /// reason-mail5xx-v: the failure report on the same connection).
     pub fn was_used(&self) -> bool {
         self.used || self.rset_before_mail
     }

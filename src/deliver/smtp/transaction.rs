@@ -205,9 +205,10 @@ impl Session {
             if let Some(n) = r.notify {
                 cmd.push_str(&format!(" NOTIFY={n}"));
             }
-            // An ORCPT only where one was given (an SMTP client's, or an alias's
-            // parent): RFC 3461 §4.2 makes it optional, and sendmail sends none for
-            // `-N` (observed with 8.17.1.9 against a server offering DSN).
+            // An ORCPT only where one was given (an SMTP client's, inherited by the
+            // targets of an alias): RFC 3461 §4.2 makes it optional, and sendmail sends
+            // none for `-N`, nor for an alias's targets (observed with 8.17.1.9
+            // against a server offering DSN).
             if let Some(o) = r.orcpt {
                 cmd.push_str(&format!(" ORCPT={}", xtext(o)));
             }
