@@ -60,24 +60,46 @@ pub fn open(path: &Path) -> Result<File, Fatal> {
             ),
         )
     };
-    match std::fs::OpenOptions::new()
+    // Never waiting on a FIFO (O_NONBLOCK) nor taking a terminal (O_NOCTTY); a FIFO or
+    // a socket that opens is refused, as nothing could be appended to it without
+    // blocking (a device such as /dev/null is written as it is).
+    let flags = libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    let f = match std::fs::OpenOptions::new()
         .append(true)
         .create_new(true)
         .mode(0o644)
+        .custom_flags(flags)
         .open(path)
     {
         // The umask took bits away: the mode is set as sendmail's is.
         Ok(f) => {
             f.set_permissions(std::fs::Permissions::from_mode(0o644))
                 .map_err(fail)?;
-            Ok(f)
+            f
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => std::fs::OpenOptions::new()
             .append(true)
+            .custom_flags(flags)
             .open(path)
-            .map_err(fail),
-        Err(e) => Err(fail(e)),
+            .map_err(fail)?,
+        Err(e) => return Err(fail(e)),
+    };
+    let md = f.metadata().map_err(fail)?;
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = md.file_type();
+        if t.is_fifo() || t.is_socket() || t.is_dir() {
+            let what = crate::boundedfile::file_kind(t).unwrap_or("not a file");
+            return Err(Fatal::new(
+                Sysexit::CantCreat,
+                format!(
+                    "cannot open {}: not a regular file ({what})",
+                    path.display()
+                ),
+            ));
+        }
     }
+    Ok(f)
 }
 
 /// Log this process's traffic to `file` from now on (the first call wins).
