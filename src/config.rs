@@ -417,11 +417,13 @@ impl Config {
                 ) {
                     Ok((t, _)) => String::from_utf8_lossy(&t).into_owned(),
                     Err(e) => {
-                        return refuse(format!(
-                            "{}cannot open MAILNAME {path}: {}",
-                            self.where_set("MAILNAME"),
-                            e.text()
-                        ));
+                        // A file that is not one to read names its config line, as
+                        // the other files' refusals do (`Config::check_files`).
+                        let at = match e {
+                            crate::boundedfile::ReadError::Io(_) => String::new(),
+                            _ => self.where_set("MAILNAME"),
+                        };
+                        return refuse(format!("{at}cannot open MAILNAME {path}: {}", e.text()));
                     }
                 };
                 let first = text.lines().next().unwrap_or("").trim();
@@ -1463,7 +1465,9 @@ mod tests {
             ),
             (
                 dir.clone(),
-                format!("cannot open MAILNAME {dir}: Is a directory"),
+                format!(
+                    "test.conf: line 1: cannot open MAILNAME {dir}: not a regular file (a directory)"
+                ),
             ),
             (
                 empty.clone(),
@@ -1692,7 +1696,9 @@ mod tests {
             ),
             (
                 format!("O CACertFile={dir}\n"),
-                Some(format!("cannot open CACertFile {dir}: Is a directory")),
+                Some(format!(
+                    "cannot open CACertFile {dir}: not a regular file (a directory)"
+                )),
             ),
             (
                 format!("CERTFILE {missing}\n"),
