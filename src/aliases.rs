@@ -281,8 +281,16 @@ impl Aliases {
 
     /// [`Aliases::load`], checking the targets as [`Aliases::parse`] says.
     pub fn load_checked(path: &Path, check_targets: bool) -> Result<Aliases, std::io::Error> {
-        let text = std::fs::read(path)?;
-        let owner = std::fs::metadata(path).map(|m| m.uid()).unwrap_or(0);
+        // A regular file of at most `MAX_FILE` octets: a FIFO, a device or a directory
+        // is refused with the reason (`InvalidData`), never read or waited on.
+        let (text, md) =
+            crate::boundedfile::read_regular(path, false, crate::boundedfile::MAX_FILE).map_err(
+                |e| match e {
+                    crate::boundedfile::ReadError::Io(e) => e,
+                    other => std::io::Error::new(std::io::ErrorKind::InvalidData, other.text()),
+                },
+            )?;
+        let owner = md.uid();
         let mut a = Aliases::parse(&String::from_utf8_lossy(&text), path, check_targets);
         a.owner = owner;
         Ok(a)
@@ -553,72 +561,22 @@ impl From<std::io::Error> for ListFileError {
     }
 }
 
-/// What a file that is not a regular one is, for messages.
-fn file_kind(t: std::fs::FileType) -> Option<&'static str> {
-    use std::os::unix::fs::FileTypeExt;
-    if t.is_file() {
-        None
-    } else if t.is_fifo() {
-        Some("a FIFO")
-    } else if t.is_dir() {
-        Some("a directory")
-    } else if t.is_char_device() || t.is_block_device() {
-        Some("a device")
-    } else if t.is_socket() {
-        Some("a socket")
-    } else if t.is_symlink() {
-        Some("a symbolic link")
-    } else {
-        Some("not a file")
-    }
-}
-
 /// Read a list file (`:include:` file or `.forward`) with the caller's rights: its octets
-/// and its owner's uid. Only a regular file of at most [`MAX_LIST_FILE`] octets is read:
-/// the path is looked at first, so that a FIFO or a device is never opened; the open does
-/// not block (`O_NONBLOCK`) nor take a terminal (`O_NOCTTY`), follows no symbolic link
-/// when `no_follow` (`O_NOFOLLOW`), and the file opened must be the regular file looked
-/// at; at most one octet over the limit is read, in case it grew.
+/// and its owner's uid. Only a regular file of at most [`MAX_LIST_FILE`] octets is read,
+/// through [`crate::boundedfile::read_regular`] (never opening a FIFO or a device, never
+/// blocking, following no symbolic link when `no_follow`).
 pub fn read_list_file(path: &Path, no_follow: bool) -> Result<(Vec<u8>, u32), ListFileError> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let seen = if no_follow {
-        std::fs::symlink_metadata(path)?
-    } else {
-        std::fs::metadata(path)?
-    };
-    let check = |md: &std::fs::Metadata| -> Result<(), ListFileError> {
-        if let Some(what) = file_kind(md.file_type()) {
-            return Err(ListFileError::NotRegular(what.into()));
-        }
-        if md.len() > MAX_LIST_FILE {
-            return Err(ListFileError::TooLarge(md.len()));
-        }
-        Ok(())
-    };
-    check(&seen)?;
-    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
-    if no_follow {
-        flags |= libc::O_NOFOLLOW;
-    }
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(flags)
-        .open(path)?;
-    let md = f.metadata()?;
-    check(&md)?;
-    if (md.dev(), md.ino()) != (seen.dev(), seen.ino()) {
-        return Err(ListFileError::Io(format!(
+    use crate::boundedfile::{ReadError, read_regular};
+    match read_regular(path, no_follow, MAX_LIST_FILE) {
+        Ok((text, md)) => Ok((text, md.uid())),
+        Err(ReadError::NotRegular(what)) => Err(ListFileError::NotRegular(what.into())),
+        Err(ReadError::TooLarge { size, .. }) => Err(ListFileError::TooLarge(size)),
+        Err(ReadError::Replaced) => Err(ListFileError::Io(format!(
             "{} was replaced while it was opened",
             path.display()
-        )));
+        ))),
+        Err(ReadError::Io(e)) => Err(e.into()),
     }
-    let mut text = Vec::new();
-    f.take(MAX_LIST_FILE + 1).read_to_end(&mut text)?;
-    if text.len() as u64 > MAX_LIST_FILE {
-        return Err(ListFileError::TooLarge(text.len() as u64));
-    }
-    Ok((text, md.uid()))
 }
 
 /// Reads an `:include:` file: its text and its owner's uid. The second argument is the

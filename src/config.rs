@@ -103,6 +103,10 @@ pub struct Config {
     pub maillog: Option<PathBuf>,
     /// `O` lines and DEFER, in file order.
     pub settings: Settings,
+    /// Where the keywords that name files (ALIASES, AUTHPATH, CERTFILE, MAILNAME,
+    /// RELAYTABLE, MAILLOG) were set: keyword → `file: line N`, for messages about the
+    /// file they name.
+    pub origin: std::collections::BTreeMap<String, String>,
 }
 
 impl Config {
@@ -132,6 +136,7 @@ impl Config {
             maillog: None,
             no_pipelining: false,
             settings: Settings::default(),
+            origin: Default::default(),
         }
     }
 
@@ -145,9 +150,12 @@ impl Config {
         paths: &Paths,
         sticky: &[String],
     ) -> Result<Config, Fatal> {
-        let text = match std::fs::read(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+        // Only a regular file of at most 1 MiB: `-C /dev/zero` or a FIFO is refused,
+        // never read or waited on.
+        let text = match crate::boundedfile::read_regular(path, false, crate::boundedfile::MAX_FILE)
+        {
+            Ok((t, _)) => t,
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) && !required => {
                 let mut cfg = Config::builtin(paths);
                 cfg.resolve_mail_name()?;
                 return Ok(cfg);
@@ -155,7 +163,7 @@ impl Config {
             Err(e) => {
                 return Err(Fatal::new(
                     Sysexit::Config,
-                    format!("cannot open {}: {}", path.display(), io_text(&e)),
+                    format!("cannot open {}: {}", path.display(), e.text()),
                 ));
             }
         };
@@ -198,6 +206,13 @@ impl Config {
                 Some((k, v)) => (k, v.trim()),
                 None => (line, ""),
             };
+            if matches!(
+                keyword,
+                "ALIASES" | "AUTHPATH" | "CERTFILE" | "MAILNAME" | "RELAYTABLE" | "MAILLOG"
+            ) {
+                self.origin
+                    .insert(keyword.to_string(), format!("{name}: line {lineno}"));
+            }
             let value = (!value.is_empty()).then_some(value);
             let need = |v: Option<&str>| -> Result<String, Fatal> {
                 v.map(str::to_string)
@@ -379,6 +394,14 @@ impl Config {
         self.mail_name.clone()
     }
 
+    /// `file: line N: ` where `keyword` was set in the config, or nothing.
+    pub fn where_set(&self, keyword: &str) -> String {
+        self.origin
+            .get(keyword)
+            .map(|o| format!("{o}: "))
+            .unwrap_or_default()
+    }
+
     /// Settle the mail name once, after the config is read, so that a name delivery
     /// would send is refused now (EX_CONFIG) instead: the file MAILNAME names must be
     /// readable and hold a domain ([`check_domain`]) on its first line; without
@@ -387,10 +410,20 @@ impl Config {
         let refuse = |msg: String| Err(Fatal::new(Sysexit::Config, msg));
         match &self.mailname {
             Some(path) if path.starts_with('/') => {
-                let text = match std::fs::read(path) {
-                    Ok(t) => String::from_utf8_lossy(&t).into_owned(),
+                let text = match crate::boundedfile::read_regular(
+                    Path::new(path),
+                    false,
+                    crate::boundedfile::MAX_FILE,
+                ) {
+                    Ok((t, _)) => String::from_utf8_lossy(&t).into_owned(),
                     Err(e) => {
-                        return refuse(format!("cannot open MAILNAME {path}: {}", io_text(&e)));
+                        // A file that is not one to read names its config line, as
+                        // the other files' refusals do (`Config::check_files`).
+                        let at = match e {
+                            crate::boundedfile::ReadError::Io(_) => String::new(),
+                            _ => self.where_set("MAILNAME"),
+                        };
+                        return refuse(format!("{at}cannot open MAILNAME {path}: {}", e.text()));
                     }
                 };
                 let first = text.lines().next().unwrap_or("").trim();
@@ -467,6 +500,34 @@ impl Config {
     /// is not refused: the root queue runner reads it, and this caller's own deliverer
     /// defers with the reason.
     pub fn check_files(&self, settings: &Settings) -> Result<(), Fatal> {
+        // Each file is first looked at as the one reader would: a FIFO, a device, a
+        // directory or a file over 1 MiB is refused here with its reason, never read
+        // (`/dev/zero`) or waited on (a FIFO). Errors of the system (missing, not
+        // readable) are left to the checks below.
+        let alias_file = settings.alias_file.as_ref().unwrap_or(&self.aliases);
+        for (what, path) in [
+            ("RELAYTABLE", self.relay_table.as_ref()),
+            ("AUTHPATH", self.auth_path.as_ref()),
+            ("CERTFILE", self.cert_file.as_ref()),
+            ("CACertFile", settings.ca_cert_file.as_ref()),
+            ("ALIASES", Some(alias_file)),
+        ] {
+            let Some(p) = path else { continue };
+            match crate::boundedfile::read_regular(p, false, crate::boundedfile::MAX_FILE) {
+                Ok(_) | Err(crate::boundedfile::ReadError::Io(_)) => {}
+                Err(e) => {
+                    return Err(Fatal::new(
+                        Sysexit::Config,
+                        format!(
+                            "{}cannot open {what} {}: {}",
+                            self.where_set(what),
+                            p.display(),
+                            e.text()
+                        ),
+                    ));
+                }
+            }
+        }
         if let Some(p) = &self.relay_table {
             load_relay_table(p, self.port.unwrap_or(25))?;
         }
@@ -500,11 +561,12 @@ impl Config {
                 Err(e) if out_of_reach(&e) => continue,
                 Err(e) => return Err(cannot(io_text(&e))),
             }
-            let text = match std::fs::read(p) {
-                Ok(t) => t,
-                Err(e) if out_of_reach(&e) => continue,
-                Err(e) => return Err(cannot(io_text(&e))),
-            };
+            let text =
+                match crate::boundedfile::read_regular(p, false, crate::boundedfile::MAX_FILE) {
+                    Ok((t, _)) => t,
+                    Err(crate::boundedfile::ReadError::Io(e)) if out_of_reach(&e) => continue,
+                    Err(e) => return Err(cannot(e.text())),
+                };
             check_pem(what, &text).map_err(|why| {
                 Fatal::new(Sysexit::Config, format!("{what} {}: {why}", p.display()))
             })?;
@@ -994,12 +1056,25 @@ pub struct RelayRule {
 /// The relay-table value that means "this domain by its MX hosts".
 pub const RELAY_BY_MX: &str = "mx:";
 
+/// A table file's text: a regular file of at most 1 MiB
+/// ([`crate::boundedfile::read_regular`]), UTF-8 (an invalid sequence is an error, as
+/// `read_to_string`'s).
+fn read_text(path: &Path) -> Result<String, crate::boundedfile::ReadError> {
+    let (t, _) = crate::boundedfile::read_regular(path, false, crate::boundedfile::MAX_FILE)?;
+    String::from_utf8(t).map_err(|_| {
+        crate::boundedfile::ReadError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
+    })
+}
+
 /// Read the relay table; errors name the file (and line) and are EX_CONFIG.
 pub fn load_relay_table(path: &Path, default_port: u16) -> Result<Vec<RelayRule>, Fatal> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_text(path).map_err(|e| {
         Fatal::new(
             Sysexit::Config,
-            format!("cannot open RELAYTABLE {}: {}", path.display(), io_text(&e)),
+            format!("cannot open RELAYTABLE {}: {}", path.display(), e.text()),
         )
     })?;
     parse_relay_table(&text, &path.display().to_string(), default_port)
@@ -1065,7 +1140,12 @@ pub fn load_auth(path: &Path) -> Result<Vec<AuthEntry>, Fatal> {
             ),
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(cannot)?;
+    let text = read_text(path).map_err(|e| {
+        Fatal::new(
+            Sysexit::Config,
+            format!("cannot read AUTHPATH {}: {}", path.display(), e.text()),
+        )
+    })?;
     parse_auth(&text, &path.display().to_string())
 }
 
@@ -1385,7 +1465,9 @@ mod tests {
             ),
             (
                 dir.clone(),
-                format!("cannot open MAILNAME {dir}: Is a directory"),
+                format!(
+                    "test.conf: line 1: cannot open MAILNAME {dir}: not a regular file (a directory)"
+                ),
             ),
             (
                 empty.clone(),
@@ -1614,7 +1696,9 @@ mod tests {
             ),
             (
                 format!("O CACertFile={dir}\n"),
-                Some(format!("cannot open CACertFile {dir}: Is a directory")),
+                Some(format!(
+                    "cannot open CACertFile {dir}: not a regular file (a directory)"
+                )),
             ),
             (
                 format!("CERTFILE {missing}\n"),

@@ -46,6 +46,7 @@ pub const PRODUCT: &str = concat!("rsendmail ", env!("CARGO_PKG_VERSION"));
 
 pub mod aliases;
 pub mod app;
+pub mod boundedfile;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -14,7 +14,9 @@
 //! The file is opened once per process ([`install`]) and each line appended with one
 //! write, so the lines of several processes (a queue run's, a `-bs` session's) do not
 //! mix within a line. Credentials sent for AUTH are logged as `(credentials not
-//! shown)`. A file created here gets mode 0644 whatever the umask, as sendmail's.
+//! shown)`, both those delivery sends and those a `-bs`/`-bd` client sends (the AUTH
+//! command's initial response and the lines after it up to the next command:
+//! [`redact_command`]). A file created here gets mode 0644 whatever the umask, as sendmail's.
 
 use crate::exit::{Fatal, Sysexit};
 use std::fs::File;
@@ -60,24 +62,46 @@ pub fn open(path: &Path) -> Result<File, Fatal> {
             ),
         )
     };
-    match std::fs::OpenOptions::new()
+    // Never waiting on a FIFO (O_NONBLOCK) nor taking a terminal (O_NOCTTY); a FIFO or
+    // a socket that opens is refused, as nothing could be appended to it without
+    // blocking (a device such as /dev/null is written as it is).
+    let flags = libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    let f = match std::fs::OpenOptions::new()
         .append(true)
         .create_new(true)
         .mode(0o644)
+        .custom_flags(flags)
         .open(path)
     {
         // The umask took bits away: the mode is set as sendmail's is.
         Ok(f) => {
             f.set_permissions(std::fs::Permissions::from_mode(0o644))
                 .map_err(fail)?;
-            Ok(f)
+            f
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => std::fs::OpenOptions::new()
             .append(true)
+            .custom_flags(flags)
             .open(path)
-            .map_err(fail),
-        Err(e) => Err(fail(e)),
+            .map_err(fail)?,
+        Err(e) => return Err(fail(e)),
+    };
+    let md = f.metadata().map_err(fail)?;
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = md.file_type();
+        if t.is_fifo() || t.is_socket() || t.is_dir() {
+            let what = crate::boundedfile::file_kind(t).unwrap_or("not a file");
+            return Err(Fatal::new(
+                Sysexit::CantCreat,
+                format!(
+                    "cannot open {}: not a regular file ({what})",
+                    path.display()
+                ),
+            ));
+        }
     }
+    Ok(f)
 }
 
 /// Log this process's traffic to `file` from now on (the first call wins).
@@ -100,6 +124,14 @@ pub fn line(dir: Dir, text: &[u8]) {
         Dir::In => text,
         Dir::Out | Dir::Event => text.strip_suffix(b"\r").unwrap_or(text),
     };
+    // A reply that echoes hidden credentials hides them too.
+    let hidden;
+    let text = if dir == Dir::Out {
+        hidden = HIDDEN.with(|h| hide(text, &h.borrow()));
+        &hidden[..]
+    } else {
+        text
+    };
     let mut l = Vec::with_capacity(text.len() + 16);
     l.extend_from_slice(std::process::id().to_string().as_bytes());
     l.push(b' ');
@@ -110,6 +142,89 @@ pub fn line(dir: Dir, text: &[u8]) {
     if let Ok(mut f) = log.lock() {
         let _ = f.write_all(&l);
     }
+}
+
+thread_local! {
+    /// A `-bs`/`-bd` client sent AUTH and has not sent a command since: the lines it
+    /// sends are SASL responses (base64 credentials).
+    static IN_AUTH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The credentials hidden from the last command line, hidden from the replies to it
+    /// too (a server echoing `500 5.5.1 Command unrecognized: "czNjcmV0"`).
+    static HIDDEN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `text` with every occurrence of `secret` (when not empty) shown as `(credentials not
+/// shown)`.
+fn hide(text: &[u8], secret: &[u8]) -> Vec<u8> {
+    if secret.is_empty() {
+        return text.to_vec();
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        if text[i..].starts_with(secret) {
+            out.extend_from_slice(b"(credentials not shown)");
+            i += secret.len();
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The SMTP commands (RFC 5321, 1869, 3207, 4954, 1985 and sendmail's) whose line ends a
+/// SASL exchange: anything else after AUTH is a response to it.
+const COMMANDS: &[&str] = &[
+    "HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "EXPN", "HELP",
+    "ETRN", "STARTTLS", "AUTH", "VERB", "ONEX", "XVERP",
+];
+
+/// What the log shows of a command line an SMTP client sent (`line` with its line end):
+/// the line, except that AUTH's arguments after the mechanism and the lines that follow
+/// AUTH up to the next command (the SASL responses: user names, passwords, PLAIN
+/// blobs) are `(credentials not shown)`, as the client side logs its own.
+pub fn redact_command(line: &[u8]) -> Vec<u8> {
+    let end = line
+        .iter()
+        .rposition(|b| !matches!(b, b'\r' | b'\n'))
+        .map_or(0, |i| i + 1);
+    let (text, eol) = line.split_at(end);
+    let word_end = text
+        .iter()
+        .position(|b| *b == b' ' || *b == b'\t')
+        .unwrap_or(text.len());
+    let verb = String::from_utf8_lossy(&text[..word_end]).to_ascii_uppercase();
+    let is_command = COMMANDS.contains(&verb.as_str());
+    let mut out = Vec::with_capacity(line.len() + 24);
+    HIDDEN.with(|h| h.borrow_mut().clear());
+    if verb == "AUTH" {
+        IN_AUTH.with(|c| c.set(true));
+        let rest = &text[word_end..];
+        let rest = rest.trim_ascii_start();
+        let mech_end = rest
+            .iter()
+            .position(|b| *b == b' ' || *b == b'\t')
+            .unwrap_or(rest.len());
+        out.extend_from_slice(&text[..word_end]);
+        if mech_end > 0 {
+            out.push(b' ');
+            out.extend_from_slice(&rest[..mech_end]);
+        }
+        let secret = rest.get(mech_end..).unwrap_or_default().trim_ascii();
+        if !secret.is_empty() {
+            out.extend_from_slice(b" (credentials not shown)");
+            HIDDEN.with(|h| *h.borrow_mut() = secret.to_vec());
+        }
+    } else if is_command || !IN_AUTH.with(|c| c.get()) {
+        IN_AUTH.with(|c| c.set(false));
+        out.extend_from_slice(text);
+    } else {
+        out.extend_from_slice(b"(credentials not shown)");
+        HIDDEN.with(|h| *h.borrow_mut() = text.trim_ascii().to_vec());
+    }
+    out.extend_from_slice(eol);
+    out
 }
 
 /// Bytes of a stream logged line by line as they pass (a line once its LF has).
@@ -270,5 +385,24 @@ mod tests {
         assert_eq!(e.code, Sysexit::CantCreat);
         assert!(e.message.starts_with("cannot open "), "{}", e.message);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn auth_credentials_from_a_client_are_hidden() {
+        let r = |l: &str| String::from_utf8(redact_command(l.as_bytes())).unwrap();
+        assert_eq!(r("EHLO c\r\n"), "EHLO c\r\n");
+        assert_eq!(
+            r("AUTH PLAIN YWxpY2UAYWxpY2UAczNjcmV0\r\n"),
+            "AUTH PLAIN (credentials not shown)\r\n"
+        );
+        assert_eq!(r("auth login\r\n"), "auth login\r\n");
+        assert_eq!(r("YWxpY2U=\r\n"), "(credentials not shown)\r\n");
+        assert_eq!(
+            HIDDEN.with(|h| hide(b"500 unrecognized: \"YWxpY2U=\"", &h.borrow())),
+            b"500 unrecognized: \"(credentials not shown)\""
+        );
+        assert_eq!(r("czNjcmV0\r\n"), "(credentials not shown)\r\n");
+        assert_eq!(r("NOOP\r\n"), "NOOP\r\n");
+        assert_eq!(r("YWxpY2U=\r\n"), "YWxpY2U=\r\n");
     }
 }

@@ -1253,3 +1253,34 @@ fn a_queue_run_stopped_by_sigterm_records_the_transaction_in_flight() {
     assert_eq!(peer.messages().len(), 1, "sent again after SIGTERM");
     assert!(env.entries().is_empty(), "{}", env.listing());
 }
+
+/// A `-bs` client's AUTH credentials never reach the `-X` log: the AUTH command's
+/// initial response and the lines after it up to the next command (LOGIN's user name and
+/// password) are `(credentials not shown)`; the commands around them are logged.
+#[test]
+fn traffic_log_hides_server_side_auth_credentials() {
+    let env = Env::new();
+    let xlog = env.dir.join("x3.log");
+    env.sendmail(
+        &["-X", xlog.to_str().unwrap(), "-odq", "-bs"],
+        b"EHLO c\r\nAUTH PLAIN YWxpY2UAYWxpY2UAczNjcmV0\r\nAUTH LOGIN\r\nYWxpY2U=\r\nczNjcmV0\r\nNOOP\r\nQUIT\r\n",
+    );
+    let log = fs::read_to_string(&xlog).unwrap();
+    for secret in ["YWxpY2UAYWxpY2UAczNjcmV0", "YWxpY2U=", "czNjcmV0"] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+    let lines: Vec<&str> = log
+        .split('\n')
+        .map(|l| l.split_once(' ').map_or("", |(_, rest)| rest))
+        .collect();
+    for want in [
+        "<<< EHLO c\r",
+        "<<< AUTH PLAIN (credentials not shown)\r",
+        "<<< AUTH LOGIN\r",
+        "<<< (credentials not shown)\r",
+        "<<< NOOP\r",
+        "<<< QUIT\r",
+    ] {
+        assert!(lines.contains(&want), "{want:?} missing:\n{log}");
+    }
+}

@@ -959,3 +959,118 @@ fn a_hard_linked_entry_is_refused_until_the_link_goes_not_moved_aside() {
     assert_eq!(peer.wait_for(1, Duration::from_secs(20)).len(), 1);
     assert!(env.entries().is_empty(), "{}", env.listing());
 }
+
+/// Run `program ARGS` with stdin closed, its address space capped at 1 GiB (so that
+/// reading `/dev/zero` whole fails instead of filling the machine) and killed after
+/// 10 s (so that waiting on a FIFO fails the test instead of hanging it).
+fn bounded_run(env: &Env, args: &[&str]) -> Run {
+    use std::os::unix::process::CommandExt;
+    let program = env.link("sendmail");
+    let mut cmd = Command::new(&program);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: only setrlimit between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 1 << 30,
+                rlim_max: 1 << 30,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &lim);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn");
+    let status = wait_exit(&mut child, Duration::from_secs(10));
+    let out = child.wait_with_output().expect("wait");
+    assert!(status.is_some(), "hung: {program:?} {args:?}");
+    env.finish(&program, args, out)
+}
+
+/// Every file the config or the command line names is read only as a regular file of
+/// at most 1 MiB: `/dev/zero`, a FIFO, a directory and a 2 MB file are each refused with
+/// the file, the reason and the config line that names it, EX_CONFIG, before a message
+/// is read; nothing hangs and nothing grows. `/dev/null` is an empty file.
+#[test]
+fn files_the_config_names_are_bounded() {
+    let scratch = Env::new();
+    let fifo = scratch.dir.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let dir = scratch.dir.join("a-dir");
+    fs::create_dir(&dir).unwrap();
+    let big = scratch.dir.join("big");
+    fs::write(&big, vec![b'x'; 2_000_000]).unwrap();
+    let bad: [(&str, &str); 4] = [
+        ("/dev/zero", "not a regular file (a device)"),
+        (fifo.to_str().unwrap(), "not a regular file (a FIFO)"),
+        (dir.to_str().unwrap(), "not a regular file (a directory)"),
+        (
+            big.to_str().unwrap(),
+            "larger than 1048576 bytes, the limit (2000000 bytes)",
+        ),
+    ];
+    for keyword in ["CERTFILE", "MAILNAME", "RELAYTABLE", "AUTHPATH", "ALIASES"] {
+        for (path, why) in bad {
+            let env = Env::with_config(&format!("SMARTHOST 127.0.0.1\n{keyword} {path}"));
+            let r = bounded_run(
+                &env,
+                &["-C", env.conf.to_str().unwrap(), "-odq", "a@example.org"],
+            );
+            no_panic(&r);
+            r.code(78);
+            let want = format!(
+                "{}: line 7: cannot open {keyword} {path}: {why}",
+                env.conf.display()
+            );
+            assert!(
+                r.stdout.contains(&want) || r.stderr.contains(&want),
+                "want {want:?}\nstdout: {}\nstderr: {}",
+                r.stdout,
+                r.stderr
+            );
+            assert!(
+                env.entries().is_empty(),
+                "a message was taken: {keyword} {path}"
+            );
+        }
+    }
+    // The config file itself.
+    for (path, why) in bad {
+        let r = bounded_run(&scratch, &["-C", path, "-odq", "a@example.org"]);
+        no_panic(&r);
+        r.code(78);
+        let want = format!("cannot open {path}: {why}");
+        assert!(
+            r.stdout.contains(&want) || r.stderr.contains(&want),
+            "want {want:?}\n{}{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+    // The -X traffic log: a FIFO or a directory is refused (EX_CANTCREAT), never waited on.
+    for path in [fifo.to_str().unwrap(), dir.to_str().unwrap()] {
+        let r = bounded_run(
+            &scratch,
+            &[
+                "-C",
+                scratch.conf.to_str().unwrap(),
+                "-X",
+                path,
+                "-odq",
+                "a@example.org",
+            ],
+        );
+        no_panic(&r);
+        r.code(73);
+    }
+    // /dev/null is an empty file wherever a file is named.
+    let env = Env::with_config("ALIASES /dev/null");
+    let r = bounded_run(
+        &env,
+        &["-C", env.conf.to_str().unwrap(), "-odq", "a@example.org"],
+    );
+    r.code(0);
+}

@@ -787,7 +787,12 @@ fn read_command<R: Read>(r: &mut BufReader<R>, buf: &mut Vec<u8>) -> io::Result<
         return Ok(None);
     }
     // -X: the line as it came (`<<<`, its CR kept).
-    crate::traffic::line(crate::traffic::Dir::In, buf);
+    if crate::traffic::enabled() {
+        crate::traffic::line(
+            crate::traffic::Dir::In,
+            &crate::traffic::redact_command(buf),
+        );
+    }
     buf.pop();
     if buf.last() == Some(&b'\r') {
         buf.pop();

@@ -91,15 +91,31 @@ impl Session {
         let mut b = native_tls::TlsConnector::builder();
         b.min_protocol_version(Some(native_tls::Protocol::Tlsv12));
         if let Some(ca) = &policy.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| fail(format!("cannot read CACertFile {}: {e}", ca.display())))?;
+            let pem =
+                rsendmail::boundedfile::read_regular(ca, false, rsendmail::boundedfile::MAX_FILE)
+                    .map(|(t, _)| t)
+                    .map_err(|e| {
+                        fail(format!(
+                            "cannot read CACertFile {}: {}",
+                            ca.display(),
+                            e.text()
+                        ))
+                    })?;
             let cert = native_tls::Certificate::from_pem(&pem)
                 .map_err(|e| fail(format!("bad CACertFile {}: {e}", ca.display())))?;
             b.add_root_certificate(cert);
         }
         if let Some(cf) = &policy.client_cert {
-            let pem = std::fs::read(cf)
-                .map_err(|e| fail(format!("cannot read CERTFILE {}: {e}", cf.display())))?;
+            let pem =
+                rsendmail::boundedfile::read_regular(cf, false, rsendmail::boundedfile::MAX_FILE)
+                    .map(|(t, _)| t)
+                    .map_err(|e| {
+                        fail(format!(
+                            "cannot read CERTFILE {}: {}",
+                            cf.display(),
+                            e.text()
+                        ))
+                    })?;
             let id = client_identity(&pem)
                 .map_err(|why| fail(format!("bad CERTFILE {}: {why}", cf.display())))?;
             b.identity(id);
