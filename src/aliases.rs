@@ -1066,7 +1066,8 @@ mod tests {
     /// one, the user's own mailbox, the detail kept; an empty user is unknown.
     #[test]
     fn plus_detail() {
-        let a = parse("list: a@example.org\nlist+x: b@example.org\nbob+*: c@example.org\nfwd: root\n");
+        let a =
+            parse("list: a@example.org\nlist+x: b@example.org\nbob+*: c@example.org\nfwd: root\n");
         let none = |_: &Path, _: Option<u32>| Err(ListFileError::Io("none".into()));
         let ex = expander(&a, &none);
         let one = |s: &str| ex.expand(&[s.to_string()], None);

@@ -153,6 +153,10 @@ pub struct Refused {
 impl Refused {
     /// The reason alone, after the address (`User unknown`).
     pub fn reason(&self) -> &str {
+        // sendmail keeps the group with its words (recorded: `argv-group-mixed`).
+        if self.text.ends_with(address::LIST_SYNTAX_ILLEGAL) {
+            return &self.text;
+        }
         self.text
             .split_once("... ")
             .map(|(_, w)| w)

@@ -61,7 +61,10 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         }
         for t in x.targets {
             use rsendmail::aliases::Target;
-            if !seen.insert(rsendmail::aliases::recipient_key(&t.target.address(), &is_local)) {
+            if !seen.insert(rsendmail::aliases::recipient_key(
+                &t.target.address(),
+                &is_local,
+            )) {
                 continue;
             }
             match t.target {

@@ -570,12 +570,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             }
             accepted = ok;
         }
-        if !self
-            .tx
-            .written
-            .iter()
-            .any(|(a, _)| *a == path)
-        {
+        if !self.tx.written.iter().any(|(a, _)| *a == path) {
             self.tx.written.push((path.clone(), shown_whole));
         }
         // The same recipient: a local user by name ignoring case, any other address
