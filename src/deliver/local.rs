@@ -455,7 +455,7 @@ impl Local {
                         }
                     },
                 }
-                self.mailbox(&name, open_message, sender)
+                self.mailbox(&u.name, open_message, sender)
             }
         }
     }
