@@ -136,7 +136,51 @@ pub fn key_of(addr: &str) -> String {
     unquoted(local).unwrap_or(local).to_ascii_lowercase()
 }
 
+/// A local name's user and its `+detail`: split at the first `+` (sendmail's
+/// default ruleset; recorded: `plus-bv-forms`: `root+b+c` is user `root`, detail
+/// `b+c`; `root+` is `root` with no detail; `+foo` is the empty user). The detail is
+/// `None` when there is no `+`, `Some("")` for a trailing `+`.
+pub fn split_detail(name: &str) -> (&str, Option<&str>) {
+    match name.split_once('+') {
+        Some((user, detail)) => (user, Some(detail)),
+        None => (name, None),
+    }
+}
+
+/// The alias names a local name (already a [`key_of`]) is looked up under, in order:
+/// `user+detail`, then `user+*`, then `user` (sendmail's `+detail` handling; recorded:
+/// `plus-bv-alias`, `plus-odi-alias`). A name without `+` is looked up as itself.
+pub fn alias_keys(key: &str) -> Vec<String> {
+    match split_detail(key) {
+        (user, Some(_)) if !user.is_empty() => {
+            vec![key.to_string(), format!("{user}+*"), user.to_string()]
+        }
+        _ => vec![key.to_string()],
+    }
+}
+
+/// The key under which two recipients are the same recipient (one copy each): a local
+/// user by its [`key_of`] (sendmail folds local user names to lower case: `Root` is
+/// `root`; recorded `dup-case-local`), any other address byte for byte (sendmail keeps
+/// `u@example.org`, `U@example.org` and `u@EXAMPLE.org` apart; recorded
+/// `dup-case-argv`, `dup-case-t`, `dup-case-bs`, `dup-case-alias`).
+pub fn recipient_key(addr: &str, is_local: &dyn Fn(&str) -> bool) -> String {
+    if !addr.starts_with(['|', '/', '\\']) && is_local(addr) {
+        format!("user:{}", key_of(addr))
+    } else {
+        addr.to_string()
+    }
+}
+
 impl Aliases {
+    /// The alias a local name (a [`key_of`]) finds and the name it was found under
+    /// (see [`alias_keys`]).
+    pub fn find_local(&self, key: &str) -> Option<(String, &Alias)> {
+        alias_keys(key)
+            .into_iter()
+            .find_map(|k| self.get(&k).map(|a| (k.clone(), a)))
+    }
+
     /// Parse the text of an aliases file named `path` (for messages). With
     /// `check_targets` (sendmail's `CheckAliases`, off by default) every target that is
     /// not an address is reported; otherwise targets are checked when they are used,
@@ -703,7 +747,7 @@ impl Expander<'_> {
         out.targets.retain(|e| {
             let k = match &e.target {
                 Target::User(u) | Target::Mailbox(u) => format!("user:{}", key_of(u)),
-                t => t.address().to_ascii_lowercase(),
+                t => t.address(),
             };
             seen.insert(k)
         });
@@ -720,7 +764,7 @@ impl Expander<'_> {
             return None;
         }
         let plain = address::parse_one(addr).ok()?;
-        if !(self.is_local)(&plain) || aliases.get(&key_of(&plain)).is_some() {
+        if !(self.is_local)(&plain) || aliases.find_local(&key_of(&plain)).is_some() {
             return None;
         }
         Some((aliases, all))
@@ -830,7 +874,7 @@ impl Expander<'_> {
         }
         let key = key_of(&plain);
         if let Some(aliases) = self.aliases
-            && let Some(alias) = aliases.get(&key)
+            && let Some((key, alias)) = aliases.find_local(&key)
         {
             if chain.last().is_some_and(|c| *c == key) {
                 // `bob: bob, ...`: bob's own mailbox.
@@ -866,7 +910,9 @@ impl Expander<'_> {
             chain.pop();
             return;
         }
-        if (self.user_exists)(&key) {
+        // `user+detail` is the user's (the detail kept, as sendmail's `host`).
+        let (user, _) = split_detail(&key);
+        if !user.is_empty() && (self.user_exists)(user) {
             Self::push(out, Target::User(key), &via, None);
         } else if key == "postmaster" || key == "mailer-daemon" {
             // RFC 5321 requires postmaster; without an alias it is root's.
@@ -1064,6 +1110,53 @@ mod tests {
 
     fn addrs(e: &Expansion) -> Vec<String> {
         e.targets.iter().map(|t| t.target.address()).collect()
+    }
+
+    /// sendmail's `+detail` (recorded: `plus-bv-detail`, `plus-bv-forms`,
+    /// `plus-bv-alias`): the alias `user+detail`, then `user+*`, then `user`; without
+    /// one, the user's own mailbox, the detail kept; an empty user is unknown.
+    #[test]
+    fn plus_detail() {
+        let a =
+            parse("list: a@example.org\nlist+x: b@example.org\nbob+*: c@example.org\nfwd: root\n");
+        let none = |_: &Path, _: Option<u32>| Err(ListFileError::Io("none".into()));
+        let ex = expander(&a, &none);
+        let one = |s: &str| ex.expand(&[s.to_string()], None);
+        assert_eq!(addrs(&one("list+x")), ["b@example.org"]);
+        assert_eq!(addrs(&one("list+y")), ["a@example.org"]);
+        assert_eq!(addrs(&one("bob+z")), ["c@example.org"]);
+        assert_eq!(addrs(&one("fwd+q")), ["root"]);
+        assert_eq!(addrs(&one("root+foo")), ["root+foo"]);
+        assert_eq!(addrs(&one("root+foo@host.example")), ["root+foo"]);
+        assert_eq!(addrs(&one("root+")), ["root+"]);
+        assert_eq!(addrs(&one("root+b+c")), ["root+b+c"]);
+        for unknown in ["+foo", "nosuch+foo"] {
+            let x = one(unknown);
+            assert!(x.targets.is_empty(), "{unknown}");
+            assert_eq!(x.errors[0].text(), format!("{unknown}... User unknown"));
+        }
+        assert_eq!(split_detail("a+b+c"), ("a", Some("b+c")));
+        assert_eq!(split_detail("a"), ("a", None));
+        assert_eq!(alias_keys("a+b"), ["a+b", "a+*", "a"]);
+        assert_eq!(alias_keys("+b"), ["+b"]);
+    }
+
+    /// The same recipient (recorded: `dup-case-*`): local users by name ignoring case,
+    /// other addresses byte for byte.
+    #[test]
+    fn same_recipient() {
+        let is_local = |s: &str| !s.contains('@') || s.ends_with("@host.example");
+        let k = |s: &str| recipient_key(s, &is_local);
+        assert_eq!(k("Root"), k("root"));
+        assert_eq!(k("Root@host.example"), k("root"));
+        assert_ne!(k("root+a"), k("root"));
+        assert_ne!(k("U@example.org"), k("u@example.org"));
+        assert_ne!(k("u@EXAMPLE.org"), k("u@example.org"));
+        assert_eq!(k("u@example.org"), k("u@example.org"));
+        let a = parse("list: u@example.org, U@example.org, u@EXAMPLE.org, u@example.org\n");
+        let none = |_: &Path, _: Option<u32>| Err(ListFileError::Io("none".into()));
+        let x = expander(&a, &none).expand(&["list".to_string()], None);
+        assert_eq!(addrs(&x).len(), 3);
     }
 
     /// dma's `*`: every local recipient without an alias of its own, user or not, goes

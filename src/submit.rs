@@ -153,6 +153,10 @@ pub struct Refused {
 impl Refused {
     /// The reason alone, after the address (`User unknown`).
     pub fn reason(&self) -> &str {
+        // sendmail keeps the group with its words (recorded: `argv-group-mixed`).
+        if self.text.ends_with(address::LIST_SYNTAX_ILLEGAL) {
+            return &self.text;
+        }
         self.text
             .split_once("... ")
             .map(|(_, w)| w)
@@ -178,7 +182,7 @@ pub fn expand_local(
     let mut refused = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut add = |out: &mut Vec<Recipient>, r: Recipient| {
-        if seen.insert(r.address.to_ascii_lowercase()) {
+        if seen.insert(crate::aliases::recipient_key(&r.address, is_local)) {
             out.push(r);
         }
     };
@@ -455,12 +459,14 @@ pub fn envelope_sender(given: &str) -> Result<String, Fatal> {
     address::parse_one(given).map_err(|e| Fatal::new(e.exit(), e.message(given)))
 }
 
-/// Envelope recipients without duplicates (the first mention wins, as in sendmail).
+/// Envelope recipients without duplicates (the first mention wins, as in sendmail):
+/// the same address byte for byte (local users, whose names sendmail folds to lower
+/// case, are merged later, at expansion; recorded: `dup-case-argv`, `dup-case-local`).
 fn dedup(list: Vec<address::Listed>) -> Vec<Recipient> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for l in list {
-        if seen.insert(l.address.to_ascii_lowercase()) {
+        if seen.insert(l.address.clone()) {
             let mut r = Recipient::new(l.address.clone());
             if l.text != l.address {
                 r.display = Some(l.text);

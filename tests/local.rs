@@ -1423,3 +1423,28 @@ fn catch_all_alias_takes_every_local_recipient() {
     env.sendmail(&["-odq", "-oeq", "list"], MSG).code(67);
     assert!(env.entries().is_empty());
 }
+
+/// sendmail's `+detail`: `root+foo` is root's, delivered to root's mailbox (not a
+/// mailbox named `root+foo`), at submission (`-odi`) and from the queue; an alias
+/// `list+x` wins over `list` (recorded: `plus-odq-local`, `plus-odi-alias`).
+#[test]
+fn plus_detail_goes_to_the_users_mailbox() {
+    if !is_root() {
+        return;
+    }
+    let env = local_env("list: root\nlist+x: root+x\n", None);
+    env.sendmail(&["-odi", "root+foo"], MSG)
+        .code(0)
+        .stdout_is("");
+    env.sendmail(&["-odq", "root+bar@test.example"], MSG)
+        .code(0);
+    env.sendmail(&["-qf"], b"").code(0);
+    env.sendmail(&["-odi", "list+y", "list+x"], MSG).code(0);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert!(!mbox(&env, "root+foo").exists());
+    assert!(!mbox(&env, "root+bar").exists());
+    // `list+y` is `list` (root), `list+x` its own alias (root+x): two recipients, as
+    // sendmail keeps `root` and `root+x` apart.
+    let s = mbox_summary(&mbox(&env, "root"));
+    assert_eq!(s.len(), 4, "{s:?}");
+}

@@ -366,12 +366,14 @@ impl Local {
                 // An alias met at delivery (the aliases changed, or an :include: could
                 // not be read at submission).
                 if let Some(a) = self.aliases()
-                    && a.get(&name).is_some()
+                    && a.find_local(&name).is_some()
                 {
                     let x = self.expand(std::slice::from_ref(&addr), None, is_local);
                     return self.expanded(r, &addr, x, "alias");
                 }
-                let Some(u) = user(&name) else {
+                // `user+detail` goes to the user's mailbox (recorded: `plus-odq-local`).
+                let (base, _) = rsendmail::aliases::split_detail(&name);
+                let Some(u) = user(base).filter(|_| !base.is_empty()) else {
                     if name == "postmaster" || name == "mailer-daemon" {
                         // RFC 5321 requires a postmaster; without an alias it is root's.
                         return self.mailbox("root", open_message, sender);
@@ -425,7 +427,7 @@ impl Local {
                         }
                     },
                 }
-                self.mailbox(&name, open_message, sender)
+                self.mailbox(&u.name, open_message, sender)
             }
         }
     }

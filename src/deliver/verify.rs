@@ -43,9 +43,15 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     // `bv-alias-order`).
     let is_local = |a: &str| route(engine, a) == Route::Local;
     let mut other: Vec<String> = Vec::new();
+    // Each recipient once, as sendmail queues it once: a local user by name ignoring
+    // case (`root`, `Root`), any other address byte for byte; an alias member already
+    // shown is not shown again (recorded: `dup-case-local-bv`, `plus-bv-alias`).
+    let mut seen = std::collections::HashSet::new();
     for a in addrs {
         if !is_local(&a.address) {
-            other.push(a.address);
+            if seen.insert(a.address.clone()) {
+                other.push(a.address);
+            }
             continue;
         }
         // Local names through the aliases, each target shown (unknown users refused).
@@ -60,6 +66,12 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         }
         for t in x.targets {
             use rsendmail::aliases::Target;
+            if !seen.insert(rsendmail::aliases::recipient_key(
+                &t.target.address(),
+                &is_local,
+            )) {
+                continue;
+            }
             match t.target {
                 // The user's own name as given (`root`, `root@host`) is shown as given;
                 // a user an alias led to, by name.
@@ -69,7 +81,16 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
                     } else {
                         &user
                     };
-                    rsendmail::outln!("{shown}... deliverable: mailer local, user {user}");
+                    // `user+detail`: the detail is sendmail's `host` (recorded:
+                    // `plus-bv-detail`, `plus-bv-forms`).
+                    match rsendmail::aliases::split_detail(&user) {
+                        (base, Some(detail)) if !detail.is_empty() => rsendmail::outln!(
+                            "{shown}... deliverable: mailer local, host {detail}, user {base}"
+                        ),
+                        (base, _) => {
+                            rsendmail::outln!("{shown}... deliverable: mailer local, user {base}")
+                        }
+                    }
                 }
                 Target::Pipe(c) => rsendmail::outln!("|{c}... deliverable: mailer prog, user |{c}"),
                 Target::File(f) => rsendmail::outln!("{f}... deliverable: mailer *file*, user {f}"),

@@ -120,7 +120,16 @@ pub enum Invalid {
     /// alone (recorded: `addr-source-route`); rsendmail refuses the address, so that mail
     /// meant to pass a given host never goes elsewhere unannounced.
     SourceRoute,
+    /// A group with no member among recipients (`undisclosed-recipients:;`, `:;`):
+    /// sendmail's `List:; syntax illegal for recipient addresses`, exit 64, on the
+    /// command line, in `-t` headers and for `-bv` (recorded: `argv-group-empty`,
+    /// `argv-group-named`, `argv-group-mixed`, `t-group-empty`, `t-group-empty-cc`,
+    /// `bv-group-empty`). A group with members is its members.
+    EmptyGroup,
 }
+
+/// sendmail's words for a group without members among recipients ([`Invalid::EmptyGroup`]).
+pub const LIST_SYNTAX_ILLEGAL: &str = "List:; syntax illegal for recipient addresses";
 
 impl Invalid {
     /// sendmail's words for it (after `address... `).
@@ -139,6 +148,7 @@ impl Invalid {
             Invalid::IllegalLocal(c) => format!("Illegal character {c}"),
             Invalid::Blank => "Blank in address (BlankSub is off)".into(),
             Invalid::NoUser => "User unknown".into(),
+            Invalid::EmptyGroup => LIST_SYNTAX_ILLEGAL.into(),
             Invalid::SourceRoute => {
                 "Source route not supported (RFC 5321 Appendix C): write the address without it"
                     .into()
@@ -157,6 +167,7 @@ impl Invalid {
             | Invalid::HostRequired
             | Invalid::InvalidRoute
             | Invalid::SourceRoute
+            | Invalid::EmptyGroup
             | Invalid::ColonInHost => status::BAD_MAILBOX_SYNTAX,
             Invalid::InvalidHost | Invalid::InvalidLiteral => status::BAD_SYSTEM,
         }
@@ -393,6 +404,7 @@ pub fn parse_list(text: &str, old_style: bool) -> Vec<Item> {
         angle: None,
         error: None,
         piece_start: 0,
+        group: None,
     };
     let mut i = 0;
     while let Some(t) = tokens.get(i) {
@@ -430,7 +442,22 @@ pub fn parse_list(text: &str, old_style: bool) -> Vec<Item> {
             }
             Kind::Special(',') => parser.flush(t.span.start, t.span.end),
             // The end of a group: it belongs to the piece it ends (`b@y;`).
-            Kind::Special(';') => parser.flush(t.span.end, t.span.end),
+            Kind::Special(';') => {
+                parser.flush(t.span.end, t.span.end);
+                // A group that named no one is refused, not dropped: no recipient may
+                // vanish without a word.
+                if let Some((start, items)) = parser.group.take()
+                    && parser.out.len() == items
+                {
+                    let written = text.get(start..t.span.end).unwrap_or("").trim().to_string();
+                    parser.out.push(Item {
+                        address: written.clone(),
+                        text: written,
+                        spec_end: t.span.end,
+                        error: Some(Invalid::EmptyGroup),
+                    });
+                }
+            }
             Kind::Special(':') if parser.angle.is_none() => {
                 // A group's display name: what came before belongs to no address. A
                 // phrase never starts with `@`: `@relay:user@domain` is a source route.
@@ -441,6 +468,8 @@ pub fn parse_list(text: &str, old_style: bool) -> Vec<Item> {
                     .is_some_and(|p| p.kind == Kind::Special('@'))
                 {
                     parser.error.get_or_insert(Invalid::SourceRoute);
+                } else {
+                    parser.group = Some((parser.piece_start, parser.out.len()));
                 }
                 parser.current.clear();
             }
@@ -482,6 +511,8 @@ struct ListParser<'t> {
     error: Option<Invalid>,
     /// Where the current piece began (after the last delimiter).
     piece_start: usize,
+    /// The open group: where its name began and how many items there were then.
+    group: Option<(usize, usize)>,
 }
 
 impl<'t> ListParser<'t> {
@@ -961,7 +992,11 @@ fn is_encoded_word(spec: &str) -> bool {
 /// `None` when nothing changes, or when the list cannot be parsed (it is then left as
 /// written).
 pub fn qualify_list(text: &str, domain: &str, old_style: bool) -> Option<String> {
-    let items = parse_list(text, old_style);
+    // A group without members names no address to qualify.
+    let items: Vec<Item> = parse_list(text, old_style)
+        .into_iter()
+        .filter(|i| i.error != Some(Invalid::EmptyGroup))
+        .collect();
     if items.iter().any(|i| i.error.is_some()) {
         return None;
     }
@@ -1011,7 +1046,10 @@ pub fn qualify_list(text: &str, domain: &str, old_style: bool) -> Option<String>
 /// `Name <addr>`, `addr (comment)` or a bare addr-spec, checked with [`check_mailbox`]
 /// and [`normalise`]d.
 pub fn parse_one(text: &str) -> Result<String, Invalid> {
-    let items = parse_list(text, false);
+    let items: Vec<Item> = parse_list(text, false)
+        .into_iter()
+        .filter(|i| i.error != Some(Invalid::EmptyGroup))
+        .collect();
     match items.as_slice() {
         [] => Err(Invalid::UserRequired),
         [one] => {
@@ -1108,6 +1146,35 @@ mod tests {
             .collect()
     }
 
+    /// A group naming no one is refused with sendmail's words (recorded:
+    /// `argv-group-empty`, `argv-group-named`, `bv-group-empty`); a group with members
+    /// is its members; qualification and single addresses pass over it.
+    #[test]
+    fn empty_groups() {
+        for (input, text) in [(":;", ":;"), ("grp:;", "grp:;"), ("a@x, grp: ;", "grp: ;")] {
+            let items = parse_list(input, false);
+            let bad: Vec<_> = items.iter().filter(|i| i.error.is_some()).collect();
+            assert_eq!(bad.len(), 1, "{input}");
+            assert_eq!(bad[0].text, text);
+            assert_eq!(bad[0].error, Some(Invalid::EmptyGroup));
+            assert_eq!(
+                Invalid::EmptyGroup.message(text),
+                format!("{text}... List:; syntax illegal for recipient addresses")
+            );
+        }
+        assert_eq!(Invalid::EmptyGroup.exit(), Sysexit::Usage);
+        assert_eq!(addrs("grp: a@x, b@y;"), ["a@x", "b@y"]);
+        assert!(
+            parse_list("grp: a@x;", false)
+                .iter()
+                .all(|i| i.error.is_none())
+        );
+        assert_eq!(
+            qualify_list("empty:;, bob", "host", false).as_deref(),
+            Some("empty:;, bob@host")
+        );
+    }
+
     #[test]
     fn address_lists() {
         let cases: &[(&str, &[&str])] = &[
@@ -1121,7 +1188,8 @@ mod tests {
             ("bob@example.org (Bob (the) Builder)", &["bob@example.org"]),
             ("(c) bob (d) @ (e) example.org", &["bob@example.org"]),
             ("team: a@x, B <b@y>;, c@z", &["a@x", "b@y", "c@z"]),
-            ("undisclosed-recipients:;", &[]),
+            // A group naming no one is an item of its own, refused (`empty_groups`).
+            ("undisclosed-recipients:;", &["undisclosed-recipients:;"]),
             ("<@relay.a,@relay.b:user@host>", &["user@host"]),
             ("\"john doe\"@example.org", &["\"john doe\"@example.org"]),
             ("\"quoted\\\"q\" <q@x>", &["q@x"]),

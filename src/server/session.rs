@@ -514,7 +514,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             .tx
             .written
             .iter()
-            .find(|(a, _)| a.eq_ignore_ascii_case(&path))
+            .find(|(a, _)| *a == path)
             .map(|(_, w)| w.clone());
         let shown_whole = first.unwrap_or_else(|| written.to_string());
         let shown = shortened(&shown_whole).into_owned();
@@ -570,21 +570,16 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             }
             accepted = ok;
         }
-        if !self
-            .tx
-            .written
-            .iter()
-            .any(|(a, _)| a.eq_ignore_ascii_case(&path))
-        {
+        if !self.tx.written.iter().any(|(a, _)| *a == path) {
             self.tx.written.push((path.clone(), shown_whole));
         }
+        // The same recipient: a local user by name ignoring case, any other address
+        // byte for byte (RFC 5321 section 2.4; recorded: `dup-case-bs`).
+        let is_local = |a: &str| address::is_local(a, &server.host, server.all_to_smarthost);
+        let key = |a: &str| crate::aliases::recipient_key(a, &is_local);
         for a in accepted {
-            if !self
-                .tx
-                .recipients
-                .iter()
-                .any(|x| x.address.eq_ignore_ascii_case(&a.address))
-            {
+            let k = key(&a.address);
+            if !self.tx.recipients.iter().any(|x| key(&x.address) == k) {
                 self.tx.recipients.push(a);
             }
         }
