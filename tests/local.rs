@@ -1084,16 +1084,19 @@ fn delay_warning_then_expiry_report() {
     }
     // A smarthost that refuses connections: every try is a temporary failure.
     let env = local_env("", Some(closed_tcp_port()));
-    env.add_config("O Timeout.queuewarn=1s\nO Timeout.queuereturn=3s\n");
+    // Wide windows (warning after 2 s, return after 8 s), so that a busy machine running
+    // a step late does not skip the warning.
+    env.add_config("O Timeout.queuewarn=2s\nO Timeout.queuereturn=8s\n");
+    let submitted = std::time::Instant::now();
     env.sendmail(&["-odq", "far@example.org"], MSG).code(0);
     // Time must pass (no event to wait for): the entry outlives Timeout.queuewarn.
-    std::thread::sleep(Duration::from_millis(1100));
+    std::thread::sleep(Duration::from_millis(2100));
     env.sendmail(&["-qf"], b"").code(0);
     let s = mbox_summary(&mbox(&env, "root"));
     assert_eq!(s.len(), 1, "{s:?}");
     let text = parse_report(&fs::read(mbox(&env, "root")).unwrap(), &env);
     assert!(
-        text.contains("subject Warning: could not send message for past 1 second\n"),
+        text.contains("subject Warning: could not send message for past 2 seconds\n"),
         "{text}"
     );
     assert!(text.contains("'Action': 'delayed'"), "{text}");
@@ -1105,8 +1108,8 @@ fn delay_warning_then_expiry_report() {
         raw.contains(concat!(
             "   ----- Transcript of session follows -----\n",
             "far@example.org... Deferred: Connection refused by [127.0.0.1]\n",
-            "Warning: message still undelivered after 1 second\n",
-            "Will keep trying until message is 3 seconds old\n"
+            "Warning: message still undelivered after 2 seconds\n",
+            "Will keep trying until message is 8 seconds old\n"
         )),
         "{raw}"
     );
@@ -1115,7 +1118,7 @@ fn delay_warning_then_expiry_report() {
     assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 1);
     assert_eq!(env.entries().len(), 1);
     // ... and then Timeout.queuereturn.
-    std::thread::sleep(Duration::from_millis(2000));
+    std::thread::sleep(Duration::from_millis(8100).saturating_sub(submitted.elapsed()));
     env.sendmail(&["-qf"], b"").code(0);
     assert!(env.entries().is_empty(), "{}", env.listing());
     let all = fs::read(mbox(&env, "root")).unwrap();
@@ -1133,7 +1136,7 @@ fn delay_warning_then_expiry_report() {
     assert!(
         raw.contains("far@example.org... Deferred: Connection refused by [127.0.0.1]\n")
             && raw.contains(
-                "Message could not be delivered for 3 seconds\nMessage will be deleted from queue\n"
+                "Message could not be delivered for 8 seconds\nMessage will be deleted from queue\n"
             ),
         "{raw}"
     );
