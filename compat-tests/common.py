@@ -104,8 +104,9 @@ class Case:
         """`args` with `@DIR@` standing for the directory the case runs in (where its
         files are): sendmail works in its queue directory, so paths must be absolute;
         and `@QID@` for the id of the first message the queue listing shows (what
-        `before` queued: `-qI@QID@`)."""
-        out = [a.replace("@DIR@", run_dir) for a in args]
+        `before` queued: `-qI@QID@`); `@LF@` stands for a line feed (an argument
+        with a line break, which `args`' one-a-line form cannot hold)."""
+        out = [a.replace("@DIR@", run_dir).replace("@LF@", "\n") for a in args]
         if qid is not None:
             out = [a.replace("@QID@", qid) for a in out]
         return out

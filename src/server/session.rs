@@ -117,8 +117,10 @@ impl Command {
             "HELP" => Command::Help,
             "ETRN" => Command::Etrn,
             "VERB" => Command::Verb,
-            "STARTTLS" | "AUTH" | "TURN" | "ATRN" | "BDAT" | "SEND" | "SOML" | "SAML" | "ONEX"
-            | "XUSR" => Command::NotImplemented,
+            // sendmail's own not-implemented commands (TURN, SEND, SOML, SAML), and the
+            // two extensions sendmail offers that this server does not. ONEX, XUSR, ATRN
+            // and BDAT are unrecognized, as in sendmail (compat case bs-unknown-commands).
+            "STARTTLS" | "AUTH" | "TURN" | "SEND" | "SOML" | "SAML" => Command::NotImplemented,
             _ => Command::Unrecognized,
         }
     }
@@ -286,7 +288,9 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             }
             Command::Verb => self.reply("502 5.5.1 Command not implemented: \"VERB\"")?,
             Command::NotImplemented => {
-                self.reply(&format!("502 5.5.1 Command not implemented: \"{verb}\""))?;
+                // The whole line, as sendmail quotes it (`"SEND FROM:<a@b>"`).
+                let shown: String = text.chars().take(100).collect();
+                self.reply(&format!("502 5.5.1 Command not implemented: \"{shown}\""))?;
             }
             Command::Unrecognized => {
                 self.bad_commands += 1;
@@ -916,8 +920,12 @@ mod tests {
             ("ETRN", Command::Etrn),
             ("VERB", Command::Verb),
             ("STARTTLS", Command::NotImplemented),
-            ("BDAT", Command::NotImplemented),
-            ("XUSR", Command::NotImplemented),
+            ("SEND", Command::NotImplemented),
+            ("TURN", Command::NotImplemented),
+            ("BDAT", Command::Unrecognized),
+            ("ATRN", Command::Unrecognized),
+            ("ONEX", Command::Unrecognized),
+            ("XUSR", Command::Unrecognized),
             // Upper-cased by the caller.
             ("helo", Command::Unrecognized),
             ("", Command::Unrecognized),
