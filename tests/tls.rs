@@ -261,6 +261,27 @@ fn tls_required_but_not_offered_sends_nothing_in_clear() {
     assert!(!peer.transcript().contains(" tls"));
 }
 
+/// SECURETRANSFER (TLS from the first byte) to a server that speaks plain SMTP: the
+/// reason in the queue is in plain words, not OpenSSL's `error:0A00010B:SSL routines:...`.
+#[test]
+fn tls_to_a_plain_server_gives_a_readable_reason() {
+    let Some((env0, _pki)) = setup() else { return };
+    let peer = Peer::start(&env0.dir, &[]);
+    let env = relay(peer.port, "SECURETRANSFER\n");
+    env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
+    let j = env.json();
+    assert!(
+        j[0].contains(
+            "TLS handshake with 127.0.0.1 failed: wrong version number \
+             (the server does not speak TLS on this port?)"
+        ),
+        "{}",
+        j[0]
+    );
+    assert!(!j[0].contains("error:0A"), "{}", j[0]);
+    assert!(peer.messages().is_empty());
+}
+
 #[test]
 fn bad_certificates_are_deferred() {
     let Some((env0, pki)) = setup() else { return };

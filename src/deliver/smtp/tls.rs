@@ -145,8 +145,13 @@ impl Session {
             Ok(t) => t,
             Err(e) => {
                 self.state = State::Closed;
+                let raw = e.to_string();
+                // The library's own text stays in the log; the reason the queue and the
+                // sender see is in plain words where it is a common one.
+                log::warn!("TLS handshake with {} failed: {raw}", self.host);
+                let why = plain_handshake_reason(&raw).unwrap_or(raw);
                 return Err(fail(format!(
-                    "TLS handshake with {} failed: {e}",
+                    "TLS handshake with {} failed: {why}",
                     self.host
                 )));
             }
@@ -207,4 +212,58 @@ pub fn client_identity(pem: &[u8]) -> Result<native_tls::Identity, String> {
         chain.extend(c.to_pem().map_err(|e| e.to_string())?);
     }
     native_tls::Identity::from_pkcs8(&chain, &pkcs8).map_err(|e| e.to_string())
+}
+
+/// Plain words for the reason in an OpenSSL handshake error such as
+/// `error:0A00010B:SSL routines:ssl3_get_record:wrong version number:...`, or `None`
+/// when the text holds none of the common reasons (the caller keeps the raw text then).
+/// A certificate failure keeps OpenSSL's detail in parentheses (`(self-signed certificate)`).
+fn plain_handshake_reason(raw: &str) -> Option<String> {
+    let lower = raw.to_ascii_lowercase();
+    const WORDS: &[(&str, &str)] = &[
+        (
+            "wrong version number",
+            "wrong version number (the server does not speak TLS on this port?)",
+        ),
+        (
+            "packet length too long",
+            "the server does not speak TLS on this port?",
+        ),
+        (
+            "http request",
+            "the server speaks HTTP, not TLS, on this port",
+        ),
+        (
+            "unexpected eof",
+            "the server closed the connection during the handshake",
+        ),
+        (
+            "unsupported protocol",
+            "no TLS version in common with the server",
+        ),
+        (
+            "alert protocol version",
+            "no TLS version in common with the server",
+        ),
+        ("no shared cipher", "no cipher in common with the server"),
+        (
+            "alert handshake failure",
+            "the server refused the handshake (no cipher or TLS version in common?)",
+        ),
+    ];
+    if lower.contains("certificate verify failed") {
+        let detail = raw
+            .rfind('(')
+            .and_then(|i| raw.get(i..))
+            .filter(|d| d.ends_with(')'))
+            .map(|d| format!(" {d}"))
+            .unwrap_or_default();
+        return Some(format!(
+            "the server's certificate could not be verified{detail}"
+        ));
+    }
+    WORDS
+        .iter()
+        .find(|(key, _)| lower.contains(key))
+        .map(|(_, words)| (*words).to_string())
 }
