@@ -459,7 +459,7 @@ fn check_masquerade(v: &str) -> Result<(), String> {
         .chars()
         .find(|c| matches!(c, '<' | '>' | '"') || c.is_whitespace())
     {
-        return Err(format!("{c:?} is not allowed"));
+        return Err(format!("{} is not allowed", crate::text::named_char(c)));
     }
     match v.split_once('@') {
         None => check_domain(v),

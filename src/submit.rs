@@ -435,7 +435,7 @@ pub fn argv_recipients(
                 Sysexit::Usage,
                 format!(
                     "{}... line breaks and NUL are not allowed in addresses",
-                    a.escape_debug()
+                    address::shown(a)
                 ),
             ));
         }

@@ -55,6 +55,16 @@ pub fn printable_lines(s: &str) -> Cow<'_, str> {
     Cow::Owned(s.split('\n').map(printable).collect::<Vec<_>>().join("\n"))
 }
 
+/// One character named for a message: `'x'` when printable, `character 0x1b` when a
+/// control character (never the character itself, never a Rust escape such as `'\u{1b}'`).
+pub fn named_char(c: char) -> String {
+    if is_safe(c) {
+        format!("'{c}'")
+    } else {
+        format!("character 0x{:02x}", u32::from(c))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +88,9 @@ mod tests {
         for (text, shown) in table {
             assert_eq!(printable(text), *shown, "{text:?}");
         }
+        assert_eq!(named_char('_'), "'_'");
+        assert_eq!(named_char('\u{1b}'), "character 0x1b");
+        assert_eq!(named_char('\t'), "character 0x09");
         assert!(matches!(printable("plain"), Cow::Borrowed(_)));
         assert_eq!(printable_lines("a\rb\n<<< c\u{1b}\n"), "a?b\n<<< c?\n");
         assert!(matches!(printable_lines("a\nb\n"), Cow::Borrowed(_)));

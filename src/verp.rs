@@ -26,7 +26,8 @@ pub fn check_delimiters(d: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "VERP delimiters must be two characters from {DELIMITER_FILTER} (got {d:?})"
+            "VERP delimiters must be two characters from {DELIMITER_FILTER} (got \"{}\")",
+            crate::text::printable(d)
         ))
     }
 }

@@ -96,7 +96,7 @@ fn bs_answers_non_ascii_and_overlong_commands_and_goes_on_to_quit() {
     assert_eq!(
         finals,
         [
-            "220", "250", "501", "501", "500", "500", "553", "553", "250", "553", "501", "501",
+            "220", "250", "501", "501", "500", "500", "553", "501", "250", "553", "501", "501",
             "501", "221"
         ],
         "{}",
@@ -104,7 +104,9 @@ fn bs_answers_non_ascii_and_overlong_commands_and_goes_on_to_quit() {
     );
     assert!(
         r.stdout
-            .contains("553 5.0.0 <a\\rb@example.org>... Illegal character 0x0d\r\n"),
+            .contains(
+                "501 5.1.7 Syntax error in mailbox address \"a?b@example.org\" (non-printable character)\r\n"
+            ),
         "{}",
         r.stdout
     );
@@ -113,8 +115,9 @@ fn bs_answers_non_ascii_and_overlong_commands_and_goes_on_to_quit() {
         "{}",
         r.stdout
     );
-    // The session's address errors give its exit status, as sendmail's do.
-    r.code(64);
+    // The control character's 501 leaves the exit status alone and the over-long
+    // paths' 553 give none, as in sendmail (compat-tests/cases/addr-ctl-bs).
+    r.code(0);
     assert!(env.entries().is_empty(), "{}", env.listing());
 }
 

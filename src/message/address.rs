@@ -88,7 +88,10 @@ pub enum Invalid {
     /// An opening `<`, `(` or `"` without its closing partner, or a closing one without
     /// an opening one (sendmail's `prescan`: `Unbalanced '<'`).
     Unbalanced(char),
-    /// A control character (`Illegal character 0x0d`).
+    /// A control character (C0 including TAB, CR, LF and NUL; DEL; C1): sendmail's
+    /// `Syntax error in mailbox address "a?b@example.org" (non-printable character)`,
+    /// the character shown as `?` (recorded: `addr-ctl-argv`, `addr-ctl-bs`); see
+    /// [`Invalid::message`].
     Illegal(char),
     /// One token longer than [`MAX_ADDRESS`] (`prescan: token too long`).
     TokenTooLong,
@@ -136,7 +139,7 @@ impl Invalid {
     pub fn text(&self) -> String {
         match self {
             Invalid::Unbalanced(c) => format!("Unbalanced '{c}'"),
-            Invalid::Illegal(c) => format!("Illegal character 0x{:02x}", u32::from(*c)),
+            Invalid::Illegal(_) => "non-printable character".into(),
             Invalid::TokenTooLong => "prescan: token too long".into(),
             Invalid::TooLong => "Address too long".into(),
             Invalid::UserRequired => "User address required".into(),
@@ -186,20 +189,30 @@ impl Invalid {
         }
     }
 
-    /// `address... text`, as sendmail prints it.
+    /// `address... text`, as sendmail prints it; for a control character sendmail's
+    /// `Syntax error in mailbox address "address" (non-printable character)`. The
+    /// address is [`shown`]: never a control character in it.
     pub fn message(&self, address: &str) -> String {
-        format!("{}... {}", shown(address), self.text())
+        match self {
+            Invalid::Illegal(_) => format!(
+                "Syntax error in mailbox address \"{}\" ({})",
+                shown(address),
+                self.text()
+            ),
+            _ => format!("{}... {}", shown(address), self.text()),
+        }
     }
 }
 
-/// An address as sendmail prints it in a message: control characters escaped, and one
+/// An address as sendmail prints it in a message: each control character as `?`
+/// (sendmail's, recorded: `addr-ctl-argv`), and one
 /// longer than 203 characters shortened to its first and last 100 with `...` between
 /// (sendmail's `shortenstring`). Cuts fall between characters, never inside one.
 pub fn shown(address: &str) -> String {
     let mut clean: Vec<char> = Vec::with_capacity(address.len());
     for c in address.chars() {
         if c.is_control() {
-            clean.extend(c.escape_default());
+            clean.push(crate::text::REPLACEMENT);
         } else {
             clean.push(c);
         }
@@ -1094,7 +1107,10 @@ fn labels_problem(name: &str, underscore: bool, unicode: bool) -> Option<String>
                 || (unicode && !c.is_ascii() && c.is_alphanumeric())
         };
         if let Some(c) = label.chars().find(|&c| !ok(c)) {
-            return Some(format!("{c:?} is not a letter, digit, hyphen or dot"));
+            return Some(format!(
+                "{} is not a letter, digit, hyphen or dot",
+                crate::text::named_char(c)
+            ));
         }
         if label.len() > MAX_LABEL {
             return Some(format!("label longer than {MAX_LABEL} octets"));
@@ -1138,6 +1154,26 @@ fn config_name(name: &str, underscore: bool) -> Result<(), String> {
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
+
+    /// A control character in an address is named as sendmail names it, shown as `?`,
+    /// never raw nor as a Rust escape (compat-tests/cases/addr-ctl-argv-*).
+    #[test]
+    fn control_characters_are_shown_as_sendmail_shows_them() {
+        for (addr, shown) in [
+            ("a\u{1}b@example.org", "a?b@example.org"),
+            ("a\u{1b}[31mb@example.org", "a?[31mb@example.org"),
+            ("e\u{7f}f@example.org", "e?f@example.org"),
+            ("c\u{9b}1m@example.org", "c?1m@example.org"),
+            ("a\rb\n@example.org", "a?b?@example.org"),
+        ] {
+            let e = check_mailbox(addr).unwrap_err();
+            assert!(matches!(e, Invalid::Illegal(_)), "{e:?}");
+            assert_eq!(
+                e.message(addr),
+                format!("Syntax error in mailbox address \"{shown}\" (non-printable character)")
+            );
+        }
+    }
 
     fn addrs(input: &str) -> Vec<String> {
         parse_list(input, false)
@@ -1510,7 +1546,7 @@ mod tests {
             format!("{}...{}@example.org", "é".repeat(100), "é".repeat(88))
         );
         assert_eq!(shown("short@example.org"), "short@example.org");
-        assert_eq!(shown("a\r\nb"), "a\\r\\nb");
+        assert_eq!(shown("a\r\nb"), "a??b");
     }
 
     /// RFC 5321 §4.1.2 domains for the names this host uses; relays may also have `_`.
@@ -1538,7 +1574,7 @@ mod tests {
             ("b@c", Err("'@' is not a letter, digit, hyphen or dot")),
             (
                 "ex\tample",
-                Err("'\\t' is not a letter, digit, hyphen or dot"),
+                Err("character 0x09 is not a letter, digit, hyphen or dot"),
             ),
             ("-a.example", Err("label -a begins or ends with a hyphen")),
             ("a-.example", Err("label a- begins or ends with a hyphen")),
@@ -1650,7 +1686,7 @@ mod tests {
             s.chars()
                 .flat_map(|c| {
                     if c.is_control() {
-                        c.escape_default().collect::<Vec<_>>()
+                        vec![crate::text::REPLACEMENT]
                     } else {
                         vec![c]
                     }

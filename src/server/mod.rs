@@ -189,13 +189,14 @@ impl Ending {
 }
 
 /// One reply line as it goes out: the control characters a client's text may have put
-/// in it (a CR or LF above all, which would end the line early) are written escaped
-/// (`\r`), as [`address::shown`] writes them; a tab stays (HELP's lines hold tabs).
+/// in it (a CR or LF above all, which would end the line early) are written as `?`,
+/// as [`address::shown`] writes them; a tab stays (HELP's lines hold tabs, and sendmail
+/// echoes a tab in a path as it is: compat-tests/cases/addr-ctl-bs).
 pub fn reply_line(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     for c in text.chars() {
         if c.is_control() && c != '\t' {
-            out.extend(c.escape_default());
+            out.push(crate::text::REPLACEMENT);
         } else {
             out.push(c);
         }
@@ -475,7 +476,7 @@ mod tests {
         assert_eq!(reply_line("250 ok"), "250 ok\r\n");
         assert_eq!(
             reply_line("553 5.0.0 <a\rb\n\0>... Illegal"),
-            "553 5.0.0 <a\\rb\\n\\u{0}>... Illegal\r\n"
+            "553 5.0.0 <a?b??>... Illegal\r\n"
         );
         assert_eq!(reply_line("214-2.0.0 \tHELO"), "214-2.0.0 \tHELO\r\n");
     }
@@ -581,7 +582,7 @@ mod tests {
                 "500 5.5.1 Command unrecognized: \"é\"",
                 "500 5.5.1 Command unrecognized: \"\u{fffd}\"",
                 "500 5.5.1 Command unrecognized: \"MAIL\u{fffd}:<c@d>\"",
-                "500 5.5.1 Command unrecognized: \"\\u{80}\"",
+                "500 5.5.1 Command unrecognized: \"?\"",
                 "221 2.0.0 mx.test closing connection",
             ]
         );

@@ -419,7 +419,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
         let sender = match address.as_deref().map(checked_path) {
             None => String::new(),
             Some(Ok(a)) => a,
-            Some(Err(e)) => return Err(refuse_address(&mut self.end, written, &e)),
+            Some(Err(e)) => return Err(refuse_address(&mut self.end, "FROM", written, &e)),
         };
         let params = MailParams::parse(&params, self.offered()).map_err(|e| e.to_string())?;
         // XVERP with the null sender: there is no sender to encode a recipient in
@@ -512,7 +512,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
         }
         let path = match checked_path(&path) {
             Ok(a) => a,
-            Err(e) => return refuse_address(&mut self.end, written, &e),
+            Err(e) => return refuse_address(&mut self.end, "TO", written, &e),
         };
         let first = self
             .tx
@@ -681,10 +681,25 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
 }
 
 /// The reply refusing an address as written (`553 5.1.3 <a@@b>... Invalid route
-/// address`); its status is noted for the `-bs` exit status.
-fn refuse_address(end: &mut Ending, shown: &str, e: &address::Invalid) -> String {
+/// address`) in a MAIL (`keyword` FROM) or RCPT (TO) path; its status is noted for the
+/// `-bs` exit status. A control character gets sendmail's `501 5.1.7` (MAIL) or
+/// `501 5.1.3` (RCPT) `Syntax error in mailbox address "a?b@example.org"
+/// (non-printable character)`, the path without its brackets (recorded: `addr-ctl-bs`).
+fn refuse_address(end: &mut Ending, keyword: &str, shown: &str, e: &address::Invalid) -> String {
+    // sendmail's 501 for a control character leaves the exit status alone (0).
+    if let address::Invalid::Illegal(_) = e {
+        let bare = shown.strip_prefix('<').unwrap_or(shown);
+        let bare = bare.strip_suffix('>').unwrap_or(bare);
+        let code = if keyword == "FROM" { "5.1.7" } else { "5.1.3" };
+        return format!("501 {code} {}", e.message(bare));
+    }
     end.note(e.exit());
-    format!("553 {} {}... {}", e.status(), shortened(shown), e.text())
+    format!(
+        "553 {} {}... {}",
+        e.status(),
+        crate::text::printable(&shortened(shown)),
+        e.text()
+    )
 }
 
 /// sendmail's MAXSHORTSTR: a path this long or longer is shown shortened in replies.
@@ -757,7 +772,7 @@ fn refuse_path(end: &mut Ending, keyword: &str, e: &PathError) -> String {
         PathError::Syntax => {
             format!("501 5.5.2 Syntax error in parameters scanning \"{keyword}\"")
         }
-        PathError::Invalid(written, e) => refuse_address(end, written, e),
+        PathError::Invalid(written, e) => refuse_address(end, keyword, written, e),
     }
 }
 

@@ -95,7 +95,7 @@ pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::R
         let bad = || {
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("bad SMTP reply line {line:?}"),
+                format!("bad SMTP reply line \"{line}\""),
             )
         };
         let digits = raw
