@@ -500,11 +500,13 @@ impl Config {
     /// is not refused: the root queue runner reads it, and this caller's own deliverer
     /// defers with the reason.
     pub fn check_files(&self, settings: &Settings) -> Result<(), Fatal> {
-        // Each file is first looked at as the one reader would: a FIFO, a device, a
-        // directory or a file over 1 MiB is refused here with its reason, never read
-        // (`/dev/zero`) or waited on (a FIFO). Errors of the system (missing, not
-        // readable) are left to the checks below.
+        use crate::boundedfile::{MAX_FILE, ReadError, read_regular};
+        // Each file is read once, as the one reader would read it. All are looked at
+        // first: a FIFO, a device, a directory or a file over 1 MiB is refused here with
+        // its reason and config line, never read (`/dev/zero`) or waited on (a FIFO).
+        // Errors of the system (missing, not readable) are told below, file by file.
         let alias_file = settings.alias_file.as_ref().unwrap_or(&self.aliases);
+        let mut read = Vec::new();
         for (what, path) in [
             ("RELAYTABLE", self.relay_table.as_ref()),
             ("AUTHPATH", self.auth_path.as_ref()),
@@ -513,8 +515,11 @@ impl Config {
             ("ALIASES", Some(alias_file)),
         ] {
             let Some(p) = path else { continue };
-            match crate::boundedfile::read_regular(p, false, crate::boundedfile::MAX_FILE) {
-                Ok(_) | Err(crate::boundedfile::ReadError::Io(_)) => {}
+            match read_regular(p, false, MAX_FILE) {
+                // The aliases file is only looked at: delivery reads it.
+                Ok(_) | Err(ReadError::Io(_)) if what == "ALIASES" => {}
+                Ok(got) => read.push((what, p, Ok(got))),
+                Err(ReadError::Io(e)) => read.push((what, p, Err(e))),
                 Err(e) => {
                     return Err(Fatal::new(
                         Sysexit::Config,
@@ -528,48 +533,31 @@ impl Config {
                 }
             }
         }
-        if let Some(p) = &self.relay_table {
-            load_relay_table(p, self.port.unwrap_or(25))?;
-        }
-        if let Some(p) = &self.auth_path {
-            match std::fs::File::open(p) {
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::PermissionDenied
-                        && !crate::privs::is_root() => {}
-                _ => {
-                    load_auth(p)?;
+        let out_of_reach = |e: &std::io::Error| {
+            e.kind() == std::io::ErrorKind::PermissionDenied && !crate::privs::is_root()
+        };
+        for (what, p, got) in read {
+            match (what, got) {
+                ("RELAYTABLE", got) => {
+                    let text = got.map_err(ReadError::Io).and_then(|(t, _)| utf8(t));
+                    relay_table_of(p, text, self.port.unwrap_or(25))?;
                 }
+                ("AUTHPATH", Err(e)) if out_of_reach(&e) => {}
+                ("AUTHPATH", Err(e)) => return Err(cannot_read_auth(p, ReadError::Io(e))),
+                ("AUTHPATH", Ok((t, md))) => {
+                    auth_of(p, &md, utf8(t))?;
+                }
+                (_, Err(e)) if out_of_reach(&e) => {}
+                (_, Err(e)) => {
+                    return Err(Fatal::new(
+                        Sysexit::Config,
+                        format!("cannot open {what} {}: {}", p.display(), io_text(&e)),
+                    ));
+                }
+                (_, Ok((t, _))) => check_pem(what, &t).map_err(|why| {
+                    Fatal::new(Sysexit::Config, format!("{what} {}: {why}", p.display()))
+                })?,
             }
-        }
-        for (what, path) in [
-            ("CERTFILE", self.cert_file.as_ref()),
-            ("CACertFile", settings.ca_cert_file.as_ref()),
-        ] {
-            let Some(p) = path else { continue };
-            let out_of_reach = |e: &std::io::Error| {
-                e.kind() == std::io::ErrorKind::PermissionDenied && !crate::privs::is_root()
-            };
-            let cannot = |why: String| {
-                Fatal::new(
-                    Sysexit::Config,
-                    format!("cannot open {what} {}: {why}", p.display()),
-                )
-            };
-            match std::fs::metadata(p) {
-                Ok(md) if md.is_dir() => return Err(cannot("Is a directory".into())),
-                Ok(_) => {}
-                Err(e) if out_of_reach(&e) => continue,
-                Err(e) => return Err(cannot(io_text(&e))),
-            }
-            let text =
-                match crate::boundedfile::read_regular(p, false, crate::boundedfile::MAX_FILE) {
-                    Ok((t, _)) => t,
-                    Err(crate::boundedfile::ReadError::Io(e)) if out_of_reach(&e) => continue,
-                    Err(e) => return Err(cannot(e.text())),
-                };
-            check_pem(what, &text).map_err(|why| {
-                Fatal::new(Sysexit::Config, format!("{what} {}: {why}", p.display()))
-            })?;
         }
         Ok(())
     }
@@ -1057,10 +1045,15 @@ pub struct RelayRule {
 pub const RELAY_BY_MX: &str = "mx:";
 
 /// A table file's text: a regular file of at most 1 MiB
-/// ([`crate::boundedfile::read_regular`]), UTF-8 (an invalid sequence is an error, as
-/// `read_to_string`'s).
+/// ([`crate::boundedfile::read_regular`]), UTF-8 ([`utf8`]).
 fn read_text(path: &Path) -> Result<String, crate::boundedfile::ReadError> {
     let (t, _) = crate::boundedfile::read_regular(path, false, crate::boundedfile::MAX_FILE)?;
+    utf8(t)
+}
+
+/// A table file's octets as text: an invalid UTF-8 sequence is an error, as
+/// `read_to_string`'s.
+fn utf8(t: Vec<u8>) -> Result<String, crate::boundedfile::ReadError> {
     String::from_utf8(t).map_err(|_| {
         crate::boundedfile::ReadError::Io(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -1071,7 +1064,16 @@ fn read_text(path: &Path) -> Result<String, crate::boundedfile::ReadError> {
 
 /// Read the relay table; errors name the file (and line) and are EX_CONFIG.
 pub fn load_relay_table(path: &Path, default_port: u16) -> Result<Vec<RelayRule>, Fatal> {
-    let text = read_text(path).map_err(|e| {
+    relay_table_of(path, read_text(path), default_port)
+}
+
+/// The relay table from the text read from `path` ([`load_relay_table`]).
+fn relay_table_of(
+    path: &Path,
+    text: Result<String, crate::boundedfile::ReadError>,
+    default_port: u16,
+) -> Result<Vec<RelayRule>, Fatal> {
+    let text = text.map_err(|e| {
         Fatal::new(
             Sysexit::Config,
             format!("cannot open RELAYTABLE {}: {}", path.display(), e.text()),
@@ -1124,13 +1126,18 @@ pub fn parse_relay_table(
 /// Read dma's auth.conf, refusing one that others may read (it holds passwords). Errors
 /// never quote the file's text.
 pub fn load_auth(path: &Path) -> Result<Vec<AuthEntry>, Fatal> {
-    let cannot = |e: std::io::Error| {
-        Fatal::new(
-            Sysexit::Config,
-            format!("cannot read AUTHPATH {}: {}", path.display(), io_text(&e)),
-        )
-    };
-    let md = std::fs::metadata(path).map_err(cannot)?;
+    let md = std::fs::metadata(path)
+        .map_err(|e| cannot_read_auth(path, crate::boundedfile::ReadError::Io(e)))?;
+    auth_of(path, &md, read_text(path))
+}
+
+/// dma's auth.conf from its metadata (`md`: the mode is checked first) and the text read
+/// from `path` ([`load_auth`]).
+fn auth_of(
+    path: &Path,
+    md: &std::fs::Metadata,
+    text: Result<String, crate::boundedfile::ReadError>,
+) -> Result<Vec<AuthEntry>, Fatal> {
     if md.mode() & 0o004 != 0 {
         return Err(Fatal::new(
             Sysexit::Config,
@@ -1140,13 +1147,15 @@ pub fn load_auth(path: &Path) -> Result<Vec<AuthEntry>, Fatal> {
             ),
         ));
     }
-    let text = read_text(path).map_err(|e| {
-        Fatal::new(
-            Sysexit::Config,
-            format!("cannot read AUTHPATH {}: {}", path.display(), e.text()),
-        )
-    })?;
+    let text = text.map_err(|e| cannot_read_auth(path, e))?;
     parse_auth(&text, &path.display().to_string())
+}
+
+fn cannot_read_auth(path: &Path, e: crate::boundedfile::ReadError) -> Fatal {
+    Fatal::new(
+        Sysexit::Config,
+        format!("cannot read AUTHPATH {}: {}", path.display(), e.text()),
+    )
 }
 
 /// One line of dma's auth.conf: `user|host:password`.
