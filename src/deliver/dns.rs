@@ -86,18 +86,11 @@ impl Dns {
         Ok(Dns { rt, resolver })
     }
 
-    fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, (bool, String)> {
-        self.host(host).map_err(|e| match e {
-            HostError::NotFound => (true, format!("{host}: no such name")),
-            HostError::NoData => (true, format!("{host}: no address")),
-            HostError::Failed(why) => (false, why),
-        })
-    }
-
-    /// The addresses of a relay's host name (A and AAAA, never empty), or why there are
-    /// none: the name does not exist (NXDOMAIN), it exists with no address (NODATA: no
-    /// A or AAAA record), or the lookup failed for now (SERVFAIL, a refusal, no answer
-    /// within `Timeout.resolver.retrans` times `Timeout.resolver.retry`).
+    /// The addresses of a host name (a relay, an MX host, a domain without MX; A and AAAA,
+    /// never empty), or why there are none: the name does not exist (NXDOMAIN), it exists
+    /// with no address (NODATA: no A or AAAA record), or the lookup failed for now
+    /// (SERVFAIL, a refusal, no answer within `Timeout.resolver.retrans` times
+    /// `Timeout.resolver.retry`).
     pub fn host(&self, name: &str) -> Result<Vec<IpAddr>, HostError> {
         let fqdn = format!("{}.", name.trim_end_matches('.'));
         match self.rt.block_on(self.resolver.lookup_ip(fqdn.as_str())) {
@@ -146,10 +139,10 @@ impl Dns {
                 let mut hosts = Vec::new();
                 let mut temp = None;
                 for (_, h) in mx {
-                    match self.addresses(&h) {
-                        Ok(a) if !a.is_empty() => hosts.push((h, a)),
-                        Ok(_) | Err((true, _)) => {}
-                        Err((false, e)) => temp = Some(e),
+                    match self.host(&h) {
+                        Ok(a) => hosts.push((h, a)),
+                        Err(HostError::NotFound | HostError::NoData) => {}
+                        Err(HostError::Failed(e)) => temp = Some(e),
                     }
                 }
                 if !hosts.is_empty() {
@@ -187,10 +180,12 @@ impl Dns {
 
     /// No MX: the domain's own addresses (RFC 5321 §5.1).
     fn implicit(&self, domain: &str) -> MxResult {
-        match self.addresses(domain) {
-            Ok(a) if !a.is_empty() => MxResult::Hosts(vec![(domain.to_string(), a)]),
-            Ok(_) | Err((true, _)) => MxResult::NoHost(status::BAD_SYSTEM, host_not_found(domain)),
-            Err((false, e)) => lookup_failure(domain, &e),
+        match self.host(domain) {
+            Ok(a) => MxResult::Hosts(vec![(domain.to_string(), a)]),
+            Err(HostError::NotFound | HostError::NoData) => {
+                MxResult::NoHost(status::BAD_SYSTEM, host_not_found(domain))
+            }
+            Err(HostError::Failed(e)) => lookup_failure(domain, &e),
         }
     }
 }
