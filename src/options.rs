@@ -344,10 +344,6 @@ impl DeliveryMode {
     }
 }
 
-/// How an option given on the command line is recorded, so that the config file does not
-/// set it again: its name, and for `Timeout.<name>` the timeout's own name, lowercase
-/// (sendmail keeps each timeout's command-line setting apart: `-O Timeout.connect=5s`
-/// leaves the config's other timeouts in force).
 /// Whether the config file's setting of an option counts even when the command line
 /// gave it too: `PrivacyOptions`, whose flags add up (sendmail keeps sendmail.cf's
 /// `needmailhelo` under `-O PrivacyOptions=noetrn`; compat-tests/cases/bs-privacy-adds-up).
@@ -355,6 +351,10 @@ pub fn adds_up(def: &OptDef) -> bool {
     def.name == "PrivacyOptions"
 }
 
+/// How an option given on the command line is recorded, so that the config file does not
+/// set it again: its name, and for `Timeout.<name>` the timeout's own name, lowercase
+/// (sendmail keeps each timeout's command-line setting apart: `-O Timeout.connect=5s`
+/// leaves the config's other timeouts in force).
 pub fn given_key(def: &OptDef, sub: Option<&str>) -> String {
     match sub {
         Some(s) if def.name == "Timeout" => format!("Timeout.{}", s.to_ascii_lowercase()),
