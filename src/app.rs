@@ -191,18 +191,14 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
     })
 }
 
-/// Open (create with mode 0644, append) the `-X` traffic log: sendmail's `cannot open
-/// FILE: reason`, EX_CANTCREAT, when this process may not ([`crate::traffic::open`]).
-pub fn open_traffic_log(path: &Path) -> Result<std::fs::File, Fatal> {
-    crate::traffic::open(path)
-}
-
 /// The checks made before an operation that takes or delivers mail starts (before stdin
-/// is read): the `-X` file can be opened (it is created; the deliverer appends to it), and
-/// the files the config names for delivery are there and well-formed.
+/// is read): the `-X` file can be opened (it is created, mode 0644; this process's traffic,
+/// a submission's message, is appended to it from now on, and the deliverer appends its
+/// own: [`crate::traffic::open`]), and the files the config names for delivery are there
+/// and well-formed.
 pub fn preflight(s: &Setup) -> Result<(), Fatal> {
     if let Some(p) = &s.inv.traffic_log {
-        open_traffic_log(p)?;
+        crate::traffic::install(crate::traffic::open(p)?);
     }
     s.cfg.check_files(&s.settings)
 }
@@ -309,13 +305,12 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
     match s.inv.operation {
         Operation::Deliver => {
             let who = Submitter::current();
-            // -X: the message's lines as read (`<<<`), then `<<< [EOF]`.
-            let stdin: Box<dyn std::io::BufRead> = match &s.inv.traffic_log {
-                Some(p) => {
-                    crate::traffic::install(crate::traffic::open(p)?);
-                    Box::new(crate::traffic::ReadTee::new(std::io::stdin().lock()))
-                }
-                None => Box::new(std::io::stdin().lock()),
+            // -X: the message's lines as read (`<<<`), then `<<< [EOF]`, in the file
+            // `preflight` opened.
+            let stdin: Box<dyn std::io::BufRead> = if s.inv.traffic_log.is_some() {
+                Box::new(crate::traffic::ReadTee::new(std::io::stdin().lock()))
+            } else {
+                Box::new(std::io::stdin().lock())
             };
             let req = submission(&s.inv);
             let done = submit::submit(&req, &s.cfg, &s.settings, &s.spool, s.mode, &who, stdin)?;
