@@ -215,27 +215,30 @@ pub fn choose(
     tls: bool,
     clear_text_ok: bool,
 ) -> Result<Mechanism, NoMechanism> {
-    let has = |m: &str| offered.iter().any(|a| a.eq_ignore_ascii_case(m));
-    let clear = [(Mechanism::Plain, "PLAIN"), (Mechanism::Login, "LOGIN")];
-    if tls {
-        if has("PLAIN") {
-            return Ok(Mechanism::Plain);
-        }
-        if has("CRAM-MD5") {
-            return Ok(Mechanism::CramMd5);
-        }
-        if has("LOGIN") {
-            return Ok(Mechanism::Login);
-        }
-        return Err(NoMechanism::Unknown);
+    use Mechanism::{CramMd5, Login, Plain};
+    let order = if tls {
+        [Plain, CramMd5, Login]
+    } else {
+        [CramMd5, Plain, Login]
+    };
+    let chosen = order
+        .into_iter()
+        .find(|m| offered.iter().any(|a| a.eq_ignore_ascii_case(m.name())))
+        .ok_or(NoMechanism::Unknown)?;
+    if chosen != CramMd5 && !tls && !clear_text_ok {
+        return Err(NoMechanism::OnlyClearText);
     }
-    if has("CRAM-MD5") {
-        return Ok(Mechanism::CramMd5);
-    }
-    match clear.iter().find(|(_, name)| has(name)) {
-        Some((m, _)) if clear_text_ok => Ok(*m),
-        Some(_) => Err(NoMechanism::OnlyClearText),
-        None => Err(NoMechanism::Unknown),
+    Ok(chosen)
+}
+
+impl Mechanism {
+    /// The mechanism's name in the EHLO AUTH keyword.
+    fn name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::CramMd5 => "CRAM-MD5",
+            Mechanism::Login => "LOGIN",
+        }
     }
 }
 
