@@ -90,32 +90,19 @@ impl Session {
         let fail = |what: String| Reply::with_status(451, status::CRYPTO_FAILURE, what);
         let mut b = native_tls::TlsConnector::builder();
         b.min_protocol_version(Some(native_tls::Protocol::Tlsv12));
+        let read = |what: &str, p: &std::path::Path| {
+            rsendmail::boundedfile::read_regular(p, false, rsendmail::boundedfile::MAX_FILE)
+                .map(|(t, _)| t)
+                .map_err(|e| fail(format!("cannot read {what} {}: {}", p.display(), e.text())))
+        };
         if let Some(ca) = &policy.ca_file {
-            let pem =
-                rsendmail::boundedfile::read_regular(ca, false, rsendmail::boundedfile::MAX_FILE)
-                    .map(|(t, _)| t)
-                    .map_err(|e| {
-                        fail(format!(
-                            "cannot read CACertFile {}: {}",
-                            ca.display(),
-                            e.text()
-                        ))
-                    })?;
+            let pem = read("CACertFile", ca)?;
             let cert = native_tls::Certificate::from_pem(&pem)
                 .map_err(|e| fail(format!("bad CACertFile {}: {e}", ca.display())))?;
             b.add_root_certificate(cert);
         }
         if let Some(cf) = &policy.client_cert {
-            let pem =
-                rsendmail::boundedfile::read_regular(cf, false, rsendmail::boundedfile::MAX_FILE)
-                    .map(|(t, _)| t)
-                    .map_err(|e| {
-                        fail(format!(
-                            "cannot read CERTFILE {}: {}",
-                            cf.display(),
-                            e.text()
-                        ))
-                    })?;
+            let pem = read("CERTFILE", cf)?;
             let id = client_identity(&pem)
                 .map_err(|why| fail(format!("bad CERTFILE {}: {why}", cf.display())))?;
             b.identity(id);
