@@ -1790,7 +1790,14 @@ mod tests {
         }
         let encrypted_rsa = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\
                              DEK-Info: AES-128-CBC,00\n\nMAMCAQA=\n-----END RSA PRIVATE KEY-----\n";
-        for (text, why) in [
+        // A key block cut, padded wrongly, not base64, empty, not a SEQUENCE, too long.
+        let bad_key = ["MAMCAQ", "MAMC", "MAMC!QA=", "", "AgEA", "MAMCAQAA"].map(|body| {
+            (
+                format!("{cert}{}", block("PRIVATE KEY", body)),
+                "line 4: the PRIVATE KEY block is not base64",
+            )
+        });
+        for (text, why) in bad_key.into_iter().chain([
             (cert.clone(), "no private key in it"),
             (block("PRIVATE KEY", der), "no certificate in it"),
             (
@@ -1817,31 +1824,6 @@ mod tests {
                 ),
                 "line 7: a second private key",
             ),
-            // Cut, padded wrongly, not base64, empty, not a SEQUENCE, too long.
-            (
-                format!("{cert}{}", block("PRIVATE KEY", "MAMCAQ")),
-                "line 4: the PRIVATE KEY block is not base64",
-            ),
-            (
-                format!("{cert}{}", block("PRIVATE KEY", "MAMC")),
-                "line 4: the PRIVATE KEY block is not base64",
-            ),
-            (
-                format!("{cert}{}", block("PRIVATE KEY", "MAMC!QA=")),
-                "line 4: the PRIVATE KEY block is not base64",
-            ),
-            (
-                format!("{cert}{}", block("PRIVATE KEY", "")),
-                "line 4: the PRIVATE KEY block is not base64",
-            ),
-            (
-                format!("{cert}{}", block("PRIVATE KEY", "AgEA")),
-                "line 4: the PRIVATE KEY block is not base64",
-            ),
-            (
-                format!("{cert}{}", block("PRIVATE KEY", "MAMCAQAA")),
-                "line 4: the PRIVATE KEY block is not base64",
-            ),
             (
                 format!(
                     "{}{}",
@@ -1859,7 +1841,7 @@ mod tests {
                 "line 1: -----BEGIN CERTIFICATE----- has no END line",
             ),
             (String::new(), "no certificate in it"),
-        ] {
+        ]) {
             let got = identity_parts(text.as_bytes()).expect_err(&text);
             assert!(got.starts_with(why), "{text}: {got}");
             assert_eq!(check_pem("CERTFILE", text.as_bytes()).err(), Some(got));
