@@ -937,26 +937,31 @@ fn owner_sender(name: &str, owner: &Alias) -> String {
     }
 }
 
-/// The queue entry recipients an expansion of `parent` gives: each keeps the parent's
-/// NOTIFY and sender, and carries the parent as its ORCPT (unless it had one), so that
-/// reports name the address the sender used.
+/// The queue entry recipients an expansion of `parent` gives: each is a
+/// [`recipient_from`] `parent`, with the parent as the one it was expanded from and the
+/// address the expansion began with (qualified with `host`) as its `Final-Recipient:`
+/// (compat cases alias-list-member-reject5, alias-one-member-reject5).
 pub fn recipients_from(
     parent: &crate::spool::entry::Recipient,
     targets: Vec<Expanded>,
     host: &str,
 ) -> Vec<crate::spool::entry::Recipient> {
-    let qualified = if parent.address.contains('@') {
-        parent.address.clone()
-    } else {
-        format!("{}@{host}", parent.address)
-    };
+    let final_rcpt = parent.final_rcpt.clone().unwrap_or_else(|| {
+        if parent.address.contains('@') {
+            parent.address.clone()
+        } else {
+            format!("{}@{host}", parent.address)
+        }
+    });
     // sendmail passes NOTIFY on only through a one-to-one expansion (observed with
     // 8.17.1.9 against a server offering DSN).
     let several = targets.len() > 1;
     targets
         .into_iter()
         .map(|t| {
-            let mut n = recipient_from(parent, t.target.address(), &qualified);
+            let mut n = recipient_from(parent, t.target.address());
+            n.expanded_from = Some(parent.address.clone());
+            n.final_rcpt = Some(final_rcpt.clone());
             n.fanout = several;
             n.sender = t.sender.or_else(|| parent.sender.clone());
             n.owner = t.owner;
@@ -966,25 +971,17 @@ pub fn recipients_from(
         .collect()
 }
 
-/// The queue entry recipient for `address`, which an expansion of `parent` (written
-/// `qualified`) led to: the parent's NOTIFY, sender and ORCPT (only one that was given:
-/// sendmail sends none of its own, and its reports have no `Original-Recipient:` for an
-/// alias's members), the parent as the one it was expanded from, and the address the
-/// expansion began with as its `Final-Recipient:` (compat cases
-/// alias-list-member-reject5, alias-one-member-reject5). A target refused at expansion
-/// gets them too, for its report.
+/// The queue entry recipient for `address`, which an expansion of `parent` led to (a
+/// target, or one refused at expansion, reported under its own address): the parent's
+/// NOTIFY, sender, controlling alias and ORCPT (only one that was given: sendmail sends
+/// none of its own, and its reports have no `Original-Recipient:` for an alias's
+/// members).
 pub fn recipient_from(
     parent: &crate::spool::entry::Recipient,
     address: String,
-    qualified: &str,
 ) -> crate::spool::entry::Recipient {
     let mut n = crate::spool::entry::Recipient::new(address);
     n.orcpt = parent.orcpt.clone();
-    n.expanded_from = Some(parent.address.clone());
-    n.final_rcpt = parent
-        .final_rcpt
-        .clone()
-        .or_else(|| Some(qualified.to_string()));
     n.notify = parent.notify.clone();
     n.sender = parent.sender.clone();
     n.ctl = parent.ctl.clone();

@@ -563,16 +563,10 @@ pub fn submit<R: BufRead>(
     let single_recipient = {
         let mut all = recipients
             .iter()
-            .map(|l| l.address.to_ascii_lowercase())
-            .chain(
-                refused_syntax
-                    .iter()
-                    .map(|r| r.address.to_ascii_lowercase()),
-            )
-            .collect::<Vec<_>>();
-        all.sort();
-        all.dedup();
-        all.len() == 1
+            .map(|l| &l.address)
+            .chain(refused_syntax.iter().map(|r| &r.address));
+        all.next()
+            .is_some_and(|first| all.all(|a| a.eq_ignore_ascii_case(first)))
     };
     let recipients = dedup(recipients);
     let to_smarthost = cfg.all_to_smarthost();

@@ -473,9 +473,7 @@ impl Local {
                 // Reported under its own address, with the recipient the expansion
                 // began with as its Original-Recipient (a target refused here never
                 // reaches a server).
-                let mut recipient = rsendmail::aliases::recipient_from(r, e.target(), &qualified);
-                recipient.final_rcpt = None;
-                recipient.expanded_from = None;
+                let mut recipient = rsendmail::aliases::recipient_from(r, e.target());
                 recipient
                     .orcpt
                     .get_or_insert_with(|| format!("rfc822;{qualified}"));

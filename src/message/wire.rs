@@ -457,13 +457,9 @@ fn pump<W: Write>(data: &mut dyn Read, wire: &mut Wire<W>) -> io::Result<()> {
 }
 
 /// Write a stored message as SMTP DATA, from its first header line to the final `.`
-/// line (see the module docs for the rules), body lines of at most [`MAX_BODY_LINE`]
-/// octets. The message is streamed.
-pub fn write_wire<W: Write>(data: &mut dyn Read, w: &mut W) -> io::Result<()> {
-    write_wire_limited(data, w, MAX_BODY_LINE)
-}
-
-/// [`write_wire`] with body lines of at most `limit` octets ([`Wire::with_limit`]).
+/// line (see the module docs for the rules), body lines of at most `limit` octets
+/// ([`Wire::with_limit`]: [`MAX_BODY_LINE`] as sendmail relays them). The message is
+/// streamed.
 pub fn write_wire_limited<W: Write>(
     data: &mut dyn Read,
     w: &mut W,
@@ -494,12 +490,6 @@ pub fn measure(data: &mut dyn Read, limit: usize) -> io::Result<Measured> {
     })
 }
 
-/// The size of a stored message as [`write_wire`] sends it, as RFC 1870 §3 counts it for
-/// `SIZE=` ([`Measured::size`]).
-pub fn wire_size(data: &mut dyn Read) -> io::Result<u64> {
-    Ok(measure(data, MAX_BODY_LINE)?.size)
-}
-
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
@@ -507,8 +497,13 @@ mod tests {
 
     fn wire(input: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        write_wire(&mut &input[..], &mut out).unwrap();
+        write_wire_limited(&mut &input[..], &mut out, MAX_BODY_LINE).unwrap();
         out
+    }
+
+    /// The size of a message as [`wire`] sends it, as RFC 1870 §3 counts it for `SIZE=`.
+    fn wire_size(data: &mut dyn Read) -> io::Result<u64> {
+        Ok(measure(data, MAX_BODY_LINE)?.size)
     }
 
     /// The same message fed `step` octets at a time.
