@@ -20,7 +20,7 @@
 
 use super::reply::Expect;
 use super::wire::{closed_by_peer, io_reply};
-use super::{Reply, Session, State, Transcript};
+use super::{Reply, Session, State, Transcript, Used};
 use rsendmail::message::wire;
 use rsendmail::status;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -388,8 +388,7 @@ impl Session {
             .map(|&i| self.rcpt_command(&m.recipients[i]))
             .collect();
         let pipelined = self.caps.pipelining;
-        let reuse = std::mem::replace(&mut self.used, true)
-            | std::mem::replace(&mut self.rset_before_mail, false);
+        let reuse = std::mem::replace(&mut self.used, Used::Yes) != Used::No;
         if reuse && !pipelined {
             self.reset(out)?;
         } else if reuse {
@@ -441,8 +440,7 @@ impl Session {
                 // Nothing was begun: no RSET now; the next transaction on this
                 // connection sends one first (sendmail's order: reason-mail4xx-v,
                 // reason-mail4xx-q-v).
-                self.used = false;
-                self.rset_before_mail = true;
+                self.used = Used::MailRefused;
                 self.state = State::Ready;
             }
             return Ok(Done::Sent(0, retry));
@@ -620,11 +618,11 @@ impl Session {
     /// before it says it uses it. The transaction that follows sends no RSET of its own.
     /// `Err`: the connection is not usable (and is closed).
     pub fn reset_for_reuse(&mut self, out: &mut Transcript<'_>) -> Result<(), Reply> {
-        if !self.used {
+        if self.used != Used::Yes {
             return Ok(());
         }
         self.reset(out)?;
-        self.used = false;
+        self.used = Used::No;
         Ok(())
     }
 
