@@ -31,8 +31,8 @@ use rsendmail::status::{self, StatusClass};
 use std::io::{Seek, SeekFrom};
 use std::net::IpAddr;
 
-/// Looks up a relay's host name (and port): its addresses, or the reply to defer with.
-type Resolve<'a> = dyn FnMut(&str, u16) -> Result<Vec<IpAddr>, reply::Reply> + 'a;
+/// Looks up a relay's host name: its addresses, or the reply to defer with.
+type Resolve<'a> = dyn FnMut(&str) -> Result<Vec<IpAddr>, reply::Reply> + 'a;
 
 /// A connection kept across the entries of one worker.
 #[derive(Default)]
@@ -110,7 +110,7 @@ impl Conn {
                                 "{label}... Connecting to [{bare}] port {port} via {via}..."
                             )],
                         );
-                        match resolve(bare, *port) {
+                        match resolve(bare) {
                             Ok(a) => a,
                             Err(r) => {
                                 last = r.into();
@@ -270,7 +270,7 @@ pub fn attempt(
     // nothing more is sent for this entry: no delivery whose result cannot be kept.
     let mut units_left = planned.transactions.len() + planned.local.len();
     let mut unrecorded: Option<String> = None;
-    let mut resolve = |name: &str, port: u16| relay_addresses(engine, dns, name, port);
+    let mut resolve = |name: &str| relay_addresses(engine, dns, name);
     for t in planned.transactions {
         units_left -= 1;
         make_room(locked, env.recipients.len(), &mut unrecorded);
@@ -450,7 +450,6 @@ fn relay_addresses(
     engine: &Engine,
     dns: &mut Option<Result<dns::Dns, String>>,
     name: &str,
-    _port: u16,
 ) -> Result<Vec<IpAddr>, reply::Reply> {
     let unknown = |text: String| {
         reply::Reply::with_status(
