@@ -649,10 +649,10 @@ fn send_transaction(
     let mut untold = Vec::new();
     for (k, (&(i, _), o)) in rcpts.iter().zip(res).enumerate() {
         // The reply told, whichever RCPT reply accepted the recipient.
-        let was_told = told.get(k).and_then(Option::as_ref).is_some_and(|t| {
-            let (t, o) = (t.reply(), o.reply());
-            t.code == o.code && t.lines == o.lines && t.command == o.command
-        });
+        let was_told = told
+            .get(k)
+            .and_then(Option::as_ref)
+            .is_some_and(|t| t.reply().same_as(o.reply()));
         let mut o = RcptOutcome::from_smtp(i, o, t.mailer, relay_name.clone());
         o.dsn_passed = session.caps.dsn;
         o.data_refused = session.data_refused;
