@@ -254,19 +254,19 @@ impl Report<'_> {
         };
         if let Some(heading) = heading {
             let _ = writeln!(b, "   ----- {heading} -----");
-        }
-        for r in self.recipients.iter().filter(|_| heading.is_some()) {
-            let listed = one_line(r.listed.as_deref().unwrap_or(&r.final_recipient));
-            if let Some(c) = r.comment {
-                let _ = writeln!(b, "{listed}  ({c})");
-                continue;
-            }
-            let _ = writeln!(b, "{listed}");
-            if let Some(d) = &r.diagnostic {
-                let _ = writeln!(b, "    (reason: {})", one_line(d));
-            }
-            if let Some(f) = &r.expanded_from {
-                let _ = writeln!(b, "    (expanded from: {})", one_line(f));
+            for r in &self.recipients {
+                let listed = one_line(r.listed.as_deref().unwrap_or(&r.final_recipient));
+                if let Some(c) = r.comment {
+                    let _ = writeln!(b, "{listed}  ({c})");
+                    continue;
+                }
+                let _ = writeln!(b, "{listed}");
+                if let Some(d) = &r.diagnostic {
+                    let _ = writeln!(b, "    (reason: {})", one_line(d));
+                }
+                if let Some(f) = &r.expanded_from {
+                    let _ = writeln!(b, "    (expanded from: {})", one_line(f));
+                }
             }
         }
         if self.recipients.iter().any(|r| !r.transcript.is_empty()) || !self.notes.is_empty() {

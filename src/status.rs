@@ -100,11 +100,10 @@ pub const OK: EnhancedStatus = EnhancedStatus::undefined(Success);
 pub const TEMP: EnhancedStatus = EnhancedStatus::undefined(Transient);
 /// 5.0.0 Other or undefined permanent failure.
 pub const PERM: EnhancedStatus = EnhancedStatus::undefined(Permanent);
-/// 5.1.0 Other address status.
-/// Destination address valid (RFC 3463 §3.2): what sendmail reports for a recipient
-/// relayed to a server without DSN.
+/// 2.1.5 Destination address valid (RFC 3463 §3.2): what sendmail reports for a
+/// recipient relayed to a server without DSN.
 pub const VALID_ADDRESS: EnhancedStatus = EnhancedStatus::new(StatusClass::Success, 1, 5);
-/// Other address status (RFC 3463 §3.2).
+/// 5.1.0 Other address status (RFC 3463 §3.2).
 pub const ADDRESS_PERM: EnhancedStatus = EnhancedStatus::new(Permanent, 1, 0);
 /// 5.1.1 Bad destination mailbox address.
 pub const BAD_MAILBOX: EnhancedStatus = EnhancedStatus::new(Permanent, 1, 1);

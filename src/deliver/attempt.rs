@@ -31,8 +31,8 @@ use rsendmail::status::{self, StatusClass};
 use std::io::{Seek, SeekFrom};
 use std::net::IpAddr;
 
-/// Looks up a relay's host name (and port): its addresses, or the reply to defer with.
-type Resolve<'a> = dyn FnMut(&str, u16) -> Result<Vec<IpAddr>, reply::Reply> + 'a;
+/// Looks up a relay's host name: its addresses, or the reply to defer with.
+type Resolve<'a> = dyn FnMut(&str) -> Result<Vec<IpAddr>, reply::Reply> + 'a;
 
 /// A connection kept across the entries of one worker.
 #[derive(Default)]
@@ -110,7 +110,7 @@ impl Conn {
                                 "{label}... Connecting to [{bare}] port {port} via {via}..."
                             )],
                         );
-                        match resolve(bare, *port) {
+                        match resolve(bare) {
                             Ok(a) => a,
                             Err(r) => {
                                 last = r.into();
@@ -270,7 +270,7 @@ pub fn attempt(
     // nothing more is sent for this entry: no delivery whose result cannot be kept.
     let mut units_left = planned.transactions.len() + planned.local.len();
     let mut unrecorded: Option<String> = None;
-    let mut resolve = |name: &str, port: u16| relay_addresses(engine, dns, name, port);
+    let mut resolve = |name: &str| relay_addresses(engine, dns, name);
     for t in planned.transactions {
         units_left -= 1;
         make_room(locked, env.recipients.len(), &mut unrecorded);
@@ -450,7 +450,6 @@ fn relay_addresses(
     engine: &Engine,
     dns: &mut Option<Result<dns::Dns, String>>,
     name: &str,
-    _port: u16,
 ) -> Result<Vec<IpAddr>, reply::Reply> {
     let unknown = |text: String| {
         reply::Reply::with_status(
@@ -650,10 +649,10 @@ fn send_transaction(
     let mut untold = Vec::new();
     for (k, (&(i, _), o)) in rcpts.iter().zip(res).enumerate() {
         // The reply told, whichever RCPT reply accepted the recipient.
-        let was_told = told.get(k).and_then(Option::as_ref).is_some_and(|t| {
-            let (t, o) = (t.reply(), o.reply());
-            t.code == o.code && t.lines == o.lines && t.command == o.command
-        });
+        let was_told = told
+            .get(k)
+            .and_then(Option::as_ref)
+            .is_some_and(|t| t.reply().same_as(o.reply()));
         let mut o = RcptOutcome::from_smtp(i, o, t.mailer, relay_name.clone());
         o.dsn_passed = session.caps.dsn;
         o.data_refused = session.data_refused;

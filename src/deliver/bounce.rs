@@ -121,9 +121,6 @@ pub fn transcript(told: &[Told<'_>], expired_after: Option<i64>) -> Vec<String> 
     use super::outcome::{Class, Mailer};
     let mut out: Vec<String> = Vec::new();
     let mut talking_to: Option<String> = None;
-    let same = |a: &Reply, b: &Reply| {
-        a.code == b.code && a.lines == b.lines && a.command == b.command && a.local == b.local
-    };
     let mut k = 0;
     while let Some(first) = told.get(k) {
         let o = first.outcome;
@@ -133,7 +130,7 @@ pub fn transcript(told: &[Told<'_>], expired_after: Option<i64>) -> Vec<String> 
             t.outcome.class == o.class
                 && !t.receipt
                 && !first.receipt
-                && same(&t.outcome.reply, &o.reply)
+                && t.outcome.reply.same_as(&o.reply)
         }) {
             j += 1;
         }

@@ -806,6 +806,9 @@ mod tests {
             o.reply = o.reply.clone().to("DATA");
             o
         };
+        let attempt = |before: &State, outcomes: &[RcptOutcome]| {
+            record(&e, &env, before, 100, outcomes, Vec::new(), T0 + 10, 0)
+        };
         // A 450 to RCPT is the recipient's; a refused connection and a refused DATA
         // are the entry's alone (bp-v-some-delivered, bp-v-odi-refused,
         // bp-v-odi-data4xx).
@@ -817,16 +820,7 @@ mod tests {
             Some("127.0.0.1".into()),
         );
         let outcomes = [rcpt(0, 450, "4.2.0 busy"), data(1), refused];
-        let rec = record(
-            &e,
-            &env,
-            &State::default(),
-            100,
-            &outcomes,
-            Vec::new(),
-            T0 + 10,
-            0,
-        );
+        let rec = attempt(&State::default(), &outcomes);
         let whys: Vec<Option<&str>> = rec
             .state
             .recipients
@@ -841,16 +835,7 @@ mod tests {
         // A refusal in the same attempt is the entry's reason, whichever came first
         // (reason-reject5-reject4-v, reason-reject4-reject5-v).
         let outcomes = [rcpt(0, 450, "4.2.0 busy"), rcpt(1, 550, "5.1.1 no")];
-        let rec = record(
-            &e,
-            &env,
-            &State::default(),
-            100,
-            &outcomes,
-            Vec::new(),
-            T0 + 10,
-            0,
-        );
+        let rec = attempt(&State::default(), &outcomes);
         assert_eq!(rec.state.reason.as_deref(), Some("User unknown"));
         // One recorded at submission stays (reason-local-unknown-refused-v); an earlier
         // deferral gives way to this attempt's.
@@ -863,7 +848,7 @@ mod tests {
                 reason: Some(before.into()),
                 ..State::default()
             };
-            let rec = record(&e, &env, &st, 100, &outcomes, Vec::new(), T0 + 10, 0);
+            let rec = attempt(&st, &outcomes);
             assert_eq!(rec.state.reason.as_deref(), Some(want), "{before}");
         }
     }

@@ -40,6 +40,15 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The same reply to the same command, whichever RCPT reply accepted the recipient
+    /// (`accepted_by` aside).
+    pub fn same_as(&self, other: &Reply) -> bool {
+        self.code == other.code
+            && self.lines == other.lines
+            && self.command == other.command
+            && self.local == other.local
+    }
+
     pub fn is_positive(&self) -> bool {
         (200..400).contains(&self.code)
     }

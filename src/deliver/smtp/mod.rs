@@ -145,13 +145,9 @@ pub struct Session {
     verbose: bool,
     /// The last message was refused permanently at DATA or after its final dot.
     pub data_refused: bool,
-    /// A transaction has been started on this connection: the next one begins with
-    /// RSET, as sendmail 8.17 begins each reuse of a cached connection.
-    used: bool,
-    /// A MAIL was refused and nothing followed it: the next transaction begins with
-    /// RSET, which sendmail sends after its `Using cached ESMTP connection` line, not at
-    /// the refusal (compat case reason-mail4xx-q-v).
-    rset_before_mail: bool,
+    /// Whether a transaction has been started on this connection, and where the RSET
+    /// before the next one goes.
+    used: Used,
     /// The session was ended with QUIT in the middle (a 4yz to DATA): when it is
     /// replaced, sendmail says nothing of it; only the last connection's `Closing
     /// connection` line is printed, at the end (compat case reason-data4xx-init-q-v).
@@ -166,6 +162,20 @@ pub struct Session {
     spent: bool,
     /// The session ended because the server closed the connection (not a timeout).
     peer_closed: bool,
+}
+
+/// `Session::used`: whether a transaction has been started on the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Used {
+    /// None since the connection was opened or last reset.
+    No,
+    /// One has: the next begins with RSET, as sendmail 8.17 begins each reuse of a
+    /// cached connection ([`Session::reset_for_reuse`] sends it).
+    Yes,
+    /// A MAIL was refused and nothing followed it: the next transaction begins with
+    /// RSET, which sendmail sends after its `Using cached ESMTP connection` line, not at
+    /// the refusal (compat case reason-mail4xx-q-v).
+    MailRefused,
 }
 
 /// Why no session could be opened: the reply to give every recipient (a temporary
@@ -241,8 +251,7 @@ impl Session {
                         timeouts: timeouts.clone(),
                         verbose: out.is_some(),
                         data_refused: false,
-                        used: false,
-                        rset_before_mail: false,
+                        used: Used::No,
                         quit_sent: false,
                         // The greeting.
                         awaiting: 1,
@@ -329,7 +338,7 @@ impl Session {
     /// before the RSET the next transaction begins with (compat cases reason-mail4xx-q-v,
     /// reason-mail5xx-v: the failure report on the same connection).
     pub fn was_used(&self) -> bool {
-        self.used || self.rset_before_mail
+        self.used != Used::No
     }
 
     /// End the session politely.

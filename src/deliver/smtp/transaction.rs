@@ -20,7 +20,7 @@
 
 use super::reply::Expect;
 use super::wire::{closed_by_peer, io_reply};
-use super::{Reply, Session, State, Transcript};
+use super::{Reply, Session, State, Transcript, Used};
 use rsendmail::message::wire;
 use rsendmail::status;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -131,11 +131,11 @@ pub struct OutRcpt<'a> {
 }
 
 /// The message of a [`Session::send`]: where it starts in its file, `SIZE=`, and its
-/// longest line as it goes out (octets).
+/// longest line as it goes out (octets), once read (see [`Session::long_line`]).
 struct Data {
     origin: u64,
     size: Option<u64>,
-    longest: usize,
+    longest: Option<usize>,
 }
 
 /// How a transaction ended.
@@ -283,10 +283,11 @@ impl Session {
         };
         while !pending.is_empty() && self.state == State::Ready {
             let (accepted, retry) =
-                match self.transaction(m, &pending, &mut results, utf8_needed, &data, out) {
+                match self.transaction(m, &pending, &mut results, utf8_needed, &mut data, out) {
                     Ok(Done::Sent(accepted, retry)) => (accepted, retry),
                     Ok(Done::LineRefused(r, refused, retry)) => {
-                        let longest = data.longest;
+                        // Read by `long_line` to return this.
+                        let longest = data.longest.unwrap_or_default();
                         m.body_limit = wire::MAX_LINE;
                         if let Err(e) = m.data.seek(SeekFrom::Start(data.origin)) {
                             return unreadable(e);
@@ -377,7 +378,7 @@ impl Session {
         which: &[usize],
         results: &mut [Option<Outcome>],
         utf8: bool,
-        data: &Data,
+        data: &mut Data,
         out: &mut Transcript<'_>,
     ) -> Result<Done, Reply> {
         let t = self.timeouts.clone();
@@ -387,8 +388,7 @@ impl Session {
             .map(|&i| self.rcpt_command(&m.recipients[i]))
             .collect();
         let pipelined = self.caps.pipelining;
-        let reuse = std::mem::replace(&mut self.used, true)
-            | std::mem::replace(&mut self.rset_before_mail, false);
+        let reuse = std::mem::replace(&mut self.used, Used::Yes) != Used::No;
         if reuse && !pipelined {
             self.reset(out)?;
         } else if reuse {
@@ -440,8 +440,7 @@ impl Session {
                 // Nothing was begun: no RSET now; the next transaction on this
                 // connection sends one first (sendmail's order: reason-mail4xx-v,
                 // reason-mail4xx-q-v).
-                self.used = false;
-                self.rset_before_mail = true;
+                self.used = Used::MailRefused;
                 self.state = State::Ready;
             }
             return Ok(Done::Sent(0, retry));
@@ -524,14 +523,13 @@ impl Session {
                 format_args!("cannot read the queue file: {e}"),
             ));
         }
-        // A refusal of a line over RFC 5321's limit, which a second copy with shorter
-        // lines may pass (see `send`).
-        let long = m.body_limit > wire::MAX_LINE && data.longest > wire::MAX_LINE;
+        // A refusal of a message with a line over RFC 5321's limit (`long_line`) is one a
+        // second copy with shorter lines may pass (see `send`).
         let sent = self.write_data(&mut *m.data, m.body_limit);
         if let Err(e) = sent {
             let st = self.state;
             self.state = State::Closed;
-            if long && closed_by_peer(&e) {
+            if closed_by_peer(&e) && self.long_line(m, data) {
                 return Ok(Done::LineRefused(
                     io_reply(&e, st, &self.host),
                     accepted,
@@ -559,7 +557,7 @@ impl Session {
         }
         match self.flush(t.datafinal) {
             Ok(()) => {}
-            Err(r) if long && self.peer_closed => {
+            Err(r) if self.peer_closed && self.long_line(m, data) => {
                 return Ok(Done::LineRefused(r, accepted, retry));
             }
             Err(r) => return Err(r),
@@ -568,7 +566,7 @@ impl Session {
         self.awaiting += 1;
         let fin = match self.read_owed(t.datafinal, out, true) {
             Ok(r) => r,
-            Err(r) if long && self.peer_closed => {
+            Err(r) if self.peer_closed && self.long_line(m, data) => {
                 return Ok(Done::LineRefused(r, accepted, retry));
             }
             Err(r) => return Err(r),
@@ -576,7 +574,7 @@ impl Session {
         let fin = self
             .check(fin, Expect::Completion, "the end of the data")?
             .to("DATA");
-        if long && fin.is_permanent() {
+        if fin.is_permanent() && self.long_line(m, data) {
             self.state = if self.spent {
                 State::Closed
             } else {
@@ -620,11 +618,11 @@ impl Session {
     /// before it says it uses it. The transaction that follows sends no RSET of its own.
     /// `Err`: the connection is not usable (and is closed).
     pub fn reset_for_reuse(&mut self, out: &mut Transcript<'_>) -> Result<(), Reply> {
-        if !self.used {
+        if self.used != Used::Yes {
             return Ok(());
         }
         self.reset(out)?;
-        self.used = false;
+        self.used = Used::No;
         Ok(())
     }
 
@@ -651,18 +649,47 @@ impl Session {
         Ok(())
     }
 
-    /// Where the message starts, its longest line and its size as sent with
-    /// [`Outgoing::body_limit`], the size only when MAIL is to carry `SIZE=` (one more
-    /// read of the message; the data is sent from `origin` again).
+    /// Where the message starts, and its size and longest line as sent with
+    /// [`Outgoing::body_limit`] when MAIL is to carry `SIZE=` (one more read of the
+    /// message; the data is sent from `origin` again).
     fn measure(&self, m: &mut Outgoing<'_>) -> io::Result<Data> {
         let origin = m.data.stream_position()?;
-        let measured = wire::measure(&mut *m.data, m.body_limit)?;
-        m.data.seek(SeekFrom::Start(origin))?;
+        let (size, longest) = if self.wants_size(m) {
+            let measured = wire::measure(&mut *m.data, m.body_limit)?;
+            m.data.seek(SeekFrom::Start(origin))?;
+            (Some(measured.size), Some(measured.longest))
+        } else {
+            (None, None)
+        };
         Ok(Data {
             origin,
-            size: self.wants_size(m).then_some(measured.size),
-            longest: measured.longest,
+            size,
+            longest,
         })
+    }
+
+    /// Whether the message went out with a body line over [`wire::MAX_LINE`] octets
+    /// (sent unbroken up to [`Outgoing::body_limit`]). Asked only when its data was
+    /// refused: without `SIZE=` the message is read once more for it then, not for
+    /// every message sent. A message that cannot be read again has no such line.
+    fn long_line(&self, m: &mut Outgoing<'_>, data: &mut Data) -> bool {
+        if m.body_limit <= wire::MAX_LINE {
+            return false;
+        }
+        let longest = match data.longest {
+            Some(l) => l,
+            None => {
+                let measured = m
+                    .data
+                    .seek(SeekFrom::Start(data.origin))
+                    .and_then(|_| wire::measure(&mut *m.data, m.body_limit));
+                let Ok(measured) = measured else {
+                    return false;
+                };
+                *data.longest.insert(measured.longest)
+            }
+        };
+        longest > wire::MAX_LINE
     }
 }
 
