@@ -520,6 +520,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             .iter()
             .find(|(a, _)| *a == path)
             .map(|(_, w)| w.clone());
+        let known = first.is_some();
         let shown_whole = first.unwrap_or_else(|| written.to_string());
         let shown = shortened(&shown_whole).into_owned();
         let params = match RcptParams::parse_offered(&params, self.offered()) {
@@ -574,7 +575,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             }
             accepted = ok;
         }
-        if !self.tx.written.iter().any(|(a, _)| *a == path) {
+        if !known {
             self.tx.written.push((path.clone(), shown_whole));
         }
         // The same recipient: a local user by name ignoring case, any other address
