@@ -430,16 +430,16 @@ NODATA = ("nodata.test", "relay.nodata.test")
 TIMEOUT = "to.test"
 
 
-class Silent:
-    """A listener on a free loopback port that accepts connections and holds them open
-    without a word (a smarthost that never greets)."""
+class Listener:
+    """A listener on a free loopback port whose connections go to `take(conn)`, each
+    as it is accepted (on the accepting thread)."""
 
-    def __init__(self):
+    def __init__(self, backlog):
         self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
+        self.sock.listen(backlog)
         self.port = self.sock.getsockname()[1]
-        self.held = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -448,37 +448,42 @@ class Silent:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            self.held.append(conn)
+            self.take(conn)
 
     def stop(self):
         self.sock.close()
+
+
+class Silent(Listener):
+    """A listener that accepts connections and holds them open without a word (a
+    smarthost that never greets)."""
+
+    def __init__(self):
+        self.held = []
+        super().__init__(64)
+
+    def take(self, conn):
+        self.held.append(conn)
+
+    def stop(self):
+        super().stop()
         for c in self.held:
             c.close()
 
 
-class Refusing:
-    """A listener on a free loopback port that speaks SMTP as sink.py does (the same
-    greeting and EHLO reply), accepts RCPT, and answers `command` (MAIL or DATA) with
-    `reply`: the reply classes at the commands sink.py's modes do not cover (a 5xx reply
-    to MAIL spares the null sender, so that a failure report goes through). Records
-    nothing: the case's expected files hold what the client printed."""
+class Refusing(Listener):
+    """A listener that speaks SMTP as sink.py does (the same greeting and EHLO reply),
+    accepts RCPT, and answers `command` (MAIL or DATA) with `reply`: the reply classes
+    at the commands sink.py's modes do not cover (a 5xx reply to MAIL spares the null
+    sender, so that a failure report goes through). Records nothing: the case's
+    expected files hold what the client printed."""
 
     def __init__(self, command, reply):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         self.command, self.reply = command, reply
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(16)
 
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+    def take(self, conn):
+        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn):
         f = conn.makefile("rb")
@@ -520,9 +525,6 @@ class Refusing:
             pass
         finally:
             conn.close()
-
-    def stop(self):
-        self.sock.close()
 
 
 class Fault:

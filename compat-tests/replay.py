@@ -98,11 +98,13 @@ def run_case(binary, case, sink):
         env = dict(os.environ, LC_ALL="C")
         sink.reset(case.sink_mode or "ok")
 
-        def sendmail(argv, stdin):
-            if prefix:
-                # nsenter runs the link by its path: its name is still "sendmail".
-                return subprocess.run(prefix + [link, "-C", conf] + argv, input=stdin,
-                                      capture_output=True, timeout=60, env=env, cwd=run_dir)
+        def sendmail(argv, stdin, user=()):
+            if prefix or user:
+                # nsenter and setpriv run the link by its path: its name is still
+                # "sendmail".
+                return subprocess.run(prefix + list(user) + [link, "-C", conf] + argv,
+                                      input=stdin, capture_output=True, timeout=60, env=env,
+                                      cwd=run_dir)
             return subprocess.run(["sendmail", "-C", conf] + argv, executable=link,
                                   input=stdin, capture_output=True, timeout=60, env=env,
                                   cwd=run_dir)
@@ -135,12 +137,8 @@ def run_case(binary, case, sink):
                                                   conf] + case.argv(case.args, run_dir, qid),
                                  input=case.stdin, capture_output=True, timeout=60, env=env,
                                  cwd=run_dir)
-        elif user:
-            run = subprocess.run(prefix + user + [link, "-C", conf]
-                                 + case.argv(case.args, run_dir, qid), input=case.stdin,
-                                 capture_output=True, timeout=60, env=env, cwd=run_dir)
         else:
-            run = sendmail(case.argv(case.args, run_dir, qid), case.stdin)
+            run = sendmail(case.argv(case.args, run_dir, qid), case.stdin, user)
         if case.sink_mode:
             sink.settle(lambda: locked(spool))
         queue = sendmail(["-bp"], b"")

@@ -254,14 +254,20 @@ impl Lines {
             }
         }
     }
+
+    /// Log the line begun and not ended, if any (the stream is at its end).
+    fn finish(&mut self) {
+        if !self.partial.is_empty() {
+            line(self.dir, &std::mem::take(&mut self.partial));
+        }
+    }
 }
 
 /// A reader whose lines are logged as read (`<<<`), and `<<< [EOF]` at its end: the
 /// message a submission takes from stdin.
 pub struct ReadTee<R> {
     inner: R,
-    /// A line begun and not yet ended.
-    partial: Vec<u8>,
+    lines: Lines,
     eof: bool,
 }
 
@@ -269,37 +275,30 @@ impl<R> ReadTee<R> {
     pub fn new(inner: R) -> ReadTee<R> {
         ReadTee {
             inner,
-            partial: Vec::new(),
+            lines: Lines::new(Dir::In),
             eof: false,
         }
     }
 }
 
 /// Log the bytes read (each line once it ends); `data` empty is the end of the input.
-fn log_read(partial: &mut Vec<u8>, eof: &mut bool, data: &[u8]) {
+fn log_read(lines: &mut Lines, eof: &mut bool, data: &[u8]) {
     if data.is_empty() {
         if !*eof {
             *eof = true;
-            if !partial.is_empty() {
-                line(Dir::In, &std::mem::take(partial));
-            }
+            lines.finish();
             line(Dir::In, b"[EOF]");
         }
         return;
     }
-    for piece in data.split_inclusive(|&b| b == b'\n') {
-        partial.extend_from_slice(piece);
-        if piece.ends_with(b"\n") {
-            line(Dir::In, &std::mem::take(partial));
-        }
-    }
+    lines.feed(data);
 }
 
 impl<R: Read> Read for ReadTee<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if let Some(got) = buf.get(..n) {
-            log_read(&mut self.partial, &mut self.eof, got);
+            log_read(&mut self.lines, &mut self.eof, got);
         }
         Ok(n)
     }
@@ -311,7 +310,7 @@ impl<R: BufRead> BufRead for ReadTee<R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         let b = self.inner.fill_buf()?;
         if b.is_empty() {
-            log_read(&mut self.partial, &mut self.eof, b);
+            log_read(&mut self.lines, &mut self.eof, b);
         }
         Ok(b)
     }
@@ -321,7 +320,7 @@ impl<R: BufRead> BufRead for ReadTee<R> {
             // The caller has just seen these bytes: the buffer is filled, no read waits.
             if let Ok(b) = self.inner.fill_buf() {
                 let taken = b.get(..amt).unwrap_or(b);
-                log_read(&mut self.partial, &mut self.eof, taken);
+                log_read(&mut self.lines, &mut self.eof, taken);
             }
         }
         self.inner.consume(amt);
@@ -331,14 +330,14 @@ impl<R: BufRead> BufRead for ReadTee<R> {
 /// A writer whose lines are logged as written (`>>>`): the message as a client sends it.
 pub struct WriteTee<W> {
     inner: W,
-    partial: Vec<u8>,
+    lines: Lines,
 }
 
 impl<W> WriteTee<W> {
     pub fn new(inner: W) -> WriteTee<W> {
         WriteTee {
             inner,
-            partial: Vec::new(),
+            lines: Lines::new(Dir::Out),
         }
     }
 }
@@ -347,12 +346,7 @@ impl<W: Write> Write for WriteTee<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         if let Some(done) = buf.get(..n) {
-            for piece in done.split_inclusive(|&b| b == b'\n') {
-                self.partial.extend_from_slice(piece);
-                if piece.ends_with(b"\n") {
-                    line(Dir::Out, &std::mem::take(&mut self.partial));
-                }
-            }
+            self.lines.feed(done);
         }
         Ok(n)
     }

@@ -9,18 +9,6 @@ use crate::harness::{Env, wait_until};
 use std::fs;
 use std::time::Duration;
 
-/// Every message smtp-sink dumped, as bytes (its dump: the envelope as `X-` lines, then
-/// the message).
-fn raw_dumps(sink: &Sink) -> Vec<Vec<u8>> {
-    let mut v: Vec<Vec<u8>> = fs::read_dir(&sink.dumps)
-        .unwrap()
-        .flatten()
-        .map(|e| fs::read(e.path()).unwrap_or_default())
-        .collect();
-    v.sort();
-    v
-}
-
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -55,7 +43,7 @@ fn a_nul_octet_refuses_the_message_in_every_mode() {
         assert!(env.entries().is_empty(), "{args:?}: {}", env.listing());
     }
     std::thread::sleep(Duration::from_millis(300));
-    assert!(raw_dumps(&sink).is_empty());
+    assert!(sink.raw_dumps().is_empty());
     // The same message without the NUL goes out.
     env.sendmail(
         &["-odi", "rcpt@example.org"],
@@ -63,7 +51,7 @@ fn a_nul_octet_refuses_the_message_in_every_mode() {
     )
     .code(0);
     wait_until(Duration::from_secs(10), "the message at smtp-sink", || {
-        raw_dumps(&sink).len() == 1
+        sink.raw_dumps().len() == 1
     });
 }
 
@@ -125,9 +113,9 @@ fn body_lines_up_to_2040_octets_are_relayed_unchanged() {
     env.sendmail(&["-odi", "ok@example.org"], msg.as_bytes())
         .code(0);
     wait_until(Duration::from_secs(10), "the message at smtp-sink", || {
-        raw_dumps(&sink).len() == 1
+        sink.raw_dumps().len() == 1
     });
-    let raw = String::from_utf8_lossy(&raw_dumps(&sink)[0]).replace("\r\n", "\n");
+    let raw = String::from_utf8_lossy(&sink.raw_dumps()[0]).replace("\r\n", "\n");
     let want = format!(
         "\n\n{a}\n{b}\n{}\n {}\nend\n",
         "c".repeat(2040),
@@ -166,9 +154,9 @@ fn b7bit_over_8bit_octets_is_never_relayed_as_7bit() {
         .code(0);
         env.sendmail(&["-qf"], b"").code(0);
         wait_until(Duration::from_secs(10), "two messages at smtp-sink", || {
-            raw_dumps(&sink).len() == 2
+            sink.raw_dumps().len() == 2
         });
-        let dumps = raw_dumps(&sink);
+        let dumps = sink.raw_dumps();
         let eight = dumps
             .iter()
             .find(|d| contains(d, b"rcpt@example.org"))

@@ -23,6 +23,31 @@ fn user_dir(tag: &str) -> PathBuf {
     d
 }
 
+/// A configuration `name` in `dir`, readable by all, whose spool is `dir/spool`.
+fn spool_conf(dir: &Path, name: &str) -> PathBuf {
+    let conf = dir.join(name);
+    fs::write(
+        &conf,
+        format!(
+            "SPOOLDIR {}\nMAILNAME test.example\n",
+            dir.join("spool").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    conf
+}
+
+/// The queue file (`qf...`) in `spool`.
+fn queue_file(spool: &Path) -> PathBuf {
+    fs::read_dir(spool)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("qf"))
+        .unwrap()
+        .path()
+}
+
 fn chgrp_mail(p: &Path) {
     assert!(
         Command::new("chgrp")
@@ -251,16 +276,7 @@ fn untrusted_f_adds_authentication_warning() {
         ("HOME", dir.to_str().unwrap()),
         ("XDG_STATE_HOME", state.to_str().unwrap()),
     ];
-    let conf = dir.join("c.conf");
-    fs::write(
-        &conf,
-        format!(
-            "SPOOLDIR {}\nMAILNAME test.example\n",
-            dir.join("spool").display()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let conf = spool_conf(&dir, "c.conf");
     let c = conf.to_str().unwrap();
     for (sender, warned) in [("evil@example.com", true), (TEST_USER, false)] {
         let out = as_user(
@@ -270,13 +286,7 @@ fn untrusted_f_adds_authentication_warning() {
             MSG,
         );
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-        let spool = dir.join("spool");
-        let qf = fs::read_dir(&spool)
-            .unwrap()
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().starts_with("qf"))
-            .unwrap()
-            .path();
+        let qf = queue_file(&dir.join("spool"));
         let m = fs::read_to_string(&qf).unwrap();
         let want = format!(
             "X-Authentication-Warning: test.example: {TEST_USER} set sender to {sender} using -f\n"
@@ -309,16 +319,7 @@ fn untrusted_bs_adds_authentication_warning() {
         ("HOME", dir.to_str().unwrap()),
         ("XDG_STATE_HOME", state.to_str().unwrap()),
     ];
-    let conf = dir.join("c.conf");
-    fs::write(
-        &conf,
-        format!(
-            "SPOOLDIR {}\nMAILNAME test.example\n",
-            dir.join("spool").display()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let conf = spool_conf(&dir, "c.conf");
     let c = conf.to_str().unwrap();
     let dialogue = |sender: &str| {
         format!(
@@ -345,13 +346,7 @@ fn untrusted_bs_adds_authentication_warning() {
             "{}",
             text(&out.stdout)
         );
-        let spool = dir.join("spool");
-        let qf = fs::read_dir(&spool)
-            .unwrap()
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().starts_with("qf"))
-            .unwrap()
-            .path();
+        let qf = queue_file(&dir.join("spool"));
         let m = fs::read_to_string(&qf).unwrap();
         let want = format!(
             "X-Authentication-Warning: test.example: {TEST_USER} owned process doing -bs\n"
@@ -697,16 +692,7 @@ fn bs_etrn_follows_the_right_to_run_the_queue() {
     }
     let dir = user_dir("etrn");
     let b = user_visible_bin(&dir, "sendmail");
-    let own = dir.join("own.conf");
-    fs::write(
-        &own,
-        format!(
-            "SPOOLDIR {}\nMAILNAME test.example\n",
-            dir.join("spool").display()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&own, fs::Permissions::from_mode(0o644)).unwrap();
+    let own = spool_conf(&dir, "own.conf");
     let envs = [("HOME", dir.to_str().unwrap())];
     let dialogue = b"HELO c.example\r\nETRN example.org\r\nQUIT\r\n";
     let out = as_user(

@@ -520,6 +520,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             .iter()
             .find(|(a, _)| *a == path)
             .map(|(_, w)| w.clone());
+        let known = first.is_some();
         let shown_whole = first.unwrap_or_else(|| written.to_string());
         let shown = shortened(&shown_whole).into_owned();
         let params = match RcptParams::parse_offered(&params, self.offered()) {
@@ -557,10 +558,10 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
         if self.tx.recipients.len() >= server.max_recipients {
             return "452 4.5.3 Too many recipients".into();
         }
-        let local = address::is_local(&path, &server.host, server.all_to_smarthost);
+        let is_local = |a: &str| address::is_local(a, &server.host, server.all_to_smarthost);
+        let local = is_local(&path);
         let mut accepted = vec![r.clone()];
         if local {
-            let is_local = |a: &str| address::is_local(a, &server.host, server.all_to_smarthost);
             let (ok, refused) =
                 submit::expand_local(vec![r], server.aliases.as_ref(), &is_local, &server.host);
             if let Some(f) = refused.first() {
@@ -574,12 +575,11 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             }
             accepted = ok;
         }
-        if !self.tx.written.iter().any(|(a, _)| *a == path) {
+        if !known {
             self.tx.written.push((path.clone(), shown_whole));
         }
         // The same recipient: a local user by name ignoring case, any other address
         // byte for byte (RFC 5321 section 2.4; recorded: `dup-case-bs`).
-        let is_local = |a: &str| address::is_local(a, &server.host, server.all_to_smarthost);
         let key = |a: &str| crate::aliases::recipient_key(a, &is_local);
         for a in accepted {
             let k = key(&a.address);

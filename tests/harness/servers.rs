@@ -189,11 +189,24 @@ impl Sink {
         })
     }
 
+    /// The messages received, as text (one that is not UTF-8 as "").
     pub fn dumps(&self) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(&self.dumps)
+        let mut v: Vec<String> = self
+            .raw_dumps()
+            .into_iter()
+            .map(|b| String::from_utf8(b).unwrap_or_default())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Every message smtp-sink dumped, as bytes (its dump: the envelope as `X-` lines,
+    /// then the message).
+    pub fn raw_dumps(&self) -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = fs::read_dir(&self.dumps)
             .unwrap()
             .flatten()
-            .map(|e| fs::read_to_string(e.path()).unwrap_or_default())
+            .map(|e| fs::read(e.path()).unwrap_or_default())
             .collect();
         v.sort();
         v
