@@ -1453,3 +1453,42 @@ fn plus_detail_goes_to_the_users_mailbox() {
     let s = mbox_summary(&mbox(&env, "root"));
     assert_eq!(s.len(), 4, "{s:?}");
 }
+
+#[test]
+fn a_list_members_failure_in_an_interactive_delivery_is_mailed_to_the_list_owner() {
+    // sendmail mails the errors of the envelope it splits off for an owner- alias,
+    // whatever the ErrorMode (compat case bp-v-alias-owner-bounce): the owner, not the
+    // person at the terminal, runs the list.
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = local_env(
+        "list: reject5-a@example.org, ok-b@example.org\nowner-list: listboss@example.org\n",
+        Some(peer.port),
+    );
+    // The exit status counts the members' failures, as sendmail's (67).
+    env.sendmail(&["-odi", "-oep", "list"], MSG).code(67);
+    let msgs = peer.wait_for(2, Duration::from_secs(10));
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    let report = msgs
+        .iter()
+        .find(|(j, _)| j.contains("\"mail_from\": \"<>\""))
+        .unwrap_or_else(|| panic!("no report in {msgs:?}"));
+    assert!(
+        report
+            .0
+            .contains("\"rcpt_tos\": [\"listboss@example.org\"]"),
+        "{}",
+        report.0
+    );
+    let text = String::from_utf8_lossy(&report.1);
+    assert!(
+        text.contains("\nReturn-Path: <listboss@example.org>\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Final-Recipient: RFC822; list@test.example"),
+        "{text}"
+    );
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}

@@ -60,6 +60,10 @@ pub struct Owed {
     /// The attempt's transcript (see [`transcript`]): failure reports and return
     /// receipts carry it, as sendmail's do.
     pub notes: Vec<String>,
+    /// The envelope sender the recipients went out with when it is not the entry's (a
+    /// list owner's, `owner-<list>`): the returned original's `Return-Path:`, as in
+    /// sendmail's report from the envelope it splits off (bp-v-alias-owner-bounce).
+    pub sent_from: Option<String>,
 }
 
 /// The server as a report names it: an address in brackets, as sendmail writes it.
@@ -235,8 +239,12 @@ pub fn owed(
     transcript: &[String],
     now: i64,
 ) -> Vec<Owed> {
-    // (kind, return address) → the recipients reported on.
-    type Groups = Vec<((dsn::Kind, Option<String>), Vec<(usize, dsn::RcptReport)>)>;
+    // (kind, return address, the list owner's sender they went out with) → the
+    // recipients reported on.
+    type Groups = Vec<(
+        (dsn::Kind, Option<String>, Option<String>),
+        Vec<(usize, dsn::RcptReport)>,
+    )>;
     let mut groups: Groups = Vec::new();
     for item in items {
         let ReportItem {
@@ -323,7 +331,7 @@ pub fn owed(
             diagnostic_type: if remote.is_empty() { "X-Unix" } else { "SMTP" },
             last_attempt: now,
         };
-        let key = (kind, ret);
+        let key = (kind, ret, r.sender.clone());
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, v)) => v.push((index, rr)),
             None => groups.push((key, vec![(index, rr)])),
@@ -331,7 +339,7 @@ pub fn owed(
     }
     groups
         .into_iter()
-        .map(|((kind, ret), mut recipients)| {
+        .map(|((kind, ret, sent_from), mut recipients)| {
             // Listed in the entry's order; the transcript keeps the order of delivery.
             recipients.sort_by_key(|(i, _)| *i);
             let recipients: Vec<dsn::RcptReport> = recipients.into_iter().map(|(_, r)| r).collect();
@@ -347,8 +355,13 @@ pub fn owed(
                 // says so when the sender is local (sendmail's ESM_QUIET state: a local
                 // sender's mailer is the local one); a remote sender (`-f a@example.com`)
                 // gets it mailed back (compat case bounce-rcpt-550). q does nothing, m, w
-                // and e mail it back. Elsewhere failures are mailed back.
-                Some(a) if engine.interactive && kind == dsn::Kind::Failure => {
+                // and e mail it back. Elsewhere failures are mailed back, and so are the
+                // failures of a list's members to its owner, who is not at the terminal
+                // (sendmail mails the owner's envelope's errors: compat case
+                // bp-v-alias-owner-bounce).
+                Some(a)
+                    if engine.interactive && kind == dsn::Kind::Failure && sent_from.is_none() =>
+                {
                     match engine.error_mode {
                         'q' => ReportTo::Dropped("failure report not sent (ErrorMode q)"),
                         'm' | 'w' | 'e' => ReportTo::Sender(engine.qualify(&a)),
@@ -369,6 +382,7 @@ pub fn owed(
                 to,
                 recipients,
                 notes,
+                sent_from,
             }
         })
         .collect()
@@ -432,6 +446,7 @@ pub fn send(
         to,
         recipients,
         notes,
+        sent_from,
     } in reports
     {
         let (to, double) = match to {
@@ -470,10 +485,14 @@ pub fn send(
             engine.no_body_return,
             engine.full_bounce,
         );
+        let owners_copy = sent_from.map(|s| Envelope {
+            sender: s,
+            ..env.clone()
+        });
         let report = dsn::Report {
             kind,
             host: &engine.host_name,
-            original: env,
+            original: owners_copy.as_ref().unwrap_or(env),
             recipients,
             notes,
             headers_only,

@@ -89,7 +89,9 @@ pub struct Transaction {
 /// What an attempt will do with its open recipients.
 #[derive(Debug, Default)]
 pub struct Plan {
-    /// In the order their first recipient appears in the entry.
+    /// The entry's own sender's first, then those from a list's owner (sendmail sends
+    /// the envelope it splits off for an `owner-` alias after the original: compat case
+    /// bp-v-alias-owner); each in the order its first recipient appears in the entry.
     pub transactions: Vec<Transaction>,
     /// Local recipients, in entry order, delivered one at a time.
     pub local: Vec<usize>,
@@ -215,6 +217,7 @@ pub fn plan(
             });
         }
     }
+    p.transactions.sort_by_key(|t| t.sender.is_some());
     p.transactions = spread(engine, p.transactions, worker);
     p
 }
