@@ -1151,3 +1151,23 @@ fn etrn_without_a_fast_flush_list_runs_the_whole_queue() {
         run.stdout
     );
 }
+
+#[test]
+fn the_daemon_writes_its_pid_file_and_removes_it_when_it_stops() {
+    let env = Env::new();
+    let pid_file = env.dir.join("daemon.pid");
+    env.add_config(&format!("O PidFile={}\n", pid_file.display()));
+    let mut d = Daemon::start(&env, &["-odq"]);
+    let pid = d.child.id();
+    assert_eq!(fs::read_to_string(&pid_file).unwrap(), format!("{pid}\n"));
+    sigterm(&d.child);
+    assert!(wait_exit(&mut d.child, Duration::from_secs(10)).is_some());
+    assert!(!pid_file.exists(), "the pid file is left behind");
+    // A pid file another daemon has written since is not this one's to remove.
+    let env = Env::new();
+    env.add_config(&format!("O PidFile={}\n", pid_file.display()));
+    let d = Daemon::start(&env, &["-odq"]);
+    fs::write(&pid_file, "1\n").unwrap();
+    drop(d);
+    assert_eq!(fs::read_to_string(&pid_file).unwrap(), "1\n");
+}

@@ -424,7 +424,25 @@ pub fn daemon(
         reap(&mut children);
         std::thread::sleep(Duration::from_millis(20));
     }
+    remove_pid_file(s);
     Ok(Sysexit::Ok)
+}
+
+/// `O PidFile=` removed when the daemon stops, if it still names this process (a daemon
+/// started since may have written its own).
+fn remove_pid_file(s: &Setup) {
+    let Some(p) = &s.settings.pid_file else {
+        return;
+    };
+    let ours = format!("{}\n", std::process::id());
+    match rsendmail::boundedfile::read_regular(p, true, 64) {
+        Ok((text, _)) if text == ours.as_bytes() => {
+            if let Err(e) = std::fs::remove_file(p) {
+                log::warn!("cannot remove {}: {e}", p.display());
+            }
+        }
+        _ => {}
+    }
 }
 
 /// `O PidFile=`: the daemon's process id, for scripts and service managers.
