@@ -428,7 +428,7 @@ impl Write for Tally<'_> {
 /// Where reports about `r` of `env` go: the recipient's own sender (`owner-list`), else
 /// the entry's; `None` for the null sender (the report itself could not be delivered).
 pub fn return_address<'a>(env: &'a Envelope, r: &'a Recipient) -> Option<&'a str> {
-    let s = r.sender.as_deref().unwrap_or(&env.sender);
+    let s = env.owner_sender(r).unwrap_or(&env.sender);
     (!s.is_empty()).then_some(s)
 }
 

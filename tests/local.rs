@@ -1492,3 +1492,58 @@ fn a_list_members_failure_in_an_interactive_delivery_is_mailed_to_the_list_owner
     );
     assert!(env.entries().is_empty(), "{}", env.listing());
 }
+
+#[test]
+fn a_report_through_a_list_whose_owner_is_the_list_keeps_the_null_sender() {
+    // owner-staff names staff itself: the failure report for a member goes to staff, and
+    // its members must get it from <> (sendmail keeps the null sender), so the member's
+    // failure again becomes one report to the postmaster, not a new message from the
+    // owner to the list, round and round.
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = local_env(
+        "staff: reject5-a@example.org, member@example.org\nowner-staff: staff\n",
+        Some(peer.port),
+    );
+    // Bounded: the loop this guards against never ends.
+    let bin = env.link("sendmail");
+    env.run_raw(
+        Path::new("timeout"),
+        &[
+            "60",
+            bin.to_str().unwrap(),
+            "-C",
+            env.conf.to_str().unwrap(),
+            "-odi",
+            "-f",
+            "sender@example.org",
+            "staff",
+        ],
+        MSG,
+    )
+    .code(67);
+    // Whatever a queue run would still do, done now.
+    env.sendmail(&["-qf"], b"").code(0);
+    env.sendmail(&["-qf"], b"").code(0);
+    peer.wait_for(2, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let msgs = peer
+        .messages()
+        .into_iter()
+        .map(|(j, _)| j)
+        .collect::<Vec<_>>();
+    let to_member: Vec<&String> = msgs
+        .iter()
+        .filter(|j| j.contains("member@example.org"))
+        .collect();
+    assert_eq!(to_member.len(), 2, "the message and one report: {msgs:#?}");
+    assert!(
+        to_member[0].contains("\"mail_from\": \"staff@test.example\""),
+        "{msgs:#?}"
+    );
+    assert!(to_member[1].contains("\"mail_from\": \"<>\""), "{msgs:#?}");
+    // The report's own failure: once to the postmaster (root's mailbox here).
+    assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 1);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}

@@ -690,7 +690,7 @@ fn deliver_local(
         return RcptOutcome::local(i, 554, status::PERM.to_string(), Mailer::Local, None);
     };
     let is_local = |a: &str| route(engine, a) == Route::Local;
-    let sender = engine.qualify(r.sender.as_deref().unwrap_or(&env.sender));
+    let sender = engine.qualify(env.owner_sender(r).unwrap_or(&env.sender));
     // VERP: a mailbox's envelope sender names it too (not a command's or a file's).
     let sender = match &env.verp {
         Some(d) if !sender.is_empty() && !r.address.starts_with(['|', '/']) => {

@@ -331,7 +331,7 @@ pub fn owed(
             diagnostic_type: if remote.is_empty() { "X-Unix" } else { "SMTP" },
             last_attempt: now,
         };
-        let key = (kind, ret, r.sender.clone());
+        let key = (kind, ret, env.owner_sender(&r).map(str::to_string));
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, v)) => v.push((index, rr)),
             None => groups.push((key, vec![(index, rr)])),

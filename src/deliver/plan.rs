@@ -139,7 +139,11 @@ pub fn plan(
     }
     let mut looked_up: Vec<(String, MxResult)> = Vec::new();
     let add = |p: &mut Plan, hosts: Relay, mailer: Mailer, i: usize| {
-        let sender = env.recipients.get(i).and_then(|r| r.sender.clone());
+        let sender = env
+            .recipients
+            .get(i)
+            .and_then(|r| env.owner_sender(r))
+            .map(str::to_string);
         let verp = env
             .verp
             .clone()

@@ -249,6 +249,15 @@ impl Default for Envelope {
 }
 
 impl Envelope {
+    /// The envelope sender `r` goes out with when it is not the entry's: its list owner's
+    /// ([`Recipient::sender`]), never for a message from the null sender. A report keeps
+    /// `<>` through an owner alias, as sendmail's does: an owner that names its own list
+    /// would otherwise turn each failure into a new message from the owner to the list,
+    /// a loop without end.
+    pub fn owner_sender<'a>(&self, r: &'a Recipient) -> Option<&'a str> {
+        r.sender.as_deref().filter(|_| !self.sender.is_empty())
+    }
+
     /// The text of the envelope section, ending with the blank separator line. Always
     /// version 2, with `message-bytes` second (at [`LENGTH_AT`]), twenty digits wide.
     pub fn to_text(&self) -> String {
