@@ -18,7 +18,10 @@
 //!
 //! Only entries never tried are taken from `waiting/` (a marker whose entry was
 //! delivered or tried meanwhile is dropped); markers that do not name queue IDs are
-//! removed.
+//! removed. A holder that is neither root nor the entry's submitter leaves an entry
+//! with local recipients to the submitter's next background delivery or to a queue
+//! run ([`deliverable_here`]): it could only defer them (`needs the root queue runner`)
+//! where the submitter's own process may deliver to the submitter's mailbox.
 
 use super::engine::Engine;
 use super::wake::{entry_ids, untried};
@@ -100,10 +103,14 @@ fn mark_waiting(spool: &Spool, arg: &str) -> bool {
     }
 }
 
-/// Claim up to `max` waiting entry arguments (each marker unlinked by exactly one
-/// process): how many were claimed, and the IDs they name that are still untried, in
-/// order.
-pub fn take_waiting(spool: &Spool, max: usize) -> (usize, Vec<String>) {
+/// Claim up to `max` waiting entry arguments that `may_take` accepts (each marker
+/// unlinked by exactly one process): how many were claimed, and the IDs they name that
+/// are still untried, in order. Markers that do not name queue IDs are removed.
+pub fn take_waiting(
+    spool: &Spool,
+    max: usize,
+    may_take: &dyn Fn(&str) -> bool,
+) -> (usize, Vec<String>) {
     let dir = spool.dir.join("waiting");
     if spool::open_dir(&dir).is_err() {
         return (0, Vec::new());
@@ -123,11 +130,14 @@ pub fn take_waiting(spool: &Spool, max: usize) -> (usize, Vec<String>) {
         if taken >= max {
             break;
         }
-        let claimed = fs::remove_file(dir.join(&name)).is_ok();
         let Some(named) = entry_ids(&name) else {
-            continue; // not ours: removed
+            let _ = fs::remove_file(dir.join(&name)); // not ours
+            continue;
         };
-        if !claimed {
+        if !named.iter().all(|id| may_take(id)) {
+            continue; // left for a process that can deliver all of it
+        }
+        if fs::remove_file(dir.join(&name)).is_err() {
             continue; // another process took it
         }
         taken += 1;
@@ -138,6 +148,31 @@ pub fn take_waiting(spool: &Spool, max: usize) -> (usize, Vec<String>) {
         }
     }
     (taken, ids)
+}
+
+/// Whether this process can deliver entry `id` as its submitter's own process could: a
+/// root process delivers everything; another user's process takes an entry of another
+/// submitter only when none of its recipients is local (its local recipients would get
+/// `needs the root queue runner` from it, where the submitter's own process could have
+/// delivered to the submitter's mailbox). An entry that cannot be read is taken (the
+/// delivery deals with it).
+fn deliverable_here(engine: &Engine, spool: &Spool, id: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if rsendmail::privs::is_root() {
+        return true;
+    }
+    let me = nix::unistd::getuid().as_raw();
+    if fs::metadata(spool.qf_path(id)).is_ok_and(|md| md.uid() == me) {
+        return true;
+    }
+    match spool.read_entry(id) {
+        Ok(e) => !e
+            .envelope
+            .recipients
+            .iter()
+            .any(|r| super::plan::route(engine, &r.address) == super::plan::Route::Local),
+        Err(_) => true,
+    }
 }
 
 /// Whether anything waits.
@@ -174,7 +209,10 @@ pub fn deliver(s: &Setup, engine: &Engine, arg: &str, ids: Vec<String>) -> Resul
     while let Some(slot_file) = held.take() {
         let mut took = false;
         loop {
-            let (claimed, ids) = take_waiting(spool, WAITING_LIMIT.saturating_sub(taken).min(256));
+            let (claimed, ids) =
+                take_waiting(spool, WAITING_LIMIT.saturating_sub(taken).min(256), &|id| {
+                    deliverable_here(engine, spool, id)
+                });
             if claimed == 0 {
                 break;
             }

@@ -234,7 +234,7 @@ pub fn serve(mut l: Listener, s: &Setup, engine: &Engine, stop: &AtomicBool) {
                 }
             }
         }
-        for id in super::background::take_waiting(&s.spool, usize::MAX).1 {
+        for id in super::background::take_waiting(&s.spool, usize::MAX, &|_| true).1 {
             if !ids.contains(&id) {
                 ids.push(id);
             }
