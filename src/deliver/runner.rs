@@ -314,9 +314,7 @@ pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit,
     log::info!("queue runner started, interval {}s", interval.as_secs());
     // The wake-up endpoint, served beside the interval's runs (src/deliver/wake.rs).
     std::thread::scope(|scope| {
-        if let Some(l) = super::wake::listen(&s.spool) {
-            scope.spawn(move || super::wake::serve(l, s, engine, &STOP));
-        }
+        scope.spawn(|| super::wake::serve(s, engine, &STOP));
         periodic_runs(s, engine, q, interval, forced);
     });
     log::info!("queue runner stopped");

@@ -86,7 +86,7 @@ impl Listener {
             Ok(md) if md.file_type().is_fifo() && md.uid() == me => {}
             // A FIFO someone else made: ours replaces it (its mode and reader are theirs).
             Ok(md) if md.file_type().is_fifo() => fs::remove_file(&path)?,
-            Ok(md) => {
+            Ok(_) => {
                 let aside = spool.dir.join("corrupt").join(format!(
                     "{}.{}.{}",
                     wake::NAME,
@@ -98,13 +98,8 @@ impl Listener {
                     .map_err(|f| io::Error::other(f.message))?;
                 fs::rename(&path, &aside)?;
                 log::error!(
-                    "{} was {}, not a FIFO: moved to {}",
+                    "{} was not a FIFO: moved to {}",
                     path.display(),
-                    if md.is_dir() {
-                        "a directory"
-                    } else {
-                        "not a FIFO"
-                    },
                     aside.display()
                 );
             }
@@ -196,11 +191,14 @@ impl Listener {
     }
 }
 
-/// Open the endpoint for a periodic runner; None (logged) when it cannot be made: the
-/// runner then works by its interval alone, and submissions deliver as without it.
-pub fn listen(spool: &Spool) -> Option<Listener> {
+/// Open the endpoint for a periodic runner; None when it cannot be made (said when
+/// `tell`): the runner then works by its interval alone, submissions deliver as without
+/// it, and [`serve`] tries again every second.
+fn listen(spool: &Spool, tell: bool) -> Option<Listener> {
     // The spool may not exist yet (a runner started before the first submission).
-    if let Err(e) = spool.prepare() {
+    if let Err(e) = spool.prepare()
+        && tell
+    {
         log::error!("{}", e.message);
     }
     match Listener::open(spool) {
@@ -209,11 +207,13 @@ pub fn listen(spool: &Spool) -> Option<Listener> {
             Some(l)
         }
         Err(e) => {
-            log::error!(
-                "{}: {}; submissions are not woken for",
-                wake::path(&spool.dir).display(),
-                rsendmail::config::io_text(&e)
-            );
+            if tell {
+                log::error!(
+                    "{}: {}; submissions do not wake the runner until it is made",
+                    wake::path(&spool.dir).display(),
+                    rsendmail::config::io_text(&e)
+                );
+            }
             None
         }
     }
@@ -221,11 +221,18 @@ pub fn listen(spool: &Spool) -> Option<Listener> {
 
 /// The listener's loop, until `stop`: deliver what each poke names (entries never
 /// tried), and the entries background deliveries left waiting; every second, make the
-/// endpoint again if it was removed or replaced.
-pub fn serve(mut l: Listener, s: &Setup, engine: &Engine, stop: &AtomicBool) {
+/// endpoint again if it is missing, was removed or was replaced.
+pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
+    let mut l = listen(&s.spool, true);
     let mut checked = Instant::now();
     while !stop.load(Ordering::SeqCst) {
-        let lines = l.wait(Duration::from_millis(200));
+        let lines = match l.as_mut() {
+            Some(l) => l.wait(Duration::from_millis(200)),
+            None => {
+                std::thread::sleep(Duration::from_millis(200));
+                Vec::new()
+            }
+        };
         let mut ids: Vec<String> = Vec::new();
         for line in &lines {
             for id in entry_ids(line).unwrap_or_default() {
@@ -246,12 +253,16 @@ pub fn serve(mut l: Listener, s: &Setup, engine: &Engine, stop: &AtomicBool) {
         }
         if checked.elapsed() >= Duration::from_secs(1) {
             checked = Instant::now();
-            if !l.in_place() {
-                log::error!("{} was removed or replaced; made again", l.path.display());
-                match Listener::open(&s.spool) {
-                    Ok(n) => l = n,
-                    Err(e) => log::error!("{}: {}", l.path.display(), e),
+            match &l {
+                Some(x) if x.in_place() => {}
+                Some(x) => {
+                    log::error!(
+                        "{} was removed or replaced; making it again",
+                        x.path.display()
+                    );
+                    l = listen(&s.spool, true);
                 }
+                None => l = listen(&s.spool, false),
             }
         }
     }
