@@ -154,8 +154,7 @@ pub fn take_waiting(
 /// root process delivers everything; another user's process takes an entry of another
 /// submitter only when none of its recipients is local (its local recipients would get
 /// `needs the root queue runner` from it, where the submitter's own process could have
-/// delivered to the submitter's mailbox). An entry that cannot be read is taken (the
-/// delivery deals with it).
+/// delivered to the submitter's mailbox), or that it cannot read.
 fn deliverable_here(engine: &Engine, spool: &Spool, id: &str) -> bool {
     use std::os::unix::fs::MetadataExt;
     if rsendmail::privs::is_root() {
@@ -171,7 +170,11 @@ fn deliverable_here(engine: &Engine, spool: &Spool, id: &str) -> bool {
             .recipients
             .iter()
             .any(|r| super::plan::route(engine, &r.address) == super::plan::Route::Local),
-        Err(_) => true,
+        // Gone: claimed, and dropped as not untried.
+        Err(spool::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => true,
+        // Not readable by this process, or corrupt: left for its submitter's process, the
+        // runner or a queue run (which moves a corrupt entry aside).
+        Err(_) => false,
     }
 }
 
@@ -181,8 +184,9 @@ fn something_waits(spool: &Spool) -> bool {
 }
 
 /// Deliver entry argument `arg` (its `ids`) in the background, then the entries left
-/// waiting (see the module docs). The status is the own entry's; nobody reads it (the
-/// process is detached).
+/// waiting (see the module docs). Always 0, or the failure of the own entry's delivery
+/// (an unusable spool): the process is detached and its status goes nowhere; outcomes
+/// are in the entries' state, the log and the reports.
 pub fn deliver(s: &Setup, engine: &Engine, arg: &str, ids: Vec<String>) -> Result<Sysexit, Fatal> {
     let spool = &s.spool;
     let mut held = slot(spool, engine.max_background);
@@ -201,9 +205,11 @@ pub fn deliver(s: &Setup, engine: &Engine, arg: &str, ids: Vec<String>) -> Resul
             own = None;
         }
     }
-    if let Some(ids) = own {
-        super::runner::deliver_ids(engine, spool, ids, false, false)?;
-    }
+    // A failure of our own entry's delivery is told at the end, after the waiting ones.
+    let own = match own {
+        Some(ids) => super::runner::deliver_ids(engine, spool, ids, false, false).map(|_| ()),
+        None => Ok(()),
+    };
     let mut taken = 0;
     let mut first = true;
     while let Some(slot_file) = held.take() {
@@ -224,7 +230,7 @@ pub fn deliver(s: &Setup, engine: &Engine, arg: &str, ids: Vec<String>) -> Resul
                 log::error!("{e}");
             }
             if taken >= WAITING_LIMIT {
-                return Ok(Sysexit::Ok);
+                return own.map(|()| Sysexit::Ok);
             }
         }
         drop(slot_file);
@@ -237,5 +243,5 @@ pub fn deliver(s: &Setup, engine: &Engine, arg: &str, ids: Vec<String>) -> Resul
         }
         first = false;
     }
-    Ok(Sysexit::Ok)
+    own.map(|()| Sysexit::Ok)
 }
