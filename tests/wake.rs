@@ -314,3 +314,57 @@ fn forty_quick_background_submissions_are_all_delivered_without_a_runner() {
     );
     env.wait_until_empty(Duration::from_secs(5));
 }
+
+/// With a runner listening, a plain background submission is delivered by the runner
+/// (its log line carries the runner's pid), while one with `-X` is delivered by its own
+/// background process, which writes the SMTP traffic to the `-X` file.
+#[test]
+fn the_runner_delivers_a_plain_submission_and_one_with_x_delivers_itself() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let runner = Runner::start(&env, &env.conf);
+    let runner_pid = runner.0.id();
+    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
+        is_fifo(&endpoint(&env))
+    });
+    // The pid that logged the delivery to `rcpt`.
+    let delivered_by = |rcpt: &str| -> Option<u32> {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        text.lines()
+            .find(|l| l.contains(&format!(": to=<{rcpt}>,")) && l.contains("stat=Sent"))
+            .and_then(|l| l.split_once("rsendmail-deliver["))
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .and_then(|(pid, _)| pid.parse().ok())
+    };
+    env.sendmail(&["plain@example.org"], MSG).code(0);
+    wait_until_or(
+        Duration::from_secs(10),
+        "the delivery of the plain submission",
+        || fs::read_to_string(&log).unwrap_or_default(),
+        || delivered_by("plain@example.org").is_some(),
+    );
+    assert_eq!(delivered_by("plain@example.org"), Some(runner_pid));
+    let traffic = env.dir.join("traffic");
+    env.sendmail(
+        &["-X", traffic.to_str().unwrap(), "traced@example.org"],
+        MSG,
+    )
+    .code(0);
+    wait_until_or(
+        Duration::from_secs(10),
+        "the delivery of the -X submission",
+        || fs::read_to_string(&log).unwrap_or_default(),
+        || delivered_by("traced@example.org").is_some(),
+    );
+    assert_ne!(delivered_by("traced@example.org"), Some(runner_pid));
+    let t = fs::read_to_string(&traffic).unwrap();
+    assert!(t.contains("=== CONNECT [127.0.0.1]"), "{t}");
+    assert!(t.contains(">>> RCPT To:<traced@example.org>"), "{t}");
+    assert_eq!(sink.dumps().len(), 2);
+    runner.stop();
+}
