@@ -317,7 +317,8 @@ fn forty_quick_background_submissions_are_all_delivered_without_a_runner() {
 
 /// With a runner listening, a plain background submission is delivered by the runner
 /// (its log line carries the runner's pid), while one with `-X` is delivered by its own
-/// background process, which writes the SMTP traffic to the `-X` file.
+/// background process, which writes the SMTP traffic to the `-X` file. A line naming a
+/// queue-only entry is ignored.
 #[test]
 fn the_runner_delivers_a_plain_submission_and_one_with_x_delivers_itself() {
     let env0 = Env::new();
@@ -341,6 +342,18 @@ fn the_runner_delivers_a_plain_submission_and_one_with_x_delivers_itself() {
             .and_then(|(_, rest)| rest.split_once(']'))
             .and_then(|(pid, _)| pid.parse().ok())
     };
+    // A line naming a queue-only entry (written by a member of the spool's group, not
+    // by a submission) does not make the runner deliver it.
+    env.sendmail(&["-odq", "held@example.org"], MSG).code(0);
+    let held = env.only_id();
+    {
+        use std::io::Write;
+        let mut w = fs::OpenOptions::new()
+            .write(true)
+            .open(endpoint(&env))
+            .unwrap();
+        w.write_all(format!("{held}\n").as_bytes()).unwrap();
+    }
     env.sendmail(&["plain@example.org"], MSG).code(0);
     wait_until_or(
         Duration::from_secs(10),
@@ -349,6 +362,12 @@ fn the_runner_delivers_a_plain_submission_and_one_with_x_delivers_itself() {
         || delivered_by("plain@example.org").is_some(),
     );
     assert_eq!(delivered_by("plain@example.org"), Some(runner_pid));
+    assert!(
+        env.spool.join(format!("qf{held}")).exists(),
+        "{}",
+        env.listing()
+    );
+    assert_eq!(delivered_by("held@example.org"), None);
     let traffic = env.dir.join("traffic");
     env.sendmail(
         &["-X", traffic.to_str().unwrap(), "traced@example.org"],
@@ -367,4 +386,5 @@ fn the_runner_delivers_a_plain_submission_and_one_with_x_delivers_itself() {
     assert!(t.contains(">>> RCPT To:<traced@example.org>"), "{t}");
     assert_eq!(sink.dumps().len(), 2);
     runner.stop();
+    assert!(env.spool.join(format!("qf{held}")).exists());
 }

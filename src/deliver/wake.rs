@@ -13,10 +13,11 @@
 //! (the set-gid submissions) may write it, nobody else may read it. Every second the
 //! listener checks that the path still names its FIFO and makes it again if not.
 //!
-//! What a line may name: only an entry that was never tried (a `qf` without its `sf`)
-//! is delivered; a line naming anything else (a deferred entry within its back-off, a
+//! What a line may name: an entry submitted in background mode and never tried (a `qf`
+//! without its `sf`), then the reports of its refused recipients; a line naming
+//! anything else (a `-odq` or `-odd` entry, a deferred entry within its back-off, a
 //! finished one, garbage) is ignored, so a member of the spool group cannot make the
-//! runner try an entry sooner than its back-off allows. Lines longer than
+//! runner try an entry sooner than its mode and back-off allow. Lines longer than
 //! `wake::MAX_LINE` or not made of queue IDs are dropped.
 //!
 //! The runner also takes the entries background deliveries left waiting in
@@ -64,6 +65,28 @@ pub fn entry_ids(arg: &str) -> Option<Vec<String>> {
 /// waiting marker may have delivered now.
 pub fn untried(spool: &Spool, id: &str) -> bool {
     spool.qf_path(id).exists() && !spool.sf_path(id).exists()
+}
+
+/// The entries a poke's line names that it may have delivered now: a line is what a
+/// background submission writes, its entry (submitted in background mode) and the
+/// report of its refused recipients (from the null sender), each never tried. A line
+/// that names anything else (a `-odq` or `-odd` entry, one being retried, garbage)
+/// gives nothing.
+fn poked(spool: &Spool, line: &str) -> Vec<String> {
+    let Some(ids) = entry_ids(line) else {
+        return Vec::new();
+    };
+    let fits = ids.iter().enumerate().all(|(n, id)| {
+        untried(spool, id)
+            && spool.read_entry(id).is_ok_and(|e| {
+                if n == 0 {
+                    e.envelope.mode == 'b'
+                } else {
+                    e.envelope.sender.is_empty()
+                }
+            })
+    });
+    if fits { ids } else { Vec::new() }
 }
 
 /// The listening end of the FIFO.
@@ -235,8 +258,8 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
         };
         let mut ids: Vec<String> = Vec::new();
         for line in &lines {
-            for id in entry_ids(line).unwrap_or_default() {
-                if !ids.contains(&id) && untried(&s.spool, &id) {
+            for id in poked(&s.spool, line) {
+                if !ids.contains(&id) {
                     ids.push(id);
                 }
             }
