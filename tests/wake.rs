@@ -143,6 +143,22 @@ fn a_running_root_runner_delivers_a_users_local_mail_at_once() {
         user_ids("root").uid,
         "the mailbox is its recipient's"
     );
+    // A submission that refused a recipient (its entry has a state file from the start)
+    // and queued a report of it: both delivered by the runner at once.
+    let out = as_user(
+        &user_bin,
+        &["-C", conf, "-oem", "nosuchuser", "root"],
+        &[],
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(67));
+    let user_mbox = env.dir.join("mail").join(crate::harness::TEST_USER);
+    wait_until_or(
+        Duration::from_secs(3),
+        "the message to root and the report to the sender",
+        || env.listing(),
+        || count_in(&mbox) == 6 && count_in(&user_mbox) == 1,
+    );
     let out = as_user(&user_bin, &["-C", conf, "prog"], &[], MSG);
     assert_eq!(out.status.code(), Some(0));
     let prog_id = open.join("prog-id");

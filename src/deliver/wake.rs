@@ -13,8 +13,8 @@
 //! (the set-gid submissions) may write it, nobody else may read it. Every second the
 //! listener checks that the path still names its FIFO and makes it again if not.
 //!
-//! What a line may name: an entry submitted in background mode and never tried (a `qf`
-//! without its `sf`), then the reports of its refused recipients; a line naming
+//! What a line may name: an entry submitted in background mode and never tried (no
+//! attempt recorded), then the reports of its refused recipients; a line naming
 //! anything else (a `-odq` or `-odd` entry, a deferred entry within its back-off, a
 //! finished one, garbage) is ignored, so a member of the spool group cannot make the
 //! runner try an entry sooner than its mode and back-off allow. Lines longer than
@@ -61,10 +61,14 @@ pub fn entry_ids(arg: &str) -> Option<Vec<String>> {
     )
 }
 
-/// Whether entry `id` is committed and was never tried (no state file): what a poke or a
-/// waiting marker may have delivered now.
+/// Whether entry `id` is committed and was never tried (no state file, or one with no
+/// attempt: a submission that refused some recipients records their reason at once):
+/// what a poke or a waiting marker may have delivered now.
 pub fn untried(spool: &Spool, id: &str) -> bool {
-    spool.qf_path(id).exists() && !spool.sf_path(id).exists()
+    if !spool.qf_path(id).exists() {
+        return false;
+    }
+    !spool.sf_path(id).exists() || spool.read_entry(id).is_ok_and(|e| e.state.attempts == 0)
 }
 
 /// The entries a poke's line names that it may have delivered now: a line is what a
