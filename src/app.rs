@@ -341,7 +341,11 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
                     Ok(exec_deliver(&args, Some(done.status)))
                 }
                 DeliveryMode::Background => {
-                    background(&id);
+                    // A listening queue runner takes it at once; else our own
+                    // background delivery, as without a runner.
+                    if !for_the_runner(&s) || !crate::spool::wake::poke(&s.spool.dir, &id) {
+                        background(&id);
+                    }
                     Ok(done.status)
                 }
             }
@@ -448,6 +452,34 @@ fn exec_deliver(prefix: &[&str], queued: Option<Sysexit>) -> Sysexit {
             status
         }
     }
+}
+
+/// The command-line options a background submission may give and still hand its entry
+/// to the queue runner: they are spent at submission (how the message is read, how
+/// refused recipients are reported, the mode itself), so the runner's delivery is the one
+/// the caller's own deliverer would have made.
+const SPENT_AT_SUBMISSION: &[&str] = &[
+    "DeliveryMode",
+    "IgnoreDots",
+    "ErrorMode",
+    "MeToo",
+    "OldStyleHeaders",
+    "LogLevel",
+];
+
+/// Whether a background submission may hand its entry to a listening queue runner
+/// (`crate::spool::wake`): not with `-X` or `-d` (the caller's own deliverer writes
+/// their output) or with an option that changes how it is delivered (a timeout, a
+/// `QueueDirectory`...): then the submission's own background delivery applies them, as
+/// before.
+fn for_the_runner(s: &Setup) -> bool {
+    s.inv.traffic_log.is_none()
+        && !s.inv.debug
+        && s.inv
+            .settings
+            .given
+            .iter()
+            .all(|g| SPENT_AT_SUBMISSION.contains(&g.as_str()))
 }
 
 /// Background mode: the caller gets its status at once; a detached child delivers.

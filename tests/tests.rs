@@ -23,3 +23,4 @@ mod routing;
 mod smtp;
 mod submission;
 mod tls;
+mod wake;

@@ -38,6 +38,7 @@
 #![deny(clippy::string_slice, clippy::print_stdout, clippy::print_stderr)]
 
 pub mod attempt;
+pub mod background;
 pub mod bounce;
 pub mod dns;
 pub mod engine;
@@ -51,6 +52,7 @@ pub mod serve;
 pub mod smtp;
 pub mod transcript;
 pub mod verify;
+pub mod wake;
 
 pub use engine::Engine;
 pub use runner::{deliver_ids, stop_on_signals};

@@ -179,45 +179,6 @@ fn deliver_ids_then(
     Ok(results.into_inner().unwrap_or_default())
 }
 
-/// Take one of the background-delivery slots, or None when all are busy.
-fn background_slot(spool: &Spool, max: usize) -> Option<std::fs::File> {
-    let dir = match spool.subdir("slots") {
-        Ok(d) => d,
-        Err(e) => {
-            log::error!("{}", e.message);
-            return None;
-        }
-    };
-    use std::os::unix::fs::OpenOptionsExt;
-    for n in 0..max {
-        let path = dir.join(n.to_string());
-        let f = rsendmail::spool::open_safely(
-            &path,
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(spool.file_mode()),
-            rsendmail::spool::Kind::File,
-        );
-        let f = match f {
-            Ok(f) => f,
-            Err(e) => {
-                log::error!(
-                    "background delivery slot: {}",
-                    rsendmail::config::io_text(&e)
-                );
-                return None;
-            }
-        };
-        if f.try_lock().is_ok() {
-            return Some(f);
-        }
-    }
-    None
-}
-
 /// Deliver one entry now (interactive or background mode): `id`, or the ids of a message
 /// and the report its submission queued, joined by commas (delivered in that order; a
 /// report that returns the header only marked `+`).
@@ -244,14 +205,10 @@ pub fn deliver_entry(
     if let Some(bad) = ids.iter().find(|i| !rsendmail::spool::valid_id(i)) {
         return Err(Fatal::new(Sysexit::Usage, format!("bad queue id {bad}")));
     }
-    let _slot = if background {
-        match background_slot(&s.spool, engine.max_background) {
-            Some(f) => Some(f),
-            None => return Ok(Sysexit::Ok), // stays queued for the next run
-        }
-    } else {
-        None
-    };
+    if background {
+        // A slot, or a marker a slot's holder takes (src/deliver/background.rs).
+        return super::background::deliver(s, engine, id, ids);
+    }
     let verbose = s.inv.verbose;
     let results = deliver_ids_then(engine, &s.spool, ids, verbose, false, note)?;
     Ok(run_status(&results, engine.error_mode))
@@ -355,6 +312,17 @@ pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit,
     let interval = Duration::from_secs(q.interval.unwrap_or(0).max(1));
     let forced = !q.filters.is_empty();
     log::info!("queue runner started, interval {}s", interval.as_secs());
+    // The wake-up endpoint, served beside the interval's runs (src/deliver/wake.rs).
+    std::thread::scope(|scope| {
+        scope.spawn(|| super::wake::serve(s, engine, &STOP));
+        periodic_runs(s, engine, q, interval, forced);
+    });
+    log::info!("queue runner stopped");
+    Ok(Sysexit::Ok)
+}
+
+/// The periodic runner's runs, one each interval, until SIGTERM/SIGINT.
+fn periodic_runs(s: &Setup, engine: &Engine, q: &QueueRunArgs, interval: Duration, forced: bool) {
     while !STOP.load(Ordering::SeqCst) {
         let started = std::time::Instant::now();
         match queue::sweep(&s.spool, Some(q), engine.min_queue_age) {
@@ -375,6 +343,4 @@ pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit,
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    log::info!("queue runner stopped");
-    Ok(Sysexit::Ok)
 }

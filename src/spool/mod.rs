@@ -70,6 +70,7 @@
 
 pub mod entry;
 pub mod index;
+pub mod wake;
 
 use crate::config::io_text;
 use crate::exit::{Fatal, Sysexit};
@@ -419,7 +420,7 @@ impl Spool {
         Ok(())
     }
 
-    /// The sub-directory `name` of the spool (`tmp`, `index`, `corrupt`, `slots`), made
+    /// The sub-directory `name` of the spool (`tmp`, `index`, `corrupt`, `slots`, `waiting`), made
     /// when missing. It must be a directory, never a symlink to one (the spool itself may
     /// be a symlink the admin configured, as sendmail's and Postfix's queue directories
     /// may): anything else in its place is moved into `corrupt/` (when that is a
@@ -467,7 +468,7 @@ impl Spool {
     /// What is wrong with the spool's sub-directories, without changing anything (for
     /// `mailq`'s problem lines).
     pub fn subdir_problems(&self) -> Vec<String> {
-        ["tmp", "index", "corrupt", "slots"]
+        ["tmp", "index", "corrupt", "slots", "waiting"]
             .iter()
             .filter_map(|sub| match open_dir(&self.dir.join(sub)) {
                 Err(e) if is_unsafe(&e) => Some(e.to_string()),

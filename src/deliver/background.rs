@@ -1,0 +1,247 @@
+//! Background deliveries (`-odb`, the default mode, and the SMTP server's deliveries in
+//! that mode): at most `O MaxBackgroundDeliveries=` run at once, each holding one of the
+//! spool's `slots/` locks, and no message is left behind for want of a slot.
+//!
+//! A delivery that finds every slot busy leaves a marker `waiting/<entry argument>` (the
+//! `--entry` argument, `ID[,[+]RID]`) and tries the slots once more; when they are
+//! still busy it exits, and the entry is taken by a process that holds a slot. Each
+//! holder, after its own entry, takes the waiting entries (claimed by unlinking the
+//! marker: each is taken once), delivers them with up to `O MaxConnections=` workers,
+//! and looks again until none is left; then it releases its slot and looks once more,
+//! taking a slot again when something waits. So every marker written before a holder
+//! released its slot is seen by that holder or by one holding a slot after it: with no
+//! queue runner, nothing stays queued after a burst of submissions (sendmail and dma
+//! attempt every background submission at once). A process takes at most
+//! [`WAITING_LIMIT`] waiting entries; what is left past that is taken by the next
+//! background delivery or the next queue run. A running queue runner that listens on the
+//! wake-up endpoint takes the waiting entries too (`wake.rs`).
+//!
+//! Only entries never tried are taken from `waiting/` (a marker whose entry was
+//! delivered or tried meanwhile is dropped); markers that do not name queue IDs are
+//! removed. A holder that is neither root nor the entry's submitter leaves an entry
+//! with local recipients to the submitter's next background delivery or to a queue
+//! run ([`deliverable_here`]): it could only defer them (`needs the root queue runner`)
+//! where the submitter's own process may deliver to the submitter's mailbox.
+
+use super::engine::Engine;
+use super::wake::{entry_ids, untried};
+use rsendmail::app::Setup;
+use rsendmail::exit::{Fatal, Sysexit};
+use rsendmail::spool::{self, Spool};
+use std::fs;
+use std::os::unix::fs::OpenOptionsExt;
+
+/// The most waiting entries one background delivery takes before it exits.
+pub const WAITING_LIMIT: usize = 1000;
+
+/// Take one of the background-delivery slots, or None when all are busy.
+fn slot(spool: &Spool, max: usize) -> Option<fs::File> {
+    let dir = match spool.subdir("slots") {
+        Ok(d) => d,
+        Err(e) => {
+            log::error!("{}", e.message);
+            return None;
+        }
+    };
+    for n in 0..max {
+        let path = dir.join(n.to_string());
+        let f = spool::open_safely(
+            &path,
+            fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(spool.file_mode()),
+            spool::Kind::File,
+        );
+        let f = match f {
+            Ok(f) => f,
+            Err(e) => {
+                log::error!(
+                    "background delivery slot: {}",
+                    rsendmail::config::io_text(&e)
+                );
+                return None;
+            }
+        };
+        if f.try_lock().is_ok() {
+            return Some(f);
+        }
+    }
+    None
+}
+
+/// Leave `arg` (an entry argument) in `waiting/`. False when the marker cannot be made
+/// (the entry then waits for the next queue run, as it did without markers).
+fn mark_waiting(spool: &Spool, arg: &str) -> bool {
+    let dir = match spool.subdir("waiting") {
+        Ok(d) => d,
+        Err(e) => {
+            log::error!("{}", e.message);
+            return false;
+        }
+    };
+    let r = spool::open_safely(
+        &dir.join(arg),
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(spool.file_mode()),
+        spool::Kind::File,
+    );
+    match r {
+        Ok(_) => true,
+        Err(e) => {
+            log::error!(
+                "{arg}: cannot leave it waiting: {}",
+                rsendmail::config::io_text(&e)
+            );
+            false
+        }
+    }
+}
+
+/// Claim up to `max` waiting entry arguments that `may_take` accepts (each marker
+/// unlinked by exactly one process): how many were claimed, and the IDs they name that
+/// are still untried, in order. Markers that do not name queue IDs are removed.
+pub fn take_waiting(
+    spool: &Spool,
+    max: usize,
+    may_take: &dyn Fn(&str) -> bool,
+) -> (usize, Vec<String>) {
+    let dir = spool.dir.join("waiting");
+    if spool::open_dir(&dir).is_err() {
+        return (0, Vec::new());
+    }
+    let Ok(rd) = fs::read_dir(&dir) else {
+        return (0, Vec::new());
+    };
+    let mut names: Vec<String> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    // Queue IDs begin with the time: oldest first.
+    names.sort();
+    let mut ids = Vec::new();
+    let mut taken = 0;
+    for name in names {
+        if taken >= max {
+            break;
+        }
+        let Some(named) = entry_ids(&name) else {
+            let _ = fs::remove_file(dir.join(&name)); // not ours
+            continue;
+        };
+        if !named.iter().all(|id| may_take(id)) {
+            continue; // left for a process that can deliver all of it
+        }
+        if fs::remove_file(dir.join(&name)).is_err() {
+            continue; // another process took it
+        }
+        taken += 1;
+        for id in named {
+            if !ids.contains(&id) && untried(spool, &id) {
+                ids.push(id);
+            }
+        }
+    }
+    (taken, ids)
+}
+
+/// Whether this process can deliver entry `id` as its submitter's own process could: a
+/// root process delivers everything; another user's process takes an entry of another
+/// submitter only when none of its recipients is local (its local recipients would get
+/// `needs the root queue runner` from it, where the submitter's own process could have
+/// delivered to the submitter's mailbox), or that it cannot read.
+fn deliverable_here(engine: &Engine, spool: &Spool, id: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if rsendmail::privs::is_root() {
+        return true;
+    }
+    let me = nix::unistd::getuid().as_raw();
+    if fs::metadata(spool.qf_path(id)).is_ok_and(|md| md.uid() == me) {
+        return true;
+    }
+    match spool.read_entry(id) {
+        Ok(e) => !e
+            .envelope
+            .recipients
+            .iter()
+            .any(|r| super::plan::route(engine, &r.address) == super::plan::Route::Local),
+        // Gone: claimed, and dropped as not untried.
+        Err(spool::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => true,
+        // Not readable by this process, or corrupt: left for its submitter's process, the
+        // runner or a queue run (which moves a corrupt entry aside).
+        Err(_) => false,
+    }
+}
+
+/// Whether anything waits.
+fn something_waits(spool: &Spool) -> bool {
+    fs::read_dir(spool.dir.join("waiting")).is_ok_and(|mut rd| rd.next().is_some())
+}
+
+/// Deliver entry argument `arg` (its `ids`) in the background, then the entries left
+/// waiting (see the module docs). Always 0, or the failure of the own entry's delivery
+/// (an unusable spool): the process is detached and its status goes nowhere; outcomes
+/// are in the entries' state, the log and the reports.
+pub fn deliver(s: &Setup, engine: &Engine, arg: &str, ids: Vec<String>) -> Result<Sysexit, Fatal> {
+    let spool = &s.spool;
+    let mut held = slot(spool, engine.max_background);
+    let mut own = Some(ids);
+    if held.is_none() {
+        if !mark_waiting(spool, arg) {
+            return Ok(Sysexit::Ok);
+        }
+        // A holder may have released its slot and looked before the marker was there.
+        held = slot(spool, engine.max_background);
+        if held.is_none() {
+            return Ok(Sysexit::Ok); // a holder takes it
+        }
+        // Ours again, unless another process claimed the marker meanwhile.
+        if fs::remove_file(spool.dir.join("waiting").join(arg)).is_err() {
+            own = None;
+        }
+    }
+    // A failure of our own entry's delivery is told at the end, after the waiting ones.
+    let own = match own {
+        Some(ids) => super::runner::deliver_ids(engine, spool, ids, false, false).map(|_| ()),
+        None => Ok(()),
+    };
+    let mut taken = 0;
+    let mut first = true;
+    while let Some(slot_file) = held.take() {
+        let mut took = false;
+        loop {
+            let (claimed, ids) =
+                take_waiting(spool, WAITING_LIMIT.saturating_sub(taken).min(256), &|id| {
+                    deliverable_here(engine, spool, id)
+                });
+            if claimed == 0 {
+                break;
+            }
+            took = true;
+            taken += claimed;
+            if !ids.is_empty()
+                && let Err(e) = super::runner::deliver_ids(engine, spool, ids, false, true)
+            {
+                log::error!("{e}");
+            }
+            if taken >= WAITING_LIMIT {
+                return own.map(|()| Sysexit::Ok);
+            }
+        }
+        drop(slot_file);
+        // Looked at after the release: a marker left while the slot was held is taken
+        // here or by the process that holds a slot now. A holding that found nothing to
+        // take (another process took it) ends the loop, so that a marker nobody can
+        // take cannot keep a process going.
+        if (first || took) && something_waits(spool) {
+            held = slot(spool, engine.max_background);
+        }
+        first = false;
+    }
+    own.map(|()| Sysexit::Ok)
+}

@@ -1,0 +1,296 @@
+//! The periodic runner's wake-up listener: it holds the spool's FIFO
+//! (`SPOOLDIR/wakeup`, `rsendmail::spool::wake`) open, and delivers each entry a
+//! background-mode submission names there at once, with the same code as a queue run
+//! ([`super::runner::deliver_ids`]), in a thread of its own beside the interval's runs.
+//! Run as root (the packaged `rsendmail-queue.service`, `-bd -q<interval>`), it
+//! delivers local mail with the root runner's privilege model (`local.rs`: each mailbox
+//! as its recipient, `|command` and `/file` as their owner), so mail from a user to
+//! another local user arrives within milliseconds instead of at the next interval.
+//!
+//! The endpoint: made by the runner when missing (anything that is not a FIFO in its
+//! place is moved into `corrupt/`, as `Spool::subdir` moves a wrong sub-directory), owned
+//! by the runner, group the spool directory's group, mode 0620: only the spool's group
+//! (the set-gid submissions) may write it, nobody else may read it. Every second the
+//! listener checks that the path still names its FIFO and makes it again if not.
+//!
+//! What a line may name: an entry submitted in background mode and never tried (no
+//! attempt recorded), then the reports of its refused recipients; a line naming
+//! anything else (a `-odq` or `-odd` entry, a deferred entry within its back-off, a
+//! finished one, garbage) is ignored, so a member of the spool group cannot make the
+//! runner try an entry sooner than its mode and back-off allow. Lines longer than
+//! `wake::MAX_LINE` or not made of queue IDs are dropped.
+//!
+//! The runner also takes the entries background deliveries left waiting in
+//! `waiting/` ([`super::background`]) each time it wakes.
+
+use super::engine::Engine;
+use rsendmail::app::Setup;
+use rsendmail::spool::{self, Spool, wake};
+use std::fs;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The IDs an entry argument names (`ID[,[+]RID]`, as `--entry` and a poke give it),
+/// in order; a report marked `+` is noted as made by the submission (see
+/// [`super::bounce::made_here`]). None when any part is not a queue ID.
+pub fn entry_ids(arg: &str) -> Option<Vec<String>> {
+    let parts: Vec<(&str, bool)> = arg
+        .split(',')
+        .map(|i| match i.strip_prefix('+') {
+            Some(r) => (r, true),
+            None => (i, false),
+        })
+        .collect();
+    if parts.iter().any(|(i, _)| !spool::valid_id(i)) {
+        return None;
+    }
+    Some(
+        parts
+            .into_iter()
+            .map(|(i, report)| {
+                if report {
+                    super::bounce::made_here(i);
+                }
+                i.to_string()
+            })
+            .collect(),
+    )
+}
+
+/// Whether entry `id` is committed and was never tried (no state file, or one with no
+/// attempt: a submission that refused some recipients records their reason at once):
+/// what a poke or a waiting marker may have delivered now.
+pub fn untried(spool: &Spool, id: &str) -> bool {
+    if !spool.qf_path(id).exists() {
+        return false;
+    }
+    !spool.sf_path(id).exists() || spool.read_entry(id).is_ok_and(|e| e.state.attempts == 0)
+}
+
+/// The entries a poke's line names that it may have delivered now: a line is what a
+/// background submission writes, its entry (submitted in background mode) and the
+/// report of its refused recipients (from the null sender), each never tried. A line
+/// that names anything else (a `-odq` or `-odd` entry, one being retried, garbage)
+/// gives nothing.
+fn poked(spool: &Spool, line: &str) -> Vec<String> {
+    let Some(ids) = entry_ids(line) else {
+        return Vec::new();
+    };
+    let fits = ids.iter().enumerate().all(|(n, id)| {
+        untried(spool, id)
+            && spool.read_entry(id).is_ok_and(|e| {
+                if n == 0 {
+                    e.envelope.mode == 'b'
+                } else {
+                    e.envelope.sender.is_empty()
+                }
+            })
+    });
+    if fits { ids } else { Vec::new() }
+}
+
+/// The listening end of the FIFO.
+pub struct Listener {
+    file: fs::File,
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    /// Octets read after the last complete line.
+    partial: Vec<u8>,
+}
+
+impl Listener {
+    /// Make (or take over) `SPOOLDIR/wakeup` and open it for reading. A FIFO another
+    /// runner of this spool holds is shared (each line reaches one of them).
+    pub fn open(spool: &Spool) -> io::Result<Listener> {
+        let path = wake::path(&spool.dir);
+        let me = nix::unistd::geteuid().as_raw();
+        match fs::symlink_metadata(&path) {
+            Ok(md) if md.file_type().is_fifo() && md.uid() == me => {}
+            // A FIFO someone else made: ours replaces it (its mode and reader are theirs).
+            Ok(md) if md.file_type().is_fifo() => fs::remove_file(&path)?,
+            Ok(_) => {
+                let aside = spool.dir.join("corrupt").join(format!(
+                    "{}.{}.{}",
+                    wake::NAME,
+                    rsendmail::clock::now(),
+                    std::process::id()
+                ));
+                spool
+                    .subdir("corrupt")
+                    .map_err(|f| io::Error::other(f.message))?;
+                fs::rename(&path, &aside)?;
+                log::error!(
+                    "{} was not a FIFO: moved to {}",
+                    path.display(),
+                    aside.display()
+                );
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        match nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(wake::MODE)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // Read and write: the FIFO always has a writer (this one), so a reader never sees
+        // an end of file between pokes, and never a reader without a writer (Postfix's
+        // fifo_listen does the same).
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)?;
+        let md = file.metadata()?;
+        if !md.file_type().is_fifo() {
+            return Err(io::Error::other(format!(
+                "{} is not a FIFO; refused",
+                path.display()
+            )));
+        }
+        let gid = fs::metadata(&spool.dir)?.gid();
+        if md.gid() != gid {
+            nix::unistd::fchown(file.as_fd(), None, Some(nix::unistd::Gid::from_raw(gid)))?;
+        }
+        file.set_permissions(fs::Permissions::from_mode(wake::MODE))?;
+        Ok(Listener {
+            file,
+            path,
+            dev: md.dev(),
+            ino: md.ino(),
+            partial: Vec::new(),
+        })
+    }
+
+    /// Whether the endpoint's path still names this listener's FIFO.
+    fn in_place(&self) -> bool {
+        fs::symlink_metadata(&self.path)
+            .is_ok_and(|md| md.dev() == self.dev && md.ino() == self.ino)
+    }
+
+    /// Wait up to `timeout` for lines; the entry arguments read (whole lines only).
+    pub fn wait(&mut self, timeout: Duration) -> Vec<String> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(self.file.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(n) if n > 0 => {}
+            _ => return Vec::new(),
+        }
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self
+                    .partial
+                    .extend_from_slice(buf.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+            // Thousands of pokes at most fit in a pipe; more than that at once is read in
+            // the next round.
+            if self.partial.len() > 1 << 20 {
+                break;
+            }
+        }
+        let mut lines = Vec::new();
+        let mut rest = self.partial.as_slice();
+        while let Some(at) = rest.iter().position(|&b| b == b'\n') {
+            let (line, after) = rest.split_at(at);
+            rest = after.get(1..).unwrap_or_default();
+            if line.len() < wake::MAX_LINE
+                && let Ok(text) = std::str::from_utf8(line)
+            {
+                lines.push(text.to_string());
+            }
+        }
+        // A tail longer than any line is garbage (a writer that is not ours).
+        self.partial = if rest.len() < wake::MAX_LINE {
+            rest.to_vec()
+        } else {
+            Vec::new()
+        };
+        lines
+    }
+}
+
+/// Open the endpoint for a periodic runner; None when it cannot be made (said when
+/// `tell`): the runner then works by its interval alone, submissions deliver as without
+/// it, and [`serve`] tries again every second.
+fn listen(spool: &Spool, tell: bool) -> Option<Listener> {
+    // The spool may not exist yet (a runner started before the first submission).
+    if let Err(e) = spool.prepare()
+        && tell
+    {
+        log::error!("{}", e.message);
+    }
+    match Listener::open(spool) {
+        Ok(l) => {
+            log::info!("queue runner listening on {}", l.path.display());
+            Some(l)
+        }
+        Err(e) => {
+            if tell {
+                log::error!(
+                    "{}: {}; submissions do not wake the runner until it is made",
+                    wake::path(&spool.dir).display(),
+                    rsendmail::config::io_text(&e)
+                );
+            }
+            None
+        }
+    }
+}
+
+/// The listener's loop, until `stop`: deliver what each poke names (entries never
+/// tried), and the entries background deliveries left waiting; every second, make the
+/// endpoint again if it is missing, was removed or was replaced.
+pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
+    let mut l = listen(&s.spool, true);
+    let mut checked = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        let lines = match l.as_mut() {
+            Some(l) => l.wait(Duration::from_millis(200)),
+            None => {
+                std::thread::sleep(Duration::from_millis(200));
+                Vec::new()
+            }
+        };
+        let mut ids: Vec<String> = Vec::new();
+        for line in &lines {
+            for id in poked(&s.spool, line) {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        for id in super::background::take_waiting(&s.spool, usize::MAX, &|_| true).1 {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        if !ids.is_empty()
+            && let Err(e) = super::runner::deliver_ids(engine, &s.spool, ids, false, true)
+        {
+            log::error!("{e}");
+        }
+        if checked.elapsed() >= Duration::from_secs(1) {
+            checked = Instant::now();
+            match &l {
+                Some(x) if x.in_place() => {}
+                Some(x) => {
+                    log::error!(
+                        "{} was removed or replaced; making it again",
+                        x.path.display()
+                    );
+                    l = listen(&s.spool, true);
+                }
+                None => l = listen(&s.spool, false),
+            }
+        }
+    }
+}

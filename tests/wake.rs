@@ -1,0 +1,406 @@
+//! The queue runner's wake-up endpoint (`SPOOLDIR/wakeup`) and background deliveries
+//! when no runner listens: local mail from an ordinary user delivered by the root runner
+//! right after an `-odb` submission, the endpoint's type, owner, group and mode, a
+//! submission that succeeds and delivers itself whatever is at the endpoint, and a burst
+//! of background submissions all delivered without a runner.
+
+use crate::harness::servers::{Sink, relay_env};
+use crate::harness::{
+    Env, MSG, as_user, can_switch_user, sigterm, test_user, user_ids, user_visible_bin, wait_exit,
+    wait_until, wait_until_or,
+};
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A persistent root queue runner (`-q1h -qf`, the packaged service's form, with an
+/// interval far longer than any test) on `conf`, stopped with SIGTERM when dropped.
+struct Runner(Child);
+
+impl Runner {
+    fn start(env: &Env, conf: &Path) -> Runner {
+        let child = Command::new(env.link("sendmail"))
+            .args(["-C", conf.to_str().unwrap(), "-q1h", "-qf"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the runner");
+        Runner(child)
+    }
+
+    fn stop(mut self) {
+        sigterm(&self.0);
+        let st = wait_exit(&mut self.0, Duration::from_secs(10)).expect("the runner stopped");
+        assert!(st.success(), "{st:?}");
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn endpoint(env: &Env) -> PathBuf {
+    env.spool.join("wakeup")
+}
+
+fn is_fifo(p: &Path) -> bool {
+    fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_fifo())
+}
+
+/// The installed layout for a user without the set-gid binary: the spool
+/// `root:<the test user's group>` 2770 (the group reaches it, as the `rsendmail` group
+/// does when installed), a config and copies of the binaries the user may read and run.
+/// Returns the user's `sendmail`.
+fn shared_spool(env: &Env) -> PathBuf {
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&env.conf, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::create_dir(&env.spool).unwrap();
+    nix::unistd::chown(
+        &env.spool,
+        None,
+        Some(nix::unistd::Gid::from_raw(test_user().gid)),
+    )
+    .unwrap();
+    fs::set_permissions(&env.spool, fs::Permissions::from_mode(0o2770)).unwrap();
+    let bins = env.dir.join("bin");
+    fs::create_dir(&bins).unwrap();
+    fs::set_permissions(&bins, fs::Permissions::from_mode(0o755)).unwrap();
+    user_visible_bin(&bins, "sendmail")
+}
+
+/// The number of messages in an mbox.
+fn count_in(mbox: &Path) -> usize {
+    fs::read_to_string(mbox)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("From "))
+        .count()
+}
+
+/// An ordinary user's `-odb` mail to root and to a command alias, with a root runner up:
+/// the runner delivers both at once (not at its interval of an hour), the mailbox as its
+/// recipient, the command as the default user (neither root nor the sender). Without the
+/// runner's endpoint the user's own deliverer could only leave them queued (`needs the
+/// root queue runner`).
+#[test]
+fn a_running_root_runner_delivers_a_users_local_mail_at_once() {
+    if !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    let open = env.dir.join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let aliases = env.dir.join("aliases");
+    fs::write(
+        &aliases,
+        format!("prog: \"|id -u > {}/prog-id\"\n", open.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&aliases, fs::Permissions::from_mode(0o644)).unwrap();
+    env.add_config(&format!("ALIASES {}\n", aliases.display()));
+    let user_bin = shared_spool(&env);
+    let runner = Runner::start(&env, &env.conf);
+    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
+        is_fifo(&endpoint(&env))
+    });
+    let mbox = env.dir.join("mail/root");
+    let conf = env.conf.to_str().unwrap();
+    let mut latencies = Vec::new();
+    for n in 1..=5 {
+        let out = as_user(&user_bin, &["-C", conf, "root"], &[], MSG);
+        let returned = Instant::now();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        wait_until_or(
+            Duration::from_secs(3),
+            "the root runner to deliver the user's mail to root",
+            || env.listing(),
+            || count_in(&mbox) == n,
+        );
+        latencies.push(returned.elapsed());
+    }
+    latencies.sort();
+    eprintln!(
+        "local mail, submission return -> mailbox: median {:?}, max {:?}",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1]
+    );
+    assert_eq!(
+        fs::metadata(&mbox).unwrap().uid(),
+        user_ids("root").uid,
+        "the mailbox is its recipient's"
+    );
+    // A submission that refused a recipient (its entry has a state file from the start)
+    // and queued a report of it: both delivered by the runner at once.
+    let out = as_user(
+        &user_bin,
+        &["-C", conf, "-oem", "nosuchuser", "root"],
+        &[],
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(67));
+    let user_mbox = env.dir.join("mail").join(crate::harness::TEST_USER);
+    wait_until_or(
+        Duration::from_secs(3),
+        "the message to root and the report to the sender",
+        || env.listing(),
+        || count_in(&mbox) == 6 && count_in(&user_mbox) == 1,
+    );
+    let out = as_user(&user_bin, &["-C", conf, "prog"], &[], MSG);
+    assert_eq!(out.status.code(), Some(0));
+    let prog_id = open.join("prog-id");
+    wait_until(Duration::from_secs(3), "the command to run", || {
+        fs::read_to_string(&prog_id).is_ok_and(|t| t.ends_with('\n'))
+    });
+    let uid: u32 = fs::read_to_string(&prog_id)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        uid != user_ids("root").uid && uid != test_user().uid,
+        "the command ran as {uid}"
+    );
+    env.wait_until_empty(Duration::from_secs(3));
+    runner.stop();
+}
+
+/// The runner makes the endpoint: a FIFO owned by the runner, group the spool's, mode
+/// 0620 (only the spool's group may write it). Something else in its place is moved into
+/// `corrupt/` and a FIFO made; one removed while the runner runs is made again.
+#[test]
+fn the_wakeup_endpoint_is_a_fifo_only_the_spool_group_may_write() {
+    let env = Env::new();
+    // Prepared by a first submission; then something that is not a FIFO planted.
+    env.sendmail(&["-odq", "nobody@example.org"], MSG).code(0);
+    fs::write(endpoint(&env), b"planted").unwrap();
+    let runner = Runner::start(&env, &env.conf);
+    wait_until_or(
+        Duration::from_secs(10),
+        "the runner's endpoint",
+        || env.listing(),
+        || is_fifo(&endpoint(&env)),
+    );
+    let check = || {
+        let md = fs::symlink_metadata(endpoint(&env)).unwrap();
+        assert!(md.file_type().is_fifo());
+        assert_eq!(
+            md.uid(),
+            nix::unistd::geteuid().as_raw(),
+            "owned by the runner"
+        );
+        assert_eq!(
+            md.gid(),
+            fs::metadata(&env.spool).unwrap().gid(),
+            "group the spool's"
+        );
+        assert_eq!(md.mode() & 0o7777, 0o620);
+    };
+    check();
+    let aside: Vec<String> = fs::read_dir(env.spool.join("corrupt"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        aside.iter().any(|n| n.starts_with("wakeup.")),
+        "moved aside: {aside:?}"
+    );
+    fs::remove_file(endpoint(&env)).unwrap();
+    wait_until(Duration::from_secs(5), "the endpoint made again", || {
+        is_fifo(&endpoint(&env))
+    });
+    check();
+    runner.stop();
+}
+
+/// With no runner listening, a background submission returns 0 at once, its entry
+/// queued, and starts its own delivery, whatever is at the endpoint: nothing, the FIFO a
+/// stopped runner left, a stale socket, a regular file, a directory, a symlink to a
+/// FIFO with a reader, or a FIFO whose reader never reads and whose pipe is full. A
+/// file there is left as it was.
+#[test]
+fn a_submission_succeeds_whatever_is_at_the_endpoint() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    // The FIFO a runner made, left behind when it stopped.
+    let runner = Runner::start(&env, &env.conf);
+    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
+        is_fifo(&endpoint(&env))
+    });
+    runner.stop();
+    let mut sent = 0;
+    let submit = |what: &str, sent: &mut usize| {
+        *sent += 1;
+        let t = Instant::now();
+        env.sendmail(&[&format!("to{sent}@example.org")], MSG)
+            .code(0);
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{what}: the submission took {:?}",
+            t.elapsed()
+        );
+        wait_until_or(
+            Duration::from_secs(10),
+            &format!("{what}: the submission's own delivery"),
+            || env.listing(),
+            || sink.dumps().len() == *sent,
+        );
+    };
+    assert!(is_fifo(&endpoint(&env)), "the stale FIFO is there");
+    submit("a FIFO without a reader", &mut sent);
+    fs::remove_file(endpoint(&env)).unwrap();
+    submit("no endpoint", &mut sent);
+    {
+        let _gone = std::os::unix::net::UnixDatagram::bind(endpoint(&env)).unwrap();
+    }
+    submit("a stale socket", &mut sent);
+    fs::remove_file(endpoint(&env)).unwrap();
+    fs::write(endpoint(&env), b"a file").unwrap();
+    submit("a regular file", &mut sent);
+    assert_eq!(fs::read(endpoint(&env)).unwrap(), b"a file");
+    fs::remove_file(endpoint(&env)).unwrap();
+    fs::create_dir(endpoint(&env)).unwrap();
+    submit("a directory", &mut sent);
+    fs::remove_dir(endpoint(&env)).unwrap();
+    let elsewhere = env.dir.join("elsewhere");
+    nix::unistd::mkfifo(&elsewhere, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let mut reader = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&elsewhere)
+        .unwrap();
+    std::os::unix::fs::symlink(&elsewhere, endpoint(&env)).unwrap();
+    submit("a symlink to a FIFO with a reader", &mut sent);
+    fs::remove_file(endpoint(&env)).unwrap();
+    // A FIFO with a reader that never reads, its pipe full.
+    fs::rename(&elsewhere, endpoint(&env)).unwrap();
+    {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        // SAFETY: fcntl on a descriptor this test owns.
+        unsafe {
+            let fl = libc::fcntl(reader.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(reader.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+        while reader.write(&[b'x'; 512]).is_ok_and(|n| n > 0) {}
+    }
+    submit("a full FIFO", &mut sent);
+    drop(reader);
+    assert_eq!(sink.dumps().len(), sent);
+    env.wait_until_empty(Duration::from_secs(5));
+}
+
+/// 40 background submissions in a quick loop with no queue runner and two background
+/// slots, to a server that takes a second over each message (so that the slots are busy
+/// while the submissions come): every one is delivered (counted at smtp-sink), none left
+/// for a queue run that may never come.
+#[test]
+fn forty_quick_background_submissions_are_all_delivered_without_a_runner() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &["-w", "1"]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "O MaxBackgroundDeliveries=2\n");
+    for n in 0..40 {
+        env.sendmail(&[&format!("burst{n}@example.org")], MSG)
+            .code(0);
+    }
+    wait_until_or(
+        Duration::from_secs(60),
+        "all 40 messages at smtp-sink",
+        || format!("{} arrived\n{}", sink.dumps().len(), env.listing()),
+        || sink.dumps().len() == 40,
+    );
+    env.wait_until_empty(Duration::from_secs(5));
+}
+
+/// With a runner listening, a plain background submission is delivered by the runner
+/// (its log line carries the runner's pid), while one with `-X` is delivered by its own
+/// background process, which writes the SMTP traffic to the `-X` file. A line naming a
+/// queue-only entry is ignored.
+#[test]
+fn the_runner_delivers_a_plain_submission_and_one_with_x_delivers_itself() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let runner = Runner::start(&env, &env.conf);
+    let runner_pid = runner.0.id();
+    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
+        is_fifo(&endpoint(&env))
+    });
+    // The pid that logged the delivery to `rcpt`.
+    let delivered_by = |rcpt: &str| -> Option<u32> {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        text.lines()
+            .find(|l| l.contains(&format!(": to=<{rcpt}>,")) && l.contains("stat=Sent"))
+            .and_then(|l| l.split_once("rsendmail-deliver["))
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .and_then(|(pid, _)| pid.parse().ok())
+    };
+    // A line naming a queue-only entry (written by a member of the spool's group, not
+    // by a submission) does not make the runner deliver it.
+    env.sendmail(&["-odq", "held@example.org"], MSG).code(0);
+    let held = env.only_id();
+    {
+        use std::io::Write;
+        let mut w = fs::OpenOptions::new()
+            .write(true)
+            .open(endpoint(&env))
+            .unwrap();
+        w.write_all(format!("{held}\n").as_bytes()).unwrap();
+    }
+    env.sendmail(&["plain@example.org"], MSG).code(0);
+    wait_until_or(
+        Duration::from_secs(10),
+        "the delivery of the plain submission",
+        || fs::read_to_string(&log).unwrap_or_default(),
+        || delivered_by("plain@example.org").is_some(),
+    );
+    assert_eq!(delivered_by("plain@example.org"), Some(runner_pid));
+    assert!(
+        env.spool.join(format!("qf{held}")).exists(),
+        "{}",
+        env.listing()
+    );
+    assert_eq!(delivered_by("held@example.org"), None);
+    let traffic = env.dir.join("traffic");
+    env.sendmail(
+        &["-X", traffic.to_str().unwrap(), "traced@example.org"],
+        MSG,
+    )
+    .code(0);
+    wait_until_or(
+        Duration::from_secs(10),
+        "the delivery of the -X submission",
+        || fs::read_to_string(&log).unwrap_or_default(),
+        || delivered_by("traced@example.org").is_some(),
+    );
+    assert_ne!(delivered_by("traced@example.org"), Some(runner_pid));
+    let t = fs::read_to_string(&traffic).unwrap();
+    assert!(t.contains("=== CONNECT [127.0.0.1]"), "{t}");
+    assert!(t.contains(">>> RCPT To:<traced@example.org>"), "{t}");
+    assert_eq!(sink.dumps().len(), 2);
+    runner.stop();
+    assert!(env.spool.join(format!("qf{held}")).exists());
+}
