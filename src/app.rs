@@ -359,9 +359,14 @@ fn not_supported(op: Operation) -> Fatal {
     )
 }
 
-/// Run the program; returns the exit status.
+/// The program's arguments as [`run`] got them (argv\[0\] first): what the deliverer is
+/// given ([`exec_deliver`]), whatever the platform's `std::env::args_os` knows.
+static ARGV: std::sync::OnceLock<Vec<OsString>> = std::sync::OnceLock::new();
+
+/// Run the program; returns the exit status. `args` is the whole argv, argv\[0\] first.
 pub fn run(args: Vec<OsString>) -> Sysexit {
     privs::fix_std_fds();
+    let _ = ARGV.set(args.clone());
     privs::ignore_sigxfsz();
     let label = args
         .first()
@@ -530,7 +535,11 @@ fn exec_deliver(prefix: &[&str], queued: Option<Sysexit>) -> Sysexit {
     cmd.arg0("rsendmail-deliver")
         .args(crate::log::inherited_args())
         .args(prefix)
-        .args(std::env::args_os());
+        .args(
+            ARGV.get()
+                .cloned()
+                .unwrap_or_else(|| std::env::args_os().collect()),
+        );
     if privs::is_setid() {
         // No variable that chooses files reaches the deliverer of a set-id install.
         cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
