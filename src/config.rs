@@ -161,7 +161,9 @@ impl Config {
             verify_cert: false,
             fingerprint: None,
             mailname: None,
-            mail_name: system_host_name(),
+            // Set by `resolve_mail_name` (the host name is asked for only when MAILNAME
+            // does not give the name); `host_name` asks itself where it was not called.
+            mail_name: String::new(),
             masquerade: None,
             null_client: false,
             full_bounce: false,
@@ -426,6 +428,9 @@ impl Config {
     /// sender, the added header fields, qualifying, reports) reads it here. Never a
     /// DNS query (deferred mode depends on it).
     pub fn host_name(&self) -> String {
+        if self.mail_name.is_empty() {
+            return system_host_name();
+        }
         self.mail_name.clone()
     }
 
