@@ -484,7 +484,11 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
         Operation::Verify => Ok(exec_deliver(&[], None)),
         Operation::InitAliases => Ok(init_aliases(&s)),
         // The SMTP server needs the engine (DNS for the sender check, delivery, ETRN).
-        Operation::Smtp => Ok(exec_deliver(&[], None)),
+        // A `-bs` session takes messages into the spool as a submission does.
+        Operation::Smtp => {
+            spool_takes_submissions(&s)?;
+            Ok(exec_deliver(&[], None))
+        }
         Operation::Daemon | Operation::DaemonForeground => {
             may_process_queue(&s.spool)?;
             Ok(exec_deliver(&[], None))

@@ -821,6 +821,11 @@ fn user_submission_never_falls_back_to_a_per_user_spool_where_a_system_config_ex
         );
         assert_eq!(text(&out.stdout), want, "{args:?}");
     }
+    // A -bs session takes messages as a submission does: refused the same way, before
+    // its greeting.
+    let out = as_user(&b, &["-bs"], &envs, b"QUIT\r\n");
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stdout), want);
     assert_eq!(spool_files(&spool), Vec::<String>::new());
     assert!(!state.exists(), "a per-user spool was made");
     // A system spool that is missing and cannot be made is explained the same way.
