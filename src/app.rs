@@ -56,10 +56,14 @@ pub fn report(f: &Fatal) -> Sysexit {
     f.code
 }
 
-/// The built-in paths for this caller: the system spool for root and for a set-id binary,
-/// else the user's own under `$XDG_STATE_HOME` (or `~/.local/state`).
-pub fn default_paths() -> Paths {
-    if privs::is_root() || privs::is_setid() {
+/// The built-in paths for this caller: the system spool for root, for a set-id binary,
+/// and for anyone when the system configuration exists (`system_config`: no `-C`, and
+/// [`config::system_config`] is there), so that a user's mail never lands in a spool no
+/// runner looks at (an install whose set-gid bit was lost then fails clearly:
+/// [`spool_takes_submissions`]); else, where there is no system configuration, the
+/// user's own under `$XDG_STATE_HOME` (or `~/.local/state`).
+pub fn default_paths(system_config: bool) -> Paths {
+    if privs::is_root() || privs::is_setid() || system_config {
         return Paths::system();
     }
     let from_env = |k: &str| {
@@ -90,6 +94,10 @@ pub struct Setup {
     pub settings: crate::options::Settings,
     pub spool: Spool,
     pub mode: DeliveryMode,
+    /// The system configuration in force (no `-C`, and the file is there).
+    pub system_config: Option<PathBuf>,
+    /// Whether a set-id binary gave up its group for an option that chooses files.
+    pub dropped_group: bool,
 }
 
 /// What the command line asks of a submission, in the envelope's words.
@@ -119,16 +127,23 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
     for n in &inv.notes {
         crate::outln!("{n}");
     }
-    if privs::is_setid() && !privs::is_root() && inv.uses_unsafe_option() {
+    let dropped_group = privs::is_setid() && !privs::is_root() && inv.uses_unsafe_option();
+    if dropped_group {
         privs::drop_group().map_err(|e| {
             Fatal::new(Sysexit::OsErr, format!("cannot drop group privileges: {e}"))
         })?;
     }
-    let paths = default_paths();
+    let system_config = match &inv.config_file {
+        Some(_) => None,
+        None => Some(config::system_config()).filter(|p| config::exists(p)),
+    };
+    let paths = default_paths(system_config.is_some());
     let cfg = match &inv.config_file {
         Some(p) => Config::load(p, true, &paths, &inv.settings.given)?,
         None => Config::load(
-            Path::new(config::DEFAULT_CONFIG),
+            system_config
+                .as_deref()
+                .unwrap_or(Path::new(config::DEFAULT_CONFIG)),
             false,
             &paths,
             &inv.settings.given,
@@ -149,7 +164,7 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
         .clone()
         .unwrap_or_else(|| cfg.spool_dir.clone());
     // A spool is private (0700/0600) when it is the caller's own, not the system's.
-    let private = !(privs::is_root() || privs::is_setid());
+    let private = !(privs::is_root() || privs::is_setid() || system_config.is_some());
     // Spool files get exactly the modes the spool documents, whatever the caller's umask.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(if private {
         0o077
@@ -188,7 +203,93 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
         settings,
         spool,
         mode,
+        system_config,
+        dropped_group,
     })
+}
+
+/// Before a submission reads its message: the shared spool must take it. A caller who is
+/// neither root nor the spool's owner reaches the system spool through its group, which
+/// an installed `rsendmail` has by being set-group-id; when that bit is lost (a package
+/// that does not keep it, a copy made without it) or an option gave the group up, the
+/// message is refused here, naming the directory and the likely cause, and nothing is
+/// queued anywhere: it must not land in a spool no queue runner looks at.
+///
+/// Exit 75 (EX_TEMPFAIL), not 77 (EX_NOPERM): the fault is the installation's, not the
+/// caller's request, and a caller that keeps mail on a temporary failure (cron's mail, a
+/// retrying script, an MDA) keeps it until the install is repaired, where a permanent
+/// failure would have it dropped or bounced.
+///
+/// One `faccessat(2)` (with `AT_EACCESS`: the effective group counts) on the spool's
+/// `tmp/` where the spool is whole; a missing directory is looked at up the path, so a
+/// spool that cannot be made is explained too. Other errors (a read-only file system)
+/// are left to the spool's own messages.
+pub fn spool_takes_submissions(s: &Setup) -> Result<(), Fatal> {
+    if s.spool.private || privs::is_root() {
+        return Ok(());
+    }
+    use nix::errno::Errno;
+    use nix::unistd::AccessFlags;
+    let writable = |p: &Path| {
+        nix::unistd::faccessat(
+            nix::fcntl::AT_FDCWD,
+            p,
+            AccessFlags::W_OK | AccessFlags::X_OK,
+            nix::fcntl::AtFlags::AT_EACCESS,
+        )
+    };
+    // The first directory on the way that is there: tmp/, the spool, its parent.
+    let tmp = s.spool.dir.join("tmp");
+    let mut denied = None;
+    for p in [
+        Some(tmp.as_path()),
+        Some(s.spool.dir.as_path()),
+        s.spool.dir.parent(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        match writable(p) {
+            Err(Errno::ENOENT) => continue,
+            Err(e @ (Errno::EACCES | Errno::EPERM)) => denied = Some(e),
+            _ => {}
+        }
+        break;
+    }
+    let Some(errno) = denied else {
+        return Ok(());
+    };
+    let dir = s.spool.dir.display();
+    let whose = match &s.system_config {
+        Some(c) => format!(" (the spool of {})", c.display()),
+        None => String::new(),
+    };
+    let group = std::fs::metadata(&s.spool.dir)
+        .ok()
+        .map(|md| nix::unistd::Gid::from_raw(md.gid()))
+        .map(|g| match nix::unistd::Group::from_gid(g) {
+            Ok(Some(gr)) => gr.name,
+            _ => g.to_string(),
+        });
+    let cause = if s.dropped_group {
+        "an option that chooses files (-C, -X, -D, -d or an unsafe -O) gave up \
+         rsendmail's set-group-id privilege; leave it out, or run as root"
+            .to_string()
+    } else {
+        let grp = group.map(|g| format!(" {g}")).unwrap_or_default();
+        format!(
+            "rsendmail must be installed set-group-id to the spool's group{grp} \
+             (mode 2755; the set-gid bit may have been lost), or the user be in that group"
+        )
+    };
+    Err(Fatal::new(
+        Sysexit::TempFail,
+        format!(
+            "cannot queue the message: the queue directory {dir}{whose} is not writable \
+             by this user: {} ({cause}); nothing was queued",
+            config::io_text(&std::io::Error::from(errno))
+        ),
+    ))
 }
 
 /// The checks made before an operation that takes or delivers mail starts (before stdin
@@ -258,9 +359,14 @@ fn not_supported(op: Operation) -> Fatal {
     )
 }
 
-/// Run the program; returns the exit status.
+/// The program's arguments as [`run`] got them (argv\[0\] first): what the deliverer is
+/// given ([`exec_deliver`]), whatever the platform's `std::env::args_os` knows.
+static ARGV: std::sync::OnceLock<Vec<OsString>> = std::sync::OnceLock::new();
+
+/// Run the program; returns the exit status. `args` is the whole argv, argv\[0\] first.
 pub fn run(args: Vec<OsString>) -> Sysexit {
     privs::fix_std_fds();
+    let _ = ARGV.set(args.clone());
     privs::ignore_sigxfsz();
     let label = args
         .first()
@@ -304,6 +410,7 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
     }
     match s.inv.operation {
         Operation::Deliver => {
+            spool_takes_submissions(&s)?;
             let who = Submitter::current();
             // -X: the message's lines as read (`<<<`), then `<<< [EOF]`, in the file
             // `preflight` opened.
@@ -381,7 +488,11 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
         Operation::Verify => Ok(exec_deliver(&[], None)),
         Operation::InitAliases => Ok(init_aliases(&s)),
         // The SMTP server needs the engine (DNS for the sender check, delivery, ETRN).
-        Operation::Smtp => Ok(exec_deliver(&[], None)),
+        // A `-bs` session takes messages into the spool as a submission does.
+        Operation::Smtp => {
+            spool_takes_submissions(&s)?;
+            Ok(exec_deliver(&[], None))
+        }
         Operation::Daemon | Operation::DaemonForeground => {
             may_process_queue(&s.spool)?;
             Ok(exec_deliver(&[], None))
@@ -432,7 +543,11 @@ fn exec_deliver(prefix: &[&str], queued: Option<Sysexit>) -> Sysexit {
     cmd.arg0("rsendmail-deliver")
         .args(crate::log::inherited_args())
         .args(prefix)
-        .args(std::env::args_os());
+        .args(
+            ARGV.get()
+                .cloned()
+                .unwrap_or_else(|| std::env::args_os().collect()),
+        );
     if privs::is_setid() {
         // No variable that chooses files reaches the deliverer of a set-id install.
         cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");

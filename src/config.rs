@@ -37,8 +37,43 @@ use crate::options::{self, DeliveryMode, OptDef, Settings};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// The default config file.
+/// The default config file: the system configuration ([`system_config`]).
 pub const DEFAULT_CONFIG: &str = "/etc/rsendmail/rsendmail.conf";
+
+/// The variable a debug build reads for the system configuration's path (tests only; see
+/// [`system_config`]).
+pub const SYSTEM_CONFIG_ENV: &str = "RSENDMAIL_SYSTEM_CONFIG";
+
+/// The system configuration file, read when no `-C` is given: [`DEFAULT_CONFIG`]. Whether
+/// it exists decides where the mail of a caller without privileges goes
+/// (`app::default_paths`): the system spool when it does, a per-user spool only when
+/// there is no system configuration at all.
+///
+/// For tests only: a debug build (what `cargo test` runs) without set-id privileges takes
+/// the path from `RSENDMAIL_SYSTEM_CONFIG` (an absolute path) when it is set, so that the
+/// tests of these rules never read or write under `/etc` or `/var`. A release build never
+/// reads the variable, and neither does a set-id process of any build, so the environment
+/// cannot redirect a privileged program.
+pub fn system_config() -> PathBuf {
+    if cfg!(debug_assertions)
+        && !crate::privs::is_setid()
+        && let Some(p) = std::env::var_os(SYSTEM_CONFIG_ENV)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    {
+        return p;
+    }
+    PathBuf::from(DEFAULT_CONFIG)
+}
+
+/// Whether a configuration file is there: anything at `path` but "no such file" counts
+/// (a file the caller may not read is there, and reading it says why it cannot be read).
+pub fn exists(path: &Path) -> bool {
+    match std::fs::metadata(path) {
+        Ok(_) => true,
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    }
+}
 
 /// Where files live when the config does not say.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,7 +161,9 @@ impl Config {
             verify_cert: false,
             fingerprint: None,
             mailname: None,
-            mail_name: system_host_name(),
+            // Set by `resolve_mail_name` (the host name is asked for only when MAILNAME
+            // does not give the name); `host_name` asks itself where it was not called.
+            mail_name: String::new(),
             masquerade: None,
             null_client: false,
             full_bounce: false,
@@ -391,6 +428,9 @@ impl Config {
     /// sender, the added header fields, qualifying, reports) reads it here. Never a
     /// DNS query (deferred mode depends on it).
     pub fn host_name(&self) -> String {
+        if self.mail_name.is_empty() {
+            return system_host_name();
+        }
         self.mail_name.clone()
     }
 

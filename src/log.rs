@@ -4,7 +4,8 @@
 //! caller are printed once by [`crate::app::report`] (docs/ARCHITECTURE.md, "What the
 //! caller sees").
 //!
-//! Where the lines go, decided once the config is read ([`configure`]):
+//! Where the lines go, decided once the config is read ([`configure`]; whether syslog
+//! takes them is looked at when the first line is written):
 //! - `MAILLOG /path` (Postfix's `maillog_file`): that file instead of syslog, one line per
 //!   record, `2026-11-30T05:30:22+01:00 rsendmail[1234]: text`, appended with O_APPEND
 //!   (one write per line, so processes writing at once do not mix their lines). It is
@@ -75,8 +76,39 @@ enum Fallback {
 struct Config {
     /// The MAILLOG file, while it is usable (see [`FILE_GIVEN_UP`]).
     file: Option<(File, String)>,
-    fallback: Fallback,
+    /// Found out when first needed ([`Config::probed`]).
+    fallback: OnceLock<Fallback>,
     long_running: bool,
+}
+
+impl Config {
+    /// Where lines go when MAILLOG is not used. A long-running process: syslog when its
+    /// socket takes datagrams, else its stderr, looked at when the first line needs it.
+    /// A one-shot process: syslog, without looking: libc's `syslog` connects with the
+    /// first line (`init` asks for no connection before) and drops the line when there is
+    /// no socket, which is [`Fallback::Nowhere`]'s effect, so a submission makes one
+    /// connection to the system logger (for its `from=` line), not two.
+    fn fallback(&self) -> Fallback {
+        if self.long_running {
+            self.probed()
+        } else {
+            Fallback::Syslog
+        }
+    }
+
+    /// [`Config::fallback`] found out: syslog when its socket takes datagrams, else a
+    /// long-running process's stderr, else nowhere (said in a warning about MAILLOG).
+    fn probed(&self) -> Fallback {
+        *self.fallback.get_or_init(|| {
+            if syslog_available() {
+                Fallback::Syslog
+            } else if self.long_running {
+                Fallback::Stderr
+            } else {
+                Fallback::Nowhere
+            }
+        })
+    }
 }
 
 struct Logger;
@@ -118,7 +150,7 @@ impl log::Log for Logger {
                 }
             }
         }
-        emit(c.fallback, record.level(), &text);
+        emit(c.fallback(), record.level(), &text);
     }
 
     fn flush(&self) {}
@@ -144,14 +176,14 @@ fn emit(to: Fallback, level: log::Level, text: &str) {
 fn tell(c: &Config, why: &str) {
     let text = format!(
         "{why}; {}",
-        match c.fallback {
+        match c.probed() {
             Fallback::Syslog => "logging to syslog",
             Fallback::Stderr => "logging to stderr",
             Fallback::Nowhere => "nothing is logged (no syslog socket)",
         }
     );
-    emit(c.fallback, log::Level::Warn, &text);
-    if !c.long_running && c.fallback != Fallback::Stderr {
+    emit(c.fallback(), log::Level::Warn, &text);
+    if !c.long_running && c.fallback() != Fallback::Stderr {
         let _ = writeln!(std::io::stderr(), "{}: warning: {text}", ident());
     }
 }
@@ -222,19 +254,15 @@ fn write_line(mut out: impl Write, text: &str) -> std::io::Result<()> {
     out.write_all(line.as_bytes())
 }
 
-/// Open syslog under `ident` (sendmail's `-L label`), mail facility.
+/// Open syslog under `ident` (sendmail's `-L label`), mail facility. The connection to
+/// the system logger is made by the first line sent to it, not here (no `LOG_NDELAY`):
+/// a submission that logs nothing makes none.
 pub fn init(ident: &str) {
     let ident = IDENT.get_or_init(|| {
         CString::new(ident.replace('\0', "")).unwrap_or_else(|_| c"rsendmail".to_owned())
     });
     // SAFETY: the ident lives in a static for the rest of the process.
-    unsafe {
-        libc::openlog(
-            ident.as_ptr(),
-            libc::LOG_PID | libc::LOG_NDELAY,
-            libc::LOG_MAIL,
-        )
-    };
+    unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID, libc::LOG_MAIL) };
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(log::LevelFilter::Info);
 }
@@ -263,13 +291,6 @@ pub fn configure(maillog: Option<&Path>, long_running: bool) {
     if CONFIG.get().is_some() {
         return;
     }
-    let fallback = if syslog_available() {
-        Fallback::Syslog
-    } else if long_running {
-        Fallback::Stderr
-    } else {
-        Fallback::Nowhere
-    };
     let mut file = None;
     let mut failure = None;
     if let Some(path) = maillog {
@@ -291,7 +312,7 @@ pub fn configure(maillog: Option<&Path>, long_running: bool) {
     }
     let c = CONFIG.get_or_init(|| Config {
         file,
-        fallback,
+        fallback: OnceLock::new(),
         long_running,
     });
     if let Some(why) = failure {
@@ -303,7 +324,8 @@ pub fn configure(maillog: Option<&Path>, long_running: bool) {
 /// MAILLOG or syslog).
 pub fn to_stderr() -> bool {
     CONFIG.get().is_some_and(|c| {
-        c.fallback == Fallback::Stderr && (c.file.is_none() || FILE_GIVEN_UP.load(Ordering::SeqCst))
+        (c.file.is_none() || FILE_GIVEN_UP.load(Ordering::SeqCst))
+            && c.fallback() == Fallback::Stderr
     })
 }
 

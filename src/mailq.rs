@@ -283,11 +283,7 @@ pub fn list_text(
         };
         let mark = if l.busy {
             '*'
-        } else if min_age > 0
-            && e.state
-                .last_attempt
-                .is_some_and(|t| t.saturating_add(min_age) > now)
-        {
+        } else if e.state.tried_within(now, min_age) {
             '-'
         } else {
             ' '

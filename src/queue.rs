@@ -16,13 +16,44 @@ pub struct Sweep {
     pub selected: Vec<String>,
     /// The selected entries whose back-off (or MinQueueAge) has not expired.
     pub not_due: BTreeSet<String>,
+    /// The selected entries tried less than MinQueueAge ago (all of them in `not_due`).
+    pub too_young: BTreeSet<String>,
     pub busy: Vec<String>,
     pub corrupt: Vec<String>,
     pub cleaned: usize,
     pub index_rebuilt: bool,
 }
 
+impl Sweep {
+    /// The selected entries a run tries, in queue-id order:
+    /// - a selection (`-qI`, `-qR`, `-qS`, negated or not; [`QueueRunArgs::is_selection`])
+    ///   tries all of them, as sendmail does (compat-tests/cases/minqueueage-qR-tried,
+    ///   minqueueage-qS-tried, minqueueage-qI-tried, minqueueage-qnotR-tried);
+    /// - a one-time run (`-q`, `-qf`, `-q -v`: `periodic` false) leaves out the entries
+    ///   tried less than `MinQueueAge` ago, as sendmail's does (minqueueage-q-skips-tried,
+    ///   minqueueage-qf-tried, minqueueage-q-tries-fresh, minqueueage-q-expired-age), and
+    ///   tries the others whatever their back-off (a cron job's `-q` is the only runner);
+    /// - the periodic runner (`-q30m`) also leaves out those whose back-off has not
+    ///   expired.
+    pub fn to_try(&self, q: &QueueRunArgs, periodic: bool) -> Vec<String> {
+        let skip = if q.is_selection() {
+            None
+        } else if periodic {
+            Some(&self.not_due)
+        } else {
+            Some(&self.too_young)
+        };
+        self.selected
+            .iter()
+            .filter(|id| skip.is_none_or(|s| !s.contains(*id)))
+            .cloned()
+            .collect()
+    }
+}
+
 /// Clean up, check the index, and lock every selected entry in turn.
+/// `min_queue_age` is `O MinQueueAge=` in seconds (0: none); it fills `not_due` and
+/// `too_young`, and selects nothing by itself (see [`Sweep::to_try`]).
 pub fn sweep(
     spool: &Spool,
     filter: Option<&QueueRunArgs>,
@@ -84,6 +115,9 @@ pub fn sweep(
                 if filter.is_none_or(|f| f.selects(&id, &env.sender, &rcpts)) {
                     if !locked.entry.state.is_due(now, min_queue_age) {
                         out.not_due.insert(id.clone());
+                    }
+                    if locked.entry.state.tried_within(now, min_queue_age) {
+                        out.too_young.insert(id.clone());
                     }
                     out.selected.push(id);
                 }
@@ -286,6 +320,73 @@ mod tests {
             same_as_full_scan(&spool, FilterField::QueueId, false, &id[4..], round);
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+
+    /// What each kind of run tries: a selection everything it selects, a one-time run
+    /// all but the entries tried within MinQueueAge, the periodic runner also not those
+    /// still in their back-off.
+    #[test]
+    fn runs_try_what_sendmail_tries() {
+        use crate::spool::entry::{RcptState, State};
+        let dir = std::env::temp_dir().join(format!("rsendmail-totry-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let spool = Spool::new(&dir, true);
+        spool.prepare().unwrap();
+        let now = clock::now();
+        // (last attempt, next attempt): never tried; tried a minute ago, due; tried two
+        // hours ago, back-off running.
+        let states = [
+            None,
+            Some((now - 60, now - 1)),
+            Some((now - 7200, now + 600)),
+        ];
+        let mut ids = Vec::new();
+        for st in states {
+            let mut ne = spool.begin(now).unwrap();
+            let env = test_envelope(&ne.id, &["a@example.org"]);
+            ne.writer().write_all(env.to_text().as_bytes()).unwrap();
+            let id = ne.id.clone();
+            ne.commit(&env).unwrap();
+            if let Some((last, next)) = st {
+                let mut locked = spool.lock_entry(&id).unwrap().unwrap();
+                let state = State {
+                    attempts: 1,
+                    last_attempt: Some(last),
+                    next_attempt: Some(next),
+                    recipients: vec![(0, RcptState::Deferred, None)],
+                    ..State::default()
+                };
+                locked.record_state(state).unwrap();
+            }
+            ids.push(id);
+        }
+        let (fresh, recent, old) = (&ids[0], &ids[1], &ids[2]);
+        let sorted = |v: &[&String]| {
+            let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+            v.sort();
+            v
+        };
+        let plain = QueueRunArgs::default();
+        let sel = QueueRunArgs {
+            filters: vec![QueueFilter {
+                field: FilterField::Recipient,
+                negate: false,
+                substring: "example.org".into(),
+            }],
+            ..QueueRunArgs::default()
+        };
+        let all = sorted(&[fresh, recent, old]);
+        let sw = sweep(&spool, Some(&plain), 3600).unwrap();
+        assert_eq!(sw.to_try(&plain, false), sorted(&[fresh, old]));
+        assert_eq!(sw.to_try(&plain, true), sorted(&[fresh]));
+        let sw = sweep(&spool, Some(&sel), 3600).unwrap();
+        assert_eq!(sw.to_try(&sel, false), all);
+        assert_eq!(sw.to_try(&sel, true), all);
+        // Without MinQueueAge a one-time run tries everything.
+        let sw = sweep(&spool, Some(&plain), 0).unwrap();
+        assert_eq!(sw.to_try(&plain, false), all);
+        assert_eq!(sw.to_try(&plain, true), sorted(&[fresh, recent]));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// ETRN's selection from the per-domain lists is what a full scan selects, on random

@@ -96,6 +96,13 @@ impl QueueRunArgs {
 }
 
 impl QueueRunArgs {
+    /// Whether the run is a selection (`-qI`, `-qR`, `-qS`, negated or not): as in
+    /// sendmail, a selection tries what it selects whether or not it was tried within
+    /// `MinQueueAge` (compat-tests/cases/minqueueage-qR-tried, -qS-, -qI-, -qnotR-).
+    pub fn is_selection(&self) -> bool {
+        !self.filters.is_empty()
+    }
+
     /// Whether the `-qI` filters (if any) can match this id: decided without opening it.
     pub fn id_may_match(&self, id: &str) -> bool {
         let of_kind: Vec<&QueueFilter> = self

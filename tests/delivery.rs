@@ -646,6 +646,43 @@ fn periodic_runner_respects_back_off_and_stops_on_sigterm() {
     );
 }
 
+/// `O MinQueueAge=` in the configuration file: a one-time `-q` (the cron job's run) leaves
+/// an entry tried within it alone and tries the others, back-off or not; a selection
+/// (`-qR`) tries it all the same; `mailq` marks it `-`. As sendmail does
+/// (compat-tests/cases/minqueueage-*).
+#[test]
+fn one_time_run_honours_min_queue_age_from_the_config() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "O MinQueueAge=1h\n");
+    let count = |rcpt: &str| peer.transcript().matches(&format!("RCPT {rcpt}")).count();
+    // Tried once at submission: deferred, its back-off running.
+    env.sendmail(&["-odi", "reject4@example.org"], MSG).code(0);
+    assert_eq!(count("reject4@example.org"), 1);
+    // Never tried.
+    env.sendmail(&["-odq", "ok@example.org"], MSG).code(0);
+    let listing = env.sendmail(&["-bp"], b"").stdout;
+    let marks: Vec<u8> = listing
+        .lines()
+        .filter(|l| l.len() > 14 && l.as_bytes()[0].is_ascii_alphanumeric())
+        .map(|l| l.as_bytes()[14])
+        .collect();
+    let mut sorted = marks.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec![b' ', b'-'], "{listing}");
+    env.sendmail(&["-qf"], b"").code(0);
+    assert_eq!(count("ok@example.org"), 1);
+    assert_eq!(count("reject4@example.org"), 1, "{}", peer.transcript());
+    env.sendmail(&["-q", "-v"], b"").code(0);
+    assert_eq!(count("reject4@example.org"), 1, "{}", peer.transcript());
+    env.sendmail(&["-qRreject4", "-qf"], b"").code(0);
+    assert_eq!(count("reject4@example.org"), 2, "{}", peer.transcript());
+    // -O on the command line overrides the file.
+    env.sendmail(&["-qf", "-O", "MinQueueAge=0"], b"").code(0);
+    assert_eq!(count("reject4@example.org"), 3, "{}", peer.transcript());
+}
+
 #[test]
 fn sigterm_with_a_stalled_server_stops_within_seconds() {
     let Some((_scratch, peer)) = start_peer(&[("STALL", "60")]) else {

@@ -744,3 +744,216 @@ fn walk(root: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The entries (`qf...` files) in `spool`; none when it is not there.
+fn spool_files(spool: &Path) -> Vec<String> {
+    fs::read_dir(spool)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("qf"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A user's submission where the system configuration exists and its spool is not
+/// writable (an install whose set-gid bit was lost, as in the NetBSD pkgsrc report) fails
+/// with the directory and the likely cause, exit 75, in every delivery mode and with -t,
+/// and nothing is queued anywhere: not in the system spool, not in a per-user spool no
+/// runner looks at. Only where no system configuration exists does the per-user default
+/// apply. The system configuration is a scratch file (`RSENDMAIL_SYSTEM_CONFIG`, read by
+/// debug builds without set-id privileges only): nothing under /etc or /var is touched.
+#[test]
+fn user_submission_never_falls_back_to_a_per_user_spool_where_a_system_config_exists() {
+    if !can_switch_user() {
+        return;
+    }
+    if !cfg!(debug_assertions) {
+        // The override of the system configuration's path exists in debug builds only.
+        return;
+    }
+    let home = user_dir("syscfg-home");
+    let b = user_visible_bin(&home, "sendmail");
+    let mq = home.join("mailq");
+    std::os::unix::fs::symlink(&b, &mq).unwrap();
+    let here = setgid_dir("syscfg");
+    let spool = here.join("spool");
+    group_only_dir(&spool);
+    let conf = here.join("rsendmail.conf");
+    fs::write(
+        &conf,
+        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let state = home.join("state");
+    let envs = [
+        ("HOME", home.to_str().unwrap()),
+        ("XDG_STATE_HOME", state.to_str().unwrap()),
+        ("RSENDMAIL_SYSTEM_CONFIG", conf.to_str().unwrap()),
+    ];
+    let want = format!(
+        "cannot queue the message: the queue directory {} (the spool of {}) is not \
+         writable by this user: Permission denied (rsendmail must be installed \
+         set-group-id to the spool's group mail (mode 2755; the set-gid bit may have been \
+         lost), or the user be in that group); nothing was queued\n",
+        spool.display(),
+        conf.display()
+    );
+    let t_msg = b"To: bob@example.org\nSubject: t\n\nhello\n";
+    for (args, input) in [
+        (&["-odq", "bob@example.org"][..], MSG),
+        (&["bob@example.org"][..], MSG),
+        (&["-odb", "bob@example.org"][..], MSG),
+        (&["-odi", "bob@example.org"][..], MSG),
+        (&["-odd", "bob@example.org"][..], MSG),
+        (&["-v", "bob@example.org"][..], MSG),
+        (&["-t"][..], &t_msg[..]),
+    ] {
+        let out = as_user(&b, args, &envs, input);
+        assert_eq!(
+            out.status.code(),
+            Some(75),
+            "{args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), want, "{args:?}");
+    }
+    // A -bs session takes messages as a submission does: refused the same way, before
+    // its greeting.
+    let out = as_user(&b, &["-bs"], &envs, b"QUIT\r\n");
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stdout), want);
+    assert_eq!(spool_files(&spool), Vec::<String>::new());
+    assert!(!state.exists(), "a per-user spool was made");
+    // A system spool that is missing and cannot be made is explained the same way.
+    let gone = here.join("gone");
+    group_only_dir(&gone);
+    let missing = gone.join("spool");
+    fs::write(
+        &conf,
+        format!("SPOOLDIR {}\nMAILNAME test.example\n", missing.display()),
+    )
+    .unwrap();
+    let out = as_user(&b, &["-odq", "bob@example.org"], &envs, MSG);
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(&format!("the queue directory {}", missing.display())),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!missing.exists() && !state.exists());
+    // A spool the user may write (here through its modes for others; installed, through
+    // the spool group) takes the message, with the shared spool's modes, and mailq lists
+    // that spool.
+    fs::write(
+        &conf,
+        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = as_user(&b, &["-odq", "bob@example.org"], &envs, MSG);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let qf = queue_file(&spool);
+    assert_eq!(fs::metadata(&qf).unwrap().mode() & 0o777, 0o660);
+    assert!(!state.exists(), "a per-user spool was made");
+    let out = as_user(&mq, &[], &envs, b"");
+    assert!(
+        text(&out.stdout).contains(&format!("{} (1 request)", spool.display())),
+        "{}",
+        text(&out.stdout)
+    );
+    // No system configuration: the user's own spool, as before.
+    let nothing = here.join("no-such.conf");
+    let envs_none = [
+        ("HOME", home.to_str().unwrap()),
+        ("XDG_STATE_HOME", state.to_str().unwrap()),
+        ("RSENDMAIL_SYSTEM_CONFIG", nothing.to_str().unwrap()),
+    ];
+    let out = as_user(&b, &["-odq", "bob@example.org"], &envs_none, MSG);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(spool_files(&state.join("rsendmail/spool")).len(), 1);
+    let _ = fs::remove_dir_all(&here);
+    let _ = fs::remove_dir_all(&home);
+}
+
+/// A set-gid rsendmail that gave its group up for an option that chooses files says so
+/// when the system spool then refuses the message (75, nothing queued); and no set-id
+/// process reads `RSENDMAIL_SYSTEM_CONFIG`: a broken file it names is not even opened,
+/// where a program without privileges (debug build) refuses it.
+#[test]
+fn system_config_override_never_reaches_a_setgid_program() {
+    if !can_switch_user() || !cfg!(debug_assertions) {
+        return;
+    }
+    assert!(
+        !Path::new(rsendmail::config::DEFAULT_CONFIG).exists(),
+        "this test needs a machine without a system config"
+    );
+    let dir = user_dir("syscfg-sg");
+    let here = setgid_dir("syscfg-sg");
+    let sg = setgid_copy(&here);
+    crate::harness::copy_executable(
+        Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")),
+        &here.join("rsendmail-deliver"),
+    );
+    let plain = here.join("plain");
+    fs::create_dir(&plain).unwrap();
+    fs::set_permissions(&plain, fs::Permissions::from_mode(0o755)).unwrap();
+    let not_sg = user_visible_bin(&plain, "sendmail");
+    let broken = here.join("broken.conf");
+    fs::write(&broken, "NOSUCHKEYWORD x\n").unwrap();
+    fs::set_permissions(&broken, fs::Permissions::from_mode(0o644)).unwrap();
+    let envs = [
+        ("HOME", dir.to_str().unwrap()),
+        ("RSENDMAIL_SYSTEM_CONFIG", broken.to_str().unwrap()),
+    ];
+    let out = as_user(&not_sg, &["-bv", "root"], &envs, b"");
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(broken.to_str().unwrap()),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = as_user(&sg, &["-bv", "root"], &envs, b"");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // -X gives the group up; what the program reads from then on is the caller's
+    // business, and the group-only spool of the system configuration refuses the message.
+    let spool = here.join("spool");
+    group_only_dir(&spool);
+    let conf = here.join("rsendmail.conf");
+    fs::write(
+        &conf,
+        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let log = dir.join("traffic.log");
+    let envs = [
+        ("HOME", dir.to_str().unwrap()),
+        ("RSENDMAIL_SYSTEM_CONFIG", conf.to_str().unwrap()),
+    ];
+    let out = as_user(
+        &sg,
+        &["-X", log.to_str().unwrap(), "-odq", "bob@example.org"],
+        &envs,
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("gave up rsendmail's set-group-id privilege"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(spool_files(&spool), Vec::<String>::new());
+    let _ = fs::remove_dir_all(&here);
+    let _ = fs::remove_dir_all(&dir);
+}

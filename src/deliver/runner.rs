@@ -256,11 +256,12 @@ pub fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         // (cron's end, a shutdown, `timeout`) stops it in good order too: the
         // transactions in progress get their replies recorded, within STOP_GRACE.
         stop_in_good_order()?;
-        let sweep = queue::sweep(&s.spool, Some(&q), 0)?;
+        let sweep = queue::sweep(&s.spool, Some(&q), engine.min_queue_age)?;
         for id in &sweep.corrupt {
             rsendmail::outln!("qf{id}: corrupt queue file moved to corrupt/");
         }
-        let attempts = deliver_ids(engine, &s.spool, sweep.selected, s.inv.verbose, true)?;
+        let ids = sweep.to_try(&q, false);
+        let attempts = deliver_ids(engine, &s.spool, ids, s.inv.verbose, true)?;
         // `-q -v`: the status says what became of the recipients, as an interactive
         // delivery's does (recorded: reason-rcpt550-q-v exits 67).
         return Ok(if s.inv.verbose {
@@ -310,7 +311,6 @@ fn stop_in_good_order() -> Result<(), Fatal> {
 pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit, Fatal> {
     stop_in_good_order()?;
     let interval = Duration::from_secs(q.interval.unwrap_or(0).max(1));
-    let forced = !q.filters.is_empty();
     log::info!("queue runner started, interval {}s", interval.as_secs());
     // The wake-up endpoint, served beside the interval's runs (src/deliver/wake.rs).
     std::thread::scope(|scope| {
@@ -328,11 +328,7 @@ fn periodic_runs(s: &Setup, engine: &Engine, q: &QueueRunArgs, interval: Duratio
         match queue::sweep(&s.spool, Some(q), engine.min_queue_age) {
             Ok(sweep) => {
                 // sendmail: -qR/-qS/-qI selections ignore back-off.
-                let due: Vec<String> = sweep
-                    .selected
-                    .into_iter()
-                    .filter(|id| forced || !sweep.not_due.contains(id))
-                    .collect();
+                let due = sweep.to_try(q, true);
                 if let Err(e) = deliver_ids(engine, &s.spool, due, s.inv.verbose, true) {
                     log::error!("{e}");
                 }

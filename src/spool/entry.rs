@@ -588,6 +588,17 @@ impl State {
                 .is_none_or(|t| t.saturating_add(min_age) <= now)
     }
 
+    /// Whether the entry was tried less than `min_age` seconds before `now` (sendmail's
+    /// MinQueueAge: a queue run that is not a selection leaves it alone, and `mailq`
+    /// marks it `-`). Never true while `min_age` is 0 or below, nor for an entry never
+    /// tried.
+    pub fn tried_within(&self, now: i64, min_age: i64) -> bool {
+        min_age > 0
+            && self
+                .last_attempt
+                .is_some_and(|t| t.saturating_add(min_age) > now)
+    }
+
     /// The state of recipient `i` (pending when the state file does not mention it).
     pub fn of(&self, i: usize) -> RcptState {
         self.recipients
@@ -787,6 +798,8 @@ mod tests {
         assert!(!back.is_due(19, 0) && back.is_due(20, 0));
         assert!(!back.is_due(20, 11) && back.is_due(21, 11));
         assert!(State::default().is_due(0, 100));
+        assert!(back.tried_within(20, 11) && !back.tried_within(21, 11));
+        assert!(!back.tried_within(0, 0) && !State::default().tried_within(0, 100));
     }
 
     #[test]
