@@ -315,14 +315,14 @@ pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit,
     // The wake-up endpoint, served beside the interval's runs (src/deliver/wake.rs).
     std::thread::scope(|scope| {
         scope.spawn(|| super::wake::serve(s, engine, &STOP));
-        periodic_runs(s, engine, q, interval, forced);
+        periodic_runs(s, engine, q, interval);
     });
     log::info!("queue runner stopped");
     Ok(Sysexit::Ok)
 }
 
 /// The periodic runner's runs, one each interval, until SIGTERM/SIGINT.
-fn periodic_runs(s: &Setup, engine: &Engine, q: &QueueRunArgs, interval: Duration, forced: bool) {
+fn periodic_runs(s: &Setup, engine: &Engine, q: &QueueRunArgs, interval: Duration) {
     while !STOP.load(Ordering::SeqCst) {
         let started = std::time::Instant::now();
         match queue::sweep(&s.spool, Some(q), engine.min_queue_age) {
