@@ -39,6 +39,7 @@
 
 pub mod attempt;
 pub mod bounce;
+pub mod cache;
 pub mod dns;
 pub mod engine;
 pub mod local;

@@ -4,7 +4,9 @@
 //! stopping in good order on SIGTERM.
 
 use super::attempt::{Attempt, Worker, attempt};
+use super::cache;
 use super::engine::Engine;
+use super::plan::{Route, route};
 use super::record::exit_status;
 use super::smtp::Transcript;
 use super::transcript::Transcripts;
@@ -33,7 +35,9 @@ fn finish(mut locked: LockedEntry) {
     }
 }
 
-/// Deliver entries with up to `workers` connections in parallel.
+/// Deliver entries with up to `workers` connections in parallel; then the cached
+/// connections QUIT, unless the process keeps them between runs
+/// ([`cache::keep_between_runs`]: the periodic runner).
 pub fn deliver_ids(
     engine: &Engine,
     spool: &Spool,
@@ -41,12 +45,31 @@ pub fn deliver_ids(
     verbose: bool,
     queue_run: bool,
 ) -> Result<Vec<Attempt>, Fatal> {
-    deliver_ids_then(engine, spool, ids, verbose, queue_run, None)
+    let r = deliver_ids_then(engine, spool, ids, verbose, queue_run, None, None);
+    close_connections(verbose);
+    r
 }
 
-/// [`deliver_ids`], and `note` printed on stdout (made printable) once the entries are
-/// done, before the connections close: what the submission left to say after the
-/// delivery (one worker: an interactive delivery).
+/// QUIT the cached connections, unless the process keeps them between runs (they QUIT
+/// when their idle time passes then).
+fn close_connections(verbose: bool) {
+    if !cache::kept_between_runs() {
+        let mut sink = Transcripts {
+            stdout: verbose.then(std::io::stdout),
+        };
+        let mut out: Transcript<'_> = sink.get();
+        cache::close_all(&mut out);
+    }
+}
+
+/// Which of the entries locked a run takes (the others are unlocked and left as they
+/// are): a background delivery's follow-ups ([`follow_up`]).
+type Accept<'a> = dyn Fn(&LockedEntry) -> bool + Sync + 'a;
+
+/// [`deliver_ids`] without closing the connections, and `note` printed on stdout (made
+/// printable) once the entries are done, before the connections close: what the
+/// submission left to say after the delivery (one worker: an interactive delivery).
+/// `accept`: only the entries it accepts once locked are tried.
 fn deliver_ids_then(
     engine: &Engine,
     spool: &Spool,
@@ -54,7 +77,9 @@ fn deliver_ids_then(
     verbose: bool,
     queue_run: bool,
     note: Option<&str>,
+    accept: Option<&Accept<'_>>,
 ) -> Result<Vec<Attempt>, Fatal> {
+    cache::configure(engine.cache_size, engine.cache_timeout);
     let queue = Mutex::new(VecDeque::from(ids));
     let results = Mutex::new(Vec::new());
     let errors = Mutex::new(Vec::new());
@@ -121,6 +146,9 @@ fn deliver_ids_then(
                             continue;
                         }
                     };
+                    if accept.is_some_and(|ok| !ok(&locked)) {
+                        continue;
+                    }
                     // sendmail -q -v: a blank line, then the entry (named without its
                     // qf prefix, as sendmail names it), before its transcript.
                     if verbose
@@ -212,10 +240,81 @@ fn background_slot(spool: &Spool, max: usize) -> Option<std::fs::File> {
             }
         };
         if f.try_lock().is_ok() {
+            // What the last holder advertised is not ours.
+            let _ = f.set_len(0);
             return Some(f);
         }
     }
     None
+}
+
+/// The destinations a background delivery holding a slot has a working connection to,
+/// written in its slot file ([`advertise`]), one [`Route`] a line.
+fn route_line(r: &Route) -> String {
+    rsendmail::text::printable(&format!("{r:?}")).replace('\n', " ")
+}
+
+/// Write the destinations this process's connections work for in its slot file, for
+/// background deliveries starting meanwhile to leave their message to it
+/// ([`running_one_follows`]).
+fn advertise(slot: &std::fs::File) {
+    use std::io::{Seek, Write};
+    let text: String = cache::worked_routes()
+        .iter()
+        .map(|r| route_line(r) + "\n")
+        .collect();
+    let mut f = slot;
+    let _ = f.set_len(0);
+    let _ = f.seek(std::io::SeekFrom::Start(0));
+    let _ = f.write_all(text.as_bytes());
+}
+
+/// Whether a background delivery that holds a slot has a working connection to every
+/// destination of entry `id`, a message not tried yet whose recipients are all remote:
+/// then that delivery takes it over its connection when its own work is done (its look
+/// at the queue after giving its slot back finds it at the latest: [`follow_up`]), and
+/// this one leaves it to it rather than opening another connection.
+fn running_one_follows(engine: &Engine, spool: &Spool, id: &str) -> bool {
+    let Ok(e) = spool.read_entry(id) else {
+        return false;
+    };
+    if e.envelope.mode != 'b' || e.state.attempts != 0 {
+        return false;
+    }
+    let mut routes = Vec::new();
+    for (i, r) in e.envelope.recipients.iter().enumerate() {
+        if e.state.of(i).is_final() {
+            continue;
+        }
+        let to = route(engine, &r.address);
+        if to == Route::Local {
+            return false;
+        }
+        routes.push(route_line(&to));
+    }
+    if routes.is_empty() {
+        return false;
+    }
+    let Ok(dir) = spool.subdir("slots") else {
+        return false;
+    };
+    (0..engine.max_background).any(|n| {
+        let Ok(f) = rsendmail::spool::open_safely(
+            &dir.join(n.to_string()),
+            std::fs::OpenOptions::new().read(true),
+            rsendmail::spool::Kind::File,
+        ) else {
+            return false;
+        };
+        // Free: nobody to leave it to.
+        if f.try_lock_shared().is_ok() {
+            return false;
+        }
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut std::io::Read::take(&f, 64 * 1024), &mut text);
+        let lines: Vec<&str> = text.lines().collect();
+        routes.iter().all(|r| lines.contains(&r.as_str()))
+    })
 }
 
 /// Deliver one entry now (interactive or background mode): `id`, or the ids of a message
@@ -244,7 +343,13 @@ pub fn deliver_entry(
     if let Some(bad) = ids.iter().find(|i| !rsendmail::spool::valid_id(i)) {
         return Err(Fatal::new(Sysexit::Usage, format!("bad queue id {bad}")));
     }
-    let _slot = if background {
+    if background
+        && let [one] = &ids[..]
+        && running_one_follows(engine, &s.spool, one)
+    {
+        return Ok(Sysexit::Ok);
+    }
+    let slot = if background {
         match background_slot(&s.spool, engine.max_background) {
             Some(f) => Some(f),
             None => return Ok(Sysexit::Ok), // stays queued for the next run
@@ -253,8 +358,145 @@ pub fn deliver_entry(
         None
     };
     let verbose = s.inv.verbose;
-    let results = deliver_ids_then(engine, &s.spool, ids, verbose, false, note)?;
-    Ok(run_status(&results, engine.error_mode))
+    let results = deliver_ids_then(engine, &s.spool, ids.clone(), verbose, false, note, None);
+    if background && results.is_ok() {
+        follow_up(engine, &s.spool, &ids, slot);
+    }
+    close_connections(verbose);
+    Ok(run_status(&results?, engine.error_mode))
+}
+
+/// How many other entries a background delivery sends over one session of the
+/// connections its own message went out on ([`follow_up`]); then they QUIT, and the
+/// entries still coming go over new ones.
+pub const FOLLOW_MAX: usize = 100;
+
+/// How many queue entries, newest first, a background delivery looks at for them.
+pub const FOLLOW_SCAN: usize = 1000;
+
+/// "When one goes, the rest follows": after a background delivery, other queued entries
+/// go out in the same process, over the cached connections where they lead to the same
+/// hosts, [`FOLLOW_MAX`] of them per session, found among the [`FOLLOW_SCAN`] newest
+/// entries at each look:
+/// - entries for the destinations this process delivered to over a connection that
+///   stayed usable (every open recipient routed to such a relay or MX domain), once
+///   their back-off has expired;
+/// - entries never tried yet, submitted for background delivery (`-odb`), whose
+///   recipients are all remote: left waiting when their own background delivery found
+///   every `O MaxBackgroundDeliveries=` slot busy. (`-odq` and `-odd` entries wait for a
+///   queue run, as sendmail promises; an `-odi` one is its caller's process's.)
+///   (Local recipients are left to their own delivery or the root runner: another
+///   user's process cannot write their mailbox.)
+///
+/// Each is locked before it is read and sent; one locked by another process is skipped,
+/// so no message is delivered twice. The slot is held while sending. After it is given
+/// back, the queue is looked at once more, and when something is left, a slot is taken
+/// again: a message whose own delivery found the slots busy just before was given back
+/// is not left for the next queue run (the process that holds the slot then looks after
+/// giving it back). After each pass it waits while a connection stays cached
+/// ([`linger`]) for entries that come meanwhile. While it holds a slot, the destinations
+/// its connections work for are
+/// written in the slot file ([`advertise`]): a background delivery starting meanwhile
+/// for a message to those destinations leaves it to this process
+/// ([`running_one_follows`]), so that a burst of submissions shares connections.
+fn follow_up(engine: &Engine, spool: &Spool, own: &[String], slot: Option<std::fs::File>) {
+    let taken = std::sync::atomic::AtomicUsize::new(0);
+    let eligible = |l: &LockedEntry| -> bool {
+        let e = &l.entry;
+        if own.contains(&e.envelope.id) || !e.state.is_due(rsendmail::clock::now(), 0) {
+            return false;
+        }
+        let fresh = e.state.last_attempt.is_none() && e.state.attempts == 0;
+        // Queued for a queue run (`-odq`, `-odd`, an expansion): not before it; an
+        // interactive submission's own process reports to its caller.
+        if fresh && e.envelope.mode != 'b' {
+            return false;
+        }
+        let mut open = e
+            .envelope
+            .recipients
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !e.state.of(*i).is_final())
+            .peekable();
+        open.peek().is_some()
+            && open.all(|(_, r)| {
+                let to = route(engine, &r.address);
+                to != Route::Local && (fresh || cache::works(&to))
+            })
+    };
+    // Counted when accepted: the bound holds whatever the entry's outcome.
+    let accept = |l: &LockedEntry| eligible(l) && taken.fetch_add(1, Ordering::SeqCst) < FOLLOW_MAX;
+    let candidates = || -> Vec<String> {
+        let Ok(mut ids) = spool.ids() else {
+            return Vec::new();
+        };
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.retain(|id| !own.contains(id));
+        ids.truncate(FOLLOW_SCAN);
+        ids
+    };
+    let mut slot = slot;
+    while let Some(held) = &slot {
+        if STOP.load(Ordering::SeqCst) {
+            return;
+        }
+        if taken.load(Ordering::SeqCst) >= FOLLOW_MAX {
+            // This session carried its share: the next entries get a new one.
+            cache::close_all(&mut None);
+            taken.store(0, Ordering::SeqCst);
+        }
+        advertise(held);
+        if let Err(e) = deliver_ids_then(
+            engine,
+            spool,
+            candidates(),
+            false,
+            false,
+            None,
+            Some(&accept),
+        ) {
+            log::error!("{e}");
+            return;
+        }
+        // The connection stays cached for its idle time: new entries meanwhile (a burst
+        // of submissions leaving theirs to this process) go over it.
+        if linger(spool) {
+            continue;
+        }
+        drop(slot.take());
+        let left = candidates()
+            .into_iter()
+            .any(|id| matches!(spool.lock_entry(&id), Ok(Some(l)) if eligible(&l)));
+        if left {
+            // None free: the process holding one looks after giving it back.
+            slot = background_slot(spool, engine.max_background);
+        }
+    }
+}
+
+/// How often a background delivery with a cached connection looks whether the spool
+/// changed ([`linger`]).
+const LINGER_POLL: Duration = Duration::from_millis(20);
+
+/// While this process has a cached connection (until `O ConnectionCacheTimeout=` QUITs
+/// it), wait for the spool directory to change (a new entry committed): true when it
+/// did. The directory's modification time is looked at, not its listing, so that
+/// waiting costs nothing however long the queue.
+fn linger(spool: &Spool) -> bool {
+    let mtime = || {
+        std::fs::metadata(&spool.dir)
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let last = mtime();
+    while cache::any_idle() && !STOP.load(Ordering::SeqCst) {
+        std::thread::sleep(LINGER_POLL);
+        if mtime() != last {
+            return true;
+        }
+    }
+    false
 }
 
 /// The exit status of the attempts of a run: their counts added up (see
@@ -354,6 +596,7 @@ pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit,
     stop_in_good_order()?;
     let interval = Duration::from_secs(q.interval.unwrap_or(0).max(1));
     let forced = !q.filters.is_empty();
+    cache::keep_between_runs();
     log::info!("queue runner started, interval {}s", interval.as_secs());
     while !STOP.load(Ordering::SeqCst) {
         let started = std::time::Instant::now();
@@ -375,6 +618,7 @@ pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit,
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+    cache::close_all(&mut None);
     log::info!("queue runner stopped");
     Ok(Sysexit::Ok)
 }
