@@ -253,26 +253,36 @@ fn background_delivery_takes_due_entries_for_the_same_host() {
     assert_eq!(t.matches(" RCPT toomany-waiting@").count(), 1, "{t}");
 }
 
-/// A cached connection the server closed is found out before the next message goes
-/// over it (RSET), and that message goes over a new connection, once.
+/// A cached connection the server closed, or whose RSET it answered 421, is found out
+/// before the next message goes over it, and that message goes over a new connection,
+/// once.
 #[test]
 fn cached_connection_closed_by_the_server_is_replaced() {
-    let Some((_scratch, peer)) = start_peer(&[("CLOSE_AFTER_DOT", "1")]) else {
-        return;
-    };
-    let env = relay_env(peer.port, "");
-    let due = deferred_entry(&env, "toomany-due@example.org", now() - 1);
-    let tried = sessions(&peer);
-    env.sendmail(&["-odb", "fresh@example.org"], MSG).code(0);
-    wait_until(Duration::from_secs(20), "the queue empty", || {
-        env.entries().is_empty()
-    });
-    let t = peer.transcript();
-    assert!(!ids(&env).contains(&due));
-    assert!(t.contains("CLOSE-AFTER-DOT at RSET"), "{t}");
-    let msgs = peer.messages();
-    assert_eq!(msgs.len(), 2, "each message once: {t}");
-    assert_eq!(sessions(&peer) - tried, 2, "{t}");
+    for (fault, value, mark) in [
+        ("CLOSE_AFTER_DOT", "1", "CLOSE-AFTER-DOT at RSET"),
+        (
+            "WRONG_REPLY",
+            "RSET 421 4.3.2 Going away (test)",
+            "WRONG-REPLY RSET 421",
+        ),
+    ] {
+        let Some((_scratch, peer)) = start_peer(&[(fault, value)]) else {
+            return;
+        };
+        let env = relay_env(peer.port, "");
+        let due = deferred_entry(&env, "toomany-due@example.org", now() - 1);
+        let tried = sessions(&peer);
+        env.sendmail(&["-odb", "fresh@example.org"], MSG).code(0);
+        wait_until(Duration::from_secs(20), "the queue empty", || {
+            env.entries().is_empty()
+        });
+        let t = peer.transcript();
+        assert!(!ids(&env).contains(&due));
+        assert!(t.contains(mark), "{fault}: {t}");
+        let msgs = peer.messages();
+        assert_eq!(msgs.len(), 2, "{fault}: each message once: {t}");
+        assert_eq!(sessions(&peer) - tried, 2, "{fault}: {t}");
+    }
 }
 
 /// A burst of background (`-odb`) submissions to one smarthost shares sessions: a
