@@ -313,3 +313,34 @@ fn burst_of_background_submissions_shares_sessions() {
     let n = sink.connections() - before;
     assert!(n <= 2, "{n} sessions for 30 messages");
 }
+
+/// A background delivery sends at most `FOLLOW_MAX` (100) other entries over one
+/// session; the others go over a new one, at once.
+#[test]
+fn follow_ups_are_bounded_per_session() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let closed = crate::harness::closed_tcp_port();
+    let env = relay_env(closed, "");
+    queue(&env, "r", "example.org", 130);
+    // Tried once (nothing listens), then due again.
+    env.sendmail(&["-qf"], b"").code(0);
+    let queued = ids(&env);
+    assert_eq!(queued.len(), 130);
+    for id in &queued {
+        set_next_attempt(&env.spool, id, now() - 1);
+    }
+    env.add_config(&format!("PORT {}\n", sink.port));
+    wait_until(Duration::from_secs(5), "the probe logged", || {
+        sink.connections() >= 1
+    });
+    let before = sink.connections();
+    env.sendmail(&["-odb", "fresh@example.org"], MSG).code(0);
+    wait_until(Duration::from_secs(60), "the queue empty", || {
+        env.entries().is_empty()
+    });
+    assert_eq!(sink.dumps().len(), 131);
+    assert_eq!(sink.connections() - before, 2, "own + 100, then 30");
+}

@@ -395,10 +395,9 @@ pub const FOLLOW_SCAN: usize = 1000;
 /// is not left for the next queue run (the process that holds the slot then looks after
 /// giving it back). After each pass it waits while a connection stays cached
 /// ([`linger`]) for entries that come meanwhile. While it holds a slot, the destinations
-/// its connections work for are
-/// written in the slot file ([`advertise`]): a background delivery starting meanwhile
-/// for a message to those destinations leaves it to this process
-/// ([`running_one_follows`]), so that a burst of submissions shares connections.
+/// its connections work for are written in the slot file ([`advertise`]): a background
+/// delivery starting meanwhile for a message to those destinations leaves it to this
+/// process ([`running_one_follows`]), so that a burst of submissions shares connections.
 fn follow_up(engine: &Engine, spool: &Spool, own: &[String], slot: Option<std::fs::File>) {
     let taken = std::sync::atomic::AtomicUsize::new(0);
     let eligible = |l: &LockedEntry| -> bool {
@@ -459,9 +458,10 @@ fn follow_up(engine: &Engine, spool: &Spool, own: &[String], slot: Option<std::f
             log::error!("{e}");
             return;
         }
-        // The connection stays cached for its idle time: new entries meanwhile (a burst
-        // of submissions leaving theirs to this process) go over it.
-        if linger(spool) {
+        // More than one session's share was there: on with a new session at once.
+        // Else the connection stays cached for its idle time: new entries meanwhile (a
+        // burst of submissions leaving theirs to this process) go over it.
+        if taken.load(Ordering::SeqCst) > FOLLOW_MAX || linger(spool) {
             continue;
         }
         drop(slot.take());
