@@ -382,6 +382,8 @@ pub static ACTED_ON: &[(&str, Kind)] = &[
     ("MaxDaemonChildren", Kind::Count),
     ("MaxConnections", Kind::Positive),
     ("MaxBackgroundDeliveries", Kind::Positive),
+    ("ConnectionCacheSize", Kind::Count),
+    ("ConnectionCacheTimeout", Kind::Time),
     ("SmarthostSplit", Kind::Positive),
     ("MXPort", Kind::Port),
     ("MinQueueAge", Kind::Time),
@@ -910,6 +912,12 @@ pub struct Settings {
     pub max_daemon_children: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_background_deliveries: Option<usize>,
+    /// `O ConnectionCacheSize=` (`-ok`): SMTP connections a deliverer keeps open while
+    /// idle, for the next message to the same host (sendmail's MCI cache; 0: none).
+    pub connection_cache_size: Option<usize>,
+    /// `O ConnectionCacheTimeout=` (`-oK`), seconds: how long an idle cached connection
+    /// is kept before QUIT.
+    pub connection_cache_timeout: Option<u64>,
     pub smarthost_split: Option<usize>,
     pub mx_port: Option<u16>,
     /// Seconds.
@@ -985,6 +993,12 @@ impl Settings {
             ("MaxBackgroundDeliveries", _) => {
                 self.max_background_deliveries = Some(parse_positive(name, value)?)
             }
+            ("ConnectionCacheSize", _) => {
+                self.connection_cache_size = Some(parse_count(name, value)?)
+            }
+            ("ConnectionCacheTimeout", _) => {
+                self.connection_cache_timeout = Some(parse_time(name, value)?)
+            }
             ("SmarthostSplit", _) => self.smarthost_split = Some(parse_positive(name, value)?),
             ("MXPort", _) => self.mx_port = Some(parse_port(name, value)?),
             ("MinQueueAge", _) => self.min_queue_age = Some(parse_time(name, value)?),
@@ -1056,6 +1070,8 @@ impl Settings {
             max_daemon_children,
             max_connections,
             max_background_deliveries,
+            connection_cache_size,
+            connection_cache_timeout,
             smarthost_split,
             mx_port,
             min_queue_age,

@@ -4,6 +4,7 @@ mod harness;
 
 mod addresses;
 mod compat_suite;
+mod connection_cache;
 mod content;
 mod delivery;
 mod dns;

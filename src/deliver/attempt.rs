@@ -22,7 +22,7 @@ use super::plan::{self, Relay, Route, Transaction, route};
 use super::record::{self, Counts};
 use super::smtp::{self, Credentials, OpenFailure, Session, Step, TlsMode, TlsPolicy, Transcript};
 use super::transcript::{outcome_lines, reply_lines, say};
-use super::{bounce, dns, local, reply};
+use super::{bounce, cache, dns, local, reply};
 use rsendmail::clock;
 use rsendmail::exit::{Fatal, Sysexit};
 use rsendmail::spool::entry::{Envelope, RcptState, Recipient};
@@ -34,12 +34,20 @@ use std::net::IpAddr;
 /// Looks up a relay's host name: its addresses, or the reply to defer with.
 type Resolve<'a> = dyn FnMut(&str) -> Result<Vec<IpAddr>, reply::Reply> + 'a;
 
-/// A connection kept across the entries of one worker.
+/// A worker's connection to one set of hosts. Between transactions a usable one is in
+/// the process's connection cache ([`cache`]), where any worker may take it; one that
+/// broke stays here until it is replaced or the run ends (so that `-v` says `Closing
+/// connection` where sendmail does).
 #[derive(Default)]
 pub struct Conn {
     session: Option<Session>,
     /// The relay could not be reached in this run: the reply to give without retrying.
     dead: Option<reply::Reply>,
+    /// The cache's key, while this connection counts as busy in the cache.
+    key: Option<cache::Key>,
+    /// A connection of its own, outside the cache (a copy with shorter lines sent after
+    /// a line-length refusal cost the connection).
+    uncached: bool,
 }
 
 impl Conn {
@@ -67,6 +75,15 @@ impl Conn {
         {
             s.close(out);
         }
+        if self.session.is_none() && !self.uncached {
+            // A cached connection to these hosts; or, while another worker uses one, that
+            // one when it is done (a moment's wait) rather than a second connection; else
+            // one opened below. Counted as busy from here.
+            self.give_up_slot();
+            let key: cache::Key = (targets.to_vec(), mx);
+            self.session = cache::acquire(&key, cache::WAIT_FOR_BUSY);
+            self.key = Some(key);
+        }
         let reused = self.session.as_ref().is_some_and(Session::was_used);
         if let Some(s) = &mut self.session
             && s.reset_for_reuse(out).is_err()
@@ -92,6 +109,7 @@ impl Conn {
                 _ if mx => &none,
                 Ok(a) => a,
                 Err(why) => {
+                    self.give_up_slot();
                     let r = reply::Reply::with_status(451, status::SECURITY_TEMP, why);
                     self.dead = Some(r.clone());
                     return Err(r.into());
@@ -152,6 +170,7 @@ impl Conn {
                 }
             }
             if self.session.is_none() {
+                self.give_up_slot();
                 // A permanent greeting refusal is still only a deferral for the message.
                 if last.reply.is_permanent() {
                     last.reply =
@@ -166,7 +185,27 @@ impl Conn {
             .ok_or_else(|| reply::Reply::with_status(451, status::NO_ANSWER, "no session").into())
     }
 
+    /// After a transaction: a usable connection goes back to the cache for the next
+    /// message to these hosts (this worker's or another's); a broken one stays here.
+    fn release(&mut self) {
+        if self.session.as_ref().is_some_and(Session::is_usable)
+            && let Some(key) = self.key.take()
+        {
+            cache::put(&key, self.session.take());
+        } else {
+            self.give_up_slot();
+        }
+    }
+
+    /// This connection no longer counts as busy in the cache.
+    fn give_up_slot(&mut self) {
+        if let Some(key) = self.key.take() {
+            cache::put(&key, None);
+        }
+    }
+
     fn close(&mut self, out: &mut Transcript<'_>) {
+        self.give_up_slot();
         if let Some(s) = self.session.take() {
             s.close(out);
         }
@@ -280,7 +319,22 @@ pub fn attempt(
         }
         let conn = conns.entry(t.hosts.clone()).or_default();
         let mut file = || open_message().map_err(qf_error).map(|(f, _)| f);
-        let got = send_transaction(engine, &env, &t, conn, &mut resolve, &mut file, out)?;
+        let got = send_transaction(engine, &env, &t, conn, &mut resolve, &mut file, out);
+        // A connection that works: these destinations' other due entries may follow it
+        // (`runner::FollowUp`).
+        if got
+            .as_ref()
+            .is_ok_and(|g| g.iter().any(RcptOutcome::is_success))
+            && conn.session.as_ref().is_some_and(Session::is_usable)
+        {
+            for &i in &t.rcpts {
+                if let Some(r) = env.recipients.get(i) {
+                    cache::worked(route(engine, &r.address));
+                }
+            }
+        }
+        conn.release();
+        let got = got?;
         if units_left > 0 {
             unrecorded = record_on_the_way(locked, &got);
         }
@@ -610,7 +664,10 @@ fn send_transaction(
     // A new connection to the same hosts, for a copy with shorter lines after a
     // line-length refusal that cost the connection (`Session::send`).
     let mut reconnect = |out: &mut Transcript<'_>| {
-        let mut fresh = Conn::default();
+        let mut fresh = Conn {
+            uncached: true,
+            ..Conn::default()
+        };
         fresh
             .get(engine, &t.hosts, is_mx, resolve, out, &label)
             .map_err(|f| f.reply)?;

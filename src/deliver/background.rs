@@ -66,6 +66,8 @@ fn slot(spool: &Spool, max: usize) -> Option<fs::File> {
             }
         };
         if f.try_lock().is_ok() {
+            // What the last holder advertised is not ours (runner::advertise).
+            let _ = f.set_len(0);
             return Some(f);
         }
     }
@@ -189,6 +191,14 @@ fn something_waits(spool: &Spool) -> bool {
 /// are in the entries' state, the log and the reports.
 pub fn deliver(s: &Setup, engine: &Engine, arg: &str, ids: Vec<String>) -> Result<Sysexit, Fatal> {
     let spool = &s.spool;
+    // A process holding a slot with working connections to every destination of this
+    // untried message takes it over them (runner::FollowUp): no second connection.
+    if let [one] = &ids[..]
+        && super::runner::running_one_follows(engine, spool, one)
+    {
+        return Ok(Sysexit::Ok);
+    }
+    let follow = super::runner::FollowUp::new(engine, spool, ids.clone());
     let mut held = slot(spool, engine.max_background);
     let mut own = Some(ids);
     if held.is_none() {
@@ -207,7 +217,7 @@ pub fn deliver(s: &Setup, engine: &Engine, arg: &str, ids: Vec<String>) -> Resul
     }
     // A failure of our own entry's delivery is told at the end, after the waiting ones.
     let own = match own {
-        Some(ids) => super::runner::deliver_ids(engine, spool, ids, false, false).map(|_| ()),
+        Some(ids) => super::runner::deliver_ids_kept(engine, spool, ids, false).map(|_| ()),
         None => Ok(()),
     };
     let mut taken = 0;
@@ -219,29 +229,41 @@ pub fn deliver(s: &Setup, engine: &Engine, arg: &str, ids: Vec<String>) -> Resul
                 take_waiting(spool, WAITING_LIMIT.saturating_sub(taken).min(256), &|id| {
                     deliverable_here(engine, spool, id)
                 });
-            if claimed == 0 {
-                break;
+            if claimed > 0 {
+                took = true;
+                taken += claimed;
+                if !ids.is_empty()
+                    && let Err(e) = super::runner::deliver_ids_kept(engine, spool, ids, true)
+                {
+                    log::error!("{e}");
+                }
+                if taken >= WAITING_LIMIT {
+                    super::runner::close_connections(false);
+                    return own.map(|()| Sysexit::Ok);
+                }
+                continue;
             }
-            took = true;
-            taken += claimed;
-            if !ids.is_empty()
-                && let Err(e) = super::runner::deliver_ids(engine, spool, ids, false, true)
-            {
-                log::error!("{e}");
+            // The rest follows over the connections that worked; while one stays
+            // cached, entries committed meanwhile go over it too.
+            if follow.pass(&slot_file) {
+                took = true;
+                continue;
             }
-            if taken >= WAITING_LIMIT {
-                return own.map(|()| Sysexit::Ok);
+            if super::runner::linger(spool) {
+                continue;
             }
+            break;
         }
         drop(slot_file);
         // Looked at after the release: a marker left while the slot was held is taken
         // here or by the process that holds a slot now. A holding that found nothing to
         // take (another process took it) ends the loop, so that a marker nobody can
         // take cannot keep a process going.
-        if (first || took) && something_waits(spool) {
+        if (first || took) && (something_waits(spool) || follow.left()) {
             held = slot(spool, engine.max_background);
         }
         first = false;
     }
+    super::runner::close_connections(false);
     own.map(|()| Sysexit::Ok)
 }

@@ -8,6 +8,14 @@ use rsendmail::config::{RelayRule, load_relay_table, parse_host_port};
 use rsendmail::exit::Fatal;
 use std::time::Duration;
 
+/// How long an idle SMTP connection is kept for the next message when
+/// `O ConnectionCacheTimeout=` is not given: 5 seconds, where sendmail keeps 5 minutes. A
+/// deliverer here lives for one submission, one queue run or a runner's wake-up; messages
+/// that follow each other come within milliseconds, and a server should not have to hold
+/// a client's idle connection for minutes (Postfix's `smtp_connection_cache_time_limit`
+/// is 2 seconds).
+pub const CACHE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Settings the engine reads, from the config and `-O` (sendmail's names where it has them).
 #[derive(Debug)]
 pub struct Engine {
@@ -38,6 +46,12 @@ pub struct Engine {
     pub queue_return: i64,
     pub max_connections: usize,
     pub max_background: usize,
+    /// `O ConnectionCacheSize=`: idle SMTP connections kept for reuse (2, sendmail's
+    /// default; 0 keeps none) ([`super::cache`]).
+    pub cache_size: usize,
+    /// `O ConnectionCacheTimeout=`: how long an idle connection is kept ([`CACHE_TIMEOUT`]
+    /// unless given).
+    pub cache_timeout: Duration,
     pub min_queue_age: i64,
     pub tls: TlsPolicy,
     /// dma's auth.conf entries, or why the file cannot be used.
@@ -128,6 +142,10 @@ impl Engine {
             queue_return: time(t.queuereturn, 5 * 86400),
             max_connections: o.max_connections.unwrap_or(4).max(1),
             max_background: o.max_background_deliveries.unwrap_or(2 * cores).max(1),
+            cache_size: o.connection_cache_size.unwrap_or(2),
+            cache_timeout: o
+                .connection_cache_timeout
+                .map_or(CACHE_TIMEOUT, Duration::from_secs),
             min_queue_age: time(o.min_queue_age, 0),
             tls: TlsPolicy {
                 mode: tls_mode(
@@ -233,6 +251,8 @@ pub fn for_tests() -> Engine {
         queue_return: 5 * 86400,
         max_connections: 4,
         max_background: 4,
+        cache_size: 2,
+        cache_timeout: CACHE_TIMEOUT,
         min_queue_age: 0,
         tls: TlsPolicy::default(),
         auth: Ok(Vec::new()),

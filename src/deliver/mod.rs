@@ -40,6 +40,7 @@
 pub mod attempt;
 pub mod background;
 pub mod bounce;
+pub mod cache;
 pub mod dns;
 pub mod engine;
 pub mod local;

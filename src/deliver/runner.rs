@@ -4,7 +4,9 @@
 //! stopping in good order on SIGTERM.
 
 use super::attempt::{Attempt, Worker, attempt};
+use super::cache;
 use super::engine::Engine;
+use super::plan::{Route, route};
 use super::record::exit_status;
 use super::smtp::Transcript;
 use super::transcript::Transcripts;
@@ -33,7 +35,9 @@ fn finish(mut locked: LockedEntry) {
     }
 }
 
-/// Deliver entries with up to `workers` connections in parallel.
+/// Deliver entries with up to `workers` connections in parallel; then the cached
+/// connections QUIT, unless the process keeps them between runs
+/// ([`cache::keep_between_runs`]: the periodic runner).
 pub fn deliver_ids(
     engine: &Engine,
     spool: &Spool,
@@ -41,12 +45,42 @@ pub fn deliver_ids(
     verbose: bool,
     queue_run: bool,
 ) -> Result<Vec<Attempt>, Fatal> {
-    deliver_ids_then(engine, spool, ids, verbose, queue_run, None)
+    let r = deliver_ids_then(engine, spool, ids, verbose, queue_run, None, None);
+    close_connections(verbose);
+    r
 }
 
-/// [`deliver_ids`], and `note` printed on stdout (made printable) once the entries are
-/// done, before the connections close: what the submission left to say after the
-/// delivery (one worker: an interactive delivery).
+/// [`deliver_ids`] quietly, keeping the connections cached for what the process sends
+/// next (a background delivery's waiting entries and follow-ups).
+pub(super) fn deliver_ids_kept(
+    engine: &Engine,
+    spool: &Spool,
+    ids: Vec<String>,
+    queue_run: bool,
+) -> Result<Vec<Attempt>, Fatal> {
+    deliver_ids_then(engine, spool, ids, false, queue_run, None, None)
+}
+
+/// QUIT the cached connections, unless the process keeps them between runs (they QUIT
+/// when their idle time passes then).
+pub(super) fn close_connections(verbose: bool) {
+    if !cache::kept_between_runs() {
+        let mut sink = Transcripts {
+            stdout: verbose.then(std::io::stdout),
+        };
+        let mut out: Transcript<'_> = sink.get();
+        cache::close_all(&mut out);
+    }
+}
+
+/// Which of the entries locked a run takes (the others are unlocked and left as they
+/// are): a background delivery's follow-ups ([`FollowUp`]).
+type Accept<'a> = dyn Fn(&LockedEntry) -> bool + Sync + 'a;
+
+/// [`deliver_ids`] without closing the connections, and `note` printed on stdout (made
+/// printable) once the entries are done, before the connections close: what the
+/// submission left to say after the delivery (one worker: an interactive delivery).
+/// `accept`: only the entries it accepts once locked are tried.
 fn deliver_ids_then(
     engine: &Engine,
     spool: &Spool,
@@ -54,7 +88,9 @@ fn deliver_ids_then(
     verbose: bool,
     queue_run: bool,
     note: Option<&str>,
+    accept: Option<&Accept<'_>>,
 ) -> Result<Vec<Attempt>, Fatal> {
+    cache::configure(engine.cache_size, engine.cache_timeout);
     let queue = Mutex::new(VecDeque::from(ids));
     let results = Mutex::new(Vec::new());
     let errors = Mutex::new(Vec::new());
@@ -121,6 +157,9 @@ fn deliver_ids_then(
                             continue;
                         }
                     };
+                    if accept.is_some_and(|ok| !ok(&locked)) {
+                        continue;
+                    }
                     // sendmail -q -v: a blank line, then the entry (named without its
                     // qf prefix, as sendmail names it), before its transcript.
                     if verbose
@@ -179,6 +218,75 @@ fn deliver_ids_then(
     Ok(results.into_inner().unwrap_or_default())
 }
 
+/// The destinations a background delivery holding a slot has a working connection to,
+/// written in its slot file ([`advertise`]), one [`Route`] a line.
+fn route_line(r: &Route) -> String {
+    rsendmail::text::printable(&format!("{r:?}")).replace('\n', " ")
+}
+
+/// Write the destinations this process's connections work for in its slot file, for
+/// background deliveries starting meanwhile to leave their message to it
+/// ([`running_one_follows`]).
+pub(super) fn advertise(slot: &std::fs::File) {
+    use std::io::{Seek, Write};
+    let text: String = cache::worked_routes()
+        .iter()
+        .map(|r| route_line(r) + "\n")
+        .collect();
+    let mut f = slot;
+    let _ = f.set_len(0);
+    let _ = f.seek(std::io::SeekFrom::Start(0));
+    let _ = f.write_all(text.as_bytes());
+}
+
+/// Whether a background delivery that holds a slot has a working connection to every
+/// destination of entry `id`, a message not tried yet whose recipients are all remote:
+/// then that delivery takes it over its connection when its own work is done (its look
+/// at the queue after giving its slot back finds it at the latest: [`FollowUp`]), and
+/// this one leaves it to it rather than opening another connection.
+pub(super) fn running_one_follows(engine: &Engine, spool: &Spool, id: &str) -> bool {
+    let Ok(e) = spool.read_entry(id) else {
+        return false;
+    };
+    if e.envelope.mode != 'b' || e.state.attempts != 0 {
+        return false;
+    }
+    let mut routes = Vec::new();
+    for (i, r) in e.envelope.recipients.iter().enumerate() {
+        if e.state.of(i).is_final() {
+            continue;
+        }
+        let to = route(engine, &r.address);
+        if to == Route::Local {
+            return false;
+        }
+        routes.push(route_line(&to));
+    }
+    if routes.is_empty() {
+        return false;
+    }
+    let Ok(dir) = spool.subdir("slots") else {
+        return false;
+    };
+    (0..engine.max_background).any(|n| {
+        let Ok(f) = rsendmail::spool::open_safely(
+            &dir.join(n.to_string()),
+            std::fs::OpenOptions::new().read(true),
+            rsendmail::spool::Kind::File,
+        ) else {
+            return false;
+        };
+        // Free: nobody to leave it to.
+        if f.try_lock_shared().is_ok() {
+            return false;
+        }
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut std::io::Read::take(&f, 64 * 1024), &mut text);
+        let lines: Vec<&str> = text.lines().collect();
+        routes.iter().all(|r| lines.contains(&r.as_str()))
+    })
+}
+
 /// Deliver one entry now (interactive or background mode): `id`, or the ids of a message
 /// and the report its submission queued, joined by commas (delivered in that order; a
 /// report that returns the header only marked `+`).
@@ -210,8 +318,158 @@ pub fn deliver_entry(
         return super::background::deliver(s, engine, id, ids);
     }
     let verbose = s.inv.verbose;
-    let results = deliver_ids_then(engine, &s.spool, ids, verbose, false, note)?;
-    Ok(run_status(&results, engine.error_mode))
+    let results = deliver_ids_then(engine, &s.spool, ids, verbose, false, note, None);
+    close_connections(verbose);
+    Ok(run_status(&results?, engine.error_mode))
+}
+
+/// How many other entries a background delivery sends over one session of the
+/// connections its own message went out on ([`FollowUp`]); then they QUIT, and the
+/// entries still coming go over new ones.
+pub const FOLLOW_MAX: usize = 100;
+
+/// How many queue entries, newest first, a background delivery looks at for them.
+pub const FOLLOW_SCAN: usize = 1000;
+
+/// "When one goes, the rest follows": a background delivery that holds a slot
+/// (src/deliver/background.rs) sends other queued entries in the same process, over the
+/// cached connections where they lead to the same hosts, [`FOLLOW_MAX`] of them per
+/// session, found among the [`FOLLOW_SCAN`] newest entries at each look:
+/// - entries for the destinations this process delivered to over a connection that
+///   stayed usable (every open recipient routed to such a relay or MX domain), once
+///   their back-off has expired;
+/// - entries never tried yet, submitted for background delivery (`-odb`), whose
+///   recipients are all remote (a background delivery that found another process with
+///   working connections to all its destinations left its message to it:
+///   [`running_one_follows`]). (`-odq` and `-odd` entries wait for a queue run, as
+///   sendmail promises; an `-odi` one is its caller's process's. Local recipients are
+///   left to their own delivery or the root runner: another user's process cannot write
+///   their mailbox.)
+///
+/// Each is locked before it is read and sent; one locked by another process is skipped,
+/// so no message is delivered twice. While the slot is held, the destinations its
+/// connections work for are written in the slot file ([`advertise`]).
+pub(super) struct FollowUp<'a> {
+    engine: &'a Engine,
+    spool: &'a Spool,
+    own: Vec<String>,
+    /// Taken over the current session (may pass [`FOLLOW_MAX`]: more were there).
+    taken: std::sync::atomic::AtomicUsize,
+}
+
+impl<'a> FollowUp<'a> {
+    /// The follow-ups of a background delivery of `own` (never taken again).
+    pub(super) fn new(engine: &'a Engine, spool: &'a Spool, own: Vec<String>) -> Self {
+        FollowUp {
+            engine,
+            spool,
+            own,
+            taken: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn eligible(&self, l: &LockedEntry) -> bool {
+        let e = &l.entry;
+        if self.own.contains(&e.envelope.id) || !e.state.is_due(rsendmail::clock::now(), 0) {
+            return false;
+        }
+        let fresh = e.state.last_attempt.is_none() && e.state.attempts == 0;
+        // Queued for a queue run (`-odq`, `-odd`, an expansion): not before it; an
+        // interactive submission's own process reports to its caller.
+        if fresh && e.envelope.mode != 'b' {
+            return false;
+        }
+        let mut open = e
+            .envelope
+            .recipients
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !e.state.of(*i).is_final())
+            .peekable();
+        open.peek().is_some()
+            && open.all(|(_, r)| {
+                let to = route(self.engine, &r.address);
+                to != Route::Local && (fresh || cache::works(&to))
+            })
+    }
+
+    fn candidates(&self) -> Vec<String> {
+        let Ok(mut ids) = self.spool.ids() else {
+            return Vec::new();
+        };
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.retain(|id| !self.own.contains(id));
+        ids.truncate(FOLLOW_SCAN);
+        ids
+    }
+
+    /// One look at the queue, the entries found sent: whether any was taken (or more
+    /// than this session's share was there: the next pass opens a new session).
+    pub(super) fn pass(&self, slot: &std::fs::File) -> bool {
+        if STOP.load(Ordering::SeqCst) {
+            return false;
+        }
+        if self.taken.load(Ordering::SeqCst) >= FOLLOW_MAX {
+            // This session carried its share: the next entries get a new one.
+            cache::close_all(&mut None);
+            self.taken.store(0, Ordering::SeqCst);
+        }
+        advertise(slot);
+        let accepted = std::sync::atomic::AtomicUsize::new(0);
+        // Counted when accepted: the bound holds whatever the entry's outcome.
+        let accept = |l: &LockedEntry| {
+            let ok = self.eligible(l) && self.taken.fetch_add(1, Ordering::SeqCst) < FOLLOW_MAX;
+            if ok {
+                accepted.fetch_add(1, Ordering::SeqCst);
+            }
+            ok
+        };
+        if let Err(e) = deliver_ids_then(
+            self.engine,
+            self.spool,
+            self.candidates(),
+            false,
+            false,
+            None,
+            Some(&accept),
+        ) {
+            log::error!("{e}");
+            return false;
+        }
+        accepted.load(Ordering::SeqCst) > 0 || self.taken.load(Ordering::SeqCst) > FOLLOW_MAX
+    }
+
+    /// Whether an entry this process would take is there (looked at after the slot was
+    /// given back).
+    pub(super) fn left(&self) -> bool {
+        self.candidates()
+            .into_iter()
+            .any(|id| matches!(self.spool.lock_entry(&id), Ok(Some(l)) if self.eligible(&l)))
+    }
+}
+
+/// How often a background delivery with a cached connection looks whether the spool
+/// changed ([`linger`]).
+const LINGER_POLL: Duration = Duration::from_millis(20);
+
+/// While this process has a cached connection (until `O ConnectionCacheTimeout=` QUITs
+/// it), wait for the spool directory to change (a new entry committed): true when it
+/// did. The directory's modification time is looked at, not its listing, so that
+/// waiting costs nothing however long the queue.
+pub(super) fn linger(spool: &Spool) -> bool {
+    let mtime = || {
+        std::fs::metadata(&spool.dir)
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let last = mtime();
+    while cache::any_idle() && !STOP.load(Ordering::SeqCst) {
+        std::thread::sleep(LINGER_POLL);
+        if mtime() != last {
+            return true;
+        }
+    }
+    false
 }
 
 /// The exit status of the attempts of a run: their counts added up (see
@@ -311,12 +569,14 @@ fn stop_in_good_order() -> Result<(), Fatal> {
 pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit, Fatal> {
     stop_in_good_order()?;
     let interval = Duration::from_secs(q.interval.unwrap_or(0).max(1));
+    cache::keep_between_runs();
     log::info!("queue runner started, interval {}s", interval.as_secs());
     // The wake-up endpoint, served beside the interval's runs (src/deliver/wake.rs).
     std::thread::scope(|scope| {
         scope.spawn(|| super::wake::serve(s, engine, &STOP));
         periodic_runs(s, engine, q, interval);
     });
+    cache::close_all(&mut None);
     log::info!("queue runner stopped");
     Ok(Sysexit::Ok)
 }

@@ -37,7 +37,9 @@ DATA_250=1 answers DATA with 250 and reads no data; EXTRA_REPLIES=1 sends two mo
 250 replies after each MAIL reply, in the same write; WRONG_REPLY="VERB reply" answers
 the command VERB (EHLO, HELO, MAIL, RCPT, DATA, RSET, STARTTLS, AUTH, or DOT for the end
 of the data) with that reply instead, doing nothing else; EXTRA_AFTER_DOT=1 sends a
-421 right after the reply that accepts a message, in the same write;
+421 right after the reply that accepts a message, in the same write; CLOSE_AFTER_DOT=1
+closes the connection, with no reply, at the first RSET or MAIL after a message was
+accepted (logged "CLOSE-AFTER-DOT at VERB"): a cached connection the server ended;
 STRICT=1 refuses (554 5.6.0) any message with a line over 998 octets (RFC 5321
 4.5.3.1.6, the transparency dot not counted) or a bare CR or LF, and keeps what it got in
 STATE_DIR/refused/<n>.eml; it also refuses (501 5.1.3) a MAIL or RCPT address that is not
@@ -215,6 +217,10 @@ class Handler:
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 Ok"
 
+    async def handle_QUIT(self, server, session, envelope):
+        log(id(session), "QUIT")
+        return "221 Bye"
+
     async def handle_RSET(self, server, session, envelope):
         log(id(session), "RSET")
         if os.environ.get("RSET_FAIL"):
@@ -280,6 +286,10 @@ class Handler:
         if os.environ.get("EXTRA_AFTER_DOT"):
             log(id(session), "WRONG-REPLY DOT 421 after the 250")
             return "250 2.0.0 Ok: queued as TEST%d\r\n421 4.3.2 Going away (test)" % n
+        if os.environ.get("CLOSE_AFTER_DOT"):
+            # The 250 goes out; the next command finds the connection closed, as a
+            # client finds its cached connection after the server ended the idle session.
+            server.close_next = True
         return "250 2.0.0 Ok: queued as TEST%d" % n
 
 
@@ -362,6 +372,8 @@ class LoggingSMTP(SMTP):
             return await super().smtp_HELO(arg)
 
     async def smtp_MAIL(self, arg):
+        if self.closed_after_dot("MAIL"):
+            return
         self.drip_from("MAIL")
         log(id(self.session), "RAW-MAIL %s" % arg)
         if os.environ.get("XVERP") and arg:
@@ -432,7 +444,16 @@ class LoggingSMTP(SMTP):
             return
         return await super().smtp_DATA(arg)
 
+    def closed_after_dot(self, verb):
+        if getattr(self, "close_next", False):
+            log(id(self.session), "CLOSE-AFTER-DOT at %s" % verb)
+            self.transport.close()
+            return True
+        return False
+
     async def smtp_RSET(self, arg):
+        if self.closed_after_dot("RSET"):
+            return
         if not await self.wrong("RSET"):
             return await super().smtp_RSET(arg)
 

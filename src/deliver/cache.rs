@@ -1,0 +1,233 @@
+//! The connection cache (sendmail's MCI cache): SMTP connections a deliverer process
+//! keeps open while idle, so that the next message to the same hosts goes over the same
+//! session, RSET first (`Session::reset_for_reuse`), instead of a new connection.
+//!
+//! - One cache per process, shared by the run's workers ([`super::runner`]) and by the
+//!   runs of a long-lived process (the periodic runner).
+//! - A connection is in the cache only while no transaction uses it: a worker takes it
+//!   out for a transaction ([`acquire`]) and puts it back after ([`put`]), so that a worker
+//!   holds at most one connection at a time. Connections to one host are therefore never
+//!   more than the workers (`O MaxConnections=`).
+//! - `O ConnectionCacheSize=` (2) idle connections are kept; a third put back makes the
+//!   one idle longest QUIT. 0 keeps none: each connection QUITs after its entry.
+//! - `O ConnectionCacheTimeout=` (5 seconds, `engine::CACHE_TIMEOUT`): a connection idle
+//!   longer is QUIT, by [`acquire`] when it would be used, and by a reaper thread while the
+//!   process does other work or waits.
+//! - When the work is done ([`close_all`], at the end of a one-shot delivery or queue run),
+//!   every cached connection QUITs, `Closing connection to [ip]` on the `-v` transcript.
+//! - A cached connection that died while idle (the server closed it, sent 421, refused
+//!   RSET) is found out by the RSET before its next transaction; `attempt::Conn::get`
+//!   then opens a new one for the message, which was not sent on the dead one.
+//! - A worker that needs hosts whose only connection another worker is using waits up to
+//!   [`WAIT_FOR_BUSY`] for it ([`acquire`]) before it opens a second one: a fast server
+//!   gets one session per run, a slow one up to `O MaxConnections=` in parallel.
+
+use super::plan::{Relay, Route};
+use super::smtp::{Session, Transcript};
+use std::sync::{Condvar, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+/// What a cached connection is kept for: its hosts, and whether they are MX hosts (TLS
+/// and AUTH differ from a relay's).
+pub type Key = (Relay, bool);
+
+/// How long a worker waits for the connection another worker is using to the same hosts
+/// before it opens one of its own (within `O MaxConnections=`).
+pub const WAIT_FOR_BUSY: Duration = Duration::from_millis(500);
+
+struct Idle {
+    key: Key,
+    session: Session,
+    since: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Idle connections, the one put back last at the end.
+    idle: Vec<Idle>,
+    /// Connections taken out for a transaction, by key.
+    busy: Vec<Key>,
+    /// `O ConnectionCacheSize=`, `O ConnectionCacheTimeout=` (set by [`configure`]).
+    size: usize,
+    timeout: Duration,
+    reaper: bool,
+}
+
+struct Cache {
+    inner: Mutex<Inner>,
+    /// Signalled when a connection is put back or given up.
+    changed: Condvar,
+}
+
+static CACHE: LazyLock<Cache> = LazyLock::new(|| Cache {
+    inner: Mutex::new(Inner {
+        size: 2,
+        timeout: super::engine::CACHE_TIMEOUT,
+        ..Inner::default()
+    }),
+    changed: Condvar::new(),
+});
+
+fn lock() -> std::sync::MutexGuard<'static, Inner> {
+    CACHE.inner.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Set the cache's size and idle time (from the engine, before the first delivery).
+pub fn configure(size: usize, timeout: Duration) {
+    let mut c = lock();
+    c.size = size;
+    c.timeout = timeout;
+}
+
+/// A connection for `key`, counted as busy until it is [`put`] back: the idle one used
+/// last (`Some`), or, when there is none, leave to open one (`None`). While another
+/// worker is using a connection to `key`, wait up to `wait` for it to be put back (one
+/// session for a fast server); connections idle past the timeout are closed first.
+pub fn acquire(key: &Key, wait: Duration) -> Option<Session> {
+    let deadline = Instant::now() + wait;
+    let mut expired = Vec::new();
+    let got = {
+        let mut c = lock();
+        let got = loop {
+            expired.extend(drain_expired(&mut c));
+            if let Some(at) = c.idle.iter().rposition(|i| &i.key == key) {
+                break Some(c.idle.remove(at).session);
+            }
+            let now = Instant::now();
+            if !c.busy.contains(key) || now >= deadline {
+                break None;
+            }
+            c = match CACHE.changed.wait_timeout(c, deadline - now) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        };
+        c.busy.push(key.clone());
+        got
+    };
+    quit(expired);
+    got
+}
+
+/// Put back a connection [`acquire`]d: kept idle when it
+/// is usable and the cache has room, else closed (QUIT). `None`: the connection was
+/// given up; it is no longer counted.
+pub fn put(key: &Key, session: Option<Session>) {
+    let mut closing = Vec::new();
+    {
+        let mut c = lock();
+        if let Some(at) = c.busy.iter().position(|k| k == key) {
+            c.busy.remove(at);
+        }
+        if let Some(s) = session {
+            if s.is_usable() && c.size > 0 {
+                c.idle.push(Idle {
+                    key: key.clone(),
+                    session: s,
+                    since: Instant::now(),
+                });
+                while c.idle.len() > c.size {
+                    closing.push(c.idle.remove(0).session);
+                }
+                if !c.reaper {
+                    c.reaper = true;
+                    std::thread::spawn(reaper);
+                }
+            } else if !s.quit_sent {
+                closing.push(s);
+            }
+        }
+    }
+    CACHE.changed.notify_all();
+    quit(closing);
+}
+
+/// Set by a long-lived process (the periodic runner): its runs leave their connections
+/// cached for the next run, and they QUIT as their idle time passes.
+static KEEP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Keep the connections between the runs of this process (see [`KEEP`]).
+pub fn keep_between_runs() {
+    KEEP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether [`keep_between_runs`] was called.
+pub fn kept_between_runs() -> bool {
+    KEEP.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// QUIT every cached connection (the work is done), with `Closing connection to [ip]` on
+/// `out`.
+pub fn close_all(out: &mut Transcript<'_>) {
+    let all: Vec<Idle> = std::mem::take(&mut lock().idle);
+    for i in all {
+        i.session.close(out);
+    }
+}
+
+/// Destinations a transaction delivered to over a connection that stayed usable, in
+/// this process.
+static WORKED: Mutex<Vec<Route>> = Mutex::new(Vec::new());
+
+/// Note that a connection to `route` works.
+pub fn worked(route: Route) {
+    let mut w = WORKED.lock().unwrap_or_else(|p| p.into_inner());
+    if !w.contains(&route) {
+        w.push(route);
+    }
+}
+
+/// The destinations whose connection worked in this process ([`worked`]).
+pub fn worked_routes() -> Vec<Route> {
+    WORKED.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Whether any connection is cached (idle, within its idle time).
+pub fn any_idle() -> bool {
+    !lock().idle.is_empty()
+}
+
+/// Whether a connection to `route` worked in this process.
+pub fn works(route: &Route) -> bool {
+    WORKED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(route)
+}
+
+/// The idle connections past the timeout, taken out of the cache.
+fn drain_expired(c: &mut Inner) -> Vec<Session> {
+    let timeout = c.timeout;
+    let mut out = Vec::new();
+    let mut k = 0;
+    while k < c.idle.len() {
+        if c.idle.get(k).is_some_and(|i| i.since.elapsed() >= timeout) {
+            out.push(c.idle.remove(k).session);
+        } else {
+            k += 1;
+        }
+    }
+    out
+}
+
+fn quit(sessions: Vec<Session>) {
+    for s in sessions {
+        s.close(&mut None);
+    }
+}
+
+/// QUIT connections as their idle time passes, while the process does other work.
+fn reaper() {
+    loop {
+        let (expired, pause) = {
+            let mut c = lock();
+            let expired = drain_expired(&mut c);
+            (
+                expired,
+                (c.timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
+            )
+        };
+        quit(expired);
+        std::thread::sleep(pause);
+    }
+}

@@ -1,0 +1,346 @@
+//! The connection cache (`O ConnectionCacheSize=`, `O ConnectionCacheTimeout=`) and the
+//! entries that follow a background delivery over its connection, counted in sessions at
+//! Postfix's smtp-sink and at the fault server (tests/peers/fault_server.py).
+
+use crate::harness::servers::{Peer, Sink, relay_env, start_peer};
+use crate::harness::{Env, MSG, holds_for, sigterm, wait_exit, wait_until};
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Queue `n` messages (`-odq`) to `{prefix}{i}@{domain}`.
+fn queue(env: &Env, prefix: &str, domain: &str, n: usize) {
+    for i in 0..n {
+        env.sendmail(&["-odq", &format!("{prefix}{i}@{domain}")], MSG)
+            .code(0);
+    }
+}
+
+/// The fault server's sessions that said EHLO.
+fn sessions(peer: &Peer) -> usize {
+    let t = peer.transcript();
+    t.lines()
+        .filter(|l| {
+            l.split_once(' ')
+                .is_some_and(|(_, c)| c.starts_with("EHLO"))
+        })
+        .filter_map(|l| l.split_once(' ').map(|(s, _)| s.to_string()))
+        .collect::<BTreeSet<_>>()
+        .len()
+}
+
+/// The ids of the queue entries.
+fn ids(env: &Env) -> Vec<String> {
+    let mut v: Vec<String> = env
+        .entries()
+        .iter()
+        .filter_map(|p| {
+            p.file_name()?
+                .to_str()?
+                .strip_prefix("qf")
+                .map(str::to_string)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Set an entry's next attempt (its back-off) to `when` (seconds since the epoch).
+fn set_next_attempt(spool: &Path, id: &str, when: i64) {
+    let sf = spool.join(format!("sf{id}"));
+    let st = fs::read_to_string(&sf).unwrap();
+    let new: String = st
+        .lines()
+        .map(|l| {
+            if l.starts_with("next-attempt ") {
+                format!("next-attempt {when}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert_ne!(new, st, "no next-attempt in {st}");
+    fs::write(&sf, new).unwrap();
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A process started here, killed when dropped (a failed assertion leaves none behind).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(env: &Env, args: &[&str]) -> Running {
+    Running(
+        Command::new(env.link("sendmail"))
+            .args(["-C", env.conf.to_str().unwrap()])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// A queue run of many entries to one smarthost uses one session, though up to
+/// `MaxConnections` (4) workers deliver them.
+#[test]
+fn queue_run_to_one_smarthost_uses_one_session() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    queue(&env, "r", "example.org", 12);
+    let before = sink.connections();
+    env.sendmail(&["-qf"], b"").code(0);
+    assert_eq!(sink.dumps().len(), 12);
+    assert!(env.entries().is_empty());
+    assert_eq!(
+        sink.connections() - before,
+        1,
+        "{}",
+        fs::read_to_string(&sink.log).unwrap()
+    );
+}
+
+/// Entries to two relays (RELAYTABLE) use one session to each.
+#[test]
+fn queue_run_to_two_hosts_uses_two_sessions() {
+    let env0 = Env::new();
+    let Some(a) = Sink::start(&env0.dir.join("a"), &[]) else {
+        return;
+    };
+    let b = Sink::start(&env0.dir.join("b"), &[]).unwrap();
+    let table = env0.dir.join("relays");
+    fs::write(
+        &table,
+        format!(
+            "a.example [127.0.0.1]:{}\nb.example [127.0.0.1]:{}\n",
+            a.port, b.port
+        ),
+    )
+    .unwrap();
+    let env = relay_env(a.port, &format!("RELAYTABLE {}\n", table.display()));
+    for i in 0..6 {
+        queue(&env, &format!("a{i}-"), "a.example", 1);
+        queue(&env, &format!("b{i}-"), "b.example", 1);
+    }
+    let (a0, b0) = (a.connections(), b.connections());
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(env.entries().is_empty());
+    assert_eq!((a.dumps().len(), b.dumps().len()), (6, 6));
+    assert_eq!(
+        (a.connections() - a0, b.connections() - b0),
+        (1, 1),
+        "one session to each relay"
+    );
+}
+
+/// `O ConnectionCacheSize=0` keeps no connection: each entry gets its own session.
+#[test]
+fn connection_cache_size_zero_keeps_none() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "O MaxConnections=1\nO ConnectionCacheSize=0\n");
+    queue(&env, "r", "example.org", 4);
+    let before = sink.connections();
+    env.sendmail(&["-qf"], b"").code(0);
+    assert_eq!(sink.dumps().len(), 4);
+    assert_eq!(sink.connections() - before, 4);
+}
+
+/// The periodic runner keeps its connection between runs for `O ConnectionCacheTimeout=`
+/// (the next message goes over it after RSET), and QUITs it once the idle time passed.
+#[test]
+fn connection_cache_timeout_between_runs() {
+    for (timeout, want) in [("30s", 1usize), ("1s", 2)] {
+        let Some((_scratch, peer)) = start_peer(&[]) else {
+            return;
+        };
+        let env = relay_env(peer.port, &format!("O ConnectionCacheTimeout={timeout}\n"));
+        env.sendmail(&["-odq", "first@example.org"], MSG).code(0);
+        let mut runner = spawn(&env, &["-q1s", "-qf"]);
+        assert_eq!(peer.wait_for(1, Duration::from_secs(10)).len(), 1);
+        // Longer than the short idle time and the interval.
+        std::thread::sleep(Duration::from_millis(2500));
+        env.sendmail(&["-odq", "second@example.org"], MSG).code(0);
+        assert_eq!(peer.wait_for(2, Duration::from_secs(10)).len(), 2);
+        let t = peer.transcript();
+        assert_eq!(
+            sessions(&peer),
+            want,
+            "ConnectionCacheTimeout={timeout}: {t}"
+        );
+        if want == 2 {
+            // The first session ended with QUIT when its idle time passed, before the
+            // second message came.
+            let quit = t.find(" QUIT").expect("QUIT");
+            let second = t.find("second@example.org").unwrap();
+            assert!(quit < second, "{t}");
+        } else {
+            assert!(t.contains(" RSET"), "{t}");
+            // And QUIT once the idle time passes, while the runner still runs: not here
+            // within 30 seconds; on SIGTERM at the latest.
+            assert!(!t.contains(" QUIT"), "{t}");
+        }
+        sigterm(&runner.0);
+        wait_exit(&mut runner.0, Duration::from_secs(10)).expect("the runner stops");
+        if want == 1 {
+            wait_until(Duration::from_secs(5), "QUIT at the runner's end", || {
+                peer.transcript().contains(" QUIT")
+            });
+        }
+    }
+}
+
+/// Queue an entry to `rcpt` at the fault server and have it deferred once (`toomany...`
+/// is refused with 452 the first time), its back-off then set to `next`.
+fn deferred_entry(env: &Env, rcpt: &str, next: i64) -> String {
+    let known = ids(env);
+    env.sendmail(&["-odq", rcpt], MSG).code(0);
+    let id = ids(env).into_iter().find(|i| !known.contains(i)).unwrap();
+    env.sendmail(&["-qf", &format!("-qI{id}")], b"").code(0);
+    assert!(env.entries().iter().any(|p| p.ends_with(format!("qf{id}"))));
+    set_next_attempt(&env.spool, &id, next);
+    id
+}
+
+/// "When one goes, the rest follows": a background delivery takes the other entries for
+/// the same relay whose back-off has expired, over its own session; an entry still in
+/// back-off is not taken.
+#[test]
+fn background_delivery_takes_due_entries_for_the_same_host() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    let due = deferred_entry(&env, "toomany-due@example.org", now() - 1);
+    let waiting = deferred_entry(&env, "toomany-waiting@example.org", now() + 3600);
+    let tried = sessions(&peer);
+    env.sendmail(&["-odb", "fresh@example.org"], MSG).code(0);
+    wait_until(Duration::from_secs(20), "the due entry delivered", || {
+        !ids(&env).contains(&due)
+    });
+    let msgs = peer.wait_for(2, Duration::from_secs(5));
+    assert_eq!(msgs.len(), 2);
+    let t = peer.transcript();
+    assert_eq!(
+        sessions(&peer) - tried,
+        1,
+        "one session for both (of {tried}): {t}"
+    );
+    // The entry in back-off is still queued, not tried again.
+    holds_for(
+        Duration::from_millis(500),
+        "the waiting entry stays",
+        || ids(&env) == vec![waiting.clone()],
+    );
+    assert_eq!(t.matches(" RCPT toomany-waiting@").count(), 1, "{t}");
+}
+
+/// A cached connection the server closed, or whose RSET it answered 421, is found out
+/// before the next message goes over it, and that message goes over a new connection,
+/// once.
+#[test]
+fn cached_connection_closed_by_the_server_is_replaced() {
+    for (fault, value, mark) in [
+        ("CLOSE_AFTER_DOT", "1", "CLOSE-AFTER-DOT at RSET"),
+        (
+            "WRONG_REPLY",
+            "RSET 421 4.3.2 Going away (test)",
+            "WRONG-REPLY RSET 421",
+        ),
+    ] {
+        let Some((_scratch, peer)) = start_peer(&[(fault, value)]) else {
+            return;
+        };
+        let env = relay_env(peer.port, "");
+        let due = deferred_entry(&env, "toomany-due@example.org", now() - 1);
+        let tried = sessions(&peer);
+        env.sendmail(&["-odb", "fresh@example.org"], MSG).code(0);
+        wait_until(Duration::from_secs(20), "the queue empty", || {
+            env.entries().is_empty()
+        });
+        let t = peer.transcript();
+        assert!(!ids(&env).contains(&due));
+        assert!(t.contains(mark), "{fault}: {t}");
+        let msgs = peer.messages();
+        assert_eq!(msgs.len(), 2, "{fault}: each message once: {t}");
+        assert_eq!(sessions(&peer) - tried, 2, "{fault}: {t}");
+    }
+}
+
+/// A burst of background (`-odb`) submissions to one smarthost shares sessions: a
+/// delivery starting while another one has a working connection to the same relay
+/// leaves its message to it, and that one takes the messages that come while its
+/// connection stays cached (one session per message before).
+#[test]
+fn burst_of_background_submissions_shares_sessions() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "O MaxBackgroundDeliveries=2\n");
+    // The sink's readiness probe, logged.
+    wait_until(Duration::from_secs(5), "the probe logged", || {
+        sink.connections() >= 1
+    });
+    let before = sink.connections();
+    for i in 0..30 {
+        env.sendmail(&["-odb", &format!("r{i}@example.org")], MSG)
+            .code(0);
+    }
+    wait_until(Duration::from_secs(30), "30 messages at the sink", || {
+        sink.dumps().len() >= 30
+    });
+    env.wait_until_empty(Duration::from_secs(10));
+    assert_eq!(sink.dumps().len(), 30, "each message once");
+    let n = sink.connections() - before;
+    assert!(n <= 2, "{n} sessions for 30 messages");
+}
+
+/// A background delivery sends at most `FOLLOW_MAX` (100) other entries over one
+/// session; the others go over a new one, at once.
+#[test]
+fn follow_ups_are_bounded_per_session() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let closed = crate::harness::closed_tcp_port();
+    let env = relay_env(closed, "");
+    queue(&env, "r", "example.org", 130);
+    // Tried once (nothing listens), then due again.
+    env.sendmail(&["-qf"], b"").code(0);
+    let queued = ids(&env);
+    assert_eq!(queued.len(), 130);
+    for id in &queued {
+        set_next_attempt(&env.spool, id, now() - 1);
+    }
+    env.add_config(&format!("PORT {}\n", sink.port));
+    wait_until(Duration::from_secs(5), "the probe logged", || {
+        sink.connections() >= 1
+    });
+    let before = sink.connections();
+    env.sendmail(&["-odb", "fresh@example.org"], MSG).code(0);
+    wait_until(Duration::from_secs(60), "the queue empty", || {
+        env.entries().is_empty()
+    });
+    assert_eq!(sink.dumps().len(), 131);
+    assert_eq!(sink.connections() - before, 2, "own + 100, then 30");
+}
