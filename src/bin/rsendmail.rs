@@ -13,9 +13,12 @@
 //! `privs::fix_std_fds`, the first thing `app::run` does. `rsendmail-deliver` keeps
 //! Rust's entry point.
 
-#![no_main]
+// A test build keeps the test harness's entry point.
+#![cfg_attr(not(test), no_main)]
 
+#[cfg(not(test))]
 use std::ffi::{CStr, OsString, c_char, c_int};
+#[cfg(not(test))]
 use std::os::unix::ffi::OsStringExt;
 
 /// The C entry point: `argc` strings at `argv` (each NUL-terminated), as the C runtime
@@ -23,6 +26,7 @@ use std::os::unix::ffi::OsStringExt;
 ///
 /// # Safety
 /// Called by the C runtime only, with its `argc` and `argv`.
+#[cfg(not(test))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     // SAFETY: setting a signal's disposition to SIG_IGN, before any thread exists.
