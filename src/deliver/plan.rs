@@ -389,6 +389,7 @@ mod tests {
                     r
                 })
                 .collect(),
+            sender: "s@h.example".into(),
             ..Envelope::default()
         }
     }
