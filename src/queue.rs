@@ -69,6 +69,12 @@ pub fn sweep(
         ids.retain(|id| f.id_may_match(id));
     }
     ids.sort();
+    // sendmail's run order (its default QueueSortOrder=priority): the lowest priority
+    // first ([`crate::mailq::priority`]: size, recipients, tries by queue runs), the
+    // listing's order (recorded: `q-order-priority`, `q-order-tried`, `q-order-tried-odi`).
+    // Among equal priorities sendmail takes the queue directory's order, which is
+    // arbitrary; the oldest entry goes first here.
+    let mut order: Vec<(i64, i64, String)> = Vec::new();
     for id in ids {
         match spool.lock_entry(&id) {
             Ok(None) => out.busy.push(id),
@@ -85,7 +91,8 @@ pub fn sweep(
                     if !locked.entry.state.is_due(now, min_queue_age) {
                         out.not_due.insert(id.clone());
                     }
-                    out.selected.push(id);
+                    let priority = crate::mailq::priority(&locked.entry);
+                    order.push((priority, env.created, id));
                 }
             }
             Err(ReadError::Corrupt(why)) => {
@@ -103,6 +110,8 @@ pub fn sweep(
             }
         }
     }
+    order.sort();
+    out.selected = order.into_iter().map(|(_, _, id)| id).collect();
     Ok(out)
 }
 
