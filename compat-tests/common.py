@@ -129,6 +129,15 @@ class Case:
                 # A file named in another (an `:include:` list) is read with the rights
                 # of the list's owner or DefaultUser: the directory must be searchable.
                 os.chmod(into, 0o755)
+        # `modes`: lines `FILE MODE [OWNER]` (octal mode, a login): a copied file's mode
+        # and owner (an :include: file writable by all, or a user's own list).
+        for line in self.lines("modes"):
+            parts = line.split()
+            target = os.path.join(into, parts[0])
+            os.chmod(target, int(parts[1], 8))
+            if len(parts) > 2:
+                pw = pwd.getpwnam(parts[2])
+                os.chown(target, pw.pw_uid, pw.pw_gid)
 
 
 # sendmail.cf's PrivacyOptions on the recording machine (Debian's); replay's config says

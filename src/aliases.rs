@@ -509,6 +509,24 @@ impl ExpandError {
 pub struct Expansion {
     pub targets: Vec<Expanded>,
     pub errors: Vec<ExpandError>,
+    /// For each of `errors` (the same index), what expanded to the refused target: the
+    /// nearest enclosing alias or `:include:` file, as a report's `(expanded from: X)`
+    /// names it (recorded: `bounce-exp-unknown-user-odi`); `None` for an address given
+    /// as it is.
+    pub error_ctl: Vec<Option<String>>,
+}
+
+impl Expansion {
+    /// Record an error about a target reached through `via`.
+    fn fail(&mut self, via: &Via, e: ExpandError) {
+        self.errors.push(e);
+        self.error_ctl.push(via.ctl.clone());
+    }
+
+    /// What expanded to the target of `errors[i]` (see [`Expansion::error_ctl`]).
+    pub fn ctl_of(&self, i: usize) -> Option<&str> {
+        self.error_ctl.get(i).and_then(|c| c.as_deref())
+    }
 }
 
 /// How deep aliases may nest (sendmail's MAXRCRSN is 10).
@@ -801,7 +819,7 @@ impl Expander<'_> {
         if let Some(path) = addr.strip_prefix(":include:") {
             let path = path.trim();
             if chain.len() >= MAX_DEPTH || chain.iter().any(|c| c == addr) {
-                out.errors.push(ExpandError::Loop(addr.to_string()));
+                out.fail(&via, ExpandError::Loop(addr.to_string()));
                 return;
             }
             // A file already read in this expansion adds nothing new (its targets are
@@ -811,11 +829,14 @@ impl Expander<'_> {
                 return;
             }
             if included.len() >= MAX_INCLUDES {
-                out.errors.push(ExpandError::IncludeRefused(
-                    path.to_string(),
-                    format!("more than {MAX_INCLUDES} :include: files in one expansion"),
-                    status::SYSTEM_PERM,
-                ));
+                out.fail(
+                    &via,
+                    ExpandError::IncludeRefused(
+                        path.to_string(),
+                        format!("more than {MAX_INCLUDES} :include: files in one expansion"),
+                        status::SYSTEM_PERM,
+                    ),
+                );
                 return;
             }
             included.insert(path.to_string());
@@ -837,14 +858,11 @@ impl Expander<'_> {
                     }
                     chain.pop();
                 }
-                Err(e) if e.is_permanent() => out.errors.push(ExpandError::IncludeRefused(
-                    path.to_string(),
-                    e.text(),
-                    e.status(),
-                )),
-                Err(e) => out
-                    .errors
-                    .push(ExpandError::Include(path.to_string(), e.text())),
+                Err(e) if e.is_permanent() => out.fail(
+                    &via,
+                    ExpandError::IncludeRefused(path.to_string(), e.text(), e.status()),
+                ),
+                Err(e) => out.fail(&via, ExpandError::Include(path.to_string(), e.text())),
             }
             return;
         }
@@ -853,7 +871,7 @@ impl Expander<'_> {
             if let Target::Mailbox(u) = &t
                 && !(self.user_exists)(u)
             {
-                out.errors.push(ExpandError::UnknownUser(addr.to_string()));
+                out.fail(&via, ExpandError::UnknownUser(addr.to_string()));
                 return;
             }
             Self::push(out, t, &via, owner);
@@ -864,7 +882,7 @@ impl Expander<'_> {
         let plain = match address::parse_one(addr) {
             Ok(a) => a,
             Err(e) => {
-                out.errors.push(ExpandError::Invalid(addr.to_string(), e));
+                out.fail(&via, ExpandError::Invalid(addr.to_string(), e));
                 return;
             }
         };
@@ -881,12 +899,12 @@ impl Expander<'_> {
                 if (self.user_exists)(&key) {
                     Self::push(out, Target::Mailbox(key), &via, None);
                 } else {
-                    out.errors.push(ExpandError::UnknownUser(plain));
+                    out.fail(&via, ExpandError::UnknownUser(plain));
                 }
                 return;
             }
             if chain.len() >= MAX_DEPTH || chain.contains(&key) {
-                out.errors.push(ExpandError::Loop(plain));
+                out.fail(&via, ExpandError::Loop(plain));
                 return;
             }
             let owner_name = format!("owner-{key}");
@@ -918,7 +936,7 @@ impl Expander<'_> {
             // RFC 5321 requires postmaster; without an alias it is root's.
             Self::push(out, Target::User("root".into()), &via, None);
         } else {
-            out.errors.push(ExpandError::UnknownUser(plain));
+            out.fail(&via, ExpandError::UnknownUser(plain));
         }
     }
 }

@@ -148,6 +148,11 @@ pub struct Refused {
     /// Not printed under ErrorMode `p` (sendmail logs a message with too many hops and
     /// says nothing on the terminal but where it saved the message); still in a report.
     pub quiet: bool,
+    /// A target an alias expansion refused: what expanded to it (the nearest alias or
+    /// `:include:`, the report's `(expanded from: lst)`) and the address the expansion
+    /// began with, qualified (the report's `Final-Recipient:`, `lst@host`); `None` for
+    /// an address given as it is (recorded: `bounce-exp-unknown-user-odi`).
+    pub expanded: Option<(String, String)>,
 }
 
 impl Refused {
@@ -207,6 +212,7 @@ pub fn expand_local(
                 address: a,
                 code: Sysexit::Usage,
                 quiet: false,
+                expanded: None,
             });
             continue;
         }
@@ -224,12 +230,20 @@ pub fn expand_local(
             add(&mut out, r);
             continue;
         }
-        for e in &x.errors {
+        for (k, e) in x.errors.iter().enumerate() {
+            let final_rcpt = r.final_rcpt.clone().unwrap_or_else(|| {
+                if a.contains('@') {
+                    a.clone()
+                } else {
+                    format!("{a}@{host}")
+                }
+            });
             refused.push(Refused {
                 address: e.address().to_string(),
                 text: e.text(),
                 code: e.status(),
                 quiet: false,
+                expanded: x.ctl_of(k).map(|c| (c.to_string(), final_rcpt)),
             });
         }
         if let [one] = x.targets.as_slice()
@@ -408,6 +422,7 @@ pub fn sort_listed(
                 code: e.exit(),
                 address: l.text,
                 quiet: false,
+                expanded: None,
             }),
         }
     }
@@ -603,6 +618,7 @@ pub fn submit<R: BufRead>(
                 address: r.address,
                 code: Sysexit::Unavailable,
                 quiet: true,
+                expanded: None,
             })
             .collect();
         log::info!("{id}: Too many hops {hops} ({max_hops} max)");
@@ -994,16 +1010,23 @@ fn refused_recipients(
                     Sysexit::Unavailable => crate::status::LOOP,
                     _ => crate::status::PERM,
                 };
+                let qualified = if r.address.is_empty()
+                    || r.address.contains('@')
+                    || r.address.starts_with(['|', '/', '\\', ':'])
+                {
+                    r.address.clone()
+                } else {
+                    format!("{}@{host}", r.address)
+                };
                 crate::dsn::RcptReport {
-                    // Qualified as the deliverer's reports name a local recipient.
-                    final_recipient: if r.address.is_empty()
-                        || r.address.contains('@')
-                        || r.address.starts_with(['|', '/', '\\', ':'])
-                    {
-                        r.address.clone()
-                    } else {
-                        format!("{}@{host}", r.address)
+                    // A target an alias led to: the alias is the Final-Recipient, the
+                    // target the X-Actual-Recipient (recorded: `bounce-exp-unknown-user-odi`).
+                    final_recipient: match &r.expanded {
+                        Some((_, f)) => f.clone(),
+                        None => qualified.clone(),
                     },
+                    actual_recipient: r.expanded.as_ref().map(|_| qualified.clone()),
+                    expanded_from: r.expanded.as_ref().map(|(c, _)| c.clone()),
                     original_recipient: None,
                     action: "failed",
                     status,
@@ -1019,8 +1042,6 @@ fn refused_recipients(
                     transcript: Vec::new(),
                     listed: Some(r.address.clone()),
                     comment: None,
-                    actual_recipient: None,
-                    expanded_from: None,
                     last_attempt: env.created,
                 }
             })
