@@ -552,6 +552,11 @@ pub enum ListFileError {
     Denied(String),
     /// Any other error, worth trying again later (`No such file or directory`, I/O).
     Io(String),
+    /// A file that anyone may write (mode `o+w`): whatever it lists could be anyone's
+    /// doing, so it is not used (sendmail's `World writable file`; recorded:
+    /// `bounce-exp-inc-writable-odi`). A file only its group may write is used, as
+    /// sendmail uses it (`bounce-exp-inc-groupwritable-odi`).
+    WorldWritable,
 }
 
 impl ListFileError {
@@ -564,6 +569,7 @@ impl ListFileError {
     pub fn status(&self) -> EnhancedStatus {
         match self {
             ListFileError::Denied(_) => status::NOT_AUTHORIZED,
+            ListFileError::WorldWritable => status::LIST_EXPANSION,
             ListFileError::NotRegular(_) | ListFileError::TooLarge(_) => status::SYSTEM_PERM,
             ListFileError::Io(_) => status::SYSTEM_TEMP,
         }
@@ -576,6 +582,7 @@ impl ListFileError {
                 format!("larger than {MAX_LIST_FILE} bytes, the limit for a list file ({n} bytes)")
             }
             ListFileError::Denied(why) | ListFileError::Io(why) => why.clone(),
+            ListFileError::WorldWritable => "World writable file".into(),
         }
     }
 }
@@ -588,6 +595,7 @@ impl ListFileError {
             ListFileError::TooLarge(n) => ("too-large", n.to_string()),
             ListFileError::Denied(why) => ("denied", why.clone()),
             ListFileError::Io(why) => ("io", why.clone()),
+            ListFileError::WorldWritable => ("world-writable", String::new()),
         };
         format!("{kind} {}", text.replace(['\r', '\n'], " "))
     }
@@ -606,6 +614,7 @@ impl ListFileError {
             },
             "denied" => ListFileError::Denied(text),
             "io" => ListFileError::Io(text),
+            "world-writable" => ListFileError::WorldWritable,
             _ if line.is_empty() => ListFileError::Io("cannot read the file".into()),
             _ => ListFileError::Io(line.to_string()),
         }
@@ -630,6 +639,7 @@ impl From<std::io::Error> for ListFileError {
 pub fn read_list_file(path: &Path, no_follow: bool) -> Result<(Vec<u8>, u32), ListFileError> {
     use crate::boundedfile::{ReadError, read_regular};
     match read_regular(path, no_follow, MAX_LIST_FILE) {
+        Ok((_, md)) if md.mode() & 0o002 != 0 => Err(ListFileError::WorldWritable),
         Ok((text, md)) => Ok((text, md.uid())),
         Err(ReadError::NotRegular(what)) => Err(ListFileError::NotRegular(what.into())),
         Err(ReadError::TooLarge { size, .. }) => Err(ListFileError::TooLarge(size)),
@@ -1390,6 +1400,7 @@ mod tests {
             ListFileError::TooLarge(2 << 20),
             ListFileError::Denied("Permission denied".into()),
             ListFileError::Io("No such file or directory".into()),
+            ListFileError::WorldWritable,
         ] {
             assert_eq!(ListFileError::from_line(&e.to_line()), e);
         }
@@ -1403,6 +1414,35 @@ mod tests {
         );
         let e = ListFileError::Io("a\nb".into());
         assert_eq!(e.to_line(), "io a b");
+    }
+
+    #[test]
+    fn a_list_file_anyone_may_write_is_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("rsm-list-ww-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let list = dir.join("members");
+        std::fs::write(&list, "|/bin/sh -c id\n").unwrap();
+        for (mode, usable) in [(0o666, false), (0o602, false), (0o664, true), (0o644, true)] {
+            std::fs::set_permissions(&list, std::fs::Permissions::from_mode(mode)).unwrap();
+            let got = read_list_file(&list, false);
+            if usable {
+                assert!(got.is_ok(), "{mode:o}: {got:?}");
+            } else {
+                assert_eq!(got, Err(ListFileError::WorldWritable), "{mode:o}");
+            }
+        }
+        let e = ExpandError::IncludeRefused(
+            "/l".into(),
+            ListFileError::WorldWritable.text(),
+            ListFileError::WorldWritable.status(),
+        );
+        assert_eq!(
+            format!("{} {}", e.reply().1, e.reply().2),
+            "5.2.4 :include:/l... Cannot open /l: World writable file"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
