@@ -461,15 +461,16 @@ impl ExpandError {
         }
     }
 
-    /// The exit status sendmail gives for it: 67 for an unknown user, 64 for a loop
-    /// (recorded from 8.17), 75 for an `:include:` that cannot be read now.
+    /// The exit status sendmail gives for it: 67 for an unknown user, 64 for a loop and
+    /// for an `:include:` file refused for good (recorded from 8.17:
+    /// `bounce-exp-inc-writable-odi`), 75 for one that cannot be read now.
     pub fn status(&self) -> crate::exit::Sysexit {
         use crate::exit::Sysexit;
         match self {
             ExpandError::UnknownUser(_) => Sysexit::NoUser,
             ExpandError::Loop(_) => Sysexit::Usage,
             ExpandError::Include(..) => Sysexit::TempFail,
-            ExpandError::IncludeRefused(..) => Sysexit::Unavailable,
+            ExpandError::IncludeRefused(..) => Sysexit::Usage,
             ExpandError::Invalid(_, e) => e.exit(),
         }
     }
