@@ -297,7 +297,6 @@ pub fn record(
     // report lists them in the reverse of that order, as sendmail's does (recorded:
     // `report-order-expire`, `report-order-expire-four`); a first attempt's report
     // keeps the entry's order.
-    let mut items = items;
     if before.attempts > 0 {
         for item in &mut items {
             if item.index != usize::MAX {
