@@ -271,10 +271,12 @@ class Sink:
         deadline = time.time() + limit
         seen, since = -1, time.time()
         while time.time() < deadline:
-            n = len(self.sessions())
+            # A recording fault server (Refusing) marks each connection still open.
+            open_now = len(glob.glob(os.path.join(self.state, "sessions", "*.open")))
+            n = len(self.sessions()) + open_now
             if n != seen:
                 seen, since = n, time.time()
-            elif time.time() - since >= quiet and not busy():
+            elif time.time() - since >= quiet and not busy() and not open_now:
                 return
             time.sleep(0.1)
 
@@ -526,6 +528,14 @@ class Refusing(Listener):
             self.count += 1
             n = self.count
         sess = {"connect_epoch": t0, "mode": "fault", "transcript": [], "transactions": []}
+        marker = None
+        if self.record:
+            # The connection is open: `Sink.settle` waits for it to end.
+            marker = os.path.join(self.record, "sessions", "%d-%04d.open" % (int(t0 * 1e9), n))
+            try:
+                open(marker, "w").close()
+            except OSError:
+                marker = None
         strict = "PIPELINING" in self.keywords
         cur = None
 
@@ -604,6 +614,11 @@ class Refusing(Listener):
                     os.rename(fn + ".tmp", fn)
                 except OSError:
                     pass  # the case is over and its directory gone
+            if marker:
+                try:
+                    os.unlink(marker)
+                except OSError:
+                    pass
             conn.close()
 
 
