@@ -11,8 +11,10 @@ import os
 import pwd
 import re
 import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -127,6 +129,15 @@ class Case:
                 # A file named in another (an `:include:` list) is read with the rights
                 # of the list's owner or DefaultUser: the directory must be searchable.
                 os.chmod(into, 0o755)
+        # `modes`: lines `FILE MODE [OWNER]` (octal mode, a login): a copied file's mode
+        # and owner (an :include: file writable by all, or a user's own list).
+        for line in self.lines("modes"):
+            parts = line.split()
+            target = os.path.join(into, parts[0])
+            os.chmod(target, int(parts[1], 8))
+            if len(parts) > 2:
+                pw = pwd.getpwnam(parts[2])
+                os.chown(target, pw.pw_uid, pw.pw_gid)
 
 
 # sendmail.cf's PrivacyOptions on the recording machine (Debian's); replay's config says
@@ -260,10 +271,12 @@ class Sink:
         deadline = time.time() + limit
         seen, since = -1, time.time()
         while time.time() < deadline:
-            n = len(self.sessions())
+            # A recording fault server (Refusing) marks each connection still open.
+            open_now = len(glob.glob(os.path.join(self.state, "sessions", "*.open")))
+            n = len(self.sessions()) + open_now
             if n != seen:
                 seen, since = n, time.time()
-            elif time.time() - since >= quiet and not busy():
+            elif time.time() - since >= quiet and not busy() and not open_now:
                 return
             time.sleep(0.1)
 
@@ -413,6 +426,18 @@ REFUSALS = {
     "mail553": ("MAIL", "553 5.1.8 Sender address rejected (test)"),
     "mail501": ("MAIL", "501 5.1.7 Bad sender address syntax (test)"),
 }
+# Servers that record what they received as the sink does (a case with a `sink` file
+# compares it): the refusal of REFUSALS' fault they make (None: none), and the EHLO
+# keywords they offer beyond sink.py's.
+RECORDING = {
+    "dsn": (None, ("DSN",)),
+    "pipelining": (None, ("PIPELINING",)),
+    "pipelining-mail5xx": ("mail5xx", ("PIPELINING",)),
+    "pipelining-mail4xx": ("mail4xx", ("PIPELINING",)),
+    "pipelining-mail553": ("mail553", ("PIPELINING",)),
+    "pipelining-mail501": ("mail501", ("PIPELINING",)),
+}
+FAULTS = FAULTS + tuple(RECORDING)
 FAULT_NAMES = {"nxdomain": "relay.nx.test", "servfail": "relay.fail.test",
                "nodata": "relay.nodata.test", "dnstimeout": "relay.to.test",
                "nxdomain-refused": "relay.nx.test"}
@@ -475,11 +500,22 @@ class Refusing(Listener):
     """A listener that speaks SMTP as sink.py does (the same greeting and EHLO reply),
     accepts RCPT, and answers `command` (MAIL or DATA) with `reply`: the reply classes
     at the commands sink.py's modes do not cover (a 5xx reply to MAIL spares the null
-    sender, so that a failure report goes through). Records nothing: the case's
-    expected files hold what the client printed."""
+    sender, so that a failure report goes through). `command` None: it refuses nothing.
+    Records nothing unless given `record`, a directory: then each session is written
+    there as sink.py writes it (`Recorder` reads them), and `keywords` (`PIPELINING`,
+    `DSN`) are offered in the EHLO reply beside sink.py's. With PIPELINING offered, it
+    keeps the state a pipelining client relies on: RCPT after a refused MAIL gets
+    `503 5.5.1 Error: need MAIL command`, DATA without an accepted RCPT
+    `554 5.5.1 Error: no valid recipients` (as sink.py's DATA)."""
 
-    def __init__(self, command, reply):
+    def __init__(self, command, reply, keywords=(), record=None):
         self.command, self.reply = command, reply
+        self.keywords = tuple(keywords)
+        self.record = record
+        self.count = 0
+        self.lock = threading.Lock()
+        if record:
+            os.makedirs(os.path.join(record, "sessions"), exist_ok=True)
         super().__init__(16)
 
     def take(self, conn):
@@ -487,43 +523,102 @@ class Refusing(Listener):
 
     def _serve(self, conn):
         f = conn.makefile("rb")
+        t0 = time.time()
+        with self.lock:
+            self.count += 1
+            n = self.count
+        sess = {"connect_epoch": t0, "mode": "fault", "transcript": [], "transactions": []}
+        marker = None
+        if self.record:
+            # The connection is open: `Sink.settle` waits for it to end.
+            marker = os.path.join(self.record, "sessions", "%d-%04d.open" % (int(t0 * 1e9), n))
+            try:
+                open(marker, "w").close()
+            except OSError:
+                marker = None
+        strict = "PIPELINING" in self.keywords
+        cur = None
+
+        def note(who, line):
+            sess["transcript"].append([round(time.time() - t0, 3), who, line])
 
         def say(line):
+            note("S", line)
             conn.sendall((line + "\r\n").encode())
 
         try:
             say("220 sink.test ESMTP recording-sink")
             for raw in f:
-                cmd = raw.decode("utf-8", "replace").strip()[:4].upper()
-                null_mail = cmd == "MAIL" and "<>" in raw.decode("utf-8", "replace")
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                note("C", line)
+                cmd = line.strip()[:4].upper()
+                null_mail = cmd == "MAIL" and "<>" in line
                 if cmd == self.command and not (self.reply.startswith("5") and null_mail):
                     say(self.reply)
+                    if cmd == "MAIL":
+                        cur = None
                 elif cmd == "EHLO":
-                    for l in ("250-sink.test", "250-8BITMIME", "250-SIZE 52428800",
-                              "250 ENHANCEDSTATUSCODES"):
+                    for l in ("250-sink.test", "250-8BITMIME", "250-SIZE 52428800") + tuple(
+                            "250-" + k for k in self.keywords):
                         say(l)
+                    say("250 ENHANCEDSTATUSCODES")
                 elif cmd == "HELO":
                     say("250 sink.test")
                 elif cmd == "MAIL":
+                    cur = {"mail_from": line[5:].strip(), "rcpt": [], "rcpt_rejected": []}
                     say("250 2.1.0 Ok")
                 elif cmd == "RCPT":
+                    if strict and cur is None:
+                        say("503 5.5.1 Error: need MAIL command")
+                        continue
+                    if cur is not None:
+                        cur["rcpt"].append(line[4:].strip())
                     say("250 2.1.5 Ok")
                 elif cmd == "DATA":
+                    if strict and (cur is None or not cur["rcpt"]):
+                        say("554 5.5.1 Error: no valid recipients")
+                        continue
                     say("354 End data with <CR><LF>.<CR><LF>")
+                    data = []
                     for d in f:
                         if d in (b".\r\n", b".\n"):
                             break
-                    say("250 2.0.0 Ok: queued")
+                        data.append(d)
+                    say("250 2.0.0 Ok: queued" + (" as SINK%d" % n if self.record else ""))
+                    if cur is not None:
+                        cur["result"] = 250
+                        cur["data_b64"] = base64.b64encode(b"".join(data)).decode()
+                        sess["transactions"].append(cur)
+                    cur = None
                 elif cmd in ("RSET", "NOOP"):
+                    if cmd == "RSET":
+                        cur = None
                     say("250 2.0.0 Ok")
                 elif cmd == "QUIT":
                     say("221 2.0.0 Bye")
                     break
                 else:
                     say("502 5.5.2 Error: command not recognized")
+            else:
+                note("C", "<EOF>")
         except OSError:
             pass
         finally:
+            # Written before the connection is closed: a client that saw the close
+            # finds the session recorded.
+            if self.record and any(d == "C" and l != "<EOF>" for _, d, l in sess["transcript"]):
+                fn = os.path.join(self.record, "sessions", "%d-%04d.json" % (int(t0 * 1e9), n))
+                try:
+                    with open(fn + ".tmp", "w") as out:
+                        json.dump(sess, out, indent=1)
+                    os.rename(fn + ".tmp", fn)
+                except OSError:
+                    pass  # the case is over and its directory gone
+            if marker:
+                try:
+                    os.unlink(marker)
+                except OSError:
+                    pass
             conn.close()
 
 
@@ -534,6 +629,7 @@ class Fault:
     def __init__(self, kind):
         self.kind = kind
         self.silent = None
+        self.recorder = None
         self.host = FAULT_NAMES.get(kind, "127.0.0.1")
         # Every smarthost, in the order they are tried (sendmail's `[a]:[b]`,
         # rsendmail's `SMARTHOST a b`).
@@ -544,6 +640,13 @@ class Fault:
         elif kind in REFUSALS:
             self.silent = Refusing(*REFUSALS[kind])
             self.port = self.silent.port
+        elif kind in RECORDING:
+            self.state = tempfile.mkdtemp(prefix="compat-fault-")
+            command, reply = REFUSALS.get(RECORDING[kind][0], (None, None))
+            self.silent = Refusing(command, reply, RECORDING[kind][1], self.state)
+            self.port = self.silent.port
+            # What the server received, read as the sink's (`Sink.transcript`).
+            self.recorder = Sink(self.state, self.port, start=False)
         else:
             # Bound and released: nothing listens there.
             self.port = free_port()
@@ -555,6 +658,8 @@ class Fault:
     def stop(self):
         if self.silent:
             self.silent.stop()
+        if self.recorder:
+            shutil.rmtree(self.state, ignore_errors=True)
 
 
 def dnsmasq_args(port, log):

@@ -136,6 +136,8 @@ def record(case, version, sink):
     hosts, port = (fault.hosts, fault.port) if fault else (["127.0.0.1"], sink.port)
     cf = derived_cf(tempfile.mkdtemp(prefix="compat-cf-"), hosts, port, case.user,
                     case.privacy)
+    # A fault that records (common.RECORDING) is the case's sink.
+    rec = fault.recorder if fault and fault.recorder else sink
     if case.sink_mode:
         sink.reset(case.sink_mode)
     base = ["sendmail", "-Am", "-C" + cf, "-oQ" + qdir]
@@ -176,7 +178,7 @@ def record(case, version, sink):
         run = subprocess.run(base + args, executable=SENDMAIL, input=case.stdin,
                              capture_output=True, timeout=120, cwd=work)
     if case.sink_mode:
-        sink.settle(lambda: locked(qdir))
+        rec.settle(lambda: locked(qdir))
     queue = subprocess.run(base + ["-bp"], executable=SENDMAIL, capture_output=True,
                            timeout=60, stdin=subprocess.DEVNULL, cwd=work)
     exp = os.path.join(case.path, "expected")
@@ -199,7 +201,7 @@ def record(case, version, sink):
     put("stderr", run.stderr)
     put("queue", queue.stdout)
     if case.sink_mode:
-        put("sink", sink.transcript())
+        put("sink", rec.transcript())
         sink.reset("ok")
     if case.xlog:
         put("xlog", read_xlog(work))

@@ -97,6 +97,8 @@ def run_case(binary, case, sink):
         case.copy_files(run_dir)
         env = dict(os.environ, LC_ALL="C")
         sink.reset(case.sink_mode or "ok")
+        # A fault that records (common.RECORDING) is the case's sink.
+        rec = fault.recorder if fault and fault.recorder else sink
 
         def sendmail(argv, stdin, user=()):
             if prefix or user:
@@ -140,7 +142,7 @@ def run_case(binary, case, sink):
         else:
             run = sendmail(case.argv(case.args, run_dir, qid), case.stdin, user)
         if case.sink_mode:
-            sink.settle(lambda: locked(spool))
+            rec.settle(lambda: locked(spool))
         queue = sendmail(["-bp"], b"")
 
         def ours(data):
@@ -156,9 +158,9 @@ def run_case(binary, case, sink):
         if case.xlog:
             actual["xlog"] = ours(read_xlog(run_dir))
         if case.sink_mode:
-            actual["sink"] = ours(sink.transcript())
-        elif sink.sessions():
-            actual["sink"] = ours(sink.transcript())
+            actual["sink"] = ours(rec.transcript())
+        elif rec.sessions():
+            actual["sink"] = ours(rec.transcript())
     finally:
         if ns:
             ns.stop()

@@ -461,15 +461,16 @@ impl ExpandError {
         }
     }
 
-    /// The exit status sendmail gives for it: 67 for an unknown user, 64 for a loop
-    /// (recorded from 8.17), 75 for an `:include:` that cannot be read now.
+    /// The exit status sendmail gives for it: 67 for an unknown user, 64 for a loop and
+    /// for an `:include:` file refused for good (recorded from 8.17:
+    /// `bounce-exp-inc-writable-odi`), 75 for one that cannot be read now.
     pub fn status(&self) -> crate::exit::Sysexit {
         use crate::exit::Sysexit;
         match self {
             ExpandError::UnknownUser(_) => Sysexit::NoUser,
             ExpandError::Loop(_) => Sysexit::Usage,
             ExpandError::Include(..) => Sysexit::TempFail,
-            ExpandError::IncludeRefused(..) => Sysexit::Unavailable,
+            ExpandError::IncludeRefused(..) => Sysexit::Usage,
             ExpandError::Invalid(_, e) => e.exit(),
         }
     }
@@ -509,6 +510,24 @@ impl ExpandError {
 pub struct Expansion {
     pub targets: Vec<Expanded>,
     pub errors: Vec<ExpandError>,
+    /// For each of `errors` (the same index), what expanded to the refused target: the
+    /// nearest enclosing alias or `:include:` file, as a report's `(expanded from: X)`
+    /// names it (recorded: `bounce-exp-unknown-user-odi`); `None` for an address given
+    /// as it is.
+    pub error_ctl: Vec<Option<String>>,
+}
+
+impl Expansion {
+    /// Record an error about a target reached through `via`.
+    fn fail(&mut self, via: &Via, e: ExpandError) {
+        self.errors.push(e);
+        self.error_ctl.push(via.ctl.clone());
+    }
+
+    /// What expanded to the target of `errors[i]` (see [`Expansion::error_ctl`]).
+    pub fn ctl_of(&self, i: usize) -> Option<&str> {
+        self.error_ctl.get(i).and_then(|c| c.as_deref())
+    }
 }
 
 /// How deep aliases may nest (sendmail's MAXRCRSN is 10).
@@ -534,6 +553,11 @@ pub enum ListFileError {
     Denied(String),
     /// Any other error, worth trying again later (`No such file or directory`, I/O).
     Io(String),
+    /// A file that anyone may write (mode `o+w`): whatever it lists could be anyone's
+    /// doing, so it is not used (sendmail's `World writable file`; recorded:
+    /// `bounce-exp-inc-writable-odi`). A file only its group may write is used, as
+    /// sendmail uses it (`bounce-exp-inc-groupwritable-odi`).
+    WorldWritable,
 }
 
 impl ListFileError {
@@ -546,6 +570,7 @@ impl ListFileError {
     pub fn status(&self) -> EnhancedStatus {
         match self {
             ListFileError::Denied(_) => status::NOT_AUTHORIZED,
+            ListFileError::WorldWritable => status::LIST_EXPANSION,
             ListFileError::NotRegular(_) | ListFileError::TooLarge(_) => status::SYSTEM_PERM,
             ListFileError::Io(_) => status::SYSTEM_TEMP,
         }
@@ -558,6 +583,7 @@ impl ListFileError {
                 format!("larger than {MAX_LIST_FILE} bytes, the limit for a list file ({n} bytes)")
             }
             ListFileError::Denied(why) | ListFileError::Io(why) => why.clone(),
+            ListFileError::WorldWritable => "World writable file".into(),
         }
     }
 }
@@ -570,6 +596,7 @@ impl ListFileError {
             ListFileError::TooLarge(n) => ("too-large", n.to_string()),
             ListFileError::Denied(why) => ("denied", why.clone()),
             ListFileError::Io(why) => ("io", why.clone()),
+            ListFileError::WorldWritable => ("world-writable", String::new()),
         };
         format!("{kind} {}", text.replace(['\r', '\n'], " "))
     }
@@ -588,6 +615,7 @@ impl ListFileError {
             },
             "denied" => ListFileError::Denied(text),
             "io" => ListFileError::Io(text),
+            "world-writable" => ListFileError::WorldWritable,
             _ if line.is_empty() => ListFileError::Io("cannot read the file".into()),
             _ => ListFileError::Io(line.to_string()),
         }
@@ -612,6 +640,7 @@ impl From<std::io::Error> for ListFileError {
 pub fn read_list_file(path: &Path, no_follow: bool) -> Result<(Vec<u8>, u32), ListFileError> {
     use crate::boundedfile::{ReadError, read_regular};
     match read_regular(path, no_follow, MAX_LIST_FILE) {
+        Ok((_, md)) if md.mode() & 0o002 != 0 => Err(ListFileError::WorldWritable),
         Ok((text, md)) => Ok((text, md.uid())),
         Err(ReadError::NotRegular(what)) => Err(ListFileError::NotRegular(what.into())),
         Err(ReadError::TooLarge { size, .. }) => Err(ListFileError::TooLarge(size)),
@@ -801,7 +830,7 @@ impl Expander<'_> {
         if let Some(path) = addr.strip_prefix(":include:") {
             let path = path.trim();
             if chain.len() >= MAX_DEPTH || chain.iter().any(|c| c == addr) {
-                out.errors.push(ExpandError::Loop(addr.to_string()));
+                out.fail(&via, ExpandError::Loop(addr.to_string()));
                 return;
             }
             // A file already read in this expansion adds nothing new (its targets are
@@ -811,11 +840,14 @@ impl Expander<'_> {
                 return;
             }
             if included.len() >= MAX_INCLUDES {
-                out.errors.push(ExpandError::IncludeRefused(
-                    path.to_string(),
-                    format!("more than {MAX_INCLUDES} :include: files in one expansion"),
-                    status::SYSTEM_PERM,
-                ));
+                out.fail(
+                    &via,
+                    ExpandError::IncludeRefused(
+                        path.to_string(),
+                        format!("more than {MAX_INCLUDES} :include: files in one expansion"),
+                        status::SYSTEM_PERM,
+                    ),
+                );
                 return;
             }
             included.insert(path.to_string());
@@ -837,14 +869,11 @@ impl Expander<'_> {
                     }
                     chain.pop();
                 }
-                Err(e) if e.is_permanent() => out.errors.push(ExpandError::IncludeRefused(
-                    path.to_string(),
-                    e.text(),
-                    e.status(),
-                )),
-                Err(e) => out
-                    .errors
-                    .push(ExpandError::Include(path.to_string(), e.text())),
+                Err(e) if e.is_permanent() => out.fail(
+                    &via,
+                    ExpandError::IncludeRefused(path.to_string(), e.text(), e.status()),
+                ),
+                Err(e) => out.fail(&via, ExpandError::Include(path.to_string(), e.text())),
             }
             return;
         }
@@ -853,7 +882,7 @@ impl Expander<'_> {
             if let Target::Mailbox(u) = &t
                 && !(self.user_exists)(u)
             {
-                out.errors.push(ExpandError::UnknownUser(addr.to_string()));
+                out.fail(&via, ExpandError::UnknownUser(addr.to_string()));
                 return;
             }
             Self::push(out, t, &via, owner);
@@ -864,7 +893,7 @@ impl Expander<'_> {
         let plain = match address::parse_one(addr) {
             Ok(a) => a,
             Err(e) => {
-                out.errors.push(ExpandError::Invalid(addr.to_string(), e));
+                out.fail(&via, ExpandError::Invalid(addr.to_string(), e));
                 return;
             }
         };
@@ -881,12 +910,12 @@ impl Expander<'_> {
                 if (self.user_exists)(&key) {
                     Self::push(out, Target::Mailbox(key), &via, None);
                 } else {
-                    out.errors.push(ExpandError::UnknownUser(plain));
+                    out.fail(&via, ExpandError::UnknownUser(plain));
                 }
                 return;
             }
             if chain.len() >= MAX_DEPTH || chain.contains(&key) {
-                out.errors.push(ExpandError::Loop(plain));
+                out.fail(&via, ExpandError::Loop(plain));
                 return;
             }
             let owner_name = format!("owner-{key}");
@@ -918,7 +947,7 @@ impl Expander<'_> {
             // RFC 5321 requires postmaster; without an alias it is root's.
             Self::push(out, Target::User("root".into()), &via, None);
         } else {
-            out.errors.push(ExpandError::UnknownUser(plain));
+            out.fail(&via, ExpandError::UnknownUser(plain));
         }
     }
 }
@@ -1372,6 +1401,7 @@ mod tests {
             ListFileError::TooLarge(2 << 20),
             ListFileError::Denied("Permission denied".into()),
             ListFileError::Io("No such file or directory".into()),
+            ListFileError::WorldWritable,
         ] {
             assert_eq!(ListFileError::from_line(&e.to_line()), e);
         }
@@ -1385,6 +1415,35 @@ mod tests {
         );
         let e = ListFileError::Io("a\nb".into());
         assert_eq!(e.to_line(), "io a b");
+    }
+
+    #[test]
+    fn a_list_file_anyone_may_write_is_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("rsm-list-ww-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let list = dir.join("members");
+        std::fs::write(&list, "|/bin/sh -c id\n").unwrap();
+        for (mode, usable) in [(0o666, false), (0o602, false), (0o664, true), (0o644, true)] {
+            std::fs::set_permissions(&list, std::fs::Permissions::from_mode(mode)).unwrap();
+            let got = read_list_file(&list, false);
+            if usable {
+                assert!(got.is_ok(), "{mode:o}: {got:?}");
+            } else {
+                assert_eq!(got, Err(ListFileError::WorldWritable), "{mode:o}");
+            }
+        }
+        let e = ExpandError::IncludeRefused(
+            "/l".into(),
+            ListFileError::WorldWritable.text(),
+            ListFileError::WorldWritable.status(),
+        );
+        assert_eq!(
+            format!("{} {}", e.reply().1, e.reply().2),
+            "5.2.4 :include:/l... Cannot open /l: World writable file"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

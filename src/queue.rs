@@ -25,7 +25,7 @@ pub struct Sweep {
 }
 
 impl Sweep {
-    /// The selected entries a run tries, in queue-id order:
+    /// The selected entries a run tries, in the sweep's order (sendmail's priority order):
     /// - a selection (`-qI`, `-qR`, `-qS`, negated or not; [`QueueRunArgs::is_selection`])
     ///   tries all of them, as sendmail does (compat-tests/cases/minqueueage-qR-tried,
     ///   minqueueage-qS-tried, minqueueage-qI-tried, minqueueage-qnotR-tried);
@@ -100,6 +100,12 @@ pub fn sweep(
         ids.retain(|id| f.id_may_match(id));
     }
     ids.sort();
+    // sendmail's run order (its default QueueSortOrder=priority): the lowest priority
+    // first ([`crate::mailq::priority`]: size, recipients, tries by queue runs), the
+    // listing's order (recorded: `q-order-priority`, `q-order-tried`, `q-order-tried-odi`).
+    // Among equal priorities sendmail takes the queue directory's order, which is
+    // arbitrary; the oldest entry goes first here.
+    let mut order: Vec<(i64, i64, String)> = Vec::new();
     for id in ids {
         match spool.lock_entry(&id) {
             Ok(None) => out.busy.push(id),
@@ -119,7 +125,8 @@ pub fn sweep(
                     if locked.entry.state.tried_within(now, min_queue_age) {
                         out.too_young.insert(id.clone());
                     }
-                    out.selected.push(id);
+                    let priority = crate::mailq::priority(&locked.entry);
+                    order.push((priority, env.created, id));
                 }
             }
             Err(ReadError::Corrupt(why)) => {
@@ -137,6 +144,8 @@ pub fn sweep(
             }
         }
     }
+    order.sort();
+    out.selected = order.into_iter().map(|(_, _, id)| id).collect();
     Ok(out)
 }
 

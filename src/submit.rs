@@ -148,6 +148,16 @@ pub struct Refused {
     /// Not printed under ErrorMode `p` (sendmail logs a message with too many hops and
     /// says nothing on the terminal but where it saved the message); still in a report.
     pub quiet: bool,
+    /// A target an alias expansion refused: what expanded to it (the nearest alias or
+    /// `:include:`, the report's `(expanded from: lst)`) and the address the expansion
+    /// began with, qualified (the report's `Final-Recipient:`, `lst@host`); `None` for
+    /// an address given as it is (recorded: `bounce-exp-unknown-user-odi`).
+    pub expanded: Option<(String, String)>,
+    /// An `:include:` file refused at expansion: its RFC 3463 status (`5.2.4`). The
+    /// report names the file (`:include:/path`), gives no reason line and no
+    /// Diagnostic-Code, and its transcript repeats the refusal with that status, as
+    /// sendmail's does (recorded: `bounce-exp-inc-writable-odi`).
+    pub list_file: Option<crate::status::EnhancedStatus>,
 }
 
 impl Refused {
@@ -207,6 +217,8 @@ pub fn expand_local(
                 address: a,
                 code: Sysexit::Usage,
                 quiet: false,
+                expanded: None,
+                list_file: None,
             });
             continue;
         }
@@ -215,21 +227,37 @@ pub fn expand_local(
             continue;
         }
         let x = ex.expand(std::slice::from_ref(&a), None);
-        if x.errors.iter().any(|e| {
-            matches!(
-                e,
-                ExpandError::Include(..) | ExpandError::IncludeRefused(..)
-            )
+        // A list file that cannot be read now, or that the submitter may not read (the
+        // root deliverer may), is the deliverer's to read; one that is no list file for
+        // anyone (written by all, not a regular file, too large) is refused here, as
+        // sendmail refuses it at submission (recorded: `bounce-exp-inc-writable-odi`).
+        if x.errors.iter().any(|e| match e {
+            ExpandError::Include(..) => true,
+            ExpandError::IncludeRefused(_, _, st) => *st == crate::status::NOT_AUTHORIZED,
+            _ => false,
         }) {
             add(&mut out, r);
             continue;
         }
-        for e in &x.errors {
+        for (k, e) in x.errors.iter().enumerate() {
+            let final_rcpt = r.final_rcpt.clone().unwrap_or_else(|| {
+                if a.contains('@') {
+                    a.clone()
+                } else {
+                    format!("{a}@{host}")
+                }
+            });
+            let list_file = match e {
+                ExpandError::IncludeRefused(_, _, st) => Some(*st),
+                _ => None,
+            };
             refused.push(Refused {
-                address: e.address().to_string(),
+                address: e.target(),
                 text: e.text(),
                 code: e.status(),
                 quiet: false,
+                expanded: x.ctl_of(k).map(|c| (c.to_string(), final_rcpt)),
+                list_file,
             });
         }
         if let [one] = x.targets.as_slice()
@@ -408,6 +436,8 @@ pub fn sort_listed(
                 code: e.exit(),
                 address: l.text,
                 quiet: false,
+                expanded: None,
+                list_file: None,
             }),
         }
     }
@@ -603,6 +633,8 @@ pub fn submit<R: BufRead>(
                 address: r.address,
                 code: Sysexit::Unavailable,
                 quiet: true,
+                expanded: None,
+                list_file: None,
             })
             .collect();
         log::info!("{id}: Too many hops {hops} ({max_hops} max)");
@@ -989,38 +1021,54 @@ fn refused_recipients(
             .iter()
             .map(|r| {
                 let status = match r.code {
+                    _ if r.list_file.is_some() => r.list_file.unwrap_or(crate::status::PERM),
                     Sysexit::NoUser => crate::status::BAD_MAILBOX,
                     // Only a looping message is refused as unavailable.
                     Sysexit::Unavailable => crate::status::LOOP,
                     _ => crate::status::PERM,
                 };
+                // sendmail names a refused list file's path as a local address
+                // (`X-Actual-Recipient: rfc822; /path@host`).
+                let path = r
+                    .address
+                    .strip_prefix(":include:")
+                    .filter(|_| r.list_file.is_some());
+                let qualified = if let Some(p) = path {
+                    format!("{p}@{host}")
+                } else if r.address.is_empty()
+                    || r.address.contains('@')
+                    || r.address.starts_with(['|', '/', '\\', ':'])
+                {
+                    r.address.clone()
+                } else {
+                    format!("{}@{host}", r.address)
+                };
                 crate::dsn::RcptReport {
-                    // Qualified as the deliverer's reports name a local recipient.
-                    final_recipient: if r.address.is_empty()
-                        || r.address.contains('@')
-                        || r.address.starts_with(['|', '/', '\\', ':'])
-                    {
-                        r.address.clone()
-                    } else {
-                        format!("{}@{host}", r.address)
+                    // A target an alias led to: the alias is the Final-Recipient, the
+                    // target the X-Actual-Recipient (recorded: `bounce-exp-unknown-user-odi`).
+                    final_recipient: match &r.expanded {
+                        Some((_, f)) => f.clone(),
+                        None => qualified.clone(),
                     },
+                    actual_recipient: r.expanded.as_ref().map(|_| qualified.clone()),
+                    expanded_from: r.expanded.as_ref().map(|(c, _)| c.clone()),
                     original_recipient: None,
                     action: "failed",
                     status,
                     remote_mta: None,
                     // sendmail's form for an unknown user (bounce-local-unknown); the
                     // other refusals keep their text.
-                    diagnostic: Some(if r.code == Sysexit::NoUser {
-                        format!("550 {status} {}", r.reason())
+                    diagnostic: if r.list_file.is_some() {
+                        None
+                    } else if r.code == Sysexit::NoUser {
+                        Some(format!("550 {status} {}", r.reason()))
                     } else {
-                        r.text.clone()
-                    }),
+                        Some(r.text.clone())
+                    },
                     diagnostic_type: "X-Unix",
                     transcript: Vec::new(),
                     listed: Some(r.address.clone()),
                     comment: None,
-                    actual_recipient: None,
-                    expanded_from: None,
                     last_attempt: env.created,
                 }
             })
@@ -1029,8 +1077,13 @@ fn refused_recipients(
         // bounce-local-unknown).
         notes: refused
             .iter()
-            .filter(|r| r.code == Sysexit::NoUser)
-            .map(|r| format!("550 {} {}", crate::status::BAD_MAILBOX, r.text))
+            .filter_map(|r| match r.list_file {
+                Some(st) => Some(format!("550 {st} {}", r.text)),
+                None if r.code == Sysexit::NoUser => {
+                    Some(format!("550 {} {}", crate::status::BAD_MAILBOX, r.text))
+                }
+                None => None,
+            })
             .collect(),
         headers_only: crate::dsn::headers_only(
             env.ret.as_deref(),

@@ -262,9 +262,20 @@ pub fn attempt(
     let started = std::time::Instant::now();
     let env = locked.entry.envelope.clone();
     let mut result = Attempt::default();
-    let open: Vec<usize> = (0..env.recipients.len())
+    let mut open: Vec<usize> = (0..env.recipients.len())
         .filter(|&i| !locked.entry.state.of(i).is_final())
         .collect();
+    // An entry tried before goes out with its open recipients sorted by address, as
+    // sendmail sends them once it has rewritten its queue file after an attempt (the
+    // plan sends a transaction's recipients in reverse queue order, so the queue order
+    // is made descending); its report then lists them in reverse (recorded:
+    // `report-order-expire`, `report-order-three-runs`, `report-order-two-lists`).
+    if locked.entry.state.attempts > 0 {
+        open.sort_by(|&a, &b| {
+            let key = |i: usize| env.recipients.get(i).map(|r| r.address.as_str());
+            key(b).cmp(&key(a))
+        });
+    }
     let qf_error = |e: std::io::Error| Fatal::new(Sysexit::IoErr, format!("qf{}: {e}", env.id));
     // The message (header block and body) and its length, for every transport.
     let qf = locked.entry.file.try_clone().map_err(qf_error)?;

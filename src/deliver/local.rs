@@ -466,17 +466,30 @@ impl Local {
         let refused: Vec<Refused> = x
             .errors
             .iter()
-            .filter(|e| seen.insert(e.target().to_ascii_lowercase()))
-            .map(|e| {
+            .enumerate()
+            .filter(|(_, e)| seen.insert(e.target().to_ascii_lowercase()))
+            .map(|(k, e)| {
                 log::warn!("{addr}: {how}: {}", e.text());
                 let (code, status, text) = e.reply();
-                // Reported under its own address, with the recipient the expansion
-                // began with as its Original-Recipient (a target refused here never
+                // Reported under its own address, as what the alias or :include: it
+                // came from expanded to (`(expanded from: lst)`), with the recipient
+                // the expansion began with as its Final-Recipient, as sendmail reports
+                // it (recorded: `bounce-exp-inc-writable-odi`); without a list to name,
+                // that recipient is its Original-Recipient (a target refused here never
                 // reaches a server).
                 let mut recipient = rsendmail::aliases::recipient_from(r, e.target());
-                recipient
-                    .orcpt
-                    .get_or_insert_with(|| format!("rfc822;{qualified}"));
+                match x.ctl_of(k) {
+                    Some(ctl) => {
+                        recipient.expanded_from = Some(ctl.to_string());
+                        recipient.final_rcpt =
+                            Some(r.final_rcpt.clone().unwrap_or_else(|| qualified.clone()));
+                    }
+                    None => {
+                        recipient
+                            .orcpt
+                            .get_or_insert_with(|| format!("rfc822;{qualified}"));
+                    }
+                }
                 Refused {
                     recipient,
                     failure: Failure::new(code, status, text),

@@ -85,6 +85,19 @@ pub fn hms(secs: i64) -> String {
     }
 }
 
+/// Where recipient `i` stands among the entry's recipients in descending address order
+/// (the order a report lists an entry tried before).
+fn sorted_rank(env: &Envelope, i: usize) -> usize {
+    let Some(me) = env.recipients.get(i) else {
+        return i;
+    };
+    env.recipients
+        .iter()
+        .enumerate()
+        .filter(|(j, r)| (r.address.as_str(), *j) > (me.address.as_str(), i))
+        .count()
+}
+
 /// Record an attempt at `env` (whose state was `before`, whose queue file is `size`
 /// bytes) that gave `outcomes`, and whose expansions refused `refused`, at `now`,
 /// having taken `xdelay` seconds.
@@ -280,6 +293,17 @@ pub fn record(
     // sendmail -v, when the message expired in this attempt, or a delay warning is
     // owed (which is then the entry's reason; compat case delay-queuewarn-reject4-v).
     let warned_now = items.iter().any(|r| r.kind == dsn::Kind::Delay);
+    // An entry tried before sent its recipients sorted by address (`attempt`): its
+    // report lists them in the reverse of that order, as sendmail's does (recorded:
+    // `report-order-expire`, `report-order-expire-four`); a first attempt's report
+    // keeps the entry's order.
+    if before.attempts > 0 {
+        for item in &mut items {
+            if item.index != usize::MAX {
+                item.index = sorted_rank(env, item.index);
+            }
+        }
+    }
     let reports = bounce::owed(engine, env, items, &transcript, now);
     let warning = warned_now.then(|| {
         format!(

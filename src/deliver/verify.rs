@@ -21,7 +21,30 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         rsendmail::outln!("Notice: -bv may give misleading output for non-privileged user");
     }
     let mut style = rsendmail::submit::old_style(&s.settings);
-    let (addrs, refused) = rsendmail::submit::argv_recipients(&s.inv.recipients, &mut style)?;
+    let (mut addrs, mut refused) =
+        rsendmail::submit::argv_recipients(&s.inv.recipients, &mut style)?;
+    if s.inv.read_recipients {
+        // `-bv -t`: the message's header is read and its destination fields verified
+        // after the command line's addresses, as a submission takes them (recorded:
+        // `bv-t-plain`, `bv-t-plus-argv`, `t-group-members-bv`).
+        let stdin = std::io::stdin();
+        let mut reader = rsendmail::message::LineReader::new(
+            stdin.lock(),
+            s.settings.ignore_dots.unwrap_or(false),
+        );
+        let head = rsendmail::message::read_head(&mut reader)?;
+        rsendmail::message::observe_style(&head.headers, &mut style);
+        rsendmail::submit::sort_listed(
+            rsendmail::message::header_recipients(&head.headers, style.0),
+            &mut addrs,
+            &mut refused,
+        );
+    }
+    if addrs.is_empty() && refused.is_empty() && s.inv.read_recipients {
+        // As a submission with -t says it (recorded: `bv-t-none`).
+        rsendmail::outln!("No recipient addresses found in header");
+        return Ok(Sysexit::Ok);
+    }
     if addrs.is_empty() && refused.is_empty() {
         return Err(Fatal::new(
             Sysexit::Usage,
@@ -42,7 +65,11 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     // the members of an alias in their place (recorded from 8.17: `bv-several`,
     // `bv-alias-order`).
     let is_local = |a: &str| route(engine, a) == Route::Local;
-    let mut other: Vec<String> = Vec::new();
+    // Each address is named as it was given: the piece of its list with its phrase,
+    // angle brackets, comment and a group's name or `;` (`grp: Bob <b@example.org>`,
+    // `c@example.org;`), as sendmail prints it (recorded: `bv-angle-comment`,
+    // `bv-group-members`, `bv-group-members-mixed`); an alias's targets by address.
+    let mut other: Vec<(String, String)> = Vec::new();
     // Each recipient once, as sendmail queues it once: a local user by name ignoring
     // case (`root`, `Root`), any other address byte for byte; an alias member already
     // shown is not shown again (recorded: `dup-case-local-bv`, `plus-bv-alias`).
@@ -50,7 +77,7 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     for a in addrs {
         if !is_local(&a.address) {
             if seen.insert(a.address.clone()) {
-                other.push(a.address);
+                other.push((a.text, a.address));
             }
             continue;
         }
@@ -59,7 +86,14 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
             .local
             .expand(std::slice::from_ref(&a.address), None, &is_local);
         for e in &x.errors {
-            rsendmail::outln!("{}", e.text());
+            let text = e.text();
+            // The address's own refusal names it as given (`Nobody <nosuchuser>... User
+            // unknown`; recorded: `bv-angle-unknown`).
+            let text = match text.strip_prefix(&format!("{}...", a.address)) {
+                Some(rest) => format!("{}...{rest}", a.text),
+                None => text,
+            };
+            rsendmail::outln!("{text}");
             if status == Sysexit::Ok {
                 status = e.status();
             }
@@ -77,7 +111,7 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
                 // a user an alias led to, by name.
                 Target::User(user) | Target::Mailbox(user) => {
                     let shown = if rsendmail::aliases::key_of(&a.address) == user {
-                        &a.address
+                        &a.text
                     } else {
                         &user
                     };
@@ -94,11 +128,11 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
                 }
                 Target::Pipe(c) => rsendmail::outln!("|{c}... deliverable: mailer prog, user |{c}"),
                 Target::File(f) => rsendmail::outln!("{f}... deliverable: mailer *file*, user {f}"),
-                Target::Remote(r) => other.push(r),
+                Target::Remote(r) => other.push((r.clone(), r)),
             }
         }
     }
-    for addr in other {
+    for (shown, addr) in other {
         match route(engine, &addr) {
             Route::Relay(targets) => {
                 let host = targets
@@ -106,16 +140,16 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
                     .map(|t| shown_host(&t.0))
                     .unwrap_or_default();
                 rsendmail::outln!(
-                    "{addr}... deliverable: mailer relay, host {host}, user {}",
+                    "{shown}... deliverable: mailer relay, host {host}, user {}",
                     engine.qualify(&addr)
                 );
             }
             Route::Mx(d) => {
-                rsendmail::outln!("{addr}... deliverable: mailer esmtp, host {d}., user {addr}")
+                rsendmail::outln!("{shown}... deliverable: mailer esmtp, host {d}., user {addr}")
             }
             Route::Local => {
                 let user = addr.split('@').next().unwrap_or(&addr);
-                rsendmail::outln!("{addr}... deliverable: mailer local, user {user}");
+                rsendmail::outln!("{shown}... deliverable: mailer local, user {user}");
             }
         }
     }
