@@ -1171,3 +1171,80 @@ fn the_daemon_writes_its_pid_file_and_removes_it_when_it_stops() {
     drop(d);
     assert_eq!(fs::read_to_string(&pid_file).unwrap(), "1\n");
 }
+
+/// One client's dialogue with bad HELO names, the same over `-bs` (written at once) and
+/// `-bd` (one command at a time): each gets sendmail's refusal (recorded in
+/// compat-tests/cases/bs-helo-*), and the message taken afterwards names the accepted
+/// HELO and holds none of the refused names' octets.
+const HOSTILE_DIALOGUE: &[(&[u8], &str)] = &[
+    (
+        b"EHLO evil\x1b]0;owned\x07\x00z",
+        "501 5.0.0 Invalid domain name",
+    ),
+    (b"HELO caf\xe9.example", "501 5.0.0 Invalid domain name"),
+    (b"EHLO caf\xc3\xa9.example", "501 5.0.0 Invalid domain name"),
+    (b"HELO a b.example", "501 5.0.0 Invalid domain name"),
+    (b"HELO a/b.example", "501 5.0.0 Invalid domain name"),
+    (b"HELO good.example  ", "250 test.example Hello "),
+    (b"MAIL FROM:<a@test.example>", "250 2.1.0 <a@test.example>... Sender ok"),
+    (b"RCPT TO:<b@example.net>", "250 2.1.5 <b@example.net>... Recipient ok"),
+    (b"DATA", "354 "),
+    (b"Subject: s\r\n\r\nbody\r\n.", "250 2.0.0 "),
+    (b"QUIT", "221 2.0.0 "),
+];
+
+/// The checks after [`HOSTILE_DIALOGUE`]: one reply a command, as it says.
+#[track_caller]
+fn check_hostile_replies(replies: &[String]) {
+    assert_eq!(replies.len(), HOSTILE_DIALOGUE.len(), "{replies:#?}");
+    for (got, (cmd, want)) in replies.iter().zip(HOSTILE_DIALOGUE) {
+        assert!(
+            got.starts_with(want),
+            "{}: got {got:?}, want {want:?}",
+            String::from_utf8_lossy(cmd)
+        );
+    }
+}
+
+#[track_caller]
+fn check_hostile_message(env: &Env, received_from: &str) {
+    let entry = env.only_entry();
+    let message = env.only_message();
+    assert!(
+        message.starts_with(&format!("Received: from good.example ({received_from})")),
+        "{message}"
+    );
+    assert!(!entry.contains(['\u{fffd}', '\x1b', '\x07', '\0']), "{entry}");
+}
+
+#[test]
+fn hostile_helo_names_are_refused_over_bs() {
+    let env = Env::new();
+    let mut input = Vec::new();
+    for (cmd, _) in HOSTILE_DIALOGUE {
+        input.extend_from_slice(cmd);
+        input.extend_from_slice(b"\r\n");
+    }
+    let run = env.sendmail(&["-odq", "-bs"], &input);
+    run.code(0);
+    assert!(!run.stdout.contains('\u{fffd}'), "{}", run.stdout);
+    let replies: Vec<String> = run.stdout.lines().skip(1).map(String::from).collect();
+    check_hostile_replies(&replies);
+    check_hostile_message(&env, "root@localhost");
+}
+
+#[test]
+fn hostile_helo_names_are_refused_over_bd() {
+    let env = Env::new();
+    let d = Daemon::start(&env, &["-odq"]);
+    let mut c = Raw::connect(d.port);
+    c.line();
+    let mut replies = Vec::new();
+    for (cmd, _) in HOSTILE_DIALOGUE {
+        c.send(cmd);
+        c.send(b"\r\n");
+        replies.push(c.line());
+    }
+    check_hostile_replies(&replies);
+    check_hostile_message(&env, "[127.0.0.1]");
+}

@@ -588,6 +588,92 @@ mod tests {
         );
     }
 
+    /// The message of the first `250 2.0.0 <id> Message accepted` reply in `out`, as
+    /// queued (its added `Received:` field first).
+    fn queued_message(spool: &Spool, out: &str) -> String {
+        use std::io::{Seek, SeekFrom};
+        let id = reply_lines(out)
+            .into_iter()
+            .find_map(|l| l.strip_prefix("250 2.0.0 "))
+            .and_then(|l| l.split(' ').next())
+            .expect("a message was accepted");
+        let mut e = spool.read_entry(id).expect("queued");
+        e.file.seek(SeekFrom::Start(e.data_offset)).expect("seek");
+        let mut text = String::new();
+        e.file.read_to_string(&mut text).expect("UTF-8 message");
+        text
+    }
+
+    /// sendmail's HELO check, over every octet in the middle of a name, for HELO and
+    /// EHLO: an ASCII letter or digit or one of `[].-_#:` is taken, any other octet
+    /// (controls and NUL, blanks followed by more text, punctuation, 8-bit octets) gets
+    /// `501 5.0.0 Invalid domain name`, the session keeps its name, and the `Received:`
+    /// field names the last name taken (recorded: compat-tests/cases/bs-helo-*).
+    #[test]
+    fn helo_names_are_checked_as_sendmail_checks_them() {
+        let s = ScratchSpool::new("helo-octets");
+        let msg = "MAIL FROM:<a@b.test>\r\nRCPT TO:<root>\r\nDATA\r\nSubject: x\r\n\r\nb\r\n.\r\n";
+        for verb in ["HELO", "EHLO"] {
+            for octet in (0..=255u8).filter(|&o| o != b'\n') {
+                let taken = octet.is_ascii_alphanumeric() || b"[].-_#:".contains(&octet);
+                let mut input = format!("HELO first.example\r\n{verb} a").into_bytes();
+                input.extend([octet]);
+                input.extend(b"b.example\r\n");
+                input.extend(msg.as_bytes());
+                input.extend(b"QUIT\r\n");
+                let out = session(&s.spool, &input, true, DeliveryMode::QueueOnly);
+                let second = reply_lines(&out)[2];
+                let name = if taken {
+                    assert!(second.starts_with("250"), "{verb} {octet:#04x}: {out}");
+                    String::from_utf8(vec![b'a', octet, b'b']).expect("ASCII") + ".example"
+                } else {
+                    assert_eq!(second, "501 5.0.0 Invalid domain name", "{verb} {octet:#04x}");
+                    "first.example".into()
+                };
+                let message = queued_message(&s.spool, &out);
+                let first_line = message.lines().next().unwrap_or_default();
+                assert_eq!(
+                    first_line,
+                    format!("Received: from {name} (tester@localhost)"),
+                    "{verb} {octet:#04x}"
+                );
+            }
+        }
+    }
+
+    /// The blanks after a HELO/EHLO name end it (sendmail's "allow trailing
+    /// whitespace"), a blank with text after it is refused; the name is at most 256
+    /// octets; a refused HELO keeps the transaction.
+    #[test]
+    fn helo_blanks_length_and_the_open_transaction() {
+        let s = ScratchSpool::new("helo-blanks");
+        let long = |n: usize| "a".repeat(n);
+        let cases: Vec<(String, &str)> = vec![
+            ("HELO a.example \t\x0b\x0c\r".into(), "250 mx.test Hello"),
+            ("HELO a.example x".into(), "501 5.0.0 Invalid domain name"),
+            ("EHLO a.example\tx".into(), "501 5.0.0 Invalid domain name"),
+            ("HELO    a.example".into(), "250 mx.test Hello"),
+            (format!("HELO {}", long(256)), "250 mx.test Hello"),
+            (format!("EHLO {}", long(257)), "501 5.0.0 Invalid domain name"),
+            ("HELO a.example\u{a0}".into(), "501 5.0.0 Invalid domain name"),
+            ("HELO [IPv6:::1]".into(), "250 mx.test Hello"),
+        ];
+        for (line, reply) in cases {
+            let input = format!("{line}\r\nQUIT\r\n");
+            let out = session(&s.spool, input.as_bytes(), true, DeliveryMode::QueueOnly);
+            let got = reply_lines(&out)[1];
+            assert!(got.starts_with(reply), "{line:?}: {got}");
+        }
+        let input = concat!(
+            "HELO a.example\r\nMAIL FROM:<a@b.test>\r\nHELO bad/name\r\n",
+            "RCPT TO:<root>\r\nDATA\r\nSubject: x\r\n\r\nb\r\n.\r\nQUIT\r\n"
+        );
+        let out = session(&s.spool, input.as_bytes(), true, DeliveryMode::QueueOnly);
+        assert!(out.contains("501 5.0.0 Invalid domain name\r\n250 2.1.5 <root>"), "{out}");
+        let message = queued_message(&s.spool, &out);
+        assert!(message.starts_with("Received: from a.example (tester@localhost)"), "{message}");
+    }
+
     /// XVERP (Postfix's smtpd): offered to a client the server relays for, taken on
     /// MAIL and queued as the entry's `verp` line; refused with the null sender and with
     /// bad delimiters; neither offered nor taken from other clients (sendmail's 555).

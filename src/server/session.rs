@@ -258,17 +258,20 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             Err(e) => return Err(e),
         }
         let text = String::from_utf8_lossy(&self.line).into_owned();
-        let (verb, arg) = match text.split_once([' ', '\t']) {
-            Some((v, a)) => (v.to_ascii_uppercase(), a.trim()),
+        // The argument after the verb and its blanks (C's isspace, as sendmail skips
+        // them); HELO sees its trailing blanks, the others do not.
+        let (verb, after) = match text.split_once([' ', '\t']) {
+            Some((v, a)) => (v.to_ascii_uppercase(), a.trim_start_matches(is_c_space)),
             None => (text.to_ascii_uppercase(), ""),
         };
+        let arg = after.trim_end_matches(is_c_space);
         let command = Command::of(&verb);
         if let Some(refusal) = self.phase.refusal(command, &self.server.privacy) {
             self.reply(refusal)?;
             return Ok(Flow::Continue);
         }
         match command {
-            Command::Helo | Command::Ehlo => self.hello(&verb, arg)?,
+            Command::Helo | Command::Ehlo => self.hello(&verb, after)?,
             Command::Mail => self.mail(arg)?,
             Command::Rcpt => self.rcpt(arg)?,
             Command::Data => self.data()?,
@@ -321,6 +324,11 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
         if arg.is_empty() {
             return self.reply(&format!("501 5.0.0 {verb} requires domain address"));
         }
+        // The name goes into the `Received:` field: one that sendmail would refuse is
+        // refused, and the session keeps its earlier name and transaction.
+        let Some(name) = helo_name(arg) else {
+            return self.reply("501 5.0.0 Invalid domain name");
+        };
         self.tx = Transaction::default();
         self.phase = Phase::Helo;
         let hello = format!(
@@ -352,7 +360,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             self.reply(&format!("250 {hello}"))?;
         }
         self.hello = Hello {
-            name: arg.split_whitespace().next().unwrap_or("").into(),
+            name: name.into(),
             esmtp,
         };
         Ok(())
@@ -780,6 +788,33 @@ fn refuse_path(end: &mut Ending, keyword: &str, e: &PathError) -> String {
 fn free_bytes(spool: &Spool) -> Option<u64> {
     let st = nix::sys::statvfs::statvfs(&spool.dir).ok()?;
     Some((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
+}
+
+/// C's `isspace` in the C locale: SP, HT, LF, VT, FF, CR (sendmail's test for the
+/// blanks around a command's argument; Rust's `is_ascii_whitespace` leaves out VT).
+fn is_c_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
+}
+
+/// sendmail's MAXNAME: the longest HELO/EHLO argument taken, in octets.
+const MAX_HELO_NAME: usize = 256;
+
+/// The name in a HELO/EHLO argument (its leading blanks gone), or `None` when sendmail's
+/// check refuses it (`501 5.0.0 Invalid domain name`; srvrsmtp.c after RFC 1123 §5.2.5,
+/// recorded in compat-tests/cases/bs-helo-*): more than [`MAX_HELO_NAME`] octets, a
+/// character other than an ASCII letter, digit or one of `[].-_#:` (a control character,
+/// NUL included, an 8-bit octet, `/`, `@`, `!`, quotes, ...), or a blank followed by
+/// anything but blanks. Trailing blanks end the name. The name is what the `Received:`
+/// field says the client called itself, so nothing that could break or forge that field
+/// (or a terminal that shows it) gets in. sendmail's `AllowBogusHELO` is not honoured.
+fn helo_name(arg: &str) -> Option<&str> {
+    if arg.len() > MAX_HELO_NAME {
+        return None;
+    }
+    let end = arg.find(is_c_space).unwrap_or(arg.len());
+    let (name, rest) = arg.split_at_checked(end)?;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "[].-_#:".contains(c);
+    (name.chars().all(allowed) && rest.chars().all(is_c_space)).then_some(name)
 }
 
 /// Read one command line into `buf` (without its line end): `Some(true)`, `Some(false)`
