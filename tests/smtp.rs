@@ -1172,10 +1172,12 @@ fn the_daemon_writes_its_pid_file_and_removes_it_when_it_stops() {
     assert_eq!(fs::read_to_string(&pid_file).unwrap(), "1\n");
 }
 
-/// One client's dialogue with bad HELO names, the same over `-bs` (written at once) and
-/// `-bd` (one command at a time): each gets sendmail's refusal (recorded in
-/// compat-tests/cases/bs-helo-*), and the message taken afterwards names the accepted
-/// HELO and holds none of the refused names' octets.
+/// One client's dialogue with bad HELO names and with octets that are not UTF-8 in MAIL
+/// and RCPT, the same over `-bs` (written at once) and `-bd` (one command at a time):
+/// each gets its refusal (sendmail's HELO check, recorded in compat-tests/cases/bs-helo-*;
+/// `(not UTF-8)` for the octets, compat-tests/differences/bs-addr-non-utf8), the octets
+/// are shown as `?` and never sent back, and the message taken afterwards names the
+/// accepted HELO and holds no address the client did not write.
 const HOSTILE_DIALOGUE: &[(&[u8], &str)] = &[
     (
         b"EHLO evil\x1b]0;owned\x07\x00z",
@@ -1186,7 +1188,35 @@ const HOSTILE_DIALOGUE: &[(&[u8], &str)] = &[
     (b"HELO a b.example", "501 5.0.0 Invalid domain name"),
     (b"HELO a/b.example", "501 5.0.0 Invalid domain name"),
     (b"HELO good.example  ", "250 test.example Hello "),
+    (
+        b"MAIL FROM:<j\xf6hn@test.example>",
+        "501 5.1.7 Syntax error in mailbox address \"j?hn@test.example\" (not UTF-8)",
+    ),
+    (
+        b"MAIL FROM:<a@test.example> ENVID=\xf6",
+        "501 5.5.4 Syntax error in parameter \"ENVID=?\" (not UTF-8)",
+    ),
     (b"MAIL FROM:<a@test.example>", "250 2.1.0 <a@test.example>... Sender ok"),
+    (
+        b"RCPT TO:<j\xf6hn@example.net>",
+        "501 5.1.3 Syntax error in mailbox address \"j?hn@example.net\" (not UTF-8)",
+    ),
+    (
+        b"RCPT TO:<\xc0\xafx@example.net>",
+        "501 5.1.3 Syntax error in mailbox address \"??x@example.net\" (not UTF-8)",
+    ),
+    (
+        b"RCPT TO:<u@ex\xe4mple.net>",
+        "501 5.1.3 Syntax error in mailbox address \"u@ex?mple.net\" (not UTF-8)",
+    ),
+    (
+        b"RCPT TO:<b@example.net> NOTIFY=SUCCESS\xed\xa0\x80",
+        "501 5.5.4 Syntax error in parameter \"NOTIFY=SUCCESS???\" (not UTF-8)",
+    ),
+    (
+        b"RCPT TO:<b@example.net> ORCPT=rfc822;j\xf6hn@example.net",
+        "501 5.5.4 Syntax error in parameter \"ORCPT=rfc822;j?hn@example.net\" (not UTF-8)",
+    ),
     (b"RCPT TO:<b@example.net>", "250 2.1.5 <b@example.net>... Recipient ok"),
     (b"DATA", "354 "),
     (b"Subject: s\r\n\r\nbody\r\n.", "250 2.0.0 "),
@@ -1215,10 +1245,11 @@ fn check_hostile_message(env: &Env, received_from: &str) {
         "{message}"
     );
     assert!(!entry.contains(['\u{fffd}', '\x1b', '\x07', '\0']), "{entry}");
+    assert!(!entry.contains("hn@"), "{entry}");
 }
 
 #[test]
-fn hostile_helo_names_are_refused_over_bs() {
+fn hostile_helo_names_and_non_utf8_addresses_are_refused_over_bs() {
     let env = Env::new();
     let mut input = Vec::new();
     for (cmd, _) in HOSTILE_DIALOGUE {
@@ -1226,7 +1257,8 @@ fn hostile_helo_names_are_refused_over_bs() {
         input.extend_from_slice(b"\r\n");
     }
     let run = env.sendmail(&["-odq", "-bs"], &input);
-    run.code(0);
+    // The refused paths leave -bs's exit status at 64, as sendmail's 8-bit refusals do.
+    run.code(64);
     assert!(!run.stdout.contains('\u{fffd}'), "{}", run.stdout);
     let replies: Vec<String> = run.stdout.lines().skip(1).map(String::from).collect();
     check_hostile_replies(&replies);
@@ -1234,7 +1266,7 @@ fn hostile_helo_names_are_refused_over_bs() {
 }
 
 #[test]
-fn hostile_helo_names_are_refused_over_bd() {
+fn hostile_helo_names_and_non_utf8_addresses_are_refused_over_bd() {
     let env = Env::new();
     let d = Daemon::start(&env, &["-odq"]);
     let mut c = Raw::connect(d.port);

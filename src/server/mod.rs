@@ -580,8 +580,10 @@ mod tests {
                 "250 2.1.0 <a@b>... Sender ok",
                 "501 5.5.2 Syntax error in parameters scanning \"TO\"",
                 "500 5.5.1 Command unrecognized: \"é\"",
-                "500 5.5.1 Command unrecognized: \"\u{fffd}\"",
-                "500 5.5.1 Command unrecognized: \"MAIL\u{fffd}:<c@d>\"",
+                // An octet that is not UTF-8 is echoed as `?`, never as a U+FFFD
+                // the client did not send.
+                "500 5.5.1 Command unrecognized: \"?\"",
+                "500 5.5.1 Command unrecognized: \"MAIL?:<c@d>\"",
                 "500 5.5.1 Command unrecognized: \"?\"",
                 "221 2.0.0 mx.test closing connection",
             ]
@@ -672,6 +674,71 @@ mod tests {
         assert!(out.contains("501 5.0.0 Invalid domain name\r\n250 2.1.5 <root>"), "{out}");
         let message = queued_message(&s.spool, &out);
         assert!(message.starts_with("Received: from a.example (tester@localhost)"), "{message}");
+    }
+
+    /// Octets that are not UTF-8 (Latin-1, overlong, a surrogate, over U+10FFFF, cut
+    /// short) anywhere in a MAIL or RCPT path or in any of their parameters: refused with
+    /// `(not UTF-8)`, each such octet shown as `?`, nothing taken; the same text in valid
+    /// UTF-8 is taken as it is. (compat-tests/differences/bs-addr-non-utf8,
+    /// bs-param-non-utf8.)
+    #[test]
+    fn octets_that_are_not_utf8_in_mail_and_rcpt_are_refused() {
+        let s = ScratchSpool::new("not-utf8");
+        let bad: &[&[u8]] = &[
+            b"\xf6",
+            b"\xc0\xaf",
+            b"\xed\xa0\x80",
+            b"\xf4\x90\x80\x80",
+            b"\xc3",
+        ];
+        const FROM: &str = "501 5.1.7 Syntax error in mailbox address \"";
+        const TO: &str = "501 5.1.3 Syntax error in mailbox address \"";
+        const PARAM: &str = "501 5.5.4 Syntax error in parameter \"";
+        // (command, `~` where the octets go; the reply's start)
+        let commands = [
+            ("MAIL FROM:<j~@b.test>", FROM),
+            ("MAIL FROM:<a@b~.test>", FROM),
+            ("MAIL FROM:j~@b.test", FROM),
+            ("MAIL FROM:<a@b.test> BODY=8BITMIME~", PARAM),
+            ("MAIL FROM:<a@b.test> SIZE=1~", PARAM),
+            ("MAIL FROM:<a@b.test> RET=HDRS~", PARAM),
+            ("MAIL FROM:<a@b.test> ENVID=x~", PARAM),
+            ("MAIL FROM:<a@b.test> XVERP=-~", PARAM),
+            ("MAIL FROM:<a@b.test> X~=1", PARAM),
+            ("RCPT TO:<j~@relay.test>", TO),
+            ("RCPT TO:<j@relay~.test>", TO),
+            ("RCPT TO:<j@relay.test> NOTIFY=SUCCESS~", PARAM),
+            ("RCPT TO:<j@relay.test> ORCPT=rfc822;j~@relay.test", PARAM),
+            ("RCPT TO:<j@relay.test> X~=1", PARAM),
+        ];
+        for octets in bad {
+            for (template, want) in commands {
+                let cmd = template.as_bytes().split(|&b| b == b'~').collect::<Vec<_>>().join(*octets);
+                let prefix = if template.starts_with("MAIL") {
+                    "EHLO c\r\n"
+                } else {
+                    "EHLO c\r\nMAIL FROM:<a@b.test>\r\n"
+                };
+                let input = [prefix.as_bytes(), &cmd, b"\r\nQUIT\r\n"].concat();
+                let out = session(&s.spool, &input, true, DeliveryMode::QueueOnly);
+                let lines = reply_lines(&out);
+                let reply = lines.iter().rev().nth(1).copied().unwrap_or_default();
+                let what = format!("{template} with {octets:x?}: {reply}");
+                assert!(reply.starts_with(want), "{what}");
+                assert!(reply.ends_with("\" (not UTF-8)"), "{what}");
+                assert_eq!(reply.matches('?').count(), octets.len(), "{what}");
+                assert!(!reply.contains('\u{fffd}'), "{what}");
+            }
+        }
+        // The same in UTF-8 is text: taken as it is.
+        let out = session(
+            &s.spool,
+            "EHLO c\r\nMAIL FROM:<jö@b.test>\r\nRCPT TO:<jö@relay.test>\r\nQUIT\r\n".as_bytes(),
+            true,
+            DeliveryMode::QueueOnly,
+        );
+        assert!(out.contains("250 2.1.0 <jö@b.test>... Sender ok"), "{out}");
+        assert!(out.contains("250 2.1.5 <jö@relay.test>... Recipient ok"), "{out}");
     }
 
     /// XVERP (Postfix's smtpd): offered to a client the server relays for, taken on
