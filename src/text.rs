@@ -107,7 +107,12 @@ mod tests {
             // Overlong `/`, a surrogate, over U+10FFFF, cut short: one mark an octet.
             (b"\xc0\xafx", "\u{fffd}\u{fffd}x", true, "??x"),
             (b"s\xed\xa0\x80", "s\u{fffd}\u{fffd}\u{fffd}", true, "s???"),
-            (b"v\xf4\x90\x80\x80", "v\u{fffd}\u{fffd}\u{fffd}\u{fffd}", true, "v????"),
+            (
+                b"v\xf4\x90\x80\x80",
+                "v\u{fffd}\u{fffd}\u{fffd}\u{fffd}",
+                true,
+                "v????",
+            ),
             (b"t\xc3", "t\u{fffd}", true, "t?"),
             // A U+FFFD the client wrote is text; controls are shown as `?`.
             (b"a\xef\xbf\xbdb", "a\u{fffd}b", false, "a\u{fffd}b"),

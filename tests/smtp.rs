@@ -1196,7 +1196,10 @@ const HOSTILE_DIALOGUE: &[(&[u8], &str)] = &[
         b"MAIL FROM:<a@test.example> ENVID=\xf6",
         "501 5.5.4 Syntax error in parameter \"ENVID=?\" (not UTF-8)",
     ),
-    (b"MAIL FROM:<a@test.example>", "250 2.1.0 <a@test.example>... Sender ok"),
+    (
+        b"MAIL FROM:<a@test.example>",
+        "250 2.1.0 <a@test.example>... Sender ok",
+    ),
     (
         b"RCPT TO:<j\xf6hn@example.net>",
         "501 5.1.3 Syntax error in mailbox address \"j?hn@example.net\" (not UTF-8)",
@@ -1217,7 +1220,10 @@ const HOSTILE_DIALOGUE: &[(&[u8], &str)] = &[
         b"RCPT TO:<b@example.net> ORCPT=rfc822;j\xf6hn@example.net",
         "501 5.5.4 Syntax error in parameter \"ORCPT=rfc822;j?hn@example.net\" (not UTF-8)",
     ),
-    (b"RCPT TO:<b@example.net>", "250 2.1.5 <b@example.net>... Recipient ok"),
+    (
+        b"RCPT TO:<b@example.net>",
+        "250 2.1.5 <b@example.net>... Recipient ok",
+    ),
     (b"DATA", "354 "),
     (b"Subject: s\r\n\r\nbody\r\n.", "250 2.0.0 "),
     (b"QUIT", "221 2.0.0 "),
@@ -1244,7 +1250,10 @@ fn check_hostile_message(env: &Env, received_from: &str) {
         message.starts_with(&format!("Received: from good.example ({received_from})")),
         "{message}"
     );
-    assert!(!entry.contains(['\u{fffd}', '\x1b', '\x07', '\0']), "{entry}");
+    assert!(
+        !entry.contains(['\u{fffd}', '\x1b', '\x07', '\0']),
+        "{entry}"
+    );
     assert!(!entry.contains("hn@"), "{entry}");
 }
 
@@ -1279,4 +1288,41 @@ fn hostile_helo_names_and_non_utf8_addresses_are_refused_over_bd() {
     }
     check_hostile_replies(&replies);
     check_hostile_message(&env, "[127.0.0.1]");
+}
+
+/// `O RelayDomains=` covers its domains' subdomains (as sendmail's relay-domains, class
+/// R, and Postfix's relay_domains do) whatever the case, and a domain written with a
+/// trailing dot is the same domain; a name that only ends in the same letters is not.
+#[test]
+fn relay_domains_cover_subdomains_whatever_the_case_or_trailing_dot() {
+    let env = Env::with_config(
+        "O TrustedNetworks=127.0.0.1/32\nO RelayDomains=trail.example. Relay.Example\n",
+    );
+    let d = Daemon::start(&env, &["-odq"]);
+    if std::net::TcpListener::bind("127.0.0.2:0").is_err() {
+        crate::harness::unavailable("the 127.0.0.2 loopback address");
+        return;
+    }
+    let mut c = Raw::from(socket2_connect_from("127.0.0.2", d.port));
+    c.line();
+    c.cmd("HELO outside");
+    c.cmd("MAIL FROM:<a@test.example>");
+    for (rcpt, taken) in [
+        ("r@trail.example", true),
+        ("r@Trail.Example.", true),
+        ("r@sub.trail.example", true),
+        ("r@relay.example", true),
+        ("r@sub.relay.example", true),
+        ("r@A.Sub.RELAY.example", true),
+        ("r@notrelay.example", false),
+        ("r@relay.example.org", false),
+        ("r@example", false),
+    ] {
+        let reply = c.cmd(&format!("RCPT TO:<{rcpt}>"));
+        if taken {
+            assert!(reply.starts_with("250 "), "{rcpt}: {reply}");
+        } else {
+            assert_eq!(reply, format!("550 5.7.1 <{rcpt}>... Relaying denied"));
+        }
+    }
 }

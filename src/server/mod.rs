@@ -137,7 +137,8 @@ pub struct Server<'a> {
     pub trusted: bool,
     /// `O OldStyleHeaders` (see [`address::OldStyle`]).
     pub old_style: bool,
-    /// Domains anyone may send to besides this host's own names (`O RelayDomains=`).
+    /// Domains anyone may send to, with their subdomains, besides this host's own
+    /// names (`O RelayDomains=`; [`crate::config::domain_covers`]).
     pub relay_domains: Vec<String>,
     pub all_to_smarthost: bool,
     pub aliases: Option<crate::aliases::Aliases>,
@@ -232,7 +233,7 @@ impl Server<'_> {
             Some(d) => self
                 .relay_domains
                 .iter()
-                .any(|r| r.eq_ignore_ascii_case(&d)),
+                .any(|r| crate::config::domain_covers(r, &d)),
             None => true,
         }
     }
@@ -629,7 +630,10 @@ mod tests {
                     assert!(second.starts_with("250"), "{verb} {octet:#04x}: {out}");
                     String::from_utf8(vec![b'a', octet, b'b']).expect("ASCII") + ".example"
                 } else {
-                    assert_eq!(second, "501 5.0.0 Invalid domain name", "{verb} {octet:#04x}");
+                    assert_eq!(
+                        second, "501 5.0.0 Invalid domain name",
+                        "{verb} {octet:#04x}"
+                    );
                     "first.example".into()
                 };
                 let message = queued_message(&s.spool, &out);
@@ -656,8 +660,14 @@ mod tests {
             ("EHLO a.example\tx".into(), "501 5.0.0 Invalid domain name"),
             ("HELO    a.example".into(), "250 mx.test Hello"),
             (format!("HELO {}", long(256)), "250 mx.test Hello"),
-            (format!("EHLO {}", long(257)), "501 5.0.0 Invalid domain name"),
-            ("HELO a.example\u{a0}".into(), "501 5.0.0 Invalid domain name"),
+            (
+                format!("EHLO {}", long(257)),
+                "501 5.0.0 Invalid domain name",
+            ),
+            (
+                "HELO a.example\u{a0}".into(),
+                "501 5.0.0 Invalid domain name",
+            ),
             ("HELO [IPv6:::1]".into(), "250 mx.test Hello"),
         ];
         for (line, reply) in cases {
@@ -671,9 +681,15 @@ mod tests {
             "RCPT TO:<root>\r\nDATA\r\nSubject: x\r\n\r\nb\r\n.\r\nQUIT\r\n"
         );
         let out = session(&s.spool, input.as_bytes(), true, DeliveryMode::QueueOnly);
-        assert!(out.contains("501 5.0.0 Invalid domain name\r\n250 2.1.5 <root>"), "{out}");
+        assert!(
+            out.contains("501 5.0.0 Invalid domain name\r\n250 2.1.5 <root>"),
+            "{out}"
+        );
         let message = queued_message(&s.spool, &out);
-        assert!(message.starts_with("Received: from a.example (tester@localhost)"), "{message}");
+        assert!(
+            message.starts_with("Received: from a.example (tester@localhost)"),
+            "{message}"
+        );
     }
 
     /// Octets that are not UTF-8 (Latin-1, overlong, a surrogate, over U+10FFFF, cut
@@ -713,7 +729,11 @@ mod tests {
         ];
         for octets in bad {
             for (template, want) in commands {
-                let cmd = template.as_bytes().split(|&b| b == b'~').collect::<Vec<_>>().join(*octets);
+                let cmd = template
+                    .as_bytes()
+                    .split(|&b| b == b'~')
+                    .collect::<Vec<_>>()
+                    .join(*octets);
                 let prefix = if template.starts_with("MAIL") {
                     "EHLO c\r\n"
                 } else {
@@ -738,7 +758,10 @@ mod tests {
             DeliveryMode::QueueOnly,
         );
         assert!(out.contains("250 2.1.0 <jö@b.test>... Sender ok"), "{out}");
-        assert!(out.contains("250 2.1.5 <jö@relay.test>... Recipient ok"), "{out}");
+        assert!(
+            out.contains("250 2.1.5 <jö@relay.test>... Recipient ok"),
+            "{out}"
+        );
     }
 
     /// XVERP (Postfix's smtpd): offered to a client the server relays for, taken on

@@ -489,7 +489,12 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
     /// `8-bit character in mailbox address` gives; a parameter: `501 5.5.4 Syntax error
     /// in parameter "NOTIFY=?" (not UTF-8)`. Each such octet is shown as `?`.
     /// (compat-tests/differences/bs-addr-non-utf8, bs-param-non-utf8-echo.)
-    fn not_utf8_refusal(&mut self, keyword: &str, written: &str, params: &[&str]) -> Option<String> {
+    fn not_utf8_refusal(
+        &mut self,
+        keyword: &str,
+        written: &str,
+        params: &[&str],
+    ) -> Option<String> {
         const MARK: char = char::REPLACEMENT_CHARACTER;
         if !self.not_utf8 {
             return None;
