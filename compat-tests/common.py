@@ -39,7 +39,7 @@ class Case:
         self.path = path
         self.name = os.path.basename(path)
         # One argument a line; an empty line is an empty argument (`-f` then ``).
-        args = (self.read("args") or b"").decode().split("\n")
+        args = (self.read("args") or b"").decode("utf-8", "surrogateescape").split("\n")
         self.args = args[:-1] if args and args[-1] == "" else args
         self.stdin = self.read("stdin") or b""
         self.paced = os.path.exists(os.path.join(path, "pace"))

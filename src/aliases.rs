@@ -991,7 +991,9 @@ pub fn recipients_from(
             let mut n = recipient_from(parent, t.target.address());
             n.expanded_from = Some(parent.address.clone());
             n.final_rcpt = Some(final_rcpt.clone());
-            n.fanout = several;
+            // Below a one-to-many expansion every target is one of many (sendmail's
+            // QPRIMARY is the top level's alone).
+            n.fanout = several || parent.fanout;
             n.sender = t.sender.or_else(|| parent.sender.clone());
             n.owner = t.owner;
             n.ctl = t.ctl.or_else(|| parent.ctl.clone());

@@ -1063,6 +1063,28 @@ pub fn check_host_port(s: &str) -> Result<(String, Option<u16>), String> {
     }
 }
 
+/// A domain as every configured domain list compares it (`RelayDomains`,
+/// `FastFlushDomains`, `RELAYTABLE`): lower case (RFC 5321 §2.4: domain names are
+/// case-insensitive), without the one trailing dot of an absolute name
+/// (`Relay.Example.` is `relay.example`, RFC 1034 §3.1).
+pub fn domain_key(d: &str) -> String {
+    d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase()
+}
+
+/// Whether `domain` is `entry` or one of its subdomains, compared as [`domain_key`]s:
+/// `relay.example` covers `relay.example`, `Sub.Relay.Example.` and `a.b.relay.example`,
+/// never `notrelay.example`. sendmail's relay-domains (class R) cover the subdomains of
+/// what they list (cf/README, `relay_hosts_only` for the other way), as Postfix's
+/// `relay_domains` and `fast_flush_domains` do by default
+/// (`parent_domain_matches_subdomains`). An empty entry covers nothing.
+pub fn domain_covers(entry: &str, domain: &str) -> bool {
+    let (e, d) = (domain_key(entry), domain_key(domain));
+    !e.is_empty()
+        && (d == e
+            || d.strip_suffix(e.as_str())
+                .is_some_and(|head| head.ends_with('.')))
+}
+
 /// One line of the relay table (like sendmail's mailertable or Postfix's transport):
 /// `domain relay[:port]`, `.domain relay` (its subdomains), `* relay` (everything else).
 /// `[host]` names the host itself; a bare host is used as it is too: the deliverer
@@ -1153,8 +1175,13 @@ pub fn parse_relay_table(
         if !valid_pattern || pattern == "." {
             return Err(bad(&format!("invalid domain {pattern}")));
         }
+        // `a.example.` is `a.example`, as everywhere a domain is compared.
         out.push(RelayRule {
-            pattern: pattern.to_ascii_lowercase(),
+            pattern: if pattern == "*" {
+                pattern.into()
+            } else {
+                domain_key(pattern)
+            },
             host,
             port: port.unwrap_or(default_port),
             by_mx,
@@ -1243,6 +1270,33 @@ mod tests {
         let mut c = Config::builtin(&Paths::system());
         c.parse(text, "test.conf", &[])?;
         Ok(c)
+    }
+
+    /// Every configured domain list compares as `domain_covers` does: case and one
+    /// trailing dot on either side do not count; a subdomain is covered, a name that only
+    /// ends in the same letters is not.
+    #[test]
+    fn configured_domains_cover_their_subdomains_whatever_the_case_or_trailing_dot() {
+        for (entry, domain, want) in [
+            ("relay.example", "relay.example", true),
+            ("relay.example.", "relay.example", true),
+            ("relay.example", "relay.example.", true),
+            ("Relay.Example", "RELAY.example", true),
+            ("relay.example", "sub.relay.example", true),
+            ("relay.example.", "a.b.Relay.Example.", true),
+            ("relay.example", "notrelay.example", false),
+            ("relay.example", "relay.example.org", false),
+            ("sub.relay.example", "relay.example", false),
+            ("", "relay.example", false),
+            (".", "relay.example", false),
+        ] {
+            assert_eq!(domain_covers(entry, domain), want, "{entry} / {domain}");
+        }
+        assert_eq!(domain_key("A.Example."), "a.example");
+        let t = parse_relay_table("Trail.Example. 127.0.0.1:31401\n.Sub.Example. x\n", "t", 25)
+            .unwrap();
+        let patterns: Vec<&str> = t.iter().map(|r| r.pattern.as_str()).collect();
+        assert_eq!(patterns, ["trail.example", ".sub.example"]);
     }
 
     #[test]

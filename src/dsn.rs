@@ -258,11 +258,11 @@ impl Report<'_> {
                 let listed = one_line(r.listed.as_deref().unwrap_or(&r.final_recipient));
                 if let Some(c) = r.comment {
                     let _ = writeln!(b, "{listed}  ({c})");
-                    continue;
-                }
-                let _ = writeln!(b, "{listed}");
-                if let Some(d) = &r.diagnostic {
-                    let _ = writeln!(b, "    (reason: {})", one_line(d));
+                } else {
+                    let _ = writeln!(b, "{listed}");
+                    if let Some(d) = &r.diagnostic {
+                        let _ = writeln!(b, "    (reason: {})", one_line(d));
+                    }
                 }
                 if let Some(f) = &r.expanded_from {
                     let _ = writeln!(b, "    (expanded from: {})", one_line(f));

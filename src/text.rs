@@ -46,6 +46,35 @@ pub fn printable(s: &str) -> Cow<'_, str> {
     )
 }
 
+/// Octets from outside as text: UTF-8 as it is, each octet that is not part of a UTF-8
+/// sequence (a Latin-1 `ö`, an overlong form, a surrogate, a code point over U+10FFFF, a
+/// sequence cut short) as one U+FFFD; and whether there was any such octet. A reader that
+/// must not change what it was given checks the flag and refuses, rather than going on
+/// with the replacement characters as if the client had sent them.
+pub fn octets(b: &[u8]) -> (Cow<'_, str>, bool) {
+    if let Ok(s) = std::str::from_utf8(b) {
+        return (Cow::Borrowed(s), false);
+    }
+    let mut out = String::with_capacity(b.len() + 8);
+    for chunk in b.utf8_chunks() {
+        out.push_str(chunk.valid());
+        out.extend(chunk.invalid().iter().map(|_| char::REPLACEMENT_CHARACTER));
+    }
+    (Cow::Owned(out), true)
+}
+
+/// Octets from outside shown in a message: [`printable`], with each octet that is not
+/// UTF-8 as [`REPLACEMENT`] too (never sent back raw, never as a U+FFFD the client did
+/// not write).
+pub fn octets_shown(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        out.push_str(&printable(chunk.valid()));
+        out.extend(chunk.invalid().iter().map(|_| REPLACEMENT));
+    }
+    out
+}
+
 /// Lines of text as [`printable`] makes one line, their line ends (LF) kept: for a
 /// writer that gets whole lines, such as the `-v` transcript.
 pub fn printable_lines(s: &str) -> Cow<'_, str> {
@@ -68,6 +97,32 @@ pub fn named_char(c: char) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn octets_not_utf8_marked() {
+        // (octets, text, any not UTF-8, shown)
+        let table: &[(&[u8], &str, bool, &str)] = &[
+            (b"j\xc3\xb6hn", "j\u{f6}hn", false, "j\u{f6}hn"),
+            (b"j\xf6hn", "j\u{fffd}hn", true, "j?hn"),
+            // Overlong `/`, a surrogate, over U+10FFFF, cut short: one mark an octet.
+            (b"\xc0\xafx", "\u{fffd}\u{fffd}x", true, "??x"),
+            (b"s\xed\xa0\x80", "s\u{fffd}\u{fffd}\u{fffd}", true, "s???"),
+            (
+                b"v\xf4\x90\x80\x80",
+                "v\u{fffd}\u{fffd}\u{fffd}\u{fffd}",
+                true,
+                "v????",
+            ),
+            (b"t\xc3", "t\u{fffd}", true, "t?"),
+            // A U+FFFD the client wrote is text; controls are shown as `?`.
+            (b"a\xef\xbf\xbdb", "a\u{fffd}b", false, "a\u{fffd}b"),
+            (b"a\x1b\xf6", "a\x1b\u{fffd}", true, "a??"),
+        ];
+        for &(b, text, bad, shown) in table {
+            assert_eq!(octets(b), (Cow::Borrowed(text), bad), "{b:?}");
+            assert_eq!(octets_shown(b), shown, "{b:?}");
+        }
+    }
 
     #[test]
     fn controls_replaced() {

@@ -14,7 +14,8 @@
 //! The file is opened once per process ([`install`]) and each line appended with one
 //! write, so the lines of several processes (a queue run's, a `-bs` session's) do not
 //! mix within a line. Credentials sent for AUTH are logged as `(credentials not
-//! shown)`, both those delivery sends and those a `-bs`/`-bd` client sends (the AUTH
+//! shown)`, the command and its mechanism kept (`AUTH PLAIN (credentials not shown)`),
+//! both those delivery sends and those a `-bs`/`-bd` client sends (the AUTH
 //! command's initial response and the lines after it up to the next command:
 //! [`redact_command`]). A file created here gets mode 0644 whatever the umask, as sendmail's.
 

@@ -753,3 +753,37 @@ fn masquerade_rewrites_local_f_senders() {
         assert_eq!(got, want, "{spec} -f {f}: {t}");
     }
 }
+
+/// A command-line recipient with octets that are not UTF-8 (Latin-1, overlong, cut
+/// short) is refused whole, exit 64, nothing queued, and the message shows each such
+/// octet as `?`: never the raw octet, never a U+FFFD the caller did not write
+/// (compat-tests/differences/addr-argv-non-utf8).
+#[test]
+fn a_recipient_argument_that_is_not_utf8_is_refused_and_shown_with_question_marks() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::process::{Command, Stdio};
+    let env = Env::new();
+    for (arg, shown) in [
+        (&b"j\xf6hn@example.org"[..], "j?hn@example.org"),
+        (b"\xc0\xafx@example.org", "??x@example.org"),
+        (b"t\xc3@example.org", "t?@example.org"),
+    ] {
+        let out = Command::new(env.link("sendmail"))
+            .arg("-C")
+            .arg(&env.conf)
+            .arg("-odq")
+            .arg(OsStr::from_bytes(arg))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(64), "{shown}");
+        assert_eq!(
+            out.stdout,
+            format!("recipient: argument is not valid text: {shown}\n").into_bytes(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(env.entries().is_empty(), "{shown}");
+    }
+}

@@ -1,7 +1,9 @@
 //! Delivery through a smarthost, against real SMTP servers started here: aiosmtpd with
 //! per-recipient faults (tests/peers/fault_server.py) and Postfix's smtp-sink.
 
-use crate::harness::servers::{Peer, Sink, have_peer, relay_env, start_peer};
+use crate::harness::servers::{
+    Daemon, DnsServer, Peer, Raw, Sink, have_peer, relay_env, socket2_connect_from, start_peer,
+};
 use crate::harness::{Env, MSG, closed_tcp_port, holds_for, sigterm, wait_exit};
 use std::fs;
 use std::io::{Read, Write};
@@ -1325,4 +1327,96 @@ fn traffic_log_hides_server_side_auth_credentials() {
     ] {
         assert!(lines.contains(&want), "{want:?} missing:\n{log}");
     }
+}
+
+/// Success receipts (`-N success`, RCPT NOTIFY=SUCCESS) to a server without DSN never
+/// name a list's members: only a recipient the sender named, or the one target of a
+/// one-to-one alias without an owner, gets one (sendmail's QPRIMARY; recorded:
+/// compat-tests/cases/receipt-alias-list, receipt-alias-one, receipt-alias-list-owner),
+/// from the command line and from an SMTP client the server does not trust alike.
+#[test]
+fn success_receipts_never_name_a_lists_members() {
+    let Some((scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let aliases = scratch.dir.join("aliases");
+    fs::write(
+        &aliases,
+        "list3: l3a@example.org, l3b@example.org\none: l1@example.org\n\
+         list4: l4a@example.org\nowner-list4: lowner@example.org\n\
+         nested: sub\nsub: n1@example.org, inner\ninner: n2@example.org\n",
+    )
+    .unwrap();
+    // The sender's domain exists for the SMTP server's check.
+    let Some(dns) = DnsServer::start(
+        &scratch.dir,
+        &[
+            "--mx-host=example.com,mx.example.com,10",
+            "--address=/mx.example.com/127.0.0.1",
+        ],
+    ) else {
+        return;
+    };
+    let env = relay_env(
+        peer.port,
+        &format!(
+            "ALIASES {}\nO TrustedNetworks=127.0.0.1/32\nRESOLVER 127.0.0.1:{}\n",
+            aliases.display(),
+            dns.port
+        ),
+    );
+    let receipts = || -> Vec<String> {
+        peer.messages()
+            .into_iter()
+            .filter(|(j, _)| j.contains("\"mail_from\": \"<>\""))
+            .map(|(_, m)| String::from_utf8_lossy(&m).into_owned())
+            .collect()
+    };
+    for list in ["list3", "list4", "nested"] {
+        env.sendmail(
+            &["-odi", "-N", "success", "-f", "snd@example.com", list],
+            MSG,
+        )
+        .code(0);
+    }
+    assert!(receipts().is_empty(), "{:?}", receipts());
+    // A one-to-one alias: the receipt names its target, as sendmail's does.
+    env.sendmail(
+        &["-odi", "-N", "success", "-f", "snd@example.com", "one"],
+        MSG,
+    )
+    .code(0);
+    let got = receipts();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].contains("X-Actual-Recipient: rfc822; l1@example.org"),
+        "{}",
+        got[0]
+    );
+    assert!(got[0].contains("    (expanded from: one)"), "{}", got[0]);
+
+    // The same lists for a client outside TrustedNetworks, which EXPN would not tell.
+    if std::net::TcpListener::bind("127.0.0.2:0").is_err() {
+        crate::harness::unavailable("the 127.0.0.2 loopback address");
+        return;
+    }
+    let before = peer.messages().len();
+    let d = Daemon::start(&env, &["-odi"]);
+    let mut c = Raw::from(socket2_connect_from("127.0.0.2", d.port));
+    c.line();
+    c.cmd("EHLO outside.example");
+    assert!(c.cmd("MAIL FROM:<snd@example.com>").starts_with("250 "));
+    for list in ["list3", "list4", "nested"] {
+        let reply = c.cmd(&format!("RCPT TO:<{list}@test.example> NOTIFY=SUCCESS"));
+        assert!(reply.starts_with("250 "), "{list}: {reply}");
+    }
+    assert!(c.cmd("DATA").starts_with("354"));
+    assert!(c.cmd("Subject: s\r\n\r\nbody\r\n.").starts_with("250 "));
+    c.cmd("QUIT");
+    // The members' transactions (list3's and nested's with the sender, list4's with
+    // its owner), then time for a receipt that must not come.
+    let m = peer.wait_for(before + 2, Duration::from_secs(20));
+    assert!(m.len() >= before + 2, "{}", peer.transcript());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(receipts().len(), 1, "{:?}", receipts());
 }

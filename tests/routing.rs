@@ -565,3 +565,53 @@ fn verp_reports_go_to_each_recipients_sender() {
         );
     }
 }
+
+/// RELAYTABLE entries written with a trailing dot or in capitals match the domain and
+/// (for `.domain`) its subdomains as written in any case or with a trailing dot; the rest
+/// goes through the smarthost (smtp-sink as both).
+#[test]
+fn relay_table_domains_match_whatever_the_case_or_trailing_dot() {
+    let env0 = Env::new();
+    let Some(smart) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let Some(table_relay) = Sink::start(&env0.dir.join("t"), &[]) else {
+        return;
+    };
+    let table = env0.dir.join("relays");
+    fs::write(
+        &table,
+        format!(
+            "Trail.Example. 127.0.0.1:{p}\n.Sub.Example. 127.0.0.1:{p}\n",
+            p = table_relay.port
+        ),
+    )
+    .unwrap();
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1:{}\nRELAYTABLE {}\n",
+        smart.port,
+        table.display()
+    ));
+    env.sendmail(
+        &[
+            "-odi",
+            "a@trail.example",
+            "b@x.sub.example",
+            "c@other.example",
+        ],
+        MSG,
+    )
+    .code(0);
+    let through_table = envelopes(&table_relay);
+    assert_eq!(through_table.len(), 1, "{through_table:?}");
+    for rcpt in [
+        "X-Rcpt-Args: <a@trail.example>",
+        "X-Rcpt-Args: <b@x.sub.example>",
+    ] {
+        assert!(through_table[0].contains(rcpt), "{through_table:?}");
+    }
+    assert_eq!(
+        envelopes(&smart),
+        ["X-Mail-Args: <root@test.example> | X-Rcpt-Args: <c@other.example>"]
+    );
+}

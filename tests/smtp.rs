@@ -1171,3 +1171,158 @@ fn the_daemon_writes_its_pid_file_and_removes_it_when_it_stops() {
     drop(d);
     assert_eq!(fs::read_to_string(&pid_file).unwrap(), "1\n");
 }
+
+/// One client's dialogue with bad HELO names and with octets that are not UTF-8 in MAIL
+/// and RCPT, the same over `-bs` (written at once) and `-bd` (one command at a time):
+/// each gets its refusal (sendmail's HELO check, recorded in compat-tests/cases/bs-helo-*;
+/// `(not UTF-8)` for the octets, compat-tests/differences/bs-addr-non-utf8), the octets
+/// are shown as `?` and never sent back, and the message taken afterwards names the
+/// accepted HELO and holds no address the client did not write.
+const HOSTILE_DIALOGUE: &[(&[u8], &str)] = &[
+    (
+        b"EHLO evil\x1b]0;owned\x07\x00z",
+        "501 5.0.0 Invalid domain name",
+    ),
+    (b"HELO caf\xe9.example", "501 5.0.0 Invalid domain name"),
+    (b"EHLO caf\xc3\xa9.example", "501 5.0.0 Invalid domain name"),
+    (b"HELO a b.example", "501 5.0.0 Invalid domain name"),
+    (b"HELO a/b.example", "501 5.0.0 Invalid domain name"),
+    (b"HELO good.example  ", "250 test.example Hello "),
+    (
+        b"MAIL FROM:<j\xf6hn@test.example>",
+        "501 5.1.7 Syntax error in mailbox address \"j?hn@test.example\" (not UTF-8)",
+    ),
+    (
+        b"MAIL FROM:<a@test.example> ENVID=\xf6",
+        "501 5.5.4 Syntax error in parameter \"ENVID=?\" (not UTF-8)",
+    ),
+    (
+        b"MAIL FROM:<a@test.example>",
+        "250 2.1.0 <a@test.example>... Sender ok",
+    ),
+    (
+        b"RCPT TO:<j\xf6hn@example.net>",
+        "501 5.1.3 Syntax error in mailbox address \"j?hn@example.net\" (not UTF-8)",
+    ),
+    (
+        b"RCPT TO:<\xc0\xafx@example.net>",
+        "501 5.1.3 Syntax error in mailbox address \"??x@example.net\" (not UTF-8)",
+    ),
+    (
+        b"RCPT TO:<u@ex\xe4mple.net>",
+        "501 5.1.3 Syntax error in mailbox address \"u@ex?mple.net\" (not UTF-8)",
+    ),
+    (
+        b"RCPT TO:<b@example.net> NOTIFY=SUCCESS\xed\xa0\x80",
+        "501 5.5.4 Syntax error in parameter \"NOTIFY=SUCCESS???\" (not UTF-8)",
+    ),
+    (
+        b"RCPT TO:<b@example.net> ORCPT=rfc822;j\xf6hn@example.net",
+        "501 5.5.4 Syntax error in parameter \"ORCPT=rfc822;j?hn@example.net\" (not UTF-8)",
+    ),
+    (
+        b"RCPT TO:<b@example.net>",
+        "250 2.1.5 <b@example.net>... Recipient ok",
+    ),
+    (b"DATA", "354 "),
+    (b"Subject: s\r\n\r\nbody\r\n.", "250 2.0.0 "),
+    (b"QUIT", "221 2.0.0 "),
+];
+
+/// The checks after [`HOSTILE_DIALOGUE`]: one reply a command, as it says.
+#[track_caller]
+fn check_hostile_replies(replies: &[String]) {
+    assert_eq!(replies.len(), HOSTILE_DIALOGUE.len(), "{replies:#?}");
+    for (got, (cmd, want)) in replies.iter().zip(HOSTILE_DIALOGUE) {
+        assert!(
+            got.starts_with(want),
+            "{}: got {got:?}, want {want:?}",
+            String::from_utf8_lossy(cmd)
+        );
+    }
+}
+
+#[track_caller]
+fn check_hostile_message(env: &Env, received_from: &str) {
+    let entry = env.only_entry();
+    let message = env.only_message();
+    assert!(
+        message.starts_with(&format!("Received: from good.example ({received_from})")),
+        "{message}"
+    );
+    assert!(
+        !entry.contains(['\u{fffd}', '\x1b', '\x07', '\0']),
+        "{entry}"
+    );
+    assert!(!entry.contains("hn@"), "{entry}");
+}
+
+#[test]
+fn hostile_helo_names_and_non_utf8_addresses_are_refused_over_bs() {
+    let env = Env::new();
+    let mut input = Vec::new();
+    for (cmd, _) in HOSTILE_DIALOGUE {
+        input.extend_from_slice(cmd);
+        input.extend_from_slice(b"\r\n");
+    }
+    let run = env.sendmail(&["-odq", "-bs"], &input);
+    // The refused paths leave -bs's exit status at 64, as sendmail's 8-bit refusals do.
+    run.code(64);
+    assert!(!run.stdout.contains('\u{fffd}'), "{}", run.stdout);
+    let replies: Vec<String> = run.stdout.lines().skip(1).map(String::from).collect();
+    check_hostile_replies(&replies);
+    check_hostile_message(&env, "root@localhost");
+}
+
+#[test]
+fn hostile_helo_names_and_non_utf8_addresses_are_refused_over_bd() {
+    let env = Env::new();
+    let d = Daemon::start(&env, &["-odq"]);
+    let mut c = Raw::connect(d.port);
+    c.line();
+    let mut replies = Vec::new();
+    for (cmd, _) in HOSTILE_DIALOGUE {
+        c.send(cmd);
+        c.send(b"\r\n");
+        replies.push(c.line());
+    }
+    check_hostile_replies(&replies);
+    check_hostile_message(&env, "[127.0.0.1]");
+}
+
+/// `O RelayDomains=` covers its domains' subdomains (as sendmail's relay-domains, class
+/// R, and Postfix's relay_domains do) whatever the case, and a domain written with a
+/// trailing dot is the same domain; a name that only ends in the same letters is not.
+#[test]
+fn relay_domains_cover_subdomains_whatever_the_case_or_trailing_dot() {
+    let env = Env::with_config(
+        "O TrustedNetworks=127.0.0.1/32\nO RelayDomains=trail.example. Relay.Example\n",
+    );
+    let d = Daemon::start(&env, &["-odq"]);
+    if std::net::TcpListener::bind("127.0.0.2:0").is_err() {
+        crate::harness::unavailable("the 127.0.0.2 loopback address");
+        return;
+    }
+    let mut c = Raw::from(socket2_connect_from("127.0.0.2", d.port));
+    c.line();
+    c.cmd("HELO outside");
+    c.cmd("MAIL FROM:<a@test.example>");
+    for (rcpt, taken) in [
+        ("r@trail.example", true),
+        ("r@Trail.Example.", true),
+        ("r@sub.trail.example", true),
+        ("r@relay.example", true),
+        ("r@sub.relay.example", true),
+        ("r@A.Sub.RELAY.example", true),
+        ("r@notrelay.example", false),
+        ("r@relay.example.org", false),
+        ("r@example", false),
+    ] {
+        let reply = c.cmd(&format!("RCPT TO:<{rcpt}>"));
+        if taken {
+            assert!(reply.starts_with("250 "), "{rcpt}: {reply}");
+        } else {
+            assert_eq!(reply, format!("550 5.7.1 <{rcpt}>... Relaying denied"));
+        }
+    }
+}

@@ -401,7 +401,7 @@ fn to_string(what: &str, v: OsString) -> Result<String, Fatal> {
             Sysexit::Usage,
             format!(
                 "{what}: argument is not valid text: {}",
-                String::from_utf8_lossy(v.as_bytes())
+                crate::text::octets_shown(v.as_bytes())
             ),
         )
     })?;

@@ -694,7 +694,7 @@ fn send_transaction(
             .zip(&addrs)
             .map(|((_, r), a)| smtp::OutRcpt {
                 address: a,
-                notify: r.notify.as_deref().filter(|_| !r.fanout),
+                notify: r.notify.as_deref().filter(|_| super::record::primary(r)),
                 orcpt: r.orcpt.as_deref(),
             })
             .collect(),

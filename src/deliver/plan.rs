@@ -19,10 +19,12 @@ use rsendmail::status;
 /// A relay: its hosts and ports, tried in order.
 pub type Relay = Vec<(String, u16)>;
 
-/// The relay for a domain: an exact entry, else the nearest `.parent` entry, else `*`.
+/// The relay for a domain: an exact entry, else the nearest `.parent` entry, else `*`;
+/// compared as [`rsendmail::config::domain_key`]s (case and a trailing dot do not count,
+/// on either side).
 #[deny(clippy::indexing_slicing)]
 pub fn relay_for<'a>(table: &'a [RelayRule], domain: &str) -> Option<&'a RelayRule> {
-    let d = domain.to_ascii_lowercase();
+    let d = rsendmail::config::domain_key(domain);
     if let Some(r) = table.iter().find(|r| r.pattern == d) {
         return Some(r);
     }
@@ -362,6 +364,29 @@ mod tests {
         assert_eq!(host("x.mail.example.org"), Some(("b.relay", 26)));
         assert_eq!(host("example.org.uk"), Some(("[c.relay]", 25)));
         assert_eq!(relay_for(&t[..2], "notexample.org"), None);
+    }
+
+    /// A trailing dot and case count on neither side: `a.example.` is `a.example`.
+    #[test]
+    fn relay_table_domains_ignore_case_and_a_trailing_dot() {
+        let t = parse_relay_table(
+            "A.Example. 127.0.0.1:31401\n.Sub.Example. 127.0.0.1:31402\n",
+            "t",
+            25,
+        )
+        .unwrap();
+        let port = |d: &str| relay_for(&t, d).map(|r| r.port);
+        for (d, want) in [
+            ("a.example", Some(31401)),
+            ("A.EXAMPLE", Some(31401)),
+            ("a.example.", Some(31401)),
+            ("x.sub.example", Some(31402)),
+            ("X.Sub.Example.", Some(31402)),
+            ("sub.example", None),
+            ("b.example", None),
+        ] {
+            assert_eq!(port(d), want, "{d}");
+        }
     }
 
     #[test]

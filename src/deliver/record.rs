@@ -17,6 +17,17 @@ use rsendmail::exit::Sysexit;
 use rsendmail::spool::entry::{Envelope, RcptState, State};
 use rsendmail::status;
 
+/// sendmail's QPRIMARY (recipient.c `sendtolist`): a recipient the sender named (argv,
+/// RCPT, `-t`), or the one target of a one-to-one alias, `:include:` or `.forward`
+/// expansion with no `owner-` alias on the way. Only such a recipient gets a success
+/// receipt (savemail.c `errbody`) or has its NOTIFY passed on in RCPT (usersmtp.c): the
+/// members of a list are not revealed to its sender by receipts, and a list with an
+/// owner sends none (recorded: compat cases receipt-alias-list, receipt-alias-one,
+/// receipt-alias-list-owner).
+pub fn primary(r: &rsendmail::spool::entry::Recipient) -> bool {
+    !r.fanout && r.sender.is_none()
+}
+
 /// The state after an attempt whose failure report could not be queued: the recipients
 /// this attempt failed are deferred again (with `why`), so that the entry stays queued
 /// and a later run fails and reports them. Those already final before stay final.
@@ -212,7 +223,7 @@ pub fn record(
         match st {
             RcptState::Failed => items.push(item(dsn::Kind::Failure, "failed")),
             // PrivacyOptions=noreceipts: no success reports at all.
-            RcptState::Delivered if !o.dsn_passed && !engine.no_receipts => {
+            RcptState::Delivered if !o.dsn_passed && !engine.no_receipts && primary(r) => {
                 let action = match (o.mailer, o.expanded) {
                     (Mailer::Local, true) => "expanded",
                     (Mailer::Local, false) => "delivered",
@@ -280,6 +291,7 @@ pub fn record(
             let r = env.recipients.get(o.rcpt)?;
             let receipt = o.class == Class::Relayed
                 && !o.dsn_passed
+                && primary(r)
                 && dsn::return_address(env, r).is_some()
                 && dsn::wanted(r, dsn::Kind::Success);
             Some(bounce::Told {
@@ -422,6 +434,33 @@ mod tests {
             Mailer::Relay,
             Some("relay.test [192.0.2.1]".into()),
         )
+    }
+
+    /// sendmail's QPRIMARY: the recipient named, and the one target of a one-to-one
+    /// expansion without an owner, get receipts; a list's members do not, nor anything
+    /// a member's own expansion (a `.forward` at delivery) leads to, nor an owned list's.
+    #[test]
+    fn only_primary_recipients_get_receipts() {
+        use rsendmail::aliases::{Expanded, Target, recipients_from};
+        let t = |a: &str| Expanded {
+            target: Target::Remote(a.into()),
+            sender: None,
+            owner: None,
+            ctl: None,
+        };
+        let top = Recipient::new("list");
+        assert!(primary(&top));
+        let members = recipients_from(&top, vec![t("a@x.example"), t("b@x.example")], "h");
+        assert!(members.iter().all(|m| !primary(m)));
+        let forwarded = recipients_from(&members[1], vec![t("c@y.example")], "h");
+        assert!(!primary(&forwarded[0]), "one of many stays so below");
+        let one = recipients_from(&top, vec![t("l1@x.example")], "h");
+        assert!(primary(&one[0]));
+        let owned = Expanded {
+            sender: Some("lowner@x.example".into()),
+            ..t("l4a@x.example")
+        };
+        assert!(!primary(&recipients_from(&top, vec![owned], "h")[0]));
     }
 
     #[test]

@@ -137,7 +137,8 @@ pub struct Server<'a> {
     pub trusted: bool,
     /// `O OldStyleHeaders` (see [`address::OldStyle`]).
     pub old_style: bool,
-    /// Domains anyone may send to besides this host's own names (`O RelayDomains=`).
+    /// Domains anyone may send to, with their subdomains, besides this host's own
+    /// names (`O RelayDomains=`; [`crate::config::domain_covers`]).
     pub relay_domains: Vec<String>,
     pub all_to_smarthost: bool,
     pub aliases: Option<crate::aliases::Aliases>,
@@ -232,7 +233,7 @@ impl Server<'_> {
             Some(d) => self
                 .relay_domains
                 .iter()
-                .any(|r| r.eq_ignore_ascii_case(&d)),
+                .any(|r| crate::config::domain_covers(r, &d)),
             None => true,
         }
     }
@@ -580,11 +581,186 @@ mod tests {
                 "250 2.1.0 <a@b>... Sender ok",
                 "501 5.5.2 Syntax error in parameters scanning \"TO\"",
                 "500 5.5.1 Command unrecognized: \"é\"",
-                "500 5.5.1 Command unrecognized: \"\u{fffd}\"",
-                "500 5.5.1 Command unrecognized: \"MAIL\u{fffd}:<c@d>\"",
+                // An octet that is not UTF-8 is echoed as `?`, never as a U+FFFD
+                // the client did not send.
+                "500 5.5.1 Command unrecognized: \"?\"",
+                "500 5.5.1 Command unrecognized: \"MAIL?:<c@d>\"",
                 "500 5.5.1 Command unrecognized: \"?\"",
                 "221 2.0.0 mx.test closing connection",
             ]
+        );
+    }
+
+    /// The message of the first `250 2.0.0 <id> Message accepted` reply in `out`, as
+    /// queued (its added `Received:` field first).
+    fn queued_message(spool: &Spool, out: &str) -> String {
+        use std::io::{Seek, SeekFrom};
+        let id = reply_lines(out)
+            .into_iter()
+            .find_map(|l| l.strip_prefix("250 2.0.0 "))
+            .and_then(|l| l.split(' ').next())
+            .expect("a message was accepted");
+        let mut e = spool.read_entry(id).expect("queued");
+        e.file.seek(SeekFrom::Start(e.data_offset)).expect("seek");
+        let mut text = String::new();
+        e.file.read_to_string(&mut text).expect("UTF-8 message");
+        text
+    }
+
+    /// sendmail's HELO check, over every octet in the middle of a name, for HELO and
+    /// EHLO: an ASCII letter or digit or one of `[].-_#:` is taken, any other octet
+    /// (controls and NUL, blanks followed by more text, punctuation, 8-bit octets) gets
+    /// `501 5.0.0 Invalid domain name`, the session keeps its name, and the `Received:`
+    /// field names the last name taken (recorded: compat-tests/cases/bs-helo-*).
+    #[test]
+    fn helo_names_are_checked_as_sendmail_checks_them() {
+        let s = ScratchSpool::new("helo-octets");
+        let msg = "MAIL FROM:<a@b.test>\r\nRCPT TO:<root>\r\nDATA\r\nSubject: x\r\n\r\nb\r\n.\r\n";
+        for verb in ["HELO", "EHLO"] {
+            for octet in (0..=255u8).filter(|&o| o != b'\n') {
+                let taken = octet.is_ascii_alphanumeric() || b"[].-_#:".contains(&octet);
+                let mut input = format!("HELO first.example\r\n{verb} a").into_bytes();
+                input.extend([octet]);
+                input.extend(b"b.example\r\n");
+                input.extend(msg.as_bytes());
+                input.extend(b"QUIT\r\n");
+                let out = session(&s.spool, &input, true, DeliveryMode::QueueOnly);
+                let second = reply_lines(&out)[2];
+                let name = if taken {
+                    assert!(second.starts_with("250"), "{verb} {octet:#04x}: {out}");
+                    String::from_utf8(vec![b'a', octet, b'b']).expect("ASCII") + ".example"
+                } else {
+                    assert_eq!(
+                        second, "501 5.0.0 Invalid domain name",
+                        "{verb} {octet:#04x}"
+                    );
+                    "first.example".into()
+                };
+                let message = queued_message(&s.spool, &out);
+                let first_line = message.lines().next().unwrap_or_default();
+                assert_eq!(
+                    first_line,
+                    format!("Received: from {name} (tester@localhost)"),
+                    "{verb} {octet:#04x}"
+                );
+            }
+        }
+    }
+
+    /// The blanks after a HELO/EHLO name end it (sendmail's "allow trailing
+    /// whitespace"), a blank with text after it is refused; the name is at most 256
+    /// octets; a refused HELO keeps the transaction.
+    #[test]
+    fn helo_blanks_length_and_the_open_transaction() {
+        let s = ScratchSpool::new("helo-blanks");
+        let long = |n: usize| "a".repeat(n);
+        let cases: Vec<(String, &str)> = vec![
+            ("HELO a.example \t\x0b\x0c\r".into(), "250 mx.test Hello"),
+            ("HELO a.example x".into(), "501 5.0.0 Invalid domain name"),
+            ("EHLO a.example\tx".into(), "501 5.0.0 Invalid domain name"),
+            ("HELO    a.example".into(), "250 mx.test Hello"),
+            (format!("HELO {}", long(256)), "250 mx.test Hello"),
+            (
+                format!("EHLO {}", long(257)),
+                "501 5.0.0 Invalid domain name",
+            ),
+            (
+                "HELO a.example\u{a0}".into(),
+                "501 5.0.0 Invalid domain name",
+            ),
+            ("HELO [IPv6:::1]".into(), "250 mx.test Hello"),
+        ];
+        for (line, reply) in cases {
+            let input = format!("{line}\r\nQUIT\r\n");
+            let out = session(&s.spool, input.as_bytes(), true, DeliveryMode::QueueOnly);
+            let got = reply_lines(&out)[1];
+            assert!(got.starts_with(reply), "{line:?}: {got}");
+        }
+        let input = concat!(
+            "HELO a.example\r\nMAIL FROM:<a@b.test>\r\nHELO bad/name\r\n",
+            "RCPT TO:<root>\r\nDATA\r\nSubject: x\r\n\r\nb\r\n.\r\nQUIT\r\n"
+        );
+        let out = session(&s.spool, input.as_bytes(), true, DeliveryMode::QueueOnly);
+        assert!(
+            out.contains("501 5.0.0 Invalid domain name\r\n250 2.1.5 <root>"),
+            "{out}"
+        );
+        let message = queued_message(&s.spool, &out);
+        assert!(
+            message.starts_with("Received: from a.example (tester@localhost)"),
+            "{message}"
+        );
+    }
+
+    /// Octets that are not UTF-8 (Latin-1, overlong, a surrogate, over U+10FFFF, cut
+    /// short) anywhere in a MAIL or RCPT path or in any of their parameters: refused with
+    /// `(not UTF-8)`, each such octet shown as `?`, nothing taken; the same text in valid
+    /// UTF-8 is taken as it is. (compat-tests/differences/bs-addr-non-utf8,
+    /// bs-param-non-utf8.)
+    #[test]
+    fn octets_that_are_not_utf8_in_mail_and_rcpt_are_refused() {
+        let s = ScratchSpool::new("not-utf8");
+        let bad: &[&[u8]] = &[
+            b"\xf6",
+            b"\xc0\xaf",
+            b"\xed\xa0\x80",
+            b"\xf4\x90\x80\x80",
+            b"\xc3",
+        ];
+        const FROM: &str = "501 5.1.7 Syntax error in mailbox address \"";
+        const TO: &str = "501 5.1.3 Syntax error in mailbox address \"";
+        const PARAM: &str = "501 5.5.4 Syntax error in parameter \"";
+        // (command, `~` where the octets go; the reply's start)
+        let commands = [
+            ("MAIL FROM:<j~@b.test>", FROM),
+            ("MAIL FROM:<a@b~.test>", FROM),
+            ("MAIL FROM:j~@b.test", FROM),
+            ("MAIL FROM:<a@b.test> BODY=8BITMIME~", PARAM),
+            ("MAIL FROM:<a@b.test> SIZE=1~", PARAM),
+            ("MAIL FROM:<a@b.test> RET=HDRS~", PARAM),
+            ("MAIL FROM:<a@b.test> ENVID=x~", PARAM),
+            ("MAIL FROM:<a@b.test> XVERP=-~", PARAM),
+            ("MAIL FROM:<a@b.test> X~=1", PARAM),
+            ("RCPT TO:<j~@relay.test>", TO),
+            ("RCPT TO:<j@relay~.test>", TO),
+            ("RCPT TO:<j@relay.test> NOTIFY=SUCCESS~", PARAM),
+            ("RCPT TO:<j@relay.test> ORCPT=rfc822;j~@relay.test", PARAM),
+            ("RCPT TO:<j@relay.test> X~=1", PARAM),
+        ];
+        for octets in bad {
+            for (template, want) in commands {
+                let cmd = template
+                    .as_bytes()
+                    .split(|&b| b == b'~')
+                    .collect::<Vec<_>>()
+                    .join(*octets);
+                let prefix = if template.starts_with("MAIL") {
+                    "EHLO c\r\n"
+                } else {
+                    "EHLO c\r\nMAIL FROM:<a@b.test>\r\n"
+                };
+                let input = [prefix.as_bytes(), &cmd, b"\r\nQUIT\r\n"].concat();
+                let out = session(&s.spool, &input, true, DeliveryMode::QueueOnly);
+                let lines = reply_lines(&out);
+                let reply = lines.iter().rev().nth(1).copied().unwrap_or_default();
+                let what = format!("{template} with {octets:x?}: {reply}");
+                assert!(reply.starts_with(want), "{what}");
+                assert!(reply.ends_with("\" (not UTF-8)"), "{what}");
+                assert_eq!(reply.matches('?').count(), octets.len(), "{what}");
+                assert!(!reply.contains('\u{fffd}'), "{what}");
+            }
+        }
+        // The same in UTF-8 is text: taken as it is.
+        let out = session(
+            &s.spool,
+            "EHLO c\r\nMAIL FROM:<jö@b.test>\r\nRCPT TO:<jö@relay.test>\r\nQUIT\r\n".as_bytes(),
+            true,
+            DeliveryMode::QueueOnly,
+        );
+        assert!(out.contains("250 2.1.0 <jö@b.test>... Sender ok"), "{out}");
+        assert!(
+            out.contains("250 2.1.5 <jö@relay.test>... Recipient ok"),
+            "{out}"
         );
     }
 

@@ -173,6 +173,9 @@ pub(super) struct Session<'s, 'a, R: Deadline, W: Write> {
     line: Vec<u8>,
     /// Unrecognized commands so far (see [`MAX_BAD_COMMANDS`]).
     bad_commands: u32,
+    /// The command line being answered had octets that are not UTF-8 (U+FFFD in its
+    /// text stands for them).
+    not_utf8: bool,
 }
 
 /// Unrecognized commands a session answers with 500; the next one ends it with 421
@@ -197,6 +200,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             end: Ending::default(),
             line: Vec::new(),
             bad_commands: 0,
+            not_utf8: false,
         }
     }
 
@@ -218,6 +222,14 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
 
     /// Write one reply line (buffered until the next flush); `-X` logs it (`>>>`).
     fn reply(&mut self, text: &str) -> io::Result<()> {
+        // An echo of the client's octets that are not UTF-8 shows each as `?`.
+        let shown;
+        let text = if self.not_utf8 && text.contains(char::REPLACEMENT_CHARACTER) {
+            shown = text.replace(char::REPLACEMENT_CHARACTER, "?");
+            shown.as_str()
+        } else {
+            text
+        };
         let line = reply_line(text);
         crate::traffic::line(crate::traffic::Dir::Out, line.as_bytes());
         self.out.write_all(line.as_bytes())
@@ -257,18 +269,26 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             }
             Err(e) => return Err(e),
         }
-        let text = String::from_utf8_lossy(&self.line).into_owned();
-        let (verb, arg) = match text.split_once([' ', '\t']) {
-            Some((v, a)) => (v.to_ascii_uppercase(), a.trim()),
+        // Octets that are not UTF-8 become U+FFFD here, and the session remembers that
+        // they did: MAIL and RCPT refuse them rather than take the replacement for what
+        // the client wrote, and replies show them as `?`.
+        let (text, not_utf8) = crate::text::octets(&self.line);
+        let text = text.into_owned();
+        self.not_utf8 = not_utf8;
+        // The argument after the verb and its blanks (C's isspace, as sendmail skips
+        // them); HELO sees its trailing blanks, the others do not.
+        let (verb, after) = match text.split_once([' ', '\t']) {
+            Some((v, a)) => (v.to_ascii_uppercase(), a.trim_start_matches(is_c_space)),
             None => (text.to_ascii_uppercase(), ""),
         };
+        let arg = after.trim_end_matches(is_c_space);
         let command = Command::of(&verb);
         if let Some(refusal) = self.phase.refusal(command, &self.server.privacy) {
             self.reply(refusal)?;
             return Ok(Flow::Continue);
         }
         match command {
-            Command::Helo | Command::Ehlo => self.hello(&verb, arg)?,
+            Command::Helo | Command::Ehlo => self.hello(&verb, after)?,
             Command::Mail => self.mail(arg)?,
             Command::Rcpt => self.rcpt(arg)?,
             Command::Data => self.data()?,
@@ -321,6 +341,11 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
         if arg.is_empty() {
             return self.reply(&format!("501 5.0.0 {verb} requires domain address"));
         }
+        // The name goes into the `Received:` field: one that sendmail would refuse is
+        // refused, and the session keeps its earlier name and transaction.
+        let Some(name) = helo_name(arg) else {
+            return self.reply("501 5.0.0 Invalid domain name");
+        };
         self.tx = Transaction::default();
         self.phase = Phase::Helo;
         let hello = format!(
@@ -352,7 +377,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             self.reply(&format!("250 {hello}"))?;
         }
         self.hello = Hello {
-            name: arg.split_whitespace().next().unwrap_or("").into(),
+            name: name.into(),
             esmtp,
         };
         Ok(())
@@ -415,6 +440,9 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
         if let Some(refusal) = too_long(written, written) {
             return Err(refusal);
         }
+        if let Some(refusal) = self.not_utf8_refusal("FROM", written, &params) {
+            return Err(refusal);
+        }
         // `<>` is the null sender; anything else is one checked address.
         let sender = match address.as_deref().map(checked_path) {
             None => String::new(),
@@ -451,6 +479,42 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             ..Transaction::default()
         };
         Ok((written, tx))
+    }
+
+    /// The refusal of a MAIL or RCPT whose path or a parameter holds octets that are not
+    /// UTF-8 (a Latin-1 `ö`, an overlong or cut-short sequence, a surrogate): the address
+    /// is never taken with U+FFFD in place of what the client wrote, nor a parameter read
+    /// from text it did not send. `501 5.1.7` (MAIL) or `501 5.1.3` (RCPT) `Syntax error
+    /// in mailbox address "j?hn@example.org" (not UTF-8)`, exit status 64 as sendmail's
+    /// `8-bit character in mailbox address` gives; a parameter: `501 5.5.4 Syntax error
+    /// in parameter "NOTIFY=?" (not UTF-8)`. Each such octet is shown as `?`.
+    /// (compat-tests/differences/bs-addr-non-utf8, bs-param-non-utf8-echo.)
+    fn not_utf8_refusal(
+        &mut self,
+        keyword: &str,
+        written: &str,
+        params: &[&str],
+    ) -> Option<String> {
+        const MARK: char = char::REPLACEMENT_CHARACTER;
+        if !self.not_utf8 {
+            return None;
+        }
+        let shown = |t: &str| crate::text::printable(&t.replace(MARK, "?")).into_owned();
+        if written.contains(MARK) {
+            self.end.note(Sysexit::Usage);
+            let code = if keyword == "FROM" { "5.1.7" } else { "5.1.3" };
+            let bare = written.strip_prefix('<').unwrap_or(written);
+            let bare = bare.strip_suffix('>').unwrap_or(bare);
+            return Some(format!(
+                "501 {code} Syntax error in mailbox address \"{}\" (not UTF-8)",
+                shown(&shortened(bare))
+            ));
+        }
+        let param = params.iter().find(|p| p.contains(MARK))?;
+        Some(format!(
+            "501 5.5.4 Syntax error in parameter \"{}\" (not UTF-8)",
+            shown(&shortened(param))
+        ))
     }
 
     /// A source route in an accepted path is ignored, as RFC 5321 §4.1.1.2, §4.1.1.3 and
@@ -508,6 +572,9 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
         // transaction already has, as it was written the first time (sendmail shows the
         // recipient it keeps; compat-tests/cases/bs-rcpt-errors, xlog-bs).
         if let Some(refusal) = too_long(written, written) {
+            return refusal;
+        }
+        if let Some(refusal) = self.not_utf8_refusal("TO", written, &params) {
             return refusal;
         }
         let path = match checked_path(&path) {
@@ -780,6 +847,33 @@ fn refuse_path(end: &mut Ending, keyword: &str, e: &PathError) -> String {
 fn free_bytes(spool: &Spool) -> Option<u64> {
     let st = nix::sys::statvfs::statvfs(&spool.dir).ok()?;
     Some((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
+}
+
+/// C's `isspace` in the C locale: SP, HT, LF, VT, FF, CR (sendmail's test for the
+/// blanks around a command's argument; Rust's `is_ascii_whitespace` leaves out VT).
+fn is_c_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
+}
+
+/// sendmail's MAXNAME: the longest HELO/EHLO argument taken, in octets.
+const MAX_HELO_NAME: usize = 256;
+
+/// The name in a HELO/EHLO argument (its leading blanks gone), or `None` when sendmail's
+/// check refuses it (`501 5.0.0 Invalid domain name`; srvrsmtp.c after RFC 1123 §5.2.5,
+/// recorded in compat-tests/cases/bs-helo-*): more than [`MAX_HELO_NAME`] octets, a
+/// character other than an ASCII letter, digit or one of `[].-_#:` (a control character,
+/// NUL included, an 8-bit octet, `/`, `@`, `!`, quotes, ...), or a blank followed by
+/// anything but blanks. Trailing blanks end the name. The name is what the `Received:`
+/// field says the client called itself, so nothing that could break or forge that field
+/// (or a terminal that shows it) gets in. sendmail's `AllowBogusHELO` is not honoured.
+fn helo_name(arg: &str) -> Option<&str> {
+    if arg.len() > MAX_HELO_NAME {
+        return None;
+    }
+    let end = arg.find(is_c_space).unwrap_or(arg.len());
+    let (name, rest) = arg.split_at_checked(end)?;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "[].-_#:".contains(c);
+    (name.chars().all(allowed) && rest.chars().all(is_c_space)).then_some(name)
 }
 
 /// Read one command line into `buf` (without its line end): `Some(true)`, `Some(false)`

@@ -157,8 +157,9 @@ pub struct Recipient {
     /// (`list@host.example`), its report's `Final-Recipient:` as sendmail writes it
     /// (compat case alias-list-member-reject5).
     pub final_rcpt: Option<String>,
-    /// One of several targets of an expansion: its NOTIFY is honoured here (its reports)
-    /// but not passed on in RCPT, as sendmail passes it only through a one-to-one alias.
+    /// One of several targets of an expansion, or below one: its NOTIFY is honoured here
+    /// for failures and delays but not passed on in RCPT, and it gets no success receipt,
+    /// as sendmail does only through one-to-one aliases (the deliverer's `primary`).
     pub fanout: bool,
 }
 

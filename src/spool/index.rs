@@ -624,6 +624,16 @@ mod tests {
         ] {
             assert_eq!(policy.eligible(d), want, "{d}");
         }
+        // Listed with a trailing dot or in capitals: the same domains.
+        let dotted = FastFlush::Domains(vec!["Relay.Example.".into()]);
+        for (d, want) in [
+            ("relay.example", true),
+            ("sub.relay.example", true),
+            ("Sub.Relay.Example.", true),
+            ("notrelay.example", false),
+        ] {
+            assert_eq!(dotted.eligible(d), want, "{d}");
+        }
         assert!(FastFlush::All.eligible("[192.0.2.1]"));
         assert!(!FastFlush::All.eligible("a/b.example"));
         assert!(!FastFlush::Domains(Vec::new()).eligible("example.org"));

@@ -149,20 +149,17 @@ pub enum FastFlush {
 impl FastFlush {
     /// Whether mail for `domain` is listed per domain: a well-formed domain name
     /// (RFC 5321 labels or an address literal: [`crate::message::address::check_domain`])
-    /// that is, or is under, one of the listed domains. A name that cannot be a domain
-    /// is never indexed.
+    /// that is, or is under, one of the listed domains ([`crate::config::domain_covers`]:
+    /// case and a trailing dot do not count). A name that cannot be a domain is never
+    /// indexed.
     pub fn eligible(&self, domain: &str) -> bool {
-        let d = domain.to_ascii_lowercase();
+        let d = crate::config::domain_key(domain);
         if crate::message::address::check_domain(&d).is_err() {
             return false;
         }
         match self {
             FastFlush::All => true,
-            FastFlush::Domains(list) => list.iter().any(|e| {
-                d == *e
-                    || d.strip_suffix(e.as_str())
-                        .is_some_and(|head| head.ends_with('.'))
-            }),
+            FastFlush::Domains(list) => list.iter().any(|e| crate::config::domain_covers(e, &d)),
         }
     }
 

@@ -298,9 +298,17 @@ impl Session {
     }
 
     /// Queue a line that is not echoed (credentials); the traffic log shows
-    /// `(credentials not shown)` for it.
+    /// `(credentials not shown)` for it, after the command and mechanism when the line
+    /// is an AUTH command with an initial response (`AUTH PLAIN (credentials not shown)`).
     pub(super) fn put_quiet(&mut self, line: &str) {
-        traffic::line(traffic::Dir::Out, b"(credentials not shown)");
+        // An AUTH command keeps its name and mechanism in the log, as the -v transcript
+        // shows them (`AUTH PLAIN (credentials not shown)`); a bare SASL response is
+        // all credentials.
+        let shown = match line.strip_prefix("AUTH ").and_then(|r| r.split_once(' ')) {
+            Some((mechanism, _)) => format!("AUTH {mechanism} (credentials not shown)"),
+            None => "(credentials not shown)".into(),
+        };
+        traffic::line(traffic::Dir::Out, shown.as_bytes());
         self.queue_line(line);
     }
 
