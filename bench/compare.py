@@ -62,6 +62,7 @@ SIZES = [int(x) for x in os.environ.get(
     "BENCH_QUEUE_SIZES", "1000,10000" if QUICK else "1000,10000,100000").split(",")]
 FLUSH_REPS = env_int("BENCH_FLUSH_REPS", 5, 3)
 RUNNER_SECONDS = env_int("BENCH_RUNNER_SECONDS", 10, 5)
+LOCAL_WAIT = env_int("BENCH_LOCAL_WAIT", 5, 2)
 WAIT = 300  # the most any phase waits for its mail, in seconds
 
 MSG2K = b"From: bench@bench.example\nSubject: bench\n\n" + b"".join(
@@ -125,6 +126,63 @@ class Rsendmail:
 ERR = tempfile.TemporaryFile()
 
 
+class Installed:
+    """rsendmail as installed: a set-gid copy (group rsendmail) of both binaries, the
+    system config /etc/rsendmail/rsendmail.conf (in the namespace), its spool 2770, the
+    root runner as the packaged service starts it (`-q30m -qf`); submissions by
+    benchsender, an ordinary user, to benchuser."""
+
+    def __init__(self, work, port, runner):
+        self.name = "rsendmail, user, " + ("runner up" if runner else "no runner")
+        self.dir = os.path.join(work, "installed-%d" % runner)
+        bindir = os.path.join(self.dir, "bin")
+        self.spool = os.path.join(self.dir, "spool")
+        self.mail = os.path.join(self.dir, "mail")
+        os.makedirs(bindir)
+        os.chmod(self.dir, 0o755)
+        for d, mode in ((self.spool, 0o2770), (self.mail, 0o3777)):
+            os.makedirs(d)
+            os.chown(d, 0, peerns.RSENDMAIL_GID if d == self.spool else 8)
+            os.chmod(d, mode)
+        for b in ("rsendmail", "rsendmail-deliver"):
+            shutil.copy(os.path.join(os.path.dirname(BIN), b), bindir)
+        self.bin = os.path.join(bindir, "rsendmail")
+        os.chown(self.bin, 0, peerns.RSENDMAIL_GID)
+        os.chmod(self.bin, 0o2755)
+        self.mailbox = os.path.join(self.mail, "benchuser")
+        peerns.mailbox(self.mailbox)
+        self.port = port
+        self.runner = None
+        self.with_runner = runner
+
+    def configure(self):
+        """Make this one the system config (one installation at a time)."""
+        log = os.path.join(self.dir, "log")
+        open(log, "a").close()
+        os.chown(log, 0, peerns.RSENDMAIL_GID)
+        os.chmod(log, 0o660)
+        with open("/etc/rsendmail/rsendmail.conf", "w") as f:
+            f.write("SPOOLDIR %s\nMAILSPOOL %s\nMAILNAME bench.example\nSMARTHOST 127.0.0.1\n"
+                    "PORT %d\nMAILLOG %s\n" % (self.spool, self.mail, self.port, log))
+        if self.with_runner and not self.runner:
+            self.runner = subprocess.Popen([self.bin, "-q30m", "-qf"], stdin=subprocess.DEVNULL,
+                                           stdout=subprocess.DEVNULL)
+            time.sleep(0.3)
+
+    def stop_runner(self):
+        if self.runner:
+            self.runner.terminate()
+            self.runner.wait()
+            self.runner = None
+
+    def argv(self, mode, rcpts):
+        self.configure()
+        return peerns.as_user([self.bin] + (["-odq"] if mode == "q" else []) + rcpts)
+
+    def queued(self):
+        return len([n for n in os.listdir(self.spool) if n.startswith("qf")])
+
+
 def submit(prog, mode, rcpts, msg=MSG2K):
     """Run one submission; its wall time in seconds, until the process exits (a background
     deliverer that keeps the submission's stderr open is not waited for: its error output
@@ -184,22 +242,35 @@ def local_latency(progs):
     lost = {p.name: 0 for p in progs}
     for _ in range(LOCAL_RUNS):
         for p in progs:
+            if lost[p.name] >= 3 and not lat[p.name]:
+                continue  # never arrives (waits for a queue run): not tried again
+            if hasattr(p, "configure"):
+                p.configure()
             before = size(p.mailbox)
             submit(p, "b", ["benchuser"])
             t = time.perf_counter()
-            if wait_for(lambda: size(p.mailbox) > before, limit=10):
+            if wait_for(lambda: size(p.mailbox) > before, limit=LOCAL_WAIT):
                 lat[p.name].append(time.perf_counter() - t)
             else:
                 lost[p.name] += 1
             # Let the last one finish writing before the next measurement starts.
             wait_for(lambda: False, limit=0.02, step=0.02)
     print("\n2. Local mail latency (default mode, to a local user): submission's return -> "
-          "in the mailbox, median of %d, interleaved:" % LOCAL_RUNS)
+          "in the mailbox, median of %d, interleaved (\"user\": an ordinary user submits "
+          "to an installed, set-gid rsendmail; otherwise root submits):" % LOCAL_RUNS)
     for p in progs:
         xs = lat[p.name]
-        print("   %-28s %8.1f ms median, %8.1f ms max%s  (target <= 50 ms)"
-              % (p.name, median_ms(xs), max(xs) * 1000 if xs else float("nan"),
-                 ", %d not there after 10 s" % lost[p.name] if lost[p.name] else ""))
+        left = ""
+        if hasattr(p, "queued"):
+            left = ", %d left queued" % p.queued()
+        if xs:
+            print("   %-28s %8.1f ms median, %8.1f ms max%s%s  (target <= 50 ms)"
+                  % (p.name, median_ms(xs), max(xs) * 1000,
+                     ", %d not there after %d s" % (lost[p.name], LOCAL_WAIT)
+                     if lost[p.name] else "", left))
+        else:
+            print("   %-28s none arrived within %d s (%d tried%s)"
+                  % (p.name, LOCAL_WAIT, lost[p.name], left))
 
 
 # 3. A burst of default-mode submissions.
@@ -531,8 +602,11 @@ def main():
         for p in peers_:
             if p.name == "dma":
                 p.clear()
-        if os.getuid() == 0:
-            local_latency([rn, rs] + peers_)
+        if inside:
+            users = [Installed(work, s_rs.port, True), Installed(work, s_rs.port, False)]
+            local_latency(users + [rn, rs] + peers_)
+            for u in users:
+                u.stop_runner()
         else:
             print("\n2. Local mail latency: needs root (a local account in the namespace)")
         burst([rn, rs] + peers_, by)

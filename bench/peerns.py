@@ -26,6 +26,8 @@ POSTFIX = os.path.join(PEERS, "postfix")
 BENCH_UID = 64990
 POSTFIX_UID = 64991
 POSTDROP_GID = 64992
+RSENDMAIL_GID = 64993
+SENDER_UID = 64994
 
 
 def enter():
@@ -73,14 +75,16 @@ def setup(work):
         group = f.read()
     passwd += "benchuser:x:%d:%d::/nonexistent:/usr/sbin/nologin\n" % (BENCH_UID, BENCH_UID)
     passwd += "postfix:x:%d:%d::/nonexistent:/usr/sbin/nologin\n" % (POSTFIX_UID, POSTFIX_UID)
-    group += "benchuser:x:%d:\npostfix:x:%d:\npostdrop:x:%d:\n" % (
-        BENCH_UID, POSTFIX_UID, POSTDROP_GID)
+    passwd += "benchsender:x:%d:%d::/nonexistent:/usr/sbin/nologin\n" % (SENDER_UID, SENDER_UID)
+    group += "benchuser:x:%d:\npostfix:x:%d:\npostdrop:x:%d:\nrsendmail:x:%d:\n" \
+        "benchsender:x:%d:\n" % (BENCH_UID, POSTFIX_UID, POSTDROP_GID, RSENDMAIL_GID, SENDER_UID)
     for name, text in [("passwd", passwd), ("group", group)]:
         with open(os.path.join(etc, name), "w") as f:
             f.write(text)
         os.chmod(os.path.join(etc, name), 0o644)
     os.makedirs(os.path.join(etc, "dma"))
     os.makedirs(os.path.join(etc, "postfix"))
+    os.makedirs(os.path.join(etc, "rsendmail"))
     if "dma" in have:
         os.symlink(os.path.join(DMA, "usr", "lib", "dma"), os.path.join(lib, "dma"))
     if "postfix" in have:
@@ -93,6 +97,12 @@ def setup(work):
     os.chmod(mail, 0o3777)
     subprocess.run(["mount", "--bind", mail, "/var/mail"], check=True)
     return have
+
+
+def as_user(argv):
+    """`argv` run as benchsender (an ordinary user, no groups)."""
+    return ["setpriv", "--reuid=%d" % SENDER_UID, "--regid=%d" % SENDER_UID,
+            "--clear-groups"] + argv
 
 
 def mailbox(path):
