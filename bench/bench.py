@@ -43,7 +43,7 @@ with open(big, "wb") as f:
 
 def submit(path):
     with open(path, "rb") as stdin:
-        r = subprocess.run([BIN, "-C", conf, "-odq", "b@bench.example"], stdin=stdin,
+        r = subprocess.run([BIN, "-C", conf, "-odq", "b@dest.example"], stdin=stdin,
                            stdout=subprocess.DEVNULL)
     if r.returncode != 0:
         raise SystemExit("submission failed: %d" % r.returncode)
@@ -78,7 +78,7 @@ def peak_rss_kb(path):
     Python's high-water mark through exec)."""
     with open(path, "rb") as stdin:
         r = subprocess.run(["/usr/bin/time", "-f", "%M", BIN, "-C", conf, "-odq",
-                            "b@bench.example"], stdin=stdin, stdout=subprocess.DEVNULL,
+                            "b@dest.example"], stdin=stdin, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True)
     if r.returncode != 0:
         raise SystemExit("submission failed: " + r.stderr)
