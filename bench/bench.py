@@ -9,6 +9,7 @@ Prints, from one run on this machine (figures are noisy; ratios within a run are
 - a 50 MB message: time and peak RSS; peak RSS of the 2 KB submission;
 each with its ratio to the floor and the target from the issue.
 """
+import atexit
 import os
 import resource
 import shutil
@@ -23,6 +24,7 @@ RUNS = int(os.environ.get("BENCH_RUNS", "101"))
 SEQ = int(os.environ.get("BENCH_SEQ", "1000"))
 
 work = tempfile.mkdtemp(prefix="rsendmail-bench-")
+atexit.register(shutil.rmtree, work, True)  # also when a step fails
 spool = os.path.join(work, "spool")
 conf = os.path.join(work, "rsendmail.conf")
 with open(conf, "w") as f:

@@ -341,8 +341,15 @@ def burst(progs, sinks):
             t = time.perf_counter()
             for i in range(BURST):
                 submit(p, "b", ["b%d-%d@d%d.example" % (rnd, i, i % 10)])
-            ok = sink.wait(n0 + BURST, BURST_WAIT)
-            el = time.perf_counter() - t
+            # Until all arrived, or BURST_WAIT; the time is of the last arrival.
+            last, seen = t, n0
+            while seen < n0 + BURST and time.perf_counter() - t < BURST_WAIT:
+                time.sleep(0.005)
+                now = sink.count()
+                if now != seen:
+                    seen, last = now, time.perf_counter()
+            ok = seen
+            el = last - t
             time.sleep(0.2)  # sessions still closing are counted with this round
             left = p.queued() if hasattr(p, "queued") else 0
             res[p.name].append((el, sink.connects() - c0, ok - n0, left))
@@ -351,13 +358,13 @@ def burst(progs, sinks):
                 p.run_queue()
                 sink.wait(sink.count() + left, WAIT)
                 time.sleep(0.5)
-    print("\n3. %d default-mode submissions to 10 domains via the smarthost, until all arrived "
-          "(median of %d rounds, interleaved; waiting at most %d s):"
+    print("\n3. %d default-mode submissions to 10 domains via the smarthost, from the first "
+          "submission until the last arrived (median of %d rounds, interleaved; waiting at most "
+          "%d s):"
           % (BURST, BURST_ROUNDS, BURST_WAIT))
     def whole(name):
-        """The median time of the rounds where all arrived (NaN when none)."""
-        xs = [x[0] for x in res[name] if x[2] >= BURST]
-        return statistics.median(xs) if xs else float("nan")
+        """The median time to the last arrival."""
+        return statistics.median(x[0] for x in res[name])
     for p in progs:
         r = res[p.name]
         short = [x for x in r if x[2] < BURST]
@@ -365,7 +372,7 @@ def burst(progs, sinks):
               % (p.name, whole(p.name), statistics.median(x[1] for x in r),
                  min(x[2] for x in r),
                  "; in %d of %d rounds not all arrived within %d s (at most %d left queued "
-                 "for a queue run; the time is of the other rounds)"
+                 "for a queue run; the time is to the last arrival)"
                  % (len(short), len(r), BURST_WAIT, max(x[3] for x in short))
                  if short else ""))
     for p in progs[1:]:
