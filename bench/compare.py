@@ -678,9 +678,9 @@ def main():
     pf = rs = rn = None
     try:
         have = peerns.setup(work) if inside else []
-        print("rsendmail against %s (%s)%s" % (
+        print("rsendmail against %s (%s)%s; load average %.1f on %d CPUs" % (
             " and ".join(have) or "no peers", BIN,
-            ", quick run" if QUICK else ""))
+            ", quick run" if QUICK else "", os.getloadavg()[0], os.cpu_count() or 0))
         if not inside:
             print("(the peers need root for their namespaces: rsendmail's figures only)")
 
