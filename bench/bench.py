@@ -9,6 +9,7 @@ Prints, from one run on this machine (figures are noisy; ratios within a run are
 - a 50 MB message: time and peak RSS; peak RSS of the 2 KB submission;
 each with its ratio to the floor and the target from the issue.
 """
+import atexit
 import os
 import resource
 import shutil
@@ -23,6 +24,7 @@ RUNS = int(os.environ.get("BENCH_RUNS", "101"))
 SEQ = int(os.environ.get("BENCH_SEQ", "1000"))
 
 work = tempfile.mkdtemp(prefix="rsendmail-bench-")
+atexit.register(shutil.rmtree, work, True)  # also when a step fails
 spool = os.path.join(work, "spool")
 conf = os.path.join(work, "rsendmail.conf")
 with open(conf, "w") as f:
@@ -43,7 +45,7 @@ with open(big, "wb") as f:
 
 def submit(path):
     with open(path, "rb") as stdin:
-        r = subprocess.run([BIN, "-C", conf, "-odq", "b@bench.example"], stdin=stdin,
+        r = subprocess.run([BIN, "-C", conf, "-odq", "b@dest.example"], stdin=stdin,
                            stdout=subprocess.DEVNULL)
     if r.returncode != 0:
         raise SystemExit("submission failed: %d" % r.returncode)
@@ -78,7 +80,7 @@ def peak_rss_kb(path):
     Python's high-water mark through exec)."""
     with open(path, "rb") as stdin:
         r = subprocess.run(["/usr/bin/time", "-f", "%M", BIN, "-C", conf, "-odq",
-                            "b@bench.example"], stdin=stdin, stdout=subprocess.DEVNULL,
+                            "b@dest.example"], stdin=stdin, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True)
     if r.returncode != 0:
         raise SystemExit("submission failed: " + r.stderr)

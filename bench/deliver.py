@@ -9,6 +9,7 @@ Prints, from one run:
 - 200 background (default mode) submissions: time until all arrived (target <= 0.3 s);
 - one 50 MB message delivered: time and peak RSS of the delivering process (<= 8 MB).
 """
+import atexit
 import os
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ SINK = os.path.abspath(sys.argv[2])
 N = int(os.environ.get("BENCH_MESSAGES", "1000"))
 
 work = tempfile.mkdtemp(prefix="rsendmail-dbench-")
+atexit.register(shutil.rmtree, work, True)  # also when a step fails
 os.chmod(work, 0o755)  # smtp-sink runs as nobody and writes its dumps below
 
 

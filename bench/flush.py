@@ -12,6 +12,7 @@ Prints, from one run (figures are noisy; compare the ratios):
 - 1,000 messages injected over 4 concurrent SMTP sessions into -bd with -odq:
   messages per second (and for one session, for the ratio).
 """
+import atexit
 import os
 import shutil
 import smtplib
@@ -30,6 +31,7 @@ BIG = int(os.environ.get("BENCH_FLUSH_QUEUE", "20000"))
 REPS = int(os.environ.get("BENCH_FLUSH_REPS", "7"))
 
 work = tempfile.mkdtemp(prefix="rsendmail-fbench-")
+atexit.register(shutil.rmtree, work, True)  # also when a step fails
 os.chmod(work, 0o755)
 
 
@@ -85,7 +87,7 @@ def main():
     sink = Sink(SINK, work, "sink", verbose=False)
     results = {}
     for name, size in [("big", BIG), ("small", 100)]:
-        conf = config(work, name, sink.port)
+        conf = config(work, name, sink.port, "MAILLOG %s/%s.log\n" % (work, name))
         # target.example has its own list in the index, for ETRN (FastFlushDomains).
         with open(conf, "a") as f:
             f.write("O FastFlushDomains=target.example\n")
@@ -119,7 +121,8 @@ def main():
 
     # SMTP injection into -bd -odq.
     def inject_rate(sessions, total):
-        conf = config(work, "inject%d" % sessions, sink.port)
+        conf = config(work, "inject%d" % sessions, sink.port,
+                      "MAILLOG %s/inject%d.log\n" % (work, sessions))
         d, port = start_daemon(conf)
         msg = "Subject: inject\r\n\r\n" + "x" * 2000 + "\r\n"
 

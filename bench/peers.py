@@ -31,7 +31,7 @@ class Sink:
     """smtp-sink on a free port, keeping each message as a file under `work`; with
     `verbose`, it logs connections (see `connections`)."""
 
-    def __init__(self, binary, work, name, verbose=True):
+    def __init__(self, binary, work, name, verbose=True, backlog=256):
         lib = os.path.join(os.path.dirname(os.path.dirname(binary)), "lib", "postfix")
         self.dumps = os.path.join(work, name + "-dumps")
         os.makedirs(self.dumps)
@@ -40,7 +40,7 @@ class Sink:
         self.log = os.path.join(work, name + ".log")
         args = [binary] + (["-v"] if verbose else []) + \
             (["-u", "nobody"] if os.getuid() == 0 else []) + \
-            ["-d", self.dumps + "/%M.", "127.0.0.1:%d" % self.port, "256"]
+            ["-d", self.dumps + "/%M.", "127.0.0.1:%d" % self.port, str(backlog)]
         self.p = subprocess.Popen(args, env=dict(os.environ, LD_LIBRARY_PATH=lib),
                                   stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
         wait_port(self.port)
@@ -49,8 +49,12 @@ class Sink:
         return len(os.listdir(self.dumps))
 
     def connections(self):
+        return self.connects() - 1  # minus the readiness probe
+
+    def connects(self):
+        """Connections accepted so far (with `verbose`), the readiness probe included."""
         with open(self.log) as f:
-            return f.read().count(": connect (AF_INET") - 1  # minus the readiness probe
+            return f.read().count(": connect (AF_INET")
 
     def wait(self, n, limit=120):
         t = time.time()
