@@ -264,6 +264,8 @@ pub fn lookup_long(name: &str) -> Result<Resolved, Fatal> {
         if m.is_empty() { find(own_names) } else { m }
     };
     match matches.as_slice() {
+        // `-O =` and `-O =value` (compat cases O-null-name, O-null-name-value).
+        [] if base.is_empty() => Err(Fatal::new(Sysexit::Software, "readcf: null option name")),
         [] => Err(Fatal::new(
             Sysexit::Software,
             format!("readcf: unknown option name {base}"),
@@ -1202,6 +1204,10 @@ mod tests {
         assert_eq!(
             lookup_long("Foo").unwrap_err().message,
             "readcf: unknown option name Foo"
+        );
+        assert_eq!(
+            lookup_long("").unwrap_err().message,
+            "readcf: null option name"
         );
         let t = lookup_long("Timeout.queuereturn").unwrap();
         assert_eq!(

@@ -195,7 +195,17 @@ pub fn expand_local(
             a = written.to_string();
             Some(":include:s")
         } else {
-            match a.chars().next() {
+            // Quoted too (`"|/bin/echo"`, `"/tmp/x"@HOST`): sendmail looks at the local
+            // part without its quotes (compat cases addr-quoted-prog,
+            // addr-quoted-prog-local, addr-quoted-file); an escaped `\|` is a user name
+            // (addr-backslash-prog).
+            let (local, domain) = crate::message::address::split_at_domain(&a);
+            let bare = match local.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
+                Some(inner) if domain.is_none_or(|_| is_local(&a)) => inner,
+                _ if domain.is_none() => local,
+                _ => "",
+            };
+            match bare.chars().next() {
                 Some('|') => Some("programs"),
                 Some('/') => Some("files"),
                 _ => None,

@@ -377,7 +377,7 @@ fn join_spec(text: &str, tokens: &[&Token]) -> String {
     for t in tokens {
         match t.kind {
             Kind::Space | Kind::Comment => pending_space = true,
-            Kind::Special(c) if c != '@' => {}
+            Kind::Special(c) if c != '@' && c != ';' => {}
             _ => {
                 let piece = at(text, &t.span);
                 if pending_space
@@ -454,6 +454,25 @@ pub fn parse_list(text: &str, old_style: bool) -> Vec<Item> {
                 parser.error.get_or_insert(Invalid::Unbalanced('>'));
             }
             Kind::Special(',') => parser.flush(t.span.start, t.span.end),
+            // Outside a group a `;` is part of the address, as in sendmail:
+            // `a@x;b@y` is one address with two `@` (`Invalid route address`), never
+            // two recipients, and `a;b@example.org` keeps its `;` (compat cases
+            // addr-semicolon, addr-semicolon-local). One that ends the piece
+            // (`a@example.org;`) is dropped, as sendmail drops it
+            // (addr-semicolon-trailing).
+            Kind::Special(';')
+                if parser.group.is_none()
+                    && tokens
+                        .get(i + 1..)
+                        .unwrap_or_default()
+                        .iter()
+                        .find(|n| !matches!(n.kind, Kind::Space | Kind::Comment))
+                        .is_some_and(|n| n.kind != Kind::Special(',')) =>
+            {
+                if parser.angle.is_none() {
+                    parser.current.push(t);
+                }
+            }
             // The end of a group: it belongs to the piece it ends (`b@y;`).
             Kind::Special(';') => {
                 parser.flush(t.span.end, t.span.end);
