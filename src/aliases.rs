@@ -509,6 +509,10 @@ impl ExpandError {
 pub struct Expansion {
     pub targets: Vec<Expanded>,
     pub errors: Vec<ExpandError>,
+    /// The aliases and `:include:`s met again while being expanded (`ma: mb` and
+    /// `mb: ma`) for the address [`Expander::expand`] is on: a duplicate when the
+    /// address names anyone else, a loop when it names no one.
+    back_refs: Vec<String>,
 }
 
 /// How deep aliases may nest (sendmail's MAXRCRSN is 10).
@@ -724,22 +728,35 @@ impl Expander<'_> {
         let mut out = Expansion::default();
         let mut included = std::collections::HashSet::new();
         for a in addrs {
+            let (targets, errors) = (out.targets.len(), out.errors.len());
             if let (None, Some((aliases, all))) = (owner, self.catch_all(a)) {
                 let mut chain = vec![CATCH_ALL.to_string()];
                 for t in &all.targets {
                     let o = Some(aliases.owner);
                     self.one(t, o, Via::default(), &mut chain, &mut included, &mut out);
                 }
-                continue;
+            } else {
+                self.one(
+                    a,
+                    owner,
+                    Via::default(),
+                    &mut Vec::new(),
+                    &mut included,
+                    &mut out,
+                );
             }
-            self.one(
-                a,
-                owner,
-                Via::default(),
-                &mut Vec::new(),
-                &mut included,
-                &mut out,
-            );
+            // sendmail's rule (compat cases loop-alias-odi, loop-include-odi,
+            // loop-alias-only): an alias or list met again is an address already
+            // expanded, dropped as any duplicate is, when the address still names
+            // someone or something failed on its own; only an address whose expansion
+            // comes back to itself and names no one is `aliasing/forwarding loop
+            // broken`.
+            if !out.back_refs.is_empty() {
+                out.back_refs.clear();
+                if out.targets.len() == targets && out.errors.len() == errors {
+                    out.errors.push(ExpandError::Loop(a.trim().to_string()));
+                }
+            }
         }
         // The first in queue order wins (sendmail's `recipient` drops an address
         // already queued; one copy per recipient).
@@ -800,7 +817,11 @@ impl Expander<'_> {
         }
         if let Some(path) = addr.strip_prefix(":include:") {
             let path = path.trim();
-            if chain.len() >= MAX_DEPTH || chain.iter().any(|c| c == addr) {
+            if chain.iter().any(|c| c == addr) {
+                out.back_refs.push(addr.to_string());
+                return;
+            }
+            if chain.len() >= MAX_DEPTH {
                 out.errors.push(ExpandError::Loop(addr.to_string()));
                 return;
             }
@@ -885,7 +906,11 @@ impl Expander<'_> {
                 }
                 return;
             }
-            if chain.len() >= MAX_DEPTH || chain.contains(&key) {
+            if chain.contains(&key) {
+                out.back_refs.push(plain);
+                return;
+            }
+            if chain.len() >= MAX_DEPTH {
                 out.errors.push(ExpandError::Loop(plain));
                 return;
             }
@@ -1203,12 +1228,17 @@ mod tests {
             "prog: \"|/usr/bin/prog -a\", /var/log/archive\n",
             "loop1: loop2\n",
             "loop2: loop1\n",
+            "loopa: loopb, xa@remote.example\n",
+            "loopb: loopa, xb@remote.example\n",
+            "incloop: :include:/lists/self\n",
             "unknown: nobody-here\n",
             "Nested: staff, Staff, root\n",
         ));
         a.owner = 0;
         let inc = |p: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
-            if p == Path::new("/lists/members") {
+            if p == Path::new("/lists/self") {
+                Ok((":include:/lists/self, s@remote.example\n".into(), 1000))
+            } else if p == Path::new("/lists/members") {
                 Ok((
                     "# members\nm1@remote.example\nm2@remote.example, carol\n".into(),
                     1000,
@@ -1251,6 +1281,15 @@ mod tests {
         assert_eq!(addrs(&prog), vec!["/var/log/archive", "|/usr/bin/prog -a"]);
         assert!(prog.targets.iter().all(|t| t.owner == Some(0)));
         assert_eq!(x("loop1").errors, vec![ExpandError::Loop("loop1".into())]);
+        // A loop that still names someone is a duplicate, dropped without a word.
+        let l = x("loopa");
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
+        assert_eq!(addrs(&l), vec!["xa@remote.example", "xb@remote.example"]);
+        assert_eq!(
+            x("incloop").errors,
+            vec![],
+            "an :include: naming itself among others"
+        );
         assert_eq!(
             x("unknown").errors,
             vec![ExpandError::UnknownUser("nobody-here".into())]

@@ -151,6 +151,11 @@ pub struct Refused {
 }
 
 impl Refused {
+    /// An alias or list that came back to itself naming no one.
+    fn is_loop(&self) -> bool {
+        self.text == "aliasing/forwarding loop broken"
+    }
+
     /// The reason alone, after the address (`User unknown`).
     pub fn reason(&self) -> &str {
         // sendmail keeps the group with its words (recorded: `argv-group-mixed`).
@@ -999,6 +1004,7 @@ fn refused_recipients(
             .iter()
             .map(|r| {
                 let status = match r.code {
+                    _ if r.is_loop() => crate::status::LOOP,
                     Sysexit::NoUser => crate::status::BAD_MAILBOX,
                     // Only a looping message is refused as unavailable.
                     Sysexit::Unavailable => crate::status::LOOP,
@@ -1020,11 +1026,15 @@ fn refused_recipients(
                     remote_mta: None,
                     // sendmail's form for an unknown user (bounce-local-unknown); the
                     // other refusals keep their text.
-                    diagnostic: Some(if r.code == Sysexit::NoUser {
-                        format!("550 {status} {}", r.reason())
+                    // A loop is told in the transcript only, as sendmail tells it
+                    // (compat case loop-alias-only).
+                    diagnostic: if r.is_loop() {
+                        None
+                    } else if r.code == Sysexit::NoUser {
+                        Some(format!("550 {status} {}", r.reason()))
                     } else {
-                        r.text.clone()
-                    }),
+                        Some(r.text.clone())
+                    },
                     diagnostic_type: "X-Unix",
                     transcript: Vec::new(),
                     listed: Some(r.address.clone()),
@@ -1039,8 +1049,15 @@ fn refused_recipients(
         // bounce-local-unknown).
         notes: refused
             .iter()
-            .filter(|r| r.code == Sysexit::NoUser)
-            .map(|r| format!("550 {} {}", crate::status::BAD_MAILBOX, r.text))
+            .filter_map(|r| {
+                if r.is_loop() {
+                    Some(format!("554 {} {}", crate::status::LOOP, r.text))
+                } else if r.code == Sysexit::NoUser {
+                    Some(format!("550 {} {}", crate::status::BAD_MAILBOX, r.text))
+                } else {
+                    None
+                }
+            })
             .collect(),
         headers_only: crate::dsn::headers_only(
             env.ret.as_deref(),
