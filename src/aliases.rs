@@ -469,6 +469,10 @@ impl ExpandError {
             ExpandError::UnknownUser(_) => Sysexit::NoUser,
             ExpandError::Loop(_) => Sysexit::Usage,
             ExpandError::Include(..) => Sysexit::TempFail,
+            // A relative path is the list's fault, as sendmail's 64 says.
+            ExpandError::IncludeRefused(_, _, s) if *s == status::LIST_EXPANSION => {
+                Sysexit::Usage
+            }
             ExpandError::IncludeRefused(..) => Sysexit::Unavailable,
             ExpandError::Invalid(_, e) => e.exit(),
         }
@@ -829,6 +833,17 @@ impl Expander<'_> {
             // there, and the first mention wins): it is not read again, so that lists
             // naming each other many times cannot multiply the work.
             if included.contains(path) {
+                return;
+            }
+            // A relative path would be read from wherever the expanding process happens
+            // to be: refused for good, in sendmail's words and status (compat cases
+            // include-relative-odi, include-relative-bv).
+            if !Path::new(path).is_absolute() {
+                out.errors.push(ExpandError::IncludeRefused(
+                    path.to_string(),
+                    "Permission denied".into(),
+                    status::LIST_EXPANSION,
+                ));
                 return;
             }
             if included.len() >= MAX_INCLUDES {
@@ -1231,12 +1246,15 @@ mod tests {
             "loopa: loopb, xa@remote.example\n",
             "loopb: loopa, xb@remote.example\n",
             "incloop: :include:/lists/self\n",
+            "relinc: :include:lists/members, r@remote.example\n",
             "unknown: nobody-here\n",
             "Nested: staff, Staff, root\n",
         ));
         a.owner = 0;
         let inc = |p: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
-            if p == Path::new("/lists/self") {
+            if p == Path::new("lists/members") {
+                Ok(("read@remote.example\n".into(), 0))
+            } else if p == Path::new("/lists/self") {
                 Ok((":include:/lists/self, s@remote.example\n".into(), 1000))
             } else if p == Path::new("/lists/members") {
                 Ok((
@@ -1281,6 +1299,18 @@ mod tests {
         assert_eq!(addrs(&prog), vec!["/var/log/archive", "|/usr/bin/prog -a"]);
         assert!(prog.targets.iter().all(|t| t.owner == Some(0)));
         assert_eq!(x("loop1").errors, vec![ExpandError::Loop("loop1".into())]);
+        // A relative :include: is never read, and refused for good.
+        let r = x("relinc");
+        assert_eq!(addrs(&r), vec!["r@remote.example"]);
+        assert_eq!(
+            r.errors,
+            vec![ExpandError::IncludeRefused(
+                "lists/members".into(),
+                "Permission denied".into(),
+                status::LIST_EXPANSION
+            )]
+        );
+        assert_eq!(r.errors[0].status(), crate::exit::Sysexit::Usage);
         // A loop that still names someone is a duplicate, dropped without a word.
         let l = x("loopa");
         assert!(l.errors.is_empty(), "{:?}", l.errors);

@@ -135,6 +135,8 @@ pub const NO_ANSWER: EnhancedStatus = EnhancedStatus::new(Transient, 4, 1);
 pub const BAD_CONNECTION: EnhancedStatus = EnhancedStatus::new(Transient, 4, 2);
 /// 4.4.3 Directory server failure (DNS).
 pub const DIRECTORY_TEMP: EnhancedStatus = EnhancedStatus::new(Transient, 4, 3);
+/// 5.2.4: mailing list expansion problem (an `:include:` that is not an absolute path).
+pub const LIST_EXPANSION: EnhancedStatus = EnhancedStatus::new(Permanent, 2, 4);
 /// 5.4.6 Routing loop detected.
 pub const LOOP: EnhancedStatus = EnhancedStatus::new(Permanent, 4, 6);
 /// 4.4.7 Delivery time expired.
