@@ -818,6 +818,13 @@ fn canonical_local(local: &str) -> String {
     if is_dot_string(local) || is_quoted_string(local) {
         return local.to_string();
     }
+    quote_local(&local_content(local))
+}
+
+/// What a local part says, its quotes and backslash escapes taken away (RFC 5322
+/// §3.4.1: `"a b"`, `a\ b` and `"a"\ b` all say `a b`). Used to build a new local part
+/// from it (VERP) and write it again with [`quote_local`].
+pub fn local_content(local: &str) -> String {
     let mut content = String::new();
     let mut escaped = false;
     for c in local.chars() {
@@ -832,8 +839,15 @@ fn canonical_local(local: &str) -> String {
             c => content.push(c),
         }
     }
-    if is_dot_string(&content) {
-        return content;
+    content
+}
+
+/// A local part's content written as RFC 5321 allows: as it is when it is a
+/// Dot-string, else as one Quoted-string with `"` and `\` escaped (`a b` →
+/// `"a b"`, `a..b` → `"a..b"`).
+pub fn quote_local(content: &str) -> String {
+    if is_dot_string(content) {
+        return content.to_string();
     }
     let mut out = String::from("\"");
     for c in content.chars() {
