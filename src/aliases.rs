@@ -863,9 +863,11 @@ impl Expander<'_> {
                     let owner = Some(as_user.unwrap_or(uid));
                     chain.push(addr.to_string());
                     // Its members are under the file's control (recorded:
-                    // `bp-v-alias-include`, `(---::include:/path---)`).
+                    // `bp-v-alias-include`, `(---::include:/path---)`); a file a user
+                    // owns names the user, the uid and the user's group first
+                    // (`bp-v-alias-include-user`, `rsmtest:1001:1001::include:/path`).
                     let via = Via {
-                        ctl: Some(format!(":include:{path}")),
+                        ctl: Some(include_ctl(path, as_user.unwrap_or(uid))),
                         ..via
                     };
                     for t in list_targets(&text) {
@@ -960,6 +962,20 @@ impl Expander<'_> {
         } else {
             out.errors.push(ExpandError::UnknownUser(plain));
         }
+    }
+}
+
+/// The controlling address of an `:include:` file's members, as sendmail's `mailq -v`
+/// shows it: `:include:/path` for a file root owns, else `user:uid:gid::include:/path`
+/// with the owner's login name and group (compat cases bp-v-alias-include,
+/// bp-v-alias-include-user). An owner without a password entry is shown by the uid.
+fn include_ctl(path: &str, uid: u32) -> String {
+    if uid == 0 {
+        return format!(":include:{path}");
+    }
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) => format!("{}:{uid}:{}::include:{path}", u.name, u.gid.as_raw()),
+        _ => format!("{uid}:{uid}:{uid}::include:{path}"),
     }
 }
 
