@@ -470,9 +470,7 @@ impl ExpandError {
             ExpandError::Loop(_) => Sysexit::Usage,
             ExpandError::Include(..) => Sysexit::TempFail,
             // A relative path is the list's fault, as sendmail's 64 says.
-            ExpandError::IncludeRefused(_, _, s) if *s == status::LIST_EXPANSION => {
-                Sysexit::Usage
-            }
+            ExpandError::IncludeRefused(_, _, s) if *s == status::LIST_EXPANSION => Sysexit::Usage,
             ExpandError::IncludeRefused(..) => Sysexit::Unavailable,
             ExpandError::Invalid(_, e) => e.exit(),
         }

@@ -511,7 +511,9 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         // RFC 3464 §2.2: the per-message fields begin with Original-Envelope-Id.
         assert!(
-            text.contains("message/delivery-status\n\nOriginal-Envelope-Id: env-42\nReporting-MTA: "),
+            text.contains(
+                "message/delivery-status\n\nOriginal-Envelope-Id: env-42\nReporting-MTA: "
+            ),
             "{text}"
         );
         for want in [

@@ -116,7 +116,9 @@ pub enum AppendError {
 fn cannot_create(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::ENOENT | libc::ENOTDIR | libc::EACCES | libc::EPERM | libc::EROFS | libc::EISDIR)
+        Some(
+            libc::ENOENT | libc::ENOTDIR | libc::EACCES | libc::EPERM | libc::EROFS | libc::EISDIR
+        )
     )
 }
 

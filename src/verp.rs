@@ -95,15 +95,51 @@ mod tests {
         // quoted whole, in the sender and in the recipient, so that the result is
         // an RFC 5321 Mailbox.
         for (snd, rcpt, want) in [
-            ("l@o.example", "\"a@b\"@d.example", "\"l+a@b=d.example\"@o.example"),
-            ("l@o.example", "\"a..b\"@d.example", "\"l+a..b=d.example\"@o.example"),
-            ("l@o.example", "\"q x\"@d.example", "\"l+q x=d.example\"@o.example"),
-            ("l@o.example", "\"q\\\"x\"@d.example", "\"l+q\\\"x=d.example\"@o.example"),
-            ("l@o.example", "\"plain\"@d.example", "l+plain=d.example@o.example"),
-            ("l@o.example", "a\\ b@d.example", "\"l+a b=d.example\"@o.example"),
-            ("\"list bounces\"@o.example", "v1@d.example", "\"list bounces+v1=d.example\"@o.example"),
-            ("\"l@x\"@o.example", "v@d.example", "\"l@x+v=d.example\"@o.example"),
-            ("\".l\"@o.example", "v@d.example", "\".l+v=d.example\"@o.example"),
+            (
+                "l@o.example",
+                "\"a@b\"@d.example",
+                "\"l+a@b=d.example\"@o.example",
+            ),
+            (
+                "l@o.example",
+                "\"a..b\"@d.example",
+                "\"l+a..b=d.example\"@o.example",
+            ),
+            (
+                "l@o.example",
+                "\"q x\"@d.example",
+                "\"l+q x=d.example\"@o.example",
+            ),
+            (
+                "l@o.example",
+                "\"q\\\"x\"@d.example",
+                "\"l+q\\\"x=d.example\"@o.example",
+            ),
+            (
+                "l@o.example",
+                "\"plain\"@d.example",
+                "l+plain=d.example@o.example",
+            ),
+            (
+                "l@o.example",
+                "a\\ b@d.example",
+                "\"l+a b=d.example\"@o.example",
+            ),
+            (
+                "\"list bounces\"@o.example",
+                "v1@d.example",
+                "\"list bounces+v1=d.example\"@o.example",
+            ),
+            (
+                "\"l@x\"@o.example",
+                "v@d.example",
+                "\"l@x+v=d.example\"@o.example",
+            ),
+            (
+                "\".l\"@o.example",
+                "v@d.example",
+                "\".l+v=d.example\"@o.example",
+            ),
             ("\"q x\"", "v@d.example", "\"q x+v=d.example\""),
         ] {
             let got = s(snd, "+=", rcpt);

@@ -65,7 +65,9 @@ fn verp_senders_are_quoted_whole_when_they_must_be() {
         env1.sendmail(&args, MSG).code(0);
         assert_eq!(
             envelopes(&sink1),
-            ["X-Mail-Args: <\"list bounces+v1=remote.example\"@remote.example> | X-Rcpt-Args: <v1@remote.example>"],
+            [
+                "X-Mail-Args: <\"list bounces+v1=remote.example\"@remote.example> | X-Rcpt-Args: <v1@remote.example>"
+            ],
             "{how}"
         );
     }

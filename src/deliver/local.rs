@@ -614,9 +614,10 @@ impl Local {
             // symbolic link), fails for good as sendmail's `Can't create output`
             // (compat cases file-nodir, file-isdir, file-perm); a user's mailbox is
             // tried again (its spool directory may be back).
-            Ok(s) if file_target
-                && (s.code() == Some(Sysexit::CantCreat.code().into())
-                    || s.code() == Some(Sysexit::NoPerm.code().into())) =>
+            Ok(s)
+                if file_target
+                    && (s.code() == Some(Sysexit::CantCreat.code().into())
+                        || s.code() == Some(Sysexit::NoPerm.code().into())) =>
             {
                 LocalOutcome::perm(
                     550,
