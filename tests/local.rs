@@ -374,9 +374,13 @@ fn aliases_of_every_kind() {
         "rcpt \\root ",
         "rcpt m1@example.org ",
         &format!(
-            "rcpt |id%20-u%20>%20{}/user-id sender=teamboss@example.org owner={} from=team final=team@test.example fanout=1 ctl=:include:{}\n",
+            // The user's file: its members under `user:uid:gid::include:/path`, as
+            // sendmail's mailq -v shows them (bp-v-alias-include-user).
+            "rcpt |id%20-u%20>%20{}/user-id sender=teamboss@example.org owner={} from=team final=team@test.example fanout=1 ctl={TEST_USER}:{}:{}::include:{}\n",
             out.display(),
             test_user().uid,
+            test_user().uid,
+            test_user().gid,
             members.display()
         ),
         &format!(
