@@ -138,6 +138,17 @@ class Case:
             if len(parts) > 2:
                 pw = pwd.getpwnam(parts[2])
                 os.chown(target, pw.pw_uid, pw.pw_gid)
+        # `owners`: lines `FILE LOGIN`, each copied file given to that user (an
+        # `:include:` list a user owns, whose members `mailq -v` lists under the user).
+        owners = os.path.join(self.path, "owners")
+        if os.path.isfile(owners):
+            import pwd
+            with open(owners) as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) == 2:
+                        pw = pwd.getpwnam(parts[1])
+                        os.chown(os.path.join(into, parts[0]), pw.pw_uid, pw.pw_gid)
 
 
 # sendmail.cf's PrivacyOptions on the recording machine (Debian's); replay's config says

@@ -510,6 +510,10 @@ impl ExpandError {
 pub struct Expansion {
     pub targets: Vec<Expanded>,
     pub errors: Vec<ExpandError>,
+    /// The aliases and `:include:`s met again while being expanded (`ma: mb` and
+    /// `mb: ma`) for the address [`Expander::expand`] is on: a duplicate when the
+    /// address names anyone else, a loop when it names no one.
+    back_refs: Vec<String>,
     /// For each of `errors` (the same index), what expanded to the refused target: the
     /// nearest enclosing alias or `:include:` file, as a report's `(expanded from: X)`
     /// names it (recorded: `bounce-exp-unknown-user-odi`); `None` for an address given
@@ -753,22 +757,35 @@ impl Expander<'_> {
         let mut out = Expansion::default();
         let mut included = std::collections::HashSet::new();
         for a in addrs {
+            let (targets, errors) = (out.targets.len(), out.errors.len());
             if let (None, Some((aliases, all))) = (owner, self.catch_all(a)) {
                 let mut chain = vec![CATCH_ALL.to_string()];
                 for t in &all.targets {
                     let o = Some(aliases.owner);
                     self.one(t, o, Via::default(), &mut chain, &mut included, &mut out);
                 }
-                continue;
+            } else {
+                self.one(
+                    a,
+                    owner,
+                    Via::default(),
+                    &mut Vec::new(),
+                    &mut included,
+                    &mut out,
+                );
             }
-            self.one(
-                a,
-                owner,
-                Via::default(),
-                &mut Vec::new(),
-                &mut included,
-                &mut out,
-            );
+            // sendmail's rule (compat cases loop-alias-odi, loop-include-odi,
+            // loop-alias-only): an alias or list met again is an address already
+            // expanded, dropped as any duplicate is, when the address still names
+            // someone or something failed on its own; only an address whose expansion
+            // comes back to itself and names no one is `aliasing/forwarding loop
+            // broken`.
+            if !out.back_refs.is_empty() {
+                out.back_refs.clear();
+                if out.targets.len() == targets && out.errors.len() == errors {
+                    out.fail(&Via::default(), ExpandError::Loop(a.trim().to_string()));
+                }
+            }
         }
         // The first in queue order wins (sendmail's `recipient` drops an address
         // already queued; one copy per recipient).
@@ -829,7 +846,11 @@ impl Expander<'_> {
         }
         if let Some(path) = addr.strip_prefix(":include:") {
             let path = path.trim();
-            if chain.len() >= MAX_DEPTH || chain.iter().any(|c| c == addr) {
+            if chain.iter().any(|c| c == addr) {
+                out.back_refs.push(addr.to_string());
+                return;
+            }
+            if chain.len() >= MAX_DEPTH {
                 out.fail(&via, ExpandError::Loop(addr.to_string()));
                 return;
             }
@@ -837,6 +858,20 @@ impl Expander<'_> {
             // there, and the first mention wins): it is not read again, so that lists
             // naming each other many times cannot multiply the work.
             if included.contains(path) {
+                return;
+            }
+            // A relative path would be read from wherever the expanding process happens
+            // to be: refused for good, in sendmail's words and status (compat cases
+            // include-relative-odi, include-relative-bv).
+            if !Path::new(path).is_absolute() {
+                out.fail(
+                    &via,
+                    ExpandError::IncludeRefused(
+                        path.to_string(),
+                        "Permission denied".into(),
+                        status::LIST_EXPANSION,
+                    ),
+                );
                 return;
             }
             if included.len() >= MAX_INCLUDES {
@@ -859,9 +894,11 @@ impl Expander<'_> {
                     let owner = Some(as_user.unwrap_or(uid));
                     chain.push(addr.to_string());
                     // Its members are under the file's control (recorded:
-                    // `bp-v-alias-include`, `(---::include:/path---)`).
+                    // `bp-v-alias-include`, `(---::include:/path---)`); a file a user
+                    // owns names the user, the uid and the user's group first
+                    // (`bp-v-alias-include-user`, `rsmtest:1001:1001::include:/path`).
                     let via = Via {
-                        ctl: Some(format!(":include:{path}")),
+                        ctl: Some(include_ctl(path, as_user.unwrap_or(uid))),
                         ..via
                     };
                     for t in list_targets(&text) {
@@ -914,7 +951,11 @@ impl Expander<'_> {
                 }
                 return;
             }
-            if chain.len() >= MAX_DEPTH || chain.contains(&key) {
+            if chain.contains(&key) {
+                out.back_refs.push(plain);
+                return;
+            }
+            if chain.len() >= MAX_DEPTH {
                 out.fail(&via, ExpandError::Loop(plain));
                 return;
             }
@@ -949,6 +990,20 @@ impl Expander<'_> {
         } else {
             out.fail(&via, ExpandError::UnknownUser(plain));
         }
+    }
+}
+
+/// The controlling address of an `:include:` file's members, as sendmail's `mailq -v`
+/// shows it: `:include:/path` for a file root owns, else `user:uid:gid::include:/path`
+/// with the owner's login name and group (compat cases bp-v-alias-include,
+/// bp-v-alias-include-user). An owner without a password entry is shown by the uid.
+fn include_ctl(path: &str, uid: u32) -> String {
+    if uid == 0 {
+        return format!(":include:{path}");
+    }
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) => format!("{}:{uid}:{}::include:{path}", u.name, u.gid.as_raw()),
+        _ => format!("{uid}:{uid}:{uid}::include:{path}"),
     }
 }
 
@@ -1234,12 +1289,20 @@ mod tests {
             "prog: \"|/usr/bin/prog -a\", /var/log/archive\n",
             "loop1: loop2\n",
             "loop2: loop1\n",
+            "loopa: loopb, xa@remote.example\n",
+            "loopb: loopa, xb@remote.example\n",
+            "incloop: :include:/lists/self\n",
+            "relinc: :include:lists/members, r@remote.example\n",
             "unknown: nobody-here\n",
             "Nested: staff, Staff, root\n",
         ));
         a.owner = 0;
         let inc = |p: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
-            if p == Path::new("/lists/members") {
+            if p == Path::new("lists/members") {
+                Ok(("read@remote.example\n".into(), 0))
+            } else if p == Path::new("/lists/self") {
+                Ok((":include:/lists/self, s@remote.example\n".into(), 1000))
+            } else if p == Path::new("/lists/members") {
                 Ok((
                     "# members\nm1@remote.example\nm2@remote.example, carol\n".into(),
                     1000,
@@ -1282,6 +1345,27 @@ mod tests {
         assert_eq!(addrs(&prog), vec!["/var/log/archive", "|/usr/bin/prog -a"]);
         assert!(prog.targets.iter().all(|t| t.owner == Some(0)));
         assert_eq!(x("loop1").errors, vec![ExpandError::Loop("loop1".into())]);
+        // A relative :include: is never read, and refused for good.
+        let r = x("relinc");
+        assert_eq!(addrs(&r), vec!["r@remote.example"]);
+        assert_eq!(
+            r.errors,
+            vec![ExpandError::IncludeRefused(
+                "lists/members".into(),
+                "Permission denied".into(),
+                status::LIST_EXPANSION
+            )]
+        );
+        assert_eq!(r.errors[0].status(), crate::exit::Sysexit::Usage);
+        // A loop that still names someone is a duplicate, dropped without a word.
+        let l = x("loopa");
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
+        assert_eq!(addrs(&l), vec!["xa@remote.example", "xb@remote.example"]);
+        assert_eq!(
+            x("incloop").errors,
+            vec![],
+            "an :include: naming itself among others"
+        );
         assert_eq!(
             x("unknown").errors,
             vec![ExpandError::UnknownUser("nobody-here".into())]

@@ -293,10 +293,11 @@ impl Report<'_> {
             }
         }
         let _ = writeln!(b, "\n--{boundary}\nContent-Type: message/delivery-status\n");
-        let _ = writeln!(b, "Reporting-MTA: dns; {}", one_line(self.host));
+        // RFC 3464 §2.2's order, and sendmail's (compat case V-envid-bounce).
         if let Some(e) = &env.envid {
             let _ = writeln!(b, "Original-Envelope-Id: {}", one_line(e));
         }
+        let _ = writeln!(b, "Reporting-MTA: dns; {}", one_line(self.host));
         let _ = writeln!(b, "Arrival-Date: {}", date(env.created));
         for r in &self.recipients {
             b.push('\n');
@@ -508,6 +509,13 @@ mod tests {
         rep.write("NEWID", 0, "a@x", &mut &original[..], &mut out)
             .unwrap();
         let text = String::from_utf8(out).unwrap();
+        // RFC 3464 §2.2: the per-message fields begin with Original-Envelope-Id.
+        assert!(
+            text.contains(
+                "message/delivery-status\n\nOriginal-Envelope-Id: env-42\nReporting-MTA: "
+            ),
+            "{text}"
+        );
         for want in [
             "Content-Type: multipart/report; report-type=delivery-status;",
             "Subject: Returned mail: see transcript for details",

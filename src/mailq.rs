@@ -355,6 +355,8 @@ fn ctl_line(ctl: Option<&str>, default_uid: u32) -> String {
     match ctl {
         None => String::new(),
         Some(c) if c.starts_with(":include:") => prtstr(&format!(":{c}"), usize::MAX),
+        // A user's `:include:` file: `user:uid:gid::include:/path` as it was stored.
+        Some(c) if c.contains("::include:") => prtstr(c, usize::MAX),
         Some(c) => prtstr(&format!("{c}:{default_uid}:0:{c}"), usize::MAX),
     }
 }
@@ -446,6 +448,17 @@ pub fn list_json(spool: &Spool, filter: Option<&QueueRunArgs>) -> Result<(String
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn controlling_user_lines_as_sendmail_shows_them() {
+        assert_eq!(ctl_line(None, 8), "");
+        assert_eq!(ctl_line(Some("list"), 8), "list:8:0:list");
+        assert_eq!(ctl_line(Some(":include:/l/m"), 8), "::include:/l/m");
+        assert_eq!(
+            ctl_line(Some("rsmtest:1001:1001::include:/l/m"), 8),
+            "rsmtest:1001:1001::include:/l/m"
+        );
+    }
 
     #[test]
     fn json_escapes() {

@@ -104,6 +104,22 @@ pub enum AppendError {
     /// No room for the message: a full file system, a quota, the file-size limit
     /// (ENOSPC, EDQUOT, EFBIG): try again later.
     Full(String),
+    /// The file cannot be opened or created at all: its directory is missing or not a
+    /// directory (ENOENT, ENOTDIR), no right to it (EACCES, EPERM, EROFS), or it is a
+    /// directory (EISDIR). sendmail's `Can't create output`, for good for a file
+    /// target.
+    CantCreate(String),
+}
+
+/// Whether an error opening or creating a file is one that waiting does not mend
+/// (see [`AppendError::CantCreate`]).
+fn cannot_create(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ENOENT | libc::ENOTDIR | libc::EACCES | libc::EPERM | libc::EROFS | libc::EISDIR
+        )
+    )
 }
 
 impl AppendError {
@@ -112,7 +128,8 @@ impl AppendError {
             AppendError::Locked(s)
             | AppendError::Unsafe(s)
             | AppendError::Io(s)
-            | AppendError::Full(s) => s,
+            | AppendError::Full(s)
+            | AppendError::CantCreate(s) => s,
         }
     }
 }
@@ -166,6 +183,14 @@ pub fn dotlock(path: &Path, wait: Duration) -> Result<DotLock, AppendError> {
             }
             // No right to create it (a user's own mailbox in /var/mail): fcntl alone.
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Ok(DotLock(None)),
+            // No directory to put it in: the file itself cannot be created either.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                return Err(AppendError::CantCreate(format!(
+                    "cannot create {}: {}",
+                    path.display(),
+                    crate::config::io_text(&e)
+                )));
+            }
             Err(e) => {
                 return Err(AppendError::Io(format!(
                     "cannot create {}: {}",
@@ -261,11 +286,12 @@ fn open_append(path: &Path, create: bool) -> io::Result<File> {
 fn open_checked(t: &Target<'_>) -> Result<File, AppendError> {
     let unsafe_file = |why: &str| AppendError::Unsafe(format!("{why}: {}", t.path.display()));
     let io_error = |what: &str, e: &io::Error| {
-        AppendError::Io(format!(
-            "{what} {}: {}",
-            t.path.display(),
-            crate::config::io_text(e)
-        ))
+        let text = format!("{what} {}: {}", t.path.display(), crate::config::io_text(e));
+        if cannot_create(e) {
+            AppendError::CantCreate(text)
+        } else {
+            AppendError::Io(text)
+        }
     };
     let f = match open_append(t.path, false) {
         Ok(f) => f,

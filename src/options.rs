@@ -264,6 +264,8 @@ pub fn lookup_long(name: &str) -> Result<Resolved, Fatal> {
         if m.is_empty() { find(own_names) } else { m }
     };
     match matches.as_slice() {
+        // `-O =` and `-O =value` (compat cases O-null-name, O-null-name-value).
+        [] if base.is_empty() => Err(Fatal::new(Sysexit::Software, "readcf: null option name")),
         [] => Err(Fatal::new(
             Sysexit::Software,
             format!("readcf: unknown option name {base}"),
@@ -960,6 +962,17 @@ pub struct Settings {
     pub given: Vec<String>,
 }
 
+/// The ErrorMode letter a value names: `p`, `q`, `m`, `w` or `e` as given; any other
+/// first letter is accepted without a word and acts as `p`, as sendmail's does (compat
+/// cases `errormode-x-odi`, `errormode-x-O`); an empty value leaves the default (`None`).
+fn error_mode_letter(value: &str) -> Option<char> {
+    match value.chars().next() {
+        Some(c @ ('p' | 'q' | 'm' | 'w' | 'e')) => Some(c),
+        Some(_) => Some('p'),
+        None => None,
+    }
+}
+
 impl Settings {
     /// Apply one option: parse its value into its typed field. Errors end the program at
     /// once (EX_USAGE; the config file makes them its own).
@@ -976,7 +989,7 @@ impl Settings {
         let name = def.name;
         match (name, sub) {
             ("DeliveryMode", _) => self.delivery_mode = Some(DeliveryMode::parse(value)?),
-            ("ErrorMode", _) => self.error_mode = value.chars().next(),
+            ("ErrorMode", _) => self.error_mode = error_mode_letter(value),
             ("IgnoreDots", _) => self.ignore_dots = Some(parse_bool(name, value)?),
             ("Verbose", _) => self.verbose = Some(parse_bool(name, value)?),
             ("QueueDirectory", _) => self.queue_directory = Some(parse_absolute_path(name, value)?),
@@ -1120,6 +1133,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn error_mode_unknown_letter_acts_as_p() {
+        for (value, want) in [
+            ("p", Some('p')),
+            ("q", Some('q')),
+            ("m", Some('m')),
+            ("w", Some('w')),
+            ("e", Some('e')),
+            ("x", Some('p')),
+            ("Q", Some('p')),
+            ("mail", Some('m')),
+            ("", None),
+        ] {
+            assert_eq!(error_mode_letter(value), want, "{value:?}");
+        }
+    }
+
+    #[test]
     fn delivery_mode_first_lowercase_letter_only() {
         let cases: &[(&str, Result<DeliveryMode, &str>)] = &[
             ("", Ok(DeliveryMode::Interactive)),
@@ -1190,6 +1220,10 @@ mod tests {
         assert_eq!(
             lookup_long("Foo").unwrap_err().message,
             "readcf: unknown option name Foo"
+        );
+        assert_eq!(
+            lookup_long("").unwrap_err().message,
+            "readcf: null option name"
         );
         let t = lookup_long("Timeout.queuereturn").unwrap();
         assert_eq!(

@@ -119,7 +119,8 @@ pub const MAILBOX_TEMP: EnhancedStatus = EnhancedStatus::new(Transient, 2, 0);
 pub const MAILBOX_PERM: EnhancedStatus = EnhancedStatus::new(Permanent, 2, 0);
 /// 4.2.1 Mailbox disabled, not accepting messages.
 pub const MAILBOX_DISABLED: EnhancedStatus = EnhancedStatus::new(Transient, 2, 1);
-/// 5.2.4: a mailing list that cannot be expanded (RFC 3463 §3.3).
+/// 5.2.4: a mailing list that cannot be expanded (RFC 3463 §3.3; an `:include:` that is
+/// not an absolute path, or one anyone may write).
 pub const LIST_EXPANSION: EnhancedStatus = EnhancedStatus::new(Permanent, 2, 4);
 /// 4.2.2 Mailbox full: no room for the message (a full disk, a quota, a file-size limit).
 pub const MAILBOX_FULL: EnhancedStatus = EnhancedStatus::new(Transient, 2, 2);

@@ -161,6 +161,11 @@ pub struct Refused {
 }
 
 impl Refused {
+    /// An alias or list that came back to itself naming no one.
+    fn is_loop(&self) -> bool {
+        self.text == "aliasing/forwarding loop broken"
+    }
+
     /// The reason alone, after the address (`User unknown`).
     pub fn reason(&self) -> &str {
         // sendmail keeps the group with its words (recorded: `argv-group-mixed`).
@@ -205,7 +210,17 @@ pub fn expand_local(
             a = written.to_string();
             Some(":include:s")
         } else {
-            match a.chars().next() {
+            // Quoted too (`"|/bin/echo"`, `"/tmp/x"@HOST`): sendmail looks at the local
+            // part without its quotes (compat cases addr-quoted-prog,
+            // addr-quoted-prog-local, addr-quoted-file); an escaped `\|` is a user name
+            // (addr-backslash-prog).
+            let (local, domain) = crate::message::address::split_at_domain(&a);
+            let bare = match local.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
+                Some(inner) if domain.is_none_or(|_| is_local(&a)) => inner,
+                _ if domain.is_none() => local,
+                _ => "",
+            };
+            match bare.chars().next() {
                 Some('|') => Some("programs"),
                 Some('/') => Some("files"),
                 _ => None,
@@ -1021,6 +1036,7 @@ fn refused_recipients(
             .iter()
             .map(|r| {
                 let status = match r.code {
+                    _ if r.is_loop() => crate::status::LOOP,
                     _ if r.list_file.is_some() => r.list_file.unwrap_or(crate::status::PERM),
                     Sysexit::NoUser => crate::status::BAD_MAILBOX,
                     // Only a looping message is refused as unavailable.
@@ -1058,7 +1074,10 @@ fn refused_recipients(
                     remote_mta: None,
                     // sendmail's form for an unknown user (bounce-local-unknown); the
                     // other refusals keep their text.
-                    diagnostic: if r.list_file.is_some() {
+                    // A loop and a refused list file are told in the transcript only,
+                    // as sendmail tells them (compat cases loop-alias-only,
+                    // bounce-exp-inc-writable-odi).
+                    diagnostic: if r.is_loop() || r.list_file.is_some() {
                         None
                     } else if r.code == Sysexit::NoUser {
                         Some(format!("550 {status} {}", r.reason()))
@@ -1077,12 +1096,16 @@ fn refused_recipients(
         // bounce-local-unknown).
         notes: refused
             .iter()
-            .filter_map(|r| match r.list_file {
-                Some(st) => Some(format!("550 {st} {}", r.text)),
-                None if r.code == Sysexit::NoUser => {
+            .filter_map(|r| {
+                if r.is_loop() {
+                    Some(format!("554 {} {}", crate::status::LOOP, r.text))
+                } else if let Some(st) = r.list_file {
+                    Some(format!("550 {st} {}", r.text))
+                } else if r.code == Sysexit::NoUser {
                     Some(format!("550 {} {}", crate::status::BAD_MAILBOX, r.text))
+                } else {
+                    None
                 }
-                None => None,
             })
             .collect(),
         headers_only: crate::dsn::headers_only(

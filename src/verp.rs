@@ -36,7 +36,15 @@ pub fn check_delimiters(d: &str) -> Result<(), String> {
 /// `delims` (two characters, [`check_delimiters`]): `prefix@origin` and `user@domain`
 /// give `prefix<d1>user<d2>domain@origin`. A recipient without a domain adds its local
 /// part alone; the null sender stays null (there is nowhere to encode it).
+///
+/// Built from what the local parts say (their quotes and escapes taken away, split at
+/// the last `@` outside quotes), as Postfix builds it from its internal form, and
+/// written again as an RFC 5321 Mailbox: a local part that is not a Dot-string is
+/// quoted whole (`"q x"@d.example` and `list-bounces@l.example` give
+/// `"list-bounces+q x=d.example"@l.example`; `a..b@d.example` gives
+/// `"list-bounces+a..b=d.example"@l.example`).
 pub fn sender(sender: &str, delims: &str, recipient: &str) -> String {
+    use crate::message::address::{local_content, quote_local, split_at_domain};
     if sender.is_empty() {
         return String::new();
     }
@@ -45,23 +53,19 @@ pub fn sender(sender: &str, delims: &str, recipient: &str) -> String {
         (Some(a), Some(b)) => (a, b),
         _ => ('+', '='),
     };
-    let (prefix, origin) = match sender.rsplit_once('@') {
-        Some((p, o)) => (p, Some(o)),
-        None => (sender, None),
-    };
-    let (user, domain) = match recipient.rsplit_once('@') {
-        Some((u, d)) => (u, Some(d)),
-        None => (recipient, None),
-    };
-    let mut out = String::from(prefix);
+    let (prefix, origin) = split_at_domain(sender);
+    let (user, domain) = split_at_domain(recipient);
+    let user = local_content(user);
+    let mut local = local_content(prefix);
     if !user.is_empty() {
-        out.push(first);
-        out.push_str(user);
+        local.push(first);
+        local.push_str(&user);
         if let Some(d) = domain.filter(|d| !d.is_empty()) {
-            out.push(second);
-            out.push_str(d);
+            local.push(second);
+            local.push_str(d);
         }
     }
+    let mut out = quote_local(&local);
     if let Some(o) = origin.filter(|o| !o.is_empty()) {
         out.push('@');
         out.push_str(o);
@@ -87,11 +91,61 @@ mod tests {
         assert_eq!(s("root", "+=", "u@d.example"), "root+u=d.example");
         assert_eq!(s("l@o.example", "+=", "bob"), "l+bob@o.example");
         assert_eq!(s("", "+=", "u@d.example"), "");
-        // The last @ splits, as in Postfix (a quoted local part may hold one).
-        assert_eq!(
-            s("l@o.example", "+=", "\"a@b\"@d.example"),
-            "l+\"a@b\"=d.example@o.example"
-        );
+        // The last @ outside quotes splits; a local part that is no Dot-string is
+        // quoted whole, in the sender and in the recipient, so that the result is
+        // an RFC 5321 Mailbox.
+        for (snd, rcpt, want) in [
+            (
+                "l@o.example",
+                "\"a@b\"@d.example",
+                "\"l+a@b=d.example\"@o.example",
+            ),
+            (
+                "l@o.example",
+                "\"a..b\"@d.example",
+                "\"l+a..b=d.example\"@o.example",
+            ),
+            (
+                "l@o.example",
+                "\"q x\"@d.example",
+                "\"l+q x=d.example\"@o.example",
+            ),
+            (
+                "l@o.example",
+                "\"q\\\"x\"@d.example",
+                "\"l+q\\\"x=d.example\"@o.example",
+            ),
+            (
+                "l@o.example",
+                "\"plain\"@d.example",
+                "l+plain=d.example@o.example",
+            ),
+            (
+                "l@o.example",
+                "a\\ b@d.example",
+                "\"l+a b=d.example\"@o.example",
+            ),
+            (
+                "\"list bounces\"@o.example",
+                "v1@d.example",
+                "\"list bounces+v1=d.example\"@o.example",
+            ),
+            (
+                "\"l@x\"@o.example",
+                "v@d.example",
+                "\"l@x+v=d.example\"@o.example",
+            ),
+            (
+                "\".l\"@o.example",
+                "v@d.example",
+                "\".l+v=d.example\"@o.example",
+            ),
+            ("\"q x\"", "v@d.example", "\"q x+v=d.example\""),
+        ] {
+            let got = s(snd, "+=", rcpt);
+            assert_eq!(got, want, "{snd} {rcpt}");
+            assert!(crate::message::address::is_rfc5321(&got), "{got}");
+        }
         // Non-ASCII text is never cut inside a character.
         assert_eq!(s("ä@ö", "+=", "ü@é"), "ä+ü=é@ö");
     }

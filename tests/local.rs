@@ -374,9 +374,13 @@ fn aliases_of_every_kind() {
         "rcpt \\root ",
         "rcpt m1@example.org ",
         &format!(
-            "rcpt |id%20-u%20>%20{}/user-id sender=teamboss@example.org owner={} from=team final=team@test.example fanout=1 ctl=:include:{}\n",
+            // The user's file: its members under `user:uid:gid::include:/path`, as
+            // sendmail's mailq -v shows them (bp-v-alias-include-user).
+            "rcpt |id%20-u%20>%20{}/user-id sender=teamboss@example.org owner={} from=team final=team@test.example fanout=1 ctl={TEST_USER}:{}:{}::include:{}\n",
             out.display(),
             test_user().uid,
+            test_user().uid,
+            test_user().gid,
             members.display()
         ),
         &format!(
@@ -1080,6 +1084,51 @@ fn pipes_defer_on_75_and_bounce_otherwise() {
         "{text}"
     );
     assert!(!text.contains("Original-Recipient"), "{text}");
+}
+
+#[test]
+fn file_targets_that_cannot_be_created_bounce_at_once() {
+    if !is_root() {
+        return;
+    }
+    let env = local_env("", None);
+    let dir = env.dir.join("files");
+    fs::create_dir(&dir).unwrap();
+    let closed = dir.join("closed");
+    fs::create_dir(&closed).unwrap();
+    fs::set_permissions(&closed, fs::Permissions::from_mode(0o555)).unwrap();
+    let aliases = format!(
+        "nodir: {d}/nodir/x.out\nisdir: {d}\nperm: {c}/x.out\ndevnull: /dev/null\n\
+         symlink: {d}/link\n",
+        d = dir.display(),
+        c = closed.display()
+    );
+    std::os::unix::fs::symlink(dir.join("target"), dir.join("link")).unwrap();
+    fs::write(env.dir.join("aliases"), aliases).unwrap();
+    // Each cannot be opened or will not be written: for good, reported at once
+    // (sendmail's `Can't create output`; compat cases file-nodir, file-isdir,
+    // file-perm), never queued until the queue's timeout.
+    for (name, why) in [
+        ("nodir", "nodir/x.out"),
+        ("isdir", "files"),
+        ("perm", "closed/x.out"),
+        ("symlink", "a symbolic link"),
+    ] {
+        let _ = fs::remove_file(mbox(&env, "root"));
+        env.sendmail(&["-odi", name], MSG).code(67);
+        assert!(env.entries().is_empty(), "{name}: {:?}", env.entries());
+        let text = parse_report(&fs::read(mbox(&env, "root")).unwrap(), &env);
+        assert!(text.contains("Can't create output"), "{name}: {text}");
+        assert!(text.contains(why), "{name}: {text}");
+        assert!(text.contains("'Status': '5.3.0'"), "{name}: {text}");
+    }
+    assert!(!dir.join("target").exists());
+    // /dev/null takes the message without being opened, as in sendmail
+    // (file-devnull).
+    let _ = fs::remove_file(mbox(&env, "root"));
+    env.sendmail(&["-odi", "devnull"], MSG).code(0);
+    assert!(env.entries().is_empty());
+    assert!(!mbox(&env, "root").exists());
 }
 
 #[test]

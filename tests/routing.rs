@@ -24,6 +24,55 @@ fn envelopes(sink: &Sink) -> Vec<String> {
     v
 }
 
+/// VERP senders for local parts that need quoting, in the recipient and in the sender,
+/// by `-XV` and by `O Verp`: every MAIL FROM is an RFC 5321 Mailbox, the whole new local
+/// part quoted (as Postfix writes its internal form on the wire), never a quoted string
+/// pasted inside a dot-string.
+#[test]
+fn verp_senders_are_quoted_whole_when_they_must_be() {
+    for (how, conf) in [("-XV", ""), ("O Verp", "O Verp=true\n")] {
+        let (env0, env1) = (Env::new(), Env::new());
+        let (Some(sink), Some(sink1)) = (Sink::start(&env0.dir, &[]), Sink::start(&env1.dir, &[]))
+        else {
+            return;
+        };
+        let env = relay_env(sink.port, conf);
+        let env1 = relay_env(sink1.port, conf);
+        let mut args = vec!["-odi", "-f", "list-bounces@remote.example"];
+        if conf.is_empty() {
+            args.insert(0, "-XV");
+        }
+        args.extend([
+            "\"a@b\"@remote.example",
+            "a..b@remote.example",
+            "\"q x\"@remote.example",
+        ]);
+        env.sendmail(&args, MSG).code(0);
+        assert_eq!(
+            envelopes(&sink),
+            [
+                "X-Mail-Args: <\"list-bounces+a..b=remote.example\"@remote.example> | X-Rcpt-Args: <\"a..b\"@remote.example>",
+                "X-Mail-Args: <\"list-bounces+a@b=remote.example\"@remote.example> | X-Rcpt-Args: <\"a@b\"@remote.example>",
+                "X-Mail-Args: <\"list-bounces+q x=remote.example\"@remote.example> | X-Rcpt-Args: <\"q x\"@remote.example>",
+            ],
+            "{how}"
+        );
+        let mut args = vec!["-odi", "-f", "\"list bounces\"@remote.example"];
+        if conf.is_empty() {
+            args.insert(0, "-XV");
+        }
+        args.push("v1@remote.example");
+        env1.sendmail(&args, MSG).code(0);
+        assert_eq!(
+            envelopes(&sink1),
+            [
+                "X-Mail-Args: <\"list bounces+v1=remote.example\"@remote.example> | X-Rcpt-Args: <v1@remote.example>"
+            ],
+            "{how}"
+        );
+    }
+}
+
 /// `-XV` to a server without XVERP (smtp-sink): one transaction per recipient, each from
 /// `sender+user=domain@origin` (Postfix's form); `-XV-=` chooses the delimiters, and
 /// `O VerpDelimiters=` the default ones. The request survives the queue. `-X file` is

@@ -613,6 +613,12 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, Fatal> {
             Short('F') => inv.full_name = Some(value("F")?),
             Short('f' | 'r') => {
                 let v = value("f")?;
+                // A second -f or -r (the same value too, the empty one too) is refused
+                // and nothing is sent, as sendmail does (compat cases f-twice,
+                // f-twice-same, f-then-r, r-then-f, r-twice, f-twice-empty, f-twice-bv).
+                if inv.sender.is_some() {
+                    return Err(Fatal::new(Sysexit::Usage, "More than one \"from\" person"));
+                }
                 // `<>` is the null sender; `<addr>` is addr.
                 let bare = match v.strip_prefix('<').and_then(|r| r.strip_suffix('>')) {
                     Some(inner) => inner.to_string(),
@@ -974,6 +980,24 @@ mod tests {
         let ti = p(&["-ti"]).unwrap();
         assert!(ti.read_recipients);
         assert_eq!(ti.settings.ignore_dots, Some(true));
+    }
+
+    #[test]
+    fn one_from_person_only() {
+        for args in [
+            &["-f", "a@x", "-f", "b@x"][..],
+            &["-f", "a@x", "-f", "a@x"],
+            &["-f", "a@x", "-r", "b@x"],
+            &["-r", "a@x", "-f", "a@x"],
+            &["-ra@x", "-rb@x"],
+            &["-f", "", "-f", "a@x"],
+            &["-f", "<>", "-f", "<>"],
+        ] {
+            let e = p(args).unwrap_err();
+            assert_eq!(e.code, Sysexit::Usage, "{args:?}");
+            assert_eq!(e.message, "More than one \"from\" person", "{args:?}");
+        }
+        assert_eq!(p(&["-r", "a@x"]).unwrap().sender.as_deref(), Some("a@x"));
     }
 
     #[test]

@@ -350,6 +350,11 @@ impl Local {
                 if !self.root {
                     return self.needs_root(&r.address);
                 }
+                // sendmail's special case: the message is discarded, the file never
+                // opened (compat case file-devnull).
+                if path == "/dev/null" {
+                    return LocalOutcome::Delivered("discarded (/dev/null)".into());
+                }
                 let (uid, gid) = self.run_as(r.owner);
                 self.append(
                     Path::new(&path),
@@ -542,6 +547,8 @@ impl Local {
         open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
         sender: &str,
     ) -> LocalOutcome {
+        // A mailbox has its owner to check; a `/file` target of a list has none.
+        let file_target = owner_check.is_none();
         let exe = match std::env::current_exe() {
             Ok(p) => p,
             Err(e) => return LocalOutcome::temp(status::SYSTEM_TEMP, e.to_string()),
@@ -615,7 +622,22 @@ impl Local {
             }
             // `mbox_child`'s exit statuses: EX_NOPERM for a mailbox it will not write
             // (not a safe one), EX_TEMPFAIL for no room in it, EX_CANTCREAT for one it
-            // could not write.
+            // cannot open or create, EX_IOERR for one it could not write. A `/file`
+            // target that cannot be opened, or will not be written (a device, a
+            // symbolic link), fails for good as sendmail's `Can't create output`
+            // (compat cases file-nodir, file-isdir, file-perm); a user's mailbox is
+            // tried again (its spool directory may be back).
+            Ok(s)
+                if file_target
+                    && (s.code() == Some(Sysexit::CantCreat.code().into())
+                        || s.code() == Some(Sysexit::NoPerm.code().into())) =>
+            {
+                LocalOutcome::perm(
+                    550,
+                    status::SYSTEM_PERM,
+                    format!("{}... Can't create output: {err}", path.display()),
+                )
+            }
             Ok(s) if s.code() == Some(Sysexit::NoPerm.code().into()) => {
                 LocalOutcome::temp(status::MAILBOX_TEMP, err)
             }
@@ -910,7 +932,8 @@ pub fn mbox_child(args: &[std::ffi::OsString]) -> i32 {
             match e {
                 mbox::AppendError::Unsafe(_) => 77,
                 mbox::AppendError::Full(_) => 75,
-                _ => 73,
+                mbox::AppendError::CantCreate(_) => 73,
+                _ => 74,
             }
         }
     }

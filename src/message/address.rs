@@ -377,7 +377,7 @@ fn join_spec(text: &str, tokens: &[&Token]) -> String {
     for t in tokens {
         match t.kind {
             Kind::Space | Kind::Comment => pending_space = true,
-            Kind::Special(c) if c != '@' => {}
+            Kind::Special(c) if c != '@' && c != ';' => {}
             _ => {
                 let piece = at(text, &t.span);
                 if pending_space
@@ -454,6 +454,25 @@ pub fn parse_list(text: &str, old_style: bool) -> Vec<Item> {
                 parser.error.get_or_insert(Invalid::Unbalanced('>'));
             }
             Kind::Special(',') => parser.flush(t.span.start, t.span.end),
+            // Outside a group a `;` is part of the address, as in sendmail:
+            // `a@x;b@y` is one address with two `@` (`Invalid route address`), never
+            // two recipients, and `a;b@example.org` keeps its `;` (compat cases
+            // addr-semicolon, addr-semicolon-local). One that ends the piece
+            // (`a@example.org;`) is dropped, as sendmail drops it
+            // (addr-semicolon-trailing).
+            Kind::Special(';')
+                if parser.group.is_none()
+                    && tokens
+                        .get(i + 1..)
+                        .unwrap_or_default()
+                        .iter()
+                        .find(|n| !matches!(n.kind, Kind::Space | Kind::Comment))
+                        .is_some_and(|n| n.kind != Kind::Special(',')) =>
+            {
+                if parser.angle.is_none() {
+                    parser.current.push(t);
+                }
+            }
             // The end of a group: it belongs to the piece it ends (`b@y;`).
             Kind::Special(';') => {
                 parser.flush(t.span.end, t.span.end);
@@ -799,6 +818,13 @@ fn canonical_local(local: &str) -> String {
     if is_dot_string(local) || is_quoted_string(local) {
         return local.to_string();
     }
+    quote_local(&local_content(local))
+}
+
+/// What a local part says, its quotes and backslash escapes taken away (RFC 5322
+/// §3.4.1: `"a b"`, `a\ b` and `"a"\ b` all say `a b`). Used to build a new local part
+/// from it (VERP) and write it again with [`quote_local`].
+pub fn local_content(local: &str) -> String {
     let mut content = String::new();
     let mut escaped = false;
     for c in local.chars() {
@@ -813,8 +839,15 @@ fn canonical_local(local: &str) -> String {
             c => content.push(c),
         }
     }
-    if is_dot_string(&content) {
-        return content;
+    content
+}
+
+/// A local part's content written as RFC 5321 allows: as it is when it is a
+/// Dot-string, else as one Quoted-string with `"` and `\` escaped (`a b` →
+/// `"a b"`, `a..b` → `"a..b"`).
+pub fn quote_local(content: &str) -> String {
+    if is_dot_string(content) {
+        return content.to_string();
     }
     let mut out = String::from("\"");
     for c in content.chars() {
