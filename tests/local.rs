@@ -546,19 +546,21 @@ fn forward_files_are_honoured_only_when_safe() {
         "'Final-Recipient': 'RFC822; nosuchuser-fwd@test.example'",
         "'Status': '5.1.1'",
         "'Diagnostic-Code': 'X-Unix; 550 5.1.1 nosuchuser-fwd... User unknown'",
-        // Refused inside the list it names: reported as what that list expanded to.
-        &format!("'Final-Recipient': 'RFC822; {TEST_USER}@test.example'"),
-        &format!(
-            "'X-Actual-Recipient': 'rfc822; :include:{}'",
-            looped.display()
-        ),
-        "'Status': '5.4.6'",
-        &format!(
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
+    // A target of the .forward that is a list including itself and naming no one is a
+    // loop (sendmail's rule: compat cases loop-alias-only, loop-include-odi), reported
+    // as that target, as the .forward's other bad targets are.
+    for want in [
+        format!("'Final-Recipient': 'RFC822; :include:{}'", looped.display()),
+        "'Status': '5.4.6'".to_string(),
+        format!(
             "'Diagnostic-Code': 'X-Unix; 554 5.4.6 :include:{}... aliasing/forwarding loop broken'",
             looped.display()
         ),
     ] {
-        assert!(text.contains(want), "{want:?} in\n{text}");
+        assert!(text.contains(&want), "{want:?} in\n{text}");
     }
     // Reported once (its Final-Recipient; X-Actual-Recipient names it again).
     assert_eq!(text.matches("RFC822; a@@example.org'").count(), 1, "{text}");
