@@ -91,6 +91,21 @@ fn setgid_copy(here: &Path) -> PathBuf {
 }
 
 /// A directory only group mail may write.
+/// A system configuration in `here` (`rsendmail.conf`, 0644) whose spool is a
+/// group-only directory there: the spool and the config file.
+fn system_config(here: &Path) -> (PathBuf, PathBuf) {
+    let spool = here.join("spool");
+    group_only_dir(&spool);
+    let conf = here.join("rsendmail.conf");
+    fs::write(
+        &conf,
+        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    (spool, conf)
+}
+
 fn group_only_dir(p: &Path) {
     fs::create_dir(p).unwrap();
     chgrp_mail(p);
@@ -778,15 +793,7 @@ fn user_submission_never_falls_back_to_a_per_user_spool_where_a_system_config_ex
     let mq = home.join("mailq");
     std::os::unix::fs::symlink(&b, &mq).unwrap();
     let here = setgid_dir("syscfg");
-    let spool = here.join("spool");
-    group_only_dir(&spool);
-    let conf = here.join("rsendmail.conf");
-    fs::write(
-        &conf,
-        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
-    )
-    .unwrap();
-    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let (spool, conf) = system_config(&here);
     let state = home.join("state");
     let envs = [
         ("HOME", home.to_str().unwrap()),
@@ -927,15 +934,7 @@ fn system_config_override_never_reaches_a_setgid_program() {
     );
     // -X gives the group up; what the program reads from then on is the caller's
     // business, and the group-only spool of the system configuration refuses the message.
-    let spool = here.join("spool");
-    group_only_dir(&spool);
-    let conf = here.join("rsendmail.conf");
-    fs::write(
-        &conf,
-        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
-    )
-    .unwrap();
-    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let (spool, conf) = system_config(&here);
     let log = dir.join("traffic.log");
     let envs = [
         ("HOME", dir.to_str().unwrap()),
