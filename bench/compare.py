@@ -89,7 +89,22 @@ def ratio(a, b):
     return "%.2fx" % (a / b) if b and a == a and b == b else "n/a"
 
 
-class Rsendmail:
+class WithRunner:
+    """A program with a periodic queue runner in the foreground, ours to stop."""
+    runner = None
+
+    def spawn_runner(self, argv):
+        self.runner = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        time.sleep(0.3)
+
+    def stop_runner(self):
+        if self.runner:
+            self.runner.terminate()
+            self.runner.wait()
+            self.runner = None
+
+
+class Rsendmail(WithRunner):
     """rsendmail with a config of its own (spool, mailboxes, log) relaying to `port`."""
 
     def __init__(self, work, name, port, label=None):
@@ -114,15 +129,8 @@ class Rsendmail:
 
     def start_runner(self):
         """The periodic queue runner in the foreground (`-qf -q30m`), ours to stop."""
-        self.runner = subprocess.Popen([BIN, "-C", self.conf, "-qf", "-q30m"],
-                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        time.sleep(0.3)
+        self.spawn_runner([BIN, "-C", self.conf, "-qf", "-q30m"])
 
-    def stop_runner(self):
-        if self.runner:
-            self.runner.terminate()
-            self.runner.wait()
-            self.runner = None
 
     def run_queue(self):
         return subprocess.run([BIN, "-C", self.conf, "-q"], stdin=subprocess.DEVNULL)
@@ -137,7 +145,7 @@ class Rsendmail:
 ERR = tempfile.TemporaryFile()
 
 
-class Installed:
+class Installed(WithRunner):
     """rsendmail as installed: a set-gid copy (group rsendmail) of both binaries, the
     system config /etc/rsendmail/rsendmail.conf (in the namespace), its spool 2770, the
     root runner as the packaged service starts it (`-q30m -qf`); submissions by
@@ -176,15 +184,8 @@ class Installed:
             f.write("SPOOLDIR %s\nMAILSPOOL %s\nMAILNAME bench.example\nSMARTHOST 127.0.0.1\n"
                     "PORT %d\nMAILLOG %s\n" % (self.spool, self.mail, self.port, log))
         if self.with_runner and not self.runner:
-            self.runner = subprocess.Popen([self.bin, "-q30m", "-qf"], stdin=subprocess.DEVNULL,
-                                           stdout=subprocess.DEVNULL)
-            time.sleep(0.3)
+            self.spawn_runner([self.bin, "-q30m", "-qf"])
 
-    def stop_runner(self):
-        if self.runner:
-            self.runner.terminate()
-            self.runner.wait()
-            self.runner = None
 
     def argv(self, mode, rcpts):
         self.configure()
