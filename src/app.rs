@@ -582,12 +582,13 @@ const SPENT_AT_SUBMISSION: &[&str] = &[
     "LogLevel",
 ];
 
-/// Whether a background submission may hand its entry to a listening queue runner
+/// Whether a background submission (from the command line, or a message a `-bs` or `-bd`
+/// session accepted) may hand its entry to a listening queue runner
 /// (`crate::spool::wake`): not with `-X` or `-d` (the caller's own deliverer writes
 /// their output) or with an option that changes how it is delivered (a timeout, a
 /// `QueueDirectory`...): then the submission's own background delivery applies them, as
 /// before.
-fn for_the_runner(s: &Setup) -> bool {
+pub fn for_the_runner(s: &Setup) -> bool {
     s.inv.traffic_log.is_none()
         && !s.inv.debug
         && s.inv
