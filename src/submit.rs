@@ -153,10 +153,12 @@ pub struct Refused {
     /// began with, qualified (the report's `Final-Recipient:`, `lst@host`); `None` for
     /// an address given as it is (recorded: `bounce-exp-unknown-user-odi`).
     pub expanded: Option<(String, String)>,
-    /// An `:include:` file refused at expansion: its RFC 3463 status (`5.2.4`). The
-    /// report names the file (`:include:/path`), gives no reason line and no
+    /// An `:include:` file refused at expansion, or a program or file target of a list
+    /// whose user may not have one (`5.7.1`): its RFC 3463 status (`5.2.4`). The
+    /// report names the file (`:include:/path`) or target, gives no reason line and no
     /// Diagnostic-Code, and its transcript repeats the refusal with that status, as
-    /// sendmail's does (recorded: `bounce-exp-inc-writable-odi`).
+    /// sendmail's does (recorded: `bounce-exp-inc-writable-odi`,
+    /// `bounce-exp-inc-user-prog-odi`).
     pub list_file: Option<crate::status::EnhancedStatus>,
 }
 
@@ -192,7 +194,7 @@ pub fn expand_local(
     host: &str,
 ) -> (Vec<Recipient>, Vec<Refused>) {
     use crate::aliases::{ExpandError, Expander, Target};
-    let ex = Expander::system(aliases, is_local);
+    let ex = Expander::system(aliases, is_local, host);
     let mut out: Vec<Recipient> = Vec::new();
     let mut refused = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -264,6 +266,8 @@ pub fn expand_local(
             });
             let list_file = match e {
                 ExpandError::IncludeRefused(_, _, st) => Some(*st),
+                // Told as a refused list file is (recorded: `bounce-exp-inc-user-prog-odi`).
+                ExpandError::Mailer(..) => Some(crate::status::NOT_AUTHORIZED),
                 _ => None,
             };
             refused.push(Refused {
@@ -271,7 +275,9 @@ pub fn expand_local(
                 text: e.text(),
                 code: e.status(),
                 quiet: false,
-                expanded: x.ctl_of(k).map(|c| (c.to_string(), final_rcpt)),
+                expanded: x
+                    .ctl_of(k)
+                    .map(|c| (crate::aliases::ctl_in_report(c).to_string(), final_rcpt)),
                 list_file,
             });
         }
@@ -1054,6 +1060,7 @@ fn refused_recipients(
                 } else if r.address.is_empty()
                     || r.address.contains('@')
                     || r.address.starts_with(['|', '/', '\\', ':'])
+                    || r.address.trim_start_matches('"').starts_with(['|', '/'])
                 {
                     r.address.clone()
                 } else {

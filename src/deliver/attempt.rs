@@ -408,9 +408,22 @@ pub fn attempt(
         let lines: Vec<String> = refused
             .iter()
             .skip(refused_before)
-            .map(|f| format!("{}... {}", f.recipient.address, f.failure.reply().summary()))
+            .map(|f| {
+                if f.told {
+                    f.failure.text.clone()
+                } else {
+                    format!("{}... {}", f.recipient.address, f.failure.reply().summary())
+                }
+            })
             .collect();
         say(out, &lines);
+        // What sendmail tells while expanding reaches the terminal of an interactive
+        // delivery without -v too (recorded: `forward-prog-noshell-odi`).
+        if out.is_none() && engine.interactive {
+            for f in refused.iter().skip(refused_before).filter(|f| f.told) {
+                rsendmail::outln!("{}", f.failure.text);
+            }
+        }
         // Targets the expansion refused are reported at the end: until then the
         // recipient stays open, so that a crash cannot lose their report.
         if units_left > 0 && refused.len() == refused_before {
@@ -781,7 +794,11 @@ fn deliver_local(
         .deliver(env, r, &is_local, open_message, &sender)
     {
         local::LocalOutcome::Delivered(text) => ok(text),
-        local::LocalOutcome::Failed(f) => RcptOutcome::new(i, f.reply(), Mailer::Local, None),
+        local::LocalOutcome::Failed(f) => {
+            let mut o = RcptOutcome::new(i, f.reply(), Mailer::Local, None);
+            o.cant_create = f.cant_create;
+            o
+        }
         local::LocalOutcome::Expanded(list, failed, text) => {
             let queued = if list.is_empty() {
                 Ok(text)

@@ -76,6 +76,9 @@ pub struct Failure {
     pub code: u16,
     pub status: EnhancedStatus,
     pub text: String,
+    /// A `/file` target that cannot be created or opened: the delivery exits
+    /// EX_CANTCREAT as sendmail's does.
+    pub cant_create: bool,
 }
 
 impl Failure {
@@ -84,6 +87,7 @@ impl Failure {
             code,
             status,
             text: text.into(),
+            cant_create: false,
         }
     }
 
@@ -100,6 +104,11 @@ pub struct Refused {
     pub recipient: Recipient,
     /// The code, the status and the `addr... reason` text.
     pub failure: Failure,
+    /// Told as sendmail tells an error it finds while expanding (its `usrerr`): the
+    /// text on the terminal of an interactive delivery and in the report's transcript,
+    /// with no reason line and no Diagnostic-Code in the report, and exit 64 (recorded:
+    /// `forward-prog-noshell-odi`). A program or file the list's user may not have.
+    pub told: bool,
 }
 
 /// Local delivery settings.
@@ -201,9 +210,26 @@ impl Local {
         let read = |path: &Path, as_user: Option<u32>| self.read_list(path, as_user, false);
         Expander {
             read_include: &read,
-            ..Expander::system(self.aliases(), is_local)
+            ..Expander::system(self.aliases(), is_local, &self.host)
         }
         .expand(addrs, owner)
+    }
+
+    /// Expand a list file a user controls (a `.forward`: its path and text) as
+    /// [`Local::expand`] does, its refusals naming the file and line.
+    pub fn expand_list(
+        &self,
+        path: &Path,
+        text: &str,
+        owner: Option<u32>,
+        is_local: &dyn Fn(&str) -> bool,
+    ) -> rsendmail::aliases::Expansion {
+        let read = |path: &Path, as_user: Option<u32>| self.read_list(path, as_user, false);
+        Expander {
+            read_include: &read,
+            ..Expander::system(self.aliases(), is_local, &self.host)
+        }
+        .expand_list(&path.to_string_lossy(), text, owner)
     }
 
     /// Read a list file (an `:include:` file, a `.forward`): its text and its owner's uid.
@@ -403,7 +429,7 @@ impl Local {
                         Ok((text, _)) => {
                             let targets = rsendmail::aliases::list_targets(&text);
                             if !targets.is_empty() {
-                                let mut x = self.expand(&targets, Some(u.uid), is_local);
+                                let mut x = self.expand_list(&fwd, &text, Some(u.uid), is_local);
                                 // The user's own name in the .forward is the mailbox.
                                 for t in &mut x.targets {
                                     if let Target::User(n) = &t.target
@@ -483,7 +509,13 @@ impl Local {
                 // that recipient is its Original-Recipient (a target refused here never
                 // reaches a server).
                 let mut recipient = rsendmail::aliases::recipient_from(r, e.target());
-                match x.ctl_of(k) {
+                // A `.forward`'s own targets were expanded from its user (recorded:
+                // `forward-prog-noshell-odi`, `(expanded from: rsmtest)`).
+                let ctl = x
+                    .ctl_of(k)
+                    .map(rsendmail::aliases::ctl_in_report)
+                    .or((how == ".forward").then_some(addr));
+                match ctl {
                     Some(ctl) => {
                         recipient.expanded_from = Some(ctl.to_string());
                         recipient.final_rcpt =
@@ -498,6 +530,7 @@ impl Local {
                 Refused {
                     recipient,
                     failure: Failure::new(code, status, text),
+                    told: matches!(e, ExpandError::Mailer(..)),
                 }
             })
             .collect();
@@ -632,11 +665,13 @@ impl Local {
                     && (s.code() == Some(Sysexit::CantCreat.code().into())
                         || s.code() == Some(Sysexit::NoPerm.code().into())) =>
             {
-                LocalOutcome::perm(
+                let mut f = Failure::new(
                     550,
                     status::SYSTEM_PERM,
                     format!("{}... Can't create output: {err}", path.display()),
-                )
+                );
+                f.cant_create = true;
+                LocalOutcome::Failed(f)
             }
             Ok(s) if s.code() == Some(Sysexit::NoPerm.code().into()) => {
                 LocalOutcome::temp(status::MAILBOX_TEMP, err)
