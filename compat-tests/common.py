@@ -6,6 +6,7 @@ replay talk to the very same programs.
 """
 import base64
 import glob
+import grp
 import json
 import os
 import pwd
@@ -157,14 +158,20 @@ class Case:
 
         `forward`: lines `LOGIN FILE`: the copied FILE is LOGIN's `.forward` (owned by
         LOGIN, mode 0644) in a fresh home directory (owned by LOGIN, 0755) mounted over
-        LOGIN's own (which must exist); and /var/mail is a fresh directory too, so that
-        a mailbox delivery never reaches a real mailbox. `shells`: the copied file of
+        LOGIN's own (which must exist); and /var/mail is a fresh directory too (also
+        for a case with a `mail` file), so that a mailbox delivery never reaches a real
+        mailbox. `shells`: the copied file of
         that name stands for /etc/shells."""
         binds = []
         forwards = [l.split() for l in self.lines("forward")]
-        if forwards:
+        if forwards or os.path.exists(os.path.join(self.path, "mail")):
             mail = os.path.join(scratch, "mail")
             os.makedirs(mail, exist_ok=True)
+            # As Debian's: root's, the mail group's, writable by all, sticky.
+            try:
+                os.chown(mail, 0, grp.getgrnam("mail").gr_gid)
+            except KeyError:
+                pass
             os.chmod(mail, 0o3777)
             binds.append((mail, "/var/mail"))
         for login, name in forwards:

@@ -576,6 +576,78 @@ fn forward_files_are_honoured_only_when_safe() {
     let _ = fs::remove_file(&fwd);
 }
 
+/// `.forward` files that forward to each other end in the mailboxes sendmail 8.17 chose
+/// (recorded with the recording host's mailbox deliveries queued: compat-tests
+/// `differences/forward-loop-*`): the user the chain comes back to gets the message, and
+/// so does the user whose `.forward` names no one new; nothing is returned. The test
+/// user and root forward to each other, each home a directory of the test's mounted in
+/// a private mount namespace.
+#[test]
+fn forward_loops_end_in_the_mailboxes_sendmail_chooses() {
+    if !is_root() || !can_switch_user() || !Path::new("/usr/bin/unshare").exists() {
+        return;
+    }
+    let env = local_env("", None);
+    let user = test_user();
+    let homes = open_dir(&env, "homes");
+    let (user_home, root_home) = (homes.join("user"), homes.join("root"));
+    let run = |user_fwd: &str, root_fwd: &str| {
+        for (home, text, uid, gid) in [
+            (&user_home, user_fwd, user.uid, user.gid),
+            (&root_home, root_fwd, 0, 0),
+        ] {
+            fs::create_dir_all(home).unwrap();
+            std::os::unix::fs::chown(home, Some(uid), Some(gid)).unwrap();
+            fs::set_permissions(home, fs::Permissions::from_mode(0o755)).unwrap();
+            let fwd = home.join(".forward");
+            fs::write(&fwd, text).unwrap();
+            std::os::unix::fs::chown(&fwd, Some(uid), Some(gid)).unwrap();
+            fs::set_permissions(&fwd, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let link = env.link("sendmail");
+        let args = [
+            "-m",
+            "--",
+            "sh",
+            "-c",
+            "mount --bind \"$1\" \"$2\" && mount --bind \"$3\" \"$4\" && shift 4 && exec \"$@\"",
+            "sh",
+            user_home.to_str().unwrap(),
+            user.home.to_str().unwrap(),
+            root_home.to_str().unwrap(),
+            "/root",
+            link.to_str().unwrap(),
+            "-C",
+            env.conf.to_str().unwrap(),
+            "-odi",
+            TEST_USER,
+        ];
+        env.run_raw(Path::new("/usr/bin/unshare"), &args, MSG)
+    };
+    let count = |who: &str| {
+        let p = mbox(&env, who);
+        let n = if p.exists() {
+            mbox_summary(&p).len()
+        } else {
+            0
+        };
+        let _ = fs::remove_file(&p);
+        n
+    };
+    // Two users naming each other: both mailboxes (forward-loop-two).
+    run("root\n", &format!("{TEST_USER}\n")).code(0);
+    assert_eq!((count(TEST_USER), count("root")), (1, 1));
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    // The user's own name with a backslash: the mailbox (forward-loop-self).
+    run(&format!("\\{TEST_USER}\n"), "").code(0);
+    assert_eq!((count(TEST_USER), count("root")), (1, 0));
+    // Root's .forward naming itself as well as the user: root's mailbox once, and the
+    // user's, to whom the chain came back.
+    run("root\n", &format!("{TEST_USER}, \\root\n")).code(0);
+    assert_eq!((count(TEST_USER), count("root")), (1, 1));
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}
+
 #[test]
 fn non_root_deliverer_leaves_other_users_mail_for_the_root_runner() {
     if !can_switch_user() {

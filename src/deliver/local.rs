@@ -429,15 +429,9 @@ impl Local {
                         Ok((text, _)) => {
                             let targets = rsendmail::aliases::list_targets(&text);
                             if !targets.is_empty() {
-                                let mut x = self.expand_list(&fwd, &text, Some(u.uid), is_local);
-                                // The user's own name in the .forward is the mailbox.
-                                for t in &mut x.targets {
-                                    if let Target::User(n) = &t.target
-                                        && rsendmail::aliases::key_of(n) == u.name
-                                    {
-                                        t.target = Target::Mailbox(u.name.clone());
-                                    }
-                                }
+                                let x = self.forward_of(&u, &fwd, &text, is_local);
+                                let mut visited = vec![u.name.clone()];
+                                let (x, _) = self.follow_forwards(x, &mut visited, is_local);
                                 return self.expanded(r, &addr, x, ".forward");
                             }
                         }
@@ -461,6 +455,124 @@ impl Local {
                 self.mailbox(&u.name, open_message, sender)
             }
         }
+    }
+
+    /// The expansion of user `u`'s `.forward` (at `fwd`, its `text`): its targets with
+    /// the user's rights, the user's own name in it meaning the mailbox.
+    fn forward_of(
+        &self,
+        u: &User,
+        fwd: &Path,
+        text: &str,
+        is_local: &dyn Fn(&str) -> bool,
+    ) -> rsendmail::aliases::Expansion {
+        let mut x = self.expand_list(fwd, text, Some(u.uid), is_local);
+        for t in &mut x.targets {
+            if let Target::User(n) = &t.target
+                && rsendmail::aliases::key_of(n) == u.name
+            {
+                t.target = Target::Mailbox(u.name.clone());
+            }
+        }
+        x
+    }
+
+    /// The `.forward` of a local user `name` that this deliverer may read now, read:
+    /// the user and the file's text; `None` when there is none to follow here (no such
+    /// user, no safe `.forward`, or one only another process can read), which leaves the
+    /// user for a delivery of its own.
+    fn readable_forward(&self, name: &str) -> Option<(User, PathBuf, String)> {
+        let (base, detail) = rsendmail::aliases::split_detail(name);
+        if base.is_empty() || detail.is_some() {
+            return None;
+        }
+        let u = user(base)?;
+        if !self.root && u.uid != self.uid {
+            return None;
+        }
+        let fwd = u.home.join(".forward");
+        if !matches!(forward_is_safe(&fwd, u.uid), Ok(true)) {
+            return None;
+        }
+        let (text, _) = self
+            .read_list(&fwd, Some(u.uid).filter(|&id| id != 0), true)
+            .ok()?;
+        Some((u, fwd, text))
+    }
+
+    /// Follow the `.forward` files of the local users an expansion `x` names, as
+    /// sendmail expands a chain of them at once, and break a loop as sendmail does
+    /// (recorded from 8.17: `forward-loop-two`, `forward-loop-three`,
+    /// `forward-loop-two-remote`): a user met again on the way (the chain comes back
+    /// to it) gets the message in the mailbox, and so does a user whose `.forward`
+    /// names no one new (only users already on the way); a user whose `.forward` names
+    /// someone new is replaced by what it names. `visited` holds the users on the way.
+    /// Returns the expansion and whether it named anyone new.
+    fn follow_forwards(
+        &self,
+        x: rsendmail::aliases::Expansion,
+        visited: &mut Vec<String>,
+        is_local: &dyn Fn(&str) -> bool,
+    ) -> (rsendmail::aliases::Expansion, bool) {
+        let mut x = x;
+        let targets = std::mem::take(&mut x.targets);
+        let mut out = x;
+        let mut new = false;
+        for t in targets {
+            let Target::User(n) = &t.target else {
+                new = true;
+                out.targets.push(t);
+                continue;
+            };
+            let key = rsendmail::aliases::key_of(n);
+            if visited.contains(&key) {
+                // Back to a user on the way: its mailbox.
+                out.targets.push(rsendmail::aliases::Expanded {
+                    target: Target::Mailbox(key),
+                    ..t
+                });
+                continue;
+            }
+            new = true;
+            let next = (visited.len() < rsendmail::aliases::MAX_DEPTH)
+                .then(|| self.readable_forward(&key))
+                .flatten();
+            let Some((u, fwd, text)) = next else {
+                out.targets.push(t);
+                continue;
+            };
+            visited.push(u.name.clone());
+            let inner = self.forward_of(&u, &fwd, &text, is_local);
+            let (mut inner, named_new) = self.follow_forwards(inner, visited, is_local);
+            // What the user's .forward led to was expanded from the user.
+            for e in &mut inner.targets {
+                e.ctl.get_or_insert_with(|| u.name.clone());
+            }
+            for c in &mut inner.error_ctl {
+                c.get_or_insert_with(|| u.name.clone());
+            }
+            if !named_new {
+                inner.targets.push(rsendmail::aliases::Expanded {
+                    target: Target::Mailbox(u.name.clone()),
+                    ..t
+                });
+            }
+            out.targets.extend(inner.targets);
+            out.errors.extend(inner.errors);
+            out.error_ctl.extend(inner.error_ctl);
+        }
+        // Each mailbox and address once.
+        let mut seen = std::collections::HashSet::new();
+        out.targets.retain(|e| {
+            let k = match &e.target {
+                Target::User(u) | Target::Mailbox(u) => {
+                    format!("user:{}", rsendmail::aliases::key_of(u))
+                }
+                t => t.address(),
+            };
+            seen.insert(k)
+        });
+        (out, new)
     }
 
     /// The outcome of an expansion of `r`: an `:include:` that cannot be read now defers
