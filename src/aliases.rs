@@ -535,8 +535,8 @@ pub enum ExpandError {
     Invalid(String, address::Invalid),
     /// A `|command` or `/file` target of a list file whose controlling user may not
     /// mail to programs or files ([`mailer_refusal`]): the target as written
-    /// (`"|/bin/cat >/dev/null"`) and the whole text, `file: line N: ` first (recorded:
-    /// `bounce-exp-inc-user-prog-odi`). Refused for good, `5.7.1`.
+    /// (`"|/bin/cat >/dev/null"`) and the text (`Expansion::said` puts the file and
+    /// line first; recorded: `bounce-exp-inc-user-prog-odi`). Refused for good, `5.7.1`.
     Mailer(String, String),
 }
 
@@ -623,6 +623,14 @@ pub struct Expansion {
     /// names it (recorded: `bounce-exp-unknown-user-odi`); `None` for an address given
     /// as it is.
     pub error_ctl: Vec<Option<String>>,
+    /// For each of `errors`: the list file and line its target was read from, which
+    /// sendmail's message about it names first ([`Expansion::said`]).
+    pub error_at: Vec<Option<(String, usize)>>,
+    /// What sendmail's `-v` prints while expanding, in order (recorded: `v-alias-remote`,
+    /// `v-include`, `v-forward`): `staff... aliased to a, b`, `:include:/path...
+    /// including file /path`, `/path: line 1: sending to m1@example.org` and, for a
+    /// `.forward`, `/home/u/.forward: line 1: forwarding to f@example.org`.
+    pub notes: Vec<String>,
 }
 
 impl Expansion {
@@ -630,6 +638,27 @@ impl Expansion {
     fn fail(&mut self, via: &Via, e: ExpandError) {
         self.errors.push(e);
         self.error_ctl.push(via.ctl.clone());
+        self.error_at.push(via.at.clone());
+    }
+
+    /// What sendmail says of `errors[i]`: its text, after `FILE: line N: ` when its
+    /// target was read from a list file (recorded: `bounce-exp-inc-unknown-odi`,
+    /// `DIR/members: line 2: nosuchuser... User unknown`; `forward-unknown-odi`).
+    pub fn said(&self, i: usize) -> String {
+        let text = self
+            .errors
+            .get(i)
+            .map(ExpandError::text)
+            .unwrap_or_default();
+        match self.error_at.get(i) {
+            Some(Some((file, line))) => format!("{file}: line {line}: {text}"),
+            _ => text,
+        }
+    }
+
+    /// Whether `errors[i]`'s target was read from a list file.
+    pub fn from_list_file(&self, i: usize) -> bool {
+        matches!(self.error_at.get(i), Some(Some(_)))
     }
 
     /// What expanded to the target of `errors[i]` (see [`Expansion::error_ctl`]).
@@ -871,7 +900,7 @@ impl Expander<'_> {
     pub fn expand(&self, addrs: &[String], owner: Option<u32>) -> Expansion {
         let addrs: Vec<(String, Option<(String, usize)>)> =
             addrs.iter().map(|a| (a.clone(), None)).collect();
-        self.expand_at(&addrs, owner)
+        self.expand_at(&addrs, owner, None)
     }
 
     /// Expand a list file's targets (a `.forward`: `path` and its `text`), which belong
@@ -882,17 +911,30 @@ impl Expander<'_> {
             .into_iter()
             .map(|(n, t)| (t, Some((path.to_string(), n))))
             .collect();
-        self.expand_at(&addrs, owner)
+        self.expand_at(&addrs, owner, Some(text))
     }
 
+    /// `text`: the list file's text the addresses come from (a `.forward`'s), for the
+    /// `-v` notes.
     fn expand_at(
         &self,
         addrs: &[(String, Option<(String, usize)>)],
         owner: Option<u32>,
+        text: Option<&str>,
     ) -> Expansion {
         let mut out = Expansion::default();
         let mut included = std::collections::HashSet::new();
+        let mut line_noted = 0;
         for (a, at) in addrs {
+            if let (Some(text), Some((path, n))) = (text, at)
+                && *n != line_noted
+            {
+                line_noted = *n;
+                out.notes.push(format!(
+                    "{path}: line {n}: forwarding to {}",
+                    line_text(text, *n)
+                ));
+            }
             let (targets, errors) = (out.targets.len(), out.errors.len());
             if let (None, Some((aliases, all))) = (owner, self.catch_all(a)) {
                 let mut chain = vec![CATCH_ALL.to_string()];
@@ -1034,7 +1076,19 @@ impl Expander<'_> {
                         ctl: Some(include_ctl(path, as_user.unwrap_or(uid))),
                         ..via
                     };
+                    out.notes.push(format!(
+                        "{}:include:{path}... including file {path}",
+                        at_prefix(&via)
+                    ));
+                    let mut line_noted = 0;
                     for (n, t) in list_targets_at(&text) {
+                        if n != line_noted {
+                            line_noted = n;
+                            out.notes.push(format!(
+                                "{path}: line {n}: sending to {}",
+                                line_text(&text, n)
+                            ));
+                        }
                         let via = Via {
                             at: Some((path.to_string(), n)),
                             ..via.clone()
@@ -1063,8 +1117,7 @@ impl Expander<'_> {
             // controls the list: only one who may log in may have that done by mail
             // (sendmail's QBOGUSSHELL; recorded: `bounce-exp-inc-user-prog-odi`,
             // `forward-prog-noshell-odi`, `forward-prog-anyshell-odi`).
-            if let (Some((file, line)), Some(uid), Target::Pipe(_) | Target::File(_)) =
-                (&via.at, owner, &t)
+            if let (Some(_), Some(uid), Target::Pipe(_) | Target::File(_)) = (&via.at, owner, &t)
                 && let Some(why) = (self.mailer_refusal)(uid, self.host)
             {
                 let what = if matches!(t, Target::Pipe(_)) {
@@ -1073,7 +1126,7 @@ impl Expander<'_> {
                     "files"
                 };
                 let shown = written(&t);
-                let text = format!("{file}: line {line}: {shown}... {}", why.text(what));
+                let text = format!("{shown}... {}", why.text(what));
                 out.fail(&via, ExpandError::Mailer(shown, text));
                 return;
             }
@@ -1114,6 +1167,7 @@ impl Expander<'_> {
                 out.fail(&via, ExpandError::Loop(plain));
                 return;
             }
+            let said_at = at_prefix(&via);
             let owner_name = format!("owner-{key}");
             let via = Via {
                 sender: match aliases.get(&owner_name) {
@@ -1125,6 +1179,11 @@ impl Expander<'_> {
                 ctl: Some(key.clone()),
                 at: None,
             };
+            out.notes.push(format!(
+                "{said_at}{}... aliased to {}",
+                address::shown(&plain),
+                alias.targets.join(", ")
+            ));
             chain.push(key);
             // An alias's list in reverse: sendmail queues the items of one list in
             // reverse order and sends a transaction's recipients in reverse queue
@@ -1147,6 +1206,23 @@ impl Expander<'_> {
             out.fail(&via, ExpandError::UnknownUser(plain));
         }
     }
+}
+
+/// `FILE: line N: ` when a target was read from a list file, as sendmail begins what
+/// it says while reading one (recorded: `v-alias-include-nested`); else nothing.
+fn at_prefix(via: &Via) -> String {
+    match &via.at {
+        Some((file, line)) => format!("{file}: line {line}: "),
+        None => String::new(),
+    }
+}
+
+/// Line `n` (from 1) of a list file's text, trimmed, as sendmail's `-v` quotes it.
+fn line_text(text: &str, n: usize) -> &str {
+    text.lines()
+        .nth(n.saturating_sub(1))
+        .map(str::trim)
+        .unwrap_or("")
 }
 
 /// A program or file target as a list file writes it, as sendmail names it in messages:
@@ -1639,7 +1715,7 @@ mod tests {
             vec!["|/bin/root", "|/bin/u", "m@remote.example"],
             "{x:?}"
         );
-        let texts: Vec<String> = x.errors.iter().map(ExpandError::text).collect();
+        let texts: Vec<String> = (0..x.errors.len()).map(|k| x.said(k)).collect();
         assert_eq!(
             texts,
             vec![
@@ -1655,7 +1731,7 @@ mod tests {
         // A .forward's own lines are numbered too.
         let f = e.expand_list("/home/n/.forward", "\n\"|/bin/x y\"\n", Some(65534));
         assert_eq!(
-            f.errors.iter().map(ExpandError::text).collect::<Vec<_>>(),
+            (0..f.errors.len()).map(|k| f.said(k)).collect::<Vec<_>>(),
             vec![
                 "/home/n/.forward: line 2: \"|/bin/x y\"... User nobody@host.example doesn't have a valid shell for mailing to programs"
             ]
@@ -1664,6 +1740,42 @@ mod tests {
         assert_eq!(
             MailerRefusal::UnknownUid(4242).text("programs"),
             "UID 4242 is an unknown user: cannot mail to programs"
+        );
+    }
+
+    /// What `-v` tells of an expansion, in sendmail's words (recorded: `v-alias-nested`,
+    /// `v-include`, `v-alias-include-nested`, `v-forward-lines`).
+    #[test]
+    fn expansion_notes_as_sendmail_tells_them() {
+        let a = parse("lst: :include:/l/m, a9@remote.example\nsub: s1@remote.example\n");
+        let inc = |p: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
+            match p.to_str() {
+                Some("/l/m") => Ok(("m1@remote.example\n\n sub \n".into(), 0)),
+                _ => Err(ListFileError::Io("no such file".into())),
+            }
+        };
+        let e = expander(&a, &inc);
+        assert_eq!(
+            e.expand(&["lst".into()], None).notes,
+            vec![
+                "lst... aliased to :include:/l/m, a9@remote.example",
+                ":include:/l/m... including file /l/m",
+                "/l/m: line 1: sending to m1@remote.example",
+                "/l/m: line 3: sending to sub",
+                "/l/m: line 3: sub... aliased to s1@remote.example",
+            ]
+        );
+        let f = e.expand_list(
+            "/h/.forward",
+            "f1@remote.example\n# note\nf2@remote.example, f3@remote.example\n",
+            Some(1000),
+        );
+        assert_eq!(
+            f.notes,
+            vec![
+                "/h/.forward: line 1: forwarding to f1@remote.example",
+                "/h/.forward: line 3: forwarding to f2@remote.example, f3@remote.example",
+            ]
         );
     }
 

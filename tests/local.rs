@@ -538,14 +538,17 @@ fn forward_files_are_honoured_only_when_safe() {
     let all = fs::read(mbox(&env, "root")).expect("a report to the sender");
     assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 1);
     let text = parse_report(&all, &env);
+    // Each as sendmail reports a target its .forward refused (compat case
+    // forward-unknown-odi): the user is the Final-Recipient, the target the
+    // X-Actual-Recipient, the reason without the address.
     for want in [
-        "'Final-Recipient': 'RFC822; a@@example.org'",
-        &format!("'Original-Recipient': 'rfc822;{TEST_USER}@test.example'"),
+        &format!("'Final-Recipient': 'RFC822; {TEST_USER}@test.example'"),
+        "'X-Actual-Recipient': 'rfc822; a@@example.org'",
         "'Status': '5.1.3'",
-        "'Diagnostic-Code': 'X-Unix; 553 5.1.3 a@@example.org... Invalid route address'",
-        "'Final-Recipient': 'RFC822; nosuchuser-fwd@test.example'",
+        "'Diagnostic-Code': 'X-Unix; 553 5.1.3 Invalid route address'",
+        "'X-Actual-Recipient': 'rfc822; nosuchuser-fwd@test.example'",
         "'Status': '5.1.1'",
-        "'Diagnostic-Code': 'X-Unix; 550 5.1.1 nosuchuser-fwd... User unknown'",
+        "'Diagnostic-Code': 'X-Unix; 550 5.1.1 User unknown'",
     ] {
         assert!(text.contains(want), "{want:?} in\n{text}");
     }
@@ -553,7 +556,10 @@ fn forward_files_are_honoured_only_when_safe() {
     // loop (sendmail's rule: compat cases loop-alias-only, loop-include-odi), reported
     // as that target, as the .forward's other bad targets are.
     for want in [
-        format!("'Final-Recipient': 'RFC822; :include:{}'", looped.display()),
+        format!(
+            "'X-Actual-Recipient': 'rfc822; :include:{}'",
+            looped.display()
+        ),
         "'Status': '5.4.6'".to_string(),
         format!(
             "'Diagnostic-Code': 'X-Unix; 554 5.4.6 :include:{}... aliasing/forwarding loop broken'",
@@ -562,8 +568,8 @@ fn forward_files_are_honoured_only_when_safe() {
     ] {
         assert!(text.contains(&want), "{want:?} in\n{text}");
     }
-    // Reported once (its Final-Recipient; X-Actual-Recipient names it again).
-    assert_eq!(text.matches("RFC822; a@@example.org'").count(), 1, "{text}");
+    // Reported once.
+    assert_eq!(text.matches("; a@@example.org'").count(), 1, "{text}");
     assert!(!text.contains("forwarded@"), "{text}");
     assert_eq!(mbox_summary(&mbox(&env, TEST_USER)).len(), 1);
     let md = fs::metadata(mbox(&env, TEST_USER)).unwrap();

@@ -393,8 +393,8 @@ pub fn attempt(
             outcomes.extend(not_sent(&[i], why, Mailer::Local));
             continue;
         }
-        say(out, &[format!("{}... Connecting to local...", r.address)]);
         let refused_before = refused.len();
+        let mut notes = Vec::new();
         let o = deliver_local(
             engine,
             spool,
@@ -403,8 +403,17 @@ pub fn attempt(
             &open_message,
             &mut refused,
             &mut result,
+            &mut notes,
         );
-        say(out, &outcome_lines(std::slice::from_ref(&o), &address));
+        // An alias or `.forward` expanded here is told as sendmail tells its expansion
+        // (`/home/u/.forward: line 1: forwarding to ...`), not as a delivery (recorded:
+        // `v-forward`).
+        if o.expanded {
+            say(out, &notes);
+        } else {
+            say(out, &[format!("{}... Connecting to local...", r.address)]);
+            say(out, &outcome_lines(std::slice::from_ref(&o), &address));
+        }
         let lines: Vec<String> = refused
             .iter()
             .skip(refused_before)
@@ -757,7 +766,9 @@ fn send_transaction(
 
 /// Deliver to one local recipient. Targets an expansion refused are added to `refused`
 /// (failed at once, reported with the others); an expansion queued as a new entry is
-/// added to the attempt's new entries.
+/// added to the attempt's new entries; what `-v` tells of an expansion is added to
+/// `notes`.
+#[allow(clippy::too_many_arguments)]
 fn deliver_local(
     engine: &Engine,
     spool: &Spool,
@@ -766,6 +777,7 @@ fn deliver_local(
     open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
     refused: &mut Vec<local::Refused>,
     result: &mut Attempt,
+    notes: &mut Vec<String>,
 ) -> RcptOutcome {
     let Some(r) = env.recipients.get(i) else {
         return RcptOutcome::local(i, 554, status::PERM.to_string(), Mailer::Local, None);
@@ -799,7 +811,8 @@ fn deliver_local(
             o.cant_create = f.cant_create;
             o
         }
-        local::LocalOutcome::Expanded(list, failed, text) => {
+        local::LocalOutcome::Expanded(list, failed, text, said) => {
+            notes.extend(said);
             let queued = if list.is_empty() {
                 Ok(text)
             } else if env.expansions as usize >= rsendmail::aliases::MAX_DEPTH {

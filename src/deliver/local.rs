@@ -54,7 +54,8 @@ pub enum LocalOutcome {
     /// Replaced by these recipients (an alias met at delivery, or a `.forward`), which
     /// go into a new entry, and the targets the expansion refused (a bad address, an
     /// unknown user, a loop), each failed for good at once and reported to the sender.
-    Expanded(Vec<Recipient>, Vec<Refused>, String),
+    /// The last: what `-v` prints of the expansion (`Expansion::notes`).
+    Expanded(Vec<Recipient>, Vec<Refused>, String, Vec<String>),
 }
 
 impl LocalOutcome {
@@ -107,8 +108,13 @@ pub struct Refused {
     /// Told as sendmail tells an error it finds while expanding (its `usrerr`): the
     /// text on the terminal of an interactive delivery and in the report's transcript,
     /// with no reason line and no Diagnostic-Code in the report, and exit 64 (recorded:
-    /// `forward-prog-noshell-odi`). A program or file the list's user may not have.
+    /// `forward-prog-noshell-odi`). A program or file the list's user may not have,
+    /// and any target refused on a list file's line (`forward-unknown-odi`).
     pub told: bool,
+    /// For a told refusal: the reason its report gives (`User unknown`: `(reason: 550
+    /// 5.1.1 User unknown)` and the Diagnostic-Code), or None for none at all (a program
+    /// or file refused for its user, which also makes the exit status 64).
+    pub reason: Option<String>,
 }
 
 /// Local delivery settings.
@@ -558,8 +564,10 @@ impl Local {
                 });
             }
             out.targets.extend(inner.targets);
+            out.notes.extend(inner.notes);
             out.errors.extend(inner.errors);
             out.error_ctl.extend(inner.error_ctl);
+            out.error_at.extend(inner.error_at);
         }
         // Each mailbox and address once.
         let mut seen = std::collections::HashSet::new();
@@ -639,19 +647,29 @@ impl Local {
                             .get_or_insert_with(|| format!("rfc822;{qualified}"));
                     }
                 }
+                let mailer = matches!(e, ExpandError::Mailer(..));
+                let told = mailer || x.from_list_file(k);
+                let text = if told { x.said(k) } else { text };
+                let reason = (told && !mailer).then(|| {
+                    let t = e.text();
+                    t.split_once("... ")
+                        .map_or(t.clone(), |(_, w)| w.to_string())
+                });
                 Refused {
                     recipient,
                     failure: Failure::new(code, status, text),
-                    told: matches!(e, ExpandError::Mailer(..)),
+                    told,
+                    reason,
                 }
             })
             .collect();
+        let notes = x.notes;
         let list = rsendmail::aliases::recipients_from(r, x.targets, &self.host);
         let mut text = format!("expanded by {how} to {} recipients", list.len());
         if !refused.is_empty() {
             text.push_str(&format!(", {} refused", refused.len()));
         }
-        LocalOutcome::Expanded(list, refused, text)
+        LocalOutcome::Expanded(list, refused, text, notes)
     }
 
     fn mailbox(

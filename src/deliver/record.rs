@@ -271,14 +271,17 @@ pub fn record(
     for f in refused {
         counts.failed_rcpt += 1;
         if f.told {
-            counts.failed_usage += 1;
+            counts.failed_usage += usize::from(f.reason.is_none());
             told_lines.push(format!(
                 "{} {} {}",
                 f.failure.code, f.failure.status, f.failure.text
             ));
         }
         let st = f.failure.status;
-        let why = f.failure.reply().summary();
+        let why = match &f.reason {
+            Some(r) => format!("{} {st} {r}", f.failure.code),
+            None => f.failure.reply().summary(),
+        };
         log.push(format!(
             "{}: to=<{}>, delay={}, xdelay={}, mailer=local, relay=local, dsn={st}, stat={why}",
             env.id,
@@ -296,7 +299,7 @@ pub fn record(
             reply: None,
             remote: String::new(),
             expired: false,
-            told: f.told,
+            told: f.told && f.reason.is_none(),
         });
     }
     if items.iter().any(|r| r.kind == dsn::Kind::Delay) {
@@ -781,6 +784,7 @@ mod tests {
             recipient: Recipient::new("nosuch"),
             failure: Failure::new(550, status::BAD_MAILBOX, "nosuch... User unknown"),
             told: false,
+            reason: None,
         }];
         let r = record(
             &e,
