@@ -288,7 +288,11 @@ pub fn owed(
             dsn::Kind::Failure if status.class != StatusClass::Permanent => status::EXPIRED,
             _ => status,
         };
-        let attempted = if r
+        // A list file is named as a local address (`/path@host`, sendmail's; recorded:
+        // forward-include-relative-odi).
+        let attempted = if let Some(path) = r.address.strip_prefix(":include:") {
+            engine.qualify(path)
+        } else if r
             .address
             .trim_start_matches('"')
             .starts_with(['|', '/', '\\', ':'])

@@ -647,7 +647,10 @@ impl Local {
                             .get_or_insert_with(|| format!("rfc822;{qualified}"));
                     }
                 }
-                let mailer = matches!(e, ExpandError::Mailer(..));
+                // A program or file its user may not have, and a list file refused for
+                // good, are told with no reason line (recorded: forward-prog-noshell-odi,
+                // forward-include-relative-odi).
+                let mailer = matches!(e, ExpandError::Mailer(..) | ExpandError::IncludeRefused(..));
                 let told = mailer || x.from_list_file(k);
                 let text = if told { x.said(k) } else { text };
                 let reason = (told && !mailer).then(|| {
