@@ -6,6 +6,7 @@ replay talk to the very same programs.
 """
 import base64
 import glob
+import grp
 import json
 import os
 import pwd
@@ -142,13 +143,56 @@ class Case:
         # `:include:` list a user owns, whose members `mailq -v` lists under the user).
         owners = os.path.join(self.path, "owners")
         if os.path.isfile(owners):
-            import pwd
             with open(owners) as f:
                 for line in f:
                     parts = line.split()
                     if len(parts) == 2:
                         pw = pwd.getpwnam(parts[1])
                         os.chown(os.path.join(into, parts[0]), pw.pw_uid, pw.pw_gid)
+
+
+    def mounts(self, run_dir, scratch):
+        """The command prefix that runs a program with the case's `forward` and `shells`
+        files in place, in a private mount namespace of its own (so root; nothing
+        outside the namespace changes), or [] when the case has neither.
+
+        `forward`: lines `LOGIN FILE`: the copied FILE is LOGIN's `.forward` (owned by
+        LOGIN, mode 0644) in a fresh home directory (owned by LOGIN, 0755) mounted over
+        LOGIN's own (which must exist); and /var/mail is a fresh directory too (also
+        for a case with a `mail` file), so that a mailbox delivery never reaches a real
+        mailbox. `shells`: the copied file of
+        that name stands for /etc/shells."""
+        binds = []
+        forwards = [l.split() for l in self.lines("forward")]
+        if forwards or os.path.exists(os.path.join(self.path, "mail")):
+            mail = os.path.join(scratch, "mail")
+            os.makedirs(mail, exist_ok=True)
+            # As Debian's: root's, the mail group's, writable by all, sticky.
+            try:
+                os.chown(mail, 0, grp.getgrnam("mail").gr_gid)
+            except KeyError:
+                pass
+            os.chmod(mail, 0o3777)
+            binds.append((mail, "/var/mail"))
+        for login, name in forwards:
+            pw = pwd.getpwnam(login)
+            home = os.path.join(scratch, "home-" + login)
+            os.makedirs(home, exist_ok=True)
+            fwd = os.path.join(home, ".forward")
+            shutil.copyfile(os.path.join(run_dir, name), fwd)
+            for n, mode in ((home, 0o755), (fwd, 0o644)):
+                os.chown(n, pw.pw_uid, pw.pw_gid)
+                os.chmod(n, mode)
+            binds.append((home, pw.pw_dir))
+        if os.path.exists(os.path.join(self.path, "shells")):
+            binds.append((os.path.join(run_dir, "shells"), "/etc/shells"))
+        if not binds:
+            return []
+        script = " && ".join('mount --bind "$%d" "$%d"' % (2 * i + 1, 2 * i + 2)
+                             for i in range(len(binds)))
+        script += ' && shift %d && exec "$@"' % (2 * len(binds))
+        return (["unshare", "-m", "--propagation", "private", "--", "sh", "-c", script, "sh"]
+                + [p for b in binds for p in b])
 
 
 # sendmail.cf's PrivacyOptions on the recording machine (Debian's); replay's config says

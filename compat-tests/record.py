@@ -29,6 +29,9 @@ Optional files in a case:
             nxdomain, servfail, nodata, dnstimeout, nxdomain-refused
   before-fault  the same for the `before` runs only (refused, silent); the case's own
             run finds the sink (or its `fault`)
+  forward   lines `LOGIN FILE`: FILE (a copied file) is LOGIN's .forward, in a home
+            directory mounted over LOGIN's in a private mount namespace (with a fresh
+            /var/mail there); `shells`: a copied file standing for /etc/shells there
 `@QID@` in args stands for the id of the message `before` queued (`-qI@QID@`).
 The private queue directory's path is written as QUEUEDIR and the smarthost's port as
 SINKPORT; everything else is stored exactly as printed (ids, dates and host names are
@@ -132,6 +135,15 @@ def record(case, version, sink):
     os.chmod(qdir, 0o700)
     work = tempfile.mkdtemp(prefix="compat-w-")
     case.copy_files(work)
+    scratch = tempfile.mkdtemp(prefix="compat-m-")
+    mounts = case.mounts(work, scratch)
+
+    def sendmail(cmd, **kw):
+        # `cmd` starts with argv[0]; with the case's mounts, the program by its path.
+        if mounts:
+            return subprocess.run(mounts + [SENDMAIL] + cmd[1:], **kw)
+        return subprocess.run(cmd, executable=SENDMAIL, **kw)
+
     fault = Fault(case.fault) if case.fault else None
     hosts, port = (fault.hosts, fault.port) if fault else (["127.0.0.1"], sink.port)
     cf = derived_cf(tempfile.mkdtemp(prefix="compat-cf-"), hosts, port, case.user,
@@ -147,17 +159,15 @@ def record(case, version, sink):
         before_cf = derived_cf(tempfile.mkdtemp(prefix="compat-cf-"), before_fault.hosts,
                                before_fault.port, privacy=case.privacy)
         before_base = ["sendmail", "-Am", "-C" + before_cf, "-oQ" + qdir]
-    case.run_before(lambda argv: subprocess.run(before_base + argv, executable=SENDMAIL,
-                                                input=case.stdin, cwd=work,
-                                                capture_output=True, timeout=120), work)
+    case.run_before(lambda argv: sendmail(before_base + argv, input=case.stdin, cwd=work,
+                                          capture_output=True, timeout=120), work)
     if before_fault:
         before_fault.stop()
         shutil.rmtree(os.path.dirname(before_cf), ignore_errors=True)
     qid = None
     if case.before:
-        qid = first_queue_id(subprocess.run(base + ["-bp"], executable=SENDMAIL,
-                                            capture_output=True, timeout=60,
-                                            stdin=subprocess.DEVNULL, cwd=work).stdout)
+        qid = first_queue_id(sendmail(base + ["-bp"], capture_output=True, timeout=60,
+                                      stdin=subprocess.DEVNULL, cwd=work).stdout)
     # argv[0] is "sendmail", as a script calling it through PATH would give it. An SMTP
     # dialogue is driven lock-step by pace.py, because sendmail refuses commands sent
     # before its reply.
@@ -168,19 +178,19 @@ def record(case, version, sink):
         chown_tree(qdir, case.user)
     user = as_user(case.user)
     if case.paced:
-        run = subprocess.run(user + [sys.executable, helper("pace.py"), SENDMAIL, "-Am",
+        run = subprocess.run(mounts + user + [sys.executable, helper("pace.py"), SENDMAIL, "-Am",
                                      "-C" + cf, "-oQ" + qdir] + args, input=case.stdin,
                              capture_output=True, timeout=120, cwd=work)
     elif user:
-        run = subprocess.run(user + [SENDMAIL] + base[1:] + args, input=case.stdin,
+        run = subprocess.run(mounts + user + [SENDMAIL] + base[1:] + args, input=case.stdin,
                              capture_output=True, timeout=120, cwd=work)
     else:
-        run = subprocess.run(base + args, executable=SENDMAIL, input=case.stdin,
-                             capture_output=True, timeout=120, cwd=work)
+        run = sendmail(base + args, input=case.stdin, capture_output=True, timeout=120,
+                       cwd=work)
     if case.sink_mode:
         rec.settle(lambda: locked(qdir))
-    queue = subprocess.run(base + ["-bp"], executable=SENDMAIL, capture_output=True,
-                           timeout=60, stdin=subprocess.DEVNULL, cwd=work)
+    queue = sendmail(base + ["-bp"], capture_output=True, timeout=60,
+                     stdin=subprocess.DEVNULL, cwd=work)
     exp = os.path.join(case.path, "expected")
     shutil.rmtree(exp, ignore_errors=True)
     os.makedirs(exp)
@@ -210,6 +220,7 @@ def record(case, version, sink):
         fault.stop()
     shutil.rmtree(qdir, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(scratch, ignore_errors=True)
     shutil.rmtree(os.path.dirname(cf), ignore_errors=True)
     print("%-40s exit %d" % (case.name, run.returncode))
 

@@ -95,6 +95,10 @@ def run_case(binary, case, sink):
         run_dir = os.path.join(work, "cwd")
         os.mkdir(run_dir)
         case.copy_files(run_dir)
+        # The case's `.forward` files and /etc/shells, in a mount namespace of its own.
+        scratch = os.path.join(work, "mounts")
+        os.mkdir(scratch)
+        prefix = prefix + case.mounts(run_dir, scratch)
         env = dict(os.environ, LC_ALL="C")
         sink.reset(case.sink_mode or "ok")
         # A fault that records (common.RECORDING) is the case's sink.

@@ -114,11 +114,104 @@ pub fn split_targets(rhs: &str) -> Vec<String> {
 /// (recorded from 8.17: `order-alias-nested`, lines `m1, m2` and `m3` are queued as
 /// m2, m1, m3 and sent as m3, m1, m2).
 pub fn list_targets(text: &str) -> Vec<String> {
+    list_targets_at(text).into_iter().map(|(_, t)| t).collect()
+}
+
+/// [`list_targets`] with the number of the line (from 1) each target is on, which
+/// sendmail's messages about a list file's targets name (`/path: line 2: ...`).
+pub fn list_targets_at(text: &str) -> Vec<(usize, String)> {
     text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .flat_map(|l| split_targets(l).into_iter().rev())
+        .enumerate()
+        .map(|(n, l)| (n + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .flat_map(|(n, l)| split_targets(l).into_iter().rev().map(move |t| (n, t)))
         .collect()
+}
+
+/// The line of `/etc/shells` that lets every shell through (sendmail's `WILDCARD_SHELL`).
+pub const ANY_SHELL: &str = "/SENDMAIL/ANY/SHELL/";
+
+/// The list of login shells.
+pub const SHELLS_FILE: &str = "/etc/shells";
+
+/// The shells taken when [`SHELLS_FILE`] cannot be read: the C library's
+/// (`getusershell(3)` in glibc), which sendmail uses on GNU/Linux.
+pub const DEFAULT_SHELLS: &[&str] = &["/bin/sh", "/bin/csh"];
+
+/// Whether `shell` is a valid login shell by the text of `/etc/shells` (`None`: the file
+/// cannot be read, so [`DEFAULT_SHELLS`]), as sendmail's `usershellok` decides: an empty
+/// shell is valid; otherwise it must be listed, or [`ANY_SHELL`] must be. A line's shell
+/// is read as `getusershell(3)` reads it: from its first `/` up to a blank or `#`; a line
+/// whose `#` comes first is a comment.
+pub fn shell_listed(shell: &str, shells: Option<&str>) -> bool {
+    if shell.is_empty() {
+        return true;
+    }
+    let Some(text) = shells else {
+        return DEFAULT_SHELLS.contains(&shell);
+    };
+    text.lines().any(|line| {
+        let Some(start) = line.find(['/', '#']) else {
+            return false;
+        };
+        let rest = line.get(start..).unwrap_or("");
+        if rest.starts_with('#') {
+            return false;
+        }
+        let end = rest
+            .find(|c: char| c.is_whitespace() || c == '#')
+            .unwrap_or(rest.len());
+        let listed = rest.get(..end).unwrap_or("");
+        listed == shell || listed == ANY_SHELL
+    })
+}
+
+/// Why the `|command` and `/file` targets of a list controlled by `uid` may not be used,
+/// in sendmail's words after `for mailing to programs` is added by the caller: `None`
+/// when they may (root, or a user whose shell [`shell_listed`] in `/etc/shells`); `User
+/// login@host doesn't have a valid shell` for a user without one (`nologin`), so that an
+/// account that may not log in cannot run commands or write files by mail either; `UID
+/// n is an unknown user` for an owner with no password entry (recorded from 8.17:
+/// `bounce-exp-inc-user-prog-odi`, `forward-prog-noshell-odi`).
+pub fn mailer_refusal(uid: u32, host: &str) -> Option<MailerRefusal> {
+    if uid == 0 {
+        return None;
+    }
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) => {
+            let shells = std::fs::read_to_string(SHELLS_FILE).ok();
+            let shell = u.shell.to_string_lossy();
+            if shell_listed(&shell, shells.as_deref()) {
+                None
+            } else {
+                Some(MailerRefusal::NoShell(format!("{}@{host}", u.name)))
+            }
+        }
+        _ => Some(MailerRefusal::UnknownUid(uid)),
+    }
+}
+
+/// Why a list's controlling user may not mail to programs or files ([`mailer_refusal`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MailerRefusal {
+    /// `login@host`: a user whose shell is not a valid login shell.
+    NoShell(String),
+    /// An owner with no password entry.
+    UnknownUid(u32),
+}
+
+impl MailerRefusal {
+    /// sendmail's text, `what` being `programs` or `files`.
+    pub fn text(&self, what: &str) -> String {
+        match self {
+            MailerRefusal::NoShell(user) => {
+                format!("User {user} doesn't have a valid shell for mailing to {what}")
+            }
+            MailerRefusal::UnknownUid(uid) => {
+                format!("UID {uid} is an unknown user: cannot mail to {what}")
+            }
+        }
+    }
 }
 
 /// The text inside a pair of double quotes that encloses all of `t`, if they do.
@@ -419,6 +512,9 @@ pub struct Expanded {
 struct Via {
     sender: Option<String>,
     ctl: Option<String>,
+    /// The list file and line the target was read from (`None`: an aliases file's
+    /// target, or one given as it is).
+    at: Option<(String, usize)>,
 }
 
 /// Why an address could not be expanded.
@@ -437,6 +533,11 @@ pub enum ExpandError {
     /// A target that is not an address (`a@@example.org`, `x y@example.org`), refused
     /// like the same address on the command line.
     Invalid(String, address::Invalid),
+    /// A `|command` or `/file` target of a list file whose controlling user may not
+    /// mail to programs or files ([`mailer_refusal`]): the target as written
+    /// (`"|/bin/cat >/dev/null"`) and the text (`Expansion::said` puts the file and
+    /// line first; recorded: `bounce-exp-inc-user-prog-odi`). Refused for good, `5.7.1`.
+    Mailer(String, String),
 }
 
 impl ExpandError {
@@ -447,7 +548,8 @@ impl ExpandError {
             | ExpandError::Loop(a)
             | ExpandError::Include(a, _)
             | ExpandError::IncludeRefused(a, _, _)
-            | ExpandError::Invalid(a, _) => a,
+            | ExpandError::Invalid(a, _)
+            | ExpandError::Mailer(a, _) => a,
         }
     }
 
@@ -470,7 +572,7 @@ impl ExpandError {
             ExpandError::UnknownUser(_) => Sysexit::NoUser,
             ExpandError::Loop(_) => Sysexit::Usage,
             ExpandError::Include(..) => Sysexit::TempFail,
-            ExpandError::IncludeRefused(..) => Sysexit::Usage,
+            ExpandError::IncludeRefused(..) | ExpandError::Mailer(..) => Sysexit::Usage,
             ExpandError::Invalid(_, e) => e.exit(),
         }
     }
@@ -489,6 +591,7 @@ impl ExpandError {
             ExpandError::Include(..) => (451, status::SYSTEM_TEMP, self.text()),
             ExpandError::IncludeRefused(_, _, status) => (550, *status, self.text()),
             ExpandError::Invalid(_, e) => (553, e.status(), self.text()),
+            ExpandError::Mailer(..) => (550, status::NOT_AUTHORIZED, self.text()),
         }
     }
 
@@ -501,6 +604,7 @@ impl ExpandError {
                 format!(":include:{p}... Cannot open {p}: {why}")
             }
             ExpandError::Invalid(a, e) => e.message(a),
+            ExpandError::Mailer(_, text) => text.clone(),
         }
     }
 }
@@ -519,6 +623,14 @@ pub struct Expansion {
     /// names it (recorded: `bounce-exp-unknown-user-odi`); `None` for an address given
     /// as it is.
     pub error_ctl: Vec<Option<String>>,
+    /// For each of `errors`: the list file and line its target was read from, which
+    /// sendmail's message about it names first ([`Expansion::said`]).
+    pub error_at: Vec<Option<(String, usize)>>,
+    /// What sendmail's `-v` prints while expanding, in order (recorded: `v-alias-remote`,
+    /// `v-include`, `v-forward`): `staff... aliased to a, b`, `:include:/path...
+    /// including file /path`, `/path: line 1: sending to m1@example.org` and, for a
+    /// `.forward`, `/home/u/.forward: line 1: forwarding to f@example.org`.
+    pub notes: Vec<String>,
 }
 
 impl Expansion {
@@ -526,6 +638,27 @@ impl Expansion {
     fn fail(&mut self, via: &Via, e: ExpandError) {
         self.errors.push(e);
         self.error_ctl.push(via.ctl.clone());
+        self.error_at.push(via.at.clone());
+    }
+
+    /// What sendmail says of `errors[i]`: its text, after `FILE: line N: ` when its
+    /// target was read from a list file (recorded: `bounce-exp-inc-unknown-odi`,
+    /// `DIR/members: line 2: nosuchuser... User unknown`; `forward-unknown-odi`).
+    pub fn said(&self, i: usize) -> String {
+        let text = self
+            .errors
+            .get(i)
+            .map(ExpandError::text)
+            .unwrap_or_default();
+        match self.error_at.get(i) {
+            Some(Some((file, line))) => format!("{file}: line {line}: {text}"),
+            _ => text,
+        }
+    }
+
+    /// Whether `errors[i]`'s target was read from a list file.
+    pub fn from_list_file(&self, i: usize) -> bool {
+        matches!(self.error_at.get(i), Some(Some(_)))
     }
 
     /// What expanded to the target of `errors[i]` (see [`Expansion::error_ctl`]).
@@ -708,17 +841,28 @@ pub struct Expander<'a> {
     pub user_exists: &'a dyn Fn(&str) -> bool,
     /// Read an `:include:` file.
     pub read_include: &'a IncludeReader<'a>,
+    /// Whether the list files' controlling users may mail to programs and files
+    /// ([`mailer_refusal`]: uid, this host's name).
+    pub mailer_refusal: &'a dyn Fn(u32, &str) -> Option<MailerRefusal>,
+    /// This host's name, for messages (`User nobody@host ...`).
+    pub host: &'a str,
 }
 
 impl<'a> Expander<'a> {
     /// An expander that asks the system: users from the password database, `:include:`
     /// files from disk.
-    pub fn system(aliases: Option<&'a Aliases>, is_local: &'a dyn Fn(&str) -> bool) -> Self {
+    pub fn system(
+        aliases: Option<&'a Aliases>,
+        is_local: &'a dyn Fn(&str) -> bool,
+        host: &'a str,
+    ) -> Self {
         Expander {
             aliases,
             is_local,
             user_exists: &user_exists,
             read_include: &read_include,
+            mailer_refusal: &mailer_refusal,
+            host,
         }
     }
 }
@@ -754,9 +898,43 @@ impl Expander<'_> {
     /// exists (dma(8), ALIASES; `dma.c` `add_recp`). Targets of aliases, lists and
     /// `*` itself are not caught again.
     pub fn expand(&self, addrs: &[String], owner: Option<u32>) -> Expansion {
+        let addrs: Vec<(String, Option<(String, usize)>)> =
+            addrs.iter().map(|a| (a.clone(), None)).collect();
+        self.expand_at(&addrs, owner, None)
+    }
+
+    /// Expand a list file's targets (a `.forward`: `path` and its `text`), which belong
+    /// to `owner`, as [`Self::expand`] does; what is refused names the file and line as
+    /// sendmail does (`/home/u/.forward: line 1: ...`).
+    pub fn expand_list(&self, path: &str, text: &str, owner: Option<u32>) -> Expansion {
+        let addrs: Vec<(String, Option<(String, usize)>)> = list_targets_at(text)
+            .into_iter()
+            .map(|(n, t)| (t, Some((path.to_string(), n))))
+            .collect();
+        self.expand_at(&addrs, owner, Some(text))
+    }
+
+    /// `text`: the list file's text the addresses come from (a `.forward`'s), for the
+    /// `-v` notes.
+    fn expand_at(
+        &self,
+        addrs: &[(String, Option<(String, usize)>)],
+        owner: Option<u32>,
+        text: Option<&str>,
+    ) -> Expansion {
         let mut out = Expansion::default();
         let mut included = std::collections::HashSet::new();
-        for a in addrs {
+        let mut line_noted = 0;
+        for (a, at) in addrs {
+            if let (Some(text), Some((path, n))) = (text, at)
+                && *n != line_noted
+            {
+                line_noted = *n;
+                out.notes.push(format!(
+                    "{path}: line {n}: forwarding to {}",
+                    line_text(text, *n)
+                ));
+            }
             let (targets, errors) = (out.targets.len(), out.errors.len());
             if let (None, Some((aliases, all))) = (owner, self.catch_all(a)) {
                 let mut chain = vec![CATCH_ALL.to_string()];
@@ -765,14 +943,11 @@ impl Expander<'_> {
                     self.one(t, o, Via::default(), &mut chain, &mut included, &mut out);
                 }
             } else {
-                self.one(
-                    a,
-                    owner,
-                    Via::default(),
-                    &mut Vec::new(),
-                    &mut included,
-                    &mut out,
-                );
+                let via = Via {
+                    at: at.clone(),
+                    ..Via::default()
+                };
+                self.one(a, owner, via, &mut Vec::new(), &mut included, &mut out);
             }
             // sendmail's rule (compat cases loop-alias-odi, loop-include-odi,
             // loop-alias-only): an alias or list met again is an address already
@@ -901,8 +1076,24 @@ impl Expander<'_> {
                         ctl: Some(include_ctl(path, as_user.unwrap_or(uid))),
                         ..via
                     };
-                    for t in list_targets(&text) {
-                        self.one(&t, owner, via.clone(), chain, included, out);
+                    out.notes.push(format!(
+                        "{}:include:{path}... including file {path}",
+                        at_prefix(&via)
+                    ));
+                    let mut line_noted = 0;
+                    for (n, t) in list_targets_at(&text) {
+                        if n != line_noted {
+                            line_noted = n;
+                            out.notes.push(format!(
+                                "{path}: line {n}: sending to {}",
+                                line_text(&text, n)
+                            ));
+                        }
+                        let via = Via {
+                            at: Some((path.to_string(), n)),
+                            ..via.clone()
+                        };
+                        self.one(&t, owner, via, chain, included, out);
                     }
                     chain.pop();
                 }
@@ -920,6 +1111,23 @@ impl Expander<'_> {
                 && !(self.user_exists)(u)
             {
                 out.fail(&via, ExpandError::UnknownUser(addr.to_string()));
+                return;
+            }
+            // A program or file a list file names runs with the rights of the user who
+            // controls the list: only one who may log in may have that done by mail
+            // (sendmail's QBOGUSSHELL; recorded: `bounce-exp-inc-user-prog-odi`,
+            // `forward-prog-noshell-odi`, `forward-prog-anyshell-odi`).
+            if let (Some(_), Some(uid), Target::Pipe(_) | Target::File(_)) = (&via.at, owner, &t)
+                && let Some(why) = (self.mailer_refusal)(uid, self.host)
+            {
+                let what = if matches!(t, Target::Pipe(_)) {
+                    "programs"
+                } else {
+                    "files"
+                };
+                let shown = written(&t);
+                let text = format!("{shown}... {}", why.text(what));
+                out.fail(&via, ExpandError::Mailer(shown, text));
                 return;
             }
             Self::push(out, t, &via, owner);
@@ -959,6 +1167,7 @@ impl Expander<'_> {
                 out.fail(&via, ExpandError::Loop(plain));
                 return;
             }
+            let said_at = at_prefix(&via);
             let owner_name = format!("owner-{key}");
             let via = Via {
                 sender: match aliases.get(&owner_name) {
@@ -968,7 +1177,13 @@ impl Expander<'_> {
                 // The nearest alias controls its members (recorded: `bp-v-alias`,
                 // `bp-v-alias-nested`).
                 ctl: Some(key.clone()),
+                at: None,
             };
+            out.notes.push(format!(
+                "{said_at}{}... aliased to {}",
+                address::shown(&plain),
+                alias.targets.join(", ")
+            ));
             chain.push(key);
             // An alias's list in reverse: sendmail queues the items of one list in
             // reverse order and sends a transaction's recipients in reverse queue
@@ -990,6 +1205,45 @@ impl Expander<'_> {
         } else {
             out.fail(&via, ExpandError::UnknownUser(plain));
         }
+    }
+}
+
+/// `FILE: line N: ` when a target was read from a list file, as sendmail begins what
+/// it says while reading one (recorded: `v-alias-include-nested`); else nothing.
+fn at_prefix(via: &Via) -> String {
+    match &via.at {
+        Some((file, line)) => format!("{file}: line {line}: "),
+        None => String::new(),
+    }
+}
+
+/// Line `n` (from 1) of a list file's text, trimmed, as sendmail's `-v` quotes it.
+fn line_text(text: &str, n: usize) -> &str {
+    text.lines()
+        .nth(n.saturating_sub(1))
+        .map(str::trim)
+        .unwrap_or("")
+}
+
+/// A program or file target as a list file writes it, as sendmail names it in messages:
+/// a command with blanks or quotes in quotes (`"|/bin/cat >/dev/null"`), as it must be
+/// written to be one target; anything else as it is.
+fn written(t: &Target) -> String {
+    match t {
+        Target::Pipe(c) if c.contains([' ', '\t', '"', ',']) => {
+            format!("\"|{}\"", c.replace('"', "\\\""))
+        }
+        t => t.address(),
+    }
+}
+
+/// What a report's `(expanded from: X)` names for a controlling address ([`Expanded::ctl`]):
+/// the alias, or `:include:/path` without the owner `mailq -v` puts first
+/// (`nobody:65534:65534::include:/path`; recorded: `bounce-exp-inc-user-prog-odi`).
+pub fn ctl_in_report(ctl: &str) -> &str {
+    match ctl.find("::include:") {
+        Some(k) if !ctl.starts_with(":include:") => ctl.get(k + 1..).unwrap_or(ctl),
+        _ => ctl,
     }
 }
 
@@ -1044,7 +1298,15 @@ pub fn recipients_from(
         .into_iter()
         .map(|t| {
             let mut n = recipient_from(parent, t.target.address());
-            n.expanded_from = Some(parent.address.clone());
+            // The nearest alias or `:include:` that led to it, as sendmail's report
+            // names it (`(expanded from: :include:/path)`; recorded: `file-inc-perm`);
+            // the parent for a `.forward`'s own targets.
+            n.expanded_from = Some(
+                t.ctl
+                    .as_deref()
+                    .map_or(parent.address.as_str(), ctl_in_report)
+                    .to_string(),
+            );
             n.final_rcpt = Some(final_rcpt.clone());
             // Below a one-to-many expansion every target is one of many (sendmail's
             // QPRIMARY is the top level's alone).
@@ -1188,6 +1450,8 @@ mod tests {
             is_local: &|s: &str| !s.contains('@') || s.ends_with("@host.example"),
             user_exists: &|u: &str| ["root", "bob", "carol"].contains(&u),
             read_include: includes,
+            mailer_refusal: &|_, _| None,
+            host: "host.example",
         }
     }
 
@@ -1396,6 +1660,133 @@ mod tests {
             Vec::<String>::new()
         );
         assert_eq!(addrs(&none.expand(&["bob".into()], None)), vec!["bob"]);
+    }
+
+    /// /etc/shells as sendmail's `usershellok` reads it (through getusershell(3)).
+    #[test]
+    fn login_shells_as_sendmail_reads_them() {
+        let shells = "# /etc/shells: valid login shells\n/bin/sh\n  /bin/bash # mine\n\nbash\n";
+        assert!(shell_listed("/bin/sh", Some(shells)));
+        assert!(shell_listed("/bin/bash", Some(shells)));
+        assert!(!shell_listed("/usr/sbin/nologin", Some(shells)));
+        assert!(!shell_listed("bash", Some(shells)));
+        // A commented-out shell is none; an empty shell is always valid.
+        assert!(!shell_listed("/bin/zsh", Some("#/bin/zsh\n")));
+        assert!(shell_listed("", Some("")));
+        // The wildcard line lets every shell through.
+        assert!(shell_listed(
+            "/usr/sbin/nologin",
+            Some("/bin/sh\n/SENDMAIL/ANY/SHELL/\n")
+        ));
+        // No file: the C library's list.
+        assert!(shell_listed("/bin/sh", None));
+        assert!(shell_listed("/bin/csh", None));
+        assert!(!shell_listed("/bin/bash", None));
+        assert!(!shell_listed("/usr/sbin/nologin", None));
+    }
+
+    /// A program or file that a list file controlled by a user without a login shell
+    /// names is refused with the file and line, as sendmail refuses it; the same from
+    /// the aliases file (root's), or from a user who has one, is taken.
+    #[test]
+    fn programs_and_files_of_a_user_without_a_shell_are_refused() {
+        let mut a = parse("lst: :include:/l/nobody, :include:/l/user, \"|/bin/root\"\n");
+        a.owner = 0;
+        let inc = |p: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
+            match p.to_str() {
+                Some("/l/nobody") => Ok((
+                    "# members\nm@remote.example\n\"|/bin/cat >/dev/null\", /var/x.out\n".into(),
+                    65534,
+                )),
+                Some("/l/user") => Ok(("\"|/bin/u\"\n".into(), 1000)),
+                _ => Err(ListFileError::Io("no such file".into())),
+            }
+        };
+        let refusal = |uid: u32, host: &str| {
+            (uid == 65534).then(|| MailerRefusal::NoShell(format!("nobody@{host}")))
+        };
+        let e = Expander {
+            mailer_refusal: &refusal,
+            ..expander(&a, &inc)
+        };
+        let x = e.expand(&["lst".into()], None);
+        assert_eq!(
+            addrs(&x),
+            vec!["|/bin/root", "|/bin/u", "m@remote.example"],
+            "{x:?}"
+        );
+        let texts: Vec<String> = (0..x.errors.len()).map(|k| x.said(k)).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "/l/nobody: line 3: /var/x.out... User nobody@host.example doesn't have a valid shell for mailing to files",
+                "/l/nobody: line 3: \"|/bin/cat >/dev/null\"... User nobody@host.example doesn't have a valid shell for mailing to programs",
+            ]
+        );
+        assert_eq!(x.errors[1].target(), "\"|/bin/cat >/dev/null\"");
+        assert_eq!(x.errors[1].status(), crate::exit::Sysexit::Usage);
+        assert_eq!(x.errors[1].reply().1, status::NOT_AUTHORIZED);
+        // The report names the file, not the owner mailq -v shows first.
+        assert_eq!(x.ctl_of(1).map(ctl_in_report), Some(":include:/l/nobody"));
+        // A .forward's own lines are numbered too.
+        let f = e.expand_list("/home/n/.forward", "\n\"|/bin/x y\"\n", Some(65534));
+        assert_eq!(
+            (0..f.errors.len()).map(|k| f.said(k)).collect::<Vec<_>>(),
+            vec![
+                "/home/n/.forward: line 2: \"|/bin/x y\"... User nobody@host.example doesn't have a valid shell for mailing to programs"
+            ]
+        );
+        assert!(f.targets.is_empty());
+        assert_eq!(
+            MailerRefusal::UnknownUid(4242).text("programs"),
+            "UID 4242 is an unknown user: cannot mail to programs"
+        );
+    }
+
+    /// What `-v` tells of an expansion, in sendmail's words (recorded: `v-alias-nested`,
+    /// `v-include`, `v-alias-include-nested`, `v-forward-lines`).
+    #[test]
+    fn expansion_notes_as_sendmail_tells_them() {
+        let a = parse("lst: :include:/l/m, a9@remote.example\nsub: s1@remote.example\n");
+        let inc = |p: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
+            match p.to_str() {
+                Some("/l/m") => Ok(("m1@remote.example\n\n sub \n".into(), 0)),
+                _ => Err(ListFileError::Io("no such file".into())),
+            }
+        };
+        let e = expander(&a, &inc);
+        assert_eq!(
+            e.expand(&["lst".into()], None).notes,
+            vec![
+                "lst... aliased to :include:/l/m, a9@remote.example",
+                ":include:/l/m... including file /l/m",
+                "/l/m: line 1: sending to m1@remote.example",
+                "/l/m: line 3: sending to sub",
+                "/l/m: line 3: sub... aliased to s1@remote.example",
+            ]
+        );
+        let f = e.expand_list(
+            "/h/.forward",
+            "f1@remote.example\n# note\nf2@remote.example, f3@remote.example\n",
+            Some(1000),
+        );
+        assert_eq!(
+            f.notes,
+            vec![
+                "/h/.forward: line 1: forwarding to f1@remote.example",
+                "/h/.forward: line 3: forwarding to f2@remote.example, f3@remote.example",
+            ]
+        );
+    }
+
+    #[test]
+    fn controlling_addresses_as_reports_name_them() {
+        assert_eq!(ctl_in_report("lst"), "lst");
+        assert_eq!(ctl_in_report(":include:/a/b"), ":include:/a/b");
+        assert_eq!(
+            ctl_in_report("nobody:65534:65534::include:/a/b"),
+            ":include:/a/b"
+        );
     }
 
     /// Who reads an `:include:` file, and who what it lists runs as: the list's owner.

@@ -108,6 +108,7 @@ fn submission(inv: &Invocation) -> submit::Request {
         sender: inv.sender.clone(),
         full_name: inv.full_name.clone(),
         no_alias: inv.no_alias,
+        verbose: inv.verbose,
         notify: inv.notify.as_ref().map(|n| n.keywords()),
         ret: inv.ret.map(|r| r.keyword().to_string()),
         envid: inv.envid.clone(),

@@ -308,7 +308,18 @@ impl Report<'_> {
             let _ = writeln!(b, "Final-Recipient: RFC822; {fin}");
             if !self.no_actual_recipient {
                 let actual = r.actual_recipient.as_deref().map_or(fin.clone(), one_line);
-                let _ = writeln!(b, "X-Actual-Recipient: rfc822; {actual}");
+                // A program or file is named in the prog and file mailers' address type
+                // (recorded: `bounce-exp-inc-user-prog-odi`, `file-perm`); a list file
+                // refused is named as a local address (`/path@host`,
+                // `bounce-exp-inc-writable-odi`).
+                let kind = if actual.trim_start_matches('"').starts_with(['|', '/'])
+                    && !actual.ends_with(&format!("@{}", self.host))
+                {
+                    "X-Unix"
+                } else {
+                    "rfc822"
+                };
+                let _ = writeln!(b, "X-Actual-Recipient: {kind}; {actual}");
             }
             let _ = writeln!(b, "Action: {}", one_line(r.action));
             let _ = writeln!(b, "Status: {}", r.status);

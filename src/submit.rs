@@ -104,6 +104,8 @@ pub struct Request {
     pub full_name: Option<String>,
     /// `-n`: no aliasing.
     pub no_alias: bool,
+    /// `-v`: the expansion's notes are printed (sendmail's `aliased to ...` lines).
+    pub verbose: bool,
     /// `-N`: the NOTIFY keywords (`FAILURE,DELAY`).
     pub notify: Option<String>,
     /// `-R`: `FULL` or `HDRS`.
@@ -153,10 +155,12 @@ pub struct Refused {
     /// began with, qualified (the report's `Final-Recipient:`, `lst@host`); `None` for
     /// an address given as it is (recorded: `bounce-exp-unknown-user-odi`).
     pub expanded: Option<(String, String)>,
-    /// An `:include:` file refused at expansion: its RFC 3463 status (`5.2.4`). The
-    /// report names the file (`:include:/path`), gives no reason line and no
+    /// An `:include:` file refused at expansion, or a program or file target of a list
+    /// whose user may not have one (`5.7.1`): its RFC 3463 status (`5.2.4`). The
+    /// report names the file (`:include:/path`) or target, gives no reason line and no
     /// Diagnostic-Code, and its transcript repeats the refusal with that status, as
-    /// sendmail's does (recorded: `bounce-exp-inc-writable-odi`).
+    /// sendmail's does (recorded: `bounce-exp-inc-writable-odi`,
+    /// `bounce-exp-inc-user-prog-odi`).
     pub list_file: Option<crate::status::EnhancedStatus>,
 }
 
@@ -164,6 +168,16 @@ impl Refused {
     /// An alias or list that came back to itself naming no one.
     fn is_loop(&self) -> bool {
         self.text == "aliasing/forwarding loop broken"
+    }
+
+    /// What the message's queue entry keeps as its reason (`mailq`): the reason alone,
+    /// except for a refusal sendmail names with the list file and line, which it keeps
+    /// whole (recorded: `bounce-exp-inc-user-prog-odq`, `(DIR/members: line 1: ...)`).
+    pub fn entry_reason(&self) -> &str {
+        if self.list_file.is_some() && names_list_line(&self.text) {
+            return &self.text;
+        }
+        self.reason()
     }
 
     /// The reason alone, after the address (`User unknown`).
@@ -179,6 +193,14 @@ impl Refused {
     }
 }
 
+/// Whether `text` begins with a list file's location, `FILE: line N: `.
+fn names_list_line(text: &str) -> bool {
+    text.split_once(": line ").is_some_and(|(_, rest)| {
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        digits > 0 && rest.get(digits..).is_some_and(|r| r.starts_with(": "))
+    })
+}
+
 /// Expand local recipients through the aliases (unless `-n`) and check that local users
 /// exist, as sendmail does at submission in every delivery mode (recorded from 8.17:
 /// `-odq`, `-odd` and `-odb` all print `nosuchuser... User unknown` and exit 67, and the
@@ -191,8 +213,21 @@ pub fn expand_local(
     is_local: &dyn Fn(&str) -> bool,
     host: &str,
 ) -> (Vec<Recipient>, Vec<Refused>) {
+    let (out, refused, _) = expand_local_noted(recipients, aliases, is_local, host);
+    (out, refused)
+}
+
+/// [`expand_local`], with the lines sendmail's `-v` prints while expanding
+/// ([`crate::aliases::Expansion::notes`]).
+pub fn expand_local_noted(
+    recipients: Vec<Recipient>,
+    aliases: Option<&crate::aliases::Aliases>,
+    is_local: &dyn Fn(&str) -> bool,
+    host: &str,
+) -> (Vec<Recipient>, Vec<Refused>, Vec<String>) {
     use crate::aliases::{ExpandError, Expander, Target};
-    let ex = Expander::system(aliases, is_local);
+    let ex = Expander::system(aliases, is_local, host);
+    let mut notes = Vec::new();
     let mut out: Vec<Recipient> = Vec::new();
     let mut refused = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -242,6 +277,7 @@ pub fn expand_local(
             continue;
         }
         let x = ex.expand(std::slice::from_ref(&a), None);
+        notes.extend(x.notes.iter().cloned());
         // A list file that cannot be read now, or that the submitter may not read (the
         // root deliverer may), is the deliverer's to read; one that is no list file for
         // anyone (written by all, not a regular file, too large) is refused here, as
@@ -264,14 +300,18 @@ pub fn expand_local(
             });
             let list_file = match e {
                 ExpandError::IncludeRefused(_, _, st) => Some(*st),
+                // Told as a refused list file is (recorded: `bounce-exp-inc-user-prog-odi`).
+                ExpandError::Mailer(..) => Some(crate::status::NOT_AUTHORIZED),
                 _ => None,
             };
             refused.push(Refused {
                 address: e.target(),
-                text: e.text(),
+                text: x.said(k),
                 code: e.status(),
                 quiet: false,
-                expanded: x.ctl_of(k).map(|c| (c.to_string(), final_rcpt)),
+                expanded: x
+                    .ctl_of(k)
+                    .map(|c| (crate::aliases::ctl_in_report(c).to_string(), final_rcpt)),
                 list_file,
             });
         }
@@ -286,7 +326,7 @@ pub fn expand_local(
             add(&mut out, n);
         }
     }
-    (out, refused)
+    (out, refused, notes)
 }
 
 /// The `Date:`, `From:` and `Message-Id:` fields sendmail adds when the message lacks
@@ -623,8 +663,15 @@ pub fn submit<R: BufRead>(
         let path = settings.alias_file.as_ref().unwrap_or(&cfg.aliases);
         crate::aliases::Aliases::load(path).ok()
     };
-    let (envelope_recipients, refused_local) =
-        expand_local(recipients.clone(), aliases.as_ref(), &is_local, &host);
+    let (envelope_recipients, refused_local, notes) =
+        expand_local_noted(recipients.clone(), aliases.as_ref(), &is_local, &host);
+    // `-v`: what the expansion did, as sendmail tells it (recorded: `v-alias-remote`,
+    // `v-include`).
+    if req.verbose {
+        for n in &notes {
+            crate::outln!("{}", crate::text::printable_lines(n));
+        }
+    }
     // sendmail's queue file lists the local recipients first, each group in its queue
     // order (recorded from 8.17: `order-argv-local-odq`, `order-mixed-local-remote`).
     let (mut envelope_recipients, remote): (Vec<Recipient>, Vec<Recipient>) = envelope_recipients
@@ -833,7 +880,7 @@ pub fn submit<R: BufRead>(
         && let Ok(Some(mut locked)) = spool.lock_entry(&id)
     {
         // sendmail keeps the error as the entry's message, which mailq shows.
-        let why = first.reason();
+        let why = first.entry_reason();
         let state = crate::spool::entry::State {
             reason: Some(why.to_string()),
             ..Default::default()
@@ -1054,6 +1101,7 @@ fn refused_recipients(
                 } else if r.address.is_empty()
                     || r.address.contains('@')
                     || r.address.starts_with(['|', '/', '\\', ':'])
+                    || r.address.trim_start_matches('"').starts_with(['|', '/'])
                 {
                     r.address.clone()
                 } else {

@@ -401,8 +401,8 @@ pub fn attempt(
             outcomes.extend(not_sent(&[i], why, Mailer::Local));
             continue;
         }
-        say(out, &[format!("{}... Connecting to local...", r.address)]);
         let refused_before = refused.len();
+        let mut notes = Vec::new();
         let o = deliver_local(
             engine,
             spool,
@@ -411,14 +411,36 @@ pub fn attempt(
             &open_message,
             &mut refused,
             &mut result,
+            &mut notes,
         );
-        say(out, &outcome_lines(std::slice::from_ref(&o), &address));
+        // An alias or `.forward` expanded here is told as sendmail tells its expansion
+        // (`/home/u/.forward: line 1: forwarding to ...`), not as a delivery (recorded:
+        // `v-forward`).
+        if o.expanded {
+            say(out, &notes);
+        } else {
+            say(out, &[format!("{}... Connecting to local...", r.address)]);
+            say(out, &outcome_lines(std::slice::from_ref(&o), &address));
+        }
         let lines: Vec<String> = refused
             .iter()
             .skip(refused_before)
-            .map(|f| format!("{}... {}", f.recipient.address, f.failure.reply().summary()))
+            .map(|f| {
+                if f.told {
+                    f.failure.text.clone()
+                } else {
+                    format!("{}... {}", f.recipient.address, f.failure.reply().summary())
+                }
+            })
             .collect();
         say(out, &lines);
+        // What sendmail tells while expanding reaches the terminal of an interactive
+        // delivery without -v too (recorded: `forward-prog-noshell-odi`).
+        if out.is_none() && engine.interactive {
+            for f in refused.iter().skip(refused_before).filter(|f| f.told) {
+                rsendmail::outln!("{}", f.failure.text);
+            }
+        }
         // Targets the expansion refused are reported at the end: until then the
         // recipient stays open, so that a crash cannot lose their report.
         if units_left > 0 && refused.len() == refused_before {
@@ -765,7 +787,9 @@ fn send_transaction(
 
 /// Deliver to one local recipient. Targets an expansion refused are added to `refused`
 /// (failed at once, reported with the others); an expansion queued as a new entry is
-/// added to the attempt's new entries.
+/// added to the attempt's new entries; what `-v` tells of an expansion is added to
+/// `notes`.
+#[allow(clippy::too_many_arguments)]
 fn deliver_local(
     engine: &Engine,
     spool: &Spool,
@@ -774,6 +798,7 @@ fn deliver_local(
     open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
     refused: &mut Vec<local::Refused>,
     result: &mut Attempt,
+    notes: &mut Vec<String>,
 ) -> RcptOutcome {
     let Some(r) = env.recipients.get(i) else {
         return RcptOutcome::local(i, 554, status::PERM.to_string(), Mailer::Local, None);
@@ -802,8 +827,13 @@ fn deliver_local(
         .deliver(env, r, &is_local, open_message, &sender)
     {
         local::LocalOutcome::Delivered(text) => ok(text),
-        local::LocalOutcome::Failed(f) => RcptOutcome::new(i, f.reply(), Mailer::Local, None),
-        local::LocalOutcome::Expanded(list, failed, text) => {
+        local::LocalOutcome::Failed(f) => {
+            let mut o = RcptOutcome::new(i, f.reply(), Mailer::Local, None);
+            o.cant_create = f.cant_create;
+            o
+        }
+        local::LocalOutcome::Expanded(list, failed, text, said) => {
+            notes.extend(said);
             let queued = if list.is_empty() {
                 Ok(text)
             } else if env.expansions as usize >= rsendmail::aliases::MAX_DEPTH {

@@ -34,6 +34,9 @@ pub struct ReportItem {
     pub remote: String,
     /// Still failing temporarily when the message expired (Timeout.queuereturn).
     pub expired: bool,
+    /// A target an expansion refused that the transcript tells (local::Refused::told):
+    /// no reason line and no Diagnostic-Code.
+    pub told: bool,
 }
 
 /// Where a report goes.
@@ -257,6 +260,7 @@ pub fn owed(
             reply,
             remote,
             expired,
+            told,
         } = item;
         let mut ret = dsn::return_address(env, &r).map(str::to_string);
         // VERP: the report on a recipient goes to the sender made for that recipient,
@@ -284,7 +288,15 @@ pub fn owed(
             dsn::Kind::Failure if status.class != StatusClass::Permanent => status::EXPIRED,
             _ => status,
         };
-        let attempted = if r.address.starts_with(['|', '/', '\\', ':']) {
+        // A list file is named as a local address (`/path@host`, sendmail's; recorded:
+        // forward-include-relative-odi).
+        let attempted = if let Some(path) = r.address.strip_prefix(":include:") {
+            engine.qualify(path)
+        } else if r
+            .address
+            .trim_start_matches('"')
+            .starts_with(['|', '/', '\\', ':'])
+        {
             r.address.clone()
         } else {
             engine.qualify(&r.address)
@@ -300,7 +312,7 @@ pub fn owed(
         // has no server reply to name: no reason line and no Diagnostic-Code; the
         // transcript tells it (compat case bounce-queuereturn-refused).
         let made_here = expired && reply.as_ref().is_none_or(|r| r.local);
-        let diagnostic = if made_here {
+        let diagnostic = if made_here || told {
             None
         } else if relayed {
             Some(
@@ -539,6 +551,7 @@ mod tests {
                 dsn::Kind::Delay => "delayed",
                 dsn::Kind::Success => "relayed",
             },
+            told: false,
             status: st,
             why: format!(
                 "{} {st} why",

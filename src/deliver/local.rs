@@ -54,7 +54,8 @@ pub enum LocalOutcome {
     /// Replaced by these recipients (an alias met at delivery, or a `.forward`), which
     /// go into a new entry, and the targets the expansion refused (a bad address, an
     /// unknown user, a loop), each failed for good at once and reported to the sender.
-    Expanded(Vec<Recipient>, Vec<Refused>, String),
+    /// The last: what `-v` prints of the expansion (`Expansion::notes`).
+    Expanded(Vec<Recipient>, Vec<Refused>, String, Vec<String>),
 }
 
 impl LocalOutcome {
@@ -76,6 +77,9 @@ pub struct Failure {
     pub code: u16,
     pub status: EnhancedStatus,
     pub text: String,
+    /// A `/file` target that cannot be created or opened: the delivery exits
+    /// EX_CANTCREAT as sendmail's does.
+    pub cant_create: bool,
 }
 
 impl Failure {
@@ -84,6 +88,7 @@ impl Failure {
             code,
             status,
             text: text.into(),
+            cant_create: false,
         }
     }
 
@@ -100,6 +105,16 @@ pub struct Refused {
     pub recipient: Recipient,
     /// The code, the status and the `addr... reason` text.
     pub failure: Failure,
+    /// Told as sendmail tells an error it finds while expanding (its `usrerr`): the
+    /// text on the terminal of an interactive delivery and in the report's transcript,
+    /// with no reason line and no Diagnostic-Code in the report, and exit 64 (recorded:
+    /// `forward-prog-noshell-odi`). A program or file the list's user may not have,
+    /// and any target refused on a list file's line (`forward-unknown-odi`).
+    pub told: bool,
+    /// For a told refusal: the reason its report gives (`User unknown`: `(reason: 550
+    /// 5.1.1 User unknown)` and the Diagnostic-Code), or None for none at all (a program
+    /// or file refused for its user, which also makes the exit status 64).
+    pub reason: Option<String>,
 }
 
 /// Local delivery settings.
@@ -201,9 +216,26 @@ impl Local {
         let read = |path: &Path, as_user: Option<u32>| self.read_list(path, as_user, false);
         Expander {
             read_include: &read,
-            ..Expander::system(self.aliases(), is_local)
+            ..Expander::system(self.aliases(), is_local, &self.host)
         }
         .expand(addrs, owner)
+    }
+
+    /// Expand a list file a user controls (a `.forward`: its path and text) as
+    /// [`Local::expand`] does, its refusals naming the file and line.
+    pub fn expand_list(
+        &self,
+        path: &Path,
+        text: &str,
+        owner: Option<u32>,
+        is_local: &dyn Fn(&str) -> bool,
+    ) -> rsendmail::aliases::Expansion {
+        let read = |path: &Path, as_user: Option<u32>| self.read_list(path, as_user, false);
+        Expander {
+            read_include: &read,
+            ..Expander::system(self.aliases(), is_local, &self.host)
+        }
+        .expand_list(&path.to_string_lossy(), text, owner)
     }
 
     /// Read a list file (an `:include:` file, a `.forward`): its text and its owner's uid.
@@ -403,15 +435,9 @@ impl Local {
                         Ok((text, _)) => {
                             let targets = rsendmail::aliases::list_targets(&text);
                             if !targets.is_empty() {
-                                let mut x = self.expand(&targets, Some(u.uid), is_local);
-                                // The user's own name in the .forward is the mailbox.
-                                for t in &mut x.targets {
-                                    if let Target::User(n) = &t.target
-                                        && rsendmail::aliases::key_of(n) == u.name
-                                    {
-                                        t.target = Target::Mailbox(u.name.clone());
-                                    }
-                                }
+                                let x = self.forward_of(&u, &fwd, &text, is_local);
+                                let mut visited = vec![u.name.clone()];
+                                let (x, _) = self.follow_forwards(x, &mut visited, is_local);
                                 return self.expanded(r, &addr, x, ".forward");
                             }
                         }
@@ -435,6 +461,126 @@ impl Local {
                 self.mailbox(&u.name, open_message, sender)
             }
         }
+    }
+
+    /// The expansion of user `u`'s `.forward` (at `fwd`, its `text`): its targets with
+    /// the user's rights, the user's own name in it meaning the mailbox.
+    fn forward_of(
+        &self,
+        u: &User,
+        fwd: &Path,
+        text: &str,
+        is_local: &dyn Fn(&str) -> bool,
+    ) -> rsendmail::aliases::Expansion {
+        let mut x = self.expand_list(fwd, text, Some(u.uid), is_local);
+        for t in &mut x.targets {
+            if let Target::User(n) = &t.target
+                && rsendmail::aliases::key_of(n) == u.name
+            {
+                t.target = Target::Mailbox(u.name.clone());
+            }
+        }
+        x
+    }
+
+    /// The `.forward` of a local user `name` that this deliverer may read now, read:
+    /// the user and the file's text; `None` when there is none to follow here (no such
+    /// user, no safe `.forward`, or one only another process can read), which leaves the
+    /// user for a delivery of its own.
+    fn readable_forward(&self, name: &str) -> Option<(User, PathBuf, String)> {
+        let (base, detail) = rsendmail::aliases::split_detail(name);
+        if base.is_empty() || detail.is_some() {
+            return None;
+        }
+        let u = user(base)?;
+        if !self.root && u.uid != self.uid {
+            return None;
+        }
+        let fwd = u.home.join(".forward");
+        if !matches!(forward_is_safe(&fwd, u.uid), Ok(true)) {
+            return None;
+        }
+        let (text, _) = self
+            .read_list(&fwd, Some(u.uid).filter(|&id| id != 0), true)
+            .ok()?;
+        Some((u, fwd, text))
+    }
+
+    /// Follow the `.forward` files of the local users an expansion `x` names, as
+    /// sendmail expands a chain of them at once, and break a loop as sendmail does
+    /// (recorded from 8.17: `forward-loop-two`, `forward-loop-three`,
+    /// `forward-loop-two-remote`): a user met again on the way (the chain comes back
+    /// to it) gets the message in the mailbox, and so does a user whose `.forward`
+    /// names no one new (only users already on the way); a user whose `.forward` names
+    /// someone new is replaced by what it names. `visited` holds the users on the way.
+    /// Returns the expansion and whether it named anyone new.
+    fn follow_forwards(
+        &self,
+        x: rsendmail::aliases::Expansion,
+        visited: &mut Vec<String>,
+        is_local: &dyn Fn(&str) -> bool,
+    ) -> (rsendmail::aliases::Expansion, bool) {
+        let mut x = x;
+        let targets = std::mem::take(&mut x.targets);
+        let mut out = x;
+        let mut new = false;
+        for t in targets {
+            let Target::User(n) = &t.target else {
+                new = true;
+                out.targets.push(t);
+                continue;
+            };
+            let key = rsendmail::aliases::key_of(n);
+            if visited.contains(&key) {
+                // Back to a user on the way: its mailbox.
+                out.targets.push(rsendmail::aliases::Expanded {
+                    target: Target::Mailbox(key),
+                    ..t
+                });
+                continue;
+            }
+            new = true;
+            let next = (visited.len() < rsendmail::aliases::MAX_DEPTH)
+                .then(|| self.readable_forward(&key))
+                .flatten();
+            let Some((u, fwd, text)) = next else {
+                out.targets.push(t);
+                continue;
+            };
+            visited.push(u.name.clone());
+            let inner = self.forward_of(&u, &fwd, &text, is_local);
+            let (mut inner, named_new) = self.follow_forwards(inner, visited, is_local);
+            // What the user's .forward led to was expanded from the user.
+            for e in &mut inner.targets {
+                e.ctl.get_or_insert_with(|| u.name.clone());
+            }
+            for c in &mut inner.error_ctl {
+                c.get_or_insert_with(|| u.name.clone());
+            }
+            if !named_new {
+                inner.targets.push(rsendmail::aliases::Expanded {
+                    target: Target::Mailbox(u.name.clone()),
+                    ..t
+                });
+            }
+            out.targets.extend(inner.targets);
+            out.notes.extend(inner.notes);
+            out.errors.extend(inner.errors);
+            out.error_ctl.extend(inner.error_ctl);
+            out.error_at.extend(inner.error_at);
+        }
+        // Each mailbox and address once.
+        let mut seen = std::collections::HashSet::new();
+        out.targets.retain(|e| {
+            let k = match &e.target {
+                Target::User(u) | Target::Mailbox(u) => {
+                    format!("user:{}", rsendmail::aliases::key_of(u))
+                }
+                t => t.address(),
+            };
+            seen.insert(k)
+        });
+        (out, new)
     }
 
     /// The outcome of an expansion of `r`: an `:include:` that cannot be read now defers
@@ -483,7 +629,13 @@ impl Local {
                 // that recipient is its Original-Recipient (a target refused here never
                 // reaches a server).
                 let mut recipient = rsendmail::aliases::recipient_from(r, e.target());
-                match x.ctl_of(k) {
+                // A `.forward`'s own targets were expanded from its user (recorded:
+                // `forward-prog-noshell-odi`, `(expanded from: rsmtest)`).
+                let ctl = x
+                    .ctl_of(k)
+                    .map(rsendmail::aliases::ctl_in_report)
+                    .or((how == ".forward").then_some(addr));
+                match ctl {
                     Some(ctl) => {
                         recipient.expanded_from = Some(ctl.to_string());
                         recipient.final_rcpt =
@@ -495,18 +647,32 @@ impl Local {
                             .get_or_insert_with(|| format!("rfc822;{qualified}"));
                     }
                 }
+                // A program or file its user may not have, and a list file refused for
+                // good, are told with no reason line (recorded: forward-prog-noshell-odi,
+                // forward-include-relative-odi).
+                let mailer = matches!(e, ExpandError::Mailer(..) | ExpandError::IncludeRefused(..));
+                let told = mailer || x.from_list_file(k);
+                let text = if told { x.said(k) } else { text };
+                let reason = (told && !mailer).then(|| {
+                    let t = e.text();
+                    t.split_once("... ")
+                        .map_or(t.clone(), |(_, w)| w.to_string())
+                });
                 Refused {
                     recipient,
                     failure: Failure::new(code, status, text),
+                    told,
+                    reason,
                 }
             })
             .collect();
+        let notes = x.notes;
         let list = rsendmail::aliases::recipients_from(r, x.targets, &self.host);
         let mut text = format!("expanded by {how} to {} recipients", list.len());
         if !refused.is_empty() {
             text.push_str(&format!(", {} refused", refused.len()));
         }
-        LocalOutcome::Expanded(list, refused, text)
+        LocalOutcome::Expanded(list, refused, text, notes)
     }
 
     fn mailbox(
@@ -632,11 +798,13 @@ impl Local {
                     && (s.code() == Some(Sysexit::CantCreat.code().into())
                         || s.code() == Some(Sysexit::NoPerm.code().into())) =>
             {
-                LocalOutcome::perm(
+                let mut f = Failure::new(
                     550,
                     status::SYSTEM_PERM,
                     format!("{}... Can't create output: {err}", path.display()),
-                )
+                );
+                f.cant_create = true;
+                LocalOutcome::Failed(f)
             }
             Ok(s) if s.code() == Some(Sysexit::NoPerm.code().into()) => {
                 LocalOutcome::temp(status::MAILBOX_TEMP, err)

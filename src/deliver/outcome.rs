@@ -67,6 +67,9 @@ pub struct RcptOutcome {
     pub no_host: bool,
     /// The message itself was refused after DATA (EX_UNAVAILABLE).
     pub data_refused: bool,
+    /// A `/file` target that could not be created or opened (EX_CANTCREAT, as
+    /// sendmail's file mailer exits; compat cases file-perm, file-readonly).
+    pub cant_create: bool,
 }
 
 impl RcptOutcome {
@@ -101,6 +104,7 @@ impl RcptOutcome {
             expanded: false,
             no_host: false,
             data_refused: false,
+            cant_create: false,
         }
     }
 

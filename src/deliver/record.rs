@@ -63,6 +63,12 @@ pub struct Counts {
     /// Failed because the message expired (Timeout.queuereturn) while they were
     /// deferred: returned to the sender, not counted in the exit status.
     pub expired: usize,
+    /// Targets an expansion refused with sendmail's usage error (a program or file a
+    /// list's user may not have: `local::Refused::told`), EX_USAGE.
+    pub failed_usage: usize,
+    /// `/file` targets that could not be created (EX_CANTCREAT; compat cases
+    /// file-perm, file-readonly, file-nodir-mixed).
+    pub failed_cant_create: usize,
 }
 
 /// What an attempt comes to.
@@ -172,6 +178,7 @@ pub fn record(
                 counts.failed_rcpt += 1;
                 counts.failed_host += usize::from(o.no_host);
                 counts.failed_data += usize::from(o.data_refused);
+                counts.failed_cant_create += usize::from(o.cant_create);
                 (RcptState::Failed, summary, o.status, o.stat_text())
             }
             // The reply stays the last one the server gave (or none, when it was made
@@ -219,6 +226,7 @@ pub fn record(
             reply: (!remote.is_empty()).then(|| o.reply.clone()),
             remote: remote.clone(),
             expired: o.class == Class::Temporary && expired,
+            told: false,
         };
         match st {
             RcptState::Failed => items.push(item(dsn::Kind::Failure, "failed")),
@@ -259,10 +267,21 @@ pub fn record(
     // The targets an expansion refused are not recipients of this entry: their failure
     // is recorded by their report (the entry's recipient that led to them is final
     // only once that report is queued).
+    let mut told_lines = Vec::new();
     for f in refused {
         counts.failed_rcpt += 1;
+        if f.told {
+            counts.failed_usage += usize::from(f.reason.is_none());
+            told_lines.push(format!(
+                "{} {} {}",
+                f.failure.code, f.failure.status, f.failure.text
+            ));
+        }
         let st = f.failure.status;
-        let why = f.failure.reply().summary();
+        let why = match &f.reason {
+            Some(r) => format!("{} {st} {r}", f.failure.code),
+            None => f.failure.reply().summary(),
+        };
         log.push(format!(
             "{}: to=<{}>, delay={}, xdelay={}, mailer=local, relay=local, dsn={st}, stat={why}",
             env.id,
@@ -280,6 +299,7 @@ pub fn record(
             reply: None,
             remote: String::new(),
             expired: false,
+            told: f.told && f.reason.is_none(),
         });
     }
     if items.iter().any(|r| r.kind == dsn::Kind::Delay) {
@@ -301,7 +321,12 @@ pub fn record(
             })
         })
         .collect();
-    let transcript = bounce::transcript(&told, (counts.expired > 0).then_some(engine.queue_return));
+    // What the expansion told comes first, as sendmail finds it before it delivers.
+    let mut transcript = told_lines;
+    transcript.extend(bounce::transcript(
+        &told,
+        (counts.expired > 0).then_some(engine.queue_return),
+    ));
     // sendmail -v, when the message expired in this attempt, or a delay warning is
     // owed (which is then the entry's reason; compat case delay-queuewarn-reject4-v).
     let warned_now = items.iter().any(|r| r.kind == dsn::Kind::Delay);
@@ -385,6 +410,10 @@ pub fn exit_status(c: &Counts, error_mode: char) -> Sysexit {
         Sysexit::Unavailable
     } else if c.failed_sender_dataerr > 0 {
         Sysexit::DataErr
+    } else if c.failed_usage > 0 {
+        Sysexit::Usage
+    } else if c.failed_cant_create > 0 {
+        Sysexit::CantCreat
     } else if c.failed_host > 0 && c.failed_host == c.failed_rcpt {
         Sysexit::NoHost
     } else if c.failed_rcpt > 0 {
@@ -754,6 +783,8 @@ mod tests {
         let refused = vec![Refused {
             recipient: Recipient::new("nosuch"),
             failure: Failure::new(550, status::BAD_MAILBOX, "nosuch... User unknown"),
+            told: false,
+            reason: None,
         }];
         let r = record(
             &e,
@@ -945,6 +976,19 @@ mod tests {
         assert_eq!(exit_status(&sender(2, 0), 'p'), Sysexit::Unavailable);
         assert_eq!(exit_status(&sender(2, 2), 'p'), Sysexit::DataErr);
         assert_eq!(exit_status(&sender(2, 1), 'p'), Sysexit::Unavailable);
+        // A /file that cannot be created is EX_CANTCREAT, also beside a refused
+        // recipient (file-nodir-mixed); a program or file a list's user may not have is
+        // EX_USAGE (forward-prog-noshell-odi).
+        let local = |failed_cant_create, failed_usage| Counts {
+            failed_rcpt: 2,
+            failed_cant_create,
+            failed_usage,
+            ..Counts::default()
+        };
+        assert_eq!(exit_status(&local(1, 0), 'p'), Sysexit::CantCreat);
+        assert_eq!(exit_status(&local(0, 1), 'p'), Sysexit::Usage);
+        assert_eq!(exit_status(&local(1, 1), 'p'), Sysexit::Usage);
+        assert_eq!(exit_status(&local(1, 0), 'e'), Sysexit::Ok);
         for (counts, mode, want) in cases {
             assert_eq!(exit_status(&counts, mode), want, "{counts:?} {mode}");
         }

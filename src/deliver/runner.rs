@@ -490,6 +490,8 @@ fn run_status(attempts: &[Attempt], error_mode: char) -> Sysexit {
         c.failed_sender += a.counts.failed_sender;
         c.failed_sender_dataerr += a.counts.failed_sender_dataerr;
         c.expired += a.counts.expired;
+        c.failed_usage += a.counts.failed_usage;
+        c.failed_cant_create += a.counts.failed_cant_create;
     }
     exit_status(&c, error_mode)
 }
