@@ -1,0 +1,7 @@
+//! (not written yet)
+use super::Context;
+use crate::exit::Sysexit;
+pub fn show(_: &Context) -> Sysexit {
+    crate::outln!("not implemented");
+    Sysexit::Software
+}
