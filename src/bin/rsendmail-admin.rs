@@ -90,7 +90,22 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Before anything is opened: no spool file may become a caller's stdout.
+    rsendmail::privs::fix_std_fds();
+    rsendmail::log::init("rsendmail-admin");
+    // clap's usage errors exit 64 (EX_USAGE), its message on stderr; --help and
+    // --version print on stdout and exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                rsendmail::exit::Sysexit::Usage.code()
+            } else {
+                0
+            });
+        }
+    };
     let ctx = admin::Context { config: cli.config };
     let status = match cli.command {
         Command::List { json } => admin::queue::list(&ctx, json),

@@ -301,7 +301,11 @@ pub fn attempt(
         Ok(r) => r.mx(d),
         Err(e) => dns::MxResult::Temp(status::DIRECTORY_TEMP, e.clone()),
     };
-    let planned = plan::plan(engine, &env, &open, hops, *index, &mut mx);
+    let planned = match &locked.entry.state.bounce {
+        // `rsendmail-admin bounce`: every open recipient is returned, nothing is sent.
+        Some(reason) => plan::returned(&open, reason),
+        None => plan::plan(engine, &env, &open, hops, *index, &mut mx),
+    };
     let address = |i: usize| {
         env.recipients
             .get(i)

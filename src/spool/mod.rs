@@ -14,6 +14,8 @@
 //!   index/        the fast-flush indexes (see index.rs); never the truth
 //!   slots/<n>     lock files of background deliveries, as many as
 //!                 `O MaxBackgroundDeliveries=` (made and locked by the deliverer's runner)
+//!   hold/         held entries (`qf<ID>`, `sf<ID>`), moved aside by `rsendmail-admin hold`:
+//!                 no run lists it ([`Spool::held`])
 //! ```
 //! docs/ARCHITECTURE.md, "The spool", describes all of it in one place.
 //! `ID` is 14 characters like sendmail's (`6AM5eIkR004034`): year, month, day, hour,
@@ -83,6 +85,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// How old a leftover temporary file must be before a queue run removes it.
 pub const GRACE: i64 = 3600;
+
+/// The sub-directory of held entries ([`Spool::held`]).
+pub const HOLD: &str = "hold";
 
 const ID_CHARS: &[u8; 60] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx";
 
@@ -394,6 +399,18 @@ impl Spool {
         self.dir.join(format!("sf{id}"))
     }
 
+    /// The held entries (`rsendmail-admin hold`): `SPOOLDIR/hold/`, laid out as the
+    /// spool itself (`qf<ID>`, `sf<ID>`). No run lists it, and every delivery opens an
+    /// entry by its path in the spool, so no selection (`-q`, `-qR/-qS/-qI`, the
+    /// periodic runner, ETRN, the wake-up endpoint, `waiting/`) can take a held entry.
+    pub fn held(&self) -> Spool {
+        Spool {
+            dir: self.dir.join(HOLD),
+            private: self.private,
+            fast_flush: self.fast_flush.clone(),
+        }
+    }
+
     /// Make sure the spool and its sub-directories exist (creating them when we may).
     pub fn prepare(&self) -> Result<(), Fatal> {
         let dir_mode = if self.private { 0o700 } else { 0o2770 };
@@ -465,7 +482,7 @@ impl Spool {
     /// What is wrong with the spool's sub-directories, without changing anything (for
     /// `mailq`'s problem lines).
     pub fn subdir_problems(&self) -> Vec<String> {
-        ["tmp", "index", "corrupt", "slots", "waiting"]
+        ["tmp", "index", "corrupt", "slots", "waiting", HOLD]
             .iter()
             .filter_map(|sub| match open_dir(&self.dir.join(sub)) {
                 Err(e) if is_unsafe(&e) => Some(e.to_string()),
@@ -739,9 +756,12 @@ impl Spool {
             for ent in rd.flatten() {
                 let name = ent.file_name();
                 let Some(name) = name.to_str() else { continue };
+                // A held entry's state may be left here by a hold or release cut
+                // short between its two renames (`rsendmail-admin`): not an orphan.
                 if let Some(id) = name.strip_prefix("sf")
                     && valid_id(id)
                     && !self.qf_path(id).exists()
+                    && !self.held().qf_path(id).exists()
                 {
                     let p = ent.path();
                     if fs::remove_file(&p).is_ok() {
