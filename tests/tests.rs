@@ -3,6 +3,7 @@
 mod harness;
 
 mod addresses;
+mod admin_queue;
 mod compat_suite;
 mod connection_cache;
 mod content;

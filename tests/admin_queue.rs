@@ -1,0 +1,563 @@
+//! `rsendmail-admin`'s queue commands through the real binaries: list, show, delete,
+//! hold, release, retry, bounce; who may act on which entry; an entry deleted while a
+//! queue run delivers another; clap's usage errors.
+
+use crate::harness::servers::{Sink, relay_env};
+use crate::harness::{
+    Env, MSG, Run, TEST_USER, as_user, can_switch_user, closed_tcp_port, copy_executable,
+    user_visible_bin, wait_until,
+};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn admin_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-admin"))
+}
+
+/// `rsendmail-admin -C conf ARGS`.
+fn admin(env: &Env, args: &[&str]) -> Run {
+    let mut full = vec!["-C", env.conf.to_str().unwrap()];
+    full.extend_from_slice(args);
+    env.run_raw(&admin_bin(), &full, b"")
+}
+
+/// Queue a message to `rcpt` (`-odq`) and return its ID.
+fn queue(env: &Env, rcpt: &str) -> String {
+    let before: Vec<PathBuf> = env.entries();
+    env.sendmail(&["-odq", "-f", "alice@example.org", rcpt], MSG)
+        .code(0);
+    let after = env.entries();
+    let new: Vec<&PathBuf> = after.iter().filter(|p| !before.contains(p)).collect();
+    assert_eq!(new.len(), 1, "{}", env.listing());
+    id_of(new[0])
+}
+
+fn id_of(p: &Path) -> String {
+    p.file_name().unwrap().to_str().unwrap()[2..].to_string()
+}
+
+fn index_text(env: &Env) -> String {
+    fs::read_to_string(env.spool.join("index/recipients")).unwrap_or_default()
+}
+
+fn held(env: &Env, id: &str) -> bool {
+    env.spool.join("hold").join(format!("qf{id}")).exists()
+}
+
+fn queued(env: &Env, id: &str) -> bool {
+    env.spool.join(format!("qf{id}")).exists()
+}
+
+/// Usage errors are clap's message on stderr and exit 64 (EX_USAGE); `--help` and
+/// `--version` exit 0.
+#[test]
+fn usage_errors_exit_64() {
+    let env = Env::new();
+    for args in [
+        &["frobnicate"][..],
+        &[][..],
+        &["hold"][..],
+        &["delete", "--all", "6AUIIquc023976"][..],
+        &["list", "--bogus"][..],
+    ] {
+        let r = admin(&env, args);
+        r.code(64);
+        assert!(r.stderr.contains("Usage: rsendmail-admin"), "{}", r.stderr);
+        assert_eq!(r.stdout, "");
+    }
+    let r = admin(&env, &["--help"]);
+    r.code(0);
+    assert!(r.stdout.contains("hold"), "{}", r.stdout);
+    admin(&env, &["--version"]).code(0);
+    // An argument that is not a queue ID: 64 as well, the other IDs still done.
+    let id = queue(&env, "bob@example.org");
+    let r = admin(&env, &["hold", "../../etc/passwd", &id]);
+    r.code(64);
+    assert!(
+        r.stderr.contains("../../etc/passwd: not a queue ID"),
+        "{}",
+        r.stderr
+    );
+    assert!(held(&env, &id));
+}
+
+/// `list` is the `mailq` listing, `list --json` is `mailq --json`.
+#[test]
+fn list_is_the_mailq_listing() {
+    let env = Env::new();
+    queue(&env, "bob@example.org");
+    queue(&env, "carol@example.org");
+    let r = admin(&env, &["list"]);
+    r.code(0);
+    assert_eq!(r.stdout, env.mailq(&[]));
+    assert!(r.stdout.contains("(2 requests)"), "{}", r.stdout);
+    let r = admin(&env, &["list", "--json"]);
+    r.code(0);
+    assert_eq!(r.stdout, env.mailq(&["--json"]));
+    assert_eq!(r.stdout.lines().count(), 2);
+}
+
+/// `show ID`: envelope, each recipient's state and full reason, next attempt, header.
+/// An ID that names no entry: 66 (EX_NOINPUT), said on stderr.
+#[test]
+fn show_gives_envelope_state_next_attempt_and_header() {
+    let env = relay_env(closed_tcp_port(), "");
+    env.sendmail(&["-odi", "-f", "alice@example.org", "bob@example.org"], MSG)
+        .code(0);
+    let id = env.only_id();
+    let r = admin(&env, &["show", &id]);
+    r.code(0);
+    for want in [
+        format!("Queue ID:       {id}\n"),
+        "Status:         queued\n".into(),
+        "Submitted by:   root (uid 0)\n".into(),
+        "Sender:         alice@example.org\n".into(),
+        "Attempts:       1\n".into(),
+        "Next attempt:   ".into(),
+        "Reason:         Deferred: Connection refused by [127.0.0.1]\n".into(),
+        "  bob@example.org: deferred".into(),
+        "  Subject: test\n".into(),
+        format!("   by test.example (rsendmail 0.1.0) id {id}"),
+    ] {
+        assert!(r.stdout.contains(&want), "{want:?} in\n{}", r.stdout);
+    }
+    assert!(r.stdout.contains(" (in "), "{}", r.stdout);
+    let r = admin(&env, &["show", "6AUIIquc023976"]);
+    r.code(66);
+    assert!(
+        r.stderr
+            .contains("6AUIIquc023976: no such entry in the queue"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// `delete`: the entry and its index lines go, the others stay; an unknown ID among
+/// the arguments is said and exits 66 while the others are deleted; `--recipient` and
+/// `--all`.
+#[test]
+fn delete_removes_entries_and_their_index_lines() {
+    let env = relay_env(closed_tcp_port(), "");
+    let a = queue(&env, "bob@example.org");
+    let b = queue(&env, "carol@example.net");
+    let c = queue(&env, "dave@example.com");
+    let d = queue(&env, "erin@example.com");
+    // A tried entry has a state file.
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(env.spool.join(format!("sf{a}")).exists());
+    assert!(index_text(&env).contains(&a), "{}", index_text(&env));
+    let r = admin(&env, &["delete", "6AUIIquc023976", &a]);
+    r.code(66);
+    assert_eq!(r.stdout, format!("{a}: deleted\n"));
+    assert!(!queued(&env, &a) && !env.spool.join(format!("sf{a}")).exists());
+    let idx = index_text(&env);
+    assert!(!idx.contains(&a), "{idx}");
+    assert!(idx.contains(&b) && idx.contains(&c), "{idx}");
+    // --recipient: a case-insensitive substring of a recipient still open.
+    let r = admin(&env, &["delete", "--recipient", "EXAMPLE.COM"]);
+    r.code(0);
+    assert_eq!(r.stdout, {
+        let mut v = [c.clone(), d.clone()];
+        v.sort();
+        format!("{}: deleted\n{}: deleted\n", v[0], v[1])
+    });
+    assert!(queued(&env, &b));
+    // --all, a held entry included.
+    admin(&env, &["hold", &b]).code(0);
+    admin(&env, &["delete", "--all"]).code(0);
+    assert!(
+        env.entries().is_empty() && !held(&env, &b),
+        "{}",
+        env.listing()
+    );
+    assert_eq!(index_text(&env), "");
+    let r = admin(&env, &["delete", "--all"]);
+    r.code(0);
+    assert_eq!(r.stdout, "no entries matched\n");
+}
+
+/// A held entry is selected by no run (`-q`, `-qR`, `-qI`, `-qf` on its own ID, a
+/// background delivery of it); `mailq` lists it with sendmail's quarantine line; once
+/// released, `-q` delivers it.
+#[test]
+fn held_entries_are_never_selected_until_released() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    let id = queue(&env, "held@example.org");
+    let other = queue(&env, "other@example.org");
+    let r = admin(&env, &["hold", &id]);
+    r.code(0);
+    assert_eq!(r.stdout, format!("{id}: held\n"));
+    assert!(held(&env, &id) && !queued(&env, &id));
+    assert!(!index_text(&env).contains(&id), "{}", index_text(&env));
+    let listing = env.mailq(&[]);
+    assert!(
+        listing.contains(&format!("{id}        6 "))
+            && listing.contains("\n     QUARANTINE: held\n"),
+        "{listing}"
+    );
+    assert!(
+        env.mailq(&["--json"])
+            .contains(&format!("\"queue_name\":\"hold\",\"queue_id\":\"{id}\"")),
+        "{}",
+        env.mailq(&["--json"])
+    );
+    let by_id = format!("-qI{id}");
+    for args in [
+        &["-qRheld@"][..],
+        &[by_id.as_str()][..],
+        &["-q"][..],
+        &["-qf"][..],
+    ] {
+        env.sendmail(args, b"").code(0);
+    }
+    // The deliverer named with the entry, as a background submission starts it.
+    let deliver = PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-deliver"));
+    let _ = Command::new(&deliver)
+        .args([
+            "--entry",
+            &id,
+            "--",
+            "sendmail",
+            "-C",
+            env.conf.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    // (`-q` and its selections run in the background; `-qf` in the foreground.)
+    wait_until(
+        Duration::from_secs(10),
+        "the other entry at the sink",
+        || sink.dumps().len() == 1,
+    );
+    crate::harness::holds_for(Duration::from_secs(1), "nothing more sent", || {
+        sink.dumps().len() == 1
+    });
+    let dumps = sink.dumps();
+    assert!(dumps[0].contains("other@example.org"));
+    assert!(!queued(&env, &other));
+    assert!(held(&env, &id), "{}", env.listing());
+    // Holding again says so; releasing a queued entry says so; both exit 0.
+    admin(&env, &["hold", &id])
+        .code(0)
+        .stdout_is(&format!("{id}: already held\n"));
+    let r = admin(&env, &["release", &id]);
+    r.code(0).stdout_is(&format!("{id}: released\n"));
+    assert!(queued(&env, &id) && !held(&env, &id));
+    assert!(index_text(&env).contains(&id), "{}", index_text(&env));
+    admin(&env, &["release", &id])
+        .code(0)
+        .stdout_is(&format!("{id}: not held\n"));
+    env.sendmail(&["-qf"], b"").code(0);
+    wait_until(
+        Duration::from_secs(10),
+        "the released entry at the sink",
+        || sink.dumps().len() == 2,
+    );
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}
+
+/// Rewrite the config's `PORT` line.
+fn set_port(env: &Env, port: u16) {
+    let text = fs::read_to_string(&env.conf).unwrap();
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("PORT ") {
+                format!("PORT {port}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    fs::write(&env.conf, text).unwrap();
+}
+
+/// `retry ID`: a deferred entry whose back-off has hours to go is due now: the
+/// delivery `retry` starts (no runner listens) delivers it, and the back-off is gone.
+#[test]
+fn retry_delivers_a_deferred_entry_without_waiting_for_its_back_off() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(closed_tcp_port(), "O QueueRetryMin=2h\n");
+    env.sendmail(&["-odi", "bob@example.org"], MSG).code(0);
+    let id = env.only_id();
+    let json = env.mailq(&["--json"]);
+    assert!(json.contains("\"next_attempt\""), "{json}");
+    set_port(&env, sink.port);
+    // A periodic run (not a selection) leaves it to its back-off.
+    let r = admin(&env, &["retry", &id]);
+    r.code(0);
+    assert!(
+        r.stdout.starts_with(&format!("{id}: due now (")),
+        "{}",
+        r.stdout
+    );
+    wait_until(
+        Duration::from_secs(15),
+        "the retried entry at the sink",
+        || sink.dumps().len() == 1,
+    );
+    env.wait_until_empty(Duration::from_secs(10));
+}
+
+/// `retry` of a held entry releases it; an unknown ID: 66.
+#[test]
+fn retry_of_a_held_entry_releases_it() {
+    let env = relay_env(closed_tcp_port(), "");
+    let id = queue(&env, "bob@example.org");
+    admin(&env, &["hold", &id]).code(0);
+    let r = admin(&env, &["retry", &id, "6AUIIquc023976"]);
+    r.code(66);
+    assert!(
+        r.stdout.starts_with(&format!("{id}: due now")),
+        "{}",
+        r.stdout
+    );
+    // The delivery it started finds the port closed: the entry stays, queued.
+    wait_until(
+        Duration::from_secs(10),
+        "the entry back in the queue",
+        || queued(&env, &id) && !held(&env, &id),
+    );
+}
+
+/// `bounce ID --reason TEXT`: exactly one RFC 3464 report, to the sender, naming the
+/// reason; the message is sent to no recipient; the entry is gone; a later run sends
+/// nothing more.
+#[test]
+fn bounce_returns_exactly_one_report_to_the_sender() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    let id = queue(&env, "bob@example.org");
+    let r = admin(&env, &["bounce", &id, "--reason", "spam run\r\nBcc: x"]);
+    r.code(0);
+    assert_eq!(r.stdout, format!("{id}: returned to its sender\n"));
+    assert!(!queued(&env, &id));
+    wait_until(Duration::from_secs(10), "the report at the sink", || {
+        !sink.dumps().is_empty()
+    });
+    env.sendmail(&["-qf"], b"").code(0);
+    std::thread::sleep(Duration::from_millis(300));
+    let dumps = sink.dumps();
+    assert_eq!(dumps.len(), 1, "{dumps:?}");
+    let d = &dumps[0];
+    assert!(
+        d.contains("X-Rcpt-Args: <alice@example.org>") || d.contains("alice@example.org"),
+        "{d}"
+    );
+    assert!(
+        d.contains("multipart/report; report-type=delivery-status"),
+        "{d}"
+    );
+    assert!(
+        d.contains("Returned to sender by the administrator: spam run??Bcc: x"),
+        "{d}"
+    );
+    assert!(
+        d.contains("Final-Recipient: RFC822; bob@example.org"),
+        "{d}"
+    );
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}
+
+/// Each action is logged with who, what and which ID.
+#[test]
+fn every_action_is_logged() {
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let id = queue(&env, "bob@example.org");
+    admin(&env, &["hold", &id]).code(0);
+    admin(&env, &["release", &id]).code(0);
+    admin(&env, &["delete", &id]).code(0);
+    let text = fs::read_to_string(&log).unwrap();
+    for what in ["held", "released", "deleted"] {
+        assert!(
+            text.contains(&format!("{id}: {what} by root (uid 0)")),
+            "{what} in\n{text}"
+        );
+    }
+}
+
+/// The user `nobody`, running `program ARGS` with a clean environment.
+fn as_nobody(program: &Path, args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", "nobody", "--", "env", "-i", "PATH=/usr/bin:/bin"]);
+    for (k, v) in envs {
+        cmd.arg(format!("{k}={v}"));
+    }
+    cmd.arg(program).args(args).stdin(Stdio::null());
+    cmd.output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Two users, each with an entry in the shared spool: each may act on her own entry
+/// only; a refusal names the ID and exits 77, and the other IDs given are still done;
+/// root may act on both. (The system configuration is a scratch file, read by debug
+/// builds without set-id privileges only; the users reach the spool through its modes,
+/// as an installed program does through its group.)
+#[test]
+fn two_users_act_only_on_their_own_entries() {
+    if !can_switch_user() || !cfg!(debug_assertions) {
+        return;
+    }
+    let here = std::env::temp_dir().join(format!("rsendmail-admin-users-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&here);
+    fs::create_dir_all(&here).unwrap();
+    fs::set_permissions(&here, fs::Permissions::from_mode(0o755)).unwrap();
+    let spool = here.join("spool");
+    for d in ["", "tmp", "index", "corrupt", "hold"] {
+        let p = spool.join(d);
+        fs::create_dir_all(&p).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let conf = here.join("rsendmail.conf");
+    fs::write(
+        &conf,
+        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let sm = user_visible_bin(&here, "sendmail");
+    let adm = here.join("rsendmail-admin");
+    copy_executable(&admin_bin(), &adm);
+    fs::set_permissions(&adm, fs::Permissions::from_mode(0o755)).unwrap();
+    let envs = [("RSENDMAIL_SYSTEM_CONFIG", conf.to_str().unwrap())];
+    let ids = || -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(&spool)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("qf"))
+                    .map(str::to_string)
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let out = as_user(&sm, &["-odq", "bob@example.org"], &envs, MSG);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let mine = ids().pop().unwrap();
+    let out = as_nobody(&sm, &["-odq", "carol@example.org"], &envs);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let theirs = ids().into_iter().find(|i| *i != mine).unwrap();
+    // The test user may not touch nobody's entry, for any action; her own is done.
+    for action in ["delete", "hold", "release", "retry", "bounce", "show"] {
+        let out = as_user(&adm, &[action, &theirs], &envs, b"");
+        assert_eq!(
+            out.status.code(),
+            Some(77),
+            "{action}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(&format!("{theirs}: permission denied: {TEST_USER} may act only on the entries {TEST_USER} submitted")),
+            "{action}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert!(spool.join(format!("qf{theirs}")).exists());
+    let out = as_user(&adm, &["hold", &theirs, &mine], &envs, b"");
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{mine}: held\n"));
+    assert!(spool.join("hold").join(format!("qf{mine}")).exists());
+    // --all takes only her own entries.
+    let out = as_nobody(&adm, &["delete", "--all"], &envs);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{theirs}: deleted\n"));
+    assert!(spool.join("hold").join(format!("qf{mine}")).exists());
+    // nobody may not release or delete the test user's held entry.
+    let out = as_nobody(&adm, &["delete", &mine], &envs);
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stderr));
+    assert!(spool.join("hold").join(format!("qf{mine}")).exists());
+    // root may act on anyone's.
+    let out = Command::new(&adm)
+        .args(["delete", &mine])
+        .envs(envs)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!spool.join("hold").join(format!("qf{mine}")).exists());
+    let _ = fs::remove_dir_all(&here);
+}
+
+/// While a queue run delivers one entry to a slow server, another is deleted: the
+/// first is delivered whole, the deleted one is never sent, and its entry and index
+/// lines are gone. Deleting the entry being delivered waits for its delivery to end
+/// (never cut mid-transaction), then finds it gone.
+#[test]
+fn deleting_an_entry_while_a_run_delivers_another() {
+    let env0 = Env::new();
+    // smtp-sink waits 3 s before answering the DATA command.
+    let Some(sink) = Sink::start(&env0.dir, &["-w", "3"]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "O MaxConnections=1\n");
+    let a = queue(&env, "first@example.org");
+    let b = queue(&env, "second@example.org");
+    let mut run = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The entry being delivered is the one mailq marks `*`.
+    let mut busy = String::new();
+    wait_until(Duration::from_secs(10), "an entry being delivered", || {
+        let l = env.mailq(&[]);
+        for id in [&a, &b] {
+            if l.contains(&format!("{id}*")) {
+                busy = id.to_string();
+                return true;
+            }
+        }
+        false
+    });
+    let other = if busy == a { b.clone() } else { a.clone() };
+    let r = admin(&env, &["delete", &other]);
+    r.code(0).stdout_is(&format!("{other}: deleted\n"));
+    assert!(!queued(&env, &other));
+    assert!(!index_text(&env).contains(&other), "{}", index_text(&env));
+    // The one being delivered: waited for, never cut.
+    let r = admin(&env, &["delete", &busy]);
+    r.code(66);
+    assert!(r.stderr.contains("no longer queued"), "{}", r.stderr);
+    let _ = run.wait();
+    let dumps = sink.dumps();
+    assert_eq!(dumps.len(), 1, "{dumps:?}");
+    let (sent, gone) = if busy == a {
+        ("first@", "second@")
+    } else {
+        ("second@", "first@")
+    };
+    assert!(
+        dumps[0].contains(sent) && !dumps[0].contains(gone),
+        "{}",
+        dumps[0]
+    );
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}
