@@ -807,6 +807,8 @@ mod tests {
                 (1, RcptState::Deferred, None),
             ],
             warned: true,
+            retry: true,
+            bounce: Some("spam run %20\u{e9}".into()),
         };
         let back = State::parse(&st.to_text()).unwrap();
         assert_eq!(back, st);
@@ -832,6 +834,8 @@ mod tests {
                     .map(|i| (i, RcptState::Delivered, Some("250 2.0.0 Ok ".repeat(30))))
                     .collect(),
                 warned: true,
+                retry: true,
+                bounce: Some("returned ".repeat(40)),
             };
             let e = st.essential();
             assert!(e.to_text().len() <= State::essential_len_bound(n), "{n}");
@@ -977,15 +981,28 @@ mod tests {
                 option::of(value()),
                 vec(rcpt, 0..4),
                 any::<bool>(),
+                any::<bool>(),
+                option::of(value()),
             )
                 .prop_map(
-                    |(attempts, last_attempt, next_attempt, reason, recipients, warned)| State {
+                    |(
                         attempts,
                         last_attempt,
                         next_attempt,
                         reason,
                         recipients,
                         warned,
+                        retry,
+                        bounce,
+                    )| State {
+                        attempts,
+                        last_attempt,
+                        next_attempt,
+                        reason,
+                        recipients,
+                        warned,
+                        retry,
+                        bounce,
                     },
                 )
         }
@@ -1013,6 +1030,8 @@ mod tests {
                     "next-attempt",
                     "reason",
                     "warned",
+                    "retry",
+                    "bounce",
                     "x",
                 ][..],
             );
