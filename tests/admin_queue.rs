@@ -561,3 +561,65 @@ fn deleting_an_entry_while_a_run_delivers_another() {
     );
     assert!(env.entries().is_empty(), "{}", env.listing());
 }
+
+/// A periodic queue runner (`-q1h -qf`, the packaged service's form) leaves a deferred
+/// entry to its back-off, and a held one even when the wake-up endpoint names it (as a
+/// submission's line would); `retry` wakes the runner through the endpoint, and the
+/// runner delivers it at once.
+#[test]
+fn retry_wakes_the_periodic_runner_and_held_entries_stay_unselected() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(closed_tcp_port(), "O QueueRetryMin=2h\n");
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    env.sendmail(&["-odi", "bob@example.org"], MSG).code(0);
+    let id = env.only_id();
+    set_port(&env, sink.port);
+    let mut runner = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-q1h", "-qf"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let fifo = env.spool.join("wakeup");
+    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
+        fifo.exists()
+    });
+    admin(&env, &["hold", &id]).code(0);
+    {
+        use std::io::Write;
+        let mut w = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        w.write_all(format!("{id}\n").as_bytes()).unwrap();
+    }
+    crate::harness::holds_for(Duration::from_secs(1), "nothing sent", || {
+        sink.dumps().is_empty()
+    });
+    admin(&env, &["release", &id]).code(0);
+    crate::harness::holds_for(
+        Duration::from_millis(500),
+        "nothing sent within the back-off",
+        || sink.dumps().is_empty(),
+    );
+    let r = admin(&env, &["retry", &id]);
+    r.code(0)
+        .stdout_is(&format!("{id}: due now (the queue runner was woken)\n"));
+    wait_until(
+        Duration::from_secs(10),
+        "the retried entry at the sink",
+        || sink.dumps().len() == 1,
+    );
+    env.wait_until_empty(Duration::from_secs(10));
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    let by_runner = text.lines().any(|l| {
+        l.contains("to=<bob@example.org>,")
+            && l.contains("stat=Sent")
+            && l.contains(&format!("rsendmail-deliver[{}]", runner.id()))
+    });
+    assert!(by_runner, "{text}");
+    crate::harness::sigterm(&runner);
+    let _ = crate::harness::wait_exit(&mut runner, Duration::from_secs(10));
+}
