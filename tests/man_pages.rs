@@ -17,7 +17,13 @@ fn page(name: &str) -> String {
     fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-const PAGES: [&str; 4] = ["rsendmail.8", "rsendmail.conf.5", "mailq.1", "newaliases.8"];
+const PAGES: [&str; 5] = [
+    "rsendmail.8",
+    "rsendmail.conf.5",
+    "mailq.1",
+    "newaliases.8",
+    "rsendmail-admin.8",
+];
 
 #[test]
 fn pages_pass_mandoc_lint() {
@@ -161,5 +167,41 @@ fn every_keyword_and_option_name_is_in_rsendmail_conf_5() {
     assert!(keywords.len() >= 20, "{keywords:?}");
     for k in keywords {
         assert!(documented(k), "keyword {k} is not in rsendmail.conf.5");
+    }
+}
+
+/// Every subcommand `rsendmail-admin --help` lists is in the synopsis of
+/// rsendmail-admin.8, and each queue subcommand has its entry under Commands.
+#[test]
+fn every_admin_subcommand_is_in_rsendmail_admin_8() {
+    let man = page("rsendmail-admin.8");
+    let out = Command::new(env!("CARGO_BIN_EXE_rsendmail-admin"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let commands: Vec<&str> = help
+        .split("Commands:")
+        .nth(1)
+        .expect("a Commands: section")
+        .split("Options:")
+        .next()
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 10, "{help}");
+    let synopsis = man.split(".Sh DESCRIPTION").next().unwrap();
+    for c in &commands {
+        assert!(
+            synopsis.contains(&format!("\n.Cm {c}\n")),
+            "{c} is not in the synopsis"
+        );
+    }
+    for c in [
+        "list", "show", "delete", "hold", "release", "retry", "bounce",
+    ] {
+        assert!(man.contains(&format!(".It Cm {c} ")), "{c} has no entry");
     }
 }
