@@ -623,3 +623,92 @@ fn retry_wakes_the_periodic_runner_and_held_entries_stay_unselected() {
     crate::harness::sigterm(&runner);
     let _ = crate::harness::wait_exit(&mut runner, Duration::from_secs(10));
 }
+
+/// Installed set-gid to the spool's group, `rsendmail-admin` gives its group up for
+/// `-C` when the caller is not root (so a configuration of her own cannot reach the
+/// group's spool), and no environment variable chooses its configuration: the entry
+/// in the group-only spool is neither listed nor deleted.
+#[test]
+fn a_setgid_admin_gives_up_its_group_for_c_and_reads_no_environment() {
+    if !can_switch_user() {
+        return;
+    }
+    let here = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("admin-sgid-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&here);
+    fs::create_dir_all(&here).unwrap();
+    fs::set_permissions(&here, fs::Permissions::from_mode(0o755)).unwrap();
+    let chgrp = |p: &Path| {
+        assert!(
+            Command::new("chgrp")
+                .args(["mail", p.to_str().unwrap()])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    // Set-gid must work on this file system: a set-gid `id` reports group mail.
+    let id = here.join("id");
+    copy_executable(Path::new("/usr/bin/id"), &id);
+    chgrp(&id);
+    fs::set_permissions(&id, fs::Permissions::from_mode(0o2755)).unwrap();
+    assert_eq!(
+        text(&as_user(&id, &["-gn"], &[], b"").stdout).trim(),
+        "mail"
+    );
+    let adm = here.join("rsendmail-admin");
+    copy_executable(&admin_bin(), &adm);
+    chgrp(&adm);
+    fs::set_permissions(&adm, fs::Permissions::from_mode(0o2755)).unwrap();
+    let spool = here.join("spool");
+    fs::create_dir(&spool).unwrap();
+    chgrp(&spool);
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o2770)).unwrap();
+    let conf = here.join("rsendmail.conf");
+    fs::write(
+        &conf,
+        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(crate::harness::bin())
+        .args(["-C", conf.to_str().unwrap(), "-odq", "bob@example.org"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(MSG)?;
+            c.wait()
+        })
+        .unwrap();
+    assert!(out.success());
+    let qf = fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("qf"))
+        .unwrap()
+        .path();
+    let entry = id_of(&qf);
+    let c = conf.to_str().unwrap();
+    let out = as_user(&adm, &["-C", c, "list"], &[], b"");
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(!text(&out.stdout).contains(&entry), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("Permission denied"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let out = as_user(&adm, &["-C", c, "delete", &entry], &[], b"");
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    // The tests' variable for the system configuration is not read by a set-id program.
+    let out = as_user(
+        &adm,
+        &["delete", &entry],
+        &[("RSENDMAIL_SYSTEM_CONFIG", c)],
+        b"",
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(qf.exists(), "the group-only spool's entry was deleted");
+    let _ = fs::remove_dir_all(&here);
+}

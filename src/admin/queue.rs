@@ -147,7 +147,10 @@ type Done = Result<(), Sysexit>;
 /// Say a failure for an ID (stderr, and the log) and give its status.
 fn fail(code: Sysexit, msg: String) -> Sysexit {
     crate::errln!("rsendmail-admin: {msg}");
-    log::warn!("{msg}");
+    // Logged too, unless the log is this process's stderr (said just now).
+    if !crate::log::to_stderr() {
+        log::warn!("{msg}");
+    }
     code
 }
 
@@ -307,11 +310,14 @@ fn when(t: i64, now: i64) -> String {
 }
 
 fn span(s: i64) -> String {
-    match s {
-        ..120 => format!("{s} s"),
-        ..7200 => format!("{} min", s / 60),
-        ..172_800 => format!("{} h", s / 3600),
-        _ => format!("{} days", s / 86400),
+    if s < 120 {
+        format!("{s} s")
+    } else if s < 7200 {
+        format!("{} min", s / 60)
+    } else if s < 172_800 {
+        format!("{} h", s / 3600)
+    } else {
+        format!("{} days", s / 86400)
     }
 }
 
