@@ -712,3 +712,70 @@ fn a_setgid_admin_gives_up_its_group_for_c_and_reads_no_environment() {
     assert!(qf.exists(), "the group-only spool's entry was deleted");
     let _ = fs::remove_dir_all(&here);
 }
+
+/// A held entry is not flushed by ETRN (fast flush list or not) nor by the daemon's
+/// periodic runner; once released, the next ETRN flushes it.
+#[test]
+fn etrn_and_the_daemons_runner_leave_held_entries() {
+    use crate::harness::servers::{Daemon, Raw, start_peer};
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "O FastFlushDomains=dial.example\n");
+    let held_id = queue(&env, "held@dial.example");
+    queue(&env, "free@dial.example");
+    admin(&env, &["hold", &held_id]).code(0);
+    let d = Daemon::start(&env, &["-odq", "-q1s"]);
+    let mut c = Raw::connect(d.port);
+    c.line();
+    c.cmd("EHLO dialup");
+    for arg in ["dial.example", "@dial.example", "example"] {
+        assert!(c.cmd(&format!("ETRN {arg}")).starts_with("250 "));
+    }
+    let got = peer.wait_for(1, Duration::from_secs(20));
+    assert_eq!(got.len(), 1);
+    assert!(got[0].0.contains("free@dial.example"), "{got:?}");
+    // Three periodic runs of the daemon's runner.
+    crate::harness::holds_for(Duration::from_secs(3), "the held entry not sent", || {
+        peer.messages().len() == 1
+    });
+    assert!(held(&env, &held_id), "{}", env.listing());
+    admin(&env, &["release", &held_id]).code(0);
+    assert!(c.cmd("ETRN dial.example").starts_with("250 "));
+    let got = peer.wait_for(2, Duration::from_secs(20));
+    assert!(
+        got.iter().any(|m| m.0.contains("held@dial.example")),
+        "{got:?}"
+    );
+}
+
+/// An entry whose delivery lock stays held (a delivery that lasts) is waited for, then
+/// left as it is: the command says so and exits 75, and the entry is whole; the other
+/// IDs given are still processed.
+#[test]
+fn an_entry_locked_for_long_is_left_with_exit_75() {
+    let env = Env::new();
+    let id = queue(&env, "bob@example.org");
+    let other = queue(&env, "carol@example.org");
+    let qf = env.spool.join(format!("qf{id}"));
+    // The lock a delivery takes: an exclusive flock on the queue file.
+    let f = fs::File::open(&qf).unwrap();
+    f.lock().unwrap();
+    let start = std::time::Instant::now();
+    let r = admin(&env, &["delete", &id, &other]);
+    r.code(75);
+    assert!(
+        start.elapsed() >= Duration::from_secs(9),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        r.stderr.contains(&format!("{id}: being delivered")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout, format!("{other}: deleted\n"));
+    assert!(qf.exists());
+    drop(f);
+    admin(&env, &["hold", &id]).code(0);
+}
