@@ -779,3 +779,34 @@ fn an_entry_locked_for_long_is_left_with_exit_75() {
     drop(f);
     admin(&env, &["hold", &id]).code(0);
 }
+
+/// A hold cut short between its two renames (the queue file in `hold/`, its state file
+/// still in the spool) loses nothing: queue runs keep the state file, and `hold` or
+/// `release` puts the entry together again with its state.
+#[test]
+fn a_hold_cut_short_keeps_the_entrys_state() {
+    let env = relay_env(closed_tcp_port(), "");
+    env.sendmail(&["-odi", "bob@example.org"], MSG).code(0);
+    let id = env.only_id();
+    let sf = env.spool.join(format!("sf{id}"));
+    assert!(sf.exists());
+    let hold = env.spool.join("hold");
+    fs::create_dir(&hold).unwrap();
+    fs::rename(
+        env.spool.join(format!("qf{id}")),
+        hold.join(format!("qf{id}")),
+    )
+    .unwrap();
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(sf.exists(), "a queue run removed the held entry's state");
+    admin(&env, &["hold", &id])
+        .code(0)
+        .stdout_is(&format!("{id}: already held\n"));
+    assert!(hold.join(format!("sf{id}")).exists() && !sf.exists());
+    // Cut short again, the other way (a release that moved the state file first).
+    fs::rename(hold.join(format!("sf{id}")), &sf).unwrap();
+    admin(&env, &["release", &id]).code(0);
+    assert!(queued(&env, &id) && sf.exists());
+    let json = env.mailq(&["--json"]);
+    assert!(json.contains("\"attempts\":1"), "{json}");
+}

@@ -621,9 +621,13 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
         let status = over(ids, |id| {
             let (_, held) = find(&s.spool, who, id)?;
             if held {
-                // A hold cut short left the state in the spool: take it along.
-                let _ = fs::rename(s.spool.sf_path(id), s.spool.held().sf_path(id))
-                    .and_then(|()| spool::sync_dir(&s.spool.held().dir));
+                // A hold cut short left the state in the spool: take it along (never
+                // over a state already there).
+                let h = s.spool.held();
+                if fs::symlink_metadata(h.sf_path(id)).is_err() {
+                    let _ = fs::rename(s.spool.sf_path(id), h.sf_path(id))
+                        .and_then(|()| spool::sync_dir(&h.dir));
+                }
                 crate::outln!("{id}: already held");
                 return Ok(());
             }
