@@ -502,6 +502,19 @@ fn two_users_act_only_on_their_own_entries() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(!spool.join("hold").join(format!("qf{mine}")).exists());
+    // A member of the spool directory's group may act on anyone's entry (the entry
+    // gets the directory's group, as in an installed set-gid spool).
+    let gid = crate::harness::test_user().gid;
+    for d in [spool.clone(), spool.join("tmp")] {
+        std::os::unix::fs::chown(&d, None, Some(gid)).unwrap();
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o2777)).unwrap();
+    }
+    let out = as_nobody(&sm, &["-odq", "carol@example.org"], &envs);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let theirs = ids().pop().unwrap();
+    let out = as_user(&adm, &["delete", &theirs], &envs, b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{theirs}: deleted\n"));
     let _ = fs::remove_dir_all(&here);
 }
 
