@@ -3,6 +3,7 @@
 mod harness;
 
 mod addresses;
+mod admin_check;
 mod compat_suite;
 mod connection_cache;
 mod content;
