@@ -17,7 +17,13 @@ fn page(name: &str) -> String {
     fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-const PAGES: [&str; 4] = ["rsendmail.8", "rsendmail.conf.5", "mailq.1", "newaliases.8"];
+const PAGES: [&str; 5] = [
+    "rsendmail.8",
+    "rsendmail.conf.5",
+    "mailq.1",
+    "newaliases.8",
+    "rsendmail-admin.8",
+];
 
 #[test]
 fn pages_pass_mandoc_lint() {
