@@ -137,9 +137,43 @@ fn a_certificate_for_another_name_or_self_signed_fails_at_tls() {
             tls.contains("the server's certificate could not be verified"),
             "{cert}: {tls}"
         );
+        // What the server offered, from a second connection that checks nothing.
+        let cn = if cert == "self" { "localhost" } else { "test" };
+        let info = line(&r, "info tls: the certificate 127.0.0.1 offers: ");
+        assert!(
+            info.contains(&format!("subject CN={cn}; issuer ")),
+            "{info}"
+        );
         assert!(!r.stdout.contains("auth "), "{cert}: {}", r.stdout);
         assert!(!peer.transcript().contains("AUTH"), "{}", peer.transcript());
     }
+}
+
+/// FINGERPRINT pins the certificate instead of the CA: its own passes (the self-signed
+/// one too), another fails at TLS.
+#[test]
+fn fingerprint_pinning_is_honoured() {
+    let Some((env, pki, _peer, _keep)) = tls_auth("self", "s3cret-pw") else {
+        return;
+    };
+    let base = fs::read_to_string(&env.conf).unwrap();
+    env.add_config(&format!("FINGERPRINT {}\n", pki.fingerprint("self.pem")));
+    let r = admin(&env, &["check"]);
+    r.code(0);
+    let tls = line(
+        &r,
+        "ok   tls STARTTLS, certificate matches FINGERPRINT: subject CN=localhost",
+    );
+    assert!(tls.contains(&pki.fingerprint("self.pem")), "{tls}");
+    fs::write(
+        &env.conf,
+        format!("{base}FINGERPRINT {}\n", pki.fingerprint("srv.pem")),
+    )
+    .unwrap();
+    let r = admin(&env, &["check"]);
+    r.code(75);
+    let tls = line(&r, "FAIL tls: ");
+    assert!(tls.contains("does not match FINGERPRINT"), "{tls}");
 }
 
 #[test]
@@ -178,6 +212,7 @@ fn dns_through_the_configured_resolver() {
         &env0.dir,
         &[
             "--host-record=smtp.test,127.0.0.1",
+            "--host-record=relay.test,::1",
             "--mx-host=mx.test,smtp.test,10",
         ],
     ) else {
@@ -190,12 +225,19 @@ fn dns_through_the_configured_resolver() {
             peer.port, dns.port, peer.port
         ))
     };
-    // A name that resolves, through RESOLVER.
-    let env = conf("SMARTHOST smtp.test\n");
+    // A name that resolves, through RESOLVER; the relay table's hosts are looked up too.
+    let table = env0.dir.join("relays");
+    fs::write(&table, "other.example relay.test:2525\n").unwrap();
+    let env = conf(&format!(
+        "SMARTHOST smtp.test\nRELAYTABLE {}\n",
+        table.display()
+    ));
     let r = admin(&env, &["check"]);
     r.code(0);
     let d = line(&r, "ok   dns smtp.test through RESOLVER 127.0.0.1:");
     assert!(d.ends_with(": 127.0.0.1"), "{d}");
+    let d = line(&r, "ok   dns relay.test through RESOLVER 127.0.0.1:");
+    assert!(d.ends_with(": ::1"), "{d}");
     line(&r, "ok   connect smtp.test [127.0.0.1]");
     // One that does not exist.
     let env = conf("SMARTHOST nx.test\n");
@@ -305,6 +347,57 @@ fn an_auth_conf_readable_by_others_is_reported() {
     let a = line(&r, "FAIL auth.conf: ");
     assert!(a.contains("0644) is readable by others"), "{a}");
     assert!(!r.stdout.contains("pw\n"), "{}", r.stdout);
+}
+
+/// A spool others may read, an `rsendmail` without its set-gid bit, a wake-up FIFO
+/// with the wrong mode: each is a failure of its own step.
+#[test]
+fn install_modes_are_checked() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    let run = || env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    let r = run();
+    r.code(0);
+    line(&r, "ok   spool ");
+    line(&r, "ok   binary ");
+    line(&r, "skip wakeup: no ");
+    let fifo = env.spool.join("wakeup");
+    let st = std::process::Command::new("mkfifo")
+        .args(["-m", "0620"])
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = run();
+    r.code(0);
+    line(&r, "ok   wakeup ");
+    fs::set_permissions(&fifo, fs::Permissions::from_mode(0o666)).unwrap();
+    fs::set_permissions(&env.spool, fs::Permissions::from_mode(0o2775)).unwrap();
+    fs::set_permissions(
+        env.dir.join("bin/rsendmail"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let r = run();
+    r.code(78);
+    assert!(
+        line(&r, "FAIL spool: ").contains("2775): must be 2770"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        line(&r, "FAIL binary: ").contains("must be set-gid"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        line(&r, "FAIL wakeup: ").contains("0666): must be 0620"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]

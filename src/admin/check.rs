@@ -1,6 +1,7 @@
 //! `rsendmail-admin check [--to ADDRESS]`: can this host send mail? One line a step, in
 //! plain words, each beginning with its mark ([`Mark`]): `ok`, `FAIL`, `warn` (worth a
-//! look, does not fail the check) or `skip` (a step that does not apply).
+//! look, does not fail the check), `skip` (a step that does not apply) or `info` (more
+//! about the step before).
 //!
 //! The steps made here, without the network: the configuration (every problem with its
 //! file and line, then the files it names; options rsendmail accepts but does not act
@@ -35,6 +36,8 @@ pub enum Mark {
     Fail,
     Warn,
     Skip,
+    /// More about the step before (the certificate a server offered that did not pass).
+    Info,
 }
 
 impl Mark {
@@ -44,6 +47,7 @@ impl Mark {
             Mark::Fail => "FAIL",
             Mark::Warn => "warn",
             Mark::Skip => "skip",
+            Mark::Info => "info",
         }
     }
 }

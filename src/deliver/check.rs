@@ -294,6 +294,18 @@ fn session(
                                 t.say(Mark::Ok, "ehlo", &ehlo_words(&transcript));
                             }
                             t.fail(Sysexit::TempFail, "tls", &why);
+                            if let Some(der) =
+                                offered_certificate(engine, host, port, addrs, policy)
+                            {
+                                t.say(
+                                    Mark::Info,
+                                    "tls",
+                                    &format!(
+                                        "the certificate {bare} offers: {}",
+                                        describe_certificate(&der)
+                                    ),
+                                );
+                            }
                         }
                         _ => {
                             t.say(Mark::Ok, "greeting", &greeting);
@@ -437,6 +449,39 @@ fn offers(s: &Session) -> String {
     } else {
         v.join(", ")
     }
+}
+
+/// The certificate the server offers, fetched on a second connection that checks
+/// nothing and sends no credentials (after a TLS failure, to show what did not pass);
+/// `None` when there is none to get (the server does not speak TLS at all).
+fn offered_certificate(
+    engine: &Engine,
+    host: &str,
+    port: u16,
+    addrs: &[IpAddr],
+    policy: &TlsPolicy,
+) -> Option<Vec<u8>> {
+    let look = TlsPolicy {
+        mode: policy.mode,
+        verify: false,
+        ..TlsPolicy::default()
+    };
+    let s = Session::open(
+        host,
+        port,
+        addrs,
+        &engine.host_name,
+        &engine.timeouts,
+        &look,
+        None,
+        &mut None,
+        "check",
+        "check",
+    )
+    .ok()?;
+    let der = s.peer_certificate();
+    s.close(&mut None);
+    der
 }
 
 /// The TLS step of an open session: the certificate, how it was checked.
