@@ -418,6 +418,7 @@ fn config_prints_each_value_and_where_it_came_from() {
     line(&r, "PORT 25    # default");
     line(&r, "STARTTLS no    # default");
     line(&r, "O HoldExpensive    # default");
+    line(&r, "O PrivacyOptions=authwarnings    # default");
     assert!(!r.stdout.contains("pw-secret"), "{}", r.stdout);
     // Every keyword and every option of the table is there.
     assert!(r.stdout.lines().count() > 150, "{}", r.stdout);

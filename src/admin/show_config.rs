@@ -69,7 +69,15 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
             })
             .collect();
         if set.is_empty() {
-            crate::outln!("O {}    # default", def.name);
+            // PrivacyOptions has a default of its own (sendmail.cf's, `app::setup`).
+            match def.name {
+                "PrivacyOptions" if !s.settings.privacy_flags.is_empty() => crate::outln!(
+                    "O {}={}    # default",
+                    def.name,
+                    s.settings.privacy_flags.join(",")
+                ),
+                _ => crate::outln!("O {}    # default", def.name),
+            }
         }
         for (key, value) in set {
             let in_file = s.cfg.origin.get(&format!("O {key}"));

@@ -230,7 +230,13 @@ fn session(
                 password: a.password.clone(),
             }),
         Err(why) => {
-            t.fail(Sysexit::Config, "auth", why);
+            // Readable by root and the spool's group alone, as it should be: say so.
+            let hint = if nix::unistd::geteuid().is_root() {
+                ""
+            } else {
+                " (run the check as root to use the credentials)"
+            };
+            t.fail(Sysexit::Config, "auth", &format!("{why}{hint}"));
             return;
         }
     };
