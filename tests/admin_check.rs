@@ -413,6 +413,12 @@ fn config_prints_each_value_and_where_it_came_from() {
     line(&r, &format!("SMARTHOST relay.example    # {conf}: line 6"));
     line(&r, &format!("O MaxHopCount=7    # {conf}: line 7"));
     line(&r, "O Timeout.connect=9s    # command line");
+    // The one-letter form, and an option the file sets given on the command line: the
+    // file's setting is not read at all, as on sendmail's command line.
+    let r = admin(&env, &["config", "-o", "dq", "-O", "MaxHopCount=9"]);
+    r.code(0);
+    line(&r, "O DeliveryMode=q    # command line");
+    line(&r, "O MaxHopCount=9    # command line");
     // Defaults: a keyword not set, one with a built-in value, an option.
     line(&r, "CERTFILE    # default (not set)");
     line(&r, "PORT 25    # default");
