@@ -34,13 +34,6 @@ pub fn check(s: &Setup, engine: &Engine, to: Option<&str>) -> Result<Sysexit, Fa
     } else {
         format!("RESOLVER {}", engine.resolver.join(", "))
     };
-    // The relay table's hosts: each must resolve.
-    for r in &engine.relay_table {
-        if r.by_mx {
-            continue;
-        }
-        let _ = resolve(&mut t, engine, &mut dns_state, &r.host, &through);
-    }
     let to = match to {
         Some(a) => {
             if a.is_empty()
@@ -56,6 +49,13 @@ pub fn check(s: &Setup, engine: &Engine, to: Option<&str>) -> Result<Sysexit, Fa
         }
         None => None,
     };
+    // The relay table's hosts: each must resolve.
+    for r in &engine.relay_table {
+        if r.by_mx {
+            continue;
+        }
+        let _ = resolve(&mut t, engine, &mut dns_state, &r.host, &through);
+    }
     // Where the mail goes: the route a delivery takes.
     let mut mx = false;
     let route = to.as_deref().map(|a| plan::route(engine, a));
