@@ -960,6 +960,10 @@ pub struct Settings {
     /// The options set here, by [`given_key`] (for sendmail's rule that an option given on
     /// the command line is not even read from the config file).
     pub given: Vec<String>,
+    /// Each option's value as it was written, by [`given_key`], in the order first set:
+    /// the last setting's, or for options whose settings add up (PrivacyOptions,
+    /// DaemonPortOptions) all of them joined by `,` (`rsendmail-admin config`).
+    pub written: Vec<(String, String)>,
 }
 
 /// The ErrorMode letter a value names: `p`, `q`, `m`, `w` or `e` as given; any other
@@ -983,6 +987,7 @@ impl Settings {
         value: &str,
     ) -> Result<(), Fatal> {
         let key = given_key(def, sub);
+        self.note_written(&key, value);
         if !self.given.contains(&key) {
             self.given.push(key);
         }
@@ -1058,6 +1063,20 @@ impl Settings {
         Ok(())
     }
 
+    /// Keep `value` as the written value of the option `key` ([`Settings::written`]).
+    fn note_written(&mut self, key: &str, value: &str) {
+        // The options each of whose settings adds to the last.
+        let adds = key == "PrivacyOptions" || key == "DaemonPortOptions";
+        match self.written.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) if adds => {
+                v.push(',');
+                v.push_str(value);
+            }
+            Some((_, v)) => *v = value.to_string(),
+            None => self.written.push((key.to_string(), value.to_string())),
+        }
+    }
+
     /// Layer `later` over `self`: every option `later` sets wins; the options that add
     /// up (PrivacyOptions, DaemonPortOptions) add `later`'s.
     pub fn overlay(&mut self, later: &Settings) {
@@ -1111,6 +1130,9 @@ impl Settings {
                 .extend(more.iter().copied());
         }
         self.other.extend(later.other.iter().cloned());
+        for (k, v) in &later.written {
+            self.note_written(k, v);
+        }
         for g in &later.given {
             if !self.given.contains(g) {
                 self.given.push(g.clone());

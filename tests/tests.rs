@@ -4,6 +4,7 @@ mod harness;
 
 mod addresses;
 mod admin_queue;
+mod admin_check;
 mod compat_suite;
 mod connection_cache;
 mod content;

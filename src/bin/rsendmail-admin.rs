@@ -84,7 +84,14 @@ enum Command {
     },
     /// Print the effective configuration: each keyword and option, its value and where
     /// it came from.
-    Config,
+    Config {
+        /// Apply this option as sendmail's `-O NAME=VALUE` does (shown as `command line`).
+        #[arg(short = 'O', value_name = "NAME=VALUE")]
+        options: Vec<String>,
+        /// Apply this option as sendmail's `-o<letter><value>` does (`-o dq`).
+        #[arg(short = 'o', value_name = "LETTERVALUE")]
+        letters: Vec<String>,
+    },
     /// Create the spool with its modes and group (as an install does).
     Init,
 }
@@ -120,7 +127,7 @@ fn main() -> ExitCode {
         Command::Retry { ids } => admin::queue::retry(&ctx, &ids),
         Command::Bounce { ids, reason } => admin::queue::bounce(&ctx, &ids, reason.as_deref()),
         Command::Check { to } => admin::check::check(&ctx, to.as_deref()),
-        Command::Config => admin::show_config::show(&ctx),
+        Command::Config { options, letters } => admin::show_config::show(&ctx, &options, &letters),
         Command::Init => admin::init::init(&ctx),
     };
     ExitCode::from(status.code())

@@ -515,7 +515,7 @@ fn make_room(locked: &mut LockedEntry, recipients: usize, unrecorded: &mut Optio
 /// lookup, with sendmail's words for each (`reason-nxdomain-*`, `reason-nodata-*`,
 /// `reason-servfail-*`, `reason-dnstimeout-*`): a mistyped SMARTHOST must not return
 /// every message (DIFFERENCES.md).
-fn relay_addresses(
+pub fn relay_addresses(
     engine: &Engine,
     dns: &mut Option<Result<dns::Dns, String>>,
     name: &str,

@@ -10,7 +10,9 @@
 //!   these two forms without `--status`);
 //! - `<argv with -q...>`: a queue run; `-bv`, `-bs`, `-bd`/`-bD`: verify, serve SMTP;
 //! - `--etrn DOMAIN -- <argv>`, `--queue-runner -- <argv>`: the flush an ETRN started, a
-//!   daemon's runner (both started by [`serve`]).
+//!   daemon's runner (both started by [`serve`]);
+//! - `--check [--to ADDRESS] -- <argv>`: the network steps of `rsendmail-admin check`
+//!   ([`check`]).
 //!
 //! The deliverer also starts itself as a child for local delivery: `--mbox ...` appends
 //! to a mailbox or file and `--read-list ...` reads a user's list file, each as the
@@ -41,6 +43,7 @@ pub mod attempt;
 pub mod background;
 pub mod bounce;
 pub mod cache;
+pub mod check;
 pub mod dns;
 pub mod engine;
 pub mod local;
@@ -84,6 +87,9 @@ struct Internal {
     etrn: Option<String>,
     /// `--queue-runner`: the periodic runner of a `-bd -q<interval>` daemon.
     queue_runner: bool,
+    /// `--check [--to ADDRESS]`: `rsendmail-admin check`'s network steps (the inner
+    /// `Some`: the address to probe).
+    check: Option<Option<String>>,
     /// `--maillog-given-up` (first of all): the process that ran us gave up MAILLOG and
     /// told the admin; we log where it does without telling again.
     maillog_given_up: bool,
@@ -105,6 +111,7 @@ fn split_internal(args: Vec<OsString>) -> Internal {
     let mut note = None;
     let mut etrn = None;
     let mut queue_runner = false;
+    let mut check = None;
     let mut maillog_given_up = false;
     if it.peek().is_some_and(|a| a == rsendmail::log::GIVEN_UP_ARG) {
         it.next();
@@ -118,7 +125,16 @@ fn split_internal(args: Vec<OsString>) -> Internal {
         it.next();
         queue_runner = true;
     }
-    if (etrn.is_some() || queue_runner) && it.peek().is_some_and(|a| a == "--") {
+    if it.peek().is_some_and(|a| a == "--check") {
+        it.next();
+        let mut to = None;
+        if it.peek().is_some_and(|a| a == "--to") {
+            it.next();
+            to = it.next().map(|v| v.to_string_lossy().into_owned());
+        }
+        check = Some(to);
+    }
+    if (etrn.is_some() || queue_runner || check.is_some()) && it.peek().is_some_and(|a| a == "--") {
         it.next();
     }
     if it.peek().is_some_and(|a| a == "--entry") {
@@ -158,6 +174,7 @@ fn split_internal(args: Vec<OsString>) -> Internal {
         note,
         etrn,
         queue_runner,
+        check,
         maillog_given_up,
         argv,
     }
@@ -228,6 +245,9 @@ fn run(internal: Internal) -> Result<Sysexit, Fatal> {
     engine.interactive = internal.entry.is_some() && !internal.background && !smtp;
     if let Some(arg) = &internal.etrn {
         return serve::etrn_flush(&s, &engine, arg);
+    }
+    if let Some(to) = &internal.check {
+        return check::check(&s, &engine, to.as_deref());
     }
     if internal.queue_runner {
         let q = s.inv.queue_run.clone().unwrap_or_default();
