@@ -466,16 +466,25 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
                 return Ok(Sysexit::Ok);
             }
             let filter = s.inv.queue_run.as_ref();
-            let (text, problems) = if s.inv.json {
-                mailq::list_json(&s.spool, filter)?
+            let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+            let problems = if s.inv.json {
+                let (text, problems) = mailq::list_json(&s.spool, filter)?;
+                let _ = out.write_all(text.as_bytes());
+                problems
             } else {
                 let min_age = s.settings.min_queue_age.unwrap_or(0) as i64;
                 let (default_uid, _) =
                     crate::aliases::default_user(s.settings.default_user.as_deref());
-                mailq::list_text(&s.spool, filter, min_age, s.inv.verbose, default_uid)?
+                // Written as it is made: a queue of 100,000 entries is never held twice.
+                mailq::write_text(
+                    &s.spool,
+                    filter,
+                    min_age,
+                    s.inv.verbose,
+                    default_uid,
+                    &mut out,
+                )?
             };
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(text.as_bytes());
             let _ = out.write_all(problems.as_bytes());
             let _ = out.flush();
             Ok(Sysexit::Ok)
@@ -582,12 +591,13 @@ const SPENT_AT_SUBMISSION: &[&str] = &[
     "LogLevel",
 ];
 
-/// Whether a background submission may hand its entry to a listening queue runner
+/// Whether a background submission (from the command line, or a message a `-bs` or `-bd`
+/// session accepted) may hand its entry to a listening queue runner
 /// (`crate::spool::wake`): not with `-X` or `-d` (the caller's own deliverer writes
 /// their output) or with an option that changes how it is delivered (a timeout, a
 /// `QueueDirectory`...): then the submission's own background delivery applies them, as
 /// before.
-fn for_the_runner(s: &Setup) -> bool {
+pub fn for_the_runner(s: &Setup) -> bool {
     s.inv.traffic_log.is_none()
         && !s.inv.debug
         && s.inv

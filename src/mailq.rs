@@ -123,6 +123,21 @@ struct Unreadable {
     why: String,
 }
 
+/// The spool's entry IDs, then those of its held entries (`SPOOLDIR/hold/`, when there
+/// is one), each with whether it is held.
+fn ids_with_held(spool: &Spool, held: &Spool) -> Result<Vec<(String, bool)>, Fatal> {
+    let mut ids: Vec<(String, bool)> = spool.ids()?.into_iter().map(|id| (id, false)).collect();
+    if held.dir.is_dir() {
+        ids.extend(
+            held.ids()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|id| (id, true)),
+        );
+    }
+    Ok(ids)
+}
+
 /// The readable entries (in sendmail's order) and the unreadable ones (by ID). An
 /// unreadable entry is kept when the filter's queue-ID part may match it: what it holds
 /// cannot be matched, and like sendmail's listing (which keeps a queue file it cannot
@@ -142,17 +157,7 @@ fn collect(
         let _ = writeln!(problems, "{}", shown(&why, usize::MAX));
     }
     let held_spool = spool.held();
-    let held_ids = if held_spool.dir.is_dir() {
-        held_spool.ids().unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    let all = spool
-        .ids()?
-        .into_iter()
-        .map(|id| (id, false))
-        .chain(held_ids.into_iter().map(|id| (id, true)));
-    for (id, held) in all {
+    for (id, held) in ids_with_held(spool, &held_spool)? {
         let spool = if held { &held_spool } else { spool };
         let entry = match spool.read_entry(&id) {
             Ok(e) => e,
@@ -266,108 +271,210 @@ pub fn list_text(
     verbose: bool,
     default_uid: u32,
 ) -> Result<(String, String), Fatal> {
+    let mut out = Vec::new();
+    let problems = write_text(spool, filter, min_age, verbose, default_uid, &mut out)?;
+    Ok((String::from_utf8_lossy(&out).into_owned(), problems))
+}
+
+/// One entry of the text listing: what orders it, and where its lines are in the arena.
+struct TextEntry {
+    priority: i64,
+    created: i64,
+    written: Option<std::time::SystemTime>,
+    id: [u8; 14],
+    /// Its lines in [`write_text`]'s arena: `start..end`.
+    start: usize,
+    end: usize,
+}
+
+/// [`list_text`], written to `w` as it is made: each entry is read once, its lines are
+/// formatted at once into one arena and the entry dropped; only what orders the listing
+/// is kept beside them (a queue of 100,000 entries costs its listing's size in memory,
+/// not 100,000 parsed entries). Returns the problem text. Errors writing to `w` are
+/// ignored, as a listing piped into `head` must not fail.
+pub fn write_text(
+    spool: &Spool,
+    filter: Option<&QueueRunArgs>,
+    min_age: i64,
+    verbose: bool,
+    default_uid: u32,
+    w: &mut dyn std::io::Write,
+) -> Result<String, Fatal> {
     let mut problems = String::new();
-    let (entries, unreadable) = collect(spool, filter, &mut problems)?;
+    let mut entries: Vec<TextEntry> = Vec::new();
+    let mut unreadable: Vec<Unreadable> = Vec::new();
+    let mut arena = String::new();
+    let now = clock::now();
+    if spool.dir.exists() {
+        // A symlink or a file where the spool keeps a folder: refused by every run, said
+        // here.
+        for why in spool.subdir_problems() {
+            let _ = writeln!(problems, "{}", shown(&why, usize::MAX));
+        }
+        let held_spool = spool.held();
+        for (id, held) in ids_with_held(spool, &held_spool)? {
+            let spool = if held { &held_spool } else { spool };
+            let entry = match spool.read_entry(&id) {
+                Ok(e) => e,
+                Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    if filter.is_none_or(|f| f.id_may_match(&id)) {
+                        // The error may quote the file (an id it holds): shown when listed.
+                        let why = e.to_string();
+                        unreadable.push(Unreadable { id, why });
+                    }
+                    continue;
+                }
+            };
+            if let Some(f) = filter {
+                let rcpts = pending_recipients(&entry);
+                let addrs: Vec<&str> = rcpts.iter().map(|r| r.0).collect();
+                if !f.selects(&id, &entry.envelope.sender, &addrs) {
+                    continue;
+                }
+            }
+            let Ok(key) = <[u8; 14]>::try_from(id.as_bytes()) else {
+                continue;
+            };
+            let l = Listed {
+                busy: spool.is_busy(&entry.file),
+                held,
+                priority: priority(&entry),
+                written: entry.file.metadata().and_then(|m| m.modified()).ok(),
+                id,
+                entry,
+            };
+            let start = arena.len();
+            entry_lines(&mut arena, &l, now, min_age, verbose, default_uid);
+            entries.push(TextEntry {
+                priority: l.priority,
+                created: l.entry.envelope.created,
+                written: l.written,
+                id: key,
+                start,
+                end: arena.len(),
+            });
+        }
+    }
+    entries.sort_by(|a, b| {
+        (a.priority, a.created, a.written, &a.id).cmp(&(b.priority, b.created, b.written, &b.id))
+    });
+    unreadable.sort_by(|a, b| a.id.cmp(&b.id));
     let dir = spool.dir.display();
-    let mut s = String::new();
+    let mut head = String::new();
     // An entry that cannot be read is a request all the same: the queue is not empty.
     let n = entries.len() + unreadable.len();
     if n == 0 {
-        let _ = writeln!(s, "{dir} is empty");
-        let _ = writeln!(s, "\t\tTotal requests: 0");
-        return Ok((s, problems));
+        let _ = writeln!(head, "{dir} is empty");
+        let _ = writeln!(head, "\t\tTotal requests: 0");
+        let _ = w.write_all(head.as_bytes());
+        return Ok(problems);
     }
     let _ = writeln!(
-        s,
+        head,
         "\t\t{dir} ({n} request{})",
         if n == 1 { "" } else { "s" }
     );
-    s.push_str(if verbose {
+    head.push_str(if verbose {
         "-----Q-ID----- --Size-- -Priority- ---Q-Time--- --------Sender/Recipient--------\n"
     } else {
         "-----Q-ID----- --Size-- -----Q-Time----- ------------Sender/Recipient-----------\n"
     });
-    let now = clock::now();
-    // sendmail's widths: the reason and the sender, then a recipient.
-    let (reason_room, sender_room, rcpt_room) = if verbose { (100, 78, 71) } else { (60, 39, 38) };
-    for l in &entries {
-        let e = &l.entry;
-        let sender = if e.envelope.sender.is_empty() && e.envelope.report.is_some() {
-            // sendmail lists its own delivery reports as from MAILER-DAEMON.
-            "MAILER-DAEMON"
-        } else if e.envelope.sender.is_empty() {
-            "<>"
-        } else {
-            e.envelope.sender.as_str()
-        };
-        let mark = if l.busy {
-            '*'
-        } else if e.state.tried_within(now, min_age) {
-            '-'
-        } else {
-            ' '
-        };
-        let date = clock::ctime16(&clock::local(e.envelope.created));
-        let _ = write!(s, "{:.14}{mark}{:>8} ", l.id, e.body_size());
-        if verbose {
-            // The date without its weekday, as sendmail's `ctime() + 4`.
-            let short: String = date.chars().skip(4).take(12).collect();
-            let warned = if e.state.warned { '+' } else { ' ' };
-            let _ = write!(s, "{:>10}{warned}{short} ", l.priority);
-        } else {
-            let _ = write!(s, "{date:.16} ");
-        }
-        let _ = writeln!(s, "{}", prtstr(sender, sender_room));
-        // sendmail's mark of a quarantined entry (`mailq -qQ`; recorded:
-        // compat-tests/differences/bp-quarantined); before the reason, as
-        // queue.c's print_single_queue writes them).
-        if l.held {
-            s.push_str("     QUARANTINE: held\n");
-        }
-        // The body type and the reason share a line, as in sendmail.
-        match (&e.envelope.body_type, &e.state.reason) {
-            (None, None) => {}
-            (body, reason) => {
-                let _ = write!(s, "    {:>10.10}", shown(body.as_deref().unwrap_or(""), 10));
-                if let Some(r) = reason {
-                    let _ = write!(s, "   ({})", shown(r, reason_room));
-                }
-                s.push('\n');
-            }
-        }
-        // sendmail writes a controlling-user line (`C`) before a recipient whose
-        // controlling address differs from the one before, and `-v` shows it.
-        let mut last_ctl = None;
-        for (addr, state, why, ctl) in pending_recipients(e) {
-            if verbose && ctl != last_ctl {
-                let _ = writeln!(s, "\t\t\t\t\t\t(---{}---)", ctl_line(ctl, default_uid));
-                last_ctl = ctl;
-            }
-            if verbose {
-                let _ = writeln!(s, "\t\t\t\t\t\t{}", prtstr(addr, rcpt_room));
-                // sendmail keeps each recipient's own reason (its `M` line) and shows it
-                // after the recipient.
-                if let (RcptState::Deferred, Some(why)) = (state, why) {
-                    let why = format!("Deferred: {why}");
-                    let _ = writeln!(s, "\t\t ({})", shown(&why, reason_room));
-                }
-            } else {
-                let _ = writeln!(s, "\t\t\t\t\t {}", prtstr(addr, rcpt_room));
-            }
-        }
+    let _ = w.write_all(head.as_bytes());
+    for e in &entries {
+        let _ = w.write_all(arena.get(e.start..e.end).unwrap_or_default().as_bytes());
     }
+    let mut tail = String::new();
     // After the readable ones, each on one line as sendmail lists a queue file it cannot
     // open (`%13s (%s)`, the ID and why).
     for u in &unreadable {
         let _ = writeln!(
-            s,
+            tail,
             "{:>13} (cannot read queue file: {})",
             u.id,
             shown(&u.why, usize::MAX)
         );
     }
-    let _ = writeln!(s, "\t\tTotal requests: {n}");
-    Ok((s, problems))
+    let _ = writeln!(tail, "\t\tTotal requests: {n}");
+    let _ = w.write_all(tail.as_bytes());
+    Ok(problems)
+}
+
+/// The lines of one entry in the text listing, appended to `s`.
+fn entry_lines(
+    s: &mut String,
+    l: &Listed,
+    now: i64,
+    min_age: i64,
+    verbose: bool,
+    default_uid: u32,
+) {
+    // sendmail's widths: the reason and the sender, then a recipient.
+    let (reason_room, sender_room, rcpt_room) = if verbose { (100, 78, 71) } else { (60, 39, 38) };
+    let e = &l.entry;
+    let sender = if e.envelope.sender.is_empty() && e.envelope.report.is_some() {
+        // sendmail lists its own delivery reports as from MAILER-DAEMON.
+        "MAILER-DAEMON"
+    } else if e.envelope.sender.is_empty() {
+        "<>"
+    } else {
+        e.envelope.sender.as_str()
+    };
+    let mark = if l.busy {
+        '*'
+    } else if e.state.tried_within(now, min_age) {
+        '-'
+    } else {
+        ' '
+    };
+    let date = clock::ctime16(&clock::local(e.envelope.created));
+    let _ = write!(s, "{:.14}{mark}{:>8} ", l.id, e.body_size());
+    if verbose {
+        // The date without its weekday, as sendmail's `ctime() + 4`.
+        let short: String = date.chars().skip(4).take(12).collect();
+        let warned = if e.state.warned { '+' } else { ' ' };
+        let _ = write!(s, "{:>10}{warned}{short} ", l.priority);
+    } else {
+        let _ = write!(s, "{date:.16} ");
+    }
+    let _ = writeln!(s, "{}", prtstr(sender, sender_room));
+    // sendmail's mark of a quarantined entry (`mailq -qQ`; recorded:
+    // compat-tests/differences/bp-quarantined), before the reason, as
+    // queue.c's print_single_queue writes them.
+    if l.held {
+        s.push_str("     QUARANTINE: held\n");
+    }
+    // The body type and the reason share a line, as in sendmail.
+    match (&e.envelope.body_type, &e.state.reason) {
+        (None, None) => {}
+        (body, reason) => {
+            let _ = write!(s, "    {:>10.10}", shown(body.as_deref().unwrap_or(""), 10));
+            if let Some(r) = reason {
+                let _ = write!(s, "   ({})", shown(r, reason_room));
+            }
+            s.push('\n');
+        }
+    }
+    // sendmail writes a controlling-user line (`C`) before a recipient whose
+    // controlling address differs from the one before, and `-v` shows it.
+    let mut last_ctl = None;
+    for (addr, state, why, ctl) in pending_recipients(e) {
+        if verbose && ctl != last_ctl {
+            let _ = writeln!(s, "\t\t\t\t\t\t(---{}---)", ctl_line(ctl, default_uid));
+            last_ctl = ctl;
+        }
+        if verbose {
+            let _ = writeln!(s, "\t\t\t\t\t\t{}", prtstr(addr, rcpt_room));
+            // sendmail keeps each recipient's own reason (its `M` line) and shows it
+            // after the recipient.
+            if let (RcptState::Deferred, Some(why)) = (state, why) {
+                let why = format!("Deferred: {why}");
+                let _ = writeln!(s, "\t\t ({})", shown(&why, reason_room));
+            }
+        } else {
+            let _ = writeln!(s, "\t\t\t\t\t {}", prtstr(addr, rcpt_room));
+        }
+    }
 }
 
 /// The text of sendmail's controlling-user line for `ctl` (what expanded to the

@@ -7,17 +7,18 @@
 use crate::clock;
 use crate::exit::Fatal;
 use crate::selection::QueueRunArgs;
-use crate::spool::{GRACE, ReadError, Spool, index};
+use crate::spool::{GRACE, IdKey, ReadError, Spool, id_key, index, key_str};
 use std::collections::BTreeSet;
 
 /// What a sweep found.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Sweep {
     pub selected: Vec<String>,
-    /// The selected entries whose back-off (or MinQueueAge) has not expired.
-    pub not_due: BTreeSet<String>,
-    /// The selected entries tried less than MinQueueAge ago (all of them in `not_due`).
-    pub too_young: BTreeSet<String>,
+    /// For each of `selected`, in its order: whether its back-off (or MinQueueAge) has
+    /// not expired, and whether it was tried less than MinQueueAge ago (then it is not
+    /// due either). Two flags, not sets of IDs: a sweep of 100,000 deferred entries
+    /// holds each ID once.
+    pub waits: Vec<Wait>,
     pub busy: Vec<String>,
     pub corrupt: Vec<String>,
     pub cleaned: usize,
@@ -36,24 +37,45 @@ impl Sweep {
     /// - the periodic runner (`-q30m`) also leaves out those whose back-off has not
     ///   expired.
     pub fn to_try(&self, q: &QueueRunArgs, periodic: bool) -> Vec<String> {
-        let skip = if q.is_selection() {
-            None
-        } else if periodic {
-            Some(&self.not_due)
-        } else {
-            Some(&self.too_young)
+        Sweep {
+            selected: self.selected.clone(),
+            waits: self.waits.clone(),
+            ..Sweep::default()
+        }
+        .into_try(q, periodic)
+    }
+
+    /// [`Sweep::to_try`], taking the sweep (no copy of its IDs).
+    pub fn into_try(self, q: &QueueRunArgs, periodic: bool) -> Vec<String> {
+        let skip = |w: &Wait| {
+            if q.is_selection() {
+                false
+            } else if periodic {
+                w.not_due
+            } else {
+                w.too_young
+            }
         };
-        self.selected
-            .iter()
-            .filter(|id| skip.is_none_or(|s| !s.contains(*id)))
-            .cloned()
-            .collect()
+        let mut waits = self.waits.iter();
+        let mut selected = self.selected;
+        // In place: no second list of the IDs.
+        selected.retain(|_| !waits.next().is_some_and(skip));
+        selected
     }
 }
 
+/// Why a selected entry may wait (see [`Sweep::waits`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Wait {
+    /// Its back-off (or MinQueueAge) has not expired.
+    pub not_due: bool,
+    /// It was tried less than MinQueueAge ago.
+    pub too_young: bool,
+}
+
 /// Clean up, check the index, and lock every selected entry in turn.
-/// `min_queue_age` is `O MinQueueAge=` in seconds (0: none); it fills `not_due` and
-/// `too_young`, and selects nothing by itself (see [`Sweep::to_try`]).
+/// `min_queue_age` is `O MinQueueAge=` in seconds (0: none); it fills `waits`, and
+/// selects nothing by itself (see [`Sweep::to_try`]).
 pub fn sweep(
     spool: &Spool,
     filter: Option<&QueueRunArgs>,
@@ -62,13 +84,12 @@ pub fn sweep(
     let now = clock::now();
     spool.prepare()?;
     // Fast selection (docs/ARCHITECTURE.md, "The fast-flush index"): a -qR run with an
-    // index opens only the entries the recipient index names as matching, and those it
-    // does not name at all (by name, from the listing), so its time does not depend on
-    // how many other entries there are. The index may list more than is queued, and may
-    // miss a committed entry (an append that failed or waited too long, a rebuild between
-    // a submission's append and its rename): such an entry is unindexed, so a candidate.
-    // Opening the candidates and applying the full filter below gives what a full scan
-    // gives.
+    // index opens only the entries the recipient index names as matching, so its time
+    // does not depend on how many other entries there are. The index may list more than
+    // is queued. A whole index (`index::Snapshot::whole`) names every committed entry;
+    // one that may miss some (an append that failed, marked `stale.<ID>`) makes the run
+    // list the spool and take the entries it does not name as candidates too. Opening
+    // the candidates and applying the full filter below gives what a full scan gives.
     let needles = filter.and_then(QueueRunArgs::recipient_needles);
     let fast = needles.is_some() && index::present(spool);
     let mut out = Sweep {
@@ -76,10 +97,11 @@ pub fn sweep(
         cleaned: spool.clean_leftovers(now, GRACE, !fast)?.len(),
         ..Sweep::default()
     };
-    let mut ids: Vec<String> = if fast {
+    // The IDs as 14-octet keys: a sweep of 100,000 entries holds each once, compactly.
+    let mut ids: Vec<IdKey> = if fast {
         Vec::new()
     } else {
-        let ids = spool.ids()?;
+        let ids = spool.id_keys()?;
         out.index_rebuilt = refresh_index(spool, &ids);
         ids
     };
@@ -89,24 +111,35 @@ pub fn sweep(
         // unindexed in the listing, whatever rebuilds run meanwhile.
         let snap = index::snapshot(spool, None);
         let candidates = snap.matching(n);
-        if fast {
-            ids = spool.ids()?;
+        if fast && snap.whole() {
+            // A whole index names every committed entry: no listing at all, so a -qR
+            // run costs the same in a queue of 100,000 entries as in one of 100.
+            ids = candidates.iter().filter_map(|id| id_key(id)).collect();
+        } else {
+            if fast {
+                ids = spool.id_keys()?;
+            }
+            // Entries the index misses are candidates too (the index is a hint).
+            let listed: Vec<String> = ids.iter().map(|k| key_str(k).to_string()).collect();
+            let unindexed: BTreeSet<String> = snap.unindexed(&listed).into_iter().collect();
+            ids.retain(|k| {
+                let id = key_str(k);
+                candidates.contains(id) || unindexed.contains(id)
+            });
         }
-        // Entries the index misses are candidates too (the index is a hint).
-        let unindexed: BTreeSet<String> = snap.unindexed(&ids).into_iter().collect();
-        ids.retain(|id| candidates.contains(id) || unindexed.contains(id));
     }
     if let Some(f) = filter {
-        ids.retain(|id| f.id_may_match(id));
+        ids.retain(|k| f.id_may_match(key_str(k)));
     }
-    ids.sort();
+    ids.sort_unstable();
     // sendmail's run order (its default QueueSortOrder=priority): the lowest priority
     // first ([`crate::mailq::priority`]: size, recipients, tries by queue runs), the
     // listing's order (recorded: `q-order-priority`, `q-order-tried`, `q-order-tried-odi`).
     // Among equal priorities sendmail takes the queue directory's order, which is
     // arbitrary; the oldest entry goes first here.
-    let mut order: Vec<(i64, i64, String)> = Vec::new();
-    for id in ids {
+    let mut order: Vec<(i64, i64, IdKey, Wait)> = Vec::new();
+    for key in ids {
+        let id = key_str(&key).to_string();
         match spool.lock_entry(&id) {
             Ok(None) => out.busy.push(id),
             Ok(Some(locked)) => {
@@ -119,14 +152,12 @@ pub fn sweep(
                     .map(|(_, r)| r.address.as_str())
                     .collect();
                 if filter.is_none_or(|f| f.selects(&id, &env.sender, &rcpts)) {
-                    if !locked.entry.state.is_due(now, min_queue_age) {
-                        out.not_due.insert(id.clone());
-                    }
-                    if locked.entry.state.tried_within(now, min_queue_age) {
-                        out.too_young.insert(id.clone());
-                    }
+                    let wait = Wait {
+                        not_due: !locked.entry.state.is_due(now, min_queue_age),
+                        too_young: locked.entry.state.tried_within(now, min_queue_age),
+                    };
                     let priority = crate::mailq::priority(&locked.entry);
-                    order.push((priority, env.created, id));
+                    order.push((priority, env.created, key, wait));
                 }
             }
             Err(ReadError::Corrupt(why)) => {
@@ -144,24 +175,30 @@ pub fn sweep(
             }
         }
     }
-    order.sort();
-    out.selected = order.into_iter().map(|(_, _, id)| id).collect();
+    order.sort_unstable_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
+    out.waits = order.iter().map(|o| o.3).collect();
+    out.selected = order
+        .into_iter()
+        .map(|(_, _, key, _)| key_str(&key).to_string())
+        .collect();
     Ok(out)
 }
 
 /// The entries are the truth: rebuild the index when it is missing, misses one of `ids`,
 /// or has grown well past what is queued (lines of finished entries are dropped then).
 /// Returns whether it was rebuilt.
-fn refresh_index(spool: &Spool, ids: &[String]) -> bool {
-    let pairs = index::recipients(spool).unwrap_or_else(|e| {
+fn refresh_index(spool: &Spool, ids: &[IdKey]) -> bool {
+    // Only the IDs are kept (sorted, 14 octets each), never the addresses: the check
+    // costs little memory with 100,000 entries.
+    let (indexed, lines) = index::indexed_ids(spool).unwrap_or_else(|e| {
         if e.kind() != std::io::ErrorKind::NotFound {
             log::warn!("queue index: {}; rebuilt", crate::config::io_text(&e));
         }
-        Vec::new()
+        (Vec::new(), 0)
     });
-    let indexed: BTreeSet<&str> = pairs.iter().map(|(id, _)| id.as_str()).collect();
-    let bloated = pairs.len() > 1000 && indexed.len() > 2 * ids.len();
-    if index::present(spool) && !bloated && ids.iter().all(|id| indexed.contains(id.as_str())) {
+    let bloated = lines > 1000 && indexed.len() > 2 * ids.len();
+    let listed = |k: &IdKey| indexed.binary_search(k).is_ok();
+    if index::present(spool) && !bloated && ids.iter().all(listed) {
         return false;
     }
     match index::rebuild(spool) {
@@ -185,8 +222,12 @@ pub fn select_domain(spool: &Spool, domain: &str, sub: bool) -> BTreeSet<String>
     // listing: see `index::Snapshot`.
     let snap = index::snapshot(spool, Some((domain, sub)));
     let mut candidates = snap.domain_ids().clone();
-    // Entries the index misses are candidates too (the index is a hint).
-    if let Ok(all) = spool.ids() {
+    // Entries the index misses are candidates too (the index is a hint); a whole index
+    // misses none, and the spool is not listed (the flush of one domain costs the same
+    // in a queue of 100,000 entries as in one of 100).
+    if !snap.whole()
+        && let Ok(all) = spool.ids()
+    {
         candidates.extend(snap.unindexed(&all));
     }
     let d = domain.to_ascii_lowercase();

@@ -285,6 +285,35 @@ fn cached_connection_closed_by_the_server_is_replaced() {
     }
 }
 
+/// A cached connection that passes its RSET and then dies on the next MAIL (the server
+/// closes it with no reply, answers 421 and closes it, or resets it) costs the message
+/// nothing: it goes over a new connection in the same run, not deferred to the next.
+#[test]
+fn cached_connection_dying_at_mail_is_replaced_in_the_same_run() {
+    for mode in ["close", "421", "reset"] {
+        let Some((_scratch, peer)) = start_peer(&[("MAIL_AFTER_DOT", mode)]) else {
+            return;
+        };
+        // One worker: the second message goes over the first one's cached connection.
+        let env = relay_env(peer.port, "O MaxConnections=1\n");
+        queue(&env, "m", "example.org", 2);
+        env.sendmail(&["-qf"], b"").code(0);
+        let t = peer.transcript();
+        assert!(
+            env.entries().is_empty(),
+            "{mode}: both delivered in the run: {}\n{t}",
+            env.listing()
+        );
+        assert!(t.contains(&format!("MAIL-AFTER-DOT {mode}")), "{mode}: {t}");
+        assert_eq!(peer.messages().len(), 2, "{mode}: each message once: {t}");
+        assert_eq!(
+            sessions(&peer),
+            2,
+            "{mode}: a new session for the second: {t}"
+        );
+    }
+}
+
 /// A burst of background (`-odb`) submissions to one smarthost shares sessions: a
 /// delivery starting while another one has a working connection to the same relay
 /// leaves its message to it, and that one takes the messages that come while its

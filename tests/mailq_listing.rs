@@ -460,3 +460,30 @@ fn verbose_listing_controlling_user_lines() {
         "{j:?}"
     );
 }
+
+/// A queue with more entries than the process may open files at once is listed whole:
+/// each queue file is closed once read (it was kept open to the end, and every entry
+/// after the limit was listed as `cannot read queue file: Too many open files`).
+#[test]
+fn a_queue_larger_than_the_open_file_limit_is_listed_whole() {
+    let env = Env::new();
+    let mut session = String::from("HELO client.example\r\n");
+    for i in 0..80 {
+        session.push_str(&format!(
+            "MAIL FROM:<sender>\r\nRCPT TO:<r{i}@example.org>\r\nDATA\r\nSubject: {i}\r\n\r\nbody\r\n.\r\n"
+        ));
+    }
+    session.push_str("QUIT\r\n");
+    env.sendmail(&["-odq", "-bs"], session.as_bytes()).code(0);
+    assert_eq!(env.entries().len(), 80, "{}", env.listing());
+    let run = env.sendmail_rlimit(libc::RLIMIT_NOFILE as i32, 40, &["-bp"], b"");
+    run.code(0);
+    assert!(!run.stdout.contains("cannot read"), "{}", run.stdout);
+    assert!(run.stdout.contains("(80 requests)"), "{}", run.stdout);
+    assert_eq!(
+        run.stdout.matches("@example.org").count(),
+        80,
+        "{}",
+        run.stdout
+    );
+}

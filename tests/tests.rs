@@ -3,8 +3,8 @@
 mod harness;
 
 mod addresses;
-mod admin_queue;
 mod admin_check;
+mod admin_queue;
 mod compat_suite;
 mod connection_cache;
 mod content;

@@ -404,3 +404,125 @@ fn the_runner_delivers_a_plain_submission_and_one_with_x_delivers_itself() {
     runner.stop();
     assert!(env.spool.join(format!("qf{held}")).exists());
 }
+
+/// Messages the SMTP server accepts in background mode go to a listening runner as a
+/// command-line submission's do: a `-bs` session's and a `-bD` daemon's are delivered by
+/// the runner's process at once (not by a background deliverer of their own), and a
+/// `-bs` session with an option its own deliverer must apply (`-X`) still delivers
+/// itself.
+#[test]
+fn the_runner_delivers_what_the_smtp_server_accepted_in_background_mode() {
+    use crate::harness::servers::{Daemon, Raw};
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let runner = Runner::start(&env, &env.conf);
+    let runner_pid = runner.0.id();
+    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
+        is_fifo(&endpoint(&env))
+    });
+    let delivered_by = |rcpt: &str| -> Option<u32> {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        text.lines()
+            .find(|l| l.contains(&format!(": to=<{rcpt}>,")) && l.contains("stat=Sent"))
+            .and_then(|l| l.split_once("rsendmail-deliver["))
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .and_then(|(pid, _)| pid.parse().ok())
+    };
+    let session = |rcpt: &str| {
+        format!(
+            "HELO client.example\r\nMAIL FROM:<sender>\r\nRCPT TO:<{rcpt}>\r\n\
+             DATA\r\nSubject: bs\r\n\r\nbody\r\n.\r\nQUIT\r\n"
+        )
+    };
+    // -bs, the default (background) mode.
+    let out = env.sendmail(&["-bs"], session("bs@example.org").as_bytes());
+    out.code(0);
+    wait_until_or(
+        Duration::from_secs(10),
+        "the delivery of the -bs message",
+        || fs::read_to_string(&log).unwrap_or_default(),
+        || delivered_by("bs@example.org").is_some(),
+    );
+    assert_eq!(delivered_by("bs@example.org"), Some(runner_pid));
+    // -bs with -X: its own deliverer writes the traffic.
+    let traffic = env.dir.join("traffic");
+    env.sendmail(
+        &["-X", traffic.to_str().unwrap(), "-bs"],
+        session("traced@example.org").as_bytes(),
+    )
+    .code(0);
+    wait_until_or(
+        Duration::from_secs(10),
+        "the delivery of the -bs -X message",
+        || fs::read_to_string(&log).unwrap_or_default(),
+        || delivered_by("traced@example.org").is_some(),
+    );
+    assert_ne!(delivered_by("traced@example.org"), Some(runner_pid));
+    // A -bD daemon without a runner of its own, in background mode.
+    let daemon = Daemon::start(&env, &["-odb"]);
+    let mut c = Raw::connect(daemon.port);
+    assert!(c.line().starts_with("220"));
+    assert!(c.cmd("HELO client.example").starts_with("250"));
+    // (A sender without a domain: its domain is not looked up in the DNS.)
+    assert!(c.cmd("MAIL FROM:<sender>").starts_with("250"));
+    assert!(c.cmd("RCPT TO:<daemon@example.org>").starts_with("250"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send(b"Subject: bd\r\n\r\nbody\r\n.\r\n");
+    assert!(c.line().starts_with("250"));
+    assert!(c.cmd("QUIT").starts_with("221"));
+    wait_until_or(
+        Duration::from_secs(10),
+        "the delivery of the daemon's message",
+        || fs::read_to_string(&log).unwrap_or_default(),
+        || delivered_by("daemon@example.org").is_some(),
+    );
+    assert_eq!(delivered_by("daemon@example.org"), Some(runner_pid));
+    assert_eq!(sink.dumps().len(), 3);
+    drop(daemon);
+    runner.stop();
+}
+
+/// An ordinary user's `-odb` mail to a third user (neither root nor the sender), with a
+/// root runner up: the runner delivers it at once into that user's mailbox, which it
+/// makes owned by that user (the sender's own process could not: the mailbox is neither
+/// its own nor in a directory it may write).
+#[test]
+fn a_running_root_runner_delivers_a_users_mail_to_a_third_users_mailbox() {
+    if !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    let user_bin = shared_spool(&env);
+    let runner = Runner::start(&env, &env.conf);
+    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
+        is_fifo(&endpoint(&env))
+    });
+    let third = crate::harness::other_user();
+    let mbox = env.dir.join("mail/nobody");
+    let conf = env.conf.to_str().unwrap();
+    for n in 1..=2 {
+        let out = as_user(&user_bin, &["-C", conf, "nobody"], &[], MSG);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        wait_until_or(
+            Duration::from_secs(3),
+            "the root runner to deliver the user's mail to nobody",
+            || env.listing(),
+            || count_in(&mbox) == n,
+        );
+    }
+    let md = fs::metadata(&mbox).unwrap();
+    assert_eq!(md.uid(), third.uid, "the mailbox is its recipient's");
+    assert_ne!(md.uid(), test_user().uid);
+    env.wait_until_empty(Duration::from_secs(3));
+    runner.stop();
+}

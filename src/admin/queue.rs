@@ -532,12 +532,13 @@ fn drop_index_lines(spool: &Spool) {
     if index::present(spool)
         && let Err(e) = index::rebuild(spool)
     {
-        // Readers skip IDs whose entry is gone; the next run rebuilds it.
+        // The old index keeps lines of entries that are gone, which readers skip (they
+        // find no queue file); it misses no entry, so it stays whole, and the next
+        // queue run that lists the spool rebuilds it.
         log::warn!(
             "cannot rebuild the queue index: {}",
             crate::config::io_text(&e)
         );
-        index::invalidate(spool);
     }
 }
 
@@ -609,7 +610,7 @@ fn release_one(s: &Setup, id: &str) -> Done {
         && let Err(err) = index::append(&s.spool, &e.envelope)
     {
         log::warn!("{id}: cannot index it: {}", crate::config::io_text(&err));
-        index::invalidate(&s.spool);
+        index::invalidate(&s.spool, id);
     }
     Ok(())
 }

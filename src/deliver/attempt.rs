@@ -197,6 +197,14 @@ impl Conn {
         }
     }
 
+    /// Drop a session found dead (its close tells `-v` of it); the next [`Conn::get`]
+    /// takes another cached connection to these hosts or opens a new one.
+    fn discard(&mut self, out: &mut Transcript<'_>) {
+        if let Some(s) = self.session.take() {
+            s.close(out);
+        }
+    }
+
     /// This connection no longer counts as busy in the cache.
     fn give_up_slot(&mut self) {
         if let Some(key) = self.key.take() {
@@ -715,6 +723,19 @@ fn send_transaction(
     };
     let res = session.send(&mut msg, out);
     drop(msg);
+    if session.lost_unused {
+        // A cached connection the server had ended (found out at RSET's reply or MAIL's):
+        // nothing of the message was sent, so it goes over another connection now (the
+        // next cached one, or a new one, which cannot be lost this way), not deferred.
+        log::info!(
+            "{}: the cached connection to {} [{}] was closed by the server; sending over another",
+            env.id,
+            session.host,
+            session.peer.ip()
+        );
+        conn.discard(out);
+        return send_transaction(engine, env, t, conn, resolve, file, out);
+    }
     // After `send`: a line-length refusal may have moved the message to a new connection.
     let relay_name = format!("{} [{}]", session.host, session.peer.ip());
     let mut got = Vec::with_capacity(rcpts.len());

@@ -91,7 +91,16 @@ fn deliver_ids_then(
     accept: Option<&Accept<'_>>,
 ) -> Result<Vec<Attempt>, Fatal> {
     cache::configure(engine.cache_size, engine.cache_timeout);
-    let queue = Mutex::new(VecDeque::from(ids));
+    // The IDs to try, then those the attempts of this run queue (reports, expansions,
+    // noted in `queued_here`): these go out in the same run, on the same connections,
+    // without a `Running` line of their own (as sendmail delivers a bounce). Moved, not
+    // copied: a run of 100,000 entries holds each ID once.
+    let queue: Mutex<VecDeque<String>> = Mutex::new(VecDeque::from(ids));
+    let queued_here: Mutex<std::collections::HashSet<String>> = Mutex::default();
+    // The attempts are returned for a caller that reads them (`-v`'s status, an
+    // interactive delivery); a queue run without `-v` keeps none (100,000 of them
+    // would cost megabytes).
+    let keep = verbose || !queue_run;
     let results = Mutex::new(Vec::new());
     let errors = Mutex::new(Vec::new());
     // One worker for -v, and for a submission's message and its report (not a queue
@@ -113,19 +122,12 @@ fn deliver_ids_then(
             .max(1)
     };
     let total = queue.lock().map(|q| q.len()).unwrap_or(0);
-    // The entries selected; the reports and expansions their attempts queue go out in
-    // the same run, on the same connections, without a `Running` line of their own (as
-    // sendmail delivers a bounce).
-    let selected: std::collections::HashSet<String> = queue
-        .lock()
-        .map(|q| q.iter().cloned().collect())
-        .unwrap_or_default();
     std::thread::scope(|scope| {
         for worker in 0..workers {
             let queue = &queue;
             let results = &results;
             let errors = &errors;
-            let selected = &selected;
+            let queued_here = &queued_here;
             scope.spawn(move || {
                 let mut w = Worker::new(worker);
                 // -v: the dialogue on stdout (-X: the SMTP client logs its own traffic).
@@ -139,7 +141,7 @@ fn deliver_ids_then(
                     }
                     let next = queue.lock().ok().and_then(|mut q| q.pop_front());
                     let Some(id) = next else { break };
-                    let own = selected.contains(&id);
+                    let own = !queued_here.lock().is_ok_and(|h| h.contains(&id));
                     seq += usize::from(own);
                     let mut out: Transcript<'_> = sink.get();
                     let locked = match spool.lock_entry(&id) {
@@ -190,8 +192,11 @@ fn deliver_ids_then(
                                 for id in a.new_entries.iter().rev() {
                                     q.push_front(id.clone());
                                 }
+                                if let Ok(mut h) = queued_here.lock() {
+                                    h.extend(a.new_entries.iter().cloned());
+                                }
                             }
-                            if let Ok(mut r) = results.lock() {
+                            if keep && let Ok(mut r) = results.lock() {
                                 r.push(a);
                             }
                         }
@@ -518,7 +523,7 @@ pub fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         for id in &sweep.corrupt {
             rsendmail::outln!("qf{id}: corrupt queue file moved to corrupt/");
         }
-        let ids = sweep.to_try(&q, false);
+        let ids = sweep.into_try(&q, false);
         let attempts = deliver_ids(engine, &s.spool, ids, s.inv.verbose, true)?;
         // `-q -v`: the status says what became of the recipients, as an interactive
         // delivery's does (recorded: reason-rcpt550-q-v exits 67).
@@ -588,7 +593,7 @@ fn periodic_runs(s: &Setup, engine: &Engine, q: &QueueRunArgs, interval: Duratio
         match queue::sweep(&s.spool, Some(q), engine.min_queue_age) {
             Ok(sweep) => {
                 // sendmail: -qR/-qS/-qI selections ignore back-off.
-                let due = sweep.to_try(q, true);
+                let due = sweep.into_try(q, true);
                 if let Err(e) = deliver_ids(engine, &s.spool, due, s.inv.verbose, true) {
                     log::error!("{e}");
                 }

@@ -34,6 +34,11 @@ struct EngineBackend<'a> {
     dns: Option<Result<dns::Dns, String>>,
     /// Our own argv (as `rsendmail` gave it), for the processes we start.
     argv: &'a [OsString],
+    /// The spool directory whose wake-up endpoint a background-mode message is handed
+    /// to (`rsendmail::spool::wake::poke`) when a queue runner listens there; `None`
+    /// when this invocation's options must be applied by its own deliverer
+    /// ([`app::for_the_runner`]).
+    wake: Option<&'a std::path::Path>,
 }
 
 impl EngineBackend<'_> {
@@ -103,6 +108,12 @@ impl Backend for EngineBackend<'_> {
                 }
                 Err(e) => log::error!("{id}: cannot start delivery: {e}; it stays queued"),
             },
+            // A listening queue runner takes it at once, as it takes a command-line
+            // submission's; else our own background delivery, as without a runner.
+            DeliveryMode::Background
+                if self
+                    .wake
+                    .is_some_and(|dir| rsendmail::spool::wake::poke(dir, id)) => {}
             DeliveryMode::Background => match self.spawn(&["--entry", id, "--background"]) {
                 Ok(c) => Self::detach(c),
                 Err(e) => log::error!("{id}: cannot start delivery: {e}; it stays queued"),
@@ -200,6 +211,7 @@ pub fn stdio(s: &Setup, engine: &Engine, argv: &[OsString]) -> Result<Sysexit, F
         engine,
         dns: None,
         argv,
+        wake: app::for_the_runner(s).then_some(s.spool.dir.as_path()),
     };
     // fd 0 unbuffered underneath our own buffer, so that "nothing more is waiting" is known.
     // SAFETY: fd 0 stays open for the life of the process; ManuallyDrop never closes it.
@@ -397,7 +409,8 @@ pub fn daemon(
                     let trusted = trusted_nets.iter().any(|n| n.contains(peer.ip()));
                     let client = Client::Remote { ip: peer.ip() };
                     let srv = server(s, engine, client, trusted, max_recipients);
-                    let code = session(srv, engine, argv, stream, command_timeout);
+                    let wake = app::for_the_runner(s).then_some(s.spool.dir.as_path());
+                    let code = session(srv, engine, argv, wake, stream, command_timeout);
                     std::process::exit(code);
                 }
                 Err(e) => log::error!("{peer}: cannot fork a session: {e}"),
@@ -474,6 +487,7 @@ fn session(
     mut srv: Server<'_>,
     engine: &Engine,
     argv: &[OsString],
+    wake: Option<&std::path::Path>,
     stream: TcpStream,
     timeout: Duration,
 ) -> i32 {
@@ -491,6 +505,7 @@ fn session(
         engine,
         dns: None,
         argv,
+        wake,
     };
     let Ok(read_half) = stream.try_clone() else {
         return 0;

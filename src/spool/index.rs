@@ -8,14 +8,29 @@
 //!                         second too)
 //! index/boot              the boot the index was rebuilt in ([`boot_mark`]): an index
 //!                         from another boot is not used until rebuilt
+//! index/stale.<ID>        entry <ID> is (or will be) committed without its lines (its
+//!                         append failed): the index is not whole until a rebuild that
+//!                         lists the entry ([`invalidate`])
 //! ```
 //! Lines are appended at the commit point (before the rename: an ID listed before its
 //! entry exists is harmless, a committed entry missing from the index is not). Readers
 //! ignore IDs whose entry is gone. A rebuild writes both from the entries and replaces the
 //! old files; it runs when the index is missing, when a full queue scan finds an entry
 //! the index does not list, or when the index has grown well past what is queued
-//! (`queue::refresh_index`). Selective runs read a [`Snapshot`] and find the committed
-//! entries it misses by name ([`Snapshot::unindexed`]).
+//! (`queue::refresh_index`). Selective runs read a [`Snapshot`]; a whole one (of this
+//! boot, no `stale.<ID>` marker: [`Snapshot::whole`]) names every committed entry, so
+//! they open only the entries it names, without listing the spool, and their time does
+//! not grow with the queue. Otherwise they also find the committed entries it misses by
+//! name, in a listing ([`Snapshot::unindexed`]).
+//!
+//! Why a whole index names every committed entry: an entry's lines are appended before
+//! its rename (under the lock held shared); an append that fails leaves a
+//! `stale.<ID>` marker before the rename; a rebuild (under the lock held exclusively)
+//! keeps the lines of entries renamed after its listing or still being written, and
+//! removes a marker only once its entry is in its listing or gone for good; a crash of
+//! the system is told by the boot mark. What no rule covers (lines removed by hand,
+//! queue files copied in) is made good by the next full run (`-q`, each interval of the
+//! runner), which lists the spool and rebuilds an index that misses an entry.
 //!
 //! The index files are hints that anyone with the spool's group could have damaged: any
 //! text in them is read (bad lines skipped) without byte-index slicing (the lints below
@@ -196,6 +211,41 @@ pub fn recipients(spool: &Spool) -> io::Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// The IDs the recipient index names (sorted, each once; a valid ID is 14 octets) and
+/// how many lines it has: read line by line, so that checking the index against a
+/// queue of 100,000 entries holds neither the file nor its addresses in memory.
+pub fn indexed_ids(spool: &Spool) -> io::Result<(Vec<[u8; 14]>, usize)> {
+    use std::io::BufRead;
+    let f = open_safely(
+        &index_dir(spool)?.join("recipients"),
+        OpenOptions::new().read(true),
+        Kind::File,
+    )?;
+    let mut r = io::BufReader::with_capacity(64 * 1024, f);
+    let mut ids = Vec::new();
+    let mut lines = 0;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        lines += 1;
+        let Some(id) = line.split(|&b| b == b' ').next() else {
+            continue;
+        };
+        if let Ok(s) = std::str::from_utf8(id)
+            && valid_id(s)
+            && let Ok(a) = <[u8; 14]>::try_from(id)
+        {
+            ids.push(a);
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok((ids, lines))
+}
+
 /// IDs with an indexed recipient containing one of `needles` (ASCII case-insensitive,
 /// sendmail's `-qR` meaning). One pass of a substring search over the whole index, not a
 /// parse of every line: a `-qR` run costs little more with 20,000 entries than with 100.
@@ -354,6 +404,9 @@ pub struct Snapshot {
     recipients: Option<Vec<u8>>,
     /// The IDs (with an entry when read) that the per-domain lists name for the domain.
     domain: BTreeSet<String>,
+    /// The index was read, is of this boot and has no `stale.<ID>` marker: it names
+    /// every committed entry (see the module docs), so no listing is needed.
+    whole: bool,
 }
 
 /// Read a [`Snapshot`]; with `domain` (a domain, and whether its subdomains count), the
@@ -378,12 +431,30 @@ pub fn snapshot(spool: &Spool, domain: Option<(&str, bool)>) -> Snapshot {
                 Err(e) => return Err(e),
             },
         };
+        let whole = stale_ids(&dir).is_ok_and(|s| s.is_empty());
         Ok(Snapshot {
             recipients: Some(recipients),
             domain,
+            whole,
         })
     };
     read().unwrap_or_default()
+}
+
+/// The IDs of the `stale.<ID>` markers in the index directory `dir`.
+fn stale_ids(dir: &Path) -> io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for ent in fs::read_dir(dir)? {
+        let ent = ent?;
+        if let Some(id) = ent
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_prefix("stale."))
+        {
+            out.push(id.to_string());
+        }
+    }
+    Ok(out)
 }
 
 impl Snapshot {
@@ -398,6 +469,12 @@ impl Snapshot {
     /// The IDs the domain's lists name (see [`ids_for_domain`]).
     pub fn domain_ids(&self) -> &BTreeSet<String> {
         &self.domain
+    }
+
+    /// Whether the snapshot names every committed entry (then [`Snapshot::unindexed`]
+    /// is not needed): read whole, of this boot, with no `stale.<ID>` marker.
+    pub fn whole(&self) -> bool {
+        self.whole && self.recipients.is_some()
     }
 
     /// Of `ids` (the entries in the spool, listed after the snapshot was taken), those
@@ -418,18 +495,38 @@ impl Snapshot {
     }
 }
 
-/// Forget the index (after an append failed): the next queue run rebuilds it from the
-/// entries, so that no committed entry stays unlisted.
-pub fn invalidate(spool: &Spool) {
-    if let Ok(dir) = index_dir(spool) {
+/// Entry `id`'s append failed: before its rename, mark the index as missing it
+/// (`stale.<id>`), so that selective runs list the spool and the next queue run
+/// rebuilds the index from the entries; no committed entry stays unlisted. When the
+/// marker cannot be made, the recipient index is removed instead (no index: the same).
+pub fn invalidate(spool: &Spool, id: &str) {
+    let Ok(dir) = index_dir(spool) else {
+        return;
+    };
+    let marked = valid_id(id)
+        && open_safely(
+            &dir.join(format!("stale.{id}")),
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(spool.file_mode()),
+            Kind::File,
+        )
+        .is_ok();
+    if !marked {
         let _ = fs::remove_file(dir.join("recipients"));
     }
 }
 
-/// Whether the index exists and was written since this system booted (see [`boot_mark`]).
+/// Whether the index exists, was written since this system booted (see [`boot_mark`])
+/// and misses no entry whose append failed (no `stale.<ID>` marker).
 pub fn present(spool: &Spool) -> bool {
-    index_dir(spool)
-        .is_ok_and(|dir| fs::symlink_metadata(dir.join("recipients")).is_ok() && this_boot(&dir))
+    index_dir(spool).is_ok_and(|dir| {
+        fs::symlink_metadata(dir.join("recipients")).is_ok()
+            && this_boot(&dir)
+            && stale_ids(&dir).is_ok_and(|s| s.is_empty())
+    })
 }
 
 /// What tells this boot of the system from others: Linux's `boot_id` (`id <uuid>`), or
@@ -511,11 +608,23 @@ pub fn rebuild(spool: &Spool) -> io::Result<usize> {
     let lock = open_lock(spool)?;
     lock_exclusive_within(&lock, EXCLUSIVE_WAIT)?;
     let dir = index_dir(spool)?;
+    // Read before the listing: the markers a rebuild may clear, and the lines of the
+    // entries it may not list (renamed after the listing, or still being written).
+    let stale = stale_ids(&dir)?;
+    let old = match read_safely(&dir.join("recipients")) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
     let ids = spool.ids().map_err(|e| io::Error::other(e.message))?;
+    let listed: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let in_flight =
+        |id: &str| spool.tmp_dir().join(format!("tf{id}")).exists() || spool.qf_path(id).exists();
     let mut rcpt_lines = String::new();
     let mut by_domain: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut n = 0;
-    for id in ids {
+    for id in &ids {
+        let id = id.clone();
         let Ok(e) = spool.read_entry(&id) else {
             continue;
         };
@@ -531,6 +640,32 @@ pub fn rebuild(spool: &Spool) -> io::Result<usize> {
                 && seen.insert(d.clone())
             {
                 by_domain.entry(d).or_default().push(id.clone());
+            }
+        }
+    }
+    // The lines of entries not listed but being written, or renamed since the listing:
+    // kept (their appends came before this rebuild took the lock), so that the new
+    // index still names every committed entry.
+    let mut kept: BTreeMap<String, bool> = BTreeMap::new();
+    let mut kept_domains: BTreeSet<(String, String)> = BTreeSet::new();
+    for line in String::from_utf8_lossy(&old).lines() {
+        let Some((id, addr)) = line.split_once(' ') else {
+            continue;
+        };
+        if !valid_id(id) || listed.contains(id) {
+            continue;
+        }
+        let keep = *kept.entry(id.to_string()).or_insert_with(|| in_flight(id));
+        let Some(address) = unescape(addr) else {
+            continue;
+        };
+        if keep {
+            rcpt_lines.push_str(&format!("{id} {}\n", escape(&address)));
+            if let Some(d) = domain_of(&address)
+                && spool.fast_flush.eligible(&d)
+                && kept_domains.insert((d.clone(), id.to_string()))
+            {
+                by_domain.entry(d).or_default().push(id.to_string());
             }
         }
     }
@@ -581,6 +716,14 @@ pub fn rebuild(spool: &Spool) -> io::Result<usize> {
         format!("{}\n", boot_mark()).as_bytes(),
         spool.file_mode(),
     )?;
+    // A marker goes once its entry is listed here, or is gone for good (never renamed);
+    // one whose entry is still being written, or was renamed after the listing, stays
+    // until a rebuild lists it.
+    for id in stale {
+        if listed.contains(id.as_str()) || !in_flight(&id) {
+            let _ = fs::remove_file(dir.join(format!("stale.{id}")));
+        }
+    }
     Ok(n)
 }
 
@@ -911,7 +1054,7 @@ mod tests {
                             // An append that fails (or waits too long) removes the index.
                             1 if rnd(5) == 0 => {
                                 log.push("  append failed".into());
-                                invalidate(spool);
+                                invalidate(spool, &flight[k].1.id);
                             }
                             1 => flight[k].0.append_index(&flight[k].1),
                             _ => {

@@ -40,6 +40,10 @@ of the data) with that reply instead, doing nothing else; EXTRA_AFTER_DOT=1 send
 421 right after the reply that accepts a message, in the same write; CLOSE_AFTER_DOT=1
 closes the connection, with no reply, at the first RSET or MAIL after a message was
 accepted (logged "CLOSE-AFTER-DOT at VERB"): a cached connection the server ended;
+MAIL_AFTER_DOT=close|421|reset answers an RSET after an accepted message as usual and
+the MAIL after it by closing the connection with no reply (close), with 421 4.3.2 and
+closing it (421), or by resetting it (reset: a TCP RST) (logged "MAIL-AFTER-DOT <mode>"):
+a cached connection that dies on its next transaction;
 STRICT=1 refuses (554 5.6.0) any message with a line over 998 octets (RFC 5321
 4.5.3.1.6, the transparency dot not counted) or a bare CR or LF, and keeps what it got in
 STATE_DIR/refused/<n>.eml; it also refuses (501 5.1.3) a MAIL or RCPT address that is not
@@ -75,6 +79,8 @@ import asyncio
 import json
 import os
 import re
+import socket
+import struct
 import sys
 
 from aiosmtpd.controller import Controller
@@ -290,6 +296,8 @@ class Handler:
             # The 250 goes out; the next command finds the connection closed, as a
             # client finds its cached connection after the server ended the idle session.
             server.close_next = True
+        if os.environ.get("MAIL_AFTER_DOT"):
+            server.mail_fault_next = True
         return "250 2.0.0 Ok: queued as TEST%d" % n
 
 
@@ -373,6 +381,20 @@ class LoggingSMTP(SMTP):
 
     async def smtp_MAIL(self, arg):
         if self.closed_after_dot("MAIL"):
+            return
+        if getattr(self, "mail_fault_next", False):
+            mode = os.environ.get("MAIL_AFTER_DOT")
+            log(id(self.session), "MAIL-AFTER-DOT %s" % mode)
+            if mode == "421":
+                await self.push("421 4.3.2 Going away (test)")
+            elif mode == "reset":
+                sock = self.transport.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                    struct.pack("ii", 1, 0))
+                self.transport.abort()
+                return
+            self.transport.close()
             return
         self.drip_from("MAIL")
         log(id(self.session), "RAW-MAIL %s" % arg)

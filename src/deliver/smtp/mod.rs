@@ -165,6 +165,14 @@ pub struct Session {
     spent: bool,
     /// The session ended because the server closed the connection (not a timeout).
     peer_closed: bool,
+    /// A transaction has been begun on this connection before (it is a reused one).
+    carried: bool,
+    /// The last [`Session::send`] found this reused connection gone before the server
+    /// accepted its MAIL (no reply, a reset, a timeout or a 421 to RSET or MAIL): nothing
+    /// of the message reached the server, which had ended the connection while it was
+    /// cached, so the caller sends the message again over another connection
+    /// (`deliver::attempt`) instead of deferring it.
+    pub lost_unused: bool,
 }
 
 /// `Session::used`: whether a transaction has been started on the connection.
@@ -267,6 +275,8 @@ impl Session {
                         desynchronised: false,
                         spent: false,
                         peer_closed: false,
+                        carried: false,
+                        lost_unused: false,
                     };
                     match s.greet(helo_name, tls, creds, out) {
                         Ok(()) => return Ok(s),

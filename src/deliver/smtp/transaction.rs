@@ -281,75 +281,88 @@ impl Session {
             Ok(d) => d,
             Err(e) => return unreadable(e),
         };
+        self.lost_unused = false;
+        // Only the first transaction of this message can find the connection gone
+        // with nothing sent (later ones follow replies that accepted recipients).
+        let mut first = true;
         while !pending.is_empty() && self.state == State::Ready {
-            let (accepted, retry) =
-                match self.transaction(m, &pending, &mut results, utf8_needed, &mut data, out) {
-                    Ok(Done::Sent(accepted, retry)) => (accepted, retry),
-                    Ok(Done::LineRefused(r, refused, retry)) => {
-                        // Read by `long_line` to return this.
-                        let longest = data.longest.unwrap_or_default();
-                        m.body_limit = wire::MAX_LINE;
-                        if let Err(e) = m.data.seek(SeekFrom::Start(data.origin)) {
-                            return unreadable(e);
-                        }
-                        data = match self.measure(m) {
-                            Ok(d) => d,
-                            Err(e) => return unreadable(e),
-                        };
-                        let line = format!(
-                            "{} refused a message with a body line of {longest} octets ({}): \
+            let reused = std::mem::replace(&mut self.carried, true) && first;
+            first = false;
+            let (accepted, retry) = match self.transaction(
+                m,
+                &pending,
+                &mut results,
+                utf8_needed,
+                &mut data,
+                reused,
+                out,
+            ) {
+                Ok(Done::Sent(accepted, retry)) => (accepted, retry),
+                Ok(Done::LineRefused(r, refused, retry)) => {
+                    // Read by `long_line` to return this.
+                    let longest = data.longest.unwrap_or_default();
+                    m.body_limit = wire::MAX_LINE;
+                    if let Err(e) = m.data.seek(SeekFrom::Start(data.origin)) {
+                        return unreadable(e);
+                    }
+                    data = match self.measure(m) {
+                        Ok(d) => d,
+                        Err(e) => return unreadable(e),
+                    };
+                    let line = format!(
+                        "{} refused a message with a body line of {longest} octets ({}): \
                              sending it again with body lines broken at {}",
-                            self.host,
-                            r.summary(),
-                            wire::MAX_LINE
-                        );
-                        log::info!("{}: {line}", m.id);
-                        if let Some(w) = out.as_deref_mut() {
-                            let _ = writeln!(w, "{line}");
-                        }
-                        let same = self.state == State::Ready && self.reset_for_reuse(out).is_ok();
-                        if !same {
-                            let again = match m.reconnect.as_deref_mut() {
-                                Some(open) => open(out),
-                                None => Err(r.clone()),
-                            };
-                            match again {
-                                Ok(new) => *self = new,
-                                Err(why) => {
-                                    // Only the second copy's failure counts: without a
-                                    // connection, that is a deferral.
-                                    let o = Outcome::TempFail(if why.is_permanent() {
-                                        Reply::with_status(451, status::NETWORK_TEMP, why.summary())
-                                    } else {
-                                        why
-                                    });
-                                    for &i in &refused {
-                                        results[i] = Some(o.clone());
-                                    }
-                                    tell(m, &refused, &o, Step::Data, out);
-                                    break;
+                        self.host,
+                        r.summary(),
+                        wire::MAX_LINE
+                    );
+                    log::info!("{}: {line}", m.id);
+                    if let Some(w) = out.as_deref_mut() {
+                        let _ = writeln!(w, "{line}");
+                    }
+                    let same = self.state == State::Ready && self.reset_for_reuse(out).is_ok();
+                    if !same {
+                        let again = match m.reconnect.as_deref_mut() {
+                            Some(open) => open(out),
+                            None => Err(r.clone()),
+                        };
+                        match again {
+                            Ok(new) => *self = new,
+                            Err(why) => {
+                                // Only the second copy's failure counts: without a
+                                // connection, that is a deferral.
+                                let o = Outcome::TempFail(if why.is_permanent() {
+                                    Reply::with_status(451, status::NETWORK_TEMP, why.summary())
+                                } else {
+                                    why
+                                });
+                                for &i in &refused {
+                                    results[i] = Some(o.clone());
                                 }
+                                tell(m, &refused, &o, Step::Data, out);
+                                break;
                             }
                         }
-                        pending = refused.into_iter().chain(retry).collect();
-                        pending.sort_unstable();
-                        for i in &pending {
-                            results[*i] = None;
-                        }
-                        continue;
                     }
-                    Err(r) => {
-                        // After a protocol error even the replies already read in this
-                        // transaction may have answered other commands: none counts.
-                        let untrusted = self.desynchronised;
-                        for i in &pending {
-                            if untrusted || results[*i].is_none() {
-                                results[*i] = Some(Outcome::from_reply(r.clone()));
-                            }
-                        }
-                        break;
+                    pending = refused.into_iter().chain(retry).collect();
+                    pending.sort_unstable();
+                    for i in &pending {
+                        results[*i] = None;
                     }
-                };
+                    continue;
+                }
+                Err(r) => {
+                    // After a protocol error even the replies already read in this
+                    // transaction may have answered other commands: none counts.
+                    let untrusted = self.desynchronised;
+                    for i in &pending {
+                        if untrusted || results[*i].is_none() {
+                            results[*i] = Some(Outcome::from_reply(r.clone()));
+                        }
+                    }
+                    break;
+                }
+            };
             if accepted == 0 || retry.is_empty() {
                 break;
             }
@@ -379,6 +392,27 @@ impl Session {
         results: &mut [Option<Outcome>],
         utf8: bool,
         data: &mut Data,
+        reused: bool,
+        out: &mut Transcript<'_>,
+    ) -> Result<Done, Reply> {
+        // On a reused connection, a failure before MAIL is accepted means the server
+        // ended the cached connection: nothing was sent ([`Session::lost_unused`]).
+        let r = self.transaction_begun(m, which, results, utf8, data, reused, out);
+        if reused && self.lost_unused {
+            self.state = State::Closed;
+        }
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn transaction_begun(
+        &mut self,
+        m: &mut Outgoing<'_>,
+        which: &[usize],
+        results: &mut [Option<Outcome>],
+        utf8: bool,
+        data: &mut Data,
+        reused: bool,
         out: &mut Transcript<'_>,
     ) -> Result<Done, Reply> {
         let t = self.timeouts.clone();
@@ -389,29 +423,40 @@ impl Session {
             .collect();
         let pipelined = self.caps.pipelining;
         let reuse = std::mem::replace(&mut self.used, Used::Yes) != Used::No;
+        // Up to MAIL's reply: a failure on a reused connection is its loss.
+        let lost = |s: &mut Self, r: Reply| {
+            s.lost_unused = reused;
+            r
+        };
         if reuse && !pipelined {
-            self.reset(out)?;
+            self.reset(out).map_err(|r| lost(self, r))?;
         } else if reuse {
             // With PIPELINING the RSET goes in the same group as MAIL (RFC 2920 3.1),
             // so the reuse costs no round trip; its reply is read first, below.
-            self.put("RSET", out)?;
+            self.put("RSET", out).map_err(|r| lost(self, r))?;
         }
         self.state = State::MailReply;
-        self.put(&mail, out)?;
+        self.put(&mail, out).map_err(|r| lost(self, r))?;
         if pipelined {
             for r in &rcpts {
-                self.put(r, out)?;
+                self.put(r, out).map_err(|r| lost(self, r))?;
             }
-            self.put("DATA", out)?;
+            self.put("DATA", out).map_err(|r| lost(self, r))?;
         }
-        self.flush(t.mail)?;
+        self.flush(t.mail).map_err(|r| lost(self, r))?;
         if reuse && pipelined {
-            self.rset_reply(out)?;
+            self.rset_reply(out).map_err(|r| lost(self, r))?;
             self.state = State::MailReply;
         }
         let mail_reply = self
-            .read_expect(t.mail, out, Expect::Completion, "MAIL")?
+            .read_expect(t.mail, out, Expect::Completion, "MAIL")
+            .map_err(|r| lost(self, r))?
             .to(&mail);
+        if reused && mail_reply.code == 421 {
+            // The server is closing the connection it had kept for us.
+            self.lost_unused = true;
+            return Err(mail_reply);
+        }
         let mut accepted = Vec::new();
         // The reply that accepted each of `accepted`, for its outcome.
         let mut accepted_by: Vec<String> = Vec::new();
