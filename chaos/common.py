@@ -124,6 +124,9 @@ class Spool:
         self.spool = self.dir / "spool"
         self.mail = self.dir / "mail"
         self.mail.mkdir()
+        # Made as an install makes it: rsendmail makes no spool a SPOOLDIR names.
+        self.spool.mkdir()
+        os.chmod(self.spool, 0o2770)
         self.conf = self.dir / "rsendmail.conf"
         self.conf.write_text(
             f"SPOOLDIR {self.spool}\nMAILNAME chaos.example\n"

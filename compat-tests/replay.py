@@ -64,6 +64,9 @@ def run_case(binary, case, sink):
     before_fault = None
     try:
         spool = os.path.join(work, "spool")
+        # Made as an install makes it (rsendmail makes no spool a SPOOLDIR names).
+        os.mkdir(spool)
+        os.chmod(spool, 0o2770)
         conf = os.path.join(work, "rsendmail.conf")
         hosts, port = (fault.hosts, fault.port) if fault else (["127.0.0.1"], sink.port)
         # A name fault: rsendmail runs in a network namespace of its own with dnsmasq,

@@ -139,7 +139,7 @@ pub struct Config {
     /// `O` lines and DEFER, in file order.
     pub settings: Settings,
     /// Where the keywords that name files (ALIASES, AUTHPATH, CERTFILE, MAILNAME,
-    /// RELAYTABLE, MAILLOG) were set: keyword → `file: line N`, for messages about the
+    /// RELAYTABLE, MAILLOG, SPOOLDIR, and `O QueueDirectory` as `QueueDirectory`) were set: keyword → `file: line N`, for messages about the
     /// file they name.
     pub origin: std::collections::BTreeMap<String, String>,
 }
@@ -245,7 +245,13 @@ impl Config {
             };
             if matches!(
                 keyword,
-                "ALIASES" | "AUTHPATH" | "CERTFILE" | "MAILNAME" | "RELAYTABLE" | "MAILLOG"
+                "ALIASES"
+                    | "AUTHPATH"
+                    | "CERTFILE"
+                    | "MAILNAME"
+                    | "RELAYTABLE"
+                    | "MAILLOG"
+                    | "SPOOLDIR"
             ) {
                 self.origin
                     .insert(keyword.to_string(), format!("{name}: line {lineno}"));
@@ -378,6 +384,10 @@ impl Config {
                     self.settings
                         .apply(resolved.def, resolved.sub.as_deref(), ovalue)
                         .map_err(|e| err(value_error_code(resolved.def, e.code), e.message))?;
+                    if resolved.def.name == "QueueDirectory" {
+                        self.origin
+                            .insert("QueueDirectory".into(), format!("{name}: line {lineno}"));
+                    }
                 }
                 k if is_keyword_shaped(k) => {
                     return Err(err(Sysexit::Config, format!("unknown keyword {k}")));

@@ -289,7 +289,7 @@ mod tests {
             let dir =
                 std::env::temp_dir().join(format!("rsendmail-fast-{}-{round}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
-            let spool = Spool::new(&dir, true);
+            let spool = Spool::own(&dir);
             spool.prepare().unwrap();
             for _ in 0..40 {
                 let n = 1 + rnd(3);
@@ -339,7 +339,7 @@ mod tests {
         use crate::spool::entry::{RcptState, State};
         let dir = std::env::temp_dir().join(format!("rsendmail-totry-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let spool = Spool::new(&dir, true);
+        let spool = Spool::own(&dir);
         spool.prepare().unwrap();
         let now = clock::now();
         // (last attempt, next attempt): never tried; tried a minute ago, due; tried two
@@ -435,7 +435,7 @@ mod tests {
             let dir =
                 std::env::temp_dir().join(format!("rsendmail-etrn-{}-{round}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
-            let spool = Spool::new(&dir, true);
+            let spool = Spool::own(&dir);
             spool.prepare().unwrap();
             for _ in 0..50 {
                 let n = 1 + rnd(3);
