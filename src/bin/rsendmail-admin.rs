@@ -85,8 +85,13 @@ enum Command {
     /// Print the effective configuration: each keyword and option, its value and where
     /// it came from.
     Config,
-    /// Create the spool with its modes and group (as an install does).
-    Init,
+    /// Create the spool with its modes and group (as an install does), or repair them.
+    /// Root only.
+    Init {
+        /// The spool's group (default: rsendmail).
+        #[arg(long, value_name = "GROUP")]
+        group: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -106,7 +111,7 @@ fn main() -> ExitCode {
         Command::Bounce { ids, reason } => admin::queue::bounce(&ctx, &ids, reason.as_deref()),
         Command::Check { to } => admin::check::check(&ctx, to.as_deref()),
         Command::Config => admin::show_config::show(&ctx),
-        Command::Init => admin::init::init(&ctx),
+        Command::Init { group } => admin::init::init(&ctx, group.as_deref()),
     };
     ExitCode::from(status.code())
 }
