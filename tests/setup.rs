@@ -206,6 +206,27 @@ fn a_users_spooldir_typo_is_refused_and_the_own_default_still_made() {
             assert!(!typo.exists(), "{} {full:?}", program.display());
         }
     }
+    // The same file as the system configuration (a debug build reads it from
+    // RSENDMAIL_SYSTEM_CONFIG; an installed set-gid program reads only the real one):
+    // refused the same way, nothing made, no per-user spool either.
+    if cfg!(debug_assertions) {
+        let state = here.join("state-sys");
+        let envs = [
+            ("HOME", here.to_str().unwrap()),
+            ("XDG_STATE_HOME", state.to_str().unwrap()),
+            ("RSENDMAIL_SYSTEM_CONFIG", conf.to_str().unwrap()),
+        ];
+        for args in [&["-odq", "bob@example.org"][..], &["-bs"][..]] {
+            let out = as_user(&plain, args, &envs, MSG);
+            assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
+            assert!(
+                text(&out.stdout).contains(&format!("{}: line 1: SPOOLDIR", conf.display())),
+                "{}",
+                text(&out.stdout)
+            );
+            assert!(!typo.exists() && !state.exists());
+        }
+    }
     // No configuration at all: the per-user default, made with its parents, 0700.
     let state = here.join("state");
     let nothing = here.join("no-such.conf");
