@@ -3,8 +3,8 @@
 
 Usage: replay.py --bin PATH/TO/rsendmail [--cases DIR] [CASE ...]
 
-For each case (record.py describes the files): a fresh spool and config (SPOOLDIR in a
-temporary directory, MAILNAME vm.example.test, SMARTHOST 127.0.0.1 and the sink's PORT
+For each case (record.py describes the files): a fresh spool (made here, 2770, as an
+install makes it) and config (SPOOLDIR in a temporary directory, MAILNAME vm.example.test, SMARTHOST 127.0.0.1 and the sink's PORT
 as in the recording set-up, and the PrivacyOptions of Debian's sendmail.cf, whose
 `nobodyreturn` makes bounces return the header only), the case's `before` runs, then `sendmail -C conf ARGS... <
 stdin` through a symlink named `sendmail` (argv[0] "sendmail", as scripts call it), in a
