@@ -135,6 +135,12 @@ class Spool:
         for link in ("sendmail", "mailq"):
             os.symlink(ctx.bin, self.dir / link)
 
+    def reset(self):
+        """An empty spool again (made as __init__ makes it: rsendmail makes none)."""
+        shutil.rmtree(self.spool, ignore_errors=True)
+        self.spool.mkdir()
+        os.chmod(self.spool, 0o2770)
+
     def add_config(self, text: str):
         with open(self.conf, "a") as f:
             f.write(text + "\n")
