@@ -141,7 +141,8 @@ pub struct Config {
     /// Where each keyword ([`KEYWORDS`]) and each `O` option was last set: the keyword,
     /// or `O ` and the option's [`options::given_key`] (`O MaxHopCount`,
     /// `O Timeout.connect`) → `file: line N`; for messages about the files keywords name,
-    /// and for `rsendmail-admin config`.
+    /// for `rsendmail-admin config`, and (`QueueDirectory`, for `O QueueDirectory`) for the
+    /// message about a missing spool.
     pub origin: std::collections::BTreeMap<String, String>,
 }
 
@@ -445,6 +446,10 @@ impl Config {
                         ),
                         format!("{name}: line {lineno}"),
                     );
+                    if resolved.def.name == "QueueDirectory" {
+                        self.origin
+                            .insert("QueueDirectory".into(), format!("{name}: line {lineno}"));
+                    }
                 }
                 k if is_keyword_shaped(k) => {
                     return Err(err(Sysexit::Config, format!("unknown keyword {k}")));

@@ -23,6 +23,7 @@ mod privileges;
 mod reasons;
 mod robustness;
 mod routing;
+mod setup;
 mod smtp;
 mod submission;
 mod tls;

@@ -92,8 +92,13 @@ enum Command {
         #[arg(short = 'o', value_name = "LETTERVALUE")]
         letters: Vec<String>,
     },
-    /// Create the spool with its modes and group (as an install does).
-    Init,
+    /// Create the spool with its modes and group (as an install does), or repair them.
+    /// Root only.
+    Init {
+        /// The spool's group (default: rsendmail).
+        #[arg(long, value_name = "GROUP")]
+        group: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -128,7 +133,7 @@ fn main() -> ExitCode {
         Command::Bounce { ids, reason } => admin::queue::bounce(&ctx, &ids, reason.as_deref()),
         Command::Check { to } => admin::check::check(&ctx, to.as_deref()),
         Command::Config { options, letters } => admin::show_config::show(&ctx, &options, &letters),
-        Command::Init => admin::init::init(&ctx),
+        Command::Init { group } => admin::init::init(&ctx, group.as_deref()),
     };
     ExitCode::from(status.code())
 }

@@ -230,7 +230,8 @@ impl Listener {
 /// `tell`): the runner then works by its interval alone, submissions deliver as without
 /// it, and [`serve`] tries again every second.
 fn listen(spool: &Spool, tell: bool) -> Option<Listener> {
-    // The spool may not exist yet (a runner started before the first submission).
+    // A per-user spool may not exist yet (a runner started before the first
+    // submission); any other missing spool is refused here (and said, when `tell`).
     if let Err(e) = spool.prepare()
         && tell
     {
