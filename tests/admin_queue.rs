@@ -373,6 +373,41 @@ fn bounce_returns_exactly_one_report_to_the_sender() {
     assert!(env.entries().is_empty(), "{}", env.listing());
 }
 
+/// `bounce` of an entry whose sender is local (submitted with `-odq` by a user, no
+/// `-f`), with ErrorMode left at its default (p): the report is delivered to the
+/// sender's mailbox as a queue run's failure report is, never saved in the caller's
+/// ~/dead.letter; exactly one report, and nothing left queued.
+#[test]
+fn bounce_of_a_local_senders_entry_mails_the_report() {
+    let env = Env::new();
+    let conf = fs::read_to_string(&env.conf).unwrap();
+    fs::write(&env.conf, conf.replace("O ErrorMode=m\n", "")).unwrap();
+    let dead = PathBuf::from("/root/dead.letter");
+    let before = fs::metadata(&dead).map(|m| m.len()).ok();
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let id = env.only_id();
+    let r = admin(&env, &["bounce", &id, "--reason", "retired"]);
+    r.code(0);
+    assert_eq!(r.stdout, format!("{id}: returned to its sender\n"));
+    assert_eq!(fs::metadata(&dead).map(|m| m.len()).ok(), before);
+    env.sendmail(&["-q"], b"").code(0);
+    let mbox = fs::read_to_string(env.dir.join("mail/root")).unwrap_or_default();
+    assert_eq!(
+        mbox.matches("report-type=delivery-status").count(),
+        1,
+        "{mbox}"
+    );
+    assert!(
+        mbox.contains("Returned to sender by the administrator: retired"),
+        "{mbox}"
+    );
+    assert!(
+        mbox.contains("Final-Recipient: RFC822; bob@example.org"),
+        "{mbox}"
+    );
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}
+
 /// Each action is logged with who, what and which ID.
 #[test]
 fn every_action_is_logged() {
@@ -430,10 +465,16 @@ fn two_users_act_only_on_their_own_entries() {
     let conf = here.join("rsendmail.conf");
     fs::write(
         &conf,
-        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
+        format!(
+            "SPOOLDIR {}\nMAILNAME test.example\nMAILSPOOL {}\n",
+            spool.display(),
+            here.join("mail").display()
+        ),
     )
     .unwrap();
     fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::create_dir_all(here.join("mail")).unwrap();
+    fs::set_permissions(here.join("mail"), fs::Permissions::from_mode(0o1777)).unwrap();
     let sm = user_visible_bin(&here, "sendmail");
     let adm = here.join("rsendmail-admin");
     copy_executable(&admin_bin(), &adm);
@@ -515,6 +556,33 @@ fn two_users_act_only_on_their_own_entries() {
     let out = as_user(&adm, &["delete", &theirs], &envs, b"");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("{theirs}: deleted\n"));
+    // The owner bounces her own entry (her address is local, ErrorMode the default p):
+    // one report in her mailbox, nothing in her ~/dead.letter.
+    let dead = crate::harness::test_user().home.join("dead.letter");
+    let _ = fs::remove_file(&dead);
+    let out = as_user(&sm, &["-odq", "dave@example.org"], &envs, MSG);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let own = ids().pop().unwrap();
+    let out = as_user(&adm, &["bounce", &own], &envs, b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("{own}: returned to its sender\n")
+    );
+    assert!(!dead.exists(), "{}", text(&out.stdout));
+    // The report is queued; a queue run (root's) delivers it.
+    let out = Command::new(&sm).arg("-q").envs(envs).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mbox = fs::read_to_string(here.join("mail").join(TEST_USER)).unwrap_or_default();
+    assert_eq!(
+        mbox.matches("report-type=delivery-status").count(),
+        1,
+        "{mbox}"
+    );
+    assert!(
+        mbox.contains("Final-Recipient: RFC822; dave@example.org"),
+        "{mbox}"
+    );
     let _ = fs::remove_dir_all(&here);
 }
 

@@ -791,7 +791,9 @@ pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
 }
 
 /// `bounce ID... [--reason TEXT]`: each entry is marked to be returned, then delivered
-/// by the deliverer at once, whose attempt fails every open recipient with the reason
+/// by the deliverer at once, as a queue run delivers it (`--queued`: never an
+/// interactive delivery, whose ErrorMode p would save a local sender's copy in the
+/// caller's ~/dead.letter), whose attempt fails every open recipient with the reason
 /// and queues the RFC 3464 report as for any failure; the entry goes only once its
 /// report is queued. When the deliverer cannot run, the mark stays and the next queue
 /// run returns it.
@@ -803,7 +805,7 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
             let why = reason.clone();
             mark(s, id, held, |st| st.bounce = Some(why))?;
             logged(who, id, &format!("returned to its sender ({reason})"));
-            let ran = deliverer(ctx, &["--entry", id, "--"])
+            let ran = deliverer(ctx, &["--entry", id, "--queued", "--"])
                 .stdin(std::process::Stdio::null())
                 .status();
             match ran {

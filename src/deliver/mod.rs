@@ -8,6 +8,8 @@
 //!   `--entry ID --background -- <argv>`: the same after the background fork, when one
 //!   of `O MaxBackgroundDeliveries=` slots is free (the SMTP server's deliveries use
 //!   these two forms without `--status`);
+//!   `--entry ID --queued -- <argv>`: one entry delivered in the foreground as a queue run
+//!   delivers it, failures mailed back whatever ErrorMode says (`rsendmail-admin bounce`);
 //! - `<argv with -q...>`: a queue run; `-bv`, `-bs`, `-bd`/`-bD`: verify, serve SMTP;
 //! - `--etrn DOMAIN -- <argv>`, `--queue-runner -- <argv>`: the flush an ETRN started, a
 //!   daemon's runner (both started by [`serve`]);
@@ -78,6 +80,9 @@ sendmail) runs it, and takes messages itself. To run the queue by hand, use
 struct Internal {
     entry: Option<String>,
     background: bool,
+    /// `--queued` (after `--entry ID`): delivered as a queue run delivers the entry, not
+    /// as an interactive delivery: reports are mailed, never saved in ~/dead.letter.
+    queued: bool,
     /// `--status N`: the submission's own status (recipients it refused).
     status: Sysexit,
     /// `--note line` (after `--status`): a line the submission left to print after the
@@ -107,6 +112,7 @@ fn split_internal(args: Vec<OsString>) -> Internal {
     let own = it.next().unwrap_or_else(|| OsString::from("sendmail"));
     let mut entry = None;
     let mut background = false;
+    let mut queued = false;
     let mut status = Sysexit::Ok;
     let mut note = None;
     let mut etrn = None;
@@ -144,6 +150,10 @@ fn split_internal(args: Vec<OsString>) -> Internal {
             it.next();
             background = true;
         }
+        if it.peek().is_some_and(|a| a == "--queued") {
+            it.next();
+            queued = true;
+        }
         if it.peek().is_some_and(|a| a == "--status") {
             it.next();
             status = it
@@ -170,6 +180,7 @@ fn split_internal(args: Vec<OsString>) -> Internal {
     Internal {
         entry,
         background,
+        queued,
         status,
         note,
         etrn,
@@ -242,7 +253,9 @@ fn run(internal: Internal) -> Result<Sysexit, Fatal> {
         Operation::Smtp | Operation::Daemon | Operation::DaemonForeground
     );
     // A message that came in over SMTP has no terminal to print to: failures are mailed.
-    engine.interactive = internal.entry.is_some() && !internal.background && !smtp;
+    // So has an entry delivered as a queue run would (`--queued`).
+    engine.interactive =
+        internal.entry.is_some() && !internal.background && !internal.queued && !smtp;
     if let Some(arg) = &internal.etrn {
         return serve::etrn_flush(&s, &engine, arg);
     }
@@ -304,6 +317,18 @@ mod tests {
         ]);
         assert_eq!(a.entry.as_deref(), Some("X"));
         assert!(a.background);
+        assert!(!a.queued);
+        let a = split_internal(vec![
+            "d".into(),
+            "--entry".into(),
+            "X".into(),
+            "--queued".into(),
+            "--".into(),
+            "rsendmail".into(),
+        ]);
+        assert!(a.queued && !a.background);
+        assert_eq!(a.entry.as_deref(), Some("X"));
+        assert_eq!(a.argv, vec![OsString::from("rsendmail")]);
         assert_eq!(
             a.argv,
             vec![OsString::from("sendmail"), OsString::from("-odb")]
