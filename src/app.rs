@@ -587,10 +587,8 @@ fn exec_deliver(prefix: &[&str], queued: Option<Sysexit>) -> Sysexit {
                 .cloned()
                 .unwrap_or_else(|| std::env::args_os().collect()),
         );
-    if privs::is_setid() {
-        // No variable that chooses files reaches the deliverer of a set-id install.
-        cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-    }
+    // No variable that chooses files reaches the deliverer of a set-id install.
+    privs::deliverer_env(&mut cmd);
     let e = cmd.exec();
     let f = Fatal::new(
         Sysexit::Unavailable,

@@ -122,6 +122,46 @@ fn all_steps_pass_against_a_tls_and_auth_smarthost() {
     assert!(!t.contains("MAIL"), "no MAIL without --to: {t}");
 }
 
+/// A set-id `rsendmail-admin` (set-gid here, run by root: its group differs from
+/// root's) starts the deliverer of the network steps with no environment but `PATH`, as
+/// `rsendmail` execs it: the caller's `SSL_CERT_FILE` naming a CA the configuration
+/// does not trust does not make the TLS step (and the AUTH with the system's
+/// credentials) pass.
+#[test]
+fn a_setid_check_passes_no_environment_to_the_deliverer() {
+    if !is_root() {
+        return;
+    }
+    let Some((env, pki, _peer, _keep)) = tls_auth("srv", "s3cret-pw") else {
+        return;
+    };
+    // The configuration trusts no CA of its own: only the system's.
+    let conf = fs::read_to_string(&env.conf).unwrap();
+    let ca_line = format!("O CACertFile={}\n", pki.path("ca.pem"));
+    assert!(conf.contains(&ca_line));
+    fs::write(&env.conf, conf.replace(&ca_line, "")).unwrap();
+    let prog = install(&env);
+    assert!(
+        std::process::Command::new("chgrp")
+            .args(["mail", prog.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    fs::set_permissions(&prog, fs::Permissions::from_mode(0o2755)).unwrap();
+    let out = std::process::Command::new(&prog)
+        .args(["-C", env.conf.to_str().unwrap(), "check"])
+        .env("SSL_CERT_FILE", pki.path("ca.pem"))
+        .env("SSL_CERT_DIR", env.dir.join("nothing"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let r = env.finish(&prog, &["check"], out);
+    line(&r, "FAIL tls: ");
+    assert!(!r.stdout.contains("ok   auth 127.0.0.1"), "{}", r.stdout);
+    r.code(75);
+}
+
 #[test]
 fn a_certificate_for_another_name_or_self_signed_fails_at_tls() {
     for cert in ["wrong", "self"] {

@@ -103,13 +103,14 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
         return t.status();
     }
     // The network steps, by the deliverer (it prints their lines).
+    // Started as the queue commands start it: the caller's environment scrubbed.
     let deliver = app::deliver_path();
-    let mut cmd = std::process::Command::new(&deliver);
-    cmd.arg("--check");
+    let mut prefix = vec!["--check"];
     if let Some(a) = to {
-        cmd.arg("--to").arg(a);
+        prefix.extend(["--to", a]);
     }
-    cmd.arg("--").args(config_argv(ctx));
+    prefix.push("--");
+    let mut cmd = super::deliverer(ctx, &prefix);
     let _ = std::io::Write::flush(&mut std::io::stdout());
     match cmd.status() {
         Ok(st) => {

@@ -15,3 +15,25 @@ pub struct Context {
     /// `-C FILE`: a configuration file instead of the system one.
     pub config: Option<PathBuf>,
 }
+
+/// The deliverer's command: `rsendmail-deliver` (beside this program,
+/// [`crate::app::deliver_path`]) with the log's inherited arguments, `prefix` (its
+/// internal arguments, e.g. `--entry ID --queued --`, `--check --`), then the sendmail
+/// argv that reads the configuration `ctx` names (`rsendmail [-C FILE]`). Its
+/// environment is scrubbed as `rsendmail`'s own exec of the deliverer scrubs it
+/// ([`crate::privs::deliverer_env`]): a set-id program passes none but `PATH`, so no
+/// variable of the caller (`SSL_CERT_FILE`, `OPENSSL_CONF`, `RES_OPTIONS`, ...) reaches
+/// a process that holds the spool group and reads `auth.conf`.
+pub fn deliverer(ctx: &Context, prefix: &[&str]) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(crate::app::deliver_path());
+    cmd.arg0("rsendmail-deliver")
+        .args(crate::log::inherited_args())
+        .args(prefix)
+        .arg("rsendmail");
+    if let Some(c) = &ctx.config {
+        cmd.arg("-C").arg(c);
+    }
+    crate::privs::deliverer_env(&mut cmd);
+    cmd
+}

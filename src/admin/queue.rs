@@ -727,24 +727,6 @@ fn mark(s: &Setup, id: &str, held: bool, change: impl FnOnce(&mut spool::entry::
     Ok(())
 }
 
-/// The deliverer's command for entry `id`: its arguments, then `rsendmail`'s argv as
-/// this command was given it (`-C`); a set-id program passes no environment but `PATH`.
-fn deliverer(ctx: &Context, prefix: &[&str]) -> std::process::Command {
-    use std::os::unix::process::CommandExt;
-    let mut cmd = std::process::Command::new(app::deliver_path());
-    cmd.arg0("rsendmail-deliver")
-        .args(crate::log::inherited_args())
-        .args(prefix)
-        .arg("rsendmail");
-    if let Some(c) = &ctx.config {
-        cmd.arg("-C").arg(c);
-    }
-    if crate::privs::is_setid() {
-        cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-    }
-    cmd
-}
-
 /// `retry ID...`: due now (the back-off cleared, marked for the runner); the periodic
 /// runner is woken through the wake-up endpoint as a submission wakes it, else a
 /// background delivery is started, as a background submission does without a runner.
@@ -759,7 +741,7 @@ pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
             let how = if wake::poke(&s.spool.dir, id) {
                 "the queue runner was woken"
             } else {
-                let mut cmd = deliverer(ctx, &["--entry", id, "--background", "--"]);
+                let mut cmd = super::deliverer(ctx, &["--entry", id, "--background", "--"]);
                 use std::os::unix::process::CommandExt;
                 cmd.stdin(std::process::Stdio::null())
                     .stdout(std::process::Stdio::null())
@@ -805,7 +787,7 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
             let why = reason.clone();
             mark(s, id, held, |st| st.bounce = Some(why))?;
             logged(who, id, &format!("returned to its sender ({reason})"));
-            let ran = deliverer(ctx, &["--entry", id, "--queued", "--"])
+            let ran = super::deliverer(ctx, &["--entry", id, "--queued", "--"])
                 .stdin(std::process::Stdio::null())
                 .status();
             match ran {
