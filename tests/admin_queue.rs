@@ -408,6 +408,61 @@ fn bounce_of_a_local_senders_entry_mails_the_report() {
     assert!(env.entries().is_empty(), "{}", env.listing());
 }
 
+/// A `SPOOLDIR` that is not there (a typo: its parent missing too; or a spool not made
+/// yet) is refused by every queue command and by `config` as by every other entry
+/// point: exit 78 (EX_CONFIG), the configuration's file and line, nothing created; never
+/// "is empty" nor "no such entry".
+#[test]
+fn a_missing_spool_is_refused_with_its_file_and_line() {
+    let env = Env::new();
+    let conf = fs::read_to_string(&env.conf).unwrap();
+    let id = "6AUIIquc023976";
+    for (spool, says) in [
+        (
+            env.dir.join("nonexist/spool"),
+            "(a typo? nothing was created)",
+        ),
+        (
+            env.dir.join("notyet"),
+            "no such directory (nothing was created: the spool is made by the install, or by \"rsendmail-admin init\" as root)",
+        ),
+    ] {
+        fs::write(
+            &env.conf,
+            conf.replace(
+                &format!("SPOOLDIR {}\n", env.spool.display()),
+                &format!("SPOOLDIR {}\n", spool.display()),
+            ),
+        )
+        .unwrap();
+        let want = format!(
+            "{}: line 1: SPOOLDIR {}: no such directory",
+            env.conf.display(),
+            spool.display()
+        );
+        for args in [
+            &["list"][..],
+            &["list", "--json"][..],
+            &["show", id][..],
+            &["delete", id][..],
+            &["delete", "--all"][..],
+            &["delete", "--recipient", "bob"][..],
+            &["hold", id][..],
+            &["release", id][..],
+            &["retry", id][..],
+            &["bounce", id][..],
+            &["config"][..],
+        ] {
+            let r = admin(&env, args);
+            r.code(78);
+            assert!(r.stderr.contains(&want), "{args:?}: {}", r.stderr);
+            assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+            assert!(!r.stdout.contains("empty"), "{args:?}: {}", r.stdout);
+            assert!(!spool.exists());
+        }
+    }
+}
+
 /// Each action is logged with who, what and which ID.
 #[test]
 fn every_action_is_logged() {
@@ -775,7 +830,7 @@ fn a_setgid_admin_gives_up_its_group_for_c_and_reads_no_environment() {
     assert_ne!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert!(!text(&out.stdout).contains(&entry), "{}", text(&out.stdout));
     assert!(
-        text(&out.stdout).contains("Permission denied"),
+        text(&out.stderr).contains("Permission denied"),
         "{}{}",
         text(&out.stdout),
         text(&out.stderr)

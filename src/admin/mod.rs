@@ -37,3 +37,22 @@ pub fn deliverer(ctx: &Context, prefix: &[&str]) -> std::process::Command {
     crate::privs::deliverer_env(&mut cmd);
     cmd
 }
+
+/// `config`'s refusal of a spool that is not there, before anything is printed: the
+/// configuration `ctx` names with `config`'s own `-o`/`-O` (which may name the queue
+/// directory), set up as `rsendmail` sets it up, then
+/// [`crate::spool::Spool::check_present`] (EX_CONFIG with the keyword's file and line, as
+/// every entry point refuses it). Errors: the setup's, or the missing spool's.
+pub fn spool_present(
+    ctx: &Context,
+    options_given: &[String],
+    letters: &[String],
+) -> Result<(), crate::exit::Fatal> {
+    let mut argv = show_config::config_argv(ctx);
+    argv.extend(letters.iter().map(|l| format!("-o{l}").into()));
+    for o in options_given {
+        argv.push("-O".into());
+        argv.push(o.into());
+    }
+    crate::app::setup(argv)?.spool.check_present()
+}

@@ -262,15 +262,25 @@ fn over(ids: &[String], mut each: impl FnMut(&str) -> Done) -> Sysexit {
 
 /// Run a command: set up, then `body`; a fatal error is printed once.
 fn run(ctx: &Context, body: impl FnOnce(&Setup, &Caller) -> Result<Sysexit, Fatal>) -> Sysexit {
-    let s = match setup(ctx) {
+    // A spool that is not there is refused as every entry point refuses it (78, the
+    // configuration's file and line, a missing parent called a typo): never "empty", never
+    // "no such entry".
+    // Errors go to stderr: stdout carries the listing (`list --json` stays JSON).
+    let s = match setup(ctx).and_then(|s| s.spool.check_present().map(|()| s)) {
         Ok(s) => s,
-        Err(f) => return app::report(&f),
+        Err(f) => return app::report(&on_stderr(f)),
     };
     let who = Caller::new(&s.spool);
     match body(&s, &who) {
         Ok(code) => code,
-        Err(f) => app::report(&f),
+        Err(f) => app::report(&on_stderr(f)),
     }
+}
+
+/// A fatal error as this program prints it: on stderr.
+fn on_stderr(mut f: Fatal) -> Fatal {
+    f.to_stderr = true;
+    f
 }
 
 /// `list [--json]`: the `mailq` listing (held entries included, marked).

@@ -132,7 +132,15 @@ fn main() -> ExitCode {
         Command::Retry { ids } => admin::queue::retry(&ctx, &ids),
         Command::Bounce { ids, reason } => admin::queue::bounce(&ctx, &ids, reason.as_deref()),
         Command::Check { to } => admin::check::check(&ctx, to.as_deref()),
-        Command::Config { options, letters } => admin::show_config::show(&ctx, &options, &letters),
+        Command::Config { options, letters } => {
+            match admin::spool_present(&ctx, &options, &letters) {
+                Ok(()) => admin::show_config::show(&ctx, &options, &letters),
+                Err(mut f) => {
+                    f.to_stderr = true;
+                    rsendmail::app::report(&f)
+                }
+            }
+        }
         Command::Init { group } => admin::init::init(&ctx, group.as_deref()),
     };
     ExitCode::from(status.code())
