@@ -498,7 +498,11 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             let problems = if s.inv.json {
                 let (text, problems) = mailq::list_json(&s.spool, filter)?;
                 let _ = out.write_all(text.as_bytes());
-                problems
+                // Stdout stays JSON: the spool's own problems go to stderr.
+                if !problems.is_empty() {
+                    crate::errln!("{}", problems.trim_end());
+                }
+                String::new()
             } else {
                 let min_age = s.settings.min_queue_age.unwrap_or(0) as i64;
                 let (default_uid, _) =

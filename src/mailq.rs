@@ -121,6 +121,8 @@ pub fn priority(e: &QueuedEntry) -> i64 {
 struct Unreadable {
     id: String,
     why: String,
+    /// In `SPOOLDIR/hold/`.
+    held: bool,
 }
 
 /// The spool's entry IDs, then those of its held entries (`SPOOLDIR/hold/`, when there
@@ -166,7 +168,7 @@ fn collect(
                 if filter.is_none_or(|f| f.id_may_match(&id)) {
                     // The error may quote the file (an id it holds): shown when listed.
                     let why = e.to_string();
-                    unreadable.push(Unreadable { id, why });
+                    unreadable.push(Unreadable { id, why, held });
                 }
                 continue;
             }
@@ -321,7 +323,7 @@ pub fn write_text(
                     if filter.is_none_or(|f| f.id_may_match(&id)) {
                         // The error may quote the file (an id it holds): shown when listed.
                         let why = e.to_string();
-                        unreadable.push(Unreadable { id, why });
+                        unreadable.push(Unreadable { id, why, held });
                     }
                     continue;
                 }
@@ -514,19 +516,27 @@ pub fn json_str(s: &str) -> String {
     o
 }
 
-/// `mailq --json`: one object per entry and line.
+/// `mailq --json`: one object per entry and line; an entry that cannot be read is an
+/// object of its own, `{"queue_name":"queued"|"hold","queue_id":ID,"error":TEXT}` (TEXT
+/// as the text listing's `qfID: cannot read queue file: TEXT` line gives it), so that
+/// every line of the output is JSON. The second string: the problems of the spool
+/// itself (a folder that is not one), text lines for stderr.
 pub fn list_json(spool: &Spool, filter: Option<&QueueRunArgs>) -> Result<(String, String), Fatal> {
     let mut problems = String::new();
     let (entries, unreadable) = collect(spool, filter, &mut problems)?;
+    let mut s = String::new();
     for u in &unreadable {
         let _ = writeln!(
-            problems,
-            "qf{}: cannot read queue file: {}",
-            u.id,
-            shown(&u.why, usize::MAX)
+            s,
+            "{{\"queue_name\":{},\"queue_id\":{},\"error\":{}}}",
+            json_str(if u.held { "hold" } else { "queued" }),
+            json_str(&u.id),
+            json_str(&format!(
+                "cannot read queue file: {}",
+                shown(&u.why, usize::MAX)
+            ))
         );
     }
-    let mut s = String::new();
     for l in &entries {
         let e = &l.entry;
         let queue_name = if l.held {

@@ -463,6 +463,52 @@ fn a_missing_spool_is_refused_with_its_file_and_line() {
     }
 }
 
+/// `list --json` and `mailq --json` with unreadable entries (a truncated queue file, a
+/// symbolic link planted in `hold/`): every line of stdout is a JSON object, the
+/// unreadable ones `{"queue_name":...,"queue_id":ID,"error":TEXT}`; nothing else.
+#[test]
+fn json_listings_stay_json_with_unreadable_entries() {
+    let env = Env::new();
+    let good = queue(&env, "bob@example.org");
+    let cut = queue(&env, "carol@example.org");
+    let linked = queue(&env, "dave@example.org");
+    admin(&env, &["hold", &linked]).code(0);
+    let qf = env.spool.join(format!("qf{cut}"));
+    let f = fs::OpenOptions::new().write(true).open(&qf).unwrap();
+    f.set_len(50).unwrap();
+    let held_qf = env.spool.join("hold").join(format!("qf{linked}"));
+    fs::remove_file(&held_qf).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", &held_qf).unwrap();
+    let mq = env.link("mailq");
+    for r in [
+        admin(&env, &["list", "--json"]),
+        env.run_raw(&mq, &["-C", env.conf.to_str().unwrap(), "--json"], b""),
+    ] {
+        r.code(0);
+        let lines: Vec<&str> = r.stdout.lines().collect();
+        assert_eq!(lines.len(), 3, "{}", r.stdout);
+        for l in &lines {
+            assert!(l.starts_with('{') && l.ends_with('}'), "{}", r.stdout);
+        }
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("\"queue_id\":\"{good}\""))
+                    && l.contains("\"recipients\"")),
+            "{}",
+            r.stdout
+        );
+        let bad = format!(
+            "{{\"queue_name\":\"queued\",\"queue_id\":\"{cut}\",\"error\":\"cannot read queue file: "
+        );
+        assert!(lines.iter().any(|l| l.starts_with(&bad)), "{}", r.stdout);
+        let bad = format!(
+            "{{\"queue_name\":\"hold\",\"queue_id\":\"{linked}\",\"error\":\"cannot read queue file: "
+        );
+        assert!(lines.iter().any(|l| l.starts_with(&bad)), "{}", r.stdout);
+    }
+}
+
 /// Each action is logged with who, what and which ID.
 #[test]
 fn every_action_is_logged() {

@@ -299,7 +299,16 @@ pub fn list(ctx: &Context, json: bool) -> Sysexit {
         };
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());
-        let _ = out.write_all(problems.as_bytes());
+        if json {
+            // Stdout stays JSON (an unreadable entry is an object with its error): the
+            // spool's own problems go to stderr.
+            let _ = out.flush();
+            if !problems.is_empty() {
+                crate::errln!("{}", problems.trim_end());
+            }
+        } else {
+            let _ = out.write_all(problems.as_bytes());
+        }
         let _ = out.flush();
         Ok(Sysexit::Ok)
     })
