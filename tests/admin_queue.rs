@@ -509,6 +509,63 @@ fn json_listings_stay_json_with_unreadable_entries() {
     }
 }
 
+/// A queue file that is not a regular file (a symbolic link planted in `hold/` or in the
+/// spool, a directory): every action but `delete` refuses it with 65 (EX_DATAERR) and
+/// says how to remove it; `delete` (by ID or `--all`) by root removes the name itself,
+/// never what a link points to.
+#[test]
+fn a_planted_link_is_refused_by_actions_and_removed_by_delete() {
+    let env = Env::new();
+    let target = env.dir.join("target");
+    fs::write(&target, "keep me\n").unwrap();
+    let plant = |id: &str, held: bool| {
+        let qf = if held {
+            env.spool.join("hold").join(format!("qf{id}"))
+        } else {
+            env.spool.join(format!("qf{id}"))
+        };
+        fs::remove_file(&qf).unwrap();
+        std::os::unix::fs::symlink(&target, &qf).unwrap();
+        qf
+    };
+    let a = queue(&env, "bob@example.org");
+    admin(&env, &["hold", &a]).code(0);
+    let qa = plant(&a, true);
+    for action in ["release", "retry", "bounce", "show", "hold"] {
+        let r = admin(&env, &[action, &a]);
+        r.code(65);
+        assert!(
+            r.stderr.contains(&format!(
+                "{a}: its queue file {} is a symbolic link, not a queue entry: refused, nothing followed (\"rsendmail-admin delete {a}\" removes it)",
+                qa.display()
+            )),
+            "{action}: {}",
+            r.stderr
+        );
+        assert!(fs::symlink_metadata(&qa).is_ok());
+    }
+    let r = admin(&env, &["delete", &a]);
+    r.code(0);
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{a}: deleted (its queue file was a symbolic link, removed without following it)\n"
+        )
+    );
+    assert!(fs::symlink_metadata(&qa).is_err());
+    assert!(!env.spool.join("hold").join(format!("sf{a}")).exists());
+    // --all takes them too, held or queued.
+    let b = queue(&env, "carol@example.org");
+    let c = queue(&env, "dave@example.org");
+    admin(&env, &["hold", &b]).code(0);
+    let qb = plant(&b, true);
+    let qc = plant(&c, false);
+    let r = admin(&env, &["delete", "--all"]);
+    r.code(0);
+    assert!(fs::symlink_metadata(&qb).is_err() && fs::symlink_metadata(&qc).is_err());
+    assert_eq!(fs::read_to_string(&target).unwrap(), "keep me\n");
+}
+
 /// Each action is logged with who, what and which ID.
 #[test]
 fn every_action_is_logged() {
@@ -644,6 +701,37 @@ fn two_users_act_only_on_their_own_entries() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(!spool.join("hold").join(format!("qf{mine}")).exists());
+    // Her own entry, damaged: whose it is cannot be read, and the refusal says so.
+    let out = as_user(&sm, &["-odq", "erin@example.org"], &envs, MSG);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let damaged = ids().pop().unwrap();
+    let out = as_user(&adm, &["hold", &damaged], &envs, b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(spool.join("hold").join(format!("qf{damaged}")))
+        .unwrap();
+    f.set_len(50).unwrap();
+    let out = as_user(&adm, &["release", &damaged], &envs, b"");
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("{damaged}: its queue file cannot be read (")),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains(
+            "so whose entry it is is unknown: only root or the spool's group may act on it"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = Command::new(&adm)
+        .args(["delete", &damaged])
+        .envs(envs)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     // A member of the spool directory's group may act on anyone's entry (the entry
     // gets the directory's group, as in an installed set-gid spool).
     let gid = crate::harness::test_user().gid;
@@ -880,6 +968,18 @@ fn a_setgid_admin_gives_up_its_group_for_c_and_reads_no_environment() {
         "{}{}",
         text(&out.stdout),
         text(&out.stderr)
+    );
+    // Said as a note: -C gave up the group (stderr; `check` an info line).
+    assert!(
+        text(&out.stderr).contains("rsendmail-admin: note: -C gave up the set-group-id privilege of rsendmail-admin (the spool's group)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = as_user(&adm, &["-C", c, "check"], &[], b"");
+    assert!(
+        text(&out.stdout).contains("\ninfo privileges: -C gave up the set-group-id privilege"),
+        "{}",
+        text(&out.stdout)
     );
     let out = as_user(&adm, &["-C", c, "delete", &entry], &[], b"");
     assert_ne!(out.status.code(), Some(0), "{}", text(&out.stdout));

@@ -96,6 +96,10 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
         skip(&mut t);
         return t.status();
     };
+    if s.dropped_group {
+        // What the spool and binary steps say next comes from it.
+        t.say(Mark::Info, "privileges", super::DROPPED_GROUP_NOTE);
+    }
     names_step(&mut t, &s.cfg);
     install_steps(&mut t, &s);
     if !usable {

@@ -56,3 +56,10 @@ pub fn spool_present(
     }
     crate::app::setup(argv)?.spool.check_present()
 }
+
+/// The note a non-root caller gets when her `-C` made the program give up its
+/// set-group-id privilege (the spool's group, [`crate::app::Setup::dropped_group`]): what
+/// she sees next (a spool she may not read, entries not found) comes from that.
+pub const DROPPED_GROUP_NOTE: &str = "-C gave up the set-group-id privilege of \
+    rsendmail-admin (the spool's group), so only what this user may reach herself is \
+    seen; leave -C out (the system configuration is read), or run as root";

@@ -213,30 +213,78 @@ fn lock(sp: &Spool, id: &str) -> Result<Option<File>, Sysexit> {
     }
 }
 
-/// The uid that submitted an entry, when it can be read.
-fn owner(sp: &Spool, id: &str) -> Option<u32> {
-    sp.read_entry(id).ok().map(|e| e.envelope.uid)
+/// What an entry's queue file is when it is not a regular file (a symbolic link planted
+/// in its place, a directory, a FIFO...): `Some(kind)`, said without following it.
+fn odd_file(sp: &Spool, id: &str) -> Option<&'static str> {
+    let ft = fs::symlink_metadata(sp.qf_path(id)).ok()?.file_type();
+    if ft.is_file() {
+        None
+    } else if ft.is_symlink() {
+        Some("a symbolic link")
+    } else if ft.is_dir() {
+        Some("a directory")
+    } else {
+        Some("not a regular file")
+    }
 }
 
 /// The checks every action makes: the entry exists (queued or held), the caller may act
-/// on it.
+/// on it, its queue file is a regular file (else 65, EX_DATAERR: only `delete` takes
+/// such an entry, [`find_any`]).
 fn find(spool: &Spool, who: &Caller, id: &str) -> Result<(Spool, bool), Sysexit> {
+    let (sp, held) = find_any(spool, who, id)?;
+    if let Some(kind) = odd_file(&sp, id) {
+        return Err(fail(
+            Sysexit::DataErr,
+            format!(
+                "{id}: its queue file {} is {kind}, not a queue entry: refused, nothing \
+                 followed (\"rsendmail-admin delete {id}\" removes it)",
+                sp.qf_path(id).display()
+            ),
+        ));
+    }
+    Ok((sp, held))
+}
+
+/// [`find`] without the check of the queue file's kind. The owner of an entry whose
+/// queue file cannot be read is unknown: only root and the spool's group may act on it,
+/// which a refusal says (77) rather than a bare "permission denied".
+fn find_any(spool: &Spool, who: &Caller, id: &str) -> Result<(Spool, bool), Sysexit> {
     let Some((sp, held)) = locate(spool, id) else {
         return Err(fail(
             Sysexit::NoInput,
             format!("{id}: no such entry in the queue {}", spool.dir.display()),
         ));
     };
-    if !who.may_act_on(owner(&sp, id)) {
-        return Err(fail(
+    if who.any {
+        return Ok((sp, held));
+    }
+    let denied = |e: &ReadError| matches!(e, ReadError::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied);
+    match sp.read_entry(id) {
+        Ok(e) if who.may_act_on(Some(e.envelope.uid)) => Ok((sp, held)),
+        // Another user's entry, which this one may not even read.
+        Err(e) if denied(&e) => Err(fail(
             Sysexit::NoPerm,
             format!(
                 "{id}: permission denied: {} may act only on the entries {} submitted",
                 who.login, who.login
             ),
-        ));
+        )),
+        Ok(_) => Err(fail(
+            Sysexit::NoPerm,
+            format!(
+                "{id}: permission denied: {} may act only on the entries {} submitted",
+                who.login, who.login
+            ),
+        )),
+        Err(e) => Err(fail(
+            Sysexit::NoPerm,
+            format!(
+                "{id}: its queue file cannot be read ({e}), so whose entry it is is \
+                 unknown: only root or the spool's group may act on it"
+            ),
+        )),
     }
-    Ok((sp, held))
 }
 
 fn logged(who: &Caller, id: &str, what: &str) {
@@ -270,6 +318,9 @@ fn run(ctx: &Context, body: impl FnOnce(&Setup, &Caller) -> Result<Sysexit, Fata
         Ok(s) => s,
         Err(f) => return app::report(&on_stderr(f)),
     };
+    if s.dropped_group {
+        crate::errln!("rsendmail-admin: note: {}", super::DROPPED_GROUP_NOTE);
+    }
     let who = Caller::new(&s.spool);
     match body(&s, &who) {
         Ok(code) => code,
@@ -473,6 +524,31 @@ fn remove(sp: &Spool, id: &str, _lock: &File) -> Done {
     Ok(())
 }
 
+/// Remove an entry whose queue file is not a regular file (`kind`): the name itself is
+/// unlinked (a symbolic link goes, what it points to is untouched), then its state file
+/// when that is there, also unlinked.
+fn unlink_odd(sp: &Spool, id: &str, kind: &str) -> Done {
+    let qf = sp.qf_path(id);
+    let gone = if kind == "a directory" {
+        fs::remove_dir(&qf)
+    } else {
+        fs::remove_file(&qf)
+    };
+    if let Err(e) = gone {
+        return Err(fail(
+            Sysexit::from_io(&e),
+            format!(
+                "{id}: cannot remove {} ({kind}): {}",
+                qf.display(),
+                crate::config::io_text(&e)
+            ),
+        ));
+    }
+    let _ = fs::remove_file(sp.sf_path(id));
+    let _ = spool::sync_dir(&sp.dir);
+    Ok(())
+}
+
 /// The IDs of `--all` or `--recipient SUBSTR`: the entries (queued and held) the caller
 /// may act on, whose open recipients (any, for `--all`) hold `substr`, ignoring case.
 fn matching(spool: &Spool, who: &Caller, substr: Option<&str>) -> Result<Vec<String>, Fatal> {
@@ -526,7 +602,17 @@ pub fn delete(ctx: &Context, ids: &[String], all: bool, rcpt: Option<&str>) -> S
         };
         let mut from_spool = false;
         let status = over(&ids, |id| {
-            let (sp, held) = find(&s.spool, who, id)?;
+            let (sp, held) = find_any(&s.spool, who, id)?;
+            if let Some(kind) = odd_file(&sp, id) {
+                // Nothing to lock: no run ever delivers it. Unlinked, never followed.
+                unlink_odd(&sp, id, kind)?;
+                from_spool |= !held;
+                crate::outln!(
+                    "{id}: deleted (its queue file was {kind}, removed without following it)"
+                );
+                logged(who, id, &format!("deleted (its queue file was {kind})"));
+                return Ok(());
+            }
             let Some(lock) = lock(&sp, id)? else {
                 return Err(fail(
                     Sysexit::NoInput,
