@@ -205,3 +205,43 @@ fn every_admin_subcommand_is_in_rsendmail_admin_8() {
         assert!(man.contains(&format!(".It Cm {c} ")), "{c} has no entry");
     }
 }
+
+/// Every section and subsection of rsendmail-admin(8) has text of its own (a heading
+/// followed at once by the next one renders empty), `init` is described with its
+/// exit statuses, and STANDARDS is text, not a lone reference block.
+#[test]
+fn every_section_of_rsendmail_admin_8_has_text() {
+    let man = page("rsendmail-admin.8");
+    let lines: Vec<&str> = man.lines().filter(|l| !l.starts_with(".\\\"")).collect();
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with(".Sh ") || l.starts_with(".Ss ") {
+            let next = lines.get(i + 1).copied().unwrap_or("");
+            // A section may open straight onto its first subsection.
+            let ok = !(next.is_empty()
+                || next.starts_with(".Sh ")
+                || (l.starts_with(".Ss ") && next.starts_with(".Ss ")));
+            assert!(ok, "{l} has no text (next line {next:?})");
+        }
+    }
+    let standards = man.split(".Sh STANDARDS").nth(1).unwrap();
+    assert!(
+        !standards.trim_start().starts_with(".Rs"),
+        "STANDARDS renders empty: {standards}"
+    );
+    let init = man.split(".Ss init").nth(1).unwrap();
+    let init = init.split(".Sh ").next().unwrap();
+    for want in [
+        "Fl -group",
+        "hold",
+        "wakeup",
+        "0620",
+        "2770",
+        "corrupt/",
+        "idempotent",
+        "77",
+    ] {
+        assert!(init.contains(want), "the init section lacks {want}");
+    }
+    let exit = man.split(".Sh EXIT STATUS").nth(1).unwrap();
+    assert!(exit.contains(".Cm init\nexits 0"), "EXIT STATUS lacks init");
+}

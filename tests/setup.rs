@@ -399,6 +399,12 @@ fn init_repairs_modes_and_follows_no_link() {
             spool.join("wakeup").display()
         ),
         format!(
+            "moved {} (a symbolic link) to {}",
+            spool.join("slots").display(),
+            spool.join("corrupt/slots.").display()
+        ),
+        format!("made {}", spool.join("slots").display()),
+        format!(
             "repaired {}: 660 group mail (was 644 group root)",
             entry.display()
         ),

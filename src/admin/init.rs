@@ -112,6 +112,23 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
     };
     make_spool(&spool, &who)?;
     for name in SUBDIRS {
+        // What is not a directory at a sub-directory's name (a symbolic link planted by
+        // a member of the group) is moved into `corrupt/`, never followed, and said;
+        // `corrupt` comes first, so it is a directory by then (one that is not is
+        // refused by `Spool::subdir`).
+        if name != "corrupt"
+            && let Ok(md) = fs::symlink_metadata(spool.dir.join(name))
+            && !md.is_dir()
+        {
+            let found = if md.file_type().is_symlink() {
+                "a symbolic link"
+            } else if md.is_file() {
+                "a regular file"
+            } else {
+                "not a directory"
+            };
+            move_aside(&spool, &spool.dir.join(name), found)?;
+        }
         let made = fs::symlink_metadata(spool.dir.join(name)).is_err();
         let path = spool.subdir(name)?;
         if made {
