@@ -487,3 +487,31 @@ fn config_prints_each_value_and_where_it_came_from() {
         r.stdout
     );
 }
+
+/// A greeting with octets that are not UTF-8 and control characters: the check's line
+/// shows each as `?` (never U+FFFD, never raw), and fails at the greeting (75).
+#[test]
+fn a_garbage_greeting_is_shown_with_question_marks() {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        if let Ok((mut s, _)) = l.accept() {
+            let _ = s.write_all(b"?\xff garbage \x1b[31mHELLO\r\n");
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let mut b = [0u8; 512];
+            let _ = s.read(&mut b);
+        }
+    });
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {port}\nO Timeout.connect=5s\nO Timeout.initial=5s\n"
+    ));
+    let r = admin(&env, &["check"]);
+    r.code(75);
+    let g = line(&r, "FAIL greeting: ");
+    assert_eq!(
+        g,
+        "FAIL greeting: bad SMTP reply line \"?? garbage ?[31mHELLO\" with 127.0.0.1 during greeting wait"
+    );
+    let _ = server.join();
+}

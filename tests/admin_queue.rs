@@ -319,7 +319,7 @@ fn retry_of_a_held_entry_releases_it() {
     let r = admin(&env, &["retry", &id, "6AUIIquc023976"]);
     r.code(66);
     assert!(
-        r.stdout.starts_with(&format!("{id}: due now")),
+        r.stdout.starts_with(&format!("{id}: released, due now (")),
         "{}",
         r.stdout
     );

@@ -60,13 +60,16 @@ pub struct Tally {
 
 impl Tally {
     /// Print one step's line: `ok   STEP DETAIL`, or `FAIL STEP: DETAIL` (`warn`,
-    /// `skip` alike), the mark padded to four columns.
+    /// `skip` alike), the mark padded to four columns; U+FFFD in DETAIL as `?`.
     pub fn say(&mut self, mark: Mark, step: &str, detail: &str) {
         let sep = match (mark, detail.is_empty()) {
             (_, true) => "",
             (Mark::Ok, false) => " ",
             _ => ": ",
         };
+        // An octet a server sent that is not UTF-8 is read as U+FFFD: shown as `?`, as a
+        // control character is.
+        let detail = detail.replace(char::REPLACEMENT_CHARACTER, "?");
         crate::outln!("{:<4} {step}{sep}{detail}", mark.word());
     }
 

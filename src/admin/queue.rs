@@ -862,7 +862,11 @@ pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
                     }
                 }
             };
-            crate::outln!("{id}: due now ({how})");
+            if held {
+                crate::outln!("{id}: released, due now ({how})");
+            } else {
+                crate::outln!("{id}: due now ({how})");
+            }
             logged(
                 who,
                 id,
