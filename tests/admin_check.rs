@@ -471,20 +471,21 @@ fn config_prints_each_value_and_where_it_came_from() {
     // An unknown option, on the command line and in the file.
     let r = admin(&env, &["config", "-O", "Bogus=1"]);
     assert_ne!(r.code, 0);
+    // Errors on stderr, as the queue commands give them: stdout is the listing.
     assert!(
-        r.stdout.contains("readcf: unknown option name Bogus"),
+        r.stderr.contains("readcf: unknown option name Bogus"),
         "{}",
-        r.stdout
+        r.stderr
     );
     env.add_config("O Bogus=2\n");
     let r = admin(&env, &["config"]);
     r.code(78);
     assert!(
-        r.stdout.contains(&format!(
+        r.stderr.contains(&format!(
             "{conf}: line 12: readcf: unknown option name Bogus"
         )),
         "{}",
-        r.stdout
+        r.stderr
     );
 }
 
@@ -513,5 +514,86 @@ fn a_garbage_greeting_is_shown_with_question_marks() {
         g,
         "FAIL greeting: bad SMTP reply line \"?? garbage ?[31mHELLO\" with 127.0.0.1 during greeting wait"
     );
+    let _ = server.join();
+}
+
+/// The check's lines come as each step ends: against a server that never answers AUTH,
+/// the lines up to `ehlo` are read while the server still holds the AUTH command; once
+/// it closes, AUTH fails (75).
+#[test]
+fn lines_come_as_the_steps_end_and_auth_is_bounded() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (got_auth, auth_seen) = mpsc::channel::<()>();
+    let (release, released) = mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let Ok((s, _)) = l.accept() else { return };
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        let _ = w.write_all(b"220 stall.test ESMTP\r\n");
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap_or(0) > 0 {
+            let cmd = line.to_ascii_uppercase();
+            if cmd.starts_with("EHLO") {
+                let _ = w.write_all(b"250-stall.test\r\n250 AUTH CRAM-MD5\r\n");
+            } else if cmd.starts_with("AUTH") {
+                let _ = got_auth.send(());
+                // Never answered: held until the test has read the lines, then closed.
+                let _ = released.recv_timeout(Duration::from_secs(30));
+                return;
+            } else {
+                let _ = w.write_all(b"250 ok\r\n");
+            }
+            line.clear();
+        }
+    });
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {port}\nO Timeout.connect=5s\n"
+    ));
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|127.0.0.1:pw\n").unwrap();
+    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
+    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+    let prog = install(&env);
+    let mut child = std::process::Command::new(&prog)
+        .args(["-C", env.conf.to_str().unwrap(), "check"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    auth_seen
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the check sent AUTH");
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.starts_with("ok   ehlo ")) {
+        match lines.recv_timeout(Duration::from_secs(5)) {
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no ehlo line while AUTH waits; got {seen:?}"),
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("ok   greeting 220 stall.test")),
+        "{seen:?}"
+    );
+    let _ = release.send(());
+    let status = child.wait().unwrap();
+    let _ = reader.join();
+    seen.extend(lines.try_iter());
+    assert!(
+        seen.iter().any(|l| l.starts_with("FAIL auth: ")),
+        "{seen:?}"
+    );
+    assert_eq!(status.code(), Some(75), "{seen:?}");
     let _ = server.join();
 }

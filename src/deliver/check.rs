@@ -200,7 +200,14 @@ fn addresses(a: &[IpAddr]) -> String {
         .join(" ")
 }
 
-/// Connect, greet, EHLO, TLS, AUTH (the delivery's [`Session::open`]), then the probe.
+/// The longest the check waits for each reply to AUTH (`Timeout.helo` when shorter, as
+/// a delivery waits): a server that never answers a wrong password is a failed step
+/// within a minute, not a five-minute silence.
+pub const AUTH_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Connect, greet, EHLO, TLS (the delivery's [`Session::open`]), each line printed as
+/// soon as the session is open; then AUTH ([`Session::authenticate_within`], bounded by
+/// [`AUTH_WAIT`]) and the probe.
 #[allow(clippy::too_many_arguments)]
 fn session(
     t: &mut Tally,
@@ -250,7 +257,8 @@ fn session(
             &engine.host_name,
             &engine.timeouts,
             policy,
-            creds.as_ref(),
+            // AUTH comes after the lines of the steps before it (below).
+            None,
             &mut out,
             "check",
             "check",
@@ -335,18 +343,39 @@ fn session(
     t.say(Mark::Ok, "ehlo", &offers(&session));
     tls_lines(t, &session, policy, tls_name);
     match (&creds, session.caps.auth.is_empty()) {
-        (Some(_), false) => t.say(
-            Mark::Ok,
-            "auth",
-            &format!(
-                "{bare} accepted the credentials from {}",
-                s.cfg
-                    .auth_path
-                    .as_deref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            ),
-        ),
+        (Some(c), false) => {
+            let mut out: Option<&mut dyn std::io::Write> = None;
+            if let Err(reply) = session.authenticate_within(c, policy, AUTH_WAIT, &mut out) {
+                // A refusal of the login (the server's reply, or no mechanism it may
+                // use) is permanent for the check; a timeout or a closed connection
+                // is not.
+                let security = format!("{} ", rsendmail::status::SECURITY_TEMP);
+                let code = if reply.is_permanent()
+                    || reply
+                        .lines
+                        .first()
+                        .is_some_and(|l| l.starts_with(&security))
+                {
+                    Sysexit::Unavailable
+                } else {
+                    Sysexit::TempFail
+                };
+                t.fail(code, "auth", &reply.text_without_enhanced());
+                return;
+            }
+            t.say(
+                Mark::Ok,
+                "auth",
+                &format!(
+                    "{bare} accepted the credentials from {}",
+                    s.cfg
+                        .auth_path
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ),
+            )
+        }
         (Some(_), true) => t.say(
             Mark::Warn,
             "auth",

@@ -353,6 +353,23 @@ impl Session {
         Ok(())
     }
 
+    /// AUTH on a session opened without credentials, as [`Session::open`] would do it,
+    /// each reply waited for at most `wait` (or `Timeout.helo` when shorter):
+    /// `rsendmail-admin check` prints the steps before it, then bounds this one.
+    pub fn authenticate_within(
+        &mut self,
+        c: &Credentials,
+        tls: &TlsPolicy,
+        wait: std::time::Duration,
+        out: &mut Transcript<'_>,
+    ) -> Result<(), Reply> {
+        let helo = self.timeouts.helo;
+        self.timeouts.helo = helo.min(wait);
+        let r = self.authenticate(c, tls, out);
+        self.timeouts.helo = helo;
+        r
+    }
+
     pub fn is_usable(&self) -> bool {
         self.state == State::Ready
     }
