@@ -566,6 +566,43 @@ fn a_planted_link_is_refused_by_actions_and_removed_by_delete() {
     assert_eq!(fs::read_to_string(&target).unwrap(), "keep me\n");
 }
 
+/// A user without a configuration whose own default spool is not made yet: `list`
+/// says so (it is made with her first message), not "is empty".
+#[test]
+fn list_of_an_own_spool_not_made_yet_says_so() {
+    if !can_switch_user() {
+        return;
+    }
+    let here = std::env::temp_dir().join(format!("rsendmail-admin-own-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&here);
+    fs::create_dir_all(&here).unwrap();
+    fs::set_permissions(&here, fs::Permissions::from_mode(0o755)).unwrap();
+    let adm = here.join("rsendmail-admin");
+    copy_executable(&admin_bin(), &adm);
+    fs::set_permissions(&adm, fs::Permissions::from_mode(0o755)).unwrap();
+    let home = here.join("home");
+    let none = here.join("no.conf");
+    let out = as_nobody(
+        &adm,
+        &["list"],
+        &[
+            ("HOME", home.to_str().unwrap()),
+            ("RSENDMAIL_SYSTEM_CONFIG", none.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let spool = home.join(".local/state/rsendmail/spool");
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "{} does not exist yet: it is made when the first message is queued\n\t\tTotal requests: 0\n",
+            spool.display()
+        )
+    );
+    assert!(!spool.exists());
+    let _ = fs::remove_dir_all(&here);
+}
+
 /// Each action is logged with who, what and which ID.
 #[test]
 fn every_action_is_logged() {

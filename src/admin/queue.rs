@@ -341,6 +341,16 @@ pub fn list(ctx: &Context, json: bool) -> Sysexit {
             crate::outln!("You are not permitted to see the queue");
             return Ok(Sysexit::Ok);
         }
+        if !json && fs::symlink_metadata(&s.spool.dir).is_err() {
+            // A user's own default spool, made with her first message (any other
+            // missing spool was refused above): not "empty", not there yet.
+            crate::outln!(
+                "{} does not exist yet: it is made when the first message is queued",
+                s.spool.dir.display()
+            );
+            crate::outln!("\t\tTotal requests: 0");
+            return Ok(Sysexit::Ok);
+        }
         let (text, problems) = if json {
             crate::mailq::list_json(&s.spool, None)?
         } else {
