@@ -318,7 +318,11 @@ mod tests {
         assert_eq!(a.entry.as_deref(), Some("X"));
         assert!(a.background);
         assert!(!a.queued);
-        let a = split_internal(vec![
+        assert_eq!(
+            a.argv,
+            vec![OsString::from("sendmail"), OsString::from("-odb")]
+        );
+        let b = split_internal(vec![
             "d".into(),
             "--entry".into(),
             "X".into(),
@@ -326,13 +330,9 @@ mod tests {
             "--".into(),
             "rsendmail".into(),
         ]);
-        assert!(a.queued && !a.background);
-        assert_eq!(a.entry.as_deref(), Some("X"));
-        assert_eq!(a.argv, vec![OsString::from("rsendmail")]);
-        assert_eq!(
-            a.argv,
-            vec![OsString::from("sendmail"), OsString::from("-odb")]
-        );
+        assert!(b.queued && !b.background);
+        assert_eq!(b.entry.as_deref(), Some("X"));
+        assert_eq!(b.argv, vec![OsString::from("rsendmail")]);
         let q = split_internal(vec![
             "rsendmail-deliver".into(),
             "/usr/sbin/sendmail".into(),
