@@ -341,6 +341,10 @@ fn bounce_returns_exactly_one_report_to_the_sender() {
         return;
     };
     let env = relay_env(sink.port, "");
+    // ErrorMode left at its default (p), which a queue run's report does not follow.
+    let conf = fs::read_to_string(&env.conf).unwrap();
+    assert!(conf.contains("O ErrorMode=m\n"));
+    fs::write(&env.conf, conf.replace("O ErrorMode=m\n", "")).unwrap();
     let id = queue(&env, "bob@example.org");
     let r = admin(&env, &["bounce", &id, "--reason", "spam run\r\nBcc: x"]);
     r.code(0);
