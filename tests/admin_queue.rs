@@ -459,12 +459,30 @@ fn a_missing_spool_is_refused_with_its_file_and_line() {
         ] {
             let r = admin(&env, args);
             r.code(78);
-            assert!(r.stderr.contains(&want), "{args:?}: {}", r.stderr);
-            assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+            // `config` says it where it says every problem of the configuration
+            // (stdout, as rsendmail); the queue commands on stderr.
+            let said = if args[0] == "config" {
+                &r.stdout
+            } else {
+                &r.stderr
+            };
+            assert!(said.contains(&want), "{args:?}: {said}");
+            assert!(said.contains(says), "{args:?}: {said}");
             assert!(!r.stdout.contains("empty"), "{args:?}: {}", r.stdout);
             assert!(!spool.exists());
         }
     }
+    // `config -O QueueDirectory=` naming a missing directory: refused the same way.
+    fs::write(&env.conf, &conf).unwrap();
+    let q = env.dir.join("nonexist/q");
+    let r = admin(
+        &env,
+        &["config", "-O", &format!("QueueDirectory={}", q.display())],
+    );
+    r.code(78);
+    assert!(r.stdout.contains(&q.display().to_string()), "{}", r.stdout);
+    assert!(!r.stdout.contains("SPOOLDIR"), "{}", r.stdout);
+    admin(&env, &["config", "-O", "MaxHopCount=12"]).code(0);
 }
 
 /// `list --json` and `mailq --json` with unreadable entries (a truncated queue file, a

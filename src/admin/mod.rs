@@ -39,8 +39,8 @@ pub fn deliverer(ctx: &Context, prefix: &[&str]) -> std::process::Command {
 }
 
 /// `config`'s refusal of a spool that is not there, before anything is printed: the
-/// configuration `ctx` names with `config`'s own `-o`/`-O` (which may name the queue
-/// directory), set up as `rsendmail` sets it up, then
+/// configuration `ctx` names with those of `config`'s own `-oQ`/`-O QueueDirectory=`
+/// that name the queue directory, set up as `rsendmail` sets it up, then
 /// [`crate::spool::Spool::check_present`] (EX_CONFIG with the keyword's file and line, as
 /// every entry point refuses it). Errors: the setup's, or the missing spool's.
 pub fn spool_present(
@@ -48,11 +48,21 @@ pub fn spool_present(
     options_given: &[String],
     letters: &[String],
 ) -> Result<(), crate::exit::Fatal> {
+    // Only the options that may name the queue directory: the others are `config`'s
+    // own to read (and to say what is wrong with), once.
     let mut argv = show_config::config_argv(ctx);
-    argv.extend(letters.iter().map(|l| format!("-o{l}").into()));
+    argv.extend(
+        letters
+            .iter()
+            .filter(|l| l.starts_with('Q'))
+            .map(|l| format!("-o{l}").into()),
+    );
     for o in options_given {
-        argv.push("-O".into());
-        argv.push(o.into());
+        let name = o.split('=').next().unwrap_or("").trim();
+        if name.len() >= 2 && "queuedirectory".starts_with(&name.to_ascii_lowercase()) {
+            argv.push("-O".into());
+            argv.push(o.into());
+        }
     }
     crate::app::setup(argv)?.spool.check_present()
 }

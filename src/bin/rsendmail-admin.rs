@@ -135,10 +135,8 @@ fn main() -> ExitCode {
         Command::Config { options, letters } => {
             match admin::spool_present(&ctx, &options, &letters) {
                 Ok(()) => admin::show_config::show(&ctx, &options, &letters),
-                Err(mut f) => {
-                    f.to_stderr = true;
-                    rsendmail::app::report(&f)
-                }
+                // Where `config` says every other problem of the configuration.
+                Err(f) => rsendmail::app::report(&f),
             }
         }
         Command::Init { group } => admin::init::init(&ctx, group.as_deref()),
