@@ -4,7 +4,7 @@
 //! configuration's problems with their lines; `config`'s values and their origins.
 
 use crate::harness::servers::{DnsServer, Peer, have_peer};
-use crate::harness::{Env, Run, closed_tcp_port, copy_executable, is_root};
+use crate::harness::{Env, MSG, Run, closed_tcp_port, copy_executable, is_root};
 use crate::tls::{Pki, tls_peer};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -463,7 +463,7 @@ fn config_prints_each_value_and_where_it_came_from() {
     line(&r, "CERTFILE    # default (not set)");
     line(&r, "PORT 25    # default");
     line(&r, "STARTTLS no    # default");
-    line(&r, "O HoldExpensive    # default");
+    line(&r, "O HoldExpensive    # not used by rsendmail");
     line(&r, "O PrivacyOptions=authwarnings    # default");
     assert!(!r.stdout.contains("pw-secret"), "{}", r.stdout);
     // Every keyword and every option of the table is there.
@@ -595,4 +595,59 @@ fn lines_come_as_the_steps_end_and_auth_is_bounded() {
     );
     assert_eq!(status.code(), Some(75), "{seen:?}");
     let _ = server.join();
+/// The value `config` shows for an option nobody set, from its `O NAME=VALUE    # default`
+/// line.
+fn shown_default<'a>(r: &'a Run, name: &str) -> &'a str {
+    let l = line(r, &format!("O {name}="));
+    l.strip_prefix(&format!("O {name}="))
+        .and_then(|rest| rest.split_once("    # default"))
+        .map(|(v, _)| v)
+        .unwrap_or_else(|| panic!("not a default: {l:?}"))
+}
+
+/// Options not set show the built-in value the programs use: the MaxHopCount shown is the
+/// hop limit a submission enforces; each timeout rsendmail uses is listed with its own;
+/// an option rsendmail takes only for sendmail's sake says so, set or not.
+#[test]
+fn config_shows_the_built_in_value_of_each_option_not_set() {
+    let env = Env::with_config("O HelpFile=/etc/mail/helpfile\nO Timeout.ident=5s\n");
+    let conf = env.conf.display().to_string();
+    let r = admin(&env, &["config"]);
+    r.code(0);
+    let hops: usize = shown_default(&r, "MaxHopCount").parse().unwrap();
+    // One hop more than the shown limit is refused, the limit itself is taken.
+    let over = (hops + 1).to_string();
+    // (EX_UNAVAILABLE, as sendmail: compat-tests/cases/hop-h-26-odq).
+    env.sendmail(&["-odq", "-h", &over, "bob@example.org"], MSG)
+        .code(69);
+    env.sendmail(&["-odq", "-h", &hops.to_string(), "bob@example.org"], MSG)
+        .code(0);
+    for (name, value) in [
+        ("ConnectionCacheSize", "2"),
+        ("ConnectionCacheTimeout", "5s"),
+        ("DeliveryMode", "b"),
+        ("Timeout.queuereturn", "5d"),
+        ("Timeout.queuewarn", "4h"),
+        ("Timeout.connect", "1m"),
+        ("QueueRetryMin", "5m"),
+        ("MXPort", "25"),
+    ] {
+        assert_eq!(shown_default(&r, name), value, "{name}");
+    }
+    line(&r, "O QueueDirectory=");
+    assert!(line(&r, "O QueueDirectory=").ends_with("# default (SPOOLDIR)"));
+    line(&r, "O PidFile    # default: no pid file");
+    line(&r, "O SevenBitInput    # not used by rsendmail");
+    line(
+        &r,
+        &format!("O HelpFile=/etc/mail/helpfile    # {conf}: line 6 (not used by rsendmail)"),
+    );
+    line(
+        &r,
+        &format!("O Timeout.ident=5s    # {conf}: line 7 (not used by rsendmail)"),
+    );
+    // A set value replaces the built-in one, with its origin.
+    let r = admin(&env, &["config", "-O", "MaxHopCount=3"]);
+    line(&r, "O MaxHopCount=3    # command line");
+    assert!(!r.stdout.contains("O MaxHopCount=25"), "{}", r.stdout);
 }
