@@ -595,6 +595,8 @@ fn lines_come_as_the_steps_end_and_auth_is_bounded() {
     );
     assert_eq!(status.code(), Some(75), "{seen:?}");
     let _ = server.join();
+}
+
 /// The value `config` shows for an option nobody set, from its `O NAME=VALUE    # default`
 /// line.
 fn shown_default<'a>(r: &'a Run, name: &str) -> &'a str {
