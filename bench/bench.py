@@ -26,6 +26,7 @@ SEQ = int(os.environ.get("BENCH_SEQ", "1000"))
 work = tempfile.mkdtemp(prefix="rsendmail-bench-")
 atexit.register(shutil.rmtree, work, True)  # also when a step fails
 spool = os.path.join(work, "spool")
+os.mkdir(spool, 0o700)  # rsendmail makes no spool a SPOOLDIR names
 conf = os.path.join(work, "rsendmail.conf")
 with open(conf, "w") as f:
     f.write("SPOOLDIR %s\nMAILNAME bench.example\n" % spool)

@@ -72,6 +72,9 @@ def config(work, name, port, extra=""):
     d = os.path.join(work, name)
     os.makedirs(d)
     conf = os.path.join(d, "rsendmail.conf")
+    # The spool, as an install makes it: rsendmail makes no spool a SPOOLDIR names.
+    os.mkdir(os.path.join(d, "spool"))
+    os.chmod(os.path.join(d, "spool"), 0o2770)
     with open(conf, "w") as f:
         f.write("SPOOLDIR %s/spool\nMAILNAME bench.example\nSMARTHOST 127.0.0.1\nPORT %d\n%s"
                 % (d, port, extra))

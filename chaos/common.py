@@ -124,6 +124,9 @@ class Spool:
         self.spool = self.dir / "spool"
         self.mail = self.dir / "mail"
         self.mail.mkdir()
+        # Made as an install makes it: rsendmail makes no spool a SPOOLDIR names.
+        self.spool.mkdir()
+        os.chmod(self.spool, 0o2770)
         self.conf = self.dir / "rsendmail.conf"
         self.conf.write_text(
             f"SPOOLDIR {self.spool}\nMAILNAME chaos.example\n"
@@ -131,6 +134,12 @@ class Spool:
             f"O Timeout.resolver.retry=0\nMAILSPOOL {self.mail}\nO ErrorMode=m\n{extra}\n")
         for link in ("sendmail", "mailq"):
             os.symlink(ctx.bin, self.dir / link)
+
+    def reset(self):
+        """An empty spool again (made as __init__ makes it: rsendmail makes none)."""
+        shutil.rmtree(self.spool, ignore_errors=True)
+        self.spool.mkdir()
+        os.chmod(self.spool, 0o2770)
 
     def add_config(self, text: str):
         with open(self.conf, "a") as f:

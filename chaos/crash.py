@@ -696,7 +696,7 @@ def submissions(ctx, server) -> list[Row]:
             if left:
                 t.orphans += len(left)
                 t.problem(f"{point}: left in the spool: {', '.join(left[:3])}")
-                shutil.rmtree(spool.spool, ignore_errors=True)
+                spool.reset()
         t.seconds = time.monotonic() - t0
         rows.append(t.row(f"SIGKILL at system calls of {what}, then -qf"))
         if rows[-1].held:

@@ -3,8 +3,8 @@
 
 Usage: replay.py --bin PATH/TO/rsendmail [--cases DIR] [CASE ...]
 
-For each case (record.py describes the files): a fresh spool and config (SPOOLDIR in a
-temporary directory, MAILNAME vm.example.test, SMARTHOST 127.0.0.1 and the sink's PORT
+For each case (record.py describes the files): a fresh spool (made here, 2770, as an
+install makes it) and config (SPOOLDIR in a temporary directory, MAILNAME vm.example.test, SMARTHOST 127.0.0.1 and the sink's PORT
 as in the recording set-up, and the PrivacyOptions of Debian's sendmail.cf, whose
 `nobodyreturn` makes bounces return the header only), the case's `before` runs, then `sendmail -C conf ARGS... <
 stdin` through a symlink named `sendmail` (argv[0] "sendmail", as scripts call it), in a
@@ -64,6 +64,9 @@ def run_case(binary, case, sink):
     before_fault = None
     try:
         spool = os.path.join(work, "spool")
+        # Made as an install makes it (rsendmail makes no spool a SPOOLDIR names).
+        os.mkdir(spool)
+        os.chmod(spool, 0o2770)
         conf = os.path.join(work, "rsendmail.conf")
         hosts, port = (fault.hosts, fault.port) if fault else (["127.0.0.1"], sink.port)
         # A name fault: rsendmail runs in a network namespace of its own with dnsmasq,

@@ -25,7 +25,7 @@ use crate::cli::{self, Invocation};
 use crate::config::{self, Config, Paths};
 use crate::exit::{Fatal, Sysexit};
 use crate::options::DeliveryMode;
-use crate::spool::Spool;
+use crate::spool::{Named, Spool};
 use crate::submit::{self, Submitter};
 use crate::{mailq, privs};
 use std::ffi::OsString;
@@ -189,7 +189,30 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
         inv.verbose = false;
     }
     crate::log::configure(cfg.maillog.as_deref(), inv.is_long_running());
-    let mut spool = Spool::new(spool_dir, private);
+    // Where the path was named: only the caller's own built-in default is made on
+    // demand (`Spool::check_present`).
+    let named = if inv.settings.queue_directory.is_some() {
+        Named::CommandLine
+    } else if settings.queue_directory.is_some() {
+        Named::Config {
+            at: cfg
+                .origin
+                .get("QueueDirectory")
+                .cloned()
+                .unwrap_or_default(),
+            keyword: "O QueueDirectory".into(),
+        }
+    } else if let Some(at) = cfg.origin.get("SPOOLDIR") {
+        Named::Config {
+            at: at.clone(),
+            keyword: "SPOOLDIR".into(),
+        }
+    } else if private {
+        Named::OwnDefault
+    } else {
+        Named::SystemDefault
+    };
+    let mut spool = Spool::new(spool_dir, private, named);
     // Postfix's fast_flush_domains, whose default is its relay_domains.
     spool.fast_flush = crate::spool::FastFlush::Domains(
         settings
@@ -221,11 +244,13 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
 /// retrying script, an MDA) keeps it until the install is repaired, where a permanent
 /// failure would have it dropped or bounced.
 ///
-/// One `faccessat(2)` (with `AT_EACCESS`: the effective group counts) on the spool's
-/// `tmp/` where the spool is whole; a missing directory is looked at up the path, so a
-/// spool that cannot be made is explained too. Other errors (a read-only file system)
+/// A spool that is not there is refused first ([`Spool::check_present`], 78). Then one
+/// `faccessat(2)` (with `AT_EACCESS`: the effective group counts) on the spool's
+/// `tmp/` where the spool is whole; a missing `tmp/` is looked at up the path. Other errors (a read-only file system)
 /// are left to the spool's own messages.
 pub fn spool_takes_submissions(s: &Setup) -> Result<(), Fatal> {
+    // A spool that is not there (and may not be made) is a configuration error first.
+    s.spool.check_present()?;
     if s.spool.private || privs::is_root() {
         return Ok(());
     }
@@ -459,6 +484,9 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             }
         }
         Operation::PrintQueue => {
+            // A missing queue directory first, as sendmail checks it before anything
+            // (compat-tests/cases/queuedir-missing-bp).
+            s.spool.check_present()?;
             if s.settings.privacy("restrictmailq") && !may_see_queue(&s.spool) {
                 // sendmail's words and listing end; its exit status stays 0
                 // (compat-tests/cases/bp-restrictmailq).
@@ -471,7 +499,11 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             let problems = if s.inv.json {
                 let (text, problems) = mailq::list_json(&s.spool, filter)?;
                 let _ = out.write_all(text.as_bytes());
-                problems
+                // Stdout stays JSON: the spool's own problems go to stderr.
+                if !problems.is_empty() {
+                    crate::errln!("{}", problems.trim_end());
+                }
+                String::new()
             } else {
                 let min_age = s.settings.min_queue_age.unwrap_or(0) as i64;
                 let (default_uid, _) =
@@ -491,6 +523,7 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             Ok(Sysexit::Ok)
         }
         Operation::QueueRun => {
+            s.spool.check_present()?;
             may_process_queue(&s.spool)?;
             Ok(exec_deliver(&[], None))
         }
@@ -504,6 +537,7 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             Ok(exec_deliver(&[], None))
         }
         Operation::Daemon | Operation::DaemonForeground => {
+            s.spool.check_present()?;
             may_process_queue(&s.spool)?;
             Ok(exec_deliver(&[], None))
         }
@@ -558,10 +592,8 @@ fn exec_deliver(prefix: &[&str], queued: Option<Sysexit>) -> Sysexit {
                 .cloned()
                 .unwrap_or_else(|| std::env::args_os().collect()),
         );
-    if privs::is_setid() {
-        // No variable that chooses files reaches the deliverer of a set-id install.
-        cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-    }
+    // No variable that chooses files reaches the deliverer of a set-id install.
+    privs::deliverer_env(&mut cmd);
     let e = cmd.exec();
     let f = Fatal::new(
         Sysexit::Unavailable,

@@ -138,13 +138,77 @@ pub struct Config {
     pub maillog: Option<PathBuf>,
     /// `O` lines and DEFER, in file order.
     pub settings: Settings,
-    /// Where the keywords that name files (ALIASES, AUTHPATH, CERTFILE, MAILNAME,
-    /// RELAYTABLE, MAILLOG) were set: keyword → `file: line N`, for messages about the
-    /// file they name.
+    /// Where each keyword ([`KEYWORDS`]) and each `O` option was last set: the keyword,
+    /// or `O ` and the option's [`options::given_key`] (`O MaxHopCount`,
+    /// `O Timeout.connect`) → `file: line N`; for messages about the files keywords name,
+    /// for `rsendmail-admin config`, and (`QueueDirectory`, for `O QueueDirectory`) for the
+    /// message about a missing spool.
     pub origin: std::collections::BTreeMap<String, String>,
 }
 
+/// The keywords of rsendmail.conf (dma.conf's and rsendmail's own), in the order
+/// `rsendmail-admin config` prints them; [`Config::keyword_value`] gives each one's value.
+pub const KEYWORDS: &[&str] = &[
+    "SMARTHOST",
+    "PORT",
+    "ALIASES",
+    "SPOOLDIR",
+    "AUTHPATH",
+    "CERTFILE",
+    "SECURETRANSFER",
+    "STARTTLS",
+    "OPPORTUNISTIC_TLS",
+    "INSECURE",
+    "VERIFYCERT",
+    "FINGERPRINT",
+    "MAILNAME",
+    "MASQUERADE",
+    "NULLCLIENT",
+    "DEFER",
+    "FULLBOUNCE",
+    "MAILSPOOL",
+    "RESOLVER",
+    "RELAYTABLE",
+    "NOPIPELINING",
+    "MAILLOG",
+];
+
 impl Config {
+    /// A keyword's value in force, as text: a flag is `yes` or `no`; `None` for a keyword
+    /// that is not set and has no built-in value (SMARTHOST, AUTHPATH...). `keyword` is
+    /// one of [`KEYWORDS`] (`None` for any other word). Never a credential: AUTHPATH is
+    /// the file's name, not what it holds.
+    pub fn keyword_value(&self, keyword: &str) -> Option<String> {
+        let flag = |b: bool| Some(if b { "yes" } else { "no" }.to_string());
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let list = |v: &[String]| (!v.is_empty()).then(|| v.join(" "));
+        match keyword {
+            "SMARTHOST" => list(&self.smarthost),
+            "PORT" => Some(self.port.unwrap_or(25).to_string()),
+            "ALIASES" => Some(self.aliases.display().to_string()),
+            "SPOOLDIR" => Some(self.spool_dir.display().to_string()),
+            "AUTHPATH" => path(&self.auth_path),
+            "CERTFILE" => path(&self.cert_file),
+            "SECURETRANSFER" => flag(self.secure_transfer),
+            "STARTTLS" => flag(self.starttls),
+            "OPPORTUNISTIC_TLS" => flag(self.opportunistic_tls),
+            "INSECURE" => flag(self.insecure),
+            "VERIFYCERT" => flag(self.verify_cert),
+            "FINGERPRINT" => self.fingerprint.clone(),
+            "MAILNAME" => self.mailname.clone(),
+            "MASQUERADE" => self.masquerade.clone(),
+            "NULLCLIENT" => flag(self.null_client),
+            "DEFER" => flag(self.settings.delivery_mode == Some(DeliveryMode::Deferred)),
+            "FULLBOUNCE" => flag(self.full_bounce),
+            "MAILSPOOL" => Some(self.mail_spool.display().to_string()),
+            "RESOLVER" => list(&self.resolver),
+            "RELAYTABLE" => path(&self.relay_table),
+            "NOPIPELINING" => flag(self.no_pipelining),
+            "MAILLOG" => path(&self.maillog),
+            _ => None,
+        }
+    }
+
     pub fn builtin(paths: &Paths) -> Config {
         Config {
             file: None,
@@ -243,10 +307,7 @@ impl Config {
                 Some((k, v)) => (k, v.trim()),
                 None => (line, ""),
             };
-            if matches!(
-                keyword,
-                "ALIASES" | "AUTHPATH" | "CERTFILE" | "MAILNAME" | "RELAYTABLE" | "MAILLOG"
-            ) {
+            if KEYWORDS.contains(&keyword) {
                 self.origin
                     .insert(keyword.to_string(), format!("{name}: line {lineno}"));
             }
@@ -378,6 +439,17 @@ impl Config {
                     self.settings
                         .apply(resolved.def, resolved.sub.as_deref(), ovalue)
                         .map_err(|e| err(value_error_code(resolved.def, e.code), e.message))?;
+                    self.origin.insert(
+                        format!(
+                            "O {}",
+                            options::given_key(resolved.def, resolved.sub.as_deref())
+                        ),
+                        format!("{name}: line {lineno}"),
+                    );
+                    if resolved.def.name == "QueueDirectory" {
+                        self.origin
+                            .insert("QueueDirectory".into(), format!("{name}: line {lineno}"));
+                    }
                 }
                 k if is_keyword_shaped(k) => {
                     return Err(err(Sysexit::Config, format!("unknown keyword {k}")));
@@ -402,6 +474,10 @@ impl Config {
                     self.settings
                         .apply(def, None, &v)
                         .map_err(|e| err(value_error_code(def, e.code), e.message))?;
+                    self.origin.insert(
+                        format!("O {}", options::given_key(def, None)),
+                        format!("{name}: line {lineno}"),
+                    );
                 }
                 k => return Err(err(Sysexit::Config, format!("unknown keyword {k}"))),
             }
@@ -1690,6 +1766,36 @@ mod tests {
         assert!(c.all_to_smarthost());
         assert!(parse("SMARTHOST relay.example\nNULLCLIENT\n").is_ok());
         assert!(parse("PORT 25\n").is_ok());
+    }
+
+    /// Every keyword of [`KEYWORDS`] is one `parse` takes and `keyword_value` knows.
+    #[test]
+    fn keywords_table_matches_the_parser() {
+        for k in KEYWORDS {
+            let value = match *k {
+                "PORT" => " 25",
+                "SPOOLDIR" | "MAILLOG" | "ALIASES" | "AUTHPATH" | "CERTFILE" | "MAILSPOOL"
+                | "RELAYTABLE" => " /x",
+                "FINGERPRINT" => {
+                    " 1234567890ABCDEF1234567890ABCDEF1234567890ABCDEF1234567890ABCDEF"
+                }
+                "RESOLVER" => " 127.0.0.1",
+                "MASQUERADE" | "MAILNAME" | "SMARTHOST" => " a.example",
+                _ => "",
+            };
+            let extra = if *k == "NULLCLIENT" {
+                "SMARTHOST a.example\n"
+            } else {
+                ""
+            };
+            let c = parse(&format!("{extra}{k}{value}\n")).unwrap_or_else(|e| panic!("{k}: {e:?}"));
+            assert!(c.keyword_value(k).is_some(), "{k}");
+            assert!(c.origin.contains_key(*k), "{k}");
+        }
+        assert_eq!(
+            Config::builtin(&Paths::system()).keyword_value("BOGUS"),
+            None
+        );
     }
 
     #[test]

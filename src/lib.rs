@@ -44,6 +44,7 @@ macro_rules! errln {
 /// (`rsendmail 0.1.0`).
 pub const PRODUCT: &str = concat!("rsendmail ", env!("CARGO_PKG_VERSION"));
 
+pub mod admin;
 pub mod aliases;
 pub mod app;
 pub mod boundedfile;

@@ -21,6 +21,9 @@
 //! \t\t (Deferred: 450 4.2.0 <reject4-one@example.org>: Recipient address temporarily rejected: test)
 //! \t\tTotal requests: 1
 //! ```
+//! A held entry (`rsendmail-admin hold`, kept in `SPOOLDIR/hold/`) is listed too, with
+//! the line sendmail's `mailq -qQ` shows under a quarantined entry (`     QUARANTINE:
+//! held`); `--json` names its queue `hold`, as Postfix's `postqueue -j` does.
 //! The id is followed by `*` while a deliverer holds the entry's lock, `-` while its
 //! back-off has not expired (sendmail's "too young" marker). The size is the
 //! body's. The sender is cut to 39 characters (78 with `-v`), a recipient to 38 (71), the
@@ -57,6 +60,9 @@ use std::fmt::Write as _;
 struct Listed {
     id: String,
     busy: bool,
+    /// Held (`rsendmail-admin hold`, `SPOOLDIR/hold/`): listed with sendmail's
+    /// quarantine line.
+    held: bool,
     entry: QueuedEntry,
     priority: i64,
     /// When the queue file was written (to the nanosecond where the file system keeps
@@ -115,6 +121,23 @@ pub fn priority(e: &QueuedEntry) -> i64 {
 struct Unreadable {
     id: String,
     why: String,
+    /// In `SPOOLDIR/hold/`.
+    held: bool,
+}
+
+/// The spool's entry IDs, then those of its held entries (`SPOOLDIR/hold/`, when there
+/// is one), each with whether it is held.
+fn ids_with_held(spool: &Spool, held: &Spool) -> Result<Vec<(String, bool)>, Fatal> {
+    let mut ids: Vec<(String, bool)> = spool.ids()?.into_iter().map(|id| (id, false)).collect();
+    if held.dir.is_dir() {
+        ids.extend(
+            held.ids()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|id| (id, true)),
+        );
+    }
+    Ok(ids)
 }
 
 /// The readable entries (in sendmail's order) and the unreadable ones (by ID). An
@@ -135,7 +158,9 @@ fn collect(
     for why in spool.subdir_problems() {
         let _ = writeln!(problems, "{}", shown(&why, usize::MAX));
     }
-    for id in spool.ids()? {
+    let held_spool = spool.held();
+    for (id, held) in ids_with_held(spool, &held_spool)? {
+        let spool = if held { &held_spool } else { spool };
         let entry = match spool.read_entry(&id) {
             Ok(e) => e,
             Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -143,7 +168,7 @@ fn collect(
                 if filter.is_none_or(|f| f.id_may_match(&id)) {
                     // The error may quote the file (an id it holds): shown when listed.
                     let why = e.to_string();
-                    unreadable.push(Unreadable { id, why });
+                    unreadable.push(Unreadable { id, why, held });
                 }
                 continue;
             }
@@ -161,6 +186,7 @@ fn collect(
         out.push(Listed {
             id,
             busy,
+            held,
             entry,
             priority,
             written,
@@ -287,7 +313,9 @@ pub fn write_text(
         for why in spool.subdir_problems() {
             let _ = writeln!(problems, "{}", shown(&why, usize::MAX));
         }
-        for id in spool.ids()? {
+        let held_spool = spool.held();
+        for (id, held) in ids_with_held(spool, &held_spool)? {
+            let spool = if held { &held_spool } else { spool };
             let entry = match spool.read_entry(&id) {
                 Ok(e) => e,
                 Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -295,7 +323,7 @@ pub fn write_text(
                     if filter.is_none_or(|f| f.id_may_match(&id)) {
                         // The error may quote the file (an id it holds): shown when listed.
                         let why = e.to_string();
-                        unreadable.push(Unreadable { id, why });
+                        unreadable.push(Unreadable { id, why, held });
                     }
                     continue;
                 }
@@ -312,6 +340,7 @@ pub fn write_text(
             };
             let l = Listed {
                 busy: spool.is_busy(&entry.file),
+                held,
                 priority: priority(&entry),
                 written: entry.file.metadata().and_then(|m| m.modified()).ok(),
                 id,
@@ -411,6 +440,12 @@ fn entry_lines(
         let _ = write!(s, "{date:.16} ");
     }
     let _ = writeln!(s, "{}", prtstr(sender, sender_room));
+    // sendmail's mark of a quarantined entry (`mailq -qQ`; recorded:
+    // compat-tests/differences/bp-quarantined), before the reason, as
+    // queue.c's print_single_queue writes them.
+    if l.held {
+        s.push_str("     QUARANTINE: held\n");
+    }
     // The body type and the reason share a line, as in sendmail.
     match (&e.envelope.body_type, &e.state.reason) {
         (None, None) => {}
@@ -481,22 +516,32 @@ pub fn json_str(s: &str) -> String {
     o
 }
 
-/// `mailq --json`: one object per entry and line.
+/// `mailq --json`: one object per entry and line; an entry that cannot be read is an
+/// object of its own, `{"queue_name":"queued"|"hold","queue_id":ID,"error":TEXT}` (TEXT
+/// as the text listing's `qfID: cannot read queue file: TEXT` line gives it), so that
+/// every line of the output is JSON. The second string: the problems of the spool
+/// itself (a folder that is not one), text lines for stderr.
 pub fn list_json(spool: &Spool, filter: Option<&QueueRunArgs>) -> Result<(String, String), Fatal> {
     let mut problems = String::new();
     let (entries, unreadable) = collect(spool, filter, &mut problems)?;
+    let mut s = String::new();
     for u in &unreadable {
         let _ = writeln!(
-            problems,
-            "qf{}: cannot read queue file: {}",
-            u.id,
-            shown(&u.why, usize::MAX)
+            s,
+            "{{\"queue_name\":{},\"queue_id\":{},\"error\":{}}}",
+            json_str(if u.held { "hold" } else { "queued" }),
+            json_str(&u.id),
+            json_str(&format!(
+                "cannot read queue file: {}",
+                shown(&u.why, usize::MAX)
+            ))
         );
     }
-    let mut s = String::new();
     for l in &entries {
         let e = &l.entry;
-        let queue_name = if l.busy {
+        let queue_name = if l.held {
+            "hold"
+        } else if l.busy {
             "active"
         } else if e.state.attempts > 0 {
             "deferred"

@@ -960,6 +960,10 @@ pub struct Settings {
     /// The options set here, by [`given_key`] (for sendmail's rule that an option given on
     /// the command line is not even read from the config file).
     pub given: Vec<String>,
+    /// Each option's value as it was written, by [`given_key`], in the order first set:
+    /// the last setting's, or for options whose settings add up (PrivacyOptions,
+    /// DaemonPortOptions) all of them joined by `,` (`rsendmail-admin config`).
+    pub written: Vec<(String, String)>,
 }
 
 /// The ErrorMode letter a value names: `p`, `q`, `m`, `w` or `e` as given; any other
@@ -983,6 +987,7 @@ impl Settings {
         value: &str,
     ) -> Result<(), Fatal> {
         let key = given_key(def, sub);
+        self.note_written(&key, value);
         if !self.given.contains(&key) {
             self.given.push(key);
         }
@@ -1058,6 +1063,20 @@ impl Settings {
         Ok(())
     }
 
+    /// Keep `value` as the written value of the option `key` ([`Settings::written`]).
+    fn note_written(&mut self, key: &str, value: &str) {
+        // The options each of whose settings adds to the last.
+        let adds = key == "PrivacyOptions" || key == "DaemonPortOptions";
+        match self.written.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) if adds => {
+                v.push(',');
+                v.push_str(value);
+            }
+            Some((_, v)) => *v = value.to_string(),
+            None => self.written.push((key.to_string(), value.to_string())),
+        }
+    }
+
     /// Layer `later` over `self`: every option `later` sets wins; the options that add
     /// up (PrivacyOptions, DaemonPortOptions) add `later`'s.
     pub fn overlay(&mut self, later: &Settings) {
@@ -1111,6 +1130,9 @@ impl Settings {
                 .extend(more.iter().copied());
         }
         self.other.extend(later.other.iter().cloned());
+        for (k, v) in &later.written {
+            self.note_written(k, v);
+        }
         for g in &later.given {
             if !self.given.contains(g) {
                 self.given.push(g.clone());
@@ -1125,6 +1147,210 @@ impl Settings {
         let named = |f: &str| self.privacy_flags.iter().any(|g| g.eq_ignore_ascii_case(f));
         named(flag) || (named("goaway") && GOAWAY.iter().any(|g| g.eq_ignore_ascii_case(flag)))
     }
+}
+
+/// The built-in value of an acted-on option nobody set, as `rsendmail-admin config`
+/// shows it ([`builtin_default`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    /// The value as `O NAME=VALUE` would write it (it parses to the typed value of
+    /// [`Settings::builtin`]), and a note where a program reads the option otherwise.
+    Value(String, Option<&'static str>),
+    /// The value of this rsendmail.conf keyword (QueueDirectory: SPOOLDIR).
+    Keyword(&'static str),
+    /// No value of its own: what applies instead.
+    Unset(&'static str),
+}
+
+/// Seconds as sendmail's time syntax writes them, in the largest of `d`, `h`, `m`, `s`
+/// that divides them (`432000` → `5d`, `0` → `0s`); [`parse_duration`] reads it back.
+pub fn format_time(secs: u64) -> String {
+    for (unit, n) in [('d', 86400), ('h', 3600), ('m', 60)] {
+        if secs > 0 && secs.is_multiple_of(n) {
+            return format!("{}{unit}", secs / n);
+        }
+    }
+    format!("{secs}s")
+}
+
+impl Settings {
+    /// Every option rsendmail acts on at its built-in value: what the programs use when
+    /// neither the config file nor the command line sets it (the submission's
+    /// `submit::DEFAULT_MAX_HOPS`, `cli::effective_mode`, the listener's and the trusted
+    /// networks' defaults in `server::net`, sendmail.cf's PrivacyOptions that
+    /// `app::setup` adds, and the deliverer's engine settings). MaxBackgroundDeliveries
+    /// is twice this machine's processors. The options whose default is another
+    /// setting's (QueueDirectory, AliasFile, FastFlushDomains) or none (CACertFile,
+    /// PidFile, DefaultUser) stay `None` ([`builtin_default`] says what applies).
+    pub fn builtin() -> Settings {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        Settings {
+            delivery_mode: Some(crate::cli::effective_mode(false, None, None)),
+            ignore_dots: Some(false),
+            max_message_size: Some(0),
+            error_mode: Some('p'),
+            verbose: Some(false),
+            max_hop_count: Some(crate::submit::DEFAULT_MAX_HOPS),
+            max_recipients_per_message: Some(1000),
+            max_daemon_children: Some(0),
+            max_connections: Some(4),
+            max_background_deliveries: Some(2 * cores),
+            connection_cache_size: Some(2),
+            connection_cache_timeout: Some(5),
+            smarthost_split: Some(1),
+            mx_port: Some(25),
+            min_queue_age: Some(0),
+            queue_retry_min: Some(300),
+            queue_retry_max: Some(4 * 3600),
+            timeouts: Timeouts {
+                connect: Some(60),
+                initial: Some(300),
+                helo: Some(300),
+                mail: Some(300),
+                rcpt: Some(300),
+                datainit: Some(120),
+                datablock: Some(180),
+                datafinal: Some(600),
+                rset: Some(300),
+                quit: Some(120),
+                queuereturn: Some(5 * 86400),
+                queuewarn: Some(4 * 3600),
+                resolver_retrans: Some(5),
+                resolver_retry: Some(2),
+                mboxlock: Some(60),
+                command: Some(3600),
+            },
+            privacy_flags: vec!["authwarnings".to_string()],
+            trusted_networks: net::trusted_networks(None).ok(),
+            daemon_addrs: net::daemon_port_options("").ok(),
+            relay_domains: Some(Vec::new()),
+            old_style_headers: Some(true),
+            check_aliases: Some(false),
+            blank_sub: Some('.'),
+            verp: Some(false),
+            verp_delimiters: Some(crate::verp::DEFAULT_DELIMITERS.to_string()),
+            sort_by_domain: Some(false),
+            smarthost_random: Some(false),
+            ..Settings::default()
+        }
+    }
+
+    /// The typed value of the acted-on option `name` (as [`ACTED_ON`] writes it), in the
+    /// form `O NAME=VALUE` takes; `None` when it is not set here or `name` is not acted
+    /// on.
+    pub fn value_text(&self, name: &str) -> Option<String> {
+        let flag = |b: Option<bool>| b.map(|b| b.to_string());
+        let time = |t: Option<u64>| t.map(format_time);
+        let num = |n: Option<usize>| n.map(|n| n.to_string());
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let t = &self.timeouts;
+        match name {
+            "DeliveryMode" => self.delivery_mode.map(|m| m.letter().to_string()),
+            "ErrorMode" => self.error_mode.map(String::from),
+            "IgnoreDots" => flag(self.ignore_dots),
+            "Verbose" => flag(self.verbose),
+            "QueueDirectory" => path(&self.queue_directory),
+            "AliasFile" => path(&self.alias_file),
+            "CACertFile" => path(&self.ca_cert_file),
+            "PidFile" => path(&self.pid_file),
+            "MaxMessageSize" => self.max_message_size.map(|n| n.to_string()),
+            "MaxHopCount" => num(self.max_hop_count),
+            "MaxRecipientsPerMessage" => num(self.max_recipients_per_message),
+            "MaxDaemonChildren" => num(self.max_daemon_children),
+            "MaxConnections" => num(self.max_connections),
+            "MaxBackgroundDeliveries" => num(self.max_background_deliveries),
+            "ConnectionCacheSize" => num(self.connection_cache_size),
+            "ConnectionCacheTimeout" => time(self.connection_cache_timeout),
+            "SmarthostSplit" => num(self.smarthost_split),
+            "MXPort" => self.mx_port.map(|n| n.to_string()),
+            "MinQueueAge" => time(self.min_queue_age),
+            "QueueRetryMin" => time(self.queue_retry_min),
+            "QueueRetryMax" => time(self.queue_retry_max),
+            "Timeout.connect" => time(t.connect),
+            "Timeout.initial" => time(t.initial),
+            "Timeout.helo" => time(t.helo),
+            "Timeout.mail" => time(t.mail),
+            "Timeout.rcpt" => time(t.rcpt),
+            "Timeout.datainit" => time(t.datainit),
+            "Timeout.datablock" => time(t.datablock),
+            "Timeout.datafinal" => time(t.datafinal),
+            "Timeout.rset" => time(t.rset),
+            "Timeout.quit" => time(t.quit),
+            "Timeout.queuereturn" => time(t.queuereturn),
+            "Timeout.queuewarn" => time(t.queuewarn),
+            "Timeout.resolver.retrans" => time(t.resolver_retrans),
+            "Timeout.resolver.retry" => num(t.resolver_retry),
+            "Timeout.mboxlock" => time(t.mboxlock),
+            "Timeout.command" => time(t.command),
+            "DefaultUser" => self.default_user.clone(),
+            "PrivacyOptions" => Some(self.privacy_flags.join(",")),
+            "TrustedNetworks" => self.trusted_networks.as_ref().map(|v| {
+                v.iter()
+                    .map(|n| format!("{}/{}", n.addr, n.prefix))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }),
+            // The one setting that listens on every address given ([`net::daemon_port_options`]
+            // without an address: loopback), or each address's own.
+            "DaemonPortOptions" => self.daemon_addrs.as_ref().map(|addrs| {
+                let port = addrs.first().map_or(25, SocketAddr::port);
+                if net::daemon_port_options(&format!("Port={port}"))
+                    .ok()
+                    .as_ref()
+                    == Some(addrs)
+                {
+                    format!("Port={port}")
+                } else {
+                    addrs
+                        .iter()
+                        .map(|a| format!("Port={},Addr={}", a.port(), a.ip()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }
+            }),
+            "RelayDomains" => self.relay_domains.as_ref().map(|d| d.join(",")),
+            "FastFlushDomains" => self.fast_flush_domains.as_ref().map(|d| d.join(",")),
+            "OldStyleHeaders" => flag(self.old_style_headers),
+            "CheckAliases" => flag(self.check_aliases),
+            "BlankSub" => self.blank_sub.map(String::from),
+            "Verp" => flag(self.verp),
+            "VerpDelimiters" => self.verp_delimiters.clone(),
+            "SortByDomain" => flag(self.sort_by_domain),
+            "SmarthostRandom" => flag(self.smarthost_random),
+            _ => None,
+        }
+    }
+}
+
+/// What applies to the acted-on option `name` (as [`ACTED_ON`] writes it,
+/// `Timeout.connect`) when nothing sets it: its built-in value ([`Settings::builtin`]),
+/// the keyword whose value it takes, or what happens without one. `None` for a name
+/// rsendmail does not act on.
+pub fn builtin_default(name: &str) -> Option<Builtin> {
+    if !ACTED_ON.iter().any(|(n, _)| *n == name) {
+        return None;
+    }
+    let note = match name {
+        "Timeout.datablock" => Some("the SMTP client's; the SMTP server waits 1h"),
+        "Timeout.command" => Some("the SMTP server's; a local delivery command may run 1000s"),
+        "MaxBackgroundDeliveries" => Some("twice the processors"),
+        "MaxMessageSize" | "MaxDaemonChildren" => Some("0: no limit"),
+        "MaxRecipientsPerMessage" => Some("the SMTP server's; 0: no limit"),
+        "RelayDomains" => Some("none"),
+        "DaemonPortOptions" => Some("loopback only: 127.0.0.1 and ::1"),
+        _ => None,
+    };
+    Some(match name {
+        "QueueDirectory" => Builtin::Keyword("SPOOLDIR"),
+        "AliasFile" => Builtin::Keyword("ALIASES"),
+        "CACertFile" => Builtin::Unset("the system's certificate authorities"),
+        "PidFile" => Builtin::Unset("no pid file"),
+        "DefaultUser" => Builtin::Unset("mailnull, else nobody, else 65534:65534"),
+        "FastFlushDomains" => Builtin::Unset("those of RelayDomains"),
+        _ => Builtin::Value(Settings::builtin().value_text(name)?, note),
+    })
 }
 
 #[cfg(test)]
@@ -1510,6 +1736,65 @@ mod tests {
     fn apply(s: &mut Settings, name: &str, value: &str) -> Result<(), Fatal> {
         let r = lookup_long(name).unwrap();
         s.apply(r.def, r.sub.as_deref(), value)
+    }
+
+    /// `rsendmail-admin config` shows every acted-on option's built-in value as text;
+    /// that text, applied as `O NAME=TEXT`, gives exactly the typed built-in value, so
+    /// what is shown is what the programs use. The values decided outside this module
+    /// are checked against their sources.
+    #[test]
+    fn shown_defaults_parse_to_the_builtin_values() {
+        let builtin = Settings::builtin();
+        let bare = |mut s: Settings| {
+            s.given.clear();
+            s.written.clear();
+            s
+        };
+        for (name, _) in ACTED_ON {
+            let shown = builtin_default(name).unwrap_or_else(|| panic!("{name}: no default"));
+            let Builtin::Value(text, _) = shown else {
+                // No value of its own: nothing typed may claim one.
+                assert_eq!(builtin.value_text(name), None, "{name}");
+                continue;
+            };
+            let mut got = Settings::default();
+            apply(&mut got, name, &text).unwrap_or_else(|e| panic!("{name}={text}: {e:?}"));
+            assert_ne!(
+                bare(got.clone()),
+                Settings::default(),
+                "{name}={text} set nothing"
+            );
+            // Over the built-in values, the parsed text changes nothing (the lists that
+            // add up start empty so that the parsed one replaces them).
+            let mut base = builtin.clone();
+            if *name == "PrivacyOptions" {
+                base.privacy_flags.clear();
+            }
+            if *name == "DaemonPortOptions" {
+                base.daemon_addrs = None;
+            }
+            base.overlay(&got);
+            assert_eq!(bare(base), builtin, "{name}={text}");
+            assert_eq!(got.value_text(name), Some(text.clone()), "{name}");
+        }
+        assert_eq!(builtin.max_hop_count, Some(crate::submit::DEFAULT_MAX_HOPS));
+        assert_eq!(
+            builtin.delivery_mode,
+            Some(crate::cli::effective_mode(false, None, None))
+        );
+        assert_eq!(builtin.trusted_networks, net::trusted_networks(None).ok());
+        for (secs, text) in [
+            (0, "0s"),
+            (5, "5s"),
+            (90, "90s"),
+            (300, "5m"),
+            (432000, "5d"),
+        ] {
+            assert_eq!(format_time(secs), text);
+            assert_eq!(parse_duration(text, 'm').unwrap(), secs);
+        }
+        assert_eq!(builtin_default("HelpFile"), None);
+        assert_eq!(builtin_default("Timeout.ident"), None);
     }
 
     /// Every acted-on option is typed: a good value fills a field (nothing lands in

@@ -71,6 +71,18 @@ pub fn is_setid() -> bool {
     getegid() != getgid() || geteuid() != getuid()
 }
 
+/// The environment a deliverer is started with: none of the caller's but `PATH` (a
+/// fixed one) when this process is set-id, so that no variable that chooses files or
+/// trust (`SSL_CERT_FILE`, `SSL_CERT_DIR`, `OPENSSL_CONF`, `RES_OPTIONS`, `HOSTALIASES`,
+/// `TZDIR`...) reaches a process holding the spool group: the deliverer itself is not
+/// set-id, so the kernel's AT_SECURE does not protect it. Otherwise the caller's
+/// environment is its own to pass.
+pub fn deliverer_env(cmd: &mut std::process::Command) {
+    if is_setid() {
+        cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    }
+}
+
 pub fn is_root() -> bool {
     getuid().is_root()
 }

@@ -330,7 +330,7 @@ mod tests {
             let dir =
                 std::env::temp_dir().join(format!("rsendmail-fast-{}-{round}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
-            let spool = Spool::new(&dir, true);
+            let spool = Spool::own(&dir);
             spool.prepare().unwrap();
             for _ in 0..40 {
                 let n = 1 + rnd(3);
@@ -380,7 +380,7 @@ mod tests {
         use crate::spool::entry::{RcptState, State};
         let dir = std::env::temp_dir().join(format!("rsendmail-totry-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let spool = Spool::new(&dir, true);
+        let spool = Spool::own(&dir);
         spool.prepare().unwrap();
         let now = clock::now();
         // (last attempt, next attempt): never tried; tried a minute ago, due; tried two
@@ -476,7 +476,7 @@ mod tests {
             let dir =
                 std::env::temp_dir().join(format!("rsendmail-etrn-{}-{round}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
-            let spool = Spool::new(&dir, true);
+            let spool = Spool::own(&dir);
             spool.prepare().unwrap();
             for _ in 0..50 {
                 let n = 1 + rnd(3);

@@ -68,6 +68,29 @@ impl Run {
     }
 }
 
+/// Make a spool directory as an install (or `rsendmail-admin init`) does: rsendmail
+/// makes no spool that a `SPOOLDIR` names. Mode 2770, as the system spool has.
+pub fn make_spool(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir(path).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o2770)).unwrap();
+}
+
+/// Make the test user's own spool at `path` (mode 0700), as a user makes the directory a
+/// `SPOOLDIR` of her own names: rsendmail makes only the built-in per-user spool.
+pub fn make_user_spool(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir(path).unwrap();
+    let u = test_user();
+    nix::unistd::chown(
+        path,
+        Some(nix::unistd::Uid::from_raw(u.uid)),
+        Some(nix::unistd::Gid::from_raw(u.gid)),
+    )
+    .unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700)).unwrap();
+}
+
 impl Env {
     pub fn new() -> Env {
         Env::with_config("")
@@ -80,6 +103,7 @@ impl Env {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         let spool = dir.join("spool");
+        make_spool(&spool);
         let conf = dir.join("rsendmail.conf");
         fs::write(
             &conf,

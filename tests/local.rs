@@ -3,8 +3,8 @@
 
 use crate::harness::servers::{Peer, have_peer, start_peer};
 use crate::harness::{
-    Env, MSG, TEST_USER, as_user, can_switch_user, closed_tcp_port, is_root, other_user, require,
-    test_user, user_visible_bin,
+    Env, MSG, TEST_USER, as_user, can_switch_user, closed_tcp_port, is_root, make_user_spool,
+    other_user, require, test_user, user_visible_bin,
 };
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -158,6 +158,7 @@ fn print_mode_saves_dead_letter_in_the_callers_home() {
     let _ = fs::remove_file(&dead);
     // The test user runs a copy with a config of its own (its own spool).
     let conf = env.dir.join("spool-parent/user.conf");
+    make_user_spool(&env.dir.join("spool-parent/spool"));
     fs::write(
         &conf,
         format!(
@@ -663,6 +664,7 @@ fn non_root_deliverer_leaves_other_users_mail_for_the_root_runner() {
     }
     let env = local_env("", None);
     let dir = open_dir(&env, "shared");
+    make_user_spool(&dir.join("spool"));
     let conf = dir.join("user.conf");
     fs::write(
         &conf,

@@ -17,7 +17,13 @@ fn page(name: &str) -> String {
     fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-const PAGES: [&str; 4] = ["rsendmail.8", "rsendmail.conf.5", "mailq.1", "newaliases.8"];
+const PAGES: [&str; 5] = [
+    "rsendmail.8",
+    "rsendmail.conf.5",
+    "mailq.1",
+    "newaliases.8",
+    "rsendmail-admin.8",
+];
 
 #[test]
 fn pages_pass_mandoc_lint() {
@@ -162,4 +168,80 @@ fn every_keyword_and_option_name_is_in_rsendmail_conf_5() {
     for k in keywords {
         assert!(documented(k), "keyword {k} is not in rsendmail.conf.5");
     }
+}
+
+/// Every subcommand `rsendmail-admin --help` lists is in the synopsis of
+/// rsendmail-admin.8, and each queue subcommand has its entry under Commands.
+#[test]
+fn every_admin_subcommand_is_in_rsendmail_admin_8() {
+    let man = page("rsendmail-admin.8");
+    let out = Command::new(env!("CARGO_BIN_EXE_rsendmail-admin"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let commands: Vec<&str> = help
+        .split("Commands:")
+        .nth(1)
+        .expect("a Commands: section")
+        .split("Options:")
+        .next()
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 10, "{help}");
+    let synopsis = man.split(".Sh DESCRIPTION").next().unwrap();
+    for c in &commands {
+        assert!(
+            synopsis.contains(&format!("\n.Cm {c}\n")),
+            "{c} is not in the synopsis"
+        );
+    }
+    for c in [
+        "list", "show", "delete", "hold", "release", "retry", "bounce",
+    ] {
+        assert!(man.contains(&format!(".It Cm {c} ")), "{c} has no entry");
+    }
+}
+
+/// Every section and subsection of rsendmail-admin(8) has text of its own (a heading
+/// followed at once by the next one renders empty), `init` is described with its
+/// exit statuses, and STANDARDS is text, not a lone reference block.
+#[test]
+fn every_section_of_rsendmail_admin_8_has_text() {
+    let man = page("rsendmail-admin.8");
+    let lines: Vec<&str> = man.lines().filter(|l| !l.starts_with(".\\\"")).collect();
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with(".Sh ") || l.starts_with(".Ss ") {
+            let next = lines.get(i + 1).copied().unwrap_or("");
+            // A section may open straight onto its first subsection.
+            let ok = !(next.is_empty()
+                || next.starts_with(".Sh ")
+                || (l.starts_with(".Ss ") && next.starts_with(".Ss ")));
+            assert!(ok, "{l} has no text (next line {next:?})");
+        }
+    }
+    let standards = man.split(".Sh STANDARDS").nth(1).unwrap();
+    assert!(
+        !standards.trim_start().starts_with(".Rs"),
+        "STANDARDS renders empty: {standards}"
+    );
+    let init = man.split(".Ss init").nth(1).unwrap();
+    let init = init.split(".Sh ").next().unwrap();
+    for want in [
+        "Fl -group",
+        "hold",
+        "wakeup",
+        "0620",
+        "2770",
+        "corrupt/",
+        "idempotent",
+        "77",
+    ] {
+        assert!(init.contains(want), "the init section lacks {want}");
+    }
+    let exit = man.split(".Sh EXIT STATUS").nth(1).unwrap();
+    assert!(exit.contains(".Cm init\nexits 0"), "EXIT STATUS lacks init");
 }

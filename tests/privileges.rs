@@ -23,8 +23,12 @@ fn user_dir(tag: &str) -> PathBuf {
     d
 }
 
-/// A configuration `name` in `dir`, readable by all, whose spool is `dir/spool`.
+/// A configuration `name` in `dir`, readable by all, whose spool is `dir/spool`, the
+/// test user's own (made here when missing).
 fn spool_conf(dir: &Path, name: &str) -> PathBuf {
+    if !dir.join("spool").exists() {
+        crate::harness::make_user_spool(&dir.join("spool"));
+    }
     let conf = dir.join(name);
     fs::write(
         &conf,
@@ -571,6 +575,7 @@ fn files_the_config_names_are_checked_with_the_callers_rights() {
     fs::write(&root_auth, "bob|smtp.example:pw\n").unwrap();
     fs::set_permissions(&root_auth, fs::Permissions::from_mode(0o600)).unwrap();
     let spool = dir.join("spool");
+    crate::harness::make_user_spool(&spool);
     let conf = dir.join("rsendmail.conf");
     let entries = || -> usize {
         fs::read_dir(&spool)

@@ -6,8 +6,8 @@
 
 use crate::harness::servers::{Sink, relay_env};
 use crate::harness::{
-    Env, MSG, Run, TEST_USER, can_switch_user, closed_tcp_port, user_visible_bin, wait_exit,
-    wait_until,
+    Env, MSG, Run, TEST_USER, can_switch_user, closed_tcp_port, make_user_spool, user_visible_bin,
+    wait_exit, wait_until,
 };
 use std::collections::BTreeSet;
 use std::fs;
@@ -457,6 +457,7 @@ impl Hostile {
         fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
         fs::set_permissions(env.dir.join("mail"), fs::Permissions::from_mode(0o777)).unwrap();
         let spool = dir.join("spool");
+        make_user_spool(&spool);
         let text = fs::read_to_string(&env.conf).unwrap().replace(
             &format!("SPOOLDIR {}\n", env.spool.display()),
             &format!("SPOOLDIR {}\n", spool.display()),

@@ -3,6 +3,8 @@
 mod harness;
 
 mod addresses;
+mod admin_check;
+mod admin_queue;
 mod compat_suite;
 mod connection_cache;
 mod content;
@@ -21,6 +23,7 @@ mod privileges;
 mod reasons;
 mod robustness;
 mod routing;
+mod setup;
 mod smtp;
 mod submission;
 mod tls;

@@ -10,12 +10,12 @@ use std::process::Command;
 
 /// Test certificates: a CA, a server certificate it signed for localhost/127.0.0.1, one it
 /// signed for another name, and a self-signed one.
-struct Pki {
+pub(crate) struct Pki {
     dir: PathBuf,
 }
 
 impl Pki {
-    fn make(dir: &Path) -> Option<Pki> {
+    pub(crate) fn make(dir: &Path) -> Option<Pki> {
         if !require("openssl") {
             return None;
         }
@@ -107,12 +107,12 @@ impl Pki {
         Some(Pki { dir })
     }
 
-    fn path(&self, f: &str) -> String {
+    pub(crate) fn path(&self, f: &str) -> String {
         self.dir.join(f).display().to_string()
     }
 
     /// SHA-256 of a certificate's DER, lowercase hex.
-    fn fingerprint(&self, pem: &str) -> String {
+    pub(crate) fn fingerprint(&self, pem: &str) -> String {
         let out = Command::new("openssl")
             .args([
                 "x509",
@@ -134,7 +134,13 @@ impl Pki {
     }
 }
 
-fn tls_peer(env0: &Env, pki: &Pki, cert: &str, mode: &str, extra: &[(&str, &str)]) -> Peer {
+pub(crate) fn tls_peer(
+    env0: &Env,
+    pki: &Pki,
+    cert: &str,
+    mode: &str,
+    extra: &[(&str, &str)],
+) -> Peer {
     let c = pki.path(&format!("{cert}.pem"));
     let k = pki.path(&format!("{cert}.key"));
     let mut envs: Vec<(&str, &str)> = vec![("TLS_CERT", &c), ("TLS_KEY", &k), ("TLS_MODE", mode)];

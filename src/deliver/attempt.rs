@@ -309,7 +309,11 @@ pub fn attempt(
         Ok(r) => r.mx(d),
         Err(e) => dns::MxResult::Temp(status::DIRECTORY_TEMP, e.clone()),
     };
-    let planned = plan::plan(engine, &env, &open, hops, *index, &mut mx);
+    let planned = match &locked.entry.state.bounce {
+        // `rsendmail-admin bounce`: every open recipient is returned, nothing is sent.
+        Some(reason) => plan::returned(&open, reason),
+        None => plan::plan(engine, &env, &open, hops, *index, &mut mx),
+    };
     let address = |i: usize| {
         env.recipients
             .get(i)
@@ -541,7 +545,7 @@ fn make_room(locked: &mut LockedEntry, recipients: usize, unrecorded: &mut Optio
 /// lookup, with sendmail's words for each (`reason-nxdomain-*`, `reason-nodata-*`,
 /// `reason-servfail-*`, `reason-dnstimeout-*`): a mistyped SMARTHOST must not return
 /// every message (DIFFERENCES.md).
-fn relay_addresses(
+pub fn relay_addresses(
     engine: &Engine,
     dns: &mut Option<Result<dns::Dns, String>>,
     name: &str,

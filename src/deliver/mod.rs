@@ -8,9 +8,13 @@
 //!   `--entry ID --background -- <argv>`: the same after the background fork, when one
 //!   of `O MaxBackgroundDeliveries=` slots is free (the SMTP server's deliveries use
 //!   these two forms without `--status`);
+//!   `--entry ID --queued -- <argv>`: one entry delivered in the foreground as a queue run
+//!   delivers it, failures mailed back whatever ErrorMode says (`rsendmail-admin bounce`);
 //! - `<argv with -q...>`: a queue run; `-bv`, `-bs`, `-bd`/`-bD`: verify, serve SMTP;
 //! - `--etrn DOMAIN -- <argv>`, `--queue-runner -- <argv>`: the flush an ETRN started, a
-//!   daemon's runner (both started by [`serve`]).
+//!   daemon's runner (both started by [`serve`]);
+//! - `--check [--to ADDRESS] -- <argv>`: the network steps of `rsendmail-admin check`
+//!   ([`check`]).
 //!
 //! The deliverer also starts itself as a child for local delivery: `--mbox ...` appends
 //! to a mailbox or file and `--read-list ...` reads a user's list file, each as the
@@ -41,6 +45,7 @@ pub mod attempt;
 pub mod background;
 pub mod bounce;
 pub mod cache;
+pub mod check;
 pub mod dns;
 pub mod engine;
 pub mod local;
@@ -75,6 +80,9 @@ sendmail) runs it, and takes messages itself. To run the queue by hand, use
 struct Internal {
     entry: Option<String>,
     background: bool,
+    /// `--queued` (after `--entry ID`): delivered as a queue run delivers the entry, not
+    /// as an interactive delivery: reports are mailed, never saved in ~/dead.letter.
+    queued: bool,
     /// `--status N`: the submission's own status (recipients it refused).
     status: Sysexit,
     /// `--note line` (after `--status`): a line the submission left to print after the
@@ -84,6 +92,9 @@ struct Internal {
     etrn: Option<String>,
     /// `--queue-runner`: the periodic runner of a `-bd -q<interval>` daemon.
     queue_runner: bool,
+    /// `--check [--to ADDRESS]`: `rsendmail-admin check`'s network steps (the inner
+    /// `Some`: the address to probe).
+    check: Option<Option<String>>,
     /// `--maillog-given-up` (first of all): the process that ran us gave up MAILLOG and
     /// told the admin; we log where it does without telling again.
     maillog_given_up: bool,
@@ -101,10 +112,12 @@ fn split_internal(args: Vec<OsString>) -> Internal {
     let own = it.next().unwrap_or_else(|| OsString::from("sendmail"));
     let mut entry = None;
     let mut background = false;
+    let mut queued = false;
     let mut status = Sysexit::Ok;
     let mut note = None;
     let mut etrn = None;
     let mut queue_runner = false;
+    let mut check = None;
     let mut maillog_given_up = false;
     if it.peek().is_some_and(|a| a == rsendmail::log::GIVEN_UP_ARG) {
         it.next();
@@ -118,7 +131,16 @@ fn split_internal(args: Vec<OsString>) -> Internal {
         it.next();
         queue_runner = true;
     }
-    if (etrn.is_some() || queue_runner) && it.peek().is_some_and(|a| a == "--") {
+    if it.peek().is_some_and(|a| a == "--check") {
+        it.next();
+        let mut to = None;
+        if it.peek().is_some_and(|a| a == "--to") {
+            it.next();
+            to = it.next().map(|v| v.to_string_lossy().into_owned());
+        }
+        check = Some(to);
+    }
+    if (etrn.is_some() || queue_runner || check.is_some()) && it.peek().is_some_and(|a| a == "--") {
         it.next();
     }
     if it.peek().is_some_and(|a| a == "--entry") {
@@ -127,6 +149,10 @@ fn split_internal(args: Vec<OsString>) -> Internal {
         if it.peek().is_some_and(|a| a == "--background") {
             it.next();
             background = true;
+        }
+        if it.peek().is_some_and(|a| a == "--queued") {
+            it.next();
+            queued = true;
         }
         if it.peek().is_some_and(|a| a == "--status") {
             it.next();
@@ -154,10 +180,12 @@ fn split_internal(args: Vec<OsString>) -> Internal {
     Internal {
         entry,
         background,
+        queued,
         status,
         note,
         etrn,
         queue_runner,
+        check,
         maillog_given_up,
         argv,
     }
@@ -225,9 +253,14 @@ fn run(internal: Internal) -> Result<Sysexit, Fatal> {
         Operation::Smtp | Operation::Daemon | Operation::DaemonForeground
     );
     // A message that came in over SMTP has no terminal to print to: failures are mailed.
-    engine.interactive = internal.entry.is_some() && !internal.background && !smtp;
+    // So has an entry delivered as a queue run would (`--queued`).
+    engine.interactive =
+        internal.entry.is_some() && !internal.background && !internal.queued && !smtp;
     if let Some(arg) = &internal.etrn {
         return serve::etrn_flush(&s, &engine, arg);
+    }
+    if let Some(to) = &internal.check {
+        return check::check(&s, &engine, to.as_deref());
     }
     if internal.queue_runner {
         let q = s.inv.queue_run.clone().unwrap_or_default();
@@ -284,10 +317,22 @@ mod tests {
         ]);
         assert_eq!(a.entry.as_deref(), Some("X"));
         assert!(a.background);
+        assert!(!a.queued);
         assert_eq!(
             a.argv,
             vec![OsString::from("sendmail"), OsString::from("-odb")]
         );
+        let b = split_internal(vec![
+            "d".into(),
+            "--entry".into(),
+            "X".into(),
+            "--queued".into(),
+            "--".into(),
+            "rsendmail".into(),
+        ]);
+        assert!(b.queued && !b.background);
+        assert_eq!(b.entry.as_deref(), Some("X"));
+        assert_eq!(b.argv, vec![OsString::from("rsendmail")]);
         let q = split_internal(vec![
             "rsendmail-deliver".into(),
             "/usr/sbin/sendmail".into(),

@@ -108,6 +108,25 @@ pub fn received_count(header: &[u8]) -> usize {
     rsendmail::message::trace_count_raw(header)
 }
 
+/// The plan of an entry `rsendmail-admin bounce` marked: each of `open` fails at once
+/// (`550 5.0.0 Returned to sender by the administrator: REASON`), so the attempt's
+/// record fails them and queues the report they owe, as for any permanent failure, and
+/// the entry is removed only after that (never two reports: the mark goes with it).
+pub fn returned(open: &[usize], reason: &str) -> Plan {
+    let mut p = Plan::default();
+    let reason = rsendmail::text::printable(reason);
+    for &i in open {
+        p.decided.push(RcptOutcome::local(
+            i,
+            550,
+            format!("5.0.0 Returned to sender by the administrator: {reason}"),
+            Mailer::Local,
+            None,
+        ));
+    }
+    p
+}
+
 /// Plan an attempt at `open` (indexes of the entry's recipients still to deliver).
 /// `hops`: the trace fields of the message as queued, ours included (sendmail counts
 /// the `Received:` it adds). `worker`: this

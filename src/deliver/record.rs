@@ -130,6 +130,8 @@ pub fn record(
     xdelay: i64,
 ) -> Recorded {
     let mut state = before.clone();
+    // `rsendmail-admin retry`'s mark is spent by this attempt.
+    state.retry = false;
     let open = (0..env.recipients.len())
         .filter(|&i| !before.of(i).is_final())
         .count();

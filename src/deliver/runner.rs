@@ -504,6 +504,8 @@ static STOP: AtomicBool = AtomicBool::new(false);
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
 pub fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
+    // Before the fork: a missing queue directory is the caller's to hear (78).
+    s.spool.check_present()?;
     app::may_process_queue(&s.spool)?;
     let q: QueueRunArgs = s.inv.queue_run.clone().unwrap_or_default();
     let is_periodic = q.interval.is_some() || q.persistent;

@@ -14,7 +14,9 @@
 //! listener checks that the path still names its FIFO and makes it again if not.
 //!
 //! What a line may name: an entry submitted in background mode and never tried (no
-//! attempt recorded), then the reports of its refused recipients; a line naming
+//! attempt recorded), then the reports of its refused recipients; or, alone, an entry
+//! `rsendmail-admin retry` marked due now (its state's `retry`, which a group member
+//! can only set where it may write the state file anyway); a line naming
 //! anything else (a `-odq` or `-odd` entry, a deferred entry within its back-off, a
 //! finished one, garbage) is ignored, so a member of the spool group cannot make the
 //! runner try an entry sooner than its mode and back-off allow. Lines longer than
@@ -80,6 +82,12 @@ fn poked(spool: &Spool, line: &str) -> Vec<String> {
     let Some(ids) = entry_ids(line) else {
         return Vec::new();
     };
+    // `rsendmail-admin retry` marks an entry due now and pokes with its ID alone.
+    if let [id] = ids.as_slice()
+        && spool.read_entry(id).is_ok_and(|e| e.state.retry)
+    {
+        return ids;
+    }
     let fits = ids.iter().enumerate().all(|(n, id)| {
         untried(spool, id)
             && spool.read_entry(id).is_ok_and(|e| {
@@ -222,7 +230,8 @@ impl Listener {
 /// `tell`): the runner then works by its interval alone, submissions deliver as without
 /// it, and [`serve`] tries again every second.
 fn listen(spool: &Spool, tell: bool) -> Option<Listener> {
-    // The spool may not exist yet (a runner started before the first submission).
+    // A per-user spool may not exist yet (a runner started before the first
+    // submission); any other missing spool is refused here (and said, when `tell`).
     if let Err(e) = spool.prepare()
         && tell
     {

@@ -485,6 +485,12 @@ pub struct State {
     pub recipients: Vec<(usize, RcptState, Option<String>)>,
     /// A delay warning has been sent.
     pub warned: bool,
+    /// `rsendmail-admin retry`: due now; the periodic runner takes it when woken
+    /// (`retry`). Cleared by the next attempt's record.
+    pub retry: bool,
+    /// `rsendmail-admin bounce`: the next attempt returns every open recipient to the
+    /// sender with this reason, sending nothing (`bounce REASON`, escaped).
+    pub bounce: Option<String>,
 }
 
 impl State {
@@ -503,6 +509,12 @@ impl State {
         }
         if self.warned {
             let _ = writeln!(s, "warned");
+        }
+        if self.retry {
+            let _ = writeln!(s, "retry");
+        }
+        if let Some(b) = &self.bounce {
+            let _ = writeln!(s, "bounce {}", escape(b));
         }
         for (i, st, why) in &self.recipients {
             let _ = write!(s, "rcpt {i} {}", st.word());
@@ -530,6 +542,8 @@ impl State {
                 "next-attempt" => st.next_attempt = Some(rest.parse().map_err(|_| bad())?),
                 "reason" => st.reason = Some(unescape(rest).ok_or_else(bad)?),
                 "warned" => st.warned = true,
+                "retry" => st.retry = true,
+                "bounce" => st.bounce = Some(unescape(rest).ok_or_else(bad)?),
                 "rcpt" => {
                     let mut f = rest.splitn(3, ' ');
                     let idx: usize = f.next().unwrap_or("").parse().map_err(|_| bad())?;
@@ -552,6 +566,9 @@ impl State {
     pub fn essential(&self) -> State {
         State {
             reason: None,
+            // The administrator's marks are texts too (and not bounded).
+            retry: false,
+            bounce: None,
             recipients: self
                 .recipients
                 .iter()
@@ -790,6 +807,8 @@ mod tests {
                 (1, RcptState::Deferred, None),
             ],
             warned: true,
+            retry: true,
+            bounce: Some("spam run %20\u{e9}".into()),
         };
         let back = State::parse(&st.to_text()).unwrap();
         assert_eq!(back, st);
@@ -815,6 +834,8 @@ mod tests {
                     .map(|i| (i, RcptState::Delivered, Some("250 2.0.0 Ok ".repeat(30))))
                     .collect(),
                 warned: true,
+                retry: true,
+                bounce: Some("returned ".repeat(40)),
             };
             let e = st.essential();
             assert!(e.to_text().len() <= State::essential_len_bound(n), "{n}");
@@ -960,15 +981,28 @@ mod tests {
                 option::of(value()),
                 vec(rcpt, 0..4),
                 any::<bool>(),
+                any::<bool>(),
+                option::of(value()),
             )
                 .prop_map(
-                    |(attempts, last_attempt, next_attempt, reason, recipients, warned)| State {
+                    |(
                         attempts,
                         last_attempt,
                         next_attempt,
                         reason,
                         recipients,
                         warned,
+                        retry,
+                        bounce,
+                    )| State {
+                        attempts,
+                        last_attempt,
+                        next_attempt,
+                        reason,
+                        recipients,
+                        warned,
+                        retry,
+                        bounce,
                     },
                 )
         }
@@ -996,6 +1030,8 @@ mod tests {
                     "next-attempt",
                     "reason",
                     "warned",
+                    "retry",
+                    "bounce",
                     "x",
                 ][..],
             );

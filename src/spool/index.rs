@@ -815,7 +815,7 @@ mod tests {
     fn domain_lookup_exact_and_subdomains_and_rebuild() {
         let dir = std::env::temp_dir().join(format!("rsendmail-index-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let spool = Spool::new(&dir, true);
+        let spool = Spool::own(&dir);
         spool.prepare().unwrap();
         let a = submit(&spool, &["x@example.org"]);
         let b = submit(&spool, &["y@mail.example.org", "z@other.net"]);

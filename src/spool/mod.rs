@@ -14,6 +14,8 @@
 //!   index/        the fast-flush indexes (see index.rs); never the truth
 //!   slots/<n>     lock files of background deliveries, as many as
 //!                 `O MaxBackgroundDeliveries=` (made and locked by the deliverer's runner)
+//!   hold/         held entries (`qf<ID>`, `sf<ID>`), moved aside by `rsendmail-admin hold`:
+//!                 no run lists it ([`Spool::held`])
 //! ```
 //! docs/ARCHITECTURE.md, "The spool", describes all of it in one place.
 //! `ID` is 14 characters like sendmail's (`6AM5eIkR004034`): year, month, day, hour,
@@ -84,6 +86,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// How old a leftover temporary file must be before a queue run removes it.
 pub const GRACE: i64 = 3600;
 
+/// The sub-directory of held entries ([`Spool::held`]).
+pub const HOLD: &str = "hold";
+
 const ID_CHARS: &[u8; 60] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx";
 
 static COUNTER: AtomicU32 = AtomicU32::new(u32::MAX);
@@ -149,6 +154,30 @@ pub struct Spool {
     /// Which destination domains get a per-domain list in the index (Postfix's
     /// `fast_flush_domains`; `O FastFlushDomains=`).
     pub fast_flush: FastFlush,
+    /// Where the spool's path was named: whether a missing spool may be made, and what
+    /// the message says when it may not ([`Spool::check_present`]).
+    pub named: Named,
+}
+
+/// Where a spool's path came from. Only the caller's own built-in default is made on
+/// demand; every other spool is made by the install (the Debian package, or the
+/// documented steps) or by `rsendmail-admin init`, so that a mistyped path is an error
+/// rather than a new tree no queue runner looks at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Named {
+    /// The built-in per-user default (`$XDG_STATE_HOME/rsendmail/spool`: no system
+    /// configuration, no `SPOOLDIR`, neither root nor set-id). Made with its parents,
+    /// mode 0700, on first use: the one-command start without root or configuration.
+    /// Nothing there is shared, and nobody typed the path, so there is no typo to catch.
+    OwnDefault,
+    /// The system's built-in default (`/var/spool/rsendmail`: root or set-id, no
+    /// `SPOOLDIR`).
+    SystemDefault,
+    /// `-oQ` or `-O QueueDirectory=` on the command line.
+    CommandLine,
+    /// A line of a configuration file: `at` is `FILE: line N`, `keyword` is `SPOOLDIR`
+    /// or `O QueueDirectory`.
+    Config { at: String, keyword: String },
 }
 
 /// Which domains are eligible for a per-domain list of queued mail (after Postfix's
@@ -385,12 +414,65 @@ pub fn replace_safely(tmp: &Path, path: &Path, bytes: &[u8], mode: u32) -> io::R
 }
 
 impl Spool {
-    pub fn new(dir: impl Into<PathBuf>, private: bool) -> Spool {
+    /// A spool at `dir` whose path was named as `named` says.
+    pub fn new(dir: impl Into<PathBuf>, private: bool, named: Named) -> Spool {
         Spool {
             dir: dir.into(),
             private,
             fast_flush: FastFlush::All,
+            named,
         }
+    }
+
+    /// The caller's own spool at `dir` (private, made on demand: [`Named::OwnDefault`]).
+    pub fn own(dir: impl Into<PathBuf>) -> Spool {
+        Spool::new(dir, true, Named::OwnDefault)
+    }
+
+    /// Refuse a spool that is not there (EX_CONFIG, 78), unless it is the caller's own
+    /// built-in default ([`Named::OwnDefault`]), which [`Spool::prepare`] makes. Nothing
+    /// is created here. As sendmail refuses a missing `QueueDirectory`
+    /// (compat-tests/cases/queuedir-missing, queuedir-missing-parent: `can not
+    /// chdir(DIR/): No such file or directory`, exit 78, which is the message for
+    /// `-oQ`); a path from a configuration file is named by its file and line, and says
+    /// whether its parent is missing too (a typo) or only the spool (not made yet).
+    /// Other errors (a directory the caller may not search) are left to the steps that
+    /// use the spool, which say why.
+    pub fn check_present(&self) -> Result<(), Fatal> {
+        if self.named == Named::OwnDefault {
+            return Ok(());
+        }
+        match fs::metadata(&self.dir) {
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ENOTDIR) => {}
+            _ => return Ok(()),
+        }
+        let dir = self.dir.display().to_string();
+        let parent = self
+            .dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty() && fs::metadata(p).is_err());
+        let made_by = "nothing was created: the spool is made by the install, or by \
+                       \"rsendmail-admin init\" as root";
+        let message = match (&self.named, parent) {
+            (Named::Config { at, keyword }, Some(p)) => format!(
+                "{at}: {keyword} {dir}: no such directory, nor its parent {} (a typo? \
+                 nothing was created)",
+                p.display()
+            ),
+            (Named::Config { at, keyword }, None) => {
+                format!("{at}: {keyword} {dir}: no such directory ({made_by})")
+            }
+            (Named::SystemDefault, _) => {
+                format!("the queue directory {dir} does not exist ({made_by})")
+            }
+            _ => format!(
+                "can not chdir({}/): No such file or directory",
+                dir.trim_end_matches('/')
+            ),
+        };
+        Err(Fatal::new(Sysexit::Config, message))
     }
 
     /// The mode of the spool's files: 0600 in a private (per-user) spool, 0660 (the
@@ -411,8 +493,25 @@ impl Spool {
         self.dir.join(format!("sf{id}"))
     }
 
-    /// Make sure the spool and its sub-directories exist (creating them when we may).
+    /// The held entries (`rsendmail-admin hold`): `SPOOLDIR/hold/`, laid out as the
+    /// spool itself (`qf<ID>`, `sf<ID>`). No run lists it, and every delivery opens an
+    /// entry by its path in the spool, so no selection (`-q`, `-qR/-qS/-qI`, the
+    /// periodic runner, ETRN, the wake-up endpoint, `waiting/`) can take a held entry.
+    pub fn held(&self) -> Spool {
+        Spool {
+            dir: self.dir.join(HOLD),
+            private: self.private,
+            fast_flush: self.fast_flush.clone(),
+            named: self.named.clone(),
+        }
+    }
+
+    /// Make sure the spool and its sub-directories exist. The spool itself is made only
+    /// when it is the caller's own built-in default (else a missing one is refused, see
+    /// [`Spool::check_present`]); its sub-directories (`tmp`, `index`, `corrupt`: one an
+    /// older version did not make, or one removed by hand) are made when missing.
     pub fn prepare(&self) -> Result<(), Fatal> {
+        self.check_present()?;
         let dir_mode = if self.private { 0o700 } else { 0o2770 };
         if !self.dir.is_dir() {
             let mut b = fs::DirBuilder::new();
@@ -482,7 +581,7 @@ impl Spool {
     /// What is wrong with the spool's sub-directories, without changing anything (for
     /// `mailq`'s problem lines).
     pub fn subdir_problems(&self) -> Vec<String> {
-        ["tmp", "index", "corrupt", "slots", "waiting"]
+        ["tmp", "index", "corrupt", "slots", "waiting", HOLD]
             .iter()
             .filter_map(|sub| match open_dir(&self.dir.join(sub)) {
                 Err(e) if is_unsafe(&e) => Some(e.to_string()),
@@ -772,9 +871,12 @@ impl Spool {
             for ent in rd.flatten() {
                 let name = ent.file_name();
                 let Some(name) = name.to_str() else { continue };
+                // A held entry's state may be left here by a hold or release cut
+                // short between its two renames (`rsendmail-admin`): not an orphan.
                 if let Some(id) = name.strip_prefix("sf")
                     && valid_id(id)
                     && !self.qf_path(id).exists()
+                    && !self.held().qf_path(id).exists()
                 {
                     let p = ent.path();
                     if fs::remove_file(&p).is_ok() {
@@ -1347,7 +1449,7 @@ impl ScratchSpool {
         let dir =
             std::env::temp_dir().join(format!("rsendmail-unit-{what}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let spool = Spool::new(dir, true);
+        let spool = Spool::own(dir);
         spool.prepare().expect("a scratch spool");
         ScratchSpool { spool }
     }
@@ -1404,7 +1506,7 @@ mod tests {
     #[test]
     fn commit_lock_state_remove() {
         let dir = tempdir("commit");
-        let spool = Spool::new(&dir, true);
+        let spool = Spool::own(&dir);
         spool.prepare().unwrap();
         let mut ne = spool.begin(crate::clock::now()).unwrap();
         let id = ne.id.clone();
@@ -1575,7 +1677,7 @@ mod tests {
     #[test]
     fn dropped_entry_leaves_nothing() {
         let dir = tempdir("drop");
-        let spool = Spool::new(&dir, true);
+        let spool = Spool::own(&dir);
         spool.prepare().unwrap();
         let ne = spool.begin(crate::clock::now()).unwrap();
         let tmp = ne.tmp_path().to_path_buf();
@@ -1589,7 +1691,7 @@ mod tests {
     #[test]
     fn symlinks_and_hard_links_refused() {
         let dir = tempdir("links");
-        let spool = Spool::new(&dir, true);
+        let spool = Spool::own(&dir);
         spool.prepare().unwrap();
         let target = dir.join("elsewhere");
         fs::write(&target, env("6AM5eIkR004034").to_text()).unwrap();
@@ -1644,7 +1746,7 @@ mod tests {
         let dir = tempdir("subdir");
         let outside = tempdir("subdir-outside");
         fs::create_dir_all(&outside).unwrap();
-        let spool = Spool::new(&dir, true);
+        let spool = Spool::own(&dir);
         spool.prepare().unwrap();
         fs::remove_dir(dir.join("tmp")).unwrap();
         std::os::unix::fs::symlink(&outside, dir.join("tmp")).unwrap();
@@ -1671,7 +1773,7 @@ mod tests {
     #[test]
     fn leftovers_cleaned_after_grace() {
         let dir = tempdir("clean");
-        let spool = Spool::new(&dir, true);
+        let spool = Spool::own(&dir);
         spool.prepare().unwrap();
         let stale = spool.tmp_dir().join("tf6AM5eIkR004034");
         fs::write(&stale, "partial").unwrap();
@@ -1755,7 +1857,7 @@ mod tests {
     #[test]
     fn corrupt_moved_aside() {
         let dir = tempdir("corrupt");
-        let spool = Spool::new(&dir, true);
+        let spool = Spool::own(&dir);
         spool.prepare().unwrap();
         fs::write(spool.qf_path("6AM5eIkR004034"), "garbage\n\n").unwrap();
         assert!(matches!(

@@ -59,6 +59,7 @@
 
 mod auth;
 mod ehlo;
+mod probe;
 mod reply;
 mod tls;
 mod transaction;
@@ -74,6 +75,8 @@ pub use wire::{Stream, Timeouts};
 // names none of them today.
 #[allow(unused_imports)]
 pub use auth::{base64, cram_md5, unbase64};
+#[allow(unused_imports)]
+pub use probe::Probe;
 #[allow(unused_imports)]
 pub use transaction::{Stored, xtext};
 
@@ -193,6 +196,11 @@ enum Used {
 pub struct OpenFailure {
     pub reply: Reply,
     pub closing: Option<String>,
+    /// The step that failed once connected: [`State::Greeting`], [`State::EhloReply`],
+    /// [`State::StartTlsReply`] (STARTTLS, or the handshake of either TLS mode) or
+    /// [`State::AuthReply`]; `None` when no connection was made (or before one was
+    /// tried).
+    pub phase: Option<State>,
 }
 
 impl From<Reply> for OpenFailure {
@@ -200,6 +208,7 @@ impl From<Reply> for OpenFailure {
         OpenFailure {
             reply,
             closing: None,
+            phase: None,
         }
     }
 }
@@ -271,11 +280,12 @@ impl Session {
                     };
                     match s.greet(helo_name, tls, creds, out) {
                         Ok(()) => return Ok(s),
-                        Err(reply) => {
+                        Err((phase, reply)) => {
                             s.abandon(out);
                             return Err(OpenFailure {
                                 reply,
                                 closing: Some(format!("Closing connection to [{}]", addr.ip())),
+                                phase: Some(phase),
                             });
                         }
                     }
@@ -311,30 +321,53 @@ impl Session {
     }
 
     /// Greeting, EHLO, STARTTLS when the policy asks for it, AUTH when given credentials.
+    /// `Err` names the step that failed (see [`OpenFailure::phase`]).
     fn greet(
         &mut self,
         helo_name: &str,
         tls: &TlsPolicy,
         creds: Option<&Credentials>,
         out: &mut Transcript<'_>,
-    ) -> Result<(), Reply> {
+    ) -> Result<(), (State, Reply)> {
+        let at = |phase: State| move |r: Reply| (phase, r);
         if tls.mode == TlsMode::Implicit {
-            self.handshake(tls)?;
+            self.handshake(tls).map_err(at(State::StartTlsReply))?;
         }
         self.state = State::Greeting;
-        let g = self.read_expect(self.timeouts.initial, out, Expect::Ready, "the greeting")?;
+        let g = self
+            .read_expect(self.timeouts.initial, out, Expect::Ready, "the greeting")
+            .map_err(at(State::Greeting))?;
         if g.code != 220 {
-            return Err(g);
+            return Err((State::Greeting, g));
         }
-        self.ehlo(helo_name, out)?;
+        self.ehlo(helo_name, out).map_err(at(State::EhloReply))?;
         if !self.tls && matches!(tls.mode, TlsMode::StartTls | TlsMode::Opportunistic) {
-            self.starttls(helo_name, tls, out)?;
+            self.starttls(helo_name, tls, out)
+                .map_err(at(State::StartTlsReply))?;
         }
         if let Some(c) = creds {
-            self.authenticate(c, tls, out)?;
+            self.authenticate(c, tls, out)
+                .map_err(at(State::AuthReply))?;
         }
         self.state = State::Ready;
         Ok(())
+    }
+
+    /// AUTH on a session opened without credentials, as [`Session::open`] would do it,
+    /// each reply waited for at most `wait` (or `Timeout.helo` when shorter):
+    /// `rsendmail-admin check` prints the steps before it, then bounds this one.
+    pub fn authenticate_within(
+        &mut self,
+        c: &Credentials,
+        tls: &TlsPolicy,
+        wait: std::time::Duration,
+        out: &mut Transcript<'_>,
+    ) -> Result<(), Reply> {
+        let helo = self.timeouts.helo;
+        self.timeouts.helo = helo.min(wait);
+        let r = self.authenticate(c, tls, out);
+        self.timeouts.helo = helo;
+        r
     }
 
     pub fn is_usable(&self) -> bool {

@@ -1,0 +1,386 @@
+//! `rsendmail-admin init [--group GROUP]`: make the system spool, or put it right.
+//!
+//! The one place that knows the spool's layout as an install leaves it (the Debian
+//! package's `postinst` runs this command; a source install's documented steps do too):
+//!
+//! ```text
+//! SPOOLDIR                 2770 root:GROUP   (the configuration's SPOOLDIR, or O QueueDirectory)
+//! SPOOLDIR/tmp, index, corrupt, slots, waiting
+//!                          2770 root:GROUP
+//! SPOOLDIR/wakeup          FIFO 0620 root:GROUP (the queue runner's wake-up endpoint)
+//! SPOOLDIR/qf*, sf*        0660, group GROUP  (entries already there keep their owner)
+//! ```
+//!
+//! GROUP is `--group`, else `rsendmail` (the group an installed, set-gid `rsendmail`
+//! writes the spool with). The spool itself is made only when its parent exists: a
+//! `SPOOLDIR` whose parent is missing is refused as it is everywhere else
+//! ([`crate::spool::Spool::check_present`]: EX_CONFIG, its file and line), and nothing is
+//! made. Idempotent: what is already right is left alone, and each change is one line
+//! on stdout (`made ...`, `repaired ...: was ...`); the last line says the spool is
+//! ready. Root only (EX_NOPERM, 77, otherwise).
+//!
+//! Nothing under the spool is followed: each sub-directory, the FIFO and each entry is
+//! opened with `O_NOFOLLOW` and changed through that descriptor (`fchown`, `fchmod`),
+//! so a symbolic link planted there (by a member of the spool's group) never gives
+//! another file root's owner or the group. What is not what the spool keeps at a
+//! sub-directory's or the FIFO's name is moved into `corrupt/`, as the programs that
+//! use the spool do; an entry with more than one link is left alone and told.
+
+use super::Context;
+use crate::config::{self, Config, Paths, io_text};
+use crate::exit::{Fatal, Sysexit};
+use crate::spool::{Named, Spool};
+use nix::sys::stat::{Mode, SFlag};
+use nix::unistd::{Gid, Uid};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// The group an install gives the spool when `--group` does not name one.
+pub const DEFAULT_GROUP: &str = "rsendmail";
+
+/// The spool's sub-directories, made by this command as the programs make them on first
+/// use (`Spool::prepare`, `deliver/background.rs`, `rsendmail-admin hold`).
+pub const SUBDIRS: [&str; 6] = [
+    "corrupt",
+    "tmp",
+    "index",
+    "slots",
+    "waiting",
+    crate::spool::HOLD,
+];
+
+/// The mode of the spool and its sub-directories (set-gid: what is made in them gets
+/// the spool's group).
+pub const DIR_MODE: u32 = 0o2770;
+
+/// The mode of an entry's files in the system spool (`Spool::file_mode`).
+pub const FILE_MODE: u32 = 0o660;
+
+/// Run the command; its exit status.
+pub fn init(ctx: &Context, group: Option<&str>) -> Sysexit {
+    match run(ctx, group) {
+        Ok(()) => Sysexit::Ok,
+        Err(f) => {
+            log::error!("init: {}", f.message);
+            crate::outln!("rsendmail-admin init: {}", f.message);
+            f.code
+        }
+    }
+}
+
+fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
+    if !crate::privs::is_root() {
+        return Err(Fatal::new(
+            Sysexit::NoPerm,
+            "only root may make or repair the spool",
+        ));
+    }
+    let (cfg_path, required) = match &ctx.config {
+        Some(p) => (p.clone(), true),
+        None => (config::system_config(), false),
+    };
+    let cfg = Config::load(&cfg_path, required, &Paths::system(), &[])?;
+    // Every mode below is set explicitly; nothing is made wider than asked.
+    nix::sys::stat::umask(Mode::from_bits_truncate(0o077));
+    let spool = system_spool(&cfg);
+    let group_name = group.unwrap_or(DEFAULT_GROUP);
+    let gid = match nix::unistd::Group::from_name(group_name) {
+        Ok(Some(g)) => g.gid,
+        Ok(None) => {
+            return Err(Fatal::new(
+                Sysexit::Config,
+                format!(
+                    "no group {group_name}: make it (groupadd --system {group_name}), or \
+                     name the spool's group with --group"
+                ),
+            ));
+        }
+        Err(e) => {
+            return Err(Fatal::new(
+                Sysexit::OsErr,
+                format!("cannot look up the group {group_name}: {e}"),
+            ));
+        }
+    };
+    let who = Owner {
+        uid: Uid::from_raw(0),
+        gid,
+        group: group_name.to_string(),
+    };
+    make_spool(&spool, &who)?;
+    for name in SUBDIRS {
+        // What is not a directory at a sub-directory's name (a symbolic link planted by
+        // a member of the group) is moved into `corrupt/`, never followed, and said;
+        // `corrupt` comes first, so it is a directory by then (one that is not is
+        // refused by `Spool::subdir`).
+        if name != "corrupt"
+            && let Ok(md) = fs::symlink_metadata(spool.dir.join(name))
+            && !md.is_dir()
+        {
+            let found = if md.file_type().is_symlink() {
+                "a symbolic link"
+            } else if md.is_file() {
+                "a regular file"
+            } else {
+                "not a directory"
+            };
+            move_aside(&spool, &spool.dir.join(name), found)?;
+        }
+        let made = fs::symlink_metadata(spool.dir.join(name)).is_err();
+        let path = spool.subdir(name)?;
+        if made {
+            crate::outln!("made {}", path.display());
+        }
+        let f = crate::spool::open_dir(&path).map_err(|e| cant("cannot open", &path, &e))?;
+        repair(&path, &f, &who, DIR_MODE, made)?;
+    }
+    wakeup(&spool, &who)?;
+    entries(&spool, &who)?;
+    crate::outln!(
+        "{}: ready ({:o} root:{})",
+        spool.dir.display(),
+        DIR_MODE,
+        who.group
+    );
+    log::info!(
+        "init: {} ready ({:o} root:{})",
+        spool.dir.display(),
+        DIR_MODE,
+        who.group
+    );
+    Ok(())
+}
+
+/// The spool a configuration names, as `app::setup` finds it for root (no command-line
+/// options here): `O QueueDirectory`, else `SPOOLDIR`, else the built-in
+/// `/var/spool/rsendmail`; named for the messages of [`Spool::check_present`].
+pub fn system_spool(cfg: &Config) -> Spool {
+    let (dir, named) = match &cfg.settings.queue_directory {
+        Some(q) => (
+            q.clone(),
+            Named::Config {
+                at: cfg
+                    .origin
+                    .get("QueueDirectory")
+                    .cloned()
+                    .unwrap_or_default(),
+                keyword: "O QueueDirectory".into(),
+            },
+        ),
+        None => (
+            cfg.spool_dir.clone(),
+            match cfg.origin.get("SPOOLDIR") {
+                Some(at) => Named::Config {
+                    at: at.clone(),
+                    keyword: "SPOOLDIR".into(),
+                },
+                None => Named::SystemDefault,
+            },
+        ),
+    };
+    Spool::new(dir, false, named)
+}
+
+/// Who the spool's directories and FIFO belong to.
+struct Owner {
+    uid: Uid,
+    gid: Gid,
+    group: String,
+}
+
+fn cant(what: &str, path: &Path, e: &io::Error) -> Fatal {
+    Fatal::io(e, format!("{what} {}: {}", path.display(), io_text(e)))
+}
+
+/// The spool directory itself: made (mode 0700 until its owner and group are set) when
+/// its parent exists; the configured path may be a symbolic link (to a spool on another
+/// file system), which is followed, as everywhere else.
+fn make_spool(spool: &Spool, who: &Owner) -> Result<(), Fatal> {
+    let dir = &spool.dir;
+    let mut made = false;
+    match fs::metadata(dir) {
+        Ok(md) if md.is_dir() => {}
+        Ok(_) => {
+            return Err(Fatal::new(
+                Sysexit::Config,
+                format!("{} is there but is not a directory", dir.display()),
+            ));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let parent_there = dir
+                .parent()
+                .is_some_and(|p| p.as_os_str().is_empty() || fs::metadata(p).is_ok());
+            if !parent_there {
+                // The typo rule: refused, with the keyword's file and line.
+                spool.check_present()?;
+            }
+            let mut b = fs::DirBuilder::new();
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+            b.create(dir).map_err(|e| cant("cannot create", dir, &e))?;
+            crate::outln!("made {}", dir.display());
+            made = true;
+        }
+        Err(e) => return Err(cant("cannot use", dir, &e)),
+    }
+    let f = File::open(dir).map_err(|e| cant("cannot open", dir, &e))?;
+    repair(dir, &f, who, DIR_MODE, made)
+}
+
+/// Give the open file `f` (at `path`) the owner, group and mode wanted, telling what it
+/// was when that changes. Owner and group first: `fchown` clears the set-gid bit.
+fn repair(path: &Path, f: &File, who: &Owner, mode: u32, made: bool) -> Result<(), Fatal> {
+    let md = f.metadata().map_err(|e| cant("cannot stat", path, &e))?;
+    let was = (md.uid(), md.gid(), md.mode() & 0o7777);
+    if was == (who.uid.as_raw(), who.gid.as_raw(), mode) {
+        return Ok(());
+    }
+    nix::unistd::fchown(f.as_fd(), Some(who.uid), Some(who.gid))
+        .map_err(|e| cant("cannot change the owner of", path, &io::Error::from(e)))?;
+    nix::sys::stat::fchmod(f.as_fd(), Mode::from_bits_truncate(mode))
+        .map_err(|e| cant("cannot change the mode of", path, &io::Error::from(e)))?;
+    if !made {
+        crate::outln!(
+            "repaired {}: {:o} root:{} (was {:o} {}:{})",
+            path.display(),
+            mode,
+            who.group,
+            was.2,
+            user_name(was.0),
+            group_name(was.1)
+        );
+    }
+    Ok(())
+}
+
+fn user_name(uid: u32) -> String {
+    match nix::unistd::User::from_uid(Uid::from_raw(uid)) {
+        Ok(Some(u)) => u.name,
+        _ => uid.to_string(),
+    }
+}
+
+fn group_name(gid: u32) -> String {
+    match nix::unistd::Group::from_gid(Gid::from_raw(gid)) {
+        Ok(Some(g)) => g.name,
+        _ => gid.to_string(),
+    }
+}
+
+/// Move what is at `path` into `corrupt/`, as the spool's users do with what is not
+/// theirs (`Spool::subdir`, the runner's `Listener::open`).
+fn move_aside(spool: &Spool, path: &Path, found: &str) -> Result<(), Fatal> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let aside = spool.dir.join("corrupt").join(format!(
+        "{name}.{}.{}",
+        crate::clock::now(),
+        std::process::id()
+    ));
+    fs::rename(path, &aside).map_err(|e| cant("cannot move aside", path, &e))?;
+    crate::outln!("moved {} ({found}) to {}", path.display(), aside.display());
+    Ok(())
+}
+
+/// The wake-up FIFO: made when missing (as the queue runner makes it), repaired when it
+/// is there; anything else at its name is moved aside.
+fn wakeup(spool: &Spool, who: &Owner) -> Result<(), Fatal> {
+    let path = crate::spool::wake::path(&spool.dir);
+    let mode = crate::spool::wake::MODE;
+    let mut made = true;
+    match fs::symlink_metadata(&path) {
+        Ok(md) if md.file_type().is_fifo() => made = false,
+        Ok(md) => {
+            let found = if md.file_type().is_symlink() {
+                "a symbolic link"
+            } else if md.is_dir() {
+                "a directory"
+            } else if md.is_file() {
+                "a regular file"
+            } else {
+                "not a FIFO"
+            };
+            move_aside(spool, &path, found)?;
+            make_fifo(&path, mode)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => make_fifo(&path, mode)?,
+        Err(e) => return Err(cant("cannot use", &path, &e)),
+    }
+    // Read and write, without blocking: opening a FIFO so never waits for a peer.
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|e| cant("cannot open", &path, &e))?;
+    let md = f.metadata().map_err(|e| cant("cannot stat", &path, &e))?;
+    if !md.file_type().is_fifo() {
+        return Err(Fatal::new(
+            Sysexit::TempFail,
+            format!("{} changed under us: not a FIFO", path.display()),
+        ));
+    }
+    repair(&path, &f, who, mode, made)
+}
+
+fn make_fifo(path: &Path, mode: u32) -> Result<(), Fatal> {
+    nix::sys::stat::mknod(path, SFlag::S_IFIFO, Mode::from_bits_truncate(mode), 0)
+        .map_err(|e| cant("cannot make", path, &io::Error::from(e)))?;
+    crate::outln!("made {}", path.display());
+    Ok(())
+}
+
+/// The entries already in the spool (`qf*`, `sf*`: an upgrade, a spool restored by hand):
+/// the spool's group and mode 0660, their owner kept. Only regular files with one link
+/// are changed.
+fn entries(spool: &Spool, who: &Owner) -> Result<(), Fatal> {
+    let list = fs::read_dir(&spool.dir).map_err(|e| cant("cannot read", &spool.dir, &e))?;
+    let mut linked: Vec<PathBuf> = Vec::new();
+    for ent in list.flatten() {
+        let name = ent.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with("qf") || name.starts_with("sf")) {
+            continue;
+        }
+        let path = ent.path();
+        let f = match crate::spool::open_safely(
+            &path,
+            OpenOptions::new().read(true),
+            crate::spool::Kind::File,
+        ) {
+            Ok(f) => f,
+            Err(e) if crate::spool::is_unsafe(&e) => {
+                linked.push(path);
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let Ok(md) = f.metadata() else { continue };
+        if md.gid() == who.gid.as_raw() && md.mode() & 0o7777 == FILE_MODE {
+            continue;
+        }
+        nix::unistd::fchown(f.as_fd(), None, Some(who.gid))
+            .map_err(|e| cant("cannot change the group of", &path, &io::Error::from(e)))?;
+        nix::sys::stat::fchmod(f.as_fd(), Mode::from_bits_truncate(FILE_MODE))
+            .map_err(|e| cant("cannot change the mode of", &path, &io::Error::from(e)))?;
+        crate::outln!(
+            "repaired {}: {:o} group {} (was {:o} group {})",
+            path.display(),
+            FILE_MODE,
+            who.group,
+            md.mode() & 0o7777,
+            group_name(md.gid())
+        );
+    }
+    for p in linked {
+        crate::outln!(
+            "left {} as it is: not a regular file with one link",
+            p.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! `rsendmail-admin`'s work (the program's command line is in
+//! `src/bin/rsendmail-admin.rs`): [`queue`] (list, show, delete, hold, release, retry,
+//! bounce), [`check`] (can this host send mail?), [`show_config`] (the effective
+//! configuration) and [`init`] (create the spool).
+
+pub mod check;
+pub mod init;
+pub mod queue;
+pub mod show_config;
+
+use std::path::PathBuf;
+
+/// What every subcommand is given: the global options.
+pub struct Context {
+    /// `-C FILE`: a configuration file instead of the system one.
+    pub config: Option<PathBuf>,
+}
+
+/// The deliverer's command: `rsendmail-deliver` (beside this program,
+/// [`crate::app::deliver_path`]) with the log's inherited arguments, `prefix` (its
+/// internal arguments, e.g. `--entry ID --queued --`, `--check --`), then the sendmail
+/// argv that reads the configuration `ctx` names (`rsendmail [-C FILE]`). Its
+/// environment is scrubbed as `rsendmail`'s own exec of the deliverer scrubs it
+/// ([`crate::privs::deliverer_env`]): a set-id program passes none but `PATH`, so no
+/// variable of the caller (`SSL_CERT_FILE`, `OPENSSL_CONF`, `RES_OPTIONS`, ...) reaches
+/// a process that holds the spool group and reads `auth.conf`.
+pub fn deliverer(ctx: &Context, prefix: &[&str]) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(crate::app::deliver_path());
+    cmd.arg0("rsendmail-deliver")
+        .args(crate::log::inherited_args())
+        .args(prefix)
+        .arg("rsendmail");
+    if let Some(c) = &ctx.config {
+        cmd.arg("-C").arg(c);
+    }
+    crate::privs::deliverer_env(&mut cmd);
+    cmd
+}
+
+/// `config`'s refusal of a spool that is not there, before anything is printed: the
+/// configuration `ctx` names with those of `config`'s own `-oQ`/`-O QueueDirectory=`
+/// that name the queue directory, set up as `rsendmail` sets it up, then
+/// [`crate::spool::Spool::check_present`] (EX_CONFIG with the keyword's file and line, as
+/// every entry point refuses it). Errors: the setup's, or the missing spool's.
+pub fn spool_present(
+    ctx: &Context,
+    options_given: &[String],
+    letters: &[String],
+) -> Result<(), crate::exit::Fatal> {
+    // Only the options that may name the queue directory: the others are `config`'s
+    // own to read (and to say what is wrong with), once.
+    let mut argv = show_config::config_argv(ctx);
+    argv.extend(
+        letters
+            .iter()
+            .filter(|l| l.starts_with('Q'))
+            .map(|l| format!("-o{l}").into()),
+    );
+    for o in options_given {
+        let name = o.split('=').next().unwrap_or("").trim();
+        if name.len() >= 2 && "queuedirectory".starts_with(&name.to_ascii_lowercase()) {
+            argv.push("-O".into());
+            argv.push(o.into());
+        }
+    }
+    crate::app::setup(argv)?.spool.check_present()
+}
+
+/// The note a non-root caller gets when her `-C` made the program give up its
+/// set-group-id privilege (the spool's group, [`crate::app::Setup::dropped_group`]): what
+/// she sees next (a spool she may not read, entries not found) comes from that.
+pub const DROPPED_GROUP_NOTE: &str = "-C gave up the set-group-id privilege of \
+    rsendmail-admin (the spool's group), so only what this user may reach herself is \
+    seen; leave -C out (the system configuration is read), or run as root";

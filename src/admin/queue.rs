@@ -1,0 +1,1008 @@
+//! `rsendmail-admin list | show | delete | hold | release | retry | bounce`: the queue
+//! administration (man/rsendmail-admin.8).
+//!
+//! Rights: root, the spool directory's owner and the members of its group (the caller's
+//! real group or a supplementary one: [`app::may_see_queue`]) may act on any entry; any
+//! other user only on the entries she submitted (the envelope's `user` line, the uid
+//! `mailq` knows). A refusal names the ID and exits 77 (EX_NOPERM); an ID that names no
+//! entry exits 66 (EX_NOINPUT: the queue file it names does not exist); the other IDs of
+//! the command line are still processed, and the exit status is the first failure's.
+//!
+//! Every change is made under the entry's delivery lock, taken as queue runs take it (an
+//! exclusive `flock` on `qf<ID>`, then the path checked to still name the file): a
+//! delivery running on the entry is never disturbed mid-transaction. A locked entry is
+//! waited for up to [`LOCK_WAIT`]; still locked then, it is left as it is, said, and the
+//! exit status is 75 (EX_TEMPFAIL: try again), as `postsuper` leaves a message its queue
+//! manager holds.
+//!
+//! Holding moves `qf<ID>` and `sf<ID>` into `SPOOLDIR/hold/` ([`Spool::held`]), as
+//! Postfix's hold queue and sendmail's `hf` files do: no selection code can take a held
+//! entry by mistake, as every run opens entries by their path in the spool. `mailq`
+//! lists a held entry with sendmail's quarantine line (`     QUARANTINE: held`, recorded:
+//! compat-tests/differences/bp-quarantined). Both moves rename the queue file first when
+//! holding and last when releasing, so a crash between the two renames leaves the state
+//! file in the spool beside a held queue file, never an entry without its state; queue
+//! runs keep such a state file ([`Spool::clean_leftovers`]) and `release` takes it back.
+//!
+//! Every action is logged (syslog or MAILLOG, as the rest logs): who (login and uid),
+//! what, and which ID.
+
+#![deny(clippy::string_slice, clippy::indexing_slicing)]
+
+use super::Context;
+use crate::app::{self, Setup};
+use crate::exit::{Fatal, Sysexit};
+use crate::spool::{self, ReadError, Spool, index, wake};
+use std::fs::{self, File};
+use std::io::Write as _;
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+/// How long a command waits for the lock of an entry being delivered.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// The reason a report gives when `bounce` is given none.
+pub const DEFAULT_REASON: &str = "message returned by the administrator";
+
+/// The longest `--reason` kept, in characters.
+pub const REASON_MAX: usize = 200;
+
+/// A queue ID as given on the command line: the 14 characters of an ID, also as `mailq`
+/// shows it (followed by one of its marks `*`, `-`, `!`) or as a queue file's name
+/// (`qf<ID>`). Errors: a text naming what is wrong (printable, whatever was given).
+pub fn parse_id(arg: &str) -> Result<String, String> {
+    let mut s = arg;
+    if s.chars().count() == 15
+        && let Some(t) = s.strip_suffix(['*', '-', '!'])
+    {
+        s = t;
+    }
+    if s.chars().count() == 16
+        && let Some(t) = s.strip_prefix("qf")
+    {
+        s = t;
+    }
+    if spool::valid_id(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{}: not a queue ID (14 letters and digits, as mailq lists them)",
+            crate::text::printable(arg)
+        ))
+    }
+}
+
+/// `--reason TEXT` as a report and the log may carry it: on one line (control
+/// characters as `?`), blanks around it removed, at most [`REASON_MAX`] characters;
+/// [`DEFAULT_REASON`] when nothing is left.
+pub fn reason_text(given: Option<&str>) -> String {
+    let t: String = crate::text::printable(given.unwrap_or(""))
+        .trim()
+        .chars()
+        .take(REASON_MAX)
+        .collect();
+    let t = t.trim_end().to_string();
+    if t.is_empty() {
+        DEFAULT_REASON.to_string()
+    } else {
+        t
+    }
+}
+
+/// Who runs the command.
+struct Caller {
+    uid: u32,
+    login: String,
+    /// Root, the spool's owner or a member of its group: any entry.
+    any: bool,
+}
+
+impl Caller {
+    fn new(spool: &Spool) -> Caller {
+        let uid = nix::unistd::getuid();
+        let login = nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_else(|| uid.to_string());
+        Caller {
+            uid: uid.as_raw(),
+            login,
+            any: app::may_see_queue(spool),
+        }
+    }
+
+    fn may_act_on(&self, owner: Option<u32>) -> bool {
+        self.any || owner == Some(self.uid)
+    }
+}
+
+/// Set up as `rsendmail` does for the same `-C`: the configuration, the spool, the log;
+/// a set-gid program called by someone other than root with `-C` gives up its group
+/// first (`app::setup`, `privs::drop_group`); no environment variable chooses a file.
+fn setup(ctx: &Context) -> Result<Setup, Fatal> {
+    let mut args: Vec<std::ffi::OsString> = vec!["rsendmail".into()];
+    if let Some(c) = &ctx.config {
+        args.push("-C".into());
+        args.push(c.clone().into_os_string());
+    }
+    app::setup(args)
+}
+
+/// Where an entry is: queued (`false`) or held (`true`); None when neither.
+fn locate(spool: &Spool, id: &str) -> Option<(Spool, bool)> {
+    if fs::symlink_metadata(spool.qf_path(id)).is_ok() {
+        return Some((spool.clone(), false));
+    }
+    let held = spool.held();
+    if fs::symlink_metadata(held.qf_path(id)).is_ok() {
+        return Some((held, true));
+    }
+    None
+}
+
+/// What happened to one ID.
+type Done = Result<(), Sysexit>;
+
+/// Say a failure for an ID (stderr, and the log) and give its status.
+fn fail(code: Sysexit, msg: String) -> Sysexit {
+    crate::errln!("rsendmail-admin: {msg}");
+    // Logged too, unless the log is this process's stderr (said just now).
+    if !crate::log::to_stderr() {
+        log::warn!("{msg}");
+    }
+    code
+}
+
+/// The entry's lock, as a queue run takes it, waiting up to [`LOCK_WAIT`] while a
+/// delivery holds it. `Ok(None)`: the entry went away meanwhile (delivered, deleted).
+fn lock(sp: &Spool, id: &str) -> Result<Option<File>, Sysexit> {
+    let until = Instant::now() + LOCK_WAIT;
+    loop {
+        let f = match sp.open_entry(id) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(fail(
+                    Sysexit::from_io(&e),
+                    format!(
+                        "{id}: cannot open its queue file: {}",
+                        crate::config::io_text(&e)
+                    ),
+                ));
+            }
+        };
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                if Instant::now() >= until {
+                    return Err(fail(
+                        Sysexit::TempFail,
+                        format!(
+                            "{id}: being delivered (its lock was held for {} s); left as it is, try again",
+                            LOCK_WAIT.as_secs()
+                        ),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(fail(
+                    Sysexit::from_io(&e),
+                    format!(
+                        "{id}: cannot lock its queue file: {}",
+                        crate::config::io_text(&e)
+                    ),
+                ));
+            }
+        }
+        let held = f.metadata().map_err(|e| {
+            fail(
+                Sysexit::IoErr,
+                format!("{id}: {}", crate::config::io_text(&e)),
+            )
+        })?;
+        match fs::symlink_metadata(sp.qf_path(id)) {
+            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() && held.nlink() > 0 => {
+                return Ok(Some(f));
+            }
+            // Finished, or moved, while we waited: look again where it is now.
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// What an entry's queue file is when it is not a regular file (a symbolic link planted
+/// in its place, a directory, a FIFO...): `Some(kind)`, said without following it.
+fn odd_file(sp: &Spool, id: &str) -> Option<&'static str> {
+    let ft = fs::symlink_metadata(sp.qf_path(id)).ok()?.file_type();
+    if ft.is_file() {
+        None
+    } else if ft.is_symlink() {
+        Some("a symbolic link")
+    } else if ft.is_dir() {
+        Some("a directory")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// The checks every action makes: the entry exists (queued or held), the caller may act
+/// on it, its queue file is a regular file (else 65, EX_DATAERR: only `delete` takes
+/// such an entry, [`find_any`]).
+fn find(spool: &Spool, who: &Caller, id: &str) -> Result<(Spool, bool), Sysexit> {
+    let (sp, held) = find_any(spool, who, id)?;
+    if let Some(kind) = odd_file(&sp, id) {
+        return Err(fail(
+            Sysexit::DataErr,
+            format!(
+                "{id}: its queue file {} is {kind}, not a queue entry: refused, nothing \
+                 followed (\"rsendmail-admin delete {id}\" removes it)",
+                sp.qf_path(id).display()
+            ),
+        ));
+    }
+    Ok((sp, held))
+}
+
+/// [`find`] without the check of the queue file's kind. The owner of an entry whose
+/// queue file cannot be read is unknown: only root and the spool's group may act on it,
+/// which a refusal says (77) rather than a bare "permission denied".
+fn find_any(spool: &Spool, who: &Caller, id: &str) -> Result<(Spool, bool), Sysexit> {
+    let Some((sp, held)) = locate(spool, id) else {
+        return Err(fail(
+            Sysexit::NoInput,
+            format!("{id}: no such entry in the queue {}", spool.dir.display()),
+        ));
+    };
+    if who.any {
+        return Ok((sp, held));
+    }
+    let denied = |e: &ReadError| matches!(e, ReadError::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied);
+    match sp.read_entry(id) {
+        Ok(e) if who.may_act_on(Some(e.envelope.uid)) => Ok((sp, held)),
+        // Another user's entry, which this one may not even read.
+        Err(e) if denied(&e) => Err(fail(
+            Sysexit::NoPerm,
+            format!(
+                "{id}: permission denied: {} may act only on the entries {} submitted",
+                who.login, who.login
+            ),
+        )),
+        Ok(_) => Err(fail(
+            Sysexit::NoPerm,
+            format!(
+                "{id}: permission denied: {} may act only on the entries {} submitted",
+                who.login, who.login
+            ),
+        )),
+        Err(e) => Err(fail(
+            Sysexit::NoPerm,
+            format!(
+                "{id}: its queue file cannot be read ({e}), so whose entry it is is \
+                 unknown: only root or the spool's group may act on it"
+            ),
+        )),
+    }
+}
+
+fn logged(who: &Caller, id: &str, what: &str) {
+    log::info!("{id}: {what} by {} (uid {})", who.login, who.uid);
+}
+
+/// Run `each` over `ids`; the first failure's status, or 0.
+fn over(ids: &[String], mut each: impl FnMut(&str) -> Done) -> Sysexit {
+    let mut status = Sysexit::Ok;
+    for arg in ids {
+        let r = match parse_id(arg) {
+            Ok(id) => each(&id),
+            Err(e) => Err(fail(Sysexit::Usage, e)),
+        };
+        if let Err(code) = r
+            && status == Sysexit::Ok
+        {
+            status = code;
+        }
+    }
+    status
+}
+
+/// Run a command: set up, then `body`; a fatal error is printed once.
+fn run(ctx: &Context, body: impl FnOnce(&Setup, &Caller) -> Result<Sysexit, Fatal>) -> Sysexit {
+    // A spool that is not there is refused as every entry point refuses it (78, the
+    // configuration's file and line, a missing parent called a typo): never "empty", never
+    // "no such entry".
+    // Errors go to stderr: stdout carries the listing (`list --json` stays JSON).
+    let s = match setup(ctx).and_then(|s| s.spool.check_present().map(|()| s)) {
+        Ok(s) => s,
+        Err(f) => return app::report(&on_stderr(f)),
+    };
+    if s.dropped_group {
+        crate::errln!("rsendmail-admin: note: {}", super::DROPPED_GROUP_NOTE);
+    }
+    let who = Caller::new(&s.spool);
+    match body(&s, &who) {
+        Ok(code) => code,
+        Err(f) => app::report(&on_stderr(f)),
+    }
+}
+
+/// A fatal error as this program prints it: on stderr.
+fn on_stderr(mut f: Fatal) -> Fatal {
+    f.to_stderr = true;
+    f
+}
+
+/// `list [--json]`: the `mailq` listing (held entries included, marked).
+pub fn list(ctx: &Context, json: bool) -> Sysexit {
+    run(ctx, |s, _| {
+        if s.settings.privacy("restrictmailq") && !app::may_see_queue(&s.spool) {
+            crate::outln!("You are not permitted to see the queue");
+            return Ok(Sysexit::Ok);
+        }
+        if !json && fs::symlink_metadata(&s.spool.dir).is_err() {
+            // A user's own default spool, made with her first message (any other
+            // missing spool was refused above): not "empty", not there yet.
+            crate::outln!(
+                "{} does not exist yet: it is made when the first message is queued",
+                s.spool.dir.display()
+            );
+            crate::outln!("\t\tTotal requests: 0");
+            return Ok(Sysexit::Ok);
+        }
+        let (text, problems) = if json {
+            crate::mailq::list_json(&s.spool, None)?
+        } else {
+            let min_age = s.settings.min_queue_age.unwrap_or(0) as i64;
+            let (default_uid, _) = crate::aliases::default_user(s.settings.default_user.as_deref());
+            crate::mailq::list_text(&s.spool, None, min_age, false, default_uid)?
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        if json {
+            // Stdout stays JSON (an unreadable entry is an object with its error): the
+            // spool's own problems go to stderr.
+            let _ = out.flush();
+            if !problems.is_empty() {
+                crate::errln!("{}", problems.trim_end());
+            }
+        } else {
+            let _ = out.write_all(problems.as_bytes());
+        }
+        let _ = out.flush();
+        Ok(Sysexit::Ok)
+    })
+}
+
+/// A time for people: the local date and time, and how far from now.
+fn when(t: i64, now: i64) -> String {
+    let d = crate::clock::ctime16(&crate::clock::local(t));
+    let delta = t.saturating_sub(now);
+    let rel = if delta > 0 {
+        format!("in {}", span(delta))
+    } else if delta < 0 {
+        format!("{} ago", span(delta.saturating_neg()))
+    } else {
+        "now".into()
+    };
+    format!("{d} ({rel})")
+}
+
+fn span(s: i64) -> String {
+    if s < 120 {
+        format!("{s} s")
+    } else if s < 7200 {
+        format!("{} min", s / 60)
+    } else if s < 172_800 {
+        format!("{} h", s / 3600)
+    } else {
+        format!("{} days", s / 86400)
+    }
+}
+
+/// `show ID`: the envelope, each recipient's state with its full reason, the next
+/// attempt, and the header.
+pub fn show(ctx: &Context, id: &str) -> Sysexit {
+    run(ctx, |s, who| {
+        let r = (|| -> Done {
+            let id = parse_id(id).map_err(|e| fail(Sysexit::Usage, e))?;
+            let (sp, held) = find(&s.spool, who, &id)?;
+            let e = match sp.read_entry(&id) {
+                Ok(e) => e,
+                Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(fail(Sysexit::NoInput, format!("{id}: no longer queued")));
+                }
+                Err(err) => {
+                    return Err(fail(
+                        Sysexit::DataErr,
+                        format!("{id}: cannot read queue file: {err}"),
+                    ));
+                }
+            };
+            crate::outln!(
+                "{}",
+                render(&e, held, sp.is_busy(&e.file), crate::clock::now())
+            );
+            Ok(())
+        })();
+        Ok(r.err().unwrap_or(Sysexit::Ok))
+    })
+}
+
+/// The text of `show`.
+fn render(e: &spool::QueuedEntry, held: bool, busy: bool, now: i64) -> String {
+    use std::fmt::Write as _;
+    let p = |t: &str| crate::text::printable(t).into_owned();
+    let env = &e.envelope;
+    let mut o = String::new();
+    let status = if held {
+        "held (no queue run takes it until it is released)"
+    } else if busy {
+        "being delivered"
+    } else if e.state.bounce.is_some() {
+        "to be returned to its sender by the next attempt"
+    } else {
+        "queued"
+    };
+    let _ = writeln!(o, "Queue ID:       {}", env.id);
+    let _ = writeln!(o, "Status:         {status}");
+    let _ = writeln!(o, "Arrival:        {}", when(env.created, now));
+    let _ = writeln!(o, "Submitted by:   {} (uid {})", p(&env.user), env.uid);
+    let sender = if env.sender.is_empty() {
+        "<>"
+    } else {
+        env.sender.as_str()
+    };
+    let _ = writeln!(o, "Sender:         {}", p(sender));
+    let _ = writeln!(o, "Delivery mode:  {}", env.mode);
+    let _ = writeln!(
+        o,
+        "Size:           {} bytes (body {})",
+        e.size.saturating_sub(e.data_offset),
+        e.body_size()
+    );
+    let _ = writeln!(o, "Attempts:       {}", e.state.attempts);
+    if let Some(t) = e.state.last_attempt {
+        let _ = writeln!(o, "Last attempt:   {}", when(t, now));
+    }
+    let next = if held {
+        "none while held".to_string()
+    } else {
+        match e.state.next_attempt {
+            Some(t) if t > now => when(t, now),
+            _ => "at the next queue run (due now)".to_string(),
+        }
+    };
+    let _ = writeln!(o, "Next attempt:   {next}");
+    if let Some(r) = &e.state.reason {
+        let _ = writeln!(o, "Reason:         {}", p(r));
+    }
+    if let Some(b) = &e.state.bounce {
+        let _ = writeln!(o, "Return reason:  {}", p(b));
+    }
+    let _ = writeln!(o, "Recipients:");
+    for (i, r) in env.recipients.iter().enumerate() {
+        let st = e.state.of(i);
+        let why = e
+            .state
+            .recipients
+            .iter()
+            .rev()
+            .find(|(idx, _, _)| *idx == i)
+            .and_then(|(_, _, w)| w.as_deref());
+        let _ = write!(o, "  {}: {}", p(r.shown()), st.word());
+        if let Some(w) = why {
+            let _ = write!(o, ": {}", p(w));
+        }
+        o.push('\n');
+    }
+    let _ = writeln!(o, "Header:");
+    let mut head = vec![0u8; usize::try_from(env.header_bytes.min(1 << 20)).unwrap_or(0)];
+    use std::os::unix::fs::FileExt;
+    let n = e.file.read_at(&mut head, e.data_offset).unwrap_or(0);
+    head.truncate(n);
+    for line in head.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let _ = writeln!(o, "  {}", crate::text::octets_shown(line));
+    }
+    o.truncate(o.trim_end().len());
+    o
+}
+
+/// Remove an entry whose lock `_lock` holds: `qf` first, then `sf` (as a delivery
+/// removes one), then the directory is synced.
+fn remove(sp: &Spool, id: &str, _lock: &File) -> Done {
+    let qf = sp.qf_path(id);
+    if let Err(e) = fs::remove_file(&qf) {
+        return Err(fail(
+            Sysexit::from_io(&e),
+            format!(
+                "{id}: cannot remove {}: {}",
+                qf.display(),
+                crate::config::io_text(&e)
+            ),
+        ));
+    }
+    let _ = fs::remove_file(sp.sf_path(id));
+    if let Err(e) = spool::sync_dir(&sp.dir) {
+        log::error!(
+            "{id}: cannot sync {}: {}",
+            sp.dir.display(),
+            crate::config::io_text(&e)
+        );
+    }
+    Ok(())
+}
+
+/// Remove an entry whose queue file is not a regular file (`kind`): the name itself is
+/// unlinked (a symbolic link goes, what it points to is untouched), then its state file
+/// when that is there, also unlinked.
+fn unlink_odd(sp: &Spool, id: &str, kind: &str) -> Done {
+    let qf = sp.qf_path(id);
+    let gone = if kind == "a directory" {
+        fs::remove_dir(&qf)
+    } else {
+        fs::remove_file(&qf)
+    };
+    if let Err(e) = gone {
+        return Err(fail(
+            Sysexit::from_io(&e),
+            format!(
+                "{id}: cannot remove {} ({kind}): {}",
+                qf.display(),
+                crate::config::io_text(&e)
+            ),
+        ));
+    }
+    let _ = fs::remove_file(sp.sf_path(id));
+    let _ = spool::sync_dir(&sp.dir);
+    Ok(())
+}
+
+/// The IDs of `--all` or `--recipient SUBSTR`: the entries (queued and held) the caller
+/// may act on, whose open recipients (any, for `--all`) hold `substr`, ignoring case.
+fn matching(spool: &Spool, who: &Caller, substr: Option<&str>) -> Result<Vec<String>, Fatal> {
+    let mut out = Vec::new();
+    for sp in [spool.clone(), spool.held()] {
+        let ids = match sp.ids() {
+            Ok(ids) => ids,
+            Err(_) if !sp.dir.exists() => continue,
+            Err(f) => return Err(f),
+        };
+        for id in ids {
+            let e = sp.read_entry(&id).ok();
+            if !who.may_act_on(e.as_ref().map(|e| e.envelope.uid)) {
+                continue;
+            }
+            let hit = match (substr, &e) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(n), Some(e)) => e.envelope.recipients.iter().enumerate().any(|(i, r)| {
+                    !e.state.of(i).is_final()
+                        && crate::selection::contains_ignore_case(&r.address, n)
+                }),
+            };
+            if hit {
+                out.push(id);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// `delete ID... | --all | --recipient SUBSTR` (`postsuper -d`): the entry and its
+/// index lines go; an entry being delivered is waited for ([`LOCK_WAIT`]), never cut.
+pub fn delete(ctx: &Context, ids: &[String], all: bool, rcpt: Option<&str>) -> Sysexit {
+    run(ctx, |s, who| {
+        let ids = if all || rcpt.is_some() {
+            let found = matching(&s.spool, who, rcpt)?;
+            if found.is_empty() {
+                crate::outln!("no entries matched");
+            }
+            found
+        } else if ids.is_empty() {
+            return Err(Fatal::stderr(
+                Sysexit::Usage,
+                "rsendmail-admin delete: give IDs, --all or --recipient SUBSTR",
+            ));
+        } else {
+            ids.to_vec()
+        };
+        let mut from_spool = false;
+        let status = over(&ids, |id| {
+            let (sp, held) = find_any(&s.spool, who, id)?;
+            if let Some(kind) = odd_file(&sp, id) {
+                // Nothing to lock: no run ever delivers it. Unlinked, never followed.
+                unlink_odd(&sp, id, kind)?;
+                from_spool |= !held;
+                crate::outln!(
+                    "{id}: deleted (its queue file was {kind}, removed without following it)"
+                );
+                logged(who, id, &format!("deleted (its queue file was {kind})"));
+                return Ok(());
+            }
+            let Some(lock) = lock(&sp, id)? else {
+                return Err(fail(
+                    Sysexit::NoInput,
+                    format!("{id}: no longer queued (delivered or removed meanwhile)"),
+                ));
+            };
+            remove(&sp, id, &lock)?;
+            from_spool |= !held;
+            crate::outln!("{id}: deleted");
+            logged(who, id, "deleted");
+            Ok(())
+        });
+        if from_spool {
+            drop_index_lines(&s.spool);
+        }
+        Ok(status)
+    })
+}
+
+/// The index lines of entries no longer queued go (a rebuild from the entries).
+fn drop_index_lines(spool: &Spool) {
+    if index::present(spool)
+        && let Err(e) = index::rebuild(spool)
+    {
+        // The old index keeps lines of entries that are gone, which readers skip (they
+        // find no queue file); it misses no entry, so it stays whole, and the next
+        // queue run that lists the spool rebuilds it.
+        log::warn!(
+            "cannot rebuild the queue index: {}",
+            crate::config::io_text(&e)
+        );
+    }
+}
+
+/// Rename `qf` then `sf` of `id` from `from` to `to` (or `sf` first with `sf_first`),
+/// syncing both directories. An `sf` missing in `from` is not an error.
+fn move_entry(from: &Spool, to: &Spool, id: &str, sf_first: bool) -> std::io::Result<()> {
+    let sf = || match fs::rename(from.sf_path(id), to.sf_path(id)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    if sf_first {
+        sf()?;
+    }
+    fs::rename(from.qf_path(id), to.qf_path(id))?;
+    if !sf_first {
+        sf()?;
+    }
+    spool::sync_dir(&to.dir)?;
+    spool::sync_dir(&from.dir)
+}
+
+/// Hold one queued entry (its lock taken): moved into `hold/`.
+fn hold_one(s: &Setup, id: &str) -> Done {
+    let held = s.spool.held();
+    if let Err(f) = s.spool.subdir(spool::HOLD) {
+        return Err(fail(f.code, format!("{id}: not held: {}", f.message)));
+    }
+    let Some(_lock) = lock(&s.spool, id)? else {
+        return Err(fail(
+            Sysexit::NoInput,
+            format!("{id}: no longer queued (delivered or removed meanwhile)"),
+        ));
+    };
+    if let Err(e) = move_entry(&s.spool, &held, id, false) {
+        return Err(fail(
+            Sysexit::from_io(&e),
+            format!(
+                "{id}: cannot move it into {}: {}",
+                held.dir.display(),
+                crate::config::io_text(&e)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Release one held entry (its lock taken): moved back, its index lines added.
+fn release_one(s: &Setup, id: &str) -> Done {
+    let held = s.spool.held();
+    let Some(_lock) = lock(&held, id)? else {
+        return Err(fail(Sysexit::NoInput, format!("{id}: no longer held")));
+    };
+    // A hold cut short between its renames left the state in the spool: it stays.
+    let sf_here = fs::symlink_metadata(held.sf_path(id)).is_ok();
+    if !sf_here && fs::symlink_metadata(s.spool.sf_path(id)).is_ok() {
+        log::info!("{id}: its state file was left in the spool; kept");
+    }
+    if let Err(e) = move_entry(&held, &s.spool, id, true) {
+        return Err(fail(
+            Sysexit::from_io(&e),
+            format!(
+                "{id}: cannot move it back into {}: {}",
+                s.spool.dir.display(),
+                crate::config::io_text(&e)
+            ),
+        ));
+    }
+    if let Ok(e) = s.spool.read_entry(id)
+        && let Err(err) = index::append(&s.spool, &e.envelope)
+    {
+        log::warn!("{id}: cannot index it: {}", crate::config::io_text(&err));
+        index::invalidate(&s.spool, id);
+    }
+    Ok(())
+}
+
+/// `hold ID...`: no queue run selects a held entry until it is released.
+pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
+    run(ctx, |s, who| {
+        let mut any = false;
+        let status = over(ids, |id| {
+            let (_, held) = find(&s.spool, who, id)?;
+            if held {
+                // A hold cut short left the state in the spool: take it along (never
+                // over a state already there).
+                let h = s.spool.held();
+                if fs::symlink_metadata(h.sf_path(id)).is_err() {
+                    let _ = fs::rename(s.spool.sf_path(id), h.sf_path(id))
+                        .and_then(|()| spool::sync_dir(&h.dir));
+                }
+                crate::outln!("{id}: already held");
+                return Ok(());
+            }
+            hold_one(s, id)?;
+            any = true;
+            crate::outln!("{id}: held");
+            logged(who, id, "held");
+            Ok(())
+        });
+        if any {
+            drop_index_lines(&s.spool);
+        }
+        Ok(status)
+    })
+}
+
+/// `release ID...`: held entries are queued again (their back-off as it was).
+pub fn release(ctx: &Context, ids: &[String]) -> Sysexit {
+    run(ctx, |s, who| {
+        Ok(over(ids, |id| {
+            let (_, held) = find(&s.spool, who, id)?;
+            if !held {
+                crate::outln!("{id}: not held");
+                return Ok(());
+            }
+            release_one(s, id)?;
+            crate::outln!("{id}: released");
+            logged(who, id, "released");
+            Ok(())
+        }))
+    })
+}
+
+/// Change an entry's state under its lock: `change` gets the state as recorded. A held
+/// entry is released after the change (under the same lock), so a `bounce` mark is in
+/// place before any run can see it.
+fn mark(s: &Setup, id: &str, held: bool, change: impl FnOnce(&mut spool::entry::State)) -> Done {
+    let sp = if held {
+        s.spool.held()
+    } else {
+        s.spool.clone()
+    };
+    let Some(lock) = lock(&sp, id)? else {
+        return Err(fail(
+            Sysexit::NoInput,
+            format!("{id}: no longer queued (delivered or removed meanwhile)"),
+        ));
+    };
+    let mut e = match sp.read_entry(id) {
+        Ok(e) => e,
+        Err(err) => {
+            return Err(fail(
+                Sysexit::DataErr,
+                format!("{id}: cannot read queue file: {err}"),
+            ));
+        }
+    };
+    change(&mut e.state);
+    let tmp = s
+        .spool
+        .tmp_dir()
+        .join(format!("sf{id}.{}", std::process::id()));
+    let written = spool::replace_safely(
+        &tmp,
+        &sp.sf_path(id),
+        e.state.to_text().as_bytes(),
+        s.spool.file_mode(),
+    )
+    .and_then(|()| spool::sync_dir(&sp.dir));
+    if let Err(err) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(fail(
+            Sysexit::from_io(&err),
+            format!(
+                "{id}: cannot record its state: {}",
+                crate::config::io_text(&err)
+            ),
+        ));
+    }
+    if held {
+        if let Err(err) = move_entry(&sp, &s.spool, id, true) {
+            return Err(fail(
+                Sysexit::from_io(&err),
+                format!(
+                    "{id}: cannot move it back into {}: {}",
+                    s.spool.dir.display(),
+                    crate::config::io_text(&err)
+                ),
+            ));
+        }
+        if let Ok(e) = s.spool.read_entry(id) {
+            let _ = index::append(&s.spool, &e.envelope);
+        }
+    }
+    drop(lock);
+    Ok(())
+}
+
+/// `retry ID...`: due now (the back-off cleared, marked for the runner); the periodic
+/// runner is woken through the wake-up endpoint as a submission wakes it, else a
+/// background delivery is started, as a background submission does without a runner.
+pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
+    run(ctx, |s, who| {
+        Ok(over(ids, |id| {
+            let (_, held) = find(&s.spool, who, id)?;
+            mark(s, id, held, |st| {
+                st.next_attempt = None;
+                st.retry = true;
+            })?;
+            let how = if wake::poke(&s.spool.dir, id) {
+                "the queue runner was woken"
+            } else {
+                let mut cmd = super::deliverer(ctx, &["--entry", id, "--background", "--"]);
+                use std::os::unix::process::CommandExt;
+                cmd.stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .process_group(0);
+                match cmd.spawn() {
+                    Ok(_) => "a delivery was started",
+                    Err(e) => {
+                        log::warn!(
+                            "{id}: cannot start a delivery: {e}; the next queue run takes it"
+                        );
+                        "the next queue run takes it"
+                    }
+                }
+            };
+            if held {
+                crate::outln!("{id}: released, due now ({how})");
+            } else {
+                crate::outln!("{id}: due now ({how})");
+            }
+            logged(
+                who,
+                id,
+                if held {
+                    "released and retried"
+                } else {
+                    "retried"
+                },
+            );
+            Ok(())
+        }))
+    })
+}
+
+/// `bounce ID... [--reason TEXT]`: each entry is marked to be returned, then delivered
+/// by the deliverer at once, as a queue run delivers it (`--queued`: never an
+/// interactive delivery, whose ErrorMode p would save a local sender's copy in the
+/// caller's ~/dead.letter), whose attempt fails every open recipient with the reason
+/// and queues the RFC 3464 report as for any failure; the entry goes only once its
+/// report is queued. When the deliverer cannot run, the mark stays and the next queue
+/// run returns it.
+pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
+    let reason = reason_text(reason);
+    run(ctx, |s, who| {
+        Ok(over(ids, |id| {
+            let (_, held) = find(&s.spool, who, id)?;
+            let why = reason.clone();
+            mark(s, id, held, |st| st.bounce = Some(why))?;
+            logged(who, id, &format!("returned to its sender ({reason})"));
+            let ran = super::deliverer(ctx, &["--entry", id, "--queued", "--"])
+                .stdin(std::process::Stdio::null())
+                .status();
+            match ran {
+                Ok(st) if st.success() && locate(&s.spool, id).is_none() => {
+                    crate::outln!("{id}: returned to its sender");
+                    Ok(())
+                }
+                Ok(_) if locate(&s.spool, id).is_none() => {
+                    crate::outln!("{id}: returned to its sender");
+                    Ok(())
+                }
+                Ok(_) => Err(fail(
+                    Sysexit::TempFail,
+                    format!(
+                        "{id}: marked to be returned; its report could not be queued yet, the next queue run returns it"
+                    ),
+                )),
+                Err(e) => Err(fail(
+                    Sysexit::TempFail,
+                    format!(
+                        "{id}: marked to be returned; cannot run {}: {e}; the next queue run returns it",
+                        app::deliver_path().display()
+                    ),
+                )),
+            }
+        }))
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ids_as_mailq_and_the_spool_show_them() {
+        let id = "6AUIIquc023976";
+        for arg in [
+            id,
+            "6AUIIquc023976*",
+            "6AUIIquc023976-",
+            "6AUIIquc023976!",
+            "qf6AUIIquc023976",
+        ] {
+            assert_eq!(parse_id(arg).as_deref(), Ok(id), "{arg}");
+        }
+        for arg in [
+            "",
+            "6AUIIquc02397",
+            "6AUIIquc0239766",
+            "6AUIIquc02397/",
+            "../../etc/pass",
+            "6AUIIquc023976**",
+            "sf6AUIIquc023976",
+            "qf6AUIIquc023976*",
+        ] {
+            assert!(parse_id(arg).is_err(), "{arg}");
+        }
+        assert!(parse_id("\u{1b}[2J").unwrap_err().starts_with("?[2J"));
+    }
+
+    #[test]
+    fn reasons_on_one_bounded_line() {
+        assert_eq!(reason_text(None), DEFAULT_REASON);
+        assert_eq!(reason_text(Some("  \t ")), DEFAULT_REASON);
+        assert_eq!(reason_text(Some(" spam\r\nBcc: x ")), "spam??Bcc: x");
+        assert_eq!(
+            reason_text(Some(&"é".repeat(500))).chars().count(),
+            REASON_MAX
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn parse_id_never_panics_and_gives_only_ids(s in "\\PC*") {
+            if let Ok(id) = parse_id(&s) {
+                prop_assert!(spool::valid_id(&id));
+                prop_assert!(s.contains(&id));
+            }
+        }
+
+        #[test]
+        fn every_id_is_taken_with_or_without_its_decorations(
+            id in "[0-9A-Za-x]{14}", mark in prop::sample::select(vec!["", "*", "-", "!"]), qf in any::<bool>()
+        ) {
+            let arg = format!("{}{id}{}", if qf { "qf" } else { "" }, if qf { "" } else { mark });
+            prop_assert_eq!(parse_id(&arg), Ok(id));
+        }
+
+        #[test]
+        fn reasons_are_printable_and_bounded(s in any::<String>()) {
+            let r = reason_text(Some(&s));
+            prop_assert!(!r.is_empty());
+            prop_assert!(r.chars().count() <= REASON_MAX.max(DEFAULT_REASON.len()));
+            prop_assert!(r.chars().all(crate::text::is_safe));
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! `rsendmail-admin config [-O NAME=VALUE]... [-o LETTERVALUE]...`: the effective
+//! configuration, one line a setting: every keyword of rsendmail.conf
+//! ([`config::KEYWORDS`]) and every option of sendmail's table and rsendmail's
+//! ([`options::OPTION_TABLE`]), each with its value and, after `#`, where it came from:
+//! `default`, `FILE: line N`, or `command line` (the `-O`/`-o` given after `config`, read
+//! as sendmail reads them on its own command line: such an option is not read from the
+//! file at all). An option rsendmail acts on that is not set shows its built-in value
+//! ([`options::builtin_default`]: `O MaxHopCount=25    # default`), or the keyword whose
+//! value it takes (`O QueueDirectory=/var/spool/rsendmail    # default (SPOOLDIR)`), or
+//! what applies without one (`O PidFile    # default: no pid file`); each `Timeout.<name>`
+//! rsendmail uses is listed so. An option rsendmail accepts for sendmail's sake without
+//! acting on it says so (`O HelpFile    # not used by rsendmail`). A keyword not set and
+//! without a built-in value says `default (not set)`.
+//!
+//! Values are shown as written (`O Timeout.connect=30s`), the options whose settings add
+//! up (PrivacyOptions, DaemonPortOptions) all of them, joined by commas. Credentials are
+//! never shown: AUTHPATH is the name of the file that holds them, which is not read for
+//! this. A configuration or option in error is refused as every program refuses it
+//! (its message, with the file and line; EX_CONFIG, or sendmail's status for a bad
+//! command-line option).
+
+use super::Context;
+use crate::app;
+use crate::config;
+use crate::exit::Sysexit;
+use crate::options::{self, ACTED_ON, Builtin, OPTION_TABLE};
+use std::ffi::OsString;
+
+/// The sendmail argv that reads the configuration `ctx` names.
+pub fn config_argv(ctx: &Context) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec!["sendmail".into()];
+    if let Some(c) = &ctx.config {
+        argv.push("-C".into());
+        argv.push(c.clone().into_os_string());
+    }
+    argv
+}
+
+/// Print the configuration; see the module.
+pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Sysexit {
+    let mut argv = config_argv(ctx);
+    for l in letters {
+        argv.push(format!("-o{l}").into());
+    }
+    for o in options_given {
+        argv.push("-O".into());
+        argv.push(o.into());
+    }
+    let s = match app::setup(argv) {
+        Ok(s) => s,
+        Err(f) => return app::report(&f),
+    };
+    let file = match &s.cfg.file {
+        Some(p) => p.display().to_string(),
+        None => "none (built-in settings)".to_string(),
+    };
+    crate::outln!("# configuration file: {file}");
+    for k in config::KEYWORDS {
+        let origin = s.cfg.origin.get(*k).map(String::as_str);
+        match (s.cfg.keyword_value(k), origin) {
+            (Some(v), Some(o)) => crate::outln!("{k} {v}    # {o}"),
+            (Some(v), None) => crate::outln!("{k} {v}    # default"),
+            (None, _) => crate::outln!("{k}    # default (not set)"),
+        }
+    }
+    let command_line = &s.inv.settings.given;
+    let origin_of = |def: &options::OptDef, key: &str| {
+        let in_file = s.cfg.origin.get(&format!("O {key}"));
+        let on_line = command_line.iter().any(|g| g == key);
+        match (in_file, on_line) {
+            (Some(f), true) if options::adds_up(def) => format!("{f}, command line"),
+            (_, true) => "command line".to_string(),
+            (Some(f), false) => f.clone(),
+            (None, false) => "default".to_string(),
+        }
+    };
+    let written = |key: &str| {
+        s.settings
+            .written
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    };
+    // An acted-on option: its value and origin, or its built-in value.
+    let acted_on = |def: &options::OptDef, name: &str| match written(name) {
+        Some(v) => crate::outln!("O {name}={v}    # {}", origin_of(def, name)),
+        None => match options::builtin_default(name) {
+            // PrivacyOptions' default is added by `app::setup` and is in the settings.
+            _ if name == "PrivacyOptions" => crate::outln!(
+                "O {name}={}    # default",
+                s.settings.privacy_flags.join(",")
+            ),
+            Some(Builtin::Value(v, Some(note))) => {
+                crate::outln!("O {name}={v}    # default ({note})")
+            }
+            Some(Builtin::Value(v, None)) => crate::outln!("O {name}={v}    # default"),
+            Some(Builtin::Keyword(k)) => crate::outln!(
+                "O {name}={}    # default ({k})",
+                s.cfg.keyword_value(k).unwrap_or_default()
+            ),
+            Some(Builtin::Unset(what)) => crate::outln!("O {name}    # default: {what}"),
+            None => crate::outln!("O {name}    # default"),
+        },
+    };
+    for def in OPTION_TABLE {
+        if def.name == "Timeout" {
+            // Each timeout rsendmail uses, then those given that it does not use.
+            for (name, _) in ACTED_ON.iter().filter(|(n, _)| n.starts_with("Timeout.")) {
+                acted_on(def, name);
+            }
+            for (key, value) in s.settings.written.iter().filter(|(k, _)| {
+                (k == "Timeout" || k.starts_with("Timeout."))
+                    && options::builtin_default(k).is_none()
+            }) {
+                crate::outln!(
+                    "O {key}={value}    # {} (not used by rsendmail)",
+                    origin_of(def, key)
+                );
+            }
+        } else if ACTED_ON.iter().any(|(n, _)| *n == def.name) {
+            acted_on(def, def.name);
+        } else {
+            match written(def.name) {
+                Some(v) => crate::outln!(
+                    "O {}={v}    # {} (not used by rsendmail)",
+                    def.name,
+                    origin_of(def, def.name)
+                ),
+                None => crate::outln!("O {}    # not used by rsendmail", def.name),
+            }
+        }
+    }
+    Sysexit::Ok
+}

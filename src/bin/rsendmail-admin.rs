@@ -1,0 +1,145 @@
+//! `rsendmail-admin`: operating rsendmail (queue administration, a check that this host
+//! can send mail, the effective configuration, creating the spool). Its own program, with
+//! conventional subcommands, so that the sendmail personality keeps sendmail's meanings
+//! (`sendmail check` mails the local user `check`), as Postfix keeps `postsuper` and
+//! `postconf` apart from its `sendmail`.
+//!
+//! Like `rsendmail` it links no TLS and no DNS code: `check` execs `rsendmail-deliver`
+//! for the steps that talk to the network. The work is in the library
+//! (`rsendmail::admin`); this file only parses the command line.
+
+use clap::{Parser, Subcommand};
+use rsendmail::admin;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "rsendmail-admin",
+    version,
+    about = "Administer rsendmail: its queue, its configuration and its spool"
+)]
+struct Cli {
+    /// Read this configuration file instead of the system one (a set-gid program then
+    /// gives up its group, as `sendmail -C` does).
+    #[arg(short = 'C', long = "config", value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the queue (the `mailq` listing).
+    List {
+        /// One JSON object per entry instead of the listing.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one entry: envelope, each recipient's state and reason, next attempt, header.
+    Show {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Delete entries from the queue.
+    Delete {
+        #[arg(value_name = "ID")]
+        ids: Vec<String>,
+        /// Every entry the caller may act on.
+        #[arg(long, conflicts_with_all = ["ids", "recipient"])]
+        all: bool,
+        /// Entries with a recipient containing SUBSTR (case-insensitive).
+        #[arg(long, value_name = "SUBSTR", conflicts_with = "ids")]
+        recipient: Option<String>,
+    },
+    /// Hold entries: no queue run selects them until they are released.
+    Hold {
+        #[arg(value_name = "ID", required = true)]
+        ids: Vec<String>,
+    },
+    /// Release held entries.
+    Release {
+        #[arg(value_name = "ID", required = true)]
+        ids: Vec<String>,
+    },
+    /// Make entries due now.
+    Retry {
+        #[arg(value_name = "ID", required = true)]
+        ids: Vec<String>,
+    },
+    /// Return entries to their senders now, with a reason.
+    Bounce {
+        #[arg(value_name = "ID", required = true)]
+        ids: Vec<String>,
+        /// The reason given in the report.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Check that this host can send mail: configuration, spool, names, DNS, the
+    /// smarthost's connection, TLS and AUTH, and with --to a MAIL/RCPT probe.
+    Check {
+        /// Probe delivery to this address (MAIL and RCPT, then RSET: nothing is sent).
+        #[arg(long, value_name = "ADDRESS")]
+        to: Option<String>,
+    },
+    /// Print the effective configuration: each keyword and option, its value and where
+    /// it came from.
+    Config {
+        /// Apply this option as sendmail's `-O NAME=VALUE` does (shown as `command line`).
+        #[arg(short = 'O', value_name = "NAME=VALUE")]
+        options: Vec<String>,
+        /// Apply this option as sendmail's `-o<letter><value>` does (`-o dq`).
+        #[arg(short = 'o', value_name = "LETTERVALUE")]
+        letters: Vec<String>,
+    },
+    /// Create the spool with its modes and group (as an install does), or repair them.
+    /// Root only.
+    Init {
+        /// The spool's group (default: rsendmail).
+        #[arg(long, value_name = "GROUP")]
+        group: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    // Before anything is opened: no spool file may become a caller's stdout.
+    rsendmail::privs::fix_std_fds();
+    rsendmail::log::init("rsendmail-admin");
+    // clap's usage errors exit 64 (EX_USAGE), its message on stderr; --help and
+    // --version print on stdout and exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                rsendmail::exit::Sysexit::Usage.code()
+            } else {
+                0
+            });
+        }
+    };
+    let ctx = admin::Context { config: cli.config };
+    let status = match cli.command {
+        Command::List { json } => admin::queue::list(&ctx, json),
+        Command::Show { id } => admin::queue::show(&ctx, &id),
+        Command::Delete {
+            ids,
+            all,
+            recipient,
+        } => admin::queue::delete(&ctx, &ids, all, recipient.as_deref()),
+        Command::Hold { ids } => admin::queue::hold(&ctx, &ids),
+        Command::Release { ids } => admin::queue::release(&ctx, &ids),
+        Command::Retry { ids } => admin::queue::retry(&ctx, &ids),
+        Command::Bounce { ids, reason } => admin::queue::bounce(&ctx, &ids, reason.as_deref()),
+        Command::Check { to } => admin::check::check(&ctx, to.as_deref()),
+        Command::Config { options, letters } => {
+            match admin::spool_present(&ctx, &options, &letters) {
+                Ok(()) => admin::show_config::show(&ctx, &options, &letters),
+                // Where `config` says every other problem of the configuration.
+                Err(f) => rsendmail::app::report(&f),
+            }
+        }
+        Command::Init { group } => admin::init::init(&ctx, group.as_deref()),
+    };
+    ExitCode::from(status.code())
+}

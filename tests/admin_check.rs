@@ -1,0 +1,655 @@
+//! `rsendmail-admin check` and `rsendmail-admin config` through the real programs: the
+//! check against aiosmtpd with STARTTLS and AUTH (certificates made by openssl), a wrong
+//! certificate, a wrong password, a closed port, dnsmasq, the `--to` probe; the
+//! configuration's problems with their lines; `config`'s values and their origins.
+
+use crate::harness::servers::{DnsServer, Peer, have_peer};
+use crate::harness::{Env, MSG, Run, closed_tcp_port, copy_executable, is_root};
+use crate::tls::{Pki, tls_peer};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+/// An install in the scratch directory: copies of the three programs side by side (the
+/// admin program finds `rsendmail` and `rsendmail-deliver` beside itself), `rsendmail`
+/// set-gid to its group, which is the spool's; the spool made with the modes it has
+/// (2770 shared when root runs the tests, 0700 a user's own otherwise).
+fn install(env: &Env) -> PathBuf {
+    let bin = env.dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    for (name, from) in [
+        ("rsendmail", env!("CARGO_BIN_EXE_rsendmail")),
+        ("rsendmail-deliver", env!("CARGO_BIN_EXE_rsendmail-deliver")),
+        ("rsendmail-admin", env!("CARGO_BIN_EXE_rsendmail-admin")),
+    ] {
+        copy_executable(&PathBuf::from(from), &bin.join(name));
+    }
+    fs::set_permissions(bin.join("rsendmail"), fs::Permissions::from_mode(0o2755)).unwrap();
+    fs::create_dir_all(&env.spool).unwrap();
+    let mode = if is_root() { 0o2770 } else { 0o700 };
+    fs::set_permissions(&env.spool, fs::Permissions::from_mode(mode)).unwrap();
+    bin.join("rsendmail-admin")
+}
+
+fn admin(env: &Env, args: &[&str]) -> Run {
+    let prog = install(env);
+    let mut full = vec!["-C", env.conf.to_str().unwrap()];
+    full.extend_from_slice(args);
+    env.run_raw(&prog, &full, b"")
+}
+
+/// The line of `step` in the check's output, or a panic showing the output.
+#[track_caller]
+fn line<'a>(r: &'a Run, start: &str) -> &'a str {
+    r.stdout
+        .lines()
+        .find(|l| l.starts_with(start))
+        .unwrap_or_else(|| panic!("no line {start:?} in:\n{}\n{}", r.stdout, r.stderr))
+}
+
+fn no_fail(r: &Run) {
+    assert!(
+        !r.stdout.contains("FAIL"),
+        "{}\nstderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
+/// A smarthost with STARTTLS (a certificate for 127.0.0.1 the test CA signed) and AUTH
+/// (bob / s3cret-pw), and a config for it with `pass` in auth.conf (mode 0600).
+fn tls_auth(cert: &str, pass: &str) -> Option<(Env, Pki, Peer, Env)> {
+    if !have_peer() {
+        return None;
+    }
+    let env0 = Env::new();
+    let pki = Pki::make(&env0.dir)?;
+    let peer = tls_peer(
+        &env0,
+        &pki,
+        cert,
+        "starttls",
+        &[("AUTH_USER", "bob"), ("AUTH_PASS", "s3cret-pw")],
+    );
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\nSTARTTLS\nO CACertFile={}\nO Timeout.connect=5s\n",
+        peer.port,
+        pki.path("ca.pem")
+    ));
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, format!("bob|127.0.0.1:{pass}\n")).unwrap();
+    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
+    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+    Some((env, pki, peer, env0))
+}
+
+#[test]
+fn all_steps_pass_against_a_tls_and_auth_smarthost() {
+    let Some((env, _pki, peer, _keep)) = tls_auth("srv", "s3cret-pw") else {
+        return;
+    };
+    let r = admin(&env, &["check"]);
+    r.code(0);
+    no_fail(&r);
+    for step in [
+        "ok   config ",
+        "ok   mailname test.example",
+        "ok   spool ",
+        "ok   binary ",
+        "ok   auth.conf ",
+        "ok   dns 127.0.0.1",
+        "ok   connect 127.0.0.1 [127.0.0.1] port",
+        "ok   greeting 220 ",
+        "ok   ehlo ",
+    ] {
+        line(&r, step);
+    }
+    let tls = line(&r, "ok   tls ");
+    assert!(
+        tls.contains(
+            "STARTTLS, certificate verified: subject CN=test; issuer CN=rsendmail test CA; expires "
+        ) && tls.contains("SHA-256 "),
+        "{tls}"
+    );
+    line(&r, "ok   auth 127.0.0.1 accepted the credentials");
+    assert!(
+        !r.stdout.contains("s3cret-pw") && !r.stdout.contains("bob"),
+        "credentials shown:\n{}",
+        r.stdout
+    );
+    let t = peer.transcript();
+    assert!(t.contains("AUTH PLAIN ok"), "{t}");
+    assert!(!t.contains("MAIL"), "no MAIL without --to: {t}");
+}
+
+/// A set-id `rsendmail-admin` (set-gid here, run by root: its group differs from
+/// root's) starts the deliverer of the network steps with no environment but `PATH`, as
+/// `rsendmail` execs it: the caller's `SSL_CERT_FILE` naming a CA the configuration
+/// does not trust does not make the TLS step (and the AUTH with the system's
+/// credentials) pass.
+#[test]
+fn a_setid_check_passes_no_environment_to_the_deliverer() {
+    if !is_root() {
+        return;
+    }
+    let Some((env, pki, _peer, _keep)) = tls_auth("srv", "s3cret-pw") else {
+        return;
+    };
+    // The configuration trusts no CA of its own: only the system's.
+    let conf = fs::read_to_string(&env.conf).unwrap();
+    let ca_line = format!("O CACertFile={}\n", pki.path("ca.pem"));
+    assert!(conf.contains(&ca_line));
+    fs::write(&env.conf, conf.replace(&ca_line, "")).unwrap();
+    let prog = install(&env);
+    assert!(
+        std::process::Command::new("chgrp")
+            .args(["mail", prog.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    fs::set_permissions(&prog, fs::Permissions::from_mode(0o2755)).unwrap();
+    let out = std::process::Command::new(&prog)
+        .args(["-C", env.conf.to_str().unwrap(), "check"])
+        .env("SSL_CERT_FILE", pki.path("ca.pem"))
+        .env("SSL_CERT_DIR", env.dir.join("nothing"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let r = env.finish(&prog, &["check"], out);
+    line(&r, "FAIL tls: ");
+    assert!(!r.stdout.contains("ok   auth 127.0.0.1"), "{}", r.stdout);
+    r.code(75);
+}
+
+#[test]
+fn a_certificate_for_another_name_or_self_signed_fails_at_tls() {
+    for cert in ["wrong", "self"] {
+        let Some((env, _pki, peer, _keep)) = tls_auth(cert, "s3cret-pw") else {
+            return;
+        };
+        let r = admin(&env, &["check"]);
+        r.code(75);
+        line(&r, "ok   connect ");
+        line(&r, "ok   ehlo ");
+        let tls = line(&r, "FAIL tls: ");
+        assert!(
+            tls.contains("the server's certificate could not be verified"),
+            "{cert}: {tls}"
+        );
+        // What the server offered, from a second connection that checks nothing.
+        let cn = if cert == "self" { "localhost" } else { "test" };
+        let info = line(&r, "info tls: the certificate 127.0.0.1 offers: ");
+        assert!(
+            info.contains(&format!("subject CN={cn}; issuer ")),
+            "{info}"
+        );
+        assert!(!r.stdout.contains("auth "), "{cert}: {}", r.stdout);
+        assert!(!peer.transcript().contains("AUTH"), "{}", peer.transcript());
+    }
+}
+
+/// FINGERPRINT pins the certificate instead of the CA: its own passes (the self-signed
+/// one too), another fails at TLS.
+#[test]
+fn fingerprint_pinning_is_honoured() {
+    let Some((env, pki, _peer, _keep)) = tls_auth("self", "s3cret-pw") else {
+        return;
+    };
+    let base = fs::read_to_string(&env.conf).unwrap();
+    env.add_config(&format!("FINGERPRINT {}\n", pki.fingerprint("self.pem")));
+    let r = admin(&env, &["check"]);
+    r.code(0);
+    let tls = line(
+        &r,
+        "ok   tls STARTTLS, certificate matches FINGERPRINT: subject CN=localhost",
+    );
+    assert!(tls.contains(&pki.fingerprint("self.pem")), "{tls}");
+    fs::write(
+        &env.conf,
+        format!("{base}FINGERPRINT {}\n", pki.fingerprint("srv.pem")),
+    )
+    .unwrap();
+    let r = admin(&env, &["check"]);
+    r.code(75);
+    let tls = line(&r, "FAIL tls: ");
+    assert!(tls.contains("does not match FINGERPRINT"), "{tls}");
+}
+
+#[test]
+fn a_wrong_password_fails_at_auth_with_the_servers_reply() {
+    let Some((env, _pki, _peer, _keep)) = tls_auth("srv", "not-the-password") else {
+        return;
+    };
+    let r = admin(&env, &["check"]);
+    r.code(69);
+    line(&r, "ok   tls STARTTLS");
+    let auth = line(&r, "FAIL auth: ");
+    assert!(auth.contains("AUTH refused by 127.0.0.1: 535"), "{auth}");
+    assert!(!r.stdout.contains("not-the-password"), "{}", r.stdout);
+}
+
+#[test]
+fn a_closed_port_fails_at_connect() {
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\nO Timeout.connect=5s\n",
+        closed_tcp_port()
+    ));
+    let r = admin(&env, &["check"]);
+    r.code(75);
+    let c = line(&r, "FAIL connect: ");
+    assert!(c.contains("Connection refused by [127.0.0.1]"), "{c}");
+    assert!(!r.stdout.contains("greeting"), "{}", r.stdout);
+}
+
+#[test]
+fn dns_through_the_configured_resolver() {
+    if !have_peer() {
+        return;
+    }
+    let env0 = Env::new();
+    let Some(dns) = DnsServer::start(
+        &env0.dir,
+        &[
+            "--host-record=smtp.test,127.0.0.1",
+            "--host-record=relay.test,::1",
+            "--mx-host=mx.test,smtp.test,10",
+        ],
+    ) else {
+        return;
+    };
+    let peer = Peer::start(&env0.dir, &[]);
+    let conf = |smarthost: &str| {
+        Env::with_config(&format!(
+            "{smarthost}PORT {}\nRESOLVER 127.0.0.1:{}\nO MXPort={}\nO Timeout.connect=5s\n",
+            peer.port, dns.port, peer.port
+        ))
+    };
+    // A name that resolves, through RESOLVER; the relay table's hosts are looked up too.
+    let table = env0.dir.join("relays");
+    fs::write(&table, "other.example relay.test:2525\n").unwrap();
+    let env = conf(&format!(
+        "SMARTHOST smtp.test\nRELAYTABLE {}\n",
+        table.display()
+    ));
+    let r = admin(&env, &["check"]);
+    r.code(0);
+    let d = line(&r, "ok   dns smtp.test through RESOLVER 127.0.0.1:");
+    assert!(d.ends_with(": 127.0.0.1"), "{d}");
+    let d = line(&r, "ok   dns relay.test through RESOLVER 127.0.0.1:");
+    assert!(d.ends_with(": ::1"), "{d}");
+    line(&r, "ok   connect smtp.test [127.0.0.1]");
+    // One that does not exist.
+    let env = conf("SMARTHOST nx.test\n");
+    let r = admin(&env, &["check"]);
+    r.code(69);
+    let d = line(&r, "FAIL dns: nx.test through RESOLVER");
+    assert!(d.contains("Host unknown"), "{d}");
+    assert!(!r.stdout.contains("connect"), "{}", r.stdout);
+    // Without SMARTHOST, --to asks for the domain's MX hosts.
+    let env = conf("");
+    let r = admin(&env, &["check", "--to", "someone@mx.test"]);
+    r.code(0);
+    let d = line(&r, "ok   dns MX of mx.test");
+    assert!(d.contains("smtp.test (127.0.0.1)"), "{d}");
+    line(&r, "ok   rcpt RCPT TO:<someone@mx.test>: 250");
+    let q = dns.queries().join("\n");
+    assert!(
+        q.contains("query[A] smtp.test") && q.contains("query[MX] mx.test"),
+        "{q}"
+    );
+}
+
+#[test]
+fn the_to_probe_sends_mail_and_rcpt_then_rset_and_nothing_else() {
+    if !have_peer() {
+        return;
+    }
+    let env0 = Env::new();
+    let peer = Peer::start(&env0.dir, &[]);
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\nO Timeout.connect=5s\n",
+        peer.port
+    ));
+    let r = admin(&env, &["check", "--to", "someone@example.org"]);
+    r.code(0);
+    line(&r, "ok   mail MAIL FROM:<");
+    let rcpt = line(&r, "ok   rcpt RCPT TO:<someone@example.org>: 250");
+    assert!(rcpt.contains("nothing was sent"), "{rcpt}");
+    // A refused recipient: the server's reply, and a failure.
+    let r = admin(&env, &["check", "--to", "raw@example.org"]);
+    r.code(69);
+    let rcpt = line(
+        &r,
+        "FAIL rcpt: RCPT TO:<raw@example.org>: 550 5.1.1 raw reply (test)",
+    );
+    assert!(rcpt.contains("then RSET"), "{rcpt}");
+    let t = peer.transcript();
+    assert_eq!(t.matches("RSET").count(), 2, "{t}");
+    assert_eq!(t.matches("QUIT").count(), 2, "{t}");
+    assert!(!t.contains("DATA"), "{t}");
+    assert!(peer.messages().is_empty());
+    // Not an address.
+    admin(&env, &["check", "--to", "a b@example.org"]).code(64);
+}
+
+#[test]
+fn every_config_problem_is_named_with_its_line() {
+    let env =
+        Env::with_config("STARTLS\nSMARTHOST 127.0.0.1\nO MaxHopCount=many\nO HoldExpensive=yes\n");
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    let conf = env.conf.display().to_string();
+    // Env's config: SPOOLDIR, MAILNAME, RESOLVER and two options take lines 1-5.
+    line(
+        &r,
+        &format!("FAIL config: {conf}: line 6: unknown keyword STARTLS"),
+    );
+    line(
+        &r,
+        &format!("FAIL config: {conf}: line 8: Invalid value for MaxHopCount: many"),
+    );
+    line(
+        &r,
+        "skip network: not checked: the configuration has errors",
+    );
+    // What is accepted but does nothing is told, without failing.
+    let env = Env::with_config("O HoldExpensive=yes\nVERIFYCERT\n");
+    let r = admin(&env, &["check"]);
+    line(
+        &r,
+        &format!(
+            "warn config: {conf2}: line 6: O HoldExpensive is accepted for sendmail's sake",
+            conf2 = env.conf.display()
+        ),
+    );
+    line(
+        &r,
+        &format!(
+            "warn config: {}: line 7: VERIFYCERT has no effect without INSECURE",
+            env.conf.display()
+        ),
+    );
+    // No SMARTHOST and no --to: nothing to connect to.
+    line(&r, "skip network: no SMARTHOST");
+    r.code(0);
+}
+
+#[test]
+fn an_auth_conf_readable_by_others_is_reported() {
+    let env = Env::new();
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|127.0.0.1:pw\n").unwrap();
+    fs::set_permissions(&auth, fs::Permissions::from_mode(0o644)).unwrap();
+    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    let a = line(&r, "FAIL auth.conf: ");
+    assert!(a.contains("0644) is readable by others"), "{a}");
+    assert!(!r.stdout.contains("pw\n"), "{}", r.stdout);
+}
+
+/// A spool others may read, an `rsendmail` without its set-gid bit, a wake-up FIFO
+/// with the wrong mode: each is a failure of its own step.
+#[test]
+fn install_modes_are_checked() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    let run = || env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    let r = run();
+    r.code(0);
+    line(&r, "ok   spool ");
+    line(&r, "ok   binary ");
+    line(&r, "skip wakeup: no ");
+    let fifo = env.spool.join("wakeup");
+    let st = std::process::Command::new("mkfifo")
+        .args(["-m", "0620"])
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = run();
+    r.code(0);
+    line(&r, "ok   wakeup ");
+    fs::set_permissions(&fifo, fs::Permissions::from_mode(0o666)).unwrap();
+    fs::set_permissions(&env.spool, fs::Permissions::from_mode(0o2775)).unwrap();
+    fs::set_permissions(
+        env.dir.join("bin/rsendmail"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let r = run();
+    r.code(78);
+    assert!(
+        line(&r, "FAIL spool: ").contains("2775): must be 2770"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        line(&r, "FAIL binary: ").contains("must be set-gid"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        line(&r, "FAIL wakeup: ").contains("0666): must be 0620"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn config_prints_each_value_and_where_it_came_from() {
+    let env = Env::with_config("SMARTHOST relay.example\nO MaxHopCount=7\n");
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|relay.example:pw-secret\n").unwrap();
+    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
+    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+    let conf = env.conf.display().to_string();
+    let r = admin(&env, &["config", "-O", "Timeout.connect=9s"]);
+    r.code(0);
+    line(&r, &format!("SMARTHOST relay.example    # {conf}: line 6"));
+    line(&r, &format!("O MaxHopCount=7    # {conf}: line 7"));
+    line(&r, "O Timeout.connect=9s    # command line");
+    // The one-letter form, and an option the file sets given on the command line: the
+    // file's setting is not read at all, as on sendmail's command line.
+    let r = admin(&env, &["config", "-o", "dq", "-O", "MaxHopCount=9"]);
+    r.code(0);
+    line(&r, "O DeliveryMode=q    # command line");
+    line(&r, "O MaxHopCount=9    # command line");
+    // Defaults: a keyword not set, one with a built-in value, an option.
+    line(&r, "CERTFILE    # default (not set)");
+    line(&r, "PORT 25    # default");
+    line(&r, "STARTTLS no    # default");
+    line(&r, "O HoldExpensive    # not used by rsendmail");
+    line(&r, "O PrivacyOptions=authwarnings    # default");
+    assert!(!r.stdout.contains("pw-secret"), "{}", r.stdout);
+    // Every keyword and every option of the table is there.
+    assert!(r.stdout.lines().count() > 150, "{}", r.stdout);
+    // An unknown option, on the command line and in the file.
+    let r = admin(&env, &["config", "-O", "Bogus=1"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stdout.contains("readcf: unknown option name Bogus"),
+        "{}",
+        r.stdout
+    );
+    env.add_config("O Bogus=2\n");
+    let r = admin(&env, &["config"]);
+    r.code(78);
+    assert!(
+        r.stdout.contains(&format!(
+            "{conf}: line 12: readcf: unknown option name Bogus"
+        )),
+        "{}",
+        r.stdout
+    );
+}
+
+/// A greeting with octets that are not UTF-8 and control characters: the check's line
+/// shows each as `?` (never U+FFFD, never raw), and fails at the greeting (75).
+#[test]
+fn a_garbage_greeting_is_shown_with_question_marks() {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        if let Ok((mut s, _)) = l.accept() {
+            let _ = s.write_all(b"?\xff garbage \x1b[31mHELLO\r\n");
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let mut b = [0u8; 512];
+            let _ = s.read(&mut b);
+        }
+    });
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {port}\nO Timeout.connect=5s\nO Timeout.initial=5s\n"
+    ));
+    let r = admin(&env, &["check"]);
+    r.code(75);
+    let g = line(&r, "FAIL greeting: ");
+    assert_eq!(
+        g,
+        "FAIL greeting: bad SMTP reply line \"?? garbage ?[31mHELLO\" with 127.0.0.1 during greeting wait"
+    );
+    let _ = server.join();
+}
+
+/// The check's lines come as each step ends: against a server that never answers AUTH,
+/// the lines up to `ehlo` are read while the server still holds the AUTH command; once
+/// it closes, AUTH fails (75).
+#[test]
+fn lines_come_as_the_steps_end_and_auth_is_bounded() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (got_auth, auth_seen) = mpsc::channel::<()>();
+    let (release, released) = mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let Ok((s, _)) = l.accept() else { return };
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        let _ = w.write_all(b"220 stall.test ESMTP\r\n");
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap_or(0) > 0 {
+            let cmd = line.to_ascii_uppercase();
+            if cmd.starts_with("EHLO") {
+                let _ = w.write_all(b"250-stall.test\r\n250 AUTH CRAM-MD5\r\n");
+            } else if cmd.starts_with("AUTH") {
+                let _ = got_auth.send(());
+                // Never answered: held until the test has read the lines, then closed.
+                let _ = released.recv_timeout(Duration::from_secs(30));
+                return;
+            } else {
+                let _ = w.write_all(b"250 ok\r\n");
+            }
+            line.clear();
+        }
+    });
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {port}\nO Timeout.connect=5s\n"
+    ));
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|127.0.0.1:pw\n").unwrap();
+    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
+    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+    let prog = install(&env);
+    let mut child = std::process::Command::new(&prog)
+        .args(["-C", env.conf.to_str().unwrap(), "check"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    auth_seen
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the check sent AUTH");
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.starts_with("ok   ehlo ")) {
+        match lines.recv_timeout(Duration::from_secs(5)) {
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no ehlo line while AUTH waits; got {seen:?}"),
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("ok   greeting 220 stall.test")),
+        "{seen:?}"
+    );
+    let _ = release.send(());
+    let status = child.wait().unwrap();
+    let _ = reader.join();
+    seen.extend(lines.try_iter());
+    assert!(
+        seen.iter().any(|l| l.starts_with("FAIL auth: ")),
+        "{seen:?}"
+    );
+    assert_eq!(status.code(), Some(75), "{seen:?}");
+    let _ = server.join();
+}
+
+/// The value `config` shows for an option nobody set, from its `O NAME=VALUE    # default`
+/// line.
+fn shown_default<'a>(r: &'a Run, name: &str) -> &'a str {
+    let l = line(r, &format!("O {name}="));
+    l.strip_prefix(&format!("O {name}="))
+        .and_then(|rest| rest.split_once("    # default"))
+        .map(|(v, _)| v)
+        .unwrap_or_else(|| panic!("not a default: {l:?}"))
+}
+
+/// Options not set show the built-in value the programs use: the MaxHopCount shown is the
+/// hop limit a submission enforces; each timeout rsendmail uses is listed with its own;
+/// an option rsendmail takes only for sendmail's sake says so, set or not.
+#[test]
+fn config_shows_the_built_in_value_of_each_option_not_set() {
+    let env = Env::with_config("O HelpFile=/etc/mail/helpfile\nO Timeout.ident=5s\n");
+    let conf = env.conf.display().to_string();
+    let r = admin(&env, &["config"]);
+    r.code(0);
+    let hops: usize = shown_default(&r, "MaxHopCount").parse().unwrap();
+    // One hop more than the shown limit is refused, the limit itself is taken.
+    let over = (hops + 1).to_string();
+    // (EX_UNAVAILABLE, as sendmail: compat-tests/cases/hop-h-26-odq).
+    env.sendmail(&["-odq", "-h", &over, "bob@example.org"], MSG)
+        .code(69);
+    env.sendmail(&["-odq", "-h", &hops.to_string(), "bob@example.org"], MSG)
+        .code(0);
+    for (name, value) in [
+        ("ConnectionCacheSize", "2"),
+        ("ConnectionCacheTimeout", "5s"),
+        ("DeliveryMode", "b"),
+        ("Timeout.queuereturn", "5d"),
+        ("Timeout.queuewarn", "4h"),
+        ("Timeout.connect", "1m"),
+        ("QueueRetryMin", "5m"),
+        ("MXPort", "25"),
+    ] {
+        assert_eq!(shown_default(&r, name), value, "{name}");
+    }
+    line(&r, "O QueueDirectory=");
+    assert!(line(&r, "O QueueDirectory=").ends_with("# default (SPOOLDIR)"));
+    line(&r, "O PidFile    # default: no pid file");
+    line(&r, "O SevenBitInput    # not used by rsendmail");
+    line(
+        &r,
+        &format!("O HelpFile=/etc/mail/helpfile    # {conf}: line 6 (not used by rsendmail)"),
+    );
+    line(
+        &r,
+        &format!("O Timeout.ident=5s    # {conf}: line 7 (not used by rsendmail)"),
+    );
+    // A set value replaces the built-in one, with its origin.
+    let r = admin(&env, &["config", "-O", "MaxHopCount=3"]);
+    line(&r, "O MaxHopCount=3    # command line");
+    assert!(!r.stdout.contains("O MaxHopCount=25"), "{}", r.stdout);
+}

@@ -1,0 +1,477 @@
+//! Setting up the spool: a `SPOOLDIR` (or `O QueueDirectory`) that names a missing
+//! directory is refused at every entry point (EX_CONFIG, its file and line) and nothing
+//! is made; `rsendmail-admin init` makes the spool and repairs it.
+
+use crate::harness::*;
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn admin_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-admin"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Run `program ARGS` with `stdin`, killed after 20 s (a daemon that did start).
+fn run_limited(program: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("timeout")
+        .arg("20")
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    child.wait_with_output().unwrap()
+}
+
+const MSG: &[u8] = b"Subject: setup\n\nhello\n";
+
+/// Each way into the spool, as root: submissions in each mode, `-bs`, the daemon, a
+/// queue run, the periodic runner, `-bp` and `mailq`.
+fn entry_points(env: &Env) -> Vec<(PathBuf, Vec<&'static str>, &'static [u8])> {
+    let s = env.link("sendmail");
+    let closed = format!("Port={},Addr=127.0.0.1", closed_tcp_port());
+    let daemon: &'static str = Box::leak(format!("DaemonPortOptions={closed}").into_boxed_str());
+    vec![
+        (s.clone(), vec!["-odq", "bob@example.org"], MSG),
+        (s.clone(), vec!["-odi", "bob@example.org"], MSG),
+        (s.clone(), vec!["-odb", "bob@example.org"], MSG),
+        (s.clone(), vec!["-bs"], b"QUIT\r\n"),
+        (s.clone(), vec!["-bD", "-O", daemon], b""),
+        (s.clone(), vec!["-q"], b""),
+        (s.clone(), vec!["-q30m"], b""),
+        (s.clone(), vec!["-bp"], b""),
+        (env.link("mailq"), vec![], b""),
+    ]
+}
+
+/// Every entry point refuses the spool with exit 78 and `want` in its output, and
+/// `gone` is still not there afterwards.
+#[track_caller]
+fn refused_everywhere(env: &Env, want: &str, gone: &Path) {
+    for (program, args, stdin) in entry_points(env) {
+        let mut full = vec!["-C", env.conf.to_str().unwrap()];
+        full.extend(args.iter().copied());
+        let out = run_limited(&program, &full, stdin);
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(78),
+            "{} {full:?}: {said}",
+            program.display()
+        );
+        assert!(
+            said.contains(want),
+            "{} {full:?}: {said:?} lacks {want:?}",
+            program.display()
+        );
+        assert!(
+            fs::symlink_metadata(gone).is_err(),
+            "{} {full:?} made {}",
+            program.display(),
+            gone.display()
+        );
+    }
+}
+
+/// A `SPOOLDIR` whose parent is missing (a typo) is a configuration error at each entry
+/// point, named by the config's file and line; no directory is made.
+#[test]
+fn spooldir_with_a_missing_parent_is_refused_everywhere() {
+    let env = Env::new();
+    let typo = env.dir.join("sppol");
+    let spool = typo.join("spool");
+    fs::write(
+        &env.conf,
+        format!("MAILNAME test.example\nSPOOLDIR {}\n", spool.display()),
+    )
+    .unwrap();
+    let want = format!(
+        "{}: line 2: SPOOLDIR {}: no such directory, nor its parent {} (a typo? nothing \
+         was created)",
+        env.conf.display(),
+        spool.display(),
+        typo.display()
+    );
+    refused_everywhere(&env, &want, &typo);
+}
+
+/// A `SPOOLDIR` whose parent is there but which is not made yet: refused the same way
+/// (as sendmail refuses a missing queue directory: compat-tests/cases/queuedir-missing),
+/// pointing at `rsendmail-admin init`; not made.
+#[test]
+fn missing_spooldir_is_refused_everywhere_and_not_made() {
+    let env = Env::new();
+    let spool = env.dir.join("spool2");
+    fs::write(
+        &env.conf,
+        format!("MAILNAME test.example\n\nSPOOLDIR {}\n", spool.display()),
+    )
+    .unwrap();
+    let want = format!(
+        "{}: line 3: SPOOLDIR {}: no such directory (nothing was created: the spool is \
+         made by the install, or by \"rsendmail-admin init\" as root)",
+        env.conf.display(),
+        spool.display()
+    );
+    refused_everywhere(&env, &want, &spool);
+}
+
+/// `O QueueDirectory=` in the configuration is named by its line too.
+#[test]
+fn queue_directory_option_in_the_config_is_named_by_its_line() {
+    let env = Env::new();
+    let typo = env.dir.join("nope");
+    let q = typo.join("q");
+    env.add_config(&format!("O QueueDirectory={}\n", q.display()));
+    let lines = fs::read_to_string(&env.conf).unwrap().lines().count();
+    let out = env.sendmail(&["-odq", "bob@example.org"], MSG);
+    assert_eq!(out.code, 78, "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!(
+            "{}: line {lines}: O QueueDirectory {}: no such directory, nor its parent",
+            env.conf.display(),
+            q.display()
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(!typo.exists());
+}
+
+/// An ordinary user's own configuration (`-C`) with a mistyped `SPOOLDIR`, through a
+/// plain copy and through a set-gid one (which gives its group up for `-C`): 78, nothing
+/// made; without any configuration, the user's own built-in spool is still made on
+/// first use (the quick start's one command).
+#[test]
+fn a_users_spooldir_typo_is_refused_and_the_own_default_still_made() {
+    if !can_switch_user() {
+        return;
+    }
+    let here = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("setup-user-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&here);
+    fs::create_dir_all(&here).unwrap();
+    fs::set_permissions(&here, fs::Permissions::from_mode(0o777)).unwrap();
+    let plain = user_visible_bin(&here, "sendmail");
+    let sg = here.join("sgid-sendmail");
+    copy_executable(&bin(), &sg);
+    let st = Command::new("chgrp")
+        .args(["mail", sg.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    fs::set_permissions(&sg, fs::Permissions::from_mode(0o2755)).unwrap();
+    let typo = here.join("typo");
+    let conf = here.join("user.conf");
+    fs::write(
+        &conf,
+        format!(
+            "SPOOLDIR {}\nMAILNAME test.example\n",
+            typo.join("spool").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    for program in [&plain, &sg] {
+        for args in [
+            &["-odq", "bob@example.org"][..],
+            &["-bs"][..],
+            &["-q"][..],
+            &["-bp"][..],
+        ] {
+            let mut full = vec!["-C", conf.to_str().unwrap()];
+            full.extend_from_slice(args);
+            let out = as_user(program, &full, &[], MSG);
+            assert_eq!(
+                out.status.code(),
+                Some(78),
+                "{} {full:?}: {}",
+                program.display(),
+                text(&out.stdout)
+            );
+            assert!(
+                text(&out.stdout).contains(&format!("{}: line 1: SPOOLDIR", conf.display())),
+                "{}",
+                text(&out.stdout)
+            );
+            assert!(!typo.exists(), "{} {full:?}", program.display());
+        }
+    }
+    // The same file as the system configuration (a debug build reads it from
+    // RSENDMAIL_SYSTEM_CONFIG; an installed set-gid program reads only the real one):
+    // refused the same way, nothing made, no per-user spool either.
+    if cfg!(debug_assertions) {
+        let state = here.join("state-sys");
+        let envs = [
+            ("HOME", here.to_str().unwrap()),
+            ("XDG_STATE_HOME", state.to_str().unwrap()),
+            ("RSENDMAIL_SYSTEM_CONFIG", conf.to_str().unwrap()),
+        ];
+        for args in [&["-odq", "bob@example.org"][..], &["-bs"][..]] {
+            let out = as_user(&plain, args, &envs, MSG);
+            assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
+            assert!(
+                text(&out.stdout).contains(&format!("{}: line 1: SPOOLDIR", conf.display())),
+                "{}",
+                text(&out.stdout)
+            );
+            assert!(!typo.exists() && !state.exists());
+        }
+    }
+    // No configuration at all: the per-user default, made with its parents, 0700.
+    let state = here.join("state");
+    let nothing = here.join("no-such.conf");
+    let envs = [
+        ("HOME", here.to_str().unwrap()),
+        ("XDG_STATE_HOME", state.to_str().unwrap()),
+        ("RSENDMAIL_SYSTEM_CONFIG", nothing.to_str().unwrap()),
+    ];
+    let out = as_user(&plain, &["-odq", "bob@example.org"], &envs, MSG);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let own = state.join("rsendmail/spool");
+    assert_eq!(fs::metadata(&own).unwrap().mode() & 0o7777, 0o700);
+    let _ = fs::remove_dir_all(&here);
+}
+
+/// A scratch directory with a config whose spool (`dir/spool`) does not exist yet.
+fn init_env(tag: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("rsendmail-init-{tag}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let spool = dir.join("spool");
+    let conf = dir.join("rsendmail.conf");
+    fs::write(
+        &conf,
+        format!(
+            "MAILNAME test.example\nSPOOLDIR {}\nMAILSPOOL {}\n",
+            spool.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    (dir, conf, spool)
+}
+
+fn admin(conf: &Path, args: &[&str]) -> Output {
+    let mut full = vec!["-C", conf.to_str().unwrap()];
+    full.extend_from_slice(args);
+    run_limited(&admin_bin(), &full, b"")
+}
+
+fn mail_gid() -> u32 {
+    nix::unistd::Group::from_name("mail")
+        .unwrap()
+        .unwrap()
+        .gid
+        .as_raw()
+}
+
+/// (mode, uid, gid) of `p`, not following a symbolic link.
+fn owner_mode(p: &Path) -> (u32, u32, u32) {
+    let md = fs::symlink_metadata(p).unwrap();
+    (md.mode() & 0o7777, md.uid(), md.gid())
+}
+
+/// The layout an install leaves: the spool and its sub-directories 2770 root:GROUP, the
+/// wake-up FIFO 0620 root:GROUP.
+#[track_caller]
+fn assert_layout(spool: &Path) {
+    let g = mail_gid();
+    assert_eq!(owner_mode(spool), (0o2770, 0, g));
+    for sub in ["tmp", "index", "corrupt", "slots", "waiting", "hold"] {
+        let p = spool.join(sub);
+        assert!(fs::symlink_metadata(&p).unwrap().is_dir(), "{sub}");
+        assert_eq!(owner_mode(&p), (0o2770, 0, g), "{sub}");
+    }
+    let w = spool.join("wakeup");
+    assert!(fs::symlink_metadata(&w).unwrap().file_type().is_fifo());
+    assert_eq!(owner_mode(&w), (0o620, 0, g));
+}
+
+/// `init` makes the spool a config names with the install's layout, says what it made,
+/// and is idempotent (a second run changes nothing and says only that the spool is
+/// ready); the spool then takes mail, its entries in the spool's group.
+#[test]
+fn init_makes_the_spool_and_is_idempotent() {
+    if !is_root() {
+        return;
+    }
+    let (dir, conf, spool) = init_env("make");
+    let out = admin(&conf, &["init", "--group", "mail"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let said = text(&out.stdout);
+    assert!(
+        said.starts_with(&format!("made {}\n", spool.display())),
+        "{said}"
+    );
+    assert!(
+        said.ends_with(&format!("{}: ready (2770 root:mail)\n", spool.display())),
+        "{said}"
+    );
+    assert_layout(&spool);
+    let again = admin(&conf, &["init", "--group", "mail"]);
+    assert_eq!(again.status.code(), Some(0));
+    assert_eq!(
+        text(&again.stdout),
+        format!("{}: ready (2770 root:mail)\n", spool.display())
+    );
+    assert_layout(&spool);
+    let sendmail = dir.join("sendmail");
+    std::os::unix::fs::symlink(bin(), &sendmail).unwrap();
+    let out = run_limited(
+        &sendmail,
+        &["-C", conf.to_str().unwrap(), "-odq", "bob@example.org"],
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let qf = fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("qf"))
+        .unwrap()
+        .path();
+    assert_eq!(owner_mode(&qf), (0o660, 0, mail_gid()));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// `init` puts wrong modes, owners and groups right, one line for each, and moves what
+/// is not the spool's own at a sub-directory's or the FIFO's name into `corrupt/`; a
+/// symbolic link planted there is never followed (what it points to keeps its owner and
+/// mode). Entries already there get the spool's group and mode 0660.
+#[test]
+fn init_repairs_modes_and_follows_no_link() {
+    if !is_root() {
+        return;
+    }
+    let (dir, conf, spool) = init_env("repair");
+    assert_eq!(
+        admin(&conf, &["init", "--group", "mail"]).status.code(),
+        Some(0)
+    );
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(spool.join("tmp"), fs::Permissions::from_mode(0o700)).unwrap();
+    nix::unistd::chown(
+        &spool.join("index"),
+        None,
+        Some(nix::unistd::Gid::from_raw(0)),
+    )
+    .unwrap();
+    fs::remove_file(spool.join("wakeup")).unwrap();
+    fs::write(spool.join("wakeup"), "x").unwrap();
+    let outside = dir.join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::set_permissions(&outside, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::remove_dir(spool.join("slots")).unwrap();
+    std::os::unix::fs::symlink(&outside, spool.join("slots")).unwrap();
+    let entry = spool.join("qfAAAAAAAAAAAAAA");
+    fs::write(&entry, "x").unwrap();
+    fs::set_permissions(&entry, fs::Permissions::from_mode(0o644)).unwrap();
+    nix::unistd::chown(&entry, None, Some(nix::unistd::Gid::from_raw(0))).unwrap();
+
+    let out = admin(&conf, &["init", "--group", "mail"]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    for want in [
+        format!(
+            "repaired {}: 2770 root:mail (was 755 root:mail)",
+            spool.display()
+        ),
+        format!(
+            "repaired {}: 2770 root:mail (was 700 root:mail)",
+            spool.join("tmp").display()
+        ),
+        format!(
+            "repaired {}: 2770 root:mail (was 2770 root:root)",
+            spool.join("index").display()
+        ),
+        format!(
+            "moved {} (a regular file) to ",
+            spool.join("wakeup").display()
+        ),
+        format!(
+            "moved {} (a symbolic link) to {}",
+            spool.join("slots").display(),
+            spool.join("corrupt/slots.").display()
+        ),
+        format!("made {}", spool.join("slots").display()),
+        format!(
+            "repaired {}: 660 group mail (was 644 group root)",
+            entry.display()
+        ),
+    ] {
+        assert!(said.contains(&want), "{said:?} lacks {want:?}");
+    }
+    assert_layout(&spool);
+    assert_eq!(owner_mode(&outside), (0o755, 0, 0), "a link was followed");
+    assert_eq!(owner_mode(&entry), (0o660, 0, mail_gid()));
+    let aside: Vec<String> = fs::read_dir(spool.join("corrupt"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(aside.iter().any(|n| n.starts_with("wakeup.")), "{aside:?}");
+    assert!(aside.iter().any(|n| n.starts_with("slots.")), "{aside:?}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// `init` refuses a `SPOOLDIR` whose parent is missing (78, its file and line, nothing
+/// made), a group that does not exist (78), and anyone but root (77).
+#[test]
+fn init_refuses_a_typo_an_unknown_group_and_non_root() {
+    if !is_root() {
+        return;
+    }
+    let (dir, conf, spool) = init_env("refuse");
+    let typo = dir.join("typo");
+    let bad = dir.join("bad.conf");
+    fs::write(&bad, format!("SPOOLDIR {}\n", typo.join("spool").display())).unwrap();
+    let out = admin(&bad, &["init", "--group", "mail"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "{}: line 1: SPOOLDIR {}: no such directory, nor its parent",
+            bad.display(),
+            typo.join("spool").display()
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!typo.exists());
+    let out = admin(&conf, &["init", "--group", "no-such-group-rsm"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("no group no-such-group-rsm"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!spool.exists());
+    if can_switch_user() {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.join("rsendmail-admin");
+        copy_executable(&admin_bin(), &copy);
+        fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+        let out = as_user(
+            &copy,
+            &["-C", conf.to_str().unwrap(), "init", "--group", "mail"],
+            &[],
+            b"",
+        );
+        assert_eq!(out.status.code(), Some(77), "{}", text(&out.stdout));
+        assert_eq!(
+            text(&out.stdout),
+            "rsendmail-admin init: only root may make or repair the spool\n"
+        );
+        assert!(!spool.exists());
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
