@@ -129,6 +129,13 @@ pub enum Invalid {
     /// `argv-group-named`, `argv-group-mixed`, `t-group-empty`, `t-group-empty-cc`,
     /// `bv-group-empty`). A group with members is its members.
     EmptyGroup,
+    /// Octets that are not UTF-8 where an address was read as text (a `-t` header field,
+    /// an alias target, an `:include:` or `.forward` line): they are decoded as U+FFFD,
+    /// so an address holding U+FFFD is one whose octets were lost. Refused with the
+    /// words the command line and `-bs` give (`Syntax error in mailbox address
+    /// "j?hn@example.org" (not UTF-8)`, exit 64), never sent changed (sendmail relays
+    /// the octets as they are; DIFFERENCES.md).
+    NotUtf8,
 }
 
 /// sendmail's words for a group without members among recipients ([`Invalid::EmptyGroup`]).
@@ -152,6 +159,7 @@ impl Invalid {
             Invalid::Blank => "Blank in address (BlankSub is off)".into(),
             Invalid::NoUser => "User unknown".into(),
             Invalid::EmptyGroup => LIST_SYNTAX_ILLEGAL.into(),
+            Invalid::NotUtf8 => "not UTF-8".into(),
             Invalid::SourceRoute => {
                 "Source route not supported (RFC 5321 Appendix C): write the address without it"
                     .into()
@@ -171,6 +179,7 @@ impl Invalid {
             | Invalid::InvalidRoute
             | Invalid::SourceRoute
             | Invalid::EmptyGroup
+            | Invalid::NotUtf8
             | Invalid::ColonInHost => status::BAD_MAILBOX_SYNTAX,
             Invalid::InvalidHost | Invalid::InvalidLiteral => status::BAD_SYSTEM,
         }
@@ -197,6 +206,12 @@ impl Invalid {
             Invalid::Illegal(_) => format!(
                 "Syntax error in mailbox address \"{}\" ({})",
                 shown(address),
+                self.text()
+            ),
+            // Each lost octet shown as `?`, as the command line and `-bs` show it.
+            Invalid::NotUtf8 => format!(
+                "Syntax error in mailbox address \"{}\" ({})",
+                shown(address).replace(char::REPLACEMENT_CHARACTER, "?"),
                 self.text()
             ),
             _ => format!("{}... {}", shown(address), self.text()),
@@ -878,6 +893,9 @@ pub fn check_mailbox(spec: &str) -> Result<(), Invalid> {
     if let Some(c) = spec.chars().find(|c| c.is_control()) {
         return Err(Invalid::Illegal(c));
     }
+    if spec.contains(char::REPLACEMENT_CHARACTER) {
+        return Err(Invalid::NotUtf8);
+    }
     if lex(spec)?
         .iter()
         .any(|t| t.span.len() > MAX_ADDRESS && t.kind != Kind::Space)
@@ -936,6 +954,7 @@ pub fn check_recipient(addr: &str) -> Result<(), Invalid> {
     if addr.starts_with(['|', '/']) {
         return match addr.chars().find(|c| c.is_control()) {
             Some(c) => Err(Invalid::Illegal(c)),
+            None if addr.contains(char::REPLACEMENT_CHARACTER) => Err(Invalid::NotUtf8),
             None => Ok(()),
         };
     }
