@@ -710,7 +710,7 @@ pub fn submit<R: BufRead>(
     added.push(Header::new("Received", &received));
     added.extend(missing_headers(&head, &tm, &id, &host, || {
         if req.sender.is_some() {
-            if from_addr.is_empty() {
+            let addr = if from_addr.is_empty() {
                 format!("{}@{host}", who.login)
             } else if address::domain_of(&from_addr).is_none() {
                 // `-f someone` → `From: someone@host`, as a `From: someone` the
@@ -718,6 +718,16 @@ pub fn submit<R: BufRead>(
                 format!("{from_addr}@{sender_domain}")
             } else {
                 from_addr.clone()
+            };
+            // `-F` names a local `-f` sender (unqualified, or of this host), as in
+            // sendmail (recorded: `f-unqual-F`, `F-with-f-self`); a sender elsewhere
+            // is the address alone (`f-F-full`).
+            let local = given_sender
+                .as_deref()
+                .is_some_and(|s| masqueradable(s, &host).is_some());
+            match req.full_name.as_deref().filter(|n| !n.is_empty()) {
+                Some(name) if local => format!("{} <{addr}>", display_name(name)),
+                _ => addr,
             }
         } else {
             // `-F ''` names no one: the password entry's name, as in sendmail
