@@ -31,7 +31,10 @@ impl Submitter {
         let uid = nix::unistd::getuid();
         match nix::unistd::User::from_uid(uid) {
             Ok(Some(u)) => {
-                let gecos = u.gecos.to_string_lossy().into_owned();
+                // A name that is not UTF-8 (a Latin-1 `J\xf6rg`) is left out of the
+                // `From:` added, never sent with its octets changed to U+FFFD; `-F`
+                // with such octets is refused (DIFFERENCES.md).
+                let gecos = u.gecos.to_str().map(str::to_string).unwrap_or_default();
                 let first = gecos.split(',').next().unwrap_or("").trim().to_string();
                 let name = if first.contains('&') {
                     let mut cap = u.name.clone();
