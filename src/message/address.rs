@@ -136,6 +136,15 @@ pub enum Invalid {
     /// "j?hn@example.org" (not UTF-8)`, exit 64), never sent changed (sendmail relays
     /// the octets as they are; DIFFERENCES.md).
     NotUtf8,
+    /// Angle brackets that balance but nest (`<<bob@example.org>>`). sendmail strips the
+    /// outer pair and delivers; rsendmail refuses the address, naming the fault
+    /// (DIFFERENCES.md; recorded: `rcpt-angle-angle`).
+    NestedAngle,
+    /// Two `<address>`es in one list item (`<a@example.org> <b@example.org>`, no comma
+    /// between). sendmail delivers to the last and drops the first without a word;
+    /// rsendmail refuses the item, so that no recipient vanishes (DIFFERENCES.md;
+    /// recorded: `rcpt-two-angle-one-arg`).
+    TwoAngle,
 }
 
 /// sendmail's words for a group without members among recipients ([`Invalid::EmptyGroup`]).
@@ -160,6 +169,10 @@ impl Invalid {
             Invalid::NoUser => "User unknown".into(),
             Invalid::EmptyGroup => LIST_SYNTAX_ILLEGAL.into(),
             Invalid::NotUtf8 => "not UTF-8".into(),
+            Invalid::NestedAngle => "Nested '<' in address".into(),
+            Invalid::TwoAngle => {
+                "More than one <address> in one recipient (separate them with commas)".into()
+            }
             Invalid::SourceRoute => {
                 "Source route not supported (RFC 5321 Appendix C): write the address without it"
                     .into()
@@ -180,6 +193,8 @@ impl Invalid {
             | Invalid::SourceRoute
             | Invalid::EmptyGroup
             | Invalid::NotUtf8
+            | Invalid::NestedAngle
+            | Invalid::TwoAngle
             | Invalid::ColonInHost => status::BAD_MAILBOX_SYNTAX,
             Invalid::InvalidHost | Invalid::InvalidLiteral => status::BAD_SYSTEM,
         }
@@ -442,24 +457,47 @@ pub fn parse_list(text: &str, old_style: bool) -> Vec<Item> {
                 let mut inner = Vec::new();
                 let mut j = i + 1;
                 let mut closed = false;
+                let mut nested = false;
                 while let Some(u) = tokens.get(j) {
                     match u.kind {
                         Kind::Special('>') => {
                             closed = true;
                             break;
                         }
-                        Kind::Special('<') => break,
+                        Kind::Special('<') => {
+                            nested = true;
+                            break;
+                        }
                         _ => inner.push(u),
                     }
                     j += 1;
                 }
                 if !closed {
-                    parser.error.get_or_insert(Invalid::Unbalanced('<'));
+                    // Brackets that nest but balance are named as such, not as
+                    // unbalanced.
+                    let mut depth = 0i64;
+                    let mut balanced = false;
+                    for u in tokens.get(i..).unwrap_or_default() {
+                        match u.kind {
+                            Kind::Special('<') => depth += 1,
+                            Kind::Special('>') => depth -= 1,
+                            _ => continue,
+                        }
+                        if depth <= 0 {
+                            balanced = depth == 0;
+                            break;
+                        }
+                    }
+                    parser.error.get_or_insert(if nested && balanced {
+                        Invalid::NestedAngle
+                    } else {
+                        Invalid::Unbalanced('<')
+                    });
                     parser.flush(text.len(), text.len());
                     return parser.out;
                 }
                 if parser.angle.is_some() {
-                    parser.error.get_or_insert(Invalid::Unbalanced('<'));
+                    parser.error.get_or_insert(Invalid::TwoAngle);
                 }
                 parser.angle = Some(inner);
                 i = j + 1;
@@ -1427,6 +1465,7 @@ mod tests {
             ("a\0@x", Invalid::Illegal('\0'), 64),
             ("a[b@x", Invalid::IllegalLocal('['), 64),
             ("\"unterminated@x", Invalid::Unbalanced('"'), 64),
+            ("j\u{FFFD}hn@example.org", Invalid::NotUtf8, 64),
         ];
         for (a, want, code) in bad {
             let got = check_mailbox(a);
@@ -1871,5 +1910,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Angle brackets that nest but balance, and two `<address>`es in one item, are
+    /// named as what they are (compat-tests `rcpt-angle-angle`,
+    /// `rcpt-two-angle-one-arg`); brackets that do not balance stay `Unbalanced '<'`.
+    #[test]
+    fn angle_brackets_nested_or_twice_are_named_as_such() {
+        for (text, want) in [
+            ("<<bob@example.org>>", Invalid::NestedAngle),
+            ("<a@example.org> <b@example.org>", Invalid::TwoAngle),
+            ("<a@example.org", Invalid::Unbalanced('<')),
+            ("<a <b@example.org>", Invalid::Unbalanced('<')),
+            ("<<a@example.org>", Invalid::Unbalanced('<')),
+        ] {
+            let got = recipients_of_list(text, false);
+            assert_eq!(got.len(), 1, "{text}");
+            assert_eq!(got[0].error.as_ref(), Some(&want), "{text}");
+            assert_eq!(want.exit().code(), 64, "{text}");
+        }
+        assert_eq!(
+            Invalid::NotUtf8.message("j\u{FFFD}hn@example.org"),
+            "Syntax error in mailbox address \"j?hn@example.org\" (not UTF-8)"
+        );
     }
 }
