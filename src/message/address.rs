@@ -528,7 +528,25 @@ pub fn parse_list(text: &str, old_style: bool) -> Vec<Item> {
             }
             // The end of a group: it belongs to the piece it ends (`b@y;`).
             Kind::Special(';') => {
+                // A `;` with nothing before it in its piece and no group open (`;`
+                // alone): sendmail's `;... List:; syntax illegal for recipient
+                // addresses` (recorded: `rcpt-semicolon-only`).
+                let bare = parser.group.is_none()
+                    && parser.angle.is_none()
+                    && parser.error.is_none()
+                    && parser
+                        .current
+                        .iter()
+                        .all(|c| matches!(c.kind, Kind::Space | Kind::Comment));
                 parser.flush(t.span.end, t.span.end);
+                if bare {
+                    parser.out.push(Item {
+                        address: ";".into(),
+                        text: ";".into(),
+                        spec_end: t.span.end,
+                        error: Some(Invalid::EmptyGroup),
+                    });
+                }
                 // A group that named no one is refused, not dropped: no recipient may
                 // vanish without a word.
                 if let Some((start, items)) = parser.group.take()
