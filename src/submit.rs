@@ -31,7 +31,10 @@ impl Submitter {
         let uid = nix::unistd::getuid();
         match nix::unistd::User::from_uid(uid) {
             Ok(Some(u)) => {
-                let gecos = u.gecos.to_string_lossy().into_owned();
+                // A name that is not UTF-8 (a Latin-1 `J\xf6rg`) is left out of the
+                // `From:` added, never sent with its octets changed to U+FFFD; `-F`
+                // with such octets is refused (DIFFERENCES.md).
+                let gecos = u.gecos.to_str().map(str::to_string).unwrap_or_default();
                 let first = gecos.split(',').next().unwrap_or("").trim().to_string();
                 let name = if first.contains('&') {
                     let mut cap = u.name.clone();
@@ -757,7 +760,7 @@ pub fn submit<R: BufRead>(
     added.push(Header::new("Received", &received));
     added.extend(missing_headers(&head, &tm, &id, &host, || {
         if req.sender.is_some() {
-            if from_addr.is_empty() {
+            let addr = if from_addr.is_empty() {
                 format!("{}@{host}", who.login)
             } else if address::domain_of(&from_addr).is_none() {
                 // `-f someone` → `From: someone@host`, as a `From: someone` the
@@ -765,6 +768,16 @@ pub fn submit<R: BufRead>(
                 format!("{from_addr}@{sender_domain}")
             } else {
                 from_addr.clone()
+            };
+            // `-F` names a local `-f` sender (unqualified, or of this host), as in
+            // sendmail (recorded: `f-unqual-F`, `F-with-f-self`); a sender elsewhere
+            // is the address alone (`f-F-full`).
+            let local = given_sender
+                .as_deref()
+                .is_some_and(|s| masqueradable(s, &host).is_some());
+            match req.full_name.as_deref().filter(|n| !n.is_empty()) {
+                Some(name) if local => format!("{} <{addr}>", display_name(name)),
+                _ => addr,
             }
         } else {
             // `-F ''` names no one: the password entry's name, as in sendmail

@@ -787,3 +787,105 @@ fn a_recipient_argument_that_is_not_utf8_is_refused_and_shown_with_question_mark
         assert!(env.entries().is_empty(), "{shown}");
     }
 }
+
+/// An address with octets that are not UTF-8 from every source read as text — `-t`
+/// fields (To, Cc, Bcc, Resent-To), an alias target, an `:include:` file — is refused
+/// by name (`Syntax error in mailbox address "j?hn@example.org" (not UTF-8)`, exit 64),
+/// the other recipients delivered; the relay (smtp-sink, whose dumps keep the envelope's
+/// octets as sent) never sees a U+FFFD or the raw octets in place of the address
+/// (compat-tests/differences/rcpt-t-non-utf8-addr, t-bcc-nonutf8, alias-nonutf8).
+/// `-bv -t` says the same.
+#[test]
+fn addresses_not_utf8_from_headers_aliases_and_lists_are_refused_never_changed() {
+    use crate::harness::servers::Sink;
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    let inc = env.dir.join("inc.txt");
+    fs::write(&inc, b"m\xf6\xf6@example.org, inc-ok@example.org\n").unwrap();
+    let aliases = env.dir.join("aliases");
+    let mut text = b"al: m\xfcller@example.org, al-ok@example.org\n".to_vec();
+    text.extend_from_slice(format!("al2: :include:{}\n", inc.display()).as_bytes());
+    fs::write(&aliases, text).unwrap();
+    let alias_opt = format!("-oA{}", aliases.display());
+    let cases: Vec<(Vec<&str>, &[u8], &str, &str)> = vec![
+        (
+            vec!["-t"],
+            b"To: j\xf6hn@example.org, t-ok@example.org\n\nb\n",
+            "j?hn@example.org",
+            "t-ok@",
+        ),
+        (
+            vec!["-t"],
+            b"To: c-ok@example.org\nCc: c\xf6@example.org\n\nb\n",
+            "c?@example.org",
+            "c-ok@",
+        ),
+        (
+            vec!["-t"],
+            b"To: b-ok@example.org\nBcc: k\xe4se@example.org\n\nb\n",
+            "k?se@example.org",
+            "b-ok@",
+        ),
+        (
+            vec!["-t"],
+            b"To: x@example.org\nResent-To: r\xf6@example.org, r-ok@example.org\n\nb\n",
+            "r?@example.org",
+            "r-ok@",
+        ),
+        (
+            vec![&alias_opt, "al"],
+            b"Subject: t\n\nb\n",
+            "m?ller@example.org",
+            "al-ok@",
+        ),
+        (
+            vec![&alias_opt, "al2"],
+            b"Subject: t\n\nb\n",
+            "m??@example.org",
+            "inc-ok@",
+        ),
+    ];
+    for (args, input, shown, ok) in &cases {
+        let mut all = vec!["-odi", "-oep"];
+        all.extend(args.iter().copied());
+        let run = env.sendmail(&all, input);
+        run.code(64);
+        let said = format!("{}{}", run.stdout, run.stderr);
+        assert!(
+            said.contains(&format!(
+                "Syntax error in mailbox address \"{shown}\" (not UTF-8)"
+            )),
+            "{shown}: {said}"
+        );
+        let dumps = sink.raw_dumps();
+        assert!(
+            dumps
+                .iter()
+                .any(|d| String::from_utf8_lossy(d).contains(ok)),
+            "{shown}: the good recipient arrives"
+        );
+        // The envelope as the relay got it (smtp-sink's `X-` lines); the header keeps
+        // what the writer wrote.
+        for line in dumps.iter().flat_map(|d| d.split(|&b| b == b'\n')) {
+            if line.starts_with(b"X-") {
+                assert!(
+                    !line.windows(3).any(|w| w == b"\xef\xbf\xbd")
+                        && !line.iter().any(|&b| b == 0xf6 || b == 0xe4 || b == 0xfc),
+                    "{shown}: {}",
+                    String::from_utf8_lossy(line)
+                );
+            }
+        }
+    }
+    let run = env.sendmail(&["-bv", "-t"], b"To: v\xf6@example.org\n\nb\n");
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        said.contains("Syntax error in mailbox address \"v?@example.org\" (not UTF-8)"),
+        "{said}"
+    );
+    assert!(!said.contains("deliverable"), "{said}");
+    assert_ne!(run.code, 0);
+}

@@ -39,6 +39,10 @@ struct EngineBackend<'a> {
     /// when this invocation's options must be applied by its own deliverer
     /// ([`app::for_the_runner`]).
     wake: Option<&'a std::path::Path>,
+    /// The exit status of the first interactive (`-odi`) delivery that did not end 0:
+    /// a `-bs` session exits with it when it noted no error itself, as sendmail's does
+    /// (a recipient the relay refused: 67; recorded: `bs-dsn-xtext`).
+    delivery_status: Option<Sysexit>,
 }
 
 impl EngineBackend<'_> {
@@ -104,7 +108,14 @@ impl Backend for EngineBackend<'_> {
             DeliveryMode::Interactive => match self.spawn(&["--entry", id]) {
                 // Interactive: delivered before the next command is read.
                 Ok(mut c) => {
-                    let _ = c.wait();
+                    let code = c.wait().ok().and_then(|st| st.code());
+                    let status = code
+                        .and_then(|n| u8::try_from(n).ok())
+                        .and_then(Sysexit::from_code)
+                        .filter(|&s| s != Sysexit::Ok);
+                    if self.delivery_status.is_none() {
+                        self.delivery_status = status;
+                    }
                 }
                 Err(e) => log::error!("{id}: cannot start delivery: {e}; it stays queued"),
             },
@@ -212,6 +223,7 @@ pub fn stdio(s: &Setup, engine: &Engine, argv: &[OsString]) -> Result<Sysexit, F
         dns: None,
         argv,
         wake: app::for_the_runner(s).then_some(s.spool.dir.as_path()),
+        delivery_status: None,
     };
     // fd 0 unbuffered underneath our own buffer, so that "nothing more is waiting" is known.
     // SAFETY: fd 0 stays open for the life of the process; ManuallyDrop never closes it.
@@ -226,6 +238,7 @@ pub fn stdio(s: &Setup, engine: &Engine, argv: &[OsString]) -> Result<Sysexit, F
     let stdout = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) });
     let mut out = std::io::BufWriter::new(PolledWrite::new(&*stdout, command_timeout(s)));
     match srv.run(&mut backend, &mut input, &mut out) {
+        Ok(end) if end.status == Sysexit::Ok => Ok(backend.delivery_status.unwrap_or(end.status)),
         Ok(end) => Ok(end.status),
         Err(e) => {
             log::info!("SMTP session ended: {e}");
@@ -506,6 +519,7 @@ fn session(
         dns: None,
         argv,
         wake,
+        delivery_status: None,
     };
     let Ok(read_half) = stream.try_clone() else {
         return 0;

@@ -129,6 +129,22 @@ pub enum Invalid {
     /// `argv-group-named`, `argv-group-mixed`, `t-group-empty`, `t-group-empty-cc`,
     /// `bv-group-empty`). A group with members is its members.
     EmptyGroup,
+    /// Octets that are not UTF-8 where an address was read as text (a `-t` header field,
+    /// an alias target, an `:include:` or `.forward` line): they are decoded as U+FFFD,
+    /// so an address holding U+FFFD is one whose octets were lost. Refused with the
+    /// words the command line and `-bs` give (`Syntax error in mailbox address
+    /// "j?hn@example.org" (not UTF-8)`, exit 64), never sent changed (sendmail relays
+    /// the octets as they are; DIFFERENCES.md).
+    NotUtf8,
+    /// Angle brackets that balance but nest (`<<bob@example.org>>`). sendmail strips the
+    /// outer pair and delivers; rsendmail refuses the address, naming the fault
+    /// (DIFFERENCES.md; recorded: `rcpt-angle-angle`).
+    NestedAngle,
+    /// Two `<address>`es in one list item (`<a@example.org> <b@example.org>`, no comma
+    /// between). sendmail delivers to the last and drops the first without a word;
+    /// rsendmail refuses the item, so that no recipient vanishes (DIFFERENCES.md;
+    /// recorded: `rcpt-two-angle-one-arg`).
+    TwoAngle,
 }
 
 /// sendmail's words for a group without members among recipients ([`Invalid::EmptyGroup`]).
@@ -152,6 +168,11 @@ impl Invalid {
             Invalid::Blank => "Blank in address (BlankSub is off)".into(),
             Invalid::NoUser => "User unknown".into(),
             Invalid::EmptyGroup => LIST_SYNTAX_ILLEGAL.into(),
+            Invalid::NotUtf8 => "not UTF-8".into(),
+            Invalid::NestedAngle => "Nested '<' in address".into(),
+            Invalid::TwoAngle => {
+                "More than one <address> in one recipient (separate them with commas)".into()
+            }
             Invalid::SourceRoute => {
                 "Source route not supported (RFC 5321 Appendix C): write the address without it"
                     .into()
@@ -171,6 +192,9 @@ impl Invalid {
             | Invalid::InvalidRoute
             | Invalid::SourceRoute
             | Invalid::EmptyGroup
+            | Invalid::NotUtf8
+            | Invalid::NestedAngle
+            | Invalid::TwoAngle
             | Invalid::ColonInHost => status::BAD_MAILBOX_SYNTAX,
             Invalid::InvalidHost | Invalid::InvalidLiteral => status::BAD_SYSTEM,
         }
@@ -197,6 +221,12 @@ impl Invalid {
             Invalid::Illegal(_) => format!(
                 "Syntax error in mailbox address \"{}\" ({})",
                 shown(address),
+                self.text()
+            ),
+            // Each lost octet shown as `?`, as the command line and `-bs` show it.
+            Invalid::NotUtf8 => format!(
+                "Syntax error in mailbox address \"{}\" ({})",
+                shown(address).replace(char::REPLACEMENT_CHARACTER, "?"),
                 self.text()
             ),
             _ => format!("{}... {}", shown(address), self.text()),
@@ -427,24 +457,47 @@ pub fn parse_list(text: &str, old_style: bool) -> Vec<Item> {
                 let mut inner = Vec::new();
                 let mut j = i + 1;
                 let mut closed = false;
+                let mut nested = false;
                 while let Some(u) = tokens.get(j) {
                     match u.kind {
                         Kind::Special('>') => {
                             closed = true;
                             break;
                         }
-                        Kind::Special('<') => break,
+                        Kind::Special('<') => {
+                            nested = true;
+                            break;
+                        }
                         _ => inner.push(u),
                     }
                     j += 1;
                 }
                 if !closed {
-                    parser.error.get_or_insert(Invalid::Unbalanced('<'));
+                    // Brackets that nest but balance are named as such, not as
+                    // unbalanced.
+                    let mut depth = 0i64;
+                    let mut balanced = false;
+                    for u in tokens.get(i..).unwrap_or_default() {
+                        match u.kind {
+                            Kind::Special('<') => depth += 1,
+                            Kind::Special('>') => depth -= 1,
+                            _ => continue,
+                        }
+                        if depth <= 0 {
+                            balanced = depth == 0;
+                            break;
+                        }
+                    }
+                    parser.error.get_or_insert(if nested && balanced {
+                        Invalid::NestedAngle
+                    } else {
+                        Invalid::Unbalanced('<')
+                    });
                     parser.flush(text.len(), text.len());
                     return parser.out;
                 }
                 if parser.angle.is_some() {
-                    parser.error.get_or_insert(Invalid::Unbalanced('<'));
+                    parser.error.get_or_insert(Invalid::TwoAngle);
                 }
                 parser.angle = Some(inner);
                 i = j + 1;
@@ -475,7 +528,25 @@ pub fn parse_list(text: &str, old_style: bool) -> Vec<Item> {
             }
             // The end of a group: it belongs to the piece it ends (`b@y;`).
             Kind::Special(';') => {
+                // A `;` with nothing before it in its piece and no group open (`;`
+                // alone): sendmail's `;... List:; syntax illegal for recipient
+                // addresses` (recorded: `rcpt-semicolon-only`).
+                let bare = parser.group.is_none()
+                    && parser.angle.is_none()
+                    && parser.error.is_none()
+                    && parser
+                        .current
+                        .iter()
+                        .all(|c| matches!(c.kind, Kind::Space | Kind::Comment));
                 parser.flush(t.span.end, t.span.end);
+                if bare {
+                    parser.out.push(Item {
+                        address: ";".into(),
+                        text: ";".into(),
+                        spec_end: t.span.end,
+                        error: Some(Invalid::EmptyGroup),
+                    });
+                }
                 // A group that named no one is refused, not dropped: no recipient may
                 // vanish without a word.
                 if let Some((start, items)) = parser.group.take()
@@ -878,6 +949,9 @@ pub fn check_mailbox(spec: &str) -> Result<(), Invalid> {
     if let Some(c) = spec.chars().find(|c| c.is_control()) {
         return Err(Invalid::Illegal(c));
     }
+    if spec.contains(char::REPLACEMENT_CHARACTER) {
+        return Err(Invalid::NotUtf8);
+    }
     if lex(spec)?
         .iter()
         .any(|t| t.span.len() > MAX_ADDRESS && t.kind != Kind::Space)
@@ -936,6 +1010,7 @@ pub fn check_recipient(addr: &str) -> Result<(), Invalid> {
     if addr.starts_with(['|', '/']) {
         return match addr.chars().find(|c| c.is_control()) {
             Some(c) => Err(Invalid::Illegal(c)),
+            None if addr.contains(char::REPLACEMENT_CHARACTER) => Err(Invalid::NotUtf8),
             None => Ok(()),
         };
     }
@@ -1408,6 +1483,7 @@ mod tests {
             ("a\0@x", Invalid::Illegal('\0'), 64),
             ("a[b@x", Invalid::IllegalLocal('['), 64),
             ("\"unterminated@x", Invalid::Unbalanced('"'), 64),
+            ("j\u{FFFD}hn@example.org", Invalid::NotUtf8, 64),
         ];
         for (a, want, code) in bad {
             let got = check_mailbox(a);
@@ -1852,5 +1928,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Angle brackets that nest but balance, and two `<address>`es in one item, are
+    /// named as what they are (compat-tests `rcpt-angle-angle`,
+    /// `rcpt-two-angle-one-arg`); brackets that do not balance stay `Unbalanced '<'`.
+    #[test]
+    fn angle_brackets_nested_or_twice_are_named_as_such() {
+        for (text, want) in [
+            ("<<bob@example.org>>", Invalid::NestedAngle),
+            ("<a@example.org> <b@example.org>", Invalid::TwoAngle),
+            ("<a@example.org", Invalid::Unbalanced('<')),
+            ("<a <b@example.org>", Invalid::Unbalanced('<')),
+            ("<<a@example.org>", Invalid::Unbalanced('<')),
+        ] {
+            let got = recipients_of_list(text, false);
+            assert_eq!(got.len(), 1, "{text}");
+            assert_eq!(got[0].error.as_ref(), Some(&want), "{text}");
+            assert_eq!(want.exit().code(), 64, "{text}");
+        }
+        assert_eq!(
+            Invalid::NotUtf8.message("j\u{FFFD}hn@example.org"),
+            "Syntax error in mailbox address \"j?hn@example.org\" (not UTF-8)"
+        );
     }
 }

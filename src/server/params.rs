@@ -334,7 +334,16 @@ fn notify(v: &str) -> Result<Notify, ParamError> {
     if v.eq_ignore_ascii_case("NEVER") {
         return Ok(Notify::Never);
     }
-    v.split(',')
+    // NEVER with other words: sendmail names the first word alone (its loop has cut
+    // the value at each comma; recorded: `bs-dsn-bad-xtext`, `NEVER,SUCCESS` →
+    // `Bad argument "NEVER"`).
+    let words: Vec<&str> = v.split(',').collect();
+    if words.len() > 1 && words.iter().any(|w| w.eq_ignore_ascii_case("NEVER")) {
+        let first = words.first().copied().unwrap_or_default();
+        return Err(ParamError::BadNotify(first.to_string()));
+    }
+    words
+        .into_iter()
         .map(|w| NotifyOn::parse(w).ok_or_else(bad))
         .collect::<Result<Vec<_>, _>>()
         .map(Notify::On)
@@ -593,7 +602,7 @@ mod tests {
             ("NOTIFY=", "501 5.5.4 Bad argument \"\"  to NOTIFY"),
             (
                 "NOTIFY=NEVER,DELAY",
-                "501 5.5.4 Bad argument \"NEVER,DELAY\"  to NOTIFY",
+                "501 5.5.4 Bad argument \"NEVER\"  to NOTIFY",
             ),
             (
                 "NOTIFY=SUCCESS,",
