@@ -2238,43 +2238,22 @@ mod tests {
         /// A config line: a keyword (dma's, ours, `O`, `O<letter>`, or any word), a blank
         /// or not, and a value (an option assignment, a number, or any text).
         fn line() -> impl Strategy<Value = String> {
-            let keywords: Vec<String> = [
-                "SMARTHOST",
-                "PORT",
-                "ALIASES",
-                "SPOOLDIR",
-                "AUTHPATH",
-                "CERTFILE",
-                "SECURETRANSFER",
-                "STARTTLS",
-                "OPPORTUNISTIC_TLS",
-                "INSECURE",
-                "VERIFYCERT",
-                "FINGERPRINT",
-                "MAILNAME",
-                "MASQUERADE",
-                "NULLCLIENT",
-                "DEFER",
-                "FULLBOUNCE",
-                "MAILSPOOL",
-                "RESOLVER",
-                "RELAYTABLE",
-                "NOPIPELINING",
-                "MAILLOG",
-                "O",
-                "O",
-                "O",
-                "Od",
-                "Odq",
-                "OQ",
-                "Oé",
-                "O\u{2028}",
-                "#",
-                "UNKNOWN",
-            ]
-            .iter()
-            .map(|k| k.to_string())
-            .collect();
+            let keywords: Vec<String> = KEYWORDS
+                .iter()
+                .chain(&[
+                    "O",
+                    "O",
+                    "O",
+                    "Od",
+                    "Odq",
+                    "OQ",
+                    "Oé",
+                    "O\u{2028}",
+                    "#",
+                    "UNKNOWN",
+                ])
+                .map(|k| k.to_string())
+                .collect();
             let names: Vec<String> = ACTED_ON
                 .iter()
                 .map(|(n, _)| n.to_string())
