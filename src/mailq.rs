@@ -140,19 +140,20 @@ fn ids_with_held(spool: &Spool, held: &Spool) -> Result<Vec<(String, bool)>, Fat
     Ok(ids)
 }
 
-/// The readable entries (in sendmail's order) and the unreadable ones (by ID). An
-/// unreadable entry is kept when the filter's queue-ID part may match it: what it holds
-/// cannot be matched, and like sendmail's listing (which keeps a queue file it cannot
-/// open in `-bp`'s count) the listing must not hide it.
-fn collect(
+/// Each readable entry of the spool and of its held entries that `filter` selects, as a
+/// [`Listed`] given to `each` (and dropped after it, so a listing need not hold them
+/// all); the unreadable ones the filter's queue-ID part may match go to `unreadable`,
+/// and problems with the spool's sub-directories to `problems`. A spool that does not
+/// exist lists nothing.
+fn scan(
     spool: &Spool,
     filter: Option<&QueueRunArgs>,
     problems: &mut String,
-) -> Result<(Vec<Listed>, Vec<Unreadable>), Fatal> {
-    let mut out = Vec::new();
-    let mut unreadable = Vec::new();
+    unreadable: &mut Vec<Unreadable>,
+    mut each: impl FnMut(Listed),
+) -> Result<(), Fatal> {
     if !spool.dir.exists() {
-        return Ok((out, unreadable));
+        return Ok(());
     }
     // A symlink or a file where the spool keeps a folder: refused by every run, said here.
     for why in spool.subdir_problems() {
@@ -173,25 +174,37 @@ fn collect(
                 continue;
             }
         };
-        let rcpts = pending_recipients(&entry);
         if let Some(f) = filter {
+            let rcpts = pending_recipients(&entry);
             let addrs: Vec<&str> = rcpts.iter().map(|r| r.0).collect();
             if !f.selects(&id, &entry.envelope.sender, &addrs) {
                 continue;
             }
         }
-        let busy = spool.is_busy(&entry.file);
-        let priority = priority(&entry);
-        let written = entry.file.metadata().and_then(|m| m.modified()).ok();
-        out.push(Listed {
-            id,
-            busy,
+        each(Listed {
+            busy: spool.is_busy(&entry.file),
             held,
+            priority: priority(&entry),
+            written: entry.file.metadata().and_then(|m| m.modified()).ok(),
+            id,
             entry,
-            priority,
-            written,
         });
     }
+    Ok(())
+}
+
+/// The readable entries (in sendmail's order) and the unreadable ones (by ID). An
+/// unreadable entry is kept when the filter's queue-ID part may match it: what it holds
+/// cannot be matched, and like sendmail's listing (which keeps a queue file it cannot
+/// open in `-bp`'s count) the listing must not hide it.
+fn collect(
+    spool: &Spool,
+    filter: Option<&QueueRunArgs>,
+    problems: &mut String,
+) -> Result<(Vec<Listed>, Vec<Unreadable>), Fatal> {
+    let mut out = Vec::new();
+    let mut unreadable = Vec::new();
+    scan(spool, filter, problems, &mut unreadable, |l| out.push(l))?;
     out.sort_by(|a, b| {
         (a.priority, a.entry.envelope.created, a.written, &a.id).cmp(&(
             b.priority,
@@ -307,57 +320,21 @@ pub fn write_text(
     let mut unreadable: Vec<Unreadable> = Vec::new();
     let mut arena = String::new();
     let now = clock::now();
-    if spool.dir.exists() {
-        // A symlink or a file where the spool keeps a folder: refused by every run, said
-        // here.
-        for why in spool.subdir_problems() {
-            let _ = writeln!(problems, "{}", shown(&why, usize::MAX));
-        }
-        let held_spool = spool.held();
-        for (id, held) in ids_with_held(spool, &held_spool)? {
-            let spool = if held { &held_spool } else { spool };
-            let entry = match spool.read_entry(&id) {
-                Ok(e) => e,
-                Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    if filter.is_none_or(|f| f.id_may_match(&id)) {
-                        // The error may quote the file (an id it holds): shown when listed.
-                        let why = e.to_string();
-                        unreadable.push(Unreadable { id, why, held });
-                    }
-                    continue;
-                }
-            };
-            if let Some(f) = filter {
-                let rcpts = pending_recipients(&entry);
-                let addrs: Vec<&str> = rcpts.iter().map(|r| r.0).collect();
-                if !f.selects(&id, &entry.envelope.sender, &addrs) {
-                    continue;
-                }
-            }
-            let Ok(key) = <[u8; 14]>::try_from(id.as_bytes()) else {
-                continue;
-            };
-            let l = Listed {
-                busy: spool.is_busy(&entry.file),
-                held,
-                priority: priority(&entry),
-                written: entry.file.metadata().and_then(|m| m.modified()).ok(),
-                id,
-                entry,
-            };
-            let start = arena.len();
-            entry_lines(&mut arena, &l, now, min_age, verbose, default_uid);
-            entries.push(TextEntry {
-                priority: l.priority,
-                created: l.entry.envelope.created,
-                written: l.written,
-                id: key,
-                start,
-                end: arena.len(),
-            });
-        }
-    }
+    scan(spool, filter, &mut problems, &mut unreadable, |l| {
+        let Ok(key) = <[u8; 14]>::try_from(l.id.as_bytes()) else {
+            return;
+        };
+        let start = arena.len();
+        entry_lines(&mut arena, &l, now, min_age, verbose, default_uid);
+        entries.push(TextEntry {
+            priority: l.priority,
+            created: l.entry.envelope.created,
+            written: l.written,
+            id: key,
+            start,
+            end: arena.len(),
+        });
+    })?;
     entries.sort_by(|a, b| {
         (a.priority, a.created, a.written, &a.id).cmp(&(b.priority, b.created, b.written, &b.id))
     });
