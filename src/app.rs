@@ -86,6 +86,26 @@ pub fn default_paths(system_config: bool) -> Paths {
     }
 }
 
+/// Where a configuration names its spool, for the messages of `Spool::check_present`:
+/// `O QueueDirectory` (its file and line), else `SPOOLDIR`; `None` when it names none.
+pub fn configured_spool(cfg: &Config) -> Option<Named> {
+    if cfg.settings.queue_directory.is_some() {
+        Some(Named::Config {
+            at: cfg
+                .origin
+                .get("QueueDirectory")
+                .cloned()
+                .unwrap_or_default(),
+            keyword: "O QueueDirectory".into(),
+        })
+    } else {
+        cfg.origin.get("SPOOLDIR").map(|at| Named::Config {
+            at: at.clone(),
+            keyword: "SPOOLDIR".into(),
+        })
+    }
+}
+
 /// Everything settled before an operation runs.
 pub struct Setup {
     pub inv: Invocation,
@@ -193,20 +213,8 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
     // demand (`Spool::check_present`).
     let named = if inv.settings.queue_directory.is_some() {
         Named::CommandLine
-    } else if settings.queue_directory.is_some() {
-        Named::Config {
-            at: cfg
-                .origin
-                .get("QueueDirectory")
-                .cloned()
-                .unwrap_or_default(),
-            keyword: "O QueueDirectory".into(),
-        }
-    } else if let Some(at) = cfg.origin.get("SPOOLDIR") {
-        Named::Config {
-            at: at.clone(),
-            keyword: "SPOOLDIR".into(),
-        }
+    } else if let Some(named) = configured_spool(&cfg) {
+        named
     } else if private {
         Named::OwnDefault
     } else {

@@ -158,29 +158,12 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
 /// options here): `O QueueDirectory`, else `SPOOLDIR`, else the built-in
 /// `/var/spool/rsendmail`; named for the messages of [`Spool::check_present`].
 pub fn system_spool(cfg: &Config) -> Spool {
-    let (dir, named) = match &cfg.settings.queue_directory {
-        Some(q) => (
-            q.clone(),
-            Named::Config {
-                at: cfg
-                    .origin
-                    .get("QueueDirectory")
-                    .cloned()
-                    .unwrap_or_default(),
-                keyword: "O QueueDirectory".into(),
-            },
-        ),
-        None => (
-            cfg.spool_dir.clone(),
-            match cfg.origin.get("SPOOLDIR") {
-                Some(at) => Named::Config {
-                    at: at.clone(),
-                    keyword: "SPOOLDIR".into(),
-                },
-                None => Named::SystemDefault,
-            },
-        ),
-    };
+    let dir = cfg
+        .settings
+        .queue_directory
+        .clone()
+        .unwrap_or_else(|| cfg.spool_dir.clone());
+    let named = crate::app::configured_spool(cfg).unwrap_or(Named::SystemDefault);
     Spool::new(dir, false, named)
 }
 
