@@ -962,44 +962,9 @@ fn a_setgid_admin_gives_up_its_group_for_c_and_reads_no_environment() {
     if !can_switch_user() {
         return;
     }
-    let here = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("admin-sgid-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&here);
-    fs::create_dir_all(&here).unwrap();
-    fs::set_permissions(&here, fs::Permissions::from_mode(0o755)).unwrap();
-    let chgrp = |p: &Path| {
-        assert!(
-            Command::new("chgrp")
-                .args(["mail", p.to_str().unwrap()])
-                .status()
-                .unwrap()
-                .success()
-        )
-    };
-    // Set-gid must work on this file system: a set-gid `id` reports group mail.
-    let id = here.join("id");
-    copy_executable(Path::new("/usr/bin/id"), &id);
-    chgrp(&id);
-    fs::set_permissions(&id, fs::Permissions::from_mode(0o2755)).unwrap();
-    assert_eq!(
-        text(&as_user(&id, &["-gn"], &[], b"").stdout).trim(),
-        "mail"
-    );
-    let adm = here.join("rsendmail-admin");
-    copy_executable(&admin_bin(), &adm);
-    chgrp(&adm);
-    fs::set_permissions(&adm, fs::Permissions::from_mode(0o2755)).unwrap();
-    let spool = here.join("spool");
-    fs::create_dir(&spool).unwrap();
-    chgrp(&spool);
-    fs::set_permissions(&spool, fs::Permissions::from_mode(0o2770)).unwrap();
-    let conf = here.join("rsendmail.conf");
-    fs::write(
-        &conf,
-        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
-    )
-    .unwrap();
-    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let here = crate::privileges::setgid_dir("admin-sgid");
+    let adm = crate::privileges::setgid_install(&here, &admin_bin(), "rsendmail-admin");
+    let (spool, conf) = crate::privileges::system_config(&here);
     let out = Command::new(crate::harness::bin())
         .args(["-C", conf.to_str().unwrap(), "-odq", "bob@example.org"])
         .stdin(Stdio::piped())

@@ -64,7 +64,7 @@ fn chgrp_mail(p: &Path) {
 
 /// A directory for set-gid copies, on the same file system as the build (not a nosuid
 /// /tmp), that everyone may enter.
-fn setgid_dir(tag: &str) -> PathBuf {
+pub(crate) fn setgid_dir(tag: &str) -> PathBuf {
     let here =
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&here);
@@ -74,9 +74,15 @@ fn setgid_dir(tag: &str) -> PathBuf {
 }
 
 /// `rsendmail` installed set-group-id "mail" (a group the test user is not in) as
-/// `sendmail` in `here`, after proof that set-gid works on this file system (a set-gid
-/// `id` reports group mail).
+/// `sendmail` in `here` ([`setgid_install`]).
 fn setgid_copy(here: &Path) -> PathBuf {
+    setgid_install(here, &bin(), "sendmail")
+}
+
+/// `program` installed set-group-id "mail" (a group the test user is not in) as `name`
+/// in `here`, after proof that set-gid works on this file system (a set-gid `id`
+/// reports group mail).
+pub(crate) fn setgid_install(here: &Path, program: &Path, name: &str) -> PathBuf {
     let id = here.join("id");
     crate::harness::copy_executable(Path::new("/usr/bin/id"), &id);
     chgrp_mail(&id);
@@ -87,8 +93,8 @@ fn setgid_copy(here: &Path) -> PathBuf {
         "mail",
         "set-gid is not honoured here"
     );
-    let sg = here.join("sendmail");
-    crate::harness::copy_executable(&bin(), &sg);
+    let sg = here.join(name);
+    crate::harness::copy_executable(program, &sg);
     chgrp_mail(&sg);
     fs::set_permissions(&sg, fs::Permissions::from_mode(0o2755)).unwrap();
     sg
@@ -97,7 +103,7 @@ fn setgid_copy(here: &Path) -> PathBuf {
 /// A directory only group mail may write.
 /// A system configuration in `here` (`rsendmail.conf`, 0644) whose spool is a
 /// group-only directory there: the spool and the config file.
-fn system_config(here: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn system_config(here: &Path) -> (PathBuf, PathBuf) {
     let spool = here.join("spool");
     group_only_dir(&spool);
     let conf = here.join("rsendmail.conf");
