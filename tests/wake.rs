@@ -55,6 +55,32 @@ fn is_fifo(p: &Path) -> bool {
     fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_fifo())
 }
 
+/// A relay to a fresh smtp-sink with a MAILLOG, and a periodic runner listening on its
+/// wake-up endpoint: (the sink's scratch env, the sink, the env, the log, the runner);
+/// `None` without smtp-sink.
+fn logging_runner() -> Option<(Env, Sink, Env, PathBuf, Runner)> {
+    let env0 = Env::new();
+    let sink = Sink::start(&env0.dir, &[])?;
+    let env = relay_env(sink.port, "");
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let runner = Runner::start(&env, &env.conf);
+    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
+        is_fifo(&endpoint(&env))
+    });
+    Some((env0, sink, env, log, runner))
+}
+
+/// The pid that logged the delivery to `rcpt` in `log` (`rsendmail-deliver[PID]`).
+fn delivered_by(log: &Path, rcpt: &str) -> Option<u32> {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .find(|l| l.contains(&format!(": to=<{rcpt}>,")) && l.contains("stat=Sent"))
+        .and_then(|l| l.split_once("rsendmail-deliver["))
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .and_then(|(pid, _)| pid.parse().ok())
+}
+
 /// The installed layout for a user without the set-gid binary: the spool
 /// `root:<the test user's group>` 2770 (the group reaches it, as the `rsendmail` group
 /// does when installed), a config and copies of the binaries the user may read and run.
@@ -337,27 +363,11 @@ fn forty_quick_background_submissions_are_all_delivered_without_a_runner() {
 /// queue-only entry is ignored.
 #[test]
 fn the_runner_delivers_a_plain_submission_and_one_with_x_delivers_itself() {
-    let env0 = Env::new();
-    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+    let Some((_env0, sink, env, log, runner)) = logging_runner() else {
         return;
     };
-    let env = relay_env(sink.port, "");
-    let log = env.dir.join("maillog");
-    env.add_config(&format!("MAILLOG {}\n", log.display()));
-    let runner = Runner::start(&env, &env.conf);
     let runner_pid = runner.0.id();
-    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
-        is_fifo(&endpoint(&env))
-    });
-    // The pid that logged the delivery to `rcpt`.
-    let delivered_by = |rcpt: &str| -> Option<u32> {
-        let text = fs::read_to_string(&log).unwrap_or_default();
-        text.lines()
-            .find(|l| l.contains(&format!(": to=<{rcpt}>,")) && l.contains("stat=Sent"))
-            .and_then(|l| l.split_once("rsendmail-deliver["))
-            .and_then(|(_, rest)| rest.split_once(']'))
-            .and_then(|(pid, _)| pid.parse().ok())
-    };
+    let delivered_by = |rcpt: &str| delivered_by(&log, rcpt);
     // A line naming a queue-only entry (written by a member of the spool's group, not
     // by a submission) does not make the runner deliver it.
     env.sendmail(&["-odq", "held@example.org"], MSG).code(0);
@@ -413,26 +423,11 @@ fn the_runner_delivers_a_plain_submission_and_one_with_x_delivers_itself() {
 #[test]
 fn the_runner_delivers_what_the_smtp_server_accepted_in_background_mode() {
     use crate::harness::servers::{Daemon, Raw};
-    let env0 = Env::new();
-    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+    let Some((_env0, sink, env, log, runner)) = logging_runner() else {
         return;
     };
-    let env = relay_env(sink.port, "");
-    let log = env.dir.join("maillog");
-    env.add_config(&format!("MAILLOG {}\n", log.display()));
-    let runner = Runner::start(&env, &env.conf);
     let runner_pid = runner.0.id();
-    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
-        is_fifo(&endpoint(&env))
-    });
-    let delivered_by = |rcpt: &str| -> Option<u32> {
-        let text = fs::read_to_string(&log).unwrap_or_default();
-        text.lines()
-            .find(|l| l.contains(&format!(": to=<{rcpt}>,")) && l.contains("stat=Sent"))
-            .and_then(|l| l.split_once("rsendmail-deliver["))
-            .and_then(|(_, rest)| rest.split_once(']'))
-            .and_then(|(pid, _)| pid.parse().ok())
-    };
+    let delivered_by = |rcpt: &str| delivered_by(&log, rcpt);
     let session = |rcpt: &str| {
         format!(
             "HELO client.example\r\nMAIL FROM:<sender>\r\nRCPT TO:<{rcpt}>\r\n\
