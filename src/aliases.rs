@@ -590,6 +590,10 @@ impl ExpandError {
             ),
             ExpandError::Include(..) => (451, status::SYSTEM_TEMP, self.text()),
             ExpandError::IncludeRefused(_, _, status) => (550, *status, self.text()),
+            // `<>`: unknown as a user, sendmail's 550 (recorded: forward-odd-addr-odi).
+            ExpandError::Invalid(_, address::Invalid::NoUser) => {
+                (550, status::BAD_MAILBOX, self.text())
+            }
             ExpandError::Invalid(_, e) => (553, e.status(), self.text()),
             ExpandError::Mailer(..) => (550, status::NOT_AUTHORIZED, self.text()),
         }
@@ -1138,7 +1142,15 @@ impl Expander<'_> {
         let plain = match address::parse_one(addr) {
             Ok(a) => a,
             Err(e) => {
-                out.fail(&via, ExpandError::Invalid(addr.to_string(), e));
+                // Octets that are not UTF-8 were read as U+FFFD: the address is kept
+                // with each as `?`, as it is shown everywhere, so that a report never
+                // names it with a U+FFFD its writer did not write.
+                let addr = if e == address::Invalid::NotUtf8 {
+                    addr.replace(char::REPLACEMENT_CHARACTER, "?")
+                } else {
+                    addr.to_string()
+                };
+                out.fail(&via, ExpandError::Invalid(addr, e));
                 return;
             }
         };

@@ -306,8 +306,11 @@ impl Report<'_> {
                 let _ = writeln!(b, "Original-Recipient: {}", one_line(o));
             }
             let _ = writeln!(b, "Final-Recipient: RFC822; {fin}");
-            if !self.no_actual_recipient {
-                let actual = r.actual_recipient.as_deref().map_or(fin.clone(), one_line);
+            let actual = r.actual_recipient.as_deref().map_or(fin.clone(), one_line);
+            // A list's `<>` names no one: sendmail gives no X-Actual-Recipient for it
+            // (recorded: include-odd-addr-odi, forward-odd-addr-odi).
+            let names_no_one = actual == "<>" || actual.starts_with("<>@");
+            if !self.no_actual_recipient && !names_no_one {
                 // A program or file is named in the prog and file mailers' address type
                 // (recorded: `bounce-exp-inc-user-prog-odi`, `file-perm`); a list file
                 // refused is named as a local address (`/path@host`,

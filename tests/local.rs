@@ -1715,3 +1715,117 @@ fn a_report_through_a_list_whose_owner_is_the_list_keeps_the_null_sender() {
     assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 1);
     assert!(env.entries().is_empty(), "{}", env.listing());
 }
+
+/// The odd targets of a `.forward` and of an `:include:` file, one a line, each judged
+/// alone as the same address on the command line is (compat-tests cases
+/// `forward-odd-addr-odi`, `include-odd-addr-odi`; differences `forward-nonutf8-odi`,
+/// `forward-unbalanced-route-odi`, `include-unbalanced-route-odi`): a comment, a quoted
+/// local part holding `@`, a UTF-8 phrase and a UTF-8 local part (to a relay offering
+/// SMTPUTF8) are delivered; octets that are not UTF-8, an unbalanced `<`, a source route
+/// and `<>` are refused and returned to the sender, the report naming the Latin-1
+/// address with `?` (never a U+FFFD, never the raw octet) and giving `<>` no
+/// X-Actual-Recipient; the other targets, the user's own mailbox among them, get the
+/// message once.
+#[test]
+fn odd_targets_of_a_forward_or_include_file_are_judged_one_by_one() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let _turn = forward_turn();
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let mut lines = b"j\xf6hn@example.org, ok1@example.org\n".to_vec();
+    lines.extend_from_slice(
+        "bad <a1@example.org\n\"a3@b\"@example.org\nx2@example.org (Comment)\n<>\n\
+         @a.example:b4@example.org\njörg5@example.org\nJörg Name <j6@example.org>\n"
+            .as_bytes(),
+    );
+    for source in [".forward", ":include:"] {
+        let env = local_env("", Some(peer.port));
+        let before = peer.messages().len();
+        let (args, code, ctl) = if source == ".forward" {
+            let mut text = lines.clone();
+            text.extend_from_slice(format!("\\{TEST_USER}\n").as_bytes());
+            let fwd = write_forward("");
+            fs::write(&fwd, &text).unwrap();
+            (
+                vec!["-odi", TEST_USER],
+                64,
+                format!("{TEST_USER}@test.example"),
+            )
+        } else {
+            let inc = env.dir.join("inc");
+            fs::write(&inc, &lines).unwrap();
+            fs::write(
+                env.dir.join("aliases"),
+                format!("l: :include:{}\n", inc.display()),
+            )
+            .unwrap();
+            (vec!["-odi", "l"], 64, "l@test.example".to_string())
+        };
+        let run = env.sendmail(&args, MSG);
+        let said = format!("{}{}", run.stdout, run.stderr);
+        run.code(code);
+        let refusals = [
+            "Syntax error in mailbox address \"j?hn@example.org\" (not UTF-8)",
+            "bad <a1@example.org... Unbalanced '<'",
+            "@a.example:b4@example.org... Source route not supported",
+            "<>... User unknown",
+        ];
+        // A `.forward` is read by the delivery, which tells the terminal (`-odi`); an
+        // `:include:` is read at submission, whose errors are mailed (ErrorMode m).
+        if source == ".forward" {
+            for want in refusals {
+                assert!(said.contains(want), "{source}: {want:?} in {said}");
+            }
+        }
+        // One message to the relay, for the good targets only.
+        let msgs = peer.wait_for(before + 1, Duration::from_secs(10));
+        assert_eq!(msgs.len(), before + 1, "{source}");
+        let env_json = &msgs[before].0;
+        for good in [
+            "\"ok1@example.org\"",
+            "\"\\\"a3@b\\\"@example.org\"",
+            "\"x2@example.org\"",
+            "rg5@example.org\"",
+            "\"j6@example.org\"",
+        ] {
+            assert!(env_json.contains(good), "{source}: {good} in {env_json}");
+        }
+        let t = peer.transcript();
+        for bad in ["a1@", "b4@", "hn@"] {
+            assert!(!t.contains(bad), "{source}: {bad} never sent: {t}");
+        }
+        if source == ".forward" {
+            assert_eq!(mbox_summary(&mbox(&env, TEST_USER)).len(), 1);
+        }
+        // One report to the sender (root) naming each refused target.
+        assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 1, "{source}");
+        let raw = fs::read(mbox(&env, "root")).unwrap();
+        assert!(
+            !raw.windows(3).any(|w| w == "\u{fffd}".as_bytes()) && !raw.contains(&0xf6),
+            "{source}: {}",
+            String::from_utf8_lossy(&raw)
+        );
+        let shown = String::from_utf8_lossy(&raw);
+        for want in refusals {
+            assert!(shown.contains(want), "{source}: {want:?} in {shown}");
+        }
+        let text = parse_report(&raw, &env);
+        for want in [
+            format!("'Final-Recipient': 'RFC822; {ctl}'"),
+            "'X-Actual-Recipient': 'rfc822; j?hn@example.org'".to_string(),
+            "'X-Actual-Recipient': 'rfc822; bad <a1@example.org'".to_string(),
+            "'X-Actual-Recipient': 'rfc822; @a.example:b4@example.org'".to_string(),
+            "'Status': '5.1.1', 'Diagnostic-Code': 'X-Unix; 550 5.1.1 User unknown'".to_string(),
+        ] {
+            assert!(text.contains(&want), "{source}: {want:?} in\n{text}");
+        }
+        assert!(!text.contains("<>@"), "{source}: {text}");
+        assert!(env.entries().is_empty(), "{source}: {}", env.listing());
+        if source == ".forward" {
+            let _ = fs::remove_file(test_user().home.join(".forward"));
+        }
+    }
+}

@@ -115,6 +115,11 @@ pub struct Refused {
     /// 5.1.1 User unknown)` and the Diagnostic-Code), or None for none at all (a program
     /// or file refused for its user, which also makes the exit status 64).
     pub reason: Option<String>,
+    /// Refused for the target's syntax (`Unbalanced '<'`, `Invalid route address`, an
+    /// address not UTF-8): the interactive delivery exits 64 (EX_USAGE), as for the same
+    /// address at submission and as sendmail does for a `.forward` line it finds
+    /// unbalanced (recorded: `forward-unbalanced-route-odi`), however it is reported.
+    pub usage: bool,
 }
 
 /// Local delivery settings.
@@ -658,11 +663,13 @@ impl Local {
                     t.split_once("... ")
                         .map_or(t.clone(), |(_, w)| w.to_string())
                 });
+                let usage = matches!(e, ExpandError::Invalid(_, i) if i.exit() == Sysexit::Usage);
                 Refused {
                     recipient,
                     failure: Failure::new(code, status, text),
                     told,
                     reason,
+                    usage,
                 }
             })
             .collect();

@@ -273,7 +273,7 @@ pub fn record(
     for f in refused {
         counts.failed_rcpt += 1;
         if f.told {
-            counts.failed_usage += usize::from(f.reason.is_none());
+            counts.failed_usage += usize::from(f.reason.is_none() || f.usage);
             told_lines.push(format!(
                 "{} {} {}",
                 f.failure.code, f.failure.status, f.failure.text
@@ -787,6 +787,7 @@ mod tests {
             failure: Failure::new(550, status::BAD_MAILBOX, "nosuch... User unknown"),
             told: false,
             reason: None,
+            usage: false,
         }];
         let r = record(
             &e,
