@@ -889,3 +889,144 @@ fn addresses_not_utf8_from_headers_aliases_and_lists_are_refused_never_changed()
     assert!(!said.contains("deliverable"), "{said}");
     assert_ne!(run.code, 0);
 }
+
+/// The other places an address or a domain enters, each given octets that are not
+/// UTF-8 (command-line recipients, `-t` To/Cc/Bcc/Resent-To, aliases and `:include:`
+/// have the tests above; `.forward` and `:include:` lines
+/// `local::odd_targets_of_a_forward_or_include_file_are_judged_one_by_one`; `-bs`/`-bd`
+/// MAIL and RCPT and their parameters `smtp::hostile_helo_names_*`): the sender (`-f`,
+/// `-r`), `-bv` recipients, `-qR`/`-qS` arguments, `-bv -t` over Cc, Resent-Cc,
+/// Resent-Bcc and Apparently-To (read as `-t` reads them), and the `-bs` commands that
+/// take a name (ETRN, VRFY, EXPN). Each is refused or answered without taking it, each such
+/// octet shown as `?` (never the raw octet, never a U+FFFD), and nothing is queued.
+/// Errors-To and Return-Receipt-To are not read as addresses: the message is taken,
+/// for its recipient alone, those fields kept as written.
+#[test]
+fn octets_not_utf8_are_refused_wherever_an_address_or_a_domain_enters() {
+    use std::ffi::OsStr;
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+    use std::process::{Command, Stdio};
+    let env = Env::new();
+    let cases: Vec<(Vec<&[u8]>, &[u8], i32, Vec<&str>)> = vec![
+        (
+            vec![b"-odq", b"-f", b"j\xf6hn@example.org", b"x@example.org"],
+            b"",
+            64,
+            vec!["-f: argument is not valid text: j?hn@example.org"],
+        ),
+        (
+            vec![b"-odq", b"-r", b"j\xf6hn@example.org", b"x@example.org"],
+            b"",
+            64,
+            vec!["argument is not valid text: j?hn@example.org"],
+        ),
+        (
+            vec![b"-bv", b"ok@example.org", b"j\xf6hn@example.org"],
+            b"",
+            64,
+            vec!["recipient: argument is not valid text: j?hn@example.org"],
+        ),
+        (
+            vec![b"-qRex\xe4mple.org"],
+            b"",
+            64,
+            vec!["-q: argument is not valid text: Rex?mple.org"],
+        ),
+        (
+            vec![b"-qSj\xf6hn"],
+            b"",
+            64,
+            vec!["-q: argument is not valid text: Sj?hn"],
+        ),
+        (
+            vec![b"-bv", b"-t"],
+            b"To: ok@example.org\nResent-From: a@example.org\nResent-Cc: r\xf6@example.org\n\nb\n",
+            64,
+            vec!["Syntax error in mailbox address \"r?@example.org\" (not UTF-8)"],
+        ),
+        (
+            vec![b"-bv", b"-t"],
+            b"To: ok@example.org\nResent-From: a@example.org\nResent-Bcc: b\xf6@example.org\n\nb\n",
+            64,
+            vec!["Syntax error in mailbox address \"b?@example.org\" (not UTF-8)"],
+        ),
+        (
+            vec![b"-bv", b"-t"],
+            b"Apparently-To: a\xf6@example.org\n\nb\n",
+            64,
+            vec!["Syntax error in mailbox address \"a?@example.org\" (not UTF-8)"],
+        ),
+        (
+            vec![b"-bv", b"-t"],
+            b"To: ok@example.org\nCc: c\xf6@example.org\n\nb\n",
+            64,
+            vec!["Syntax error in mailbox address \"c?@example.org\" (not UTF-8)"],
+        ),
+        (
+            vec![b"-bv", b"-t"],
+            b"To: ok@example.org\nResent-From: a@example.org\nResent-Cc: r\xf6@example.org\n\nb\n",
+            64,
+            vec!["Syntax error in mailbox address \"r?@example.org\" (not UTF-8)"],
+        ),
+        (
+            vec![b"-bs"],
+            b"HELO client.example\r\nETRN ex\xe4mple.org\r\nETRN #j\xf6hn\r\nETRN @ex\xe4mple.org\r\nVRFY j\xf6hn\r\nVRFY <j\xf6hn@example.org>\r\nEXPN j\xf6hn\r\nQUIT\r\n",
+            0,
+            vec![
+                "501 5.5.4 Syntax error in ETRN parameter\r\n\
+                 459 4.5.4 Queue j?hn unknown\r\n\
+                 501 5.5.4 Syntax error in ETRN parameter\r\n\
+                 252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery (or try finger)\r\n\
+                 252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery (or try finger)\r\n\
+                 502 5.7.0 Sorry, we do not allow this operation\r\n\
+                 221 ",
+            ],
+        ),
+    ];
+    for (args, input, code, wants) in &cases {
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let mut child = Command::new(env.link("sendmail"))
+            .arg("-C")
+            .arg(&env.conf)
+            .args(args.iter().map(|a| OsStr::from_bytes(a)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().expect("run");
+        let mut said = out.stdout.clone();
+        said.extend_from_slice(&out.stderr);
+        let text = String::from_utf8_lossy(&said);
+        assert_eq!(out.status.code(), Some(*code), "{shown:?}: {text}");
+        for want in wants {
+            assert!(text.contains(want), "{shown:?}: {want:?} in {text}");
+        }
+        assert!(
+            std::str::from_utf8(&said).is_ok() && !text.contains('\u{fffd}'),
+            "{shown:?}: {text}"
+        );
+        assert!(env.entries().is_empty(), "{shown:?}: {}", env.listing());
+    }
+    // Errors-To and Return-Receipt-To are not recipients: taken as written.
+    let input =
+        b"To: ok@example.org\nErrors-To: j\xf6hn\nReturn-Receipt-To: r\xf6@example.org\n\nb\n";
+    env.sendmail(&["-odq", "-t"], input).code(0);
+    let entries = env.entries();
+    assert_eq!(entries.len(), 1, "{}", env.listing());
+    let entry = fs::read(&entries[0]).unwrap();
+    let text = String::from_utf8_lossy(&entry);
+    assert_eq!(text.matches("\nrcpt ").count(), 1, "{text}");
+    assert!(text.contains("\nrcpt ok@example.org"), "{text}");
+    for field in [
+        &b"Errors-To: j\xf6hn\n"[..],
+        b"Return-Receipt-To: r\xf6@example.org\n",
+    ] {
+        assert!(entry.windows(field.len()).any(|w| w == field), "{text}");
+    }
+}
