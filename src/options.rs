@@ -1064,7 +1064,8 @@ impl Settings {
     }
 
     /// Keep `value` as the written value of the option `key` ([`Settings::written`]).
-    fn note_written(&mut self, key: &str, value: &str) {
+    /// Note `value` as `key`'s written value ([`Settings::written`]).
+    pub fn note_written(&mut self, key: &str, value: &str) {
         // The options each of whose settings adds to the last.
         let adds = key == "PrivacyOptions" || key == "DaemonPortOptions";
         match self.written.iter_mut().find(|(k, _)| k == key) {

@@ -29,7 +29,7 @@
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
-use super::Context;
+use super::{Context, on_stderr};
 use crate::app::{self, Setup};
 use crate::exit::{Fatal, Sysexit};
 use crate::spool::{self, ReadError, Spool, index, wake};
@@ -326,12 +326,6 @@ fn run(ctx: &Context, body: impl FnOnce(&Setup, &Caller) -> Result<Sysexit, Fata
         Ok(code) => code,
         Err(f) => app::report(&on_stderr(f)),
     }
-}
-
-/// A fatal error as this program prints it: on stderr.
-fn on_stderr(mut f: Fatal) -> Fatal {
-    f.to_stderr = true;
-    f
 }
 
 /// `list [--json]`: the `mailq` listing (held entries included, marked).
