@@ -588,6 +588,31 @@ fn a_garbage_greeting_is_shown_with_question_marks() {
     let _ = server.join();
 }
 
+/// A 2 MB greeting line is refused as over-long, with the limit, at the greeting step.
+#[test]
+fn an_over_long_greeting_is_named_with_its_limit() {
+    let Some((_scratch, peer)) =
+        crate::harness::servers::start_peer(&[("GREETING", "220 "), ("PAD", "2000000")])
+    else {
+        return;
+    };
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\nO Timeout.connect=5s\nO Timeout.initial=5s\n",
+        peer.port
+    ));
+    let r = admin(&env, &["check"]);
+    r.code(75);
+    let g = line(&r, "FAIL greeting: ");
+    assert_eq!(
+        g,
+        format!(
+            "FAIL greeting: SMTP reply line longer than 4096 octets: \"220 {}...\" with \
+             127.0.0.1 during greeting wait",
+            "x".repeat(56)
+        )
+    );
+}
+
 /// The check's lines come as each step ends: against a server that never answers AUTH,
 /// the lines up to `ehlo` are read while the server still holds the AUTH command; once
 /// it closes, AUTH fails (75).
