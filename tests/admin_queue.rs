@@ -1105,6 +1105,11 @@ fn a_hold_cut_short_keeps_the_entrys_state() {
     .unwrap();
     env.sendmail(&["-qf"], b"").code(0);
     assert!(sf.exists(), "a queue run removed the held entry's state");
+    // `show` gives the entry's real state meanwhile (the attempt made), held.
+    let r = admin(&env, &["show", &id]);
+    r.code(0);
+    assert!(r.stdout.contains("Attempts:       1\n"), "{}", r.stdout);
+    assert!(r.stdout.contains("Status:         held"), "{}", r.stdout);
     admin(&env, &["hold", &id])
         .code(0)
         .stdout_is(&format!("{id}: already held\n"));
