@@ -292,13 +292,15 @@ impl Config {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            // dma (conf.c) ends a line at a `#` wherever it stands (`STARTTLS  # relay`);
-            // not an `O` line, whose value is sendmail's.
+            // dma (conf.c) ends a keyword line at a `#` wherever it stands (`STARTTLS  #
+            // relay`); an `O` line ends as sendmail.cf's lines do ([`strip_cf_comment`]).
             let first = line.split([' ', '\t', '#']).next().unwrap_or("");
+            let stripped;
             let line = if is_keyword_shaped(first) {
                 line.split('#').next().unwrap_or(line).trim_end()
             } else {
-                line
+                stripped = strip_cf_comment(line);
+                stripped.as_str()
             };
             let err = |code: Sysexit, msg: String| {
                 Fatal::new(code, format!("{name}: line {lineno}: {msg}"))
@@ -394,7 +396,14 @@ impl Config {
                 }
                 "DEFER" => {
                     flag(value)?;
+                    // `O DeliveryMode=d` at this line: what a later one (or the
+                    // command line) overrides, and what `rsendmail-admin config` shows.
                     self.settings.delivery_mode = Some(DeliveryMode::Deferred);
+                    self.settings.note_written("DeliveryMode", "d");
+                    self.origin.insert(
+                        "O DeliveryMode".into(),
+                        format!("{name}: line {lineno} (DEFER)"),
+                    );
                 }
                 "FULLBOUNCE" => self.full_bounce = flag(value)?,
                 "MAILSPOOL" => self.mail_spool = PathBuf::from(need(value)?),
@@ -1068,6 +1077,26 @@ pub fn io_text(e: &std::io::Error) -> String {
     }
 }
 
+/// A sendmail.cf line without its trailing comment, as sendmail 8.17 reads one (readcf.c,
+/// configuration level 3 and later): a `#` after the line's start ends it, with the blanks
+/// before it (`O MaxHopCount=7   # note` → `O MaxHopCount=7`, `O MaxHopCount=8#x` →
+/// `O MaxHopCount=8`); `\#` is a `#` of the value (the backslash dropped), and `$#` stays
+/// as written.
+pub fn strip_cf_comment(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars() {
+        if c == '#' && !out.is_empty() {
+            if out.ends_with('\\') {
+                out.pop();
+            } else if !out.ends_with('$') {
+                return out.trim_end().to_string();
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// `UPPER_CASE` words are keywords; anything else starting with `O` may be an `O<letter>` line.
 fn is_keyword_shaped(k: &str) -> bool {
     k.len() > 1
@@ -1725,19 +1754,9 @@ mod tests {
         assert_eq!(c.settings.timeouts.datafinal, Some(7));
     }
 
-    /// dma's rule (conf.c): a `#` ends a keyword line wherever it stands; an `O` line
-    /// keeps it (sendmail's values).
+    /// dma's rule (conf.c): a `#` ends a keyword line wherever it stands.
     #[test]
     fn comments_end_keyword_lines_as_in_dma() {
-        let c = parse(
-            "SMARTHOST relay.example:587 # the relay\nSTARTTLS\t# yes\nINSECURE#\n\
-             MAILNAME m.example #x\nO MaxHopCount=5 # not a comment\n",
-        );
-        let f = c.unwrap_err();
-        assert_eq!(
-            f.message.split(": ").take(2).collect::<Vec<_>>(),
-            ["test.conf", "line 5"]
-        );
         let c = parse(
             "SMARTHOST relay.example:587 # the relay\nSTARTTLS\t# yes\nINSECURE#\n\
              MAILNAME m.example #x\nPORT 2525#\n",
@@ -1750,6 +1769,35 @@ mod tests {
         assert_eq!(
             parse("SMARTHOST # none\n").unwrap_err().message,
             "test.conf: line 1: SMARTHOST requires a value"
+        );
+    }
+
+    /// sendmail 8.17's rule for sendmail.cf lines (recorded: `sendmail -C cf -d37.1 -bt`
+    /// with each line): a `#` after the start ends an `O` line, `\#` is a `#`, `$#` stays.
+    #[test]
+    fn comments_end_o_lines_as_in_sendmail_cf() {
+        let c = parse(
+            "O MaxHopCount=7 # a note\nO DeliveryMode=q\t# tab note\n\
+             O QueueDirectory=/var/spool/a\\#b  #c\nOh9#x\nO Timeout.connect=8s#\n",
+        )
+        .unwrap();
+        assert_eq!(c.settings.max_hop_count, Some(9));
+        assert_eq!(c.settings.delivery_mode, Some(DeliveryMode::QueueOnly));
+        assert_eq!(c.settings.timeouts.connect, Some(8));
+        assert_eq!(
+            c.settings.queue_directory.as_deref(),
+            Some(Path::new("/var/spool/a#b"))
+        );
+        assert_eq!(strip_cf_comment("O MaxHopCount=8#x"), "O MaxHopCount=8");
+        assert_eq!(strip_cf_comment("O X=a$#b"), "O X=a$#b");
+        assert_eq!(strip_cf_comment("O X=a\\\\#b #c"), "O X=a\\#b");
+        assert_eq!(strip_cf_comment("O X=é # ü"), "O X=é");
+        // A comment does not hide a bad value.
+        let f = parse("O MaxHopCount=x # note\n").unwrap_err();
+        assert!(
+            f.message.starts_with("test.conf: line 1: "),
+            "{}",
+            f.message
         );
     }
 
@@ -2331,6 +2379,22 @@ mod tests {
                 let line = line.unwrap_or_default().trim_end_matches('\r').trim();
                 prop_assert!(!line.is_empty() && !line.starts_with('#'), "{:?}", line);
                 prop_assert!(matches!(f.code, Sysexit::Config | Sysexit::Usage), "{:?}", f.code);
+            }
+
+            /// A trailing comment changes nothing: on a keyword line (dma's rule) and on
+            /// an `O` line (sendmail.cf's), after blanks or none.
+            #[test]
+            fn a_trailing_comment_changes_nothing(
+                lines in vec(good_line(), 1..8),
+                sep in select(&[" ", "\t", "   ", ""][..]),
+                note in "[^\r\n]{0,20}",
+            ) {
+                let plain = parse(&lines.join("\n"));
+                let noted: Vec<String> = lines
+                    .iter()
+                    .map(|l| format!("{}{sep}#{note}", l.trim_end_matches('\r')))
+                    .collect();
+                prop_assert_eq!(parse(&noted.join("\n")), plain);
             }
 
             /// Any PEM-ish text (blocks of the labels the check knows, any base64 or

@@ -966,6 +966,23 @@ pub struct Settings {
     pub written: Vec<(String, String)>,
 }
 
+/// `O ConnectionCacheTimeout=`'s built-in value, in seconds: 5, where sendmail keeps 5
+/// minutes. A deliverer here lives for one submission, one queue run or a runner's
+/// wake-up; messages that follow each other come within milliseconds, and a server should
+/// not have to hold a client's idle connection for minutes (Postfix's
+/// `smtp_connection_cache_time_limit` is 2 seconds).
+pub const CONNECTION_CACHE_TIMEOUT: u64 = 5;
+
+/// How long the SMTP server waits for each block of a message's data when
+/// `O Timeout.datablock=` is not given, in seconds: sendmail's 1 hour (the built-in
+/// `Timeout.datablock`, 3 minutes, is the SMTP client's, RFC 5321 §4.5.3.2.5).
+pub const SERVER_DATABLOCK: u64 = 3600;
+
+/// How long a local delivery command (`|program` in aliases) may run when
+/// `O Timeout.command=` is not given, in seconds (the built-in `Timeout.command`, 1
+/// hour, is the SMTP server's wait for a command).
+pub const LOCAL_COMMAND_TIMEOUT: u64 = 1000;
+
 /// The ErrorMode letter a value names: `p`, `q`, `m`, `w` or `e` as given; any other
 /// first letter is accepted without a word and acts as `p`, as sendmail's does (compat
 /// cases `errormode-x-odi`, `errormode-x-O`); an empty value leaves the default (`None`).
@@ -1064,7 +1081,8 @@ impl Settings {
     }
 
     /// Keep `value` as the written value of the option `key` ([`Settings::written`]).
-    fn note_written(&mut self, key: &str, value: &str) {
+    /// Note `value` as `key`'s written value ([`Settings::written`]).
+    pub fn note_written(&mut self, key: &str, value: &str) {
         // The options each of whose settings adds to the last.
         let adds = key == "PrivacyOptions" || key == "DaemonPortOptions";
         match self.written.iter_mut().find(|(k, _)| k == key) {
@@ -1182,6 +1200,15 @@ impl Settings {
     /// is twice this machine's processors. The options whose default is another
     /// setting's (QueueDirectory, AliasFile, FastFlushDomains) or none (CACertFile,
     /// PidFile, DefaultUser) stay `None` ([`builtin_default`] says what applies).
+    /// These settings over the built-in ones ([`Settings::builtin`]): every option
+    /// rsendmail acts on with a built-in value has one (`Some`). What the programs use,
+    /// and what `rsendmail-admin config` shows as `default`, comes from here.
+    pub fn effective(&self) -> Settings {
+        let mut e = Settings::builtin();
+        e.overlay(self);
+        e
+    }
+
     pub fn builtin() -> Settings {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -1198,7 +1225,7 @@ impl Settings {
             max_connections: Some(4),
             max_background_deliveries: Some(2 * cores),
             connection_cache_size: Some(2),
-            connection_cache_timeout: Some(5),
+            connection_cache_timeout: Some(CONNECTION_CACHE_TIMEOUT),
             smarthost_split: Some(1),
             mx_port: Some(25),
             min_queue_age: Some(0),
@@ -1357,6 +1384,32 @@ pub fn builtin_default(name: &str) -> Option<Builtin> {
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
+
+    /// The notes `rsendmail-admin config` shows beside two defaults name the bounds the
+    /// programs use where the option is not given.
+    #[test]
+    fn default_notes_name_the_bounds_used() {
+        let note = |name: &str| match builtin_default(name) {
+            Some(Builtin::Value(_, Some(n))) => n,
+            other => panic!("{name}: {other:?}"),
+        };
+        assert!(
+            note("Timeout.command").ends_with(&format!(
+                "a local delivery command may run {}",
+                format_time(LOCAL_COMMAND_TIMEOUT)
+            )),
+            "{}",
+            note("Timeout.command")
+        );
+        assert!(
+            note("Timeout.datablock").ends_with(&format!(
+                "the SMTP server waits {}",
+                format_time(SERVER_DATABLOCK)
+            )),
+            "{}",
+            note("Timeout.datablock")
+        );
+    }
 
     #[test]
     fn error_mode_unknown_letter_acts_as_p() {

@@ -472,20 +472,92 @@ fn config_prints_each_value_and_where_it_came_from() {
     let r = admin(&env, &["config", "-O", "Bogus=1"]);
     assert_ne!(r.code, 0);
     assert!(
-        r.stdout.contains("readcf: unknown option name Bogus"),
+        r.stderr.contains("readcf: unknown option name Bogus"),
         "{}",
-        r.stdout
+        r.stderr
     );
+    assert_eq!(r.stdout, "");
     env.add_config("O Bogus=2\n");
     let r = admin(&env, &["config"]);
     r.code(78);
     assert!(
-        r.stdout.contains(&format!(
+        r.stderr.contains(&format!(
             "{conf}: line 12: readcf: unknown option name Bogus"
         )),
         "{}",
-        r.stdout
+        r.stderr
     );
+    assert_eq!(r.stdout, "");
+}
+
+/// DEFER is `O DeliveryMode=d` at its line: `config` shows the mode the programs use and
+/// both lines; a later line or the command line wins.
+#[test]
+fn config_shows_defer_and_the_delivery_mode_that_wins() {
+    // Env's config takes lines 1-5.
+    let env = Env::with_config("DEFER\nO DeliveryMode=b\n");
+    let conf = env.conf.display().to_string();
+    let r = admin(&env, &["config"]);
+    r.code(0);
+    line(
+        &r,
+        &format!("DEFER no    # {conf}: line 6, overridden by O DeliveryMode=b ({conf}: line 7)"),
+    );
+    line(&r, &format!("O DeliveryMode=b    # {conf}: line 7"));
+    let env = Env::with_config("O DeliveryMode=q\nDEFER\n");
+    let conf = env.conf.display().to_string();
+    let r = admin(&env, &["config"]);
+    r.code(0);
+    line(&r, &format!("DEFER yes    # {conf}: line 7"));
+    line(&r, &format!("O DeliveryMode=d    # {conf}: line 7 (DEFER)"));
+    let r = admin(&env, &["config", "-O", "DeliveryMode=i"]);
+    r.code(0);
+    line(
+        &r,
+        &format!("DEFER no    # {conf}: line 7, overridden by O DeliveryMode=i (command line)"),
+    );
+    line(&r, "O DeliveryMode=i    # command line");
+}
+
+/// A bad line for an option also given on `config`'s command line is still refused with
+/// its file and line (a run without the option refuses it), on stderr; `check` fails on
+/// it as well.
+#[test]
+fn a_command_line_option_does_not_hide_the_files_error() {
+    let env = Env::with_config("O MaxHopCount=many\n");
+    let conf = env.conf.display().to_string();
+    let r = admin(&env, &["config", "-O", "MaxHopCount=9"]);
+    r.code(78);
+    assert_eq!(r.stdout, "");
+    assert!(
+        r.stderr.contains(&format!(
+            "{conf}: line 6: Invalid value for MaxHopCount: many"
+        )),
+        "{}",
+        r.stderr
+    );
+    let r = admin(&env, &["config", "-o", "h9"]);
+    r.code(78);
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    line(
+        &r,
+        &format!("FAIL config: {conf}: line 6: Invalid value for MaxHopCount: many"),
+    );
+}
+
+/// Trailing comments: on an `O` line as sendmail.cf's (`#` ends it, `\\#` is a `#`), on a
+/// keyword line as dma.conf's.
+#[test]
+fn config_reads_trailing_comments() {
+    let env = Env::with_config("O MaxHopCount=7   # fewer hops\nNOPIPELINING # old relay\n");
+    let conf = env.conf.display().to_string();
+    let r = admin(&env, &["config"]);
+    r.code(0);
+    line(&r, &format!("O MaxHopCount=7    # {conf}: line 6"));
+    line(&r, &format!("NOPIPELINING yes    # {conf}: line 7"));
+    let r = admin(&env, &["check"]);
+    assert!(!r.stdout.contains("FAIL config"), "{}", r.stdout);
 }
 
 /// A greeting with octets that are not UTF-8 and control characters: the check's line
@@ -514,6 +586,31 @@ fn a_garbage_greeting_is_shown_with_question_marks() {
         "FAIL greeting: bad SMTP reply line \"?? garbage ?[31mHELLO\" with 127.0.0.1 during greeting wait"
     );
     let _ = server.join();
+}
+
+/// A 2 MB greeting line is refused as over-long, with the limit, at the greeting step.
+#[test]
+fn an_over_long_greeting_is_named_with_its_limit() {
+    let Some((_scratch, peer)) =
+        crate::harness::servers::start_peer(&[("GREETING", "220 "), ("PAD", "2000000")])
+    else {
+        return;
+    };
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\nO Timeout.connect=5s\nO Timeout.initial=5s\n",
+        peer.port
+    ));
+    let r = admin(&env, &["check"]);
+    r.code(75);
+    let g = line(&r, "FAIL greeting: ");
+    assert_eq!(
+        g,
+        format!(
+            "FAIL greeting: SMTP reply line longer than 4096 octets: \"220 {}...\" with \
+             127.0.0.1 during greeting wait",
+            "x".repeat(56)
+        )
+    );
 }
 
 /// The check's lines come as each step ends: against a server that never answers AUTH,

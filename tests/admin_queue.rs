@@ -459,13 +459,8 @@ fn a_missing_spool_is_refused_with_its_file_and_line() {
         ] {
             let r = admin(&env, args);
             r.code(78);
-            // `config` says it where it says every problem of the configuration
-            // (stdout, as rsendmail); the queue commands on stderr.
-            let said = if args[0] == "config" {
-                &r.stdout
-            } else {
-                &r.stderr
-            };
+            // Every command says it on stderr, `config` too.
+            let said = &r.stderr;
             assert!(said.contains(&want), "{args:?}: {said}");
             assert!(said.contains(says), "{args:?}: {said}");
             assert!(!r.stdout.contains("empty"), "{args:?}: {}", r.stdout);
@@ -480,8 +475,9 @@ fn a_missing_spool_is_refused_with_its_file_and_line() {
         &["config", "-O", &format!("QueueDirectory={}", q.display())],
     );
     r.code(78);
-    assert!(r.stdout.contains(&q.display().to_string()), "{}", r.stdout);
-    assert!(!r.stdout.contains("SPOOLDIR"), "{}", r.stdout);
+    assert!(r.stderr.contains(&q.display().to_string()), "{}", r.stderr);
+    assert!(!r.stderr.contains("SPOOLDIR"), "{}", r.stderr);
+    assert_eq!(r.stdout, "");
     admin(&env, &["config", "-O", "MaxHopCount=12"]).code(0);
 }
 
@@ -1105,6 +1101,11 @@ fn a_hold_cut_short_keeps_the_entrys_state() {
     .unwrap();
     env.sendmail(&["-qf"], b"").code(0);
     assert!(sf.exists(), "a queue run removed the held entry's state");
+    // `show` gives the entry's real state meanwhile (the attempt made), held.
+    let r = admin(&env, &["show", &id]);
+    r.code(0);
+    assert!(r.stdout.contains("Attempts:       1\n"), "{}", r.stdout);
+    assert!(r.stdout.contains("Status:         held"), "{}", r.stdout);
     admin(&env, &["hold", &id])
         .code(0)
         .stdout_is(&format!("{id}: already held\n"));

@@ -228,3 +228,35 @@ fn old_state_file_shown_in_octal(env: &Env, sf: &std::path::Path) {
         "{listing}"
     );
 }
+
+/// A reply line over the reader's limit (4096 octets, its line end included) is refused
+/// as such, its start shown: for the greeting and for any reply (here MAIL's), never read
+/// on as "more replies than commands". The message stays queued (0, as sendmail).
+#[test]
+fn an_over_long_reply_line_is_named_with_its_limit() {
+    for (var, reply, start) in [
+        ("GREETING", "220 ", "220 "),
+        ("WRONG_REPLY", "MAIL 250 ", "250 "),
+    ] {
+        let Some((_scratch, peer)) = start_peer(&[(var, reply), ("PAD", "2000000")]) else {
+            return;
+        };
+        let env = relay_env(peer.port, "");
+        let r = env.sendmail(&["-v", "-f", SENDER, "someone@example.org"], MSG);
+        r.code(0);
+        // The error shows the line's first 60 characters.
+        let shown = format!("{start}{}...", "x".repeat(56));
+        assert!(
+            r.stdout.contains(&format!(
+                "SMTP reply line longer than 4096 octets: \"{shown}\""
+            )),
+            "{var}: {}",
+            r.stdout
+        );
+        assert!(
+            !r.stdout.contains("more replies than commands"),
+            "{}",
+            r.stdout
+        );
+    }
+}

@@ -1828,4 +1828,56 @@ fn odd_targets_of_a_forward_or_include_file_are_judged_one_by_one() {
             let _ = fs::remove_file(test_user().home.join(".forward"));
         }
     }
+/// A login with capital letters (`brkA`, made here with `useradd` when it is missing) is
+/// not a local mailbox, as in sendmail 8.17, whose local mailer (without `F=u`) folds the
+/// name to lower case before it looks the user up: mail to `brkA` and to `brka` is
+/// refused `User unknown` (compat cases `local-user-capitals-brkA`, `-brka`), and so is
+/// the report to such a sender, which goes to the postmaster instead (sendmail, recorded:
+/// `550 5.1.1 brkA... User unknown` in its postmaster notice). Nothing is written to a
+/// mailbox of either name.
+#[test]
+fn a_login_with_capitals_is_no_local_mailbox_as_in_sendmail() {
+    if !is_root() {
+        crate::harness::unavailable("root (useradd)");
+        return;
+    }
+    if nix::unistd::User::from_name("brkA")
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        let st = Command::new("useradd")
+            .args(["-M", "-s", "/usr/sbin/nologin", "brkA"])
+            .status()
+            .expect("useradd");
+        assert!(
+            st.success()
+                || nix::unistd::User::from_name("brkA")
+                    .ok()
+                    .flatten()
+                    .is_some(),
+            "useradd brkA"
+        );
+    }
+    let env = local_env("", None);
+    // -oee: the refusal mailed back to the caller (root), its reason in the report.
+    for name in ["brkA", "brka"] {
+        env.sendmail(&["-odi", "-oee", name], MSG).code(0);
+        assert!(!mbox(&env, name).exists(), "{name}");
+        let root = fs::read_to_string(mbox(&env, "root")).unwrap();
+        assert!(
+            root.contains(&format!("550 5.1.1 {name}... User unknown")),
+            "{root}"
+        );
+    }
+    fs::remove_file(mbox(&env, "root")).unwrap();
+    // The report to the sender brkA cannot be delivered either: the postmaster gets it.
+    env.sendmail(&["-odi", "-oem", "-f", "brkA", "nosuchuser"], MSG)
+        .code(67);
+    for name in ["brkA", "brka"] {
+        assert!(!mbox(&env, name).exists(), "{name}");
+    }
+    let root = fs::read_to_string(mbox(&env, "root")).unwrap();
+    assert!(root.contains("\nTo: postmaster\n"), "{root}");
+    assert!(root.contains("550 5.1.1 <brkA>... User unknown"), "{root}");
 }

@@ -67,6 +67,13 @@ pub fn spool_present(
     crate::app::setup(argv)?.spool.check_present()
 }
 
+/// A fatal error as this program prints it: on stderr (every subcommand's errors,
+/// `config`'s too; the listing alone is on stdout).
+pub fn on_stderr(mut f: crate::exit::Fatal) -> crate::exit::Fatal {
+    f.to_stderr = true;
+    f
+}
+
 /// The note a non-root caller gets when her `-C` made the program give up its
 /// set-group-id privilege (the spool's group, [`crate::app::Setup::dropped_group`]): what
 /// she sees next (a spool she may not read, entries not found) comes from that.

@@ -22,14 +22,15 @@
 //! compat-tests/differences/bp-quarantined). Both moves rename the queue file first when
 //! holding and last when releasing, so a crash between the two renames leaves the state
 //! file in the spool beside a held queue file, never an entry without its state; queue
-//! runs keep such a state file ([`Spool::clean_leftovers`]) and `release` takes it back.
+//! runs keep such a state file ([`Spool::clean_leftovers`]), `show` reads the entry's
+//! state from it, and `release` (or `hold` again) takes it along.
 //!
 //! Every action is logged (syslog or MAILLOG, as the rest logs): who (login and uid),
 //! what, and which ID.
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
-use super::Context;
+use super::{Context, on_stderr};
 use crate::app::{self, Setup};
 use crate::exit::{Fatal, Sysexit};
 use crate::spool::{self, ReadError, Spool, index, wake};
@@ -328,12 +329,6 @@ fn run(ctx: &Context, body: impl FnOnce(&Setup, &Caller) -> Result<Sysexit, Fata
     }
 }
 
-/// A fatal error as this program prints it: on stderr.
-fn on_stderr(mut f: Fatal) -> Fatal {
-    f.to_stderr = true;
-    f
-}
-
 /// `list [--json]`: the `mailq` listing (held entries included, marked).
 pub fn list(ctx: &Context, json: bool) -> Sysexit {
     run(ctx, |s, _| {
@@ -408,7 +403,7 @@ pub fn show(ctx: &Context, id: &str) -> Sysexit {
         let r = (|| -> Done {
             let id = parse_id(id).map_err(|e| fail(Sysexit::Usage, e))?;
             let (sp, held) = find(&s.spool, who, &id)?;
-            let e = match sp.read_entry(&id) {
+            let mut e = match sp.read_entry(&id) {
                 Ok(e) => e,
                 Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(fail(Sysexit::NoInput, format!("{id}: no longer queued")));
@@ -420,6 +415,14 @@ pub fn show(ctx: &Context, id: &str) -> Sysexit {
                     ));
                 }
             };
+            // A hold cut short between its renames left the state file in the spool
+            // (release, or hold again, takes it along): the entry's state is that one.
+            if held
+                && fs::symlink_metadata(sp.sf_path(&id)).is_err()
+                && let Some(state) = left_state(&s.spool, &id)?
+            {
+                e.state = state;
+            }
             crate::outln!(
                 "{}",
                 render(&e, held, sp.is_busy(&e.file), crate::clock::now())
@@ -428,6 +431,21 @@ pub fn show(ctx: &Context, id: &str) -> Sysexit {
         })();
         Ok(r.err().unwrap_or(Sysexit::Ok))
     })
+}
+
+/// The state file of held entry `id` that a hold cut short left in `spool` (not yet
+/// moved into `hold/`), read as the spool reads state files; `None` when there is none.
+/// Errors (said, with their status): a state file that is not one rsendmail wrote.
+fn left_state(spool: &Spool, id: &str) -> Result<Option<spool::entry::State>, Sysexit> {
+    let corrupt = |why: String| fail(Sysexit::DataErr, format!("{id}: state file sf{id}: {why}"));
+    match spool::read_safely(&spool.sf_path(id)) {
+        Ok(bytes) => {
+            let text = String::from_utf8(bytes).map_err(|_| corrupt("not text".into()))?;
+            spool::entry::State::parse(&text).map(Some).map_err(corrupt)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(corrupt(crate::config::io_text(&e))),
+    }
 }
 
 /// The text of `show`.

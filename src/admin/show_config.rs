@@ -16,8 +16,14 @@
 //! up (PrivacyOptions, DaemonPortOptions) all of them, joined by commas. Credentials are
 //! never shown: AUTHPATH is the name of the file that holds them, which is not read for
 //! this. A configuration or option in error is refused as every program refuses it
-//! (its message, with the file and line; EX_CONFIG, or sendmail's status for a bad
-//! command-line option).
+//! (its message, with the file and line, on stderr; EX_CONFIG, or sendmail's status for
+//! a bad command-line option). A file's line for an option also given after `config`
+//! is still checked: it is refused as a run without that option would refuse it.
+//!
+//! `DEFER` is `O DeliveryMode=d` at its line: a later `O DeliveryMode` line or the
+//! command line overrides it, and both lines say so (`DEFER no    # FILE: line 1,
+//! overridden by O DeliveryMode=b (FILE: line 2)`; `O DeliveryMode=d    # FILE: line 1
+//! (DEFER)` when DEFER is the last word).
 
 use super::Context;
 use crate::app;
@@ -38,6 +44,15 @@ pub fn config_argv(ctx: &Context) -> Vec<OsString> {
 
 /// Print the configuration; see the module.
 pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Sysexit {
+    // An option given here is not read from the file at all (sendmail's rule, which the
+    // programs follow), so a bad line for it would go unseen: the file is read alone
+    // first, and its errors are reported as every program run without the option
+    // reports them.
+    if !(options_given.is_empty() && letters.is_empty())
+        && let Err(f) = app::setup(config_argv(ctx))
+    {
+        return app::report(&super::on_stderr(f));
+    }
     let mut argv = config_argv(ctx);
     for l in letters {
         argv.push(format!("-o{l}").into());
@@ -48,22 +63,43 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
     }
     let s = match app::setup(argv) {
         Ok(s) => s,
-        Err(f) => return app::report(&f),
+        Err(f) => return app::report(&super::on_stderr(f)),
     };
     let file = match &s.cfg.file {
         Some(p) => p.display().to_string(),
         None => "none (built-in settings)".to_string(),
     };
     crate::outln!("# configuration file: {file}");
+    let command_line = &s.inv.settings.given;
     for k in config::KEYWORDS {
         let origin = s.cfg.origin.get(*k).map(String::as_str);
+        if let (&"DEFER", Some(o)) = (k, origin) {
+            // DEFER is `O DeliveryMode=d` at its line: a later `O DeliveryMode` or the
+            // command line overrides it, as the programs decide the mode.
+            let deferred = s.settings.delivery_mode == Some(options::DeliveryMode::Deferred);
+            let by_line = command_line.iter().any(|g| g == "DeliveryMode");
+            let winner = s.cfg.origin.get("O DeliveryMode").map(String::as_str);
+            let overridden = by_line || winner.is_some_and(|w| !w.ends_with("(DEFER)"));
+            let value = if deferred { "yes" } else { "no" };
+            match s.settings.written.iter().find(|(k, _)| k == "DeliveryMode") {
+                Some((_, v)) if overridden => crate::outln!(
+                    "DEFER {value}    # {o}, overridden by O DeliveryMode={v} ({})",
+                    if by_line {
+                        "command line"
+                    } else {
+                        winner.unwrap_or("default")
+                    }
+                ),
+                _ => crate::outln!("DEFER {value}    # {o}"),
+            }
+            continue;
+        }
         match (s.cfg.keyword_value(k), origin) {
             (Some(v), Some(o)) => crate::outln!("{k} {v}    # {o}"),
             (Some(v), None) => crate::outln!("{k} {v}    # default"),
             (None, _) => crate::outln!("{k}    # default (not set)"),
         }
     }
-    let command_line = &s.inv.settings.given;
     let origin_of = |def: &options::OptDef, key: &str| {
         let in_file = s.cfg.origin.get(&format!("O {key}"));
         let on_line = command_line.iter().any(|g| g == key);

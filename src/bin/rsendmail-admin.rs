@@ -136,7 +136,7 @@ fn main() -> ExitCode {
             match admin::spool_present(&ctx, &options, &letters) {
                 Ok(()) => admin::show_config::show(&ctx, &options, &letters),
                 // Where `config` says every other problem of the configuration.
-                Err(f) => rsendmail::app::report(&f),
+                Err(f) => rsendmail::app::report(&admin::on_stderr(f)),
             }
         }
         Command::Init { group } => admin::init::init(&ctx, group.as_deref()),

@@ -6,15 +6,12 @@ use super::smtp::{Timeouts, TlsMode, TlsPolicy};
 use rsendmail::app::Setup;
 use rsendmail::config::{RelayRule, load_relay_table, parse_host_port};
 use rsendmail::exit::Fatal;
+use rsendmail::options;
 use std::time::Duration;
 
 /// How long an idle SMTP connection is kept for the next message when
-/// `O ConnectionCacheTimeout=` is not given: 5 seconds, where sendmail keeps 5 minutes. A
-/// deliverer here lives for one submission, one queue run or a runner's wake-up; messages
-/// that follow each other come within milliseconds, and a server should not have to hold
-/// a client's idle connection for minutes (Postfix's `smtp_connection_cache_time_limit`
-/// is 2 seconds).
-pub const CACHE_TIMEOUT: Duration = Duration::from_secs(5);
+/// `O ConnectionCacheTimeout=` is not given ([`options::CONNECTION_CACHE_TIMEOUT`]).
+pub const CACHE_TIMEOUT: Duration = Duration::from_secs(options::CONNECTION_CACHE_TIMEOUT);
 
 /// Settings the engine reads, from the config and `-O` (sendmail's names where it has them).
 #[derive(Debug)]
@@ -85,7 +82,9 @@ impl Engine {
     /// again here; one that changed since the submission's check fails the run, and the
     /// message stays queued.
     pub fn from_setup(s: &Setup) -> Result<Engine, Fatal> {
-        let o = &s.settings;
+        // Every value from the settings in force over the built-in ones: the one
+        // source `rsendmail-admin config` shows its defaults from.
+        let o = &s.settings.effective();
         let t = &o.timeouts;
         let port = s.cfg.port.unwrap_or(25);
         let smarthost = s
@@ -94,15 +93,9 @@ impl Engine {
             .iter()
             .filter_map(|h| parse_host_port(h).map(|(host, p)| (host, p.unwrap_or(port))))
             .collect();
-        let d = Timeouts::default();
         // A time option in seconds, at least 1 where it bounds a wait.
-        let secs = |v: Option<u64>, default: Duration| -> Duration {
-            Duration::from_secs(v.unwrap_or(default.as_secs()).max(1))
-        };
-        let time = |v: Option<u64>, default: i64| -> i64 { v.map_or(default, |n| n as i64) };
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        let secs = |v: Option<u64>| Duration::from_secs(v.unwrap_or_default().max(1));
+        let time = |v: Option<u64>| v.unwrap_or_default() as i64;
         // MAILNAME may name a file: read it once.
         let host_name = s.cfg.host_name();
         // -X: every session's traffic is appended to the file (`rsendmail::traffic`).
@@ -111,42 +104,31 @@ impl Engine {
         }
         Ok(Engine {
             pipelining: !s.cfg.no_pipelining,
-            smarthost_split: o.smarthost_split.unwrap_or(1),
-            sort_by_domain: o.sort_by_domain.unwrap_or(false),
-            smarthost_random: o.smarthost_random.unwrap_or(false),
+            smarthost_split: o.smarthost_split.unwrap_or_default(),
+            sort_by_domain: o.sort_by_domain.unwrap_or_default(),
+            smarthost_random: o.smarthost_random.unwrap_or_default(),
             smarthost,
             resolver: s.cfg.resolver.clone(),
-            mx_port: o.mx_port.unwrap_or(25),
-            dns_timeout: secs(t.resolver_retrans, Duration::from_secs(5)),
-            dns_retries: t.resolver_retry.unwrap_or(2),
+            mx_port: o.mx_port.unwrap_or_default(),
+            dns_timeout: secs(t.resolver_retrans),
+            dns_retries: t.resolver_retry.unwrap_or_default(),
             relay_table: match &s.cfg.relay_table {
                 Some(p) => load_relay_table(p, port)?,
                 None => Vec::new(),
             },
             null_client: s.cfg.null_client,
             host_name: host_name.clone(),
-            timeouts: Timeouts {
-                connect: secs(t.connect, d.connect),
-                initial: secs(t.initial, d.initial),
-                helo: secs(t.helo, d.helo),
-                mail: secs(t.mail, d.mail),
-                rcpt: secs(t.rcpt, d.rcpt),
-                datainit: secs(t.datainit, d.datainit),
-                datablock: secs(t.datablock, d.datablock),
-                datafinal: secs(t.datafinal, d.datafinal),
-                rset: secs(t.rset, d.rset),
-                quit: secs(t.quit, d.quit),
-            },
-            retry_min: time(o.queue_retry_min, 300).max(1),
-            retry_max: time(o.queue_retry_max, 4 * 3600).max(1),
-            queue_return: time(t.queuereturn, 5 * 86400),
-            max_connections: o.max_connections.unwrap_or(4).max(1),
-            max_background: o.max_background_deliveries.unwrap_or(2 * cores).max(1),
-            cache_size: o.connection_cache_size.unwrap_or(2),
+            timeouts: Timeouts::of(t),
+            retry_min: time(o.queue_retry_min).max(1),
+            retry_max: time(o.queue_retry_max).max(1),
+            queue_return: time(t.queuereturn),
+            max_connections: o.max_connections.unwrap_or_default().max(1),
+            max_background: o.max_background_deliveries.unwrap_or_default().max(1),
+            cache_size: o.connection_cache_size.unwrap_or_default(),
             cache_timeout: o
                 .connection_cache_timeout
                 .map_or(CACHE_TIMEOUT, Duration::from_secs),
-            min_queue_age: time(o.min_queue_age, 0),
+            min_queue_age: time(o.min_queue_age),
             tls: TlsPolicy {
                 mode: tls_mode(
                     s.cfg.secure_transfer,
@@ -174,13 +156,18 @@ impl Engine {
                 }),
                 aliases_loaded: Default::default(),
                 default_user: local::default_user(o.default_user.as_deref()),
-                lock_wait: secs(t.mboxlock, Duration::from_secs(60)),
-                command_timeout: secs(t.command, Duration::from_secs(1000)),
+                lock_wait: secs(t.mboxlock),
+                command_timeout: secs(
+                    s.settings
+                        .timeouts
+                        .command
+                        .or(Some(options::LOCAL_COMMAND_TIMEOUT)),
+                ),
                 root: nix::unistd::geteuid().is_root(),
                 uid: nix::unistd::getuid().as_raw(),
             },
-            max_hops: o.max_hop_count.unwrap_or(25),
-            queue_warn: time(t.queuewarn, 4 * 3600),
+            max_hops: o.max_hop_count.unwrap_or_default(),
+            queue_warn: time(t.queuewarn),
             error_mode: o.error_mode.unwrap_or('p'),
             no_body_return: o.privacy("nobodyreturn"),
             no_actual_recipient: o.privacy("noactualrecipient"),
@@ -245,7 +232,7 @@ pub fn for_tests() -> Engine {
         dns_retries: 2,
         null_client: false,
         host_name: "host.example".into(),
-        timeouts: Timeouts::default(),
+        timeouts: Timeouts::of(&options::Settings::builtin().timeouts),
         retry_min: 300,
         retry_max: 4 * 3600,
         queue_return: 5 * 86400,
@@ -275,5 +262,150 @@ pub fn for_tests() -> Engine {
         no_receipts: false,
         full_bounce: true,
         interactive: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsendmail::options::{Builtin, Settings, builtin_default, lookup_long};
+
+    /// The value `rsendmail-admin config` shows as an option's default, read back as
+    /// the option's parser reads `O NAME=VALUE`: the typed setting.
+    fn shown(name: &str) -> Settings {
+        let Some(Builtin::Value(text, _)) = builtin_default(name) else {
+            panic!("{name}: no built-in value shown");
+        };
+        let r = lookup_long(name).unwrap();
+        let mut s = Settings::default();
+        s.apply(r.def, r.sub.as_deref(), &text).unwrap();
+        s
+    }
+
+    /// What `rsendmail-admin config` shows as each default is what a deliverer with no
+    /// option set uses: the engine made from a real setup (a config without `O` lines)
+    /// against the text shown, parsed back.
+    #[test]
+    fn the_defaults_config_shows_are_the_ones_the_engine_uses() {
+        let dir = std::env::temp_dir().join(format!("rsendmail-engine-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("rsendmail.conf");
+        std::fs::write(
+            &conf,
+            format!("SPOOLDIR {}\nMAILNAME host.example\n", dir.display()),
+        )
+        .unwrap();
+        let s = rsendmail::app::setup(vec!["sendmail".into(), "-C".into(), conf.into()]).unwrap();
+        let e = Engine::from_setup(&s).unwrap();
+        let secs = |name: &str, pick: fn(&options::Timeouts) -> Option<u64>| {
+            Duration::from_secs(pick(&shown(name).timeouts).unwrap())
+        };
+        let t = &e.timeouts;
+        let cases = [
+            (
+                "Timeout.connect",
+                t.connect,
+                secs("Timeout.connect", |t| t.connect),
+            ),
+            (
+                "Timeout.initial",
+                t.initial,
+                secs("Timeout.initial", |t| t.initial),
+            ),
+            ("Timeout.helo", t.helo, secs("Timeout.helo", |t| t.helo)),
+            ("Timeout.mail", t.mail, secs("Timeout.mail", |t| t.mail)),
+            ("Timeout.rcpt", t.rcpt, secs("Timeout.rcpt", |t| t.rcpt)),
+            (
+                "Timeout.datainit",
+                t.datainit,
+                secs("Timeout.datainit", |t| t.datainit),
+            ),
+            (
+                "Timeout.datablock",
+                t.datablock,
+                secs("Timeout.datablock", |t| t.datablock),
+            ),
+            (
+                "Timeout.datafinal",
+                t.datafinal,
+                secs("Timeout.datafinal", |t| t.datafinal),
+            ),
+            ("Timeout.rset", t.rset, secs("Timeout.rset", |t| t.rset)),
+            ("Timeout.quit", t.quit, secs("Timeout.quit", |t| t.quit)),
+            (
+                "Timeout.resolver.retrans",
+                e.dns_timeout,
+                secs("Timeout.resolver.retrans", |t| t.resolver_retrans),
+            ),
+            (
+                "Timeout.mboxlock",
+                e.local.lock_wait,
+                secs("Timeout.mboxlock", |t| t.mboxlock),
+            ),
+            ("ConnectionCacheTimeout", e.cache_timeout, {
+                Duration::from_secs(
+                    shown("ConnectionCacheTimeout")
+                        .connection_cache_timeout
+                        .unwrap(),
+                )
+            }),
+        ];
+        for (name, used, default_shown) in cases {
+            assert_eq!(used, default_shown, "{name}");
+        }
+        let n = |v: Option<u64>| v.unwrap() as i64;
+        assert_eq!(
+            e.queue_return,
+            n(shown("Timeout.queuereturn").timeouts.queuereturn)
+        );
+        assert_eq!(
+            e.queue_warn,
+            n(shown("Timeout.queuewarn").timeouts.queuewarn)
+        );
+        assert_eq!(e.retry_min, n(shown("QueueRetryMin").queue_retry_min));
+        assert_eq!(e.retry_max, n(shown("QueueRetryMax").queue_retry_max));
+        assert_eq!(e.min_queue_age, n(shown("MinQueueAge").min_queue_age));
+        assert_eq!(
+            e.dns_retries,
+            shown("Timeout.resolver.retry")
+                .timeouts
+                .resolver_retry
+                .unwrap()
+        );
+        assert_eq!(e.max_hops, shown("MaxHopCount").max_hop_count.unwrap());
+        assert_eq!(
+            e.max_connections,
+            shown("MaxConnections").max_connections.unwrap()
+        );
+        assert_eq!(
+            e.max_background,
+            shown("MaxBackgroundDeliveries")
+                .max_background_deliveries
+                .unwrap()
+        );
+        assert_eq!(
+            e.cache_size,
+            shown("ConnectionCacheSize").connection_cache_size.unwrap()
+        );
+        assert_eq!(
+            e.smarthost_split,
+            shown("SmarthostSplit").smarthost_split.unwrap()
+        );
+        assert_eq!(e.mx_port, shown("MXPort").mx_port.unwrap());
+        assert_eq!(
+            e.sort_by_domain,
+            shown("SortByDomain").sort_by_domain.unwrap()
+        );
+        assert_eq!(
+            e.smarthost_random,
+            shown("SmarthostRandom").smarthost_random.unwrap()
+        );
+        assert_eq!(e.error_mode, shown("ErrorMode").error_mode.unwrap());
+        // The local delivery command's own bound, which the shown note names.
+        assert_eq!(
+            e.local.command_timeout.as_secs(),
+            options::LOCAL_COMMAND_TIMEOUT
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

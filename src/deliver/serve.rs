@@ -160,29 +160,37 @@ fn server<'a>(
         max_recipients,
         command_timeout: command_timeout(s),
         // sendmail's server reads the message under Timeout.datablock (1h by default).
-        data_timeout: Duration::from_secs(s.settings.timeouts.datablock.unwrap_or(3600).max(1)),
+        data_timeout: Duration::from_secs(
+            s.settings
+                .timeouts
+                .datablock
+                .unwrap_or(rsendmail::options::SERVER_DATABLOCK)
+                .max(1),
+        ),
         privacy: Privacy::from_flags(|f| s.settings.privacy(f)),
         // Whoever may run this spool's queue (`-q`) may start a run with ETRN; the
         // daemon checked it before it started.
         etrn_allowed: app::may_process_queue(&s.spool).is_ok(),
-        verp_delimiters: s
-            .settings
-            .verp_delimiters
-            .clone()
-            .unwrap_or_else(|| rsendmail::verp::DEFAULT_DELIMITERS.to_string()),
+        verp_delimiters: s.settings.effective().verp_delimiters.unwrap_or_default(),
         verp_all: s.settings.verp == Some(true),
     }
 }
 
 /// `O Timeout.command=`: the whole of a command line within it (1h by default).
 fn command_timeout(s: &Setup) -> Duration {
-    Duration::from_secs(s.settings.timeouts.command.unwrap_or(3600).max(1))
+    let t = s.settings.effective().timeouts;
+    Duration::from_secs(t.command.unwrap_or_default().max(1))
 }
 
 /// `O MaxRecipientsPerMessage=`: 1,000 when not set (mailing lists fit; a bound on what
 /// one message may cost); 0 means no limit, as in sendmail.
 fn max_recipients(s: &Setup) -> usize {
-    match s.settings.max_recipients_per_message.unwrap_or(1000) {
+    match s
+        .settings
+        .effective()
+        .max_recipients_per_message
+        .unwrap_or_default()
+    {
         0 => usize::MAX,
         n => n,
     }
@@ -311,7 +319,7 @@ pub fn daemon(
     };
     let trusted_nets = trusted_networks(s)?;
     // 0: no limit.
-    let max_children = s.settings.max_daemon_children.unwrap_or(0);
+    let max_children = s.settings.max_daemon_children.unwrap_or_default();
     let max_recipients = max_recipients(s);
     let command_timeout = command_timeout(s);
     let mut listeners = Vec::new();

@@ -69,6 +69,8 @@ XVERP=1 offers XVERP (Postfix's extension) and takes `XVERP` or `XVERP=xy` in MA
 (kept in the message's mail_options). HEALTHY=1 ignores the faults chosen by recipient. PORT=n listens on that port instead of one the kernel chooses (a healthy server taking
 the place of a faulty one). GREETING="reply" greets with that reply instead of 220
 (logged "WRONG-REPLY GREETING"); a 421 greeting is followed by closing the connection.
+PAD=n ends the GREETING and WRONG_REPLY replies with n more "x" (a line longer than an
+environment variable may hold; the log shows its first 80 characters).
 DRIP=seconds sends every reply one byte at a time, that many seconds apart (a server that
 drips); DRIP_FROM=VERB starts dripping only with the reply to that command (EHLO, MAIL,
 RCPT, DATA, or DOT for the end of the data). STARTTLS_FAIL=close answers STARTTLS with
@@ -136,7 +138,12 @@ def wrong_reply(verb):
     if verb == "DATA" and os.environ.get("DATA_250"):
         return "250 2.0.0 Ok: no data needed (test)"
     v, _, reply = os.environ.get("WRONG_REPLY", "").partition(" ")
-    return reply if v.upper() == verb else None
+    return padded(reply) if v.upper() == verb else None
+
+
+def padded(reply):
+    """`reply` with PAD more "x" at its end."""
+    return reply + "x" * int(os.environ.get("PAD", "0"))
 
 
 def log(session, line):
@@ -341,7 +348,8 @@ class LoggingSMTP(SMTP):
             self.dripping = bool(os.environ.get("DRIP")) and not os.environ.get("DRIP_FROM")
             greeting = os.environ.get("GREETING")
             if greeting:
-                log(id(self.session), "WRONG-REPLY GREETING %s" % greeting)
+                greeting = padded(greeting)
+                log(id(self.session), "WRONG-REPLY GREETING %s" % greeting[:80])
                 await self.push_bytes(greeting)
                 if greeting.startswith("421"):
                     self.transport.close()
@@ -366,7 +374,7 @@ class LoggingSMTP(SMTP):
         reply = wrong_reply(verb)
         if reply is None:
             return False
-        log(id(self.session), "WRONG-REPLY %s %s" % (verb, reply))
+        log(id(self.session), "WRONG-REPLY %s %s" % (verb, reply[:80]))
         await self.push(reply)
         return True
 

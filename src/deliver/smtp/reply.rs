@@ -65,12 +65,22 @@ impl Expect {
     }
 }
 
-/// Longest reply line accepted (RFC 5321 allows 512; servers send more).
-const MAX_LINE: usize = 4096;
-const MAX_LINES: usize = 1000;
+/// Longest reply line accepted, in octets with its line end (RFC 5321 §4.5.3.1.5 allows
+/// 512; servers send more).
+pub const MAX_LINE: usize = 4096;
+/// Most lines one reply may have.
+pub const MAX_LINES: usize = 1000;
+/// How much of an over-long line its error shows, in characters.
+const SHOWN: usize = 60;
 
 /// Read one reply. `on_line` sees each line as it arrives (for `-v`), made printable as
 /// the reply's text is.
+///
+/// Errors: `UnexpectedEof` when the server closed; `InvalidData` for a line that is not
+/// a reply line (`bad SMTP reply line "..."`), for a line longer than [`MAX_LINE`]
+/// octets (`SMTP reply line longer than 4096 octets: "220 xxx..."`, its start shown; the
+/// rest is never read as replies of its own) and for a reply of more than [`MAX_LINES`]
+/// lines (`SMTP reply of more than 1000 lines`).
 pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::Result<Reply> {
     let mut lines = Vec::new();
     let mut code = None;
@@ -81,6 +91,17 @@ pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::R
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "connection closed by the server",
+            ));
+        }
+        if n == MAX_LINE && buf.last() != Some(&b'\n') {
+            let start: String = printable(&String::from_utf8_lossy(&buf))
+                .chars()
+                .take(SHOWN)
+                .collect();
+            on_line(&format!("{start}..."));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("SMTP reply line longer than {MAX_LINE} octets: \"{start}...\""),
             ));
         }
         while matches!(buf.last(), Some(b'\n' | b'\r')) {
@@ -112,6 +133,12 @@ pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::R
         lines.push(text);
         match sep {
             Some(b'-') if lines.len() < MAX_LINES => continue,
+            Some(b'-') => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("SMTP reply of more than {MAX_LINES} lines"),
+                ));
+            }
             Some(b' ') | None => {
                 return Ok(Reply {
                     code: c,
@@ -274,6 +301,35 @@ mod tests {
             let mut r = raw;
             assert!(read_reply(&mut r, |_| {}).is_err(), "{raw:?}");
         }
+    }
+
+    /// Over the limits: a line over MAX_LINE octets, a reply over MAX_LINES lines, each
+    /// named; a line of exactly MAX_LINE octets with its CRLF is read.
+    #[test]
+    fn over_long_replies_named_with_their_limit() {
+        let exact = format!("250 {}\r\n", "y".repeat(MAX_LINE - 6));
+        let r = read_reply(&mut exact.as_bytes(), |_| {}).unwrap();
+        assert_eq!(r.lines[0].len(), MAX_LINE - 6);
+        let long = format!("220 {}\r\n", "y".repeat(MAX_LINE));
+        let e = read_reply(&mut long.as_bytes(), |_| {}).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "SMTP reply line longer than 4096 octets: \"220 {}...\"",
+                "y".repeat(56)
+            )
+        );
+        let many = "250-a\r\n".repeat(MAX_LINES) + "250 b\r\n";
+        let e = read_reply(&mut many.as_bytes(), |_| {}).unwrap_err();
+        assert_eq!(e.to_string(), "SMTP reply of more than 1000 lines");
+        let fits = "250-a\r\n".repeat(MAX_LINES - 1) + "250 b\r\n";
+        assert_eq!(
+            read_reply(&mut fits.as_bytes(), |_| {})
+                .unwrap()
+                .lines
+                .len(),
+            MAX_LINES
+        );
     }
 
     mod props {

@@ -41,20 +41,23 @@ pub struct Timeouts {
     pub quit: Duration,
 }
 
-impl Default for Timeouts {
-    fn default() -> Timeouts {
-        let m = |n: u64| Duration::from_secs(n * 60);
+impl Timeouts {
+    /// The SMTP client's timeouts from the `Timeout.<name>` options in force (`t`, the
+    /// effective settings: [`rsendmail::options::Settings::effective`], which holds the
+    /// built-in values), each at least 1 second.
+    pub fn of(t: &rsendmail::options::Timeouts) -> Timeouts {
+        let s = |v: Option<u64>| Duration::from_secs(v.unwrap_or_default().max(1));
         Timeouts {
-            connect: m(1),
-            initial: m(5),
-            helo: m(5),
-            mail: m(5),
-            rcpt: m(5),
-            datainit: m(2),
-            datablock: m(3),
-            datafinal: m(10),
-            rset: m(5),
-            quit: m(2),
+            connect: s(t.connect),
+            initial: s(t.initial),
+            helo: s(t.helo),
+            mail: s(t.mail),
+            rcpt: s(t.rcpt),
+            datainit: s(t.datainit),
+            datablock: s(t.datablock),
+            datafinal: s(t.datafinal),
+            rset: s(t.rset),
+            quit: s(t.quit),
         }
     }
 }
