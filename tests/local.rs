@@ -1749,9 +1749,10 @@ fn odd_targets_of_a_forward_or_include_file_are_judged_one_by_one() {
             text.extend_from_slice(format!("\\{TEST_USER}\n").as_bytes());
             let fwd = write_forward("");
             fs::write(&fwd, &text).unwrap();
+            // The unknown `<>` decides the exit status, as in sendmail.
             (
                 vec!["-odi", TEST_USER],
-                64,
+                67,
                 format!("{TEST_USER}@test.example"),
             )
         } else {
@@ -1828,6 +1829,16 @@ fn odd_targets_of_a_forward_or_include_file_are_judged_one_by_one() {
             let _ = fs::remove_file(test_user().home.join(".forward"));
         }
     }
+    // Syntax faults alone: 64, as sendmail exits (forward-unbalanced-route-odi).
+    let env = local_env("", Some(peer.port));
+    write_forward("bad <a1@example.org\nj\u{f6}rg@example.org\n");
+    env.sendmail(&["-odi", TEST_USER], MSG).code(64);
+    let _ = fs::remove_file(test_user().home.join(".forward"));
+}
+     assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 1);
+     assert!(env.entries().is_empty(), "{}", env.listing());
+ }
+
 /// A login with capital letters (`brkA`, made here with `useradd` when it is missing) is
 /// not a local mailbox, as in sendmail 8.17, whose local mailer (without `F=u`) folds the
 /// name to lower case before it looks the user up: mail to `brkA` and to `brka` is
