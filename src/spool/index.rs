@@ -790,6 +790,13 @@ pub fn rebuild(spool: &Spool) -> io::Result<usize> {
     for id in &unreadable {
         mark_stale(spool, &dir, id)?;
     }
+    // First: the index is not whole until this rebuild ends (a rebuild cut short by an
+    // error must not leave new recipient lines beside old domain lists, as a whole
+    // index; the mark is written again last).
+    match fs::remove_file(dir.join("boot")) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let tmp = dir.join(format!("recipients.{}", std::process::id()));
     replace_safely(
         &tmp,
