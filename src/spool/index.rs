@@ -1028,6 +1028,37 @@ mod tests {
         assert!(same_boot(&boot_mark(), &boot_mark()));
     }
 
+    /// An entry released from `hold/` is in the spool a moment before its lines are
+    /// appended: the index must not claim to be whole then (a selective run trusting
+    /// it would miss the entry), nor after a rebuild that ran while it was held.
+    #[test]
+    fn a_release_from_hold_keeps_a_whole_index_whole() {
+        let scratch = crate::spool::ScratchSpool::new("release");
+        let spool = &scratch.spool;
+        submit(spool, &["a@a.example"]);
+        let id = submit(spool, &["b@b.example"]);
+        let held = spool.held();
+        fs::create_dir(&held.dir).unwrap();
+        fs::rename(spool.qf_path(&id), held.qf_path(&id)).unwrap();
+        rebuild(spool).unwrap();
+        assert!(snapshot(spool, None).whole());
+        let named = |snap: &Snapshot| snap.matching(&["@b.example"]).contains(&id);
+        assert!(!named(&snapshot(spool, None)));
+        moved_in(spool, &id, || -> io::Result<()> {
+            // A rebuild while it is still held keeps the index not whole...
+            rebuild(spool).unwrap();
+            assert!(!snapshot(spool, None).whole());
+            fs::rename(held.qf_path(&id), spool.qf_path(&id))?;
+            // ...and so does the moment after the move, before the append.
+            let snap = snapshot(spool, None);
+            assert!(!snap.whole() || named(&snap), "whole, without {id}");
+            Ok(())
+        })
+        .unwrap();
+        let snap = snapshot(spool, None);
+        assert!(snap.whole() && named(&snap));
+    }
+
     /// The same property under real concurrency: submitters committing, a thread
     /// rebuilding and pruning without pause, and readers checking that every entry
     /// committed before their selection began is selected by ETRN and by `-qR` (or
