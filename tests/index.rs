@@ -192,3 +192,102 @@ fn a_held_index_lock_does_not_stall_queue_runs() {
     assert!(env.entries().is_empty(), "{}", env.listing());
     drop(lock);
 }
+
+/// A submission held between its index append and its rename (strace delays the
+/// commit's rename by 10 s) while the recipient index is removed (by hand, or by an append
+/// that could not leave its `stale.<ID>` marker) and a queue run rebuilds the index:
+/// once the entry is committed, the index claims to be whole (this boot, no marker),
+/// so it must name the entry in the recipient index and in its domain's list, and a
+/// `-qR` run (which then does not list the spool) delivers it. A rebuild that took the
+/// lines of entries still being written from the old recipient index lost these.
+#[test]
+fn a_rebuild_names_an_entry_between_its_append_and_its_rename() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("skipped: strace not available");
+        return;
+    }
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = crate::harness::servers::relay_env(peer.port, "O FastFlushDomains=late.example\n");
+    env.sendmail(&["-odq", "other@else.example"], MSG).code(0);
+    let renames = "rename,renameat,renameat2";
+    let mut tracer = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+        .arg(format!("trace={renames}"))
+        .arg("-e")
+        .arg(format!("inject={renames}:delay_enter=10000000:when=1"))
+        .arg(env.link("sendmail"))
+        .args([
+            "-C",
+            env.conf.to_str().unwrap(),
+            "-odq",
+            "late@late.example",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tracer.stdin.take().unwrap().write_all(MSG).unwrap();
+    let recipients = env.spool.join("index/recipients");
+    let tmp = || -> Vec<String> {
+        fs::read_dir(env.spool.join("tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("tf"))
+            .collect()
+    };
+    // Held after its append (its line is in), before its rename (its temporary file
+    // is still there).
+    let started = Instant::now();
+    while !(fs::read_to_string(&recipients)
+        .unwrap_or_default()
+        .contains("late@late.example")
+        && tmp().len() == 1)
+    {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = tracer.kill();
+            panic!("the submission never reached its rename");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let id = tmp()[0].trim_start_matches("tf").to_string();
+    assert!(fs::read_to_string(&recipients).unwrap().contains(&id));
+    assert_eq!(env.entries().len(), 1, "{}", env.listing());
+    // The recipient index goes; a run that lists the spool rebuilds it.
+    fs::remove_file(&recipients).unwrap();
+    env.sendmail(&["-qSnobody.matches.this", "-qf"], b"")
+        .code(0);
+    assert!(recipients.exists());
+    assert_eq!(
+        tmp().len(),
+        1,
+        "the rebuild ran after the submission's rename (a machine too slow for the test)"
+    );
+    assert!(tracer.wait().unwrap().success());
+    assert_eq!(env.entries().len(), 2, "{}", env.listing());
+    // Whole: of this boot, no marker...
+    let index = env.spool.join("index");
+    let markers: Vec<_> = fs::read_dir(&index)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("stale."))
+        .collect();
+    assert!(markers.is_empty(), "{markers:?}");
+    // ...so it names the entry.
+    let text = fs::read_to_string(&recipients).unwrap();
+    assert!(
+        text.lines().any(|l| l == format!("{id} late@late.example")),
+        "{id} not in the rebuilt index:\n{text}"
+    );
+    let list = fs::read_to_string(index.join("domains/late.example")).unwrap_or_default();
+    assert!(list.lines().any(|l| l == id), "{id} not in {list:?}");
+    env.sendmail(&["-qRlate.example", "-qf"], b"").code(0);
+    let got = peer.wait_for(1, Duration::from_secs(20));
+    assert!(
+        got.iter().any(|m| m.0.contains("late@late.example")),
+        "{got:?}"
+    );
+    assert_eq!(peer.messages().len(), 1);
+}

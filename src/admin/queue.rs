@@ -729,7 +729,9 @@ fn release_one(s: &Setup, id: &str) -> Done {
     if !sf_here && fs::symlink_metadata(s.spool.sf_path(id)).is_ok() {
         log::info!("{id}: its state file was left in the spool; kept");
     }
-    if let Err(e) = move_entry(&held, &s.spool, id, true) {
+    // Indexed after the move, with the index marked as missing it meanwhile.
+    let moved = index::moved_in(&s.spool, id, || move_entry(&held, &s.spool, id, true));
+    if let Err(e) = moved {
         return Err(fail(
             Sysexit::from_io(&e),
             format!(
@@ -738,12 +740,6 @@ fn release_one(s: &Setup, id: &str) -> Done {
                 crate::config::io_text(&e)
             ),
         ));
-    }
-    if let Ok(e) = s.spool.read_entry(id)
-        && let Err(err) = index::append(&s.spool, &e.envelope)
-    {
-        log::warn!("{id}: cannot index it: {}", crate::config::io_text(&err));
-        index::invalidate(&s.spool, id);
     }
     Ok(())
 }
@@ -842,7 +838,8 @@ fn mark(s: &Setup, id: &str, held: bool, change: impl FnOnce(&mut spool::entry::
         ));
     }
     if held {
-        if let Err(err) = move_entry(&sp, &s.spool, id, true) {
+        let moved = index::moved_in(&s.spool, id, || move_entry(&sp, &s.spool, id, true));
+        if let Err(err) = moved {
             return Err(fail(
                 Sysexit::from_io(&err),
                 format!(
@@ -851,9 +848,6 @@ fn mark(s: &Setup, id: &str, held: bool, change: impl FnOnce(&mut spool::entry::
                     crate::config::io_text(&err)
                 ),
             ));
-        }
-        if let Ok(e) = s.spool.read_entry(id) {
-            let _ = index::append(&s.spool, &e.envelope);
         }
     }
     drop(lock);

@@ -23,14 +23,32 @@
 //! not grow with the queue. Otherwise they also find the committed entries it misses by
 //! name, in a listing ([`Snapshot::unindexed`]).
 //!
-//! Why a whole index names every committed entry: an entry's lines are appended before
-//! its rename (under the lock held shared); an append that fails leaves a
-//! `stale.<ID>` marker before the rename; a rebuild (under the lock held exclusively)
-//! keeps the lines of entries renamed after its listing or still being written, and
-//! removes a marker only once its entry is in its listing or gone for good; a crash of
-//! the system is told by the boot mark. What no rule covers (lines removed by hand,
-//! queue files copied in) is made good by the next full run (`-q`, each interval of the
-//! runner), which lists the spool and rebuilds an index that misses an entry.
+//! Why a whole index names every committed entry (one whose `qf` is in the spool):
+//! - a submission appends its lines after its temporary file is sealed and synced and
+//!   before its rename, under the lock held shared; an append that fails (or waits too
+//!   long) leaves a `stale.<ID>` marker before the rename ([`invalidate`]);
+//! - an append never makes `recipients`: where it is missing the index is not whole,
+//!   and only a rebuild (or [`mark_if_new`], for a spool with no entry at all) makes it
+//!   again. (Before, an append after the file was removed started a new one naming
+//!   only the entries appended since, and it looked whole.)
+//! - a rebuild, under the lock held exclusively, lists `tmp/` and then the spool, and
+//!   reads every entry of both: an entry committed before it listed the spool is in
+//!   that listing; one committed later was in `tmp/` and, if it had appended, sealed.
+//!   It never takes lines from the old index, which may be gone or incomplete. (Before,
+//!   a rebuild kept the lines of entries between their append and their rename from
+//!   the old `recipients`; with that file removed by hand, or by an [`invalidate`] that
+//!   could not leave its marker, those entries were lost from an index that then
+//!   claimed to be whole: the chaos campaign's concurrency case.) An entry it cannot
+//!   read gets a marker;
+//! - a rebuild removes a marker only once its entry is named in the new index or is
+//!   nowhere (not in `tmp/`, `hold/` or the spool);
+//! - an entry released from `hold/` is marked before its move and unmarked only once
+//!   its lines are appended after it ([`moved_in`]);
+//! - a crash of the system is told by the boot mark.
+//!
+//! What no rule covers (lines removed by hand from a file that stays, queue files copied
+//! in) is made good by the next full run (`-q`, each interval of the runner), which lists
+//! the spool and rebuilds an index that misses an entry.
 //!
 //! The index files are hints that anyone with the spool's group could have damaged: any
 //! text in them is read (bad lines skipped) without byte-index slicing (the lints below
@@ -97,12 +115,13 @@ fn open_lock(spool: &Spool) -> io::Result<File> {
     )
 }
 
-fn append_to(spool: &Spool, path: &Path, text: &[u8]) -> io::Result<()> {
+/// Append `text` to the index file `path`, made when missing only with `create`.
+fn append_to(spool: &Spool, path: &Path, text: &[u8], create: bool) -> io::Result<()> {
     let mut f = open_safely(
         path,
         OpenOptions::new()
             .append(true)
-            .create(true)
+            .create(create)
             .mode(spool.file_mode()),
         Kind::File,
     )?;
@@ -165,6 +184,12 @@ fn lock_exclusive_within(lock: &File, limit: std::time::Duration) -> io::Result<
 }
 
 /// Add an entry's lines to both indexes, waiting at most [`APPEND_WAIT`] for a rebuild.
+///
+/// The recipient index is never made here: when it is missing (removed by hand, or by
+/// [`invalidate`]) the index is not whole, nothing is appended, and the rebuild that
+/// makes it again finds this entry in `tmp/` or in the spool (it takes the lock after
+/// this append let it go, and lists both). An append that made it would start an
+/// index that claims to be whole and names only the entries appended since.
 pub fn append(spool: &Spool, env: &Envelope) -> io::Result<()> {
     let lock = open_lock(spool)?;
     lock_shared_within(&lock, APPEND_WAIT)?;
@@ -180,12 +205,20 @@ pub fn append(spool: &Spool, env: &Envelope) -> io::Result<()> {
             domains.insert(d);
         }
     }
-    append_to(spool, &dir.join("recipients"), rcpt_lines.as_bytes())?;
+    match append_to(spool, &dir.join("recipients"), rcpt_lines.as_bytes(), false) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        other => other?,
+    }
     if !domains.is_empty() {
         let ddir = domains_dir(spool, true)?;
         let line = format!("{}\n", env.id);
         for d in domains {
-            append_to(spool, &ddir.join(domain_file_name(&d)), line.as_bytes())?;
+            append_to(
+                spool,
+                &ddir.join(domain_file_name(&d)),
+                line.as_bytes(),
+                true,
+            )?;
         }
     }
     Ok(())
@@ -394,9 +427,8 @@ pub fn prune_domain(spool: &Spool, domain: &str) -> io::Result<()> {
 /// ETRN, the domain's lists, read in one go under the index lock held shared (waited for
 /// at most [`APPEND_WAIT`]), so that no rebuild or prune falls between the parts. Take it
 /// *before* listing the spool: then every entry committed before the snapshot is either
-/// named by it or found by [`Snapshot::unindexed`] in the listing (a rebuild that ran
-/// between a submission's append and its rename dropped both its lines, and a prune
-/// keeps the lines of entries still being written).
+/// named by it or found by [`Snapshot::unindexed`] in the listing; a whole snapshot
+/// ([`Snapshot::whole`]) names them all, and no listing is needed.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     /// The recipient index's bytes; `None` when it could not be read (missing, refused,
@@ -421,6 +453,7 @@ pub fn snapshot(spool: &Spool, domain: Option<(&str, bool)>) -> Snapshot {
             return Err(io::Error::other("the index is from another boot"));
         }
         let recipients = read_safely(&dir.join("recipients"))?;
+        let for_domain = domain.is_some();
         let domain = match domain {
             None => BTreeSet::new(),
             Some((d, sub)) => match ids_for_domain(spool, d, sub) {
@@ -431,7 +464,9 @@ pub fn snapshot(spool: &Spool, domain: Option<(&str, bool)>) -> Snapshot {
                 Err(e) => return Err(e),
             },
         };
-        let whole = stale_ids(&dir).is_ok_and(|s| s.is_empty());
+        // The domain lists count only when made under this FastFlushDomains policy.
+        let whole =
+            stale_ids(&dir).is_ok_and(|s| s.is_empty()) && (!for_domain || policy_current(spool));
         Ok(Snapshot {
             recipients: Some(recipients),
             domain,
@@ -478,10 +513,10 @@ impl Snapshot {
     }
 
     /// Of `ids` (the entries in the spool, listed after the snapshot was taken), those
-    /// the recipient index does not list: a submission that could not append (or whose
-    /// lines a rebuild dropped between its append and its rename) is found by every
-    /// selective run all the same, by name, without opening unrelated entries. All of
-    /// them when the index could not be read.
+    /// the recipient index does not list: a submission that could not append (or an
+    /// entry whose lines were removed with the index) is found by every selective run
+    /// all the same, by name, without opening unrelated entries. All of them when the
+    /// index could not be read.
     pub fn unindexed(&self, ids: &[String]) -> Vec<String> {
         let text = self.recipients.as_deref().unwrap_or_default();
         let listed: BTreeSet<&[u8]> = text
@@ -503,20 +538,64 @@ pub fn invalidate(spool: &Spool, id: &str) {
     let Ok(dir) = index_dir(spool) else {
         return;
     };
-    let marked = valid_id(id)
-        && open_safely(
-            &dir.join(format!("stale.{id}")),
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(spool.file_mode()),
-            Kind::File,
-        )
-        .is_ok();
-    if !marked {
+    if mark_stale(spool, &dir, id).is_err() {
         let _ = fs::remove_file(dir.join("recipients"));
     }
+}
+
+/// Make the marker `stale.<id>` in the index directory `dir`.
+fn mark_stale(spool: &Spool, dir: &Path, id: &str) -> io::Result<()> {
+    if !valid_id(id) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a queue ID",
+        ));
+    }
+    open_safely(
+        &dir.join(format!("stale.{id}")),
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(spool.file_mode()),
+        Kind::File,
+    )
+    .map(drop)
+}
+
+/// Move entry `id` into the spool by other means than a commit from `tmp/` (`move`:
+/// a release from `hold/`), keeping a whole index whole: a `stale.<id>` marker first
+/// (the index is not whole while the entry may be in the spool without its lines; a
+/// rebuild keeps the marker while the entry is held, being moved, or queued and not in
+/// its listing), then the move, then the lines appended; the marker goes once they are
+/// (or when the move left the entry where it was). An append that fails leaves the
+/// marker for the next rebuild to clear.
+pub fn moved_in<T, E>(
+    spool: &Spool,
+    id: &str,
+    move_in: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    let Ok(dir) = index_dir(spool) else {
+        return move_in();
+    };
+    invalidate(spool, id);
+    let result = move_in();
+    let unmark = match spool.read_entry(id) {
+        Ok(e) => match append(spool, &e.envelope) {
+            Ok(()) => true,
+            Err(err) => {
+                log::warn!("{id}: cannot index it: {}", crate::config::io_text(&err));
+                false
+            }
+        },
+        // Not in the spool: the move did not happen (nothing to name).
+        Err(super::ReadError::Io(e)) if e.kind() == io::ErrorKind::NotFound => true,
+        Err(_) => false,
+    };
+    if unmark {
+        let _ = fs::remove_file(dir.join(format!("stale.{id}")));
+    }
+    result
 }
 
 /// Whether the index exists, was written since this system booted (see [`boot_mark`])
@@ -574,23 +653,58 @@ fn same_boot(stored: &str, now: &str) -> bool {
 }
 
 /// An index with neither a recipient index nor a boot record (a new spool, an `index/`
-/// made again) is empty, so whole: record this boot for it, so that the index the
-/// appends build from now on is used without a rebuild first.
+/// made again) is whole when there is no entry at all: then make the (empty) recipient
+/// index and record this boot, so that the index the appends build from now on is used
+/// without a rebuild first. Under the lock held exclusively (tried once: a rebuild
+/// running makes it anyway), `tmp/` then the spool are looked at: an entry being written
+/// is in one of them, or appends after the lock is let go. With an entry anywhere, the
+/// index stays missing until a queue run rebuilds it from the entries.
 pub fn mark_if_new(spool: &Spool) {
     let Ok(dir) = index_dir(spool) else {
         return;
     };
     let absent = |name: &str| matches!(fs::symlink_metadata(dir.join(name)), Err(e) if e.kind() == io::ErrorKind::NotFound);
-    if absent("recipients") && absent("boot") {
+    if !(absent("recipients") && absent("boot")) {
+        return;
+    }
+    let made = || -> io::Result<()> {
+        let lock = open_lock(spool)?;
+        lock_exclusive_within(&lock, std::time::Duration::ZERO)?;
+        if !(absent("recipients") && absent("boot")) {
+            return Ok(());
+        }
+        let any = |d: &Path, prefix: &str| -> io::Result<bool> {
+            for ent in fs::read_dir(d)? {
+                let name = ent?.file_name();
+                if name
+                    .to_str()
+                    .and_then(|n| n.strip_prefix(prefix))
+                    .is_some_and(valid_id)
+                {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        };
+        if any(&spool.tmp_dir(), "tf")? || any(&spool.dir, "qf")? {
+            return Ok(());
+        }
+        open_safely(
+            &dir.join("recipients"),
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(spool.file_mode()),
+            Kind::File,
+        )?;
         let tmp = dir.join(format!("boot.{}", std::process::id()));
         let mark = format!("{}\n", boot_mark());
-        if let Err(e) = replace_safely(&tmp, &dir.join("boot"), mark.as_bytes(), spool.file_mode())
-        {
-            log::warn!(
-                "index: cannot record the boot: {}",
-                crate::config::io_text(&e)
-            );
-        }
+        replace_safely(&tmp, &dir.join("boot"), mark.as_bytes(), spool.file_mode())
+    };
+    match made() {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => log::warn!("index: cannot start it: {}", crate::config::io_text(&e)),
     }
 }
 
@@ -604,31 +718,33 @@ fn this_boot(dir: &Path) -> bool {
 /// Errors: the spool or index files cannot be read or written, or `WouldBlock` when
 /// another process has held the index lock for [`EXCLUSIVE_WAIT`] (then the index is
 /// left as it was).
+///
+/// Under the lock held exclusively, so no append runs meanwhile: `tmp/` is listed, then
+/// the spool. An entry committed before the spool's listing is in it; one committed
+/// after was in `tmp/` at its listing, and if its append came before this rebuild took
+/// the lock it was sealed then, so it is read from `tmp/` (or from the spool, renamed
+/// meanwhile); one begun after `tmp/` was listed appends after the lock is let go. Its
+/// lines come from the entries alone, never from the old index (which may have been
+/// removed, or written to after its removal by an append that had it open). An entry
+/// that cannot be read (an I/O error, not a missing or unfinished file) gets a
+/// `stale.<ID>` marker, so the new index does not claim to be whole.
 pub fn rebuild(spool: &Spool) -> io::Result<usize> {
+    use super::ReadError;
     let lock = open_lock(spool)?;
     lock_exclusive_within(&lock, EXCLUSIVE_WAIT)?;
     let dir = index_dir(spool)?;
-    // Read before the listing: the markers a rebuild may clear, and the lines of the
-    // entries it may not list (renamed after the listing, or still being written).
+    // Read before the listings: the markers this rebuild may clear.
     let stale = stale_ids(&dir)?;
-    let old = match read_safely(&dir.join("recipients")) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e),
-    };
+    let writing = spool.tmp_ids()?;
     let ids = spool.ids().map_err(|e| io::Error::other(e.message))?;
     let listed: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
-    let in_flight =
-        |id: &str| spool.tmp_dir().join(format!("tf{id}")).exists() || spool.qf_path(id).exists();
     let mut rcpt_lines = String::new();
     let mut by_domain: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // The entries whose lines are in the new index, and those that could not be read.
+    let mut named: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut unreadable: Vec<String> = Vec::new();
     let mut n = 0;
-    for id in &ids {
-        let id = id.clone();
-        let Ok(e) = spool.read_entry(&id) else {
-            continue;
-        };
-        n += 1;
+    let mut add = |id: &str, e: &super::QueuedEntry| {
         let mut seen = BTreeSet::new();
         for (i, r) in e.envelope.recipients.iter().enumerate() {
             if e.state.of(i).is_final() {
@@ -639,35 +755,47 @@ pub fn rebuild(spool: &Spool) -> io::Result<usize> {
                 && spool.fast_flush.eligible(&d)
                 && seen.insert(d.clone())
             {
-                by_domain.entry(d).or_default().push(id.clone());
-            }
-        }
-    }
-    // The lines of entries not listed but being written, or renamed since the listing:
-    // kept (their appends came before this rebuild took the lock), so that the new
-    // index still names every committed entry.
-    let mut kept: BTreeMap<String, bool> = BTreeMap::new();
-    let mut kept_domains: BTreeSet<(String, String)> = BTreeSet::new();
-    for line in String::from_utf8_lossy(&old).lines() {
-        let Some((id, addr)) = line.split_once(' ') else {
-            continue;
-        };
-        if !valid_id(id) || listed.contains(id) {
-            continue;
-        }
-        let keep = *kept.entry(id.to_string()).or_insert_with(|| in_flight(id));
-        let Some(address) = unescape(addr) else {
-            continue;
-        };
-        if keep {
-            rcpt_lines.push_str(&format!("{id} {}\n", escape(&address)));
-            if let Some(d) = domain_of(&address)
-                && spool.fast_flush.eligible(&d)
-                && kept_domains.insert((d.clone(), id.to_string()))
-            {
                 by_domain.entry(d).or_default().push(id.to_string());
             }
         }
+        named.insert(id.to_string());
+    };
+    let gone = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+    for id in &ids {
+        match spool.read_entry(id) {
+            Ok(e) => {
+                n += 1;
+                add(id, &e);
+            }
+            // Finished meanwhile; or corrupt (a run moves it aside, never delivers it).
+            Err(ReadError::Io(e)) if gone(&e) => {}
+            Err(ReadError::Corrupt(_)) => {}
+            Err(ReadError::Io(_)) => unreadable.push(id.clone()),
+        }
+    }
+    for id in writing.iter().filter(|id| !listed.contains(id.as_str())) {
+        match spool.read_tmp_entry(id) {
+            Ok(e) => add(id, &e),
+            // Not sealed yet: its append waits for this lock.
+            Err(ReadError::Corrupt(_)) => {}
+            Err(ReadError::Io(e)) if gone(&e) => match spool.read_entry(id) {
+                Ok(e) => add(id, &e),
+                Err(ReadError::Io(e)) if gone(&e) => {}
+                Err(ReadError::Corrupt(_)) => {}
+                Err(ReadError::Io(_)) => unreadable.push(id.clone()),
+            },
+            Err(ReadError::Io(_)) => unreadable.push(id.clone()),
+        }
+    }
+    for id in &unreadable {
+        mark_stale(spool, &dir, id)?;
+    }
+    // First: the index is not whole until this rebuild ends (a rebuild cut short by an
+    // error must not leave new recipient lines beside old domain lists, as a whole
+    // index; the mark is written again last).
+    match fs::remove_file(dir.join("boot")) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
     }
     let tmp = dir.join(format!("recipients.{}", std::process::id()));
     replace_safely(
@@ -716,11 +844,17 @@ pub fn rebuild(spool: &Spool) -> io::Result<usize> {
         format!("{}\n", boot_mark()).as_bytes(),
         spool.file_mode(),
     )?;
-    // A marker goes once its entry is listed here, or is gone for good (never renamed);
-    // one whose entry is still being written, or was renamed after the listing, stays
-    // until a rebuild lists it.
+    // A marker goes once its entry is named here, or is nowhere (finished, or never
+    // committed); one whose entry is held or being moved in (`moved_in`), or queued
+    // and not named here, stays until a rebuild names it. Looked at in the order an
+    // entry moves (tmp/ or hold/, then the spool), so a move between the looks is seen.
+    let somewhere = |id: &str| {
+        spool.tmp_dir().join(format!("tf{id}")).exists()
+            || spool.held().qf_path(id).exists()
+            || spool.qf_path(id).exists()
+    };
     for id in stale {
-        if listed.contains(id.as_str()) || !in_flight(&id) {
+        if named.contains(&id) || !somewhere(&id) {
             let _ = fs::remove_file(dir.join(format!("stale.{id}")));
         }
     }
@@ -892,6 +1026,37 @@ mod tests {
         assert!(!same_boot("time 1000", "time 2000"));
         assert!(!same_boot("id x", "time 1000"));
         assert!(same_boot(&boot_mark(), &boot_mark()));
+    }
+
+    /// An entry released from `hold/` is in the spool a moment before its lines are
+    /// appended: the index must not claim to be whole then (a selective run trusting
+    /// it would miss the entry), nor after a rebuild that ran while it was held.
+    #[test]
+    fn a_release_from_hold_keeps_a_whole_index_whole() {
+        let scratch = crate::spool::ScratchSpool::new("release");
+        let spool = &scratch.spool;
+        submit(spool, &["a@a.example"]);
+        let id = submit(spool, &["b@b.example"]);
+        let held = spool.held();
+        fs::create_dir(&held.dir).unwrap();
+        fs::rename(spool.qf_path(&id), held.qf_path(&id)).unwrap();
+        rebuild(spool).unwrap();
+        assert!(snapshot(spool, None).whole());
+        let named = |snap: &Snapshot| snap.matching(&["@b.example"]).contains(&id);
+        assert!(!named(&snapshot(spool, None)));
+        moved_in(spool, &id, || -> io::Result<()> {
+            // A rebuild while it is still held keeps the index not whole...
+            rebuild(spool).unwrap();
+            assert!(!snapshot(spool, None).whole());
+            fs::rename(held.qf_path(&id), spool.qf_path(&id))?;
+            // ...and so does the moment after the move, before the append.
+            let snap = snapshot(spool, None);
+            assert!(!snap.whole() || named(&snap), "whole, without {id}");
+            Ok(())
+        })
+        .unwrap();
+        let snap = snapshot(spool, None);
+        assert!(snap.whole() && named(&snap));
     }
 
     /// The same property under real concurrency: submitters committing, a thread
@@ -1079,6 +1244,18 @@ mod tests {
                         log.push("full run".into());
                         sweep(spool, None, 0).unwrap();
                     }
+                    // The recipient index removed (by hand, or by an append that
+                    // could not leave its marker) while entries are in flight.
+                    10 if rnd(2) == 0 => {
+                        log.push("recipients removed".into());
+                        let _ = fs::remove_file(spool.dir.join("index/recipients"));
+                        // And an append at once (before the checks below rebuild it).
+                        if let Some(k) = flight.iter().position(|f| f.2 == 1) {
+                            log.push(format!("step 1 of {}", flight[k].1.id));
+                            flight[k].0.append_index(&flight[k].1);
+                            flight[k].2 += 1;
+                        }
+                    }
                     8 => {
                         let d = domains[rnd(domains.len())];
                         log.push(format!("prune {d}"));
@@ -1119,6 +1296,24 @@ mod tests {
                         }
                     }
                     _ => {}
+                }
+                // A whole index names every committed entry with mail still to go
+                // (a selective run then lists nothing).
+                let snap = snapshot(spool, None);
+                if snap.whole() {
+                    let text = String::from_utf8_lossy(snap.recipients.as_deref().unwrap());
+                    let named: BTreeSet<&str> =
+                        text.lines().filter_map(|l| l.split(' ').next()).collect();
+                    let due = full_scan(spool, |_| true);
+                    let missed: Vec<_> = due
+                        .iter()
+                        .filter(|id| !named.contains(id.as_str()))
+                        .collect();
+                    assert!(
+                        missed.is_empty(),
+                        "seed {seed} step {step}: the whole index misses {missed:?} after\n{}",
+                        log.join("\n")
+                    );
                 }
                 for d in domains {
                     let d = d.to_string();

@@ -680,6 +680,30 @@ impl Spool {
         self.read_open_entry(id, f)
     }
 
+    /// Read the entry still being written as `tmp/tf<ID>` (for an index rebuild): `Ok`
+    /// once it is sealed (its length and sum recorded, which comes before its index
+    /// append); `Corrupt` while it is being written; `Io` (`NotFound`: renamed or gone).
+    pub fn read_tmp_entry(&self, id: &str) -> Result<QueuedEntry, ReadError> {
+        let path = self.tmp_dir().join(format!("tf{id}"));
+        let f =
+            open_safely(&path, OpenOptions::new().read(true), Kind::File).map_err(ReadError::Io)?;
+        self.read_open_entry(id, f)
+    }
+
+    /// The IDs of the temporary files (`tmp/tf<ID>`): entries being written.
+    pub fn tmp_ids(&self) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for ent in fs::read_dir(self.tmp_dir())? {
+            let name = ent?.file_name();
+            if let Some(id) = name.to_str().and_then(|n| n.strip_prefix("tf"))
+                && valid_id(id)
+            {
+                out.push(id.to_string());
+            }
+        }
+        Ok(out)
+    }
+
     fn read_open_entry(&self, id: &str, f: File) -> Result<QueuedEntry, ReadError> {
         let file_size = f.metadata().map_err(ReadError::Io)?.len();
         let mut r = BufReader::with_capacity(8192, f);
