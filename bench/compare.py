@@ -33,7 +33,7 @@ Sizes (environment; the --quick value in brackets): BENCH_LAT_RUNS 101 [21],
 BENCH_LOCAL_RUNS 21 [7], BENCH_LOCAL_WAIT 5 [2] s, BENCH_BURST 200, BENCH_BURST_ROUNDS
 3 [1], BENCH_BURST_WAIT 30 [20] s, BENCH_DRAIN 1000 [200], BENCH_DRAIN_ROUNDS 2 [1],
 BENCH_QUEUE_SIZES 1000,10000,100000 [1000,10000], BENCH_FLUSH_REPS 5 [3],
-BENCH_RUNNER_SECONDS 10 [5].
+BENCH_RUNNER_SECONDS 10 [5]. BENCH_SECTIONS (e.g. "1,4") runs only those sections.
 """
 import os
 import shutil
@@ -74,6 +74,7 @@ FLUSH_REPS = env_int("BENCH_FLUSH_REPS", 5, 3)
 RUNNER_SECONDS = env_int("BENCH_RUNNER_SECONDS", 10, 5)
 LOCAL_WAIT = env_int("BENCH_LOCAL_WAIT", 5, 2)
 BURST_WAIT = env_int("BENCH_BURST_WAIT", 30, 20)  # then what is left waits for a queue run
+SECTIONS = set(os.environ.get("BENCH_SECTIONS", "1,2,3,4,5").replace(" ", "").split(","))
 WAIT = 300  # the most any phase waits for its mail, in seconds
 
 MSG2K = b"From: bench@bench.example\nSubject: bench\n\n" + b"".join(
@@ -692,7 +693,8 @@ def main():
         s_rs, s_rn, s_dma, s_pf = sink("sink-rs"), sink("sink-rs-runner"), None, None
         rs = Rsendmail(work, "rs", s_rs.port)
         rn = Rsendmail(work, "rs-runner", s_rn.port, "rsendmail, runner up")
-        rn.start_runner()
+        if SECTIONS & {"2", "3"}:
+            rn.start_runner()
         peers_ = []
         if "dma" in have:
             s_dma = sink("sink-dma")
@@ -709,22 +711,28 @@ def main():
         by = {"rsendmail": s_rs, "rsendmail, runner up": s_rn, "dma": s_dma, "postfix": s_pf}
 
         lat = Rsendmail(work, "rs-lat", s_rs.port)
-        submission_latency([lat] + peers_)
-        startup_costs([lat] + peers_, work)
+        if "1" in SECTIONS:
+            submission_latency([lat] + peers_)
+            startup_costs([lat] + peers_, work)
         for p in peers_:
             if p.name == "dma":
                 p.clear()
-        if inside:
+        if "2" not in SECTIONS:
+            pass
+        elif inside:
             users = [Installed(work, s_rs.port, True), Installed(work, s_rs.port, False)]
             local_latency(users + [rn, rs] + peers_)
             for u in users:
                 u.stop_runner()
         else:
             print("\n2. Local mail latency: needs root (a local account in the namespace)")
-        burst([rn, rs] + peers_, by)
+        if "3" in SECTIONS:
+            burst([rn, rs] + peers_, by)
         rn.stop_runner()
-        drain([rs] + peers_, by, pf)
-        big_queue(work, s_rs)
+        if "4" in SECTIONS:
+            drain([rs] + peers_, by, pf)
+        if "5" in SECTIONS:
+            big_queue(work, s_rs)
     finally:
         for p in (rs, rn):
             if p:
