@@ -19,7 +19,9 @@ Prints:
 3. 200 default-mode submissions to 10 domains through the smarthost: time until all
    arrived, SMTP sessions (rsendmail with and without its runner up);
 4. 1,000 queued messages to 10 domains drained by one run (`rsendmail -q`, `dma -q`,
-   Postfix `postqueue -f` of mail held by `defer_transports`): time, sessions;
+   Postfix `postqueue -f` of mail held by `defer_transports`): time, sessions; and the
+   sink's floor: the same number sent from memory by Postfix's smtp-source (1 and 8
+   sessions), the least any drain can take against that sink;
 5. rsendmail's queue at 1,000, 10,000 and 100,000 entries (queue files written directly
    in rsendmail's format, see docs/ARCHITECTURE.md "File formats"): `mailq` time and
    peak RSS, a `-q` run's time to its first connection, `-qR` of one domain's 10
@@ -387,7 +389,7 @@ def burst(progs, sinks):
 
 
 # 4. One run drains a queue.
-def drain(progs, sinks, pf):
+def drain(progs, sinks, pf, work):
     res = {p.name: [] for p in progs}
     for rnd in range(DRAIN_ROUNDS):
         for p in progs:
@@ -423,6 +425,37 @@ def drain(progs, sinks, pf):
         print("   rsendmail / %-16s %s%s" % (
             p.name, ratio(first, statistics.median(x[0] for x in res[p.name])),
             "  (target <= 0.2x, <= 8 sessions)" if p.name == "dma" else ""))
+    floor = sink_floor(work, DRAIN)
+    if floor:
+        print("   the sink's floor (Postfix's smtp-source, no spool: the same number of "
+              "2 KB messages into a sink of its own): " + ", ".join(
+                  "%d session%s %.2f s" % (n, "" if n == 1 else "s", t) for n, t in floor))
+
+
+def sink_floor(work, n):
+    """How long the smarthost (smtp-sink, dumping each message) takes to receive `n`
+    messages from Postfix's smtp-source, which sends them from memory: the least any
+    sender's drain can take here. [(sessions, seconds)] for 1 and 8 sessions, or []
+    when smtp-source is not there."""
+    source = os.path.join(os.path.dirname(SINK), "smtp-source")
+    if not os.access(source, os.X_OK):
+        return []
+    env = dict(os.environ, LD_LIBRARY_PATH=os.path.join(
+        os.path.dirname(os.path.dirname(SINK)), "lib", "postfix"))
+    out = []
+    for sessions in (1, 8):
+        s = peers.Sink(SINK, work, "sink-floor-%d" % sessions, backlog=1024)
+        try:
+            t = time.perf_counter()
+            subprocess.run([source, "-m", str(n), "-s", str(sessions), "-l", "2000",
+                            "-f", "bench@bench.example", "-t", "floor@d1.example",
+                            "127.0.0.1:%d" % s.port], env=env, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            s.wait(n, WAIT)
+            out.append((sessions, time.perf_counter() - t))
+        finally:
+            s.stop()
+    return out
 
 
 # 5. A large queue.
@@ -730,7 +763,7 @@ def main():
             burst([rn, rs] + peers_, by)
         rn.stop_runner()
         if "4" in SECTIONS:
-            drain([rs] + peers_, by, pf)
+            drain([rs] + peers_, by, pf, work)
         if "5" in SECTIONS:
             big_queue(work, s_rs)
     finally:
