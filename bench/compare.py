@@ -19,7 +19,9 @@ Prints:
 3. 200 default-mode submissions to 10 domains through the smarthost: time until all
    arrived, SMTP sessions (rsendmail with and without its runner up);
 4. 1,000 queued messages to 10 domains drained by one run (`rsendmail -q`, `dma -q`,
-   Postfix `postqueue -f` of mail held by `defer_transports`): time, sessions;
+   Postfix `postqueue -f` of mail held by `defer_transports`): time, sessions; and the
+   sink's floor: the same number sent from memory by Postfix's smtp-source (1 and 8
+   sessions), the least any drain can take against that sink;
 5. rsendmail's queue at 1,000, 10,000 and 100,000 entries (queue files written directly
    in rsendmail's format, see docs/ARCHITECTURE.md "File formats"): `mailq` time and
    peak RSS, a `-q` run's time to its first connection, `-qR` of one domain's 10
@@ -33,7 +35,7 @@ Sizes (environment; the --quick value in brackets): BENCH_LAT_RUNS 101 [21],
 BENCH_LOCAL_RUNS 21 [7], BENCH_LOCAL_WAIT 5 [2] s, BENCH_BURST 200, BENCH_BURST_ROUNDS
 3 [1], BENCH_BURST_WAIT 30 [20] s, BENCH_DRAIN 1000 [200], BENCH_DRAIN_ROUNDS 2 [1],
 BENCH_QUEUE_SIZES 1000,10000,100000 [1000,10000], BENCH_FLUSH_REPS 5 [3],
-BENCH_RUNNER_SECONDS 10 [5]. BENCH_SECTION=5 runs section 5 (the big queue) alone.
+BENCH_RUNNER_SECONDS 10 [5]. BENCH_SECTIONS (e.g. "1,4") runs only those sections.
 """
 import os
 import shutil
@@ -74,6 +76,7 @@ FLUSH_REPS = env_int("BENCH_FLUSH_REPS", 5, 3)
 RUNNER_SECONDS = env_int("BENCH_RUNNER_SECONDS", 10, 5)
 LOCAL_WAIT = env_int("BENCH_LOCAL_WAIT", 5, 2)
 BURST_WAIT = env_int("BENCH_BURST_WAIT", 30, 20)  # then what is left waits for a queue run
+SECTIONS = set(os.environ.get("BENCH_SECTIONS", "1,2,3,4,5").replace(" ", "").split(","))
 WAIT = 300  # the most any phase waits for its mail, in seconds
 
 MSG2K = b"From: bench@bench.example\nSubject: bench\n\n" + b"".join(
@@ -386,7 +389,7 @@ def burst(progs, sinks):
 
 
 # 4. One run drains a queue.
-def drain(progs, sinks, pf):
+def drain(progs, sinks, pf, work):
     res = {p.name: [] for p in progs}
     for rnd in range(DRAIN_ROUNDS):
         for p in progs:
@@ -422,6 +425,37 @@ def drain(progs, sinks, pf):
         print("   rsendmail / %-16s %s%s" % (
             p.name, ratio(first, statistics.median(x[0] for x in res[p.name])),
             "  (target <= 0.2x, <= 8 sessions)" if p.name == "dma" else ""))
+    floor = sink_floor(work, DRAIN)
+    if floor:
+        print("   the sink's floor (Postfix's smtp-source, no spool: the same number of "
+              "2 KB messages into a sink of its own): " + ", ".join(
+                  "%d session%s %.2f s" % (n, "" if n == 1 else "s", t) for n, t in floor))
+
+
+def sink_floor(work, n):
+    """How long the smarthost (smtp-sink, dumping each message) takes to receive `n`
+    messages from Postfix's smtp-source, which sends them from memory: the least any
+    sender's drain can take here. [(sessions, seconds)] for 1 and 8 sessions, or []
+    when smtp-source is not there."""
+    source = os.path.join(os.path.dirname(SINK), "smtp-source")
+    if not os.access(source, os.X_OK):
+        return []
+    env = dict(os.environ, LD_LIBRARY_PATH=os.path.join(
+        os.path.dirname(os.path.dirname(SINK)), "lib", "postfix"))
+    out = []
+    for sessions in (1, 8):
+        s = peers.Sink(SINK, work, "sink-floor-%d" % sessions, backlog=1024)
+        try:
+            t = time.perf_counter()
+            subprocess.run([source, "-m", str(n), "-s", str(sessions), "-l", "2000",
+                            "-f", "bench@bench.example", "-t", "floor@d1.example",
+                            "127.0.0.1:%d" % s.port], env=env, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            s.wait(n, WAIT)
+            out.append((sessions, time.perf_counter() - t))
+        finally:
+            s.stop()
+    return out
 
 
 # 5. A large queue.
@@ -690,12 +724,10 @@ def main():
             sinks.append(s)
             return s
         s_rs, s_rn, s_dma, s_pf = sink("sink-rs"), sink("sink-rs-runner"), None, None
-        if os.environ.get("BENCH_SECTION") == "5":
-            big_queue(work, s_rs)
-            return
         rs = Rsendmail(work, "rs", s_rs.port)
         rn = Rsendmail(work, "rs-runner", s_rn.port, "rsendmail, runner up")
-        rn.start_runner()
+        if SECTIONS & {"2", "3"}:
+            rn.start_runner()
         peers_ = []
         if "dma" in have:
             s_dma = sink("sink-dma")
@@ -712,22 +744,28 @@ def main():
         by = {"rsendmail": s_rs, "rsendmail, runner up": s_rn, "dma": s_dma, "postfix": s_pf}
 
         lat = Rsendmail(work, "rs-lat", s_rs.port)
-        submission_latency([lat] + peers_)
-        startup_costs([lat] + peers_, work)
+        if "1" in SECTIONS:
+            submission_latency([lat] + peers_)
+            startup_costs([lat] + peers_, work)
         for p in peers_:
             if p.name == "dma":
                 p.clear()
-        if inside:
+        if "2" not in SECTIONS:
+            pass
+        elif inside:
             users = [Installed(work, s_rs.port, True), Installed(work, s_rs.port, False)]
             local_latency(users + [rn, rs] + peers_)
             for u in users:
                 u.stop_runner()
         else:
             print("\n2. Local mail latency: needs root (a local account in the namespace)")
-        burst([rn, rs] + peers_, by)
+        if "3" in SECTIONS:
+            burst([rn, rs] + peers_, by)
         rn.stop_runner()
-        drain([rs] + peers_, by, pf)
-        big_queue(work, s_rs)
+        if "4" in SECTIONS:
+            drain([rs] + peers_, by, pf, work)
+        if "5" in SECTIONS:
+            big_queue(work, s_rs)
     finally:
         for p in (rs, rn):
             if p:

@@ -373,3 +373,62 @@ fn follow_ups_are_bounded_per_session() {
     assert_eq!(sink.dumps().len(), 131);
     assert_eq!(sink.connections() - before, 2, "own + 100, then 30");
 }
+
+/// A long queue run to one smarthost keeps several sessions busy in parallel: one per
+/// `runner::ENTRIES_PER_SESSION` (50) entries, within `O MaxConnections=` (4) and
+/// `O ConnectionCacheSize=`; each message still arrives once.
+#[test]
+fn long_queue_run_keeps_parallel_sessions_busy() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "O ConnectionCacheSize=4\n");
+    queue(&env, "p", "example.org", 120);
+    let before = sink.connections();
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(env.entries().is_empty());
+    assert_eq!(sink.dumps().len(), 120, "each message once");
+    let n = sink.connections() - before;
+    // Three in parallel for 120 entries; a fourth (MaxConnections) only when one waited
+    // half a second for a busy one on a loaded machine.
+    assert!(
+        (2..=4).contains(&n),
+        "{n} sessions: {}",
+        fs::read_to_string(&sink.log).unwrap()
+    );
+}
+
+/// The removals of a queue run share their directory syncs (`runner::Removals`): 12
+/// entries delivered and removed, the spool directory fsynced once, not once each.
+#[test]
+fn queue_run_syncs_its_removals_together() {
+    if !crate::harness::require("strace") {
+        return;
+    }
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    queue(&env, "s", "example.org", 12);
+    let trace = env.dir.join("fsyncs");
+    let st = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&trace)
+        .arg(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(env.entries().is_empty());
+    assert_eq!(sink.dumps().len(), 12);
+    let t = fs::read_to_string(&trace).unwrap();
+    let syncs = t.lines().filter(|l| l.contains("fsync(")).count();
+    assert!(
+        (1..=2).contains(&syncs),
+        "{syncs} fsyncs for 12 removals:\n{t}"
+    );
+}

@@ -7,8 +7,9 @@
 //! next one begins, and before any report is queued (the state file replaced: write,
 //! fsync, rename, directory fsync), so a run that dies later never sends it again;
 //! failures stay open until their reports are queued. The attempt's full record follows
-//! at its end: when every recipient is final the entry is removed (unlink, directory
-//! fsync), which is the record; otherwise
+//! at its end: when every recipient is final the entry is removed (unlink; the directory
+//! fsync is shared by the run's removals: `runner::Removals`), which is the record;
+//! otherwise
 //! the state file is replaced. When a record cannot be written, nothing more is sent
 //! for the entry in that run; and before each transaction or local delivery, room for
 //! that record is made (its file written to the size it may take, it and the spool
@@ -76,12 +77,13 @@ impl Conn {
             s.close(out);
         }
         if self.session.is_none() && !self.uncached {
-            // A cached connection to these hosts; or, while another worker uses one, that
-            // one when it is done (a moment's wait) rather than a second connection; else
-            // one opened below. Counted as busy from here.
+            // A cached connection to these hosts; or, while other workers use as many as
+            // the run keeps busy in parallel (`cache::parallel`, usually one), one of them
+            // when it is done (a moment's wait) rather than another connection; else one
+            // opened below. Counted as busy from here.
             self.give_up_slot();
             let key: cache::Key = (targets.to_vec(), mx);
-            self.session = cache::acquire(&key, cache::WAIT_FOR_BUSY);
+            self.session = cache::acquire(&key, cache::WAIT_FOR_BUSY, cache::parallel());
             self.key = Some(key);
         }
         let reused = self.session.as_ref().is_some_and(Session::was_used);

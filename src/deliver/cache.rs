@@ -20,7 +20,9 @@
 //!   then opens a new one for the message, which was not sent on the dead one.
 //! - A worker that needs hosts whose only connection another worker is using waits up to
 //!   [`WAIT_FOR_BUSY`] for it ([`acquire`]) before it opens a second one: a fast server
-//!   gets one session per run, a slow one up to `O MaxConnections=` in parallel.
+//!   gets one session per run, a slow one up to `O MaxConnections=` in parallel. A queue
+//!   run of many entries lets its workers keep [`parallel`] connections to the same hosts
+//!   busy before they wait (`runner::parallel_sessions`).
 
 use super::plan::{Relay, Route};
 use super::smtp::{Session, Transcript};
@@ -34,6 +36,24 @@ pub type Key = (Relay, bool);
 /// How long a worker waits for the connection another worker is using to the same hosts
 /// before it opens one of its own (within `O MaxConnections=`).
 pub const WAIT_FOR_BUSY: Duration = Duration::from_millis(500);
+
+thread_local! {
+    /// How many connections to the same hosts [`acquire`] lets this thread's run have at
+    /// once before it waits for a busy one ([`parallel`]).
+    static PARALLEL: std::cell::Cell<usize> = const { std::cell::Cell::new(1) };
+}
+
+/// How many connections to the same hosts the run on this thread may have at once before
+/// a worker waits for a busy one: 1 unless [`set_parallel`] changed it.
+pub fn parallel() -> usize {
+    PARALLEL.with(std::cell::Cell::get)
+}
+
+/// Set [`parallel`] for the calling thread (a queue run's worker:
+/// `runner::parallel_sessions`).
+pub fn set_parallel(n: usize) {
+    PARALLEL.with(|p| p.set(n.max(1)));
+}
 
 struct Idle {
     key: Key,
@@ -80,10 +100,11 @@ pub fn configure(size: usize, timeout: Duration) {
 }
 
 /// A connection for `key`, counted as busy until it is [`put`] back: the idle one used
-/// last (`Some`), or, when there is none, leave to open one (`None`). While another
-/// worker is using a connection to `key`, wait up to `wait` for it to be put back (one
-/// session for a fast server); connections idle past the timeout are closed first.
-pub fn acquire(key: &Key, wait: Duration) -> Option<Session> {
+/// last (`Some`), or, when there is none, leave to open one (`None`). While other
+/// workers are using `parallel` connections to `key` (or more), wait up to `wait` for one
+/// to be put back (one session for a fast server when `parallel` is 1); connections idle
+/// past the timeout are closed first.
+pub fn acquire(key: &Key, wait: Duration, parallel: usize) -> Option<Session> {
     let deadline = Instant::now() + wait;
     let mut expired = Vec::new();
     let got = {
@@ -94,7 +115,7 @@ pub fn acquire(key: &Key, wait: Duration) -> Option<Session> {
                 break Some(c.idle.remove(at).session);
             }
             let now = Instant::now();
-            if !c.busy.contains(key) || now >= deadline {
+            if c.busy.iter().filter(|k| *k == key).count() < parallel.max(1) || now >= deadline {
                 break None;
             }
             c = match CACHE.changed.wait_timeout(c, deadline - now) {

@@ -21,18 +21,95 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Remove an entry whose recipients are all final; if that fails, record the final state
-/// so that nobody delivers it again.
-fn finish(mut locked: LockedEntry) {
-    let state = locked.pending_state.take();
-    if let Err(e) = locked.remove() {
-        log::error!("{e}");
-        if let Some(st) = state
-            && let Err(e) = locked.record_state(st)
-        {
-            log::error!("{e}");
+/// How many entries removed by a run share one sync of the spool directory, at most.
+pub const REMOVAL_SYNC_BATCH: usize = 64;
+
+/// How long a removal waits for its directory sync, at most: looked at by the next
+/// removal; the run's end syncs what is left.
+pub const REMOVAL_SYNC_AGE: Duration = Duration::from_millis(500);
+
+/// The removals of one run and their directory syncs, batched: an entry whose recipients
+/// are all final is unlinked at once (so no other process takes it again), and the spool
+/// directory is synced once for up to [`REMOVAL_SYNC_BATCH`] of them, or
+/// [`REMOVAL_SYNC_AGE`] after the first, and at the end of the run. A crash in between
+/// may bring those entries back and their recipients are tried again, as after a crash in
+/// sendmail, Postfix or dma, which do not sync a removal at all; nothing is ever lost, and
+/// without a crash nothing is sent twice.
+struct Removals<'a> {
+    spool: &'a Spool,
+    /// Removed and not synced yet: how many, since when.
+    pending: Mutex<(usize, Option<std::time::Instant>)>,
+}
+
+impl<'a> Removals<'a> {
+    fn new(spool: &'a Spool) -> Self {
+        Removals {
+            spool,
+            pending: Mutex::new((0, None)),
         }
     }
+
+    /// Remove an entry whose recipients are all final; if that fails, record the final
+    /// state so that nobody delivers it again.
+    fn finish(&self, mut locked: LockedEntry) {
+        let state = locked.pending_state.take();
+        match locked.remove_unsynced() {
+            Ok(()) => self.removed(),
+            Err(e) => {
+                log::error!("{e}");
+                if let Some(st) = state
+                    && let Err(e) = locked.record_state(st)
+                {
+                    log::error!("{e}");
+                }
+            }
+        }
+    }
+
+    /// One more removal; the directory is synced when the batch is full or old enough.
+    fn removed(&self) {
+        let due = {
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            p.0 += 1;
+            let first = *p.1.get_or_insert_with(std::time::Instant::now);
+            let due = p.0 >= REMOVAL_SYNC_BATCH || first.elapsed() >= REMOVAL_SYNC_AGE;
+            if due {
+                *p = (0, None);
+            }
+            due
+        };
+        // Every removal counted in this batch was unlinked before it was counted.
+        if due {
+            self.spool.sync_removals();
+        }
+    }
+
+    /// Sync what was removed and not synced yet (the run's end).
+    fn flush(&self) {
+        let any = {
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::take(&mut *p).0 > 0
+        };
+        if any {
+            self.spool.sync_removals();
+        }
+    }
+}
+
+/// How many entries a queue run gives each session to the same hosts before it opens
+/// one more in parallel ([`parallel_sessions`]).
+pub const ENTRIES_PER_SESSION: usize = 50;
+
+/// How many sessions to the same hosts a queue run of `entries` opens in parallel: one
+/// per [`ENTRIES_PER_SESSION`] entries, at most one per worker (`O MaxConnections=`) and
+/// `O ConnectionCacheSize=` (the connections kept between transactions), and at least
+/// one. A short queue goes over one session; a long one keeps several busy, so that a
+/// message's round trips and the spool's work for another overlap.
+pub fn parallel_sessions(workers: usize, cache_size: usize, entries: usize) -> usize {
+    (1 + entries / ENTRIES_PER_SESSION)
+        .min(workers)
+        .min(cache_size)
+        .max(1)
 }
 
 /// Deliver entries with up to `workers` connections in parallel; then the cached
@@ -122,13 +199,21 @@ fn deliver_ids_then(
             .max(1)
     };
     let total = queue.lock().map(|q| q.len()).unwrap_or(0);
+    let parallel = if queue_run {
+        parallel_sessions(workers, engine.cache_size, total)
+    } else {
+        1
+    };
+    let removals = Removals::new(spool);
     std::thread::scope(|scope| {
         for worker in 0..workers {
+            let removals = &removals;
             let queue = &queue;
             let results = &results;
             let errors = &errors;
             let queued_here = &queued_here;
             scope.spawn(move || {
+                cache::set_parallel(parallel);
                 let mut w = Worker::new(worker);
                 // -v: the dialogue on stdout (-X: the SMTP client logs its own traffic).
                 let mut sink = Transcripts {
@@ -179,7 +264,7 @@ fn deliver_ids_then(
                     match attempt(engine, spool, &mut locked, &mut w, &mut out) {
                         Ok(a) => {
                             if a.removed {
-                                finish(locked);
+                                removals.finish(locked);
                             } else {
                                 drop(locked);
                             }
@@ -217,6 +302,7 @@ fn deliver_ids_then(
             });
         }
     });
+    removals.flush();
     if let Some(e) = errors.into_inner().ok().and_then(|mut v| v.pop()) {
         return Err(e);
     }
@@ -607,5 +693,25 @@ fn periodic_runs(s: &Setup, engine: &Engine, q: &QueueRunArgs, interval: Duratio
         while started.elapsed() < interval && !STOP.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parallel_sessions;
+
+    #[test]
+    fn parallel_sessions_grow_with_the_queue_within_the_options() {
+        // A short queue: one session (a fast server gets one per run).
+        assert_eq!(parallel_sessions(4, 2, 12), 1);
+        assert_eq!(parallel_sessions(4, 4, 49), 1);
+        // One more per 50 entries, up to MaxConnections and ConnectionCacheSize.
+        assert_eq!(parallel_sessions(4, 4, 50), 2);
+        assert_eq!(parallel_sessions(4, 4, 120), 3);
+        assert_eq!(parallel_sessions(4, 2, 1000), 2);
+        assert_eq!(parallel_sessions(4, 8, 1000), 4);
+        // ConnectionCacheSize=0 keeps none: each entry has its own session anyway.
+        assert_eq!(parallel_sessions(4, 0, 1000), 1);
+        assert_eq!(parallel_sessions(1, 4, 1000), 1);
     }
 }

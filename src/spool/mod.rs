@@ -414,6 +414,16 @@ pub fn replace_safely(tmp: &Path, path: &Path, bytes: &[u8], mode: u32) -> io::R
 }
 
 impl Spool {
+    /// Sync the spool directory after entries were removed
+    /// ([`LockedEntry::remove_unsynced`]). The entries are gone; a failed sync could only
+    /// bring them back after a crash (and their recipients would be tried again): it is
+    /// logged loudly.
+    pub fn sync_removals(&self) {
+        if let Err(e) = sync_dir(&self.dir) {
+            log::error!("{}", cant("cannot sync", &self.dir, &e));
+        }
+    }
+
     /// A spool at `dir` whose path was named as `named` says.
     pub fn new(dir: impl Into<PathBuf>, private: bool, named: Named) -> Spool {
         Spool {
@@ -1213,18 +1223,24 @@ impl LockedEntry {
         ))
     }
 
-    /// Remove the entry (every recipient has a final outcome). On error the entry is
-    /// still there and still locked.
+    /// Remove the entry (every recipient has a final outcome) and sync the spool
+    /// directory. On error the entry is still there and still locked.
     pub fn remove(&mut self) -> Result<(), Fatal> {
+        self.remove_unsynced()?;
+        self.spool.sync_removals();
+        Ok(())
+    }
+
+    /// Remove the entry as [`LockedEntry::remove`] does, without syncing the spool
+    /// directory: the caller syncs it for several removals at once
+    /// ([`Spool::sync_removals`]). Until then a crash may bring the entry back (its
+    /// recipients are then tried again, as after a crash in sendmail, Postfix or dma, which
+    /// never sync a removal); nothing is lost. Other processes see it gone at once.
+    pub fn remove_unsynced(&mut self) -> Result<(), Fatal> {
         let id = self.entry.envelope.id.clone();
         let qf = self.spool.qf_path(&id);
         fs::remove_file(&qf).map_err(|e| cant("cannot remove", &qf, &e))?;
         let _ = fs::remove_file(self.spool.sf_path(&id));
-        // The entry is gone; a failed directory sync could only bring it back after a
-        // crash (and its recipients would be tried again): log it loudly.
-        if let Err(e) = sync_dir(&self.spool.dir) {
-            log::error!("{}", cant("cannot sync", &self.spool.dir, &e));
-        }
         Ok(())
     }
 }
