@@ -756,8 +756,10 @@ impl Timeouts {
             "datafinal" => &mut self.datafinal,
             "rset" => &mut self.rset,
             "quit" => &mut self.quit,
-            "queuereturn" => &mut self.queuereturn,
-            "queuewarn" => &mut self.queuewarn,
+            // Every message is of the normal class here (sendmail's class comes from a
+            // `Priority:` field rsendmail does not read): `.normal` is the time in force.
+            "queuereturn" | "queuereturn.normal" => &mut self.queuereturn,
+            "queuewarn" | "queuewarn.normal" => &mut self.queuewarn,
             "resolver.retrans" => &mut self.resolver_retrans,
             "mboxlock" => &mut self.mboxlock,
             "command" => &mut self.command,
@@ -768,8 +770,8 @@ impl Timeouts {
             _ => return Ok(false),
         };
         let unit = match sub.as_str() {
-            "queuereturn" => 'd',
-            "queuewarn" => 'h',
+            "queuereturn" | "queuereturn.normal" => 'd',
+            "queuewarn" | "queuewarn.normal" => 'h',
             "resolver.retrans" => 's',
             _ => 'm',
         };
@@ -1043,6 +1045,23 @@ impl Settings {
             }
             ("SortByDomain", _) => self.sort_by_domain = Some(parse_bool(name, value)?),
             ("SmarthostRandom", _) => self.smarthost_random = Some(parse_bool(name, value)?),
+            // sendmail's old name of the queue-return time, `RETURN[/WARN]` (readcf.c,
+            // option `T`): both timeouts, for every message.
+            ("QueueTimeout", _) => {
+                let (ret, warn) = match value.split_once('/') {
+                    Some((r, w)) => (r, Some(w)),
+                    None => (value, None),
+                };
+                // A bad value is named as it was given.
+                let named = |mut e: Fatal| {
+                    e.message = format!("Invalid value for QueueTimeout: {value}");
+                    e
+                };
+                if let Some(w) = warn {
+                    self.timeouts.apply("queuewarn", w).map_err(named)?;
+                }
+                self.timeouts.apply("queuereturn", ret).map_err(named)?;
+            }
             ("Timeout", Some(s)) if self.timeouts.apply(s, value)? => {}
             ("Timeout", Some(s)) => {
                 check_timeout(s, value)?;
@@ -1846,7 +1865,10 @@ mod tests {
             }
         }
         for def in OPTION_TABLE {
-            if ACTED_ON.iter().any(|(n, _)| n == &def.name) || def.name == "Timeout" {
+            if ACTED_ON.iter().any(|(n, _)| n == &def.name)
+                || def.name == "Timeout"
+                || def.name == "QueueTimeout"
+            {
                 continue;
             }
             let mut s = Settings::default();
@@ -1865,6 +1887,24 @@ mod tests {
         assert_eq!(s.timeouts.connect, Some(60));
     }
 
+    /// sendmail's old `QueueTimeout` (`T`): `RETURN[/WARN]` sets the queue-return time and
+    /// the warning time, in their default units (days, hours), as readcf.c does.
+    #[test]
+    fn queue_timeout_sets_the_queue_times() {
+        let mut s = Settings::default();
+        apply(&mut s, "QueueTimeout", "3/2").unwrap();
+        assert_eq!(s.timeouts.queuereturn, Some(3 * 86400));
+        assert_eq!(s.timeouts.queuewarn, Some(2 * 3600));
+        assert!(s.other.is_empty(), "{:?}", s.other);
+        apply(&mut s, "QueueTimeout", "1h").unwrap();
+        assert_eq!(s.timeouts.queuereturn, Some(3600));
+        assert_eq!(s.timeouts.queuewarn, Some(2 * 3600));
+        apply(&mut s, "Timeout.queuereturn.normal", "2d").unwrap();
+        assert_eq!(s.timeouts.queuereturn, Some(2 * 86400));
+        let e = apply(&mut s, "QueueTimeout", "4d/soon").unwrap_err();
+        assert_eq!(e.message, "Invalid value for QueueTimeout: 4d/soon");
+    }
+
     /// Every timeout name of sendmail 8.17 is taken: the ones rsendmail acts on set their
     /// field, the others are kept unparsed with their value checked as sendmail reads
     /// it; a name sendmail does not know gets its `settimeout` message and EX_SOFTWARE.
@@ -1875,9 +1915,12 @@ mod tests {
             let (good, bad) = if count { ("3", "abc") } else { ("30s", "abc") };
             let mut s = Settings::default();
             apply(&mut s, &format!("Timeout.{name}"), good).unwrap();
-            let acted_on = ACTED_ON
-                .iter()
-                .any(|(n, _)| *n == format!("Timeout.{name}"));
+            // `.normal` is the time every message has here (the queue timeouts).
+            let acted_on = ACTED_ON.iter().any(|(n, _)| {
+                *n == format!("Timeout.{name}")
+                    || (name.starts_with("queue")
+                        && Some(*n) == format!("Timeout.{name}").strip_suffix(".normal"))
+            });
             assert_eq!(
                 s.other.is_empty(),
                 acted_on,
@@ -1916,9 +1959,11 @@ mod tests {
         // Case does not matter, as in sendmail; messages name the option in lowercase.
         let mut s = Settings::default();
         apply(&mut s, "Timeout.QueueReturn.Normal", "5d").unwrap();
+        assert_eq!(s.timeouts.queuereturn, Some(5 * 86400));
+        apply(&mut s, "Timeout.QueueReturn.Urgent", "5d").unwrap();
         assert_eq!(
             s.other,
-            [("Timeout.QueueReturn.Normal".into(), "5d".into())]
+            [("Timeout.QueueReturn.Urgent".into(), "5d".into())]
         );
         // sendmail's `now` is a time there too.
         apply(&mut s, "Timeout.queuereturn.urgent", "now").unwrap();
