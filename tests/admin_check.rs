@@ -1038,3 +1038,19 @@ fn queue_timeout_returns_old_entries() {
     let mbox = fs::read_to_string(env.dir.join("mail/root")).unwrap();
     assert!(mbox.contains("Status: 4.4.7"), "{mbox}");
 }
+
+/// `bounce` of an entry with the null sender: there is no sender to return it to, and
+/// the line says where the report went (postmaster), not "returned to its sender".
+#[test]
+fn bounce_of_a_null_sender_entry_names_postmaster() {
+    let env = Env::new();
+    env.sendmail(&["-odq", "-f", "<>", "bob@example.org"], MSG)
+        .code(0);
+    let id = env.only_id();
+    let r = admin(&env, &["bounce", &id]);
+    r.code(0);
+    assert_eq!(
+        r.stdout,
+        format!("{id}: returned: it has no sender (<>), its report went to postmaster\n")
+    );
+}
