@@ -1054,3 +1054,70 @@ fn bounce_of_a_null_sender_entry_names_postmaster() {
         format!("{id}: returned: it has no sender (<>), its report went to postmaster\n")
     );
 }
+
+/// A self-signed certificate for 127.0.0.1 that expired on 1 February 2020, written as
+/// `expired.pem` and `expired.key` beside the others (openssl's command line cannot
+/// date one in the past).
+fn expired_certificate(pki: &Pki) {
+    use openssl::asn1::Asn1Time;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+    use openssl::x509::extension::SubjectAlternativeName;
+    use openssl::x509::{X509, X509NameBuilder};
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "expired.test").unwrap();
+    let name = name.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::from_str("20190101000000Z").unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_str("20200201000000Z").unwrap())
+        .unwrap();
+    let san = SubjectAlternativeName::new()
+        .ip("127.0.0.1")
+        .build(&b.x509v3_context(None, None))
+        .unwrap();
+    b.append_extension(san).unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    fs::write(pki.path("expired.pem"), b.build().to_pem().unwrap()).unwrap();
+    fs::write(
+        pki.path("expired.key"),
+        key.private_key_to_pem_pkcs8().unwrap(),
+    )
+    .unwrap();
+}
+
+/// An expired certificate: `expired N days ago` (never `in -N days`); pinned by
+/// FINGERPRINT it is used, and the check warns that it expired.
+#[test]
+fn an_expired_certificate_is_said_so() {
+    if !have_peer() {
+        return;
+    }
+    let env0 = Env::new();
+    let Some(pki) = Pki::make(&env0.dir) else {
+        return;
+    };
+    expired_certificate(&pki);
+    let peer = tls_peer(&env0, &pki, "expired", "starttls", &[]);
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\nSTARTTLS\nO Timeout.connect=5s\nFINGERPRINT {}\n",
+        peer.port,
+        pki.fingerprint("expired.pem")
+    ));
+    let r = admin(&env, &["check"]);
+    r.code(0);
+    let tls = line(&r, "ok   tls STARTTLS, certificate matches FINGERPRINT: ");
+    assert!(
+        tls.contains("expires Feb  1 00:00:00 2020 GMT (expired ") && tls.contains(" days ago)"),
+        "{tls}"
+    );
+    let w = line(&r, "warn tls: the certificate expired ");
+    assert!(w.contains("FINGERPRINT pins it"), "{w}");
+    assert!(!r.stdout.contains("(in -"), "{}", r.stdout);
+}
