@@ -1121,3 +1121,68 @@ fn an_expired_certificate_is_said_so() {
     assert!(w.contains("FINGERPRINT pins it"), "{w}");
     assert!(!r.stdout.contains("(in -"), "{}", r.stdout);
 }
+
+/// A server that accepts and says nothing: the `connect` line is read while the server
+/// still holds its greeting back (the check is then waiting for it), not at the end.
+#[test]
+fn the_connect_line_comes_before_the_greeting_wait() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (release, released) = mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let Ok((_s, _)) = l.accept() else { return };
+        // Silent until the test has read the connect line, then closed.
+        let _ = released.recv_timeout(Duration::from_secs(30));
+    });
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {port}\nO Timeout.connect=5s\nO Timeout.initial=1m\n"
+    ));
+    let prog = install(&env);
+    let mut child = std::process::Command::new(&prog)
+        .args(["-C", env.conf.to_str().unwrap(), "check"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.starts_with("ok   connect ")) {
+        match lines.recv_timeout(Duration::from_secs(20)) {
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no connect line while the greeting is awaited; got {seen:?}"),
+        }
+    }
+    assert!(
+        seen.iter().any(
+            |l| l.starts_with("info connect: connecting to 127.0.0.1 port ")
+                && l.contains("(up to 1m, Timeout.initial)")
+        ),
+        "{seen:?}"
+    );
+    let _ = release.send(());
+    let status = child.wait().unwrap();
+    let _ = reader.join();
+    seen.extend(lines.try_iter());
+    assert!(
+        seen.iter().any(|l| l.starts_with("FAIL greeting: ")),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.iter()
+            .filter(|l| l.starts_with("ok   connect "))
+            .count(),
+        1,
+        "{seen:?}"
+    );
+    assert_eq!(status.code(), Some(75), "{seen:?}");
+    let _ = server.join();
+}

@@ -23,7 +23,9 @@ use super::dns::{self, MxResult};
 use super::engine::Engine;
 use super::plan::{self, Route};
 use super::reply::Reply;
-use super::smtp::{Credentials, OpenFailure, Session, State, TlsMode, TlsPolicy};
+use super::smtp::{
+    CHECK_LABEL, CONNECTED, Credentials, OpenFailure, Session, State, TlsMode, TlsPolicy,
+};
 use rsendmail::admin::check::{Mark, Tally};
 use rsendmail::app::Setup;
 use rsendmail::exit::{Fatal, Sysexit};
@@ -345,9 +347,15 @@ fn session(
             span(engine.timeouts.initial)
         ),
     );
-    let mut buf: Vec<u8> = Vec::new();
+    let mut live = Live {
+        buf: Vec::new(),
+        seen: 0,
+        connected: false,
+        bare,
+        port,
+    };
     let opened = {
-        let mut out: Option<&mut dyn std::io::Write> = Some(&mut buf);
+        let mut out: Option<&mut dyn std::io::Write> = Some(&mut live);
         Session::open(
             host,
             port,
@@ -358,11 +366,12 @@ fn session(
             // AUTH comes after the lines of the steps before it (below).
             None,
             &mut out,
-            "check",
+            CHECK_LABEL,
             "check",
         )
     };
-    let transcript = String::from_utf8_lossy(&buf).into_owned();
+    let already_connected = live.connected;
+    let transcript = String::from_utf8_lossy(&live.buf).into_owned();
     // The server's lines only: its greeting is the first.
     let greeting = transcript
         .lines()
@@ -373,8 +382,11 @@ fn session(
         TlsMode::Implicit => "TLS (SMTPS)",
         _ => "STARTTLS",
     };
+    // Said already when the connection was made ([`Live`]).
     let connected = |t: &mut Tally, peer: &str| {
-        t.say(Mark::Ok, "connect", &format!("{bare} [{peer}] port {port}"));
+        if !already_connected {
+            t.say(Mark::Ok, "connect", &format!("{bare} [{peer}] port {port}"));
+        }
     };
     let mut session = match opened {
         Ok(sess) => sess,
@@ -560,6 +572,52 @@ fn session(
         }
     }
     session.close(&mut None);
+}
+
+/// The transcript of [`Session::open`], kept for the steps' lines, which prints the
+/// `connect` line the moment the session's `Connected to [IP]` line comes: before the
+/// wait for the greeting, so that a silent server is told from one that cannot be
+/// reached while the check waits.
+struct Live<'a> {
+    buf: Vec<u8>,
+    /// How much of `buf` was looked at for whole lines.
+    seen: usize,
+    connected: bool,
+    bare: &'a str,
+    port: u16,
+}
+
+impl std::io::Write for Live<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        while let Some(n) = self
+            .buf
+            .get(self.seen..)
+            .and_then(|rest| rest.iter().position(|&c| c == b'\n'))
+        {
+            let line =
+                String::from_utf8_lossy(self.buf.get(self.seen..self.seen + n).unwrap_or(&[]))
+                    .into_owned();
+            self.seen += n + 1;
+            let marker = format!("{CHECK_LABEL}... {CONNECTED}[");
+            if let Some(ip) = line.strip_prefix(&marker).and_then(|r| r.strip_suffix(']'))
+                && !self.connected
+            {
+                self.connected = true;
+                let mut t = Tally::default();
+                t.say(
+                    Mark::Ok,
+                    "connect",
+                    &format!("{} [{ip}] port {}", self.bare, self.port),
+                );
+            }
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn reply_code(r: &Reply) -> Sysexit {
