@@ -756,10 +756,8 @@ impl Timeouts {
             "datafinal" => &mut self.datafinal,
             "rset" => &mut self.rset,
             "quit" => &mut self.quit,
-            // Every message is of the normal class here (sendmail's class comes from a
-            // `Priority:` field rsendmail does not read): `.normal` is the time in force.
-            "queuereturn" | "queuereturn.normal" => &mut self.queuereturn,
-            "queuewarn" | "queuewarn.normal" => &mut self.queuewarn,
+            "queuereturn" => &mut self.queuereturn,
+            "queuewarn" => &mut self.queuewarn,
             "resolver.retrans" => &mut self.resolver_retrans,
             "mboxlock" => &mut self.mboxlock,
             "command" => &mut self.command,
@@ -770,8 +768,8 @@ impl Timeouts {
             _ => return Ok(false),
         };
         let unit = match sub.as_str() {
-            "queuereturn" | "queuereturn.normal" => 'd',
-            "queuewarn" | "queuewarn.normal" => 'h',
+            "queuereturn" => 'd',
+            "queuewarn" => 'h',
             "resolver.retrans" => 's',
             _ => 'm',
         };
@@ -1899,8 +1897,6 @@ mod tests {
         apply(&mut s, "QueueTimeout", "1h").unwrap();
         assert_eq!(s.timeouts.queuereturn, Some(3600));
         assert_eq!(s.timeouts.queuewarn, Some(2 * 3600));
-        apply(&mut s, "Timeout.queuereturn.normal", "2d").unwrap();
-        assert_eq!(s.timeouts.queuereturn, Some(2 * 86400));
         let e = apply(&mut s, "QueueTimeout", "4d/soon").unwrap_err();
         assert_eq!(e.message, "Invalid value for QueueTimeout: 4d/soon");
     }
@@ -1915,12 +1911,9 @@ mod tests {
             let (good, bad) = if count { ("3", "abc") } else { ("30s", "abc") };
             let mut s = Settings::default();
             apply(&mut s, &format!("Timeout.{name}"), good).unwrap();
-            // `.normal` is the time every message has here (the queue timeouts).
-            let acted_on = ACTED_ON.iter().any(|(n, _)| {
-                *n == format!("Timeout.{name}")
-                    || (name.starts_with("queue")
-                        && Some(*n) == format!("Timeout.{name}").strip_suffix(".normal"))
-            });
+            let acted_on = ACTED_ON
+                .iter()
+                .any(|(n, _)| *n == format!("Timeout.{name}"));
             assert_eq!(
                 s.other.is_empty(),
                 acted_on,
@@ -1959,11 +1952,9 @@ mod tests {
         // Case does not matter, as in sendmail; messages name the option in lowercase.
         let mut s = Settings::default();
         apply(&mut s, "Timeout.QueueReturn.Normal", "5d").unwrap();
-        assert_eq!(s.timeouts.queuereturn, Some(5 * 86400));
-        apply(&mut s, "Timeout.QueueReturn.Urgent", "5d").unwrap();
         assert_eq!(
             s.other,
-            [("Timeout.QueueReturn.Urgent".into(), "5d".into())]
+            [("Timeout.QueueReturn.Normal".into(), "5d".into())]
         );
         // sendmail's `now` is a time there too.
         apply(&mut s, "Timeout.queuereturn.urgent", "now").unwrap();

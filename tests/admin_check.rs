@@ -988,8 +988,9 @@ fn what_root_runs_and_reads_is_checked() {
 
 /// `config` says what is in force: a boolean given without a value is `true`; the mail
 /// name without MAILNAME is the host's; a `-o` letter of no option is said to be
-/// ignored; sendmail's `QueueTimeout` (`T`) and `Timeout.queuereturn.normal` set the
-/// queue-return time.
+/// ignored; sendmail's `QueueTimeout` (`T`) sets the queue-return time (and
+/// `Timeout.queuereturn.normal` does not, as in sendmail: compat case
+/// `bounce-queuetimeout-normal-reject4`).
 #[test]
 fn config_shows_effective_values() {
     let env = Env::with_config("O Verp=\nO QueueTimeout=3d/2h\n");
@@ -1014,7 +1015,11 @@ fn config_shows_effective_values() {
     );
     line(&r, "O Timeout.queuewarn=2h    # set by O QueueTimeout");
     let r = admin(&env, &["config", "-O", "Timeout.queuereturn.normal=4d"]);
-    line(&r, "O Timeout.queuereturn=4d    # set by ");
+    line(&r, "O Timeout.queuereturn=3d    # set by O QueueTimeout");
+    line(
+        &r,
+        "O Timeout.queuereturn.normal=4d    # command line (not used by rsendmail)",
+    );
     // No MAILNAME: the host name.
     let conf_text = fs::read_to_string(&env.conf).unwrap();
     fs::write(&env.conf, conf_text.replace("MAILNAME test.example\n", "")).unwrap();

@@ -16,8 +16,7 @@
 //! up (PrivacyOptions, DaemonPortOptions) all of them, joined by commas; a boolean given
 //! without a value as `true` (`O Verp=true    # FILE: line 3 (given without a value)`).
 //! MAILNAME not set names the host name used instead; the queue timeouts set by
-//! sendmail's `QueueTimeout` or `Timeout.queuereturn.normal` show the value in force and
-//! what set it; a `-o` letter of no option is named in a `#` line (ignored, as sendmail
+//! sendmail's `QueueTimeout` show the value in force and what set it; a `-o` letter of no option is named in a `#` line (ignored, as sendmail
 //! ignores it). Credentials are
 //! never shown: AUTHPATH is the name of the file that holds them, which is not read for
 //! this. A configuration or option in error is refused as every program refuses it
@@ -90,12 +89,11 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v.as_str())
     };
-    // What sets a queue timeout besides its own name (sendmail's old `QueueTimeout`,
-    // the `.normal` class), with where each was set.
+    // What sets a queue timeout besides its own name (sendmail's old `QueueTimeout`),
+    // with where it was set.
     let also_set_by = |name: &str| -> Vec<String> {
         let others: &[&str] = match name {
-            "Timeout.queuereturn" => &["QueueTimeout", "Timeout.queuereturn.normal"],
-            "Timeout.queuewarn" => &["QueueTimeout", "Timeout.queuewarn.normal"],
+            "Timeout.queuereturn" | "Timeout.queuewarn" => &["QueueTimeout"],
             _ => &[],
         };
         others
@@ -152,13 +150,10 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
                 (k == "Timeout" || k.starts_with("Timeout."))
                     && options::builtin_default(k).is_none()
             }) {
-                let note = match key.strip_suffix(".normal") {
-                    Some(base) if base.starts_with("Timeout.queue") => {
-                        format!("sets {base}: every message is of the normal class")
-                    }
-                    _ => "not used by rsendmail".to_string(),
-                };
-                crate::outln!("O {key}={value}    # {} ({note})", origin_of(def, key));
+                crate::outln!(
+                    "O {key}={value}    # {} (not used by rsendmail)",
+                    origin_of(def, key)
+                );
             }
         } else if ACTED_ON.iter().any(|(n, _)| *n == def.name) {
             acted_on(def, def.name);
