@@ -139,6 +139,20 @@ fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
     crate::text::printable(s)
 }
 
+/// [`one_line`], and each character outside US-ASCII as `?` too: for the diagnostic,
+/// which RFC 3464 (§2.3.6) keeps US-ASCII and the text part (no charset) repeats. An
+/// administrator's `bounce --reason` may hold any text.
+fn ascii_line(s: &str) -> std::borrow::Cow<'_, str> {
+    match one_line(s) {
+        std::borrow::Cow::Borrowed(b) if b.is_ascii() => std::borrow::Cow::Borrowed(b),
+        t => std::borrow::Cow::Owned(
+            t.chars()
+                .map(|c| if c.is_ascii() { c } else { '?' })
+                .collect(),
+        ),
+    }
+}
+
 /// RFC 5322 date for `t`.
 fn date(t: i64) -> String {
     clock::rfc5322(&clock::local(t))
@@ -261,7 +275,7 @@ impl Report<'_> {
                 } else {
                     let _ = writeln!(b, "{listed}");
                     if let Some(d) = &r.diagnostic {
-                        let _ = writeln!(b, "    (reason: {})", one_line(d));
+                        let _ = writeln!(b, "    (reason: {})", ascii_line(d));
                     }
                 }
                 if let Some(f) = &r.expanded_from {
@@ -330,7 +344,12 @@ impl Report<'_> {
                 let _ = writeln!(b, "Remote-MTA: DNS; {}", one_line(m));
             }
             if let Some(d) = &r.diagnostic {
-                let _ = writeln!(b, "Diagnostic-Code: {}; {}", r.diagnostic_type, one_line(d));
+                let _ = writeln!(
+                    b,
+                    "Diagnostic-Code: {}; {}",
+                    r.diagnostic_type,
+                    ascii_line(d)
+                );
             }
             let _ = writeln!(b, "Last-Attempt-Date: {}", date(r.last_attempt));
         }
@@ -628,6 +647,52 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want:?} missing in\n{text}");
         }
+    }
+
+    /// An administrator's reason in 8-bit text: the diagnostic (RFC 3464 fields are
+    /// US-ASCII) and the text part's reason line show `?` for each such character.
+    #[test]
+    fn an_8bit_reason_is_ascii_in_the_report() {
+        let mut env = test_envelope("6AMxxxxx000004", &["bob@x"]);
+        env.header_bytes = 12;
+        let rep = Report {
+            kind: Kind::Failure,
+            host: "host.example",
+            original: &env,
+            recipients: vec![RcptReport {
+                final_recipient: "bob@x".into(),
+                original_recipient: None,
+                action: "failed",
+                status: crate::status::BAD_MAILBOX,
+                remote_mta: None,
+                diagnostic: Some(
+                    "550 5.0.0 Returned to sender by the administrator: retired mailbox \u{e9}"
+                        .into(),
+                ),
+                diagnostic_type: "X-Unix",
+                transcript: vec![],
+                listed: None,
+                comment: None,
+                actual_recipient: None,
+                expanded_from: None,
+                last_attempt: 0,
+            }],
+            notes: Vec::new(),
+            headers_only: true,
+            no_actual_recipient: false,
+            waited: None,
+        };
+        let mut out = Vec::new();
+        rep.write("NEWID", 0, "a@x", &mut &b"Subject: x\n\n"[..], &mut out)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let said = "550 5.0.0 Returned to sender by the administrator: retired mailbox ?";
+        assert!(
+            text.contains(&format!("Diagnostic-Code: X-Unix; {said}\n")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("(reason: {said})")), "{text}");
+        assert!(!text.contains('\u{e9}'), "{text}");
     }
 
     #[test]

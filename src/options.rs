@@ -1060,6 +1060,23 @@ impl Settings {
             }
             ("SortByDomain", _) => self.sort_by_domain = Some(parse_bool(name, value)?),
             ("SmarthostRandom", _) => self.smarthost_random = Some(parse_bool(name, value)?),
+            // sendmail's old name of the queue-return time, `RETURN[/WARN]` (readcf.c,
+            // option `T`): both timeouts, for every message.
+            ("QueueTimeout", _) => {
+                let (ret, warn) = match value.split_once('/') {
+                    Some((r, w)) => (r, Some(w)),
+                    None => (value, None),
+                };
+                // A bad value is named as it was given.
+                let named = |mut e: Fatal| {
+                    e.message = format!("Invalid value for QueueTimeout: {value}");
+                    e
+                };
+                if let Some(w) = warn {
+                    self.timeouts.apply("queuewarn", w).map_err(named)?;
+                }
+                self.timeouts.apply("queuereturn", ret).map_err(named)?;
+            }
             ("Timeout", Some(s)) if self.timeouts.apply(s, value)? => {}
             ("Timeout", Some(s)) => {
                 check_timeout(s, value)?;
@@ -1899,7 +1916,10 @@ mod tests {
             }
         }
         for def in OPTION_TABLE {
-            if ACTED_ON.iter().any(|(n, _)| n == &def.name) || def.name == "Timeout" {
+            if ACTED_ON.iter().any(|(n, _)| n == &def.name)
+                || def.name == "Timeout"
+                || def.name == "QueueTimeout"
+            {
                 continue;
             }
             let mut s = Settings::default();
@@ -1916,6 +1936,22 @@ mod tests {
         // Sub-names are case-insensitive, as in sendmail.
         apply(&mut s, "timeout.CONNECT", "1m").unwrap();
         assert_eq!(s.timeouts.connect, Some(60));
+    }
+
+    /// sendmail's old `QueueTimeout` (`T`): `RETURN[/WARN]` sets the queue-return time and
+    /// the warning time, in their default units (days, hours), as readcf.c does.
+    #[test]
+    fn queue_timeout_sets_the_queue_times() {
+        let mut s = Settings::default();
+        apply(&mut s, "QueueTimeout", "3/2").unwrap();
+        assert_eq!(s.timeouts.queuereturn, Some(3 * 86400));
+        assert_eq!(s.timeouts.queuewarn, Some(2 * 3600));
+        assert!(s.other.is_empty(), "{:?}", s.other);
+        apply(&mut s, "QueueTimeout", "1h").unwrap();
+        assert_eq!(s.timeouts.queuereturn, Some(3600));
+        assert_eq!(s.timeouts.queuewarn, Some(2 * 3600));
+        let e = apply(&mut s, "QueueTimeout", "4d/soon").unwrap_err();
+        assert_eq!(e.message, "Invalid value for QueueTimeout: 4d/soon");
     }
 
     /// Every timeout name of sendmail 8.17 is taken: the ones rsendmail acts on set their

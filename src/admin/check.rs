@@ -5,10 +5,13 @@
 //!
 //! The steps made here, without the network: the configuration (every problem with its
 //! file and line, then the files it names; options rsendmail accepts but does not act
-//! on, and keywords that change nothing, are `warn` lines), the mail name and host name,
-//! the spool (its group and modes), the installed `rsendmail` (set-gid to the spool's
-//! group), the queue runner's wake-up FIFO (`SPOOLDIR/wakeup`) and the modes of
-//! `auth.conf` (never readable by others). The network steps (DNS, TCP, the greeting,
+//! on, keywords that change nothing and lines another overrides are `warn` lines; the
+//! file and its directory writable by root alone), the mail name and host name, the
+//! spool (its group and modes), the installed `rsendmail` (set-gid to the spool's
+//! group) and `rsendmail-deliver` (root's alone, not set-id, in a directory root's
+//! alone), the queue runner's wake-up FIFO (`SPOOLDIR/wakeup`; a `warn` when no runner
+//! holds it open) and the modes of `auth.conf` (never readable by others, readable by
+//! the spool's group). The network steps (DNS, TCP, the greeting,
 //! EHLO, TLS and the certificate, AUTH, the `--to` probe) are the deliverer's, which
 //! holds the TLS and DNS code: `rsendmail-deliver --check [--to ADDRESS] -- ARGV`
 //! prints their lines (`deliver/check.rs`); they are skipped when the configuration has
@@ -18,8 +21,9 @@
 //! the configuration, the names, the spool, the binary, the FIFO and `auth.conf`;
 //! EX_UNAVAILABLE (69) for a permanent refusal on the network (a name that does not
 //! exist, AUTH refused, a 5yz to MAIL or RCPT); EX_TEMPFAIL (75) for other network
-//! failures (no connection, a timeout, TLS, a 4yz, a DNS failure); EX_USAGE (64) for an
-//! `--to` that is no address.
+//! failures (no connection, a timeout, TLS, a 4yz, a DNS failure); EX_NOUSER (67) for a
+//! local `--to` that names no user; EX_USAGE (64) for an `--to` that is no address or
+//! a list.
 
 use super::Context;
 use super::show_config::config_argv;
@@ -56,6 +60,12 @@ impl Mark {
 #[derive(Debug, Default)]
 pub struct Tally {
     first_failure: Option<Sysexit>,
+    /// While set, a failed step is a `warn` line and its status goes to
+    /// [`Tally::soft_failure`]: one of several hosts, whose failure fails the check
+    /// only when no other host works.
+    pub soft: bool,
+    /// The first failure while [`Tally::soft`] was set.
+    pub soft_failure: Option<Sysexit>,
 }
 
 impl Tally {
@@ -75,6 +85,11 @@ impl Tally {
 
     /// A failed step, with the exit status it gives when it is the first.
     pub fn fail(&mut self, code: Sysexit, step: &str, detail: &str) {
+        if self.soft {
+            self.soft_failure.get_or_insert(code);
+            self.say(Mark::Warn, step, detail);
+            return;
+        }
         self.first_failure.get_or_insert(code);
         self.say(Mark::Fail, step, detail);
     }
@@ -164,6 +179,10 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
                 if !problems.is_empty() {
                     return None;
                 }
+                for w in overridden_lines(&text, &name) {
+                    t.say(Mark::Warn, "config", &w);
+                }
+                writable_step(t, &path);
             }
             Err(e) => {
                 t.fail(
@@ -219,6 +238,96 @@ pub fn file_problems(text: &str, name: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Each keyword or option set on more than one line of `text`: the earlier line changes
+/// nothing (`FILE: line 2: SMARTHOST is set again on line 10, which overrides it`).
+/// Options whose settings add up ([`crate::options::adds_up`]) are not listed.
+pub fn overridden_lines(text: &str, name: &str) -> Vec<String> {
+    let mut last: Vec<(String, usize)> = Vec::new();
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let first = line.split([' ', '\t', '#']).next().unwrap_or("");
+        let key = if first == "O" {
+            let rest = line.get(1..).unwrap_or("").trim_start();
+            let (oname, _) = crate::options::split_assignment(rest);
+            match crate::options::lookup_long(oname) {
+                Ok(r) if !crate::options::adds_up(r.def) => {
+                    format!("O {}", crate::options::given_key(r.def, r.sub.as_deref()))
+                }
+                _ => continue,
+            }
+        } else if first.len() >= 2 && first.starts_with('O') && !config::KEYWORDS.contains(&first) {
+            match first.chars().nth(1).and_then(crate::options::lookup_letter) {
+                Some(def) if !crate::options::adds_up(def) => {
+                    format!("O {}", crate::options::given_key(def, None))
+                }
+                _ => continue,
+            }
+        } else if config::KEYWORDS.contains(&first) {
+            first.to_string()
+        } else {
+            continue;
+        };
+        match last.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => {
+                out.push(format!(
+                    "{name}: line {n}: {key} is set again on line {}, which overrides it",
+                    i + 1
+                ));
+                *n = i + 1;
+            }
+            None => last.push((key, i + 1)),
+        }
+    }
+    out
+}
+
+/// Whoever can change the configuration (or replace it in its directory) chooses where
+/// root writes mailboxes and which aliases run commands: the file and its directory must
+/// be writable by root alone (group write only for group root; a directory with the
+/// sticky bit protects the file from others). A file `-C` names that the caller owns is
+/// hers to write.
+fn writable_step(t: &mut Tally, path: &Path) {
+    let me = nix::unistd::geteuid().as_raw();
+    let unsafe_md = |md: &std::fs::Metadata, dir: bool| -> Option<&'static str> {
+        let mode = md.mode();
+        if mode & 0o002 != 0 && !(dir && mode & 0o1000 != 0) {
+            Some("writable by everyone")
+        } else if mode & 0o020 != 0 && md.gid() != 0 {
+            Some("writable by its group")
+        } else if md.uid() != 0 && md.uid() != me {
+            Some("owned by a user other than root")
+        } else {
+            None
+        }
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    for (p, is_dir) in [(path, false), (dir, true)] {
+        let Ok(md) = std::fs::metadata(p) else {
+            continue;
+        };
+        if let Some(why) = unsafe_md(&md, is_dir) {
+            t.fail(
+                Sysexit::Config,
+                "config",
+                &format!(
+                    "{} ({}) is {why}: whoever can change {} decides what root delivers \
+                     and where (chown root, chmod go-w)",
+                    p.display(),
+                    owner_mode(&md),
+                    if is_dir { "the files in it" } else { "it" }
+                ),
+            );
+        }
+    }
 }
 
 /// Settings that change nothing, with their file and line: `O` options rsendmail
@@ -422,11 +531,27 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                 ),
             )
         }
-        Ok(md) => t.say(
-            Mark::Ok,
-            "wakeup",
-            &format!("{} (FIFO, {})", fifo.display(), owner_mode(&md)),
-        ),
+        Ok(md) => {
+            let shown = format!("{} (FIFO, {})", fifo.display(), owner_mode(&md));
+            match runner_listens(&fifo) {
+                Some(false) => t.say(
+                    Mark::Warn,
+                    "wakeup",
+                    &format!(
+                        "{shown}: no queue runner is listening: mail queued for later \
+                         (deferred, failed attempts, a user's mail to another local user, \
+                         reports for local senders) waits until one runs (start one: \
+                         `systemctl start rsendmail-queue`, or `rsendmail -q30m` as root)"
+                    ),
+                ),
+                Some(true) => t.say(
+                    Mark::Ok,
+                    "wakeup",
+                    &format!("{shown}, a queue runner listens"),
+                ),
+                None => t.say(Mark::Ok, "wakeup", &shown),
+            }
+        }
     }
     if let Some(p) = &s.cfg.auth_path {
         match std::fs::metadata(p) {
@@ -444,12 +569,58 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                     owner_mode(&md)
                 ),
             ),
+            // Users' deliveries run with the spool's group: they must be able to read it.
+            Ok(md)
+                if !s.spool.private && (md.gid() != spool_md.gid() || md.mode() & 0o040 == 0) =>
+            {
+                let group = group_name(spool_md.gid());
+                t.fail(
+                    Sysexit::Config,
+                    "auth.conf",
+                    &format!(
+                        "{} ({}) is not readable by the spool's group {group}: users' \
+                         deliveries cannot read it and wait for the root queue runner \
+                         (chgrp {group} {}; chmod 640 {})",
+                        p.display(),
+                        owner_mode(&md),
+                        p.display(),
+                        p.display()
+                    ),
+                )
+            }
+            Ok(md) if md.uid() != 0 && !s.spool.private => t.say(
+                Mark::Warn,
+                "auth.conf",
+                &format!(
+                    "{} ({}) is owned by {}, not root: that user chooses the credentials \
+                     every delivery sends (chown root)",
+                    p.display(),
+                    owner_mode(&md),
+                    user_name(md.uid())
+                ),
+            ),
             Ok(md) => t.say(
                 Mark::Ok,
                 "auth.conf",
                 &format!("{} ({})", p.display(), owner_mode(&md)),
             ),
         }
+    }
+}
+
+/// Whether a queue runner holds the wake-up FIFO open: opening it for writing without
+/// blocking fails with ENXIO when nobody reads it. `None` when that cannot be told (no
+/// permission). Nothing is written.
+fn runner_listens(fifo: &Path) -> Option<bool> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(fifo)
+    {
+        Ok(_) => Some(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Some(false),
+        Err(_) => None,
     }
 }
 
@@ -494,15 +665,55 @@ fn binary_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
     } else {
         t.say(Mark::Ok, "binary", &shown);
     }
+    deliverer_step(t, s);
+}
+
+/// `rsendmail-deliver` is what root runs (the queue runner, `-q`, the daemon): it and
+/// the directory it is found in must be root's alone (a user's own spool: root's or this
+/// user's), and it must not be set-id.
+fn deliverer_step(t: &mut Tally, s: &app::Setup) {
     let deliver = app::deliver_path();
-    if !Path::new(&deliver).exists() {
-        t.fail(
-            Sysexit::Config,
-            "binary",
-            &format!(
-                "{}: not there (nothing can be delivered)",
+    let md = match std::fs::metadata(&deliver) {
+        Ok(md) => md,
+        Err(_) => {
+            t.fail(
+                Sysexit::Config,
+                "binary",
+                &format!(
+                    "{}: not there (nothing can be delivered)",
+                    deliver.display()
+                ),
+            );
+            return;
+        }
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    let owner_ok = |uid: u32| uid == 0 || (s.spool.private && uid == me);
+    let dir = deliver.parent().unwrap_or(Path::new("/"));
+    let shown = format!("{} ({})", deliver.display(), owner_mode(&md));
+    let problem = if md.mode() & 0o6000 != 0 {
+        Some(format!(
+            "{shown}: must not be set-uid or set-gid (chmod 755)"
+        ))
+    } else if md.mode() & 0o022 != 0 || !owner_ok(md.uid()) {
+        Some(format!(
+            "{shown}: root runs it, so it must be owned by root and writable by root alone \
+             (chown root; chmod 755)"
+        ))
+    } else {
+        match std::fs::metadata(dir) {
+            Ok(d) if d.mode() & 0o022 != 0 || !owner_ok(d.uid()) => Some(format!(
+                "{} ({}), where {} is found: must be owned by root and writable by root \
+                 alone (whoever can write it can replace what root runs)",
+                dir.display(),
+                owner_mode(&d),
                 deliver.display()
-            ),
-        );
+            )),
+            _ => None,
+        }
+    };
+    match problem {
+        Some(p) => t.fail(Sysexit::Config, "binary", &p),
+        None => t.say(Mark::Ok, "binary", &shown),
     }
 }

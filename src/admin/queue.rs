@@ -914,7 +914,15 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
     let reason = reason_text(reason);
     run(ctx, |s, who| {
         Ok(over(ids, |id| {
-            let (_, held) = find(&s.spool, who, id)?;
+            let (sp, held) = find(&s.spool, who, id)?;
+            // The null sender has no one to return to: the report goes to postmaster
+            // (a double bounce), and the line says so.
+            let returned = match sp.read_entry(id) {
+                Ok(e) if e.envelope.sender.is_empty() => {
+                    "returned: it has no sender (<>), its report went to postmaster"
+                }
+                _ => "returned to its sender",
+            };
             let why = reason.clone();
             mark(s, id, held, |st| st.bounce = Some(why))?;
             logged(who, id, &format!("returned to its sender ({reason})"));
@@ -923,11 +931,11 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                 .status();
             match ran {
                 Ok(st) if st.success() && locate(&s.spool, id).is_none() => {
-                    crate::outln!("{id}: returned to its sender");
+                    crate::outln!("{id}: {returned}");
                     Ok(())
                 }
                 Ok(_) if locate(&s.spool, id).is_none() => {
-                    crate::outln!("{id}: returned to its sender");
+                    crate::outln!("{id}: {returned}");
                     Ok(())
                 }
                 Ok(_) => Err(fail(

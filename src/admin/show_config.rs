@@ -13,7 +13,11 @@
 //! without a built-in value says `default (not set)`.
 //!
 //! Values are shown as written (`O Timeout.connect=30s`), the options whose settings add
-//! up (PrivacyOptions, DaemonPortOptions) all of them, joined by commas. Credentials are
+//! up (PrivacyOptions, DaemonPortOptions) all of them, joined by commas; a boolean given
+//! without a value as `true` (`O Verp=true    # FILE: line 3 (given without a value)`).
+//! MAILNAME not set names the host name used instead; the queue timeouts set by
+//! sendmail's `QueueTimeout` show the value in force and what set it; a `-o` letter of no option is named in a `#` line (ignored, as sendmail
+//! ignores it). Credentials are
 //! never shown: AUTHPATH is the name of the file that holds them, which is not read for
 //! this. A configuration or option in error is refused as every program refuses it
 //! (its message, with the file and line, on stderr; EX_CONFIG, or sendmail's status for
@@ -97,6 +101,10 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
         match (s.cfg.keyword_value(k), origin) {
             (Some(v), Some(o)) => crate::outln!("{k} {v}    # {o}"),
             (Some(v), None) => crate::outln!("{k} {v}    # default"),
+            // The name in force without one is the host's (what `check` says too).
+            (None, _) if *k == "MAILNAME" => {
+                crate::outln!("{k}    # default: the host name ({})", s.cfg.host_name())
+            }
             (None, _) => crate::outln!("{k}    # default (not set)"),
         }
     }
@@ -117,8 +125,38 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v.as_str())
     };
+    // What sets a queue timeout besides its own name (sendmail's old `QueueTimeout`),
+    // with where it was set.
+    let also_set_by = |name: &str| -> Vec<String> {
+        let others: &[&str] = match name {
+            "Timeout.queuereturn" | "Timeout.queuewarn" => &["QueueTimeout"],
+            _ => &[],
+        };
+        others
+            .iter()
+            .filter(|o| written(o).is_some())
+            .map(|o| {
+                let def = options::lookup_long(o).map(|r| r.def);
+                let at = def.map(|d| origin_of(d, o)).unwrap_or_default();
+                format!("O {o}, {at}")
+            })
+            .collect()
+    };
     // An acted-on option: its value and origin, or its built-in value.
     let acted_on = |def: &options::OptDef, name: &str| match written(name) {
+        _ if !also_set_by(name).is_empty() => crate::outln!(
+            "O {name}={}    # set by {}{}",
+            s.settings.value_text(name).unwrap_or_default(),
+            also_set_by(name).join("; "),
+            written(name)
+                .map(|_| format!("; O {name}, {}", origin_of(def, name)))
+                .unwrap_or_default()
+        ),
+        // A boolean given without a value is true, as in sendmail.
+        Some("") if ACTED_ON.contains(&(name, options::Kind::Bool)) => crate::outln!(
+            "O {name}=true    # {} (given without a value)",
+            origin_of(def, name)
+        ),
         Some(v) => crate::outln!("O {name}={v}    # {}", origin_of(def, name)),
         None => match options::builtin_default(name) {
             // PrivacyOptions' default is added by `app::setup` and is in the settings.
@@ -155,6 +193,17 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
             }
         } else if ACTED_ON.iter().any(|(n, _)| *n == def.name) {
             acted_on(def, def.name);
+        } else if def.name == "QueueTimeout" {
+            match written(def.name) {
+                Some(v) => crate::outln!(
+                    "O QueueTimeout={v}    # {} (sendmail's old name: sets \
+                     Timeout.queuereturn[/queuewarn])",
+                    origin_of(def, def.name)
+                ),
+                None => crate::outln!(
+                    "O QueueTimeout    # default: see Timeout.queuereturn, Timeout.queuewarn"
+                ),
+            }
         } else {
             match written(def.name) {
                 Some(v) => crate::outln!(
@@ -164,6 +213,18 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
                 ),
                 None => crate::outln!("O {}    # not used by rsendmail", def.name),
             }
+        }
+    }
+    // A `-o` letter of no option (sendmail ignores it on its command line, as the
+    // programs do): said, not silently dropped.
+    for l in letters {
+        if let Some(c) = l.chars().next()
+            && options::lookup_letter(c).is_none()
+        {
+            crate::outln!(
+                "# -o{l}: {c} is no option letter of sendmail 8.17: ignored, as sendmail \
+                 ignores it"
+            );
         }
     }
     Sysexit::Ok

@@ -1,6 +1,9 @@
 //! The network half of `rsendmail-admin check` (`rsendmail-deliver --check [--to
 //! ADDRESS] -- ARGV`): DNS, TCP, the greeting, EHLO, TLS with the server's certificate,
-//! AUTH, and with `--to` a MAIL/RCPT probe followed by RSET and QUIT. The steps are
+//! AUTH, and with `--to` a MAIL/RCPT probe followed by RSET and QUIT (a local `--to`:
+//! its route through the aliases as `-bv` finds it, then the smarthost without the
+//! probe). Every SMARTHOST host is checked in delivery order; with several, a host that
+//! fails is a `warn` and the check fails only when none works. The steps are
 //! those of a delivery and run through its code ([`Session::open`], [`Session::probe`],
 //! [`attempt::relay_addresses`], [`dns::Dns::mx`]): what passes here is what a delivery
 //! does. One line a step, as [`rsendmail::admin::check::say`] prints them; credentials
@@ -9,8 +12,9 @@
 //!
 //! Exit status: 0 when every step passed (a `warn` line does not fail); else the first
 //! failure's: EX_UNAVAILABLE (69) for a permanent refusal (a name that does not exist, a
-//! 5yz reply, AUTH refused), EX_TEMPFAIL (75) for the rest (no connection, a timeout,
-//! a TLS failure, a 4yz reply, a DNS lookup failure). Every wait is bounded by the
+//! 5yz reply, AUTH refused), EX_NOUSER (67) and the others of `-bv` for a local address
+//! it refuses, EX_TEMPFAIL (75) for the rest (no connection, a timeout, a TLS failure,
+//! a 4yz reply, a DNS lookup failure). Every wait is bounded by the
 //! configured timeouts (`O Timeout.connect=`, `.initial`, `.helo`, `.mail`, `.rcpt`,
 //! `.rset`, `.quit`, `.resolver.retrans`).
 
@@ -19,7 +23,9 @@ use super::dns::{self, MxResult};
 use super::engine::Engine;
 use super::plan::{self, Route};
 use super::reply::Reply;
-use super::smtp::{Credentials, OpenFailure, Session, State, TlsMode, TlsPolicy};
+use super::smtp::{
+    CHECK_LABEL, CONNECTED, Credentials, OpenFailure, Session, State, TlsMode, TlsPolicy,
+};
 use rsendmail::admin::check::{Mark, Tally};
 use rsendmail::app::Setup;
 use rsendmail::exit::{Fatal, Sysexit};
@@ -34,50 +40,42 @@ pub fn check(s: &Setup, engine: &Engine, to: Option<&str>) -> Result<Sysexit, Fa
     } else {
         format!("RESOLVER {}", engine.resolver.join(", "))
     };
-    let to = match to {
-        Some(a) => {
-            if a.is_empty()
-                || a.chars()
-                    .any(|c| c.is_control() || c.is_whitespace() || "<>".contains(c))
-            {
-                return Err(Fatal::new(
-                    Sysexit::Usage,
-                    format!("check --to: not an address: {a:?}"),
-                ));
-            }
-            Some(engine.qualify(a))
-        }
+    // The address as the command line takes it (quoted local parts, `<addr>`); one
+    // address, not a list.
+    let given = match to {
+        Some(a) => Some(one_address(s, a)?),
         None => None,
     };
+    let to = given.as_deref().map(|a| engine.qualify(a));
     // The relay table's hosts: each must resolve.
     for r in &engine.relay_table {
         if r.by_mx {
             continue;
         }
-        let _ = resolve(&mut t, engine, &mut dns_state, &r.host, &through);
+        let serves = format!(" (RELAYTABLE, for {})", r.pattern);
+        let _ = resolve(&mut t, engine, &mut dns_state, &r.host, &through, &serves);
     }
     // Where the mail goes: the route a delivery takes.
     let mut mx = false;
     let route = to.as_deref().map(|a| plan::route(engine, a));
+    // A local address goes through the aliases as `-bv` takes it; the smarthost is
+    // still checked (the mail of others goes there), without the probe.
+    let mut probe_to = to.as_deref();
+    if let (Some(a), Some(Route::Local)) = (given.as_deref(), &route) {
+        local_route(&mut t, engine, a);
+        probe_to = None;
+    }
     let hosts: Vec<(String, u16, Option<Vec<IpAddr>>)> = match (&to, route) {
-        (Some(a), Some(Route::Local)) => {
-            t.say(
-                Mark::Ok,
-                "route",
-                &format!("{a} is delivered on this host (no network step)"),
-            );
-            return Ok(t.status());
-        }
-        (None, _) if engine.smarthost.is_empty() => {
+        (_, None | Some(Route::Local)) if engine.smarthost.is_empty() => {
             t.say(
                 Mark::Skip,
                 "network",
-                "no SMARTHOST: mail goes to each domain's MX hosts (give --to ADDRESS to check one)",
+                "no SMARTHOST: mail goes to each domain's MX hosts (give --to ADDRESS of \
+                 another domain to check one)",
             );
             return Ok(t.status());
         }
-        (Some(_), None) => return Ok(t.status()),
-        (None, _) => engine
+        (_, None | Some(Route::Local)) => engine
             .smarthost
             .iter()
             .map(|(h, p)| (h.clone(), *p, None))
@@ -85,6 +83,7 @@ pub fn check(s: &Setup, engine: &Engine, to: Option<&str>) -> Result<Sysexit, Fa
         (Some(_), Some(Route::Relay(list))) => {
             list.into_iter().map(|(h, p)| (h, p, None)).collect()
         }
+        (None, Some(_)) => return Ok(t.status()),
         (Some(a), Some(Route::Mx(domain))) => {
             mx = true;
             let d = dns_state.get_or_insert_with(|| {
@@ -108,7 +107,9 @@ pub fn check(s: &Setup, engine: &Engine, to: Option<&str>) -> Result<Sysexit, Fa
                             names.join(", ")
                         ),
                     );
+                    // The first MX host is the one tried.
                     h.into_iter()
+                        .take(1)
                         .map(|(n, a)| (n, engine.mx_port, Some(a)))
                         .collect()
                 }
@@ -131,23 +132,106 @@ pub fn check(s: &Setup, engine: &Engine, to: Option<&str>) -> Result<Sysexit, Fa
             }
         }
     };
-    // The first host that resolves is the one tried, as a delivery tries them in order.
-    let mut target = None;
-    for (host, port, addrs) in hosts {
+    // Each host in the order a delivery tries them, each with its lines. With several,
+    // a host that fails is a `warn` (a delivery falls back to the next); the check fails
+    // only when none works.
+    let several = hosts.len() > 1;
+    let count = hosts.len();
+    let mut worked = false;
+    let mut first_code = None;
+    for (i, (host, port, addrs)) in hosts.into_iter().enumerate() {
+        if several {
+            t.say(
+                Mark::Info,
+                "smarthost",
+                &format!(
+                    "{host} port {port} ({} of {count} in delivery order)",
+                    i + 1
+                ),
+            );
+        }
+        t.soft = several;
+        t.soft_failure = None;
         let addrs = match addrs {
             Some(a) => Some(a),
-            None => resolve(&mut t, engine, &mut dns_state, &host, &through),
+            None => resolve(&mut t, engine, &mut dns_state, &host, &through, ""),
         };
-        if let Some(a) = addrs {
-            target = Some((host, port, a));
-            break;
+        if let Some(addrs) = addrs {
+            session(&mut t, s, engine, &host, port, &addrs, mx, probe_to);
+        }
+        t.soft = false;
+        match t.soft_failure.take() {
+            Some(code) if several => {
+                first_code.get_or_insert(code);
+                let what = if worked || i + 1 < count {
+                    "mail goes through the other hosts while it does not work"
+                } else {
+                    "the hosts before it do not work either"
+                };
+                t.say(
+                    Mark::Warn,
+                    "smarthost",
+                    &format!("{host} port {port} does not work: {what}"),
+                );
+            }
+            _ => worked = true,
         }
     }
-    let Some((host, port, addrs)) = target else {
-        return Ok(t.status());
-    };
-    session(&mut t, s, engine, &host, port, &addrs, mx, to.as_deref());
+    if several && !worked {
+        t.fail(
+            first_code.unwrap_or(Sysexit::TempFail),
+            "smarthost",
+            &format!("none of the {count} hosts works: mail cannot leave this host"),
+        );
+    }
     Ok(t.status())
+}
+
+/// The one address `check --to` takes, parsed as the command line parses its
+/// recipients ([`rsendmail::submit::argv_recipients`]): refused (EX_USAGE) when it is
+/// no address or more than one.
+fn one_address(s: &Setup, given: &str) -> Result<String, Fatal> {
+    let usage = |why: String| Fatal::new(Sysexit::Usage, format!("check --to: {why}"));
+    let mut style = rsendmail::submit::old_style(&s.settings);
+    let (mut addrs, refused) = rsendmail::submit::argv_recipients(&[given.to_string()], &mut style)
+        .map_err(|f| usage(f.message))?;
+    if let Some(r) = refused.first() {
+        return Err(usage(r.text.clone()));
+    }
+    match (addrs.pop(), addrs.is_empty()) {
+        (Some(a), true) => Ok(a.address),
+        (Some(_), false) => Err(usage(format!("{given:?} is a list: give one address"))),
+        (None, _) => Err(usage(format!("not an address: {given:?}"))),
+    }
+}
+
+/// A local address through the aliases, as `-bv` resolves it: a `route` line naming
+/// where it goes, or a failure with `-bv`'s words and status (User unknown: 67).
+fn local_route(t: &mut Tally, engine: &Engine, a: &str) {
+    use rsendmail::aliases::Target;
+    let is_local = |x: &str| plan::route(engine, x) == Route::Local;
+    let x = engine.local.expand(&[a.to_string()], None, &is_local);
+    for e in &x.errors {
+        t.fail(e.status(), "route", &e.text());
+    }
+    if !x.errors.is_empty() {
+        return;
+    }
+    let targets: Vec<String> = x
+        .targets
+        .iter()
+        .map(|e| match &e.target {
+            Target::User(u) | Target::Mailbox(u) => format!("the mailbox of {u}"),
+            Target::Pipe(c) => format!("the command |{c}"),
+            Target::File(f) => format!("the file {f}"),
+            Target::Remote(r) => format!("{r} (sent on)"),
+        })
+        .collect();
+    t.say(
+        Mark::Ok,
+        "route",
+        &format!("{a} is delivered on this host: {}", targets.join(", ")),
+    );
 }
 
 /// A relay's addresses through the delivery's own lookup; a `dns` line either way.
@@ -157,13 +241,14 @@ fn resolve(
     dns_state: &mut Option<Result<dns::Dns, String>>,
     host: &str,
     through: &str,
+    serves: &str,
 ) -> Option<Vec<IpAddr>> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = bare.parse::<IpAddr>() {
         t.say(
             Mark::Ok,
             "dns",
-            &format!("{host} is an address (no lookup)"),
+            &format!("{host}{serves} is an address (no lookup)"),
         );
         return Some(vec![ip]);
     }
@@ -172,7 +257,7 @@ fn resolve(
             t.say(
                 Mark::Ok,
                 "dns",
-                &format!("{bare} through {through}: {}", addresses(&a)),
+                &format!("{bare}{serves} through {through}: {}", addresses(&a)),
             );
             Some(a)
         }
@@ -186,7 +271,10 @@ fn resolve(
             t.fail(
                 code,
                 "dns",
-                &format!("{bare} through {through}: {}", r.text_without_enhanced()),
+                &format!(
+                    "{bare}{serves} through {through}: {}",
+                    r.text_without_enhanced()
+                ),
             );
             None
         }
@@ -247,9 +335,27 @@ fn session(
             return;
         }
     };
-    let mut buf: Vec<u8> = Vec::new();
+    // What the check waits for, and how long, before the connect line can come (the
+    // delivery's own timeouts: what passes here passes in a delivery).
+    t.say(
+        Mark::Info,
+        "connect",
+        &format!(
+            "connecting to {bare} port {port} (up to {}, Timeout.connect), then waiting \
+             for its greeting (up to {}, Timeout.initial)",
+            span(engine.timeouts.connect),
+            span(engine.timeouts.initial)
+        ),
+    );
+    let mut live = Live {
+        buf: Vec::new(),
+        seen: 0,
+        connected: false,
+        bare,
+        port,
+    };
     let opened = {
-        let mut out: Option<&mut dyn std::io::Write> = Some(&mut buf);
+        let mut out: Option<&mut dyn std::io::Write> = Some(&mut live);
         Session::open(
             host,
             port,
@@ -260,11 +366,12 @@ fn session(
             // AUTH comes after the lines of the steps before it (below).
             None,
             &mut out,
-            "check",
+            CHECK_LABEL,
             "check",
         )
     };
-    let transcript = String::from_utf8_lossy(&buf).into_owned();
+    let already_connected = live.connected;
+    let transcript = String::from_utf8_lossy(&live.buf).into_owned();
     // The server's lines only: its greeting is the first.
     let greeting = transcript
         .lines()
@@ -275,8 +382,11 @@ fn session(
         TlsMode::Implicit => "TLS (SMTPS)",
         _ => "STARTTLS",
     };
+    // Said already when the connection was made ([`Live`]).
     let connected = |t: &mut Tally, peer: &str| {
-        t.say(Mark::Ok, "connect", &format!("{bare} [{peer}] port {port}"));
+        if !already_connected {
+            t.say(Mark::Ok, "connect", &format!("{bare} [{peer}] port {port}"));
+        }
     };
     let mut session = match opened {
         Ok(sess) => sess,
@@ -297,7 +407,27 @@ fn session(
                         t.say(Mark::Ok, "tls", &format!("{tls_name} handshake"));
                     }
                     match p {
-                        State::Greeting => t.fail(code, "greeting", &why),
+                        State::Greeting => {
+                            // The server's own reply, code and all (421 busy, 554
+                            // blocked), when it sent one.
+                            let said = if greeting
+                                .get(..3)
+                                .is_some_and(|c| c.bytes().all(|b| b.is_ascii_digit()))
+                            {
+                                greeting.clone()
+                            } else {
+                                why.clone()
+                            };
+                            t.fail(code, "greeting", &said);
+                            if greeting.is_empty() && !implicit && policy.mode != TlsMode::Off {
+                                t.say(
+                                    Mark::Info,
+                                    "greeting",
+                                    "nothing received: is this an SMTPS port (465)? \
+                                     Such a port needs SECURETRANSFER without STARTTLS",
+                                );
+                            }
+                        }
                         State::EhloReply => {
                             t.say(Mark::Ok, "greeting", &greeting);
                             t.fail(code, "ehlo", &why);
@@ -340,8 +470,19 @@ fn session(
         t.say(Mark::Ok, "tls", "TLS (SMTPS) handshake");
     }
     t.say(Mark::Ok, "greeting", &greeting);
-    t.say(Mark::Ok, "ehlo", &offers(&session));
-    tls_lines(t, &session, policy, tls_name);
+    if session.tls && policy.mode != TlsMode::Implicit {
+        // The list offered in clear text, then the one after STARTTLS.
+        t.say(Mark::Ok, "ehlo", &ehlo_words(&transcript));
+        tls_lines(t, &session, policy, tls_name);
+        t.say(
+            Mark::Ok,
+            "ehlo",
+            &format!("after STARTTLS: {}", offers(&session)),
+        );
+    } else {
+        t.say(Mark::Ok, "ehlo", &offers(&session));
+        tls_lines(t, &session, policy, tls_name);
+    }
     match (&creds, session.caps.auth.is_empty()) {
         (Some(c), false) => {
             let mut out: Option<&mut dyn std::io::Write> = None;
@@ -431,6 +572,52 @@ fn session(
         }
     }
     session.close(&mut None);
+}
+
+/// The transcript of [`Session::open`], kept for the steps' lines, which prints the
+/// `connect` line the moment the session's `Connected to [IP]` line comes: before the
+/// wait for the greeting, so that a silent server is told from one that cannot be
+/// reached while the check waits.
+struct Live<'a> {
+    buf: Vec<u8>,
+    /// How much of `buf` was looked at for whole lines.
+    seen: usize,
+    connected: bool,
+    bare: &'a str,
+    port: u16,
+}
+
+impl std::io::Write for Live<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        while let Some(n) = self
+            .buf
+            .get(self.seen..)
+            .and_then(|rest| rest.iter().position(|&c| c == b'\n'))
+        {
+            let line =
+                String::from_utf8_lossy(self.buf.get(self.seen..self.seen + n).unwrap_or(&[]))
+                    .into_owned();
+            self.seen += n + 1;
+            let marker = format!("{CHECK_LABEL}... {CONNECTED}[");
+            if let Some(ip) = line.strip_prefix(&marker).and_then(|r| r.strip_suffix(']'))
+                && !self.connected
+            {
+                self.connected = true;
+                let mut t = Tally::default();
+                t.say(
+                    Mark::Ok,
+                    "connect",
+                    &format!("{} [{ip}] port {}", self.bare, self.port),
+                );
+            }
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn reply_code(r: &Reply) -> Sysexit {
@@ -557,9 +744,44 @@ fn tls_lines(t: &mut Tally, s: &Session, policy: &TlsPolicy, name: &str) {
         Mark::Warn
     };
     t.say(mark, "tls", &format!("{name}, certificate {how}: {desc}"));
+    // A pinned (or unverified) certificate is used whatever its dates: say so here.
+    if let Some(days) = days_left(&der).filter(|d| *d < 0) {
+        t.say(
+            Mark::Warn,
+            "tls",
+            &format!(
+                "the certificate expired {} days ago (used only because {})",
+                -days,
+                if policy.fingerprint.is_some() {
+                    "FINGERPRINT pins it"
+                } else {
+                    "it is not verified"
+                }
+            ),
+        );
+    }
 }
 
-/// `subject ...; issuer ...; expires ... (in N days); SHA-256 ...` of a DER certificate.
+/// Days from now to a DER certificate's notAfter (negative once it has expired).
+fn days_left(der: &[u8]) -> Option<i32> {
+    let x = openssl::x509::X509::from_der(der).ok()?;
+    let now = openssl::asn1::Asn1Time::days_from_now(0).ok()?;
+    now.diff(x.not_after()).ok().map(|d| d.days)
+}
+
+/// A timeout as sendmail writes one: `5m`, `30s`, `1h`.
+fn span(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => format!("{}ms", d.as_millis()),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// `subject ...; issuer ...; expires ... (in N days | expired N days ago); SHA-256 ...`
+/// of a DER certificate.
 fn describe_certificate(der: &[u8]) -> String {
     use openssl::x509::{X509, X509NameRef};
     use sha2::Digest;
@@ -580,11 +802,11 @@ fn describe_certificate(der: &[u8]) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let left = openssl::asn1::Asn1Time::days_from_now(0)
-        .ok()
-        .and_then(|now| now.diff(x.not_after()).ok())
-        .map(|d| format!(" (in {} days)", d.days))
-        .unwrap_or_default();
+    let left = match days_left(der) {
+        Some(d) if d < 0 => format!(" (expired {} days ago)", -d),
+        Some(d) => format!(" (in {d} days)"),
+        None => String::new(),
+    };
     format!(
         "subject {}; issuer {}; expires {}{left}; SHA-256 {fp}",
         name(x.subject_name()),

@@ -77,6 +77,7 @@ pub use wire::{Stream, Timeouts};
 pub use auth::{base64, cram_md5, unbase64};
 #[allow(unused_imports)]
 pub use probe::Probe;
+pub use probe::{CHECK_LABEL, CONNECTED};
 #[allow(unused_imports)]
 pub use transaction::{Stored, xtext};
 
@@ -249,6 +250,14 @@ impl Session {
             match TcpStream::connect_timeout(&addr, timeouts.connect) {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
+                    // The check says at once that the connection is made, before the
+                    // wait for the greeting (never in a delivery's `-v` transcript).
+                    if label == CHECK_LABEL
+                        && let Some(w) = out.as_deref_mut()
+                    {
+                        let _ = writeln!(w, "{label}... {CONNECTED}[{}]", addr.ip());
+                        let _ = w.flush();
+                    }
                     rsendmail::traffic::line(
                         rsendmail::traffic::Dir::Event,
                         format!("CONNECT [{}]", addr.ip()).as_bytes(),

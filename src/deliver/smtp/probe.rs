@@ -9,6 +9,14 @@ use super::reply::Expect;
 use super::wire::Stream;
 use super::{Reply, Session, State, Transcript};
 
+/// The label `rsendmail-admin check` opens its sessions with: [`Session::open`] then
+/// writes a `check... Connected to [IP]` line ([`CONNECTED`]) to the transcript as soon
+/// as the TCP connection is made, before it waits for the greeting.
+pub const CHECK_LABEL: &str = "check";
+
+/// What that line says before the address.
+pub const CONNECTED: &str = "Connected to ";
+
 /// The server's replies to a probe.
 #[derive(Clone, Debug)]
 pub struct Probe {
