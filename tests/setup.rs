@@ -475,3 +475,87 @@ fn init_refuses_a_typo_an_unknown_group_and_non_root() {
     }
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// `init` takes over an existing directory only when it is empty or holds nothing but a
+/// spool's own names: a `SPOOLDIR` naming a directory with other files (`/var/spool`),
+/// or a sticky or world-writable one (`/tmp`), is refused (78, the keyword's file and
+/// line, why) and left exactly as it was; a submission refuses it the same way. An empty
+/// directory, or an old spool with entries, is taken over.
+#[test]
+fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
+    if !is_root() {
+        return;
+    }
+    let (dir, _conf, spool) = init_env("foreign");
+    let conf_for = |name: &str, target: &Path| {
+        let c = dir.join(format!("{name}.conf"));
+        fs::write(
+            &c,
+            format!(
+                "MAILNAME test.example\nSPOOLDIR {}\nMAILSPOOL {}\n",
+                target.display(),
+                dir.display()
+            ),
+        )
+        .unwrap();
+        c
+    };
+    // A /var/spool-like directory: other daemons' sub-directories.
+    let shared = dir.join("varspool");
+    fs::create_dir_all(shared.join("cron")).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
+    let c = conf_for("shared", &shared);
+    let out = admin(&c, &["init", "--group", "mail"]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    assert!(
+        said.contains(&format!(
+            "{}: line 2: SPOOLDIR {}: it holds what is not a spool's (cron)",
+            c.display(),
+            shared.display()
+        )),
+        "{said}"
+    );
+    assert_eq!(owner_mode(&shared), (0o755, 0, 0));
+    assert_eq!(fs::read_dir(&shared).unwrap().count(), 1);
+    let out = run_limited(
+        &bin(),
+        &["-C", c.to_str().unwrap(), "-odq", "bob@example.org"],
+        MSG,
+    );
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    assert!(
+        said.contains("it holds what is not a spool's (cron)"),
+        "{said}"
+    );
+    assert_eq!(fs::read_dir(&shared).unwrap().count(), 1, "made something");
+    // A /tmp-like directory: sticky and world-writable, even when empty.
+    let tmp = dir.join("tmplike");
+    fs::create_dir(&tmp).unwrap();
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777)).unwrap();
+    let c = conf_for("tmplike", &tmp);
+    let out = admin(&c, &["init", "--group", "mail"]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    assert!(said.contains("line 2: SPOOLDIR"), "{said}");
+    assert!(
+        said.contains("the directory is sticky (mode 1777"),
+        "{said}"
+    );
+    assert_eq!(owner_mode(&tmp), (0o1777, 0, 0));
+    assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o777)).unwrap();
+    let said = text(&admin(&c, &["init", "--group", "mail"]).stdout);
+    assert!(said.contains("writable by everyone (mode 777)"), "{said}");
+    assert_eq!(owner_mode(&tmp), (0o777, 0, 0));
+    // An empty directory, and an old spool holding entries only, are taken over.
+    fs::create_dir(&spool).unwrap();
+    fs::write(spool.join("qfAAAAAAAAAAAAAA"), "x").unwrap();
+    let c = conf_for("old", &spool);
+    let out = admin(&c, &["init", "--group", "mail"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_layout(&spool);
+    let _ = fs::remove_dir_all(&dir);
+}
+
