@@ -190,7 +190,7 @@ fn make_spool(spool: &Spool, who: &Owner) -> Result<(), Fatal> {
     match fs::metadata(dir) {
         // Only an empty directory or one that looks like a spool is taken over; never a
         // shared or foreign one (`SPOOLDIR /var/spool`, `/tmp`).
-        Ok(md) if md.is_dir() => spool.check_takeover()?,
+        Ok(md) if md.is_dir() => spool.check_takeover(true)?,
         Ok(_) => {
             return Err(Fatal::new(
                 Sysexit::Config,

@@ -498,13 +498,14 @@ impl Spool {
     }
 
     /// Whether the existing directory at the spool's path may become (or be repaired as)
-    /// a spool: it must not be sticky or writable by everyone (a shared directory like
-    /// `/tmp`), and it must hold nothing but a spool's own names ([`SPOOL_NAMES`], or a
+    /// a spool: it must not be sticky (a shared directory like `/tmp`), nor, when
+    /// `modes_repaired` (`rsendmail-admin init`, which would change them), writable by
+    /// everyone, and it must hold nothing but a spool's own names ([`SPOOL_NAMES`], or a
     /// name starting with one of [`ENTRY_PREFIXES`]) — an empty directory qualifies. So
     /// a `SPOOLDIR` naming `/var/spool` or `/tmp` by mistake is refused (EX_CONFIG, 78,
     /// with the keyword's file and line) before anything in it is made or changed. A
     /// missing directory is not this check's business ([`Spool::check_present`]).
-    pub fn check_takeover(&self) -> Result<(), Fatal> {
+    pub fn check_takeover(&self, modes_repaired: bool) -> Result<(), Fatal> {
         let Ok(md) = fs::metadata(&self.dir) else {
             return Ok(());
         };
@@ -516,7 +517,7 @@ impl Spool {
             Some(format!(
                 "the directory is sticky (mode {mode:o}: shared, like /tmp)"
             ))
-        } else if mode & 0o002 != 0 {
+        } else if modes_repaired && mode & 0o002 != 0 {
             Some(format!(
                 "the directory is writable by everyone (mode {mode:o})"
             ))
@@ -607,7 +608,7 @@ impl Spool {
         // A directory without tmp/ is being taken over as a spool: only an empty one or
         // one of a spool's own names.
         if self.named != Named::OwnDefault && !self.dir.join("tmp").is_dir() {
-            self.check_takeover()?;
+            self.check_takeover(false)?;
         }
         if !self.dir.is_dir() {
             let mut b = fs::DirBuilder::new();
