@@ -498,9 +498,9 @@ impl Spool {
     }
 
     /// Whether the existing directory at the spool's path may become (or be repaired as)
-    /// a spool: it must not be sticky (a shared directory like `/tmp`), nor, when
-    /// `modes_repaired` (`rsendmail-admin init`, which would change them), writable by
-    /// everyone, and it must hold nothing but a spool's own names ([`SPOOL_NAMES`], or a
+    /// a spool: when `modes_repaired` (`rsendmail-admin init`, which would change its
+    /// modes) it must be neither sticky nor writable by everyone (a shared directory like
+    /// `/tmp`); and it must hold nothing but a spool's own names ([`SPOOL_NAMES`], or a
     /// name starting with one of [`ENTRY_PREFIXES`]) — an empty directory qualifies. So
     /// a `SPOOLDIR` naming `/var/spool` or `/tmp` by mistake is refused (EX_CONFIG, 78,
     /// with the keyword's file and line) before anything in it is made or changed. A
@@ -513,7 +513,7 @@ impl Spool {
             return Ok(());
         }
         let mode = md.mode() & 0o7777;
-        let problem = if mode & 0o1000 != 0 {
+        let problem = if modes_repaired && mode & 0o1000 != 0 {
             Some(format!(
                 "the directory is sticky (mode {mode:o}: shared, like /tmp)"
             ))
@@ -606,7 +606,8 @@ impl Spool {
         self.check_present()?;
         let dir_mode = if self.private { 0o700 } else { 0o2770 };
         // A directory without tmp/ is being taken over as a spool: only an empty one or
-        // one of a spool's own names.
+        // one of a spool's own names (its modes are not changed here: a fresh file
+        // system mounted there may well be 1777).
         if self.named != Named::OwnDefault && !self.dir.join("tmp").is_dir() {
             self.check_takeover(false)?;
         }
