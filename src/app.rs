@@ -369,18 +369,36 @@ pub fn may_see_queue(spool: &Spool) -> bool {
         || nix::unistd::getgroups().is_ok_and(|g| g.iter().any(|x| x.as_raw() == gid))
 }
 
-/// Where rsendmail-deliver is: beside this executable (development, tests), else the
-/// installed libexec path.
+/// The installed deliverer: what a set-id program runs unless the one beside it is
+/// trusted ([`deliver_path`]).
+pub const INSTALLED_DELIVER: &str = "/usr/libexec/rsendmail/rsendmail-deliver";
+
+/// Where rsendmail-deliver is: beside this executable (development, tests, a
+/// self-contained install), else [`INSTALLED_DELIVER`].
+///
+/// A set-id process (`rsendmail` or `rsendmail-admin` installed set-gid) takes the one
+/// beside it only when that file and its directory are owned by root, not writable by
+/// group or others, and the file is a regular file (not a symbolic link); otherwise a
+/// hard link to the set-gid binary in a user's directory, with the user's own program
+/// beside it, would run that program with the spool's group.
 pub fn deliver_path() -> PathBuf {
     if let Ok(exe) = std::env::current_exe()
         && let Some(dir) = exe.parent()
     {
         let p = dir.join("rsendmail-deliver");
-        if p.exists() {
+        if p.exists() && (!privs::is_setid() || root_only(&p, dir)) {
             return p;
         }
     }
-    PathBuf::from("/usr/libexec/rsendmail/rsendmail-deliver")
+    PathBuf::from(INSTALLED_DELIVER)
+}
+
+/// Whether `file` is a regular file and it and `dir` belong to root and are writable by
+/// root alone (nothing else could have put or changed it there).
+fn root_only(file: &Path, dir: &Path) -> bool {
+    let safe = |md: &std::fs::Metadata| md.uid() == 0 && md.mode() & 0o022 == 0;
+    std::fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_file() && safe(&m))
+        && std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && safe(&m))
 }
 
 fn not_supported(op: Operation) -> Fatal {

@@ -1117,3 +1117,27 @@ fn a_hold_cut_short_keeps_the_entrys_state() {
     let json = env.mailq(&["--json"]);
     assert!(json.contains("\"attempts\":1"), "{json}");
 }
+
+/// `delete --recipient ''` (a script's empty variable) is a usage error (64), not every
+/// entry: an empty or blank SUBSTR is in every address; `--all` is its own flag.
+#[test]
+fn delete_refuses_an_empty_recipient_pattern() {
+    let env = Env::new();
+    let a = queue(&env, "bob@example.org");
+    let b = queue(&env, "carol@example.org");
+    for pat in ["", "  "] {
+        let r = admin(&env, &["delete", "--recipient", pat]);
+        r.code(64);
+        assert!(r.stderr.contains("non-empty SUBSTR"), "{}", r.stderr);
+        assert_eq!(r.stdout, "");
+    }
+    assert!(queued(&env, &a) && queued(&env, &b));
+    let r = admin(&env, &["delete", "--all", &a]);
+    r.code(64);
+    assert!(
+        r.stderr.contains("rsendmail-admin delete --all\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("--all [ID]"), "{}", r.stderr);
+}

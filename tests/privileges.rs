@@ -967,3 +967,61 @@ fn system_config_override_never_reaches_a_setgid_program() {
     let _ = fs::remove_dir_all(&here);
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// Running set-gid, rsendmail runs the `rsendmail-deliver` beside it only when root alone
+/// could have put it there: a hard link to the set-gid binary in a directory the user
+/// owns, with her own program beside it, runs the installed deliverer instead (here
+/// missing), never hers; nor is a group-writable one beside the installed binary run.
+/// The trusted one (root's file in root's directory) is run.
+#[test]
+fn setgid_binary_runs_no_deliverer_a_user_put_beside_a_link() {
+    if !can_switch_user() {
+        return;
+    }
+    let here = setgid_dir("sgid-link");
+    let sg = setgid_copy(&here);
+    let mine = here.join("mine");
+    fs::create_dir(&mine).unwrap();
+    fs::set_permissions(&mine, fs::Permissions::from_mode(0o755)).unwrap();
+    let link = mine.join("sendmail");
+    fs::hard_link(&sg, &link).unwrap();
+    // Stand-ins that record that they ran, in the user's directory.
+    let evil_ran = mine.join("evil.out");
+    let trusted_ran = mine.join("trusted.out");
+    for (d, marker) in [(&mine, &evil_ran), (&here, &trusted_ran)] {
+        let p = d.join("rsendmail-deliver");
+        fs::write(&p, format!("#!/bin/sh\nid > {}\n", marker.display())).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for p in [&mine, &mine.join("rsendmail-deliver")] {
+        let st = Command::new("chown")
+            .args([TEST_USER, p.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let out = as_user(&link, &["-bv", "root"], &[], b"");
+    assert!(
+        !evil_ran.exists(),
+        "the user's deliverer ran: {:?} {}",
+        fs::read_to_string(&evil_ran),
+        text(&out.stdout)
+    );
+    assert!(!trusted_ran.exists(), "{}", text(&out.stdout));
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    // Beside the installed binary, root's own deliverer is run...
+    let out = as_user(&sg, &["-bv", "root"], &[], b"");
+    assert!(
+        trusted_ran.exists(),
+        "the trusted deliverer did not run: {}",
+        text(&out.stdout)
+    );
+    // ...but not once the group may write it.
+    fs::remove_file(&trusted_ran).unwrap();
+    let trusted = here.join("rsendmail-deliver");
+    fs::set_permissions(&trusted, fs::Permissions::from_mode(0o775)).unwrap();
+    let out = as_user(&sg, &["-bv", "root"], &[], b"");
+    assert!(!trusted_ran.exists(), "{}", text(&out.stdout));
+    assert!(!evil_ran.exists());
+    let _ = fs::remove_dir_all(&here);
+}

@@ -7,6 +7,7 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 fn admin_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-admin"))
@@ -474,4 +475,190 @@ fn init_refuses_a_typo_an_unknown_group_and_non_root() {
         assert!(!spool.exists());
     }
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// `init` takes over an existing directory only when it is empty or holds nothing but a
+/// spool's own names: a `SPOOLDIR` naming a directory with other files (`/var/spool`),
+/// or a sticky or world-writable one (`/tmp`), is refused (78, the keyword's file and
+/// line, why) and left exactly as it was; a submission refuses it the same way. An empty
+/// directory, or an old spool with entries, is taken over.
+#[test]
+fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
+    if !is_root() {
+        return;
+    }
+    let (dir, _conf, spool) = init_env("foreign");
+    let conf_for = |name: &str, target: &Path| {
+        let c = dir.join(format!("{name}.conf"));
+        fs::write(
+            &c,
+            format!(
+                "MAILNAME test.example\nSPOOLDIR {}\nMAILSPOOL {}\n",
+                target.display(),
+                dir.display()
+            ),
+        )
+        .unwrap();
+        c
+    };
+    // A /var/spool-like directory: other daemons' sub-directories.
+    let shared = dir.join("varspool");
+    fs::create_dir_all(shared.join("cron")).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
+    let c = conf_for("shared", &shared);
+    let out = admin(&c, &["init", "--group", "mail"]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    assert!(
+        said.contains(&format!(
+            "{}: line 2: SPOOLDIR {}: it holds what is not a spool's (cron)",
+            c.display(),
+            shared.display()
+        )),
+        "{said}"
+    );
+    assert_eq!(owner_mode(&shared), (0o755, 0, 0));
+    assert_eq!(fs::read_dir(&shared).unwrap().count(), 1);
+    let out = run_limited(
+        &bin(),
+        &["-C", c.to_str().unwrap(), "-odq", "bob@example.org"],
+        MSG,
+    );
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    assert!(
+        said.contains("it holds what is not a spool's (cron)"),
+        "{said}"
+    );
+    assert_eq!(fs::read_dir(&shared).unwrap().count(), 1, "made something");
+    // A /tmp-like directory: sticky and world-writable, even when empty.
+    let tmp = dir.join("tmplike");
+    fs::create_dir(&tmp).unwrap();
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777)).unwrap();
+    let c = conf_for("tmplike", &tmp);
+    let out = admin(&c, &["init", "--group", "mail"]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    assert!(said.contains("line 2: SPOOLDIR"), "{said}");
+    assert!(
+        said.contains("the directory is sticky (mode 1777"),
+        "{said}"
+    );
+    assert_eq!(owner_mode(&tmp), (0o1777, 0, 0));
+    assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o777)).unwrap();
+    let said = text(&admin(&c, &["init", "--group", "mail"]).stdout);
+    assert!(said.contains("writable by everyone (mode 777)"), "{said}");
+    assert_eq!(owner_mode(&tmp), (0o777, 0, 0));
+    // An empty directory, and an old spool holding entries only, are taken over.
+    fs::create_dir(&spool).unwrap();
+    fs::write(spool.join("qfAAAAAAAAAAAAAA"), "x").unwrap();
+    let c = conf_for("old", &spool);
+    let out = admin(&c, &["init", "--group", "mail"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_layout(&spool);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The children of process `pid` whose command line holds `--queue-runner`.
+fn queue_runners_of(pid: u32) -> Vec<u32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|c| c.parse::<u32>().ok())
+        .filter(|c| {
+            fs::read(format!("/proc/{c}/cmdline"))
+                .is_ok_and(|b| String::from_utf8_lossy(&b).contains("--queue-runner"))
+        })
+        .collect()
+}
+
+/// Whether process `pid` is running (there, and not a zombie).
+fn running(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
+    })
+}
+
+/// SIGHUP restarts the daemon as sendmail's: it stops its queue runner, executes itself
+/// again (`-bD`: the same process id), listens again with a new runner and writes its pid
+/// file again; SIGTERM then stops it and removes the pid file. The pid file is the pid
+/// and the command line, mode 0644, written over a symbolic link at its path without
+/// following it.
+#[test]
+fn the_daemon_restarts_on_sighup_and_writes_its_pid_file_safely() {
+    use crate::harness::servers::Daemon;
+    let env = Env::new();
+    let pid_file = env.dir.join("daemon.pid");
+    let victim = env.dir.join("victim");
+    fs::write(&victim, "important\n").unwrap();
+    std::os::unix::fs::symlink(&victim, &pid_file).unwrap();
+    env.add_config(&format!("O PidFile={}\n", pid_file.display()));
+    let mut d = Daemon::start(&env, &["-q30m"]);
+    let pid = d.child.id();
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "important\n");
+    let md = fs::symlink_metadata(&pid_file).unwrap();
+    assert!(md.is_file(), "the pid file is still the symbolic link");
+    assert_eq!(md.mode() & 0o7777, 0o644);
+    let text = fs::read_to_string(&pid_file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text:?}");
+    assert_eq!(lines[0], pid.to_string());
+    assert!(lines[1].contains(" -bD -q30m"), "{text:?}");
+    let mut first = Vec::new();
+    wait_until(Duration::from_secs(10), "the queue runner", || {
+        first = queue_runners_of(pid);
+        first.len() == 1
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    wait_until(Duration::from_secs(20), "the old runner to stop", || {
+        !running(first[0])
+    });
+    let mut second = Vec::new();
+    wait_until(Duration::from_secs(20), "a new runner", || {
+        second = queue_runners_of(pid);
+        second.len() == 1 && second != first
+    });
+    assert!(d.child.try_wait().unwrap().is_none(), "SIGHUP killed it");
+    wait_until(
+        Duration::from_secs(10),
+        "the daemon to listen again",
+        || std::net::TcpStream::connect(("127.0.0.1", d.port)).is_ok(),
+    );
+    wait_until(Duration::from_secs(10), "the pid file again", || {
+        fs::read_to_string(&pid_file).is_ok_and(|t| t.starts_with(&format!("{pid}\n")))
+    });
+    sigterm(&d.child);
+    assert!(wait_exit(&mut d.child, Duration::from_secs(20)).is_some());
+    assert!(!pid_file.exists(), "the pid file is left behind");
+    wait_until(Duration::from_secs(10), "the runner to stop", || {
+        !running(second[0])
+    });
+}
+
+/// The daemon's queue runner follows it: when the daemon is killed outright (SIGKILL, no
+/// handler runs), the runner stops too, rather than running on beside the next daemon.
+#[test]
+fn the_queue_runner_stops_when_its_daemon_is_killed() {
+    use crate::harness::servers::Daemon;
+    let env = Env::new();
+    let mut d = Daemon::start(&env, &["-q30m"]);
+    let pid = d.child.id();
+    let mut runners = Vec::new();
+    wait_until(Duration::from_secs(10), "the queue runner", || {
+        runners = queue_runners_of(pid);
+        runners.len() == 1
+    });
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    wait_until(
+        Duration::from_secs(15),
+        "the orphaned runner to stop",
+        || !running(runners[0]),
+    );
 }

@@ -1,17 +1,32 @@
 # Shared by config and postinst (build-deb puts it in place of the #VALIDATE# line).
-# A domain as rsendmail.conf(5) takes MAILNAME: labels of letters, digits and inner
-# hyphens, 1 to 63 octets, joined by dots; or an address literal.
+# The mail name: one fully qualified domain name, as the question asks: two or more
+# labels of letters, digits and inner hyphens, 1 to 63 octets, joined by dots, the last
+# one not all digits (an IPv4 address is not a domain, and "user@192.0.2.1" is not a
+# valid address); no single label, no address literal.
 valid_mailname() {
     [ -n "$1" ] && [ "${#1}" -le 255 ] || return 1
-    printf '%s\n' "$1" | grep -Eqx '\[[^][ ]+\]|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*'
+    printf '%s\n' "$1" | grep -Eqx '[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+' || return 1
+    case ${1##*.} in *[!0-9]*) return 0 ;; *) return 1 ;; esac
 }
 # SMARTHOST's hosts: name (letters, digits, inner hyphens, underscores), address or
-# [literal], each with an optional :port; empty means none.
+# [literal], each with an optional :port (after "]:" for a literal); empty means none.
+# A bare number is not a host ("smtp.example.net 587" is a typo for ":587").
 valid_relayhost() {
     set -f
     for h in $1; do
-        printf '%s\n' "$h" | grep -Eqx '(\[[^][ ]+\]|[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*)(:[0-9]{1,5})?' || { set +f; return 1; }
-        case $h in *:*) p=${h##*:}; [ "$p" -ge 1 ] && [ "$p" -le 65535 ] || { set +f; return 1; } ;; esac
+        valid_relay_word "$h" || { set +f; return 1; }
     done
     set +f
+}
+valid_relay_word() {
+    printf '%s\n' "$1" | grep -Eqx '(\[[^][ ]+\]|[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*)(:[0-9]{1,5})?' || return 1
+    case $1 in
+        \[*\]) return 0 ;;
+        \[*\]:*) p=${1##*\]:} ;;
+        *:*) p=${1##*:} ;;
+        *[!0-9]*) return 0 ;;
+        *) return 1 ;;
+    esac
+    case ${1%:*} in *[!0-9]*) ;; *) return 1 ;; esac
+    [ "$p" -ge 1 ] && [ "$p" -le 65535 ]
 }

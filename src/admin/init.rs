@@ -17,7 +17,10 @@
 //! ([`crate::spool::Spool::check_present`]: EX_CONFIG, its file and line), and nothing is
 //! made. Idempotent: what is already right is left alone, and each change is one line
 //! on stdout (`made ...`, `repaired ...: was ...`); the last line says the spool is
-//! ready. Root only (EX_NOPERM, 77, otherwise).
+//! ready. Root only (EX_NOPERM, 77, otherwise). An existing directory is taken over only
+//! when it is empty or holds nothing but a spool's own names, and is neither sticky nor
+//! writable by everyone ([`Spool::check_takeover`]): `SPOOLDIR /var/spool` or `/tmp` is
+//! refused (EX_CONFIG, 78, the keyword's file and line) and left as it is.
 //!
 //! Nothing under the spool is followed: each sub-directory, the FIFO and each entry is
 //! opened with `O_NOFOLLOW` and changed through that descriptor (`fchown`, `fchmod`),
@@ -185,7 +188,9 @@ fn make_spool(spool: &Spool, who: &Owner) -> Result<(), Fatal> {
     let dir = &spool.dir;
     let mut made = false;
     match fs::metadata(dir) {
-        Ok(md) if md.is_dir() => {}
+        // Only an empty directory or one that looks like a spool is taken over; never a
+        // shared or foreign one (`SPOOLDIR /var/spool`, `/tmp`).
+        Ok(md) if md.is_dir() => spool.check_takeover(true)?,
         Ok(_) => {
             return Err(Fatal::new(
                 Sysexit::Config,

@@ -613,6 +613,14 @@ fn matching(spool: &Spool, who: &Caller, substr: Option<&str>) -> Result<Vec<Str
 /// `delete ID... | --all | --recipient SUBSTR` (`postsuper -d`): the entry and its
 /// index lines go; an entry being delivered is waited for ([`LOCK_WAIT`]), never cut.
 pub fn delete(ctx: &Context, ids: &[String], all: bool, rcpt: Option<&str>) -> Sysexit {
+    // An empty pattern is in every address: a script's empty variable would silently
+    // become `--all`, which is its own, explicit flag.
+    if rcpt.is_some_and(|r| r.trim().is_empty()) {
+        crate::errln!(
+            "rsendmail-admin delete: --recipient needs a non-empty SUBSTR (use --all for every entry)"
+        );
+        return Sysexit::Usage;
+    }
     run(ctx, |s, who| {
         let ids = if all || rcpt.is_some() {
             let found = matching(&s.spool, who, rcpt)?;

@@ -42,6 +42,9 @@ enum Command {
         id: String,
     },
     /// Delete entries from the queue.
+    #[command(
+        override_usage = "rsendmail-admin delete ID...\n       rsendmail-admin delete --all\n       rsendmail-admin delete --recipient SUBSTR"
+    )]
     Delete {
         #[arg(value_name = "ID")]
         ids: Vec<String>,

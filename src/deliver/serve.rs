@@ -7,11 +7,15 @@
 //! The daemon is one single-threaded process that polls its listening sockets and forks
 //! a child per connection (a session that crashes takes only its own connection down).
 //! Beyond `O MaxDaemonChildren=` a connection gets `421 4.3.2 ... Too many connections`
-//! and is closed. With `-q<interval>` a second child runs the queue. SIGTERM (or SIGINT):
-//! the daemon closes its sockets, passes the signal on to the sessions and the runner, and
-//! waits for them. Nothing acknowledged can be lost: a session replies 250 only after the
-//! commit point, and a message whose DATA was cut short was never acknowledged (its
-//! temporary file is removed, or swept by the next queue run).
+//! and is closed. With `-q<interval>` a second child runs the queue; it is started with
+//! the parent-death signal set (Linux `PR_SET_PDEATHSIG`: SIGTERM), so it stops when
+//! the daemon dies however it dies (even by SIGKILL), never left beside the next one.
+//! SIGTERM (or SIGINT): the daemon closes its sockets, passes the signal on to the
+//! sessions and the runner, waits for them and removes its pid file. SIGHUP: the same,
+//! then the daemon executes itself again with the same arguments (sendmail's restart:
+//! the configuration is read anew). Nothing acknowledged can be lost: a session replies
+//! 250 only after the commit point, and a message whose DATA was cut short was never
+//! acknowledged (its temporary file is removed, or swept by the next queue run).
 
 use super::{Engine, deliver_ids, dns};
 use rsendmail::app::{self, Setup};
@@ -299,8 +303,11 @@ pub fn etrn_flush(s: &Setup, engine: &Engine, arg: &str) -> Result<Sysexit, Fata
     Ok(Sysexit::Ok)
 }
 
-/// Set by SIGTERM/SIGINT in the daemon.
+/// Set by SIGTERM/SIGINT (and SIGHUP) in the daemon.
 static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Set by SIGHUP in the daemon: after stopping, execute itself again.
+static RESTART: AtomicBool = AtomicBool::new(false);
 
 /// `-bd` (in the background) and `-bD` (in the foreground): listen, serve, and with
 /// `-q<interval>` also run the queue.
@@ -351,31 +358,39 @@ pub fn daemon(
         }
     }
     super::stop_on_signals(&STOP)?;
+    // SAFETY: the handler only stores to atomics.
+    unsafe {
+        signal_hook::low_level::register(signal_hook::consts::SIGHUP, || {
+            RESTART.store(true, Ordering::SeqCst);
+            STOP.store(true, Ordering::SeqCst);
+        })
+    }
+    .map_err(|e| Fatal::new(Sysexit::OsErr, format!("cannot handle signals: {e}")))?;
     let bound: Vec<String> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())
         .map(|a| a.to_string())
         .collect();
     log::info!("listening on {}", bound.join(" "));
-    write_pid_file(s);
+    write_pid_file(s, argv);
     // The queue runner, when -q<interval> was given with -bd.
     let runner = match s.inv.queue_run.as_ref() {
         Some(q) if q.interval.is_some() || q.persistent => {
             let exe = std::env::current_exe()
                 .map_err(|e| Fatal::new(Sysexit::OsErr, format!("cannot find myself: {e}")))?;
-            let child = Command::new(exe)
-                .args(rsendmail::log::inherited_args())
+            let mut cmd = Command::new(exe);
+            cmd.args(rsendmail::log::inherited_args())
                 .arg("--queue-runner")
                 .arg("--")
                 .args(argv)
-                .stdin(Stdio::null())
-                .spawn()
-                .map_err(|e| {
-                    Fatal::new(
-                        Sysexit::OsErr,
-                        format!("cannot start the queue runner: {e}"),
-                    )
-                })?;
+                .stdin(Stdio::null());
+            follow_parent(&mut cmd);
+            let child = cmd.spawn().map_err(|e| {
+                Fatal::new(
+                    Sysexit::OsErr,
+                    format!("cannot start the queue runner: {e}"),
+                )
+            })?;
             Some(child)
         }
         _ => None,
@@ -459,18 +474,64 @@ pub fn daemon(
         std::thread::sleep(Duration::from_millis(20));
     }
     remove_pid_file(s);
+    if RESTART.load(Ordering::SeqCst) {
+        log::info!("daemon restarting (SIGHUP)");
+        restart();
+    }
     Ok(Sysexit::Ok)
 }
 
+/// SIGHUP: execute this program again with the arguments it was started with (the
+/// listeners are closed on exec), as sendmail restarts on SIGHUP. Returns only when the
+/// exec failed, which is logged; the daemon then ends as after SIGTERM.
+fn restart() {
+    use std::os::unix::process::CommandExt;
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            log::error!("cannot restart: cannot find myself: {e}");
+            return;
+        }
+    };
+    let e = Command::new(exe).args(std::env::args_os().skip(1)).exec();
+    log::error!("cannot restart: {e}");
+}
+
+/// Make the child `cmd` starts end (SIGTERM) when this process dies, whatever kills it:
+/// Linux's parent-death signal, set in the child before it executes the program; a
+/// parent already gone by then makes the start fail. Elsewhere nothing is set.
+fn follow_parent(cmd: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    // No allocation here (after fork): an errno says it.
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
+}
+
 /// `O PidFile=` removed when the daemon stops, if it still names this process (a daemon
-/// started since may have written its own).
+/// started since may have written its own) on its first line.
 fn remove_pid_file(s: &Setup) {
     let Some(p) = &s.settings.pid_file else {
         return;
     };
     let ours = format!("{}\n", std::process::id());
-    match rsendmail::boundedfile::read_regular(p, true, 64) {
-        Ok((text, _)) if text == ours.as_bytes() => {
+    match rsendmail::boundedfile::read_regular(p, true, 64 * 1024) {
+        Ok((text, _)) if text.starts_with(ours.as_bytes()) => {
             if let Err(e) = std::fs::remove_file(p) {
                 log::warn!("cannot remove {}: {e}", p.display());
             }
@@ -479,14 +540,64 @@ fn remove_pid_file(s: &Setup) {
     }
 }
 
-/// `O PidFile=`: the daemon's process id, for scripts and service managers.
-fn write_pid_file(s: &Setup) {
-    if let Some(p) = &s.settings.pid_file {
-        let pid = std::process::id();
-        if let Err(e) = std::fs::write(p, format!("{pid}\n")) {
-            log::warn!("cannot write {}: {e}", p.display());
-        }
+/// `O PidFile=`: the daemon's process id, for scripts and service managers, as sendmail
+/// writes it: the pid on the first line, the command line on the second. Mode 0644,
+/// owned by root when root runs the daemon (not the spool's group a set-gid binary runs
+/// with: a member of the group could otherwise choose the pid root's scripts kill).
+/// Written to a new file beside it (`O_EXCL`, which follows no symbolic link) and renamed
+/// over the path: whatever is there (a stale file, a symbolic link) is replaced, never
+/// written through.
+fn write_pid_file(s: &Setup, argv: &[OsString]) {
+    let Some(p) = &s.settings.pid_file else {
+        return;
+    };
+    if let Err(e) = replace_pid_file(p, argv) {
+        log::warn!("cannot write {}: {e}", p.display());
     }
+}
+
+fn replace_pid_file(p: &std::path::Path, argv: &[OsString]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let command_line: String = argv
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    let text = format!("{}\n{command_line}\n", std::process::id());
+    let name = p
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("not a file name"))?;
+    let mut tmp_name = OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}", std::process::id()));
+    let tmp = p.with_file_name(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)?;
+    let done = (|| {
+        if nix::unistd::geteuid().is_root() {
+            nix::unistd::fchown(
+                f.as_fd(),
+                Some(nix::unistd::Uid::from_raw(0)),
+                Some(nix::unistd::Gid::from_raw(0)),
+            )?;
+        }
+        nix::sys::stat::fchmod(f.as_fd(), nix::sys::stat::Mode::from_bits_truncate(0o644))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, p)
+    })();
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
 }
 
 fn reap(children: &mut BTreeSet<i32>) {
@@ -514,7 +625,11 @@ fn session(
 ) -> i32 {
     // The daemon's SIGTERM handler is not ours: a session that is told to stop ends at
     // once (what it acknowledged is committed; what it had not is not).
-    for sig in [nix::sys::signal::SIGTERM, nix::sys::signal::SIGINT] {
+    for sig in [
+        nix::sys::signal::SIGTERM,
+        nix::sys::signal::SIGINT,
+        nix::sys::signal::SIGHUP,
+    ] {
         // SAFETY: restoring the default action installs no handler code.
         let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
     }

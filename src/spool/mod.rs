@@ -372,6 +372,28 @@ pub fn open_dir(path: &Path) -> io::Result<File> {
     open_safely(path, OpenOptions::new().read(true), Kind::Dir)
 }
 
+/// The names a spool directory holds besides its entries ([`Spool::check_takeover`]):
+/// its sub-directories, the wake-up FIFO, and `lost+found` (a spool on a file system of
+/// its own).
+pub const SPOOL_NAMES: [&str; 8] = [
+    "tmp",
+    "index",
+    "corrupt",
+    "slots",
+    "waiting",
+    HOLD,
+    wake::NAME,
+    "lost+found",
+];
+
+/// The prefixes of the files a spool holds at its top: rsendmail's `qf`/`sf`, and the
+/// `df`/`tf`/`xf` sendmail leaves in a queue directory.
+pub const ENTRY_PREFIXES: [&str; 5] = ["qf", "sf", "df", "tf", "xf"];
+
+fn is_spool_name(name: &str) -> bool {
+    SPOOL_NAMES.contains(&name) || ENTRY_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
 /// The most bytes [`read_safely`] reads: far more than any state or index file of a
 /// real queue takes (a state file with 5,000 recipients and their replies is about
 /// 0.5 MiB), and little enough that a damaged or planted file cannot exhaust memory.
@@ -485,6 +507,76 @@ impl Spool {
         Err(Fatal::new(Sysexit::Config, message))
     }
 
+    /// Whether the existing directory at the spool's path may become (or be repaired as)
+    /// a spool: when `modes_repaired` (`rsendmail-admin init`, which would change its
+    /// modes) it must be neither sticky nor writable by everyone (a shared directory like
+    /// `/tmp`); and it must hold nothing but a spool's own names ([`SPOOL_NAMES`], or a
+    /// name starting with one of [`ENTRY_PREFIXES`]) — an empty directory qualifies. So
+    /// a `SPOOLDIR` naming `/var/spool` or `/tmp` by mistake is refused (EX_CONFIG, 78,
+    /// with the keyword's file and line) before anything in it is made or changed. A
+    /// missing directory is not this check's business ([`Spool::check_present`]).
+    pub fn check_takeover(&self, modes_repaired: bool) -> Result<(), Fatal> {
+        let Ok(md) = fs::metadata(&self.dir) else {
+            return Ok(());
+        };
+        if !md.is_dir() {
+            return Ok(());
+        }
+        let mode = md.mode() & 0o7777;
+        let problem = if modes_repaired && mode & 0o1000 != 0 {
+            Some(format!(
+                "the directory is sticky (mode {mode:o}: shared, like /tmp)"
+            ))
+        } else if modes_repaired && mode & 0o002 != 0 {
+            Some(format!(
+                "the directory is writable by everyone (mode {mode:o})"
+            ))
+        } else {
+            let foreign: Vec<String> = fs::read_dir(&self.dir)
+                .map_err(|e| cant("cannot read", &self.dir, &e))?
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !is_spool_name(n))
+                .collect();
+            match foreign.len() {
+                0 => None,
+                n => {
+                    let mut shown: Vec<String> = foreign
+                        .iter()
+                        .take(3)
+                        .map(|n| n.escape_debug().to_string())
+                        .collect();
+                    shown.sort();
+                    let more = if n > 3 {
+                        format!(" and {} more", n - 3)
+                    } else {
+                        String::new()
+                    };
+                    Some(format!(
+                        "it holds what is not a spool's ({}{more})",
+                        shown.join(", ")
+                    ))
+                }
+            }
+        };
+        let Some(problem) = problem else {
+            return Ok(());
+        };
+        let dir = self.dir.display();
+        let named = match &self.named {
+            Named::Config { at, keyword } => format!("{at}: {keyword} {dir}"),
+            Named::CommandLine => format!("the queue directory {dir} (command line)"),
+            _ => format!("the queue directory {dir}"),
+        };
+        Err(Fatal::new(
+            Sysexit::Config,
+            format!(
+                "{named}: {problem}; not used as the spool, nothing was changed (name an \
+                 empty directory of its own)"
+            ),
+        ))
+    }
+
     /// The mode of the spool's files: 0600 in a private (per-user) spool, 0660 (the
     /// spool's group) in a shared one.
     pub fn file_mode(&self) -> u32 {
@@ -523,6 +615,12 @@ impl Spool {
     pub fn prepare(&self) -> Result<(), Fatal> {
         self.check_present()?;
         let dir_mode = if self.private { 0o700 } else { 0o2770 };
+        // A directory without tmp/ is being taken over as a spool: only an empty one or
+        // one of a spool's own names (its modes are not changed here: a fresh file
+        // system mounted there may well be 1777).
+        if self.named != Named::OwnDefault && !self.dir.join("tmp").is_dir() {
+            self.check_takeover(false)?;
+        }
         if !self.dir.is_dir() {
             let mut b = fs::DirBuilder::new();
             b.recursive(true);
