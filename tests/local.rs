@@ -1749,9 +1749,10 @@ fn odd_targets_of_a_forward_or_include_file_are_judged_one_by_one() {
             text.extend_from_slice(format!("\\{TEST_USER}\n").as_bytes());
             let fwd = write_forward("");
             fs::write(&fwd, &text).unwrap();
+            // The unknown `<>` decides the exit status, as in sendmail.
             (
                 vec!["-odi", TEST_USER],
-                64,
+                67,
                 format!("{TEST_USER}@test.example"),
             )
         } else {
@@ -1828,4 +1829,9 @@ fn odd_targets_of_a_forward_or_include_file_are_judged_one_by_one() {
             let _ = fs::remove_file(test_user().home.join(".forward"));
         }
     }
+    // Syntax faults alone: 64, as sendmail exits (forward-unbalanced-route-odi).
+    let env = local_env("", Some(peer.port));
+    write_forward("bad <a1@example.org\nj\u{f6}rg@example.org\n");
+    env.sendmail(&["-odi", TEST_USER], MSG).code(64);
+    let _ = fs::remove_file(test_user().home.join(".forward"));
 }
