@@ -908,7 +908,9 @@ fn octets_not_utf8_are_refused_wherever_an_address_or_a_domain_enters() {
     use std::os::unix::ffi::OsStrExt;
     use std::process::{Command, Stdio};
     let env = Env::new();
-    let cases: Vec<(Vec<&[u8]>, &[u8], i32, Vec<&str>)> = vec![
+    // (arguments, input, exit status, what the output holds)
+    type Case<'a> = (Vec<&'a [u8]>, &'a [u8], i32, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             vec![b"-odq", b"-f", b"j\xf6hn@example.org", b"x@example.org"],
             b"",

@@ -118,7 +118,8 @@ pub struct Refused {
     /// Refused for the target's syntax (`Unbalanced '<'`, `Invalid route address`, an
     /// address not UTF-8): the interactive delivery exits 64 (EX_USAGE), as for the same
     /// address at submission and as sendmail does for a `.forward` line it finds
-    /// unbalanced (recorded: `forward-unbalanced-route-odi`), however it is reported.
+    /// unbalanced (recorded: `forward-unbalanced-route-odi`), however it is reported;
+    /// not when the same list also names an unknown user, whose 67 sendmail gives.
     pub usage: bool,
 }
 
@@ -617,6 +618,15 @@ impl Local {
         } else {
             format!("{}@{}", r.address, self.host)
         };
+        // An unknown user among the refused targets decides the exit status (67), as in
+        // sendmail (recorded: a `.forward` with an unbalanced `<` and a `<>`).
+        let unknown = x.errors.iter().any(|e| {
+            matches!(
+                e,
+                ExpandError::UnknownUser(_)
+                    | ExpandError::Invalid(_, rsendmail::message::address::Invalid::NoUser)
+            )
+        });
         // One failure per refused target, however often the lists name it.
         let mut seen = std::collections::HashSet::new();
         let refused: Vec<Refused> = x
@@ -663,7 +673,8 @@ impl Local {
                     t.split_once("... ")
                         .map_or(t.clone(), |(_, w)| w.to_string())
                 });
-                let usage = matches!(e, ExpandError::Invalid(_, i) if i.exit() == Sysexit::Usage);
+                let usage = !unknown
+                    && matches!(e, ExpandError::Invalid(_, i) if i.exit() == Sysexit::Usage);
                 Refused {
                     recipient,
                     failure: Failure::new(code, status, text),
