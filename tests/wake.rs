@@ -151,7 +151,7 @@ fn a_running_root_runner_delivers_a_users_local_mail_at_once() {
             String::from_utf8_lossy(&out.stdout)
         );
         wait_until_or(
-            Duration::from_secs(3),
+            Duration::from_secs(20),
             "the root runner to deliver the user's mail to root",
             || env.listing(),
             || count_in(&mbox) == n,
@@ -180,7 +180,7 @@ fn a_running_root_runner_delivers_a_users_local_mail_at_once() {
     assert_eq!(out.status.code(), Some(67));
     let user_mbox = env.dir.join("mail").join(crate::harness::TEST_USER);
     wait_until_or(
-        Duration::from_secs(3),
+        Duration::from_secs(20),
         "the message to root and the report to the sender",
         || env.listing(),
         || count_in(&mbox) == 6 && count_in(&user_mbox) == 1,
@@ -188,7 +188,7 @@ fn a_running_root_runner_delivers_a_users_local_mail_at_once() {
     let out = as_user(&user_bin, &["-C", conf, "prog"], &[], MSG);
     assert_eq!(out.status.code(), Some(0));
     let prog_id = open.join("prog-id");
-    wait_until(Duration::from_secs(3), "the command to run", || {
+    wait_until(Duration::from_secs(20), "the command to run", || {
         fs::read_to_string(&prog_id).is_ok_and(|t| t.ends_with('\n'))
     });
     let uid: u32 = fs::read_to_string(&prog_id)
@@ -200,7 +200,7 @@ fn a_running_root_runner_delivers_a_users_local_mail_at_once() {
         uid != user_ids("root").uid && uid != test_user().uid,
         "the command ran as {uid}"
     );
-    env.wait_until_empty(Duration::from_secs(3));
+    env.wait_until_empty(Duration::from_secs(20));
     runner.stop();
 }
 
@@ -509,7 +509,7 @@ fn a_running_root_runner_delivers_a_users_mail_to_a_third_users_mailbox() {
             String::from_utf8_lossy(&out.stdout)
         );
         wait_until_or(
-            Duration::from_secs(3),
+            Duration::from_secs(20),
             "the root runner to deliver the user's mail to nobody",
             || env.listing(),
             || count_in(&mbox) == n,
@@ -518,6 +518,6 @@ fn a_running_root_runner_delivers_a_users_mail_to_a_third_users_mailbox() {
     let md = fs::metadata(&mbox).unwrap();
     assert_eq!(md.uid(), third.uid, "the mailbox is its recipient's");
     assert_ne!(md.uid(), test_user().uid);
-    env.wait_until_empty(Duration::from_secs(3));
+    env.wait_until_empty(Duration::from_secs(20));
     runner.stop();
 }
