@@ -409,10 +409,12 @@ fn session(
                     match p {
                         State::Greeting => {
                             // The server's own reply, code and all (421 busy, 554
-                            // blocked), when it sent one.
+                            // blocked), when it sent one and the failure is that reply
+                            // (not a fault found in it, such as an over-long line).
                             let said = if greeting
                                 .get(..3)
                                 .is_some_and(|c| c.bytes().all(|b| b.is_ascii_digit()))
+                                && greeting.contains(why.trim())
                             {
                                 greeting.clone()
                             } else {
