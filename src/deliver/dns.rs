@@ -182,7 +182,10 @@ impl Dns {
     /// a name with no MX (or no records at all) exists.
     pub fn domain_exists(&self, domain: &str) -> rsendmail::server::DomainCheck {
         use rsendmail::server::DomainCheck;
-        let fqdn = format!("{}.", domain.trim_end_matches('.'));
+        let Some(ascii) = ascii_domain(domain) else {
+            return DomainCheck::NotFound;
+        };
+        let fqdn = format!("{}.", ascii.trim_end_matches('.'));
         match self.rt.block_on(self.resolver.mx_lookup(fqdn.as_str())) {
             Ok(_) => DomainCheck::Exists,
             Err(e) if e.is_nx_domain() => DomainCheck::NotFound,
@@ -365,6 +368,23 @@ pub fn ascii_domain(domain: &str) -> Option<String> {
     Some(if trailing_dot { format!("{a}.") } else { a })
 }
 
+/// An address as a server without SMTPUTF8 can take it (RFC 6531 §3.2, RFC 5891): an
+/// ASCII address as it is; one whose only non-ASCII part is its domain with the domain's
+/// A-labels (`c@bücher.example` → `c@xn--bcher-kva.example`). None when the address
+/// needs SMTPUTF8: a non-ASCII local part, or a domain with no A-label form.
+pub fn ascii_address(addr: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if addr.is_ascii() {
+        return Some(std::borrow::Cow::Borrowed(addr));
+    }
+    let (local, domain) = rsendmail::message::address::split_at_domain(addr);
+    let domain = domain?;
+    if !local.is_ascii() {
+        return None;
+    }
+    let a = ascii_domain(domain)?;
+    Some(std::borrow::Cow::Owned(format!("{local}@{a}")))
+}
+
 /// Preference order; hosts of equal preference in random order (RFC 5321 §5.1).
 pub fn order(mx: &mut [(u16, String)]) {
     let mut seed = std::time::SystemTime::now()
@@ -448,6 +468,22 @@ mod tests {
             ascii_domain("bücher.example.").as_deref(),
             Some("xn--bcher-kva.example.")
         );
+    }
+
+    #[test]
+    fn addresses_without_smtputf8() {
+        assert_eq!(
+            ascii_address("a@example.org").as_deref(),
+            Some("a@example.org")
+        );
+        assert_eq!(
+            ascii_address("c@bücher.example").as_deref(),
+            Some("c@xn--bcher-kva.example")
+        );
+        assert_eq!(ascii_address("jörg@bücher.example"), None);
+        assert_eq!(ascii_address("jörg@example.org"), None);
+        assert_eq!(ascii_address("jörg"), None);
+        assert_eq!(ascii_address(""), Some("".into()));
     }
 
     #[test]
