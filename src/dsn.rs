@@ -113,6 +113,33 @@ pub struct Report<'a> {
     /// `O PrivacyOptions=noactualrecipient`: no `X-Actual-Recipient:` field
     /// (compat-tests/cases/privacy-noactualrecipient).
     pub no_actual_recipient: bool,
+    /// The part returned (the header only or the whole message, see `headers_only`)
+    /// holds 8-bit octets: the report says so as sendmail does, `BODY=8BITMIME` in its
+    /// envelope and `Content-Transfer-Encoding: 8bit` in its header and on that part
+    /// (compat case bounce-8bit-header; RFC 6152 §3, RFC 2045 §6.1). See [`has_8bit`].
+    pub eight_bit: bool,
+}
+
+/// Whether the part a report returns holds an octet over 127: the first `header_bytes`
+/// of `original` when `headers_only`, else all of it (read in 64 KiB pieces). A read
+/// error counts as 8-bit: declaring 8-bit text that is 7-bit harms nothing.
+pub fn returned_has_8bit(original: &mut dyn Read, headers_only: bool, header_bytes: u64) -> bool {
+    let limit = if headers_only { header_bytes } else { u64::MAX };
+    has_8bit(&mut original.take(limit)).unwrap_or(true)
+}
+
+/// Whether `r` holds an octet over 127 (read to its end, in 64 KiB pieces).
+fn has_8bit(r: &mut dyn Read) -> io::Result<bool> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if buf.get(..n).is_some_and(|b| !b.is_ascii()) {
+            return Ok(true);
+        }
+    }
 }
 
 /// Whether a report returns the original's header only (`text/rfc822-headers`) rather
@@ -204,6 +231,9 @@ impl Report<'_> {
             h,
             "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"{boundary}\""
         );
+        if self.eight_bit_body() {
+            let _ = writeln!(h, "Content-Transfer-Encoding: 8bit");
+        }
         let _ = writeln!(h, "Subject: {}", self.subject());
         // sendmail's words: `return-receipt` for a receipt (compat case
         // receipt-success-odi), `warning-timeout` for a delay warning
@@ -218,6 +248,13 @@ impl Report<'_> {
         h
     }
 
+    /// Whether the returned part is 8-bit: [`Report::eight_bit`], or a whole message
+    /// that came as `BODY=8BITMIME`.
+    fn eight_bit_body(&self) -> bool {
+        self.eight_bit
+            || (self.original.body_type.as_deref() == Some("8BITMIME") && !self.headers_only)
+    }
+
     /// The report's body: the explanation, the delivery-status part and the original,
     /// streamed from `original` (never held in memory).
     fn write_body(
@@ -228,7 +265,7 @@ impl Report<'_> {
     ) -> io::Result<u64> {
         let env = self.original;
         let boundary = self.boundary(now);
-        let eight_bit = env.body_type.as_deref() == Some("8BITMIME");
+        let eight_bit = self.eight_bit_body();
         let mut b = String::new();
         let _ = writeln!(b, "This is a MIME-encapsulated message\n\n--{boundary}\n");
         if self.kind == Kind::Delay {
@@ -333,7 +370,11 @@ impl Report<'_> {
         }
         let _ = writeln!(b, "\n--{boundary}");
         if self.headers_only {
-            let _ = writeln!(b, "Content-Type: text/rfc822-headers\n");
+            let _ = writeln!(b, "Content-Type: text/rfc822-headers");
+            if eight_bit {
+                let _ = writeln!(b, "Content-Transfer-Encoding: 8bit");
+            }
+            b.push('\n');
         } else {
             let _ = writeln!(b, "Content-Type: message/rfc822");
             if eight_bit {
@@ -398,9 +439,7 @@ impl Report<'_> {
             user: "MAILER-DAEMON".into(),
             uid: nix::unistd::getuid().as_raw(),
             header_bytes: head.len() as u64,
-            body_type: (self.original.body_type.as_deref() == Some("8BITMIME")
-                && !self.headers_only)
-                .then(|| "8BITMIME".to_string()),
+            body_type: self.eight_bit_body().then(|| "8BITMIME".to_string()),
             report: Some(if double { "double" } else { self.kind.word() }.to_string()),
             ..Envelope::default()
         };
@@ -514,6 +553,7 @@ mod tests {
             notes: Vec::new(),
             headers_only: false,
             no_actual_recipient: false,
+            eight_bit: false,
             waited: None,
         };
         let mut out = Vec::new();
@@ -547,6 +587,7 @@ mod tests {
             notes: Vec::new(),
             headers_only: true,
             no_actual_recipient: false,
+            eight_bit: false,
             ..rep
         };
         let mut out = Vec::new();
@@ -592,6 +633,7 @@ mod tests {
             notes: Vec::new(),
             headers_only: true,
             no_actual_recipient: false,
+            eight_bit: false,
             waited: None,
         };
         let mut out = Vec::new();
@@ -650,6 +692,7 @@ mod tests {
                 headers_only,
                 waited: None,
                 no_actual_recipient: false,
+                eight_bit: false,
             };
             let mut out = Vec::new();
             let n = rep
