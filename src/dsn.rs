@@ -349,14 +349,19 @@ impl Report<'_> {
                 // (recorded: `bounce-exp-inc-user-prog-odi`, `file-perm`); a list file
                 // refused is named as a local address (`/path@host`,
                 // `bounce-exp-inc-writable-odi`).
-                let kind = if actual.trim_start_matches('"').starts_with(['|', '/'])
-                    && !actual.ends_with(&format!("@{}", self.host))
-                {
+                let local_form = actual.trim_start_matches('"').starts_with(['|', '/']);
+                let kind = if local_form && !actual.ends_with(&format!("@{}", self.host)) {
                     "X-Unix"
                 } else {
                     "rfc822"
                 };
-                let _ = writeln!(b, "X-Actual-Recipient: {kind}; {actual}");
+                // Text that is no address (a malformed `.forward` or list line:
+                // `bad address <`) is not written as one: sendmail's report names no
+                // such target (recorded with a malformed `.forward`), and the rfc822
+                // type promises an address (RFC 3464 §2.3.2).
+                if local_form || crate::message::address::check_mailbox(&actual).is_ok() {
+                    let _ = writeln!(b, "X-Actual-Recipient: {kind}; {actual}");
+                }
             }
             let _ = writeln!(b, "Action: {}", one_line(r.action));
             let _ = writeln!(b, "Status: {}", r.status);
@@ -519,6 +524,60 @@ mod tests {
         r.notify = Some("SUCCESS,FAILURE".into());
         assert!(wanted(&r, Kind::Failure) && wanted(&r, Kind::Success));
         assert!(!wanted(&r, Kind::Delay));
+    }
+
+    #[test]
+    fn text_that_is_no_address_gets_no_actual_recipient() {
+        let env = test_envelope("6AMxxxxx000001", &["u@host.example"]);
+        let original = b"Subject: hi\n\nbody\n";
+        let rcpt = |actual: &str| RcptReport {
+            final_recipient: "u@host.example".into(),
+            original_recipient: None,
+            action: "failed",
+            status: crate::status::BAD_MAILBOX_SYNTAX,
+            remote_mta: None,
+            diagnostic: Some("553 5.1.3 Unbalanced '<'".into()),
+            diagnostic_type: "X-Unix",
+            transcript: Vec::new(),
+            listed: None,
+            comment: None,
+            actual_recipient: Some(actual.into()),
+            expanded_from: None,
+            last_attempt: 0,
+        };
+        let rep = Report {
+            kind: Kind::Failure,
+            host: "host.example",
+            original: &env,
+            recipients: vec![
+                rcpt("bad address <@host.example"),
+                rcpt("<f2@example.org"),
+                rcpt("f3@example.org (x"),
+                rcpt("good@example.org"),
+                rcpt("/var/list@host.example"),
+            ],
+            notes: Vec::new(),
+            headers_only: true,
+            no_actual_recipient: false,
+            eight_bit: false,
+            waited: None,
+        };
+        let mut out = Vec::new();
+        rep.write("NEWID", 0, "a@x", &mut &original[..], &mut out)
+            .unwrap();
+        let s = String::from_utf8(out).unwrap();
+        let actual: Vec<&str> = s
+            .lines()
+            .filter(|l| l.starts_with("X-Actual-Recipient:"))
+            .collect();
+        assert_eq!(
+            actual,
+            [
+                "X-Actual-Recipient: rfc822; good@example.org",
+                "X-Actual-Recipient: rfc822; /var/list@host.example"
+            ],
+            "{s}"
+        );
     }
 
     #[test]
