@@ -769,7 +769,8 @@ pub fn identity_parts(text: &[u8]) -> Result<IdentityParts, String> {
         );
     };
     // The key's public half against the certificates', where the DER says both (RSA, and
-    // EC keys that carry their public point): a key of another certificate is refused
+    // EC keys that carry their public point; a certificate of another algorithm, such as
+    // Ed25519, is never an RSA or EC key's): a key of another certificate is refused
     // here; anything this reading cannot tell is left to the TLS library at delivery.
     let key_public = private_key_public(&key.label, &key.der);
     let cert_publics: Option<Vec<PublicKey>> = blocks
@@ -798,6 +799,9 @@ enum PublicKey {
     Rsa(Vec<u8>, Vec<u8>),
     /// An EC public point in uncompressed form (`04 || X || Y`).
     Ec(Vec<u8>),
+    /// A certificate's key of another algorithm (Ed25519, Ed448, DSA): no RSA or EC
+    /// key is its key.
+    Other,
 }
 
 /// One DER TLV (X.690 §8.1): its tag, its contents and what follows it.
@@ -874,7 +878,7 @@ fn certificate_public(der: &[u8]) -> Option<PublicKey> {
     match oid {
         OID_RSA => rsa_public(bits.get(1..)?, false),
         OID_EC => ec_point(bits),
-        _ => None,
+        _ => Some(PublicKey::Other),
     }
 }
 

@@ -113,6 +113,33 @@ pub struct Report<'a> {
     /// `O PrivacyOptions=noactualrecipient`: no `X-Actual-Recipient:` field
     /// (compat-tests/cases/privacy-noactualrecipient).
     pub no_actual_recipient: bool,
+    /// The part returned (the header only or the whole message, see `headers_only`)
+    /// holds 8-bit octets: the report says so as sendmail does, `BODY=8BITMIME` in its
+    /// envelope and `Content-Transfer-Encoding: 8bit` in its header and on that part
+    /// (compat case bounce-8bit-header; RFC 6152 §3, RFC 2045 §6.1). See [`has_8bit`].
+    pub eight_bit: bool,
+}
+
+/// Whether the part a report returns holds an octet over 127: the first `header_bytes`
+/// of `original` when `headers_only`, else all of it (read in 64 KiB pieces). A read
+/// error counts as 8-bit: declaring 8-bit text that is 7-bit harms nothing.
+pub fn returned_has_8bit(original: &mut dyn Read, headers_only: bool, header_bytes: u64) -> bool {
+    let limit = if headers_only { header_bytes } else { u64::MAX };
+    has_8bit(&mut original.take(limit)).unwrap_or(true)
+}
+
+/// Whether `r` holds an octet over 127 (read to its end, in 64 KiB pieces).
+fn has_8bit(r: &mut dyn Read) -> io::Result<bool> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if buf.get(..n).is_some_and(|b| !b.is_ascii()) {
+            return Ok(true);
+        }
+    }
 }
 
 /// Whether a report returns the original's header only (`text/rfc822-headers`) rather
@@ -218,6 +245,9 @@ impl Report<'_> {
             h,
             "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"{boundary}\""
         );
+        if self.eight_bit_body() {
+            let _ = writeln!(h, "Content-Transfer-Encoding: 8bit");
+        }
         let _ = writeln!(h, "Subject: {}", self.subject());
         // sendmail's words: `return-receipt` for a receipt (compat case
         // receipt-success-odi), `warning-timeout` for a delay warning
@@ -232,6 +262,13 @@ impl Report<'_> {
         h
     }
 
+    /// Whether the returned part is 8-bit: [`Report::eight_bit`], or a whole message
+    /// that came as `BODY=8BITMIME`.
+    fn eight_bit_body(&self) -> bool {
+        self.eight_bit
+            || (self.original.body_type.as_deref() == Some("8BITMIME") && !self.headers_only)
+    }
+
     /// The report's body: the explanation, the delivery-status part and the original,
     /// streamed from `original` (never held in memory).
     fn write_body(
@@ -242,7 +279,7 @@ impl Report<'_> {
     ) -> io::Result<u64> {
         let env = self.original;
         let boundary = self.boundary(now);
-        let eight_bit = env.body_type.as_deref() == Some("8BITMIME");
+        let eight_bit = self.eight_bit_body();
         let mut b = String::new();
         let _ = writeln!(b, "This is a MIME-encapsulated message\n\n--{boundary}\n");
         if self.kind == Kind::Delay {
@@ -329,14 +366,19 @@ impl Report<'_> {
                 // (recorded: `bounce-exp-inc-user-prog-odi`, `file-perm`); a list file
                 // refused is named as a local address (`/path@host`,
                 // `bounce-exp-inc-writable-odi`).
-                let kind = if actual.trim_start_matches('"').starts_with(['|', '/'])
-                    && !actual.ends_with(&format!("@{}", self.host))
-                {
+                let local_form = actual.trim_start_matches('"').starts_with(['|', '/']);
+                let kind = if local_form && !actual.ends_with(&format!("@{}", self.host)) {
                     "X-Unix"
                 } else {
                     "rfc822"
                 };
-                let _ = writeln!(b, "X-Actual-Recipient: {kind}; {actual}");
+                // Text that is no address (a malformed `.forward` or list line:
+                // `bad address <`) is not written as one: sendmail's report names no
+                // such target (recorded with a malformed `.forward`), and the rfc822
+                // type promises an address (RFC 3464 §2.3.2).
+                if local_form || crate::message::address::check_mailbox(&actual).is_ok() {
+                    let _ = writeln!(b, "X-Actual-Recipient: {kind}; {actual}");
+                }
             }
             let _ = writeln!(b, "Action: {}", one_line(r.action));
             let _ = writeln!(b, "Status: {}", r.status);
@@ -355,7 +397,11 @@ impl Report<'_> {
         }
         let _ = writeln!(b, "\n--{boundary}");
         if self.headers_only {
-            let _ = writeln!(b, "Content-Type: text/rfc822-headers\n");
+            let _ = writeln!(b, "Content-Type: text/rfc822-headers");
+            if eight_bit {
+                let _ = writeln!(b, "Content-Transfer-Encoding: 8bit");
+            }
+            b.push('\n');
         } else {
             let _ = writeln!(b, "Content-Type: message/rfc822");
             if eight_bit {
@@ -420,9 +466,7 @@ impl Report<'_> {
             user: "MAILER-DAEMON".into(),
             uid: nix::unistd::getuid().as_raw(),
             header_bytes: head.len() as u64,
-            body_type: (self.original.body_type.as_deref() == Some("8BITMIME")
-                && !self.headers_only)
-                .then(|| "8BITMIME".to_string()),
+            body_type: self.eight_bit_body().then(|| "8BITMIME".to_string()),
             report: Some(if double { "double" } else { self.kind.word() }.to_string()),
             ..Envelope::default()
         };
@@ -505,6 +549,60 @@ mod tests {
     }
 
     #[test]
+    fn text_that_is_no_address_gets_no_actual_recipient() {
+        let env = test_envelope("6AMxxxxx000001", &["u@host.example"]);
+        let original = b"Subject: hi\n\nbody\n";
+        let rcpt = |actual: &str| RcptReport {
+            final_recipient: "u@host.example".into(),
+            original_recipient: None,
+            action: "failed",
+            status: crate::status::BAD_MAILBOX_SYNTAX,
+            remote_mta: None,
+            diagnostic: Some("553 5.1.3 Unbalanced '<'".into()),
+            diagnostic_type: "X-Unix",
+            transcript: Vec::new(),
+            listed: None,
+            comment: None,
+            actual_recipient: Some(actual.into()),
+            expanded_from: None,
+            last_attempt: 0,
+        };
+        let rep = Report {
+            kind: Kind::Failure,
+            host: "host.example",
+            original: &env,
+            recipients: vec![
+                rcpt("bad address <@host.example"),
+                rcpt("<f2@example.org"),
+                rcpt("f3@example.org (x"),
+                rcpt("good@example.org"),
+                rcpt("/var/list@host.example"),
+            ],
+            notes: Vec::new(),
+            headers_only: true,
+            no_actual_recipient: false,
+            eight_bit: false,
+            waited: None,
+        };
+        let mut out = Vec::new();
+        rep.write("NEWID", 0, "a@x", &mut &original[..], &mut out)
+            .unwrap();
+        let s = String::from_utf8(out).unwrap();
+        let actual: Vec<&str> = s
+            .lines()
+            .filter(|l| l.starts_with("X-Actual-Recipient:"))
+            .collect();
+        assert_eq!(
+            actual,
+            [
+                "X-Actual-Recipient: rfc822; good@example.org",
+                "X-Actual-Recipient: rfc822; /var/list@host.example"
+            ],
+            "{s}"
+        );
+    }
+
+    #[test]
     fn report_structure() {
         let mut env = test_envelope("6AMxxxxx000001", &["bob@x"]);
         env.envid = Some("env-42".into());
@@ -536,6 +634,7 @@ mod tests {
             notes: Vec::new(),
             headers_only: false,
             no_actual_recipient: false,
+            eight_bit: false,
             waited: None,
         };
         let mut out = Vec::new();
@@ -569,6 +668,7 @@ mod tests {
             notes: Vec::new(),
             headers_only: true,
             no_actual_recipient: false,
+            eight_bit: false,
             ..rep
         };
         let mut out = Vec::new();
@@ -614,6 +714,7 @@ mod tests {
             notes: Vec::new(),
             headers_only: true,
             no_actual_recipient: false,
+            eight_bit: false,
             waited: None,
         };
         let mut out = Vec::new();
@@ -718,6 +819,7 @@ mod tests {
                 headers_only,
                 waited: None,
                 no_actual_recipient: false,
+                eight_bit: false,
             };
             let mut out = Vec::new();
             let n = rep

@@ -1088,7 +1088,7 @@ fn refused_recipients(
     } else {
         Some(env.sender.clone())
     };
-    let report = crate::dsn::Report {
+    let mut report = crate::dsn::Report {
         kind: crate::dsn::Kind::Failure,
         host,
         original: env,
@@ -1176,8 +1176,11 @@ fn refused_recipients(
         ),
         waited: None,
         no_actual_recipient: settings.privacy("noactualrecipient"),
+        eight_bit: false,
     };
     let headers_only = report.headers_only;
+    report.eight_bit = open_message()
+        .is_ok_and(|mut m| crate::dsn::returned_has_8bit(&mut m, headers_only, env.header_bytes));
     let queued = match (&sender, open_message()) {
         (Some(to), Ok(mut m)) => report
             .queue(spool, to, false, &mut m)

@@ -180,3 +180,70 @@ fn mx_host_over_ipv6() {
             .any(|q| q.contains("query[AAAA] mx6.six.test"))
     );
 }
+
+/// sendmail's MX loop rule: an MX record naming this host (MAILNAME) drops itself and
+/// every record of its preference or worse; when none are left the recipient fails with
+/// `554 5.3.5 MX list for DOMAIN. points back to HOST`, and nothing is sent anywhere.
+#[test]
+fn mx_list_pointing_back_here_is_not_followed() {
+    let Some((env, _dns, peer, _keep)) = setup(&[
+        "--host-record=test.example,127.0.0.1",
+        // This host is the best MX: the mail would loop.
+        "--mx-host=loop.test,test.example,10",
+        // ... and worse hosts after it are no way out either.
+        "--mx-host=loop2.test,TEST.example,10",
+        "--mx-host=loop2.test,worse.loop2.test,20",
+        "--host-record=worse.loop2.test,127.0.0.1",
+        // This host a backup MX: the better host takes the mail.
+        "--mx-host=backup.test,good.backup.test,10",
+        "--mx-host=backup.test,test.example,20",
+        "--host-record=good.backup.test,127.0.0.1",
+    ]) else {
+        return;
+    };
+    let r = env.sendmail(&["-v", "-odi", "a@loop.test"], MSG);
+    assert!(
+        r.stdout
+            .contains("a@loop.test... MX list for loop.test. points back to test.example"),
+        "{}",
+        r.stdout
+    );
+    let r = env.sendmail(&["-v", "-odi", "b@loop2.test"], MSG);
+    assert!(
+        r.stdout
+            .contains("b@loop2.test... MX list for loop2.test. points back to test.example"),
+        "{}",
+        r.stdout
+    );
+    // The reports (ErrorMode=m: mailed back to the local sender) carry sendmail's code.
+    let reports: String = fs::read_dir(env.dir.join("mail"))
+        .unwrap()
+        .map(|e| fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect();
+    assert!(
+        reports.contains("554 5.3.5 MX list for loop.test. points back to test.example"),
+        "{reports}"
+    );
+    assert!(reports.contains("Status: 5.3.5"), "{reports}");
+    assert!(peer.messages().is_empty(), "{}", peer.transcript());
+    env.sendmail(&["-odi", "c@backup.test"], MSG).code(0);
+    let m = peer.messages();
+    assert_eq!(m.len(), 1, "{}", peer.transcript());
+    assert!(m[0].0.contains("c@backup.test"), "{}", m[0].0);
+    assert!(env.entries().is_empty());
+}
+
+/// The MX hosts of a U-label domain are asked by its A-labels.
+#[test]
+fn mx_of_a_u_label_domain_is_asked_by_its_a_labels() {
+    let Some((env, dns, peer, _keep)) = setup(&[
+        "--mx-host=xn--bcher-kva.test,mx.xn--bcher-kva.test,10",
+        "--host-record=mx.xn--bcher-kva.test,127.0.0.1",
+    ]) else {
+        return;
+    };
+    env.sendmail(&["-odi", "a@bücher.test"], MSG).code(0);
+    assert_eq!(peer.messages().len(), 1, "{}", peer.transcript());
+    let q = dns.queries().join("\n");
+    assert!(q.contains("query[MX] xn--bcher-kva.test"), "{q}");
+}

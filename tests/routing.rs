@@ -664,3 +664,49 @@ fn relay_table_domains_match_whatever_the_case_or_trailing_dot() {
         ["X-Mail-Args: <root@test.example> | X-Rcpt-Args: <c@other.example>"]
     );
 }
+
+/// To a server without SMTPUTF8, an address whose only non-ASCII part is its domain goes
+/// with the domain's A-labels (RFC 5891, RFC 6531 §3.2), sender and recipients alike;
+/// only an address with a non-ASCII local part needs SMTPUTF8 and fails.
+#[test]
+fn idn_domains_go_as_a_labels_without_smtputf8() {
+    let Some((_scratch, peer)) = start_peer(&[("NO_SMTPUTF8", "1")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &[
+            "-odi",
+            "-f",
+            "s@bücher.example",
+            "c@bücher.example",
+            "jörg@bücher.example",
+            "ok@example.org",
+        ],
+        MSG,
+    )
+    .code(67);
+    let msgs = peer.messages();
+    // The message, and the report for jörg@ to the sender, also by its A-labels.
+    assert_eq!(msgs.len(), 2, "{}", peer.transcript());
+    let j = &msgs[0].0;
+    assert!(
+        j.contains("\"mail_from\": \"s@xn--bcher-kva.example\""),
+        "{j}"
+    );
+    assert!(
+        j.contains("\"rcpt_tos\": [\"ok@example.org\", \"c@xn--bcher-kva.example\"]"),
+        "{j}"
+    );
+    assert!(!j.contains("SMTPUTF8"), "{j}");
+    let report = &msgs[1].0;
+    assert!(
+        report.contains("\"rcpt_tos\": [\"s@xn--bcher-kva.example\"]"),
+        "{report}"
+    );
+    assert!(
+        !peer.transcript().contains("j\u{f6}rg@"),
+        "{}",
+        peer.transcript()
+    );
+}

@@ -782,6 +782,23 @@ fn client_certificate_in_any_order_and_key_form() {
         l.remove(lines.len() / 2);
         l.join("\n") + "\n"
     };
+    // An Ed25519 certificate (of ed.key): no RSA key can be its key.
+    openssl(
+        &pki.dir,
+        &[
+            "req",
+            "-x509",
+            "-key",
+            "ed.key",
+            "-out",
+            "edself.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ed",
+        ],
+    );
+    let ed_crt = read("edself.crt");
     let bad: Vec<(&str, String, &str)> = vec![
         ("certificate only", rsa_crt.clone(), "no private key in it"),
         ("key only", rsa8.clone(), "no certificate in it"),
@@ -813,6 +830,11 @@ fn client_certificate_in_any_order_and_key_form() {
         (
             "an EC key with an RSA certificate",
             format!("{rsa_crt}{ec}"),
+            "the private key belongs to none of its certificates",
+        ),
+        (
+            "an RSA key with only an Ed25519 certificate",
+            format!("{ed_crt}{rsa8}"),
             "the private key belongs to none of its certificates",
         ),
     ];

@@ -305,10 +305,11 @@ pub fn attempt(
     // came with 25 is one hop too many for MaxHopCount=25: `hop-received-25`).
     let Worker { conns, dns, index } = w;
     // The resolver (and its runtime) is made on the first MX lookup only.
+    let own = dns::own_names(&engine.host_name);
     let mut mx = |d: &str| match dns.get_or_insert_with(|| {
         dns::Dns::new(&engine.resolver, engine.dns_timeout, engine.dns_retries)
     }) {
-        Ok(r) => r.mx(d),
+        Ok(r) => r.mx(d, &own),
         Err(e) => dns::MxResult::Temp(status::DIRECTORY_TEMP, e.clone()),
     };
     let planned = match &locked.entry.state.bounce {

@@ -501,15 +501,24 @@ pub fn send(
             sender: s,
             ..env.clone()
         });
+        let original = owners_copy.as_ref().unwrap_or(env);
+        let eight_bit = open_message().is_ok_and(|(f, len)| {
+            dsn::returned_has_8bit(
+                &mut std::io::Read::take(f, len),
+                headers_only,
+                original.header_bytes,
+            )
+        });
         let report = dsn::Report {
             kind,
             host: &engine.host_name,
-            original: owners_copy.as_ref().unwrap_or(env),
+            original,
             recipients,
             notes,
             headers_only,
             no_actual_recipient: engine.no_actual_recipient,
             waited: (kind == dsn::Kind::Delay).then(|| interval_words(engine.queue_warn)),
+            eight_bit,
         };
         let queued = open_message()
             .map_err(|e| Fatal::new(Sysexit::IoErr, e.to_string()))

@@ -90,7 +90,7 @@ pub fn check(s: &Setup, engine: &Engine, to: Option<&str>) -> Result<Sysexit, Fa
                 dns::Dns::new(&engine.resolver, engine.dns_timeout, engine.dns_retries)
             });
             let found = match d {
-                Ok(d) => d.mx(&domain),
+                Ok(d) => d.mx(&domain, &dns::own_names(&engine.host_name)),
                 Err(e) => MxResult::Temp(rsendmail::status::DIRECTORY_TEMP, e.clone()),
             };
             match found {

@@ -11,7 +11,13 @@
 //! - NXDOMAIN, a null MX (`MX 0 .`) or no address at all: permanent ("Host unknown");
 //! - a relay's host name ([`Dns::host`], or [`system_host`] without RESOLVER): NXDOMAIN,
 //!   NODATA or a failed lookup, told apart so that the reason names which;
-//! - SERVFAIL, refusal, timeouts: temporary.
+//! - SERVFAIL, refusal, timeouts: temporary;
+//! - an MX list naming this host (sendmail's `getmxrr`): the records of that preference
+//!   and worse are dropped, and when none are left the mail would loop back here: a
+//!   permanent `554 5.3.5 MX list for DOMAIN. points back to HOST`.
+//!
+//! Names are asked in their ASCII form: a U-label domain (`bücher.example`) as its
+//! A-label (`xn--bcher-kva.example`, RFC 5891 §5; [`ascii_domain`]).
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
@@ -92,7 +98,10 @@ impl Dns {
     /// (SERVFAIL, a refusal, no answer within `Timeout.resolver.retrans` times
     /// `Timeout.resolver.retry`).
     pub fn host(&self, name: &str) -> Result<Vec<IpAddr>, HostError> {
-        let fqdn = format!("{}.", name.trim_end_matches('.'));
+        let Some(ascii) = ascii_domain(name) else {
+            return Err(HostError::NotFound);
+        };
+        let fqdn = format!("{}.", ascii.trim_end_matches('.'));
         match self.rt.block_on(self.resolver.lookup_ip(fqdn.as_str())) {
             Ok(l) => {
                 let a: Vec<IpAddr> = l.iter().collect();
@@ -108,10 +117,14 @@ impl Dns {
         }
     }
 
-    /// Where mail for `domain` goes.
-    pub fn mx(&self, domain: &str) -> MxResult {
-        let fqdn = format!("{}.", domain.trim_end_matches('.'));
+    /// Where mail for `domain` goes. `own`: this host's names ([`own_names`]); MX hosts
+    /// named so, and those of their preference or worse, are never used.
+    pub fn mx(&self, domain: &str, own: &[String]) -> MxResult {
         let unknown = || MxResult::NoHost(status::BAD_SYSTEM, host_not_found(domain));
+        let Some(ascii) = ascii_domain(domain) else {
+            return unknown();
+        };
+        let fqdn = format!("{}.", ascii.trim_end_matches('.'));
         match self.rt.block_on(self.resolver.mx_lookup(fqdn.as_str())) {
             Ok(lookup) => {
                 let mut mx: Vec<(u16, String)> = lookup
@@ -134,6 +147,9 @@ impl Dns {
                         status::NULL_MX,
                         format!("{domain} does not accept mail (null MX)"),
                     );
+                }
+                if !drop_own(&mut mx, own) {
+                    return MxResult::NoHost(status::MISCONFIGURED, points_back(domain, own));
                 }
                 order(&mut mx);
                 let mut hosts = Vec::new();
@@ -166,7 +182,10 @@ impl Dns {
     /// a name with no MX (or no records at all) exists.
     pub fn domain_exists(&self, domain: &str) -> rsendmail::server::DomainCheck {
         use rsendmail::server::DomainCheck;
-        let fqdn = format!("{}.", domain.trim_end_matches('.'));
+        let Some(ascii) = ascii_domain(domain) else {
+            return DomainCheck::NotFound;
+        };
+        let fqdn = format!("{}.", ascii.trim_end_matches('.'));
         match self.rt.block_on(self.resolver.mx_lookup(fqdn.as_str())) {
             Ok(_) => DomainCheck::Exists,
             Err(e) if e.is_nx_domain() => DomainCheck::NotFound,
@@ -284,6 +303,88 @@ fn lookup_failure(domain: &str, why: &str) -> MxResult {
     MxResult::Temp(status::DIRECTORY_TEMP, lookup_failed(domain))
 }
 
+/// The names this host answers to, for the MX loop check: `host_name` (MAILNAME, `$j`),
+/// the system's host name (gethostname(2)) and `localhost`.
+pub fn own_names(host_name: &str) -> Vec<String> {
+    let mut names = vec![host_name.to_string()];
+    if let Ok(name) = nix::unistd::gethostname()
+        && let Some(name) = name.to_str()
+        && !name.is_empty()
+    {
+        names.push(name.to_string());
+    }
+    names.push("localhost".to_string());
+    names
+}
+
+/// Whether an MX host name is one of `own` (case and a trailing dot do not count).
+fn is_own(host: &str, own: &[String]) -> bool {
+    let h = host.trim_end_matches('.');
+    own.iter()
+        .any(|o| o.trim_end_matches('.').eq_ignore_ascii_case(h))
+}
+
+/// sendmail's MX loop rule (`getmxrr`): when a record names this host, every record of
+/// its preference or a worse (higher) one is dropped, since the mail would be handed to
+/// this host or to a host that sends it here. False when that leaves none: this host is
+/// the best MX, and the mail would loop.
+pub fn drop_own(mx: &mut Vec<(u16, String)>, own: &[String]) -> bool {
+    let Some(local) = mx
+        .iter()
+        .filter(|(_, h)| is_own(h, own))
+        .map(|(p, _)| *p)
+        .min()
+    else {
+        return true;
+    };
+    mx.retain(|(p, _)| *p < local);
+    !mx.is_empty()
+}
+
+/// sendmail's words for an MX list whose best host is this one: `MX list for
+/// loopdom.test. points back to vm.example.test` (the domain as sendmail canonifies it,
+/// with its trailing dot; the host its `$j`, the first of `own`).
+pub fn points_back(domain: &str, own: &[String]) -> String {
+    format!(
+        "MX list for {}. points back to {}",
+        domain.trim_end_matches('.'),
+        own.first().map(String::as_str).unwrap_or("localhost")
+    )
+}
+
+/// A domain in the form DNS and a server without SMTPUTF8 take: an ASCII name as it is,
+/// a name with U-labels as its A-labels (`bücher.example` → `xn--bcher-kva.example`; IDNA
+/// 2008 with UTS #46 mapping, RFC 5891, the `idna` crate). None for a name that has no
+/// such form (a label that is not a valid U-label).
+pub fn ascii_domain(domain: &str) -> Option<String> {
+    if domain.is_ascii() {
+        return Some(domain.to_string());
+    }
+    let trailing_dot = domain.ends_with('.');
+    let a = idna::domain_to_ascii(domain.trim_end_matches('.')).ok()?;
+    if a.is_empty() {
+        return None;
+    }
+    Some(if trailing_dot { format!("{a}.") } else { a })
+}
+
+/// An address as a server without SMTPUTF8 can take it (RFC 6531 §3.2, RFC 5891): an
+/// ASCII address as it is; one whose only non-ASCII part is its domain with the domain's
+/// A-labels (`c@bücher.example` → `c@xn--bcher-kva.example`). None when the address
+/// needs SMTPUTF8: a non-ASCII local part, or a domain with no A-label form.
+pub fn ascii_address(addr: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if addr.is_ascii() {
+        return Some(std::borrow::Cow::Borrowed(addr));
+    }
+    let (local, domain) = rsendmail::message::address::split_at_domain(addr);
+    let domain = domain?;
+    if !local.is_ascii() {
+        return None;
+    }
+    let a = ascii_domain(domain)?;
+    Some(std::borrow::Cow::Owned(format!("{local}@{a}")))
+}
+
 /// Preference order; hosts of equal preference in random order (RFC 5321 §5.1).
 pub fn order(mx: &mut [(u16, String)]) {
     let mut seed = std::time::SystemTime::now()
@@ -326,6 +427,63 @@ mod tests {
             std::thread::sleep(Duration::from_micros(50));
         }
         assert_eq!(seen_first.len(), 2, "equal preferences never changed order");
+    }
+
+    #[test]
+    fn mx_loop_rule_drops_own_preference_and_worse() {
+        let own = vec!["vm.example.test".to_string(), "localhost".to_string()];
+        let list = |v: &[(u16, &str)]| -> Vec<(u16, String)> {
+            v.iter().map(|(p, h)| (*p, h.to_string())).collect()
+        };
+        // Best MX is this host: nothing left, the mail would loop.
+        let mut mx = list(&[(10, "VM.example.test."), (20, "backup.example")]);
+        assert!(!drop_own(&mut mx, &own));
+        // This host a backup MX: only the better ones are kept.
+        let mut mx = list(&[
+            (5, "a.example"),
+            (10, "b.example"),
+            (10, "vm.example.test"),
+            (20, "c.example"),
+        ]);
+        assert!(drop_own(&mut mx, &own));
+        assert_eq!(mx, list(&[(5, "a.example")]));
+        // Not named: all kept.
+        let mut mx = list(&[(10, "a.example"), (20, "b.example")]);
+        assert!(drop_own(&mut mx, &own));
+        assert_eq!(mx.len(), 2);
+        assert_eq!(
+            points_back("loopdom.test", &own),
+            "MX list for loopdom.test. points back to vm.example.test"
+        );
+    }
+
+    #[test]
+    fn u_label_domains_are_asked_as_a_labels() {
+        assert_eq!(
+            ascii_domain("bücher.example").as_deref(),
+            Some("xn--bcher-kva.example")
+        );
+        assert_eq!(ascii_domain("Example.ORG").as_deref(), Some("Example.ORG"));
+        assert_eq!(
+            ascii_domain("bücher.example.").as_deref(),
+            Some("xn--bcher-kva.example.")
+        );
+    }
+
+    #[test]
+    fn addresses_without_smtputf8() {
+        assert_eq!(
+            ascii_address("a@example.org").as_deref(),
+            Some("a@example.org")
+        );
+        assert_eq!(
+            ascii_address("c@bücher.example").as_deref(),
+            Some("c@xn--bcher-kva.example")
+        );
+        assert_eq!(ascii_address("jörg@bücher.example"), None);
+        assert_eq!(ascii_address("jörg@example.org"), None);
+        assert_eq!(ascii_address("jörg"), None);
+        assert_eq!(ascii_address(""), Some("".into()));
     }
 
     #[test]

@@ -211,6 +211,13 @@ pub fn plan(
                             .collect();
                         add(&mut p, hosts, Mailer::Esmtp, i);
                     }
+                    // An MX list pointing back here is sendmail's configuration error
+                    // (`554 5.3.5`, EX_CONFIG), not an unknown host.
+                    MxResult::NoHost(st, text) if st == status::MISCONFIGURED => {
+                        let reply = Reply::with_status(554, st, text);
+                        p.decided
+                            .push(RcptOutcome::new(i, reply, Mailer::Esmtp, Some(d)));
+                    }
                     MxResult::NoHost(st, text) => {
                         let reply = Reply::with_status(550, st, text);
                         let mut o = RcptOutcome::new(i, reply, Mailer::Esmtp, Some(d));

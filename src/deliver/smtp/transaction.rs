@@ -18,6 +18,7 @@
 
 #![deny(clippy::string_slice)]
 
+use super::super::dns;
 use super::reply::Expect;
 use super::wire::{closed_by_peer, io_reply};
 use super::{Reply, Session, State, Transcript, Used};
@@ -171,7 +172,7 @@ impl Session {
     }
 
     fn mail_command(&self, m: &Outgoing<'_>, utf8: bool, data: &Data) -> String {
-        let mut cmd = format!("MAIL From:<{}>", m.sender);
+        let mut cmd = format!("MAIL From:<{}>", self.wire_address(m.sender));
         if let Some(size) = data.size {
             cmd.push_str(&format!(" SIZE={size}"));
         }
@@ -199,8 +200,18 @@ impl Session {
         cmd
     }
 
+    /// An address as MAIL or RCPT writes it: as it is to a server offering SMTPUTF8;
+    /// to one without, with its domain's A-labels when only the domain is non-ASCII
+    /// ([`dns::ascii_address`]; the others never get here, see [`Session::send`]).
+    fn wire_address<'s>(&self, addr: &'s str) -> std::borrow::Cow<'s, str> {
+        if self.caps.smtputf8 {
+            return std::borrow::Cow::Borrowed(addr);
+        }
+        dns::ascii_address(addr).unwrap_or(std::borrow::Cow::Borrowed(addr))
+    }
+
     fn rcpt_command(&self, r: &OutRcpt<'_>) -> String {
-        let mut cmd = format!("RCPT To:<{}>", r.address);
+        let mut cmd = format!("RCPT To:<{}>", self.wire_address(r.address));
         if self.caps.dsn {
             if let Some(n) = r.notify {
                 cmd.push_str(&format!(" NOTIFY={n}"));
@@ -236,10 +247,11 @@ impl Session {
         let mut results: Vec<Option<Outcome>> = vec![None; n];
         let mut pending: Vec<usize> = (0..n).collect();
         if !self.caps.smtputf8 {
-            // RFC 6531 §3.2: without SMTPUTF8 an address that needs it cannot be sent.
+            // RFC 6531 §3.2: without SMTPUTF8 an address that needs it (a non-ASCII
+            // local part; a non-ASCII domain goes as its A-labels) cannot be sent.
             // That is the recipient's failure alone; a sender that needs it is every
             // recipient's.
-            if !m.sender.is_ascii() {
+            if dns::ascii_address(m.sender).is_none() {
                 let r = Reply::with_status(
                     553,
                     status::NON_ASCII_ADDRESS,
@@ -253,7 +265,7 @@ impl Session {
                 "The server does not offer SMTPUTF8, which the address needs",
             );
             for (i, rcpt) in m.recipients.iter().enumerate() {
-                if !rcpt.address.is_ascii()
+                if dns::ascii_address(rcpt.address).is_none()
                     && let Some(slot) = results.get_mut(i)
                 {
                     *slot = Some(Outcome::PermFail(r.clone()));
@@ -264,11 +276,13 @@ impl Session {
                 return results.into_iter().flatten().collect();
             }
         }
-        // Only with a server that offers it (checked above).
-        let utf8_needed = !m.sender.is_ascii()
-            || pending
-                .iter()
-                .any(|&i| m.recipients.get(i).is_some_and(|r| !r.address.is_ascii()));
+        // Only with a server that offers it: to one without, what is left is ASCII or
+        // goes by its A-labels (checked above).
+        let utf8_needed = self.caps.smtputf8
+            && (!m.sender.is_ascii()
+                || pending
+                    .iter()
+                    .any(|&i| m.recipients.get(i).is_some_and(|r| !r.address.is_ascii())));
         let unreadable = |e: io::Error| {
             let r = Reply::with_status(
                 451,
