@@ -232,18 +232,3 @@ fn mx_list_pointing_back_here_is_not_followed() {
     assert!(m[0].0.contains("c@backup.test"), "{}", m[0].0);
     assert!(env.entries().is_empty());
 }
-
-/// The MX hosts of a U-label domain are asked by its A-labels.
-#[test]
-fn mx_of_a_u_label_domain_is_asked_by_its_a_labels() {
-    let Some((env, dns, peer, _keep)) = setup(&[
-        "--mx-host=xn--bcher-kva.test,mx.xn--bcher-kva.test,10",
-        "--host-record=mx.xn--bcher-kva.test,127.0.0.1",
-    ]) else {
-        return;
-    };
-    env.sendmail(&["-odi", "a@bücher.test"], MSG).code(0);
-    assert_eq!(peer.messages().len(), 1, "{}", peer.transcript());
-    let q = dns.queries().join("\n");
-    assert!(q.contains("query[MX] xn--bcher-kva.test"), "{q}");
-}
