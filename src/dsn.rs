@@ -782,6 +782,7 @@ mod tests {
             headers_only: true,
             no_actual_recipient: false,
             waited: None,
+            eight_bit: false,
         };
         let mut out = Vec::new();
         rep.write("NEWID", 0, "a@x", &mut &b"Subject: x\n\n"[..], &mut out)
