@@ -1079,11 +1079,12 @@ fn privacy_options_shape_the_bd_dialogue() {
 
 /// Postfix's fast flush design: only the domains of `O FastFlushDomains=` (by default
 /// `RelayDomains`) get a list in the spool's index; ETRN for one of them delivers its
-/// list, ETRN for any other runs the whole queue (Postfix's "slow" ETRN); a domain that
-/// is not a well-formed name is refused with 501, over -bd and -bs alike, and never
+/// list, ETRN for any other runs that domain's entries, found in the whole queue
+/// (sendmail's ETRN); an absolute name (`third.example.`) is the same domain; a domain
+/// that is not a well-formed name is refused with 501, over -bd and -bs alike, and never
 /// indexed.
 #[test]
-fn etrn_without_a_fast_flush_list_runs_the_whole_queue() {
+fn etrn_without_a_fast_flush_list_runs_the_domains_entries() {
     let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
     };
@@ -1104,7 +1105,7 @@ fn etrn_without_a_fast_flush_list_runs_the_whole_queue() {
         "bad..domain",
         "@bad..domain",
         ".lead.example",
-        "trail.example.",
+        "trail.example..",
         "-x.example",
         "a_b.example",
         "a/b.example",
@@ -1130,10 +1131,21 @@ fn etrn_without_a_fast_flush_list_runs_the_whole_queue() {
         peer.messages().len() == 1
     });
     assert!(peer.messages()[0].0.contains("a@listed.example"));
-    // A domain without a list: the whole queue.
+    // A domain without a list: its entries, not the whole queue.
     assert_eq!(
         c.cmd("ETRN other.example"),
         "250 2.0.0 Queuing for node other.example started"
+    );
+    peer.wait_for(2, Duration::from_secs(20));
+    holds_for(Duration::from_millis(500), "only other.example's", || {
+        peer.messages().len() == 2
+    });
+    assert!(peer.messages()[1].0.contains("b@other.example"));
+    assert!(env.mailq(&[]).contains("c@third.example"));
+    // The absolute name (trailing dot) is the same domain.
+    assert_eq!(
+        c.cmd("ETRN third.example."),
+        "250 2.0.0 Queuing for node third.example. started"
     );
     let got = peer.wait_for(3, Duration::from_secs(20));
     let all: Vec<&str> = got.iter().map(|m| m.0.as_str()).collect();

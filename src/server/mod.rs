@@ -339,13 +339,19 @@ impl Server<'_> {
             ),
         };
         let mut added = vec![Header::new("Received", &received)];
-        added.extend(submit::missing_headers(&head, &tm, &id, &self.host, || {
-            if sender.is_empty() {
-                format!("MAILER-DAEMON@{}", self.host)
-            } else {
-                sender.clone()
-            }
-        }));
+        added.extend(submit::missing_headers(
+            &mut head,
+            &tm,
+            &id,
+            &self.host,
+            || {
+                if sender.is_empty() {
+                    format!("MAILER-DAEMON@{}", self.host)
+                } else {
+                    sender.clone()
+                }
+            },
+        ));
         if let Client::Local { login, uid } = &self.client {
             added.extend(submit::bs_warning(*uid, login, &tx.sender, &self.host));
         }

@@ -730,6 +730,9 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
                 Some(d) => (d, true),
                 None => (arg, false),
             };
+            // An absolute name (`example.org.`) is the same domain: a trailing dot does
+            // not count, as in every domain list (sendmail takes it too).
+            let dom = dom.strip_suffix('.').unwrap_or(dom);
             // A domain name as RFC 5321 writes one (labels of letters, digits and inner
             // hyphens, 63 octets each, 253 in all; or an address literal): what is not
             // can name no queued mail and is never indexed (Postfix's flush(8) refuses
