@@ -94,7 +94,8 @@ impl QueueRunArgs {
             .iter()
             .filter(|f| f.field == FilterField::Quarantine)
             .collect();
-        if !quarantine.is_empty() && !(held && quarantine.iter().any(|f| f.matches("held"))) {
+        let quarantined = held && quarantine.iter().any(|f| f.matches("held"));
+        if !quarantine.is_empty() && !quarantined {
             return false;
         }
         let kinds = [

@@ -1338,3 +1338,29 @@ fn relay_domains_cover_subdomains_whatever_the_case_or_trailing_dot() {
         }
     }
 }
+
+/// `-bs`: an empty `From:`, `Date:` and `Message-Id:` are absent: rsendmail's own are
+/// added and the empty ones dropped, as on the command line (compat-tests
+/// `field-empty-*`).
+#[test]
+fn bs_replaces_empty_originator_date_and_id_fields() {
+    let env = Env::new();
+    let run = env.sendmail(
+        &["-odq", "-bs"],
+        b"HELO c\r\nMAIL FROM:<s@test.example>\r\nRCPT TO:<a@example.net>\r\nDATA\r\nFrom:\r\nDate: \r\nMessage-Id:\r\n \r\nSubject: e\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+    );
+    assert!(run.stdout.contains("Message accepted"), "{}", run.stdout);
+    let message = env.only_message();
+    let head = message.split("\n\n").next().unwrap_or_default();
+    for name in ["from:", "date:", "message-id:"] {
+        let lines: Vec<&str> = head
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with(name))
+            .collect();
+        assert_eq!(lines.len(), 1, "{name}\n{head}");
+        assert!(
+            lines[0].len() > name.len() + 3,
+            "{name} has a value:\n{head}"
+        );
+    }
+}

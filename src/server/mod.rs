@@ -458,7 +458,14 @@ mod tests {
         assert_eq!(refused("FROM:"), "syntax");
         assert_eq!(refused("FROM:   "), "syntax");
         assert_eq!(refused("FROM:<"), "<... Unbalanced '<'");
-        assert_eq!(refused("FROM:<a@b SIZE=1"), "<a@b... Unbalanced '<'");
+        // sendmail's prescan reads on to the end while a `<` is open (recorded:
+        // `bs-rcpt-malformed`, `<bad address <`).
+        assert_eq!(refused("FROM:<a@b SIZE=1"), "<a@b SIZE=1... Unbalanced '<'");
+        assert_eq!(refused("FROM:<\"a@b>"), "<\"a@b>... Unbalanced '\"'");
+        assert_eq!(
+            refused("FROM:<<a@b>> SIZE=1"),
+            "<<a@b>>... Nested '<' in address"
+        );
         assert_eq!(refused("FROM:<@a:>"), "<@a:>... User address required");
         assert_eq!(refused("FROM:<@a>"), "<@a>... User address required");
         assert!(split_path("TO", "TO").is_err());

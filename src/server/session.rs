@@ -763,7 +763,11 @@ fn refuse_address(end: &mut Ending, keyword: &str, shown: &str, e: &address::Inv
         let code = if keyword == "FROM" { "5.1.7" } else { "5.1.3" };
         return format!("501 {code} {}", e.message(bare));
     }
-    end.note(e.exit());
+    // An unbalanced `<`, `(` or `"` (sendmail's prescan) leaves it alone too
+    // (recorded: `bs-rcpt-malformed` exits 0 after three such refusals).
+    if !matches!(e, address::Invalid::Unbalanced(_)) {
+        end.note(e.exit());
+    }
     format!(
         "553 {} {}... {}",
         e.status(),
