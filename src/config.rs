@@ -288,6 +288,16 @@ impl Config {
         let mut null_client_line = None;
         for (i, raw) in text.lines().enumerate() {
             let lineno = i + 1;
+            // A UTF-8 byte order mark (some editors write one) is invisible: named,
+            // rather than blamed on the keyword it sticks to.
+            if lineno == 1 && raw.starts_with('\u{feff}') {
+                return Err(Fatal::new(
+                    Sysexit::Config,
+                    format!(
+                        "{name}: line 1: the file begins with a byte order mark (U+FEFF); save it without one"
+                    ),
+                ));
+            }
             let line = raw.trim_end_matches('\r').trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -542,12 +552,9 @@ impl Config {
                 ) {
                     Ok((t, _)) => String::from_utf8_lossy(&t).into_owned(),
                     Err(e) => {
-                        // A file that is not one to read names its config line, as
-                        // the other files' refusals do (`Config::check_files`).
-                        let at = match e {
-                            crate::boundedfile::ReadError::Io(_) => String::new(),
-                            _ => self.where_set("MAILNAME"),
-                        };
+                        // Names its config line, as the other files' refusals do
+                        // (`Config::check_files`).
+                        let at = self.where_set("MAILNAME");
                         return refuse(format!("{at}cannot open MAILNAME {path}: {}", e.text()));
                     }
                 };
@@ -1460,6 +1467,11 @@ mod tests {
                 Sysexit::Config,
             ),
             (
+                "\u{feff}SPOOLDIR /var/spool/x\n",
+                "test.conf: line 1: the file begins with a byte order mark (U+FEFF); save it without one",
+                Sysexit::Config,
+            ),
+            (
                 "O DeliveryMode=x\n",
                 "test.conf: line 1: Unknown delivery mode x",
                 Sysexit::Usage,
@@ -1673,7 +1685,9 @@ mod tests {
         let errors = [
             (
                 missing.clone(),
-                format!("cannot open MAILNAME {missing}: No such file or directory"),
+                format!(
+                    "test.conf: line 1: cannot open MAILNAME {missing}: No such file or directory"
+                ),
             ),
             (
                 dir.clone(),

@@ -177,7 +177,7 @@ fn scan(
         if let Some(f) = filter {
             let rcpts = pending_recipients(&entry);
             let addrs: Vec<&str> = rcpts.iter().map(|r| r.0).collect();
-            if !f.selects(&id, &entry.envelope.sender, &addrs) {
+            if !f.selects_entry(held, &id, &entry.envelope.sender, &addrs) {
                 continue;
             }
         }

@@ -62,9 +62,42 @@ pub struct QueueRunArgs {
     pub lost: bool,
 }
 
+/// The name of the one queue group, sendmail's default group's (`-qGmqueue`).
+pub const QUEUE_GROUP: &str = "mqueue";
+
 impl QueueRunArgs {
+    /// The `-qG` name when it names no group: such a run runs nothing, as in sendmail
+    /// (which says `Queue group NAME unknown`; recorded: `q-G-unknown`).
+    pub fn unknown_group(&self) -> Option<&str> {
+        self.group.as_deref().filter(|g| *g != QUEUE_GROUP)
+    }
+
     /// sendmail's rule: filters of one kind are alternatives, kinds are combined with "and".
+    /// A queued (not held) entry; see [`QueueRunArgs::selects_entry`].
     pub fn selects(&self, id: &str, sender: &str, recipients: &[&str]) -> bool {
+        self.selects_entry(false, id, sender, recipients)
+    }
+
+    /// Whether the entry is selected. `held`: an entry `rsendmail-admin hold` set aside,
+    /// which listings mark as sendmail marks a quarantined one (`QUARANTINE: held`).
+    /// `-qQ[substr]` and `-q!Q[substr]` take quarantined entries only, as in sendmail
+    /// (the substring matched against the reason, `held`): a queue run never sees a held
+    /// entry, so such a run runs nothing (recorded: `q-Q-quarantined-none`). `-qL`
+    /// (sendmail's lost entries: there are none) and an unknown `-qG` group select
+    /// nothing.
+    pub fn selects_entry(&self, held: bool, id: &str, sender: &str, recipients: &[&str]) -> bool {
+        if self.lost || self.unknown_group().is_some() {
+            return false;
+        }
+        let quarantine: Vec<&QueueFilter> = self
+            .filters
+            .iter()
+            .filter(|f| f.field == FilterField::Quarantine)
+            .collect();
+        let quarantined = held && quarantine.iter().any(|f| f.matches("held"));
+        if !quarantine.is_empty() && !quarantined {
+            return false;
+        }
         let kinds = [
             FilterField::QueueId,
             FilterField::Sender,

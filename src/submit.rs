@@ -332,21 +332,36 @@ pub fn expand_local_noted(
     (out, refused, notes)
 }
 
+/// The fields [`missing_headers`] adds when the message lacks them.
+const ADDED_WHEN_MISSING: [&str; 6] = [
+    "Date",
+    "From",
+    "Message-Id",
+    "Resent-Date",
+    "Resent-From",
+    "Resent-Message-Id",
+];
+
 /// The `Date:`, `From:` and `Message-Id:` fields sendmail adds when the message lacks
 /// them, in its order. A message with Resent- fields also gets `Resent-Date:`,
 /// `Resent-From:` and `Resent-Message-Id:` when it lacks them, each before its plain
 /// counterpart (sendmail.cf's `H?D?Resent-Date:` ... lines; compat-tests `field-resent-*`).
+/// One of these fields the message gives with no value, or blanks and folds only, is
+/// absent: it is removed from `head` and replaced (recorded: `field-empty-*`,
+/// `field-blank-*`); an empty `Resent-` field still makes the message a resent one.
 /// `from` gives the From value, asked for only when needed.
 pub fn missing_headers(
-    head: &message::Head,
+    head: &mut message::Head,
     tm: &clock::Tm,
     id: &str,
     host: &str,
     from: impl Fn() -> String,
 ) -> Vec<Header> {
+    let resent = message::is_resent(&head.headers);
+    head.headers
+        .retain(|h| !(ADDED_WHEN_MISSING.iter().any(|n| h.is(n)) && h.is_blank()));
     let mut added = Vec::new();
     let has = |name: &str| head.headers.iter().any(|h| h.is(name));
-    let resent = message::is_resent(&head.headers);
     let message_id = format!("<{}.{id}@{host}>", clock::stamp12(tm));
     if resent && !has("Resent-Date") {
         added.push(Header::new("Resent-Date", &clock::rfc5322(tm)));
@@ -758,7 +773,7 @@ pub fn submit<R: BufRead>(
         )
     };
     added.push(Header::new("Received", &received));
-    added.extend(missing_headers(&head, &tm, &id, &host, || {
+    added.extend(missing_headers(&mut head, &tm, &id, &host, || {
         if req.sender.is_some() {
             let addr = if from_addr.is_empty() {
                 format!("{}@{host}", who.login)

@@ -1032,3 +1032,39 @@ fn octets_not_utf8_are_refused_wherever_an_address_or_a_domain_enters() {
         assert!(entry.windows(field.len()).any(|w| w == field), "{text}");
     }
 }
+
+/// `-bv` on a list names the list file and line of each bad target, as a submission
+/// and sendmail do (`DIR/members: line 2: bad address <... Unbalanced '<'`; recorded:
+/// differences/inc-malformed-bv).
+#[test]
+fn bv_names_the_file_and_line_of_a_bad_list_target() {
+    let env = Env::new();
+    let members = env.dir.join("members");
+    fs::write(
+        &members,
+        "good1@example.org\nbad address <\nx@example.org (open\ngood2@example.org\n",
+    )
+    .unwrap();
+    let aliases = env.dir.join("aliases");
+    fs::write(&aliases, format!("lst: :include:{}\n", members.display())).unwrap();
+    let run = env.sendmail(&[&format!("-oA{}", aliases.display()), "-bv", "lst"], b"");
+    let m = members.display();
+    assert!(
+        run.stdout
+            .contains(&format!("{m}: line 2: bad address <... Unbalanced '<'")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "{m}: line 3: x@example.org (open... Unbalanced '('"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("good2@example.org... deliverable"),
+        "{}",
+        run.stdout
+    );
+}

@@ -209,7 +209,7 @@ fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
             "MAILNAME /nonexistent\n".into(),
             vec![],
             78,
-            "cannot open MAILNAME /nonexistent: No such file or directory".into(),
+            "@cannot open MAILNAME /nonexistent: No such file or directory".into(),
         ),
         (
             format!("MAILNAME {mailname_empty}\n"),
@@ -702,7 +702,7 @@ fn smtp_server_and_queue_runs_refuse_bad_options_at_start() {
             "MAILNAME /nonexistent\n",
             &["-bs"],
             78,
-            "cannot open MAILNAME /nonexistent: No such file or directory",
+            "@line 6: cannot open MAILNAME /nonexistent: No such file or directory",
         ),
         (
             "MAILNAME bad..host\n",

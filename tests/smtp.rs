@@ -1079,11 +1079,12 @@ fn privacy_options_shape_the_bd_dialogue() {
 
 /// Postfix's fast flush design: only the domains of `O FastFlushDomains=` (by default
 /// `RelayDomains`) get a list in the spool's index; ETRN for one of them delivers its
-/// list, ETRN for any other runs the whole queue (Postfix's "slow" ETRN); a domain that
-/// is not a well-formed name is refused with 501, over -bd and -bs alike, and never
+/// list, ETRN for any other runs that domain's entries, found in the whole queue
+/// (sendmail's ETRN); an absolute name (`third.example.`) is the same domain; a domain
+/// that is not a well-formed name is refused with 501, over -bd and -bs alike, and never
 /// indexed.
 #[test]
-fn etrn_without_a_fast_flush_list_runs_the_whole_queue() {
+fn etrn_without_a_fast_flush_list_runs_the_domains_entries() {
     let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
     };
@@ -1104,7 +1105,7 @@ fn etrn_without_a_fast_flush_list_runs_the_whole_queue() {
         "bad..domain",
         "@bad..domain",
         ".lead.example",
-        "trail.example.",
+        "trail.example..",
         "-x.example",
         "a_b.example",
         "a/b.example",
@@ -1130,10 +1131,21 @@ fn etrn_without_a_fast_flush_list_runs_the_whole_queue() {
         peer.messages().len() == 1
     });
     assert!(peer.messages()[0].0.contains("a@listed.example"));
-    // A domain without a list: the whole queue.
+    // A domain without a list: its entries, not the whole queue.
     assert_eq!(
         c.cmd("ETRN other.example"),
         "250 2.0.0 Queuing for node other.example started"
+    );
+    peer.wait_for(2, Duration::from_secs(20));
+    holds_for(Duration::from_millis(500), "only other.example's", || {
+        peer.messages().len() == 2
+    });
+    assert!(peer.messages()[1].0.contains("b@other.example"));
+    assert!(env.mailq(&[]).contains("c@third.example"));
+    // The absolute name (trailing dot) is the same domain.
+    assert_eq!(
+        c.cmd("ETRN third.example."),
+        "250 2.0.0 Queuing for node third.example. started"
     );
     let got = peer.wait_for(3, Duration::from_secs(20));
     let all: Vec<&str> = got.iter().map(|m| m.0.as_str()).collect();
@@ -1325,5 +1337,31 @@ fn relay_domains_cover_subdomains_whatever_the_case_or_trailing_dot() {
         } else {
             assert_eq!(reply, format!("550 5.7.1 <{rcpt}>... Relaying denied"));
         }
+    }
+}
+
+/// `-bs`: an empty `From:`, `Date:` and `Message-Id:` are absent: rsendmail's own are
+/// added and the empty ones dropped, as on the command line (compat-tests
+/// `field-empty-*`).
+#[test]
+fn bs_replaces_empty_originator_date_and_id_fields() {
+    let env = Env::new();
+    let run = env.sendmail(
+        &["-odq", "-bs"],
+        b"HELO c\r\nMAIL FROM:<s@test.example>\r\nRCPT TO:<a@example.net>\r\nDATA\r\nFrom:\r\nDate: \r\nMessage-Id:\r\n \r\nSubject: e\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+    );
+    assert!(run.stdout.contains("Message accepted"), "{}", run.stdout);
+    let message = env.only_message();
+    let head = message.split("\n\n").next().unwrap_or_default();
+    for name in ["from:", "date:", "message-id:"] {
+        let lines: Vec<&str> = head
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with(name))
+            .collect();
+        assert_eq!(lines.len(), 1, "{name}\n{head}");
+        assert!(
+            lines[0].len() > name.len() + 3,
+            "{name} has a value:\n{head}"
+        );
     }
 }

@@ -168,9 +168,18 @@ fn dma_configs_are_read_unchanged() {
         if f == "debian-dma.conf" && !std::path::Path::new("/etc/mailname").exists() {
             // Its MAILNAME names /etc/mailname, which this machine does not have: refused
             // before the message is taken, rather than a name guessed from the host's.
-            env.sendmail(&["-odq", "bob@example.org"], MSG)
-                .code(78)
-                .stdout_is("cannot open MAILNAME /etc/mailname: No such file or directory\n");
+            // Named with the configuration line, as every other config problem is.
+            let run = env.sendmail(&["-odq", "bob@example.org"], MSG);
+            run.code(78);
+            assert!(
+                run.stdout
+                    .starts_with(&format!("{}: line ", env.conf.display()))
+                    && run.stdout.ends_with(
+                        ": cannot open MAILNAME /etc/mailname: No such file or directory\n"
+                    ),
+                "{}",
+                run.stdout
+            );
             assert!(env.entries().is_empty());
             let p = env.dir.join("mailname");
             std::fs::write(&p, "mail.example.org\n").unwrap();

@@ -436,7 +436,12 @@ fn parse_q(inv: &mut Invocation, value: &str) -> Result<(), Fatal> {
         }
         return Ok(());
     }
-    if negate {
+    // sendmail ignores `!` before f, L and p and refuses it before G
+    // (recorded: `q-not-f`, `q-not-L`, `q-not-G`).
+    if negate && first == Some('G') {
+        return Err(Fatal::new(Sysexit::Usage, "Can not use -q!G"));
+    }
+    if negate && !matches!(first, Some('f' | 'L' | 'p')) {
         return Err(Fatal::new(
             Sysexit::Usage,
             format!("Can only negate I, R, Q or S: -q{value}"),
@@ -1023,7 +1028,40 @@ mod tests {
         assert_eq!(q(&["-qGmain"]).group.as_deref(), Some("main"));
         assert!(q(&["-qL"]).lost);
         assert_eq!(p(&["-q5x"]).unwrap_err().message, "Invalid time unit `x'");
-        assert_eq!(p(&["-q!f"]).unwrap_err().code, Sysexit::Usage);
+        // sendmail ignores `!` before f, L and p, and refuses it before G (recorded:
+        // `q-not-f`, `q-not-L`, `q-not-G`).
+        assert!(q(&["-q!f"]).foreground);
+        assert!(q(&["-q!L"]).lost);
+        assert!(q(&["-q!p"]).persistent);
+        assert_eq!(p(&["-q!Gmqueue"]).unwrap_err().message, "Can not use -q!G");
+        assert_eq!(p(&["-q!30m"]).unwrap_err().code, Sysexit::Usage);
+    }
+
+    #[test]
+    fn q_lost_quarantined_and_unknown_groups_select_nothing_queued() {
+        let q = |args: &[&str]| p(args).unwrap().queue_run.unwrap();
+        let plain = q(&["-q"]);
+        assert!(plain.selects("X", "s@h", &["a@example.org"]));
+        assert!(plain.selects_entry(true, "X", "s@h", &["a@example.org"]));
+        for args in [
+            &["-qL"][..],
+            &["-qQ"],
+            &["-q!Q"],
+            &["-qQheld"],
+            &["-qGnosuch"],
+        ] {
+            let r = q(args);
+            assert!(!r.selects("X", "s@h", &["a@example.org"]), "{args:?}");
+        }
+        let g = q(&["-qGmqueue"]);
+        assert!(g.unknown_group().is_none());
+        assert!(g.selects("X", "s@h", &["a@example.org"]));
+        assert_eq!(q(&["-qGnosuch"]).unknown_group(), Some("nosuch"));
+        // `mailq -qQ` lists the held entries, those set aside as sendmail quarantines.
+        assert!(q(&["-qQ"]).selects_entry(true, "X", "s@h", &["a@example.org"]));
+        assert!(q(&["-qQhel"]).selects_entry(true, "X", "s@h", &["a@example.org"]));
+        assert!(!q(&["-qQother"]).selects_entry(true, "X", "s@h", &["a@example.org"]));
+        assert!(!q(&["-q!Q"]).selects_entry(true, "X", "s@h", &["a@example.org"]));
     }
 
     #[test]

@@ -594,6 +594,11 @@ pub fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     s.spool.check_present()?;
     app::may_process_queue(&s.spool)?;
     let q: QueueRunArgs = s.inv.queue_run.clone().unwrap_or_default();
+    if let Some(group) = q.unknown_group() {
+        // sendmail's words; nothing runs and the status stays 0 (recorded: `q-G-unknown`).
+        rsendmail::outln!("Queue group {group} unknown");
+        return Ok(Sysexit::Ok);
+    }
     let is_periodic = q.interval.is_some() || q.persistent;
     if !q.foreground && !s.inv.verbose {
         // sendmail: a queue run forks and the caller returns at once.

@@ -85,13 +85,18 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         let x = engine
             .local
             .expand(std::slice::from_ref(&a.address), None, &is_local);
-        for e in &x.errors {
+        for (k, e) in x.errors.iter().enumerate() {
             let text = e.text();
             // The address's own refusal names it as given (`Nobody <nosuchuser>... User
-            // unknown`; recorded: `bv-angle-unknown`).
-            let text = match text.strip_prefix(&format!("{}...", a.address)) {
-                Some(rest) => format!("{}...{rest}", a.text),
-                None => text,
+            // unknown`; recorded: `bv-angle-unknown`); a target read from a list file
+            // after `FILE: line N: `, as at submission (recorded: `inc-malformed-bv`).
+            let text = if x.from_list_file(k) {
+                x.said(k)
+            } else {
+                match text.strip_prefix(&format!("{}...", a.address)) {
+                    Some(rest) => format!("{}...{rest}", a.text),
+                    None => text,
+                }
             };
             rsendmail::outln!("{text}");
             if status == Sysexit::Ok {

@@ -262,6 +262,23 @@ fn at<'t>(text: &'t str, span: &Range<usize>) -> &'t str {
     text.get(span.clone()).unwrap_or("")
 }
 
+/// The fault to name for an unbalanced `found` at octet `at`: `Unbalanced '<'` when
+/// a `<` opened before it (outside quotes) is still open there, else `found`.
+fn first_unbalanced(text: &str, at: usize, found: char) -> Invalid {
+    let mut q = Quoting::default();
+    let mut open = 0usize;
+    for c in text.get(..at).unwrap_or_default().chars() {
+        if q.plain(c) {
+            match c {
+                '<' => open += 1,
+                '>' => open = open.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    Invalid::Unbalanced(if open > 0 { '<' } else { found })
+}
+
 /// Split `text` into tokens. Unbalanced quotes and comments are errors, as in sendmail's
 /// `prescan`; angle brackets are balanced by [`parse_list`].
 pub fn lex(text: &str) -> Result<Vec<Token>, Invalid> {
@@ -305,7 +322,9 @@ pub fn lex(text: &str) -> Result<Vec<Token>, Invalid> {
                         _ => {}
                     }
                 }
-                let end = end.ok_or(Invalid::Unbalanced('('))?;
+                // A `<` still open before the `(` is the first fault, and the one
+                // sendmail names first (`<b@x, c@x (y`: `Unbalanced '<'`).
+                let end = end.ok_or_else(|| first_unbalanced(text, start, '('))?;
                 push(&mut out, Kind::Comment, start, end);
             }
             ')' => return Err(Invalid::Unbalanced(')')),
@@ -1939,6 +1958,9 @@ mod tests {
             ("<<bob@example.org>>", Invalid::NestedAngle),
             ("<a@example.org> <b@example.org>", Invalid::TwoAngle),
             ("<a@example.org", Invalid::Unbalanced('<')),
+            // The `<` comes first and swallows the rest: it is named, not the `(`.
+            ("<b@example.org, c@example.org (x", Invalid::Unbalanced('<')),
+            ("b@example.org (x", Invalid::Unbalanced('(')),
             ("<a <b@example.org>", Invalid::Unbalanced('<')),
             ("<<a@example.org>", Invalid::Unbalanced('<')),
         ] {

@@ -189,6 +189,16 @@ impl Header {
         self.name.eq_ignore_ascii_case(name)
     }
 
+    /// The value is empty or only blanks and line folds (`Date:`, `From: \n\t\n`).
+    pub fn is_blank(&self) -> bool {
+        let colon = self.raw.iter().position(|&b| b == b':').unwrap_or(0);
+        self.raw
+            .get(colon + 1..)
+            .unwrap_or_default()
+            .iter()
+            .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    }
+
     /// The unfolded value, lossily decoded (for address parsing).
     pub fn value(&self) -> String {
         let colon = self.raw.iter().position(|&b| b == b':').unwrap_or(0);

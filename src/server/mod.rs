@@ -339,13 +339,19 @@ impl Server<'_> {
             ),
         };
         let mut added = vec![Header::new("Received", &received)];
-        added.extend(submit::missing_headers(&head, &tm, &id, &self.host, || {
-            if sender.is_empty() {
-                format!("MAILER-DAEMON@{}", self.host)
-            } else {
-                sender.clone()
-            }
-        }));
+        added.extend(submit::missing_headers(
+            &mut head,
+            &tm,
+            &id,
+            &self.host,
+            || {
+                if sender.is_empty() {
+                    format!("MAILER-DAEMON@{}", self.host)
+                } else {
+                    sender.clone()
+                }
+            },
+        ));
         if let Client::Local { login, uid } = &self.client {
             added.extend(submit::bs_warning(*uid, login, &tx.sender, &self.host));
         }
@@ -452,7 +458,14 @@ mod tests {
         assert_eq!(refused("FROM:"), "syntax");
         assert_eq!(refused("FROM:   "), "syntax");
         assert_eq!(refused("FROM:<"), "<... Unbalanced '<'");
-        assert_eq!(refused("FROM:<a@b SIZE=1"), "<a@b... Unbalanced '<'");
+        // sendmail's prescan reads on to the end while a `<` is open (recorded:
+        // `bs-rcpt-malformed`, `<bad address <`).
+        assert_eq!(refused("FROM:<a@b SIZE=1"), "<a@b SIZE=1... Unbalanced '<'");
+        assert_eq!(refused("FROM:<\"a@b>"), "<\"a@b>... Unbalanced '\"'");
+        assert_eq!(
+            refused("FROM:<<a@b>> SIZE=1"),
+            "<<a@b>>... Nested '<' in address"
+        );
         assert_eq!(refused("FROM:<@a:>"), "<@a:>... User address required");
         assert_eq!(refused("FROM:<@a>"), "<@a>... User address required");
         assert!(split_path("TO", "TO").is_err());

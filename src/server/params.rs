@@ -189,6 +189,11 @@ pub enum ParamError {
     BadRet(String),
     DuplicateEnvid,
     BadEnvid,
+    /// A second `ORCPT=` in one RCPT (sendmail: `Duplicate ORCPT parameter`).
+    DuplicateOrcpt,
+    /// `SIZE=` with more digits than a 64-bit signed size holds (sendmail's `strtol`
+    /// overflow: `552 5.2.3 Message size exceeds maximum value`; recorded: `bs-params-dup-orcpt-size`).
+    SizeOverflow,
     BadNotify(String),
     BadOrcpt,
     /// `SMTPUTF8=...`: the keyword takes no value (RFC 6531 §3.4).
@@ -209,6 +214,8 @@ impl fmt::Display for ParamError {
             ParamError::BadRet(v) => write!(f, "501 5.5.2 Bad argument \"{v}\" to RET"),
             ParamError::DuplicateEnvid => f.write_str("501 5.5.0 Duplicate ENVID parameter"),
             ParamError::BadEnvid => f.write_str("501 5.5.4 Syntax error in ENVID parameter value"),
+            ParamError::DuplicateOrcpt => f.write_str("501 5.5.0 Duplicate ORCPT parameter"),
+            ParamError::SizeOverflow => f.write_str("552 5.2.3 Message size exceeds maximum value"),
             // sendmail's text, two blanks included.
             ParamError::BadNotify(v) => write!(f, "501 5.5.4 Bad argument \"{v}\"  to NOTIFY"),
             ParamError::BadOrcpt => f.write_str("501 5.5.4 Syntax error in ORCPT parameter value"),
@@ -244,8 +251,20 @@ impl MailParams {
             let (k, written, value) = keyword_value(word);
             let v = value.unwrap_or("");
             match k.as_str() {
-                // sendmail ignores a SIZE it cannot read (and a later SIZE wins).
-                "SIZE" => p.size = v.parse().ok(),
+                // sendmail ignores a SIZE it cannot read (and a later SIZE wins), but
+                // refuses one whose leading digits overflow its size.
+                "SIZE" => {
+                    let digits = v.strip_prefix('+').unwrap_or(v);
+                    let end = digits
+                        .bytes()
+                        .position(|b| !b.is_ascii_digit())
+                        .unwrap_or(digits.len());
+                    let lead = digits.get(..end).unwrap_or_default();
+                    if !lead.is_empty() && lead.parse::<i64>().is_err() {
+                        return Err(ParamError::SizeOverflow);
+                    }
+                    p.size = v.parse().ok();
+                }
                 "BODY" => {
                     p.body = Some(match v.to_ascii_uppercase().as_str() {
                         "7BIT" => Body::SevenBit,
@@ -297,7 +316,8 @@ impl MailParams {
 
 impl RcptParams {
     /// Read RCPT's parameter words in order; the first refusal is the reply. A later
-    /// NOTIFY or ORCPT replaces an earlier one, as in sendmail.
+    /// NOTIFY replaces an earlier one and a second ORCPT is refused, as in sendmail
+    /// (recorded: `bs-params-dup-orcpt-size`).
     pub fn parse(words: &[&str]) -> Result<RcptParams, ParamError> {
         Self::parse_offered(words, Offered::default())
     }
@@ -312,6 +332,7 @@ impl RcptParams {
             match k.as_str() {
                 "NOTIFY" | "ORCPT" if offered.no_dsn => return Err(ParamError::DsnRefused(k)),
                 "NOTIFY" => p.notify = Some(notify(v)?),
+                "ORCPT" if p.orcpt.is_some() => return Err(ParamError::DuplicateOrcpt),
                 "ORCPT" => match xtext_decode(v).as_deref().and_then(|o| o.split_once(';')) {
                     Some((addr_type, address)) => {
                         p.orcpt = Some(Orcpt {
@@ -457,7 +478,18 @@ mod tests {
         assert_eq!(ok("SIZE=x").size, None);
         assert_eq!(ok("SIZE").size, None);
         assert_eq!(ok("SIZE=10 SIZE=x").size, None);
-        assert_eq!(ok("SIZE=99999999999999999999").size, None);
+        assert_eq!(
+            ok("SIZE=9223372036854775807").size,
+            Some(9223372036854775807)
+        );
+        for overflow in ["SIZE=99999999999999999999", "SIZE=9223372036854775808x"] {
+            assert_eq!(
+                MailParams::parse(&[overflow], Offered::default())
+                    .unwrap_err()
+                    .to_string(),
+                "552 5.2.3 Message size exceeds maximum value"
+            );
+        }
         assert_eq!(ok("SIZE=1 SIZE=2").size, Some(2));
         // A later BODY replaces an earlier one.
         assert_eq!(ok("BODY=7BIT BODY=8BITMIME").body, Some(Body::EightBitMime));
@@ -587,6 +619,10 @@ mod tests {
             notify("NOTIFY=NEVER NOTIFY=DELAY").as_deref(),
             Some("DELAY")
         );
+        assert_eq!(
+            rcpt("ORCPT=rfc822;a@example.org ORCPT=rfc822;b@example.org").unwrap_err(),
+            "501 5.5.0 Duplicate ORCPT parameter"
+        );
         let orcpt = ok("ORCPT=rfc822;a+2Bb@x").orcpt.expect("ORCPT");
         assert_eq!(
             (orcpt.addr_type.as_str(), orcpt.address.as_str()),
@@ -700,7 +736,12 @@ mod tests {
                     Err(e) => {
                         let r = e.to_string();
                         prop_assert!(is_reply(&r), "{:?}", r);
-                        prop_assert!(r.starts_with("501 ") || r.starts_with("555 "), "{:?}", r);
+                        // 552: a SIZE too large for any size (sendmail's words).
+                        prop_assert!(
+                            r.starts_with("501 ") || r.starts_with("555 ") || r.starts_with("552 "),
+                            "{:?}",
+                            r
+                        );
                     }
                 }
                 match RcptParams::parse(&words) {

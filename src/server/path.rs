@@ -61,19 +61,46 @@ pub(super) fn split_path<'t>(arg: &'t str, keyword: &str) -> Result<Path<'t>, Pa
         return Err(PathError::Syntax);
     }
     let end = if rest.starts_with('<') {
+        // The path ends at the `>` that closes its first `<`: `<<a@x>>` is one path
+        // (a nested `<` is refused as on the command line), and a quote left open
+        // is the unbalanced character (`<"a@x>`: `Unbalanced '"'`, as sendmail says;
+        // recorded: `bs-rcpt-malformed`).
         let mut q = address::Quoting::default();
+        let mut depth = 0usize;
+        let mut nested = false;
         let close = rest
             .char_indices()
-            .skip(1)
-            .find(|&(_, c)| q.plain(c) && c == '>')
+            .find(|&(_, c)| {
+                if !q.plain(c) {
+                    return false;
+                }
+                match c {
+                    '<' => {
+                        depth += 1;
+                        nested |= depth > 1;
+                        false
+                    }
+                    '>' => {
+                        depth = depth.saturating_sub(1);
+                        depth == 0
+                    }
+                    _ => false,
+                }
+            })
             .map(|(i, _)| i + 1);
         match close {
+            Some(e) if nested => {
+                let written = rest.get(..e).unwrap_or(rest).to_string();
+                return Err(PathError::Invalid(written, address::Invalid::NestedAngle));
+            }
             Some(e) => e,
             None => {
-                let written = rest.split(' ').next().unwrap_or(rest).to_string();
+                // The rest of the line, as sendmail shows it (`<bad address <`).
+                let written = rest.trim_end().to_string();
+                let open = if q.quoted { '"' } else { '<' };
                 return Err(PathError::Invalid(
                     written,
-                    address::Invalid::Unbalanced('<'),
+                    address::Invalid::Unbalanced(open),
                 ));
             }
         }

@@ -730,6 +730,9 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
                 Some(d) => (d, true),
                 None => (arg, false),
             };
+            // An absolute name (`example.org.`) is the same domain: a trailing dot does
+            // not count, as in every domain list (sendmail takes it too).
+            let dom = dom.strip_suffix('.').unwrap_or(dom);
             // A domain name as RFC 5321 writes one (labels of letters, digits and inner
             // hyphens, 63 octets each, 253 in all; or an address literal): what is not
             // can name no queued mail and is never indexed (Postfix's flush(8) refuses
@@ -760,7 +763,11 @@ fn refuse_address(end: &mut Ending, keyword: &str, shown: &str, e: &address::Inv
         let code = if keyword == "FROM" { "5.1.7" } else { "5.1.3" };
         return format!("501 {code} {}", e.message(bare));
     }
-    end.note(e.exit());
+    // An unbalanced `<`, `(` or `"` (sendmail's prescan) leaves it alone too
+    // (recorded: `bs-rcpt-malformed` exits 0 after three such refusals).
+    if !matches!(e, address::Invalid::Unbalanced(_)) {
+        end.note(e.exit());
+    }
     format!(
         "553 {} {}... {}",
         e.status(),
