@@ -545,7 +545,6 @@ fn forward_files_are_honoured_only_when_safe() {
     // X-Actual-Recipient, the reason without the address.
     for want in [
         &format!("'Final-Recipient': 'RFC822; {TEST_USER}@test.example'"),
-        "'X-Actual-Recipient': 'rfc822; a@@example.org'",
         "'Status': '5.1.3'",
         "'Diagnostic-Code': 'X-Unix; 553 5.1.3 Invalid route address'",
         "'X-Actual-Recipient': 'rfc822; nosuchuser-fwd@test.example'",
@@ -572,7 +571,7 @@ fn forward_files_are_honoured_only_when_safe() {
         assert!(text.contains(&want), "{want:?} in\n{text}");
     }
     // Reported once.
-    assert_eq!(text.matches("; a@@example.org'").count(), 1, "{text}");
+    assert_eq!(text.matches("Invalid route address").count(), 1, "{text}");
     assert!(!text.contains("forwarded@"), "{text}");
     assert_eq!(mbox_summary(&mbox(&env, TEST_USER)).len(), 1);
     let md = fs::metadata(mbox(&env, TEST_USER)).unwrap();
@@ -1817,13 +1816,19 @@ fn odd_targets_of_a_forward_or_include_file_are_judged_one_by_one() {
         for want in [
             format!("'Final-Recipient': 'RFC822; {ctl}'"),
             "'X-Actual-Recipient': 'rfc822; j?hn@example.org'".to_string(),
-            "'X-Actual-Recipient': 'rfc822; bad <a1@example.org'".to_string(),
-            "'X-Actual-Recipient': 'rfc822; @a.example:b4@example.org'".to_string(),
             "'Status': '5.1.1', 'Diagnostic-Code': 'X-Unix; 550 5.1.1 User unknown'".to_string(),
         ] {
             assert!(text.contains(&want), "{source}: {want:?} in\n{text}");
         }
         assert!(!text.contains("<>@"), "{source}: {text}");
+        // Text that is no address gets no X-Actual-Recipient (RFC 3464 §2.3.2: the
+        // rfc822 type holds an address), as in sendmail's report.
+        for bad in ["bad <a1@example.org", "@a.example:b4@example.org"] {
+            assert!(
+                !text.contains(&format!("'X-Actual-Recipient': 'rfc822; {bad}")),
+                "{source}: {text}"
+            );
+        }
         assert!(env.entries().is_empty(), "{source}: {}", env.listing());
         if source == ".forward" {
             let _ = fs::remove_file(test_user().home.join(".forward"));
