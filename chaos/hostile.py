@@ -98,10 +98,15 @@ class Daemon:
                                stdout=log, stderr=log, timeout=30)
         if p.returncode != 0:
             raise RuntimeError(f"-bd exited {p.returncode}: {self.log()}")
-        if not common.wait_until(20, lambda: self.pidfile.exists()
-                                 and self.pidfile.read_text().strip().isdigit()):
+        # The pid on the first line (the command line follows, as sendmail writes it).
+        def first_line():
+            try:
+                return self.pidfile.read_text().split("\n", 1)[0].strip()
+            except FileNotFoundError:
+                return ""
+        if not common.wait_until(20, lambda: first_line().isdigit()):
             raise RuntimeError("the daemon wrote no pid file")
-        self.pid = int(self.pidfile.read_text().strip())
+        self.pid = int(first_line())
         if not common.wait_until(20, self._greets, step=0.1):
             raise RuntimeError("the daemon does not greet")
         self.settle()
