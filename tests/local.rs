@@ -467,8 +467,11 @@ fn include_with_a_thousand_members() {
 }
 
 /// Tests that write the test user's `.forward` take turns: the threads of this run, and
-/// other runs of the suite on this machine (an flock, held until the file is dropped).
-fn forward_turn() -> fs::File {
+/// other runs of the suite on this machine (an flock, held until the turn is dropped).
+/// A turn starts and ends with no `.forward` in the test user's home, also when the test
+/// holding it fails (the drop runs while the panic unwinds), so a failed test never
+/// leaves a `.forward` behind to fail the tests after it.
+fn forward_turn() -> ForwardTurn {
     let f = fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -476,7 +479,28 @@ fn forward_turn() -> fs::File {
         .open(std::env::temp_dir().join("rsendmail-tests-forward.lock"))
         .unwrap();
     f.lock().unwrap();
-    f
+    remove_test_user_forward();
+    ForwardTurn { _lock: f }
+}
+
+/// The turn [`forward_turn`] gives: the lock, and the clean-up when it ends.
+struct ForwardTurn {
+    _lock: fs::File,
+}
+
+impl Drop for ForwardTurn {
+    fn drop(&mut self) {
+        // Never a panic here: this runs while a failed test unwinds.
+        let _ = fs::remove_file(test_user().home.join(".forward"));
+    }
+}
+
+fn remove_test_user_forward() {
+    match fs::remove_file(test_user().home.join(".forward")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("removing the test user's .forward: {e}"),
+    }
 }
 
 /// The test user's `.forward`, written as `text`, owned by the user, mode 0644.
@@ -1841,9 +1865,9 @@ fn odd_targets_of_a_forward_or_include_file_are_judged_one_by_one() {
     let _ = fs::remove_file(test_user().home.join(".forward"));
 }
 
-/// A login with capital letters (`brkA`, made here with `useradd` when it is missing) is
-/// not a local mailbox, as in sendmail 8.17, whose local mailer (without `F=u`) folds the
-/// name to lower case before it looks the user up: mail to `brkA` and to `brka` is
+/// A login with capital letters (`brkA`, made here with `useradd` when it is missing, and
+/// removed again afterwards) is not a local mailbox, as in sendmail 8.17, whose local
+/// mailer (without `F=u`) folds the name to lower case before it looks the user up: mail to `brkA` and to `brka` is
 /// refused `User unknown` (compat cases `local-user-capitals-brkA`, `-brka`), and so is
 /// the report to such a sender, which goes to the postmaster instead (sendmail, recorded:
 /// `550 5.1.1 brkA... User unknown` in its postmaster notice). Nothing is written to a
@@ -1854,11 +1878,23 @@ fn a_login_with_capitals_is_no_local_mailbox_as_in_sendmail() {
         crate::harness::unavailable("root (useradd)");
         return;
     }
+    /// Removes the login this test made (none when it was already there), also when the
+    /// test fails.
+    struct MadeUser(bool);
+    impl Drop for MadeUser {
+        fn drop(&mut self) {
+            if self.0 {
+                let _ = Command::new("userdel").arg("brkA").status();
+            }
+        }
+    }
+    let mut made = MadeUser(false);
     if nix::unistd::User::from_name("brkA")
         .ok()
         .flatten()
         .is_none()
     {
+        made.0 = true;
         let st = Command::new("useradd")
             .args(["-M", "-s", "/usr/sbin/nologin", "brkA"])
             .status()
