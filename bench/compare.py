@@ -21,7 +21,8 @@ Prints:
 4. 1,000 queued messages to 10 domains drained by one run (`rsendmail -q`, `dma -q`,
    Postfix `postqueue -f` of mail held by `defer_transports`): time, sessions; and the
    sink's floor: the same number sent from memory by Postfix's smtp-source (1 and 8
-   sessions), the least any drain can take against that sink;
+   sessions), the least any drain can take against that sink (the sinks throw messages
+   away and only count them, so the floor is the sink's SMTP work, not its disk);
 5. rsendmail's queue at 1,000, 10,000 and 100,000 entries (queue files written directly
    in rsendmail's format, see docs/ARCHITECTURE.md "File formats"): `mailq` time and
    peak RSS, a `-q` run's time to its first connection, `-qR` of one domain's 10
@@ -433,7 +434,7 @@ def drain(progs, sinks, pf, work):
 
 
 def sink_floor(work, n):
-    """How long the smarthost (smtp-sink, dumping each message) takes to receive `n`
+    """How long the smarthost (smtp-sink, counting each message) takes to receive `n`
     messages from Postfix's smtp-source, which sends them from memory: the least any
     sender's drain can take here. [(sessions, seconds)] for 1 and 8 sessions, or []
     when smtp-source is not there."""

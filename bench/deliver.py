@@ -25,7 +25,7 @@ N = int(os.environ.get("BENCH_MESSAGES", "1000"))
 
 work = tempfile.mkdtemp(prefix="rsendmail-dbench-")
 atexit.register(shutil.rmtree, work, True)  # also when a step fails
-os.chmod(work, 0o755)  # smtp-sink runs as nobody and writes its dumps below
+os.chmod(work, 0o755)  # the runs below read their configs as other users
 
 
 def Sink(name):
