@@ -8,12 +8,17 @@
 //! a child per connection (a session that crashes takes only its own connection down).
 //! Beyond `O MaxDaemonChildren=` a connection gets `421 4.3.2 ... Too many connections`
 //! and is closed. With `-q<interval>` a second child runs the queue; it is started with
-//! the parent-death signal set (Linux `PR_SET_PDEATHSIG`: SIGTERM), so it stops when
-//! the daemon dies however it dies (even by SIGKILL), never left beside the next one.
-//! SIGTERM (or SIGINT): the daemon closes its sockets, passes the signal on to the
-//! sessions and the runner, waits for them and removes its pid file. SIGHUP: the same,
-//! then the daemon executes itself again with the same arguments (sendmail's restart:
-//! the configuration is read anew). Nothing acknowledged can be lost: a session replies
+//! the parent-death signal set (Linux `PR_SET_PDEATHSIG`: SIGTERM), and sets it again
+//! itself when it starts (`runner::follow_daemon`: an exec of a set-id program clears it),
+//! so it stops when the daemon dies however it dies (even by SIGKILL), never left beside
+//! the next one. SIGTERM (or SIGINT): the daemon closes its sockets, passes the signal on
+//! to the sessions and the runner, waits for them and removes its pid file. SIGHUP:
+//! sendmail's restart. The configuration is checked first (a mistake is logged and the
+//! daemon runs on); then the daemon closes its sockets, stops the runner, lets the
+//! sessions finish (SIGHUP to each: a transaction in progress ends, an idle session gets
+//! a 421) within [`RESTART_GRACE`], and executes itself again with the same arguments
+//! from the path it was started from ([`own_exe`]: the configuration is read anew, a
+//! new binary renamed over the path is the one run). Nothing acknowledged can be lost: a session replies
 //! 250 only after the commit point, and a message whose DATA was cut short was never
 //! acknowledged (its temporary file is removed, or swept by the next queue run).
 
@@ -52,8 +57,7 @@ struct EngineBackend<'a> {
 impl EngineBackend<'_> {
     /// Start `rsendmail-deliver PREFIX -- ARGV` with no stdio (stdout may be the session).
     fn spawn(&self, prefix: &[&str]) -> std::io::Result<std::process::Child> {
-        let exe = std::env::current_exe()?;
-        Command::new(exe)
+        Command::new(own_exe())
             .args(rsendmail::log::inherited_args())
             .args(prefix)
             .arg("--")
@@ -321,11 +325,61 @@ pub fn etrn_flush(s: &Setup, engine: &Engine, arg: &str) -> Result<Sysexit, Fata
     Ok(Sysexit::Ok)
 }
 
-/// Set by SIGTERM/SIGINT (and SIGHUP) in the daemon.
+/// Set by SIGTERM/SIGINT in the daemon.
 static STOP: AtomicBool = AtomicBool::new(false);
 
-/// Set by SIGHUP in the daemon: after stopping, execute itself again.
+/// Set by SIGHUP in the daemon: check the configuration, and when it is good, stop
+/// taking connections, let the sessions finish and execute the program again.
 static RESTART: AtomicBool = AtomicBool::new(false);
+
+/// Set by SIGHUP in a session's process (the daemon's restart): the session ends at its
+/// next command outside a transaction with [`RESTARTING`]'s 421.
+static CLOSING: AtomicBool = AtomicBool::new(false);
+
+/// How long a restart (SIGHUP) waits for the sessions in progress: a transaction under
+/// way gets this long to end; sessions still running then are ended as on SIGTERM.
+pub const RESTART_GRACE: Duration = Duration::from_secs(60);
+
+/// The reply an idle session gets when the daemon restarts. sendmail has none (its
+/// sessions outlive its restart); the words are sendmail's for a session it closes
+/// (`421 4.7.0 <host> ... closing connection`), with RFC 3463's 4.3.2 "system not
+/// accepting network messages".
+const RESTARTING: &str = "Service restarting, closing connection";
+
+/// The absolute path of this program as it was started, resolved once
+/// ([`remember_own_exe`]).
+static OWN_EXE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+
+/// Resolve the path of this program (`/proc/self/exe` read while it still names the
+/// file we run) once, at start, before anything could replace it.
+pub fn remember_own_exe() {
+    OWN_EXE.get_or_init(|| std::env::current_exe().ok());
+}
+
+/// The program to start for the processes the daemon runs and to execute on SIGHUP: the
+/// path it was started from, which names the new file after an upgrade that renamed a
+/// new binary over it (as dpkg installs one), as sendmail executes its saved argv\[0\]
+/// again; only when nothing is at that path any more, the file still running
+/// (`/proc/self/exe` on Linux).
+fn own_exe() -> std::path::PathBuf {
+    let started = OWN_EXE
+        .get_or_init(|| std::env::current_exe().ok())
+        .clone()
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()));
+    match started {
+        Some(p) => p,
+        None if cfg!(target_os = "linux") => std::path::PathBuf::from("/proc/self/exe"),
+        None => std::env::current_exe().unwrap_or_default(),
+    }
+}
+
+/// The configuration a SIGHUP would start with, read and checked here first (the
+/// command line as at start, the config file as it is now, and what the engine reads):
+/// its error (with the file and line) when the new process could not start.
+fn check_configuration(argv: &[OsString]) -> Result<(), Fatal> {
+    let s = app::setup(argv.to_vec())?;
+    Engine::from_setup(&s).map(|_| ())
+}
 
 /// `-bd` (in the background) and `-bD` (in the foreground): listen, serve, and with
 /// `-q<interval>` also run the queue.
@@ -376,11 +430,10 @@ pub fn daemon(
         }
     }
     super::stop_on_signals(&STOP)?;
-    // SAFETY: the handler only stores to atomics.
+    // SAFETY: the handler only stores to an atomic.
     unsafe {
         signal_hook::low_level::register(signal_hook::consts::SIGHUP, || {
             RESTART.store(true, Ordering::SeqCst);
-            STOP.store(true, Ordering::SeqCst);
         })
     }
     .map_err(|e| Fatal::new(Sysexit::OsErr, format!("cannot handle signals: {e}")))?;
@@ -394,11 +447,11 @@ pub fn daemon(
     // The queue runner, when -q<interval> was given with -bd.
     let runner = match s.inv.queue_run.as_ref() {
         Some(q) if q.interval.is_some() || q.persistent => {
-            let exe = std::env::current_exe()
-                .map_err(|e| Fatal::new(Sysexit::OsErr, format!("cannot find myself: {e}")))?;
-            let mut cmd = Command::new(exe);
+            let mut cmd = Command::new(own_exe());
             cmd.args(rsendmail::log::inherited_args())
                 .arg("--queue-runner")
+                .arg("--daemon-pid")
+                .arg(std::process::id().to_string())
                 .arg("--")
                 .args(argv)
                 .stdin(Stdio::null());
@@ -415,7 +468,25 @@ pub fn daemon(
     };
     let mut children: BTreeSet<i32> = BTreeSet::new();
     let host = engine.host_name.clone();
+    let mut restart = false;
     while !STOP.load(Ordering::SeqCst) {
+        if RESTART.swap(false, Ordering::SeqCst) {
+            // A configuration that would not start is said here, where the daemon logs,
+            // and the daemon runs on as it is.
+            match check_configuration(argv) {
+                Ok(()) => {
+                    restart = true;
+                    break;
+                }
+                Err(f) => {
+                    log::error!(
+                        "SIGHUP: not restarting: {}; running on with the configuration read at start",
+                        f.message
+                    );
+                    continue;
+                }
+            }
+        }
         reap(&mut children);
         let mut fds: Vec<nix::poll::PollFd> = listeners
             .iter()
@@ -471,48 +542,81 @@ pub fn daemon(
             }
         }
     }
-    // Stopping: no new connections; sessions and the runner are told to end.
+    // Stopping: no new connections; the runner is told to end; so are the sessions, or
+    // on a restart, told to finish (a transaction in progress ends, an idle session is
+    // closed with a 421) within RESTART_GRACE.
     drop(listeners);
-    log::info!("daemon stopping");
-    for pid in children
-        .iter()
-        .copied()
-        .chain(runner.as_ref().map(|c| c.id() as i32))
-    {
+    if restart {
+        log::info!(
+            "daemon restarting (SIGHUP): {} sessions may finish (at most {}s)",
+            children.len(),
+            RESTART_GRACE.as_secs()
+        );
+    } else {
+        log::info!("daemon stopping");
+    }
+    let session_signal = if restart {
+        nix::sys::signal::Signal::SIGHUP
+    } else {
+        nix::sys::signal::Signal::SIGTERM
+    };
+    for &pid in &children {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), session_signal);
+    }
+    if let Some(r) = &runner {
         let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
+            nix::unistd::Pid::from_raw(r.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
         );
     }
     if let Some(mut r) = runner {
         let _ = r.wait();
     }
+    if restart {
+        let until = std::time::Instant::now() + RESTART_GRACE;
+        reap(&mut children);
+        while !children.is_empty()
+            && std::time::Instant::now() < until
+            && !STOP.load(Ordering::SeqCst)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+            reap(&mut children);
+        }
+        if !children.is_empty() {
+            log::warn!(
+                "{} sessions still running: ended as on SIGTERM",
+                children.len()
+            );
+            for &pid in &children {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        }
+    }
     while !children.is_empty() {
         reap(&mut children);
         std::thread::sleep(Duration::from_millis(20));
     }
     remove_pid_file(s);
-    if RESTART.load(Ordering::SeqCst) {
+    // SIGTERM during the restart's wait: the daemon stops instead.
+    if restart && !STOP.load(Ordering::SeqCst) {
         log::info!("daemon restarting (SIGHUP)");
-        restart();
+        exec_again();
     }
     Ok(Sysexit::Ok)
 }
 
-/// SIGHUP: execute this program again with the arguments it was started with (the
-/// listeners are closed on exec), as sendmail restarts on SIGHUP. Returns only when the
-/// exec failed, which is logged; the daemon then ends as after SIGTERM.
-fn restart() {
+/// SIGHUP: execute this program again ([`own_exe`]: a new binary renamed over the old
+/// one is the one started) with the arguments it was started with (the listeners are
+/// closed on exec), as sendmail restarts on SIGHUP. Returns only when the exec failed,
+/// which is logged; the daemon then ends as after SIGTERM.
+fn exec_again() {
     use std::os::unix::process::CommandExt;
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => {
-            log::error!("cannot restart: cannot find myself: {e}");
-            return;
-        }
-    };
-    let e = Command::new(exe).args(std::env::args_os().skip(1)).exec();
-    log::error!("cannot restart: {e}");
+    let exe = own_exe();
+    let e = Command::new(&exe).args(std::env::args_os().skip(1)).exec();
+    log::error!("cannot restart: {}: {e}", exe.display());
 }
 
 /// Make the child `cmd` starts end (SIGTERM) when this process dies, whatever kills it:
@@ -643,14 +747,21 @@ fn session(
 ) -> i32 {
     // The daemon's SIGTERM handler is not ours: a session that is told to stop ends at
     // once (what it acknowledged is committed; what it had not is not).
-    for sig in [
-        nix::sys::signal::SIGTERM,
-        nix::sys::signal::SIGINT,
-        nix::sys::signal::SIGHUP,
-    ] {
+    for sig in [nix::sys::signal::SIGTERM, nix::sys::signal::SIGINT] {
         // SAFETY: restoring the default action installs no handler code.
         let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
     }
+    // SIGHUP (the daemon restarting): finish the transaction in progress, then close.
+    extern "C" fn closing(_: libc::c_int) {
+        CLOSING.store(true, Ordering::SeqCst);
+    }
+    let action = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(closing),
+        nix::sys::signal::SaFlags::SA_RESTART,
+        nix::sys::signal::SigSet::empty(),
+    );
+    // SAFETY: the handler only stores to an atomic.
+    let _ = unsafe { nix::sys::signal::sigaction(nix::sys::signal::SIGHUP, &action) };
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(timeout));
     let _ = stream.set_write_timeout(Some(timeout));
@@ -666,7 +777,11 @@ fn session(
         return 0;
     };
     // Each read keeps to the deadline the session sets (a command line, a data block).
-    let mut input = BufReader::with_capacity(64 * 1024, Timed::new(read_half));
+    // Between transactions a read also ends when the daemon restarts (CLOSING).
+    let mut input = BufReader::with_capacity(
+        64 * 1024,
+        Timed::new(read_half).stopped_by(&CLOSING, RESTARTING),
+    );
     // Each group of replies must be taken by the client within the timeout, as each
     // command line must come within it: a client that reads a few bytes at a time gets
     // no more.
