@@ -895,3 +895,58 @@ fn sighup_lets_a_transaction_finish_and_closes_idle_sessions_with_421() {
     greeting_on(d.port, Duration::from_secs(60));
     assert_eq!(d.child.id(), pid);
 }
+
+/// After an upgrade that renamed a new binary over the old one, the daemon's queue
+/// runner (still the old program until SIGHUP) delivers local mail: the child it starts
+/// to write the mailbox is the program at the path it was started from, not the deleted
+/// file.
+#[test]
+fn the_runner_delivers_locally_after_an_upgrade_by_rename() {
+    use crate::harness::servers::Daemon;
+    if !is_root() {
+        unavailable("root (local delivery to root's mailbox)");
+        return;
+    }
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let bins = env.dir.join("bin");
+    let program = installed_copies(&bins, None);
+    let port = daemon_port(&env);
+    let d = Daemon::start_program(&env, &program, &["-q30m"], port);
+    let pid = d.child.id();
+    let mut runners = Vec::new();
+    wait_until(Duration::from_secs(20), "the queue runner", || {
+        runners = queue_runners_of(pid);
+        runners.len() == 1
+    });
+    wait_until(Duration::from_secs(20), "the wake-up endpoint", || {
+        env.spool.join("wakeup").exists()
+    });
+    let deliver = bins.join("rsendmail-deliver");
+    let new = bins.join(".rsendmail-deliver.dpkg-new");
+    copy_executable(Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")), &new);
+    fs::rename(&new, &deliver).unwrap();
+    let out = run_limited(
+        &program,
+        &["-C", env.conf.to_str().unwrap(), "-odb", "root"],
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let mbox = env.dir.join("mail").join("root");
+    wait_until_or(
+        Duration::from_secs(30),
+        "the message in root's mailbox",
+        || env.listing(),
+        || fs::read_to_string(&mbox).is_ok_and(|t| t.contains("Subject: setup")),
+    );
+    let said = fs::read_to_string(&log).unwrap();
+    assert!(
+        said.lines().any(
+            |l| l.contains(&format!("rsendmail-deliver[{}]", runners[0]))
+                && l.contains("to=<root")
+                && l.contains("stat=Sent")
+        ),
+        "not delivered by the runner:\n{said}"
+    );
+}

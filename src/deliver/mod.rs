@@ -217,6 +217,35 @@ fn daemon_pid_arg(args: &[OsString]) -> Option<i32> {
     it.next()?.to_str()?.parse().ok()
 }
 
+/// The absolute path of this program as it was started, resolved once
+/// ([`remember_own_exe`]): a long-running process (the daemon, its runner) starts the new
+/// file after an upgrade, never a deleted path.
+static OWN_EXE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+
+/// Resolve the path of this program (`/proc/self/exe` read while it still names the
+/// file we run) once, at start, before anything could replace it.
+pub fn remember_own_exe() {
+    OWN_EXE.get_or_init(|| std::env::current_exe().ok());
+}
+
+/// The program to start for the processes we run (a daemon's sessions' deliveries, its
+/// runner, local delivery's children) and to execute on SIGHUP: the
+/// path it was started from, which names the new file after an upgrade that renamed a
+/// new binary over it (as dpkg installs one), as sendmail executes its saved argv\[0\]
+/// again; only when nothing is at that path any more, the file still running
+/// (`/proc/self/exe` on Linux).
+pub fn own_exe() -> std::path::PathBuf {
+    let started = OWN_EXE
+        .get_or_init(|| std::env::current_exe().ok())
+        .clone()
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()));
+    match started {
+        Some(p) => p,
+        None if cfg!(target_os = "linux") => std::path::PathBuf::from("/proc/self/exe"),
+        None => std::env::current_exe().unwrap_or_default(),
+    }
+}
+
 /// The program.
 #[deny(clippy::indexing_slicing)]
 pub fn main(args: Vec<OsString>) -> Sysexit {
@@ -225,7 +254,7 @@ pub fn main(args: Vec<OsString>) -> Sysexit {
         runner::follow_daemon(daemon);
     }
     // The path SIGHUP executes again: resolved while it names the file we run.
-    serve::remember_own_exe();
+    remember_own_exe();
     privs::fix_std_fds();
     privs::ignore_sigxfsz();
     if args.get(1).is_some_and(|a| a == "--mbox") {

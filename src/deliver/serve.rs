@@ -17,12 +17,12 @@
 //! daemon runs on); then the daemon closes its sockets, stops the runner, lets the
 //! sessions finish (SIGHUP to each: a transaction in progress ends, an idle session gets
 //! a 421) within [`RESTART_GRACE`], and executes itself again with the same arguments
-//! from the path it was started from ([`own_exe`]: the configuration is read anew, a
+//! from the path it was started from ([`super::own_exe`]: the configuration is read anew, a
 //! new binary renamed over the path is the one run). Nothing acknowledged can be lost: a session replies
 //! 250 only after the commit point, and a message whose DATA was cut short was never
 //! acknowledged (its temporary file is removed, or swept by the next queue run).
 
-use super::{Engine, deliver_ids, dns};
+use super::{Engine, deliver_ids, dns, own_exe};
 use rsendmail::app::{self, Setup};
 use rsendmail::deadline::{Polled, PolledWrite, Timed, TimedWrite};
 use rsendmail::exit::{Fatal, Sysexit};
@@ -346,33 +346,6 @@ pub const RESTART_GRACE: Duration = Duration::from_secs(60);
 /// accepting network messages".
 const RESTARTING: &str = "Service restarting, closing connection";
 
-/// The absolute path of this program as it was started, resolved once
-/// ([`remember_own_exe`]).
-static OWN_EXE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
-
-/// Resolve the path of this program (`/proc/self/exe` read while it still names the
-/// file we run) once, at start, before anything could replace it.
-pub fn remember_own_exe() {
-    OWN_EXE.get_or_init(|| std::env::current_exe().ok());
-}
-
-/// The program to start for the processes the daemon runs and to execute on SIGHUP: the
-/// path it was started from, which names the new file after an upgrade that renamed a
-/// new binary over it (as dpkg installs one), as sendmail executes its saved argv\[0\]
-/// again; only when nothing is at that path any more, the file still running
-/// (`/proc/self/exe` on Linux).
-fn own_exe() -> std::path::PathBuf {
-    let started = OWN_EXE
-        .get_or_init(|| std::env::current_exe().ok())
-        .clone()
-        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()));
-    match started {
-        Some(p) => p,
-        None if cfg!(target_os = "linux") => std::path::PathBuf::from("/proc/self/exe"),
-        None => std::env::current_exe().unwrap_or_default(),
-    }
-}
-
 /// The configuration a SIGHUP would start with, read and checked here first (the
 /// command line as at start, the config file as it is now, and what the engine reads):
 /// its error (with the file and line) when the new process could not start.
@@ -608,7 +581,7 @@ pub fn daemon(
     Ok(Sysexit::Ok)
 }
 
-/// SIGHUP: execute this program again ([`own_exe`]: a new binary renamed over the old
+/// SIGHUP: execute this program again ([`super::own_exe`]: a new binary renamed over the old
 /// one is the one started) with the arguments it was started with (the listeners are
 /// closed on exec), as sendmail restarts on SIGHUP. Returns only when the exec failed,
 /// which is logged; the daemon then ends as after SIGTERM.
