@@ -857,13 +857,14 @@ fn sighup_after_an_upgrade_by_rename_runs_the_new_program() {
 }
 
 /// SIGHUP lets the sessions finish: a client in the middle of DATA completes its message
-/// (250, queued), an idle client is told 421 and closed, and the daemon then runs again
-/// and takes connections.
+/// (250, queued), an idle client is told 421 and closed, and the daemon then runs again;
+/// a client that connected meanwhile waits in the listening socket's backlog (passed
+/// to the new program) and is greeted by it.
 #[test]
 fn sighup_lets_a_transaction_finish_and_closes_idle_sessions_with_421() {
     use crate::harness::servers::{Daemon, Raw};
     let env = Env::new();
-    let d = Daemon::start(&env, &["-odq"]);
+    let mut d = Daemon::start(&env, &["-odq"]);
     let pid = d.child.id();
     let mut busy = Raw::connect(d.port);
     assert!(busy.line().starts_with("220 "));
@@ -880,6 +881,10 @@ fn sighup_lets_a_transaction_finish_and_closes_idle_sessions_with_421() {
         "{r:?}"
     );
     assert!(idle.closed());
+    // The listening socket stays open across the restart: a client that connects now
+    // waits and is greeted by the new program.
+    let waiting = std::net::TcpStream::connect(("127.0.0.1", d.port))
+        .expect("a connection during the restart is refused");
     busy.send(b"second part\r\n.\r\n");
     let r = busy.line();
     assert!(r.starts_with("250 "), "{r:?}");
@@ -892,8 +897,12 @@ fn sighup_lets_a_transaction_finish_and_closes_idle_sessions_with_421() {
         message.contains("first part") && message.contains("second part"),
         "{message}"
     );
+    let mut waiting = Raw::from(waiting);
+    let r = waiting.line();
+    assert!(r.starts_with("220 "), "{r:?}");
+    assert_eq!(waiting.cmd("QUIT").split(' ').next(), Some("221"));
     greeting_on(d.port, Duration::from_secs(60));
-    assert_eq!(d.child.id(), pid);
+    assert!(d.child.try_wait().unwrap().is_none(), "the daemon ended");
 }
 
 /// After an upgrade that renamed a new binary over the old one, the daemon's queue

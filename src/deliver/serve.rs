@@ -14,7 +14,8 @@
 //! the next one. SIGTERM (or SIGINT): the daemon closes its sockets, passes the signal on
 //! to the sessions and the runner, waits for them and removes its pid file. SIGHUP:
 //! sendmail's restart. The configuration is checked first (a mistake is logged and the
-//! daemon runs on); then the daemon closes its sockets, stops the runner, lets the
+//! daemon runs on); then the daemon stops accepting (its listening sockets are kept and
+//! passed to the new program, so new connections wait), stops the runner, lets the
 //! sessions finish (SIGHUP to each: a transaction in progress ends, an idle session gets
 //! a 421) within [`RESTART_GRACE`], and executes itself again with the same arguments
 //! from the path it was started from ([`super::own_exe`]: the configuration is read anew, a
@@ -58,6 +59,7 @@ impl EngineBackend<'_> {
     /// Start `rsendmail-deliver PREFIX -- ARGV` with no stdio (stdout may be the session).
     fn spawn(&self, prefix: &[&str]) -> std::io::Result<std::process::Child> {
         Command::new(own_exe())
+            .env_remove(LISTEN_FDS)
             .args(rsendmail::log::inherited_args())
             .args(prefix)
             .arg("--")
@@ -375,8 +377,16 @@ pub fn daemon(
     let max_recipients = max_recipients(s);
     let command_timeout = command_timeout(s);
     let mut listeners = Vec::new();
+    // The sockets of the daemon this one replaces (SIGHUP): taken over for the
+    // addresses still configured, so connections made during the restart wait in their
+    // backlog instead of being refused; the others are closed.
+    let mut inherited = inherited_listeners();
     for a in &addrs {
-        match TcpListener::bind(a) {
+        let taken = inherited
+            .iter()
+            .position(|l| l.local_addr().is_ok_and(|at| at == *a))
+            .map(|i| Ok(inherited.swap_remove(i)));
+        match taken.unwrap_or_else(|| TcpListener::bind(a)) {
             Ok(l) => {
                 l.set_nonblocking(true)
                     .map_err(|e| Fatal::new(Sysexit::OsErr, format!("daemon: {a}: {e}")))?;
@@ -394,6 +404,7 @@ pub fn daemon(
             }
         }
     }
+    drop(inherited);
     if !foreground {
         // SAFETY: single-threaded here; the child only continues this program.
         match unsafe { nix::unistd::fork() } {
@@ -421,7 +432,8 @@ pub fn daemon(
     let runner = match s.inv.queue_run.as_ref() {
         Some(q) if q.interval.is_some() || q.persistent => {
             let mut cmd = Command::new(own_exe());
-            cmd.args(rsendmail::log::inherited_args())
+            cmd.env_remove(LISTEN_FDS)
+                .args(rsendmail::log::inherited_args())
                 .arg("--queue-runner")
                 .arg("--daemon-pid")
                 .arg(std::process::id().to_string())
@@ -517,8 +529,11 @@ pub fn daemon(
     }
     // Stopping: no new connections; the runner is told to end; so are the sessions, or
     // on a restart, told to finish (a transaction in progress ends, an idle session is
-    // closed with a 421) within RESTART_GRACE.
-    drop(listeners);
+    // closed with a 421) within RESTART_GRACE. A restart keeps its listening sockets
+    // (no longer accepting) for the new program.
+    if !restart {
+        drop(std::mem::take(&mut listeners));
+    }
     if restart {
         log::info!(
             "daemon restarting (SIGHUP): {} sessions may finish (at most {}s)",
@@ -576,19 +591,84 @@ pub fn daemon(
     // SIGTERM during the restart's wait: the daemon stops instead.
     if restart && !STOP.load(Ordering::SeqCst) {
         log::info!("daemon restarting (SIGHUP)");
-        exec_again();
+        exec_again(&listeners);
     }
     Ok(Sysexit::Ok)
 }
 
+/// The environment variable in which a restarting daemon names its listening sockets'
+/// descriptors (`3,4`) for the program it executes ([`inherited_listeners`]).
+const LISTEN_FDS: &str = "RSENDMAIL_DAEMON_FDS";
+
+/// The listening TCP sockets a restarting daemon passed on ([`LISTEN_FDS`]): each named
+/// descriptor above 2 that is a listening stream socket of IPv4 or IPv6, once; marked
+/// close-on-exec again, so that no process we start inherits them.
+fn inherited_listeners() -> Vec<TcpListener> {
+    let Some(named) = std::env::var_os(LISTEN_FDS) else {
+        return Vec::new();
+    };
+    let fds: BTreeSet<i32> = named
+        .to_str()
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|f| f.parse::<i32>().ok())
+        .filter(|&fd| fd > 2 && is_listening_tcp(fd))
+        .collect();
+    fds.into_iter()
+        .map(|fd| {
+            // SAFETY: fcntl on a descriptor just checked to be open.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            // SAFETY: an open listening socket nothing else in this process owns (each
+            // named once; the previous program's owner was replaced by exec).
+            unsafe { TcpListener::from_raw_fd(fd) }
+        })
+        .collect()
+}
+
+/// Whether `fd` is an open, listening IPv4 or IPv6 stream socket.
+fn is_listening_tcp(fd: i32) -> bool {
+    let opt = |name: libc::c_int| -> Option<libc::c_int> {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `v`; a descriptor that is
+        // not an open socket gives an error.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                name,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        (r == 0).then_some(v)
+    };
+    opt(libc::SO_ACCEPTCONN) == Some(1)
+        && opt(libc::SO_TYPE) == Some(libc::SOCK_STREAM)
+        && matches!(opt(libc::SO_DOMAIN), Some(libc::AF_INET | libc::AF_INET6))
+}
+
 /// SIGHUP: execute this program again ([`super::own_exe`]: a new binary renamed over the old
-/// one is the one started) with the arguments it was started with (the listeners are
-/// closed on exec), as sendmail restarts on SIGHUP. Returns only when the exec failed,
+/// one is the one started) with the arguments it was started with, and the listening
+/// sockets passed on ([`LISTEN_FDS`]), as sendmail restarts on SIGHUP. Returns only when the exec failed,
 /// which is logged; the daemon then ends as after SIGTERM.
-fn exec_again() {
+fn exec_again(listeners: &[TcpListener]) {
+    use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let exe = own_exe();
-    let e = Command::new(&exe).args(std::env::args_os().skip(1)).exec();
+    let fds: Vec<String> = listeners
+        .iter()
+        .map(|l| {
+            let fd = l.as_raw_fd();
+            // SAFETY: fcntl on our own open descriptor: kept across the exec.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+            fd.to_string()
+        })
+        .collect();
+    let e = Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .env(LISTEN_FDS, fds.join(","))
+        .exec();
     log::error!("cannot restart: {}: {e}", exe.display());
 }
 
