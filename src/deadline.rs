@@ -13,6 +13,10 @@
 //! for the time left. Once the deadline has passed a read of either fails at once, with
 //! the error a socket's own read timeout gives (`EAGAIN`, [`io::ErrorKind::WouldBlock`]),
 //! so that everything after it sees what it saw before.
+//!
+//! A [`Timed`] may also be told to stop ([`Timed::stopped_by`]): while its reader is
+//! idle ([`Deadline::idle`]: an SMTP session between transactions) it waits for input in
+//! slices of [`STOP_CHECK`] and fails with [`stopped`]'s error once the flag is set.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -35,6 +39,32 @@ pub enum Limit {
 /// (in-memory input, a file, a pipe given by the caller) keep no deadline.
 pub trait Deadline: Read {
     fn limit(&mut self, _limit: Limit) {}
+    /// Whether the reader is idle (an SMTP session between transactions: nothing is
+    /// lost if it stops here); see [`Timed::stopped_by`]. Ignored by other readers.
+    fn idle(&mut self, _idle: bool) {}
+}
+
+/// How often an idle [`Timed`] that may be stopped looks at its flag while it waits.
+pub const STOP_CHECK: Duration = Duration::from_millis(200);
+
+/// The error of a read that was stopped ([`Timed::stopped_by`]); its text is the reason
+/// given there.
+#[derive(Debug)]
+struct Stopped(&'static str);
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+/// The reason given to [`Timed::stopped_by`] when `e` is the error of a read it stopped.
+pub fn stopped(e: &io::Error) -> Option<&'static str> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<Stopped>())
+        .map(|s| s.0)
 }
 
 impl Deadline for &[u8] {}
@@ -103,6 +133,9 @@ pub struct Timed {
     sock: TcpStream,
     clock: Clock,
     wclock: Clock,
+    /// The flag that stops idle reads, and the reason their error gives.
+    stop: Option<(&'static std::sync::atomic::AtomicBool, &'static str)>,
+    idle: bool,
 }
 
 impl Timed {
@@ -111,7 +144,21 @@ impl Timed {
             sock,
             clock: Clock::default(),
             wclock: Clock::default(),
+            stop: None,
+            idle: false,
         }
+    }
+
+    /// Reads made while idle ([`Deadline::idle`]) fail with an error [`stopped`] gives
+    /// `why` for, within [`STOP_CHECK`] of `flag` being set (before any octet is read);
+    /// reads that are not idle are never stopped.
+    pub fn stopped_by(
+        mut self,
+        flag: &'static std::sync::atomic::AtomicBool,
+        why: &'static str,
+    ) -> Timed {
+        self.stop = Some((flag, why));
+        self
     }
 
     /// What the next writes must keep to: [`Limit::Whole`] for a group of commands,
@@ -136,10 +183,28 @@ impl Deadline for Timed {
     fn limit(&mut self, limit: Limit) {
         self.clock.limit(limit);
     }
+
+    fn idle(&mut self, idle: bool) {
+        self.idle = idle;
+    }
 }
 
 impl Read for Timed {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some((flag, why)) = self.stop.filter(|_| self.idle) {
+            // Wait for input in slices, looking at the flag between them.
+            loop {
+                if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(io::Error::other(Stopped(why)));
+                }
+                let slice = self.clock.left()?.map_or(STOP_CHECK, |l| l.min(STOP_CHECK));
+                match poll_within(self.sock.as_fd(), nix::poll::PollFlags::POLLIN, slice) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         if let Some(left) = self.clock.left()? {
             // Under a millisecond is rounded up by the socket, never to "no timeout".
             self.sock.set_read_timeout(Some(left))?;

@@ -662,3 +662,300 @@ fn the_queue_runner_stops_when_its_daemon_is_killed() {
         || !running(runners[0]),
     );
 }
+
+/// Copies of `rsendmail` and `rsendmail-deliver` in `dir` (made, owned by root, mode
+/// 0755, as an install's directory is), with the set-group-id bit and group `gid` when
+/// given; the path of the `rsendmail` copy.
+fn installed_copies(dir: &Path, gid: Option<u32>) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let front = dir.join("rsendmail");
+    copy_executable(&bin(), &front);
+    let deliver = dir.join("rsendmail-deliver");
+    copy_executable(Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")), &deliver);
+    for p in [&front, &deliver] {
+        match gid {
+            Some(g) => {
+                nix::unistd::chown(p, None, Some(nix::unistd::Gid::from_raw(g))).unwrap();
+                fs::set_permissions(p, fs::Permissions::from_mode(0o2755)).unwrap();
+            }
+            None => fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap(),
+        }
+    }
+    front
+}
+
+/// A `DaemonPortOptions` on a free port of 127.0.0.1, added to the config; the port.
+fn daemon_port(env: &Env) -> u16 {
+    let port = closed_tcp_port();
+    env.add_config(&format!("O DaemonPortOptions=Port={port},Addr=127.0.0.1\n"));
+    port
+}
+
+fn sighup(pid: u32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+}
+
+/// The greeting of a new connection to the daemon on `port`, once it takes one.
+fn greeting_on(port: u16, limit: Duration) -> String {
+    use crate::harness::servers::Raw;
+    let mut greeting = String::new();
+    wait_until(
+        limit,
+        "the daemon to answer",
+        || match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => {
+                greeting = Raw::from(s).line();
+                greeting.starts_with("220 ")
+            }
+            Err(_) => false,
+        },
+    );
+    greeting
+}
+
+/// The daemon's queue runner follows it also when the programs are set-group-id (as
+/// installed): the kernel clears the parent-death signal when a set-id program is
+/// executed, so the runner asks for it again itself. Killed outright (SIGKILL), the
+/// daemon leaves no runner behind.
+#[test]
+fn the_queue_runner_of_a_set_gid_install_stops_when_its_daemon_is_killed() {
+    use crate::harness::servers::Daemon;
+    if !is_root() {
+        unavailable("root (a set-group-id copy of the programs)");
+        return;
+    }
+    let env = Env::new();
+    let program = installed_copies(&env.dir.join("bin"), Some(mail_gid()));
+    let port = daemon_port(&env);
+    let mut d = Daemon::start_program(&env, &program, &["-q30m"], port);
+    let pid = d.child.id();
+    let mut runners = Vec::new();
+    wait_until(Duration::from_secs(20), "the queue runner", || {
+        runners = queue_runners_of(pid);
+        runners.len() == 1
+    });
+    // The runner was executed set-group-id (its effective group is the file's).
+    let status = fs::read_to_string(format!("/proc/{}/status", runners[0])).unwrap();
+    let gids: Vec<&str> = status
+        .lines()
+        .find(|l| l.starts_with("Gid:"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(gids[2], mail_gid().to_string(), "{status}");
+    // A runner left behind (the failure) is killed when the test ends, whatever it says.
+    struct KillLeftOver(u32);
+    impl Drop for KillLeftOver {
+        fn drop(&mut self) {
+            if running(self.0) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(self.0 as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+    let _left_over = KillLeftOver(runners[0]);
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "the orphaned runner to stop",
+        || !running(runners[0]),
+    );
+}
+
+/// SIGHUP with a configuration that would not start (a typo made after the start): the
+/// daemon logs the file and line and runs on with the configuration it has; once the
+/// configuration is mended, SIGHUP restarts it with the new one.
+#[test]
+fn sighup_with_a_broken_configuration_keeps_the_daemon_running() {
+    use crate::harness::servers::{Daemon, Raw};
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let mut d = Daemon::start(&env, &[]);
+    let pid = d.child.id();
+    let good = fs::read_to_string(&env.conf).unwrap();
+    let typo_line = good.lines().count() + 1;
+    fs::write(&env.conf, format!("{good}SMARTHOTS relay.example\n")).unwrap();
+    sighup(pid);
+    let want = format!(
+        "{}: line {typo_line}: unknown keyword SMARTHOTS",
+        env.conf.display()
+    );
+    wait_until(Duration::from_secs(20), "the error in the log", || {
+        fs::read_to_string(&log).is_ok_and(|t| t.contains(&want))
+    });
+    let said = fs::read_to_string(&log).unwrap();
+    assert!(
+        said.contains("running on with the configuration read at start"),
+        "{said}"
+    );
+    assert!(d.child.try_wait().unwrap().is_none(), "the daemon ended");
+    let mut c = Raw::connect(d.port);
+    assert!(c.line().starts_with("220 "));
+    let ehlo = c.reply_to("EHLO client.example");
+    assert!(ehlo.iter().all(|l| !l.contains("SIZE 12345")), "{ehlo:?}");
+    assert_eq!(c.cmd("QUIT").split(' ').next(), Some("221"));
+    // Mended, with a change to see: the restart takes it.
+    fs::write(&env.conf, format!("{good}O MaxMessageSize=12345\n")).unwrap();
+    sighup(pid);
+    wait_until(Duration::from_secs(30), "the new configuration", || {
+        let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", d.port)) else {
+            return false;
+        };
+        let mut c = Raw::from(s);
+        c.line().starts_with("220 ")
+            && c.reply_to("EHLO client.example")
+                .iter()
+                .any(|l| l.contains("SIZE 12345"))
+    });
+    assert!(d.child.try_wait().unwrap().is_none(), "the daemon ended");
+}
+
+/// SIGHUP after an upgrade that renamed a new binary over the old one (as dpkg
+/// installs): the daemon executes the file now at the path it was started from (not the
+/// deleted one it ran) and takes mail again.
+#[test]
+fn sighup_after_an_upgrade_by_rename_runs_the_new_program() {
+    use crate::harness::servers::{Daemon, Raw};
+    let env = Env::new();
+    let bins = env.dir.join("bin");
+    let program = installed_copies(&bins, None);
+    let port = daemon_port(&env);
+    let mut d = Daemon::start_program(&env, &program, &["-odq"], port);
+    let pid = d.child.id();
+    let deliver = bins.join("rsendmail-deliver");
+    let exe = || fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    assert_eq!(exe(), deliver);
+    let new = bins.join(".rsendmail-deliver.dpkg-new");
+    copy_executable(Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")), &new);
+    fs::rename(&new, &deliver).unwrap();
+    assert_ne!(exe(), deliver, "the old file is still the one at its path");
+    let old_inode = fs::metadata(format!("/proc/{pid}/exe")).unwrap().ino();
+    sighup(pid);
+    wait_until(Duration::from_secs(30), "the new program to run", || {
+        exe() == deliver
+            && fs::metadata(format!("/proc/{pid}/exe")).is_ok_and(|m| m.ino() != old_inode)
+    });
+    assert!(d.child.try_wait().unwrap().is_none(), "the daemon ended");
+    greeting_on(port, Duration::from_secs(30));
+    let mut c = Raw::connect(port);
+    assert!(c.line().starts_with("220 "));
+    assert!(c.cmd("EHLO client.example").starts_with("250 "));
+    c.begin_data("bob@example.org");
+    c.send(b"Subject: after the upgrade\r\n\r\nhello\r\n.\r\n");
+    let r = c.line();
+    assert!(r.starts_with("250 "), "{r}");
+    assert_eq!(env.entries().len(), 1);
+}
+
+/// SIGHUP lets the sessions finish: a client in the middle of DATA completes its message
+/// (250, queued), an idle client is told 421 and closed, and the daemon then runs again;
+/// a client that connected meanwhile waits in the listening socket's backlog (passed
+/// to the new program) and is greeted by it.
+#[test]
+fn sighup_lets_a_transaction_finish_and_closes_idle_sessions_with_421() {
+    use crate::harness::servers::{Daemon, Raw};
+    let env = Env::new();
+    let mut d = Daemon::start(&env, &["-odq"]);
+    let pid = d.child.id();
+    let mut busy = Raw::connect(d.port);
+    assert!(busy.line().starts_with("220 "));
+    assert!(busy.cmd("EHLO busy.example").starts_with("250 "));
+    busy.begin_data("bob@example.org");
+    busy.send(b"Subject: across the restart\r\n\r\nfirst part\r\n");
+    let mut idle = Raw::connect(d.port);
+    assert!(idle.line().starts_with("220 "));
+    assert!(idle.cmd("EHLO idle.example").starts_with("250 "));
+    sighup(pid);
+    let r = idle.line();
+    assert!(
+        r.starts_with("421 4.3.2 ") && r.ends_with(" Service restarting, closing connection"),
+        "{r:?}"
+    );
+    assert!(idle.closed());
+    // The listening socket stays open across the restart: a client that connects now
+    // waits and is greeted by the new program.
+    let waiting = std::net::TcpStream::connect(("127.0.0.1", d.port))
+        .expect("a connection during the restart is refused");
+    busy.send(b"second part\r\n.\r\n");
+    let r = busy.line();
+    assert!(r.starts_with("250 "), "{r:?}");
+    // Its transaction over, the session is closed as the idle one was.
+    let r = busy.line();
+    assert!(r.starts_with("421 4.3.2 "), "{r:?}");
+    assert!(busy.closed());
+    let message = env.only_message();
+    assert!(
+        message.contains("first part") && message.contains("second part"),
+        "{message}"
+    );
+    let mut waiting = Raw::from(waiting);
+    let r = waiting.line();
+    assert!(r.starts_with("220 "), "{r:?}");
+    assert_eq!(waiting.cmd("QUIT").split(' ').next(), Some("221"));
+    greeting_on(d.port, Duration::from_secs(60));
+    assert!(d.child.try_wait().unwrap().is_none(), "the daemon ended");
+}
+
+/// After an upgrade that renamed a new binary over the old one, the daemon's queue
+/// runner (still the old program until SIGHUP) delivers local mail: the child it starts
+/// to write the mailbox is the program at the path it was started from, not the deleted
+/// file.
+#[test]
+fn the_runner_delivers_locally_after_an_upgrade_by_rename() {
+    use crate::harness::servers::Daemon;
+    if !is_root() {
+        unavailable("root (local delivery to root's mailbox)");
+        return;
+    }
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let bins = env.dir.join("bin");
+    let program = installed_copies(&bins, None);
+    let port = daemon_port(&env);
+    let d = Daemon::start_program(&env, &program, &["-q30m"], port);
+    let pid = d.child.id();
+    let mut runners = Vec::new();
+    wait_until(Duration::from_secs(20), "the queue runner", || {
+        runners = queue_runners_of(pid);
+        runners.len() == 1
+    });
+    wait_until(Duration::from_secs(20), "the wake-up endpoint", || {
+        env.spool.join("wakeup").exists()
+    });
+    let deliver = bins.join("rsendmail-deliver");
+    let new = bins.join(".rsendmail-deliver.dpkg-new");
+    copy_executable(Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")), &new);
+    fs::rename(&new, &deliver).unwrap();
+    let out = run_limited(
+        &program,
+        &["-C", env.conf.to_str().unwrap(), "-odb", "root"],
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let mbox = env.dir.join("mail").join("root");
+    wait_until_or(
+        Duration::from_secs(30),
+        "the message in root's mailbox",
+        || env.listing(),
+        || fs::read_to_string(&mbox).is_ok_and(|t| t.contains("Subject: setup")),
+    );
+    let said = fs::read_to_string(&log).unwrap();
+    assert!(
+        said.lines().any(
+            |l| l.contains(&format!("rsendmail-deliver[{}]", runners[0]))
+                && l.contains("to=<root")
+                && l.contains("stat=Sent")
+        ),
+        "not delivered by the runner:\n{said}"
+    );
+}

@@ -278,8 +278,7 @@ impl Local {
     fn read_as(&self, path: &Path, uid: u32, no_follow: bool) -> Result<Vec<u8>, ListFileError> {
         let cannot =
             |e: std::io::Error| ListFileError::Io(format!("cannot read it as uid {uid}: {e}"));
-        let exe = std::env::current_exe().map_err(cannot)?;
-        let mut cmd = Command::new(exe);
+        let mut cmd = Command::new(super::own_exe());
         cmd.arg0("rsendmail-deliver")
             .arg("--read-list")
             .arg(path)
@@ -733,10 +732,7 @@ impl Local {
     ) -> LocalOutcome {
         // A mailbox has its owner to check; a `/file` target of a list has none.
         let file_target = owner_check.is_none();
-        let exe = match std::env::current_exe() {
-            Ok(p) => p,
-            Err(e) => return LocalOutcome::temp(status::SYSTEM_TEMP, e.to_string()),
-        };
+        let exe = super::own_exe();
         // The per-user default's own mail directory is made on first use.
         if !self.root
             && let Some(dir) = path.parent()

@@ -11,8 +11,8 @@
 //!   `--entry ID --queued -- <argv>`: one entry delivered in the foreground as a queue run
 //!   delivers it, failures mailed back whatever ErrorMode says (`rsendmail-admin bounce`);
 //! - `<argv with -q...>`: a queue run; `-bv`, `-bs`, `-bd`/`-bD`: verify, serve SMTP;
-//! - `--etrn DOMAIN -- <argv>`, `--queue-runner -- <argv>`: the flush an ETRN started, a
-//!   daemon's runner (both started by [`serve`]);
+//! - `--etrn DOMAIN -- <argv>`, `--queue-runner --daemon-pid PID -- <argv>`: the flush an
+//!   ETRN started, a daemon's runner (both started by [`serve`]);
 //! - `--check [--to ADDRESS] -- <argv>`: the network steps of `rsendmail-admin check`
 //!   ([`check`]).
 //!
@@ -92,6 +92,8 @@ struct Internal {
     etrn: Option<String>,
     /// `--queue-runner`: the periodic runner of a `-bd -q<interval>` daemon.
     queue_runner: bool,
+    /// `--daemon-pid PID` after `--queue-runner`: the daemon that started the runner.
+    daemon_pid: Option<i32>,
     /// `--check [--to ADDRESS]`: `rsendmail-admin check`'s network steps (the inner
     /// `Some`: the address to probe).
     check: Option<Option<String>>,
@@ -117,6 +119,7 @@ fn split_internal(args: Vec<OsString>) -> Internal {
     let mut note = None;
     let mut etrn = None;
     let mut queue_runner = false;
+    let mut daemon_pid = None;
     let mut check = None;
     let mut maillog_given_up = false;
     if it.peek().is_some_and(|a| a == rsendmail::log::GIVEN_UP_ARG) {
@@ -130,6 +133,12 @@ fn split_internal(args: Vec<OsString>) -> Internal {
     if it.peek().is_some_and(|a| a == "--queue-runner") {
         it.next();
         queue_runner = true;
+        if it.peek().is_some_and(|a| a == "--daemon-pid") {
+            it.next();
+            daemon_pid = it
+                .next()
+                .and_then(|v| v.to_str().and_then(|v| v.parse().ok()));
+        }
     }
     if it.peek().is_some_and(|a| a == "--check") {
         it.next();
@@ -185,15 +194,67 @@ fn split_internal(args: Vec<OsString>) -> Internal {
         note,
         etrn,
         queue_runner,
+        daemon_pid,
         check,
         maillog_given_up,
         argv,
     }
 }
 
+/// The daemon's pid a queue runner is given (`[--maillog-given-up] --queue-runner
+/// --daemon-pid PID`), read before anything else is done.
+fn daemon_pid_arg(args: &[OsString]) -> Option<i32> {
+    let mut it = args.iter().skip(1).peekable();
+    if it
+        .peek()
+        .is_some_and(|a| *a == rsendmail::log::GIVEN_UP_ARG)
+    {
+        it.next();
+    }
+    if it.next()? != "--queue-runner" || it.next()? != "--daemon-pid" {
+        return None;
+    }
+    it.next()?.to_str()?.parse().ok()
+}
+
+/// The absolute path of this program as it was started, resolved once
+/// ([`remember_own_exe`]): a long-running process (the daemon, its runner) starts the new
+/// file after an upgrade, never a deleted path.
+static OWN_EXE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+
+/// Resolve the path of this program (`/proc/self/exe` read while it still names the
+/// file we run) once, at start, before anything could replace it.
+pub fn remember_own_exe() {
+    OWN_EXE.get_or_init(|| std::env::current_exe().ok());
+}
+
+/// The program to start for the processes we run (a daemon's sessions' deliveries, its
+/// runner, local delivery's children) and to execute on SIGHUP: the
+/// path it was started from, which names the new file after an upgrade that renamed a
+/// new binary over it (as dpkg installs one), as sendmail executes its saved argv\[0\]
+/// again; only when nothing is at that path any more, the file still running
+/// (`/proc/self/exe` on Linux).
+pub fn own_exe() -> std::path::PathBuf {
+    let started = OWN_EXE
+        .get_or_init(|| std::env::current_exe().ok())
+        .clone()
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()));
+    match started {
+        Some(p) => p,
+        None if cfg!(target_os = "linux") => std::path::PathBuf::from("/proc/self/exe"),
+        None => std::env::current_exe().unwrap_or_default(),
+    }
+}
+
 /// The program.
 #[deny(clippy::indexing_slicing)]
 pub fn main(args: Vec<OsString>) -> Sysexit {
+    // A daemon's queue runner follows its daemon before anything else.
+    if let Some(daemon) = daemon_pid_arg(&args) {
+        runner::follow_daemon(daemon);
+    }
+    // The path SIGHUP executes again: resolved while it names the file we run.
+    remember_own_exe();
     privs::fix_std_fds();
     privs::ignore_sigxfsz();
     if args.get(1).is_some_and(|a| a == "--mbox") {
@@ -264,7 +325,7 @@ fn run(internal: Internal) -> Result<Sysexit, Fatal> {
     }
     if internal.queue_runner {
         let q = s.inv.queue_run.clone().unwrap_or_default();
-        return runner::periodic(&s, &engine, &q);
+        return runner::periodic(&s, &engine, &q, internal.daemon_pid);
     }
     match internal.entry {
         Some(id) => runner::deliver_entry(
@@ -343,6 +404,29 @@ mod tests {
             q.argv,
             vec![OsString::from("/usr/sbin/sendmail"), OsString::from("-q")]
         );
+        let runner: Vec<OsString> = [
+            "rsendmail-deliver",
+            rsendmail::log::GIVEN_UP_ARG,
+            "--queue-runner",
+            "--daemon-pid",
+            "4242",
+            "--",
+            "sendmail",
+            "-bd",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        assert_eq!(daemon_pid_arg(&runner), Some(4242));
+        let r = split_internal(runner.clone());
+        assert!(r.queue_runner && r.maillog_given_up);
+        assert_eq!(r.daemon_pid, Some(4242));
+        assert_eq!(
+            r.argv,
+            vec![OsString::from("sendmail"), OsString::from("-bd")]
+        );
+        assert_eq!(daemon_pid_arg(&runner[2..]), None);
+        assert_eq!(daemon_pid_arg(&q.argv), None);
         let by_hand = split_internal(vec!["rsendmail-deliver".into(), "-q".into()]);
         assert_eq!(
             by_hand.argv,

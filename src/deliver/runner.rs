@@ -628,7 +628,7 @@ pub fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
             Sysexit::Ok
         });
     }
-    periodic(s, engine, &q)
+    periodic(s, engine, &q, None)
 }
 
 /// SIGTERM and SIGINT set `flag` (a long-running process then ends in good order).
@@ -664,9 +664,32 @@ fn stop_in_good_order() -> Result<(), Fatal> {
     Ok(())
 }
 
+/// The daemon's queue runner follows its daemon (`--daemon-pid PID`), first of all: on
+/// Linux it asks for SIGTERM when its parent dies (`PR_SET_PDEATHSIG`, set again here:
+/// the kernel clears it when a set-user-id or set-group-id program is executed), then
+/// exits at once if its parent is no longer `daemon` (it died before the request).
+/// Elsewhere [`periodic`] notices at its next wake-up.
+pub fn follow_daemon(daemon: i32) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with an integer argument changes only this process's settings.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
+    }
+    if nix::unistd::getppid().as_raw() != daemon {
+        std::process::exit(0);
+    }
+}
+
 /// The persistent runner: wake every interval, try the entries whose back-off expired,
-/// until SIGTERM/SIGINT.
-pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit, Fatal> {
+/// until SIGTERM/SIGINT, or (a daemon's runner, `daemon` its pid) until its parent is
+/// not the daemon any more (looked at every 50 ms between runs: the daemon was killed
+/// where no parent-death signal is sent).
+pub fn periodic(
+    s: &Setup,
+    engine: &Engine,
+    q: &QueueRunArgs,
+    daemon: Option<i32>,
+) -> Result<Sysexit, Fatal> {
     stop_in_good_order()?;
     let interval = Duration::from_secs(q.interval.unwrap_or(0).max(1));
     cache::keep_between_runs();
@@ -674,7 +697,7 @@ pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit,
     // The wake-up endpoint, served beside the interval's runs (src/deliver/wake.rs).
     std::thread::scope(|scope| {
         scope.spawn(|| super::wake::serve(s, engine, &STOP));
-        periodic_runs(s, engine, q, interval);
+        periodic_runs(s, engine, q, interval, daemon);
     });
     cache::close_all(&mut None);
     log::info!("queue runner stopped");
@@ -682,7 +705,14 @@ pub fn periodic(s: &Setup, engine: &Engine, q: &QueueRunArgs) -> Result<Sysexit,
 }
 
 /// The periodic runner's runs, one each interval, until SIGTERM/SIGINT.
-fn periodic_runs(s: &Setup, engine: &Engine, q: &QueueRunArgs, interval: Duration) {
+fn periodic_runs(
+    s: &Setup,
+    engine: &Engine,
+    q: &QueueRunArgs,
+    interval: Duration,
+    daemon: Option<i32>,
+) {
+    let orphaned = || daemon.is_some_and(|d| nix::unistd::getppid().as_raw() != d);
     while !STOP.load(Ordering::SeqCst) {
         let started = std::time::Instant::now();
         match queue::sweep(&s.spool, Some(q), engine.min_queue_age) {
@@ -696,6 +726,11 @@ fn periodic_runs(s: &Setup, engine: &Engine, q: &QueueRunArgs, interval: Duratio
             Err(e) => log::error!("{e}"),
         }
         while started.elapsed() < interval && !STOP.load(Ordering::SeqCst) {
+            if orphaned() {
+                log::warn!("queue runner: the daemon is gone; stopping");
+                STOP.store(true, Ordering::SeqCst);
+                break;
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -8,16 +8,22 @@
 //! a child per connection (a session that crashes takes only its own connection down).
 //! Beyond `O MaxDaemonChildren=` a connection gets `421 4.3.2 ... Too many connections`
 //! and is closed. With `-q<interval>` a second child runs the queue; it is started with
-//! the parent-death signal set (Linux `PR_SET_PDEATHSIG`: SIGTERM), so it stops when
-//! the daemon dies however it dies (even by SIGKILL), never left beside the next one.
-//! SIGTERM (or SIGINT): the daemon closes its sockets, passes the signal on to the
-//! sessions and the runner, waits for them and removes its pid file. SIGHUP: the same,
-//! then the daemon executes itself again with the same arguments (sendmail's restart:
-//! the configuration is read anew). Nothing acknowledged can be lost: a session replies
+//! the parent-death signal set (Linux `PR_SET_PDEATHSIG`: SIGTERM), and sets it again
+//! itself when it starts (`runner::follow_daemon`: an exec of a set-id program clears it),
+//! so it stops when the daemon dies however it dies (even by SIGKILL), never left beside
+//! the next one. SIGTERM (or SIGINT): the daemon closes its sockets, passes the signal on
+//! to the sessions and the runner, waits for them and removes its pid file. SIGHUP:
+//! sendmail's restart. The configuration is checked first (a mistake is logged and the
+//! daemon runs on); then the daemon stops accepting (its listening sockets are kept and
+//! passed to the new program, so new connections wait), stops the runner, lets the
+//! sessions finish (SIGHUP to each: a transaction in progress ends, an idle session gets
+//! a 421) within [`RESTART_GRACE`], and executes itself again with the same arguments
+//! from the path it was started from ([`super::own_exe`]: the configuration is read anew, a
+//! new binary renamed over the path is the one run). Nothing acknowledged can be lost: a session replies
 //! 250 only after the commit point, and a message whose DATA was cut short was never
 //! acknowledged (its temporary file is removed, or swept by the next queue run).
 
-use super::{Engine, deliver_ids, dns};
+use super::{Engine, deliver_ids, dns, own_exe};
 use rsendmail::app::{self, Setup};
 use rsendmail::deadline::{Polled, PolledWrite, Timed, TimedWrite};
 use rsendmail::exit::{Fatal, Sysexit};
@@ -52,8 +58,8 @@ struct EngineBackend<'a> {
 impl EngineBackend<'_> {
     /// Start `rsendmail-deliver PREFIX -- ARGV` with no stdio (stdout may be the session).
     fn spawn(&self, prefix: &[&str]) -> std::io::Result<std::process::Child> {
-        let exe = std::env::current_exe()?;
-        Command::new(exe)
+        Command::new(own_exe())
+            .env_remove(LISTEN_FDS)
             .args(rsendmail::log::inherited_args())
             .args(prefix)
             .arg("--")
@@ -321,11 +327,34 @@ pub fn etrn_flush(s: &Setup, engine: &Engine, arg: &str) -> Result<Sysexit, Fata
     Ok(Sysexit::Ok)
 }
 
-/// Set by SIGTERM/SIGINT (and SIGHUP) in the daemon.
+/// Set by SIGTERM/SIGINT in the daemon.
 static STOP: AtomicBool = AtomicBool::new(false);
 
-/// Set by SIGHUP in the daemon: after stopping, execute itself again.
+/// Set by SIGHUP in the daemon: check the configuration, and when it is good, stop
+/// taking connections, let the sessions finish and execute the program again.
 static RESTART: AtomicBool = AtomicBool::new(false);
+
+/// Set by SIGHUP in a session's process (the daemon's restart): the session ends at its
+/// next command outside a transaction with [`RESTARTING`]'s 421.
+static CLOSING: AtomicBool = AtomicBool::new(false);
+
+/// How long a restart (SIGHUP) waits for the sessions in progress: a transaction under
+/// way gets this long to end; sessions still running then are ended as on SIGTERM.
+pub const RESTART_GRACE: Duration = Duration::from_secs(60);
+
+/// The reply an idle session gets when the daemon restarts. sendmail has none (its
+/// sessions outlive its restart); the words are sendmail's for a session it closes
+/// (`421 4.7.0 <host> ... closing connection`), with RFC 3463's 4.3.2 "system not
+/// accepting network messages".
+const RESTARTING: &str = "Service restarting, closing connection";
+
+/// The configuration a SIGHUP would start with, read and checked here first (the
+/// command line as at start, the config file as it is now, and what the engine reads):
+/// its error (with the file and line) when the new process could not start.
+fn check_configuration(argv: &[OsString]) -> Result<(), Fatal> {
+    let s = app::setup(argv.to_vec())?;
+    Engine::from_setup(&s).map(|_| ())
+}
 
 /// `-bd` (in the background) and `-bD` (in the foreground): listen, serve, and with
 /// `-q<interval>` also run the queue.
@@ -348,8 +377,16 @@ pub fn daemon(
     let max_recipients = max_recipients(s);
     let command_timeout = command_timeout(s);
     let mut listeners = Vec::new();
+    // The sockets of the daemon this one replaces (SIGHUP): taken over for the
+    // addresses still configured, so connections made during the restart wait in their
+    // backlog instead of being refused; the others are closed.
+    let mut inherited = inherited_listeners();
     for a in &addrs {
-        match TcpListener::bind(a) {
+        let taken = inherited
+            .iter()
+            .position(|l| l.local_addr().is_ok_and(|at| at == *a))
+            .map(|i| Ok(inherited.swap_remove(i)));
+        match taken.unwrap_or_else(|| TcpListener::bind(a)) {
             Ok(l) => {
                 l.set_nonblocking(true)
                     .map_err(|e| Fatal::new(Sysexit::OsErr, format!("daemon: {a}: {e}")))?;
@@ -367,6 +404,7 @@ pub fn daemon(
             }
         }
     }
+    drop(inherited);
     if !foreground {
         // SAFETY: single-threaded here; the child only continues this program.
         match unsafe { nix::unistd::fork() } {
@@ -376,11 +414,10 @@ pub fn daemon(
         }
     }
     super::stop_on_signals(&STOP)?;
-    // SAFETY: the handler only stores to atomics.
+    // SAFETY: the handler only stores to an atomic.
     unsafe {
         signal_hook::low_level::register(signal_hook::consts::SIGHUP, || {
             RESTART.store(true, Ordering::SeqCst);
-            STOP.store(true, Ordering::SeqCst);
         })
     }
     .map_err(|e| Fatal::new(Sysexit::OsErr, format!("cannot handle signals: {e}")))?;
@@ -394,11 +431,12 @@ pub fn daemon(
     // The queue runner, when -q<interval> was given with -bd.
     let runner = match s.inv.queue_run.as_ref() {
         Some(q) if q.interval.is_some() || q.persistent => {
-            let exe = std::env::current_exe()
-                .map_err(|e| Fatal::new(Sysexit::OsErr, format!("cannot find myself: {e}")))?;
-            let mut cmd = Command::new(exe);
-            cmd.args(rsendmail::log::inherited_args())
+            let mut cmd = Command::new(own_exe());
+            cmd.env_remove(LISTEN_FDS)
+                .args(rsendmail::log::inherited_args())
                 .arg("--queue-runner")
+                .arg("--daemon-pid")
+                .arg(std::process::id().to_string())
                 .arg("--")
                 .args(argv)
                 .stdin(Stdio::null());
@@ -415,7 +453,25 @@ pub fn daemon(
     };
     let mut children: BTreeSet<i32> = BTreeSet::new();
     let host = engine.host_name.clone();
+    let mut restart = false;
     while !STOP.load(Ordering::SeqCst) {
+        if RESTART.swap(false, Ordering::SeqCst) {
+            // A configuration that would not start is said here, where the daemon logs,
+            // and the daemon runs on as it is.
+            match check_configuration(argv) {
+                Ok(()) => {
+                    restart = true;
+                    break;
+                }
+                Err(f) => {
+                    log::error!(
+                        "SIGHUP: not restarting: {}; running on with the configuration read at start",
+                        f.message
+                    );
+                    continue;
+                }
+            }
+        }
         reap(&mut children);
         let mut fds: Vec<nix::poll::PollFd> = listeners
             .iter()
@@ -471,48 +527,149 @@ pub fn daemon(
             }
         }
     }
-    // Stopping: no new connections; sessions and the runner are told to end.
-    drop(listeners);
-    log::info!("daemon stopping");
-    for pid in children
-        .iter()
-        .copied()
-        .chain(runner.as_ref().map(|c| c.id() as i32))
-    {
+    // Stopping: no new connections; the runner is told to end; so are the sessions, or
+    // on a restart, told to finish (a transaction in progress ends, an idle session is
+    // closed with a 421) within RESTART_GRACE. A restart keeps its listening sockets
+    // (no longer accepting) for the new program.
+    if !restart {
+        drop(std::mem::take(&mut listeners));
+    }
+    if restart {
+        log::info!(
+            "daemon restarting (SIGHUP): {} sessions may finish (at most {}s)",
+            children.len(),
+            RESTART_GRACE.as_secs()
+        );
+    } else {
+        log::info!("daemon stopping");
+    }
+    let session_signal = if restart {
+        nix::sys::signal::Signal::SIGHUP
+    } else {
+        nix::sys::signal::Signal::SIGTERM
+    };
+    for &pid in &children {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), session_signal);
+    }
+    if let Some(r) = &runner {
         let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
+            nix::unistd::Pid::from_raw(r.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
         );
     }
     if let Some(mut r) = runner {
         let _ = r.wait();
     }
+    if restart {
+        let until = std::time::Instant::now() + RESTART_GRACE;
+        reap(&mut children);
+        while !children.is_empty()
+            && std::time::Instant::now() < until
+            && !STOP.load(Ordering::SeqCst)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+            reap(&mut children);
+        }
+        if !children.is_empty() {
+            log::warn!(
+                "{} sessions still running: ended as on SIGTERM",
+                children.len()
+            );
+            for &pid in &children {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        }
+    }
     while !children.is_empty() {
         reap(&mut children);
         std::thread::sleep(Duration::from_millis(20));
     }
     remove_pid_file(s);
-    if RESTART.load(Ordering::SeqCst) {
+    // SIGTERM during the restart's wait: the daemon stops instead.
+    if restart && !STOP.load(Ordering::SeqCst) {
         log::info!("daemon restarting (SIGHUP)");
-        restart();
+        exec_again(&listeners);
     }
     Ok(Sysexit::Ok)
 }
 
-/// SIGHUP: execute this program again with the arguments it was started with (the
-/// listeners are closed on exec), as sendmail restarts on SIGHUP. Returns only when the
-/// exec failed, which is logged; the daemon then ends as after SIGTERM.
-fn restart() {
-    use std::os::unix::process::CommandExt;
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => {
-            log::error!("cannot restart: cannot find myself: {e}");
-            return;
-        }
+/// The environment variable in which a restarting daemon names its listening sockets'
+/// descriptors (`3,4`) for the program it executes ([`inherited_listeners`]).
+const LISTEN_FDS: &str = "RSENDMAIL_DAEMON_FDS";
+
+/// The listening TCP sockets a restarting daemon passed on ([`LISTEN_FDS`]): each named
+/// descriptor above 2 that is a listening stream socket of IPv4 or IPv6, once; marked
+/// close-on-exec again, so that no process we start inherits them.
+fn inherited_listeners() -> Vec<TcpListener> {
+    let Some(named) = std::env::var_os(LISTEN_FDS) else {
+        return Vec::new();
     };
-    let e = Command::new(exe).args(std::env::args_os().skip(1)).exec();
-    log::error!("cannot restart: {e}");
+    let fds: BTreeSet<i32> = named
+        .to_str()
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|f| f.parse::<i32>().ok())
+        .filter(|&fd| fd > 2 && is_listening_tcp(fd))
+        .collect();
+    fds.into_iter()
+        .map(|fd| {
+            // SAFETY: fcntl on a descriptor just checked to be open.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            // SAFETY: an open listening socket nothing else in this process owns (each
+            // named once; the previous program's owner was replaced by exec).
+            unsafe { TcpListener::from_raw_fd(fd) }
+        })
+        .collect()
+}
+
+/// Whether `fd` is an open, listening IPv4 or IPv6 stream socket.
+fn is_listening_tcp(fd: i32) -> bool {
+    let opt = |name: libc::c_int| -> Option<libc::c_int> {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `v`; a descriptor that is
+        // not an open socket gives an error.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                name,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        (r == 0).then_some(v)
+    };
+    opt(libc::SO_ACCEPTCONN) == Some(1)
+        && opt(libc::SO_TYPE) == Some(libc::SOCK_STREAM)
+        && matches!(opt(libc::SO_DOMAIN), Some(libc::AF_INET | libc::AF_INET6))
+}
+
+/// SIGHUP: execute this program again ([`super::own_exe`]: a new binary renamed over the old
+/// one is the one started) with the arguments it was started with, and the listening
+/// sockets passed on ([`LISTEN_FDS`]), as sendmail restarts on SIGHUP. Returns only when the exec failed,
+/// which is logged; the daemon then ends as after SIGTERM.
+fn exec_again(listeners: &[TcpListener]) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let exe = own_exe();
+    let fds: Vec<String> = listeners
+        .iter()
+        .map(|l| {
+            let fd = l.as_raw_fd();
+            // SAFETY: fcntl on our own open descriptor: kept across the exec.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+            fd.to_string()
+        })
+        .collect();
+    let e = Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .env(LISTEN_FDS, fds.join(","))
+        .exec();
+    log::error!("cannot restart: {}: {e}", exe.display());
 }
 
 /// Make the child `cmd` starts end (SIGTERM) when this process dies, whatever kills it:
@@ -643,14 +800,21 @@ fn session(
 ) -> i32 {
     // The daemon's SIGTERM handler is not ours: a session that is told to stop ends at
     // once (what it acknowledged is committed; what it had not is not).
-    for sig in [
-        nix::sys::signal::SIGTERM,
-        nix::sys::signal::SIGINT,
-        nix::sys::signal::SIGHUP,
-    ] {
+    for sig in [nix::sys::signal::SIGTERM, nix::sys::signal::SIGINT] {
         // SAFETY: restoring the default action installs no handler code.
         let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
     }
+    // SIGHUP (the daemon restarting): finish the transaction in progress, then close.
+    extern "C" fn closing(_: libc::c_int) {
+        CLOSING.store(true, Ordering::SeqCst);
+    }
+    let action = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(closing),
+        nix::sys::signal::SaFlags::SA_RESTART,
+        nix::sys::signal::SigSet::empty(),
+    );
+    // SAFETY: the handler only stores to an atomic.
+    let _ = unsafe { nix::sys::signal::sigaction(nix::sys::signal::SIGHUP, &action) };
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(timeout));
     let _ = stream.set_write_timeout(Some(timeout));
@@ -666,7 +830,11 @@ fn session(
         return 0;
     };
     // Each read keeps to the deadline the session sets (a command line, a data block).
-    let mut input = BufReader::with_capacity(64 * 1024, Timed::new(read_half));
+    // Between transactions a read also ends when the daemon restarts (CLOSING).
+    let mut input = BufReader::with_capacity(
+        64 * 1024,
+        Timed::new(read_half).stopped_by(&CLOSING, RESTARTING),
+    );
     // Each group of replies must be taken by the client within the timeout, as each
     // command line must come within it: a client that reads a few bytes at a time gets
     // no more.

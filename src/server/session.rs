@@ -244,6 +244,10 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
         // The whole line within the command timeout, however it is split.
         let limit = Limit::Whole(self.server.command_timeout);
         self.input.get_mut().limit(limit);
+        // Outside a transaction the session may be stopped while it waits (the daemon
+        // restarting): nothing the client sent is lost then.
+        let idle = matches!(self.phase, Phase::Greeting | Phase::Helo);
+        self.input.get_mut().idle(idle);
         let host = &self.server.host;
         match read_command(self.input, &mut self.line) {
             Ok(Some(true)) => {}
@@ -265,6 +269,10 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
                 ) =>
             {
                 let text = format!("421 4.4.2 {host} Timeout waiting for input");
+                return self.close_with(&text);
+            }
+            Err(e) if let Some(why) = crate::deadline::stopped(&e) => {
+                let text = format!("421 4.3.2 {host} {why}");
                 return self.close_with(&text);
             }
             Err(e) => return Err(e),
@@ -674,6 +682,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
     /// ends either way; a broken data stream ends the session.
     fn message(&mut self) -> io::Result<Flow> {
         let tx = std::mem::take(&mut self.tx);
+        self.input.get_mut().idle(false);
         self.input.get_mut().limit(Limit::Blocks {
             bytes: DATA_BLOCK,
             timeout: self.server.data_timeout,

@@ -338,7 +338,12 @@ impl Daemon {
     }
 
     pub fn start_on(env: &Env, args: &[&str], port: u16) -> Daemon {
-        let child = Command::new(env.link("sendmail"))
+        Daemon::start_program(env, &env.link("sendmail"), args, port)
+    }
+
+    /// Start `PROGRAM -C conf -bD ARGS` listening on 127.0.0.1:`port` (the config names it).
+    pub fn start_program(env: &Env, program: &Path, args: &[&str], port: u16) -> Daemon {
+        let child = Command::new(program)
             .args(["-C", env.conf.to_str().unwrap(), "-bD"])
             .args(args)
             .stdin(Stdio::null())
