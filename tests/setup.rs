@@ -621,6 +621,16 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
             );
             assert_eq!(fs::read_dir(&q).unwrap().count(), files.len(), "{tag}");
         }
+        // check says the same of it.
+        let out = admin(&c, &["check"]);
+        let said = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(78), "{tag}: {said}");
+        assert!(
+            said.lines()
+                .any(|l| l.starts_with("FAIL spool: ") && l.contains(named)),
+            "{tag}: {said}"
+        );
+        assert_eq!(fs::read_dir(&q).unwrap().count(), files.len(), "{tag}");
     }
     // An empty sticky directory owned by root (a file system mounted 1777): init takes
     // it over and gives it the spool's modes; a submission does the same.

@@ -501,7 +501,17 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         }
     };
     let mode = spool_md.mode() & 0o7777;
-    if s.spool.private {
+    // A directory that is no spool yet (no tmp/): what the first submission, or init,
+    // would say of it (another program's files, an old sendmail queue, a shared one).
+    // One this caller cannot list is left to the steps below.
+    let refused = if dir.join("tmp").is_dir() || std::fs::read_dir(dir).is_err() {
+        None
+    } else {
+        s.spool.check_takeover().err()
+    };
+    if let Some(f) = refused {
+        t.fail(Sysexit::Config, "spool", &f.message);
+    } else if s.spool.private {
         if mode & 0o077 != 0 {
             t.fail(
                 Sysexit::Config,
