@@ -588,7 +588,16 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
             &["Qf0B1GABCD012345"][..],
             "old sendmail queue (Qf0B1GABCD012345)",
         ),
-        ("qfbad", &["qfnotanid"][..], "not a spool's (qfnotanid)"),
+        (
+            "qfbad",
+            &["qfnotanid"][..],
+            "old sendmail queue (qfnotanid)",
+        ),
+        (
+            "smqf",
+            &["qf0B1GABCD012346"][..],
+            "old sendmail queue (qf0B1GABCD012346)",
+        ),
         (
             "other",
             &["index", "notes.txt"][..],
@@ -598,7 +607,8 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
         let q = dir.join(tag);
         fs::create_dir(&q).unwrap();
         for f in files {
-            fs::write(q.join(f), "x").unwrap();
+            // A sendmail qf file begins with its version line.
+            fs::write(q.join(f), "V8\nT1700000000\n").unwrap();
         }
         let c = conf_for(tag, &q);
         for out in [

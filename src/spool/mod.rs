@@ -521,7 +521,8 @@ impl Spool {
     /// - a directory holding anything but a spool's own names ([`SPOOL_NAMES`], `qf` or
     ///   `sf` and a queue ID) is refused, naming what it holds: another program's files
     ///   (`SPOOLDIR /var/spool`), an old sendmail queue (`df`, `tf`, `xf`, `Qf`, ... files:
-    ///   [`SENDMAIL_PREFIXES`]);
+    ///   [`SENDMAIL_PREFIXES`], or a `qf` file that begins with sendmail's version line
+    ///   `V8`);
     /// - a sticky or world-writable directory (`/tmp`, a file system mounted 1777) that is
     ///   not empty is refused: it is shared, and never touched;
     /// - an empty one is taken over when it belongs to root or to the caller; a sticky or
@@ -560,10 +561,25 @@ impl Spool {
             .filter(|n| n != "lost+found")
             .collect();
         names.sort();
-        let foreign: Vec<&String> = names.iter().filter(|n| !is_spool_name(n)).collect();
+        // sendmail's own `qf` files have queue IDs of the same shape as rsendmail's:
+        // told apart by their first line, sendmail's version line (`V8`).
+        let sendmail_qf = |n: &str| {
+            n.starts_with("qf")
+                && open_safely(&self.dir.join(n), OpenOptions::new().read(true), Kind::File)
+                    .ok()
+                    .and_then(|f| {
+                        let mut head = [0u8; 2];
+                        f.take(2).read_exact(&mut head).ok().map(|()| head)
+                    })
+                    .is_some_and(|h| h[0] == b'V' && h[1].is_ascii_digit())
+        };
+        let foreign: Vec<&String> = names
+            .iter()
+            .filter(|n| !is_spool_name(n) || sendmail_qf(n))
+            .collect();
         let sendmail: Vec<&&String> = foreign
             .iter()
-            .filter(|n| SENDMAIL_PREFIXES.iter().any(|p| n.starts_with(p)))
+            .filter(|n| SENDMAIL_PREFIXES.iter().any(|p| n.starts_with(p)) || sendmail_qf(n))
             .collect();
         let shown = |list: &[&String]| {
             let mut out: Vec<String> = list
