@@ -4,7 +4,10 @@
 //! configuration's problems with their lines; `config`'s values and their origins.
 
 use crate::harness::servers::{DnsServer, Peer, have_peer};
-use crate::harness::{Env, MSG, Run, closed_tcp_port, copy_executable, is_root};
+use crate::harness::{
+    Env, MSG, Run, TEST_USER, as_user, can_switch_user, closed_tcp_port, copy_executable, is_root,
+    test_user,
+};
 use crate::tls::{Pki, tls_peer};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -1712,4 +1715,86 @@ fn config_shows_derived_values_never_empty() {
     );
     let r = admin(&Env::new(), &["config"]);
     no_empty(&r);
+}
+
+/// A user's own spool: the fixes `check` prints are hers to run (`chmod 600` for her
+/// auth.conf, which no group needs to read; `chmod 700` for her spool), and running them
+/// as printed makes the check pass.
+#[test]
+fn a_users_own_spool_gets_fixes_she_can_run() {
+    if !can_switch_user() {
+        return;
+    }
+    let here = std::env::temp_dir().join(format!("rsendmail-check-user-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&here);
+    let bin = here.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    for d in [&here, &bin] {
+        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for (name, from) in [
+        ("rsendmail", env!("CARGO_BIN_EXE_rsendmail")),
+        ("rsendmail-deliver", env!("CARGO_BIN_EXE_rsendmail-deliver")),
+        ("rsendmail-admin", env!("CARGO_BIN_EXE_rsendmail-admin")),
+    ] {
+        copy_executable(&PathBuf::from(from), &bin.join(name));
+        fs::set_permissions(bin.join(name), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let spool = here.join("spool");
+    fs::create_dir(&spool).unwrap();
+    let auth = here.join("auth.conf");
+    fs::write(&auth, "bob|127.0.0.1:pw\n").unwrap();
+    let conf = here.join("rsendmail.conf");
+    fs::write(
+        &conf,
+        format!(
+            "SPOOLDIR {}\nMAILNAME test.example\nAUTHPATH {}\n",
+            spool.display(),
+            auth.display()
+        ),
+    )
+    .unwrap();
+    let u = test_user();
+    for (p, mode) in [(&spool, 0o755), (&auth, 0o644), (&conf, 0o644)] {
+        std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid)).unwrap();
+        fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let check = || {
+        let out = as_user(
+            &bin.join("rsendmail-admin"),
+            &["-C", conf.to_str().unwrap(), "check"],
+            &[],
+            b"",
+        );
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, said) = check();
+    assert_eq!(code, Some(78), "{said}");
+    let fixes: Vec<String> = said
+        .lines()
+        .filter_map(|l| {
+            let at = l.rfind(" (fix: ")?;
+            l.get(at + 7..)?.strip_suffix(')').map(str::to_string)
+        })
+        .collect();
+    assert!(
+        fixes.contains(&format!("chmod 600 {}", auth.display()))
+            && fixes.contains(&format!("chmod 700 {}", spool.display())),
+        "{said}"
+    );
+    for c in &fixes {
+        let st = std::process::Command::new("runuser")
+            .args(["-u", TEST_USER, "--", "sh", "-c", c])
+            .status()
+            .unwrap();
+        assert!(st.success(), "{c}");
+    }
+    let (code, said) = check();
+    assert_eq!(code, Some(0), "{said}");
+    assert!(!said.contains("FAIL") && !said.contains("(fix: "), "{said}");
+    assert!(said.contains("ok   auth.conf "), "{said}");
+    let _ = fs::remove_dir_all(&here);
 }
