@@ -1798,3 +1798,40 @@ fn a_users_own_spool_gets_fixes_she_can_run() {
     assert!(said.contains("ok   auth.conf "), "{said}");
     let _ = fs::remove_dir_all(&here);
 }
+
+/// The system spool whose users' submissions cannot deliver themselves (`rsendmail`
+/// not set-gid to the spool's group, auth.conf out of the group's reach): no runner
+/// listening fails the check, saying why.
+#[test]
+fn no_runner_fails_when_users_cannot_deliver_themselves() {
+    if !is_root() {
+        return;
+    }
+    for (what, want) in [
+        ("binary", "is not set-gid to the spool's group"),
+        ("auth", "auth.conf is not readable by the spool's group"),
+    ] {
+        let env = Env::new();
+        let prog = install(&env);
+        if what == "binary" {
+            fs::set_permissions(
+                env.dir.join("bin/rsendmail"),
+                fs::Permissions::from_mode(0o755),
+            )
+            .unwrap();
+        } else {
+            let a = env.dir.join("auth.conf");
+            fs::write(&a, "bob|127.0.0.1:pw\n").unwrap();
+            fs::set_permissions(&a, fs::Permissions::from_mode(0o600)).unwrap();
+            std::os::unix::fs::chown(&a, None, Some(65534)).unwrap();
+            env.add_config(&format!("AUTHPATH {}\n", a.display()));
+        }
+        let r = env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+        r.code(78);
+        let w = line(&r, "FAIL wakeup: no ");
+        assert!(
+            w.contains(want) && w.contains("systemctl enable --now rsendmail-queue"),
+            "{what}: {w}"
+        );
+    }
+}
