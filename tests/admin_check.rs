@@ -4,7 +4,10 @@
 //! configuration's problems with their lines; `config`'s values and their origins.
 
 use crate::harness::servers::{DnsServer, Peer, have_peer};
-use crate::harness::{Env, MSG, Run, closed_tcp_port, copy_executable, is_root};
+use crate::harness::{
+    Env, MSG, Run, TEST_USER, as_user, can_switch_user, closed_tcp_port, copy_executable, is_root,
+    test_user,
+};
 use crate::tls::{Pki, tls_peer};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -270,7 +273,7 @@ fn dns_through_the_configured_resolver() {
         &env0.dir,
         &[
             "--host-record=smtp.test,127.0.0.1",
-            "--host-record=relay.test,::1",
+            "--host-record=relay.test,127.0.0.1",
             "--mx-host=mx.test,smtp.test,10",
         ],
     ) else {
@@ -283,9 +286,10 @@ fn dns_through_the_configured_resolver() {
             peer.port, dns.port, peer.port
         ))
     };
-    // A name that resolves, through RESOLVER; the relay table's hosts are looked up too.
+    // A name that resolves, through RESOLVER; the relay table's hosts are looked up and
+    // checked through too.
     let table = env0.dir.join("relays");
-    fs::write(&table, "other.example relay.test:2525\n").unwrap();
+    fs::write(&table, format!("other.example relay.test:{}\n", peer.port)).unwrap();
     let env = conf(&format!(
         "SMARTHOST smtp.test\nRELAYTABLE {}\n",
         table.display()
@@ -298,8 +302,16 @@ fn dns_through_the_configured_resolver() {
         &r,
         "ok   dns relay.test (RELAYTABLE, for other.example) through RESOLVER 127.0.0.1:",
     );
-    assert!(d.ends_with(": ::1"), "{d}");
+    assert!(d.ends_with(": 127.0.0.1"), "{d}");
     line(&r, "ok   connect smtp.test [127.0.0.1]");
+    line(
+        &r,
+        &format!(
+            "info relay: relay.test port {} (RELAYTABLE, for other.example)",
+            peer.port
+        ),
+    );
+    line(&r, "ok   connect relay.test [127.0.0.1]");
     // One that does not exist.
     let env = conf("SMARTHOST nx.test\n");
     let r = admin(&env, &["check"]);
@@ -1287,4 +1299,539 @@ fn the_connect_line_comes_before_the_greeting_wait() {
     );
     assert_eq!(status.code(), Some(75), "{seen:?}");
     let _ = server.join();
+}
+
+/// Without `--to`, each host of the relay table is checked through as the smarthost is
+/// (DNS, connect, greeting, EHLO): one that does not work fails the check, since it is
+/// the only way to its domains; with or without SMARTHOST.
+#[test]
+fn relay_table_hosts_are_checked_without_to() {
+    let good = scripted_server("220 relay.good ESMTP\r\n");
+    let dead = closed_tcp_port();
+    let env0 = Env::new();
+    let table = env0.dir.join("relays");
+    fs::write(
+        &table,
+        format!("a.example 127.0.0.1:{good}\n.b.example 127.0.0.1:{good}\n"),
+    )
+    .unwrap();
+    for smarthost in [String::new(), format!("SMARTHOST 127.0.0.1:{good}\n")] {
+        let env = Env::with_config(&format!(
+            "{smarthost}RELAYTABLE {}\nO Timeout.connect=5s\n",
+            table.display()
+        ));
+        let r = admin(&env, &["check"]);
+        r.code(0);
+        // One line for the host, naming both of its patterns.
+        let info = line(&r, "info relay: 127.0.0.1 port ");
+        assert!(
+            info.ends_with(&format!("{good} (RELAYTABLE, for a.example, .b.example)")),
+            "{info}"
+        );
+        assert_eq!(r.stdout.matches("info relay:").count(), 1, "{}", r.stdout);
+        let at = r.stdout.find("info relay:").unwrap();
+        assert!(
+            r.stdout[at..].contains("ok   greeting 220 relay.good"),
+            "{}",
+            r.stdout
+        );
+        assert!(r.stdout[at..].contains("ok   ehlo "), "{}", r.stdout);
+    }
+    fs::write(
+        &table,
+        format!("a.example 127.0.0.1:{good}\nc.example 127.0.0.1:{dead}\nd.example mx:\n"),
+    )
+    .unwrap();
+    let env = Env::with_config(&format!(
+        "RELAYTABLE {}\nO Timeout.connect=5s\n",
+        table.display()
+    ));
+    let r = admin(&env, &["check"]);
+    r.code(75);
+    line(
+        &r,
+        &format!("info relay: 127.0.0.1 port {dead} (RELAYTABLE, for c.example)"),
+    );
+    let c = line(&r, "FAIL connect: ");
+    assert!(c.contains("Connection refused"), "{c}");
+    assert_eq!(r.stdout.matches("info relay:").count(), 2, "{}", r.stdout);
+}
+
+/// `check` fails a MAILNAME that is an IP address, an address literal or localhost (the
+/// Debian package's rule), given as the keyword or in the file it names; a domain passes.
+#[test]
+fn check_fails_a_mail_name_that_is_an_address_or_localhost() {
+    for (name, why) in [
+        ("192.168.1.1", "an IP address is no mail name"),
+        ("10.1.2.3", "an IP address is no mail name"),
+        ("[192.0.2.1]", "an address literal is no mail name"),
+        ("[IPv6:2001:db8::1]", "an address literal is no mail name"),
+        ("localhost", "localhost is what every host calls itself"),
+        (
+            "LocalHost.LocalDomain",
+            "localhost is what every host calls itself",
+        ),
+    ] {
+        for in_file in [false, true] {
+            let env = Env::new();
+            let conf = fs::read_to_string(&env.conf).unwrap();
+            let value = if in_file {
+                let f = env.dir.join("mailname");
+                fs::write(&f, format!("{name}\n")).unwrap();
+                f.display().to_string()
+            } else {
+                name.to_string()
+            };
+            fs::write(
+                &env.conf,
+                conf.replace("MAILNAME test.example\n", &format!("MAILNAME {value}\n")),
+            )
+            .unwrap();
+            let r = admin(&env, &["check"]);
+            r.code(78);
+            let m = line(&r, "FAIL mailname: ");
+            assert!(
+                m.starts_with(&format!("FAIL mailname: {name} (MAILNAME")) && m.contains(why),
+                "{name} {in_file}: {m}"
+            );
+        }
+    }
+    let r = admin(&Env::new(), &["check"]);
+    line(&r, "ok   mailname test.example");
+}
+
+/// `check` takes `-O NAME=VALUE`, `-o LETTERVALUE` and `-C FILE` after the subcommand,
+/// with the meaning they have for `config` and the programs: the setting is tried
+/// before it is written, by the admin steps and by the network steps alike.
+#[test]
+fn check_takes_command_line_options() {
+    let Some((env, pki, _peer, _keep)) = tls_auth("srv", "s3cret-pw") else {
+        return;
+    };
+    let prog = install(&env);
+    let conf = env.conf.to_str().unwrap();
+    let r = env.run_raw(&prog, &["check", "-C", conf], b"");
+    r.code(0);
+    line(&r, "ok   tls ");
+    // Another CA, given on the command line: the server's certificate no longer passes.
+    let other = pki.path("self.pem");
+    let r = env.run_raw(
+        &prog,
+        &["check", "-C", conf, "-O", &format!("CACertFile={other}")],
+        b"",
+    );
+    r.code(75);
+    line(&r, "FAIL tls: ");
+    // The file is unchanged: without the option it passes again.
+    env.run_raw(&prog, &["-C", conf, "check"], b"").code(0);
+    // A bad value is refused with the programs' words.
+    let r = env.run_raw(&prog, &["-C", conf, "check", "-O", "MaxHopCount=many"], b"");
+    r.code(78);
+    assert!(r.stdout.contains("FAIL config: "), "{}", r.stdout);
+}
+
+/// No queue runner listening is a failure when nothing else would send the mail (the
+/// delivery mode queue-only or deferred, from the file or the command line), naming the
+/// service to start; a warning otherwise.
+#[test]
+fn no_runner_fails_when_nothing_else_would_send() {
+    let env = Env::new();
+    let prog = install(&env);
+    let conf = env.conf.to_str().unwrap();
+    let check = |extra: &[&str]| {
+        let mut a = vec!["-C", conf, "check"];
+        a.extend_from_slice(extra);
+        env.run_raw(&prog, &a, b"")
+    };
+    let service = if is_root() {
+        "systemctl enable --now rsendmail-queue"
+    } else {
+        "systemctl --user enable --now rsendmail-queue.timer"
+    };
+    // No FIFO: no runner was ever started.
+    let r = check(&[]);
+    r.code(0);
+    line(&r, "skip wakeup: no ");
+    for opts in [&["-O", "DeliveryMode=q"][..], &["-o", "dd"][..]] {
+        let r = check(opts);
+        r.code(78);
+        let w = line(&r, "FAIL wakeup: no ");
+        assert!(
+            w.contains("nothing else would ever send") && w.contains(service),
+            "{w}"
+        );
+    }
+    let fifo = env.spool.join("wakeup");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .args(["-m", "0620"])
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let r = check(&[]);
+    r.code(0);
+    assert!(line(&r, "warn wakeup: ").contains(service), "{}", r.stdout);
+    let r = check(&["-O", "DeliveryMode=q"]);
+    r.code(78);
+    let w = line(&r, "FAIL wakeup: ");
+    assert!(w.contains("the delivery mode is queue-only"), "{w}");
+    env.add_config("DEFER\n");
+    let r = check(&[]);
+    r.code(78);
+    assert!(
+        line(&r, "FAIL wakeup: ").contains("the delivery mode is deferred"),
+        "{}",
+        r.stdout
+    );
+    // A runner listening: fine in every mode.
+    use std::os::unix::fs::OpenOptionsExt;
+    let _reader = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let r = check(&[]);
+    r.code(0);
+    line(&r, "ok   wakeup ");
+}
+
+/// Each mode or owner problem `check` reports ends with the commands that put it right
+/// (`(fix: ...)`); running them as printed makes the check pass.
+#[test]
+fn following_each_fix_makes_check_pass() {
+    if !is_root() {
+        return;
+    }
+    type Damage = fn(&Env);
+    let cases: Vec<(&str, Damage)> = vec![
+        ("config 0666", |e| {
+            fs::set_permissions(&e.conf, fs::Permissions::from_mode(0o666)).unwrap()
+        }),
+        ("config owner", |e| {
+            std::os::unix::fs::chown(&e.conf, Some(65534), None).unwrap()
+        }),
+        ("config dir 0777", |e| {
+            fs::set_permissions(&e.dir, fs::Permissions::from_mode(0o777)).unwrap()
+        }),
+        ("spool 2775", |e| {
+            fs::set_permissions(&e.spool, fs::Permissions::from_mode(0o2775)).unwrap()
+        }),
+        ("spool 0755", |e| {
+            fs::set_permissions(&e.spool, fs::Permissions::from_mode(0o755)).unwrap()
+        }),
+        ("rsendmail 0755", |e| {
+            fs::set_permissions(
+                e.dir.join("bin/rsendmail"),
+                fs::Permissions::from_mode(0o755),
+            )
+            .unwrap()
+        }),
+        ("rsendmail 2777", |e| {
+            fs::set_permissions(
+                e.dir.join("bin/rsendmail"),
+                fs::Permissions::from_mode(0o2777),
+            )
+            .unwrap()
+        }),
+        ("rsendmail group", |e| {
+            std::os::unix::fs::chown(e.dir.join("bin/rsendmail"), None, Some(65534)).unwrap();
+            fs::set_permissions(
+                e.dir.join("bin/rsendmail"),
+                fs::Permissions::from_mode(0o2755),
+            )
+            .unwrap()
+        }),
+        ("deliver 4755", |e| {
+            fs::set_permissions(
+                e.dir.join("bin/rsendmail-deliver"),
+                fs::Permissions::from_mode(0o4755),
+            )
+            .unwrap()
+        }),
+        ("deliver 0777", |e| {
+            fs::set_permissions(
+                e.dir.join("bin/rsendmail-deliver"),
+                fs::Permissions::from_mode(0o777),
+            )
+            .unwrap()
+        }),
+        ("deliver owner", |e| {
+            std::os::unix::fs::chown(e.dir.join("bin/rsendmail-deliver"), Some(65534), None)
+                .unwrap()
+        }),
+        ("bin dir 0777", |e| {
+            fs::set_permissions(e.dir.join("bin"), fs::Permissions::from_mode(0o777)).unwrap()
+        }),
+        ("bin dir owner", |e| {
+            std::os::unix::fs::chown(e.dir.join("bin"), Some(65534), None).unwrap()
+        }),
+        ("fifo 0666", |e| fifo(e, 0o666, None)),
+        ("fifo group", |e| fifo(e, 0o620, Some(65534))),
+        ("auth 0644", |e| auth(e, 0o644, None)),
+        ("auth 0604", |e| auth(e, 0o604, None)),
+        ("auth 0600", |e| auth(e, 0o600, None)),
+        ("auth group", |e| auth(e, 0o640, Some((0, 65534)))),
+        ("auth owner", |e| auth(e, 0o640, Some((65534, 0)))),
+    ];
+    fn fifo(e: &Env, mode: u32, gid: Option<u32>) {
+        let f = e.spool.join("wakeup");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&f)
+                .status()
+                .unwrap()
+                .success()
+        );
+        fs::set_permissions(&f, fs::Permissions::from_mode(mode)).unwrap();
+        if let Some(g) = gid {
+            std::os::unix::fs::chown(&f, None, Some(g)).unwrap();
+        }
+    }
+    fn auth(e: &Env, mode: u32, owner: Option<(u32, u32)>) {
+        let a = e.dir.join("auth.conf");
+        fs::write(&a, "bob|127.0.0.1:pw\n").unwrap();
+        fs::set_permissions(&a, fs::Permissions::from_mode(mode)).unwrap();
+        if let Some((u, g)) = owner {
+            std::os::unix::fs::chown(&a, Some(u), Some(g)).unwrap();
+        }
+        e.add_config(&format!("AUTHPATH {}\n", a.display()));
+    }
+    let fixes = |r: &Run| -> Vec<String> {
+        r.stdout
+            .lines()
+            .filter_map(|l| {
+                let at = l.rfind(" (fix: ")?;
+                l[at + 7..].strip_suffix(')').map(str::to_string)
+            })
+            .collect()
+    };
+    for (what, damage) in &cases {
+        let env = Env::new();
+        let prog = install(&env);
+        let run = || env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+        damage(&env);
+        let r = run();
+        let cmds = fixes(&r);
+        assert!(!cmds.is_empty(), "{what}: no fix in\n{}", r.stdout);
+        for c in &cmds {
+            let st = std::process::Command::new("sh")
+                .args(["-c", c])
+                .status()
+                .unwrap();
+            assert!(st.success(), "{what}: {c}");
+        }
+        let r = run();
+        assert!(
+            !r.stdout.contains("FAIL") && fixes(&r).is_empty(),
+            "{what}: after {cmds:?}:\n{}",
+            r.stdout
+        );
+        r.code(0);
+    }
+    // All at once (one FIFO, one auth.conf), each line's fix run as printed.
+    let env = Env::new();
+    let prog = install(&env);
+    let run = || env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    for (what, damage) in &cases {
+        if !what.starts_with("fifo") && !what.starts_with("auth") {
+            damage(&env);
+        }
+    }
+    fifo(&env, 0o666, Some(65534));
+    auth(&env, 0o644, Some((65534, 65534)));
+    for _ in 0..3 {
+        for c in fixes(&run()) {
+            let st = std::process::Command::new("sh")
+                .args(["-c", &c])
+                .status()
+                .unwrap();
+            assert!(st.success(), "{c}");
+        }
+    }
+    let r = run();
+    assert!(
+        !r.stdout.contains("FAIL") && fixes(&r).is_empty(),
+        "{}",
+        r.stdout
+    );
+    r.code(0);
+}
+
+/// `config` never shows an empty value: `Timeout.queuewarn` without QueueTimeout's
+/// `/WARN` part is the built-in warning time the programs use, said so, whether
+/// QueueTimeout comes from the file or `-oT`; an option given empty shows what that
+/// means.
+#[test]
+fn config_shows_derived_values_never_empty() {
+    let env = Env::with_config("O QueueTimeout=3d\nO DeliveryMode=\n");
+    let conf = env.conf.display().to_string();
+    let no_empty = |r: &Run| {
+        for l in r.stdout.lines() {
+            let v = l.split_once('=').map(|(_, v)| v);
+            assert!(
+                !v.is_some_and(|v| v.is_empty() || v.starts_with(' ')),
+                "empty value: {l}\n{}",
+                r.stdout
+            );
+        }
+    };
+    let r = admin(&env, &["config"]);
+    r.code(0);
+    no_empty(&r);
+    line(
+        &r,
+        &format!("O Timeout.queuereturn=3d    # set by O QueueTimeout, {conf}: line 6"),
+    );
+    line(
+        &r,
+        "O Timeout.queuewarn=4h    # default (O QueueTimeout=3d sets no warning time",
+    );
+    line(
+        &r,
+        &format!("O DeliveryMode=i    # {conf}: line 7 (given empty)"),
+    );
+    for args in [
+        &["config", "-oT2d"][..],
+        &["config", "-O", "QueueTimeout=2d"][..],
+    ] {
+        let r = admin(&env, args);
+        r.code(0);
+        no_empty(&r);
+        line(
+            &r,
+            "O Timeout.queuereturn=2d    # set by O QueueTimeout, command line",
+        );
+        line(
+            &r,
+            "O Timeout.queuewarn=4h    # default (O QueueTimeout=2d sets no warning time",
+        );
+    }
+    let r = admin(&env, &["config", "-oT2d/1h"]);
+    line(
+        &r,
+        "O Timeout.queuewarn=1h    # set by O QueueTimeout, command line",
+    );
+    let r = admin(&Env::new(), &["config"]);
+    no_empty(&r);
+}
+
+/// A user's own spool: the fixes `check` prints are hers to run (`chmod 600` for her
+/// auth.conf, which no group needs to read; `chmod 700` for her spool), and running them
+/// as printed makes the check pass.
+#[test]
+fn a_users_own_spool_gets_fixes_she_can_run() {
+    if !can_switch_user() {
+        return;
+    }
+    let here = std::env::temp_dir().join(format!("rsendmail-check-user-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&here);
+    let bin = here.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    for d in [&here, &bin] {
+        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for (name, from) in [
+        ("rsendmail", env!("CARGO_BIN_EXE_rsendmail")),
+        ("rsendmail-deliver", env!("CARGO_BIN_EXE_rsendmail-deliver")),
+        ("rsendmail-admin", env!("CARGO_BIN_EXE_rsendmail-admin")),
+    ] {
+        copy_executable(&PathBuf::from(from), &bin.join(name));
+        fs::set_permissions(bin.join(name), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let spool = here.join("spool");
+    fs::create_dir(&spool).unwrap();
+    let auth = here.join("auth.conf");
+    fs::write(&auth, "bob|127.0.0.1:pw\n").unwrap();
+    let conf = here.join("rsendmail.conf");
+    fs::write(
+        &conf,
+        format!(
+            "SPOOLDIR {}\nMAILNAME test.example\nAUTHPATH {}\n",
+            spool.display(),
+            auth.display()
+        ),
+    )
+    .unwrap();
+    let u = test_user();
+    for (p, mode) in [(&spool, 0o755), (&auth, 0o644), (&conf, 0o644)] {
+        std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid)).unwrap();
+        fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let check = || {
+        let out = as_user(
+            &bin.join("rsendmail-admin"),
+            &["-C", conf.to_str().unwrap(), "check"],
+            &[],
+            b"",
+        );
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, said) = check();
+    assert_eq!(code, Some(78), "{said}");
+    let fixes: Vec<String> = said
+        .lines()
+        .filter_map(|l| {
+            let at = l.rfind(" (fix: ")?;
+            l.get(at + 7..)?.strip_suffix(')').map(str::to_string)
+        })
+        .collect();
+    assert!(
+        fixes.contains(&format!("chmod 600 {}", auth.display()))
+            && fixes.contains(&format!("chmod 700 {}", spool.display())),
+        "{said}"
+    );
+    for c in &fixes {
+        let st = std::process::Command::new("runuser")
+            .args(["-u", TEST_USER, "--", "sh", "-c", c])
+            .status()
+            .unwrap();
+        assert!(st.success(), "{c}");
+    }
+    let (code, said) = check();
+    assert_eq!(code, Some(0), "{said}");
+    assert!(!said.contains("FAIL") && !said.contains("(fix: "), "{said}");
+    assert!(said.contains("ok   auth.conf "), "{said}");
+    let _ = fs::remove_dir_all(&here);
+}
+
+/// The system spool whose users' submissions cannot deliver themselves (`rsendmail`
+/// not set-gid to the spool's group, auth.conf out of the group's reach): no runner
+/// listening fails the check, saying why.
+#[test]
+fn no_runner_fails_when_users_cannot_deliver_themselves() {
+    if !is_root() {
+        return;
+    }
+    for (what, want) in [
+        ("binary", "is not set-gid to the spool's group"),
+        ("auth", "auth.conf is not readable by the spool's group"),
+    ] {
+        let env = Env::new();
+        let prog = install(&env);
+        if what == "binary" {
+            fs::set_permissions(
+                env.dir.join("bin/rsendmail"),
+                fs::Permissions::from_mode(0o755),
+            )
+            .unwrap();
+        } else {
+            let a = env.dir.join("auth.conf");
+            fs::write(&a, "bob|127.0.0.1:pw\n").unwrap();
+            fs::set_permissions(&a, fs::Permissions::from_mode(0o600)).unwrap();
+            std::os::unix::fs::chown(&a, None, Some(65534)).unwrap();
+            env.add_config(&format!("AUTHPATH {}\n", a.display()));
+        }
+        let r = env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+        r.code(78);
+        let w = line(&r, "FAIL wakeup: no ");
+        assert!(
+            w.contains(want) && w.contains("systemctl enable --now rsendmail-queue"),
+            "{what}: {w}"
+        );
+    }
 }

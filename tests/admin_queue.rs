@@ -1141,3 +1141,30 @@ fn delete_refuses_an_empty_recipient_pattern() {
     );
     assert!(!r.stderr.contains("--all [ID]"), "{}", r.stderr);
 }
+
+/// `delete --recipient` with a pattern of no letter or digit (`@`, `.`, `<>`, `-`, ...)
+/// names no recipient (it is in nearly every address): a usage error (64), nothing
+/// deleted; a pattern with a letter or digit still deletes what it names.
+#[test]
+fn delete_refuses_a_pattern_without_a_letter_or_digit() {
+    let env = Env::new();
+    let a = queue(&env, "bob@example.org");
+    let b = queue(&env, "carol-x@example.org");
+    for pat in ["@", ".", " .", "@.", "<>", "-", "_", "+", "%!", "'\""] {
+        let r = admin(&env, &["delete", "--recipient", pat]);
+        r.code(64);
+        assert!(
+            r.stderr
+                .contains("has no letter or digit, so it names no recipient"),
+            "{pat:?}: {}",
+            r.stderr
+        );
+        assert_eq!(r.stdout, "", "{pat:?}");
+    }
+    assert!(queued(&env, &a) && queued(&env, &b));
+    let r = admin(&env, &["delete", "--recipient=-x@"]);
+    r.code(0);
+    assert!(queued(&env, &a) && !queued(&env, &b), "{}", r.stdout);
+    admin(&env, &["delete", "--recipient", "Bob@"]).code(0);
+    assert!(!queued(&env, &a));
+}

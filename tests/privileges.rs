@@ -865,13 +865,23 @@ fn user_submission_never_falls_back_to_a_per_user_spool_where_a_system_config_ex
     assert!(!missing.exists() && !state.exists());
     // A spool the user may write (here through its modes for others; installed, through
     // the spool group) takes the message, with the shared spool's modes, and mailq lists
-    // that spool.
+    // that spool. (An established spool, with its tmp/: an empty world-writable
+    // directory is made a spool by root, who gives it the spool's modes.)
     fs::write(
         &conf,
         format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
     )
     .unwrap();
     fs::set_permissions(&spool, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = as_user(&b, &["-odq", "bob@example.org"], &envs, MSG);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("only root can give it the spool's modes"),
+        "{}",
+        text(&out.stdout)
+    );
+    fs::create_dir(spool.join("tmp")).unwrap();
+    fs::set_permissions(spool.join("tmp"), fs::Permissions::from_mode(0o777)).unwrap();
     let out = as_user(&b, &["-odq", "bob@example.org"], &envs, MSG);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let qf = queue_file(&spool);

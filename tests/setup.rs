@@ -477,11 +477,12 @@ fn init_refuses_a_typo_an_unknown_group_and_non_root() {
     let _ = fs::remove_dir_all(&dir);
 }
 
-/// `init` takes over an existing directory only when it is empty or holds nothing but a
-/// spool's own names: a `SPOOLDIR` naming a directory with other files (`/var/spool`),
-/// or a sticky or world-writable one (`/tmp`), is refused (78, the keyword's file and
-/// line, why) and left exactly as it was; a submission refuses it the same way. An empty
-/// directory, or an old spool with entries, is taken over.
+/// `init` and a submission take over an existing directory by one rule: a `SPOOLDIR`
+/// naming a directory with other files (`/var/spool`), an old sendmail queue, or a
+/// sticky or world-writable one with anything in it (`/tmp`), is refused by both (78,
+/// the keyword's file and line, a file found there) and left exactly as it was. An empty
+/// directory (sticky ones too: a file system mounted 1777) is taken over and given the
+/// spool's modes, as is an old spool with entries.
 #[test]
 fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
     if !is_root() {
@@ -531,25 +532,149 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
         "{said}"
     );
     assert_eq!(fs::read_dir(&shared).unwrap().count(), 1, "made something");
-    // A /tmp-like directory: sticky and world-writable, even when empty.
+    // A /tmp-like directory with files in it: sticky and world-writable, never touched
+    // by either.
     let tmp = dir.join("tmplike");
     fs::create_dir(&tmp).unwrap();
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777)).unwrap();
-    let c = conf_for("tmplike", &tmp);
-    let out = admin(&c, &["init", "--group", "mail"]);
-    let said = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(78), "{said}");
-    assert!(said.contains("line 2: SPOOLDIR"), "{said}");
-    assert!(
-        said.contains("the directory is sticky (mode 1777"),
-        "{said}"
-    );
-    assert_eq!(owner_mode(&tmp), (0o1777, 0, 0));
-    assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o777)).unwrap();
-    let said = text(&admin(&c, &["init", "--group", "mail"]).stdout);
-    assert!(said.contains("writable by everyone (mode 777)"), "{said}");
-    assert_eq!(owner_mode(&tmp), (0o777, 0, 0));
+    fs::write(tmp.join("qfAAAAAAAAAAAAAB"), "x").unwrap();
+    for mode in [0o1777, 0o777, 0o1770] {
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).unwrap();
+        let c = conf_for("tmplike", &tmp);
+        let out = admin(&c, &["init", "--group", "mail"]);
+        let said = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(78), "{mode:o}: {said}");
+        assert!(said.contains("line 2: SPOOLDIR"), "{said}");
+        let why = if mode & 0o1000 != 0 {
+            format!("the directory is sticky (mode {mode:o}")
+        } else {
+            format!("writable by everyone (mode {mode:o})")
+        };
+        assert!(
+            said.contains(&why) && said.contains("and not empty (qfAAAAAAAAAAAAAB)"),
+            "{said}"
+        );
+        assert_eq!(owner_mode(&tmp), (mode, 0, 0));
+        let out = run_limited(
+            &bin(),
+            &["-C", c.to_str().unwrap(), "-odq", "bob@example.org"],
+            MSG,
+        );
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(78), "{mode:o}: {said}");
+        assert!(said.contains("and not empty"), "{said}");
+        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 1, "made something");
+        assert_eq!(owner_mode(&tmp), (mode, 0, 0));
+    }
+    // An old sendmail queue (qf and df files, or any of sendmail's other queue files),
+    // and other foreign files: named, refused by both, left alone.
+    for (tag, files, named) in [
+        (
+            "smq",
+            &["qf0B1GABCD012345", "df0B1GABCD012345"][..],
+            "old sendmail queue (df0B1GABCD012345",
+        ),
+        (
+            "smxf",
+            &["xf0B1GABCD012345"][..],
+            "old sendmail queue (xf0B1GABCD012345)",
+        ),
+        (
+            "smtf",
+            &["tf0B1GABCD012345"][..],
+            "old sendmail queue (tf0B1GABCD012345)",
+        ),
+        (
+            "smQf",
+            &["Qf0B1GABCD012345"][..],
+            "old sendmail queue (Qf0B1GABCD012345)",
+        ),
+        (
+            "qfbad",
+            &["qfnotanid"][..],
+            "old sendmail queue (qfnotanid)",
+        ),
+        (
+            "smqf",
+            &["qf0B1GABCD012346"][..],
+            "old sendmail queue (qf0B1GABCD012346)",
+        ),
+        (
+            "other",
+            &["index", "notes.txt"][..],
+            "not a spool's (notes.txt)",
+        ),
+    ] {
+        let q = dir.join(tag);
+        fs::create_dir(&q).unwrap();
+        for f in files {
+            // A sendmail qf file begins with its version line.
+            fs::write(q.join(f), "V8\nT1700000000\n").unwrap();
+        }
+        let c = conf_for(tag, &q);
+        for out in [
+            admin(&c, &["init", "--group", "mail"]),
+            run_limited(
+                &bin(),
+                &["-C", c.to_str().unwrap(), "-odq", "bob@example.org"],
+                MSG,
+            ),
+        ] {
+            let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            assert_eq!(out.status.code(), Some(78), "{tag}: {said}");
+            assert!(
+                said.contains(&format!(
+                    "{}: line 2: SPOOLDIR {}: ",
+                    c.display(),
+                    q.display()
+                )) && said.contains(named),
+                "{tag}: {said}"
+            );
+            assert_eq!(fs::read_dir(&q).unwrap().count(), files.len(), "{tag}");
+        }
+        // check says the same of it.
+        let out = admin(&c, &["check"]);
+        let said = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(78), "{tag}: {said}");
+        assert!(
+            said.lines()
+                .any(|l| l.starts_with("FAIL spool: ") && l.contains(named)),
+            "{tag}: {said}"
+        );
+        assert_eq!(fs::read_dir(&q).unwrap().count(), files.len(), "{tag}");
+    }
+    // An empty sticky directory owned by root (a file system mounted 1777): init takes
+    // it over and gives it the spool's modes; a submission does the same.
+    for (tag, first) in [("tmpfs-init", "init"), ("tmpfs-submit", "submit")] {
+        let t = dir.join(tag);
+        fs::create_dir(&t).unwrap();
+        fs::set_permissions(&t, fs::Permissions::from_mode(0o1777)).unwrap();
+        let c = conf_for(tag, &t);
+        let out = if first == "init" {
+            admin(&c, &["init", "--group", "mail"])
+        } else {
+            run_limited(
+                &bin(),
+                &["-C", c.to_str().unwrap(), "-odq", "bob@example.org"],
+                MSG,
+            )
+        };
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{tag}: {said}");
+        assert_eq!(owner_mode(&t).0 & 0o7777, 0o2770, "{tag}");
+        // Then the other entry point agrees: it is the spool.
+        let out = if first == "init" {
+            run_limited(
+                &bin(),
+                &["-C", c.to_str().unwrap(), "-odq", "bob@example.org"],
+                MSG,
+            )
+        } else {
+            admin(&c, &["init", "--group", "mail"])
+        };
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{tag}: {said}");
+        assert_layout(&t);
+    }
     // An empty directory, and an old spool holding entries only, are taken over.
     fs::create_dir(&spool).unwrap();
     fs::write(spool.join("qfAAAAAAAAAAAAAA"), "x").unwrap();

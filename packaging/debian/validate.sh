@@ -2,12 +2,14 @@
 # The mail name: a domain name, as the question asks: labels of letters, digits and
 # inner hyphens, 1 to 63 octets, joined by dots, the last one not all digits (an IPv4
 # address is not a domain, and "user@192.0.2.1" is not a valid address); no address
-# literal, not "localhost". A host's own one-label name (the default on a host without a
-# domain) is taken: `rsendmail-admin check` warns about it.
+# literal, not "localhost" in any case. `rsendmail-admin check` applies the same rule
+# (mail_name_problem in src/message/address.rs, whose test runs this function). A
+# host's own one-label name (the default on a host without a domain) is taken:
+# `rsendmail-admin check` warns about it.
 valid_mailname() {
     [ -n "$1" ] && [ "${#1}" -le 255 ] || return 1
     printf '%s\n' "$1" | grep -Eqx '[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*' || return 1
-    case $1 in localhost | localhost.localdomain) return 1 ;; esac
+    case $(printf '%s' "$1" | tr '[:upper:]' '[:lower:]') in localhost | localhost.localdomain) return 1 ;; esac
     case ${1##*.} in *[!0-9]*) return 0 ;; *) return 1 ;; esac
 }
 # SMARTHOST's hosts: name (letters, digits, inner hyphens, underscores), address or

@@ -9,9 +9,15 @@
 //! file and its directory writable by root alone), the mail name and host name, the
 //! spool (its group and modes), the installed `rsendmail` (set-gid to the spool's
 //! group) and `rsendmail-deliver` (root's alone, not set-id, in a directory root's
-//! alone), the queue runner's wake-up FIFO (`SPOOLDIR/wakeup`; a `warn` when no runner
-//! holds it open) and the modes of `auth.conf` (never readable by others, readable by
-//! the spool's group). The network steps (DNS, TCP, the greeting,
+//! alone), the queue runner's wake-up FIFO (`SPOOLDIR/wakeup`; no runner holding it
+//! open is a `warn`, or a failure when nothing else would send the mail: the delivery
+//! mode queue-only or deferred, users' submissions that cannot deliver themselves) and
+//! the modes of `auth.conf` (never readable by others, readable by the spool's group).
+//! A mail name that is an IP address, an address literal or localhost fails
+//! ([`crate::message::address::mail_name_problem`]). Each mode or owner problem ends
+//! with `(fix: COMMANDS)`: shell commands that, run as printed, make the step pass.
+//! The options given after `check` (`-O`, `-o`: [`Context::options`]) apply to every
+//! step. The network steps (DNS, TCP, the greeting,
 //! EHLO, TLS and the certificate, AUTH, the `--to` probe) are the deliverer's, which
 //! holds the TLS and DNS code: `rsendmail-deliver --check [--to ADDRESS] -- ARGV`
 //! prints their lines (`deliver/check.rs`); they are skipped when the configuration has
@@ -315,15 +321,21 @@ fn writable_step(t: &mut Tally, path: &Path) {
             continue;
         };
         if let Some(why) = unsafe_md(&md, is_dir) {
+            let mut cmds = Vec::new();
+            if md.uid() != 0 && md.uid() != me {
+                cmds.push(format!("chown root {}", sh_word(p)));
+            }
+            cmds.push(format!("chmod go-w {}", sh_word(p)));
             t.fail(
                 Sysexit::Config,
                 "config",
                 &format!(
                     "{} ({}) is {why}: whoever can change {} decides what root delivers \
-                     and where (chown root, chmod go-w)",
+                     and where{}",
                     p.display(),
                     owner_mode(&md),
-                    if is_dir { "the files in it" } else { "it" }
+                    if is_dir { "the files in it" } else { "it" },
+                    fix(&cmds)
                 ),
             );
         }
@@ -381,7 +393,15 @@ fn names_step(t: &mut Tally, cfg: &Config) {
         None => "the host name".to_string(),
     };
     let from = from.trim_end_matches([' ', ':', ',']).to_string();
-    if name.contains('.') {
+    if let Some(why) = crate::message::address::mail_name_problem(&name) {
+        // What the Debian package's question refuses (an IP address, an address
+        // literal, localhost): other hosts refuse or misroute mail from such a name.
+        t.fail(
+            Sysexit::Config,
+            "mailname",
+            &format!("{name} ({from}): {why}; set MAILNAME"),
+        );
+    } else if name.contains('.') {
         t.say(Mark::Ok, "mailname", &format!("{name} ({from})"));
     } else {
         t.say(
@@ -394,6 +414,27 @@ fn names_step(t: &mut Tally, cfg: &Config) {
         );
     }
     t.say(Mark::Ok, "hostname", &config::system_host_name());
+}
+
+/// `p` as a shell word: as it is when it holds only characters no shell reads
+/// specially, else in single quotes.
+fn sh_word(p: &Path) -> String {
+    let s = p.display().to_string();
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@%".contains(&b))
+    {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// The end of a line for a mode or owner problem: the commands that put it right, which
+/// make that step pass when run as they are (`(fix: chgrp mail /etc/x && chmod 640
+/// /etc/x)`).
+fn fix(cmds: &[String]) -> String {
+    format!(" (fix: {})", cmds.join(" && "))
 }
 
 fn group_name(gid: u32) -> String {
@@ -460,15 +501,26 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         }
     };
     let mode = spool_md.mode() & 0o7777;
-    if s.spool.private {
+    // A directory that is no spool yet (no tmp/): what the first submission, or init,
+    // would say of it (another program's files, an old sendmail queue, a shared one).
+    // One this caller cannot list is left to the steps below.
+    let refused = if dir.join("tmp").is_dir() || std::fs::read_dir(dir).is_err() {
+        None
+    } else {
+        s.spool.check_takeover().err()
+    };
+    if let Some(f) = refused {
+        t.fail(Sysexit::Config, "spool", &f.message);
+    } else if s.spool.private {
         if mode & 0o077 != 0 {
             t.fail(
                 Sysexit::Config,
                 "spool",
                 &format!(
-                    "{} ({}): a user's own spool must be 0700",
+                    "{} ({}): a user's own spool must be 0700{}",
                     dir.display(),
-                    owner_mode(&spool_md)
+                    owner_mode(&spool_md),
+                    fix(&[format!("chmod 700 {}", sh_word(dir))])
                 ),
             );
         } else {
@@ -487,9 +539,10 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             Sysexit::Config,
             "spool",
             &format!(
-                "{} ({}): must be 2770, its group's and nobody else's",
+                "{} ({}): must be 2770, its group's and nobody else's{}",
                 dir.display(),
-                owner_mode(&spool_md)
+                owner_mode(&spool_md),
+                fix(&[format!("chmod 2770 {}", sh_word(dir))])
             ),
         );
     } else {
@@ -499,17 +552,173 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             &format!("{} ({})", dir.display(), owner_mode(&spool_md)),
         );
     }
-    binary_step(t, s, &spool_md);
-    let fifo = crate::spool::wake::path(dir);
-    match std::fs::symlink_metadata(&fifo) {
-        Err(_) => t.say(
+    let users_deliver = binary_step(t, s, &spool_md);
+    let shared_group = (!s.spool.private).then(|| spool_md.gid());
+    // Why nothing but a queue runner would ever send the mail queued here, if so.
+    let auth_md = s
+        .cfg
+        .auth_path
+        .as_ref()
+        .and_then(|p| std::fs::metadata(p).ok());
+    let auth_unreadable = shared_group.is_some_and(|g| {
+        auth_md
+            .as_ref()
+            .is_some_and(|md| md.gid() != g || md.mode() & 0o040 == 0)
+    });
+    let mode = crate::cli::effective_mode(false, None, s.settings.delivery_mode);
+    let only_runner = match mode {
+        crate::options::DeliveryMode::QueueOnly => {
+            Some("the delivery mode is queue-only (O DeliveryMode=q)".to_string())
+        }
+        crate::options::DeliveryMode::Deferred => {
+            Some("the delivery mode is deferred (DEFER, O DeliveryMode=d)".to_string())
+        }
+        _ if shared_group.is_some() && !users_deliver => Some(format!(
+            "{} is not set-gid to the spool's group, so users' submissions cannot \
+             deliver themselves",
+            rsendmail_path().display()
+        )),
+        _ if auth_unreadable => Some(
+            "auth.conf is not readable by the spool's group, so users' submissions \
+             cannot deliver themselves"
+                .to_string(),
+        ),
+        _ => None,
+    };
+    wakeup_step(t, s, &spool_md, only_runner.as_deref());
+    if let Some(p) = &s.cfg.auth_path {
+        let path = sh_word(p);
+        match std::fs::metadata(p) {
+            Err(e) => t.fail(
+                Sysexit::Config,
+                "auth.conf",
+                &format!("{}: {}", p.display(), config::io_text(&e)),
+            ),
+            Ok(md) if md.mode() & 0o007 != 0 => {
+                // Users' deliveries run with the spool's group: it must read the file.
+                let cmds = match shared_group {
+                    Some(g) => vec![
+                        format!("chgrp {} {path}", group_name(g)),
+                        format!("chmod 640 {path}"),
+                    ],
+                    None => vec![format!("chmod 600 {path}")],
+                };
+                t.fail(
+                    Sysexit::Config,
+                    "auth.conf",
+                    &format!(
+                        "{} ({}) is readable by others: its passwords must not be{}",
+                        p.display(),
+                        owner_mode(&md),
+                        fix(&cmds)
+                    ),
+                )
+            }
+            // Users' deliveries run with the spool's group: they must be able to read it.
+            Ok(md) if auth_unreadable => {
+                let group = group_name(spool_md.gid());
+                t.fail(
+                    Sysexit::Config,
+                    "auth.conf",
+                    &format!(
+                        "{} ({}) is not readable by the spool's group {group}: users' \
+                         deliveries cannot read it and wait for the root queue runner{}",
+                        p.display(),
+                        owner_mode(&md),
+                        fix(&[format!("chgrp {group} {path}"), format!("chmod 640 {path}")])
+                    ),
+                )
+            }
+            Ok(md) if md.uid() != 0 && !s.spool.private => t.say(
+                Mark::Warn,
+                "auth.conf",
+                &format!(
+                    "{} ({}) is owned by {}, not root: that user chooses the credentials \
+                     every delivery sends{}",
+                    p.display(),
+                    owner_mode(&md),
+                    user_name(md.uid()),
+                    fix(&[format!("chown root {path}")])
+                ),
+            ),
+            Ok(md) => t.say(
+                Mark::Ok,
+                "auth.conf",
+                &format!("{} ({})", p.display(), owner_mode(&md)),
+            ),
+        }
+    }
+}
+
+/// What starts a queue runner for this spool: the system's service, or a user's own
+/// timer.
+fn runner_advice(s: &app::Setup) -> &'static str {
+    if s.spool.private {
+        "start one: `systemctl --user enable --now rsendmail-queue.timer`, or \
+         `rsendmail -q30m`"
+    } else {
+        "start one: `systemctl enable --now rsendmail-queue`, or `rsendmail -q30m` as root"
+    }
+}
+
+/// Whether this user's systemd timer that runs her own queue (`rsendmail-queue.timer`,
+/// packaging/systemd/user) is enabled: it runs the queue without holding the FIFO open.
+fn user_timer_enabled() -> bool {
+    let name = "timers.target.wants/rsendmail-queue.timer";
+    let mut dirs = vec![PathBuf::from("/etc/systemd/user")];
+    match std::env::var_os("XDG_CONFIG_HOME") {
+        Some(x) if !x.is_empty() => dirs.push(PathBuf::from(x).join("systemd/user")),
+        _ => {
+            if let Some(h) = std::env::var_os("HOME") {
+                dirs.push(PathBuf::from(h).join(".config/systemd/user"));
+            }
+        }
+    }
+    dirs.iter().any(|d| d.join(name).exists())
+}
+
+/// The wake-up FIFO and whether a queue runner listens on it. No runner is a warning
+/// while submissions deliver themselves, a failure when `only_runner` says why nothing
+/// else would ever send the mail (the delivery mode queue or deferred, users'
+/// submissions that cannot deliver themselves), unless a user's own timer runs her
+/// queue.
+fn wakeup_step(
+    t: &mut Tally,
+    s: &app::Setup,
+    spool_md: &std::fs::Metadata,
+    only_runner: Option<&str>,
+) {
+    let fifo = crate::spool::wake::path(&s.spool.dir);
+    let advice = runner_advice(s);
+    let no_runner = |t: &mut Tally, shown: String, absent: bool| match only_runner {
+        Some(why) if !(s.spool.private && user_timer_enabled()) => t.fail(
+            Sysexit::Config,
+            "wakeup",
+            &format!(
+                "{shown}: no queue runner is listening, and nothing else would ever send \
+                 the mail queued here: {why} ({advice})"
+            ),
+        ),
+        _ if absent => t.say(
             Mark::Skip,
             "wakeup",
             &format!(
-                "no {} (no queue runner is listening; background submissions deliver themselves)",
-                fifo.display()
+                "{shown} (no queue runner is listening; background submissions deliver \
+                 themselves)"
             ),
         ),
+        _ => t.say(
+            Mark::Warn,
+            "wakeup",
+            &format!(
+                "{shown}: no queue runner is listening: mail queued for later \
+                 (deferred, failed attempts, a user's mail to another local user, \
+                 reports for local senders) waits until one runs ({advice})"
+            ),
+        ),
+    };
+    match std::fs::symlink_metadata(&fifo) {
+        Err(_) => no_runner(t, format!("no {}", fifo.display()), true),
         Ok(md) if !md.file_type().is_fifo() => t.fail(
             Sysexit::Config,
             "wakeup",
@@ -519,31 +728,36 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             if md.mode() & 0o7777 != crate::spool::wake::MODE
                 || (!s.spool.private && md.gid() != spool_md.gid()) =>
         {
+            let mut cmds = Vec::new();
+            if !s.spool.private && md.gid() != spool_md.gid() {
+                cmds.push(format!(
+                    "chgrp {} {}",
+                    group_name(spool_md.gid()),
+                    sh_word(&fifo)
+                ));
+            }
+            cmds.push(format!(
+                "chmod {:04o} {}",
+                crate::spool::wake::MODE,
+                sh_word(&fifo)
+            ));
             t.fail(
                 Sysexit::Config,
                 "wakeup",
                 &format!(
-                    "{} ({}): must be {:04o}, group {}",
+                    "{} ({}): must be {:04o}, group {}{}",
                     fifo.display(),
                     owner_mode(&md),
                     crate::spool::wake::MODE,
-                    group_name(spool_md.gid())
+                    group_name(spool_md.gid()),
+                    fix(&cmds)
                 ),
             )
         }
         Ok(md) => {
             let shown = format!("{} (FIFO, {})", fifo.display(), owner_mode(&md));
             match runner_listens(&fifo) {
-                Some(false) => t.say(
-                    Mark::Warn,
-                    "wakeup",
-                    &format!(
-                        "{shown}: no queue runner is listening: mail queued for later \
-                         (deferred, failed attempts, a user's mail to another local user, \
-                         reports for local senders) waits until one runs (start one: \
-                         `systemctl start rsendmail-queue`, or `rsendmail -q30m` as root)"
-                    ),
-                ),
+                Some(false) => no_runner(t, shown, false),
                 Some(true) => t.say(
                     Mark::Ok,
                     "wakeup",
@@ -551,59 +765,6 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                 ),
                 None => t.say(Mark::Ok, "wakeup", &shown),
             }
-        }
-    }
-    if let Some(p) = &s.cfg.auth_path {
-        match std::fs::metadata(p) {
-            Err(e) => t.fail(
-                Sysexit::Config,
-                "auth.conf",
-                &format!("{}: {}", p.display(), config::io_text(&e)),
-            ),
-            Ok(md) if md.mode() & 0o007 != 0 => t.fail(
-                Sysexit::Config,
-                "auth.conf",
-                &format!(
-                    "{} ({}) is readable by others: its passwords must not be (chmod 640 or 600)",
-                    p.display(),
-                    owner_mode(&md)
-                ),
-            ),
-            // Users' deliveries run with the spool's group: they must be able to read it.
-            Ok(md)
-                if !s.spool.private && (md.gid() != spool_md.gid() || md.mode() & 0o040 == 0) =>
-            {
-                let group = group_name(spool_md.gid());
-                t.fail(
-                    Sysexit::Config,
-                    "auth.conf",
-                    &format!(
-                        "{} ({}) is not readable by the spool's group {group}: users' \
-                         deliveries cannot read it and wait for the root queue runner \
-                         (chgrp {group} {}; chmod 640 {})",
-                        p.display(),
-                        owner_mode(&md),
-                        p.display(),
-                        p.display()
-                    ),
-                )
-            }
-            Ok(md) if md.uid() != 0 && !s.spool.private => t.say(
-                Mark::Warn,
-                "auth.conf",
-                &format!(
-                    "{} ({}) is owned by {}, not root: that user chooses the credentials \
-                     every delivery sends (chown root)",
-                    p.display(),
-                    owner_mode(&md),
-                    user_name(md.uid())
-                ),
-            ),
-            Ok(md) => t.say(
-                Mark::Ok,
-                "auth.conf",
-                &format!("{} ({})", p.display(), owner_mode(&md)),
-            ),
         }
     }
 }
@@ -625,8 +786,10 @@ fn runner_listens(fifo: &Path) -> Option<bool> {
 }
 
 /// `rsendmail` must be set-gid to the spool's group for users to submit to a shared
-/// spool; a user's own spool needs nothing of it.
-fn binary_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
+/// spool; a user's own spool needs nothing of it. Whether users' submissions can queue
+/// and deliver themselves (`rsendmail` is there, set-gid to the spool's group where it
+/// must be).
+fn binary_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) -> bool {
     let bin = rsendmail_path();
     let md = match std::fs::metadata(&bin) {
         Ok(md) => md,
@@ -636,9 +799,12 @@ fn binary_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
                 "binary",
                 &format!("{}: {}", bin.display(), config::io_text(&e)),
             );
-            return;
+            deliverer_step(t, s);
+            return false;
         }
     };
+    let path = sh_word(&bin);
+    let mut users_deliver = true;
     let shown = format!("{} ({})", bin.display(), owner_mode(&md));
     if s.spool.private {
         t.say(
@@ -647,25 +813,34 @@ fn binary_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
             &format!("{shown}: the spool is this user's own, no set-gid needed"),
         );
     } else if md.mode() & 0o2000 == 0 || md.gid() != spool_md.gid() {
+        users_deliver = false;
+        let group = group_name(spool_md.gid());
         t.fail(
             Sysexit::Config,
             "binary",
             &format!(
-                "{shown}: must be set-gid to the spool's group {} (mode 2755) for users to \
-                 queue mail",
-                group_name(spool_md.gid())
+                "{shown}: must be set-gid to the spool's group {group} (mode 2755) for \
+                 users to queue mail{}",
+                fix(&[
+                    format!("chgrp {group} {path}"),
+                    format!("chmod 2755 {path}")
+                ])
             ),
         );
     } else if md.mode() & 0o022 != 0 {
         t.fail(
             Sysexit::Config,
             "binary",
-            &format!("{shown}: writable by others than its owner"),
+            &format!(
+                "{shown}: writable by others than its owner{}",
+                fix(&[format!("chmod go-w {path}")])
+            ),
         );
     } else {
         t.say(Mark::Ok, "binary", &shown);
     }
     deliverer_step(t, s);
+    users_deliver
 }
 
 /// `rsendmail-deliver` is what root runs (the queue runner, `-q`, the daemon): it and
@@ -691,23 +866,35 @@ fn deliverer_step(t: &mut Tally, s: &app::Setup) {
     let owner_ok = |uid: u32| uid == 0 || (s.spool.private && uid == me);
     let dir = deliver.parent().unwrap_or(Path::new("/"));
     let shown = format!("{} ({})", deliver.display(), owner_mode(&md));
+    // The commands that make `p` (of `md`) root's alone: its owner when it is not one
+    // that may have it, then `mode`.
+    let cmds = |p: &Path, md: &std::fs::Metadata, mode: &str| {
+        let mut c = Vec::new();
+        if !owner_ok(md.uid()) {
+            c.push(format!("chown root {}", sh_word(p)));
+        }
+        c.push(format!("chmod {mode} {}", sh_word(p)));
+        fix(&c)
+    };
     let problem = if md.mode() & 0o6000 != 0 {
         Some(format!(
-            "{shown}: must not be set-uid or set-gid (chmod 755)"
+            "{shown}: must not be set-uid or set-gid{}",
+            cmds(&deliver, &md, "755")
         ))
     } else if md.mode() & 0o022 != 0 || !owner_ok(md.uid()) {
         Some(format!(
-            "{shown}: root runs it, so it must be owned by root and writable by root alone \
-             (chown root; chmod 755)"
+            "{shown}: root runs it, so it must be owned by root and writable by root alone{}",
+            cmds(&deliver, &md, "755")
         ))
     } else {
         match std::fs::metadata(dir) {
             Ok(d) if d.mode() & 0o022 != 0 || !owner_ok(d.uid()) => Some(format!(
                 "{} ({}), where {} is found: must be owned by root and writable by root \
-                 alone (whoever can write it can replace what root runs)",
+                 alone (whoever can write it can replace what root runs){}",
                 dir.display(),
                 owner_mode(&d),
-                deliver.display()
+                deliver.display(),
+                cmds(dir, &d, "go-w")
             )),
             _ => None,
         }

@@ -17,10 +17,13 @@
 //! ([`crate::spool::Spool::check_present`]: EX_CONFIG, its file and line), and nothing is
 //! made. Idempotent: what is already right is left alone, and each change is one line
 //! on stdout (`made ...`, `repaired ...: was ...`); the last line says the spool is
-//! ready. Root only (EX_NOPERM, 77, otherwise). An existing directory is taken over only
-//! when it is empty or holds nothing but a spool's own names, and is neither sticky nor
-//! writable by everyone ([`Spool::check_takeover`]): `SPOOLDIR /var/spool` or `/tmp` is
-//! refused (EX_CONFIG, 78, the keyword's file and line) and left as it is.
+//! ready. Root only (EX_NOPERM, 77, otherwise). An existing directory is taken over by
+//! the rule every program that uses the spool applies ([`Spool::check_takeover`]): an
+//! empty one owned by root (sticky or world-writable ones too: a file system mounted
+//! 1777), given the spool's modes, or one holding nothing but a spool's own names and
+//! neither sticky nor writable by everyone; `SPOOLDIR /var/spool`, `/tmp` with files in
+//! it, or an old sendmail queue (`qf`/`df`/`xf`/`tf`/`Qf` files) is refused (EX_CONFIG,
+//! 78, the keyword's file and line, a file found there) and left as it is.
 //!
 //! Nothing under the spool is followed: each sub-directory, the FIFO and each entry is
 //! opened with `O_NOFOLLOW` and changed through that descriptor (`fchown`, `fchmod`),
@@ -188,9 +191,11 @@ fn make_spool(spool: &Spool, who: &Owner) -> Result<(), Fatal> {
     let dir = &spool.dir;
     let mut made = false;
     match fs::metadata(dir) {
-        // Only an empty directory or one that looks like a spool is taken over; never a
-        // shared or foreign one (`SPOOLDIR /var/spool`, `/tmp`).
-        Ok(md) if md.is_dir() => spool.check_takeover(true)?,
+        // Only an empty directory (given the spool's modes below) or one that is a
+        // spool is taken over; never a shared or foreign one, nor an old sendmail queue.
+        Ok(md) if md.is_dir() => {
+            spool.check_takeover()?;
+        }
         Ok(_) => {
             return Err(Fatal::new(
                 Sysexit::Config,

@@ -14,12 +14,34 @@ use std::path::PathBuf;
 pub struct Context {
     /// `-C FILE`: a configuration file instead of the system one.
     pub config: Option<PathBuf>,
+    /// Options for the programs the subcommand reads the configuration as and runs
+    /// (`check`'s `-O NAME=VALUE` and `-o LETTERVALUE`), as argv words (`-O`,
+    /// `NAME=VALUE`, `-oLETTERVALUE`) put after `-C`: they mean what they mean on
+    /// sendmail's command line. Empty for the other subcommands.
+    pub options: Vec<std::ffi::OsString>,
+}
+
+impl Context {
+    /// The argv words of `-o LETTERVALUE` and `-O NAME=VALUE` options, in that order (as
+    /// `config` applies them).
+    pub fn option_words(letters: &[String], options: &[String]) -> Vec<std::ffi::OsString> {
+        let mut out: Vec<std::ffi::OsString> = Vec::new();
+        for l in letters {
+            out.push(format!("-o{l}").into());
+        }
+        for o in options {
+            out.push("-O".into());
+            out.push(o.into());
+        }
+        out
+    }
 }
 
 /// The deliverer's command: `rsendmail-deliver` (beside this program,
 /// [`crate::app::deliver_path`]) with the log's inherited arguments, `prefix` (its
 /// internal arguments, e.g. `--entry ID --queued --`, `--check --`), then the sendmail
-/// argv that reads the configuration `ctx` names (`rsendmail [-C FILE]`). Its
+/// argv that reads the configuration `ctx` names with its options (`rsendmail [-C FILE]
+/// [OPTION...]`). Its
 /// environment is scrubbed as `rsendmail`'s own exec of the deliverer scrubs it
 /// ([`crate::privs::deliverer_env`]): a set-id program passes none but `PATH`, so no
 /// variable of the caller (`SSL_CERT_FILE`, `OPENSSL_CONF`, `RES_OPTIONS`, ...) reaches
@@ -34,6 +56,7 @@ pub fn deliverer(ctx: &Context, prefix: &[&str]) -> std::process::Command {
     if let Some(c) = &ctx.config {
         cmd.arg("-C").arg(c);
     }
+    cmd.args(&ctx.options);
     crate::privs::deliverer_env(&mut cmd);
     cmd
 }

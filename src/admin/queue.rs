@@ -621,6 +621,18 @@ pub fn delete(ctx: &Context, ids: &[String], all: bool, rcpt: Option<&str>) -> S
         );
         return Sysexit::Usage;
     }
+    // A pattern of punctuation and spaces alone (`@`, `.`, `<>`, `-`) is in (nearly)
+    // every address: it names no recipient, and would delete like `--all`.
+    if let Some(r) = rcpt
+        && !r.chars().any(char::is_alphanumeric)
+    {
+        crate::errln!(
+            "rsendmail-admin delete: --recipient {r:?} has no letter or digit, so it names no \
+             recipient (it is in nearly every address); give part of a name or domain, or \
+             use --all for every entry"
+        );
+        return Sysexit::Usage;
+    }
     run(ctx, |s, who| {
         let ids = if all || rcpt.is_some() {
             let found = matching(&s.spool, who, rcpt)?;

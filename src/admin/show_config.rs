@@ -36,13 +36,15 @@ use crate::exit::Sysexit;
 use crate::options::{self, ACTED_ON, Builtin, OPTION_TABLE};
 use std::ffi::OsString;
 
-/// The sendmail argv that reads the configuration `ctx` names.
+/// The sendmail argv that reads the configuration `ctx` names, with its options
+/// ([`Context::options`]).
 pub fn config_argv(ctx: &Context) -> Vec<OsString> {
     let mut argv: Vec<OsString> = vec!["sendmail".into()];
     if let Some(c) = &ctx.config {
         argv.push("-C".into());
         argv.push(c.clone().into_os_string());
     }
+    argv.extend(ctx.options.iter().cloned());
     argv
 }
 
@@ -127,6 +129,7 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
     };
     // What sets a queue timeout besides its own name (sendmail's old `QueueTimeout`),
     // with where it was set.
+    // `QueueTimeout=RETURN[/WARN]` sets the warning time only with its `/WARN` part.
     let also_set_by = |name: &str| -> Vec<String> {
         let others: &[&str] = match name {
             "Timeout.queuereturn" | "Timeout.queuewarn" => &["QueueTimeout"],
@@ -134,7 +137,11 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
         };
         others
             .iter()
-            .filter(|o| written(o).is_some())
+            .filter(|o| match written(o) {
+                Some(v) if name == "Timeout.queuewarn" => v.contains('/'),
+                Some(_) => true,
+                None => false,
+            })
             .map(|o| {
                 let def = options::lookup_long(o).map(|r| r.def);
                 let at = def.map(|d| origin_of(d, o)).unwrap_or_default();
@@ -143,10 +150,20 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
             .collect()
     };
     // An acted-on option: its value and origin, or its built-in value.
+    // The value the programs use: the settings', else the built-in one.
+    let in_force = |name: &str| {
+        s.settings
+            .value_text(name)
+            .filter(|v| !v.is_empty())
+            .or_else(|| match options::builtin_default(name) {
+                Some(Builtin::Value(v, _)) => Some(v),
+                _ => None,
+            })
+    };
     let acted_on = |def: &options::OptDef, name: &str| match written(name) {
         _ if !also_set_by(name).is_empty() => crate::outln!(
             "O {name}={}    # set by {}{}",
-            s.settings.value_text(name).unwrap_or_default(),
+            in_force(name).unwrap_or_else(|| "?".into()),
             also_set_by(name).join("; "),
             written(name)
                 .map(|_| format!("; O {name}, {}", origin_of(def, name)))
@@ -157,13 +174,31 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
             "O {name}=true    # {} (given without a value)",
             origin_of(def, name)
         ),
+        // Given empty (`O DeliveryMode=`): what that means to the programs.
+        Some("") => match in_force(name) {
+            Some(v) => crate::outln!("O {name}={v}    # {} (given empty)", origin_of(def, name)),
+            None => crate::outln!("O {name}    # {} (given empty)", origin_of(def, name)),
+        },
         Some(v) => crate::outln!("O {name}={v}    # {}", origin_of(def, name)),
+        // QueueTimeout without its `/WARN` part: the warning time is the built-in one.
+        None if name == "Timeout.queuewarn" && written("QueueTimeout").is_some() => {
+            crate::outln!(
+                "O {name}={}    # default (O QueueTimeout={} sets no warning time: it has \
+                 no /WARN part)",
+                in_force(name).unwrap_or_else(|| "?".into()),
+                written("QueueTimeout").unwrap_or_default()
+            )
+        }
         None => match options::builtin_default(name) {
             // PrivacyOptions' default is added by `app::setup` and is in the settings.
             _ if name == "PrivacyOptions" => crate::outln!(
                 "O {name}={}    # default",
                 s.settings.privacy_flags.join(",")
             ),
+            // No value by default (RelayDomains): said in words, never `NAME=`.
+            Some(Builtin::Value(v, note)) if v.is_empty() => {
+                crate::outln!("O {name}    # default: {}", note.unwrap_or("not set"))
+            }
             Some(Builtin::Value(v, Some(note))) => {
                 crate::outln!("O {name}={v}    # default ({note})")
             }

@@ -84,6 +84,13 @@ enum Command {
         /// Probe delivery to this address (MAIL and RCPT, then RSET: nothing is sent).
         #[arg(long, value_name = "ADDRESS")]
         to: Option<String>,
+        /// Check with this option as sendmail's `-O NAME=VALUE` sets it, over the
+        /// file's (a setting tried before it is written).
+        #[arg(short = 'O', value_name = "NAME=VALUE")]
+        options: Vec<String>,
+        /// Check with this option as sendmail's `-o<letter><value>` sets it (`-o dq`).
+        #[arg(short = 'o', value_name = "LETTERVALUE")]
+        letters: Vec<String>,
     },
     /// Print the effective configuration: each keyword and option, its value and where
     /// it came from.
@@ -121,7 +128,16 @@ fn main() -> ExitCode {
             });
         }
     };
-    let ctx = admin::Context { config: cli.config };
+    let options = match &cli.command {
+        Command::Check {
+            options, letters, ..
+        } => admin::Context::option_words(letters, options),
+        _ => Vec::new(),
+    };
+    let ctx = admin::Context {
+        config: cli.config,
+        options,
+    };
     let status = match cli.command {
         Command::List { json } => admin::queue::list(&ctx, json),
         Command::Show { id } => admin::queue::show(&ctx, &id),
@@ -134,7 +150,7 @@ fn main() -> ExitCode {
         Command::Release { ids } => admin::queue::release(&ctx, &ids),
         Command::Retry { ids } => admin::queue::retry(&ctx, &ids),
         Command::Bounce { ids, reason } => admin::queue::bounce(&ctx, &ids, reason.as_deref()),
-        Command::Check { to } => admin::check::check(&ctx, to.as_deref()),
+        Command::Check { to, .. } => admin::check::check(&ctx, to.as_deref()),
         Command::Config { options, letters } => {
             match admin::spool_present(&ctx, &options, &letters) {
                 Ok(()) => admin::show_config::show(&ctx, &options, &letters),

@@ -47,13 +47,17 @@ pub fn check(s: &Setup, engine: &Engine, to: Option<&str>) -> Result<Sysexit, Fa
         None => None,
     };
     let to = given.as_deref().map(|a| engine.qualify(a));
-    // The relay table's hosts: each must resolve.
-    for r in &engine.relay_table {
-        if r.by_mx {
-            continue;
+    // With --to, the relay table's hosts must each resolve (the route's own host is
+    // then checked through); without it, each is checked through after the smarthost
+    // ([`relay_table_hosts`]).
+    if to.is_some() {
+        for r in &engine.relay_table {
+            if r.by_mx {
+                continue;
+            }
+            let serves = format!(" (RELAYTABLE, for {})", r.pattern);
+            let _ = resolve(&mut t, engine, &mut dns_state, &r.host, &through, &serves);
         }
-        let serves = format!(" (RELAYTABLE, for {})", r.pattern);
-        let _ = resolve(&mut t, engine, &mut dns_state, &r.host, &through, &serves);
     }
     // Where the mail goes: the route a delivery takes.
     let mut mx = false;
@@ -73,6 +77,9 @@ pub fn check(s: &Setup, engine: &Engine, to: Option<&str>) -> Result<Sysexit, Fa
                 "no SMARTHOST: mail goes to each domain's MX hosts (give --to ADDRESS of \
                  another domain to check one)",
             );
+            if to.is_none() {
+                relay_table_hosts(&mut t, s, engine, &mut dns_state, &through);
+            }
             return Ok(t.status());
         }
         (_, None | Some(Route::Local)) => engine
@@ -184,7 +191,46 @@ pub fn check(s: &Setup, engine: &Engine, to: Option<&str>) -> Result<Sysexit, Fa
             &format!("none of the {count} hosts works: mail cannot leave this host"),
         );
     }
+    if to.is_none() {
+        relay_table_hosts(&mut t, s, engine, &mut dns_state, &through);
+    }
     Ok(t.status())
+}
+
+/// Without `--to`: each host of the relay table (`RELAYTABLE`, each `host:port` once, in
+/// the table's order; `mx:` lines have none) checked through as the smarthost is: DNS,
+/// connect, greeting, EHLO, TLS, AUTH. Each is the only way to the domains its lines
+/// name, so a host that does not work fails the check. An `info relay` line names it
+/// first.
+fn relay_table_hosts(
+    t: &mut Tally,
+    s: &Setup,
+    engine: &Engine,
+    dns_state: &mut Option<Result<dns::Dns, String>>,
+    through: &str,
+) {
+    let mut seen: Vec<(String, u16)> = Vec::new();
+    for r in &engine.relay_table {
+        if r.by_mx || seen.iter().any(|(h, p)| *h == r.host && *p == r.port) {
+            continue;
+        }
+        seen.push((r.host.clone(), r.port));
+        let patterns: Vec<&str> = engine
+            .relay_table
+            .iter()
+            .filter(|o| !o.by_mx && o.host == r.host && o.port == r.port)
+            .map(|o| o.pattern.as_str())
+            .collect();
+        let serves = format!(" (RELAYTABLE, for {})", patterns.join(", "));
+        t.say(
+            Mark::Info,
+            "relay",
+            &format!("{} port {}{serves}", r.host, r.port),
+        );
+        if let Some(addrs) = resolve(t, engine, dns_state, &r.host, through, &serves) {
+            session(t, s, engine, &r.host, r.port, &addrs, false, None);
+        }
+    }
 }
 
 /// The one address `check --to` takes, parsed as the command line parses its

@@ -1258,6 +1258,33 @@ pub fn check_domain(name: &str) -> Result<(), String> {
     config_name(name, false)
 }
 
+/// Why `name` cannot be this host's mail name although [`check_domain`] takes it: an
+/// address literal (`[192.0.2.1]`), an IP address (`192.168.1.1`: the last label all
+/// digits, which no top-level domain is), or `localhost` (`localhost.localdomain`), which
+/// every host calls itself; `None` when it can be one. The rule of the Debian package's
+/// mail-name question (`packaging/debian/validate.sh`, `valid_mailname`, which also
+/// refuses what `check_domain` refuses); `rsendmail-admin check` fails such a MAILNAME.
+/// A one-label name passes here (check warns of it).
+pub fn mail_name_problem(name: &str) -> Option<String> {
+    if let Err(why) = check_domain(name) {
+        return Some(why);
+    }
+    if name.starts_with('[') {
+        return Some("an address literal is no mail name: give a domain name".into());
+    }
+    let last = name.rsplit('.').next().unwrap_or(name);
+    if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) {
+        return Some("an IP address is no mail name: give a domain name".into());
+    }
+    if name.eq_ignore_ascii_case("localhost") || name.eq_ignore_ascii_case("localhost.localdomain")
+    {
+        return Some(
+            "localhost is what every host calls itself: give this host's domain name".into(),
+        );
+    }
+    None
+}
+
 /// [`check_domain`] for a host this host connects to (a relay, a smarthost): labels may
 /// also hold `_`, as resolvers look such names up and sendmail passes them.
 pub fn check_host_name(name: &str) -> Result<(), String> {
@@ -1281,6 +1308,52 @@ fn config_name(name: &str, underscore: bool) -> Result<(), String> {
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
+
+    /// `mail_name_problem` and the Debian package's validator (`valid_mailname` in
+    /// packaging/debian/validate.sh, run by sh) take and refuse the same names.
+    #[test]
+    fn mail_name_rule_is_the_package_validators() {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/debian/validate.sh");
+        for name in [
+            "host.example",
+            "a.b1",
+            "vm",
+            "mail-1.example.org",
+            "192.168.1.1",
+            "10.0.0.300",
+            "1.2.3.4.5",
+            "example.123",
+            "123.example",
+            "localhost",
+            "LocalHost",
+            "localhost.localdomain",
+            "LOCALHOST.LOCALDOMAIN",
+            "localhost.example",
+            "[192.0.2.1]",
+            "[IPv6:2001:db8::1]",
+            "::1",
+            "2001:db8::1",
+            "",
+            "-bad.example",
+            "bad-.example",
+            "a..b",
+            "host.example.",
+            "has space.example",
+            "under_score.example",
+        ] {
+            let ours = mail_name_problem(name).is_none();
+            let st = std::process::Command::new("sh")
+                .args(["-c", ". \"$0\"; valid_mailname \"$1\"", script, name])
+                .status()
+                .unwrap();
+            assert_eq!(
+                ours,
+                st.success(),
+                "{name:?}: ours {:?}, the validator's {st}",
+                mail_name_problem(name)
+            );
+        }
+    }
 
     /// A control character in an address is named as sendmail names it, shown as `?`,
     /// never raw nor as a Rust escape (compat-tests/cases/addr-ctl-argv-*).

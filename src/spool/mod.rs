@@ -386,12 +386,20 @@ pub const SPOOL_NAMES: [&str; 8] = [
     "lost+found",
 ];
 
-/// The prefixes of the files a spool holds at its top: rsendmail's `qf`/`sf`, and the
-/// `df`/`tf`/`xf` sendmail leaves in a queue directory.
-pub const ENTRY_PREFIXES: [&str; 5] = ["qf", "sf", "df", "tf", "xf"];
+/// The prefixes of the files a spool holds at its top, each followed by a queue ID
+/// ([`valid_id`]): rsendmail's entries (`qf`) and their state (`sf`).
+pub const ENTRY_PREFIXES: [&str; 2] = ["qf", "sf"];
+
+/// The prefixes of the files sendmail keeps in its queue directory (`df` the body, `tf`,
+/// `xf` the transcript, `Qf` a lost entry, `hf`, `Tf`): a directory holding them is an
+/// old sendmail queue, which rsendmail does not read.
+pub const SENDMAIL_PREFIXES: [&str; 6] = ["df", "tf", "xf", "Qf", "hf", "Tf"];
 
 fn is_spool_name(name: &str) -> bool {
-    SPOOL_NAMES.contains(&name) || ENTRY_PREFIXES.iter().any(|p| name.starts_with(p))
+    SPOOL_NAMES.contains(&name)
+        || ENTRY_PREFIXES
+            .iter()
+            .any(|p| name.strip_prefix(p).is_some_and(valid_id))
 }
 
 /// The most bytes [`read_safely`] reads: far more than any state or index file of a
@@ -507,60 +515,123 @@ impl Spool {
         Err(Fatal::new(Sysexit::Config, message))
     }
 
-    /// Whether the existing directory at the spool's path may become (or be repaired as)
-    /// a spool: when `modes_repaired` (`rsendmail-admin init`, which would change its
-    /// modes) it must be neither sticky nor writable by everyone (a shared directory like
-    /// `/tmp`); and it must hold nothing but a spool's own names ([`SPOOL_NAMES`], or a
-    /// name starting with one of [`ENTRY_PREFIXES`]) — an empty directory qualifies. So
-    /// a `SPOOLDIR` naming `/var/spool` or `/tmp` by mistake is refused (EX_CONFIG, 78,
+    /// Whether the existing directory at the spool's path may become (or stay) a spool,
+    /// the one rule of every entry point (`rsendmail-admin init`, whose `repairs` are
+    /// the spool's modes, and the programs' [`Spool::prepare`]):
+    /// - a directory holding anything but a spool's own names ([`SPOOL_NAMES`], `qf` or
+    ///   `sf` and a queue ID) is refused, naming what it holds: another program's files
+    ///   (`SPOOLDIR /var/spool`), an old sendmail queue (`df`, `tf`, `xf`, `Qf`, ... files:
+    ///   [`SENDMAIL_PREFIXES`], or a `qf` file that begins with sendmail's version line
+    ///   `V8`);
+    /// - a sticky or world-writable directory (`/tmp`, a file system mounted 1777) that is
+    ///   not empty is refused: it is shared, and never touched;
+    /// - an empty one is taken over when it belongs to root or to the caller; a sticky or
+    ///   world-writable one is then given the spool's modes (`Ok(true)`: the caller sets
+    ///   them, [`Spool::prepare`] as the spool's own modes, `init` with its group), or
+    ///   refused when the caller cannot set them (not its owner, not root: run
+    ///   `rsendmail-admin init` as root).
+    ///
+    /// So a `SPOOLDIR` naming `/var/spool` or `/tmp` by mistake is refused (EX_CONFIG, 78,
     /// with the keyword's file and line) before anything in it is made or changed. A
     /// missing directory is not this check's business ([`Spool::check_present`]).
-    pub fn check_takeover(&self, modes_repaired: bool) -> Result<(), Fatal> {
+    /// `lost+found` (a spool on a file system of its own) does not count as content.
+    pub fn check_takeover(&self) -> Result<bool, Fatal> {
         let Ok(md) = fs::metadata(&self.dir) else {
-            return Ok(());
+            return Ok(false);
         };
         if !md.is_dir() {
-            return Ok(());
+            return Ok(false);
         }
         let mode = md.mode() & 0o7777;
-        let problem = if modes_repaired && mode & 0o1000 != 0 {
+        let shared = if mode & 0o1000 != 0 {
             Some(format!(
                 "the directory is sticky (mode {mode:o}: shared, like /tmp)"
             ))
-        } else if modes_repaired && mode & 0o002 != 0 {
+        } else if mode & 0o002 != 0 {
             Some(format!(
                 "the directory is writable by everyone (mode {mode:o})"
             ))
         } else {
-            let foreign: Vec<String> = fs::read_dir(&self.dir)
-                .map_err(|e| cant("cannot read", &self.dir, &e))?
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !is_spool_name(n))
+            None
+        };
+        let mut names: Vec<String> = fs::read_dir(&self.dir)
+            .map_err(|e| cant("cannot read", &self.dir, &e))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "lost+found")
+            .collect();
+        names.sort();
+        // sendmail's own `qf` files have queue IDs of the same shape as rsendmail's:
+        // told apart by their first line, sendmail's version line (`V8`).
+        let sendmail_qf = |n: &str| {
+            n.starts_with("qf")
+                && open_safely(&self.dir.join(n), OpenOptions::new().read(true), Kind::File)
+                    .ok()
+                    .and_then(|f| {
+                        let mut head = [0u8; 2];
+                        f.take(2).read_exact(&mut head).ok().map(|()| head)
+                    })
+                    .is_some_and(|h| h[0] == b'V' && h[1].is_ascii_digit())
+        };
+        let foreign: Vec<&String> = names
+            .iter()
+            .filter(|n| !is_spool_name(n) || sendmail_qf(n))
+            .collect();
+        let sendmail: Vec<&&String> = foreign
+            .iter()
+            .filter(|n| SENDMAIL_PREFIXES.iter().any(|p| n.starts_with(p)) || sendmail_qf(n))
+            .collect();
+        let shown = |list: &[&String]| {
+            let mut out: Vec<String> = list
+                .iter()
+                .take(3)
+                .map(|n| n.escape_debug().to_string())
                 .collect();
-            match foreign.len() {
-                0 => None,
-                n => {
-                    let mut shown: Vec<String> = foreign
-                        .iter()
-                        .take(3)
-                        .map(|n| n.escape_debug().to_string())
-                        .collect();
-                    shown.sort();
-                    let more = if n > 3 {
-                        format!(" and {} more", n - 3)
-                    } else {
-                        String::new()
-                    };
-                    Some(format!(
-                        "it holds what is not a spool's ({}{more})",
-                        shown.join(", ")
-                    ))
-                }
+            if list.len() > 3 {
+                out.push(format!("and {} more", list.len() - 3));
             }
+            out.join(", ")
+        };
+        let me = nix::unistd::geteuid().as_raw();
+        let problem = if let Some(first) = sendmail.first() {
+            Some(format!(
+                "it holds an old sendmail queue ({first}{}), which rsendmail does not read",
+                if foreign.len() > 1 {
+                    format!(" among {} files not a spool's", foreign.len())
+                } else {
+                    String::new()
+                }
+            ))
+        } else if !foreign.is_empty() {
+            Some(format!(
+                "it holds what is not a spool's ({})",
+                shown(&foreign)
+            ))
+        } else if let (Some(why), false) = (&shared, names.is_empty()) {
+            let all: Vec<&String> = names.iter().collect();
+            Some(format!(
+                "{why} and not empty ({}): a shared directory is never taken over",
+                shown(&all)
+            ))
+        } else if let Some(why) = &shared {
+            if md.uid() != 0 && md.uid() != me {
+                Some(format!(
+                    "{why} and owned by uid {}, neither root nor this user",
+                    md.uid()
+                ))
+            } else if me != 0 && md.uid() != me {
+                Some(format!(
+                    "{why}: it is empty and may become the spool, but only root can give it \
+                     the spool's modes (run \"rsendmail-admin init\" as root)"
+                ))
+            } else {
+                None
+            }
+        } else {
+            None
         };
         let Some(problem) = problem else {
-            return Ok(());
+            return Ok(shared.is_some());
         };
         let dir = self.dir.display();
         let named = match &self.named {
@@ -615,11 +686,17 @@ impl Spool {
     pub fn prepare(&self) -> Result<(), Fatal> {
         self.check_present()?;
         let dir_mode = if self.private { 0o700 } else { 0o2770 };
-        // A directory without tmp/ is being taken over as a spool: only an empty one or
-        // one of a spool's own names (its modes are not changed here: a fresh file
-        // system mounted there may well be 1777).
-        if self.named != Named::OwnDefault && !self.dir.join("tmp").is_dir() {
-            self.check_takeover(false)?;
+        // A directory without tmp/ is being taken over as a spool: by
+        // `check_takeover`'s rule, `rsendmail-admin init`'s too. An empty sticky one (a
+        // fresh file system mounted 1777) is given the spool's modes, as init gives
+        // them, so that both take it and both find it a spool afterwards.
+        if self.named != Named::OwnDefault
+            && !self.dir.join("tmp").is_dir()
+            && self.check_takeover()?
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&self.dir, fs::Permissions::from_mode(dir_mode))
+                .map_err(|e| cant("cannot change the mode of", &self.dir, &e))?;
         }
         if !self.dir.is_dir() {
             let mut b = fs::DirBuilder::new();
