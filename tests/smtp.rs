@@ -910,9 +910,10 @@ fn bs_a_client_that_stops_reading_is_cut_off() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    // Far more replies than a pipe holds; the replies are never read.
+    // Far more replies than a pipe holds; the replies are never read. (RSET: a
+    // repeated NOOP would be answered ever later, and fill no pipe.)
     let writer = std::thread::spawn(move || {
-        let flood = "NOOP\r\n".repeat(200_000);
+        let flood = "RSET\r\n".repeat(200_000);
         let _ = stdin.write_all(format!("HELO c\r\n{flood}").as_bytes());
         stdin
     });
