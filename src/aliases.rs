@@ -289,6 +289,21 @@ impl Aliases {
         for (n, raw) in text.split('\n').enumerate() {
             let lineno = n + 1;
             let raw = raw.strip_suffix('\r').unwrap_or(raw);
+            // A byte order mark at the start is named, and the line read without it
+            // (sendmail takes it into the first alias's name, which no one then reaches);
+            // a NUL or a mark further on is named and its line left out.
+            let raw = match raw.strip_prefix('\u{feff}') {
+                Some(rest) if lineno == 1 => {
+                    a.problem(lineno, false, crate::text::BOM_AT_START);
+                    rest
+                }
+                _ => raw,
+            };
+            if let Some(what) = crate::text::line_fault(raw.as_bytes()) {
+                a.problem(lineno, false, what);
+                open = false;
+                continue;
+            }
             if raw.is_empty() {
                 open = false;
                 continue;
@@ -699,6 +714,10 @@ pub enum ListFileError {
     /// `bounce-exp-inc-writable-odi`). A file only its group may write is used, as
     /// sendmail uses it (`bounce-exp-inc-groupwritable-odi`).
     WorldWritable,
+    /// Not text ([`crate::text::file_fault`]): a byte order mark or a NUL, on this line
+    /// (from 1). sendmail takes the mark into the first address, which is then sent on
+    /// as if it were one, and ends a line at a NUL (`include-bom-bv`, `include-nul-bv`).
+    NotText(usize, String),
 }
 
 impl ListFileError {
@@ -712,7 +731,9 @@ impl ListFileError {
         match self {
             ListFileError::Denied(_) => status::NOT_AUTHORIZED,
             ListFileError::WorldWritable => status::LIST_EXPANSION,
-            ListFileError::NotRegular(_) | ListFileError::TooLarge(_) => status::SYSTEM_PERM,
+            ListFileError::NotRegular(_)
+            | ListFileError::TooLarge(_)
+            | ListFileError::NotText(..) => status::SYSTEM_PERM,
             ListFileError::Io(_) => status::SYSTEM_TEMP,
         }
     }
@@ -725,6 +746,7 @@ impl ListFileError {
             }
             ListFileError::Denied(why) | ListFileError::Io(why) => why.clone(),
             ListFileError::WorldWritable => "World writable file".into(),
+            ListFileError::NotText(line, what) => format!("line {line}: {what}"),
         }
     }
 }
@@ -738,6 +760,7 @@ impl ListFileError {
             ListFileError::Denied(why) => ("denied", why.clone()),
             ListFileError::Io(why) => ("io", why.clone()),
             ListFileError::WorldWritable => ("world-writable", String::new()),
+            ListFileError::NotText(line, what) => ("not-text", format!("{line} {what}")),
         };
         format!("{kind} {}", text.replace(['\r', '\n'], " "))
     }
@@ -757,6 +780,10 @@ impl ListFileError {
             "denied" => ListFileError::Denied(text),
             "io" => ListFileError::Io(text),
             "world-writable" => ListFileError::WorldWritable,
+            "not-text" => match text.split_once(' ').map(|(n, w)| (n.parse(), w)) {
+                Some((Ok(n), what)) => ListFileError::NotText(n, what.to_string()),
+                _ => ListFileError::Io(line.to_string()),
+            },
             _ if line.is_empty() => ListFileError::Io("cannot read the file".into()),
             _ => ListFileError::Io(line.to_string()),
         }
@@ -782,7 +809,10 @@ pub fn read_list_file(path: &Path, no_follow: bool) -> Result<(Vec<u8>, u32), Li
     use crate::boundedfile::{ReadError, read_regular};
     match read_regular(path, no_follow, MAX_LIST_FILE) {
         Ok((_, md)) if md.mode() & 0o002 != 0 => Err(ListFileError::WorldWritable),
-        Ok((text, md)) => Ok((text, md.uid())),
+        Ok((text, md)) => match crate::text::file_fault(&text) {
+            Some((line, what)) => Err(ListFileError::NotText(line, what.into())),
+            None => Ok((text, md.uid())),
+        },
         Err(ReadError::NotRegular(what)) => Err(ListFileError::NotRegular(what.into())),
         Err(ReadError::TooLarge { size, .. }) => Err(ListFileError::TooLarge(size)),
         Err(ReadError::Replaced) => Err(ListFileError::Io(format!(
@@ -1883,6 +1913,63 @@ mod tests {
         ));
     }
 
+    /// The aliases file and the list files (`:include:`, `.forward`) name a byte order
+    /// mark at the start, one inside a line and a NUL with the file and line, as the
+    /// config's files do (`config::tests::every_file_names_...`). The aliases file keeps
+    /// its other lines (a leading mark is dropped); a list file is not used.
+    #[test]
+    fn aliases_and_list_files_name_a_byte_order_mark_and_a_nul() {
+        use crate::text::{BOM_AT_START, BOM_INSIDE, NUL_OCTET};
+        let path = Path::new("/etc/aliases");
+        for (text, line, what, kept) in [
+            ("\u{feff}postmaster: root\nbob: root\n", 1, BOM_AT_START, 2),
+            (
+                "postmaster: root\nb\0ob: root\ncarol: root\n",
+                2,
+                NUL_OCTET,
+                2,
+            ),
+            ("postmaster: root\nbob: \u{feff}root\n", 2, BOM_INSIDE, 1),
+            // A continuation line with a NUL is left out; its alias keeps the rest.
+            ("a: x,\n  y\0\nb: root\n", 2, NUL_OCTET, 2),
+        ] {
+            let a = Aliases::parse(text, path, false);
+            assert_eq!(
+                a.errors(),
+                [format!("/etc/aliases: line {line}: {what}").as_str()],
+                "{text:?}"
+            );
+            assert_eq!(a.map.len(), kept, "{text:?}");
+            assert!(a.map.keys().all(|k| k.is_ascii()), "{text:?}");
+        }
+        let dir = std::env::temp_dir().join(format!("rsm-list-text-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let list = dir.join("members");
+        for (text, want) in [
+            (
+                &b"\xef\xbb\xbfm1@example.org\n"[..],
+                Some((1, BOM_AT_START)),
+            ),
+            (b"m1@example.org\nm2\0x@example.org\n", Some((2, NUL_OCTET))),
+            (
+                b"m1@example.org\nm2@ex\xef\xbb\xbfample.org\n",
+                Some((2, BOM_INSIDE)),
+            ),
+            (b"m1@example.org\n", None),
+        ] {
+            std::fs::write(&list, text).unwrap();
+            let got = read_list_file(&list, false).map(|_| ());
+            let want = want.map_or(Ok(()), |(n, w)| Err(ListFileError::NotText(n, w.into())));
+            assert_eq!(got, want, "{text:?}");
+            if let Err(e) = got {
+                assert!(e.is_permanent());
+                assert!(e.text().starts_with("line "), "{}", e.text());
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn list_file_errors_cross_a_pipe_as_lines() {
         for e in [
@@ -1891,6 +1978,7 @@ mod tests {
             ListFileError::Denied("Permission denied".into()),
             ListFileError::Io("No such file or directory".into()),
             ListFileError::WorldWritable,
+            ListFileError::NotText(3, crate::text::NUL_OCTET.into()),
         ] {
             assert_eq!(ListFileError::from_line(&e.to_line()), e);
         }

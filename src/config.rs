@@ -286,18 +286,11 @@ impl Config {
     /// requires SMARTHOST`, EX_CONFIG, N the NULLCLIENT line).
     pub fn parse(&mut self, text: &str, name: &str, sticky: &[String]) -> Result<(), Fatal> {
         let mut null_client_line = None;
+        // A UTF-8 byte order mark (some editors write one) or a NUL is invisible: named
+        // with its line, rather than blamed on the keyword it sticks to.
+        fault(text.as_bytes(), name)?;
         for (i, raw) in text.lines().enumerate() {
             let lineno = i + 1;
-            // A UTF-8 byte order mark (some editors write one) is invisible: named,
-            // rather than blamed on the keyword it sticks to.
-            if lineno == 1 && raw.starts_with('\u{feff}') {
-                return Err(Fatal::new(
-                    Sysexit::Config,
-                    format!(
-                        "{name}: line 1: the file begins with a byte order mark (U+FEFF); save it without one"
-                    ),
-                ));
-            }
             let line = raw.trim_end_matches('\r').trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -550,7 +543,12 @@ impl Config {
                     false,
                     crate::boundedfile::MAX_FILE,
                 ) {
-                    Ok((t, _)) => String::from_utf8_lossy(&t).into_owned(),
+                    Ok((t, _)) => {
+                        // Only the first line is read.
+                        let first = t.split(|&b| b == b'\n').next().unwrap_or_default();
+                        fault(first, path)?;
+                        String::from_utf8_lossy(&t).into_owned()
+                    }
                     Err(e) => {
                         // Names its config line, as the other files' refusals do
                         // (`Config::check_files`).
@@ -638,6 +636,16 @@ impl Config {
         // its reason and config line, never read (`/dev/zero`) or waited on (a FIFO).
         // Errors of the system (missing, not readable) are told below, file by file.
         let alias_file = settings.alias_file.as_ref().unwrap_or(&self.aliases);
+        // Where the config names the file (`test.conf: line 3: `): a keyword, or an `O`
+        // option's line.
+        let at = |what: &str| {
+            let keyword = self.where_set(what);
+            if keyword.is_empty() {
+                self.where_set(&format!("O {what}"))
+            } else {
+                keyword
+            }
+        };
         let mut read = Vec::new();
         for (what, path) in [
             ("RELAYTABLE", self.relay_table.as_ref()),
@@ -657,7 +665,7 @@ impl Config {
                         Sysexit::Config,
                         format!(
                             "{}cannot open {what} {}: {}",
-                            self.where_set(what),
+                            at(what),
                             p.display(),
                             e.text()
                         ),
@@ -672,23 +680,33 @@ impl Config {
             match (what, got) {
                 ("RELAYTABLE", got) => {
                     let text = got.map_err(ReadError::Io).and_then(|(t, _)| utf8(t));
-                    relay_table_of(p, text, self.port.unwrap_or(25))?;
+                    relay_table_of(p, &at(what), text, self.port.unwrap_or(25))?;
                 }
                 ("AUTHPATH", Err(e)) if out_of_reach(&e) => {}
-                ("AUTHPATH", Err(e)) => return Err(cannot_read_auth(p, ReadError::Io(e))),
+                ("AUTHPATH", Err(e)) => {
+                    return Err(cannot_read_auth(p, &at(what), ReadError::Io(e)));
+                }
                 ("AUTHPATH", Ok((t, md))) => {
-                    auth_of(p, &md, utf8(t))?;
+                    auth_of(p, &at(what), &md, utf8(t))?;
                 }
                 (_, Err(e)) if out_of_reach(&e) => {}
                 (_, Err(e)) => {
                     return Err(Fatal::new(
                         Sysexit::Config,
-                        format!("cannot open {what} {}: {}", p.display(), io_text(&e)),
+                        format!(
+                            "{}cannot open {what} {}: {}",
+                            at(what),
+                            p.display(),
+                            io_text(&e)
+                        ),
                     ));
                 }
-                (_, Ok((t, _))) => check_pem(what, &t).map_err(|why| {
-                    Fatal::new(Sysexit::Config, format!("{what} {}: {why}", p.display()))
-                })?,
+                (_, Ok((t, _))) => {
+                    fault(&t, &p.display().to_string())?;
+                    check_pem(what, &t).map_err(|why| {
+                        Fatal::new(Sysexit::Config, format!("{what} {}: {why}", p.display()))
+                    })?
+                }
             }
         }
         Ok(())
@@ -1242,19 +1260,26 @@ fn utf8(t: Vec<u8>) -> Result<String, crate::boundedfile::ReadError> {
 
 /// Read the relay table; errors name the file (and line) and are EX_CONFIG.
 pub fn load_relay_table(path: &Path, default_port: u16) -> Result<Vec<RelayRule>, Fatal> {
-    relay_table_of(path, read_text(path), default_port)
+    relay_table_of(path, "", read_text(path), default_port)
 }
 
-/// The relay table from the text read from `path` ([`load_relay_table`]).
+/// The relay table from the text read from `path` ([`load_relay_table`]); `at` is
+/// where the config names it (`file: line N: `, or empty), for a file that cannot be
+/// read.
 fn relay_table_of(
     path: &Path,
+    at: &str,
     text: Result<String, crate::boundedfile::ReadError>,
     default_port: u16,
 ) -> Result<Vec<RelayRule>, Fatal> {
     let text = text.map_err(|e| {
         Fatal::new(
             Sysexit::Config,
-            format!("cannot open RELAYTABLE {}: {}", path.display(), e.text()),
+            format!(
+                "{at}cannot open RELAYTABLE {}: {}",
+                path.display(),
+                e.text()
+            ),
         )
     })?;
     parse_relay_table(&text, &path.display().to_string(), default_port)
@@ -1266,6 +1291,7 @@ pub fn parse_relay_table(
     name: &str,
     default_port: u16,
 ) -> Result<Vec<RelayRule>, Fatal> {
+    fault(text.as_bytes(), name)?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
@@ -1310,14 +1336,15 @@ pub fn parse_relay_table(
 /// never quote the file's text.
 pub fn load_auth(path: &Path) -> Result<Vec<AuthEntry>, Fatal> {
     let md = std::fs::metadata(path)
-        .map_err(|e| cannot_read_auth(path, crate::boundedfile::ReadError::Io(e)))?;
-    auth_of(path, &md, read_text(path))
+        .map_err(|e| cannot_read_auth(path, "", crate::boundedfile::ReadError::Io(e)))?;
+    auth_of(path, "", &md, read_text(path))
 }
 
 /// dma's auth.conf from its metadata (`md`: the mode is checked first) and the text read
 /// from `path` ([`load_auth`]).
 fn auth_of(
     path: &Path,
+    at: &str,
     md: &std::fs::Metadata,
     text: Result<String, crate::boundedfile::ReadError>,
 ) -> Result<Vec<AuthEntry>, Fatal> {
@@ -1330,15 +1357,28 @@ fn auth_of(
             ),
         ));
     }
-    let text = text.map_err(|e| cannot_read_auth(path, e))?;
+    let text = text.map_err(|e| cannot_read_auth(path, at, e))?;
     parse_auth(&text, &path.display().to_string())
 }
 
-fn cannot_read_auth(path: &Path, e: crate::boundedfile::ReadError) -> Fatal {
+/// AUTHPATH cannot be read; `at` is where the config names it (`file: line N: `).
+fn cannot_read_auth(path: &Path, at: &str, e: crate::boundedfile::ReadError) -> Fatal {
     Fatal::new(
         Sysexit::Config,
-        format!("cannot read AUTHPATH {}: {}", path.display(), e.text()),
+        format!("{at}cannot read AUTHPATH {}: {}", path.display(), e.text()),
     )
+}
+
+/// A byte order mark or NUL in the text file `name` ([`crate::text::file_fault`]):
+/// `name: line N: ...`, EX_CONFIG.
+fn fault(text: &[u8], name: &str) -> Result<(), Fatal> {
+    match crate::text::file_fault(text) {
+        Some((n, what)) => Err(Fatal::new(
+            Sysexit::Config,
+            format!("{name}: line {n}: {what}"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// One line of dma's auth.conf: `user|host:password`.
@@ -1351,6 +1391,7 @@ pub struct AuthEntry {
 
 /// Parse dma's auth.conf (the file's mode is checked where it is opened for delivery).
 pub fn parse_auth(text: &str, name: &str) -> Result<Vec<AuthEntry>, Fatal> {
+    fault(text.as_bytes(), name)?;
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim_end_matches('\r');
@@ -1895,6 +1936,113 @@ mod tests {
         d
     }
 
+    /// Every file the configuration reads (the config itself, as `-C` names it, the
+    /// MAILNAME file, RELAYTABLE, AUTHPATH, CERTFILE, CACertFile) names a byte order
+    /// mark at its start, one inside a line and a NUL with the file and the line; a
+    /// file it refers to that is missing is named with the config's file and line where
+    /// it is referred to. All EX_CONFIG.
+    #[test]
+    fn every_file_names_a_byte_order_mark_a_nul_and_a_missing_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = scratch("faults");
+        let conf = d.join("test.conf");
+        let conf_name = conf.display().to_string();
+        let missing = d.join("missing").display().to_string();
+        const BOM: &str = "\u{feff}";
+        let begins = "line 1: the file begins with a byte order mark (U+FEFF); save it without one";
+        let nul2 = "line 2: a NUL octet; the file is not text";
+        let inside2 = "line 2: an invisible byte order mark (U+FEFF) inside the line; remove it";
+        // (the config line naming the file, with {f}; the file's good text; its mode)
+        let files: [(&str, String, u32); 5] = [
+            ("MAILNAME {f}", "mail.example\n".into(), 0o644),
+            (
+                "RELAYTABLE {f}",
+                "example.org [127.0.0.1]:2525\n".into(),
+                0o644,
+            ),
+            ("AUTHPATH {f}", "bob|smtp.example:pw\n".into(), 0o600),
+            ("CERTFILE {f}", format!("{KEY_PEM}{CERT_PEM}"), 0o644),
+            ("O CACertFile={f}", CERT_PEM.into(), 0o644),
+        ];
+        let run = |config: &str| -> Result<(), (Sysexit, String)> {
+            std::fs::write(&conf, config).unwrap();
+            let c = Config::load(&conf, true, &Paths::system(), &[])
+                .map_err(|e| (e.code, e.message))?;
+            c.check_files(&c.settings).map_err(|e| (e.code, e.message))
+        };
+        let base = "MAILNAME test.example\n";
+        // The config file itself.
+        for (text, want) in [
+            (format!("{BOM}{base}"), begins),
+            (format!("{base}SPOOL\0DIR /x\n"), nul2),
+            (format!("{base}# a {BOM}comment\n"), inside2),
+        ] {
+            assert_eq!(
+                run(&text),
+                Err((Sysexit::Config, format!("{conf_name}: {want}"))),
+                "{text:?}"
+            );
+        }
+        for (line, good, mode) in files {
+            let f = d.join("file").display().to_string();
+            let config = |path: &str| {
+                let named = line.replace("{f}", path);
+                // The file is named on the config's line 2.
+                if named.starts_with("MAILNAME") {
+                    format!("# c\n{named}\n")
+                } else {
+                    format!("{base}{named}\n")
+                }
+            };
+            let write = |text: &str| {
+                std::fs::write(&f, text).unwrap();
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+            };
+            write(&good);
+            assert_eq!(run(&config(&f)), Ok(()), "{line}");
+            let (first, rest) = good.split_once('\n').unwrap();
+            for (text, want) in [
+                (format!("{BOM}{good}"), begins),
+                (format!("{first}\n\0{rest}"), nul2),
+                (format!("{first}\n{BOM}{rest}"), inside2),
+            ] {
+                write(&text);
+                let got = run(&config(&f));
+                if line.starts_with("MAILNAME") && !want.starts_with("line 1") {
+                    // Only the MAILNAME file's first line is read.
+                    assert_eq!(got, Ok(()), "{line}: {text:?}");
+                    continue;
+                }
+                assert_eq!(
+                    got,
+                    Err((Sysexit::Config, format!("{f}: {want}"))),
+                    "{line}: {text:?}"
+                );
+            }
+            let got = run(&config(&missing));
+            let verb = if line.starts_with("AUTHPATH") {
+                "read"
+            } else {
+                "open"
+            };
+            let keyword = line
+                .split([' ', '='])
+                .find(|w| *w != "O")
+                .unwrap_or_default();
+            assert_eq!(
+                got,
+                Err((
+                    Sysexit::Config,
+                    format!(
+                        "{conf_name}: line 2: cannot {verb} {keyword} {missing}: No such file or directory"
+                    )
+                )),
+                "{line}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
     #[test]
     fn files_for_delivery_are_checked() {
         use std::os::unix::fs::PermissionsExt;
@@ -1936,7 +2084,7 @@ mod tests {
             (
                 format!("RELAYTABLE {missing}\n"),
                 Some(format!(
-                    "cannot open RELAYTABLE {missing}: No such file or directory"
+                    "test.conf: line 1: cannot open RELAYTABLE {missing}: No such file or directory"
                 )),
             ),
             (
@@ -1949,7 +2097,7 @@ mod tests {
             (
                 format!("AUTHPATH {missing}\n"),
                 Some(format!(
-                    "cannot read AUTHPATH {missing}: No such file or directory"
+                    "test.conf: line 1: cannot read AUTHPATH {missing}: No such file or directory"
                 )),
             ),
             (
@@ -1966,19 +2114,19 @@ mod tests {
             (
                 format!("O CACertFile={missing}\n"),
                 Some(format!(
-                    "cannot open CACertFile {missing}: No such file or directory"
+                    "test.conf: line 1: cannot open CACertFile {missing}: No such file or directory"
                 )),
             ),
             (
                 format!("O CACertFile={dir}\n"),
                 Some(format!(
-                    "cannot open CACertFile {dir}: not a regular file (a directory)"
+                    "test.conf: line 1: cannot open CACertFile {dir}: not a regular file (a directory)"
                 )),
             ),
             (
                 format!("CERTFILE {missing}\n"),
                 Some(format!(
-                    "cannot open CERTFILE {missing}: No such file or directory"
+                    "test.conf: line 1: cannot open CERTFILE {missing}: No such file or directory"
                 )),
             ),
             // The text is what the deliverer's TLS code reads: a certificate for
@@ -2405,7 +2553,9 @@ mod tests {
             fn a_trailing_comment_changes_nothing(
                 lines in vec(good_line(), 1..8),
                 sep in select(&[" ", "\t", "   ", ""][..]),
-                note in "[^\r\n]{0,20}",
+                // Not a NUL or a byte order mark: those are named on any line
+                // (`every_file_names_a_byte_order_mark_a_nul_and_a_missing_file`).
+                note in "[^\r\n\0\u{feff}]{0,20}",
             ) {
                 let plain = parse(&lines.join("\n"));
                 let noted: Vec<String> = lines

@@ -382,6 +382,7 @@ pub static ACTED_ON: &[(&str, Kind)] = &[
     ("MaxHopCount", Kind::Count),
     ("MaxRecipientsPerMessage", Kind::Count),
     ("MaxDaemonChildren", Kind::Count),
+    ("MaxNOOPCommands", Kind::Count),
     ("MaxConnections", Kind::Positive),
     ("MaxBackgroundDeliveries", Kind::Positive),
     ("ConnectionCacheSize", Kind::Count),
@@ -912,6 +913,9 @@ pub struct Settings {
     pub max_hop_count: Option<usize>,
     pub max_recipients_per_message: Option<usize>,
     pub max_daemon_children: Option<usize>,
+    /// `O MaxNOOPCommands=`: NOOPs an SMTP session answers at once before it slows
+    /// down (sendmail's 20; 0: no limit; [`crate::server::Slowdown`]).
+    pub max_noop_commands: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_background_deliveries: Option<usize>,
     /// `O ConnectionCacheSize=` (`-ok`): SMTP connections a deliverer keeps open while
@@ -1024,6 +1028,7 @@ impl Settings {
                 self.max_recipients_per_message = Some(parse_count(name, value)?)
             }
             ("MaxDaemonChildren", _) => self.max_daemon_children = Some(parse_count(name, value)?),
+            ("MaxNOOPCommands", _) => self.max_noop_commands = Some(parse_count(name, value)?),
             ("MaxConnections", _) => self.max_connections = Some(parse_positive(name, value)?),
             ("MaxBackgroundDeliveries", _) => {
                 self.max_background_deliveries = Some(parse_positive(name, value)?)
@@ -1135,6 +1140,7 @@ impl Settings {
             max_hop_count,
             max_recipients_per_message,
             max_daemon_children,
+            max_noop_commands,
             max_connections,
             max_background_deliveries,
             connection_cache_size,
@@ -1239,6 +1245,7 @@ impl Settings {
             max_hop_count: Some(crate::submit::DEFAULT_MAX_HOPS),
             max_recipients_per_message: Some(1000),
             max_daemon_children: Some(0),
+            max_noop_commands: Some(20),
             max_connections: Some(4),
             max_background_deliveries: Some(2 * cores),
             connection_cache_size: Some(2),
@@ -1303,6 +1310,7 @@ impl Settings {
             "MaxHopCount" => num(self.max_hop_count),
             "MaxRecipientsPerMessage" => num(self.max_recipients_per_message),
             "MaxDaemonChildren" => num(self.max_daemon_children),
+            "MaxNOOPCommands" => num(self.max_noop_commands),
             "MaxConnections" => num(self.max_connections),
             "MaxBackgroundDeliveries" => num(self.max_background_deliveries),
             "ConnectionCacheSize" => num(self.connection_cache_size),

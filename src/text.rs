@@ -24,6 +24,45 @@ use std::borrow::Cow;
 /// What a control character becomes.
 pub const REPLACEMENT: char = '?';
 
+/// The first octets of a file of text lines (a config file, a table, a PEM file) that no
+/// reader can take as text, as `(line, what)`: the line number (from 1) and a sentence
+/// for `file: line N: what`. A UTF-8 byte order mark at the start is invisible in an
+/// editor and would stick to the first keyword; one further on, or a NUL octet anywhere,
+/// ends or breaks the word it is in. `None` for text without them. (Only the octets are
+/// looked at: `EF BB BF`, `00`; other encodings' marks are not UTF-8 and fail as such.)
+pub fn file_fault(text: &[u8]) -> Option<(usize, &'static str)> {
+    if text.starts_with(BOM) {
+        return Some((1, BOM_AT_START));
+    }
+    for (n, line) in text.split(|&b| b == b'\n').enumerate() {
+        if let Some(what) = line_fault(line) {
+            return Some((n + 1, what));
+        }
+    }
+    None
+}
+
+/// A UTF-8 byte order mark's octets.
+const BOM: &[u8] = b"\xef\xbb\xbf";
+/// [`file_fault`]'s words for a byte order mark at the start of a file.
+pub const BOM_AT_START: &str =
+    "the file begins with a byte order mark (U+FEFF); save it without one";
+/// ... for a NUL octet.
+pub const NUL_OCTET: &str = "a NUL octet; the file is not text";
+/// ... for a byte order mark after the start.
+pub const BOM_INSIDE: &str = "an invisible byte order mark (U+FEFF) inside the line; remove it";
+
+/// [`file_fault`] of one line, not the file's first (a mark at its start counts).
+pub fn line_fault(line: &[u8]) -> Option<&'static str> {
+    if line.contains(&0) {
+        Some(NUL_OCTET)
+    } else if line.windows(BOM.len()).any(|w| w == BOM) {
+        Some(BOM_INSIDE)
+    } else {
+        None
+    }
+}
+
 /// Whether `c` may stand in a one-line text as it is.
 pub fn is_safe(c: char) -> bool {
     !c.is_control()
@@ -97,6 +136,17 @@ pub fn named_char(c: char) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_faults_are_found_with_their_line() {
+        assert_eq!(file_fault(b"a\nb\n"), None);
+        assert_eq!(file_fault(b""), None);
+        assert_eq!(file_fault(b"\xef\xbb\xbfa\n").map(|f| f.0), Some(1));
+        assert_eq!(file_fault(b"a\nb\0c\n").map(|f| f.0), Some(2));
+        assert_eq!(file_fault(b"a\n\nx \xef\xbb\xbfy").map(|f| f.0), Some(3));
+        // A lone EF or a cut mark is not one.
+        assert_eq!(file_fault(b"\xef\xbb\n\xbf"), None);
+    }
 
     #[test]
     fn octets_not_utf8_marked() {

@@ -604,6 +604,13 @@ fn files_named_by_the_config_are_checked_before_anything_is_queued() {
             let env = Env::with_config(conf);
             let mut args: Vec<&str> = extra.iter().map(String::as_str).collect();
             args.extend([mode, "bob@example.org"]);
+            // A file the config names that cannot be read is named with the config's
+            // line (the extra text is its line 6); `-O` names it on the command line.
+            let want = if want.starts_with("cannot ") && !conf.is_empty() {
+                format!("{}: line 6: {want}", env.conf.display())
+            } else {
+                want.clone()
+            };
             run_refused(&env, &env.link("sendmail"), &args)
                 .code(78)
                 .stdout_is(&format!("{want}\n"))
@@ -660,13 +667,13 @@ fn smtp_server_and_queue_runs_refuse_bad_options_at_start() {
             "RELAYTABLE /nonexistent/relays\n",
             &["-bs"],
             78,
-            "cannot open RELAYTABLE /nonexistent/relays: No such file or directory",
+            "@line 6: cannot open RELAYTABLE /nonexistent/relays: No such file or directory",
         ),
         (
             "RELAYTABLE /nonexistent/relays\n",
             &["-bD", "-O", listen.as_str()],
             78,
-            "cannot open RELAYTABLE /nonexistent/relays: No such file or directory",
+            "@line 6: cannot open RELAYTABLE /nonexistent/relays: No such file or directory",
         ),
         (
             "",
@@ -684,7 +691,7 @@ fn smtp_server_and_queue_runs_refuse_bad_options_at_start() {
             "RELAYTABLE /nonexistent/relays\n",
             &["-qf"],
             78,
-            "cannot open RELAYTABLE /nonexistent/relays: No such file or directory",
+            "@line 6: cannot open RELAYTABLE /nonexistent/relays: No such file or directory",
         ),
         (
             "",
@@ -910,5 +917,156 @@ fn a_deliverer_that_cannot_set_up_leaves_the_message_queued() {
             table.display()
         ));
         assert_eq!(env.entries(), std::slice::from_ref(&entry));
+    }
+}
+
+/// Every text file rsendmail reads names a byte order mark at its start, one inside a
+/// line and a NUL with its file and line, through the real binary: the config (`-C`)
+/// file, the MAILNAME file, RELAYTABLE, AUTHPATH, CERTFILE and CACertFile refuse the
+/// submission (78, nothing queued); `newaliases` reports the aliases file's line (70);
+/// an `:include:` file is not used (`-bv`, 64). A file the config names that is missing
+/// is named with the config's line (6, where the harness's file has the extra text).
+#[test]
+fn every_file_names_a_byte_order_mark_a_nul_and_a_missing_file() {
+    use std::os::unix::fs::PermissionsExt;
+    const BOM: &str = "\u{feff}";
+    let begins = "line 1: the file begins with a byte order mark (U+FEFF); save it without one";
+    let nul = "line 2: a NUL octet; the file is not text";
+    let inside = "line 2: an invisible byte order mark (U+FEFF) inside the line; remove it";
+    let cert = "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n";
+    let key = "-----BEGIN PRIVATE KEY-----\nMAMCAQA=\n-----END PRIVATE KEY-----\n";
+    // The config file itself.
+    for (damage, want) in [
+        (
+            &(|t: &str| format!("{BOM}{t}")) as &dyn Fn(&str) -> String,
+            begins,
+        ),
+        (&|t: &str| t.replacen('\n', "\n\0", 1), nul),
+        (
+            &|t: &str| t.replacen('\n', &format!("\n#{BOM}\n"), 1),
+            inside,
+        ),
+    ] {
+        let env = Env::new();
+        let text = fs::read_to_string(&env.conf).unwrap();
+        fs::write(&env.conf, damage(&text)).unwrap();
+        let want = format!("{}: {want}\n", env.conf.display());
+        run_refused(&env, &env.link("sendmail"), &["-odq", "bob@example.org"])
+            .code(78)
+            .stdout_is(&want);
+        nothing_queued(&env, &want);
+    }
+    // The files the config names: (keyword line, good text, mode, what a missing one
+    // is refused as).
+    let named: [(&str, String, u32, &str); 5] = [
+        (
+            "MAILNAME {f}",
+            "mail.example\n".into(),
+            0o644,
+            "cannot open MAILNAME",
+        ),
+        (
+            "RELAYTABLE {f}",
+            "example.org [127.0.0.1]:2525\n# the relays\n".into(),
+            0o644,
+            "cannot open RELAYTABLE",
+        ),
+        (
+            "AUTHPATH {f}",
+            "bob|smtp.example:pw\n# passwords\n".into(),
+            0o600,
+            "cannot read AUTHPATH",
+        ),
+        (
+            "CERTFILE {f}",
+            format!("{key}{cert}"),
+            0o644,
+            "cannot open CERTFILE",
+        ),
+        (
+            "O CACertFile={f}",
+            cert.into(),
+            0o644,
+            "cannot open CACertFile",
+        ),
+    ];
+    for (line, good, mode, missing_is) in named {
+        for (text, want) in [
+            (format!("{BOM}{good}"), begins),
+            (good.replacen('\n', "\n\0", 1), nul),
+            (good.replacen('\n', &format!("\n{BOM}"), 1), inside),
+            (good.clone(), ""),
+        ] {
+            let env = Env::new();
+            let f = env.dir.join("file");
+            fs::write(&f, &text).unwrap();
+            fs::set_permissions(&f, fs::Permissions::from_mode(mode)).unwrap();
+            env.add_config(&format!("{}\n", line.replace("{f}", f.to_str().unwrap())));
+            // Only the MAILNAME file's first line is read.
+            if want.is_empty() || (line.starts_with("MAILNAME") && want != begins) {
+                env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+                continue;
+            }
+            let run = run_refused(&env, &env.link("sendmail"), &["-odq", "bob@example.org"]);
+            let want = format!("{}: {want}\n", f.display());
+            run.code(78).stdout_is(&want);
+            nothing_queued(&env, &want);
+        }
+        let env = Env::new();
+        let missing = env.dir.join("missing");
+        let config_line = line.replace("{f}", missing.to_str().unwrap());
+        env.add_config(&format!("{config_line}\n"));
+        // The harness's file has eight lines; the added one is the ninth.
+        let want = format!(
+            "{}: line 9: {missing_is} {}: No such file or directory\n",
+            env.conf.display(),
+            missing.display()
+        );
+        run_refused(&env, &env.link("sendmail"), &["-odq", "bob@example.org"])
+            .code(78)
+            .stdout_is(&want);
+    }
+    // The aliases file and an :include: file it names.
+    for (text, want) in [
+        (
+            format!("{BOM}postmaster: root\nlst: :include:INC\n"),
+            begins,
+        ),
+        (
+            "postmaster: root\nb\0ob: root\nlst: :include:INC\n".into(),
+            nul,
+        ),
+        (
+            format!("postmaster: root\nbob: {BOM}root\nlst: :include:INC\n"),
+            inside,
+        ),
+    ] {
+        let env = Env::new();
+        let aliases = env.dir.join("aliases");
+        let members = env.dir.join("members");
+        fs::write(&aliases, text.replace("INC", members.to_str().unwrap())).unwrap();
+        fs::write(&members, "m1@example.org\n").unwrap();
+        let oa = format!("-oA{}", aliases.display());
+        let run = run_refused(&env, &env.link("sendmail"), &["-bi", &oa]);
+        run.code(70);
+        assert!(
+            run.stdout
+                .starts_with(&format!("{}: {want}\n", aliases.display())),
+            "{}",
+            run.stdout
+        );
+        // The other aliases are read: lst is one of them.
+        for (list, want) in [
+            (format!("{BOM}m1@example.org\n"), begins),
+            ("m1@example.org\nm2\0@example.org\n".into(), nul),
+            (format!("m1@example.org\nm2@{BOM}example.org\n"), inside),
+        ] {
+            fs::write(&members, list).unwrap();
+            let run = run_refused(&env, &env.link("sendmail"), &["-bv", &oa, "lst"]);
+            run.code(64).stdout_is(&format!(
+                ":include:{0}... Cannot open {0}: {want}\n",
+                members.display()
+            ));
+        }
     }
 }

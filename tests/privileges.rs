@@ -597,7 +597,8 @@ fn files_the_config_names_are_checked_with_the_callers_rights() {
             format!("RELAYTABLE {}\n", table.display()),
             78,
             format!(
-                "cannot open RELAYTABLE {}: Permission denied\n",
+                "{}: line 3: cannot open RELAYTABLE {}: Permission denied\n",
+                conf.display(),
                 table.display()
             ),
         ),
@@ -605,7 +606,8 @@ fn files_the_config_names_are_checked_with_the_callers_rights() {
             format!("AUTHPATH {}\n", here.join("missing").display()),
             78,
             format!(
-                "cannot read AUTHPATH {}: No such file or directory\n",
+                "{}: line 3: cannot read AUTHPATH {}: No such file or directory\n",
+                conf.display(),
                 here.join("missing").display()
             ),
         ),

@@ -910,9 +910,10 @@ fn bs_a_client_that_stops_reading_is_cut_off() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    // Far more replies than a pipe holds; the replies are never read.
+    // Far more replies than a pipe holds; the replies are never read. (RSET: a
+    // repeated NOOP would be answered ever later, and fill no pipe.)
     let writer = std::thread::spawn(move || {
-        let flood = "NOOP\r\n".repeat(200_000);
+        let flood = "RSET\r\n".repeat(200_000);
         let _ = stdin.write_all(format!("HELO c\r\n{flood}").as_bytes());
         stdin
     });
@@ -1097,11 +1098,8 @@ fn etrn_without_a_fast_flush_list_runs_the_domains_entries() {
     assert!(!lists.join("other.example").exists());
     assert!(!lists.join("third.example").exists());
     let d = Daemon::start(&env, &["-odq"]);
-    let mut c = Raw::connect(d.port);
-    c.line();
-    c.cmd("EHLO dialup");
     let bad_label = format!("{}.example", "l".repeat(64));
-    for bad in [
+    let bad = [
         "bad..domain",
         "@bad..domain",
         ".lead.example",
@@ -1112,13 +1110,23 @@ fn etrn_without_a_fast_flush_list_runs_the_domains_entries() {
         "[300.1.1.1]",
         "@",
         bad_label.as_str(),
-    ] {
-        assert_eq!(
-            c.cmd(&format!("ETRN {bad}")),
-            "501 5.5.4 Syntax error in ETRN parameter",
-            "{bad}"
-        );
+    ];
+    // Five a session: from the eighth ETRN on, a session is slowed down.
+    for names in bad.chunks(5) {
+        let mut c = Raw::connect(d.port);
+        c.line();
+        c.cmd("EHLO dialup");
+        for bad in names {
+            assert_eq!(
+                c.cmd(&format!("ETRN {bad}")),
+                "501 5.5.4 Syntax error in ETRN parameter",
+                "{bad}"
+            );
+        }
     }
+    let mut c = Raw::connect(d.port);
+    c.line();
+    c.cmd("EHLO dialup");
     holds_for(Duration::from_millis(500), "nothing delivered", || {
         peer.messages().is_empty()
     });
@@ -1364,4 +1372,252 @@ fn bs_replaces_empty_originator_date_and_id_fields() {
             "{name} has a value:\n{head}"
         );
     }
+}
+
+/// The daemon's log lines that contain `text`.
+fn logged(log: &std::path::Path, text: &str) -> usize {
+    fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(text))
+        .count()
+}
+
+/// sendmail's slow-down of repeated commands (srvrsmtp.c `checksmtpattack`): from the
+/// third HELO/EHLO on each is answered later (1, 2, 4, 8 seconds), the third logs
+/// `possible SMTP attack`, and with MaxDaemonChildren set the sixth (twice the limit)
+/// ends the session with 421 after its wait. The wait is the session's own: another
+/// client's whole transaction is served meanwhile. NOOP the same past `O
+/// MaxNOOPCommands=` (here 1: the second NOOP is twice the limit).
+#[test]
+fn repeated_helo_and_noop_are_slowed_then_cut_off_while_others_are_served() {
+    let env = Env::with_config("O MaxDaemonChildren=10\nO MaxNOOPCommands=1\n");
+    let log = env.dir.join("mail.log");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let d = Daemon::start(&env, &["-odq"]);
+    let attack = "[127.0.0.1]: possible SMTP attack: command=HELO/EHLO, count=3";
+
+    let mut a = Raw::connect(d.port);
+    assert!(a.line().starts_with("220 "));
+    assert!(a.cmd("HELO one.example").starts_with("250 "));
+    assert!(a.cmd("EHLO two.example").starts_with("250 "));
+    assert_eq!(logged(&log, "possible SMTP attack"), 0);
+    let t = Instant::now();
+    assert!(a.cmd("HELO three.example").starts_with("250 "));
+    assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
+    wait_until(Duration::from_secs(10), "the attack to be logged", || {
+        logged(&log, attack) == 1
+    });
+    assert!(a.cmd("HELO four.example").starts_with("250 "));
+    assert!(a.cmd("HELO five.example").starts_with("250 "));
+    assert!(t.elapsed() >= Duration::from_secs(7), "{:?}", t.elapsed());
+    // The sixth waits 8 seconds and ends the session; meanwhile another client sends a
+    // message through a session of its own.
+    a.send(b"HELO six.example\r\n");
+    let sent = Instant::now();
+    let waiting = std::thread::spawn(move || {
+        let reply = a.line();
+        let at = Instant::now();
+        (reply, at, a.closed())
+    });
+    let mut b = Raw::connect(d.port);
+    assert!(b.line().starts_with("220 "));
+    assert!(b.cmd("EHLO other.example").starts_with("250 "));
+    b.begin_data("root@test.example");
+    assert!(
+        b.cmd("Subject: s\r\n\r\nbody\r\n.")
+            .starts_with("250 2.0.0 ")
+    );
+    assert!(b.cmd("QUIT").starts_with("221 "));
+    let served = Instant::now();
+    let (reply, at, closed) = waiting.join().unwrap();
+    assert_eq!(
+        reply,
+        "421 4.7.0 test.example Too many bad commands; closing connection"
+    );
+    assert!(closed);
+    assert!(at.duration_since(sent) >= Duration::from_secs(8));
+    assert!(served < at, "the other session waited for the slowed one");
+    assert_eq!(entries_after(&env, 1), 1);
+    assert_eq!(logged(&log, attack), 1);
+
+    // NOOP past MaxNOOPCommands=1: the first waits a second, the second two, then 421.
+    let mut c = Raw::connect(d.port);
+    assert!(c.line().starts_with("220 "));
+    let t = Instant::now();
+    assert_eq!(c.cmd("NOOP"), "250 2.0.0 OK");
+    assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
+    assert_eq!(
+        c.cmd("NOOP"),
+        "421 4.7.0 test.example Too many bad commands; closing connection"
+    );
+    assert!(t.elapsed() >= Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(c.closed());
+    assert_eq!(
+        logged(
+            &log,
+            "[127.0.0.1]: possible SMTP attack: command=NOOP, count=1"
+        ),
+        1
+    );
+}
+
+/// Without MaxDaemonChildren a repeating client is only slowed, never cut off (as in
+/// sendmail), VRFY and ETRN count as well (6 and 8), and a client that sends mail as
+/// clients do (smtplib: EHLO once, a NOOP now and then, RSET between messages) is never
+/// slowed: nothing is logged for it and its messages are taken.
+#[test]
+fn repeated_commands_without_max_daemon_children_are_slowed_not_cut_off() {
+    if !require("python3") {
+        return;
+    }
+    let env = Env::with_config("O MaxNOOPCommands=3\n");
+    let log = env.dir.join("mail.log");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let d = Daemon::start(&env, &["-odq"]);
+    let out = python(
+        r#"
+import smtplib, sys, time
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=60)
+assert s.ehlo("client.example")[0] == 250
+for i in range(10):
+    s.sendmail("a@test.example", ["root@test.example"], "Subject: %d\r\n\r\nbody\r\n" % i)
+    s.rset()
+assert s.noop()[0] == 250
+assert s.noop()[0] == 250
+print("normal")
+sys.stdout.flush()
+t = time.monotonic()
+for i in range(3):
+    assert s.noop()[0] == 250
+print("noop %.1f" % (time.monotonic() - t))
+t = time.monotonic()
+for i in range(6):
+    assert s.verify("root")[0] == 252
+print("vrfy %.1f" % (time.monotonic() - t))
+t = time.monotonic()
+for i in range(8):
+    assert s.docmd("ETRN", "-bad-.example")[0] == 501
+print("etrn %.1f" % (time.monotonic() - t))
+s.sendmail("a@test.example", ["root@test.example"], "Subject: last\r\n\r\nbody\r\n")
+print(s.quit()[0])
+"#,
+        &[&d.port.to_string()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let times: Vec<f64> = stdout
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter_map(|(_, t)| t.parse().ok())
+        .collect();
+    // NOOP: the third (the limit) 1 s, the fourth 2 s, the fifth 4 s; the sixth VRFY and the eighth
+    // ETRN 1 s each.
+    assert_eq!(times.len(), 3, "{stdout}");
+    assert!(times[0] >= 7.0, "{stdout}");
+    assert!(times[1] >= 1.0, "{stdout}");
+    assert!(times[2] >= 1.0, "{stdout}");
+    assert!(stdout.ends_with("221\n"), "{stdout}");
+    assert_eq!(entries_after(&env, 11), 11);
+    for (command, count) in [("NOOP", 3), ("VRFY", 6), ("ETRN", 8)] {
+        let line = format!("[127.0.0.1]: possible SMTP attack: command={command}, count={count}");
+        assert_eq!(logged(&log, &line), 1, "{line}");
+    }
+    assert_eq!(logged(&log, "possible SMTP attack"), 3);
+}
+
+/// The examples of the ETRN documentation (README, rsendmail(8), rsendmail.conf(5)),
+/// as written there. A domain without a fast flush list: `ETRN example.org` runs the
+/// entries with an undelivered recipient containing `@example.org` in any case
+/// (`u@example.org.uk` and `u@example.organic.net` too, not `u@mail.example.org`), each
+/// entry whole; `ETRN @example.org` those containing `example.org` anywhere
+/// (`u@mail.example.org`, `u@notexample.org`, `example.org@other.net`). A domain of
+/// FastFlushDomains: its list, the domain exactly (`@domain`: and its subdomains), so
+/// `a@listed.example.uk` is never run by either.
+#[test]
+fn etrn_runs_what_its_documentation_says() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "O RelayDomains=listed.example\n");
+    let queued: &[&[&str]] = &[
+        &["u1@example.org"],
+        &["u2@EXAMPLE.ORG"],
+        &["u3@example.org.uk"],
+        &["u4@example.organic.net"],
+        &["u5@mail.example.org"],
+        &["u6@notexample.org"],
+        &["example.org@other.net"],
+        &["u7@other.net"],
+        &["x@example.org", "y@elsewhere.example"],
+        &["a@listed.example"],
+        &["b@sub.listed.example"],
+        &["c@listed.example.uk"],
+    ];
+    for rcpts in queued {
+        let mut args = vec!["-odq"];
+        args.extend_from_slice(rcpts);
+        env.sendmail(&args, crate::harness::MSG).code(0);
+    }
+    let d = Daemon::start(&env, &["-odq"]);
+    let mut c = Raw::connect(d.port);
+    c.line();
+    c.cmd("EHLO dialup");
+    // Every recipient the peer has been given so far, lower-cased.
+    let delivered = |n: usize| -> Vec<String> {
+        let got = peer.wait_for(n, Duration::from_secs(30));
+        holds_for(Duration::from_millis(500), "no more deliveries", || {
+            peer.messages().len() == n
+        });
+        let all: String = got.iter().map(|m| m.0.to_ascii_lowercase()).collect();
+        let mut out: Vec<String> = queued
+            .iter()
+            .flat_map(|r| r.iter())
+            .map(|r| r.to_ascii_lowercase())
+            .filter(|r| all.contains(&format!("\"{r}\"")) || all.contains(&format!("<{r}>")))
+            .collect();
+        out.sort();
+        out
+    };
+    let step = |c: &mut Raw, arg: &str| {
+        assert_eq!(
+            c.cmd(&format!("ETRN {arg}")),
+            format!("250 2.0.0 Queuing for node {arg} started")
+        );
+    };
+    step(&mut c, "example.org");
+    let mut want = vec![
+        "u1@example.org",
+        "u2@example.org",
+        "u3@example.org.uk",
+        "u4@example.organic.net",
+        "x@example.org",
+        "y@elsewhere.example",
+    ];
+    want.sort();
+    assert_eq!(delivered(5), want);
+    step(&mut c, "@example.org");
+    want.extend([
+        "u5@mail.example.org",
+        "u6@notexample.org",
+        "example.org@other.net",
+    ]);
+    want.sort();
+    assert_eq!(delivered(8), want);
+    step(&mut c, "listed.example");
+    want.push("a@listed.example");
+    want.sort();
+    assert_eq!(delivered(9), want);
+    step(&mut c, "@listed.example");
+    want.push("b@sub.listed.example");
+    want.sort();
+    assert_eq!(delivered(10), want);
+    let left = env.mailq(&[]);
+    assert!(left.contains("u7@other.net"), "{left}");
+    assert!(left.contains("c@listed.example.uk"), "{left}");
+    assert_eq!(env.entries().len(), 2, "{left}");
 }

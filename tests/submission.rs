@@ -159,9 +159,10 @@ fn dma_configs_are_read_unchanged() {
             // message is taken (it could never be delivered with it).
             env.sendmail(&["-odq", "bob@example.org"], MSG)
                 .code(78)
-                .stdout_is(
-                    "cannot read AUTHPATH /usr/pkg/etc/dma/auth.conf: No such file or directory\n",
-                );
+                .stdout_is(&format!(
+                    "{}: line 9: cannot read AUTHPATH /usr/pkg/etc/dma/auth.conf: No such file or directory\n",
+                    env.conf.display()
+                ));
             assert!(env.entries().is_empty());
             with_auth_file(&env);
         }

@@ -28,7 +28,7 @@ use rsendmail::app::{self, Setup};
 use rsendmail::deadline::{Polled, PolledWrite, Timed, TimedWrite};
 use rsendmail::exit::{Fatal, Sysexit};
 use rsendmail::options::DeliveryMode;
-use rsendmail::server::{Backend, Client, DomainCheck, Privacy, Server, net};
+use rsendmail::server::{Backend, Client, DomainCheck, Privacy, Server, Slowdown, net};
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::{BufReader, Write};
@@ -183,6 +183,17 @@ fn server<'a>(
         etrn_allowed: app::may_process_queue(&s.spool).is_ok(),
         verp_delimiters: s.settings.effective().verp_delimiters.unwrap_or_default(),
         verp_all: s.settings.verp == Some(true),
+        slowdown: Slowdown {
+            noop: s
+                .settings
+                .max_noop_commands
+                .map_or(Slowdown::default().noop, |n| {
+                    u32::try_from(n).unwrap_or(u32::MAX)
+                }),
+            // sendmail cuts a repeating client off only when MaxDaemonChildren is set.
+            stop: s.settings.max_daemon_children.unwrap_or_default() > 0,
+            ..Slowdown::default()
+        },
     }
 }
 

@@ -165,6 +165,43 @@ pub struct Server<'a> {
     /// `O Verp=true`: every message with a sender is queued for VERP (with
     /// `verp_delimiters`), as a command-line submission is; XVERP's own delimiters win.
     pub verp_all: bool,
+    /// How a client repeating NOOP, HELO/EHLO, VRFY/EXPN or ETRN is slowed down.
+    pub slowdown: Slowdown,
+}
+
+/// sendmail 8.17's slow-down of a client that repeats commands which carry no mail
+/// (srvrsmtp.c `checksmtpattack`). Each of NOOP, HELO/EHLO, VRFY/EXPN and ETRN has a
+/// count for the whole session (a mail transaction, RSET or a new HELO resets none); from
+/// the count that reaches its limit on, each such command is answered late: the n-th
+/// waits `2^(n - limit)` seconds (at least `n / limit`, at most 240), and the first late
+/// one logs `possible SMTP attack: command=NOOP, count=20`. The wait is the session's
+/// own (each `-bd` session is its own process); other sessions go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slowdown {
+    /// `O MaxNOOPCommands=`: NOOPs before the slow-down (sendmail's 20; 0: no limit).
+    pub noop: u32,
+    /// HELO/EHLO before the slow-down (sendmail's MAXHELOCOMMANDS, 3; 0: no limit).
+    pub helo: u32,
+    /// VRFY/EXPN before the slow-down (sendmail's MAXVRFYCOMMANDS, 6; 0: no limit).
+    pub vrfy: u32,
+    /// ETRN before the slow-down (sendmail's MAXETRNCOMMANDS, 8; 0: no limit).
+    pub etrn: u32,
+    /// Whether a count at twice its limit ends the session, after its wait, with
+    /// `421 4.7.0 host Too many bad commands; closing connection`: sendmail does so when
+    /// `O MaxDaemonChildren=` is above 0.
+    pub stop: bool,
+}
+
+impl Default for Slowdown {
+    fn default() -> Self {
+        Slowdown {
+            noop: 20,
+            helo: 3,
+            vrfy: 6,
+            etrn: 8,
+            stop: false,
+        }
+    }
 }
 
 /// The block of the message `data_timeout` is for: the session's input buffer.
@@ -485,6 +522,40 @@ mod tests {
         assert!(split_path("TÖ:<a@b>", "TO").is_err());
     }
 
+    /// The slow-down's counts last the session (MAIL, RSET and a new HELO reset none);
+    /// at twice the limit, with `stop`, the session ends with sendmail's 421 after its
+    /// wait (here 1 + 2 seconds) and reads no further; without `stop` it goes on.
+    #[test]
+    fn repeated_noops_end_the_session_at_twice_the_limit() {
+        let s = ScratchSpool::new("slowdown");
+        let slowdown = Slowdown {
+            noop: 1,
+            helo: 0,
+            vrfy: 0,
+            etrn: 0,
+            stop: true,
+        };
+        let input = b"HELO c.test\r\nNOOP\r\nRSET\r\nMAIL FROM:<a@example.org>\r\nHELO c.test\r\nNOOP\r\nQUIT\r\n";
+        let t = std::time::Instant::now();
+        let out = session_slowed(&s.spool, input, true, DeliveryMode::QueueOnly, slowdown);
+        assert!(t.elapsed() >= Duration::from_secs(3), "{:?}", t.elapsed());
+        let lines = reply_lines(&out);
+        assert_eq!(lines.len(), 7, "{out}");
+        assert_eq!(lines.get(2), Some(&"250 2.0.0 OK"));
+        assert_eq!(
+            lines.last(),
+            Some(&"421 4.7.0 mx.test Too many bad commands; closing connection")
+        );
+        let go_on = Slowdown {
+            stop: false,
+            ..slowdown
+        };
+        let out = session_slowed(&s.spool, input, true, DeliveryMode::QueueOnly, go_on);
+        let lines = reply_lines(&out);
+        assert_eq!(lines.get(6), Some(&"250 2.0.0 OK"), "{out}");
+        assert!(lines.last().is_some_and(|l| l.starts_with("221 ")), "{out}");
+    }
+
     #[test]
     fn replies_never_carry_a_bare_line_end() {
         assert_eq!(reply_line("250 ok"), "250 ok\r\n");
@@ -515,6 +586,25 @@ mod tests {
 
     /// Run a session on `input`; the replies.
     fn session(spool: &Spool, input: &[u8], trusted: bool, mode: DeliveryMode) -> String {
+        // Random sessions repeat commands: not slowed here.
+        let none = Slowdown {
+            noop: 0,
+            helo: 0,
+            vrfy: 0,
+            etrn: 0,
+            stop: false,
+        };
+        session_slowed(spool, input, trusted, mode, none)
+    }
+
+    /// [`session`] with `slowdown`.
+    fn session_slowed(
+        spool: &Spool,
+        input: &[u8],
+        trusted: bool,
+        mode: DeliveryMode,
+        slowdown: Slowdown,
+    ) -> String {
         let aliases = crate::aliases::Aliases::parse(
             "postmaster: root\nlist: a@example.org, \"|/bin/true\"\n",
             std::path::Path::new("aliases"),
@@ -544,6 +634,7 @@ mod tests {
             etrn_allowed: true,
             verp_delimiters: crate::verp::DEFAULT_DELIMITERS.into(),
             verp_all: false,
+            slowdown,
         };
         let mut out = Vec::new();
         let mut input = BufReader::with_capacity(64, input);

@@ -26,7 +26,9 @@
 //!
 //! An I/O error writing a reply ends the session with that error (the client is gone);
 //! a read timeout, a line longer than [`MAX_COMMAND_LINE`] or more than
-//! [`MAX_BAD_COMMANDS`] unrecognized commands end it with a 421.
+//! [`MAX_BAD_COMMANDS`] unrecognized commands end it with a 421. A client repeating
+//! NOOP, HELO/EHLO, VRFY/EXPN or ETRN is answered ever later past each one's limit, and
+//! with `MaxDaemonChildren` set cut off at twice the limit ([`super::Slowdown`]).
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
@@ -44,6 +46,7 @@ use crate::spool::Spool;
 use crate::spool::entry::Recipient;
 use crate::submit;
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::time::Duration;
 
 /// Where the session stands (RFC 5321 §4.1.4 "Order of Commands"): what it has been
 /// given, and so what it awaits.
@@ -173,6 +176,9 @@ pub(super) struct Session<'s, 'a, R: Deadline, W: Write> {
     line: Vec<u8>,
     /// Unrecognized commands so far (see [`MAX_BAD_COMMANDS`]).
     bad_commands: u32,
+    /// NOOP, HELO/EHLO, VRFY/EXPN and ETRN so far (indexed by [`Repeated`]), for the
+    /// slow-down ([`super::Slowdown`]); never reset within a session, as in sendmail.
+    repeated: [u32; 4],
     /// The command line being answered had octets that are not UTF-8 (U+FFFD in its
     /// text stands for them).
     not_utf8: bool,
@@ -181,6 +187,46 @@ pub(super) struct Session<'s, 'a, R: Deadline, W: Write> {
 /// Unrecognized commands a session answers with 500; the next one ends it with 421
 /// (sendmail's MAXBADCOMMANDS): a client that sends garbage does not keep its session.
 const MAX_BAD_COMMANDS: u32 = 25;
+
+/// The longest wait before one reply, seconds (sendmail's MAXTIMEOUT).
+const MAX_WAIT: u64 = 240;
+
+/// The commands the slow-down counts, each kind on its own count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Repeated {
+    Noop = 0,
+    Helo = 1,
+    Vrfy = 2,
+    Etrn = 3,
+}
+
+/// What a counted command does after its wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Go {
+    /// Go on; this many seconds are still to be waited by a command that waits after
+    /// its work (VRFY/EXPN), 0 for the others.
+    On(u64),
+    /// End the session with 421 (twice the limit, `MaxDaemonChildren` set).
+    Stop,
+}
+
+/// The waits of sendmail's `checksmtpattack` for the `count`-th command of a kind whose
+/// limit is `limit`, in seconds: `None` below the limit (or with no limit, 0); else what
+/// is waited at once (`count / limit`) and what is left of `2^(count - limit)` after it
+/// (at most [`MAX_WAIT`] in all).
+fn waits(count: u32, limit: u32) -> Option<(u64, u64)> {
+    if limit == 0 || count < limit {
+        return None;
+    }
+    let shift = count - limit;
+    let whole: u64 = if shift > 8 { MAX_WAIT } else { 1u64 << shift };
+    let now = u64::from(count / limit);
+    let rest = match whole.min(MAX_WAIT).checked_sub(now) {
+        Some(r) if r < MAX_WAIT => r,
+        _ => MAX_WAIT,
+    };
+    Some((now, rest))
+}
 
 impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
     pub(super) fn new(
@@ -200,6 +246,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             end: Ending::default(),
             line: Vec::new(),
             bad_commands: 0,
+            repeated: [0; 4],
             not_utf8: false,
         }
     }
@@ -296,19 +343,30 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             return Ok(Flow::Continue);
         }
         match command {
-            Command::Helo | Command::Ehlo => self.hello(&verb, after)?,
+            Command::Helo | Command::Ehlo => {
+                // Counted before the name is looked at, as sendmail counts it.
+                if self.repeated(Repeated::Helo, "HELO/EHLO", true)? == Go::Stop {
+                    return self.stop_attack();
+                }
+                self.hello(&verb, after)?
+            }
             Command::Mail => self.mail(arg)?,
             Command::Rcpt => self.rcpt(arg)?,
             Command::Data => self.data()?,
             Command::Rset => self.rset()?,
-            Command::Noop => self.reply("250 2.0.0 OK")?,
+            Command::Noop => {
+                if self.repeated(Repeated::Noop, "NOOP", true)? == Go::Stop {
+                    return self.stop_attack();
+                }
+                self.reply("250 2.0.0 OK")?
+            }
             Command::Quit => {
                 let text = format!("221 2.0.0 {} closing connection", self.server.host);
                 return self.close_with(&text);
             }
-            Command::Vrfy | Command::Expn => self.vrfy_expn(command)?,
+            Command::Vrfy | Command::Expn => return self.vrfy_expn(command),
             Command::Help => self.help()?,
-            Command::Etrn => self.etrn(arg)?,
+            Command::Etrn => return self.etrn(arg),
             // VERB (sendmail's: the delivery's transcript to the client) is not offered;
             // PrivacyOptions=noverb gets sendmail's words for it.
             Command::Verb if self.server.privacy.no_verb => {
@@ -321,13 +379,9 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
                 self.reply(&format!("502 5.5.1 Command not implemented: \"{shown}\""))?;
             }
             Command::Unrecognized => {
-                self.bad_commands += 1;
+                self.bad_commands = self.bad_commands.saturating_add(1);
                 if self.bad_commands > MAX_BAD_COMMANDS {
-                    let text = format!(
-                        "421 4.7.0 {} Too many bad commands; closing connection",
-                        self.server.host
-                    );
-                    return self.close_with(&text);
+                    return self.stop_attack();
                 }
                 let shown: String = text.chars().take(100).collect();
                 self.reply(&format!("500 5.5.1 Command unrecognized: \"{shown}\""))?;
@@ -341,6 +395,60 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
         self.reply(text)?;
         self.out.flush()?;
         Ok(Flow::Close)
+    }
+
+    /// sendmail's end of a session that sent too many unrecognized commands, or repeated
+    /// a command past twice its limit.
+    fn stop_attack(&mut self) -> io::Result<Flow> {
+        let text = format!(
+            "421 4.7.0 {} Too many bad commands; closing connection",
+            self.server.host
+        );
+        self.close_with(&text)
+    }
+
+    /// Count one command of `kind` (named `name` in the log) and, past its limit, wait
+    /// as sendmail's `checksmtpattack` does: `count / limit` seconds at once, and when
+    /// `wait_all` the rest too (else the rest is returned, for the caller to wait after
+    /// its work). The first command at the limit logs `possible SMTP attack`. Replies
+    /// already written are sent before the wait.
+    fn repeated(&mut self, kind: Repeated, name: &str, wait_all: bool) -> io::Result<Go> {
+        let limits = self.server.slowdown;
+        let limit = match kind {
+            Repeated::Noop => limits.noop,
+            Repeated::Helo => limits.helo,
+            Repeated::Vrfy => limits.vrfy,
+            Repeated::Etrn => limits.etrn,
+        };
+        let count = {
+            let slot = self.repeated.get_mut(kind as usize);
+            let Some(slot) = slot else {
+                return Ok(Go::On(0));
+            };
+            *slot = slot.saturating_add(1);
+            *slot
+        };
+        let Some((now, rest)) = waits(count, limit) else {
+            return Ok(Go::On(0));
+        };
+        if count == limit {
+            log::info!(
+                "{}: possible SMTP attack: command={name}, count={count}",
+                self.server.client_text()
+            );
+        }
+        self.out.flush()?;
+        std::thread::sleep(Duration::from_secs(now));
+        let rest = if wait_all && rest > 0 {
+            std::thread::sleep(Duration::from_secs(rest));
+            0
+        } else {
+            rest
+        };
+        if self.server.slowdown.stop && count >= limit.saturating_mul(2) {
+            return Ok(Go::Stop);
+        }
+        Ok(Go::On(rest))
     }
 
     /// HELO or EHLO (RFC 5321 §4.1.1.1): any open transaction is dropped; EHLO lists
@@ -394,22 +502,36 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
     /// VRFY and EXPN: sendmail's answers under `PrivacyOptions=novrfy,noexpn`, always
     /// (they say nothing about who exists here); before HELO/EHLO, `needvrfyhelo` and
     /// `needexpnhelo` refuse them when `novrfy`/`noexpn` are not set, as in sendmail.
-    fn vrfy_expn(&mut self, command: Command) -> io::Result<()> {
-        let p = &self.server.privacy;
+    ///
+    /// Both count towards the slow-down ([`super::Slowdown`]); as in sendmail, the rest
+    /// of a late one's wait comes after the work a lookup would have done, so it is
+    /// not waited where sendmail refuses at once (under `novrfy`/`noexpn`, or 503).
+    fn vrfy_expn(&mut self, command: Command) -> io::Result<Flow> {
         let vrfy = command == Command::Vrfy;
+        let name = if vrfy { "VRFY" } else { "EXPN" };
+        let rest = match self.repeated(Repeated::Vrfy, name, false)? {
+            Go::Stop => return self.stop_attack(),
+            Go::On(rest) => rest,
+        };
+        let p = &self.server.privacy;
         let (no, need_helo) = if vrfy {
             (p.no_vrfy, p.need_vrfy_helo)
         } else {
             (p.no_expn, p.need_expn_helo)
         };
         if !no && need_helo && self.phase == Phase::Greeting {
-            return self.reply("503 5.0.0 I demand that you introduce yourself first");
+            self.reply("503 5.0.0 I demand that you introduce yourself first")?;
+            return Ok(Flow::Continue);
+        }
+        if !no && rest > 0 {
+            std::thread::sleep(Duration::from_secs(rest));
         }
         if vrfy {
-            self.reply("252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery (or try finger)")
+            self.reply("252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery (or try finger)")?;
         } else {
-            self.reply("502 5.7.0 Sorry, we do not allow this operation")
+            self.reply("502 5.7.0 Sorry, we do not allow this operation")?;
         }
+        Ok(Flow::Continue)
     }
 
     /// What EHLO offered, for the parameters of MAIL and RCPT.
@@ -726,13 +848,21 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
 
     /// ETRN (RFC 1985): `domain`, `@domain` (and its subdomains), or `#queue`. Not
     /// offered (`PrivacyOptions=noetrn`, or a `-bs` user who may not run the queue):
-    /// every ETRN gets sendmail's 502, before its argument is looked at.
-    fn etrn(&mut self, arg: &str) -> io::Result<()> {
-        let reply = if self.server.privacy.no_etrn || !self.server.etrn_allowed {
-            "502 5.7.0 Sorry, we do not allow this operation".to_string()
-        } else if arg.is_empty() {
-            "500 5.5.2 Parameter required".to_string()
-        } else if let Some(q) = arg.strip_prefix('#') {
+    /// every ETRN gets sendmail's 502, before its argument is looked at. An ETRN with
+    /// an argument counts towards the slow-down ([`super::Slowdown`]), as in sendmail.
+    fn etrn(&mut self, arg: &str) -> io::Result<Flow> {
+        if self.server.privacy.no_etrn || !self.server.etrn_allowed {
+            self.reply("502 5.7.0 Sorry, we do not allow this operation")?;
+            return Ok(Flow::Continue);
+        }
+        if arg.is_empty() {
+            self.reply("500 5.5.2 Parameter required")?;
+            return Ok(Flow::Continue);
+        }
+        if self.repeated(Repeated::Etrn, "ETRN", true)? == Go::Stop {
+            return self.stop_attack();
+        }
+        let reply = if let Some(q) = arg.strip_prefix('#') {
             format!("459 4.5.4 Queue {q} unknown")
         } else {
             let (dom, sub) = match arg.strip_prefix('@') {
@@ -755,7 +885,8 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
                 format!("458 4.5.0 Unable to queue messages for node {arg}")
             }
         };
-        self.reply(&reply)
+        self.reply(&reply)?;
+        Ok(Flow::Continue)
     }
 }
 
@@ -1026,6 +1157,34 @@ mod tests {
                 assert!(short.len() <= w.len());
             }
         }
+    }
+
+    /// sendmail 8.17's checksmtpattack: nothing below the limit; at the limit one
+    /// second (all of it waited at once); then doubling, with `count / limit` seconds
+    /// of it at once, up to 240 seconds in all.
+    #[test]
+    fn repeated_commands_wait_as_in_sendmail() {
+        assert_eq!(waits(19, 20), None);
+        assert_eq!(waits(5, 0), None);
+        assert_eq!(waits(20, 20), Some((1, 0)));
+        assert_eq!(waits(21, 20), Some((1, 1)));
+        assert_eq!(waits(22, 20), Some((1, 3)));
+        assert_eq!(waits(27, 20), Some((1, 127)));
+        assert_eq!(waits(28, 20), Some((1, 239)));
+        assert_eq!(waits(40, 20), Some((2, 238)));
+        assert_eq!(
+            waits(u32::MAX, 20),
+            Some((u64::from(u32::MAX / 20), MAX_WAIT))
+        );
+        // HELO (3): 1, 2, 4, 8 seconds for the 3rd to the 6th.
+        let helo: Vec<u64> = (3..=6)
+            .filter_map(|n| waits(n, super::super::Slowdown::default().helo))
+            .map(|(a, b)| a + b)
+            .collect();
+        assert_eq!(helo, [1, 2, 4, 8]);
+        assert_eq!(waits(1, 1), Some((1, 0)));
+        assert_eq!(waits(2, 1), Some((2, 0)));
+        assert_eq!(waits(3, 1), Some((3, 1)));
     }
 
     #[test]
