@@ -146,7 +146,10 @@ pub fn transcript(told: &[Told<'_>], expired_after: Option<i64>) -> Vec<String> 
         let addrs: Vec<&str> = group.iter().map(|t| t.address).collect();
         let remote = o.mailer != Mailer::Local;
         let lines: Vec<String> = match o.class {
-            Class::Permanent if remote => failure_transcript(first.address, &o.reply),
+            Class::Permanent if remote => match &o.loops {
+                Some(text) => vec![text.clone()],
+                None => failure_transcript(first.address, &o.reply),
+            },
             Class::Temporary if remote => {
                 let mut l = Vec::new();
                 if let (Some(command), false) = (&o.reply.command, o.reply.local) {

@@ -368,6 +368,7 @@ fn session(
             &mut out,
             CHECK_LABEL,
             "check",
+            false,
         )
     };
     let already_connected = live.connected;
@@ -701,6 +702,7 @@ fn offered_certificate(
         &mut None,
         "check",
         "check",
+        false,
     )
     .ok()?;
     let der = s.peer_certificate();
