@@ -1070,7 +1070,14 @@ fn refused_recipients(
     length: Option<u64>,
     say_later: bool,
 ) -> (Sysexit, Option<(String, bool)>, Option<String>) {
-    let code = refused.first().map(|r| r.code).unwrap_or(Sysexit::Ok);
+    // The first refusal's status, but an unknown user among them decides it (67), as
+    // in sendmail, whichever comes first (recorded: `include-unbalanced-empty-odi`,
+    // `include-empty-unbalanced-odi`, `alias-empty-unbalanced-odi`).
+    let code = if refused.iter().any(|r| r.code == Sysexit::NoUser) {
+        Sysexit::NoUser
+    } else {
+        refused.first().map(|r| r.code).unwrap_or(Sysexit::Ok)
+    };
     // One line each, as sendmail logs them: `<id>: nosuchuser... User unknown`.
     for r in refused {
         log::info!("{}: {}", env.id, r.text);
