@@ -493,6 +493,11 @@ pub fn attempt(
         log::info!("{line}");
     }
     say(out, &rec.said);
+    let mut rec = rec;
+    let owed = !before.owed.is_empty();
+    if owed {
+        bounce::join_owed(engine, &env, &mut rec.reports, &before);
+    }
     // Reports are queued before the attempt's record: what the last unit delivered is
     // recorded first, so that a run that dies while queuing them does not send it again.
     if !rec.reports.is_empty()
@@ -505,6 +510,9 @@ pub fn attempt(
     result.new_entries.extend(sent.ids);
     result.counts = rec.counts;
     let mut rec_state = rec.state;
+    // The report owed for recipients refused at submission went with this attempt's.
+    rec_state.owed.clear();
+    rec_state.owed_notes.clear();
     let mut all_final = rec.all_final;
     if let Some(why) = sent.failure_unqueued {
         // The failures stay queued until their report can be: tried again (and

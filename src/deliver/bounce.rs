@@ -69,6 +69,45 @@ pub struct Owed {
     pub sent_from: Option<String>,
 }
 
+/// Join the report owed for recipients refused at an interactive submission
+/// (`State::owed`) to an attempt's `reports`: its entries and transcript lines come
+/// first in the attempt's failure report to the sender, or make one of their own when
+/// the attempt owes none; one report for the pass, as sendmail sends (recorded:
+/// `bounce-one-report-*`).
+pub fn join_owed(
+    engine: &Engine,
+    env: &Envelope,
+    reports: &mut Vec<Owed>,
+    state: &rsendmail::spool::entry::State,
+) {
+    let to = engine.qualify(&env.sender);
+    let joined = reports.iter_mut().find(|o| {
+        o.kind == dsn::Kind::Failure
+            && o.sent_from.is_none()
+            && matches!(&o.to, ReportTo::Sender(a) if *a == to)
+    });
+    match joined {
+        Some(o) => {
+            let mut recipients = state.owed.clone();
+            recipients.append(&mut o.recipients);
+            o.recipients = recipients;
+            let mut notes = state.owed_notes.clone();
+            notes.append(&mut o.notes);
+            o.notes = notes;
+        }
+        None => reports.insert(
+            0,
+            Owed {
+                kind: dsn::Kind::Failure,
+                to: ReportTo::Sender(to),
+                recipients: state.owed.clone(),
+                notes: state.owed_notes.clone(),
+                sent_from: None,
+            },
+        ),
+    }
+}
+
 /// The server as a report names it: an address in brackets, as sendmail writes it.
 pub(super) fn mta_name(host: &str) -> String {
     if host.parse::<std::net::IpAddr>().is_ok() {
