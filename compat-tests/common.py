@@ -491,7 +491,12 @@ RECORDING = {
     "pipelining-mail4xx": ("mail4xx", ("PIPELINING",)),
     "pipelining-mail553": ("mail553", ("PIPELINING",)),
     "pipelining-mail501": ("mail501", ("PIPELINING",)),
+    "ehlo-self": (None, ()),
 }
+# Recording servers that name themselves as the host under test (vm.example.test, the
+# host name of the recording and the MAILNAME of the replay) in their greeting and
+# EHLO reply: the mail would loop back to the sender's own host.
+SELF_NAMED = ("ehlo-self",)
 FAULTS = FAULTS + tuple(RECORDING)
 FAULT_NAMES = {"nxdomain": "relay.nx.test", "servfail": "relay.fail.test",
                "nodata": "relay.nodata.test", "dnstimeout": "relay.to.test",
@@ -563,8 +568,9 @@ class Refusing(Listener):
     `503 5.5.1 Error: need MAIL command`, DATA without an accepted RCPT
     `554 5.5.1 Error: no valid recipients` (as sink.py's DATA)."""
 
-    def __init__(self, command, reply, keywords=(), record=None):
+    def __init__(self, command, reply, keywords=(), record=None, name="sink.test"):
         self.command, self.reply = command, reply
+        self.name = name
         self.keywords = tuple(keywords)
         self.record = record
         self.count = 0
@@ -602,7 +608,7 @@ class Refusing(Listener):
             conn.sendall((line + "\r\n").encode())
 
         try:
-            say("220 sink.test ESMTP recording-sink")
+            say("220 %s ESMTP recording-sink" % self.name)
             for raw in f:
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 note("C", line)
@@ -613,12 +619,12 @@ class Refusing(Listener):
                     if cmd == "MAIL":
                         cur = None
                 elif cmd == "EHLO":
-                    for l in ("250-sink.test", "250-8BITMIME", "250-SIZE 52428800") + tuple(
+                    for l in ("250-" + self.name, "250-8BITMIME", "250-SIZE 52428800") + tuple(
                             "250-" + k for k in self.keywords):
                         say(l)
                     say("250 ENHANCEDSTATUSCODES")
                 elif cmd == "HELO":
-                    say("250 sink.test")
+                    say("250 " + self.name)
                 elif cmd == "MAIL":
                     cur = {"mail_from": line[5:].strip(), "rcpt": [], "rcpt_rejected": []}
                     say("250 2.1.0 Ok")
@@ -698,7 +704,8 @@ class Fault:
         elif kind in RECORDING:
             self.state = tempfile.mkdtemp(prefix="compat-fault-")
             command, reply = REFUSALS.get(RECORDING[kind][0], (None, None))
-            self.silent = Refusing(command, reply, RECORDING[kind][1], self.state)
+            name = "vm.example.test" if kind in SELF_NAMED else "sink.test"
+            self.silent = Refusing(command, reply, RECORDING[kind][1], self.state, name)
             self.port = self.silent.port
             # What the server received, read as the sink's (`Sink.transcript`).
             self.recorder = Sink(self.state, self.port, start=False)

@@ -2139,6 +2139,24 @@ mod tests {
             split_targets("\"|/bin/x \\\"q\\\"\", /f, a@b, \"john doe\"@x"),
             vec!["|/bin/x \"q\"", "/f", "a@b", "\"john doe\"@x"]
         );
+        // Commas inside a closed `<...>` hold; after a `<` never closed they split, as
+        // sendmail splits the list (alias-unbalanced-odi, alias-unbalanced-empty-odi).
+        assert_eq!(
+            split_targets("\"A, B\" <a@b>, <c, d@e>, f"),
+            vec!["\"A, B\" <a@b>", "<c, d@e>", "f"]
+        );
+        assert_eq!(
+            split_targets("bad <x7@example.org, <>, ok8@example.org"),
+            vec!["bad <x7@example.org", "<>", "ok8@example.org"]
+        );
+        assert_eq!(
+            split_targets("bad <x7@example.org, ok8@example.org"),
+            vec!["bad <x7@example.org", "ok8@example.org"]
+        );
+        assert_eq!(
+            split_targets("a, <b@c, d, <e@f>, g"),
+            vec!["a", "<b@c", "d", "<e@f>", "g"]
+        );
         assert_eq!(key_of("\"Bob\"@Host"), "bob");
         assert_eq!(key_of("ROOT"), "root");
     }

@@ -889,6 +889,7 @@ pub fn submit<R: BufRead>(
             data_offset,
             None,
             false,
+            false,
         );
         return Ok(Submitted {
             id: None,
@@ -904,17 +905,33 @@ pub fn submit<R: BufRead>(
         &envelope,
         spool.qf_path(&id).metadata().map(|m| m.len()).ok(),
     );
+    let sender_local = address::is_local(&envelope.sender, &host, to_smarthost);
+    // The report of the recipients refused here, when it would be mailed back: in an
+    // interactive delivery, the delivery that follows at once reports them with its own
+    // failures, in one report, as sendmail's one pass over the envelope does (recorded:
+    // `bounce-one-report-*`); it is kept in the entry's state until then.
+    let error_mode = settings.error_mode.unwrap_or('p');
+    let hand_over = mode == DeliveryMode::Interactive
+        && !envelope.sender.is_empty()
+        && error_mode != 'q'
+        && !(error_mode == 'p' && sender_local);
+    let mut handed = false;
     if let Some(first) = refused.first()
         && let Ok(Some(mut locked)) = spool.lock_entry(&id)
     {
         // sendmail keeps the error as the entry's message, which mailq shows.
         let why = first.entry_reason();
-        let state = crate::spool::entry::State {
+        let mut state = crate::spool::entry::State {
             reason: Some(why.to_string()),
             ..Default::default()
         };
-        if let Err(e) = locked.record_state(state) {
-            log::warn!("{id}: {}", e.message);
+        if hand_over {
+            state.owed = report_recipients(&refused, &host, &envelope);
+            state.owed_notes = report_notes(&refused);
+        }
+        match locked.record_state(state) {
+            Ok(()) => handed = hand_over,
+            Err(e) => log::warn!("{id}: {}", e.message),
         }
     }
     let (status, report, note) = if refused.is_empty() {
@@ -923,7 +940,7 @@ pub fn submit<R: BufRead>(
         refused_recipients(
             settings,
             cfg.full_bounce,
-            address::is_local(&envelope.sender, &host, to_smarthost),
+            sender_local,
             &host,
             spool,
             &envelope,
@@ -932,6 +949,7 @@ pub fn submit<R: BufRead>(
             data_offset,
             Some(length),
             mode == DeliveryMode::Interactive,
+            handed,
         )
     };
     Ok(Submitted {
@@ -1055,7 +1073,8 @@ pub fn write_entry<R: BufRead>(
 /// queued, if one was, with whether it returns the header only, and with `say_later`
 /// the `Saved message` line to print after the delivery. `host` is the mail
 /// name, the report's MTA, as in the deliverer's reports. The message is `length` bytes
-/// of `message_file` from `data_offset`, or the rest of the file.
+/// of `message_file` from `data_offset`, or the rest of the file. `handed`: the report
+/// is the delivery's to queue (the entry's state holds it): nothing is mailed here.
 #[allow(clippy::too_many_arguments)]
 fn refused_recipients(
     settings: &Settings,
@@ -1069,8 +1088,16 @@ fn refused_recipients(
     data_offset: u64,
     length: Option<u64>,
     say_later: bool,
+    handed: bool,
 ) -> (Sysexit, Option<(String, bool)>, Option<String>) {
-    let code = refused.first().map(|r| r.code).unwrap_or(Sysexit::Ok);
+    // The first refusal's status, but an unknown user among them decides it (67), as
+    // in sendmail, whichever comes first (recorded: `include-unbalanced-empty-odi`,
+    // `include-empty-unbalanced-odi`, `alias-empty-unbalanced-odi`).
+    let code = if refused.iter().any(|r| r.code == Sysexit::NoUser) {
+        Sysexit::NoUser
+    } else {
+        refused.first().map(|r| r.code).unwrap_or(Sysexit::Ok)
+    };
     // One line each, as sendmail logs them: `<id>: nosuchuser... User unknown`.
     for r in refused {
         log::info!("{}: {}", env.id, r.text);
@@ -1098,6 +1125,9 @@ fn refused_recipients(
             return (code, None, note);
         }
     }
+    if handed {
+        return (if mode == 'e' { Sysexit::Ok } else { code }, None, None);
+    }
     let sender = if env.sender.is_empty() {
         None
     } else {
@@ -1107,83 +1137,8 @@ fn refused_recipients(
         kind: crate::dsn::Kind::Failure,
         host,
         original: env,
-        recipients: refused
-            .iter()
-            .map(|r| {
-                let status = match r.code {
-                    _ if r.is_loop() => crate::status::LOOP,
-                    _ if r.list_file.is_some() => r.list_file.unwrap_or(crate::status::PERM),
-                    Sysexit::NoUser => crate::status::BAD_MAILBOX,
-                    // Only a looping message is refused as unavailable.
-                    Sysexit::Unavailable => crate::status::LOOP,
-                    _ => crate::status::PERM,
-                };
-                // sendmail names a refused list file's path as a local address
-                // (`X-Actual-Recipient: rfc822; /path@host`).
-                let path = r
-                    .address
-                    .strip_prefix(":include:")
-                    .filter(|_| r.list_file.is_some());
-                let qualified = if let Some(p) = path {
-                    format!("{p}@{host}")
-                } else if r.address.is_empty()
-                    || r.address.contains('@')
-                    || r.address.starts_with(['|', '/', '\\', ':'])
-                    || r.address.trim_start_matches('"').starts_with(['|', '/'])
-                {
-                    r.address.clone()
-                } else {
-                    format!("{}@{host}", r.address)
-                };
-                crate::dsn::RcptReport {
-                    // A target an alias led to: the alias is the Final-Recipient, the
-                    // target the X-Actual-Recipient (recorded: `bounce-exp-unknown-user-odi`).
-                    final_recipient: match &r.expanded {
-                        Some((_, f)) => f.clone(),
-                        None => qualified.clone(),
-                    },
-                    actual_recipient: r.expanded.as_ref().map(|_| qualified.clone()),
-                    expanded_from: r.expanded.as_ref().map(|(c, _)| c.clone()),
-                    original_recipient: None,
-                    action: "failed",
-                    status,
-                    remote_mta: None,
-                    // sendmail's form for an unknown user (bounce-local-unknown); the
-                    // other refusals keep their text.
-                    // A loop and a refused list file are told in the transcript only,
-                    // as sendmail tells them (compat cases loop-alias-only,
-                    // bounce-exp-inc-writable-odi).
-                    diagnostic: if r.is_loop() || r.list_file.is_some() {
-                        None
-                    } else if r.code == Sysexit::NoUser {
-                        Some(format!("550 {status} {}", r.reason()))
-                    } else {
-                        Some(r.text.clone())
-                    },
-                    diagnostic_type: "X-Unix",
-                    transcript: Vec::new(),
-                    listed: Some(r.address.clone()),
-                    comment: None,
-                    last_attempt: env.created,
-                }
-            })
-            .collect(),
-        // sendmail's transcript repeats each refusal with its code (compat case
-        // bounce-local-unknown).
-        notes: refused
-            .iter()
-            .filter_map(|r| {
-                if r.is_loop() {
-                    Some(format!("554 {} {}", crate::status::LOOP, r.text))
-                } else if let Some(st) = r.list_file {
-                    Some(format!("550 {st} {}", r.text))
-                } else if r.code == Sysexit::NoUser {
-                    Some(format!("550 {} {}", crate::status::BAD_MAILBOX, r.text))
-                } else {
-                    None
-                }
-            })
-            .collect(),
+        recipients: report_recipients(refused, host, env),
+        notes: report_notes(refused),
         headers_only: crate::dsn::headers_only(
             env.ret.as_deref(),
             settings.privacy("nobodyreturn"),
@@ -1211,6 +1166,94 @@ fn refused_recipients(
         }
     };
     (if mode == 'e' { Sysexit::Ok } else { code }, report, None)
+}
+
+/// The report's entry for each recipient refused at submission.
+fn report_recipients(
+    refused: &[Refused],
+    host: &str,
+    env: &Envelope,
+) -> Vec<crate::dsn::RcptReport> {
+    refused
+        .iter()
+        .map(|r| {
+            let status = match r.code {
+                _ if r.is_loop() => crate::status::LOOP,
+                _ if r.list_file.is_some() => r.list_file.unwrap_or(crate::status::PERM),
+                Sysexit::NoUser => crate::status::BAD_MAILBOX,
+                // Only a looping message is refused as unavailable.
+                Sysexit::Unavailable => crate::status::LOOP,
+                _ => crate::status::PERM,
+            };
+            // sendmail names a refused list file's path as a local address
+            // (`X-Actual-Recipient: rfc822; /path@host`).
+            let path = r
+                .address
+                .strip_prefix(":include:")
+                .filter(|_| r.list_file.is_some());
+            let qualified = if let Some(p) = path {
+                format!("{p}@{host}")
+            } else if r.address.is_empty()
+                || r.address.contains('@')
+                || r.address.starts_with(['|', '/', '\\', ':'])
+                || r.address.trim_start_matches('"').starts_with(['|', '/'])
+            {
+                r.address.clone()
+            } else {
+                format!("{}@{host}", r.address)
+            };
+            crate::dsn::RcptReport {
+                // A target an alias led to: the alias is the Final-Recipient, the
+                // target the X-Actual-Recipient (recorded: `bounce-exp-unknown-user-odi`).
+                final_recipient: match &r.expanded {
+                    Some((_, f)) => f.clone(),
+                    None => qualified.clone(),
+                },
+                actual_recipient: r.expanded.as_ref().map(|_| qualified.clone()),
+                expanded_from: r.expanded.as_ref().map(|(c, _)| c.clone()),
+                original_recipient: None,
+                action: "failed",
+                status,
+                remote_mta: None,
+                // sendmail's form for an unknown user (bounce-local-unknown); the
+                // other refusals keep their text.
+                // A loop and a refused list file are told in the transcript only,
+                // as sendmail tells them (compat cases loop-alias-only,
+                // bounce-exp-inc-writable-odi).
+                diagnostic: if r.is_loop() || r.list_file.is_some() {
+                    None
+                } else if r.code == Sysexit::NoUser {
+                    Some(format!("550 {status} {}", r.reason()))
+                } else {
+                    Some(r.text.clone())
+                },
+                diagnostic_type: "X-Unix",
+                transcript: Vec::new(),
+                listed: Some(r.address.clone()),
+                comment: None,
+                last_attempt: env.created,
+            }
+        })
+        .collect()
+}
+
+/// sendmail's transcript of a report on recipients refused at submission: each refusal
+/// repeated with its code (compat case bounce-local-unknown).
+fn report_notes(refused: &[Refused]) -> Vec<String> {
+    refused
+        .iter()
+        .filter_map(|r| {
+            if r.is_loop() {
+                Some(format!("554 {} {}", crate::status::LOOP, r.text))
+            } else if let Some(st) = r.list_file {
+                Some(format!("550 {st} {}", r.text))
+            } else if r.code == Sysexit::NoUser {
+                Some(format!("550 {} {}", crate::status::BAD_MAILBOX, r.text))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// Save the message in the caller's `~/dead.letter` (sendmail's ErrorMode p), with the

@@ -396,6 +396,51 @@ fn bs_paths_are_checked_with_sendmails_replies() {
     assert_eq!(e.matches("\nrcpt ").count(), 3, "{e}");
 }
 
+/// An odd MAIL path refused, then a transaction accepted in the same `-bs` session: the
+/// session's exit status is sendmail's for that refusal (recorded:
+/// compat-tests/cases/bs-mail-path-*): an unbalanced `<`, `>` or `"` (its prescan)
+/// leaves it 0, as does nested brackets (which sendmail takes and rsendmail refuses:
+/// DIFFERENCES.md); a lone `@` and a doubled `@` are usage errors, 64.
+#[test]
+fn bs_odd_sender_then_good_transaction_exit_status() {
+    let env = Env::new();
+    let table: &[(&str, &str, i32)] = &[
+        ("<<a@x>>", "553 5.1.3 <<a@x>>... Nested '<' in address", 0),
+        ("<a@x", "553 5.0.0 <a@x... Unbalanced '<'", 0),
+        ("a@x>", "553 5.0.0 a@x>... Unbalanced '>'", 0),
+        ("<\"a@x>", "553 5.0.0 <\"a@x>... Unbalanced '\"'", 0),
+        (
+            "<@>",
+            "553 5.1.3 <@>... List:; syntax illegal for recipient addresses",
+            64,
+        ),
+        ("<a@b@c>", "553 5.1.3 <a@b@c>... Invalid route address", 64),
+    ];
+    for &(path, refusal, code) in table {
+        let before = env.entries().len();
+        let dialogue = format!(
+            "HELO client.example\r\nMAIL FROM:{path}\r\n\
+             MAIL FROM:<s@test.example>\r\nRCPT TO:<ok@example.org>\r\n\
+             DATA\r\nSubject: m\r\n\r\nbody\r\n.\r\nQUIT\r\n"
+        );
+        let r = env.sendmail(&["-bs", "-odq"], dialogue.as_bytes());
+        let replies: Vec<&str> = r.stdout.lines().collect();
+        assert_eq!(
+            replies.get(2).copied(),
+            Some(refusal),
+            "{path}: {}",
+            r.stdout
+        );
+        assert!(
+            r.stdout.contains("250 2.1.0 <s@test.example>... Sender ok"),
+            "{path}: {}",
+            r.stdout
+        );
+        assert_eq!(r.code, code, "{path}: {}", r.stdout);
+        assert_eq!(env.entries().len(), before + 1, "{path}: {}", env.listing());
+    }
+}
+
 /// A source route in MAIL FROM or RCPT TO over SMTP (`-bs`, `-bd`) is accepted and
 /// ignored, as RFC 5321 §4.1.1.2, §4.1.1.3 and Appendix C say a server should and
 /// sendmail 8.17 does (compat-tests/cases/bs-source-route): the mail goes to the mailbox

@@ -1786,7 +1786,8 @@ fn odd_targets_of_a_forward_or_include_file_are_judged_one_by_one() {
                 format!("l: :include:{}\n", inc.display()),
             )
             .unwrap();
-            (vec!["-odi", "l"], 64, "l@test.example".to_string())
+            // Here too (include-unbalanced-empty-odi): 67, not the syntax errors' 64.
+            (vec!["-odi", "l"], 67, "l@test.example".to_string())
         };
         let run = env.sendmail(&args, MSG);
         let said = format!("{}{}", run.stdout, run.stderr);
@@ -1929,4 +1930,90 @@ fn a_login_with_capitals_is_no_local_mailbox_as_in_sendmail() {
     let root = fs::read_to_string(mbox(&env, "root")).unwrap();
     assert!(root.contains("\nTo: postmaster\n"), "{root}");
     assert!(root.contains("550 5.1.1 <brkA>... User unknown"), "{root}");
+}
+
+/// One interactive pass, one report: recipients refused at submission (an unknown
+/// local user on the command line, an alias's unknown target, a list file's `<>`) and
+/// a recipient the server refuses in the delivery that follows are reported to the
+/// sender together, in one report, as sendmail does (compat-tests/cases/
+/// bounce-one-report-*); the exit status is 67. A list file with an unclosed `<` and a
+/// `<>`, in either order, exits 67 too (include-unbalanced-empty-odi,
+/// include-empty-unbalanced-odi).
+#[test]
+fn one_interactive_pass_sends_one_report() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = local_env("", Some(peer.port));
+    let inc = env.dir.join("inc");
+    let bad = env.dir.join("bad");
+    let bad2 = env.dir.join("bad2");
+    fs::write(&inc, "<>\nok9@example.org\n").unwrap();
+    fs::write(&bad, "bad <x7@example.org\n<>\nok8@example.org\n").unwrap();
+    fs::write(&bad2, "<>\nbad <x7@example.org\nok8@example.org\n").unwrap();
+    fs::write(
+        env.dir.join("aliases"),
+        format!(
+            "al: nosuchuser2, ok9@example.org\ninc: :include:{}\nbad: :include:{}\nbad2: :include:{}\n",
+            inc.display(),
+            bad.display(),
+            bad2.display()
+        ),
+    )
+    .unwrap();
+    let reports = || -> Vec<String> {
+        peer.messages()
+            .into_iter()
+            .filter(|(j, _)| j.contains("\"rcpt_tos\": [\"s@example.org\"]"))
+            .map(|(_, m)| String::from_utf8_lossy(&m).into_owned())
+            .collect()
+    };
+    let runs: &[(&[&str], &[&str])] = &[
+        (
+            &["nosuchuser", "reject5@example.org", "good@example.org"],
+            &[
+                "nosuchuser\r\n",
+                "reject5@example.org\r\n",
+                "550 5.1.1 nosuchuser... User unknown",
+            ],
+        ),
+        (
+            &["al", "reject5a@example.org"],
+            &[
+                "nosuchuser2\r\n",
+                "reject5a@example.org\r\n",
+                "(expanded from: al)",
+            ],
+        ),
+        (
+            &["inc", "reject5b@example.org"],
+            &[
+                "<>\r\n",
+                "reject5b@example.org\r\n",
+                "line 1: <>... User unknown",
+            ],
+        ),
+    ];
+    for (k, (rcpts, want)) in runs.iter().enumerate() {
+        let mut args = vec!["-odi", "-f", "s@example.org"];
+        args.extend_from_slice(rcpts);
+        env.sendmail(&args, MSG).code(67);
+        env.wait_until_empty(Duration::from_secs(60));
+        let got = reports();
+        assert_eq!(
+            got.len(),
+            k + 1,
+            "{rcpts:?}: {got:#?}\n{}",
+            peer.transcript()
+        );
+        let last = got.last().map(String::as_str).unwrap_or_default();
+        for w in want.iter() {
+            assert!(last.contains(w), "{rcpts:?}: {w}\n{last}");
+        }
+        assert_eq!(last.matches("Action: failed").count(), 2, "{last}");
+    }
+    for list in ["bad", "bad2"] {
+        env.sendmail(&["-odi", "-f", "s@example.org", list], MSG)
+            .code(67);
+    }
 }

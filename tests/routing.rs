@@ -710,3 +710,62 @@ fn idn_domains_go_as_a_labels_without_smtputf8() {
         peer.transcript()
     );
 }
+
+/// A smarthost that is this host's own daemon (the same MAILNAME): the mail would loop
+/// back here. sendmail's check of the server's EHLO reply (its first word against this
+/// host's name) is made: the recipient fails at once with `553 5.3.5 system config
+/// error`, the report's transcript says `[127.0.0.1] config error: mail loops back to
+/// me (MX problem?)`, the exit status is 70 (compat-tests/cases/loop-ehlo-self-*), and
+/// the message never reaches the daemon, instead of going round until `Too many hops`.
+/// A queue run's `-v` says so before QUIT; an interactive `-v` does not, as sendmail's.
+#[test]
+fn a_smarthost_that_is_this_host_loops_back() {
+    let env = Env::new();
+    let d = Daemon::start(&env, &["-odi"]);
+    env.add_config(&format!("SMARTHOST 127.0.0.1\nPORT {}\n", d.port));
+    let r = env.sendmail(&["-odi", "-f", "s@example.org", "r@example.org"], MSG);
+    r.code(70);
+    // The report to s@example.org goes the same way and loops too: the postmaster gets
+    // it here, once.
+    let mailbox = env.dir.join("mail/root");
+    let read = || fs::read_to_string(&mailbox).unwrap_or_default();
+    wait_until(Duration::from_secs(60), "the postmaster's report", || {
+        read().contains("mail loops back to me")
+    });
+    env.wait_until_empty(Duration::from_secs(60));
+    let got = read();
+    assert_eq!(
+        got.matches("\nFrom ").count() + usize::from(got.starts_with("From ")),
+        1,
+        "{got}"
+    );
+    for line in [
+        "553 5.3.5 [127.0.0.1] config error: mail loops back to me (MX problem?)",
+        "Status: 5.3.5",
+        "Diagnostic-Code: SMTP; 553 5.3.5 system config error",
+    ] {
+        assert!(got.contains(line), "{line}\n{got}");
+    }
+    assert!(!got.contains("Too many hops"), "{got}");
+
+    // A queue run's transcript, then an interactive one.
+    env.sendmail(&["-odq", "-f", "s@example.org", "r2@example.org"], MSG)
+        .code(0);
+    let r = env.sendmail(&["-q", "-v"], b"");
+    r.code(70);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    let at = |l: &str| lines.iter().position(|x| *x == l);
+    let said = at("[127.0.0.1] config error: mail loops back to me (MX problem?)");
+    let quit = at(">>> QUIT");
+    let failed = at("Local configuration error");
+    assert!(
+        said.is_some() && said < quit && quit < failed,
+        "{}",
+        r.stdout
+    );
+    let r = env.sendmail(&["-v", "-f", "s@example.org", "r3@example.org"], MSG);
+    r.code(70);
+    assert!(r.stdout.contains(">>> QUIT"), "{}", r.stdout);
+    assert!(!r.stdout.contains("config error"), "{}", r.stdout);
+    drop(d);
+}

@@ -42,8 +42,12 @@ type Resolve<'a> = dyn FnMut(&str) -> Result<Vec<IpAddr>, reply::Reply> + 'a;
 #[derive(Default)]
 pub struct Conn {
     session: Option<Session>,
-    /// The relay could not be reached in this run: the reply to give without retrying.
-    dead: Option<reply::Reply>,
+    /// The relay could not be reached in this run (or loops back here): the failure to
+    /// give without retrying.
+    dead: Option<OpenFailure>,
+    /// When `dead` is a server that is this host: sendmail's line for it
+    /// ([`smtp::loop_line`]), for the report's transcript.
+    loop_line: Option<String>,
     /// The cache's key, while this connection counts as busy in the cache.
     key: Option<cache::Key>,
     /// A connection of its own, outside the cache (a copy with shorter lines sent after
@@ -67,8 +71,11 @@ impl Conn {
         label: &str,
     ) -> Result<&mut Session, OpenFailure> {
         let via = if mx { "esmtp" } else { "relay" };
-        if let Some(r) = &self.dead {
-            return Err(r.clone().into());
+        if let Some(f) = &self.dead {
+            return Err(OpenFailure {
+                closing: None,
+                ..f.clone()
+            });
         }
         if self.session.as_ref().is_some_and(|s| !s.is_usable())
             && let Some(s) = self.session.take()
@@ -113,7 +120,7 @@ impl Conn {
                 Err(why) => {
                     self.give_up_slot();
                     let r = reply::Reply::with_status(451, status::SECURITY_TEMP, why);
-                    self.dead = Some(r.clone());
+                    self.dead = Some(r.clone().into());
                     return Err(r.into());
                 }
             };
@@ -162,23 +169,30 @@ impl Conn {
                     out,
                     label,
                     via,
+                    engine.interactive,
                 ) {
                     Ok(mut s) => {
                         s.caps.pipelining &= engine.pipelining;
                         self.session = Some(s);
                         break;
                     }
-                    Err(f) => last = f,
+                    Err(f) => {
+                        if f.loops {
+                            self.loop_line = Some(smtp::loop_line(host));
+                        }
+                        last = f;
+                    }
                 }
             }
             if self.session.is_none() {
                 self.give_up_slot();
-                // A permanent greeting refusal is still only a deferral for the message.
-                if last.reply.is_permanent() {
+                // A permanent greeting refusal is still only a deferral for the message
+                // (but a server that is this host: the mail would loop, and fails).
+                if last.reply.is_permanent() && !last.loops {
                     last.reply =
                         reply::Reply::with_status(451, status::NETWORK_TEMP, last.reply.summary());
                 }
-                self.dead = Some(last.reply.clone());
+                self.dead = Some(last.clone());
                 return Err(last);
             }
         }
@@ -218,6 +232,13 @@ impl Conn {
         self.give_up_slot();
         if let Some(s) = self.session.take() {
             s.close(out);
+        } else if let Some(f) = self.dead.take()
+            && f.loops
+        {
+            // A server that is this host: sendmail keeps its connection's status to
+            // the end of the run, and says it closes it last (recorded:
+            // `loop-ehlo-self-v`).
+            say(out, f.closing.as_slice());
         }
     }
 }
@@ -472,6 +493,11 @@ pub fn attempt(
         log::info!("{line}");
     }
     say(out, &rec.said);
+    let mut rec = rec;
+    let owed = !before.owed.is_empty();
+    if owed {
+        bounce::join_owed(engine, &env, &mut rec.reports, &before);
+    }
     // Reports are queued before the attempt's record: what the last unit delivered is
     // recorded first, so that a run that dies while queuing them does not send it again.
     if !rec.reports.is_empty()
@@ -484,6 +510,9 @@ pub fn attempt(
     result.new_entries.extend(sent.ids);
     result.counts = rec.counts;
     let mut rec_state = rec.state;
+    // The report owed for recipients refused at submission went with this attempt's.
+    rec_state.owed.clear();
+    rec_state.owed_notes.clear();
     let mut all_final = rec.all_final;
     if let Some(why) = sent.failure_unqueued {
         // The failures stay queued until their report can be: tried again (and
@@ -650,7 +679,11 @@ fn send_transaction(
             let name = t.hosts.first().map(|h| h.0.clone()).unwrap_or_default();
             let got: Vec<RcptOutcome> = rcpts
                 .iter()
-                .map(|&(i, _)| RcptOutcome::new(i, f.reply.clone(), t.mailer, Some(name.clone())))
+                .map(|&(i, _)| {
+                    let mut o = RcptOutcome::new(i, f.reply.clone(), t.mailer, Some(name.clone()));
+                    o.loops = conn.loop_line.clone().filter(|_| f.loops);
+                    o
+                })
                 .collect();
             let address = |i: usize| {
                 env.recipients
@@ -658,8 +691,17 @@ fn send_transaction(
                     .map(|r| r.address.clone())
                     .unwrap_or_default()
             };
-            say(out, &outcome_lines(&got, &address));
-            say(out, f.closing.as_slice());
+            if f.loops {
+                // sendmail's words for the failure, only in a queue run, and
+                // without the addresses; its `Closing connection` line comes at the
+                // end of the run (`Conn::close`).
+                if !engine.interactive {
+                    say(out, &[super::outcome::LOCAL_CONFIG_ERROR.to_string()]);
+                }
+            } else {
+                say(out, &outcome_lines(&got, &address));
+                say(out, f.closing.as_slice());
+            }
             return Ok(got);
         }
     };

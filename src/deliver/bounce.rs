@@ -69,6 +69,45 @@ pub struct Owed {
     pub sent_from: Option<String>,
 }
 
+/// Join the report owed for recipients refused at an interactive submission
+/// (`State::owed`) to an attempt's `reports`: its entries and transcript lines come
+/// first in the attempt's failure report to the sender, or make one of their own when
+/// the attempt owes none; one report for the pass, as sendmail sends (recorded:
+/// `bounce-one-report-*`).
+pub fn join_owed(
+    engine: &Engine,
+    env: &Envelope,
+    reports: &mut Vec<Owed>,
+    state: &rsendmail::spool::entry::State,
+) {
+    let to = engine.qualify(&env.sender);
+    let joined = reports.iter_mut().find(|o| {
+        o.kind == dsn::Kind::Failure
+            && o.sent_from.is_none()
+            && matches!(&o.to, ReportTo::Sender(a) if *a == to)
+    });
+    match joined {
+        Some(o) => {
+            let mut recipients = state.owed.clone();
+            recipients.append(&mut o.recipients);
+            o.recipients = recipients;
+            let mut notes = state.owed_notes.clone();
+            notes.append(&mut o.notes);
+            o.notes = notes;
+        }
+        None => reports.insert(
+            0,
+            Owed {
+                kind: dsn::Kind::Failure,
+                to: ReportTo::Sender(to),
+                recipients: state.owed.clone(),
+                notes: state.owed_notes.clone(),
+                sent_from: None,
+            },
+        ),
+    }
+}
+
 /// The server as a report names it: an address in brackets, as sendmail writes it.
 pub(super) fn mta_name(host: &str) -> String {
     if host.parse::<std::net::IpAddr>().is_ok() {
@@ -146,7 +185,10 @@ pub fn transcript(told: &[Told<'_>], expired_after: Option<i64>) -> Vec<String> 
         let addrs: Vec<&str> = group.iter().map(|t| t.address).collect();
         let remote = o.mailer != Mailer::Local;
         let lines: Vec<String> = match o.class {
-            Class::Permanent if remote => failure_transcript(first.address, &o.reply),
+            Class::Permanent if remote => match &o.loops {
+                Some(text) => vec![text.clone()],
+                None => failure_transcript(first.address, &o.reply),
+            },
             Class::Temporary if remote => {
                 let mut l = Vec::new();
                 if let (Some(command), false) = (&o.reply.command, o.reply.local) {

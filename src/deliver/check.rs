@@ -414,6 +414,7 @@ fn session(
             &mut out,
             CHECK_LABEL,
             "check",
+            false,
         )
     };
     let already_connected = live.connected;
@@ -747,6 +748,7 @@ fn offered_certificate(
         &mut None,
         "check",
         "check",
+        false,
     )
     .ok()?;
     let der = s.peer_certificate();

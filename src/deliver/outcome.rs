@@ -70,7 +70,14 @@ pub struct RcptOutcome {
     /// A `/file` target that could not be created or opened (EX_CANTCREAT, as
     /// sendmail's file mailer exits; compat cases file-perm, file-readonly).
     pub cant_create: bool,
+    /// The server named itself as this host (`smtp::OpenFailure::loops`): sendmail's
+    /// transcript line for it; the recipient failed with a configuration error
+    /// (`Local configuration error`, exit status EX_SOFTWARE).
+    pub loops: Option<String>,
 }
+
+/// sendmail's words (sysexits' EX_CONFIG) for a recipient whose server loops back here.
+pub const LOCAL_CONFIG_ERROR: &str = "Local configuration error";
 
 impl RcptOutcome {
     /// The outcome a final reply gives: 2yz delivered (`relayed` unless local), 5yz
@@ -105,6 +112,7 @@ impl RcptOutcome {
             no_host: false,
             data_refused: false,
             cant_create: false,
+            loops: None,
         }
     }
 
@@ -148,6 +156,7 @@ impl RcptOutcome {
             // A reason made up here reads as sendmail's, without a code
             // (`Deferred: Connection refused by [192.0.2.1]`); local delivery's keep it.
             Class::Temporary => format!("Deferred: {}", self.reason()),
+            Class::Permanent if self.loops.is_some() => LOCAL_CONFIG_ERROR.to_string(),
             Class::Permanent => self.reason(),
         }
     }

@@ -69,6 +69,10 @@ pub struct Counts {
     /// `/file` targets that could not be created (EX_CANTCREAT; compat cases
     /// file-perm, file-readonly, file-nodir-mixed).
     pub failed_cant_create: usize,
+    /// Failed because the server they were sent to is this host (the mail would loop):
+    /// sendmail's configuration error, which sets EX_SOFTWARE (compat cases
+    /// loop-ehlo-self-*).
+    pub failed_config: usize,
 }
 
 /// What an attempt comes to.
@@ -181,6 +185,7 @@ pub fn record(
                 counts.failed_host += usize::from(o.no_host);
                 counts.failed_data += usize::from(o.data_refused);
                 counts.failed_cant_create += usize::from(o.cant_create);
+                counts.failed_config += usize::from(o.loops.is_some());
                 (RcptState::Failed, summary, o.status, o.stat_text())
             }
             // The reply stays the last one the server gave (or none, when it was made
@@ -404,10 +409,14 @@ pub fn delivered_so_far(state: &State, done: &[RcptOutcome]) -> State {
 /// EX_UNAVAILABLE; the sender refused at MAIL EX_DATAERR for 501 and 553, else
 /// EX_UNAVAILABLE (compat cases reason-mail5xx-v, reason-mail553-v, reason-mail501-v);
 /// every failure a domain that does not exist EX_NOHOST; any other refused recipient
-/// EX_NOUSER. ErrorMode e mails errors back and exits 0.
+/// EX_NOUSER; a server that is this host (the mail would loop) EX_SOFTWARE, the status
+/// sendmail's error for it sets (compat cases loop-ehlo-self-*). ErrorMode e mails
+/// errors back and exits 0.
 pub fn exit_status(c: &Counts, error_mode: char) -> Sysexit {
     if error_mode == 'e' {
         Sysexit::Ok
+    } else if c.failed_config > 0 {
+        Sysexit::Software
     } else if c.failed_data > 0 || c.failed_sender > c.failed_sender_dataerr {
         Sysexit::Unavailable
     } else if c.failed_sender_dataerr > 0 {
@@ -976,6 +985,14 @@ mod tests {
             failed_sender_dataerr,
             ..Counts::default()
         };
+        // A server that is this host: sendmail's configuration error, EX_SOFTWARE
+        // (loop-ehlo-self-odi).
+        let looped = Counts {
+            failed_rcpt: 2,
+            failed_config: 1,
+            ..Counts::default()
+        };
+        assert_eq!(exit_status(&looped, 'p'), Sysexit::Software);
         assert_eq!(exit_status(&sender(2, 0), 'p'), Sysexit::Unavailable);
         assert_eq!(exit_status(&sender(2, 2), 'p'), Sysexit::DataErr);
         assert_eq!(exit_status(&sender(2, 1), 'p'), Sysexit::Unavailable);

@@ -578,6 +578,7 @@ fn run_status(attempts: &[Attempt], error_mode: char) -> Sysexit {
         c.expired += a.counts.expired;
         c.failed_usage += a.counts.failed_usage;
         c.failed_cant_create += a.counts.failed_cant_create;
+        c.failed_config += a.counts.failed_config;
     }
     exit_status(&c, error_mode)
 }

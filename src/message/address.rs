@@ -692,10 +692,34 @@ impl<'t> ListParser<'t> {
 
 /// Split a list at its top-level commas (outside quotes, comments and angle brackets),
 /// each piece trimmed, empty pieces dropped. Used where the pieces are not all
-/// addresses (aliases' `"|command"` and `:include:` targets).
+/// addresses (aliases' `"|command"` and `:include:` targets). A `<` never closed
+/// before the next `<` or the end does not hold the commas after it: the list is split
+/// there too, as sendmail splits it (`bad <x7@example.org, <>, ok8@example.org` is
+/// three targets, the first refused as `Unbalanced '<'`; recorded:
+/// `alias-unbalanced-odi`, `alias-unbalanced-empty-odi`), so that no other target
+/// is lost with the unbalanced one.
 pub fn split_top_level(value: &str) -> Vec<String> {
+    fn push(out: &mut Vec<String>, piece: &str) {
+        let t = piece.trim();
+        if !t.is_empty() {
+            out.push(t.to_string());
+        }
+    }
+    // The pieces the commas inside an open `<` cut `cur` into.
+    fn split_held(out: &mut Vec<String>, cur: &mut String, held: &mut Vec<usize>) {
+        let mut from = 0;
+        for &at in held.iter() {
+            push(out, cur.get(from..at).unwrap_or_default());
+            from = at + 1;
+        }
+        let rest = cur.get(from..).unwrap_or_default().to_string();
+        *cur = rest;
+        held.clear();
+    }
     let mut out = Vec::new();
     let mut cur = String::new();
+    // Byte offsets in `cur` of the commas met while a `<` was open.
+    let mut held: Vec<usize> = Vec::new();
     let (mut depth, mut quoted, mut angle, mut escaped) = (0u32, false, false, false);
     for c in value.chars() {
         if escaped {
@@ -708,13 +732,19 @@ pub fn split_top_level(value: &str) -> Vec<String> {
             '"' if depth == 0 => quoted = !quoted,
             '(' if !quoted => depth += 1,
             ')' if !quoted && depth > 0 => depth -= 1,
-            '<' if !quoted && depth == 0 => angle = true,
-            '>' if !quoted && depth == 0 => angle = false,
-            ',' if !quoted && depth == 0 && !angle => {
-                let t = cur.trim();
-                if !t.is_empty() {
-                    out.push(t.to_string());
+            '<' if !quoted && depth == 0 => {
+                if angle && !held.is_empty() {
+                    split_held(&mut out, &mut cur, &mut held);
                 }
+                angle = true;
+            }
+            '>' if !quoted && depth == 0 => {
+                angle = false;
+                held.clear();
+            }
+            ',' if !quoted && depth == 0 && angle => held.push(cur.len()),
+            ',' if !quoted && depth == 0 => {
+                push(&mut out, &cur);
                 cur.clear();
                 continue;
             }
@@ -722,10 +752,10 @@ pub fn split_top_level(value: &str) -> Vec<String> {
         }
         cur.push(c);
     }
-    let t = cur.trim();
-    if !t.is_empty() {
-        out.push(t.to_string());
+    if angle && !held.is_empty() {
+        split_held(&mut out, &mut cur, &mut held);
     }
+    push(&mut out, &cur);
     out
 }
 

@@ -113,7 +113,14 @@ pub(super) fn split_path<'t>(arg: &'t str, keyword: &str) -> Result<Path<'t>, Pa
         .and_then(|w| w.strip_suffix('>'))
         .unwrap_or(written);
     let mut route = None;
-    let address = if inner.starts_with('@') {
+    let address = if inner == "@" {
+        // A lone `@`: sendmail's `<@>... List:; syntax illegal for recipient
+        // addresses` (recorded: `bs-mail-path-at`, `bs-rcpt-path-odd`).
+        return Err(PathError::Invalid(
+            written.to_string(),
+            address::Invalid::EmptyGroup,
+        ));
+    } else if inner.starts_with('@') {
         // A source route: the mailbox is what follows its last colon.
         match inner.rsplit_once(':') {
             Some((r, after)) if !after.is_empty() => {

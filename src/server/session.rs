@@ -904,8 +904,15 @@ fn refuse_address(end: &mut Ending, keyword: &str, shown: &str, e: &address::Inv
         return format!("501 {code} {}", e.message(bare));
     }
     // An unbalanced `<`, `(` or `"` (sendmail's prescan) leaves it alone too
-    // (recorded: `bs-rcpt-malformed` exits 0 after three such refusals).
-    if !matches!(e, address::Invalid::Unbalanced(_)) {
+    // (recorded: `bs-rcpt-malformed` exits 0 after three such refusals;
+    // `bs-mail-path-open-angle`, `-close-angle`, `-quote-angle`: a sender refused so,
+    // then a transaction accepted, exit 0). So do nested brackets, which sendmail takes
+    // (`<<a@x>>`, `bs-mail-path-double-angle`) and rsendmail refuses: the session's
+    // status is not made a usage error by a refusal sendmail never gives.
+    if !matches!(
+        e,
+        address::Invalid::Unbalanced(_) | address::Invalid::NestedAngle
+    ) {
         end.note(e.exit());
     }
     format!(

@@ -491,6 +491,64 @@ pub struct State {
     /// `rsendmail-admin bounce`: the next attempt returns every open recipient to the
     /// sender with this reason, sending nothing (`bounce REASON`, escaped).
     pub bounce: Option<String>,
+    /// Recipients refused at an interactive submission (`-odi`), whose failure the
+    /// delivery that follows reports in its own report, so that the sender gets one
+    /// report for the whole pass, as sendmail's (`owed` lines: [`owed_text`] of each
+    /// report entry), and the transcript lines that go with them (`owed-note`).
+    /// Cleared once that report is queued.
+    pub owed: Vec<crate::dsn::RcptReport>,
+    pub owed_notes: Vec<String>,
+}
+
+/// One report entry as an `owed` line of the state file: its fields escaped
+/// ([`escape`]), `-` for one it has not and `=` before one it has.
+pub fn owed_text(r: &crate::dsn::RcptReport) -> String {
+    let opt = |v: &Option<String>| match v {
+        Some(v) => format!("={}", escape(v)),
+        None => "-".to_string(),
+    };
+    format!(
+        "={} {} {} {} {} {} {} {}",
+        escape(&r.final_recipient),
+        opt(&r.original_recipient),
+        r.status,
+        opt(&r.diagnostic),
+        opt(&r.listed),
+        opt(&r.actual_recipient),
+        opt(&r.expanded_from),
+        r.last_attempt
+    )
+}
+
+/// The report entry of an `owed` line ([`owed_text`]); None for a line that is not one.
+pub fn owed_from(text: &str) -> Option<crate::dsn::RcptReport> {
+    let f: Vec<&str> = text.split(' ').collect();
+    let [fin, orig, st, diag, listed, actual, exp, last] = f.as_slice() else {
+        return None;
+    };
+    let opt = |v: &str| -> Option<Option<String>> {
+        match v.strip_prefix('=') {
+            Some(v) => unescape(v).map(Some),
+            None if v == "-" => Some(None),
+            None => None,
+        }
+    };
+    let status = crate::status::EnhancedStatus::at_start_of(st)?;
+    Some(crate::dsn::RcptReport {
+        final_recipient: opt(fin)??,
+        original_recipient: opt(orig)?,
+        action: "failed",
+        status,
+        remote_mta: None,
+        diagnostic: opt(diag)?,
+        diagnostic_type: "X-Unix",
+        transcript: Vec::new(),
+        listed: opt(listed)?,
+        comment: None,
+        actual_recipient: opt(actual)?,
+        expanded_from: opt(exp)?,
+        last_attempt: last.parse().ok()?,
+    })
 }
 
 impl State {
@@ -515,6 +573,12 @@ impl State {
         }
         if let Some(b) = &self.bounce {
             let _ = writeln!(s, "bounce {}", escape(b));
+        }
+        for r in &self.owed {
+            let _ = writeln!(s, "owed {}", owed_text(r));
+        }
+        for n in &self.owed_notes {
+            let _ = writeln!(s, "owed-note {}", escape(n));
         }
         for (i, st, why) in &self.recipients {
             let _ = write!(s, "rcpt {i} {}", st.word());
@@ -544,6 +608,8 @@ impl State {
                 "warned" => st.warned = true,
                 "retry" => st.retry = true,
                 "bounce" => st.bounce = Some(unescape(rest).ok_or_else(bad)?),
+                "owed" => st.owed.push(owed_from(rest).ok_or_else(bad)?),
+                "owed-note" => st.owed_notes.push(unescape(rest).ok_or_else(bad)?),
                 "rcpt" => {
                     let mut f = rest.splitn(3, ' ');
                     let idx: usize = f.next().unwrap_or("").parse().map_err(|_| bad())?;
@@ -569,6 +635,10 @@ impl State {
             // The administrator's marks are texts too (and not bounded).
             retry: false,
             bounce: None,
+            // (A report owed for recipients refused at submission is a text too: when
+            // not even the whole state fits, it is lost with the rest, and logged.)
+            owed: Vec::new(),
+            owed_notes: Vec::new(),
             recipients: self
                 .recipients
                 .iter()
@@ -809,6 +879,24 @@ mod tests {
             warned: true,
             retry: true,
             bounce: Some("spam run %20\u{e9}".into()),
+            // A report owed for recipients refused at submission, every field kept
+            // (a blank, a `%`, an empty text, one field absent).
+            owed: vec![crate::dsn::RcptReport {
+                final_recipient: "l@test.example".into(),
+                original_recipient: None,
+                action: "failed",
+                status: crate::status::BAD_MAILBOX,
+                remote_mta: None,
+                diagnostic: Some("550 5.1.1 User unknown".into()),
+                diagnostic_type: "X-Unix",
+                transcript: Vec::new(),
+                listed: Some(String::new()),
+                comment: None,
+                actual_recipient: Some("\"a b%\"@test.example".into()),
+                expanded_from: Some(":include:/x y".into()),
+                last_attempt: 7,
+            }],
+            owed_notes: vec!["550 5.1.1 <>... User unknown".into()],
         };
         let back = State::parse(&st.to_text()).unwrap();
         assert_eq!(back, st);
@@ -836,6 +924,8 @@ mod tests {
                 warned: true,
                 retry: true,
                 bounce: Some("returned ".repeat(40)),
+                owed: Vec::new(),
+                owed_notes: vec!["550 5.1.1 x... User unknown".repeat(20)],
             };
             let e = st.essential();
             assert!(e.to_text().len() <= State::essential_len_bound(n), "{n}");
@@ -1003,6 +1093,8 @@ mod tests {
                         warned,
                         retry,
                         bounce,
+                        owed: Vec::new(),
+                        owed_notes: Vec::new(),
                     },
                 )
         }

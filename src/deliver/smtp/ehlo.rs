@@ -58,16 +58,23 @@ impl Caps {
 }
 
 impl Session {
-    /// EHLO (HELO when refused); the extensions offered become [`Session::caps`].
-    pub(super) fn ehlo(&mut self, helo_name: &str, out: &mut Transcript<'_>) -> Result<(), Reply> {
+    /// EHLO (HELO when refused); the extensions offered become [`Session::caps`]. `Ok`:
+    /// the name the server gave for itself (the first word of its positive reply, as
+    /// sendmail reads it for its loop check; empty when the reply has no text).
+    pub(super) fn ehlo(
+        &mut self,
+        helo_name: &str,
+        out: &mut Transcript<'_>,
+    ) -> Result<String, Reply> {
         self.state = State::EhloReply;
         self.put(&format!("EHLO {helo_name}"), out)?;
         self.flush(self.timeouts.helo)?;
         let r = self.read_expect(self.timeouts.helo, out, Expect::Completion, "EHLO")?;
         if r.is_positive() {
             self.caps = Caps::from_ehlo(&r);
+            Ok(server_name(&r))
         } else if r.code == 421 {
-            return Err(r);
+            Err(r)
         } else {
             self.state = State::HeloReply;
             self.put(&format!("HELO {helo_name}"), out)?;
@@ -77,9 +84,19 @@ impl Session {
                 return Err(r);
             }
             self.caps = Caps::default();
+            Ok(server_name(&r))
         }
-        Ok(())
     }
+}
+
+/// The first word of a reply's first line: the name a server gives itself in its
+/// EHLO or HELO reply (`250-mx.example.org Hello ...`).
+pub fn server_name(r: &Reply) -> String {
+    r.lines
+        .first()
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or("")
+        .to_string()
 }
 
 #[cfg(test)]

@@ -202,6 +202,51 @@ pub struct OpenFailure {
     /// [`State::AuthReply`]; `None` when no connection was made (or before one was
     /// tried).
     pub phase: Option<State>,
+    /// The server named itself as this host in its EHLO (or HELO) reply: the mail
+    /// would loop back here. The recipients fail for good with `reply` (`553 5.3.5
+    /// system config error`), the report's transcript gives [`loop_line`], and the
+    /// exit status is EX_SOFTWARE.
+    pub loops: bool,
+}
+
+/// sendmail's words when a server names itself as this host (usersmtp.c's loop check):
+/// `<host> config error: mail loops back to me (MX problem?)`, the host as the route
+/// names it (`[192.0.2.1]` for an address).
+pub fn loop_text(host: &str) -> String {
+    format!("{host} config error: mail loops back to me (MX problem?)")
+}
+
+/// sendmail's line for a server that is this host, as a report's transcript gives it:
+/// `553 5.3.5 [192.0.2.1] config error: mail loops back to me (MX problem?)`.
+pub fn loop_line(host: &str) -> String {
+    format!(
+        "553 {} {}",
+        status::MISCONFIGURED,
+        loop_text(&route_name(host))
+    )
+}
+
+/// A route's host as sendmail names it in its messages: an address in brackets
+/// (`[192.0.2.1]`), a name as it is.
+pub fn route_name(host: &str) -> String {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<IpAddr>().is_ok() {
+        format!("[{bare}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// The reply the recipients of a looping connection fail with (sendmail's status for
+/// the connection: `553 5.3.5 system config error`).
+pub fn loop_reply() -> Reply {
+    Reply {
+        code: 553,
+        lines: vec![format!("{} system config error", status::MISCONFIGURED)],
+        command: None,
+        local: false,
+        accepted_by: None,
+    }
 }
 
 impl From<Reply> for OpenFailure {
@@ -210,6 +255,7 @@ impl From<Reply> for OpenFailure {
             reply,
             closing: None,
             phase: None,
+            loops: false,
         }
     }
 }
@@ -217,7 +263,9 @@ impl From<Reply> for OpenFailure {
 impl Session {
     /// Connect to `addrs` (the addresses of `host`, tried in order) and greet. When
     /// `host` is an address literal, each try is announced (`Connecting to [ip] port ...`);
-    /// for a name the caller announced it before looking it up.
+    /// for a name the caller announced it before looking it up. A server that names
+    /// itself as this host ([`OpenFailure::loops`]) is said so in the transcript,
+    /// except in an `interactive` delivery, whose `-v` sendmail does not tell it.
     #[allow(clippy::too_many_arguments)]
     pub fn open(
         host: &str,
@@ -230,6 +278,7 @@ impl Session {
         out: &mut Transcript<'_>,
         label: &str,
         via: &str,
+        interactive: bool,
     ) -> Result<Session, OpenFailure> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let literal = bare.parse::<IpAddr>().is_ok();
@@ -287,14 +336,33 @@ impl Session {
                         carried: false,
                         lost_unused: false,
                     };
+                    let closing = Some(format!("Closing connection to [{}]", addr.ip()));
                     match s.greet(helo_name, tls, creds, out) {
                         Ok(()) => return Ok(s),
+                        Err((State::Ready, _)) => {
+                            // The server is this host: sendmail says so and ends the
+                            // session with QUIT, reading its reply.
+                            let text = loop_text(&route_name(host));
+                            if !interactive && let Some(w) = out.as_deref_mut() {
+                                let _ = writeln!(w, "{text}");
+                            }
+                            log::error!("{text}");
+                            s.state = State::Ready;
+                            s.quit(out);
+                            return Err(OpenFailure {
+                                reply: loop_reply(),
+                                closing,
+                                phase: Some(State::EhloReply),
+                                loops: true,
+                            });
+                        }
                         Err((phase, reply)) => {
                             s.abandon(out);
                             return Err(OpenFailure {
                                 reply,
-                                closing: Some(format!("Closing connection to [{}]", addr.ip())),
+                                closing,
                                 phase: Some(phase),
+                                loops: false,
                             });
                         }
                     }
@@ -349,7 +417,13 @@ impl Session {
         if g.code != 220 {
             return Err((State::Greeting, g));
         }
-        self.ehlo(helo_name, out).map_err(at(State::EhloReply))?;
+        let name = self.ehlo(helo_name, out).map_err(at(State::EhloReply))?;
+        // Talking to this host itself (a name or MX record not known to be ours, an
+        // echo server): sendmail's check, the server's name against this host's
+        // (`$j`, the name EHLO gives). `Err` at `State::Ready` says so to `open`.
+        if !name.is_empty() && name.eq_ignore_ascii_case(helo_name) {
+            return Err((State::Ready, loop_reply()));
+        }
         if !self.tls && matches!(tls.mode, TlsMode::StartTls | TlsMode::Opportunistic) {
             self.starttls(helo_name, tls, out)
                 .map_err(at(State::StartTlsReply))?;
@@ -398,6 +472,11 @@ impl Session {
         if let Some(w) = out.as_deref_mut() {
             let _ = writeln!(w, "Closing connection to [{}]", self.peer.ip());
         }
+        self.quit(out);
+    }
+
+    /// QUIT, its reply read, when the session is ready; the session is closed after.
+    fn quit(&mut self, out: &mut Transcript<'_>) {
         if self.state == State::Ready {
             self.state = State::QuitReply;
             if self.put("QUIT", out).is_ok() && self.flush(self.timeouts.quit).is_ok() {
