@@ -515,6 +515,17 @@ mod tests {
 
     /// Run a session on `input`; the replies.
     fn session(spool: &Spool, input: &[u8], trusted: bool, mode: DeliveryMode) -> String {
+        session_relaying(spool, input, trusted, mode, &["relay.test"])
+    }
+
+    /// [`session`] with these `RelayDomains`.
+    fn session_relaying(
+        spool: &Spool,
+        input: &[u8],
+        trusted: bool,
+        mode: DeliveryMode,
+        relay: &[&str],
+    ) -> String {
         let aliases = crate::aliases::Aliases::parse(
             "postmaster: root\nlist: a@example.org, \"|/bin/true\"\n",
             std::path::Path::new("aliases"),
@@ -530,7 +541,7 @@ mod tests {
             },
             trusted,
             old_style: true,
-            relay_domains: vec!["relay.test".into()],
+            relay_domains: relay.iter().map(|d| d.to_string()).collect(),
             all_to_smarthost: false,
             aliases: Some(aliases),
             max_size: Some(100_000),
@@ -572,6 +583,52 @@ mod tests {
             }
         }
         lines
+    }
+
+    /// RelayDomains and ETRN take an internationalised domain in either form, whichever
+    /// the configuration holds and whichever the client writes.
+    #[test]
+    fn relay_domains_and_etrn_take_both_forms_of_an_idn_domain() {
+        let s = ScratchSpool::new("idnrelay");
+        for (config, asked) in [
+            ("bücher.example", "xn--bcher-kva.example"),
+            ("xn--bcher-kva.example", "bücher.example"),
+            ("XN--BCHER-KVA.example", "BÜCHER.example"),
+        ] {
+            let input = format!(
+                "EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@{asked}>\r\n\
+                 RCPT TO:<u@sub.{asked}>\r\nRCPT TO:<u@bucher.example>\r\nRSET\r\n\
+                 ETRN {asked}\r\nETRN @{config}\r\nQUIT\r\n"
+            );
+            let out = session_relaying(
+                &s.spool,
+                input.as_bytes(),
+                false,
+                DeliveryMode::QueueOnly,
+                &[config],
+            );
+            let what = format!("RelayDomains {config}, asked {asked}");
+            assert!(
+                out.contains(&format!("250 2.1.5 <u@{asked}>... Recipient ok")),
+                "{what}: {out}"
+            );
+            assert!(
+                out.contains(&format!("250 2.1.5 <u@sub.{asked}>... Recipient ok")),
+                "{what}: {out}"
+            );
+            assert!(
+                out.contains("<u@bucher.example>... Relaying denied"),
+                "{what}: {out}"
+            );
+            assert!(
+                out.contains(&format!("250 2.0.0 Queuing for node {asked} started")),
+                "{what}: {out}"
+            );
+            assert!(
+                out.contains(&format!("250 2.0.0 Queuing for node @{config} started")),
+                "{what}: {out}"
+            );
+        }
     }
 
     #[test]
