@@ -52,7 +52,13 @@ pub fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
 /// A-labels and back, IDNA 2008 with UTS #46 mapping, the `idna` crate). A domain with
 /// no other form is matched as written.
 pub fn address_contains(addr: &str, needle: &str) -> bool {
-    if contains_ignore_case(addr, needle) {
+    // Beyond ASCII, case is folded as Unicode folds it (`BÜCHER` finds `bücher`).
+    let hit = |h: &str| {
+        contains_ignore_case(h, needle)
+            || (!(h.is_ascii() && needle.is_ascii())
+                && contains_ignore_case(&h.to_lowercase(), &needle.to_lowercase()))
+    };
+    if hit(addr) {
         return true;
     }
     let Some((local, domain)) = addr.rsplit_once('@') else {
@@ -72,10 +78,7 @@ pub fn address_contains(addr: &str, needle: &str) -> bool {
     } else {
         None
     };
-    other.is_some_and(|d| {
-        contains_ignore_case(&format!("{local}@{d}"), needle)
-            || contains_ignore_case(&format!("{local}@{d}"), &needle.to_lowercase())
-    })
+    other.is_some_and(|d| hit(&format!("{local}@{d}")))
 }
 
 /// Everything `-q` said.
