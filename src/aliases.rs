@@ -258,10 +258,12 @@ pub fn alias_keys(key: &str) -> Vec<String> {
 /// `u@example.org`, `U@example.org` and `u@EXAMPLE.org` apart; recorded
 /// `dup-case-argv`, `dup-case-t`, `dup-case-bs`, `dup-case-alias`).
 pub fn recipient_key(addr: &str, is_local: &dyn Fn(&str) -> bool) -> String {
-    if !addr.starts_with(['|', '/', '\\']) && is_local(addr) {
+    if addr.starts_with(['|', '/', '\\']) {
+        addr.to_string()
+    } else if is_local(addr) {
         format!("user:{}", key_of(addr))
     } else {
-        addr.to_string()
+        crate::message::address::duplicate_key(addr)
     }
 }
 
@@ -1002,7 +1004,7 @@ impl Expander<'_> {
         out.targets.retain(|e| {
             let k = match &e.target {
                 Target::User(u) | Target::Mailbox(u) => format!("user:{}", key_of(u)),
-                t => t.address(),
+                t => crate::message::address::duplicate_key(&t.address()),
             };
             seen.insert(k)
         });

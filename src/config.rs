@@ -1200,9 +1200,10 @@ pub fn check_host_port(s: &str) -> Result<(String, Option<u16>), String> {
 /// A domain as every configured domain list compares it (`RelayDomains`,
 /// `FastFlushDomains`, `RELAYTABLE`): lower case (RFC 5321 §2.4: domain names are
 /// case-insensitive), without the one trailing dot of an absolute name
-/// (`Relay.Example.` is `relay.example`, RFC 1034 §3.1).
+/// (`Relay.Example.` is `relay.example`, RFC 1034 §3.1), U-labels as A-labels
+/// (`bücher.example` is `xn--bcher-kva.example`): [`crate::message::address::domain_key`].
 pub fn domain_key(d: &str) -> String {
-    d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase()
+    crate::message::address::domain_key(d)
 }
 
 /// Whether `domain` is `entry` or one of its subdomains, compared as [`domain_key`]s:
@@ -1309,8 +1310,14 @@ pub fn parse_relay_table(
         } else {
             check_host_port(relay).map_err(|why| bad(&format!("invalid relay {relay}: {why}")))?
         };
+        // A U-label pattern is its A-labels (`bücher.example`), as it is compared.
+        let keyed = match pattern.strip_prefix('.') {
+            _ if pattern == "*" => pattern.to_string(),
+            Some(parent) => format!(".{}", domain_key(parent)),
+            None => domain_key(pattern),
+        };
         let valid_pattern = pattern == "*"
-            || pattern
+            || keyed
                 .trim_start_matches('.')
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c));
@@ -1319,11 +1326,7 @@ pub fn parse_relay_table(
         }
         // `a.example.` is `a.example`, as everywhere a domain is compared.
         out.push(RelayRule {
-            pattern: if pattern == "*" {
-                pattern.into()
-            } else {
-                domain_key(pattern)
-            },
+            pattern: keyed,
             host,
             port: port.unwrap_or(default_port),
             by_mx,

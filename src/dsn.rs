@@ -223,6 +223,7 @@ impl Report<'_> {
 
     /// The report's header block, the blank line included.
     fn header(&self, id: &str, now: i64, to: &str) -> String {
+        let eight_bit = self.eight_bit_report(now, to);
         let boundary = self.boundary(now);
         let (id, to, host) = (one_line(id), one_line(to), one_line(self.host));
         let mut h = String::new();
@@ -245,7 +246,7 @@ impl Report<'_> {
             h,
             "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"{boundary}\""
         );
-        if self.eight_bit_body() {
+        if eight_bit {
             let _ = writeln!(h, "Content-Transfer-Encoding: 8bit");
         }
         let _ = writeln!(h, "Subject: {}", self.subject());
@@ -269,19 +270,28 @@ impl Report<'_> {
             || (self.original.body_type.as_deref() == Some("8BITMIME") && !self.headers_only)
     }
 
-    /// The report's body: the explanation, the delivery-status part and the original,
-    /// streamed from `original` (never held in memory).
-    fn write_body(
-        &self,
-        now: i64,
-        original: &mut dyn Read,
-        out: &mut dyn Write,
-    ) -> io::Result<u64> {
+    /// Whether any octet of the report is 8-bit: the returned part
+    /// ([`Report::eight_bit_body`]), or the report's own text — an address with a
+    /// non-ASCII local part or U-labels in the explanation, the transcript or the
+    /// `message/delivery-status` fields (`Final-Recipient: RFC822; jörg@example.org`),
+    /// the `To:` field, the returned `Return-Path:`. Such a report is declared as
+    /// sendmail declares it, `BODY=8BITMIME` in its envelope (recorded:
+    /// `dsn-utf8-rcpt`), and says `Content-Transfer-Encoding: 8bit` in its header and
+    /// on each part that holds 8-bit octets (RFC 2045 §6.1: no such field means 7bit).
+    pub fn eight_bit_report(&self, now: i64, to: &str) -> bool {
+        self.eight_bit_body() || !to.is_ascii() || !self.parts(now).is_ascii()
+    }
+
+    /// The report's body up to the returned message's own text: the explanation, the
+    /// delivery-status part, and the returned part's heading and `Return-Path:`.
+    fn parts(&self, now: i64) -> String {
         let env = self.original;
         let boundary = self.boundary(now);
         let eight_bit = self.eight_bit_body();
-        let mut b = String::new();
-        let _ = writeln!(b, "This is a MIME-encapsulated message\n\n--{boundary}\n");
+        let mut outer = String::new();
+        let _ = writeln!(outer, "This is a MIME-encapsulated message\n\n--{boundary}");
+        // Each part's text in `b`, its header fields in `outer` before it.
+        let mut b = String::from("\n");
         if self.kind == Kind::Delay {
             b.push_str(concat!(
                 "    **********************************************\n",
@@ -343,7 +353,16 @@ impl Report<'_> {
                 let _ = writeln!(b, "{}", one_line(l));
             }
         }
-        let _ = writeln!(b, "\n--{boundary}\nContent-Type: message/delivery-status\n");
+        // The explanation part: sendmail's, with no header of its own, unless it holds
+        // 8-bit text (a UTF-8 address), which it then declares.
+        let mut out = outer;
+        if !b.is_ascii() {
+            out.push_str("Content-Type: text/plain; charset=utf-8\n");
+            out.push_str("Content-Transfer-Encoding: 8bit\n");
+        }
+        out.push_str(&b);
+        let _ = writeln!(out, "\n--{boundary}\nContent-Type: message/delivery-status");
+        let mut b = String::from("\n");
         // RFC 3464 §2.2's order, and sendmail's (compat case V-envid-bounce).
         if let Some(e) = &env.envid {
             let _ = writeln!(b, "Original-Envelope-Id: {}", one_line(e));
@@ -395,6 +414,13 @@ impl Report<'_> {
             }
             let _ = writeln!(b, "Last-Attempt-Date: {}", date(r.last_attempt));
         }
+        if !b.is_ascii() {
+            out.push_str("Content-Transfer-Encoding: 8bit\n");
+        }
+        out.push_str(&b);
+        let mut b = out;
+        // A UTF-8 envelope sender makes the returned part's `Return-Path:` 8-bit too.
+        let eight_bit = eight_bit || !env.sender.is_ascii();
         let _ = writeln!(b, "\n--{boundary}");
         if self.headers_only {
             let _ = writeln!(b, "Content-Type: text/rfc822-headers");
@@ -412,6 +438,20 @@ impl Report<'_> {
         // The original as its sender sent it: the envelope sender first, as sendmail
         // returns it.
         let _ = writeln!(b, "Return-Path: <{}>", one_line(&env.sender));
+        b
+    }
+
+    /// The report's body: [`Report::parts`], then the original, streamed from
+    /// `original` (never held in memory).
+    fn write_body(
+        &self,
+        now: i64,
+        original: &mut dyn Read,
+        out: &mut dyn Write,
+    ) -> io::Result<u64> {
+        let env = self.original;
+        let boundary = self.boundary(now);
+        let b = self.parts(now);
         out.write_all(b.as_bytes())?;
         let mut n = b.len() as u64;
         // The original: its header block (up to the blank line), then the body unless
@@ -466,7 +506,9 @@ impl Report<'_> {
             user: "MAILER-DAEMON".into(),
             uid: nix::unistd::getuid().as_raw(),
             header_bytes: head.len() as u64,
-            body_type: self.eight_bit_body().then(|| "8BITMIME".to_string()),
+            body_type: self
+                .eight_bit_report(now, to)
+                .then(|| "8BITMIME".to_string()),
             report: Some(if double { "double" } else { self.kind.word() }.to_string()),
             ..Envelope::default()
         };
@@ -795,6 +837,98 @@ mod tests {
         );
         assert!(text.contains(&format!("(reason: {said})")), "{text}");
         assert!(!text.contains('\u{e9}'), "{text}");
+    }
+
+    /// Every kind of report (bounce, delay warning, return receipt, the postmaster's
+    /// copy of a report about a report, headers only or the whole message) about a
+    /// UTF-8 recipient, or to a UTF-8 sender, declares its 8-bit text: `BODY=8BITMIME`
+    /// in the queued envelope, `Content-Transfer-Encoding: 8bit` in its header and on
+    /// each part holding 8-bit octets; a report all in US-ASCII declares nothing.
+    #[test]
+    fn a_report_with_8bit_text_declares_it_on_every_part() {
+        let cases: [(&str, &str, &str); 4] = [
+            ("j\u{f6}rg@example.org", "s@example.org", "s@example.org"),
+            ("u@b\u{fc}cher.example", "s@example.org", "s@example.org"),
+            (
+                "u@example.org",
+                "s@b\u{fc}cher.example",
+                "s@b\u{fc}cher.example",
+            ),
+            ("u@example.org", "s@example.org", "s@example.org"),
+        ];
+        for (rcpt, sender, to) in cases {
+            for kind in [Kind::Failure, Kind::Delay, Kind::Success] {
+                for (headers_only, double) in [(true, false), (false, false), (true, true)] {
+                    let what =
+                        format!("{rcpt} {sender} {kind:?} hdrs {headers_only} double {double}");
+                    let mut env = test_envelope("6AMxxxxx000009", &[rcpt]);
+                    env.sender = sender.into();
+                    env.header_bytes = 11;
+                    let rep = Report {
+                        kind,
+                        host: "host.example",
+                        original: &env,
+                        recipients: vec![RcptReport {
+                            final_recipient: rcpt.into(),
+                            original_recipient: None,
+                            action: "failed",
+                            status: crate::status::BAD_MAILBOX,
+                            remote_mta: Some("[127.0.0.1]".into()),
+                            diagnostic: Some(format!("550 5.1.1 <{rcpt}>... User unknown")),
+                            diagnostic_type: "SMTP",
+                            transcript: vec![
+                                format!(">>> RCPT To:<{rcpt}>"),
+                                format!("<<< 550 5.1.1 <{rcpt}>... User unknown"),
+                            ],
+                            listed: None,
+                            comment: None,
+                            actual_recipient: None,
+                            expanded_from: None,
+                            last_attempt: 0,
+                        }],
+                        notes: Vec::new(),
+                        headers_only,
+                        no_actual_recipient: false,
+                        waited: Some("4 hours".into()),
+                        eight_bit: false,
+                    };
+                    let original = b"Subject: x\n\nbody\n";
+                    let scratch = crate::spool::ScratchSpool::new("dsn8");
+                    let id = rep
+                        .queue(&scratch.spool, to, double, &mut &original[..])
+                        .unwrap();
+                    let e = scratch.spool.read_entry(&id).unwrap();
+                    let all = std::fs::read(scratch.spool.qf_path(&id)).unwrap();
+                    let text = String::from_utf8(all[e.data_offset as usize..].to_vec()).unwrap();
+                    let eight = !rcpt.is_ascii() || !sender.is_ascii();
+                    assert_eq!(text.is_ascii(), !eight, "{what}: {text}");
+                    assert_eq!(
+                        e.envelope.body_type.as_deref(),
+                        eight.then_some("8BITMIME"),
+                        "{what}"
+                    );
+                    // The header, then each part: 8-bit octets only under an 8bit CTE.
+                    let mut sections = text.split("\n--6AMxxxxx000009.");
+                    let head = sections.next().unwrap();
+                    let (header, _) = head.split_once("\n\n").unwrap();
+                    assert_eq!(
+                        header.contains("Content-Transfer-Encoding: 8bit"),
+                        eight,
+                        "{what}: {header}"
+                    );
+                    for part in sections {
+                        let Some((fields, body)) = part.split_once("\n\n") else {
+                            continue;
+                        };
+                        assert_eq!(
+                            fields.contains("Content-Transfer-Encoding: 8bit"),
+                            !body.is_ascii(),
+                            "{what}: {part}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -700,18 +700,27 @@ pub fn parse_char(name: &str, value: &str) -> Result<char, Fatal> {
     }
 }
 
+/// Each as its [`crate::message::address::domain_key`]: a name with U-labels
+/// (`bücher.example`) is taken as its A-labels (`xn--bcher-kva.example`); one with no
+/// A-label form is refused.
 pub fn parse_domains(name: &str, value: &str) -> Result<Vec<String>, Fatal> {
     value
         .split([' ', ',', '\t'])
         .filter(|d| !d.is_empty())
         .map(|d| {
+            let key = if d.is_ascii() {
+                d.to_ascii_lowercase()
+            } else {
+                crate::message::address::domain_key(d)
+            };
             let ok = !d.starts_with('.')
-                && !d.ends_with('-')
-                && !d.contains("..")
-                && d.chars()
+                && !key.ends_with('-')
+                && !key.contains("..")
+                && key
+                    .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
             if ok {
-                Ok(d.to_ascii_lowercase())
+                Ok(key)
             } else {
                 Err(invalid(name, value))
             }
@@ -1780,6 +1789,12 @@ mod tests {
             ("a..example", None),
             (".example", None),
             ("<a.example>", None),
+            // U-labels as A-labels; a name with no A-label form is refused.
+            (
+                "B\u{dc}cher.example, xn--bcher-kva.example",
+                Some(&["xn--bcher-kva.example", "xn--bcher-kva.example"]),
+            ),
+            ("b\u{fc}cher..example", None),
         ];
         for (v, want) in domains {
             let got = parse_domains("RelayDomains", v).ok();

@@ -236,7 +236,8 @@ pub fn select_domain(spool: &Spool, domain: &str, sub: bool) -> BTreeSet<String>
     {
         candidates.extend(snap.unindexed(&all));
     }
-    let d = domain.to_ascii_lowercase();
+    // Both forms of an internationalised domain are one: compared as domain keys.
+    let d = crate::message::address::domain_key(domain);
     let suffix = format!(".{d}");
     let mut out = BTreeSet::new();
     for id in candidates {
@@ -245,7 +246,7 @@ pub fn select_domain(spool: &Spool, domain: &str, sub: bool) -> BTreeSet<String>
         };
         let wanted = e.envelope.recipients.iter().enumerate().any(|(i, r)| {
             !e.state.of(i).is_final()
-                && crate::message::address::domain_of(&r.address)
+                && crate::message::address::domain_key_of(&r.address)
                     .is_some_and(|rd| rd == d || (sub && rd.ends_with(&suffix)))
         });
         if wanted {

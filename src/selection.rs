@@ -46,6 +46,41 @@ pub fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
     h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
+/// [`contains_ignore_case`] for an address (a `-qR`/`-qS` substring, `rsendmail-admin
+/// --recipient`): the address's domain counts in both its forms, so `-qRbücher` finds
+/// `u@xn--bcher-kva.example` and `-qRxn--bcher` finds `u@bücher.example` (U-labels as
+/// A-labels and back, IDNA 2008 with UTS #46 mapping, the `idna` crate). A domain with
+/// no other form is matched as written.
+pub fn address_contains(addr: &str, needle: &str) -> bool {
+    // Beyond ASCII, case is folded as Unicode folds it (`BÜCHER` finds `bücher`).
+    let hit = |h: &str| {
+        contains_ignore_case(h, needle)
+            || (!(h.is_ascii() && needle.is_ascii())
+                && contains_ignore_case(&h.to_lowercase(), &needle.to_lowercase()))
+    };
+    if hit(addr) {
+        return true;
+    }
+    let Some((local, domain)) = addr.rsplit_once('@') else {
+        return false;
+    };
+    let is_a_label = |d: &str| {
+        d.split('.')
+            .any(|l| l.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("xn--")))
+    };
+    let other = if !domain.is_ascii() {
+        idna::domain_to_ascii(domain).ok()
+    } else if is_a_label(domain) {
+        match idna::domain_to_unicode(domain) {
+            (u, Ok(())) => Some(u),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    other.is_some_and(|d| hit(&format!("{local}@{d}")))
+}
+
 /// Everything `-q` said.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QueueRunArgs {
@@ -111,15 +146,15 @@ impl QueueRunArgs {
             }
             of_kind.iter().any(|f| match kind {
                 FilterField::QueueId => f.matches(id),
-                FilterField::Sender => f.matches(sender),
+                FilterField::Sender => address_contains(sender, &f.substring) != f.negate,
                 FilterField::Recipient => {
                     if f.negate {
                         // "!" on recipients: no recipient matches.
                         recipients
                             .iter()
-                            .all(|r| !contains_ignore_case(r, &f.substring))
+                            .all(|r| !address_contains(r, &f.substring))
                     } else {
-                        recipients.iter().any(|r| f.matches(r))
+                        recipients.iter().any(|r| address_contains(r, &f.substring))
                     }
                 }
                 FilterField::Quarantine => true,

@@ -431,7 +431,8 @@ pub fn masqueradable<'a>(sender: &'a str, host: &str) -> Option<&'a str> {
         None => Some(sender),
         Some((user, dom))
             if !user.is_empty()
-                && (dom.eq_ignore_ascii_case(host) || dom.eq_ignore_ascii_case("localhost")) =>
+                && (address::domain_key(dom) == address::domain_key(host)
+                    || dom.eq_ignore_ascii_case("localhost")) =>
         {
             Some(user)
         }
@@ -564,12 +565,14 @@ pub fn envelope_sender(given: &str) -> Result<String, Fatal> {
 
 /// Envelope recipients without duplicates (the first mention wins, as in sendmail):
 /// the same address byte for byte (local users, whose names sendmail folds to lower
-/// case, are merged later, at expansion; recorded: `dup-case-argv`, `dup-case-local`).
+/// case, are merged later, at expansion; recorded: `dup-case-argv`, `dup-case-local`),
+/// a domain in U-label and in A-label form being one domain
+/// ([`address::duplicate_key`]).
 fn dedup(list: Vec<address::Listed>) -> Vec<Recipient> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for l in list {
-        if seen.insert(l.address.clone()) {
+        if seen.insert(address::duplicate_key(&l.address)) {
             let mut r = Recipient::new(l.address.clone());
             if l.text != l.address {
                 r.display = Some(l.text);
@@ -668,8 +671,12 @@ pub fn submit<R: BufRead>(
             .iter()
             .map(|l| &l.address)
             .chain(refused_syntax.iter().map(|r| &r.address));
-        all.next()
-            .is_some_and(|first| all.all(|a| a.eq_ignore_ascii_case(first)))
+        all.next().is_some_and(|first| {
+            all.all(|a| {
+                a.eq_ignore_ascii_case(first)
+                    || address::duplicate_key(a) == address::duplicate_key(first)
+            })
+        })
     };
     let recipients = dedup(recipients);
     let to_smarthost = cfg.all_to_smarthost();
@@ -782,7 +789,11 @@ pub fn submit<R: BufRead>(
                 // message brings is qualified (recorded: `from-f-unqualified`).
                 format!("{from_addr}@{sender_domain}")
             } else {
-                from_addr.clone()
+                // A domain with U-labels as its A-labels (`s@bücher.example` →
+                // `From: s@xn--bcher-kva.example`): the field is written before the
+                // relay is known, and only the A-label form reaches one without
+                // SMTPUTF8 intact (compat-tests/DIFFERENCES.md, `idn-header-from-relay`).
+                address::with_a_labels(&from_addr).into_owned()
             };
             // `-F` names a local `-f` sender (unqualified, or of this host), as in
             // sendmail (recorded: `f-unqual-F`, `F-with-f-self`); a sender elsewhere

@@ -1168,3 +1168,34 @@ fn delete_refuses_a_pattern_without_a_letter_or_digit() {
     admin(&env, &["delete", "--recipient", "Bob@"]).code(0);
     assert!(!queued(&env, &a));
 }
+
+/// An internationalised domain matches in both its forms, whichever the queue holds and
+/// whichever is asked: `mailq -qR` (the listing's selection, as a run's) and
+/// `delete --recipient`.
+#[test]
+fn recipient_selection_takes_both_forms_of_an_idn_domain() {
+    let env = Env::new();
+    let a = queue(&env, "u@b\u{fc}cher.example");
+    let b = queue(&env, "v@xn--bcher-kva.example");
+    let c = queue(&env, "w@bucher.example");
+    for asked in [
+        "xn--bcher",
+        "b\u{fc}cher.example",
+        "B\u{dc}CHER",
+        "XN--BCHER-KVA",
+    ] {
+        let listed = env.sendmail(&["-bp", &format!("-qR{asked}")], b"");
+        let out = &listed.stdout;
+        assert!(out.contains(&a) && out.contains(&b), "{asked}: {out}");
+        assert!(!out.contains(&c), "{asked}: {out}");
+    }
+    let r = admin(&env, &["delete", "--recipient", "B\u{dc}CHER.example"]);
+    r.code(0);
+    let mut want = [a.clone(), b.clone()];
+    want.sort();
+    assert_eq!(
+        r.stdout,
+        format!("{}: deleted\n{}: deleted\n", want[0], want[1])
+    );
+    assert_eq!(env.entries().len(), 1, "{}", env.listing());
+}

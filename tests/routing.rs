@@ -769,3 +769,114 @@ fn a_smarthost_that_is_this_host_loops_back() {
     assert!(!r.stdout.contains("config error"), "{}", r.stdout);
     drop(d);
 }
+
+/// One mailbox written with its domain's U-labels and with its A-labels (any case of the
+/// U-labels) is one recipient: one RCPT, from the command line, from `-t` and over `-bs`
+/// alike, to a server without SMTPUTF8 (which would otherwise be sent
+/// `RCPT TO:<u@xn--bcher-kva.example>` twice: one message delivered twice) and to one
+/// with it.
+#[test]
+fn a_mailbox_in_both_forms_of_its_idn_domain_is_one_recipient() {
+    for no_utf8 in [true, false] {
+        let envs: &[(&str, &str)] = if no_utf8 {
+            &[("NO_SMTPUTF8", "1")]
+        } else {
+            &[]
+        };
+        let Some((_scratch, peer)) = start_peer(envs) else {
+            return;
+        };
+        let env = relay_env(peer.port, "");
+        let argv = [
+            "-odi",
+            "u@bücher.example",
+            "u@xn--bcher-kva.example",
+            "u@B\u{dc}CHER.example",
+        ];
+        env.sendmail(&argv, MSG).code(0);
+        env.sendmail(
+            &["-odi", "-t"],
+            "To: u@xn--bcher-kva.example, u@bücher.example\nCc: <u@Bücher.example>\nSubject: t\n\nb\n"
+                .as_bytes(),
+        )
+        .code(0);
+        let bs = "EHLO c.example\r\nMAIL FROM:<root@test.example>\r\n\
+                  RCPT TO:<u@bücher.example>\r\nRCPT TO:<u@xn--bcher-kva.example>\r\n\
+                  DATA\r\nSubject: bs\r\n\r\nb\r\n.\r\nQUIT\r\n";
+        let said = env.sendmail(&["-bs", "-odi"], bs.as_bytes());
+        let msgs = peer.wait_for(3, Duration::from_secs(120));
+        assert_eq!(msgs.len(), 3, "{}\n{}", said.stdout, peer.transcript());
+        for (j, _) in &msgs {
+            let want = if no_utf8 {
+                "\"rcpt_tos\": [\"u@xn--bcher-kva.example\"]".to_string()
+            } else {
+                "\"rcpt_tos\": [\"u@".to_string()
+            };
+            assert!(j.contains(&want), "{j}");
+            let rcpts = j.split("\"rcpt_tos\": [").nth(1).unwrap_or("");
+            let rcpts = rcpts.split(']').next().unwrap_or("");
+            assert_eq!(rcpts.matches("\"u@").count(), 1, "{j}");
+        }
+    }
+}
+
+/// A delivery report about a UTF-8 recipient (a non-ASCII local part, or U-labels)
+/// holds 8-bit text and says so: `BODY=8BITMIME` in its MAIL FROM, an 8bit
+/// Content-Transfer-Encoding in its header and on the parts that hold it; never
+/// undeclared 8-bit. The `From:` rsendmail writes for a U-label sender has its
+/// A-labels (the form a server without SMTPUTF8 takes).
+#[test]
+fn reports_about_utf8_recipients_declare_their_8bit_text() {
+    for (no_utf8, sender, rcpt, from) in [
+        (
+            false,
+            "s@example.org",
+            "reject5.j\u{f6}rg@example.org",
+            "From: s@example.org",
+        ),
+        (
+            true,
+            "s@b\u{fc}cher.example",
+            "reject5.u@b\u{fc}cher.example",
+            "From: s@xn--bcher-kva.example",
+        ),
+    ] {
+        let envs: &[(&str, &str)] = if no_utf8 {
+            &[("NO_SMTPUTF8", "1")]
+        } else {
+            &[]
+        };
+        let Some((_scratch, peer)) = start_peer(envs) else {
+            return;
+        };
+        let env = relay_env(peer.port, "");
+        env.sendmail(&["-odi", "-f", sender, rcpt, "ok@example.org"], MSG);
+        let msgs = peer.wait_for(2, Duration::from_secs(120));
+        assert_eq!(msgs.len(), 2, "{}", peer.transcript());
+        let (j, original) = &msgs[0];
+        let original = String::from_utf8_lossy(original);
+        assert!(j.contains("ok@example.org"), "{j}");
+        assert!(original.contains(from), "{original}");
+        let (j, report) = &msgs[1];
+        let report = String::from_utf8_lossy(report);
+        assert!(j.contains("\"mail_from\": \"<>\""), "{j}");
+        assert!(j.contains("BODY=8BITMIME"), "{rcpt}: {j}");
+        let (head, body) = report.split_once("\r\n\r\n").unwrap_or_default();
+        assert!(head.contains("Content-Transfer-Encoding: 8bit"), "{head}");
+        assert!(
+            body.contains(&format!("Final-Recipient: RFC822; {rcpt}")),
+            "{body}"
+        );
+        // Each part with 8-bit text declares it.
+        for part in body.split("\r\n--").skip(1) {
+            let Some((fields, text)) = part.split_once("\r\n\r\n") else {
+                continue;
+            };
+            assert_eq!(
+                fields.contains("Content-Transfer-Encoding: 8bit"),
+                !text.is_ascii(),
+                "{part}"
+            );
+        }
+    }
+}

@@ -596,8 +596,7 @@ fn matching(spool: &Spool, who: &Caller, substr: Option<&str>) -> Result<Vec<Str
                 (None, _) => true,
                 (Some(_), None) => false,
                 (Some(n), Some(e)) => e.envelope.recipients.iter().enumerate().any(|(i, r)| {
-                    !e.state.of(i).is_final()
-                        && crate::selection::contains_ignore_case(&r.address, n)
+                    !e.state.of(i).is_final() && crate::selection::address_contains(&r.address, n)
                 }),
             };
             if hit {

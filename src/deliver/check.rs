@@ -365,7 +365,10 @@ fn session(
         _ if mx => None,
         Ok(a) => a
             .iter()
-            .find(|a| a.host.eq_ignore_ascii_case(bare))
+            .find(|a| {
+                rsendmail::message::address::domain_key(&a.host)
+                    == rsendmail::message::address::domain_key(bare)
+            })
             .map(|a| Credentials {
                 user: a.user.clone(),
                 password: a.password.clone(),

@@ -317,11 +317,12 @@ pub fn own_names(host_name: &str) -> Vec<String> {
     names
 }
 
-/// Whether an MX host name is one of `own` (case and a trailing dot do not count).
+/// Whether an MX host name is one of `own`, compared as domain keys (case, a trailing
+/// dot and the U-label or A-label form do not count).
 fn is_own(host: &str, own: &[String]) -> bool {
-    let h = host.trim_end_matches('.');
-    own.iter()
-        .any(|o| o.trim_end_matches('.').eq_ignore_ascii_case(h))
+    use rsendmail::message::address::domain_key;
+    let h = domain_key(host.trim_end_matches('.'));
+    own.iter().any(|o| domain_key(o.trim_end_matches('.')) == h)
 }
 
 /// sendmail's MX loop rule (`getmxrr`): when a record names this host, every record of

@@ -581,7 +581,7 @@ impl Local {
                 Target::User(u) | Target::Mailbox(u) => {
                     format!("user:{}", rsendmail::aliases::key_of(u))
                 }
-                t => t.address(),
+                t => rsendmail::message::address::duplicate_key(&t.address()),
             };
             seen.insert(k)
         });

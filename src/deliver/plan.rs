@@ -192,7 +192,7 @@ pub fn plan(
             Route::Local => p.local.push(i),
             Route::Relay(hosts) => add(&mut p, hosts, Mailer::Relay, i),
             Route::Mx(d) => {
-                let key = d.to_ascii_lowercase();
+                let key = rsendmail::message::address::domain_key(&d);
                 let resolved = match looked_up.iter().find(|(k, _)| *k == key) {
                     Some((_, r)) => r.clone(),
                     None => {
@@ -307,10 +307,12 @@ fn shuffle(hosts: &mut Relay) {
 }
 
 /// What [`plan`] sorts by for `O SortByDomain`: the domain's labels from the top
-/// (`mail.example.org` → `org.example.mail`), lower case, so that the subdomains of a
-/// domain follow it; an address without a domain sorts first.
+/// (`mail.example.org` → `org.example.mail`), as a
+/// [`rsendmail::message::address::domain_key`] (lower case, U-labels as A-labels), so
+/// that the subdomains of a domain follow it and both forms of one domain sort together;
+/// an address without a domain sorts first.
 pub fn domain_key(addr: &str) -> String {
-    let d = domain_of(addr).unwrap_or_default().to_ascii_lowercase();
+    let d = rsendmail::message::address::domain_key_of(addr).unwrap_or_default();
     let mut labels: Vec<&str> = d.split('.').collect();
     labels.reverse();
     labels.join(".")
@@ -390,6 +392,48 @@ mod tests {
         assert_eq!(host("x.mail.example.org"), Some(("b.relay", 26)));
         assert_eq!(host("example.org.uk"), Some(("[c.relay]", 25)));
         assert_eq!(relay_for(&t[..2], "notexample.org"), None);
+    }
+
+    /// RELAYTABLE, this host's own name and the sort key take an internationalised
+    /// domain in either form, whichever form the table and the address use.
+    #[test]
+    fn relay_table_and_routes_take_both_forms_of_an_idn_domain() {
+        const U: &str = "bücher.example";
+        const A: &str = "xn--bcher-kva.example";
+        for (table, asked) in [
+            (U, A),
+            (A, U),
+            ("BÜCHER.Example.", A),
+            ("XN--BCHER-KVA.Example", "Bücher.example"),
+        ] {
+            let what = format!("table {table}, address {asked}");
+            let t = parse_relay_table(
+                &format!("{table} 127.0.0.1:31401\n.{table} 127.0.0.1:31402\n"),
+                "t",
+                25,
+            )
+            .unwrap_or_else(|e| panic!("{what}: {}", e.message));
+            let port = |d: &str| relay_for(&t, d).map(|r| r.port);
+            assert_eq!(port(asked), Some(31401), "{what}");
+            assert_eq!(port(&format!("mail.{asked}")), Some(31402), "{what}");
+            assert_eq!(port("bucher.example"), None, "{what}");
+            let mut e = engine::for_tests();
+            e.relay_table = t.clone();
+            assert_eq!(
+                route(&e, &format!("u@{asked}")),
+                Route::Relay(vec![("127.0.0.1".into(), 31401)]),
+                "{what}"
+            );
+            assert_eq!(
+                domain_key(&format!("u@{table}")),
+                domain_key(&format!("u@{asked}"))
+            );
+        }
+        // This host's name (MAILNAME is ASCII: its A-labels) names the U-label form too.
+        let mut e = engine::for_tests();
+        e.host_name = A.into();
+        assert_eq!(route(&e, &format!("u@{U}")), Route::Local);
+        assert_eq!(route(&e, "u@B\u{dc}cher.example"), Route::Local);
     }
 
     /// A trailing dot and case count on neither side: `a.example.` is `a.example`.

@@ -76,7 +76,7 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     let mut seen = std::collections::HashSet::new();
     for a in addrs {
         if !is_local(&a.address) {
-            if seen.insert(a.address.clone()) {
+            if seen.insert(rsendmail::message::address::duplicate_key(&a.address)) {
                 other.push((a.text, a.address));
             }
             continue;

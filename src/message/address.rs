@@ -1074,11 +1074,63 @@ pub fn domain_of(addr: &str) -> Option<String> {
     }
 }
 
+/// The one form in which two domains are compared, everywhere a domain is compared
+/// (ETRN and `-qR` selection, the fast-flush lists, `RelayDomains`, the relay table,
+/// this host's own names, duplicate recipients, the admin tool's filters): lower case
+/// (RFC 5321 §2.4), without the one trailing dot of an absolute name (RFC 1034 §3.1),
+/// and with U-labels as their A-labels (`Bücher.Example.` → `xn--bcher-kva.example`;
+/// IDNA 2008 with UTS #46 mapping, RFC 5891, the `idna` crate), so that a domain in
+/// U-label and in A-label form is one domain. A name with no A-label form (a label that
+/// is not a valid U-label) is compared as its text, lower-cased. Never fails.
+pub fn domain_key(domain: &str) -> String {
+    let d = domain.strip_suffix('.').unwrap_or(domain);
+    if d.is_ascii() {
+        return d.to_ascii_lowercase();
+    }
+    match idna::domain_to_ascii(d) {
+        Ok(a) if !a.is_empty() => a,
+        _ => d.to_lowercase(),
+    }
+}
+
+/// [`domain_key`] of an address's domain (`None` for an unqualified local name).
+pub fn domain_key_of(addr: &str) -> Option<String> {
+    domain_of(addr).map(|d| domain_key(&d))
+}
+
+/// What makes two envelope recipients one (the second is dropped as a duplicate): the
+/// address as written, except that a domain with U-labels counts as its A-labels
+/// ([`domain_key`]), so `u@bücher.example` and `u@xn--bcher-kva.example`, which a server
+/// without SMTPUTF8 is sent as the same `RCPT TO:<u@xn--bcher-kva.example>`, are one
+/// recipient. ASCII addresses compare byte for byte, as sendmail 8.17 compares them
+/// (recorded: `dup-case-argv`).
+pub fn duplicate_key(addr: &str) -> String {
+    match split_at_domain(addr) {
+        (local, Some(d)) if !d.is_ascii() => format!("{local}@{}", domain_key(d)),
+        _ => addr.to_string(),
+    }
+}
+
+/// An address with its domain's U-labels as A-labels (`c@bücher.example` →
+/// `c@xn--bcher-kva.example`; IDNA 2008 with UTS #46 mapping, RFC 5891), the form a
+/// server without SMTPUTF8 takes. An ASCII address, one with a non-ASCII local part
+/// (which has no such form) or one whose domain has no A-label form is returned as it is.
+pub fn with_a_labels(addr: &str) -> std::borrow::Cow<'_, str> {
+    match split_at_domain(addr) {
+        (local, Some(d)) if local.is_ascii() && !d.is_ascii() => match idna::domain_to_ascii(d) {
+            Ok(a) if !a.is_empty() => std::borrow::Cow::Owned(format!("{local}@{a}")),
+            _ => std::borrow::Cow::Borrowed(addr),
+        },
+        _ => std::borrow::Cow::Borrowed(addr),
+    }
+}
+
 /// Whether a domain names this host: its name, `localhost`, or a loopback address
-/// literal (`[127.0.0.1]`, `[IPv6:::1]`), which sendmail treats as local too.
+/// literal (`[127.0.0.1]`, `[IPv6:::1]`), which sendmail treats as local too. The name
+/// is compared as a [`domain_key`] (`bücher.example` is `xn--bcher-kva.example`).
 fn is_this_host(domain: &str, host_name: &str) -> bool {
     let d = domain.strip_suffix('.').unwrap_or(domain);
-    d.eq_ignore_ascii_case(host_name)
+    domain_key(d) == domain_key(host_name)
         || d.eq_ignore_ascii_case("localhost")
         || literal_ip(d).is_some_and(|ip| ip.is_loopback())
 }

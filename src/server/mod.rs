@@ -586,15 +586,18 @@ mod tests {
 
     /// Run a session on `input`; the replies.
     fn session(spool: &Spool, input: &[u8], trusted: bool, mode: DeliveryMode) -> String {
-        // Random sessions repeat commands: not slowed here.
-        let none = Slowdown {
+        session_with(spool, input, trusted, mode, no_slowdown(), &["relay.test"])
+    }
+
+    /// Random sessions repeat commands: not slowed here.
+    fn no_slowdown() -> Slowdown {
+        Slowdown {
             noop: 0,
             helo: 0,
             vrfy: 0,
             etrn: 0,
             stop: false,
-        };
-        session_slowed(spool, input, trusted, mode, none)
+        }
     }
 
     /// [`session`] with `slowdown`.
@@ -604,6 +607,29 @@ mod tests {
         trusted: bool,
         mode: DeliveryMode,
         slowdown: Slowdown,
+    ) -> String {
+        session_with(spool, input, trusted, mode, slowdown, &["relay.test"])
+    }
+
+    /// [`session`] with these `RelayDomains`.
+    fn session_relaying(
+        spool: &Spool,
+        input: &[u8],
+        trusted: bool,
+        mode: DeliveryMode,
+        relay: &[&str],
+    ) -> String {
+        session_with(spool, input, trusted, mode, no_slowdown(), relay)
+    }
+
+    /// [`session`] with `slowdown` and these `RelayDomains`.
+    fn session_with(
+        spool: &Spool,
+        input: &[u8],
+        trusted: bool,
+        mode: DeliveryMode,
+        slowdown: Slowdown,
+        relay: &[&str],
     ) -> String {
         let aliases = crate::aliases::Aliases::parse(
             "postmaster: root\nlist: a@example.org, \"|/bin/true\"\n",
@@ -620,7 +646,7 @@ mod tests {
             },
             trusted,
             old_style: true,
-            relay_domains: vec!["relay.test".into()],
+            relay_domains: relay.iter().map(|d| d.to_string()).collect(),
             all_to_smarthost: false,
             aliases: Some(aliases),
             max_size: Some(100_000),
@@ -663,6 +689,52 @@ mod tests {
             }
         }
         lines
+    }
+
+    /// RelayDomains and ETRN take an internationalised domain in either form, whichever
+    /// the configuration holds and whichever the client writes.
+    #[test]
+    fn relay_domains_and_etrn_take_both_forms_of_an_idn_domain() {
+        let s = ScratchSpool::new("idnrelay");
+        for (config, asked) in [
+            ("bücher.example", "xn--bcher-kva.example"),
+            ("xn--bcher-kva.example", "bücher.example"),
+            ("XN--BCHER-KVA.example", "BÜCHER.example"),
+        ] {
+            let input = format!(
+                "EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@{asked}>\r\n\
+                 RCPT TO:<u@sub.{asked}>\r\nRCPT TO:<u@bucher.example>\r\nRSET\r\n\
+                 ETRN {asked}\r\nETRN @{config}\r\nQUIT\r\n"
+            );
+            let out = session_relaying(
+                &s.spool,
+                input.as_bytes(),
+                false,
+                DeliveryMode::QueueOnly,
+                &[config],
+            );
+            let what = format!("RelayDomains {config}, asked {asked}");
+            assert!(
+                out.contains(&format!("250 2.1.5 <u@{asked}>... Recipient ok")),
+                "{what}: {out}"
+            );
+            assert!(
+                out.contains(&format!("250 2.1.5 <u@sub.{asked}>... Recipient ok")),
+                "{what}: {out}"
+            );
+            assert!(
+                out.contains("<u@bucher.example>... Relaying denied"),
+                "{what}: {out}"
+            );
+            assert!(
+                out.contains(&format!("250 2.0.0 Queuing for node {asked} started")),
+                "{what}: {out}"
+            );
+            assert!(
+                out.contains(&format!("250 2.0.0 Queuing for node @{config} started")),
+                "{what}: {out}"
+            );
+        }
     }
 
     #[test]

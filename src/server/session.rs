@@ -876,7 +876,13 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             // hyphens, 63 octets each, 253 in all; or an address literal): what is not
             // can name no queued mail and is never indexed (Postfix's flush(8) refuses
             // it too). sendmail takes any text here (compat-tests/DIFFERENCES.md).
-            let valid = address::check_domain(&dom.to_ascii_lowercase()).is_ok();
+            // An internationalised name (`bücher.example`) as its A-labels; a second
+            // trailing dot (`a.example..`) stays and is refused.
+            let key = match dom.strip_suffix('.') {
+                Some(_) => dom.to_string(),
+                None => address::domain_key(dom),
+            };
+            let valid = address::check_domain(&key).is_ok();
             if !valid {
                 "501 5.5.4 Syntax error in ETRN parameter".to_string()
             } else if self.backend.etrn(dom, sub) {

@@ -2,7 +2,10 @@
 //!
 //! ```text
 //! index/recipients        one line per queued recipient: "<ID> <escaped address>"
-//! index/domains/<domain>  the IDs with mail for <domain>, one per line
+//! index/domains/<domain>  the IDs with mail for <domain> (named by its domain key), one
+//!                         per line
+//! index/fastflush         the FastFlushDomains policy the lists were made under, then
+//!                         `names domain-key`
 //! index/lock              appenders and readers hold it shared (waiting at most a
 //!                         second), a rebuild or a prune exclusive (waiting at most a
 //!                         second too)
@@ -58,7 +61,7 @@
 
 use super::entry::{Envelope, escape, unescape};
 use super::{Kind, Spool, open_dir, open_safely, read_safely, replace_safely, valid_id};
-use crate::message::address::domain_of;
+use crate::message::address::domain_key_of;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -87,11 +90,16 @@ fn domains_dir(spool: &Spool, create: bool) -> io::Result<PathBuf> {
     Ok(ddir)
 }
 
-/// A file name for a domain: lowercase, and `%XX` for anything but `[a-z0-9.-_:[]]`
-/// (and a leading dot), so that no domain can name a path outside the directory.
+/// A file name for a domain: its [`domain_key`](crate::message::address::domain_key)
+/// (lower case, U-labels as A-labels, so both forms of a domain share one list), and
+/// `%XX` for anything but `[a-z0-9.-_:[]]` (and a leading dot), so that no domain can
+/// name a path outside the directory.
 pub fn domain_file_name(domain: &str) -> String {
     let mut out = String::new();
-    for (i, b) in domain.to_ascii_lowercase().bytes().enumerate() {
+    for (i, b) in crate::message::address::domain_key(domain)
+        .bytes()
+        .enumerate()
+    {
         let plain = b.is_ascii_alphanumeric() || b"-_:[]".contains(&b) || (b == b'.' && i > 0);
         if plain {
             out.push(b as char);
@@ -199,7 +207,7 @@ pub fn append(spool: &Spool, env: &Envelope) -> io::Result<()> {
     for r in &env.recipients {
         rcpt_lines.push_str(&format!("{} {}\n", env.id, escape(&r.address)));
         // Only domains eligible for a list of their own (FastFlushDomains).
-        if let Some(d) = domain_of(&r.address)
+        if let Some(d) = domain_key_of(&r.address)
             && spool.fast_flush.eligible(&d)
         {
             domains.insert(d);
@@ -297,7 +305,11 @@ fn ids_matching_in(raw: &[u8], needles: &[&str]) -> BTreeSet<String> {
     let (Ok(orig), Ok(low)) = (std::str::from_utf8(raw), std::str::from_utf8(&low)) else {
         return ids_matching_slowly(&String::from_utf8_lossy(raw), needles);
     };
-    if needles.iter().any(|n| n.is_empty() || !plain(n)) {
+    // An internationalised domain matches in both its forms (`bücher`, `xn--bcher-kva`;
+    // `selection::address_contains`): an index naming one goes the slow way, which
+    // reads each address in both forms.
+    let idn = !orig.is_ascii() || low.contains("xn--");
+    if idn || needles.iter().any(|n| n.is_empty() || !plain(n)) {
         return ids_matching_slowly(orig, needles);
     }
     for n in needles {
@@ -331,7 +343,7 @@ fn ids_matching_slowly(text: &str, needles: &[&str]) -> BTreeSet<String> {
             && valid_id(id)
             && needles
                 .iter()
-                .any(|n| crate::selection::contains_ignore_case(&addr, n))
+                .any(|n| crate::selection::address_contains(&addr, n))
         {
             out.insert(id.to_string());
         }
@@ -346,7 +358,7 @@ pub fn ids_for_domain(
     subdomains: bool,
 ) -> io::Result<BTreeSet<String>> {
     let ddir = domains_dir(spool, false)?;
-    let domain = domain.to_ascii_lowercase();
+    let domain = crate::message::address::domain_key(domain);
     let mut files = vec![domain_file_name(&domain)];
     if subdomains {
         let suffix = format!(".{}", domain_file_name(&domain));
@@ -375,17 +387,22 @@ pub fn ids_for_domain(
     Ok(out)
 }
 
-/// Whether the per-domain lists were made under the spool's FastFlushDomains policy
-/// (`index/fastflush`; an index from before the policy was kept lists every domain).
+/// What `index/fastflush` says of the per-domain lists: the FastFlushDomains policy
+/// they were made under, and that they are named by domain key (an internationalised
+/// domain by its A-labels; lists named otherwise are from an older version).
+fn policy_text(spool: &Spool) -> String {
+    format!("{}\nnames domain-key", spool.fast_flush.describe())
+}
+
+/// Whether the per-domain lists were made under the spool's FastFlushDomains policy and
+/// named as this version names them (`index/fastflush`, [`policy_text`]; an index
+/// without the file is from before either was kept).
 pub fn policy_current(spool: &Spool) -> bool {
     let Ok(dir) = index_dir(spool) else {
         return false;
     };
     match read_safely(&dir.join("fastflush")) {
-        Ok(text) => String::from_utf8_lossy(&text).trim_end() == spool.fast_flush.describe(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            spool.fast_flush == crate::spool::FastFlush::All
-        }
+        Ok(text) => String::from_utf8_lossy(&text).trim_end() == policy_text(spool),
         Err(_) => false,
     }
 }
@@ -751,7 +768,7 @@ pub fn rebuild(spool: &Spool) -> io::Result<usize> {
                 continue;
             }
             rcpt_lines.push_str(&format!("{id} {}\n", escape(&r.address)));
-            if let Some(d) = domain_of(&r.address)
+            if let Some(d) = domain_key_of(&r.address)
                 && spool.fast_flush.eligible(&d)
                 && seen.insert(d.clone())
             {
@@ -833,7 +850,7 @@ pub fn rebuild(spool: &Spool) -> io::Result<usize> {
     replace_safely(
         &tmp,
         &dir.join("fastflush"),
-        format!("{}\n", spool.fast_flush.describe()).as_bytes(),
+        format!("{}\n", policy_text(spool)).as_bytes(),
         spool.file_mode(),
     )?;
     // Last: the index is whole, and from this boot.
@@ -977,6 +994,166 @@ mod tests {
         assert_eq!(ids_for_domain(&spool, "example.org", true).unwrap(), sub);
         assert_eq!(recipients(&spool).unwrap().len(), 4);
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// An internationalised domain is one domain in its U-label (`bücher.example`) and
+    /// its A-label (`xn--bcher-kva.example`) form, every place a domain is compared,
+    /// whichever form the configuration or the queue holds and whichever the request
+    /// names: ETRN (the domain lists and the scan), `-qR`/`-qS` (index and scan),
+    /// `rsendmail-admin --recipient`, FastFlushDomains, RelayDomains, this host's name
+    /// (MAILNAME, class w), duplicate recipients.
+    #[test]
+    fn both_forms_of_an_internationalised_domain_are_one_domain_everywhere() {
+        use crate::message::address;
+        use crate::queue::{select_domain, sweep};
+        use crate::selection::{FilterField, QueueFilter, QueueRunArgs, address_contains};
+        const U: &str = "bücher.example";
+        const A: &str = "xn--bcher-kva.example";
+        const UP: &str = "BÜCHER.Example.";
+        const AP: &str = "XN--BCHER-KVA.EXAMPLE";
+        let forms = [(U, A), (A, U), (U, AP), (A, UP), (UP, A), (AP, U)];
+        for (i, (held, asked)) in forms.iter().enumerate() {
+            let what = format!("queued/configured {held}, asked {asked}");
+            assert_eq!(
+                address::domain_key(held),
+                address::domain_key(asked),
+                "{what}"
+            );
+            // ETRN and the fast-flush lists: the queued form makes the list, the
+            // asked one finds it; with FastFlushDomains naming either form.
+            for ff in [
+                crate::spool::FastFlush::All,
+                crate::spool::FastFlush::Domains(vec![held.to_string()]),
+            ] {
+                let scratch = crate::spool::ScratchSpool::new(&format!("idn{i}"));
+                let mut spool = scratch.spool.clone();
+                spool.fast_flush = ff.clone();
+                assert!(spool.fast_flush.eligible(asked), "{what} {ff:?}");
+                let id = submit(&spool, &[&format!("u@{held}")]);
+                let _other = submit(&spool, &["u@bucher.example"]);
+                assert_eq!(
+                    ids_for_domain(&spool, asked, false).unwrap(),
+                    BTreeSet::from([id.clone()]),
+                    "{what} {ff:?}"
+                );
+                assert_eq!(
+                    select_domain(&spool, asked, false),
+                    BTreeSet::from([id.clone()]),
+                    "ETRN {what} {ff:?}"
+                );
+                assert_eq!(
+                    select_domain(&spool, "example", true),
+                    select_domain(&spool, "EXAMPLE.", true),
+                    "{what}"
+                );
+                // -qR with the asked form (whole or a piece of it), index and scan.
+                let needle = asked.trim_end_matches('.').split('.').next().unwrap();
+                for n in [asked.trim_end_matches('.'), needle] {
+                    let f = QueueRunArgs {
+                        filters: vec![QueueFilter {
+                            field: FilterField::Recipient,
+                            negate: false,
+                            substring: n.to_string(),
+                        }],
+                        ..QueueRunArgs::default()
+                    };
+                    assert_eq!(
+                        sweep(&spool, Some(&f), 0).unwrap().selected,
+                        vec![id.clone()],
+                        "-qR{n}: {what}"
+                    );
+                    assert_eq!(
+                        ids_matching(&spool, &[n]).unwrap(),
+                        BTreeSet::from([id.clone()]),
+                        "index -qR{n}: {what}"
+                    );
+                    assert!(
+                        f.selects("x", &format!("s@{held}"), &[&format!("u@{held}")]),
+                        "-qR{n}: {what}"
+                    );
+                    let s = QueueRunArgs {
+                        filters: vec![QueueFilter {
+                            field: FilterField::Sender,
+                            negate: false,
+                            substring: n.to_string(),
+                        }],
+                        ..QueueRunArgs::default()
+                    };
+                    assert!(s.selects("x", &format!("s@{held}"), &[]), "-qS{n}: {what}");
+                    let not = QueueRunArgs {
+                        filters: vec![QueueFilter {
+                            field: FilterField::Recipient,
+                            negate: true,
+                            substring: n.to_string(),
+                        }],
+                        ..QueueRunArgs::default()
+                    };
+                    assert!(
+                        !not.selects("x", "s", &[&format!("u@{held}")]),
+                        "-q!R{n}: {what}"
+                    );
+                    // rsendmail-admin delete/hold/release --recipient.
+                    assert!(address_contains(&format!("u@{held}"), n), "{what}");
+                }
+            }
+            // RelayDomains (the -bs/-bd relay check) and the relay table's own rule.
+            assert!(crate::config::domain_covers(held, asked), "{what}");
+            assert!(
+                crate::config::domain_covers(held, &format!("sub.{asked}")),
+                "{what}"
+            );
+            assert!(
+                !crate::config::domain_covers(held, "bucher.example"),
+                "{what}"
+            );
+            // This host's name (MAILNAME, class w): a mail name is ASCII (its A-labels).
+            if held.is_ascii() {
+                assert!(
+                    address::is_local(&format!("u@{asked}"), held, false),
+                    "{what}"
+                );
+            }
+            // Duplicates: one recipient.
+            let dup = |d: &str| address::duplicate_key(&format!("u@{d}"));
+            if *held == A || !held.is_ascii() {
+                assert_eq!(dup(held), dup(&address::domain_key(asked)), "{what}");
+            }
+        }
+        // An index from before lists were named by domain key (a U-label domain's list
+        // under its UTF-8 octets, no `names` line) is rebuilt before ETRN trusts it.
+        let scratch = crate::spool::ScratchSpool::new("idnold");
+        let spool = &scratch.spool;
+        let id = submit(spool, &[&format!("u@{U}")]);
+        let _ = select_domain(spool, A, false);
+        let ddir = domains_dir(spool, false).unwrap();
+        fs::rename(
+            ddir.join(domain_file_name(U)),
+            ddir.join("b%C3%BCcher.example"),
+        )
+        .unwrap();
+        fs::write(index_dir(spool).unwrap().join("fastflush"), "*\n").unwrap();
+        assert_eq!(select_domain(spool, A, false), BTreeSet::from([id.clone()]));
+        assert_eq!(
+            ids_for_domain(spool, U, false).unwrap(),
+            BTreeSet::from([id])
+        );
+        // A name with no A-label form is compared as its text, lower-cased; never a panic.
+        for odd in [
+            "xn--.example",
+            "a\u{0}b.example",
+            "ab--c.example",
+            "ü--.example",
+            ".",
+            "",
+        ] {
+            let _ = address::domain_key(odd);
+            let _ = address::duplicate_key(&format!("u@{odd}"));
+            let _ = address_contains(&format!("u@{odd}"), "xn--");
+        }
+        assert_eq!(
+            address::domain_key("Ä_B.Example"),
+            address::domain_key("ä_b.example")
+        );
     }
 
     /// Appends are not fsynced: a crash of the system may keep one index file's append
