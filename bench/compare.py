@@ -24,8 +24,9 @@ Prints:
    sessions), the least any drain can take against that sink;
 5. rsendmail's queue at 1,000, 10,000 and 100,000 entries (queue files written directly
    in rsendmail's format, see docs/ARCHITECTURE.md "File formats"): `mailq` time and
-   peak RSS, a `-q` run's time to its first connection, `-qR` of one domain's 10
-   messages and ETRN of it through a -bD daemon (against the same in a 100-entry
+   peak RSS, a `-q` run's time to its first connection (the run lists the spool by
+   name and opens its first 1,000 entries before it connects: queue::SWEEP_BATCH),
+   `-qR` of one domain's 10 messages and ETRN of it through a -bD daemon (against the same in a 100-entry
    queue), the periodic runner's peak RSS;
    and how each grows from the smallest queue to the largest.
 
