@@ -900,10 +900,8 @@ pub fn submit<R: BufRead>(
     }
     let length = entry.commit(&envelope)?;
     // ---- commit point: from here on the message is safe ----
-    crate::log::submitted(
-        &envelope,
-        spool.qf_path(&id).metadata().map(|m| m.len()).ok(),
-    );
+    // The queue file's size: its envelope section and the message (no `stat` of it).
+    crate::log::submitted(&envelope, Some(data_offset.saturating_add(length)));
     if let Some(first) = refused.first()
         && let Ok(Some(mut locked)) = spool.lock_entry(&id)
     {
