@@ -134,14 +134,17 @@ pub fn batches<'a>(
     // the candidates and applying the full filter below gives what a full scan gives.
     let needles = filter.and_then(QueueRunArgs::recipient_needles);
     let fast = needles.is_some() && index::present(spool);
-    // Orphaned state files are looked for by runs that list the spool anyway.
-    let cleaned = spool.clean_leftovers(now, GRACE, !fast)?.len();
+    let mut cleaned = spool.clean_leftovers(now, GRACE, false)?.len();
     let mut index_rebuilt = false;
     // The IDs as 14-octet keys: a run over 100,000 entries holds each once, compactly.
     let mut ids: Vec<IdKey> = if fast {
         Vec::new()
     } else {
-        let ids = spool.id_keys()?;
+        // One listing gives the entries and the state files, whose orphans (their entry
+        // gone) are removed here.
+        let (mut ids, states) = spool.listing()?;
+        ids.sort_unstable();
+        cleaned += spool.remove_orphan_states(&states, &ids).len();
         index_rebuilt = refresh_index(spool, &ids);
         ids
     };
@@ -283,9 +286,9 @@ fn open_batch(
     out
 }
 
-/// The entries are the truth: rebuild the index when it is missing, misses one of `ids`,
-/// or has grown well past what is queued (lines of finished entries are dropped then).
-/// Returns whether it was rebuilt.
+/// The entries are the truth: rebuild the index when it is missing, misses one of `ids`
+/// (sorted), or has grown well past what is queued (lines of finished entries are dropped
+/// then). Returns whether it was rebuilt.
 fn refresh_index(spool: &Spool, ids: &[IdKey]) -> bool {
     // Only the IDs are kept (sorted, 14 octets each), never the addresses: the check
     // costs little memory with 100,000 entries.
@@ -296,8 +299,7 @@ fn refresh_index(spool: &Spool, ids: &[IdKey]) -> bool {
         (Vec::new(), 0)
     });
     let bloated = lines > 1000 && indexed.len() > 2 * ids.len();
-    let listed = |k: &IdKey| indexed.binary_search(k).is_ok();
-    if index::present(spool) && !bloated && ids.iter().all(listed) {
+    if index::present(spool) && !bloated && all_in(ids, &indexed) {
         return false;
     }
     match index::rebuild(spool) {
@@ -307,6 +309,16 @@ fn refresh_index(spool: &Spool, ids: &[IdKey]) -> bool {
             false
         }
     }
+}
+
+/// Whether every key of `ids` is in `set` (both sorted): one walk over the two, where a
+/// search of each in turn costs 17 comparisons a key at 100,000 entries.
+fn all_in(ids: &[IdKey], set: &[IdKey]) -> bool {
+    let mut set = set.iter().peekable();
+    ids.iter().all(|id| {
+        while set.next_if(|s| *s < id).is_some() {}
+        set.peek().is_some_and(|s| *s == id)
+    })
 }
 
 /// The entries with undelivered mail for `domain` (or its subdomains): read from the
@@ -469,6 +481,62 @@ mod tests {
             same_as_full_scan(&spool, FilterField::QueueId, false, &id[4..], round);
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+
+    #[test]
+    fn all_in_is_a_subset_test_of_sorted_keys() {
+        let k = |s: &str| id_key(s).unwrap();
+        let set = [
+            k("00000000000001"),
+            k("00000000000003"),
+            k("00000000000005"),
+        ];
+        assert!(all_in(&[], &set));
+        assert!(all_in(&[k("00000000000003")], &set));
+        assert!(all_in(&set, &set));
+        assert!(all_in(&[k("00000000000001"), k("00000000000001")], &set));
+        assert!(!all_in(&[k("00000000000002")], &set));
+        assert!(!all_in(&[k("00000000000001"), k("00000000000004")], &set));
+        assert!(!all_in(&[k("00000000000006")], &set));
+        assert!(!all_in(&[k("00000000000001")], &[]));
+    }
+
+    /// A run's one listing finds the state files whose entry is gone and removes them;
+    /// a queued entry's state and a held entry's (left in the spool by a hold cut short)
+    /// are kept.
+    #[test]
+    fn a_run_removes_orphaned_state_files_only() {
+        use crate::spool::entry::{RcptState, State};
+        let dir = std::env::temp_dir().join(format!("rsendmail-orphans-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let spool = Spool::own(&dir);
+        spool.prepare().unwrap();
+        let mut ne = spool.begin(clock::now()).unwrap();
+        let env = test_envelope(&ne.id, &["a@example.org"]);
+        ne.writer().write_all(env.to_text().as_bytes()).unwrap();
+        let queued = ne.id.clone();
+        ne.commit(&env).unwrap();
+        let mut locked = spool.lock_entry(&queued).unwrap().unwrap();
+        let state = State {
+            attempts: 1,
+            recipients: vec![(0, RcptState::Deferred, None)],
+            ..State::default()
+        };
+        locked.record_state(state).unwrap();
+        drop(locked);
+        let orphan = spool.sf_path("6AM5eIkR004036");
+        std::fs::write(&orphan, "rsendmail-state 1\n").unwrap();
+        let held = "6AM5eIkR004037";
+        std::fs::create_dir_all(spool.held().dir.clone()).unwrap();
+        std::fs::write(spool.held().qf_path(held), "held").unwrap();
+        std::fs::write(spool.sf_path(held), "rsendmail-state 1\n").unwrap();
+        let sw = sweep(&spool, None, 0).unwrap();
+        assert_eq!(sw.cleaned, 1);
+        assert!(!orphan.exists());
+        assert!(spool.sf_path(&queued).exists());
+        assert!(spool.sf_path(held).exists());
+        assert_eq!(sw.selected, vec![queued]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A run in batches takes every entry once: the batches, in queue-ID order, give
