@@ -582,3 +582,35 @@ fn queue_run_over_more_than_one_batch_sends_each_entry_once() {
     assert!(env.entries().is_empty(), "{}", env.listing());
     assert_eq!(sink.dumps().len(), n, "each message once");
 }
+
+/// A run over a long queue of which few entries are selected (`-qS` of 5 among 1,105
+/// entries, opened in batches) sizes its parallel sessions on those selected, not on the
+/// entries listed: the 5 go over one session, as in a short queue.
+#[test]
+fn long_queue_run_selecting_few_entries_uses_one_session() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "O ConnectionCacheSize=4\n");
+    write_entries(&env, "w", "example.org", 1100);
+    for i in 0..5 {
+        env.sendmail(
+            &[
+                "-odq",
+                "-f",
+                "picked@sender.example",
+                &format!("p{i}@example.org"),
+            ],
+            MSG,
+        )
+        .code(0);
+    }
+    let before = sink.connections();
+    env.sendmail(&["-qf", "-qSpicked@sender.example"], b"")
+        .code(0);
+    assert_eq!(sink.dumps().len(), 5, "the selected entries, once each");
+    assert_eq!(ids(&env).len(), 1100);
+    let n = sink.connections() - before;
+    assert_eq!(n, 1, "{}", fs::read_to_string(&sink.log).unwrap());
+}

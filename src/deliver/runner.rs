@@ -18,7 +18,7 @@ use rsendmail::selection::QueueRunArgs;
 use rsendmail::spool::{LockedEntry, Spool};
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// How many entries removed by a run share one sync of the spool directory, at most.
@@ -240,10 +240,15 @@ fn deliver_ids_then(
     } else {
         engine.max_connections.min(total).max(1)
     };
-    let parallel = if queue_run {
-        parallel_sessions(workers, engine.cache_size, total)
-    } else {
-        1
+    // The entries selected so far (those given, then each batch's): a run over a long
+    // queue of which few entries are due keeps to one session, as a short run does.
+    let selected = AtomicUsize::new(queue.lock().map(|q| q.len()).unwrap_or(0));
+    let parallel = || {
+        if queue_run {
+            parallel_sessions(workers, engine.cache_size, selected.load(Ordering::SeqCst))
+        } else {
+            1
+        }
     };
     let removals = Removals::new(spool);
     std::thread::scope(|scope| {
@@ -253,8 +258,9 @@ fn deliver_ids_then(
             let results = &results;
             let errors = &errors;
             let queued_here = &queued_here;
+            let selected = &selected;
+            let parallel = &parallel;
             scope.spawn(move || {
-                cache::set_parallel(parallel);
                 let mut w = Worker::new(worker);
                 // -v: the dialogue on stdout (-X: the SMTP client logs its own traffic).
                 let mut sink = Transcripts {
@@ -266,9 +272,11 @@ fn deliver_ids_then(
                         break;
                     }
                     let next = queue.lock().ok().and_then(|mut q| q.pop_front());
-                    let Some(id) = next.or_else(|| refill(queue, more.map(|m| m.0))) else {
+                    let more = more.map(|m| (m.0, selected));
+                    let Some(id) = next.or_else(|| refill(queue, more)) else {
                         break;
                     };
+                    cache::set_parallel(parallel());
                     let own = !queued_here.lock().is_ok_and(|h| h.contains(&id));
                     seq += usize::from(own);
                     let mut out: Transcript<'_> = sink.get();
@@ -354,8 +362,13 @@ fn deliver_ids_then(
 
 /// The next ID of a run whose IDs were all taken: from `more` (one worker at a time asks
 /// it; the others wait, then take what it brought), or `None` when it has no more.
-fn refill(queue: &Mutex<VecDeque<String>>, more: Option<&More<'_>>) -> Option<String> {
-    let mut next = more?.lock().ok()?;
+/// `selected` counts the IDs it brings.
+fn refill(
+    queue: &Mutex<VecDeque<String>>,
+    more: Option<(&More<'_>, &AtomicUsize)>,
+) -> Option<String> {
+    let (more, selected) = more?;
+    let mut next = more.lock().ok()?;
     loop {
         // Brought by another worker meanwhile, or queued by an attempt of this run.
         if let Some(id) = queue.lock().ok()?.pop_front() {
@@ -365,6 +378,7 @@ fn refill(queue: &Mutex<VecDeque<String>>, more: Option<&More<'_>>) -> Option<St
             return None;
         }
         let ids = (*next)()?;
+        selected.fetch_add(ids.len(), Ordering::SeqCst);
         queue.lock().ok()?.extend(ids);
     }
 }
