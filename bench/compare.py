@@ -25,8 +25,9 @@ Prints:
    away and only count them, so the floor is the sink's SMTP work, not its disk);
 5. rsendmail's queue at 1,000, 10,000 and 100,000 entries (queue files written directly
    in rsendmail's format, see docs/ARCHITECTURE.md "File formats"): `mailq` time and
-   peak RSS, a `-q` run's time to its first connection, `-qR` of one domain's 10
-   messages and ETRN of it through a -bD daemon (against the same in a 100-entry
+   peak RSS, a `-q` run's time to its first connection (the run lists the spool by
+   name and opens its first 1,000 entries before it connects: queue::SWEEP_BATCH),
+   `-qR` of one domain's 10 messages and ETRN of it through a -bD daemon (against the same in a 100-entry
    queue), the periodic runner's peak RSS;
    and how each grows from the smallest queue to the largest.
 
@@ -37,6 +38,8 @@ BENCH_LOCAL_RUNS 21 [7], BENCH_LOCAL_WAIT 5 [2] s, BENCH_BURST 200, BENCH_BURST_
 3 [1], BENCH_BURST_WAIT 30 [20] s, BENCH_DRAIN 1000 [200], BENCH_DRAIN_ROUNDS 2 [1],
 BENCH_QUEUE_SIZES 1000,10000,100000 [1000,10000], BENCH_FLUSH_REPS 5 [3],
 BENCH_RUNNER_SECONDS 10 [5]. BENCH_SECTIONS (e.g. "1,4") runs only those sections.
+BENCH_BEFORE=PATH (an earlier build's rsendmail) adds it to section 1, interleaved, as
+"before".
 """
 import os
 import shutil
@@ -111,8 +114,9 @@ class WithRunner:
 class Rsendmail(WithRunner):
     """rsendmail with a config of its own (spool, mailboxes, log) relaying to `port`."""
 
-    def __init__(self, work, name, port, label=None):
+    def __init__(self, work, name, port, label=None, binary=None):
         self.name = label or "rsendmail"
+        self.bin = binary or BIN
         self.dir = os.path.join(work, name)
         self.mail = os.path.join(self.dir, "mail")
         self.conf = peers.config(work, name, port,
@@ -128,7 +132,7 @@ class Rsendmail(WithRunner):
         self.runner = None
 
     def argv(self, mode, rcpts):
-        return [BIN, "-C", self.conf] + (["-odq"] if mode == "q" else []) + \
+        return [self.bin, "-C", self.conf] + (["-odq"] if mode == "q" else []) + \
             ["-f", "bench@bench.example"] + rcpts
 
     def start_runner(self):
@@ -745,9 +749,14 @@ def main():
         by = {"rsendmail": s_rs, "rsendmail, runner up": s_rn, "dma": s_dma, "postfix": s_pf}
 
         lat = Rsendmail(work, "rs-lat", s_rs.port)
+        # BENCH_BEFORE: another rsendmail binary (an earlier build) measured beside it.
+        before = []
+        if os.environ.get("BENCH_BEFORE"):
+            before = [Rsendmail(work, "rs-before", s_rs.port, "before",
+                                os.path.abspath(os.environ["BENCH_BEFORE"]))]
         if "1" in SECTIONS:
-            submission_latency([lat] + peers_)
-            startup_costs([lat] + peers_, work)
+            submission_latency([lat] + before + peers_)
+            startup_costs([lat] + before + peers_, work)
         for p in peers_:
             if p.name == "dma":
                 p.clear()

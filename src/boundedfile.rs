@@ -91,6 +91,41 @@ fn is_dev_null(md: &std::fs::Metadata) -> bool {
     md.file_type().is_char_device() && md.rdev() == libc::makedev(1, 3)
 }
 
+/// Whether `path` is a file [`read_regular`] would read, looked at without opening it
+/// (one `stat`): its metadata, or why not (`NotRegular`, `TooLarge`, or the system's
+/// error). For a file this process only checks and another reads.
+pub fn check_regular(
+    path: &Path,
+    no_follow: bool,
+    limit: u64,
+) -> Result<std::fs::Metadata, ReadError> {
+    let seen = if no_follow {
+        std::fs::symlink_metadata(path)?
+    } else {
+        std::fs::metadata(path)?
+    };
+    check_kind_and_size(&seen, limit)?;
+    Ok(seen)
+}
+
+/// [`read_regular`]'s check of what it found: `/dev/null`, or a regular file of at most
+/// `limit` octets.
+fn check_kind_and_size(md: &std::fs::Metadata, limit: u64) -> Result<(), ReadError> {
+    if is_dev_null(md) {
+        return Ok(());
+    }
+    if let Some(what) = file_kind(md.file_type()) {
+        return Err(ReadError::NotRegular(what));
+    }
+    if md.len() > limit {
+        return Err(ReadError::TooLarge {
+            size: md.len(),
+            limit,
+        });
+    }
+    Ok(())
+}
+
 /// Read the regular file `path` (or `/dev/null`, as empty), at most `limit` octets, with this process's rights:
 /// its octets and its metadata (owner, mode). `no_follow`: a symbolic link is refused
 /// (`NotRegular("a symbolic link")`). Never blocks on a FIFO or a device, never reads
@@ -105,21 +140,7 @@ pub fn read_regular(
     } else {
         std::fs::metadata(path)?
     };
-    let check = |md: &std::fs::Metadata| -> Result<(), ReadError> {
-        if is_dev_null(md) {
-            return Ok(());
-        }
-        if let Some(what) = file_kind(md.file_type()) {
-            return Err(ReadError::NotRegular(what));
-        }
-        if md.len() > limit {
-            return Err(ReadError::TooLarge {
-                size: md.len(),
-                limit,
-            });
-        }
-        Ok(())
-    };
+    let check = |md: &std::fs::Metadata| check_kind_and_size(md, limit);
     check(&seen)?;
     let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
     if no_follow {

@@ -630,7 +630,7 @@ impl Config {
     /// is not refused: the root queue runner reads it, and this caller's own deliverer
     /// defers with the reason.
     pub fn check_files(&self, settings: &Settings) -> Result<(), Fatal> {
-        use crate::boundedfile::{MAX_FILE, ReadError, read_regular};
+        use crate::boundedfile::{MAX_FILE, ReadError, check_regular, read_regular};
         // Each file is read once, as the one reader would read it. All are looked at
         // first: a FIFO, a device, a directory or a file over 1 MiB is refused here with
         // its reason and config line, never read (`/dev/zero`) or waited on (a FIFO).
@@ -655,22 +655,30 @@ impl Config {
             ("ALIASES", Some(alias_file)),
         ] {
             let Some(p) = path else { continue };
+            // The aliases file is only looked at, never read: a submission with no local
+            // recipient does not need it, and delivery reads it (one `stat`, where
+            // reading it whole cost a submission up to 1 MiB).
+            let refused = |e: ReadError| {
+                Fatal::new(
+                    Sysexit::Config,
+                    format!(
+                        "{}cannot open {what} {}: {}",
+                        at(what),
+                        p.display(),
+                        e.text()
+                    ),
+                )
+            };
+            if what == "ALIASES" {
+                match check_regular(p, false, MAX_FILE) {
+                    Ok(_) | Err(ReadError::Io(_)) => continue,
+                    Err(e) => return Err(refused(e)),
+                }
+            }
             match read_regular(p, false, MAX_FILE) {
-                // The aliases file is only looked at: delivery reads it.
-                Ok(_) | Err(ReadError::Io(_)) if what == "ALIASES" => {}
                 Ok(got) => read.push((what, p, Ok(got))),
                 Err(ReadError::Io(e)) => read.push((what, p, Err(e))),
-                Err(e) => {
-                    return Err(Fatal::new(
-                        Sysexit::Config,
-                        format!(
-                            "{}cannot open {what} {}: {}",
-                            at(what),
-                            p.display(),
-                            e.text()
-                        ),
-                    ));
-                }
+                Err(e) => return Err(refused(e)),
             }
         }
         let out_of_reach = |e: &std::io::Error| {

@@ -912,10 +912,8 @@ pub fn submit<R: BufRead>(
     }
     let length = entry.commit(&envelope)?;
     // ---- commit point: from here on the message is safe ----
-    crate::log::submitted(
-        &envelope,
-        spool.qf_path(&id).metadata().map(|m| m.len()).ok(),
-    );
+    // The queue file's size: its envelope section and the message (no `stat` of it).
+    crate::log::submitted(&envelope, Some(data_offset.saturating_add(length)));
     let sender_local = address::is_local(&envelope.sender, &host, to_smarthost);
     // The report of the recipients refused here, when it would be mailed back: in an
     // interactive delivery, the delivery that follows at once reports them with its own

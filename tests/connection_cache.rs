@@ -432,3 +432,185 @@ fn queue_run_syncs_its_removals_together() {
         "{syncs} fsyncs for 12 removals:\n{t}"
     );
 }
+
+/// FNV-1a, the queue file's `message-sum` (docs/ARCHITECTURE.md, "File formats").
+fn fnv(mut sum: u64, data: &[u8]) -> u64 {
+    for &b in data {
+        sum = (sum ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    sum
+}
+
+/// `n` entries to `{rcpt_prefix}{i}@{domain}`, written directly as copies of a real
+/// submission's queue file with their own IDs, recipients and sums (as
+/// bench/compare.py builds its large queues): thousands in a second. Returns their IDs.
+fn write_entries(env: &Env, rcpt_prefix: &str, domain: &str, n: usize) -> Vec<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let template = format!("template@{domain}");
+    env.sendmail(&["-odq", &template], MSG).code(0);
+    let path = env.entries().pop().expect("the template entry");
+    let old_id = ids(env).pop().unwrap();
+    let data = fs::read(&path).unwrap();
+    fs::remove_file(&path).unwrap();
+    let text = String::from_utf8(data).unwrap();
+    let (envelope, message) = text.split_at(text.find("\n\n").unwrap() + 2);
+    let sum_at = envelope.find("\nmessage-sum ").unwrap() + "\nmessage-sum ".len();
+    let split = envelope.find("\nid ").unwrap() + 1;
+    let head = format!(
+        "{}{}{}",
+        &envelope[..sum_at],
+        "0".repeat(16),
+        &envelope[sum_at + 16..split]
+    );
+    let tail = &envelope[split..];
+    let state = fnv(
+        fnv(0xcbf2_9ce4_8422_2325, message.as_bytes()),
+        head.as_bytes(),
+    );
+    let mut out = Vec::new();
+    for i in 0..n {
+        let id = format!("{}xx{i:06}", &old_id[..6]);
+        let t = tail.replacen(&old_id, &id, 1).replacen(
+            &template,
+            &format!("{rcpt_prefix}{i}@{domain}"),
+            1,
+        );
+        let sum = format!("{:016x}", fnv(state, t.as_bytes()));
+        let body = format!(
+            "{}{sum}{}{t}{message}",
+            &head[..sum_at],
+            &head[sum_at + 16..]
+        );
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o660)
+            .open(env.spool.join(format!("qf{id}")))
+            .unwrap();
+        std::io::Write::write_all(&mut f, body.as_bytes()).unwrap();
+        out.push(id);
+    }
+    out
+}
+
+/// A queue run over a long queue makes its first connection once it has opened its first
+/// batch of entries (`queue::SWEEP_BATCH`), not all of them: under strace, at the first
+/// connect() to the smarthost most of the 5,000 entries have not been opened yet.
+#[test]
+fn long_queue_run_connects_before_opening_every_entry() {
+    if !crate::harness::require("strace") {
+        return;
+    }
+    // A smarthost that takes connections and never answers: the run waits at the
+    // greeting, and is killed once it has connected.
+    let smarthost = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = smarthost.local_addr().unwrap().port();
+    let env = relay_env(port, "");
+    let n = 5000;
+    let written = write_entries(&env, "r", "example.org", n);
+    assert_eq!(ids(&env), written);
+    // The index is brought in step with the entries written behind its back (as their
+    // submissions would have kept it) by a run that selects nothing.
+    env.sendmail(&["-qf", "-qIzz"], b"").code(0);
+    let trace = env.dir.join("trace");
+    let mut tracer = Running(
+        Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=openat,connect", "-o"])
+            .arg(&trace)
+            .arg(env.link("sendmail"))
+            .args(["-C", env.conf.to_str().unwrap(), "-qf"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let to_smarthost = format!("sin_port=htons({port})");
+    let read = || fs::read_to_string(&trace).unwrap_or_default();
+    wait_until(
+        Duration::from_secs(600),
+        "the run's first connection",
+        || {
+            read()
+                .lines()
+                .any(|l| l.contains("connect(") && l.contains(&to_smarthost))
+                || tracer.0.try_wait().is_ok_and(|s| s.is_some())
+        },
+    );
+    let t = read();
+    // The traced run (its pid begins every line), killed: it would wait for the greeting.
+    if let Some(pid) = t.split_whitespace().next() {
+        let _ = Command::new("kill").args(["-KILL", pid]).status();
+    }
+    let _ = tracer.0.wait();
+    let mut opened = BTreeSet::new();
+    let mut connected = false;
+    for l in t.lines() {
+        if l.contains("connect(") && l.contains(&to_smarthost) {
+            connected = true;
+            break;
+        }
+        if l.contains("openat(")
+            && let Some(at) = l.find("/qf")
+        {
+            opened.insert(l.get(at + 3..at + 17).unwrap_or_default().to_string());
+        }
+    }
+    // Written as a submission writes them (a bad sum would have moved them aside).
+    let corrupt = fs::read_dir(env.spool.join("corrupt")).map_or(0, |d| d.count());
+    assert_eq!(corrupt, 0, "entries moved aside as corrupt");
+    assert!(connected, "no connection to the smarthost");
+    assert!(
+        opened.len() <= n / 2,
+        "{} of {n} entries opened before the first connection",
+        opened.len()
+    );
+}
+
+/// A run longer than one batch (`queue::SWEEP_BATCH`, 1,000) takes the next batch when
+/// the first is taken: every entry is sent once and the spool is empty after one run.
+#[test]
+fn queue_run_over_more_than_one_batch_sends_each_entry_once() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "O ConnectionCacheSize=4\n");
+    let n = 1100;
+    write_entries(&env, "b", "example.org", n);
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert_eq!(sink.dumps().len(), n, "each message once");
+}
+
+/// A run over a long queue of which few entries are selected (`-qS` of 5 among 1,105
+/// entries, opened in batches) sizes its parallel sessions on those selected, not on the
+/// entries listed: the 5 go over one session, as in a short queue.
+#[test]
+fn long_queue_run_selecting_few_entries_uses_one_session() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "O ConnectionCacheSize=4\n");
+    write_entries(&env, "w", "example.org", 1100);
+    for i in 0..5 {
+        env.sendmail(
+            &[
+                "-odq",
+                "-f",
+                "picked@sender.example",
+                &format!("p{i}@example.org"),
+            ],
+            MSG,
+        )
+        .code(0);
+    }
+    let before = sink.connections();
+    env.sendmail(&["-qf", "-qSpicked@sender.example"], b"")
+        .code(0);
+    assert_eq!(sink.dumps().len(), 5, "the selected entries, once each");
+    assert_eq!(ids(&env).len(), 1100);
+    let n = sink.connections() - before;
+    assert_eq!(n, 1, "{}", fs::read_to_string(&sink.log).unwrap());
+}

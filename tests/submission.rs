@@ -835,3 +835,83 @@ fn a_file_size_limit_is_a_temporary_failure_with_a_message() {
         .code(0);
     assert_eq!(env.entries().len(), 1, "{}", env.listing());
 }
+
+/// What a queue-only submission to a remote recipient leaves out (it returns sooner for
+/// it): the aliases file is looked at (a FIFO or a device in its place is still refused:
+/// robustness::files_the_config_names_are_bounded) but never opened or read, the queue
+/// file is not looked at again after its commit, yet the log gives its size, and the
+/// index directory is checked once by the index append (twice by the spool's set-up).
+#[test]
+fn queue_only_submission_reads_no_aliases_and_logs_the_entry_size() {
+    if !crate::harness::require("strace") {
+        return;
+    }
+    let env = Env::new();
+    let aliases = env.dir.join("aliases");
+    let big: String = (0..5000)
+        .map(|i| format!("a{i}: b{i}@example.org\n"))
+        .collect();
+    fs::write(&aliases, big).unwrap();
+    let log = env.dir.join("mail.log");
+    env.add_config(&format!(
+        "ALIASES {}\nMAILLOG {}\n",
+        aliases.display(),
+        log.display()
+    ));
+    let msg = env.dir.join("msg");
+    fs::write(&msg, MSG).unwrap();
+    // The first submission makes the spool's index; the second is the one looked at.
+    env.sendmail(&["-odq", "first@example.org"], MSG).code(0);
+    let first = env.entries();
+    let trace = env.dir.join("trace");
+    let st = Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=openat,open,stat,statx,newfstatat",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-odq", "bob@example.org"])
+        .stdin(fs::File::open(&msg).unwrap())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let t = fs::read_to_string(&trace).unwrap();
+    let aliases_name = aliases.to_str().unwrap();
+    let opened: Vec<&str> = t
+        .lines()
+        .filter(|l| l.contains("open") && l.contains(aliases_name))
+        .collect();
+    assert!(opened.is_empty(), "the aliases file was opened: {opened:?}");
+    let index_dir = format!("{}\", O_RDONLY", env.spool.join("index").display());
+    let index_opens = t.lines().filter(|l| l.contains(&index_dir)).count();
+    assert!(
+        index_opens <= 3,
+        "the index directory opened {index_opens} times:\n{t}"
+    );
+    let entry = env
+        .entries()
+        .into_iter()
+        .find(|e| !first.contains(e))
+        .expect("queued");
+    let id = entry.file_name().unwrap().to_str().unwrap()[2..].to_string();
+    let qf = entry.to_str().unwrap();
+    let after_rename: Vec<&str> = t
+        .lines()
+        .skip_while(|l| !l.contains("tmp/tf"))
+        .filter(|l| l.contains("stat") && l.contains(qf))
+        .collect();
+    // One look before the commit (an ID in use?), none after it.
+    assert!(after_rename.len() <= 1, "{after_rename:?}");
+    let size = fs::metadata(&entry).unwrap().len();
+    let logged = fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.lines().any(|l| l.contains(&format!("{id}: from=<"))
+            && l.contains(&format!(">, size={size}, nrcpts=1"))),
+        "size={size} not in {logged}"
+    );
+}

@@ -18,7 +18,7 @@ use rsendmail::selection::QueueRunArgs;
 use rsendmail::spool::{LockedEntry, Spool};
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// How many entries removed by a run share one sync of the spool directory, at most.
@@ -122,7 +122,46 @@ pub fn deliver_ids(
     verbose: bool,
     queue_run: bool,
 ) -> Result<Vec<Attempt>, Fatal> {
-    let r = deliver_ids_then(engine, spool, ids, verbose, queue_run, None, None);
+    let r = deliver_ids_then(engine, spool, ids, verbose, queue_run, None, None, None);
+    close_connections(verbose);
+    r
+}
+
+/// The next IDs of a run that opens its entries in batches ([`queue::Batches`]): `None`
+/// once there are no more. Called by one worker at a time, when the IDs it was given
+/// are taken.
+type More<'a> = Mutex<&'a mut (dyn FnMut() -> Option<Vec<String>> + Send)>;
+
+/// A queue run's entries delivered as [`deliver_ids`] delivers them, opened a batch at a
+/// time ([`queue::Batches`]): the first connection is made once the first batch is
+/// opened, and the next batch is opened when the workers have taken the IDs of this
+/// one. `periodic`: the periodic runner's choice of entries ([`queue::Sweep::into_try`]).
+/// Corrupt entries are reported on stdout as they are moved aside.
+fn deliver_batches(
+    engine: &Engine,
+    spool: &Spool,
+    run: &mut queue::Batches<'_>,
+    q: &QueueRunArgs,
+    periodic: bool,
+    verbose: bool,
+) -> Result<Vec<Attempt>, Fatal> {
+    let take = |run: &mut queue::Batches<'_>| {
+        let sweep = run.next_sweep()?;
+        for id in &sweep.corrupt {
+            rsendmail::outln!("qf{id}: corrupt queue file moved to corrupt/");
+        }
+        Some(sweep.into_try(q, periodic))
+    };
+    let first = take(run).unwrap_or_default();
+    let listed = run.listed();
+    let r = if run.done() {
+        deliver_ids_then(engine, spool, first, verbose, true, None, None, None)
+    } else {
+        let mut next = || take(run);
+        let more: More<'_> = Mutex::new(&mut next);
+        let more = Some((&more, listed));
+        deliver_ids_then(engine, spool, first, verbose, true, None, None, more)
+    };
     close_connections(verbose);
     r
 }
@@ -135,7 +174,7 @@ pub(super) fn deliver_ids_kept(
     ids: Vec<String>,
     queue_run: bool,
 ) -> Result<Vec<Attempt>, Fatal> {
-    deliver_ids_then(engine, spool, ids, false, queue_run, None, None)
+    deliver_ids_then(engine, spool, ids, false, queue_run, None, None, None)
 }
 
 /// QUIT the cached connections, unless the process keeps them between runs (they QUIT
@@ -157,7 +196,10 @@ type Accept<'a> = dyn Fn(&LockedEntry) -> bool + Sync + 'a;
 /// [`deliver_ids`] without closing the connections, and `note` printed on stdout (made
 /// printable) once the entries are done, before the connections close: what the
 /// submission left to say after the delivery (one worker: an interactive delivery).
-/// `accept`: only the entries it accepts once locked are tried.
+/// `accept`: only the entries it accepts once locked are tried. `more`: where the next
+/// IDs come from once these are taken, and how many entries the run listed (which sizes
+/// the workers and sessions as the IDs given do otherwise).
+#[allow(clippy::too_many_arguments)]
 fn deliver_ids_then(
     engine: &Engine,
     spool: &Spool,
@@ -166,6 +208,7 @@ fn deliver_ids_then(
     queue_run: bool,
     note: Option<&str>,
     accept: Option<&Accept<'_>>,
+    more: Option<(&More<'_>, usize)>,
 ) -> Result<Vec<Attempt>, Fatal> {
     cache::configure(engine.cache_size, engine.cache_timeout);
     // The IDs to try, then those the attempts of this run queue (reports, expansions,
@@ -180,6 +223,8 @@ fn deliver_ids_then(
     let keep = verbose || !queue_run;
     let results = Mutex::new(Vec::new());
     let errors = Mutex::new(Vec::new());
+    // The entries this run sizes itself for: those given, or all the run listed.
+    let total = more.map_or_else(|| queue.lock().map(|q| q.len()).unwrap_or(0), |m| m.1);
     // One worker for -v, and for a submission's message and its report (not a queue
     // run): the report goes out after the message, on its connection, as sendmail
     // sends it (compat case bounce-local-unknown-mixed).
@@ -190,19 +235,20 @@ fn deliver_ids_then(
         engine
             .max_connections
             .max(engine.smarthost_split)
-            .min(queue.lock().map(|q| q.len()).unwrap_or(1))
+            .min(total)
             .max(1)
     } else {
-        engine
-            .max_connections
-            .min(queue.lock().map(|q| q.len()).unwrap_or(1))
-            .max(1)
+        engine.max_connections.min(total).max(1)
     };
-    let total = queue.lock().map(|q| q.len()).unwrap_or(0);
-    let parallel = if queue_run {
-        parallel_sessions(workers, engine.cache_size, total)
-    } else {
-        1
+    // The entries selected so far (those given, then each batch's): a run over a long
+    // queue of which few entries are due keeps to one session, as a short run does.
+    let selected = AtomicUsize::new(queue.lock().map(|q| q.len()).unwrap_or(0));
+    let parallel = || {
+        if queue_run {
+            parallel_sessions(workers, engine.cache_size, selected.load(Ordering::SeqCst))
+        } else {
+            1
+        }
     };
     let removals = Removals::new(spool);
     std::thread::scope(|scope| {
@@ -212,8 +258,9 @@ fn deliver_ids_then(
             let results = &results;
             let errors = &errors;
             let queued_here = &queued_here;
+            let selected = &selected;
+            let parallel = &parallel;
             scope.spawn(move || {
-                cache::set_parallel(parallel);
                 let mut w = Worker::new(worker);
                 // -v: the dialogue on stdout (-X: the SMTP client logs its own traffic).
                 let mut sink = Transcripts {
@@ -225,7 +272,11 @@ fn deliver_ids_then(
                         break;
                     }
                     let next = queue.lock().ok().and_then(|mut q| q.pop_front());
-                    let Some(id) = next else { break };
+                    let more = more.map(|m| (m.0, selected));
+                    let Some(id) = next.or_else(|| refill(queue, more)) else {
+                        break;
+                    };
+                    cache::set_parallel(parallel());
                     let own = !queued_here.lock().is_ok_and(|h| h.contains(&id));
                     seq += usize::from(own);
                     let mut out: Transcript<'_> = sink.get();
@@ -307,6 +358,29 @@ fn deliver_ids_then(
         return Err(e);
     }
     Ok(results.into_inner().unwrap_or_default())
+}
+
+/// The next ID of a run whose IDs were all taken: from `more` (one worker at a time asks
+/// it; the others wait, then take what it brought), or `None` when it has no more.
+/// `selected` counts the IDs it brings.
+fn refill(
+    queue: &Mutex<VecDeque<String>>,
+    more: Option<(&More<'_>, &AtomicUsize)>,
+) -> Option<String> {
+    let (more, selected) = more?;
+    let mut next = more.lock().ok()?;
+    loop {
+        // Brought by another worker meanwhile, or queued by an attempt of this run.
+        if let Some(id) = queue.lock().ok()?.pop_front() {
+            return Some(id);
+        }
+        if STOP.load(Ordering::SeqCst) {
+            return None;
+        }
+        let ids = (*next)()?;
+        selected.fetch_add(ids.len(), Ordering::SeqCst);
+        queue.lock().ok()?.extend(ids);
+    }
 }
 
 /// The destinations a background delivery holding a slot has a working connection to,
@@ -409,7 +483,7 @@ pub fn deliver_entry(
         return super::background::deliver(s, engine, id, ids);
     }
     let verbose = s.inv.verbose;
-    let results = deliver_ids_then(engine, &s.spool, ids, verbose, false, note, None);
+    let results = deliver_ids_then(engine, &s.spool, ids, verbose, false, note, None, None);
     close_connections(verbose);
     Ok(run_status(&results?, engine.error_mode))
 }
@@ -523,6 +597,7 @@ impl<'a> FollowUp<'a> {
             false,
             None,
             Some(&accept),
+            None,
         ) {
             log::error!("{e}");
             return false;
@@ -615,12 +690,14 @@ pub fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         // (cron's end, a shutdown, `timeout`) stops it in good order too: the
         // transactions in progress get their replies recorded, within STOP_GRACE.
         stop_in_good_order()?;
-        let sweep = queue::sweep(&s.spool, Some(&q), engine.min_queue_age)?;
-        for id in &sweep.corrupt {
-            rsendmail::outln!("qf{id}: corrupt queue file moved to corrupt/");
-        }
-        let ids = sweep.into_try(&q, false);
-        let attempts = deliver_ids(engine, &s.spool, ids, s.inv.verbose, true)?;
+        // -v numbers the entries of the whole run (`sequence N of M`): one batch.
+        let batch = if s.inv.verbose {
+            usize::MAX
+        } else {
+            queue::SWEEP_BATCH
+        };
+        let mut run = queue::batches(&s.spool, Some(&q), engine.min_queue_age, batch)?;
+        let attempts = deliver_batches(engine, &s.spool, &mut run, &q, false, s.inv.verbose)?;
         // `-q -v`: the status says what became of the recipients, as an interactive
         // delivery's does (recorded: reason-rcpt550-q-v exits 67).
         return Ok(if s.inv.verbose {
@@ -716,11 +793,16 @@ fn periodic_runs(
     let orphaned = || daemon.is_some_and(|d| nix::unistd::getppid().as_raw() != d);
     while !STOP.load(Ordering::SeqCst) {
         let started = std::time::Instant::now();
-        match queue::sweep(&s.spool, Some(q), engine.min_queue_age) {
-            Ok(sweep) => {
-                // sendmail: -qR/-qS/-qI selections ignore back-off.
-                let due = sweep.into_try(q, true);
-                if let Err(e) = deliver_ids(engine, &s.spool, due, s.inv.verbose, true) {
+        // sendmail: -qR/-qS/-qI selections ignore back-off.
+        let batch = if s.inv.verbose {
+            usize::MAX
+        } else {
+            queue::SWEEP_BATCH
+        };
+        match queue::batches(&s.spool, Some(q), engine.min_queue_age, batch) {
+            Ok(mut run) => {
+                if let Err(e) = deliver_batches(engine, &s.spool, &mut run, q, true, s.inv.verbose)
+                {
                     log::error!("{e}");
                 }
             }

@@ -111,8 +111,13 @@ pub fn domain_file_name(domain: &str) -> String {
 }
 
 fn open_lock(spool: &Spool) -> io::Result<File> {
+    open_lock_in(spool, &index_dir(spool)?)
+}
+
+/// [`open_lock`] in `dir`, the index directory [`index_dir`] checked.
+fn open_lock_in(spool: &Spool, dir: &Path) -> io::Result<File> {
     open_safely(
-        &index_dir(spool)?.join("lock"),
+        &dir.join("lock"),
         OpenOptions::new()
             .read(true)
             .write(true)
@@ -199,9 +204,10 @@ fn lock_exclusive_within(lock: &File, limit: std::time::Duration) -> io::Result<
 /// this append let it go, and lists both). An append that made it would start an
 /// index that claims to be whole and names only the entries appended since.
 pub fn append(spool: &Spool, env: &Envelope) -> io::Result<()> {
-    let lock = open_lock(spool)?;
-    lock_shared_within(&lock, APPEND_WAIT)?;
+    // The directory checked once, its lock and files opened in it.
     let dir = index_dir(spool)?;
+    let lock = open_lock_in(spool, &dir)?;
+    lock_shared_within(&lock, APPEND_WAIT)?;
     let mut rcpt_lines = String::new();
     let mut domains = BTreeSet::new();
     for r in &env.recipients {

@@ -1071,30 +1071,50 @@ impl Spool {
                 }
             }
         }
-        let listing = if orphans {
-            fs::read_dir(&self.dir).ok()
-        } else {
-            None
-        };
-        if let Some(rd) = listing {
-            for ent in rd.flatten() {
-                let name = ent.file_name();
-                let Some(name) = name.to_str() else { continue };
-                // A held entry's state may be left here by a hold or release cut
-                // short between its two renames (`rsendmail-admin`): not an orphan.
-                if let Some(id) = name.strip_prefix("sf")
-                    && valid_id(id)
-                    && !self.qf_path(id).exists()
-                    && !self.held().qf_path(id).exists()
-                {
-                    let p = ent.path();
-                    if fs::remove_file(&p).is_ok() {
-                        removed.push(p);
-                    }
+        if orphans && let Ok((mut entries, states)) = self.listing() {
+            entries.sort_unstable();
+            removed.extend(self.remove_orphan_states(&states, &entries));
+        }
+        Ok(removed)
+    }
+
+    /// The spool listed once: the IDs of its entries (`qf<ID>`) and of its state files
+    /// (`sf<ID>`), unsorted, as [`IdKey`]s (14 octets each).
+    pub fn listing(&self) -> Result<(Vec<IdKey>, Vec<IdKey>), Fatal> {
+        let rd = fs::read_dir(&self.dir).map_err(|e| cant("cannot read", &self.dir, &e))?;
+        let (mut entries, mut states) = (Vec::new(), Vec::new());
+        for ent in rd {
+            let ent = ent.map_err(|e| cant("cannot read", &self.dir, &e))?;
+            let name = ent.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(key) = name.strip_prefix("qf").and_then(id_key) {
+                entries.push(key);
+            } else if let Some(key) = name.strip_prefix("sf").and_then(id_key) {
+                states.push(key);
+            }
+        }
+        Ok((entries, states))
+    }
+
+    /// Remove the state files of `states` whose entry is gone: not in `entries` (sorted,
+    /// from the same listing) and, looked at again, neither in the spool (committed
+    /// since the listing) nor in `hold/` (a hold or release cut short between its two
+    /// renames, `rsendmail-admin`, leaves the state here). Returns what was removed.
+    pub fn remove_orphan_states(&self, states: &[IdKey], entries: &[IdKey]) -> Vec<PathBuf> {
+        let mut removed = Vec::new();
+        for key in states {
+            let id = key_str(key);
+            if entries.binary_search(key).is_err()
+                && !self.qf_path(id).exists()
+                && !self.held().qf_path(id).exists()
+            {
+                let p = self.sf_path(id);
+                if fs::remove_file(&p).is_ok() {
+                    removed.push(p);
                 }
             }
         }
-        Ok(removed)
+        removed
     }
 }
 
