@@ -175,7 +175,7 @@ class Case:
             os.chmod(mail, 0o3777)
             binds.append((mail, "/var/mail"))
         for login, name in forwards:
-            pw = pwd.getpwnam(login)
+            pw = login_made(login)
             home = os.path.join(scratch, "home-" + login)
             os.makedirs(home, exist_ok=True)
             fwd = os.path.join(home, ".forward")
@@ -199,6 +199,18 @@ class Case:
 # the same. A case's `privacy` file replaces them on both sides.
 DEBIAN_PRIVACY = ("needmailhelo,needexpnhelo,needvrfyhelo,restrictqrun,restrictexpand,"
                   "nobodyreturn,authwarnings")
+
+
+def login_made(login):
+    """The password entry of `login`, which a case's `forward` names: made (with a home,
+    which replay binds the case's own over) when this machine has none, so that the
+    cases need no set-up beyond root."""
+    try:
+        return pwd.getpwnam(login)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", login], check=True,
+                       stdout=subprocess.DEVNULL)
+        return pwd.getpwnam(login)
 
 
 def as_user(user):
