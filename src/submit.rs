@@ -174,10 +174,16 @@ impl Refused {
     }
 
     /// What the message's queue entry keeps as its reason (`mailq`): the reason alone,
-    /// except for a refusal sendmail names with the list file and line, which it keeps
-    /// whole (recorded: `bounce-exp-inc-user-prog-odq`, `(DIR/members: line 1: ...)`).
+    /// except for an address that could not be parsed and a refusal sendmail names with
+    /// the list file and line, which it keeps whole (recorded: `bounce-exp-inc-user-prog-odq`, `(DIR/members: line 1: ...)`).
     pub fn entry_reason(&self) -> &str {
         if self.list_file.is_some() && names_list_line(&self.text) {
+            return &self.text;
+        }
+        // An address sendmail could not parse: it keeps the address with the reason
+        // (recorded: `refused-unknown-and-syntax-odq`, `(a@@example.org... Invalid
+        // route address)`), where a user unknown keeps the reason alone.
+        if self.code == Sysexit::Usage {
             return &self.text;
         }
         self.reason()
