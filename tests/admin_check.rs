@@ -1057,7 +1057,11 @@ fn what_root_runs_and_reads_is_checked() {
     r.code(0);
     let w = line(&r, "warn wakeup: ");
     assert!(w.contains("no queue runner is listening"), "{w}");
-    assert!(w.contains("rsendmail -q30m"), "{w}");
+    // By hand with the configuration checked: the services read the system's.
+    assert!(
+        w.contains(&format!("`rsendmail -q30m -C {}`", env.conf.display())),
+        "{w}"
+    );
     {
         use std::os::unix::fs::OpenOptionsExt;
         let _reader = fs::OpenOptions::new()

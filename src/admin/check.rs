@@ -651,13 +651,17 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
 }
 
 /// What starts a queue runner for this spool: the system's service, or a user's own
-/// timer.
-fn runner_advice(s: &app::Setup) -> &'static str {
+/// timer; or by hand, `rsendmail -q30m`, with the `-C FILE` this check was given (the
+/// services read the system's configuration, not that file).
+fn runner_advice(s: &app::Setup) -> String {
+    let by_hand = match &s.inv.config_file {
+        Some(c) => format!("`rsendmail -q30m -C {}`", sh_word(c)),
+        None => "`rsendmail -q30m`".to_string(),
+    };
     if s.spool.private {
-        "start one: `systemctl --user enable --now rsendmail-queue.timer`, or \
-         `rsendmail -q30m`"
+        format!("start one: `systemctl --user enable --now rsendmail-queue.timer`, or {by_hand}")
     } else {
-        "start one: `systemctl enable --now rsendmail-queue`, or `rsendmail -q30m` as root"
+        format!("start one: `systemctl enable --now rsendmail-queue`, or {by_hand} as root")
     }
 }
 
