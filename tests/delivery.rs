@@ -1420,3 +1420,46 @@ fn success_receipts_never_name_a_lists_members() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(receipts().len(), 1, "{:?}", receipts());
 }
+
+/// A queue run stopped by SIGTERM (a service stop, the daemon's SIGHUP restart) while
+/// the server has yet to answer the final dot waits for that reply and records it: the
+/// entry goes, and the next run sends nothing again. Cut after 3 s, as a stopping run
+/// used to be, the message stayed queued after the server had taken it, and the next
+/// run sent it a second time.
+#[test]
+fn a_stopped_queue_run_waits_for_the_reply_to_the_final_dot() {
+    let Some((_scratch, peer)) = start_peer(&[("STALL", "6")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(&["-odq", "stall@example.org"], MSG).code(0);
+    let mut run = Command::new(env.link("sendmail"))
+        // -qf: in the foreground, the signalled process is the one delivering.
+        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The data is on its way once DATA was answered; the server then waits 6 s.
+    let start = Instant::now();
+    while !peer.transcript().contains(" DATA") && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(peer.transcript().contains(" DATA"), "{}", peer.transcript());
+    std::thread::sleep(Duration::from_millis(500));
+    sigterm(&run);
+    let status = wait_exit(&mut run, Duration::from_secs(90)).expect("the run ended");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        peer.messages().len(),
+        1,
+        "{}\n{}\n{:?}",
+        env.listing(),
+        peer.transcript(),
+        env.json()
+    );
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    env.sendmail(&["-q"], b"").code(0);
+    assert_eq!(peer.messages().len(), 1, "sent again");
+}
