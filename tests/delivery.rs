@@ -685,9 +685,13 @@ fn one_time_run_honours_min_queue_age_from_the_config() {
     assert_eq!(count("reject4@example.org"), 3, "{}", peer.transcript());
 }
 
+/// A runner stopped by SIGTERM while a server never answers the final dot waits for the
+/// reply at most its grace (60 s, the daemon's restart grace: a slower reply is the
+/// server's fault, and the message may then be sent again), then stops with the entry
+/// intact and still queued.
 #[test]
-fn sigterm_with_a_stalled_server_stops_within_seconds() {
-    let Some((_scratch, peer)) = start_peer(&[("STALL", "60")]) else {
+fn sigterm_with_a_stalled_server_stops_within_its_grace() {
+    let Some((_scratch, peer)) = start_peer(&[("STALL", "150")]) else {
         return;
     };
     let env = relay_env(peer.port, "");
@@ -697,10 +701,10 @@ fn sigterm_with_a_stalled_server_stops_within_seconds() {
     peer.wait_transcript("DATA-END", Duration::from_secs(10));
     sigterm(&runner);
     let t = Instant::now();
-    let st = wait_exit(&mut runner, Duration::from_secs(10)).expect("the runner did not stop");
+    let st = wait_exit(&mut runner, Duration::from_secs(120)).expect("the runner did not stop");
     assert!(st.success());
     assert!(
-        t.elapsed() < Duration::from_secs(6),
+        t.elapsed() < Duration::from_secs(90),
         "stopping took {:?}",
         t.elapsed()
     );
