@@ -799,7 +799,8 @@ pub fn submit<R: BufRead>(
                 // `From: s@xn--bcher-kva.example`): the field is written before the
                 // relay is known, and only the A-label form reaches one without
                 // SMTPUTF8 intact (compat-tests/DIFFERENCES.md, `idn-header-from-relay`).
-                address::with_a_labels(&from_addr).into_owned()
+                address::ascii_address(&from_addr)
+                    .map_or_else(|| from_addr.clone(), std::borrow::Cow::into_owned)
             };
             // `-F` names a local `-f` sender (unqualified, or of this host), as in
             // sendmail (recorded: `f-unqual-F`, `F-with-f-self`); a sender elsewhere

@@ -353,38 +353,7 @@ pub fn points_back(domain: &str, own: &[String]) -> String {
     )
 }
 
-/// A domain in the form DNS and a server without SMTPUTF8 take: an ASCII name as it is,
-/// a name with U-labels as its A-labels (`bücher.example` → `xn--bcher-kva.example`; IDNA
-/// 2008 with UTS #46 mapping, RFC 5891, the `idna` crate). None for a name that has no
-/// such form (a label that is not a valid U-label).
-pub fn ascii_domain(domain: &str) -> Option<String> {
-    if domain.is_ascii() {
-        return Some(domain.to_string());
-    }
-    let trailing_dot = domain.ends_with('.');
-    let a = idna::domain_to_ascii(domain.trim_end_matches('.')).ok()?;
-    if a.is_empty() {
-        return None;
-    }
-    Some(if trailing_dot { format!("{a}.") } else { a })
-}
-
-/// An address as a server without SMTPUTF8 can take it (RFC 6531 §3.2, RFC 5891): an
-/// ASCII address as it is; one whose only non-ASCII part is its domain with the domain's
-/// A-labels (`c@bücher.example` → `c@xn--bcher-kva.example`). None when the address
-/// needs SMTPUTF8: a non-ASCII local part, or a domain with no A-label form.
-pub fn ascii_address(addr: &str) -> Option<std::borrow::Cow<'_, str>> {
-    if addr.is_ascii() {
-        return Some(std::borrow::Cow::Borrowed(addr));
-    }
-    let (local, domain) = rsendmail::message::address::split_at_domain(addr);
-    let domain = domain?;
-    if !local.is_ascii() {
-        return None;
-    }
-    let a = ascii_domain(domain)?;
-    Some(std::borrow::Cow::Owned(format!("{local}@{a}")))
-}
+pub use rsendmail::message::address::{ascii_address, ascii_domain};
 
 /// Preference order; hosts of equal preference in random order (RFC 5321 §5.1).
 pub fn order(mx: &mut [(u16, String)]) {

@@ -1087,10 +1087,7 @@ pub fn domain_key(domain: &str) -> String {
     if d.is_ascii() {
         return d.to_ascii_lowercase();
     }
-    match idna::domain_to_ascii(d) {
-        Ok(a) if !a.is_empty() => a,
-        _ => d.to_lowercase(),
-    }
+    ascii_domain(d).unwrap_or_else(|| d.to_lowercase())
 }
 
 /// [`domain_key`] of an address's domain (`None` for an unqualified local name).
@@ -1111,18 +1108,37 @@ pub fn duplicate_key(addr: &str) -> String {
     }
 }
 
-/// An address with its domain's U-labels as A-labels (`c@bücher.example` →
-/// `c@xn--bcher-kva.example`; IDNA 2008 with UTS #46 mapping, RFC 5891), the form a
-/// server without SMTPUTF8 takes. An ASCII address, one with a non-ASCII local part
-/// (which has no such form) or one whose domain has no A-label form is returned as it is.
-pub fn with_a_labels(addr: &str) -> std::borrow::Cow<'_, str> {
-    match split_at_domain(addr) {
-        (local, Some(d)) if local.is_ascii() && !d.is_ascii() => match idna::domain_to_ascii(d) {
-            Ok(a) if !a.is_empty() => std::borrow::Cow::Owned(format!("{local}@{a}")),
-            _ => std::borrow::Cow::Borrowed(addr),
-        },
-        _ => std::borrow::Cow::Borrowed(addr),
+/// A domain in the form DNS and a server without SMTPUTF8 take: an ASCII name as it is,
+/// a name with U-labels as its A-labels (`bücher.example` → `xn--bcher-kva.example`; IDNA
+/// 2008 with UTS #46 mapping, RFC 5891, the `idna` crate). None for a name that has no
+/// such form (a label that is not a valid U-label).
+pub fn ascii_domain(domain: &str) -> Option<String> {
+    if domain.is_ascii() {
+        return Some(domain.to_string());
     }
+    let trailing_dot = domain.ends_with('.');
+    let a = idna::domain_to_ascii(domain.trim_end_matches('.')).ok()?;
+    if a.is_empty() {
+        return None;
+    }
+    Some(if trailing_dot { format!("{a}.") } else { a })
+}
+
+/// An address as a server without SMTPUTF8 can take it (RFC 6531 §3.2, RFC 5891): an
+/// ASCII address as it is; one whose only non-ASCII part is its domain with the domain's
+/// A-labels (`c@bücher.example` → `c@xn--bcher-kva.example`). None when the address
+/// needs SMTPUTF8: a non-ASCII local part, or a domain with no A-label form.
+pub fn ascii_address(addr: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if addr.is_ascii() {
+        return Some(std::borrow::Cow::Borrowed(addr));
+    }
+    let (local, domain) = split_at_domain(addr);
+    let domain = domain?;
+    if !local.is_ascii() {
+        return None;
+    }
+    let a = ascii_domain(domain)?;
+    Some(std::borrow::Cow::Owned(format!("{local}@{a}")))
 }
 
 /// Whether a domain names this host: its name, `localhost`, or a loopback address
