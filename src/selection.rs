@@ -69,7 +69,7 @@ pub fn address_contains(addr: &str, needle: &str) -> bool {
             .any(|l| l.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("xn--")))
     };
     let other = if !domain.is_ascii() {
-        idna::domain_to_ascii(domain).ok()
+        crate::message::address::ascii_domain(domain)
     } else if is_a_label(domain) {
         match idna::domain_to_unicode(domain) {
             (u, Ok(())) => Some(u),

@@ -668,7 +668,7 @@ static STOP: AtomicBool = AtomicBool::new(false);
 /// a slow server's reply (a routine SIGHUP or `systemctl restart` must not duplicate
 /// mail). An interrupted delivery leaves its entry as it was (state updates are atomic);
 /// a runner with nothing in progress exits at once.
-const STOP_GRACE: Duration = Duration::from_secs(60);
+const STOP_GRACE: Duration = super::serve::RESTART_GRACE;
 
 pub fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     // Before the fork: a missing queue directory is the caller's to hear (78).
