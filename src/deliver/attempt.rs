@@ -513,9 +513,17 @@ pub fn attempt(
     result.new_entries.extend(sent.ids);
     result.counts = rec.counts;
     let mut rec_state = rec.state;
-    // The report owed for recipients refused at submission went with this attempt's.
-    rec_state.owed.clear();
-    rec_state.owed_notes.clear();
+    // The report owed for recipients refused at submission went with this attempt's,
+    // unless a failure report could not be queued: then it stays owed (nothing else
+    // holds those recipients) for the report of a later run.
+    let owed_sent = sent.failure_unqueued.is_none();
+    if owed_sent {
+        rec_state.owed.clear();
+        rec_state.owed_notes.clear();
+    } else {
+        rec_state.owed.clone_from(&before.owed);
+        rec_state.owed_notes.clone_from(&before.owed_notes);
+    }
     let mut all_final = rec.all_final;
     if let Some(why) = sent.failure_unqueued {
         // The failures stay queued until their report can be: tried again (and
@@ -537,6 +545,9 @@ pub fn attempt(
                 *why = None;
             }
         }
+        // A report owed stays owed until it was queued, and only until then.
+        smaller.owed.clone_from(&rec_state.owed);
+        smaller.owed_notes.clone_from(&rec_state.owed_notes);
         locked.record_outcome(rec_state, smaller)?;
     }
     Ok(result)
