@@ -7,6 +7,10 @@
 //! original message (`message/rfc822`, or `text/rfc822-headers` when the sender asked
 //! for headers only with `-R hdrs` / `RET=HDRS`).
 //!
+//! A report is queued in one form, its 8-bit text as it is; the form a server is sent
+//! (7-bit, or RFC 6533's internationalized report) is decided when it is sent, by
+//! [`form`].
+//!
 //! The returned header lies in the report's body, where the SMTP client's folding of
 //! header fields does not reach, and its body rule (CRLF SP after 2,040 octets) would cut a
 //! long `To:` or `References:` anywhere. So its over-long lines are folded here, as the
@@ -28,6 +32,8 @@
 //! becomes `?`: the report is still sent. The returned message is copied as queued.
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
+
+pub mod form;
 
 use std::fmt::Write as _;
 use std::io::{self, BufReader, Read, Write};

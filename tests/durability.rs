@@ -589,3 +589,59 @@ fn a_full_spool_sends_nothing_it_cannot_record() {
     assert_eq!(peer.messages().len(), 1);
     assert!(env.mailq(&[]).contains("reject4@x.example"));
 }
+
+/// Recipients refused at an interactive submission are kept in the entry's state for the
+/// one report of the pass. A full disk at any fsync of that pass (the submission's state
+/// record, whose fallback without the replies' texts must keep them; the report's own
+/// commit in the delivery that follows, after which they must stay owed) never loses
+/// them: when the submission was taken (exit 67), the sender gets a report naming the
+/// refused recipient, at once or from a later run, and nothing stays queued.
+#[test]
+fn a_full_disk_never_loses_the_report_of_recipients_refused_at_submission() {
+    if !require("strace") {
+        return;
+    }
+    let Some((_scratch, peer)) = crate::harness::servers::start_peer(&[]) else {
+        return;
+    };
+    let env = crate::harness::servers::relay_env(peer.port, "");
+    fs::write(env.dir.join("aliases"), "").unwrap();
+    env.add_config(&format!("ALIASES {}\n", env.dir.join("aliases").display()));
+    let reports_naming = |who: &str| {
+        peer.messages()
+            .iter()
+            .filter(|(j, m)| {
+                j.contains("\"rcpt_tos\": [\"s@example.org\"]")
+                    && String::from_utf8_lossy(m).contains(&format!("{who}... User unknown"))
+            })
+            .count()
+    };
+    let mut checked = 0;
+    for k in 1..=10u32 {
+        let who = format!("nosuchuser{k}");
+        let (code, out) = strace_run(
+            &env,
+            &fsync_enospc(Some(k)),
+            &["-odi", "-f", "s@example.org", &who, "good@example.org"],
+            format!("Subject: fsync {k}\n\nbody\n").as_bytes(),
+        );
+        for _ in 0..2 {
+            env.sendmail(&["-qf"], b"").code(0);
+        }
+        if code != 67 {
+            // Not taken (the caller is told: EX_TEMPFAIL, nothing queued).
+            assert_eq!(code, 75, "fsync {k}: {out}");
+            continue;
+        }
+        checked += 1;
+        // (Two when the report's entry was renamed into place but the directory's fsync
+        // failed: it is made again, a duplicate being better than a loss.)
+        assert!(
+            reports_naming(&who) >= 1,
+            "fsync {k}: the report of {who} was lost\n{out}\n{}",
+            env.listing()
+        );
+    }
+    assert!(checked >= 5, "{checked} submissions taken");
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}

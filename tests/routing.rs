@@ -823,22 +823,26 @@ fn a_mailbox_in_both_forms_of_its_idn_domain_is_one_recipient() {
 /// A delivery report about a UTF-8 recipient (a non-ASCII local part, or U-labels)
 /// holds 8-bit text and says so: `BODY=8BITMIME` in its MAIL FROM, an 8bit
 /// Content-Transfer-Encoding in its header and on the parts that hold it; never
-/// undeclared 8-bit. The `From:` rsendmail writes for a U-label sender has its
+/// undeclared 8-bit. Its delivery-status fields name the recipient as RFC 6533's
+/// `utf-8` type: as it is in the `message/global-delivery-status` a server offering
+/// SMTPUTF8 gets, in US-ASCII (`\x{FC}`) to one without. The `From:` rsendmail writes for a U-label sender has its
 /// A-labels (the form a server without SMTPUTF8 takes).
 #[test]
 fn reports_about_utf8_recipients_declare_their_8bit_text() {
-    for (no_utf8, sender, rcpt, from) in [
+    for (no_utf8, sender, rcpt, from, field) in [
         (
             false,
             "s@example.org",
             "reject5.j\u{f6}rg@example.org",
             "From: s@example.org",
+            "Final-Recipient: utf-8; reject5.j\u{f6}rg@example.org",
         ),
         (
             true,
             "s@b\u{fc}cher.example",
             "reject5.u@b\u{fc}cher.example",
             "From: s@xn--bcher-kva.example",
+            "Final-Recipient: utf-8; reject5.u@b\\x{FC}cher.example",
         ),
     ] {
         let envs: &[(&str, &str)] = if no_utf8 {
@@ -863,8 +867,12 @@ fn reports_about_utf8_recipients_declare_their_8bit_text() {
         assert!(j.contains("BODY=8BITMIME"), "{rcpt}: {j}");
         let (head, body) = report.split_once("\r\n\r\n").unwrap_or_default();
         assert!(head.contains("Content-Transfer-Encoding: 8bit"), "{head}");
-        assert!(
-            body.contains(&format!("Final-Recipient: RFC822; {rcpt}")),
+        // RFC 6533: the `utf-8` type, as it is in the internationalized report a
+        // server offering SMTPUTF8 gets, in US-ASCII to any other.
+        assert!(body.contains(field), "{body}");
+        assert_eq!(
+            body.contains("Content-Type: message/global-delivery-status"),
+            !no_utf8,
             "{body}"
         );
         // Each part with 8-bit text declares it.

@@ -10,6 +10,7 @@ mod connection_cache;
 mod content;
 mod delivery;
 mod dns;
+mod dsn;
 mod durability;
 mod folding;
 mod hostile_replies;

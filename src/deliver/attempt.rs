@@ -513,9 +513,17 @@ pub fn attempt(
     result.new_entries.extend(sent.ids);
     result.counts = rec.counts;
     let mut rec_state = rec.state;
-    // The report owed for recipients refused at submission went with this attempt's.
-    rec_state.owed.clear();
-    rec_state.owed_notes.clear();
+    // The report owed for recipients refused at submission went with this attempt's,
+    // unless a failure report could not be queued: then it stays owed (nothing else
+    // holds those recipients) for the report of a later run.
+    let owed_sent = sent.failure_unqueued.is_none();
+    if owed_sent {
+        rec_state.owed.clear();
+        rec_state.owed_notes.clear();
+    } else {
+        rec_state.owed.clone_from(&before.owed);
+        rec_state.owed_notes.clone_from(&before.owed_notes);
+    }
     let mut all_final = rec.all_final;
     if let Some(why) = sent.failure_unqueued {
         // The failures stay queued until their report can be: tried again (and
@@ -537,6 +545,9 @@ pub fn attempt(
                 *why = None;
             }
         }
+        // A report owed stays owed until it was queued, and only until then.
+        smaller.owed.clone_from(&rec_state.owed);
+        smaller.owed_notes.clone_from(&rec_state.owed_notes);
         locked.record_outcome(rec_state, smaller)?;
     }
     Ok(result)
@@ -724,6 +735,38 @@ fn send_transaction(
         return Ok(got);
     }
     let mut data = file()?;
+    // A report rsendmail wrote with 8-bit text goes in the form this server can take
+    // (rsendmail::dsn::form): 7-bit to a server without 8BITMIME, RFC 6533's
+    // internationalized report to one offering SMTPUTF8.
+    let mut body = env.body_type.as_deref();
+    let mut reformed = None;
+    if env.report.is_some() && body == Some("8BITMIME") {
+        let qf_read_error =
+            |e: &std::io::Error| Fatal::new(Sysexit::IoErr, format!("qf{}: {e}", env.id));
+        let takes = rsendmail::dsn::form::Takes {
+            eight_bit: session.caps.eightbitmime,
+            utf8: session.caps.smtputf8,
+        };
+        let origin = data.stream_position();
+        match origin.and_then(|o| Ok((o, rsendmail::dsn::form::for_server(&mut data, takes)?))) {
+            Ok((origin, Some(r))) => {
+                if !r.eight_bit {
+                    body = None;
+                }
+                let d = data.try_clone().map_err(|e| qf_read_error(&e))?;
+                reformed = Some(rsendmail::dsn::form::Spliced::new(d, origin, r));
+            }
+            Ok((origin, None)) => {
+                data.seek(SeekFrom::Start(origin))
+                    .map_err(|e| qf_read_error(&e))?;
+            }
+            Err(e) => return Err(qf_read_error(&e)),
+        }
+    }
+    let data: &mut dyn smtp::Stored = match reformed.as_mut() {
+        Some(r) => r,
+        None => &mut data,
+    };
     let sender = engine.qualify(t.sender.as_deref().unwrap_or(&env.sender));
     // With XVERP the server makes each recipient's sender; without it, this
     // transaction's one recipient gets its own here.
@@ -780,8 +823,8 @@ fn send_transaction(
                 orcpt: r.orcpt.as_deref(),
             })
             .collect(),
-        data: &mut data,
-        body: env.body_type.as_deref(),
+        data,
+        body,
         ret: env.ret.as_deref(),
         envid: env.envid.as_deref(),
         xverp,

@@ -627,18 +627,17 @@ impl State {
     }
 
     /// The state without its texts (the entry's reason, each recipient's last reply):
-    /// what must be kept so that no recipient is tried again once final, in the fewest
-    /// bytes. Written when the whole state finds no room (a full disk, a file-size limit).
+    /// what must be kept so that no recipient is tried again once final, and no report
+    /// owed is lost, in the fewest bytes. Written when the whole state finds no room (a
+    /// full disk, a file-size limit). The report owed for recipients refused at
+    /// submission ([`State::owed`], [`State::owed_notes`]) is kept whole: nothing else
+    /// holds those recipients, so without it they would never be reported.
     pub fn essential(&self) -> State {
         State {
             reason: None,
             // The administrator's marks are texts too (and not bounded).
             retry: false,
             bounce: None,
-            // (A report owed for recipients refused at submission is a text too: when
-            // not even the whole state fits, it is lost with the rest, and logged.)
-            owed: Vec::new(),
-            owed_notes: Vec::new(),
             recipients: self
                 .recipients
                 .iter()
@@ -649,8 +648,8 @@ impl State {
     }
 
     /// The most bytes `essential().to_text()` can take for an entry with `recipients`
-    /// recipients, whatever its state: every number at its widest, every recipient
-    /// named with the longest state word.
+    /// recipients and no report owed ([`State::owed`]), whatever its state: every number
+    /// at its widest, every recipient named with the longest state word.
     pub fn essential_len_bound(recipients: usize) -> usize {
         let head = format!("{STATE_MAGIC} {STATE_VERSION}\n").len()
             + "attempts \n".len()
@@ -925,10 +924,40 @@ mod tests {
                 retry: true,
                 bounce: Some("returned ".repeat(40)),
                 owed: Vec::new(),
-                owed_notes: vec!["550 5.1.1 x... User unknown".repeat(20)],
+                owed_notes: Vec::new(),
             };
             let e = st.essential();
             assert!(e.to_text().len() <= State::essential_len_bound(n), "{n}");
+            // A report owed is kept whole.
+            let owing = State {
+                owed: vec![crate::dsn::RcptReport {
+                    final_recipient: "x@host.example".into(),
+                    original_recipient: None,
+                    action: "failed",
+                    status: crate::status::BAD_MAILBOX,
+                    remote_mta: None,
+                    diagnostic: Some("550 5.1.1 x... User unknown".into()),
+                    diagnostic_type: "X-Unix",
+                    transcript: Vec::new(),
+                    listed: Some("x".into()),
+                    comment: None,
+                    actual_recipient: None,
+                    expanded_from: None,
+                    last_attempt: 7,
+                }],
+                owed_notes: vec!["550 5.1.1 x... User unknown".into()],
+                ..st.clone()
+            };
+            let kept = State::parse(&owing.essential().to_text()).unwrap();
+            assert_eq!(
+                (kept.owed.len(), &kept.owed_notes),
+                (1, &owing.owed_notes),
+                "{n}"
+            );
+            assert_eq!(
+                crate::spool::entry::owed_text(&kept.owed[0]),
+                crate::spool::entry::owed_text(&owing.owed[0])
+            );
             let back = State::parse(&e.to_text()).unwrap();
             assert_eq!(back.of(n - 1), RcptState::Delivered);
             assert_eq!(

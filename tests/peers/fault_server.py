@@ -30,7 +30,8 @@ Faults, by the local part of a recipient:
 RAW_REPLY and RAW_DATA_REPLY are written in ASCII with Python's backslash escapes
 (\\r, \\x00, \\x1b, \\u009b), so that a reply can hold any character, a bare CR or a NUL
 among them; the server sends the text as it is, then CRLF.
-Options (environment): NO_PIPELINING=1 hides PIPELINING; NO_EHLO=1 refuses EHLO (502);
+Options (environment): NO_PIPELINING=1 hides PIPELINING; NO_8BITMIME=1 hides 8BITMIME
+(with NO_SMTPUTF8=1: a server that takes only 7-bit mail); NO_EHLO=1 refuses EHLO (502);
 RSET_FAIL=1 answers RSET with 500;
 replies outside what a command allows (RFC 5321 4.3.2), each logged as "WRONG-REPLY":
 DATA_250=1 answers DATA with 250 and reads no data; EXTRA_REPLIES=1 sends two more
@@ -185,8 +186,10 @@ class Handler:
         if os.environ.get("XVERP"):
             responses = [r.replace("250 ", "250-", 1) if r.startswith("250 ") else r
                          for r in responses] + ["250 XVERP"]
-        if os.environ.get("NO_PIPELINING"):
-            responses = [r for r in responses if "PIPELINING" not in r]
+        hidden = [k for k, v in (("PIPELINING", "NO_PIPELINING"), ("8BITMIME", "NO_8BITMIME"))
+                  if os.environ.get(v)]
+        if hidden:
+            responses = [r for r in responses if not any(k in r for k in hidden)]
             # keep the last line a final line
             if responses and responses[-1].startswith("250-"):
                 responses[-1] = "250 " + responses[-1][4:]

@@ -1,0 +1,292 @@
+//! Delivery reports as the server taking them can take them (RFC 6152, RFC 6531,
+//! RFC 3464, RFC 6533): all 7-bit to a server that offers neither 8BITMIME nor SMTPUTF8,
+//! the `message/delivery-status` fields in US-ASCII to one without SMTPUTF8, and the
+//! internationalized report (`message/global-delivery-status`) to one offering SMTPUTF8
+//! when an address in it is not US-ASCII. Each report is read back with Python's email
+//! parser.
+
+use crate::harness::Env;
+use crate::harness::servers::{Peer, relay_env, start_peer};
+use std::process::{Command, Stdio};
+
+/// An 8-bit message: its header and its body.
+const MSG8: &[u8] = "Subject: caf\u{e9}\n\n8bit body caf\u{e9}\n".as_bytes();
+
+/// A report as Python's email parser reads it: per part, `type`, `cte` and `text` (a
+/// text part decoded from its transfer encoding; any other part as its content), and the
+/// report's `report-type`.
+#[derive(Debug)]
+struct Parsed {
+    report_type: String,
+    parts: Vec<(String, String, String)>,
+}
+
+fn parse(raw: &[u8]) -> Parsed {
+    let code = r#"
+import email, sys
+from email import policy
+m = email.message_from_bytes(sys.stdin.buffer.read(), policy=policy.compat32)
+parts = []
+for p in m.get_payload():
+    if p.get_content_maintype() == "text":
+        text = p.get_payload(decode=True).decode("utf-8", "replace")
+    else:
+        text = p.as_bytes().decode("utf-8", "replace").split("\n\n", 1)[-1]
+    parts.append("\x1f".join([p.get_content_type(), p.get("Content-Transfer-Encoding") or "", text]))
+sys.stdout.write("\x1e".join([m.get_param("report-type") or ""] + parts))
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", code])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(raw).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "python could not parse the report");
+    let out = String::from_utf8(out.stdout).unwrap().replace("\r\n", "\n");
+    let mut records = out.split('\x1e');
+    let report_type = records.next().unwrap_or_default().to_string();
+    let parts = records
+        .map(|r| {
+            let mut f = r.splitn(3, '\x1f').map(str::to_string);
+            let mut next = || f.next().unwrap_or_default();
+            (next(), next(), next())
+        })
+        .collect();
+    Parsed { report_type, parts }
+}
+
+/// The reports the peer took for `to`: (envelope json, message).
+fn reports_to(peer: &Peer, to: &str) -> Vec<(String, Vec<u8>)> {
+    peer.messages()
+        .into_iter()
+        .filter(|(j, _)| j.contains(&format!("\"rcpt_tos\": [\"{to}\"]")))
+        .collect()
+}
+
+/// [`reports_to`], once at least one came (or a minute passed).
+fn wait_reports_to(peer: &Peer, to: &str) -> Vec<(String, Vec<u8>)> {
+    let start = std::time::Instant::now();
+    loop {
+        let got = reports_to(peer, to);
+        if !got.is_empty() || start.elapsed() > std::time::Duration::from_secs(60) {
+            return got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn types(p: &Parsed) -> Vec<&str> {
+    p.parts.iter().map(|(t, _, _)| t.as_str()).collect()
+}
+
+/// To a server that offers neither 8BITMIME nor SMTPUTF8, every report (a bounce
+/// returning the header or the whole message, a return receipt, a delay warning) naming a UTF-8
+/// recipient about an 8-bit message goes all in 7-bit octets and without BODY=8BITMIME:
+/// its explanation quoted-printable, the UTF-8 address in the delivery-status fields as
+/// RFC 6533's `utf-8` type (`\x{F6}`), the returned message as its header only,
+/// quoted-printable, which the explanation says. Decoded, it says what the 8-bit report
+/// says.
+#[test]
+fn a_report_to_a_7bit_server_is_all_7bit() {
+    let Some((_scratch, peer)) = start_peer(&[("NO_8BITMIME", "1"), ("NO_SMTPUTF8", "1")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "O Timeout.queuewarn=1s\n");
+    // A delay warning: the message deferred, then a run after the warning time.
+    env.sendmail(
+        &["-odq", "-f", "s4@example.org", "reject4@example.org"],
+        MSG8,
+    )
+    .code(0);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    env.sendmail(&["-qf"], b"").code(0);
+    let runs: &[&[&str]] = &[
+        &["-odi", "-f", "s1@example.org", "j\u{f6}rg@example.org"],
+        &[
+            "-odi",
+            "-R",
+            "full",
+            "-f",
+            "s2@example.org",
+            "j\u{f6}rg@example.org",
+        ],
+        &[
+            "-odi",
+            "-N",
+            "success",
+            "-f",
+            "s3@example.org",
+            "ok@example.org",
+        ],
+    ];
+    for args in runs {
+        env.sendmail(args, MSG8);
+    }
+    for (k, to) in [
+        "s1@example.org",
+        "s2@example.org",
+        "s3@example.org",
+        "s4@example.org",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let got = wait_reports_to(&peer, to);
+        assert_eq!(got.len(), 1, "{to}: {}", peer.transcript());
+        let (j, raw) = &got[0];
+        assert!(!j.contains("8BITMIME"), "{j}");
+        let bad: Vec<&u8> = raw.iter().filter(|b| !b.is_ascii()).collect();
+        assert!(
+            bad.is_empty(),
+            "{to}: 8-bit octets on the wire\n{}",
+            String::from_utf8_lossy(raw)
+        );
+        let p = parse(raw);
+        assert_eq!(p.report_type, "delivery-status", "{p:?}");
+        assert_eq!(
+            types(&p),
+            [
+                "text/plain",
+                "message/delivery-status",
+                "text/rfc822-headers"
+            ],
+            "{to}: {p:?}"
+        );
+        let returned = &p.parts[2].2;
+        assert!(returned.contains("Subject: caf\u{e9}"), "{to}: {p:?}");
+        assert!(!returned.contains("8bit body"), "{to}: {p:?}");
+        if k < 2 {
+            let text = &p.parts[0].2;
+            assert!(text.contains("\nj\u{f6}rg@example.org\n"), "{to}: {p:?}");
+            assert!(
+                p.parts[1]
+                    .2
+                    .contains("Final-Recipient: utf-8; j\\x{F6}rg@example.org"),
+                "{to}: {p:?}"
+            );
+            assert_eq!(p.parts[0].1, "quoted-printable", "{p:?}");
+        }
+        // Only where the whole message was to be returned does the explanation say why
+        // only its header came.
+        if k == 1 {
+            assert!(
+                p.parts[0]
+                    .2
+                    .contains("\nthis report does not accept: only its header is returned.\n"),
+                "{p:?}"
+            );
+        }
+        assert_eq!(p.parts[2].1, "quoted-printable", "{p:?}");
+    }
+}
+
+/// To a server offering 8BITMIME but not SMTPUTF8, a bounce naming a UTF-8 recipient
+/// keeps its 8-bit text (BODY=8BITMIME) but writes the address in its delivery-status
+/// fields as RFC 6533's `utf-8` type in US-ASCII; the returned message stays whole.
+#[test]
+fn a_report_to_an_8bitmime_server_has_ascii_status_fields() {
+    let Some((_scratch, peer)) = start_peer(&[("NO_SMTPUTF8", "1")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &[
+            "-odi",
+            "-R",
+            "full",
+            "-f",
+            "s@example.org",
+            "j\u{f6}rg@example.org",
+        ],
+        MSG8,
+    );
+    env.wait_until_empty(std::time::Duration::from_secs(60));
+    let got = reports_to(&peer, "s@example.org");
+    assert_eq!(got.len(), 1, "{}", peer.transcript());
+    let (j, raw) = &got[0];
+    assert!(j.contains("BODY=8BITMIME"), "{j}");
+    let p = parse(raw);
+    assert_eq!(
+        types(&p),
+        ["text/plain", "message/delivery-status", "message/rfc822"],
+        "{p:?}"
+    );
+    assert!(p.parts[1].2.is_ascii(), "{p:?}");
+    assert!(
+        p.parts[1]
+            .2
+            .contains("Final-Recipient: utf-8; j\\x{F6}rg@example.org"),
+        "{p:?}"
+    );
+    assert!(p.parts[0].2.contains("\nj\u{f6}rg@example.org\n"), "{p:?}");
+    assert!(p.parts[2].2.contains("8bit body caf\u{e9}"), "{p:?}");
+}
+
+/// To a server offering SMTPUTF8, a report naming a UTF-8 recipient is RFC 6533's
+/// internationalized report: `message/global-delivery-status` with the address as the
+/// `utf-8` type as it is, and the returned header, which holds UTF-8, as
+/// `message/global-headers` (`message/global` for the whole message). A report whose
+/// addresses are all US-ASCII stays `message/delivery-status`.
+#[test]
+fn a_report_naming_a_utf8_address_to_an_smtputf8_server_is_global() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env: Env = relay_env(peer.port, "");
+    let runs: &[(&[&str], &str, &str, &str)] = &[
+        (
+            &[
+                "-odi",
+                "-f",
+                "s1@example.org",
+                "reject5j\u{f6}rg@example.org",
+            ],
+            "s1@example.org",
+            "message/global-delivery-status",
+            "message/global-headers",
+        ),
+        (
+            &[
+                "-odi",
+                "-R",
+                "full",
+                "-f",
+                "s2@example.org",
+                "reject5j\u{f6}rg@example.org",
+            ],
+            "s2@example.org",
+            "message/global-delivery-status",
+            "message/global",
+        ),
+        (
+            &["-odi", "-f", "s3@example.org", "reject5@example.org"],
+            "s3@example.org",
+            "message/delivery-status",
+            "text/rfc822-headers",
+        ),
+    ];
+    for (args, to, status, returned) in runs {
+        env.sendmail(args, MSG8);
+        env.wait_until_empty(std::time::Duration::from_secs(60));
+        let got = reports_to(&peer, to);
+        assert_eq!(got.len(), 1, "{to}: {}", peer.transcript());
+        let p = parse(&got[0].1);
+        assert_eq!(types(&p), ["text/plain", *status, *returned], "{to}: {p:?}");
+        assert_eq!(
+            p.report_type,
+            status.trim_start_matches("message/"),
+            "{p:?}"
+        );
+        if status.contains("global") {
+            assert!(
+                p.parts[1]
+                    .2
+                    .contains("Final-Recipient: utf-8; reject5j\u{f6}rg@example.org"),
+                "{to}: {p:?}"
+            );
+        }
+    }
+}
