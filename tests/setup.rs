@@ -1197,6 +1197,72 @@ fn sighup_with_a_start_that_would_fail_keeps_the_daemon_running_as_it_was() {
     greeting_on(d.port, Duration::from_secs(30));
 }
 
+/// `-bd` restarted by SIGHUP stays the same process (it does not fork again): the pid
+/// in its pid file, which a service manager follows, still names the daemon, whose
+/// sessions are its children.
+#[test]
+fn a_background_daemon_keeps_its_process_id_across_sighup() {
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    let pid_file = env.dir.join("daemon.pid");
+    env.add_config(&format!(
+        "MAILLOG {}\nO PidFile={}\n",
+        log.display(),
+        pid_file.display()
+    ));
+    let port = daemon_port(&env);
+    let st = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-bd"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut pid = 0u32;
+    wait_until(Duration::from_secs(20), "the pid file", || {
+        pid = fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.parse().ok()))
+            .unwrap_or(0);
+        pid != 0
+    });
+    // The daemon is stopped when the test ends, whatever it says.
+    struct Stop(u32);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            if running(self.0) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(self.0 as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+    let _stop = Stop(pid);
+    greeting_on(port, Duration::from_secs(20));
+    sighup(pid);
+    wait_until(Duration::from_secs(60), "the restarted daemon", || {
+        log_count(&log, "listening on") == 2
+    });
+    assert!(running(pid), "the daemon is not the same process");
+    greeting_on(port, Duration::from_secs(20));
+    let text = fs::read_to_string(&pid_file).unwrap();
+    assert_eq!(
+        text.lines().next(),
+        Some(pid.to_string().as_str()),
+        "{text}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    wait_until(Duration::from_secs(20), "the daemon to stop", || {
+        !running(pid)
+    });
+}
+
 /// SIGHUP after a broken program was renamed over the path the daemon was started from
 /// (an empty file, a cut-off binary, one without its execute bit, a script that fails or
 /// exits 0 doing nothing): the restart is refused and logged with the reason, and the
@@ -1323,13 +1389,20 @@ fn the_runner_delivers_locally_after_an_upgrade_by_rename() {
         || env.listing(),
         || fs::read_to_string(&mbox).is_ok_and(|t| t.contains("Subject: setup")),
     );
-    let said = fs::read_to_string(&log).unwrap();
-    assert!(
-        said.lines().any(
-            |l| l.contains(&format!("rsendmail-deliver[{}]", runners[0]))
-                && l.contains("to=<root")
-                && l.contains("stat=Sent")
-        ),
-        "not delivered by the runner:\n{said}"
+    // The delivery's log line follows the mailbox's write.
+    let by_runner = || {
+        fs::read_to_string(&log).is_ok_and(|said| {
+            said.lines().any(|l| {
+                l.contains(&format!("rsendmail-deliver[{}]", runners[0]))
+                    && l.contains("to=<root")
+                    && l.contains("stat=Sent")
+            })
+        })
+    };
+    wait_until_or(
+        Duration::from_secs(10),
+        "the runner's delivery in the log",
+        || fs::read_to_string(&log).unwrap_or_default(),
+        by_runner,
     );
 }
