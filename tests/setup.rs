@@ -1197,6 +1197,42 @@ fn sighup_with_a_start_that_would_fail_keeps_the_daemon_running_as_it_was() {
     greeting_on(d.port, Duration::from_secs(30));
 }
 
+/// SIGHUPs in quick succession (a reload sent again and again) while the daemon restarts:
+/// one that comes before the new program has its handlers waits for them (the signals
+/// are held across the exec), so none ends the daemon by the signal's default action;
+/// the daemon restarts again and serves.
+#[test]
+fn sighups_during_a_restart_never_end_the_daemon() {
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let mut d = crate::harness::servers::Daemon::start(&env, &["-odq"]);
+    let pid = d.child.id();
+    wait_until(Duration::from_secs(10), "the daemon's log", || {
+        log_count(&log, "listening on") == 1
+    });
+    // A SIGHUP every millisecond until the restarted program says it listens.
+    let limit = std::time::Instant::now() + Duration::from_secs(60);
+    while log_count(&log, "listening on") < 2
+        && std::time::Instant::now() < limit
+        && d.child.try_wait().unwrap().is_none()
+    {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        d.child.try_wait().unwrap().is_none(),
+        "a SIGHUP ended the daemon:\n{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(log_count(&log, "listening on") >= 2);
+    greeting_on(d.port, Duration::from_secs(30));
+    assert!(d.child.try_wait().unwrap().is_none(), "the daemon ended");
+}
+
 /// `-bd` restarted by SIGHUP stays the same process (it does not fork again): the pid
 /// in its pid file, which a service manager follows, still names the daemon, whose
 /// sessions are its children.

@@ -465,6 +465,13 @@ pub fn daemon(
         })
     }
     .map_err(|e| Fatal::new(Sysexit::OsErr, format!("cannot handle signals: {e}")))?;
+    // The handlers are in place: the signals a restarting daemon held across its exec
+    // ([`exec_again`]) are taken now (one that came meanwhile restarts or stops us).
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
+        Some(&session_signal_set()),
+        None,
+    );
     let bound: Vec<String> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())
@@ -643,7 +650,8 @@ fn stop_runner(runner: Option<std::process::Child>) {
     }
 }
 
-/// The signals a session takes for itself, blocked across the fork ([`release_signals`]).
+/// The signals a session takes for itself, blocked across its fork, and the daemon's,
+/// blocked across its restart's exec ([`hold_signals`]).
 fn session_signal_set() -> nix::sys::signal::SigSet {
     let mut set = nix::sys::signal::SigSet::empty();
     for sig in [
@@ -977,11 +985,16 @@ fn exec_again(listeners: &[TcpListener], sessions: &BTreeSet<i32>) {
         // SAFETY: fcntl on our own open descriptor: kept across the exec.
         unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
     }
+    // Held across the exec (a blocked signal stays pending through it) until the new
+    // program has its handlers: until then SIGHUP's and SIGTERM's default action would
+    // end the daemon.
+    let held = hold_signals();
     let e = Command::new(&exe)
         .args(std::env::args_os().skip(1))
         .env(LISTEN_FDS, comma_list(fds.iter().copied()))
         .env(SESSION_PIDS, comma_list(sessions.iter().copied()))
         .exec();
+    release_signals(held);
     for &fd in &fds {
         // SAFETY: fcntl on our own open descriptor.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
