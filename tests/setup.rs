@@ -1197,6 +1197,60 @@ fn sighup_with_a_start_that_would_fail_keeps_the_daemon_running_as_it_was() {
     greeting_on(d.port, Duration::from_secs(30));
 }
 
+/// SIGHUP whose check passed, but the program cannot be executed after all (it changed
+/// since: here the program checked takes its own execute bit away): the daemon logs
+/// `could not exec` and runs on as it was (with a new queue runner, when one can start).
+#[test]
+fn sighup_whose_exec_fails_after_its_check_keeps_the_daemon_running() {
+    use crate::harness::servers::{Daemon, Raw};
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let bins = env.dir.join("bin");
+    let program = installed_copies(&bins, None);
+    let port = daemon_port(&env);
+    let mut d = Daemon::start_program(&env, &program, &["-q30m"], port);
+    let pid = d.child.id();
+    let mut first = Vec::new();
+    wait_until(Duration::from_secs(20), "the queue runner", || {
+        first = queue_runners_of(pid);
+        first.len() == 1
+    });
+    let deliver = bins.join("rsendmail-deliver");
+    let new = bins.join(".rsendmail-deliver.dpkg-new");
+    fs::write(
+        &new,
+        "#!/bin/sh\necho \"restart check passed $RSENDMAIL_RESTART_CHECK\"\nchmod 644 \"$0\"\nexit 0\n",
+    )
+    .unwrap();
+    fs::set_permissions(&new, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::rename(&new, &deliver).unwrap();
+    sighup(pid);
+    wait_until(Duration::from_secs(60), "the failure in the log", || {
+        log_count(&log, "SIGHUP: could not exec ") == 1
+    });
+    let said = fs::read_to_string(&log).unwrap();
+    assert!(
+        said.lines().any(|l| l.contains("SIGHUP: could not exec ")
+            && l.contains(deliver.to_str().unwrap())
+            && l.contains("Permission denied")),
+        "{said}"
+    );
+    // The runner was stopped for the restart; another cannot start from that path
+    // either, which is said too.
+    wait_until(
+        Duration::from_secs(10),
+        "the runner's failure in the log",
+        || log_count(&log, "cannot start the queue runner") == 1,
+    );
+    assert!(d.child.try_wait().unwrap().is_none(), "the daemon ended");
+    let mut c = Raw::connect(port);
+    assert!(c.line().starts_with("220 "));
+    assert!(c.cmd("EHLO client.example").starts_with("250 "));
+    assert_eq!(c.cmd("QUIT").split(' ').next(), Some("221"));
+    assert!(!running(first[0]), "the old runner still runs");
+}
+
 /// SIGHUPs in quick succession (a reload sent again and again) while the daemon restarts:
 /// one that comes before the new program has its handlers waits for them (the signals
 /// are held across the exec), so none ends the daemon by the signal's default action;

@@ -592,8 +592,11 @@ pub fn daemon(
         }
         exec_again(&listeners, &children);
         // The program could not be executed after all (it changed since its check):
-        // said, and the daemon runs on as it was, with a new runner.
-        runner = start_runner(s, argv)?;
+        // said, and the daemon runs on as it was, with a new runner if one can start.
+        runner = start_runner(s, argv).unwrap_or_else(|f| {
+            log::error!("{}", f.message);
+            None
+        });
     }
     // Stopping: no new connections; the runner and the sessions are told to end.
     drop(std::mem::take(&mut listeners));
