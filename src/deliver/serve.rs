@@ -763,9 +763,14 @@ fn inherited_listeners() -> Vec<TcpListener> {
 /// child is refused, so a name from elsewhere can never be signalled; one that has ended
 /// is reaped here).
 fn inherited_sessions() -> BTreeSet<i32> {
+    running_children(numbers_in(SESSION_PIDS))
+}
+
+/// The processes of `pids` that are running children of this process (others are
+/// dropped; ended children are reaped).
+fn running_children(pids: BTreeSet<i32>) -> BTreeSet<i32> {
     use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-    numbers_in(SESSION_PIDS)
-        .into_iter()
+    pids.into_iter()
         .filter(|&pid| {
             pid > 0
                 && matches!(
@@ -1165,4 +1170,38 @@ fn session(
         Err(e) => log::info!("{}: session ended: {e}", srv.client_text()),
     }
     0
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_running_children_are_taken_as_sessions() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let mut ended = Command::new("true").spawn().unwrap();
+        let ended_pid = ended.id() as i32;
+        // Ended, not yet reaped: a zombie child of ours (waited for without reaping).
+        // SAFETY: waitid writes into the zeroed siginfo it is given.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            assert_eq!(
+                libc::waitid(
+                    libc::P_PID,
+                    ended_pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOWAIT
+                ),
+                0
+            );
+        }
+        let me = child.id() as i32;
+        let taken = running_children([me, ended_pid, 1, 0, -1].into_iter().collect());
+        assert_eq!(taken, [me].into_iter().collect::<BTreeSet<i32>>());
+        // The ended child was reaped by the look.
+        assert!(ended.try_wait().is_err());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
