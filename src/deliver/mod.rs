@@ -255,6 +255,9 @@ pub fn main(args: Vec<OsString>) -> Sysexit {
     }
     // The path SIGHUP executes again: resolved while it names the file we run.
     remember_own_exe();
+    // A restarting daemon's check of this program's start: read (and taken out of the
+    // environment) before anything else, as its logging is off.
+    let check_only = serve::take_restart_check();
     privs::fix_std_fds();
     privs::ignore_sigxfsz();
     if args.get(1).is_some_and(|a| a == "--mbox") {
@@ -281,6 +284,10 @@ pub fn main(args: Vec<OsString>) -> Sysexit {
         Some(_) => {}
     }
     rsendmail::log::init("rsendmail-deliver");
+    if check_only {
+        // `init` set the level: off again.
+        serve::take_restart_check();
+    }
     let internal = split_internal(args);
     if internal.maillog_given_up {
         rsendmail::log::inherit_given_up();
@@ -308,6 +315,22 @@ fn run(internal: Internal) -> Result<Sysexit, Fatal> {
     use rsendmail::app::Operation;
     let argv = internal.argv.clone();
     let s = app::setup(internal.argv)?;
+    let daemon = matches!(
+        s.inv.operation,
+        Operation::Daemon | Operation::DaemonForeground
+    );
+    if serve::check_only()
+        && (!daemon
+            || internal.entry.is_some()
+            || internal.etrn.is_some()
+            || internal.check.is_some()
+            || internal.queue_runner)
+    {
+        return Err(Fatal::stderr(
+            Sysexit::Usage,
+            format!("{} is for the daemon's start only", serve::RESTART_CHECK),
+        ));
+    }
     let mut engine = Engine::from_setup(&s)?;
     let smtp = matches!(
         s.inv.operation,

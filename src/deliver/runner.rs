@@ -661,14 +661,14 @@ fn run_status(attempts: &[Attempt], error_mode: char) -> Sysexit {
 /// Set by SIGTERM/SIGINT: a queue run finishes the entries it holds and stops.
 static STOP: AtomicBool = AtomicBool::new(false);
 
-/// How long a stopping runner waits for deliveries in progress before it exits anyway:
-/// as long as the daemon lets its sessions finish on a restart. A delivery cut after its
+/// How long a stopping runner waits for deliveries in progress before it exits anyway
+/// (the daemon's restart waits for it as long). A delivery cut after its
 /// message went out but before the server's reply to the final dot was read leaves its
 /// entry queued, and the message is sent again by the next run, so the wait must cover
 /// a slow server's reply (a routine SIGHUP or `systemctl restart` must not duplicate
 /// mail). An interrupted delivery leaves its entry as it was (state updates are atomic);
 /// a runner with nothing in progress exits at once.
-const STOP_GRACE: Duration = super::serve::RESTART_GRACE;
+const STOP_GRACE: Duration = Duration::from_secs(60);
 
 pub fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     // Before the fork: a missing queue directory is the caller's to hear (78).

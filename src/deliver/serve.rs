@@ -13,15 +13,15 @@
 //! so it stops when the daemon dies however it dies (even by SIGKILL), never left beside
 //! the next one. SIGTERM (or SIGINT): the daemon closes its sockets, passes the signal on
 //! to the sessions and the runner, waits for them and removes its pid file. SIGHUP:
-//! sendmail's restart. The configuration is checked first (a mistake is logged and the
-//! daemon runs on); then the daemon stops accepting (its listening sockets are kept and
-//! passed to the new program, so new connections wait), stops the runner, lets the
-//! sessions finish (SIGHUP to each: a transaction in progress ends, an idle session gets
-//! a 421) within [`RESTART_GRACE`], and executes itself again with the same arguments
-//! from the path it was started from ([`super::own_exe`]: the configuration is read anew, a
-//! new binary renamed over the path is the one run). Nothing acknowledged can be lost: a session replies
-//! 250 only after the commit point, and a message whose DATA was cut short was never
-//! acknowledged (its temporary file is removed, or swept by the next queue run).
+//! sendmail's restart. The new start is checked first ([`restart_check`]: the program
+//! at the path it was started from is run with the same arguments and does all its
+//! start-up checks without serving; a reason it could not start is logged and the
+//! daemon runs on as it is). Then the daemon stops its runner and executes itself again
+//! with the same arguments from the path it was started from ([`super::own_exe`]: the
+//! configuration is read anew, a new binary renamed over the path is the one run), the
+//! same process, with its listening sockets (so new connections wait) and its sessions:
+//! as sendmail's, the sessions go on undisturbed, children of the same process, which the
+//! new program counts for MaxDaemonChildren, reaps, and stops on SIGTERM.
 
 use super::{Engine, deliver_ids, dns, own_exe};
 use rsendmail::app::{self, Setup};
@@ -59,7 +59,6 @@ impl EngineBackend<'_> {
     /// Start `rsendmail-deliver PREFIX -- ARGV` with no stdio (stdout may be the session).
     fn spawn(&self, prefix: &[&str]) -> std::io::Result<std::process::Child> {
         Command::new(own_exe())
-            .env_remove(LISTEN_FDS)
             .args(rsendmail::log::inherited_args())
             .args(prefix)
             .arg("--")
@@ -341,30 +340,54 @@ pub fn etrn_flush(s: &Setup, engine: &Engine, arg: &str) -> Result<Sysexit, Fata
 /// Set by SIGTERM/SIGINT in the daemon.
 static STOP: AtomicBool = AtomicBool::new(false);
 
-/// Set by SIGHUP in the daemon: check the configuration, and when it is good, stop
-/// taking connections, let the sessions finish and execute the program again.
+/// Set by SIGHUP in the daemon: check the new start ([`restart_check`]), and when it
+/// would start, stop the runner and execute the program again.
 static RESTART: AtomicBool = AtomicBool::new(false);
 
-/// Set by SIGHUP in a session's process (the daemon's restart): the session ends at its
-/// next command outside a transaction with [`RESTARTING`]'s 421.
-static CLOSING: AtomicBool = AtomicBool::new(false);
+/// How long the start-up checks of a restart ([`restart_check`]) may take; a program
+/// that has not ended by then is killed and the restart refused.
+const RESTART_CHECK_TIME: Duration = Duration::from_secs(15);
 
-/// How long a restart (SIGHUP) waits for the sessions in progress: a transaction under
-/// way gets this long to end; sessions still running then are ended as on SIGTERM.
-pub const RESTART_GRACE: Duration = Duration::from_secs(60);
+/// At most this much of what a failed restart check printed is logged.
+const RESTART_CHECK_OUTPUT: usize = 2048;
 
-/// The reply an idle session gets when the daemon restarts. sendmail has none (its
-/// sessions outlive its restart); the words are sendmail's for a session it closes
-/// (`421 4.7.0 <host> ... closing connection`), with RFC 3463's 4.3.2 "system not
-/// accepting network messages".
-const RESTARTING: &str = "Service restarting, closing connection";
+/// The environment variable that makes `rsendmail-deliver -bd`/`-bD` only check its
+/// start (the configuration, the engine, the spool, the listening addresses, taking over
+/// the sockets named in [`LISTEN_FDS`]) and exit: 0, with `RESTART_CHECK_PASSED VALUE`
+/// on stdout, when it would start. It never serves, forks or writes anything but what a
+/// daemon's start makes (the spool's own directories), and it logs nothing (what is
+/// wrong is on stdout/stderr, for the daemon that asked to log). Any other operation
+/// with it set is refused. (A set-id `rsendmail` passes its deliverer no environment.)
+pub const RESTART_CHECK: &str = "RSENDMAIL_RESTART_CHECK";
 
-/// The configuration a SIGHUP would start with, read and checked here first (the
-/// command line as at start, the config file as it is now, and what the engine reads):
-/// its error (with the file and line) when the new process could not start.
-fn check_configuration(argv: &[OsString]) -> Result<(), Fatal> {
-    let s = app::setup(argv.to_vec())?;
-    Engine::from_setup(&s).map(|_| ())
+/// The line a start check that passed prints, followed by the value of [`RESTART_CHECK`]
+/// (which the asking daemon chose): a program that merely exits 0 has not passed.
+const RESTART_CHECK_PASSED: &str = "restart check passed";
+
+/// The value of [`RESTART_CHECK`] this process was started with (read and removed from
+/// the environment at start, [`take_restart_check`]).
+static CHECK_ONLY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Read [`RESTART_CHECK`] once, at start (single-threaded), and remove it from the
+/// environment; whether it was set. Logging is off from then on in a check.
+pub fn take_restart_check() -> bool {
+    let v = CHECK_ONLY
+        .get_or_init(|| {
+            let v = std::env::var_os(RESTART_CHECK)?;
+            // SAFETY: called first thing in main, before any thread is started.
+            unsafe { std::env::remove_var(RESTART_CHECK) };
+            Some(v.to_string_lossy().into_owned())
+        })
+        .is_some();
+    if v {
+        log::set_max_level(log::LevelFilter::Off);
+    }
+    v
+}
+
+/// Whether this process only checks a daemon's start ([`RESTART_CHECK`]).
+pub fn check_only() -> bool {
+    CHECK_ONLY.get().is_some_and(|v| v.is_some())
 }
 
 /// `-bd` (in the background) and `-bD` (in the foreground): listen, serve, and with
@@ -391,6 +414,7 @@ pub fn daemon(
     // The sockets of the daemon this one replaces (SIGHUP): taken over for the
     // addresses still configured, so connections made during the restart wait in their
     // backlog instead of being refused; the others are closed.
+    let restarted = std::env::var_os(LISTEN_FDS).is_some();
     let mut inherited = inherited_listeners();
     for a in &addrs {
         let taken = inherited
@@ -416,7 +440,16 @@ pub fn daemon(
         }
     }
     drop(inherited);
-    if !foreground {
+    if let Some(Some(value)) = CHECK_ONLY.get() {
+        // Everything a start needs is there: the daemon that asked may execute us.
+        rsendmail::outln!("{RESTART_CHECK_PASSED} {value}");
+        return Ok(Sysexit::Ok);
+    }
+    // The sessions of the daemon this one replaces: still its children (this is the
+    // same process), counted and stopped as our own.
+    let mut children: BTreeSet<i32> = inherited_sessions();
+    // A restarted daemon is the same process, already in the background.
+    if !foreground && !restarted {
         // SAFETY: single-threaded here; the child only continues this program.
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Parent { .. }) => return Ok(Sysexit::Ok),
@@ -432,19 +465,163 @@ pub fn daemon(
         })
     }
     .map_err(|e| Fatal::new(Sysexit::OsErr, format!("cannot handle signals: {e}")))?;
+    // The handlers are in place: the signals a restarting daemon held across its exec
+    // ([`exec_again`]) are taken now (one that came meanwhile restarts or stops us).
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
+        Some(&session_signal_set()),
+        None,
+    );
     let bound: Vec<String> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())
         .map(|a| a.to_string())
         .collect();
     log::info!("listening on {}", bound.join(" "));
+    if !children.is_empty() {
+        log::info!(
+            "{} sessions of the daemon before the restart go on",
+            children.len()
+        );
+    }
     write_pid_file(s, argv);
     // The queue runner, when -q<interval> was given with -bd.
-    let runner = match s.inv.queue_run.as_ref() {
+    let mut runner = start_runner(s, argv)?;
+    let host = engine.host_name.clone();
+    loop {
+        let mut restart = false;
+        while !STOP.load(Ordering::SeqCst) {
+            if RESTART.swap(false, Ordering::SeqCst) {
+                // A new start that would fail is said here, where the daemon logs, and
+                // the daemon runs on as it is.
+                match restart_check(&listeners) {
+                    Ok(()) => {
+                        restart = true;
+                        break;
+                    }
+                    Err(why) => {
+                        log::error!(
+                            "SIGHUP: not restarting: {why}; running on with the configuration read at start"
+                        );
+                        continue;
+                    }
+                }
+            }
+            reap(&mut children);
+            let mut fds: Vec<nix::poll::PollFd> = listeners
+                .iter()
+                .map(|l| nix::poll::PollFd::new(l.as_fd(), nix::poll::PollFlags::POLLIN))
+                .collect();
+            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(500u16)) {
+                Ok(0) => continue,
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Fatal::new(Sysexit::OsErr, format!("daemon: poll: {e}"))),
+            }
+            let ready: Vec<usize> = fds
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
+                .map(|(i, _)| i)
+                .collect();
+            drop(fds);
+            for i in ready {
+                let Some(listener) = listeners.get(i) else {
+                    continue;
+                };
+                let (stream, peer) = match listener.accept() {
+                    Ok(x) => x,
+                    Err(_) => continue,
+                };
+                reap(&mut children);
+                if max_children > 0 && children.len() >= max_children {
+                    let _ = stream.set_nonblocking(true);
+                    let mut st = &stream;
+                    let _ = st.write_all(
+                        format!(
+                            "421 4.3.2 {host} Too many connections ({max_children}); try again later\r\n"
+                        )
+                        .as_bytes(),
+                    );
+                    log::warn!(
+                        "{peer}: refused, {max_children} sessions already (MaxDaemonChildren)"
+                    );
+                    continue;
+                }
+                // The daemon's signals are held from before the fork until the session
+                // has its own handlers: one that comes meanwhile is the session's to take,
+                // not the daemon's handler's (which would set a flag the session never
+                // reads) or the default action's.
+                let held = hold_signals();
+                // SAFETY: this process is single-threaded; the child serves one
+                // connection and exits without returning here.
+                match unsafe { nix::unistd::fork() } {
+                    Ok(nix::unistd::ForkResult::Parent { child }) => {
+                        release_signals(held);
+                        children.insert(child.as_raw());
+                    }
+                    Ok(nix::unistd::ForkResult::Child) => {
+                        session_signals();
+                        release_signals(held);
+                        drop(std::mem::take(&mut listeners));
+                        let trusted = trusted_nets.iter().any(|n| n.contains(peer.ip()));
+                        let client = Client::Remote { ip: peer.ip() };
+                        let srv = server(s, engine, client, trusted, max_recipients);
+                        let wake = app::for_the_runner(s).then_some(s.spool.dir.as_path());
+                        let code = session(srv, engine, argv, wake, stream, command_timeout);
+                        std::process::exit(code);
+                    }
+                    Err(e) => {
+                        release_signals(held);
+                        log::error!("{peer}: cannot fork a session: {e}");
+                    }
+                }
+            }
+        }
+        if !restart || STOP.load(Ordering::SeqCst) {
+            break;
+        }
+        // Restarting: the runner stops (it lets its deliveries end); the sessions go on.
+        log::info!(
+            "daemon restarting (SIGHUP); {} sessions go on",
+            children.len()
+        );
+        stop_runner(runner.take());
+        if STOP.load(Ordering::SeqCst) {
+            break;
+        }
+        exec_again(&listeners, &children);
+        // The program could not be executed after all (it changed since its check):
+        // said, and the daemon runs on as it was, with a new runner if one can start.
+        runner = start_runner(s, argv).unwrap_or_else(|f| {
+            log::error!("{}", f.message);
+            None
+        });
+    }
+    // Stopping: no new connections; the runner and the sessions are told to end.
+    drop(std::mem::take(&mut listeners));
+    log::info!("daemon stopping");
+    for &pid in &children {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    stop_runner(runner);
+    while !children.is_empty() {
+        reap(&mut children);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    remove_pid_file(s);
+    Ok(Sysexit::Ok)
+}
+
+/// The daemon's queue runner, when `-q<interval>` (or `-qp`) was given with `-bd`.
+fn start_runner(s: &Setup, argv: &[OsString]) -> Result<Option<std::process::Child>, Fatal> {
+    match s.inv.queue_run.as_ref() {
         Some(q) if q.interval.is_some() || q.persistent => {
             let mut cmd = Command::new(own_exe());
-            cmd.env_remove(LISTEN_FDS)
-                .args(rsendmail::log::inherited_args())
+            cmd.args(rsendmail::log::inherited_args())
                 .arg("--queue-runner")
                 .arg("--daemon-pid")
                 .arg(std::process::id().to_string())
@@ -458,180 +635,148 @@ pub fn daemon(
                     format!("cannot start the queue runner: {e}"),
                 )
             })?;
-            Some(child)
+            Ok(Some(child))
         }
-        _ => None,
-    };
-    let mut children: BTreeSet<i32> = BTreeSet::new();
-    let host = engine.host_name.clone();
-    let mut restart = false;
-    while !STOP.load(Ordering::SeqCst) {
-        if RESTART.swap(false, Ordering::SeqCst) {
-            // A configuration that would not start is said here, where the daemon logs,
-            // and the daemon runs on as it is.
-            match check_configuration(argv) {
-                Ok(()) => {
-                    restart = true;
-                    break;
-                }
-                Err(f) => {
-                    log::error!(
-                        "SIGHUP: not restarting: {}; running on with the configuration read at start",
-                        f.message
-                    );
-                    continue;
-                }
-            }
-        }
-        reap(&mut children);
-        let mut fds: Vec<nix::poll::PollFd> = listeners
-            .iter()
-            .map(|l| nix::poll::PollFd::new(l.as_fd(), nix::poll::PollFlags::POLLIN))
-            .collect();
-        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(500u16)) {
-            Ok(0) => continue,
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(Fatal::new(Sysexit::OsErr, format!("daemon: poll: {e}"))),
-        }
-        let ready: Vec<usize> = fds
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
-            .map(|(i, _)| i)
-            .collect();
-        drop(fds);
-        for i in ready {
-            let (stream, peer) = match listeners[i].accept() {
-                Ok(x) => x,
-                Err(_) => continue,
-            };
-            reap(&mut children);
-            if max_children > 0 && children.len() >= max_children {
-                let _ = stream.set_nonblocking(true);
-                let mut st = &stream;
-                let _ = st.write_all(
-                    format!(
-                        "421 4.3.2 {host} Too many connections ({max_children}); try again later\r\n"
-                    )
-                    .as_bytes(),
-                );
-                log::warn!("{peer}: refused, {max_children} sessions already (MaxDaemonChildren)");
-                continue;
-            }
-            // SAFETY: this process is single-threaded; the child serves one connection and
-            // exits without returning here.
-            match unsafe { nix::unistd::fork() } {
-                Ok(nix::unistd::ForkResult::Parent { child }) => {
-                    children.insert(child.as_raw());
-                }
-                Ok(nix::unistd::ForkResult::Child) => {
-                    drop(std::mem::take(&mut listeners));
-                    let trusted = trusted_nets.iter().any(|n| n.contains(peer.ip()));
-                    let client = Client::Remote { ip: peer.ip() };
-                    let srv = server(s, engine, client, trusted, max_recipients);
-                    let wake = app::for_the_runner(s).then_some(s.spool.dir.as_path());
-                    let code = session(srv, engine, argv, wake, stream, command_timeout);
-                    std::process::exit(code);
-                }
-                Err(e) => log::error!("{peer}: cannot fork a session: {e}"),
-            }
-        }
+        _ => Ok(None),
     }
-    // Stopping: no new connections; the runner is told to end; so are the sessions, or
-    // on a restart, told to finish (a transaction in progress ends, an idle session is
-    // closed with a 421) within RESTART_GRACE. A restart keeps its listening sockets
-    // (no longer accepting) for the new program.
-    if !restart {
-        drop(std::mem::take(&mut listeners));
-    }
-    if restart {
-        log::info!(
-            "daemon restarting (SIGHUP): {} sessions may finish (at most {}s)",
-            children.len(),
-            RESTART_GRACE.as_secs()
-        );
-    } else {
-        log::info!("daemon stopping");
-    }
-    let session_signal = if restart {
-        nix::sys::signal::Signal::SIGHUP
-    } else {
-        nix::sys::signal::Signal::SIGTERM
-    };
-    for &pid in &children {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), session_signal);
-    }
-    if let Some(r) = &runner {
+}
+
+/// Tell the runner to stop (SIGTERM: it lets its deliveries in progress end) and wait
+/// for it.
+fn stop_runner(runner: Option<std::process::Child>) {
+    if let Some(mut r) = runner {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(r.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
         );
-    }
-    if let Some(mut r) = runner {
         let _ = r.wait();
     }
-    if restart {
-        let until = std::time::Instant::now() + RESTART_GRACE;
-        reap(&mut children);
-        while !children.is_empty()
-            && std::time::Instant::now() < until
-            && !STOP.load(Ordering::SeqCst)
-        {
-            std::thread::sleep(Duration::from_millis(20));
-            reap(&mut children);
-        }
-        if !children.is_empty() {
-            log::warn!(
-                "{} sessions still running: ended as on SIGTERM",
-                children.len()
-            );
-            for &pid in &children {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
-            }
-        }
+}
+
+/// The signals a session takes for itself, blocked across its fork, and the daemon's,
+/// blocked across its restart's exec ([`hold_signals`]).
+fn session_signal_set() -> nix::sys::signal::SigSet {
+    let mut set = nix::sys::signal::SigSet::empty();
+    for sig in [
+        nix::sys::signal::SIGHUP,
+        nix::sys::signal::SIGTERM,
+        nix::sys::signal::SIGINT,
+    ] {
+        set.add(sig);
     }
-    while !children.is_empty() {
-        reap(&mut children);
-        std::thread::sleep(Duration::from_millis(20));
+    set
+}
+
+/// Block the signals of [`session_signal_set`]; the mask before, for [`release_signals`].
+fn hold_signals() -> Option<nix::sys::signal::SigSet> {
+    let mut old = nix::sys::signal::SigSet::empty();
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&session_signal_set()),
+        Some(&mut old),
+    )
+    .ok()
+    .map(|()| old)
+}
+
+/// Restore the signal mask [`hold_signals`] saved (a signal that came meanwhile is
+/// taken now, by the handlers then in place).
+fn release_signals(held: Option<nix::sys::signal::SigSet>) {
+    if let Some(old) = held {
+        let _ = nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(&old),
+            None,
+        );
     }
-    remove_pid_file(s);
-    // SIGTERM during the restart's wait: the daemon stops instead.
-    if restart && !STOP.load(Ordering::SeqCst) {
-        log::info!("daemon restarting (SIGHUP)");
-        exec_again(&listeners);
+}
+
+/// A session's own signal handling, set while its signals are held: SIGTERM and SIGINT
+/// (the daemon stopping, which passes them on) end it at once (what it acknowledged is
+/// committed; what it had not is not); SIGHUP, the daemon's restart, is not for it (the
+/// session goes on, as sendmail's do; a hangup sent to the whole process group does not
+/// cut a client either).
+fn session_signals() {
+    for sig in [nix::sys::signal::SIGTERM, nix::sys::signal::SIGINT] {
+        // SAFETY: restoring the default action installs no handler code.
+        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
     }
-    Ok(Sysexit::Ok)
+    // A handler that does nothing, not SIG_IGN: the programs the session starts get
+    // SIGHUP's default action back when they are executed.
+    extern "C" fn not_ours(_: libc::c_int) {}
+    let action = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(not_ours),
+        nix::sys::signal::SaFlags::SA_RESTART,
+        nix::sys::signal::SigSet::empty(),
+    );
+    // SAFETY: the handler does nothing.
+    let _ = unsafe { nix::sys::signal::sigaction(nix::sys::signal::SIGHUP, &action) };
 }
 
 /// The environment variable in which a restarting daemon names its listening sockets'
 /// descriptors (`3,4`) for the program it executes ([`inherited_listeners`]).
 const LISTEN_FDS: &str = "RSENDMAIL_DAEMON_FDS";
 
-/// The listening TCP sockets a restarting daemon passed on ([`LISTEN_FDS`]): each named
-/// descriptor above 2 that is a listening stream socket of IPv4 or IPv6, once; marked
-/// close-on-exec again, so that no process we start inherits them.
-fn inherited_listeners() -> Vec<TcpListener> {
-    let Some(named) = std::env::var_os(LISTEN_FDS) else {
-        return Vec::new();
-    };
-    let fds: BTreeSet<i32> = named
+/// The environment variable in which a restarting daemon names the process ids of its
+/// sessions (`1234,1240`) for the program it executes ([`inherited_sessions`]).
+const SESSION_PIDS: &str = "RSENDMAIL_DAEMON_SESSIONS";
+
+/// Read and remove an environment variable (at start, single-threaded): no process we
+/// start inherits it.
+fn take_env(name: &str) -> Option<OsString> {
+    let v = std::env::var_os(name)?;
+    // SAFETY: the daemon reads these before it starts any thread, fork or child.
+    unsafe { std::env::remove_var(name) };
+    Some(v)
+}
+
+/// The comma-separated numbers in an environment variable ([`take_env`]).
+fn numbers_in(name: &str) -> BTreeSet<i32> {
+    take_env(name)
+        .unwrap_or_default()
         .to_str()
         .unwrap_or_default()
         .split(',')
         .filter_map(|f| f.parse::<i32>().ok())
+        .collect()
+}
+
+/// The listening TCP sockets a restarting daemon passed on ([`LISTEN_FDS`]): each named
+/// descriptor above 2 that is a listening stream socket of IPv4 or IPv6, once; marked
+/// close-on-exec again, so that no process we start inherits them.
+fn inherited_listeners() -> Vec<TcpListener> {
+    numbers_in(LISTEN_FDS)
+        .into_iter()
         .filter(|&fd| fd > 2 && is_listening_tcp(fd))
-        .collect();
-    fds.into_iter()
         .map(|fd| {
             // SAFETY: fcntl on a descriptor just checked to be open.
             unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
             // SAFETY: an open listening socket nothing else in this process owns (each
             // named once; the previous program's owner was replaced by exec).
             unsafe { TcpListener::from_raw_fd(fd) }
+        })
+        .collect()
+}
+
+/// The sessions a restarting daemon left running ([`SESSION_PIDS`]): each named process
+/// that is a child of this one still running (`waitpid` tells: a process that is not our
+/// child is refused, so a name from elsewhere can never be signalled; one that has ended
+/// is reaped here).
+fn inherited_sessions() -> BTreeSet<i32> {
+    running_children(numbers_in(SESSION_PIDS))
+}
+
+/// The processes of `pids` that are running children of this process (others are
+/// dropped; ended children are reaped).
+fn running_children(pids: BTreeSet<i32>) -> BTreeSet<i32> {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    pids.into_iter()
+        .filter(|&pid| {
+            pid > 0
+                && matches!(
+                    waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)),
+                    Ok(WaitStatus::StillAlive)
+                )
         })
         .collect()
 }
@@ -659,28 +804,214 @@ fn is_listening_tcp(fd: i32) -> bool {
         && matches!(opt(libc::SO_DOMAIN), Some(libc::AF_INET | libc::AF_INET6))
 }
 
-/// SIGHUP: execute this program again ([`super::own_exe`]: a new binary renamed over the old
-/// one is the one started) with the arguments it was started with, and the listening
-/// sockets passed on ([`LISTEN_FDS`]), as sendmail restarts on SIGHUP. Returns only when the exec failed,
-/// which is logged; the daemon then ends as after SIGTERM.
-fn exec_again(listeners: &[TcpListener]) {
+/// The descriptors of `listeners`, as [`LISTEN_FDS`] names them.
+fn listener_fds(listeners: &[TcpListener]) -> Vec<i32> {
     use std::os::fd::AsRawFd;
+    listeners.iter().map(|l| l.as_raw_fd()).collect()
+}
+
+fn comma_list(numbers: impl IntoIterator<Item = i32>) -> String {
+    numbers
+        .into_iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// SIGHUP's check of the new start, before the daemon stops anything: the program at the
+/// path it was started from ([`super::own_exe`]) is run with the same arguments, the
+/// listening sockets passed on, and [`RESTART_CHECK`] set, so that it does everything
+/// the new daemon would do at its start (the configuration as it is now, the engine, the
+/// spool, the listening addresses) and exits. The restart goes ahead only when that
+/// program said it passed and exited 0; otherwise the reason: what it printed (bounded),
+/// or why it could not be executed, crashed or did not end within
+/// [`RESTART_CHECK_TIME`].
+fn restart_check(listeners: &[TcpListener]) -> Result<(), String> {
+    use std::io::Read;
     use std::os::unix::process::CommandExt;
     let exe = own_exe();
-    let fds: Vec<String> = listeners
-        .iter()
-        .map(|l| {
-            let fd = l.as_raw_fd();
-            // SAFETY: fcntl on our own open descriptor: kept across the exec.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-            fd.to_string()
-        })
+    let nonce = format!(
+        "{}.{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    );
+    let (mut reader, writer) =
+        std::io::pipe().map_err(|e| format!("cannot check the new start: {e}"))?;
+    let writer2 = writer
+        .try_clone()
+        .map_err(|e| format!("cannot check the new start: {e}"))?;
+    let fds = listener_fds(listeners);
+    let mut cmd = Command::new(&exe);
+    cmd.args(std::env::args_os().skip(1))
+        .env(RESTART_CHECK, &nonce)
+        .env(LISTEN_FDS, comma_list(fds.iter().copied()))
+        .env_remove(SESSION_PIDS)
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(writer2);
+    // SAFETY: between fork and exec only fcntl (async-signal-safe), on descriptors this
+    // process owns; the parent's stay close-on-exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &fds {
+                libc::fcntl(fd, libc::F_SETFD, 0);
+            }
+            Ok(())
+        });
+    }
+    let spawned = cmd.spawn();
+    // Our copies of the pipe's writing end are closed: the end of the output is seen.
+    drop(cmd);
+    let mut child = spawned.map_err(|e| {
+        format!(
+            "could not exec {}: {}",
+            exe.display(),
+            rsendmail::config::io_text(&e)
+        )
+    })?;
+    let until = std::time::Instant::now() + RESTART_CHECK_TIME;
+    let mut said: Vec<u8> = Vec::new();
+    let mut ended = false;
+    let mut timed_out = false;
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            timed_out = true;
+            break;
+        }
+        let mut pfd = [nix::poll::PollFd::new(
+            reader.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let ms = u16::try_from(left.as_millis().min(200)).unwrap_or(200);
+        match nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(ms)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+        let mut buf = [0u8; 4096];
+        match reader.read(&mut buf) {
+            Ok(0) => {
+                ended = true;
+                break;
+            }
+            Ok(n) => {
+                if said.len() < 64 * 1024 {
+                    said.extend_from_slice(buf.get(..n).unwrap_or_default());
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    // The output ended (or could not be read): the program ends too, within what is
+    // left of the time.
+    let mut status = None;
+    while !timed_out {
+        match child.try_wait() {
+            Ok(Some(st)) => {
+                status = Some(st);
+                break;
+            }
+            Ok(None) if std::time::Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(None) => timed_out = true,
+            Err(_) => break,
+        }
+    }
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let text = String::from_utf8_lossy(&said);
+    let passed_line = format!("{RESTART_CHECK_PASSED} {nonce}");
+    let printed: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != passed_line)
         .collect();
+    let mut printed = rsendmail::log::sanitize(&printed.join("; "));
+    if printed.len() > RESTART_CHECK_OUTPUT {
+        let mut end = RESTART_CHECK_OUTPUT;
+        while !printed.is_char_boundary(end) {
+            end -= 1;
+        }
+        printed.truncate(end);
+        printed.push_str("...");
+    }
+    let with_output = |what: String| {
+        if printed.is_empty() {
+            what
+        } else {
+            format!("{printed} ({what})")
+        }
+    };
+    let program = exe.display();
+    if timed_out {
+        return Err(with_output(format!(
+            "{program} did not finish its start-up checks within {}s",
+            RESTART_CHECK_TIME.as_secs()
+        )));
+    }
+    let Some(status) = status else {
+        return Err(with_output(format!(
+            "the start-up checks of {program} could not be followed"
+        )));
+    };
+    if !ended && status.success() {
+        return Err(format!(
+            "the start-up checks of {program} could not be read"
+        ));
+    }
+    if status.success() && text.lines().any(|l| l.trim() == passed_line) {
+        return Ok(());
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let how = match (status.code(), status.signal()) {
+        (Some(0), _) => format!("{program} exited 0 without passing its start-up checks"),
+        (Some(n), _) => format!("{program} would not start: exit status {n}"),
+        (None, Some(sig)) => format!("{program} would not start: killed by signal {sig}"),
+        (None, None) => format!("{program} would not start"),
+    };
+    Err(with_output(how))
+}
+
+/// SIGHUP: execute this program again ([`super::own_exe`]: a new binary renamed over the old
+/// one is the one started) with the arguments it was started with, the listening
+/// sockets passed on ([`LISTEN_FDS`]) and the sessions named ([`SESSION_PIDS`]), as
+/// sendmail restarts on SIGHUP. Returns only when the exec failed, which is logged
+/// (`could not exec`); the sockets are then close-on-exec again and the daemon runs on.
+fn exec_again(listeners: &[TcpListener], sessions: &BTreeSet<i32>) {
+    use std::os::unix::process::CommandExt;
+    let exe = own_exe();
+    let fds = listener_fds(listeners);
+    for &fd in &fds {
+        // SAFETY: fcntl on our own open descriptor: kept across the exec.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    }
+    // Held across the exec (a blocked signal stays pending through it) until the new
+    // program has its handlers: until then SIGHUP's and SIGTERM's default action would
+    // end the daemon.
+    let held = hold_signals();
     let e = Command::new(&exe)
         .args(std::env::args_os().skip(1))
-        .env(LISTEN_FDS, fds.join(","))
+        .env(LISTEN_FDS, comma_list(fds.iter().copied()))
+        .env(SESSION_PIDS, comma_list(sessions.iter().copied()))
         .exec();
-    log::error!("cannot restart: {}: {e}", exe.display());
+    release_signals(held);
+    for &fd in &fds {
+        // SAFETY: fcntl on our own open descriptor.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    log::error!(
+        "SIGHUP: could not exec {}: {}; running on with the configuration read at start",
+        exe.display(),
+        rsendmail::config::io_text(&e)
+    );
 }
 
 /// Make the child `cmd` starts end (SIGTERM) when this process dies, whatever kills it:
@@ -809,23 +1140,7 @@ fn session(
     stream: TcpStream,
     timeout: Duration,
 ) -> i32 {
-    // The daemon's SIGTERM handler is not ours: a session that is told to stop ends at
-    // once (what it acknowledged is committed; what it had not is not).
-    for sig in [nix::sys::signal::SIGTERM, nix::sys::signal::SIGINT] {
-        // SAFETY: restoring the default action installs no handler code.
-        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
-    }
-    // SIGHUP (the daemon restarting): finish the transaction in progress, then close.
-    extern "C" fn closing(_: libc::c_int) {
-        CLOSING.store(true, Ordering::SeqCst);
-    }
-    let action = nix::sys::signal::SigAction::new(
-        nix::sys::signal::SigHandler::Handler(closing),
-        nix::sys::signal::SaFlags::SA_RESTART,
-        nix::sys::signal::SigSet::empty(),
-    );
-    // SAFETY: the handler only stores to an atomic.
-    let _ = unsafe { nix::sys::signal::sigaction(nix::sys::signal::SIGHUP, &action) };
+    // Its signals were set up before the daemon's were released ([`session_signals`]).
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(timeout));
     let _ = stream.set_write_timeout(Some(timeout));
@@ -841,11 +1156,7 @@ fn session(
         return 0;
     };
     // Each read keeps to the deadline the session sets (a command line, a data block).
-    // Between transactions a read also ends when the daemon restarts (CLOSING).
-    let mut input = BufReader::with_capacity(
-        64 * 1024,
-        Timed::new(read_half).stopped_by(&CLOSING, RESTARTING),
-    );
+    let mut input = BufReader::with_capacity(64 * 1024, Timed::new(read_half));
     // Each group of replies must be taken by the client within the timeout, as each
     // command line must come within it: a client that reads a few bytes at a time gets
     // no more.
@@ -859,4 +1170,38 @@ fn session(
         Err(e) => log::info!("{}: session ended: {e}", srv.client_text()),
     }
     0
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_running_children_are_taken_as_sessions() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let mut ended = Command::new("true").spawn().unwrap();
+        let ended_pid = ended.id() as i32;
+        // Ended, not yet reaped: a zombie child of ours (waited for without reaping).
+        // SAFETY: waitid writes into the zeroed siginfo it is given.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            assert_eq!(
+                libc::waitid(
+                    libc::P_PID,
+                    ended_pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOWAIT
+                ),
+                0
+            );
+        }
+        let me = child.id() as i32;
+        let taken = running_children([me, ended_pid, 1, 0, -1].into_iter().collect());
+        assert_eq!(taken, [me].into_iter().collect::<BTreeSet<i32>>());
+        // The ended child was reaped by the look.
+        assert!(ended.try_wait().is_err());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
