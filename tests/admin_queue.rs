@@ -1199,3 +1199,67 @@ fn recipient_selection_takes_both_forms_of_an_idn_domain() {
     );
     assert_eq!(env.entries().len(), 1, "{}", env.listing());
 }
+
+/// `delete --dry-run`: every selection `delete` takes (IDs, `--recipient`, `--all`)
+/// prints each entry it would delete (ID, sender, open recipients; a held one marked),
+/// refuses what `delete` refuses with its status, and deletes nothing.
+#[test]
+fn delete_dry_run_prints_each_entry_and_deletes_nothing() {
+    let env = Env::new();
+    let a = queue(&env, "bob@example.org");
+    let b = queue(&env, "carol@example.net");
+    admin(&env, &["hold", &b]).code(0);
+    let idx = index_text(&env);
+    let all = |r: &Run| {
+        assert!(queued(&env, &a) && held(&env, &b), "{}", r.stdout);
+        assert_eq!(index_text(&env), idx);
+    };
+    let r = admin(&env, &["delete", "--dry-run", &a]);
+    r.code(0);
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{a}: would be deleted: from <alice@example.org> to bob@example.org\n\
+             dry run: 1 entry would be deleted; nothing was deleted\n"
+        )
+    );
+    all(&r);
+    let r = admin(&env, &["delete", "-n", "--recipient", "CAROL"]);
+    r.code(0);
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{b}: would be deleted (held): from <alice@example.org> to carol@example.net\n\
+             dry run: 1 entry would be deleted; nothing was deleted\n"
+        )
+    );
+    all(&r);
+    let r = admin(&env, &["delete", "--all", "--dry-run"]);
+    r.code(0);
+    for id in [&a, &b] {
+        assert!(
+            r.stdout.contains(&format!("{id}: would be deleted")),
+            "{}",
+            r.stdout
+        );
+    }
+    assert!(
+        r.stdout
+            .ends_with("dry run: 2 entries would be deleted; nothing was deleted\n"),
+        "{}",
+        r.stdout
+    );
+    all(&r);
+    // An ID that names no entry: 66, as without --dry-run; the others still shown.
+    let r = admin(&env, &["delete", "--dry-run", "6AUIIquc023976", &a]);
+    r.code(66);
+    assert!(
+        r.stdout.contains(&format!("{a}: would be deleted")),
+        "{}",
+        r.stdout
+    );
+    all(&r);
+    // Without it, they go.
+    admin(&env, &["delete", "--all"]).code(0);
+    assert!(!queued(&env, &a) && !held(&env, &b));
+}
