@@ -1084,3 +1084,56 @@ fn the_runner_delivers_locally_after_an_upgrade_by_rename() {
         "not delivered by the runner:\n{said}"
     );
 }
+
+/// A spool, or one of its sub-directories, made writable by everyone after it was made
+/// (sticky or not) is refused by every way into it that takes or runs mail
+/// (submissions in each mode, `-bs`, the daemon, `-q`, the periodic runner): exit 78,
+/// the directory and its mode named, nothing queued or delivered; `mailq` lists the
+/// queue with the same words. Made 2770 again, the spool is used again.
+#[test]
+fn a_spool_writable_by_everyone_is_refused_everywhere() {
+    let damages: [(&str, u32); 6] = [
+        ("", 0o2777),
+        ("", 0o3777),
+        ("tmp", 0o2777),
+        ("index", 0o777),
+        ("index/domains", 0o2777),
+        ("hold", 0o1777),
+    ];
+    for (sub, mode) in damages {
+        let env = Env::new();
+        env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+        for d in ["hold", "index/domains"] {
+            fs::create_dir_all(env.spool.join(d)).unwrap();
+        }
+        let dir = if sub.is_empty() {
+            env.spool.clone()
+        } else {
+            env.spool.join(sub)
+        };
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+        let want = format!(
+            "{} (mode {mode:o}) is writable by everyone: any user could plant or remove \
+             queue entries there",
+            dir.display()
+        );
+        let before = env.entries();
+        for (program, args, stdin) in entry_points(&env) {
+            let mut full = vec!["-C", env.conf.to_str().unwrap()];
+            full.extend(args.iter().copied());
+            let out = run_limited(&program, &full, stdin);
+            let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            assert!(
+                said.contains(&want),
+                "{sub} {full:?}: {said:?} lacks {want:?}"
+            );
+            let listing = args.contains(&"-bp") || program.ends_with("mailq");
+            let code = if listing { 0 } else { 78 };
+            assert_eq!(out.status.code(), Some(code), "{sub} {full:?}: {said}");
+            assert_eq!(env.entries(), before, "{sub} {full:?}");
+        }
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o2770)).unwrap();
+        env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+        assert_eq!(env.entries().len(), before.len() + 1, "{sub}");
+    }
+}
