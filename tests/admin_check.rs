@@ -1578,7 +1578,55 @@ fn following_each_fix_makes_check_pass() {
         ("auth 0600", |e| auth(e, 0o600, None)),
         ("auth group", |e| auth(e, 0o640, Some((0, 65534)))),
         ("auth owner", |e| auth(e, 0o640, Some((65534, 0)))),
+        ("spool 2777", |e| {
+            fs::set_permissions(&e.spool, fs::Permissions::from_mode(0o2777)).unwrap()
+        }),
+        ("tmp 2777", |e| sub(e, "tmp", 0o2777, None)),
+        ("tmp 0700", |e| sub(e, "tmp", 0o700, None)),
+        ("hold 1777", |e| sub(e, "hold", 0o1777, None)),
+        ("index owner", |e| sub(e, "index", 0o2770, Some((65534, 0)))),
+        ("waiting group", |e| {
+            sub(e, "waiting", 0o2770, Some((0, 65534)))
+        }),
+        ("domains 0755", |e| sub(e, "index/domains", 0o755, None)),
+        ("slots link", |e| {
+            std::os::unix::fs::symlink(e.dir.join("nowhere"), e.spool.join("slots")).unwrap()
+        }),
+        ("index file 0644", |e| {
+            subfile(e, "index/recipients", 0o644, None)
+        }),
+        ("domains file group", |e| {
+            subfile(e, "index/domains/example.org", 0o660, Some(65534))
+        }),
+        ("waiting file 0666", |e| {
+            subfile(e, "waiting/x", 0o666, None)
+        }),
     ];
+    /// Make the spool's sub-directory `name` (its parents as init makes them), with
+    /// `mode` and, when given, that owner.
+    fn sub(e: &Env, name: &str, mode: u32, owner: Option<(u32, u32)>) {
+        let p = e.spool.join(name);
+        fs::create_dir_all(&p).unwrap();
+        let mut up = p.parent();
+        while let Some(d) = up.filter(|d| *d != e.spool.as_path()) {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o2770)).unwrap();
+            up = d.parent();
+        }
+        if let Some((u, g)) = owner {
+            std::os::unix::fs::chown(&p, Some(u), Some(g)).unwrap();
+        }
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    /// A file a submission writes (in sub-directories made as init makes them).
+    fn subfile(e: &Env, name: &str, mode: u32, gid: Option<u32>) {
+        let p = e.spool.join(name);
+        sub(e, p.parent().unwrap().to_str().unwrap(), 0o2770, None);
+        fs::write(&p, "").unwrap();
+        if let Some(g) = gid {
+            std::os::unix::fs::chown(&p, None, Some(g)).unwrap();
+        }
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    }
     fn fifo(e: &Env, mode: u32, gid: Option<u32>) {
         let f = e.spool.join("wakeup");
         assert!(

@@ -1132,6 +1132,20 @@ fn a_spool_writable_by_everyone_is_refused_everywhere() {
             assert_eq!(out.status.code(), Some(code), "{sub} {full:?}: {said}");
             assert_eq!(env.entries(), before, "{sub} {full:?}");
         }
+        // `rsendmail-admin check` says the same, with its fix.
+        let out = run_limited(
+            &admin_bin(),
+            &["-C", env.conf.to_str().unwrap(), "check"],
+            b"",
+        );
+        let said = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(78), "{said}");
+        assert!(
+            said.lines().any(|l| l.starts_with("FAIL spool: ")
+                && l.contains(&want)
+                && l.ends_with(&format!("(fix: chmod 2770 {})", dir.display()))),
+            "{sub}: {said}"
+        );
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o2770)).unwrap();
         env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
         assert_eq!(env.entries().len(), before.len() + 1, "{sub}");
