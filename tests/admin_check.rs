@@ -1887,3 +1887,40 @@ fn no_runner_fails_when_users_cannot_deliver_themselves() {
         );
     }
 }
+
+/// The spool as the programs leave it after submissions, a queue run, a hold and a
+/// delete (which rebuilds the index): its sub-directories and their files pass.
+#[test]
+fn a_spool_in_use_passes_the_sub_directory_step() {
+    let env = Env::new();
+    let prog = install(&env);
+    for rcpt in ["bob@example.org", "carol@example.net", "dave@example.com"] {
+        env.sendmail(&["-odq", rcpt], MSG).code(0);
+    }
+    env.sendmail(&["-qf"], b"").code(0);
+    let ids: Vec<String> = env
+        .entries()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap()[2..].to_string())
+        .collect();
+    assert_eq!(ids.len(), 3, "{}", env.listing());
+    let admin = |args: &[&str]| {
+        let mut full = vec!["-C", env.conf.to_str().unwrap()];
+        full.extend_from_slice(args);
+        env.run_raw(&prog, &full, b"")
+    };
+    admin(&["hold", &ids[0]]).code(0);
+    admin(&["delete", &ids[1]]).code(0);
+    for d in ["tmp", "index", "index/domains", "hold"] {
+        assert!(env.spool.join(d).is_dir(), "{d}");
+    }
+    let r = admin(&["check"]);
+    assert!(!r.stdout.contains("FAIL spool"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("ok   spool ") && l.contains(" sub-directories 2770 ")),
+        "{}",
+        r.stdout
+    );
+}

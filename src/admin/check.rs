@@ -668,7 +668,8 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
 
 /// The spool's sub-directories ([`crate::spool::SUBDIRS`]) and the files in them that
 /// submissions write (the index, `slots/`, `waiting/`), as `rsendmail-admin init` leaves
-/// them: each directory the spool's owner's and group's, mode 2770 (a user's own spool:
+/// them: each directory the spool's owner's (`index/domains`, which every index rebuild
+/// makes anew, anyone's) and group's, mode 2770 (a user's own spool:
 /// hers, 0700); each file the spool's group's, 0660 (a user's own: 0600). A
 /// sub-directory not made yet is fine (the programs make it with those modes); one
 /// everyone may write is what every submission and run refuses, said in their words.
@@ -712,7 +713,9 @@ fn subdirs_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
             continue;
         }
         let mode = md.mode() & 0o7777;
-        let owner_ok = md.uid() == spool_md.uid();
+        // `index/domains` is made again by every index rebuild, by whoever rebuilds
+        // (a queue run, a member of the group deleting entries): any owner.
+        let owner_ok = md.uid() == spool_md.uid() || (sub == "index/domains" && !private);
         let group_ok = private || md.gid() == spool_md.gid();
         if mode != dir_mode || !owner_ok || !group_ok {
             problems += 1;
