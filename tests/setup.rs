@@ -1151,3 +1151,41 @@ fn a_spool_writable_by_everyone_is_refused_everywhere() {
         assert_eq!(env.entries().len(), before.len() + 1, "{sub}");
     }
 }
+
+/// A daemon already running when its spool is made writable by everyone takes no
+/// message into it: the client gets `451` at the end of the data and keeps the message;
+/// made 2770 again, the next message is taken.
+#[test]
+fn a_running_daemon_refuses_a_spool_made_writable_by_everyone() {
+    use crate::harness::servers::{Daemon, Raw};
+    use std::io::Write;
+    let env = Env::new();
+    // Deferred: no DNS (the sender's domain is not looked up).
+    let d = Daemon::start(&env, &["-odd"]);
+    let mut r = Raw::connect(d.port);
+    let mut w = r.writer();
+    assert!(r.reply()[0].starts_with("220"));
+    let mut say = |r: &mut Raw, line: &str| -> String {
+        w.write_all(line.as_bytes()).unwrap();
+        r.reply().join("\n")
+    };
+    assert!(say(&mut r, "EHLO c.example\r\n").starts_with("250"));
+    let mut send = |r: &mut Raw| -> String {
+        assert!(say(r, "MAIL FROM:<alice@example.org>\r\n").starts_with("250"));
+        let rcpt = say(r, "RCPT TO:<bob@example.org>\r\n");
+        assert!(rcpt.starts_with("250"), "{rcpt}");
+        assert!(say(r, "DATA\r\n").starts_with("354"));
+        say(r, "Subject: t\r\n\r\nhi\r\n.\r\n")
+    };
+    let tmp = env.spool.join("tmp");
+    assert!(tmp.is_dir());
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o2777)).unwrap();
+    let reply = send(&mut r);
+    assert!(reply.starts_with("451 4.3.0 "), "{reply}");
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o2770)).unwrap();
+    let reply = send(&mut r);
+    assert!(reply.starts_with("250 "), "{reply}");
+    assert_eq!(env.entries().len(), 1);
+    drop(d);
+}
