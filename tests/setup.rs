@@ -378,6 +378,21 @@ fn init_repairs_modes_and_follows_no_link() {
     fs::write(&entry, "x").unwrap();
     fs::set_permissions(&entry, fs::Permissions::from_mode(0o644)).unwrap();
     nix::unistd::chown(&entry, None, Some(nix::unistd::Gid::from_raw(0))).unwrap();
+    // The index's directory of domains and the files submissions write.
+    let domains = spool.join("index/domains");
+    fs::create_dir(&domains).unwrap();
+    fs::set_permissions(&domains, fs::Permissions::from_mode(0o755)).unwrap();
+    nix::unistd::chown(&domains, None, Some(nix::unistd::Gid::from_raw(0))).unwrap();
+    let written = [
+        spool.join("index/recipients"),
+        domains.join("example.org"),
+        spool.join("waiting/6AUIPm89022300"),
+    ];
+    for f in &written {
+        fs::write(f, "").unwrap();
+        fs::set_permissions(f, fs::Permissions::from_mode(0o600)).unwrap();
+        nix::unistd::chown(f, None, Some(nix::unistd::Gid::from_raw(0))).unwrap();
+    }
 
     let out = admin(&conf, &["init", "--group", "mail"]);
     let said = text(&out.stdout);
@@ -412,6 +427,24 @@ fn init_repairs_modes_and_follows_no_link() {
     ] {
         assert!(said.contains(&want), "{said:?} lacks {want:?}");
     }
+    assert!(
+        said.contains(&format!(
+            "repaired {}: 2770 root:mail (was 755 root:root)",
+            domains.display()
+        )),
+        "{said}"
+    );
+    for f in &written {
+        assert!(
+            said.contains(&format!(
+                "repaired {}: 660 group mail (was 600 group root)",
+                f.display()
+            )),
+            "{said}"
+        );
+        assert_eq!(owner_mode(f), (0o660, 0, mail_gid()), "{}", f.display());
+    }
+    assert_eq!(owner_mode(&domains), (0o2770, 0, mail_gid()));
     assert_layout(&spool);
     assert_eq!(owner_mode(&outside), (0o755, 0, 0), "a link was followed");
     assert_eq!(owner_mode(&entry), (0o660, 0, mail_gid()));
