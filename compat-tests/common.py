@@ -231,6 +231,35 @@ def chown_tree(path, user):
             os.chown(n, pw.pw_uid, pw.pw_gid)
 
 
+def posix_acl(uid, perm):
+    """A POSIX ACL (the kernel's extended-attribute form) giving its owner, the user
+    `uid` and the group `perm` (7: rwx, 6: rw), and others nothing."""
+    import struct
+    anyone = 0xFFFFFFFF
+    entries = [(0x01, perm, anyone), (0x02, perm, uid), (0x04, perm, anyone),
+               (0x10, perm, anyone), (0x20, 0, anyone)]
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+
+
+def grant_tree(path, user):
+    """Let `user` read and write the tree at `path` (a spool root made) without making
+    it a member of the spool's group, as the set-gid program's group lets an installed
+    rsendmail's callers in: directories 2770 and files 0660, each with an ACL naming
+    the user (directories also as their default, for what is made in them). Nothing
+    is writable by everyone (a spool everyone may write is refused)."""
+    uid = pwd.getpwnam(user).pw_uid
+    for root, dirs, files in os.walk(path):
+        os.chmod(root, 0o2770)
+        os.setxattr(root, "system.posix_acl_access", posix_acl(uid, 7))
+        os.setxattr(root, "system.posix_acl_default", posix_acl(uid, 7))
+        for f in files:
+            p = os.path.join(root, f)
+            if os.path.islink(p) or not os.path.isfile(p):
+                continue
+            os.chmod(p, 0o660)
+            os.setxattr(p, "system.posix_acl_access", posix_acl(uid, 6))
+
+
 def give_to(user, *paths):
     """Let `user` reach the case's directories: each one readable and searchable by
     all (the spool or queue inside keeps its own modes)."""

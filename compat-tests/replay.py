@@ -52,6 +52,7 @@ import sys
 import tempfile
 
 from common import (DEBIAN_PRIVACY, Case, Fault, Namespace, Sink, as_user, chown_tree, first_queue_id, free_port, give_to,
+                    grant_tree,
                     helper, locked, normalise, normalise_xlog, read_xlog, relax_headers)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -133,12 +134,9 @@ def run_case(binary, case, sink):
             chown_tree(spool, case.user)
         elif case.user is not None:
             # The user reaches root's spool as an installed rsendmail does through its
-            # setgid spool group: here through the modes for others (the user is in no
+            # setgid spool group: here through an ACL naming the user (who is in no
             # group of the spool's, as in the recording); the owner stays root.
-            for root, dirs, files in os.walk(spool):
-                os.chmod(root, 0o777)
-                for f in files:
-                    os.chmod(os.path.join(root, f), 0o666)
+            grant_tree(spool, case.user)
         if case.paced:
             # The same lock-step driver as the recording (pace.py runs argv as given,
             # so the link's name is argv[0]).

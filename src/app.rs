@@ -550,6 +550,7 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
         }
         Operation::QueueRun => {
             s.spool.check_present()?;
+            s.spool.check_safe()?;
             may_process_queue(&s.spool)?;
             Ok(exec_deliver(&[], None))
         }
@@ -564,6 +565,7 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
         }
         Operation::Daemon | Operation::DaemonForeground => {
             s.spool.check_present()?;
+            s.spool.check_safe()?;
             may_process_queue(&s.spool)?;
             Ok(exec_deliver(&[], None))
         }

@@ -1578,7 +1578,55 @@ fn following_each_fix_makes_check_pass() {
         ("auth 0600", |e| auth(e, 0o600, None)),
         ("auth group", |e| auth(e, 0o640, Some((0, 65534)))),
         ("auth owner", |e| auth(e, 0o640, Some((65534, 0)))),
+        ("spool 2777", |e| {
+            fs::set_permissions(&e.spool, fs::Permissions::from_mode(0o2777)).unwrap()
+        }),
+        ("tmp 2777", |e| sub(e, "tmp", 0o2777, None)),
+        ("tmp 0700", |e| sub(e, "tmp", 0o700, None)),
+        ("hold 1777", |e| sub(e, "hold", 0o1777, None)),
+        ("index owner", |e| sub(e, "index", 0o2770, Some((65534, 0)))),
+        ("waiting group", |e| {
+            sub(e, "waiting", 0o2770, Some((0, 65534)))
+        }),
+        ("domains 0755", |e| sub(e, "index/domains", 0o755, None)),
+        ("slots link", |e| {
+            std::os::unix::fs::symlink(e.dir.join("nowhere"), e.spool.join("slots")).unwrap()
+        }),
+        ("index file 0644", |e| {
+            subfile(e, "index/recipients", 0o644, None)
+        }),
+        ("domains file group", |e| {
+            subfile(e, "index/domains/example.org", 0o660, Some(65534))
+        }),
+        ("waiting file 0666", |e| {
+            subfile(e, "waiting/x", 0o666, None)
+        }),
     ];
+    /// Make the spool's sub-directory `name` (its parents as init makes them), with
+    /// `mode` and, when given, that owner.
+    fn sub(e: &Env, name: &str, mode: u32, owner: Option<(u32, u32)>) {
+        let p = e.spool.join(name);
+        fs::create_dir_all(&p).unwrap();
+        let mut up = p.parent();
+        while let Some(d) = up.filter(|d| *d != e.spool.as_path()) {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o2770)).unwrap();
+            up = d.parent();
+        }
+        if let Some((u, g)) = owner {
+            std::os::unix::fs::chown(&p, Some(u), Some(g)).unwrap();
+        }
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    /// A file a submission writes (in sub-directories made as init makes them).
+    fn subfile(e: &Env, name: &str, mode: u32, gid: Option<u32>) {
+        let p = e.spool.join(name);
+        sub(e, p.parent().unwrap().to_str().unwrap(), 0o2770, None);
+        fs::write(&p, "").unwrap();
+        if let Some(g) = gid {
+            std::os::unix::fs::chown(&p, None, Some(g)).unwrap();
+        }
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    }
     fn fifo(e: &Env, mode: u32, gid: Option<u32>) {
         let f = e.spool.join("wakeup");
         assert!(
@@ -1838,4 +1886,41 @@ fn no_runner_fails_when_users_cannot_deliver_themselves() {
             "{what}: {w}"
         );
     }
+}
+
+/// The spool as the programs leave it after submissions, a queue run, a hold and a
+/// delete (which rebuilds the index): its sub-directories and their files pass.
+#[test]
+fn a_spool_in_use_passes_the_sub_directory_step() {
+    let env = Env::new();
+    let prog = install(&env);
+    for rcpt in ["bob@example.org", "carol@example.net", "dave@example.com"] {
+        env.sendmail(&["-odq", rcpt], MSG).code(0);
+    }
+    env.sendmail(&["-qf"], b"").code(0);
+    let ids: Vec<String> = env
+        .entries()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap()[2..].to_string())
+        .collect();
+    assert_eq!(ids.len(), 3, "{}", env.listing());
+    let admin = |args: &[&str]| {
+        let mut full = vec!["-C", env.conf.to_str().unwrap()];
+        full.extend_from_slice(args);
+        env.run_raw(&prog, &full, b"")
+    };
+    admin(&["hold", &ids[0]]).code(0);
+    admin(&["delete", &ids[1]]).code(0);
+    for d in ["tmp", "index", "index/domains", "hold"] {
+        assert!(env.spool.join(d).is_dir(), "{d}");
+    }
+    let r = admin(&["check"]);
+    assert!(!r.stdout.contains("FAIL spool"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("ok   spool ") && l.contains(" sub-directories 2770 ")),
+        "{}",
+        r.stdout
+    );
 }

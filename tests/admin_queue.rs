@@ -655,11 +655,52 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Let the users `uids` (and no one else) read and write the directory `dir` and what
+/// is made in it, without making them members of its group: a POSIX ACL naming them,
+/// for the directory and as its default, written as the kernel's extended attributes.
+fn grant(dir: &Path, uids: &[u32]) {
+    use std::os::unix::ffi::OsStrExt;
+    const ANY: u32 = u32::MAX;
+    let mut users = uids.to_vec();
+    users.sort();
+    // (tag, permissions, id): the owner, each named user, the group, the mask, others.
+    let mut entries = vec![(0x01u16, 7u16, ANY)];
+    entries.extend(users.iter().map(|u| (0x02, 7, *u)));
+    entries.extend([(0x04, 7, ANY), (0x10, 7, ANY), (0x20, 0, ANY)]);
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in entries {
+        acl.extend(tag.to_le_bytes());
+        acl.extend(perm.to_le_bytes());
+        acl.extend(id.to_le_bytes());
+    }
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    for name in [c"system.posix_acl_access", c"system.posix_acl_default"] {
+        // SAFETY: both strings are NUL-terminated and `acl` outlives the call.
+        let r = unsafe {
+            libc::setxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                acl.as_ptr().cast(),
+                acl.len(),
+                0,
+            )
+        };
+        assert_eq!(
+            r,
+            0,
+            "ACL on {}: {}",
+            dir.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// Two users, each with an entry in the shared spool: each may act on her own entry
 /// only; a refusal names the ID and exits 77, and the other IDs given are still done;
 /// root may act on both. (The system configuration is a scratch file, read by debug
-/// builds without set-id privileges only; the users reach the spool through its modes,
-/// as an installed program does through its group.)
+/// builds without set-id privileges only; the users reach the spool, mode 2770, through
+/// an ACL naming them, as an installed program does through its group, without being
+/// members of the group, which may act on any entry.)
 #[test]
 fn two_users_act_only_on_their_own_entries() {
     if !can_switch_user() || !cfg!(debug_assertions) {
@@ -670,10 +711,15 @@ fn two_users_act_only_on_their_own_entries() {
     fs::create_dir_all(&here).unwrap();
     fs::set_permissions(&here, fs::Permissions::from_mode(0o755)).unwrap();
     let spool = here.join("spool");
+    let users = [
+        crate::harness::test_user().uid,
+        crate::harness::other_user().uid,
+    ];
     for d in ["", "tmp", "index", "corrupt", "hold"] {
         let p = spool.join(d);
         fs::create_dir_all(&p).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o777)).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o2770)).unwrap();
+        grant(&p, &users);
     }
     let conf = here.join("rsendmail.conf");
     fs::write(
@@ -792,7 +838,7 @@ fn two_users_act_only_on_their_own_entries() {
     let gid = crate::harness::test_user().gid;
     for d in [spool.clone(), spool.join("tmp")] {
         std::os::unix::fs::chown(&d, None, Some(gid)).unwrap();
-        fs::set_permissions(&d, fs::Permissions::from_mode(0o2777)).unwrap();
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o2770)).unwrap();
     }
     let out = as_nobody(&sm, &["-odq", "carol@example.org"], &envs);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -1135,7 +1181,8 @@ fn delete_refuses_an_empty_recipient_pattern() {
     let r = admin(&env, &["delete", "--all", &a]);
     r.code(64);
     assert!(
-        r.stderr.contains("rsendmail-admin delete --all\n"),
+        r.stderr
+            .contains("rsendmail-admin delete [--dry-run] --all\n"),
         "{}",
         r.stderr
     );
@@ -1198,4 +1245,68 @@ fn recipient_selection_takes_both_forms_of_an_idn_domain() {
         format!("{}: deleted\n{}: deleted\n", want[0], want[1])
     );
     assert_eq!(env.entries().len(), 1, "{}", env.listing());
+}
+
+/// `delete --dry-run`: every selection `delete` takes (IDs, `--recipient`, `--all`)
+/// prints each entry it would delete (ID, sender, open recipients; a held one marked),
+/// refuses what `delete` refuses with its status, and deletes nothing.
+#[test]
+fn delete_dry_run_prints_each_entry_and_deletes_nothing() {
+    let env = Env::new();
+    let a = queue(&env, "bob@example.org");
+    let b = queue(&env, "carol@example.net");
+    admin(&env, &["hold", &b]).code(0);
+    let idx = index_text(&env);
+    let all = |r: &Run| {
+        assert!(queued(&env, &a) && held(&env, &b), "{}", r.stdout);
+        assert_eq!(index_text(&env), idx);
+    };
+    let r = admin(&env, &["delete", "--dry-run", &a]);
+    r.code(0);
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{a}: would be deleted: from <alice@example.org> to bob@example.org\n\
+             dry run: 1 entry would be deleted; nothing was deleted\n"
+        )
+    );
+    all(&r);
+    let r = admin(&env, &["delete", "-n", "--recipient", "CAROL"]);
+    r.code(0);
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{b}: would be deleted (held): from <alice@example.org> to carol@example.net\n\
+             dry run: 1 entry would be deleted; nothing was deleted\n"
+        )
+    );
+    all(&r);
+    let r = admin(&env, &["delete", "--all", "--dry-run"]);
+    r.code(0);
+    for id in [&a, &b] {
+        assert!(
+            r.stdout.contains(&format!("{id}: would be deleted")),
+            "{}",
+            r.stdout
+        );
+    }
+    assert!(
+        r.stdout
+            .ends_with("dry run: 2 entries would be deleted; nothing was deleted\n"),
+        "{}",
+        r.stdout
+    );
+    all(&r);
+    // An ID that names no entry: 66, as without --dry-run; the others still shown.
+    let r = admin(&env, &["delete", "--dry-run", "6AUIIquc023976", &a]);
+    r.code(66);
+    assert!(
+        r.stdout.contains(&format!("{a}: would be deleted")),
+        "{}",
+        r.stdout
+    );
+    all(&r);
+    // Without it, they go.
+    admin(&env, &["delete", "--all"]).code(0);
+    assert!(!queued(&env, &a) && !held(&env, &b));
 }

@@ -1,6 +1,8 @@
 //! Per-user spools and privileges, run as the unprivileged test user.
 
-use crate::harness::{Env, MSG, TEST_USER, as_user, bin, can_switch_user, user_visible_bin};
+use crate::harness::{
+    Env, MSG, TEST_USER, as_user, bin, can_switch_user, test_user, user_visible_bin,
+};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -710,8 +712,8 @@ fn a_queue_file_of_another_owner_cannot_run_a_command_as_someone_else() {
 }
 
 /// ETRN in a `-bs` session follows `-q`: a user whose own spool it is may start the run
-/// (`250`); a spool the user does not own (root's, reached through its modes as an
-/// installed rsendmail reaches it through its group) gets sendmail's `502 5.7.0`, and
+/// (`250`); a spool the user does not own (root's, reached through its group as an
+/// installed rsendmail reaches it through the set-gid program's) gets sendmail's `502 5.7.0`, and
 /// its entry is not delivered (compat-tests/cases/bs-etrn-not-root).
 #[test]
 fn bs_etrn_follows_the_right_to_run_the_queue() {
@@ -734,11 +736,12 @@ fn bs_etrn_follows_the_right_to_run_the_queue() {
         text.contains("250 2.0.0 Queuing for node example.org started"),
         "{text}"
     );
-    // Root's spool, which the user may write but does not own.
+    // Root's spool, which the user may write (through its group) but does not own.
     let env = Env::new();
     env.sendmail(&["-odq", "a@example.org"], MSG).code(0);
     for entry in walk(&env.spool) {
-        let mode = if entry.is_dir() { 0o777 } else { 0o666 };
+        let mode = if entry.is_dir() { 0o2770 } else { 0o660 };
+        std::os::unix::fs::chown(&entry, None, Some(test_user().gid)).unwrap();
         fs::set_permissions(&entry, fs::Permissions::from_mode(mode)).unwrap();
     }
     fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
@@ -865,8 +868,8 @@ fn user_submission_never_falls_back_to_a_per_user_spool_where_a_system_config_ex
         text(&out.stdout)
     );
     assert!(!missing.exists() && !state.exists());
-    // A spool the user may write (here through its modes for others; installed, through
-    // the spool group) takes the message, with the shared spool's modes, and mailq lists
+    // A spool the user may write (here through its group; installed, through the
+    // set-gid program's group) takes the message, with the shared spool's modes, and mailq lists
     // that spool. (An established spool, with its tmp/: an empty world-writable
     // directory is made a spool by root, who gives it the spool's modes.)
     fs::write(
@@ -882,8 +885,21 @@ fn user_submission_never_falls_back_to_a_per_user_spool_where_a_system_config_ex
         "{}",
         text(&out.stdout)
     );
+    // An established spool everyone may write is refused too (any user could plant
+    // entries there); one its group may write takes the message.
     fs::create_dir(spool.join("tmp")).unwrap();
     fs::set_permissions(spool.join("tmp"), fs::Permissions::from_mode(0o777)).unwrap();
+    let out = as_user(&b, &["-odq", "bob@example.org"], &envs, MSG);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("is writable by everyone"),
+        "{}",
+        text(&out.stdout)
+    );
+    for d in [spool.clone(), spool.join("tmp")] {
+        std::os::unix::fs::chown(&d, None, Some(test_user().gid)).unwrap();
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o2770)).unwrap();
+    }
     let out = as_user(&b, &["-odq", "bob@example.org"], &envs, MSG);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let qf = queue_file(&spool);

@@ -378,6 +378,21 @@ fn init_repairs_modes_and_follows_no_link() {
     fs::write(&entry, "x").unwrap();
     fs::set_permissions(&entry, fs::Permissions::from_mode(0o644)).unwrap();
     nix::unistd::chown(&entry, None, Some(nix::unistd::Gid::from_raw(0))).unwrap();
+    // The index's directory of domains and the files submissions write.
+    let domains = spool.join("index/domains");
+    fs::create_dir(&domains).unwrap();
+    fs::set_permissions(&domains, fs::Permissions::from_mode(0o755)).unwrap();
+    nix::unistd::chown(&domains, None, Some(nix::unistd::Gid::from_raw(0))).unwrap();
+    let written = [
+        spool.join("index/recipients"),
+        domains.join("example.org"),
+        spool.join("waiting/6AUIPm89022300"),
+    ];
+    for f in &written {
+        fs::write(f, "").unwrap();
+        fs::set_permissions(f, fs::Permissions::from_mode(0o600)).unwrap();
+        nix::unistd::chown(f, None, Some(nix::unistd::Gid::from_raw(0))).unwrap();
+    }
 
     let out = admin(&conf, &["init", "--group", "mail"]);
     let said = text(&out.stdout);
@@ -412,6 +427,24 @@ fn init_repairs_modes_and_follows_no_link() {
     ] {
         assert!(said.contains(&want), "{said:?} lacks {want:?}");
     }
+    assert!(
+        said.contains(&format!(
+            "repaired {}: 2770 root:mail (was 755 root:root)",
+            domains.display()
+        )),
+        "{said}"
+    );
+    for f in &written {
+        assert!(
+            said.contains(&format!(
+                "repaired {}: 660 group mail (was 600 group root)",
+                f.display()
+            )),
+            "{said}"
+        );
+        assert_eq!(owner_mode(f), (0o660, 0, mail_gid()), "{}", f.display());
+    }
+    assert_eq!(owner_mode(&domains), (0o2770, 0, mail_gid()));
     assert_layout(&spool);
     assert_eq!(owner_mode(&outside), (0o755, 0, 0), "a link was followed");
     assert_eq!(owner_mode(&entry), (0o660, 0, mail_gid()));
@@ -1493,4 +1526,109 @@ fn the_runner_delivers_locally_after_an_upgrade_by_rename() {
         || fs::read_to_string(&log).unwrap_or_default(),
         by_runner,
     );
+}
+
+/// A spool, or one of its sub-directories, made writable by everyone after it was made
+/// (sticky or not) is refused by every way into it that takes or runs mail
+/// (submissions in each mode, `-bs`, the daemon, `-q`, the periodic runner): exit 78,
+/// the directory and its mode named, nothing queued or delivered; `mailq` lists the
+/// queue with the same words. Made 2770 again, the spool is used again.
+#[test]
+fn a_spool_writable_by_everyone_is_refused_everywhere() {
+    let damages: [(&str, u32); 6] = [
+        ("", 0o2777),
+        ("", 0o3777),
+        ("tmp", 0o2777),
+        ("index", 0o777),
+        ("index/domains", 0o2777),
+        ("hold", 0o1777),
+    ];
+    for (sub, mode) in damages {
+        let env = Env::new();
+        env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+        for d in ["hold", "index/domains"] {
+            fs::create_dir_all(env.spool.join(d)).unwrap();
+        }
+        let dir = if sub.is_empty() {
+            env.spool.clone()
+        } else {
+            env.spool.join(sub)
+        };
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+        let want = format!(
+            "{} (mode {mode:o}) is writable by everyone: any user could plant or remove \
+             queue entries there",
+            dir.display()
+        );
+        let before = env.entries();
+        for (program, args, stdin) in entry_points(&env) {
+            let mut full = vec!["-C", env.conf.to_str().unwrap()];
+            full.extend(args.iter().copied());
+            let out = run_limited(&program, &full, stdin);
+            let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            assert!(
+                said.contains(&want),
+                "{sub} {full:?}: {said:?} lacks {want:?}"
+            );
+            let listing = args.contains(&"-bp") || program.ends_with("mailq");
+            let code = if listing { 0 } else { 78 };
+            assert_eq!(out.status.code(), Some(code), "{sub} {full:?}: {said}");
+            assert_eq!(env.entries(), before, "{sub} {full:?}");
+        }
+        // `rsendmail-admin check` says the same, with its fix.
+        let out = run_limited(
+            &admin_bin(),
+            &["-C", env.conf.to_str().unwrap(), "check"],
+            b"",
+        );
+        let said = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(78), "{said}");
+        assert!(
+            said.lines().any(|l| l.starts_with("FAIL spool: ")
+                && l.contains(&want)
+                && l.ends_with(&format!("(fix: chmod 2770 {})", dir.display()))),
+            "{sub}: {said}"
+        );
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o2770)).unwrap();
+        env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+        assert_eq!(env.entries().len(), before.len() + 1, "{sub}");
+    }
+}
+
+/// A daemon already running when its spool is made writable by everyone takes no
+/// message into it: the client gets `451` at the end of the data and keeps the message;
+/// made 2770 again, the next message is taken.
+#[test]
+fn a_running_daemon_refuses_a_spool_made_writable_by_everyone() {
+    use crate::harness::servers::{Daemon, Raw};
+    use std::io::Write;
+    let env = Env::new();
+    // Deferred: no DNS (the sender's domain is not looked up).
+    let d = Daemon::start(&env, &["-odd"]);
+    let mut r = Raw::connect(d.port);
+    let mut w = r.writer();
+    assert!(r.reply()[0].starts_with("220"));
+    let mut say = |r: &mut Raw, line: &str| -> String {
+        w.write_all(line.as_bytes()).unwrap();
+        r.reply().join("\n")
+    };
+    assert!(say(&mut r, "EHLO c.example\r\n").starts_with("250"));
+    let mut send = |r: &mut Raw| -> String {
+        assert!(say(r, "MAIL FROM:<alice@example.org>\r\n").starts_with("250"));
+        let rcpt = say(r, "RCPT TO:<bob@example.org>\r\n");
+        assert!(rcpt.starts_with("250"), "{rcpt}");
+        assert!(say(r, "DATA\r\n").starts_with("354"));
+        say(r, "Subject: t\r\n\r\nhi\r\n.\r\n")
+    };
+    let tmp = env.spool.join("tmp");
+    assert!(tmp.is_dir());
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o2777)).unwrap();
+    let reply = send(&mut r);
+    assert!(reply.starts_with("451 4.3.0 "), "{reply}");
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o2770)).unwrap();
+    let reply = send(&mut r);
+    assert!(reply.starts_with("250 "), "{reply}");
+    assert_eq!(env.entries().len(), 1);
+    drop(d);
 }

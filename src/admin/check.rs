@@ -7,7 +7,9 @@
 //! file and line, then the files it names; options rsendmail accepts but does not act
 //! on, keywords that change nothing and lines another overrides are `warn` lines; the
 //! file and its directory writable by root alone), the mail name and host name, the
-//! spool (its group and modes), the installed `rsendmail` (set-gid to the spool's
+//! spool (its group and modes; a spool everyone may write in the words of the programs
+//! that refuse it; its sub-directories and the files submissions write in them, as
+//! `rsendmail-admin init` leaves them), the installed `rsendmail` (set-gid to the spool's
 //! group) and `rsendmail-deliver` (root's alone, not set-id, in a directory root's
 //! alone), the queue runner's wake-up FIFO (`SPOOLDIR/wakeup`; no runner holding it
 //! open is a `warn`, or a failure when nothing else would send the mail: the delivery
@@ -32,6 +34,7 @@
 //! a list.
 
 use super::Context;
+use super::init;
 use super::show_config::config_argv;
 use crate::app;
 use crate::config::{self, Config};
@@ -509,8 +512,20 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
     } else {
         s.spool.check_takeover().err()
     };
+    let wanted = if s.spool.private { 0o700 } else { 0o2770 };
     if let Some(f) = refused {
         t.fail(Sysexit::Config, "spool", &f.message);
+    } else if mode & 0o002 != 0 {
+        // What every submission and run says of it, with the fix.
+        t.fail(
+            Sysexit::Config,
+            "spool",
+            &format!(
+                "{}{}",
+                s.spool.world_writable_problem(dir, mode),
+                fix(&[format!("chmod {wanted:o} {}", sh_word(dir))])
+            ),
+        );
     } else if s.spool.private {
         if mode & 0o077 != 0 {
             t.fail(
@@ -552,6 +567,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             &format!("{} ({})", dir.display(), owner_mode(&spool_md)),
         );
     }
+    subdirs_step(t, s, &spool_md);
     let users_deliver = binary_step(t, s, &spool_md);
     let shared_group = (!s.spool.private).then(|| spool_md.gid());
     // Why nothing but a queue runner would ever send the mail queued here, if so.
@@ -648,6 +664,174 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             ),
         }
     }
+}
+
+/// The spool's sub-directories ([`crate::spool::SUBDIRS`]) and the files in them that
+/// submissions write (the index, `slots/`, `waiting/`), as `rsendmail-admin init` leaves
+/// them: each directory the spool's owner's (`index/domains`, which every index rebuild
+/// makes anew, anyone's) and group's, mode 2770 (a user's own spool:
+/// hers, 0700); each file the spool's group's, 0660 (a user's own: 0600). A
+/// sub-directory not made yet is fine (the programs make it with those modes); one
+/// everyone may write is what every submission and run refuses, said in their words.
+/// Each problem is a `FAIL spool` line with its fix; all right, one `ok` line.
+fn subdirs_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
+    let private = s.spool.private;
+    let (dir_mode, file_mode) = if private {
+        (0o700, 0o600)
+    } else {
+        (init::DIR_MODE, init::FILE_MODE)
+    };
+    let owner = user_name(spool_md.uid());
+    let group = group_name(spool_md.gid());
+    let mut problems = 0;
+    let mut seen = 0;
+    for sub in crate::spool::SUBDIRS {
+        let p = s.spool.dir.join(sub);
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        seen += 1;
+        if !md.is_dir() {
+            problems += 1;
+            let kind = if md.file_type().is_symlink() {
+                "a symbolic link"
+            } else {
+                "not a directory"
+            };
+            // The programs move it into corrupt/ at their next use; removing it by hand
+            // leaves the name free for a fresh directory.
+            let cmd = format!("rm {}", sh_word(&p));
+            t.fail(
+                Sysexit::Config,
+                "spool",
+                &format!(
+                    "{} is {kind}, where the spool keeps a directory{}",
+                    p.display(),
+                    fix(&[cmd])
+                ),
+            );
+            continue;
+        }
+        let mode = md.mode() & 0o7777;
+        // `index/domains` is made again by every index rebuild, by whoever rebuilds
+        // (a queue run, a member of the group deleting entries): any owner.
+        let owner_ok = md.uid() == spool_md.uid() || (sub == "index/domains" && !private);
+        let group_ok = private || md.gid() == spool_md.gid();
+        if mode != dir_mode || !owner_ok || !group_ok {
+            problems += 1;
+            let mut cmds = Vec::new();
+            if !owner_ok || !group_ok {
+                cmds.push(if private {
+                    format!("chown {owner} {}", sh_word(&p))
+                } else {
+                    format!("chown {owner}:{group} {}", sh_word(&p))
+                });
+            }
+            cmds.push(format!("chmod {dir_mode:o} {}", sh_word(&p)));
+            let text = if mode & 0o002 != 0 {
+                s.spool.world_writable_problem(&p, mode)
+            } else if private {
+                format!(
+                    "{} ({}): a directory of a user's own spool must be hers, {dir_mode:o}",
+                    p.display(),
+                    owner_mode(&md)
+                )
+            } else {
+                format!(
+                    "{} ({}): must be {dir_mode:o} {owner}:{group}, as the spool (what \
+                     is made in it gets the spool's group; its group writes it, nobody \
+                     else)",
+                    p.display(),
+                    owner_mode(&md)
+                )
+            };
+            t.fail(Sysexit::Config, "spool", &format!("{text}{}", fix(&cmds)));
+            continue;
+        }
+        if matches!(sub, "index" | "index/domains" | "slots" | "waiting") {
+            problems += files_step(t, &p, spool_md, private, file_mode, &group);
+        }
+    }
+    if problems == 0 && seen > 0 {
+        t.say(
+            Mark::Ok,
+            "spool",
+            &format!(
+                "{} sub-directories {dir_mode:o} {owner}{}, their files {file_mode:04o}",
+                seen,
+                if private {
+                    String::new()
+                } else {
+                    format!(":{group}")
+                }
+            ),
+        );
+    }
+}
+
+/// The files in `dir` (a sub-directory of the spool whose files submissions write):
+/// each must be a regular file of the spool's group with mode `file_mode` (a user's
+/// own spool: hers). One `FAIL spool` line for all the wrong ones, naming a few, with
+/// a fix for them all; the number of such lines (0 or 1).
+fn files_step(
+    t: &mut Tally,
+    dir: &Path,
+    spool_md: &std::fs::Metadata,
+    private: bool,
+    file_mode: u32,
+    group: &str,
+) -> usize {
+    let Ok(list) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut wrong: Vec<String> = Vec::new();
+    for ent in list.flatten() {
+        let Ok(md) = ent.metadata() else { continue };
+        // Directories (index/domains) are checked as sub-directories; links and the
+        // rest are refused by every program that opens them.
+        if !md.is_file() {
+            continue;
+        }
+        let ok = md.mode() & 0o7777 == file_mode
+            && (private || md.gid() == spool_md.gid())
+            && (!private || md.uid() == spool_md.uid());
+        if !ok {
+            wrong.push(crate::text::printable(&ent.file_name().to_string_lossy()).into_owned());
+        }
+    }
+    if wrong.is_empty() {
+        return 0;
+    }
+    wrong.sort();
+    let mut shown: Vec<String> = wrong.iter().take(3).cloned().collect();
+    if wrong.len() > 3 {
+        shown.push(format!("and {} more", wrong.len() - 3));
+    }
+    let d = sh_word(dir);
+    let cmd = if private {
+        format!("find {d} -maxdepth 1 -type f -exec chmod {file_mode:o} {{}} +")
+    } else {
+        format!(
+            "find {d} -maxdepth 1 -type f -exec chgrp {group} {{}} + -exec chmod {file_mode:o} {{}} +"
+        )
+    };
+    let want = if private {
+        format!("{file_mode:04o}, this user's")
+    } else {
+        format!("{file_mode:04o}, group {group}")
+    };
+    t.fail(
+        Sysexit::Config,
+        "spool",
+        &format!(
+            "{} file(s) in {} are not {want}, which submissions and runs must write ({}){}",
+            wrong.len(),
+            dir.display(),
+            shown.join(", "),
+            fix(&[cmd])
+        ),
+    );
+    1
 }
 
 /// What starts a queue runner for this spool: the system's service, or a user's own

@@ -9,6 +9,9 @@
 //!                          2770 root:GROUP
 //! SPOOLDIR/wakeup          FIFO 0620 root:GROUP (the queue runner's wake-up endpoint)
 //! SPOOLDIR/qf*, sf*        0660, group GROUP  (entries already there keep their owner)
+//! SPOOLDIR/index/domains   2770 root:GROUP, when it is there (the index makes it)
+//! files in index/, index/domains/, slots/, waiting/
+//!                          0660, group GROUP  (their owner kept)
 //! ```
 //!
 //! GROUP is `--group`, else `rsendmail` (the group an installed, set-gid `rsendmail`
@@ -143,8 +146,33 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
         let f = crate::spool::open_dir(&path).map_err(|e| cant("cannot open", &path, &e))?;
         repair(&path, &f, &who, DIR_MODE, made)?;
     }
+    // index/domains, which every rebuild of the index makes anew: put right when it
+    // is there (what is not a directory at its name is moved aside).
+    let domains = spool.dir.join("index/domains");
+    if let Ok(md) = fs::symlink_metadata(&domains) {
+        if md.is_dir() {
+            let f =
+                crate::spool::open_dir(&domains).map_err(|e| cant("cannot open", &domains, &e))?;
+            repair(&domains, &f, &who, DIR_MODE, false)?;
+        } else {
+            let found = if md.file_type().is_symlink() {
+                "a symbolic link"
+            } else {
+                "not a directory"
+            };
+            move_aside(&spool, &domains, found)?;
+        }
+    }
     wakeup(&spool, &who)?;
-    entries(&spool, &who)?;
+    entries(&spool.dir, &who, true)?;
+    // The files submissions and runs write (the index, the background slots, the
+    // waiting markers): the spool's group and 0660, as the entries.
+    for sub in ["index", "index/domains", "slots", "waiting"] {
+        let d = spool.dir.join(sub);
+        if crate::spool::open_dir(&d).is_ok() {
+            entries(&d, &who, false)?;
+        }
+    }
     crate::outln!(
         "{}: ready ({:o} root:{})",
         spool.dir.display(),
@@ -327,16 +355,20 @@ fn make_fifo(path: &Path, mode: u32) -> Result<(), Fatal> {
     Ok(())
 }
 
-/// The entries already in the spool (`qf*`, `sf*`: an upgrade, a spool restored by hand):
-/// the spool's group and mode 0660, their owner kept. Only regular files with one link
-/// are changed.
-fn entries(spool: &Spool, who: &Owner) -> Result<(), Fatal> {
-    let list = fs::read_dir(&spool.dir).map_err(|e| cant("cannot read", &spool.dir, &e))?;
+/// The entries already in the spool directory `dir` (`qf*`, `sf*`: an upgrade, a spool
+/// restored by hand), or with `!only_entries` every file in `dir` (a sub-directory whose
+/// files submissions write): the spool's group and mode 0660, their owner kept. Only
+/// regular files with one link are changed.
+fn entries(dir: &Path, who: &Owner, only_entries: bool) -> Result<(), Fatal> {
+    let list = fs::read_dir(dir).map_err(|e| cant("cannot read", dir, &e))?;
     let mut linked: Vec<PathBuf> = Vec::new();
     for ent in list.flatten() {
         let name = ent.file_name();
         let name = name.to_string_lossy();
-        if !(name.starts_with("qf") || name.starts_with("sf")) {
+        if only_entries && !(name.starts_with("qf") || name.starts_with("sf")) {
+            continue;
+        }
+        if !only_entries && ent.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
         let path = ent.path();

@@ -609,9 +609,51 @@ fn matching(spool: &Spool, who: &Caller, substr: Option<&str>) -> Result<Vec<Str
     Ok(out)
 }
 
+/// What `delete --dry-run` prints for an entry it would delete: its ID, `(held)` when
+/// it is, then its sender and its open recipients (`ID: would be deleted: from
+/// <alice@example.org> to bob@example.org, carol@example.org`), or why it cannot be
+/// read (a queue file that is not a regular file is never opened).
+fn would_delete(sp: &Spool, id: &str, held: bool) -> String {
+    let p = |t: &str| crate::text::printable(t).into_owned();
+    let held = if held { " (held)" } else { "" };
+    if let Some(kind) = odd_file(sp, id) {
+        return format!("{id}: would be deleted{held}: its queue file is {kind}");
+    }
+    match sp.read_entry(id) {
+        Ok(e) => {
+            let open: Vec<String> = e
+                .envelope
+                .recipients
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !e.state.of(*i).is_final())
+                .map(|(_, r)| p(&r.address))
+                .collect();
+            let to = if open.is_empty() {
+                "no recipient left to deliver".to_string()
+            } else {
+                format!("to {}", open.join(", "))
+            };
+            format!(
+                "{id}: would be deleted{held}: from <{}> {to}",
+                p(&e.envelope.sender)
+            )
+        }
+        Err(err) => format!("{id}: would be deleted{held}: its queue file cannot be read ({err})"),
+    }
+}
+
 /// `delete ID... | --all | --recipient SUBSTR` (`postsuper -d`): the entry and its
 /// index lines go; an entry being delivered is waited for ([`LOCK_WAIT`]), never cut.
-pub fn delete(ctx: &Context, ids: &[String], all: bool, rcpt: Option<&str>) -> Sysexit {
+/// With `dry_run`, each entry the same selection takes is printed ([`would_delete`]),
+/// with the same refusals and exit status, and nothing is deleted.
+pub fn delete(
+    ctx: &Context,
+    ids: &[String],
+    all: bool,
+    rcpt: Option<&str>,
+    dry_run: bool,
+) -> Sysexit {
     // An empty pattern is in every address: a script's empty variable would silently
     // become `--all`, which is its own, explicit flag.
     if rcpt.is_some_and(|r| r.trim().is_empty()) {
@@ -648,8 +690,14 @@ pub fn delete(ctx: &Context, ids: &[String], all: bool, rcpt: Option<&str>) -> S
             ids.to_vec()
         };
         let mut from_spool = false;
+        let mut would = 0usize;
         let status = over(&ids, |id| {
             let (sp, held) = find_any(&s.spool, who, id)?;
+            if dry_run {
+                crate::outln!("{}", would_delete(&sp, id, held));
+                would += 1;
+                return Ok(());
+            }
             if let Some(kind) = odd_file(&sp, id) {
                 // Nothing to lock: no run ever delivers it. Unlinked, never followed.
                 unlink_odd(&sp, id, kind)?;
@@ -674,6 +722,12 @@ pub fn delete(ctx: &Context, ids: &[String], all: bool, rcpt: Option<&str>) -> S
         });
         if from_spool {
             drop_index_lines(&s.spool);
+        }
+        if dry_run {
+            crate::outln!(
+                "dry run: {would} {} would be deleted; nothing was deleted",
+                if would == 1 { "entry" } else { "entries" }
+            );
         }
         Ok(status)
     })

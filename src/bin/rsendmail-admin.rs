@@ -43,7 +43,7 @@ enum Command {
     },
     /// Delete entries from the queue.
     #[command(
-        override_usage = "rsendmail-admin delete ID...\n       rsendmail-admin delete --all\n       rsendmail-admin delete --recipient SUBSTR"
+        override_usage = "rsendmail-admin delete [--dry-run] ID...\n       rsendmail-admin delete [--dry-run] --all\n       rsendmail-admin delete [--dry-run] --recipient SUBSTR"
     )]
     Delete {
         #[arg(value_name = "ID")]
@@ -54,6 +54,10 @@ enum Command {
         /// Entries with a recipient containing SUBSTR (case-insensitive).
         #[arg(long, value_name = "SUBSTR", conflicts_with = "ids")]
         recipient: Option<String>,
+        /// Print each entry that would be deleted (ID, sender, open recipients) and
+        /// delete nothing.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
     },
     /// Hold entries: no queue run selects them until they are released.
     Hold {
@@ -145,7 +149,8 @@ fn main() -> ExitCode {
             ids,
             all,
             recipient,
-        } => admin::queue::delete(&ctx, &ids, all, recipient.as_deref()),
+            dry_run,
+        } => admin::queue::delete(&ctx, &ids, all, recipient.as_deref(), dry_run),
         Command::Hold { ids } => admin::queue::hold(&ctx, &ids),
         Command::Release { ids } => admin::queue::release(&ctx, &ids),
         Command::Retry { ids } => admin::queue::retry(&ctx, &ids),

@@ -671,8 +671,10 @@ static STOP: AtomicBool = AtomicBool::new(false);
 const STOP_GRACE: Duration = Duration::from_secs(60);
 
 pub fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
-    // Before the fork: a missing queue directory is the caller's to hear (78).
+    // Before the fork: a missing queue directory, or one everyone may write, is the
+    // caller's to hear (78).
     s.spool.check_present()?;
+    s.spool.check_safe()?;
     app::may_process_queue(&s.spool)?;
     let q: QueueRunArgs = s.inv.queue_run.clone().unwrap_or_default();
     if let Some(group) = q.unknown_group() {

@@ -341,6 +341,9 @@ impl Server<'_> {
         data: &mut R,
     ) -> Result<String, StoreError> {
         let now = clock::now();
+        // A spool made writable by everyone while the server runs is not used: the
+        // client is told to try later (451) and keeps the message.
+        self.spool.check_safe().map_err(StoreError::Fatal)?;
         let mut entry = self.spool.begin(now).map_err(StoreError::Fatal)?;
         let id = entry.id.clone();
         let mut reader = LineReader::new(data, true);

@@ -395,6 +395,20 @@ pub const ENTRY_PREFIXES: [&str; 2] = ["qf", "sf"];
 /// old sendmail queue, which rsendmail does not read.
 pub const SENDMAIL_PREFIXES: [&str; 6] = ["df", "tf", "xf", "Qf", "hf", "Tf"];
 
+/// The spool's directories below it, as paths relative to it: the sub-directories
+/// ([`SPOOL_NAMES`]' directories) and `index/domains`, where submissions, queue runs and
+/// `rsendmail-admin` make and remove files ([`Spool::world_writable`],
+/// `rsendmail-admin check`).
+pub const SUBDIRS: [&str; 7] = [
+    "tmp",
+    "index",
+    "index/domains",
+    "corrupt",
+    "slots",
+    "waiting",
+    HOLD,
+];
+
 fn is_spool_name(name: &str) -> bool {
     SPOOL_NAMES.contains(&name)
         || ENTRY_PREFIXES
@@ -648,6 +662,63 @@ impl Spool {
         ))
     }
 
+    /// The spool's directories (itself, then each of [`SUBDIRS`] that is a directory)
+    /// that everyone may write, sticky or not, with their modes: any user could plant
+    /// entries there, or remove them. A sub-directory that is a symbolic link is not
+    /// followed ([`Spool::subdir`] moves it aside).
+    pub fn world_writable(&self) -> Vec<(PathBuf, u32)> {
+        let mut out = Vec::new();
+        let top = fs::metadata(&self.dir).ok().filter(fs::Metadata::is_dir);
+        if let Some(md) = top
+            && md.mode() & 0o002 != 0
+        {
+            out.push((self.dir.clone(), md.mode() & 0o7777));
+        }
+        for sub in SUBDIRS {
+            let p = self.dir.join(sub);
+            if let Ok(md) = fs::symlink_metadata(&p)
+                && md.is_dir()
+                && md.mode() & 0o002 != 0
+            {
+                out.push((p, md.mode() & 0o7777));
+            }
+        }
+        out
+    }
+
+    /// The line that refuses a spool directory `dir` (mode `mode`) everyone may write
+    /// ([`Spool::world_writable`]), for every program that uses the spool and for
+    /// `rsendmail-admin check`, which adds its fix.
+    pub fn world_writable_problem(&self, dir: &Path, mode: u32) -> String {
+        let what = if dir == self.dir {
+            "the queue directory"
+        } else {
+            "the queue's sub-directory"
+        };
+        format!(
+            "{what} {} (mode {mode:o}) is writable by everyone: any user could plant or \
+             remove queue entries there, so the queue is not used until it is made \
+             {:o} again (\"rsendmail-admin init\" as root repairs it)",
+            dir.display(),
+            if self.private { 0o700 } else { 0o2770 }
+        )
+    }
+
+    /// Refuse a spool whose directory or a sub-directory everyone may write
+    /// ([`Spool::world_writable`]): EX_CONFIG (78), naming the first such directory
+    /// and its mode. Nothing is taken, run or changed: the caller is told (a
+    /// submission's message stays with its sender), as sendmail's own checks of
+    /// unsafe files refuse them.
+    pub fn check_safe(&self) -> Result<(), Fatal> {
+        match self.world_writable().first() {
+            Some((dir, mode)) => Err(Fatal::new(
+                Sysexit::Config,
+                self.world_writable_problem(dir, *mode),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The mode of the spool's files: 0600 in a private (per-user) spool, 0660 (the
     /// spool's group) in a shared one.
     pub fn file_mode(&self) -> u32 {
@@ -707,6 +778,8 @@ impl Spool {
             use std::os::unix::fs::PermissionsExt;
             let _ = fs::set_permissions(&self.dir, fs::Permissions::from_mode(dir_mode));
         }
+        // A spool everyone may write is refused before anything is made or taken.
+        self.check_safe()?;
         for sub in ["tmp", "index"] {
             self.subdir(sub)?;
         }
@@ -763,16 +836,21 @@ impl Spool {
         Ok(p)
     }
 
-    /// What is wrong with the spool's sub-directories, without changing anything (for
-    /// `mailq`'s problem lines).
+    /// What is wrong with the spool's directories, without changing anything (for
+    /// `mailq`'s problem lines): a sub-directory that is not one, and a directory
+    /// everyone may write ([`Spool::world_writable`], which every run refuses).
     pub fn subdir_problems(&self) -> Vec<String> {
-        ["tmp", "index", "corrupt", "slots", "waiting", HOLD]
+        let mut out: Vec<String> = ["tmp", "index", "corrupt", "slots", "waiting", HOLD]
             .iter()
             .filter_map(|sub| match open_dir(&self.dir.join(sub)) {
                 Err(e) if is_unsafe(&e) => Some(e.to_string()),
                 _ => None,
             })
-            .collect()
+            .collect();
+        for (dir, mode) in self.world_writable() {
+            out.push(self.world_writable_problem(&dir, mode));
+        }
+        out
     }
 
     /// Reserve an ID and open its temporary file.
