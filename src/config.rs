@@ -1302,6 +1302,11 @@ pub fn parse_relay_table(
 ) -> Result<Vec<RelayRule>, Fatal> {
     fault(text.as_bytes(), name)?;
     let mut out = Vec::new();
+    // Each compared pattern's first line and spelling: a second line for the same
+    // domain (`Example.ORG` and `example.org`, `bücher.example` and
+    // `xn--bcher-kva.example`) is refused, never left for the first line to hide.
+    let mut first_at: std::collections::HashMap<String, (usize, String)> =
+        std::collections::HashMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
@@ -1332,6 +1337,12 @@ pub fn parse_relay_table(
         if !valid_pattern || pattern == "." {
             return Err(bad(&format!("invalid domain {pattern}")));
         }
+        if let Some((m, was)) = first_at.get(&keyed) {
+            return Err(bad(&format!(
+                "domain {pattern} is already routed by {name}: line {m} ({was})"
+            )));
+        }
+        first_at.insert(keyed.clone(), (n + 1, pattern.to_string()));
         // `a.example.` is `a.example`, as everywhere a domain is compared.
         out.push(RelayRule {
             pattern: keyed,
@@ -1404,6 +1415,7 @@ pub struct AuthEntry {
 pub fn parse_auth(text: &str, name: &str) -> Result<Vec<AuthEntry>, Fatal> {
     fault(text.as_bytes(), name)?;
     let mut out = Vec::new();
+    let mut hosts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim_end_matches('\r');
         if line.trim().is_empty() || line.starts_with('#') {
@@ -1420,6 +1432,20 @@ pub fn parse_auth(text: &str, name: &str) -> Result<Vec<AuthEntry>, Fatal> {
         if user.is_empty() || host.is_empty() {
             return Err(bad());
         }
+        // Delivery takes the first line for a host (compared as a domain is:
+        // `Smtp.Example` is `smtp.example`, U-labels are their A-labels), so a second
+        // line for it would never be used: refused, naming both lines (not their text).
+        let key = crate::message::address::domain_key(host);
+        if let Some(m) = hosts.get(&key) {
+            return Err(Fatal::new(
+                Sysexit::Config,
+                format!(
+                    "{name}: line {}: the host of {name}: line {m} again; one line per host",
+                    i + 1
+                ),
+            ));
+        }
+        hosts.insert(key, i + 1);
         out.push(AuthEntry {
             user: user.to_string(),
             host: host.to_string(),
@@ -2381,6 +2407,69 @@ mod tests {
                 "{text:?}"
             );
         }
+    }
+
+    /// A domain on two lines of the relay table, however it is written (case, a
+    /// trailing dot, U-labels or A-labels), is refused with both lines; so is a host on
+    /// two lines of auth.conf (which never quotes the file's text). Different patterns
+    /// for one domain (`a.example`, `.a.example`) are not the same line.
+    #[test]
+    fn a_domain_or_host_on_two_lines_of_a_table_is_refused_with_both_lines() {
+        for (text, want) in [
+            (
+                "Example.ORG r1\nexample.org r2\n",
+                "rt: line 2: domain example.org is already routed by rt: line 1 (Example.ORG)",
+            ),
+            (
+                "bücher.example r1\n# c\nxn--bcher-kva.example r2\n",
+                "rt: line 3: domain xn--bcher-kva.example is already routed by rt: line 1 (bücher.example)",
+            ),
+            (
+                "a.example. r1\nA.example r2\n",
+                "rt: line 2: domain A.example is already routed by rt: line 1 (a.example.)",
+            ),
+            (
+                ".Bücher.example r1\n.xn--bcher-kva.example. mx:\n",
+                "rt: line 2: domain .xn--bcher-kva.example. is already routed by rt: line 1 (.Bücher.example)",
+            ),
+            (
+                "* r1\nz.example r\n* mx:\n",
+                "rt: line 3: domain * is already routed by rt: line 1 (*)",
+            ),
+        ] {
+            let e = parse_relay_table(text, "rt", 25).unwrap_err();
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (Sysexit::Config, want),
+                "{text:?}"
+            );
+        }
+        assert_eq!(
+            parse_relay_table("a.example r1\n.a.example r2\n", "rt", 25)
+                .unwrap()
+                .len(),
+            2
+        );
+        for text in [
+            "u|Smtp.Example:secret1\nv|smtp.example:secret2\n",
+            "u|bücher.example:secret1\nu|xn--bcher-kva.example:secret2\n",
+        ] {
+            let e = parse_auth(text, "auth").unwrap_err();
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (
+                    Sysexit::Config,
+                    "auth: line 2: the host of auth: line 1 again; one line per host"
+                ),
+                "{text:?}"
+            );
+        }
+        assert_eq!(
+            parse_auth("u|a.example:p\nu|b.example:p\n", "auth")
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     /// SMARTHOST and RESOLVER take the relay table's hosts, and RESOLVER addresses only.

@@ -1361,6 +1361,53 @@ fn relay_table_hosts_are_checked_without_to() {
     assert_eq!(r.stdout.matches("info relay:").count(), 2, "{}", r.stdout);
 }
 
+/// A domain on two lines of RELAYTABLE (in another case, or once with U-labels and
+/// once with A-labels) fails the check with both lines, as delivery refuses it; a host
+/// on two lines of auth.conf likewise, its passwords never shown.
+#[test]
+fn a_domain_or_host_on_two_table_lines_fails_the_check() {
+    for (first, second) in [
+        ("Example.ORG", "example.org"),
+        ("bücher.example", "xn--bcher-kva.example"),
+    ] {
+        let env0 = Env::new();
+        let table = env0.dir.join("relays");
+        fs::write(
+            &table,
+            format!("{first} 127.0.0.1:1\n{second} 127.0.0.1:2\n"),
+        )
+        .unwrap();
+        let env = Env::with_config(&format!("RELAYTABLE {}\n", table.display()));
+        let r = admin(&env, &["check"]);
+        r.code(78);
+        let t = table.display();
+        let f = line(&r, "FAIL ");
+        assert!(
+            f.ends_with(&format!(
+                "{t}: line 2: domain {second} is already routed by {t}: line 1 ({first})"
+            )),
+            "{}",
+            r.stdout
+        );
+    }
+    let env = Env::new();
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|Relay.Example:pw1\nann|relay.example:pw2\n").unwrap();
+    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
+    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    let a = auth.display();
+    assert!(
+        r.stdout.contains(&format!(
+            "{a}: line 2: the host of {a}: line 1 again; one line per host"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("pw1") && !r.stdout.contains("pw2"), "{}", r.stdout);
+}
+
 /// `check` fails a MAILNAME that is an IP address, an address literal or localhost (the
 /// Debian package's rule), given as the keyword or in the file it names; a domain passes.
 #[test]
