@@ -32,7 +32,7 @@
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use crate::exit::{Fatal, Sysexit};
-use crate::message::address::{check_domain, check_host_name, check_mailbox};
+use crate::message::address::{ascii_mail_name, check_domain, check_host_name, check_mailbox};
 use crate::options::{self, DeliveryMode, OptDef, Settings};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -379,10 +379,10 @@ impl Config {
                     // A name is checked here; a file is read by `resolve_mail_name`.
                     let v = need(value)?;
                     if !v.starts_with('/') {
-                        check_domain(&v).map_err(|why| {
+                        // A name with U-labels is used as its A-labels.
+                        self.mail_name = ascii_mail_name(&v).map_err(|why| {
                             err(Sysexit::Config, format!("invalid MAILNAME {v}: {why}"))
                         })?;
-                        self.mail_name = v.clone();
                     }
                     self.mailname = Some(v);
                 }
@@ -560,10 +560,12 @@ impl Config {
                 if first.is_empty() {
                     return refuse(format!("MAILNAME {path}: no mail name on its first line"));
                 }
-                if let Err(why) = check_domain(first) {
-                    return refuse(format!("{path}: line 1: invalid mail name {first}: {why}"));
+                match ascii_mail_name(first) {
+                    Ok(a) => self.mail_name = a,
+                    Err(why) => {
+                        return refuse(format!("{path}: line 1: invalid mail name {first}: {why}"));
+                    }
                 }
-                self.mail_name = first.to_string();
             }
             Some(_) => {}
             None => {
@@ -1759,6 +1761,20 @@ mod tests {
         assert_eq!(
             resolve(&format!("MAILNAME b.example\nMAILNAME {good}\n")).unwrap(),
             "mail.example.org"
+        );
+        // A name with U-labels, on the line or in the file, is taken and used as its
+        // A-labels; one with no A-label form is refused with the reason.
+        let idn = file("idn", "Mail.Bücher.example\n");
+        for text in [
+            "MAILNAME Mail.Bücher.example\n".to_string(),
+            format!("MAILNAME {idn}\n"),
+        ] {
+            assert_eq!(resolve(&text).unwrap(), "mail.xn--bcher-kva.example", "{text}");
+        }
+        let e = resolve("MAILNAME bü_cher.example\n").unwrap_err();
+        assert_eq!(
+            e.message,
+            "test.conf: line 1: invalid MAILNAME bü_cher.example: '_' is not a letter, digit, hyphen or dot"
         );
         let errors = [
             (
