@@ -543,6 +543,14 @@ fn received_for_names_the_only_recipient() {
     assert!(!received(&["-t", "bob@example.org"], to_alice).contains("for "));
     // The same address from both: one recipient.
     assert!(received(&["-t", "alice@example.org"], to_alice).contains("\tfor alice@example.org;"));
+    // A domain with U-labels is named with its A-labels; a recipient with a non-ASCII
+    // local part has no form a server without SMTPUTF8 takes, and is not named.
+    let r = received(&["u@Bücher.example"], plain);
+    assert!(r.contains("\tfor u@xn--bcher-kva.example;"), "{r}");
+    assert!(r.is_ascii(), "{r}");
+    let r = received(&["jörg@bücher.example"], plain);
+    assert!(!r.contains("for "), "{r}");
+    assert!(r.is_ascii(), "{r}");
 }
 
 #[test]
