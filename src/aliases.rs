@@ -267,6 +267,14 @@ pub fn recipient_key(addr: &str, is_local: &dyn Fn(&str) -> bool) -> String {
     }
 }
 
+/// The key under which two refused targets of an expansion are one refusal (one report
+/// line, one failure): the target in any case, its domain's U-labels as A-labels
+/// ([`crate::message::address::duplicate_key`]): `a@@Bücher.example` and
+/// `a@@xn--bcher-kva.example` are refused once.
+pub fn refused_key(target: &str) -> String {
+    crate::message::address::duplicate_key(target).to_ascii_lowercase()
+}
+
 impl Aliases {
     /// The alias a local name (a [`key_of`]) finds and the name it was found under
     /// (see [`alias_keys`]).

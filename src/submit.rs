@@ -299,7 +299,13 @@ pub fn expand_local_noted(
             add(&mut out, r);
             continue;
         }
+        // One refusal per target, however often and in whichever form the lists name
+        // it ([`crate::aliases::refused_key`]).
+        let mut refused_seen = std::collections::HashSet::new();
         for (k, e) in x.errors.iter().enumerate() {
+            if !refused_seen.insert(crate::aliases::refused_key(&e.target())) {
+                continue;
+            }
             let final_rcpt = r.final_rcpt.clone().unwrap_or_else(|| {
                 if a.contains('@') {
                     a.clone()

@@ -2017,3 +2017,45 @@ fn one_interactive_pass_sends_one_report() {
             .code(67);
     }
 }
+
+/// A target refused in both of its forms (`a@@bücher.example` and
+/// `a@@xn--bcher-kva.example`, the same mailbox) is refused once: at submission (one
+/// line in the report mailed back) and at delivery (an alias met by the queue run: one
+/// failure, one report line), as the same target written once is.
+#[test]
+fn a_target_refused_in_both_idn_forms_is_reported_once() {
+    if !is_root() {
+        return;
+    }
+    let count = |aliases: &str| -> (usize, usize) {
+        // At submission: the alias is expanded and its bad targets refused there.
+        let env = local_env(&format!("lst: {aliases}, root\n"), None);
+        env.sendmail(&["-odq", "-oem", "lst"], MSG);
+        let at_submission = env
+            .entries()
+            .iter()
+            .map(|e| fs::read_to_string(e).unwrap().matches("Invalid route address").count())
+            .sum();
+        // At delivery: the recipient was queued before its alias was written.
+        let env = local_env("", None);
+        env.sendmail(&["-odq", TEST_USER], MSG).code(0);
+        fs::write(
+            env.dir.join("aliases"),
+            format!("{TEST_USER}: {aliases}, root\n"),
+        )
+        .unwrap();
+        env.sendmail(&["-qf"], b"").code(0);
+        let report = fs::read(mbox(&env, "root")).unwrap_or_default();
+        let at_delivery = String::from_utf8_lossy(&report)
+            .matches("Invalid route address")
+            .count();
+        (at_submission, at_delivery)
+    };
+    let once = count("a@@bücher.example");
+    assert!(once.0 > 0 && once.1 > 0, "{once:?}");
+    assert_eq!(
+        count("a@@bücher.example, a@@xn--bcher-kva.example"),
+        once
+    );
+    assert_eq!(count("a@@xn--bcher-kva.example, a@@Bücher.example"), once);
+}

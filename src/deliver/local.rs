@@ -626,13 +626,14 @@ impl Local {
                     | ExpandError::Invalid(_, rsendmail::message::address::Invalid::NoUser)
             )
         });
-        // One failure per refused target, however often the lists name it.
+        // One failure per refused target, however often the lists name it and in
+        // whichever form (`a@@bücher.example` is `a@@xn--bcher-kva.example`).
         let mut seen = std::collections::HashSet::new();
         let refused: Vec<Refused> = x
             .errors
             .iter()
             .enumerate()
-            .filter(|(_, e)| seen.insert(e.target().to_ascii_lowercase()))
+            .filter(|(_, e)| seen.insert(rsendmail::aliases::refused_key(&e.target())))
             .map(|(k, e)| {
                 log::warn!("{addr}: {how}: {}", e.text());
                 let (code, status, text) = e.reply();
