@@ -292,7 +292,7 @@ pub fn expand_local_noted(
         // anyone (written by all, not a regular file, too large) is refused here, as
         // sendmail refuses it at submission (recorded: `bounce-exp-inc-writable-odi`).
         if x.errors.iter().any(|e| match e {
-            ExpandError::Include(..) => true,
+            ExpandError::Include(..) | ExpandError::AliasLine(..) => true,
             ExpandError::IncludeRefused(_, _, st) => *st == crate::status::NOT_AUTHORIZED,
             _ => false,
         }) {

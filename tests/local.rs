@@ -2059,3 +2059,48 @@ fn a_target_refused_in_both_idn_forms_is_reported_once() {
     );
     assert_eq!(count("a@@xn--bcher-kva.example, a@@Bücher.example"), once);
 }
+
+/// An aliases line holding a NUL octet is left out (as `newaliases` says), and each
+/// queue run that reads the file logs it with the file and line; the recipient whose
+/// alias it was waits in the queue with that reason, never delivered to a mailbox of
+/// its name (sendmail, which drops the line, would deliver there or bounce it as
+/// unknown: `bv-alias-nul`), and goes to the alias once the line is fixed.
+#[test]
+fn a_recipient_whose_alias_line_holds_a_nul_waits_and_is_logged() {
+    if !is_root() {
+        return;
+    }
+    let env = local_env("", None);
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let aliases = env.dir.join("aliases");
+    fs::write(&aliases, format!("{TEST_USER}: root\0junk\nother: root\n")).unwrap();
+    env.sendmail(&["-odq", TEST_USER], MSG).code(0);
+    let fault = format!(
+        "{}: line 1: a NUL octet; the file is not text",
+        aliases.display()
+    );
+    for run in 1..=2 {
+        env.sendmail(&["-qf"], b"").code(0);
+        assert_eq!(env.entries().len(), 1, "run {run}: {}", env.listing());
+        assert!(!mbox(&env, TEST_USER).exists(), "run {run}");
+        assert!(!mbox(&env, "root").exists(), "run {run}");
+        let logged = fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(
+            logged
+                .lines()
+                .filter(|l| l.ends_with(&format!("]: {fault}")))
+                .count(),
+            run,
+            "{logged}"
+        );
+    }
+    let q = env.mailq(&[]);
+    assert!(q.contains("alias not read"), "{q}");
+    // Fixed: the next run delivers to the alias.
+    fs::write(&aliases, format!("{TEST_USER}: root\nother: root\n")).unwrap();
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 1);
+    assert!(!mbox(&env, TEST_USER).exists());
+}
