@@ -72,7 +72,8 @@ pub struct Stats {
 #[derive(Clone, Debug, Default)]
 pub struct Aliases {
     pub path: PathBuf,
-    /// By lower-cased name; a later duplicate replaces an earlier one.
+    /// By lower-cased name; a later duplicate replaces an earlier one, with sendmail's
+    /// warning (recorded: `bi-aliases-dup-case`).
     map: HashMap<String, Alias>,
     /// The owner of the file: `|command` and `/file` targets run as this user.
     pub owner: u32,
