@@ -388,7 +388,8 @@ impl Config {
                 }
                 "MASQUERADE" => {
                     let v = need(value)?;
-                    check_masquerade(&v).map_err(|why| {
+                    // A host with U-labels is used as its A-labels, as MAILNAME is.
+                    let v = check_masquerade(&v).map_err(|why| {
                         err(Sysexit::Config, format!("invalid MASQUERADE {v}: {why}"))
                     })?;
                     self.masquerade = Some(v);
@@ -583,9 +584,28 @@ impl Config {
 }
 
 /// MASQUERADE's `[user@][host]`: a user that is a valid local part (`user@host` a valid
-/// mailbox, [`check_mailbox`]) and a host that is a domain ([`check_domain`]), at least
-/// one of them. `Err` says why not.
-fn check_masquerade(v: &str) -> Result<(), String> {
+/// mailbox, [`check_mailbox`]) and a host that is a domain ([`check_domain`]; one with
+/// U-labels is taken as its A-labels, [`ascii_mail_name`]), at least one of them. The
+/// value as it is used (the host's A-labels); `Err` says why not.
+fn check_masquerade(v: &str) -> Result<String, String> {
+    let (user, host) = match v.split_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, v),
+    };
+    if !host.is_ascii() && !host.contains('@') {
+        let a = ascii_mail_name(host)?;
+        let ascii = match user {
+            Some(u) => format!("{u}@{a}"),
+            None => a,
+        };
+        check_masquerade_ascii(&ascii)?;
+        return Ok(ascii);
+    }
+    check_masquerade_ascii(v).map(|()| v.to_string())
+}
+
+/// [`check_masquerade`] of a value whose host has no U-labels.
+fn check_masquerade_ascii(v: &str) -> Result<(), String> {
     let mailbox = |m: &str| check_mailbox(m).map_err(|e| e.text());
     if let Some(c) = v
         .chars()
@@ -1723,8 +1743,24 @@ mod tests {
             "john@example.org",
             "j.doe+x@[192.0.2.1]",
         ] {
-            assert_eq!(check_masquerade(v), Ok(()), "{v}");
+            assert_eq!(check_masquerade(v), Ok(v.to_string()), "{v}");
         }
+        // A host with U-labels is taken as its A-labels, with or without a user.
+        for (v, want) in [
+            ("Bücher.example", "xn--bcher-kva.example"),
+            ("@bücher.example", "@xn--bcher-kva.example"),
+            ("john@bücher.example", "john@xn--bcher-kva.example"),
+        ] {
+            assert_eq!(check_masquerade(v), Ok(want.to_string()), "{v}");
+        }
+        assert!(check_masquerade("john@bü_cher.example").is_err());
+        assert_eq!(
+            parse("MASQUERADE john@bücher.example\n")
+                .unwrap()
+                .masquerade
+                .as_deref(),
+            Some("john@xn--bcher-kva.example")
+        );
     }
 
     /// MAILNAME naming a file, or no MAILNAME: the mail name is settled once, checked,
@@ -1769,7 +1805,11 @@ mod tests {
             "MAILNAME Mail.Bücher.example\n".to_string(),
             format!("MAILNAME {idn}\n"),
         ] {
-            assert_eq!(resolve(&text).unwrap(), "mail.xn--bcher-kva.example", "{text}");
+            assert_eq!(
+                resolve(&text).unwrap(),
+                "mail.xn--bcher-kva.example",
+                "{text}"
+            );
         }
         let e = resolve("MAILNAME bü_cher.example\n").unwrap_err();
         assert_eq!(
