@@ -1617,10 +1617,8 @@ mod tests {
             assert_eq!(
                 a.broken(name),
                 Some(
-                    format!(
-                        "/etc/mail/aliases: line {line}: a NUL octet; the file is not text"
-                    )
-                    .as_str()
+                    format!("/etc/mail/aliases: line {line}: a NUL octet; the file is not text")
+                        .as_str()
                 ),
                 "{name}"
             );
@@ -1631,7 +1629,12 @@ mod tests {
         let ex = expander(&a, &none);
         let one = |s: &str| ex.expand(&[s.to_string()], None);
         assert_eq!(addrs(&one("after")), ["e@example.org"]);
-        for (rcpt, who) in [("root", "root"), ("root+x", "root+x"), ("via", "root"), ("cont", "cont")] {
+        for (rcpt, who) in [
+            ("root", "root"),
+            ("root+x", "root+x"),
+            ("via", "root"),
+            ("cont", "cont"),
+        ] {
             let x = one(rcpt);
             let e = x
                 .errors
@@ -1640,7 +1643,9 @@ mod tests {
                 .unwrap_or_else(|| panic!("{rcpt}: {x:?}"));
             assert_eq!(e.status(), crate::exit::Sysexit::TempFail, "{rcpt}");
             assert!(
-                e.text().starts_with(&format!("{who}... alias not read: /etc/mail/aliases: line ")),
+                e.text().starts_with(&format!(
+                    "{who}... alias not read: /etc/mail/aliases: line "
+                )),
                 "{rcpt}: {}",
                 e.text()
             );

@@ -1405,7 +1405,11 @@ fn a_domain_or_host_on_two_table_lines_fails_the_check() {
         "{}",
         r.stdout
     );
-    assert!(!r.stdout.contains("pw1") && !r.stdout.contains("pw2"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("pw1") && !r.stdout.contains("pw2"),
+        "{}",
+        r.stdout
+    );
 }
 
 /// `check --to` through a SMARTHOST, a RELAYTABLE host or an MX host that is this

@@ -84,7 +84,10 @@ fn a_u_label_mail_name_goes_out_as_its_a_labels() {
         return;
     };
     let env = relay_env(peer.port, "MAILNAME Bücher.example\n");
-    let r = env.sendmail(&["-v", "-odi", "ok@übung.example"], b"Subject: hi\n\nbody\n");
+    let r = env.sendmail(
+        &["-v", "-odi", "ok@übung.example"],
+        b"Subject: hi\n\nbody\n",
+    );
     r.code(0);
     assert!(
         r.stdout.contains(">>> EHLO xn--bcher-kva.example\n"),

@@ -2034,7 +2034,12 @@ fn a_target_refused_in_both_idn_forms_is_reported_once() {
         let at_submission = env
             .entries()
             .iter()
-            .map(|e| fs::read_to_string(e).unwrap().matches("Invalid route address").count())
+            .map(|e| {
+                fs::read_to_string(e)
+                    .unwrap()
+                    .matches("Invalid route address")
+                    .count()
+            })
             .sum();
         // At delivery: the recipient was queued before its alias was written.
         let env = local_env("", None);
@@ -2053,10 +2058,7 @@ fn a_target_refused_in_both_idn_forms_is_reported_once() {
     };
     let once = count("a@@bücher.example");
     assert!(once.0 > 0 && once.1 > 0, "{once:?}");
-    assert_eq!(
-        count("a@@bücher.example, a@@xn--bcher-kva.example"),
-        once
-    );
+    assert_eq!(count("a@@bücher.example, a@@xn--bcher-kva.example"), once);
     assert_eq!(count("a@@xn--bcher-kva.example, a@@Bücher.example"), once);
 }
 

@@ -800,7 +800,11 @@ fn an_mx_or_relay_table_host_that_is_this_host_loops_back() {
             table.display()
         ));
         // An MX host is named by its address, as the connection to it is.
-        let rcpt = if by_mx { "r@mxloop.test" } else { "r@rtloop.test" };
+        let rcpt = if by_mx {
+            "r@mxloop.test"
+        } else {
+            "r@rtloop.test"
+        };
         let host = "[127.0.0.1]";
         env.sendmail(&["-odi", rcpt], MSG).code(70);
         let got = fs::read_to_string(env.dir.join("mail/root")).unwrap_or_default();

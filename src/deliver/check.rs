@@ -440,9 +440,7 @@ fn session(
     };
     let mut session = match opened {
         Ok(sess) => sess,
-        Err(OpenFailure {
-            loops: true, ..
-        }) => {
+        Err(OpenFailure { loops: true, .. }) => {
             // The server named itself as this host: a delivery there would loop back
             // here, and delivery fails the recipients with sendmail's words and
             // EX_SOFTWARE; no MAIL or RCPT is tried.
