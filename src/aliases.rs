@@ -72,13 +72,19 @@ pub struct Stats {
 #[derive(Clone, Debug, Default)]
 pub struct Aliases {
     pub path: PathBuf,
-    /// By lower-cased name; a later duplicate replaces an earlier one.
+    /// By lower-cased name; a later duplicate replaces an earlier one, with sendmail's
+    /// warning (recorded: `bi-aliases-dup-case`).
     map: HashMap<String, Alias>,
     /// The owner of the file: `|command` and `/file` targets run as this user.
     pub owner: u32,
     pub stats: Stats,
     /// Errors and warnings (duplicates), as they were found.
     problems: Vec<Problem>,
+    /// The names of the aliases whose lines could not be read (a NUL octet or a byte
+    /// order mark on the line or on one of its continuation lines), each with its
+    /// problem (`file: line N: ...`): a recipient of that name is deferred, never
+    /// delivered as if it had no alias ([`Aliases::broken`]).
+    broken: HashMap<String, String>,
 }
 
 /// An error or warning about one line: `file: line N: message`, in sendmail's words.
@@ -87,6 +93,18 @@ struct Problem {
     line: usize,
     text: String,
     warning: bool,
+}
+
+/// The name of the alias a line that is not text would define: what comes before its
+/// first colon, up to the fault (`lst: a, b\0c` and `lst\0x: d` name `lst`), lower
+/// case, without quotes; `None` for a comment or a line with no name before the fault.
+fn broken_name(raw: &str) -> Option<String> {
+    if raw.starts_with('#') {
+        return None;
+    }
+    let head = raw.split(['\0', '\u{feff}']).next()?;
+    let name = head.split(':').next()?.trim().trim_matches('"');
+    (!name.is_empty()).then(|| name.to_ascii_lowercase())
 }
 
 /// Split a right-hand side at its top-level commas; a target quoted as a whole
@@ -267,6 +285,14 @@ pub fn recipient_key(addr: &str, is_local: &dyn Fn(&str) -> bool) -> String {
     }
 }
 
+/// The key under which two refused targets of an expansion are one refusal (one report
+/// line, one failure): the target in any case, its domain's U-labels as A-labels
+/// ([`crate::message::address::duplicate_key`]): `a@@Bücher.example` and
+/// `a@@xn--bcher-kva.example` are refused once.
+pub fn refused_key(target: &str) -> String {
+    crate::message::address::duplicate_key(target).to_ascii_lowercase()
+}
+
 impl Aliases {
     /// The alias a local name (a [`key_of`]) finds and the name it was found under
     /// (see [`alias_keys`]).
@@ -274,6 +300,15 @@ impl Aliases {
         alias_keys(key)
             .into_iter()
             .find_map(|k| self.get(&k).map(|a| (k.clone(), a)))
+    }
+
+    /// Whether a local name (a [`key_of`]) has a line in the file: an alias it finds
+    /// ([`Aliases::find_local`]) or an alias line that could not be read
+    /// ([`Aliases::broken`]). Such a name is expanded, never taken for a mailbox.
+    pub fn has_line_for(&self, key: &str) -> bool {
+        alias_keys(key)
+            .iter()
+            .any(|k| self.get(k).is_some() || self.broken(k).is_some())
     }
 
     /// Parse the text of an aliases file named `path` (for messages). With
@@ -287,6 +322,9 @@ impl Aliases {
         };
         // Logical lines: (first line number, text).
         let mut logical: Vec<(usize, String)> = Vec::new();
+        // Logical lines (by first line number) one of whose continuation lines is not
+        // text, with that line's problem.
+        let mut faulty: Vec<(usize, String)> = Vec::new();
         let mut open = false;
         for (n, raw) in text.split('\n').enumerate() {
             let lineno = n + 1;
@@ -303,6 +341,15 @@ impl Aliases {
             };
             if let Some(what) = crate::text::line_fault(raw.as_bytes()) {
                 a.problem(lineno, false, what);
+                let text = format!("{}: line {lineno}: {what}", path.display());
+                if raw.starts_with([' ', '\t']) {
+                    // A continuation: the alias it continues is broken.
+                    if open && let Some(last) = logical.last() {
+                        faulty.push((last.0, text));
+                    }
+                } else if let Some(name) = broken_name(raw) {
+                    a.broken.insert(name, text);
+                }
                 open = false;
                 continue;
             }
@@ -354,6 +401,10 @@ impl Aliases {
             let plain = lhs.trim_matches('"').to_string();
             if plain.is_empty() {
                 a.problem(lineno, false, format!("{line}... illegal alias name"));
+                continue;
+            }
+            if let Some((_, text)) = faulty.iter().find(|(n, _)| *n == lineno) {
+                a.broken.insert(plain.to_ascii_lowercase(), text.clone());
                 continue;
             }
             let rhs = rhs.trim_start_matches([' ', '\t']);
@@ -452,6 +503,17 @@ impl Aliases {
 
     pub fn get(&self, name: &str) -> Option<&Alias> {
         self.map.get(&name.to_ascii_lowercase())
+    }
+
+    /// The problem of the line of alias `name` when that line could not be read (a NUL
+    /// octet or a byte order mark on it: `file: line N: ...`), so that its recipients
+    /// wait for the file to be fixed rather than go to a mailbox of that name or bounce
+    /// as unknown. sendmail (which says `alias line too long` there) drops the line and
+    /// delivers as if there were no alias (recorded: `bi-aliases-nul-target`, `bv-alias-nul`).
+    pub fn broken(&self, name: &str) -> Option<&str> {
+        self.broken
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// The summary line `newaliases` prints.
@@ -555,9 +617,19 @@ pub enum ExpandError {
     /// (`"|/bin/cat >/dev/null"`) and the text (`Expansion::said` puts the file and
     /// line first; recorded: `bounce-exp-inc-user-prog-odi`). Refused for good, `5.7.1`.
     Mailer(String, String),
+    /// A local name whose alias line could not be read ([`Aliases::broken`]): the
+    /// address and the line's problem. Temporary: the recipient waits for the file to
+    /// be fixed.
+    AliasLine(String, String),
 }
 
 impl ExpandError {
+    /// Whether the recipient it is about waits (an `:include:` that cannot be read now,
+    /// an alias line that cannot be read) rather than fails.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, ExpandError::Include(..) | ExpandError::AliasLine(..))
+    }
+
     /// The address the error is about.
     pub fn address(&self) -> &str {
         match self {
@@ -566,7 +638,8 @@ impl ExpandError {
             | ExpandError::Include(a, _)
             | ExpandError::IncludeRefused(a, _, _)
             | ExpandError::Invalid(a, _)
-            | ExpandError::Mailer(a, _) => a,
+            | ExpandError::Mailer(a, _)
+            | ExpandError::AliasLine(a, _) => a,
         }
     }
 
@@ -588,7 +661,7 @@ impl ExpandError {
         match self {
             ExpandError::UnknownUser(_) => Sysexit::NoUser,
             ExpandError::Loop(_) => Sysexit::Usage,
-            ExpandError::Include(..) => Sysexit::TempFail,
+            ExpandError::Include(..) | ExpandError::AliasLine(..) => Sysexit::TempFail,
             ExpandError::IncludeRefused(..) | ExpandError::Mailer(..) => Sysexit::Usage,
             ExpandError::Invalid(_, e) => e.exit(),
         }
@@ -605,7 +678,9 @@ impl ExpandError {
                 status::LOOP,
                 format!("{}... {}", address::shown(a), self.text()),
             ),
-            ExpandError::Include(..) => (451, status::SYSTEM_TEMP, self.text()),
+            ExpandError::Include(..) | ExpandError::AliasLine(..) => {
+                (451, status::SYSTEM_TEMP, self.text())
+            }
             ExpandError::IncludeRefused(_, _, status) => (550, *status, self.text()),
             // `<>`: unknown as a user, sendmail's 550 (recorded: forward-odd-addr-odi).
             ExpandError::Invalid(_, address::Invalid::NoUser) => {
@@ -626,6 +701,9 @@ impl ExpandError {
             }
             ExpandError::Invalid(a, e) => e.message(a),
             ExpandError::Mailer(_, text) => text.clone(),
+            ExpandError::AliasLine(a, why) => {
+                format!("{}... alias not read: {why}", address::shown(a))
+            }
         }
     }
 }
@@ -1191,6 +1269,17 @@ impl Expander<'_> {
             return;
         }
         let key = key_of(&plain);
+        // An alias line that could not be read, under a name looked up before any alias
+        // found: the recipient waits for the file to be fixed.
+        if let Some(aliases) = self.aliases
+            && let Some(why) = alias_keys(&key)
+                .iter()
+                .take_while(|k| aliases.get(k).is_none())
+                .find_map(|k| aliases.broken(k))
+        {
+            out.fail(&via, ExpandError::AliasLine(plain, why.to_string()));
+            return;
+        }
         if let Some(aliases) = self.aliases
             && let Some((key, alias)) = aliases.find_local(&key)
         {
@@ -1501,6 +1590,67 @@ mod tests {
 
     fn addrs(e: &Expansion) -> Vec<String> {
         e.targets.iter().map(|t| t.target.address()).collect()
+    }
+
+    /// An alias whose line (or one of its continuation lines) holds a NUL or a byte
+    /// order mark is left out, as sendmail leaves it out, but its name is kept: a
+    /// recipient of that name (directly, through another alias, as `name+detail`)
+    /// waits with the line's problem, never delivered to a mailbox of that name nor
+    /// refused as unknown; other aliases are used as usual.
+    #[test]
+    fn a_recipient_whose_alias_line_is_not_text_waits() {
+        let a = parse(
+            "Root: admin@example.org, b@example.org\0junk\nnul\0x: d@example.org\n\
+             after: e@example.org\ncont: f@example.org,\n  g\0@example.org\n\
+             via: bob, root\n# note\0\n",
+        );
+        assert_eq!(
+            a.errors(),
+            [
+                "/etc/mail/aliases: line 1: a NUL octet; the file is not text",
+                "/etc/mail/aliases: line 2: a NUL octet; the file is not text",
+                "/etc/mail/aliases: line 5: a NUL octet; the file is not text",
+                "/etc/mail/aliases: line 7: a NUL octet; the file is not text",
+            ]
+        );
+        for (name, line) in [("root", 1), ("ROOT", 1), ("nul", 2), ("cont", 5)] {
+            assert_eq!(
+                a.broken(name),
+                Some(
+                    format!("/etc/mail/aliases: line {line}: a NUL octet; the file is not text")
+                        .as_str()
+                ),
+                "{name}"
+            );
+        }
+        assert!(a.get("cont").is_none() && a.get("root").is_none());
+        assert!(a.broken("after").is_none() && a.broken("# note").is_none());
+        let none = |_: &Path, _: Option<u32>| Err(ListFileError::Io("none".into()));
+        let ex = expander(&a, &none);
+        let one = |s: &str| ex.expand(&[s.to_string()], None);
+        assert_eq!(addrs(&one("after")), ["e@example.org"]);
+        for (rcpt, who) in [
+            ("root", "root"),
+            ("root+x", "root+x"),
+            ("via", "root"),
+            ("cont", "cont"),
+        ] {
+            let x = one(rcpt);
+            let e = x
+                .errors
+                .iter()
+                .find(|e| e.is_temporary())
+                .unwrap_or_else(|| panic!("{rcpt}: {x:?}"));
+            assert_eq!(e.status(), crate::exit::Sysexit::TempFail, "{rcpt}");
+            assert!(
+                e.text().starts_with(&format!(
+                    "{who}... alias not read: /etc/mail/aliases: line "
+                )),
+                "{rcpt}: {}",
+                e.text()
+            );
+            assert!(!addrs(&x).contains(&"root".to_string()), "{rcpt}: {x:?}");
+        }
     }
 
     /// sendmail's `+detail` (recorded: `plus-bv-detail`, `plus-bv-forms`,
@@ -1918,7 +2068,7 @@ mod tests {
     /// The aliases file and the list files (`:include:`, `.forward`) name a byte order
     /// mark at the start, one inside a line and a NUL with the file and line, as the
     /// config's files do (`config::tests::every_file_names_...`). The aliases file keeps
-    /// its other lines (a leading mark is dropped); a list file is not used.
+    /// its other lines and aliases (a leading mark is dropped); a list file is not used.
     #[test]
     fn aliases_and_list_files_name_a_byte_order_mark_and_a_nul() {
         use crate::text::{BOM_AT_START, BOM_INSIDE, NUL_OCTET};
@@ -1932,8 +2082,10 @@ mod tests {
                 2,
             ),
             ("postmaster: root\nbob: \u{feff}root\n", 2, BOM_INSIDE, 1),
-            // A continuation line with a NUL is left out; its alias keeps the rest.
-            ("a: x,\n  y\0\nb: root\n", 2, NUL_OCTET, 2),
+            // A continuation line with a NUL is left out, and so is its alias, whose
+            // recipients wait (`a_recipient_whose_alias_line_is_not_text_waits`): never
+            // sent to a part of its list.
+            ("a: x,\n  y\0\nb: root\n", 2, NUL_OCTET, 1),
         ] {
             let a = Aliases::parse(text, path, false);
             assert_eq!(

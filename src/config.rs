@@ -32,7 +32,7 @@
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use crate::exit::{Fatal, Sysexit};
-use crate::message::address::{check_domain, check_host_name, check_mailbox};
+use crate::message::address::{ascii_mail_name, check_domain, check_host_name, check_mailbox};
 use crate::options::{self, DeliveryMode, OptDef, Settings};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -379,16 +379,17 @@ impl Config {
                     // A name is checked here; a file is read by `resolve_mail_name`.
                     let v = need(value)?;
                     if !v.starts_with('/') {
-                        check_domain(&v).map_err(|why| {
+                        // A name with U-labels is used as its A-labels.
+                        self.mail_name = ascii_mail_name(&v).map_err(|why| {
                             err(Sysexit::Config, format!("invalid MAILNAME {v}: {why}"))
                         })?;
-                        self.mail_name = v.clone();
                     }
                     self.mailname = Some(v);
                 }
                 "MASQUERADE" => {
                     let v = need(value)?;
-                    check_masquerade(&v).map_err(|why| {
+                    // A host with U-labels is used as its A-labels, as MAILNAME is.
+                    let v = check_masquerade(&v).map_err(|why| {
                         err(Sysexit::Config, format!("invalid MASQUERADE {v}: {why}"))
                     })?;
                     self.masquerade = Some(v);
@@ -560,10 +561,12 @@ impl Config {
                 if first.is_empty() {
                     return refuse(format!("MAILNAME {path}: no mail name on its first line"));
                 }
-                if let Err(why) = check_domain(first) {
-                    return refuse(format!("{path}: line 1: invalid mail name {first}: {why}"));
+                match ascii_mail_name(first) {
+                    Ok(a) => self.mail_name = a,
+                    Err(why) => {
+                        return refuse(format!("{path}: line 1: invalid mail name {first}: {why}"));
+                    }
                 }
-                self.mail_name = first.to_string();
             }
             Some(_) => {}
             None => {
@@ -581,9 +584,28 @@ impl Config {
 }
 
 /// MASQUERADE's `[user@][host]`: a user that is a valid local part (`user@host` a valid
-/// mailbox, [`check_mailbox`]) and a host that is a domain ([`check_domain`]), at least
-/// one of them. `Err` says why not.
-fn check_masquerade(v: &str) -> Result<(), String> {
+/// mailbox, [`check_mailbox`]) and a host that is a domain ([`check_domain`]; one with
+/// U-labels is taken as its A-labels, [`ascii_mail_name`]), at least one of them. The
+/// value as it is used (the host's A-labels); `Err` says why not.
+fn check_masquerade(v: &str) -> Result<String, String> {
+    let (user, host) = match v.split_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, v),
+    };
+    if !host.is_ascii() && !host.contains('@') {
+        let a = ascii_mail_name(host)?;
+        let ascii = match user {
+            Some(u) => format!("{u}@{a}"),
+            None => a,
+        };
+        check_masquerade_ascii(&ascii)?;
+        return Ok(ascii);
+    }
+    check_masquerade_ascii(v).map(|()| v.to_string())
+}
+
+/// [`check_masquerade`] of a value whose host has no U-labels.
+fn check_masquerade_ascii(v: &str) -> Result<(), String> {
     let mailbox = |m: &str| check_mailbox(m).map_err(|e| e.text());
     if let Some(c) = v
         .chars()
@@ -1302,6 +1324,11 @@ pub fn parse_relay_table(
 ) -> Result<Vec<RelayRule>, Fatal> {
     fault(text.as_bytes(), name)?;
     let mut out = Vec::new();
+    // Each compared pattern's first line and spelling: a second line for the same
+    // domain (`Example.ORG` and `example.org`, `bücher.example` and
+    // `xn--bcher-kva.example`) is refused, never left for the first line to hide.
+    let mut first_at: std::collections::HashMap<String, (usize, String)> =
+        std::collections::HashMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
@@ -1332,6 +1359,12 @@ pub fn parse_relay_table(
         if !valid_pattern || pattern == "." {
             return Err(bad(&format!("invalid domain {pattern}")));
         }
+        if let Some((m, was)) = first_at.get(&keyed) {
+            return Err(bad(&format!(
+                "domain {pattern} is already routed by {name}: line {m} ({was})"
+            )));
+        }
+        first_at.insert(keyed.clone(), (n + 1, pattern.to_string()));
         // `a.example.` is `a.example`, as everywhere a domain is compared.
         out.push(RelayRule {
             pattern: keyed,
@@ -1404,6 +1437,7 @@ pub struct AuthEntry {
 pub fn parse_auth(text: &str, name: &str) -> Result<Vec<AuthEntry>, Fatal> {
     fault(text.as_bytes(), name)?;
     let mut out = Vec::new();
+    let mut hosts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim_end_matches('\r');
         if line.trim().is_empty() || line.starts_with('#') {
@@ -1420,6 +1454,20 @@ pub fn parse_auth(text: &str, name: &str) -> Result<Vec<AuthEntry>, Fatal> {
         if user.is_empty() || host.is_empty() {
             return Err(bad());
         }
+        // Delivery takes the first line for a host (compared as a domain is:
+        // `Smtp.Example` is `smtp.example`, U-labels are their A-labels), so a second
+        // line for it would never be used: refused, naming both lines (not their text).
+        let key = crate::message::address::domain_key(host);
+        if let Some(m) = hosts.get(&key) {
+            return Err(Fatal::new(
+                Sysexit::Config,
+                format!(
+                    "{name}: line {}: the host of {name}: line {m} again; one line per host",
+                    i + 1
+                ),
+            ));
+        }
+        hosts.insert(key, i + 1);
         out.push(AuthEntry {
             user: user.to_string(),
             host: host.to_string(),
@@ -1695,8 +1743,24 @@ mod tests {
             "john@example.org",
             "j.doe+x@[192.0.2.1]",
         ] {
-            assert_eq!(check_masquerade(v), Ok(()), "{v}");
+            assert_eq!(check_masquerade(v), Ok(v.to_string()), "{v}");
         }
+        // A host with U-labels is taken as its A-labels, with or without a user.
+        for (v, want) in [
+            ("Bücher.example", "xn--bcher-kva.example"),
+            ("@bücher.example", "@xn--bcher-kva.example"),
+            ("john@bücher.example", "john@xn--bcher-kva.example"),
+        ] {
+            assert_eq!(check_masquerade(v), Ok(want.to_string()), "{v}");
+        }
+        assert!(check_masquerade("john@bü_cher.example").is_err());
+        assert_eq!(
+            parse("MASQUERADE john@bücher.example\n")
+                .unwrap()
+                .masquerade
+                .as_deref(),
+            Some("john@xn--bcher-kva.example")
+        );
     }
 
     /// MAILNAME naming a file, or no MAILNAME: the mail name is settled once, checked,
@@ -1733,6 +1797,24 @@ mod tests {
         assert_eq!(
             resolve(&format!("MAILNAME b.example\nMAILNAME {good}\n")).unwrap(),
             "mail.example.org"
+        );
+        // A name with U-labels, on the line or in the file, is taken and used as its
+        // A-labels; one with no A-label form is refused with the reason.
+        let idn = file("idn", "Mail.Bücher.example\n");
+        for text in [
+            "MAILNAME Mail.Bücher.example\n".to_string(),
+            format!("MAILNAME {idn}\n"),
+        ] {
+            assert_eq!(
+                resolve(&text).unwrap(),
+                "mail.xn--bcher-kva.example",
+                "{text}"
+            );
+        }
+        let e = resolve("MAILNAME bü_cher.example\n").unwrap_err();
+        assert_eq!(
+            e.message,
+            "test.conf: line 1: invalid MAILNAME bü_cher.example: '_' is not a letter, digit, hyphen or dot"
         );
         let errors = [
             (
@@ -2381,6 +2463,69 @@ mod tests {
                 "{text:?}"
             );
         }
+    }
+
+    /// A domain on two lines of the relay table, however it is written (case, a
+    /// trailing dot, U-labels or A-labels), is refused with both lines; so is a host on
+    /// two lines of auth.conf (which never quotes the file's text). Different patterns
+    /// for one domain (`a.example`, `.a.example`) are not the same line.
+    #[test]
+    fn a_domain_or_host_on_two_lines_of_a_table_is_refused_with_both_lines() {
+        for (text, want) in [
+            (
+                "Example.ORG r1\nexample.org r2\n",
+                "rt: line 2: domain example.org is already routed by rt: line 1 (Example.ORG)",
+            ),
+            (
+                "bücher.example r1\n# c\nxn--bcher-kva.example r2\n",
+                "rt: line 3: domain xn--bcher-kva.example is already routed by rt: line 1 (bücher.example)",
+            ),
+            (
+                "a.example. r1\nA.example r2\n",
+                "rt: line 2: domain A.example is already routed by rt: line 1 (a.example.)",
+            ),
+            (
+                ".Bücher.example r1\n.xn--bcher-kva.example. mx:\n",
+                "rt: line 2: domain .xn--bcher-kva.example. is already routed by rt: line 1 (.Bücher.example)",
+            ),
+            (
+                "* r1\nz.example r\n* mx:\n",
+                "rt: line 3: domain * is already routed by rt: line 1 (*)",
+            ),
+        ] {
+            let e = parse_relay_table(text, "rt", 25).unwrap_err();
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (Sysexit::Config, want),
+                "{text:?}"
+            );
+        }
+        assert_eq!(
+            parse_relay_table("a.example r1\n.a.example r2\n", "rt", 25)
+                .unwrap()
+                .len(),
+            2
+        );
+        for text in [
+            "u|Smtp.Example:secret1\nv|smtp.example:secret2\n",
+            "u|bücher.example:secret1\nu|xn--bcher-kva.example:secret2\n",
+        ] {
+            let e = parse_auth(text, "auth").unwrap_err();
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (
+                    Sysexit::Config,
+                    "auth: line 2: the host of auth: line 1 again; one line per host"
+                ),
+                "{text:?}"
+            );
+        }
+        assert_eq!(
+            parse_auth("u|a.example:p\nu|b.example:p\n", "auth")
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     /// SMARTHOST and RESOLVER take the relay table's hosts, and RESOLVER addresses only.

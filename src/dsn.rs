@@ -167,6 +167,14 @@ pub fn headers_only(ret: Option<&str>, no_body_return: bool, full_bounce: bool) 
     }
 }
 
+/// A report's `To:` as written: the recipient's domain with A-labels
+/// (`s@bücher.example` → `s@xn--bcher-kva.example`), as every header field rsendmail
+/// writes itself, so that only a recipient that needs SMTPUTF8 anyway (a non-ASCII
+/// local part) puts 8-bit octets there.
+fn to_field(to: &str) -> std::borrow::Cow<'_, str> {
+    crate::message::address::ascii_address(to).unwrap_or(std::borrow::Cow::Borrowed(to))
+}
+
 /// `s` as one line of printable text (see the module doc).
 fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
     crate::text::printable(s)
@@ -227,11 +235,13 @@ impl Report<'_> {
         )
     }
 
-    /// The report's header block, the blank line included.
+    /// The report's header block, the blank line included. Its `To:` names the
+    /// recipient with A-labels ([`to_field`]).
     fn header(&self, id: &str, now: i64, to: &str) -> String {
         let eight_bit = self.eight_bit_report(now, to);
         let boundary = self.boundary(now);
-        let (id, to, host) = (one_line(id), one_line(to), one_line(self.host));
+        let to = to_field(to);
+        let (id, to, host) = (one_line(id), one_line(&to), one_line(self.host));
         let mut h = String::new();
         let _ = writeln!(
             h,
@@ -285,7 +295,7 @@ impl Report<'_> {
     /// `dsn-utf8-rcpt`), and says `Content-Transfer-Encoding: 8bit` in its header and
     /// on each part that holds 8-bit octets (RFC 2045 §6.1: no such field means 7bit).
     pub fn eight_bit_report(&self, now: i64, to: &str) -> bool {
-        self.eight_bit_body() || !to.is_ascii() || !self.parts(now).is_ascii()
+        self.eight_bit_body() || !to_field(to).is_ascii() || !self.parts(now).is_ascii()
     }
 
     /// The report's body up to the returned message's own text: the explanation, the
@@ -917,6 +927,12 @@ mod tests {
                     let mut sections = text.split("\n--6AMxxxxx000009.");
                     let head = sections.next().unwrap();
                     let (header, _) = head.split_once("\n\n").unwrap();
+                    // The report's own `To:` names its recipient with A-labels.
+                    let to_written = to.replace("b\u{fc}cher", "xn--bcher-kva");
+                    assert!(
+                        header.contains(&format!("\nTo: {to_written}\n")),
+                        "{what}: {header}"
+                    );
                     assert_eq!(
                         header.contains("Content-Transfer-Encoding: 8bit"),
                         eight,

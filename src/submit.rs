@@ -292,14 +292,20 @@ pub fn expand_local_noted(
         // anyone (written by all, not a regular file, too large) is refused here, as
         // sendmail refuses it at submission (recorded: `bounce-exp-inc-writable-odi`).
         if x.errors.iter().any(|e| match e {
-            ExpandError::Include(..) => true,
+            ExpandError::Include(..) | ExpandError::AliasLine(..) => true,
             ExpandError::IncludeRefused(_, _, st) => *st == crate::status::NOT_AUTHORIZED,
             _ => false,
         }) {
             add(&mut out, r);
             continue;
         }
+        // One refusal per target, however often and in whichever form the lists name
+        // it ([`crate::aliases::refused_key`]).
+        let mut refused_seen = std::collections::HashSet::new();
         for (k, e) in x.errors.iter().enumerate() {
+            if !refused_seen.insert(crate::aliases::refused_key(&e.target())) {
+                continue;
+            }
             let final_rcpt = r.final_rcpt.clone().unwrap_or_else(|| {
                 if a.contains('@') {
                     a.clone()
@@ -771,7 +777,14 @@ pub fn submit<R: BufRead>(
     // recipient: sendmail's `for` shows a command-line recipient (often a blind copy,
     // `sendmail -t archive@...`) to everyone `-t` found (RFC 5321 §7.2; recorded:
     // `received-for-t-plus-argv`).
-    let received = if let Some(only) = argv_only.as_ref().filter(|_| single_recipient) {
+    // Written with A-labels (`u@bücher.example` → `for u@xn--bcher-kva.example`), so
+    // that no line rsendmail writes needs SMTPUTF8 of the next server; a recipient that
+    // has no such form (a non-ASCII local part) is not named.
+    let for_whom = argv_only
+        .as_deref()
+        .filter(|_| single_recipient)
+        .and_then(address::ascii_address);
+    let received = if let Some(only) = for_whom {
         format!(
             "(from {}@localhost)\n\tby {host} ({}) id {id}\n\tfor {}; {date}",
             who.login,
@@ -828,7 +841,13 @@ pub fn submit<R: BufRead>(
         let own = s == &who.login || s == &format!("{}@{host}", who.login);
         // Only with `O PrivacyOptions=authwarnings` (compat-tests/cases/privacy-authwarnings-off).
         if !who.is_trusted() && !own && settings.privacy("authwarnings") {
-            let shown = if s.is_empty() { "<>" } else { s.as_str() };
+            // The sender's domain with A-labels, as in `From:` (a sender with a
+            // non-ASCII local part needs SMTPUTF8 for its envelope anyway).
+            let shown = match address::ascii_address(s) {
+                _ if s.is_empty() => "<>".to_string(),
+                Some(a) => a.into_owned(),
+                None => s.clone(),
+            };
             added.push(Header::new(
                 "X-Authentication-Warning",
                 &format!("{host}: {} set sender to {shown} using -f", who.login),

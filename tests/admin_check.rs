@@ -3,7 +3,7 @@
 //! certificate, a wrong password, a closed port, dnsmasq, the `--to` probe; the
 //! configuration's problems with their lines; `config`'s values and their origins.
 
-use crate::harness::servers::{DnsServer, Peer, have_peer};
+use crate::harness::servers::{Daemon, DnsServer, Peer, have_peer};
 use crate::harness::{
     Env, MSG, Run, TEST_USER, as_user, can_switch_user, closed_tcp_port, copy_executable, is_root,
     test_user,
@@ -1359,6 +1359,105 @@ fn relay_table_hosts_are_checked_without_to() {
     let c = line(&r, "FAIL connect: ");
     assert!(c.contains("Connection refused"), "{c}");
     assert_eq!(r.stdout.matches("info relay:").count(), 2, "{}", r.stdout);
+}
+
+/// A domain on two lines of RELAYTABLE (in another case, or once with U-labels and
+/// once with A-labels) fails the check with both lines, as delivery refuses it; a host
+/// on two lines of auth.conf likewise, its passwords never shown.
+#[test]
+fn a_domain_or_host_on_two_table_lines_fails_the_check() {
+    for (first, second) in [
+        ("Example.ORG", "example.org"),
+        ("bücher.example", "xn--bcher-kva.example"),
+    ] {
+        let env0 = Env::new();
+        let table = env0.dir.join("relays");
+        fs::write(
+            &table,
+            format!("{first} 127.0.0.1:1\n{second} 127.0.0.1:2\n"),
+        )
+        .unwrap();
+        let env = Env::with_config(&format!("RELAYTABLE {}\n", table.display()));
+        let r = admin(&env, &["check"]);
+        r.code(78);
+        let t = table.display();
+        let f = line(&r, "FAIL ");
+        assert!(
+            f.ends_with(&format!(
+                "{t}: line 2: domain {second} is already routed by {t}: line 1 ({first})"
+            )),
+            "{}",
+            r.stdout
+        );
+    }
+    let env = Env::new();
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|Relay.Example:pw1\nann|relay.example:pw2\n").unwrap();
+    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
+    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    let a = auth.display();
+    assert!(
+        r.stdout.contains(&format!(
+            "{a}: line 2: the host of {a}: line 1 again; one line per host"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.contains("pw1") && !r.stdout.contains("pw2"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// `check --to` through a SMARTHOST, a RELAYTABLE host or an MX host that is this
+/// host's own daemon (its EHLO reply names this host): the check says the mail would
+/// loop back here, in delivery's words, and fails as delivery would, never probing the
+/// daemon with MAIL and RCPT.
+#[test]
+fn check_to_says_when_the_path_loops_back_here() {
+    let env0 = Env::new();
+    let Some(dns) = DnsServer::start(
+        &env0.dir,
+        &[
+            "--mx-host=mxloop.test,mx.mxloop.test,10",
+            "--host-record=mx.mxloop.test,127.0.0.1",
+        ],
+    ) else {
+        return;
+    };
+    for (route, rcpt, host) in [
+        ("smarthost", "r@example.org", "[127.0.0.1]"),
+        ("relay", "r@rtloop.test", "[127.0.0.1]"),
+        ("mx", "r@mxloop.test", "mx.mxloop.test"),
+    ] {
+        let env = Env::new();
+        let d = Daemon::start(&env, &["-odq"]);
+        let table = env.dir.join("relays");
+        fs::write(&table, format!("rtloop.test 127.0.0.1:{}\n", d.port)).unwrap();
+        if route == "smarthost" {
+            env.add_config(&format!("SMARTHOST 127.0.0.1:{}\n", d.port));
+        }
+        env.add_config(&format!(
+            "RESOLVER 127.0.0.1:{}\nO MXPort={}\nRELAYTABLE {}\nO Timeout.connect=5s\n",
+            dns.port,
+            d.port,
+            table.display()
+        ));
+        let r = admin(&env, &["check", "--to", rcpt]);
+        r.code(70);
+        let f = line(&r, "FAIL ehlo: ");
+        assert_eq!(
+            f,
+            format!("FAIL ehlo: {host} config error: mail loops back to me (MX problem?)"),
+            "{route}: {}",
+            r.stdout
+        );
+        assert!(!r.stdout.contains("rcpt RCPT TO"), "{route}: {}", r.stdout);
+        drop(d);
+    }
 }
 
 /// `check` fails a MAILNAME that is an IP address, an address literal or localhost (the

@@ -74,6 +74,54 @@ fn interactive_delivers_and_removes_the_entry() {
     assert!(env.entries().is_empty(), "{}", env.listing());
 }
 
+/// A MAILNAME with U-labels is taken and goes out as its A-labels: in EHLO, the envelope
+/// sender, and every header field rsendmail writes (`Received:`, `From:`,
+/// `Message-Id:`, the `for` clause), so that no line of its own is raw UTF-8 to a
+/// server; a local recipient written with either form is this host's.
+#[test]
+fn a_u_label_mail_name_goes_out_as_its_a_labels() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "MAILNAME Bücher.example\n");
+    let r = env.sendmail(
+        &["-v", "-odi", "ok@übung.example"],
+        b"Subject: hi\n\nbody\n",
+    );
+    r.code(0);
+    assert!(
+        r.stdout.contains(">>> EHLO xn--bcher-kva.example\n"),
+        "{}",
+        r.stdout
+    );
+    let msgs = peer.messages();
+    assert_eq!(msgs.len(), 1);
+    assert!(
+        msgs[0].0.contains("@xn--bcher-kva.example\""),
+        "{}",
+        msgs[0].0
+    );
+    let text = String::from_utf8_lossy(&msgs[0].1).replace("\r\n", "\n");
+    let head = text.split("\n\n").next().unwrap_or("");
+    assert!(head.is_ascii(), "{head}");
+    for want in [
+        "\tby xn--bcher-kva.example (rsendmail ",
+        "\tfor ok@xn--bung-zra.example; ",
+    ] {
+        assert!(head.contains(want), "{want:?} in\n{head}");
+    }
+    assert!(
+        head.lines()
+            .any(|l| l.starts_with("From: ") && l.ends_with("@xn--bcher-kva.example>")),
+        "{head}"
+    );
+    assert!(
+        head.lines()
+            .any(|l| l.starts_with("Message-Id: <") && l.ends_with("@xn--bcher-kva.example>")),
+        "{head}"
+    );
+}
+
 #[test]
 fn verbose_prints_the_dialogue() {
     let Some((_scratch, peer)) = start_peer(&[]) else {

@@ -2017,3 +2017,92 @@ fn one_interactive_pass_sends_one_report() {
             .code(67);
     }
 }
+
+/// A target refused in both of its forms (`a@@bücher.example` and
+/// `a@@xn--bcher-kva.example`, the same mailbox) is refused once: at submission (one
+/// line in the report mailed back) and at delivery (an alias met by the queue run: one
+/// failure, one report line), as the same target written once is.
+#[test]
+fn a_target_refused_in_both_idn_forms_is_reported_once() {
+    if !is_root() {
+        return;
+    }
+    let count = |aliases: &str| -> (usize, usize) {
+        // At submission: the alias is expanded and its bad targets refused there.
+        let env = local_env(&format!("lst: {aliases}, root\n"), None);
+        env.sendmail(&["-odq", "-oem", "lst"], MSG);
+        let at_submission = env
+            .entries()
+            .iter()
+            .map(|e| {
+                fs::read_to_string(e)
+                    .unwrap()
+                    .matches("Invalid route address")
+                    .count()
+            })
+            .sum();
+        // At delivery: the recipient was queued before its alias was written.
+        let env = local_env("", None);
+        env.sendmail(&["-odq", TEST_USER], MSG).code(0);
+        fs::write(
+            env.dir.join("aliases"),
+            format!("{TEST_USER}: {aliases}, root\n"),
+        )
+        .unwrap();
+        env.sendmail(&["-qf"], b"").code(0);
+        let report = fs::read(mbox(&env, "root")).unwrap_or_default();
+        let at_delivery = String::from_utf8_lossy(&report)
+            .matches("Invalid route address")
+            .count();
+        (at_submission, at_delivery)
+    };
+    let once = count("a@@bücher.example");
+    assert!(once.0 > 0 && once.1 > 0, "{once:?}");
+    assert_eq!(count("a@@bücher.example, a@@xn--bcher-kva.example"), once);
+    assert_eq!(count("a@@xn--bcher-kva.example, a@@Bücher.example"), once);
+}
+
+/// An aliases line holding a NUL octet is left out (as `newaliases` says), and each
+/// queue run that reads the file logs it with the file and line; the recipient whose
+/// alias it was waits in the queue with that reason, never delivered to a mailbox of
+/// its name (sendmail, which drops the line, would deliver there or bounce it as
+/// unknown: `bv-alias-nul`), and goes to the alias once the line is fixed.
+#[test]
+fn a_recipient_whose_alias_line_holds_a_nul_waits_and_is_logged() {
+    if !is_root() {
+        return;
+    }
+    let env = local_env("", None);
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let aliases = env.dir.join("aliases");
+    fs::write(&aliases, format!("{TEST_USER}: root\0junk\nother: root\n")).unwrap();
+    env.sendmail(&["-odq", TEST_USER], MSG).code(0);
+    let fault = format!(
+        "{}: line 1: a NUL octet; the file is not text",
+        aliases.display()
+    );
+    for run in 1..=2 {
+        env.sendmail(&["-qf"], b"").code(0);
+        assert_eq!(env.entries().len(), 1, "run {run}: {}", env.listing());
+        assert!(!mbox(&env, TEST_USER).exists(), "run {run}");
+        assert!(!mbox(&env, "root").exists(), "run {run}");
+        let logged = fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(
+            logged
+                .lines()
+                .filter(|l| l.ends_with(&format!("]: {fault}")))
+                .count(),
+            run,
+            "{logged}"
+        );
+    }
+    let q = env.mailq(&[]);
+    assert!(q.contains("alias not read"), "{q}");
+    // Fixed: the next run delivers to the alias.
+    fs::write(&aliases, format!("{TEST_USER}: root\nother: root\n")).unwrap();
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 1);
+    assert!(!mbox(&env, TEST_USER).exists());
+}

@@ -770,6 +770,57 @@ fn a_smarthost_that_is_this_host_loops_back() {
     drop(d);
 }
 
+/// The loop check of the server's EHLO reply holds for every route, not only SMARTHOST:
+/// an MX host (dnsmasq names it; its name is not this host's, so the MX list itself
+/// does not point back here) and a RELAYTABLE host that are this host's own daemon. The
+/// recipient fails at once with `553 5.3.5 system config error`, the report (to the
+/// local sender) says `... config error: mail loops back to me (MX problem?)`, the
+/// exit status is 70, and nothing stays queued or reaches the daemon's queue.
+#[test]
+fn an_mx_or_relay_table_host_that_is_this_host_loops_back() {
+    let env0 = Env::new();
+    let Some(dns) = DnsServer::start(
+        &env0.dir,
+        &[
+            "--mx-host=mxloop.test,mx.mxloop.test,10",
+            "--host-record=mx.mxloop.test,127.0.0.1",
+        ],
+    ) else {
+        return;
+    };
+    for by_mx in [true, false] {
+        let env = Env::new();
+        let d = Daemon::start(&env, &["-odq"]);
+        let table = env.dir.join("relays");
+        fs::write(&table, format!("rtloop.test 127.0.0.1:{}\n", d.port)).unwrap();
+        env.add_config(&format!(
+            "RESOLVER 127.0.0.1:{}\nO MXPort={}\nRELAYTABLE {}\nO Timeout.connect=5s\n",
+            dns.port,
+            d.port,
+            table.display()
+        ));
+        // An MX host is named by its address, as the connection to it is.
+        let rcpt = if by_mx {
+            "r@mxloop.test"
+        } else {
+            "r@rtloop.test"
+        };
+        let host = "[127.0.0.1]";
+        env.sendmail(&["-odi", rcpt], MSG).code(70);
+        let got = fs::read_to_string(env.dir.join("mail/root")).unwrap_or_default();
+        for line in [
+            format!("553 5.3.5 {host} config error: mail loops back to me (MX problem?)"),
+            "Status: 5.3.5".to_string(),
+            "Diagnostic-Code: SMTP; 553 5.3.5 system config error".to_string(),
+        ] {
+            assert!(got.contains(&line), "{by_mx}: {line}\n{got}");
+        }
+        assert_eq!(got.matches("\nStatus: ").count(), 1, "{by_mx}: {got}");
+        assert!(env.entries().is_empty(), "{by_mx}: {}", env.listing());
+        drop(d);
+    }
+}
+
 /// One mailbox written with its domain's U-labels and with its A-labels (any case of the
 /// U-labels) is one recipient: one RCPT, from the command line, from `-t` and over `-bs`
 /// alike, to a server without SMTPUTF8 (which would otherwise be sent

@@ -543,6 +543,51 @@ fn received_for_names_the_only_recipient() {
     assert!(!received(&["-t", "bob@example.org"], to_alice).contains("for "));
     // The same address from both: one recipient.
     assert!(received(&["-t", "alice@example.org"], to_alice).contains("\tfor alice@example.org;"));
+    // A domain with U-labels is named with its A-labels; a recipient with a non-ASCII
+    // local part has no form a server without SMTPUTF8 takes, and is not named.
+    let r = received(&["u@Bücher.example"], plain);
+    assert!(r.contains("\tfor u@xn--bcher-kva.example;"), "{r}");
+    assert!(r.is_ascii(), "{r}");
+    let r = received(&["jörg@bücher.example"], plain);
+    assert!(!r.contains("for "), "{r}");
+    assert!(r.is_ascii(), "{r}");
+}
+
+/// Over SMTP (`-bs`) the `Received:` rsendmail adds names its one
+/// recipient with A-labels, a recipient with a non-ASCII local part not at all, and the
+/// `From:` it adds for a message without one gives the sender's domain as A-labels: no
+/// line of its own is raw UTF-8.
+#[test]
+fn smtp_received_and_from_write_a_u_label_domain_as_a_labels() {
+    for (rcpt, want_for) in [
+        ("u@Übung.example", Some("\tfor <u@xn--bung-zra.example>; ")),
+        ("jörg@übung.example", None),
+    ] {
+        // The sender's domain is this host's (a U-label MAILNAME): no DNS is asked.
+        let env = Env::with_config("MAILNAME bücher.example\n");
+        let dialogue = format!(
+            "EHLO client.example\r\nMAIL FROM:<s@Bücher.example>\r\n\
+             RCPT TO:<{rcpt}>\r\nDATA\r\nSubject: m\r\n\r\nbody\r\n.\r\nQUIT\r\n"
+        );
+        let r = env.sendmail(&["-bs", "-odq"], dialogue.as_bytes());
+        assert!(r.stdout.contains("250 2.0.0 "), "{}", r.stdout);
+        let m = env.only_message();
+        let (head, _) = m.split_once("\n\n").unwrap();
+        let ours: String = head
+            .lines()
+            .filter(|l| !l.starts_with("Subject:"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(ours.is_ascii(), "{rcpt}: {head}");
+        match want_for {
+            Some(f) => assert!(head.contains(f), "{rcpt}: {head}"),
+            None => assert!(!head.contains("\tfor "), "{rcpt}: {head}"),
+        }
+        assert!(
+            head.contains("\nFrom: s@xn--bcher-kva.example\n"),
+            "{rcpt}: {head}"
+        );
+    }
 }
 
 #[test]

@@ -5,12 +5,15 @@
 # literal, not "localhost" in any case. `rsendmail-admin check` applies the same rule
 # (mail_name_problem in src/message/address.rs, whose test runs this function). A
 # host's own one-label name (the default on a host without a domain) is taken:
-# `rsendmail-admin check` warns about it.
+# `rsendmail-admin check` warns about it. A name with U-labels (bücher.example) is
+# taken: each non-ASCII octet counts as a letter here (a shell has no IDNA); rsendmail
+# uses the name's A-labels and refuses, with the reason, one that has none.
 valid_mailname() {
-    [ -n "$1" ] && [ "${#1}" -le 255 ] || return 1
-    printf '%s\n' "$1" | grep -Eqx '[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*' || return 1
-    case $(printf '%s' "$1" | tr '[:upper:]' '[:lower:]') in localhost | localhost.localdomain) return 1 ;; esac
-    case ${1##*.} in *[!0-9]*) return 0 ;; *) return 1 ;; esac
+    _mailname=$(printf '%s' "$1" | LC_ALL=C tr '\200-\377' 'a')
+    [ -n "$_mailname" ] && [ "${#_mailname}" -le 255 ] || return 1
+    printf '%s\n' "$_mailname" | grep -Eqx '[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*' || return 1
+    case $(printf '%s' "$_mailname" | tr '[:upper:]' '[:lower:]') in localhost | localhost.localdomain) return 1 ;; esac
+    case ${_mailname##*.} in *[!0-9]*) return 0 ;; *) return 1 ;; esac
 }
 # SMARTHOST's hosts: name (letters, digits, inner hyphens, underscores), address or
 # [literal], each with an optional :port (after "]:" for a literal); empty means none.

@@ -440,6 +440,20 @@ fn session(
     };
     let mut session = match opened {
         Ok(sess) => sess,
+        Err(OpenFailure { loops: true, .. }) => {
+            // The server named itself as this host: a delivery there would loop back
+            // here, and delivery fails the recipients with sendmail's words and
+            // EX_SOFTWARE; no MAIL or RCPT is tried.
+            let peer = addrs.first().map(IpAddr::to_string).unwrap_or_default();
+            connected(t, &peer);
+            t.say(Mark::Ok, "greeting", &greeting);
+            t.fail(
+                Sysexit::Software,
+                "ehlo",
+                &super::smtp::loop_text(&super::smtp::route_name(host)),
+            );
+            return;
+        }
         Err(OpenFailure { reply, phase, .. }) => {
             let why = reply.text_without_enhanced();
             let code = if reply.is_permanent() {

@@ -204,9 +204,16 @@ impl Local {
     pub fn aliases(&self) -> Option<&Aliases> {
         self.aliases_loaded
             .get_or_init(|| {
-                self.aliases_path
+                let a = self
+                    .aliases_path
                     .as_deref()
-                    .and_then(|p| Aliases::load(p).ok())
+                    .and_then(|p| Aliases::load(p).ok())?;
+                // Each reading logs what is wrong with the file (`file: line N: ...`),
+                // as `newaliases` prints it: a line left out is never left out silently.
+                for e in a.errors() {
+                    log::warn!("{e}");
+                }
+                Some(a)
             })
             .as_ref()
     }
@@ -405,10 +412,10 @@ impl Local {
             Target::Mailbox(name) => self.mailbox(&name, open_message, sender),
             Target::User(addr) => {
                 let name = rsendmail::aliases::key_of(&addr);
-                // An alias met at delivery (the aliases changed, or an :include: could
-                // not be read at submission).
+                // An alias met at delivery (the aliases changed, or an :include: or the
+                // alias's own line could not be read at submission).
                 if let Some(a) = self.aliases()
-                    && a.find_local(&name).is_some()
+                    && a.has_line_for(&name)
                 {
                     let x = self.expand(std::slice::from_ref(&addr), None, is_local);
                     return self.expanded(r, &addr, x, "alias");
@@ -599,15 +606,12 @@ impl Local {
         x: rsendmail::aliases::Expansion,
         how: &str,
     ) -> LocalOutcome {
-        if let Some(ExpandError::Include(p, why)) = x
-            .errors
-            .iter()
-            .find(|e| matches!(e, ExpandError::Include(..)))
-        {
-            return LocalOutcome::temp(
-                status::SYSTEM_TEMP,
-                format!("cannot open :include:{p}: {why}"),
-            );
+        if let Some(e) = x.errors.iter().find(|e| e.is_temporary()) {
+            let text = match e {
+                ExpandError::Include(p, why) => format!("cannot open :include:{p}: {why}"),
+                e => e.text(),
+            };
+            return LocalOutcome::temp(status::SYSTEM_TEMP, text);
         }
         if x.targets.is_empty() && x.errors.is_empty() {
             return LocalOutcome::perm(550, status::BAD_MAILBOX, "no recipients");
@@ -626,13 +630,14 @@ impl Local {
                     | ExpandError::Invalid(_, rsendmail::message::address::Invalid::NoUser)
             )
         });
-        // One failure per refused target, however often the lists name it.
+        // One failure per refused target, however often the lists name it and in
+        // whichever form (`a@@bücher.example` is `a@@xn--bcher-kva.example`).
         let mut seen = std::collections::HashSet::new();
         let refused: Vec<Refused> = x
             .errors
             .iter()
             .enumerate()
-            .filter(|(_, e)| seen.insert(e.target().to_ascii_lowercase()))
+            .filter(|(_, e)| seen.insert(rsendmail::aliases::refused_key(&e.target())))
             .map(|(k, e)| {
                 log::warn!("{addr}: {how}: {}", e.text());
                 let (code, status, text) = e.reply();

@@ -85,6 +85,9 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         let x = engine
             .local
             .expand(std::slice::from_ref(&a.address), None, &is_local);
+        // Every refusal as the list names it, a target written twice (in one form or
+        // both IDN forms) twice, as sendmail's `-bv` prints it (recorded:
+        // `bv-alias-bad-twice`); a delivery reports such a target once.
         for (k, e) in x.errors.iter().enumerate() {
             let text = e.text();
             // The address's own refusal names it as given (`Nobody <nosuchuser>... User

@@ -1356,17 +1356,39 @@ pub fn check_domain(name: &str) -> Result<(), String> {
     config_name(name, false)
 }
 
+/// A mail name (MAILNAME, or the first line of the file it names) in the form it is
+/// used in: an ASCII name as it is ([`check_domain`]); a name with U-labels
+/// (`bücher.example`) as its A-labels (`xn--bcher-kva.example`, [`ascii_domain`]), the
+/// form that goes into EHLO, `Message-Id:`, `From:`, `Received:` and reports, which a
+/// server without SMTPUTF8 takes. Its labels are checked as written (letters, digits
+/// and inner hyphens, non-ASCII letters and digits too) and as A-labels. `Err` says
+/// why it cannot be one.
+pub fn ascii_mail_name(name: &str) -> Result<String, String> {
+    if name.is_ascii() {
+        return check_domain(name).map(|()| name.to_string());
+    }
+    if let Some(why) = labels_problem(name, false, true) {
+        return Err(why);
+    }
+    let a = ascii_domain(name).ok_or("not a valid internationalized domain name")?;
+    check_domain(&a).map_err(|why| format!("{why} (as {a})"))?;
+    Ok(a)
+}
+
 /// Why `name` cannot be this host's mail name although [`check_domain`] takes it: an
 /// address literal (`[192.0.2.1]`), an IP address (`192.168.1.1`: the last label all
 /// digits, which no top-level domain is), or `localhost` (`localhost.localdomain`), which
 /// every host calls itself; `None` when it can be one. The rule of the Debian package's
 /// mail-name question (`packaging/debian/validate.sh`, `valid_mailname`, which also
 /// refuses what `check_domain` refuses); `rsendmail-admin check` fails such a MAILNAME.
-/// A one-label name passes here (check warns of it).
+/// A one-label name passes here (check warns of it); a name with U-labels is judged by
+/// its A-labels ([`ascii_mail_name`]).
 pub fn mail_name_problem(name: &str) -> Option<String> {
-    if let Err(why) = check_domain(name) {
-        return Some(why);
-    }
+    let name = match ascii_mail_name(name) {
+        Ok(a) => a,
+        Err(why) => return Some(why),
+    };
+    let name = name.as_str();
     if name.starts_with('[') {
         return Some("an address literal is no mail name: give a domain name".into());
     }
@@ -1438,6 +1460,16 @@ mod tests {
             "host.example.",
             "has space.example",
             "under_score.example",
+            "bücher.example",
+            "Bücher.Example",
+            "mail.bücher.example",
+            "münchen",
+            "bücher.123",
+            "-bücher.example",
+            "bücher-.example",
+            "bü cher.example",
+            "bücher..example",
+            "bücher.example.",
         ] {
             let ours = mail_name_problem(name).is_none();
             let st = std::process::Command::new("sh")

@@ -368,12 +368,19 @@ impl Server<'_> {
         let helo = &hello.name;
         let with = if hello.esmtp { "ESMTP" } else { "SMTP" };
         let product = crate::PRODUCT;
-        let received = match tx.recipients.as_slice() {
-            [one] => format!(
-                "from {helo} ({from_where})\n\tby {} ({product}) with {with} id {id}\n\tfor <{}>; {date}",
-                self.host, one.address
+        // The one recipient with A-labels (`u@xn--bcher-kva.example`), as submission's
+        // `Received:` names it; one with a non-ASCII local part is not named, so that no
+        // line rsendmail writes needs SMTPUTF8 of the next server.
+        let for_whom = match tx.recipients.as_slice() {
+            [one] => address::ascii_address(&one.address),
+            _ => None,
+        };
+        let received = match for_whom {
+            Some(one) => format!(
+                "from {helo} ({from_where})\n\tby {} ({product}) with {with} id {id}\n\tfor <{one}>; {date}",
+                self.host
             ),
-            _ => format!(
+            None => format!(
                 "from {helo} ({from_where})\n\tby {} ({product}) with {with} id {id};\n\t{date}",
                 self.host
             ),
@@ -388,7 +395,9 @@ impl Server<'_> {
                 if sender.is_empty() {
                     format!("MAILER-DAEMON@{}", self.host)
                 } else {
-                    sender.clone()
+                    // With A-labels, as submission's `From:` (`From: s@xn--bcher-kva.example`).
+                    address::ascii_address(&sender)
+                        .map_or_else(|| sender.clone(), std::borrow::Cow::into_owned)
                 }
             },
         ));

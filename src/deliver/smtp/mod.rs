@@ -216,6 +216,16 @@ pub fn loop_text(host: &str) -> String {
     format!("{host} config error: mail loops back to me (MX problem?)")
 }
 
+/// Whether the name a server gives in its EHLO reply is this host's (`helo_name`, the
+/// mail name EHLO sends): compared as domains are ([`rsendmail::message::address::domain_key`]:
+/// case, one trailing dot, U-labels and A-labels do not count), so that a server naming
+/// itself `Bücher.example.` is this host `xn--bcher-kva.example`. sendmail compares the
+/// name with `$j` and class `w`, ignoring case.
+pub fn names_this_host(name: &str, helo_name: &str) -> bool {
+    use rsendmail::message::address::domain_key;
+    !name.is_empty() && domain_key(name) == domain_key(helo_name)
+}
+
 /// sendmail's line for a server that is this host, as a report's transcript gives it:
 /// `553 5.3.5 [192.0.2.1] config error: mail loops back to me (MX problem?)`.
 pub fn loop_line(host: &str) -> String {
@@ -421,7 +431,7 @@ impl Session {
         // Talking to this host itself (a name or MX record not known to be ours, an
         // echo server): sendmail's check, the server's name against this host's
         // (`$j`, the name EHLO gives). `Err` at `State::Ready` says so to `open`.
-        if !name.is_empty() && name.eq_ignore_ascii_case(helo_name) {
+        if names_this_host(&name, helo_name) {
             return Err((State::Ready, loop_reply()));
         }
         if !self.tls && matches!(tls.mode, TlsMode::StartTls | TlsMode::Opportunistic) {
@@ -484,5 +494,28 @@ impl Session {
             }
         }
         self.state = State::Closed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_this_host;
+
+    /// The server's EHLO name is this host's in any case, with one trailing dot, and in
+    /// either IDN form; another name, a longer one or none is not.
+    #[test]
+    fn a_server_naming_this_host_in_any_form_is_this_host() {
+        for (name, ours, want) in [
+            ("test.example", "test.example", true),
+            ("TEST.Example", "test.example", true),
+            ("test.example.", "test.example", true),
+            ("Bücher.example", "xn--bcher-kva.example", true),
+            ("xn--bcher-kva.example", "xn--bcher-kva.example", true),
+            ("other.example", "test.example", false),
+            ("sub.test.example", "test.example", false),
+            ("", "test.example", false),
+        ] {
+            assert_eq!(names_this_host(name, ours), want, "{name} {ours}");
+        }
     }
 }
