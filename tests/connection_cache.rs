@@ -614,3 +614,38 @@ fn long_queue_run_selecting_few_entries_uses_one_session() {
     let n = sink.connections() - before;
     assert_eq!(n, 1, "{}", fs::read_to_string(&sink.log).unwrap());
 }
+
+/// A reused connection to a server that offers PIPELINING costs no round trip of its
+/// own: the RSET that checks it goes out in the same write as the next MAIL, RCPT and
+/// DATA (RFC 2920 §3.1), not alone with its reply awaited first (a run without `-v`,
+/// whose transcript would show sendmail's order). Each message is still sent once.
+#[test]
+fn reused_connection_sends_its_rset_with_the_next_mail() {
+    if !crate::harness::require("strace") {
+        return;
+    }
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "O MaxConnections=1\n");
+    queue(&env, "p", "example.org", 6);
+    let trace = env.dir.join("writes");
+    let st = Command::new("strace")
+        .args(["-f", "-qq", "-s", "32", "-e", "trace=sendto,write", "-o"])
+        .arg(&trace)
+        .arg(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert_eq!(sink.dumps().len(), 6, "each message once");
+    let t = fs::read_to_string(&trace).unwrap();
+    let alone = t.lines().filter(|l| l.contains("\"RSET\\r\\n\",")).count();
+    let grouped = t.lines().filter(|l| l.contains("\"RSET\\r\\nMAIL")).count();
+    assert_eq!(alone, 0, "an RSET written alone:\n{t}");
+    assert_eq!(grouped, 5, "one RSET with each reuse's MAIL:\n{t}");
+}
