@@ -649,3 +649,64 @@ fn reused_connection_sends_its_rset_with_the_next_mail() {
     assert_eq!(alone, 0, "an RSET written alone:\n{t}");
     assert_eq!(grouped, 5, "one RSET with each reuse's MAIL:\n{t}");
 }
+
+/// A run longer than one batch opens the next batch while its workers deliver this one
+/// (`runner::deliver_batches`), not when they have run out of entries: with a smarthost
+/// that never answers, the workers wait at the greeting of the first batch's messages,
+/// and meanwhile the second batch's entries are opened.
+#[test]
+fn queue_run_opens_the_next_batch_while_delivering() {
+    if !crate::harness::require("strace") {
+        return;
+    }
+    // Takes connections and never answers.
+    let smarthost = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = smarthost.local_addr().unwrap().port();
+    let env = relay_env(port, "");
+    let n = 2000;
+    let written = write_entries(&env, "n", "example.org", n);
+    env.sendmail(&["-qf", "-qIzz"], b"").code(0);
+    // The first entry of the second batch (the IDs sort as written).
+    let second = written[1000].clone();
+    let trace = env.dir.join("trace");
+    let mut tracer = Running(
+        Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=openat,connect", "-o"])
+            .arg(&trace)
+            .arg(env.link("sendmail"))
+            .args(["-C", env.conf.to_str().unwrap(), "-qf"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let to_smarthost = format!("sin_port=htons({port})");
+    let read = || fs::read_to_string(&trace).unwrap_or_default();
+    let opened_second = |t: &str| t.lines().any(|l| l.contains(&format!("/qf{second}\"")));
+    // At most the greeting's wait (Timeout.initial, minutes) could end the workers' wait.
+    let limit = Duration::from_secs(120);
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit && !opened_second(&read()) {
+        if tracer.0.try_wait().is_ok_and(|s| s.is_some()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = read();
+    if let Some(pid) = t.split_whitespace().next() {
+        let _ = Command::new("kill").args(["-KILL", pid]).status();
+    }
+    let _ = tracer.0.wait();
+    assert!(
+        t.lines()
+            .any(|l| l.contains("connect(") && l.contains(&to_smarthost)),
+        "no connection to the smarthost"
+    );
+    assert!(
+        opened_second(&t),
+        "the second batch was not opened while the first one's deliveries waited"
+    );
+    // Nothing was sent: every entry is still queued.
+    assert_eq!(ids(&env).len(), n);
+}
