@@ -862,7 +862,17 @@ impl Spool {
     /// atomically). Returns the envelope, state, total file size.
     pub fn read_entry(&self, id: &str) -> Result<QueuedEntry, ReadError> {
         let f = self.open_entry(id).map_err(ReadError::Io)?;
-        self.read_open_entry(id, f)
+        self.read_open_entry(id, f, true)
+    }
+
+    /// [`Spool::read_entry`] for a listing that knows from the same listing of the
+    /// directory whether the entry has a state file (`sf<ID>`): without one, none is
+    /// looked for, and the entry's state is the state of an entry never tried. (A state
+    /// file written since the listing is not seen, as if the listing had been made a
+    /// moment sooner.)
+    pub fn read_listed_entry(&self, id: &str, has_state: bool) -> Result<QueuedEntry, ReadError> {
+        let f = self.open_entry(id).map_err(ReadError::Io)?;
+        self.read_open_entry(id, f, has_state)
     }
 
     /// Read the entry still being written as `tmp/tf<ID>` (for an index rebuild): `Ok`
@@ -872,7 +882,7 @@ impl Spool {
         let path = self.tmp_dir().join(format!("tf{id}"));
         let f =
             open_safely(&path, OpenOptions::new().read(true), Kind::File).map_err(ReadError::Io)?;
-        self.read_open_entry(id, f)
+        self.read_open_entry(id, f, true)
     }
 
     /// The IDs of the temporary files (`tmp/tf<ID>`): entries being written.
@@ -889,8 +899,17 @@ impl Spool {
         Ok(out)
     }
 
-    fn read_open_entry(&self, id: &str, f: File) -> Result<QueuedEntry, ReadError> {
-        let file_size = f.metadata().map_err(ReadError::Io)?.len();
+    /// The entry open as `f`; its state file is read when `with_state` (else the entry
+    /// has none: [`Spool::read_listed_entry`]).
+    fn read_open_entry(
+        &self,
+        id: &str,
+        f: File,
+        with_state: bool,
+    ) -> Result<QueuedEntry, ReadError> {
+        let meta = f.metadata().map_err(ReadError::Io)?;
+        let file_size = meta.len();
+        let written = meta.modified().ok();
         let mut r = BufReader::with_capacity(8192, f);
         let mut text = String::new();
         loop {
@@ -923,7 +942,12 @@ impl Spool {
                 envelope.id
             )));
         }
-        let state = match read_safely(&self.sf_path(id)).map(String::from_utf8) {
+        let state_file = if with_state {
+            read_safely(&self.sf_path(id))
+        } else {
+            Err(io::ErrorKind::NotFound.into())
+        };
+        let state = match state_file.map(String::from_utf8) {
             Ok(Ok(t)) => State::parse(&t).map_err(ReadError::Corrupt)?,
             // Octets that are not text: not a state file rsendmail wrote.
             Ok(Err(_)) => {
@@ -953,6 +977,7 @@ impl Spool {
             data_offset,
             message_sum,
             file,
+            written,
         })
     }
 
@@ -985,7 +1010,7 @@ impl Spool {
             Err(e) => return Err(ReadError::Io(e)),
         }
         let lock = f.try_clone().map_err(ReadError::Io)?;
-        let entry = self.read_open_entry(id, f)?;
+        let entry = self.read_open_entry(id, f, true)?;
         check_sum(&entry)?;
         Ok(Some(LockedEntry {
             spool: self.clone(),
@@ -1219,6 +1244,8 @@ pub struct QueuedEntry {
     pub message_sum: Option<u64>,
     /// The open qf file (for lock checks and reading the message).
     pub file: File,
+    /// When the qf file was written (its modification time, as read when it was opened).
+    pub written: Option<std::time::SystemTime>,
 }
 
 impl QueuedEntry {
