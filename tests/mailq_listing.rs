@@ -515,7 +515,13 @@ fn listing_looks_for_state_files_only_where_there_are_some() {
     .unwrap();
     let trace = env.dir.join("opens");
     let out = std::process::Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=openat,open,statx,newfstatat", "-o"])
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=openat,open,statx,newfstatat",
+            "-o",
+        ])
         .arg(&trace)
         .arg(env.link("mailq"))
         .args(["-C", env.conf.to_str().unwrap()])
