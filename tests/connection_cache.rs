@@ -710,3 +710,48 @@ fn queue_run_opens_the_next_batch_while_delivering() {
     // Nothing was sent: every entry is still queued.
     assert_eq!(ids(&env).len(), n);
 }
+
+/// A run over more than one batch stopped by SIGTERM while it delivers (the next batch
+/// opened beside the workers, waiting for them) loses nothing and sends nothing twice:
+/// the next run sends the rest, and every message arrived once. The first smarthost
+/// waits a second before each DATA reply, so that the stop comes early in the run; the
+/// rest goes to a second one that does not.
+#[test]
+fn queue_run_in_batches_stopped_mid_run_sends_each_entry_once() {
+    let env0 = Env::new();
+    let Some(slow) = Sink::start(&env0.dir.join("slow"), &["-w", "1"]) else {
+        return;
+    };
+    let Some(fast) = Sink::start(&env0.dir.join("fast"), &[]) else {
+        return;
+    };
+    let env = relay_env(slow.port, "O ConnectionCacheSize=4\n");
+    let n = 2100;
+    write_entries(&env, "t", "example.org", n);
+    let count = |s: &Sink| fs::read_dir(&s.dumps).map_or(0, |d| d.count());
+    let mut run = spawn(&env, &["-qf"]);
+    wait_until(Duration::from_secs(60), "some messages sent", || {
+        count(&slow) >= 4
+    });
+    sigterm(&run.0);
+    assert!(
+        wait_exit(&mut run.0, Duration::from_secs(90)).is_some(),
+        "the stopped run did not exit"
+    );
+    let sent = count(&slow);
+    let left = ids(&env).len();
+    assert!(
+        left > 0,
+        "the run was not stopped before it ended ({sent} sent)"
+    );
+    assert_eq!(sent + left, n, "sent and left add up to the queue");
+    let conf = fs::read_to_string(&env.conf).unwrap();
+    let conf = conf.replace(
+        &format!("PORT {}\n", slow.port),
+        &format!("PORT {}\n", fast.port),
+    );
+    fs::write(&env.conf, conf).unwrap();
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert_eq!(count(&slow) + count(&fast), n, "each message once");
+}
