@@ -755,3 +755,45 @@ fn queue_run_in_batches_stopped_mid_run_sends_each_entry_once() {
     assert!(env.entries().is_empty(), "{}", env.listing());
     assert_eq!(count(&slow) + count(&fast), n, "each message once");
 }
+
+/// A queue run checks each entry's message against its `message-sum` once, when the
+/// delivery locks it, not also when the run's selection opens it: under strace (`-y`
+/// names the file each read is from), the sum's read of the envelope section from offset
+/// 0 comes once per entry.
+#[test]
+fn queue_run_checks_each_message_sum_once() {
+    if !crate::harness::require("strace") {
+        return;
+    }
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    queue(&env, "c", "example.org", 3);
+    let queued = ids(&env);
+    let trace = env.dir.join("reads");
+    let st = Command::new("strace")
+        .args(["-f", "-qq", "-y", "-e", "trace=pread64", "-o"])
+        .arg(&trace)
+        .arg(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert_eq!(sink.dumps().len(), 3);
+    let t = fs::read_to_string(&trace).unwrap();
+    for id in &queued {
+        let sums = t
+            .lines()
+            .filter(|l| l.contains(&format!("/qf{id}>")) && l.contains(", 0) = "))
+            .count();
+        assert_eq!(
+            sums, 1,
+            "{id}: the envelope read from offset 0 {sums} times:\n{t}"
+        );
+    }
+}

@@ -907,7 +907,22 @@ impl Spool {
         f: File,
         with_state: bool,
     ) -> Result<QueuedEntry, ReadError> {
-        let meta = f.metadata().map_err(ReadError::Io)?;
+        self.read_open_entry_seen(id, f, with_state, None)
+    }
+
+    /// [`Spool::read_open_entry`], with what the open file was when last looked at
+    /// (`seen`: no second look), or `None` to look.
+    fn read_open_entry_seen(
+        &self,
+        id: &str,
+        f: File,
+        with_state: bool,
+        seen: Option<fs::Metadata>,
+    ) -> Result<QueuedEntry, ReadError> {
+        let meta = match seen {
+            Some(m) => m,
+            None => f.metadata().map_err(ReadError::Io)?,
+        };
         let file_size = meta.len();
         let written = meta.modified().ok();
         let mut r = BufReader::with_capacity(8192, f);
@@ -984,6 +999,37 @@ impl Spool {
     /// Try to take the delivery lock of an entry. `Ok(None)`: someone else holds it, or the
     /// entry was finished meanwhile — skip it.
     pub fn lock_entry(&self, id: &str) -> Result<Option<LockedEntry>, ReadError> {
+        let Some((f, held)) = self.open_locked(id)? else {
+            return Ok(None);
+        };
+        let lock = f.try_clone().map_err(ReadError::Io)?;
+        let entry = self.read_open_entry_seen(id, f, true, Some(held))?;
+        check_sum(&entry)?;
+        Ok(Some(LockedEntry {
+            spool: self.clone(),
+            entry,
+            _lock: lock,
+            pending_state: None,
+            reserved: None,
+        }))
+    }
+
+    /// An entry as a queue run's selection reads it (`queue::Batches`): locked while it
+    /// is read, as [`Spool::lock_entry`] locks it (`Ok(None)`: a deliverer holds it, or
+    /// it was finished meanwhile), and let go when the entry returned is dropped. The
+    /// message's sum is not checked here: the delivery's [`Spool::lock_entry`] checks it
+    /// before anything is sent, and moves a damaged entry aside then.
+    pub fn peek_entry(&self, id: &str) -> Result<Option<QueuedEntry>, ReadError> {
+        let Some((f, held)) = self.open_locked(id)? else {
+            return Ok(None);
+        };
+        self.read_open_entry_seen(id, f, true, Some(held)).map(Some)
+    }
+
+    /// Open entry `id` and take its delivery lock: the file and what it was when locked,
+    /// or `None` when another process holds the lock or the path no longer names the file
+    /// locked (finished meanwhile).
+    fn open_locked(&self, id: &str) -> Result<Option<(File, fs::Metadata)>, ReadError> {
         let f = match self.open_entry(id) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -1009,16 +1055,7 @@ impl Spool {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(ReadError::Io(e)),
         }
-        let lock = f.try_clone().map_err(ReadError::Io)?;
-        let entry = self.read_open_entry(id, f, true)?;
-        check_sum(&entry)?;
-        Ok(Some(LockedEntry {
-            spool: self.clone(),
-            entry,
-            _lock: lock,
-            pending_state: None,
-            reserved: None,
-        }))
+        Ok(Some((f, held)))
     }
 
     /// Whether an entry is locked by a deliverer right now (mailq's `*`).
