@@ -242,23 +242,23 @@ fn open_batch(
     let mut order: Vec<(i64, i64, IdKey, Wait)> = Vec::new();
     for &key in keys {
         let id = key_str(&key).to_string();
-        match spool.lock_entry(&id) {
+        match spool.peek_entry(&id) {
             Ok(None) => out.busy.push(id),
-            Ok(Some(locked)) => {
-                let env = &locked.entry.envelope;
+            Ok(Some(entry)) => {
+                let env = &entry.envelope;
                 let rcpts: Vec<&str> = env
                     .recipients
                     .iter()
                     .enumerate()
-                    .filter(|(i, _)| !locked.entry.state.of(*i).is_final())
+                    .filter(|(i, _)| !entry.state.of(*i).is_final())
                     .map(|(_, r)| r.address.as_str())
                     .collect();
                 if filter.is_none_or(|f| f.selects(&id, &env.sender, &rcpts)) {
                     let wait = Wait {
-                        not_due: !locked.entry.state.is_due(now, min_queue_age),
-                        too_young: locked.entry.state.tried_within(now, min_queue_age),
+                        not_due: !entry.state.is_due(now, min_queue_age),
+                        too_young: entry.state.tried_within(now, min_queue_age),
                     };
-                    let priority = crate::mailq::priority(&locked.entry);
+                    let priority = crate::mailq::priority(&entry);
                     order.push((priority, env.created, key, wait));
                 }
             }

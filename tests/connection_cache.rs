@@ -614,3 +614,186 @@ fn long_queue_run_selecting_few_entries_uses_one_session() {
     let n = sink.connections() - before;
     assert_eq!(n, 1, "{}", fs::read_to_string(&sink.log).unwrap());
 }
+
+/// A reused connection to a server that offers PIPELINING costs no round trip of its
+/// own: the RSET that checks it goes out in the same write as the next MAIL, RCPT and
+/// DATA (RFC 2920 §3.1), not alone with its reply awaited first (a run without `-v`,
+/// whose transcript would show sendmail's order). Each message is still sent once.
+#[test]
+fn reused_connection_sends_its_rset_with_the_next_mail() {
+    if !crate::harness::require("strace") {
+        return;
+    }
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "O MaxConnections=1\n");
+    queue(&env, "p", "example.org", 6);
+    let trace = env.dir.join("writes");
+    let st = Command::new("strace")
+        .args(["-f", "-qq", "-s", "32", "-e", "trace=sendto,write", "-o"])
+        .arg(&trace)
+        .arg(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert_eq!(sink.dumps().len(), 6, "each message once");
+    let t = fs::read_to_string(&trace).unwrap();
+    let alone = t.lines().filter(|l| l.contains("\"RSET\\r\\n\",")).count();
+    let grouped = t.lines().filter(|l| l.contains("\"RSET\\r\\nMAIL")).count();
+    assert_eq!(alone, 0, "an RSET written alone:\n{t}");
+    assert_eq!(grouped, 5, "one RSET with each reuse's MAIL:\n{t}");
+}
+
+/// A run longer than one batch opens the next batch while its workers deliver this one
+/// (`runner::deliver_batches`), not when they have run out of entries: with a smarthost
+/// that never answers, the workers wait at the greeting of the first batch's messages,
+/// and meanwhile the second batch's entries are opened.
+#[test]
+fn queue_run_opens_the_next_batch_while_delivering() {
+    if !crate::harness::require("strace") {
+        return;
+    }
+    // Takes connections and never answers.
+    let smarthost = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = smarthost.local_addr().unwrap().port();
+    let env = relay_env(port, "");
+    let n = 2000;
+    let written = write_entries(&env, "n", "example.org", n);
+    env.sendmail(&["-qf", "-qIzz"], b"").code(0);
+    // The first entry of the second batch (the IDs sort as written).
+    let second = written[1000].clone();
+    let trace = env.dir.join("trace");
+    let mut tracer = Running(
+        Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=openat,connect", "-o"])
+            .arg(&trace)
+            .arg(env.link("sendmail"))
+            .args(["-C", env.conf.to_str().unwrap(), "-qf"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let to_smarthost = format!("sin_port=htons({port})");
+    let read = || fs::read_to_string(&trace).unwrap_or_default();
+    let opened_second = |t: &str| t.lines().any(|l| l.contains(&format!("/qf{second}\"")));
+    // At most the greeting's wait (Timeout.initial, minutes) could end the workers' wait.
+    let limit = Duration::from_secs(120);
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit && !opened_second(&read()) {
+        if tracer.0.try_wait().is_ok_and(|s| s.is_some()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = read();
+    if let Some(pid) = t.split_whitespace().next() {
+        let _ = Command::new("kill").args(["-KILL", pid]).status();
+    }
+    let _ = tracer.0.wait();
+    assert!(
+        t.lines()
+            .any(|l| l.contains("connect(") && l.contains(&to_smarthost)),
+        "no connection to the smarthost"
+    );
+    assert!(
+        opened_second(&t),
+        "the second batch was not opened while the first one's deliveries waited"
+    );
+    // Nothing was sent: every entry is still queued.
+    assert_eq!(ids(&env).len(), n);
+}
+
+/// A run over more than one batch stopped by SIGTERM while it delivers (the next batch
+/// opened beside the workers, waiting for them) loses nothing and sends nothing twice:
+/// the next run sends the rest, and every message arrived once. The first smarthost
+/// waits a second before each DATA reply, so that the stop comes early in the run; the
+/// rest goes to a second one that does not.
+#[test]
+fn queue_run_in_batches_stopped_mid_run_sends_each_entry_once() {
+    let env0 = Env::new();
+    let Some(slow) = Sink::start(&env0.dir.join("slow"), &["-w", "1"]) else {
+        return;
+    };
+    let Some(fast) = Sink::start(&env0.dir.join("fast"), &[]) else {
+        return;
+    };
+    let env = relay_env(slow.port, "O ConnectionCacheSize=4\n");
+    let n = 2100;
+    write_entries(&env, "t", "example.org", n);
+    let count = |s: &Sink| fs::read_dir(&s.dumps).map_or(0, |d| d.count());
+    let mut run = spawn(&env, &["-qf"]);
+    wait_until(Duration::from_secs(60), "some messages sent", || {
+        count(&slow) >= 4
+    });
+    sigterm(&run.0);
+    assert!(
+        wait_exit(&mut run.0, Duration::from_secs(90)).is_some(),
+        "the stopped run did not exit"
+    );
+    let sent = count(&slow);
+    let left = ids(&env).len();
+    assert!(
+        left > 0,
+        "the run was not stopped before it ended ({sent} sent)"
+    );
+    assert_eq!(sent + left, n, "sent and left add up to the queue");
+    let conf = fs::read_to_string(&env.conf).unwrap();
+    let conf = conf.replace(
+        &format!("PORT {}\n", slow.port),
+        &format!("PORT {}\n", fast.port),
+    );
+    fs::write(&env.conf, conf).unwrap();
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert_eq!(count(&slow) + count(&fast), n, "each message once");
+}
+
+/// A queue run checks each entry's message against its `message-sum` once, when the
+/// delivery locks it, not also when the run's selection opens it: under strace (`-y`
+/// names the file each read is from), the sum's read of the envelope section from offset
+/// 0 comes once per entry.
+#[test]
+fn queue_run_checks_each_message_sum_once() {
+    if !crate::harness::require("strace") {
+        return;
+    }
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    queue(&env, "c", "example.org", 3);
+    let queued = ids(&env);
+    let trace = env.dir.join("reads");
+    let st = Command::new("strace")
+        .args(["-f", "-qq", "-y", "-e", "trace=pread64", "-o"])
+        .arg(&trace)
+        .arg(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert_eq!(sink.dumps().len(), 3);
+    let t = fs::read_to_string(&trace).unwrap();
+    for id in &queued {
+        let sums = t
+            .lines()
+            .filter(|l| l.contains(&format!("/qf{id}>")) && l.contains(", 0) = "))
+            .count();
+        assert_eq!(
+            sums, 1,
+            "{id}: the envelope read from offset 0 {sums} times:\n{t}"
+        );
+    }
+}

@@ -487,3 +487,59 @@ fn a_queue_larger_than_the_open_file_limit_is_listed_whole() {
         run.stdout
     );
 }
+
+/// mailq reads a state file only for the entries the spool's listing shows one beside
+/// (an entry never tried has none: no lookup of a file that is not there), and still
+/// shows what the state files it reads say: one listing of three entries, one of them
+/// with a state file, under strace.
+#[test]
+fn listing_looks_for_state_files_only_where_there_are_some() {
+    if !crate::harness::require("strace") {
+        return;
+    }
+    let env = Env::new();
+    for rcpt in ["one@example.org", "two@example.org", "three@example.org"] {
+        env.sendmail(&["-odq", rcpt], MSG).code(0);
+    }
+    let mut ids: Vec<String> = env
+        .entries()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy()[2..].to_string())
+        .collect();
+    ids.sort();
+    let tried = &ids[1];
+    fs::write(
+        env.spool.join(format!("sf{tried}")),
+        "rsendmail-state 1\nattempts 1\nreason Deferred:%20451%204.3.0%20try%20again\n",
+    )
+    .unwrap();
+    let trace = env.dir.join("opens");
+    let out = std::process::Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=openat,open,statx,newfstatat",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(env.link("mailq"))
+        .args(["-C", env.conf.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("Total requests: 3"), "{listing}");
+    assert!(
+        listing.contains("(Deferred: 451 4.3.0 try again)"),
+        "{listing}"
+    );
+    let t = fs::read_to_string(&trace).unwrap();
+    let looked: Vec<&str> = t.lines().filter(|l| l.contains("/sf")).collect();
+    assert!(
+        looked.iter().all(|l| l.contains(&format!("/sf{tried}\""))),
+        "state files looked for that the listing did not show:\n{}",
+        looked.join("\n")
+    );
+    assert!(!looked.is_empty(), "the state file was not read:\n{t}");
+}

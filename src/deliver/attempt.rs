@@ -94,7 +94,14 @@ impl Conn {
             self.key = Some(key);
         }
         let reused = self.session.as_ref().is_some_and(Session::was_used);
+        // The check costs a round trip per message. Unless a transcript shows it (where
+        // sendmail's `Using cached` line comes after it), a server with PIPELINING gets
+        // the RSET in the same group as MAIL, RCPT and DATA instead: a connection it
+        // ended while cached is found out at that RSET's reply, before anything of the
+        // message was sent, and the message goes over another ([`Session::lost_unused`]).
+        let check = |s: &Session| out.is_some() || !s.caps.pipelining;
         if let Some(s) = &mut self.session
+            && check(s)
             && s.reset_for_reuse(out).is_err()
             && let Some(s) = self.session.take()
         {

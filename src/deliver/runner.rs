@@ -134,9 +134,11 @@ type More<'a> = Mutex<&'a mut (dyn FnMut() -> Option<Vec<String>> + Send)>;
 
 /// A queue run's entries delivered as [`deliver_ids`] delivers them, opened a batch at a
 /// time ([`queue::Batches`]): the first connection is made once the first batch is
-/// opened, and the next batch is opened when the workers have taken the IDs of this
-/// one. `periodic`: the periodic runner's choice of entries ([`queue::Sweep::into_try`]).
-/// Corrupt entries are reported on stdout as they are moved aside.
+/// opened, and the next batch is opened by a thread of its own while the workers deliver
+/// this one (one batch ahead, handed over when the workers have taken the IDs of this
+/// one), so that they do not wait for it. `periodic`: the periodic runner's choice of
+/// entries ([`queue::Sweep::into_try`]). Corrupt entries are reported on stdout as they
+/// are moved aside.
 fn deliver_batches(
     engine: &Engine,
     spool: &Spool,
@@ -157,10 +159,24 @@ fn deliver_batches(
     let r = if run.done() {
         deliver_ids_then(engine, spool, first, verbose, true, None, None, None)
     } else {
-        let mut next = || take(run);
-        let more: More<'_> = Mutex::new(&mut next);
-        let more = Some((&more, listed));
-        deliver_ids_then(engine, spool, first, verbose, true, None, None, more)
+        std::thread::scope(|scope| {
+            // A rendezvous: the next batch is opened, then waits for a worker to ask for
+            // it, and the one after is opened only then (never more than one ahead).
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<String>>(0);
+            scope.spawn(move || {
+                while !STOP.load(Ordering::SeqCst) {
+                    let Some(ids) = take(run) else { break };
+                    // The run ended without it (an error, or a stop).
+                    if tx.send(ids).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut next = move || rx.recv().ok();
+            let more: More<'_> = Mutex::new(&mut next);
+            let more = Some((&more, listed));
+            deliver_ids_then(engine, spool, first, verbose, true, None, None, more)
+        })
     };
     close_connections(verbose);
     r

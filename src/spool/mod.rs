@@ -940,7 +940,17 @@ impl Spool {
     /// atomically). Returns the envelope, state, total file size.
     pub fn read_entry(&self, id: &str) -> Result<QueuedEntry, ReadError> {
         let f = self.open_entry(id).map_err(ReadError::Io)?;
-        self.read_open_entry(id, f)
+        self.read_open_entry(id, f, true)
+    }
+
+    /// [`Spool::read_entry`] for a listing that knows from the same listing of the
+    /// directory whether the entry has a state file (`sf<ID>`): without one, none is
+    /// looked for, and the entry's state is the state of an entry never tried. (A state
+    /// file written since the listing is not seen, as if the listing had been made a
+    /// moment sooner.)
+    pub fn read_listed_entry(&self, id: &str, has_state: bool) -> Result<QueuedEntry, ReadError> {
+        let f = self.open_entry(id).map_err(ReadError::Io)?;
+        self.read_open_entry(id, f, has_state)
     }
 
     /// Read the entry still being written as `tmp/tf<ID>` (for an index rebuild): `Ok`
@@ -950,7 +960,7 @@ impl Spool {
         let path = self.tmp_dir().join(format!("tf{id}"));
         let f =
             open_safely(&path, OpenOptions::new().read(true), Kind::File).map_err(ReadError::Io)?;
-        self.read_open_entry(id, f)
+        self.read_open_entry(id, f, true)
     }
 
     /// The IDs of the temporary files (`tmp/tf<ID>`): entries being written.
@@ -967,8 +977,32 @@ impl Spool {
         Ok(out)
     }
 
-    fn read_open_entry(&self, id: &str, f: File) -> Result<QueuedEntry, ReadError> {
-        let file_size = f.metadata().map_err(ReadError::Io)?.len();
+    /// The entry open as `f`; its state file is read when `with_state` (else the entry
+    /// has none: [`Spool::read_listed_entry`]).
+    fn read_open_entry(
+        &self,
+        id: &str,
+        f: File,
+        with_state: bool,
+    ) -> Result<QueuedEntry, ReadError> {
+        self.read_open_entry_seen(id, f, with_state, None)
+    }
+
+    /// [`Spool::read_open_entry`], with what the open file was when last looked at
+    /// (`seen`: no second look), or `None` to look.
+    fn read_open_entry_seen(
+        &self,
+        id: &str,
+        f: File,
+        with_state: bool,
+        seen: Option<fs::Metadata>,
+    ) -> Result<QueuedEntry, ReadError> {
+        let meta = match seen {
+            Some(m) => m,
+            None => f.metadata().map_err(ReadError::Io)?,
+        };
+        let file_size = meta.len();
+        let written = meta.modified().ok();
         let mut r = BufReader::with_capacity(8192, f);
         let mut text = String::new();
         loop {
@@ -1001,7 +1035,12 @@ impl Spool {
                 envelope.id
             )));
         }
-        let state = match read_safely(&self.sf_path(id)).map(String::from_utf8) {
+        let state_file = if with_state {
+            read_safely(&self.sf_path(id))
+        } else {
+            Err(io::ErrorKind::NotFound.into())
+        };
+        let state = match state_file.map(String::from_utf8) {
             Ok(Ok(t)) => State::parse(&t).map_err(ReadError::Corrupt)?,
             // Octets that are not text: not a state file rsendmail wrote.
             Ok(Err(_)) => {
@@ -1031,12 +1070,44 @@ impl Spool {
             data_offset,
             message_sum,
             file,
+            written,
         })
     }
 
     /// Try to take the delivery lock of an entry. `Ok(None)`: someone else holds it, or the
     /// entry was finished meanwhile — skip it.
     pub fn lock_entry(&self, id: &str) -> Result<Option<LockedEntry>, ReadError> {
+        let Some((f, held)) = self.open_locked(id)? else {
+            return Ok(None);
+        };
+        let lock = f.try_clone().map_err(ReadError::Io)?;
+        let entry = self.read_open_entry_seen(id, f, true, Some(held))?;
+        check_sum(&entry)?;
+        Ok(Some(LockedEntry {
+            spool: self.clone(),
+            entry,
+            _lock: lock,
+            pending_state: None,
+            reserved: None,
+        }))
+    }
+
+    /// An entry as a queue run's selection reads it (`queue::Batches`): locked while it
+    /// is read, as [`Spool::lock_entry`] locks it (`Ok(None)`: a deliverer holds it, or
+    /// it was finished meanwhile), and let go when the entry returned is dropped. The
+    /// message's sum is not checked here: the delivery's [`Spool::lock_entry`] checks it
+    /// before anything is sent, and moves a damaged entry aside then.
+    pub fn peek_entry(&self, id: &str) -> Result<Option<QueuedEntry>, ReadError> {
+        let Some((f, held)) = self.open_locked(id)? else {
+            return Ok(None);
+        };
+        self.read_open_entry_seen(id, f, true, Some(held)).map(Some)
+    }
+
+    /// Open entry `id` and take its delivery lock: the file and what it was when locked,
+    /// or `None` when another process holds the lock or the path no longer names the file
+    /// locked (finished meanwhile).
+    fn open_locked(&self, id: &str) -> Result<Option<(File, fs::Metadata)>, ReadError> {
         let f = match self.open_entry(id) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -1062,16 +1133,7 @@ impl Spool {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(ReadError::Io(e)),
         }
-        let lock = f.try_clone().map_err(ReadError::Io)?;
-        let entry = self.read_open_entry(id, f)?;
-        check_sum(&entry)?;
-        Ok(Some(LockedEntry {
-            spool: self.clone(),
-            entry,
-            _lock: lock,
-            pending_state: None,
-            reserved: None,
-        }))
+        Ok(Some((f, held)))
     }
 
     /// Whether an entry is locked by a deliverer right now (mailq's `*`).
@@ -1297,6 +1359,8 @@ pub struct QueuedEntry {
     pub message_sum: Option<u64>,
     /// The open qf file (for lock checks and reading the message).
     pub file: File,
+    /// When the qf file was written (its modification time, as read when it was opened).
+    pub written: Option<std::time::SystemTime>,
 }
 
 impl QueuedEntry {
