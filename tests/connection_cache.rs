@@ -774,7 +774,9 @@ fn queue_run_checks_each_message_sum_once() {
     let queued = ids(&env);
     let trace = env.dir.join("reads");
     let st = Command::new("strace")
-        .args(["-f", "-qq", "-y", "-e", "trace=pread64", "-o"])
+        // One file per process (`-ff`): no call split into `<unfinished ...>` and
+        // `<... resumed>` halves by another process's.
+        .args(["-ff", "-qq", "-y", "-e", "trace=pread64", "-o"])
         .arg(&trace)
         .arg(env.link("sendmail"))
         .args(["-C", env.conf.to_str().unwrap(), "-qf"])
@@ -785,7 +787,13 @@ fn queue_run_checks_each_message_sum_once() {
     assert!(st.success());
     assert!(env.entries().is_empty(), "{}", env.listing());
     assert_eq!(sink.dumps().len(), 3);
-    let t = fs::read_to_string(&trace).unwrap();
+    let mut t = String::new();
+    for f in fs::read_dir(&env.dir).unwrap().flatten() {
+        if f.file_name().to_string_lossy().starts_with("reads.") {
+            t.push_str(&fs::read_to_string(f.path()).unwrap());
+        }
+    }
+    assert!(t.contains("pread64("), "no trace written:\n{t}");
     for id in &queued {
         let sums = t
             .lines()
