@@ -2155,6 +2155,69 @@ mod tests {
     }
 
     #[test]
+    fn prepare_and_begin_keeps_every_check() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempdir("prepbegin");
+        let outside = tempdir("prepbegin-outside");
+        fs::create_dir_all(&outside).unwrap();
+        // A configured spool that is not there: refused, nothing made.
+        let named = Named::Config {
+            at: "rsendmail.conf: line 1".into(),
+            keyword: "SPOOLDIR".into(),
+        };
+        let configured = Spool::new(&dir, true, named);
+        let e = configured
+            .prepare_and_begin(crate::clock::now())
+            .err()
+            .unwrap();
+        assert_eq!(e.code, Sysexit::Config, "{}", e.message);
+        assert!(!dir.exists());
+        // The caller's own spool is made, with its sub-directories, and the entry begun
+        // in its tmp/.
+        let spool = Spool::own(&dir);
+        let ne = spool.prepare_and_begin(crate::clock::now()).unwrap();
+        assert_eq!(ne.tmp_path().parent(), Some(dir.join("tmp").as_path()));
+        assert!(ne.tmp_path().is_file());
+        for sub in ["tmp", "index", "corrupt"] {
+            assert!(
+                fs::symlink_metadata(dir.join(sub)).unwrap().is_dir(),
+                "{sub}"
+            );
+        }
+        drop(ne);
+        // tmp/ a symlink to a directory elsewhere: moved aside, the entry begun in a
+        // fresh tmp/, nothing written through the link.
+        fs::remove_dir(dir.join("tmp")).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("tmp")).unwrap();
+        let ne = spool.prepare_and_begin(crate::clock::now()).unwrap();
+        assert!(fs::symlink_metadata(dir.join("tmp")).unwrap().is_dir());
+        assert!(ne.tmp_path().is_file());
+        drop(ne);
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+        // A spool, or a sub-directory, everyone may write: refused, naming it.
+        let refused = |what: &Path| {
+            let e = spool.prepare_and_begin(crate::clock::now()).err().unwrap();
+            assert_eq!(e.code, Sysexit::Config, "{}", e.message);
+            assert!(
+                e.message
+                    .contains(&format!("{} (mode 777)", what.display())),
+                "{}",
+                e.message
+            );
+        };
+        let set = |p: &Path, m: u32| fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+        set(&dir, 0o777);
+        refused(&dir);
+        set(&dir, 0o700);
+        set(&dir.join("tmp"), 0o777);
+        refused(&dir.join("tmp"));
+        set(&dir.join("tmp"), 0o700);
+        assert!(spool.prepare_and_begin(crate::clock::now()).is_ok());
+        let _ = fs::remove_dir_all(&dir);
+        let _ = fs::remove_dir_all(&outside);
+    }
+
+    #[test]
     fn a_symlink_in_place_of_a_subdirectory_is_moved_aside() {
         let dir = tempdir("subdir");
         let outside = tempdir("subdir-outside");
