@@ -155,7 +155,10 @@ pub fn read_regular(
     if (md.dev(), md.ino()) != (seen.dev(), seen.ino()) {
         return Err(ReadError::Replaced);
     }
-    let mut text = Vec::new();
+    // Room for the size seen and the read that finds the end: one read for a file that
+    // did not grow, where a growing buffer would take several.
+    let room = md.len().min(limit).saturating_add(1);
+    let mut text = Vec::with_capacity(usize::try_from(room).unwrap_or(0));
     f.take(limit + 1)
         .read_to_end(&mut text)
         .map_err(ReadError::Io)?;

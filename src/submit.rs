@@ -651,8 +651,7 @@ pub fn submit<R: BufRead>(
     let host = cfg.host_name();
     let now = clock::now();
 
-    spool.prepare()?;
-    let mut entry = spool.begin(now)?;
+    let mut entry = spool.prepare_and_begin(now)?;
     let id = entry.id.clone();
 
     let mut reader = LineReader::new(input, ignore_dots);

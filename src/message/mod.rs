@@ -316,7 +316,9 @@ pub fn copy_body<R: BufRead, W: Write>(
     limit: Option<u64>,
     header_bytes: u64,
 ) -> Result<u64, BodyError> {
-    let mut piece = Vec::with_capacity(PIECE as usize + 2);
+    // Grown as lines need (to PIECE and a CR at most): a message of short lines never
+    // touches more than a page of it, nor makes the heap grow for it.
+    let mut piece = Vec::with_capacity(1024);
     let mut written = 0u64;
     loop {
         let kind = reader.read_piece(&mut piece).map_err(BodyError::Read)?;

@@ -681,17 +681,15 @@ fn same_boot(stored: &str, now: &str) -> bool {
 /// without a rebuild first. Under the lock held exclusively (tried once: a rebuild
 /// running makes it anyway), `tmp/` then the spool are looked at: an entry being written
 /// is in one of them, or appends after the lock is let go. With an entry anywhere, the
-/// index stays missing until a queue run rebuilds it from the entries.
-pub fn mark_if_new(spool: &Spool) {
-    let Ok(dir) = index_dir(spool) else {
-        return;
-    };
+/// index stays missing until a queue run rebuilds it from the entries. `dir` is the
+/// index directory as [`Spool::subdir`] just checked it (opened, not a symlink).
+pub fn mark_if_new(spool: &Spool, dir: &Path) {
     let absent = |name: &str| matches!(fs::symlink_metadata(dir.join(name)), Err(e) if e.kind() == io::ErrorKind::NotFound);
     if !(absent("recipients") && absent("boot")) {
         return;
     }
     let made = || -> io::Result<()> {
-        let lock = open_lock(spool)?;
+        let lock = open_lock_in(spool, dir)?;
         lock_exclusive_within(&lock, std::time::Duration::ZERO)?;
         if !(absent("recipients") && absent("boot")) {
             return Ok(());

@@ -493,10 +493,16 @@ impl Spool {
     /// Other errors (a directory the caller may not search) are left to the steps that
     /// use the spool, which say why.
     pub fn check_present(&self) -> Result<(), Fatal> {
+        self.check_present_as(&fs::metadata(&self.dir))
+    }
+
+    /// [`Spool::check_present`] with the spool's `fs::metadata` already taken (so that
+    /// [`Spool::prepare`] looks at the directory once).
+    fn check_present_as(&self, top: &io::Result<fs::Metadata>) -> Result<(), Fatal> {
         if self.named == Named::OwnDefault {
             return Ok(());
         }
-        match fs::metadata(&self.dir) {
+        match top {
             Err(e)
                 if e.kind() == io::ErrorKind::NotFound
                     || e.raw_os_error() == Some(libc::ENOTDIR) => {}
@@ -667,9 +673,13 @@ impl Spool {
     /// entries there, or remove them. A sub-directory that is a symbolic link is not
     /// followed ([`Spool::subdir`] moves it aside).
     pub fn world_writable(&self) -> Vec<(PathBuf, u32)> {
+        self.world_writable_as(fs::metadata(&self.dir).ok())
+    }
+
+    /// [`Spool::world_writable`] with the spool's `fs::metadata` already taken.
+    fn world_writable_as(&self, top: Option<fs::Metadata>) -> Vec<(PathBuf, u32)> {
         let mut out = Vec::new();
-        let top = fs::metadata(&self.dir).ok().filter(fs::Metadata::is_dir);
-        if let Some(md) = top
+        if let Some(md) = top.filter(fs::Metadata::is_dir)
             && md.mode() & 0o002 != 0
         {
             out.push((self.dir.clone(), md.mode() & 0o7777));
@@ -710,7 +720,12 @@ impl Spool {
     /// submission's message stays with its sender), as sendmail's own checks of
     /// unsafe files refuse them.
     pub fn check_safe(&self) -> Result<(), Fatal> {
-        match self.world_writable().first() {
+        self.check_safe_as(fs::metadata(&self.dir).ok())
+    }
+
+    /// [`Spool::check_safe`] with the spool's `fs::metadata` already taken.
+    fn check_safe_as(&self, top: Option<fs::Metadata>) -> Result<(), Fatal> {
+        match self.world_writable_as(top).first() {
             Some((dir, mode)) => Err(Fatal::new(
                 Sysexit::Config,
                 self.world_writable_problem(dir, *mode),
@@ -755,7 +770,22 @@ impl Spool {
     /// [`Spool::check_present`]); its sub-directories (`tmp`, `index`, `corrupt`: one an
     /// older version did not make, or one removed by hand) are made when missing.
     pub fn prepare(&self) -> Result<(), Fatal> {
-        self.check_present()?;
+        self.prepare_dirs().map(|_| ())
+    }
+
+    /// [`Spool::prepare`], then [`Spool::begin`] without opening `tmp/` again: the
+    /// preparation has just checked it. What a submission does, once.
+    pub fn prepare_and_begin(&self, now: i64) -> Result<NewEntry, Fatal> {
+        let tmp = self.prepare_dirs()?;
+        self.begin_in(tmp, now)
+    }
+
+    /// [`Spool::prepare`]; returns `tmp/`, checked.
+    fn prepare_dirs(&self) -> Result<PathBuf, Fatal> {
+        // The spool is looked at once, for whether it is there, whether it must be made
+        // and its mode, and again only after it was changed here (taken over or made).
+        let mut top = fs::metadata(&self.dir);
+        self.check_present_as(&top)?;
         let dir_mode = if self.private { 0o700 } else { 0o2770 };
         // A directory without tmp/ is being taken over as a spool: by
         // `check_takeover`'s rule, `rsendmail-admin init`'s too. An empty sticky one (a
@@ -768,8 +798,9 @@ impl Spool {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(&self.dir, fs::Permissions::from_mode(dir_mode))
                 .map_err(|e| cant("cannot change the mode of", &self.dir, &e))?;
+            top = fs::metadata(&self.dir);
         }
-        if !self.dir.is_dir() {
+        if !top.as_ref().is_ok_and(fs::Metadata::is_dir) {
             let mut b = fs::DirBuilder::new();
             b.recursive(true);
             std::os::unix::fs::DirBuilderExt::mode(&mut b, dir_mode);
@@ -777,18 +808,18 @@ impl Spool {
                 .map_err(|e| cant("cannot create queue directory", &self.dir, &e))?;
             use std::os::unix::fs::PermissionsExt;
             let _ = fs::set_permissions(&self.dir, fs::Permissions::from_mode(dir_mode));
+            top = fs::metadata(&self.dir);
         }
         // A spool everyone may write is refused before anything is made or taken.
-        self.check_safe()?;
-        for sub in ["tmp", "index"] {
-            self.subdir(sub)?;
-        }
-        index::mark_if_new(self);
+        self.check_safe_as(top.ok())?;
+        let tmp = self.subdir("tmp")?;
+        let index = self.subdir("index")?;
+        index::mark_if_new(self, &index);
         // Only moving entries aside needs corrupt/: a bad one is told, and refused there.
         if let Err(e) = self.subdir("corrupt") {
             log::error!("{}", e.message);
         }
-        Ok(())
+        Ok(tmp)
     }
 
     /// The sub-directory `name` of the spool (`tmp`, `index`, `corrupt`, `slots`, `waiting`), made
@@ -857,6 +888,11 @@ impl Spool {
     pub fn begin(&self, now: i64) -> Result<NewEntry, Fatal> {
         let tmp = self.tmp_dir();
         open_dir(&tmp).map_err(|e| cant("cannot use", &tmp, &e))?;
+        self.begin_in(tmp, now)
+    }
+
+    /// [`Spool::begin`] in `tmp`, the spool's `tmp/` checked (a directory, not a link).
+    fn begin_in(&self, tmp: PathBuf, now: i64) -> Result<NewEntry, Fatal> {
         for _ in 0..3600 {
             let id = new_queue_id(now);
             let path = tmp.join(format!("tf{id}"));
@@ -2116,6 +2152,69 @@ mod tests {
         assert!(open_safely(&file, &mut read(), Kind::File).is_ok());
         assert!(open_dir(&dir).is_ok());
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn prepare_and_begin_keeps_every_check() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempdir("prepbegin");
+        let outside = tempdir("prepbegin-outside");
+        fs::create_dir_all(&outside).unwrap();
+        // A configured spool that is not there: refused, nothing made.
+        let named = Named::Config {
+            at: "rsendmail.conf: line 1".into(),
+            keyword: "SPOOLDIR".into(),
+        };
+        let configured = Spool::new(&dir, true, named);
+        let e = configured
+            .prepare_and_begin(crate::clock::now())
+            .err()
+            .unwrap();
+        assert_eq!(e.code, Sysexit::Config, "{}", e.message);
+        assert!(!dir.exists());
+        // The caller's own spool is made, with its sub-directories, and the entry begun
+        // in its tmp/.
+        let spool = Spool::own(&dir);
+        let ne = spool.prepare_and_begin(crate::clock::now()).unwrap();
+        assert_eq!(ne.tmp_path().parent(), Some(dir.join("tmp").as_path()));
+        assert!(ne.tmp_path().is_file());
+        for sub in ["tmp", "index", "corrupt"] {
+            assert!(
+                fs::symlink_metadata(dir.join(sub)).unwrap().is_dir(),
+                "{sub}"
+            );
+        }
+        drop(ne);
+        // tmp/ a symlink to a directory elsewhere: moved aside, the entry begun in a
+        // fresh tmp/, nothing written through the link.
+        fs::remove_dir(dir.join("tmp")).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("tmp")).unwrap();
+        let ne = spool.prepare_and_begin(crate::clock::now()).unwrap();
+        assert!(fs::symlink_metadata(dir.join("tmp")).unwrap().is_dir());
+        assert!(ne.tmp_path().is_file());
+        drop(ne);
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+        // A spool, or a sub-directory, everyone may write: refused, naming it.
+        let refused = |what: &Path| {
+            let e = spool.prepare_and_begin(crate::clock::now()).err().unwrap();
+            assert_eq!(e.code, Sysexit::Config, "{}", e.message);
+            assert!(
+                e.message
+                    .contains(&format!("{} (mode 777)", what.display())),
+                "{}",
+                e.message
+            );
+        };
+        let set = |p: &Path, m: u32| fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+        set(&dir, 0o777);
+        refused(&dir);
+        set(&dir, 0o700);
+        set(&dir.join("tmp"), 0o777);
+        refused(&dir.join("tmp"));
+        set(&dir.join("tmp"), 0o700);
+        assert!(spool.prepare_and_begin(crate::clock::now()).is_ok());
+        let _ = fs::remove_dir_all(&dir);
+        let _ = fs::remove_dir_all(&outside);
     }
 
     #[test]
