@@ -30,27 +30,11 @@ impl Submitter {
     pub fn current() -> Submitter {
         let uid = nix::unistd::getuid();
         match nix::unistd::User::from_uid(uid) {
-            Ok(Some(u)) => {
-                // A name that is not UTF-8 (a Latin-1 `J\xf6rg`) is left out of the
-                // `From:` added, never sent with its octets changed to U+FFFD; `-F`
-                // with such octets is refused (DIFFERENCES.md).
-                let gecos = u.gecos.to_str().map(str::to_string).unwrap_or_default();
-                let first = gecos.split(',').next().unwrap_or("").trim().to_string();
-                let name = if first.contains('&') {
-                    let mut cap = u.name.clone();
-                    if let Some(c) = cap.get_mut(0..1) {
-                        c.make_ascii_uppercase();
-                    }
-                    first.replace('&', &cap)
-                } else {
-                    first
-                };
-                Submitter {
-                    login: u.name,
-                    uid: uid.as_raw(),
-                    gecos_name: (!name.is_empty()).then_some(name),
-                }
-            }
+            Ok(Some(u)) => Submitter {
+                gecos_name: gecos_full_name(&u),
+                login: u.name,
+                uid: uid.as_raw(),
+            },
             _ => Submitter {
                 login: format!("uid{}", uid.as_raw()),
                 uid: uid.as_raw(),
@@ -63,6 +47,26 @@ impl Submitter {
     pub fn is_trusted(&self) -> bool {
         is_trusted_user(self.uid, &self.login)
     }
+}
+
+/// The full name of a password entry: the GECOS field's first comma-separated part, an
+/// `&` in it standing for the login with its first letter capitalised (sendmail's
+/// `buildfname`); `None` when empty. A name that is not UTF-8 (a Latin-1 `J\xf6rg`) is
+/// left out, never sent with its octets changed to U+FFFD; `-F` with such octets is
+/// refused (DIFFERENCES.md).
+pub fn gecos_full_name(u: &nix::unistd::User) -> Option<String> {
+    let gecos = u.gecos.to_str().map(str::to_string).unwrap_or_default();
+    let first = gecos.split(',').next().unwrap_or("").trim().to_string();
+    let name = if first.contains('&') {
+        let mut cap = u.name.clone();
+        if let Some(c) = cap.get_mut(0..1) {
+            c.make_ascii_uppercase();
+        }
+        first.replace('&', &cap)
+    } else {
+        first
+    };
+    (!name.is_empty()).then_some(name)
 }
 
 /// sendmail's trusted users (class `t`: root, daemon, uucp, and Debian's smmsp, or uid
@@ -418,7 +422,7 @@ pub fn added_bytes(added: &[Header]) -> u64 {
 /// `Jörg Müller`), else one quoted string with `"` and `\` escaped (`"Joe Q. Public"`,
 /// `"Public, John"`, `"John \"Q Public"`). Recorded from 8.17: `F-*`. A control
 /// character (a line break) becomes a blank: the name stays in its one field.
-fn display_name(name: &str) -> String {
+pub fn display_name(name: &str) -> String {
     let name: String = name
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })

@@ -98,6 +98,10 @@ pub struct Privacy {
     /// `noreceipts`: DSN is not offered in EHLO and its parameters (RET, ENVID, NOTIFY,
     /// ORCPT) get `504 5.7.0 Sorry, RET not supported, we do not allow DSN`.
     pub no_receipts: bool,
+    /// `authwarnings`: a message whose client gave no HELO/EHLO gets sendmail's
+    /// `X-Authentication-Warning: HOST: CLIENT didn't use HELO protocol` (recorded:
+    /// `bs-no-helo-authwarnings`, `bs-no-helo-received`).
+    pub auth_warnings: bool,
 }
 
 impl Privacy {
@@ -112,8 +116,20 @@ impl Privacy {
             no_etrn: flag("noetrn"),
             no_verb: flag("noverb"),
             no_receipts: flag("noreceipts"),
+            auth_warnings: flag("authwarnings"),
         }
     }
+}
+
+/// The password entry's full name of `sender` when it names a user of this host
+/// (`root@HOST`, `root`): what sendmail's `From:` for a local sender shows.
+fn local_full_name(sender: &str, host: &str) -> Option<String> {
+    if !address::is_local(sender, host, false) {
+        return None;
+    }
+    let (local, _) = address::split_at_domain(sender);
+    let user = nix::unistd::User::from_name(local).ok().flatten()?;
+    submit::gecos_full_name(&user)
 }
 
 /// Who is on the other end.
@@ -365,7 +381,18 @@ impl Server<'_> {
         let date = clock::rfc5322(&tm);
         let sender = tx.sender.clone();
         let from_where = self.client_text();
-        let helo = &hello.name;
+        // No HELO/EHLO taken: the client by the name sendmail gives it there (`localhost`
+        // for `-bs`, the address literal for a TCP peer), never an empty `from  (`
+        // (recorded: `bs-no-helo-received`).
+        let no_helo = hello.name.trim().is_empty();
+        let helo = if no_helo {
+            match &self.client {
+                Client::Local { .. } => "localhost".to_string(),
+                Client::Remote { ip } => format!("[{ip}]"),
+            }
+        } else {
+            hello.name.clone()
+        };
         let with = if hello.esmtp { "ESMTP" } else { "SMTP" };
         let product = crate::PRODUCT;
         // The one recipient with A-labels (`u@xn--bcher-kva.example`), as submission's
@@ -396,11 +423,24 @@ impl Server<'_> {
                     format!("MAILER-DAEMON@{}", self.host)
                 } else {
                     // With A-labels, as submission's `From:` (`From: s@xn--bcher-kva.example`).
-                    address::ascii_address(&sender)
-                        .map_or_else(|| sender.clone(), std::borrow::Cow::into_owned)
+                    let addr = address::ascii_address(&sender)
+                        .map_or_else(|| sender.clone(), std::borrow::Cow::into_owned);
+                    // A sender who is a user of this host is named with the password
+                    // entry's full name, as sendmail names a local sender (recorded:
+                    // `bs-no-helo-received`: `From: root <root@HOST>`).
+                    match local_full_name(&sender, &self.host) {
+                        Some(name) => format!("{} <{addr}>", submit::display_name(&name)),
+                        None => addr,
+                    }
                 }
             },
         ));
+        if no_helo && self.privacy.auth_warnings {
+            added.push(Header::new(
+                "X-Authentication-Warning",
+                &format!("{}: {from_where} didn't use HELO protocol", self.host),
+            ));
+        }
         if let Client::Local { login, uid } = &self.client {
             added.extend(submit::bs_warning(*uid, login, &tx.sender, &self.host));
         }
@@ -598,8 +638,30 @@ mod tests {
 
     /// Run a session on `input`; the replies.
     fn session(spool: &Spool, input: &[u8], trusted: bool, mode: DeliveryMode) -> String {
-        session_with(spool, input, trusted, mode, no_slowdown(), &["relay.test"])
+        session_with(
+            spool,
+            input,
+            trusted,
+            mode,
+            no_slowdown(),
+            &["relay.test"],
+            HELO_FIRST,
+        )
     }
+
+    /// The privacy flags the test sessions run with unless a test names others: MAIL
+    /// needs a HELO first, as under Debian's sendmail.cf.
+    const HELO_FIRST: Privacy = Privacy {
+        need_mail_helo: true,
+        need_expn_helo: false,
+        need_vrfy_helo: false,
+        no_expn: false,
+        no_vrfy: false,
+        no_etrn: false,
+        no_verb: false,
+        no_receipts: false,
+        auth_warnings: false,
+    };
 
     /// Random sessions repeat commands: not slowed here.
     fn no_slowdown() -> Slowdown {
@@ -620,7 +682,15 @@ mod tests {
         mode: DeliveryMode,
         slowdown: Slowdown,
     ) -> String {
-        session_with(spool, input, trusted, mode, slowdown, &["relay.test"])
+        session_with(
+            spool,
+            input,
+            trusted,
+            mode,
+            slowdown,
+            &["relay.test"],
+            HELO_FIRST,
+        )
     }
 
     /// [`session`] with these `RelayDomains`.
@@ -631,7 +701,15 @@ mod tests {
         mode: DeliveryMode,
         relay: &[&str],
     ) -> String {
-        session_with(spool, input, trusted, mode, no_slowdown(), relay)
+        session_with(
+            spool,
+            input,
+            trusted,
+            mode,
+            no_slowdown(),
+            relay,
+            HELO_FIRST,
+        )
     }
 
     /// [`session`] with `slowdown` and these `RelayDomains`.
@@ -642,6 +720,7 @@ mod tests {
         mode: DeliveryMode,
         slowdown: Slowdown,
         relay: &[&str],
+        privacy: Privacy,
     ) -> String {
         let aliases = crate::aliases::Aliases::parse(
             "postmaster: root\nlist: a@example.org, \"|/bin/true\"\n",
@@ -665,10 +744,7 @@ mod tests {
             max_recipients: 3,
             command_timeout: Duration::from_secs(3600),
             data_timeout: Duration::from_secs(3600),
-            privacy: Privacy {
-                need_mail_helo: true,
-                ..Privacy::default()
-            },
+            privacy,
             etrn_allowed: true,
             verp_delimiters: crate::verp::DEFAULT_DELIMITERS.into(),
             verp_all: false,
@@ -833,6 +909,58 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A message from a client that gave no HELO/EHLO (allowed without `needmailhelo`):
+    /// its `Received:` names it `localhost` as sendmail's does, never `from  (`, and with
+    /// `authwarnings` it carries sendmail's warning (recorded: `bs-no-helo-received`,
+    /// `bs-no-helo-authwarnings`, which also show the full name of a local sender in the
+    /// `From:` added).
+    #[test]
+    fn a_message_without_helo_names_the_client_and_warns() {
+        let s = ScratchSpool::new("no-helo");
+        let msg = b"MAIL FROM:<a@b.test>\r\nRCPT TO:<root>\r\nDATA\r\nSubject: x\r\n\r\nb\r\n.\r\nQUIT\r\n";
+        for warn in [false, true] {
+            let privacy = Privacy {
+                auth_warnings: warn,
+                ..Privacy::default()
+            };
+            let out = session_with(
+                &s.spool,
+                msg,
+                true,
+                DeliveryMode::QueueOnly,
+                no_slowdown(),
+                &[],
+                privacy,
+            );
+            let message = queued_message(&s.spool, &out);
+            assert!(
+                message.starts_with("Received: from localhost (tester@localhost)\n"),
+                "{message}"
+            );
+            let warning =
+                "X-Authentication-Warning: mx.test: tester@localhost didn't use HELO protocol\n";
+            assert_eq!(message.contains(warning), warn, "{message}");
+        }
+        // With a HELO, no warning.
+        let helo = [b"HELO a.example\r\n".as_slice(), msg].concat();
+        let privacy = Privacy {
+            auth_warnings: true,
+            ..Privacy::default()
+        };
+        let out = session_with(
+            &s.spool,
+            &helo,
+            true,
+            DeliveryMode::QueueOnly,
+            no_slowdown(),
+            &[],
+            privacy,
+        );
+        let message = queued_message(&s.spool, &out);
+        assert!(!message.contains("didn't use HELO"), "{message}");
+        assert!(message.starts_with("Received: from a.example (tester@localhost)"));
     }
 
     /// The blanks after a HELO/EHLO name end it (sendmail's "allow trailing
