@@ -592,6 +592,14 @@ fn check_masquerade(v: &str) -> Result<String, String> {
         Some((u, h)) => (Some(u), h),
         None => (None, v),
     };
+    // A user with letters beyond ASCII has no A-label form: every message would need
+    // SMTPUTF8 of the next server, and one without it would return them all.
+    if let Some(c) = user.and_then(|u| u.chars().find(|c| !c.is_ascii())) {
+        return Err(format!(
+            "{} in the user is not ASCII: every server would have to offer SMTPUTF8",
+            crate::text::named_char(c)
+        ));
+    }
     if !host.is_ascii() && !host.contains('@') {
         let a = ascii_mail_name(host)?;
         let ascii = match user {
@@ -1677,6 +1685,11 @@ mod tests {
             (
                 "MASQUERADE jo(hn@\n",
                 "test.conf: line 1: invalid MASQUERADE jo(hn@: Unbalanced '('",
+                Sysexit::Config,
+            ),
+            (
+                "MASQUERADE j\u{f6}rg@stra\u{df}e.example\n",
+                "test.conf: line 1: invalid MASQUERADE j\u{f6}rg@stra\u{df}e.example: '\u{f6}' in the user is not ASCII: every server would have to offer SMTPUTF8",
                 Sysexit::Config,
             ),
             (
