@@ -165,6 +165,14 @@ pub struct Refused {
     /// sendmail's does (recorded: `bounce-exp-inc-writable-odi`,
     /// `bounce-exp-inc-user-prog-odi`).
     pub list_file: Option<crate::status::EnhancedStatus>,
+    /// A list's target refused as no address (`b@@x.example`): its RFC 3463 status
+    /// (`5.1.3`). sendmail's report lists such targets after the other refused ones,
+    /// with that status, no reason line and no Diagnostic-Code, and its transcript
+    /// repeats each with `553` and the status (recorded: `alias-bad-order-odi`).
+    pub syntax: Option<crate::status::EnhancedStatus>,
+    /// Whether it decides the exit status when it is the first such refusal
+    /// ([`Sysexit::of_refusals`]).
+    pub sets_status: bool,
 }
 
 impl Refused {
@@ -278,6 +286,8 @@ pub fn expand_local_noted(
                 quiet: false,
                 expanded: None,
                 list_file: None,
+                syntax: None,
+                sets_status: false,
             });
             continue;
         }
@@ -328,6 +338,8 @@ pub fn expand_local_noted(
                     .ctl_of(k)
                     .map(|c| (crate::aliases::ctl_in_report(c).to_string(), final_rcpt)),
                 list_file,
+                syntax: e.is_syntax_fault().then(|| e.reply().1),
+                sets_status: e.sets_status(),
             });
         }
         if let [one] = x.targets.as_slice()
@@ -524,6 +536,10 @@ pub fn sort_listed(
                 quiet: false,
                 expanded: None,
                 list_file: None,
+                syntax: None,
+                // An unknown user named elsewhere decides it, whichever comes first
+                // (recorded: `refused-unknown-and-syntax-odq`).
+                sets_status: e.exit() != Sysexit::Usage,
             }),
         }
     }
@@ -734,6 +750,8 @@ pub fn submit<R: BufRead>(
                 quiet: true,
                 expanded: None,
                 list_file: None,
+                syntax: None,
+                sets_status: true,
             })
             .collect();
         log::info!("{id}: Too many hops {hops} ({max_hops} max)");
@@ -1125,14 +1143,11 @@ fn refused_recipients(
     say_later: bool,
     handed: bool,
 ) -> (Sysexit, Option<(String, bool)>, Option<String>) {
-    // The first refusal's status, but an unknown user among them decides it (67), as
-    // in sendmail, whichever comes first (recorded: `include-unbalanced-empty-odi`,
-    // `include-empty-unbalanced-odi`, `alias-empty-unbalanced-odi`).
-    let code = if refused.iter().any(|r| r.code == Sysexit::NoUser) {
-        Sysexit::NoUser
-    } else {
-        refused.first().map(|r| r.code).unwrap_or(Sysexit::Ok)
-    };
+    // The first refusal that decides it, as in sendmail: an unknown user after an
+    // unbalanced address still does (recorded: `include-unbalanced-empty-odi`,
+    // `include-empty-unbalanced-odi`, `alias-empty-unbalanced-odi`), not after an
+    // address refused as no address (`alias-bad-order-odi`).
+    let code = Sysexit::of_refusals(refused.iter().map(|r| (r.code, r.sets_status)));
     // One line each, as sendmail logs them: `<id>: nosuchuser... User unknown`.
     for r in refused {
         log::info!("{}: {}", env.id, r.text);
@@ -1209,10 +1224,15 @@ fn report_recipients(
     host: &str,
     env: &Envelope,
 ) -> Vec<crate::dsn::RcptReport> {
-    refused
-        .iter()
+    // A list's targets refused as no address come last, in queue order (the reverse
+    // of the order said; recorded: `alias-bad-order-odi`).
+    let others = refused.iter().filter(|r| r.syntax.is_none());
+    let syntax = refused.iter().filter(|r| r.syntax.is_some()).rev();
+    others
+        .chain(syntax)
         .map(|r| {
             let status = match r.code {
+                _ if r.syntax.is_some() => r.syntax.unwrap_or(crate::status::PERM),
                 _ if r.is_loop() => crate::status::LOOP,
                 _ if r.list_file.is_some() => r.list_file.unwrap_or(crate::status::PERM),
                 Sysexit::NoUser => crate::status::BAD_MAILBOX,
@@ -1255,7 +1275,7 @@ fn report_recipients(
                 // A loop and a refused list file are told in the transcript only,
                 // as sendmail tells them (compat cases loop-alias-only,
                 // bounce-exp-inc-writable-odi).
-                diagnostic: if r.is_loop() || r.list_file.is_some() {
+                diagnostic: if r.is_loop() || r.list_file.is_some() || r.syntax.is_some() {
                     None
                 } else if r.code == Sysexit::NoUser {
                     Some(format!("550 {status} {}", r.reason()))
@@ -1282,6 +1302,8 @@ fn report_notes(refused: &[Refused]) -> Vec<String> {
                 Some(format!("554 {} {}", crate::status::LOOP, r.text))
             } else if let Some(st) = r.list_file {
                 Some(format!("550 {st} {}", r.text))
+            } else if let Some(st) = r.syntax {
+                Some(format!("553 {st} {}", r.text))
             } else if r.code == Sysexit::NoUser {
                 Some(format!("550 {} {}", crate::status::BAD_MAILBOX, r.text))
             } else {

@@ -200,6 +200,16 @@ impl Invalid {
         }
     }
 
+    /// Whether refusing it decides the exit status when it is the first such refusal:
+    /// sendmail's rules refuse most faults as an `error` mailer, whose status it keeps
+    /// unless an earlier one was kept (`setstat`); an unbalanced address (repaired by
+    /// `prescan`) and a token too long only print their error, which makes the status
+    /// 64 when nothing else decides it (recorded: `alias-bad-order-odi`,
+    /// `alias-unbalanced-empty-odi`).
+    pub fn sets_status(&self) -> bool {
+        !matches!(self, Invalid::Unbalanced(_) | Invalid::TokenTooLong)
+    }
+
     /// The exit status sendmail gives a submission that had it: its `dsntoexitstat`
     /// (5.1.2 → EX_NOHOST) and EX_USAGE for the rest (recorded: `Invalid host name` 68,
     /// `Invalid route address` 64, `Unbalanced '('` 64).
