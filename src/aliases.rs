@@ -753,6 +753,13 @@ pub struct Expansion {
     /// For each of `errors`: the list file and line its target was read from, which
     /// sendmail's message about it names first ([`Expansion::said`]).
     pub error_at: Vec<Option<(String, usize)>>,
+    /// For each of `errors`: its place in queue order (smaller first). An error is said
+    /// when it is found, but a syntax fault is found before its list's other targets
+    /// are expanded while its place is where the list's queue order puts it, where
+    /// sendmail's report lists it (recorded: `alias-bad-order-nested-odq`).
+    pub error_queued: Vec<usize>,
+    /// The last place in queue order given.
+    queued: usize,
     /// What sendmail's `-v` prints while expanding, in order (recorded: `v-alias-remote`,
     /// `v-include`, `v-forward`): `staff... aliased to a, b`, `:include:/path...
     /// including file /path`, `/path: line 1: sending to m1@example.org` and, for a
@@ -766,6 +773,16 @@ impl Expansion {
         self.errors.push(e);
         self.error_ctl.push(via.ctl.clone());
         self.error_at.push(via.at.clone());
+        self.queued += 1;
+        self.error_queued.push(self.queued);
+    }
+
+    /// Give `errors[i]` (a syntax fault said earlier) the next place in queue order.
+    fn queue_error(&mut self, i: usize) {
+        self.queued += 1;
+        if let Some(q) = self.error_queued.get_mut(i) {
+            *q = self.queued;
+        }
     }
 
     /// What sendmail says of `errors[i]`: its text, after `FILE: line N: ` when its
@@ -1096,7 +1113,8 @@ impl Expander<'_> {
             }
             let bad = syntax_faults(&mut out, list.iter().copied());
             for (&(a, via), bad) in list.iter().zip(bad) {
-                if bad {
+                if let Some(i) = bad {
+                    out.queue_error(i);
                     continue;
                 }
                 let (targets, errors) = (out.targets.len(), out.errors.len());
@@ -1272,8 +1290,9 @@ impl Expander<'_> {
                         }
                         let bad = syntax_faults(out, line.iter().map(|(t, v)| (t.as_str(), v)));
                         for ((t, via), bad) in line.iter().zip(bad) {
-                            if !bad {
-                                self.one(t, owner, via.clone(), chain, included, out);
+                            match bad {
+                                Some(i) => out.queue_error(i),
+                                None => self.one(t, owner, via.clone(), chain, included, out),
                             }
                         }
                     }
@@ -1392,8 +1411,9 @@ impl Expander<'_> {
                 .collect();
             let bad = syntax_faults(out, items.into_iter());
             for (t, bad) in alias.targets.iter().rev().zip(bad) {
-                if !bad {
-                    self.one(t, Some(aliases.owner), via.clone(), chain, included, out);
+                match bad {
+                    Some(i) => out.queue_error(i),
+                    None => self.one(t, Some(aliases.owner), via.clone(), chain, included, out),
                 }
             }
             chain.pop();
@@ -1440,17 +1460,18 @@ fn invalid(addr: &str, e: address::Invalid) -> ExpandError {
 
 /// Say the syntax faults of one list's targets (`items`, in queue order: the list
 /// reversed) in written order, as sendmail's parse of the list does before it expands
-/// any of them; returns for each item whether it was one (and is not to be expanded).
+/// any of them; returns for each item the index of its error in `out.errors` when it
+/// was one (it is not to be expanded: [`Expansion::queue_error`] in its turn instead).
 fn syntax_faults<'t>(
     out: &mut Expansion,
     items: impl DoubleEndedIterator<Item = (&'t str, &'t Via)> + ExactSizeIterator,
-) -> Vec<bool> {
-    let mut bad = vec![false; items.len()];
+) -> Vec<Option<usize>> {
+    let mut bad = vec![None; items.len()];
     for (k, (t, via)) in items.enumerate().rev() {
         if let Some(e) = syntax_fault(t) {
             out.fail(via, e);
             if let Some(b) = bad.get_mut(k) {
-                *b = true;
+                *b = Some(out.errors.len().saturating_sub(1));
             }
         }
     }
@@ -2400,6 +2421,20 @@ mod tests {
             ]
         );
         assert_eq!(addrs(&x), ["ok1@r.example"]);
+        // Their places in queue order, where a report lists them: the include's line
+        // before `c`, `b` last.
+        let queued = |x: &Expansion| {
+            let mut faults: Vec<(usize, String)> = (0..x.errors.len())
+                .filter(|&k| x.errors[k].is_syntax_fault())
+                .map(|k| (x.error_queued[k], x.errors[k].address().to_string()))
+                .collect();
+            faults.sort();
+            faults.into_iter().map(|(_, a)| a).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            queued(&x),
+            ["i1@@x.example", "c@@x.example", "b@@x.example"]
+        );
         let x = e.expand(&["bv".into()], None);
         assert_eq!(
             said(&x),
@@ -2423,6 +2458,7 @@ mod tests {
                 "nosuch6... User unknown",
             ]
         );
+        assert_eq!(queued(&x), ["i@@x.example", "o@@x.example"]);
         // A `.forward`: a line at a time.
         let f = e.expand_list(
             "/h/.forward",

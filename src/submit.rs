@@ -166,10 +166,11 @@ pub struct Refused {
     /// `bounce-exp-inc-user-prog-odi`).
     pub list_file: Option<crate::status::EnhancedStatus>,
     /// A list's target refused as no address (`b@@x.example`): its RFC 3463 status
-    /// (`5.1.3`). sendmail's report lists such targets after the other refused ones,
-    /// with that status, no reason line and no Diagnostic-Code, and its transcript
-    /// repeats each with `553` and the status (recorded: `alias-bad-order-odi`).
-    pub syntax: Option<crate::status::EnhancedStatus>,
+    /// (`5.1.3`) and its place in queue order. sendmail's report lists such targets
+    /// after the other refused ones, in queue order, with that status, no reason line
+    /// and no Diagnostic-Code, and its transcript repeats each with `553` and the
+    /// status (recorded: `alias-bad-order-odi`, `alias-bad-order-nested-odq`).
+    pub syntax: Option<(crate::status::EnhancedStatus, usize)>,
     /// Whether it decides the exit status when it is the first such refusal
     /// ([`Sysexit::of_refusals`]).
     pub sets_status: bool,
@@ -248,6 +249,8 @@ pub fn expand_local_noted(
     let mut out: Vec<Recipient> = Vec::new();
     let mut refused = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    // The places in queue order the expansions so far gave their errors.
+    let mut queued = 0;
     let mut add = |out: &mut Vec<Recipient>, r: Recipient| {
         if seen.insert(crate::aliases::recipient_key(&r.address, is_local)) {
             out.push(r);
@@ -312,6 +315,8 @@ pub fn expand_local_noted(
         // One refusal per target, however often and in whichever form the lists name
         // it ([`crate::aliases::refused_key`]).
         let mut refused_seen = std::collections::HashSet::new();
+        let queued_before = queued;
+        queued += x.error_queued.iter().copied().max().unwrap_or(0);
         for (k, e) in x.errors.iter().enumerate() {
             if !refused_seen.insert(crate::aliases::refused_key(&e.target())) {
                 continue;
@@ -338,7 +343,10 @@ pub fn expand_local_noted(
                     .ctl_of(k)
                     .map(|c| (crate::aliases::ctl_in_report(c).to_string(), final_rcpt)),
                 list_file,
-                syntax: e.is_syntax_fault().then(|| e.reply().1),
+                syntax: e.is_syntax_fault().then(|| {
+                    let place = x.error_queued.get(k).copied().unwrap_or(0);
+                    (e.reply().1, queued_before + place)
+                }),
                 sets_status: e.sets_status(),
             });
         }
@@ -1224,15 +1232,16 @@ fn report_recipients(
     host: &str,
     env: &Envelope,
 ) -> Vec<crate::dsn::RcptReport> {
-    // A list's targets refused as no address come last, in queue order (the reverse
-    // of the order said; recorded: `alias-bad-order-odi`).
+    // A list's targets refused as no address come last, in queue order (recorded:
+    // `alias-bad-order-odi`, `alias-bad-order-nested-odq`).
     let others = refused.iter().filter(|r| r.syntax.is_none());
-    let syntax = refused.iter().filter(|r| r.syntax.is_some()).rev();
+    let mut syntax: Vec<&Refused> = refused.iter().filter(|r| r.syntax.is_some()).collect();
+    syntax.sort_by_key(|r| r.syntax.map(|(_, place)| place));
     others
         .chain(syntax)
         .map(|r| {
             let status = match r.code {
-                _ if r.syntax.is_some() => r.syntax.unwrap_or(crate::status::PERM),
+                _ if r.syntax.is_some() => r.syntax.map_or(crate::status::PERM, |s| s.0),
                 _ if r.is_loop() => crate::status::LOOP,
                 _ if r.list_file.is_some() => r.list_file.unwrap_or(crate::status::PERM),
                 Sysexit::NoUser => crate::status::BAD_MAILBOX,
@@ -1302,7 +1311,7 @@ fn report_notes(refused: &[Refused]) -> Vec<String> {
                 Some(format!("554 {} {}", crate::status::LOOP, r.text))
             } else if let Some(st) = r.list_file {
                 Some(format!("550 {st} {}", r.text))
-            } else if let Some(st) = r.syntax {
+            } else if let Some((st, _)) = r.syntax {
                 Some(format!("553 {st} {}", r.text))
             } else if r.code == Sysexit::NoUser {
                 Some(format!("550 {} {}", crate::status::BAD_MAILBOX, r.text))
