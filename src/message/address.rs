@@ -205,9 +205,20 @@ impl Invalid {
     /// unless an earlier one was kept (`setstat`); an unbalanced address (repaired by
     /// `prescan`) and a token too long only print their error, which makes the status
     /// 64 when nothing else decides it (recorded: `alias-bad-order-odi`,
-    /// `alias-unbalanced-empty-odi`).
+    /// `alias-unbalanced-empty-odi`). So do the addresses only rsendmail refuses
+    /// (sendmail takes them: a source route, octets that are not UTF-8, nested or two
+    /// `<address>`es, an empty group), so that the status stays the one sendmail gives.
     pub fn sets_status(&self) -> bool {
-        !matches!(self, Invalid::Unbalanced(_) | Invalid::TokenTooLong)
+        !matches!(
+            self,
+            Invalid::Unbalanced(_)
+                | Invalid::TokenTooLong
+                | Invalid::SourceRoute
+                | Invalid::NotUtf8
+                | Invalid::NestedAngle
+                | Invalid::TwoAngle
+                | Invalid::EmptyGroup
+        )
     }
 
     /// The exit status sendmail gives a submission that had it: its `dsntoexitstat`
