@@ -174,6 +174,11 @@ pub struct Refused {
     /// Whether it decides the exit status when it is the first such refusal
     /// ([`Sysexit::of_refusals`]).
     pub sets_status: bool,
+    /// Which list named it ([`address::Listed::list`]): refusals are said a list at a
+    /// time, a list's syntax faults before what expanding its recipients finds
+    /// (recorded: `argv-bad-order-odq`). [`expand_local`] gives the index of the
+    /// recipient whose expansion refused it instead.
+    pub list: usize,
 }
 
 impl Refused {
@@ -256,7 +261,7 @@ pub fn expand_local_noted(
             out.push(r);
         }
     };
-    for r in recipients {
+    for (given, r) in recipients.into_iter().enumerate() {
         let mut a = r.address.clone();
         // `:include:/path` reads as a group named `:include` around `/path`: what was
         // written says which it is (recorded: `order-include-direct`).
@@ -291,6 +296,7 @@ pub fn expand_local_noted(
                 list_file: None,
                 syntax: None,
                 sets_status: false,
+                list: given,
             });
             continue;
         }
@@ -348,6 +354,7 @@ pub fn expand_local_noted(
                     (e.reply().1, queued_before + place)
                 }),
                 sets_status: e.sets_status(),
+                list: given,
             });
         }
         if let [one] = x.targets.as_slice()
@@ -534,6 +541,9 @@ pub fn sort_listed(
     ok: &mut Vec<address::Listed>,
     refused: &mut Vec<Refused>,
 ) {
+    // Each list's items come in queue order (reversed); its syntax faults are said in
+    // written order, as sendmail parses the list.
+    let first = refused.len();
     for l in list {
         match &l.error {
             None => ok.push(l),
@@ -548,7 +558,13 @@ pub fn sort_listed(
                 // An unknown user named elsewhere decides it, whichever comes first
                 // (recorded: `refused-unknown-and-syntax-odq`).
                 sets_status: e.exit() != Sysexit::Usage,
+                list: l.list,
             }),
+        }
+    }
+    if let Some(new) = refused.get_mut(first..) {
+        for run in new.chunk_by_mut(|a, b| a.list == b.list) {
+            run.reverse();
         }
     }
 }
@@ -569,7 +585,7 @@ pub fn argv_recipients(
 ) -> Result<(Vec<address::Listed>, Vec<Refused>), Fatal> {
     let mut out = Vec::new();
     let mut refused = Vec::new();
-    for a in args {
+    for (k, a) in args.iter().enumerate() {
         if a.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
             return Err(Fatal::new(
                 Sysexit::Usage,
@@ -580,11 +596,11 @@ pub fn argv_recipients(
             ));
         }
         let old_style = style.list(a);
-        sort_listed(
-            address::recipients_of_list(a, old_style),
-            &mut out,
-            &mut refused,
-        );
+        let mut items = address::recipients_of_list(a, old_style);
+        for l in &mut items {
+            l.list = k;
+        }
+        sort_listed(items, &mut out, &mut refused);
     }
     Ok((out, refused))
 }
@@ -684,11 +700,11 @@ pub fn submit<R: BufRead>(
     message::observe_style(&head.headers, &mut style);
     if req.read_recipients {
         // argv recipients first, then the header fields in order (recorded from 8.17).
-        sort_listed(
-            message::header_recipients(&head.headers, style.0),
-            &mut recipients,
-            &mut refused_syntax,
-        );
+        let mut listed = message::header_recipients(&head.headers, style.0);
+        for l in &mut listed {
+            l.list += req.recipients.len();
+        }
+        sort_listed(listed, &mut recipients, &mut refused_syntax);
         if recipients.is_empty() && refused_syntax.is_empty() {
             // sendmail: the message is dropped, and the exit status is 0.
             crate::outln!("No recipient addresses found in header");
@@ -714,6 +730,11 @@ pub fn submit<R: BufRead>(
             })
         })
     };
+    // The list that first named each recipient, for the order refusals are said in.
+    let mut list_of: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for l in &recipients {
+        list_of.entry(l.address.clone()).or_insert(l.list);
+    }
     let recipients = dedup(recipients);
     let to_smarthost = cfg.all_to_smarthost();
     let is_local = |a: &str| address::is_local(a, &host, to_smarthost);
@@ -740,7 +761,16 @@ pub fn submit<R: BufRead>(
         .partition(|r| is_local(&r.address));
     envelope_recipients.extend(remote);
     let mut refused = refused_syntax;
-    refused.extend(refused_local);
+    refused.extend(refused_local.into_iter().map(|mut r| {
+        r.list = recipients
+            .get(r.list)
+            .and_then(|g| list_of.get(&g.address))
+            .copied()
+            .unwrap_or(0);
+        r
+    }));
+    // A list at a time, its syntax faults first (stable: each list's own order kept).
+    refused.sort_by_key(|r| r.list);
     // A message that has passed too many hosts is looping: sendmail refuses it at
     // submission, whatever the delivery mode (`sendall`: every recipient fails with
     // 5.4.6, exit 69, nothing stays queued; recorded: `hop-received-25`,
@@ -760,6 +790,7 @@ pub fn submit<R: BufRead>(
                 list_file: None,
                 syntax: None,
                 sets_status: true,
+                list: 0,
             })
             .collect();
         log::info!("{id}: Too many hops {hops} ({max_hops} max)");
@@ -977,11 +1008,12 @@ pub fn submit<R: BufRead>(
         && error_mode != 'q'
         && !(error_mode == 'p' && sender_local);
     let mut handed = false;
-    if let Some(first) = refused.first()
+    if let Some(last) = refused.last()
         && let Ok(Some(mut locked)) = spool.lock_entry(&id)
     {
-        // sendmail keeps the error as the entry's message, which mailq shows.
-        let why = first.entry_reason();
+        // sendmail keeps the last error said as the entry's message, which mailq shows
+        // (recorded: `argv-bad-order-odq`, `(User unknown)`).
+        let why = last.entry_reason();
         let mut state = crate::spool::entry::State {
             reason: Some(why.to_string()),
             ..Default::default()
@@ -1445,5 +1477,27 @@ mod tests {
         assert_eq!(d[2].display.as_deref(), Some("Carol <c@z>"));
         assert_eq!(d[0].display, None);
         assert!(argv_recipients(&["a@x\nRCPT".into()], &mut address::OldStyle(true)).is_err());
+    }
+
+    /// Each argument is a list of its own, parsed in written order: its syntax faults
+    /// said in that order, before the next argument's (recorded: `argv-bad-order-odq`).
+    #[test]
+    fn argv_syntax_faults_in_written_order_a_list_at_a_time() {
+        let (r, refused) = argv_recipients(
+            &["h1@, nosuch1, h2@".into(), "h3@".into(), "ok@x".into()],
+            &mut address::OldStyle(false),
+        )
+        .unwrap();
+        let said: Vec<(&str, usize)> = refused.iter().map(|r| (r.text.as_str(), r.list)).collect();
+        assert_eq!(
+            said,
+            [
+                ("h1@... Hostname required", 0),
+                ("h2@... Hostname required", 0),
+                ("h3@... Hostname required", 1),
+            ]
+        );
+        let lists: Vec<(&str, usize)> = r.iter().map(|l| (l.address.as_str(), l.list)).collect();
+        assert_eq!(lists, [("nosuch1", 0), ("ok@x", 2)]);
     }
 }

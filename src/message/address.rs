@@ -1196,6 +1196,10 @@ pub struct Listed {
     pub text: String,
     pub address: String,
     pub error: Option<Invalid>,
+    /// Which list named it (0 for the first: the command line's arguments in order,
+    /// then the header fields), for sendmail's order of what it says: each list is
+    /// parsed, then its recipients expanded, before the next list is read.
+    pub list: usize,
 }
 
 /// The recipients of one list (a header field or one argv argument) in sendmail's order,
@@ -1232,6 +1236,7 @@ pub fn recipients_of_list(value: &str, old_style: bool) -> Vec<Listed> {
                 },
                 address,
                 error,
+                list: 0,
             }
         })
         .collect()
