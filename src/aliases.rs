@@ -667,6 +667,34 @@ impl ExpandError {
         }
     }
 
+    /// Whether it decides the exit status when it is the first such refusal (sendmail's
+    /// `setstat`: an unknown user, an address its rules refuse as no address, a list
+    /// that cannot be read now, which a later one replaces), rather than only making it
+    /// 64 when nothing else decides it (a loop, an unbalanced address, a refused list
+    /// file or program: sendmail's `usrerr` alone). Recorded: `alias-bad-order-odi`
+    /// (`Invalid route address` before `User unknown`: 64), `alias-unbalanced-empty-odi`
+    /// (`Unbalanced` before `User unknown`: 67).
+    pub fn sets_status(&self) -> bool {
+        match self {
+            ExpandError::UnknownUser(_) | ExpandError::Include(..) | ExpandError::AliasLine(..) => {
+                true
+            }
+            ExpandError::Invalid(_, e) => e.sets_status(),
+            ExpandError::Loop(_) | ExpandError::IncludeRefused(..) | ExpandError::Mailer(..) => {
+                false
+            }
+        }
+    }
+
+    /// Whether it is found while the list naming the target is read, before any of the
+    /// list's targets is expanded: an address that is no address (sendmail's parse of
+    /// the whole list comes first, its faults said in written order; recorded:
+    /// `alias-bad-order-odi`, `bv-alias-bad-order`). `<>` is an unknown user instead,
+    /// found in its turn.
+    pub fn is_syntax_fault(&self) -> bool {
+        matches!(self, ExpandError::Invalid(_, e) if *e != address::Invalid::NoUser)
+    }
+
     /// The error as a delivery-time failure of its target: the reply code, the RFC 3463
     /// status and the `addr... reason` text after it (`550 5.1.1 nobody... User
     /// unknown`). Only [`ExpandError::Include`] is temporary.
@@ -725,6 +753,13 @@ pub struct Expansion {
     /// For each of `errors`: the list file and line its target was read from, which
     /// sendmail's message about it names first ([`Expansion::said`]).
     pub error_at: Vec<Option<(String, usize)>>,
+    /// For each of `errors`: its place in queue order (smaller first). An error is said
+    /// when it is found, but a syntax fault is found before its list's other targets
+    /// are expanded while its place is where the list's queue order puts it, where
+    /// sendmail's report lists it (recorded: `alias-bad-order-nested-odq`).
+    pub error_queued: Vec<usize>,
+    /// The last place in queue order given.
+    queued: usize,
     /// What sendmail's `-v` prints while expanding, in order (recorded: `v-alias-remote`,
     /// `v-include`, `v-forward`): `staff... aliased to a, b`, `:include:/path...
     /// including file /path`, `/path: line 1: sending to m1@example.org` and, for a
@@ -738,6 +773,16 @@ impl Expansion {
         self.errors.push(e);
         self.error_ctl.push(via.ctl.clone());
         self.error_at.push(via.at.clone());
+        self.queued += 1;
+        self.error_queued.push(self.queued);
+    }
+
+    /// Give `errors[i]` (a syntax fault said earlier) the next place in queue order.
+    fn queue_error(&mut self, i: usize) {
+        self.queued += 1;
+        if let Some(q) = self.error_queued.get_mut(i) {
+            *q = self.queued;
+        }
     }
 
     /// What sendmail says of `errors[i]`: its text, after `FILE: line N: ` when its
@@ -1038,41 +1083,68 @@ impl Expander<'_> {
     ) -> Expansion {
         let mut out = Expansion::default();
         let mut included = std::collections::HashSet::new();
-        let mut line_noted = 0;
-        for (a, at) in addrs {
-            if let (Some(text), Some((path, n))) = (text, at)
-                && *n != line_noted
+        // One list at a time: a list file's line, or one address given as it is (each
+        // of sendmail's arguments is a list of its own); its syntax faults first.
+        let vias: Vec<Via> = addrs
+            .iter()
+            .map(|(_, at)| Via {
+                at: at.clone(),
+                ..Via::default()
+            })
+            .collect();
+        let items: Vec<(&str, &Via)> = addrs.iter().map(|(a, _)| a.as_str()).zip(&vias).collect();
+        let lists = items.chunk_by(|x, y| x.1.at.is_some() && x.1.at == y.1.at);
+        for list in lists {
+            if let (
+                Some(text),
+                Some((
+                    _,
+                    Via {
+                        at: Some((path, n)),
+                        ..
+                    },
+                )),
+            ) = (text, list.first())
             {
-                line_noted = *n;
                 out.notes.push(format!(
                     "{path}: line {n}: forwarding to {}",
                     line_text(text, *n)
                 ));
             }
-            let (targets, errors) = (out.targets.len(), out.errors.len());
-            if let (None, Some((aliases, all))) = (owner, self.catch_all(a)) {
-                let mut chain = vec![CATCH_ALL.to_string()];
-                for t in &all.targets {
-                    let o = Some(aliases.owner);
-                    self.one(t, o, Via::default(), &mut chain, &mut included, &mut out);
+            let bad = syntax_faults(&mut out, list.iter().copied());
+            for (&(a, via), bad) in list.iter().zip(bad) {
+                if let Some(i) = bad {
+                    out.queue_error(i);
+                    continue;
                 }
-            } else {
-                let via = Via {
-                    at: at.clone(),
-                    ..Via::default()
-                };
-                self.one(a, owner, via, &mut Vec::new(), &mut included, &mut out);
-            }
-            // sendmail's rule (compat cases loop-alias-odi, loop-include-odi,
-            // loop-alias-only): an alias or list met again is an address already
-            // expanded, dropped as any duplicate is, when the address still names
-            // someone or something failed on its own; only an address whose expansion
-            // comes back to itself and names no one is `aliasing/forwarding loop
-            // broken`.
-            if !out.back_refs.is_empty() {
-                out.back_refs.clear();
-                if out.targets.len() == targets && out.errors.len() == errors {
-                    out.fail(&Via::default(), ExpandError::Loop(a.trim().to_string()));
+                let (targets, errors) = (out.targets.len(), out.errors.len());
+                if let (None, Some((aliases, all))) = (owner, self.catch_all(a)) {
+                    let mut chain = vec![CATCH_ALL.to_string()];
+                    for t in &all.targets {
+                        let o = Some(aliases.owner);
+                        self.one(t, o, Via::default(), &mut chain, &mut included, &mut out);
+                    }
+                } else {
+                    self.one(
+                        a,
+                        owner,
+                        via.clone(),
+                        &mut Vec::new(),
+                        &mut included,
+                        &mut out,
+                    );
+                }
+                // sendmail's rule (compat cases loop-alias-odi, loop-include-odi,
+                // loop-alias-only): an alias or list met again is an address already
+                // expanded, dropped as any duplicate is, when the address still names
+                // someone or something failed on its own; only an address whose
+                // expansion comes back to itself and names no one is
+                // `aliasing/forwarding loop broken`.
+                if !out.back_refs.is_empty() {
+                    out.back_refs.clear();
+                    if out.targets.len() == targets && out.errors.len() == errors {
+                        out.fail(&Via::default(), ExpandError::Loop(a.trim().to_string()));
+                    }
                 }
             }
         }
@@ -1194,20 +1266,35 @@ impl Expander<'_> {
                         "{}:include:{path}... including file {path}",
                         at_prefix(&via)
                     ));
-                    let mut line_noted = 0;
-                    for (n, t) in list_targets_at(&text) {
-                        if n != line_noted {
-                            line_noted = n;
+                    // A line at a time, as sendmail reads the file: each line's syntax
+                    // faults first, then its targets.
+                    let items: Vec<(String, Via)> = list_targets_at(&text)
+                        .into_iter()
+                        .map(|(n, t)| {
+                            let at = Some((path.to_string(), n));
+                            (t, Via { at, ..via.clone() })
+                        })
+                        .collect();
+                    for line in items.chunk_by(|a, b| a.1.at == b.1.at) {
+                        if let Some((
+                            _,
+                            Via {
+                                at: Some((_, n)), ..
+                            },
+                        )) = line.first()
+                        {
                             out.notes.push(format!(
                                 "{path}: line {n}: sending to {}",
-                                line_text(&text, n)
+                                line_text(&text, *n)
                             ));
                         }
-                        let via = Via {
-                            at: Some((path.to_string(), n)),
-                            ..via.clone()
-                        };
-                        self.one(&t, owner, via, chain, included, out);
+                        let bad = syntax_faults(out, line.iter().map(|(t, v)| (t.as_str(), v)));
+                        for ((t, via), bad) in line.iter().zip(bad) {
+                            match bad {
+                                Some(i) => out.queue_error(i),
+                                None => self.one(t, owner, via.clone(), chain, included, out),
+                            }
+                        }
                     }
                     chain.pop();
                 }
@@ -1252,15 +1339,7 @@ impl Expander<'_> {
         let plain = match address::parse_one(addr) {
             Ok(a) => a,
             Err(e) => {
-                // Octets that are not UTF-8 were read as U+FFFD: the address is kept
-                // with each as `?`, as it is shown everywhere, so that a report never
-                // names it with a U+FFFD its writer did not write.
-                let addr = if e == address::Invalid::NotUtf8 {
-                    addr.replace(char::REPLACEMENT_CHARACTER, "?")
-                } else {
-                    addr.to_string()
-                };
-                out.fail(&via, ExpandError::Invalid(addr, e));
+                out.fail(&via, invalid(addr, e));
                 return;
             }
         };
@@ -1322,8 +1401,20 @@ impl Expander<'_> {
             // reverse order and sends a transaction's recipients in reverse queue
             // order, so that the members go out in the alias's order (recorded:
             // `order-alias-nested`, `order-alias-dup`, `bp-v-alias`).
-            for t in alias.targets.iter().rev() {
-                self.one(t, Some(aliases.owner), via.clone(), chain, included, out);
+            // Its syntax faults first, in written order (sendmail parses the whole
+            // list before it expands any target).
+            let items: Vec<(&str, &Via)> = alias
+                .targets
+                .iter()
+                .rev()
+                .map(|t| (t.as_str(), &via))
+                .collect();
+            let bad = syntax_faults(out, items.into_iter());
+            for (t, bad) in alias.targets.iter().rev().zip(bad) {
+                match bad {
+                    Some(i) => out.queue_error(i),
+                    None => self.one(t, Some(aliases.owner), via.clone(), chain, included, out),
+                }
             }
             chain.pop();
             return;
@@ -1339,6 +1430,52 @@ impl Expander<'_> {
             out.fail(&via, ExpandError::UnknownUser(plain));
         }
     }
+}
+
+/// The fault of a list's target that is no address (see [`ExpandError::is_syntax_fault`]),
+/// found before any target of its list is expanded; `None` for an address, a
+/// `:include:`, a program, a file, `\\user` and `<>`.
+fn syntax_fault(addr: &str) -> Option<ExpandError> {
+    let addr = addr.trim();
+    if addr.is_empty() || addr.starts_with(['|', '/', '\\']) || addr.starts_with(":include:") {
+        return None;
+    }
+    match address::parse_one(addr) {
+        Err(e) if e != address::Invalid::NoUser => Some(invalid(addr, e)),
+        _ => None,
+    }
+}
+
+/// An address refused as no address. Octets that are not UTF-8 were read as U+FFFD:
+/// the address is kept with each as `?`, as it is shown everywhere, so that a report
+/// never names it with a U+FFFD its writer did not write.
+fn invalid(addr: &str, e: address::Invalid) -> ExpandError {
+    let addr = if e == address::Invalid::NotUtf8 {
+        addr.replace(char::REPLACEMENT_CHARACTER, "?")
+    } else {
+        addr.to_string()
+    };
+    ExpandError::Invalid(addr, e)
+}
+
+/// Say the syntax faults of one list's targets (`items`, in queue order: the list
+/// reversed) in written order, as sendmail's parse of the list does before it expands
+/// any of them; returns for each item the index of its error in `out.errors` when it
+/// was one (it is not to be expanded: [`Expansion::queue_error`] in its turn instead).
+fn syntax_faults<'t>(
+    out: &mut Expansion,
+    items: impl DoubleEndedIterator<Item = (&'t str, &'t Via)> + ExactSizeIterator,
+) -> Vec<Option<usize>> {
+    let mut bad = vec![None; items.len()];
+    for (k, (t, via)) in items.enumerate().rev() {
+        if let Some(e) = syntax_fault(t) {
+            out.fail(via, e);
+            if let Some(b) = bad.get_mut(k) {
+                *b = Some(out.errors.len().saturating_sub(1));
+            }
+        }
+    }
+    bad
 }
 
 /// `FILE: line N: ` when a target was read from a list file, as sendmail begins what
@@ -2251,6 +2388,110 @@ mod tests {
             list_targets("# c\nx, y\n\nz\n"),
             ["y".to_string(), "x".into(), "z".into()]
         );
+    }
+
+    /// sendmail parses a whole list before it expands any of its targets: a list's
+    /// syntax faults are said first, in written order, then what its targets' expansion
+    /// finds, in queue order; an `:include:` file or `.forward` a line at a time
+    /// (recorded: `alias-bad-order-odi`, `bv-alias-bad-order`).
+    #[test]
+    fn syntax_faults_of_a_list_come_first_in_written_order() {
+        let a = parse(concat!(
+            "lst: b@@x.example, nosuch1, ok1@r.example, c@@x.example, :include:/inc, nosuch2\n",
+            "bv: b@@x.example, root, c@@x.example, C@@x.example, b@@x.example, d@@x.example\n",
+            "outer: o@@x.example, inner, nosuch5\n",
+            "inner: nosuch6, i@@x.example\n",
+        ));
+        let inc = |_: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
+            Ok(("i1@@x.example, nosuch3\nnosuch4\n".into(), 0))
+        };
+        let e = expander(&a, &inc);
+        let said = |x: &Expansion| (0..x.errors.len()).map(|k| x.said(k)).collect::<Vec<_>>();
+        let x = e.expand(&["lst".into()], None);
+        assert_eq!(
+            said(&x),
+            [
+                "b@@x.example... Invalid route address",
+                "c@@x.example... Invalid route address",
+                "nosuch2... User unknown",
+                "/inc: line 1: i1@@x.example... Invalid route address",
+                "/inc: line 1: nosuch3... User unknown",
+                "/inc: line 2: nosuch4... User unknown",
+                "nosuch1... User unknown",
+            ]
+        );
+        assert_eq!(addrs(&x), ["ok1@r.example"]);
+        // Their places in queue order, where a report lists them: the include's line
+        // before `c`, `b` last.
+        let queued = |x: &Expansion| {
+            let mut faults: Vec<(usize, String)> = (0..x.errors.len())
+                .filter(|&k| x.errors[k].is_syntax_fault())
+                .map(|k| (x.error_queued[k], x.errors[k].address().to_string()))
+                .collect();
+            faults.sort();
+            faults.into_iter().map(|(_, a)| a).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            queued(&x),
+            ["i1@@x.example", "c@@x.example", "b@@x.example"]
+        );
+        let x = e.expand(&["bv".into()], None);
+        assert_eq!(
+            said(&x),
+            [
+                "b@@x.example... Invalid route address",
+                "c@@x.example... Invalid route address",
+                "C@@x.example... Invalid route address",
+                "b@@x.example... Invalid route address",
+                "d@@x.example... Invalid route address",
+            ]
+        );
+        assert_eq!(addrs(&x), ["root"]);
+        // A nested alias: its own list parsed when it is expanded, in its turn.
+        let x = e.expand(&["outer".into()], None);
+        assert_eq!(
+            said(&x),
+            [
+                "o@@x.example... Invalid route address",
+                "nosuch5... User unknown",
+                "i@@x.example... Invalid route address",
+                "nosuch6... User unknown",
+            ]
+        );
+        assert_eq!(queued(&x), ["i@@x.example", "o@@x.example"]);
+        // A `.forward`: a line at a time.
+        let f = e.expand_list(
+            "/h/.forward",
+            "nosuch7, f@@x.example\ng@@x.example\n",
+            Some(7),
+        );
+        assert_eq!(
+            said(&f),
+            [
+                "/h/.forward: line 1: f@@x.example... Invalid route address",
+                "/h/.forward: line 1: nosuch7... User unknown",
+                "/h/.forward: line 2: g@@x.example... Invalid route address",
+            ]
+        );
+        // The first that decides the exit status: the syntax fault (64), where an
+        // unbalanced address leaves it to the unknown user (67).
+        let status = |x: &Expansion| {
+            crate::exit::Sysexit::of_refusals(
+                x.errors.iter().map(|e| (e.status(), e.sets_status())),
+            )
+        };
+        assert_eq!(
+            status(&e.expand(&["lst".into()], None)),
+            crate::exit::Sysexit::Usage
+        );
+        let u = parse("u: nosuch8, <a@x.example\n");
+        let e = expander(&u, &inc);
+        let x = e.expand(&["u".into()], None);
+        assert_eq!(
+            said(&x),
+            ["<a@x.example... Unbalanced '<'", "nosuch8... User unknown"]
+        );
+        assert_eq!(status(&x), crate::exit::Sysexit::NoUser);
     }
 
     #[test]

@@ -34,6 +34,27 @@ pub enum Sysexit {
 }
 
 impl Sysexit {
+    /// The exit status of a run that refused addresses, given in the order sendmail
+    /// says them, each with whether it decides the status (see
+    /// [`crate::aliases::ExpandError::sets_status`]): the first that decides it, where a
+    /// temporary failure (75) gives way to a later one (sendmail's `setstat`); 64 when
+    /// none decides it; 0 when nothing was refused.
+    pub fn of_refusals(refusals: impl IntoIterator<Item = (Sysexit, bool)>) -> Sysexit {
+        let mut status = Sysexit::Ok;
+        let mut any = false;
+        for (code, decides) in refusals {
+            any = true;
+            if decides && matches!(status, Sysexit::Ok | Sysexit::TempFail) {
+                status = code;
+            }
+        }
+        if any && status == Sysexit::Ok {
+            Sysexit::Usage
+        } else {
+            status
+        }
+    }
+
     pub fn code(self) -> u8 {
         self as u8
     }
@@ -209,6 +230,26 @@ impl std::error::Error for Fatal {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_refusal_that_decides_gives_the_status() {
+        use Sysexit::*;
+        assert_eq!(Sysexit::of_refusals([]), Ok);
+        assert_eq!(Sysexit::of_refusals([(Usage, true), (NoUser, true)]), Usage);
+        assert_eq!(
+            Sysexit::of_refusals([(Usage, false), (NoUser, true)]),
+            NoUser
+        );
+        assert_eq!(Sysexit::of_refusals([(Usage, false)]), Usage);
+        assert_eq!(
+            Sysexit::of_refusals([(TempFail, true), (NoHost, true)]),
+            NoHost
+        );
+        assert_eq!(
+            Sysexit::of_refusals([(TempFail, true), (Usage, false)]),
+            TempFail
+        );
+    }
 
     #[test]
     fn codes_match_sysexits_h() {

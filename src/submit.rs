@@ -169,6 +169,20 @@ pub struct Refused {
     /// sendmail's does (recorded: `bounce-exp-inc-writable-odi`,
     /// `bounce-exp-inc-user-prog-odi`).
     pub list_file: Option<crate::status::EnhancedStatus>,
+    /// A list's target refused as no address (`b@@x.example`): its RFC 3463 status
+    /// (`5.1.3`) and its place in queue order. sendmail's report lists such targets
+    /// after the other refused ones, in queue order, with that status, no reason line
+    /// and no Diagnostic-Code, and its transcript repeats each with `553` and the
+    /// status (recorded: `alias-bad-order-odi`, `alias-bad-order-nested-odq`).
+    pub syntax: Option<(crate::status::EnhancedStatus, usize)>,
+    /// Whether it decides the exit status when it is the first such refusal
+    /// ([`Sysexit::of_refusals`]).
+    pub sets_status: bool,
+    /// Which list named it ([`address::Listed::list`]): refusals are said a list at a
+    /// time, a list's syntax faults before what expanding its recipients finds
+    /// (recorded: `argv-bad-order-odq`). [`expand_local`] gives the index of the
+    /// recipient whose expansion refused it instead.
+    pub list: usize,
 }
 
 impl Refused {
@@ -244,12 +258,14 @@ pub fn expand_local_noted(
     let mut out: Vec<Recipient> = Vec::new();
     let mut refused = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    // The places in queue order the expansions so far gave their errors.
+    let mut queued = 0;
     let mut add = |out: &mut Vec<Recipient>, r: Recipient| {
         if seen.insert(crate::aliases::recipient_key(&r.address, is_local)) {
             out.push(r);
         }
     };
-    for r in recipients {
+    for (given, r) in recipients.into_iter().enumerate() {
         let mut a = r.address.clone();
         // `:include:/path` reads as a group named `:include` around `/path`: what was
         // written says which it is (recorded: `order-include-direct`).
@@ -282,6 +298,9 @@ pub fn expand_local_noted(
                 quiet: false,
                 expanded: None,
                 list_file: None,
+                syntax: None,
+                sets_status: false,
+                list: given,
             });
             continue;
         }
@@ -306,6 +325,8 @@ pub fn expand_local_noted(
         // One refusal per target, however often and in whichever form the lists name
         // it ([`crate::aliases::refused_key`]).
         let mut refused_seen = std::collections::HashSet::new();
+        let queued_before = queued;
+        queued += x.error_queued.iter().copied().max().unwrap_or(0);
         for (k, e) in x.errors.iter().enumerate() {
             if !refused_seen.insert(crate::aliases::refused_key(&e.target())) {
                 continue;
@@ -332,6 +353,12 @@ pub fn expand_local_noted(
                     .ctl_of(k)
                     .map(|c| (crate::aliases::ctl_in_report(c).to_string(), final_rcpt)),
                 list_file,
+                syntax: e.is_syntax_fault().then(|| {
+                    let place = x.error_queued.get(k).copied().unwrap_or(0);
+                    (e.reply().1, queued_before + place)
+                }),
+                sets_status: e.sets_status(),
+                list: given,
             });
         }
         if let [one] = x.targets.as_slice()
@@ -518,6 +545,9 @@ pub fn sort_listed(
     ok: &mut Vec<address::Listed>,
     refused: &mut Vec<Refused>,
 ) {
+    // Each list's items come in queue order (reversed); its syntax faults are said in
+    // written order, as sendmail parses the list.
+    let first = refused.len();
     for l in list {
         match &l.error {
             None => ok.push(l),
@@ -528,7 +558,17 @@ pub fn sort_listed(
                 quiet: false,
                 expanded: None,
                 list_file: None,
+                syntax: None,
+                // An unknown user named elsewhere decides it, whichever comes first
+                // (recorded: `refused-unknown-and-syntax-odq`).
+                sets_status: e.exit() != Sysexit::Usage,
+                list: l.list,
             }),
+        }
+    }
+    if let Some(new) = refused.get_mut(first..) {
+        for run in new.chunk_by_mut(|a, b| a.list == b.list) {
+            run.reverse();
         }
     }
 }
@@ -549,7 +589,7 @@ pub fn argv_recipients(
 ) -> Result<(Vec<address::Listed>, Vec<Refused>), Fatal> {
     let mut out = Vec::new();
     let mut refused = Vec::new();
-    for a in args {
+    for (k, a) in args.iter().enumerate() {
         if a.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
             return Err(Fatal::new(
                 Sysexit::Usage,
@@ -560,11 +600,11 @@ pub fn argv_recipients(
             ));
         }
         let old_style = style.list(a);
-        sort_listed(
-            address::recipients_of_list(a, old_style),
-            &mut out,
-            &mut refused,
-        );
+        let mut items = address::recipients_of_list(a, old_style);
+        for l in &mut items {
+            l.list = k;
+        }
+        sort_listed(items, &mut out, &mut refused);
     }
     Ok((out, refused))
 }
@@ -663,11 +703,11 @@ pub fn submit<R: BufRead>(
     message::observe_style(&head.headers, &mut style);
     if req.read_recipients {
         // argv recipients first, then the header fields in order (recorded from 8.17).
-        sort_listed(
-            message::header_recipients(&head.headers, style.0),
-            &mut recipients,
-            &mut refused_syntax,
-        );
+        let mut listed = message::header_recipients(&head.headers, style.0);
+        for l in &mut listed {
+            l.list += req.recipients.len();
+        }
+        sort_listed(listed, &mut recipients, &mut refused_syntax);
         if recipients.is_empty() && refused_syntax.is_empty() {
             // sendmail: the message is dropped, and the exit status is 0.
             crate::outln!("No recipient addresses found in header");
@@ -693,6 +733,11 @@ pub fn submit<R: BufRead>(
             })
         })
     };
+    // The list that first named each recipient, for the order refusals are said in.
+    let mut list_of: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for l in &recipients {
+        list_of.entry(l.address.clone()).or_insert(l.list);
+    }
     let recipients = dedup(recipients);
     let to_smarthost = cfg.all_to_smarthost();
     let is_local = |a: &str| address::is_local(a, &host, to_smarthost);
@@ -719,7 +764,16 @@ pub fn submit<R: BufRead>(
         .partition(|r| is_local(&r.address));
     envelope_recipients.extend(remote);
     let mut refused = refused_syntax;
-    refused.extend(refused_local);
+    refused.extend(refused_local.into_iter().map(|mut r| {
+        r.list = recipients
+            .get(r.list)
+            .and_then(|g| list_of.get(&g.address))
+            .copied()
+            .unwrap_or(0);
+        r
+    }));
+    // A list at a time, its syntax faults first (stable: each list's own order kept).
+    refused.sort_by_key(|r| r.list);
     // A message that has passed too many hosts is looping: sendmail refuses it at
     // submission, whatever the delivery mode (`sendall`: every recipient fails with
     // 5.4.6, exit 69, nothing stays queued; recorded: `hop-received-25`,
@@ -737,6 +791,9 @@ pub fn submit<R: BufRead>(
                 quiet: true,
                 expanded: None,
                 list_file: None,
+                syntax: None,
+                sets_status: true,
+                list: 0,
             })
             .collect();
         log::info!("{id}: Too many hops {hops} ({max_hops} max)");
@@ -954,11 +1011,12 @@ pub fn submit<R: BufRead>(
         && error_mode != 'q'
         && !(error_mode == 'p' && sender_local);
     let mut handed = false;
-    if let Some(first) = refused.first()
+    if let Some(last) = refused.last()
         && let Ok(Some(mut locked)) = spool.lock_entry(&id)
     {
-        // sendmail keeps the error as the entry's message, which mailq shows.
-        let why = first.entry_reason();
+        // sendmail keeps the last error said as the entry's message, which mailq shows
+        // (recorded: `argv-bad-order-odq`, `(User unknown)`).
+        let why = last.entry_reason();
         let mut state = crate::spool::entry::State {
             reason: Some(why.to_string()),
             ..Default::default()
@@ -1128,14 +1186,11 @@ fn refused_recipients(
     say_later: bool,
     handed: bool,
 ) -> (Sysexit, Option<(String, bool)>, Option<String>) {
-    // The first refusal's status, but an unknown user among them decides it (67), as
-    // in sendmail, whichever comes first (recorded: `include-unbalanced-empty-odi`,
-    // `include-empty-unbalanced-odi`, `alias-empty-unbalanced-odi`).
-    let code = if refused.iter().any(|r| r.code == Sysexit::NoUser) {
-        Sysexit::NoUser
-    } else {
-        refused.first().map(|r| r.code).unwrap_or(Sysexit::Ok)
-    };
+    // The first refusal that decides it, as in sendmail: an unknown user after an
+    // unbalanced address still does (recorded: `include-unbalanced-empty-odi`,
+    // `include-empty-unbalanced-odi`, `alias-empty-unbalanced-odi`), not after an
+    // address refused as no address (`alias-bad-order-odi`).
+    let code = Sysexit::of_refusals(refused.iter().map(|r| (r.code, r.sets_status)));
     // One line each, as sendmail logs them: `<id>: nosuchuser... User unknown`.
     for r in refused {
         log::info!("{}: {}", env.id, r.text);
@@ -1212,10 +1267,16 @@ fn report_recipients(
     host: &str,
     env: &Envelope,
 ) -> Vec<crate::dsn::RcptReport> {
-    refused
-        .iter()
+    // A list's targets refused as no address come last, in queue order (recorded:
+    // `alias-bad-order-odi`, `alias-bad-order-nested-odq`).
+    let others = refused.iter().filter(|r| r.syntax.is_none());
+    let mut syntax: Vec<&Refused> = refused.iter().filter(|r| r.syntax.is_some()).collect();
+    syntax.sort_by_key(|r| r.syntax.map(|(_, place)| place));
+    others
+        .chain(syntax)
         .map(|r| {
             let status = match r.code {
+                _ if r.syntax.is_some() => r.syntax.map_or(crate::status::PERM, |s| s.0),
                 _ if r.is_loop() => crate::status::LOOP,
                 _ if r.list_file.is_some() => r.list_file.unwrap_or(crate::status::PERM),
                 Sysexit::NoUser => crate::status::BAD_MAILBOX,
@@ -1258,7 +1319,7 @@ fn report_recipients(
                 // A loop and a refused list file are told in the transcript only,
                 // as sendmail tells them (compat cases loop-alias-only,
                 // bounce-exp-inc-writable-odi).
-                diagnostic: if r.is_loop() || r.list_file.is_some() {
+                diagnostic: if r.is_loop() || r.list_file.is_some() || r.syntax.is_some() {
                     None
                 } else if r.code == Sysexit::NoUser {
                     Some(format!("550 {status} {}", r.reason()))
@@ -1285,6 +1346,8 @@ fn report_notes(refused: &[Refused]) -> Vec<String> {
                 Some(format!("554 {} {}", crate::status::LOOP, r.text))
             } else if let Some(st) = r.list_file {
                 Some(format!("550 {st} {}", r.text))
+            } else if let Some((st, _)) = r.syntax {
+                Some(format!("553 {st} {}", r.text))
             } else if r.code == Sysexit::NoUser {
                 Some(format!("550 {} {}", crate::status::BAD_MAILBOX, r.text))
             } else {
@@ -1417,5 +1480,27 @@ mod tests {
         assert_eq!(d[2].display.as_deref(), Some("Carol <c@z>"));
         assert_eq!(d[0].display, None);
         assert!(argv_recipients(&["a@x\nRCPT".into()], &mut address::OldStyle(true)).is_err());
+    }
+
+    /// Each argument is a list of its own, parsed in written order: its syntax faults
+    /// said in that order, before the next argument's (recorded: `argv-bad-order-odq`).
+    #[test]
+    fn argv_syntax_faults_in_written_order_a_list_at_a_time() {
+        let (r, refused) = argv_recipients(
+            &["h1@, nosuch1, h2@".into(), "h3@".into(), "ok@x".into()],
+            &mut address::OldStyle(false),
+        )
+        .unwrap();
+        let said: Vec<(&str, usize)> = refused.iter().map(|r| (r.text.as_str(), r.list)).collect();
+        assert_eq!(
+            said,
+            [
+                ("h1@... Hostname required", 0),
+                ("h2@... Hostname required", 0),
+                ("h3@... Hostname required", 1),
+            ]
+        );
+        let lists: Vec<(&str, usize)> = r.iter().map(|l| (l.address.as_str(), l.list)).collect();
+        assert_eq!(lists, [("nosuch1", 0), ("ok@x", 2)]);
     }
 }

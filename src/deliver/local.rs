@@ -121,6 +121,11 @@ pub struct Refused {
     /// unbalanced (recorded: `forward-unbalanced-route-odi`), however it is reported;
     /// not when the same list also names an unknown user, whose 67 sendmail gives.
     pub usage: bool,
+    /// A target refused as no address (`h1@`): its place in queue order. Its report
+    /// gives it no reason line and no Diagnostic-Code and lists it after the other
+    /// refused targets, in queue order, as sendmail's does (recorded:
+    /// `forward-bad-order-odi`); whether it makes the status 64 is `usage`.
+    pub syntax: Option<usize>,
 }
 
 /// Local delivery settings.
@@ -621,15 +626,12 @@ impl Local {
         } else {
             format!("{}@{}", r.address, self.host)
         };
-        // An unknown user among the refused targets decides the exit status (67), as in
-        // sendmail (recorded: a `.forward` with an unbalanced `<` and a `<>`).
-        let unknown = x.errors.iter().any(|e| {
-            matches!(
-                e,
-                ExpandError::UnknownUser(_)
-                    | ExpandError::Invalid(_, rsendmail::message::address::Invalid::NoUser)
-            )
-        });
+        // The first refusal that decides the exit status decides it: an unknown user
+        // after an unbalanced `<` (67; recorded: a `.forward` with an unbalanced `<` and
+        // a `<>`), a syntax fault said before an unknown user (64;
+        // `forward-bad-order-odi`).
+        let unknown = Sysexit::of_refusals(x.errors.iter().map(|e| (e.status(), e.sets_status())))
+            != Sysexit::Usage;
         // One failure per refused target, however often the lists name it and in
         // whichever form (`a@@bücher.example` is `a@@xn--bcher-kva.example`).
         let mut seen = std::collections::HashSet::new();
@@ -672,7 +674,9 @@ impl Local {
                 let mailer = matches!(e, ExpandError::Mailer(..) | ExpandError::IncludeRefused(..));
                 let told = mailer || x.from_list_file(k);
                 let text = if told { x.said(k) } else { text };
-                let reason = (told && !mailer).then(|| {
+                let syntax = (told && e.is_syntax_fault())
+                    .then(|| x.error_queued.get(k).copied().unwrap_or(0));
+                let reason = (told && !mailer && syntax.is_none()).then(|| {
                     let t = e.text();
                     t.split_once("... ")
                         .map_or(t.clone(), |(_, w)| w.to_string())
@@ -685,6 +689,7 @@ impl Local {
                     told,
                     reason,
                     usage,
+                    syntax,
                 }
             })
             .collect();

@@ -275,10 +275,14 @@ pub fn record(
     // is recorded by their report (the entry's recipient that led to them is final
     // only once that report is queued).
     let mut told_lines = Vec::new();
+    // Reported in the order refused, but a target refused as no address after the
+    // others, in queue order (sendmail's; recorded: `forward-bad-order-odi`).
+    let mut refused_items = Vec::new();
     for f in refused {
         counts.failed_rcpt += 1;
         if f.told {
-            counts.failed_usage += usize::from(f.reason.is_none() || f.usage);
+            counts.failed_usage +=
+                usize::from((f.reason.is_none() && f.syntax.is_none()) || f.usage);
             told_lines.push(format!(
                 "{} {} {}",
                 f.failure.code, f.failure.status, f.failure.text
@@ -296,19 +300,24 @@ pub fn record(
             hms(age),
             hms(xdelay),
         ));
-        items.push(ReportItem {
-            rcpt: f.recipient,
-            index: usize::MAX,
-            kind: dsn::Kind::Failure,
-            action: "failed",
-            status: st,
-            why,
-            reply: None,
-            remote: String::new(),
-            expired: false,
-            told: f.told && f.reason.is_none(),
-        });
+        refused_items.push((
+            f.syntax,
+            ReportItem {
+                rcpt: f.recipient,
+                index: usize::MAX,
+                kind: dsn::Kind::Failure,
+                action: "failed",
+                status: st,
+                why,
+                reply: None,
+                remote: String::new(),
+                expired: false,
+                told: f.told && f.reason.is_none(),
+            },
+        ));
     }
+    refused_items.sort_by_key(|(syntax, _)| syntax.map_or((0, 0), |place| (1, place)));
+    items.extend(refused_items.into_iter().map(|(_, item)| item));
     if items.iter().any(|r| r.kind == dsn::Kind::Delay) {
         state.warned = true;
     }
@@ -797,6 +806,7 @@ mod tests {
             told: false,
             reason: None,
             usage: false,
+            syntax: None,
         }];
         let r = record(
             &e,

@@ -51,14 +51,13 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
             "Recipient names must be specified",
         ));
     }
-    let mut status = Sysexit::Ok;
     // Addresses refused by their syntax are reported as they are parsed, before any is
     // verified.
+    // Each with whether it decides the exit status (`Sysexit::of_refusals`).
+    let mut said: Vec<(Sysexit, bool)> = Vec::new();
     for r in &refused {
         rsendmail::outln!("{}", r.text);
-        if status == Sysexit::Ok {
-            status = r.code;
-        }
+        said.push((r.code, r.sets_status));
     }
     // sendmail reports each local recipient as it queues it (the aliases expanded as it
     // goes, each list in its queue order), then every other recipient in queue order,
@@ -102,9 +101,7 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
                 }
             };
             rsendmail::outln!("{text}");
-            if status == Sysexit::Ok {
-                status = e.status();
-            }
+            said.push((e.status(), e.sets_status()));
         }
         for t in x.targets {
             use rsendmail::aliases::Target;
@@ -161,7 +158,7 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
             }
         }
     }
-    Ok(status)
+    Ok(Sysexit::of_refusals(said))
 }
 
 #[cfg(test)]

@@ -200,6 +200,27 @@ impl Invalid {
         }
     }
 
+    /// Whether refusing it decides the exit status when it is the first such refusal:
+    /// sendmail's rules refuse most faults as an `error` mailer, whose status it keeps
+    /// unless an earlier one was kept (`setstat`); an unbalanced address (repaired by
+    /// `prescan`) and a token too long only print their error, which makes the status
+    /// 64 when nothing else decides it (recorded: `alias-bad-order-odi`,
+    /// `alias-unbalanced-empty-odi`). So do the addresses only rsendmail refuses
+    /// (sendmail takes them: a source route, octets that are not UTF-8, nested or two
+    /// `<address>`es, an empty group), so that the status stays the one sendmail gives.
+    pub fn sets_status(&self) -> bool {
+        !matches!(
+            self,
+            Invalid::Unbalanced(_)
+                | Invalid::TokenTooLong
+                | Invalid::SourceRoute
+                | Invalid::NotUtf8
+                | Invalid::NestedAngle
+                | Invalid::TwoAngle
+                | Invalid::EmptyGroup
+        )
+    }
+
     /// The exit status sendmail gives a submission that had it: its `dsntoexitstat`
     /// (5.1.2 → EX_NOHOST) and EX_USAGE for the rest (recorded: `Invalid host name` 68,
     /// `Invalid route address` 64, `Unbalanced '('` 64).
@@ -1175,6 +1196,10 @@ pub struct Listed {
     pub text: String,
     pub address: String,
     pub error: Option<Invalid>,
+    /// Which list named it (0 for the first: the command line's arguments in order,
+    /// then the header fields), for sendmail's order of what it says: each list is
+    /// parsed, then its recipients expanded, before the next list is read.
+    pub list: usize,
 }
 
 /// The recipients of one list (a header field or one argv argument) in sendmail's order,
@@ -1211,6 +1236,7 @@ pub fn recipients_of_list(value: &str, old_style: bool) -> Vec<Listed> {
                 },
                 address,
                 error,
+                list: 0,
             }
         })
         .collect()

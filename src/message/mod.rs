@@ -483,7 +483,14 @@ pub fn header_recipients(headers: &[Header], old_style: bool) -> Vec<address::Li
     headers
         .iter()
         .filter(|h| h.is_recipient_field() && h.is_resent() == resent)
-        .flat_map(|h| address::recipients_of_list(&h.value(), old_style))
+        .enumerate()
+        .flat_map(|(k, h)| {
+            let mut items = address::recipients_of_list(&h.value(), old_style);
+            for l in &mut items {
+                l.list = k;
+            }
+            items
+        })
         .collect()
 }
 
