@@ -1578,6 +1578,49 @@ fn a_spool_writable_by_everyone_is_refused_everywhere() {
             let code = if listing { 0 } else { 78 };
             assert_eq!(out.status.code(), Some(code), "{sub} {full:?}: {said}");
             assert_eq!(env.entries(), before, "{sub} {full:?}");
+            if listing {
+                // The listing on stdout, the warning on stderr.
+                assert!(!text(&out.stdout).contains(&want), "{sub} {full:?}: {said}");
+                assert!(text(&out.stderr).contains(&want), "{sub} {full:?}: {said}");
+            }
+        }
+        // The administrator's commands: those that write to the spool or deliver from
+        // it refuse it as a queue run does (78, the same words, nothing changed or
+        // sent); those that read it read it, the warning on stderr.
+        let id = before[0]
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_start_matches("qf")
+            .to_string();
+        let held = env.spool.join("hold").join(format!("qf{id}"));
+        for (args, code) in [
+            (vec!["retry", &id], 78),
+            (vec!["bounce", &id], 78),
+            (vec!["hold", &id], 78),
+            (vec!["release", &id], 78),
+            (vec!["delete", &id], 78),
+            (vec!["delete", "--dry-run", &id], 78),
+            (vec!["delete", "--all"], 78),
+            (vec!["list"], 0),
+            (vec!["list", "--json"], 0),
+            (vec!["show", &id], 0),
+        ] {
+            let mut full = vec!["-C", env.conf.to_str().unwrap()];
+            full.extend(args.iter().copied());
+            let out = run_limited(&admin_bin(), &full, b"");
+            let (o, e) = (text(&out.stdout), text(&out.stderr));
+            assert_eq!(out.status.code(), Some(code), "{sub} {args:?}: {o}{e}");
+            assert!(e.contains(&want), "{sub} {args:?}: {o}{e}");
+            assert!(!o.contains(&want), "{sub} {args:?}: {o}{e}");
+            if code == 78 {
+                assert!(o.is_empty(), "{sub} {args:?}: {o}{e}");
+            } else {
+                assert!(o.contains(&id), "{sub} {args:?}: {o}{e}");
+            }
+            assert_eq!(env.entries(), before, "{sub} {args:?}");
+            assert!(!held.exists(), "{sub} {args:?}");
         }
         // `rsendmail-admin check` says the same, with its fix.
         let out = run_limited(
