@@ -746,7 +746,8 @@ pub fn delete(
         if from_spool {
             drop_index_lines(&s.spool);
         }
-        if dry_run {
+        // Nothing would go because every ID was refused: the refusals said it all.
+        if dry_run && (would > 0 || status == Sysexit::Ok) {
             crate::outln!(
                 "dry run: {would} {} would be deleted; nothing was deleted",
                 if would == 1 { "entry" } else { "entries" }
