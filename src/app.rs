@@ -544,8 +544,12 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
                     &mut out,
                 )?
             };
-            let _ = out.write_all(problems.as_bytes());
+            // The spool's own problems (a spool everyone may write, a sub-directory that
+            // is not one) go to stderr, after the listing: stdout is the listing alone.
             let _ = out.flush();
+            if !problems.is_empty() {
+                crate::errln!("{}", problems.trim_end());
+            }
             Ok(Sysexit::Ok)
         }
         Operation::QueueRun => {

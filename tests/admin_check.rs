@@ -16,7 +16,8 @@ use std::path::PathBuf;
 /// An install in the scratch directory: copies of the three programs side by side (the
 /// admin program finds `rsendmail` and `rsendmail-deliver` beside itself), `rsendmail`
 /// set-gid to its group, which is the spool's; the spool made with the modes it has
-/// (2770 shared when root runs the tests, 0700 a user's own otherwise).
+/// (2770 root and the test user's group, as `init --group` makes it, when root runs
+/// the tests; 0700 a user's own otherwise).
 fn install(env: &Env) -> PathBuf {
     let bin = env.dir.join("bin");
     fs::create_dir_all(&bin).unwrap();
@@ -27,11 +28,34 @@ fn install(env: &Env) -> PathBuf {
     ] {
         copy_executable(&PathBuf::from(from), &bin.join(name));
     }
-    fs::set_permissions(bin.join("rsendmail"), fs::Permissions::from_mode(0o2755)).unwrap();
     fs::create_dir_all(&env.spool).unwrap();
+    if is_root() {
+        let gid = spool_gid();
+        std::os::unix::fs::chown(bin.join("rsendmail"), Some(0), Some(gid)).unwrap();
+        // What is in it already (a test's earlier submissions) too, as init leaves it.
+        let st = std::process::Command::new("chown")
+            .arg("-R")
+            .arg(format!("0:{gid}"))
+            .arg(&env.spool)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        // Users' deliveries read auth.conf with the spool's group.
+        let auth = env.dir.join("auth.conf");
+        if auth.exists() {
+            std::os::unix::fs::chown(&auth, None, Some(gid)).unwrap();
+        }
+    }
+    fs::set_permissions(bin.join("rsendmail"), fs::Permissions::from_mode(0o2755)).unwrap();
     let mode = if is_root() { 0o2770 } else { 0o700 };
     fs::set_permissions(&env.spool, fs::Permissions::from_mode(mode)).unwrap();
     bin.join("rsendmail-admin")
+}
+
+/// The group the tests' system spool belongs to: the test user's (a group that is not
+/// root's, as the spool's group must be).
+fn spool_gid() -> u32 {
+    test_user().gid
 }
 
 fn admin(env: &Env, args: &[&str]) -> Run {
@@ -1090,6 +1114,7 @@ fn what_root_runs_and_reads_is_checked() {
         a.contains("is not readable by the spool's group") && a.contains("chmod 640"),
         "{a}"
     );
+    std::os::unix::fs::chown(&auth, None, Some(spool_gid())).unwrap();
     fs::set_permissions(&auth, fs::Permissions::from_mode(0o640)).unwrap();
     line(&run(), "ok   auth.conf ");
     std::os::unix::fs::chown(&auth, Some(65534), None).unwrap();
@@ -1680,6 +1705,16 @@ fn following_each_fix_makes_check_pass() {
         ("spool 2777", |e| {
             fs::set_permissions(&e.spool, fs::Permissions::from_mode(0o2777)).unwrap()
         }),
+        // What init would put right: a spool of the group root, or a user's.
+        ("spool root:root", |e| {
+            sub(e, "tmp", 0o2770, None);
+            chown_r(&e.spool, 0, 0);
+        }),
+        ("spool a user's", |e| {
+            sub(e, "index", 0o2770, None);
+            std::os::unix::fs::chown(&e.spool, Some(test_user().uid), Some(0)).unwrap();
+            fs::set_permissions(&e.spool, fs::Permissions::from_mode(0o755)).unwrap();
+        }),
         ("tmp 2777", |e| sub(e, "tmp", 0o2777, None)),
         ("tmp 0700", |e| sub(e, "tmp", 0o700, None)),
         ("hold 1777", |e| sub(e, "hold", 0o1777, None)),
@@ -1701,6 +1736,16 @@ fn following_each_fix_makes_check_pass() {
             subfile(e, "waiting/x", 0o666, None)
         }),
     ];
+    /// `chown -R uid:gid dir`.
+    fn chown_r(dir: &std::path::Path, uid: u32, gid: u32) {
+        let st = std::process::Command::new("chown")
+            .arg("-R")
+            .arg(format!("{uid}:{gid}"))
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
     /// Make the spool's sub-directory `name` (its parents as init makes them), with
     /// `mode` and, when given, that owner.
     fn sub(e: &Env, name: &str, mode: u32, owner: Option<(u32, u32)>) {
@@ -1808,6 +1853,82 @@ fn following_each_fix_makes_check_pass() {
         r.stdout
     );
     r.code(0);
+}
+
+/// A system spool of the group root, with `rsendmail` set-gid root: check fails both
+/// and never offers a set-gid root binary; a spool a user owns fails too, and its fixes
+/// (root and a group that is not root's) make the check pass.
+#[test]
+fn a_spool_of_root_or_a_user_is_not_passed() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    let bin = env.dir.join("bin/rsendmail");
+    let run = || env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let chown_r = |p: &std::path::Path, who: &str| {
+        let st = std::process::Command::new("chown")
+            .args(["-R", who])
+            .arg(p)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    chown_r(&env.spool, "root:root");
+    std::os::unix::fs::chown(&bin, None, Some(0)).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o2755)).unwrap();
+    let r = run();
+    r.code(78);
+    let spool = line(&r, "FAIL spool: ");
+    assert!(
+        spool.contains("root:root 2770): must be 2770 root:"),
+        "{}",
+        r.stdout
+    );
+    line(&r, "FAIL binary: ");
+    for l in r.stdout.lines().filter_map(|l| l.rsplit_once(" (fix: ")) {
+        assert!(
+            !l.1.contains("chgrp root ") && !l.1.contains(":root "),
+            "a fix gives the group root:\n{}",
+            r.stdout
+        );
+    }
+    // A spool a user owns, its group root: the fixes give it root and the group
+    // `rsendmail` is set-gid to, every sub-directory too.
+    chown_r(&env.spool, &format!("{}:0", test_user().uid));
+    fs::set_permissions(&env.spool, fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&bin, None, Some(spool_gid())).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o2755)).unwrap();
+    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(spool_gid()))
+        .unwrap()
+        .unwrap()
+        .name;
+    let r = run();
+    r.code(78);
+    assert!(
+        line(&r, "FAIL spool: ").contains(&format!(" 0755): must be 2770 root:{group}")),
+        "{}",
+        r.stdout
+    );
+    for l in r.stdout.lines().filter(|l| l.contains("(fix: ")) {
+        assert!(!l.contains(&format!("chown {TEST_USER}")), "{}", r.stdout);
+        let at = l.rfind(" (fix: ").unwrap();
+        let cmd = l[at + 7..].strip_suffix(')').unwrap();
+        let st = std::process::Command::new("sh")
+            .args(["-c", cmd])
+            .status()
+            .unwrap();
+        assert!(st.success(), "{cmd}");
+    }
+    let r = run();
+    no_fail(&r);
+    assert!(
+        line(&r, "ok   spool ").contains(&format!("(root:{group} 2770)")),
+        "{}",
+        r.stdout
+    );
 }
 
 /// `config` never shows an empty value: `Timeout.queuewarn` without QueueTimeout's

@@ -1306,6 +1306,14 @@ fn delete_dry_run_prints_each_entry_and_deletes_nothing() {
         r.stdout
     );
     all(&r);
+    // Only IDs that name no entry, or are none: the error alone, no summary.
+    for (id, code) in [("6AUIIquc023976", 66), ("nosuchid", 64)] {
+        let r = admin(&env, &["delete", "--dry-run", id]);
+        r.code(code);
+        assert_eq!(r.stdout, "", "{id}");
+        assert!(r.stderr.contains(id), "{id}: {}", r.stderr);
+        all(&r);
+    }
     // Without it, they go.
     admin(&env, &["delete", "--all"]).code(0);
     assert!(!queued(&env, &a) && !held(&env, &b));

@@ -223,6 +223,48 @@ fn a_queue_of_unreadable_entries_is_not_empty() {
     assert!(out.ends_with("\t\tTotal requests: 2\n"), "{out}");
 }
 
+/// An entry whose message no longer matches its sum (one octet changed, its length the
+/// same) is listed by `mailq` (which does not read the message through), and moved into
+/// `corrupt/` by the next run, which says so on stdout as for other damage, also with
+/// `-v`.
+#[test]
+fn a_damaged_sum_is_said_when_moved_aside() {
+    for args in [&["-qf", "-v"][..], &["-qf"][..]] {
+        let env = Env::new();
+        env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+        let qf = env.entries()[0].clone();
+        let id = qf
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_start_matches("qf")
+            .to_string();
+        let mut bytes = fs::read(&qf).unwrap();
+        let at = bytes
+            .windows(6)
+            .rposition(|w| w == b"hello\n")
+            .expect("the body in the queue file");
+        bytes[at] = b'j';
+        fs::write(&qf, &bytes).unwrap();
+        assert!(env.mailq(&[]).contains(&id));
+        let r = env.sendmail(args, b"");
+        r.code(0);
+        assert!(
+            r.stdout
+                .contains(&format!("qf{id}: corrupt queue file moved to corrupt/")),
+            "{args:?}: {}{}",
+            r.stdout,
+            r.stderr
+        );
+        assert!(
+            env.spool.join(format!("corrupt/qf{id}")).exists(),
+            "{args:?}"
+        );
+        assert!(env.entries().is_empty(), "{args:?}");
+    }
+}
+
 /// `-q` removes what crashes left behind (after the grace period), moves corrupt entries
 /// aside, rebuilds a lost index, and leaves good entries queued while delivery is absent.
 #[test]

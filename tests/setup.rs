@@ -1570,10 +1570,57 @@ fn a_spool_writable_by_everyone_is_refused_everywhere() {
                 said.contains(&want),
                 "{sub} {full:?}: {said:?} lacks {want:?}"
             );
+            assert!(
+                said.contains(&format!("(`chmod 2770 {}` repairs it)", dir.display())),
+                "{sub} {full:?}: {said}"
+            );
             let listing = args.contains(&"-bp") || program.ends_with("mailq");
             let code = if listing { 0 } else { 78 };
             assert_eq!(out.status.code(), Some(code), "{sub} {full:?}: {said}");
             assert_eq!(env.entries(), before, "{sub} {full:?}");
+            if listing {
+                // The listing on stdout, the warning on stderr.
+                assert!(!text(&out.stdout).contains(&want), "{sub} {full:?}: {said}");
+                assert!(text(&out.stderr).contains(&want), "{sub} {full:?}: {said}");
+            }
+        }
+        // The administrator's commands: those that write to the spool or deliver from
+        // it refuse it as a queue run does (78, the same words, nothing changed or
+        // sent); those that read it read it, the warning on stderr.
+        let id = before[0]
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_start_matches("qf")
+            .to_string();
+        let held = env.spool.join("hold").join(format!("qf{id}"));
+        for (args, code) in [
+            (vec!["retry", &id], 78),
+            (vec!["bounce", &id], 78),
+            (vec!["hold", &id], 78),
+            (vec!["release", &id], 78),
+            (vec!["delete", &id], 78),
+            (vec!["delete", "--dry-run", &id], 78),
+            (vec!["delete", "--all"], 78),
+            (vec!["list"], 0),
+            (vec!["list", "--json"], 0),
+            (vec!["show", &id], 0),
+        ] {
+            let mut full = vec!["-C", env.conf.to_str().unwrap()];
+            full.extend(args.iter().copied());
+            let out = run_limited(&admin_bin(), &full, b"");
+            let (o, e) = (text(&out.stdout), text(&out.stderr));
+            assert_eq!(out.status.code(), Some(code), "{sub} {args:?}: {o}{e}");
+            assert!(e.contains(&want), "{sub} {args:?}: {o}{e}");
+            assert!(!o.contains(&want), "{sub} {args:?}: {o}{e}");
+            if code == 78 {
+                assert!(o.is_empty(), "{sub} {args:?}: {o}{e}");
+            } else {
+                assert!(o.contains(&id), "{sub} {args:?}: {o}{e}");
+            }
+            assert_eq!(env.entries(), before, "{sub} {args:?}");
+            assert!(!held.exists(), "{sub} {args:?}");
         }
         // `rsendmail-admin check` says the same, with its fix.
         let out = run_limited(
@@ -1586,10 +1633,18 @@ fn a_spool_writable_by_everyone_is_refused_everywhere() {
         assert!(
             said.lines().any(|l| l.starts_with("FAIL spool: ")
                 && l.contains(&want)
-                && l.ends_with(&format!("(fix: chmod 2770 {})", dir.display()))),
+                && l.ends_with(&format!("chmod 2770 {})", dir.display()))),
             "{sub}: {said}"
         );
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o2770)).unwrap();
+        // The refusal names the command that repairs it (init refuses a directory
+        // everyone may write that is not empty): run as said, the spool is used again.
+        let repair = format!("(`chmod 2770 {}` repairs it)", dir.display());
+        assert!(said.contains(&repair), "{sub}: {said}");
+        let st = std::process::Command::new("sh")
+            .args(["-c", &format!("chmod 2770 {}", dir.display())])
+            .status()
+            .unwrap();
+        assert!(st.success());
         env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
         assert_eq!(env.entries().len(), before.len() + 1, "{sub}");
     }

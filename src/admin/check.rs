@@ -477,6 +477,73 @@ fn rsendmail_path() -> PathBuf {
     PathBuf::from("/usr/sbin/rsendmail")
 }
 
+/// Who the spool and its sub-directories must belong to, as `rsendmail-admin init`
+/// leaves them: a system spool is root's, of the spool's group (never root's group,
+/// which would make `rsendmail` set-gid root); a user's own spool is hers.
+struct SpoolOwner {
+    uid: u32,
+    /// The group's id; `None` when no such group exists yet (the fix makes it).
+    gid: Option<u32>,
+    /// The group's name (a number when it has none).
+    group: String,
+}
+
+impl SpoolOwner {
+    /// The owner wanted for the spool at `spool_md`. The group of a system spool: its
+    /// own when that is not root's (`init --group` may have chosen it); else the group
+    /// the installed `rsendmail` is set-gid to, when not root's; else
+    /// [`init::DEFAULT_GROUP`], the group init gives when not told another.
+    fn wanted(s: &app::Setup, spool_md: &std::fs::Metadata) -> SpoolOwner {
+        if s.spool.private {
+            return SpoolOwner {
+                uid: spool_md.uid(),
+                gid: Some(spool_md.gid()),
+                group: group_name(spool_md.gid()),
+            };
+        }
+        let bin_gid = std::fs::metadata(rsendmail_path())
+            .ok()
+            .filter(|md| md.mode() & 0o2000 != 0 && md.gid() != 0)
+            .map(|md| md.gid());
+        let gid = if spool_md.gid() != 0 {
+            Some(spool_md.gid())
+        } else if bin_gid.is_some() {
+            bin_gid
+        } else {
+            match nix::unistd::Group::from_name(init::DEFAULT_GROUP) {
+                Ok(Some(g)) if g.gid.as_raw() != 0 => Some(g.gid.as_raw()),
+                _ => None,
+            }
+        };
+        SpoolOwner {
+            uid: 0,
+            gid,
+            group: gid.map_or_else(|| init::DEFAULT_GROUP.to_string(), group_name),
+        }
+    }
+
+    /// Whether `md` has the owner and group wanted.
+    fn owns(&self, md: &std::fs::Metadata) -> bool {
+        md.uid() == self.uid && self.gid == Some(md.gid())
+    }
+
+    /// The commands that give `p` this owner and group (making the group first when
+    /// there is none yet).
+    fn chown(&self, p: &Path) -> Vec<String> {
+        let mut cmds = Vec::new();
+        if self.gid.is_none() {
+            cmds.push(format!("groupadd --system {}", self.group));
+        }
+        cmds.push(format!(
+            "chown {}:{} {}",
+            user_name(self.uid),
+            self.group,
+            sh_word(p)
+        ));
+        cmds
+    }
+}
+
 /// The spool, the set-gid binary, the wake-up FIFO and auth.conf.
 fn install_steps(t: &mut Tally, s: &app::Setup) {
     let dir = &s.spool.dir;
@@ -513,6 +580,13 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         s.spool.check_takeover().err()
     };
     let wanted = if s.spool.private { 0o700 } else { 0o2770 };
+    let want = SpoolOwner::wanted(s, &spool_md);
+    // A system spool that is not root's, or of root's group: put right with the mode.
+    let owner_fix = if s.spool.private || want.owns(&spool_md) {
+        Vec::new()
+    } else {
+        want.chown(dir)
+    };
     if let Some(f) = refused {
         t.fail(Sysexit::Config, "spool", &f.message);
     } else if mode & 0o002 != 0 {
@@ -523,7 +597,11 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             &format!(
                 "{}{}",
                 s.spool.world_writable_problem(dir, mode),
-                fix(&[format!("chmod {wanted:o} {}", sh_word(dir))])
+                fix(&[
+                    owner_fix.clone(),
+                    vec![format!("chmod {wanted:o} {}", sh_word(dir))]
+                ]
+                .concat())
             ),
         );
     } else if s.spool.private {
@@ -549,6 +627,35 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                 ),
             );
         }
+    } else if !owner_fix.is_empty() {
+        let why = if spool_md.uid() != 0 {
+            format!(
+                "owned by {}: whoever owns it can change or remove every message queued \
+                 in it",
+                user_name(spool_md.uid())
+            )
+        } else {
+            format!(
+                "of the group {}: `rsendmail` would have to be set-gid to it",
+                group_name(spool_md.gid())
+            )
+        };
+        t.fail(
+            Sysexit::Config,
+            "spool",
+            &format!(
+                "{} ({}): must be {wanted:o} root:{}, as `rsendmail-admin init` makes it, \
+                 not {why}{}",
+                dir.display(),
+                owner_mode(&spool_md),
+                want.group,
+                fix(&[
+                    owner_fix,
+                    vec![format!("chmod {wanted:o} {}", sh_word(dir))]
+                ]
+                .concat())
+            ),
+        );
     } else if mode & 0o007 != 0 || mode & 0o070 != 0o070 {
         t.fail(
             Sysexit::Config,
@@ -567,9 +674,13 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             &format!("{} ({})", dir.display(), owner_mode(&spool_md)),
         );
     }
-    subdirs_step(t, s, &spool_md);
-    let users_deliver = binary_step(t, s, &spool_md);
-    let shared_group = (!s.spool.private).then(|| spool_md.gid());
+    subdirs_step(t, s, &want);
+    let users_deliver = binary_step(t, s, &want);
+    let shared_group = if s.spool.private {
+        None
+    } else {
+        Some(want.gid)
+    };
     // Why nothing but a queue runner would ever send the mail queued here, if so.
     let auth_md = s
         .cfg
@@ -579,7 +690,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
     let auth_unreadable = shared_group.is_some_and(|g| {
         auth_md
             .as_ref()
-            .is_some_and(|md| md.gid() != g || md.mode() & 0o040 == 0)
+            .is_some_and(|md| Some(md.gid()) != g || md.mode() & 0o040 == 0)
     });
     let mode = crate::cli::effective_mode(false, None, s.settings.delivery_mode);
     let only_runner = match mode {
@@ -601,7 +712,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         ),
         _ => None,
     };
-    wakeup_step(t, s, &spool_md, only_runner.as_deref());
+    wakeup_step(t, s, &want, only_runner.as_deref());
     if let Some(p) = &s.cfg.auth_path {
         let path = sh_word(p);
         match std::fs::metadata(p) {
@@ -613,8 +724,8 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             Ok(md) if md.mode() & 0o007 != 0 => {
                 // Users' deliveries run with the spool's group: it must read the file.
                 let cmds = match shared_group {
-                    Some(g) => vec![
-                        format!("chgrp {} {path}", group_name(g)),
+                    Some(_) => vec![
+                        format!("chgrp {} {path}", want.group),
                         format!("chmod 640 {path}"),
                     ],
                     None => vec![format!("chmod 600 {path}")],
@@ -632,7 +743,13 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             }
             // Users' deliveries run with the spool's group: they must be able to read it.
             Ok(md) if auth_unreadable => {
-                let group = group_name(spool_md.gid());
+                let group = &want.group;
+                let mut cmds = Vec::new();
+                if md.uid() != 0 {
+                    cmds.push(format!("chown root {path}"));
+                }
+                cmds.push(format!("chgrp {group} {path}"));
+                cmds.push(format!("chmod 640 {path}"));
                 t.fail(
                     Sysexit::Config,
                     "auth.conf",
@@ -641,7 +758,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                          deliveries cannot read it and wait for the root queue runner{}",
                         p.display(),
                         owner_mode(&md),
-                        fix(&[format!("chgrp {group} {path}"), format!("chmod 640 {path}")])
+                        fix(&cmds)
                     ),
                 )
             }
@@ -674,15 +791,15 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
 /// sub-directory not made yet is fine (the programs make it with those modes); one
 /// everyone may write is what every submission and run refuses, said in their words.
 /// Each problem is a `FAIL spool` line with its fix; all right, one `ok` line.
-fn subdirs_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
+fn subdirs_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
     let private = s.spool.private;
     let (dir_mode, file_mode) = if private {
         (0o700, 0o600)
     } else {
         (init::DIR_MODE, init::FILE_MODE)
     };
-    let owner = user_name(spool_md.uid());
-    let group = group_name(spool_md.gid());
+    let owner = user_name(want.uid);
+    let group = want.group.clone();
     let mut problems = 0;
     let mut seen = 0;
     for sub in crate::spool::SUBDIRS {
@@ -715,17 +832,17 @@ fn subdirs_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
         let mode = md.mode() & 0o7777;
         // `index/domains` is made again by every index rebuild, by whoever rebuilds
         // (a queue run, a member of the group deleting entries): any owner.
-        let owner_ok = md.uid() == spool_md.uid() || (sub == "index/domains" && !private);
-        let group_ok = private || md.gid() == spool_md.gid();
+        let owner_ok = md.uid() == want.uid || (sub == "index/domains" && !private);
+        let group_ok = private || want.gid == Some(md.gid());
         if mode != dir_mode || !owner_ok || !group_ok {
             problems += 1;
             let mut cmds = Vec::new();
             if !owner_ok || !group_ok {
-                cmds.push(if private {
-                    format!("chown {owner} {}", sh_word(&p))
+                if private {
+                    cmds.push(format!("chown {owner} {}", sh_word(&p)));
                 } else {
-                    format!("chown {owner}:{group} {}", sh_word(&p))
-                });
+                    cmds.extend(want.chown(&p));
+                }
             }
             cmds.push(format!("chmod {dir_mode:o} {}", sh_word(&p)));
             let text = if mode & 0o002 != 0 {
@@ -746,10 +863,10 @@ fn subdirs_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
                 )
             };
             t.fail(Sysexit::Config, "spool", &format!("{text}{}", fix(&cmds)));
-            continue;
+            // Its files are looked at too, so that one round of fixes is enough.
         }
         if matches!(sub, "index" | "index/domains" | "slots" | "waiting") {
-            problems += files_step(t, &p, spool_md, private, file_mode, &group);
+            problems += files_step(t, &p, want, private, file_mode);
         }
     }
     if problems == 0 && seen > 0 {
@@ -776,11 +893,11 @@ fn subdirs_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
 fn files_step(
     t: &mut Tally,
     dir: &Path,
-    spool_md: &std::fs::Metadata,
+    want: &SpoolOwner,
     private: bool,
     file_mode: u32,
-    group: &str,
 ) -> usize {
+    let group = &want.group;
     let Ok(list) = std::fs::read_dir(dir) else {
         return 0;
     };
@@ -793,8 +910,8 @@ fn files_step(
             continue;
         }
         let ok = md.mode() & 0o7777 == file_mode
-            && (private || md.gid() == spool_md.gid())
-            && (!private || md.uid() == spool_md.uid());
+            && (private || want.gid == Some(md.gid()))
+            && (!private || md.uid() == want.uid);
         if !ok {
             wrong.push(crate::text::printable(&ent.file_name().to_string_lossy()).into_owned());
         }
@@ -870,12 +987,7 @@ fn user_timer_enabled() -> bool {
 /// else would ever send the mail (the delivery mode queue or deferred, users'
 /// submissions that cannot deliver themselves), unless a user's own timer runs her
 /// queue.
-fn wakeup_step(
-    t: &mut Tally,
-    s: &app::Setup,
-    spool_md: &std::fs::Metadata,
-    only_runner: Option<&str>,
-) {
+fn wakeup_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner, only_runner: Option<&str>) {
     let fifo = crate::spool::wake::path(&s.spool.dir);
     let advice = runner_advice(s);
     let no_runner = |t: &mut Tally, shown: String, absent: bool| match only_runner {
@@ -914,15 +1026,11 @@ fn wakeup_step(
         ),
         Ok(md)
             if md.mode() & 0o7777 != crate::spool::wake::MODE
-                || (!s.spool.private && md.gid() != spool_md.gid()) =>
+                || (!s.spool.private && want.gid != Some(md.gid())) =>
         {
             let mut cmds = Vec::new();
-            if !s.spool.private && md.gid() != spool_md.gid() {
-                cmds.push(format!(
-                    "chgrp {} {}",
-                    group_name(spool_md.gid()),
-                    sh_word(&fifo)
-                ));
+            if !s.spool.private && want.gid != Some(md.gid()) {
+                cmds.push(format!("chgrp {} {}", want.group, sh_word(&fifo)));
             }
             cmds.push(format!(
                 "chmod {:04o} {}",
@@ -937,7 +1045,7 @@ fn wakeup_step(
                     fifo.display(),
                     owner_mode(&md),
                     crate::spool::wake::MODE,
-                    group_name(spool_md.gid()),
+                    want.group,
                     fix(&cmds)
                 ),
             )
@@ -977,7 +1085,7 @@ fn runner_listens(fifo: &Path) -> Option<bool> {
 /// spool; a user's own spool needs nothing of it. Whether users' submissions can queue
 /// and deliver themselves (`rsendmail` is there, set-gid to the spool's group where it
 /// must be).
-fn binary_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) -> bool {
+fn binary_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) -> bool {
     let bin = rsendmail_path();
     let md = match std::fs::metadata(&bin) {
         Ok(md) => md,
@@ -1000,9 +1108,9 @@ fn binary_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) -> b
             "binary",
             &format!("{shown}: the spool is this user's own, no set-gid needed"),
         );
-    } else if md.mode() & 0o2000 == 0 || md.gid() != spool_md.gid() {
+    } else if md.mode() & 0o2000 == 0 || want.gid != Some(md.gid()) {
         users_deliver = false;
-        let group = group_name(spool_md.gid());
+        let group = &want.group;
         t.fail(
             Sysexit::Config,
             "binary",

@@ -309,8 +309,24 @@ fn over(ids: &[String], mut each: impl FnMut(&str) -> Done) -> Sysexit {
     status
 }
 
+/// What a command does with the spool.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    /// Reads it (`list`, `show`): a spool everyone may write is read, its problem said
+    /// on stderr.
+    Reads,
+    /// Writes to it or delivers from it (`delete`, `hold`, `release`, `retry`,
+    /// `bounce`): a spool everyone may write is refused as queue runs refuse it
+    /// ([`Spool::check_safe`]: 78, the same words), nothing changed.
+    Writes,
+}
+
 /// Run a command: set up, then `body`; a fatal error is printed once.
-fn run(ctx: &Context, body: impl FnOnce(&Setup, &Caller) -> Result<Sysexit, Fatal>) -> Sysexit {
+fn run(
+    ctx: &Context,
+    uses: Use,
+    body: impl FnOnce(&Setup, &Caller) -> Result<Sysexit, Fatal>,
+) -> Sysexit {
     // A spool that is not there is refused as every entry point refuses it (78, the
     // configuration's file and line, a missing parent called a typo): never "empty", never
     // "no such entry".
@@ -319,6 +335,11 @@ fn run(ctx: &Context, body: impl FnOnce(&Setup, &Caller) -> Result<Sysexit, Fata
         Ok(s) => s,
         Err(f) => return app::report(&on_stderr(f)),
     };
+    if uses == Use::Writes
+        && let Err(f) = s.spool.check_safe()
+    {
+        return app::report(&on_stderr(f));
+    }
     if s.dropped_group {
         crate::errln!("rsendmail-admin: note: {}", super::DROPPED_GROUP_NOTE);
     }
@@ -331,7 +352,7 @@ fn run(ctx: &Context, body: impl FnOnce(&Setup, &Caller) -> Result<Sysexit, Fata
 
 /// `list [--json]`: the `mailq` listing (held entries included, marked).
 pub fn list(ctx: &Context, json: bool) -> Sysexit {
-    run(ctx, |s, _| {
+    run(ctx, Use::Reads, |s, _| {
         if s.settings.privacy("restrictmailq") && !app::may_see_queue(&s.spool) {
             crate::outln!("You are not permitted to see the queue");
             return Ok(Sysexit::Ok);
@@ -355,17 +376,12 @@ pub fn list(ctx: &Context, json: bool) -> Sysexit {
         };
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());
-        if json {
-            // Stdout stays JSON (an unreadable entry is an object with its error): the
-            // spool's own problems go to stderr.
-            let _ = out.flush();
-            if !problems.is_empty() {
-                crate::errln!("{}", problems.trim_end());
-            }
-        } else {
-            let _ = out.write_all(problems.as_bytes());
-        }
+        // The spool's own problems go to stderr, after the listing: stdout carries the
+        // listing alone (`--json` stays JSON; an unreadable entry is one of its lines).
         let _ = out.flush();
+        if !problems.is_empty() {
+            crate::errln!("{}", problems.trim_end());
+        }
         Ok(Sysexit::Ok)
     })
 }
@@ -399,7 +415,14 @@ fn span(s: i64) -> String {
 /// `show ID`: the envelope, each recipient's state with its full reason, the next
 /// attempt, and the header.
 pub fn show(ctx: &Context, id: &str) -> Sysexit {
-    run(ctx, |s, who| {
+    run(ctx, Use::Reads, |s, who| {
+        // Read all the same; what every run refuses it for, said on stderr.
+        for (dir, mode) in s.spool.world_writable() {
+            crate::errln!(
+                "rsendmail-admin: {}",
+                s.spool.world_writable_problem(&dir, mode)
+            );
+        }
         let r = (|| -> Done {
             let id = parse_id(id).map_err(|e| fail(Sysexit::Usage, e))?;
             let (sp, held) = find(&s.spool, who, &id)?;
@@ -674,7 +697,7 @@ pub fn delete(
         );
         return Sysexit::Usage;
     }
-    run(ctx, |s, who| {
+    run(ctx, Use::Writes, |s, who| {
         let ids = if all || rcpt.is_some() {
             let found = matching(&s.spool, who, rcpt)?;
             if found.is_empty() {
@@ -723,7 +746,8 @@ pub fn delete(
         if from_spool {
             drop_index_lines(&s.spool);
         }
-        if dry_run {
+        // Nothing would go because every ID was refused: the refusals said it all.
+        if dry_run && (would > 0 || status == Sysexit::Ok) {
             crate::outln!(
                 "dry run: {would} {} would be deleted; nothing was deleted",
                 if would == 1 { "entry" } else { "entries" }
@@ -819,7 +843,7 @@ fn release_one(s: &Setup, id: &str) -> Done {
 
 /// `hold ID...`: no queue run selects a held entry until it is released.
 pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
-    run(ctx, |s, who| {
+    run(ctx, Use::Writes, |s, who| {
         let mut any = false;
         let status = over(ids, |id| {
             let (_, held) = find(&s.spool, who, id)?;
@@ -849,7 +873,7 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
 
 /// `release ID...`: held entries are queued again (their back-off as it was).
 pub fn release(ctx: &Context, ids: &[String]) -> Sysexit {
-    run(ctx, |s, who| {
+    run(ctx, Use::Writes, |s, who| {
         Ok(over(ids, |id| {
             let (_, held) = find(&s.spool, who, id)?;
             if !held {
@@ -931,7 +955,7 @@ fn mark(s: &Setup, id: &str, held: bool, change: impl FnOnce(&mut spool::entry::
 /// runner is woken through the wake-up endpoint as a submission wakes it, else a
 /// background delivery is started, as a background submission does without a runner.
 pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
-    run(ctx, |s, who| {
+    run(ctx, Use::Writes, |s, who| {
         Ok(over(ids, |id| {
             let (_, held) = find(&s.spool, who, id)?;
             mark(s, id, held, |st| {
@@ -985,7 +1009,7 @@ pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
 /// run returns it.
 pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
     let reason = reason_text(reason);
-    run(ctx, |s, who| {
+    run(ctx, Use::Writes, |s, who| {
         Ok(over(ids, |id| {
             let (sp, held) = find(&s.spool, who, id)?;
             // The null sender has no one to return to: the report goes to postmaster

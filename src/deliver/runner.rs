@@ -300,9 +300,15 @@ fn deliver_ids_then(
                         Ok(Some(l)) => l,
                         Ok(None) => continue,
                         Err(rsendmail::spool::ReadError::Corrupt(why)) => {
+                            // Damage only a full read finds (the message's sum): said
+                            // as a run says the damage its listing finds.
                             log::error!("qf{id}: corrupt queue file moved aside: {why}");
-                            if let Err(e) = spool.move_corrupt(&id) {
-                                log::error!("qf{id}: not moved aside: {e}");
+                            match spool.move_corrupt(&id) {
+                                Err(e) => log::error!("qf{id}: not moved aside: {e}"),
+                                Ok(()) if queue_run || verbose => rsendmail::outln!(
+                                    "qf{id}: corrupt queue file moved to corrupt/"
+                                ),
+                                Ok(()) => {}
                             }
                             continue;
                         }

@@ -705,12 +705,13 @@ impl Spool {
         } else {
             "the queue's sub-directory"
         };
+        let want = if self.private { 0o700 } else { 0o2770 };
         format!(
             "{what} {} (mode {mode:o}) is writable by everyone: any user could plant or \
              remove queue entries there, so the queue is not used until it is made \
-             {:o} again (\"rsendmail-admin init\" as root repairs it)",
+             {want:o} again (`chmod {want:o} {}` repairs it)",
             dir.display(),
-            if self.private { 0o700 } else { 0o2770 }
+            dir.display(),
         )
     }
 
