@@ -563,8 +563,13 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
         Operation::InitAliases => Ok(init_aliases(&s)),
         // The SMTP server needs the engine (DNS for the sender check, delivery, ETRN).
         // A `-bs` session takes messages into the spool as a submission does.
+        // A spool that cannot take the session's messages is said as an SMTP reply, as
+        // sendmail's `-bs` says its queue directory's fault (`451 4.0.0 can not
+        // chdir(...)`, exit 78), so that the client program reads a reply, not text.
         Operation::Smtp => {
-            spool_takes_submissions(&s)?;
+            spool_takes_submissions(&s)
+                .and_then(|()| s.spool.check_safe())
+                .map_err(smtp_reply_fatal)?;
             Ok(exec_deliver(&[], None))
         }
         Operation::Daemon | Operation::DaemonForeground => {
@@ -574,6 +579,21 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             Ok(exec_deliver(&[], None))
         }
         other => Err(not_supported(other)),
+    }
+}
+
+/// `f` as `-bs` says it: one `451 4.0.0` reply line on stdout (the session's channel),
+/// with the exit status `f` has.
+fn smtp_reply_fatal(f: Fatal) -> Fatal {
+    let text: String = f
+        .message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    Fatal {
+        message: format!("451 4.0.0 {}\r", text.trim()),
+        to_stderr: false,
+        ..f
     }
 }
 
