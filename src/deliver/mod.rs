@@ -319,8 +319,14 @@ fn run(internal: Internal) -> Result<Sysexit, Fatal> {
         s.inv.operation,
         Operation::Daemon | Operation::DaemonForeground
     );
+    let periodic = s
+        .inv
+        .queue_run
+        .as_ref()
+        .is_some_and(|q| q.interval.is_some() || q.persistent);
+    let runner = matches!(s.inv.operation, Operation::QueueRun) && periodic;
     if serve::check_only()
-        && (!daemon
+        && (!(daemon || runner)
             || internal.entry.is_some()
             || internal.etrn.is_some()
             || internal.check.is_some()
@@ -328,7 +334,10 @@ fn run(internal: Internal) -> Result<Sysexit, Fatal> {
     {
         return Err(Fatal::stderr(
             Sysexit::Usage,
-            format!("{} is for the daemon's start only", serve::RESTART_CHECK),
+            format!(
+                "{} is for the start of the daemon or a periodic queue runner only",
+                serve::RESTART_CHECK
+            ),
         ));
     }
     let mut engine = Engine::from_setup(&s)?;
