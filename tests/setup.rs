@@ -1805,3 +1805,41 @@ fn a_standalone_queue_runner_restarts_on_sighup() {
     sigterm(&child);
     assert!(wait_exit(&mut child, Duration::from_secs(20)).is_some());
 }
+
+/// SIGHUP when the configuration now names a MAILLOG that cannot be opened (its
+/// directory is missing): the restart is refused, as for a missing spool, and said in the
+/// log in use; the daemon runs on logging there. Mended, SIGHUP restarts it.
+#[test]
+fn sighup_with_a_maillog_that_cannot_be_opened_keeps_the_daemon_running() {
+    use crate::harness::servers::Daemon;
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let d = Daemon::start(&env, &["-odq"]);
+    let pid = d.child.id();
+    wait_until(Duration::from_secs(10), "the daemon's log", || {
+        log_count(&log, "listening on") == 1
+    });
+    let good = fs::read_to_string(&env.conf).unwrap();
+    let unusable = env.dir.join("no-such-dir").join("maillog");
+    fs::write(
+        &env.conf,
+        good.replace(&log.display().to_string(), &unusable.display().to_string()),
+    )
+    .unwrap();
+    sighup(pid);
+    let want = format!("cannot open MAILLOG {}: ", unusable.display());
+    wait_until(Duration::from_secs(30), "the refusal in the log", || {
+        fs::read_to_string(&log).is_ok_and(|t| {
+            t.lines()
+                .any(|l| l.contains("SIGHUP: not restarting: ") && l.contains(&want))
+        })
+    });
+    assert_eq!(log_count(&log, "listening on"), 1, "it restarted");
+    assert!(greeting_on(d.port, Duration::from_secs(10)).starts_with("220 "));
+    fs::write(&env.conf, &good).unwrap();
+    sighup(pid);
+    wait_until(Duration::from_secs(30), "the restart", || {
+        log_count(&log, "listening on") == 2
+    });
+}

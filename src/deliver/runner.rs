@@ -709,9 +709,9 @@ pub fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         return Ok(Sysexit::Ok);
     }
     let is_periodic = q.interval.is_some() || q.persistent;
-    if let Some(passed) = super::serve::check_passed() {
+    if let Some(passed) = super::serve::check_passed(s) {
         // A restart's check of this start (only a periodic run is checked): all is there.
-        rsendmail::outln!("{passed}");
+        rsendmail::outln!("{}", passed?);
         return Ok(Sysexit::Ok);
     }
     // A periodic runner restarted by SIGHUP is the same process, already in the

@@ -393,12 +393,35 @@ pub fn check_only() -> bool {
 }
 
 /// In a start check ([`RESTART_CHECK`]), the line that says it passed, for the process
-/// that asked; None in any other process.
-pub fn check_passed() -> Option<String> {
+/// that asked, once the checks only a check makes passed ([`check_maillog`]); None in
+/// any other process.
+pub fn check_passed(s: &Setup) -> Option<Result<String, Fatal>> {
     match CHECK_ONLY.get() {
-        Some(Some(value)) => Some(format!("{RESTART_CHECK_PASSED} {value}")),
+        Some(Some(value)) => {
+            Some(check_maillog(s).map(|()| format!("{RESTART_CHECK_PASSED} {value}")))
+        }
         _ => None,
     }
+}
+
+/// The MAILLOG the configuration names can be opened: a restart onto one that cannot
+/// (a missing directory, a symbolic link) would leave the new program logging nowhere
+/// the admin looks, so it is refused as a missing queue directory is (the file is made
+/// when missing, as the new program's start would make it).
+fn check_maillog(s: &Setup) -> Result<(), Fatal> {
+    let Some(path) = &s.cfg.maillog else {
+        return Ok(());
+    };
+    rsendmail::log::open_log_file(path).map(drop).map_err(|e| {
+        Fatal::new(
+            Sysexit::Config,
+            format!(
+                "cannot open MAILLOG {}: {}",
+                path.display(),
+                rsendmail::config::io_text(&e)
+            ),
+        )
+    })
 }
 
 /// The environment variable that tells a standalone periodic queue runner it was
@@ -489,9 +512,9 @@ pub fn daemon(
         }
     }
     drop(inherited);
-    if let Some(passed) = check_passed() {
+    if let Some(passed) = check_passed(s) {
         // Everything a start needs is there: the daemon that asked may execute us.
-        rsendmail::outln!("{passed}");
+        rsendmail::outln!("{}", passed?);
         return Ok(Sysexit::Ok);
     }
     // The sessions of the daemon this one replaces: still its children (this is the
