@@ -1698,7 +1698,7 @@ fn sighup_during_a_slow_delivery_neither_stalls_the_daemon_nor_sends_twice() {
     assert!(!said.contains("abandoned"), "{said}");
     assert!(
         said.contains(&format!(
-            "queue runner of the daemon before the restart ended, pid={}, status=0",
+            "queue runner finished, pid={}, status=0",
             first[0]
         )),
         "{said}"
@@ -1842,4 +1842,58 @@ fn sighup_with_a_maillog_that_cannot_be_opened_keeps_the_daemon_running() {
     wait_until(Duration::from_secs(30), "the restart", || {
         log_count(&log, "listening on") == 2
     });
+}
+
+/// SIGHUP after the program at the daemon's path was removed and installed again (`rm`
+/// then `cp`, as `make install` does), and after it was renamed away and installed
+/// again: the restart that finds nothing at the path runs the file still running, and the
+/// next one runs the file then at the path, never staying on a deleted or renamed file.
+#[test]
+fn sighup_after_a_reinstall_by_remove_and_copy_runs_the_new_program() {
+    use crate::harness::servers::Daemon;
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let bins = env.dir.join("bin");
+    let program = installed_copies(&bins, None);
+    let port = daemon_port(&env);
+    let d = Daemon::start_program(&env, &program, &["-q30m"], port);
+    let pid = d.child.id();
+    let deliver = bins.join("rsendmail-deliver");
+    let exe = || fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    let ino = || {
+        fs::metadata(format!("/proc/{pid}/exe"))
+            .map(|m| m.ino())
+            .unwrap_or(0)
+    };
+    let restarts = |n: usize| {
+        wait_until(Duration::from_secs(30), "the restart", || {
+            log_count(&log, "]: listening on ") == n
+        });
+    };
+    restarts(1);
+    for (round, away) in [(0, None), (1, Some(bins.join("x.away")))] {
+        match &away {
+            None => fs::remove_file(&deliver).unwrap(),
+            Some(to) => fs::rename(&deliver, to).unwrap(),
+        }
+        sighup(pid);
+        restarts(2 + round * 2);
+        let before = ino();
+        copy_executable(Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")), &deliver);
+        fs::set_permissions(&deliver, fs::Permissions::from_mode(0o755)).unwrap();
+        let new = fs::metadata(&deliver).unwrap().ino();
+        assert_ne!(before, new);
+        sighup(pid);
+        restarts(3 + round * 2);
+        assert_eq!(exe(), deliver, "round {round}");
+        assert_eq!(ino(), new, "round {round}");
+        // The new runner runs the new file too.
+        wait_until(Duration::from_secs(20), "the new runner", || {
+            queue_runners_of(pid)
+                .iter()
+                .any(|r| fs::read_link(format!("/proc/{r}/exe")).is_ok_and(|p| p == deliver))
+        });
+    }
+    assert!(greeting_on(port, Duration::from_secs(10)).starts_with("220 "));
 }

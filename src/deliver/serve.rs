@@ -450,10 +450,11 @@ pub fn restart_runner() {
     }
     let exe = own_exe();
     let held = hold_signals();
-    let e = Command::new(&exe)
-        .args(std::env::args_os().skip(1))
-        .env(RUNNER_RESTARTED, "1")
-        .exec();
+    let mut cmd = Command::new(&exe);
+    cmd.args(std::env::args_os().skip(1))
+        .env(RUNNER_RESTARTED, "1");
+    pass_started_as(&mut cmd);
+    let e = cmd.exec();
     release_signals(held);
     log::error!(
         "SIGHUP: could not exec {}: {}; running on with the configuration read at start",
@@ -706,8 +707,8 @@ const RUNNER_RESTART_PAUSE: Duration = Duration::from_secs(5);
 struct Runners {
     /// The runner running the queue now.
     current: Option<i32>,
-    /// Runners told to finish their deliveries and exit (a restart): not replaced when
-    /// they end; stopped with the daemon.
+    /// Runners told to finish their deliveries and exit (a restart) or to stop (the
+    /// daemon stops): not replaced when they end.
     finishing: BTreeSet<i32>,
     /// When the current runner was last started; None when no runner is wanted (no
     /// `-q<interval>`) or none was started yet.
@@ -732,6 +733,7 @@ impl Runners {
             .arg("--")
             .args(argv)
             .stdin(Stdio::null());
+        pass_started_as(&mut cmd);
         follow_parent(&mut cmd);
         let child = cmd.spawn().map_err(|e| {
             Fatal::new(
@@ -774,7 +776,7 @@ impl Runners {
             log::error!("queue runner ended, pid={pid}, {how}; starting another");
             true
         } else if self.finishing.remove(&pid) {
-            log::info!("queue runner of the daemon before the restart ended, pid={pid}, {how}");
+            log::info!("queue runner finished, pid={pid}, {how}");
             true
         } else {
             false
@@ -797,7 +799,8 @@ impl Runners {
     /// end within its grace time); [`reap`] sees them end.
     fn stop(&mut self) {
         self.started = None;
-        for pid in self.current.iter().chain(self.finishing.iter()) {
+        self.finishing.extend(self.current.take());
+        for pid in &self.finishing {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(*pid),
                 nix::sys::signal::Signal::SIGTERM,
@@ -1025,6 +1028,7 @@ fn restart_check(listeners: &[TcpListener]) -> Result<(), String> {
         .env_remove(SESSION_PIDS)
         .env_remove(RUNNER_PIDS)
         .env_remove(RUNNER_RESTARTED)
+        .env_remove(super::STARTED_AS)
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(writer2);
@@ -1173,12 +1177,13 @@ fn exec_again(listeners: &[TcpListener], sessions: &BTreeSet<i32>, runners: &BTr
     // program has its handlers: until then SIGHUP's and SIGTERM's default action would
     // end the daemon.
     let held = hold_signals();
-    let e = Command::new(&exe)
-        .args(std::env::args_os().skip(1))
+    let mut cmd = Command::new(&exe);
+    cmd.args(std::env::args_os().skip(1))
         .env(LISTEN_FDS, comma_list(fds.iter().copied()))
         .env(SESSION_PIDS, comma_list(sessions.iter().copied()))
-        .env(RUNNER_PIDS, comma_list(runners.iter().copied()))
-        .exec();
+        .env(RUNNER_PIDS, comma_list(runners.iter().copied()));
+    pass_started_as(&mut cmd);
+    let e = cmd.exec();
     release_signals(held);
     for &fd in &fds {
         // SAFETY: fcntl on our own open descriptor.
@@ -1189,6 +1194,14 @@ fn exec_again(listeners: &[TcpListener], sessions: &BTreeSet<i32>, runners: &BTr
         exe.display(),
         rsendmail::config::io_text(&e)
     );
+}
+
+/// Name the path this program was started from to the program `cmd` executes
+/// ([`super::STARTED_AS`]).
+fn pass_started_as(cmd: &mut Command) {
+    if let Some(p) = super::started_as() {
+        cmd.env(super::STARTED_AS, p);
+    }
 }
 
 /// Make the child `cmd` starts end (SIGTERM) when this process dies, whatever kills it:
