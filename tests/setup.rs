@@ -1897,3 +1897,58 @@ fn sighup_after_a_reinstall_by_remove_and_copy_runs_the_new_program() {
     }
     assert!(greeting_on(port, Duration::from_secs(10)).starts_with("220 "));
 }
+
+/// A restart whose check passed but whose program then fails at its start (here the
+/// configuration is broken between the check and the exec): the program says why in
+/// the MAILLOG the daemon used (its own configuration cannot be read) and removes the pid
+/// file, instead of ending without a word and leaving the pid file naming a dead process.
+#[test]
+fn a_restart_that_fails_at_its_start_says_why_and_removes_the_pid_file() {
+    use crate::harness::servers::Daemon;
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    let pid_file = env.dir.join("daemon.pid");
+    env.add_config(&format!(
+        "MAILLOG {}\nO PidFile={}\n",
+        log.display(),
+        pid_file.display()
+    ));
+    let bins = env.dir.join("bin");
+    let program = installed_copies(&bins, None);
+    let port = daemon_port(&env);
+    let mut d = Daemon::start_program(&env, &program, &["-odq"], port);
+    let pid = d.child.id();
+    wait_until(Duration::from_secs(10), "the pid file", || {
+        fs::read_to_string(&pid_file).is_ok_and(|t| t.starts_with(&format!("{pid}\n")))
+    });
+    // The program at the path passes the check, then breaks the configuration and runs
+    // the real program, which cannot start.
+    let deliver = bins.join("rsendmail-deliver");
+    let real = bins.join("real-deliver");
+    fs::rename(&deliver, &real).unwrap();
+    let new = bins.join(".new");
+    fs::write(
+        &new,
+        format!(
+            "#!/bin/sh\nif [ -n \"$RSENDMAIL_RESTART_CHECK\" ]; then echo \"restart check passed $RSENDMAIL_RESTART_CHECK\"; exit 0; fi\necho 'SMARTHOTS relay.example' >> '{}'\nexec '{}' \"$@\"\n",
+            env.conf.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&new, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::rename(&new, &deliver).unwrap();
+    sighup(pid);
+    assert!(
+        wait_exit(&mut d.child, Duration::from_secs(30)).is_some(),
+        "the daemon runs on"
+    );
+    let said = fs::read_to_string(&log).unwrap();
+    assert!(
+        said.lines()
+            .any(|l| l.contains("restart (SIGHUP) failed: ")
+                && l.contains("unknown keyword SMARTHOTS")),
+        "{said}"
+    );
+    assert!(!pid_file.exists(), "the pid file names a dead process");
+}

@@ -249,13 +249,19 @@ pub fn remember_own_exe() {
 pub const STARTED_AS: &str = "RSENDMAIL_STARTED_AS";
 
 /// Read and remove [`STARTED_AS`] (at start, single-threaded): an absolute path, taken
-/// only when this program was not executed set-id (the kernel's `AT_SECURE`) or root
-/// executed it (the daemon), so that nobody else can choose the program a privileged
-/// process executes.
+/// only when it may be trusted ([`taken_path`]).
 fn take_started_as() -> Option<std::path::PathBuf> {
-    let v = std::env::var_os(STARTED_AS)?;
-    // SAFETY: called first thing in main, before any thread is started.
-    unsafe { std::env::remove_var(STARTED_AS) };
+    taken_path(STARTED_AS)
+}
+
+/// Read and remove an environment variable that names a path a restarting process passes
+/// on (at start, single-threaded): taken only when absolute, and when this program was
+/// not executed set-id (the kernel's `AT_SECURE`) or root executed it (the daemon), so
+/// that nobody else can choose a path a privileged process executes or writes.
+pub(crate) fn taken_path(name: &str) -> Option<std::path::PathBuf> {
+    let v = std::env::var_os(name)?;
+    // SAFETY: called at the start of main, before any thread is started.
+    unsafe { std::env::remove_var(name) };
     #[cfg(target_os = "linux")]
     {
         // SAFETY: getauxval reads this process's auxiliary vector.
@@ -345,7 +351,12 @@ pub fn main(args: Vec<OsString>) -> Sysexit {
         rsendmail::log::inherit_given_up();
     }
     let after_commit = internal.entry.is_some().then_some(internal.status);
-    match run(internal) {
+    let restarted = serve::take_restarted_by();
+    match run(internal).inspect_err(|f| {
+        if let Some(by) = &restarted {
+            by.failed(f);
+        }
+    }) {
         Ok(c) => c,
         // Delivering one entry that `rsendmail` has queued: whatever failed here, the
         // message stays queued for the next run; that is said once, and the status is

@@ -435,12 +435,70 @@ pub fn take_runner_restarted() -> bool {
     take_env(RUNNER_RESTARTED).is_some()
 }
 
+/// The environment variable in which a restarting daemon or runner names its MAILLOG,
+/// where the program it executes says why it could not start ([`RestartedBy`]).
+const RESTART_LOG: &str = "RSENDMAIL_RESTART_MAILLOG";
+
+/// The environment variable in which a restarting daemon names its `O PidFile=`, which
+/// the program it executes removes when it cannot start ([`RestartedBy`]).
+const RESTART_PID_FILE: &str = "RSENDMAIL_RESTART_PIDFILE";
+
+/// The environment variable that marks a program executed by a restart
+/// ([`RestartedBy`]).
+const RESTARTED: &str = "RSENDMAIL_RESTARTED";
+
+/// What the program a restart replaced passed on for a start that fails: the configuration
+/// the new program could not read may name another log, or none it can use, and its
+/// errors go to the null device; so the reason is logged to syslog and to the MAILLOG the
+/// old program used, and the pid file (naming this process, which is ending) is removed.
+pub struct RestartedBy {
+    maillog: Option<std::path::PathBuf>,
+    pid_file: Option<std::path::PathBuf>,
+}
+
+/// Read (and take out of the environment) what a restart passed on, at start; None when
+/// this program was not executed by a restart.
+pub fn take_restarted_by() -> Option<RestartedBy> {
+    let marked = take_env(RESTARTED).is_some();
+    let maillog = super::taken_path(RESTART_LOG);
+    let pid_file = super::taken_path(RESTART_PID_FILE);
+    marked.then_some(RestartedBy { maillog, pid_file })
+}
+
+impl RestartedBy {
+    /// The restarted program cannot start (`f`): said, and the pid file removed.
+    pub fn failed(&self, f: &Fatal) {
+        rsendmail::log::last_word(
+            self.maillog.as_deref(),
+            &format!(
+                "restart (SIGHUP) failed: {}; not running (exit status {})",
+                f.message, f.code as i32
+            ),
+        );
+        if let Some(p) = &self.pid_file {
+            remove_pid_file_at(p);
+        }
+    }
+}
+
+/// Tell the program a restart executes what it needs should it fail to start
+/// ([`RestartedBy`]).
+fn pass_restart_info(cmd: &mut Command, s: &Setup) {
+    cmd.env(RESTARTED, "1");
+    if let Some(p) = &s.cfg.maillog {
+        cmd.env(RESTART_LOG, p);
+    }
+    if let Some(p) = &s.settings.pid_file {
+        cmd.env(RESTART_PID_FILE, p);
+    }
+}
+
 /// SIGHUP in a standalone periodic queue runner (`-q<interval>`), once its deliveries
 /// in progress ended: the new start is checked as the daemon's is ([`restart_check`]),
 /// then the program at the path it was started from is executed again with the same
 /// arguments, the same process. Returns only when the check refused the restart or the
 /// exec failed, which is logged; the runner then runs on as it was.
-pub fn restart_runner() {
+pub fn restart_runner(s: &Setup) {
     use std::os::unix::process::CommandExt;
     if let Err(why) = restart_check(&[]) {
         log::error!(
@@ -454,6 +512,7 @@ pub fn restart_runner() {
     cmd.args(std::env::args_os().skip(1))
         .env(RUNNER_RESTARTED, "1");
     pass_started_as(&mut cmd);
+    pass_restart_info(&mut cmd, s);
     let e = cmd.exec();
     release_signals(held);
     log::error!(
@@ -673,7 +732,7 @@ pub fn daemon(
             children.len()
         );
         runners.finish();
-        exec_again(&listeners, &children, &runners.finishing);
+        exec_again(s, &listeners, &children, &runners.finishing);
         // The program could not be executed after all (it changed since its check):
         // said, and the daemon runs on as it was, with a new runner.
         if let Err(f) = runners.start(s, argv) {
@@ -1029,6 +1088,9 @@ fn restart_check(listeners: &[TcpListener]) -> Result<(), String> {
         .env_remove(RUNNER_PIDS)
         .env_remove(RUNNER_RESTARTED)
         .env_remove(super::STARTED_AS)
+        .env_remove(RESTARTED)
+        .env_remove(RESTART_LOG)
+        .env_remove(RESTART_PID_FILE)
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(writer2);
@@ -1165,7 +1227,12 @@ fn restart_check(listeners: &[TcpListener]) -> Result<(), String> {
 /// sockets passed on ([`LISTEN_FDS`]) and the sessions named ([`SESSION_PIDS`]), as
 /// sendmail restarts on SIGHUP. Returns only when the exec failed, which is logged
 /// (`could not exec`); the sockets are then close-on-exec again and the daemon runs on.
-fn exec_again(listeners: &[TcpListener], sessions: &BTreeSet<i32>, runners: &BTreeSet<i32>) {
+fn exec_again(
+    s: &Setup,
+    listeners: &[TcpListener],
+    sessions: &BTreeSet<i32>,
+    runners: &BTreeSet<i32>,
+) {
     use std::os::unix::process::CommandExt;
     let exe = own_exe();
     let fds = listener_fds(listeners);
@@ -1183,6 +1250,7 @@ fn exec_again(listeners: &[TcpListener], sessions: &BTreeSet<i32>, runners: &BTr
         .env(SESSION_PIDS, comma_list(sessions.iter().copied()))
         .env(RUNNER_PIDS, comma_list(runners.iter().copied()));
     pass_started_as(&mut cmd);
+    pass_restart_info(&mut cmd, s);
     let e = cmd.exec();
     release_signals(held);
     for &fd in &fds {
@@ -1233,9 +1301,13 @@ fn follow_parent(cmd: &mut Command) {
 /// `O PidFile=` removed when the daemon stops, if it still names this process (a daemon
 /// started since may have written its own) on its first line.
 fn remove_pid_file(s: &Setup) {
-    let Some(p) = &s.settings.pid_file else {
-        return;
-    };
+    if let Some(p) = &s.settings.pid_file {
+        remove_pid_file_at(p);
+    }
+}
+
+/// The pid file at `p` removed if it names this process on its first line.
+fn remove_pid_file_at(p: &std::path::Path) {
     let ours = format!("{}\n", std::process::id());
     match rsendmail::boundedfile::read_regular(p, true, 64 * 1024) {
         Ok((text, _)) if text.starts_with(ours.as_bytes()) => {
