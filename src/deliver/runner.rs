@@ -861,7 +861,7 @@ pub fn periodic(
         log::info!("queue runner finished its deliveries; restarting (SIGHUP)");
         // Returns only when the restart was refused or could not be executed (said):
         // the runner runs on as it was.
-        super::serve::restart_runner(s);
+        super::serve::restart_runner(s, &TERM);
         STOP.store(TERM.load(Ordering::SeqCst), Ordering::SeqCst);
         RESTART.store(false, Ordering::SeqCst);
         if STOP.load(Ordering::SeqCst) {

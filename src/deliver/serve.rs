@@ -497,8 +497,9 @@ fn pass_restart_info(cmd: &mut Command, s: &Setup) {
 /// in progress ended: the new start is checked as the daemon's is ([`restart_check`]),
 /// then the program at the path it was started from is executed again with the same
 /// arguments, the same process. Returns only when the check refused the restart or the
-/// exec failed, which is logged; the runner then runs on as it was.
-pub fn restart_runner(s: &Setup) {
+/// exec failed, which is logged (the runner then runs on as it was), or when `stop` was
+/// set meanwhile (SIGTERM: the runner stops).
+pub fn restart_runner(s: &Setup, stop: &AtomicBool) {
     use std::os::unix::process::CommandExt;
     if let Err(why) = restart_check(&[]) {
         log::error!(
@@ -508,6 +509,11 @@ pub fn restart_runner(s: &Setup) {
     }
     let exe = own_exe();
     let held = hold_signals();
+    // A SIGTERM taken before the signals were held is not lost across the exec.
+    if stop.load(Ordering::SeqCst) {
+        release_signals(held);
+        return;
+    }
     let mut cmd = Command::new(&exe);
     cmd.args(std::env::args_os().skip(1))
         .env(RUNNER_RESTARTED, "1");
@@ -733,6 +739,9 @@ pub fn daemon(
         );
         runners.finish();
         exec_again(s, &listeners, &children, &runners.finishing);
+        if STOP.load(Ordering::SeqCst) {
+            break;
+        }
         // The program could not be executed after all (it changed since its check):
         // said, and the daemon runs on as it was, with a new runner.
         if let Err(f) = runners.start(s, argv) {
@@ -1226,7 +1235,8 @@ fn restart_check(listeners: &[TcpListener]) -> Result<(), String> {
 /// one is the one started) with the arguments it was started with, the listening
 /// sockets passed on ([`LISTEN_FDS`]) and the sessions named ([`SESSION_PIDS`]), as
 /// sendmail restarts on SIGHUP. Returns only when the exec failed, which is logged
-/// (`could not exec`); the sockets are then close-on-exec again and the daemon runs on.
+/// (`could not exec`), or when SIGTERM came meanwhile; the sockets are then close-on-exec
+/// again and the daemon runs on, or stops.
 fn exec_again(
     s: &Setup,
     listeners: &[TcpListener],
@@ -1244,6 +1254,16 @@ fn exec_again(
     // program has its handlers: until then SIGHUP's and SIGTERM's default action would
     // end the daemon.
     let held = hold_signals();
+    // A SIGTERM taken before the signals were held is not lost across the exec: the
+    // daemon stops instead.
+    if STOP.load(Ordering::SeqCst) {
+        release_signals(held);
+        for &fd in &fds {
+            // SAFETY: fcntl on our own open descriptor.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+        return;
+    }
     let mut cmd = Command::new(&exe);
     cmd.args(std::env::args_os().skip(1))
         .env(LISTEN_FDS, comma_list(fds.iter().copied()))
