@@ -201,6 +201,18 @@ fn syslog(level: log::Level, text: &str) {
     }
 }
 
+/// A process that cannot start says why where its admin looks although its own
+/// configuration could not be read: to syslog, and appended to `maillog` (the MAILLOG
+/// of the program it replaces) when given, as far as either can be written.
+pub fn last_word(maillog: Option<&Path>, text: &str) {
+    syslog(log::Level::Error, text);
+    if let Some(path) = maillog
+        && let Ok(f) = open_log_file(path)
+    {
+        let _ = write_line(f, text);
+    }
+}
+
 /// Text from outside (a server's reply, an address) made harmless in a log line: line
 /// breaks and tabs become blanks (one record, one line); every other control character
 /// (C0, DEL, C1, NUL) becomes `\ooo`, its code in octal as sendmail's `str2prt` writes

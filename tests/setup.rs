@@ -1238,7 +1238,8 @@ fn sighup_with_a_start_that_would_fail_keeps_the_daemon_running_as_it_was() {
 
 /// SIGHUP whose check passed, but the program cannot be executed after all (it changed
 /// since: here the program checked takes its own execute bit away): the daemon logs
-/// `could not exec` and runs on as it was (with a new queue runner, when one can start).
+/// `could not exec` and runs on as it was (with a new queue runner, when one can start;
+/// the old one was told to finish and ends).
 #[test]
 fn sighup_whose_exec_fails_after_its_check_keeps_the_daemon_running() {
     use crate::harness::servers::{Daemon, Raw};
@@ -1287,7 +1288,10 @@ fn sighup_whose_exec_fails_after_its_check_keeps_the_daemon_running() {
     assert!(c.line().starts_with("220 "));
     assert!(c.cmd("EHLO client.example").starts_with("250 "));
     assert_eq!(c.cmd("QUIT").split(' ').next(), Some("221"));
-    assert!(!running(first[0]), "the old runner still runs");
+    // The old runner, told to finish, had nothing in progress: it ends.
+    wait_until(Duration::from_secs(20), "the old runner to end", || {
+        !running(first[0])
+    });
 }
 
 /// SIGHUPs in quick succession (a reload sent again and again) while the daemon restarts:
@@ -1700,4 +1704,320 @@ fn a_running_daemon_refuses_a_spool_made_writable_by_everyone() {
     assert!(reply.starts_with("250 "), "{reply}");
     assert_eq!(env.entries().len(), 1);
     drop(d);
+}
+
+/// SIGHUP while the daemon's queue runner waits for a slow server's reply to the final
+/// dot: the daemon does not wait for its runner (a client connecting meanwhile is
+/// greeted before that delivery ends), the runner finishes its delivery (never
+/// abandoned for the restart) and exits, the new program starts its own runner at once
+/// beside it, which skips the entry the old one holds locked: the server gets exactly one
+/// copy, and the new program reaps the old runner.
+#[test]
+fn sighup_during_a_slow_delivery_neither_stalls_the_daemon_nor_sends_twice() {
+    use crate::harness::servers::{Daemon, Peer, Raw};
+    if !crate::harness::servers::have_peer() {
+        return;
+    }
+    let env = Env::new();
+    let peer = Peer::start(&env.dir, &[("STALL", "8")]);
+    let log = env.dir.join("maillog");
+    env.add_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\nO Timeout.datafinal=60s\nMAILLOG {}\n",
+        peer.port,
+        log.display()
+    ));
+    env.sendmail(&["-odq", "stall@example.org"], b"Subject: slow\n\nhello\n")
+        .code(0);
+    let mut d = Daemon::start(&env, &["-q30m"]);
+    let pid = d.child.id();
+    let mut first = Vec::new();
+    wait_until(Duration::from_secs(20), "the runner's delivery", || {
+        first = queue_runners_of(pid);
+        first.len() == 1 && peer.transcript().contains("DATA")
+    });
+    sighup(pid);
+    // Greeted while the old runner's delivery is still waiting for its reply.
+    let s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    let mut c = Raw::from(s);
+    assert!(c.line().starts_with("220 "));
+    assert!(
+        peer.messages().is_empty(),
+        "the daemon greeted only after the slow delivery ended"
+    );
+    // The new runner runs beside the old one, which finishes.
+    wait_until(
+        Duration::from_secs(20),
+        "a new runner beside the old",
+        || {
+            let now = queue_runners_of(pid);
+            now.len() == 2 && now.contains(&first[0])
+        },
+    );
+    assert!(peer.messages().is_empty());
+    drop(c);
+    wait_until(Duration::from_secs(30), "the old runner to end", || {
+        !running(first[0])
+    });
+    assert_eq!(peer.messages().len(), 1);
+    env.wait_until_empty(Duration::from_secs(20));
+    holds_for(Duration::from_secs(3), "exactly one copy", || {
+        peer.messages().len() == 1
+    });
+    let said = fs::read_to_string(&log).unwrap();
+    assert!(!said.contains("abandoned"), "{said}");
+    assert!(
+        said.contains(&format!(
+            "queue runner finished, pid={}, status=0",
+            first[0]
+        )),
+        "{said}"
+    );
+    assert!(d.child.try_wait().unwrap().is_none(), "the daemon ended");
+}
+
+/// A SIGHUP sent to the daemon's queue runner itself: the runner finishes and exits, and
+/// the daemon, which did not stop it, says so and starts another; so it does for a
+/// runner killed outright, never more than one start per few seconds.
+#[test]
+fn the_daemon_replaces_a_queue_runner_that_ended_by_itself() {
+    use crate::harness::servers::Daemon;
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let d = Daemon::start(&env, &["-q30m"]);
+    let pid = d.child.id();
+    let mut first = Vec::new();
+    wait_until(Duration::from_secs(10), "the queue runner", || {
+        first = queue_runners_of(pid);
+        first.len() == 1
+    });
+    wait_until(Duration::from_secs(10), "the runner's handlers", || {
+        log_count(&log, "queue runner started") == 1
+    });
+    sighup(first[0]);
+    let mut second = Vec::new();
+    wait_until(Duration::from_secs(30), "a new runner", || {
+        second = queue_runners_of(pid);
+        second.len() == 1 && second != first
+    });
+    let said = fs::read_to_string(&log).unwrap();
+    assert!(
+        said.contains(&format!("queue runner ended, pid={}, status=0", first[0])),
+        "{said}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(second[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let mut third = Vec::new();
+    wait_until(Duration::from_secs(30), "a third runner", || {
+        third = queue_runners_of(pid);
+        third.len() == 1 && third != second
+    });
+    let said = fs::read_to_string(&log).unwrap();
+    assert!(
+        said.contains(&format!(
+            "queue runner ended, pid={}, signal=SIGKILL",
+            second[0]
+        )),
+        "{said}"
+    );
+    assert_eq!(log_count(&log, "queue runner ended, pid="), 2, "{said}");
+}
+
+/// A standalone periodic queue runner (`-q<interval>`) restarts on SIGHUP, as sendmail's:
+/// the same process runs the program again with the configuration as it is now (a
+/// change is seen), and one whose new configuration would not start runs on as it was.
+#[test]
+fn a_standalone_queue_runner_restarts_on_sighup() {
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let mut child = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-q30m", "-qf"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_until(Duration::from_secs(10), "the runner", || {
+        log_count(&log, "queue runner started") == 1
+    });
+    // A configuration that would not start: refused, said in the log, runs on.
+    let good = fs::read_to_string(&env.conf).unwrap();
+    fs::write(&env.conf, format!("{good}SMARTHOTS relay.example\n")).unwrap();
+    sighup(pid);
+    wait_until(Duration::from_secs(30), "the refusal", || {
+        log_count(&log, "SIGHUP: not restarting: ") == 1
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP ended the runner"
+    );
+    // Mended, with a new MAILLOG: the restarted program logs there.
+    let log2 = env.dir.join("maillog2");
+    fs::write(
+        &env.conf,
+        good.replace(&log.display().to_string(), &log2.display().to_string()),
+    )
+    .unwrap();
+    sighup(pid);
+    wait_until(Duration::from_secs(30), "the restarted runner", || {
+        log_count(&log2, "queue runner started") == 1
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP ended the runner"
+    );
+    assert!(running(pid));
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(20)).is_some());
+}
+
+/// SIGHUP when the configuration now names a MAILLOG that cannot be opened (its
+/// directory is missing): the restart is refused, as for a missing spool, and said in the
+/// log in use; the daemon runs on logging there. Mended, SIGHUP restarts it.
+#[test]
+fn sighup_with_a_maillog_that_cannot_be_opened_keeps_the_daemon_running() {
+    use crate::harness::servers::Daemon;
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let d = Daemon::start(&env, &["-odq"]);
+    let pid = d.child.id();
+    wait_until(Duration::from_secs(10), "the daemon's log", || {
+        log_count(&log, "listening on") == 1
+    });
+    let good = fs::read_to_string(&env.conf).unwrap();
+    let unusable = env.dir.join("no-such-dir").join("maillog");
+    fs::write(
+        &env.conf,
+        good.replace(&log.display().to_string(), &unusable.display().to_string()),
+    )
+    .unwrap();
+    sighup(pid);
+    let want = format!("cannot open MAILLOG {}: ", unusable.display());
+    wait_until(Duration::from_secs(30), "the refusal in the log", || {
+        fs::read_to_string(&log).is_ok_and(|t| {
+            t.lines()
+                .any(|l| l.contains("SIGHUP: not restarting: ") && l.contains(&want))
+        })
+    });
+    assert_eq!(log_count(&log, "listening on"), 1, "it restarted");
+    assert!(greeting_on(d.port, Duration::from_secs(10)).starts_with("220 "));
+    fs::write(&env.conf, &good).unwrap();
+    sighup(pid);
+    wait_until(Duration::from_secs(30), "the restart", || {
+        log_count(&log, "listening on") == 2
+    });
+}
+
+/// SIGHUP after the program at the daemon's path was removed and installed again (`rm`
+/// then `cp`, as `make install` does), and after it was renamed away and installed
+/// again: the restart that finds nothing at the path runs the file still running, and the
+/// next one runs the file then at the path, never staying on a deleted or renamed file.
+#[test]
+fn sighup_after_a_reinstall_by_remove_and_copy_runs_the_new_program() {
+    use crate::harness::servers::Daemon;
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let bins = env.dir.join("bin");
+    let program = installed_copies(&bins, None);
+    let port = daemon_port(&env);
+    let d = Daemon::start_program(&env, &program, &["-q30m"], port);
+    let pid = d.child.id();
+    let deliver = bins.join("rsendmail-deliver");
+    let exe = || fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    let ino = || {
+        fs::metadata(format!("/proc/{pid}/exe"))
+            .map(|m| m.ino())
+            .unwrap_or(0)
+    };
+    let restarts = |n: usize| {
+        wait_until(Duration::from_secs(30), "the restart", || {
+            log_count(&log, "]: listening on ") == n
+        });
+    };
+    restarts(1);
+    for (round, away) in [(0, None), (1, Some(bins.join("x.away")))] {
+        match &away {
+            None => fs::remove_file(&deliver).unwrap(),
+            Some(to) => fs::rename(&deliver, to).unwrap(),
+        }
+        sighup(pid);
+        restarts(2 + round * 2);
+        let before = ino();
+        copy_executable(Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")), &deliver);
+        fs::set_permissions(&deliver, fs::Permissions::from_mode(0o755)).unwrap();
+        let new = fs::metadata(&deliver).unwrap().ino();
+        assert_ne!(before, new);
+        sighup(pid);
+        restarts(3 + round * 2);
+        assert_eq!(exe(), deliver, "round {round}");
+        assert_eq!(ino(), new, "round {round}");
+        // The new runner runs the new file too.
+        wait_until(Duration::from_secs(20), "the new runner", || {
+            queue_runners_of(pid)
+                .iter()
+                .any(|r| fs::read_link(format!("/proc/{r}/exe")).is_ok_and(|p| p == deliver))
+        });
+    }
+    assert!(greeting_on(port, Duration::from_secs(10)).starts_with("220 "));
+}
+
+/// A restart whose check passed but whose program then fails at its start (here the
+/// configuration is broken between the check and the exec): the program says why in
+/// the MAILLOG the daemon used (its own configuration cannot be read) and removes the pid
+/// file, instead of ending without a word and leaving the pid file naming a dead process.
+#[test]
+fn a_restart_that_fails_at_its_start_says_why_and_removes_the_pid_file() {
+    use crate::harness::servers::Daemon;
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    let pid_file = env.dir.join("daemon.pid");
+    env.add_config(&format!(
+        "MAILLOG {}\nO PidFile={}\n",
+        log.display(),
+        pid_file.display()
+    ));
+    let bins = env.dir.join("bin");
+    let program = installed_copies(&bins, None);
+    let port = daemon_port(&env);
+    let mut d = Daemon::start_program(&env, &program, &["-odq"], port);
+    let pid = d.child.id();
+    wait_until(Duration::from_secs(10), "the pid file", || {
+        fs::read_to_string(&pid_file).is_ok_and(|t| t.starts_with(&format!("{pid}\n")))
+    });
+    // The program at the path passes the check, then breaks the configuration and runs
+    // the real program, which cannot start.
+    let deliver = bins.join("rsendmail-deliver");
+    let real = bins.join("real-deliver");
+    fs::rename(&deliver, &real).unwrap();
+    let new = bins.join(".new");
+    fs::write(
+        &new,
+        format!(
+            "#!/bin/sh\nif [ -n \"$RSENDMAIL_RESTART_CHECK\" ]; then echo \"restart check passed $RSENDMAIL_RESTART_CHECK\"; exit 0; fi\necho 'SMARTHOTS relay.example' >> '{}'\nexec '{}' \"$@\"\n",
+            env.conf.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&new, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::rename(&new, &deliver).unwrap();
+    sighup(pid);
+    assert!(
+        wait_exit(&mut d.child, Duration::from_secs(30)).is_some(),
+        "the daemon runs on"
+    );
+    let said = fs::read_to_string(&log).unwrap();
+    assert!(
+        said.lines()
+            .any(|l| l.contains("restart (SIGHUP) failed: ")
+                && l.contains("unknown keyword SMARTHOTS")),
+        "{said}"
+    );
+    assert!(!pid_file.exists(), "the pid file names a dead process");
 }

@@ -225,7 +225,64 @@ static OWN_EXE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::Onc
 /// Resolve the path of this program (`/proc/self/exe` read while it still names the
 /// file we run) once, at start, before anything could replace it.
 pub fn remember_own_exe() {
-    OWN_EXE.get_or_init(|| std::env::current_exe().ok());
+    OWN_EXE.get_or_init(|| {
+        let passed = take_started_as();
+        passed.or_else(|| {
+            // Executed as the running file (nothing was at its path): Linux names it
+            // `PATH (deleted)` once it is unlinked; the path is PATH.
+            let p = std::env::current_exe().ok()?;
+            let text = p.to_str()?;
+            Some(match text.strip_suffix(" (deleted)") {
+                Some(path) => std::path::PathBuf::from(path),
+                None => p,
+            })
+        })
+    });
+}
+
+/// The environment variable in which a process that executes this program again (the
+/// daemon's and a standalone runner's restart) or starts its runner names the path it was
+/// itself started from ([`own_exe`]): the program executed may be the running file
+/// (`/proc/self/exe`, nothing being at the path then) or have been renamed since, and the
+/// path must still be the one the next restart looks at, so that a binary installed there
+/// later (`rm` and `cp`, as `make install` does) is the one run.
+pub const STARTED_AS: &str = "RSENDMAIL_STARTED_AS";
+
+/// Read and remove [`STARTED_AS`] (at start, single-threaded): an absolute path, taken
+/// only when it may be trusted ([`taken_path`]).
+fn take_started_as() -> Option<std::path::PathBuf> {
+    taken_path(STARTED_AS)
+}
+
+/// Read and remove an environment variable that names a path a restarting process passes
+/// on (at start, single-threaded): taken only when absolute, and when this program was
+/// not executed set-id (the kernel's `AT_SECURE`) or root executed it (the daemon), so
+/// that nobody else can choose a path a privileged process executes or writes.
+pub(crate) fn taken_path(name: &str) -> Option<std::path::PathBuf> {
+    let v = std::env::var_os(name)?;
+    // SAFETY: called at the start of main, before any thread is started.
+    unsafe { std::env::remove_var(name) };
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: getauxval reads this process's auxiliary vector.
+        let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
+        if secure && !nix::unistd::getuid().is_root() {
+            return None;
+        }
+        let p = std::path::PathBuf::from(v);
+        p.is_absolute().then_some(p)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = v;
+        None
+    }
+}
+
+/// The path this program was started from ([`STARTED_AS`] when it was passed), for the
+/// processes that execute it again.
+pub fn started_as() -> Option<std::path::PathBuf> {
+    OWN_EXE.get().cloned().flatten()
 }
 
 /// The program to start for the processes we run (a daemon's sessions' deliveries, its
@@ -233,7 +290,8 @@ pub fn remember_own_exe() {
 /// path it was started from, which names the new file after an upgrade that renamed a
 /// new binary over it (as dpkg installs one), as sendmail executes its saved argv\[0\]
 /// again; only when nothing is at that path any more, the file still running
-/// (`/proc/self/exe` on Linux).
+/// (`/proc/self/exe` on Linux), which is told the path ([`STARTED_AS`]) so that it
+/// looks there again next time.
 pub fn own_exe() -> std::path::PathBuf {
     let started = OWN_EXE
         .get_or_init(|| std::env::current_exe().ok())
@@ -293,7 +351,12 @@ pub fn main(args: Vec<OsString>) -> Sysexit {
         rsendmail::log::inherit_given_up();
     }
     let after_commit = internal.entry.is_some().then_some(internal.status);
-    match run(internal) {
+    let restarted = serve::take_restarted_by();
+    match run(internal).inspect_err(|f| {
+        if let Some(by) = &restarted {
+            by.failed(f);
+        }
+    }) {
         Ok(c) => c,
         // Delivering one entry that `rsendmail` has queued: whatever failed here, the
         // message stays queued for the next run; that is said once, and the status is
@@ -319,8 +382,14 @@ fn run(internal: Internal) -> Result<Sysexit, Fatal> {
         s.inv.operation,
         Operation::Daemon | Operation::DaemonForeground
     );
+    let periodic = s
+        .inv
+        .queue_run
+        .as_ref()
+        .is_some_and(|q| q.interval.is_some() || q.persistent);
+    let runner = matches!(s.inv.operation, Operation::QueueRun) && periodic;
     if serve::check_only()
-        && (!daemon
+        && (!(daemon || runner)
             || internal.entry.is_some()
             || internal.etrn.is_some()
             || internal.check.is_some()
@@ -328,7 +397,10 @@ fn run(internal: Internal) -> Result<Sysexit, Fatal> {
     {
         return Err(Fatal::stderr(
             Sysexit::Usage,
-            format!("{} is for the daemon's start only", serve::RESTART_CHECK),
+            format!(
+                "{} is for the start of the daemon or a periodic queue runner only",
+                serve::RESTART_CHECK
+            ),
         ));
     }
     let mut engine = Engine::from_setup(&s)?;

@@ -1,7 +1,7 @@
 //! Step one, and the loop around the rest: which entries a run takes (`-q`, `-qR/-qS/
 //! -qI`, the periodic runner, one entry for `-odi`/`-odb`), how many workers deliver
-//! them in parallel (`O MaxConnections=`), the entry lock each attempt holds, and
-//! stopping in good order on SIGTERM.
+//! them in parallel (`O MaxConnections=`), the entry lock each attempt holds, stopping
+//! in good order on SIGTERM, and a periodic runner's restart on SIGHUP.
 
 use super::attempt::{Attempt, Worker, attempt};
 use super::cache;
@@ -680,16 +680,26 @@ fn run_status(attempts: &[Attempt], error_mode: char) -> Sysexit {
     exit_status(&c, error_mode)
 }
 
-/// Set by SIGTERM/SIGINT: a queue run finishes the entries it holds and stops.
+/// Set by SIGTERM/SIGINT, and by SIGHUP in a periodic runner: a queue run starts no
+/// more deliveries, finishes those it holds and stops.
 static STOP: AtomicBool = AtomicBool::new(false);
 
-/// How long a stopping runner waits for deliveries in progress before it exits anyway
-/// (the daemon's restart waits for it as long). A delivery cut after its
+/// Set by SIGTERM/SIGINT only: the deliveries in progress get [`STOP_GRACE`] to end.
+static TERM: AtomicBool = AtomicBool::new(false);
+
+/// Set by SIGHUP in a periodic runner: it finishes its deliveries in progress (under
+/// their normal SMTP timeouts, never abandoned for the restart), then a daemon's runner
+/// exits (the daemon runs a new one) and a standalone `-q<interval>` executes itself
+/// again, as sendmail's queue runner restarts on SIGHUP.
+static RESTART: AtomicBool = AtomicBool::new(false);
+
+/// How long a runner stopped by SIGTERM/SIGINT waits for deliveries in progress before
+/// it exits anyway. A delivery cut after its
 /// message went out but before the server's reply to the final dot was read leaves its
 /// entry queued, and the message is sent again by the next run, so the wait must cover
-/// a slow server's reply (a routine SIGHUP or `systemctl restart` must not duplicate
-/// mail). An interrupted delivery leaves its entry as it was (state updates are atomic);
-/// a runner with nothing in progress exits at once.
+/// a slow server's reply (a `systemctl stop` must not duplicate mail). A restart
+/// (SIGHUP) never cuts a delivery. An interrupted delivery leaves its entry as it was
+/// (state updates are atomic); a runner with nothing in progress exits at once.
 const STOP_GRACE: Duration = Duration::from_secs(60);
 
 pub fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
@@ -705,7 +715,15 @@ pub fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         return Ok(Sysexit::Ok);
     }
     let is_periodic = q.interval.is_some() || q.persistent;
-    if !q.foreground && !s.inv.verbose {
+    if let Some(passed) = super::serve::check_passed(s) {
+        // A restart's check of this start (only a periodic run is checked): all is there.
+        rsendmail::outln!("{}", passed?);
+        return Ok(Sysexit::Ok);
+    }
+    // A periodic runner restarted by SIGHUP is the same process, already in the
+    // background.
+    let restarted = super::serve::take_runner_restarted();
+    if !q.foreground && !s.inv.verbose && !restarted {
         // sendmail: a queue run forks and the caller returns at once.
         // SAFETY: single-threaded at this point; the child only continues this program.
         match unsafe { nix::unistd::fork() } {
@@ -759,9 +777,23 @@ pub fn stop_on_signals(flag: &'static AtomicBool) -> Result<(), Fatal> {
 /// exit: a signal that killed at once would turn every transaction in flight into a
 /// resend on the next run.
 fn stop_in_good_order() -> Result<(), Fatal> {
-    stop_on_signals(&STOP)?;
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // SAFETY: the handler only stores to atomics.
+        let r = unsafe {
+            signal_hook::low_level::register(sig, || {
+                TERM.store(true, Ordering::SeqCst);
+                STOP.store(true, Ordering::SeqCst);
+            })
+        };
+        if let Err(e) = r {
+            return Err(Fatal::new(
+                Sysexit::OsErr,
+                format!("cannot handle signals: {e}"),
+            ));
+        }
+    }
     std::thread::spawn(|| {
-        while !STOP.load(Ordering::SeqCst) {
+        while !TERM.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(50));
         }
         std::thread::sleep(STOP_GRACE);
@@ -769,6 +801,19 @@ fn stop_in_good_order() -> Result<(), Fatal> {
         std::process::exit(0);
     });
     Ok(())
+}
+
+/// SIGHUP in a periodic runner: [`RESTART`] (and [`STOP`]: no new deliveries).
+fn restart_on_sighup() -> Result<(), Fatal> {
+    // SAFETY: the handler only stores to atomics.
+    unsafe {
+        signal_hook::low_level::register(signal_hook::consts::SIGHUP, || {
+            RESTART.store(true, Ordering::SeqCst);
+            STOP.store(true, Ordering::SeqCst);
+        })
+    }
+    .map(|_| ())
+    .map_err(|e| Fatal::new(Sysexit::OsErr, format!("cannot handle signals: {e}")))
 }
 
 /// The daemon's queue runner follows its daemon (`--daemon-pid PID`), first of all: on
@@ -798,15 +843,37 @@ pub fn periodic(
     daemon: Option<i32>,
 ) -> Result<Sysexit, Fatal> {
     stop_in_good_order()?;
+    restart_on_sighup()?;
+    // The handlers are in place: signals held across a restart's exec are taken now.
+    super::serve::release_held_signals();
     let interval = Duration::from_secs(q.interval.unwrap_or(0).max(1));
     cache::keep_between_runs();
     log::info!("queue runner started, interval {}s", interval.as_secs());
-    // The wake-up endpoint, served beside the interval's runs (src/deliver/wake.rs).
-    std::thread::scope(|scope| {
-        scope.spawn(|| super::wake::serve(s, engine, &STOP));
-        periodic_runs(s, engine, q, interval, daemon);
-    });
-    cache::close_all(&mut None);
+    loop {
+        // The wake-up endpoint, served beside the interval's runs (src/deliver/wake.rs).
+        std::thread::scope(|scope| {
+            scope.spawn(|| super::wake::serve(s, engine, &STOP));
+            periodic_runs(s, engine, q, interval, daemon);
+        });
+        cache::close_all(&mut None);
+        if !RESTART.load(Ordering::SeqCst) || TERM.load(Ordering::SeqCst) {
+            break;
+        }
+        if daemon.is_some() {
+            // The daemon runs a new runner (at once when it restarts itself).
+            log::info!("queue runner finished its deliveries (SIGHUP); exiting");
+            return Ok(Sysexit::Ok);
+        }
+        log::info!("queue runner finished its deliveries; restarting (SIGHUP)");
+        // Returns only when the restart was refused or could not be executed (said):
+        // the runner runs on as it was.
+        super::serve::restart_runner(s, &TERM);
+        STOP.store(TERM.load(Ordering::SeqCst), Ordering::SeqCst);
+        RESTART.store(false, Ordering::SeqCst);
+        if STOP.load(Ordering::SeqCst) {
+            break;
+        }
+    }
     log::info!("queue runner stopped");
     Ok(Sysexit::Ok)
 }

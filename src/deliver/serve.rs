@@ -16,7 +16,9 @@
 //! sendmail's restart. The new start is checked first ([`restart_check`]: the program
 //! at the path it was started from is run with the same arguments and does all its
 //! start-up checks without serving; a reason it could not start is logged and the
-//! daemon runs on as it is). Then the daemon stops its runner and executes itself again
+//! daemon runs on as it is). Then the daemon tells its runner to finish (SIGHUP: it starts
+//! no new delivery, lets those in progress end and exits; the new program reaps it and
+//! starts its own runner at once, [`Runners`]) and executes itself again
 //! with the same arguments from the path it was started from ([`super::own_exe`]: the
 //! configuration is read anew, a new binary renamed over the path is the one run), the
 //! same process, with its listening sockets (so new connections wait) and its sessions:
@@ -390,6 +392,142 @@ pub fn check_only() -> bool {
     CHECK_ONLY.get().is_some_and(|v| v.is_some())
 }
 
+/// In a start check ([`RESTART_CHECK`]), the line that says it passed, for the process
+/// that asked, once the checks only a check makes passed ([`check_maillog`]); None in
+/// any other process.
+pub fn check_passed(s: &Setup) -> Option<Result<String, Fatal>> {
+    match CHECK_ONLY.get() {
+        Some(Some(value)) => {
+            Some(check_maillog(s).map(|()| format!("{RESTART_CHECK_PASSED} {value}")))
+        }
+        _ => None,
+    }
+}
+
+/// The MAILLOG the configuration names can be opened: a restart onto one that cannot
+/// (a missing directory, a symbolic link) would leave the new program logging nowhere
+/// the admin looks, so it is refused as a missing queue directory is (the file is made
+/// when missing, as the new program's start would make it).
+fn check_maillog(s: &Setup) -> Result<(), Fatal> {
+    let Some(path) = &s.cfg.maillog else {
+        return Ok(());
+    };
+    rsendmail::log::open_log_file(path).map(drop).map_err(|e| {
+        Fatal::new(
+            Sysexit::Config,
+            format!(
+                "cannot open MAILLOG {}: {}",
+                path.display(),
+                rsendmail::config::io_text(&e)
+            ),
+        )
+    })
+}
+
+/// The environment variable that tells a standalone periodic queue runner it was
+/// executed again by its own SIGHUP restart ([`restart_runner`]): it is already in the
+/// background and does not fork again.
+const RUNNER_RESTARTED: &str = "RSENDMAIL_RUNNER_RESTARTED";
+
+/// Whether this periodic queue runner was executed by its own restart (read and
+/// removed from the environment).
+pub fn take_runner_restarted() -> bool {
+    take_env(RUNNER_RESTARTED).is_some()
+}
+
+/// The environment variable in which a restarting daemon or runner names its MAILLOG,
+/// where the program it executes says why it could not start ([`RestartedBy`]).
+const RESTART_LOG: &str = "RSENDMAIL_RESTART_MAILLOG";
+
+/// The environment variable in which a restarting daemon names its `O PidFile=`, which
+/// the program it executes removes when it cannot start ([`RestartedBy`]).
+const RESTART_PID_FILE: &str = "RSENDMAIL_RESTART_PIDFILE";
+
+/// The environment variable that marks a program executed by a restart
+/// ([`RestartedBy`]).
+const RESTARTED: &str = "RSENDMAIL_RESTARTED";
+
+/// What the program a restart replaced passed on for a start that fails: the configuration
+/// the new program could not read may name another log, or none it can use, and its
+/// errors go to the null device; so the reason is logged to syslog and to the MAILLOG the
+/// old program used, and the pid file (naming this process, which is ending) is removed.
+pub struct RestartedBy {
+    maillog: Option<std::path::PathBuf>,
+    pid_file: Option<std::path::PathBuf>,
+}
+
+/// Read (and take out of the environment) what a restart passed on, at start; None when
+/// this program was not executed by a restart.
+pub fn take_restarted_by() -> Option<RestartedBy> {
+    let marked = take_env(RESTARTED).is_some();
+    let maillog = super::taken_path(RESTART_LOG);
+    let pid_file = super::taken_path(RESTART_PID_FILE);
+    marked.then_some(RestartedBy { maillog, pid_file })
+}
+
+impl RestartedBy {
+    /// The restarted program cannot start (`f`): said, and the pid file removed.
+    pub fn failed(&self, f: &Fatal) {
+        rsendmail::log::last_word(
+            self.maillog.as_deref(),
+            &format!(
+                "restart (SIGHUP) failed: {}; not running (exit status {})",
+                f.message, f.code as i32
+            ),
+        );
+        if let Some(p) = &self.pid_file {
+            remove_pid_file_at(p);
+        }
+    }
+}
+
+/// Tell the program a restart executes what it needs should it fail to start
+/// ([`RestartedBy`]).
+fn pass_restart_info(cmd: &mut Command, s: &Setup) {
+    cmd.env(RESTARTED, "1");
+    if let Some(p) = &s.cfg.maillog {
+        cmd.env(RESTART_LOG, p);
+    }
+    if let Some(p) = &s.settings.pid_file {
+        cmd.env(RESTART_PID_FILE, p);
+    }
+}
+
+/// SIGHUP in a standalone periodic queue runner (`-q<interval>`), once its deliveries
+/// in progress ended: the new start is checked as the daemon's is ([`restart_check`]),
+/// then the program at the path it was started from is executed again with the same
+/// arguments, the same process. Returns only when the check refused the restart or the
+/// exec failed, which is logged (the runner then runs on as it was), or when `stop` was
+/// set meanwhile (SIGTERM: the runner stops).
+pub fn restart_runner(s: &Setup, stop: &AtomicBool) {
+    use std::os::unix::process::CommandExt;
+    if let Err(why) = restart_check(&[]) {
+        log::error!(
+            "SIGHUP: not restarting: {why}; running on with the configuration read at start"
+        );
+        return;
+    }
+    let exe = own_exe();
+    let held = hold_signals();
+    // A SIGTERM taken before the signals were held is not lost across the exec.
+    if stop.load(Ordering::SeqCst) {
+        release_signals(held);
+        return;
+    }
+    let mut cmd = Command::new(&exe);
+    cmd.args(std::env::args_os().skip(1))
+        .env(RUNNER_RESTARTED, "1");
+    pass_started_as(&mut cmd);
+    pass_restart_info(&mut cmd, s);
+    let e = cmd.exec();
+    release_signals(held);
+    log::error!(
+        "SIGHUP: could not exec {}: {}; running on with the configuration read at start",
+        exe.display(),
+        rsendmail::config::io_text(&e)
+    );
+}
+
 /// `-bd` (in the background) and `-bD` (in the foreground): listen, serve, and with
 /// `-q<interval>` also run the queue.
 pub fn daemon(
@@ -440,9 +578,9 @@ pub fn daemon(
         }
     }
     drop(inherited);
-    if let Some(Some(value)) = CHECK_ONLY.get() {
+    if let Some(passed) = check_passed(s) {
         // Everything a start needs is there: the daemon that asked may execute us.
-        rsendmail::outln!("{RESTART_CHECK_PASSED} {value}");
+        rsendmail::outln!("{}", passed?);
         return Ok(Sysexit::Ok);
     }
     // The sessions of the daemon this one replaces: still its children (this is the
@@ -467,11 +605,7 @@ pub fn daemon(
     .map_err(|e| Fatal::new(Sysexit::OsErr, format!("cannot handle signals: {e}")))?;
     // The handlers are in place: the signals a restarting daemon held across its exec
     // ([`exec_again`]) are taken now (one that came meanwhile restarts or stops us).
-    let _ = nix::sys::signal::sigprocmask(
-        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
-        Some(&session_signal_set()),
-        None,
-    );
+    release_held_signals();
     let bound: Vec<String> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())
@@ -485,8 +619,22 @@ pub fn daemon(
         );
     }
     write_pid_file(s, argv);
-    // The queue runner, when -q<interval> was given with -bd.
-    let mut runner = start_runner(s, argv)?;
+    // The runners of the daemon this one replaces, finishing their deliveries: still our
+    // children, reaped (and stopped on SIGTERM) here.
+    let mut runners = Runners {
+        current: None,
+        finishing: running_children(numbers_in(RUNNER_PIDS)),
+        started: None,
+    };
+    if !runners.finishing.is_empty() {
+        log::info!(
+            "queue runner of the daemon before the restart finishing its deliveries (pid={})",
+            comma_list(runners.finishing.iter().copied())
+        );
+    }
+    // The queue runner, when -q<interval> was given with -bd: started at once, also
+    // beside one that is finishing (it skips the entries that one holds locked).
+    runners.start(s, argv)?;
     let host = engine.host_name.clone();
     loop {
         let mut restart = false;
@@ -507,7 +655,8 @@ pub fn daemon(
                     }
                 }
             }
-            reap(&mut children);
+            reap(&mut children, &mut runners);
+            runners.replace_ended(s, argv);
             let mut fds: Vec<nix::poll::PollFd> = listeners
                 .iter()
                 .map(|l| nix::poll::PollFd::new(l.as_fd(), nix::poll::PollFlags::POLLIN))
@@ -533,7 +682,7 @@ pub fn daemon(
                     Ok(x) => x,
                     Err(_) => continue,
                 };
-                reap(&mut children);
+                reap(&mut children, &mut runners);
                 if max_children > 0 && children.len() >= max_children {
                     let _ = stream.set_nonblocking(true);
                     let mut st = &stream;
@@ -581,22 +730,23 @@ pub fn daemon(
         if !restart || STOP.load(Ordering::SeqCst) {
             break;
         }
-        // Restarting: the runner stops (it lets its deliveries end); the sessions go on.
+        // Restarting: the sessions go on, and so do the runner's deliveries in progress:
+        // it is told to finish them and exit (SIGHUP), and the new program, which reaps
+        // it, starts its own runner at once.
         log::info!(
             "daemon restarting (SIGHUP); {} sessions go on",
             children.len()
         );
-        stop_runner(runner.take());
+        runners.finish();
+        exec_again(s, &listeners, &children, &runners.finishing);
         if STOP.load(Ordering::SeqCst) {
             break;
         }
-        exec_again(&listeners, &children);
         // The program could not be executed after all (it changed since its check):
-        // said, and the daemon runs on as it was, with a new runner if one can start.
-        runner = start_runner(s, argv).unwrap_or_else(|f| {
+        // said, and the daemon runs on as it was, with a new runner.
+        if let Err(f) = runners.start(s, argv) {
             log::error!("{}", f.message);
-            None
-        });
+        }
     }
     // Stopping: no new connections; the runner and the sessions are told to end.
     drop(std::mem::take(&mut listeners));
@@ -607,50 +757,140 @@ pub fn daemon(
             nix::sys::signal::Signal::SIGTERM,
         );
     }
-    stop_runner(runner);
-    while !children.is_empty() {
-        reap(&mut children);
+    runners.stop();
+    while !children.is_empty() || runners.any() {
+        reap(&mut children, &mut runners);
         std::thread::sleep(Duration::from_millis(20));
     }
     remove_pid_file(s);
     Ok(Sysexit::Ok)
 }
 
-/// The daemon's queue runner, when `-q<interval>` (or `-qp`) was given with `-bd`.
-fn start_runner(s: &Setup, argv: &[OsString]) -> Result<Option<std::process::Child>, Fatal> {
-    match s.inv.queue_run.as_ref() {
-        Some(q) if q.interval.is_some() || q.persistent => {
-            let mut cmd = Command::new(own_exe());
-            cmd.args(rsendmail::log::inherited_args())
-                .arg("--queue-runner")
-                .arg("--daemon-pid")
-                .arg(std::process::id().to_string())
-                .arg("--")
-                .args(argv)
-                .stdin(Stdio::null());
-            follow_parent(&mut cmd);
-            let child = cmd.spawn().map_err(|e| {
-                Fatal::new(
-                    Sysexit::OsErr,
-                    format!("cannot start the queue runner: {e}"),
-                )
-            })?;
-            Ok(Some(child))
+/// The least time between two starts of the daemon's queue runner when it keeps ending
+/// by itself (a runner that dies at once is not restarted in a tight loop).
+const RUNNER_RESTART_PAUSE: Duration = Duration::from_secs(5);
+
+/// The daemon's queue runners (`-q<interval>` or `-qp` with `-bd`), by process id (the
+/// daemon reaps every child itself, [`reap`]).
+struct Runners {
+    /// The runner running the queue now.
+    current: Option<i32>,
+    /// Runners told to finish their deliveries and exit (a restart) or to stop (the
+    /// daemon stops): not replaced when they end.
+    finishing: BTreeSet<i32>,
+    /// When the current runner was last started; None when no runner is wanted (no
+    /// `-q<interval>`) or none was started yet.
+    started: Option<std::time::Instant>,
+}
+
+impl Runners {
+    /// Start the queue runner, when `-q<interval>` (or `-qp`) was given with `-bd`.
+    fn start(&mut self, s: &Setup, argv: &[OsString]) -> Result<(), Fatal> {
+        let Some(q) = s.inv.queue_run.as_ref() else {
+            return Ok(());
+        };
+        if q.interval.is_none() && !q.persistent {
+            return Ok(());
         }
-        _ => Ok(None),
+        self.started = Some(std::time::Instant::now());
+        let mut cmd = Command::new(own_exe());
+        cmd.args(rsendmail::log::inherited_args())
+            .arg("--queue-runner")
+            .arg("--daemon-pid")
+            .arg(std::process::id().to_string())
+            .arg("--")
+            .args(argv)
+            .stdin(Stdio::null());
+        pass_started_as(&mut cmd);
+        follow_parent(&mut cmd);
+        let child = cmd.spawn().map_err(|e| {
+            Fatal::new(
+                Sysexit::OsErr,
+                format!("cannot start the queue runner: {e}"),
+            )
+        })?;
+        // Reaped by pid ([`reap`]), not through the handle.
+        self.current = Some(child.id() as i32);
+        Ok(())
+    }
+
+    /// A runner ended that the daemon did not stop (it died, or finished after a SIGHUP
+    /// of its own): a new one, at most one start per [`RUNNER_RESTART_PAUSE`].
+    fn replace_ended(&mut self, s: &Setup, argv: &[OsString]) {
+        if self.current.is_some() {
+            return;
+        }
+        let Some(started) = self.started else {
+            return;
+        };
+        if started.elapsed() < RUNNER_RESTART_PAUSE {
+            return;
+        }
+        if let Err(f) = self.start(s, argv) {
+            log::error!("{}", f.message);
+        }
+    }
+
+    /// A child that ended: whether it was one of ours (then said and forgotten).
+    fn ended(&mut self, pid: i32, status: &nix::sys::wait::WaitStatus) -> bool {
+        use nix::sys::wait::WaitStatus;
+        let how = match status {
+            WaitStatus::Exited(_, code) => format!("status={code}"),
+            WaitStatus::Signaled(_, sig, _) => format!("signal={sig}"),
+            _ => return false,
+        };
+        if self.current == Some(pid) {
+            self.current = None;
+            log::error!("queue runner ended, pid={pid}, {how}; starting another");
+            true
+        } else if self.finishing.remove(&pid) {
+            log::info!("queue runner finished, pid={pid}, {how}");
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A restart: the current runner finishes its deliveries in progress and exits
+    /// (SIGHUP: it starts no more, and abandons none).
+    fn finish(&mut self) {
+        if let Some(pid) = self.current.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGHUP,
+            );
+            self.finishing.insert(pid);
+        }
+    }
+
+    /// The daemon stops: every runner is told to stop (SIGTERM: it lets its deliveries
+    /// end within its grace time); [`reap`] sees them end.
+    fn stop(&mut self) {
+        self.started = None;
+        self.finishing.extend(self.current.take());
+        for pid in &self.finishing {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+
+    /// Whether a runner is still running.
+    fn any(&self) -> bool {
+        self.current.is_some() || !self.finishing.is_empty()
     }
 }
 
-/// Tell the runner to stop (SIGTERM: it lets its deliveries in progress end) and wait
-/// for it.
-fn stop_runner(runner: Option<std::process::Child>) {
-    if let Some(mut r) = runner {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(r.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = r.wait();
-    }
+/// Unblock the signals a restart held across its exec ([`exec_again`],
+/// [`restart_runner`]), once the new program's handlers are in place: one that came
+/// meanwhile is taken now.
+pub fn release_held_signals() {
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
+        Some(&session_signal_set()),
+        None,
+    );
 }
 
 /// The signals a session takes for itself, blocked across its fork, and the daemon's,
@@ -720,6 +960,11 @@ const LISTEN_FDS: &str = "RSENDMAIL_DAEMON_FDS";
 /// The environment variable in which a restarting daemon names the process ids of its
 /// sessions (`1234,1240`) for the program it executes ([`inherited_sessions`]).
 const SESSION_PIDS: &str = "RSENDMAIL_DAEMON_SESSIONS";
+
+/// The environment variable in which a restarting daemon names the process ids of its
+/// queue runners finishing their deliveries (`1236`), for the program it executes to
+/// reap.
+const RUNNER_PIDS: &str = "RSENDMAIL_DAEMON_RUNNERS";
 
 /// Read and remove an environment variable (at start, single-threaded): no process we
 /// start inherits it.
@@ -849,6 +1094,12 @@ fn restart_check(listeners: &[TcpListener]) -> Result<(), String> {
         .env(RESTART_CHECK, &nonce)
         .env(LISTEN_FDS, comma_list(fds.iter().copied()))
         .env_remove(SESSION_PIDS)
+        .env_remove(RUNNER_PIDS)
+        .env_remove(RUNNER_RESTARTED)
+        .env_remove(super::STARTED_AS)
+        .env_remove(RESTARTED)
+        .env_remove(RESTART_LOG)
+        .env_remove(RESTART_PID_FILE)
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(writer2);
@@ -984,8 +1235,14 @@ fn restart_check(listeners: &[TcpListener]) -> Result<(), String> {
 /// one is the one started) with the arguments it was started with, the listening
 /// sockets passed on ([`LISTEN_FDS`]) and the sessions named ([`SESSION_PIDS`]), as
 /// sendmail restarts on SIGHUP. Returns only when the exec failed, which is logged
-/// (`could not exec`); the sockets are then close-on-exec again and the daemon runs on.
-fn exec_again(listeners: &[TcpListener], sessions: &BTreeSet<i32>) {
+/// (`could not exec`), or when SIGTERM came meanwhile; the sockets are then close-on-exec
+/// again and the daemon runs on, or stops.
+fn exec_again(
+    s: &Setup,
+    listeners: &[TcpListener],
+    sessions: &BTreeSet<i32>,
+    runners: &BTreeSet<i32>,
+) {
     use std::os::unix::process::CommandExt;
     let exe = own_exe();
     let fds = listener_fds(listeners);
@@ -997,11 +1254,24 @@ fn exec_again(listeners: &[TcpListener], sessions: &BTreeSet<i32>) {
     // program has its handlers: until then SIGHUP's and SIGTERM's default action would
     // end the daemon.
     let held = hold_signals();
-    let e = Command::new(&exe)
-        .args(std::env::args_os().skip(1))
+    // A SIGTERM taken before the signals were held is not lost across the exec: the
+    // daemon stops instead.
+    if STOP.load(Ordering::SeqCst) {
+        release_signals(held);
+        for &fd in &fds {
+            // SAFETY: fcntl on our own open descriptor.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+        return;
+    }
+    let mut cmd = Command::new(&exe);
+    cmd.args(std::env::args_os().skip(1))
         .env(LISTEN_FDS, comma_list(fds.iter().copied()))
         .env(SESSION_PIDS, comma_list(sessions.iter().copied()))
-        .exec();
+        .env(RUNNER_PIDS, comma_list(runners.iter().copied()));
+    pass_started_as(&mut cmd);
+    pass_restart_info(&mut cmd, s);
+    let e = cmd.exec();
     release_signals(held);
     for &fd in &fds {
         // SAFETY: fcntl on our own open descriptor.
@@ -1012,6 +1282,14 @@ fn exec_again(listeners: &[TcpListener], sessions: &BTreeSet<i32>) {
         exe.display(),
         rsendmail::config::io_text(&e)
     );
+}
+
+/// Name the path this program was started from to the program `cmd` executes
+/// ([`super::STARTED_AS`]).
+fn pass_started_as(cmd: &mut Command) {
+    if let Some(p) = super::started_as() {
+        cmd.env(super::STARTED_AS, p);
+    }
 }
 
 /// Make the child `cmd` starts end (SIGTERM) when this process dies, whatever kills it:
@@ -1043,9 +1321,13 @@ fn follow_parent(cmd: &mut Command) {
 /// `O PidFile=` removed when the daemon stops, if it still names this process (a daemon
 /// started since may have written its own) on its first line.
 fn remove_pid_file(s: &Setup) {
-    let Some(p) = &s.settings.pid_file else {
-        return;
-    };
+    if let Some(p) = &s.settings.pid_file {
+        remove_pid_file_at(p);
+    }
+}
+
+/// The pid file at `p` removed if it names this process on its first line.
+fn remove_pid_file_at(p: &std::path::Path) {
     let ours = format!("{}\n", std::process::id());
     match rsendmail::boundedfile::read_regular(p, true, 64 * 1024) {
         Ok((text, _)) if text.starts_with(ours.as_bytes()) => {
@@ -1117,14 +1399,18 @@ fn replace_pid_file(p: &std::path::Path, argv: &[OsString]) -> std::io::Result<(
     done
 }
 
-fn reap(children: &mut BTreeSet<i32>) {
+/// Reap the children that ended: sessions are forgotten, runners said ([`Runners::ended`]).
+fn reap(children: &mut BTreeSet<i32>, runners: &mut Runners) {
     use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) | Err(_) => return,
             Ok(st) => {
                 if let Some(pid) = st.pid() {
-                    children.remove(&pid.as_raw());
+                    let pid = pid.as_raw();
+                    if !runners.ended(pid, &st) {
+                        children.remove(&pid);
+                    }
                 }
             }
         }
