@@ -52,10 +52,28 @@ fn install(env: &Env) -> PathBuf {
     bin.join("rsendmail-admin")
 }
 
-/// The group the tests' system spool belongs to: the test user's (a group that is not
-/// root's, as the spool's group must be).
+/// The group the tests' system spool belongs to: one fit for a spool, as check wants
+/// it (not root's, no members, nobody's primary group): `rsendmail`, init's group,
+/// when it is such a group, else the first such group of /etc/group.
 fn spool_gid() -> u32 {
-    test_user().gid
+    let passwd = fs::read_to_string("/etc/passwd").unwrap();
+    let primary: Vec<&str> = passwd.lines().filter_map(|l| l.split(':').nth(3)).collect();
+    let groups = fs::read_to_string("/etc/group").unwrap();
+    let fit: Vec<(&str, u32)> = groups
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            let gid = f.get(2)?;
+            let fit =
+                *gid != "0" && f.get(3).is_some_and(|m| m.is_empty()) && !primary.contains(gid);
+            fit.then(|| Some((f[0], gid.parse().ok()?)))?
+        })
+        .collect();
+    fit.iter()
+        .find(|(n, _)| *n == "rsendmail")
+        .or(fit.first())
+        .expect("a group with no members that is nobody's primary group")
+        .1
 }
 
 fn admin(env: &Env, args: &[&str]) -> Run {
@@ -1735,7 +1753,53 @@ fn following_each_fix_makes_check_pass() {
         ("waiting file 0666", |e| {
             subfile(e, "waiting/x", 0o666, None)
         }),
+        // A spool given to a user and her own group, `rsendmail` set-gid to none.
+        ("spool a user's own group", |e| {
+            sub(e, "tmp", 0o2770, None);
+            let u = test_user();
+            chown_r(&e.spool, u.uid, u.gid);
+            let bin = e.dir.join("bin/rsendmail");
+            std::os::unix::fs::chown(&bin, None, Some(u.gid)).unwrap();
+            fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        }),
+        ("fifo a user's", |e| {
+            fifo(e, 0o620, None);
+            std::os::unix::fs::chown(e.spool.join("wakeup"), Some(test_user().uid), None).unwrap();
+        }),
+        ("queued entry 0644", |e| entry(e, false, 0o644, None)),
+        ("queued entry group", |e| {
+            entry(e, false, 0o660, Some(65534))
+        }),
+        ("held entry 0666", |e| entry(e, true, 0o666, None)),
+        ("held entry group", |e| entry(e, true, 0o660, Some(65534))),
     ];
+    /// A queued entry (its `qf` and `sf` files), put on hold when `held`, its files
+    /// given `mode` and, when given, the group `gid`.
+    fn entry(e: &Env, held: bool, mode: u32, gid: Option<u32>) {
+        e.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+        let mut dir = e.spool.clone();
+        if held {
+            sub(e, "hold", 0o2770, None);
+            dir = e.spool.join("hold");
+        }
+        let names: Vec<_> = fs::read_dir(&e.spool)
+            .unwrap()
+            .flatten()
+            .map(|f| f.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("qf") || n.starts_with("sf"))
+            .collect();
+        assert!(names.iter().any(|n| n.starts_with("qf")), "{names:?}");
+        for n in names {
+            let p = dir.join(&n);
+            if held {
+                fs::rename(e.spool.join(&n), &p).unwrap();
+            }
+            if let Some(g) = gid {
+                std::os::unix::fs::chown(&p, None, Some(g)).unwrap();
+            }
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
     /// `chown -R uid:gid dir`.
     fn chown_r(dir: &std::path::Path, uid: u32, gid: u32) {
         let st = std::process::Command::new("chown")
@@ -1830,8 +1894,14 @@ fn following_each_fix_makes_check_pass() {
     let env = Env::new();
     let prog = install(&env);
     let run = || env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    // The entries first: a submission needs a spool that is not damaged yet.
+    entry(&env, false, 0o644, Some(65534));
+    entry(&env, true, 0o666, Some(65534));
     for (what, damage) in &cases {
-        if !what.starts_with("fifo") && !what.starts_with("auth") {
+        if !["fifo", "auth", "queued", "held"]
+            .iter()
+            .any(|p| what.starts_with(p))
+        {
             damage(&env);
         }
     }
@@ -1929,6 +1999,70 @@ fn a_spool_of_root_or_a_user_is_not_passed() {
         "{}",
         r.stdout
     );
+}
+
+/// A spool given to a user and her own group (`chown -R USER:USER`, `rsendmail`
+/// set-gid to none): check refuses the group (it is the user's primary group) and its
+/// fixes give the spool and the binary a group that is nobody's, never hers; after
+/// them check passes and the user is not in the spool's group. A spool of a group with
+/// no members that is nobody's primary group passes as it is.
+#[test]
+fn a_users_group_is_never_the_spools_group() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    let bin = env.dir.join("bin/rsendmail");
+    let run = || env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    no_fail(&run());
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let u = test_user();
+    let st = std::process::Command::new("chown")
+        .arg("-R")
+        .arg(format!("{}:{}", u.uid, u.gid))
+        .arg(&env.spool)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::os::unix::fs::chown(&bin, None, Some(u.gid)).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    let r = run();
+    r.code(78);
+    let users_group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(u.gid))
+        .unwrap()
+        .unwrap()
+        .name;
+    line(&r, "FAIL spool: ");
+    line(&r, "FAIL binary: ");
+    for _ in 0..2 {
+        for l in run().stdout.lines().filter(|l| l.contains("(fix: ")) {
+            let at = l.rfind(" (fix: ").unwrap();
+            let cmd = l[at + 7..].strip_suffix(')').unwrap();
+            assert!(
+                !cmd.contains(&format!(":{users_group} "))
+                    && !cmd.contains(&format!("chgrp {users_group} ")),
+                "a fix gives the user's group: {l}"
+            );
+            let st = std::process::Command::new("sh")
+                .args(["-c", cmd])
+                .status()
+                .unwrap();
+            assert!(st.success(), "{cmd}");
+        }
+    }
+    let r = run();
+    no_fail(&r);
+    use std::os::unix::fs::MetadataExt;
+    let gid = fs::metadata(&env.spool).unwrap().gid();
+    assert_ne!(gid, u.gid, "{}", r.stdout);
+    assert_ne!(gid, 0, "{}", r.stdout);
+    assert_eq!(fs::metadata(&bin).unwrap().gid(), gid);
+    // Nobody is in it and it is nobody's primary group: the user cannot write the spool.
+    let g = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+        .unwrap()
+        .unwrap();
+    assert!(g.mem.is_empty(), "{:?}", g.mem);
 }
 
 /// `config` never shows an empty value: `Timeout.queuewarn` without QueueTimeout's

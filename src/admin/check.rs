@@ -7,9 +7,10 @@
 //! file and line, then the files it names; options rsendmail accepts but does not act
 //! on, keywords that change nothing and lines another overrides are `warn` lines; the
 //! file and its directory writable by root alone), the mail name and host name, the
-//! spool (its group and modes; a spool everyone may write in the words of the programs
-//! that refuse it; its sub-directories and the files submissions write in them, as
-//! `rsendmail-admin init` leaves them), the installed `rsendmail` (set-gid to the spool's
+//! spool (its group, never one a user acts with, and modes; a spool everyone may write
+//! in the words of the programs that refuse it; its sub-directories, the files
+//! submissions write in them and the queue entries, as `rsendmail-admin init` leaves
+//! them), the installed `rsendmail` (set-gid to the spool's
 //! group) and `rsendmail-deliver` (root's alone, not set-id, in a directory root's
 //! alone), the queue runner's wake-up FIFO (`SPOOLDIR/wakeup`; no runner holding it
 //! open is a `warn`, or a failure when nothing else would send the mail: the delivery
@@ -477,6 +478,49 @@ fn rsendmail_path() -> PathBuf {
     PathBuf::from("/usr/sbin/rsendmail")
 }
 
+/// Why the group `gid` must not be a system spool's group, if so: root's group (it
+/// would make `rsendmail` set-gid root), a group with members or a user's primary group
+/// (each such user could change or remove every message queued). Only the spool's own
+/// group, which `rsendmail` is set-gid to, may write the spool.
+fn group_unfit(gid: u32) -> Option<String> {
+    if gid == 0 {
+        return Some("root's group".to_string());
+    }
+    if let Ok(Some(g)) = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+        && !g.mem.is_empty()
+    {
+        return Some(format!("a group with members ({})", g.mem.join(", ")));
+    }
+    primary_user(gid).map(|u| format!("the primary group of the user {u}"))
+}
+
+/// The name of a user (a passwd entry) whose primary group is `gid`, if any.
+fn primary_user(gid: u32) -> Option<String> {
+    let mut found = None;
+    // SAFETY: the passwd database is read start to end in this one thread (the admin
+    // program runs no other thread here); each entry's name is copied before the next
+    // call.
+    unsafe {
+        libc::setpwent();
+        loop {
+            let p = libc::getpwent();
+            if p.is_null() {
+                break;
+            }
+            if (*p).pw_gid == gid && !(*p).pw_name.is_null() {
+                found = Some(
+                    std::ffi::CStr::from_ptr((*p).pw_name)
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+                break;
+            }
+        }
+        libc::endpwent();
+    }
+    found
+}
+
 /// Who the spool and its sub-directories must belong to, as `rsendmail-admin init`
 /// leaves them: a system spool is root's, of the spool's group (never root's group,
 /// which would make `rsendmail` set-gid root); a user's own spool is hers.
@@ -490,8 +534,9 @@ struct SpoolOwner {
 
 impl SpoolOwner {
     /// The owner wanted for the spool at `spool_md`. The group of a system spool: its
-    /// own when that is not root's (`init --group` may have chosen it); else the group
-    /// the installed `rsendmail` is set-gid to, when not root's; else
+    /// own when it is fit for a spool (`init --group` may have chosen it;
+    /// [`group_unfit`]); else the group the installed `rsendmail` is set-gid to, when
+    /// fit; else
     /// [`init::DEFAULT_GROUP`], the group init gives when not told another.
     fn wanted(s: &app::Setup, spool_md: &std::fs::Metadata) -> SpoolOwner {
         if s.spool.private {
@@ -503,9 +548,9 @@ impl SpoolOwner {
         }
         let bin_gid = std::fs::metadata(rsendmail_path())
             .ok()
-            .filter(|md| md.mode() & 0o2000 != 0 && md.gid() != 0)
+            .filter(|md| md.mode() & 0o2000 != 0 && group_unfit(md.gid()).is_none())
             .map(|md| md.gid());
-        let gid = if spool_md.gid() != 0 {
+        let gid = if group_unfit(spool_md.gid()).is_none() {
             Some(spool_md.gid())
         } else if bin_gid.is_some() {
             bin_gid
@@ -532,7 +577,11 @@ impl SpoolOwner {
     fn chown(&self, p: &Path) -> Vec<String> {
         let mut cmds = Vec::new();
         if self.gid.is_none() {
-            cmds.push(format!("groupadd --system {}", self.group));
+            // Once made, the next line's fix must not fail on it.
+            cmds.push(format!(
+                "{{ getent group {g} >/dev/null || groupadd --system {g}; }}",
+                g = self.group
+            ));
         }
         cmds.push(format!(
             "chown {}:{} {}",
@@ -635,8 +684,10 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                 user_name(spool_md.uid())
             )
         } else {
+            let why = group_unfit(spool_md.gid()).unwrap_or_default();
             format!(
-                "of the group {}: `rsendmail` would have to be set-gid to it",
+                "of the group {}, {why}: only the group `rsendmail` is set-gid to may \
+                 write the spool, and nobody may be in it",
                 group_name(spool_md.gid())
             )
         };
@@ -866,9 +917,13 @@ fn subdirs_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
             // Its files are looked at too, so that one round of fixes is enough.
         }
         if matches!(sub, "index" | "index/domains" | "slots" | "waiting") {
-            problems += files_step(t, &p, want, private, file_mode);
+            problems += files_step(t, &p, want, private, file_mode, false);
+        } else if sub == crate::spool::HOLD {
+            problems += files_step(t, &p, want, private, file_mode, true);
         }
     }
+    // The entries queued at the spool's top, as those held.
+    problems += files_step(t, &s.spool.dir, want, private, file_mode, true);
     if problems == 0 && seen > 0 {
         t.say(
             Mark::Ok,
@@ -886,16 +941,19 @@ fn subdirs_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
     }
 }
 
-/// The files in `dir` (a sub-directory of the spool whose files submissions write):
-/// each must be a regular file of the spool's group with mode `file_mode` (a user's
-/// own spool: hers). One `FAIL spool` line for all the wrong ones, naming a few, with
-/// a fix for them all; the number of such lines (0 or 1).
+/// The files in `dir` (a sub-directory of the spool whose files submissions write), or
+/// with `only_entries` its queue entries' files (`qf*`, `sf*`:
+/// [`crate::spool::ENTRY_PREFIXES`]; the spool's top and `hold/`): each must be a
+/// regular file of the spool's group with mode `file_mode` (a user's own spool: hers),
+/// as `rsendmail-admin init` leaves them. One `FAIL spool` line for all the wrong ones,
+/// naming a few, with a fix for them all; the number of such lines (0 or 1).
 fn files_step(
     t: &mut Tally,
     dir: &Path,
     want: &SpoolOwner,
     private: bool,
     file_mode: u32,
+    only_entries: bool,
 ) -> usize {
     let group = &want.group;
     let Ok(list) = std::fs::read_dir(dir) else {
@@ -903,6 +961,13 @@ fn files_step(
     };
     let mut wrong: Vec<String> = Vec::new();
     for ent in list.flatten() {
+        if only_entries
+            && !crate::spool::ENTRY_PREFIXES
+                .iter()
+                .any(|p| ent.file_name().as_encoded_bytes().starts_with(p.as_bytes()))
+        {
+            continue;
+        }
         let Ok(md) = ent.metadata() else { continue };
         // Directories (index/domains) are checked as sub-directories; links and the
         // rest are refused by every program that opens them.
@@ -925,11 +990,20 @@ fn files_step(
         shown.push(format!("and {} more", wrong.len() - 3));
     }
     let d = sh_word(dir);
+    let names = if only_entries {
+        let each: Vec<String> = crate::spool::ENTRY_PREFIXES
+            .iter()
+            .map(|p| format!("-name '{p}*'"))
+            .collect();
+        format!(" \\( {} \\)", each.join(" -o "))
+    } else {
+        String::new()
+    };
     let cmd = if private {
-        format!("find {d} -maxdepth 1 -type f -exec chmod {file_mode:o} {{}} +")
+        format!("find {d} -maxdepth 1 -type f{names} -exec chmod {file_mode:o} {{}} +")
     } else {
         format!(
-            "find {d} -maxdepth 1 -type f -exec chgrp {group} {{}} + -exec chmod {file_mode:o} {{}} +"
+            "find {d} -maxdepth 1 -type f{names} -exec chgrp {group} {{}} + -exec chmod {file_mode:o} {{}} +"
         )
     };
     let want = if private {
@@ -1026,11 +1100,12 @@ fn wakeup_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner, only_runner: Op
         ),
         Ok(md)
             if md.mode() & 0o7777 != crate::spool::wake::MODE
-                || (!s.spool.private && want.gid != Some(md.gid())) =>
+                || (!s.spool.private && !want.owns(&md)) =>
         {
+            // Its owner may change its mode and so stop or flood the runner's wake-ups.
             let mut cmds = Vec::new();
-            if !s.spool.private && want.gid != Some(md.gid()) {
-                cmds.push(format!("chgrp {} {}", want.group, sh_word(&fifo)));
+            if !s.spool.private && !want.owns(&md) {
+                cmds.extend(want.chown(&fifo));
             }
             cmds.push(format!(
                 "chmod {:04o} {}",
@@ -1041,11 +1116,15 @@ fn wakeup_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner, only_runner: Op
                 Sysexit::Config,
                 "wakeup",
                 &format!(
-                    "{} ({}): must be {:04o}, group {}{}",
+                    "{} ({}): must be {:04o}, {}{}",
                     fifo.display(),
                     owner_mode(&md),
                     crate::spool::wake::MODE,
-                    want.group,
+                    if s.spool.private {
+                        "this user's".to_string()
+                    } else {
+                        format!("root:{}", want.group)
+                    },
                     fix(&cmds)
                 ),
             )

@@ -8,7 +8,8 @@
 //! SPOOLDIR/tmp, index, corrupt, slots, waiting
 //!                          2770 root:GROUP
 //! SPOOLDIR/wakeup          FIFO 0620 root:GROUP (the queue runner's wake-up endpoint)
-//! SPOOLDIR/qf*, sf*        0660, group GROUP  (entries already there keep their owner)
+//! SPOOLDIR/qf*, sf*, and those in SPOOLDIR/hold
+//!                          0660, group GROUP  (entries already there keep their owner)
 //! SPOOLDIR/index/domains   2770 root:GROUP, when it is there (the index makes it)
 //! files in index/, index/domains/, slots/, waiting/
 //!                          0660, group GROUP  (their owner kept)
@@ -165,6 +166,11 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
     }
     wakeup(&spool, &who)?;
     entries(&spool.dir, &who, true)?;
+    // The entries put on hold, as those queued.
+    let held = spool.dir.join(crate::spool::HOLD);
+    if crate::spool::open_dir(&held).is_ok() {
+        entries(&held, &who, true)?;
+    }
     // The files submissions and runs write (the index, the background slots, the
     // waiting markers): the spool's group and 0660, as the entries.
     for sub in ["index", "index/domains", "slots", "waiting"] {
@@ -355,8 +361,8 @@ fn make_fifo(path: &Path, mode: u32) -> Result<(), Fatal> {
     Ok(())
 }
 
-/// The entries already in the spool directory `dir` (`qf*`, `sf*`: an upgrade, a spool
-/// restored by hand), or with `!only_entries` every file in `dir` (a sub-directory whose
+/// The entries already in the spool directory `dir` or `hold/` (`qf*`, `sf*`: an
+/// upgrade, a spool restored by hand), or with `!only_entries` every file in `dir` (a sub-directory whose
 /// files submissions write): the spool's group and mode 0660, their owner kept. Only
 /// regular files with one link are changed.
 fn entries(dir: &Path, who: &Owner, only_entries: bool) -> Result<(), Fatal> {
