@@ -356,7 +356,7 @@ fn init_makes_the_spool_and_is_idempotent() {
 /// `init` puts wrong modes, owners and groups right, one line for each, and moves what
 /// is not the spool's own at a sub-directory's or the FIFO's name into `corrupt/`; a
 /// symbolic link planted there is never followed (what it points to keeps its owner and
-/// mode). Entries already there get the spool's group and mode 0660.
+/// mode). Entries already there (queued or held) get the spool's group and mode 0660.
 #[test]
 fn init_repairs_modes_and_follows_no_link() {
     if !is_root() {
@@ -386,6 +386,11 @@ fn init_repairs_modes_and_follows_no_link() {
     fs::write(&entry, "x").unwrap();
     fs::set_permissions(&entry, fs::Permissions::from_mode(0o644)).unwrap();
     nix::unistd::chown(&entry, None, Some(nix::unistd::Gid::from_raw(0))).unwrap();
+    // An entry put on hold, as those queued.
+    let held = spool.join("hold/sfAAAAAAAAAAAAAA");
+    fs::write(&held, "x").unwrap();
+    fs::set_permissions(&held, fs::Permissions::from_mode(0o644)).unwrap();
+    nix::unistd::chown(&held, None, Some(nix::unistd::Gid::from_raw(0))).unwrap();
     // The index's directory of domains and the files submissions write.
     let domains = spool.join("index/domains");
     fs::create_dir(&domains).unwrap();
@@ -432,6 +437,10 @@ fn init_repairs_modes_and_follows_no_link() {
             "repaired {}: 660 group mail (was 644 group root)",
             entry.display()
         ),
+        format!(
+            "repaired {}: 660 group mail (was 644 group root)",
+            held.display()
+        ),
     ] {
         assert!(said.contains(&want), "{said:?} lacks {want:?}");
     }
@@ -456,6 +465,7 @@ fn init_repairs_modes_and_follows_no_link() {
     assert_layout(&spool);
     assert_eq!(owner_mode(&outside), (0o755, 0, 0), "a link was followed");
     assert_eq!(owner_mode(&entry), (0o660, 0, mail_gid()));
+    assert_eq!(owner_mode(&held), (0o660, 0, mail_gid()));
     let aside: Vec<String> = fs::read_dir(spool.join("corrupt"))
         .unwrap()
         .flatten()
