@@ -1279,3 +1279,53 @@ fn deliverer_step(t: &mut Tally, s: &app::Setup) {
         None => t.say(Mark::Ok, "binary", &shown),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Root's group, a user's primary group and a group with members are each refused
+    /// as a spool's group, with why.
+    #[test]
+    fn groups_users_act_with_are_unfit() {
+        assert_eq!(group_unfit(0).as_deref(), Some("root's group"));
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+        let primary: Vec<(String, u32)> = passwd
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                Some((f.first()?.to_string(), f.get(3)?.parse().ok()?))
+            })
+            .collect();
+        let with_members = groups.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            let gid: u32 = f.get(2)?.parse().ok()?;
+            (gid != 0 && !f.get(3)?.is_empty()).then_some(gid)
+        });
+        if let Some(gid) = with_members {
+            let why = group_unfit(gid).unwrap();
+            assert!(
+                why.starts_with("a group with members (") || why.starts_with("the primary"),
+                "{why}"
+            );
+        }
+        for (user, gid) in primary.iter().filter(|(_, g)| *g != 0) {
+            let why = group_unfit(*gid).unwrap_or_default();
+            assert!(
+                why.starts_with("the primary group of the user ")
+                    || why.starts_with("a group with members"),
+                "{user} {gid}: {why:?}"
+            );
+        }
+        // A group nobody is in and nobody has as primary group is fit.
+        if let Some(gid) = groups.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            let gid: u32 = f.get(2)?.parse().ok()?;
+            (gid != 0 && f.get(3)?.is_empty() && !primary.iter().any(|(_, g)| *g == gid))
+                .then_some(gid)
+        }) {
+            assert_eq!(group_unfit(gid), None, "{gid}");
+        }
+    }
+}
