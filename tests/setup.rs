@@ -1885,6 +1885,145 @@ fn a_standalone_queue_runner_restarts_on_sighup() {
     assert!(wait_exit(&mut child, Duration::from_secs(20)).is_some());
 }
 
+/// How many of `peer`'s messages name `rcpt`.
+fn copies_to(peer: &crate::harness::servers::Peer, rcpt: &str) -> usize {
+    peer.messages()
+        .iter()
+        .filter(|(j, _)| j.contains(rcpt))
+        .count()
+}
+
+/// A runner finishing after SIGHUP while its delivery of a poked entry waits for a slow
+/// server's reply to the final dot: `runner` is that runner's pid (`None` when it is
+/// the only process to signal and watch: `pid`). It stops listening on the wake-up
+/// endpoint at once, so a new `-odb` submission delivers in the background itself and
+/// arrives while the old delivery still waits; each message arrives exactly once, and
+/// the runner that follows (`follower` tells it is up) takes the endpoint again.
+fn new_mail_passes_a_finishing_runner(
+    env: &Env,
+    peer: &crate::harness::servers::Peer,
+    log: &Path,
+    runner: u32,
+    follower: &dyn Fn() -> bool,
+) {
+    env.sendmail(&["-odb", "stall@example.org"], b"Subject: slow\n\nslow\n")
+        .code(0);
+    wait_until(Duration::from_secs(20), "the slow delivery's data", || {
+        peer.transcript().contains("DATA")
+    });
+    let said = fs::read_to_string(log).unwrap_or_default();
+    assert_eq!(log_count(log, "to=<stall@example.org>"), 0, "{said}");
+    sighup(runner);
+    // A FIFO without a reader: opening it to write fails with ENXIO.
+    wait_until(
+        Duration::from_secs(20),
+        "the runner to stop listening",
+        || {
+            use std::os::unix::fs::OpenOptionsExt;
+            fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(env.spool.join("wakeup"))
+                .is_err_and(|e| e.raw_os_error() == Some(libc::ENXIO))
+        },
+    );
+    env.sendmail(&["-odb", "fast@example.org"], b"Subject: fast\n\nfast\n")
+        .code(0);
+    wait_until(
+        Duration::from_secs(40),
+        "the new message beside the finishing runner",
+        || copies_to(peer, "fast@example.org") == 1,
+    );
+    // While the old delivery still waits for its reply.
+    assert_eq!(copies_to(peer, "stall@example.org"), 0);
+    wait_until(Duration::from_secs(90), "the slow delivery", || {
+        copies_to(peer, "stall@example.org") == 1
+    });
+    wait_until(Duration::from_secs(30), "the next runner", follower);
+    wait_until(
+        Duration::from_secs(30),
+        "the next runner's endpoint",
+        || log_count(log, "queue runner listening on") == 2,
+    );
+    env.wait_until_empty(Duration::from_secs(20));
+    holds_for(Duration::from_secs(3), "exactly one copy of each", || {
+        peer.messages().len() == 2
+            && copies_to(peer, "stall@example.org") == 1
+            && copies_to(peer, "fast@example.org") == 1
+    });
+    // The endpoint is listened on again: a third message goes to the new runner.
+    env.sendmail(&["-odb", "third@example.org"], b"Subject: third\n\nthird\n")
+        .code(0);
+    wait_until(Duration::from_secs(20), "the third message", || {
+        copies_to(peer, "third@example.org") == 1
+    });
+}
+
+/// A daemon's runner SIGHUP'd while it delivers a poked entry to a slow server: new
+/// mail does not wait for that delivery (see [`new_mail_passes_a_finishing_runner`]).
+#[test]
+fn a_daemons_finishing_runner_does_not_hold_up_new_mail() {
+    use crate::harness::servers::{Daemon, Peer};
+    if !crate::harness::servers::have_peer() {
+        return;
+    }
+    let env = Env::new();
+    let peer = Peer::start(&env.dir, &[("STALL", "30")]);
+    let log = env.dir.join("maillog");
+    env.add_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\nO Timeout.datafinal=90s\nMAILLOG {}\n",
+        peer.port,
+        log.display()
+    ));
+    let d = Daemon::start(&env, &["-q30m"]);
+    let pid = d.child.id();
+    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
+        log_count(&log, "queue runner listening on") == 1
+    });
+    let first = queue_runners_of(pid);
+    assert_eq!(first.len(), 1);
+    new_mail_passes_a_finishing_runner(&env, &peer, &log, first[0], &|| {
+        let now = queue_runners_of(pid);
+        now.len() == 1 && now != first
+    });
+    drop(d);
+}
+
+/// The same for a standalone periodic runner (`-q<interval>`): after its restart it
+/// listens again.
+#[test]
+fn a_standalone_finishing_runner_does_not_hold_up_new_mail() {
+    use crate::harness::servers::Peer;
+    if !crate::harness::servers::have_peer() {
+        return;
+    }
+    let env = Env::new();
+    let peer = Peer::start(&env.dir, &[("STALL", "30")]);
+    let log = env.dir.join("maillog");
+    env.add_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\nO Timeout.datafinal=90s\nMAILLOG {}\n",
+        peer.port,
+        log.display()
+    ));
+    let mut child = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-q30m", "-qf"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
+        log_count(&log, "queue runner listening on") == 1
+    });
+    new_mail_passes_a_finishing_runner(&env, &peer, &log, pid, &|| {
+        log_count(&log, "queue runner started") == 2
+    });
+    assert!(running(pid));
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(20)).is_some());
+}
+
 /// SIGHUP when the configuration now names a MAILLOG that cannot be opened (its
 /// directory is missing): the restart is refused, as for a missing spool, and said in the
 /// log in use; the daemon runs on logging there. Mended, SIGHUP restarts it.

@@ -76,7 +76,7 @@ fn slot(spool: &Spool, max: usize) -> Option<fs::File> {
 
 /// Leave `arg` (an entry argument) in `waiting/`. False when the marker cannot be made
 /// (the entry then waits for the next queue run, as it did without markers).
-fn mark_waiting(spool: &Spool, arg: &str) -> bool {
+pub fn mark_waiting(spool: &Spool, arg: &str) -> bool {
     let dir = match spool.subdir("waiting") {
         Ok(d) => d,
         Err(e) => {

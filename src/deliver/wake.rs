@@ -174,6 +174,32 @@ impl Listener {
         })
     }
 
+    /// Stop listening at once (a runner that is finishing: SIGHUP, SIGTERM's grace):
+    /// the lines already in the pipe, which no reader would take after the close, are
+    /// left in `waiting/` for the next runner or background delivery; then the reading
+    /// end is closed, so that a submission's poke finds no reader (when no other runner
+    /// of the spool holds the FIFO) and the submission delivers in the background itself.
+    pub fn close(mut self, spool: &Spool) {
+        let mut left: Vec<String> = Vec::new();
+        loop {
+            let lines = self.wait(Duration::ZERO);
+            if lines.is_empty() {
+                break;
+            }
+            left.extend(lines);
+        }
+        drop(self.file);
+        for line in left {
+            if entry_ids(&line).is_some() {
+                super::background::mark_waiting(spool, &line);
+            }
+        }
+        log::info!(
+            "queue runner no longer listening on {}",
+            self.path.display()
+        );
+    }
+
     /// Whether the endpoint's path still names this listener's FIFO.
     fn in_place(&self) -> bool {
         fs::symlink_metadata(&self.path)
@@ -257,10 +283,18 @@ fn listen(spool: &Spool, tell: bool) -> Option<Listener> {
 
 /// The listener's loop, until `stop`: deliver what each poke names (entries never
 /// tried), and the entries background deliveries left waiting; every second, make the
-/// endpoint again if it is missing, was removed or was replaced.
+/// endpoint again if it is missing, was removed or was replaced. Once `stop` is set the
+/// endpoint is closed at once ([`Listener::close`]), even while a delivery it started
+/// is still in progress: a finishing runner takes no new entry, so submissions must
+/// not wait for it.
 pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
     let mut l = listen(&s.spool, true);
     let mut checked = Instant::now();
+    let stop_listening = |l: &mut Option<Listener>| {
+        if let Some(x) = l.take() {
+            x.close(&s.spool);
+        }
+    };
     while !stop.load(Ordering::SeqCst) {
         let lines = match l.as_mut() {
             Some(l) => l.wait(Duration::from_millis(200)),
@@ -282,10 +316,33 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
                 ids.push(id);
             }
         }
-        if !ids.is_empty()
-            && let Err(e) = super::runner::deliver_ids(engine, &s.spool, ids, false, true)
-        {
-            log::error!("{e}");
+        if !ids.is_empty() {
+            // Delivered beside this loop, which watches `stop` meanwhile.
+            std::thread::scope(|scope| {
+                let (done, ended) = std::sync::mpsc::channel::<()>();
+                let delivery = scope.spawn(move || {
+                    let r = super::runner::deliver_ids(engine, &s.spool, ids, false, true);
+                    let _ = done.send(());
+                    r
+                });
+                // Ends at once when the delivery does (sent, or the sender dropped by a
+                // panic).
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    ended.recv_timeout(Duration::from_millis(50))
+                {
+                    if stop.load(Ordering::SeqCst) {
+                        stop_listening(&mut l);
+                    }
+                }
+                match delivery.join() {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => log::error!("{e}"),
+                    Err(_) => log::error!("queue runner: a delivery ended abnormally"),
+                }
+            });
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
         }
         if checked.elapsed() >= Duration::from_secs(1) {
             checked = Instant::now();
@@ -302,4 +359,5 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
             }
         }
     }
+    stop_listening(&mut l);
 }
