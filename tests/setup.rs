@@ -2053,6 +2053,18 @@ fn sighup_with_a_maillog_that_cannot_be_opened_keeps_the_daemon_running() {
                 .any(|l| l.contains("SIGHUP: not restarting: ") && l.contains(&want))
         })
     });
+    // Said once, without the checked program's own log line inside it.
+    let refusal = fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .find(|l| l.contains("SIGHUP: not restarting: "))
+        .unwrap()
+        .to_string();
+    assert_eq!(refusal.matches(&want).count(), 1, "{refusal}");
+    let said = refusal
+        .split_once("SIGHUP: not restarting: ")
+        .map_or("", |(_, r)| r);
+    assert!(!said.contains("]: "), "{refusal}");
     assert_eq!(log_count(&log, "listening on"), 1, "it restarted");
     assert!(greeting_on(d.port, Duration::from_secs(10)).starts_with("220 "));
     fs::write(&env.conf, &good).unwrap();

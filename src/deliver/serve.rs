@@ -528,6 +528,37 @@ pub fn restart_runner(s: &Setup, stop: &AtomicBool) {
     );
 }
 
+/// What a checked program printed, each thing once: a log line's own text without its
+/// time and program (`2026-12-01T12:00:00+00:00 rsendmail-deliver[7]: `), and a line
+/// dropped when an earlier one says the same or a shorter one begins it (`cannot open
+/// MAILLOG X: ...; logging to stderr` beside the error `cannot open MAILLOG X: ...`).
+fn said_once<'a>(lines: &[&'a str]) -> Vec<&'a str> {
+    let text = |l: &'a str| -> &'a str {
+        let mut words = l.splitn(3, ' ');
+        match (words.next(), words.next(), words.next()) {
+            (Some(time), Some(who), Some(rest))
+                if time.len() >= 19
+                    && time.as_bytes().get(4) == Some(&b'-')
+                    && time.contains('T')
+                    && who.ends_with("]:") =>
+            {
+                rest
+            }
+            _ => l,
+        }
+    };
+    let all: Vec<&'a str> = lines.iter().map(|l| text(l)).collect();
+    all.iter()
+        .enumerate()
+        .filter(|&(i, l)| {
+            !all.iter()
+                .enumerate()
+                .any(|(j, o)| j != i && l.starts_with(o) && (l.len() > o.len() || j < i))
+        })
+        .map(|(_, l)| *l)
+        .collect()
+}
+
 /// `-bd` (in the background) and `-bD` (in the foreground): listen, serve, and with
 /// `-q<interval>` also run the queue.
 pub fn daemon(
@@ -1185,7 +1216,7 @@ fn restart_check(listeners: &[TcpListener]) -> Result<(), String> {
         .map(str::trim)
         .filter(|l| !l.is_empty() && *l != passed_line)
         .collect();
-    let mut printed = rsendmail::log::sanitize(&printed.join("; "));
+    let mut printed = rsendmail::log::sanitize(&said_once(&printed).join("; "));
     if printed.len() > RESTART_CHECK_OUTPUT {
         let mut end = RESTART_CHECK_OUTPUT;
         while !printed.is_char_boundary(end) {
@@ -1461,6 +1492,23 @@ fn session(
 #[cfg(test)]
 #[allow(clippy::indexing_slicing)]
 mod tests {
+    /// The refusal says each thing the checked program printed once, without a log
+    /// line's time and program.
+    #[test]
+    fn a_checked_programs_words_are_said_once() {
+        let lines = [
+            "2026-12-01T12:53:53+00:00 rsendmail-deliver[25286]: cannot open MAILLOG /x/log: No such file or directory; logging to stderr",
+            "cannot open MAILLOG /x/log: No such file or directory",
+        ];
+        assert_eq!(
+            said_once(&lines),
+            ["cannot open MAILLOG /x/log: No such file or directory"]
+        );
+        assert_eq!(said_once(&["a", "a", "b"]), ["a", "b"]);
+        assert_eq!(said_once(&["conf: line 1: bad"]), ["conf: line 1: bad"]);
+        assert_eq!(said_once(&[]), Vec::<&str>::new());
+    }
+
     use super::*;
 
     #[test]
