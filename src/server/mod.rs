@@ -920,21 +920,25 @@ mod tests {
     fn a_message_without_helo_names_the_client_and_warns() {
         let s = ScratchSpool::new("no-helo");
         let msg = b"MAIL FROM:<a@b.test>\r\nRCPT TO:<root>\r\nDATA\r\nSubject: x\r\n\r\nb\r\n.\r\nQUIT\r\n";
-        for warn in [false, true] {
+        // The message a session with `input` queued, `authwarnings` set as `warn`.
+        let queued = |input: &[u8], warn: bool| {
             let privacy = Privacy {
                 auth_warnings: warn,
                 ..Privacy::default()
             };
             let out = session_with(
                 &s.spool,
-                msg,
+                input,
                 true,
                 DeliveryMode::QueueOnly,
                 no_slowdown(),
                 &[],
                 privacy,
             );
-            let message = queued_message(&s.spool, &out);
+            queued_message(&s.spool, &out)
+        };
+        for warn in [false, true] {
+            let message = queued(msg, warn);
             assert!(
                 message.starts_with("Received: from localhost (tester@localhost)\n"),
                 "{message}"
@@ -944,21 +948,7 @@ mod tests {
             assert_eq!(message.contains(warning), warn, "{message}");
         }
         // With a HELO, no warning.
-        let helo = [b"HELO a.example\r\n".as_slice(), msg].concat();
-        let privacy = Privacy {
-            auth_warnings: true,
-            ..Privacy::default()
-        };
-        let out = session_with(
-            &s.spool,
-            &helo,
-            true,
-            DeliveryMode::QueueOnly,
-            no_slowdown(),
-            &[],
-            privacy,
-        );
-        let message = queued_message(&s.spool, &out);
+        let message = queued(&[b"HELO a.example\r\n".as_slice(), msg].concat(), true);
         assert!(!message.contains("didn't use HELO"), "{message}");
         assert!(message.starts_with("Received: from a.example (tester@localhost)"));
     }
