@@ -1038,6 +1038,47 @@ fn sighup_after_an_upgrade_by_rename_runs_the_new_program() {
     assert_eq!(env.entries().len(), 1);
 }
 
+/// An [`Env`] whose configuration names a MAILLOG in its directory; the log's path.
+fn env_with_maillog() -> (Env, PathBuf) {
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    (env, log)
+}
+
+/// An [`Env`] relaying to a test server that keeps its reply to the final dot for `stall`
+/// seconds (`STALL`), with `O Timeout.datafinal=`datafinal and a MAILLOG; the server and
+/// the log's path. None when there is no such server here.
+fn stalling_relay(
+    stall: &str,
+    datafinal: &str,
+) -> Option<(Env, crate::harness::servers::Peer, PathBuf)> {
+    if !crate::harness::servers::have_peer() {
+        return None;
+    }
+    let env = Env::new();
+    let peer = crate::harness::servers::Peer::start(&env.dir, &[("STALL", stall)]);
+    let log = env.dir.join("maillog");
+    env.add_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\nO Timeout.datafinal={datafinal}\nMAILLOG {}\n",
+        peer.port,
+        log.display()
+    ));
+    Some((env, peer, log))
+}
+
+/// A standalone periodic queue runner, `PROGRAM -C conf -q30m -qf` (in the foreground:
+/// the child is the runner).
+fn standalone_runner(env: &Env, program: &Path) -> std::process::Child {
+    Command::new(program)
+        .args(["-C", env.conf.to_str().unwrap(), "-q30m", "-qf"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// How many lines of the log at `log` contain `what`.
 fn log_count(log: &Path, what: &str) -> usize {
     fs::read_to_string(log)
@@ -2181,4 +2222,268 @@ fn a_restart_that_fails_at_its_start_says_why_and_removes_the_pid_file() {
         "{said}"
     );
     assert!(!pid_file.exists(), "the pid file names a dead process");
+}
+
+/// What `ps` shows of process `pid`: its name (`/proc/PID/comm`, what `ps -o comm` and
+/// `pgrep -x` match) and its argv\[0\].
+fn shown_as(pid: u32) -> (String, String) {
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
+    (
+        comm.trim_end().to_string(),
+        String::from_utf8_lossy(argv0).into_owned(),
+    )
+}
+
+/// The processes whose command line holds each of `words`.
+fn processes_with(words: &[&str]) -> Vec<u32> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|b| {
+                let line = String::from_utf8_lossy(&b);
+                words.iter().all(|w| line.contains(w))
+            })
+        })
+        .collect()
+}
+
+/// The installed `rsendmail-deliver` in `bins` renamed away (nothing at its path): the
+/// processes that execute it again run the file still running (`/proc/self/exe`).
+fn rename_away(bins: &Path) -> PathBuf {
+    let away = bins.join("rsendmail-deliver.away");
+    fs::rename(bins.join("rsendmail-deliver"), &away).unwrap();
+    away
+}
+
+/// A daemon restarted (SIGHUP) after its program was renamed away executes the file still
+/// running (`/proc/self/exe`) and shows in `ps` as before: the same name (`ps -o comm`,
+/// `pgrep -x`, `/proc/PID/comm`) and argv\[0\]; so do its queue runners, before and after.
+#[test]
+fn a_daemon_restarted_after_its_program_was_renamed_away_keeps_its_name() {
+    use crate::harness::servers::Daemon;
+    let (env, log) = env_with_maillog();
+    let bins = env.dir.join("bin");
+    let program = installed_copies(&bins, None);
+    let port = daemon_port(&env);
+    let d = Daemon::start_program(&env, &program, &["-q30m"], port);
+    let pid = d.child.id();
+    let mut first = Vec::new();
+    wait_until(Duration::from_secs(20), "the queue runner", || {
+        first = queue_runners_of(pid);
+        first.len() == 1
+    });
+    let before = shown_as(pid);
+    assert_eq!(
+        before,
+        (
+            "rsendmail-deliv".to_string(),
+            "rsendmail-deliver".to_string()
+        )
+    );
+    assert_eq!(shown_as(first[0]), before, "the queue runner");
+    let away = rename_away(&bins);
+    sighup(pid);
+    wait_until(Duration::from_secs(30), "the restart", || {
+        log_count(&log, "]: listening on ") == 2
+    });
+    assert_eq!(
+        fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+        away,
+        "the restart ran another file"
+    );
+    assert_eq!(shown_as(pid), before, "the restarted daemon");
+    let mut second = Vec::new();
+    wait_until(Duration::from_secs(20), "the new queue runner", || {
+        second = queue_runners_of(pid);
+        second.len() == 1 && second != first
+    });
+    assert_eq!(shown_as(second[0]), before, "the new queue runner");
+}
+
+/// A daemon's session whose program was renamed away since the daemon started hands its
+/// message to a delivery process that shows in `ps` as the daemon does (its name and
+/// argv\[0\]), though it runs `/proc/self/exe`.
+#[test]
+fn a_delivery_after_the_program_was_renamed_away_shows_as_the_daemon() {
+    use crate::harness::servers::{Daemon, Raw};
+    let Some((env, _peer, _log)) = stalling_relay("30", "60s") else {
+        return;
+    };
+    let bins = env.dir.join("bin");
+    let program = installed_copies(&bins, None);
+    let port = daemon_port(&env);
+    let d = Daemon::start_program(&env, &program, &["-odb"], port);
+    let before = shown_as(d.child.id());
+    rename_away(&bins);
+    let mut c = Raw::connect(port);
+    assert!(c.line().starts_with("220 "));
+    assert!(c.cmd("EHLO client.example").starts_with("250 "));
+    c.begin_data("stall@example.org");
+    c.send(b"Subject: renamed away\r\n\r\nhello\r\n.\r\n");
+    let r = c.line();
+    assert!(r.starts_with("250 "), "{r}");
+    let conf = env.conf.to_str().unwrap();
+    let mut deliveries = Vec::new();
+    wait_until(Duration::from_secs(20), "the delivery process", || {
+        deliveries = processes_with(&[conf, "--entry"]);
+        deliveries.len() == 1
+    });
+    assert_eq!(
+        fs::read_link(format!("/proc/{}/exe", deliveries[0]))
+            .unwrap()
+            .parent(),
+        Some(bins.as_path())
+    );
+    assert_eq!(shown_as(deliveries[0]), before);
+}
+
+/// A standalone periodic queue runner (`-q<interval>`) restarted by SIGHUP after its
+/// program was renamed away shows in `ps` as before (name and argv\[0\]).
+#[test]
+fn a_standalone_runner_restarted_after_its_program_was_renamed_away_keeps_its_name() {
+    let (env, log) = env_with_maillog();
+    let bins = env.dir.join("bin");
+    let program = installed_copies(&bins, None);
+    let mut child = standalone_runner(&env, &program);
+    let pid = child.id();
+    wait_until(Duration::from_secs(10), "the runner", || {
+        log_count(&log, "queue runner started") == 1
+    });
+    let before = shown_as(pid);
+    assert_eq!(before.0, "rsendmail-deliv");
+    let away = rename_away(&bins);
+    sighup(pid);
+    wait_until(Duration::from_secs(30), "the restarted runner", || {
+        log_count(&log, "queue runner started") == 2
+    });
+    assert_eq!(fs::read_link(format!("/proc/{pid}/exe")).unwrap(), away);
+    assert_eq!(shown_as(pid), before);
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(20)).is_some());
+}
+
+/// Local delivery's child (the one that writes the mailbox as its user) started after
+/// the program was renamed away shows in `ps` as the queue runner that started it.
+#[test]
+fn a_local_delivery_child_after_the_program_was_renamed_away_shows_as_its_runner() {
+    if !is_root() {
+        unavailable("root (local delivery to root's mailbox)");
+        return;
+    }
+    let (env, log) = env_with_maillog();
+    env.add_config("O Timeout.mboxlock=60s\n");
+    let bins = env.dir.join("bin");
+    let program = installed_copies(&bins, None);
+    let mut runner = standalone_runner(&env, &program);
+    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
+        log_count(&log, "queue runner listening on") == 1
+    });
+    let before = shown_as(runner.id());
+    // The mailbox's lock held: the child waits for it.
+    let mbox = env.dir.join("mail").join("root");
+    fs::create_dir_all(mbox.parent().unwrap()).unwrap();
+    let held = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&mbox)
+        .unwrap();
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain struct flock for F_SETLK on a descriptor this test owns.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as _;
+        fl.l_whence = libc::SEEK_SET as _;
+        // SAFETY: fcntl on a descriptor this test owns.
+        assert_eq!(
+            unsafe { libc::fcntl(held.as_raw_fd(), libc::F_SETLK, &fl) },
+            0
+        );
+    }
+    rename_away(&bins);
+    let out = run_limited(
+        &program,
+        &["-C", env.conf.to_str().unwrap(), "-odb", "root"],
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let mut writers = Vec::new();
+    wait_until(Duration::from_secs(20), "the mailbox's writer", || {
+        writers = processes_with(&["--mbox", mbox.to_str().unwrap()]);
+        writers.len() == 1
+    });
+    assert_eq!(shown_as(writers[0]), before);
+    drop(held);
+    wait_until(
+        Duration::from_secs(30),
+        "the message in the mailbox",
+        || fs::read_to_string(&mbox).is_ok_and(|t| t.contains("Subject: setup")),
+    );
+    sigterm(&runner);
+    assert!(wait_exit(&mut runner, Duration::from_secs(20)).is_some());
+}
+
+/// A standalone periodic queue runner's restart whose check passed but whose program then
+/// fails at its start (the configuration broken between the check and the exec): the
+/// program says why in the MAILLOG the runner used, and nothing is left that a later
+/// start trips on: a new runner, the configuration mended, starts, listens on the
+/// wake-up endpoint and delivers.
+#[test]
+fn a_standalone_runner_whose_restart_fails_at_its_start_says_why_and_leaves_nothing() {
+    let Some((env, peer, log)) = stalling_relay("1", "60s") else {
+        return;
+    };
+    let bins = env.dir.join("bin");
+    let program = installed_copies(&bins, None);
+    let good = fs::read_to_string(&env.conf).unwrap();
+    let mut child = standalone_runner(&env, &program);
+    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
+        log_count(&log, "queue runner listening on") == 1
+    });
+    let deliver = bins.join("rsendmail-deliver");
+    let real = bins.join("real-deliver");
+    fs::rename(&deliver, &real).unwrap();
+    let new = bins.join(".new");
+    fs::write(
+        &new,
+        format!(
+            "#!/bin/sh\nif [ -n \"$RSENDMAIL_RESTART_CHECK\" ]; then echo \"restart check passed $RSENDMAIL_RESTART_CHECK\"; exit 0; fi\necho 'SMARTHOTS relay.example' >> '{}'\nexec '{}' \"$@\"\n",
+            env.conf.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&new, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::rename(&new, &deliver).unwrap();
+    sighup(child.id());
+    assert!(
+        wait_exit(&mut child, Duration::from_secs(30)).is_some(),
+        "the runner runs on"
+    );
+    let said = fs::read_to_string(&log).unwrap();
+    assert!(
+        said.lines()
+            .any(|l| l.contains("restart (SIGHUP) failed: ")
+                && l.contains("unknown keyword SMARTHOTS")),
+        "{said}"
+    );
+    // Mended: a new runner starts and serves as the first did.
+    fs::write(&env.conf, &good).unwrap();
+    fs::rename(&real, &deliver).unwrap();
+    let mut again = standalone_runner(&env, &program);
+    wait_until_or(
+        Duration::from_secs(20),
+        "the new runner's endpoint",
+        || fs::read_to_string(&log).unwrap_or_default(),
+        || log_count(&log, "queue runner listening on") == 2,
+    );
+    env.sendmail(&["-odb", "bob@example.org"], b"Subject: after\n\nafter\n")
+        .code(0);
+    wait_until(Duration::from_secs(30), "the message", || {
+        copies_to(&peer, "bob@example.org") == 1
+    });
+    sigterm(&again);
+    assert!(wait_exit(&mut again, Duration::from_secs(20)).is_some());
 }

@@ -290,9 +290,8 @@ impl Local {
     fn read_as(&self, path: &Path, uid: u32, no_follow: bool) -> Result<Vec<u8>, ListFileError> {
         let cannot =
             |e: std::io::Error| ListFileError::Io(format!("cannot read it as uid {uid}: {e}"));
-        let mut cmd = Command::new(super::own_exe());
-        cmd.arg0("rsendmail-deliver")
-            .arg("--read-list")
+        let mut cmd = super::own_command(&super::own_exe());
+        cmd.arg("--read-list")
             .arg(path)
             .arg(if no_follow { "nofollow" } else { "follow" })
             .env_clear()
@@ -301,6 +300,7 @@ impl Local {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        super::pass_process_name(&mut cmd);
         if self.root {
             become_user(&mut cmd, uid);
         } else {
@@ -742,7 +742,6 @@ impl Local {
     ) -> LocalOutcome {
         // A mailbox has its owner to check; a `/file` target of a list has none.
         let file_target = owner_check.is_none();
-        let exe = super::own_exe();
         // The per-user default's own mail directory is made on first use.
         if !self.root
             && let Some(dir) = path.parent()
@@ -769,9 +768,8 @@ impl Local {
                 Err(e) => return LocalOutcome::temp(status::MAILBOX_TEMP, e.text()),
             }
         }
-        let mut cmd = Command::new(exe);
-        cmd.arg0("rsendmail-deliver")
-            .arg("--mbox")
+        let mut cmd = super::own_command(&super::own_exe());
+        cmd.arg("--mbox")
             .arg(path)
             .arg(sender)
             .arg(rcpt)
@@ -783,6 +781,7 @@ impl Local {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        super::pass_process_name(&mut cmd);
         drop_to(&mut cmd, ids, self.root);
         let mut child = match cmd.spawn() {
             Ok(c) => c,

@@ -304,6 +304,79 @@ pub fn own_exe() -> std::path::PathBuf {
     }
 }
 
+/// The environment variable in which a process that executes this program (a restart,
+/// a queue runner, a delivery, local delivery's children) names its own process name (the
+/// kernel's `comm`, what `ps -o comm`, `pgrep -x` and `/proc/PID/comm` show): the kernel
+/// takes the name from the path executed, which is `/proc/self/exe` (`exe`) when nothing
+/// is at the path the program was started from any more, so the program executed takes
+/// the name back at its start ([`take_process_name`]).
+pub const PROCESS_NAME: &str = "RSENDMAIL_PROCESS_NAME";
+
+/// This process's name as the kernel keeps it (`comm`, at most 15 octets).
+#[cfg(target_os = "linux")]
+fn process_name() -> Option<OsString> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut buf = [0u8; 17];
+    // SAFETY: PR_GET_NAME writes at most 16 octets (the name and its NUL) into buf.
+    if unsafe { libc::prctl(libc::PR_GET_NAME, buf.as_mut_ptr() as libc::c_ulong) } != 0 {
+        return None;
+    }
+    let name: Vec<u8> = buf.iter().take_while(|&&b| b != 0).copied().collect();
+    (!name.is_empty()).then(|| OsString::from_vec(name))
+}
+
+/// Read and remove [`PROCESS_NAME`] (at start, single-threaded) and take that name when
+/// it is not this process's already. The name is only what `ps` shows (any process may
+/// choose its own), so it is taken whoever passed it; it is cut to the kernel's 15
+/// octets.
+pub fn take_process_name() {
+    let Some(name) = std::env::var_os(PROCESS_NAME) else {
+        return;
+    };
+    // SAFETY: called at the start of main, before any thread is started.
+    unsafe { std::env::remove_var(PROCESS_NAME) };
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let mut cut: Vec<u8> = name.as_bytes().iter().take(15).copied().collect();
+        if cut.is_empty() || process_name().is_some_and(|n| n.as_bytes() == cut.as_slice()) {
+            return;
+        }
+        cut.push(0);
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 octets; an
+        // environment variable holds no NUL, and cut ends with one.
+        unsafe { libc::prctl(libc::PR_SET_NAME, cut.as_ptr() as libc::c_ulong) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = name;
+}
+
+/// Name this process's own name ([`PROCESS_NAME`]) to the program `cmd` executes: a
+/// variable set after an `env_clear` of `cmd`, so call this after it.
+pub fn pass_process_name(cmd: &mut std::process::Command) {
+    #[cfg(target_os = "linux")]
+    if let Some(name) = process_name() {
+        cmd.env(PROCESS_NAME, name);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
+}
+
+/// A command that runs `exe`, this program ([`own_exe`]), as this process is named: its
+/// argv\[0\] this process's own, and its process name passed on ([`pass_process_name`]),
+/// so that a restart, a queue runner or a delivery shows in `ps` as the daemon did
+/// before, whatever path is executed (`/proc/self/exe` once the program was removed or
+/// renamed away).
+pub fn own_command(exe: &std::path::Path) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(exe);
+    if let Some(arg0) = std::env::args_os().next() {
+        cmd.arg0(arg0);
+    }
+    pass_process_name(&mut cmd);
+    cmd
+}
+
 /// The program.
 #[deny(clippy::indexing_slicing)]
 pub fn main(args: Vec<OsString>) -> Sysexit {
@@ -313,6 +386,8 @@ pub fn main(args: Vec<OsString>) -> Sysexit {
     }
     // The path SIGHUP executes again: resolved while it names the file we run.
     remember_own_exe();
+    // The name `ps` showed before this program was executed again.
+    take_process_name();
     // A restarting daemon's check of this program's start: read (and taken out of the
     // environment) before anything else, as its logging is off.
     let check_only = serve::take_restart_check();

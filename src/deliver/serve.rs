@@ -25,7 +25,7 @@
 //! as sendmail's, the sessions go on undisturbed, children of the same process, which the
 //! new program counts for MaxDaemonChildren, reaps, and stops on SIGTERM.
 
-use super::{Engine, deliver_ids, dns, own_exe};
+use super::{Engine, deliver_ids, dns, own_command, own_exe};
 use rsendmail::app::{self, Setup};
 use rsendmail::deadline::{Polled, PolledWrite, Timed, TimedWrite};
 use rsendmail::exit::{Fatal, Sysexit};
@@ -60,7 +60,7 @@ struct EngineBackend<'a> {
 impl EngineBackend<'_> {
     /// Start `rsendmail-deliver PREFIX -- ARGV` with no stdio (stdout may be the session).
     fn spawn(&self, prefix: &[&str]) -> std::io::Result<std::process::Child> {
-        Command::new(own_exe())
+        own_command(&own_exe())
             .args(rsendmail::log::inherited_args())
             .args(prefix)
             .arg("--")
@@ -514,7 +514,7 @@ pub fn restart_runner(s: &Setup, stop: &AtomicBool) {
         release_signals(held);
         return;
     }
-    let mut cmd = Command::new(&exe);
+    let mut cmd = own_command(&exe);
     cmd.args(std::env::args_os().skip(1))
         .env(RUNNER_RESTARTED, "1");
     pass_started_as(&mut cmd);
@@ -824,7 +824,7 @@ impl Runners {
             return Ok(());
         }
         self.started = Some(std::time::Instant::now());
-        let mut cmd = Command::new(own_exe());
+        let mut cmd = own_command(&own_exe());
         cmd.args(rsendmail::log::inherited_args())
             .arg("--queue-runner")
             .arg("--daemon-pid")
@@ -1120,7 +1120,7 @@ fn restart_check(listeners: &[TcpListener]) -> Result<(), String> {
         .try_clone()
         .map_err(|e| format!("cannot check the new start: {e}"))?;
     let fds = listener_fds(listeners);
-    let mut cmd = Command::new(&exe);
+    let mut cmd = own_command(&exe);
     cmd.args(std::env::args_os().skip(1))
         .env(RESTART_CHECK, &nonce)
         .env(LISTEN_FDS, comma_list(fds.iter().copied()))
@@ -1295,7 +1295,7 @@ fn exec_again(
         }
         return;
     }
-    let mut cmd = Command::new(&exe);
+    let mut cmd = own_command(&exe);
     cmd.args(std::env::args_os().skip(1))
         .env(LISTEN_FDS, comma_list(fds.iter().copied()))
         .env(SESSION_PIDS, comma_list(sessions.iter().copied()))
