@@ -958,9 +958,7 @@ fn the_queue_runner_of_a_set_gid_install_stops_when_its_daemon_is_killed() {
 #[test]
 fn sighup_with_a_broken_configuration_keeps_the_daemon_running() {
     use crate::harness::servers::{Daemon, Raw};
-    let env = Env::new();
-    let log = env.dir.join("maillog");
-    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let (env, log) = env_with_maillog();
     let mut d = Daemon::start(&env, &[]);
     let pid = d.child.id();
     let good = fs::read_to_string(&env.conf).unwrap();
@@ -1223,9 +1221,7 @@ fn a_session_goes_on_after_a_sighup_of_its_own() {
 #[test]
 fn sighup_with_a_start_that_would_fail_keeps_the_daemon_running_as_it_was() {
     use crate::harness::servers::{Daemon, Raw};
-    let env = Env::new();
-    let log = env.dir.join("maillog");
-    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let (env, log) = env_with_maillog();
     let mut d = Daemon::start(&env, &["-odq"]);
     let pid = d.child.id();
     let good = fs::read_to_string(&env.conf).unwrap();
@@ -1294,9 +1290,7 @@ fn sighup_with_a_start_that_would_fail_keeps_the_daemon_running_as_it_was() {
 #[test]
 fn sighup_whose_exec_fails_after_its_check_keeps_the_daemon_running() {
     use crate::harness::servers::{Daemon, Raw};
-    let env = Env::new();
-    let log = env.dir.join("maillog");
-    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let (env, log) = env_with_maillog();
     let bins = env.dir.join("bin");
     let program = installed_copies(&bins, None);
     let port = daemon_port(&env);
@@ -1351,9 +1345,7 @@ fn sighup_whose_exec_fails_after_its_check_keeps_the_daemon_running() {
 /// the daemon restarts again and serves.
 #[test]
 fn sighups_during_a_restart_never_end_the_daemon() {
-    let env = Env::new();
-    let log = env.dir.join("maillog");
-    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let (env, log) = env_with_maillog();
     let mut d = crate::harness::servers::Daemon::start(&env, &["-odq"]);
     let pid = d.child.id();
     wait_until(Duration::from_secs(10), "the daemon's log", || {
@@ -1455,9 +1447,7 @@ fn a_background_daemon_keeps_its_process_id_across_sighup() {
 #[test]
 fn sighup_with_a_broken_program_at_its_path_keeps_the_daemon_running() {
     use crate::harness::servers::{Daemon, Raw};
-    let env = Env::new();
-    let log = env.dir.join("maillog");
-    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let (env, log) = env_with_maillog();
     let bins = env.dir.join("bin");
     let program = installed_copies(&bins, None);
     let port = daemon_port(&env);
@@ -1540,9 +1530,7 @@ fn the_runner_delivers_locally_after_an_upgrade_by_rename() {
         unavailable("root (local delivery to root's mailbox)");
         return;
     }
-    let env = Env::new();
-    let log = env.dir.join("maillog");
-    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let (env, log) = env_with_maillog();
     let bins = env.dir.join("bin");
     let program = installed_copies(&bins, None);
     let port = daemon_port(&env);
@@ -1765,18 +1753,10 @@ fn a_running_daemon_refuses_a_spool_made_writable_by_everyone() {
 /// copy, and the new program reaps the old runner.
 #[test]
 fn sighup_during_a_slow_delivery_neither_stalls_the_daemon_nor_sends_twice() {
-    use crate::harness::servers::{Daemon, Peer, Raw};
-    if !crate::harness::servers::have_peer() {
+    use crate::harness::servers::{Daemon, Raw};
+    let Some((env, peer, log)) = stalling_relay("8", "60s") else {
         return;
-    }
-    let env = Env::new();
-    let peer = Peer::start(&env.dir, &[("STALL", "8")]);
-    let log = env.dir.join("maillog");
-    env.add_config(&format!(
-        "SMARTHOST 127.0.0.1\nPORT {}\nO Timeout.datafinal=60s\nMAILLOG {}\n",
-        peer.port,
-        log.display()
-    ));
+    };
     env.sendmail(&["-odq", "stall@example.org"], b"Subject: slow\n\nhello\n")
         .code(0);
     let mut d = Daemon::start(&env, &["-q30m"]);
@@ -1832,9 +1812,7 @@ fn sighup_during_a_slow_delivery_neither_stalls_the_daemon_nor_sends_twice() {
 #[test]
 fn the_daemon_replaces_a_queue_runner_that_ended_by_itself() {
     use crate::harness::servers::Daemon;
-    let env = Env::new();
-    let log = env.dir.join("maillog");
-    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let (env, log) = env_with_maillog();
     let d = Daemon::start(&env, &["-q30m"]);
     let pid = d.child.id();
     let mut first = Vec::new();
@@ -1882,15 +1860,8 @@ fn the_daemon_replaces_a_queue_runner_that_ended_by_itself() {
 /// change is seen), and one whose new configuration would not start runs on as it was.
 #[test]
 fn a_standalone_queue_runner_restarts_on_sighup() {
-    let env = Env::new();
-    let log = env.dir.join("maillog");
-    env.add_config(&format!("MAILLOG {}\n", log.display()));
-    let mut child = Command::new(env.link("sendmail"))
-        .args(["-C", env.conf.to_str().unwrap(), "-q30m", "-qf"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (env, log) = env_with_maillog();
+    let mut child = standalone_runner(&env, &env.link("sendmail"));
     let pid = child.id();
     wait_until(Duration::from_secs(10), "the runner", || {
         log_count(&log, "queue runner started") == 1
@@ -2004,18 +1975,10 @@ fn new_mail_passes_a_finishing_runner(
 /// mail does not wait for that delivery (see [`new_mail_passes_a_finishing_runner`]).
 #[test]
 fn a_daemons_finishing_runner_does_not_hold_up_new_mail() {
-    use crate::harness::servers::{Daemon, Peer};
-    if !crate::harness::servers::have_peer() {
+    use crate::harness::servers::Daemon;
+    let Some((env, peer, log)) = stalling_relay("30", "90s") else {
         return;
-    }
-    let env = Env::new();
-    let peer = Peer::start(&env.dir, &[("STALL", "30")]);
-    let log = env.dir.join("maillog");
-    env.add_config(&format!(
-        "SMARTHOST 127.0.0.1\nPORT {}\nO Timeout.datafinal=90s\nMAILLOG {}\n",
-        peer.port,
-        log.display()
-    ));
+    };
     let d = Daemon::start(&env, &["-q30m"]);
     let pid = d.child.id();
     wait_until(Duration::from_secs(10), "the runner's endpoint", || {
@@ -2034,25 +1997,10 @@ fn a_daemons_finishing_runner_does_not_hold_up_new_mail() {
 /// listens again.
 #[test]
 fn a_standalone_finishing_runner_does_not_hold_up_new_mail() {
-    use crate::harness::servers::Peer;
-    if !crate::harness::servers::have_peer() {
+    let Some((env, peer, log)) = stalling_relay("30", "90s") else {
         return;
-    }
-    let env = Env::new();
-    let peer = Peer::start(&env.dir, &[("STALL", "30")]);
-    let log = env.dir.join("maillog");
-    env.add_config(&format!(
-        "SMARTHOST 127.0.0.1\nPORT {}\nO Timeout.datafinal=90s\nMAILLOG {}\n",
-        peer.port,
-        log.display()
-    ));
-    let mut child = Command::new(env.link("sendmail"))
-        .args(["-C", env.conf.to_str().unwrap(), "-q30m", "-qf"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    };
+    let mut child = standalone_runner(&env, &env.link("sendmail"));
     let pid = child.id();
     wait_until(Duration::from_secs(10), "the runner's endpoint", || {
         log_count(&log, "queue runner listening on") == 1
@@ -2071,9 +2019,7 @@ fn a_standalone_finishing_runner_does_not_hold_up_new_mail() {
 #[test]
 fn sighup_with_a_maillog_that_cannot_be_opened_keeps_the_daemon_running() {
     use crate::harness::servers::Daemon;
-    let env = Env::new();
-    let log = env.dir.join("maillog");
-    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let (env, log) = env_with_maillog();
     let d = Daemon::start(&env, &["-odq"]);
     let pid = d.child.id();
     wait_until(Duration::from_secs(10), "the daemon's log", || {
@@ -2122,9 +2068,7 @@ fn sighup_with_a_maillog_that_cannot_be_opened_keeps_the_daemon_running() {
 #[test]
 fn sighup_after_a_reinstall_by_remove_and_copy_runs_the_new_program() {
     use crate::harness::servers::Daemon;
-    let env = Env::new();
-    let log = env.dir.join("maillog");
-    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let (env, log) = env_with_maillog();
     let bins = env.dir.join("bin");
     let program = installed_copies(&bins, None);
     let port = daemon_port(&env);
