@@ -413,13 +413,7 @@ fn queue_run_syncs_its_removals_together() {
     let env = relay_env(sink.port, "");
     queue(&env, "s", "example.org", 12);
     let trace = env.dir.join("fsyncs");
-    let st = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
-        .arg(&trace)
-        .arg(env.link("sendmail"))
-        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
+    let st = traced_run(&env, &["-f", "-qq", "-e", "trace=fsync,fdatasync"], &trace)
         .status()
         .unwrap();
     assert!(st.success());
@@ -431,6 +425,88 @@ fn queue_run_syncs_its_removals_together() {
         (1..=2).contains(&syncs),
         "{syncs} fsyncs for 12 removals:\n{t}"
     );
+}
+
+/// `strace OPTIONS -o TRACE sendmail -C conf -qf`: a queue run traced into `trace`.
+fn traced_run(env: &Env, options: &[&str], trace: &Path) -> Command {
+    let mut cmd = Command::new("strace");
+    cmd.args(options)
+        .arg("-o")
+        .arg(trace)
+        .arg(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    cmd
+}
+
+/// A queue run under strace (`openat` and `connect`) over `n` entries written directly
+/// ([`write_entries`]), relayed to a smarthost that takes connections and never answers.
+struct SilentRun {
+    /// The smarthost's listening socket (kept open: connections wait at the greeting).
+    _smarthost: std::net::TcpListener,
+    /// `sin_port=htons(PORT)`: how the trace names the smarthost's port.
+    to_smarthost: String,
+    env: Env,
+    /// The entries' IDs, as written.
+    written: Vec<String>,
+    trace: std::path::PathBuf,
+    tracer: Running,
+}
+
+impl SilentRun {
+    /// Write `n` entries to `{prefix}{i}@example.org` and start the traced run.
+    fn start(prefix: &str, n: usize) -> SilentRun {
+        let smarthost = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = smarthost.local_addr().unwrap().port();
+        let env = relay_env(port, "");
+        let written = write_entries(&env, prefix, "example.org", n);
+        // The index is brought in step with the entries written behind its back (as
+        // their submissions would have kept it) by a run that selects nothing.
+        env.sendmail(&["-qf", "-qIzz"], b"").code(0);
+        let trace = env.dir.join("trace");
+        let tracer = Running(
+            traced_run(&env, &["-f", "-qq", "-e", "trace=openat,connect"], &trace)
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        SilentRun {
+            _smarthost: smarthost,
+            to_smarthost: format!("sin_port=htons({port})"),
+            env,
+            written,
+            trace,
+            tracer,
+        }
+    }
+
+    /// The trace so far.
+    fn read(&self) -> String {
+        fs::read_to_string(&self.trace).unwrap_or_default()
+    }
+
+    /// Whether the trace `t` (or a line of it) holds a connection to the smarthost.
+    fn connected(&self, t: &str) -> bool {
+        t.lines()
+            .any(|l| l.contains("connect(") && l.contains(&self.to_smarthost))
+    }
+
+    /// Whether the traced run (and its tracer) ended.
+    fn ended(&mut self) -> bool {
+        self.tracer.0.try_wait().is_ok_and(|s| s.is_some())
+    }
+
+    /// Kill the traced run (its pid begins every line: it would wait for the greeting)
+    /// and its tracer; the trace.
+    fn stop(&mut self) -> String {
+        let t = self.read();
+        if let Some(pid) = t.split_whitespace().next() {
+            let _ = Command::new("kill").args(["-KILL", pid]).status();
+        }
+        let _ = self.tracer.0.wait();
+        t
+    }
 }
 
 /// FNV-1a, the queue file's `message-sum` (docs/ARCHITECTURE.md, "File formats").
@@ -501,52 +577,21 @@ fn long_queue_run_connects_before_opening_every_entry() {
     if !crate::harness::require("strace") {
         return;
     }
-    // A smarthost that takes connections and never answers: the run waits at the
-    // greeting, and is killed once it has connected.
-    let smarthost = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = smarthost.local_addr().unwrap().port();
-    let env = relay_env(port, "");
+    // The run waits at the greeting, and is killed once it has connected.
     let n = 5000;
-    let written = write_entries(&env, "r", "example.org", n);
-    assert_eq!(ids(&env), written);
-    // The index is brought in step with the entries written behind its back (as their
-    // submissions would have kept it) by a run that selects nothing.
-    env.sendmail(&["-qf", "-qIzz"], b"").code(0);
-    let trace = env.dir.join("trace");
-    let mut tracer = Running(
-        Command::new("strace")
-            .args(["-f", "-qq", "-e", "trace=openat,connect", "-o"])
-            .arg(&trace)
-            .arg(env.link("sendmail"))
-            .args(["-C", env.conf.to_str().unwrap(), "-qf"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let to_smarthost = format!("sin_port=htons({port})");
-    let read = || fs::read_to_string(&trace).unwrap_or_default();
+    let mut run = SilentRun::start("r", n);
+    assert_eq!(ids(&run.env), run.written);
     wait_until(
         Duration::from_secs(600),
         "the run's first connection",
-        || {
-            read()
-                .lines()
-                .any(|l| l.contains("connect(") && l.contains(&to_smarthost))
-                || tracer.0.try_wait().is_ok_and(|s| s.is_some())
-        },
+        || run.connected(&run.read()) || run.ended(),
     );
-    let t = read();
-    // The traced run (its pid begins every line), killed: it would wait for the greeting.
-    if let Some(pid) = t.split_whitespace().next() {
-        let _ = Command::new("kill").args(["-KILL", pid]).status();
-    }
-    let _ = tracer.0.wait();
+    let t = run.stop();
+    let env = &run.env;
     let mut opened = BTreeSet::new();
     let mut connected = false;
     for l in t.lines() {
-        if l.contains("connect(") && l.contains(&to_smarthost) {
+        if run.connected(l) {
             connected = true;
             break;
         }
@@ -631,15 +676,13 @@ fn reused_connection_sends_its_rset_with_the_next_mail() {
     let env = relay_env(sink.port, "O MaxConnections=1\n");
     queue(&env, "p", "example.org", 6);
     let trace = env.dir.join("writes");
-    let st = Command::new("strace")
-        .args(["-f", "-qq", "-s", "32", "-e", "trace=sendto,write", "-o"])
-        .arg(&trace)
-        .arg(env.link("sendmail"))
-        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
+    let st = traced_run(
+        &env,
+        &["-f", "-qq", "-s", "32", "-e", "trace=sendto,write"],
+        &trace,
+    )
+    .status()
+    .unwrap();
     assert!(st.success());
     assert!(env.entries().is_empty(), "{}", env.listing());
     assert_eq!(sink.dumps().len(), 6, "each message once");
@@ -659,59 +702,31 @@ fn queue_run_opens_the_next_batch_while_delivering() {
     if !crate::harness::require("strace") {
         return;
     }
-    // Takes connections and never answers.
-    let smarthost = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = smarthost.local_addr().unwrap().port();
-    let env = relay_env(port, "");
     let n = 2000;
-    let written = write_entries(&env, "n", "example.org", n);
-    env.sendmail(&["-qf", "-qIzz"], b"").code(0);
+    let mut run = SilentRun::start("n", n);
     // The first entry of the second batch (the IDs sort as written).
-    let second = written[1000].clone();
-    let trace = env.dir.join("trace");
-    let mut tracer = Running(
-        Command::new("strace")
-            .args(["-f", "-qq", "-e", "trace=openat,connect", "-o"])
-            .arg(&trace)
-            .arg(env.link("sendmail"))
-            .args(["-C", env.conf.to_str().unwrap(), "-qf"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let to_smarthost = format!("sin_port=htons({port})");
-    let read = || fs::read_to_string(&trace).unwrap_or_default();
+    let second = run.written[1000].clone();
     let opened_second = |t: &str| t.lines().any(|l| l.contains(&format!("/qf{second}\"")));
-    let connected = |t: &str| {
-        t.lines()
-            .any(|l| l.contains("connect(") && l.contains(&to_smarthost))
-    };
     // At most the greeting's wait (Timeout.initial, minutes) could end the workers' wait.
     let limit = Duration::from_secs(120);
     let start = std::time::Instant::now();
     // Both, in either order: on a loaded machine the next batch may be opened before
     // the first worker has connected; what matters is that it is opened while the
     // workers wait on a server that never answers (before, it never was).
-    while start.elapsed() < limit && !(opened_second(&read()) && connected(&read())) {
-        if tracer.0.try_wait().is_ok_and(|s| s.is_some()) {
+    while start.elapsed() < limit && !(opened_second(&run.read()) && run.connected(&run.read())) {
+        if run.ended() {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let t = read();
-    if let Some(pid) = t.split_whitespace().next() {
-        let _ = Command::new("kill").args(["-KILL", pid]).status();
-    }
-    let _ = tracer.0.wait();
-    assert!(connected(&t), "no connection to the smarthost");
+    let t = run.stop();
+    assert!(run.connected(&t), "no connection to the smarthost");
     assert!(
         opened_second(&t),
         "the second batch was not opened while the first one's deliveries waited"
     );
     // Nothing was sent: every entry is still queued.
-    assert_eq!(ids(&env).len(), n);
+    assert_eq!(ids(&run.env).len(), n);
 }
 
 /// A run over more than one batch stopped by SIGTERM while it delivers (the next batch
@@ -776,15 +791,9 @@ fn queue_run_checks_each_message_sum_once() {
     queue(&env, "c", "example.org", 3);
     let queued = ids(&env);
     let trace = env.dir.join("reads");
-    let st = Command::new("strace")
-        // One file per process (`-ff`): no call split into `<unfinished ...>` and
-        // `<... resumed>` halves by another process's.
-        .args(["-ff", "-qq", "-y", "-e", "trace=pread64", "-o"])
-        .arg(&trace)
-        .arg(env.link("sendmail"))
-        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
+    // One file per process (`-ff`): no call split into `<unfinished ...>` and
+    // `<... resumed>` halves by another process's.
+    let st = traced_run(&env, &["-ff", "-qq", "-y", "-e", "trace=pread64"], &trace)
         .status()
         .unwrap();
     assert!(st.success());
