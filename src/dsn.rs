@@ -588,6 +588,35 @@ pub fn wanted(r: &Recipient, kind: Kind) -> bool {
     }
 }
 
+/// A recipient's report as the tests build it: `failed`, with `status` and the reply
+/// `diagnostic` of `diagnostic_type`, nothing else; a test changes what it needs with
+/// `..RcptReport::failed(...)`.
+#[cfg(test)]
+impl RcptReport {
+    pub(crate) fn failed(
+        final_recipient: &str,
+        status: EnhancedStatus,
+        diagnostic: &str,
+        diagnostic_type: &'static str,
+    ) -> RcptReport {
+        RcptReport {
+            final_recipient: final_recipient.into(),
+            original_recipient: None,
+            action: "failed",
+            status,
+            remote_mta: None,
+            diagnostic: Some(diagnostic.into()),
+            diagnostic_type,
+            transcript: Vec::new(),
+            listed: None,
+            comment: None,
+            actual_recipient: None,
+            expanded_from: None,
+            last_attempt: 0,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
@@ -611,19 +640,13 @@ mod tests {
         let env = test_envelope("6AMxxxxx000001", &["u@host.example"]);
         let original = b"Subject: hi\n\nbody\n";
         let rcpt = |actual: &str| RcptReport {
-            final_recipient: "u@host.example".into(),
-            original_recipient: None,
-            action: "failed",
-            status: crate::status::BAD_MAILBOX_SYNTAX,
-            remote_mta: None,
-            diagnostic: Some("553 5.1.3 Unbalanced '<'".into()),
-            diagnostic_type: "X-Unix",
-            transcript: Vec::new(),
-            listed: None,
-            comment: None,
             actual_recipient: Some(actual.into()),
-            expanded_from: None,
-            last_attempt: 0,
+            ..RcptReport::failed(
+                "u@host.example",
+                crate::status::BAD_MAILBOX_SYNTAX,
+                "553 5.1.3 Unbalanced '<'",
+                "X-Unix",
+            )
         };
         let rep = Report {
             kind: Kind::Failure,
@@ -671,23 +694,19 @@ mod tests {
             host: "host.example",
             original: &env,
             recipients: vec![RcptReport {
-                final_recipient: "bob@x".into(),
                 original_recipient: Some("rfc822;bob@x".into()),
-                action: "failed",
-                status: crate::status::BAD_MAILBOX,
                 remote_mta: Some("mx.x".into()),
-                diagnostic: Some("550 5.1.1 User unknown".into()),
-                diagnostic_type: "SMTP",
                 transcript: vec![
                     ">>> RCPT To:<bob@x>".into(),
                     "<<< 550 5.1.1 User unknown".into(),
                     "550 5.1.1 bob@x... User unknown".into(),
                 ],
-                listed: None,
-                comment: None,
-                actual_recipient: None,
-                expanded_from: None,
-                last_attempt: 0,
+                ..RcptReport::failed(
+                    "bob@x",
+                    crate::status::BAD_MAILBOX,
+                    "550 5.1.1 User unknown",
+                    "SMTP",
+                )
             }],
             notes: Vec::new(),
             headers_only: false,
@@ -755,19 +774,15 @@ mod tests {
             host: "host.example",
             original: &env,
             recipients: vec![RcptReport {
-                final_recipient: "bob@x\nAction: delivered".into(),
                 original_recipient: Some("rfc822;bob@x\rStatus: 2.0.0".into()),
-                action: "failed",
-                status: crate::status::BAD_MAILBOX,
                 remote_mta: Some("mx.x\nX: y".into()),
-                diagnostic: Some(format!("550 5.1.1 {evil}")),
-                diagnostic_type: "SMTP",
                 transcript: vec![format!("<<< 550 5.1.1 {evil}")],
-                listed: None,
-                comment: None,
-                actual_recipient: None,
-                expanded_from: None,
-                last_attempt: 0,
+                ..RcptReport::failed(
+                    "bob@x\nAction: delivered",
+                    crate::status::BAD_MAILBOX,
+                    &format!("550 5.1.1 {evil}"),
+                    "SMTP",
+                )
             }],
             notes: Vec::new(),
             headers_only: true,
@@ -818,24 +833,12 @@ mod tests {
             kind: Kind::Failure,
             host: "host.example",
             original: &env,
-            recipients: vec![RcptReport {
-                final_recipient: "bob@x".into(),
-                original_recipient: None,
-                action: "failed",
-                status: crate::status::BAD_MAILBOX,
-                remote_mta: None,
-                diagnostic: Some(
-                    "550 5.0.0 Returned to sender by the administrator: retired mailbox \u{e9}"
-                        .into(),
-                ),
-                diagnostic_type: "X-Unix",
-                transcript: vec![],
-                listed: None,
-                comment: None,
-                actual_recipient: None,
-                expanded_from: None,
-                last_attempt: 0,
-            }],
+            recipients: vec![RcptReport::failed(
+                "bob@x",
+                crate::status::BAD_MAILBOX,
+                "550 5.0.0 Returned to sender by the administrator: retired mailbox \u{e9}",
+                "X-Unix",
+            )],
             notes: Vec::new(),
             headers_only: true,
             no_actual_recipient: false,
@@ -885,22 +888,17 @@ mod tests {
                         host: "host.example",
                         original: &env,
                         recipients: vec![RcptReport {
-                            final_recipient: rcpt.into(),
-                            original_recipient: None,
-                            action: "failed",
-                            status: crate::status::BAD_MAILBOX,
                             remote_mta: Some("[127.0.0.1]".into()),
-                            diagnostic: Some(format!("550 5.1.1 <{rcpt}>... User unknown")),
-                            diagnostic_type: "SMTP",
                             transcript: vec![
                                 format!(">>> RCPT To:<{rcpt}>"),
                                 format!("<<< 550 5.1.1 <{rcpt}>... User unknown"),
                             ],
-                            listed: None,
-                            comment: None,
-                            actual_recipient: None,
-                            expanded_from: None,
-                            last_attempt: 0,
+                            ..RcptReport::failed(
+                                rcpt,
+                                crate::status::BAD_MAILBOX,
+                                &format!("550 5.1.1 <{rcpt}>... User unknown"),
+                                "SMTP",
+                            )
                         }],
                         notes: Vec::new(),
                         headers_only,

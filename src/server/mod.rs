@@ -645,23 +645,18 @@ mod tests {
             mode,
             no_slowdown(),
             &["relay.test"],
-            HELO_FIRST,
+            helo_first(),
         )
     }
 
     /// The privacy flags the test sessions run with unless a test names others: MAIL
     /// needs a HELO first, as under Debian's sendmail.cf.
-    const HELO_FIRST: Privacy = Privacy {
-        need_mail_helo: true,
-        need_expn_helo: false,
-        need_vrfy_helo: false,
-        no_expn: false,
-        no_vrfy: false,
-        no_etrn: false,
-        no_verb: false,
-        no_receipts: false,
-        auth_warnings: false,
-    };
+    fn helo_first() -> Privacy {
+        Privacy {
+            need_mail_helo: true,
+            ..Privacy::default()
+        }
+    }
 
     /// Random sessions repeat commands: not slowed here.
     fn no_slowdown() -> Slowdown {
@@ -689,7 +684,7 @@ mod tests {
             mode,
             slowdown,
             &["relay.test"],
-            HELO_FIRST,
+            helo_first(),
         )
     }
 
@@ -708,7 +703,7 @@ mod tests {
             mode,
             no_slowdown(),
             relay,
-            HELO_FIRST,
+            helo_first(),
         )
     }
 
