@@ -403,23 +403,11 @@ fn long_queue_run_keeps_parallel_sessions_busy() {
 /// entries delivered and removed, the spool directory fsynced once, not once each.
 #[test]
 fn queue_run_syncs_its_removals_together() {
-    if !crate::harness::require("strace") {
-        return;
-    }
-    let env0 = Env::new();
-    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+    let options = ["-f", "-qq", "-e", "trace=fsync,fdatasync"];
+    let Some(run) = TracedSinkRun::run("", "s", 12, &options) else {
         return;
     };
-    let env = relay_env(sink.port, "");
-    queue(&env, "s", "example.org", 12);
-    let trace = env.dir.join("fsyncs");
-    let st = traced_run(&env, &["-f", "-qq", "-e", "trace=fsync,fdatasync"], &trace)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    assert!(env.entries().is_empty());
-    assert_eq!(sink.dumps().len(), 12);
-    let t = fs::read_to_string(&trace).unwrap();
+    let t = fs::read_to_string(&run.trace).unwrap();
     let syncs = t.lines().filter(|l| l.contains("fsync(")).count();
     assert!(
         (1..=2).contains(&syncs),
@@ -440,18 +428,60 @@ fn traced_run(env: &Env, options: &[&str], trace: &Path) -> Command {
     cmd
 }
 
+/// `n` messages queued (`-odq`, to `{prefix}{i}@example.org`) for a smtp-sink relay
+/// (`config` added), then delivered by one queue run under `strace OPTIONS`
+/// ([`traced_run`]), which ends 0 with the spool empty and each message sent once.
+/// (Fields drop in order: the relay, then the sink, then the sink's directory.)
+struct TracedSinkRun {
+    env: Env,
+    /// The entries' IDs before the run.
+    queued: Vec<String>,
+    /// `trace` in the relay's directory (with `-ff`, `trace.PID` beside it).
+    trace: std::path::PathBuf,
+    _sink: Sink,
+    /// The sink's directory.
+    _sink_env: Env,
+}
+
+impl TracedSinkRun {
+    /// The run done; None when strace or smtp-sink is not here.
+    fn run(config: &str, prefix: &str, n: usize, options: &[&str]) -> Option<TracedSinkRun> {
+        if !crate::harness::require("strace") {
+            return None;
+        }
+        let sink_env = Env::new();
+        let sink = Sink::start(&sink_env.dir, &[])?;
+        let env = relay_env(sink.port, config);
+        queue(&env, prefix, "example.org", n);
+        let queued = ids(&env);
+        let trace = env.dir.join("trace");
+        let st = traced_run(&env, options, &trace).status().unwrap();
+        assert!(st.success());
+        assert!(env.entries().is_empty(), "{}", env.listing());
+        assert_eq!(sink.dumps().len(), n, "each message once");
+        Some(TracedSinkRun {
+            env,
+            queued,
+            trace,
+            _sink: sink,
+            _sink_env: sink_env,
+        })
+    }
+}
+
 /// A queue run under strace (`openat` and `connect`) over `n` entries written directly
 /// ([`write_entries`]), relayed to a smarthost that takes connections and never answers.
+/// (Fields drop in order: the traced run, then the relay, then the smarthost.)
 struct SilentRun {
-    /// The smarthost's listening socket (kept open: connections wait at the greeting).
-    _smarthost: std::net::TcpListener,
-    /// `sin_port=htons(PORT)`: how the trace names the smarthost's port.
-    to_smarthost: String,
+    tracer: Running,
     env: Env,
     /// The entries' IDs, as written.
     written: Vec<String>,
     trace: std::path::PathBuf,
-    tracer: Running,
+    /// `sin_port=htons(PORT)`: how the trace names the smarthost's port.
+    to_smarthost: String,
+    /// The smarthost's listening socket (kept open: connections wait at the greeting).
+    _smarthost: std::net::TcpListener,
 }
 
 impl SilentRun {
@@ -472,12 +502,12 @@ impl SilentRun {
                 .unwrap(),
         );
         SilentRun {
-            _smarthost: smarthost,
-            to_smarthost: format!("sin_port=htons({port})"),
+            tracer,
             env,
             written,
             trace,
-            tracer,
+            to_smarthost: format!("sin_port=htons({port})"),
+            _smarthost: smarthost,
         }
     }
 
@@ -666,27 +696,11 @@ fn long_queue_run_selecting_few_entries_uses_one_session() {
 /// whose transcript would show sendmail's order). Each message is still sent once.
 #[test]
 fn reused_connection_sends_its_rset_with_the_next_mail() {
-    if !crate::harness::require("strace") {
-        return;
-    }
-    let env0 = Env::new();
-    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+    let options = ["-f", "-qq", "-s", "32", "-e", "trace=sendto,write"];
+    let Some(run) = TracedSinkRun::run("O MaxConnections=1\n", "p", 6, &options) else {
         return;
     };
-    let env = relay_env(sink.port, "O MaxConnections=1\n");
-    queue(&env, "p", "example.org", 6);
-    let trace = env.dir.join("writes");
-    let st = traced_run(
-        &env,
-        &["-f", "-qq", "-s", "32", "-e", "trace=sendto,write"],
-        &trace,
-    )
-    .status()
-    .unwrap();
-    assert!(st.success());
-    assert!(env.entries().is_empty(), "{}", env.listing());
-    assert_eq!(sink.dumps().len(), 6, "each message once");
-    let t = fs::read_to_string(&trace).unwrap();
+    let t = fs::read_to_string(&run.trace).unwrap();
     let alone = t.lines().filter(|l| l.contains("\"RSET\\r\\n\",")).count();
     let grouped = t.lines().filter(|l| l.contains("\"RSET\\r\\nMAIL")).count();
     assert_eq!(alone, 0, "an RSET written alone:\n{t}");
@@ -780,33 +794,20 @@ fn queue_run_in_batches_stopped_mid_run_sends_each_entry_once() {
 /// 0 comes once per entry.
 #[test]
 fn queue_run_checks_each_message_sum_once() {
-    if !crate::harness::require("strace") {
-        return;
-    }
-    let env0 = Env::new();
-    let Some(sink) = Sink::start(&env0.dir, &[]) else {
-        return;
-    };
-    let env = relay_env(sink.port, "");
-    queue(&env, "c", "example.org", 3);
-    let queued = ids(&env);
-    let trace = env.dir.join("reads");
     // One file per process (`-ff`): no call split into `<unfinished ...>` and
     // `<... resumed>` halves by another process's.
-    let st = traced_run(&env, &["-ff", "-qq", "-y", "-e", "trace=pread64"], &trace)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    assert!(env.entries().is_empty(), "{}", env.listing());
-    assert_eq!(sink.dumps().len(), 3);
+    let options = ["-ff", "-qq", "-y", "-e", "trace=pread64"];
+    let Some(run) = TracedSinkRun::run("", "c", 3, &options) else {
+        return;
+    };
     let mut t = String::new();
-    for f in fs::read_dir(&env.dir).unwrap().flatten() {
-        if f.file_name().to_string_lossy().starts_with("reads.") {
+    for f in fs::read_dir(&run.env.dir).unwrap().flatten() {
+        if f.file_name().to_string_lossy().starts_with("trace.") {
             t.push_str(&fs::read_to_string(f.path()).unwrap());
         }
     }
     assert!(t.contains("pread64("), "no trace written:\n{t}");
-    for id in &queued {
+    for id in &run.queued {
         let sums = t
             .lines()
             .filter(|l| l.contains(&format!("/qf{id}>")) && l.contains(", 0) = "))
