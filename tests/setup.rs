@@ -2113,6 +2113,28 @@ fn sighup_after_a_reinstall_by_remove_and_copy_runs_the_new_program() {
     assert!(greeting_on(port, Duration::from_secs(10)).starts_with("220 "));
 }
 
+/// A program at the installed `rsendmail-deliver`'s path in `bins` that passes a
+/// restart's check, then breaks `env`'s configuration and runs the real program (moved
+/// to `real-deliver` beside it), which cannot start; the two paths.
+fn install_failing_start(env: &Env, bins: &Path) -> (PathBuf, PathBuf) {
+    let deliver = bins.join("rsendmail-deliver");
+    let real = bins.join("real-deliver");
+    fs::rename(&deliver, &real).unwrap();
+    let new = bins.join(".new");
+    fs::write(
+        &new,
+        format!(
+            "#!/bin/sh\nif [ -n \"$RSENDMAIL_RESTART_CHECK\" ]; then echo \"restart check passed $RSENDMAIL_RESTART_CHECK\"; exit 0; fi\necho 'SMARTHOTS relay.example' >> '{}'\nexec '{}' \"$@\"\n",
+            env.conf.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&new, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::rename(&new, &deliver).unwrap();
+    (deliver, real)
+}
+
 /// A restart whose check passed but whose program then fails at its start (here the
 /// configuration is broken between the check and the exec): the program says why in
 /// the MAILLOG the daemon used (its own configuration cannot be read) and removes the pid
@@ -2136,23 +2158,7 @@ fn a_restart_that_fails_at_its_start_says_why_and_removes_the_pid_file() {
     wait_until(Duration::from_secs(10), "the pid file", || {
         fs::read_to_string(&pid_file).is_ok_and(|t| t.starts_with(&format!("{pid}\n")))
     });
-    // The program at the path passes the check, then breaks the configuration and runs
-    // the real program, which cannot start.
-    let deliver = bins.join("rsendmail-deliver");
-    let real = bins.join("real-deliver");
-    fs::rename(&deliver, &real).unwrap();
-    let new = bins.join(".new");
-    fs::write(
-        &new,
-        format!(
-            "#!/bin/sh\nif [ -n \"$RSENDMAIL_RESTART_CHECK\" ]; then echo \"restart check passed $RSENDMAIL_RESTART_CHECK\"; exit 0; fi\necho 'SMARTHOTS relay.example' >> '{}'\nexec '{}' \"$@\"\n",
-            env.conf.display(),
-            real.display()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&new, fs::Permissions::from_mode(0o755)).unwrap();
-    fs::rename(&new, &deliver).unwrap();
+    install_failing_start(&env, &bins);
     sighup(pid);
     assert!(
         wait_exit(&mut d.child, Duration::from_secs(30)).is_some(),
@@ -2386,21 +2392,7 @@ fn a_standalone_runner_whose_restart_fails_at_its_start_says_why_and_leaves_noth
     wait_until(Duration::from_secs(10), "the runner's endpoint", || {
         log_count(&log, "queue runner listening on") == 1
     });
-    let deliver = bins.join("rsendmail-deliver");
-    let real = bins.join("real-deliver");
-    fs::rename(&deliver, &real).unwrap();
-    let new = bins.join(".new");
-    fs::write(
-        &new,
-        format!(
-            "#!/bin/sh\nif [ -n \"$RSENDMAIL_RESTART_CHECK\" ]; then echo \"restart check passed $RSENDMAIL_RESTART_CHECK\"; exit 0; fi\necho 'SMARTHOTS relay.example' >> '{}'\nexec '{}' \"$@\"\n",
-            env.conf.display(),
-            real.display()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&new, fs::Permissions::from_mode(0o755)).unwrap();
-    fs::rename(&new, &deliver).unwrap();
+    let (deliver, real) = install_failing_start(&env, &bins);
     sighup(child.id());
     assert!(
         wait_exit(&mut child, Duration::from_secs(30)).is_some(),
