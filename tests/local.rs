@@ -2271,4 +2271,41 @@ fn reports_written_locally_name_utf8_addresses_as_rfc6533_says() {
         ],
         "{got:?}"
     );
+    // The whole message returned: a double bounce returns the failed report (here one
+    // naming a UTF-8 recipient, to a sender who does not exist) as it is written
+    // locally too, never in its queued form.
+    let env = local_env("postmaster: root\n", Some(peer.port));
+    env.add_config("FULLBOUNCE\n");
+    env.sendmail(
+        &[
+            "-odi",
+            "-f",
+            "reject5-s@example.org",
+            "reject5j\u{f6}rg-h@example.org",
+        ],
+        MSG,
+    );
+    env.wait_until_empty(Duration::from_secs(60));
+    let got = reports_in(&mbox(&env, "root"), false);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0]
+            .2
+            .contains("Final-Recipient: RFC822; reject5-s@example.org\n"),
+        "{got:?}"
+    );
+    let raw = String::from_utf8_lossy(&fs::read(mbox(&env, "root")).unwrap()).into_owned();
+    let returned = raw
+        .split("Content-Type: message/rfc822\n")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        returned.contains("Content-Type: message/global-delivery-status\n")
+            && returned.contains("Final-Recipient: utf-8; reject5j\u{f6}rg-h@example.org\n"),
+        "{raw}"
+    );
+    assert!(
+        !raw.to_ascii_lowercase().contains("rfc822; reject5j"),
+        "{raw}"
+    );
 }

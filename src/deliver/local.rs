@@ -48,6 +48,21 @@ use std::time::{Duration, Instant};
 /// block and body, and their length in octets.
 type OpenLocal<'a> = dyn Fn() -> std::io::Result<(Box<dyn Read + Send>, u64)> + 'a;
 
+/// The message of `env` (opened as queued by `open_message`) as it is written locally: a
+/// report rsendmail wrote with 8-bit text in the form a mailbox, file or command takes
+/// (`rsendmail::dsn::form::LOCAL`), any other message as queued.
+pub fn open_as_written(
+    env: &Envelope,
+    open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
+) -> std::io::Result<(Box<dyn Read + Send>, u64)> {
+    let (f, len) = open_message()?;
+    if env.report.is_some() && env.body_type.as_deref() == Some("8BITMIME") {
+        rsendmail::dsn::form::for_local(f, len)
+    } else {
+        Ok((Box::new(f.take(len)), len))
+    }
+}
+
 /// The result of one local recipient.
 #[derive(Debug)]
 pub enum LocalOutcome {
@@ -389,18 +404,7 @@ impl Local {
         open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
         sender: &str,
     ) -> LocalOutcome {
-        // A report rsendmail wrote with 8-bit text is written in the form a mailbox,
-        // file or command takes (rsendmail::dsn::form::LOCAL); any other message as
-        // queued.
-        let report = env.report.is_some() && env.body_type.as_deref() == Some("8BITMIME");
-        let open_local = || -> std::io::Result<(Box<dyn Read + Send>, u64)> {
-            let (f, len) = open_message()?;
-            if report {
-                rsendmail::dsn::form::for_local(f, len)
-            } else {
-                Ok((Box::new(f.take(len)), len))
-            }
-        };
+        let open_local = || open_as_written(env, open_message);
         let open_message: &OpenLocal<'_> = &open_local;
         match Target::of_address(&r.address, is_local) {
             Target::Remote(a) => {
