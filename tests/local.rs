@@ -2109,3 +2109,203 @@ fn a_recipient_whose_alias_line_holds_a_nul_waits_and_is_logged() {
     assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 1);
     assert!(!mbox(&env, TEST_USER).exists());
 }
+
+/// The delivery reports in `path` as Python's email package reads them, one per report:
+/// (`report-type`, its parts' content types, the delivery-status part's text). `one`:
+/// the file is a single message as a command was given it, not an mbox.
+fn reports_in(path: &Path, one: bool) -> Vec<(String, Vec<String>, String)> {
+    let out = python(
+        r#"
+import email, mailbox, sys
+from email import policy
+if sys.argv[2] == "one":
+    msgs = [email.message_from_binary_file(open(sys.argv[1], "rb"), policy=policy.compat32)]
+else:
+    msgs = list(mailbox.mbox(sys.argv[1], create=False))
+out = []
+for m in msgs:
+    if m.get_content_type() != "multipart/report":
+        continue
+    parts = m.get_payload()
+    status = parts[1].as_bytes().decode("utf-8", "replace").split("\n\n", 1)[-1]
+    types = ",".join(p.get_content_type() for p in parts)
+    out.append("\x1f".join([m.get_param("report-type") or "", types, status]))
+sys.stdout.write("\x1e".join(out))
+"#,
+        &[path.to_str().unwrap(), if one { "one" } else { "mbox" }],
+    );
+    out.split('\x1e')
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            let mut f = r.splitn(3, '\x1f').map(str::to_string);
+            let mut next = || f.next().unwrap_or_default();
+            let (kind, types, status) = (next(), next(), next());
+            (kind, types.split(',').map(str::to_string).collect(), status)
+        })
+        .collect()
+}
+
+/// Wait (up to a minute) until `path` exists and is not empty.
+fn wait_for_file(path: &Path) {
+    let start = std::time::Instant::now();
+    while fs::metadata(path).map_or(true, |m| m.len() == 0)
+        && start.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A report written to a local mailbox, a `/file` or a `|program` naming a UTF-8 address
+/// is RFC 6533's internationalized report, as an SMTPUTF8 server gets it: the address of
+/// the `utf-8` type, in a `message/global-delivery-status` part (never `RFC822;` with
+/// raw UTF-8 in `message/delivery-status`), and a returned header holding UTF-8 as
+/// `message/global-headers`. Every kind: a bounce, a delay warning and a return receipt
+/// to a local sender, a double bounce to the postmaster's (root's) mailbox, and a bounce
+/// to a sender whose alias pipes to a command or writes a file. A report naming only
+/// US-ASCII addresses stays `message/delivery-status` with the `RFC822` type.
+#[test]
+fn reports_written_locally_name_utf8_addresses_as_rfc6533_says() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let msg8 = "Subject: caf\u{e9}\n\n8bit body caf\u{e9}\n".as_bytes();
+    let env = local_env("", Some(peer.port));
+    let out = open_dir(&env, "out");
+    let (piped, filed) = (out.join("piped"), out.join("filed.mbox"));
+    fs::write(
+        env.dir.join("aliases"),
+        format!(
+            "postmaster: root\npiped: \"|cat > {}\"\nfiled: {}\n",
+            piped.display(),
+            filed.display()
+        ),
+    )
+    .unwrap();
+    env.add_config("O Timeout.queuewarn=1s\n");
+    // A delay warning to root: deferred, then a run after the warning time.
+    env.sendmail(&["-odq", "reject4j\u{f6}rg-b@example.org"], msg8)
+        .code(0);
+    std::thread::sleep(Duration::from_millis(1100));
+    env.sendmail(&["-qf"], b"").code(0);
+    for e in env.entries() {
+        fs::remove_file(e).unwrap();
+    }
+    // A bounce and a return receipt to root; a double bounce (the report to a sender
+    // who does not exist is refused) to the postmaster; bounces to the aliases.
+    env.sendmail(&["-odi", "reject5j\u{f6}rg-a@example.org"], msg8);
+    env.sendmail(&["-odi", "-N", "success", "j\u{f6}rg-c@example.org"], MSG)
+        .code(0);
+    env.sendmail(
+        &[
+            "-odi",
+            "-f",
+            "reject5j\u{f6}rg-d@example.org",
+            "reject5-d@example.org",
+        ],
+        MSG,
+    );
+    env.sendmail(
+        &["-odi", "-f", "piped", "reject5j\u{f6}rg-e@example.org"],
+        MSG,
+    );
+    env.sendmail(
+        &["-odi", "-f", "filed", "reject5j\u{f6}rg-f@example.org"],
+        MSG,
+    );
+    // Only US-ASCII addresses, an 8-bit returned message: as before.
+    env.sendmail(&["-odi", "reject5-g@example.org"], msg8);
+    env.wait_until_empty(Duration::from_secs(60));
+    wait_for_file(&piped);
+    let mut got = reports_in(&mbox(&env, "root"), false);
+    got.extend(reports_in(&piped, true));
+    got.extend(reports_in(&filed, false));
+    let cases: &[(&str, &str)] = &[
+        ("reject4j\u{f6}rg-b@example.org", "message/global-headers"),
+        ("reject5j\u{f6}rg-a@example.org", "message/global-headers"),
+        ("j\u{f6}rg-c@example.org", "text/rfc822-headers"),
+        ("reject5j\u{f6}rg-d@example.org", "message/global-headers"),
+        ("reject5j\u{f6}rg-e@example.org", "text/rfc822-headers"),
+        ("reject5j\u{f6}rg-f@example.org", "text/rfc822-headers"),
+    ];
+    for (addr, returned) in cases {
+        let field = format!("Final-Recipient: utf-8; {addr}\n");
+        let mine: Vec<_> = got.iter().filter(|r| r.2.contains(&field)).collect();
+        assert_eq!(mine.len(), 1, "{addr}: {got:?}");
+        let (kind, types, _) = mine[0];
+        assert_eq!(kind, "global-delivery-status", "{addr}: {got:?}");
+        assert_eq!(
+            types,
+            &["text/plain", "message/global-delivery-status", returned],
+            "{addr}: {got:?}"
+        );
+    }
+    // No report names a UTF-8 address as the RFC822 type, nor holds UTF-8 in a
+    // message/delivery-status part.
+    for (kind, types, status) in &got {
+        assert!(
+            !status.contains("RFC822; reject5j") && !status.contains("RFC822; j\u{f6}"),
+            "{got:?}"
+        );
+        if kind == "delivery-status" {
+            assert_eq!(types[1], "message/delivery-status", "{got:?}");
+            assert!(status.is_ascii(), "{got:?}");
+        }
+    }
+    let ascii: Vec<_> = got
+        .iter()
+        .filter(|r| {
+            r.2.contains("Final-Recipient: RFC822; reject5-g@example.org\n")
+        })
+        .collect();
+    assert_eq!(ascii.len(), 1, "{got:?}");
+    assert_eq!(ascii[0].0, "delivery-status", "{got:?}");
+    assert_eq!(
+        ascii[0].1,
+        [
+            "text/plain",
+            "message/delivery-status",
+            "text/rfc822-headers"
+        ],
+        "{got:?}"
+    );
+    // The whole message returned: a double bounce returns the failed report (here one
+    // naming a UTF-8 recipient, to a sender who does not exist) as it is written
+    // locally too, never in its queued form.
+    let env = local_env("postmaster: root\n", Some(peer.port));
+    env.add_config("FULLBOUNCE\n");
+    env.sendmail(
+        &[
+            "-odi",
+            "-f",
+            "reject5-s@example.org",
+            "reject5j\u{f6}rg-h@example.org",
+        ],
+        MSG,
+    );
+    env.wait_until_empty(Duration::from_secs(60));
+    let got = reports_in(&mbox(&env, "root"), false);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0]
+            .2
+            .contains("Final-Recipient: RFC822; reject5-s@example.org\n"),
+        "{got:?}"
+    );
+    let raw = String::from_utf8_lossy(&fs::read(mbox(&env, "root")).unwrap()).into_owned();
+    let returned = raw
+        .split("Content-Type: message/rfc822\n")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        returned.contains("Content-Type: message/global-delivery-status\n")
+            && returned.contains("Final-Recipient: utf-8; reject5j\u{f6}rg-h@example.org\n"),
+        "{raw}"
+    );
+    assert!(
+        !raw.to_ascii_lowercase().contains("rfc822; reject5j"),
+        "{raw}"
+    );
+}

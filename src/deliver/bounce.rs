@@ -544,7 +544,21 @@ pub fn send(
             ..env.clone()
         });
         let original = owners_copy.as_ref().unwrap_or(env);
-        let eight_bit = open_message().is_ok_and(|(f, len)| {
+        // A report returned in a report (the postmaster's double bounce) is returned as
+        // it is written locally (`local::open_as_written`), not in its queued form; its
+        // header block is then the one written.
+        let open_returned = || super::local::open_as_written(env, open_message);
+        let written_copy = env
+            .report
+            .as_ref()
+            .and_then(|_| header_length(&open_returned))
+            .filter(|&n| n != original.header_bytes)
+            .map(|header_bytes| Envelope {
+                header_bytes,
+                ..original.clone()
+            });
+        let original = written_copy.as_ref().unwrap_or(original);
+        let eight_bit = open_returned().is_ok_and(|(f, len)| {
             dsn::returned_has_8bit(
                 &mut std::io::Read::take(f, len),
                 headers_only,
@@ -562,7 +576,7 @@ pub fn send(
             waited: (kind == dsn::Kind::Delay).then(|| interval_words(engine.queue_warn)),
             eight_bit,
         };
-        let queued = open_message()
+        let queued = open_returned()
             .map_err(|e| Fatal::new(Sysexit::IoErr, e.to_string()))
             .and_then(|(f, len)| {
                 report.queue(spool, &to, double, &mut std::io::Read::take(f, len))
@@ -584,6 +598,29 @@ pub fn send(
         }
     }
     sent
+}
+
+/// The length of the header block `open` gives, its blank line included (as
+/// `Envelope::header_bytes` counts it); `None` when it cannot be read or has no end.
+fn header_length(
+    open: &dyn Fn() -> std::io::Result<(Box<dyn std::io::Read + Send>, u64)>,
+) -> Option<u64> {
+    use std::io::BufRead;
+    let (f, len) = open().ok()?;
+    let mut r = std::io::BufReader::new(std::io::Read::take(f, len));
+    let mut n = 0u64;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let k = r.read_until(b'\n', &mut line).ok()?;
+        if k == 0 || line.last() != Some(&b'\n') {
+            return None;
+        }
+        n += k as u64;
+        if line == b"\n" {
+            return Some(n);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -44,6 +44,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Opens the message as a mailbox, file or command is given it: a reader of its header
+/// block and body, and their length in octets.
+type OpenLocal<'a> = dyn Fn() -> std::io::Result<(Box<dyn Read + Send>, u64)> + 'a;
+
+/// The message of `env` (opened as queued by `open_message`) as it is written locally: a
+/// report rsendmail wrote with 8-bit text in the form a mailbox, file or command takes
+/// (`rsendmail::dsn::form::LOCAL`), any other message as queued.
+pub fn open_as_written(
+    env: &Envelope,
+    open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
+) -> std::io::Result<(Box<dyn Read + Send>, u64)> {
+    let (f, len) = open_message()?;
+    if env.report.is_some() && env.body_type.as_deref() == Some("8BITMIME") {
+        rsendmail::dsn::form::for_local(f, len)
+    } else {
+        Ok((Box::new(f.take(len)), len))
+    }
+}
+
 /// The result of one local recipient.
 #[derive(Debug)]
 pub enum LocalOutcome {
@@ -385,6 +404,8 @@ impl Local {
         open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
         sender: &str,
     ) -> LocalOutcome {
+        let open_local = || open_as_written(env, open_message);
+        let open_message: &OpenLocal<'_> = &open_local;
         match Target::of_address(&r.address, is_local) {
             Target::Remote(a) => {
                 LocalOutcome::temp(status::SYSTEM_TEMP, format!("{a} is not local"))
@@ -702,12 +723,7 @@ impl Local {
         LocalOutcome::Expanded(list, refused, text, notes)
     }
 
-    fn mailbox(
-        &self,
-        name: &str,
-        open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
-        sender: &str,
-    ) -> LocalOutcome {
+    fn mailbox(&self, name: &str, open_message: &OpenLocal<'_>, sender: &str) -> LocalOutcome {
         let Some(u) = user(name) else {
             return LocalOutcome::perm(
                 550,
@@ -737,7 +753,7 @@ impl Local {
         ids: (u32, u32),
         owner_check: Option<u32>,
         rcpt: &str,
-        open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
+        open_message: &OpenLocal<'_>,
         sender: &str,
     ) -> LocalOutcome {
         // A mailbox has its owner to check; a `/file` target of a list has none.
@@ -859,7 +875,7 @@ impl Local {
         command: &str,
         r: &Recipient,
         env: &Envelope,
-        open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
+        open_message: &OpenLocal<'_>,
         sender: &str,
     ) -> LocalOutcome {
         let (uid, gid) = self.run_as(r.owner);

@@ -19,6 +19,10 @@
 //!   holds 8-bit octets returned as its header only (`text/rfc822-headers`,
 //!   quoted-printable when that holds 8-bit octets too), which the explanation says.
 //!
+//! A report written to a local mailbox, a `/file` or a `|program` gets the form a server
+//! offering SMTPUTF8 gets ([`LOCAL`], [`for_local`]): a mailbox is 8-bit clean, and the
+//! queued form's `rfc822` type naming a UTF-8 address is no report's right form.
+//!
 //! Ordinary mail to a server without 8BITMIME goes with its octets as they are (as
 //! sendmail's): rsendmail did not write it. A report it did write, it can make 7-bit.
 //!
@@ -96,6 +100,36 @@ pub fn for_server<R: Read + Seek>(data: &mut R, takes: Takes) -> io::Result<Opti
         .take(returned_len.min(MOST))
         .read_until_blank(&mut head)?;
     Ok(shape.reform(takes, returned_8bit, &head, returned_len))
+}
+
+/// What a local mailbox, a `/file` or a `|program` takes: 8-bit text and UTF-8 (a
+/// mailbox is 8-bit clean; nothing there limits a header to US-ASCII), as a server that
+/// offers SMTPUTF8.
+pub const LOCAL: Takes = Takes {
+    eight_bit: true,
+    utf8: true,
+};
+
+/// The queued report in `data` (its first header line at the current position, `len`
+/// octets to its end) as it is written to a local mailbox, a `/file` or a `|program`
+/// (see [`LOCAL`]): RFC 6533's internationalized report when an address in it is not
+/// US-ASCII, else as queued. The reader and its length in octets.
+pub fn for_local<R: Read + Seek + Send + 'static>(
+    mut data: R,
+    len: u64,
+) -> io::Result<(Box<dyn Read + Send>, u64)> {
+    let origin = data.stream_position()?;
+    match for_server(&mut data, LOCAL)? {
+        Some(r) => {
+            let s = Spliced::new(data, origin, r);
+            let n = s.len();
+            Ok((Box::new(s), n))
+        }
+        None => {
+            data.seek(SeekFrom::Start(origin))?;
+            Ok((Box::new(data.take(len)), len))
+        }
+    }
 }
 
 /// Read lines up to and including the first empty one (or the end).
@@ -467,6 +501,7 @@ pub struct Spliced<R> {
 }
 
 impl<R: Read + Seek> Spliced<R> {
+    /// The report `reformed` made over of the one in `data` that starts at `origin`.
     pub fn new(data: R, origin: u64, reformed: Reformed) -> Spliced<R> {
         Spliced {
             data,
@@ -581,7 +616,12 @@ mod tests {
 
     /// A report queued with 8-bit text, as `Report::write` makes it.
     fn queued(headers_only: bool) -> Vec<u8> {
-        let mut env = test_envelope("6AMxxxxx000011", &["j\u{f6}rg@example.org"]);
+        queued_for("j\u{f6}rg@example.org", headers_only)
+    }
+
+    /// [`queued`] for a failed recipient `rcpt`.
+    fn queued_for(rcpt: &str, headers_only: bool) -> Vec<u8> {
+        let mut env = test_envelope("6AMxxxxx000011", &[rcpt]);
         env.sender = "s@example.org".into();
         let original = "Subject: caf\u{e9}\n\nbody caf\u{e9}\n";
         env.header_bytes = 16;
@@ -590,7 +630,7 @@ mod tests {
             host: "host.example",
             original: &env,
             recipients: vec![RcptReport::failed(
-                "j\u{f6}rg@example.org",
+                rcpt,
                 crate::status::BAD_MAILBOX,
                 "553 5.6.7 no",
                 "SMTP",
@@ -697,6 +737,42 @@ mod tests {
             };
             assert!(text.contains(want), "{text}");
         }
+    }
+
+    /// What a local mailbox, file or command is given: the internationalized report
+    /// when an address is not US-ASCII, as an SMTPUTF8 server gets it; a report naming
+    /// only US-ASCII addresses (its returned message 8-bit) exactly as queued.
+    #[test]
+    fn a_local_destination_gets_the_smtputf8_form() {
+        let read = |q: &[u8]| {
+            let mut c = Cursor::new(q.to_vec());
+            c.set_position(9);
+            let (mut r, len) = for_local(c, (q.len() - 9) as u64).unwrap();
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).unwrap();
+            assert_eq!(out.len() as u64, len);
+            out
+        };
+        for headers_only in [true, false] {
+            let q = queued(headers_only);
+            let utf8 = Takes {
+                eight_bit: true,
+                utf8: true,
+            };
+            assert_eq!(read(&q), sent(&q, utf8).unwrap().0);
+            let text = String::from_utf8(read(&q)).unwrap();
+            assert!(text.contains("Content-Type: message/global-delivery-status\n"));
+            assert!(text.contains("Final-Recipient: utf-8; j\u{f6}rg@example.org\n"));
+            assert!(!text.contains("RFC822; j"), "{text}");
+            let ascii = queued_for("jorg@example.org", headers_only);
+            assert!(!ascii.is_ascii());
+            assert_eq!(read(&ascii), ascii[9..]);
+        }
+        // A damaged report goes as it is.
+        let mut bad = queued(false);
+        let n = bad.len();
+        bad[n - 4] = b'x';
+        assert_eq!(read(&bad), bad[9..]);
     }
 
     /// Whatever the queue file holds after the envelope, making it over never panics:
