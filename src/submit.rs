@@ -559,9 +559,11 @@ pub fn sort_listed(
                 expanded: None,
                 list_file: None,
                 syntax: None,
-                // An unknown user named elsewhere decides it, whichever comes first
-                // (recorded: `refused-unknown-and-syntax-odq`).
-                sets_status: e.exit() != Sysexit::Usage,
+                // The first refusal said decides the status, as for a list's target
+                // (recorded: `argv-bad-first-odq`, `bv-order-remote-first`: 64 before
+                // an unknown user; `argv-bad-order-odq`: 67 after one); an unbalanced
+                // address does not (`addr-unbalanced-angle`).
+                sets_status: e.sets_status(),
                 list: l.list,
             }),
         }
@@ -1502,5 +1504,22 @@ mod tests {
         );
         let lists: Vec<(&str, usize)> = r.iter().map(|l| (l.address.as_str(), l.list)).collect();
         assert_eq!(lists, [("nosuch1", 0), ("ok@x", 2)]);
+    }
+
+    /// A command-line address that is no address decides the exit status when it is
+    /// said first, as a list's target does (recorded: `argv-bad-first-odq`, 64 before
+    /// an unknown user); an unbalanced one does not (`addr-unbalanced-angle`).
+    #[test]
+    fn argv_syntax_fault_said_first_decides_the_status() {
+        let (_, refused) = argv_recipients(
+            &["h1@".into(), "a@@b".into(), "x@example.org (y".into()],
+            &mut address::OldStyle(false),
+        )
+        .unwrap();
+        let decides: Vec<bool> = refused.iter().map(|r| r.sets_status).collect();
+        assert_eq!(decides, [true, true, false]);
+        let said = refused.iter().map(|r| (r.code, r.sets_status));
+        let then_unknown = said.chain([(Sysexit::NoUser, true)]);
+        assert_eq!(Sysexit::of_refusals(then_unknown), Sysexit::Usage);
     }
 }

@@ -34,11 +34,12 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         );
         let head = rsendmail::message::read_head(&mut reader)?;
         rsendmail::message::observe_style(&head.headers, &mut style);
-        rsendmail::submit::sort_listed(
-            rsendmail::message::header_recipients(&head.headers, style.0),
-            &mut addrs,
-            &mut refused,
-        );
+        // The fields are lists after the command line's arguments.
+        let mut listed = rsendmail::message::header_recipients(&head.headers, style.0);
+        for l in &mut listed {
+            l.list += s.inv.recipients.len();
+        }
+        rsendmail::submit::sort_listed(listed, &mut addrs, &mut refused);
     }
     if addrs.is_empty() && refused.is_empty() && s.inv.read_recipients {
         // As a submission with -t says it (recorded: `bv-t-none`).
@@ -51,29 +52,38 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
             "Recipient names must be specified",
         ));
     }
-    // Addresses refused by their syntax are reported as they are parsed, before any is
-    // verified.
-    // Each with whether it decides the exit status (`Sysexit::of_refusals`).
+    // sendmail takes the lists (each argument, then each of `-t`'s fields) one at a
+    // time: a list's syntax faults in written order, then what expanding its
+    // recipients in queue order finds (an alias's own list the same way), before the
+    // next list. Only then does it say what is deliverable: the local recipients in
+    // the order they were queued, then every other recipient in queue order, the
+    // members of an alias in their place (recorded from 8.17: `bv-order-mixed`,
+    // `bv-order-bad-first`, `bv-order-remote-first`, `bv-several`, `bv-alias-order`).
+    // Each refusal with whether it decides the exit status (`Sysexit::of_refusals`).
     let mut said: Vec<(Sysexit, bool)> = Vec::new();
-    for r in &refused {
-        rsendmail::outln!("{}", r.text);
-        said.push((r.code, r.sets_status));
-    }
-    // sendmail reports each local recipient as it queues it (the aliases expanded as it
-    // goes, each list in its queue order), then every other recipient in queue order,
-    // the members of an alias in their place (recorded from 8.17: `bv-several`,
-    // `bv-alias-order`).
+    addrs.sort_by_key(|a| a.list);
+    refused.sort_by_key(|r| r.list);
+    let mut refused = refused.into_iter().peekable();
     let is_local = |a: &str| route(engine, a) == Route::Local;
     // Each address is named as it was given: the piece of its list with its phrase,
     // angle brackets, comment and a group's name or `;` (`grp: Bob <b@example.org>`,
     // `c@example.org;`), as sendmail prints it (recorded: `bv-angle-comment`,
     // `bv-group-members`, `bv-group-members-mixed`); an alias's targets by address.
     let mut other: Vec<(String, String)> = Vec::new();
+    let mut local: Vec<String> = Vec::new();
     // Each recipient once, as sendmail queues it once: a local user by name ignoring
     // case (`root`, `Root`), any other address byte for byte; an alias member already
     // shown is not shown again (recorded: `dup-case-local-bv`, `plus-bv-alias`).
     let mut seen = std::collections::HashSet::new();
+    let mut say_refused_to = |list: Option<usize>, said: &mut Vec<(Sysexit, bool)>| {
+        while let Some(r) = refused.next_if(|r| list.is_none_or(|k| r.list <= k)) {
+            rsendmail::outln!("{}", r.text);
+            said.push((r.code, r.sets_status));
+        }
+    };
     for a in addrs {
+        // The syntax faults of this list and of the lists before it not yet said.
+        say_refused_to(Some(a.list), &mut said);
         if !is_local(&a.address) {
             if seen.insert(rsendmail::message::address::duplicate_key(&a.address)) {
                 other.push((a.text, a.address));
@@ -122,20 +132,29 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
                     };
                     // `user+detail`: the detail is sendmail's `host` (recorded:
                     // `plus-bv-detail`, `plus-bv-forms`).
-                    match rsendmail::aliases::split_detail(&user) {
-                        (base, Some(detail)) if !detail.is_empty() => rsendmail::outln!(
-                            "{shown}... deliverable: mailer local, host {detail}, user {base}"
-                        ),
-                        (base, _) => {
-                            rsendmail::outln!("{shown}... deliverable: mailer local, user {base}")
+                    local.push(match rsendmail::aliases::split_detail(&user) {
+                        (base, Some(detail)) if !detail.is_empty() => {
+                            format!(
+                                "{shown}... deliverable: mailer local, host {detail}, user {base}"
+                            )
                         }
-                    }
+                        (base, _) => format!("{shown}... deliverable: mailer local, user {base}"),
+                    });
                 }
-                Target::Pipe(c) => rsendmail::outln!("|{c}... deliverable: mailer prog, user |{c}"),
-                Target::File(f) => rsendmail::outln!("{f}... deliverable: mailer *file*, user {f}"),
+                Target::Pipe(c) => {
+                    local.push(format!("|{c}... deliverable: mailer prog, user |{c}"))
+                }
+                Target::File(f) => {
+                    local.push(format!("{f}... deliverable: mailer *file*, user {f}"))
+                }
                 Target::Remote(r) => other.push((r.clone(), r)),
             }
         }
+    }
+    // The lists after the last one holding a recipient.
+    say_refused_to(None, &mut said);
+    for line in local {
+        rsendmail::outln!("{line}");
     }
     for (shown, addr) in other {
         match route(engine, &addr) {
