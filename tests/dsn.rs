@@ -443,3 +443,58 @@ fn a_refusal_made_here_has_no_servers_diagnostic() {
     );
     assert!(!text.contains("(reason: 553"), "{text}");
 }
+
+/// With VERP, recipients refused at submission (unknown local users) are reported as the
+/// delivery's failures are: one report each, to the sender made for it, naming it alone
+/// (interactive, and queued for later).
+#[test]
+fn verp_refusals_at_submission_are_reported_one_each() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    for (mode, a, b) in [
+        ("-odi", "nosuchusera", "nosuchuserb"),
+        ("-odq", "nosuchuserc", "nosuchuserd"),
+    ] {
+        env.sendmail(
+            &[
+                mode,
+                "-XV",
+                "-f",
+                "l-b@list.example",
+                a,
+                b,
+                "ok@example.org",
+            ],
+            MSG8,
+        )
+        .code(67);
+        if mode == "-odq" {
+            env.sendmail(&["-qf"], b"").code(0);
+        }
+        for (own, other) in [(a, b), (b, a)] {
+            let start = std::time::Instant::now();
+            let got = loop {
+                let got: Vec<(String, Vec<u8>)> = peer
+                    .messages()
+                    .into_iter()
+                    .filter(|(j, _)| j.contains(&format!("\"rcpt_tos\": [\"l-b+{own}=")))
+                    .collect();
+                if !got.is_empty() || start.elapsed() > std::time::Duration::from_secs(60) {
+                    break got;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            };
+            let all: Vec<String> = peer.messages().into_iter().map(|(j, _)| j).collect();
+            assert_eq!(got.len(), 1, "{mode} {own}: {all:?}");
+            let said = said_about_recipients(&got[0].1);
+            assert!(said.contains(own), "{mode} {own}: {said}");
+            assert!(!said.contains(other), "{mode} {own} names {other}: {said}");
+        }
+    }
+    assert!(
+        reports_to(&peer, "l-b@list.example").is_empty(),
+        "no report to the list's own sender"
+    );
+}
