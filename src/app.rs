@@ -480,6 +480,7 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             // `deliver::runner::deliver_entry`).
             let report = done
                 .report
+                .into_iter()
                 .map(|(id, headers_only)| if headers_only { format!("+{id}") } else { id });
             let ids: Vec<String> = done.id.into_iter().chain(report).collect();
             if ids.is_empty() {

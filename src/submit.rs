@@ -136,11 +136,12 @@ pub struct Submitted {
     /// The exit status so far: not 0 when recipients were refused (`User unknown`, 67),
     /// unless ErrorMode `e` mailed the errors back.
     pub status: Sysexit,
-    /// The failure report mailed back for recipients refused here (ErrorMode `m`, `e`,
-    /// or `p` with a sender elsewhere): delivered with the message, in its mode. True
-    /// when it returns the message's header only (sendmail sends such a report, made in
-    /// memory, without `SIZE=`).
-    pub report: Option<(String, bool)>,
+    /// The failure reports mailed back for recipients refused here (ErrorMode `m`, `e`,
+    /// or `p` with a sender elsewhere): delivered with the message, in its mode. One,
+    /// or with VERP one per refused recipient, to its own sender. True when it returns
+    /// the message's header only (sendmail sends such a report, made in memory, without
+    /// `SIZE=`).
+    pub report: Vec<(String, bool)>,
     /// In interactive mode, the `~/dead.letter... Saved message in ...` line for the
     /// recipients refused here, which the deliverer prints after the delivery, before
     /// it closes its connections (sendmail's order).
@@ -717,7 +718,7 @@ pub fn submit<R: BufRead>(
                 id: None,
                 mode,
                 status: Sysexit::Ok,
-                report: None,
+                report: Vec::new(),
                 note: None,
             });
         }
@@ -1008,8 +1009,11 @@ pub fn submit<R: BufRead>(
     // failures, in one report, as sendmail's one pass over the envelope does (recorded:
     // `bounce-one-report-*`); it is kept in the entry's state until then.
     let error_mode = settings.error_mode.unwrap_or('p');
+    // With VERP the refused recipients' reports go one to each one's own sender, not
+    // with the delivery's (which are one per recipient too).
     let hand_over = mode == DeliveryMode::Interactive
         && !envelope.sender.is_empty()
+        && envelope.verp.is_none()
         && error_mode != 'q'
         && !(error_mode == 'p' && sender_local);
     let mut handed = false;
@@ -1033,7 +1037,7 @@ pub fn submit<R: BufRead>(
         }
     }
     let (status, report, note) = if refused.is_empty() {
-        (Sysexit::Ok, None, None)
+        (Sysexit::Ok, Vec::new(), None)
     } else {
         refused_recipients(
             settings,
@@ -1167,8 +1171,9 @@ pub fn write_entry<R: BufRead>(
 /// meanings): `p` print them (stdout) and save a copy of the message in
 /// `~/dead.letter` when the sender is local (`sender_local`), else mail them back as
 /// well; `q` say nothing; `m` and `w` (no terminal to write to) mail them
-/// back; `e` mail them back and exit 0. Returns the exit status, the id of the report
-/// queued, if one was, with whether it returns the header only, and with `say_later`
+/// back; `e` mail them back and exit 0 (with VERP, one report per refused recipient, to
+/// the sender made for it, naming it alone). Returns the exit status, the ids of the
+/// reports queued, each with whether it returns the header only, and with `say_later`
 /// the `Saved message` line to print after the delivery. `host` is the mail
 /// name, the report's MTA, as in the deliverer's reports. The message is `length` bytes
 /// of `message_file` from `data_offset`, or the rest of the file. `handed`: the report
@@ -1187,7 +1192,7 @@ fn refused_recipients(
     length: Option<u64>,
     say_later: bool,
     handed: bool,
-) -> (Sysexit, Option<(String, bool)>, Option<String>) {
+) -> (Sysexit, Vec<(String, bool)>, Option<String>) {
     // The first refusal that decides it, as in sendmail: an unknown user after an
     // unbalanced address still does (recorded: `include-unbalanced-empty-odi`,
     // `include-empty-unbalanced-odi`, `alias-empty-unbalanced-odi`), not after an
@@ -1206,7 +1211,7 @@ fn refused_recipients(
     };
     let mode = settings.error_mode.unwrap_or('p');
     if mode == 'q' {
-        return (code, None, None);
+        return (code, Vec::new(), None);
     }
     if mode == 'p' {
         for r in refused.iter().filter(|r| !r.quiet) {
@@ -1217,17 +1222,74 @@ fn refused_recipients(
         // bounce-local-unknown) and as the deliverer does.
         if sender_local {
             let note = save_dead_letter(env, open_message, say_later);
-            return (code, None, note);
+            return (code, Vec::new(), note);
         }
     }
     if handed {
-        return (if mode == 'e' { Sysexit::Ok } else { code }, None, None);
+        return (
+            if mode == 'e' { Sysexit::Ok } else { code },
+            Vec::new(),
+            None,
+        );
     }
-    let sender = if env.sender.is_empty() {
-        None
+    // To the sender; with VERP to each refused recipient's own sender, one report each
+    // naming it alone.
+    let mut groups: Vec<(Option<String>, Vec<Refused>)> = Vec::new();
+    for r in refused {
+        let to = match env.verp.as_deref() {
+            _ if env.sender.is_empty() => None,
+            Some(d) => Some(crate::verp::sender(
+                &qualified(&env.sender, host),
+                d,
+                &qualified(r.address.trim_start_matches('\\'), host),
+            )),
+            None => Some(env.sender.clone()),
+        };
+        match groups.iter_mut().find(|(t, _)| *t == to) {
+            Some((_, v)) => v.push(r.clone()),
+            None => groups.push((to, vec![r.clone()])),
+        }
+    }
+    let reports = groups
+        .into_iter()
+        .filter_map(|(to, refused)| {
+            mail_refusals(
+                settings,
+                full_bounce,
+                host,
+                spool,
+                env,
+                &refused,
+                to,
+                &open_message,
+            )
+        })
+        .collect();
+    (if mode == 'e' { Sysexit::Ok } else { code }, reports, None)
+}
+
+/// `address` with `@host` when it has no domain.
+fn qualified(address: &str, host: &str) -> String {
+    if address.contains('@') {
+        address.to_string()
     } else {
-        Some(env.sender.clone())
-    };
+        format!("{address}@{host}")
+    }
+}
+
+/// Queue the failure report on `refused` to `sender` (None: the null sender, whom no
+/// report goes to): its id and whether it returns the header only, or None (logged).
+#[allow(clippy::too_many_arguments)]
+fn mail_refusals(
+    settings: &Settings,
+    full_bounce: bool,
+    host: &str,
+    spool: &Spool,
+    env: &Envelope,
+    refused: &[Refused],
+    sender: Option<String>,
+    open_message: &dyn Fn() -> std::io::Result<std::io::Take<std::fs::File>>,
+) -> Option<(String, bool)> {
     let mut report = crate::dsn::Report {
         kind: crate::dsn::Kind::Failure,
         host,
@@ -1253,14 +1315,13 @@ fn refused_recipients(
         (None, _) => Err("the sender is <>".into()),
         (_, Err(e)) => Err(crate::config::io_text(&e)),
     };
-    let report = match queued {
+    match queued {
         Ok(id) => Some((id, headers_only)),
         Err(why) => {
             log::error!("{}: errors could not be mailed back: {why}", env.id);
             None
         }
-    };
-    (if mode == 'e' { Sysexit::Ok } else { code }, report, None)
+    }
 }
 
 /// The report's entry for each recipient refused at submission.

@@ -290,3 +290,211 @@ fn a_report_naming_a_utf8_address_to_an_smtputf8_server_is_global() {
         }
     }
 }
+
+/// The explanation and the `message/delivery-status` part of a report (what it says
+/// about its recipients; the returned header may name others, as the message did).
+fn said_about_recipients(raw: &[u8]) -> String {
+    let p = parse(raw);
+    p.parts
+        .iter()
+        .filter(|(t, _, _)| t == "text/plain" || t.ends_with("delivery-status"))
+        .map(|(_, _, text)| text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// With VERP each recipient's report (a return receipt, a bounce, a delay warning)
+/// goes to its own sender and names that recipient alone, in its status block and in
+/// its transcript, a Bcc recipient of `-t` too; without VERP the report names them all.
+#[test]
+fn verp_reports_name_only_their_own_recipient() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "O Timeout.queuewarn=1s\n");
+    let msg = b"To: a@example.org, reject5x@example.net, reject4y@example.net\nBcc: hidden@example.org\nSubject: v\n\nbody\n";
+    let args = [
+        "-t",
+        "-XV",
+        "-N",
+        "success,failure,delay",
+        "-f",
+        "l-b@list.example",
+    ];
+    let mut first = vec!["-odq"];
+    first.extend_from_slice(&args);
+    env.sendmail(&first, msg).code(0);
+    // Past the warning time: the delay warning comes with the others.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    env.sendmail(&["-qf"], b"").code(0);
+    let everyone = [
+        "a@example.org",
+        "hidden@example.org",
+        "reject5x@example.net",
+        "reject4y@example.net",
+    ];
+    for (own, what) in [
+        ("a@example.org", "relayed"),
+        ("hidden@example.org", "relayed"),
+        ("reject5x@example.net", "failed"),
+        ("reject4y@example.net", "delayed"),
+    ] {
+        let (user, domain) = own.split_once('@').unwrap();
+        let to = format!("l-b+{user}={domain}@list.example");
+        let got = wait_reports_to(&peer, &to);
+        assert_eq!(got.len(), 1, "{to}: {got:?}");
+        let said = said_about_recipients(&got[0].1);
+        assert!(said.contains(&format!("Action: {what}")), "{to}: {said}");
+        assert!(said.contains(own), "{to}: {said}");
+        for other in everyone.iter().filter(|o| **o != own) {
+            assert!(!said.contains(other), "{to} names {other}: {said}");
+        }
+    }
+    // Without VERP: one report per kind to the sender, each naming every recipient the
+    // attempt tells of (the Bcc one too).
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &[
+            "-odi",
+            "-t",
+            "-N",
+            "success,failure",
+            "-f",
+            "plain@list.example",
+        ],
+        msg,
+    )
+    .code(67);
+    let start = std::time::Instant::now();
+    let reports = loop {
+        let got = reports_to(&peer, "plain@list.example");
+        if got.len() >= 2 || start.elapsed() > std::time::Duration::from_secs(60) {
+            break got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    for (_, raw) in &reports {
+        let said = said_about_recipients(raw);
+        for who in [
+            "a@example.org",
+            "hidden@example.org",
+            "reject5x@example.net",
+        ] {
+            assert!(said.contains(who), "{who}: {said}");
+        }
+    }
+}
+
+/// A refusal rsendmail makes itself is not reported as a server's: an address that needs
+/// SMTPUTF8 to a server that does not offer it fails with no `Diagnostic-Code` (no
+/// server said anything about it) and no reason line; the transcript tells it in
+/// sendmail's form. The server was talked to, so the report names it (`Remote-MTA`, as
+/// sendmail names the host it tried). A recipient the server refused keeps the server's
+/// reply as its Diagnostic-Code.
+#[test]
+fn a_refusal_made_here_has_no_servers_diagnostic() {
+    let Some((_scratch, peer)) = start_peer(&[("NO_SMTPUTF8", "1")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &[
+            "-odi",
+            "-R",
+            "full",
+            "-f",
+            "sender@example.net",
+            "zo\u{eb}@example.org",
+            "reject5z@example.org",
+            "ok@example.org",
+        ],
+        b"Subject: s\n\nbody\n",
+    );
+    let got = wait_reports_to(&peer, "sender@example.net");
+    assert_eq!(got.len(), 1, "{got:?}");
+    let p = parse(&got[0].1);
+    let status = p
+        .parts
+        .iter()
+        .find(|(t, _, _)| t.ends_with("delivery-status"))
+        .map(|(_, _, s)| s.replace("\r\n", "\n"))
+        .expect("a delivery-status part");
+    let blocks: Vec<&str> = status.split("\n\n").collect();
+    let utf8 = blocks
+        .iter()
+        .find(|b| b.contains("zo\\x{EB}@example.org") || b.contains("zo\u{eb}@example.org"))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(utf8.contains("Status: 5.6.7"), "{utf8}");
+    assert!(!utf8.contains("Diagnostic-Code"), "{utf8}");
+    assert!(utf8.contains("Remote-MTA: DNS; [127.0.0.1]"), "{utf8}");
+    let refused = blocks
+        .iter()
+        .find(|b| b.contains("reject5z@example.org"))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        refused.contains("Diagnostic-Code: SMTP;") && refused.contains(" 550 5.1.1 <reject5z@"),
+        "{refused}"
+    );
+    let text = &p.parts[0].2;
+    assert!(
+        text.contains("553 5.6.7 zo\u{eb}@example.org... The server does not offer SMTPUTF8"),
+        "{text}"
+    );
+    assert!(!text.contains("(reason: 553"), "{text}");
+}
+
+/// With VERP, recipients refused at submission (unknown local users) are reported as the
+/// delivery's failures are: one report each, to the sender made for it, naming it alone
+/// (interactive, and queued for later).
+#[test]
+fn verp_refusals_at_submission_are_reported_one_each() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    for (mode, a, b) in [
+        ("-odi", "nosuchusera", "nosuchuserb"),
+        ("-odq", "nosuchuserc", "nosuchuserd"),
+    ] {
+        env.sendmail(
+            &[
+                mode,
+                "-XV",
+                "-f",
+                "l-b@list.example",
+                a,
+                b,
+                "ok@example.org",
+            ],
+            MSG8,
+        )
+        .code(67);
+        if mode == "-odq" {
+            env.sendmail(&["-qf"], b"").code(0);
+        }
+        for (own, other) in [(a, b), (b, a)] {
+            let start = std::time::Instant::now();
+            let got = loop {
+                let got: Vec<(String, Vec<u8>)> = peer
+                    .messages()
+                    .into_iter()
+                    .filter(|(j, _)| j.contains(&format!("\"rcpt_tos\": [\"l-b+{own}=")))
+                    .collect();
+                if !got.is_empty() || start.elapsed() > std::time::Duration::from_secs(60) {
+                    break got;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            };
+            let all: Vec<String> = peer.messages().into_iter().map(|(j, _)| j).collect();
+            assert_eq!(got.len(), 1, "{mode} {own}: {all:?}");
+            let said = said_about_recipients(&got[0].1);
+            assert!(said.contains(own), "{mode} {own}: {said}");
+            assert!(!said.contains(other), "{mode} {own} names {other}: {said}");
+        }
+    }
+    assert!(
+        reports_to(&peer, "l-b@list.example").is_empty(),
+        "no report to the list's own sender"
+    );
+}

@@ -426,6 +426,59 @@ fn verp_by_option_and_never_for_the_null_sender() {
     );
 }
 
+/// `-X` with a value that begins with `V` is a VERP request, attached or apart (as
+/// Postfix's sendmail reads it): delimiters that are not two of `-=+` are refused with
+/// EX_USAGE and nothing is queued, never taken for a traffic log file named `V...` in the
+/// current directory (with the mail then sent without VERP).
+#[test]
+fn bad_xv_delimiters_are_refused_not_a_traffic_log() {
+    let env = Env::new();
+    let conf = env.conf.to_str().unwrap().to_string();
+    let run = |x: &[&str]| {
+        let mut args = vec!["-C", &conf, "-odq", "-f", "l-b@list.example"];
+        args.extend_from_slice(x);
+        args.push("a@example.org");
+        let out = std::process::Command::new(env.link("sendmail"))
+            .args(&args)
+            .current_dir(&env.dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        env.finish(&env.link("sendmail"), &args, out)
+    };
+    let v_files = || -> Vec<String> {
+        fs::read_dir(&env.dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with('V'))
+            .collect()
+    };
+    for x in [
+        &["-XVab"][..],
+        &["-XV+"],
+        &["-XV="],
+        &["-XV+=-"],
+        &["-X", "Vab"],
+        &["-X", "V+=-"],
+        &["-XVlog"],
+    ] {
+        let r = run(x);
+        r.code(64);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            said.contains("Invalid -XV delimiters (") && said.contains("two characters from -=+"),
+            "{x:?}: {said}"
+        );
+        assert!(env.entries().is_empty(), "{x:?}");
+        assert!(v_files().is_empty(), "{x:?}: {:?}", v_files());
+    }
+    // Given apart, `V` alone is VERP as attached: queued with the request, no file.
+    run(&["-X", "V"]).code(0);
+    let entry = env.only_entry();
+    assert!(entry.contains("\nverp +=\n"), "{entry}");
+    assert!(v_files().is_empty(), "{:?}", v_files());
+}
+
 /// `O SortByDomain=true`: one transaction's RCPTs grouped by domain, the domains in
 /// order from their top label; without it, sendmail's order (the reverse of the
 /// command line).

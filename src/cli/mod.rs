@@ -685,11 +685,13 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, Fatal> {
             }
             Short('v') => inv.verbose = true,
             Short('X') => {
-                // Only the attached forms `-XV` and `-XVxy` are VERP, as Postfix
-                // matches them; `-X V`, `-XVlog` and every other value name the
-                // traffic log, as in sendmail.
-                let (v, attached) = match parser.optional_value() {
-                    Some(v) => (to_string("-X", v)?, true),
+                // A value that begins with `V` is a VERP request, attached (`-XV`,
+                // `-XV+=`) or given apart (`-X V`), as Postfix's sendmail reads it (its
+                // getopt does not tell them apart); one whose delimiters are not two of
+                // `-=+` is refused, never taken for a traffic log file named `V...`.
+                // Every other value names the traffic log, as in sendmail.
+                let v = match parser.optional_value() {
+                    Some(v) => to_string("-X", v)?,
                     None => {
                         let v = parser.value().map_err(|_| {
                             Fatal::stderr(
@@ -697,12 +699,13 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, Fatal> {
                                 format!("{argv0}: option requires an argument -- X"),
                             )
                         })?;
-                        (to_string("-X", v)?, false)
+                        to_string("-X", v)?
                     }
                 };
                 match verp_request(&v) {
-                    Some(d) if attached => inv.verp = Some(d),
-                    _ => inv.traffic_log = Some(PathBuf::from(v)),
+                    Some(Ok(d)) => inv.verp = Some(d),
+                    Some(Err(e)) => return Err(e),
+                    None => inv.traffic_log = Some(PathBuf::from(v)),
                 }
             }
             Short(c) => return Err(illegal(c)),
@@ -731,17 +734,28 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, Fatal> {
     Ok(inv)
 }
 
-/// What the value of an attached `-X` asks for when it is a VERP request (Postfix's
-/// sendmail(1)): `V` alone is VERP with the configured delimiters (`Some(None)`), `V`
-/// and two delimiters from `-=+` (`-XV-=`) is VERP with those; anything else is not
-/// (`None`: a traffic log file name, as in sendmail).
-pub fn verp_request(value: &str) -> Option<Option<String>> {
+/// What the value of `-X` asks for when it is a VERP request (Postfix's sendmail(1)):
+/// `V` alone is VERP with the configured delimiters (`Some(Ok(None))`), `V` and two
+/// delimiters from `-=+` (`-XV-=`) is VERP with those (`Some(Ok(Some("-=")))`); `V` and
+/// anything else is refused with EX_USAGE (`Some(Err(_))`: `-XVab`, `-XV=`, `-XV+=-`), as
+/// Postfix's sendmail refuses it. `None`: not a VERP request (a traffic log file name,
+/// as in sendmail; one that begins with `V` is written `./V...`).
+pub fn verp_request(value: &str) -> Option<Result<Option<String>, Fatal>> {
     let rest = value.strip_prefix('V')?;
     if rest.is_empty() {
-        return Some(None);
+        return Some(Ok(None));
     }
-    crate::verp::check_delimiters(rest).ok()?;
-    Some(Some(rest.to_string()))
+    Some(match crate::verp::check_delimiters(rest) {
+        Ok(()) => Ok(Some(rest.to_string())),
+        Err(_) => Err(Fatal::new(
+            Sysexit::Usage,
+            format!(
+                "Invalid -XV delimiters ({}): two characters from {} are required",
+                crate::text::printable(rest),
+                crate::verp::DELIMITER_FILTER
+            ),
+        )),
+    })
 }
 
 /// RFC 3461 ENVID: xtext, printable ASCII without `+`/`=` unescaped, at most 100 chars.
@@ -816,6 +830,53 @@ mod tests {
         let mut v: Vec<OsString> = vec!["sendmail".into()];
         v.extend(args.iter().map(OsString::from));
         parse(v)
+    }
+
+    /// Every spelling of `-X` whose value begins with `V` is VERP or refused, attached or
+    /// apart; never a traffic log file named `V...`. Other values name the traffic log.
+    #[test]
+    fn xv_is_verp_or_refused() {
+        for (args, want) in [
+            (&["-XV", "a"][..], None),
+            (&["-X", "V", "a"], None),
+            (&["-XV+=", "a"], Some("+=")),
+            (&["-XV-=", "a"], Some("-=")),
+            (&["-X", "V=+", "a"], Some("=+")),
+            (&["-XV--", "a"], Some("--")),
+        ] {
+            let inv = p(args).unwrap_or_else(|e| panic!("{args:?}: {}", e.message));
+            assert_eq!(inv.verp, Some(want.map(String::from)), "{args:?}");
+            assert_eq!(inv.traffic_log, None, "{args:?}");
+        }
+        for (args, shown) in [
+            (&["-XVab", "a"][..], "ab"),
+            (&["-X", "Vab", "a"], "ab"),
+            (&["-XV=", "a"], "="),
+            (&["-XV+", "a"], "+"),
+            (&["-XV+=-", "a"], "+=-"),
+            (&["-X", "V+=-", "a"], "+=-"),
+            (&["-XVlog", "a"], "log"),
+            (&["-XV+\u{e9}", "a"], "+\u{e9}"),
+            (&["-XV\t=", "a"], " ="),
+        ] {
+            let f = p(args).err().unwrap_or_else(|| panic!("{args:?} accepted"));
+            assert_eq!(f.code, Sysexit::Usage, "{args:?}");
+            assert_eq!(
+                f.message,
+                format!("Invalid -XV delimiters ({shown}): two characters from -=+ are required"),
+                "{args:?}"
+            );
+        }
+        for (args, log) in [
+            (&["-X", "./V", "a"][..], "./V"),
+            (&["-X/tmp/Vlog", "a"], "/tmp/Vlog"),
+            (&["-X", "log", "a"], "log"),
+            (&["-Xv", "a"], "v"),
+        ] {
+            let inv = p(args).unwrap();
+            assert_eq!(inv.traffic_log, Some(PathBuf::from(log)), "{args:?}");
+            assert_eq!(inv.verp, None, "{args:?}");
+        }
     }
 
     /// `--version` and `--help` answer in option position only; every sendmail flag

@@ -37,7 +37,18 @@ pub struct ReportItem {
     /// A target an expansion refused that the transcript tells (local::Refused::told):
     /// no reason line and no Diagnostic-Code.
     pub told: bool,
+    /// For a remote recipient: the reason was made here, not read from a server (the
+    /// server lacks SMTPUTF8 an address needs, the domain does not exist, a refused
+    /// connection). No server reply exists, so the report has no Diagnostic-Code and no
+    /// reason line, as sendmail's (its Diagnostic-Code is only ever a reply); the
+    /// transcript tells it.
+    pub made_here: bool,
 }
+
+/// The transcript a report carries (see [`transcript`]): `None` asks for the whole
+/// attempt's, `Some(addresses)` only the lines about these recipients (as the entry
+/// or the expansion names them): a VERP report names its own recipient alone.
+pub type TranscriptOf<'a> = &'a dyn Fn(Option<&[String]>) -> Vec<String>;
 
 /// Where a report goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,6 +155,7 @@ pub fn interval_words(secs: i64) -> String {
 }
 
 /// One outcome as the attempt's transcript needs it.
+#[derive(Clone, Copy)]
 pub struct Told<'a> {
     /// The recipient's address as the entry has it.
     pub address: &'a str,
@@ -187,6 +199,15 @@ pub fn transcript(told: &[Told<'_>], expired_after: Option<i64>) -> Vec<String> 
         let lines: Vec<String> = match o.class {
             Class::Permanent if remote => match &o.loops {
                 Some(text) => vec![text.clone()],
+                // Refused here, no server reply to show: sendmail's line for its own
+                // refusal (`553 5.6.7 addr... why`), the code and status made here.
+                None if o.reply.local => vec![format!(
+                    "{} {} {}... {}",
+                    o.reply.code,
+                    o.status,
+                    addrs.join(","),
+                    o.reply.text_without_enhanced()
+                )],
                 None => failure_transcript(first.address, &o.reply),
             },
             Class::Temporary if remote => {
@@ -276,19 +297,21 @@ fn failure_transcript(address: &str, reply: &Reply) -> Vec<String> {
 /// The reports `items` come to: one per kind and addressee, in the order of the items.
 /// Failures and delays go to the recipient's return address when its NOTIFY wants them
 /// (RFC 3461 §4.1), successes only when asked for; a failure of a message from the null
-/// sender goes to the postmaster once; a failure of that report is only logged.
+/// sender goes to the postmaster once; a failure of that report is only logged. Each
+/// report carries the attempt's transcript (`transcript(None)`); with VERP, whose
+/// reports go one to each recipient's own sender, only its recipients' lines.
 pub fn owed(
     engine: &Engine,
     env: &Envelope,
     items: Vec<ReportItem>,
-    transcript: &[String],
+    transcript: TranscriptOf<'_>,
     now: i64,
 ) -> Vec<Owed> {
     // (kind, return address, the list owner's sender they went out with) → the
-    // recipients reported on.
+    // recipients reported on (with the address the transcript names each by).
     type Groups = Vec<(
         (dsn::Kind, Option<String>, Option<String>),
-        Vec<(usize, dsn::RcptReport)>,
+        Vec<(usize, dsn::RcptReport, String)>,
     )>;
     let mut groups: Groups = Vec::new();
     for item in items {
@@ -303,6 +326,7 @@ pub fn owed(
             remote,
             expired,
             told,
+            made_here: refused_here,
         } = item;
         let mut ret = dsn::return_address(env, &r).map(str::to_string);
         // VERP: the report on a recipient goes to the sender made for that recipient,
@@ -353,7 +377,7 @@ pub fn owed(
         // An expired recipient whose last reason was made here (a refused connection)
         // has no server reply to name: no reason line and no Diagnostic-Code; the
         // transcript tells it (compat case bounce-queuereturn-refused).
-        let made_here = expired && reply.as_ref().is_none_or(|r| r.local);
+        let made_here = refused_here || (expired && reply.as_ref().is_none_or(|r| r.local));
         let diagnostic = if made_here || told {
             None
         } else if relayed {
@@ -386,20 +410,23 @@ pub fn owed(
             last_attempt: now,
         };
         let key = (kind, ret, env.owner_sender(&r).map(str::to_string));
+        let told_as = r.address;
         match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => v.push((index, rr)),
-            None => groups.push((key, vec![(index, rr)])),
+            Some((_, v)) => v.push((index, rr, told_as)),
+            None => groups.push((key, vec![(index, rr, told_as)])),
         }
     }
     groups
         .into_iter()
         .map(|((kind, ret, sent_from), mut recipients)| {
             // Listed in the entry's order; the transcript keeps the order of delivery.
-            recipients.sort_by_key(|(i, _)| *i);
-            let recipients: Vec<dsn::RcptReport> = recipients.into_iter().map(|(_, r)| r).collect();
-            // Every report carries the attempt's transcript; a delay warning ends it
-            // with sendmail's two lines (compat cases delay-queuewarn-reject4*).
-            let mut notes = transcript.to_vec();
+            recipients.sort_by_key(|(i, _, _)| *i);
+            let (recipients, told_as): (Vec<dsn::RcptReport>, Vec<String>) =
+                recipients.into_iter().map(|(_, r, a)| (r, a)).unzip();
+            // Every report carries the attempt's transcript, a VERP report only its own
+            // recipients' part; a delay warning ends it with sendmail's two lines
+            // (compat cases delay-queuewarn-reject4*).
+            let mut notes = transcript(env.verp.is_some().then_some(&told_as[..]));
             if kind == dsn::Kind::Delay {
                 notes.extend(delay_notes(engine));
             }
@@ -652,6 +679,7 @@ mod tests {
             reply: None,
             remote: String::new(),
             expired: false,
+            made_here: false,
         }
     }
 
@@ -786,7 +814,11 @@ mod tests {
             let mut e = engine::for_tests();
             let mut list: Vec<ReportItem> = items.iter().map(|(a, k, s)| item(a, *k, *s)).collect();
             tweak(&mut env, &mut e, &mut list);
-            assert_eq!(shown(&owed(&e, &env, list, &[], 0)), *want, "{what}");
+            assert_eq!(
+                shown(&owed(&e, &env, list, &|_| Vec::new(), 0)),
+                *want,
+                "{what}"
+            );
         }
     }
 

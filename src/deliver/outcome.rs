@@ -65,6 +65,9 @@ pub struct RcptOutcome {
     pub expanded: bool,
     /// The recipient's domain does not exist or takes no mail (EX_NOHOST).
     pub no_host: bool,
+    /// Decided by the lookup of the recipient's domain, no server tried: `relay` names
+    /// the domain, not an MTA (a report has no Remote-MTA for it).
+    pub looked_up: bool,
     /// The message itself was refused after DATA (EX_UNAVAILABLE).
     pub data_refused: bool,
     /// A `/file` target that could not be created or opened (EX_CANTCREAT, as
@@ -110,6 +113,7 @@ impl RcptOutcome {
             dsn_passed: false,
             expanded: false,
             no_host: false,
+            looked_up: false,
             data_refused: false,
             cant_create: false,
             loops: None,

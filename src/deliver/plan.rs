@@ -213,21 +213,25 @@ pub fn plan(
                     }
                     // An MX list pointing back here is sendmail's configuration error
                     // (`554 5.3.5`, EX_CONFIG), not an unknown host.
+                    // Decided by the lookup: the domain is named, no server was tried.
                     MxResult::NoHost(st, text) if st == status::MISCONFIGURED => {
                         let reply = Reply::with_status(554, st, text);
-                        p.decided
-                            .push(RcptOutcome::new(i, reply, Mailer::Esmtp, Some(d)));
+                        let mut o = RcptOutcome::new(i, reply, Mailer::Esmtp, Some(d));
+                        o.looked_up = true;
+                        p.decided.push(o);
                     }
                     MxResult::NoHost(st, text) => {
                         let reply = Reply::with_status(550, st, text);
                         let mut o = RcptOutcome::new(i, reply, Mailer::Esmtp, Some(d));
                         o.no_host = true;
+                        o.looked_up = true;
                         p.decided.push(o);
                     }
                     MxResult::Temp(st, text) => {
                         let reply = Reply::with_status(451, st, text);
-                        p.decided
-                            .push(RcptOutcome::new(i, reply, Mailer::Esmtp, Some(d)));
+                        let mut o = RcptOutcome::new(i, reply, Mailer::Esmtp, Some(d));
+                        o.looked_up = true;
+                        p.decided.push(o);
                     }
                 }
             }

@@ -216,10 +216,12 @@ pub fn record(
             hms(xdelay),
             o.mailer.as_str(),
         ));
-        // The host part alone: `mx.example.org` of `mx.example.org [192.0.2.1]`.
+        // The host part alone: `mx.example.org` of `mx.example.org [192.0.2.1]`; none
+        // when the domain's lookup decided (no MTA was involved).
         let remote = o
             .relay
             .as_deref()
+            .filter(|_| !o.looked_up)
             .and_then(|n| n.split(' ').next())
             .unwrap_or_default()
             .to_string();
@@ -234,6 +236,7 @@ pub fn record(
             remote: remote.clone(),
             expired: o.class == Class::Temporary && expired,
             told: false,
+            made_here: o.mailer != Mailer::Local && o.reply.local,
         };
         match st {
             RcptState::Failed => items.push(item(dsn::Kind::Failure, "failed")),
@@ -283,9 +286,9 @@ pub fn record(
         if f.told {
             counts.failed_usage +=
                 usize::from((f.reason.is_none() && f.syntax.is_none()) || f.usage);
-            told_lines.push(format!(
-                "{} {} {}",
-                f.failure.code, f.failure.status, f.failure.text
+            told_lines.push((
+                f.recipient.address.clone(),
+                format!("{} {} {}", f.failure.code, f.failure.status, f.failure.text),
             ));
         }
         let st = f.failure.status;
@@ -313,6 +316,7 @@ pub fn record(
                 remote: String::new(),
                 expired: false,
                 told: f.told && f.reason.is_none(),
+                made_here: false,
             },
         ));
     }
@@ -338,11 +342,26 @@ pub fn record(
         })
         .collect();
     // What the expansion told comes first, as sendmail finds it before it delivers.
-    let mut transcript = told_lines;
-    transcript.extend(bounce::transcript(
-        &told,
-        (counts.expired > 0).then_some(engine.queue_return),
-    ));
+    // A VERP report's transcript has only the lines about its own recipients (`only`:
+    // their addresses as the entry or the expansion names them), the expiry's lines
+    // only when one of them expired.
+    let transcript = |only: Option<&[String]>| -> Vec<String> {
+        let mine = |a: &str| only.is_none_or(|v| v.iter().any(|m| m == a));
+        let mut t: Vec<String> = told_lines
+            .iter()
+            .filter(|(a, _)| mine(a))
+            .map(|(_, l)| l.clone())
+            .collect();
+        let told: Vec<bounce::Told<'_>> =
+            told.iter().copied().filter(|t| mine(t.address)).collect();
+        let expired_here = counts.expired > 0
+            && (only.is_none() || told.iter().any(|t| t.outcome.class == Class::Temporary));
+        t.extend(bounce::transcript(
+            &told,
+            expired_here.then_some(engine.queue_return),
+        ));
+        t
+    };
     // sendmail -v, when the message expired in this attempt, or a delay warning is
     // owed (which is then the entry's reason; compat case delay-queuewarn-reject4-v).
     let warned_now = items.iter().any(|r| r.kind == dsn::Kind::Delay);
@@ -749,6 +768,151 @@ mod tests {
                 "success Sender(\"s@h.example\"): r0@x.test expanded 2.0.0",
             ]
         );
+    }
+
+    /// A server's reply to a command for recipient `i`.
+    fn answered(i: usize, code: u16, text: &str, command: &str) -> RcptOutcome {
+        let mut o = out(i, code, text);
+        o.reply = o.reply.to(command);
+        o
+    }
+
+    /// With VERP each report goes to its recipient's own sender and names that
+    /// recipient alone: its status block and its transcript (a return receipt, a
+    /// failure, a delay warning). Without VERP one report per kind carries the whole
+    /// attempt's transcript, as before.
+    #[test]
+    fn verp_reports_name_their_own_recipient_alone() {
+        let e = engine::for_tests();
+        let mut en = env(5);
+        en.recipients[0].notify = Some("SUCCESS,FAILURE".into());
+        en.recipients[1].notify = Some("SUCCESS,FAILURE".into());
+        let relayed = |i| {
+            let mut o = answered(i, 250, "2.0.0 Ok", "DATA");
+            o.reply.accepted_by = Some("250 2.1.5 Ok".into());
+            o
+        };
+        let outcomes = [
+            relayed(0),
+            relayed(1),
+            answered(2, 550, "5.1.1 no such user", "RCPT To:<r2@x.test>"),
+            answered(3, 550, "5.1.1 no such user", "RCPT To:<r3@x.test>"),
+            answered(4, 450, "4.2.0 later", "RCPT To:<r4@x.test>"),
+        ];
+        let now = T0 + 5 * 3600;
+        let mut verp = en.clone();
+        verp.verp = Some("+=".into());
+        let r = record(&e, &verp, &State::default(), 0, &outcomes, vec![], now, 0);
+        let mut seen = Vec::new();
+        for o in &r.reports {
+            let [one] = &o.recipients[..] else {
+                panic!("{} reports on {:?}", o.kind.word(), o.recipients);
+            };
+            let own = one.final_recipient.clone();
+            let i: usize = own.get(1..2).and_then(|d| d.parse().ok()).unwrap();
+            assert_eq!(
+                o.to,
+                ReportTo::Sender(format!("s+r{i}=x.test@h.example")),
+                "{own}"
+            );
+            let notes = o.notes.join("\n");
+            assert!(notes.contains(&own), "{own}: {notes}");
+            for k in (0..5).filter(|&k| k != i) {
+                assert!(!notes.contains(&format!("r{k}@")), "{own}: {notes}");
+            }
+            seen.push(format!("{} {own}", o.kind.word()));
+        }
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                "delay r4@x.test",
+                "failure r2@x.test",
+                "failure r3@x.test",
+                "success r0@x.test",
+                "success r1@x.test",
+            ]
+        );
+        // Without VERP: one report per kind, each with the whole transcript.
+        let r = record(&e, &en, &State::default(), 0, &outcomes, vec![], now, 0);
+        assert_eq!(r.reports.len(), 3, "{:?}", summary(&r));
+        for o in &r.reports {
+            assert_eq!(o.to, ReportTo::Sender("s@h.example".into()));
+            let notes = o.notes.join("\n");
+            for k in 0..5 {
+                assert!(notes.contains(&format!("r{k}@x.test")), "{notes}");
+            }
+        }
+    }
+
+    /// A refusal made here for a remote recipient (the server lacks SMTPUTF8 the address
+    /// needs; the domain does not exist) has no server reply: no Diagnostic-Code and
+    /// no reason line, the transcript tells it; Remote-MTA only when a server was
+    /// talked to. A server's own refusal keeps its Diagnostic-Code.
+    #[test]
+    fn locally_made_refusals_are_not_reported_as_a_servers() {
+        let e = engine::for_tests();
+        let utf8 = RcptOutcome::local(
+            0,
+            553,
+            "5.6.7 The server does not offer SMTPUTF8, which the address needs",
+            Mailer::Relay,
+            Some("relay.test [192.0.2.1]".into()),
+        );
+        let mut nohost = RcptOutcome::local(
+            1,
+            550,
+            "5.1.2 Host unknown (Name server: nx.test: host not found)",
+            Mailer::Esmtp,
+            Some("nx.test".into()),
+        );
+        nohost.no_host = true;
+        nohost.looked_up = true;
+        let server = answered(2, 550, "5.1.1 no such user", "RCPT To:<r2@x.test>");
+        let r = record(
+            &e,
+            &env(3),
+            &State::default(),
+            0,
+            &[utf8, nohost, server],
+            vec![],
+            T0,
+            0,
+        );
+        let [o] = &r.reports[..] else {
+            panic!("{:?}", summary(&r));
+        };
+        let fields: Vec<(String, Option<String>, Option<String>)> = o
+            .recipients
+            .iter()
+            .map(|x| {
+                (
+                    x.final_recipient.clone(),
+                    x.remote_mta.clone(),
+                    x.diagnostic.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("r0@x.test".into(), Some("relay.test".into()), None),
+                ("r1@x.test".into(), None, None),
+                (
+                    "r2@x.test".into(),
+                    Some("relay.test".into()),
+                    Some("550 5.1.1 no such user".into())
+                ),
+            ]
+        );
+        let notes = o.notes.join("\n");
+        for line in [
+            "553 5.6.7 r0@x.test... The server does not offer SMTPUTF8, which the address needs",
+            "550 5.1.2 r1@x.test... Host unknown (Name server: nx.test: host not found)",
+            "550 5.1.1 r2@x.test... User unknown",
+        ] {
+            assert!(notes.contains(line), "{line}: {notes}");
+        }
     }
 
     #[test]
