@@ -136,15 +136,16 @@ pub fn returned_has_8bit(original: &mut dyn Read, headers_only: bool, header_byt
 
 /// Whether `r` holds an octet over 127 (read to its end, in 64 KiB pieces).
 fn has_8bit(r: &mut dyn Read) -> io::Result<bool> {
-    let mut buf = vec![0u8; 64 * 1024];
+    use std::io::BufRead as _;
+    // A BufReader's buffer: a file reads into it without zeroing it first.
+    let mut r = io::BufReader::with_capacity(64 * 1024, r);
     loop {
-        let n = r.read(&mut buf)?;
-        if n == 0 {
-            return Ok(false);
-        }
-        if buf.get(..n).is_some_and(|b| !b.is_ascii()) {
-            return Ok(true);
-        }
+        let n = match r.fill_buf()? {
+            [] => return Ok(false),
+            chunk if !chunk.is_ascii() => return Ok(true),
+            chunk => chunk.len(),
+        };
+        r.consume(n);
     }
 }
 

@@ -335,12 +335,17 @@ pub fn attempt(
     // Our own Received field counts, as sendmail counts the one it adds (a message that
     // came with 25 is one hop too many for MaxHopCount=25: `hop-received-25`).
     let Worker { conns, dns, index } = w;
-    // The resolver (and its runtime) is made on the first MX lookup only.
-    let own = dns::own_names(&engine.host_name);
+    // The resolver (and its runtime) is made on the first MX lookup only, and this
+    // host's names (gethostname(2)) are asked for then too: mail through a smarthost
+    // needs neither.
+    let mut own: Option<Vec<String>> = None;
     let mut mx = |d: &str| match dns.get_or_insert_with(|| {
         dns::Dns::new(&engine.resolver, engine.dns_timeout, engine.dns_retries)
     }) {
-        Ok(r) => r.mx(d, &own),
+        Ok(r) => r.mx(
+            d,
+            own.get_or_insert_with(|| dns::own_names(&engine.host_name)),
+        ),
         Err(e) => dns::MxResult::Temp(status::DIRECTORY_TEMP, e.clone()),
     };
     let planned = match &locked.entry.state.bounce {

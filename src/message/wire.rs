@@ -443,16 +443,22 @@ impl<W: Write> Wire<W> {
     }
 }
 
-/// Feed all of `data` to `wire`, 64 KiB at a time.
+/// Feed all of `data` to `wire`, 64 KiB at a time. The buffer is a `BufReader`'s, which
+/// a file (the queue file, the usual `data`) reads into without zeroing it first: a
+/// zeroed 64 KiB buffer cost each delivered 2 KB message more than its encoding.
 fn pump<W: Write>(data: &mut dyn Read, wire: &mut Wire<W>) -> io::Result<()> {
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut r = io::BufReader::with_capacity(64 * 1024, data);
     loop {
-        match data.read(&mut buf) {
-            Ok(0) => return wire.finish(),
-            Ok(n) => wire.push(buf.get(..n).unwrap_or_default())?,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        let n = match r.fill_buf() {
+            Ok([]) => return wire.finish(),
+            Ok(chunk) => {
+                wire.push(chunk)?;
+                chunk.len()
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
-        }
+        };
+        r.consume(n);
     }
 }
 
@@ -507,6 +513,62 @@ mod tests {
     }
 
     /// The same message fed `step` octets at a time.
+    /// A reader that gives at most `step` octets a read, and is interrupted (EINTR)
+    /// before every other read.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+        interrupt: bool,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.interrupt = !self.interrupt;
+            if self.interrupt {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = self.step.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_message_read_in_pieces_goes_out_whole() {
+        // Larger than one 64 KiB read, in pieces that split lines and CRLF pairs, with
+        // reads interrupted: the same as the message pushed in one piece, and the same
+        // size measured.
+        let mut input = Vec::new();
+        for i in 0..3000 {
+            input.extend_from_slice(format!("line {i} .of the message\r\n").as_bytes());
+            if i % 7 == 0 {
+                input.extend_from_slice(b".dot first\n");
+            }
+        }
+        assert!(input.len() > 64 * 1024);
+        let whole = wire_in_steps(&input, input.len());
+        for step in [1, 3, 4096, 64 * 1024, 100_000] {
+            let mut out = Vec::new();
+            let mut r = Trickle {
+                data: &input,
+                step,
+                interrupt: false,
+            };
+            write_wire_limited(&mut r, &mut out, MAX_BODY_LINE).unwrap();
+            assert_eq!(out, whole, "read {step} octets at a time");
+            let mut r = Trickle {
+                data: &input,
+                step,
+                interrupt: false,
+            };
+            assert_eq!(
+                measure(&mut r, MAX_BODY_LINE).unwrap().size,
+                wire_size(&mut &input[..]).unwrap()
+            );
+        }
+    }
+
     fn wire_in_steps(input: &[u8], step: usize) -> Vec<u8> {
         let mut w = Wire::new(Vec::new());
         for piece in input.chunks(step.max(1)) {

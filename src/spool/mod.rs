@@ -1304,8 +1304,14 @@ fn check_sum(entry: &QueuedEntry) -> Result<(), ReadError> {
         return Ok(());
     };
     let mut sum = entry::SUM_START;
-    let mut buf = vec![0u8; 64 * 1024];
     let mut at = entry.data_offset;
+    // No larger than the message: zeroing a 64 KiB buffer for a 2 KB message was the
+    // largest single cost of a queue run's delivery (callgrind).
+    let mut buf = vec![
+        0u8;
+        usize::try_from(entry.size.saturating_sub(at))
+            .map_or(64 * 1024, |n| n.clamp(1, 64 * 1024))
+    ];
     // The envelope section, its sum's digits as zeros (where the writer puts them).
     let mut envelope = vec![0u8; usize::try_from(entry.data_offset).unwrap_or(0)];
     entry
@@ -2018,6 +2024,32 @@ mod tests {
         }
         fs::write(&p, b).unwrap();
         assert!(matches!(spool.lock_entry(&id), Err(ReadError::Corrupt(_))));
+    }
+
+    #[test]
+    fn the_sum_covers_every_octet_of_messages_of_any_size() {
+        // The sum is checked in pieces of at most 64 KiB, the buffer no larger than the
+        // message: empty, small, exactly one piece, and several pieces with a change in
+        // the last one, past the first.
+        let scratch = ScratchSpool::new("sum-sizes");
+        let spool = &scratch.spool;
+        for len in [0usize, 1, 2048, 64 * 1024, 64 * 1024 + 1, 200_000] {
+            let message: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let (id, _) = committed(spool, &message);
+            assert!(spool.lock_entry(&id).unwrap().is_some(), "{len} octets");
+            if len == 0 {
+                continue;
+            }
+            let p = spool.qf_path(&id);
+            let mut b = fs::read(&p).unwrap();
+            let at = b.len() - 1 - len / 3;
+            b[at] = if b[at] == b'X' { b'Y' } else { b'X' };
+            fs::write(&p, b).unwrap();
+            assert!(
+                matches!(spool.lock_entry(&id), Err(ReadError::Corrupt(_))),
+                "{len} octets, octet {at} changed"
+            );
+        }
     }
 
     #[test]
