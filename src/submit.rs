@@ -559,9 +559,10 @@ pub fn sort_listed(
                 expanded: None,
                 list_file: None,
                 syntax: None,
-                // An unknown user named elsewhere decides it, whichever comes first
-                // (recorded: `refused-unknown-and-syntax-odq`).
-                sets_status: e.exit() != Sysexit::Usage,
+                // The first refusal that decides it does, whatever its kind
+                // (recorded: `refused-unknown-and-syntax-odq`, 67;
+                // `syntax-before-unknown-odq`, 64).
+                sets_status: e.sets_status(),
                 list: l.list,
             }),
         }
