@@ -200,8 +200,9 @@ impl Refused {
         }
         // An address sendmail could not parse: it keeps the address with the reason
         // (recorded: `refused-unknown-and-syntax-odq`, `(a@@example.org... Invalid
-        // route address)`), where a user unknown keeps the reason alone.
-        if self.code == Sysexit::Usage {
+        // route address)`; a bad domain too: `include-unknown-before-bad-domain-odq`),
+        // where a user unknown keeps the reason alone.
+        if matches!(self.code, Sysexit::Usage | Sysexit::NoHost) {
             return &self.text;
         }
         self.reason()
