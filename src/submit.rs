@@ -259,6 +259,10 @@ pub fn expand_local_noted(
     let mut out: Vec<Recipient> = Vec::new();
     let mut refused = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    // One refusal per target in the whole submission, however often and in whichever
+    // form the lists name it, and however many recipients lead to it (an alias reached
+    // twice: recorded `alias-reached-twice-odq`) ([`crate::aliases::refused_key`]).
+    let mut refused_seen = std::collections::HashSet::new();
     // The places in queue order the expansions so far gave their errors.
     let mut queued = 0;
     let mut add = |out: &mut Vec<Recipient>, r: Recipient| {
@@ -323,9 +327,6 @@ pub fn expand_local_noted(
             add(&mut out, r);
             continue;
         }
-        // One refusal per target, however often and in whichever form the lists name
-        // it ([`crate::aliases::refused_key`]).
-        let mut refused_seen = std::collections::HashSet::new();
         let queued_before = queued;
         queued += x.error_queued.iter().copied().max().unwrap_or(0);
         for (k, e) in x.errors.iter().enumerate() {
