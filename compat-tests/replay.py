@@ -59,7 +59,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def run_case(binary, case, sink):
-    work = tempfile.mkdtemp(prefix="compat-")
+    # The directory the case runs in (`work/cwd`, `@DIR@`) is as long as the one the
+    # recording ran in (record.py's `compat-w-XXXXXXXX`), so that a text holding it and
+    # cut to a width (mailq's reason, 60 characters) is cut at the same place.
+    work = tempfile.mkdtemp(prefix="cmpt-")
     fault = Fault(case.fault) if case.fault else None
     ns = None
     before_fault = None

@@ -615,6 +615,29 @@ mod tests {
     }
 
     #[test]
+    fn reasons_keep_every_printable_character() {
+        // Every ASCII punctuation character, and text that is not ASCII, is shown as it
+        // is, within the room and whole when it fits: only the room cuts a reason.
+        let punct: String = (b'!'..=b'~')
+            .map(char::from)
+            .filter(char::is_ascii_punctuation)
+            .collect();
+        assert_eq!(punct.len(), 32);
+        for c in punct.chars() {
+            let reason = format!("u {c}... Unbalanced '{c}'");
+            assert_eq!(shown(&reason, 60), reason);
+        }
+        assert_eq!(shown(&punct, 60), punct);
+        for text in ["Grüße, Zoë: «non» — 日本語", "unbal <... Unbalanced '<'"] {
+            let reason = format!("DIR/inc: line 4: {text}");
+            assert_eq!(shown(&reason, 60), reason);
+        }
+        // The room counts characters, not octets.
+        let wide = "ä".repeat(60);
+        assert_eq!(shown(&format!("{wide}x"), 60), wide);
+    }
+
+    #[test]
     fn prtstr_as_sendmail() {
         // (text, room, shown): sendmail's queue.c prtstr.
         let table: &[(&str, usize, &str)] = &[

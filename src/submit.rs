@@ -201,8 +201,9 @@ impl Refused {
         }
         // An address sendmail could not parse: it keeps the address with the reason
         // (recorded: `refused-unknown-and-syntax-odq`, `(a@@example.org... Invalid
-        // route address)`), where a user unknown keeps the reason alone.
-        if self.code == Sysexit::Usage {
+        // route address)`; a bad domain too: `include-unknown-before-bad-domain-odq`),
+        // where a user unknown keeps the reason alone.
+        if matches!(self.code, Sysexit::Usage | Sysexit::NoHost) {
             return &self.text;
         }
         self.reason()
@@ -259,6 +260,10 @@ pub fn expand_local_noted(
     let mut out: Vec<Recipient> = Vec::new();
     let mut refused = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    // One refusal per target in the whole submission, however often and in whichever
+    // form the lists name it, and however many recipients lead to it (an alias reached
+    // twice: recorded `alias-reached-twice-odq`) ([`crate::aliases::refused_key`]).
+    let mut refused_seen = std::collections::HashSet::new();
     // The places in queue order the expansions so far gave their errors.
     let mut queued = 0;
     let mut add = |out: &mut Vec<Recipient>, r: Recipient| {
@@ -323,9 +328,6 @@ pub fn expand_local_noted(
             add(&mut out, r);
             continue;
         }
-        // One refusal per target, however often and in whichever form the lists name
-        // it ([`crate::aliases::refused_key`]).
-        let mut refused_seen = std::collections::HashSet::new();
         let queued_before = queued;
         queued += x.error_queued.iter().copied().max().unwrap_or(0);
         for (k, e) in x.errors.iter().enumerate() {
@@ -563,7 +565,8 @@ pub fn sort_listed(
                 // The first refusal said decides the status, as for a list's target
                 // (recorded: `argv-bad-first-odq`, `bv-order-remote-first`: 64 before
                 // an unknown user; `argv-bad-order-odq`: 67 after one); an unbalanced
-                // address does not (`addr-unbalanced-angle`).
+                // address does not (`addr-unbalanced-angle`); also `refused-unknown-and-syntax-odq` (67),
+                // `syntax-before-unknown-odq` (64).
                 sets_status: e.sets_status(),
                 list: l.list,
             }),

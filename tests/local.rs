@@ -2309,3 +2309,61 @@ fn reports_written_locally_name_utf8_addresses_as_rfc6533_says() {
         "{raw}"
     );
 }
+
+/// An alias reached twice in one message (named, and named again by another alias it
+/// reaches, or by two recipients' aliases) reports each of its refusals once: on the
+/// terminal and in the report, at submission and at delivery, as sendmail, which
+/// expands a list once (recorded: `alias-reached-twice-odq`, `alias-reached-twice-bv`).
+#[test]
+fn an_alias_reached_twice_reports_its_refusals_once() {
+    if !is_root() {
+        return;
+    }
+    const LISTS: &str = "mix1: nosuchuser1, b@@x.example, root\n\
+                         nested: mix1, d@@y.example, nosuchuser4\n";
+    let count = |text: &str| {
+        (
+            text.matches("nosuchuser1").count(),
+            text.matches("b@@x.example").count(),
+        )
+    };
+    // At submission: the terminal and the report queued for the sender.
+    let submitted = |rcpts: &[&str]| {
+        let env = local_env(LISTS, None);
+        let mut args = vec!["-odq", "-oep"];
+        args.extend_from_slice(rcpts);
+        let printed = env.sendmail(&args, MSG).stdout.clone();
+        let env = local_env(LISTS, None);
+        let mut args = vec!["-odq", "-oem"];
+        args.extend_from_slice(rcpts);
+        env.sendmail(&args, MSG);
+        let queued: String = env
+            .entries()
+            .iter()
+            .map(|e| fs::read_to_string(e).unwrap_or_default())
+            .collect();
+        (count(&printed), count(&queued))
+    };
+    let once = submitted(&["mix1"]);
+    assert!(once.0 == (1, 1) && once.1.0 > 0 && once.1.1 > 0, "{once:?}");
+    assert_eq!(submitted(&["mix1", "nested"]), once);
+    assert_eq!(submitted(&["nested", "mix1"]), once);
+    // At delivery: the recipients were queued before their aliases were written.
+    let delivered = |rcpts: &[&str]| {
+        let env = local_env("", None);
+        let mut args = vec!["-odq"];
+        args.extend_from_slice(rcpts);
+        env.sendmail(&args, MSG).code(0);
+        fs::write(
+            env.dir.join("aliases"),
+            format!("{TEST_USER}: mix1\nnobody: mix1\n{LISTS}"),
+        )
+        .unwrap();
+        env.sendmail(&["-qf"], b"").code(0);
+        let report = fs::read(mbox(&env, "root")).unwrap_or_default();
+        count(&String::from_utf8_lossy(&report))
+    };
+    let once = delivered(&[TEST_USER]);
+    assert!(once.0 > 0 && once.1 > 0, "{once:?}");
+    assert_eq!(delivered(&[TEST_USER, "nobody"]), once);
+}

@@ -972,7 +972,18 @@ fn deliver_local(
             };
             match queued {
                 Ok(text) => {
-                    refused.extend(failed);
+                    // A list reached through several recipients of the entry (an
+                    // alias named and also reached through another) reports each
+                    // refused target once, as at submission.
+                    for f in failed {
+                        let key = rsendmail::aliases::refused_key(&f.recipient.address);
+                        if !refused
+                            .iter()
+                            .any(|g| rsendmail::aliases::refused_key(&g.recipient.address) == key)
+                        {
+                            refused.push(f);
+                        }
+                    }
                     let mut o = ok(text);
                     o.expanded = true;
                     o

@@ -81,6 +81,11 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
             said.push((r.code, r.sets_status));
         }
     };
+    // The refusals said for the arguments before, by the list that named the target:
+    // an alias reached again (`mix1 nested`, `nested: mix1, ...`) is not expanded
+    // again, so its refusals are said once (recorded: `alias-reached-twice-bv`).
+    let mut said_before: std::collections::HashSet<(Option<String>, String)> =
+        std::collections::HashSet::new();
     for a in addrs {
         // The syntax faults of this list and of the lists before it not yet said.
         say_refused_to(Some(a.list), &mut said);
@@ -97,7 +102,16 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         // Every refusal as the list names it, a target written twice (in one form or
         // both IDN forms) twice, as sendmail's `-bv` prints it (recorded:
         // `bv-alias-bad-twice`); a delivery reports such a target once.
+        let mut said_now = Vec::new();
         for (k, e) in x.errors.iter().enumerate() {
+            let key = (
+                x.ctl_of(k).map(str::to_string),
+                rsendmail::aliases::refused_key(&e.target()),
+            );
+            if x.ctl_of(k).is_some() && said_before.contains(&key) {
+                continue;
+            }
+            said_now.push(key);
             let text = e.text();
             // The address's own refusal names it as given (`Nobody <nosuchuser>... User
             // unknown`; recorded: `bv-angle-unknown`); a target read from a list file
@@ -113,6 +127,7 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
             rsendmail::outln!("{text}");
             said.push((e.status(), e.sets_status()));
         }
+        said_before.extend(said_now);
         for t in x.targets {
             use rsendmail::aliases::Target;
             if !seen.insert(rsendmail::aliases::recipient_key(
