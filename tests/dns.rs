@@ -221,7 +221,9 @@ fn mx_list_pointing_back_here_is_not_followed() {
         .map(|e| fs::read_to_string(e.unwrap().path()).unwrap_or_default())
         .collect();
     assert!(
-        reports.contains("554 5.3.5 MX list for loop.test. points back to test.example"),
+        reports.contains(
+            "554 5.3.5 a@loop.test... MX list for loop.test. points back to test.example"
+        ),
         "{reports}"
     );
     assert!(reports.contains("Status: 5.3.5"), "{reports}");

@@ -2186,6 +2186,21 @@ fn shown_as(pid: u32) -> (String, String) {
     )
 }
 
+/// Assert that `pid` shows in `ps` as `want` (name, argv\[0\]). A program takes its name
+/// back at its start, a moment after the exec that shows it as `exe`: a process found
+/// in that moment gets up to 20 s to start; one whose name never comes back fails.
+fn assert_shown_as(pid: u32, want: &(String, String), what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let shown = shown_as(pid);
+        if &shown == want || std::time::Instant::now() > deadline {
+            assert_eq!(&shown, want, "{what}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The processes whose command line holds each of `words`.
 fn processes_with(words: &[&str]) -> Vec<u32> {
     fs::read_dir("/proc")
@@ -2233,7 +2248,7 @@ fn a_daemon_restarted_after_its_program_was_renamed_away_keeps_its_name() {
             "rsendmail-deliver".to_string()
         )
     );
-    assert_eq!(shown_as(first[0]), before, "the queue runner");
+    assert_shown_as(first[0], &before, "the queue runner");
     let away = rename_away(&bins);
     sighup(pid);
     wait_until(Duration::from_secs(30), "the restart", || {
@@ -2244,13 +2259,13 @@ fn a_daemon_restarted_after_its_program_was_renamed_away_keeps_its_name() {
         away,
         "the restart ran another file"
     );
-    assert_eq!(shown_as(pid), before, "the restarted daemon");
+    assert_shown_as(pid, &before, "the restarted daemon");
     let mut second = Vec::new();
     wait_until(Duration::from_secs(20), "the new queue runner", || {
         second = queue_runners_of(pid);
         second.len() == 1 && second != first
     });
-    assert_eq!(shown_as(second[0]), before, "the new queue runner");
+    assert_shown_as(second[0], &before, "the new queue runner");
 }
 
 /// A daemon's session whose program was renamed away since the daemon started hands its
@@ -2287,7 +2302,7 @@ fn a_delivery_after_the_program_was_renamed_away_shows_as_the_daemon() {
             .parent(),
         Some(bins.as_path())
     );
-    assert_eq!(shown_as(deliveries[0]), before);
+    assert_shown_as(deliveries[0], &before, "the delivery");
 }
 
 /// A standalone periodic queue runner (`-q<interval>`) restarted by SIGHUP after its
@@ -2310,7 +2325,7 @@ fn a_standalone_runner_restarted_after_its_program_was_renamed_away_keeps_its_na
         log_count(&log, "queue runner started") == 2
     });
     assert_eq!(fs::read_link(format!("/proc/{pid}/exe")).unwrap(), away);
-    assert_eq!(shown_as(pid), before);
+    assert_shown_as(pid, &before, "the restarted runner");
     sigterm(&child);
     assert!(wait_exit(&mut child, Duration::from_secs(20)).is_some());
 }
@@ -2364,7 +2379,7 @@ fn a_local_delivery_child_after_the_program_was_renamed_away_shows_as_its_runner
         writers = processes_with(&["--mbox", mbox.to_str().unwrap()]);
         writers.len() == 1
     });
-    assert_eq!(shown_as(writers[0]), before);
+    assert_shown_as(writers[0], &before, "the mailbox writer");
     drop(held);
     wait_until(
         Duration::from_secs(30),
