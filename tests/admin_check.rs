@@ -536,10 +536,10 @@ fn config_prints_each_value_and_where_it_came_from() {
     line(&r, "O DeliveryMode=q    # command line");
     line(&r, "O MaxHopCount=9    # command line");
     // Defaults: a keyword not set, one with a built-in value, an option.
-    line(&r, "CERTFILE    # default (not set)");
+    line(&r, "# CERTFILE    # default (not set)");
     line(&r, "PORT 25    # default");
-    line(&r, "STARTTLS no    # default");
-    line(&r, "O HoldExpensive    # not used by rsendmail");
+    line(&r, "# STARTTLS    # default (off)");
+    line(&r, "# O HoldExpensive    # not used by rsendmail");
     line(&r, "O PrivacyOptions=authwarnings    # default");
     assert!(!r.stdout.contains("pw-secret"), "{}", r.stdout);
     // Every keyword and every option of the table is there.
@@ -577,20 +577,20 @@ fn config_shows_defer_and_the_delivery_mode_that_wins() {
     r.code(0);
     line(
         &r,
-        &format!("DEFER no    # {conf}: line 6, overridden by O DeliveryMode=b ({conf}: line 7)"),
+        &format!("# DEFER    # {conf}: line 6, overridden by O DeliveryMode=b ({conf}: line 7)"),
     );
     line(&r, &format!("O DeliveryMode=b    # {conf}: line 7"));
     let env = Env::with_config("O DeliveryMode=q\nDEFER\n");
     let conf = env.conf.display().to_string();
     let r = admin(&env, &["config"]);
     r.code(0);
-    line(&r, &format!("DEFER yes    # {conf}: line 7"));
+    line(&r, &format!("DEFER    # {conf}: line 7"));
     line(&r, &format!("O DeliveryMode=d    # {conf}: line 7 (DEFER)"));
     let r = admin(&env, &["config", "-O", "DeliveryMode=i"]);
     r.code(0);
     line(
         &r,
-        &format!("DEFER no    # {conf}: line 7, overridden by O DeliveryMode=i (command line)"),
+        &format!("# DEFER    # {conf}: line 7, overridden by O DeliveryMode=i (command line)"),
     );
     line(&r, "O DeliveryMode=i    # command line");
 }
@@ -631,9 +631,78 @@ fn config_reads_trailing_comments() {
     let r = admin(&env, &["config"]);
     r.code(0);
     line(&r, &format!("O MaxHopCount=7    # {conf}: line 6"));
-    line(&r, &format!("NOPIPELINING yes    # {conf}: line 7"));
+    line(&r, &format!("NOPIPELINING    # {conf}: line 7"));
     let r = admin(&env, &["check"]);
     assert!(!r.stdout.contains("FAIL config"), "{}", r.stdout);
+}
+
+/// The setting part of each line of `config`'s output (what comes before its `    #`
+/// comment), the file's name line left out.
+fn settings_of(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| !l.starts_with("# configuration file: "))
+        .map(|l| l.split("    #").next().unwrap_or(l).to_string())
+        .collect()
+}
+
+/// `config`'s output read back as a configuration file (`-C`) is accepted and shows the
+/// same settings again, line for line: every keyword (each flag on and off, each keyword
+/// set and not set) and every option of the table (set in the file, on the command line,
+/// given empty, at its default, sendmail's old QueueTimeout).
+#[test]
+fn config_output_pasted_back_is_the_same_configuration() {
+    let env = Env::new();
+    for f in ["auth.conf", "relays", "cert.pem"] {
+        fs::write(env.dir.join(f), "").unwrap();
+        fs::set_permissions(env.dir.join(f), fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let every_keyword = |with_flags: bool| {
+        let mut text = format!(
+            "SMARTHOST relay.example other.example\nPORT 2525\nALIASES {d}/aliases\n\
+             AUTHPATH {d}/auth.conf\nCERTFILE {d}/cert.pem\n\
+             FINGERPRINT 1234567890ABCDEF1234567890ABCDEF1234567890ABCDEF1234567890ABCDEF\n\
+             MASQUERADE masq.example\nRELAYTABLE {d}/relays\nMAILLOG {d}/maillog\n\
+             O MaxHopCount=9\nO Timeout.connect=7s\nO QueueTimeout=4d/2h\n\
+             O PrivacyOptions=goaway\nO HelpFile=/x\n",
+            d = env.dir.display()
+        );
+        if with_flags {
+            for f in rsendmail::config::FLAG_KEYWORDS {
+                text.push_str(f);
+                text.push('\n');
+            }
+        }
+        text
+    };
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (String::new(), vec![]),
+        (every_keyword(true), vec![]),
+        (every_keyword(false), vec![]),
+        (every_keyword(true), vec!["-O", "DeliveryMode=b", "-odq"]),
+        ("DEFER\nO DeliveryMode=i\n".to_string(), vec![]),
+    ];
+    let pasted = env.dir.join("pasted.conf");
+    let pasted_arg = pasted.to_str().unwrap().to_string();
+    for (extra, opts) in cases {
+        let conf = env.dir.join("rsendmail.conf");
+        let base = fs::read_to_string(&conf).unwrap();
+        let base = base.split("# ---\n").next().unwrap().to_string();
+        fs::write(&conf, format!("{base}# ---\n{extra}")).unwrap();
+        let mut args = vec!["config"];
+        args.extend(&opts);
+        let first = admin(&env, &args);
+        first.code(0);
+        fs::write(&pasted, &first.stdout).unwrap();
+        fs::set_permissions(&pasted, fs::Permissions::from_mode(0o644)).unwrap();
+        let prog = env.dir.join("bin/rsendmail-admin");
+        let again = env.run_raw(&prog, &["-C", &pasted_arg, "config"], b"");
+        again.code(0);
+        let (a, b) = (settings_of(&first.stdout), settings_of(&again.stdout));
+        assert_eq!(a.len(), b.len(), "{extra}\n{}\n---\n{}", first.stdout, again.stdout);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x, y, "{extra} {opts:?}\n{}\n---\n{}", first.stdout, again.stdout);
+        }
+    }
 }
 
 /// A greeting with octets that are not UTF-8 and control characters: the check's line
@@ -811,8 +880,8 @@ fn config_shows_the_built_in_value_of_each_option_not_set() {
     }
     line(&r, "O QueueDirectory=");
     assert!(line(&r, "O QueueDirectory=").ends_with("# default (SPOOLDIR)"));
-    line(&r, "O PidFile    # default: no pid file");
-    line(&r, "O SevenBitInput    # not used by rsendmail");
+    line(&r, "# O PidFile    # default: no pid file");
+    line(&r, "# O SevenBitInput    # not used by rsendmail");
     line(
         &r,
         &format!("O HelpFile=/etc/mail/helpfile    # {conf}: line 6 (not used by rsendmail)"),
@@ -1180,7 +1249,7 @@ fn config_shows_effective_values() {
     let conf_text = fs::read_to_string(&env.conf).unwrap();
     fs::write(&env.conf, conf_text.replace("MAILNAME test.example\n", "")).unwrap();
     let r = admin(&env, &["config"]);
-    line(&r, "MAILNAME    # default: the host name (");
+    line(&r, "# MAILNAME    # default: the host name (");
 }
 
 /// `O QueueTimeout=` (sendmail's old name, option `T`) is the queue-return time: an entry
