@@ -306,9 +306,11 @@ pub fn spool_takes_submissions(s: &Setup) -> Result<(), Fatal> {
             _ => g.to_string(),
         });
     let cause = if s.dropped_group {
-        "an option that chooses files (-C, -X, -D, -d or an unsafe -O) gave up \
-         rsendmail's set-group-id privilege; leave it out, or run as root"
-            .to_string()
+        let (names, it) = cli::Invocation::named_with_pronoun(&s.inv.unsafe_options_given());
+        format!(
+            "{names} gave up rsendmail's set-group-id privilege (an option that may choose \
+             files or programs); leave {it} out, or run as root"
+        )
     } else {
         let grp = group.map(|g| format!(" {g}")).unwrap_or_default();
         format!(

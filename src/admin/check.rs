@@ -126,7 +126,7 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
     };
     if s.dropped_group {
         // What the spool and binary steps say next comes from it.
-        t.say(Mark::Info, "privileges", super::DROPPED_GROUP_NOTE);
+        t.say(Mark::Info, "privileges", &super::dropped_group_note(&s.inv));
     }
     names_step(&mut t, &s.cfg);
     install_steps(&mut t, &s);

@@ -341,7 +341,7 @@ fn run(
         return app::report(&on_stderr(f));
     }
     if s.dropped_group {
-        crate::errln!("rsendmail-admin: note: {}", super::DROPPED_GROUP_NOTE);
+        crate::errln!("rsendmail-admin: note: {}", super::dropped_group_note(&s.inv));
     }
     let who = Caller::new(&s.spool);
     match body(&s, &who) {
