@@ -2274,6 +2274,69 @@ fn a_users_own_spool_gets_fixes_she_can_run() {
     let _ = fs::remove_dir_all(&here);
 }
 
+/// A user without a system configuration has her own built-in spool, made by her first
+/// submission: before it, `check` says so (ok), never a failure with advice she cannot
+/// follow (`init` is root's); after it, the spool passes as hers.
+#[test]
+fn a_users_built_in_spool_not_made_yet_is_no_failure() {
+    if !can_switch_user() {
+        return;
+    }
+    assert!(
+        !std::path::Path::new(rsendmail::config::DEFAULT_CONFIG).exists(),
+        "this test needs a machine without a system config"
+    );
+    let here = std::env::temp_dir().join(format!("rsendmail-check-own-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&here);
+    let bin = here.join("bin");
+    let home = here.join("home");
+    fs::create_dir_all(&bin).unwrap();
+    fs::create_dir_all(&home).unwrap();
+    fs::set_permissions(&here, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    for (name, from) in [
+        ("rsendmail", env!("CARGO_BIN_EXE_rsendmail")),
+        ("rsendmail-deliver", env!("CARGO_BIN_EXE_rsendmail-deliver")),
+        ("rsendmail-admin", env!("CARGO_BIN_EXE_rsendmail-admin")),
+    ] {
+        copy_executable(&PathBuf::from(from), &bin.join(name));
+        fs::set_permissions(bin.join(name), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let u = test_user();
+    std::os::unix::fs::chown(&home, Some(u.uid), Some(u.gid)).unwrap();
+    let spool = home.join(".local/state/rsendmail/spool");
+    let envs = [("HOME", home.to_str().unwrap())];
+    let check = || {
+        let out = as_user(&bin.join("rsendmail-admin"), &["check"], &envs, b"");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = check();
+    let spool_line = said
+        .lines()
+        .find(|l| l.contains(" spool"))
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        spool_line,
+        format!(
+            "ok   spool {}: not made yet (this user's own; her first submission makes it, mode 0700)",
+            spool.display()
+        ),
+        "{said}"
+    );
+    assert!(!said.contains("FAIL spool") && !said.contains("init"), "{said}");
+    assert!(!spool.exists());
+    // Her first submission makes it, and check passes it.
+    let out = as_user(&bin.join("rsendmail"), &["-odq", "someone@example.org"], &envs, MSG);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let said = check();
+    assert!(
+        said.contains(&format!("ok   spool {} (", spool.display())) && !said.contains("FAIL spool"),
+        "{said}"
+    );
+    let _ = fs::remove_dir_all(&here);
+}
+
 /// The system spool whose users' submissions cannot deliver themselves (`rsendmail`
 /// not set-gid to the spool's group, auth.conf out of the group's reach): no runner
 /// listening fails the check, saying why.

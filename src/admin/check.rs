@@ -602,15 +602,41 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             );
             return;
         }
+        // The caller's own built-in spool is made by her first submission.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && s.spool.named == crate::spool::Named::OwnDefault =>
+        {
+            t.say(
+                Mark::Ok,
+                "spool",
+                &format!(
+                    "{}: not made yet (this user's own; her first submission makes it, \
+                     mode 0700)",
+                    dir.display()
+                ),
+            );
+            deliverer_step(t, s);
+            return;
+        }
         Err(e) => {
+            // Missing: a user's own spool she makes herself; the system's, root with
+            // init (for the configuration this check read).
+            let make = if e.kind() != std::io::ErrorKind::NotFound {
+                String::new()
+            } else if s.spool.private {
+                fix(&[format!("mkdir -m 700 {}", sh_word(dir))])
+            } else {
+                let conf = match &s.inv.config_file {
+                    Some(c) => format!(" -C {}", sh_word(c)),
+                    None => String::new(),
+                };
+                fix(&[format!("rsendmail-admin{conf} init")])
+            };
             t.fail(
                 Sysexit::Config,
                 "spool",
-                &format!(
-                    "{}: {} (`rsendmail-admin init` makes it)",
-                    dir.display(),
-                    config::io_text(&e)
-                ),
+                &format!("{}: {}{make}", dir.display(), config::io_text(&e)),
             );
             return;
         }
