@@ -1710,6 +1710,50 @@ fn no_runner_fails_when_nothing_else_would_send() {
     let r = check(&[]);
     r.code(0);
     line(&r, "ok   wakeup ");
+    drop(_reader);
+    // Its fix, run as printed, starts a runner of this configuration, and the check
+    // then passes; the runner is stopped by the pid holding the FIFO.
+    let r = check(&[]);
+    r.code(78);
+    let w = line(&r, "FAIL wakeup: ");
+    let want = format!(" (fix: {}/bin/rsendmail -C {conf} -q30m)", env.dir.display());
+    assert!(w.ends_with(&want), "{w}");
+    let cmd = w.rsplit_once(" (fix: ").unwrap().1.strip_suffix(')').unwrap();
+    let st = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "{cmd}");
+    let holder = || {
+        fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
+            let pid: i32 = p.file_name().to_str()?.parse().ok()?;
+            let holds = fs::read_dir(p.path().join("fd"))
+                .ok()?
+                .flatten()
+                .any(|fd| fs::read_link(fd.path()).is_ok_and(|l| l == fifo));
+            holds.then_some(pid)
+        })
+    };
+    let mut runner = None;
+    for _ in 0..100 {
+        runner = holder();
+        if runner.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let r = check(&[]);
+    if let Some(pid) = runner {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    assert!(runner.is_some(), "no runner started by {cmd}");
+    r.code(0);
+    line(&r, "ok   wakeup ");
 }
 
 /// Each mode or owner problem `check` reports ends with the commands that put it right
@@ -1831,6 +1875,11 @@ fn following_each_fix_makes_check_pass() {
             std::os::unix::fs::chown(&bin, None, Some(u.gid)).unwrap();
             fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
         }),
+        ("fifo a link", |e| {
+            std::os::unix::fs::symlink(e.dir.join("nowhere"), e.spool.join("wakeup")).unwrap()
+        }),
+        ("fifo a file", |e| fs::write(e.spool.join("wakeup"), "x").unwrap()),
+        ("missing spool", |e| fs::remove_dir_all(&e.spool).unwrap()),
         ("fifo a user's", |e| {
             fifo(e, 0o620, None);
             std::os::unix::fs::chown(e.spool.join("wakeup"), Some(test_user().uid), None).unwrap();
@@ -1967,7 +2016,7 @@ fn following_each_fix_makes_check_pass() {
     entry(&env, false, 0o644, Some(65534));
     entry(&env, true, 0o666, Some(65534));
     for (what, damage) in &cases {
-        if !["fifo", "auth", "queued", "held"]
+        if !["fifo", "auth", "queued", "held", "missing"]
             .iter()
             .any(|p| what.starts_with(p))
         {

@@ -464,6 +464,17 @@ fn owner_mode(md: &std::fs::Metadata) -> String {
     )
 }
 
+/// `rsendmail-admin [-C FILE] init` for the configuration this check read, as root runs
+/// it: this program by its path.
+fn init_command(s: &app::Setup) -> String {
+    let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rsendmail-admin"));
+    let conf = match &s.inv.config_file {
+        Some(c) => format!(" -C {}", sh_word(c)),
+        None => String::new(),
+    };
+    format!("{}{conf} init", sh_word(&me))
+}
+
 /// The installed `rsendmail`: beside this program (as the deliverer is found), else
 /// `/usr/sbin/rsendmail`.
 fn rsendmail_path() -> PathBuf {
@@ -627,11 +638,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             } else if s.spool.private {
                 fix(&[format!("mkdir -m 700 {}", sh_word(dir))])
             } else {
-                let conf = match &s.inv.config_file {
-                    Some(c) => format!(" -C {}", sh_word(c)),
-                    None => String::new(),
-                };
-                fix(&[format!("rsendmail-admin{conf} init")])
+                fix(&[init_command(s)])
             };
             t.fail(
                 Sysexit::Config,
@@ -767,25 +774,36 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
     });
     let mode = crate::cli::effective_mode(false, None, s.settings.delivery_mode);
     let only_runner = match mode {
-        crate::options::DeliveryMode::QueueOnly => {
-            Some("the delivery mode is queue-only (O DeliveryMode=q)".to_string())
-        }
-        crate::options::DeliveryMode::Deferred => {
-            Some("the delivery mode is deferred (DEFER, O DeliveryMode=d)".to_string())
-        }
-        _ if shared_group.is_some() && !users_deliver => Some(format!(
-            "{} is not set-gid to the spool's group, so users' submissions cannot \
-             deliver themselves",
-            rsendmail_path().display()
+        crate::options::DeliveryMode::QueueOnly => Some((
+            "the delivery mode is queue-only (O DeliveryMode=q)".to_string(),
+            OnlyRunner::Mode,
         )),
-        _ if auth_unreadable => Some(
+        crate::options::DeliveryMode::Deferred => Some((
+            "the delivery mode is deferred (DEFER, O DeliveryMode=d)".to_string(),
+            OnlyRunner::Mode,
+        )),
+        _ if shared_group.is_some() && !users_deliver => Some((
+            format!(
+                "{} is not set-gid to the spool's group, so users' submissions cannot \
+                 deliver themselves",
+                rsendmail_path().display()
+            ),
+            OnlyRunner::Install,
+        )),
+        _ if auth_unreadable => Some((
             "auth.conf is not readable by the spool's group, so users' submissions \
              cannot deliver themselves"
                 .to_string(),
-        ),
+            OnlyRunner::Install,
+        )),
         _ => None,
     };
-    wakeup_step(t, s, &want, only_runner.as_deref());
+    wakeup_step(
+        t,
+        s,
+        &want,
+        only_runner.as_ref().map(|(w, c)| (w.as_str(), *c)),
+    );
     if let Some(p) = &s.cfg.auth_path {
         let path = sh_word(p);
         match std::fs::metadata(p) {
@@ -1078,21 +1096,51 @@ fn user_timer_enabled() -> bool {
     dirs.iter().any(|d| d.join(name).exists())
 }
 
+/// Why only a queue runner would send the mail queued here.
+#[derive(Clone, Copy)]
+enum OnlyRunner {
+    /// The delivery mode in force (queue-only, deferred).
+    Mode,
+    /// Users' submissions cannot deliver themselves (`rsendmail` or auth.conf out of
+    /// the spool group's reach: their own lines say how to repair them).
+    Install,
+}
+
 /// The wake-up FIFO and whether a queue runner listens on it. No runner is a warning
 /// while submissions deliver themselves, a failure when `only_runner` says why nothing
 /// else would ever send the mail (the delivery mode queue or deferred, users'
 /// submissions that cannot deliver themselves), unless a user's own timer runs her
 /// queue.
-fn wakeup_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner, only_runner: Option<&str>) {
+fn wakeup_step(
+    t: &mut Tally,
+    s: &app::Setup,
+    want: &SpoolOwner,
+    only_runner: Option<(&str, OnlyRunner)>,
+) {
     let fifo = crate::spool::wake::path(&s.spool.dir);
     let advice = runner_advice(s);
+    // The fix that makes the step pass at once wherever the spool is: a periodic
+    // runner for this configuration, which listens as soon as it starts.
+    let start_now = {
+        let conf = match &s.inv.config_file {
+            Some(c) => format!(" -C {}", sh_word(c)),
+            None => String::new(),
+        };
+        fix(&[format!("{}{conf} -q30m", sh_word(&rsendmail_path()))])
+    };
     let no_runner = |t: &mut Tally, shown: String, absent: bool| match only_runner {
-        Some(why) if !(s.spool.private && user_timer_enabled()) => t.fail(
+        Some((why, cause)) if !(s.spool.private && user_timer_enabled()) => t.fail(
             Sysexit::Config,
             "wakeup",
             &format!(
                 "{shown}: no queue runner is listening, and nothing else would ever send \
-                 the mail queued here: {why} ({advice})"
+                 the mail queued here: {why} ({advice}){}",
+                // A binary or auth.conf out of the group's reach has its own line and
+                // fix, which make this one a warning; the delivery mode has none.
+                match cause {
+                    OnlyRunner::Mode => start_now.as_str(),
+                    OnlyRunner::Install => "",
+                }
             ),
         ),
         _ if absent => t.say(
@@ -1115,11 +1163,33 @@ fn wakeup_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner, only_runner: Op
     };
     match std::fs::symlink_metadata(&fifo) {
         Err(_) => no_runner(t, format!("no {}", fifo.display()), true),
-        Ok(md) if !md.file_type().is_fifo() => t.fail(
-            Sysexit::Config,
-            "wakeup",
-            &format!("{} is not a FIFO", fifo.display()),
-        ),
+        Ok(md) if !md.file_type().is_fifo() => {
+            // What a runner's start does with it: moved into corrupt/ (init does it for
+            // a system spool; a user moves what is in her own spool herself).
+            let cmds = if s.spool.private {
+                let corrupt = s.spool.dir.join("corrupt");
+                vec![
+                    format!("mkdir -p -m 700 {}", sh_word(&corrupt)),
+                    format!(
+                        "mv {} {}/wakeup.$(date +%s)",
+                        sh_word(&fifo),
+                        sh_word(&corrupt)
+                    ),
+                ]
+            } else {
+                vec![init_command(s)]
+            };
+            t.fail(
+                Sysexit::Config,
+                "wakeup",
+                &format!(
+                    "{} is not a FIFO: no submission can wake a queue runner through it \
+                     (a runner's start, or init, moves it into corrupt/){}",
+                    fifo.display(),
+                    fix(&cmds)
+                ),
+            )
+        }
         Ok(md)
             if md.mode() & 0o7777 != crate::spool::wake::MODE
                 || (!s.spool.private && !want.owns(&md)) =>
