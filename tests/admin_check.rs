@@ -10,12 +10,12 @@ use crate::harness::{
 };
 use crate::tls::{Pki, tls_peer};
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 
 /// An install in the scratch directory: copies of the three programs side by side (the
 /// admin program finds `rsendmail` and `rsendmail-deliver` beside itself), `rsendmail`
-/// set-gid to its group, which is the spool's; the spool made with the modes it has
+/// and `rsendmail-admin` set-gid to its group, which is the spool's; the spool made with the modes it has
 /// (2770 root and the test user's group, as `init --group` makes it, when root runs
 /// the tests; 0700 a user's own otherwise).
 fn install(env: &Env) -> PathBuf {
@@ -32,6 +32,13 @@ fn install(env: &Env) -> PathBuf {
     if is_root() {
         let gid = spool_gid();
         std::os::unix::fs::chown(bin.join("rsendmail"), Some(0), Some(gid)).unwrap();
+        // rsendmail-admin too, as the package installs it (users act on their entries).
+        std::os::unix::fs::chown(bin.join("rsendmail-admin"), Some(0), Some(gid)).unwrap();
+        fs::set_permissions(
+            bin.join("rsendmail-admin"),
+            fs::Permissions::from_mode(0o2755),
+        )
+        .unwrap();
         // What is in it already (a test's earlier submissions) too, as init leaves it.
         let st = std::process::Command::new("chown")
             .arg("-R")
@@ -50,6 +57,17 @@ fn install(env: &Env) -> PathBuf {
     let mode = if is_root() { 0o2770 } else { 0o700 };
     fs::set_permissions(&env.spool, fs::Permissions::from_mode(mode)).unwrap();
     bin.join("rsendmail-admin")
+}
+
+/// `rsendmail-admin` of the install made plain (0755): a set-gid one takes no
+/// `rsendmail-deliver` beside it that is not root's alone, and `check` then looks at the
+/// installed one; plain, it checks the one beside it (and fails itself, with its fix).
+fn plain_admin(env: &Env) {
+    fs::set_permissions(
+        env.dir.join("bin/rsendmail-admin"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
 }
 
 /// The group the tests' system spool belongs to: one fit for a spool, as check wants
@@ -197,15 +215,9 @@ fn a_setid_check_passes_no_environment_to_the_deliverer() {
     let ca_line = format!("O CACertFile={}\n", pki.path("ca.pem"));
     assert!(conf.contains(&ca_line));
     fs::write(&env.conf, conf.replace(&ca_line, "")).unwrap();
+    // Installed set-gid to the spool's group, as the package installs it.
     let prog = install(&env);
-    assert!(
-        std::process::Command::new("chgrp")
-            .args(["mail", prog.to_str().unwrap()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    fs::set_permissions(&prog, fs::Permissions::from_mode(0o2755)).unwrap();
+    assert_eq!(fs::metadata(&prog).unwrap().mode() & 0o2000, 0o2000);
     let out = std::process::Command::new(&prog)
         .args(["-C", env.conf.to_str().unwrap(), "check"])
         .env("SSL_CERT_FILE", pki.path("ca.pem"))
@@ -1141,6 +1153,7 @@ fn what_root_runs_and_reads_is_checked() {
         (0o4755, "must not be set-uid or set-gid"),
     ] {
         fs::set_permissions(&deliver, fs::Permissions::from_mode(mode)).unwrap();
+        plain_admin(&env);
         let r = run();
         r.code(78);
         let b = line(&r, &format!("FAIL binary: {}", deliver.display()));
@@ -1151,6 +1164,7 @@ fn what_root_runs_and_reads_is_checked() {
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o777)).unwrap();
     let r = run();
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&prog, fs::Permissions::from_mode(0o2755)).unwrap();
     r.code(78);
     let b = line(&r, &format!("FAIL binary: {} (", bin.display()));
     assert!(b.contains("can replace what root runs"), "{b}");
@@ -1802,7 +1816,24 @@ fn following_each_fix_makes_check_pass() {
             )
             .unwrap()
         }),
+        ("admin 0755", |e| {
+            fs::set_permissions(
+                e.dir.join("bin/rsendmail-admin"),
+                fs::Permissions::from_mode(0o755),
+            )
+            .unwrap()
+        }),
+        ("admin group", |e| {
+            std::os::unix::fs::chown(e.dir.join("bin/rsendmail-admin"), None, Some(65534))
+                .unwrap();
+            fs::set_permissions(
+                e.dir.join("bin/rsendmail-admin"),
+                fs::Permissions::from_mode(0o2755),
+            )
+            .unwrap()
+        }),
         ("deliver 4755", |e| {
+            plain_admin(e);
             fs::set_permissions(
                 e.dir.join("bin/rsendmail-deliver"),
                 fs::Permissions::from_mode(0o4755),
@@ -1810,6 +1841,7 @@ fn following_each_fix_makes_check_pass() {
             .unwrap()
         }),
         ("deliver 0777", |e| {
+            plain_admin(e);
             fs::set_permissions(
                 e.dir.join("bin/rsendmail-deliver"),
                 fs::Permissions::from_mode(0o777),
@@ -1817,13 +1849,16 @@ fn following_each_fix_makes_check_pass() {
             .unwrap()
         }),
         ("deliver owner", |e| {
+            plain_admin(e);
             std::os::unix::fs::chown(e.dir.join("bin/rsendmail-deliver"), Some(65534), None)
                 .unwrap()
         }),
         ("bin dir 0777", |e| {
+            plain_admin(e);
             fs::set_permissions(e.dir.join("bin"), fs::Permissions::from_mode(0o777)).unwrap()
         }),
         ("bin dir owner", |e| {
+            plain_admin(e);
             std::os::unix::fs::chown(e.dir.join("bin"), Some(65534), None).unwrap()
         }),
         ("fifo 0666", |e| fifo(e, 0o666, None)),
@@ -2026,6 +2061,9 @@ fn following_each_fix_makes_check_pass() {
     fifo(&env, 0o666, Some(65534));
     auth(&env, 0o644, Some((65534, 65534)));
     for _ in 0..3 {
+        // Each round with the admin plain, so that its check looks at the deliverer
+        // beside it (the admin's own fix makes it set-gid again).
+        plain_admin(&env);
         for c in fixes(&run()) {
             let st = std::process::Command::new("sh")
                 .args(["-c", &c])

@@ -1073,6 +1073,20 @@ fn a_setgid_admin_gives_up_its_group_for_c_and_reads_no_environment() {
     );
     let out = as_user(&adm, &["-C", c, "delete", &entry], &[], b"");
     assert_ne!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    // Every command that looks an entry up says it cannot read the spool (77), never
+    // that the entry, which is there, does not exist (66).
+    for cmd in ["show", "delete", "hold", "release", "retry", "bounce"] {
+        let out = as_user(&adm, &["-C", c, cmd, &entry], &[], b"");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(77), "{cmd}: {err}");
+        assert!(
+            err.contains(&format!(
+                "rsendmail-admin: {entry}: cannot read the spool {}: Permission denied",
+                spool.display()
+            )) && !err.contains("no such entry"),
+            "{cmd}: {err}"
+        );
+    }
     // The tests' variable for the system configuration is not read by a set-id program.
     let out = as_user(
         &adm,

@@ -10,7 +10,7 @@
 //! spool (its group, never one a user acts with, and modes; a spool everyone may write
 //! in the words of the programs that refuse it; its sub-directories, the files
 //! submissions write in them and the queue entries, as `rsendmail-admin init` leaves
-//! them), the installed `rsendmail` (set-gid to the spool's
+//! them), the installed `rsendmail` and this program (set-gid to the spool's
 //! group) and `rsendmail-deliver` (root's alone, not set-id, in a directory root's
 //! alone), the queue runner's wake-up FIFO (`SPOOLDIR/wakeup`; no runner holding it
 //! open is a `warn`, or a failure when nothing else would send the mail: the delivery
@@ -1270,9 +1270,38 @@ fn binary_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) -> bool {
             return false;
         }
     };
-    let path = sh_word(&bin);
-    let mut users_deliver = true;
-    let shown = format!("{} ({})", bin.display(), owner_mode(&md));
+    let users_deliver = setgid_step(t, s, want, &bin, &md, "for users to queue mail");
+    // The admin program, with which users act on their own entries and administrators
+    // on all: it reads the spool with the spool's group as `rsendmail` writes it.
+    if let Ok(admin) = std::env::current_exe()
+        && admin != bin
+        && let Ok(amd) = std::fs::metadata(&admin)
+    {
+        setgid_step(
+            t,
+            s,
+            want,
+            &admin,
+            &amd,
+            "for users to list and act on their queued mail",
+        );
+    }
+    deliverer_step(t, s);
+    users_deliver
+}
+
+/// One program (at `bin`, of `md`) that must be set-gid to the spool's group for a
+/// shared spool (`rsendmail`, `rsendmail-admin`), `what` saying what for; whether it is.
+fn setgid_step(
+    t: &mut Tally,
+    s: &app::Setup,
+    want: &SpoolOwner,
+    bin: &Path,
+    md: &std::fs::Metadata,
+    what: &str,
+) -> bool {
+    let path = sh_word(bin);
+    let shown = format!("{} ({})", bin.display(), owner_mode(md));
     if s.spool.private {
         t.say(
             Mark::Ok,
@@ -1280,20 +1309,20 @@ fn binary_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) -> bool {
             &format!("{shown}: the spool is this user's own, no set-gid needed"),
         );
     } else if md.mode() & 0o2000 == 0 || want.gid != Some(md.gid()) {
-        users_deliver = false;
         let group = &want.group;
         t.fail(
             Sysexit::Config,
             "binary",
             &format!(
-                "{shown}: must be set-gid to the spool's group {group} (mode 2755) for \
-                 users to queue mail{}",
+                "{shown}: must be set-gid to the spool's group {group} (mode 2755) \
+                 {what}{}",
                 fix(&[
                     format!("chgrp {group} {path}"),
                     format!("chmod 2755 {path}")
                 ])
             ),
         );
+        return false;
     } else if md.mode() & 0o022 != 0 {
         t.fail(
             Sysexit::Config,
@@ -1306,8 +1335,7 @@ fn binary_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) -> bool {
     } else {
         t.say(Mark::Ok, "binary", &shown);
     }
-    deliverer_step(t, s);
-    users_deliver
+    true
 }
 
 /// `rsendmail-deliver` is what root runs (the queue runner, `-q`, the daemon): it and
