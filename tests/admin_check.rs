@@ -710,9 +710,19 @@ fn config_output_pasted_back_is_the_same_configuration() {
         let again = env.run_raw(&prog, &["-C", &pasted_arg, "config"], b"");
         again.code(0);
         let (a, b) = (settings_of(&first.stdout), settings_of(&again.stdout));
-        assert_eq!(a.len(), b.len(), "{extra}\n{}\n---\n{}", first.stdout, again.stdout);
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "{extra}\n{}\n---\n{}",
+            first.stdout,
+            again.stdout
+        );
         for (x, y) in a.iter().zip(&b) {
-            assert_eq!(x, y, "{extra} {opts:?}\n{}\n---\n{}", first.stdout, again.stdout);
+            assert_eq!(
+                x, y,
+                "{extra} {opts:?}\n{}\n---\n{}",
+                first.stdout, again.stdout
+            );
         }
     }
 }
@@ -1730,9 +1740,17 @@ fn no_runner_fails_when_nothing_else_would_send() {
     let r = check(&[]);
     r.code(78);
     let w = line(&r, "FAIL wakeup: ");
-    let want = format!(" (fix: {}/bin/rsendmail -C {conf} -q30m)", env.dir.display());
+    let want = format!(
+        " (fix: {}/bin/rsendmail -C {conf} -q30m)",
+        env.dir.display()
+    );
     assert!(w.ends_with(&want), "{w}");
-    let cmd = w.rsplit_once(" (fix: ").unwrap().1.strip_suffix(')').unwrap();
+    let cmd = w
+        .rsplit_once(" (fix: ")
+        .unwrap()
+        .1
+        .strip_suffix(')')
+        .unwrap();
     let st = std::process::Command::new("sh")
         .args(["-c", cmd])
         .stdout(std::process::Stdio::null())
@@ -1824,8 +1842,7 @@ fn following_each_fix_makes_check_pass() {
             .unwrap()
         }),
         ("admin group", |e| {
-            std::os::unix::fs::chown(e.dir.join("bin/rsendmail-admin"), None, Some(65534))
-                .unwrap();
+            std::os::unix::fs::chown(e.dir.join("bin/rsendmail-admin"), None, Some(65534)).unwrap();
             fs::set_permissions(
                 e.dir.join("bin/rsendmail-admin"),
                 fs::Permissions::from_mode(0o2755),
@@ -1910,10 +1927,23 @@ fn following_each_fix_makes_check_pass() {
             std::os::unix::fs::chown(&bin, None, Some(u.gid)).unwrap();
             fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
         }),
+        ("maillog 0640 root", |e| {
+            let m = e.dir.join("maillog");
+            fs::write(&m, "").unwrap();
+            fs::set_permissions(&m, fs::Permissions::from_mode(0o640)).unwrap();
+            e.add_config(&format!("MAILLOG {}\n", m.display()));
+        }),
+        ("maillog a link", |e| {
+            let m = e.dir.join("maillog");
+            std::os::unix::fs::symlink(e.dir.join("elsewhere"), &m).unwrap();
+            e.add_config(&format!("MAILLOG {}\n", m.display()));
+        }),
         ("fifo a link", |e| {
             std::os::unix::fs::symlink(e.dir.join("nowhere"), e.spool.join("wakeup")).unwrap()
         }),
-        ("fifo a file", |e| fs::write(e.spool.join("wakeup"), "x").unwrap()),
+        ("fifo a file", |e| {
+            fs::write(e.spool.join("wakeup"), "x").unwrap()
+        }),
         ("missing spool", |e| fs::remove_dir_all(&e.spool).unwrap()),
         ("fifo a user's", |e| {
             fifo(e, 0o620, None);
@@ -2051,7 +2081,7 @@ fn following_each_fix_makes_check_pass() {
     entry(&env, false, 0o644, Some(65534));
     entry(&env, true, 0o666, Some(65534));
     for (what, damage) in &cases {
-        if !["fifo", "auth", "queued", "held", "missing"]
+        if !["fifo", "auth", "queued", "held", "missing", "maillog"]
             .iter()
             .any(|p| what.starts_with(p))
         {
@@ -2361,6 +2391,58 @@ fn a_users_own_spool_gets_fixes_she_can_run() {
     let _ = fs::remove_dir_all(&here);
 }
 
+/// MAILLOG made by a root queue run is 0660 root and the spool's group, whatever the
+/// umask, so that users' submissions (set-gid to that group) log to it; check passes
+/// it, fails one its group cannot write, with a fix, and passes it again once fixed.
+#[test]
+fn maillog_is_made_for_the_spool_group_and_checked() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let run = || env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    // check itself (root, set-gid) logs, so it makes the file: as every program does.
+    let r = run();
+    line(&r, &format!("ok   maillog {} (root:", log.display()));
+    let md = fs::metadata(&log).unwrap();
+    assert_eq!(md.mode() & 0o7777, 0o660, "{:o}", md.mode());
+    fs::remove_file(&log).unwrap();
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let md = fs::metadata(&log).unwrap();
+    assert_eq!(md.mode() & 0o7777, 0o660, "{:o}", md.mode());
+    assert_eq!((md.uid(), md.gid()), (0, spool_gid()));
+    assert!(fs::read_to_string(&log).unwrap().contains("from=<"));
+    let r = run();
+    r.code(0);
+    line(&r, &format!("ok   maillog {} (root:", log.display()));
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o640)).unwrap();
+    let r = run();
+    r.code(78);
+    let l = line(&r, &format!("FAIL maillog: {} (", log.display()));
+    let cmd = l
+        .rsplit_once(" (fix: ")
+        .unwrap()
+        .1
+        .strip_suffix(')')
+        .unwrap();
+    assert!(
+        std::process::Command::new("sh")
+            .args(["-c", cmd])
+            .status()
+            .unwrap()
+            .success(),
+        "{cmd}"
+    );
+    run().code(0);
+    // An existing file keeps the mode its admin gave it.
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o664)).unwrap();
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    assert_eq!(fs::metadata(&log).unwrap().mode() & 0o7777, 0o664);
+}
+
 /// A user without a system configuration has her own built-in spool, made by her first
 /// submission: before it, `check` says so (ok), never a failure with advice she cannot
 /// follow (`init` is root's); after it, the spool passes as hers.
@@ -2411,10 +2493,18 @@ fn a_users_built_in_spool_not_made_yet_is_no_failure() {
         ),
         "{said}"
     );
-    assert!(!said.contains("FAIL spool") && !said.contains("init"), "{said}");
+    assert!(
+        !said.contains("FAIL spool") && !said.contains("init"),
+        "{said}"
+    );
     assert!(!spool.exists());
     // Her first submission makes it, and check passes it.
-    let out = as_user(&bin.join("rsendmail"), &["-odq", "someone@example.org"], &envs, MSG);
+    let out = as_user(
+        &bin.join("rsendmail"),
+        &["-odq", "someone@example.org"],
+        &envs,
+        MSG,
+    );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let said = check();
     assert!(

@@ -1050,13 +1050,18 @@ fn a_setgid_admin_gives_up_its_group_for_c_and_reads_no_environment() {
     // An option that may choose files is named as it was given, never blamed on -C.
     let out = as_user(&adm, &["check", "-O", "Timeout.connect=5s"], &[], b"");
     assert!(
-        text(&out.stdout).contains(
-            "\ninfo privileges: -O Timeout.connect gave up the set-group-id privilege"
-        ) && text(&out.stdout).contains("leave it out, or run as root"),
+        text(&out.stdout)
+            .contains("\ninfo privileges: -O Timeout.connect gave up the set-group-id privilege")
+            && text(&out.stdout).contains("leave it out, or run as root"),
         "{}",
         text(&out.stdout)
     );
-    let out = as_user(&adm, &["-C", c, "check", "-oA/x", "-O", "MaxHopCount=9"], &[], b"");
+    let out = as_user(
+        &adm,
+        &["-C", c, "check", "-oA/x", "-O", "MaxHopCount=9"],
+        &[],
+        b"",
+    );
     assert!(
         text(&out.stdout).contains(
             "\ninfo privileges: -C, -oA and -O MaxHopCount gave up the set-group-id privilege"

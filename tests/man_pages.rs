@@ -251,7 +251,9 @@ fn every_section_of_rsendmail_admin_8_has_text() {
 #[test]
 fn the_safe_options_are_listed() {
     let text = page("rsendmail.8");
-    let start = text.find("The safe ones are").expect("the safe options' list");
+    let start = text
+        .find("The safe ones are")
+        .expect("the safe options' list");
     let end = start + text[start..].find("cost the group too").expect("its end");
     let listed: Vec<&str> = text[start..end]
         .lines()

@@ -15,7 +15,8 @@
 //! alone), the queue runner's wake-up FIFO (`SPOOLDIR/wakeup`; no runner holding it
 //! open is a `warn`, or a failure when nothing else would send the mail: the delivery
 //! mode queue-only or deferred, users' submissions that cannot deliver themselves) and
-//! the modes of `auth.conf` (never readable by others, readable by the spool's group).
+//! the modes of `auth.conf` (never readable by others, readable by the spool's group)
+//! and `MAILLOG` (root's, written by the spool's group, as the programs make it).
 //! A mail name that is an IP address, an address literal or localhost fails
 //! ([`crate::message::address::mail_name_problem`]). Each mode or owner problem ends
 //! with `(fix: COMMANDS)`: shell commands that, run as printed, make the step pass.
@@ -804,6 +805,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         &want,
         only_runner.as_ref().map(|(w, c)| (w.as_str(), *c)),
     );
+    maillog_step(t, s, &want);
     if let Some(p) = &s.cfg.auth_path {
         let path = sh_word(p);
         match std::fs::metadata(p) {
@@ -871,6 +873,74 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                 &format!("{} ({})", p.display(), owner_mode(&md)),
             ),
         }
+    }
+}
+
+/// `MAILLOG`, when set: a regular file with one link (every program refuses anything
+/// else); for a shared spool root's, of the spool's group and writable by it (mode 0660,
+/// as the programs make it), so that users' submissions and admin actions, which hold
+/// that group, are logged. Not there yet is fine: the first line written makes it so.
+fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
+    let Some(p) = &s.cfg.maillog else {
+        return;
+    };
+    let mode = crate::log::MAILLOG_MODE;
+    let whose = if s.spool.private {
+        "this user's".to_string()
+    } else {
+        format!("root:{}", want.group)
+    };
+    match std::fs::symlink_metadata(p) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => t.say(
+            Mark::Ok,
+            "maillog",
+            &format!(
+                "{}: not there yet (the first line logged makes it {mode:04o} {whose})",
+                p.display()
+            ),
+        ),
+        Err(e) => t.fail(
+            Sysexit::Config,
+            "maillog",
+            &format!("{}: {}", p.display(), config::io_text(&e)),
+        ),
+        Ok(md) if !md.is_file() || md.nlink() != 1 => t.fail(
+            Sysexit::Config,
+            "maillog",
+            &format!(
+                "{} is not a regular file with one link: every program refuses it and logs \
+                 elsewhere{}",
+                p.display(),
+                fix(&[format!("mv {} {}.refused", sh_word(p), sh_word(p))])
+            ),
+        ),
+        Ok(md)
+            if !s.spool.private
+                && (!want.owns(&md) || md.mode() & 0o060 != 0o060 || md.mode() & 0o002 != 0) =>
+        {
+            let mut cmds = Vec::new();
+            if !want.owns(&md) {
+                cmds.extend(want.chown(p));
+            }
+            cmds.push(format!("chmod {mode:o} {}", sh_word(p)));
+            t.fail(
+                Sysexit::Config,
+                "maillog",
+                &format!(
+                    "{} ({}): must be {mode:04o} {whose}, writable by the spool's group: \
+                     users' submissions and admin actions run with that group and log \
+                     nothing otherwise{}",
+                    p.display(),
+                    owner_mode(&md),
+                    fix(&cmds)
+                ),
+            )
+        }
+        Ok(md) => t.say(
+            Mark::Ok,
+            "maillog",
+            &format!("{} ({})", p.display(), owner_mode(&md)),
+        ),
     }
 }
 

@@ -365,7 +365,10 @@ fn run(
         return app::report(&on_stderr(f));
     }
     if s.dropped_group {
-        crate::errln!("rsendmail-admin: note: {}", super::dropped_group_note(&s.inv));
+        crate::errln!(
+            "rsendmail-admin: note: {}",
+            super::dropped_group_note(&s.inv)
+        );
     }
     let who = Caller::new(&s.spool);
     match body(&s, &who) {
