@@ -670,6 +670,26 @@ fn exec_deliver(prefix: &[&str], queued: Option<Sysexit>) -> Sysexit {
     }
 }
 
+/// The configuration `s` was read from, read again as a program started now reads it
+/// (a deliverer reads it anew): its error, with the file and line, when it no longer
+/// reads (an edit in progress). Nothing is printed or changed.
+pub fn config_reads_now(s: &Setup) -> Result<(), Fatal> {
+    let paths = default_paths(s.system_config.is_some());
+    let given = &s.inv.settings.given;
+    match &s.inv.config_file {
+        Some(p) => Config::load(p, true, &paths, given).map(drop),
+        None => Config::load(
+            s.system_config
+                .as_deref()
+                .unwrap_or(Path::new(config::DEFAULT_CONFIG)),
+            false,
+            &paths,
+            given,
+        )
+        .map(drop),
+    }
+}
+
 /// The command-line options a background submission may give and still hand its entry
 /// to the queue runner, because they change nothing of how the entry is delivered (the
 /// runner delivers it as the caller's own deliverer would have): those spent at

@@ -501,7 +501,8 @@ fn the_runner_delivers_what_the_smtp_server_accepted_in_background_mode() {
 /// A daemon whose command line gives options that change nothing of a delivery (where
 /// it listens, its pid file) hands what it accepted in background mode to the listening
 /// queue runner, as a daemon without them does; one with an option its deliverer must
-/// apply (a timeout) delivers it itself.
+/// apply (a timeout) delivers it itself, and says so in the log when it cannot (its
+/// configuration no longer reads), handing the message to the runner.
 #[test]
 fn a_daemon_with_listener_options_hands_accepted_mail_to_the_runner() {
     use crate::harness::servers::{Daemon, Raw};
@@ -544,8 +545,36 @@ fn a_daemon_with_listener_options_hands_accepted_mail_to_the_runner() {
     );
     let by = send(port, "timeout@example.org");
     assert!(by.is_some() && by != Some(runner_pid), "{by:?}");
+    // That deliverer takes entries left waiting before it exits ("the rest follows"):
+    // let it go first, so that the next message is the runner's or nobody's.
+    if let Some(pid) = by {
+        wait_until(
+            Duration::from_secs(20),
+            "the daemon's deliverer to exit",
+            || {
+                fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |st| {
+                    st.rsplit_once(") ")
+                        .is_some_and(|(_, r)| r.starts_with('Z'))
+                })
+            },
+        );
+    }
+    // The configuration broken meanwhile (an edit in progress): its own deliverer would
+    // end at once, unseen; said in the log, and the runner takes the message.
+    let conf = fs::read_to_string(&env.conf).unwrap();
+    fs::write(&env.conf, format!("{conf}SMARTHOTS typo.example\n")).unwrap();
+    assert_eq!(send(port, "broken@example.org"), Some(runner_pid));
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines().any(|l| l
+            .contains(": not delivered by this server: the configuration no longer reads: ")
+            && l.contains("SMARTHOTS")
+            && l.ends_with("; handed to the queue runner")),
+        "{text}"
+    );
+    fs::write(&env.conf, conf).unwrap();
     drop(daemon);
-    assert_eq!(sink.dumps().len(), 2);
+    assert_eq!(sink.dumps().len(), 3);
     runner.stop();
 }
 
