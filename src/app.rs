@@ -208,7 +208,12 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
     {
         inv.verbose = false;
     }
-    crate::log::configure(cfg.maillog.as_deref(), inv.is_long_running());
+    // A MAILLOG made now gets the shared spool's group (group-writable), so that users'
+    // submissions and admin actions, which hold that group, log to it too.
+    let log_group = (!private)
+        .then(|| std::fs::metadata(&spool_dir).ok().map(|m| m.gid()))
+        .flatten();
+    crate::log::configure(cfg.maillog.as_deref(), inv.is_long_running(), log_group);
     // Where the path was named: only the caller's own built-in default is made on
     // demand (`Spool::check_present`).
     let named = if inv.settings.queue_directory.is_some() {
@@ -306,9 +311,11 @@ pub fn spool_takes_submissions(s: &Setup) -> Result<(), Fatal> {
             _ => g.to_string(),
         });
     let cause = if s.dropped_group {
-        "an option that chooses files (-C, -X, -D, -d or an unsafe -O) gave up \
-         rsendmail's set-group-id privilege; leave it out, or run as root"
-            .to_string()
+        let (names, it) = cli::Invocation::named_with_pronoun(&s.inv.unsafe_options_given());
+        format!(
+            "{names} gave up rsendmail's set-group-id privilege (an option that may choose \
+             files or programs); leave {it} out, or run as root"
+        )
     } else {
         let grp = group.map(|g| format!(" {g}")).unwrap_or_default();
         format!(
@@ -664,25 +671,58 @@ fn exec_deliver(prefix: &[&str], queued: Option<Sysexit>) -> Sysexit {
     }
 }
 
+/// The configuration `s` was read from, read again as a program started now reads it
+/// (a deliverer reads it anew): its error, with the file and line, when it no longer
+/// reads (an edit in progress). Nothing is printed or changed.
+pub fn config_reads_now(s: &Setup) -> Result<(), Fatal> {
+    let paths = default_paths(s.system_config.is_some());
+    let given = &s.inv.settings.given;
+    match &s.inv.config_file {
+        Some(p) => Config::load(p, true, &paths, given).map(drop),
+        None => Config::load(
+            s.system_config
+                .as_deref()
+                .unwrap_or(Path::new(config::DEFAULT_CONFIG)),
+            false,
+            &paths,
+            given,
+        )
+        .map(drop),
+    }
+}
+
 /// The command-line options a background submission may give and still hand its entry
-/// to the queue runner: they are spent at submission (how the message is read, how
-/// refused recipients are reported, the mode itself), so the runner's delivery is the one
-/// the caller's own deliverer would have made.
-const SPENT_AT_SUBMISSION: &[&str] = &[
+/// to the queue runner, because they change nothing of how the entry is delivered (the
+/// runner delivers it as the caller's own deliverer would have): those spent at
+/// submission (how the message is read and checked, how refused recipients are
+/// reported, the mode itself) and those of the SMTP server and the daemon alone (where
+/// it listens, its pid file, its sessions' limits and whom it trusts to relay), which the
+/// deliverer never reads. Every other option (a timeout, a `QueueDirectory`, the
+/// aliases...) is its own deliverer's to apply.
+pub const NOT_FOR_DELIVERY: &[&str] = &[
+    // Spent at submission.
     "DeliveryMode",
     "IgnoreDots",
     "ErrorMode",
     "MeToo",
     "OldStyleHeaders",
     "LogLevel",
+    "MaxMessageSize",
+    "MaxRecipientsPerMessage",
+    // The SMTP server's and the daemon's own.
+    "DaemonPortOptions",
+    "PidFile",
+    "MaxDaemonChildren",
+    "MaxNOOPCommands",
+    "TrustedNetworks",
 ];
 
 /// Whether a background submission (from the command line, or a message a `-bs` or `-bd`
 /// session accepted) may hand its entry to a listening queue runner
 /// (`crate::spool::wake`): not with `-X` or `-d` (the caller's own deliverer writes
-/// their output) or with an option that changes how it is delivered (a timeout, a
-/// `QueueDirectory`...): then the submission's own background delivery applies them, as
-/// before.
+/// their output) or with an option that changes how it is delivered (any not in
+/// [`NOT_FOR_DELIVERY`]): then the submission's own background delivery applies them,
+/// as before.
 pub fn for_the_runner(s: &Setup) -> bool {
     s.inv.traffic_log.is_none()
         && !s.inv.debug
@@ -690,7 +730,7 @@ pub fn for_the_runner(s: &Setup) -> bool {
             .settings
             .given
             .iter()
-            .all(|g| SPENT_AT_SUBMISSION.contains(&g.as_str()))
+            .all(|g| NOT_FOR_DELIVERY.contains(&g.as_str()))
 }
 
 /// Background mode: the caller gets its status at once; a detached child delivers.
@@ -708,6 +748,20 @@ fn background(id: &str) -> Sysexit {
         Err(e) => {
             log::error!("{id}: cannot fork for background delivery: {e}; the message stays queued");
             Sysexit::Ok
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Each name of [`super::NOT_FOR_DELIVERY`] is an option of the table, as the
+    /// settings record it (a misspelt one would never match).
+    #[test]
+    fn not_for_delivery_names_options() {
+        for name in super::NOT_FOR_DELIVERY {
+            let r = crate::options::lookup_long(name).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            assert_eq!(r.def.name, *name);
+            assert!(r.abbreviation_note.is_none(), "{name}");
         }
     }
 }

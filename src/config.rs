@@ -173,6 +173,20 @@ pub const KEYWORDS: &[&str] = &[
     "MAILLOG",
 ];
 
+/// The keywords of [`KEYWORDS`] that are flags: given alone on their line, with no value
+/// (`STARTTLS`); [`Config::keyword_value`] says `yes` or `no` for them.
+pub const FLAG_KEYWORDS: &[&str] = &[
+    "SECURETRANSFER",
+    "STARTTLS",
+    "OPPORTUNISTIC_TLS",
+    "INSECURE",
+    "VERIFYCERT",
+    "NULLCLIENT",
+    "DEFER",
+    "FULLBOUNCE",
+    "NOPIPELINING",
+];
+
 impl Config {
     /// A keyword's value in force, as text: a flag is `yes` or `no`; `None` for a keyword
     /// that is not set and has no built-in value (SMARTHOST, AUTHPATH...). `keyword` is
@@ -2004,6 +2018,15 @@ mod tests {
             let c = parse(&format!("{extra}{k}{value}\n")).unwrap_or_else(|e| panic!("{k}: {e:?}"));
             assert!(c.keyword_value(k).is_some(), "{k}");
             assert!(c.origin.contains_key(*k), "{k}");
+            // A flag is one given without a value, and it is then on.
+            assert_eq!(
+                FLAG_KEYWORDS.contains(k),
+                value.is_empty(),
+                "{k} is a flag exactly when it takes no value"
+            );
+            if value.is_empty() {
+                assert_eq!(c.keyword_value(k).as_deref(), Some("yes"), "{k}");
+            }
         }
         assert_eq!(
             Config::builtin(&Paths::system()).keyword_value("BOGUS"),

@@ -9,7 +9,8 @@
 //! - `MAILLOG /path` (Postfix's `maillog_file`): that file instead of syslog, one line per
 //!   record, `2026-11-30T05:30:22+01:00 rsendmail[1234]: text`, appended with O_APPEND
 //!   (one write per line, so processes writing at once do not mix their lines). It is
-//!   opened with O_NOFOLLOW and created 0640; a file that is not a regular file with one
+//!   opened with O_NOFOLLOW and created 0660 with the shared spool's group (users'
+//!   submissions and admin actions hold that group and log there too); a file that is not a regular file with one
 //!   link, or (for root) that root does not own, is refused: a symlink or hard link
 //!   planted by another user never makes root write elsewhere.
 //! - else syslog, when its socket (`/dev/log`) takes connections;
@@ -299,7 +300,7 @@ pub fn inherited_args() -> &'static [&'static str] {
 /// Choose where lines go from now on (see the module's rules): `maillog` is the config's
 /// MAILLOG, `long_running` whether this process is a periodic queue runner or daemon.
 /// The first call decides.
-pub fn configure(maillog: Option<&Path>, long_running: bool) {
+pub fn configure(maillog: Option<&Path>, long_running: bool, group: Option<u32>) {
     if CONFIG.get().is_some() {
         return;
     }
@@ -309,7 +310,7 @@ pub fn configure(maillog: Option<&Path>, long_running: bool) {
         if INHERITED.load(Ordering::SeqCst) {
             FILE_GIVEN_UP.store(true, Ordering::SeqCst);
         } else {
-            match open_log_file(path) {
+            match open_log_file_for(path, group) {
                 Ok(f) => file = Some((f, path.display().to_string())),
                 Err(e) => {
                     FILE_GIVEN_UP.store(true, Ordering::SeqCst);
@@ -349,23 +350,54 @@ fn syslog_available() -> bool {
         .is_ok()
 }
 
-/// Open (create 0640) `path` for appending, refusing a symlink (O_NOFOLLOW), anything but
-/// a regular file, a file with other links and, for root, a file root does not own.
+/// The mode a MAILLOG is made with: its group (the shared spool's) writes it as root
+/// does, so that users' submissions and admin actions, which run with that group, are
+/// logged too.
+pub const MAILLOG_MODE: u32 = 0o660;
+
+/// [`open_log_file_for`] without a group: a file made now keeps the process's group.
 pub fn open_log_file(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                std::io::Error::other("a symbolic link")
-            } else {
-                e
+    open_log_file_for(path, None)
+}
+
+/// Open `path` for appending, refusing a symlink (O_NOFOLLOW), anything but a regular
+/// file, a file with other links and, for root, a file root does not own. A file made
+/// now is given mode [`MAILLOG_MODE`] whatever the umask, and the group `group` (the
+/// shared spool's) when given; an existing file keeps the owner and mode it has.
+pub fn open_log_file_for(path: &Path, group: Option<u32>) -> std::io::Result<File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let open = |create_new: bool| {
+        let mut o = std::fs::OpenOptions::new();
+        o.append(true);
+        if create_new {
+            o.create_new(true).mode(MAILLOG_MODE);
+        }
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    std::io::Error::other("a symbolic link")
+                } else {
+                    e
+                }
+            })
+    };
+    let f = match open(true) {
+        Ok(f) => {
+            // Made by this process: the group and the mode the umask may have cut.
+            if let Some(g) = group {
+                let _ = nix::unistd::fchown(
+                    std::os::fd::AsFd::as_fd(&f),
+                    None,
+                    Some(nix::unistd::Gid::from_raw(g)),
+                );
             }
-        })?;
+            let _ = f.set_permissions(std::fs::Permissions::from_mode(MAILLOG_MODE));
+            f
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => open(false)?,
+        Err(e) => return Err(e),
+    };
     let md = f.metadata()?;
     if !md.file_type().is_file() {
         return Err(std::io::Error::other("not a regular file"));
@@ -456,7 +488,8 @@ mod tests {
         // Refused at once, never waiting for a reader (O_NONBLOCK: ENXIO).
         assert!(open_log_file(&fifo).is_err());
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
-        // A new file: created 0640 (whatever the umask allows), appended.
+        // A new file: created 0660 (whatever the umask), appended; an existing file's
+        // mode is left as it is.
         let fresh = dir.join("mail.log");
         let mut f = open_log_file(&fresh).unwrap();
         f.write_all(b"one\n").unwrap();
@@ -464,7 +497,11 @@ mod tests {
         f.write_all(b"two\n").unwrap();
         assert_eq!(std::fs::read_to_string(&fresh).unwrap(), "one\ntwo\n");
         let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode & !0o640, 0, "{mode:o}");
+        assert_eq!(mode, 0o660, "{mode:o}");
+        std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o600)).unwrap();
+        drop(open_log_file(&fresh).unwrap());
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -10,12 +10,12 @@ use crate::harness::{
 };
 use crate::tls::{Pki, tls_peer};
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 
 /// An install in the scratch directory: copies of the three programs side by side (the
 /// admin program finds `rsendmail` and `rsendmail-deliver` beside itself), `rsendmail`
-/// set-gid to its group, which is the spool's; the spool made with the modes it has
+/// and `rsendmail-admin` set-gid to its group, which is the spool's; the spool made with the modes it has
 /// (2770 root and the test user's group, as `init --group` makes it, when root runs
 /// the tests; 0700 a user's own otherwise).
 fn install(env: &Env) -> PathBuf {
@@ -32,6 +32,13 @@ fn install(env: &Env) -> PathBuf {
     if is_root() {
         let gid = spool_gid();
         std::os::unix::fs::chown(bin.join("rsendmail"), Some(0), Some(gid)).unwrap();
+        // rsendmail-admin too, as the package installs it (users act on their entries).
+        std::os::unix::fs::chown(bin.join("rsendmail-admin"), Some(0), Some(gid)).unwrap();
+        fs::set_permissions(
+            bin.join("rsendmail-admin"),
+            fs::Permissions::from_mode(0o2755),
+        )
+        .unwrap();
         // What is in it already (a test's earlier submissions) too, as init leaves it.
         let st = std::process::Command::new("chown")
             .arg("-R")
@@ -50,6 +57,17 @@ fn install(env: &Env) -> PathBuf {
     let mode = if is_root() { 0o2770 } else { 0o700 };
     fs::set_permissions(&env.spool, fs::Permissions::from_mode(mode)).unwrap();
     bin.join("rsendmail-admin")
+}
+
+/// `rsendmail-admin` of the install made plain (0755): a set-gid one takes no
+/// `rsendmail-deliver` beside it that is not root's alone, and `check` then looks at the
+/// installed one; plain, it checks the one beside it (and fails itself, with its fix).
+fn plain_admin(env: &Env) {
+    fs::set_permissions(
+        env.dir.join("bin/rsendmail-admin"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
 }
 
 /// The group the tests' system spool belongs to: one fit for a spool, as check wants
@@ -197,15 +215,9 @@ fn a_setid_check_passes_no_environment_to_the_deliverer() {
     let ca_line = format!("O CACertFile={}\n", pki.path("ca.pem"));
     assert!(conf.contains(&ca_line));
     fs::write(&env.conf, conf.replace(&ca_line, "")).unwrap();
+    // Installed set-gid to the spool's group, as the package installs it.
     let prog = install(&env);
-    assert!(
-        std::process::Command::new("chgrp")
-            .args(["mail", prog.to_str().unwrap()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    fs::set_permissions(&prog, fs::Permissions::from_mode(0o2755)).unwrap();
+    assert_eq!(fs::metadata(&prog).unwrap().mode() & 0o2000, 0o2000);
     let out = std::process::Command::new(&prog)
         .args(["-C", env.conf.to_str().unwrap(), "check"])
         .env("SSL_CERT_FILE", pki.path("ca.pem"))
@@ -536,10 +548,10 @@ fn config_prints_each_value_and_where_it_came_from() {
     line(&r, "O DeliveryMode=q    # command line");
     line(&r, "O MaxHopCount=9    # command line");
     // Defaults: a keyword not set, one with a built-in value, an option.
-    line(&r, "CERTFILE    # default (not set)");
+    line(&r, "# CERTFILE    # default (not set)");
     line(&r, "PORT 25    # default");
-    line(&r, "STARTTLS no    # default");
-    line(&r, "O HoldExpensive    # not used by rsendmail");
+    line(&r, "# STARTTLS    # default (off)");
+    line(&r, "# O HoldExpensive    # not used by rsendmail");
     line(&r, "O PrivacyOptions=authwarnings    # default");
     assert!(!r.stdout.contains("pw-secret"), "{}", r.stdout);
     // Every keyword and every option of the table is there.
@@ -577,20 +589,20 @@ fn config_shows_defer_and_the_delivery_mode_that_wins() {
     r.code(0);
     line(
         &r,
-        &format!("DEFER no    # {conf}: line 6, overridden by O DeliveryMode=b ({conf}: line 7)"),
+        &format!("# DEFER    # {conf}: line 6, overridden by O DeliveryMode=b ({conf}: line 7)"),
     );
     line(&r, &format!("O DeliveryMode=b    # {conf}: line 7"));
     let env = Env::with_config("O DeliveryMode=q\nDEFER\n");
     let conf = env.conf.display().to_string();
     let r = admin(&env, &["config"]);
     r.code(0);
-    line(&r, &format!("DEFER yes    # {conf}: line 7"));
+    line(&r, &format!("DEFER    # {conf}: line 7"));
     line(&r, &format!("O DeliveryMode=d    # {conf}: line 7 (DEFER)"));
     let r = admin(&env, &["config", "-O", "DeliveryMode=i"]);
     r.code(0);
     line(
         &r,
-        &format!("DEFER no    # {conf}: line 7, overridden by O DeliveryMode=i (command line)"),
+        &format!("# DEFER    # {conf}: line 7, overridden by O DeliveryMode=i (command line)"),
     );
     line(&r, "O DeliveryMode=i    # command line");
 }
@@ -631,9 +643,88 @@ fn config_reads_trailing_comments() {
     let r = admin(&env, &["config"]);
     r.code(0);
     line(&r, &format!("O MaxHopCount=7    # {conf}: line 6"));
-    line(&r, &format!("NOPIPELINING yes    # {conf}: line 7"));
+    line(&r, &format!("NOPIPELINING    # {conf}: line 7"));
     let r = admin(&env, &["check"]);
     assert!(!r.stdout.contains("FAIL config"), "{}", r.stdout);
+}
+
+/// The setting part of each line of `config`'s output (what comes before its `    #`
+/// comment), the file's name line left out.
+fn settings_of(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| !l.starts_with("# configuration file: "))
+        .map(|l| l.split("    #").next().unwrap_or(l).to_string())
+        .collect()
+}
+
+/// `config`'s output read back as a configuration file (`-C`) is accepted and shows the
+/// same settings again, line for line: every keyword (each flag on and off, each keyword
+/// set and not set) and every option of the table (set in the file, on the command line,
+/// given empty, at its default, sendmail's old QueueTimeout).
+#[test]
+fn config_output_pasted_back_is_the_same_configuration() {
+    let env = Env::new();
+    for f in ["auth.conf", "relays", "cert.pem"] {
+        fs::write(env.dir.join(f), "").unwrap();
+        fs::set_permissions(env.dir.join(f), fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let every_keyword = |with_flags: bool| {
+        let mut text = format!(
+            "SMARTHOST relay.example other.example\nPORT 2525\nALIASES {d}/aliases\n\
+             AUTHPATH {d}/auth.conf\nCERTFILE {d}/cert.pem\n\
+             FINGERPRINT 1234567890ABCDEF1234567890ABCDEF1234567890ABCDEF1234567890ABCDEF\n\
+             MASQUERADE masq.example\nRELAYTABLE {d}/relays\nMAILLOG {d}/maillog\n\
+             O MaxHopCount=9\nO Timeout.connect=7s\nO QueueTimeout=4d/2h\n\
+             O PrivacyOptions=goaway\nO HelpFile=/x\n",
+            d = env.dir.display()
+        );
+        if with_flags {
+            for f in rsendmail::config::FLAG_KEYWORDS {
+                text.push_str(f);
+                text.push('\n');
+            }
+        }
+        text
+    };
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (String::new(), vec![]),
+        (every_keyword(true), vec![]),
+        (every_keyword(false), vec![]),
+        (every_keyword(true), vec!["-O", "DeliveryMode=b", "-odq"]),
+        ("DEFER\nO DeliveryMode=i\n".to_string(), vec![]),
+    ];
+    let pasted = env.dir.join("pasted.conf");
+    let pasted_arg = pasted.to_str().unwrap().to_string();
+    for (extra, opts) in cases {
+        let conf = env.dir.join("rsendmail.conf");
+        let base = fs::read_to_string(&conf).unwrap();
+        let base = base.split("# ---\n").next().unwrap().to_string();
+        fs::write(&conf, format!("{base}# ---\n{extra}")).unwrap();
+        let mut args = vec!["config"];
+        args.extend(&opts);
+        let first = admin(&env, &args);
+        first.code(0);
+        fs::write(&pasted, &first.stdout).unwrap();
+        fs::set_permissions(&pasted, fs::Permissions::from_mode(0o644)).unwrap();
+        let prog = env.dir.join("bin/rsendmail-admin");
+        let again = env.run_raw(&prog, &["-C", &pasted_arg, "config"], b"");
+        again.code(0);
+        let (a, b) = (settings_of(&first.stdout), settings_of(&again.stdout));
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "{extra}\n{}\n---\n{}",
+            first.stdout,
+            again.stdout
+        );
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(
+                x, y,
+                "{extra} {opts:?}\n{}\n---\n{}",
+                first.stdout, again.stdout
+            );
+        }
+    }
 }
 
 /// A greeting with octets that are not UTF-8 and control characters: the check's line
@@ -811,8 +902,8 @@ fn config_shows_the_built_in_value_of_each_option_not_set() {
     }
     line(&r, "O QueueDirectory=");
     assert!(line(&r, "O QueueDirectory=").ends_with("# default (SPOOLDIR)"));
-    line(&r, "O PidFile    # default: no pid file");
-    line(&r, "O SevenBitInput    # not used by rsendmail");
+    line(&r, "# O PidFile    # default: no pid file");
+    line(&r, "# O SevenBitInput    # not used by rsendmail");
     line(
         &r,
         &format!("O HelpFile=/etc/mail/helpfile    # {conf}: line 6 (not used by rsendmail)"),
@@ -1072,6 +1163,7 @@ fn what_root_runs_and_reads_is_checked() {
         (0o4755, "must not be set-uid or set-gid"),
     ] {
         fs::set_permissions(&deliver, fs::Permissions::from_mode(mode)).unwrap();
+        plain_admin(&env);
         let r = run();
         r.code(78);
         let b = line(&r, &format!("FAIL binary: {}", deliver.display()));
@@ -1082,6 +1174,7 @@ fn what_root_runs_and_reads_is_checked() {
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o777)).unwrap();
     let r = run();
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&prog, fs::Permissions::from_mode(0o2755)).unwrap();
     r.code(78);
     let b = line(&r, &format!("FAIL binary: {} (", bin.display()));
     assert!(b.contains("can replace what root runs"), "{b}");
@@ -1180,7 +1273,7 @@ fn config_shows_effective_values() {
     let conf_text = fs::read_to_string(&env.conf).unwrap();
     fs::write(&env.conf, conf_text.replace("MAILNAME test.example\n", "")).unwrap();
     let r = admin(&env, &["config"]);
-    line(&r, "MAILNAME    # default: the host name (");
+    line(&r, "# MAILNAME    # default: the host name (");
 }
 
 /// `O QueueTimeout=` (sendmail's old name, option `T`) is the queue-return time: an entry
@@ -1641,6 +1734,58 @@ fn no_runner_fails_when_nothing_else_would_send() {
     let r = check(&[]);
     r.code(0);
     line(&r, "ok   wakeup ");
+    drop(_reader);
+    // Its fix, run as printed, starts a runner of this configuration, and the check
+    // then passes; the runner is stopped by the pid holding the FIFO.
+    let r = check(&[]);
+    r.code(78);
+    let w = line(&r, "FAIL wakeup: ");
+    let want = format!(
+        " (fix: {}/bin/rsendmail -C {conf} -q30m)",
+        env.dir.display()
+    );
+    assert!(w.ends_with(&want), "{w}");
+    let cmd = w
+        .rsplit_once(" (fix: ")
+        .unwrap()
+        .1
+        .strip_suffix(')')
+        .unwrap();
+    let st = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "{cmd}");
+    let holder = || {
+        fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
+            let pid: i32 = p.file_name().to_str()?.parse().ok()?;
+            let holds = fs::read_dir(p.path().join("fd"))
+                .ok()?
+                .flatten()
+                .any(|fd| fs::read_link(fd.path()).is_ok_and(|l| l == fifo));
+            holds.then_some(pid)
+        })
+    };
+    let mut runner = None;
+    for _ in 0..100 {
+        runner = holder();
+        if runner.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let r = check(&[]);
+    if let Some(pid) = runner {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    assert!(runner.is_some(), "no runner started by {cmd}");
+    r.code(0);
+    line(&r, "ok   wakeup ");
 }
 
 /// Each mode or owner problem `check` reports ends with the commands that put it right
@@ -1689,7 +1834,23 @@ fn following_each_fix_makes_check_pass() {
             )
             .unwrap()
         }),
+        ("admin 0755", |e| {
+            fs::set_permissions(
+                e.dir.join("bin/rsendmail-admin"),
+                fs::Permissions::from_mode(0o755),
+            )
+            .unwrap()
+        }),
+        ("admin group", |e| {
+            std::os::unix::fs::chown(e.dir.join("bin/rsendmail-admin"), None, Some(65534)).unwrap();
+            fs::set_permissions(
+                e.dir.join("bin/rsendmail-admin"),
+                fs::Permissions::from_mode(0o2755),
+            )
+            .unwrap()
+        }),
         ("deliver 4755", |e| {
+            plain_admin(e);
             fs::set_permissions(
                 e.dir.join("bin/rsendmail-deliver"),
                 fs::Permissions::from_mode(0o4755),
@@ -1697,6 +1858,7 @@ fn following_each_fix_makes_check_pass() {
             .unwrap()
         }),
         ("deliver 0777", |e| {
+            plain_admin(e);
             fs::set_permissions(
                 e.dir.join("bin/rsendmail-deliver"),
                 fs::Permissions::from_mode(0o777),
@@ -1704,13 +1866,16 @@ fn following_each_fix_makes_check_pass() {
             .unwrap()
         }),
         ("deliver owner", |e| {
+            plain_admin(e);
             std::os::unix::fs::chown(e.dir.join("bin/rsendmail-deliver"), Some(65534), None)
                 .unwrap()
         }),
         ("bin dir 0777", |e| {
+            plain_admin(e);
             fs::set_permissions(e.dir.join("bin"), fs::Permissions::from_mode(0o777)).unwrap()
         }),
         ("bin dir owner", |e| {
+            plain_admin(e);
             std::os::unix::fs::chown(e.dir.join("bin"), Some(65534), None).unwrap()
         }),
         ("fifo 0666", |e| fifo(e, 0o666, None)),
@@ -1762,6 +1927,24 @@ fn following_each_fix_makes_check_pass() {
             std::os::unix::fs::chown(&bin, None, Some(u.gid)).unwrap();
             fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
         }),
+        ("maillog 0640 root", |e| {
+            let m = e.dir.join("maillog");
+            fs::write(&m, "").unwrap();
+            fs::set_permissions(&m, fs::Permissions::from_mode(0o640)).unwrap();
+            e.add_config(&format!("MAILLOG {}\n", m.display()));
+        }),
+        ("maillog a link", |e| {
+            let m = e.dir.join("maillog");
+            std::os::unix::fs::symlink(e.dir.join("elsewhere"), &m).unwrap();
+            e.add_config(&format!("MAILLOG {}\n", m.display()));
+        }),
+        ("fifo a link", |e| {
+            std::os::unix::fs::symlink(e.dir.join("nowhere"), e.spool.join("wakeup")).unwrap()
+        }),
+        ("fifo a file", |e| {
+            fs::write(e.spool.join("wakeup"), "x").unwrap()
+        }),
+        ("missing spool", |e| fs::remove_dir_all(&e.spool).unwrap()),
         ("fifo a user's", |e| {
             fifo(e, 0o620, None);
             std::os::unix::fs::chown(e.spool.join("wakeup"), Some(test_user().uid), None).unwrap();
@@ -1898,7 +2081,7 @@ fn following_each_fix_makes_check_pass() {
     entry(&env, false, 0o644, Some(65534));
     entry(&env, true, 0o666, Some(65534));
     for (what, damage) in &cases {
-        if !["fifo", "auth", "queued", "held"]
+        if !["fifo", "auth", "queued", "held", "missing", "maillog"]
             .iter()
             .any(|p| what.starts_with(p))
         {
@@ -1908,6 +2091,9 @@ fn following_each_fix_makes_check_pass() {
     fifo(&env, 0o666, Some(65534));
     auth(&env, 0o644, Some((65534, 65534)));
     for _ in 0..3 {
+        // Each round with the admin plain, so that its check looks at the deliverer
+        // beside it (the admin's own fix makes it set-gid again).
+        plain_admin(&env);
         for c in fixes(&run()) {
             let st = std::process::Command::new("sh")
                 .args(["-c", &c])
@@ -2202,6 +2388,129 @@ fn a_users_own_spool_gets_fixes_she_can_run() {
     assert_eq!(code, Some(0), "{said}");
     assert!(!said.contains("FAIL") && !said.contains("(fix: "), "{said}");
     assert!(said.contains("ok   auth.conf "), "{said}");
+    let _ = fs::remove_dir_all(&here);
+}
+
+/// MAILLOG made by a root queue run is 0660 root and the spool's group, whatever the
+/// umask, so that users' submissions (set-gid to that group) log to it; check passes
+/// it, fails one its group cannot write, with a fix, and passes it again once fixed.
+#[test]
+fn maillog_is_made_for_the_spool_group_and_checked() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let run = || env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    // check itself (root, set-gid) logs, so it makes the file: as every program does.
+    let r = run();
+    line(&r, &format!("ok   maillog {} (root:", log.display()));
+    let md = fs::metadata(&log).unwrap();
+    assert_eq!(md.mode() & 0o7777, 0o660, "{:o}", md.mode());
+    fs::remove_file(&log).unwrap();
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let md = fs::metadata(&log).unwrap();
+    assert_eq!(md.mode() & 0o7777, 0o660, "{:o}", md.mode());
+    assert_eq!((md.uid(), md.gid()), (0, spool_gid()));
+    assert!(fs::read_to_string(&log).unwrap().contains("from=<"));
+    let r = run();
+    r.code(0);
+    line(&r, &format!("ok   maillog {} (root:", log.display()));
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o640)).unwrap();
+    let r = run();
+    r.code(78);
+    let l = line(&r, &format!("FAIL maillog: {} (", log.display()));
+    let cmd = l
+        .rsplit_once(" (fix: ")
+        .unwrap()
+        .1
+        .strip_suffix(')')
+        .unwrap();
+    assert!(
+        std::process::Command::new("sh")
+            .args(["-c", cmd])
+            .status()
+            .unwrap()
+            .success(),
+        "{cmd}"
+    );
+    run().code(0);
+    // An existing file keeps the mode its admin gave it.
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o664)).unwrap();
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    assert_eq!(fs::metadata(&log).unwrap().mode() & 0o7777, 0o664);
+}
+
+/// A user without a system configuration has her own built-in spool, made by her first
+/// submission: before it, `check` says so (ok), never a failure with advice she cannot
+/// follow (`init` is root's); after it, the spool passes as hers.
+#[test]
+fn a_users_built_in_spool_not_made_yet_is_no_failure() {
+    if !can_switch_user() {
+        return;
+    }
+    assert!(
+        !std::path::Path::new(rsendmail::config::DEFAULT_CONFIG).exists(),
+        "this test needs a machine without a system config"
+    );
+    let here = std::env::temp_dir().join(format!("rsendmail-check-own-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&here);
+    let bin = here.join("bin");
+    let home = here.join("home");
+    fs::create_dir_all(&bin).unwrap();
+    fs::create_dir_all(&home).unwrap();
+    fs::set_permissions(&here, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    for (name, from) in [
+        ("rsendmail", env!("CARGO_BIN_EXE_rsendmail")),
+        ("rsendmail-deliver", env!("CARGO_BIN_EXE_rsendmail-deliver")),
+        ("rsendmail-admin", env!("CARGO_BIN_EXE_rsendmail-admin")),
+    ] {
+        copy_executable(&PathBuf::from(from), &bin.join(name));
+        fs::set_permissions(bin.join(name), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let u = test_user();
+    std::os::unix::fs::chown(&home, Some(u.uid), Some(u.gid)).unwrap();
+    let spool = home.join(".local/state/rsendmail/spool");
+    let envs = [("HOME", home.to_str().unwrap())];
+    let check = || {
+        let out = as_user(&bin.join("rsendmail-admin"), &["check"], &envs, b"");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = check();
+    let spool_line = said
+        .lines()
+        .find(|l| l.contains(" spool"))
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        spool_line,
+        format!(
+            "ok   spool {}: not made yet (this user's own; her first submission makes it, mode 0700)",
+            spool.display()
+        ),
+        "{said}"
+    );
+    assert!(
+        !said.contains("FAIL spool") && !said.contains("init"),
+        "{said}"
+    );
+    assert!(!spool.exists());
+    // Her first submission makes it, and check passes it.
+    let out = as_user(
+        &bin.join("rsendmail"),
+        &["-odq", "someone@example.org"],
+        &envs,
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let said = check();
+    assert!(
+        said.contains(&format!("ok   spool {} (", spool.display())) && !said.contains("FAIL spool"),
+        "{said}"
+    );
     let _ = fs::remove_dir_all(&here);
 }
 

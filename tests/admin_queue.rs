@@ -1047,8 +1047,51 @@ fn a_setgid_admin_gives_up_its_group_for_c_and_reads_no_environment() {
         "{}",
         text(&out.stdout)
     );
+    // An option that may choose files is named as it was given, never blamed on -C.
+    let out = as_user(&adm, &["check", "-O", "Timeout.connect=5s"], &[], b"");
+    assert!(
+        text(&out.stdout)
+            .contains("\ninfo privileges: -O Timeout.connect gave up the set-group-id privilege")
+            && text(&out.stdout).contains("leave it out, or run as root"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = as_user(
+        &adm,
+        &["-C", c, "check", "-oA/x", "-O", "MaxHopCount=9"],
+        &[],
+        b"",
+    );
+    assert!(
+        text(&out.stdout).contains(
+            "\ninfo privileges: -C, -oA and -O MaxHopCount gave up the set-group-id privilege"
+        ) && text(&out.stdout).contains("leave them out (without -C"),
+        "{}",
+        text(&out.stdout)
+    );
+    // A safe option costs nothing: no such line.
+    let out = as_user(&adm, &["check", "-O", "DeliveryMode=q"], &[], b"");
+    assert!(
+        !text(&out.stdout).contains("info privileges"),
+        "{}",
+        text(&out.stdout)
+    );
     let out = as_user(&adm, &["-C", c, "delete", &entry], &[], b"");
     assert_ne!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    // Every command that looks an entry up says it cannot read the spool (77), never
+    // that the entry, which is there, does not exist (66).
+    for cmd in ["show", "delete", "hold", "release", "retry", "bounce"] {
+        let out = as_user(&adm, &["-C", c, cmd, &entry], &[], b"");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(77), "{cmd}: {err}");
+        assert!(
+            err.contains(&format!(
+                "rsendmail-admin: {entry}: cannot read the spool {}: Permission denied",
+                spool.display()
+            )) && !err.contains("no such entry"),
+            "{cmd}: {err}"
+        );
+    }
     // The tests' variable for the system configuration is not read by a set-id program.
     let out = as_user(
         &adm,

@@ -85,9 +85,10 @@ fn submission_and_refused_recipients_are_logged_to_maillog() {
             .any(|t| t.starts_with(&format!("{id}: from=<root>, size=")) && t.contains("nrcpts=1")),
         "{texts:#?}"
     );
-    // Created for the owner and group only.
+    // Created for the owner and group only, the group writing it (users' submissions
+    // hold the spool's group).
     let md = fs::metadata(&log).unwrap();
-    assert_eq!(md.mode() & 0o137, 0, "{:o}", md.mode());
+    assert_eq!(md.mode() & 0o7777, 0o660, "{:o}", md.mode());
     // Appended, never truncated: a second submission adds its lines.
     let before = lines.len();
     env.sendmail(&["-odq", "carol@example.org"], MSG).code(0);

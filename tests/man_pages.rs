@@ -245,3 +245,30 @@ fn every_section_of_rsendmail_admin_8_has_text() {
     let exit = man.split(".Sh EXIT STATUS").nth(1).unwrap();
     assert!(exit.contains(".Cm init\nexits 0"), "EXIT STATUS lacks init");
 }
+
+/// rsendmail.8 names exactly the options of the table that a user may give without
+/// costing a set-group-id program its group (sendmail's safe ones).
+#[test]
+fn the_safe_options_are_listed() {
+    let text = page("rsendmail.8");
+    let start = text
+        .find("The safe ones are")
+        .expect("the safe options' list");
+    let end = start + text[start..].find("cost the group too").expect("its end");
+    let listed: Vec<&str> = text[start..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix(".Cm "))
+        .flat_map(|l| l.split(" , "))
+        .map(|w| w.trim().trim_end_matches([' ', ',', ';']).trim())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut safe: Vec<&str> = OPTION_TABLE
+        .iter()
+        .filter(|d| d.safe)
+        .map(|d| d.name)
+        .collect();
+    let mut shown = listed.clone();
+    safe.sort_unstable();
+    shown.sort_unstable();
+    assert_eq!(shown, safe);
+}

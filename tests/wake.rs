@@ -6,8 +6,8 @@
 
 use crate::harness::servers::{Sink, relay_env};
 use crate::harness::{
-    Env, MSG, as_user, can_switch_user, sigterm, test_user, user_ids, user_visible_bin, wait_exit,
-    wait_until, wait_until_or,
+    Env, MSG, as_user, can_switch_user, closed_tcp_port, sigterm, test_user, user_ids,
+    user_visible_bin, wait_exit, wait_until, wait_until_or,
 };
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -495,6 +495,86 @@ fn the_runner_delivers_what_the_smtp_server_accepted_in_background_mode() {
     assert_eq!(delivered_by("daemon@example.org"), Some(runner_pid));
     assert_eq!(sink.dumps().len(), 3);
     drop(daemon);
+    runner.stop();
+}
+
+/// A daemon whose command line gives options that change nothing of a delivery (where
+/// it listens, its pid file) hands what it accepted in background mode to the listening
+/// queue runner, as a daemon without them does; one with an option its deliverer must
+/// apply (a timeout) delivers it itself, and says so in the log when it cannot (its
+/// configuration no longer reads), handing the message to the runner.
+#[test]
+fn a_daemon_with_listener_options_hands_accepted_mail_to_the_runner() {
+    use crate::harness::servers::{Daemon, Raw};
+    let Some((_env0, sink, env, log, runner)) = logging_runner() else {
+        return;
+    };
+    let runner_pid = runner.0.id();
+    let send = |port: u16, rcpt: &str| {
+        let mut c = Raw::connect(port);
+        assert!(c.line().starts_with("220"));
+        assert!(c.cmd("HELO client.example").starts_with("250"));
+        assert!(c.cmd("MAIL FROM:<sender>").starts_with("250"));
+        assert!(c.cmd(&format!("RCPT TO:<{rcpt}>")).starts_with("250"));
+        assert!(c.cmd("DATA").starts_with("354"));
+        c.send(b"Subject: bd\r\n\r\nbody\r\n.\r\n");
+        assert!(c.line().starts_with("250"));
+        assert!(c.cmd("QUIT").starts_with("221"));
+        wait_until_or(
+            Duration::from_secs(10),
+            "the delivery of the daemon's message",
+            || fs::read_to_string(&log).unwrap_or_default(),
+            || delivered_by(&log, rcpt).is_some(),
+        );
+        delivered_by(&log, rcpt)
+    };
+    let port = closed_tcp_port();
+    let listen = format!("DaemonPortOptions=Port={port},Addr=127.0.0.1");
+    let pid_file = env.dir.join("daemon.pid");
+    let pid_opt = format!("PidFile={}", pid_file.display());
+    let daemon = Daemon::start_on(&env, &["-odb", "-O", &listen, "-O", &pid_opt], port);
+    assert_eq!(send(port, "listener@example.org"), Some(runner_pid));
+    drop(daemon);
+    // A timeout is its deliverer's to apply: not handed over.
+    let port = closed_tcp_port();
+    let listen = format!("DaemonPortOptions=Port={port},Addr=127.0.0.1");
+    let daemon = Daemon::start_on(
+        &env,
+        &["-odb", "-O", &listen, "-O", "Timeout.connect=7s"],
+        port,
+    );
+    let by = send(port, "timeout@example.org");
+    assert!(by.is_some() && by != Some(runner_pid), "{by:?}");
+    // That deliverer takes entries left waiting before it exits ("the rest follows"):
+    // let it go first, so that the next message is the runner's or nobody's.
+    if let Some(pid) = by {
+        wait_until(
+            Duration::from_secs(20),
+            "the daemon's deliverer to exit",
+            || {
+                fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |st| {
+                    st.rsplit_once(") ")
+                        .is_some_and(|(_, r)| r.starts_with('Z'))
+                })
+            },
+        );
+    }
+    // The configuration broken meanwhile (an edit in progress): its own deliverer would
+    // end at once, unseen; said in the log, and the runner takes the message.
+    let conf = fs::read_to_string(&env.conf).unwrap();
+    fs::write(&env.conf, format!("{conf}SMARTHOTS typo.example\n")).unwrap();
+    assert_eq!(send(port, "broken@example.org"), Some(runner_pid));
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines().any(|l| l
+            .contains(": not delivered by this server: the configuration no longer reads: ")
+            && l.contains("SMARTHOTS")
+            && l.ends_with("; handed to the queue runner")),
+        "{text}"
+    );
+    fs::write(&env.conf, conf).unwrap();
+    drop(daemon);
+    assert_eq!(sink.dumps().len(), 3);
     runner.stop();
 }
 

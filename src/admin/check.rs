@@ -10,12 +10,13 @@
 //! spool (its group, never one a user acts with, and modes; a spool everyone may write
 //! in the words of the programs that refuse it; its sub-directories, the files
 //! submissions write in them and the queue entries, as `rsendmail-admin init` leaves
-//! them), the installed `rsendmail` (set-gid to the spool's
+//! them), the installed `rsendmail` and this program (set-gid to the spool's
 //! group) and `rsendmail-deliver` (root's alone, not set-id, in a directory root's
 //! alone), the queue runner's wake-up FIFO (`SPOOLDIR/wakeup`; no runner holding it
 //! open is a `warn`, or a failure when nothing else would send the mail: the delivery
 //! mode queue-only or deferred, users' submissions that cannot deliver themselves) and
-//! the modes of `auth.conf` (never readable by others, readable by the spool's group).
+//! the modes of `auth.conf` (never readable by others, readable by the spool's group)
+//! and `MAILLOG` (root's, written by the spool's group, as the programs make it).
 //! A mail name that is an IP address, an address literal or localhost fails
 //! ([`crate::message::address::mail_name_problem`]). Each mode or owner problem ends
 //! with `(fix: COMMANDS)`: shell commands that, run as printed, make the step pass.
@@ -126,7 +127,7 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
     };
     if s.dropped_group {
         // What the spool and binary steps say next comes from it.
-        t.say(Mark::Info, "privileges", super::DROPPED_GROUP_NOTE);
+        t.say(Mark::Info, "privileges", &super::dropped_group_note(&s.inv));
     }
     names_step(&mut t, &s.cfg);
     install_steps(&mut t, &s);
@@ -464,6 +465,17 @@ fn owner_mode(md: &std::fs::Metadata) -> String {
     )
 }
 
+/// `rsendmail-admin [-C FILE] init` for the configuration this check read, as root runs
+/// it: this program by its path.
+fn init_command(s: &app::Setup) -> String {
+    let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rsendmail-admin"));
+    let conf = match &s.inv.config_file {
+        Some(c) => format!(" -C {}", sh_word(c)),
+        None => String::new(),
+    };
+    format!("{}{conf} init", sh_word(&me))
+}
+
 /// The installed `rsendmail`: beside this program (as the deliverer is found), else
 /// `/usr/sbin/rsendmail`.
 fn rsendmail_path() -> PathBuf {
@@ -602,15 +614,37 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             );
             return;
         }
+        // The caller's own built-in spool is made by her first submission.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && s.spool.named == crate::spool::Named::OwnDefault =>
+        {
+            t.say(
+                Mark::Ok,
+                "spool",
+                &format!(
+                    "{}: not made yet (this user's own; her first submission makes it, \
+                     mode 0700)",
+                    dir.display()
+                ),
+            );
+            deliverer_step(t, s);
+            return;
+        }
         Err(e) => {
+            // Missing: a user's own spool she makes herself; the system's, root with
+            // init (for the configuration this check read).
+            let make = if e.kind() != std::io::ErrorKind::NotFound {
+                String::new()
+            } else if s.spool.private {
+                fix(&[format!("mkdir -m 700 {}", sh_word(dir))])
+            } else {
+                fix(&[init_command(s)])
+            };
             t.fail(
                 Sysexit::Config,
                 "spool",
-                &format!(
-                    "{}: {} (`rsendmail-admin init` makes it)",
-                    dir.display(),
-                    config::io_text(&e)
-                ),
+                &format!("{}: {}{make}", dir.display(), config::io_text(&e)),
             );
             return;
         }
@@ -741,25 +775,37 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
     });
     let mode = crate::cli::effective_mode(false, None, s.settings.delivery_mode);
     let only_runner = match mode {
-        crate::options::DeliveryMode::QueueOnly => {
-            Some("the delivery mode is queue-only (O DeliveryMode=q)".to_string())
-        }
-        crate::options::DeliveryMode::Deferred => {
-            Some("the delivery mode is deferred (DEFER, O DeliveryMode=d)".to_string())
-        }
-        _ if shared_group.is_some() && !users_deliver => Some(format!(
-            "{} is not set-gid to the spool's group, so users' submissions cannot \
-             deliver themselves",
-            rsendmail_path().display()
+        crate::options::DeliveryMode::QueueOnly => Some((
+            "the delivery mode is queue-only (O DeliveryMode=q)".to_string(),
+            OnlyRunner::Mode,
         )),
-        _ if auth_unreadable => Some(
+        crate::options::DeliveryMode::Deferred => Some((
+            "the delivery mode is deferred (DEFER, O DeliveryMode=d)".to_string(),
+            OnlyRunner::Mode,
+        )),
+        _ if shared_group.is_some() && !users_deliver => Some((
+            format!(
+                "{} is not set-gid to the spool's group, so users' submissions cannot \
+                 deliver themselves",
+                rsendmail_path().display()
+            ),
+            OnlyRunner::Install,
+        )),
+        _ if auth_unreadable => Some((
             "auth.conf is not readable by the spool's group, so users' submissions \
              cannot deliver themselves"
                 .to_string(),
-        ),
+            OnlyRunner::Install,
+        )),
         _ => None,
     };
-    wakeup_step(t, s, &want, only_runner.as_deref());
+    wakeup_step(
+        t,
+        s,
+        &want,
+        only_runner.as_ref().map(|(w, c)| (w.as_str(), *c)),
+    );
+    maillog_step(t, s, &want);
     if let Some(p) = &s.cfg.auth_path {
         let path = sh_word(p);
         match std::fs::metadata(p) {
@@ -827,6 +873,74 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                 &format!("{} ({})", p.display(), owner_mode(&md)),
             ),
         }
+    }
+}
+
+/// `MAILLOG`, when set: a regular file with one link (every program refuses anything
+/// else); for a shared spool root's, of the spool's group and writable by it (mode 0660,
+/// as the programs make it), so that users' submissions and admin actions, which hold
+/// that group, are logged. Not there yet is fine: the first line written makes it so.
+fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
+    let Some(p) = &s.cfg.maillog else {
+        return;
+    };
+    let mode = crate::log::MAILLOG_MODE;
+    let whose = if s.spool.private {
+        "this user's".to_string()
+    } else {
+        format!("root:{}", want.group)
+    };
+    match std::fs::symlink_metadata(p) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => t.say(
+            Mark::Ok,
+            "maillog",
+            &format!(
+                "{}: not there yet (the first line logged makes it {mode:04o} {whose})",
+                p.display()
+            ),
+        ),
+        Err(e) => t.fail(
+            Sysexit::Config,
+            "maillog",
+            &format!("{}: {}", p.display(), config::io_text(&e)),
+        ),
+        Ok(md) if !md.is_file() || md.nlink() != 1 => t.fail(
+            Sysexit::Config,
+            "maillog",
+            &format!(
+                "{} is not a regular file with one link: every program refuses it and logs \
+                 elsewhere{}",
+                p.display(),
+                fix(&[format!("mv {} {}.refused", sh_word(p), sh_word(p))])
+            ),
+        ),
+        Ok(md)
+            if !s.spool.private
+                && (!want.owns(&md) || md.mode() & 0o060 != 0o060 || md.mode() & 0o002 != 0) =>
+        {
+            let mut cmds = Vec::new();
+            if !want.owns(&md) {
+                cmds.extend(want.chown(p));
+            }
+            cmds.push(format!("chmod {mode:o} {}", sh_word(p)));
+            t.fail(
+                Sysexit::Config,
+                "maillog",
+                &format!(
+                    "{} ({}): must be {mode:04o} {whose}, writable by the spool's group: \
+                     users' submissions and admin actions run with that group and log \
+                     nothing otherwise{}",
+                    p.display(),
+                    owner_mode(&md),
+                    fix(&cmds)
+                ),
+            )
+        }
+        Ok(md) => t.say(
+            Mark::Ok,
+            "maillog",
+            &format!("{} ({})", p.display(), owner_mode(&md)),
+        ),
     }
 }
 
@@ -1052,21 +1166,51 @@ fn user_timer_enabled() -> bool {
     dirs.iter().any(|d| d.join(name).exists())
 }
 
+/// Why only a queue runner would send the mail queued here.
+#[derive(Clone, Copy)]
+enum OnlyRunner {
+    /// The delivery mode in force (queue-only, deferred).
+    Mode,
+    /// Users' submissions cannot deliver themselves (`rsendmail` or auth.conf out of
+    /// the spool group's reach: their own lines say how to repair them).
+    Install,
+}
+
 /// The wake-up FIFO and whether a queue runner listens on it. No runner is a warning
 /// while submissions deliver themselves, a failure when `only_runner` says why nothing
 /// else would ever send the mail (the delivery mode queue or deferred, users'
 /// submissions that cannot deliver themselves), unless a user's own timer runs her
 /// queue.
-fn wakeup_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner, only_runner: Option<&str>) {
+fn wakeup_step(
+    t: &mut Tally,
+    s: &app::Setup,
+    want: &SpoolOwner,
+    only_runner: Option<(&str, OnlyRunner)>,
+) {
     let fifo = crate::spool::wake::path(&s.spool.dir);
     let advice = runner_advice(s);
+    // The fix that makes the step pass at once wherever the spool is: a periodic
+    // runner for this configuration, which listens as soon as it starts.
+    let start_now = {
+        let conf = match &s.inv.config_file {
+            Some(c) => format!(" -C {}", sh_word(c)),
+            None => String::new(),
+        };
+        fix(&[format!("{}{conf} -q30m", sh_word(&rsendmail_path()))])
+    };
     let no_runner = |t: &mut Tally, shown: String, absent: bool| match only_runner {
-        Some(why) if !(s.spool.private && user_timer_enabled()) => t.fail(
+        Some((why, cause)) if !(s.spool.private && user_timer_enabled()) => t.fail(
             Sysexit::Config,
             "wakeup",
             &format!(
                 "{shown}: no queue runner is listening, and nothing else would ever send \
-                 the mail queued here: {why} ({advice})"
+                 the mail queued here: {why} ({advice}){}",
+                // A binary or auth.conf out of the group's reach has its own line and
+                // fix, which make this one a warning; the delivery mode has none.
+                match cause {
+                    OnlyRunner::Mode => start_now.as_str(),
+                    OnlyRunner::Install => "",
+                }
             ),
         ),
         _ if absent => t.say(
@@ -1089,11 +1233,33 @@ fn wakeup_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner, only_runner: Op
     };
     match std::fs::symlink_metadata(&fifo) {
         Err(_) => no_runner(t, format!("no {}", fifo.display()), true),
-        Ok(md) if !md.file_type().is_fifo() => t.fail(
-            Sysexit::Config,
-            "wakeup",
-            &format!("{} is not a FIFO", fifo.display()),
-        ),
+        Ok(md) if !md.file_type().is_fifo() => {
+            // What a runner's start does with it: moved into corrupt/ (init does it for
+            // a system spool; a user moves what is in her own spool herself).
+            let cmds = if s.spool.private {
+                let corrupt = s.spool.dir.join("corrupt");
+                vec![
+                    format!("mkdir -p -m 700 {}", sh_word(&corrupt)),
+                    format!(
+                        "mv {} {}/wakeup.$(date +%s)",
+                        sh_word(&fifo),
+                        sh_word(&corrupt)
+                    ),
+                ]
+            } else {
+                vec![init_command(s)]
+            };
+            t.fail(
+                Sysexit::Config,
+                "wakeup",
+                &format!(
+                    "{} is not a FIFO: no submission can wake a queue runner through it \
+                     (a runner's start, or init, moves it into corrupt/){}",
+                    fifo.display(),
+                    fix(&cmds)
+                ),
+            )
+        }
         Ok(md)
             if md.mode() & 0o7777 != crate::spool::wake::MODE
                 || (!s.spool.private && !want.owns(&md)) =>
@@ -1174,9 +1340,38 @@ fn binary_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) -> bool {
             return false;
         }
     };
-    let path = sh_word(&bin);
-    let mut users_deliver = true;
-    let shown = format!("{} ({})", bin.display(), owner_mode(&md));
+    let users_deliver = setgid_step(t, s, want, &bin, &md, "for users to queue mail");
+    // The admin program, with which users act on their own entries and administrators
+    // on all: it reads the spool with the spool's group as `rsendmail` writes it.
+    if let Ok(admin) = std::env::current_exe()
+        && admin != bin
+        && let Ok(amd) = std::fs::metadata(&admin)
+    {
+        setgid_step(
+            t,
+            s,
+            want,
+            &admin,
+            &amd,
+            "for users to list and act on their queued mail",
+        );
+    }
+    deliverer_step(t, s);
+    users_deliver
+}
+
+/// One program (at `bin`, of `md`) that must be set-gid to the spool's group for a
+/// shared spool (`rsendmail`, `rsendmail-admin`), `what` saying what for; whether it is.
+fn setgid_step(
+    t: &mut Tally,
+    s: &app::Setup,
+    want: &SpoolOwner,
+    bin: &Path,
+    md: &std::fs::Metadata,
+    what: &str,
+) -> bool {
+    let path = sh_word(bin);
+    let shown = format!("{} ({})", bin.display(), owner_mode(md));
     if s.spool.private {
         t.say(
             Mark::Ok,
@@ -1184,20 +1379,20 @@ fn binary_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) -> bool {
             &format!("{shown}: the spool is this user's own, no set-gid needed"),
         );
     } else if md.mode() & 0o2000 == 0 || want.gid != Some(md.gid()) {
-        users_deliver = false;
         let group = &want.group;
         t.fail(
             Sysexit::Config,
             "binary",
             &format!(
-                "{shown}: must be set-gid to the spool's group {group} (mode 2755) for \
-                 users to queue mail{}",
+                "{shown}: must be set-gid to the spool's group {group} (mode 2755) \
+                 {what}{}",
                 fix(&[
                     format!("chgrp {group} {path}"),
                     format!("chmod 2755 {path}")
                 ])
             ),
         );
+        return false;
     } else if md.mode() & 0o022 != 0 {
         t.fail(
             Sysexit::Config,
@@ -1210,8 +1405,7 @@ fn binary_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) -> bool {
     } else {
         t.say(Mark::Ok, "binary", &shown);
     }
-    deliverer_step(t, s);
-    users_deliver
+    true
 }
 
 /// `rsendmail-deliver` is what root runs (the queue runner, `-q`, the daemon): it and

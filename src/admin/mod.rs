@@ -97,9 +97,21 @@ pub fn on_stderr(mut f: crate::exit::Fatal) -> crate::exit::Fatal {
     f
 }
 
-/// The note a non-root caller gets when her `-C` made the program give up its
-/// set-group-id privilege (the spool's group, [`crate::app::Setup::dropped_group`]): what
-/// she sees next (a spool she may not read, entries not found) comes from that.
-pub const DROPPED_GROUP_NOTE: &str = "-C gave up the set-group-id privilege of \
-    rsendmail-admin (the spool's group), so only what this user may reach herself is \
-    seen; leave -C out (the system configuration is read), or run as root";
+/// The note a non-root caller gets when an option she gave made the program give up its
+/// set-group-id privilege (the spool's group, [`crate::app::Setup::dropped_group`]),
+/// naming those options (`-C`, an unsafe `-O NAME`: [`crate::cli::Invocation::unsafe_options_given`]):
+/// what she sees next (a spool she may not read, entries not found) comes from that.
+pub fn dropped_group_note(inv: &crate::cli::Invocation) -> String {
+    let given = inv.unsafe_options_given();
+    let (names, it) = crate::cli::Invocation::named_with_pronoun(&given);
+    let system = if inv.config_file.is_some() {
+        " (without -C the system configuration is read)"
+    } else {
+        ""
+    };
+    format!(
+        "{names} gave up the set-group-id privilege of rsendmail-admin (the spool's \
+         group), so only what this user may reach herself is seen; leave {it} out{system}, \
+         or run as root"
+    )
+}

@@ -37,6 +37,7 @@ use crate::spool::{self, ReadError, Spool, index, wake};
 use std::fs::{self, File};
 use std::io::Write as _;
 use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// How long a command waits for the lock of an entry being delivered.
@@ -130,16 +131,20 @@ fn setup(ctx: &Context) -> Result<Setup, Fatal> {
     app::setup(args)
 }
 
-/// Where an entry is: queued (`false`) or held (`true`); None when neither.
-fn locate(spool: &Spool, id: &str) -> Option<(Spool, bool)> {
-    if fs::symlink_metadata(spool.qf_path(id)).is_ok() {
-        return Some((spool.clone(), false));
-    }
+/// Where an entry is: queued (`false`) or held (`true`); `Ok(None)` when neither.
+/// An error when the spool (or `hold/`) cannot be looked into, so that an entry there is
+/// never said to be missing: the directory and the reason (EACCES for a caller who is not
+/// in the spool's group).
+fn locate(spool: &Spool, id: &str) -> Result<Option<(Spool, bool)>, (PathBuf, std::io::Error)> {
     let held = spool.held();
-    if fs::symlink_metadata(held.qf_path(id)).is_ok() {
-        return Some((held, true));
+    for (sp, is_held) in [(spool, false), (&held, true)] {
+        match fs::symlink_metadata(sp.qf_path(id)) {
+            Ok(_) => return Ok(Some((sp.clone(), is_held))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err((sp.dir.clone(), e)),
+        }
     }
-    None
+    Ok(None)
 }
 
 /// What happened to one ID.
@@ -251,11 +256,30 @@ fn find(spool: &Spool, who: &Caller, id: &str) -> Result<(Spool, bool), Sysexit>
 /// queue file cannot be read is unknown: only root and the spool's group may act on it,
 /// which a refusal says (77) rather than a bare "permission denied".
 fn find_any(spool: &Spool, who: &Caller, id: &str) -> Result<(Spool, bool), Sysexit> {
-    let Some((sp, held)) = locate(spool, id) else {
-        return Err(fail(
-            Sysexit::NoInput,
-            format!("{id}: no such entry in the queue {}", spool.dir.display()),
-        ));
+    let (sp, held) = match locate(spool, id) {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return Err(fail(
+                Sysexit::NoInput,
+                format!("{id}: no such entry in the queue {}", spool.dir.display()),
+            ));
+        }
+        Err((dir, e)) => {
+            return Err(fail(
+                Sysexit::from_io(&e),
+                format!(
+                    "{id}: cannot read the spool {}: {}{}",
+                    dir.display(),
+                    crate::config::io_text(&e),
+                    if e.kind() == std::io::ErrorKind::PermissionDenied {
+                        " (rsendmail-admin must be installed set-group-id to the spool's \
+                         group, or the user be in that group)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
     };
     if who.any {
         return Ok((sp, held));
@@ -341,7 +365,10 @@ fn run(
         return app::report(&on_stderr(f));
     }
     if s.dropped_group {
-        crate::errln!("rsendmail-admin: note: {}", super::DROPPED_GROUP_NOTE);
+        crate::errln!(
+            "rsendmail-admin: note: {}",
+            super::dropped_group_note(&s.inv)
+        );
     }
     let who = Caller::new(&s.spool);
     match body(&s, &who) {
@@ -1027,11 +1054,11 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                 .stdin(std::process::Stdio::null())
                 .status();
             match ran {
-                Ok(st) if st.success() && locate(&s.spool, id).is_none() => {
+                Ok(st) if st.success() && matches!(locate(&s.spool, id), Ok(None)) => {
                     crate::outln!("{id}: {returned}");
                     Ok(())
                 }
-                Ok(_) if locate(&s.spool, id).is_none() => {
+                Ok(_) if matches!(locate(&s.spool, id), Ok(None)) => {
                     crate::outln!("{id}: {returned}");
                     Ok(())
                 }

@@ -7,9 +7,10 @@
 //! file at all). An option rsendmail acts on that is not set shows its built-in value
 //! ([`options::builtin_default`]: `O MaxHopCount=25    # default`), or the keyword whose
 //! value it takes (`O QueueDirectory=/var/spool/rsendmail    # default (SPOOLDIR)`), or
-//! what applies without one (`O PidFile    # default: no pid file`); each `Timeout.<name>`
-//! rsendmail uses is listed so. An option rsendmail accepts for sendmail's sake without
-//! acting on it says so (`O HelpFile    # not used by rsendmail`). A keyword not set and
+//! what applies without one, as a comment (`# O PidFile    # default: no pid file`); each
+//! `Timeout.<name>` rsendmail uses is listed so. An option rsendmail accepts for
+//! sendmail's sake without acting on it says so (`# O HelpFile    # not used by
+//! rsendmail`). A keyword not set and
 //! without a built-in value says `default (not set)`.
 //!
 //! Values are shown as written (`O Timeout.connect=30s`), the options whose settings add
@@ -24,10 +25,15 @@
 //! a bad command-line option). A file's line for an option also given after `config`
 //! is still checked: it is refused as a run without that option would refuse it.
 //!
+//! The output read back as a configuration file (`-C`) means the same: a flag keyword
+//! that is on is shown alone (`STARTTLS    # FILE: line 4`), one that is off as a
+//! comment (`# STARTTLS    # default (off)`), and so is a keyword not set
+//! (`# CERTFILE    # default (not set)`).
+//!
 //! `DEFER` is `O DeliveryMode=d` at its line: a later `O DeliveryMode` line or the
-//! command line overrides it, and both lines say so (`DEFER no    # FILE: line 1,
-//! overridden by O DeliveryMode=b (FILE: line 2)`; `O DeliveryMode=d    # FILE: line 1
-//! (DEFER)` when DEFER is the last word).
+//! command line overrides it, and both lines say so (`# DEFER    # FILE: line 1,
+//! overridden by O DeliveryMode=b (FILE: line 2)`, commented out as it is off;
+//! `O DeliveryMode=d    # FILE: line 1 (DEFER)` when DEFER is the last word).
 
 use super::Context;
 use crate::app;
@@ -86,28 +92,36 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
             let by_line = command_line.iter().any(|g| g == "DeliveryMode");
             let winner = s.cfg.origin.get("O DeliveryMode").map(String::as_str);
             let overridden = by_line || winner.is_some_and(|w| !w.ends_with("(DEFER)"));
-            let value = if deferred { "yes" } else { "no" };
+            // Off: the line as a comment, so that the output read as a file means
+            // what it says.
+            let line = if deferred { "DEFER" } else { "# DEFER" };
             match s.settings.written.iter().find(|(k, _)| k == "DeliveryMode") {
                 Some((_, v)) if overridden => crate::outln!(
-                    "DEFER {value}    # {o}, overridden by O DeliveryMode={v} ({})",
+                    "{line}    # {o}, overridden by O DeliveryMode={v} ({})",
                     if by_line {
                         "command line"
                     } else {
                         winner.unwrap_or("default")
                     }
                 ),
-                _ => crate::outln!("DEFER {value}    # {o}"),
+                _ => crate::outln!("{line}    # {o}"),
             }
             continue;
         }
+        // A flag is given alone; one that is off, or a keyword not set, is shown as a
+        // comment: the output read back as a configuration file means the same.
+        let flag = config::FLAG_KEYWORDS.contains(k);
         match (s.cfg.keyword_value(k), origin) {
+            (Some(v), Some(o)) if flag && v == "yes" => crate::outln!("{k}    # {o}"),
+            (Some(_), Some(o)) if flag => crate::outln!("# {k}    # {o} (off)"),
+            (Some(_), None) if flag => crate::outln!("# {k}    # default (off)"),
             (Some(v), Some(o)) => crate::outln!("{k} {v}    # {o}"),
             (Some(v), None) => crate::outln!("{k} {v}    # default"),
             // The name in force without one is the host's (what `check` says too).
             (None, _) if *k == "MAILNAME" => {
-                crate::outln!("{k}    # default: the host name ({})", s.cfg.host_name())
+                crate::outln!("# {k}    # default: the host name ({})", s.cfg.host_name())
             }
-            (None, _) => crate::outln!("{k}    # default (not set)"),
+            (None, _) => crate::outln!("# {k}    # default (not set)"),
         }
     }
     let origin_of = |def: &options::OptDef, key: &str| {
@@ -197,7 +211,7 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
             ),
             // No value by default (RelayDomains): said in words, never `NAME=`.
             Some(Builtin::Value(v, note)) if v.is_empty() => {
-                crate::outln!("O {name}    # default: {}", note.unwrap_or("not set"))
+                crate::outln!("# O {name}    # default: {}", note.unwrap_or("not set"))
             }
             Some(Builtin::Value(v, Some(note))) => {
                 crate::outln!("O {name}={v}    # default ({note})")
@@ -207,8 +221,8 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
                 "O {name}={}    # default ({k})",
                 s.cfg.keyword_value(k).unwrap_or_default()
             ),
-            Some(Builtin::Unset(what)) => crate::outln!("O {name}    # default: {what}"),
-            None => crate::outln!("O {name}    # default"),
+            Some(Builtin::Unset(what)) => crate::outln!("# O {name}    # default: {what}"),
+            None => crate::outln!("# O {name}    # default"),
         },
     };
     for def in OPTION_TABLE {
@@ -236,7 +250,7 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
                     origin_of(def, def.name)
                 ),
                 None => crate::outln!(
-                    "O QueueTimeout    # default: see Timeout.queuereturn, Timeout.queuewarn"
+                    "# O QueueTimeout    # default: see Timeout.queuereturn, Timeout.queuewarn"
                 ),
             }
         } else {
@@ -246,7 +260,7 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
                     def.name,
                     origin_of(def, def.name)
                 ),
-                None => crate::outln!("O {}    # not used by rsendmail", def.name),
+                None => crate::outln!("# O {}    # not used by rsendmail", def.name),
             }
         }
     }

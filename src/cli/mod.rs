@@ -229,6 +229,9 @@ pub struct Invocation {
     pub json: bool,
     /// An `-O`/`-o` option that is not "safe" was given.
     pub unsafe_setting: bool,
+    /// Those options and `-d`/`-D`, as named on the command line (`-O Timeout.connect`,
+    /// `-oA`, `-d`), each once.
+    pub unsafe_names: Vec<String>,
     pub recipients: Vec<String>,
     /// `--version` or `--help`: answered at once, nothing else is done.
     pub answer: Option<Answer>,
@@ -312,6 +315,7 @@ impl Invocation {
             alternate: None,
             json: false,
             unsafe_setting: false,
+            unsafe_names: Vec::new(),
             recipients: Vec::new(),
             answer: None,
         }
@@ -324,6 +328,39 @@ impl Invocation {
             || self.traffic_log.is_some()
             || self.debug
             || self.unsafe_setting
+    }
+
+    /// The options `given` ([`Invocation::unsafe_options_given`]) as a sentence names
+    /// them (`-C`, `-C and -O Timeout`, or `an option that chooses files` for none), and
+    /// `it` or `them`.
+    pub fn named_with_pronoun(given: &[String]) -> (String, &'static str) {
+        match given {
+            [] => ("an option that chooses files".to_string(), "it"),
+            [one] => (one.clone(), "it"),
+            [rest @ .., last] => (format!("{} and {last}", rest.join(", ")), "them"),
+        }
+    }
+
+    /// Note `name` among [`Invocation::unsafe_names`] (once).
+    fn note_unsafe(&mut self, name: &str) {
+        if !self.unsafe_names.iter().any(|n| n == name) {
+            self.unsafe_names.push(name.to_string());
+        }
+    }
+
+    /// The options of this command line that cost a set-id program its group
+    /// ([`Invocation::uses_unsafe_option`]), as the caller gave them: `-C`, `-X`, `-d`,
+    /// `-d`/`-D`, then each unsafe `-O NAME` or `-oL`, in the order given.
+    pub fn unsafe_options_given(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.config_file.is_some() {
+            out.push("-C".to_string());
+        }
+        if self.traffic_log.is_some() {
+            out.push("-X".to_string());
+        }
+        out.extend(self.unsafe_names.iter().cloned());
+        out
     }
 }
 
@@ -501,6 +538,7 @@ fn apply_long(inv: &mut Invocation, text: &str) -> Result<(), Fatal> {
     }
     if !r.def.safe {
         inv.unsafe_setting = true;
+        inv.note_unsafe(&format!("-O {}", crate::text::printable(name.trim())));
     }
     inv.settings.apply(r.def, r.sub.as_deref(), value)
 }
@@ -516,6 +554,7 @@ fn apply_letter(inv: &mut Invocation, text: &str) -> Result<(), Fatal> {
     if let Some(def) = options::lookup_letter(letter) {
         if !def.safe {
             inv.unsafe_setting = true;
+            inv.note_unsafe(&format!("-o{letter}"));
         }
         inv.settings.apply(def, None, value)?;
     }
@@ -606,10 +645,12 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, Fatal> {
             Short('D') => {
                 value("D")?;
                 inv.debug = true;
+                inv.note_unsafe("-D");
             }
             Short('d') => {
                 value("d")?;
                 inv.debug = true;
+                inv.note_unsafe("-d");
             }
             Short('e') => {
                 let v = value("e")?;

@@ -51,6 +51,10 @@ struct EngineBackend<'a> {
     /// when this invocation's options must be applied by its own deliverer
     /// ([`app::for_the_runner`]).
     wake: Option<&'a std::path::Path>,
+    /// The setup of this server: its configuration is read again before a deliverer of
+    /// its own is started ([`app::config_reads_now`]), and its spool's runner is woken
+    /// when that deliverer cannot be.
+    setup: &'a Setup,
     /// The exit status of the first interactive (`-odi`) delivery that did not end 0:
     /// a `-bs` session exits with it when it noted no error itself, as sendmail's does
     /// (a recipient the relay refused: 67; recorded: `bs-dsn-xtext`).
@@ -71,12 +75,39 @@ impl EngineBackend<'_> {
             .spawn()
     }
 
-    /// A child we do not wait for is reaped by a thread (no zombies in a long session).
-    fn detach(child: std::process::Child) {
+    /// A child we do not wait for is reaped by a thread (no zombies in a long session);
+    /// one that fails (it could not start its work: its own output goes nowhere) is
+    /// logged with `what` it was for, while this session lasts.
+    fn detach(child: std::process::Child, what: String) {
         let mut child = child;
         std::thread::spawn(move || {
-            let _ = child.wait();
+            if let Ok(st) = child.wait()
+                && !st.success()
+            {
+                log::error!(
+                    "{what} failed ({st}); the message stays queued for the next queue run"
+                );
+            }
         });
+    }
+
+    /// Start this server's own background delivery of `id`: logged when its
+    /// configuration no longer reads (its deliverer would end at once, unseen) or it
+    /// cannot be started; the entry is then handed to a listening queue runner, which
+    /// runs with the configuration it started with.
+    fn deliver_in_background(&self, id: &str) {
+        let why = match app::config_reads_now(self.setup) {
+            Err(f) => format!("the configuration no longer reads: {}", f.message),
+            Ok(()) => match self.spawn(&["--entry", id, "--background"]) {
+                Ok(c) => return Self::detach(c, format!("{id}: its background delivery")),
+                Err(e) => format!("cannot start delivery: {e}"),
+            },
+        };
+        if rsendmail::spool::wake::poke(&self.setup.spool.dir, id) {
+            log::error!("{id}: not delivered by this server: {why}; handed to the queue runner");
+        } else {
+            log::error!("{id}: not delivered now: {why}; it stays queued for the next queue run");
+        }
     }
 }
 
@@ -103,7 +134,7 @@ impl Backend for EngineBackend<'_> {
         };
         match self.spawn(&["--etrn", &arg]) {
             Ok(c) => {
-                Self::detach(c);
+                Self::detach(c, format!("ETRN {arg}: the queue run"));
                 true
             }
             Err(e) => {
@@ -136,10 +167,7 @@ impl Backend for EngineBackend<'_> {
                 if self
                     .wake
                     .is_some_and(|dir| rsendmail::spool::wake::poke(dir, id)) => {}
-            DeliveryMode::Background => match self.spawn(&["--entry", id, "--background"]) {
-                Ok(c) => Self::detach(c),
-                Err(e) => log::error!("{id}: cannot start delivery: {e}; it stays queued"),
-            },
+            DeliveryMode::Background => self.deliver_in_background(id),
         }
     }
 }
@@ -253,6 +281,7 @@ pub fn stdio(s: &Setup, engine: &Engine, argv: &[OsString]) -> Result<Sysexit, F
         dns: None,
         argv,
         wake: app::for_the_runner(s).then_some(s.spool.dir.as_path()),
+        setup: s,
         delivery_status: None,
     };
     // fd 0 unbuffered underneath our own buffer, so that "nothing more is waiting" is known.
@@ -748,7 +777,7 @@ pub fn daemon(
                         let client = Client::Remote { ip: peer.ip() };
                         let srv = server(s, engine, client, trusted, max_recipients);
                         let wake = app::for_the_runner(s).then_some(s.spool.dir.as_path());
-                        let code = session(srv, engine, argv, wake, stream, command_timeout);
+                        let code = session(srv, engine, argv, wake, s, stream, command_timeout);
                         std::process::exit(code);
                     }
                     Err(e) => {
@@ -1454,6 +1483,7 @@ fn session(
     engine: &Engine,
     argv: &[OsString],
     wake: Option<&std::path::Path>,
+    setup: &Setup,
     stream: TcpStream,
     timeout: Duration,
 ) -> i32 {
@@ -1467,6 +1497,7 @@ fn session(
         dns: None,
         argv,
         wake,
+        setup,
         delivery_status: None,
     };
     let Ok(read_half) = stream.try_clone() else {
