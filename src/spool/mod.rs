@@ -749,7 +749,7 @@ impl Spool {
         }
     }
 
-    /// Refuse a spool whose owner, group or a directory above it breaks the rule of
+    /// Refuse a spool whose owner or a directory above it breaks the rule of
     /// [`safety`] ([`Spool::unsafe_dir`]): EX_CONFIG (78), naming the directory. Nothing
     /// is made, taken or changed.
     pub fn check_place(&self) -> Result<(), Fatal> {
@@ -811,7 +811,7 @@ impl Spool {
         // and its mode, and again only after it was changed here (taken over or made).
         let mut top = fs::metadata(&self.dir);
         self.check_present_as(&top)?;
-        // Its owner, group and the directories above it first: nothing is made, taken
+        // Its owner and the directories above it first: nothing is made, taken
         // over or changed in a place someone else could swap or read.
         self.check_place()?;
         let dir_mode = if self.private { 0o700 } else { 0o2770 };

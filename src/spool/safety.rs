@@ -11,10 +11,10 @@
 //!   sticky (a sticky directory lets a user replace only what she owns, and the next
 //!   directory down must be root's). Whoever may write a directory above the spool can
 //!   rename the spool away and put a directory of her own in its place.
-//! - Its group, where the spool lets its group write (a system spool, 2770), is never a
-//!   user's primary group: every process of that user could read and change every
-//!   message queued ([`group_unfit`]; `init` and `check` also refuse root's group, which
-//!   would make `rsendmail` set-gid root).
+//! - Its group, the one `rsendmail` is set-gid to, is never root's group nor a user's
+//!   primary group ([`group_unfit`]): `rsendmail-admin init` refuses to give it one and
+//!   `check` fails one. (The programs that use the spool do not refuse it for its
+//!   group: who is in the group is the administrator's choice.)
 //! - Nothing in it or its sub-directories is writable by everyone
 //!   ([`super::Spool::world_writable`]).
 //!
@@ -52,10 +52,6 @@ impl UnsafeDir {
         }
         if self.above && self.md.mode() & 0o1000 == 0 && self.md.mode() & 0o022 != 0 {
             cmds.push(format!("chmod go-w {p}"));
-        }
-        if !self.above && self.md.mode() & 0o020 != 0 && group_unfit(self.md.gid()).is_some() {
-            // The spool's group: the fix names the group for it (`rsendmail-admin check`).
-            cmds.push(format!("chmod g-w {p}"));
         }
         cmds
     }
@@ -157,7 +153,7 @@ fn above(dir: &Path) -> Vec<PathBuf> {
 
 impl Spool {
     /// The first directory that makes this spool unsafe by the module's rule (its
-    /// owner, its group, the directories above it), if any; the spool itself first. A
+    /// owner, the directories above it), if any; the spool itself first. A
     /// spool not there yet: the directories it would be made in. Directories writable
     /// by everyone inside the spool are [`Spool::world_writable`]'s.
     pub fn unsafe_dir(&self) -> Option<UnsafeDir> {
@@ -170,13 +166,6 @@ impl Spool {
                     user_name(md.uid()),
                     if self.private { "root or this user" } else { "root" }
                 ))
-            } else if md.mode() & 0o020 != 0 && md.gid() != 0 && !self.private {
-                primary_user(md.gid()).map(|u| {
-                    format!(
-                        "writable by its group {}, the primary group of the user {u}",
-                        group_name(md.gid())
-                    )
-                })
             } else {
                 None
             };
