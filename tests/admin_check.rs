@@ -53,27 +53,9 @@ fn install(env: &Env) -> PathBuf {
 }
 
 /// The group the tests' system spool belongs to: one fit for a spool, as check wants
-/// it (not root's, no members, nobody's primary group): `rsendmail`, init's group,
-/// when it is such a group, else the first such group of /etc/group.
+/// it ([`crate::harness::fit_group`]).
 fn spool_gid() -> u32 {
-    let passwd = fs::read_to_string("/etc/passwd").unwrap();
-    let primary: Vec<&str> = passwd.lines().filter_map(|l| l.split(':').nth(3)).collect();
-    let groups = fs::read_to_string("/etc/group").unwrap();
-    let fit: Vec<(&str, u32)> = groups
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            let gid = f.get(2)?;
-            let fit =
-                *gid != "0" && f.get(3).is_some_and(|m| m.is_empty()) && !primary.contains(gid);
-            fit.then(|| Some((f[0], gid.parse().ok()?)))?
-        })
-        .collect();
-    fit.iter()
-        .find(|(n, _)| *n == "rsendmail")
-        .or(fit.first())
-        .expect("a group with no members that is nobody's primary group")
-        .1
+    crate::harness::fit_group().1
 }
 
 fn admin(env: &Env, args: &[&str]) -> Run {

@@ -169,7 +169,9 @@ fn a_users_spooldir_typo_is_refused_and_the_own_default_still_made() {
         .join(format!("setup-user-{}", std::process::id()));
     let _ = fs::remove_dir_all(&here);
     fs::create_dir_all(&here).unwrap();
-    fs::set_permissions(&here, fs::Permissions::from_mode(0o777)).unwrap();
+    // The user makes her directories here; sticky, as /tmp is: a directory above a
+    // spool that anyone may rename things in is refused.
+    fs::set_permissions(&here, fs::Permissions::from_mode(0o1777)).unwrap();
     let plain = user_visible_bin(&here, "sendmail");
     let sg = here.join("sgid-sendmail");
     copy_executable(&bin(), &sg);
@@ -277,6 +279,15 @@ fn admin(conf: &Path, args: &[&str]) -> Output {
     run_limited(&admin_bin(), &full, b"")
 }
 
+/// A group fit for a spool ([`crate::harness::fit_group`]): what `init --group` is given.
+fn spool_group() -> &'static str {
+    crate::harness::fit_group().0
+}
+
+fn spool_gid() -> u32 {
+    crate::harness::fit_group().1
+}
+
 fn mail_gid() -> u32 {
     nix::unistd::Group::from_name("mail")
         .unwrap()
@@ -295,7 +306,7 @@ fn owner_mode(p: &Path) -> (u32, u32, u32) {
 /// wake-up FIFO 0620 root:GROUP.
 #[track_caller]
 fn assert_layout(spool: &Path) {
-    let g = mail_gid();
+    let g = spool_gid();
     assert_eq!(owner_mode(spool), (0o2770, 0, g));
     for sub in ["tmp", "index", "corrupt", "slots", "waiting", "hold"] {
         let p = spool.join(sub);
@@ -312,11 +323,12 @@ fn assert_layout(spool: &Path) {
 /// ready); the spool then takes mail, its entries in the spool's group.
 #[test]
 fn init_makes_the_spool_and_is_idempotent() {
+    let g = spool_group();
     if !is_root() {
         return;
     }
     let (dir, conf, spool) = init_env("make");
-    let out = admin(&conf, &["init", "--group", "mail"]);
+    let out = admin(&conf, &["init", "--group", spool_group()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let said = text(&out.stdout);
     assert!(
@@ -324,15 +336,15 @@ fn init_makes_the_spool_and_is_idempotent() {
         "{said}"
     );
     assert!(
-        said.ends_with(&format!("{}: ready (2770 root:mail)\n", spool.display())),
+        said.ends_with(&format!("{}: ready (2770 root:{g})\n", spool.display())),
         "{said}"
     );
     assert_layout(&spool);
-    let again = admin(&conf, &["init", "--group", "mail"]);
+    let again = admin(&conf, &["init", "--group", spool_group()]);
     assert_eq!(again.status.code(), Some(0));
     assert_eq!(
         text(&again.stdout),
-        format!("{}: ready (2770 root:mail)\n", spool.display())
+        format!("{}: ready (2770 root:{g})\n", spool.display())
     );
     assert_layout(&spool);
     let sendmail = dir.join("sendmail");
@@ -349,7 +361,7 @@ fn init_makes_the_spool_and_is_idempotent() {
         .find(|e| e.file_name().to_string_lossy().starts_with("qf"))
         .unwrap()
         .path();
-    assert_eq!(owner_mode(&qf), (0o660, 0, mail_gid()));
+    assert_eq!(owner_mode(&qf), (0o660, 0, spool_gid()));
     let _ = fs::remove_dir_all(&dir);
 }
 
@@ -359,12 +371,15 @@ fn init_makes_the_spool_and_is_idempotent() {
 /// mode). Entries already there (queued or held) get the spool's group and mode 0660.
 #[test]
 fn init_repairs_modes_and_follows_no_link() {
+    let g = spool_group();
     if !is_root() {
         return;
     }
     let (dir, conf, spool) = init_env("repair");
     assert_eq!(
-        admin(&conf, &["init", "--group", "mail"]).status.code(),
+        admin(&conf, &["init", "--group", spool_group()])
+            .status
+            .code(),
         Some(0)
     );
     fs::set_permissions(&spool, fs::Permissions::from_mode(0o755)).unwrap();
@@ -407,20 +422,20 @@ fn init_repairs_modes_and_follows_no_link() {
         nix::unistd::chown(f, None, Some(nix::unistd::Gid::from_raw(0))).unwrap();
     }
 
-    let out = admin(&conf, &["init", "--group", "mail"]);
+    let out = admin(&conf, &["init", "--group", spool_group()]);
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{said}");
     for want in [
         format!(
-            "repaired {}: 2770 root:mail (was 755 root:mail)",
+            "repaired {}: 2770 root:{g} (was 755 root:{g})",
             spool.display()
         ),
         format!(
-            "repaired {}: 2770 root:mail (was 700 root:mail)",
+            "repaired {}: 2770 root:{g} (was 700 root:{g})",
             spool.join("tmp").display()
         ),
         format!(
-            "repaired {}: 2770 root:mail (was 2770 root:root)",
+            "repaired {}: 2770 root:{g} (was 2770 root:root)",
             spool.join("index").display()
         ),
         format!(
@@ -434,11 +449,11 @@ fn init_repairs_modes_and_follows_no_link() {
         ),
         format!("made {}", spool.join("slots").display()),
         format!(
-            "repaired {}: 660 group mail (was 644 group root)",
+            "repaired {}: 660 group {g} (was 644 group root)",
             entry.display()
         ),
         format!(
-            "repaired {}: 660 group mail (was 644 group root)",
+            "repaired {}: 660 group {g} (was 644 group root)",
             held.display()
         ),
     ] {
@@ -446,7 +461,7 @@ fn init_repairs_modes_and_follows_no_link() {
     }
     assert!(
         said.contains(&format!(
-            "repaired {}: 2770 root:mail (was 755 root:root)",
+            "repaired {}: 2770 root:{g} (was 755 root:root)",
             domains.display()
         )),
         "{said}"
@@ -454,18 +469,18 @@ fn init_repairs_modes_and_follows_no_link() {
     for f in &written {
         assert!(
             said.contains(&format!(
-                "repaired {}: 660 group mail (was 600 group root)",
+                "repaired {}: 660 group {g} (was 600 group root)",
                 f.display()
             )),
             "{said}"
         );
-        assert_eq!(owner_mode(f), (0o660, 0, mail_gid()), "{}", f.display());
+        assert_eq!(owner_mode(f), (0o660, 0, spool_gid()), "{}", f.display());
     }
-    assert_eq!(owner_mode(&domains), (0o2770, 0, mail_gid()));
+    assert_eq!(owner_mode(&domains), (0o2770, 0, spool_gid()));
     assert_layout(&spool);
     assert_eq!(owner_mode(&outside), (0o755, 0, 0), "a link was followed");
-    assert_eq!(owner_mode(&entry), (0o660, 0, mail_gid()));
-    assert_eq!(owner_mode(&held), (0o660, 0, mail_gid()));
+    assert_eq!(owner_mode(&entry), (0o660, 0, spool_gid()));
+    assert_eq!(owner_mode(&held), (0o660, 0, spool_gid()));
     let aside: Vec<String> = fs::read_dir(spool.join("corrupt"))
         .unwrap()
         .flatten()
@@ -487,7 +502,7 @@ fn init_refuses_a_typo_an_unknown_group_and_non_root() {
     let typo = dir.join("typo");
     let bad = dir.join("bad.conf");
     fs::write(&bad, format!("SPOOLDIR {}\n", typo.join("spool").display())).unwrap();
-    let out = admin(&bad, &["init", "--group", "mail"]);
+    let out = admin(&bad, &["init", "--group", spool_group()]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
     assert!(
         text(&out.stdout).contains(&format!(
@@ -514,7 +529,13 @@ fn init_refuses_a_typo_an_unknown_group_and_non_root() {
         fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
         let out = as_user(
             &copy,
-            &["-C", conf.to_str().unwrap(), "init", "--group", "mail"],
+            &[
+                "-C",
+                conf.to_str().unwrap(),
+                "init",
+                "--group",
+                spool_group(),
+            ],
             &[],
             b"",
         );
@@ -558,7 +579,7 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
     fs::create_dir_all(shared.join("cron")).unwrap();
     fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
     let c = conf_for("shared", &shared);
-    let out = admin(&c, &["init", "--group", "mail"]);
+    let out = admin(&c, &["init", "--group", spool_group()]);
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(78), "{said}");
     assert!(
@@ -591,7 +612,7 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
     for mode in [0o1777, 0o777, 0o1770] {
         fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).unwrap();
         let c = conf_for("tmplike", &tmp);
-        let out = admin(&c, &["init", "--group", "mail"]);
+        let out = admin(&c, &["init", "--group", spool_group()]);
         let said = text(&out.stdout);
         assert_eq!(out.status.code(), Some(78), "{mode:o}: {said}");
         assert!(said.contains("line 2: SPOOLDIR"), "{said}");
@@ -663,7 +684,7 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
         }
         let c = conf_for(tag, &q);
         for out in [
-            admin(&c, &["init", "--group", "mail"]),
+            admin(&c, &["init", "--group", spool_group()]),
             run_limited(
                 &bin(),
                 &["-C", c.to_str().unwrap(), "-odq", "bob@example.org"],
@@ -701,7 +722,7 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
         fs::set_permissions(&t, fs::Permissions::from_mode(0o1777)).unwrap();
         let c = conf_for(tag, &t);
         let out = if first == "init" {
-            admin(&c, &["init", "--group", "mail"])
+            admin(&c, &["init", "--group", spool_group()])
         } else {
             run_limited(
                 &bin(),
@@ -720,7 +741,7 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
                 MSG,
             )
         } else {
-            admin(&c, &["init", "--group", "mail"])
+            admin(&c, &["init", "--group", spool_group()])
         };
         let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
         assert_eq!(out.status.code(), Some(0), "{tag}: {said}");
@@ -730,7 +751,7 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
     fs::create_dir(&spool).unwrap();
     fs::write(spool.join("qfAAAAAAAAAAAAAA"), "x").unwrap();
     let c = conf_for("old", &spool);
-    let out = admin(&c, &["init", "--group", "mail"]);
+    let out = admin(&c, &["init", "--group", spool_group()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert_layout(&spool);
     let _ = fs::remove_dir_all(&dir);

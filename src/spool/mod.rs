@@ -546,7 +546,8 @@ impl Spool {
     ///   `V8`);
     /// - a sticky or world-writable directory (`/tmp`, a file system mounted 1777) that is
     ///   not empty is refused: it is shared, and never touched;
-    /// - an empty one is taken over when it belongs to root or to the caller; a sticky or
+    /// - an empty one is taken over only when it belongs to root or to the caller (one
+    ///   another user owns could be held open, or its mode changed, by that user); a sticky or
     ///   world-writable one is then given the spool's modes (`Ok(true)`: the caller sets
     ///   them, [`Spool::prepare`] as the spool's own modes, `init` with its group), or
     ///   refused when the caller cannot set them (not its owner, not root: run
@@ -628,7 +629,7 @@ impl Spool {
                 "it holds what is not a spool's ({})",
                 shown(&foreign)
             ))
-        } else if md.uid() != 0 && md.uid() != me && !names.iter().any(|n| n == "tmp") {
+        } else if md.uid() != 0 && md.uid() != me && names.is_empty() {
             // Whoever owns it could keep it open, or change its mode, after it became
             // the spool.
             Some(format!(
@@ -754,7 +755,10 @@ impl Spool {
     /// is made, taken or changed.
     pub fn check_place(&self) -> Result<(), Fatal> {
         match self.unsafe_dir() {
-            Some(u) => Err(Fatal::new(Sysexit::Config, self.unsafe_dir_problem(&u, None))),
+            Some(u) => Err(Fatal::new(
+                Sysexit::Config,
+                self.unsafe_dir_problem(&u, None),
+            )),
             None => Ok(()),
         }
     }

@@ -164,7 +164,11 @@ impl Spool {
                 Some(format!(
                     "owned by {}, not {}",
                     user_name(md.uid()),
-                    if self.private { "root or this user" } else { "root" }
+                    if self.private {
+                        "root or this user"
+                    } else {
+                        "root"
+                    }
                 ))
             } else {
                 None
