@@ -2203,3 +2203,205 @@ fn a_restart_that_fails_at_its_start_says_why_and_removes_the_pid_file() {
     );
     assert!(!pid_file.exists(), "the pid file names a dead process");
 }
+
+/// Every entry point refuses the spool of `env` (78, `want` in its words; `-bp` and
+/// `mailq` list it with `want` on stderr) and nothing is made in it or queued.
+#[track_caller]
+fn refused_by_all_but_listings(env: &Env, want: &str) {
+    let before: Vec<String> = fs::read_dir(&env.spool)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    for (program, args, stdin) in entry_points(env) {
+        let mut full = vec!["-C", env.conf.to_str().unwrap()];
+        full.extend(args.iter().copied());
+        let out = run_limited(&program, &full, stdin);
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        let listing = args.contains(&"-bp") || program.ends_with("mailq");
+        let code = if listing { 0 } else { 78 };
+        assert_eq!(out.status.code(), Some(code), "{full:?}: {said}");
+        assert!(said.contains(want), "{full:?}: {said:?} lacks {want:?}");
+        let now: Vec<String> = fs::read_dir(&env.spool)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(now, before, "{full:?} made something: {said}");
+    }
+}
+
+/// A spool whose parent a user owns (she could rename the spool away and put a
+/// directory of her own in its place), and an empty spool a user owns, are refused by
+/// every program that would write in it, and by `init`, before anything is made in
+/// it; `check` fails the same directory with a fix, which, followed, makes the spool
+/// usable again.
+#[test]
+fn a_spool_a_user_owns_or_could_swap_is_refused_everywhere() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(u.uid))
+        .unwrap()
+        .unwrap()
+        .name;
+    // The spool's parent is the user's.
+    let env = Env::new();
+    std::os::unix::fs::chown(&env.dir, Some(u.uid), None).unwrap();
+    let want = format!(
+        "{} ({name}:root 0755), above the queue directory {}, is owned by {name}",
+        env.dir.display(),
+        env.spool.display()
+    );
+    refused_by_all_but_listings(&env, &want);
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(&want)
+            && text(&out.stdout).ends_with(&format!("(fix: chown root {})\n", env.dir.display())),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(fs::read_dir(&env.spool).unwrap().count(), 0);
+    let out = admin(&env.conf, &["check"]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    let fail = said
+        .lines()
+        .find(|l| l.starts_with("FAIL spool: ") && l.contains(&want))
+        .unwrap_or_else(|| panic!("{said}"));
+    let at = fail.rfind(" (fix: ").unwrap();
+    let cmd = fail[at + 7..].strip_suffix(')').unwrap();
+    assert!(
+        Command::new("sh")
+            .args(["-c", cmd])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = run_limited(
+        &env.link("sendmail"),
+        &["-C", env.conf.to_str().unwrap(), "-odq", "bob@example.org"],
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(env.entries().len(), 1);
+
+    // An empty spool the user owns (its parent root's): never taken over.
+    let env = Env::new();
+    std::os::unix::fs::chown(&env.spool, Some(u.uid), None).unwrap();
+    let want = format!(
+        "the queue directory {} ({name}:root 2770) is owned by {name}, not root",
+        env.spool.display()
+    );
+    refused_by_all_but_listings(&env, &want);
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "it is owned by {name}, neither root nor this user"
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(owner_mode(&env.spool), (0o2770, u.uid, 0));
+    assert_eq!(fs::read_dir(&env.spool).unwrap().count(), 0);
+    let _ = fs::remove_dir_all(&env.dir);
+}
+
+/// `init --group` refuses root's group and a user's primary group (78, why, nothing
+/// made), as `check` refuses them.
+#[test]
+fn init_refuses_root_s_group_and_a_user_s_primary_group() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let (dir, conf, spool) = init_env("unfit");
+    let u = test_user();
+    let users_group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(u.gid))
+        .unwrap()
+        .unwrap()
+        .name;
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(u.uid))
+        .unwrap()
+        .unwrap()
+        .name;
+    for (group, why) in [
+        ("root", "the group root is root's group".to_string()),
+        (
+            users_group.as_str(),
+            format!("the group {users_group} is the primary group of the user {user}"),
+        ),
+    ] {
+        let out = admin(&conf, &["init", "--group", group]);
+        let said = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(78), "{group}: {said}");
+        assert!(
+            said.starts_with(&format!("rsendmail-admin init: {why}:"))
+                && said.contains("(nothing was changed)"),
+            "{group}: {said}"
+        );
+        assert!(!spool.exists(), "{group}");
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Where the group `rsendmail` (the one init gives when `--group` names none, and the
+/// one check's fixes name) is a user's primary group, init refuses it with a way out,
+/// and check fails the spool without a fix naming it. The user is one of a passwd
+/// file bind-mounted in a private mount namespace: the host's is not changed.
+#[test]
+fn init_and_check_refuse_a_default_group_that_is_a_users_primary_group() {
+    if !is_root() {
+        return;
+    }
+    let Ok(Some(g)) = nix::unistd::Group::from_name("rsendmail") else {
+        unavailable("the group rsendmail");
+        return;
+    };
+    let (dir, conf, spool) = init_env("defgroup");
+    let passwd = dir.join("passwd");
+    let mut text_pw = fs::read_to_string("/etc/passwd").unwrap();
+    text_pw.push_str(&format!(
+        "rsmdefgroup:x:{}:{}::/nonexistent:/usr/sbin/nologin\n",
+        60000 + std::process::id() % 5000,
+        g.gid
+    ));
+    fs::write(&passwd, text_pw).unwrap();
+    let in_ns = |args: &str| {
+        let out = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "mount --bind {} /etc/passwd && exec {} -C {} {args}",
+                passwd.display(),
+                admin_bin().display(),
+                conf.display()
+            ))
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, said, err) = in_ns("init");
+    assert_eq!(code, Some(78), "{said}{err}");
+    assert!(
+        said.contains(
+            "the group rsendmail, which the spool gets when --group names no other, is the \
+             primary group of the user rsmdefgroup"
+        ) && said.contains("usermod -g GROUP rsmdefgroup"),
+        "{said}{err}"
+    );
+    assert!(!spool.exists());
+    // A spool of a group unfit for it (root's), and no other fit group to name.
+    fs::create_dir(&spool).unwrap();
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o2770)).unwrap();
+    let (code, said, err) = in_ns("check");
+    assert_eq!(code, Some(78), "{said}{err}");
+    assert!(
+        said.lines().any(|l| l.starts_with("FAIL spool: ")
+            && l.contains("is the primary group of the user rsmdefgroup")),
+        "{said}"
+    );
+    assert!(!said.contains("root:rsendmail"), "{said}");
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -907,8 +907,9 @@ impl Spool {
     }
 
     /// What is wrong with the spool's directories, without changing anything (for
-    /// `mailq`'s problem lines): a sub-directory that is not one, and a directory
-    /// everyone may write ([`Spool::world_writable`], which every run refuses).
+    /// `mailq`'s problem lines): a sub-directory that is not one, a directory
+    /// everyone may write ([`Spool::world_writable`], which every run refuses), and a
+    /// spool another user owns or could swap ([`Spool::unsafe_dir`]).
     pub fn subdir_problems(&self) -> Vec<String> {
         let mut out: Vec<String> = ["tmp", "index", "corrupt", "slots", "waiting", HOLD]
             .iter()
@@ -919,6 +920,9 @@ impl Spool {
             .collect();
         for (dir, mode) in self.world_writable() {
             out.push(self.world_writable_problem(&dir, mode));
+        }
+        if let Some(u) = self.unsafe_dir() {
+            out.push(self.unsafe_dir_problem(&u, None));
         }
         out
     }
