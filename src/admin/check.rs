@@ -7,7 +7,8 @@
 //! file and line, then the files it names; options rsendmail accepts but does not act
 //! on, keywords that change nothing and lines another overrides are `warn` lines; the
 //! file and its directory writable by root alone), the mail name and host name, the
-//! spool (its group, never one a user acts with, and modes; a spool everyone may write
+//! spool (its group, never one a user acts with, and modes; the directories above it,
+//! root's alone ([`crate::spool::safety`]); a spool everyone may write
 //! in the words of the programs that refuse it; its sub-directories, the files
 //! submissions write in them and the queue entries, as `rsendmail-admin init` leaves
 //! them), the installed `rsendmail` (set-gid to the spool's

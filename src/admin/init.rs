@@ -16,7 +16,11 @@
 //! ```
 //!
 //! GROUP is `--group`, else `rsendmail` (the group an installed, set-gid `rsendmail`
-//! writes the spool with). The spool itself is made only when its parent exists: a
+//! writes the spool with); either must be fit for a spool
+//! ([`crate::spool::safety::group_unfit`]: not root's group, not a user's primary
+//! group), or nothing is made (EX_CONFIG, why, and a way out). A directory above the
+//! spool another user owns or may write ([`crate::spool::safety`]) is refused alike,
+//! with its fix. The spool itself is made only when its parent exists: a
 //! `SPOOLDIR` whose parent is missing is refused as it is everywhere else
 //! ([`crate::spool::Spool::check_present`]: EX_CONFIG, its file and line), and nothing is
 //! made. Idempotent: what is already right is left alone, and each change is one line
