@@ -71,27 +71,9 @@ fn plain_admin(env: &Env) {
 }
 
 /// The group the tests' system spool belongs to: one fit for a spool, as check wants
-/// it (not root's, no members, nobody's primary group): `rsendmail`, init's group,
-/// when it is such a group, else the first such group of /etc/group.
+/// it ([`crate::harness::fit_group`]).
 fn spool_gid() -> u32 {
-    let passwd = fs::read_to_string("/etc/passwd").unwrap();
-    let primary: Vec<&str> = passwd.lines().filter_map(|l| l.split(':').nth(3)).collect();
-    let groups = fs::read_to_string("/etc/group").unwrap();
-    let fit: Vec<(&str, u32)> = groups
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            let gid = f.get(2)?;
-            let fit =
-                *gid != "0" && f.get(3).is_some_and(|m| m.is_empty()) && !primary.contains(gid);
-            fit.then(|| Some((f[0], gid.parse().ok()?)))?
-        })
-        .collect();
-    fit.iter()
-        .find(|(n, _)| *n == "rsendmail")
-        .or(fit.first())
-        .expect("a group with no members that is nobody's primary group")
-        .1
+    crate::harness::fit_group().1
 }
 
 fn admin(env: &Env, args: &[&str]) -> Run {
@@ -2221,6 +2203,19 @@ fn a_users_group_is_never_the_spools_group() {
         .name;
     line(&r, "FAIL spool: ");
     line(&r, "FAIL binary: ");
+    // Root's spool of the user's group: in the words of the rule (a group with members
+    // is fit, root's or a user's primary group is not).
+    std::os::unix::fs::chown(&env.spool, Some(0), None).unwrap();
+    fs::set_permissions(&env.spool, fs::Permissions::from_mode(0o2770)).unwrap();
+    let r = run();
+    let spool_line = line(&r, "FAIL spool: ");
+    assert!(
+        spool_line.contains(&format!(
+            "of the group {users_group}, the primary group of the user "
+        )) && spool_line.contains("never root's nor a user's primary group")
+            && !spool_line.contains("nobody may be in it"),
+        "{spool_line}"
+    );
     for _ in 0..2 {
         for l in run().stdout.lines().filter(|l| l.contains("(fix: ")) {
             let at = l.rfind(" (fix: ").unwrap();
@@ -2586,4 +2581,53 @@ fn a_spool_in_use_passes_the_sub_directory_step() {
         "{}",
         r.stdout
     );
+}
+
+/// A set-gid `rsendmail-admin` whose `rsendmail-deliver` beside it is writable by a
+/// group: check names that file (not the installed path the programs then look for),
+/// with a fix that, run as printed, makes the step pass.
+#[test]
+fn check_names_the_unsafe_deliverer_beside_it() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    std::os::unix::fs::chown(&prog, None, Some(spool_gid())).unwrap();
+    fs::set_permissions(&prog, fs::Permissions::from_mode(0o2755)).unwrap();
+    let deliver = env.dir.join("bin/rsendmail-deliver");
+    let u = test_user();
+    std::os::unix::fs::chown(&deliver, None, Some(u.gid)).unwrap();
+    fs::set_permissions(&deliver, fs::Permissions::from_mode(0o775)).unwrap();
+    let users_group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(u.gid))
+        .unwrap()
+        .unwrap()
+        .name;
+    let run = || env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    let r = run();
+    r.code(78);
+    let l = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("FAIL binary: ") && l.contains("rsendmail-deliver"))
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(
+        l.starts_with(&format!(
+            "FAIL binary: {} (root:{users_group} 0775)",
+            deliver.display()
+        )) && l.contains(&format!("it is writable by its group {users_group}"))
+            && l.ends_with(&format!("(fix: chmod 755 {})", deliver.display())),
+        "{l}"
+    );
+    let st = std::process::Command::new("chmod")
+        .args(["755", deliver.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = run();
+    let ok = format!(
+        "ok   binary {} (root:{users_group} 0755)",
+        deliver.display()
+    );
+    assert!(r.stdout.lines().any(|l| l == ok), "{}", r.stdout);
 }

@@ -355,6 +355,34 @@ pub fn unavailable(what: &str) -> bool {
     false
 }
 
+/// A group fit for a spool, as `rsendmail-admin init` and `check` want it (not root's,
+/// no members, nobody's primary group): `rsendmail`, init's group, when it is such a
+/// group, else the first such group of /etc/group. Its name and id.
+pub fn fit_group() -> (&'static str, u32) {
+    static FIT: std::sync::OnceLock<(String, u32)> = std::sync::OnceLock::new();
+    let (n, g) = FIT.get_or_init(|| {
+        let passwd = fs::read_to_string("/etc/passwd").unwrap();
+        let primary: Vec<&str> = passwd.lines().filter_map(|l| l.split(':').nth(3)).collect();
+        let groups = fs::read_to_string("/etc/group").unwrap();
+        let fit: Vec<(String, u32)> = groups
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                let gid = f.get(2)?;
+                let fit =
+                    *gid != "0" && f.get(3).is_some_and(|m| m.is_empty()) && !primary.contains(gid);
+                fit.then(|| Some((f[0].to_string(), gid.parse().ok()?)))?
+            })
+            .collect();
+        fit.iter()
+            .find(|(n, _)| n == "rsendmail")
+            .or(fit.first())
+            .expect("a group with no members that is nobody's primary group")
+            .clone()
+    });
+    (n.as_str(), *g)
+}
+
 pub fn is_root() -> bool {
     // SAFETY: getuid cannot fail.
     unsafe { libc::getuid() == 0 }

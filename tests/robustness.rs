@@ -458,7 +458,8 @@ impl Hostile {
         }
         let dir = env.dir.join("user");
         fs::create_dir_all(&dir).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        // Sticky, as /tmp is: the user's spool below it may not be swapped by others.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).unwrap();
         fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
         fs::set_permissions(env.dir.join("mail"), fs::Permissions::from_mode(0o777)).unwrap();
         let spool = dir.join("spool");

@@ -169,7 +169,9 @@ fn a_users_spooldir_typo_is_refused_and_the_own_default_still_made() {
         .join(format!("setup-user-{}", std::process::id()));
     let _ = fs::remove_dir_all(&here);
     fs::create_dir_all(&here).unwrap();
-    fs::set_permissions(&here, fs::Permissions::from_mode(0o777)).unwrap();
+    // The user makes her directories here; sticky, as /tmp is: a directory above a
+    // spool that anyone may rename things in is refused.
+    fs::set_permissions(&here, fs::Permissions::from_mode(0o1777)).unwrap();
     let plain = user_visible_bin(&here, "sendmail");
     let sg = here.join("sgid-sendmail");
     copy_executable(&bin(), &sg);
@@ -277,6 +279,15 @@ fn admin(conf: &Path, args: &[&str]) -> Output {
     run_limited(&admin_bin(), &full, b"")
 }
 
+/// A group fit for a spool ([`crate::harness::fit_group`]): what `init --group` is given.
+fn spool_group() -> &'static str {
+    crate::harness::fit_group().0
+}
+
+fn spool_gid() -> u32 {
+    crate::harness::fit_group().1
+}
+
 fn mail_gid() -> u32 {
     nix::unistd::Group::from_name("mail")
         .unwrap()
@@ -295,7 +306,7 @@ fn owner_mode(p: &Path) -> (u32, u32, u32) {
 /// wake-up FIFO 0620 root:GROUP.
 #[track_caller]
 fn assert_layout(spool: &Path) {
-    let g = mail_gid();
+    let g = spool_gid();
     assert_eq!(owner_mode(spool), (0o2770, 0, g));
     for sub in ["tmp", "index", "corrupt", "slots", "waiting", "hold"] {
         let p = spool.join(sub);
@@ -312,11 +323,12 @@ fn assert_layout(spool: &Path) {
 /// ready); the spool then takes mail, its entries in the spool's group.
 #[test]
 fn init_makes_the_spool_and_is_idempotent() {
+    let g = spool_group();
     if !is_root() {
         return;
     }
     let (dir, conf, spool) = init_env("make");
-    let out = admin(&conf, &["init", "--group", "mail"]);
+    let out = admin(&conf, &["init", "--group", spool_group()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let said = text(&out.stdout);
     assert!(
@@ -324,15 +336,15 @@ fn init_makes_the_spool_and_is_idempotent() {
         "{said}"
     );
     assert!(
-        said.ends_with(&format!("{}: ready (2770 root:mail)\n", spool.display())),
+        said.ends_with(&format!("{}: ready (2770 root:{g})\n", spool.display())),
         "{said}"
     );
     assert_layout(&spool);
-    let again = admin(&conf, &["init", "--group", "mail"]);
+    let again = admin(&conf, &["init", "--group", spool_group()]);
     assert_eq!(again.status.code(), Some(0));
     assert_eq!(
         text(&again.stdout),
-        format!("{}: ready (2770 root:mail)\n", spool.display())
+        format!("{}: ready (2770 root:{g})\n", spool.display())
     );
     assert_layout(&spool);
     let sendmail = dir.join("sendmail");
@@ -349,7 +361,7 @@ fn init_makes_the_spool_and_is_idempotent() {
         .find(|e| e.file_name().to_string_lossy().starts_with("qf"))
         .unwrap()
         .path();
-    assert_eq!(owner_mode(&qf), (0o660, 0, mail_gid()));
+    assert_eq!(owner_mode(&qf), (0o660, 0, spool_gid()));
     let _ = fs::remove_dir_all(&dir);
 }
 
@@ -359,12 +371,15 @@ fn init_makes_the_spool_and_is_idempotent() {
 /// mode). Entries already there (queued or held) get the spool's group and mode 0660.
 #[test]
 fn init_repairs_modes_and_follows_no_link() {
+    let g = spool_group();
     if !is_root() {
         return;
     }
     let (dir, conf, spool) = init_env("repair");
     assert_eq!(
-        admin(&conf, &["init", "--group", "mail"]).status.code(),
+        admin(&conf, &["init", "--group", spool_group()])
+            .status
+            .code(),
         Some(0)
     );
     fs::set_permissions(&spool, fs::Permissions::from_mode(0o755)).unwrap();
@@ -407,20 +422,20 @@ fn init_repairs_modes_and_follows_no_link() {
         nix::unistd::chown(f, None, Some(nix::unistd::Gid::from_raw(0))).unwrap();
     }
 
-    let out = admin(&conf, &["init", "--group", "mail"]);
+    let out = admin(&conf, &["init", "--group", spool_group()]);
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{said}");
     for want in [
         format!(
-            "repaired {}: 2770 root:mail (was 755 root:mail)",
+            "repaired {}: 2770 root:{g} (was 755 root:{g})",
             spool.display()
         ),
         format!(
-            "repaired {}: 2770 root:mail (was 700 root:mail)",
+            "repaired {}: 2770 root:{g} (was 700 root:{g})",
             spool.join("tmp").display()
         ),
         format!(
-            "repaired {}: 2770 root:mail (was 2770 root:root)",
+            "repaired {}: 2770 root:{g} (was 2770 root:root)",
             spool.join("index").display()
         ),
         format!(
@@ -434,11 +449,11 @@ fn init_repairs_modes_and_follows_no_link() {
         ),
         format!("made {}", spool.join("slots").display()),
         format!(
-            "repaired {}: 660 group mail (was 644 group root)",
+            "repaired {}: 660 group {g} (was 644 group root)",
             entry.display()
         ),
         format!(
-            "repaired {}: 660 group mail (was 644 group root)",
+            "repaired {}: 660 group {g} (was 644 group root)",
             held.display()
         ),
     ] {
@@ -446,7 +461,7 @@ fn init_repairs_modes_and_follows_no_link() {
     }
     assert!(
         said.contains(&format!(
-            "repaired {}: 2770 root:mail (was 755 root:root)",
+            "repaired {}: 2770 root:{g} (was 755 root:root)",
             domains.display()
         )),
         "{said}"
@@ -454,18 +469,18 @@ fn init_repairs_modes_and_follows_no_link() {
     for f in &written {
         assert!(
             said.contains(&format!(
-                "repaired {}: 660 group mail (was 600 group root)",
+                "repaired {}: 660 group {g} (was 600 group root)",
                 f.display()
             )),
             "{said}"
         );
-        assert_eq!(owner_mode(f), (0o660, 0, mail_gid()), "{}", f.display());
+        assert_eq!(owner_mode(f), (0o660, 0, spool_gid()), "{}", f.display());
     }
-    assert_eq!(owner_mode(&domains), (0o2770, 0, mail_gid()));
+    assert_eq!(owner_mode(&domains), (0o2770, 0, spool_gid()));
     assert_layout(&spool);
     assert_eq!(owner_mode(&outside), (0o755, 0, 0), "a link was followed");
-    assert_eq!(owner_mode(&entry), (0o660, 0, mail_gid()));
-    assert_eq!(owner_mode(&held), (0o660, 0, mail_gid()));
+    assert_eq!(owner_mode(&entry), (0o660, 0, spool_gid()));
+    assert_eq!(owner_mode(&held), (0o660, 0, spool_gid()));
     let aside: Vec<String> = fs::read_dir(spool.join("corrupt"))
         .unwrap()
         .flatten()
@@ -487,7 +502,7 @@ fn init_refuses_a_typo_an_unknown_group_and_non_root() {
     let typo = dir.join("typo");
     let bad = dir.join("bad.conf");
     fs::write(&bad, format!("SPOOLDIR {}\n", typo.join("spool").display())).unwrap();
-    let out = admin(&bad, &["init", "--group", "mail"]);
+    let out = admin(&bad, &["init", "--group", spool_group()]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
     assert!(
         text(&out.stdout).contains(&format!(
@@ -514,7 +529,13 @@ fn init_refuses_a_typo_an_unknown_group_and_non_root() {
         fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
         let out = as_user(
             &copy,
-            &["-C", conf.to_str().unwrap(), "init", "--group", "mail"],
+            &[
+                "-C",
+                conf.to_str().unwrap(),
+                "init",
+                "--group",
+                spool_group(),
+            ],
             &[],
             b"",
         );
@@ -558,7 +579,7 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
     fs::create_dir_all(shared.join("cron")).unwrap();
     fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
     let c = conf_for("shared", &shared);
-    let out = admin(&c, &["init", "--group", "mail"]);
+    let out = admin(&c, &["init", "--group", spool_group()]);
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(78), "{said}");
     assert!(
@@ -591,7 +612,7 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
     for mode in [0o1777, 0o777, 0o1770] {
         fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).unwrap();
         let c = conf_for("tmplike", &tmp);
-        let out = admin(&c, &["init", "--group", "mail"]);
+        let out = admin(&c, &["init", "--group", spool_group()]);
         let said = text(&out.stdout);
         assert_eq!(out.status.code(), Some(78), "{mode:o}: {said}");
         assert!(said.contains("line 2: SPOOLDIR"), "{said}");
@@ -663,7 +684,7 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
         }
         let c = conf_for(tag, &q);
         for out in [
-            admin(&c, &["init", "--group", "mail"]),
+            admin(&c, &["init", "--group", spool_group()]),
             run_limited(
                 &bin(),
                 &["-C", c.to_str().unwrap(), "-odq", "bob@example.org"],
@@ -701,7 +722,7 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
         fs::set_permissions(&t, fs::Permissions::from_mode(0o1777)).unwrap();
         let c = conf_for(tag, &t);
         let out = if first == "init" {
-            admin(&c, &["init", "--group", "mail"])
+            admin(&c, &["init", "--group", spool_group()])
         } else {
             run_limited(
                 &bin(),
@@ -720,7 +741,7 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
                 MSG,
             )
         } else {
-            admin(&c, &["init", "--group", "mail"])
+            admin(&c, &["init", "--group", spool_group()])
         };
         let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
         assert_eq!(out.status.code(), Some(0), "{tag}: {said}");
@@ -730,7 +751,7 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
     fs::create_dir(&spool).unwrap();
     fs::write(spool.join("qfAAAAAAAAAAAAAA"), "x").unwrap();
     let c = conf_for("old", &spool);
-    let out = admin(&c, &["init", "--group", "mail"]);
+    let out = admin(&c, &["init", "--group", spool_group()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert_layout(&spool);
     let _ = fs::remove_dir_all(&dir);
@@ -2437,4 +2458,206 @@ fn a_standalone_runner_whose_restart_fails_at_its_start_says_why_and_leaves_noth
     });
     sigterm(&again);
     assert!(wait_exit(&mut again, Duration::from_secs(20)).is_some());
+}
+
+/// Every entry point refuses the spool of `env` (78, `want` in its words; `-bp` and
+/// `mailq` list it with `want` on stderr) and nothing is made in it or queued.
+#[track_caller]
+fn refused_by_all_but_listings(env: &Env, want: &str) {
+    let before: Vec<String> = fs::read_dir(&env.spool)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    for (program, args, stdin) in entry_points(env) {
+        let mut full = vec!["-C", env.conf.to_str().unwrap()];
+        full.extend(args.iter().copied());
+        let out = run_limited(&program, &full, stdin);
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        let listing = args.contains(&"-bp") || program.ends_with("mailq");
+        let code = if listing { 0 } else { 78 };
+        assert_eq!(out.status.code(), Some(code), "{full:?}: {said}");
+        assert!(said.contains(want), "{full:?}: {said:?} lacks {want:?}");
+        let now: Vec<String> = fs::read_dir(&env.spool)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(now, before, "{full:?} made something: {said}");
+    }
+}
+
+/// A spool whose parent a user owns (she could rename the spool away and put a
+/// directory of her own in its place), and an empty spool a user owns, are refused by
+/// every program that would write in it, and by `init`, before anything is made in
+/// it; `check` fails the same directory with a fix, which, followed, makes the spool
+/// usable again.
+#[test]
+fn a_spool_a_user_owns_or_could_swap_is_refused_everywhere() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(u.uid))
+        .unwrap()
+        .unwrap()
+        .name;
+    // The spool's parent is the user's.
+    let env = Env::new();
+    std::os::unix::fs::chown(&env.dir, Some(u.uid), None).unwrap();
+    let want = format!(
+        "{} ({name}:root 0755), above the queue directory {}, is owned by {name}",
+        env.dir.display(),
+        env.spool.display()
+    );
+    refused_by_all_but_listings(&env, &want);
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(&want)
+            && text(&out.stdout).ends_with(&format!("(fix: chown root {})\n", env.dir.display())),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(fs::read_dir(&env.spool).unwrap().count(), 0);
+    let out = admin(&env.conf, &["check"]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    let fail = said
+        .lines()
+        .find(|l| l.starts_with("FAIL spool: ") && l.contains(&want))
+        .unwrap_or_else(|| panic!("{said}"));
+    let at = fail.rfind(" (fix: ").unwrap();
+    let cmd = fail[at + 7..].strip_suffix(')').unwrap();
+    assert!(
+        Command::new("sh")
+            .args(["-c", cmd])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = run_limited(
+        &env.link("sendmail"),
+        &["-C", env.conf.to_str().unwrap(), "-odq", "bob@example.org"],
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(env.entries().len(), 1);
+
+    // An empty spool the user owns (its parent root's): never taken over.
+    let env = Env::new();
+    std::os::unix::fs::chown(&env.spool, Some(u.uid), None).unwrap();
+    let want = format!(
+        "the queue directory {} ({name}:root 2770) is owned by {name}, not root",
+        env.spool.display()
+    );
+    refused_by_all_but_listings(&env, &want);
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "it is owned by {name}, neither root nor this user"
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(owner_mode(&env.spool), (0o2770, u.uid, 0));
+    assert_eq!(fs::read_dir(&env.spool).unwrap().count(), 0);
+    let _ = fs::remove_dir_all(&env.dir);
+}
+
+/// `init --group` refuses root's group and a user's primary group (78, why, nothing
+/// made), as `check` refuses them.
+#[test]
+fn init_refuses_root_s_group_and_a_user_s_primary_group() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let (dir, conf, spool) = init_env("unfit");
+    let u = test_user();
+    let users_group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(u.gid))
+        .unwrap()
+        .unwrap()
+        .name;
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(u.uid))
+        .unwrap()
+        .unwrap()
+        .name;
+    for (group, why) in [
+        ("root", "the group root is root's group".to_string()),
+        (
+            users_group.as_str(),
+            format!("the group {users_group} is the primary group of the user {user}"),
+        ),
+    ] {
+        let out = admin(&conf, &["init", "--group", group]);
+        let said = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(78), "{group}: {said}");
+        assert!(
+            said.starts_with(&format!("rsendmail-admin init: {why}:"))
+                && said.contains("(nothing was changed)"),
+            "{group}: {said}"
+        );
+        assert!(!spool.exists(), "{group}");
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Where the group `rsendmail` (the one init gives when `--group` names none, and the
+/// one check's fixes name) is a user's primary group, init refuses it with a way out,
+/// and check fails the spool without a fix naming it. The user is one of a passwd
+/// file bind-mounted in a private mount namespace: the host's is not changed.
+#[test]
+fn init_and_check_refuse_a_default_group_that_is_a_users_primary_group() {
+    if !is_root() {
+        return;
+    }
+    let Ok(Some(g)) = nix::unistd::Group::from_name("rsendmail") else {
+        unavailable("the group rsendmail");
+        return;
+    };
+    let (dir, conf, spool) = init_env("defgroup");
+    let passwd = dir.join("passwd");
+    let mut text_pw = fs::read_to_string("/etc/passwd").unwrap();
+    text_pw.push_str(&format!(
+        "rsmdefgroup:x:{}:{}::/nonexistent:/usr/sbin/nologin\n",
+        60000 + std::process::id() % 5000,
+        g.gid
+    ));
+    fs::write(&passwd, text_pw).unwrap();
+    let in_ns = |args: &str| {
+        let out = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "mount --bind {} /etc/passwd && exec {} -C {} {args}",
+                passwd.display(),
+                admin_bin().display(),
+                conf.display()
+            ))
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, said, err) = in_ns("init");
+    assert_eq!(code, Some(78), "{said}{err}");
+    assert!(
+        said.contains(
+            "the group rsendmail, which the spool gets when --group names no other, is the \
+             primary group of the user rsmdefgroup"
+        ) && said.contains("usermod -g GROUP rsmdefgroup"),
+        "{said}{err}"
+    );
+    assert!(!spool.exists());
+    // A spool of a group unfit for it (root's), and no other fit group to name.
+    fs::create_dir(&spool).unwrap();
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o2770)).unwrap();
+    let (code, said, err) = in_ns("check");
+    assert_eq!(code, Some(78), "{said}{err}");
+    assert!(
+        said.lines().any(|l| l.starts_with("FAIL spool: ")
+            && l.contains("is the primary group of the user rsmdefgroup")),
+        "{said}"
+    );
+    assert!(!said.contains("root:rsendmail"), "{said}");
+    let _ = fs::remove_dir_all(&dir);
 }

@@ -7,7 +7,8 @@
 //! file and line, then the files it names; options rsendmail accepts but does not act
 //! on, keywords that change nothing and lines another overrides are `warn` lines; the
 //! file and its directory writable by root alone), the mail name and host name, the
-//! spool (its group, never one a user acts with, and modes; a spool everyone may write
+//! spool (its group, never one a user acts with, and modes; the directories above it,
+//! root's alone ([`crate::spool::safety`]); a spool everyone may write
 //! in the words of the programs that refuse it; its sub-directories, the files
 //! submissions write in them and the queue entries, as `rsendmail-admin init` leaves
 //! them), the installed `rsendmail` and this program (set-gid to the spool's
@@ -421,39 +422,13 @@ fn names_step(t: &mut Tally, cfg: &Config) {
     t.say(Mark::Ok, "hostname", &config::system_host_name());
 }
 
-/// `p` as a shell word: as it is when it holds only characters no shell reads
-/// specially, else in single quotes.
-fn sh_word(p: &Path) -> String {
-    let s = p.display().to_string();
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@%".contains(&b))
-    {
-        s
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
+use crate::spool::safety::{group_name, group_unfit, shell_word as sh_word, user_name};
 
 /// The end of a line for a mode or owner problem: the commands that put it right, which
 /// make that step pass when run as they are (`(fix: chgrp mail /etc/x && chmod 640
 /// /etc/x)`).
 fn fix(cmds: &[String]) -> String {
     format!(" (fix: {})", cmds.join(" && "))
-}
-
-fn group_name(gid: u32) -> String {
-    match nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)) {
-        Ok(Some(g)) => g.name,
-        _ => gid.to_string(),
-    }
-}
-
-fn user_name(uid: u32) -> String {
-    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-        Ok(Some(u)) => u.name,
-        _ => uid.to_string(),
-    }
 }
 
 fn owner_mode(md: &std::fs::Metadata) -> String {
@@ -490,45 +465,6 @@ fn rsendmail_path() -> PathBuf {
     PathBuf::from("/usr/sbin/rsendmail")
 }
 
-/// Why the group `gid` must not be a system spool's group, if so: root's group (it
-/// would make `rsendmail` set-gid root) or a user's primary group (every process of that
-/// user could change or remove every message queued). Members of the spool's group are
-/// its administrators, as rsendmail-admin(8) and README say: a group with members is
-/// fit, the members named where check shows the group.
-fn group_unfit(gid: u32) -> Option<String> {
-    if gid == 0 {
-        return Some("root's group".to_string());
-    }
-    primary_user(gid).map(|u| format!("the primary group of the user {u}"))
-}
-
-/// The name of a user (a passwd entry) whose primary group is `gid`, if any.
-fn primary_user(gid: u32) -> Option<String> {
-    let mut found = None;
-    // SAFETY: the passwd database is read start to end in this one thread (the admin
-    // program runs no other thread here); each entry's name is copied before the next
-    // call.
-    unsafe {
-        libc::setpwent();
-        loop {
-            let p = libc::getpwent();
-            if p.is_null() {
-                break;
-            }
-            if (*p).pw_gid == gid && !(*p).pw_name.is_null() {
-                found = Some(
-                    std::ffi::CStr::from_ptr((*p).pw_name)
-                        .to_string_lossy()
-                        .into_owned(),
-                );
-                break;
-            }
-        }
-        libc::endpwent();
-    }
-    found
-}
-
 /// Who the spool and its sub-directories must belong to, as `rsendmail-admin init`
 /// leaves them: a system spool is root's, of the spool's group (never root's group,
 /// which would make `rsendmail` set-gid root); a user's own spool is hers.
@@ -538,6 +474,10 @@ struct SpoolOwner {
     gid: Option<u32>,
     /// The group's name (a number when it has none).
     group: String,
+    /// Why no group fit for the spool could be found, when none can: the group
+    /// [`init::DEFAULT_GROUP`] is there but unfit ([`group_unfit`]), and neither the
+    /// spool's group nor the binary's is fit.
+    unfit: Option<String>,
 }
 
 impl SpoolOwner {
@@ -552,19 +492,26 @@ impl SpoolOwner {
                 uid: spool_md.uid(),
                 gid: Some(spool_md.gid()),
                 group: group_name(spool_md.gid()),
+                unfit: None,
             };
         }
         let bin_gid = std::fs::metadata(rsendmail_path())
             .ok()
             .filter(|md| md.mode() & 0o2000 != 0 && group_unfit(md.gid()).is_none())
             .map(|md| md.gid());
+        let mut unfit = None;
         let gid = if group_unfit(spool_md.gid()).is_none() {
             Some(spool_md.gid())
         } else if bin_gid.is_some() {
             bin_gid
         } else {
             match nix::unistd::Group::from_name(init::DEFAULT_GROUP) {
-                Ok(Some(g)) if g.gid.as_raw() != 0 => Some(g.gid.as_raw()),
+                Ok(Some(g)) => {
+                    // init's own group is held to the same rule: a fix never names a
+                    // group a user acts with.
+                    unfit = group_unfit(g.gid.as_raw());
+                    Some(g.gid.as_raw())
+                }
                 _ => None,
             }
         };
@@ -572,6 +519,7 @@ impl SpoolOwner {
             uid: 0,
             gid,
             group: gid.map_or_else(|| init::DEFAULT_GROUP.to_string(), group_name),
+            unfit,
         }
     }
 
@@ -660,6 +608,30 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
     };
     let wanted = if s.spool.private { 0o700 } else { 0o2770 };
     let want = SpoolOwner::wanted(s, &spool_md);
+    if let Some(why) = &want.unfit {
+        // No fix can name a group: the way out is the administrator's choice.
+        t.fail(
+            Sysexit::Config,
+            "spool",
+            &format!(
+                "{} ({}): {}",
+                dir.display(),
+                owner_mode(&spool_md),
+                init::unfit_group(&want.group, why, true)
+            ),
+        );
+        deliverer_step(t, s);
+        return;
+    }
+    // The directories above it: root's alone (a user's own spool: hers too).
+    if let Some(u) = s.spool.unsafe_dir().filter(|u| u.above) {
+        t.fail(
+            Sysexit::Config,
+            "spool",
+            &s.spool
+                .unsafe_dir_problem(&u, Some(&u.fix(s.spool.private))),
+        );
+    }
     // A system spool that is not root's, or of root's group: put right with the mode.
     let owner_fix = if s.spool.private || want.owns(&spool_md) {
         Vec::new()
@@ -716,8 +688,9 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         } else {
             let why = group_unfit(spool_md.gid()).unwrap_or_default();
             format!(
-                "of the group {}, {why}: only the group `rsendmail` is set-gid to may \
-                 write the spool, and nobody may be in it",
+                "of the group {}, {why}: the spool's group is the one `rsendmail` is \
+                 set-gid to, never root's nor a user's primary group (its members are the \
+                 spool's administrators)",
                 group_name(spool_md.gid())
             )
         };
@@ -1412,7 +1385,13 @@ fn setgid_step(
 /// the directory it is found in must be root's alone (a user's own spool: root's or this
 /// user's), and it must not be set-id.
 fn deliverer_step(t: &mut Tally, s: &app::Setup) {
-    let deliver = app::deliver_path();
+    // The one beside this program when it is there: the file the programs would run,
+    // or refuse to run when it is unsafe (then they look for the installed one).
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("rsendmail-deliver")))
+        .filter(|p| std::fs::symlink_metadata(p).is_ok());
+    let deliver = beside.unwrap_or_else(app::deliver_path);
     let md = match std::fs::metadata(&deliver) {
         Ok(md) => md,
         Err(_) => {
@@ -1441,6 +1420,18 @@ fn deliverer_step(t: &mut Tally, s: &app::Setup) {
         c.push(format!("chmod {mode} {}", sh_word(p)));
         fix(&c)
     };
+    // Who besides root could change `md`'s file, in words.
+    let writer = |md: &std::fs::Metadata| {
+        if md.mode() & 0o002 != 0 {
+            "it is writable by everyone".to_string()
+        } else if md.mode() & 0o020 != 0 {
+            format!("it is writable by its group {}", group_name(md.gid()))
+        } else if !owner_ok(md.uid()) {
+            format!("it is owned by {}", user_name(md.uid()))
+        } else {
+            String::new()
+        }
+    };
     let problem = if md.mode() & 0o6000 != 0 {
         Some(format!(
             "{shown}: must not be set-uid or set-gid{}",
@@ -1448,17 +1439,20 @@ fn deliverer_step(t: &mut Tally, s: &app::Setup) {
         ))
     } else if md.mode() & 0o022 != 0 || !owner_ok(md.uid()) {
         Some(format!(
-            "{shown}: root runs it, so it must be owned by root and writable by root alone{}",
+            "{shown}: root runs it, so it must be owned by root and writable by root \
+             alone, but {}{}",
+            writer(&md),
             cmds(&deliver, &md, "755")
         ))
     } else {
         match std::fs::metadata(dir) {
             Ok(d) if d.mode() & 0o022 != 0 || !owner_ok(d.uid()) => Some(format!(
                 "{} ({}), where {} is found: must be owned by root and writable by root \
-                 alone (whoever can write it can replace what root runs){}",
+                 alone (whoever can write it can replace what root runs), but {}{}",
                 dir.display(),
                 owner_mode(&d),
                 deliver.display(),
+                writer(&d),
                 cmds(dir, &d, "go-w")
             )),
             _ => None,

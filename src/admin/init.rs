@@ -16,7 +16,11 @@
 //! ```
 //!
 //! GROUP is `--group`, else `rsendmail` (the group an installed, set-gid `rsendmail`
-//! writes the spool with). The spool itself is made only when its parent exists: a
+//! writes the spool with); either must be fit for a spool
+//! ([`crate::spool::safety::group_unfit`]: not root's group, not a user's primary
+//! group), or nothing is made (EX_CONFIG, why, and a way out). A directory above the
+//! spool another user owns or may write ([`crate::spool::safety`]) is refused alike,
+//! with its fix. The spool itself is made only when its parent exists: a
 //! `SPOOLDIR` whose parent is missing is refused as it is everywhere else
 //! ([`crate::spool::Spool::check_present`]: EX_CONFIG, its file and line), and nothing is
 //! made. Idempotent: what is already right is left alone, and each change is one line
@@ -115,6 +119,23 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
             ));
         }
     };
+    // Never a group a user acts with: the spool's rule ([`crate::spool::safety`]).
+    if let Some(why) = crate::spool::safety::group_unfit(gid.as_raw()) {
+        return Err(Fatal::new(
+            Sysexit::Config,
+            format!(
+                "{} (nothing was changed)",
+                unfit_group(group_name, &why, group.is_none())
+            ),
+        ));
+    }
+    // The directories above the spool: root's alone, or nothing is made or changed.
+    if let Some(u) = spool.unsafe_dir().filter(|u| u.above) {
+        return Err(Fatal::new(
+            Sysexit::Config,
+            spool.unsafe_dir_problem(&u, Some(&u.fix(false))),
+        ));
+    }
     let who = Owner {
         uid: Uid::from_raw(0),
         gid,
@@ -192,6 +213,41 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
         who.group
     );
     Ok(())
+}
+
+/// Why init refuses the group `name` (`why`: [`crate::spool::safety::group_unfit`]),
+/// and the way out; `default` when it is [`DEFAULT_GROUP`], not one `--group` named.
+pub fn unfit_group(name: &str, why: &str, default: bool) -> String {
+    let whose = if default {
+        format!("the group {name}, which the spool gets when --group names no other,")
+    } else {
+        format!("the group {name}")
+    };
+    let risk = if why == "root's group" {
+        "`rsendmail` would be set-gid root"
+    } else {
+        "every process of that user could read, change or remove every message queued"
+    };
+    let out = match why.strip_prefix("the primary group of the user ") {
+        Some(user) if default => format!(
+            "give {user} a primary group of its own (usermod -g GROUP {user}), or name \
+             another group with --group (groupadd --system rsendmail-spool, then \
+             rsendmail-admin init --group rsendmail-spool)"
+        ),
+        _ => {
+            let other = if name == DEFAULT_GROUP {
+                "rsendmail-spool"
+            } else {
+                DEFAULT_GROUP
+            };
+            format!(
+                "name a group no user has as primary group, for the spool alone (groupadd \
+                 --system {other} where there is none, then rsendmail-admin init --group \
+                 {other})"
+            )
+        }
+    };
+    format!("{whose} is {why}: {risk}; {out}")
 }
 
 /// The spool a configuration names, as `app::setup` finds it for root (no command-line

@@ -72,6 +72,7 @@
 
 pub mod entry;
 pub mod index;
+pub mod safety;
 pub mod wake;
 
 use crate::config::io_text;
@@ -545,7 +546,8 @@ impl Spool {
     ///   `V8`);
     /// - a sticky or world-writable directory (`/tmp`, a file system mounted 1777) that is
     ///   not empty is refused: it is shared, and never touched;
-    /// - an empty one is taken over when it belongs to root or to the caller; a sticky or
+    /// - an empty one is taken over only when it belongs to root or to the caller (one
+    ///   another user owns could be held open, or its mode changed, by that user); a sticky or
     ///   world-writable one is then given the spool's modes (`Ok(true)`: the caller sets
     ///   them, [`Spool::prepare`] as the spool's own modes, `init` with its group), or
     ///   refused when the caller cannot set them (not its owner, not root: run
@@ -626,6 +628,13 @@ impl Spool {
             Some(format!(
                 "it holds what is not a spool's ({})",
                 shown(&foreign)
+            ))
+        } else if md.uid() != 0 && md.uid() != me && names.is_empty() {
+            // Whoever owns it could keep it open, or change its mode, after it became
+            // the spool.
+            Some(format!(
+                "it is owned by {}, neither root nor this user",
+                safety::user_name(md.uid())
             ))
         } else if let (Some(why), false) = (&shared, names.is_empty()) {
             let all: Vec<&String> = names.iter().collect();
@@ -726,10 +735,29 @@ impl Spool {
 
     /// [`Spool::check_safe`] with the spool's `fs::metadata` already taken.
     fn check_safe_as(&self, top: Option<fs::Metadata>) -> Result<(), Fatal> {
+        self.check_world_writable_as(top)?;
+        self.check_place()
+    }
+
+    /// The part of [`Spool::check_safe`] that looks for directories everyone may write.
+    fn check_world_writable_as(&self, top: Option<fs::Metadata>) -> Result<(), Fatal> {
         match self.world_writable_as(top).first() {
             Some((dir, mode)) => Err(Fatal::new(
                 Sysexit::Config,
                 self.world_writable_problem(dir, *mode),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuse a spool whose owner or a directory above it breaks the rule of
+    /// [`safety`] ([`Spool::unsafe_dir`]): EX_CONFIG (78), naming the directory. Nothing
+    /// is made, taken or changed.
+    pub fn check_place(&self) -> Result<(), Fatal> {
+        match self.unsafe_dir() {
+            Some(u) => Err(Fatal::new(
+                Sysexit::Config,
+                self.unsafe_dir_problem(&u, None),
             )),
             None => Ok(()),
         }
@@ -787,7 +815,11 @@ impl Spool {
         // and its mode, and again only after it was changed here (taken over or made).
         let mut top = fs::metadata(&self.dir);
         self.check_present_as(&top)?;
+        // Its owner and the directories above it first: nothing is made, taken
+        // over or changed in a place someone else could swap or read.
+        self.check_place()?;
         let dir_mode = if self.private { 0o700 } else { 0o2770 };
+        let mut made = false;
         // A directory without tmp/ is being taken over as a spool: by
         // `check_takeover`'s rule, `rsendmail-admin init`'s too. An empty sticky one (a
         // fresh file system mounted 1777) is given the spool's modes, as init gives
@@ -807,12 +839,18 @@ impl Spool {
             std::os::unix::fs::DirBuilderExt::mode(&mut b, dir_mode);
             b.create(&self.dir)
                 .map_err(|e| cant("cannot create queue directory", &self.dir, &e))?;
+            made = true;
             use std::os::unix::fs::PermissionsExt;
             let _ = fs::set_permissions(&self.dir, fs::Permissions::from_mode(dir_mode));
             top = fs::metadata(&self.dir);
         }
-        // A spool everyone may write is refused before anything is made or taken.
-        self.check_safe_as(top.ok())?;
+        // A spool everyone may write is refused before anything is made or taken; one
+        // made here is looked at again where it now is.
+        if made {
+            self.check_safe_as(top.ok())?;
+        } else {
+            self.check_world_writable_as(top.ok())?;
+        }
         let tmp = self.subdir("tmp")?;
         let index = self.subdir("index")?;
         index::mark_if_new(self, &index);
@@ -869,8 +907,9 @@ impl Spool {
     }
 
     /// What is wrong with the spool's directories, without changing anything (for
-    /// `mailq`'s problem lines): a sub-directory that is not one, and a directory
-    /// everyone may write ([`Spool::world_writable`], which every run refuses).
+    /// `mailq`'s problem lines): a sub-directory that is not one, a directory
+    /// everyone may write ([`Spool::world_writable`], which every run refuses), and a
+    /// spool another user owns or could swap ([`Spool::unsafe_dir`]).
     pub fn subdir_problems(&self) -> Vec<String> {
         let mut out: Vec<String> = ["tmp", "index", "corrupt", "slots", "waiting", HOLD]
             .iter()
@@ -881,6 +920,9 @@ impl Spool {
             .collect();
         for (dir, mode) in self.world_writable() {
             out.push(self.world_writable_problem(&dir, mode));
+        }
+        if let Some(u) = self.unsafe_dir() {
+            out.push(self.unsafe_dir_problem(&u, None));
         }
         out
     }
