@@ -230,6 +230,38 @@ fn names_list_line(text: &str) -> bool {
     })
 }
 
+/// A recipient naming a program (`|cmd`), a file (`/path`) or a list file
+/// (`:include:/path`) directly, which only an alias or a `.forward` may name: the
+/// address as it is refused and what it names (`programs`, `files`, `:include:s`), as in
+/// `ADDR... Cannot mail directly to programs`. `written` is the address as given when it
+/// differs (with a phrase or in angle brackets).
+pub fn direct_mailer(
+    address: &str,
+    written: Option<&str>,
+    is_local: &dyn Fn(&str) -> bool,
+) -> Option<(String, &'static str)> {
+    // `:include:/path` reads as a group named `:include` around `/path`: what was
+    // written says which it is (recorded: `order-include-direct`).
+    let written = written.unwrap_or(address).trim();
+    if written.starts_with(":include:") {
+        return Some((written.to_string(), ":include:s"));
+    }
+    // Quoted too (`"|/bin/echo"`, `"/tmp/x"@HOST`): sendmail looks at the local part
+    // without its quotes (compat cases addr-quoted-prog, addr-quoted-prog-local,
+    // addr-quoted-file); an escaped `\|` is a user name (addr-backslash-prog).
+    let (local, domain) = crate::message::address::split_at_domain(address);
+    let bare = match local.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
+        Some(inner) if domain.is_none_or(|_| is_local(address)) => inner,
+        _ if domain.is_none() => local,
+        _ => "",
+    };
+    match bare.chars().next() {
+        Some('|') => Some((address.to_string(), "programs")),
+        Some('/') => Some((address.to_string(), "files")),
+        _ => None,
+    }
+}
+
 /// Expand local recipients through the aliases (unless `-n`) and check that local users
 /// exist, as sendmail does at submission in every delivery mode (recorded from 8.17:
 /// `-odq`, `-odd` and `-odb` all print `nosuchuser... User unknown` and exit 67, and the
@@ -272,31 +304,8 @@ pub fn expand_local_noted(
         }
     };
     for (given, r) in recipients.into_iter().enumerate() {
-        let mut a = r.address.clone();
-        // `:include:/path` reads as a group named `:include` around `/path`: what was
-        // written says which it is (recorded: `order-include-direct`).
-        let written = r.display.as_deref().unwrap_or(&a).trim();
-        let direct = if written.starts_with(":include:") {
-            a = written.to_string();
-            Some(":include:s")
-        } else {
-            // Quoted too (`"|/bin/echo"`, `"/tmp/x"@HOST`): sendmail looks at the local
-            // part without its quotes (compat cases addr-quoted-prog,
-            // addr-quoted-prog-local, addr-quoted-file); an escaped `\|` is a user name
-            // (addr-backslash-prog).
-            let (local, domain) = crate::message::address::split_at_domain(&a);
-            let bare = match local.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
-                Some(inner) if domain.is_none_or(|_| is_local(&a)) => inner,
-                _ if domain.is_none() => local,
-                _ => "",
-            };
-            match bare.chars().next() {
-                Some('|') => Some("programs"),
-                Some('/') => Some("files"),
-                _ => None,
-            }
-        };
-        if let Some(what) = direct {
+        let a = r.address.clone();
+        if let Some((a, what)) = direct_mailer(&a, r.display.as_deref(), is_local) {
             refused.push(Refused {
                 text: format!("{a}... Cannot mail directly to {what}"),
                 address: a,

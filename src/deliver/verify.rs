@@ -86,9 +86,25 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     // again, so its refusals are said once (recorded: `alias-reached-twice-bv`).
     let mut said_before: std::collections::HashSet<(Option<String>, String)> =
         std::collections::HashSet::new();
+    // Each refused recipient once, as a submission refuses it once: a user unknown
+    // however often and in whichever case the lists name it, and a file or :include:
+    // named directly; only a program named directly and an address that cannot be
+    // parsed are said each time (sendmail checks them before it looks for the
+    // recipient among those it has; recorded: `bv-dup-unknown-case`, `bv-alias-dup-case`, `bv-direct-twice`).
+    let mut refused_said: std::collections::HashSet<String> = std::collections::HashSet::new();
     for a in addrs {
         // The syntax faults of this list and of the lists before it not yet said.
         say_refused_to(Some(a.list), &mut said);
+        let written = (a.text != a.address).then_some(a.text.as_str());
+        if let Some((shown, what)) =
+            rsendmail::submit::direct_mailer(&a.address, written, &is_local)
+        {
+            if what == "programs" || refused_said.insert(rsendmail::aliases::refused_key(&shown)) {
+                rsendmail::outln!("{shown}... Cannot mail directly to {what}");
+                said.push((Sysexit::Usage, false));
+            }
+            continue;
+        }
         if !is_local(&a.address) {
             if seen.insert(rsendmail::message::address::duplicate_key(&a.address)) {
                 other.push((a.text, a.address));
@@ -109,6 +125,9 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
                 rsendmail::aliases::refused_key(&e.target()),
             );
             if x.ctl_of(k).is_some() && said_before.contains(&key) {
+                continue;
+            }
+            if !e.is_syntax_fault() && !refused_said.insert(key.1.clone()) {
                 continue;
             }
             said_now.push(key);
