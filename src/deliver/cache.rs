@@ -7,7 +7,9 @@
 //! - A connection is in the cache only while no transaction uses it: a worker takes it
 //!   out for a transaction ([`acquire`]) and puts it back after ([`put`]), so that a worker
 //!   holds at most one connection at a time. Connections to one host are therefore never
-//!   more than the workers (`O MaxConnections=`).
+//!   more than the workers (`O MaxConnections=`). A connection that carries the next
+//!   message's commands already (sent with the last final dot: `smtp::State::Primed`)
+//!   stays with its worker, still counted as busy, until that message's transaction.
 //! - `O ConnectionCacheSize=` (2) idle connections are kept; a third put back makes the
 //!   one idle longest QUIT. 0 keeps none: each connection QUITs after its entry.
 //! - `O ConnectionCacheTimeout=` (5 seconds, `engine::CACHE_TIMEOUT`): a connection idle
