@@ -359,7 +359,8 @@ fn following(
     if open.is_empty() || !open.iter().all(relayed) {
         return None;
     }
-    let mut f = next.entry.file.try_clone().ok()?;
+    // The entry's own descriptor (no copy): its attempt seeks its own copy.
+    let mut f: &std::fs::File = &next.entry.file;
     f.seek(SeekFrom::Start(next.entry.data_offset)).ok()?;
     let mut head = vec![0u8; env.header_bytes.min(1 << 20) as usize];
     let _ = std::io::Read::read_exact(&mut f, &mut head);
@@ -526,8 +527,10 @@ pub fn attempt(
         // connection, its commands sent with this one's final dot.
         let worker = *index;
         let mut prime = |s: &Session| {
-            // Only where a connection is kept for the next message.
-            if engine.cache_size == 0 {
+            // Only where a connection is kept for the next message, and no other
+            // worker waits for this one (it goes back to the cache for that worker).
+            let key: cache::Key = (t.hosts.clone(), t.mailer == Mailer::Esmtp);
+            if engine.cache_size == 0 || cache::others_waiting(&key) {
                 return None;
             }
             let la = look.as_deref_mut()?;

@@ -69,6 +69,8 @@ struct Inner {
     idle: Vec<Idle>,
     /// Connections taken out for a transaction, by key.
     busy: Vec<Key>,
+    /// Workers waiting in [`acquire`] for a busy connection, by key.
+    waiting: Vec<Key>,
     /// `O ConnectionCacheSize=`, `O ConnectionCacheTimeout=` (set by [`configure`]).
     size: usize,
     timeout: Duration,
@@ -120,16 +122,28 @@ pub fn acquire(key: &Key, wait: Duration, parallel: usize) -> Option<Session> {
             if c.busy.iter().filter(|k| *k == key).count() < parallel.max(1) || now >= deadline {
                 break None;
             }
+            c.waiting.push(key.clone());
             c = match CACHE.changed.wait_timeout(c, deadline - now) {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };
+            if let Some(at) = c.waiting.iter().position(|k| k == key) {
+                c.waiting.remove(at);
+            }
         };
         c.busy.push(key.clone());
         got
     };
     quit(expired);
     got
+}
+
+/// Whether another worker is waiting in [`acquire`] for a connection to `key`: then the
+/// one in use goes back to the cache after its transaction, for that worker, rather
+/// than carrying its worker's next message ahead (`smtp::State::Primed`), which would
+/// keep it from the cache and make the waiting worker open one more.
+pub fn others_waiting(key: &Key) -> bool {
+    lock().waiting.iter().any(|k| k == key)
 }
 
 /// Put back a connection [`acquire`]d: kept idle when it
