@@ -690,21 +690,247 @@ fn long_queue_run_selecting_few_entries_uses_one_session() {
     assert_eq!(n, 1, "{}", fs::read_to_string(&sink.log).unwrap());
 }
 
-/// A reused connection to a server that offers PIPELINING costs no round trip of its
-/// own: the RSET that checks it goes out in the same write as the next MAIL, RCPT and
-/// DATA (RFC 2920 §3.1), not alone with its reply awaited first (a run without `-v`,
+/// A queue run over a server that offers PIPELINING costs one round trip per message on
+/// its connection: the next message's MAIL, RCPT and DATA go out in the same write as
+/// the final dot of the one before (RFC 2920 §3.1), with no RSET (the dot's reply ends
+/// the transaction), never alone with a round trip of their own (a run without `-v`,
 /// whose transcript would show sendmail's order). Each message is still sent once.
 #[test]
-fn reused_connection_sends_its_rset_with_the_next_mail() {
-    let options = ["-f", "-qq", "-s", "32", "-e", "trace=sendto,write"];
+fn queue_run_sends_the_next_mail_with_the_final_dot() {
+    let options = ["-f", "-qq", "-s", "400", "-e", "trace=sendto,write"];
     let Some(run) = TracedSinkRun::run("O MaxConnections=1\n", "p", 6, &options) else {
         return;
     };
     let t = fs::read_to_string(&run.trace).unwrap();
-    let alone = t.lines().filter(|l| l.contains("\"RSET\\r\\n\",")).count();
-    let grouped = t.lines().filter(|l| l.contains("\"RSET\\r\\nMAIL")).count();
-    assert_eq!(alone, 0, "an RSET written alone:\n{t}");
-    assert_eq!(grouped, 5, "one RSET with each reuse's MAIL:\n{t}");
+    let sends: Vec<&str> = t.lines().filter(|l| l.contains("sendto(")).collect();
+    let rset = sends.iter().filter(|l| l.contains("RSET")).count();
+    let after_dot = sends
+        .iter()
+        .filter(|l| l.contains("\\r\\n.\\r\\nMAIL From:"))
+        .count();
+    let mail_alone = sends
+        .iter()
+        .filter(|l| l.contains("(") && l.contains(", \"MAIL From:"))
+        .count();
+    assert_eq!(rset, 0, "an RSET written:\n{t}");
+    assert_eq!(after_dot, 5, "each next MAIL with the dot before it:\n{t}");
+    assert_eq!(mail_alone, 1, "only the first MAIL written alone:\n{t}");
+}
+
+/// How many messages the fault server stored for `rcpt`.
+fn stored_for(peer: &Peer, rcpt: &str) -> usize {
+    peer.messages()
+        .iter()
+        .filter(|(j, _)| j.contains(&format!("\"{rcpt}\"")))
+        .count()
+}
+
+/// Two messages queued for a fault server with `faults`, to `first` and then to
+/// `second` (from `sender` when given), and one queue run over one connection at a time,
+/// in which the second's commands may go out with the first's final dot. The entries'
+/// IDs, in that order.
+fn first_then_second(
+    faults: &[(&str, &str)],
+    first: &str,
+    second: &str,
+    sender: Option<&str>,
+) -> Option<(Env, Peer, Env, String, String)> {
+    let mut faults = faults.to_vec();
+    if !faults.iter().any(|(k, _)| *k == "NO_PIPELINING") {
+        faults.push(("PIPELINING", "1"));
+    }
+    let (scratch, peer) = start_peer(&faults)?;
+    let env = relay_env(peer.port, "O MaxConnections=1\n");
+    env.sendmail(&["-odq", first], MSG).code(0);
+    let a = ids(&env);
+    let mut args = vec!["-odq"];
+    if let Some(f) = sender {
+        args.extend(["-f", f]);
+    }
+    args.push(second);
+    // Larger: the run takes it second (the lowest priority first, which counts size).
+    let mut big = MSG.to_vec();
+    big.extend("padding line\n".repeat(400).as_bytes());
+    env.sendmail(&args, &big).code(0);
+    let b: Vec<String> = ids(&env).into_iter().filter(|i| !a.contains(i)).collect();
+    assert_eq!((a.len(), b.len()), (1, 1));
+    env.sendmail(&["-qf"], b"");
+    let (a, b) = (a[0].clone(), b[0].clone());
+    Some((scratch, peer, env, a, b))
+}
+
+/// The first message's data refused after its final dot (5yz: failed and reported; 4yz:
+/// deferred) while the second's commands went out with that dot: the first's outcome is
+/// its dot's reply, and the second is accepted over the same session and stored once.
+#[test]
+fn refused_dot_with_the_next_message_sent_ahead() {
+    for (rcpt, stays) in [
+        ("rejectdata5-a@example.org", false),
+        ("rejectdata4-a@example.org", true),
+    ] {
+        let Some((_s, peer, env, a, b)) = first_then_second(&[], rcpt, "b@example.org", None)
+        else {
+            return;
+        };
+        let t = peer.transcript();
+        let left = ids(&env);
+        assert_eq!(left.contains(&a), stays, "{rcpt}: {}\n{t}", env.listing());
+        assert!(!left.contains(&b), "{rcpt}: {}\n{t}", env.listing());
+        assert_eq!(stored_for(&peer, rcpt), 0, "{rcpt}: {t}");
+        assert_eq!(stored_for(&peer, "b@example.org"), 1, "{rcpt}: {t}");
+        assert_eq!(sessions(&peer), 1, "{rcpt}: one session: {t}");
+        assert!(
+            t.contains("AHEAD MAIL"),
+            "{rcpt}: not sent with the dot: {t}"
+        );
+    }
+}
+
+/// The connection lost after the first message's final dot, with the second's commands
+/// sent ahead: before the dot's reply (the server closes with no reply: the first is
+/// deferred, not taken), right after it (a 421 in the same write as the dot's 250, read
+/// as the answer to the second's MAIL), or at the second's MAIL (closed with no reply, a
+/// 421, a reset). The second goes over a new session in the same run, nothing of it
+/// taken on the first; a second run sends what was deferred; each message is stored once.
+#[test]
+fn connection_lost_after_the_dot_with_the_next_message_sent_ahead() {
+    let cases: [(&str, &str, bool); 6] = [
+        ("dropdata", "", true),
+        ("EXTRA_AFTER_DOT", "1", false),
+        ("CLOSE_AFTER_DOT", "1", false),
+        ("MAIL_AFTER_DOT", "close", false),
+        ("MAIL_AFTER_DOT", "421", false),
+        ("MAIL_AFTER_DOT", "reset", false),
+    ];
+    for (fault, value, drop_dot) in cases {
+        let faults: Vec<(&str, &str)> = if drop_dot {
+            vec![]
+        } else {
+            vec![(fault, value)]
+        };
+        let first = if drop_dot {
+            "dropdata-a@example.org"
+        } else {
+            "a@example.org"
+        };
+        let Some((_s, peer, env, a, b)) = first_then_second(&faults, first, "b@example.org", None)
+        else {
+            return;
+        };
+        let t = peer.transcript();
+        let left = ids(&env);
+        assert!(!left.contains(&b), "{fault}: {}\n{t}", env.listing());
+        assert_eq!(
+            left.contains(&a),
+            drop_dot,
+            "{fault}: {}\n{t}",
+            env.listing()
+        );
+        assert_eq!(
+            sessions(&peer),
+            2,
+            "{fault}: a new session for the second: {t}"
+        );
+        assert!(
+            t.contains("AHEAD MAIL"),
+            "{fault}: not sent with the dot: {t}"
+        );
+        if drop_dot {
+            env.sendmail(&["-qf"], b"");
+            assert!(env.entries().is_empty(), "{}", env.listing());
+        }
+        let t = peer.transcript();
+        assert_eq!(stored_for(&peer, first), 1, "{fault}: {t}");
+        assert_eq!(stored_for(&peer, "b@example.org"), 1, "{fault}: {t}");
+    }
+}
+
+/// A 421 as the reply to the first message's final dot (the server going on all the
+/// same): that message and the second, whose commands went out with the dot, are
+/// deferred with the 421 each got; nothing is stored, nothing is lost.
+#[test]
+fn dot_answered_421_with_the_next_message_sent_ahead() {
+    let faults = [("WRONG_REPLY", "DOT 421 4.3.2 Going away (test)")];
+    let Some((_s, peer, env, a, b)) =
+        first_then_second(&faults, "a@example.org", "b@example.org", None)
+    else {
+        return;
+    };
+    let t = peer.transcript();
+    let mut both = vec![a, b];
+    both.sort();
+    assert_eq!(ids(&env), both, "{}\n{t}", env.listing());
+    assert!(peer.messages().is_empty(), "{t}");
+    assert!(t.contains("AHEAD MAIL"), "not sent with the dot: {t}");
+    // Each deferred with the 421 it got (its state file keeps the reply).
+    for id in ids(&env) {
+        let st = fs::read_to_string(env.spool.join(format!("sf{id}"))).unwrap();
+        assert!(st.contains("421"), "{id}: {st}");
+    }
+}
+
+/// The second message's MAIL refused (5yz: failed, its report sent to its sender; 4yz:
+/// deferred) after the first's final dot, with which its commands went out: the first
+/// is stored once, the second never.
+#[test]
+fn next_mail_refused_when_sent_ahead() {
+    for (sender, stays) in [
+        ("rejectmail5@example.net", false),
+        ("rejectmail4@example.net", true),
+    ] {
+        let Some((_s, peer, env, a, b)) =
+            first_then_second(&[], "a@example.org", "b@example.org", Some(sender))
+        else {
+            return;
+        };
+        let t = peer.transcript();
+        let left = ids(&env);
+        assert!(!left.contains(&a), "{sender}: {}\n{t}", env.listing());
+        assert_eq!(left.contains(&b), stays, "{sender}: {}\n{t}", env.listing());
+        assert_eq!(stored_for(&peer, "a@example.org"), 1, "{sender}: {t}");
+        assert_eq!(stored_for(&peer, "b@example.org"), 0, "{sender}: {t}");
+        // The 5yz's report goes to the sender, over the same session.
+        assert_eq!(
+            stored_for(&peer, sender),
+            usize::from(!stays),
+            "{sender}: {t}"
+        );
+        assert_eq!(sessions(&peer), 1, "{sender}: {t}");
+        assert!(
+            t.contains("AHEAD MAIL"),
+            "{sender}: not sent with the dot: {t}"
+        );
+    }
+}
+
+/// A server without PIPELINING: each message after the first still begins with RSET and
+/// its reply (nothing is sent ahead), one session, each message stored once.
+#[test]
+fn no_pipelining_sends_nothing_ahead() {
+    let Some((_s, peer, env, _a, _b)) = first_then_second(
+        &[("NO_PIPELINING", "1")],
+        "a@example.org",
+        "b@example.org",
+        None,
+    ) else {
+        return;
+    };
+    let t = peer.transcript();
+    assert!(env.entries().is_empty(), "{}\n{t}", env.listing());
+    let verbs: Vec<&str> = t
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_, c)| c))
+        .filter(|c| ["MAIL", "RSET", "DATA"].iter().any(|v| c.starts_with(v)))
+        .collect();
+    assert_eq!(
+        verbs.iter().filter(|c| c.starts_with("RSET")).count(),
+        1,
+        "{t}"
+    );
+    assert_eq!(stored_for(&peer, "a@example.org"), 1, "{t}");
+    assert_eq!(stored_for(&peer, "b@example.org"), 1, "{t}");
+    assert_eq!(sessions(&peer), 1, "{t}");
+    assert!(!t.contains("AHEAD"), "sent ahead without PIPELINING: {t}");
 }
 
 /// A run longer than one batch opens the next batch while its workers deliver this one
@@ -817,4 +1043,39 @@ fn queue_run_checks_each_message_sum_once() {
             "{id}: the envelope read from offset 0 {sums} times:\n{t}"
         );
     }
+}
+
+/// A queue run stopped by SIGTERM while the reply to a message's final dot is awaited,
+/// the next message's commands sent with that dot: the message whose dot went out is
+/// recorded from its reply (it is not sent again), and the next one, whose data never
+/// ended, is not taken by the server and stays queued; the next run sends it, once.
+#[test]
+fn sigterm_with_the_next_message_sent_ahead_loses_nothing() {
+    let Some((_scratch, peer)) = start_peer(&[("PIPELINING", "1"), ("STALL", "3")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "O MaxConnections=1\n");
+    env.sendmail(&["-odq", "stall-a@example.org"], MSG).code(0);
+    let a = ids(&env);
+    // Larger: the run takes it second.
+    let mut big = MSG.to_vec();
+    big.extend("padding line\n".repeat(400).as_bytes());
+    env.sendmail(&["-odq", "b@example.org"], &big).code(0);
+    let b: Vec<String> = ids(&env).into_iter().filter(|i| !a.contains(i)).collect();
+    let mut run = spawn(&env, &["-qf"]);
+    peer.wait_transcript("AHEAD MAIL", Duration::from_secs(10));
+    sigterm(&run.0);
+    assert!(
+        wait_exit(&mut run.0, Duration::from_secs(90)).is_some(),
+        "the stopped run did not exit"
+    );
+    let t = peer.transcript();
+    assert_eq!(ids(&env), b, "{}\n{t}", env.listing());
+    assert_eq!(stored_for(&peer, "stall-a@example.org"), 1, "{t}");
+    assert_eq!(stored_for(&peer, "b@example.org"), 0, "{t}");
+    env.sendmail(&["-qf"], b"");
+    let t = peer.transcript();
+    assert!(env.entries().is_empty(), "{}\n{t}", env.listing());
+    assert_eq!(stored_for(&peer, "stall-a@example.org"), 1, "{t}");
+    assert_eq!(stored_for(&peer, "b@example.org"), 1, "{t}");
 }

@@ -77,7 +77,12 @@ impl Conn {
                 ..f.clone()
             });
         }
-        if self.session.as_ref().is_some_and(|s| !s.is_usable())
+        // A connection primed with the next message's commands is kept for it (its
+        // `send` checks that it is that message, and gives it up if not).
+        if self
+            .session
+            .as_ref()
+            .is_some_and(|s| !s.is_usable() && !s.is_primed())
             && let Some(s) = self.session.take()
             && !s.quit_sent
         {
@@ -99,7 +104,7 @@ impl Conn {
         // the RSET in the same group as MAIL, RCPT and DATA instead: a connection it
         // ended while cached is found out at that RSET's reply, before anything of the
         // message was sent, and the message goes over another ([`Session::lost_unused`]).
-        let check = |s: &Session| out.is_some() || !s.caps.pipelining;
+        let check = |s: &Session| !s.is_primed() && (out.is_some() || !s.caps.pipelining);
         if let Some(s) = &mut self.session
             && check(s)
             && s.reset_for_reuse(out).is_err()
@@ -214,6 +219,10 @@ impl Conn {
     /// After a transaction: a usable connection goes back to the cache for the next
     /// message to these hosts (this worker's or another's); a broken one stays here.
     fn release(&mut self) {
+        if self.session.as_ref().is_some_and(Session::is_primed) {
+            // Kept here, still counted as busy, for the message sent ahead.
+            return;
+        }
         if self.session.as_ref().is_some_and(Session::is_usable)
             && let Some(key) = self.key.take()
         {
@@ -292,17 +301,19 @@ pub struct Attempt {
     pub new_entries: Vec<String>,
 }
 
-/// Try one locked entry once.
-pub fn attempt(
-    engine: &Engine,
-    spool: &Spool,
-    locked: &mut LockedEntry,
-    w: &mut Worker,
-    out: &mut Transcript<'_>,
-) -> Result<Attempt, Fatal> {
-    let started = std::time::Instant::now();
-    let env = locked.entry.envelope.clone();
-    let mut result = Attempt::default();
+/// The entry a worker attempts next, locked before its turn, so that its MAIL, RCPT and
+/// DATA can go out with the final dot of the message before it (RFC 2920 §3.1:
+/// [`smtp::Outgoing::next`]), one round trip per message on a reused connection.
+pub struct Lookahead<'a> {
+    /// The entry locked ahead: the worker's next attempt is at it, whatever was sent.
+    pub ahead: Option<LockedEntry>,
+    /// The worker's next entry, locked, when one is at hand without waiting for it.
+    pub fetch: &'a mut dyn FnMut() -> Option<LockedEntry>,
+}
+
+/// The recipients of an entry still open, in the order an attempt plans them.
+fn open_recipients(locked: &LockedEntry) -> Vec<usize> {
+    let env = &locked.entry.envelope;
     let mut open: Vec<usize> = (0..env.recipients.len())
         .filter(|&i| !locked.entry.state.of(i).is_final())
         .collect();
@@ -317,6 +328,137 @@ pub fn attempt(
             key(b).cmp(&key(a))
         });
     }
+    open
+}
+
+/// The command lines the entry `next` would go out with on `s`, the connection of the
+/// transaction `t` that is about to end, when its whole attempt is one SMTP transaction
+/// to the same hosts, routed without a lookup (nothing to wait for); `None` otherwise.
+/// Its own attempt plans it again and sends it, and the session checks that the
+/// commands are the same ([`smtp::Session::send`]).
+fn following(
+    engine: &Engine,
+    next: &LockedEntry,
+    t: &Transaction,
+    index: usize,
+    s: &Session,
+) -> Option<(String, Vec<String>)> {
+    let env = &next.entry.envelope;
+    if next.entry.state.bounce.is_some()
+        // A report of ours in 8-bit text is reformed for the server (`send_transaction`).
+        || (env.report.is_some() && env.body_type.as_deref() == Some("8BITMIME"))
+    {
+        return None;
+    }
+    let open = open_recipients(next);
+    let relayed = |i: &usize| {
+        env.recipients
+            .get(*i)
+            .is_some_and(|r| matches!(route(engine, &r.address), Route::Relay(_)))
+    };
+    if open.is_empty() || !open.iter().all(relayed) {
+        return None;
+    }
+    // The entry's own descriptor (no copy): its attempt seeks its own copy.
+    let mut f: &std::fs::File = &next.entry.file;
+    f.seek(SeekFrom::Start(next.entry.data_offset)).ok()?;
+    let mut head = vec![0u8; env.header_bytes.min(1 << 20) as usize];
+    let _ = std::io::Read::read_exact(&mut f, &mut head);
+    let hops = plan::received_count(&head);
+    // Never asked: every recipient goes to a relay.
+    let mut no_mx = |_: &str| dns::MxResult::Temp(status::DIRECTORY_TEMP, String::new());
+    let p = plan::plan(engine, env, &open, hops, index, &mut no_mx);
+    let [nt] = &p.transactions[..] else {
+        return None;
+    };
+    if !p.decided.is_empty()
+        || !p.local.is_empty()
+        || nt.hosts != t.hosts
+        || nt.mailer != t.mailer
+        || nt.verp.is_some()
+    {
+        return None;
+    }
+    let rcpts: Vec<(usize, &Recipient)> = nt
+        .rcpts
+        .iter()
+        .filter_map(|&i| Some((i, env.recipients.get(i)?)))
+        .collect();
+    let (sender, xverp, addrs) = envelope_of(engine, env, nt, &rcpts, s);
+    f.seek(SeekFrom::Start(next.entry.data_offset)).ok()?;
+    let mut m = smtp::Outgoing {
+        sender: &sender,
+        recipients: out_rcpts(&rcpts, &addrs),
+        data: &mut f,
+        body: env.body_type.as_deref(),
+        ret: env.ret.as_deref(),
+        envid: env.envid.as_deref(),
+        xverp,
+        null_size: !bounce::made_here_headers_only(&env.id),
+        notify: None,
+        body_limit: rsendmail::message::wire::MAX_BODY_LINE,
+        reconnect: None,
+        id: &env.id,
+        next: None,
+    };
+    let lines = s.commands(&mut m)?;
+    Some((env.id.clone(), lines))
+}
+
+/// A transaction's envelope as it goes out on `s`: the sender (the recipient's own VERP
+/// sender when the server does not make it), `XVERP=` when the server does, and the
+/// recipients qualified (as sendmail -v names them).
+fn envelope_of<'t>(
+    engine: &Engine,
+    env: &Envelope,
+    t: &'t Transaction,
+    rcpts: &[(usize, &Recipient)],
+    s: &Session,
+) -> (String, Option<&'t str>, Vec<String>) {
+    let sender = engine.qualify(t.sender.as_deref().unwrap_or(&env.sender));
+    // With XVERP the server makes each recipient's sender; without it, this
+    // transaction's one recipient gets its own here.
+    let xverp = t.verp.as_deref().filter(|_| s.caps.xverp);
+    let sender = match (&t.verp, rcpts) {
+        (Some(d), [(_, r)]) if xverp.is_none() => {
+            rsendmail::verp::sender(&sender, d, &engine.qualify(&r.address))
+        }
+        _ => sender,
+    };
+    let addrs = rcpts
+        .iter()
+        .map(|(_, r)| engine.qualify(&r.address))
+        .collect();
+    (sender, xverp, addrs)
+}
+
+/// The recipients of a transaction as its RCPTs give them.
+fn out_rcpts<'r>(rcpts: &[(usize, &'r Recipient)], addrs: &'r [String]) -> Vec<smtp::OutRcpt<'r>> {
+    rcpts
+        .iter()
+        .zip(addrs)
+        .map(|((_, r), a)| smtp::OutRcpt {
+            address: a,
+            notify: r.notify.as_deref().filter(|_| super::record::primary(r)),
+            orcpt: r.orcpt.as_deref(),
+        })
+        .collect()
+}
+
+/// Try one locked entry once. `look`: the worker's next entry may be locked ahead and
+/// its commands sent with this one's final dot ([`Lookahead`]).
+pub fn attempt(
+    engine: &Engine,
+    spool: &Spool,
+    locked: &mut LockedEntry,
+    w: &mut Worker,
+    out: &mut Transcript<'_>,
+    mut look: Option<&mut Lookahead<'_>>,
+) -> Result<Attempt, Fatal> {
+    let started = std::time::Instant::now();
+    let env = locked.entry.envelope.clone();
+    let mut result = Attempt::default();
+    let open = open_recipients(locked);
     let qf_error = |e: std::io::Error| Fatal::new(Sysexit::IoErr, format!("qf{}: {e}", env.id));
     // The message (header block and body) and its length, for every transport.
     let qf = locked.entry.file.try_clone().map_err(qf_error)?;
@@ -381,13 +523,37 @@ pub fn attempt(
         }
         let conn = conns.entry(t.hosts.clone()).or_default();
         let mut file = || open_message().map_err(qf_error).map(|(f, _)| f);
-        let got = send_transaction(engine, &env, &t, conn, &mut resolve, &mut file, out);
+        // The last unit of the attempt: the worker's next entry may follow on its
+        // connection, its commands sent with this one's final dot.
+        let worker = *index;
+        let mut prime = |s: &Session| {
+            // Only where a connection is kept for the next message, and no other
+            // worker waits for this one (it goes back to the cache for that worker).
+            let key: cache::Key = (t.hosts.clone(), t.mailer == Mailer::Esmtp);
+            if engine.cache_size == 0 || cache::others_waiting(&key) {
+                return None;
+            }
+            let la = look.as_deref_mut()?;
+            if la.ahead.is_none() {
+                la.ahead = (la.fetch)();
+            }
+            following(engine, la.ahead.as_ref()?, &t, worker, s)
+        };
+        let next: Option<&mut smtp::Next<'_>> = if units_left == 0 {
+            Some(&mut prime)
+        } else {
+            None
+        };
+        let got = send_transaction(engine, &env, &t, conn, &mut resolve, &mut file, next, out);
         // A connection that works: these destinations' other due entries may follow it
         // (`runner::FollowUp`).
         if got
             .as_ref()
             .is_ok_and(|g| g.iter().any(RcptOutcome::is_success))
-            && conn.session.as_ref().is_some_and(Session::is_usable)
+            && conn
+                .session
+                .as_ref()
+                .is_some_and(|s| s.is_usable() || s.is_primed())
         {
             for &i in &t.rcpts {
                 if let Some(r) = env.recipients.get(i) {
@@ -689,6 +855,7 @@ fn send_transaction(
     conn: &mut Conn,
     resolve: &mut Resolve<'_>,
     file: &mut dyn FnMut() -> Result<std::fs::File, Fatal>,
+    mut next: Option<&mut smtp::Next<'_>>,
     out: &mut Transcript<'_>,
 ) -> Result<Vec<RcptOutcome>, Fatal> {
     let rcpts: Vec<(usize, &Recipient)> = t
@@ -741,7 +908,7 @@ fn send_transaction(
                 ..t.clone()
             };
             got.extend(send_transaction(
-                engine, env, &one, conn, resolve, file, out,
+                engine, env, &one, conn, resolve, file, None, out,
             )?);
         }
         return Ok(got);
@@ -779,21 +946,7 @@ fn send_transaction(
         Some(r) => r,
         None => &mut data,
     };
-    let sender = engine.qualify(t.sender.as_deref().unwrap_or(&env.sender));
-    // With XVERP the server makes each recipient's sender; without it, this
-    // transaction's one recipient gets its own here.
-    let xverp = t.verp.as_deref().filter(|_| session.caps.xverp);
-    let sender = match (&t.verp, &rcpts[..]) {
-        (Some(d), [(_, r)]) if xverp.is_none() => {
-            rsendmail::verp::sender(&sender, d, &engine.qualify(&r.address))
-        }
-        _ => sender,
-    };
-    // As sent (and as sendmail -v names them): qualified.
-    let addrs: Vec<String> = rcpts
-        .iter()
-        .map(|(_, r)| engine.qualify(&r.address))
-        .collect();
+    let (sender, xverp, addrs) = envelope_of(engine, env, t, &rcpts, session);
     // What each recipient was told as its reply came (to show the others at the end).
     let mut told: Vec<Option<smtp::Outcome>> = vec![None; rcpts.len()];
     let mut notify = |which: &[usize], o: &smtp::Outcome, step: Step| -> Vec<String> {
@@ -826,15 +979,7 @@ fn send_transaction(
     };
     let mut msg = smtp::Outgoing {
         sender: &sender,
-        recipients: rcpts
-            .iter()
-            .zip(&addrs)
-            .map(|((_, r), a)| smtp::OutRcpt {
-                address: a,
-                notify: r.notify.as_deref().filter(|_| super::record::primary(r)),
-                orcpt: r.orcpt.as_deref(),
-            })
-            .collect(),
+        recipients: out_rcpts(&rcpts, &addrs),
         data,
         body,
         ret: env.ret.as_deref(),
@@ -845,6 +990,11 @@ fn send_transaction(
         body_limit: rsendmail::message::wire::MAX_BODY_LINE,
         reconnect: Some(&mut reconnect),
         id: &env.id,
+        // The closure's lifetime, shortened to this message's.
+        next: match next.as_deref_mut() {
+            Some(n) => Some(n),
+            None => None,
+        },
     };
     let res = session.send(&mut msg, out);
     drop(msg);
@@ -859,7 +1009,7 @@ fn send_transaction(
             session.peer.ip()
         );
         conn.discard(out);
-        return send_transaction(engine, env, t, conn, resolve, file, out);
+        return send_transaction(engine, env, t, conn, resolve, file, next, out);
     }
     // After `send`: a line-length refusal may have moved the message to a new connection.
     let relay_name = format!("{} [{}]", session.host, session.peer.ip());

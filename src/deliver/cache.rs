@@ -7,7 +7,9 @@
 //! - A connection is in the cache only while no transaction uses it: a worker takes it
 //!   out for a transaction ([`acquire`]) and puts it back after ([`put`]), so that a worker
 //!   holds at most one connection at a time. Connections to one host are therefore never
-//!   more than the workers (`O MaxConnections=`).
+//!   more than the workers (`O MaxConnections=`). A connection that carries the next
+//!   message's commands already (sent with the last final dot: `smtp::State::Primed`)
+//!   stays with its worker, still counted as busy, until that message's transaction.
 //! - `O ConnectionCacheSize=` (2) idle connections are kept; a third put back makes the
 //!   one idle longest QUIT. 0 keeps none: each connection QUITs after its entry.
 //! - `O ConnectionCacheTimeout=` (5 seconds, `engine::CACHE_TIMEOUT`): a connection idle
@@ -67,6 +69,8 @@ struct Inner {
     idle: Vec<Idle>,
     /// Connections taken out for a transaction, by key.
     busy: Vec<Key>,
+    /// Workers waiting in [`acquire`] for a busy connection, by key.
+    waiting: Vec<Key>,
     /// `O ConnectionCacheSize=`, `O ConnectionCacheTimeout=` (set by [`configure`]).
     size: usize,
     timeout: Duration,
@@ -118,16 +122,28 @@ pub fn acquire(key: &Key, wait: Duration, parallel: usize) -> Option<Session> {
             if c.busy.iter().filter(|k| *k == key).count() < parallel.max(1) || now >= deadline {
                 break None;
             }
+            c.waiting.push(key.clone());
             c = match CACHE.changed.wait_timeout(c, deadline - now) {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };
+            if let Some(at) = c.waiting.iter().position(|k| k == key) {
+                c.waiting.remove(at);
+            }
         };
         c.busy.push(key.clone());
         got
     };
     quit(expired);
     got
+}
+
+/// Whether another worker is waiting in [`acquire`] for a connection to `key`: then the
+/// one in use goes back to the cache after its transaction, for that worker, rather
+/// than carrying its worker's next message ahead (`smtp::State::Primed`), which would
+/// keep it from the cache and make the waiting worker open one more.
+pub fn others_waiting(key: &Key) -> bool {
+    lock().waiting.iter().any(|k| k == key)
 }
 
 /// Put back a connection [`acquire`]d: kept idle when it

@@ -2,8 +2,13 @@
 //! -qI`, the periodic runner, one entry for `-odi`/`-odb`), how many workers deliver
 //! them in parallel (`O MaxConnections=`), the entry lock each attempt holds, stopping
 //! in good order on SIGTERM, and a periodic runner's restart on SIGHUP.
+//!
+//! A queue run's worker without `-v` may lock its next entry before the attempt at this
+//! one ends (`attempt::Lookahead`), so that the next message's commands go out with this
+//! one's final dot; that entry is then the worker's next attempt, whatever the attempts
+//! queued meanwhile, and on a stop it is unlocked untouched.
 
-use super::attempt::{Attempt, Worker, attempt};
+use super::attempt::{Attempt, Lookahead, Worker, attempt};
 use super::cache;
 use super::engine::Engine;
 use super::plan::{Route, route};
@@ -283,58 +288,96 @@ fn deliver_ids_then(
                     stdout: verbose.then(std::io::stdout),
                 };
                 let mut seq = 0;
+                // The entry locked ahead of its turn by the last attempt (its commands
+                // may have gone out with that attempt's final dot): attempted next.
+                let mut ahead: Option<LockedEntry> = None;
                 loop {
                     if STOP.load(Ordering::SeqCst) {
                         break;
                     }
-                    let next = queue.lock().ok().and_then(|mut q| q.pop_front());
-                    let more = more.map(|m| (m.0, selected));
-                    let Some(id) = next.or_else(|| refill(queue, more)) else {
-                        break;
-                    };
-                    cache::set_parallel(parallel());
-                    let own = !queued_here.lock().is_ok_and(|h| h.contains(&id));
-                    seq += usize::from(own);
                     let mut out: Transcript<'_> = sink.get();
-                    let locked = match spool.lock_entry(&id) {
-                        Ok(Some(l)) => l,
-                        Ok(None) => continue,
-                        Err(rsendmail::spool::ReadError::Corrupt(why)) => {
-                            // Damage only a full read finds (the message's sum): said
-                            // as a run says the damage its listing finds.
-                            log::error!("qf{id}: corrupt queue file moved aside: {why}");
-                            match spool.move_corrupt(&id) {
-                                Err(e) => log::error!("qf{id}: not moved aside: {e}"),
-                                Ok(()) if queue_run || verbose => rsendmail::outln!(
-                                    "qf{id}: corrupt queue file moved to corrupt/"
-                                ),
-                                Ok(()) => {}
-                            }
-                            continue;
+                    let mut locked = match ahead.take() {
+                        Some(l) => {
+                            cache::set_parallel(parallel());
+                            l
                         }
-                        Err(e) => {
-                            log::error!("qf{id}: {e}");
-                            continue;
+                        None => {
+                            let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                            let more = more.map(|m| (m.0, selected));
+                            let Some(id) = next.or_else(|| refill(queue, more)) else {
+                                break;
+                            };
+                            cache::set_parallel(parallel());
+                            let own = !queued_here.lock().is_ok_and(|h| h.contains(&id));
+                            seq += usize::from(own);
+                            let locked = match spool.lock_entry(&id) {
+                                Ok(Some(l)) => l,
+                                Ok(None) => continue,
+                                Err(rsendmail::spool::ReadError::Corrupt(why)) => {
+                                    // Damage only a full read finds (the message's sum): said
+                                    // as a run says the damage its listing finds.
+                                    log::error!("qf{id}: corrupt queue file moved aside: {why}");
+                                    match spool.move_corrupt(&id) {
+                                        Err(e) => log::error!("qf{id}: not moved aside: {e}"),
+                                        Ok(()) if queue_run || verbose => rsendmail::outln!(
+                                            "qf{id}: corrupt queue file moved to corrupt/"
+                                        ),
+                                        Ok(()) => {}
+                                    }
+                                    continue;
+                                }
+                                Err(e) => {
+                                    log::error!("qf{id}: {e}");
+                                    continue;
+                                }
+                            };
+                            if accept.is_some_and(|ok| !ok(&locked)) {
+                                continue;
+                            }
+                            // sendmail -q -v: a blank line, then the entry (named without its
+                            // qf prefix, as sendmail names it), before its transcript.
+                            if verbose
+                                && queue_run
+                                && own
+                                && let Some(w) = out.as_deref_mut()
+                            {
+                                let _ = writeln!(
+                                    w,
+                                    "\nRunning {}/{id} (sequence {seq} of {total})",
+                                    spool.dir.display()
+                                );
+                            }
+                            locked
                         }
                     };
-                    if accept.is_some_and(|ok| !ok(&locked)) {
-                        continue;
-                    }
-                    // sendmail -q -v: a blank line, then the entry (named without its
-                    // qf prefix, as sendmail names it), before its transcript.
-                    if verbose
-                        && queue_run
-                        && own
-                        && let Some(w) = out.as_deref_mut()
-                    {
-                        let _ = writeln!(
-                            w,
-                            "\nRunning {}/{id} (sequence {seq} of {total})",
-                            spool.dir.display()
-                        );
-                    }
-                    let mut locked = locked;
-                    match attempt(engine, spool, &mut locked, &mut w, &mut out) {
+                    // A queue run without a transcript: the next entry of the queue, at
+                    // hand, may be locked ahead (never one still to be listed: no waiting).
+                    let mut fetch = || -> Option<LockedEntry> {
+                        if STOP.load(Ordering::SeqCst) {
+                            return None;
+                        }
+                        let id = queue.lock().ok()?.pop_front()?;
+                        match spool.lock_entry(&id) {
+                            Ok(Some(l)) if accept.is_none_or(|ok| ok(&l)) => Some(l),
+                            // Skipped, as the loop skips it.
+                            Ok(_) => None,
+                            // Left to the loop, which says what is wrong with it.
+                            Err(_) => {
+                                if let Ok(mut q) = queue.lock() {
+                                    q.push_front(id);
+                                }
+                                None
+                            }
+                        }
+                    };
+                    let mut look = Lookahead {
+                        ahead: None,
+                        fetch: &mut fetch,
+                    };
+                    let look_ahead = (queue_run && !verbose).then_some(&mut look);
+                    let res = attempt(engine, spool, &mut locked, &mut w, &mut out, look_ahead);
+                    ahead = look.ahead.take();
+                    match res {
                         Ok(a) => {
                             if a.removed {
                                 removals.finish(locked);

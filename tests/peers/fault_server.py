@@ -8,6 +8,9 @@ ready, and stores each accepted message as STATE_DIR/messages/<n>.eml with its e
 STATE_DIR/messages/<n>.json. Every session's commands are appended to
 STATE_DIR/transcript.log ("<session> <command>").
 
+Faults, by the local part of the sender:
+  rejectmail5...  550 5.7.1 at MAIL
+  rejectmail4...  451 4.7.1 at MAIL
 Faults, by the local part of a recipient:
   reject5...      550 5.1.1 at RCPT
   reject4...      450 4.2.0 at RCPT
@@ -30,7 +33,10 @@ Faults, by the local part of a recipient:
 RAW_REPLY and RAW_DATA_REPLY are written in ASCII with Python's backslash escapes
 (\\r, \\x00, \\x1b, \\u009b), so that a reply can hold any character, a bare CR or a NUL
 among them; the server sends the text as it is, then CRLF.
-Options (environment): NO_PIPELINING=1 hides PIPELINING; NO_8BITMIME=1 hides 8BITMIME
+A client's commands already received when a message's data ends (sent with its final
+dot, RFC 2920 3.1) are logged "AHEAD <their first 4 octets>".
+Options (environment): PIPELINING=1 offers PIPELINING (RFC 2920) where aiosmtpd does
+not offer it itself; NO_PIPELINING=1 hides PIPELINING; NO_8BITMIME=1 hides 8BITMIME
 (with NO_SMTPUTF8=1: a server that takes only 7-bit mail); NO_EHLO=1 refuses EHLO (502);
 RSET_FAIL=1 answers RSET with 500;
 replies outside what a command allows (RFC 5321 4.3.2), each logged as "WRONG-REPLY":
@@ -186,6 +192,11 @@ class Handler:
         if os.environ.get("XVERP"):
             responses = [r.replace("250 ", "250-", 1) if r.startswith("250 ") else r
                          for r in responses] + ["250 XVERP"]
+        if os.environ.get("PIPELINING") and not any("PIPELINING" in r for r in responses):
+            # aiosmtpd reads its commands in order from one stream: it takes them
+            # pipelined, but does not say so itself (before 1.4.7).
+            responses = [r.replace("250 ", "250-", 1) if r.startswith("250 ") else r
+                         for r in responses] + ["250 PIPELINING"]
         hidden = [k for k, v in (("PIPELINING", "NO_PIPELINING"), ("8BITMIME", "NO_8BITMIME"))
                   if os.environ.get(v)]
         if hidden:
@@ -206,6 +217,11 @@ class Handler:
         if session.authenticated:
             marks.append("auth=%s" % getattr(session, "auth_user", "?"))
         log(id(session), "MAIL %s %s %s" % (address, " ".join(mail_options), " ".join(marks)))
+        if not os.environ.get("HEALTHY"):
+            if address.startswith("rejectmail5"):
+                return "550 5.7.1 Sender refused (test)"
+            if address.startswith("rejectmail4"):
+                return "451 4.7.1 Sender deferred (test)"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         envelope.mail_options.extend(getattr(session, "xverp", []))
@@ -246,6 +262,11 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         rcpts = [] if HEALTHY else [r.split("@")[0].lower() for r in envelope.rcpt_tos]
         log(id(session), "DATA-END %d bytes" % len(envelope.original_content or b""))
+        # The client's next commands already here when the data ends: sent with the
+        # final dot, before its reply (RFC 2920 3.1).
+        waiting = getattr(getattr(server, "_reader", None), "_buffer", b"")
+        if waiting:
+            log(id(session), "AHEAD %s" % bytes(waiting[:4]).decode("ascii", "replace"))
         wrong = wrong_reply("DOT")
         if wrong is not None:
             log(id(session), "WRONG-REPLY DOT %s" % wrong)

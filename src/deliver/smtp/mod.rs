@@ -3,7 +3,9 @@
 //!
 //! Rules it keeps:
 //! - EHLO, falling back to HELO when EHLO is refused; extensions used only when offered:
-//!   PIPELINING (MAIL, every RCPT and DATA in one write, replies read in order — RFC 2920),
+//!   PIPELINING (MAIL, every RCPT and DATA in one write, replies read in order — RFC 2920;
+//!   when the caller knows the next message already, its commands follow the final dot
+//!   in the same write, RFC 2920 §3.1, and their replies follow the dot's),
 //!   SIZE, 8BITMIME (`BODY=`), DSN (NOTIFY/ORCPT/RET/ENVID, RFC 3461), SMTPUTF8 (RFC 6531:
 //!   when the server does not offer it, a recipient whose address needs it is refused
 //!   locally and the others are sent without it; a sender that needs it fails them all).
@@ -53,7 +55,8 @@
 //! - `tls.rs`: STARTTLS and SMTPS with native-tls, the certificate checks ([`TlsPolicy`]);
 //! - `auth.rs`: AUTH PLAIN, CRAM-MD5 and LOGIN ([`Credentials`]);
 //! - `transaction.rs`: one message: MAIL/RCPT/DATA/RSET, pipelining, `SIZE=`, the 452
-//!   retry, per-recipient [`Outcome`]s.
+//!   retry, per-recipient [`Outcome`]s, and the next message's commands sent with the
+//!   final dot ([`State::Primed`]).
 
 #![deny(clippy::string_slice)]
 
@@ -69,7 +72,7 @@ pub use auth::Credentials;
 pub use ehlo::Caps;
 pub use reply::Expect;
 pub use tls::{TlsMode, TlsPolicy};
-pub use transaction::{OutRcpt, Outcome, Outgoing, Step};
+pub use transaction::{Next, OutRcpt, Outcome, Outgoing, Step};
 pub use wire::{Stream, Timeouts};
 // Public in the single-file client and kept at their `smtp::` paths, though the engine
 // names none of them today.
@@ -99,6 +102,11 @@ pub enum State {
     AuthReply,
     /// Between transactions.
     Ready,
+    /// The next message's MAIL, RCPT and DATA went out right after the last message's
+    /// final dot (RFC 2920 §3.1), their replies not read yet: only that message may go
+    /// on ([`Session::send`] checks it is the one); anything else closes the connection
+    /// without ending its data, so that the server takes nothing of it.
+    Primed,
     MailReply,
     RcptReply,
     DataReply,
@@ -118,6 +126,7 @@ impl State {
             State::StartTlsReply => "STARTTLS",
             State::AuthReply => "AUTH",
             State::Ready => "idle",
+            State::Primed => "MAIL",
             State::MailReply => "MAIL",
             State::RcptReply => "RCPT",
             State::DataReply => "DATA",
@@ -174,6 +183,8 @@ pub struct Session {
     /// cached, so the caller sends the message again over another connection
     /// (`deliver::attempt`) instead of deferring it.
     pub lost_unused: bool,
+    /// The commands of the message sent ahead (see [`State::Primed`]).
+    primed: Option<transaction::Primed>,
 }
 
 /// `Session::used`: whether a transaction has been started on the connection.
@@ -345,6 +356,7 @@ impl Session {
                         peer_closed: false,
                         carried: false,
                         lost_unused: false,
+                        primed: None,
                     };
                     let closing = Some(format!("Closing connection to [{}]", addr.ip()));
                     match s.greet(helo_name, tls, creds, out) {
@@ -465,6 +477,12 @@ impl Session {
 
     pub fn is_usable(&self) -> bool {
         self.state == State::Ready
+    }
+
+    /// Whether the next message's commands went out ahead of its turn ([`State::Primed`]):
+    /// the connection is kept for that message alone, outside the connection cache.
+    pub fn is_primed(&self) -> bool {
+        self.state == State::Primed
     }
 
     /// Whether a transaction has been started since the connection was opened or last

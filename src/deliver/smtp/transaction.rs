@@ -5,7 +5,15 @@
 //!
 //! With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go out in one write (with such a
 //! RSET in front) and the replies are read in order; without it
-//! each command waits for its reply. `SIZE=` (RFC 1870) is counted by one read of the
+//! each command waits for its reply. When the caller already knows the message to send
+//! next on the connection ([`Outgoing::next`]), its MAIL, RCPT and DATA go out in the same
+//! write as this message's final dot (RFC 2920 §3.1: the message content may begin a
+//! group), with no RSET: the dot's reply is read first and is this message's outcome,
+//! and the session waits in [`State::Primed`] for that next message, which goes on from
+//! its replies. Anything else that would use the session closes it instead, its data
+//! never ended, so that the server takes nothing of it; a connection lost after the dot
+//! (or a 421 to the MAIL sent ahead) sends the next message over another connection
+//! ([`Session::lost_unused`]). `SIZE=` (RFC 1870) is counted by one read of the
 //! message before MAIL, and the data is read again from the message's start, also for
 //! the second transaction a 452 to a recipient asks for (RFC 5321 §4.5.3.1.10): the
 //! message is never held in memory. The DSN parameters (RFC 3461) and `BODY=` go out
@@ -97,6 +105,26 @@ pub struct Outgoing<'a> {
     pub reconnect: Option<&'a mut Reconnect<'a>>,
     /// The queue id, for the log.
     pub id: &'a str,
+    /// The message to send next over this connection, when it is known already: asked
+    /// just before the final dot is written, with this session, it gives that message's
+    /// queue id and commands ([`Session::commands`]), which then go out with the dot
+    /// (RFC 2920 §3.1) instead of a round trip later. Asked only when nothing more of
+    /// this message can follow on the connection (no recipient to send again after a
+    /// 452, no line that a refusal would make it send again with shorter lines) and no
+    /// transcript is shown (sendmail's `-v` order). See [`State::Primed`].
+    pub next: Option<&'a mut Next<'a>>,
+}
+
+/// See [`Outgoing::next`]: the queue id and the command lines (MAIL, then each RCPT) of
+/// the message to send next.
+pub type Next<'a> = dyn FnMut(&Session) -> Option<(String, Vec<String>)> + 'a;
+
+/// The message whose commands went out after the previous one's final dot.
+pub(super) struct Primed {
+    /// Its queue id.
+    id: String,
+    /// MAIL, then each RCPT, as sent (DATA followed them).
+    lines: Vec<String>,
 }
 
 /// See [`Outgoing::notify`].
@@ -227,6 +255,39 @@ impl Session {
         cmd
     }
 
+    /// The command lines a message would go out with on this session, MAIL first and
+    /// then every recipient's RCPT, as [`Session::send`] writes them in its first
+    /// transaction (the message is read for `SIZE=` and left where it stood). `None`
+    /// when it would not go out so: an address that needs SMTPUTF8 on a server without
+    /// it, or a message that cannot be read.
+    pub fn commands(&self, m: &mut Outgoing<'_>) -> Option<Vec<String>> {
+        if !self.caps.smtputf8
+            && (dns::ascii_address(m.sender).is_none()
+                || m.recipients
+                    .iter()
+                    .any(|r| dns::ascii_address(r.address).is_none()))
+        {
+            return None;
+        }
+        let all: Vec<usize> = (0..m.recipients.len()).collect();
+        let utf8 = self.utf8_needed(m, &all);
+        let data = self.measure(m).ok()?;
+        m.data.seek(SeekFrom::Start(data.origin)).ok()?;
+        let mut lines = vec![self.mail_command(m, utf8, &data)];
+        lines.extend(m.recipients.iter().map(|r| self.rcpt_command(r)));
+        Some(lines)
+    }
+
+    /// Whether MAIL says SMTPUTF8 for these recipients: only to a server that offers it
+    /// (to one without, what is sent is ASCII or goes by its A-labels).
+    fn utf8_needed(&self, m: &Outgoing<'_>, pending: &[usize]) -> bool {
+        self.caps.smtputf8
+            && (!m.sender.is_ascii()
+                || pending
+                    .iter()
+                    .any(|&i| m.recipients.get(i).is_some_and(|r| !r.address.is_ascii())))
+    }
+
     /// Send one message. Returns one outcome per recipient, in order. The session may be
     /// closed afterwards (check [`Session::is_usable`]), or replaced by a new one (see
     /// below).
@@ -278,11 +339,7 @@ impl Session {
         }
         // Only with a server that offers it: to one without, what is left is ASCII or
         // goes by its A-labels (checked above).
-        let utf8_needed = self.caps.smtputf8
-            && (!m.sender.is_ascii()
-                || pending
-                    .iter()
-                    .any(|&i| m.recipients.get(i).is_some_and(|r| !r.address.is_ascii())));
+        let utf8_needed = self.utf8_needed(m, &pending);
         let unreadable = |e: io::Error| {
             let r = Reply::with_status(
                 451,
@@ -299,7 +356,11 @@ impl Session {
         // Only the first transaction of this message can find the connection gone
         // with nothing sent (later ones follow replies that accepted recipients).
         let mut first = true;
-        while !pending.is_empty() && self.state == State::Ready {
+        // A connection whose commands for this message went out ahead goes on from their
+        // replies (`transaction_begun` checks that they are this message's).
+        while !pending.is_empty()
+            && (self.state == State::Ready || (first && self.state == State::Primed))
+        {
             let reused = std::mem::replace(&mut self.carried, true) && first;
             first = false;
             let (accepted, retry) = match self.transaction(
@@ -436,28 +497,57 @@ impl Session {
             .map(|&i| self.rcpt_command(&m.recipients[i]))
             .collect();
         let pipelined = self.caps.pipelining;
-        let reuse = std::mem::replace(&mut self.used, Used::Yes) != Used::No;
         // Up to MAIL's reply: a failure on a reused connection is its loss.
         let lost = |s: &mut Self, r: Reply| {
             s.lost_unused = reused;
             r
         };
-        if reuse && !pipelined {
-            self.reset(out).map_err(|r| lost(self, r))?;
-        } else if reuse {
-            // With PIPELINING the RSET goes in the same group as MAIL (RFC 2920 3.1),
-            // so the reuse costs no round trip; its reply is read first, below.
-            self.put("RSET", out).map_err(|r| lost(self, r))?;
-        }
-        self.state = State::MailReply;
-        self.put(&mail, out).map_err(|r| lost(self, r))?;
-        if pipelined {
-            for r in &rcpts {
-                self.put(r, out).map_err(|r| lost(self, r))?;
+        let primed = self.primed.take();
+        let reuse = if self.state == State::Primed || primed.is_some() {
+            // The commands went out after the previous message's final dot: they must be
+            // this message's, all of them, else the connection is given up (its data
+            // never ended, the server takes nothing of it) and the message goes over
+            // another, nothing of it sent.
+            let same = self.state == State::Primed
+                && which.len() == m.recipients.len()
+                && primed.is_some_and(|p| {
+                    p.id == m.id
+                        && p.lines.first() == Some(&mail)
+                        && p.lines.get(1..) == Some(&rcpts[..])
+                });
+            if !same {
+                self.state = State::Closed;
+                self.lost_unused = true;
+                return Err(Reply::with_status(
+                    451,
+                    status::BAD_CONNECTION,
+                    format_args!("Connection to {} given up", self.host),
+                ));
             }
-            self.put("DATA", out).map_err(|r| lost(self, r))?;
-        }
-        self.flush(t.mail).map_err(|r| lost(self, r))?;
+            self.used = Used::Yes;
+            self.state = State::MailReply;
+            // No RSET went with them: the final dot's reply ended the last transaction.
+            false
+        } else {
+            let reuse = std::mem::replace(&mut self.used, Used::Yes) != Used::No;
+            if reuse && !pipelined {
+                self.reset(out).map_err(|r| lost(self, r))?;
+            } else if reuse {
+                // With PIPELINING the RSET goes in the same group as MAIL (RFC 2920
+                // 3.1), so the reuse costs no round trip; its reply is read first, below.
+                self.put("RSET", out).map_err(|r| lost(self, r))?;
+            }
+            self.state = State::MailReply;
+            self.put(&mail, out).map_err(|r| lost(self, r))?;
+            if pipelined {
+                for r in &rcpts {
+                    self.put(r, out).map_err(|r| lost(self, r))?;
+                }
+                self.put("DATA", out).map_err(|r| lost(self, r))?;
+            }
+            self.flush(t.mail).map_err(|r| lost(self, r))?;
+            reuse
+        };
         if reuse && pipelined {
             self.rset_reply(out).map_err(|r| lost(self, r))?;
             self.state = State::MailReply;
@@ -572,6 +662,29 @@ impl Session {
             self.end_empty_data(out)?;
             return Ok(Done::Sent(0, retry));
         }
+        // The next message's MAIL, RCPT and DATA right after the final dot, in the same
+        // write (RFC 2920 §3.1), when nothing more of this one can follow on the
+        // connection: no recipient to send again after a 452, no line over RFC 5321's
+        // limit that a refusal would send again shorter (the message read once more for
+        // it when MAIL had no `SIZE=`, only when a next message is at hand); and not
+        // under `-v`, whose transcript keeps sendmail's order. Their replies come after
+        // the dot's.
+        let mut ahead = None;
+        if pipelined
+            && out.is_none()
+            && retry.is_empty()
+            && let Some(next) = m.next.as_deref_mut()
+            && let Some((id, lines)) = next(self)
+            && !self.long_line(m, data)
+        {
+            // No transcript here; the traffic log (-X) gets them after the data, as
+            // they go out.
+            for l in &lines {
+                self.queue_line(l);
+            }
+            self.queue_line("DATA");
+            ahead = Some(Primed { id, lines });
+        }
         self.state = State::DataFinalReply;
         // From the message's start each time: it was read for SIZE=, and a 452 sends
         // it again in a second transaction.
@@ -651,6 +764,11 @@ impl Session {
         tell(m, &accepted, &o, Step::Data, out);
         self.state = if self.spent {
             State::Closed
+        } else if ahead.is_some() {
+            // Whatever the dot's reply said (a 421 too: the next message then finds the
+            // connection gone at its MAIL's reply, and goes over another).
+            self.primed = ahead;
+            State::Primed
         } else {
             State::Ready
         };
@@ -677,6 +795,16 @@ impl Session {
     /// before it says it uses it. The transaction that follows sends no RSET of its own.
     /// `Err`: the connection is not usable (and is closed).
     pub fn reset_for_reuse(&mut self, out: &mut Transcript<'_>) -> Result<(), Reply> {
+        if self.state == State::Primed {
+            // Its RSET would be taken as the data of the message sent ahead.
+            self.state = State::Closed;
+            self.primed = None;
+            return Err(Reply::with_status(
+                451,
+                status::BAD_CONNECTION,
+                format_args!("Connection to {} given up", self.host),
+            ));
+        }
         if self.used != Used::Yes {
             return Ok(());
         }

@@ -315,8 +315,10 @@ impl Session {
         self.queue_line(line);
     }
 
-    /// Queue a line. Every line sent is owed a reply.
-    fn queue_line(&mut self, line: &str) {
+    /// Queue a line, not logged: [`Session::put`] logs what it queues; the commands
+    /// sent after a message's final dot are logged as [`Session::write_data`] writes
+    /// them. Every line sent is owed a reply.
+    pub(super) fn queue_line(&mut self, line: &str) {
         self.wbuf.extend_from_slice(line.as_bytes());
         self.wbuf.extend_from_slice(b"\r\n");
         self.awaiting += 1;
@@ -342,27 +344,48 @@ impl Session {
     /// Write the message (from where `data` stands) as `rsendmail::message::wire` makes it
     /// for the wire, body lines of at most `body_limit` octets; the final dot is part of
     /// it. The server must take each 64 KiB within the data block timeout
-    /// (`Timeout.datablock`), however slowly it reads.
+    /// (`Timeout.datablock`), however slowly it reads. The commands queued meanwhile
+    /// (the next message's, sent ahead: [`super::State::Primed`]) follow the final dot
+    /// in the same write.
     pub(super) fn write_data(&mut self, data: &mut dyn Read, body_limit: usize) -> io::Result<()> {
         self.conn.get_mut().write_limit(Limit::Blocks {
             bytes: 64 * 1024,
             timeout: self.timeouts.datablock,
         });
+        let tail = std::mem::take(&mut self.wbuf);
         // The same encoding with or without -X: the traffic log only watches what is sent.
-        fn send(data: &mut dyn Read, out: impl Write, body_limit: usize) -> io::Result<()> {
+        fn send(
+            data: &mut dyn Read,
+            out: impl Write,
+            body_limit: usize,
+            tail: &[u8],
+        ) -> io::Result<()> {
+            // The data's end does not flush: the commands after the dot go in its write.
+            struct Unflushed<'w, W: Write>(&'w mut W);
+            impl<W: Write> Write for Unflushed<'_, W> {
+                fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                    self.0.write(buf)
+                }
+                fn flush(&mut self) -> io::Result<()> {
+                    Ok(())
+                }
+            }
             let mut w = BufWriter::with_capacity(64 * 1024, out);
-            wire::write_wire_limited(data, &mut w, body_limit)?;
+            wire::write_wire_limited(data, &mut Unflushed(&mut w), body_limit)?;
+            w.write_all(tail)?;
             w.flush()
         }
         if traffic::enabled() {
-            // -X: each line as sent, the final dot included.
+            // -X: each line as sent, the final dot and the commands after it included
+            // (those were queued unlogged: `Session::queue_line`).
             send(
                 data,
                 traffic::WriteTee::new(self.conn.get_mut()),
                 body_limit,
+                &tail,
             )
         } else {
-            send(data, self.conn.get_mut(), body_limit)
+            send(data, self.conn.get_mut(), body_limit, &tail)
         }
     }
 }
