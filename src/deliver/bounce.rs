@@ -537,6 +537,8 @@ pub fn send(
                 log::warn!("{}: {why}", env.id);
                 continue;
             }
+            // Saved once per message: the submission did, for its own refusals.
+            ReportTo::DeadLetter(_) if engine.dead_letter_saved => continue,
             ReportTo::DeadLetter(a) => {
                 let saved = open_message()
                     .map_err(|e| e.to_string())

@@ -487,6 +487,8 @@ fn run(internal: Internal) -> Result<Sysexit, Fatal> {
     // So has an entry delivered as a queue run would (`--queued`).
     engine.interactive =
         internal.entry.is_some() && !internal.background && !internal.queued && !smtp;
+    // The note is the submission's `Saved message in ~/dead.letter` line.
+    engine.dead_letter_saved = engine.interactive && internal.note.is_some();
     if let Some(arg) = &internal.etrn {
         return serve::etrn_flush(&s, &engine, arg);
     }
