@@ -83,7 +83,8 @@ struct Internal {
     /// `--queued` (after `--entry ID`): delivered as a queue run delivers the entry, not
     /// as an interactive delivery: reports are mailed, never saved in ~/dead.letter.
     queued: bool,
-    /// `--status N`: the submission's own status (recipients it refused).
+    /// `--status N`: the submission's own status (recipients it refused), which stands
+    /// before the delivery's ([`Sysexit::then`]).
     status: Sysexit,
     /// `--note line` (after `--status`): a line the submission left to print after the
     /// delivery, before the connections close (`~/dead.letter... Saved message in ...`).
@@ -507,7 +508,7 @@ fn run(internal: Internal) -> Result<Sysexit, Fatal> {
             internal.background,
             internal.note.as_deref(),
         )
-        .map(|c| if c == Sysexit::Ok { internal.status } else { c }),
+        .map(|c| internal.status.then(c)),
         None => match s.inv.operation {
             Operation::Verify => verify::verify(&s, &engine),
             Operation::Smtp => serve::stdio(&s, &engine, &argv),
