@@ -83,13 +83,15 @@ pub struct Owed {
 /// Join the report owed for recipients refused at an interactive submission
 /// (`State::owed`) to an attempt's `reports`: its entries and transcript lines come
 /// first in the attempt's failure report to the sender, or make one of their own when
-/// the attempt owes none; one report for the pass, as sendmail sends (recorded:
-/// `bounce-one-report-*`).
+/// the attempt owes none, with the attempt's `transcript` (its deferrals) after their
+/// lines; one report for the pass, as sendmail sends (recorded: `bounce-one-report-*`,
+/// `argv-syntax-reject4-odi`).
 pub fn join_owed(
     engine: &Engine,
     env: &Envelope,
     reports: &mut Vec<Owed>,
     state: &rsendmail::spool::entry::State,
+    transcript: &[String],
 ) {
     let to = engine.qualify(&env.sender);
     let joined = reports.iter_mut().find(|o| {
@@ -112,7 +114,7 @@ pub fn join_owed(
                 kind: dsn::Kind::Failure,
                 to: ReportTo::Sender(to),
                 recipients: state.owed.clone(),
-                notes: state.owed_notes.clone(),
+                notes: state.owed_notes.iter().chain(transcript).cloned().collect(),
                 sent_from: None,
             },
         ),
