@@ -660,6 +660,38 @@ mod tests {
     use super::super::engine;
     use super::*;
 
+    /// A report owed for recipients refused at submission, when the delivery that
+    /// follows owes none (its recipient deferred): the refusals' lines, then the
+    /// attempt's transcript, as sendmail's (recorded: `argv-syntax-reject4-odi`).
+    #[test]
+    fn owed_report_carries_the_attempts_deferrals() {
+        let e = engine::for_tests();
+        let env = Envelope {
+            sender: "s@example.org".into(),
+            ..Default::default()
+        };
+        let state = rsendmail::spool::entry::State {
+            owed_notes: vec!["553 5.1.3 a@@b.example... Invalid route address".into()],
+            ..Default::default()
+        };
+        let deferred = [
+            "... while talking to [127.0.0.1]:".to_string(),
+            ">>> RCPT To:<x@example.org>".to_string(),
+            "<<< 450 4.2.0 busy".to_string(),
+            "x@example.org... Deferred: 450 4.2.0 busy".to_string(),
+        ];
+        let mut reports = Vec::new();
+        join_owed(&e, &env, &mut reports, &state, &deferred);
+        let [report] = reports.as_slice() else {
+            panic!("one report expected: {}", reports.len());
+        };
+        assert_eq!(
+            report.notes.first().map(String::as_str),
+            state.owed_notes.first().map(String::as_str)
+        );
+        assert_eq!(report.notes.get(1..), Some(&deferred[..]));
+    }
+
     fn item(addr: &str, kind: dsn::Kind, st: EnhancedStatus) -> ReportItem {
         ReportItem {
             rcpt: Recipient::new(addr),
