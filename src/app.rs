@@ -497,8 +497,9 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             match s.mode {
                 DeliveryMode::QueueOnly | DeliveryMode::Deferred => Ok(done.status),
                 DeliveryMode::Interactive => {
-                    // The deliverer's status wins unless it is 0; then a refused
-                    // recipient's (67) is the answer, as sendmail gives it.
+                    // A recipient refused here came first: its status stands, as
+                    // sendmail's `setstat` keeps it, unless it is 0 or 75 (the
+                    // deliverer's then is the answer; `Sysexit::then`).
                     let status = done.status.code().to_string();
                     let mut args = vec!["--entry", &id, "--status", &status];
                     if let Some(note) = &done.note {

@@ -55,6 +55,18 @@ impl Sysexit {
         }
     }
 
+    /// The status of a run whose first refusals gave `self` and whose later ones gave
+    /// `later`, as sendmail's `setstat` keeps it: the first status stands unless it is 0
+    /// or a temporary failure (75), which a later one replaces. An interactive delivery
+    /// after a submission that refused recipients: the submission's refusal came first
+    /// (recorded: `status-first-refusal-oeq-odi`, `dead-letter-once-syntax-odi`).
+    pub fn then(self, later: Sysexit) -> Sysexit {
+        match self {
+            Sysexit::Ok | Sysexit::TempFail if later != Sysexit::Ok => later,
+            first => first,
+        }
+    }
+
     pub fn code(self) -> u8 {
         self as u8
     }
@@ -249,6 +261,18 @@ mod tests {
             Sysexit::of_refusals([(TempFail, true), (Usage, false)]),
             TempFail
         );
+    }
+
+    #[test]
+    fn a_later_status_replaces_only_none_or_a_temporary_failure() {
+        use Sysexit::*;
+        assert_eq!(Usage.then(NoUser), Usage);
+        assert_eq!(Usage.then(Unavailable), Usage);
+        assert_eq!(NoUser.then(Ok), NoUser);
+        assert_eq!(Ok.then(NoUser), NoUser);
+        assert_eq!(Ok.then(Ok), Ok);
+        assert_eq!(TempFail.then(NoHost), NoHost);
+        assert_eq!(TempFail.then(Ok), TempFail);
     }
 
     #[test]

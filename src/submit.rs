@@ -170,8 +170,9 @@ pub struct Refused {
     /// sendmail's does (recorded: `bounce-exp-inc-writable-odi`,
     /// `bounce-exp-inc-user-prog-odi`).
     pub list_file: Option<crate::status::EnhancedStatus>,
-    /// A list's target refused as no address (`b@@x.example`): its RFC 3463 status
-    /// (`5.1.3`) and its place in queue order. sendmail's report lists such targets
+    /// A list's target or a command-line (or `-t`) address refused as no address
+    /// (`b@@x.example`): its RFC 3463 status (`5.1.3`) and its place in queue order
+    /// (0 for a command-line address: first among them, in the order said). sendmail's report lists such targets
     /// after the other refused ones, in queue order, with that status, no reason line
     /// and no Diagnostic-Code, and its transcript repeats each with `553` and the
     /// status (recorded: `alias-bad-order-odi`, `alias-bad-order-nested-odq`).
@@ -570,7 +571,10 @@ pub fn sort_listed(
                 quiet: false,
                 expanded: None,
                 list_file: None,
-                syntax: None,
+                // Reported as a list's target refused as no address is, with its
+                // status, no reason line and its `553` transcript line (recorded:
+                // `argv-syntax-reject5-odi`); among those, before a list's targets.
+                syntax: (*e != address::Invalid::NoUser).then(|| (e.status(), 0)),
                 // The first refusal said decides the status, as for a list's target
                 // (recorded: `argv-bad-first-odq`, `bv-order-remote-first`: 64 before
                 // an unknown user; `argv-bad-order-odq`: 67 after one); an unbalanced
@@ -1594,5 +1598,55 @@ mod tests {
         let said = refused.iter().map(|r| (r.code, r.sets_status));
         let then_unknown = said.chain([(Sysexit::NoUser, true)]);
         assert_eq!(Sysexit::of_refusals(then_unknown), Sysexit::Usage);
+    }
+    /// A command-line address refused as no address is reported as a list's target
+    /// refused so is: its RFC 3463 status, no Diagnostic-Code, its `553` transcript
+    /// line, after the other refused recipients (recorded: `argv-syntax-reject5-odi`,
+    /// `argv-syntax-unknown-oee-odi`, `argv-all-bad-odi`).
+    #[test]
+    fn argv_syntax_fault_reported_as_a_list_target_is() {
+        let (_, mut refused) = argv_recipients(
+            &["a@@b.example".into(), "h@".into()],
+            &mut address::OldStyle(false),
+        )
+        .unwrap();
+        let mut unknown = refused[0].clone();
+        unknown.address = "nosuch".into();
+        unknown.text = "nosuch... User unknown".into();
+        unknown.code = Sysexit::NoUser;
+        unknown.syntax = None;
+        refused.insert(1, unknown);
+        let env = Envelope::default();
+        let report = report_recipients(&refused, "host.example", &env);
+        let rows: Vec<(&str, String, Option<&str>)> = report
+            .iter()
+            .map(|r| {
+                (
+                    r.final_recipient.as_str(),
+                    r.status.to_string(),
+                    r.diagnostic.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (
+                    "nosuch@host.example",
+                    "5.1.1".to_string(),
+                    Some("550 5.1.1 User unknown")
+                ),
+                ("a@@b.example", "5.1.3".to_string(), None),
+                ("h@", "5.1.3".to_string(), None),
+            ]
+        );
+        assert_eq!(
+            report_notes(&refused),
+            [
+                "553 5.1.3 a@@b.example... Invalid route address",
+                "550 5.1.1 nosuch... User unknown",
+                "553 5.1.3 h@... Hostname required",
+            ]
+        );
     }
 }

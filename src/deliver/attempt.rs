@@ -677,7 +677,7 @@ pub fn attempt(
     let mut rec = rec;
     let owed = !before.owed.is_empty();
     if owed {
-        bounce::join_owed(engine, &env, &mut rec.reports, &before);
+        bounce::join_owed(engine, &env, &mut rec.reports, &before, &rec.transcript);
     }
     // Reports are queued before the attempt's record: what the last unit delivered is
     // recorded first, so that a run that dies while queuing them does not send it again.

@@ -83,13 +83,15 @@ pub struct Owed {
 /// Join the report owed for recipients refused at an interactive submission
 /// (`State::owed`) to an attempt's `reports`: its entries and transcript lines come
 /// first in the attempt's failure report to the sender, or make one of their own when
-/// the attempt owes none; one report for the pass, as sendmail sends (recorded:
-/// `bounce-one-report-*`).
+/// the attempt owes none, with the attempt's `transcript` (its deferrals) after their
+/// lines; one report for the pass, as sendmail sends (recorded: `bounce-one-report-*`,
+/// `argv-syntax-reject4-odi`).
 pub fn join_owed(
     engine: &Engine,
     env: &Envelope,
     reports: &mut Vec<Owed>,
     state: &rsendmail::spool::entry::State,
+    transcript: &[String],
 ) {
     let to = engine.qualify(&env.sender);
     let joined = reports.iter_mut().find(|o| {
@@ -112,7 +114,7 @@ pub fn join_owed(
                 kind: dsn::Kind::Failure,
                 to: ReportTo::Sender(to),
                 recipients: state.owed.clone(),
-                notes: state.owed_notes.clone(),
+                notes: state.owed_notes.iter().chain(transcript).cloned().collect(),
                 sent_from: None,
             },
         ),
@@ -537,6 +539,8 @@ pub fn send(
                 log::warn!("{}: {why}", env.id);
                 continue;
             }
+            // Saved once per message: the submission did, for its own refusals.
+            ReportTo::DeadLetter(_) if engine.dead_letter_saved => continue,
             ReportTo::DeadLetter(a) => {
                 let saved = open_message()
                     .map_err(|e| e.to_string())
@@ -655,6 +659,38 @@ fn header_length(
 mod tests {
     use super::super::engine;
     use super::*;
+
+    /// A report owed for recipients refused at submission, when the delivery that
+    /// follows owes none (its recipient deferred): the refusals' lines, then the
+    /// attempt's transcript, as sendmail's (recorded: `argv-syntax-reject4-odi`).
+    #[test]
+    fn owed_report_carries_the_attempts_deferrals() {
+        let e = engine::for_tests();
+        let env = Envelope {
+            sender: "s@example.org".into(),
+            ..Default::default()
+        };
+        let state = rsendmail::spool::entry::State {
+            owed_notes: vec!["553 5.1.3 a@@b.example... Invalid route address".into()],
+            ..Default::default()
+        };
+        let deferred = [
+            "... while talking to [127.0.0.1]:".to_string(),
+            ">>> RCPT To:<x@example.org>".to_string(),
+            "<<< 450 4.2.0 busy".to_string(),
+            "x@example.org... Deferred: 450 4.2.0 busy".to_string(),
+        ];
+        let mut reports = Vec::new();
+        join_owed(&e, &env, &mut reports, &state, &deferred);
+        let [report] = reports.as_slice() else {
+            panic!("one report expected: {}", reports.len());
+        };
+        assert_eq!(
+            report.notes.first().map(String::as_str),
+            state.owed_notes.first().map(String::as_str)
+        );
+        assert_eq!(report.notes.get(1..), Some(&deferred[..]));
+    }
 
     fn item(addr: &str, kind: dsn::Kind, st: EnhancedStatus) -> ReportItem {
         ReportItem {

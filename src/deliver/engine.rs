@@ -74,6 +74,10 @@ pub struct Engine {
     /// Delivering in the foreground for the caller (`-odi`, `-v`): failures follow
     /// ErrorMode instead of always being mailed back.
     pub interactive: bool,
+    /// The submission already saved the message in the sender's `~/dead.letter`
+    /// (ErrorMode p, recipients refused there): the delivery's own failures do not save
+    /// it again, as sendmail saves a message once however its recipients failed.
+    pub dead_letter_saved: bool,
 }
 
 impl Engine {
@@ -174,6 +178,7 @@ impl Engine {
             no_receipts: o.privacy("noreceipts"),
             full_bounce: s.cfg.full_bounce,
             interactive: false,
+            dead_letter_saved: false,
         })
     }
 
@@ -262,6 +267,7 @@ pub fn for_tests() -> Engine {
         no_receipts: false,
         full_bounce: true,
         interactive: false,
+        dead_letter_saved: false,
     }
 }
 

@@ -83,7 +83,8 @@ struct Internal {
     /// `--queued` (after `--entry ID`): delivered as a queue run delivers the entry, not
     /// as an interactive delivery: reports are mailed, never saved in ~/dead.letter.
     queued: bool,
-    /// `--status N`: the submission's own status (recipients it refused).
+    /// `--status N`: the submission's own status (recipients it refused), which stands
+    /// before the delivery's ([`Sysexit::then`]).
     status: Sysexit,
     /// `--note line` (after `--status`): a line the submission left to print after the
     /// delivery, before the connections close (`~/dead.letter... Saved message in ...`).
@@ -487,6 +488,8 @@ fn run(internal: Internal) -> Result<Sysexit, Fatal> {
     // So has an entry delivered as a queue run would (`--queued`).
     engine.interactive =
         internal.entry.is_some() && !internal.background && !internal.queued && !smtp;
+    // The note is the submission's `Saved message in ~/dead.letter` line.
+    engine.dead_letter_saved = engine.interactive && internal.note.is_some();
     if let Some(arg) = &internal.etrn {
         return serve::etrn_flush(&s, &engine, arg);
     }
@@ -505,7 +508,7 @@ fn run(internal: Internal) -> Result<Sysexit, Fatal> {
             internal.background,
             internal.note.as_deref(),
         )
-        .map(|c| if c == Sysexit::Ok { internal.status } else { c }),
+        .map(|c| internal.status.then(c)),
         None => match s.inv.operation {
             Operation::Verify => verify::verify(&s, &engine),
             Operation::Smtp => serve::stdio(&s, &engine, &argv),

@@ -88,6 +88,10 @@ pub struct Recorded {
     /// What `-v` shows after the attempt (`Cannot send message for 1 second` when the
     /// message expired).
     pub said: Vec<String>,
+    /// The attempt's transcript, when a report is owed for recipients refused at
+    /// submission (`State::owed`): that report carries it also when the attempt itself
+    /// owes none (its deferrals; [`bounce::join_owed`]). Empty otherwise.
+    pub transcript: Vec<String>,
 }
 
 /// `[d+]hh:mm:ss`, sendmail's delay format.
@@ -377,6 +381,11 @@ pub fn record(
         }
     }
     let reports = bounce::owed(engine, env, items, &transcript, now);
+    let transcript = if before.owed.is_empty() {
+        Vec::new()
+    } else {
+        transcript(None)
+    };
     let warning = warned_now.then(|| {
         format!(
             "Warning: could not send message for past {}",
@@ -413,6 +422,7 @@ pub fn record(
         counts,
         all_final,
         said,
+        transcript,
     }
 }
 
