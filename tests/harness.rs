@@ -383,6 +383,26 @@ pub fn fit_group() -> (&'static str, u32) {
     (n.as_str(), *g)
 }
 
+/// A second group fit for a spool, not [`fit_group`]'s (what `init --group` names when
+/// the spool's group is not the install's).
+pub fn other_fit_group() -> (String, u32) {
+    let passwd = fs::read_to_string("/etc/passwd").unwrap();
+    let primary: Vec<&str> = passwd.lines().filter_map(|l| l.split(':').nth(3)).collect();
+    let groups = fs::read_to_string("/etc/group").unwrap();
+    groups
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            let gid = *f.get(2)?;
+            let fit = gid != "0"
+                && f.get(3).is_some_and(|m| m.is_empty())
+                && !primary.contains(&gid)
+                && f[0] != fit_group().0;
+            fit.then(|| Some((f[0].to_string(), gid.parse().ok()?)))?
+        })
+        .expect("a second group with no members that is nobody's primary group")
+}
+
 pub fn is_root() -> bool {
     // SAFETY: getuid cannot fail.
     unsafe { libc::getuid() == 0 }

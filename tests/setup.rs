@@ -365,6 +365,45 @@ fn init_makes_the_spool_and_is_idempotent() {
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// A spool made with `init --group OTHER` keeps that group when `init` is run again
+/// without `--group` (nothing is repaired), and `check`'s fix for it names
+/// `init --group OTHER`, so following the fix never gives the spool another group.
+#[test]
+fn plain_init_and_checks_fix_keep_the_spools_group() {
+    if !is_root() {
+        return;
+    }
+    let (other, gid) = crate::harness::other_fit_group();
+    let (dir, conf, spool) = init_env("keep");
+    let out = admin(&conf, &["init", "--group", &other]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let again = admin(&conf, &["init"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stdout));
+    assert_eq!(
+        text(&again.stdout),
+        format!("{}: ready (2770 root:{other})\n", spool.display())
+    );
+    assert_eq!(owner_mode(&spool), (0o2770, 0, gid));
+    fs::remove_file(spool.join("wakeup")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", spool.join("wakeup")).unwrap();
+    let out = admin(&conf, &["check"]);
+    let said = text(&out.stdout);
+    let wakeup = said
+        .lines()
+        .find(|l| l.starts_with("FAIL wakeup"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        wakeup.ends_with(&format!("init --group {other})")),
+        "{wakeup}"
+    );
+    let out = admin(&conf, &["init"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(!text(&out.stdout).contains("repaired"), "{}", text(&out.stdout));
+    assert_eq!(owner_mode(&spool), (0o2770, 0, gid));
+    assert_eq!(owner_mode(&spool.join("wakeup")), (0o620, 0, gid));
+    let _ = fs::remove_dir_all(&dir);
+}
+
 /// `init` puts wrong modes, owners and groups right, one line for each, and moves what
 /// is not the spool's own at a sub-directory's or the FIFO's name into `corrupt/`; a
 /// symbolic link planted there is never followed (what it points to keeps its owner and

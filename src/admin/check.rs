@@ -440,15 +440,29 @@ fn owner_mode(md: &std::fs::Metadata) -> String {
     )
 }
 
-/// `rsendmail-admin [-C FILE] init` for the configuration this check read, as root runs
-/// it: this program by its path.
-fn init_command(s: &app::Setup) -> String {
+/// `rsendmail-admin [-C FILE] init [--group GROUP]` for the configuration this check
+/// read, as root runs it: this program by its path, and `--group` when the spool's
+/// group `group` is not the one init gives when told none.
+fn init_command(s: &app::Setup, group: &str) -> String {
     let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rsendmail-admin"));
     let conf = match &s.inv.config_file {
         Some(c) => format!(" -C {}", sh_word(c)),
         None => String::new(),
     };
-    format!("{}{conf} init", sh_word(&me))
+    let group = if group == init::DEFAULT_GROUP {
+        String::new()
+    } else {
+        format!(" --group {}", sh_word(Path::new(group)))
+    };
+    format!("{}{conf} init{group}", sh_word(&me))
+}
+
+/// The group of the installed `rsendmail` when it is set-gid to one fit for a spool.
+fn binary_group() -> Option<u32> {
+    std::fs::metadata(rsendmail_path())
+        .ok()
+        .filter(|md| md.mode() & 0o2000 != 0 && group_unfit(md.gid()).is_none())
+        .map(|md| md.gid())
 }
 
 /// The installed `rsendmail`: beside this program (as the deliverer is found), else
@@ -495,10 +509,7 @@ impl SpoolOwner {
                 unfit: None,
             };
         }
-        let bin_gid = std::fs::metadata(rsendmail_path())
-            .ok()
-            .filter(|md| md.mode() & 0o2000 != 0 && group_unfit(md.gid()).is_none())
-            .map(|md| md.gid());
+        let bin_gid = binary_group();
         let mut unfit = None;
         let gid = if group_unfit(spool_md.gid()).is_none() {
             Some(spool_md.gid())
@@ -587,7 +598,9 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             } else if s.spool.private {
                 fix(&[format!("mkdir -m 700 {}", sh_word(dir))])
             } else {
-                fix(&[init_command(s)])
+                // The group the installed `rsendmail` is set-gid to, as check wants it.
+                let group = binary_group().map_or_else(|| init::DEFAULT_GROUP.to_string(), group_name);
+                fix(&[init_command(s, &group)])
             };
             t.fail(
                 Sysexit::Config,
@@ -1220,7 +1233,7 @@ fn wakeup_step(
                     ),
                 ]
             } else {
-                vec![init_command(s)]
+                vec![init_command(s, &want.group)]
             };
             t.fail(
                 Sysexit::Config,

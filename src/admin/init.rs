@@ -15,8 +15,9 @@
 //!                          0660, group GROUP  (their owner kept)
 //! ```
 //!
-//! GROUP is `--group`, else `rsendmail` (the group an installed, set-gid `rsendmail`
-//! writes the spool with); either must be fit for a spool
+//! GROUP is `--group`, else the group the spool already has when that one is fit (an
+//! earlier `init --group` chose it), else `rsendmail` (the group an installed, set-gid
+//! `rsendmail` writes the spool with); each must be fit for a spool
 //! ([`crate::spool::safety::group_unfit`]: not root's group, not a user's primary
 //! group), or nothing is made (EX_CONFIG, why, and a way out). A directory above the
 //! spool another user owns or may write ([`crate::spool::safety`]) is refused alike,
@@ -100,8 +101,25 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
     // Every mode below is set explicitly; nothing is made wider than asked.
     nix::sys::stat::umask(Mode::from_bits_truncate(0o077));
     let spool = system_spool(&cfg);
-    let group_name = group.unwrap_or(DEFAULT_GROUP);
-    let gid = match nix::unistd::Group::from_name(group_name) {
+    // Not told a group: the one the spool already has when it is fit (an earlier
+    // `init --group` chose it; `check` wants it kept), else the install's.
+    let kept = group
+        .is_none()
+        .then(|| fs::metadata(&spool.dir).ok())
+        .flatten()
+        .filter(fs::Metadata::is_dir)
+        .map(|md| md.gid())
+        .filter(|&g| crate::spool::safety::group_unfit(g).is_none())
+        .and_then(|g| nix::unistd::Group::from_gid(Gid::from_raw(g)).ok().flatten());
+    let group_name = match (group, &kept) {
+        (Some(g), _) => g,
+        (None, Some(g)) => g.name.as_str(),
+        (None, None) => DEFAULT_GROUP,
+    };
+    let gid = match kept.as_ref().map_or_else(
+        || nix::unistd::Group::from_name(group_name),
+        |g| Ok(Some(g.clone())),
+    ) {
         Ok(Some(g)) => g.gid,
         Ok(None) => {
             return Err(Fatal::new(
@@ -125,7 +143,7 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
             Sysexit::Config,
             format!(
                 "{} (nothing was changed)",
-                unfit_group(group_name, &why, group.is_none())
+                unfit_group(group_name, &why, group.is_none() && kept.is_none())
             ),
         ));
     }
