@@ -134,6 +134,59 @@ fn missing_spooldir_is_refused_everywhere_and_not_made() {
     refused_everywhere(&env, &want, &spool);
 }
 
+/// A symbolic link on the `SPOOLDIR` path that a user owns (she may re-point it, in a
+/// sticky directory too) makes the spool unsafe: `init` refuses it and makes nothing,
+/// every entry point refuses the spool, and `check` fails it; each names the link, and
+/// the fix given (`chown -h root LINK`) makes the spool usable.
+#[test]
+fn a_symbolic_link_a_user_owns_on_the_spools_path_is_refused() {
+    if !can_switch_user() {
+        return;
+    }
+    let mut env = Env::new();
+    let real = env.dir.join("real");
+    fs::create_dir(&real).unwrap();
+    fs::set_permissions(&real, fs::Permissions::from_mode(0o755)).unwrap();
+    let link = env.dir.join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let user = test_user().uid;
+    std::os::unix::fs::lchown(&link, Some(user), None).unwrap();
+    let spool = link.join("spool");
+    fs::write(
+        &env.conf,
+        format!("MAILNAME test.example\nSPOOLDIR {}\n", spool.display()),
+    )
+    .unwrap();
+    let why = format!("is a symbolic link owned by {TEST_USER}");
+    let fix = format!("(fix: chown -h root {})", link.display());
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    assert!(said.contains(&why) && said.contains(&fix), "{said}");
+    assert!(!real.join("spool").exists());
+    // The fix given, then init makes the spool and check passes it.
+    std::os::unix::fs::lchown(&link, Some(0), None).unwrap();
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = admin(&env.conf, &["check"]);
+    assert!(
+        !text(&out.stdout).contains("FAIL spool"),
+        "{}",
+        text(&out.stdout)
+    );
+    // The user's link again: refused everywhere, and check fails it with the fix.
+    std::os::unix::fs::lchown(&link, Some(user), None).unwrap();
+    env.spool = spool.clone();
+    refused_by_all_but_listings(&env, &why);
+    let out = admin(&env.conf, &["check"]);
+    let said = text(&out.stdout);
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("FAIL spool") && l.contains(&why))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(line.ends_with(&fix), "{line}");
+}
+
 /// `O QueueDirectory=` in the configuration is named by its line too.
 #[test]
 fn queue_directory_option_in_the_config_is_named_by_its_line() {
@@ -398,7 +451,11 @@ fn plain_init_and_checks_fix_keep_the_spools_group() {
     );
     let out = admin(&conf, &["init"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    assert!(!text(&out.stdout).contains("repaired"), "{}", text(&out.stdout));
+    assert!(
+        !text(&out.stdout).contains("repaired"),
+        "{}",
+        text(&out.stdout)
+    );
     assert_eq!(owner_mode(&spool), (0o2770, 0, gid));
     assert_eq!(owner_mode(&spool.join("wakeup")), (0o620, 0, gid));
     let _ = fs::remove_dir_all(&dir);

@@ -599,7 +599,8 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                 fix(&[format!("mkdir -m 700 {}", sh_word(dir))])
             } else {
                 // The group the installed `rsendmail` is set-gid to, as check wants it.
-                let group = binary_group().map_or_else(|| init::DEFAULT_GROUP.to_string(), group_name);
+                let group =
+                    binary_group().map_or_else(|| init::DEFAULT_GROUP.to_string(), group_name);
                 fix(&[init_command(s, &group)])
             };
             t.fail(
@@ -637,7 +638,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         return;
     }
     // The directories above it: root's alone (a user's own spool: hers too).
-    if let Some(u) = s.spool.unsafe_dir().filter(|u| u.above) {
+    if let Some(u) = s.spool.unsafe_dir().filter(|u| u.above || u.is_link()) {
         t.fail(
             Sysexit::Config,
             "spool",

@@ -110,7 +110,11 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
         .filter(fs::Metadata::is_dir)
         .map(|md| md.gid())
         .filter(|&g| crate::spool::safety::group_unfit(g).is_none())
-        .and_then(|g| nix::unistd::Group::from_gid(Gid::from_raw(g)).ok().flatten());
+        .and_then(|g| {
+            nix::unistd::Group::from_gid(Gid::from_raw(g))
+                .ok()
+                .flatten()
+        });
     let group_name = match (group, &kept) {
         (Some(g), _) => g,
         (None, Some(g)) => g.name.as_str(),
@@ -148,7 +152,7 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
         ));
     }
     // The directories above the spool: root's alone, or nothing is made or changed.
-    if let Some(u) = spool.unsafe_dir().filter(|u| u.above) {
+    if let Some(u) = spool.unsafe_dir().filter(|u| u.above || u.is_link()) {
         return Err(Fatal::new(
             Sysexit::Config,
             spool.unsafe_dir_problem(&u, Some(&u.fix(false))),

@@ -15,6 +15,9 @@
 //!   primary group ([`group_unfit`]): `rsendmail-admin init` refuses to give it one and
 //!   `check` fails one. (The programs that use the spool do not refuse it for its
 //!   group: who is in the group is the administrator's choice.)
+//! - A symbolic link on its path as configured (the spool itself or a directory above
+//!   it) belongs to root (a private spool's: root or that user): in a sticky directory
+//!   the link's owner may replace it, and so point the spool somewhere else.
 //! - Nothing in it or its sub-directories is writable by everyone
 //!   ([`super::Spool::world_writable`]).
 //!
@@ -48,12 +51,25 @@ impl UnsafeDir {
         let p = shell_word(&self.dir);
         let mut cmds = Vec::new();
         if !(self.md.uid() == 0 || (private && self.md.uid() == me)) {
-            cmds.push(format!("chown root {p}"));
+            // The link itself, never what it points to.
+            let h = if self.is_link() { "-h " } else { "" };
+            cmds.push(format!("chown {h}root {p}"));
         }
-        if self.above && self.md.mode() & 0o1000 == 0 && self.md.mode() & 0o022 != 0 {
+        if self.above
+            && !self.is_link()
+            && self.md.mode() & 0o1000 == 0
+            && self.md.mode() & 0o022 != 0
+        {
             cmds.push(format!("chmod go-w {p}"));
         }
         cmds
+    }
+}
+
+impl UnsafeDir {
+    /// Whether it is a symbolic link on the spool's path (the spool itself or above it).
+    pub fn is_link(&self) -> bool {
+        self.md.file_type().is_symlink()
     }
 }
 
@@ -182,6 +198,20 @@ impl Spool {
                 });
             }
         }
+        // A symbolic link on the path as configured: its owner may re-point it.
+        for p in self.dir.ancestors() {
+            let Ok(md) = fs::symlink_metadata(p) else {
+                continue;
+            };
+            if md.file_type().is_symlink() && !trusted(md.uid()) {
+                return Some(UnsafeDir {
+                    dir: p.to_path_buf(),
+                    above: p != self.dir,
+                    why: format!("a symbolic link owned by {}", user_name(md.uid())),
+                    md,
+                });
+            }
+        }
         let my_gid = nix::unistd::getegid().as_raw();
         for a in above(&self.dir) {
             let Ok(md) = fs::metadata(&a) else { continue };
@@ -221,7 +251,14 @@ impl Spool {
             group_name(u.md.gid()),
             u.md.mode() & 0o7777
         );
-        let what = if u.above {
+        let what = if u.is_link() {
+            format!(
+                "{shown}, on the path of the queue directory {}, is {}: its owner can \
+                 point it at a directory of their own in the spool's place",
+                self.dir.display(),
+                u.why
+            )
+        } else if u.above {
             format!(
                 "{shown}, above the queue directory {}, is {}: whoever may write or own \
                  it can put a directory of their own in the spool's place",
