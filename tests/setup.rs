@@ -461,6 +461,47 @@ fn plain_init_and_checks_fix_keep_the_spools_group() {
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// A spool not made yet under a directory a user owns or her group may write: `check`
+/// fails that directory first, with the fix `init` gives for it, before the missing
+/// spool's `init` fix; followed in order, both make the spool.
+#[test]
+fn check_applies_the_rule_above_to_a_spool_not_made_yet() {
+    if !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    for (uid, gid, mode, fix) in [
+        (0, u.gid, 0o775, "chmod go-w"),
+        (u.uid, 0, 0o755, "chown root"),
+    ] {
+        let (dir, conf, spool) = init_env("above");
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+        let out = admin(&conf, &["check"]);
+        let said = text(&out.stdout);
+        let fails: Vec<&str> = said
+            .lines()
+            .filter(|l| l.starts_with("FAIL spool"))
+            .collect();
+        assert_eq!(fails.len(), 2, "{said}");
+        assert!(
+            fails[0].starts_with(&format!("FAIL spool: {} (", dir.display()))
+                && fails[0].contains(&format!("above the queue directory {}", spool.display()))
+                && fails[0].ends_with(&format!("(fix: {fix} {})", dir.display())),
+            "{said}"
+        );
+        assert!(fails[1].contains(" init"), "{said}");
+        for line in fails {
+            let at = line.rfind(" (fix: ").unwrap();
+            let cmd = line[at + 7..].strip_suffix(')').unwrap();
+            let st = Command::new("sh").args(["-c", cmd]).status().unwrap();
+            assert!(st.success(), "{cmd}");
+        }
+        assert!(spool.is_dir());
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
+
 /// `init` puts wrong modes, owners and groups right, one line for each, and moves what
 /// is not the spool's own at a sub-directory's or the FIFO's name into `corrupt/`; a
 /// symbolic link planted there is never followed (what it points to keeps its owner and

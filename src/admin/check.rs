@@ -591,6 +591,15 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             return;
         }
         Err(e) => {
+            // The directories it would be made in first: init refuses them too.
+            if let Some(u) = s.spool.unsafe_dir().filter(|u| u.above || u.is_link()) {
+                t.fail(
+                    Sysexit::Config,
+                    "spool",
+                    &s.spool
+                        .unsafe_dir_problem(&u, Some(&u.fix(s.spool.private))),
+                );
+            }
             // Missing: a user's own spool she makes herself; the system's, root with
             // init (for the configuration this check read).
             let make = if e.kind() != std::io::ErrorKind::NotFound {
