@@ -408,6 +408,53 @@ fn root_only(file: &Path, dir: &Path) -> bool {
         && std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && safe(&m))
 }
 
+/// Why the `rsendmail-deliver` beside this program is not the one run, when a set-id
+/// process refuses it ([`deliver_path`]): that file's path and what is wrong
+/// (`/opt/bin/rsendmail-deliver, beside this program, is refused: it is writable by its
+/// group staff`); `None` when it is taken or not there.
+pub fn refused_deliverer() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    let p = dir.join("rsendmail-deliver");
+    if std::fs::symlink_metadata(&p).is_err() || !privs::is_setid() || root_only(&p, dir) {
+        return None;
+    }
+    let what = |md: &std::fs::Metadata| {
+        if md.uid() != 0 {
+            Some(format!(
+                "owned by {}",
+                crate::spool::safety::user_name(md.uid())
+            ))
+        } else if md.mode() & 0o002 != 0 {
+            Some("writable by everyone".to_string())
+        } else if md.mode() & 0o020 != 0 {
+            Some(format!(
+                "writable by its group {}",
+                crate::spool::safety::group_name(md.gid())
+            ))
+        } else {
+            None
+        }
+    };
+    let why = match std::fs::symlink_metadata(&p) {
+        Ok(md) if md.file_type().is_symlink() => "it is a symbolic link".to_string(),
+        Ok(md) if !md.file_type().is_file() => "it is not a regular file".to_string(),
+        Ok(md) => match what(&md) {
+            Some(w) => format!("it is {w}"),
+            None => match std::fs::symlink_metadata(dir).ok().and_then(|d| what(&d)) {
+                Some(w) => format!("its directory {} is {w}", dir.display()),
+                None => "its directory is not root's alone".to_string(),
+            },
+        },
+        Err(e) => config::io_text(&e),
+    };
+    Some(format!(
+        "{}, beside this program, is refused: {why} (a set-id program runs only one \
+         that it and its directory are root's alone; `rsendmail-admin check` says how)",
+        p.display()
+    ))
+}
+
 fn not_supported(op: Operation) -> Fatal {
     Fatal::new(
         Sysexit::Usage,
@@ -658,7 +705,14 @@ fn exec_deliver(prefix: &[&str], queued: Option<Sysexit>) -> Sysexit {
     let e = cmd.exec();
     let f = Fatal::new(
         Sysexit::Unavailable,
-        format!("cannot execute {}: {}", path.display(), config::io_text(&e)),
+        match refused_deliverer() {
+            Some(why) => format!(
+                "cannot execute {}: {} ({why})",
+                path.display(),
+                config::io_text(&e)
+            ),
+            None => format!("cannot execute {}: {}", path.display(), config::io_text(&e)),
+        },
     );
     match queued {
         None => report(&f),

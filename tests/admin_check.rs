@@ -1217,6 +1217,58 @@ fn what_root_runs_and_reads_is_checked() {
     assert!(a.contains("not root"), "{a}");
 }
 
+/// A set-gid install refuses the `rsendmail-deliver` beside it that is not root's alone
+/// (the file or its directory writable by a group or everyone): the submission whose
+/// delivery cannot start, and `check`'s network step, name that file and why, not only
+/// the installed path tried instead.
+#[test]
+fn a_refused_deliverer_is_named_with_why() {
+    if !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    let bin = env.dir.join("bin");
+    let deliver = bin.join("rsendmail-deliver");
+    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(test_user().gid))
+        .unwrap()
+        .unwrap()
+        .name;
+    std::os::unix::fs::chown(&deliver, None, Some(test_user().gid)).unwrap();
+    fs::set_permissions(&deliver, fs::Permissions::from_mode(0o775)).unwrap();
+    let by_file = format!(
+        "{}, beside this program, is refused: it is writable by its group {group}",
+        deliver.display()
+    );
+    let by_dir = format!(
+        "{}, beside this program, is refused: its directory {} is writable by everyone",
+        deliver.display(),
+        bin.display()
+    );
+    for want in [by_file, by_dir] {
+        if want.contains("its directory") {
+            std::os::unix::fs::chown(&deliver, None, Some(0)).unwrap();
+            fs::set_permissions(&deliver, fs::Permissions::from_mode(0o755)).unwrap();
+            fs::set_permissions(&bin, fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        let r = env.run_raw(
+            &bin.join("rsendmail"),
+            &["-C", env.conf.to_str().unwrap(), "-odi", "bob@example.org"],
+            MSG,
+        );
+        r.code(0);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            said.contains(&want) && said.contains("the message stays queued"),
+            "{said}"
+        );
+        let r = env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+        let n = line(&r, "FAIL network: ");
+        assert!(n.contains(&want), "{n}");
+    }
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// `config` says what is in force: a boolean given without a value is `true`; the mail
 /// name without MAILNAME is the host's; a `-o` letter of no option is said to be
 /// ignored; sendmail's `QueueTimeout` (`T`) sets the queue-return time (and

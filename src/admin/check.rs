@@ -160,7 +160,14 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
         Err(e) => t.fail(
             Sysexit::Unavailable,
             "network",
-            &format!("cannot run {}: {}", deliver.display(), config::io_text(&e)),
+            &match app::refused_deliverer() {
+                Some(why) => format!(
+                    "cannot run {}: {} ({why})",
+                    deliver.display(),
+                    config::io_text(&e)
+                ),
+                None => format!("cannot run {}: {}", deliver.display(), config::io_text(&e)),
+            },
         ),
     }
     t.status()

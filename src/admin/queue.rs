@@ -1002,7 +1002,10 @@ pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
                     Ok(_) => "a delivery was started",
                     Err(e) => {
                         log::warn!(
-                            "{id}: cannot start a delivery: {e}; the next queue run takes it"
+                            "{id}: cannot start a delivery: {e}{}; the next queue run takes it",
+                            app::refused_deliverer()
+                                .map(|w| format!(" ({w})"))
+                                .unwrap_or_default()
                         );
                         "the next queue run takes it"
                     }
@@ -1071,8 +1074,11 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                 Err(e) => Err(fail(
                     Sysexit::TempFail,
                     format!(
-                        "{id}: marked to be returned; cannot run {}: {e}; the next queue run returns it",
-                        app::deliver_path().display()
+                        "{id}: marked to be returned; cannot run {}: {e}{}; the next queue run returns it",
+                        app::deliver_path().display(),
+                        app::refused_deliverer()
+                            .map(|w| format!(" ({w})"))
+                            .unwrap_or_default()
                     ),
                 )),
             }
