@@ -2785,6 +2785,23 @@ fn init_and_check_refuse_a_default_group_that_is_a_users_primary_group() {
         "{said}{err}"
     );
     assert!(!spool.exists());
+    // Root's group named: the way out never names the unfit rsendmail.
+    let (code, said, err) = in_ns("init --group root");
+    assert_eq!(code, Some(78), "{said}{err}");
+    let other = if nix::unistd::Group::from_name("rsendmail-spool")
+        .unwrap()
+        .is_some()
+    {
+        "(rsendmail-admin init --group rsendmail-spool)"
+    } else {
+        "(groupadd --system rsendmail-spool, then rsendmail-admin init --group rsendmail-spool)"
+    };
+    assert!(
+        said.contains("neither root's nor any user's primary group") && said.contains(other),
+        "{said}{err}"
+    );
+    assert!(!said.contains("--group rsendmail)"), "{said}{err}");
+    assert!(!spool.exists());
     // A spool of a group unfit for it (root's), and no other fit group to name.
     fs::create_dir(&spool).unwrap();
     fs::set_permissions(&spool, fs::Permissions::from_mode(0o2770)).unwrap();

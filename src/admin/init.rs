@@ -250,24 +250,33 @@ pub fn unfit_group(name: &str, why: &str, default: bool) -> String {
     } else {
         "every process of that user could read, change or remove every message queued"
     };
-    let out = match why.strip_prefix("the primary group of the user ") {
-        Some(user) if default => format!(
+    // A group to name instead: the install's or `rsendmail-spool`, whichever is not
+    // this one and is fit or not there yet (made first); else the administrator's.
+    let other = [DEFAULT_GROUP, "rsendmail-spool"]
+        .into_iter()
+        .filter(|c| *c != name)
+        .find_map(|c| match nix::unistd::Group::from_name(c) {
+            Ok(Some(g)) if crate::spool::safety::group_unfit(g.gid.as_raw()).is_none() => {
+                Some(format!("rsendmail-admin init --group {c}"))
+            }
+            Ok(None) => Some(format!(
+                "groupadd --system {c}, then rsendmail-admin init --group {c}"
+            )),
+            _ => None,
+        });
+    let fit = "a group that is neither root's nor any user's primary group (its \
+               members, if any, are the spool's administrators)";
+    let out = match (why.strip_prefix("the primary group of the user "), other) {
+        (Some(user), Some(other)) if default => format!(
             "give {user} a primary group of its own (usermod -g GROUP {user}), or name \
-             another group with --group (groupadd --system rsendmail-spool, then \
-             rsendmail-admin init --group rsendmail-spool)"
+             {fit} with --group ({other})"
         ),
-        _ => {
-            let other = if name == DEFAULT_GROUP {
-                "rsendmail-spool"
-            } else {
-                DEFAULT_GROUP
-            };
-            format!(
-                "name a group no user has as primary group, for the spool alone (groupadd \
-                 --system {other} where there is none, then rsendmail-admin init --group \
-                 {other})"
-            )
-        }
+        (Some(user), None) if default => format!(
+            "give {user} a primary group of its own (usermod -g GROUP {user}), or name \
+             {fit} with --group"
+        ),
+        (_, Some(other)) => format!("name {fit} ({other})"),
+        (_, None) => format!("name {fit} with --group"),
     };
     format!("{whose} is {why}: {risk}; {out}")
 }
