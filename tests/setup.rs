@@ -2055,6 +2055,41 @@ fn a_standalone_queue_runner_restarts_on_sighup() {
     assert!(wait_exit(&mut child, Duration::from_secs(20)).is_some());
 }
 
+/// A standalone queue runner (`-q30m`) with `-O PidFile=` writes its process id and
+/// command line there, as sendmail's does, and removes the file when SIGTERM stops it.
+#[test]
+fn a_standalone_queue_runner_writes_and_removes_its_pid_file() {
+    let (env, log) = env_with_maillog();
+    let pid_file = env.dir.join("runner.pid");
+    let opt = format!("PidFile={}", pid_file.display());
+    let mut child = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-q30m", "-O", &opt])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(10), "the runner", || {
+        log_count(&log, "queue runner started") == 1 && pid_file.exists()
+    });
+    let text = fs::read_to_string(&pid_file).unwrap();
+    let mut lines = text.lines();
+    let pid: u32 = lines.next().unwrap().parse().unwrap();
+    assert!(lines.next().is_some_and(|l| l.contains("-q30m")), "{text}");
+    // The runner (in the background, as sendmail's) is the process named.
+    assert!(running(pid), "{text}");
+    let _ = wait_exit(&mut child, Duration::from_secs(20));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    wait_until(Duration::from_secs(20), "the runner's end", || {
+        !running(pid)
+    });
+    assert!(!pid_file.exists());
+}
+
 /// How many of `peer`'s messages name `rcpt`.
 fn copies_to(peer: &crate::harness::servers::Peer, rcpt: &str) -> usize {
     peer.messages()

@@ -498,7 +498,7 @@ fn run(internal: Internal) -> Result<Sysexit, Fatal> {
     }
     if internal.queue_runner {
         let q = s.inv.queue_run.clone().unwrap_or_default();
-        return runner::periodic(&s, &engine, &q, internal.daemon_pid);
+        return runner::periodic(&s, &engine, &q, internal.daemon_pid, None);
     }
     match internal.entry {
         Some(id) => runner::deliver_entry(
@@ -514,7 +514,7 @@ fn run(internal: Internal) -> Result<Sysexit, Fatal> {
             Operation::Smtp => serve::stdio(&s, &engine, &argv),
             Operation::Daemon => serve::daemon(&s, &engine, &argv, false),
             Operation::DaemonForeground => serve::daemon(&s, &engine, &argv, true),
-            Operation::QueueRun => runner::queue_run(&s, &engine),
+            Operation::QueueRun => runner::queue_run(&s, &engine, &argv),
             // Anything else is rsendmail's to do, not ours: nothing is delivered.
             Operation::Deliver => Err(Fatal::stderr(
                 Sysexit::Usage,

@@ -745,7 +745,11 @@ static RESTART: AtomicBool = AtomicBool::new(false);
 /// (state updates are atomic); a runner with nothing in progress exits at once.
 const STOP_GRACE: Duration = Duration::from_secs(60);
 
-pub fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
+pub fn queue_run(
+    s: &Setup,
+    engine: &Engine,
+    argv: &[std::ffi::OsString],
+) -> Result<Sysexit, Fatal> {
     // Before the fork: a missing queue directory, or one everyone may write, is the
     // caller's to hear (78).
     s.spool.check_present()?;
@@ -796,7 +800,7 @@ pub fn queue_run(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
             Sysexit::Ok
         });
     }
-    periodic(s, engine, &q, None)
+    periodic(s, engine, &q, None, Some(argv))
 }
 
 /// SIGTERM and SIGINT set `flag` (a long-running process then ends in good order).
@@ -878,17 +882,23 @@ pub fn follow_daemon(daemon: i32) {
 /// The persistent runner: wake every interval, try the entries whose back-off expired,
 /// until SIGTERM/SIGINT, or (a daemon's runner, `daemon` its pid) until its parent is
 /// not the daemon any more (looked at every 50 ms between runs: the daemon was killed
-/// where no parent-death signal is sent).
+/// where no parent-death signal is sent). A standalone runner (`-q<time>`, its argv in
+/// `pid_argv`) writes `O PidFile=` as sendmail does, and removes it when it stops; a
+/// daemon's runner leaves that file to its daemon.
 pub fn periodic(
     s: &Setup,
     engine: &Engine,
     q: &QueueRunArgs,
     daemon: Option<i32>,
+    pid_argv: Option<&[std::ffi::OsString]>,
 ) -> Result<Sysexit, Fatal> {
     stop_in_good_order()?;
     restart_on_sighup()?;
     // The handlers are in place: signals held across a restart's exec are taken now.
     super::serve::release_held_signals();
+    if let Some(argv) = pid_argv {
+        super::serve::write_pid_file(s, argv);
+    }
     let interval = Duration::from_secs(q.interval.unwrap_or(0).max(1));
     cache::keep_between_runs();
     log::info!("queue runner started, interval {}s", interval.as_secs());
@@ -918,6 +928,9 @@ pub fn periodic(
         }
     }
     log::info!("queue runner stopped");
+    if pid_argv.is_some() {
+        super::serve::remove_pid_file(s);
+    }
     Ok(Sysexit::Ok)
 }
 

@@ -1380,7 +1380,7 @@ fn follow_parent(cmd: &mut Command) {
 
 /// `O PidFile=` removed when the daemon stops, if it still names this process (a daemon
 /// started since may have written its own) on its first line.
-fn remove_pid_file(s: &Setup) {
+pub(super) fn remove_pid_file(s: &Setup) {
     if let Some(p) = &s.settings.pid_file {
         remove_pid_file_at(p);
     }
@@ -1406,7 +1406,7 @@ fn remove_pid_file_at(p: &std::path::Path) {
 /// Written to a new file beside it (`O_EXCL`, which follows no symbolic link) and renamed
 /// over the path: whatever is there (a stale file, a symbolic link) is replaced, never
 /// written through.
-fn write_pid_file(s: &Setup, argv: &[OsString]) {
+pub(super) fn write_pid_file(s: &Setup, argv: &[OsString]) {
     let Some(p) = &s.settings.pid_file else {
         return;
     };
