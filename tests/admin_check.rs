@@ -1217,6 +1217,35 @@ fn what_root_runs_and_reads_is_checked() {
     assert!(a.contains("not root"), "{a}");
 }
 
+/// A system spool not made yet, with the installed `rsendmail` set-gid to a fit group
+/// other than `rsendmail`: `check`'s fix runs `init --group` with that group, and,
+/// followed, makes a spool of that group.
+#[test]
+fn the_missing_spools_init_fix_names_the_binarys_group() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    let (other, gid) = crate::harness::other_fit_group();
+    let sendmail = env.dir.join("bin/rsendmail");
+    std::os::unix::fs::chown(&sendmail, Some(0), Some(gid)).unwrap();
+    fs::set_permissions(&sendmail, fs::Permissions::from_mode(0o2755)).unwrap();
+    fs::remove_dir_all(&env.spool).unwrap();
+    let r = env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    let l = line(&r, "FAIL spool: ");
+    assert!(l.ends_with(&format!(" init --group {other})")), "{l}");
+    let at = l.rfind(" (fix: ").unwrap();
+    let cmd = l[at + 7..].strip_suffix(')').unwrap();
+    let st = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "{cmd}");
+    assert_eq!(fs::metadata(&env.spool).unwrap().gid(), gid);
+}
+
 /// A set-gid install refuses the `rsendmail-deliver` beside it that is not root's alone
 /// (the file or its directory writable by a group or everyone): the submission whose
 /// delivery cannot start, and `check`'s network step, name that file and why, not only
