@@ -459,6 +459,20 @@ fn plain_init_and_checks_fix_keep_the_spools_group() {
     assert_eq!(owner_mode(&spool), (0o2770, 0, gid));
     assert_eq!(owner_mode(&spool.join("wakeup")), (0o620, 0, gid));
     let _ = fs::remove_dir_all(&dir);
+    // An empty directory taken over is no spool made before: it gets the install's
+    // group, not the group it happened to be made with.
+    let (dir, conf, spool) = init_env("takeover");
+    fs::create_dir(&spool).unwrap();
+    std::os::unix::fs::chown(&spool, Some(0), Some(gid)).unwrap();
+    let out = admin(&conf, &["init"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("root:rsendmail"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_ne!(owner_mode(&spool).2, gid);
+    let _ = fs::remove_dir_all(&dir);
 }
 
 /// A spool not made yet under a directory a user owns or her group may write: `check`

@@ -15,8 +15,8 @@
 //!                          0660, group GROUP  (their owner kept)
 //! ```
 //!
-//! GROUP is `--group`, else the group the spool already has when that one is fit (an
-//! earlier `init --group` chose it), else `rsendmail` (the group an installed, set-gid
+//! GROUP is `--group`, else the group a spool made before (its `tmp/` there) already
+//! has when that one is fit (an earlier `init --group` chose it), else `rsendmail` (the group an installed, set-gid
 //! `rsendmail` writes the spool with); each must be fit for a spool
 //! ([`crate::spool::safety::group_unfit`]: not root's group, not a user's primary
 //! group), or nothing is made (EX_CONFIG, why, and a way out). A directory above the
@@ -108,6 +108,9 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
         .then(|| fs::metadata(&spool.dir).ok())
         .flatten()
         .filter(fs::Metadata::is_dir)
+        // Only a spool made before (its `tmp/` is there): an empty directory taken over
+        // gets the install's group, not whatever group it was made with.
+        .filter(|_| spool.dir.join("tmp").is_dir())
         .map(|md| md.gid())
         .filter(|&g| crate::spool::safety::group_unfit(g).is_none())
         .and_then(|g| {
