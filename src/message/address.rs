@@ -1084,7 +1084,13 @@ pub fn check_recipient(addr: &str) -> Result<(), Invalid> {
             None => Ok(()),
         };
     }
-    check_mailbox(addr.strip_prefix('\\').unwrap_or(addr))
+    // `\user` only when a user name follows the backslash, as [`normalise`] reads it;
+    // otherwise the backslash is the address's own (`\\@` is a quoted backslash and no
+    // host: `Hostname required`, as sendmail says).
+    match addr.strip_prefix('\\') {
+        Some(user) if is_dot_string(user) => check_mailbox(user),
+        _ => check_mailbox(addr),
+    }
 }
 
 /// The domain of an address, lowercased (`None` for an unqualified local name).
@@ -1777,6 +1783,15 @@ mod tests {
             assert_eq!(got, *want, "{input}");
             assert!(got.starts_with(['|', '\\']) || is_rfc5321(&got), "{got}");
         }
+        // A backslash not followed by a user name is the address's own: `\\@` is a
+        // quoted backslash and no host (sendmail: `\\@... Hostname required`).
+        for input in ["\\\\@", "\\\\\\\\@"] {
+            let listed = recipients_of_list(input, false);
+            assert_eq!(listed.len(), 1, "{input}");
+            assert_eq!(listed[0].error, Some(Invalid::HostRequired), "{input}");
+        }
+        assert_eq!(check_recipient("\\\\@x"), Ok(()));
+        assert_eq!(normalise("\\\\@x"), "\"\\\\\"@x");
         assert!(!is_rfc5321("a..b@example.org"));
         assert!(!is_rfc5321("a@example.org."));
         assert!(!is_rfc5321("a@ex_ample.org"));
