@@ -599,14 +599,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         }
         Err(e) => {
             // The directories it would be made in first: init refuses them too.
-            if let Some(u) = s.spool.unsafe_dir().filter(|u| u.above || u.is_link()) {
-                t.fail(
-                    Sysexit::Config,
-                    "spool",
-                    &s.spool
-                        .unsafe_dir_problem(&u, Some(&u.fix(s.spool.private))),
-                );
-            }
+            directories_above_step(t, s);
             // Missing: a user's own spool she makes herself; the system's, root with
             // init (for the configuration this check read).
             let make = if e.kind() != std::io::ErrorKind::NotFound {
@@ -654,14 +647,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         return;
     }
     // The directories above it: root's alone (a user's own spool: hers too).
-    if let Some(u) = s.spool.unsafe_dir().filter(|u| u.above || u.is_link()) {
-        t.fail(
-            Sysexit::Config,
-            "spool",
-            &s.spool
-                .unsafe_dir_problem(&u, Some(&u.fix(s.spool.private))),
-        );
-    }
+    directories_above_step(t, s);
     // A system spool that is not root's, or of root's group: put right with the mode.
     let owner_fix = if s.spool.private || want.owns(&spool_md) {
         Vec::new()
@@ -1409,6 +1395,19 @@ fn setgid_step(
         t.say(Mark::Ok, "binary", &shown);
     }
     true
+}
+
+/// Fail the first directory above the spool, or link on its path, that someone other
+/// than root (or, for a user's own spool, she) owns or may write, with its fix.
+fn directories_above_step(t: &mut Tally, s: &app::Setup) {
+    if let Some(u) = s.spool.unsafe_dir().filter(|u| u.above || u.is_link()) {
+        t.fail(
+            Sysexit::Config,
+            "spool",
+            &s.spool
+                .unsafe_dir_problem(&u, Some(&u.fix(s.spool.private))),
+        );
+    }
 }
 
 /// `rsendmail-deliver` is what root runs (the queue runner, `-q`, the daemon): it and
