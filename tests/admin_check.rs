@@ -1244,6 +1244,64 @@ fn the_missing_spools_init_fix_names_the_binarys_group() {
         .unwrap();
     assert!(st.success(), "{cmd}");
     assert_eq!(fs::metadata(&env.spool).unwrap().gid(), gid);
+    // Plain init chooses by the same rule: the binary's group, not `rsendmail`.
+    fs::remove_dir_all(&env.spool).unwrap();
+    let r = env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "init"], b"");
+    r.code(0);
+    assert!(
+        r.stdout.ends_with(&format!("ready (2770 root:{other})\n")),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(fs::metadata(&env.spool).unwrap().gid(), gid);
+}
+
+/// A system spool whose parent is missing too: check says so in the words init refuses
+/// it with (the keyword's file and line, a typo?), and its fix makes the parent, as a
+/// system directory, before init; nothing is made by the check itself.
+#[test]
+fn a_missing_spools_missing_parent_is_named_with_its_line() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    let spool = env.dir.join("typo/spool");
+    fs::write(
+        &env.conf,
+        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
+    )
+    .unwrap();
+    let r = env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    r.code(78);
+    let l = line(&r, "FAIL spool: ");
+    let parent = env.dir.join("typo");
+    assert!(
+        l.starts_with(&format!(
+            "FAIL spool: {}: line 1: SPOOLDIR {}: no such directory, nor its parent {} (a typo?",
+            env.conf.display(),
+            spool.display(),
+            parent.display()
+        )) && l.contains(&format!(
+            " (fix: install -d -o root -m 755 {} && ",
+            parent.display()
+        )) && l.ends_with(" init)"),
+        "{l}"
+    );
+    assert!(!parent.exists());
+    // init refuses it in the same words, with the same way out.
+    let r = env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "init"], b"");
+    r.code(78);
+    assert!(
+        r.stdout.contains("nor its parent")
+            && r.stdout.contains(&format!(
+                "(install -d -o root -m 755 {}) and run init again",
+                parent.display()
+            )),
+        "{}",
+        r.stdout
+    );
+    assert!(!parent.exists());
 }
 
 /// A set-gid install refuses the `rsendmail-deliver` beside it that is not root's alone
@@ -2008,6 +2066,18 @@ fn following_each_fix_makes_check_pass() {
             fs::write(e.spool.join("wakeup"), "x").unwrap()
         }),
         ("missing spool", |e| fs::remove_dir_all(&e.spool).unwrap()),
+        // SPOOLDIR naming a directory whose parent is missing: init refuses it, so the
+        // fix makes the parent first.
+        ("missing spool and parent", |e| {
+            let conf = fs::read_to_string(&e.conf).unwrap();
+            let moved = e.dir.join("new/spool");
+            let conf = conf.replace(
+                &format!("SPOOLDIR {}\n", e.spool.display()),
+                &format!("SPOOLDIR {}\n", moved.display()),
+            );
+            assert!(conf.contains(&format!("SPOOLDIR {}\n", moved.display())));
+            fs::write(&e.conf, conf).unwrap();
+        }),
         ("fifo a user's", |e| {
             fifo(e, 0o620, None);
             std::os::unix::fs::chown(e.spool.join("wakeup"), Some(test_user().uid), None).unwrap();

@@ -458,6 +458,16 @@ fn plain_init_and_checks_fix_keep_the_spools_group() {
     );
     assert_eq!(owner_mode(&spool), (0o2770, 0, gid));
     assert_eq!(owner_mode(&spool.join("wakeup")), (0o620, 0, gid));
+    // A refused --group: the way out names the group the spool has, which plain init
+    // keeps, never the install's default over it.
+    let out = admin(&conf, &["init", "--group", "root"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(&format!("(rsendmail-admin init --group {other})")),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(owner_mode(&spool), (0o2770, 0, gid));
     let _ = fs::remove_dir_all(&dir);
     // An empty directory taken over is no spool made before: it gets the install's
     // group, not the group it happened to be made with.
@@ -2104,6 +2114,48 @@ fn a_standalone_queue_runner_writes_and_removes_its_pid_file() {
     assert!(!pid_file.exists());
 }
 
+/// A standalone queue runner (`-q30m`, `-O PidFile=`) restarted by SIGHUP is the same
+/// process: the restarted program writes the pid file again (it was removed here before
+/// the signal, so only the restart can have written it), naming the same pid and the
+/// same command line, and removes it when SIGTERM stops it.
+#[test]
+fn a_standalone_runners_pid_file_names_it_across_a_sighup_restart() {
+    let (env, log) = env_with_maillog();
+    let pid_file = env.dir.join("runner.pid");
+    let opt = format!("PidFile={}", pid_file.display());
+    let mut child = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-q30m", "-O", &opt])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(10), "the runner", || {
+        log_count(&log, "queue runner started") == 1 && pid_file.exists()
+    });
+    let before = fs::read_to_string(&pid_file).unwrap();
+    let pid: u32 = before.lines().next().unwrap().parse().unwrap();
+    assert!(running(pid), "{before}");
+    let _ = wait_exit(&mut child, Duration::from_secs(20));
+    fs::remove_file(&pid_file).unwrap();
+    sighup(pid);
+    wait_until(Duration::from_secs(30), "the restarted runner", || {
+        log_count(&log, "queue runner started") == 2 && pid_file.exists()
+    });
+    let after = fs::read_to_string(&pid_file).unwrap();
+    assert_eq!(after, before, "the pid file after the restart");
+    assert!(running(pid));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    wait_until(Duration::from_secs(20), "the runner's end", || {
+        !running(pid)
+    });
+    assert!(!pid_file.exists());
+}
+
 /// How many of `peer`'s messages name `rcpt`.
 fn copies_to(peer: &crate::harness::servers::Peer, rcpt: &str) -> usize {
     peer.messages()
@@ -2824,6 +2876,17 @@ fn init_and_check_refuse_a_default_group_that_is_a_users_primary_group() {
             .unwrap();
         (out.status.code(), text(&out.stdout), text(&out.stderr))
     };
+    let in_ns_sh = |cmd: &str| {
+        let out = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "mount --bind {} /etc/passwd && {cmd}",
+                passwd.display(),
+            ))
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
     let (code, said, err) = in_ns("init");
     assert_eq!(code, Some(78), "{said}{err}");
     assert!(
@@ -2851,6 +2914,28 @@ fn init_and_check_refuse_a_default_group_that_is_a_users_primary_group() {
     );
     assert!(!said.contains("--group rsendmail)"), "{said}{err}");
     assert!(!spool.exists());
+    // The spool not made yet: check says no group is fit, and its fix, followed, makes
+    // the spool with one (never a plain init, which refuses).
+    let (code, said, err) = in_ns("check");
+    assert_eq!(code, Some(78), "{said}{err}");
+    let l = said
+        .lines()
+        .find(|l| l.starts_with("FAIL spool: "))
+        .unwrap_or_else(|| panic!("{said}{err}"));
+    assert!(
+        l.contains("no group is fit for it: ") && l.contains(" init --group rsendmail-spool)"),
+        "{l}"
+    );
+    let cmd = &l[l.rfind(" (fix: ").unwrap() + 7..l.len() - 1];
+    let (code, said, err) = in_ns_sh(cmd);
+    assert_eq!(code, Some(0), "{cmd}: {said}{err}");
+    let (_, said, err) = in_ns("check");
+    assert!(
+        said.lines().any(|l| l.starts_with("ok   spool ")
+            && l.contains(&format!("{} (root:rsendmail-spool 2770)", spool.display()))),
+        "{said}{err}"
+    );
+    fs::remove_dir_all(&spool).unwrap();
     // A spool of a group unfit for it (root's), and no other fit group to name.
     fs::create_dir(&spool).unwrap();
     fs::set_permissions(&spool, fs::Permissions::from_mode(0o2770)).unwrap();
@@ -2862,5 +2947,77 @@ fn init_and_check_refuse_a_default_group_that_is_a_users_primary_group() {
         "{said}"
     );
     assert!(!said.contains("root:rsendmail"), "{said}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Where there is no group `rsendmail` and neither the spool nor the installed
+/// `rsendmail` has a fit one, plain init refuses (no group to give), so check's fix for
+/// the spool not made yet makes the group first, then runs init. The group file is one
+/// bind-mounted in a private mount namespace: the host's is not changed (the fix is
+/// followed outside it, where the group is there).
+#[test]
+fn checks_fix_for_a_missing_spool_makes_the_missing_group_first() {
+    if !is_root() {
+        return;
+    }
+    if nix::unistd::Group::from_name("rsendmail")
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        unavailable("the group rsendmail");
+        return;
+    }
+    let (dir, conf, spool) = init_env("nogroup");
+    let group = dir.join("group");
+    let kept: String = fs::read_to_string("/etc/group")
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("rsendmail:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&group, kept).unwrap();
+    let in_ns = |args: &str| {
+        let out = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "mount --bind {} /etc/group && exec {} -C {} {args}",
+                group.display(),
+                admin_bin().display(),
+                conf.display()
+            ))
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, said, err) = in_ns("init");
+    assert_eq!(code, Some(78), "{said}{err}");
+    assert!(said.contains("no group rsendmail"), "{said}{err}");
+    let (code, said, err) = in_ns("check");
+    assert_eq!(code, Some(78), "{said}{err}");
+    let l = said
+        .lines()
+        .find(|l| l.starts_with("FAIL spool: "))
+        .unwrap_or_else(|| panic!("{said}{err}"));
+    let cmd = &l[l.rfind(" (fix: ").unwrap() + 7..l.len() - 1];
+    assert!(
+        cmd.starts_with(
+            "{ getent group rsendmail >/dev/null || groupadd --system rsendmail; } && "
+        ) && cmd.ends_with(" init"),
+        "{l}"
+    );
+    assert!(!spool.exists());
+    let st = Command::new("sh")
+        .args(["-c", cmd])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "{cmd}");
+    let gid = nix::unistd::Group::from_name("rsendmail")
+        .unwrap()
+        .unwrap()
+        .gid
+        .as_raw();
+    assert_eq!(owner_mode(&spool), (0o2770, 0, gid));
     let _ = fs::remove_dir_all(&dir);
 }

@@ -464,27 +464,7 @@ fn init_command(s: &app::Setup, group: &str) -> String {
     format!("{}{conf} init{group}", sh_word(&me))
 }
 
-/// The group of the installed `rsendmail` when it is set-gid to one fit for a spool.
-fn binary_group() -> Option<u32> {
-    std::fs::metadata(rsendmail_path())
-        .ok()
-        .filter(|md| md.mode() & 0o2000 != 0 && group_unfit(md.gid()).is_none())
-        .map(|md| md.gid())
-}
-
-/// The installed `rsendmail`: beside this program (as the deliverer is found), else
-/// `/usr/sbin/rsendmail`.
-fn rsendmail_path() -> PathBuf {
-    if let Ok(exe) = std::env::current_exe()
-        && let Some(dir) = exe.parent()
-    {
-        let p = dir.join("rsendmail");
-        if p.exists() {
-            return p;
-        }
-    }
-    PathBuf::from("/usr/sbin/rsendmail")
-}
+use init::rsendmail_path;
 
 /// Who the spool and its sub-directories must belong to, as `rsendmail-admin init`
 /// leaves them: a system spool is root's, of the spool's group (never root's group,
@@ -502,36 +482,30 @@ struct SpoolOwner {
 }
 
 impl SpoolOwner {
-    /// The owner wanted for the spool at `spool_md`. The group of a system spool: its
-    /// own when it is fit for a spool (`init --group` may have chosen it;
-    /// [`group_unfit`]); else the group the installed `rsendmail` is set-gid to, when
-    /// fit; else
-    /// [`init::DEFAULT_GROUP`], the group init gives when not told another.
-    fn wanted(s: &app::Setup, spool_md: &std::fs::Metadata) -> SpoolOwner {
-        if s.spool.private {
+    /// The owner wanted for the spool at `dir` (`spool_md`, when it is there). The group
+    /// of a system spool: the one `rsendmail-admin init` gives when not told another,
+    /// by the same rule ([`init::spool_group`]: the spool's own when fit and it was made
+    /// before, else the group the installed `rsendmail` is set-gid to when fit, else
+    /// [`init::DEFAULT_GROUP`]).
+    fn wanted(s: &app::Setup, spool_md: Option<&std::fs::Metadata>) -> SpoolOwner {
+        if let Some(md) = spool_md.filter(|_| s.spool.private) {
             return SpoolOwner {
-                uid: spool_md.uid(),
-                gid: Some(spool_md.gid()),
-                group: group_name(spool_md.gid()),
+                uid: md.uid(),
+                gid: Some(md.gid()),
+                group: group_name(md.gid()),
                 unfit: None,
             };
         }
-        let bin_gid = binary_group();
-        let mut unfit = None;
-        let gid = if group_unfit(spool_md.gid()).is_none() {
-            Some(spool_md.gid())
-        } else if bin_gid.is_some() {
-            bin_gid
-        } else {
-            match nix::unistd::Group::from_name(init::DEFAULT_GROUP) {
-                Ok(Some(g)) => {
-                    // init's own group is held to the same rule: a fix never names a
-                    // group a user acts with.
-                    unfit = group_unfit(g.gid.as_raw());
-                    Some(g.gid.as_raw())
-                }
-                _ => None,
-            }
+        let (gid, unfit) = match init::spool_group(&s.spool.dir) {
+            Ok(init::SpoolGroup::Fit { gid, .. }) => (Some(gid), None),
+            Ok(init::SpoolGroup::Unfit(why)) => (
+                nix::unistd::Group::from_name(init::DEFAULT_GROUP)
+                    .ok()
+                    .flatten()
+                    .map(|g| g.gid.as_raw()),
+                Some(why),
+            ),
+            Ok(init::SpoolGroup::Missing) | Err(_) => (None, None),
         };
         SpoolOwner {
             uid: 0,
@@ -539,6 +513,29 @@ impl SpoolOwner {
             group: gid.map_or_else(|| init::DEFAULT_GROUP.to_string(), group_name),
             unfit,
         }
+    }
+
+    /// When no group is fit for a system spool: why, and the commands that make one
+    /// and give it to the spool (`init --group`, making the group first when it is not
+    /// there), when there is one to name ([`init::other_group`]).
+    fn no_fit_group(&self, s: &app::Setup) -> Option<(String, Vec<String>)> {
+        let why = self.unfit.as_ref()?;
+        let mut cmds = Vec::new();
+        if let Some((g, make)) = init::other_group(&self.group, &s.spool.dir) {
+            if make {
+                cmds.push(format!(
+                    "{{ getent group {g} >/dev/null || groupadd --system {g}; }}"
+                ));
+            }
+            cmds.push(init_command(s, &g));
+        }
+        Some((
+            format!(
+                "no group is fit for it: {}",
+                init::unfit_group(&self.group, why, true, &s.spool.dir)
+            ),
+            cmds,
+        ))
     }
 
     /// Whether `md` has the owner and group wanted.
@@ -565,6 +562,64 @@ impl SpoolOwner {
         ));
         cmds
     }
+}
+
+/// The spool that is not there (`e`, the error looking at it). Missing, a user's own
+/// spool is hers to make, the system's root's with init (for the configuration this
+/// check read), with the group init gives ([`SpoolOwner::wanted`]: made first when it
+/// is not there; none fit, said so). Whose parent is missing too, in the words of every
+/// program that refuses it (the keyword's file and line, a typo?), and the way init
+/// gives: correct the path, or make the parent first.
+fn missing_spool_step(t: &mut Tally, s: &app::Setup, e: &std::io::Error) {
+    let dir = &s.spool.dir;
+    let missing = e.kind() == std::io::ErrorKind::NotFound;
+    let parent = dir
+        .parent()
+        .filter(|p| missing && !p.as_os_str().is_empty() && std::fs::metadata(p).is_err());
+    let mut cmds = Vec::new();
+    let mut text = format!("{}: {}", dir.display(), config::io_text(e));
+    if let Some(p) = parent {
+        if let Err(f) = s.spool.check_present() {
+            text = f.message;
+        }
+        if s.spool.private {
+            text.push_str("; correct the path, or, if it is right, make its parent first");
+            cmds.push(format!("mkdir -p {}", sh_word(p)));
+        } else {
+            text = format!("{text}; {}", init::missing_parent_advice(p));
+            cmds.push(format!("install -d -o root -m 755 {}", sh_word(p)));
+        }
+    }
+    if !missing {
+        // Not a missing directory: nothing to run.
+    } else if s.spool.private {
+        cmds.push(format!("mkdir -m 700 {}", sh_word(dir)));
+    } else {
+        let want = SpoolOwner::wanted(s, None);
+        if let Some((no_fit, way)) = want.no_fit_group(s) {
+            // The way out names a group to make the spool with, when there is one.
+            text = format!("{text}; {no_fit}");
+            if way.is_empty() {
+                cmds.clear();
+            }
+            cmds.extend(way);
+        } else {
+            if want.gid.is_none() {
+                // Once made, init gives the spool this group.
+                cmds.push(format!(
+                    "{{ getent group {g} >/dev/null || groupadd --system {g}; }}",
+                    g = want.group
+                ));
+            }
+            cmds.push(init_command(s, &want.group));
+        }
+    }
+    let fixed = if cmds.is_empty() {
+        String::new()
+    } else {
+        fix(&cmds)
+    };
+    t.fail(Sysexit::Config, "spool", &format!("{text}{fixed}"));
 }
 
 /// The spool, the set-gid binary, the wake-up FIFO and auth.conf.
@@ -600,23 +655,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         Err(e) => {
             // The directories it would be made in first: init refuses them too.
             directories_above_step(t, s);
-            // Missing: a user's own spool she makes herself; the system's, root with
-            // init (for the configuration this check read).
-            let make = if e.kind() != std::io::ErrorKind::NotFound {
-                String::new()
-            } else if s.spool.private {
-                fix(&[format!("mkdir -m 700 {}", sh_word(dir))])
-            } else {
-                // The group the installed `rsendmail` is set-gid to, as check wants it.
-                let group =
-                    binary_group().map_or_else(|| init::DEFAULT_GROUP.to_string(), group_name);
-                fix(&[init_command(s, &group)])
-            };
-            t.fail(
-                Sysexit::Config,
-                "spool",
-                &format!("{}: {}{make}", dir.display(), config::io_text(&e)),
-            );
+            missing_spool_step(t, s, &e);
             return;
         }
     };
@@ -630,17 +669,20 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         s.spool.check_takeover().err()
     };
     let wanted = if s.spool.private { 0o700 } else { 0o2770 };
-    let want = SpoolOwner::wanted(s, &spool_md);
-    if let Some(why) = &want.unfit {
-        // No fix can name a group: the way out is the administrator's choice.
+    let want = SpoolOwner::wanted(s, Some(&spool_md));
+    if let Some((no_fit, cmds)) = want.no_fit_group(s) {
+        let fixed = if cmds.is_empty() {
+            String::new()
+        } else {
+            fix(&cmds)
+        };
         t.fail(
             Sysexit::Config,
             "spool",
             &format!(
-                "{} ({}): {}",
+                "{} ({}): {no_fit}{fixed}",
                 dir.display(),
-                owner_mode(&spool_md),
-                init::unfit_group(&want.group, why, true)
+                owner_mode(&spool_md)
             ),
         );
         deliverer_step(t, s);

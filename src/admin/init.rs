@@ -101,59 +101,67 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
     // Every mode below is set explicitly; nothing is made wider than asked.
     nix::sys::stat::umask(Mode::from_bits_truncate(0o077));
     let spool = system_spool(&cfg);
-    // Not told a group: the one the spool already has when it is fit (an earlier
-    // `init --group` chose it; `check` wants it kept), else the install's.
-    let kept = group
-        .is_none()
-        .then(|| fs::metadata(&spool.dir).ok())
-        .flatten()
-        .filter(fs::Metadata::is_dir)
-        // Only a spool made before (its `tmp/` is there): an empty directory taken over
-        // gets the install's group, not whatever group it was made with.
-        .filter(|_| spool.dir.join("tmp").is_dir())
-        .map(|md| md.gid())
-        .filter(|&g| crate::spool::safety::group_unfit(g).is_none())
-        .and_then(|g| {
-            nix::unistd::Group::from_gid(Gid::from_raw(g))
-                .ok()
-                .flatten()
-        });
-    let group_name = match (group, &kept) {
-        (Some(g), _) => g,
-        (None, Some(g)) => g.name.as_str(),
-        (None, None) => DEFAULT_GROUP,
-    };
-    let gid = match kept.as_ref().map_or_else(
-        || nix::unistd::Group::from_name(group_name),
-        |g| Ok(Some(g.clone())),
-    ) {
-        Ok(Some(g)) => g.gid,
-        Ok(None) => {
-            return Err(Fatal::new(
-                Sysexit::Config,
-                format!(
-                    "no group {group_name}: make it (groupadd --system {group_name}), or \
-                     name the spool's group with --group"
-                ),
-            ));
+    // Not told a group: the one rule `check` applies too ([`spool_group`]).
+    let (group_name, gid) = match group {
+        Some(name) => {
+            let gid = match nix::unistd::Group::from_name(name) {
+                Ok(Some(g)) => g.gid,
+                Ok(None) => {
+                    return Err(Fatal::new(
+                        Sysexit::Config,
+                        format!(
+                            "no group {name}: make it (groupadd --system {name}), or name \
+                             the spool's group with --group"
+                        ),
+                    ));
+                }
+                Err(e) => {
+                    return Err(Fatal::new(
+                        Sysexit::OsErr,
+                        format!("cannot look up the group {name}: {e}"),
+                    ));
+                }
+            };
+            // Never a group a user acts with: the spool's rule ([`crate::spool::safety`]).
+            if let Some(why) = crate::spool::safety::group_unfit(gid.as_raw()) {
+                return Err(Fatal::new(
+                    Sysexit::Config,
+                    format!(
+                        "{} (nothing was changed)",
+                        unfit_group(name, &why, false, &spool.dir)
+                    ),
+                ));
+            }
+            (name.to_string(), gid)
         }
-        Err(e) => {
-            return Err(Fatal::new(
-                Sysexit::OsErr,
-                format!("cannot look up the group {group_name}: {e}"),
-            ));
-        }
+        None => match spool_group(&spool.dir) {
+            Ok(SpoolGroup::Fit { gid, name }) => (name, Gid::from_raw(gid)),
+            Ok(SpoolGroup::Missing) => {
+                return Err(Fatal::new(
+                    Sysexit::Config,
+                    format!(
+                        "no group {DEFAULT_GROUP}: make it (groupadd --system \
+                         {DEFAULT_GROUP}), or name the spool's group with --group"
+                    ),
+                ));
+            }
+            Ok(SpoolGroup::Unfit(why)) => {
+                return Err(Fatal::new(
+                    Sysexit::Config,
+                    format!(
+                        "{} (nothing was changed)",
+                        unfit_group(DEFAULT_GROUP, &why, true, &spool.dir)
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(Fatal::new(
+                    Sysexit::OsErr,
+                    format!("cannot look up the group {DEFAULT_GROUP}: {e}"),
+                ));
+            }
+        },
     };
-    // Never a group a user acts with: the spool's rule ([`crate::spool::safety`]).
-    if let Some(why) = crate::spool::safety::group_unfit(gid.as_raw()) {
-        return Err(Fatal::new(
-            Sysexit::Config,
-            format!(
-                "{} (nothing was changed)",
-                unfit_group(group_name, &why, group.is_none() && kept.is_none())
-            ),
-        ));
-    }
     // The directories above the spool: root's alone, or nothing is made or changed.
     if let Some(u) = spool.unsafe_dir().filter(|u| u.above || u.is_link()) {
         return Err(Fatal::new(
@@ -164,7 +172,7 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
     let who = Owner {
         uid: Uid::from_raw(0),
         gid,
-        group: group_name.to_string(),
+        group: group_name,
     };
     make_spool(&spool, &who)?;
     for name in SUBDIRS {
@@ -240,9 +248,103 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
     Ok(())
 }
 
-/// Why init refuses the group `name` (`why`: [`crate::spool::safety::group_unfit`]),
-/// and the way out; `default` when it is [`DEFAULT_GROUP`], not one `--group` named.
-pub fn unfit_group(name: &str, why: &str, default: bool) -> String {
+/// The group a system spool gets when `--group` names none: the one rule of `init` (the
+/// group it gives) and `check` (the group it wants, its fixes and their words).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpoolGroup {
+    /// A group fit for a spool ([`crate::spool::safety::group_unfit`]), in this order:
+    /// the one a spool made before (its `tmp/` there) already has (an earlier
+    /// `init --group` chose it), else the group the installed `rsendmail` is set-gid
+    /// to ([`binary_group`]), else [`DEFAULT_GROUP`].
+    Fit { gid: u32, name: String },
+    /// None of those is fit, and there is no group [`DEFAULT_GROUP`]: making it
+    /// (`groupadd --system rsendmail`) is the way.
+    Missing,
+    /// None of those is fit, and [`DEFAULT_GROUP`] is there but unfit: why.
+    Unfit(String),
+}
+
+/// The group for the system spool at `dir` when none is named ([`SpoolGroup`]).
+pub fn spool_group(dir: &Path) -> nix::Result<SpoolGroup> {
+    let unfit = crate::spool::safety::group_unfit;
+    // Only a spool made before: an empty directory taken over gets the install's
+    // group, not whatever group it was made with.
+    let kept = fs::metadata(dir)
+        .ok()
+        .filter(|md| md.is_dir() && dir.join("tmp").is_dir())
+        .map(|md| md.gid())
+        .filter(|&g| unfit(g).is_none());
+    if let Some(gid) = kept.or_else(binary_group) {
+        return Ok(SpoolGroup::Fit {
+            gid,
+            name: group_name(gid),
+        });
+    }
+    Ok(match nix::unistd::Group::from_name(DEFAULT_GROUP)? {
+        None => SpoolGroup::Missing,
+        Some(g) => match unfit(g.gid.as_raw()) {
+            None => SpoolGroup::Fit {
+                gid: g.gid.as_raw(),
+                name: g.name,
+            },
+            Some(why) => SpoolGroup::Unfit(why),
+        },
+    })
+}
+
+/// The group of the installed `rsendmail` ([`rsendmail_path`]) when it is set-gid to one
+/// fit for a spool.
+pub fn binary_group() -> Option<u32> {
+    fs::metadata(rsendmail_path())
+        .ok()
+        .filter(|md| md.mode() & 0o2000 != 0)
+        .map(|md| md.gid())
+        .filter(|&g| crate::spool::safety::group_unfit(g).is_none())
+}
+
+/// The installed `rsendmail`: beside this program (as the deliverer is found), else
+/// `/usr/sbin/rsendmail`.
+pub fn rsendmail_path() -> PathBuf {
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        let p = dir.join("rsendmail");
+        if p.exists() {
+            return p;
+        }
+    }
+    PathBuf::from("/usr/sbin/rsendmail")
+}
+
+/// A group to name with `--group` for the spool at `dir` instead of the unfit `refused`:
+/// the one [`spool_group`] chooses, when it is not `refused`; else [`DEFAULT_GROUP`] or
+/// `rsendmail-spool`, whichever is not `refused` and is fit or not there yet. `Some((group,
+/// make))`: `make` when it must be made first (`groupadd --system GROUP`); `None` when
+/// the administrator must choose one.
+pub fn other_group(refused: &str, dir: &Path) -> Option<(String, bool)> {
+    match spool_group(dir) {
+        Ok(SpoolGroup::Fit { name, .. }) if name != refused => return Some((name, false)),
+        Ok(SpoolGroup::Missing) if refused != DEFAULT_GROUP => {
+            return Some((DEFAULT_GROUP.to_string(), true));
+        }
+        _ => {}
+    }
+    [DEFAULT_GROUP, "rsendmail-spool"]
+        .into_iter()
+        .filter(|c| *c != refused)
+        .find_map(|c| match nix::unistd::Group::from_name(c) {
+            Ok(Some(g)) if crate::spool::safety::group_unfit(g.gid.as_raw()).is_none() => {
+                Some((c.to_string(), false))
+            }
+            Ok(None) => Some((c.to_string(), true)),
+            _ => None,
+        })
+}
+
+/// Why init refuses the group `name` (`why`: [`crate::spool::safety::group_unfit`])
+/// for the spool at `dir`, and the way out ([`other_group`]); `default` when it is
+/// [`DEFAULT_GROUP`] chosen by [`spool_group`], not one `--group` named.
+pub fn unfit_group(name: &str, why: &str, default: bool, dir: &Path) -> String {
     let whose = if default {
         format!("the group {name}, which the spool gets when --group names no other,")
     } else {
@@ -253,20 +355,13 @@ pub fn unfit_group(name: &str, why: &str, default: bool) -> String {
     } else {
         "every process of that user could read, change or remove every message queued"
     };
-    // A group to name instead: the install's or `rsendmail-spool`, whichever is not
-    // this one and is fit or not there yet (made first); else the administrator's.
-    let other = [DEFAULT_GROUP, "rsendmail-spool"]
-        .into_iter()
-        .filter(|c| *c != name)
-        .find_map(|c| match nix::unistd::Group::from_name(c) {
-            Ok(Some(g)) if crate::spool::safety::group_unfit(g.gid.as_raw()).is_none() => {
-                Some(format!("rsendmail-admin init --group {c}"))
-            }
-            Ok(None) => Some(format!(
-                "groupadd --system {c}, then rsendmail-admin init --group {c}"
-            )),
-            _ => None,
-        });
+    let other = other_group(name, dir).map(|(c, make)| {
+        if make {
+            format!("groupadd --system {c}, then rsendmail-admin init --group {c}")
+        } else {
+            format!("rsendmail-admin init --group {c}")
+        }
+    });
     let fit = "a group that is neither root's nor any user's primary group (its \
                members, if any, are the spool's administrators)";
     let out = match (why.strip_prefix("the primary group of the user "), other) {
@@ -282,6 +377,17 @@ pub fn unfit_group(name: &str, why: &str, default: bool) -> String {
         (_, None) => format!("name {fit} with --group"),
     };
     format!("{whose} is {why}: {risk}; {out}")
+}
+
+/// What a `SPOOLDIR` whose parent `parent` is missing leaves to the administrator, after
+/// the refusal ([`Spool::check_present`]): correct the path, or, when it is right, make
+/// the parent as a system directory is made (root's, mode 755), then the spool.
+pub fn missing_parent_advice(parent: &Path) -> String {
+    format!(
+        "correct the path, or, if it is right, make its parent first (install -d -o root \
+         -m 755 {}) and run init again",
+        crate::spool::safety::shell_word(parent)
+    )
 }
 
 /// The spool a configuration names, as `app::setup` finds it for root (no command-line
@@ -331,8 +437,12 @@ fn make_spool(spool: &Spool, who: &Owner) -> Result<(), Fatal> {
                 .parent()
                 .is_some_and(|p| p.as_os_str().is_empty() || fs::metadata(p).is_ok());
             if !parent_there {
-                // The typo rule: refused, with the keyword's file and line.
-                spool.check_present()?;
+                // The typo rule: refused, with the keyword's file and line, and the
+                // way out `check` gives too.
+                if let (Err(mut f), Some(p)) = (spool.check_present(), dir.parent()) {
+                    f.message = format!("{}; {}", f.message, missing_parent_advice(p));
+                    return Err(f);
+                }
             }
             let mut b = fs::DirBuilder::new();
             std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
