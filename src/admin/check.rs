@@ -475,9 +475,9 @@ struct SpoolOwner {
     gid: Option<u32>,
     /// The group's name (a number when it has none).
     group: String,
-    /// Why no group fit for the spool could be found, when none can: the group
-    /// [`init::DEFAULT_GROUP`] is there but unfit ([`group_unfit`]), and neither the
-    /// spool's group nor the binary's is fit.
+    /// Why no group fit for the spool could be found, when none can
+    /// ([`init::SpoolGroup::Unfit`]): the group [`init::DEFAULT_GROUP`] is there but
+    /// unfit ([`group_unfit`]), and neither the spool's group nor the binary's is fit.
     unfit: Option<String>,
 }
 

@@ -15,16 +15,17 @@
 //!                          0660, group GROUP  (their owner kept)
 //! ```
 //!
-//! GROUP is `--group`, else the group a spool made before (its `tmp/` there) already
-//! has when that one is fit (an earlier `init --group` chose it), else `rsendmail` (the group an installed, set-gid
-//! `rsendmail` writes the spool with); each must be fit for a spool
+//! GROUP is `--group`, else, by the one rule `check` applies too ([`spool_group`]), the
+//! group a spool made before (its `tmp/` there) already has when that one is fit (an
+//! earlier `init --group` chose it), else the group the installed `rsendmail` is set-gid
+//! to when fit, else `rsendmail`; each must be fit for a spool
 //! ([`crate::spool::safety::group_unfit`]: not root's group, not a user's primary
 //! group), or nothing is made (EX_CONFIG, why, and a way out). A directory above the
 //! spool another user owns or may write ([`crate::spool::safety`]) is refused alike,
 //! with its fix. The spool itself is made only when its parent exists: a
 //! `SPOOLDIR` whose parent is missing is refused as it is everywhere else
-//! ([`crate::spool::Spool::check_present`]: EX_CONFIG, its file and line), and nothing is
-//! made. Idempotent: what is already right is left alone, and each change is one line
+//! ([`crate::spool::Spool::check_present`]: EX_CONFIG, its file and line, with the way
+//! out: [`missing_parent_advice`]), and nothing is made. Idempotent: what is already right is left alone, and each change is one line
 //! on stdout (`made ...`, `repaired ...: was ...`); the last line says the spool is
 //! ready. Root only (EX_NOPERM, 77, otherwise). An existing directory is taken over by
 //! the rule every program that uses the spool applies ([`Spool::check_takeover`]): an
