@@ -1,7 +1,9 @@
 //! The periodic runner's wake-up listener: it holds the spool's FIFO
 //! (`SPOOLDIR/wakeup`, `rsendmail::spool::wake`) open, and delivers each entry a
 //! background-mode submission names there at once, with the same code as a queue run
-//! ([`super::runner::deliver_ids`]), in a thread of its own beside the interval's runs.
+//! ([`super::runner::deliver_ids`]), beside the interval's runs: each destination in a
+//! delivery thread of its own, so that one slow server holds only the mail for it
+//! ([`serve`]).
 //! Run as root (the packaged `rsendmail-queue.service`, `-bd -q<interval>`), it
 //! delivers local mail with the root runner's privilege model (`local.rs`: each mailbox
 //! as its recipient, `|command` and `/file` as their owner), so mail from a user to
