@@ -30,6 +30,7 @@
 use super::engine::Engine;
 use rsendmail::app::Setup;
 use rsendmail::spool::{self, Spool, wake};
+use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
@@ -368,6 +369,8 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
     std::thread::scope(|scope| {
         let (ended, ends) = std::sync::mpsc::channel::<String>();
         let mut lanes: Vec<Lane<'_>> = Vec::new();
+        // The IDs of every lane's `pending`: a burst of pokes is looked up, not scanned.
+        let mut pending: HashSet<String> = HashSet::new();
         while !stop.load(Ordering::SeqCst) {
             // Sooner while deliveries run: an ended one may have entries to go next.
             let pause = if lanes.iter().any(|x| x.running.is_some()) {
@@ -392,10 +395,7 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
             args.extend(super::background::take_waiting(spool, usize::MAX, &|_| true).1);
             for arg in args {
                 let id = arg.trim_start_matches('+');
-                if lanes
-                    .iter()
-                    .any(|x| x.pending.iter().any(|p| p.trim_start_matches('+') == id))
-                {
+                if !pending.insert(id.to_string()) {
                     continue;
                 }
                 let destination = destination_of(engine, spool, id);
@@ -436,7 +436,7 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
                 let ids: Vec<String> = std::mem::take(&mut x.pending)
                     .iter()
                     .map(|a| a.trim_start_matches('+').to_string())
-                    .filter(|id| still_due(spool, id))
+                    .filter(|id| pending.remove(id) && still_due(spool, id))
                     .collect();
                 if ids.is_empty() {
                     continue;
