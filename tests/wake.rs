@@ -1,10 +1,12 @@
 //! The queue runner's wake-up endpoint (`SPOOLDIR/wakeup`) and background deliveries
 //! when no runner listens: local mail from an ordinary user delivered by the root runner
 //! right after an `-odb` submission, the endpoint's type, owner, group and mode, a
-//! submission that succeeds and delivers itself whatever is at the endpoint, and a burst
-//! of background submissions all delivered without a runner.
+//! submission that succeeds and delivers itself whatever is at the endpoint, a burst
+//! of background submissions all delivered without a runner, and the runner's
+//! deliveries kept apart by destination: local mail and another server's mail are not
+//! held behind a slow server's reply, and a burst still shares one session.
 
-use crate::harness::servers::{Sink, relay_env};
+use crate::harness::servers::{Sink, relay_env, start_peer};
 use crate::harness::{
     Env, MSG, as_user, can_switch_user, closed_tcp_port, sigterm, test_user, user_ids,
     user_visible_bin, wait_exit, wait_until, wait_until_or,
@@ -615,5 +617,158 @@ fn a_running_root_runner_delivers_a_users_mail_to_a_third_users_mailbox() {
     assert_eq!(md.uid(), third.uid, "the mailbox is its recipient's");
     assert_ne!(md.uid(), test_user().uid);
     env.wait_until_empty(Duration::from_secs(20));
+    runner.stop();
+}
+
+/// The runner's config to the fault server at `port`, with room for a reply to the
+/// final dot that takes 20 seconds.
+fn slow_relay_env(port: u16) -> Env {
+    Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {port}\nO Timeout.connect=5s\nO Timeout.datafinal=60s\n"
+    ))
+}
+
+/// With the runner delivering a message to a server that takes 20 seconds to answer its
+/// final dot, an ordinary user's `-odb` mail to root submitted meanwhile is in root's
+/// mailbox while that reply is still awaited (not after it); then the slow one is taken,
+/// each message once.
+#[test]
+fn local_mail_is_not_held_behind_a_slow_server() {
+    if !can_switch_user() {
+        return;
+    }
+    let Some((_scratch, peer)) = start_peer(&[("STALL", "20")]) else {
+        return;
+    };
+    let env = slow_relay_env(peer.port);
+    let user_bin = shared_spool(&env);
+    let runner = Runner::start(&env, &env.conf);
+    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
+        is_fifo(&endpoint(&env))
+    });
+    env.sendmail(&["stall@example.org"], MSG).code(0);
+    peer.wait_transcript("DATA-END", Duration::from_secs(10));
+    let conf = env.conf.to_str().unwrap();
+    let out = as_user(&user_bin, &["-C", conf, "root"], &[], MSG);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let mbox = env.dir.join("mail/root");
+    wait_until_or(
+        Duration::from_secs(8),
+        "the local mail while the slow server has not answered",
+        || format!("{}\n{}", peer.transcript(), env.listing()),
+        || count_in(&mbox) == 1,
+    );
+    assert!(
+        peer.messages().is_empty(),
+        "the slow server answered before the local mail arrived: {}",
+        peer.transcript()
+    );
+    assert_eq!(peer.wait_for(1, Duration::from_secs(40)).len(), 1);
+    env.wait_until_empty(Duration::from_secs(20));
+    assert_eq!(peer.messages().len(), 1, "each message once");
+    assert_eq!(count_in(&mbox), 1, "each message once");
+    runner.stop();
+}
+
+/// Two relays (RELAYTABLE), each taking 20 seconds to answer the final dot: the
+/// runner's message to the second is sent while it still waits for the first one's
+/// reply; both are taken, once each.
+#[test]
+fn two_slow_servers_do_not_hold_each_other() {
+    let Some((_s1, a)) = start_peer(&[("STALL", "20")]) else {
+        return;
+    };
+    let Some((_s2, b)) = start_peer(&[("STALL", "20")]) else {
+        return;
+    };
+    let env = Env::new();
+    let table = env.dir.join("relays");
+    fs::write(
+        &table,
+        format!(
+            "a.example 127.0.0.1:{}\nb.example 127.0.0.1:{}\n",
+            a.port, b.port
+        ),
+    )
+    .unwrap();
+    env.add_config(&format!(
+        "RELAYTABLE {}\nO Timeout.connect=5s\nO Timeout.datafinal=60s\n",
+        table.display()
+    ));
+    let runner = Runner::start(&env, &env.conf);
+    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
+        is_fifo(&endpoint(&env))
+    });
+    env.sendmail(&["stall@a.example"], MSG).code(0);
+    a.wait_transcript("DATA-END", Duration::from_secs(10));
+    env.sendmail(&["stall@b.example"], MSG).code(0);
+    wait_until_or(
+        Duration::from_secs(8),
+        "the message to the second server while the first has not answered",
+        || {
+            format!(
+                "a:\n{}\nb:\n{}\n{}",
+                a.transcript(),
+                b.transcript(),
+                env.listing()
+            )
+        },
+        || b.transcript().contains("DATA-END"),
+    );
+    assert!(
+        a.messages().is_empty(),
+        "the first server answered first: {}",
+        a.transcript()
+    );
+    assert_eq!(a.wait_for(1, Duration::from_secs(40)).len(), 1);
+    assert_eq!(b.wait_for(1, Duration::from_secs(40)).len(), 1);
+    env.wait_until_empty(Duration::from_secs(20));
+    assert_eq!(a.messages().len(), 1, "each message once");
+    assert_eq!(b.messages().len(), 1, "each message once");
+    runner.stop();
+}
+
+/// Ten quick background submissions to one smarthost that takes a second over each
+/// message, with the runner up and `O MaxConnections=2`: each delivered once, over at
+/// most two sessions (counted at smtp-sink): the entries poked while a delivery to the
+/// relay is in progress go together after it, over its connections, never one
+/// connection each.
+#[test]
+fn a_burst_to_the_runner_shares_sessions() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &["-w", "1"]) else {
+        return;
+    };
+    let env = relay_env(
+        sink.port,
+        "O MaxConnections=2\nO MaxBackgroundDeliveries=4\n",
+    );
+    let runner = Runner::start(&env, &env.conf);
+    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
+        is_fifo(&endpoint(&env))
+    });
+    wait_until(Duration::from_secs(5), "the probe logged", || {
+        sink.connections() >= 1
+    });
+    let before = sink.connections();
+    for i in 0..10 {
+        env.sendmail(&["-odb", &format!("r{i}@example.org")], MSG)
+            .code(0);
+    }
+    wait_until_or(
+        Duration::from_secs(30),
+        "10 messages at the sink",
+        || env.listing(),
+        || sink.dumps().len() >= 10,
+    );
+    env.wait_until_empty(Duration::from_secs(10));
+    assert_eq!(sink.dumps().len(), 10, "each message once");
+    let n = sink.connections() - before;
+    assert!(n <= 2, "{n} sessions for 10 messages");
     runner.stop();
 }

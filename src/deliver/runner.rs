@@ -449,8 +449,9 @@ fn refill(
 }
 
 /// The destinations a background delivery holding a slot has a working connection to,
-/// written in its slot file ([`advertise`]), one [`Route`] a line.
-fn route_line(r: &Route) -> String {
+/// written in its slot file ([`advertise`]), one [`Route`] a line; also what names a
+/// destination among the runner's deliveries in progress (`wake.rs`).
+pub(super) fn route_line(r: &Route) -> String {
     rsendmail::text::printable(&format!("{r:?}")).replace('\n', " ")
 }
 

@@ -1,7 +1,9 @@
 //! The periodic runner's wake-up listener: it holds the spool's FIFO
 //! (`SPOOLDIR/wakeup`, `rsendmail::spool::wake`) open, and delivers each entry a
 //! background-mode submission names there at once, with the same code as a queue run
-//! ([`super::runner::deliver_ids`]), in a thread of its own beside the interval's runs.
+//! ([`super::runner::deliver_ids`]), beside the interval's runs: each destination in a
+//! delivery thread of its own, so that one slow server holds only the mail for it
+//! ([`serve`]).
 //! Run as root (the packaged `rsendmail-queue.service`, `-bd -q<interval>`), it
 //! delivers local mail with the root runner's privilege model (`local.rs`: each mailbox
 //! as its recipient, `|command` and `/file` as their owner), so mail from a user to
@@ -28,6 +30,7 @@
 use super::engine::Engine;
 use rsendmail::app::Setup;
 use rsendmail::spool::{self, Spool, wake};
+use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
@@ -281,83 +284,202 @@ fn listen(spool: &Spool, tell: bool) -> Option<Listener> {
     }
 }
 
+/// Where entry `id` goes, as the runner keeps its deliveries apart: the destinations of
+/// its open recipients ([`super::runner::route_line`]), sorted and joined, so that
+/// every entry for one relay or MX domain has the same one; [`local_lane`] when all of
+/// them are local; empty when the entry cannot be read (its delivery says why).
+fn destination_of(engine: &Engine, spool: &Spool, id: &str) -> String {
+    let Ok(e) = spool.read_entry(id) else {
+        return String::new();
+    };
+    let mut routes: Vec<String> = e
+        .envelope
+        .recipients
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !e.state.of(*i).is_final())
+        .map(|(_, r)| super::runner::route_line(&super::plan::route(engine, &r.address)))
+        .collect();
+    routes.sort();
+    routes.dedup();
+    routes.join("\n")
+}
+
+/// The destination of entries whose recipients are all local.
+fn local_lane() -> String {
+    super::runner::route_line(&super::plan::Route::Local)
+}
+
+/// Whether entry `id`, named by a poke or a waiting marker when it came, may still be
+/// tried now that its turn has come: never tried yet, or marked due by
+/// `rsendmail-admin retry` (as [`poked`] and [`super::background::take_waiting`]
+/// required). One tried meanwhile (by an interval's run) waits for its back-off.
+fn still_due(spool: &Spool, id: &str) -> bool {
+    untried(spool, id) || spool.read_entry(id).is_ok_and(|e| e.state.retry)
+}
+
+/// The entries a poke or `waiting/` gave the runner for one destination
+/// ([`destination_of`]), and its delivery in progress.
+struct Lane<'scope> {
+    destination: String,
+    /// Entry arguments (`ID`, or `+ID` for a report the submission made), in order.
+    pending: Vec<String>,
+    running: Option<std::thread::ScopedJoinHandle<'scope, ()>>,
+}
+
+/// Says that the delivery of a lane ended, however it ended (a panic too).
+struct Ended(std::sync::mpsc::Sender<String>, String);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        let _ = self.0.send(std::mem::take(&mut self.1));
+    }
+}
+
+/// Join a lane's delivery that ended (or is ending), saying when it ended abnormally.
+fn join(h: std::thread::ScopedJoinHandle<'_, ()>) {
+    if h.join().is_err() {
+        log::error!("queue runner: a delivery ended abnormally");
+    }
+}
+
 /// The listener's loop, until `stop`: deliver what each poke names (entries never
 /// tried), and the entries background deliveries left waiting; every second, make the
-/// endpoint again if it is missing, was removed or was replaced. Once `stop` is set the
-/// endpoint is closed at once ([`Listener::close`]), even while a delivery it started
-/// is still in progress: a finishing runner takes no new entry, so submissions must
-/// not wait for it.
+/// endpoint again if it is missing, was removed or was replaced.
+///
+/// Deliveries run at once, each in a thread of its own, one per destination
+/// ([`destination_of`]: a relay, an MX domain, or local): a slow server delays only the
+/// entries for it, local mail goes to the mailboxes while a remote server is still
+/// answering, and the entries poked while a destination's delivery is in progress go
+/// together once it ends, over its cached connection (so a burst keeps to few
+/// sessions). At most `O MaxBackgroundDeliveries=` remote destinations are delivered to
+/// at once (the runner takes the background deliveries' place); local mail always has
+/// its own. The entry locks keep an entry to one attempt at a time.
+///
+/// Once `stop` is set the endpoint is closed at once ([`Listener::close`]), the entries
+/// whose turn had not come are left in `waiting/` for the next runner or background
+/// delivery, and the deliveries in progress are let finish: a finishing runner takes
+/// no new entry, so submissions must not wait for it.
 pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
     let mut l = listen(&s.spool, true);
     let mut checked = Instant::now();
-    let stop_listening = |l: &mut Option<Listener>| {
-        if let Some(x) = l.take() {
-            x.close(&s.spool);
-        }
-    };
-    while !stop.load(Ordering::SeqCst) {
-        let lines = match l.as_mut() {
-            Some(l) => l.wait(Duration::from_millis(200)),
-            None => {
-                std::thread::sleep(Duration::from_millis(200));
-                Vec::new()
+    let spool = &s.spool;
+    let local = local_lane();
+    let max_remote = engine.max_background.max(1);
+    std::thread::scope(|scope| {
+        let (ended, ends) = std::sync::mpsc::channel::<String>();
+        let mut lanes: Vec<Lane<'_>> = Vec::new();
+        // The IDs of every lane's `pending`: a burst of pokes is looked up, not scanned.
+        let mut pending: HashSet<String> = HashSet::new();
+        while !stop.load(Ordering::SeqCst) {
+            // Sooner while deliveries run: an ended one may have entries to go next.
+            let pause = if lanes.iter().any(|x| x.running.is_some()) {
+                Duration::from_millis(50)
+            } else {
+                Duration::from_millis(200)
+            };
+            let lines = match l.as_mut() {
+                Some(l) => l.wait(pause),
+                None => {
+                    std::thread::sleep(pause);
+                    Vec::new()
+                }
+            };
+            let mut args: Vec<String> = Vec::new();
+            for line in &lines {
+                if poked(spool, line).is_empty() {
+                    continue;
+                }
+                args.extend(line.split(',').map(str::to_string));
             }
-        };
-        let mut ids: Vec<String> = Vec::new();
-        for line in &lines {
-            for id in poked(&s.spool, line) {
-                if !ids.contains(&id) {
-                    ids.push(id);
+            args.extend(super::background::take_waiting(spool, usize::MAX, &|_| true).1);
+            for arg in args {
+                let id = arg.trim_start_matches('+');
+                if !pending.insert(id.to_string()) {
+                    continue;
+                }
+                let destination = destination_of(engine, spool, id);
+                match lanes.iter_mut().find(|x| x.destination == destination) {
+                    Some(x) => x.pending.push(arg),
+                    None => lanes.push(Lane {
+                        destination,
+                        pending: vec![arg],
+                        running: None,
+                    }),
                 }
             }
-        }
-        for id in super::background::take_waiting(&s.spool, usize::MAX, &|_| true).1 {
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-        if !ids.is_empty() {
-            // Delivered beside this loop, which watches `stop` meanwhile.
-            std::thread::scope(|scope| {
-                let (done, ended) = std::sync::mpsc::channel::<()>();
-                let delivery = scope.spawn(move || {
-                    let r = super::runner::deliver_ids(engine, &s.spool, ids, false, true);
-                    let _ = done.send(());
-                    r
-                });
-                // Ends at once when the delivery does (sent, or the sender dropped by a
-                // panic).
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    ended.recv_timeout(Duration::from_millis(50))
-                {
-                    if stop.load(Ordering::SeqCst) {
-                        stop_listening(&mut l);
+            // The deliveries that ended: their lanes go last, so that a destination
+            // poked all the time does not keep the others waiting.
+            while let Ok(destination) = ends.try_recv() {
+                if let Some(at) = lanes.iter().position(|x| x.destination == destination) {
+                    let mut x = lanes.remove(at);
+                    if let Some(h) = x.running.take() {
+                        join(h);
+                    }
+                    if !x.pending.is_empty() {
+                        lanes.push(x);
                     }
                 }
-                match delivery.join() {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => log::error!("{e}"),
-                    Err(_) => log::error!("queue runner: a delivery ended abnormally"),
+            }
+            let mut remote = lanes
+                .iter()
+                .filter(|x| x.running.is_some() && x.destination != local)
+                .count();
+            for x in lanes.iter_mut() {
+                if x.running.is_some() || x.pending.is_empty() {
+                    continue;
                 }
-            });
-            if stop.load(Ordering::SeqCst) {
-                break;
+                let is_local = x.destination == local;
+                if !is_local && remote >= max_remote {
+                    continue;
+                }
+                let ids: Vec<String> = std::mem::take(&mut x.pending)
+                    .iter()
+                    .map(|a| a.trim_start_matches('+').to_string())
+                    .filter(|id| pending.remove(id) && still_due(spool, id))
+                    .collect();
+                if ids.is_empty() {
+                    continue;
+                }
+                remote += usize::from(!is_local);
+                let end = Ended(ended.clone(), x.destination.clone());
+                x.running = Some(scope.spawn(move || {
+                    let _end = end;
+                    if let Err(e) = super::runner::deliver_ids(engine, spool, ids, false, true) {
+                        log::error!("{e}");
+                    }
+                }));
+            }
+            lanes.retain(|x| x.running.is_some() || !x.pending.is_empty());
+            if checked.elapsed() >= Duration::from_secs(1) {
+                checked = Instant::now();
+                match &l {
+                    Some(x) if x.in_place() => {}
+                    Some(x) => {
+                        log::error!(
+                            "{} was removed or replaced; making it again",
+                            x.path.display()
+                        );
+                        l = listen(spool, true);
+                    }
+                    None => l = listen(spool, false),
+                }
             }
         }
-        if checked.elapsed() >= Duration::from_secs(1) {
-            checked = Instant::now();
-            match &l {
-                Some(x) if x.in_place() => {}
-                Some(x) => {
-                    log::error!(
-                        "{} was removed or replaced; making it again",
-                        x.path.display()
-                    );
-                    l = listen(&s.spool, true);
-                }
-                None => l = listen(&s.spool, false),
+        if let Some(x) = l.take() {
+            x.close(spool);
+        }
+        // Not begun: for the next runner or background delivery. Then the deliveries
+        // in progress finish.
+        for x in lanes.iter_mut() {
+            for arg in x.pending.drain(..) {
+                super::background::mark_waiting(spool, &arg);
             }
         }
-    }
-    stop_listening(&mut l);
+        for x in lanes {
+            if let Some(h) = x.running {
+                join(h);
+            }
+        }
+    });
 }
