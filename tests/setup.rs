@@ -187,6 +187,94 @@ fn a_symbolic_link_a_user_owns_on_the_spools_path_is_refused() {
     assert!(line.ends_with(&fix), "{line}");
 }
 
+/// What the `SPOOLDIR` path meets as the kernel resolves it is held to the same rule,
+/// beyond the path as written: a root-owned symbolic link that leads to a link a user
+/// owns (in the link's target), or through a directory a user owns (a target going back
+/// up with `..`), makes the spool unsafe. `init` refuses it and makes nothing, every
+/// entry point refuses the spool, and `check` fails it; each names what is at fault as
+/// reached and through which link, and the fix given makes the spool usable.
+#[test]
+fn what_a_root_link_on_the_spools_path_leads_through_is_held_to_the_rule() {
+    if !can_switch_user() {
+        return;
+    }
+    let user = test_user().uid;
+    for through_dir in [false, true] {
+        let mut env = Env::new();
+        let real = env.dir.join("real");
+        fs::create_dir(&real).unwrap();
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o755)).unwrap();
+        // The user's part: a link of hers to the real directory, or a directory of
+        // hers that the root link's target passes through.
+        let theirs = env.dir.join("theirs");
+        let target = if through_dir {
+            fs::create_dir(&theirs).unwrap();
+            fs::set_permissions(&theirs, fs::Permissions::from_mode(0o755)).unwrap();
+            std::os::unix::fs::chown(&theirs, Some(user), None).unwrap();
+            theirs.join("..").join("real")
+        } else {
+            std::os::unix::fs::symlink(&real, &theirs).unwrap();
+            std::os::unix::fs::lchown(&theirs, Some(user), None).unwrap();
+            theirs.clone()
+        };
+        let link = env.dir.join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let spool = link.join("spool");
+        fs::write(
+            &env.conf,
+            format!("MAILNAME test.example\nSPOOLDIR {}\n", spool.display()),
+        )
+        .unwrap();
+        let why = if through_dir {
+            format!("is owned by {TEST_USER}")
+        } else {
+            format!("is a symbolic link owned by {TEST_USER}")
+        };
+        let reached = format!(
+            "{} ({TEST_USER}:",
+            theirs.display()
+        );
+        let via = format!(", reached through the symbolic link {}, ", link.display());
+        let fix = if through_dir {
+            format!("(fix: chown root {})", theirs.display())
+        } else {
+            format!("(fix: chown -h root {})", theirs.display())
+        };
+        let named = |said: &str| {
+            said.contains(&why)
+                && said.contains(&reached)
+                && said.contains(&via)
+                && said.contains(&fix)
+        };
+        let out = admin(&env.conf, &["init", "--group", spool_group()]);
+        let said = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(78), "{said}");
+        assert!(named(&said), "{said}");
+        assert!(!real.join("spool").exists());
+        // The fix given, then init makes the spool and check passes it.
+        std::os::unix::fs::lchown(&theirs, Some(0), None).unwrap();
+        let out = admin(&env.conf, &["init", "--group", spool_group()]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+        let out = admin(&env.conf, &["check"]);
+        assert!(
+            !text(&out.stdout).contains("FAIL spool"),
+            "{}",
+            text(&out.stdout)
+        );
+        // The user's again: refused everywhere, and check fails it with the fix.
+        std::os::unix::fs::lchown(&theirs, Some(user), None).unwrap();
+        env.spool = spool.clone();
+        refused_by_all_but_listings(&env, &why);
+        let out = admin(&env.conf, &["check"]);
+        let said = text(&out.stdout);
+        let line = said
+            .lines()
+            .find(|l| l.starts_with("FAIL spool") && named(l))
+            .unwrap_or_else(|| panic!("{said}"));
+        assert!(line.ends_with(&fix), "{line}");
+    }
+}
+
 /// `O QueueDirectory=` in the configuration is named by its line too.
 #[test]
 fn queue_directory_option_in_the_config_is_named_by_its_line() {
