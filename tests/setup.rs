@@ -2308,6 +2308,82 @@ fn a_standalone_finishing_runner_does_not_hold_up_new_mail() {
     assert!(wait_exit(&mut child, Duration::from_secs(20)).is_some());
 }
 
+/// SIGHUP as root, when the program the restart would execute (the deliverer at the
+/// path it was started from) could now be changed by someone other than root: the file
+/// writable by a group, or its directory by everyone. The daemon and a standalone
+/// periodic runner refuse the restart, log why naming the file, and run on as they
+/// were; made root's alone again, SIGHUP restarts them.
+#[test]
+fn sighup_as_root_refuses_a_program_others_could_change() {
+    use crate::harness::servers::Daemon;
+    if !is_root() {
+        return;
+    }
+    for daemon in [true, false] {
+        let (env, log) = env_with_maillog();
+        let bin = env.dir.join("bin");
+        fs::create_dir(&bin).unwrap();
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        let program = user_visible_bin(&bin, "sendmail");
+        let deliver = bin.join("rsendmail-deliver");
+        let (mut d, mut runner, started) = if daemon {
+            let port = closed_tcp_port();
+            env.add_config(&format!("O DaemonPortOptions=Port={port},Addr=127.0.0.1\n"));
+            let d = Daemon::start_program(&env, &program, &["-odq"], port);
+            (Some(d), None, "listening on")
+        } else {
+            (None, Some(standalone_runner(&env, &program)), "queue runner started")
+        };
+        let pid = d
+            .as_ref()
+            .map(|d| d.child.id())
+            .or(runner.as_ref().map(|r| r.id()))
+            .unwrap();
+        wait_until(Duration::from_secs(10), "the start in the log", || {
+            log_count(&log, started) == 1
+        });
+        let wants = [
+            format!(
+                "SIGHUP: not restarting: {}: it is writable by its group ",
+                deliver.display()
+            ),
+            format!(
+                "SIGHUP: not restarting: {}: its directory {} is writable by everyone",
+                deliver.display(),
+                bin.display()
+            ),
+        ];
+        for (n, want) in wants.iter().enumerate() {
+            if n == 0 {
+                fs::set_permissions(&deliver, fs::Permissions::from_mode(0o775)).unwrap();
+            } else {
+                fs::set_permissions(&deliver, fs::Permissions::from_mode(0o755)).unwrap();
+                fs::set_permissions(&bin, fs::Permissions::from_mode(0o777)).unwrap();
+            }
+            sighup(pid);
+            wait_until(Duration::from_secs(30), "the refusal in the log", || {
+                fs::read_to_string(&log).is_ok_and(|t| t.contains(want.as_str()))
+            });
+            assert!(running(pid), "it ended");
+            assert_eq!(log_count(&log, started), 1, "it restarted");
+        }
+        if let Some(d) = &d {
+            assert!(greeting_on(d.port, Duration::from_secs(10)).starts_with("220 "));
+        }
+        // Root's alone again: SIGHUP restarts it.
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        sighup(pid);
+        wait_until(Duration::from_secs(30), "the restart", || {
+            log_count(&log, started) == 2
+        });
+        if let Some(mut r) = runner.take() {
+            sigterm(&r);
+            assert!(wait_exit(&mut r, Duration::from_secs(20)).is_some());
+        }
+        drop(d.take());
+    }
+}
+
 /// SIGHUP when the configuration now names a MAILLOG that cannot be opened (its
 /// directory is missing): the restart is refused, as for a missing spool, and said in the
 /// log in use; the daemon runs on logging there. Mended, SIGHUP restarts it.
