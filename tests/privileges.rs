@@ -172,16 +172,17 @@ fn per_user_spool_reached_through_another_users_link_or_directory_is_refused() {
         } else {
             format!("is a symbolic link owned by {nobody}")
         };
-        let via = format!(
-            "{} ({nobody}:",
-            theirs.display()
-        );
+        let via = format!("{} ({nobody}:", theirs.display());
         let link = format!(", reached through the symbolic link {}, ", state.display());
         assert!(
             said.contains(&why) && said.contains(&via) && said.contains(&link),
             "{said}"
         );
-        assert!(!real.join("rsendmail").exists(), "made under {}", real.display());
+        assert!(
+            !real.join("rsendmail").exists(),
+            "made under {}",
+            real.display()
+        );
         // The caller's own: taken.
         std::os::unix::fs::lchown(&theirs, Some(test_user().uid), None).unwrap();
         let out = as_user(&b, &["-odq", TEST_USER], &envs, MSG);

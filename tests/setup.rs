@@ -230,10 +230,7 @@ fn what_a_root_link_on_the_spools_path_leads_through_is_held_to_the_rule() {
         } else {
             format!("is a symbolic link owned by {TEST_USER}")
         };
-        let reached = format!(
-            "{} ({TEST_USER}:",
-            theirs.display()
-        );
+        let reached = format!("{} ({TEST_USER}:", theirs.display());
         let via = format!(", reached through the symbolic link {}, ", link.display());
         let fix = if through_dir {
             format!("(fix: chown root {})", theirs.display())
@@ -2332,7 +2329,11 @@ fn sighup_as_root_refuses_a_program_others_could_change() {
             let d = Daemon::start_program(&env, &program, &["-odq"], port);
             (Some(d), None, "listening on")
         } else {
-            (None, Some(standalone_runner(&env, &program)), "queue runner started")
+            (
+                None,
+                Some(standalone_runner(&env, &program)),
+                "queue runner started",
+            )
         };
         let pid = d
             .as_ref()

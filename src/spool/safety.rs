@@ -463,7 +463,8 @@ pub fn unsafe_program(path: &Path) -> Option<String> {
         ));
     }
     if !walk.complete() {
-        return (walk.links > MAX_LINKS).then(|| "its path leads through too many symbolic links".to_string());
+        return (walk.links > MAX_LINKS)
+            .then(|| "its path leads through too many symbolic links".to_string());
     }
     let file = met.last()?;
     if !file.md.is_file() {
