@@ -426,7 +426,9 @@ pub fn refused_deliverer() -> Option<String> {
     if std::fs::symlink_metadata(&p).is_err() || !guarded() || root_only(&p, dir) {
         return None;
     }
-    let what = |md: &std::fs::Metadata| crate::spool::safety::changed_by_others(md, |uid| uid == 0);
+    let what = |md: &std::fs::Metadata| {
+        crate::spool::safety::changed_by_others(md, &crate::spool::safety::Trust::ROOT_ALONE)
+    };
     let why = match std::fs::symlink_metadata(&p) {
         Ok(md) if md.file_type().is_symlink() => "it is a symbolic link".to_string(),
         Ok(md) if !md.file_type().is_file() => "it is not a regular file".to_string(),

@@ -347,23 +347,16 @@ impl Spool {
             });
         }
         let my_gid = nix::unistd::getegid().as_raw();
+        let trust = Trust {
+            owner: &trusted,
+            group: &|gid| gid == 0 || (self.private && gid == my_gid),
+            sticky_ok: true,
+        };
         for m in met.into_iter().rev().filter(|m| m.md.is_dir()) {
-            let md = m.md;
-            let mode = md.mode();
-            let sticky = mode & 0o1000 != 0;
-            let why = if !trusted(md.uid()) {
-                format!("owned by {}", user_name(md.uid()))
-            } else if mode & 0o002 != 0 && !sticky {
-                "writable by everyone".to_string()
-            } else if mode & 0o020 != 0
-                && !sticky
-                && md.gid() != 0
-                && !(self.private && md.gid() == my_gid)
-            {
-                format!("writable by its group {}", group_name(md.gid()))
-            } else {
+            let Some(why) = changed_by_others(&m.md, &trust) else {
                 continue;
             };
+            let md = m.md;
             return Some(UnsafeDir {
                 dir: m.path,
                 md,
@@ -429,15 +422,38 @@ impl Spool {
     }
 }
 
+/// Whom a file or directory may belong to, and who else may write it, for
+/// [`changed_by_others`].
+pub struct Trust<'a> {
+    /// The owners that may have it (root; a user's own spool: root or that user).
+    pub owner: &'a dyn Fn(u32) -> bool,
+    /// The groups that may write it besides its owner (none, for what root runs).
+    pub group: &'a dyn Fn(u32) -> bool,
+    /// Whether a sticky directory may be writable by others: a user there replaces only
+    /// what she owns.
+    pub sticky_ok: bool,
+}
+
+impl Trust<'_> {
+    /// What root runs: root's alone (no group, no sticky bit, lets anyone else write).
+    pub const ROOT_ALONE: Trust<'static> = Trust {
+        owner: &|uid| uid == 0,
+        group: &|_| false,
+        sticky_ok: false,
+    };
+}
+
 /// Who besides the trusted owners could change a file or directory of `md`, in words
 /// (`owned by bob`, `writable by everyone`, `writable by its group staff`): its owner
-/// when `trusted` does not take it, else everyone or its group when they may write it.
-pub fn changed_by_others(md: &fs::Metadata, trusted: impl Fn(u32) -> bool) -> Option<String> {
-    if !trusted(md.uid()) {
+/// when `trust` does not take it, else everyone or its group when they may write it.
+pub fn changed_by_others(md: &fs::Metadata, trust: &Trust) -> Option<String> {
+    let mode = md.mode();
+    let sticky = trust.sticky_ok && mode & 0o1000 != 0;
+    if !(trust.owner)(md.uid()) {
         Some(format!("owned by {}", user_name(md.uid())))
-    } else if md.mode() & 0o002 != 0 {
+    } else if mode & 0o002 != 0 && !sticky {
         Some("writable by everyone".to_string())
-    } else if md.mode() & 0o020 != 0 {
+    } else if mode & 0o020 != 0 && !sticky && !(trust.group)(md.gid()) {
         Some(format!("writable by its group {}", group_name(md.gid())))
     } else {
         None
@@ -470,7 +486,7 @@ pub fn unsafe_program(path: &Path) -> Option<String> {
     if !file.md.is_file() {
         return Some("it is not a regular file".to_string());
     }
-    if let Some(w) = changed_by_others(&file.md, |uid| uid == 0) {
+    if let Some(w) = changed_by_others(&file.md, &Trust::ROOT_ALONE) {
         return Some(match &file.via {
             Some(_) => format!("{}, which it leads to, is {w}", file.path.display()),
             None => format!("it is {w}"),
@@ -478,7 +494,7 @@ pub fn unsafe_program(path: &Path) -> Option<String> {
     }
     let dir = walk.resolved().parent()?;
     let md = met.iter().rev().find(|m| m.path == dir)?;
-    changed_by_others(&md.md, |uid| uid == 0)
+    changed_by_others(&md.md, &Trust::ROOT_ALONE)
         .map(|w| format!("its directory {} is {w}", dir.display()))
 }
 
