@@ -383,21 +383,28 @@ pub const INSTALLED_DELIVER: &str = "/usr/libexec/rsendmail/rsendmail-deliver";
 /// Where rsendmail-deliver is: beside this executable (development, tests, a
 /// self-contained install), else [`INSTALLED_DELIVER`].
 ///
-/// A set-id process (`rsendmail` or `rsendmail-admin` installed set-gid) takes the one
-/// beside it only when that file and its directory are owned by root, not writable by
-/// group or others, and the file is a regular file (not a symbolic link); otherwise a
-/// hard link to the set-gid binary in a user's directory, with the user's own program
-/// beside it, would run that program with the spool's group.
+/// A set-id process (`rsendmail` or `rsendmail-admin` installed set-gid), and one run
+/// by root, takes the one beside it only when that file and its directory are owned by
+/// root, not writable by group or others, and the file is a regular file (not a
+/// symbolic link); otherwise a hard link to the set-gid binary in a user's directory,
+/// with the user's own program beside it, would run that program with the spool's
+/// group, and root would run a program someone else could have changed.
 pub fn deliver_path() -> PathBuf {
     if let Ok(exe) = std::env::current_exe()
         && let Some(dir) = exe.parent()
     {
         let p = dir.join("rsendmail-deliver");
-        if p.exists() && (!privs::is_setid() || root_only(&p, dir)) {
+        if p.exists() && (!guarded() || root_only(&p, dir)) {
             return p;
         }
     }
     PathBuf::from(INSTALLED_DELIVER)
+}
+
+/// Whether this process takes only a deliverer that is root's alone ([`deliver_path`]):
+/// it is set-id, or root's.
+fn guarded() -> bool {
+    privs::is_setid() || privs::is_root() || nix::unistd::geteuid().is_root()
 }
 
 /// Whether `file` is a regular file and it and `dir` belong to root and are writable by
@@ -409,32 +416,18 @@ fn root_only(file: &Path, dir: &Path) -> bool {
 }
 
 /// Why the `rsendmail-deliver` beside this program is not the one run, when a set-id
-/// process refuses it ([`deliver_path`]): that file's path and what is wrong
+/// or root's process refuses it ([`deliver_path`]): that file's path and what is wrong
 /// (`/opt/bin/rsendmail-deliver, beside this program, is refused: it is writable by its
 /// group staff`); `None` when it is taken or not there.
 pub fn refused_deliverer() -> Option<String> {
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?;
     let p = dir.join("rsendmail-deliver");
-    if std::fs::symlink_metadata(&p).is_err() || !privs::is_setid() || root_only(&p, dir) {
+    if std::fs::symlink_metadata(&p).is_err() || !guarded() || root_only(&p, dir) {
         return None;
     }
     let what = |md: &std::fs::Metadata| {
-        if md.uid() != 0 {
-            Some(format!(
-                "owned by {}",
-                crate::spool::safety::user_name(md.uid())
-            ))
-        } else if md.mode() & 0o002 != 0 {
-            Some("writable by everyone".to_string())
-        } else if md.mode() & 0o020 != 0 {
-            Some(format!(
-                "writable by its group {}",
-                crate::spool::safety::group_name(md.gid())
-            ))
-        } else {
-            None
-        }
+        crate::spool::safety::changed_by_others(md, &crate::spool::safety::Trust::ROOT_ALONE)
     };
     let why = match std::fs::symlink_metadata(&p) {
         Ok(md) if md.file_type().is_symlink() => "it is a symbolic link".to_string(),
@@ -449,8 +442,8 @@ pub fn refused_deliverer() -> Option<String> {
         Err(e) => config::io_text(&e),
     };
     Some(format!(
-        "{}, beside this program, is refused: {why} (a set-id program runs only one \
-         that it and its directory are root's alone; `rsendmail-admin check` says how)",
+        "{}, beside this program, is refused: {why} (a set-id program, or root, runs \
+         only one that it and its directory are root's alone; `rsendmail-admin check` says how)",
         p.display()
     ))
 }

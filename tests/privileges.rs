@@ -124,6 +124,74 @@ fn group_only_dir(p: &Path) {
     fs::set_permissions(p, fs::Permissions::from_mode(0o2770)).unwrap();
 }
 
+/// The built-in per-user spool (no system configuration) is held to the spool's rule,
+/// with root and the caller as the trusted owners: a state directory whose path leads,
+/// through the caller's own link, to a link another user owns, or through a directory
+/// another user owns, is refused (78, naming it and the link it was reached through) and
+/// nothing is made there; the caller's own path is taken.
+#[test]
+fn per_user_spool_reached_through_another_users_link_or_directory_is_refused() {
+    if !can_switch_user() {
+        return;
+    }
+    let other = crate::harness::other_user().uid;
+    for through_dir in [false, true] {
+        let home = user_dir(if through_dir { "pu-dir" } else { "pu-link" });
+        let b = user_visible_bin(&home, "sendmail");
+        let real = home.join("real");
+        fs::create_dir(&real).unwrap();
+        std::os::unix::fs::chown(&real, Some(test_user().uid), None).unwrap();
+        // Another user's link to the caller's directory, or another user's directory
+        // that the caller's link passes through.
+        let theirs = home.join("theirs");
+        let target = if through_dir {
+            fs::create_dir(&theirs).unwrap();
+            fs::set_permissions(&theirs, fs::Permissions::from_mode(0o755)).unwrap();
+            std::os::unix::fs::chown(&theirs, Some(other), None).unwrap();
+            theirs.join("..").join("real")
+        } else {
+            std::os::unix::fs::symlink(&real, &theirs).unwrap();
+            std::os::unix::fs::lchown(&theirs, Some(other), None).unwrap();
+            theirs.clone()
+        };
+        let state = home.join("state");
+        std::os::unix::fs::symlink(&target, &state).unwrap();
+        std::os::unix::fs::lchown(&state, Some(test_user().uid), None).unwrap();
+        let envs = [
+            ("HOME", home.to_str().unwrap()),
+            ("XDG_STATE_HOME", state.to_str().unwrap()),
+        ];
+        let out = as_user(&b, &["-odq", TEST_USER], &envs, MSG);
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(78), "{said}");
+        let nobody = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(other))
+            .unwrap()
+            .map_or(other.to_string(), |u| u.name);
+        let why = if through_dir {
+            format!("is owned by {nobody}")
+        } else {
+            format!("is a symbolic link owned by {nobody}")
+        };
+        let via = format!("{} ({nobody}:", theirs.display());
+        let link = format!(", reached through the symbolic link {}, ", state.display());
+        assert!(
+            said.contains(&why) && said.contains(&via) && said.contains(&link),
+            "{said}"
+        );
+        assert!(
+            !real.join("rsendmail").exists(),
+            "made under {}",
+            real.display()
+        );
+        // The caller's own: taken.
+        std::os::unix::fs::lchown(&theirs, Some(test_user().uid), None).unwrap();
+        let out = as_user(&b, &["-odq", TEST_USER], &envs, MSG);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+        assert!(real.join("rsendmail/spool").is_dir());
+        let _ = fs::remove_dir_all(&home);
+    }
+}
+
 #[test]
 fn per_user_default_spool_without_config() {
     if !can_switch_user() {

@@ -187,6 +187,91 @@ fn a_symbolic_link_a_user_owns_on_the_spools_path_is_refused() {
     assert!(line.ends_with(&fix), "{line}");
 }
 
+/// What the `SPOOLDIR` path meets as the kernel resolves it is held to the same rule,
+/// beyond the path as written: a root-owned symbolic link that leads to a link a user
+/// owns (in the link's target), or through a directory a user owns (a target going back
+/// up with `..`), makes the spool unsafe. `init` refuses it and makes nothing, every
+/// entry point refuses the spool, and `check` fails it; each names what is at fault as
+/// reached and through which link, and the fix given makes the spool usable.
+#[test]
+fn what_a_root_link_on_the_spools_path_leads_through_is_held_to_the_rule() {
+    if !can_switch_user() {
+        return;
+    }
+    let user = test_user().uid;
+    for through_dir in [false, true] {
+        let mut env = Env::new();
+        let real = env.dir.join("real");
+        fs::create_dir(&real).unwrap();
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o755)).unwrap();
+        // The user's part: a link of hers to the real directory, or a directory of
+        // hers that the root link's target passes through.
+        let theirs = env.dir.join("theirs");
+        let target = if through_dir {
+            fs::create_dir(&theirs).unwrap();
+            fs::set_permissions(&theirs, fs::Permissions::from_mode(0o755)).unwrap();
+            std::os::unix::fs::chown(&theirs, Some(user), None).unwrap();
+            theirs.join("..").join("real")
+        } else {
+            std::os::unix::fs::symlink(&real, &theirs).unwrap();
+            std::os::unix::fs::lchown(&theirs, Some(user), None).unwrap();
+            theirs.clone()
+        };
+        let link = env.dir.join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let spool = link.join("spool");
+        fs::write(
+            &env.conf,
+            format!("MAILNAME test.example\nSPOOLDIR {}\n", spool.display()),
+        )
+        .unwrap();
+        let why = if through_dir {
+            format!("is owned by {TEST_USER}")
+        } else {
+            format!("is a symbolic link owned by {TEST_USER}")
+        };
+        let reached = format!("{} ({TEST_USER}:", theirs.display());
+        let via = format!(", reached through the symbolic link {}, ", link.display());
+        let fix = if through_dir {
+            format!("(fix: chown root {})", theirs.display())
+        } else {
+            format!("(fix: chown -h root {})", theirs.display())
+        };
+        let named = |said: &str| {
+            said.contains(&why)
+                && said.contains(&reached)
+                && said.contains(&via)
+                && said.contains(&fix)
+        };
+        let out = admin(&env.conf, &["init", "--group", spool_group()]);
+        let said = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(78), "{said}");
+        assert!(named(&said), "{said}");
+        assert!(!real.join("spool").exists());
+        // The fix given, then init makes the spool and check passes it.
+        std::os::unix::fs::lchown(&theirs, Some(0), None).unwrap();
+        let out = admin(&env.conf, &["init", "--group", spool_group()]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+        let out = admin(&env.conf, &["check"]);
+        assert!(
+            !text(&out.stdout).contains("FAIL spool"),
+            "{}",
+            text(&out.stdout)
+        );
+        // The user's again: refused everywhere, and check fails it with the fix.
+        std::os::unix::fs::lchown(&theirs, Some(user), None).unwrap();
+        env.spool = spool.clone();
+        refused_by_all_but_listings(&env, &why);
+        let out = admin(&env.conf, &["check"]);
+        let said = text(&out.stdout);
+        let line = said
+            .lines()
+            .find(|l| l.starts_with("FAIL spool") && named(l))
+            .unwrap_or_else(|| panic!("{said}"));
+        assert!(line.ends_with(&fix), "{line}");
+    }
+}
+
 /// `O QueueDirectory=` in the configuration is named by its line too.
 #[test]
 fn queue_directory_option_in_the_config_is_named_by_its_line() {
@@ -2270,6 +2355,86 @@ fn a_standalone_finishing_runner_does_not_hold_up_new_mail() {
     assert!(running(pid));
     sigterm(&child);
     assert!(wait_exit(&mut child, Duration::from_secs(20)).is_some());
+}
+
+/// SIGHUP as root, when the program the restart would execute (the deliverer at the
+/// path it was started from) could now be changed by someone other than root: the file
+/// writable by a group, or its directory by everyone. The daemon and a standalone
+/// periodic runner refuse the restart, log why naming the file, and run on as they
+/// were; made root's alone again, SIGHUP restarts them.
+#[test]
+fn sighup_as_root_refuses_a_program_others_could_change() {
+    use crate::harness::servers::Daemon;
+    if !is_root() {
+        return;
+    }
+    for daemon in [true, false] {
+        let (env, log) = env_with_maillog();
+        let bin = env.dir.join("bin");
+        fs::create_dir(&bin).unwrap();
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        let program = user_visible_bin(&bin, "sendmail");
+        let deliver = bin.join("rsendmail-deliver");
+        let (mut d, mut runner, started) = if daemon {
+            let port = closed_tcp_port();
+            env.add_config(&format!("O DaemonPortOptions=Port={port},Addr=127.0.0.1\n"));
+            let d = Daemon::start_program(&env, &program, &["-odq"], port);
+            (Some(d), None, "listening on")
+        } else {
+            (
+                None,
+                Some(standalone_runner(&env, &program)),
+                "queue runner started",
+            )
+        };
+        let pid = d
+            .as_ref()
+            .map(|d| d.child.id())
+            .or(runner.as_ref().map(|r| r.id()))
+            .unwrap();
+        wait_until(Duration::from_secs(10), "the start in the log", || {
+            log_count(&log, started) == 1
+        });
+        let wants = [
+            format!(
+                "SIGHUP: not restarting: {}: it is writable by its group ",
+                deliver.display()
+            ),
+            format!(
+                "SIGHUP: not restarting: {}: its directory {} is writable by everyone",
+                deliver.display(),
+                bin.display()
+            ),
+        ];
+        for (n, want) in wants.iter().enumerate() {
+            if n == 0 {
+                fs::set_permissions(&deliver, fs::Permissions::from_mode(0o775)).unwrap();
+            } else {
+                fs::set_permissions(&deliver, fs::Permissions::from_mode(0o755)).unwrap();
+                fs::set_permissions(&bin, fs::Permissions::from_mode(0o777)).unwrap();
+            }
+            sighup(pid);
+            wait_until(Duration::from_secs(30), "the refusal in the log", || {
+                fs::read_to_string(&log).is_ok_and(|t| t.contains(want.as_str()))
+            });
+            assert!(running(pid), "it ended");
+            assert_eq!(log_count(&log, started), 1, "it restarted");
+        }
+        if let Some(d) = &d {
+            assert!(greeting_on(d.port, Duration::from_secs(10)).starts_with("220 "));
+        }
+        // Root's alone again: SIGHUP restarts it.
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        sighup(pid);
+        wait_until(Duration::from_secs(30), "the restart", || {
+            log_count(&log, started) == 2
+        });
+        if let Some(mut r) = runner.take() {
+            sigterm(&r);
+            assert!(wait_exit(&mut r, Duration::from_secs(20)).is_some());
+        }
+        drop(d.take());
+    }
 }
 
 /// SIGHUP when the configuration now names a MAILLOG that cannot be opened (its

@@ -1492,16 +1492,15 @@ fn deliverer_step(t: &mut Tally, s: &app::Setup) {
         fix(&c)
     };
     // Who besides root could change `md`'s file, in words.
+    let trust = crate::spool::safety::Trust {
+        owner: &owner_ok,
+        group: &|_| false,
+        sticky_ok: false,
+    };
     let writer = |md: &std::fs::Metadata| {
-        if md.mode() & 0o002 != 0 {
-            "it is writable by everyone".to_string()
-        } else if md.mode() & 0o020 != 0 {
-            format!("it is writable by its group {}", group_name(md.gid()))
-        } else if !owner_ok(md.uid()) {
-            format!("it is owned by {}", user_name(md.uid()))
-        } else {
-            String::new()
-        }
+        crate::spool::safety::changed_by_others(md, &trust)
+            .map(|w| format!("it is {w}"))
+            .unwrap_or_default()
     };
     let problem = if md.mode() & 0o6000 != 0 {
         Some(format!(

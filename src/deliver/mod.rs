@@ -293,16 +293,52 @@ pub fn started_as() -> Option<std::path::PathBuf> {
 /// again; only when nothing is at that path any more, the file still running
 /// (`/proc/self/exe` on Linux), which is told the path ([`STARTED_AS`]) so that it
 /// looks there again next time.
+///
+/// Root never starts a file there that anyone but root could have changed
+/// ([`refused_own_exe`]): it then starts the file still running, which nobody can
+/// change while it runs.
 pub fn own_exe() -> std::path::PathBuf {
     let started = OWN_EXE
         .get_or_init(|| std::env::current_exe().ok())
         .clone()
-        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()));
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
+        .filter(|p| !nix::unistd::geteuid().is_root() || refused_program(p).is_none());
     match started {
         Some(p) => p,
         None if cfg!(target_os = "linux") => std::path::PathBuf::from("/proc/self/exe"),
         None => std::env::current_exe().unwrap_or_default(),
     }
+}
+
+/// Why root must not execute the program at `p` ([`rsendmail::spool::safety::unsafe_program`]),
+/// as a sentence naming it: `None` when it may, or when nothing is there.
+fn refused_program(p: &std::path::Path) -> Option<String> {
+    rsendmail::spool::safety::unsafe_program(p).map(|why| format!("{}: {why}", p.display()))
+}
+
+/// Why a process running as root must not execute this program again from the path it
+/// was started from ([`own_exe`]), nor the `rsendmail-deliver` beside it: either could
+/// have been changed by someone other than root (not root's, writable by a group or
+/// everyone, in a directory that is not root's alone, reached through a symbolic link
+/// that is not root's). `None` when they are root's alone, or when this process is not
+/// root's.
+pub fn refused_own_exe() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let started = OWN_EXE
+        .get_or_init(|| std::env::current_exe().ok())
+        .clone()?;
+    let beside = started.parent().map(|d| d.join("rsendmail-deliver"));
+    std::iter::once(started.clone())
+        .chain(beside.filter(|b| *b != started))
+        .find_map(|p| refused_program(&p))
+        .map(|why| {
+            format!(
+                "{why} (root runs only a program that it and its directory are root's \
+                 alone; `rsendmail-admin check` says how)"
+            )
+        })
 }
 
 /// The environment variable in which a process that executes this program (a restart,

@@ -1134,6 +1134,10 @@ fn comma_list(numbers: impl IntoIterator<Item = i32>) -> String {
 fn restart_check(listeners: &[TcpListener]) -> Result<(), String> {
     use std::io::Read;
     use std::os::unix::process::CommandExt;
+    // Root runs nothing anyone else could have changed.
+    if let Some(why) = super::refused_own_exe() {
+        return Err(why);
+    }
     let exe = own_exe();
     let nonce = format!(
         "{}.{}",

@@ -5,8 +5,8 @@
 //! - The spool directory belongs to root; a user's own (private) spool to root or to
 //!   that user. Whoever owns it can change its mode, read every message queued in it
 //!   and replace any entry.
-//! - Every directory above it, on the path as configured and on the path it resolves
-//!   to, belongs to root (a private spool's: root or that user) and is writable by
+//! - Every directory above it that its path meets as the kernel resolves it ([`Walk`]:
+//!   each directory traversed, also through symbolic links and their targets) belongs to root (a private spool's: root or that user) and is writable by
 //!   nobody else: neither by everyone nor by a group other than root's, unless it is
 //!   sticky (a sticky directory lets a user replace only what she owns, and the next
 //!   directory down must be root's). Whoever may write a directory above the spool can
@@ -15,9 +15,10 @@
 //!   primary group ([`group_unfit`]): `rsendmail-admin init` refuses to give it one and
 //!   `check` fails one. (The programs that use the spool do not refuse it for its
 //!   group: who is in the group is the administrator's choice.)
-//! - A symbolic link on its path as configured (the spool itself or a directory above
-//!   it) belongs to root (a private spool's: root or that user): in a sticky directory
-//!   the link's owner may replace it, and so point the spool somewhere else.
+//! - Every symbolic link its path meets (the spool itself, a directory above it, a
+//!   link in another link's target) belongs to root (a private spool's: root or that
+//!   user): in a sticky directory the link's owner may replace it, and so point the
+//!   spool somewhere else.
 //! - Nothing in it or its sub-directories is writable by everyone
 //!   ([`super::Spool::world_writable`]).
 //!
@@ -41,6 +42,9 @@ pub struct UnsafeDir {
     pub above: bool,
     /// Why, in a few words (`owned by bob`, `writable by its group staff`).
     pub why: String,
+    /// The symbolic link through which it was reached, when its path as configured
+    /// leads through one.
+    pub via: Option<PathBuf>,
 }
 
 impl UnsafeDir {
@@ -144,27 +148,148 @@ pub fn primary_user(gid: u32) -> Option<String> {
     found
 }
 
-/// The directories above `dir` (nearest first), on its path as written and, when that
-/// differs, on the path it resolves to (a spool reached through a symbolic link).
-fn above(dir: &Path) -> Vec<PathBuf> {
-    fn add(out: &mut Vec<PathBuf>, p: &Path, with_itself: bool) {
-        for a in p.ancestors().skip(usize::from(!with_itself)) {
-            if !a.as_os_str().is_empty() && !out.iter().any(|o| o == a) {
-                out.push(a.to_path_buf());
-            }
+/// The most symbolic links one path may lead through, as the kernel allows (`ELOOP`
+/// beyond: `MAXSYMLINKS`).
+pub const MAX_LINKS: usize = 40;
+
+/// One thing met while a path is resolved as the kernel resolves it ([`Walk`]): a
+/// directory traversed, a symbolic link followed, or the last component.
+#[derive(Debug)]
+pub struct Met {
+    /// Its path as reached: every symbolic link before it resolved.
+    pub path: PathBuf,
+    /// Its own metadata (a link's, not its target's).
+    pub md: fs::Metadata,
+    /// The symbolic link, last followed before it, that led here, if any.
+    pub via: Option<PathBuf>,
+}
+
+/// The components a path meets when the kernel resolves it, in order: `/`, each
+/// directory traversed, each symbolic link followed and then what its target meets (a
+/// link's target resolved in turn, at most [`MAX_LINKS`] of them), down to the last
+/// component. It ends early at a component that is not there (or past the links
+/// allowed): [`Walk::complete`] says whether the whole path was resolved and
+/// [`Walk::resolved`] where it led. A relative path starts from the working directory,
+/// whose own directories are met first.
+pub struct Walk {
+    /// The path resolved so far (no link in it).
+    cur: PathBuf,
+    /// The components still to resolve.
+    pending: std::collections::VecDeque<std::ffi::OsString>,
+    /// The symbolic link last followed.
+    via: Option<PathBuf>,
+    /// Links followed so far.
+    links: usize,
+    /// Whether `/` was met.
+    started: bool,
+    /// Whether it ended early.
+    stopped: bool,
+}
+
+impl Walk {
+    /// Walk `path`.
+    pub fn new(path: &Path) -> Walk {
+        let full = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::env::current_dir().unwrap_or_default().join(path)
+        };
+        let mut w = Walk {
+            cur: PathBuf::from("/"),
+            pending: Default::default(),
+            via: None,
+            links: 0,
+            started: false,
+            stopped: !full.is_absolute(),
+        };
+        w.push_front(&full);
+        w
+    }
+
+    /// Put the components of `p` before those still to resolve.
+    fn push_front(&mut self, p: &Path) {
+        use std::path::Component;
+        let parts: Vec<_> = p
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect();
+        for n in parts.into_iter().rev() {
+            self.pending.push_front(n);
         }
     }
-    let mut out: Vec<PathBuf> = Vec::new();
-    if dir.is_absolute() {
-        add(&mut out, dir, false);
+
+    /// Whether the whole path was resolved (every component there, no loop).
+    pub fn complete(&self) -> bool {
+        !self.stopped && self.pending.is_empty()
     }
-    if let Ok(real) = fs::canonicalize(dir) {
-        add(&mut out, &real, false);
-    } else if let Some(real) = dir.parent().and_then(|p| fs::canonicalize(p).ok()) {
-        // The spool not made yet: the directories it would be made in.
-        add(&mut out, &real, true);
+
+    /// Where the path led: the whole path resolved once [`Walk::complete`].
+    pub fn resolved(&self) -> &Path {
+        &self.cur
     }
-    out
+}
+
+impl Iterator for Walk {
+    type Item = Met;
+
+    fn next(&mut self) -> Option<Met> {
+        if self.stopped {
+            return None;
+        }
+        if !self.started {
+            self.started = true;
+            match fs::symlink_metadata("/") {
+                Ok(md) => {
+                    return Some(Met {
+                        path: PathBuf::from("/"),
+                        md,
+                        via: None,
+                    });
+                }
+                Err(_) => {
+                    self.stopped = true;
+                    return None;
+                }
+            }
+        }
+        loop {
+            let name = self.pending.pop_front()?;
+            let via = self.via.clone();
+            if name == ".." {
+                // The directory's own parent, already met on the way down.
+                self.cur.pop();
+                continue;
+            }
+            let p = self.cur.join(&name);
+            let Ok(md) = fs::symlink_metadata(&p) else {
+                self.pending.push_front(name);
+                self.stopped = true;
+                return None;
+            };
+            if md.file_type().is_symlink() {
+                self.links += 1;
+                let target = match fs::read_link(&p) {
+                    Ok(t) if self.links <= MAX_LINKS => t,
+                    _ => {
+                        self.stopped = true;
+                        return Some(Met { path: p, md, via });
+                    }
+                };
+                if target.is_absolute() {
+                    self.cur = PathBuf::from("/");
+                }
+                self.push_front(&target);
+                self.via = Some(p.clone());
+            } else {
+                self.cur = p.clone();
+            }
+            return Some(Met { path: p, md, via });
+        }
+    }
 }
 
 impl Spool {
@@ -195,46 +320,49 @@ impl Spool {
                     md,
                     above: false,
                     why,
+                    via: None,
                 });
             }
         }
-        // A symbolic link on the path as configured: its owner may re-point it.
-        for p in self.dir.ancestors() {
-            let Ok(md) = fs::symlink_metadata(p) else {
-                continue;
-            };
-            if md.file_type().is_symlink() && !trusted(md.uid()) {
-                return Some(UnsafeDir {
-                    dir: p.to_path_buf(),
-                    above: p != self.dir,
-                    why: format!("a symbolic link owned by {}", user_name(md.uid())),
-                    md,
-                });
-            }
+        // Everything met on the way to the spool, as the kernel resolves its path: a
+        // symbolic link's owner may re-point it; whoever owns or may write a directory
+        // traversed may put one of her own in the spool's place.
+        let mut walk = Walk::new(&self.dir);
+        let mut met: Vec<Met> = walk.by_ref().collect();
+        if walk.complete() && met.last().is_some_and(|m| m.md.is_dir()) {
+            // The spool itself: its owner is looked at above, its mode by
+            // [`Spool::world_writable`].
+            met.pop();
+        }
+        if let Some(m) = met
+            .iter()
+            .find(|m| m.md.file_type().is_symlink() && !trusted(m.md.uid()))
+        {
+            return Some(UnsafeDir {
+                dir: m.path.clone(),
+                above: m.path != self.dir,
+                why: format!("a symbolic link owned by {}", user_name(m.md.uid())),
+                md: m.md.clone(),
+                via: m.via.clone(),
+            });
         }
         let my_gid = nix::unistd::getegid().as_raw();
-        for a in above(&self.dir) {
-            let Ok(md) = fs::metadata(&a) else { continue };
-            let mode = md.mode();
-            let sticky = mode & 0o1000 != 0;
-            let why = if !trusted(md.uid()) {
-                format!("owned by {}", user_name(md.uid()))
-            } else if mode & 0o002 != 0 && !sticky {
-                "writable by everyone".to_string()
-            } else if mode & 0o020 != 0
-                && !sticky
-                && md.gid() != 0
-                && !(self.private && md.gid() == my_gid)
-            {
-                format!("writable by its group {}", group_name(md.gid()))
-            } else {
+        let trust = Trust {
+            owner: &trusted,
+            group: &|gid| gid == 0 || (self.private && gid == my_gid),
+            sticky_ok: true,
+        };
+        for m in met.into_iter().rev().filter(|m| m.md.is_dir()) {
+            let Some(why) = changed_by_others(&m.md, &trust) else {
                 continue;
             };
+            let md = m.md;
             return Some(UnsafeDir {
-                dir: a,
+                dir: m.path,
                 md,
                 above: true,
                 why,
+                via: m.via,
             });
         }
         None
@@ -244,13 +372,19 @@ impl Spool {
     /// every program that uses the spool, ending with where to find the repair; with
     /// `fix` (`rsendmail-admin check` and `init`), ending with those commands.
     pub fn unsafe_dir_problem(&self, u: &UnsafeDir, fix: Option<&[String]>) -> String {
-        let shown = format!(
+        let mut shown = format!(
             "{} ({}:{} {:04o})",
             u.dir.display(),
             user_name(u.md.uid()),
             group_name(u.md.gid()),
             u.md.mode() & 0o7777
         );
+        if let Some(via) = &u.via {
+            shown.push_str(&format!(
+                ", reached through the symbolic link {}",
+                via.display()
+            ));
+        }
         let what = if u.is_link() {
             format!(
                 "{shown}, on the path of the queue directory {}, is {}: its owner can \
@@ -285,5 +419,148 @@ impl Spool {
             "{what}, so the queue is not used until it and every directory above it are \
              {owner} alone {how}"
         )
+    }
+}
+
+/// Whom a file or directory may belong to, and who else may write it, for
+/// [`changed_by_others`].
+pub struct Trust<'a> {
+    /// The owners that may have it (root; a user's own spool: root or that user).
+    pub owner: &'a dyn Fn(u32) -> bool,
+    /// The groups that may write it besides its owner (none, for what root runs).
+    pub group: &'a dyn Fn(u32) -> bool,
+    /// Whether a sticky directory may be writable by others: a user there replaces only
+    /// what she owns.
+    pub sticky_ok: bool,
+}
+
+impl Trust<'_> {
+    /// What root runs: root's alone (no group, no sticky bit, lets anyone else write).
+    pub const ROOT_ALONE: Trust<'static> = Trust {
+        owner: &|uid| uid == 0,
+        group: &|_| false,
+        sticky_ok: false,
+    };
+}
+
+/// Who besides the trusted owners could change a file or directory of `md`, in words
+/// (`owned by bob`, `writable by everyone`, `writable by its group staff`): its owner
+/// when `trust` does not take it, else everyone or its group when they may write it.
+pub fn changed_by_others(md: &fs::Metadata, trust: &Trust) -> Option<String> {
+    let mode = md.mode();
+    let sticky = trust.sticky_ok && mode & 0o1000 != 0;
+    if !(trust.owner)(md.uid()) {
+        Some(format!("owned by {}", user_name(md.uid())))
+    } else if mode & 0o002 != 0 && !sticky {
+        Some("writable by everyone".to_string())
+    } else if mode & 0o020 != 0 && !sticky && !(trust.group)(md.gid()) {
+        Some(format!("writable by its group {}", group_name(md.gid())))
+    } else {
+        None
+    }
+}
+
+/// Why root must not execute the program at `path`, if so: anyone but root could change
+/// what runs. Its path is resolved as the kernel resolves it ([`Walk`]): every symbolic
+/// link met belongs to root, and the file reached is a regular file that it and its
+/// directory are root's alone (owned by root, writable by nobody else). `None` also
+/// when nothing is at `path` (executing it then fails, and says so).
+pub fn unsafe_program(path: &Path) -> Option<String> {
+    let mut walk = Walk::new(path);
+    let met: Vec<Met> = walk.by_ref().collect();
+    if let Some(l) = met
+        .iter()
+        .find(|m| m.md.file_type().is_symlink() && m.md.uid() != 0)
+    {
+        return Some(format!(
+            "the symbolic link {} on its path is owned by {}",
+            l.path.display(),
+            user_name(l.md.uid())
+        ));
+    }
+    if !walk.complete() {
+        return (walk.links > MAX_LINKS)
+            .then(|| "its path leads through too many symbolic links".to_string());
+    }
+    let file = met.last()?;
+    if !file.md.is_file() {
+        return Some("it is not a regular file".to_string());
+    }
+    if let Some(w) = changed_by_others(&file.md, &Trust::ROOT_ALONE) {
+        return Some(match &file.via {
+            Some(_) => format!("{}, which it leads to, is {w}", file.path.display()),
+            None => format!("it is {w}"),
+        });
+    }
+    let dir = walk.resolved().parent()?;
+    let md = met.iter().rev().find(|m| m.path == dir)?;
+    changed_by_others(&md.md, &Trust::ROOT_ALONE)
+        .map(|w| format!("its directory {} is {w}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("rsendmail-walk-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// The walk meets what the kernel meets: each directory, each link, then what its
+    /// target meets (a relative one from the link's directory, `..` going back up), in
+    /// order, with the link last followed; it ends where the path leads.
+    #[test]
+    fn a_walk_meets_every_link_and_directory_the_kernel_traverses() {
+        let d = scratch("order");
+        fs::create_dir_all(d.join("a/b")).unwrap();
+        fs::create_dir(d.join("real")).unwrap();
+        symlink("../real", d.join("a/l2")).unwrap();
+        symlink("a/b/../l2", d.join("l1")).unwrap();
+        let mut w = Walk::new(&d.join("l1/x/.."));
+        fs::create_dir(d.join("real/x")).unwrap();
+        let met: Vec<Met> = w.by_ref().collect();
+        assert!(w.complete());
+        assert_eq!(w.resolved(), d.join("real"));
+        let tail: Vec<(PathBuf, Option<PathBuf>)> = met
+            .into_iter()
+            .skip_while(|m| m.path != d)
+            .map(|m| (m.path, m.via))
+            .collect();
+        let l1 = Some(d.join("l1"));
+        let l2 = Some(d.join("a/l2"));
+        assert_eq!(
+            tail,
+            vec![
+                (d.clone(), None),
+                (d.join("l1"), None),
+                (d.join("a"), l1.clone()),
+                (d.join("a/b"), l1.clone()),
+                (d.join("a/l2"), l1.clone()),
+                (d.join("real"), l2.clone()),
+                (d.join("real/x"), l2.clone()),
+            ]
+        );
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// A missing component ends the walk (what was met is kept); a loop of links ends
+    /// it after [`MAX_LINKS`].
+    #[test]
+    fn a_walk_ends_at_a_missing_component_and_at_a_loop() {
+        let d = scratch("ends");
+        let mut w = Walk::new(&d.join("no/such"));
+        assert_eq!(w.by_ref().last().map(|m| m.path), Some(d.clone()));
+        assert!(!w.complete());
+        symlink(d.join("b"), d.join("a")).unwrap();
+        symlink(d.join("a"), d.join("b")).unwrap();
+        let mut w = Walk::new(&d.join("a/x"));
+        let links = w.by_ref().filter(|m| m.md.file_type().is_symlink()).count();
+        assert!(!w.complete());
+        assert_eq!(links, MAX_LINKS + 1);
+        let _ = fs::remove_dir_all(&d);
     }
 }
