@@ -808,6 +808,11 @@ pub fn submit<R: BufRead>(
         .into_iter()
         .partition(|r| is_local(&r.address));
     envelope_recipients.extend(remote);
+    // Unknown users sendmail counts in the queue priority (`Envelope::refused_users`).
+    let refused_users = refused_local
+        .iter()
+        .filter(|r| r.code == Sysexit::NoUser && r.syntax.is_none() && r.list_file.is_none())
+        .count();
     let mut refused = refused_syntax;
     refused.extend(refused_local.into_iter().map(|mut r| {
         r.list = list_of.get(r.list).copied().unwrap_or(0);
@@ -978,6 +983,7 @@ pub fn submit<R: BufRead>(
         envid: req.envid.clone(),
         ret: req.ret.clone(),
         verp,
+        refused_users: u32::try_from(refused_users).unwrap_or(u32::MAX),
         ..Envelope::default()
     };
 
