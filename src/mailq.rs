@@ -99,20 +99,30 @@ fn pending_recipients(e: &QueuedEntry) -> Vec<Pending<'_>> {
 
 /// sendmail's queue priority (the `P` line of its queue file, `-Priority-` in the verbose
 /// listing; lower runs first): the size of the message as submitted, plus 30000
-/// (`RecipientFactor`) per recipient it was accepted for, plus 90000 (`RetryFactor`) per
-/// try made by a queue run. The try made at submission (modes `i` and `b`) does not count:
-/// sendmail adds the factor when a queue run reads the entry back.
+/// (`RecipientFactor`) per recipient it was accepted for or refused as an unknown user
+/// ([`Envelope::refused_users`](rsendmail::spool::entry::Envelope)), plus 90000
+/// (`RetryFactor`) per try made by a queue run. The try made at submission (modes `i`
+/// and `b`) does not count: sendmail adds the factor when a queue run reads the entry
+/// back. A delivery report counts no size (sendmail reckons its priority before it
+/// writes it) and its first try, made by the process that made it, does not count
+/// either (recorded: `greet421-syntax-report-bp-v`).
 pub fn priority(e: &QueuedEntry) -> i64 {
     let env = &e.envelope;
-    let submitted = env
-        .header_bytes
-        .saturating_sub(env.added_header_bytes)
-        .saturating_add(e.body_size());
-    let at_submission = u32::from(matches!(env.mode, 'i' | 'b') && e.state.attempts > 0);
+    let report = env.report.is_some();
+    let submitted = if report {
+        0
+    } else {
+        env.header_bytes
+            .saturating_sub(env.added_header_bytes)
+            .saturating_add(e.body_size())
+    };
+    let at_submission =
+        u32::from((report || matches!(env.mode, 'i' | 'b')) && e.state.attempts > 0);
     let runs = e.state.attempts.saturating_sub(at_submission);
+    let recipients = (env.recipients.len() as i64).saturating_add(i64::from(env.refused_users));
     i64::try_from(submitted)
         .unwrap_or(i64::MAX)
-        .saturating_add(30000_i64.saturating_mul(env.recipients.len() as i64))
+        .saturating_add(30000_i64.saturating_mul(recipients))
         .saturating_add(90000 * i64::from(runs))
 }
 

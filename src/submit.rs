@@ -293,10 +293,17 @@ pub fn expand_local_noted(
     let mut out: Vec<Recipient> = Vec::new();
     let mut refused = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    // One refusal per target in the whole submission, however often and in whichever
-    // form the lists name it, and however many recipients lead to it (an alias reached
-    // twice: recorded `alias-reached-twice-odq`) ([`crate::aliases::refused_key`]).
+    // A refused user once in the whole submission, however often and in whichever form
+    // the lists name it ([`crate::aliases::refused_key`]). A target that cannot be
+    // parsed is refused once for each list that names it (`l1: b@@x`, `l2: b@@x`,
+    // or two list files: recorded `alias-bad-two-lists-odq`, `include-bad-two-files-odq`);
+    // a list reached again (an alias or list file named by an argument and by another
+    // list) is not expanded again, so its refusals are said once (recorded:
+    // `alias-reached-twice-odq`, `include-reached-twice-odq`): the key is the list that
+    // named the target and the target.
     let mut refused_seen = std::collections::HashSet::new();
+    let mut said_before: std::collections::HashSet<(Option<String>, String)> =
+        std::collections::HashSet::new();
     // The places in queue order the expansions so far gave their errors.
     let mut queued = 0;
     let mut add = |out: &mut Vec<Recipient>, r: Recipient| {
@@ -340,8 +347,16 @@ pub fn expand_local_noted(
         }
         let queued_before = queued;
         queued += x.error_queued.iter().copied().max().unwrap_or(0);
+        let mut said_now = std::collections::HashSet::new();
         for (k, e) in x.errors.iter().enumerate() {
-            if !refused_seen.insert(crate::aliases::refused_key(&e.target())) {
+            let target = crate::aliases::refused_key(&e.target());
+            let key = (x.ctl_of(k).map(str::to_string), target.clone());
+            let again = if e.is_syntax_fault() {
+                (key.0.is_some() && said_before.contains(&key)) || !said_now.insert(key)
+            } else {
+                !refused_seen.insert(target)
+            };
+            if again {
                 continue;
             }
             let final_rcpt = r.final_rcpt.clone().unwrap_or_else(|| {
@@ -374,6 +389,7 @@ pub fn expand_local_noted(
                 list: given,
             });
         }
+        said_before.extend(said_now);
         if let [one] = x.targets.as_slice()
             && one.sender.is_none()
             && one.target == Target::User(crate::aliases::key_of(&a))
@@ -642,20 +658,34 @@ pub fn envelope_sender(given: &str) -> Result<String, Fatal> {
 /// the same address byte for byte (local users, whose names sendmail folds to lower
 /// case, are merged later, at expansion; recorded: `dup-case-argv`, `dup-case-local`),
 /// a domain in U-label and in A-label form being one domain
-/// ([`address::duplicate_key`]).
-fn dedup(list: Vec<address::Listed>) -> Vec<Recipient> {
+/// ([`address::duplicate_key`]). A program named directly stays each time it is named:
+/// sendmail refuses it before it looks for duplicates, so says the refusal each time
+/// (recorded: `argv-prog-twice-odq`, `argv-prog-file-mixed-odi`); a file named twice is
+/// one recipient, refused once (`argv-file-twice-odq`). With each recipient, the list
+/// (argument) that named it.
+fn dedup(
+    list: Vec<address::Listed>,
+    is_local: &dyn Fn(&str) -> bool,
+) -> (Vec<Recipient>, Vec<usize>) {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
+    let mut lists = Vec::new();
     for l in list {
-        if seen.insert(address::duplicate_key(&l.address)) {
+        let written = (l.text != l.address).then_some(l.text.as_str());
+        let program = matches!(
+            direct_mailer(&l.address, written, is_local),
+            Some((_, "programs"))
+        );
+        if seen.insert(address::duplicate_key(&l.address)) || program {
             let mut r = Recipient::new(l.address.clone());
             if l.text != l.address {
                 r.display = Some(l.text);
             }
             out.push(r);
+            lists.push(l.list);
         }
     }
-    out
+    (out, lists)
 }
 
 /// sendmail's `MaxHopCount` when none is set.
@@ -752,14 +782,10 @@ pub fn submit<R: BufRead>(
             })
         })
     };
-    // The list that first named each recipient, for the order refusals are said in.
-    let mut list_of: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for l in &recipients {
-        list_of.entry(l.address.clone()).or_insert(l.list);
-    }
-    let recipients = dedup(recipients);
     let to_smarthost = cfg.all_to_smarthost();
     let is_local = |a: &str| address::is_local(a, &host, to_smarthost);
+    // With the list that first named each recipient, for the order refusals are said in.
+    let (recipients, list_of) = dedup(recipients, &is_local);
     // The aliases file is read only when a recipient is local.
     let aliases = if req.no_alias || !recipients.iter().any(|r| is_local(&r.address)) {
         None
@@ -782,13 +808,14 @@ pub fn submit<R: BufRead>(
         .into_iter()
         .partition(|r| is_local(&r.address));
     envelope_recipients.extend(remote);
+    // Unknown users sendmail counts in the queue priority (`Envelope::refused_users`).
+    let refused_users = refused_local
+        .iter()
+        .filter(|r| r.code == Sysexit::NoUser && r.syntax.is_none() && r.list_file.is_none())
+        .count();
     let mut refused = refused_syntax;
     refused.extend(refused_local.into_iter().map(|mut r| {
-        r.list = recipients
-            .get(r.list)
-            .and_then(|g| list_of.get(&g.address))
-            .copied()
-            .unwrap_or(0);
+        r.list = list_of.get(r.list).copied().unwrap_or(0);
         r
     }));
     // A list at a time, its syntax faults first (stable: each list's own order kept).
@@ -956,6 +983,7 @@ pub fn submit<R: BufRead>(
         envid: req.envid.clone(),
         ret: req.ret.clone(),
         verp,
+        refused_users: u32::try_from(refused_users).unwrap_or(u32::MAX),
         ..Envelope::default()
     };
 
@@ -1555,7 +1583,7 @@ mod tests {
         assert!(refused.is_empty());
         let a: Vec<&str> = r.iter().map(|l| l.address.as_str()).collect();
         assert_eq!(a, ["b@y", "a@x", "c@z"]);
-        let d = dedup(r);
+        let (d, _) = dedup(r, &|_| true);
         assert_eq!(d[2].display.as_deref(), Some("Carol <c@z>"));
         assert_eq!(d[0].display, None);
         assert!(argv_recipients(&["a@x\nRCPT".into()], &mut address::OldStyle(true)).is_err());

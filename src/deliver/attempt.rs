@@ -72,10 +72,19 @@ impl Conn {
     ) -> Result<&mut Session, OpenFailure> {
         let via = if mx { "esmtp" } else { "relay" };
         if let Some(f) = &self.dead {
-            return Err(OpenFailure {
+            let mut f = OpenFailure {
                 closing: None,
                 ..f.clone()
-            });
+            };
+            // A server that refused its greeting for now ([`refused_for_now`]): a later
+            // message to it in this run is deferred without the server's words, as
+            // sendmail's cached connection status defers it (`Deferred`). A failure made
+            // here (`Connection refused by [ip]`) keeps its words (recorded:
+            // `reason-refused-syntax-report-odi`).
+            if refused_for_now(&f) {
+                f.reply = reply::Reply::local(f.reply.code, f.reply.enhanced().unwrap_or_default());
+            }
+            return Err(f);
         }
         // A connection primed with the next message's commands is kept for it (its
         // `send` checks that it is that message, and gives it up if not).
@@ -252,14 +261,21 @@ impl Conn {
         if let Some(s) = self.session.take() {
             s.close(out);
         } else if let Some(f) = self.dead.take()
-            && f.loops
+            && (f.loops || refused_for_now(&f))
         {
-            // A server that is this host: sendmail keeps its connection's status to
-            // the end of the run, and says it closes it last (recorded:
-            // `loop-ehlo-self-v`).
+            // A server that is this host, or one that refused its greeting for now:
+            // sendmail keeps its connection's status to the end of the run, and says
+            // it closes it last (recorded: `loop-ehlo-self-v`, `greet421-q-two-v`).
             say(out, f.closing.as_slice());
         }
     }
+}
+
+/// A server that answered and refused to go on for now (a 421 greeting): sendmail keeps such a connection's status to the end of the run, defers later
+/// messages to it without the server's words and says it closes it last (recorded:
+/// `greet421-syntax-report-v`, `greet421-q-two-v`).
+fn refused_for_now(f: &OpenFailure) -> bool {
+    matches!(f.phase, Some(smtp::State::Greeting)) && !f.reply.local && !f.reply.is_permanent()
 }
 
 /// One worker's connections, by relay.
@@ -893,7 +909,9 @@ fn send_transaction(
                 }
             } else {
                 say(out, &outcome_lines(&got, &address));
-                say(out, f.closing.as_slice());
+                if !refused_for_now(&f) {
+                    say(out, f.closing.as_slice());
+                }
             }
             return Ok(got);
         }

@@ -159,7 +159,12 @@ impl RcptOutcome {
             }
             // A reason made up here reads as sendmail's, without a code
             // (`Deferred: Connection refused by [192.0.2.1]`); local delivery's keep it.
-            Class::Temporary => format!("Deferred: {}", self.reason()),
+            // With no words at all, `Deferred` alone (a server known to refuse in this
+            // run: `attempt::Conn`).
+            Class::Temporary => match self.reason() {
+                r if r.is_empty() => "Deferred".to_string(),
+                r => format!("Deferred: {r}"),
+            },
             Class::Permanent if self.loops.is_some() => LOCAL_CONFIG_ERROR.to_string(),
             Class::Permanent => self.reason(),
         }

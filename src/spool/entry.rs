@@ -218,6 +218,11 @@ pub struct Envelope {
     /// How many times delivery-time expansion (aliases, `.forward`) has re-queued the
     /// message: a loop between `.forward` files ends at [`crate::aliases::MAX_DEPTH`].
     pub expansions: u32,
+    /// Recipients refused at submission as unknown users (`refused-users`): sendmail
+    /// had them on the envelope before it looked them up, so its queue priority counts
+    /// them with the recipients queued (see `mailq`; recorded:
+    /// `greet421-two-bad-report-bp-v`). 0 in entries written before it was recorded.
+    pub refused_users: u32,
     /// The message's exact length in bytes (`message-bytes`), as read from a version 2
     /// file; `None` for a version 1 file, which does not record it. Writers leave it
     /// `None`: [`Envelope::to_text`] then writes zeros, which the commit replaces with
@@ -244,6 +249,7 @@ impl Default for Envelope {
             report: None,
             verp: None,
             expansions: 0,
+            refused_users: 0,
             message_bytes: None,
         }
     }
@@ -282,6 +288,9 @@ impl Envelope {
         }
         if self.expansions > 0 {
             let _ = writeln!(s, "expansions {}", self.expansions);
+        }
+        if self.refused_users > 0 {
+            let _ = writeln!(s, "refused-users {}", self.refused_users);
         }
         if self.sender.is_empty() {
             let _ = writeln!(s, "sender");
@@ -388,6 +397,7 @@ impl Envelope {
                     env.verp = Some(d);
                 }
                 "expansions" => env.expansions = number(rest, line)?,
+                "refused-users" => env.refused_users = number(rest, line)?,
                 "message-bytes" => message_bytes = Some(number(rest, line)?),
                 // Its value is checked by the spool, with the bytes it sums.
                 "message-sum" => have_sum = true,
@@ -757,6 +767,7 @@ mod tests {
             report: Some("failure".into()),
             verp: Some("-=".into()),
             expansions: 2,
+            refused_users: 3,
             message_bytes: Some(1234),
         }
     }
@@ -1075,6 +1086,7 @@ mod tests {
                         _ => None,
                     },
                     expansions,
+                    refused_users: expansions % 5,
                     message_bytes: Some(message_bytes),
                 },
             )
@@ -1144,6 +1156,7 @@ mod tests {
                     "ret",
                     "report",
                     "expansions",
+                    "refused-users",
                     "message-bytes",
                     "rcpt",
                     "attempts",
