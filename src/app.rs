@@ -335,8 +335,8 @@ pub enum Access {
 /// - else the program is not set-group-id (the bit lost), is set-group-id to another
 ///   group, or its bit is not in effect (a file system mounted `nosuid`);
 ///
-/// and ends with the command that checks the whole install, `rsendmail-admin check`
-/// (with the `-C` file the caller was given).
+/// and, but for a given-up group (the caller's own choice), ends with the command that
+/// checks the whole install, `rsendmail-admin check` (with the `-C` file given).
 pub fn spool_access_cause(
     dir: &Path,
     need: Access,
