@@ -290,12 +290,12 @@ pub fn spool_takes_submissions(s: &Setup) -> Result<(), Fatal> {
     {
         match writable(p) {
             Err(Errno::ENOENT) => continue,
-            Err(e @ (Errno::EACCES | Errno::EPERM)) => denied = Some(e),
+            Err(e @ (Errno::EACCES | Errno::EPERM)) => denied = Some((p.to_path_buf(), e)),
             _ => {}
         }
         break;
     }
-    let Some(errno) = denied else {
+    let Some((at, errno)) = denied else {
         return Ok(());
     };
     let dir = s.spool.dir.display();
@@ -303,26 +303,7 @@ pub fn spool_takes_submissions(s: &Setup) -> Result<(), Fatal> {
         Some(c) => format!(" (the spool of {})", c.display()),
         None => String::new(),
     };
-    let group = std::fs::metadata(&s.spool.dir)
-        .ok()
-        .map(|md| nix::unistd::Gid::from_raw(md.gid()))
-        .map(|g| match nix::unistd::Group::from_gid(g) {
-            Ok(Some(gr)) => gr.name,
-            _ => g.to_string(),
-        });
-    let cause = if s.dropped_group {
-        let (names, it) = cli::Invocation::named_with_pronoun(&s.inv.unsafe_options_given());
-        format!(
-            "{names} gave up rsendmail's set-group-id privilege (an option that may choose \
-             files or programs); leave {it} out, or run as root"
-        )
-    } else {
-        let grp = group.map(|g| format!(" {g}")).unwrap_or_default();
-        format!(
-            "rsendmail must be installed set-group-id to the spool's group{grp} \
-             (mode 2755; the set-gid bit may have been lost), or the user be in that group"
-        )
-    };
+    let cause = spool_access_cause(&at, Access::Write, &s.inv, s.dropped_group);
     Err(Fatal::new(
         Sysexit::TempFail,
         format!(
@@ -331,6 +312,180 @@ pub fn spool_takes_submissions(s: &Setup) -> Result<(), Fatal> {
             config::io_text(&std::io::Error::from(errno))
         ),
     ))
+}
+
+/// What a process needs of a spool directory: [`spool_access_cause`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// To make files in it (`rsendmail`: a submission, a `-bs` session).
+    Write,
+    /// To list and read it (`rsendmail-admin`'s queue commands).
+    Read,
+}
+
+/// Why this process (not root) may not use `dir`, a spool directory or one on its way
+/// (its `tmp/`, its parent), as `need` says: the words a refusal gives in brackets, the
+/// one place for that advice (a submission, `-bs`, `rsendmail-admin`'s queue commands).
+/// It names what is wrong, found from the invocation, the directory and the running
+/// program:
+/// - an option of `inv` gave the program's group up (`dropped_group`): that option;
+/// - the process has the directory's group (through its set-gid program or the user's
+///   groups) but the mode does not let the group in: the directory's owner, group and
+///   mode;
+/// - else the program is not set-group-id (the bit lost), is set-group-id to another
+///   group, or its bit is not in effect (a file system mounted `nosuid`);
+///
+/// and, but for a given-up group (the caller's own choice), ends with the command that
+/// checks the whole install, `rsendmail-admin check` (with the `-C` file given).
+pub fn spool_access_cause(
+    dir: &Path,
+    need: Access,
+    inv: &Invocation,
+    dropped_group: bool,
+) -> String {
+    use nix::unistd::{Gid, Group, Uid, User};
+    let program = std::env::current_exe().ok();
+    if dropped_group {
+        let (names, it) = cli::Invocation::named_with_pronoun(&inv.unsafe_options_given());
+        let name = match need {
+            Access::Write => "rsendmail",
+            Access::Read => "rsendmail-admin",
+        };
+        return format!(
+            "{names} gave up {name}'s set-group-id privilege (an option that may choose \
+             files or programs); leave {it} out, or run as root"
+        );
+    }
+    let group_name = |g: u32| match Group::from_gid(Gid::from_raw(g)) {
+        Ok(Some(gr)) => gr.name,
+        _ => g.to_string(),
+    };
+    let user_name = |u: u32| match User::from_uid(Uid::from_raw(u)) {
+        Ok(Some(us)) => us.name,
+        _ => u.to_string(),
+    };
+    // A directory this process may not even look into (the spool's `tmp/` behind a
+    // spool it may not enter) is described by the nearest one on its path it can.
+    let (dir, md) = match dir
+        .ancestors()
+        .find_map(|d| Some((d, std::fs::metadata(d).ok()?)))
+    {
+        Some((d, md)) => (d, Some(md)),
+        None => (dir, None),
+    };
+    let facts = md.map(|md| {
+        let egid = nix::unistd::getegid().as_raw();
+        let rgid = nix::unistd::getgid().as_raw();
+        let groups = nix::unistd::getgroups().unwrap_or_default();
+        let in_group =
+            md.gid() == egid || md.gid() == rgid || groups.iter().any(|g| g.as_raw() == md.gid());
+        let program = program.and_then(|p| {
+            let m = std::fs::metadata(&p).ok()?;
+            Some(Program {
+                path: p,
+                mode: m.mode() & 0o7777,
+                group: group_name(m.gid()),
+                group_id: m.gid(),
+            })
+        });
+        DirFacts {
+            dir: dir.to_path_buf(),
+            owner: user_name(md.uid()),
+            own: md.uid() == nix::unistd::getuid().as_raw(),
+            group: group_name(md.gid()),
+            group_id: md.gid(),
+            mode: md.mode() & 0o7777,
+            in_group,
+            egid,
+            program,
+        }
+    });
+    let check = match &inv.config_file {
+        Some(c) => format!("`rsendmail-admin check -C {}`", c.display()),
+        None => "`rsendmail-admin check`".to_string(),
+    };
+    match facts {
+        Some(f) => format!("{}; {check} says what to fix", access_cause(&f, need)),
+        None => format!("{check} says what to fix"),
+    }
+}
+
+/// The running program, for [`access_cause`].
+struct Program {
+    path: PathBuf,
+    mode: u32,
+    group: String,
+    group_id: u32,
+}
+
+/// A directory and this process, for [`access_cause`].
+struct DirFacts {
+    dir: PathBuf,
+    owner: String,
+    /// This process's user owns it.
+    own: bool,
+    group: String,
+    group_id: u32,
+    mode: u32,
+    /// This process has its group (effective, real or supplementary).
+    in_group: bool,
+    egid: u32,
+    program: Option<Program>,
+}
+
+/// The cause [`spool_access_cause`] names, from the facts alone.
+fn access_cause(f: &DirFacts, need: Access) -> String {
+    let (bits, verb) = match need {
+        Access::Write => (0o3, "write to"),
+        Access::Read => (0o5, "read"),
+    };
+    let shown = format!(
+        "{} is {}:{} {:04o}",
+        f.dir.display(),
+        f.owner,
+        f.group,
+        f.mode
+    );
+    if f.own {
+        if (f.mode >> 6) & bits != bits {
+            return format!("{shown}: its owner may not {verb} it");
+        }
+        return shown;
+    }
+    if f.in_group {
+        if (f.mode >> 3) & bits != bits {
+            return format!("{shown}: its group {} may not {verb} it", f.group);
+        }
+        return shown;
+    }
+    let Some(p) = &f.program else {
+        return format!(
+            "{shown}, and this process is not in its group: the program must be installed \
+             set-group-id to {}, or the user be in that group",
+            f.group
+        );
+    };
+    let path = p.path.display();
+    if p.mode & 0o2000 == 0 {
+        format!(
+            "{path} is not set-group-id (mode {:04o}; the bit may have been lost): it must be \
+             installed set-group-id to the spool's group {} (mode 2755), or the user be in \
+             that group",
+            p.mode, f.group
+        )
+    } else if p.group_id != f.group_id {
+        format!(
+            "{path} is set-group-id to the group {}, not to the spool's group {}",
+            p.group, f.group
+        )
+    } else if f.egid != p.group_id {
+        format!(
+            "the set-group-id bit of {path} is not in effect (is its file system mounted \
+             nosuid?)"
+        )
+    } else {
+        shown
+    }
 }
 
 /// The checks made before an operation that takes or delivers mail starts (before stdin
@@ -802,6 +957,71 @@ fn background(id: &str) -> Sysexit {
 
 #[cfg(test)]
 mod tests {
+    use super::{Access, DirFacts, Program, access_cause};
+    use std::path::PathBuf;
+
+    /// A spool `root:rsendmail` of `mode`, a process with `egid` (1 is rsendmail's) and
+    /// in the spool's group or not, run from a program of `prog_mode` and group `pgid`.
+    fn facts(mode: u32, egid: u32, in_group: bool, prog_mode: u32, pgid: u32) -> DirFacts {
+        DirFacts {
+            dir: PathBuf::from("/var/spool/rsendmail"),
+            owner: "root".into(),
+            own: false,
+            group: "rsendmail".into(),
+            group_id: 1,
+            mode,
+            in_group,
+            egid,
+            program: Some(Program {
+                path: PathBuf::from("/usr/sbin/rsendmail"),
+                mode: prog_mode,
+                group: if pgid == 1 { "rsendmail" } else { "mail" }.into(),
+                group_id: pgid,
+            }),
+        }
+    }
+
+    /// Each cause is named only when it is the cause: the spool's mode when the process
+    /// has the group, the set-gid bit only when the program lacks it.
+    #[test]
+    fn the_access_cause_names_the_real_fault() {
+        // Set-gid in place, the spool without group write: its owner, group and mode.
+        let c = access_cause(&facts(0o2750, 1, true, 0o2755, 1), Access::Write);
+        assert_eq!(
+            c,
+            "/var/spool/rsendmail is root:rsendmail 2750: its group rsendmail may not \
+             write to it"
+        );
+        assert!(!c.contains("set-group-id"), "{c}");
+        // The same for reading (rsendmail-admin).
+        let c = access_cause(&facts(0o2730, 1, true, 0o2755, 1), Access::Read);
+        assert!(c.ends_with("its group rsendmail may not read it"), "{c}");
+        // The set-gid bit lost.
+        let c = access_cause(&facts(0o2770, 5, false, 0o755, 1), Access::Write);
+        assert!(
+            c.starts_with("/usr/sbin/rsendmail is not set-group-id (mode 0755"),
+            "{c}"
+        );
+        assert!(c.contains("the spool's group rsendmail"), "{c}");
+        // Set-gid to another group.
+        let c = access_cause(&facts(0o2770, 2, false, 0o2755, 2), Access::Write);
+        assert_eq!(
+            c,
+            "/usr/sbin/rsendmail is set-group-id to the group mail, not to the spool's \
+             group rsendmail"
+        );
+        // Set-gid to the right group, but not in effect.
+        let c = access_cause(&facts(0o2770, 5, false, 0o2755, 1), Access::Write);
+        assert!(c.contains("is not in effect"), "{c}");
+        // A user in the group with a spool the group may use: nothing but the facts.
+        let c = access_cause(&facts(0o2770, 5, true, 0o755, 1), Access::Write);
+        assert_eq!(c, "/var/spool/rsendmail is root:rsendmail 2770");
+        // The owner's own bits count for the owner.
+        let mut f = facts(0o0500, 5, false, 0o755, 1);
+        f.own = true;
+        assert!(access_cause(&f, Access::Write).ends_with("its owner may not write to it"));
+    }
+
     /// Each name of [`super::NOT_FOR_DELIVERY`] is an option of the table, as the
     /// settings record it (a misspelt one would never match).
     #[test]

@@ -27,9 +27,10 @@ pub struct Sweep {
 
 impl Sweep {
     /// The selected entries a run tries, in the sweep's order (sendmail's priority order):
-    /// - a selection (`-qI`, `-qR`, `-qS`, negated or not; [`QueueRunArgs::is_selection`])
-    ///   tries all of them, as sendmail does (compat-tests/cases/minqueueage-qR-tried,
-    ///   minqueueage-qS-tried, minqueueage-qI-tried, minqueueage-qnotR-tried);
+    /// - a selection (`-qI`, `-qR`, `-qS`, negated or not, empty or not, ETRN;
+    ///   [`QueueRunArgs::is_selection`]) tries all of them, as sendmail does
+    ///   (compat-tests/cases/minqueueage-qR-tried, minqueueage-qS-tried,
+    ///   minqueueage-qI-tried, minqueueage-qnotR-tried, minqueueage-qR-empty);
     /// - a one-time run (`-q`, `-qf`, `-q -v`: `periodic` false) leaves out the entries
     ///   tried less than `MinQueueAge` ago, as sendmail's does (minqueueage-q-skips-tried,
     ///   minqueueage-qf-tried, minqueueage-q-tries-fresh, minqueueage-q-expired-age), and
@@ -655,6 +656,28 @@ mod tests {
         let sw = sweep(&spool, Some(&sel), 3600).unwrap();
         assert_eq!(sw.to_try(&sel, false), all);
         assert_eq!(sw.to_try(&sel, true), all);
+        // An empty selection (`-qR`, `-qS`, `-qI`) matches every entry and is a
+        // selection all the same; a negated empty one matches none.
+        for field in [
+            FilterField::Recipient,
+            FilterField::Sender,
+            FilterField::QueueId,
+        ] {
+            for negate in [false, true] {
+                let empty = QueueRunArgs {
+                    filters: vec![QueueFilter {
+                        field,
+                        negate,
+                        substring: String::new(),
+                    }],
+                    ..QueueRunArgs::default()
+                };
+                let sw = sweep(&spool, Some(&empty), 3600).unwrap();
+                let want = if negate { Vec::new() } else { all.clone() };
+                assert_eq!(sw.to_try(&empty, false), want, "{field:?} {negate}");
+                assert_eq!(sw.to_try(&empty, true), want, "{field:?} {negate}");
+            }
+        }
         // Without MinQueueAge a one-time run tries everything.
         let sw = sweep(&spool, Some(&plain), 0).unwrap();
         assert_eq!(sw.to_try(&plain, false), all);

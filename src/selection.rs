@@ -164,11 +164,16 @@ impl QueueRunArgs {
 }
 
 impl QueueRunArgs {
-    /// Whether the run is a selection (`-qI`, `-qR`, `-qS`, negated or not): as in
-    /// sendmail, a selection tries what it selects whether or not it was tried within
-    /// `MinQueueAge` (compat-tests/cases/minqueueage-qR-tried, -qS-, -qI-, -qnotR-).
+    /// Whether the run is a selection: any `-qI`, `-qR` or `-qS`, negated or not and
+    /// empty or not, or a `-qQ` with a reason (ETRN and `rsendmail-admin retry` select
+    /// too). sendmail's rule: such a run sets MinQueueAge aside and tries what it
+    /// selects; `-q`, `-qf`, `-q<time>` and a bare `-qQ` do not
+    /// (compat-tests/cases/minqueueage-qR-tried, -qS-, -qI-, -qnotR-, and the empty
+    /// forms minqueueage-qR-empty, -qS-, -qI-).
     pub fn is_selection(&self) -> bool {
-        !self.filters.is_empty()
+        self.filters
+            .iter()
+            .any(|f| f.field != FilterField::Quarantine || !f.substring.is_empty())
     }
 
     /// Whether the `-qI` filters (if any) can match this id: decided without opening it.
@@ -190,7 +195,8 @@ impl QueueRunArgs {
             .iter()
             .filter(|f| f.field == FilterField::Recipient)
             .collect();
-        if of_kind.is_empty() || of_kind.iter().any(|f| f.negate) {
+        // An empty `-qR` matches every entry: the index cannot narrow it.
+        if of_kind.is_empty() || of_kind.iter().any(|f| f.negate || f.substring.is_empty()) {
             return None;
         }
         Some(of_kind.iter().map(|f| f.substring.as_str()).collect())

@@ -1079,14 +1079,16 @@ fn a_setgid_admin_gives_up_its_group_for_c_and_reads_no_environment() {
     let out = as_user(&adm, &["-C", c, "delete", &entry], &[], b"");
     assert_ne!(out.status.code(), Some(0), "{}", text(&out.stdout));
     // Every command that looks an entry up says it cannot read the spool (77), never
-    // that the entry, which is there, does not exist (66).
+    // that the entry, which is there, does not exist (66), and why: -C gave the group up
+    // (not a set-gid bit, which is in place).
     for cmd in ["show", "delete", "hold", "release", "retry", "bounce"] {
         let out = as_user(&adm, &["-C", c, cmd, &entry], &[], b"");
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(77), "{cmd}: {err}");
         assert!(
             err.contains(&format!(
-                "rsendmail-admin: {entry}: cannot read the spool {}: Permission denied",
+                "rsendmail-admin: {entry}: cannot read the spool {}: Permission denied (-C \
+                 gave up rsendmail-admin's set-group-id privilege",
                 spool.display()
             )) && !err.contains("no such entry"),
             "{cmd}: {err}"

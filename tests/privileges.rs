@@ -856,6 +856,134 @@ fn spool_files(spool: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A user in the spool's group whose spool does not let the group write: the refusal
+/// names the spool's owner, group and mode, not the set-gid bit, in a submission and a
+/// `-bs` session alike; the exit status stays 75.
+#[test]
+fn a_spool_its_group_may_not_write_is_named_with_its_mode() {
+    if !can_switch_user() || !cfg!(debug_assertions) {
+        // The override of the system configuration's path exists in debug builds only.
+        return;
+    }
+    let home = user_dir("nogroupw-home");
+    let b = user_visible_bin(&home, "sendmail");
+    let here = setgid_dir("nogroupw");
+    let spool = here.join("spool");
+    fs::create_dir(&spool).unwrap();
+    // The test user's own group, without group write: the user is in the group.
+    std::os::unix::fs::chown(&spool, Some(0), Some(test_user().gid)).unwrap();
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o2750)).unwrap();
+    let conf = here.join("rsendmail.conf");
+    fs::write(
+        &conf,
+        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let envs = [
+        ("HOME", home.to_str().unwrap()),
+        ("XDG_STATE_HOME", home.to_str().unwrap()),
+        ("RSENDMAIL_SYSTEM_CONFIG", conf.to_str().unwrap()),
+    ];
+    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(test_user().gid))
+        .unwrap()
+        .unwrap()
+        .name;
+    let cause = format!(
+        "Permission denied ({} is root:{group} 2750: its group {group} may not write to \
+         it; `rsendmail-admin check` says what to fix); nothing was queued",
+        spool.display()
+    );
+    let out = as_user(&b, &["-odq", "bob@example.org"], &envs, MSG);
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains(&cause), "{}", text(&out.stdout));
+    assert!(
+        !text(&out.stdout).contains("set-group-id"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = as_user(&b, &["-bs"], &envs, b"QUIT\r\n");
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).starts_with("451 4.0.0 "),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(text(&out.stdout).contains(&cause), "{}", text(&out.stdout));
+    assert_eq!(spool_files(&spool), Vec::<String>::new());
+    let _ = fs::remove_dir_all(&here);
+    let _ = fs::remove_dir_all(&home);
+}
+
+/// An installed set-gid `rsendmail` (the system configuration supplied in a private
+/// mount namespace, over /etc, never touching the real one) whose spool has the right
+/// group but no group write: the set-gid bit is in place, so it is not blamed; the
+/// spool's owner, group and mode are. Skipped where a mount namespace cannot be made.
+#[test]
+fn an_installed_setgid_program_blames_the_spools_mode_not_its_bit() {
+    if !can_switch_user() {
+        return;
+    }
+    let here = setgid_dir("sgid-mode");
+    let sg = setgid_copy(&here);
+    let spool = here.join("spool");
+    fs::create_dir(&spool).unwrap();
+    chgrp_mail(&spool);
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o2750)).unwrap();
+    let upper = here.join("ovl/u");
+    let work = here.join("ovl/w");
+    fs::create_dir_all(upper.join("rsendmail")).unwrap();
+    fs::create_dir_all(&work).unwrap();
+    fs::write(
+        upper.join("rsendmail/rsendmail.conf"),
+        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
+    )
+    .unwrap();
+    let mount = format!(
+        "mount -t overlay overlay -o lowerdir=/etc,upperdir={},workdir={} /etc",
+        upper.display(),
+        work.display()
+    );
+    let probe = Command::new("unshare")
+        .args(["-m", "sh", "-c", &format!("{mount} 2>/dev/null")])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: no private mount namespace with an overlay here");
+        let _ = fs::remove_dir_all(&here);
+        return;
+    }
+    let script = format!(
+        "{mount} && exec runuser -u {TEST_USER} -- env -i PATH=/usr/bin:/bin {} -odq \
+         bob@example.org",
+        sg.display()
+    );
+    let mut child = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let _ = child.stdin.take().unwrap().write_all(MSG);
+    }
+    let out = child.wait_with_output().unwrap();
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(75), "{said}{}", text(&out.stderr));
+    assert!(
+        said.contains(&format!(
+            "Permission denied ({} is root:mail 2750: its group mail may not write to it; \
+             `rsendmail-admin check` says what to fix); nothing was queued",
+            spool.display()
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("set-group-id"), "{said}");
+    assert_eq!(spool_files(&spool), Vec::<String>::new());
+    let _ = fs::remove_dir_all(&here);
+}
+
 /// A user's submission where the system configuration exists and its spool is not
 /// writable (an install whose set-gid bit was lost, as in the NetBSD pkgsrc report) fails
 /// with the directory and the likely cause, exit 75, in every delivery mode and with -t,
@@ -884,13 +1012,17 @@ fn user_submission_never_falls_back_to_a_per_user_spool_where_a_system_config_ex
         ("XDG_STATE_HOME", state.to_str().unwrap()),
         ("RSENDMAIL_SYSTEM_CONFIG", conf.to_str().unwrap()),
     ];
+    // The program is not set-gid (this copy is 0755) and the user is not in the
+    // spool's group: the missing bit is the cause named.
     let want = format!(
         "cannot queue the message: the queue directory {} (the spool of {}) is not \
-         writable by this user: Permission denied (rsendmail must be installed \
-         set-group-id to the spool's group mail (mode 2755; the set-gid bit may have been \
-         lost), or the user be in that group); nothing was queued\n",
+         writable by this user: Permission denied ({} is not set-group-id (mode 0755; the \
+         bit may have been lost): it must be installed set-group-id to the spool's group \
+         mail (mode 2755), or the user be in that group; `rsendmail-admin check` says what \
+         to fix); nothing was queued\n",
         spool.display(),
-        conf.display()
+        conf.display(),
+        b.display()
     );
     let t_msg = b"To: bob@example.org\nSubject: t\n\nhello\n";
     for (args, input) in [

@@ -97,6 +97,9 @@ struct Caller {
     login: String,
     /// Root, the spool's owner or a member of its group: any entry.
     any: bool,
+    /// Why this process may not read the spool, when it may not
+    /// ([`app::spool_access_cause`]): the invocation and whether it gave up the group.
+    access: Option<(crate::cli::Invocation, bool)>,
 }
 
 impl Caller {
@@ -111,6 +114,7 @@ impl Caller {
             uid: uid.as_raw(),
             login,
             any: app::may_see_queue(spool),
+            access: None,
         }
     }
 
@@ -272,10 +276,15 @@ fn find_any(spool: &Spool, who: &Caller, id: &str) -> Result<(Spool, bool), Syse
                     dir.display(),
                     crate::config::io_text(&e),
                     if e.kind() == std::io::ErrorKind::PermissionDenied {
-                        " (rsendmail-admin must be installed set-group-id to the spool's \
-                         group, or the user be in that group)"
+                        match &who.access {
+                            Some((inv, dropped)) => format!(
+                                " ({})",
+                                app::spool_access_cause(&dir, app::Access::Read, inv, *dropped)
+                            ),
+                            None => String::new(),
+                        }
                     } else {
-                        ""
+                        String::new()
                     }
                 ),
             ));
@@ -370,7 +379,8 @@ fn run(
             super::dropped_group_note(&s.inv)
         );
     }
-    let who = Caller::new(&s.spool);
+    let mut who = Caller::new(&s.spool);
+    who.access = Some((s.inv.clone(), s.dropped_group));
     match body(&s, &who) {
         Ok(code) => code,
         Err(f) => app::report(&on_stderr(f)),

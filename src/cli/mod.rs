@@ -463,14 +463,15 @@ fn parse_q(inv: &mut Invocation, value: &str) -> Result<(), Fatal> {
         _ => None,
     };
     if let Some(field) = field {
-        if !tail.is_empty() || field == FilterField::Quarantine {
-            check_no_control("-q", tail)?;
-            q.filters.push(QueueFilter {
-                field,
-                negate,
-                substring: tail.to_string(),
-            });
-        }
+        // An empty `-qI`, `-qR` or `-qS` is a filter too, as in sendmail: it matches
+        // every entry (negated, none) and makes the run a selection
+        // ([`QueueRunArgs::is_selection`]; recorded: minqueueage-qR-empty, q-notR-empty).
+        check_no_control("-q", tail)?;
+        q.filters.push(QueueFilter {
+            field,
+            negate,
+            substring: tail.to_string(),
+        });
         return Ok(());
     }
     // sendmail ignores `!` before f, L and p and refuses it before G
@@ -1124,9 +1125,18 @@ mod tests {
         let f = q(&["-q!Sroot"]).filters;
         assert!(f[0].negate && f[0].field == FilterField::Sender);
         assert!(!f[0].matches("root@x"));
-        // A filter in a separate argument is an empty filter: everything.
+        // A filter in a separate argument is an empty filter: everything, and a
+        // selection all the same (sendmail's rule for MinQueueAge).
         let inv = p(&["-qR", "example.org"]).unwrap();
-        assert!(inv.queue_run.as_ref().unwrap().filters.is_empty());
+        let f = &inv.queue_run.as_ref().unwrap().filters;
+        assert_eq!(f.len(), 1);
+        assert!(f[0].substring.is_empty() && f[0].matches("bob@example.org"));
+        for form in ["-qR", "-qS", "-qI", "-q!R", "-q!S", "-q!I", "-qQx", "-qRa"] {
+            assert!(q(&[form]).is_selection(), "{form}");
+        }
+        for form in ["-q", "-qf", "-q30m", "-qQ", "-qp", "-qL"] {
+            assert!(!q(&[form]).is_selection(), "{form}");
+        }
         assert_eq!(q(&["-qGmain"]).group.as_deref(), Some("main"));
         assert!(q(&["-qL"]).lost);
         assert_eq!(p(&["-q5x"]).unwrap_err().message, "Invalid time unit `x'");
