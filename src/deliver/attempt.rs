@@ -1148,8 +1148,7 @@ fn expand_at_delivery(
                             keys.insert(rsendmail::aliases::recipient_key(&t.address, &is_local))
                         })
                         .collect();
-                    if !new.is_empty() && env.expansions as usize >= rsendmail::aliases::MAX_DEPTH
-                    {
+                    if !new.is_empty() && env.expansions as usize >= rsendmail::aliases::MAX_DEPTH {
                         // `.forward` files that forward to each other: expanded as often
                         // as aliases may nest.
                         decided.push(RcptOutcome::new(

@@ -1666,7 +1666,11 @@ impl LockedEntry {
     ///
     /// On error before the rename nothing changed; an error after it (the directory's
     /// fsync) leaves the new file in place and held by this entry, and is returned.
-    pub fn rewrite(&mut self, envelope: &Envelope, added: &[entry::Recipient]) -> Result<(), Fatal> {
+    pub fn rewrite(
+        &mut self,
+        envelope: &Envelope,
+        added: &[entry::Recipient],
+    ) -> Result<(), Fatal> {
         let id = self.entry.envelope.id.clone();
         let tmp_dir = self.spool.tmp_dir();
         open_dir(&tmp_dir).map_err(|e| cant("cannot use", &tmp_dir, &e))?;
