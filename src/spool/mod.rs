@@ -2116,6 +2116,49 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
     }
 
+    #[test]
+    fn rewrite_appends_recipients_under_the_same_lock() {
+        let scratch = ScratchSpool::new("rewrite");
+        let spool = &scratch.spool;
+        let message = b"Subject: x\n\nbody\n";
+        let (id, _) = committed(spool, message);
+        let mut locked = spool.lock_entry(&id).unwrap().expect("lock");
+        let mut st = State::default();
+        st.recipients.push((0, RcptState::Deferred, None));
+        locked.record_state(st.clone()).unwrap();
+        let old_ino = fs::metadata(spool.qf_path(&id)).unwrap().ino();
+        let mut next = locked.entry.envelope.clone();
+        next.expansions += 1;
+        let added = vec![entry::Recipient::new("c@example.org")];
+        next.recipients.extend(added.clone());
+        locked.rewrite(&next, &added).unwrap();
+        // A new file in place, held by this entry: no other runner takes it.
+        assert_ne!(fs::metadata(spool.qf_path(&id)).unwrap().ino(), old_ino);
+        assert!(spool.lock_entry(&id).unwrap().is_none());
+        assert_eq!(locked.entry.envelope.recipients.len(), 2);
+        assert_eq!(locked.entry.envelope.expansions, 1);
+        assert_eq!(locked.entry.state, st);
+        assert!(fs::read_dir(spool.tmp_dir()).unwrap().next().is_none());
+        // The message is the same, its length and sum good, the state file kept.
+        let read = spool.read_entry(&id).unwrap();
+        assert_eq!(read.envelope.recipients, next.recipients);
+        assert_eq!(read.state, st);
+        let mut f = read.file.try_clone().unwrap();
+        io::Seek::seek(&mut f, io::SeekFrom::Start(read.data_offset)).unwrap();
+        let mut body = Vec::new();
+        f.read_to_end(&mut body).unwrap();
+        assert_eq!(body, message);
+        drop(read);
+        drop(locked);
+        let again = spool.lock_entry(&id).unwrap().expect("lock after");
+        assert_eq!(again.entry.envelope.recipients, next.recipients);
+        // The index names the recipient added.
+        let listed = index::recipients(spool).unwrap_or_default();
+        if !listed.is_empty() {
+            assert!(listed.contains(&(id.clone(), "c@example.org".to_string())));
+        }
+    }
+
     /// Commit an entry holding `message` (written in pieces, as callers do).
     fn committed(spool: &Spool, message: &[u8]) -> (String, u64) {
         let mut ne = spool.begin(crate::clock::now()).unwrap();
