@@ -2589,3 +2589,44 @@ fn a_run_killed_after_the_forward_was_added_sends_no_target_twice() {
     env.sendmail(&["-q"], b"").code(0);
     assert_eq!(second(&peer.messages()), 1, "{}", peer.transcript());
 }
+
+/// A target of an expansion at delivery that is itself to be expanded (a user with a
+/// `.forward`, reached through an alias whose `:include:` only the deliverer reads) is
+/// expanded in turn in the same attempt: its targets go out with the entry's other
+/// recipients in one transaction.
+#[test]
+fn a_forward_reached_through_an_alias_at_delivery_goes_out_in_the_same_attempt() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let _turn = forward_turn();
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = local_env("", Some(peer.port));
+    // The aliases file is the test user's: its `:include:` is read with the user's
+    // rights, by the deliverer.
+    let lists = open_dir(&env, "lists");
+    let members = lists.join("members");
+    fs::write(&members, format!("{TEST_USER}\n")).unwrap();
+    let aliases = env.dir.join("aliases");
+    fs::write(&aliases, format!("lst: :include:{}\n", members.display())).unwrap();
+    for f in [&members, &aliases] {
+        std::os::unix::fs::chown(f, Some(test_user().uid), Some(test_user().gid)).unwrap();
+    }
+    write_forward("fw-ok@example.org\n");
+    env.sendmail(&["-odq", "w@example.org", "lst"], MSG).code(0);
+    let qf = env.entries();
+    assert_eq!(qf.len(), 1, "{}", env.listing());
+    let text = String::from_utf8_lossy(&fs::read(&qf[0]).unwrap()).into_owned();
+    assert!(text.contains("\nrcpt lst"), "{text}");
+    env.sendmail(&["-q"], b"").code(0);
+    let msgs = peer.wait_for(1, Duration::from_secs(10));
+    let t = peer.transcript();
+    assert_eq!(t.matches(" MAIL ").count(), 1, "{t}");
+    for want in ["\"w@example.org\"", "\"fw-ok@example.org\""] {
+        assert!(msgs[0].0.contains(want), "{want} in {}", msgs[0].0);
+    }
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert!(!mbox(&env, TEST_USER).exists());
+}
