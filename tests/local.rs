@@ -2384,3 +2384,249 @@ fn an_alias_reached_twice_reports_its_refusals_once() {
     assert!(once.0 > 0 && once.1 > 0, "{once:?}");
     assert_eq!(delivered(&[TEST_USER, "nobody"]), once);
 }
+
+/// A `.forward` read at delivery adds its targets to the entry being delivered: they go
+/// out with the entry's other recipients, in one transaction to the server, and what the
+/// expansion refused is reported with what the server refused, in one report, as
+/// sendmail does (compat cases forward-once-odi, forward-once-w-odi).
+#[test]
+fn forward_targets_go_with_the_entry_in_one_transaction_and_one_report() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let _turn = forward_turn();
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = local_env("", Some(peer.port));
+    write_forward("nosuch-fwd1, fw-ok@example.org, reject5f@example.org\n");
+    env.sendmail(&["-odi", "w@example.org", TEST_USER], MSG)
+        .code(67);
+    let msgs = peer.wait_for(1, Duration::from_secs(10));
+    let t = peer.transcript();
+    assert_eq!(t.matches(" MAIL ").count(), 1, "{t}");
+    assert_eq!(msgs.len(), 1, "{t}");
+    for want in ["\"w@example.org\"", "\"fw-ok@example.org\""] {
+        assert!(msgs[0].0.contains(want), "{want} in {}", msgs[0].0);
+    }
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    // One report to the sender, naming the unknown user and the server's refusal.
+    assert_eq!(mbox_summary(&mbox(&env, "root")).len(), 1);
+    let text = parse_report(&fs::read(mbox(&env, "root")).unwrap(), &env);
+    for want in [
+        "'X-Actual-Recipient': 'rfc822; nosuch-fwd1@test.example'",
+        "'X-Actual-Recipient': 'rfc822; reject5f@example.org'",
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
+}
+
+/// Queued with `-odq`, the `.forward` is read by the queue run, which adds its targets to
+/// the entry (each once: one already among the entry's recipients is not added again)
+/// and sends them in the same run; an entry left waiting for one of them lists them as
+/// its own.
+#[test]
+fn forward_targets_join_the_queued_entry_once() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let _turn = forward_turn();
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = local_env("", Some(peer.port));
+    write_forward("fw-ok@example.org, w@example.org, reject4f@example.org\n");
+    env.sendmail(&["-odq", "w@example.org", TEST_USER], MSG)
+        .code(0);
+    env.sendmail(&["-q"], b"").code(0);
+    let msgs = peer.wait_for(1, Duration::from_secs(10));
+    let t = peer.transcript();
+    assert_eq!(t.matches(" MAIL ").count(), 1, "{t}");
+    assert_eq!(msgs.len(), 1, "{t}");
+    assert_eq!(
+        msgs[0].0.matches("\"w@example.org\"").count(),
+        1,
+        "{}",
+        msgs[0].0
+    );
+    assert!(msgs[0].0.contains("\"fw-ok@example.org\""), "{}", msgs[0].0);
+    // The entry waits for the deferred target, which it lists among its recipients.
+    let j = env.json();
+    assert_eq!(j.len(), 1, "{j:?}");
+    assert!(
+        j[0].contains("\"address\":\"reject4f@example.org\""),
+        "{}",
+        j[0]
+    );
+    // Each recipient once in the queue file, the user's own place kept.
+    let qf = env.entries();
+    assert_eq!(qf.len(), 1, "{}", env.listing());
+    let text = String::from_utf8_lossy(&fs::read(&qf[0]).unwrap()).into_owned();
+    for (want, n) in [
+        ("\nrcpt w@example.org\n", 1),
+        ("\nrcpt w@example.org ", 0),
+        ("\nrcpt fw-ok@example.org ", 1),
+        ("\nrcpt reject4f@example.org ", 1),
+        (&format!("\nrcpt {TEST_USER}\n"), 1),
+    ] {
+        assert_eq!(text.matches(want).count(), n, "{want:?} in\n{text}");
+    }
+    // The next run reads the `.forward` again only for what is still open: nothing is
+    // sent twice.
+    env.sendmail(&["-q"], b"").code(0);
+    let msgs = peer.messages();
+    assert_eq!(msgs.len(), 1, "{}", peer.transcript());
+}
+
+/// A queue run killed after the entry was rewritten with a `.forward`'s targets and one
+/// of them was delivered and recorded, before the run's last record: the next run reads
+/// the `.forward` again, finds its targets among the entry's recipients, and sends none
+/// of them twice.
+#[test]
+fn a_run_killed_after_the_forward_was_added_sends_no_target_twice() {
+    if !is_root() || !can_switch_user() || !require("strace") {
+        return;
+    }
+    let _turn = forward_turn();
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    // A second destination that defers, so that the first transaction's outcome is
+    // recorded on the way and the run ends with a record of its own.
+    let dead = closed_tcp_port();
+    let new_env = || {
+        let env = local_env("", Some(peer.port));
+        let table = env.dir.join("relays");
+        fs::write(&table, format!("dead.test 127.0.0.1:{dead}\n")).unwrap();
+        env.add_config(&format!("RELAYTABLE {}\n", table.display()));
+        env
+    };
+    // (Its targets are queued in reverse: fw-ok@ goes first.)
+    write_forward("x@dead.test, fw-ok@example.org\n");
+    let traced = |env: &Env, extra: &[String], trace: &Path| {
+        let out = Command::new("strace")
+            .args(["-f", "-qq", "-o"])
+            .arg(trace)
+            .args(["-e", "trace=rename,renameat,renameat2"])
+            .args(extra)
+            .arg("--")
+            .arg(crate::harness::release_bin())
+            .args(["-C", env.conf.to_str().unwrap(), "-q"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("strace");
+        out.status.code().unwrap_or(-1)
+    };
+    // An unkilled run, traced: where the entry is rewritten and its state recorded.
+    let env = new_env();
+    env.sendmail(&["-odq", TEST_USER], b"Subject: first\n\nhello\n")
+        .code(0);
+    let trace = env.dir.join("trace");
+    assert_eq!(traced(&env, &[], &trace), 0);
+    let text = fs::read_to_string(&trace).unwrap();
+    // (thread, system call name, its arguments)
+    let calls: Vec<(String, String, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let (tid, rest) = l.split_once(' ')?;
+            let (name, args) = rest.trim_start().split_once('(')?;
+            Some((tid.to_string(), name.to_string(), args.to_string()))
+        })
+        .collect();
+    // The entry's rewrite: its new queue file renamed into place.
+    let (tid, name, _) = calls
+        .iter()
+        .find(|(_, _, args)| args.contains("/tmp/rf") && args.contains("/qf"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no queue file rewritten in\n{text}"));
+    let mine: Vec<&String> = calls
+        .iter()
+        .filter(|(t, n, _)| *t == tid && *n == name)
+        .map(|(_, _, args)| args)
+        .collect();
+    let rewrite = mine.iter().position(|a| a.contains("/tmp/rf")).unwrap();
+    let states: Vec<usize> = (rewrite..mine.len())
+        .filter(|&k| mine[k].contains("/tmp/sf"))
+        .collect();
+    // The record on the way (the first transaction's), then the run's last record.
+    assert!(states.len() >= 2, "{text}");
+    let last = states[states.len() - 1] + 1;
+    let others = calls
+        .iter()
+        .filter(|(t, n, _)| *t != tid && *n == name)
+        .fold(
+            std::collections::HashMap::<&String, usize>::new(),
+            |mut m, (t, _, _)| {
+                *m.entry(t).or_default() += 1;
+                m
+            },
+        );
+    assert!(others.values().all(|&n| n < last), "{text}");
+    assert_eq!(peer.wait_for(1, Duration::from_secs(10)).len(), 1);
+    // The same again in a spool of its own, killed at the run's last record.
+    let env = new_env();
+    env.sendmail(&["-odq", TEST_USER], b"Subject: second\n\nhello\n")
+        .code(0);
+    let inject = format!("inject={name}:signal=KILL:when={last}");
+    let trace2 = env.dir.join("trace2");
+    traced(&env, &["-e".into(), inject], &trace2);
+    let text2 = fs::read_to_string(&trace2).unwrap();
+    assert!(text2.contains("+++ killed by SIGKILL +++"), "{text2}");
+    let second = |m: &[(String, Vec<u8>)]| {
+        m.iter()
+            .filter(|(_, data)| String::from_utf8_lossy(data).contains("Subject: second"))
+            .count()
+    };
+    assert_eq!(second(&peer.wait_for(2, Duration::from_secs(10))), 1);
+    // The rewritten entry, with the targets among its recipients.
+    assert_eq!(env.entries().len(), 1, "{}", env.listing());
+    let j = env.json();
+    assert!(
+        j.iter().any(|l| l.contains("\"address\":\"x@dead.test\"")),
+        "{j:?}"
+    );
+    // The next run: nothing sent twice.
+    env.sendmail(&["-q"], b"").code(0);
+    assert_eq!(second(&peer.messages()), 1, "{}", peer.transcript());
+}
+
+/// A target of an expansion at delivery that is itself to be expanded (a user with a
+/// `.forward`, reached through an alias whose `:include:` only the deliverer reads) is
+/// expanded in turn in the same attempt: its targets go out with the entry's other
+/// recipients in one transaction.
+#[test]
+fn a_forward_reached_through_an_alias_at_delivery_goes_out_in_the_same_attempt() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let _turn = forward_turn();
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = local_env("", Some(peer.port));
+    // The aliases file is the test user's: its `:include:` is read with the user's
+    // rights, by the deliverer.
+    let lists = open_dir(&env, "lists");
+    let members = lists.join("members");
+    fs::write(&members, format!("{TEST_USER}\n")).unwrap();
+    let aliases = env.dir.join("aliases");
+    fs::write(&aliases, format!("lst: :include:{}\n", members.display())).unwrap();
+    for f in [&members, &aliases] {
+        std::os::unix::fs::chown(f, Some(test_user().uid), Some(test_user().gid)).unwrap();
+    }
+    write_forward("fw-ok@example.org\n");
+    env.sendmail(&["-odq", "w@example.org", "lst"], MSG).code(0);
+    let qf = env.entries();
+    assert_eq!(qf.len(), 1, "{}", env.listing());
+    let text = String::from_utf8_lossy(&fs::read(&qf[0]).unwrap()).into_owned();
+    assert!(text.contains("\nrcpt lst"), "{text}");
+    env.sendmail(&["-q"], b"").code(0);
+    let msgs = peer.wait_for(1, Duration::from_secs(10));
+    let t = peer.transcript();
+    assert_eq!(t.matches(" MAIL ").count(), 1, "{t}");
+    for want in ["\"w@example.org\"", "\"fw-ok@example.org\""] {
+        assert!(msgs[0].0.contains(want), "{want} in {}", msgs[0].0);
+    }
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert!(!mbox(&env, TEST_USER).exists());
+}

@@ -313,7 +313,7 @@ pub struct Attempt {
     /// Every recipient is final: the entry is to be removed ([`super::runner`] does it
     /// once the lock's work is done).
     pub removed: bool,
-    /// Entries this attempt queued (expansions, delivery reports), to deliver next.
+    /// Entries this attempt queued (delivery reports), to deliver next.
     pub new_entries: Vec<String>,
 }
 
@@ -472,9 +472,19 @@ pub fn attempt(
     mut look: Option<&mut Lookahead<'_>>,
 ) -> Result<Attempt, Fatal> {
     let started = std::time::Instant::now();
+    // Aliases met here and `.forward` files first: their targets join this entry and go
+    // out with its other recipients in this attempt (`expand_at_delivery`).
+    let (expanded, refused) = if locked.entry.state.bounce.is_none() {
+        expand_at_delivery(engine, locked, out)?
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let env = locked.entry.envelope.clone();
     let mut result = Attempt::default();
-    let open = open_recipients(locked);
+    let open: Vec<usize> = open_recipients(locked)
+        .into_iter()
+        .filter(|&i| !expanded.iter().any(|o| o.rcpt == i))
+        .collect();
     let qf_error = |e: std::io::Error| Fatal::new(Sysexit::IoErr, format!("qf{}: {e}", env.id));
     // The message (header block and body) and its length, for every transport.
     let qf = locked.entry.file.try_clone().map_err(qf_error)?;
@@ -517,8 +527,9 @@ pub fn attempt(
             .map(|r| r.address.clone())
             .unwrap_or_default()
     };
-    let mut outcomes = planned.decided;
-    say(out, &outcome_lines(&outcomes, &address));
+    say(out, &outcome_lines(&planned.decided, &address));
+    let mut outcomes = expanded;
+    outcomes.extend(planned.decided);
     // The state before this attempt: what `record` starts from at the end, whatever
     // was recorded on the way.
     let before = locked.entry.state.clone();
@@ -585,7 +596,6 @@ pub fn attempt(
         outcomes.extend(got);
     }
     // Local recipients, one at a time (each in a child with the target's privileges).
-    let mut refused: Vec<local::Refused> = Vec::new();
     // Who wrote the queue file: root (a root runner's expansion) or the submitter.
     let qf_owner = {
         use std::os::unix::fs::MetadataExt;
@@ -626,49 +636,10 @@ pub fn attempt(
             outcomes.extend(not_sent(&[i], why, Mailer::Local));
             continue;
         }
-        let refused_before = refused.len();
-        let mut notes = Vec::new();
-        let o = deliver_local(
-            engine,
-            spool,
-            &env,
-            i,
-            &open_message,
-            &mut refused,
-            &mut result,
-            &mut notes,
-        );
-        // An alias or `.forward` expanded here is told as sendmail tells its expansion
-        // (`/home/u/.forward: line 1: forwarding to ...`), not as a delivery (recorded:
-        // `v-forward`).
-        if o.expanded {
-            say(out, &notes);
-        } else {
-            say(out, &[format!("{}... Connecting to local...", r.address)]);
-            say(out, &outcome_lines(std::slice::from_ref(&o), &address));
-        }
-        let lines: Vec<String> = refused
-            .iter()
-            .skip(refused_before)
-            .map(|f| {
-                if f.told {
-                    f.failure.text.clone()
-                } else {
-                    format!("{}... {}", f.recipient.address, f.failure.reply().summary())
-                }
-            })
-            .collect();
-        say(out, &lines);
-        // What sendmail tells while expanding reaches the terminal of an interactive
-        // delivery without -v too (recorded: `forward-prog-noshell-odi`).
-        if out.is_none() && engine.interactive {
-            for f in refused.iter().skip(refused_before).filter(|f| f.told) {
-                rsendmail::outln!("{}", f.failure.text);
-            }
-        }
-        // Targets the expansion refused are reported at the end: until then the
-        // recipient stays open, so that a crash cannot lose their report.
-        if units_left > 0 && refused.len() == refused_before {
+        let o = deliver_local(engine, &env, i, &open_message);
+        say(out, &[format!("{}... Connecting to local...", r.address)]);
+        say(out, &outcome_lines(std::slice::from_ref(&o), &address));
+        if units_left > 0 {
             unrecorded = record_on_the_way(locked, std::slice::from_ref(&o));
         }
         outcomes.push(o);
@@ -701,7 +672,12 @@ pub fn attempt(
         && unrecorded.is_none()
         && record::delivered_so_far(&locked.entry.state, &outcomes) != locked.entry.state
     {
-        let _ = record_on_the_way(locked, &outcomes);
+        // Not the recipients expanded: until their refused targets' report is queued
+        // they stay open, so that a crash before cannot lose it (their expansion is
+        // then done again, and nothing it added is sent twice).
+        let delivered: Vec<RcptOutcome> =
+            outcomes.iter().filter(|o| !o.expanded).cloned().collect();
+        let _ = record_on_the_way(locked, &delivered);
     }
     let sent = bounce::send(engine, spool, &env, rec.reports, &open_message);
     result.new_entries.extend(sent.ids);
@@ -831,6 +807,9 @@ fn record_on_the_way(locked: &mut LockedEntry, got: &[RcptOutcome]) -> Option<St
         return None;
     }
     let interim = record::delivered_so_far(&locked.entry.state, got);
+    if interim == locked.entry.state {
+        return None;
+    }
     // Recorded; the room for the next record is made again before anything more is
     // sent (`make_room`).
     match locked.record_state(interim) {
@@ -1060,20 +1039,15 @@ fn send_transaction(
     Ok(got)
 }
 
-/// Deliver to one local recipient. Targets an expansion refused are added to `refused`
-/// (failed at once, reported with the others); an expansion queued as a new entry is
-/// added to the attempt's new entries; what `-v` tells of an expansion is added to
-/// `notes`.
-#[allow(clippy::too_many_arguments)]
+/// Deliver to one local recipient (its mailbox, a command, a file): a recipient to
+/// expand was expanded before the attempt's plan (`expand_at_delivery`); one found to
+/// expand only now (its `.forward` made meanwhile) is deferred, and expanded by the next
+/// attempt.
 fn deliver_local(
     engine: &Engine,
-    spool: &Spool,
     env: &Envelope,
     i: usize,
     open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
-    refused: &mut Vec<local::Refused>,
-    result: &mut Attempt,
-    notes: &mut Vec<String>,
 ) -> RcptOutcome {
     let Some(r) = env.recipients.get(i) else {
         return RcptOutcome::local(i, 554, status::PERM.to_string(), Mailer::Local, None);
@@ -1088,101 +1062,198 @@ fn deliver_local(
         }
         _ => sender,
     };
-    let ok = |text: String| {
-        RcptOutcome::local(
+    match engine
+        .local
+        .deliver(env, r, &is_local, open_message, &sender)
+    {
+        local::LocalOutcome::Delivered(text) => RcptOutcome::local(
             i,
             250,
             format!("{} {text}", status::OK),
             Mailer::Local,
             None,
-        )
-    };
-    match engine
-        .local
-        .deliver(env, r, &is_local, open_message, &sender)
-    {
-        local::LocalOutcome::Delivered(text) => ok(text),
+        ),
         local::LocalOutcome::Failed(f) => {
             let mut o = RcptOutcome::new(i, f.reply(), Mailer::Local, None);
             o.cant_create = f.cant_create;
             o
         }
-        local::LocalOutcome::Expanded(list, failed, text, said) => {
-            notes.extend(said);
-            let queued = if list.is_empty() {
-                Ok(text)
-            } else if env.expansions as usize >= rsendmail::aliases::MAX_DEPTH {
-                // `.forward` files that forward to each other: the message has been
-                // re-queued as often as aliases may nest.
-                Err(RcptOutcome::new(
-                    i,
-                    reply::Reply::with_status(
-                        554,
-                        status::LOOP,
-                        format_args!("{}... aliasing/forwarding loop broken", r.address),
-                    ),
-                    Mailer::Local,
-                    None,
-                ))
-            } else {
-                match queue_expansion(spool, env, list, open_message) {
-                    Ok(id) => {
-                        result.new_entries.push(id.clone());
-                        Ok(format!("{text}, queued as {id}"))
-                    }
-                    Err(e) => Err(RcptOutcome::new(
-                        i,
-                        reply::Reply::with_status(451, status::SYSTEM_TEMP, e.message),
-                        Mailer::Local,
-                        None,
-                    )),
-                }
-            };
-            match queued {
-                Ok(text) => {
-                    // A list reached through several recipients of the entry (an
-                    // alias named and also reached through another) reports each
-                    // refused target once, as at submission.
-                    for f in failed {
-                        let key = rsendmail::aliases::refused_key(&f.recipient.address);
-                        if !refused
-                            .iter()
-                            .any(|g| rsendmail::aliases::refused_key(&g.recipient.address) == key)
-                        {
-                            refused.push(f);
-                        }
-                    }
-                    let mut o = ok(text);
-                    o.expanded = true;
-                    o
-                }
-                Err(o) => o,
-            }
-        }
+        local::LocalOutcome::Expanded(..) => RcptOutcome::new(
+            i,
+            reply::Reply::with_status(
+                451,
+                status::SYSTEM_TEMP,
+                format_args!("{}... expanded at the next attempt", r.address),
+            ),
+            Mailer::Local,
+            None,
+        ),
     }
 }
 
-/// Queue the recipients an alias or `.forward` expanded to as a new entry with the same
-/// message and sender; its age counts from the original's arrival.
-fn queue_expansion(
-    spool: &Spool,
-    env: &Envelope,
-    list: Vec<rsendmail::spool::entry::Recipient>,
-    open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
-) -> Result<String, Fatal> {
-    let mut entry = spool.begin(clock::now())?;
-    let id = entry.id.clone();
-    let mut e2 = env.clone();
-    e2.id = id.clone();
-    e2.recipients = list;
-    e2.mode = 'q';
-    e2.expansions += 1;
-    let io = |e: std::io::Error| Fatal::new(Sysexit::IoErr, format!("{id}: {e}"));
-    let (mut f, len) = open_message().map_err(io)?;
-    let w = entry.writer();
-    std::io::Write::write_all(w, e2.to_text().as_bytes()).map_err(io)?;
-    std::io::copy(&mut std::io::Read::take(&mut f, len), w).map_err(io)?;
-    entry.commit(&e2)?;
-    rsendmail::log::submitted(&e2, spool.qf_path(&id).metadata().map(|m| m.len()).ok());
-    Ok(id)
+/// Expand the entry's open local recipients that are aliases met at delivery (the
+/// aliases changed, an `:include:` unreadable at submission) or users with a `.forward`,
+/// as sendmail expands them before it delivers: their targets join this entry (appended
+/// to its recipients, each once: one already among them is not added again, as at
+/// submission), so that they go out in this attempt with the entry's other recipients,
+/// grouped by destination as they are, and the targets the expansions refused are
+/// reported in the attempt's one report. A target that is itself to be expanded (an
+/// alias's member with a `.forward`) is expanded in turn, each round counted in the
+/// entry's `expansions`, up to [`rsendmail::aliases::MAX_DEPTH`]: past it, a recipient
+/// that would expand fails as a loop.
+///
+/// The new recipients are written (the queue file replaced: `LockedEntry::rewrite`)
+/// before any of them is sent. The recipients expanded stay open in the state file
+/// until the attempt's record: a run that dies first expands them again in the next
+/// one, where their targets are found among the recipients already (delivered or not)
+/// and are not added, nor sent, twice.
+///
+/// Returns the outcomes of the recipients expanded (delivered as `expanded`, or failed:
+/// an unknown user, a `.forward` that cannot be read now, the loop) and the targets the
+/// expansions refused.
+fn expand_at_delivery(
+    engine: &Engine,
+    locked: &mut LockedEntry,
+    out: &mut Transcript<'_>,
+) -> Result<(Vec<RcptOutcome>, Vec<local::Refused>), Fatal> {
+    let is_local = |a: &str| route(engine, a) == Route::Local;
+    let mut decided: Vec<RcptOutcome> = Vec::new();
+    let mut refused: Vec<local::Refused> = Vec::new();
+    let mut refused_keys = std::collections::HashSet::new();
+    let mut todo: Vec<usize> = open_recipients(locked);
+    todo.sort_unstable();
+    while !todo.is_empty() {
+        let env = locked.entry.envelope.clone();
+        let address = |i: usize| {
+            env.recipients
+                .get(i)
+                .map(|r| r.address.clone())
+                .unwrap_or_default()
+        };
+        // Every recipient the entry has, delivered or not: a target among them is one
+        // recipient already.
+        let mut keys: std::collections::HashSet<String> = env
+            .recipients
+            .iter()
+            .map(|r| rsendmail::aliases::recipient_key(&r.address, &is_local))
+            .collect();
+        let mut added: Vec<Recipient> = Vec::new();
+        // Expanded in this round: the recipient, what is logged of it, its refusals.
+        let mut round: Vec<(usize, String, Vec<local::Refused>)> = Vec::new();
+        for i in std::mem::take(&mut todo) {
+            let Some(r) = env.recipients.get(i) else {
+                continue;
+            };
+            if !is_local(&r.address) {
+                continue;
+            }
+            match engine.local.expansion(r, &is_local) {
+                None | Some(local::LocalOutcome::Delivered(_)) => {}
+                Some(local::LocalOutcome::Failed(f)) => {
+                    let mut o = RcptOutcome::new(i, f.reply(), Mailer::Local, None);
+                    o.cant_create = f.cant_create;
+                    say(out, &[format!("{}... Connecting to local...", r.address)]);
+                    say(out, &outcome_lines(std::slice::from_ref(&o), &address));
+                    decided.push(o);
+                }
+                Some(local::LocalOutcome::Expanded(list, failed, text, said)) => {
+                    // What `-v` tells of an expansion is sendmail's (`/home/u/.forward:
+                    // line 1: forwarding to ...`; recorded: `v-forward`).
+                    say(out, &said);
+                    let new: Vec<Recipient> = list
+                        .into_iter()
+                        .filter(|t| {
+                            keys.insert(rsendmail::aliases::recipient_key(&t.address, &is_local))
+                        })
+                        .collect();
+                    if !new.is_empty() && env.expansions as usize >= rsendmail::aliases::MAX_DEPTH {
+                        // `.forward` files that forward to each other: expanded as often
+                        // as aliases may nest.
+                        decided.push(RcptOutcome::new(
+                            i,
+                            reply::Reply::with_status(
+                                554,
+                                status::LOOP,
+                                format_args!("{}... aliasing/forwarding loop broken", r.address),
+                            ),
+                            Mailer::Local,
+                            None,
+                        ));
+                        continue;
+                    }
+                    // A list reached through several recipients of the entry reports
+                    // each refused target once, as at submission.
+                    let failed: Vec<local::Refused> = failed
+                        .into_iter()
+                        .map(|f| local::Refused { parent: i, ..f })
+                        .filter(|f| {
+                            let key = rsendmail::aliases::refused_key(&f.recipient.address);
+                            refused_keys.insert(key)
+                        })
+                        .collect();
+                    let lines: Vec<String> = failed
+                        .iter()
+                        .map(|f| {
+                            if f.told {
+                                f.failure.text.clone()
+                            } else {
+                                let why = f.failure.reply().summary();
+                                format!("{}... {why}", f.recipient.address)
+                            }
+                        })
+                        .collect();
+                    say(out, &lines);
+                    // What sendmail tells while expanding reaches the terminal of an
+                    // interactive delivery without -v too (recorded:
+                    // `forward-prog-noshell-odi`).
+                    if out.is_none() && engine.interactive {
+                        for f in failed.iter().filter(|f| f.told) {
+                            rsendmail::outln!("{}", f.failure.text);
+                        }
+                    }
+                    // In the expansion's queue order (a transaction's recipients go out
+                    // in reverse queue order, as sendmail sends a list's targets).
+                    added.extend(new);
+                    round.push((i, text, failed));
+                }
+            }
+        }
+        if !added.is_empty() {
+            let mut next = env.clone();
+            next.expansions += 1;
+            let first = next.recipients.len();
+            next.recipients.extend(added.iter().cloned());
+            if let Err(e) = locked.rewrite(&next, &added) {
+                log::error!("{}: {e}", env.id);
+                // Nothing was added, unless the file was renamed into place and only
+                // the directory's sync failed: then nothing more is done in this run.
+                if locked.entry.envelope.recipients.len() != env.recipients.len() {
+                    return Err(e);
+                }
+                for (i, _, _) in round {
+                    decided.push(RcptOutcome::new(
+                        i,
+                        reply::Reply::with_status(451, status::SYSTEM_TEMP, &e.message),
+                        Mailer::Local,
+                        None,
+                    ));
+                }
+                continue;
+            }
+            todo = (first..locked.entry.envelope.recipients.len()).collect();
+        }
+        for (i, text, failed) in round {
+            refused.extend(failed);
+            let mut o = RcptOutcome::local(
+                i,
+                250,
+                format!("{} {text}", status::OK),
+                Mailer::Local,
+                None,
+            );
+            o.expanded = true;
+            decided.push(o);
+        }
+    }
+    Ok((decided, refused))
 }

@@ -145,6 +145,9 @@ pub struct Refused {
     /// refused targets, in queue order, as sendmail's does (recorded:
     /// `forward-bad-order-odi`); whether it makes the status 64 is `usage`.
     pub syntax: Option<usize>,
+    /// The entry's recipient whose expansion refused it (its index): the report lists
+    /// the expansions' refused targets at the place of the first such recipient.
+    pub parent: usize,
 }
 
 /// Local delivery settings.
@@ -437,67 +440,86 @@ impl Local {
             }
             Target::Mailbox(name) => self.mailbox(&name, open_message, sender),
             Target::User(addr) => {
+                if let Some(x) = self.expansion(r, is_local) {
+                    return x;
+                }
                 let name = rsendmail::aliases::key_of(&addr);
-                // An alias met at delivery (the aliases changed, or an :include: or the
-                // alias's own line could not be read at submission).
-                if let Some(a) = self.aliases()
-                    && a.has_line_for(&name)
-                {
-                    let x = self.expand(std::slice::from_ref(&addr), None, is_local);
-                    return self.expanded(r, &addr, x, "alias");
-                }
-                // `user+detail` goes to the user's mailbox (recorded: `plus-odq-local`).
                 let (base, _) = rsendmail::aliases::split_detail(&name);
-                let Some(u) = user(base).filter(|_| !base.is_empty()) else {
-                    if name == "postmaster" || name == "mailer-daemon" {
-                        // RFC 5321 requires a postmaster; without an alias it is root's.
-                        return self.mailbox("root", open_message, sender);
-                    }
-                    return LocalOutcome::perm(
-                        550,
-                        status::BAD_MAILBOX,
-                        format!("<{addr}>... User unknown"),
-                    );
-                };
-                if !self.root && u.uid != self.uid {
-                    return self.needs_root(&name);
+                match user(base).filter(|_| !base.is_empty()) {
+                    Some(u) => self.mailbox(&u.name, open_message, sender),
+                    // RFC 5321 requires a postmaster; without an alias it is root's.
+                    None => self.mailbox("root", open_message, sender),
                 }
-                let fwd = u.home.join(".forward");
-                match forward_is_safe(&fwd, u.uid) {
-                    Err(e) => return LocalOutcome::temp(status::SYSTEM_TEMP, e),
-                    Ok(false) => {}
-                    // Read as its user: a .forward that is a hard link to a file the user
-                    // may not read gives nothing.
-                    Ok(true) => match self.read_list(&fwd, Some(u.uid).filter(|&id| id != 0), true)
-                    {
-                        Ok((text, _)) => {
-                            let targets = rsendmail::aliases::list_targets(&text);
-                            if !targets.is_empty() {
-                                let x = self.forward_of(&u, &fwd, &text, is_local);
-                                let mut visited = vec![u.name.clone()];
-                                let (x, _) = self.follow_forwards(x, &mut visited, is_local);
-                                return self.expanded(r, &addr, x, ".forward");
-                            }
-                        }
-                        // A .forward over the size limit is refused for good: its user
-                        // must shorten it.
-                        Err(e @ ListFileError::TooLarge(_)) => {
-                            return LocalOutcome::perm(
-                                554,
-                                e.status(),
-                                format!("cannot read {}: {}", fwd.display(), e.text()),
-                            );
-                        }
-                        Err(e) => {
-                            return LocalOutcome::temp(
-                                status::SYSTEM_TEMP,
-                                format!("cannot read {}: {}", fwd.display(), e.text()),
-                            );
-                        }
-                    },
-                }
-                self.mailbox(&u.name, open_message, sender)
             }
+        }
+    }
+
+    /// What delivering `r` at this point begins with when it is not a mailbox's
+    /// delivery: its expansion (an alias met at delivery, a `.forward`), or the failure
+    /// that decides it (an unknown user, a `.forward` that cannot be read now, a user
+    /// only the root runner may deliver to). `None`: `r` is delivered to its own
+    /// mailbox (or is not a user at all: a command, a file, a `\user` mailbox).
+    pub fn expansion(
+        &self,
+        r: &Recipient,
+        is_local: &dyn Fn(&str) -> bool,
+    ) -> Option<LocalOutcome> {
+        let Target::User(addr) = Target::of_address(&r.address, is_local) else {
+            return None;
+        };
+        let name = rsendmail::aliases::key_of(&addr);
+        // An alias met at delivery (the aliases changed, or an :include: or the
+        // alias's own line could not be read at submission).
+        if let Some(a) = self.aliases()
+            && a.has_line_for(&name)
+        {
+            let x = self.expand(std::slice::from_ref(&addr), None, is_local);
+            return Some(self.expanded(r, &addr, x, "alias"));
+        }
+        // `user+detail` goes to the user's mailbox (recorded: `plus-odq-local`).
+        let (base, _) = rsendmail::aliases::split_detail(&name);
+        let Some(u) = user(base).filter(|_| !base.is_empty()) else {
+            if name == "postmaster" || name == "mailer-daemon" {
+                // RFC 5321 requires a postmaster; without an alias it is root's mailbox.
+                return None;
+            }
+            return Some(LocalOutcome::perm(
+                550,
+                status::BAD_MAILBOX,
+                format!("<{addr}>... User unknown"),
+            ));
+        };
+        if !self.root && u.uid != self.uid {
+            return Some(self.needs_root(&name));
+        }
+        let fwd = u.home.join(".forward");
+        match forward_is_safe(&fwd, u.uid) {
+            Err(e) => Some(LocalOutcome::temp(status::SYSTEM_TEMP, e)),
+            Ok(false) => None,
+            // Read as its user: a .forward that is a hard link to a file the user
+            // may not read gives nothing.
+            Ok(true) => match self.read_list(&fwd, Some(u.uid).filter(|&id| id != 0), true) {
+                Ok((text, _)) => {
+                    if rsendmail::aliases::list_targets(&text).is_empty() {
+                        return None;
+                    }
+                    let x = self.forward_of(&u, &fwd, &text, is_local);
+                    let mut visited = vec![u.name.clone()];
+                    let (x, _) = self.follow_forwards(x, &mut visited, is_local);
+                    Some(self.expanded(r, &addr, x, ".forward"))
+                }
+                // A .forward over the size limit is refused for good: its user
+                // must shorten it.
+                Err(e @ ListFileError::TooLarge(_)) => Some(LocalOutcome::perm(
+                    554,
+                    e.status(),
+                    format!("cannot read {}: {}", fwd.display(), e.text()),
+                )),
+                Err(e) => Some(LocalOutcome::temp(
+                    status::SYSTEM_TEMP,
+                    format!("cannot read {}: {}", fwd.display(), e.text()),
+                )),
+            },
         }
     }
 
@@ -711,6 +733,7 @@ impl Local {
                     reason,
                     usage,
                     syntax,
+                    parent: usize::MAX,
                 }
             })
             .collect();

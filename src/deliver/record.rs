@@ -285,6 +285,11 @@ pub fn record(
     // Reported in the order refused, but a target refused as no address after the
     // others, in queue order (sendmail's; recorded: `forward-bad-order-odi`).
     let mut refused_items = Vec::new();
+    // Listed at the place of the first recipient whose expansion refused them: the
+    // expansions come before the deliveries, and so do their refused targets in the
+    // report, before what the servers refused of their other targets (recorded:
+    // `forward-once-odi`).
+    let place = refused.iter().map(|f| f.parent).min().unwrap_or(usize::MAX);
     for f in refused {
         counts.failed_rcpt += 1;
         if f.told {
@@ -311,7 +316,7 @@ pub fn record(
             f.syntax,
             ReportItem {
                 rcpt: f.recipient,
-                index: usize::MAX,
+                index: place,
                 kind: dsn::Kind::Failure,
                 action: "failed",
                 status: st,
@@ -981,6 +986,7 @@ mod tests {
             reason: None,
             usage: false,
             syntax: None,
+            parent: 0,
         }];
         let r = record(
             &e,

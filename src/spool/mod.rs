@@ -4,12 +4,16 @@
 //! ```text
 //! SPOOLDIR/
 //!   qf<ID>        a committed entry: envelope section, blank line, message
-//!                 (immutable; see entry.rs for the format)
+//!                 (never changed in place; replaced whole, under its delivery lock,
+//!                 only to append a delivery-time expansion's targets:
+//!                 LockedEntry::rewrite; see entry.rs for the format)
 //!   sf<ID>        per-recipient state of the entry (absent = nothing tried yet),
 //!                 replaced atomically (write tmp/, fsync, rename, fsync dir)
 //!   tmp/tf<ID>    an entry being written by a submission (invisible to everyone else)
 //!   tmp/sf<ID>.<pid>  a state file being written, or the room reserved for it
 //!                 before a delivery (LockedEntry::reserve_state)
+//!   tmp/rf<ID>.<pid>  the replacement of a queue file being written by its deliverer
+//!                 (LockedEntry::rewrite)
 //!   corrupt/      entries that could not be parsed, moved aside by a queue run
 //!   index/        the fast-flush indexes (see index.rs); never the truth
 //!   slots/<n>     lock files of background deliveries, as many as
@@ -30,6 +34,7 @@
 //! | qf<ID> + sf<ID>              | queued, some outcomes recorded   | delivery                    |
 //! | sf<ID> without qf<ID>        | crash between the two unlinks    | queue run                   |
 //! | tmp/sf<ID>.<pid>             | state write interrupted          | queue run, after [`GRACE`]¹ |
+//! | tmp/rf<ID>.<pid>             | queue file rewrite interrupted   | queue run¹                  |
 //! | index line for a missing ID  | crash before commit, or finished | readers skip; rebuild drops |
 //!
 //! ¹ and only when no live process holds it ([`Spool::clean_leftovers`]).
@@ -48,8 +53,9 @@
 //! `mailq` and queue runs never read.
 //!
 //! # Locking
-//! Whoever delivers an entry holds an exclusive flock on its `qf` file (never replaced, so
-//! the inode is stable) for the whole delivery. A runner that cannot take the lock skips
+//! Whoever delivers an entry holds an exclusive flock on its `qf` file for the whole
+//! delivery. The file is replaced only by its deliverer ([`LockedEntry::rewrite`]), which
+//! locks the new file before renaming it into place. A runner that cannot take the lock skips
 //! the entry. After locking, the open file must still be the one at the path (same device
 //! and inode, link count > 0): otherwise another runner finished it meanwhile.
 //! Removal: unlink `qf` first, then `sf` (a crash between leaves an `sf` orphan, never an
@@ -1227,15 +1233,16 @@ impl Spool {
     }
 
     /// Whether a live process holds the temporary file `p` (see [`Spool::clean_leftovers`]):
-    /// `tf<ID>` locked by its submission, `sf<ID>.<pid>` whose entry is locked by a
-    /// deliverer. A file that cannot be opened or locked is not held.
+    /// `tf<ID>` locked by its submission, `sf<ID>.<pid>` or `rf<ID>.<pid>` whose entry
+    /// is locked by a deliverer. A file that cannot be opened or locked is not held.
     fn tmp_in_use(&self, p: &Path) -> bool {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let held = |f: File| matches!(f.try_lock_shared(), Err(fs::TryLockError::WouldBlock));
         if name.starts_with("tf") {
             return open_safely(p, OpenOptions::new().read(true), Kind::File).is_ok_and(held);
         }
-        match name.strip_prefix("sf").and_then(|r| r.split_once('.')) {
+        let rest = name.strip_prefix("sf").or_else(|| name.strip_prefix("rf"));
+        match rest.and_then(|r| r.split_once('.')) {
             Some((id, _)) if valid_id(id) => self.open_entry(id).is_ok_and(held),
             _ => false,
         }
@@ -1280,7 +1287,7 @@ impl Spool {
                 let state_file = p
                     .file_name()
                     .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("sf"));
+                    .is_some_and(|n| n.starts_with("sf") || n.starts_with("rf"));
                 let young = now.saturating_sub(md.mtime()) < grace;
                 if (young && !state_file) || self.tmp_in_use(&p) {
                     continue;
@@ -1645,6 +1652,117 @@ impl LockedEntry {
         ))
     }
 
+    /// Replace the entry's queue file with one holding `envelope` (the entry's own with
+    /// recipients appended: a delivery-time expansion's targets, `added`) and the same
+    /// message, as a submission commits one: written to `tmp/rf<ID>.<pid>`, sealed
+    /// (length and sum) and fsynced, its index lines (for `added` only) appended, then
+    /// locked and renamed over `qf<ID>`, and the spool directory fsynced. The new file's
+    /// delivery lock is taken before the rename, so that no other runner can take the
+    /// entry between; the old file's lock is let go after it (a runner that opened the
+    /// old file finds the path naming another one, and skips it). The state file stays:
+    /// its recipient numbers still name the same recipients, as the new ones come
+    /// after them. A crash before the rename leaves the old entry (the expansion is done
+    /// again), after it the new one.
+    ///
+    /// On error before the rename nothing changed; an error after it (the directory's
+    /// fsync) leaves the new file in place and held by this entry, and is returned.
+    pub fn rewrite(
+        &mut self,
+        envelope: &Envelope,
+        added: &[entry::Recipient],
+    ) -> Result<(), Fatal> {
+        let id = self.entry.envelope.id.clone();
+        let tmp_dir = self.spool.tmp_dir();
+        open_dir(&tmp_dir).map_err(|e| cant("cannot use", &tmp_dir, &e))?;
+        let tmp = tmp_dir.join(format!("rf{id}.{}", std::process::id()));
+        // A leftover of a failed try of this process's.
+        let _ = fs::remove_file(&tmp);
+        let file = open_safely(
+            &tmp,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(self.spool.file_mode()),
+            Kind::File,
+        )
+        .map_err(|e| cant("cannot create queue file", &tmp, &e))?;
+        let made = || -> io::Result<(File, File)> {
+            let lock = file.try_clone()?;
+            match lock.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(io::Error::other("locked by another process"));
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(e),
+            }
+            Ok((lock, file.try_clone()?))
+        };
+        let (lock, reader) = made().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            cant("cannot lock queue file", &tmp, &e)
+        })?;
+        let mut new = NewEntry {
+            spool: self.spool.clone(),
+            id: id.clone(),
+            tmp_path: tmp.clone(),
+            out: QueueWriter::new(file),
+            committed: false,
+        };
+        let mut env = envelope.clone();
+        env.id.clone_from(&id);
+        env.message_bytes = None;
+        let mut copied = || -> io::Result<()> {
+            let mut src = self.entry.file.try_clone()?;
+            io::Seek::seek(&mut src, io::SeekFrom::Start(self.entry.data_offset))?;
+            let len = self.entry.size.saturating_sub(self.entry.data_offset);
+            new.out.write_all(env.to_text().as_bytes())?;
+            let n = io::copy(&mut src.take(len), &mut new.out)?;
+            if n != len {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "queue file shorter than its message",
+                ));
+            }
+            new.out.flush()
+        };
+        copied().map_err(|e| cant("cannot write queue file", &tmp, &e))?;
+        new.sync_tmp()?;
+        let index_env = Envelope {
+            id: id.clone(),
+            recipients: added.to_vec(),
+            ..Envelope::default()
+        };
+        new.append_index(&index_env);
+        let qf = self.spool.qf_path(&id);
+        let dir = dir_for_sync(&self.spool.dir)
+            .map_err(|e| cant("cannot open queue directory", &self.spool.dir, &e))?;
+        fs::rename(&tmp, &qf).map_err(|e| cant("cannot commit queue file", &qf, &e))?;
+        new.committed = true;
+        drop(new);
+        // From here the path names the new file, which this entry holds.
+        let state = std::mem::take(&mut self.entry.state);
+        let mut reader = reader;
+        let read = io::Seek::seek(&mut reader, io::SeekFrom::Start(0))
+            .map_err(ReadError::Io)
+            .and_then(|_| self.spool.read_open_entry(&id, reader, false));
+        self._lock = lock;
+        let synced = dir
+            .sync_all()
+            .map_err(|e| cant("cannot sync queue directory", &self.spool.dir, &e));
+        match read {
+            Ok(mut e) => {
+                e.state = state;
+                self.entry = e;
+            }
+            Err(e) => {
+                self.entry.state = state;
+                return Err(Fatal::new(Sysexit::IoErr, format!("qf{id}: {e}")));
+            }
+        }
+        synced
+    }
+
     /// Remove the entry (every recipient has a final outcome) and sync the spool
     /// directory. On error the entry is still there and still locked.
     pub fn remove(&mut self) -> Result<(), Fatal> {
@@ -1996,6 +2114,49 @@ mod tests {
         assert!(!spool.sf_path(&id).exists());
         // The index still names it; that is harmless and a rebuild drops it.
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn rewrite_appends_recipients_under_the_same_lock() {
+        let scratch = ScratchSpool::new("rewrite");
+        let spool = &scratch.spool;
+        let message = b"Subject: x\n\nbody\n";
+        let (id, _) = committed(spool, message);
+        let mut locked = spool.lock_entry(&id).unwrap().expect("lock");
+        let mut st = State::default();
+        st.recipients.push((0, RcptState::Deferred, None));
+        locked.record_state(st.clone()).unwrap();
+        let old_ino = fs::metadata(spool.qf_path(&id)).unwrap().ino();
+        let mut next = locked.entry.envelope.clone();
+        next.expansions += 1;
+        let added = vec![entry::Recipient::new("c@example.org")];
+        next.recipients.extend(added.clone());
+        locked.rewrite(&next, &added).unwrap();
+        // A new file in place, held by this entry: no other runner takes it.
+        assert_ne!(fs::metadata(spool.qf_path(&id)).unwrap().ino(), old_ino);
+        assert!(spool.lock_entry(&id).unwrap().is_none());
+        assert_eq!(locked.entry.envelope.recipients.len(), 2);
+        assert_eq!(locked.entry.envelope.expansions, 1);
+        assert_eq!(locked.entry.state, st);
+        assert!(fs::read_dir(spool.tmp_dir()).unwrap().next().is_none());
+        // The message is the same, its length and sum good, the state file kept.
+        let read = spool.read_entry(&id).unwrap();
+        assert_eq!(read.envelope.recipients, next.recipients);
+        assert_eq!(read.state, st);
+        let mut f = read.file.try_clone().unwrap();
+        io::Seek::seek(&mut f, io::SeekFrom::Start(read.data_offset)).unwrap();
+        let mut body = Vec::new();
+        f.read_to_end(&mut body).unwrap();
+        assert_eq!(body, message);
+        drop(read);
+        drop(locked);
+        let again = spool.lock_entry(&id).unwrap().expect("lock after");
+        assert_eq!(again.entry.envelope.recipients, next.recipients);
+        // The index names the recipient added.
+        let listed = index::recipients(spool).unwrap_or_default();
+        if !listed.is_empty() {
+            assert!(listed.contains(&(id.clone(), "c@example.org".to_string())));
+        }
     }
 
     /// Commit an entry holding `message` (written in pieces, as callers do).
