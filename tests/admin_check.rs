@@ -11,7 +11,7 @@ use crate::harness::{
 use crate::tls::{Pki, tls_peer};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// An install in the scratch directory: copies of the three programs side by side (the
 /// admin program finds `rsendmail` and `rsendmail-deliver` beside itself), `rsendmail`
@@ -21,53 +21,133 @@ use std::path::PathBuf;
 fn install(env: &Env) -> PathBuf {
     let bin = env.dir.join("bin");
     fs::create_dir_all(&bin).unwrap();
-    for (name, from) in [
-        ("rsendmail", env!("CARGO_BIN_EXE_rsendmail")),
-        ("rsendmail-deliver", env!("CARGO_BIN_EXE_rsendmail-deliver")),
-        ("rsendmail-admin", env!("CARGO_BIN_EXE_rsendmail-admin")),
-    ] {
-        copy_executable(&PathBuf::from(from), &bin.join(name));
-    }
+    copy_programs(&bin);
     fs::create_dir_all(&env.spool).unwrap();
     if is_root() {
         let gid = spool_gid();
         std::os::unix::fs::chown(bin.join("rsendmail"), Some(0), Some(gid)).unwrap();
         // rsendmail-admin too, as the package installs it (users act on their entries).
         std::os::unix::fs::chown(bin.join("rsendmail-admin"), Some(0), Some(gid)).unwrap();
-        fs::set_permissions(
-            bin.join("rsendmail-admin"),
-            fs::Permissions::from_mode(0o2755),
-        )
-        .unwrap();
+        chmod(bin.join("rsendmail-admin"), 0o2755);
         // What is in it already (a test's earlier submissions) too, as init leaves it.
-        let st = std::process::Command::new("chown")
-            .arg("-R")
-            .arg(format!("0:{gid}"))
-            .arg(&env.spool)
-            .status()
-            .unwrap();
-        assert!(st.success());
+        chown_r(&env.spool, &format!("0:{gid}"));
         // Users' deliveries read auth.conf with the spool's group.
         let auth = env.dir.join("auth.conf");
         if auth.exists() {
             std::os::unix::fs::chown(&auth, None, Some(gid)).unwrap();
         }
     }
-    fs::set_permissions(bin.join("rsendmail"), fs::Permissions::from_mode(0o2755)).unwrap();
-    let mode = if is_root() { 0o2770 } else { 0o700 };
-    fs::set_permissions(&env.spool, fs::Permissions::from_mode(mode)).unwrap();
+    chmod(bin.join("rsendmail"), 0o2755);
+    chmod(&env.spool, if is_root() { 0o2770 } else { 0o700 });
     bin.join("rsendmail-admin")
+}
+
+/// Copies of the three programs in `bin`, mode 0755.
+fn copy_programs(bin: &Path) {
+    for (name, from) in [
+        ("rsendmail", env!("CARGO_BIN_EXE_rsendmail")),
+        ("rsendmail-deliver", env!("CARGO_BIN_EXE_rsendmail-deliver")),
+        ("rsendmail-admin", env!("CARGO_BIN_EXE_rsendmail-admin")),
+    ] {
+        copy_executable(&PathBuf::from(from), &bin.join(name));
+        chmod(bin.join(name), 0o755);
+    }
+}
+
+/// [`install`], and a run of the installed `rsendmail-admin -C <config> check`:
+/// (the installed `rsendmail-admin`, the run).
+fn install_check(env: &Env) -> (PathBuf, impl Fn() -> Run + '_) {
+    let prog = install(env);
+    let at = prog.clone();
+    (prog, move || run_admin(env, &at, "check"))
+}
+
+/// `prog -C <config> command`.
+fn run_admin(env: &Env, prog: &Path, command: &str) -> Run {
+    env.run_raw(prog, &["-C", env.conf.to_str().unwrap(), command], b"")
+}
+
+/// `chmod mode p`.
+fn chmod(p: impl AsRef<Path>, mode: u32) {
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// `chgrp gid p` then `chmod mode p`.
+fn chgrp_chmod(p: impl AsRef<Path>, gid: u32, mode: u32) {
+    std::os::unix::fs::chown(&p, None, Some(gid)).unwrap();
+    chmod(p, mode);
+}
+
+/// `chown -R owner dir` (`owner` as chown takes it: `UID:GID`, `NAME:NAME`).
+fn chown_r(dir: &Path, owner: &str) {
+    let st = std::process::Command::new("chown")
+        .arg("-R")
+        .arg(owner)
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// `mkfifo -m 0620 p`, as the queue runner makes its wake-up endpoint.
+fn mkfifo(p: &Path) {
+    assert!(
+        std::process::Command::new("mkfifo")
+            .args(["-m", "0620"])
+            .arg(p)
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// An auth.conf in the env's directory with one line for 127.0.0.1, `mode`, named by
+/// AUTHPATH.
+fn auth_conf(env: &Env, mode: u32) -> PathBuf {
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|127.0.0.1:pw\n").unwrap();
+    chmod(&auth, mode);
+    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+    auth
+}
+
+/// The command of a check line's ` (fix: COMMAND)`, if it has one.
+fn fix_of(l: &str) -> Option<&str> {
+    let at = l.rfind(" (fix: ")?;
+    l.get(at + 7..)?.strip_suffix(')')
+}
+
+/// Every fix command in the check's output, in order.
+fn fixes_in(out: &str) -> Vec<String> {
+    out.lines().filter_map(fix_of).map(str::to_string).collect()
+}
+
+/// `sh -c cmd`, its output not kept: how it ended.
+fn sh(cmd: &str) -> std::process::ExitStatus {
+    std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+}
+
+/// The name of the group `gid`.
+fn group_name(gid: u32) -> String {
+    group(gid).name
+}
+
+/// The group `gid`.
+fn group(gid: u32) -> nix::unistd::Group {
+    nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+        .unwrap()
+        .unwrap()
 }
 
 /// `rsendmail-admin` of the install made plain (0755): a set-gid one takes no
 /// `rsendmail-deliver` beside it that is not root's alone, and `check` then looks at the
 /// installed one; plain, it checks the one beside it (and fails itself, with its fix).
 fn plain_admin(env: &Env) {
-    fs::set_permissions(
-        env.dir.join("bin/rsendmail-admin"),
-        fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    chmod(env.dir.join("bin/rsendmail-admin"), 0o755);
 }
 
 /// The group the tests' system spool belongs to: one fit for a spool, as check wants
@@ -77,10 +157,14 @@ fn spool_gid() -> u32 {
 }
 
 fn admin(env: &Env, args: &[&str]) -> Run {
-    let prog = install(env);
+    admin_of(env, &install(env), args)
+}
+
+/// `prog -C <config> args...`.
+fn admin_of(env: &Env, prog: &Path, args: &[&str]) -> Run {
     let mut full = vec!["-C", env.conf.to_str().unwrap()];
     full.extend_from_slice(args);
-    env.run_raw(&prog, &full, b"")
+    env.run_raw(prog, &full, b"")
 }
 
 /// The line of `step` in the check's output, or a panic showing the output.
@@ -124,9 +208,24 @@ fn tls_auth(cert: &str, pass: &str) -> Option<(Env, Pki, Peer, Env)> {
     let auth = env.dir.join("auth.conf");
     fs::write(&auth, format!("bob|127.0.0.1:{pass}\n")).unwrap();
     // Readable by the spool's group (the files are root's when root runs the tests).
-    fs::set_permissions(&auth, fs::Permissions::from_mode(0o640)).unwrap();
+    chmod(&auth, 0o640);
     env.add_config(&format!("AUTHPATH {}\n", auth.display()));
     Some((env, pki, peer, env0))
+}
+
+/// A fresh aiosmtpd peer and a config with it as the SMARTHOST: (the peer's scratch
+/// env, the peer, the config's env); `None` without aiosmtpd.
+fn smarthost_peer() -> Option<(Env, Peer, Env)> {
+    if !have_peer() {
+        return None;
+    }
+    let env0 = Env::new();
+    let peer = Peer::start(&env0.dir, &[]);
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\nO Timeout.connect=5s\n",
+        peer.port
+    ));
+    Some((env0, peer, env))
 }
 
 #[test]
@@ -371,15 +470,9 @@ fn dns_through_the_configured_resolver() {
 
 #[test]
 fn the_to_probe_sends_mail_and_rcpt_then_rset_and_nothing_else() {
-    if !have_peer() {
+    let Some((_env0, peer, env)) = smarthost_peer() else {
         return;
-    }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[]);
-    let env = Env::with_config(&format!(
-        "SMARTHOST 127.0.0.1\nPORT {}\nO Timeout.connect=5s\n",
-        peer.port
-    ));
+    };
     let r = admin(&env, &["check", "--to", "someone@example.org"]);
     r.code(0);
     line(&r, "ok   mail MAIL FROM:<");
@@ -447,10 +540,7 @@ fn every_config_problem_is_named_with_its_line() {
 #[test]
 fn an_auth_conf_readable_by_others_is_reported() {
     let env = Env::new();
-    let auth = env.dir.join("auth.conf");
-    fs::write(&auth, "bob|127.0.0.1:pw\n").unwrap();
-    fs::set_permissions(&auth, fs::Permissions::from_mode(0o644)).unwrap();
-    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+    auth_conf(&env, 0o644);
     let r = admin(&env, &["check"]);
     r.code(78);
     let a = line(&r, "FAIL auth.conf: ");
@@ -466,31 +556,21 @@ fn install_modes_are_checked() {
         return;
     }
     let env = Env::new();
-    let prog = install(&env);
-    let run = || env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    let (_, run) = install_check(&env);
     let r = run();
     r.code(0);
     line(&r, "ok   spool ");
     line(&r, "ok   binary ");
     line(&r, "skip wakeup: no ");
     let fifo = env.spool.join("wakeup");
-    let st = std::process::Command::new("mkfifo")
-        .args(["-m", "0620"])
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    mkfifo(&fifo);
     let r = run();
     r.code(0);
     // No queue runner holds it open here: a warning, not a failure.
     line(&r, "warn wakeup: ");
-    fs::set_permissions(&fifo, fs::Permissions::from_mode(0o666)).unwrap();
-    fs::set_permissions(&env.spool, fs::Permissions::from_mode(0o2775)).unwrap();
-    fs::set_permissions(
-        env.dir.join("bin/rsendmail"),
-        fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    chmod(&fifo, 0o666);
+    chmod(&env.spool, 0o2775);
+    chmod(env.dir.join("bin/rsendmail"), 0o755);
     let r = run();
     r.code(78);
     assert!(
@@ -515,7 +595,7 @@ fn config_prints_each_value_and_where_it_came_from() {
     let env = Env::with_config("SMARTHOST relay.example\nO MaxHopCount=7\n");
     let auth = env.dir.join("auth.conf");
     fs::write(&auth, "bob|relay.example:pw-secret\n").unwrap();
-    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
+    chmod(&auth, 0o600);
     env.add_config(&format!("AUTHPATH {}\n", auth.display()));
     let conf = env.conf.display().to_string();
     let r = admin(&env, &["config", "-O", "Timeout.connect=9s"]);
@@ -648,7 +728,7 @@ fn config_output_pasted_back_is_the_same_configuration() {
     let env = Env::new();
     for f in ["auth.conf", "relays", "cert.pem"] {
         fs::write(env.dir.join(f), "").unwrap();
-        fs::set_permissions(env.dir.join(f), fs::Permissions::from_mode(0o600)).unwrap();
+        chmod(env.dir.join(f), 0o600);
     }
     let every_keyword = |with_flags: bool| {
         let mut text = format!(
@@ -687,7 +767,7 @@ fn config_output_pasted_back_is_the_same_configuration() {
         let first = admin(&env, &args);
         first.code(0);
         fs::write(&pasted, &first.stdout).unwrap();
-        fs::set_permissions(&pasted, fs::Permissions::from_mode(0o644)).unwrap();
+        chmod(&pasted, 0o644);
         let prog = env.dir.join("bin/rsendmail-admin");
         let again = env.run_raw(&prog, &["-C", &pasted_arg, "config"], b"");
         again.code(0);
@@ -798,49 +878,84 @@ fn lines_come_as_the_steps_end_and_auth_is_bounded() {
     let env = Env::with_config(&format!(
         "SMARTHOST 127.0.0.1\nPORT {port}\nO Timeout.connect=5s\n"
     ));
-    let auth = env.dir.join("auth.conf");
-    fs::write(&auth, "bob|127.0.0.1:pw\n").unwrap();
-    fs::set_permissions(&auth, fs::Permissions::from_mode(0o640)).unwrap();
-    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
-    let prog = install(&env);
-    let mut child = std::process::Command::new(&prog)
-        .args(["-C", env.conf.to_str().unwrap(), "check"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
+    auth_conf(&env, 0o640);
+    let mut check = StreamedCheck::start(&env);
     auth_seen
         .recv_timeout(Duration::from_secs(20))
         .expect("the check sent AUTH");
-    let mut seen = Vec::new();
-    while !seen.iter().any(|l: &String| l.starts_with("ok   ehlo ")) {
-        match lines.recv_timeout(Duration::from_secs(5)) {
-            Ok(l) => seen.push(l),
-            Err(_) => panic!("no ehlo line while AUTH waits; got {seen:?}"),
-        }
-    }
+    let seen = check.read_to(
+        "ok   ehlo ",
+        Duration::from_secs(5),
+        "ehlo line while AUTH waits",
+    );
     assert!(
         seen.iter()
             .any(|l| l.starts_with("ok   greeting 220 stall.test")),
         "{seen:?}"
     );
     let _ = release.send(());
-    let status = child.wait().unwrap();
-    let _ = reader.join();
-    seen.extend(lines.try_iter());
+    let (status, seen) = check.finish();
     assert!(
         seen.iter().any(|l| l.starts_with("FAIL auth: ")),
         "{seen:?}"
     );
     assert_eq!(status.code(), Some(75), "{seen:?}");
     let _ = server.join();
+}
+
+/// The install's check running, its output lines read as they come.
+struct StreamedCheck {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<()>,
+    seen: Vec<String>,
+}
+
+impl StreamedCheck {
+    /// [`install`], and its `rsendmail-admin -C <config> check` started.
+    fn start(env: &Env) -> StreamedCheck {
+        use std::io::{BufRead, BufReader};
+        let prog = install(env);
+        let mut child = std::process::Command::new(&prog)
+            .args(["-C", env.conf.to_str().unwrap(), "check"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        StreamedCheck {
+            child,
+            lines,
+            reader,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The lines read so far, once one starting with `start` came, each within `wait`;
+    /// a panic saying `no {what}` if not.
+    fn read_to(&mut self, start: &str, wait: std::time::Duration, what: &str) -> Vec<String> {
+        while !self.seen.iter().any(|l| l.starts_with(start)) {
+            match self.lines.recv_timeout(wait) {
+                Ok(l) => self.seen.push(l),
+                Err(_) => panic!("no {what}; got {:?}", self.seen),
+            }
+        }
+        self.seen.clone()
+    }
+
+    /// How the check ended, and every line it wrote.
+    fn finish(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let status = self.child.wait().unwrap();
+        let _ = self.reader.join();
+        self.seen.extend(self.lines.try_iter());
+        (status, self.seen)
+    }
 }
 
 /// The value `config` shows for an option nobody set, from its `O NAME=VALUE    # default`
@@ -1036,15 +1151,9 @@ fn every_smarthost_is_checked_and_only_all_dead_fails() {
 /// smarthost is checked all the same.
 #[test]
 fn check_to_parses_as_the_command_line_and_resolves_local_names() {
-    if !have_peer() {
+    let Some((_env0, _peer, env)) = smarthost_peer() else {
         return;
-    }
-    let env0 = Env::new();
-    let peer = Peer::start(&env0.dir, &[]);
-    let env = Env::with_config(&format!(
-        "SMARTHOST 127.0.0.1\nPORT {}\nO Timeout.connect=5s\n",
-        peer.port
-    ));
+    };
     let r = admin(&env, &["check", "--to", "\"a b\"@example.org"]);
     r.code(0);
     line(&r, "ok   rcpt RCPT TO:<\"a b\"@example.org>: 250");
@@ -1107,15 +1216,15 @@ fn config_overridden_lines_and_writable_files() {
     if !is_root() {
         return;
     }
-    fs::set_permissions(&env.conf, fs::Permissions::from_mode(0o666)).unwrap();
+    chmod(&env.conf, 0o666);
     let r = admin(&env, &["check"]);
     r.code(78);
     let c = line(&r, "FAIL config: ");
     assert!(c.contains("0666) is writable by everyone"), "{c}");
-    fs::set_permissions(&env.conf, fs::Permissions::from_mode(0o644)).unwrap();
-    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o777)).unwrap();
+    chmod(&env.conf, 0o644);
+    chmod(&env.dir, 0o777);
     let r = admin(&env, &["check"]);
-    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    chmod(&env.dir, 0o755);
     r.code(78);
     let c = line(&r, "FAIL config: ");
     assert!(
@@ -1134,8 +1243,7 @@ fn what_root_runs_and_reads_is_checked() {
         return;
     }
     let env = Env::new();
-    let prog = install(&env);
-    let run = || env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    let (prog, run) = install_check(&env);
     let deliver = env.dir.join("bin/rsendmail-deliver");
     let r = run();
     r.code(0);
@@ -1144,32 +1252,25 @@ fn what_root_runs_and_reads_is_checked() {
         (0o777, "writable by root alone"),
         (0o4755, "must not be set-uid or set-gid"),
     ] {
-        fs::set_permissions(&deliver, fs::Permissions::from_mode(mode)).unwrap();
+        chmod(&deliver, mode);
         plain_admin(&env);
         let r = run();
         r.code(78);
         let b = line(&r, &format!("FAIL binary: {}", deliver.display()));
         assert!(b.contains(want), "{mode:o}: {b}");
     }
-    fs::set_permissions(&deliver, fs::Permissions::from_mode(0o755)).unwrap();
+    chmod(&deliver, 0o755);
     let bin = env.dir.join("bin");
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o777)).unwrap();
+    chmod(&bin, 0o777);
     let r = run();
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-    fs::set_permissions(&prog, fs::Permissions::from_mode(0o2755)).unwrap();
+    chmod(&bin, 0o755);
+    chmod(&prog, 0o2755);
     r.code(78);
     let b = line(&r, &format!("FAIL binary: {} (", bin.display()));
     assert!(b.contains("can replace what root runs"), "{b}");
     // The wake-up FIFO, with no reader, then with one.
     let fifo = env.spool.join("wakeup");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .args(["-m", "0620"])
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&fifo);
     let r = run();
     r.code(0);
     let w = line(&r, "warn wakeup: ");
@@ -1196,10 +1297,7 @@ fn what_root_runs_and_reads_is_checked() {
         );
     }
     // auth.conf: 0600 root:root is out of the spool group's reach.
-    let auth = env.dir.join("auth.conf");
-    fs::write(&auth, "bob|127.0.0.1:pw\n").unwrap();
-    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
-    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+    let auth = auth_conf(&env, 0o600);
     let r = run();
     r.code(78);
     let a = line(&r, "FAIL auth.conf: ");
@@ -1207,8 +1305,7 @@ fn what_root_runs_and_reads_is_checked() {
         a.contains("is not readable by the spool's group") && a.contains("chmod 640"),
         "{a}"
     );
-    std::os::unix::fs::chown(&auth, None, Some(spool_gid())).unwrap();
-    fs::set_permissions(&auth, fs::Permissions::from_mode(0o640)).unwrap();
+    chgrp_chmod(&auth, spool_gid(), 0o640);
     line(&run(), "ok   auth.conf ");
     std::os::unix::fs::chown(&auth, Some(65534), None).unwrap();
     let r = run();
@@ -1230,23 +1327,17 @@ fn the_missing_spools_init_fix_names_the_binarys_group() {
     let (other, gid) = crate::harness::other_fit_group();
     let sendmail = env.dir.join("bin/rsendmail");
     std::os::unix::fs::chown(&sendmail, Some(0), Some(gid)).unwrap();
-    fs::set_permissions(&sendmail, fs::Permissions::from_mode(0o2755)).unwrap();
+    chmod(&sendmail, 0o2755);
     fs::remove_dir_all(&env.spool).unwrap();
-    let r = env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    let r = run_admin(&env, &prog, "check");
     let l = line(&r, "FAIL spool: ");
     assert!(l.ends_with(&format!(" init --group {other})")), "{l}");
-    let at = l.rfind(" (fix: ").unwrap();
-    let cmd = l[at + 7..].strip_suffix(')').unwrap();
-    let st = std::process::Command::new("sh")
-        .args(["-c", cmd])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "{cmd}");
+    let cmd = fix_of(l).unwrap();
+    assert!(sh(cmd).success(), "{cmd}");
     assert_eq!(fs::metadata(&env.spool).unwrap().gid(), gid);
     // Plain init chooses by the same rule: the binary's group, not `rsendmail`.
     fs::remove_dir_all(&env.spool).unwrap();
-    let r = env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "init"], b"");
+    let r = run_admin(&env, &prog, "init");
     r.code(0);
     assert!(
         r.stdout.ends_with(&format!("ready (2770 root:{other})\n")),
@@ -1272,7 +1363,7 @@ fn a_missing_spools_missing_parent_is_named_with_its_line() {
         format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
     )
     .unwrap();
-    let r = env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    let r = run_admin(&env, &prog, "check");
     r.code(78);
     let l = line(&r, "FAIL spool: ");
     let parent = env.dir.join("typo");
@@ -1290,7 +1381,7 @@ fn a_missing_spools_missing_parent_is_named_with_its_line() {
     );
     assert!(!parent.exists());
     // init refuses it in the same words, with the same way out.
-    let r = env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "init"], b"");
+    let r = run_admin(&env, &prog, "init");
     r.code(78);
     assert!(
         r.stdout.contains("nor its parent")
@@ -1317,12 +1408,8 @@ fn a_refused_deliverer_is_named_with_why() {
     let prog = install(&env);
     let bin = env.dir.join("bin");
     let deliver = bin.join("rsendmail-deliver");
-    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(test_user().gid))
-        .unwrap()
-        .unwrap()
-        .name;
-    std::os::unix::fs::chown(&deliver, None, Some(test_user().gid)).unwrap();
-    fs::set_permissions(&deliver, fs::Permissions::from_mode(0o775)).unwrap();
+    let group = group_name(test_user().gid);
+    chgrp_chmod(&deliver, test_user().gid, 0o775);
     let by_file = format!(
         "{}, beside this program, is refused: it is writable by its group {group}",
         deliver.display()
@@ -1334,9 +1421,8 @@ fn a_refused_deliverer_is_named_with_why() {
     );
     for want in [by_file, by_dir] {
         if want.contains("its directory") {
-            std::os::unix::fs::chown(&deliver, None, Some(0)).unwrap();
-            fs::set_permissions(&deliver, fs::Permissions::from_mode(0o755)).unwrap();
-            fs::set_permissions(&bin, fs::Permissions::from_mode(0o777)).unwrap();
+            chgrp_chmod(&deliver, 0, 0o755);
+            chmod(&bin, 0o777);
         }
         let r = env.run_raw(
             &bin.join("rsendmail"),
@@ -1349,11 +1435,11 @@ fn a_refused_deliverer_is_named_with_why() {
             said.contains(&want) && said.contains("the message stays queued"),
             "{said}"
         );
-        let r = env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+        let r = run_admin(&env, &prog, "check");
         let n = line(&r, "FAIL network: ");
         assert!(n.contains(&want), "{n}");
     }
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    chmod(&bin, 0o755);
 }
 
 /// `config` says what is in force: a boolean given without a value is `true`; the mail
@@ -1501,7 +1587,6 @@ fn an_expired_certificate_is_said_so() {
 /// still holds its greeting back (the check is then waiting for it), not at the end.
 #[test]
 fn the_connect_line_comes_before_the_greeting_wait() {
-    use std::io::{BufRead, BufReader};
     use std::sync::mpsc;
     use std::time::Duration;
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1515,27 +1600,12 @@ fn the_connect_line_comes_before_the_greeting_wait() {
     let env = Env::with_config(&format!(
         "SMARTHOST 127.0.0.1\nPORT {port}\nO Timeout.connect=5s\nO Timeout.initial=1m\n"
     ));
-    let prog = install(&env);
-    let mut child = std::process::Command::new(&prog)
-        .args(["-C", env.conf.to_str().unwrap(), "check"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    let mut seen = Vec::new();
-    while !seen.iter().any(|l: &String| l.starts_with("ok   connect ")) {
-        match lines.recv_timeout(Duration::from_secs(20)) {
-            Ok(l) => seen.push(l),
-            Err(_) => panic!("no connect line while the greeting is awaited; got {seen:?}"),
-        }
-    }
+    let mut check = StreamedCheck::start(&env);
+    let seen = check.read_to(
+        "ok   connect ",
+        Duration::from_secs(20),
+        "connect line while the greeting is awaited",
+    );
     assert!(
         seen.iter().any(
             |l| l.starts_with("info connect: connecting to 127.0.0.1 port ")
@@ -1544,9 +1614,7 @@ fn the_connect_line_comes_before_the_greeting_wait() {
         "{seen:?}"
     );
     let _ = release.send(());
-    let status = child.wait().unwrap();
-    let _ = reader.join();
-    seen.extend(lines.try_iter());
+    let (status, seen) = check.finish();
     assert!(
         seen.iter().any(|l| l.starts_with("FAIL greeting: ")),
         "{seen:?}"
@@ -1650,7 +1718,7 @@ fn a_domain_or_host_on_two_table_lines_fails_the_check() {
     let env = Env::new();
     let auth = env.dir.join("auth.conf");
     fs::write(&auth, "bob|Relay.Example:pw1\nann|relay.example:pw2\n").unwrap();
-    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
+    chmod(&auth, 0o600);
     env.add_config(&format!("AUTHPATH {}\n", auth.display()));
     let r = admin(&env, &["check"]);
     r.code(78);
@@ -1822,14 +1890,7 @@ fn no_runner_fails_when_nothing_else_would_send() {
         );
     }
     let fifo = env.spool.join("wakeup");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .args(["-m", "0620"])
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&fifo);
     let r = check(&[]);
     r.code(0);
     assert!(line(&r, "warn wakeup: ").contains(service), "{}", r.stdout);
@@ -1866,12 +1927,7 @@ fn no_runner_fails_when_nothing_else_would_send() {
         env.dir.display()
     );
     assert!(w.ends_with(&want), "{w}");
-    let cmd = w
-        .rsplit_once(" (fix: ")
-        .unwrap()
-        .1
-        .strip_suffix(')')
-        .unwrap();
+    let cmd = fix_of(w).unwrap();
     let st = std::process::Command::new("sh")
         .args(["-c", cmd])
         .stdout(std::process::Stdio::null())
@@ -1918,73 +1974,35 @@ fn following_each_fix_makes_check_pass() {
     }
     type Damage = fn(&Env);
     let cases: Vec<(&str, Damage)> = vec![
-        ("config 0666", |e| {
-            fs::set_permissions(&e.conf, fs::Permissions::from_mode(0o666)).unwrap()
-        }),
+        ("config 0666", |e| chmod(&e.conf, 0o666)),
         ("config owner", |e| {
             std::os::unix::fs::chown(&e.conf, Some(65534), None).unwrap()
         }),
-        ("config dir 0777", |e| {
-            fs::set_permissions(&e.dir, fs::Permissions::from_mode(0o777)).unwrap()
-        }),
-        ("spool 2775", |e| {
-            fs::set_permissions(&e.spool, fs::Permissions::from_mode(0o2775)).unwrap()
-        }),
-        ("spool 0755", |e| {
-            fs::set_permissions(&e.spool, fs::Permissions::from_mode(0o755)).unwrap()
-        }),
+        ("config dir 0777", |e| chmod(&e.dir, 0o777)),
+        ("spool 2775", |e| chmod(&e.spool, 0o2775)),
+        ("spool 0755", |e| chmod(&e.spool, 0o755)),
         ("rsendmail 0755", |e| {
-            fs::set_permissions(
-                e.dir.join("bin/rsendmail"),
-                fs::Permissions::from_mode(0o755),
-            )
-            .unwrap()
+            chmod(e.dir.join("bin/rsendmail"), 0o755)
         }),
         ("rsendmail 2777", |e| {
-            fs::set_permissions(
-                e.dir.join("bin/rsendmail"),
-                fs::Permissions::from_mode(0o2777),
-            )
-            .unwrap()
+            chmod(e.dir.join("bin/rsendmail"), 0o2777)
         }),
         ("rsendmail group", |e| {
-            std::os::unix::fs::chown(e.dir.join("bin/rsendmail"), None, Some(65534)).unwrap();
-            fs::set_permissions(
-                e.dir.join("bin/rsendmail"),
-                fs::Permissions::from_mode(0o2755),
-            )
-            .unwrap()
+            chgrp_chmod(e.dir.join("bin/rsendmail"), 65534, 0o2755)
         }),
         ("admin 0755", |e| {
-            fs::set_permissions(
-                e.dir.join("bin/rsendmail-admin"),
-                fs::Permissions::from_mode(0o755),
-            )
-            .unwrap()
+            chmod(e.dir.join("bin/rsendmail-admin"), 0o755)
         }),
         ("admin group", |e| {
-            std::os::unix::fs::chown(e.dir.join("bin/rsendmail-admin"), None, Some(65534)).unwrap();
-            fs::set_permissions(
-                e.dir.join("bin/rsendmail-admin"),
-                fs::Permissions::from_mode(0o2755),
-            )
-            .unwrap()
+            chgrp_chmod(e.dir.join("bin/rsendmail-admin"), 65534, 0o2755)
         }),
         ("deliver 4755", |e| {
             plain_admin(e);
-            fs::set_permissions(
-                e.dir.join("bin/rsendmail-deliver"),
-                fs::Permissions::from_mode(0o4755),
-            )
-            .unwrap()
+            chmod(e.dir.join("bin/rsendmail-deliver"), 0o4755)
         }),
         ("deliver 0777", |e| {
             plain_admin(e);
-            fs::set_permissions(
-                e.dir.join("bin/rsendmail-deliver"),
-                fs::Permissions::from_mode(0o777),
-            )
-            .unwrap()
+            chmod(e.dir.join("bin/rsendmail-deliver"), 0o777)
         }),
         ("deliver owner", |e| {
             plain_admin(e);
@@ -1993,7 +2011,7 @@ fn following_each_fix_makes_check_pass() {
         }),
         ("bin dir 0777", |e| {
             plain_admin(e);
-            fs::set_permissions(e.dir.join("bin"), fs::Permissions::from_mode(0o777)).unwrap()
+            chmod(e.dir.join("bin"), 0o777)
         }),
         ("bin dir owner", |e| {
             plain_admin(e);
@@ -2006,18 +2024,16 @@ fn following_each_fix_makes_check_pass() {
         ("auth 0600", |e| auth(e, 0o600, None)),
         ("auth group", |e| auth(e, 0o640, Some((0, 65534)))),
         ("auth owner", |e| auth(e, 0o640, Some((65534, 0)))),
-        ("spool 2777", |e| {
-            fs::set_permissions(&e.spool, fs::Permissions::from_mode(0o2777)).unwrap()
-        }),
+        ("spool 2777", |e| chmod(&e.spool, 0o2777)),
         // What init would put right: a spool of the group root, or a user's.
         ("spool root:root", |e| {
             sub(e, "tmp", 0o2770, None);
-            chown_r(&e.spool, 0, 0);
+            chown_r(&e.spool, "0:0");
         }),
         ("spool a user's", |e| {
             sub(e, "index", 0o2770, None);
             std::os::unix::fs::chown(&e.spool, Some(test_user().uid), Some(0)).unwrap();
-            fs::set_permissions(&e.spool, fs::Permissions::from_mode(0o755)).unwrap();
+            chmod(&e.spool, 0o755);
         }),
         ("tmp 2777", |e| sub(e, "tmp", 0o2777, None)),
         ("tmp 0700", |e| sub(e, "tmp", 0o700, None)),
@@ -2043,15 +2059,14 @@ fn following_each_fix_makes_check_pass() {
         ("spool a user's own group", |e| {
             sub(e, "tmp", 0o2770, None);
             let u = test_user();
-            chown_r(&e.spool, u.uid, u.gid);
+            chown_r(&e.spool, &format!("{}:{}", u.uid, u.gid));
             let bin = e.dir.join("bin/rsendmail");
-            std::os::unix::fs::chown(&bin, None, Some(u.gid)).unwrap();
-            fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+            chgrp_chmod(&bin, u.gid, 0o755);
         }),
         ("maillog 0640 root", |e| {
             let m = e.dir.join("maillog");
             fs::write(&m, "").unwrap();
-            fs::set_permissions(&m, fs::Permissions::from_mode(0o640)).unwrap();
+            chmod(&m, 0o640);
             e.add_config(&format!("MAILLOG {}\n", m.display()));
         }),
         ("maillog a link", |e| {
@@ -2113,18 +2128,8 @@ fn following_each_fix_makes_check_pass() {
             if let Some(g) = gid {
                 std::os::unix::fs::chown(&p, None, Some(g)).unwrap();
             }
-            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+            chmod(&p, mode);
         }
-    }
-    /// `chown -R uid:gid dir`.
-    fn chown_r(dir: &std::path::Path, uid: u32, gid: u32) {
-        let st = std::process::Command::new("chown")
-            .arg("-R")
-            .arg(format!("{uid}:{gid}"))
-            .arg(dir)
-            .status()
-            .unwrap();
-        assert!(st.success());
     }
     /// Make the spool's sub-directory `name` (its parents as init makes them), with
     /// `mode` and, when given, that owner.
@@ -2133,13 +2138,13 @@ fn following_each_fix_makes_check_pass() {
         fs::create_dir_all(&p).unwrap();
         let mut up = p.parent();
         while let Some(d) = up.filter(|d| *d != e.spool.as_path()) {
-            fs::set_permissions(d, fs::Permissions::from_mode(0o2770)).unwrap();
+            chmod(d, 0o2770);
             up = d.parent();
         }
         if let Some((u, g)) = owner {
             std::os::unix::fs::chown(&p, Some(u), Some(g)).unwrap();
         }
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        chmod(&p, mode);
     }
     /// A file a submission writes (in sub-directories made as init makes them).
     fn subfile(e: &Env, name: &str, mode: u32, gid: Option<u32>) {
@@ -2149,54 +2154,32 @@ fn following_each_fix_makes_check_pass() {
         if let Some(g) = gid {
             std::os::unix::fs::chown(&p, None, Some(g)).unwrap();
         }
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        chmod(&p, mode);
     }
     fn fifo(e: &Env, mode: u32, gid: Option<u32>) {
         let f = e.spool.join("wakeup");
-        assert!(
-            std::process::Command::new("mkfifo")
-                .arg(&f)
-                .status()
-                .unwrap()
-                .success()
-        );
-        fs::set_permissions(&f, fs::Permissions::from_mode(mode)).unwrap();
+        mkfifo(&f);
+        chmod(&f, mode);
         if let Some(g) = gid {
             std::os::unix::fs::chown(&f, None, Some(g)).unwrap();
         }
     }
     fn auth(e: &Env, mode: u32, owner: Option<(u32, u32)>) {
-        let a = e.dir.join("auth.conf");
-        fs::write(&a, "bob|127.0.0.1:pw\n").unwrap();
-        fs::set_permissions(&a, fs::Permissions::from_mode(mode)).unwrap();
+        let a = auth_conf(e, mode);
         if let Some((u, g)) = owner {
             std::os::unix::fs::chown(&a, Some(u), Some(g)).unwrap();
         }
-        e.add_config(&format!("AUTHPATH {}\n", a.display()));
     }
-    let fixes = |r: &Run| -> Vec<String> {
-        r.stdout
-            .lines()
-            .filter_map(|l| {
-                let at = l.rfind(" (fix: ")?;
-                l[at + 7..].strip_suffix(')').map(str::to_string)
-            })
-            .collect()
-    };
+    let fixes = |r: &Run| fixes_in(&r.stdout);
     for (what, damage) in &cases {
         let env = Env::new();
-        let prog = install(&env);
-        let run = || env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+        let (_, run) = install_check(&env);
         damage(&env);
         let r = run();
         let cmds = fixes(&r);
         assert!(!cmds.is_empty(), "{what}: no fix in\n{}", r.stdout);
         for c in &cmds {
-            let st = std::process::Command::new("sh")
-                .args(["-c", c])
-                .status()
-                .unwrap();
-            assert!(st.success(), "{what}: {c}");
+            assert!(sh(c).success(), "{what}: {c}");
         }
         let r = run();
         assert!(
@@ -2208,8 +2191,7 @@ fn following_each_fix_makes_check_pass() {
     }
     // All at once (one FIFO, one auth.conf), each line's fix run as printed.
     let env = Env::new();
-    let prog = install(&env);
-    let run = || env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    let (_, run) = install_check(&env);
     // The entries first: a submission needs a spool that is not damaged yet.
     entry(&env, false, 0o644, Some(65534));
     entry(&env, true, 0o666, Some(65534));
@@ -2228,11 +2210,7 @@ fn following_each_fix_makes_check_pass() {
         // beside it (the admin's own fix makes it set-gid again).
         plain_admin(&env);
         for c in fixes(&run()) {
-            let st = std::process::Command::new("sh")
-                .args(["-c", &c])
-                .status()
-                .unwrap();
-            assert!(st.success(), "{c}");
+            assert!(sh(&c).success(), "{c}");
         }
     }
     let r = run();
@@ -2253,21 +2231,11 @@ fn a_spool_of_root_or_a_user_is_not_passed() {
         return;
     }
     let env = Env::new();
-    let prog = install(&env);
+    let (_, run) = install_check(&env);
     let bin = env.dir.join("bin/rsendmail");
-    let run = || env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
     env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
-    let chown_r = |p: &std::path::Path, who: &str| {
-        let st = std::process::Command::new("chown")
-            .args(["-R", who])
-            .arg(p)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    };
     chown_r(&env.spool, "root:root");
-    std::os::unix::fs::chown(&bin, None, Some(0)).unwrap();
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o2755)).unwrap();
+    chgrp_chmod(&bin, 0, 0o2755);
     let r = run();
     r.code(78);
     let spool = line(&r, "FAIL spool: ");
@@ -2287,13 +2255,9 @@ fn a_spool_of_root_or_a_user_is_not_passed() {
     // A spool a user owns, its group root: the fixes give it root and the group
     // `rsendmail` is set-gid to, every sub-directory too.
     chown_r(&env.spool, &format!("{}:0", test_user().uid));
-    fs::set_permissions(&env.spool, fs::Permissions::from_mode(0o755)).unwrap();
-    std::os::unix::fs::chown(&bin, None, Some(spool_gid())).unwrap();
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o2755)).unwrap();
-    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(spool_gid()))
-        .unwrap()
-        .unwrap()
-        .name;
+    chmod(&env.spool, 0o755);
+    chgrp_chmod(&bin, spool_gid(), 0o2755);
+    let group = group_name(spool_gid());
     let r = run();
     r.code(78);
     assert!(
@@ -2303,13 +2267,8 @@ fn a_spool_of_root_or_a_user_is_not_passed() {
     );
     for l in r.stdout.lines().filter(|l| l.contains("(fix: ")) {
         assert!(!l.contains(&format!("chown {TEST_USER}")), "{}", r.stdout);
-        let at = l.rfind(" (fix: ").unwrap();
-        let cmd = l[at + 7..].strip_suffix(')').unwrap();
-        let st = std::process::Command::new("sh")
-            .args(["-c", cmd])
-            .status()
-            .unwrap();
-        assert!(st.success(), "{cmd}");
+        let cmd = fix_of(l).unwrap();
+        assert!(sh(cmd).success(), "{cmd}");
     }
     let r = run();
     no_fail(&r);
@@ -2331,33 +2290,22 @@ fn a_users_group_is_never_the_spools_group() {
         return;
     }
     let env = Env::new();
-    let prog = install(&env);
+    let (_, run) = install_check(&env);
     let bin = env.dir.join("bin/rsendmail");
-    let run = || env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
     no_fail(&run());
     env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
     let u = test_user();
-    let st = std::process::Command::new("chown")
-        .arg("-R")
-        .arg(format!("{}:{}", u.uid, u.gid))
-        .arg(&env.spool)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    std::os::unix::fs::chown(&bin, None, Some(u.gid)).unwrap();
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    chown_r(&env.spool, &format!("{}:{}", u.uid, u.gid));
+    chgrp_chmod(&bin, u.gid, 0o755);
     let r = run();
     r.code(78);
-    let users_group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(u.gid))
-        .unwrap()
-        .unwrap()
-        .name;
+    let users_group = group_name(u.gid);
     line(&r, "FAIL spool: ");
     line(&r, "FAIL binary: ");
     // Root's spool of the user's group: in the words of the rule (a group with members
     // is fit, root's or a user's primary group is not).
     std::os::unix::fs::chown(&env.spool, Some(0), None).unwrap();
-    fs::set_permissions(&env.spool, fs::Permissions::from_mode(0o2770)).unwrap();
+    chmod(&env.spool, 0o2770);
     let r = run();
     let spool_line = line(&r, "FAIL spool: ");
     assert!(
@@ -2369,18 +2317,13 @@ fn a_users_group_is_never_the_spools_group() {
     );
     for _ in 0..2 {
         for l in run().stdout.lines().filter(|l| l.contains("(fix: ")) {
-            let at = l.rfind(" (fix: ").unwrap();
-            let cmd = l[at + 7..].strip_suffix(')').unwrap();
+            let cmd = fix_of(l).unwrap();
             assert!(
                 !cmd.contains(&format!(":{users_group} "))
                     && !cmd.contains(&format!("chgrp {users_group} ")),
                 "a fix gives the user's group: {l}"
             );
-            let st = std::process::Command::new("sh")
-                .args(["-c", cmd])
-                .status()
-                .unwrap();
-            assert!(st.success(), "{cmd}");
+            assert!(sh(cmd).success(), "{cmd}");
         }
     }
     let r = run();
@@ -2391,9 +2334,7 @@ fn a_users_group_is_never_the_spools_group() {
     assert_ne!(gid, 0, "{}", r.stdout);
     assert_eq!(fs::metadata(&bin).unwrap().gid(), gid);
     // Nobody is in it and it is nobody's primary group: the user cannot write the spool.
-    let g = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
-        .unwrap()
-        .unwrap();
+    let g = group(gid);
     assert!(g.mem.is_empty(), "{:?}", g.mem);
 }
 
@@ -2468,16 +2409,9 @@ fn a_users_own_spool_gets_fixes_she_can_run() {
     let bin = here.join("bin");
     fs::create_dir_all(&bin).unwrap();
     for d in [&here, &bin] {
-        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+        chmod(d, 0o755);
     }
-    for (name, from) in [
-        ("rsendmail", env!("CARGO_BIN_EXE_rsendmail")),
-        ("rsendmail-deliver", env!("CARGO_BIN_EXE_rsendmail-deliver")),
-        ("rsendmail-admin", env!("CARGO_BIN_EXE_rsendmail-admin")),
-    ] {
-        copy_executable(&PathBuf::from(from), &bin.join(name));
-        fs::set_permissions(bin.join(name), fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    copy_programs(&bin);
     let spool = here.join("spool");
     fs::create_dir(&spool).unwrap();
     let auth = here.join("auth.conf");
@@ -2495,7 +2429,7 @@ fn a_users_own_spool_gets_fixes_she_can_run() {
     let u = test_user();
     for (p, mode) in [(&spool, 0o755), (&auth, 0o644), (&conf, 0o644)] {
         std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid)).unwrap();
-        fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+        chmod(p, mode);
     }
     let check = || {
         let out = as_user(
@@ -2511,13 +2445,7 @@ fn a_users_own_spool_gets_fixes_she_can_run() {
     };
     let (code, said) = check();
     assert_eq!(code, Some(78), "{said}");
-    let fixes: Vec<String> = said
-        .lines()
-        .filter_map(|l| {
-            let at = l.rfind(" (fix: ")?;
-            l.get(at + 7..)?.strip_suffix(')').map(str::to_string)
-        })
-        .collect();
+    let fixes = fixes_in(&said);
     assert!(
         fixes.contains(&format!("chmod 600 {}", auth.display()))
             && fixes.contains(&format!("chmod 700 {}", spool.display())),
@@ -2546,10 +2474,9 @@ fn maillog_is_made_for_the_spool_group_and_checked() {
         return;
     }
     let env = Env::new();
-    let prog = install(&env);
+    let (_, run) = install_check(&env);
     let log = env.dir.join("maillog");
     env.add_config(&format!("MAILLOG {}\n", log.display()));
-    let run = || env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
     // check itself (root, set-gid) logs, so it makes the file: as every program does.
     let r = run();
     line(&r, &format!("ok   maillog {} (root:", log.display()));
@@ -2564,27 +2491,15 @@ fn maillog_is_made_for_the_spool_group_and_checked() {
     let r = run();
     r.code(0);
     line(&r, &format!("ok   maillog {} (root:", log.display()));
-    fs::set_permissions(&log, fs::Permissions::from_mode(0o640)).unwrap();
+    chmod(&log, 0o640);
     let r = run();
     r.code(78);
     let l = line(&r, &format!("FAIL maillog: {} (", log.display()));
-    let cmd = l
-        .rsplit_once(" (fix: ")
-        .unwrap()
-        .1
-        .strip_suffix(')')
-        .unwrap();
-    assert!(
-        std::process::Command::new("sh")
-            .args(["-c", cmd])
-            .status()
-            .unwrap()
-            .success(),
-        "{cmd}"
-    );
+    let cmd = fix_of(l).unwrap();
+    assert!(sh(cmd).success(), "{cmd}");
     run().code(0);
     // An existing file keeps the mode its admin gave it.
-    fs::set_permissions(&log, fs::Permissions::from_mode(0o664)).unwrap();
+    chmod(&log, 0o664);
     env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
     assert_eq!(fs::metadata(&log).unwrap().mode() & 0o7777, 0o664);
 }
@@ -2607,16 +2522,9 @@ fn a_users_built_in_spool_not_made_yet_is_no_failure() {
     let home = here.join("home");
     fs::create_dir_all(&bin).unwrap();
     fs::create_dir_all(&home).unwrap();
-    fs::set_permissions(&here, fs::Permissions::from_mode(0o755)).unwrap();
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-    for (name, from) in [
-        ("rsendmail", env!("CARGO_BIN_EXE_rsendmail")),
-        ("rsendmail-deliver", env!("CARGO_BIN_EXE_rsendmail-deliver")),
-        ("rsendmail-admin", env!("CARGO_BIN_EXE_rsendmail-admin")),
-    ] {
-        copy_executable(&PathBuf::from(from), &bin.join(name));
-        fs::set_permissions(bin.join(name), fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    chmod(&here, 0o755);
+    chmod(&bin, 0o755);
+    copy_programs(&bin);
     let u = test_user();
     std::os::unix::fs::chown(&home, Some(u.uid), Some(u.gid)).unwrap();
     let spool = home.join(".local/state/rsendmail/spool");
@@ -2675,19 +2583,12 @@ fn no_runner_fails_when_users_cannot_deliver_themselves() {
         let env = Env::new();
         let prog = install(&env);
         if what == "binary" {
-            fs::set_permissions(
-                env.dir.join("bin/rsendmail"),
-                fs::Permissions::from_mode(0o755),
-            )
-            .unwrap();
+            chmod(env.dir.join("bin/rsendmail"), 0o755);
         } else {
-            let a = env.dir.join("auth.conf");
-            fs::write(&a, "bob|127.0.0.1:pw\n").unwrap();
-            fs::set_permissions(&a, fs::Permissions::from_mode(0o600)).unwrap();
+            let a = auth_conf(&env, 0o600);
             std::os::unix::fs::chown(&a, None, Some(65534)).unwrap();
-            env.add_config(&format!("AUTHPATH {}\n", a.display()));
         }
-        let r = env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+        let r = run_admin(&env, &prog, "check");
         r.code(78);
         let w = line(&r, "FAIL wakeup: no ");
         assert!(
@@ -2743,18 +2644,12 @@ fn check_names_the_unsafe_deliverer_beside_it() {
         return;
     }
     let env = Env::new();
-    let prog = install(&env);
-    std::os::unix::fs::chown(&prog, None, Some(spool_gid())).unwrap();
-    fs::set_permissions(&prog, fs::Permissions::from_mode(0o2755)).unwrap();
+    let (prog, run) = install_check(&env);
+    chgrp_chmod(&prog, spool_gid(), 0o2755);
     let deliver = env.dir.join("bin/rsendmail-deliver");
     let u = test_user();
-    std::os::unix::fs::chown(&deliver, None, Some(u.gid)).unwrap();
-    fs::set_permissions(&deliver, fs::Permissions::from_mode(0o775)).unwrap();
-    let users_group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(u.gid))
-        .unwrap()
-        .unwrap()
-        .name;
-    let run = || env.run_raw(&prog, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    chgrp_chmod(&deliver, u.gid, 0o775);
+    let users_group = group_name(u.gid);
     let r = run();
     r.code(78);
     let l = r

@@ -58,24 +58,60 @@ sys.stdout.write("\x1e".join([m.get_param("report-type") or ""] + parts))
     Parsed { report_type, parts }
 }
 
-/// The reports the peer took for `to`: (envelope json, message).
-fn reports_to(peer: &Peer, to: &str) -> Vec<(String, Vec<u8>)> {
+/// A fresh aiosmtpd peer started with `vars` and a relay to it with the `extra` config
+/// lines: (the peer's scratch env, the peer, the relay's env); `None` without aiosmtpd.
+fn relay_to_peer(vars: &[(&str, &str)], extra: &str) -> Option<(Env, Peer, Env)> {
+    let (scratch, peer) = start_peer(vars)?;
+    let env = relay_env(peer.port, extra);
+    Some((scratch, peer, env))
+}
+
+/// `msg` from `sender` to `rcpts`, delivered at once, any report to return the whole
+/// message (`-odi -R full -f sender rcpts...`).
+fn send_full(env: &Env, sender: &str, rcpts: &[&str], msg: &[u8]) {
+    let mut args = vec!["-odi", "-R", "full", "-f", sender];
+    args.extend_from_slice(rcpts);
+    env.sendmail(&args, msg);
+}
+
+/// The messages the peer took whose envelope json begins its recipients with `prefix`:
+/// (envelope json, message).
+fn messages_to(peer: &Peer, prefix: &str) -> Vec<(String, Vec<u8>)> {
     peer.messages()
         .into_iter()
-        .filter(|(j, _)| j.contains(&format!("\"rcpt_tos\": [\"{to}\"]")))
+        .filter(|(j, _)| j.contains(&format!("\"rcpt_tos\": [\"{prefix}")))
         .collect()
 }
 
-/// [`reports_to`], once at least one came (or a minute passed).
-fn wait_reports_to(peer: &Peer, to: &str) -> Vec<(String, Vec<u8>)> {
+/// [`messages_to`], once at least `want` came (or a minute passed).
+fn wait_messages_to(peer: &Peer, prefix: &str, want: usize) -> Vec<(String, Vec<u8>)> {
     let start = std::time::Instant::now();
     loop {
-        let got = reports_to(peer, to);
-        if !got.is_empty() || start.elapsed() > std::time::Duration::from_secs(60) {
+        let got = messages_to(peer, prefix);
+        if got.len() >= want || start.elapsed() > std::time::Duration::from_secs(60) {
             return got;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// The reports the peer took for `to` alone: (envelope json, message).
+fn reports_to(peer: &Peer, to: &str) -> Vec<(String, Vec<u8>)> {
+    messages_to(peer, &format!("{to}\"]"))
+}
+
+/// [`reports_to`], once at least one came (or a minute passed).
+fn wait_reports_to(peer: &Peer, to: &str) -> Vec<(String, Vec<u8>)> {
+    wait_messages_to(peer, &format!("{to}\"]"), 1)
+}
+
+/// The text of the report's delivery-status part (its lines ending in `\n`).
+fn delivery_status(p: &Parsed) -> String {
+    p.parts
+        .iter()
+        .find(|(t, _, _)| t.ends_with("delivery-status"))
+        .map(|(_, _, s)| s.replace("\r\n", "\n"))
+        .expect("a delivery-status part")
 }
 
 fn types(p: &Parsed) -> Vec<&str> {
@@ -91,10 +127,12 @@ fn types(p: &Parsed) -> Vec<&str> {
 /// says.
 #[test]
 fn a_report_to_a_7bit_server_is_all_7bit() {
-    let Some((_scratch, peer)) = start_peer(&[("NO_8BITMIME", "1"), ("NO_SMTPUTF8", "1")]) else {
+    let Some((_scratch, peer, env)) = relay_to_peer(
+        &[("NO_8BITMIME", "1"), ("NO_SMTPUTF8", "1")],
+        "O Timeout.queuewarn=1s\n",
+    ) else {
         return;
     };
-    let env = relay_env(peer.port, "O Timeout.queuewarn=1s\n");
     // A delay warning: the message deferred, then a run after the warning time.
     env.sendmail(
         &["-odq", "-f", "s4@example.org", "reject4@example.org"],
@@ -188,21 +226,10 @@ fn a_report_to_a_7bit_server_is_all_7bit() {
 /// fields as RFC 6533's `utf-8` type in US-ASCII; the returned message stays whole.
 #[test]
 fn a_report_to_an_8bitmime_server_has_ascii_status_fields() {
-    let Some((_scratch, peer)) = start_peer(&[("NO_SMTPUTF8", "1")]) else {
+    let Some((_scratch, peer, env)) = relay_to_peer(&[("NO_SMTPUTF8", "1")], "") else {
         return;
     };
-    let env = relay_env(peer.port, "");
-    env.sendmail(
-        &[
-            "-odi",
-            "-R",
-            "full",
-            "-f",
-            "s@example.org",
-            "j\u{f6}rg@example.org",
-        ],
-        MSG8,
-    );
+    send_full(&env, "s@example.org", &["j\u{f6}rg@example.org"], MSG8);
     env.wait_until_empty(std::time::Duration::from_secs(60));
     let got = reports_to(&peer, "s@example.org");
     assert_eq!(got.len(), 1, "{}", peer.transcript());
@@ -232,10 +259,9 @@ fn a_report_to_an_8bitmime_server_has_ascii_status_fields() {
 /// addresses are all US-ASCII stays `message/delivery-status`.
 #[test]
 fn a_report_naming_a_utf8_address_to_an_smtputf8_server_is_global() {
-    let Some((_scratch, peer)) = start_peer(&[]) else {
+    let Some((_scratch, peer, env)) = relay_to_peer(&[], "") else {
         return;
     };
-    let env: Env = relay_env(peer.port, "");
     let runs: &[(&[&str], &str, &str, &str)] = &[
         (
             &[
@@ -308,10 +334,9 @@ fn said_about_recipients(raw: &[u8]) -> String {
 /// its transcript, a Bcc recipient of `-t` too; without VERP the report names them all.
 #[test]
 fn verp_reports_name_only_their_own_recipient() {
-    let Some((_scratch, peer)) = start_peer(&[]) else {
+    let Some((_scratch, peer, env)) = relay_to_peer(&[], "O Timeout.queuewarn=1s\n") else {
         return;
     };
-    let env = relay_env(peer.port, "O Timeout.queuewarn=1s\n");
     let msg = b"To: a@example.org, reject5x@example.net, reject4y@example.net\nBcc: hidden@example.org\nSubject: v\n\nbody\n";
     let args = [
         "-t",
@@ -365,14 +390,7 @@ fn verp_reports_name_only_their_own_recipient() {
         msg,
     )
     .code(67);
-    let start = std::time::Instant::now();
-    let reports = loop {
-        let got = reports_to(&peer, "plain@list.example");
-        if got.len() >= 2 || start.elapsed() > std::time::Duration::from_secs(60) {
-            break got;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let reports = wait_messages_to(&peer, "plain@list.example\"]", 2);
     assert_eq!(reports.len(), 2, "{reports:?}");
     for (_, raw) in &reports {
         let said = said_about_recipients(raw);
@@ -394,17 +412,13 @@ fn verp_reports_name_only_their_own_recipient() {
 /// reply as its Diagnostic-Code.
 #[test]
 fn a_refusal_made_here_has_no_servers_diagnostic() {
-    let Some((_scratch, peer)) = start_peer(&[("NO_SMTPUTF8", "1")]) else {
+    let Some((_scratch, peer, env)) = relay_to_peer(&[("NO_SMTPUTF8", "1")], "") else {
         return;
     };
-    let env = relay_env(peer.port, "");
-    env.sendmail(
+    send_full(
+        &env,
+        "sender@example.net",
         &[
-            "-odi",
-            "-R",
-            "full",
-            "-f",
-            "sender@example.net",
             "zo\u{eb}@example.org",
             "reject5z@example.org",
             "ok@example.org",
@@ -414,12 +428,7 @@ fn a_refusal_made_here_has_no_servers_diagnostic() {
     let got = wait_reports_to(&peer, "sender@example.net");
     assert_eq!(got.len(), 1, "{got:?}");
     let p = parse(&got[0].1);
-    let status = p
-        .parts
-        .iter()
-        .find(|(t, _, _)| t.ends_with("delivery-status"))
-        .map(|(_, _, s)| s.replace("\r\n", "\n"))
-        .expect("a delivery-status part");
+    let status = delivery_status(&p);
     let blocks: Vec<&str> = status.split("\n\n").collect();
     let utf8 = blocks
         .iter()
@@ -449,10 +458,9 @@ fn a_refusal_made_here_has_no_servers_diagnostic() {
 /// (interactive, and queued for later).
 #[test]
 fn verp_refusals_at_submission_are_reported_one_each() {
-    let Some((_scratch, peer)) = start_peer(&[]) else {
+    let Some((_scratch, peer, env)) = relay_to_peer(&[], "") else {
         return;
     };
-    let env = relay_env(peer.port, "");
     for (mode, a, b) in [
         ("-odi", "nosuchusera", "nosuchuserb"),
         ("-odq", "nosuchuserc", "nosuchuserd"),
@@ -474,18 +482,7 @@ fn verp_refusals_at_submission_are_reported_one_each() {
             env.sendmail(&["-qf"], b"").code(0);
         }
         for (own, other) in [(a, b), (b, a)] {
-            let start = std::time::Instant::now();
-            let got = loop {
-                let got: Vec<(String, Vec<u8>)> = peer
-                    .messages()
-                    .into_iter()
-                    .filter(|(j, _)| j.contains(&format!("\"rcpt_tos\": [\"l-b+{own}=")))
-                    .collect();
-                if !got.is_empty() || start.elapsed() > std::time::Duration::from_secs(60) {
-                    break got;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            };
+            let got = wait_messages_to(&peer, &format!("l-b+{own}="), 1);
             let all: Vec<String> = peer.messages().into_iter().map(|(j, _)| j).collect();
             assert_eq!(got.len(), 1, "{mode} {own}: {all:?}");
             let said = said_about_recipients(&got[0].1);

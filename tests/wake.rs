@@ -33,6 +33,15 @@ impl Runner {
         Runner(child)
     }
 
+    /// [`Runner::start`] on the env's own config, once its wake-up endpoint is there.
+    fn listening(env: &Env) -> Runner {
+        let runner = Runner::start(env, &env.conf);
+        wait_until(Duration::from_secs(10), "the runner's endpoint", || {
+            is_fifo(&endpoint(env))
+        });
+        runner
+    }
+
     fn stop(mut self) {
         sigterm(&self.0);
         let st = wait_exit(&mut self.0, Duration::from_secs(10)).expect("the runner stopped");
@@ -66,10 +75,7 @@ fn logging_runner() -> Option<(Env, Sink, Env, PathBuf, Runner)> {
     let env = relay_env(sink.port, "");
     let log = env.dir.join("maillog");
     env.add_config(&format!("MAILLOG {}\n", log.display()));
-    let runner = Runner::start(&env, &env.conf);
-    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
-        is_fifo(&endpoint(&env))
-    });
+    let runner = Runner::listening(&env);
     Some((env0, sink, env, log, runner))
 }
 
@@ -81,6 +87,52 @@ fn delivered_by(log: &Path, rcpt: &str) -> Option<u32> {
         .and_then(|l| l.split_once("rsendmail-deliver["))
         .and_then(|(_, rest)| rest.split_once(']'))
         .and_then(|(pid, _)| pid.parse().ok())
+}
+
+/// Waits (10 seconds at most, showing `log` if not) until `log` has the delivery to `rcpt`.
+fn wait_delivered(log: &Path, rcpt: &str, what: &str) {
+    wait_until_or(
+        Duration::from_secs(10),
+        what,
+        || fs::read_to_string(log).unwrap_or_default(),
+        || delivered_by(log, rcpt).is_some(),
+    );
+}
+
+/// Waits until process `pid` has exited: gone, or a zombie nobody has reaped yet.
+fn wait_gone(pid: u32, what: &str) {
+    wait_until(Duration::from_secs(20), what, || {
+        fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |st| {
+            st.rsplit_once(") ")
+                .is_some_and(|(_, r)| r.starts_with('Z'))
+        })
+    });
+}
+
+/// One message to `rcpt` through the SMTP server on `port`, every reply checked (a
+/// sender without a domain: its domain is not looked up in the DNS).
+fn smtp_send(port: u16, rcpt: &str) {
+    let mut c = crate::harness::servers::Raw::connect(port);
+    assert!(c.line().starts_with("220"));
+    assert!(c.cmd("HELO client.example").starts_with("250"));
+    assert!(c.cmd("MAIL FROM:<sender>").starts_with("250"));
+    assert!(c.cmd(&format!("RCPT TO:<{rcpt}>")).starts_with("250"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send(b"Subject: bd\r\n\r\nbody\r\n.\r\n");
+    assert!(c.line().starts_with("250"));
+    assert!(c.cmd("QUIT").starts_with("221"));
+}
+
+/// The user's `sendmail` (`user_bin`) run as the test user on `conf` to `rcpt`; it
+/// must exit 0.
+fn submit_as_user(user_bin: &Path, conf: &str, rcpt: &str) {
+    let out = as_user(user_bin, &["-C", conf, rcpt], &[], MSG);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 /// The installed layout for a user without the set-gid binary: the spool
@@ -136,22 +188,13 @@ fn a_running_root_runner_delivers_a_users_local_mail_at_once() {
     fs::set_permissions(&aliases, fs::Permissions::from_mode(0o644)).unwrap();
     env.add_config(&format!("ALIASES {}\n", aliases.display()));
     let user_bin = shared_spool(&env);
-    let runner = Runner::start(&env, &env.conf);
-    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
-        is_fifo(&endpoint(&env))
-    });
+    let runner = Runner::listening(&env);
     let mbox = env.dir.join("mail/root");
     let conf = env.conf.to_str().unwrap();
     let mut latencies = Vec::new();
     for n in 1..=5 {
-        let out = as_user(&user_bin, &["-C", conf, "root"], &[], MSG);
+        submit_as_user(&user_bin, conf, "root");
         let returned = Instant::now();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
         wait_until_or(
             Duration::from_secs(20),
             "the root runner to deliver the user's mail to root",
@@ -268,10 +311,7 @@ fn a_submission_succeeds_whatever_is_at_the_endpoint() {
     };
     let env = relay_env(sink.port, "");
     // The FIFO a runner made, left behind when it stopped.
-    let runner = Runner::start(&env, &env.conf);
-    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
-        is_fifo(&endpoint(&env))
-    });
+    let runner = Runner::listening(&env);
     runner.stop();
     let mut sent = 0;
     let submit = |what: &str, sent: &mut usize| {
@@ -383,11 +423,10 @@ fn the_runner_delivers_a_plain_submission_and_one_with_x_delivers_itself() {
         w.write_all(format!("{held}\n").as_bytes()).unwrap();
     }
     env.sendmail(&["plain@example.org"], MSG).code(0);
-    wait_until_or(
-        Duration::from_secs(10),
+    wait_delivered(
+        &log,
+        "plain@example.org",
         "the delivery of the plain submission",
-        || fs::read_to_string(&log).unwrap_or_default(),
-        || delivered_by("plain@example.org").is_some(),
     );
     assert_eq!(delivered_by("plain@example.org"), Some(runner_pid));
     assert!(
@@ -402,11 +441,10 @@ fn the_runner_delivers_a_plain_submission_and_one_with_x_delivers_itself() {
         MSG,
     )
     .code(0);
-    wait_until_or(
-        Duration::from_secs(10),
+    wait_delivered(
+        &log,
+        "traced@example.org",
         "the delivery of the -X submission",
-        || fs::read_to_string(&log).unwrap_or_default(),
-        || delivered_by("traced@example.org").is_some(),
     );
     assert_ne!(delivered_by("traced@example.org"), Some(runner_pid));
     let t = fs::read_to_string(&traffic).unwrap();
@@ -424,7 +462,7 @@ fn the_runner_delivers_a_plain_submission_and_one_with_x_delivers_itself() {
 /// itself.
 #[test]
 fn the_runner_delivers_what_the_smtp_server_accepted_in_background_mode() {
-    use crate::harness::servers::{Daemon, Raw};
+    use crate::harness::servers::Daemon;
     let Some((_env0, sink, env, log, runner)) = logging_runner() else {
         return;
     };
@@ -439,12 +477,7 @@ fn the_runner_delivers_what_the_smtp_server_accepted_in_background_mode() {
     // -bs, the default (background) mode.
     let out = env.sendmail(&["-bs"], session("bs@example.org").as_bytes());
     out.code(0);
-    wait_until_or(
-        Duration::from_secs(10),
-        "the delivery of the -bs message",
-        || fs::read_to_string(&log).unwrap_or_default(),
-        || delivered_by("bs@example.org").is_some(),
-    );
+    wait_delivered(&log, "bs@example.org", "the delivery of the -bs message");
     assert_eq!(delivered_by("bs@example.org"), Some(runner_pid));
     // -bs with -X: its own deliverer writes the traffic.
     let traffic = env.dir.join("traffic");
@@ -453,46 +486,25 @@ fn the_runner_delivers_what_the_smtp_server_accepted_in_background_mode() {
         session("traced@example.org").as_bytes(),
     )
     .code(0);
-    wait_until_or(
-        Duration::from_secs(10),
+    wait_delivered(
+        &log,
+        "traced@example.org",
         "the delivery of the -bs -X message",
-        || fs::read_to_string(&log).unwrap_or_default(),
-        || delivered_by("traced@example.org").is_some(),
     );
     let traced_by = delivered_by("traced@example.org");
     assert_ne!(traced_by, Some(runner_pid));
     // That deliverer, before it exits, takes entries left waiting (the "rest follows"
     // rule): let it go first, so that the daemon's message below is the runner's to take.
     if let Some(pid) = traced_by {
-        wait_until(
-            Duration::from_secs(20),
-            "the -bs -X deliverer to exit",
-            || {
-                // Gone, or a zombie nobody has reaped yet.
-                fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |st| {
-                    st.rsplit_once(") ")
-                        .is_some_and(|(_, r)| r.starts_with('Z'))
-                })
-            },
-        );
+        wait_gone(pid, "the -bs -X deliverer to exit");
     }
     // A -bD daemon without a runner of its own, in background mode.
     let daemon = Daemon::start(&env, &["-odb"]);
-    let mut c = Raw::connect(daemon.port);
-    assert!(c.line().starts_with("220"));
-    assert!(c.cmd("HELO client.example").starts_with("250"));
-    // (A sender without a domain: its domain is not looked up in the DNS.)
-    assert!(c.cmd("MAIL FROM:<sender>").starts_with("250"));
-    assert!(c.cmd("RCPT TO:<daemon@example.org>").starts_with("250"));
-    assert!(c.cmd("DATA").starts_with("354"));
-    c.send(b"Subject: bd\r\n\r\nbody\r\n.\r\n");
-    assert!(c.line().starts_with("250"));
-    assert!(c.cmd("QUIT").starts_with("221"));
-    wait_until_or(
-        Duration::from_secs(10),
+    smtp_send(daemon.port, "daemon@example.org");
+    wait_delivered(
+        &log,
+        "daemon@example.org",
         "the delivery of the daemon's message",
-        || fs::read_to_string(&log).unwrap_or_default(),
-        || delivered_by("daemon@example.org").is_some(),
     );
     assert_eq!(delivered_by("daemon@example.org"), Some(runner_pid));
     assert_eq!(sink.dumps().len(), 3);
@@ -507,27 +519,14 @@ fn the_runner_delivers_what_the_smtp_server_accepted_in_background_mode() {
 /// configuration no longer reads), handing the message to the runner.
 #[test]
 fn a_daemon_with_listener_options_hands_accepted_mail_to_the_runner() {
-    use crate::harness::servers::{Daemon, Raw};
+    use crate::harness::servers::Daemon;
     let Some((_env0, sink, env, log, runner)) = logging_runner() else {
         return;
     };
     let runner_pid = runner.0.id();
     let send = |port: u16, rcpt: &str| {
-        let mut c = Raw::connect(port);
-        assert!(c.line().starts_with("220"));
-        assert!(c.cmd("HELO client.example").starts_with("250"));
-        assert!(c.cmd("MAIL FROM:<sender>").starts_with("250"));
-        assert!(c.cmd(&format!("RCPT TO:<{rcpt}>")).starts_with("250"));
-        assert!(c.cmd("DATA").starts_with("354"));
-        c.send(b"Subject: bd\r\n\r\nbody\r\n.\r\n");
-        assert!(c.line().starts_with("250"));
-        assert!(c.cmd("QUIT").starts_with("221"));
-        wait_until_or(
-            Duration::from_secs(10),
-            "the delivery of the daemon's message",
-            || fs::read_to_string(&log).unwrap_or_default(),
-            || delivered_by(&log, rcpt).is_some(),
-        );
+        smtp_send(port, rcpt);
+        wait_delivered(&log, rcpt, "the delivery of the daemon's message");
         delivered_by(&log, rcpt)
     };
     let port = closed_tcp_port();
@@ -550,16 +549,7 @@ fn a_daemon_with_listener_options_hands_accepted_mail_to_the_runner() {
     // That deliverer takes entries left waiting before it exits ("the rest follows"):
     // let it go first, so that the next message is the runner's or nobody's.
     if let Some(pid) = by {
-        wait_until(
-            Duration::from_secs(20),
-            "the daemon's deliverer to exit",
-            || {
-                fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |st| {
-                    st.rsplit_once(") ")
-                        .is_some_and(|(_, r)| r.starts_with('Z'))
-                })
-            },
-        );
+        wait_gone(pid, "the daemon's deliverer to exit");
     }
     // The configuration broken meanwhile (an edit in progress): its own deliverer would
     // end at once, unseen; said in the log, and the runner takes the message.
@@ -591,21 +581,12 @@ fn a_running_root_runner_delivers_a_users_mail_to_a_third_users_mailbox() {
     }
     let env = Env::new();
     let user_bin = shared_spool(&env);
-    let runner = Runner::start(&env, &env.conf);
-    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
-        is_fifo(&endpoint(&env))
-    });
+    let runner = Runner::listening(&env);
     let third = crate::harness::other_user();
     let mbox = env.dir.join("mail/nobody");
     let conf = env.conf.to_str().unwrap();
     for n in 1..=2 {
-        let out = as_user(&user_bin, &["-C", conf, "nobody"], &[], MSG);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        submit_as_user(&user_bin, conf, "nobody");
         wait_until_or(
             Duration::from_secs(20),
             "the root runner to deliver the user's mail to nobody",
@@ -642,20 +623,11 @@ fn local_mail_is_not_held_behind_a_slow_server() {
     };
     let env = slow_relay_env(peer.port);
     let user_bin = shared_spool(&env);
-    let runner = Runner::start(&env, &env.conf);
-    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
-        is_fifo(&endpoint(&env))
-    });
+    let runner = Runner::listening(&env);
     env.sendmail(&["stall@example.org"], MSG).code(0);
     peer.wait_transcript("DATA-END", Duration::from_secs(10));
     let conf = env.conf.to_str().unwrap();
-    let out = as_user(&user_bin, &["-C", conf, "root"], &[], MSG);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    submit_as_user(&user_bin, conf, "root");
     let mbox = env.dir.join("mail/root");
     wait_until_or(
         Duration::from_secs(8),
@@ -700,10 +672,7 @@ fn two_slow_servers_do_not_hold_each_other() {
         "RELAYTABLE {}\nO Timeout.connect=5s\nO Timeout.datafinal=60s\n",
         table.display()
     ));
-    let runner = Runner::start(&env, &env.conf);
-    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
-        is_fifo(&endpoint(&env))
-    });
+    let runner = Runner::listening(&env);
     env.sendmail(&["stall@a.example"], MSG).code(0);
     a.wait_transcript("DATA-END", Duration::from_secs(10));
     env.sendmail(&["stall@b.example"], MSG).code(0);
@@ -748,10 +717,7 @@ fn a_burst_to_the_runner_shares_sessions() {
         sink.port,
         "O MaxConnections=2\nO MaxBackgroundDeliveries=4\n",
     );
-    let runner = Runner::start(&env, &env.conf);
-    wait_until(Duration::from_secs(10), "the runner's endpoint", || {
-        is_fifo(&endpoint(&env))
-    });
+    let runner = Runner::listening(&env);
     wait_until(Duration::from_secs(5), "the probe logged", || {
         sink.connections() >= 1
     });
