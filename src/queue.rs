@@ -143,7 +143,7 @@ pub fn batches<'a>(
         // One listing gives the entries and the state files, whose orphans (their entry
         // gone) are removed here.
         let (mut ids, states) = spool.listing()?;
-        ids.sort_unstable();
+        crate::spool::sort_keys(&mut ids);
         cleaned += spool.remove_orphan_states(&states, &ids).len();
         index_rebuilt = refresh_index(spool, &ids);
         ids
@@ -180,7 +180,7 @@ pub fn batches<'a>(
     if let Some(f) = filter {
         ids.retain(|k| f.id_may_match(key_str(k)));
     }
-    ids.sort_unstable();
+    crate::spool::sort_keys(&mut ids);
     Ok(Batches {
         spool,
         filter,

@@ -288,7 +288,7 @@ pub fn indexed_ids(spool: &Spool) -> io::Result<(Vec<[u8; 14]>, usize)> {
             ids.push(a);
         }
     }
-    ids.sort_unstable();
+    super::sort_keys(&mut ids);
     ids.dedup();
     Ok((ids, lines))
 }
@@ -629,7 +629,7 @@ fn scan_by(
             Vec::new()
         };
     }
-    named.sort_unstable();
+    super::sort_keys(&mut named);
     named.dedup();
     Ok((matched, named))
 }
