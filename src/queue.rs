@@ -144,7 +144,7 @@ pub fn batches<'a>(
         // One listing gives the entries and the state files, whose orphans (their entry
         // gone) are removed here.
         let (mut ids, states) = spool.listing()?;
-        ids.sort_unstable();
+        crate::spool::sort_keys(&mut ids);
         cleaned += spool.remove_orphan_states(&states, &ids).len();
         index_rebuilt = refresh_index(spool, &ids);
         ids
@@ -153,8 +153,8 @@ pub fn batches<'a>(
         // One snapshot of the index, taken before the listing it is checked against
         // (`index::Snapshot`): an entry committed before it is either named by it or
         // unindexed in the listing, whatever rebuilds run meanwhile.
-        let snap = index::snapshot(spool, None);
-        let candidates = snap.matching(n);
+        let snap = index::snapshot(spool, None, n, !fast);
+        let candidates = snap.matching();
         if fast && snap.whole() {
             // A whole index names every committed entry (the proof is in
             // `index`'s docs): no listing at all, so a -qR run costs the same in a
@@ -181,7 +181,7 @@ pub fn batches<'a>(
     if let Some(f) = filter {
         ids.retain(|k| f.id_may_match(key_str(k)));
     }
-    ids.sort_unstable();
+    crate::spool::sort_keys(&mut ids);
     Ok(Batches {
         spool,
         filter,
@@ -332,7 +332,7 @@ pub fn select_domain(spool: &Spool, domain: &str, sub: bool) -> BTreeSet<String>
     }
     // One snapshot (the domain's lists and the recipient index together), then the
     // listing: see `index::Snapshot`.
-    let snap = index::snapshot(spool, Some((domain, sub)));
+    let snap = index::snapshot(spool, Some((domain, sub)), &[], false);
     let mut candidates = snap.domain_ids().clone();
     // Entries the index misses are candidates too (the index is a hint); a whole index
     // misses none, and the spool is not listed (the flush of one domain costs the same

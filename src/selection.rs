@@ -177,13 +177,14 @@ impl QueueRunArgs {
     }
 
     /// Whether the `-qI` filters (if any) can match this id: decided without opening it.
+    /// Asked of every name in the spool: no list is made.
     pub fn id_may_match(&self, id: &str) -> bool {
-        let of_kind: Vec<&QueueFilter> = self
+        let mut of_kind = self
             .filters
             .iter()
             .filter(|f| f.field == FilterField::QueueId)
-            .collect();
-        of_kind.is_empty() || of_kind.iter().any(|f| f.matches(id))
+            .peekable();
+        of_kind.peek().is_none() || of_kind.any(|f| f.matches(id))
     }
 
     /// The `-qR` substrings when the recipient index can narrow the selection (the

@@ -288,55 +288,28 @@ pub fn indexed_ids(spool: &Spool) -> io::Result<(Vec<[u8; 14]>, usize)> {
             ids.push(a);
         }
     }
-    ids.sort_unstable();
+    super::sort_keys(&mut ids);
     ids.dedup();
     Ok((ids, lines))
 }
 
 /// IDs with an indexed recipient containing one of `needles` (ASCII case-insensitive,
-/// sendmail's `-qR` meaning). One pass of a substring search over the whole index, not a
-/// parse of every line: a `-qR` run costs little more with 20,000 entries than with 100.
-/// Needles holding a byte the index escapes (blanks, `%`, controls) fall back to a
-/// line-by-line comparison of the unescaped addresses.
+/// sendmail's `-qR` meaning): one pass of a vectorised substring search over the index,
+/// not a parse of every line ([`scan`]). Needles holding a byte the index escapes
+/// (blanks, `%`, controls) fall back to a line-by-line comparison of the unescaped
+/// addresses.
 pub fn ids_matching(spool: &Spool, needles: &[&str]) -> io::Result<BTreeSet<String>> {
-    let raw = read_safely(&index_dir(spool)?.join("recipients"))?;
-    Ok(ids_matching_in(&raw, needles))
+    ids_matching_by(spool, needles, SCAN_BLOCK)
 }
 
-/// [`ids_matching`] on the recipient index's bytes `raw`.
-fn ids_matching_in(raw: &[u8], needles: &[&str]) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let plain = |n: &str| n.bytes().all(|b| b > b' ' && b != 0x7f && b != b'%');
-    let low = raw.to_ascii_lowercase();
-    let (Ok(orig), Ok(low)) = (std::str::from_utf8(raw), std::str::from_utf8(&low)) else {
-        return ids_matching_slowly(&String::from_utf8_lossy(raw), needles);
-    };
-    // An internationalised domain matches in both its forms (`bücher`, `xn--bcher-kva`;
-    // `selection::address_contains`): an index naming one goes the slow way, which
-    // reads each address in both forms.
-    let idn = !orig.is_ascii() || low.contains("xn--");
-    if idn || needles.iter().any(|n| n.is_empty() || !plain(n)) {
-        return ids_matching_slowly(orig, needles);
-    }
-    for n in needles {
-        let n = n.to_ascii_lowercase();
-        for (at, _) in low.match_indices(n.as_str()) {
-            let before = low.get(..at).unwrap_or_default();
-            let start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-            let Some(space) = low.get(start..).and_then(|line| line.find(' ')) else {
-                continue;
-            };
-            // The hit must be in the address, after "<ID> " (ASCII lowercasing keeps
-            // every byte where it was, so the ID is read from the original).
-            let Some(id) = orig.get(start..start + space) else {
-                continue;
-            };
-            if start + space < at && valid_id(id) {
-                out.insert(id.to_string());
-            }
-        }
-    }
-    out
+/// [`ids_matching`], reading `block` octets at a time.
+fn ids_matching_by(spool: &Spool, needles: &[&str], block: usize) -> io::Result<BTreeSet<String>> {
+    let f = open_safely(
+        &index_dir(spool)?.join("recipients"),
+        OpenOptions::new().read(true),
+        Kind::File,
+    )?;
+    Ok(scan_by(f, needles, false, block)?.0)
 }
 
 fn ids_matching_slowly(text: &str, needles: &[&str]) -> BTreeSet<String> {
@@ -446,17 +419,23 @@ pub fn prune_domain(spool: &Spool, domain: &str) -> io::Result<()> {
     replace_safely(&tmp, &path, keep.as_bytes(), spool.file_mode())
 }
 
-/// What a selective run (`-qR`, ETRN) reads of the index: the recipient index and, for
-/// ETRN, the domain's lists, read in one go under the index lock held shared (waited for
-/// at most [`APPEND_WAIT`]), so that no rebuild or prune falls between the parts. Take it
-/// *before* listing the spool: then every entry committed before the snapshot is either
-/// named by it or found by [`Snapshot::unindexed`] in the listing; a whole snapshot
-/// ([`Snapshot::whole`]) names them all, and no listing is needed.
+/// What a selective run (`-qR`, ETRN) reads of the index: the IDs the recipient index
+/// names for its `-qR` substrings and, for ETRN, the domain's lists, read in one go under
+/// the index lock held shared (waited for at most [`APPEND_WAIT`]), so that no rebuild or
+/// prune falls between the parts. Take it *before* listing the spool: then every entry
+/// committed before the snapshot is either named by it or found by
+/// [`Snapshot::unindexed`] in the listing; a whole snapshot ([`Snapshot::whole`]) names
+/// them all, and no listing is needed.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    /// The recipient index's bytes; `None` when it could not be read (missing, refused,
-    /// or the lock not had in time): then it names nothing and every entry is unindexed.
-    recipients: Option<Vec<u8>>,
+    /// Whether the recipient index could be read (not missing, refused, too large, and
+    /// the lock had in time); when not, it names nothing and every entry is unindexed.
+    read: bool,
+    /// The IDs with an indexed recipient containing one of the needles asked for.
+    matched: BTreeSet<String>,
+    /// Every ID the recipient index names (sorted, each once), kept when the snapshot
+    /// is not whole or they were asked for: [`Snapshot::unindexed`] reads them.
+    named: Option<Vec<[u8; 14]>>,
     /// The IDs (with an entry when read) that the per-domain lists name for the domain.
     domain: BTreeSet<String>,
     /// The index was read, is of this boot and has no `stale.<ID>` marker: it names
@@ -464,10 +443,23 @@ pub struct Snapshot {
     whole: bool,
 }
 
-/// Read a [`Snapshot`]; with `domain` (a domain, and whether its subdomains count), the
-/// per-domain lists too. Never fails: an index that cannot be read gives the empty
+/// Read a [`Snapshot`]: the IDs matching `needles` (a `-qR` run's substrings, as
+/// [`ids_matching`] matches them; none for ETRN), with `domain` (a domain, and whether
+/// its subdomains count) the per-domain lists, and with `names` every ID the index
+/// names even when it is whole (for a caller that lists the spool anyway and asks
+/// [`Snapshot::unindexed`]). Never fails: an index that cannot be read gives the empty
 /// snapshot, with which every entry is a candidate.
-pub fn snapshot(spool: &Spool, domain: Option<(&str, bool)>) -> Snapshot {
+///
+/// The recipient index is read as a stream, a block of whole lines at a time, never
+/// held whole in memory; and not at all when there is nothing to match in it and the
+/// index is whole (ETRN of a domain with a list): the flush of one domain then reads
+/// as much in a queue of 100,000 entries as in one of 100.
+pub fn snapshot(
+    spool: &Spool,
+    domain: Option<(&str, bool)>,
+    needles: &[&str],
+    names: bool,
+) -> Snapshot {
     let read = || -> io::Result<Snapshot> {
         let lock = open_lock(spool)?;
         lock_shared_within(&lock, APPEND_WAIT)?;
@@ -475,7 +467,17 @@ pub fn snapshot(spool: &Spool, domain: Option<(&str, bool)>) -> Snapshot {
         if !this_boot(&dir) {
             return Err(io::Error::other("the index is from another boot"));
         }
-        let recipients = read_safely(&dir.join("recipients"))?;
+        // Opened (and checked, as a read checks it) first: a missing or refused
+        // recipient index makes the empty snapshot whatever the rest says.
+        let f = open_safely(
+            &dir.join("recipients"),
+            OpenOptions::new().read(true),
+            Kind::File,
+        )?;
+        let len = f.metadata()?.len();
+        if len > super::MAX_READ {
+            return Err(too_large(len));
+        }
         let for_domain = domain.is_some();
         let domain = match domain {
             None => BTreeSet::new(),
@@ -490,13 +492,172 @@ pub fn snapshot(spool: &Spool, domain: Option<(&str, bool)>) -> Snapshot {
         // The domain lists count only when made under this FastFlushDomains policy.
         let whole =
             stale_ids(&dir).is_ok_and(|s| s.is_empty()) && (!for_domain || policy_current(spool));
+        // Still under the lock: appends made since it was opened only add lines.
+        let want_named = names || !whole;
+        let (matched, named) = if needles.is_empty() && !want_named {
+            (BTreeSet::new(), Vec::new())
+        } else {
+            scan(f, needles, want_named)?
+        };
+        let named = want_named.then_some(named);
         Ok(Snapshot {
-            recipients: Some(recipients),
+            read: true,
+            matched,
+            named,
             domain,
             whole,
         })
     };
     read().unwrap_or_default()
+}
+
+/// [`read_safely`]'s error for a file longer than [`super::MAX_READ`].
+fn too_large(len: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "too large: {len} bytes, more than a spool file takes ({})",
+            super::MAX_READ
+        ),
+    )
+}
+
+/// How much of the recipient index [`scan`] reads at a time.
+const SCAN_BLOCK: usize = 64 * 1024;
+
+/// One pass over the recipient index `f`: the IDs with a recipient matching one of
+/// `needles` ([`ids_matching`]'s rule) and, with `want_named`, every ID it names
+/// (sorted, each once). Whole lines are searched a block at a time, lowered into one
+/// reused buffer. An index that names an internationalised domain (or is not ASCII), or
+/// a needle holding a byte the index escapes, is read again whole and searched the
+/// slow way.
+fn scan(f: File, needles: &[&str], want_named: bool) -> io::Result<ScanResult> {
+    scan_by(f, needles, want_named, SCAN_BLOCK)
+}
+
+/// What [`scan`] finds: the matching IDs, and the IDs named (when asked for).
+type ScanResult = (BTreeSet<String>, Vec<[u8; 14]>);
+
+/// [`scan`], reading `block` octets at a time (at least one).
+fn scan_by(
+    mut f: File,
+    needles: &[&str],
+    want_named: bool,
+    block: usize,
+) -> io::Result<ScanResult> {
+    let block_len = block.max(1);
+    use std::io::{Read, Seek};
+    let plain = |n: &str| n.bytes().all(|b| b > b' ' && b != 0x7f && b != b'%');
+    let mut slow = needles.iter().any(|n| n.is_empty() || !plain(n));
+    let lowered: Vec<String> = needles.iter().map(|n| n.to_ascii_lowercase()).collect();
+    let finders: Vec<memchr::memmem::Finder> = lowered
+        .iter()
+        .map(|n| memchr::memmem::Finder::new(n.as_bytes()))
+        .collect();
+    let xn = memchr::memmem::Finder::new(b"xn--");
+    // `buf[..filled]` holds what was read and not yet searched: the start of a line.
+    let mut buf: Vec<u8> = vec![0; block_len];
+    let mut filled = 0;
+    let mut low: Vec<u8> = Vec::with_capacity(block_len);
+    let mut matched = BTreeSet::new();
+    let mut named = Vec::new();
+    let mut total = 0u64;
+    let mut eof = false;
+    while !eof && !slow {
+        // A block more after what is left of the last one (a longer line grows it).
+        if buf.len() - filled < block_len {
+            buf.resize(filled + block_len, 0);
+        }
+        let n = f.read(buf.get_mut(filled..).unwrap_or_default())?;
+        filled += n;
+        total += n as u64;
+        if total > super::MAX_READ {
+            return Err(too_large(total));
+        }
+        eof = n == 0;
+        let read = buf.get(..filled).unwrap_or_default();
+        // The whole lines in the buffer (all of it at the end).
+        let end = if eof {
+            filled
+        } else {
+            match memchr::memrchr(b'\n', read) {
+                Some(i) => i + 1,
+                None => continue,
+            }
+        };
+        let block = read.get(..end).unwrap_or_default();
+        if !needles.is_empty() {
+            low.clear();
+            low.extend_from_slice(block);
+            low.make_ascii_lowercase();
+            if !block.is_ascii() || xn.find(&low).is_some() {
+                // An internationalised domain matches in both its forms (`bücher`,
+                // `xn--bcher-kva`; `selection::address_contains`): the slow way, which
+                // reads each address in both forms.
+                slow = true;
+                break;
+            }
+            for finder in &finders {
+                for at in finder.find_iter(&low) {
+                    if let Some(id) = hit_id(block, at) {
+                        matched.insert(id.to_string());
+                    }
+                }
+            }
+        }
+        if want_named {
+            named.extend(block.split(|&b| b == b'\n').filter_map(line_id));
+        }
+        buf.copy_within(end..filled, 0);
+        filled -= end;
+    }
+    if slow {
+        f.rewind()?;
+        let mut all = Vec::new();
+        f.take(super::MAX_READ + 1).read_to_end(&mut all)?;
+        if all.len() as u64 > super::MAX_READ {
+            return Err(too_large(all.len() as u64));
+        }
+        matched = if needles.is_empty() {
+            BTreeSet::new()
+        } else {
+            ids_matching_slowly(&String::from_utf8_lossy(&all), needles)
+        };
+        named = if want_named {
+            all.split(|&b| b == b'\n').filter_map(line_id).collect()
+        } else {
+            Vec::new()
+        };
+    }
+    super::sort_keys(&mut named);
+    named.dedup();
+    Ok((matched, named))
+}
+
+/// The ID a line of the recipient index names (what comes before its first blank),
+/// when it is one.
+fn line_id(line: &[u8]) -> Option<[u8; 14]> {
+    let id = line.split(|&b| b == b' ').next()?;
+    std::str::from_utf8(id)
+        .is_ok_and(valid_id)
+        .then(|| <[u8; 14]>::try_from(id).ok())
+        .flatten()
+}
+
+/// The ID of the line of `block` (whole lines, lowered at the same places) holding a
+/// needle's match at `at`, when the match is in the address (after "<ID> ").
+fn hit_id(block: &[u8], at: usize) -> Option<&str> {
+    let start = block
+        .get(..at)
+        .and_then(|before| memchr::memrchr(b'\n', before))
+        .map_or(0, |i| i + 1);
+    let space = block
+        .get(start..)
+        .and_then(|line| memchr::memchr(b' ', line))?;
+    let id = block
+        .get(start..start + space)
+        .and_then(|id| std::str::from_utf8(id).ok())?;
+    (start + space < at && valid_id(id)).then_some(id)
 }
 
 /// The IDs of the `stale.<ID>` markers in the index directory `dir`.
@@ -516,12 +677,10 @@ fn stale_ids(dir: &Path) -> io::Result<Vec<String>> {
 }
 
 impl Snapshot {
-    /// IDs with an indexed recipient containing one of `needles` (see [`ids_matching`]).
-    pub fn matching(&self, needles: &[&str]) -> BTreeSet<String> {
-        match &self.recipients {
-            Some(raw) => ids_matching_in(raw, needles),
-            None => BTreeSet::new(),
-        }
+    /// IDs with an indexed recipient containing one of the needles the snapshot was
+    /// taken for (see [`ids_matching`]).
+    pub fn matching(&self) -> &BTreeSet<String> {
+        &self.matched
     }
 
     /// The IDs the domain's lists name (see [`ids_for_domain`]).
@@ -532,22 +691,26 @@ impl Snapshot {
     /// Whether the snapshot names every committed entry (then [`Snapshot::unindexed`]
     /// is not needed): read whole, of this boot, with no `stale.<ID>` marker.
     pub fn whole(&self) -> bool {
-        self.whole && self.recipients.is_some()
+        self.whole && self.read
     }
 
     /// Of `ids` (the entries in the spool, listed after the snapshot was taken), those
     /// the recipient index does not list: a submission that could not append (or an
     /// entry whose lines were removed with the index) is found by every selective run
     /// all the same, by name, without opening unrelated entries. All of them when the
-    /// index could not be read.
+    /// index could not be read; none when it is whole and its names were not kept (a
+    /// whole index names every committed entry).
     pub fn unindexed(&self, ids: &[String]) -> Vec<String> {
-        let text = self.recipients.as_deref().unwrap_or_default();
-        let listed: BTreeSet<&[u8]> = text
-            .split(|&b| b == b'\n')
-            .filter_map(|l| l.split(|&b| b == b' ').next())
-            .collect();
+        let named = match &self.named {
+            Some(n) => n,
+            None if self.whole() => return Vec::new(),
+            None => return ids.to_vec(),
+        };
         ids.iter()
-            .filter(|id| !listed.contains(id.as_bytes()))
+            .filter(|id| {
+                <[u8; 14]>::try_from(id.as_bytes())
+                    .map_or(true, |k| named.binary_search(&k).is_err())
+            })
             .cloned()
             .collect()
     }
@@ -1222,21 +1385,22 @@ mod tests {
         fs::create_dir(&held.dir).unwrap();
         fs::rename(spool.qf_path(&id), held.qf_path(&id)).unwrap();
         rebuild(spool).unwrap();
-        assert!(snapshot(spool, None).whole());
-        let named = |snap: &Snapshot| snap.matching(&["@b.example"]).contains(&id);
-        assert!(!named(&snapshot(spool, None)));
+        let snap = || snapshot(spool, None, &["@b.example"], false);
+        assert!(snap().whole());
+        let named = |snap: &Snapshot| snap.matching().contains(&id);
+        assert!(!named(&snap()));
         moved_in(spool, &id, || -> io::Result<()> {
             // A rebuild while it is still held keeps the index not whole...
             rebuild(spool).unwrap();
-            assert!(!snapshot(spool, None).whole());
+            assert!(!snap().whole());
             fs::rename(held.qf_path(&id), spool.qf_path(&id))?;
             // ...and so does the moment after the move, before the append.
-            let snap = snapshot(spool, None);
+            let snap = snap();
             assert!(!snap.whole() || named(&snap), "whole, without {id}");
             Ok(())
         })
         .unwrap();
-        let snap = snapshot(spool, None);
+        let snap = snap();
         assert!(snap.whole() && named(&snap));
     }
 
@@ -1480,9 +1644,10 @@ mod tests {
                 }
                 // A whole index names every committed entry with mail still to go
                 // (a selective run then lists nothing).
-                let snap = snapshot(spool, None);
+                let snap = snapshot(spool, None, &[], false);
                 if snap.whole() {
-                    let text = String::from_utf8_lossy(snap.recipients.as_deref().unwrap());
+                    let raw = read_safely(&spool.dir.join("index/recipients")).unwrap();
+                    let text = String::from_utf8_lossy(&raw);
                     let named: BTreeSet<&str> =
                         text.lines().filter_map(|l| l.split(' ').next()).collect();
                     let due = full_scan(spool, |_| true);
@@ -1569,8 +1734,54 @@ mod tests {
                     prop_assert!(valid_id(&id) && firsts.contains(&id), "{}", id);
                 }
                 let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
-                for id in ids_matching(spool, &needles).unwrap() {
-                    prop_assert!(valid_id(&id) && firsts.contains(&id), "{}", id);
+                for block in [SCAN_BLOCK, 1, 5] {
+                    for id in ids_matching_by(spool, &needles, block).unwrap() {
+                        prop_assert!(valid_id(&id) && firsts.contains(&id), "{}", id);
+                    }
+                    // The IDs named are the lines' valid first words, in any block size.
+                    let f = fs::File::open(index_dir(spool).unwrap().join("recipients")).unwrap();
+                    let (_, named) = scan_by(f, &needles, true, block).unwrap();
+                    let want: Vec<[u8; 14]> = text
+                        .split(|&b| b == b'\n')
+                        .filter_map(|l| l.split(|&b| b == b' ').next())
+                        .filter(|id| std::str::from_utf8(id).is_ok_and(valid_id))
+                        .filter_map(|id| <[u8; 14]>::try_from(id).ok())
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    prop_assert_eq!(named, want, "block {}", block);
+                }
+                Ok(())
+            });
+            if let Err(e) = result {
+                panic!("{e}");
+            }
+        }
+
+        /// The search read in blocks of any size (ending inside lines, inside IDs,
+        /// inside matches) finds what one read of the whole index finds, and what a
+        /// line-by-line search finds: ASCII lines of a few letters, so that matches
+        /// are many.
+        #[test]
+        fn a_search_in_blocks_finds_what_a_line_by_line_search_finds() {
+            let scratch = ScratchSpool::new("index-blocks");
+            let spool = &scratch.spool;
+            let mut runner = TestRunner::new(Config::default());
+            let lines = vec(("[0-9A-Za-x]{14}", "[abAB@.]{0,12}"), 0..40);
+            let needles = vec("[abAB@.]{1,3}", 1..3);
+            let blocks = vec(1usize..40, 1..3);
+            let result = runner.run(&(lines, needles, blocks), |(lines, needles, blocks)| {
+                let text: String = lines.iter().map(|(id, a)| format!("{id} {a}\n")).collect();
+                fs::write(index_dir(spool).unwrap().join("recipients"), &text).unwrap();
+                let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
+                let want = ids_matching_slowly(&text, &needles);
+                for block in blocks {
+                    prop_assert_eq!(
+                        ids_matching_by(spool, &needles, block).unwrap(),
+                        want.clone(),
+                        "block {}",
+                        block
+                    );
                 }
                 Ok(())
             });
@@ -1592,10 +1803,15 @@ mod tests {
                 let text: String = lines.iter().map(|(id, a)| format!("{id} {a}\n")).collect();
                 fs::write(index_dir(spool).unwrap().join("recipients"), &text).unwrap();
                 let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
-                prop_assert_eq!(
-                    ids_matching(spool, &needles).unwrap(),
-                    ids_matching_slowly(&text, &needles)
-                );
+                // Read in one block, and in blocks that end inside lines.
+                for block in [SCAN_BLOCK, 1, 5, 17] {
+                    prop_assert_eq!(
+                        ids_matching_by(spool, &needles, block).unwrap(),
+                        ids_matching_slowly(&text, &needles),
+                        "block {}",
+                        block
+                    );
+                }
                 Ok(())
             });
             if let Err(e) = result {
