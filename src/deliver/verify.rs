@@ -115,6 +115,8 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         let x = engine
             .local
             .expand(std::slice::from_ref(&a.address), None, &is_local);
+        // And the users' `.forward` files, as a delivery follows them.
+        let x = engine.local.verify_forwards(x, &is_local);
         // Every refusal as the list names it, a target written twice (in one form or
         // both IDN forms) twice, as sendmail's `-bv` prints it (recorded:
         // `bv-alias-bad-twice`); a delivery reports such a target once.
