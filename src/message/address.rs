@@ -410,6 +410,39 @@ pub fn lex(text: &str) -> Result<Vec<Token>, Invalid> {
     Ok(out)
 }
 
+/// The characters sendmail's `prescan` ends a word at, besides blanks and the specials
+/// [`lex`] knows (Debian's sendmail.cf `O OperatorChars=.:%@!^/[]+`): a dotted name is
+/// several of its tokens (`ccc.ddd` is `ccc`, `.`, `ddd`).
+const OPERATOR_CHARS: &[char] = &['.', ':', '%', '@', '!', '^', '/', '[', ']', '+'];
+
+/// Whether one of sendmail's tokens in `text` (as [`lex`] gave `tokens`) is longer than
+/// [`MAX_ADDRESS`] (`prescan: token too long`): a quoted string counts whole; an atom or
+/// a domain literal only up to each operator character in it, so that a long dotted
+/// domain of short labels is never a long token (it is an address too long; recorded:
+/// `bs-path-edges`). A backslash-quoted operator character does not end a word.
+pub fn has_token_too_long(text: &str, tokens: &[Token]) -> bool {
+    tokens.iter().any(|t| match t.kind {
+        Kind::Space => false,
+        Kind::Atom | Kind::Literal => {
+            let mut run = 0usize;
+            let mut escaped = false;
+            at(text, &t.span).chars().any(|c| {
+                if !escaped && c == '\\' {
+                    escaped = true;
+                } else if !escaped && OPERATOR_CHARS.contains(&c) {
+                    run = 0;
+                    return false;
+                } else {
+                    escaped = false;
+                }
+                run += c.len_utf8();
+                run > MAX_ADDRESS
+            })
+        }
+        _ => t.span.len() > MAX_ADDRESS,
+    })
+}
+
 /// Whether a list shows sendmail's "new style": a `,`, `;`, `<` or `(` anywhere in it
 /// (sendmail looks at the raw text, quotes included).
 pub fn has_new_style_chars(text: &str) -> bool {
@@ -1069,10 +1102,7 @@ pub fn check_mailbox(spec: &str) -> Result<(), Invalid> {
     if spec.contains(char::REPLACEMENT_CHARACTER) {
         return Err(Invalid::NotUtf8);
     }
-    if lex(spec)?
-        .iter()
-        .any(|t| t.span.len() > MAX_ADDRESS && t.kind != Kind::Space)
-    {
+    if has_token_too_long(spec, &lex(spec)?) {
         return Err(Invalid::TokenTooLong);
     }
     if spec.len() > MAX_ADDRESS {
@@ -1796,6 +1826,12 @@ mod tests {
         assert_eq!(check_mailbox(&long), Err(Invalid::TokenTooLong));
         let many = format!("{}x@example.org", "\"x\".".repeat(70));
         assert_eq!(check_mailbox(&many), Err(Invalid::TooLong));
+        // Dots end sendmail's tokens: a long dotted name of short words is too long as
+        // an address, not as a token (recorded: bs-path-edges).
+        let dotted = format!("b@{}.example", ["c".repeat(60); 5].join("."));
+        assert_eq!(check_mailbox(&dotted), Err(Invalid::TooLong));
+        let dotted_local = format!("{}@example.org", ["x".repeat(60); 5].join("."));
+        assert_eq!(check_mailbox(&dotted_local), Err(Invalid::TooLong));
         assert_eq!(
             Invalid::InvalidRoute.message("a@@example.org"),
             "a@@example.org... Invalid route address"
