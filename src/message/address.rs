@@ -1828,9 +1828,9 @@ mod tests {
         assert_eq!(check_mailbox(&many), Err(Invalid::TooLong));
         // Dots end sendmail's tokens: a long dotted name of short words is too long as
         // an address, not as a token (recorded: bs-path-edges).
-        let dotted = format!("b@{}.example", ["c".repeat(60); 5].join("."));
+        let dotted = format!("b@{}.example", vec!["c".repeat(60); 5].join("."));
         assert_eq!(check_mailbox(&dotted), Err(Invalid::TooLong));
-        let dotted_local = format!("{}@example.org", ["x".repeat(60); 5].join("."));
+        let dotted_local = format!("{}@example.org", vec!["x".repeat(60); 5].join("."));
         assert_eq!(check_mailbox(&dotted_local), Err(Invalid::TooLong));
         assert_eq!(
             Invalid::InvalidRoute.message("a@@example.org"),

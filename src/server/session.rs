@@ -1213,7 +1213,7 @@ mod tests {
         );
         // A long dotted domain of short labels is no long token: the path is too long
         // (recorded: bs-path-edges).
-        let dotted = format!("<b@{}.example>", ["c".repeat(60); 5].join("."));
+        let dotted = format!("<b@{}.example>", vec!["c".repeat(60); 5].join("."));
         assert!(too_long(&dotted, &dotted).is_some_and(|r| r.contains("too long (255 bytes max)")));
         // A token over 256 octets is refused first, naming the whole path.
         let token = format!("<{}@example.org>", "a".repeat(257));
