@@ -1166,6 +1166,8 @@ pub fn check_recipient(addr: &str) -> Result<(), Invalid> {
     // host: `Hostname required`, as sendmail says).
     match addr.strip_prefix('\\') {
         Some(user) if is_dot_string(user) => check_mailbox(user),
+        // A backslash that quotes nothing (`<\>`) names no one.
+        Some("") => Err(Invalid::NoUser),
         _ => check_mailbox(addr),
     }
 }
@@ -1911,6 +1913,14 @@ mod tests {
             ]
         );
         assert_eq!(addresses("\\", true), []);
+        assert_eq!(
+            addresses("<\\>", false),
+            [(String::new(), Some(Invalid::Unbalanced('<')))]
+        );
+        assert_eq!(
+            addresses("<\\ >", false),
+            [("\\".to_string(), Some(Invalid::NoUser))]
+        );
         assert_eq!(
             parse_one("<a\\b@example.org>"),
             Ok("a\\b@example.org".into())
