@@ -107,22 +107,31 @@ pub struct Notify {
 }
 
 impl Notify {
-    /// sendmail: `never` or a comma list of success, failure, delay; anything else is
-    /// `Invalid -N argument` (EX_USAGE).
+    /// sendmail's rule: the whole value `never`, or a comma list of `success`,
+    /// `failure` and `delay`, in any case, with nothing else between the commas (no
+    /// blank, no empty word, no `never` in a list). Each word that is not one of them
+    /// is one `Invalid -N argument` line, as sendmail says it for each (recorded:
+    /// `N-spaces-odi`, `N-never-never-odi`, `N-empty-odi`), and the exit is EX_USAGE.
     pub fn parse(value: &str) -> Result<Notify, Fatal> {
-        let bad = || Fatal::new(Sysexit::Usage, "Invalid -N argument");
         let mut n = Notify::default();
-        for word in value.split(',').map(str::trim) {
+        if value.eq_ignore_ascii_case("never") {
+            n.never = true;
+            return Ok(n);
+        }
+        let mut bad = 0usize;
+        for word in value.split(',') {
             match word.to_ascii_lowercase().as_str() {
-                "never" => n.never = true,
                 "success" => n.success = true,
                 "failure" => n.failure = true,
                 "delay" => n.delay = true,
-                _ => return Err(bad()),
+                _ => bad += 1,
             }
         }
-        if n.never && (n.success || n.failure || n.delay) {
-            return Err(bad());
+        if bad > 0 {
+            return Err(Fatal::new(
+                Sysexit::Usage,
+                vec!["Invalid -N argument"; bad].join("\n"),
+            ));
         }
         Ok(n)
     }
@@ -720,6 +729,18 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, Fatal> {
             Short('t') => inv.read_recipients = true,
             Short('V') => {
                 let v = value("V")?;
+                // sendmail takes any length, but a server may refuse the MAIL of an
+                // ENVID over RFC 3461 §4.4's 100 characters (DIFFERENCES.md; recorded:
+                // `V-long-odi`): said before anything is queued, in words that say why.
+                if envid_chars_ok(&v) && v.len() > MAX_ENVID {
+                    return Err(Fatal::new(
+                        Sysexit::Usage,
+                        format!(
+                            "Invalid -V flag: the envelope id is {} characters long, at most {MAX_ENVID} may be sent (RFC 3461 section 4.4)",
+                            v.len()
+                        ),
+                    ));
+                }
                 if !valid_envid(&v) {
                     return Err(Fatal::new(Sysexit::Usage, "Invalid syntax in -V flag"));
                 }
@@ -801,8 +822,18 @@ pub fn verp_request(value: &str) -> Option<Result<Option<String>, Fatal>> {
 }
 
 /// RFC 3461 ENVID: xtext, printable ASCII without `+`/`=` unescaped, at most 100 chars.
+/// The longest ENVID a server must take (RFC 3461 §4.4), in characters.
+const MAX_ENVID: usize = 100;
+
+/// An ENVID as `-V` may give it: 1 to [`MAX_ENVID`] printable ASCII characters but `=`
+/// (RFC 3461 §4.4's xchar; xtext-encoded on the wire).
 fn valid_envid(v: &str) -> bool {
-    !v.is_empty() && v.len() <= 100 && v.bytes().all(|b| (b'!'..=b'~').contains(&b) && b != b'=')
+    envid_chars_ok(v) && v.len() <= MAX_ENVID
+}
+
+/// Whether an ENVID's characters are all ones it may have, whatever its length.
+fn envid_chars_ok(v: &str) -> bool {
+    !v.is_empty() && v.bytes().all(|b| (b'!'..=b'~').contains(&b) && b != b'=')
 }
 
 /// The delivery mode in force: `-v` means interactive whatever the order; otherwise the
@@ -1210,10 +1241,46 @@ mod tests {
             Sysexit::Usage
         );
         assert!(p(&["-N", "never"]).unwrap().notify.unwrap().never);
+        assert!(p(&["-N", "NEVER"]).unwrap().notify.unwrap().never);
+        assert!(p(&["-N", "SUCCESS,Delay"]).unwrap().notify.unwrap().delay);
+        // sendmail's words for each bad word, and no blank taken (recorded:
+        // N-spaces-odi, N-never-never-odi, N-empty-odi, N-trailing-comma-odi).
+        for (bad, lines) in [
+            ("success, failure", 1),
+            ("success ,failure", 1),
+            (" success", 1),
+            ("", 1),
+            ("success,", 1),
+            ("never,never", 2),
+            ("never,success", 1),
+            ("bogus,,x", 3),
+        ] {
+            let e = p(&["-N", bad]).unwrap_err();
+            assert_eq!(e.code, Sysexit::Usage, "{bad:?}");
+            assert_eq!(
+                e.message,
+                vec!["Invalid -N argument"; lines].join("\n"),
+                "{bad:?}"
+            );
+        }
         assert_eq!(p(&["-R", "bogus"]).unwrap_err().message, "Invalid -R value");
         assert_eq!(p(&["-R", "hdrs"]).unwrap().ret, Some(Ret::Hdrs));
         assert_eq!(
             p(&["-V", "a b"]).unwrap_err().message,
+            "Invalid syntax in -V flag"
+        );
+        // Over 100 characters: said as such (a bad character in it is syntax).
+        assert!(p(&["-V", &"e".repeat(100)]).is_ok());
+        let long = p(&["-V", &"e".repeat(101)]).unwrap_err();
+        assert_eq!(long.code, Sysexit::Usage);
+        assert_eq!(
+            long.message,
+            "Invalid -V flag: the envelope id is 101 characters long, at most 100 may be sent (RFC 3461 section 4.4)"
+        );
+        assert_eq!(
+            p(&["-V", &format!("a b{}", "e".repeat(120))])
+                .unwrap_err()
+                .message,
             "Invalid syntax in -V flag"
         );
         assert_eq!(

@@ -505,7 +505,7 @@ impl Local {
                     }
                     let x = self.forward_of(&u, &fwd, &text, is_local);
                     let mut visited = vec![u.name.clone()];
-                    let (x, _) = self.follow_forwards(x, &mut visited, is_local);
+                    let (x, _) = self.follow_forwards(x, &mut visited, is_local, false);
                     Some(self.expanded(r, &addr, x, ".forward"))
                 }
                 // A .forward over the size limit is refused for good: its user
@@ -546,24 +546,41 @@ impl Local {
     /// The `.forward` of a local user `name` that this deliverer may read now, read:
     /// the user and the file's text; `None` when there is none to follow here (no such
     /// user, no safe `.forward`, or one only another process can read), which leaves the
-    /// user for a delivery of its own.
-    fn readable_forward(&self, name: &str) -> Option<(User, PathBuf, String)> {
+    /// user for a delivery of its own. Root reads it as its user. With `verify` (`-bv`),
+    /// a user who is not root reads another user's `.forward` with its own rights, as
+    /// sendmail's `-bv` does (recorded: `forward-bv-other-user`); one it cannot read
+    /// leaves the user as it is.
+    fn readable_forward(&self, name: &str, verify: bool) -> Option<(User, PathBuf, String)> {
         let (base, detail) = rsendmail::aliases::split_detail(name);
         if base.is_empty() || detail.is_some() {
             return None;
         }
         let u = user(base)?;
-        if !self.root && u.uid != self.uid {
+        let as_user = if self.root || u.uid == self.uid {
+            Some(u.uid).filter(|&id| id != 0)
+        } else if verify {
+            None
+        } else {
             return None;
-        }
+        };
         let fwd = u.home.join(".forward");
         if !matches!(forward_is_safe(&fwd, u.uid), Ok(true)) {
             return None;
         }
-        let (text, _) = self
-            .read_list(&fwd, Some(u.uid).filter(|&id| id != 0), true)
-            .ok()?;
+        let (text, _) = self.read_list(&fwd, as_user, true).ok()?;
         Some((u, fwd, text))
+    }
+
+    /// `-bv`: an expansion `x` with the `.forward` files of the local users it names
+    /// followed as a delivery follows them ([`Local::follow_forwards`]: the same reading,
+    /// safety rules and loop breaking), so that `-bv` names where their mail goes
+    /// (recorded: `forward-bv-good`, `forward-bv-bad`, `forward-bv-self`).
+    pub fn verify_forwards(
+        &self,
+        x: rsendmail::aliases::Expansion,
+        is_local: &dyn Fn(&str) -> bool,
+    ) -> rsendmail::aliases::Expansion {
+        self.follow_forwards(x, &mut Vec::new(), is_local, true).0
     }
 
     /// Follow the `.forward` files of the local users an expansion `x` names, as
@@ -573,12 +590,14 @@ impl Local {
     /// to it) gets the message in the mailbox, and so does a user whose `.forward`
     /// names no one new (only users already on the way); a user whose `.forward` names
     /// someone new is replaced by what it names. `visited` holds the users on the way.
-    /// Returns the expansion and whether it named anyone new.
+    /// Returns the expansion and whether it named anyone new. `verify`: for `-bv`
+    /// ([`Local::readable_forward`]).
     fn follow_forwards(
         &self,
         x: rsendmail::aliases::Expansion,
         visited: &mut Vec<String>,
         is_local: &dyn Fn(&str) -> bool,
+        verify: bool,
     ) -> (rsendmail::aliases::Expansion, bool) {
         let mut x = x;
         let targets = std::mem::take(&mut x.targets);
@@ -601,7 +620,7 @@ impl Local {
             }
             new = true;
             let next = (visited.len() < rsendmail::aliases::MAX_DEPTH)
-                .then(|| self.readable_forward(&key))
+                .then(|| self.readable_forward(&key, verify))
                 .flatten();
             let Some((u, fwd, text)) = next else {
                 out.targets.push(t);
@@ -609,7 +628,7 @@ impl Local {
             };
             visited.push(u.name.clone());
             let inner = self.forward_of(&u, &fwd, &text, is_local);
-            let (mut inner, named_new) = self.follow_forwards(inner, visited, is_local);
+            let (mut inner, named_new) = self.follow_forwards(inner, visited, is_local, verify);
             // What the user's .forward led to was expanded from the user.
             for e in &mut inner.targets {
                 e.ctl.get_or_insert_with(|| u.name.clone());

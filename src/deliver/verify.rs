@@ -115,6 +115,8 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         let x = engine
             .local
             .expand(std::slice::from_ref(&a.address), None, &is_local);
+        // And the users' `.forward` files, as a delivery follows them.
+        let x = engine.local.verify_forwards(x, &is_local);
         // Every refusal as the list names it, a target written twice (in one form or
         // both IDN forms) twice, as sendmail's `-bv` prints it (recorded:
         // `bv-alias-bad-twice`); a delivery reports such a target once.
@@ -155,24 +157,36 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
             )) {
                 continue;
             }
+            // `\user` keeps its backslash in what is shown, as sendmail's `user \root`.
+            let quoted = if matches!(t.target, Target::Mailbox(_)) {
+                "\\"
+            } else {
+                ""
+            };
             match t.target {
-                // The user's own name as given (`root`, `root@host`) is shown as given;
-                // a user an alias led to, by name.
+                // The user's own name as given (`root`, `root@host`, `\root`) is shown
+                // as given; a user an alias led to, by name.
                 Target::User(user) | Target::Mailbox(user) => {
-                    let shown = if rsendmail::aliases::key_of(&a.address) == user {
+                    let given = a.address.strip_prefix(quoted).unwrap_or(&a.address);
+                    let named = format!("{quoted}{user}");
+                    let shown = if rsendmail::aliases::key_of(given) == user
+                        && a.address.starts_with(quoted)
+                    {
                         &a.text
                     } else {
-                        &user
+                        &named
                     };
                     // `user+detail`: the detail is sendmail's `host` (recorded:
                     // `plus-bv-detail`, `plus-bv-forms`).
                     local.push(match rsendmail::aliases::split_detail(&user) {
                         (base, Some(detail)) if !detail.is_empty() => {
                             format!(
-                                "{shown}... deliverable: mailer local, host {detail}, user {base}"
+                                "{shown}... deliverable: mailer local, host {detail}, user {quoted}{base}"
                             )
                         }
-                        (base, _) => format!("{shown}... deliverable: mailer local, user {base}"),
+                        (base, _) => {
+                            format!("{shown}... deliverable: mailer local, user {quoted}{base}")
+                        }
                     });
                 }
                 Target::Pipe(c) => {

@@ -22,10 +22,12 @@
 //!   letter-digit-hyphen labels (RFC 6531 U-labels too) or an IP address literal; UTF-8
 //!   as RFC 6531 allows. A domain that cannot be a host name is refused with sendmail's
 //!   words for a bad domain (`Invalid host name`), where sendmail lets it fail later. A
-//!   local part sendmail takes but RFC 5321 does not (`a..b`, `.a`, `a\@b`) is accepted
+//!   local part sendmail takes but RFC 5321 does not (`a..b`, `.a`) is accepted
 //!   and stored in its quoted form (`"a..b"`), which names the same mailbox and which
-//!   strict relays accept; a domain's trailing dot, the DNS root, is removed. So what is
-//!   queued and sent is always RFC 5321's form ([`normalise`], [`is_rfc5321`]). A local
+//!   strict relays accept; one with backslash-quoted characters (`a\b`, `c\"d`,
+//!   `a\@b`) is kept as written, as sendmail's `prescan` keeps it and sendmail sends
+//!   it (DIFFERENCES.md). A domain's trailing dot, the DNS root, is removed. So what is
+//!   queued and sent is RFC 5321's form ([`normalise`], [`is_rfc5321`]). A local
 //!   name without a domain is valid (it is qualified later).
 //!
 //! Nothing here does DNS, and nothing panics on any input: text is only cut at character
@@ -382,6 +384,10 @@ pub fn lex(text: &str) -> Result<Vec<Token>, Invalid> {
                 push(&mut out, Kind::Special(c), start, start + 1);
             }
             _ => {
+                // A backslash outside quotes takes the next character into the atom as
+                // it is (sendmail's `prescan`: `a\b`, `c\"d`, `e\>f` are one word each,
+                // kept with their backslash), except a blank or a comma, which still
+                // end the address (`g\,h` is `g\` and `h`).
                 let mut end = start;
                 while let Some(&(i, c)) = chars.peek() {
                     if " \t\r\n()\"[<>,:;@".contains(c) {
@@ -389,12 +395,52 @@ pub fn lex(text: &str) -> Result<Vec<Token>, Invalid> {
                     }
                     end = i + c.len_utf8();
                     chars.next();
+                    if c == '\\'
+                        && let Some(&(j, n)) = chars.peek()
+                        && !matches!(n, ' ' | '\t' | '\r' | '\n' | ',')
+                    {
+                        end = j + n.len_utf8();
+                        chars.next();
+                    }
                 }
                 push(&mut out, Kind::Atom, start, end);
             }
         }
     }
     Ok(out)
+}
+
+/// The characters sendmail's `prescan` ends a word at, besides blanks and the specials
+/// [`lex`] knows (Debian's sendmail.cf `O OperatorChars=.:%@!^/[]+`): a dotted name is
+/// several of its tokens (`ccc.ddd` is `ccc`, `.`, `ddd`).
+const OPERATOR_CHARS: &[char] = &['.', ':', '%', '@', '!', '^', '/', '[', ']', '+'];
+
+/// Whether one of sendmail's tokens in `text` (as [`lex`] gave `tokens`) is longer than
+/// [`MAX_ADDRESS`] (`prescan: token too long`): a quoted string counts whole; an atom or
+/// a domain literal only up to each operator character in it, so that a long dotted
+/// domain of short labels is never a long token (it is an address too long; recorded:
+/// `bs-path-edges`). A backslash-quoted operator character does not end a word.
+pub fn has_token_too_long(text: &str, tokens: &[Token]) -> bool {
+    tokens.iter().any(|t| match t.kind {
+        Kind::Space => false,
+        Kind::Atom | Kind::Literal => {
+            let mut run = 0usize;
+            let mut escaped = false;
+            at(text, &t.span).chars().any(|c| {
+                if !escaped && c == '\\' {
+                    escaped = true;
+                } else if !escaped && OPERATOR_CHARS.contains(&c) {
+                    run = 0;
+                    return false;
+                } else {
+                    escaped = false;
+                }
+                run += c.len_utf8();
+                run > MAX_ADDRESS
+            })
+        }
+        _ => t.span.len() > MAX_ADDRESS,
+    })
 }
 
 /// Whether a list shows sendmail's "new style": a `,`, `;`, `<` or `(` anywhere in it
@@ -700,7 +746,11 @@ impl<'t> ListParser<'t> {
         if address.is_empty() && had_angle && error.is_none() {
             error = Some(Invalid::NoUser);
         }
-        if !address.is_empty() || error.is_some() {
+        // A backslash alone quotes nothing and names no one: sendmail's `prescan` finds
+        // no word in it and takes nothing from it (recorded: `backslash-forms-bv`), as
+        // from an empty piece.
+        let nothing = address.is_empty() || (address == "\\" && !had_angle);
+        if !nothing || error.is_some() {
             self.out.push(Item {
                 text: written,
                 address,
@@ -743,13 +793,16 @@ pub fn split_top_level(value: &str) -> Vec<String> {
     let mut held: Vec<usize> = Vec::new();
     let (mut depth, mut quoted, mut angle, mut escaped) = (0u32, false, false, false);
     for c in value.chars() {
-        if escaped {
+        // A backslash quotes the next character, outside quotes too (`c\"d`, `e\>f`),
+        // except a comma there, which still ends the target (sendmail's `prescan`).
+        if escaped && !(c == ',' && !quoted && depth == 0) {
             escaped = false;
             cur.push(c);
             continue;
         }
+        escaped = false;
         match c {
-            '\\' if quoted || depth > 0 => escaped = true,
+            '\\' => escaped = true,
             '"' if depth == 0 => quoted = !quoted,
             '(' if !quoted => depth += 1,
             ')' if !quoted && depth > 0 => depth -= 1,
@@ -850,9 +903,8 @@ fn local_part_ok(local: &str) -> Result<(), Invalid> {
     if q.quoted {
         return Err(Invalid::Unbalanced('"'));
     }
-    if q.escaped {
-        return Err(Invalid::IllegalLocal('\\'));
-    }
+    // A backslash that ends the local part quotes nothing and is kept as a character
+    // of the name, as sendmail keeps it (`g\` is a local user `g\`: `User unknown`).
     Ok(())
 }
 
@@ -929,6 +981,33 @@ fn is_dot_string(local: &str) -> bool {
             .all(|atom| !atom.is_empty() && atom.chars().all(|c| c != '.' && is_local_char(c)))
 }
 
+/// Whether a local part is a Dot-string some of whose characters are written with a
+/// backslash before them (`a\b`, `c\"d`, `e\>f`, `\@example.org`; a backslash that ends
+/// it stands for itself): sendmail's `prescan` reads the backslash as quoting the next
+/// character and keeps it, and sendmail sends such a local part as it was written
+/// (recorded: `backslash-local-odi`, `backslash-special-odi`), so rsendmail does too,
+/// rather than send another mailbox's name. Needs at least one backslash.
+fn is_escaped_dot_string(local: &str) -> bool {
+    if !local.contains('\\') {
+        return false;
+    }
+    let mut atom_len = 0usize;
+    let mut chars = local.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(n) if n.is_control() => return false,
+                _ => atom_len += 1,
+            },
+            '.' if atom_len == 0 => return false,
+            '.' => atom_len = 0,
+            c if is_local_char(c) => atom_len += 1,
+            _ => return false,
+        }
+    }
+    atom_len > 0
+}
+
 /// Whether a local part is one RFC 5321 `Quoted-string` (qtextSMTP and quoted-pairSMTP,
 /// UTF-8 allowed by RFC 6531).
 fn is_quoted_string(local: &str) -> bool {
@@ -956,7 +1035,7 @@ fn is_quoted_string(local: &str) -> bool {
 /// (RFC 5322 §3.4.1) and which strict relays accept, as Postfix sends it. A local part
 /// that is already a dot-string or a quoted string is kept as written.
 fn canonical_local(local: &str) -> String {
-    if is_dot_string(local) || is_quoted_string(local) {
+    if is_dot_string(local) || is_quoted_string(local) || is_escaped_dot_string(local) {
         return local.to_string();
     }
     quote_local(&local_content(local))
@@ -1002,10 +1081,11 @@ pub fn quote_local(content: &str) -> String {
 }
 
 /// Whether an addr-spec is an RFC 5321 `Mailbox` as it may be sent in MAIL or RCPT (or,
-/// without a domain, a local name in its RFC 5321 form).
+/// without a domain, a local name in its RFC 5321 form), or a Dot-string with
+/// backslash-quoted characters, which sendmail sends as written.
 pub fn is_rfc5321(spec: &str) -> bool {
     let (local, domain) = split_at_domain(spec);
-    (is_dot_string(local) || is_quoted_string(local))
+    (is_dot_string(local) || is_quoted_string(local) || is_escaped_dot_string(local))
         && domain.is_none_or(|d| domain_ok(d).is_ok() && !d.ends_with('.'))
 }
 
@@ -1022,10 +1102,7 @@ pub fn check_mailbox(spec: &str) -> Result<(), Invalid> {
     if spec.contains(char::REPLACEMENT_CHARACTER) {
         return Err(Invalid::NotUtf8);
     }
-    if lex(spec)?
-        .iter()
-        .any(|t| t.span.len() > MAX_ADDRESS && t.kind != Kind::Space)
-    {
+    if has_token_too_long(spec, &lex(spec)?) {
         return Err(Invalid::TokenTooLong);
     }
     if spec.len() > MAX_ADDRESS {
@@ -1089,6 +1166,8 @@ pub fn check_recipient(addr: &str) -> Result<(), Invalid> {
     // host: `Hostname required`, as sendmail says).
     match addr.strip_prefix('\\') {
         Some(user) if is_dot_string(user) => check_mailbox(user),
+        // A backslash that quotes nothing (`<\>`) names no one.
+        Some("") => Err(Invalid::NoUser),
         _ => check_mailbox(addr),
     }
 }
@@ -1728,7 +1807,6 @@ mod tests {
             ("user@[300.1.1.1]", Invalid::InvalidHost, 68),
             ("user@[]", Invalid::InvalidHost, 68),
             ("user@[IPv6:zz]", Invalid::InvalidHost, 68),
-            ("a\\", Invalid::IllegalLocal('\\'), 64),
             ("@example.org", Invalid::UserRequired, 64),
             ("a@", Invalid::HostRequired, 64),
             ("a@exa:mple.org", Invalid::ColonInHost, 64),
@@ -1750,6 +1828,12 @@ mod tests {
         assert_eq!(check_mailbox(&long), Err(Invalid::TokenTooLong));
         let many = format!("{}x@example.org", "\"x\".".repeat(70));
         assert_eq!(check_mailbox(&many), Err(Invalid::TooLong));
+        // Dots end sendmail's tokens: a long dotted name of short words is too long as
+        // an address, not as a token (recorded: bs-path-edges).
+        let dotted = format!("b@{}.example", vec!["c".repeat(60); 5].join("."));
+        assert_eq!(check_mailbox(&dotted), Err(Invalid::TooLong));
+        let dotted_local = format!("{}@example.org", vec!["x".repeat(60); 5].join("."));
+        assert_eq!(check_mailbox(&dotted_local), Err(Invalid::TooLong));
         assert_eq!(
             Invalid::InvalidRoute.message("a@@example.org"),
             "a@@example.org... Invalid route address"
@@ -1769,8 +1853,12 @@ mod tests {
             ("\"john doe\"@example.org", "\"john doe\"@example.org"),
             ("\"john\"@example.org", "\"john\"@example.org"),
             ("\"a b\".c@example.org", "\"a b.c\"@example.org"),
-            ("a\\@b@example.org", "\"a@b\"@example.org"),
-            ("a\\.b@example.org", "a.b@example.org"),
+            ("a\\@b@example.org", "a\\@b@example.org"),
+            ("a\\.b@example.org", "a\\.b@example.org"),
+            ("a\\b@example.org", "a\\b@example.org"),
+            ("c\\\"d@example.org", "c\\\"d@example.org"),
+            ("e\\>f@example.org", "e\\>f@example.org"),
+            ("g\\", "g\\"),
             ("\"x\".y@example.org", "x.y@example.org"),
             ("root", "root"),
             ("user@[IPv6:::1]", "user@[IPv6:::1]"),
@@ -1791,7 +1879,52 @@ mod tests {
             assert_eq!(listed[0].error, Some(Invalid::HostRequired), "{input}");
         }
         assert_eq!(check_recipient("\\\\@x"), Ok(()));
-        assert_eq!(normalise("\\\\@x"), "\"\\\\\"@x");
+        assert_eq!(normalise("\\\\@x"), "\\\\@x");
+        // sendmail's prescan: a backslash outside quotes takes the next character into
+        // the word with it, but a comma or a blank after it still ends the address,
+        // and a backslash alone names no one (recorded: backslash-special-odi,
+        // backslash-forms-bv).
+        let addresses = |text: &str, old: bool| -> Vec<(String, Option<Invalid>)> {
+            recipients_of_list(text, old)
+                .into_iter()
+                .rev()
+                .map(|l| (l.address, l.error))
+                .collect()
+        };
+        assert_eq!(
+            addresses("c\\\"d@example.org, e\\>f@example.org", false),
+            [
+                ("c\\\"d@example.org".to_string(), None),
+                ("e\\>f@example.org".to_string(), None)
+            ]
+        );
+        assert_eq!(
+            addresses("g\\,h@example.org", false),
+            [
+                ("g\\".to_string(), None),
+                ("h@example.org".to_string(), None)
+            ]
+        );
+        assert_eq!(
+            addresses("a\\ b@example.org", true),
+            [
+                ("a\\".to_string(), None),
+                ("b@example.org".to_string(), None)
+            ]
+        );
+        assert_eq!(addresses("\\", true), []);
+        assert_eq!(
+            addresses("<\\>", false),
+            [(String::new(), Some(Invalid::Unbalanced('<')))]
+        );
+        assert_eq!(
+            addresses("<\\ >", false),
+            [("\\".to_string(), Some(Invalid::NoUser))]
+        );
+        assert_eq!(
+            parse_one("<a\\b@example.org>"),
+            Ok("a\\b@example.org".into())
+        );
         assert!(!is_rfc5321("a..b@example.org"));
         assert!(!is_rfc5321("a@example.org."));
         assert!(!is_rfc5321("a@ex_ample.org"));
@@ -2143,6 +2276,41 @@ mod tests {
                 prop_assert_eq!(listed.len(), 1);
                 prop_assert_eq!(&listed[0].address, &a);
                 prop_assert_eq!(&listed[0].error, &None);
+            }
+
+            #[test]
+            fn a_backslash_anywhere_is_kept_or_refused(
+                a in mailbox(),
+                at in any::<Index>(),
+                next in select(&['b', '"', '>', '<', '@', '(', ')', ',', '.', ' ', '\\', '\0', 'é'][..]),
+                old in any::<bool>(),
+            ) {
+                // A backslash (and a character after it) put anywhere: never a panic,
+                // and an address taken is taken again as it is (round trip).
+                let cuts: Vec<usize> = a.char_indices().map(|(i, _)| i).chain([a.len()]).collect();
+                let i = cuts[at.index(cuts.len())];
+                let b = format!("{}\\{next}{}", &a[..i], &a[i..]);
+                if let Ok(got) = parse_one(&b) {
+                    prop_assert_eq!(parse_one(&got), Ok(got.clone()), "{:?}", b);
+                    prop_assert_eq!(normalise(&got), got.clone());
+                    prop_assert_eq!(check_mailbox(&got), Ok(()));
+                }
+                for l in recipients_of_list(&b, old) {
+                    if l.error.is_none() {
+                        prop_assert_eq!(check_recipient(&l.address), Ok(()));
+                        let again = recipients_of_list(&l.address, false);
+                        prop_assert_eq!(again.len(), 1, "{:?} from {:?}", l.address, b);
+                        prop_assert_eq!(&again[0].address, &l.address);
+                    }
+                }
+                // Unquoted in the local part, a backslash keeps the next character as
+                // written: `x\bc@d` is sent as `x\bc@d`.
+                if next == 'b' && !a.starts_with('"') {
+                    let local_end = a.rfind('@').unwrap_or(0);
+                    if i > 0 && i <= local_end {
+                        prop_assert_eq!(parse_one(&b), Ok(b.clone()));
+                    }
+                }
             }
 
             #[test]

@@ -364,8 +364,8 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
                 let text = format!("221 2.0.0 {} closing connection", self.server.host);
                 return self.close_with(&text);
             }
-            Command::Vrfy | Command::Expn => return self.vrfy_expn(command),
-            Command::Help => self.help()?,
+            Command::Vrfy | Command::Expn => return self.vrfy_expn(command, arg),
+            Command::Help => self.help(arg)?,
             Command::Etrn => return self.etrn(arg),
             // VERB (sendmail's: the delivery's transcript to the client) is not offered;
             // PrivacyOptions=noverb gets sendmail's words for it.
@@ -506,7 +506,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
     /// Both count towards the slow-down ([`super::Slowdown`]); as in sendmail, the rest
     /// of a late one's wait comes after the work a lookup would have done, so it is
     /// not waited where sendmail refuses at once (under `novrfy`/`noexpn`, or 503).
-    fn vrfy_expn(&mut self, command: Command) -> io::Result<Flow> {
+    fn vrfy_expn(&mut self, command: Command, arg: &str) -> io::Result<Flow> {
         let vrfy = command == Command::Vrfy;
         let name = if vrfy { "VRFY" } else { "EXPN" };
         let rest = match self.repeated(Repeated::Vrfy, name, false)? {
@@ -526,7 +526,10 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
         if !no && rest > 0 {
             std::thread::sleep(Duration::from_secs(rest));
         }
-        if vrfy {
+        if !no && arg.trim().is_empty() {
+            // Nothing to look up: sendmail's words (recorded: `bs-no-args`).
+            self.reply("501 5.5.2 Argument required")?;
+        } else if vrfy {
             self.reply("252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery (or try finger)")?;
         } else {
             self.reply("502 5.7.0 Sorry, we do not allow this operation")?;
@@ -566,7 +569,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             address,
             route,
             params,
-        } = split_path(arg, "FROM").map_err(|e| refuse_path(&mut self.end, "FROM", &e))?;
+        } = split_path(arg, "FROM").map_err(|e| refuse_path(&mut self.end, arg, "FROM", &e))?;
         if let Some(refusal) = too_long(written, written) {
             return Err(refusal);
         }
@@ -692,7 +695,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
             params,
         } = match split_path(arg, "TO") {
             Ok(p) => p,
-            Err(e) => return refuse_path(&mut self.end, "TO", &e),
+            Err(e) => return refuse_path(&mut self.end, arg, "TO", &e),
         };
         let Some(path) = path else {
             self.end.note(Sysexit::NoUser);
@@ -839,8 +842,22 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
         self.reply("250 2.0.0 Reset state")
     }
 
-    fn help(&mut self) -> io::Result<()> {
-        for l in HELP {
+    /// HELP: the list of commands, or with a topic that command's own lines
+    /// ([`help_topic`]); a topic that is none of them gets sendmail's `504 5.3.0 HELP
+    /// topic "x" unknown` (recorded: `bs-no-args`).
+    fn help(&mut self, topic: &str) -> io::Result<()> {
+        let lines = if topic.is_empty() {
+            HELP
+        } else {
+            match help_topic(topic) {
+                Some(lines) => lines,
+                None => {
+                    let shown = topic.to_ascii_lowercase();
+                    return self.reply(&format!("504 5.3.0 HELP topic \"{shown}\" unknown"));
+                }
+            }
+        };
+        for l in lines {
             self.reply(&format!("214-2.0.0 {l}"))?;
         }
         self.reply("214 2.0.0 End of HELP info")
@@ -955,8 +972,9 @@ fn shortened(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// sendmail's limits on a MAIL or RCPT path as written (its `prescan`, recorded in
-/// compat-tests/cases/bs-addr-too-long): one token (an atom, a quoted string, a domain
-/// literal) over 256 octets is `553 5.1.0 <path>... prescan: token too long`; a path of
+/// compat-tests/cases/bs-addr-too-long): one token (a word between operator characters
+/// such as `.` and `@`, a quoted string; [`address::has_token_too_long`]) over 256 octets
+/// is `553 5.1.0 <path>... prescan: token too long`; a path of
 /// 256 octets or more, angle brackets included, is `553 5.1.0 <first 255>... Address
 /// "<first 255>" too long (255 bytes max)`. `shown` is the path as replies name it.
 /// Neither counts for the `-bs` exit status (sendmail's stays 0).
@@ -967,11 +985,7 @@ fn too_long(written: &str, shown: &str) -> Option<String> {
         .map(|w| w.strip_suffix('>').unwrap_or(w))
         .unwrap_or(written);
     if written.len() > MAX
-        && address::lex(inner).is_ok_and(|tokens| {
-            tokens
-                .iter()
-                .any(|t| t.span.len() > MAX && t.kind != address::Kind::Space)
-        })
+        && address::lex(inner).is_ok_and(|tokens| address::has_token_too_long(inner, &tokens))
     {
         return Some(format!(
             "553 5.1.0 {}... prescan: token too long",
@@ -993,11 +1007,14 @@ fn too_long(written: &str, shown: &str) -> Option<String> {
     ))
 }
 
-/// The reply refusing a MAIL (`keyword` FROM) or RCPT (TO) path.
-fn refuse_path(end: &mut Ending, keyword: &str, e: &PathError) -> String {
+/// The reply refusing a MAIL (`keyword` FROM) or RCPT (TO) path given as `arg`. A
+/// command with no argument at all is scanned to nothing, as sendmail names it
+/// (`MAIL`: `scanning ""`; `MAIL FROM:`: `scanning "FROM"`; recorded: `bs-no-args`).
+fn refuse_path(end: &mut Ending, arg: &str, keyword: &str, e: &PathError) -> String {
     match e {
         PathError::Syntax => {
-            format!("501 5.5.2 Syntax error in parameters scanning \"{keyword}\"")
+            let scanned = if arg.trim().is_empty() { "" } else { keyword };
+            format!("501 5.5.2 Syntax error in parameters scanning \"{scanned}\"")
         }
         PathError::Invalid(written, e) => refuse_address(end, keyword, written, e),
     }
@@ -1066,6 +1083,47 @@ fn read_command<R: Read>(r: &mut BufReader<R>, buf: &mut Vec<u8>) -> io::Result<
         buf.pop();
     }
     Ok(Some(true))
+}
+
+/// What `HELP <topic>` says about each command this server offers (its own words;
+/// the topic in any case).
+fn help_topic(topic: &str) -> Option<&'static [&'static str]> {
+    let lines: &'static [&'static str] = match topic.to_ascii_uppercase().as_str() {
+        "HELO" => &["HELO <your host name>", "\tSay who you are (SMTP)."],
+        "EHLO" => &[
+            "EHLO <your host name>",
+            "\tSay who you are and list the extensions offered (ESMTP).",
+        ],
+        "MAIL" => &[
+            "MAIL FROM:<sender> [ <parameters> ]",
+            "\tStart a message from the sender; SIZE, BODY, RET and ENVID may follow.",
+        ],
+        "RCPT" => &[
+            "RCPT TO:<recipient> [ <parameters> ]",
+            "\tAdd a recipient, once for each; NOTIFY and ORCPT may follow.",
+        ],
+        "DATA" => &[
+            "DATA",
+            "\tSend the message, ended by a line with only a dot.",
+        ],
+        "RSET" => &["RSET", "\tForget the message begun."],
+        "NOOP" => &["NOOP", "\tDo nothing."],
+        "QUIT" => &["QUIT", "\tEnd the session."],
+        "HELP" => &[
+            "HELP [ <topic> ]",
+            "\tList the commands, or say what one does.",
+        ],
+        "VRFY" => &[
+            "VRFY <recipient>",
+            "\tNot answered here: send RCPT to see whether a recipient is taken.",
+        ],
+        "ETRN" => &[
+            "ETRN <domain> | @<domain> | #<queue>",
+            "\tAsk for the mail waiting for a domain to be sent now.",
+        ],
+        _ => return None,
+    };
+    Some(lines)
 }
 
 const HELP: &[&str] = &[
@@ -1153,6 +1211,10 @@ mod tests {
                 shortened(&first)
             ))
         );
+        // A long dotted domain of short labels is no long token: the path is too long
+        // (recorded: bs-path-edges).
+        let dotted = format!("<b@{}.example>", vec!["c".repeat(60); 5].join("."));
+        assert!(too_long(&dotted, &dotted).is_some_and(|r| r.contains("too long (255 bytes max)")));
         // A token over 256 octets is refused first, naming the whole path.
         let token = format!("<{}@example.org>", "a".repeat(257));
         assert_eq!(
