@@ -2030,7 +2030,9 @@ fn a_running_daemon_refuses_a_spool_made_writable_by_everyone() {
 #[test]
 fn sighup_during_a_slow_delivery_neither_stalls_the_daemon_nor_sends_twice() {
     use crate::harness::servers::{Daemon, Raw};
-    let Some((env, peer, log)) = stalling_relay("8", "60s") else {
+    // The slow reply takes 20 s: the restart and the new runner come well before it
+    // also on a loaded machine.
+    let Some((env, peer, log)) = stalling_relay("20", "60s") else {
         return;
     };
     env.sendmail(&["-odq", "stall@example.org"], b"Subject: slow\n\nhello\n")
@@ -2062,7 +2064,7 @@ fn sighup_during_a_slow_delivery_neither_stalls_the_daemon_nor_sends_twice() {
     );
     assert!(peer.messages().is_empty());
     drop(c);
-    wait_until(Duration::from_secs(30), "the old runner to end", || {
+    wait_until(Duration::from_secs(60), "the old runner to end", || {
         !running(first[0])
     });
     assert_eq!(peer.messages().len(), 1);
