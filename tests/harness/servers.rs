@@ -351,7 +351,7 @@ impl Daemon {
             .spawn()
             .unwrap();
         let mut probe = None;
-        wait_until(Duration::from_secs(10), "the daemon to listen", || {
+        wait_until(Duration::from_secs(30), "the daemon to listen", || {
             probe = TcpStream::connect(("127.0.0.1", port)).ok();
             probe.is_some()
         });
