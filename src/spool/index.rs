@@ -1163,6 +1163,75 @@ mod tests {
         id
     }
 
+    /// A recipient index grown past its floor is compacted when most of what it names
+    /// is finished, and only then; a look that finds it in bounds records its size, and
+    /// the next look waits until it has doubled.
+    #[test]
+    fn compaction_drops_finished_lines_only_when_they_fill_the_index() {
+        let scratch = crate::spool::ScratchSpool::new("compact");
+        let spool = &scratch.spool;
+        let live = submit(spool, &["live@example.org"]);
+        let path = spool.dir.join("index/recipients");
+        let checked = || fs::read_to_string(spool.dir.join("index/checked")).unwrap();
+        let dead = |n: usize, from: usize| -> String {
+            (from..from + n)
+                .map(|i| format!("xxxxxx{i:08} gone-with-a-longer-address@example.org\n"))
+                .collect()
+        };
+        // Below the floor: nothing looked at.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(dead(500, 0).as_bytes()).unwrap();
+        assert!(fs::metadata(&path).unwrap().len() < COMPACT_FLOOR);
+        assert!(!compact_if_bloated(spool));
+        // Past the floor, under the line minimum: its size is recorded, nothing dropped.
+        f.write_all(dead(400, 500).as_bytes()).unwrap();
+        let len = fs::metadata(&path).unwrap().len();
+        assert!(len > COMPACT_FLOOR);
+        assert!(!compact_if_bloated(spool));
+        assert_eq!(checked().trim(), len.to_string());
+        // Past the line minimum but not twice the recorded size: not looked at.
+        f.write_all(dead(200, 900).as_bytes()).unwrap();
+        assert!(!compact_if_bloated(spool));
+        assert_eq!(
+            fs::metadata(&path).unwrap().len(),
+            len + dead(200, 900).len() as u64
+        );
+        // Twice the recorded size: rebuilt, the live line kept.
+        f.write_all(dead(1000, 1100).as_bytes()).unwrap();
+        assert!(compact_if_bloated(spool));
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("{live} live@example.org\n")
+        );
+        assert_eq!(
+            checked().trim(),
+            fs::metadata(&path).unwrap().len().to_string()
+        );
+        // Many lines, every entry live: in bounds, only its size recorded.
+        let scratch = crate::spool::ScratchSpool::new("compact-live");
+        let spool = &scratch.spool;
+        let rcpts: Vec<String> = (0..60)
+            .map(|i| format!("a-long-local-part-{i}@example.org"))
+            .collect();
+        let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+        for _ in 0..20 {
+            submit(spool, &refs);
+        }
+        let before = fs::read(spool.dir.join("index/recipients")).unwrap();
+        assert!(before.len() as u64 > COMPACT_FLOOR);
+        assert!(!compact_if_bloated(spool));
+        assert_eq!(
+            fs::read(spool.dir.join("index/recipients")).unwrap(),
+            before
+        );
+        assert_eq!(
+            fs::read_to_string(spool.dir.join("index/checked"))
+                .unwrap()
+                .trim(),
+            before.len().to_string()
+        );
+    }
+
     /// FastFlushDomains: only eligible, well-formed domains get a list, at the commit
     /// and in a rebuild; a changed policy is seen.
     #[test]
