@@ -299,7 +299,7 @@ fn refresh_index(spool: &Spool, ids: &[IdKey]) -> bool {
         }
         (Vec::new(), 0)
     });
-    let bloated = lines > 1000 && indexed.len() > 2 * ids.len();
+    let bloated = index::bloated(lines, indexed.len(), ids.len());
     if index::present(spool) && !bloated && all_in(ids, &indexed) {
         return false;
     }

@@ -291,3 +291,115 @@ fn a_rebuild_names_an_entry_between_its_append_and_its_rename() {
     );
     assert_eq!(peer.messages().len(), 1);
 }
+
+/// `n` recipients at `domain`, with addresses long enough to fill the index quickly.
+fn many_recipients(tag: &str, n: usize, domain: &str) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("{tag}-recipient-number-{i:02}@{domain}"))
+        .collect()
+}
+
+/// A host that only flushes (`-qR`; no full queue run ever rebuilds its index) keeps an
+/// index the size of its queue: a run that removed entries compacts the index once
+/// finished entries fill most of it. Each cycle queues 50 recipients (about 2.5 KB of
+/// index) and flushes them; 60 cycles are about 150 KB of lines, all of finished
+/// entries. Compaction starts looking past 32 KiB and rebuilds once the index has more
+/// than 1,000 lines, at the latest at twice its size when it last looked: about 64 KiB.
+#[test]
+fn flushes_alone_keep_the_index_the_size_of_the_queue() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = crate::harness::servers::relay_env(peer.port, "");
+    let recipients = env.spool.join("index/recipients");
+    let cycles = 60;
+    let mut largest = 0;
+    for cycle in 0..cycles {
+        let rcpts = many_recipients(&format!("c{cycle}"), 50, "dial.example");
+        let mut args = vec!["-odq"];
+        args.extend(rcpts.iter().map(String::as_str));
+        env.sendmail(&args, MSG).code(0);
+        env.sendmail(&["-qR@dial.example", "-qf"], b"").code(0);
+        largest = largest.max(fs::metadata(&recipients).unwrap().len());
+    }
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert_eq!(peer.wait_for(cycles, Duration::from_secs(20)).len(), cycles);
+    assert!(
+        largest <= 80 * 1024,
+        "the recipient index grew to {largest} octets with an empty queue"
+    );
+    // The domain's list is compacted with it (one ID a cycle without).
+    let list = fs::read_to_string(env.spool.join("index/domains/dial.example")).unwrap_or_default();
+    assert!(list.lines().count() < cycles, "{list}");
+}
+
+/// Submissions while flushes compact the index (each flush finds it full of finished
+/// entries' lines, added here by hand): no entry is lost from it. The index is whole at
+/// the end (so `-qR` does not list the spool), and a `-qR` run delivers every entry
+/// submitted meanwhile.
+#[test]
+fn submissions_during_compactions_stay_in_the_index() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = crate::harness::servers::relay_env(peer.port, "");
+    let recipients = env.spool.join("index/recipients");
+    // 3,000 lines of entries that are gone (about 120 KB).
+    let dead: String = (0..3000)
+        .map(|i| format!("xxxxxx{i:08} gone-recipient-number-{i}@gone.example\n"))
+        .collect();
+    let submitters = 3;
+    let each = 15;
+    let flushes = 8;
+    // The index is made by the first submission into an empty spool.
+    env.sendmail(&["-odq", "keep-first@keep.example"], MSG)
+        .code(0);
+    assert!(recipients.exists());
+    std::thread::scope(|s| {
+        for t in 0..submitters {
+            let env = &env;
+            s.spawn(move || {
+                for i in 0..each {
+                    env.sendmail(&["-odq", &format!("keep-{t}-{i}@keep.example")], MSG)
+                        .code(0);
+                }
+            });
+        }
+        for f in 0..flushes {
+            fs::OpenOptions::new()
+                .append(true)
+                .open(&recipients)
+                .unwrap()
+                .write_all(dead.as_bytes())
+                .unwrap();
+            env.sendmail(&["-odq", &format!("flush-{f}@dial.example")], MSG)
+                .code(0);
+            env.sendmail(&["-qR@dial.example", "-qf"], b"").code(0);
+        }
+    });
+    assert_eq!(
+        peer.wait_for(flushes, Duration::from_secs(20)).len(),
+        flushes
+    );
+    // The last flush compacted the index: no dead line is left.
+    let text = fs::read_to_string(&recipients).unwrap();
+    assert!(!text.contains("@gone.example"), "not compacted");
+    let index = env.spool.join("index");
+    let markers: Vec<_> = fs::read_dir(&index)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("stale."))
+        .collect();
+    assert!(markers.is_empty(), "{markers:?}");
+    // Whole, so it names every entry queued.
+    let queued = env.entries();
+    assert_eq!(queued.len(), 1 + submitters * each, "{}", env.listing());
+    for e in &queued {
+        let id = e.file_name().unwrap().to_string_lossy()[2..].to_string();
+        assert!(text.contains(&format!("{id} keep-")), "{id} not in\n{text}");
+    }
+    env.sendmail(&["-qR@keep.example", "-qf"], b"").code(0);
+    let want = flushes + 1 + submitters * each;
+    assert_eq!(peer.wait_for(want, Duration::from_secs(20)).len(), want);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}

@@ -44,6 +44,8 @@ struct Removals<'a> {
     spool: &'a Spool,
     /// Removed and not synced yet: how many, since when.
     pending: Mutex<(usize, Option<std::time::Instant>)>,
+    /// Whether the run removed any entry (its index lines are then dead).
+    any: AtomicBool,
 }
 
 impl<'a> Removals<'a> {
@@ -51,6 +53,7 @@ impl<'a> Removals<'a> {
         Removals {
             spool,
             pending: Mutex::new((0, None)),
+            any: AtomicBool::new(false),
         }
     }
 
@@ -73,6 +76,7 @@ impl<'a> Removals<'a> {
 
     /// One more removal; the directory is synced when the batch is full or old enough.
     fn removed(&self) {
+        self.any.store(true, Ordering::SeqCst);
         let due = {
             let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             p.0 += 1;
@@ -89,7 +93,10 @@ impl<'a> Removals<'a> {
         }
     }
 
-    /// Sync what was removed and not synced yet (the run's end).
+    /// Sync what was removed and not synced yet (the run's end); then, when the run
+    /// removed any entry, compact the index if finished entries fill most of it
+    /// (`index::compact_if_bloated`): a host that only flushes (`-qR`, ETRN) never
+    /// runs the full queue run that would.
     fn flush(&self) {
         let any = {
             let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -97,6 +104,9 @@ impl<'a> Removals<'a> {
         };
         if any {
             self.spool.sync_removals();
+        }
+        if self.any.load(Ordering::SeqCst) {
+            rsendmail::spool::index::compact_if_bloated(self.spool);
         }
     }
 }

@@ -9,6 +9,8 @@
 //! index/lock              appenders and readers hold it shared (waiting at most a
 //!                         second), a rebuild or a prune exclusive (waiting at most a
 //!                         second too)
+//! index/checked           the size of `recipients` when last found in bounds
+//!                         ([`compact_if_bloated`])
 //! index/boot              the boot the index was rebuilt in ([`boot_mark`]): an index
 //!                         from another boot is not used until rebuilt
 //! index/stale.<ID>        entry <ID> is (or will be) committed without its lines (its
@@ -417,6 +419,97 @@ pub fn prune_domain(spool: &Spool, domain: &str) -> io::Result<()> {
     }
     let tmp = path.with_extension(format!("prune.{}", std::process::id()));
     replace_safely(&tmp, &path, keep.as_bytes(), spool.file_mode())
+}
+
+/// How many lines a recipient index must have before it is worth compacting (with
+/// [`bloated`]): below it, a rebuild would cost more than the dead lines do.
+pub const COMPACT_MIN_LINES: usize = 1000;
+
+/// Whether a recipient index of `lines` lines naming `named` entries has grown well
+/// past the `queued` entries, so that a rebuild (which keeps only the lines of entries
+/// still queued) is due: more than [`COMPACT_MIN_LINES`] lines, and more than twice
+/// as many entries named as queued (more than half of them finished). The rule of a
+/// full run (`queue::refresh_index`) and of [`compact_if_bloated`].
+pub fn bloated(lines: usize, named: usize, queued: usize) -> bool {
+    lines > COMPACT_MIN_LINES && named > queued.saturating_mul(2)
+}
+
+/// The size (octets) below which [`compact_if_bloated`] never looks further: about
+/// [`COMPACT_MIN_LINES`] lines of short addresses.
+const COMPACT_FLOOR: u64 = 32 * 1024;
+
+/// After a run removed entries (delivered, bounced, expired): compact the index when
+/// finished entries make up most of it, as a full run does ([`bloated`], then
+/// [`rebuild`]), so that a host that only flushes (`-qR`, ETRN, and no full run to
+/// rebuild the index) keeps an index the size of its queue, not of all the mail it
+/// ever queued. Returns whether it was rebuilt.
+///
+/// Cheap when nothing is due: one `stat` of `recipients` and a read of `index/checked`
+/// (the size `recipients` had when last found in bounds, written by a rebuild and by
+/// this check). Only once the file has grown past twice that (and past
+/// [`COMPACT_FLOOR`]) are the spool listed and the index's IDs counted, and the index
+/// rebuilt when [`bloated`]; otherwise the size is recorded, and the next look is at
+/// twice it. So the index stays within about twice the largest queue since the last
+/// compaction, and the work of checking and rebuilding is at most a constant times the
+/// lines appended. The rebuild is the full run's: under the exclusive lock, and safe
+/// with submissions appending meanwhile (see the module docs).
+pub fn compact_if_bloated(spool: &Spool) -> bool {
+    compact_over(spool, COMPACT_FLOOR)
+}
+
+/// [`compact_if_bloated`] with a floor of `floor` octets.
+fn compact_over(spool: &Spool, floor: u64) -> bool {
+    let check = || -> io::Result<bool> {
+        let dir = index_dir(spool)?;
+        let len = fs::symlink_metadata(dir.join("recipients"))?.len();
+        let checked = read_safely(&dir.join("checked"))
+            .ok()
+            .and_then(|t| String::from_utf8_lossy(&t).trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if len <= floor.max(checked.saturating_mul(2)) {
+            return Ok(false);
+        }
+        let queued = spool.id_keys().map_err(|e| io::Error::other(e.message))?;
+        let (named, lines) = indexed_ids(spool)?;
+        if bloated(lines, named.len(), queued.len()) {
+            rebuild(spool)?;
+            return Ok(true);
+        }
+        record_checked(spool, &dir, len)?;
+        Ok(false)
+    };
+    match check() {
+        Ok(done) => done,
+        // No index (a run that lists the spool makes it), or its lock held.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::WouldBlock
+            ) =>
+        {
+            false
+        }
+        Err(e) => {
+            log::warn!(
+                "queue index: cannot compact it: {}",
+                crate::config::io_text(&e)
+            );
+            false
+        }
+    }
+}
+
+/// Record in `index/checked` that the recipient index was `len` octets long when last
+/// found in bounds ([`compact_if_bloated`]). A hint: a damaged or missing file only
+/// makes the next check come sooner.
+fn record_checked(spool: &Spool, dir: &Path, len: u64) -> io::Result<()> {
+    let tmp = dir.join(format!("checked.{}", std::process::id()));
+    replace_safely(
+        &tmp,
+        &dir.join("checked"),
+        format!("{len}\n").as_bytes(),
+        spool.file_mode(),
+    )
 }
 
 /// What a selective run (`-qR`, ETRN) reads of the index: the IDs the recipient index
@@ -1012,6 +1105,9 @@ pub fn rebuild(spool: &Spool) -> io::Result<usize> {
     }
     fs::rename(&new_ddir, &ddir)?;
     let _ = fs::remove_dir_all(&old);
+    // Its size, from which compact_if_bloated measures growth.
+    // (A hint: without it the next check only comes sooner.)
+    let _ = record_checked(spool, &dir, rcpt_lines.len() as u64);
     // The domains it lists (FastFlushDomains), so that another policy rebuilds it.
     let tmp = dir.join(format!("fastflush.{}", std::process::id()));
     replace_safely(
@@ -1065,6 +1161,75 @@ mod tests {
         let id = ne.id.clone();
         ne.commit(&env).unwrap();
         id
+    }
+
+    /// A recipient index grown past its floor is compacted when most of what it names
+    /// is finished, and only then; a look that finds it in bounds records its size, and
+    /// the next look waits until it has doubled.
+    #[test]
+    fn compaction_drops_finished_lines_only_when_they_fill_the_index() {
+        let scratch = crate::spool::ScratchSpool::new("compact");
+        let spool = &scratch.spool;
+        let live = submit(spool, &["live@example.org"]);
+        let path = spool.dir.join("index/recipients");
+        let checked = || fs::read_to_string(spool.dir.join("index/checked")).unwrap();
+        let dead = |n: usize, from: usize| -> String {
+            (from..from + n)
+                .map(|i| format!("xxxxxx{i:08} gone-with-a-longer-address@example.org\n"))
+                .collect()
+        };
+        // Below the floor: nothing looked at.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(dead(500, 0).as_bytes()).unwrap();
+        assert!(fs::metadata(&path).unwrap().len() < COMPACT_FLOOR);
+        assert!(!compact_if_bloated(spool));
+        // Past the floor, under the line minimum: its size is recorded, nothing dropped.
+        f.write_all(dead(400, 500).as_bytes()).unwrap();
+        let len = fs::metadata(&path).unwrap().len();
+        assert!(len > COMPACT_FLOOR);
+        assert!(!compact_if_bloated(spool));
+        assert_eq!(checked().trim(), len.to_string());
+        // Past the line minimum but not twice the recorded size: not looked at.
+        f.write_all(dead(200, 900).as_bytes()).unwrap();
+        assert!(!compact_if_bloated(spool));
+        assert_eq!(
+            fs::metadata(&path).unwrap().len(),
+            len + dead(200, 900).len() as u64
+        );
+        // Twice the recorded size: rebuilt, the live line kept.
+        f.write_all(dead(1000, 1100).as_bytes()).unwrap();
+        assert!(compact_if_bloated(spool));
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("{live} live@example.org\n")
+        );
+        assert_eq!(
+            checked().trim(),
+            fs::metadata(&path).unwrap().len().to_string()
+        );
+        // Many lines, every entry live: in bounds, only its size recorded.
+        let scratch = crate::spool::ScratchSpool::new("compact-live");
+        let spool = &scratch.spool;
+        let rcpts: Vec<String> = (0..60)
+            .map(|i| format!("a-long-local-part-{i}@example.org"))
+            .collect();
+        let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+        for _ in 0..20 {
+            submit(spool, &refs);
+        }
+        let before = fs::read(spool.dir.join("index/recipients")).unwrap();
+        assert!(before.len() as u64 > COMPACT_FLOOR);
+        assert!(!compact_if_bloated(spool));
+        assert_eq!(
+            fs::read(spool.dir.join("index/recipients")).unwrap(),
+            before
+        );
+        assert_eq!(
+            fs::read_to_string(spool.dir.join("index/checked"))
+                .unwrap()
+                .trim(),
+            before.len().to_string()
+        );
     }
 
     /// FastFlushDomains: only eligible, well-formed domains get a list, at the commit
