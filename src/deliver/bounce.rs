@@ -532,6 +532,8 @@ pub fn send(
         sent_from,
     } in reports
     {
+        // Why ~/dead.letter could not be written, when the report is mailed instead.
+        let mut unsaved = None;
         let (to, double) = match to {
             ReportTo::Sender(a) => (a, false),
             ReportTo::Postmaster => ("postmaster".to_string(), true),
@@ -560,15 +562,17 @@ pub fn send(
                     // Not saved: mail it back rather than lose the notice.
                     Err(e) => {
                         log::warn!("{}: cannot save in dead.letter ({e}); mailed back", env.id);
+                        unsaved = Some(e);
                         (a, false)
                     }
                 }
             }
         };
+        // Mailed instead of saved in dead.letter: the whole message goes back.
         let headers_only = dsn::headers_only(
             env.ret.as_deref(),
             engine.no_body_return,
-            engine.full_bounce,
+            engine.full_bounce || unsaved.is_some(),
         );
         let owners_copy = sent_from.map(|s| Envelope {
             sender: s,
@@ -612,6 +616,16 @@ pub fn send(
             .and_then(|(f, len)| {
                 report.queue(spool, &to, double, &mut std::io::Read::take(f, len))
             });
+        // The user at the terminal is told that the message was not saved, and where
+        // it went instead (a failure not reported stays queued: see `Sent`).
+        if let Some(why) = &unsaved {
+            let then = if queued.is_ok() {
+                "returned to the sender"
+            } else {
+                "kept in the queue"
+            };
+            rsendmail::outln!("{}", rsendmail::mbox::dead_letter_failed(why, then));
+        }
         match queued {
             Ok(id) => {
                 log::info!("{}: {}: DSN: {}", env.id, id, kind.word());
