@@ -706,7 +706,14 @@ fn a_report_of_refusals_that_cannot_be_queued_is_never_lost_without_a_word() {
         let (code, out) = strace_run(
             &env,
             &strace,
-            &["-odq", "-oem", "-f", "s@example.org", &who, "good@example.org"],
+            &[
+                "-odq",
+                "-oem",
+                "-f",
+                "s@example.org",
+                &who,
+                "good@example.org",
+            ],
             format!("Subject: fsync {k}\n\nbody\n").as_bytes(),
         );
         if code == 75 {
@@ -720,9 +727,14 @@ fn a_report_of_refusals_that_cannot_be_queued_is_never_lost_without_a_word() {
         } else {
             assert_eq!(code, 67, "fsync {k}: {out}");
             owed += usize::from(env.entries().iter().any(|e| {
-                fs::read_to_string(e.with_file_name(
-                    e.file_name().unwrap().to_string_lossy().replacen("qf", "sf", 1),
-                ))
+                fs::read_to_string(
+                    e.with_file_name(
+                        e.file_name()
+                            .unwrap()
+                            .to_string_lossy()
+                            .replacen("qf", "sf", 1),
+                    ),
+                )
                 .is_ok_and(|s| s.contains(&who))
             }));
         }

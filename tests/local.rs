@@ -339,7 +339,13 @@ fn an_unwritable_dead_letter_mails_the_message_back() {
             "nosuchuser... User unknown\n",
             String::new(),
         ),
-        ("a directory", &["-odi", "reject5-z@example.org"], 67, "", String::new()),
+        (
+            "a directory",
+            &["-odi", "reject5-z@example.org"],
+            67,
+            "",
+            String::new(),
+        ),
     ];
     for (setup, args, code, refusal, why) in cases {
         let _ = fs::remove_dir_all(&home);
@@ -376,8 +382,15 @@ fn an_unwritable_dead_letter_mails_the_message_back() {
             run(&["-qf"]).code(0);
         }
         let text = reports();
-        assert_eq!(text.matches("\nSubject: Returned mail: ").count(), 1, "{what}\n{text}");
-        assert!(text.contains("\nhello\n"), "the message returned: {what}\n{text}");
+        assert_eq!(
+            text.matches("\nSubject: Returned mail: ").count(),
+            1,
+            "{what}\n{text}"
+        );
+        assert!(
+            text.contains("\nhello\n"),
+            "the message returned: {what}\n{text}"
+        );
         if setup == "a symbolic link" {
             assert_eq!(fs::read_to_string(&kept).unwrap(), "", "{what}");
         }
