@@ -309,7 +309,11 @@ impl Report<'_> {
         let _ = writeln!(outer, "This is a MIME-encapsulated message\n\n--{boundary}");
         // Each part's text in `b`, its header fields in `outer` before it.
         let mut b = String::from("\n");
-        if self.kind == Kind::Delay {
+        // Only a warning that reports no failure says it is one (sendmail's; recorded:
+        // `delay-failure-mixed-q`).
+        let (ok, failed): (Vec<&RcptReport>, Vec<&RcptReport>) =
+            self.recipients.iter().partition(|r| r.is_success());
+        if self.kind == Kind::Delay && !failed.iter().any(|r| r.action == "failed") {
             b.push_str(concat!(
                 "    **********************************************\n",
                 "    **      THIS IS A WARNING MESSAGE ONLY      **\n",
@@ -325,14 +329,31 @@ impl Report<'_> {
         );
         // A delay warning lists no addresses: its transcript tells what is delayed
         // (compat case delay-queuewarn-reject4).
-        let heading = match self.kind {
-            Kind::Failure => Some("The following addresses had permanent fatal errors"),
-            Kind::Delay => None,
-            Kind::Success => Some("The following addresses had successful delivery notifications"),
-        };
-        if let Some(heading) = heading {
+        // One report tells an attempt's failures, then the successes asked for
+        // (NOTIFY=SUCCESS), each in a section of its own; the delayed recipients are
+        // told by the transcript only (sendmail's one report; recorded:
+        // `N-mixed-R-full-odi`, `delay-failure-mixed-q`).
+        let failed: Vec<&RcptReport> = failed
+            .into_iter()
+            .filter(|r| r.action == "failed")
+            .collect();
+        let mut sections: Vec<(&str, Vec<&RcptReport>)> = Vec::new();
+        if !failed.is_empty() {
+            sections.push(("The following addresses had permanent fatal errors", failed));
+        }
+        if !ok.is_empty() {
+            sections.push((
+                "The following addresses had successful delivery notifications",
+                ok,
+            ));
+        }
+        let heading = (!sections.is_empty()).then_some(());
+        for (k, (heading, recipients)) in sections.into_iter().enumerate() {
+            if k > 0 {
+                b.push('\n');
+            }
             let _ = writeln!(b, "   ----- {heading} -----");
-            for r in &self.recipients {
+            for r in recipients {
                 let listed = one_line(r.listed.as_deref().unwrap_or(&r.final_recipient));
                 if let Some(c) = r.comment {
                     let _ = writeln!(b, "{listed}  ({c})");
@@ -586,6 +607,14 @@ pub fn wanted(r: &Recipient, kind: Kind) -> bool {
                         }
                 })
         }
+    }
+}
+
+impl RcptReport {
+    /// Whether it reports a success (`delivered`, `relayed`, `expanded`), not a failure
+    /// or a delay.
+    pub fn is_success(&self) -> bool {
+        !self.action.starts_with("failed") && !self.action.starts_with("delayed")
     }
 }
 

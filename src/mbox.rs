@@ -381,6 +381,23 @@ pub fn append(
     }
 }
 
+/// The real user's `dead.letter`: in the home directory the password entry names (not
+/// `$HOME`, as in sendmail), or None when the user has no entry.
+pub fn dead_letter_path() -> Option<PathBuf> {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|user| user.dir.join("dead.letter"))
+}
+
+/// The line that tells the user `dead.letter` could not be written (`why`), and what
+/// became of the message instead (`then`).
+pub fn dead_letter_failed(why: &str, then: &str) -> String {
+    let p = dead_letter_path().unwrap_or_else(|| PathBuf::from("~/dead.letter"));
+    let p = p.display();
+    format!("{p}... Cannot save message: {why}; {then}")
+}
+
 /// Append a message (header block and body) to the real user's `~/dead.letter` in mbox
 /// format, as sendmail saves what it could not deliver in ErrorMode p. A new file is
 /// made 0600 with the user's own group (not a set-id program's). Returns its path.
@@ -390,11 +407,7 @@ pub fn save_dead_letter(
     message: &mut dyn std::io::Read,
 ) -> Result<PathBuf, String> {
     let uid = nix::unistd::getuid();
-    let user = nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .ok_or("no home directory")?;
-    let path = user.dir.join("dead.letter");
+    let path = dead_letter_path().ok_or("no home directory")?;
     // A new file gets the user's own group, not a set-id program's; an existing one is
     // checked by the append (owner, links).
     let _ = create_mailbox(&path, uid.as_raw(), nix::unistd::getgid().as_raw());

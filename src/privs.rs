@@ -87,6 +87,21 @@ pub fn is_root() -> bool {
     getuid().is_root()
 }
 
+/// Run `f` with the real group as the effective one, then take the set-group-id group
+/// back (it stays the saved group meanwhile): what `f` makes or opens is done with the
+/// caller's own group. Err when the group could not be switched (`f` not run) or not
+/// taken back (`f`'s result is dropped: the caller must then stop using the spool).
+pub fn as_real_group<T>(f: impl FnOnce() -> T) -> nix::Result<T> {
+    let ids = nix::unistd::getresgid()?;
+    if ids.effective == ids.real {
+        return Ok(f());
+    }
+    nix::unistd::setresgid(ids.real, ids.real, ids.saved)?;
+    let out = f();
+    nix::unistd::setresgid(ids.real, ids.effective, ids.saved)?;
+    Ok(out)
+}
+
 /// Give up the set-group-id group for good.
 pub fn drop_group() -> nix::Result<()> {
     let g: Gid = getgid();

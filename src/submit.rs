@@ -1021,7 +1021,7 @@ pub fn submit<R: BufRead>(
                 ),
             )
         })?;
-        let (status, report, _) = refused_recipients(
+        let (status, report, _, unreturned) = refused_recipients(
             settings,
             cfg.full_bounce,
             address::is_local(&envelope.sender, &host, to_smarthost),
@@ -1035,6 +1035,14 @@ pub fn submit<R: BufRead>(
             false,
             false,
         );
+        // Nothing is queued and the message could be neither saved nor returned: the
+        // caller keeps it (sendmail's savemail ends in its panic state there).
+        if unreturned {
+            return Err(Fatal::new(
+                Sysexit::TempFail,
+                "cannot save rejected email anywhere".to_string(),
+            ));
+        }
         return Ok(Submitted {
             id: None,
             mode,
@@ -1080,8 +1088,8 @@ pub fn submit<R: BufRead>(
             Err(e) => log::warn!("{id}: {}", e.message),
         }
     }
-    let (status, report, note) = if refused.is_empty() {
-        (Sysexit::Ok, Vec::new(), None)
+    let (status, report, note, unreturned) = if refused.is_empty() {
+        (Sysexit::Ok, Vec::new(), None, false)
     } else {
         refused_recipients(
             settings,
@@ -1098,6 +1106,15 @@ pub fn submit<R: BufRead>(
             handed,
         )
     };
+    // The report could not be queued: the entry owes it, for the delivery (now or in a
+    // queue run) to send with its own; when not even that can be written, the caller is
+    // told to try again (a duplicate is better than a loss).
+    if unreturned && !owe_report(spool, &id, &refused, &host, &envelope) {
+        return Err(Fatal::new(
+            Sysexit::TempFail,
+            format!("{id}: cannot save rejected email anywhere"),
+        ));
+    }
     Ok(Submitted {
         id: Some(id),
         mode,
@@ -1217,8 +1234,9 @@ pub fn write_entry<R: BufRead>(
 /// well; `q` say nothing; `m` and `w` (no terminal to write to) mail them
 /// back; `e` mail them back and exit 0 (with VERP, one report per refused recipient, to
 /// the sender made for it, naming it alone). Returns the exit status, the ids of the
-/// reports queued, each with whether it returns the header only, and with `say_later`
-/// the `Saved message` line to print after the delivery. `host` is the mail
+/// reports queued, each with whether it returns the header only, with `say_later`
+/// the `Saved message` line to print after the delivery, and whether a report could be
+/// queued neither to its sender nor to the postmaster (nothing holds it then). `host` is the mail
 /// name, the report's MTA, as in the deliverer's reports. The message is `length` bytes
 /// of `message_file` from `data_offset`, or the rest of the file. `handed`: the report
 /// is the delivery's to queue (the entry's state holds it): nothing is mailed here.
@@ -1236,7 +1254,7 @@ fn refused_recipients(
     length: Option<u64>,
     say_later: bool,
     handed: bool,
-) -> (Sysexit, Vec<(String, bool)>, Option<String>) {
+) -> (Sysexit, Vec<(String, bool)>, Option<String>, bool) {
     // The first refusal that decides it, as in sendmail: an unknown user after an
     // unbalanced address still does (recorded: `include-unbalanced-empty-odi`,
     // `include-empty-unbalanced-odi`, `alias-empty-unbalanced-odi`), not after an
@@ -1255,8 +1273,9 @@ fn refused_recipients(
     };
     let mode = settings.error_mode.unwrap_or('p');
     if mode == 'q' {
-        return (code, Vec::new(), None);
+        return (code, Vec::new(), None, false);
     }
+    let mut unsaved = None;
     if mode == 'p' {
         for r in refused.iter().filter(|r| !r.quiet) {
             crate::outln!("{}", r.text);
@@ -1264,9 +1283,13 @@ fn refused_recipients(
         // The user at the terminal keeps the message; a sender elsewhere
         // (`-f a@example.com`) gets it mailed back, as sendmail does (compat case
         // bounce-local-unknown) and as the deliverer does.
+        // When ~/dead.letter cannot be written the message is mailed back instead, as
+        // sendmail's savemail falls back from its dead.letter state to mailing it.
         if sender_local {
-            let note = save_dead_letter(env, open_message, say_later);
-            return (code, Vec::new(), note);
+            match save_dead_letter(env, open_message, say_later) {
+                Ok(note) => return (code, Vec::new(), note, false),
+                Err(why) => unsaved = Some(why),
+            }
         }
     }
     if handed {
@@ -1274,6 +1297,7 @@ fn refused_recipients(
             if mode == 'e' { Sysexit::Ok } else { code },
             Vec::new(),
             None,
+            false,
         );
     }
     // To the sender; with VERP to each refused recipient's own sender, one report each
@@ -1294,9 +1318,17 @@ fn refused_recipients(
             None => groups.push((to, vec![r.clone()])),
         }
     }
-    let reports = groups
-        .into_iter()
-        .filter_map(|(to, refused)| {
+    // A report that cannot be queued to its sender goes to the postmaster (sendmail's
+    // savemail: the sender, then the postmaster). When neither can be queued nothing
+    // holds the report: `unreturned`, for the caller to act on.
+    // Mailed instead of saved: the whole message goes back, as dead.letter would have
+    // kept it (unless the sender asked for the header only).
+    let full_bounce = full_bounce || unsaved.is_some();
+    let mut reports = Vec::new();
+    let mut unreturned = None;
+    for (to, refused) in groups {
+        let real = to.is_some();
+        let mail = |to: Option<String>| {
             mail_refusals(
                 settings,
                 full_bounce,
@@ -1307,9 +1339,43 @@ fn refused_recipients(
                 to,
                 &open_message,
             )
-        })
-        .collect();
-    (if mode == 'e' { Sysexit::Ok } else { code }, reports, None)
+        };
+        match mail(to) {
+            Ok(r) => reports.push(r),
+            Err(_) if !real => {}
+            Err(_) => match mail(Some("postmaster".to_string())) {
+                Ok(r) => reports.push(r),
+                Err(why) => unreturned = Some(why),
+            },
+        }
+    }
+    if let Some(why) = &unsaved {
+        let then = match (&unreturned, reports.is_empty()) {
+            (None, false) => "returned to the sender",
+            _ => "not returned either",
+        };
+        crate::outln!("{}", crate::mbox::dead_letter_failed(why, then));
+    }
+    let status = if mode == 'e' { Sysexit::Ok } else { code };
+    (status, reports, None, unreturned.is_some())
+}
+
+/// Record in entry `id`'s state the report owed on `refused` (see
+/// `spool::entry::State::owed`); false when it could not be written.
+fn owe_report(spool: &Spool, id: &str, refused: &[Refused], host: &str, env: &Envelope) -> bool {
+    let Ok(Some(mut locked)) = spool.lock_entry(id) else {
+        return false;
+    };
+    let mut state = locked.entry.state.clone();
+    state.owed = report_recipients(refused, host, env);
+    state.owed_notes = report_notes(refused);
+    match locked.record_state(state) {
+        Ok(()) => true,
+        Err(e) => {
+            log::warn!("{id}: {}", e.message);
+            false
+        }
+    }
 }
 
 /// `address` with `@host` when it has no domain.
@@ -1322,7 +1388,7 @@ fn qualified(address: &str, host: &str) -> String {
 }
 
 /// Queue the failure report on `refused` to `sender` (None: the null sender, whom no
-/// report goes to): its id and whether it returns the header only, or None (logged).
+/// report goes to): its id and whether it returns the header only, or why not (logged).
 #[allow(clippy::too_many_arguments)]
 fn mail_refusals(
     settings: &Settings,
@@ -1333,7 +1399,7 @@ fn mail_refusals(
     refused: &[Refused],
     sender: Option<String>,
     open_message: &dyn Fn() -> std::io::Result<std::io::Take<std::fs::File>>,
-) -> Option<(String, bool)> {
+) -> Result<(String, bool), String> {
     let mut report = crate::dsn::Report {
         kind: crate::dsn::Kind::Failure,
         host,
@@ -1360,10 +1426,10 @@ fn mail_refusals(
         (_, Err(e)) => Err(crate::config::io_text(&e)),
     };
     match queued {
-        Ok(id) => Some((id, headers_only)),
+        Ok(id) => Ok((id, headers_only)),
         Err(why) => {
             log::error!("{}: errors could not be mailed back: {why}", env.id);
-            None
+            Err(why)
         }
     }
 }
@@ -1468,29 +1534,36 @@ fn report_notes(refused: &[Refused]) -> Vec<String> {
 /// caller's own privileges, and say so as sendmail does.
 /// `later`: the line is returned, not printed (the deliverer prints it after the
 /// delivery, as sendmail does: compat case reason-local-unknown-mixed-v).
+/// Err: why it was not saved (logged), for the caller to mail the message back.
+/// The file is written with the caller's own group; a set-group-id program takes its
+/// group back after, to queue what follows.
 fn save_dead_letter(
     env: &Envelope,
     open_message: impl Fn() -> std::io::Result<std::io::Take<std::fs::File>>,
     later: bool,
-) -> Option<String> {
-    if crate::privs::is_setid() && crate::privs::drop_group().is_err() {
-        return None;
-    }
-    let res = open_message()
-        .map_err(|e| crate::config::io_text(&e))
-        .and_then(|mut m| crate::mbox::save_dead_letter(&env.sender, env.created, &mut m));
+) -> Result<Option<String>, String> {
+    let res = crate::privs::as_real_group(|| {
+        open_message()
+            .map_err(|e| crate::config::io_text(&e))
+            .and_then(|mut m| crate::mbox::save_dead_letter(&env.sender, env.created, &mut m))
+    })
+    .map_err(|e| e.desc().to_string())
+    .and_then(|r| r);
     match res {
         Ok(path) => {
             let p = path.display();
             let line = format!("{p}... Saved message in {p}");
             if later {
-                return Some(line);
+                return Ok(Some(line));
             }
             crate::outln!("{line}");
+            Ok(None)
         }
-        Err(e) => log::warn!("{}: cannot save in dead.letter: {e}", env.id),
+        Err(e) => {
+            log::warn!("{}: cannot save in dead.letter: {e}", env.id);
+            Err(e)
+        }
     }
-    None
 }
 
 #[cfg(test)]

@@ -645,3 +645,122 @@ fn a_full_disk_never_loses_the_report_of_recipients_refused_at_submission() {
     assert!(checked >= 5, "{checked} submissions taken");
     assert!(env.entries().is_empty(), "{}", env.listing());
 }
+
+/// The mirror of a dead.letter that cannot be written: a report of recipients refused at
+/// submission that cannot be queued (a full disk at any of its fsyncs) is never lost
+/// without a word. When every recipient was refused nothing else holds the message: the
+/// caller is told and the status is EX_TEMPFAIL, with nothing queued, in every error
+/// mode that mails (p for a remote sender, m, w, e). When the message was queued for
+/// its other recipients the entry owes the report, which a queue run sends.
+#[test]
+fn a_report_of_refusals_that_cannot_be_queued_is_never_lost_without_a_word() {
+    if !require("strace") {
+        return;
+    }
+    let Some((_scratch, peer)) = crate::harness::servers::start_peer(&[]) else {
+        return;
+    };
+    let env = crate::harness::servers::relay_env(peer.port, "");
+    fs::write(env.dir.join("aliases"), "").unwrap();
+    env.add_config(&format!("ALIASES {}\n", env.dir.join("aliases").display()));
+    let reports_naming = |who: &str| {
+        peer.messages()
+            .iter()
+            .filter(|(j, m)| {
+                j.contains("\"rcpt_tos\": [\"s@example.org\"]")
+                    && String::from_utf8_lossy(m).contains(&format!("{who}... User unknown"))
+            })
+            .count()
+    };
+    // The spool made first (its making syncs too).
+    env.sendmail(&["-odq", "good@example.org"], b"\n").code(0);
+    env.sendmail(&["-qf"], b"").code(0);
+    for mode in ["-oep", "-oem", "-oew", "-oee"] {
+        for delivery in ["-odi", "-odq"] {
+            let who = format!("nosuchuser{}{}", &mode[3..], &delivery[3..]);
+            let (code, out) = strace_run(
+                &env,
+                &fsync_enospc(None),
+                &[delivery, mode, "-f", "s@example.org", &who],
+                b"Subject: all refused\n\nbody\n",
+            );
+            assert_eq!(code, 75, "{mode} {delivery}: {out}\n{}", env.listing());
+            assert!(
+                out.contains("cannot save rejected email anywhere"),
+                "{mode} {delivery}: {out}"
+            );
+            assert!(env.entries().is_empty(), "{}", env.listing());
+        }
+    }
+    // Queued for another recipient: two fsyncs in a row failing at each step in turn
+    // (once, the report to the sender and the one to the postmaster: then the entry
+    // owes it).
+    let mut owed = 0;
+    for k in 1..=8u32 {
+        let who = format!("nosuchuserq{k}");
+        let strace: Vec<String> = ["-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync", "-e"]
+            .into_iter()
+            .map(String::from)
+            .chain([format!("inject=fsync:error=ENOSPC:when={k}..{}", k + 1)])
+            .collect();
+        let (code, out) = strace_run(
+            &env,
+            &strace,
+            &[
+                "-odq",
+                "-oem",
+                "-f",
+                "s@example.org",
+                &who,
+                "good@example.org",
+            ],
+            format!("Subject: fsync {k}\n\nbody\n").as_bytes(),
+        );
+        if code == 75 {
+            // Not taken, or taken and the report could not even be owed: told (an entry
+            // renamed into place whose directory could not be synced may stay: a
+            // duplicate is better than a loss).
+            assert!(
+                out.contains("No space left on device") || out.contains("anywhere"),
+                "{out}"
+            );
+        } else {
+            assert_eq!(code, 67, "fsync {k}: {out}");
+            owed += usize::from(env.entries().iter().any(|e| {
+                fs::read_to_string(
+                    e.with_file_name(
+                        e.file_name()
+                            .unwrap()
+                            .to_string_lossy()
+                            .replacen("qf", "sf", 1),
+                    ),
+                )
+                .is_ok_and(|s| s.contains(&who))
+            }));
+        }
+        for _ in 0..2 {
+            env.sendmail(&["-qf"], b"").code(0);
+        }
+        if code == 67 {
+            // To the sender, or (when that could not be queued) to the postmaster, whose
+            // mailbox is local here.
+            let local = fs::read_dir(env.dir.join("mail"))
+                .unwrap()
+                .flatten()
+                .filter_map(|e| fs::read_to_string(e.path()).ok())
+                .map(|t| t.matches(&format!("{who}... User unknown")).count())
+                .sum::<usize>();
+            // (Two when the report's entry was renamed into place but the directory's
+            // fsync failed: a duplicate is better than a loss.)
+            assert!(
+                reports_naming(&who) + local.min(1) >= 1,
+                "fsync {k}: the report of {who} was lost\n{out}\n{}",
+                env.listing()
+            );
+        }
+        for e in env.entries() {
+            let _ = fs::remove_file(e);
+        }
+    }
+    assert!(owed >= 1, "no run left the report owed");
+}

@@ -246,6 +246,163 @@ fn print_mode_saves_dead_letter_in_the_callers_home() {
     let _ = fs::remove_file(&dead);
 }
 
+/// When `~/dead.letter` cannot be written (the home not writable, `dead.letter` a
+/// directory or a symbolic link), ErrorMode p mails the message back to the sender, as
+/// sendmail's savemail falls back from dead.letter to mailing it (the report holds the
+/// whole message), and says so; nothing is lost without a word. Refusals at submission
+/// and failures of the delivery that follows alike. The test user's home is a
+/// directory of the test's, mounted over it in a private mount namespace.
+#[test]
+fn an_unwritable_dead_letter_mails_the_message_back() {
+    if !can_switch_user() || !Path::new("/usr/bin/unshare").exists() || !have_peer() {
+        return;
+    }
+    let env = local_env("", None);
+    let dir = open_dir(&env, "shared");
+    let user = test_user();
+    let home = dir.join("home");
+    let spool = dir.join("spool");
+    let mail = dir.join("mail");
+    make_user_spool(&spool);
+    fs::create_dir(&mail).unwrap();
+    fs::set_permissions(&mail, fs::Permissions::from_mode(0o1777)).unwrap();
+    let peer = Peer::start(&env.dir, &[]);
+    let conf = dir.join("user.conf");
+    fs::write(
+        &conf,
+        format!(
+            "SPOOLDIR {}\nMAILNAME test.example\nMAILSPOOL {}\nSMARTHOST 127.0.0.1\nPORT {}\n",
+            spool.display(),
+            mail.display(),
+            peer.port
+        ),
+    )
+    .unwrap();
+    let bin = user_visible_bin(&dir, "sendmail");
+    let dead = user.home.join("dead.letter");
+    let run = |args: &[&str]| {
+        let mut all = vec![
+            "-m",
+            "--",
+            "sh",
+            "-c",
+            "mount --bind \"$1\" \"$2\" && shift 2 && exec runuser -u \"$@\"",
+            "sh",
+            home.to_str().unwrap(),
+            user.home.to_str().unwrap(),
+            TEST_USER,
+            "--",
+            "env",
+            "-i",
+            "PATH=/usr/bin:/bin",
+            bin.to_str().unwrap(),
+            "-C",
+            conf.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        env.run_raw(Path::new("/usr/bin/unshare"), &all, MSG)
+    };
+    let reports = || {
+        let p = mail.join(TEST_USER);
+        let text = fs::read_to_string(&p).unwrap_or_default();
+        let _ = fs::remove_file(&p);
+        text
+    };
+    let said = |why: &str| {
+        format!(
+            "{0}... Cannot save message: {why}; returned to the sender\n",
+            dead.display()
+        )
+    };
+    // (setup, arguments, status, the refusal's line, why dead.letter was not written)
+    let dead_in_home = home.join("dead.letter");
+    let kept = home.join("kept");
+    let cases: [(&str, &[&str], i32, &str, String); 4] = [
+        (
+            "home 0555",
+            &["-odi", "nosuchuser"],
+            67,
+            "nosuchuser... User unknown\n",
+            format!("cannot create {}: Permission denied", dead.display()),
+        ),
+        (
+            "a directory",
+            &["-odi", "bad <"],
+            64,
+            "bad <... Unbalanced '<'\n",
+            format!("cannot open {}: Is a directory", dead.display()),
+        ),
+        (
+            "a symbolic link",
+            &["-odq", "nosuchuser"],
+            67,
+            "nosuchuser... User unknown\n",
+            String::new(),
+        ),
+        (
+            "a directory",
+            &["-odi", "reject5-z@example.org"],
+            67,
+            "",
+            String::new(),
+        ),
+    ];
+    for (setup, args, code, refusal, why) in cases {
+        let _ = fs::remove_dir_all(&home);
+        fs::create_dir(&home).unwrap();
+        std::os::unix::fs::chown(&home, Some(user.uid), Some(user.gid)).unwrap();
+        match setup {
+            "home 0555" => fs::set_permissions(&home, fs::Permissions::from_mode(0o555)).unwrap(),
+            "a directory" => {
+                fs::create_dir(&dead_in_home).unwrap();
+                std::os::unix::fs::chown(&dead_in_home, Some(user.uid), Some(user.gid)).unwrap();
+            }
+            _ => {
+                fs::write(&kept, "").unwrap();
+                std::os::unix::fs::chown(&kept, Some(user.uid), Some(user.gid)).unwrap();
+                std::os::unix::fs::symlink(user.home.join("kept"), &dead_in_home).unwrap();
+            }
+        }
+        let r = run(args);
+        let what = format!("{setup} {args:?}\n{}\n{}", r.stdout, r.stderr);
+        assert_eq!(r.code, code, "{what}");
+        assert!(r.stdout.starts_with(refusal), "{what}");
+        let line = r.stdout.get(refusal.len()..).unwrap_or_default();
+        if why.is_empty() {
+            assert!(
+                line.starts_with(&format!("{}... Cannot save message: ", dead.display()))
+                    && line.ends_with("; returned to the sender\n"),
+                "{what}"
+            );
+        } else {
+            assert_eq!(line, said(&why), "{what}");
+        }
+        if args[0] == "-odq" {
+            // Queued: the report goes with the next queue run.
+            run(&["-qf"]).code(0);
+        }
+        let text = reports();
+        assert_eq!(
+            text.matches("\nSubject: Returned mail: ").count(),
+            1,
+            "{what}\n{text}"
+        );
+        assert!(
+            text.contains("\nhello\n"),
+            "the message returned: {what}\n{text}"
+        );
+        if setup == "a symbolic link" {
+            assert_eq!(fs::read_to_string(&kept).unwrap(), "", "{what}");
+        }
+        let left = fs::read_dir(&spool)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("qf"))
+            .count();
+        assert_eq!(left, 0, "{what}");
+    }
+}
+
 fn write_tmp(env: &Env, bytes: &[u8]) -> PathBuf {
     let p = env.dir.join(format!("stdin-{}", bytes.len()));
     fs::write(&p, bytes).unwrap();

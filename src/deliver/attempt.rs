@@ -1026,6 +1026,19 @@ fn send_transaction(
         }
         got.push(o);
     }
+    // In the order things happened: the recipients the server refused at MAIL or RCPT
+    // before those the DATA or the final dot decided, as sendmail's transcript tells them
+    // and as its exit status takes the first refusal (recorded: `reject5-data5-odi`).
+    got.sort_by_key(|o| {
+        let command = o.reply.command.as_deref().unwrap_or_default();
+        if command.starts_with("MAIL") {
+            0
+        } else if command.starts_with("RCPT") {
+            1
+        } else {
+            2
+        }
+    });
     // Outcomes the session's failure gave (a lost connection, a protocol error).
     let qualified = |i: usize| {
         engine.qualify(

@@ -309,11 +309,14 @@ pub fn owed(
     transcript: TranscriptOf<'_>,
     now: i64,
 ) -> Vec<Owed> {
-    // (kind, return address, the list owner's sender they went out with) → the
-    // recipients reported on (with the address the transcript names each by).
+    // (return address, the list owner's sender they went out with) → the recipients
+    // reported on (with the kind of report each needs and the address the transcript
+    // names each by). One report for an attempt and a sender, as sendmail's: failures,
+    // delays and the successes asked for together (recorded: `N-mixed-R-full-odi`,
+    // `N-mixed-q`, `delay-failure-mixed-q`).
     type Groups = Vec<(
-        (dsn::Kind, Option<String>, Option<String>),
-        Vec<(usize, dsn::RcptReport, String)>,
+        (Option<String>, Option<String>),
+        Vec<(usize, dsn::Kind, dsn::RcptReport, String)>,
     )>;
     let mut groups: Groups = Vec::new();
     for item in items {
@@ -411,20 +414,32 @@ pub fn owed(
             diagnostic_type: if remote.is_empty() { "X-Unix" } else { "SMTP" },
             last_attempt: now,
         };
-        let key = (kind, ret, env.owner_sender(&r).map(str::to_string));
+        let key = (ret, env.owner_sender(&r).map(str::to_string));
         let told_as = r.address;
         match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => v.push((index, rr, told_as)),
-            None => groups.push((key, vec![(index, rr, told_as)])),
+            Some((_, v)) => v.push((index, kind, rr, told_as)),
+            None => groups.push((key, vec![(index, kind, rr, told_as)])),
         }
     }
     groups
         .into_iter()
-        .map(|((kind, ret, sent_from), mut recipients)| {
+        .map(|((ret, sent_from), mut recipients)| {
+            // A delay warning when one is owed (its subject and transcript lines; the
+            // failures and successes listed in it), else a failure report, else a
+            // return receipt, as sendmail's.
+            let has = |k: dsn::Kind| recipients.iter().any(|(_, kind, _, _)| *kind == k);
+            let kind = if has(dsn::Kind::Delay) {
+                dsn::Kind::Delay
+            } else if has(dsn::Kind::Failure) {
+                dsn::Kind::Failure
+            } else {
+                dsn::Kind::Success
+            };
+            let has_failure = has(dsn::Kind::Failure);
             // Listed in the entry's order; the transcript keeps the order of delivery.
-            recipients.sort_by_key(|(i, _, _)| *i);
+            recipients.sort_by_key(|(i, _, _, _)| *i);
             let (recipients, told_as): (Vec<dsn::RcptReport>, Vec<String>) =
-                recipients.into_iter().map(|(_, r, a)| (r, a)).unzip();
+                recipients.into_iter().map(|(_, _, r, a)| (r, a)).unzip();
             // Every report carries the attempt's transcript, a VERP report only its own
             // recipients' part; a delay warning ends it with sendmail's two lines
             // (compat cases delay-queuewarn-reject4*).
@@ -442,9 +457,7 @@ pub fn owed(
                 // failures of a list's members to its owner, who is not at the terminal
                 // (sendmail mails the owner's envelope's errors: compat case
                 // bp-v-alias-owner-bounce).
-                Some(a)
-                    if engine.interactive && kind == dsn::Kind::Failure && sent_from.is_none() =>
-                {
+                Some(a) if engine.interactive && has_failure && sent_from.is_none() => {
                     match engine.error_mode {
                         'q' => ReportTo::Dropped("failure report not sent (ErrorMode q)"),
                         'm' | 'w' | 'e' => ReportTo::Sender(engine.qualify(&a)),
@@ -532,6 +545,12 @@ pub fn send(
         sent_from,
     } in reports
     {
+        // A report listing a failure (a delay warning may): the failures stay queued
+        // when it cannot be.
+        let has_failure =
+            kind == dsn::Kind::Failure || recipients.iter().any(|r| r.action == "failed");
+        // Why ~/dead.letter could not be written, when the report is mailed instead.
+        let mut unsaved = None;
         let (to, double) = match to {
             ReportTo::Sender(a) => (a, false),
             ReportTo::Postmaster => ("postmaster".to_string(), true),
@@ -560,15 +579,17 @@ pub fn send(
                     // Not saved: mail it back rather than lose the notice.
                     Err(e) => {
                         log::warn!("{}: cannot save in dead.letter ({e}); mailed back", env.id);
+                        unsaved = Some(e);
                         (a, false)
                     }
                 }
             }
         };
+        // Mailed instead of saved in dead.letter: the whole message goes back.
         let headers_only = dsn::headers_only(
             env.ret.as_deref(),
             engine.no_body_return,
-            engine.full_bounce,
+            engine.full_bounce || unsaved.is_some(),
         );
         let owners_copy = sent_from.map(|s| Envelope {
             sender: s,
@@ -612,6 +633,16 @@ pub fn send(
             .and_then(|(f, len)| {
                 report.queue(spool, &to, double, &mut std::io::Read::take(f, len))
             });
+        // The user at the terminal is told that the message was not saved, and where
+        // it went instead (a failure not reported stays queued: see `Sent`).
+        if let Some(why) = &unsaved {
+            let then = if queued.is_ok() {
+                "returned to the sender"
+            } else {
+                "kept in the queue"
+            };
+            rsendmail::outln!("{}", rsendmail::mbox::dead_letter_failed(why, then));
+        }
         match queued {
             Ok(id) => {
                 log::info!("{}: {}: DSN: {}", env.id, id, kind.word());
@@ -622,7 +653,7 @@ pub fn send(
             }
             Err(e) => {
                 log::error!("{}: cannot queue a delivery report: {}", env.id, e.message);
-                if kind == dsn::Kind::Failure {
+                if has_failure {
                     sent.failure_unqueued = Some(e.message);
                 }
             }
@@ -741,17 +772,14 @@ mod tests {
         #[allow(clippy::type_complexity)]
         let cases: &[(&str, Tweak, &[(&str, dsn::Kind, EnhancedStatus)], &[&str])] = &[
             (
-                "failures and delays to the sender, one report per kind",
+                "failures and delays to the sender: one report, the delay warning",
                 plain,
                 &[
                     ("a@x", Failure, status::BAD_MAILBOX),
                     ("b@x", Delay, status::NO_ANSWER),
                     ("c@x", Failure, status::PERM),
                 ],
-                &[
-                    "failure Sender(\"s@h.example\"): a@x 5.1.1, c@x 5.0.0",
-                    "delay Sender(\"s@h.example\"): b@x 4.4.1",
-                ],
+                &["delay Sender(\"s@h.example\"): a@x 5.1.1, b@x 4.4.1, c@x 5.0.0"],
             ),
             (
                 "no success report unless NOTIFY asks",
@@ -811,10 +839,7 @@ mod tests {
                     e.interactive = true;
                 },
                 &[("a@x", Failure, status::PERM), ("b@x", Delay, status::TEMP)],
-                &[
-                    "failure DeadLetter(\"s@host.example\"): a@x 5.0.0",
-                    "delay Sender(\"s@host.example\"): b@x 4.0.0",
-                ],
+                &["delay DeadLetter(\"s@host.example\"): a@x 5.0.0, b@x 4.0.0"],
             ),
             (
                 "interactive, ErrorMode p, remote sender: mailed",

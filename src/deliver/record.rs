@@ -73,6 +73,12 @@ pub struct Counts {
     /// sendmail's configuration error, which sets EX_SOFTWARE (compat cases
     /// loop-ehlo-self-*).
     pub failed_config: usize,
+    /// The status of the first refusal a server gave, in the order things happened
+    /// (MAIL, then each RCPT, then DATA and the final dot): EX_NOUSER for a recipient,
+    /// EX_UNAVAILABLE for the message, EX_DATAERR or EX_UNAVAILABLE for the sender.
+    /// The first decides, as sendmail's `setstat` keeps it (recorded:
+    /// `reject5-data5-odi`, `data5-reject5-two-odi`).
+    pub first_refusal: Option<Sysexit>,
 }
 
 /// What an attempt comes to.
@@ -174,10 +180,26 @@ pub fn record(
                 if o.mailer != Mailer::Local && !o.reply.local {
                     let command = o.reply.command.as_deref().unwrap_or_default();
                     let to_rcpt = command.starts_with("RCPT");
+                    let sender_dataerr = matches!(o.reply.code, 501 | 553);
                     if command.starts_with("MAIL") {
                         counts.failed_sender += 1;
-                        counts.failed_sender_dataerr +=
-                            usize::from(matches!(o.reply.code, 501 | 553));
+                        counts.failed_sender_dataerr += usize::from(sender_dataerr);
+                    }
+                    let stage = if command.starts_with("MAIL") {
+                        Some(if sender_dataerr {
+                            Sysexit::DataErr
+                        } else {
+                            Sysexit::Unavailable
+                        })
+                    } else if to_rcpt {
+                        Some(Sysexit::NoUser)
+                    } else if o.data_refused {
+                        Some(Sysexit::Unavailable)
+                    } else {
+                        None
+                    };
+                    if counts.first_refusal.is_none() {
+                        counts.first_refusal = stage;
                     }
                     refusal = Some(if o.reply.is_user_unknown(to_rcpt) {
                         "User unknown"
@@ -451,6 +473,8 @@ pub fn delivered_so_far(state: &State, done: &[RcptOutcome]) -> State {
 /// temporary failures exit 0 (the message is queued); the message refused after DATA
 /// EX_UNAVAILABLE; the sender refused at MAIL EX_DATAERR for 501 and 553, else
 /// EX_UNAVAILABLE (compat cases reason-mail5xx-v, reason-mail553-v, reason-mail501-v);
+/// of a server's refusals the first decides (a recipient refused before the message:
+/// EX_NOUSER, `reject5-data5-odi`);
 /// every failure a domain that does not exist EX_NOHOST; any other refused recipient
 /// EX_NOUSER; a server that is this host (the mail would loop) EX_SOFTWARE, the status
 /// sendmail's error for it sets (compat cases loop-ehlo-self-*). ErrorMode e mails
@@ -460,9 +484,13 @@ pub fn exit_status(c: &Counts, error_mode: char) -> Sysexit {
         Sysexit::Ok
     } else if c.failed_config > 0 {
         Sysexit::Software
-    } else if c.failed_data > 0 || c.failed_sender > c.failed_sender_dataerr {
+    } else if let Some(first @ (Sysexit::Unavailable | Sysexit::DataErr)) = c.first_refusal {
+        first
+    } else if c.first_refusal.is_none()
+        && (c.failed_data > 0 || c.failed_sender > c.failed_sender_dataerr)
+    {
         Sysexit::Unavailable
-    } else if c.failed_sender_dataerr > 0 {
+    } else if c.first_refusal.is_none() && c.failed_sender_dataerr > 0 {
         Sysexit::DataErr
     } else if c.failed_usage > 0 {
         Sysexit::Usage
@@ -848,9 +876,13 @@ mod tests {
                 "success r1@x.test",
             ]
         );
-        // Without VERP: one report per kind, each with the whole transcript.
+        // Without VERP: one report for the attempt, with the whole transcript: the delay
+        // warning, listing the failures and the successes asked for too (sendmail's:
+        // delay-failure-mixed-q).
         let r = record(&e, &en, &State::default(), 0, &outcomes, vec![], now, 0);
-        assert_eq!(r.reports.len(), 3, "{:?}", summary(&r));
+        assert_eq!(r.reports.len(), 1, "{:?}", summary(&r));
+        assert_eq!(r.reports[0].kind, dsn::Kind::Delay);
+        assert_eq!(r.reports[0].recipients.len(), 5);
         for o in &r.reports {
             assert_eq!(o.to, ReportTo::Sender("s@h.example".into()));
             let notes = o.notes.join("\n");
@@ -1158,6 +1190,18 @@ mod tests {
             deferred,
             ..Counts::default()
         };
+        // The first of a server's refusals decides: a recipient refused at RCPT, then
+        // the message at DATA (reject5-data5-odi), and the other way round
+        // (data5-reject5-two-odi).
+        let ordered = |first| Counts {
+            first_refusal: Some(first),
+            ..c(2, 1, 0, 0)
+        };
+        assert_eq!(exit_status(&ordered(Sysexit::NoUser), 'p'), Sysexit::NoUser);
+        assert_eq!(
+            exit_status(&ordered(Sysexit::Unavailable), 'p'),
+            Sysexit::Unavailable
+        );
         let cases = [
             (c(0, 0, 0, 0), 'p', Sysexit::Ok),
             (c(0, 0, 0, 3), 'p', Sysexit::Ok),

@@ -730,6 +730,7 @@ fn run_status(attempts: &[Attempt], error_mode: char) -> Sysexit {
         c.failed_usage += a.counts.failed_usage;
         c.failed_cant_create += a.counts.failed_cant_create;
         c.failed_config += a.counts.failed_config;
+        c.first_refusal = c.first_refusal.or(a.counts.first_refusal);
     }
     exit_status(&c, error_mode)
 }
