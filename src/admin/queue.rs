@@ -36,9 +36,8 @@ use crate::exit::{Fatal, Sysexit};
 use crate::spool::{self, ReadError, Spool, index, wake};
 use std::fs::{self, File};
 use std::io::Write as _;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a command waits for the lock of an entry being delivered.
 pub const LOCK_WAIT: Duration = Duration::from_secs(10);
@@ -167,59 +166,34 @@ fn fail(code: Sysexit, msg: String) -> Sysexit {
 /// The entry's lock, as a queue run takes it, waiting up to [`LOCK_WAIT`] while a
 /// delivery holds it. `Ok(None)`: the entry went away meanwhile (delivered, deleted).
 fn lock(sp: &Spool, id: &str) -> Result<Option<File>, Sysexit> {
-    let until = Instant::now() + LOCK_WAIT;
-    loop {
-        let f = match sp.open_entry(id) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(fail(
-                    Sysexit::from_io(&e),
-                    format!(
-                        "{id}: cannot open its queue file: {}",
-                        crate::config::io_text(&e)
-                    ),
-                ));
-            }
-        };
-        match f.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                if Instant::now() >= until {
-                    return Err(fail(
-                        Sysexit::TempFail,
-                        format!(
-                            "{id}: being delivered (its lock was held for {} s); left as it is, try again",
-                            LOCK_WAIT.as_secs()
-                        ),
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-            Err(fs::TryLockError::Error(e)) => {
-                return Err(fail(
-                    Sysexit::from_io(&e),
-                    format!(
-                        "{id}: cannot lock its queue file: {}",
-                        crate::config::io_text(&e)
-                    ),
-                ));
-            }
-        }
-        let held = f.metadata().map_err(|e| {
-            fail(
-                Sysexit::IoErr,
-                format!("{id}: {}", crate::config::io_text(&e)),
-            )
-        })?;
-        match fs::symlink_metadata(sp.qf_path(id)) {
-            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() && held.nlink() > 0 => {
-                return Ok(Some(f));
-            }
-            // Finished, or moved, while we waited: look again where it is now.
-            _ => return Ok(None),
-        }
+    match sp.lock_live(id, LOCK_WAIT) {
+        Ok(spool::LiveLock::Held(f, _)) => Ok(Some(f)),
+        Ok(spool::LiveLock::Gone) => Ok(None),
+        Ok(spool::LiveLock::Busy) => Err(fail(
+            Sysexit::TempFail,
+            format!(
+                "{id}: being delivered (its lock was held for {} s); left as it is, try again",
+                LOCK_WAIT.as_secs()
+            ),
+        )),
+        Err(spool::LockError::Open(e)) => Err(fail(
+            Sysexit::from_io(&e),
+            format!(
+                "{id}: cannot open its queue file: {}",
+                crate::config::io_text(&e)
+            ),
+        )),
+        Err(spool::LockError::Lock(e)) => Err(fail(
+            Sysexit::from_io(&e),
+            format!(
+                "{id}: cannot lock its queue file: {}",
+                crate::config::io_text(&e)
+            ),
+        )),
+        Err(spool::LockError::Look(e)) => Err(fail(
+            Sysexit::IoErr,
+            format!("{id}: {}", crate::config::io_text(&e)),
+        )),
     }
 }
 
