@@ -645,3 +645,39 @@ fn a_full_disk_never_loses_the_report_of_recipients_refused_at_submission() {
     assert!(checked >= 5, "{checked} submissions taken");
     assert!(env.entries().is_empty(), "{}", env.listing());
 }
+
+/// A verbose run that sends nothing for an entry because its state could not be
+/// recorded (a full disk) says so for each recipient held back, with the reason; its
+/// status is EX_TEMPFAIL when not even the attempt's record could be written.
+#[test]
+fn a_full_disk_is_said_in_a_verbose_run() {
+    if !require("strace") {
+        return;
+    }
+    let Some((_scratch, peer)) = crate::harness::servers::start_peer(&[]) else {
+        return;
+    };
+    let env = crate::harness::servers::relay_env(peer.port, "");
+    env.sendmail(
+        &[
+            "-odq",
+            "-f",
+            "owner@example.net",
+            "ok@example.org",
+            "reject4@example.org",
+        ],
+        b"Subject: full\n\nbody\n",
+    )
+    .code(0);
+    let (code, stdout) = strace_run(&env, &fsync_enospc(None), &["-qf", "-v"], b"");
+    assert!(peer.messages().is_empty(), "{:?}", peer.messages());
+    let said = stdout
+        .lines()
+        .find(|l| l.contains("... Deferred: cannot record delivery state: "))
+        .unwrap_or_else(|| panic!("nothing said of the recipients held back in\n{stdout}"));
+    for who in ["ok@example.org", "reject4@example.org"] {
+        assert!(said.contains(who), "{who} not in {said:?}");
+    }
+    assert!(stdout.contains("cannot record state in "), "{stdout}");
+    assert_eq!(code, 75, "{stdout}");
+}
