@@ -543,7 +543,15 @@ fn render(e: &spool::QueuedEntry, held: bool, busy: bool, now: i64) -> String {
             .rev()
             .find(|(idx, _, _)| *idx == i)
             .and_then(|(_, _, w)| w.as_deref());
-        let _ = write!(o, "  {}: {}", p(r.shown()), st.word());
+        // A recipient a delivery expanded (its `.forward`, an alias or an `:include:`
+        // met at delivery) got nothing itself: its targets, listed after it, are
+        // what is delivered or still waits.
+        let word = if st == spool::entry::RcptState::Delivered && was_expanded(env, i, why) {
+            "expanded"
+        } else {
+            st.word()
+        };
+        let _ = write!(o, "  {}: {word}", p(r.shown()));
         if let Some(w) = why {
             let _ = write!(o, ": {}", p(w));
         }
@@ -559,6 +567,22 @@ fn render(e: &spool::QueuedEntry, held: bool, busy: bool, now: i64) -> String {
     }
     o.truncate(o.trim_end().len());
     o
+}
+
+/// Whether recipient `i` of `env`, recorded delivered with reply `why`, was expanded at
+/// delivery rather than delivered: its reply says so, or a later recipient is a target
+/// expanded from it (the reply's text is not kept when the disk was full).
+fn was_expanded(env: &spool::entry::Envelope, i: usize, why: Option<&str>) -> bool {
+    if why.is_some_and(|w| w.starts_with("250 2.0.0 expanded by ")) {
+        return true;
+    }
+    let Some(r) = env.recipients.get(i) else {
+        return false;
+    };
+    env.recipients
+        .iter()
+        .skip(i.saturating_add(1))
+        .any(|t| t.expanded_from.as_deref() == Some(r.address.as_str()))
 }
 
 /// Remove an entry whose lock `_lock` holds: `qf` first, then `sf` (as a delivery
@@ -1075,6 +1099,26 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A recipient recorded delivered is shown expanded when its reply says so, or,
+    /// its reply's text lost (a full disk), when a later recipient was expanded from it.
+    #[test]
+    fn expanded_recipients_are_told_from_delivered_ones() {
+        let mut env = spool::entry::test_envelope("6AUIIquc023976", &["w@example.org", "fa"]);
+        assert!(!was_expanded(&env, 1, None));
+        assert!(was_expanded(
+            &env,
+            1,
+            Some("250 2.0.0 expanded by .forward to 2 recipients")
+        ));
+        assert!(!was_expanded(&env, 0, Some("250 2.0.0 Ok")));
+        let mut t = spool::entry::Recipient::new("x@example.org");
+        t.expanded_from = Some("fa".into());
+        env.recipients.push(t);
+        assert!(was_expanded(&env, 1, None));
+        assert!(!was_expanded(&env, 0, None));
+        assert!(!was_expanded(&env, 9, None));
+    }
 
     #[test]
     fn ids_as_mailq_and_the_spool_show_them() {
