@@ -764,3 +764,39 @@ fn a_report_of_refusals_that_cannot_be_queued_is_never_lost_without_a_word() {
     }
     assert!(owed >= 1, "no run left the report owed");
 }
+
+/// A verbose run that sends nothing for an entry because its state could not be
+/// recorded (a full disk) says so for each recipient held back, with the reason; its
+/// status is EX_TEMPFAIL when not even the attempt's record could be written.
+#[test]
+fn a_full_disk_is_said_in_a_verbose_run() {
+    if !require("strace") {
+        return;
+    }
+    let Some((_scratch, peer)) = crate::harness::servers::start_peer(&[]) else {
+        return;
+    };
+    let env = crate::harness::servers::relay_env(peer.port, "");
+    env.sendmail(
+        &[
+            "-odq",
+            "-f",
+            "owner@example.net",
+            "ok@example.org",
+            "reject4@example.org",
+        ],
+        b"Subject: full\n\nbody\n",
+    )
+    .code(0);
+    let (code, stdout) = strace_run(&env, &fsync_enospc(None), &["-qf", "-v"], b"");
+    assert!(peer.messages().is_empty(), "{:?}", peer.messages());
+    let said = stdout
+        .lines()
+        .find(|l| l.contains("... Deferred: cannot record delivery state: "))
+        .unwrap_or_else(|| panic!("nothing said of the recipients held back in\n{stdout}"));
+    for who in ["ok@example.org", "reject4@example.org"] {
+        assert!(said.contains(who), "{who} not in {said:?}");
+    }
+    assert!(stdout.contains("cannot record state in "), "{stdout}");
+    assert_eq!(code, 75, "{stdout}");
+}

@@ -2618,6 +2618,26 @@ fn forward_targets_join_the_queued_entry_once() {
     // Each recipient once in the queue file, the user's own place kept.
     let qf = env.entries();
     assert_eq!(qf.len(), 1, "{}", env.listing());
+    // `show` calls the user expanded, not delivered: its mailbox got nothing.
+    let id = env.only_id();
+    let show = env.run_raw(
+        &PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-admin")),
+        &["-C", env.conf.to_str().unwrap(), "show", &id],
+        b"",
+    );
+    show.code(0);
+    assert!(
+        show.stdout.contains(&format!(
+            "\n  {TEST_USER}: expanded: 250 2.0.0 expanded by "
+        )),
+        "{}",
+        show.stdout
+    );
+    assert!(
+        show.stdout.contains("\n  w@example.org: delivered"),
+        "{}",
+        show.stdout
+    );
     let text = String::from_utf8_lossy(&fs::read(&qf[0]).unwrap()).into_owned();
     for (want, n) in [
         ("\nrcpt w@example.org\n", 1),

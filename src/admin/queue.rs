@@ -36,9 +36,8 @@ use crate::exit::{Fatal, Sysexit};
 use crate::spool::{self, ReadError, Spool, index, wake};
 use std::fs::{self, File};
 use std::io::Write as _;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a command waits for the lock of an entry being delivered.
 pub const LOCK_WAIT: Duration = Duration::from_secs(10);
@@ -167,59 +166,34 @@ fn fail(code: Sysexit, msg: String) -> Sysexit {
 /// The entry's lock, as a queue run takes it, waiting up to [`LOCK_WAIT`] while a
 /// delivery holds it. `Ok(None)`: the entry went away meanwhile (delivered, deleted).
 fn lock(sp: &Spool, id: &str) -> Result<Option<File>, Sysexit> {
-    let until = Instant::now() + LOCK_WAIT;
-    loop {
-        let f = match sp.open_entry(id) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(fail(
-                    Sysexit::from_io(&e),
-                    format!(
-                        "{id}: cannot open its queue file: {}",
-                        crate::config::io_text(&e)
-                    ),
-                ));
-            }
-        };
-        match f.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                if Instant::now() >= until {
-                    return Err(fail(
-                        Sysexit::TempFail,
-                        format!(
-                            "{id}: being delivered (its lock was held for {} s); left as it is, try again",
-                            LOCK_WAIT.as_secs()
-                        ),
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-            Err(fs::TryLockError::Error(e)) => {
-                return Err(fail(
-                    Sysexit::from_io(&e),
-                    format!(
-                        "{id}: cannot lock its queue file: {}",
-                        crate::config::io_text(&e)
-                    ),
-                ));
-            }
-        }
-        let held = f.metadata().map_err(|e| {
-            fail(
-                Sysexit::IoErr,
-                format!("{id}: {}", crate::config::io_text(&e)),
-            )
-        })?;
-        match fs::symlink_metadata(sp.qf_path(id)) {
-            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() && held.nlink() > 0 => {
-                return Ok(Some(f));
-            }
-            // Finished, or moved, while we waited: look again where it is now.
-            _ => return Ok(None),
-        }
+    match sp.lock_live(id, LOCK_WAIT) {
+        Ok(spool::LiveLock::Held(f, _)) => Ok(Some(f)),
+        Ok(spool::LiveLock::Gone) => Ok(None),
+        Ok(spool::LiveLock::Busy) => Err(fail(
+            Sysexit::TempFail,
+            format!(
+                "{id}: being delivered (its lock was held for {} s); left as it is, try again",
+                LOCK_WAIT.as_secs()
+            ),
+        )),
+        Err(spool::LockError::Open(e)) => Err(fail(
+            Sysexit::from_io(&e),
+            format!(
+                "{id}: cannot open its queue file: {}",
+                crate::config::io_text(&e)
+            ),
+        )),
+        Err(spool::LockError::Lock(e)) => Err(fail(
+            Sysexit::from_io(&e),
+            format!(
+                "{id}: cannot lock its queue file: {}",
+                crate::config::io_text(&e)
+            ),
+        )),
+        Err(spool::LockError::Look(e)) => Err(fail(
+            Sysexit::IoErr,
+            format!("{id}: {}", crate::config::io_text(&e)),
+        )),
     }
 }
 
@@ -569,7 +543,15 @@ fn render(e: &spool::QueuedEntry, held: bool, busy: bool, now: i64) -> String {
             .rev()
             .find(|(idx, _, _)| *idx == i)
             .and_then(|(_, _, w)| w.as_deref());
-        let _ = write!(o, "  {}: {}", p(r.shown()), st.word());
+        // A recipient a delivery expanded (its `.forward`, an alias or an `:include:`
+        // met at delivery) got nothing itself: its targets, listed after it, are
+        // what is delivered or still waits.
+        let word = if st == spool::entry::RcptState::Delivered && was_expanded(env, i, why) {
+            "expanded"
+        } else {
+            st.word()
+        };
+        let _ = write!(o, "  {}: {word}", p(r.shown()));
         if let Some(w) = why {
             let _ = write!(o, ": {}", p(w));
         }
@@ -585,6 +567,22 @@ fn render(e: &spool::QueuedEntry, held: bool, busy: bool, now: i64) -> String {
     }
     o.truncate(o.trim_end().len());
     o
+}
+
+/// Whether recipient `i` of `env`, recorded delivered with reply `why`, was expanded at
+/// delivery rather than delivered: its reply says so, or a later recipient is a target
+/// expanded from it (the reply's text is not kept when the disk was full).
+fn was_expanded(env: &spool::entry::Envelope, i: usize, why: Option<&str>) -> bool {
+    if why.is_some_and(|w| w.starts_with("250 2.0.0 expanded by ")) {
+        return true;
+    }
+    let Some(r) = env.recipients.get(i) else {
+        return false;
+    };
+    env.recipients
+        .iter()
+        .skip(i.saturating_add(1))
+        .any(|t| t.expanded_from.as_deref() == Some(r.address.as_str()))
 }
 
 /// Remove an entry whose lock `_lock` holds: `qf` first, then `sf` (as a delivery
@@ -1101,6 +1099,26 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A recipient recorded delivered is shown expanded when its reply says so, or,
+    /// its reply's text lost (a full disk), when a later recipient was expanded from it.
+    #[test]
+    fn expanded_recipients_are_told_from_delivered_ones() {
+        let mut env = spool::entry::test_envelope("6AUIIquc023976", &["w@example.org", "fa"]);
+        assert!(!was_expanded(&env, 1, None));
+        assert!(was_expanded(
+            &env,
+            1,
+            Some("250 2.0.0 expanded by .forward to 2 recipients")
+        ));
+        assert!(!was_expanded(&env, 0, Some("250 2.0.0 Ok")));
+        let mut t = spool::entry::Recipient::new("x@example.org");
+        t.expanded_from = Some("fa".into());
+        env.recipients.push(t);
+        assert!(was_expanded(&env, 1, None));
+        assert!(!was_expanded(&env, 0, None));
+        assert!(!was_expanded(&env, 9, None));
+    }
 
     #[test]
     fn ids_as_mailq_and_the_spool_show_them() {

@@ -545,7 +545,9 @@ pub fn attempt(
         units_left -= 1;
         make_room(locked, env.recipients.len(), &mut unrecorded);
         if let Some(why) = &unrecorded {
-            outcomes.extend(not_sent(&t.rcpts, why, t.mailer));
+            let held_back = not_sent(&t.rcpts, why, t.mailer);
+            say(out, &outcome_lines(&held_back, &address));
+            outcomes.extend(held_back);
             continue;
         }
         let conn = conns.entry(t.hosts.clone()).or_default();
@@ -633,7 +635,9 @@ pub fn attempt(
         }
         make_room(locked, env.recipients.len(), &mut unrecorded);
         if let Some(why) = &unrecorded {
-            outcomes.extend(not_sent(&[i], why, Mailer::Local));
+            let held_back = not_sent(&[i], why, Mailer::Local);
+            say(out, &outcome_lines(&held_back, &address));
+            outcomes.extend(held_back);
             continue;
         }
         let o = deliver_local(engine, &env, i, &open_message);

@@ -1209,35 +1209,70 @@ impl Spool {
     }
 
     /// Open entry `id` and take its delivery lock: the file and what it was when locked,
-    /// or `None` when another process holds the lock or the path no longer names the file
-    /// locked (finished meanwhile).
+    /// or `None` when another process holds the lock or the entry was finished meanwhile
+    /// ([`Spool::lock_live`] without waiting).
     fn open_locked(&self, id: &str) -> Result<Option<(File, fs::Metadata)>, ReadError> {
-        let f = match self.open_entry(id) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        match self.lock_live(id, std::time::Duration::ZERO) {
+            Ok(LiveLock::Held(f, held)) => Ok(Some((f, held))),
+            Ok(LiveLock::Busy | LiveLock::Gone) => Ok(None),
             // A FIFO, a directory, a symlink...: not an entry rsendmail wrote; moved
             // aside like one that does not parse (the rename moves the link itself). A
             // queue file with another link (a backup tool's hard link) may be a good
             // entry: refused while the link lasts, never moved aside.
-            Err(e) if is_unsafe(&e) && !is_linked(&e) => {
-                return Err(ReadError::Corrupt(e.to_string()));
+            Err(LockError::Open(e)) if is_unsafe(&e) && !is_linked(&e) => {
+                Err(ReadError::Corrupt(e.to_string()))
             }
-            Err(e) => return Err(ReadError::Io(e)),
-        };
-        match f.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Ok(None),
-            Err(fs::TryLockError::Error(e)) => return Err(ReadError::Io(e)),
+            Err(LockError::Open(e) | LockError::Lock(e) | LockError::Look(e)) => {
+                Err(ReadError::Io(e))
+            }
         }
-        // Same-inode check: the path must still name the file we locked.
-        let held = f.metadata().map_err(ReadError::Io)?;
-        match fs::symlink_metadata(self.qf_path(id)) {
-            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() && held.nlink() > 0 => {}
-            Ok(_) => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(ReadError::Io(e)),
+    }
+
+    /// Open the live entry `id` and take its delivery lock, the one way every process
+    /// that acts on an entry (a queue run, a delivery, `rsendmail-admin`) takes it.
+    /// While another process holds the lock, tried again every 100 ms for up to `wait`
+    /// (`Duration::ZERO`: once). Once locked, the path must still name the file locked:
+    /// when it names another one (a delivery replaced the queue file, as a
+    /// delivery-time expansion does: [`LockedEntry::rewrite`]), that one is opened and
+    /// locked in turn; [`LiveLock::Gone`] only when no queue file is left.
+    pub fn lock_live(&self, id: &str, wait: std::time::Duration) -> Result<LiveLock, LockError> {
+        let until = std::time::Instant::now() + wait;
+        // Each new try after a replacement means another delivery replaced the file
+        // meanwhile; a bound keeps a spool changed without end from holding us.
+        for _ in 0..LIVE_TRIES {
+            let f = match self.open_entry(id) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LiveLock::Gone),
+                Err(e) => return Err(LockError::Open(e)),
+            };
+            #[cfg(test)]
+            tests::between_open_and_lock();
+            match f.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    if std::time::Instant::now() >= until {
+                        return Ok(LiveLock::Busy);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    continue;
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(LockError::Lock(e)),
+            }
+            // Same-inode check: the path must still name the file we locked.
+            let held = f.metadata().map_err(LockError::Look)?;
+            match fs::symlink_metadata(self.qf_path(id)) {
+                Ok(now)
+                    if now.dev() == held.dev() && now.ino() == held.ino() && held.nlink() > 0 =>
+                {
+                    return Ok(LiveLock::Held(f, held));
+                }
+                // Replaced: the new file is the entry.
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LiveLock::Gone),
+                Err(e) => return Err(LockError::Look(e)),
+            }
         }
-        Ok(Some((f, held)))
+        Ok(LiveLock::Busy)
     }
 
     /// Whether an entry is locked by a deliverer right now (mailq's `*`).
@@ -1481,6 +1516,32 @@ impl QueuedEntry {
             .saturating_sub(self.data_offset)
             .saturating_sub(self.envelope.header_bytes)
     }
+}
+
+/// How many times [`Spool::lock_live`] opens an entry's queue file that was replaced
+/// each time before it gives up (as if the entry were busy).
+const LIVE_TRIES: usize = 100;
+
+/// What [`Spool::lock_live`] found.
+#[derive(Debug)]
+pub enum LiveLock {
+    /// The live queue file, locked, and what it was when locked.
+    Held(File, fs::Metadata),
+    /// Another process holds the lock (still after the wait asked for).
+    Busy,
+    /// No queue file: the entry was finished (delivered, removed, moved) meanwhile.
+    Gone,
+}
+
+/// Why [`Spool::lock_live`] could not lock an entry.
+#[derive(Debug)]
+pub enum LockError {
+    /// Its queue file could not be opened (not `NotFound`).
+    Open(io::Error),
+    /// Its queue file could not be locked.
+    Lock(io::Error),
+    /// The open file or the path could not be looked at.
+    Look(io::Error),
 }
 
 /// An entry whose delivery lock we hold.
@@ -2133,6 +2194,68 @@ mod tests {
         assert!(!spool.sf_path(&id).exists());
         // The index still names it; that is harmless and a rebuild drops it.
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    thread_local! {
+        /// What [`between_open_and_lock`] does once, on this thread: a delivery that
+        /// replaces or removes the queue file in the window of a lock's open and flock.
+        static BETWEEN: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    /// Called by [`Spool::lock_live`] between its open and its lock.
+    pub(super) fn between_open_and_lock() {
+        if let Some(f) = BETWEEN.with(|b| b.borrow_mut().take()) {
+            f();
+        }
+    }
+
+    /// A delivery that replaces the queue file (a delivery-time expansion) between
+    /// another process's open and its lock: the lock is of the new file, the entry
+    /// still queued (never "finished meanwhile"); one that removes it: gone.
+    #[test]
+    fn lock_live_follows_a_replaced_queue_file() {
+        let scratch = ScratchSpool::new("live");
+        let spool = &scratch.spool;
+        let (id, _) = committed(spool, b"Subject: x\n\nbody\n");
+        let mut locked = spool.lock_entry(&id).unwrap().expect("lock");
+        let old_ino = fs::metadata(spool.qf_path(&id)).unwrap().ino();
+        let mut next = locked.entry.envelope.clone();
+        next.expansions += 1;
+        let added = vec![entry::Recipient::new("c@example.org")];
+        next.recipients.extend(added.clone());
+        BETWEEN.with(|b| {
+            *b.borrow_mut() = Some(Box::new(move || {
+                locked.rewrite(&next, &added).unwrap();
+                // The delivery ends; the entry stays queued for its new recipient.
+                drop(locked);
+            }));
+        });
+        match spool
+            .lock_live(&id, std::time::Duration::from_secs(5))
+            .unwrap()
+        {
+            LiveLock::Held(_, held) => assert_ne!(held.ino(), old_ino),
+            other => panic!("the replaced entry is not locked: {other:?}"),
+        }
+        // The queue run's way: the same.
+        let e = spool
+            .lock_entry(&id)
+            .unwrap()
+            .expect("a run takes the new file");
+        assert_eq!(e.entry.envelope.recipients.len(), 2);
+        // Removed in the window: gone.
+        let mut locked = e;
+        BETWEEN.with(|b| {
+            *b.borrow_mut() = Some(Box::new(move || {
+                locked.remove().unwrap();
+                drop(locked);
+            }));
+        });
+        assert!(matches!(
+            spool.lock_live(&id, std::time::Duration::ZERO).unwrap(),
+            LiveLock::Gone
+        ));
     }
 
     #[test]
