@@ -1330,6 +1330,7 @@ mod message_at_tests {
         let mut t = String::new();
         m.read_to_string(&mut t).unwrap();
         assert_eq!(t, "body\n");
+        assert_eq!(m.seek(SeekFrom::Start(10)).unwrap(), 10);
         assert_eq!(m.seek(SeekFrom::End(-2)).unwrap(), 25);
         assert!(m.seek(SeekFrom::Current(-100)).is_err());
         // The descriptor's own offset was never moved.
