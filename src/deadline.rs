@@ -136,9 +136,27 @@ pub struct Timed {
     /// The flag that stops idle reads, and the reason their error gives.
     stop: Option<(&'static std::sync::atomic::AtomicBool, &'static str)>,
     idle: bool,
+    /// The read and the write timeout this value last gave the socket (`None`: not
+    /// given yet, whatever the socket has).
+    rset: Option<Duration>,
+    wset: Option<Duration>,
+}
+
+/// How far from the time left a socket timeout given earlier may be and still serve a
+/// read or write (instead of a `setsockopt(2)` before each one): a read or write that
+/// gets nothing ends at most this much before or after its deadline.
+pub const TIMEOUT_SLACK: Duration = Duration::from_millis(50);
+
+/// Whether the socket timeout `set` still serves an operation that must end within
+/// `left`: at most [`TIMEOUT_SLACK`] longer or shorter.
+fn serves(set: Option<Duration>, left: Duration) -> bool {
+    set.is_some_and(|v| v.abs_diff(left) <= TIMEOUT_SLACK)
 }
 
 impl Timed {
+    /// Reads and writes on `sock` with no deadline until [`Deadline::limit`] and
+    /// [`Timed::write_limit`] set one. The socket's timeouts are this value's to set:
+    /// nothing else may set them while it is in use.
     pub fn new(sock: TcpStream) -> Timed {
         Timed {
             sock,
@@ -146,6 +164,8 @@ impl Timed {
             wclock: Clock::default(),
             stop: None,
             idle: false,
+            rset: None,
+            wset: None,
         }
     }
 
@@ -205,9 +225,13 @@ impl Read for Timed {
                 }
             }
         }
-        if let Some(left) = self.clock.left()? {
+        if let Some(left) = self.clock.left()?
+            && !serves(self.rset, left)
+        {
             // Under a millisecond is rounded up by the socket, never to "no timeout".
+            self.rset = None;
             self.sock.set_read_timeout(Some(left))?;
+            self.rset = Some(left);
         }
         let n = self.sock.read(buf)?;
         self.clock.read(n);
@@ -293,9 +317,13 @@ impl<R: Read + AsFd> Read for Polled<R> {
 
 impl Write for Timed {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if let Some(left) = self.wclock.left()? {
+        if let Some(left) = self.wclock.left()?
+            && !serves(self.wset, left)
+        {
             // Under a millisecond is rounded up by the socket, never to "no timeout".
+            self.wset = None;
             self.sock.set_write_timeout(Some(left))?;
+            self.wset = Some(left);
         }
         let n = self.sock.write(buf)?;
         self.wclock.read(n);
@@ -418,6 +446,23 @@ impl<W: Write + AsFd> Write for PolledWrite<W> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_socket_timeout_serves_only_within_its_slack() {
+        use super::{TIMEOUT_SLACK, serves};
+        let s = Duration::from_secs;
+        assert!(!serves(None, s(5)));
+        assert!(serves(Some(s(5)), s(5)));
+        assert!(serves(Some(s(5)), s(5) - TIMEOUT_SLACK));
+        // Longer by more than the slack: set again.
+        assert!(!serves(
+            Some(s(5)),
+            s(5) - TIMEOUT_SLACK - Duration::from_millis(1)
+        ));
+        assert!(serves(Some(s(5)), s(5) + TIMEOUT_SLACK));
+        // Shorter than the time left by more than the slack (a later deadline): set again.
+        assert!(!serves(Some(s(5)), s(6)));
+    }
     use super::*;
     use std::net::TcpListener;
 

@@ -29,8 +29,9 @@ use rsendmail::exit::{Fatal, Sysexit};
 use rsendmail::spool::entry::{Envelope, RcptState, Recipient};
 use rsendmail::spool::{LockedEntry, Spool};
 use rsendmail::status::{self, StatusClass};
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::net::IpAddr;
+use std::os::unix::fs::FileExt;
 
 /// Looks up a relay's host name: its addresses, or the reply to defer with.
 type Resolve<'a> = dyn FnMut(&str) -> Result<Vec<IpAddr>, reply::Reply> + 'a;
@@ -375,11 +376,10 @@ fn following(
     if open.is_empty() || !open.iter().all(relayed) {
         return None;
     }
-    // The entry's own descriptor (no copy): its attempt seeks its own copy.
-    let mut f: &std::fs::File = &next.entry.file;
-    f.seek(SeekFrom::Start(next.entry.data_offset)).ok()?;
+    // The entry's own descriptor, read at offsets (no copy, no seek).
+    let file: &std::fs::File = &next.entry.file;
     let mut head = vec![0u8; env.header_bytes.min(1 << 20) as usize];
-    let _ = std::io::Read::read_exact(&mut f, &mut head);
+    let _ = file.read_exact_at(&mut head, next.entry.data_offset);
     let hops = plan::received_count(&head);
     // Never asked: every recipient goes to a relay.
     let mut no_mx = |_: &str| dns::MxResult::Temp(status::DIRECTORY_TEMP, String::new());
@@ -401,7 +401,7 @@ fn following(
         .filter_map(|&i| Some((i, env.recipients.get(i)?)))
         .collect();
     let (sender, xverp, addrs) = envelope_of(engine, env, nt, &rcpts, s);
-    f.seek(SeekFrom::Start(next.entry.data_offset)).ok()?;
+    let mut f = MessageAt::new(file, next.entry.data_offset, next.entry.size);
     let mut m = smtp::Outgoing {
         sender: &sender,
         recipients: out_rcpts(&rcpts, &addrs),
@@ -496,8 +496,7 @@ pub fn attempt(
     };
     let hops = {
         let mut head = vec![0u8; env.header_bytes.min(1 << 20) as usize];
-        let (mut f, _) = open_message().map_err(qf_error)?;
-        let _ = std::io::Read::read_exact(&mut f, &mut head);
+        let _ = qf.read_exact_at(&mut head, data_offset);
         plan::received_count(&head)
     };
     // Our own Received field counts, as sendmail counts the one it adds (a message that
@@ -551,7 +550,7 @@ pub fn attempt(
             continue;
         }
         let conn = conns.entry(t.hosts.clone()).or_default();
-        let mut file = || open_message().map_err(qf_error).map(|(f, _)| f);
+        let message = MessageAt::new(&qf, data_offset, size);
         // The last unit of the attempt: the worker's next entry may follow on its
         // connection, its commands sent with this one's final dot.
         let worker = *index;
@@ -573,7 +572,7 @@ pub fn attempt(
         } else {
             None
         };
-        let got = send_transaction(engine, &env, &t, conn, &mut resolve, &mut file, next, out);
+        let got = send_transaction(engine, &env, &t, conn, &mut resolve, message, next, out);
         // A connection that works: these destinations' other due entries may follow it
         // (`runner::FollowUp`).
         if got
@@ -853,7 +852,7 @@ fn send_transaction(
     t: &Transaction,
     conn: &mut Conn,
     resolve: &mut Resolve<'_>,
-    file: &mut dyn FnMut() -> Result<std::fs::File, Fatal>,
+    message: MessageAt<'_>,
     mut next: Option<&mut smtp::Next<'_>>,
     out: &mut Transcript<'_>,
 ) -> Result<Vec<RcptOutcome>, Fatal> {
@@ -909,12 +908,12 @@ fn send_transaction(
                 ..t.clone()
             };
             got.extend(send_transaction(
-                engine, env, &one, conn, resolve, file, None, out,
+                engine, env, &one, conn, resolve, message, None, out,
             )?);
         }
         return Ok(got);
     }
-    let mut data = file()?;
+    let mut data = message;
     // A report rsendmail wrote with 8-bit text goes in the form this server can take
     // (rsendmail::dsn::form): 7-bit to a server without 8BITMIME, RFC 6533's
     // internationalized report to one offering SMTPUTF8.
@@ -933,8 +932,7 @@ fn send_transaction(
                 if !r.eight_bit {
                     body = None;
                 }
-                let d = data.try_clone().map_err(|e| qf_read_error(&e))?;
-                reformed = Some(rsendmail::dsn::form::Spliced::new(d, origin, r));
+                reformed = Some(rsendmail::dsn::form::Spliced::new(data, origin, r));
             }
             Ok((origin, None)) => {
                 data.seek(SeekFrom::Start(origin))
@@ -1010,7 +1008,7 @@ fn send_transaction(
             session.peer.ip()
         );
         conn.discard(out);
-        return send_transaction(engine, env, t, conn, resolve, file, next, out);
+        return send_transaction(engine, env, t, conn, resolve, message, next, out);
     }
     // After `send`: a line-length refusal may have moved the message to a new connection.
     let relay_name = format!("{} [{}]", session.host, session.peer.ip());
@@ -1273,4 +1271,86 @@ fn expand_at_delivery(
         }
     }
     Ok((decided, refused))
+}
+
+/// A queue file's message (from `start`, the first header line, to the file's end) read
+/// with `pread(2)` on the entry's own descriptor, the position kept here: sending a
+/// message copies no descriptor and makes no `lseek(2)`, however often the transaction
+/// goes back to the start (for `SIZE=`, a reformed report, a second transaction).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MessageAt<'a> {
+    file: &'a std::fs::File,
+    pos: u64,
+    /// The file's length as it was opened (for [`SeekFrom::End`]).
+    len: u64,
+}
+
+impl<'a> MessageAt<'a> {
+    /// The message in `file` from `start`; `len` is the file's length.
+    pub(crate) fn new(file: &'a std::fs::File, start: u64, len: u64) -> MessageAt<'a> {
+        MessageAt {
+            file,
+            pos: start,
+            len,
+        }
+    }
+}
+
+impl Read for MessageAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos = self.pos.saturating_add(n as u64);
+        Ok(n)
+    }
+}
+
+impl Seek for MessageAt<'_> {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let pos = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "seek to a negative or overflowing position",
+            )
+        })?;
+        Ok(self.pos)
+    }
+}
+
+#[cfg(test)]
+mod message_at_tests {
+    use super::MessageAt;
+    use std::io::{Read, Seek, SeekFrom, Write};
+
+    #[test]
+    fn reads_from_its_start_and_seeks_without_the_descriptor() {
+        let path = std::env::temp_dir().join(format!("rsendmail-at-{}", std::process::id()));
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        f.write_all(b"envelope\n\nSubject: x\n\nbody\n").unwrap();
+        let mut m = MessageAt::new(&f, 10, 27);
+        let mut s = String::new();
+        m.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "Subject: x\n\nbody\n");
+        assert_eq!(m.stream_position().unwrap(), 27);
+        assert_eq!(m.seek(SeekFrom::Current(-5)).unwrap(), 22);
+        let mut t = String::new();
+        m.read_to_string(&mut t).unwrap();
+        assert_eq!(t, "body\n");
+        assert_eq!(m.seek(SeekFrom::Start(10)).unwrap(), 10);
+        assert_eq!(m.seek(SeekFrom::End(-2)).unwrap(), 25);
+        assert!(m.seek(SeekFrom::Current(-100)).is_err());
+        // The descriptor's own offset was never moved.
+        assert_eq!((&f).stream_position().unwrap(), 27);
+    }
 }

@@ -443,22 +443,46 @@ impl<W: Write> Wire<W> {
     }
 }
 
-/// Feed all of `data` to `wire`, 64 KiB at a time. The buffer is a `BufReader`'s, which
-/// a file (the queue file, the usual `data`) reads into without zeroing it first: a
-/// zeroed 64 KiB buffer cost each delivered 2 KB message more than its encoding.
+/// The size of [`pump`]'s reads.
+const PUMP_BUF_SIZE: usize = 64 * 1024;
+
+thread_local! {
+    /// [`pump`]'s buffer, zeroed once for each thread and reused for every message: a
+    /// zeroed 64 KiB buffer per message cost each delivered 2 KB message more than its
+    /// encoding, and a reader other than a file (the queue file read at offsets) gets
+    /// its buffer zeroed before each fill.
+    static PUMP_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Feed all of `data` to `wire`, 64 KiB at a time, through this thread's buffer.
 fn pump<W: Write>(data: &mut dyn Read, wire: &mut Wire<W>) -> io::Result<()> {
-    let mut r = io::BufReader::with_capacity(64 * 1024, data);
+    PUMP_BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => pump_with(data, wire, &mut buf),
+        // Not while it is in use (never by this module).
+        Err(_) => pump_with(data, wire, &mut Vec::new()),
+    })
+}
+
+fn pump_with<W: Write>(
+    data: &mut dyn Read,
+    wire: &mut Wire<W>,
+    buf: &mut Vec<u8>,
+) -> io::Result<()> {
+    if buf.len() < PUMP_BUF_SIZE {
+        buf.resize(PUMP_BUF_SIZE, 0);
+    }
     loop {
-        let n = match r.fill_buf() {
-            Ok([]) => return wire.finish(),
-            Ok(chunk) => {
+        match data.read(buf) {
+            Ok(0) => return wire.finish(),
+            Ok(n) => {
+                let chunk = buf
+                    .get(..n)
+                    .ok_or_else(|| io::Error::other("a read returned more than it was given"))?;
                 wire.push(chunk)?;
-                chunk.len()
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
-        };
-        r.consume(n);
+        }
     }
 }
 

@@ -1144,6 +1144,7 @@ impl Spool {
         } else {
             Err(io::ErrorKind::NotFound.into())
         };
+        let state_file_found = state_file.is_ok();
         let state = match state_file.map(String::from_utf8) {
             Ok(Ok(t)) => State::parse(&t).map_err(ReadError::Corrupt)?,
             // Octets that are not text: not a state file rsendmail wrote.
@@ -1175,6 +1176,7 @@ impl Spool {
             message_sum,
             file,
             written,
+            state_file: state_file_found,
         })
     }
 
@@ -1507,6 +1509,9 @@ pub struct QueuedEntry {
     pub file: File,
     /// When the qf file was written (its modification time, as read when it was opened).
     pub written: Option<std::time::SystemTime>,
+    /// Whether the entry may have a state file: one was read with it, or a state was
+    /// recorded since. Without one, removing the entry removes its queue file only.
+    pub state_file: bool,
 }
 
 impl QueuedEntry {
@@ -1642,6 +1647,8 @@ impl LockedEntry {
             None => self.open_state_files()?,
         };
         let tmp = self.state_tmp();
+        // From the rename on, the entry may have one (whatever the rename returns).
+        self.entry.state_file = true;
         let written = f
             .write_all_at(text.as_bytes(), 0)
             .and_then(|()| f.set_len(text.len() as u64))
@@ -1833,6 +1840,7 @@ impl LockedEntry {
         match read {
             Ok(mut e) => {
                 e.state = state;
+                e.state_file = self.entry.state_file;
                 self.entry = e;
             }
             Err(e) => {
@@ -1860,7 +1868,9 @@ impl LockedEntry {
         let id = self.entry.envelope.id.clone();
         let qf = self.spool.qf_path(&id);
         fs::remove_file(&qf).map_err(|e| cant("cannot remove", &qf, &e))?;
-        let _ = fs::remove_file(self.spool.sf_path(&id));
+        if self.entry.state_file {
+            let _ = fs::remove_file(self.spool.sf_path(&id));
+        }
         Ok(())
     }
 }
@@ -2161,6 +2171,45 @@ mod tests {
         let a = new_queue_id(1_795_326_018);
         let b = new_queue_id(1_795_326_018 + 3600 * 24 * 40);
         assert!(a[..6] < b[..6], "{a} {b}");
+    }
+
+    #[test]
+    fn removal_removes_a_state_file_a_lock_found_or_a_rewrite_kept() {
+        let dir = tempdir("sfremove");
+        let spool = Spool::own(&dir);
+        spool.prepare().unwrap();
+        let commit = || {
+            let mut ne = spool.begin(crate::clock::now()).unwrap();
+            let id = ne.id.clone();
+            ne.writer()
+                .write_all(env(&id).to_text().as_bytes())
+                .unwrap();
+            ne.writer().write_all(b"Subject: x\n\nbody\n").unwrap();
+            ne.commit(&env(&id)).unwrap();
+            id
+        };
+        let mut st = State::default();
+        st.recipients
+            .push((0, RcptState::Deferred, Some("451 later".into())));
+        // Written by an earlier lock holder, found by this one.
+        let id = commit();
+        let mut first = spool.lock_entry(&id).unwrap().expect("lock");
+        assert!(!first.entry.state_file);
+        first.record_state(st.clone()).unwrap();
+        drop(first);
+        let mut locked = spool.lock_entry(&id).unwrap().expect("lock");
+        assert!(locked.entry.state_file);
+        locked.remove().unwrap();
+        assert!(!spool.sf_path(&id).exists());
+        // Written, then the queue file rewritten (a delivery-time expansion).
+        let id = commit();
+        let mut locked = spool.lock_entry(&id).unwrap().expect("lock");
+        locked.record_state(st.clone()).unwrap();
+        let grown = locked.entry.envelope.clone();
+        locked.rewrite(&grown, &[]).unwrap();
+        locked.remove().unwrap();
+        assert!(!spool.sf_path(&id).exists());
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
