@@ -781,3 +781,136 @@ fn a_burst_to_the_runner_shares_sessions() {
     assert!(n <= 2, "{n} sessions for 10 messages");
     runner.stop();
 }
+
+/// A root runner whose aliases file holds `aliases` (`OPEN` in it names a directory
+/// anyone may write, for the flags a command alias makes and waits for), with a relay
+/// to `port` whose final dot may take 30 seconds; the env, and the open directory.
+fn slow_local_env(port: u16, aliases: &str, extra: &str) -> (Env, PathBuf) {
+    let env = slow_relay_env(port);
+    let open = env.dir.join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let file = env.dir.join("aliases");
+    fs::write(&file, aliases.replace("OPEN", open.to_str().unwrap())).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    env.add_config(&format!("ALIASES {}\n{extra}", file.display()));
+    (env, open)
+}
+
+/// A command alias that runs until it is let go (a program that takes long), and root's
+/// mail submitted while it runs: root's mail is in its mailbox while the command still
+/// runs; then the command ends, and each message was delivered once.
+#[test]
+fn local_mail_is_not_held_behind_a_slow_program() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let (env, open) = slow_local_env(
+        peer.port,
+        "slowprog: \"|/bin/sh -c 'touch OPEN/started; while [ ! -e OPEN/go ]; do sleep 0.1; done; cat >/dev/null'\"\n",
+        "",
+    );
+    let runner = Runner::listening(&env);
+    env.sendmail(&["slowprog"], MSG).code(0);
+    wait_until_or(
+        Duration::from_secs(30),
+        "the command to start",
+        || env.listing(),
+        || open.join("started").exists(),
+    );
+    env.sendmail(&["root"], MSG).code(0);
+    let mbox = env.dir.join("mail/root");
+    let arrived = wait_for_true(Duration::from_secs(25), || count_in(&mbox) == 1);
+    let still_queued = env.entries().len();
+    fs::write(open.join("go"), "").unwrap();
+    assert!(
+        arrived,
+        "root's mail waited for the command: {}",
+        env.listing()
+    );
+    assert_eq!(still_queued, 1, "the command's entry was still queued");
+    env.wait_until_empty(Duration::from_secs(30));
+    assert_eq!(count_in(&mbox), 1, "each message once");
+    runner.stop();
+}
+
+/// Whether `cond` held within `limit` (polled).
+fn wait_for_true(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// One message to root and to a server that takes 30 seconds to answer its final dot:
+/// root's copy is in its mailbox while that reply is still awaited; then the server
+/// takes its copy, once.
+#[test]
+fn a_messages_local_recipients_do_not_wait_for_its_remote_ones() {
+    let Some((_scratch, peer)) = start_peer(&[("STALL", "30")]) else {
+        return;
+    };
+    let env = slow_relay_env(peer.port);
+    let runner = Runner::listening(&env);
+    env.sendmail(&["stall@example.org", "root"], MSG).code(0);
+    let mbox = env.dir.join("mail/root");
+    wait_until_or(
+        Duration::from_secs(25),
+        "root's copy while the slow server has not answered",
+        || format!("{}\n{}", peer.transcript(), env.listing()),
+        || count_in(&mbox) == 1,
+    );
+    assert!(
+        peer.messages().is_empty(),
+        "the slow server answered before root's copy arrived: {}",
+        peer.transcript()
+    );
+    assert_eq!(peer.wait_for(1, Duration::from_secs(60)).len(), 1);
+    env.wait_until_empty(Duration::from_secs(20));
+    assert_eq!(peer.messages().len(), 1, "each copy once");
+    assert_eq!(count_in(&mbox), 1, "each copy once");
+    runner.stop();
+}
+
+/// A user whose `.forward` sends their mail to a server that takes 30 seconds to answer
+/// its final dot: root's mail submitted after theirs is in its mailbox while that reply
+/// is still awaited; the forwarded copy then reaches the server, once.
+#[test]
+fn local_mail_is_not_held_behind_a_forward_to_a_slow_server() {
+    if !crate::harness::is_root() || !can_switch_user() {
+        return;
+    }
+    let _turn = crate::local::forward_turn();
+    let Some((_scratch, peer)) = start_peer(&[("STALL", "30")]) else {
+        return;
+    };
+    crate::local::write_forward("stallfw@example.org\n");
+    let env = slow_relay_env(peer.port);
+    let runner = Runner::listening(&env);
+    env.sendmail(&[crate::harness::TEST_USER], MSG).code(0);
+    peer.wait_transcript("DATA-END", Duration::from_secs(30));
+    env.sendmail(&["root"], MSG).code(0);
+    let mbox = env.dir.join("mail/root");
+    wait_until_or(
+        Duration::from_secs(25),
+        "root's mail while the forwarded copy's server has not answered",
+        || format!("{}\n{}", peer.transcript(), env.listing()),
+        || count_in(&mbox) == 1,
+    );
+    assert!(
+        peer.messages().is_empty(),
+        "the slow server answered before root's mail arrived: {}",
+        peer.transcript()
+    );
+    let got = peer.wait_for(1, Duration::from_secs(60));
+    assert_eq!(got.len(), 1);
+    assert!(got[0].0.contains("stallfw@example.org"), "{}", got[0].0);
+    env.wait_until_empty(Duration::from_secs(20));
+    assert_eq!(peer.messages().len(), 1, "the forwarded copy once");
+    runner.stop();
+}
