@@ -914,3 +914,65 @@ fn local_mail_is_not_held_behind_a_forward_to_a_slow_server() {
     assert_eq!(peer.messages().len(), 1, "the forwarded copy once");
     runner.stop();
 }
+
+/// `O MaxConnections=1` and three entries for one relay host that takes 8 seconds to
+/// answer each final dot, each with other recipients (none, root, another relay's): the
+/// runner delivers them in different threads, yet while the first message's reply is
+/// awaited no other session to that host begins a transaction; each message is taken
+/// once.
+#[test]
+fn max_connections_holds_across_the_runners_deliveries() {
+    let Some((_s1, slow)) = start_peer(&[("STALL", "8")]) else {
+        return;
+    };
+    let Some((_s2, fast)) = start_peer(&[]) else {
+        return;
+    };
+    let env = Env::new();
+    let table = env.dir.join("relays");
+    fs::write(
+        &table,
+        format!(
+            "slow.example 127.0.0.1:{}\nfast.example 127.0.0.1:{}\n",
+            slow.port, fast.port
+        ),
+    )
+    .unwrap();
+    env.add_config(&format!(
+        "RELAYTABLE {}\nO Timeout.connect=5s\nO Timeout.datafinal=60s\nO MaxConnections=1\n",
+        table.display()
+    ));
+    let runner = Runner::listening(&env);
+    env.sendmail(&["stalla@slow.example"], MSG).code(0);
+    slow.wait_transcript("DATA-END", Duration::from_secs(30));
+    env.sendmail(&["stallb@slow.example", "root"], MSG).code(0);
+    env.sendmail(&["stallc@slow.example", "f@fast.example"], MSG)
+        .code(0);
+    // Until the first reply: the sessions that began a transaction.
+    wait_until_or(
+        Duration::from_secs(60),
+        "the first message taken",
+        || slow.transcript(),
+        || !slow.messages().is_empty(),
+    );
+    let mut sessions: Vec<String> = slow
+        .transcript()
+        .lines()
+        .filter(|l| l.split(' ').nth(1) == Some("MAIL"))
+        .filter_map(|l| l.split(' ').next().map(str::to_string))
+        .collect();
+    sessions.sort();
+    sessions.dedup();
+    assert_eq!(
+        sessions.len(),
+        1,
+        "sessions with a transaction while the first reply was awaited: {}",
+        slow.transcript()
+    );
+    assert_eq!(slow.wait_for(3, Duration::from_secs(90)).len(), 3);
+    env.wait_until_empty(Duration::from_secs(30));
+    assert_eq!(slow.messages().len(), 3, "each message once");
+    assert_eq!(fast.messages().len(), 1);
+    assert_eq!(count_in(&env.dir.join("mail/root")), 1);
+    runner.stop();
+}

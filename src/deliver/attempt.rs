@@ -104,8 +104,23 @@ impl Conn {
             // opened below. Counted as busy from here.
             self.give_up_slot();
             let key: cache::Key = (targets.to_vec(), mx);
-            self.session = cache::acquire(&key, cache::WAIT_FOR_BUSY, cache::parallel());
-            self.key = Some(key);
+            match cache::acquire(&key, cache::WAIT_FOR_BUSY, cache::parallel()) {
+                Ok(s) => {
+                    self.session = s;
+                    self.key = Some(key);
+                }
+                // Not `dead`: the next message to these hosts waits for a connection again.
+                Err(cache::Full) => {
+                    return Err(reply::Reply::with_status(
+                        451,
+                        status::CONGESTION,
+                        format_args!(
+                            "too many connections to {}",
+                            targets.first().map_or("", |t| t.0.as_str())
+                        ),
+                    )
+                    .into());
+                }
             }
         }
         let reused = self.session.as_ref().is_some_and(Session::was_used);

@@ -279,7 +279,7 @@ fn deliver_ids_then(
     more: Option<(&More<'_>, usize)>,
     part: Part,
 ) -> Result<Vec<Attempt>, Fatal> {
-    cache::configure(engine.cache_size, engine.cache_timeout);
+    cache::configure(engine.cache_size, engine.cache_timeout, engine.max_connections);
     // The IDs to try, then those the attempts of this run queue (reports, expansions,
     // noted in `queued_here`): these go out in the same run, on the same connections,
     // without a `Running` line of their own (as sendmail delivers a bounce). Moved, not
@@ -786,6 +786,12 @@ fn run_status(attempts: &[Attempt], error_mode: char) -> Sysexit {
 /// Set by SIGTERM/SIGINT, and by SIGHUP in a periodic runner: a queue run starts no
 /// more deliveries, finishes those it holds and stops.
 static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Whether the process is stopping (SIGTERM, SIGINT, SIGHUP's restart): nothing new is
+/// begun.
+pub(super) fn stopping() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
 
 /// Set by SIGTERM/SIGINT only: the deliveries in progress get [`STOP_GRACE`] to end.
 static TERM: AtomicBool = AtomicBool::new(false);
