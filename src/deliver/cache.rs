@@ -145,8 +145,7 @@ pub fn acquire(key: &Key, wait: Duration, parallel: usize) -> Result<Option<Sess
             if !full && (busy < parallel.max(1) || now >= deadline) {
                 break Ok(None);
             }
-            if full
-                && (now.duration_since(started) >= WAIT_FOR_LIMIT || super::runner::stopping())
+            if full && (now.duration_since(started) >= WAIT_FOR_LIMIT || super::runner::stopping())
             {
                 break Err(Full);
             }
@@ -157,7 +156,10 @@ pub fn acquire(key: &Key, wait: Duration, parallel: usize) -> Result<Option<Sess
                 deadline
             };
             c.waiting.push(key.clone());
-            c = match CACHE.changed.wait_timeout(c, until.saturating_duration_since(now)) {
+            c = match CACHE
+                .changed
+                .wait_timeout(c, until.saturating_duration_since(now))
+            {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };

@@ -127,7 +127,17 @@ pub fn deliver_ids(
     verbose: bool,
     queue_run: bool,
 ) -> Result<Vec<Attempt>, Fatal> {
-    let r = deliver_ids_then(engine, spool, ids, verbose, queue_run, None, None, None, Part::All);
+    let r = deliver_ids_then(
+        engine,
+        spool,
+        ids,
+        verbose,
+        queue_run,
+        None,
+        None,
+        None,
+        Part::All,
+    );
     close_connections(verbose);
     r
 }
@@ -162,7 +172,17 @@ fn deliver_batches(
     let first = take(run).unwrap_or_default();
     let listed = run.listed();
     let r = if run.done() {
-        deliver_ids_then(engine, spool, first, verbose, true, None, None, None, Part::All)
+        deliver_ids_then(
+            engine,
+            spool,
+            first,
+            verbose,
+            true,
+            None,
+            None,
+            None,
+            Part::All,
+        )
     } else {
         std::thread::scope(|scope| {
             // A rendezvous: the next batch is opened, then waits for a worker to ask for
@@ -180,7 +200,17 @@ fn deliver_batches(
             let mut next = move || rx.recv().ok();
             let more: More<'_> = Mutex::new(&mut next);
             let more = Some((&more, listed));
-            deliver_ids_then(engine, spool, first, verbose, true, None, None, more, Part::All)
+            deliver_ids_then(
+                engine,
+                spool,
+                first,
+                verbose,
+                true,
+                None,
+                None,
+                more,
+                Part::All,
+            )
         })
     };
     close_connections(verbose);
@@ -195,7 +225,17 @@ pub(super) fn deliver_ids_kept(
     ids: Vec<String>,
     queue_run: bool,
 ) -> Result<Vec<Attempt>, Fatal> {
-    deliver_ids_then(engine, spool, ids, false, queue_run, None, None, None, Part::All)
+    deliver_ids_then(
+        engine,
+        spool,
+        ids,
+        false,
+        queue_run,
+        None,
+        None,
+        None,
+        Part::All,
+    )
 }
 
 /// [`deliver_ids`] of a queue run quietly, each attempt at the entries given restricted
@@ -279,7 +319,11 @@ fn deliver_ids_then(
     more: Option<(&More<'_>, usize)>,
     part: Part,
 ) -> Result<Vec<Attempt>, Fatal> {
-    cache::configure(engine.cache_size, engine.cache_timeout, engine.max_connections);
+    cache::configure(
+        engine.cache_size,
+        engine.cache_timeout,
+        engine.max_connections,
+    );
     // The IDs to try, then those the attempts of this run queue (reports, expansions,
     // noted in `queued_here`): these go out in the same run, on the same connections,
     // without a `Running` line of their own (as sendmail delivers a bounce). Moved, not
@@ -607,7 +651,17 @@ pub fn deliver_entry(
         return super::background::deliver(s, engine, id, ids);
     }
     let verbose = s.inv.verbose;
-    let results = deliver_ids_then(engine, &s.spool, ids, verbose, false, note, None, None, Part::All);
+    let results = deliver_ids_then(
+        engine,
+        &s.spool,
+        ids,
+        verbose,
+        false,
+        note,
+        None,
+        None,
+        Part::All,
+    );
     close_connections(verbose);
     Ok(run_status(&results?, engine.error_mode))
 }

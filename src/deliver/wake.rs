@@ -28,10 +28,10 @@
 //! The runner also takes the entries background deliveries left waiting in
 //! `waiting/` ([`super::background`]) each time it wakes.
 
+use super::attempt::Part;
 use super::engine::Engine;
 use rsendmail::app::Setup;
 use rsendmail::spool::{self, Spool, wake};
-use super::attempt::Part;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
 use std::io::{self, Read};
@@ -431,8 +431,7 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
         };
         while !stop.load(Ordering::SeqCst) {
             // Sooner while deliveries run: an ended one may have entries to go next.
-            let pause = if !local_running.is_empty() || lanes.iter().any(|x| x.running.is_some())
-            {
+            let pause = if !local_running.is_empty() || lanes.iter().any(|x| x.running.is_some()) {
                 Duration::from_millis(50)
             } else {
                 Duration::from_millis(200)
@@ -465,8 +464,7 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
             while let Ok(end) = ends.try_recv() {
                 match end {
                     End::Remote(destination) => {
-                        if let Some(at) = lanes.iter().position(|x| x.destination == destination)
-                        {
+                        if let Some(at) = lanes.iter().position(|x| x.destination == destination) {
                             let mut x = lanes.remove(at);
                             if let Some(h) = x.running.take() {
                                 join(h);
@@ -526,7 +524,8 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
                 let end = Ended(ended.clone(), Some(End::Remote(x.destination.clone())));
                 x.running = Some(scope.spawn(move || {
                     let _end = end;
-                    if let Err(e) = super::runner::deliver_ids_part(engine, spool, ids, Part::Remote)
+                    if let Err(e) =
+                        super::runner::deliver_ids_part(engine, spool, ids, Part::Remote)
                     {
                         log::error!("{e}");
                     }
