@@ -411,7 +411,7 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
                      lanes: &mut Vec<Lane<'_>>,
                      after_local: bool| {
             let (has_local, destination) = destination_of(engine, spool, &id);
-            if (has_local && !after_local) || (destination.is_empty() && !after_local) {
+            if !after_local && (has_local || destination.is_empty()) {
                 if pending.insert(id.clone()) {
                     local_queue.push_back(id);
                 }
