@@ -136,6 +136,8 @@ pub const NETWORK_TEMP: EnhancedStatus = EnhancedStatus::new(Transient, 4, 0);
 pub const NO_ANSWER: EnhancedStatus = EnhancedStatus::new(Transient, 4, 1);
 /// 4.4.2 Bad connection.
 pub const BAD_CONNECTION: EnhancedStatus = EnhancedStatus::new(Transient, 4, 2);
+/// 4.4.5 System congestion (no connection may be opened to the host now).
+pub const CONGESTION: EnhancedStatus = EnhancedStatus::new(Transient, 4, 5);
 /// 4.4.3 Directory server failure (DNS).
 pub const DIRECTORY_TEMP: EnhancedStatus = EnhancedStatus::new(Transient, 4, 3);
 /// 5.4.6 Routing loop detected.

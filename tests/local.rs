@@ -630,7 +630,7 @@ fn include_with_a_thousand_members() {
 /// A turn starts and ends with no `.forward` in the test user's home, also when the test
 /// holding it fails (the drop runs while the panic unwinds), so a failed test never
 /// leaves a `.forward` behind to fail the tests after it.
-fn forward_turn() -> ForwardTurn {
+pub(crate) fn forward_turn() -> ForwardTurn {
     let f = fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -643,7 +643,7 @@ fn forward_turn() -> ForwardTurn {
 }
 
 /// The turn [`forward_turn`] gives: the lock, and the clean-up when it ends.
-struct ForwardTurn {
+pub(crate) struct ForwardTurn {
     _lock: fs::File,
 }
 
@@ -663,7 +663,7 @@ fn remove_test_user_forward() {
 }
 
 /// The test user's `.forward`, written as `text`, owned by the user, mode 0644.
-fn write_forward(text: &str) -> PathBuf {
+pub(crate) fn write_forward(text: &str) -> PathBuf {
     let fwd = test_user().home.join(".forward");
     fs::write(&fwd, text).unwrap();
     std::os::unix::fs::chown(&fwd, Some(test_user().uid), Some(test_user().gid)).unwrap();

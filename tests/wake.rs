@@ -781,3 +781,198 @@ fn a_burst_to_the_runner_shares_sessions() {
     assert!(n <= 2, "{n} sessions for 10 messages");
     runner.stop();
 }
+
+/// A root runner whose aliases file holds `aliases` (`OPEN` in it names a directory
+/// anyone may write, for the flags a command alias makes and waits for), with a relay
+/// to `port` whose final dot may take 30 seconds; the env, and the open directory.
+fn slow_local_env(port: u16, aliases: &str, extra: &str) -> (Env, PathBuf) {
+    let env = slow_relay_env(port);
+    let open = env.dir.join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let file = env.dir.join("aliases");
+    fs::write(&file, aliases.replace("OPEN", open.to_str().unwrap())).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    env.add_config(&format!("ALIASES {}\n{extra}", file.display()));
+    (env, open)
+}
+
+/// A command alias that runs until it is let go (a program that takes long), and root's
+/// mail submitted while it runs: root's mail is in its mailbox while the command still
+/// runs; then the command ends, and each message was delivered once.
+#[test]
+fn local_mail_is_not_held_behind_a_slow_program() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let (env, open) = slow_local_env(
+        peer.port,
+        "slowprog: \"|/bin/sh -c 'touch OPEN/started; while [ ! -e OPEN/go ]; do sleep 0.1; done; cat >/dev/null'\"\n",
+        "",
+    );
+    let runner = Runner::listening(&env);
+    env.sendmail(&["slowprog"], MSG).code(0);
+    wait_until_or(
+        Duration::from_secs(30),
+        "the command to start",
+        || env.listing(),
+        || open.join("started").exists(),
+    );
+    env.sendmail(&["root"], MSG).code(0);
+    let mbox = env.dir.join("mail/root");
+    let arrived = wait_for_true(Duration::from_secs(25), || count_in(&mbox) == 1);
+    let still_queued = env.entries().len();
+    fs::write(open.join("go"), "").unwrap();
+    assert!(
+        arrived,
+        "root's mail waited for the command: {}",
+        env.listing()
+    );
+    assert_eq!(still_queued, 1, "the command's entry was still queued");
+    env.wait_until_empty(Duration::from_secs(30));
+    assert_eq!(count_in(&mbox), 1, "each message once");
+    runner.stop();
+}
+
+/// Whether `cond` held within `limit` (polled).
+fn wait_for_true(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// One message to root and to a server that takes 30 seconds to answer its final dot:
+/// root's copy is in its mailbox while that reply is still awaited; then the server
+/// takes its copy, once.
+#[test]
+fn a_messages_local_recipients_do_not_wait_for_its_remote_ones() {
+    let Some((_scratch, peer)) = start_peer(&[("STALL", "30")]) else {
+        return;
+    };
+    let env = slow_relay_env(peer.port);
+    let runner = Runner::listening(&env);
+    env.sendmail(&["stall@example.org", "root"], MSG).code(0);
+    let mbox = env.dir.join("mail/root");
+    wait_until_or(
+        Duration::from_secs(25),
+        "root's copy while the slow server has not answered",
+        || format!("{}\n{}", peer.transcript(), env.listing()),
+        || count_in(&mbox) == 1,
+    );
+    assert!(
+        peer.messages().is_empty(),
+        "the slow server answered before root's copy arrived: {}",
+        peer.transcript()
+    );
+    assert_eq!(peer.wait_for(1, Duration::from_secs(60)).len(), 1);
+    env.wait_until_empty(Duration::from_secs(20));
+    assert_eq!(peer.messages().len(), 1, "each copy once");
+    assert_eq!(count_in(&mbox), 1, "each copy once");
+    runner.stop();
+}
+
+/// A user whose `.forward` sends their mail to a server that takes 30 seconds to answer
+/// its final dot: root's mail submitted after theirs is in its mailbox while that reply
+/// is still awaited; the forwarded copy then reaches the server, once.
+#[test]
+fn local_mail_is_not_held_behind_a_forward_to_a_slow_server() {
+    if !crate::harness::is_root() || !can_switch_user() {
+        return;
+    }
+    let _turn = crate::local::forward_turn();
+    let Some((_scratch, peer)) = start_peer(&[("STALL", "30")]) else {
+        return;
+    };
+    crate::local::write_forward("stallfw@example.org\n");
+    let env = slow_relay_env(peer.port);
+    let runner = Runner::listening(&env);
+    env.sendmail(&[crate::harness::TEST_USER], MSG).code(0);
+    peer.wait_transcript("DATA-END", Duration::from_secs(30));
+    env.sendmail(&["root"], MSG).code(0);
+    let mbox = env.dir.join("mail/root");
+    wait_until_or(
+        Duration::from_secs(25),
+        "root's mail while the forwarded copy's server has not answered",
+        || format!("{}\n{}", peer.transcript(), env.listing()),
+        || count_in(&mbox) == 1,
+    );
+    assert!(
+        peer.messages().is_empty(),
+        "the slow server answered before root's mail arrived: {}",
+        peer.transcript()
+    );
+    let got = peer.wait_for(1, Duration::from_secs(60));
+    assert_eq!(got.len(), 1);
+    assert!(got[0].0.contains("stallfw@example.org"), "{}", got[0].0);
+    env.wait_until_empty(Duration::from_secs(20));
+    assert_eq!(peer.messages().len(), 1, "the forwarded copy once");
+    runner.stop();
+}
+
+/// `O MaxConnections=1` and three entries for one relay host that takes 8 seconds to
+/// answer each final dot, each with other recipients (none, root, another relay's): the
+/// runner delivers them in different threads, yet while the first message's reply is
+/// awaited no other session to that host begins a transaction; each message is taken
+/// once.
+#[test]
+fn max_connections_holds_across_the_runners_deliveries() {
+    let Some((_s1, slow)) = start_peer(&[("STALL", "8")]) else {
+        return;
+    };
+    let Some((_s2, fast)) = start_peer(&[]) else {
+        return;
+    };
+    let env = Env::new();
+    let table = env.dir.join("relays");
+    fs::write(
+        &table,
+        format!(
+            "slow.example 127.0.0.1:{}\nfast.example 127.0.0.1:{}\n",
+            slow.port, fast.port
+        ),
+    )
+    .unwrap();
+    env.add_config(&format!(
+        "RELAYTABLE {}\nO Timeout.connect=5s\nO Timeout.datafinal=60s\nO MaxConnections=1\n",
+        table.display()
+    ));
+    let runner = Runner::listening(&env);
+    env.sendmail(&["stalla@slow.example"], MSG).code(0);
+    slow.wait_transcript("DATA-END", Duration::from_secs(30));
+    env.sendmail(&["stallb@slow.example", "root"], MSG).code(0);
+    env.sendmail(&["stallc@slow.example", "f@fast.example"], MSG)
+        .code(0);
+    // Until the first reply: the sessions that began a transaction.
+    wait_until_or(
+        Duration::from_secs(60),
+        "the first message taken",
+        || slow.transcript(),
+        || !slow.messages().is_empty(),
+    );
+    let mut sessions: Vec<String> = slow
+        .transcript()
+        .lines()
+        .filter(|l| l.split(' ').nth(1) == Some("MAIL"))
+        .filter_map(|l| l.split(' ').next().map(str::to_string))
+        .collect();
+    sessions.sort();
+    sessions.dedup();
+    assert_eq!(
+        sessions.len(),
+        1,
+        "sessions with a transaction while the first reply was awaited: {}",
+        slow.transcript()
+    );
+    assert_eq!(slow.wait_for(3, Duration::from_secs(90)).len(), 3);
+    env.wait_until_empty(Duration::from_secs(30));
+    assert_eq!(slow.messages().len(), 3, "each message once");
+    assert_eq!(fast.messages().len(), 1);
+    assert_eq!(count_in(&env.dir.join("mail/root")), 1);
+    runner.stop();
+}

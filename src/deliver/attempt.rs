@@ -105,8 +105,24 @@ impl Conn {
             // opened below. Counted as busy from here.
             self.give_up_slot();
             let key: cache::Key = (targets.to_vec(), mx);
-            self.session = cache::acquire(&key, cache::WAIT_FOR_BUSY, cache::parallel());
-            self.key = Some(key);
+            match cache::acquire(&key, cache::WAIT_FOR_BUSY, cache::parallel()) {
+                Ok(s) => {
+                    self.session = s;
+                    self.key = Some(key);
+                }
+                // Not `dead`: the next message to these hosts waits for a connection again.
+                Err(cache::Full) => {
+                    return Err(reply::Reply::with_status(
+                        451,
+                        status::CONGESTION,
+                        format_args!(
+                            "too many connections to {}",
+                            targets.first().map_or("", |t| t.0.as_str())
+                        ),
+                    )
+                    .into());
+                }
+            }
         }
         let reused = self.session.as_ref().is_some_and(Session::was_used);
         // The check costs a round trip per message. Unless a transcript shows it (where
@@ -282,12 +298,30 @@ fn refused_for_now(f: &OpenFailure) -> bool {
 /// One worker's connections, by relay.
 pub type Conns = std::collections::HashMap<Relay, Conn>;
 
+/// Which of an entry's open recipients an attempt delivers to (the runner's wake-up
+/// deliveries: `wake.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Part {
+    /// Every open recipient.
+    #[default]
+    All,
+    /// The local recipients only, aliases and `.forward` files expanded first; the
+    /// remote recipients (those expansions added too) are left open, and while any is
+    /// left the attempt is not counted (its number, back-off and `retry` mark stay), so
+    /// that the remote part is tried at once, as the entry's first attempt, elsewhere.
+    Local,
+    /// The remote recipients only (nothing is expanded): the local ones stay open.
+    Remote,
+}
+
 /// What one worker thread keeps between entries.
 pub struct Worker {
     pub conns: Conns,
     /// The resolver, made on the first MX lookup.
     pub dns: Option<Result<dns::Dns, String>>,
     pub index: usize,
+    /// Which recipients the next attempt delivers to.
+    pub part: Part,
 }
 
 impl Worker {
@@ -296,6 +330,7 @@ impl Worker {
             conns: Conns::new(),
             dns: None,
             index,
+            part: Part::All,
         }
     }
 
@@ -472,19 +507,39 @@ pub fn attempt(
     mut look: Option<&mut Lookahead<'_>>,
 ) -> Result<Attempt, Fatal> {
     let started = std::time::Instant::now();
+    // An entry `rsendmail-admin bounce` marked returns every open recipient at once.
+    let part = if locked.entry.state.bounce.is_some() {
+        Part::All
+    } else {
+        w.part
+    };
     // Aliases met here and `.forward` files first: their targets join this entry and go
     // out with its other recipients in this attempt (`expand_at_delivery`).
-    let (expanded, refused) = if locked.entry.state.bounce.is_none() {
+    let (expanded, refused) = if locked.entry.state.bounce.is_none() && part != Part::Remote {
         expand_at_delivery(engine, locked, out)?
     } else {
         (Vec::new(), Vec::new())
     };
     let env = locked.entry.envelope.clone();
     let mut result = Attempt::default();
+    let is_local = |i: usize| {
+        env.recipients
+            .get(i)
+            .is_some_and(|r| route(engine, &r.address) == Route::Local)
+    };
     let open: Vec<usize> = open_recipients(locked)
         .into_iter()
         .filter(|&i| !expanded.iter().any(|o| o.rcpt == i))
+        .filter(|&i| match part {
+            Part::All => true,
+            Part::Local => is_local(i),
+            Part::Remote => !is_local(i),
+        })
         .collect();
+    // Nothing of this part to do: the entry is left as it is, not counted as tried.
+    if part != Part::All && open.is_empty() && expanded.is_empty() && refused.is_empty() {
+        return Ok(result);
+    }
     let qf_error = |e: std::io::Error| Fatal::new(Sysexit::IoErr, format!("qf{}: {e}", env.id));
     // The message (header block and body) and its length, for every transport.
     let qf = locked.entry.file.try_clone().map_err(qf_error)?;
@@ -501,7 +556,9 @@ pub fn attempt(
     };
     // Our own Received field counts, as sendmail counts the one it adds (a message that
     // came with 25 is one hop too many for MaxHopCount=25: `hop-received-25`).
-    let Worker { conns, dns, index } = w;
+    let Worker {
+        conns, dns, index, ..
+    } = w;
     // The resolver (and its runtime) is made on the first MX lookup only, and this
     // host's names (gethostname(2)) are asked for then too: mail through a smarthost
     // needs neither.
@@ -665,6 +722,15 @@ pub fn attempt(
     }
     say(out, &rec.said);
     let mut rec = rec;
+    // The local part of an entry whose remote part is still to go: not counted as an
+    // attempt (`Part::Local`), so that the remote part goes out at once.
+    if part == Part::Local
+        && (0..env.recipients.len()).any(|i| !rec.state.of(i).is_final() && !is_local(i))
+    {
+        rec.state.attempts = before.attempts;
+        rec.state.next_attempt = before.next_attempt;
+        rec.state.retry = before.retry;
+    }
     let owed = !before.owed.is_empty();
     if owed {
         bounce::join_owed(engine, &env, &mut rec.reports, &before, &rec.transcript);

@@ -25,6 +25,11 @@
 //!   gets one session per run, a slow one up to `O MaxConnections=` in parallel. A queue
 //!   run of many entries lets its workers keep [`parallel`] connections to the same hosts
 //!   busy before they wait (`runner::parallel_sessions`).
+//! - `O MaxConnections=` bounds the connections to the same hosts in the whole process,
+//!   whichever run or delivery thread opens them (the periodic runner delivers several
+//!   destinations' entries at once, and an entry for a host may go with another
+//!   destination's): one more waits for one of them to be put back or given up, up to
+//!   [`WAIT_FOR_LIMIT`] (or until the process stops), and is deferred after that.
 
 use super::plan::{Relay, Route};
 use super::smtp::{Session, Transcript};
@@ -38,6 +43,15 @@ pub type Key = (Relay, bool);
 /// How long a worker waits for the connection another worker is using to the same hosts
 /// before it opens one of its own (within `O MaxConnections=`).
 pub const WAIT_FOR_BUSY: Duration = Duration::from_millis(500);
+
+/// How long a delivery waits for one of the `O MaxConnections=` connections to its
+/// hosts to be free before its message is deferred.
+pub const WAIT_FOR_LIMIT: Duration = Duration::from_secs(600);
+
+/// [`acquire`] found `O MaxConnections=` connections to the hosts in use for
+/// [`WAIT_FOR_LIMIT`], or the process is stopping.
+#[derive(Debug)]
+pub struct Full;
 
 thread_local! {
     /// How many connections to the same hosts [`acquire`] lets this thread's run have at
@@ -71,8 +85,10 @@ struct Inner {
     busy: Vec<Key>,
     /// Workers waiting in [`acquire`] for a busy connection, by key.
     waiting: Vec<Key>,
-    /// `O ConnectionCacheSize=`, `O ConnectionCacheTimeout=` (set by [`configure`]).
+    /// `O ConnectionCacheSize=`, `O ConnectionCacheTimeout=`, `O MaxConnections=` (0:
+    /// no bound) (set by [`configure`]).
     size: usize,
+    max: usize,
     timeout: Duration,
     reaper: bool,
 }
@@ -96,34 +112,54 @@ fn lock() -> std::sync::MutexGuard<'static, Inner> {
     CACHE.inner.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Set the cache's size and idle time (from the engine, before the first delivery).
-pub fn configure(size: usize, timeout: Duration) {
+/// Set the cache's size and idle time, and the connections to the same hosts the
+/// process may have at once, `max` (from the engine, before the first delivery).
+pub fn configure(size: usize, timeout: Duration, max: usize) {
     let mut c = lock();
     c.size = size;
     c.timeout = timeout;
+    c.max = max;
 }
 
 /// A connection for `key`, counted as busy until it is [`put`] back: the idle one used
-/// last (`Some`), or, when there is none, leave to open one (`None`). While other
+/// last (`Ok(Some)`), or, when there is none, leave to open one (`Ok(None)`). While other
 /// workers are using `parallel` connections to `key` (or more), wait up to `wait` for one
-/// to be put back (one session for a fast server when `parallel` is 1); connections idle
-/// past the timeout are closed first.
-pub fn acquire(key: &Key, wait: Duration, parallel: usize) -> Option<Session> {
-    let deadline = Instant::now() + wait;
+/// to be put back (one session for a fast server when `parallel` is 1); while the
+/// process has `O MaxConnections=` connections to `key` open, wait for one up to
+/// [`WAIT_FOR_LIMIT`], then `Err(Full)` (as when the process stops meanwhile).
+/// Connections idle past the timeout are closed first.
+pub fn acquire(key: &Key, wait: Duration, parallel: usize) -> Result<Option<Session>, Full> {
+    let started = Instant::now();
+    let deadline = started + wait;
     let mut expired = Vec::new();
     let got = {
         let mut c = lock();
         let got = loop {
             expired.extend(drain_expired(&mut c));
             if let Some(at) = c.idle.iter().rposition(|i| &i.key == key) {
-                break Some(c.idle.remove(at).session);
+                break Ok(Some(c.idle.remove(at).session));
             }
             let now = Instant::now();
-            if c.busy.iter().filter(|k| *k == key).count() < parallel.max(1) || now >= deadline {
-                break None;
+            let busy = c.busy.iter().filter(|k| *k == key).count();
+            let full = c.max > 0 && busy >= c.max;
+            if !full && (busy < parallel.max(1) || now >= deadline) {
+                break Ok(None);
             }
+            if full && (now.duration_since(started) >= WAIT_FOR_LIMIT || super::runner::stopping())
+            {
+                break Err(Full);
+            }
+            // At the bound: looked at again at least twice a second (a stop).
+            let until = if full {
+                now + Duration::from_millis(500)
+            } else {
+                deadline
+            };
             c.waiting.push(key.clone());
-            c = match CACHE.changed.wait_timeout(c, deadline - now) {
+            c = match CACHE
+                .changed
+                .wait_timeout(c, until.saturating_duration_since(now))
+            {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };
@@ -131,7 +167,9 @@ pub fn acquire(key: &Key, wait: Duration, parallel: usize) -> Option<Session> {
                 c.waiting.remove(at);
             }
         };
-        c.busy.push(key.clone());
+        if got.is_ok() {
+            c.busy.push(key.clone());
+        }
         got
     };
     quit(expired);

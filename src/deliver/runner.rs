@@ -8,7 +8,7 @@
 //! one's final dot; that entry is then the worker's next attempt, whatever the attempts
 //! queued meanwhile, and on a stop it is unlocked untouched.
 
-use super::attempt::{Attempt, Lookahead, Worker, attempt};
+use super::attempt::{Attempt, Lookahead, Part, Worker, attempt};
 use super::cache;
 use super::engine::Engine;
 use super::plan::{Route, route};
@@ -137,7 +137,17 @@ pub fn deliver_ids(
     verbose: bool,
     queue_run: bool,
 ) -> Result<Vec<Attempt>, Fatal> {
-    let r = deliver_ids_then(engine, spool, ids, verbose, queue_run, None, None, None);
+    let r = deliver_ids_then(
+        engine,
+        spool,
+        ids,
+        verbose,
+        queue_run,
+        None,
+        None,
+        None,
+        Part::All,
+    );
     close_connections(verbose);
     r
 }
@@ -172,7 +182,17 @@ fn deliver_batches(
     let first = take(run).unwrap_or_default();
     let listed = run.listed();
     let r = if run.done() {
-        deliver_ids_then(engine, spool, first, verbose, true, None, None, None)
+        deliver_ids_then(
+            engine,
+            spool,
+            first,
+            verbose,
+            true,
+            None,
+            None,
+            None,
+            Part::All,
+        )
     } else {
         std::thread::scope(|scope| {
             // A rendezvous: the next batch is opened, then waits for a worker to ask for
@@ -190,7 +210,17 @@ fn deliver_batches(
             let mut next = move || rx.recv().ok();
             let more: More<'_> = Mutex::new(&mut next);
             let more = Some((&more, listed));
-            deliver_ids_then(engine, spool, first, verbose, true, None, None, more)
+            deliver_ids_then(
+                engine,
+                spool,
+                first,
+                verbose,
+                true,
+                None,
+                None,
+                more,
+                Part::All,
+            )
         })
     };
     close_connections(verbose);
@@ -205,7 +235,63 @@ pub(super) fn deliver_ids_kept(
     ids: Vec<String>,
     queue_run: bool,
 ) -> Result<Vec<Attempt>, Fatal> {
-    deliver_ids_then(engine, spool, ids, false, queue_run, None, None, None)
+    deliver_ids_then(
+        engine,
+        spool,
+        ids,
+        false,
+        queue_run,
+        None,
+        None,
+        None,
+        Part::All,
+    )
+}
+
+/// [`deliver_ids`] of a queue run quietly, each attempt at the entries given restricted
+/// to `part` of their recipients (the entries these attempts queue, reports and
+/// expansions, are attempted whole).
+pub fn deliver_ids_part(
+    engine: &Engine,
+    spool: &Spool,
+    ids: Vec<String>,
+    part: Part,
+) -> Result<Vec<Attempt>, Fatal> {
+    let r = deliver_ids_then(engine, spool, ids, false, true, None, None, None, part);
+    close_connections(false);
+    r
+}
+
+/// One attempt at the local recipients of entry `id` ([`Part::Local`]), when it can be
+/// locked: the entries it queued (reports), for the caller to deliver.
+pub fn deliver_local_part(engine: &Engine, spool: &Spool, id: &str) -> Result<Vec<String>, Fatal> {
+    let mut locked = match spool.lock_entry(id) {
+        Ok(Some(l)) => l,
+        Ok(None) => return Ok(Vec::new()),
+        Err(rsendmail::spool::ReadError::Corrupt(why)) => {
+            log::error!("qf{id}: corrupt queue file moved aside: {why}");
+            if let Err(e) = spool.move_corrupt(id) {
+                log::error!("qf{id}: not moved aside: {e}");
+            }
+            return Ok(Vec::new());
+        }
+        Err(e) => {
+            log::error!("qf{id}: {e}");
+            return Ok(Vec::new());
+        }
+    };
+    let mut w = Worker::new(0);
+    w.part = Part::Local;
+    let mut out: Transcript<'_> = None;
+    let a = attempt(engine, spool, &mut locked, &mut w, &mut out, None);
+    w.close(&mut out);
+    let a = a?;
+    if a.removed {
+        let removals = Removals::new(spool);
+        removals.finish(locked);
+        removals.flush();
+    }
+    Ok(a.new_entries)
 }
 
 /// QUIT the cached connections, unless the process keeps them between runs (they QUIT
@@ -229,7 +315,8 @@ type Accept<'a> = dyn Fn(&LockedEntry) -> bool + Sync + 'a;
 /// submission left to say after the delivery (one worker: an interactive delivery).
 /// `accept`: only the entries it accepts once locked are tried. `more`: where the next
 /// IDs come from once these are taken, and how many entries the run listed (which sizes
-/// the workers and sessions as the IDs given do otherwise).
+/// the workers and sessions as the IDs given do otherwise). `part`: the recipients of
+/// the entries given that their attempts deliver to.
 #[allow(clippy::too_many_arguments)]
 fn deliver_ids_then(
     engine: &Engine,
@@ -240,8 +327,13 @@ fn deliver_ids_then(
     note: Option<&str>,
     accept: Option<&Accept<'_>>,
     more: Option<(&More<'_>, usize)>,
+    part: Part,
 ) -> Result<Vec<Attempt>, Fatal> {
-    cache::configure(engine.cache_size, engine.cache_timeout);
+    cache::configure(
+        engine.cache_size,
+        engine.cache_timeout,
+        engine.max_connections,
+    );
     // The IDs to try, then those the attempts of this run queue (reports, expansions,
     // noted in `queued_here`): these go out in the same run, on the same connections,
     // without a `Running` line of their own (as sendmail delivers a bounce). Moved, not
@@ -385,6 +477,16 @@ fn deliver_ids_then(
                         fetch: &mut fetch,
                     };
                     let look_ahead = (queue_run && !verbose).then_some(&mut look);
+                    // The entries given are restricted to `part`; what this run queued
+                    // goes whole.
+                    w.part = if queued_here
+                        .lock()
+                        .is_ok_and(|h| h.contains(&locked.entry.envelope.id))
+                    {
+                        Part::All
+                    } else {
+                        part
+                    };
                     let res = attempt(engine, spool, &mut locked, &mut w, &mut out, look_ahead);
                     ahead = look.ahead.take();
                     match res {
@@ -559,7 +661,17 @@ pub fn deliver_entry(
         return super::background::deliver(s, engine, id, ids);
     }
     let verbose = s.inv.verbose;
-    let results = deliver_ids_then(engine, &s.spool, ids, verbose, false, note, None, None);
+    let results = deliver_ids_then(
+        engine,
+        &s.spool,
+        ids,
+        verbose,
+        false,
+        note,
+        None,
+        None,
+        Part::All,
+    );
     close_connections(verbose);
     Ok(run_status(&results?, engine.error_mode))
 }
@@ -674,6 +786,7 @@ impl<'a> FollowUp<'a> {
             None,
             Some(&accept),
             None,
+            Part::All,
         ) {
             log::error!("{e}");
             return false;
@@ -738,6 +851,12 @@ fn run_status(attempts: &[Attempt], error_mode: char) -> Sysexit {
 /// Set by SIGTERM/SIGINT, and by SIGHUP in a periodic runner: a queue run starts no
 /// more deliveries, finishes those it holds and stops.
 static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Whether the process is stopping (SIGTERM, SIGINT, SIGHUP's restart): nothing new is
+/// begun.
+pub(super) fn stopping() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
 
 /// Set by SIGTERM/SIGINT only: the deliveries in progress get [`STOP_GRACE`] to end.
 static TERM: AtomicBool = AtomicBool::new(false);

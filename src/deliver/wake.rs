@@ -1,9 +1,10 @@
 //! The periodic runner's wake-up listener: it holds the spool's FIFO
 //! (`SPOOLDIR/wakeup`, `rsendmail::spool::wake`) open, and delivers each entry a
 //! background-mode submission names there at once, with the same code as a queue run
-//! ([`super::runner::deliver_ids`]), beside the interval's runs: each destination in a
-//! delivery thread of its own, so that one slow server holds only the mail for it
-//! ([`serve`]).
+//! ([`super::runner::deliver_ids`]), beside the interval's runs: each entry's local
+//! recipients in a delivery thread of their own, then each remote destination in one of
+//! its own, so that one slow server, program or locked mailbox holds only the mail for
+//! it ([`serve`]).
 //! Run as root (the packaged `rsendmail-queue.service`, `-bd -q<interval>`), it
 //! delivers local mail with the root runner's privilege model (`local.rs`: each mailbox
 //! as its recipient, `|command` and `/file` as their owner), so mail from a user to
@@ -27,10 +28,11 @@
 //! The runner also takes the entries background deliveries left waiting in
 //! `waiting/` ([`super::background`]) each time it wakes.
 
+use super::attempt::Part;
 use super::engine::Engine;
 use rsendmail::app::Setup;
 use rsendmail::spool::{self, Spool, wake};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
@@ -284,14 +286,16 @@ fn listen(spool: &Spool, tell: bool) -> Option<Listener> {
     }
 }
 
-/// Where entry `id` goes, as the runner keeps its deliveries apart: the destinations of
-/// its open recipients ([`super::runner::route_line`]), sorted and joined, so that
-/// every entry for one relay or MX domain has the same one; [`local_lane`] when all of
-/// them are local; empty when the entry cannot be read (its delivery says why).
-fn destination_of(engine: &Engine, spool: &Spool, id: &str) -> String {
+/// Where entry `id` goes, as the runner keeps its deliveries apart: whether any of its
+/// open recipients is local (or the entry cannot be read: its delivery says why), and
+/// the destinations of its open remote recipients ([`super::runner::route_line`]),
+/// sorted and joined, so that every entry for one relay or MX domain has the same one
+/// (empty when there is none).
+fn destination_of(engine: &Engine, spool: &Spool, id: &str) -> (bool, String) {
     let Ok(e) = spool.read_entry(id) else {
-        return String::new();
+        return (true, String::new());
     };
+    let local = super::runner::route_line(&super::plan::Route::Local);
     let mut routes: Vec<String> = e
         .envelope
         .recipients
@@ -302,12 +306,18 @@ fn destination_of(engine: &Engine, spool: &Spool, id: &str) -> String {
         .collect();
     routes.sort();
     routes.dedup();
-    routes.join("\n")
+    let has_local = routes.contains(&local);
+    routes.retain(|r| *r != local);
+    (has_local || e.state.bounce.is_some(), routes.join("\n"))
 }
 
-/// The destination of entries whose recipients are all local.
-fn local_lane() -> String {
-    super::runner::route_line(&super::plan::Route::Local)
+/// How many local deliveries the runner makes at once, at most: four per CPU, at least
+/// eight (each waits for a mailbox's lock or a `|program` more than it works).
+pub fn max_local_deliveries() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .saturating_mul(4)
+        .max(8)
 }
 
 /// Whether entry `id`, named by a poke or a waiting marker when it came, may still be
@@ -318,21 +328,32 @@ fn still_due(spool: &Spool, id: &str) -> bool {
     untried(spool, id) || spool.read_entry(id).is_ok_and(|e| e.state.retry)
 }
 
-/// The entries a poke or `waiting/` gave the runner for one destination
+/// The entries a poke or `waiting/` gave the runner for one remote destination
 /// ([`destination_of`]), and its delivery in progress.
 struct Lane<'scope> {
     destination: String,
-    /// Entry arguments (`ID`, or `+ID` for a report the submission made), in order.
+    /// Entry IDs, in order.
     pending: Vec<String>,
     running: Option<std::thread::ScopedJoinHandle<'scope, ()>>,
 }
 
-/// Says that the delivery of a lane ended, however it ended (a panic too).
-struct Ended(std::sync::mpsc::Sender<String>, String);
+/// A delivery the runner started that ended.
+enum End {
+    /// The local part of an entry ([`super::runner::deliver_local_part`]), and the
+    /// entries it queued.
+    Local(String, Vec<String>),
+    /// A remote destination's delivery.
+    Remote(String),
+}
+
+/// Says that a delivery ended, however it ended (a panic too).
+struct Ended(std::sync::mpsc::Sender<End>, Option<End>);
 
 impl Drop for Ended {
     fn drop(&mut self) {
-        let _ = self.0.send(std::mem::take(&mut self.1));
+        if let Some(end) = self.1.take() {
+            let _ = self.0.send(end);
+        }
     }
 }
 
@@ -347,14 +368,21 @@ fn join(h: std::thread::ScopedJoinHandle<'_, ()>) {
 /// tried), and the entries background deliveries left waiting; every second, make the
 /// endpoint again if it is missing, was removed or was replaced.
 ///
-/// Deliveries run at once, each in a thread of its own, one per destination
-/// ([`destination_of`]: a relay, an MX domain, or local): a slow server delays only the
-/// entries for it, local mail goes to the mailboxes while a remote server is still
-/// answering, and the entries poked while a destination's delivery is in progress go
-/// together once it ends, over its cached connection (so a burst keeps to few
-/// sessions). At most `O MaxBackgroundDeliveries=` remote destinations are delivered to
-/// at once (the runner takes the background deliveries' place); local mail always has
-/// its own. The entry locks keep an entry to one attempt at a time.
+/// Deliveries run at once, in threads of their own, so that nothing waits for what it
+/// does not need:
+/// - the local recipients of an entry first, each entry in a thread of its own, up to
+///   [`max_local_deliveries`] at once (never behind the remote ones): a slow `|program`
+///   or a mailbox its user keeps locked delays only the mail for it;
+/// - then its remote recipients (those a `.forward` gave too), one thread per
+///   destination ([`destination_of`]: a relay or an MX domain): a slow server delays
+///   only the entries for it, and the entries poked while a destination's delivery is
+///   in progress go together once it ends, over its cached connection (so a burst keeps
+///   to few sessions). At most `O MaxBackgroundDeliveries=` remote destinations are
+///   delivered to at once (the runner takes the background deliveries' place), and at
+///   most `O MaxConnections=` connections go to one host ([`super::cache`]).
+///
+/// An entry is handed from one to the other, so that the entry lock keeps it to one
+/// attempt at a time.
 ///
 /// Once `stop` is set the endpoint is closed at once ([`Listener::close`]), the entries
 /// whose turn had not come are left in `waiting/` for the next runner or background
@@ -364,16 +392,46 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
     let mut l = listen(&s.spool, true);
     let mut checked = Instant::now();
     let spool = &s.spool;
-    let local = local_lane();
     let max_remote = engine.max_background.max(1);
+    let max_local = max_local_deliveries();
     std::thread::scope(|scope| {
-        let (ended, ends) = std::sync::mpsc::channel::<String>();
+        let (ended, ends) = std::sync::mpsc::channel::<End>();
         let mut lanes: Vec<Lane<'_>> = Vec::new();
-        // The IDs of every lane's `pending`: a burst of pokes is looked up, not scanned.
+        // Entries whose local part is still to go, and those being delivered.
+        let mut local_queue: VecDeque<String> = VecDeque::new();
+        let mut local_running: HashMap<String, std::thread::ScopedJoinHandle<'_, ()>> =
+            HashMap::new();
+        // The IDs in `local_queue`, being delivered there, or in a lane's `pending`: a
+        // burst of pokes is looked up, not scanned, and an entry is in one place.
         let mut pending: HashSet<String> = HashSet::new();
+        // Where an entry goes next: its local part, or its remote destination.
+        let place = |id: String,
+                     pending: &mut HashSet<String>,
+                     local_queue: &mut VecDeque<String>,
+                     lanes: &mut Vec<Lane<'_>>,
+                     after_local: bool| {
+            let (has_local, destination) = destination_of(engine, spool, &id);
+            if !after_local && (has_local || destination.is_empty()) {
+                if pending.insert(id.clone()) {
+                    local_queue.push_back(id);
+                }
+                return;
+            }
+            if destination.is_empty() || !pending.insert(id.clone()) {
+                return;
+            }
+            match lanes.iter_mut().find(|x| x.destination == destination) {
+                Some(x) => x.pending.push(id),
+                None => lanes.push(Lane {
+                    destination,
+                    pending: vec![id],
+                    running: None,
+                }),
+            }
+        };
         while !stop.load(Ordering::SeqCst) {
             // Sooner while deliveries run: an ended one may have entries to go next.
-            let pause = if lanes.iter().any(|x| x.running.is_some()) {
+            let pause = if !local_running.is_empty() || lanes.iter().any(|x| x.running.is_some()) {
                 Duration::from_millis(50)
             } else {
                 Duration::from_millis(200)
@@ -394,58 +452,81 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
             }
             args.extend(super::background::take_waiting(spool, usize::MAX, &|_| true).1);
             for arg in args {
-                let id = arg.trim_start_matches('+');
-                if !pending.insert(id.to_string()) {
+                let id = arg.trim_start_matches('+').to_string();
+                if pending.contains(&id) {
                     continue;
                 }
-                let destination = destination_of(engine, spool, id);
-                match lanes.iter_mut().find(|x| x.destination == destination) {
-                    Some(x) => x.pending.push(arg),
-                    None => lanes.push(Lane {
-                        destination,
-                        pending: vec![arg],
-                        running: None,
-                    }),
+                place(id, &mut pending, &mut local_queue, &mut lanes, false);
+            }
+            // The deliveries that ended: a remote destination's lane goes last, so that
+            // one poked all the time does not keep the others waiting; an entry whose
+            // local part ended goes to its remote destination, if it has one.
+            while let Ok(end) = ends.try_recv() {
+                match end {
+                    End::Remote(destination) => {
+                        if let Some(at) = lanes.iter().position(|x| x.destination == destination) {
+                            let mut x = lanes.remove(at);
+                            if let Some(h) = x.running.take() {
+                                join(h);
+                            }
+                            if !x.pending.is_empty() {
+                                lanes.push(x);
+                            }
+                        }
+                    }
+                    End::Local(id, queued) => {
+                        if let Some(h) = local_running.remove(&id) {
+                            join(h);
+                        }
+                        pending.remove(&id);
+                        if still_due(spool, &id) {
+                            place(id, &mut pending, &mut local_queue, &mut lanes, true);
+                        }
+                        for n in queued {
+                            if !pending.contains(&n) {
+                                place(n, &mut pending, &mut local_queue, &mut lanes, false);
+                            }
+                        }
+                    }
                 }
             }
-            // The deliveries that ended: their lanes go last, so that a destination
-            // poked all the time does not keep the others waiting.
-            while let Ok(destination) = ends.try_recv() {
-                if let Some(at) = lanes.iter().position(|x| x.destination == destination) {
-                    let mut x = lanes.remove(at);
-                    if let Some(h) = x.running.take() {
-                        join(h);
-                    }
-                    if !x.pending.is_empty() {
-                        lanes.push(x);
-                    }
+            while local_running.len() < max_local
+                && let Some(id) = local_queue.pop_front()
+            {
+                if !still_due(spool, &id) {
+                    pending.remove(&id);
+                    continue;
                 }
+                let end = Ended(ended.clone(), Some(End::Local(id.clone(), Vec::new())));
+                let who = id.clone();
+                let h = scope.spawn(move || {
+                    let mut end = end;
+                    match super::runner::deliver_local_part(engine, spool, &who) {
+                        Ok(queued) => end.1 = Some(End::Local(who, queued)),
+                        Err(e) => log::error!("{e}"),
+                    }
+                });
+                local_running.insert(id, h);
             }
-            let mut remote = lanes
-                .iter()
-                .filter(|x| x.running.is_some() && x.destination != local)
-                .count();
+            let mut remote = lanes.iter().filter(|x| x.running.is_some()).count();
             for x in lanes.iter_mut() {
-                if x.running.is_some() || x.pending.is_empty() {
-                    continue;
-                }
-                let is_local = x.destination == local;
-                if !is_local && remote >= max_remote {
+                if x.running.is_some() || x.pending.is_empty() || remote >= max_remote {
                     continue;
                 }
                 let ids: Vec<String> = std::mem::take(&mut x.pending)
-                    .iter()
-                    .map(|a| a.trim_start_matches('+').to_string())
+                    .into_iter()
                     .filter(|id| pending.remove(id) && still_due(spool, id))
                     .collect();
                 if ids.is_empty() {
                     continue;
                 }
-                remote += usize::from(!is_local);
-                let end = Ended(ended.clone(), x.destination.clone());
+                remote += 1;
+                let end = Ended(ended.clone(), Some(End::Remote(x.destination.clone())));
                 x.running = Some(scope.spawn(move || {
                     let _end = end;
-                    if let Err(e) = super::runner::deliver_ids(engine, spool, ids, false, true) {
+                    if let Err(e) =
+                        super::runner::deliver_ids_part(engine, spool, ids, Part::Remote)
+                    {
                         log::error!("{e}");
                     }
                 }));
@@ -470,15 +551,32 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
             x.close(spool);
         }
         // Not begun: for the next runner or background delivery. Then the deliveries
-        // in progress finish.
+        // in progress finish; what their local parts leave (their remote part, the
+        // reports they queued) waits too.
+        for id in local_queue.drain(..) {
+            super::background::mark_waiting(spool, &id);
+        }
         for x in lanes.iter_mut() {
-            for arg in x.pending.drain(..) {
-                super::background::mark_waiting(spool, &arg);
+            for id in x.pending.drain(..) {
+                super::background::mark_waiting(spool, &id);
             }
+        }
+        for (_, h) in local_running.drain() {
+            join(h);
         }
         for x in lanes {
             if let Some(h) = x.running {
                 join(h);
+            }
+        }
+        drop(ended);
+        while let Ok(end) = ends.try_recv() {
+            if let End::Local(id, queued) = end {
+                for id in std::iter::once(id).chain(queued) {
+                    if still_due(spool, &id) {
+                        super::background::mark_waiting(spool, &id);
+                    }
+                }
             }
         }
     });
