@@ -642,6 +642,20 @@ pub(crate) fn forward_turn() -> ForwardTurn {
     ForwardTurn { _lock: f }
 }
 
+/// A turn for a test that delivers to the test user's mailbox and counts on no
+/// `.forward` being there: a shared hold of [`forward_turn`]'s lock, so that such tests
+/// run together but never while a test has written the test user's `.forward`.
+pub(crate) fn mailbox_turn() -> fs::File {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(std::env::temp_dir().join("rsendmail-tests-forward.lock"))
+        .unwrap();
+    f.lock_shared().unwrap();
+    f
+}
+
 /// The turn [`forward_turn`] gives: the lock, and the clean-up when it ends.
 pub(crate) struct ForwardTurn {
     _lock: fs::File,

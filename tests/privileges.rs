@@ -194,6 +194,8 @@ fn per_user_spool_reached_through_another_users_link_or_directory_is_refused() {
 
 #[test]
 fn per_user_default_spool_without_config() {
+    // The test user's mailbox is delivered to: no `.forward` meanwhile.
+    let _turn = crate::local::mailbox_turn();
     if !can_switch_user() {
         return;
     }
