@@ -181,7 +181,8 @@ fn deliver_batches(
     };
     let first = take(run).unwrap_or_default();
     let listed = run.listed();
-    let r = if run.done() {
+    // The run's IDs from the first batch on, and where the next batches come from.
+    let run_from = |more: Option<(&More<'_>, usize)>| {
         deliver_ids_then(
             engine,
             spool,
@@ -190,9 +191,12 @@ fn deliver_batches(
             true,
             None,
             None,
-            None,
+            more,
             Part::All,
         )
+    };
+    let r = if run.done() {
+        run_from(None)
     } else {
         std::thread::scope(|scope| {
             // A rendezvous: the next batch is opened, then waits for a worker to ask for
@@ -209,18 +213,7 @@ fn deliver_batches(
             });
             let mut next = move || rx.recv().ok();
             let more: More<'_> = Mutex::new(&mut next);
-            let more = Some((&more, listed));
-            deliver_ids_then(
-                engine,
-                spool,
-                first,
-                verbose,
-                true,
-                None,
-                None,
-                more,
-                Part::All,
-            )
+            run_from(Some((&more, listed)))
         })
     };
     close_connections(verbose);
@@ -265,20 +258,8 @@ pub fn deliver_ids_part(
 /// One attempt at the local recipients of entry `id` ([`Part::Local`]), when it can be
 /// locked: the entries it queued (reports), for the caller to deliver.
 pub fn deliver_local_part(engine: &Engine, spool: &Spool, id: &str) -> Result<Vec<String>, Fatal> {
-    let mut locked = match spool.lock_entry(id) {
-        Ok(Some(l)) => l,
-        Ok(None) => return Ok(Vec::new()),
-        Err(rsendmail::spool::ReadError::Corrupt(why)) => {
-            log::error!("qf{id}: corrupt queue file moved aside: {why}");
-            if let Err(e) = spool.move_corrupt(id) {
-                log::error!("qf{id}: not moved aside: {e}");
-            }
-            return Ok(Vec::new());
-        }
-        Err(e) => {
-            log::error!("qf{id}: {e}");
-            return Ok(Vec::new());
-        }
+    let Ok(mut locked) = lock_for_attempt(spool, id) else {
+        return Ok(Vec::new());
     };
     let mut w = Worker::new(0);
     w.part = Part::Local;
@@ -292,6 +273,37 @@ pub fn deliver_local_part(engine: &Engine, spool: &Spool, id: &str) -> Result<Ve
         removals.flush();
     }
     Ok(a.new_entries)
+}
+
+/// Why an entry was not locked for an attempt ([`lock_for_attempt`]).
+enum NotLocked {
+    /// Another process holds it, it is gone, or it could not be read (logged).
+    Skipped,
+    /// A full read found it damaged: logged and moved to `corrupt/`.
+    MovedAside,
+}
+
+/// Lock entry `id` for an attempt. A corrupt one is logged and moved to `corrupt/`
+/// (logged too when that fails); any other read error is logged and the entry skipped.
+fn lock_for_attempt(spool: &Spool, id: &str) -> Result<LockedEntry, NotLocked> {
+    match spool.lock_entry(id) {
+        Ok(Some(l)) => Ok(l),
+        Ok(None) => Err(NotLocked::Skipped),
+        Err(rsendmail::spool::ReadError::Corrupt(why)) => {
+            log::error!("qf{id}: corrupt queue file moved aside: {why}");
+            match spool.move_corrupt(id) {
+                Ok(()) => Err(NotLocked::MovedAside),
+                Err(e) => {
+                    log::error!("qf{id}: not moved aside: {e}");
+                    Err(NotLocked::Skipped)
+                }
+            }
+        }
+        Err(e) => {
+            log::error!("qf{id}: {e}");
+            Err(NotLocked::Skipped)
+        }
+    }
 }
 
 /// QUIT the cached connections, unless the process keeps them between runs (they QUIT
@@ -412,24 +424,17 @@ fn deliver_ids_then(
                             cache::set_parallel(parallel());
                             let own = !queued_here.lock().is_ok_and(|h| h.contains(&id));
                             seq += usize::from(own);
-                            let locked = match spool.lock_entry(&id) {
-                                Ok(Some(l)) => l,
-                                Ok(None) => continue,
-                                Err(rsendmail::spool::ReadError::Corrupt(why)) => {
-                                    // Damage only a full read finds (the message's sum): said
-                                    // as a run says the damage its listing finds.
-                                    log::error!("qf{id}: corrupt queue file moved aside: {why}");
-                                    match spool.move_corrupt(&id) {
-                                        Err(e) => log::error!("qf{id}: not moved aside: {e}"),
-                                        Ok(()) if queue_run || verbose => rsendmail::outln!(
+                            let locked = match lock_for_attempt(spool, &id) {
+                                Ok(l) => l,
+                                Err(NotLocked::Skipped) => continue,
+                                // Damage only a full read finds (the message's sum): said
+                                // as a run says the damage its listing finds.
+                                Err(NotLocked::MovedAside) => {
+                                    if queue_run || verbose {
+                                        rsendmail::outln!(
                                             "qf{id}: corrupt queue file moved to corrupt/"
-                                        ),
-                                        Ok(()) => {}
+                                        );
                                     }
-                                    continue;
-                                }
-                                Err(e) => {
-                                    log::error!("qf{id}: {e}");
                                     continue;
                                 }
                             };
