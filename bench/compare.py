@@ -137,11 +137,11 @@ class Rsendmail(WithRunner):
 
     def start_runner(self):
         """The periodic queue runner in the foreground (`-qf -q30m`), ours to stop."""
-        self.spawn_runner([BIN, "-C", self.conf, "-qf", "-q30m"])
+        self.spawn_runner([self.bin, "-C", self.conf, "-qf", "-q30m"])
 
 
     def run_queue(self):
-        return subprocess.run([BIN, "-C", self.conf, "-q"], stdin=subprocess.DEVNULL)
+        return subprocess.run([self.bin, "-C", self.conf, "-q"], stdin=subprocess.DEVNULL)
 
     def queued(self):
         try:

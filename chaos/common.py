@@ -114,6 +114,29 @@ def wait_until(limit: float, cond, step=0.02) -> bool:
     return cond()
 
 
+def fit_group() -> int:
+    """A group fit for a system spool, as `rsendmail-admin init` wants one: not root's, no
+    members, nobody's primary group (`rsendmail` when it is such a group)."""
+    import grp
+    import pwd
+    primary = {p.pw_gid for p in pwd.getpwall()}
+    fit = [g for g in grp.getgrall()
+           if g.gr_gid != 0 and not g.gr_mem and g.gr_gid not in primary]
+    if not fit:
+        raise RuntimeError("no group fit for a spool (no members, nobody's primary group)")
+    return next((g.gr_gid for g in fit if g.gr_name == "rsendmail"), fit[0].gr_gid)
+
+
+def make_spool(path: Path):
+    """Make the spool at `path` as an install makes it (rsendmail makes no spool a
+    SPOOLDIR names): 2770, and as root in a group fit for it (every program refuses a
+    spool of root's group)."""
+    path.mkdir()
+    if os.geteuid() == 0:
+        os.chown(path, 0, fit_group())
+    os.chmod(path, 0o2770)
+
+
 class Spool:
     """A scratch configuration and spool: SPOOLDIR, MAILNAME, DNS to a closed port (no
     lookup leaves the machine), mailboxes in the scratch directory, plus `extra`."""
@@ -124,9 +147,7 @@ class Spool:
         self.spool = self.dir / "spool"
         self.mail = self.dir / "mail"
         self.mail.mkdir()
-        # Made as an install makes it: rsendmail makes no spool a SPOOLDIR names.
-        self.spool.mkdir()
-        os.chmod(self.spool, 0o2770)
+        make_spool(self.spool)
         self.conf = self.dir / "rsendmail.conf"
         self.conf.write_text(
             f"SPOOLDIR {self.spool}\nMAILNAME chaos.example\n"
@@ -138,8 +159,7 @@ class Spool:
     def reset(self):
         """An empty spool again (made as __init__ makes it: rsendmail makes none)."""
         shutil.rmtree(self.spool, ignore_errors=True)
-        self.spool.mkdir()
-        os.chmod(self.spool, 0o2770)
+        make_spool(self.spool)
 
     def add_config(self, text: str):
         with open(self.conf, "a") as f:

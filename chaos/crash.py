@@ -754,6 +754,13 @@ def queue_runs(ctx) -> list[Row]:
             recovery: (landed, windows, arrivals, entries of the trace)."""
             shutil.rmtree(spool.spool, ignore_errors=True)
             shutil.copytree(template, spool.spool, symlinks=True)
+            # A copy is made in root's group: given the spool's (fit) group again, as
+            # every program requires of a system spool.
+            if os.geteuid() == 0:
+                gid = common.fit_group()
+                for top, dirs, files in os.walk(spool.spool):
+                    for n in [top, *(os.path.join(top, f) for f in dirs + files)]:
+                        os.lchown(n, 0, gid)
             arr = Arrivals(servers)
             try:
                 subprocess.run([*strace_argv(trace, point), *spool.argv(["-qf"])],

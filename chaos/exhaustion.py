@@ -39,7 +39,9 @@ class Tmpfs:
     def __init__(self, path: Path, size: str = "1m", inodes: int | None = None):
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
-        opts = f"size={size},mode=0755"
+        # Of a group fit for a spool, as an install makes one (a spool of root's group
+        # is refused by every program).
+        opts = f"size={size},mode=2770,gid={common.fit_group()}"
         if inodes is not None:
             opts += f",nr_inodes={inodes}"
         subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)],

@@ -231,33 +231,28 @@ def chown_tree(path, user):
             os.chown(n, pw.pw_uid, pw.pw_gid)
 
 
-def posix_acl(uid, perm):
-    """A POSIX ACL (the kernel's extended-attribute form) giving its owner, the user
-    `uid` and the group `perm` (7: rwx, 6: rw), and others nothing."""
-    import struct
-    anyone = 0xFFFFFFFF
-    entries = [(0x01, perm, anyone), (0x02, perm, uid), (0x04, perm, anyone),
-               (0x10, perm, anyone), (0x20, 0, anyone)]
-    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+def fit_group():
+    """The group a system spool is given here, as `rsendmail-admin init` wants one: not
+    root's, no members, nobody's primary group; `rsendmail` when it is such a group,
+    else the first such group of the group file. Its gid."""
+    primary = {p.pw_gid for p in pwd.getpwall()}
+    fit = [g for g in grp.getgrall()
+           if g.gr_gid != 0 and not g.gr_mem and g.gr_gid not in primary]
+    for g in fit:
+        if g.gr_name == "rsendmail":
+            return g.gr_gid
+    if not fit:
+        sys.exit("no group fit for a spool (no members, nobody's primary group)")
+    return fit[0].gr_gid
 
 
-def grant_tree(path, user):
-    """Let `user` read and write the tree at `path` (a spool root made) without making
-    it a member of the spool's group, as the set-gid program's group lets an installed
-    rsendmail's callers in: directories 2770 and files 0660, each with an ACL naming
-    the user (directories also as their default, for what is made in them). Nothing
-    is writable by everyone (a spool everyone may write is refused)."""
-    uid = pwd.getpwnam(user).pw_uid
-    for root, dirs, files in os.walk(path):
-        os.chmod(root, 0o2770)
-        os.setxattr(root, "system.posix_acl_access", posix_acl(uid, 7))
-        os.setxattr(root, "system.posix_acl_default", posix_acl(uid, 7))
-        for f in files:
-            p = os.path.join(root, f)
-            if os.path.islink(p) or not os.path.isfile(p):
-                continue
-            os.chmod(p, 0o660)
-            os.setxattr(p, "system.posix_acl_access", posix_acl(uid, 6))
+def as_setgid_user(user, gid):
+    """The command prefix that runs a program as `user` runs a program installed set-gid
+    to the group `gid` (the spool's): her uid, real gid and groups, and `gid` as the
+    effective gid, as the kernel gives them at such an exec."""
+    pw = pwd.getpwnam(user)
+    return ["setpriv", "--reuid=%d" % pw.pw_uid, "--rgid=%d" % pw.pw_gid,
+            "--egid=%d" % gid, "--init-groups", "--"]
 
 
 def give_to(user, *paths):

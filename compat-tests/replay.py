@@ -52,7 +52,7 @@ import sys
 import tempfile
 
 from common import (DEBIAN_PRIVACY, Case, Fault, Namespace, Sink, as_user, chown_tree, first_queue_id, free_port, give_to,
-                    grant_tree,
+                    as_setgid_user, fit_group,
                     helper, locked, normalise, normalise_xlog, read_xlog, relax_headers)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -70,6 +70,7 @@ def run_case(binary, case, sink):
         spool = os.path.join(work, "spool")
         # Made as an install makes it (rsendmail makes no spool a SPOOLDIR names).
         os.mkdir(spool)
+        os.chown(spool, 0, fit_group())
         os.chmod(spool, 0o2770)
         conf = os.path.join(work, "rsendmail.conf")
         hosts, port = (fault.hosts, fault.port) if fault else (["127.0.0.1"], sink.port)
@@ -111,11 +112,18 @@ def run_case(binary, case, sink):
         # A fault that records (common.RECORDING) is the case's sink.
         rec = fault.recorder if fault and fault.recorder else sink
 
+        # A user's run of the installed program reads the system configuration: `-C`
+        # would make it give up its group, as sendmail gives up its privileges.
+        system_run = []
+
+        def conf_args(user):
+            return [] if user and user is system_run else ["-C", conf]
+
         def sendmail(argv, stdin, user=()):
             if prefix or user:
                 # nsenter and setpriv run the link by its path: its name is still
                 # "sendmail".
-                return subprocess.run(prefix + list(user) + [link, "-C", conf] + argv,
+                return subprocess.run(prefix + list(user) + [link] + conf_args(user) + argv,
                                       input=stdin, capture_output=True, timeout=60, env=env,
                                       cwd=run_dir)
             return subprocess.run(["sendmail", "-C", conf] + argv, executable=link,
@@ -136,22 +144,34 @@ def run_case(binary, case, sink):
             os.makedirs(spool, exist_ok=True)
             chown_tree(spool, case.user)
         elif case.user is not None:
-            # The user reaches root's spool as an installed rsendmail does through its
-            # setgid spool group: here through an ACL naming the user (who is in no
-            # group of the spool's, as in the recording); the owner stays root.
-            grant_tree(spool, case.user)
+            # The user reaches root's spool as an installed rsendmail does: set-gid to
+            # the spool's group, which she is not in (as in the recording).
+            # Its configuration is the system's (/etc/rsendmail/rsendmail.conf, in a
+            # private mount namespace's overlay of /etc: nothing outside it changes).
+            upper, lower_work = os.path.join(scratch, "etc-up"), os.path.join(scratch, "etc-wk")
+            os.mkdir(upper)
+            os.mkdir(lower_work)
+            system_run[:] = (
+                ["unshare", "-m", "--propagation", "private", "--", "sh", "-c",
+                 'mount -t overlay overlay -o lowerdir=/etc,upperdir="$1",workdir="$2" /etc'
+                 ' && mkdir -p /etc/rsendmail && cp "$3" /etc/rsendmail/rsendmail.conf'
+                 ' && shift 3 && exec "$@"', "sh", upper, lower_work, conf]
+                + as_setgid_user(case.user, fit_group()))
+            user = system_run
         if case.paced:
             # The same lock-step driver as the recording (pace.py runs argv as given,
             # so the link's name is argv[0]).
-            run = subprocess.run(prefix + user + [sys.executable, helper("pace.py"), link, "-C",
-                                                  conf] + case.argv(case.args, run_dir, qid),
+            run = subprocess.run(prefix + user + [sys.executable, helper("pace.py"), link]
+                                 + conf_args(user) + case.argv(case.args, run_dir, qid),
                                  input=case.stdin, capture_output=True, timeout=60, env=env,
                                  cwd=run_dir)
         else:
             run = sendmail(case.argv(case.args, run_dir, qid), case.stdin, user)
         if case.sink_mode:
             rec.settle(lambda: locked(spool))
-        queue = sendmail(["-bp"], b"")
+        # The queue is listed by root, or, when it is the user's own spool, by her (root
+        # refuses a spool of a user's group as a system spool).
+        queue = sendmail(["-bp"], b"", user if case.user_queue else ())
 
         def ours(data):
             data = data.replace(spool.encode(), b"QUEUEDIR").replace(run_dir.encode(), b"DIR")

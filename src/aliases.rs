@@ -758,6 +758,15 @@ pub struct Expansion {
     /// are expanded while its place is where the list's queue order puts it, where
     /// sendmail's report lists it (recorded: `alias-bad-order-nested-odq`).
     pub error_queued: Vec<usize>,
+    /// For each of `errors`: the envelope sender of the nearest enclosing alias with an
+    /// owner alias (see [`Expanded::sender`]): the refusal is that owner's to hear of,
+    /// not the message's sender's.
+    pub error_sender: Vec<Option<String>>,
+    /// The aliases with an owner alias expanded, in the order their expansion ended:
+    /// each as written and its owner's envelope sender. Their owner's report says
+    /// `Message delivered to mailing list LIST` after what expanding it refused, as
+    /// sendmail's transcript does (recorded: `owner-list-unknown-odi`).
+    pub owned: Vec<(String, String)>,
     /// The last place in queue order given.
     queued: usize,
     /// What sendmail's `-v` prints while expanding, in order (recorded: `v-alias-remote`,
@@ -773,6 +782,7 @@ impl Expansion {
         self.errors.push(e);
         self.error_ctl.push(via.ctl.clone());
         self.error_at.push(via.at.clone());
+        self.error_sender.push(via.sender.clone());
         self.queued += 1;
         self.error_queued.push(self.queued);
     }
@@ -808,6 +818,12 @@ impl Expansion {
     /// What expanded to the target of `errors[i]` (see [`Expansion::error_ctl`]).
     pub fn ctl_of(&self, i: usize) -> Option<&str> {
         self.error_ctl.get(i).and_then(|c| c.as_deref())
+    }
+
+    /// The list owner's envelope sender for `errors[i]` (see
+    /// [`Expansion::error_sender`]).
+    pub fn sender_of(&self, i: usize) -> Option<&str> {
+        self.error_sender.get(i).and_then(|c| c.as_deref())
     }
 }
 
@@ -1381,15 +1397,15 @@ impl Expander<'_> {
             }
             let said_at = at_prefix(&via);
             let owner_name = format!("owner-{key}");
+            let own = aliases
+                .get(&owner_name)
+                .map(|o| owner_sender(&owner_name, o));
             let via = Via {
-                sender: match aliases.get(&owner_name) {
-                    Some(o) => Some(owner_sender(&owner_name, o)),
-                    None => via.sender,
-                },
+                sender: own.clone().or(via.sender),
                 // The nearest alias controls its members (recorded: `bp-v-alias`,
                 // `bp-v-alias-nested`).
                 ctl: Some(key.clone()),
-                at: None,
+                at: via.at.clone(),
             };
             out.notes.push(format!(
                 "{said_at}{}... aliased to {}",
@@ -1417,6 +1433,9 @@ impl Expander<'_> {
                 }
             }
             chain.pop();
+            if let Some(own) = own {
+                out.owned.push((address::shown(&plain), own));
+            }
             return;
         }
         // `user+detail` is the user's (the detail kept, as sendmail's `host`).

@@ -494,10 +494,20 @@ fn access_cause(f: &DirFacts, need: Access) -> String {
 /// own: [`crate::traffic::open`]), and the files the config names for delivery are there
 /// and well-formed.
 pub fn preflight(s: &Setup) -> Result<(), Fatal> {
+    s.cfg.check_trust(&s.settings, maillog_group(s))?;
     if let Some(p) = &s.inv.traffic_log {
         crate::traffic::install(crate::traffic::open(p)?);
     }
     s.cfg.check_files(&s.settings)
+}
+
+/// The group MAILLOG is made with and may be writable by: the shared spool's (users'
+/// submissions and admin actions hold it and log there too); none for a user's own
+/// spool.
+pub fn maillog_group(s: &Setup) -> Option<u32> {
+    (!s.spool.private)
+        .then(|| std::fs::metadata(&s.spool.dir).ok().map(|m| m.gid()))
+        .flatten()
 }
 
 /// Whether the caller may run this spool's queue: root, or the owner of the directory.
@@ -717,6 +727,9 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             // A missing queue directory first, as sendmail checks it before anything
             // (compat-tests/cases/queuedir-missing-bp).
             s.spool.check_present()?;
+            // A spool of a group unfit for it is not read either: a member of that group
+            // could have planted what it lists (78, as every other use of it).
+            s.spool.check_group()?;
             if s.settings.privacy("restrictmailq") && !may_see_queue(&s.spool) {
                 // sendmail's words and listing end; its exit status stays 0
                 // (compat-tests/cases/bp-restrictmailq).

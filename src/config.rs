@@ -765,6 +765,127 @@ impl Config {
     }
 }
 
+/// A file the configuration names that someone root does not trust could change
+/// ([`Config::untrusted_files`]).
+#[derive(Debug)]
+pub struct UntrustedFile {
+    /// Its keyword or option (`ALIASES`, `CACertFile`).
+    pub what: &'static str,
+    /// Where the configuration names it (`FILE: line N: `), or empty.
+    pub at: String,
+    /// The file as named.
+    pub path: PathBuf,
+    /// What on its path could be changed, and by whom, in the order met.
+    pub risks: Vec<crate::spool::safety::FileRisk>,
+}
+
+impl UntrustedFile {
+    /// The refusal: `FILE: line N: ALIASES /path is refused: the directory ... is
+    /// owned by bob, ...: whoever can change it chooses ...`.
+    pub fn problem(&self) -> String {
+        let what = self
+            .risks
+            .iter()
+            .map(|r| r.text())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let owner = if crate::spool::safety::root_process() {
+            "root's alone"
+        } else {
+            "root's or this user's alone"
+        };
+        format!(
+            "{}{} {} is refused: {what}: whoever can change it, or a directory or link on \
+             its path, {}, so it and every directory above it must be {owner}",
+            self.at,
+            self.what,
+            self.path.display(),
+            match self.what {
+                "ALIASES" => "chooses where local mail goes and which commands run for it",
+                "RELAYTABLE" => "chooses the servers mail is sent to",
+                "AUTHPATH" => "chooses the credentials given to a server",
+                "CERTFILE" => "chooses the certificate and key shown to servers",
+                "CACertFile" => "chooses which servers are believed",
+                "MAILNAME" => "chooses which addresses are local",
+                "MAILLOG" => "chooses what root writes to and where",
+                _ => "chooses what root writes to and where",
+            }
+        )
+    }
+}
+
+impl Config {
+    /// The files this configuration names that a process reads for routing or
+    /// credentials, or writes, each with what on its path someone the process does not
+    /// trust could change ([`crate::spool::safety::file_risks`]: a root process trusts
+    /// root alone): ALIASES (or `O AliasFile=`), RELAYTABLE, AUTHPATH, CERTFILE,
+    /// `O CACertFile=`, a MAILNAME file, MAILLOG (writable by `spool_group`, the shared
+    /// spool's group, or root's, as the programs make it) and `O PidFile=`. Only those with a risk.
+    pub fn untrusted_files(
+        &self,
+        settings: &Settings,
+        spool_group: Option<u32>,
+    ) -> Vec<UntrustedFile> {
+        let alias_file = settings.alias_file.as_ref().unwrap_or(&self.aliases);
+        let mailname = self
+            .mailname
+            .as_deref()
+            .filter(|m| m.starts_with('/'))
+            .map(PathBuf::from);
+        // MAILLOG is made 0660 with the shared spool's group, else the process's.
+        let log_groups: Vec<u32> = spool_group.into_iter().chain([0]).collect();
+        let mut out = Vec::new();
+        for (what, path, groups) in [
+            ("ALIASES", Some(alias_file), &[][..]),
+            ("RELAYTABLE", self.relay_table.as_ref(), &[]),
+            ("AUTHPATH", self.auth_path.as_ref(), &[]),
+            ("CERTFILE", self.cert_file.as_ref(), &[]),
+            ("CACertFile", settings.ca_cert_file.as_ref(), &[]),
+            ("MAILNAME", mailname.as_ref(), &[]),
+            ("MAILLOG", self.maillog.as_ref(), &log_groups),
+            ("PidFile", settings.pid_file.as_ref(), &[]),
+        ] {
+            let Some(p) = path else { continue };
+            let risks = crate::spool::safety::file_risks_trusting(p, groups, spool_group);
+            if risks.is_empty() {
+                continue;
+            }
+            let keyword = self.where_set(what);
+            let at = if keyword.is_empty() {
+                self.where_set(&format!("O {what}"))
+            } else {
+                keyword
+            };
+            out.push(UntrustedFile {
+                what,
+                at,
+                path: p.clone(),
+                risks,
+            });
+        }
+        out
+    }
+
+    /// The first file [`Config::untrusted_files`] names, refused (EX_CONFIG) with who
+    /// could change it; run before anything is read for delivery or written. MAILLOG is
+    /// not among them: the log writer never opens an unsafe one
+    /// ([`crate::log::open_log_file_for`]) and says so, logging to syslog instead, so an
+    /// unsafe log file (Ubuntu's `/var/log` is group-writable) stops no mail.
+    pub fn check_trust(&self, settings: &Settings, spool_group: Option<u32>) -> Result<(), Fatal> {
+        match self
+            .untrusted_files(settings, spool_group)
+            .iter()
+            .find(|u| u.what != "MAILLOG")
+        {
+            Some(u) => Err(Fatal::new(
+                Sysexit::Config,
+                format!("{} (`rsendmail-admin check` says how)", u.problem()),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The PEM text `what` (CERTFILE or CACertFile) must be, as the deliverer's TLS code
 /// reads it (`rsendmail` links no TLS library, so the text and the DER framing are what
 /// is checked here): for CACertFile, at least one certificate block; for CERTFILE, the

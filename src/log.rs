@@ -366,6 +366,15 @@ pub fn open_log_file(path: &Path) -> std::io::Result<File> {
 /// shared spool's) when given; an existing file keeps the owner and mode it has.
 pub fn open_log_file_for(path: &Path, group: Option<u32>) -> std::io::Result<File> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    // Root never makes or appends to a file in a directory someone else could change
+    // (she could swap the file, or the directory, for one of her own or a link).
+    if crate::spool::safety::root_process()
+        && let Some(r) = crate::spool::safety::file_risks(path, &[])
+            .into_iter()
+            .find(|r| !r.file)
+    {
+        return Err(std::io::Error::other(r.text()));
+    }
     let open = |create_new: bool| {
         let mut o = std::fs::OpenOptions::new();
         o.append(true);

@@ -234,6 +234,7 @@ fn open_batch(
     keys: &[IdKey],
 ) -> Sweep {
     let now = clock::now();
+    let root = crate::privs::is_root();
     let mut out = Sweep::default();
     // sendmail's run order (its default QueueSortOrder=priority): the lowest priority
     // first ([`crate::mailq::priority`]: size, recipients, tries by queue runs), the
@@ -255,8 +256,15 @@ fn open_batch(
                     .map(|(_, r)| r.address.as_str())
                     .collect();
                 if filter.is_none_or(|f| f.selects(&id, &env.sender, &rcpts)) {
+                    // A root run takes what waits only for a root deliverer whatever
+                    // its back-off (MinQueueAge still holds).
+                    let not_due = if root && entry.state.waits_for_root(env.recipients.len()) {
+                        entry.state.tried_within(now, min_queue_age)
+                    } else {
+                        !entry.state.is_due(now, min_queue_age)
+                    };
                     let wait = Wait {
-                        not_due: !entry.state.is_due(now, min_queue_age),
+                        not_due,
                         too_young: entry.state.tried_within(now, min_queue_age),
                     };
                     let priority = crate::mailq::priority(&entry);

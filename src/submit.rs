@@ -170,6 +170,12 @@ pub struct Refused {
     /// sendmail's does (recorded: `bounce-exp-inc-writable-odi`,
     /// `bounce-exp-inc-user-prog-odi`).
     pub list_file: Option<crate::status::EnhancedStatus>,
+    /// A program, file or list file named directly as a recipient ([`direct_mailer`]),
+    /// refused with `5.7.1` as a list's program target is. sendmail's report names it
+    /// once, however often it was named (each naming of a program still has its
+    /// transcript line), with its `Final-Recipient:` qualified (`|/bin/true@host`;
+    /// recorded: `argv-prog-twice-remote-odi`, `argv-prog-file-remote-odi`).
+    pub direct: bool,
     /// A list's target or a command-line (or `-t`) address refused as no address
     /// (`b@@x.example`): its RFC 3463 status (`5.1.3`) and its place in queue order
     /// (0 for a command-line address: first among them, in the order said). sendmail's report lists such targets
@@ -185,6 +191,11 @@ pub struct Refused {
     /// (recorded: `argv-bad-order-odq`). [`expand_local`] gives the index of the
     /// recipient whose expansion refused it instead.
     pub list: usize,
+    /// A target of an alias with an owner alias (`owner-LIST`): the owner's envelope
+    /// sender ([`crate::aliases::Expansion::error_sender`]). Its refusal is reported to
+    /// that owner, never to the message's sender, as sendmail's is (recorded:
+    /// `owner-list-unknown-odi`, `owner-list-unknown-odq-q`).
+    pub owner: Option<String>,
 }
 
 impl Refused {
@@ -275,21 +286,27 @@ pub fn expand_local(
     is_local: &dyn Fn(&str) -> bool,
     host: &str,
 ) -> (Vec<Recipient>, Vec<Refused>) {
-    let (out, refused, _) = expand_local_noted(recipients, aliases, is_local, host);
+    let (out, refused, _, _) = expand_local_noted(recipients, aliases, is_local, host);
     (out, refused)
 }
 
+/// The aliases with an owner alias an expansion expanded, each as written with its
+/// owner's envelope sender ([`crate::aliases::Expansion::owned`]).
+pub type Owned = Vec<(String, String)>;
+
 /// [`expand_local`], with the lines sendmail's `-v` prints while expanding
-/// ([`crate::aliases::Expansion::notes`]).
+/// ([`crate::aliases::Expansion::notes`]) and the aliases with an owner alias it
+/// expanded ([`crate::aliases::Expansion::owned`]).
 pub fn expand_local_noted(
     recipients: Vec<Recipient>,
     aliases: Option<&crate::aliases::Aliases>,
     is_local: &dyn Fn(&str) -> bool,
     host: &str,
-) -> (Vec<Recipient>, Vec<Refused>, Vec<String>) {
+) -> (Vec<Recipient>, Vec<Refused>, Vec<String>, Owned) {
     use crate::aliases::{ExpandError, Expander, Target};
     let ex = Expander::system(aliases, is_local, host);
     let mut notes = Vec::new();
+    let mut owned = Vec::new();
     let mut out: Vec<Recipient> = Vec::new();
     let mut refused = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -320,10 +337,12 @@ pub fn expand_local_noted(
                 code: Sysexit::Usage,
                 quiet: false,
                 expanded: None,
-                list_file: None,
+                list_file: Some(crate::status::NOT_AUTHORIZED),
+                direct: true,
                 syntax: None,
                 sets_status: false,
                 list: given,
+                owner: None,
             });
             continue;
         }
@@ -381,15 +400,18 @@ pub fn expand_local_noted(
                     .ctl_of(k)
                     .map(|c| (crate::aliases::ctl_in_report(c).to_string(), final_rcpt)),
                 list_file,
+                direct: false,
                 syntax: e.is_syntax_fault().then(|| {
                     let place = x.error_queued.get(k).copied().unwrap_or(0);
                     (e.reply().1, queued_before + place)
                 }),
                 sets_status: e.sets_status(),
                 list: given,
+                owner: x.sender_of(k).map(str::to_string),
             });
         }
         said_before.extend(said_now);
+        owned.extend(x.owned.iter().cloned());
         if let [one] = x.targets.as_slice()
             && one.sender.is_none()
             && one.target == Target::User(crate::aliases::key_of(&a))
@@ -401,7 +423,7 @@ pub fn expand_local_noted(
             add(&mut out, n);
         }
     }
-    (out, refused, notes)
+    (out, refused, notes, owned)
 }
 
 /// The fields [`missing_headers`] adds when the message lacks them.
@@ -587,6 +609,7 @@ pub fn sort_listed(
                 quiet: false,
                 expanded: None,
                 list_file: None,
+                direct: false,
                 // Reported as a list's target refused as no address is, with its
                 // status, no reason line and its `553` transcript line (recorded:
                 // `argv-syntax-reject5-odi`); among those, before a list's targets.
@@ -598,6 +621,7 @@ pub fn sort_listed(
                 // `syntax-before-unknown-odq` (64).
                 sets_status: e.sets_status(),
                 list: l.list,
+                owner: None,
             }),
         }
     }
@@ -793,7 +817,7 @@ pub fn submit<R: BufRead>(
         let path = settings.alias_file.as_ref().unwrap_or(&cfg.aliases);
         crate::aliases::Aliases::load(path).ok()
     };
-    let (envelope_recipients, refused_local, notes) =
+    let (envelope_recipients, refused_local, notes, owned) =
         expand_local_noted(recipients.clone(), aliases.as_ref(), &is_local, &host);
     // `-v`: what the expansion did, as sendmail tells it (recorded: `v-alias-remote`,
     // `v-include`).
@@ -804,8 +828,19 @@ pub fn submit<R: BufRead>(
     }
     // sendmail's queue file lists the local recipients first, each group in its queue
     // order (recorded from 8.17: `order-argv-local-odq`, `order-mixed-local-remote`).
+    // Where that moves a recipient, each keeps its place in the queue order, where a
+    // `.forward` met at delivery puts its targets (`Envelope::queue_order`).
+    let moved = envelope_recipients
+        .iter()
+        .skip_while(|r| is_local(&r.address))
+        .any(|r| is_local(&r.address));
     let (mut envelope_recipients, remote): (Vec<Recipient>, Vec<Recipient>) = envelope_recipients
         .into_iter()
+        .enumerate()
+        .map(|(i, r)| Recipient {
+            place: Some(i).filter(|_| moved),
+            ..r
+        })
         .partition(|r| is_local(&r.address));
     envelope_recipients.extend(remote);
     // Unknown users sendmail counts in the queue priority (`Envelope::refused_users`).
@@ -837,9 +872,11 @@ pub fn submit<R: BufRead>(
                 quiet: true,
                 expanded: None,
                 list_file: None,
+                direct: false,
                 syntax: None,
                 sets_status: true,
                 list: 0,
+                owner: None,
             })
             .collect();
         log::info!("{id}: Too many hops {hops} ({max_hops} max)");
@@ -963,6 +1000,7 @@ pub fn submit<R: BufRead>(
 
     let header_bytes = header_block_bytes(&added, &head);
     let notify = req.notify.clone();
+    let reported = failure_wanted(notify.as_deref());
     let envelope = Envelope {
         id: id.clone(),
         created: now,
@@ -1033,7 +1071,9 @@ pub fn submit<R: BufRead>(
             data_offset,
             None,
             false,
-            false,
+            (false, false),
+            &owned,
+            reported,
         );
         // Nothing is queued and the message could be neither saved nor returned: the
         // caller keeps it (sendmail's savemail ends in its panic state there).
@@ -1068,23 +1108,50 @@ pub fn submit<R: BufRead>(
         && envelope.verp.is_none()
         && error_mode != 'q'
         && !(error_mode == 'p' && sender_local);
+    // A list owner's refusals (and its `Message delivered to mailing list` line) go
+    // with the delivery's report to that owner, whoever the sender is (sendmail mails
+    // an owner's errors: compat case bp-v-alias-owner-bounce); a background delivery's
+    // too, in one report as sendmail's (`owner-list-odb`).
+    let owners_hand_over = matches!(mode, DeliveryMode::Interactive | DeliveryMode::Background)
+        && !envelope.sender.is_empty()
+        && envelope.verp.is_none();
+    // RFC 3461: a recipient refused here is reported only when its NOTIFY asks for
+    // failures; `-N` is every address's NOTIFY, a list's members' too (recorded:
+    // `argv-prog-N-never-odi`, `owner-list-N-never-odi`). A return receipt the
+    // delivery sends still carries the refusals' lines (`argv-prog-N-success-odi`).
+    let owners_hand_over = owners_hand_over && reported;
+    let hand_over = hand_over && reported;
+    let (senders, owners) = by_owner(&refused, &envelope);
+    let (owner_owed, owner_notes) = if owners_hand_over {
+        owner_reports(&owners, &owned, &host, &envelope)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let mut handed = false;
-    if let Some(last) = refused.last()
+    let mut owners_handed = false;
+    if (!refused.is_empty() || !owner_notes.is_empty())
         && let Ok(Some(mut locked)) = spool.lock_entry(&id)
     {
         // sendmail keeps the last error said as the entry's message, which mailq shows
         // (recorded: `argv-bad-order-odq`, `(User unknown)`).
-        let why = last.entry_reason();
         let mut state = crate::spool::entry::State {
-            reason: Some(why.to_string()),
+            reason: refused.last().map(|last| last.entry_reason().to_string()),
             ..Default::default()
         };
         if hand_over {
-            state.owed = report_recipients(&refused, &host, &envelope);
-            state.owed_notes = report_notes(&refused);
+            state.owed = report_recipients(&senders, &host, &envelope);
+            state.owed_notes = report_notes(&senders);
+        } else if !reported {
+            // No report owed: the lines alone, for a receipt to carry.
+            state.owed_notes = report_notes(&senders);
         }
+        state.owner_owed = owner_owed;
+        state.owner_notes = owner_notes;
         match locked.record_state(state) {
-            Ok(()) => handed = hand_over,
+            Ok(()) => {
+                handed = hand_over;
+                owners_handed = owners_hand_over;
+            }
             Err(e) => log::warn!("{id}: {}", e.message),
         }
     }
@@ -1103,13 +1170,15 @@ pub fn submit<R: BufRead>(
             data_offset,
             Some(length),
             mode == DeliveryMode::Interactive,
-            handed,
+            (handed, owners_handed),
+            &owned,
+            reported,
         )
     };
     // The report could not be queued: the entry owes it, for the delivery (now or in a
     // queue run) to send with its own; when not even that can be written, the caller is
     // told to try again (a duplicate is better than a loss).
-    if unreturned && !owe_report(spool, &id, &refused, &host, &envelope) {
+    if unreturned && !owe_report(spool, &id, &refused, &owned, &host, &envelope) {
         return Err(Fatal::new(
             Sysexit::TempFail,
             format!("{id}: cannot save rejected email anywhere"),
@@ -1253,7 +1322,9 @@ fn refused_recipients(
     data_offset: u64,
     length: Option<u64>,
     say_later: bool,
-    handed: bool,
+    (handed, owners_handed): (bool, bool),
+    owned: &[(String, String)],
+    reported: bool,
 ) -> (Sysexit, Vec<(String, bool)>, Option<String>, bool) {
     // The first refusal that decides it, as in sendmail: an unknown user after an
     // unbalanced address still does (recorded: `include-unbalanced-empty-odi`,
@@ -1272,7 +1343,7 @@ fn refused_recipients(
         Ok(f.take(length.unwrap_or(u64::MAX)))
     };
     let mode = settings.error_mode.unwrap_or('p');
-    if mode == 'q' {
+    if mode == 'q' && !reported {
         return (code, Vec::new(), None, false);
     }
     let mut unsaved = None;
@@ -1280,6 +1351,65 @@ fn refused_recipients(
         for r in refused.iter().filter(|r| !r.quiet) {
             crate::outln!("{}", r.text);
         }
+    }
+    // NOTIFY without FAILURE: said, and no report to anyone.
+    if !reported {
+        let status = if mode == 'e' { Sysexit::Ok } else { code };
+        return (status, Vec::new(), None, false);
+    }
+    // A list owner's refusals are mailed to the owner, one report each, never to the
+    // sender, nor kept in the sender's dead.letter (recorded: `owner-list-unknown-odq-q`).
+    let (senders, owners) = by_owner(refused, env);
+    let refused = &senders[..];
+    let mut reports = Vec::new();
+    let mut unreturned = None;
+    if !owners_handed {
+        for (owner, list) in &owners {
+            let original = Envelope {
+                sender: owner.clone(),
+                ..env.clone()
+            };
+            // With VERP one report per refused member, to the owner's address for it,
+            // as the delivery's refusals are reported (README, VERP).
+            let groups: Vec<(String, Vec<Refused>, Vec<String>)> = match env.verp.as_deref() {
+                Some(d) => list
+                    .iter()
+                    .map(|r| {
+                        let to = crate::verp::sender(
+                            &qualified(owner, host),
+                            d,
+                            &qualified(r.address.trim_start_matches('\\'), host),
+                        );
+                        (to, vec![r.clone()], report_notes(std::slice::from_ref(r)))
+                    })
+                    .collect(),
+                None => vec![(owner.clone(), list.clone(), owner_notes(owner, list, owned))],
+            };
+            for (to, list, notes) in groups {
+                match mail_refusals(
+                    settings,
+                    full_bounce,
+                    host,
+                    spool,
+                    &original,
+                    &list,
+                    Some(to),
+                    notes,
+                    &open_message,
+                ) {
+                    Ok(r) => reports.push(r),
+                    Err(why) => unreturned = Some(why),
+                }
+            }
+        }
+    }
+    // ErrorMode `q` keeps the sender's report back, not an owner's: a list's owner
+    // is told whatever the mode (recorded: `owner-list-oeq-unknown-odi`).
+    if refused.is_empty() || mode == 'q' {
+        let status = if mode == 'e' { Sysexit::Ok } else { code };
+        return (status, reports, None, unreturned.is_some());
+    }
+    if mode == 'p' {
         // The user at the terminal keeps the message; a sender elsewhere
         // (`-f a@example.com`) gets it mailed back, as sendmail does (compat case
         // bounce-local-unknown) and as the deliverer does.
@@ -1287,7 +1417,7 @@ fn refused_recipients(
         // sendmail's savemail falls back from its dead.letter state to mailing it.
         if sender_local {
             match save_dead_letter(env, open_message, say_later) {
-                Ok(note) => return (code, Vec::new(), note, false),
+                Ok(note) => return (code, reports, note, unreturned.is_some()),
                 Err(why) => unsaved = Some(why),
             }
         }
@@ -1295,9 +1425,9 @@ fn refused_recipients(
     if handed {
         return (
             if mode == 'e' { Sysexit::Ok } else { code },
-            Vec::new(),
+            reports,
             None,
-            false,
+            unreturned.is_some(),
         );
     }
     // To the sender; with VERP to each refused recipient's own sender, one report each
@@ -1324,8 +1454,6 @@ fn refused_recipients(
     // Mailed instead of saved: the whole message goes back, as dead.letter would have
     // kept it (unless the sender asked for the header only).
     let full_bounce = full_bounce || unsaved.is_some();
-    let mut reports = Vec::new();
-    let mut unreturned = None;
     for (to, refused) in groups {
         let real = to.is_some();
         let mail = |to: Option<String>| {
@@ -1337,6 +1465,7 @@ fn refused_recipients(
                 env,
                 &refused,
                 to,
+                report_notes(&refused),
                 &open_message,
             )
         };
@@ -1360,15 +1489,32 @@ fn refused_recipients(
     (status, reports, None, unreturned.is_some())
 }
 
+/// Whether a recipient refused at submission with this NOTIFY (`-N`; `None`: not
+/// given) is reported: unless NOTIFY names NEVER or lacks FAILURE (RFC 3461 §4.1).
+pub fn failure_wanted(notify: Option<&str>) -> bool {
+    let mut probe = Recipient::new(String::new());
+    probe.notify = notify.map(str::to_string);
+    crate::dsn::wanted(&probe, crate::dsn::Kind::Failure)
+}
+
 /// Record in entry `id`'s state the report owed on `refused` (see
 /// `spool::entry::State::owed`); false when it could not be written.
-fn owe_report(spool: &Spool, id: &str, refused: &[Refused], host: &str, env: &Envelope) -> bool {
+fn owe_report(
+    spool: &Spool,
+    id: &str,
+    refused: &[Refused],
+    owned: &[(String, String)],
+    host: &str,
+    env: &Envelope,
+) -> bool {
     let Ok(Some(mut locked)) = spool.lock_entry(id) else {
         return false;
     };
     let mut state = locked.entry.state.clone();
-    state.owed = report_recipients(refused, host, env);
-    state.owed_notes = report_notes(refused);
+    let (senders, owners) = by_owner(refused, env);
+    state.owed = report_recipients(&senders, host, env);
+    state.owed_notes = report_notes(&senders);
+    (state.owner_owed, state.owner_notes) = owner_reports(&owners, owned, host, env);
     match locked.record_state(state) {
         Ok(()) => true,
         Err(e) => {
@@ -1376,6 +1522,85 @@ fn owe_report(spool: &Spool, id: &str, refused: &[Refused], host: &str, env: &En
             false
         }
     }
+}
+
+/// `refused` split by whom their report goes to: the message's sender's (in their
+/// order), and each list owner's ([`Refused::owner`], in the order first met). A
+/// message from `<>` has no owner's sender (`Envelope::owner_sender`): all are its.
+fn by_owner(refused: &[Refused], env: &Envelope) -> (Vec<Refused>, Vec<(String, Vec<Refused>)>) {
+    let mut senders = Vec::new();
+    let mut owners: Vec<(String, Vec<Refused>)> = Vec::new();
+    for r in refused {
+        match r.owner.as_ref().filter(|_| !env.sender.is_empty()) {
+            None => senders.push(r.clone()),
+            Some(o) => match owners.iter_mut().find(|(k, _)| k == o) {
+                Some((_, v)) => v.push(r.clone()),
+                None => owners.push((o.clone(), vec![r.clone()])),
+            },
+        }
+    }
+    (senders, owners)
+}
+
+/// The transcript of `owner`'s report on its refused targets `refused`: their lines,
+/// then sendmail's `Message delivered to mailing list LIST` for each of its lists
+/// expanded (`owned`), as sendmail's transcript has it after the list's expansion
+/// (recorded: `owner-list-unknown-odi`). Only the owner's own lists: another list's
+/// lines are not its to read.
+fn owner_notes(owner: &str, refused: &[Refused], owned: &[(String, String)]) -> Vec<String> {
+    let mut notes = report_notes(refused);
+    notes.extend(
+        owned
+            .iter()
+            .filter(|(_, o)| o == owner)
+            .map(|(list, _)| format!("Message delivered to mailing list {list}")),
+    );
+    notes
+}
+
+/// What the state keeps for the owners' reports the delivery that follows sends
+/// ([`crate::spool::entry::State::owner_owed`], `owner_notes`): each owner's refused
+/// targets and transcript lines, also for an owner none of whose targets was refused
+/// here (its `Message delivered to mailing list` line goes with what the delivery
+/// refuses).
+#[allow(clippy::type_complexity)]
+fn owner_reports(
+    owners: &[(String, Vec<Refused>)],
+    owned: &[(String, String)],
+    host: &str,
+    env: &Envelope,
+) -> (Vec<(String, crate::dsn::RcptReport)>, Vec<(String, String)>) {
+    let mut who: Vec<&str> = owners.iter().map(|(o, _)| o.as_str()).collect();
+    if !env.sender.is_empty() {
+        for (_, o) in owned {
+            if !who.contains(&o.as_str()) {
+                who.push(o);
+            }
+        }
+    }
+    let mut entries = Vec::new();
+    let mut notes = Vec::new();
+    for o in who {
+        let list: &[Refused] = owners
+            .iter()
+            .find(|(k, _)| k == o)
+            .map_or(&[], |(_, v)| v.as_slice());
+        let original = Envelope {
+            sender: o.to_string(),
+            ..env.clone()
+        };
+        entries.extend(
+            report_recipients(list, host, &original)
+                .into_iter()
+                .map(|r| (o.to_string(), r)),
+        );
+        notes.extend(
+            owner_notes(o, list, owned)
+                .into_iter()
+                .map(|n| (o.to_string(), n)),
+        );
+    }
+    (entries, notes)
 }
 
 /// `address` with `@host` when it has no domain.
@@ -1398,6 +1623,7 @@ fn mail_refusals(
     env: &Envelope,
     refused: &[Refused],
     sender: Option<String>,
+    notes: Vec<String>,
     open_message: &dyn Fn() -> std::io::Result<std::io::Take<std::fs::File>>,
 ) -> Result<(String, bool), String> {
     let mut report = crate::dsn::Report {
@@ -1405,7 +1631,7 @@ fn mail_refusals(
         host,
         original: env,
         recipients: report_recipients(refused, host, env),
-        notes: report_notes(refused),
+        notes,
         headers_only: crate::dsn::headers_only(
             env.ret.as_deref(),
             settings.privacy("nobodyreturn"),
@@ -1442,7 +1668,13 @@ fn report_recipients(
 ) -> Vec<crate::dsn::RcptReport> {
     // A list's targets refused as no address come last, in queue order (recorded:
     // `alias-bad-order-odi`, `alias-bad-order-nested-odq`).
-    let others = refused.iter().filter(|r| r.syntax.is_none());
+    // A program named directly more than once is one entry (its transcript line is
+    // said each time: [`report_notes`]).
+    let mut direct_seen = std::collections::HashSet::new();
+    let others = refused
+        .iter()
+        .filter(|r| r.syntax.is_none())
+        .filter(|r| !r.direct || direct_seen.insert(r.address.as_str()));
     let mut syntax: Vec<&Refused> = refused.iter().filter(|r| r.syntax.is_some()).collect();
     syntax.sort_by_key(|r| r.syntax.map(|(_, place)| place));
     others
@@ -1477,11 +1709,20 @@ fn report_recipients(
             crate::dsn::RcptReport {
                 // A target an alias led to: the alias is the Final-Recipient, the
                 // target the X-Actual-Recipient (recorded: `bounce-exp-unknown-user-odi`).
+                // A program or file named directly: qualified as a local user's
+                // name is, the program or file itself the actual recipient.
                 final_recipient: match &r.expanded {
                     Some((_, f)) => f.clone(),
+                    None if r.direct && path.is_none() && !r.address.contains('@') => {
+                        format!("{}@{host}", r.address)
+                    }
                     None => qualified.clone(),
                 },
-                actual_recipient: r.expanded.as_ref().map(|_| qualified.clone()),
+                actual_recipient: match &r.expanded {
+                    Some(_) => Some(qualified.clone()),
+                    None if r.direct && path.is_none() => Some(qualified.clone()),
+                    None => None,
+                },
                 expanded_from: r.expanded.as_ref().map(|(c, _)| c.clone()),
                 original_recipient: None,
                 action: "failed",
@@ -1747,6 +1988,69 @@ mod tests {
                 "553 5.1.3 a@@b.example... Invalid route address",
                 "550 5.1.1 nosuch... User unknown",
                 "553 5.1.3 h@... Hostname required",
+            ]
+        );
+    }
+
+    /// A program, file or list file named directly is reported as a list's program
+    /// target refused for its owner's shell is: `5.7.1`, no Diagnostic-Code, its `550`
+    /// transcript line; a program named twice is one entry with two transcript lines,
+    /// its `Final-Recipient:` qualified (recorded: `argv-prog-twice-remote-odi`,
+    /// `argv-prog-file-remote-odi`, `argv-include-remote-odi`).
+    #[test]
+    fn direct_program_reported_once_with_a_line_per_naming() {
+        let is_local = |a: &str| !a.contains('@');
+        let given = [
+            "|/bin/true",
+            "|/bin/true",
+            "/tmp/f",
+            ":include:/tmp/l",
+            "ok@x",
+        ];
+        let (_, refused) = expand_local(
+            given.iter().map(|a| Recipient::new(*a)).collect(),
+            None,
+            &is_local,
+            "host.example",
+        );
+        let env = Envelope::default();
+        let report = report_recipients(&refused, "host.example", &env);
+        let rows: Vec<(&str, Option<&str>, String, Option<&str>)> = report
+            .iter()
+            .map(|r| {
+                (
+                    r.final_recipient.as_str(),
+                    r.actual_recipient.as_deref(),
+                    r.status.to_string(),
+                    r.diagnostic.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (
+                    "|/bin/true@host.example",
+                    Some("|/bin/true"),
+                    "5.7.1".to_string(),
+                    None
+                ),
+                (
+                    "/tmp/f@host.example",
+                    Some("/tmp/f"),
+                    "5.7.1".to_string(),
+                    None
+                ),
+                ("/tmp/l@host.example", None, "5.7.1".to_string(), None),
+            ]
+        );
+        assert_eq!(
+            report_notes(&refused),
+            [
+                "550 5.7.1 |/bin/true... Cannot mail directly to programs",
+                "550 5.7.1 |/bin/true... Cannot mail directly to programs",
+                "550 5.7.1 /tmp/f... Cannot mail directly to files",
+                "550 5.7.1 :include:/tmp/l... Cannot mail directly to :include:s",
             ]
         );
     }

@@ -63,6 +63,24 @@ pub fn open(path: &Path) -> Result<File, Fatal> {
             ),
         )
     };
+    // Root never writes where someone else could have put the file, or could swap it
+    // (a directory or link on its path she may change); a device such as /dev/null is
+    // taken as it is.
+    if crate::spool::safety::root_process()
+        && let Some(r) = crate::spool::safety::file_risks(path, &[])
+            .into_iter()
+            .find(|r| !r.file || r.md.is_file())
+    {
+        return Err(Fatal::new(
+            Sysexit::Config,
+            format!(
+                "cannot open {} (-X) as root: {}: whoever can change it chooses what root \
+                 writes to, so it and every directory above it must be root's alone",
+                path.display(),
+                r.text()
+            ),
+        ));
+    }
     // Never waiting on a FIFO (O_NONBLOCK) nor taking a terminal (O_NOCTTY); a FIFO or
     // a socket that opens is refused, as nothing could be appended to it without
     // blocking (a device such as /dev/null is written as it is).

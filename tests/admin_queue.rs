@@ -5,7 +5,7 @@
 use crate::harness::servers::{Sink, relay_env};
 use crate::harness::{
     Env, MSG, Run, TEST_USER, as_user, can_switch_user, closed_tcp_port, copy_executable,
-    user_visible_bin, wait_until,
+    wait_until,
 };
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -655,52 +655,46 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Let the users `uids` (and no one else) read and write the directory `dir` and what
-/// is made in it, without making them members of its group: a POSIX ACL naming them,
-/// for the directory and as its default, written as the kernel's extended attributes.
-fn grant(dir: &Path, uids: &[u32]) {
-    use std::os::unix::ffi::OsStrExt;
-    const ANY: u32 = u32::MAX;
-    let mut users = uids.to_vec();
-    users.sort();
-    // (tag, permissions, id): the owner, each named user, the group, the mask, others.
-    let mut entries = vec![(0x01u16, 7u16, ANY)];
-    entries.extend(users.iter().map(|u| (0x02, 7, *u)));
-    entries.extend([(0x04, 7, ANY), (0x10, 7, ANY), (0x20, 0, ANY)]);
-    let mut acl = 2u32.to_le_bytes().to_vec();
-    for (tag, perm, id) in entries {
-        acl.extend(tag.to_le_bytes());
-        acl.extend(perm.to_le_bytes());
-        acl.extend(id.to_le_bytes());
-    }
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
-    for name in [c"system.posix_acl_access", c"system.posix_acl_default"] {
-        // SAFETY: both strings are NUL-terminated and `acl` outlives the call.
-        let r = unsafe {
-            libc::setxattr(
-                path.as_ptr(),
-                name.as_ptr(),
-                acl.as_ptr().cast(),
-                acl.len(),
-                0,
-            )
-        };
-        assert_eq!(
-            r,
-            0,
-            "ACL on {}: {}",
-            dir.display(),
-            std::io::Error::last_os_error()
-        );
-    }
+/// An installed system, seen through a private mount namespace: `/etc` overlaid with
+/// `upper` (its `rsendmail/rsendmail.conf`, and a `group` file when one is given), so
+/// that set-gid copies of the programs read that configuration; the host's `/etc` is
+/// not changed. Runs `program ARGS` there as `user` with `stdin`.
+fn in_system(
+    upper: &Path,
+    user: &str,
+    program: &Path,
+    args: &[&str],
+    stdin: &[u8],
+) -> std::process::Output {
+    use std::io::Write;
+    let work = upper.with_extension("work");
+    fs::create_dir_all(&work).unwrap();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "mount -t overlay overlay -o lowerdir=/etc,upperdir=\"$1\",workdir=\"$2\" /etc \
+             && u=$3 && shift 3 && exec runuser -u \"$u\" -- env -i PATH=/usr/bin:/bin \"$@\"",
+        )
+        .arg("sh")
+        .arg(upper)
+        .arg(&work)
+        .arg(user)
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    child.wait_with_output().unwrap()
 }
 
 /// Two users, each with an entry in the shared spool: each may act on her own entry
 /// only; a refusal names the ID and exits 77, and the other IDs given are still done;
-/// root may act on both. (The system configuration is a scratch file, read by debug
-/// builds without set-id privileges only; the users reach the spool, mode 2770, through
-/// an ACL naming them, as an installed program does through its group, without being
-/// members of the group, which may act on any entry.)
+/// root may act on both. (The users run set-gid copies of the programs, which read the
+/// system configuration of an `/etc` overlaid in a private mount namespace, as an
+/// installed system's users do; they are not members of the spool's group, whose
+/// members may act on any entry.)
 #[test]
 fn two_users_act_only_on_their_own_entries() {
     // The test user's mailbox is delivered to: no `.forward` meanwhile.
@@ -708,20 +702,17 @@ fn two_users_act_only_on_their_own_entries() {
     if !can_switch_user() || !cfg!(debug_assertions) {
         return;
     }
-    let here = std::env::temp_dir().join(format!("rsendmail-admin-users-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&here);
-    fs::create_dir_all(&here).unwrap();
-    fs::set_permissions(&here, fs::Permissions::from_mode(0o755)).unwrap();
+    if !Path::new("/usr/bin/unshare").exists() {
+        return;
+    }
+    let here = crate::privileges::setgid_dir("admin-users");
     let spool = here.join("spool");
-    let users = [
-        crate::harness::test_user().uid,
-        crate::harness::other_user().uid,
-    ];
+    let (group, gid) = crate::harness::fit_group();
     for d in ["", "tmp", "index", "corrupt", "hold"] {
         let p = spool.join(d);
         fs::create_dir_all(&p).unwrap();
+        std::os::unix::fs::chown(&p, Some(0), Some(gid)).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o2770)).unwrap();
-        grant(&p, &users);
     }
     let conf = here.join("rsendmail.conf");
     fs::write(
@@ -734,13 +725,43 @@ fn two_users_act_only_on_their_own_entries() {
     )
     .unwrap();
     fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    // The overlaid /etc: the configuration, and (for the member) a group file naming
+    // the test user in the spool's group.
+    let etc = here.join("etc");
+    let member_etc = here.join("etc-member");
+    for e in [&etc, &member_etc] {
+        fs::create_dir_all(e.join("rsendmail")).unwrap();
+        fs::copy(&conf, e.join("rsendmail/rsendmail.conf")).unwrap();
+    }
+    let groups: String = fs::read_to_string("/etc/group")
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.split(':').next() == Some(group) {
+                format!("{}{TEST_USER}\n", l.trim_end_matches(','))
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    fs::write(member_etc.join("group"), groups).unwrap();
+    fs::set_permissions(member_etc.join("group"), fs::Permissions::from_mode(0o644)).unwrap();
     fs::create_dir_all(here.join("mail")).unwrap();
     fs::set_permissions(here.join("mail"), fs::Permissions::from_mode(0o1777)).unwrap();
-    let sm = user_visible_bin(&here, "sendmail");
-    let adm = here.join("rsendmail-admin");
-    copy_executable(&admin_bin(), &adm);
-    fs::set_permissions(&adm, fs::Permissions::from_mode(0o755)).unwrap();
+    let sm = crate::privileges::setgid_install(&here, &crate::harness::bin(), "sendmail");
+    let adm = crate::privileges::setgid_install(&here, &admin_bin(), "rsendmail-admin");
+    let deliver = here.join("rsendmail-deliver");
+    crate::harness::copy_executable(Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")), &deliver);
+    fs::set_permissions(&deliver, fs::Permissions::from_mode(0o755)).unwrap();
+    // Root's own commands: the plain programs, told the configuration.
+    let root_sm = crate::harness::bin();
+    let root_adm = admin_bin();
     let envs = [("RSENDMAIL_SYSTEM_CONFIG", conf.to_str().unwrap())];
+    let as_user = |p: &Path, args: &[&str], _: &[(&str, &str)], stdin: &[u8]| {
+        in_system(&etc, TEST_USER, p, args, stdin)
+    };
+    let as_nobody =
+        |p: &Path, args: &[&str], _: &[(&str, &str)]| in_system(&etc, "nobody", p, args, b"");
     let ids = || -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(&spool)
             .unwrap()
@@ -797,7 +818,7 @@ fn two_users_act_only_on_their_own_entries() {
     assert_eq!(out.status.code(), Some(77), "{}", text(&out.stderr));
     assert!(spool.join("hold").join(format!("qf{mine}")).exists());
     // root may act on anyone's.
-    let out = Command::new(&adm)
+    let out = Command::new(&root_adm)
         .args(["delete", &mine])
         .envs(envs)
         .output()
@@ -829,23 +850,17 @@ fn two_users_act_only_on_their_own_entries() {
         "{}",
         text(&out.stderr)
     );
-    let out = Command::new(&adm)
+    let out = Command::new(&root_adm)
         .args(["delete", &damaged])
         .envs(envs)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    // A member of the spool directory's group may act on anyone's entry (the entry
-    // gets the directory's group, as in an installed set-gid spool).
-    let gid = crate::harness::test_user().gid;
-    for d in [spool.clone(), spool.join("tmp")] {
-        std::os::unix::fs::chown(&d, None, Some(gid)).unwrap();
-        fs::set_permissions(&d, fs::Permissions::from_mode(0o2770)).unwrap();
-    }
+    // A member of the spool's group may act on anyone's entry.
     let out = as_nobody(&sm, &["-odq", "carol@example.org"], &envs);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let theirs = ids().pop().unwrap();
-    let out = as_user(&adm, &["delete", &theirs], &envs, b"");
+    let out = in_system(&member_etc, TEST_USER, &adm, &["delete", &theirs], b"");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("{theirs}: deleted\n"));
     // The owner bounces her own entry (her address is local, ErrorMode the default p):
@@ -863,7 +878,11 @@ fn two_users_act_only_on_their_own_entries() {
     );
     assert!(!dead.exists(), "{}", text(&out.stdout));
     // The report is queued; a queue run (root's) delivers it.
-    let out = Command::new(&sm).arg("-q").envs(envs).output().unwrap();
+    let out = Command::new(&root_sm)
+        .arg("-q")
+        .envs(envs)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let mbox = fs::read_to_string(here.join("mail").join(TEST_USER)).unwrap_or_default();
     assert_eq!(
@@ -1187,6 +1206,8 @@ fn a_hold_cut_short_keeps_the_entrys_state() {
     assert!(sf.exists());
     let hold = env.spool.join("hold");
     fs::create_dir(&hold).unwrap();
+    // As the spool's own sub-directories are: others may not enter it.
+    fs::set_permissions(&hold, fs::Permissions::from_mode(0o2770)).unwrap();
     fs::rename(
         env.spool.join(format!("qf{id}")),
         hold.join(format!("qf{id}")),

@@ -552,8 +552,15 @@ fn a_full_spool_sends_nothing_it_cannot_record() {
     };
     let env = relay_env(peer.port, "");
     fs::create_dir_all(&env.spool).unwrap();
+    // Mounted as an install would make it: the spool's modes and a group fit for it
+    // (a file system of root's group is refused, as `rsendmail-admin check` says).
     let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .args(["-t", "tmpfs", "-o"])
+        .arg(format!(
+            "size=64k,mode=2770,gid={}",
+            crate::harness::fit_group().1
+        ))
+        .arg("tmpfs")
         .arg(&env.spool)
         .status()
         .map(|s| s.success())
@@ -799,4 +806,76 @@ fn a_full_disk_is_said_in_a_verbose_run() {
     }
     assert!(stdout.contains("cannot record state in "), "{stdout}");
     assert_eq!(code, 75, "{stdout}");
+}
+
+/// A submission killed by a signal while it reads its message leaves its `tmp/tf<ID>`
+/// (nothing queued); the next queue run removes it, young as it is, since no process
+/// holds it; one a live submission is still writing is kept, and that submission
+/// queues its message.
+#[test]
+fn a_killed_submissions_temporary_file_is_removed_by_the_next_run() {
+    use std::time::Duration;
+    let env = Env::new();
+    let tmp = env.spool.join("tmp");
+    let tf_files = || -> Vec<std::path::PathBuf> {
+        fs::read_dir(&tmp)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with("tf"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let start = || {
+        let mut child = Command::new(env.link("sendmail"))
+            .args(["-C", env.conf.to_str().unwrap(), "-odq", "bob@example.org"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"Subject: half\n\nthe first half").unwrap();
+        stdin.flush().unwrap();
+        (child, stdin)
+    };
+    let (mut killed, stdin) = start();
+    crate::harness::wait_until(Duration::from_secs(20), "a temporary file", || {
+        tf_files().len() == 1
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(killed.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = killed.wait().unwrap();
+    drop(stdin);
+    assert!(!status.success(), "{status:?}");
+    let left = tf_files();
+    assert_eq!(left.len(), 1, "the killed submission left its file");
+    assert!(env.entries().is_empty());
+    // A live submission's file, beside it.
+    let (live, mut stdin) = start();
+    crate::harness::wait_until(Duration::from_secs(20), "a second temporary file", || {
+        tf_files().len() == 2
+    });
+    // In the foreground (`-v`): a plain `-q` returns at once, its run in the background.
+    env.sendmail(&["-q", "-v"], b"").code(0);
+    let now = tf_files();
+    assert!(
+        !left[0].exists(),
+        "the killed submission's file was kept: {now:?}"
+    );
+    assert_eq!(now.len(), 1, "the live submission's file was removed");
+    stdin.write_all(b", and the rest\n").unwrap();
+    drop(stdin);
+    let out = live.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(tf_files().is_empty());
+    assert_eq!(env.entries().len(), 1);
 }

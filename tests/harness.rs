@@ -73,7 +73,16 @@ impl Run {
 pub fn make_spool(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     fs::create_dir(path).unwrap();
+    fit_spool_group(path);
     fs::set_permissions(path, fs::Permissions::from_mode(0o2770)).unwrap();
+}
+
+/// Give the directory `path` a group fit for a spool ([`fit_group`]), as the install
+/// does, when the caller is root (else it keeps its own: a user's spool).
+pub fn fit_spool_group(path: &Path) {
+    if is_root() {
+        std::os::unix::fs::chown(path, None, Some(fit_group().1)).unwrap();
+    }
 }
 
 /// Make the test user's own spool at `path` (mode 0700), as a user makes the directory a
@@ -458,6 +467,29 @@ pub fn as_user(program: &Path, args: &[&str], envs: &[(&str, &str)], stdin: &[u8
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("runuser");
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    child.wait_with_output().unwrap()
+}
+
+/// [`as_user`], the test user also a member of the spool's group ([`fit_group`], as a
+/// supplementary group): an administrator of a shared spool, or a user reaching it as
+/// the installed set-gid program does.
+pub fn as_member(program: &Path, args: &[&str], envs: &[(&str, &str)], stdin: &[u8]) -> Output {
+    let u = test_user();
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={}", u.uid))
+        .arg(format!("--regid={}", u.gid))
+        .arg(format!("--groups={}", fit_group().1))
+        .args(["--", "env", "-i", "PATH=/usr/bin:/bin"]);
+    for (k, v) in envs {
+        cmd.arg(format!("{k}={v}"));
+    }
+    cmd.arg(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("setpriv");
     let _ = child.stdin.take().unwrap().write_all(stdin);
     child.wait_with_output().unwrap()
 }

@@ -530,13 +530,13 @@ fn aliases_of_every_kind() {
     pre.sendmail(&["-odq", "team"], MSG).code(0);
     let e = pre.only_entry();
     for want in [
-        "rcpt remote@example.org sender=teamboss@example.org from=team final=team@test.example fanout=1 ctl=team\n",
+        "rcpt remote@example.org sender=teamboss@example.org from=team final=team@test.example fanout=1 ctl=team",
         "rcpt \\root ",
         "rcpt m1@example.org ",
         &format!(
             // The user's file: its members under `user:uid:gid::include:/path`, as
             // sendmail's mailq -v shows them (bp-v-alias-include-user).
-            "rcpt |id%20-u%20>%20{}/user-id sender=teamboss@example.org owner={} from=:include:{} final=team@test.example fanout=1 ctl={TEST_USER}:{}:{}::include:{}\n",
+            "rcpt |id%20-u%20>%20{}/user-id sender=teamboss@example.org owner={} from=:include:{} final=team@test.example fanout=1 ctl={TEST_USER}:{}:{}::include:{}",
             out.display(),
             test_user().uid,
             members.display(),
@@ -545,12 +545,16 @@ fn aliases_of_every_kind() {
             members.display()
         ),
         &format!(
-            "rcpt {}/file.mbox sender=teamboss@example.org owner=0 from=team final=team@test.example fanout=1 ctl=team\n",
+            "rcpt {}/file.mbox sender=teamboss@example.org owner=0 from=team final=team@test.example fanout=1 ctl=team",
             out.display()
         ),
     ] {
         assert!(e.contains(want), "{want:?} in\n{e}");
     }
+    // The local targets are written first, each recipient with its place in the queue
+    // order.
+    let rcpts: Vec<&str> = e.lines().filter(|l| l.starts_with("rcpt ")).collect();
+    assert!(rcpts.iter().all(|l| l.contains(" place=")), "{e}");
     pre.sendmail(&["-qf"], b"").code(0);
     assert!(pre.entries().is_empty(), "{}", pre.listing());
     // Remote members: one transaction from what owner-team names (sendmail: `bp-v-alias-owner`).
@@ -898,7 +902,8 @@ fn non_root_deliverer_leaves_other_users_mail_for_the_root_runner() {
     assert_eq!(out.status.code(), Some(0));
     assert!(!dir.join("prog-id").exists());
     // Root never runs a spool a user owns (she decides what is in it); made root's,
-    // the root runner delivers it.
+    // in a group fit for a spool (the user's own primary group is not), the root
+    // runner delivers it.
     let root_run = || {
         env.run_raw(
             &env.link("sendmail"),
@@ -910,7 +915,9 @@ fn non_root_deliverer_leaves_other_users_mail_for_the_root_runner() {
     r.code(78);
     assert!(r.stdout.contains("is owned by "), "{}", r.stdout);
     let st = Command::new("chown")
-        .args(["-R", "root", dir.join("spool").to_str().unwrap()])
+        .arg("-R")
+        .arg(format!("root:{}", crate::harness::fit_group().1))
+        .arg(dir.join("spool"))
         .status()
         .unwrap();
     assert!(st.success());
@@ -1876,6 +1883,105 @@ fn a_list_members_failure_in_an_interactive_delivery_is_mailed_to_the_list_owner
 }
 
 #[test]
+fn every_refusal_of_a_list_with_an_owner_goes_to_the_owner_in_one_report() {
+    // A member unknown here (refused at submission) and one a server refuses (at
+    // delivery): one report, to the owner, naming both, with the list's lines only;
+    // the sender hears nothing of the list's members (recorded:
+    // `owner-list-unknown-odi`).
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = local_env(
+        "list: ok-l1@example.org, reject5-l@example.org, nosuchl\n\
+         owner-list: listboss@example.org\n",
+        Some(peer.port),
+    );
+    env.sendmail(
+        &[
+            "-odi",
+            "-f",
+            "sender@example.org",
+            "list",
+            "ok-w@example.org",
+        ],
+        MSG,
+    )
+    .code(67);
+    // Whatever a queue run would still send, sent now.
+    env.sendmail(&["-qf"], b"").code(0);
+    peer.wait_for(3, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let msgs = peer.messages();
+    let reports: Vec<_> = msgs
+        .iter()
+        .filter(|(j, _)| j.contains("\"mail_from\": \"<>\""))
+        .collect();
+    assert_eq!(reports.len(), 1, "{msgs:#?}");
+    let (j, body) = reports[0];
+    assert!(
+        j.contains("\"rcpt_tos\": [\"listboss@example.org\"]"),
+        "{j}"
+    );
+    let text = String::from_utf8_lossy(body);
+    for want in [
+        "\r\nnosuchl\r\n",
+        "\r\nreject5-l@example.org\r\n",
+        "550 5.1.1 nosuchl... User unknown\r\nMessage delivered to mailing list list\r\n",
+        ">>> RCPT To:<reject5-l@example.org>",
+        "X-Actual-Recipient: rfc822; nosuchl@test.example",
+    ] {
+        assert!(text.contains(want), "{want:?} in {text}");
+    }
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}
+
+#[test]
+fn a_list_owners_refusals_at_a_queued_submission_go_to_the_owner_not_the_sender() {
+    // -odq: the member unknown here is reported at once, to the owner; the queue run's
+    // refusal by the server in a report of its own, to the owner too (recorded:
+    // `owner-list-unknown-odq-q`). The sender gets nothing.
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = local_env(
+        "list: ok-l1@example.org, reject5-l@example.org, nosuchl\n\
+         owner-list: listboss@example.org\n",
+        Some(peer.port),
+    );
+    env.sendmail(&["-odq", "-f", "sender@example.org", "list"], MSG)
+        .code(67);
+    env.sendmail(&["-qf"], b"").code(0);
+    env.sendmail(&["-qf"], b"").code(0);
+    peer.wait_for(3, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let msgs = peer.messages();
+    let reports: Vec<_> = msgs
+        .iter()
+        .filter(|(j, _)| j.contains("\"mail_from\": \"<>\""))
+        .collect();
+    assert_eq!(reports.len(), 2, "{msgs:#?}");
+    for (j, body) in &reports {
+        assert!(
+            j.contains("\"rcpt_tos\": [\"listboss@example.org\"]"),
+            "{j}"
+        );
+        let text = String::from_utf8_lossy(body);
+        assert!(
+            text.contains("Return-Path: <listboss@example.org>"),
+            "{text}"
+        );
+    }
+    let first = String::from_utf8_lossy(&reports[0].1);
+    assert!(
+        first.contains(
+            "550 5.1.1 nosuchl... User unknown\r\nMessage delivered to mailing list list\r\n"
+        ),
+        "{first}"
+    );
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}
+
+#[test]
 fn a_report_through_a_list_whose_owner_is_the_list_keeps_the_null_sender() {
     // owner-staff names staff itself: the failure report for a member goes to staff, and
     // its members must get it from <> (sendmail keeps the null sender), so the member's
@@ -2653,12 +2759,15 @@ fn forward_targets_join_the_queued_entry_once() {
         show.stdout
     );
     let text = String::from_utf8_lossy(&fs::read(&qf[0]).unwrap()).into_owned();
+    // The user, written first as a local recipient, and `w@` keep their places in the
+    // queue order; the targets name the user (number 0) as the recipient they came from.
     for (want, n) in [
-        ("\nrcpt w@example.org\n", 1),
-        ("\nrcpt w@example.org ", 0),
+        ("\nrcpt w@example.org", 1),
+        ("\nrcpt w@example.org place=0\n", 1),
         ("\nrcpt fw-ok@example.org ", 1),
         ("\nrcpt reject4f@example.org ", 1),
-        (&format!("\nrcpt {TEST_USER}\n"), 1),
+        (" parent=0\n", 2),
+        (&format!("\nrcpt {TEST_USER} place=1\n"), 1),
     ] {
         assert_eq!(text.matches(want).count(), n, "{want:?} in\n{text}");
     }
@@ -2667,6 +2776,49 @@ fn forward_targets_join_the_queued_entry_once() {
     env.sendmail(&["-q"], b"").code(0);
     let msgs = peer.messages();
     assert_eq!(msgs.len(), 1, "{}", peer.transcript());
+}
+
+/// A user whose `.forward` a queue run expands is reported through its targets alone,
+/// as an alias expanded at submission is: with `-N success,delay` and every target
+/// deferred, no receipt (nor anything else) about the user goes to the sender before
+/// the targets are done (sendmail has no `Action: expanded` for it; recorded:
+/// forward-one-receipt-odi, forward-multi-receipt-odi, forward-multi-only-receipt-odi).
+#[test]
+fn a_forward_expanded_by_a_queue_run_gets_no_receipt_of_its_own() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let _turn = forward_turn();
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = local_env("", Some(peer.port));
+    for fwd in [
+        "reject4a@example.org, reject4b@example.org\n",
+        "reject4c@example.org\n",
+    ] {
+        write_forward(fwd);
+        env.sendmail(&["-odq", "-N", "success,delay", TEST_USER], MSG)
+            .code(0);
+        env.sendmail(&["-qf"], b"").code(0);
+    }
+    // Both expanded, their targets waiting.
+    let j = env.json().join("\n");
+    for want in [
+        "reject4a@example.org",
+        "reject4b@example.org",
+        "reject4c@example.org",
+    ] {
+        assert!(
+            j.contains(&format!("\"address\":\"{want}\"")),
+            "{want} in {j}"
+        );
+    }
+    assert!(
+        !mbox(&env, "root").exists(),
+        "{}",
+        fs::read_to_string(mbox(&env, "root")).unwrap_or_default()
+    );
 }
 
 /// A queue run killed after the entry was rewritten with a `.forward`'s targets and one
@@ -2795,14 +2947,17 @@ fn a_forward_reached_through_an_alias_at_delivery_goes_out_in_the_same_attempt()
         return;
     };
     let env = local_env("", Some(peer.port));
-    // The aliases file is the test user's: its `:include:` is read with the user's
-    // rights, by the deliverer.
+    // The aliases file is root's (root reads no other's); the list it includes is the
+    // test user's, so the `:include:` that list names is read with her rights, by the
+    // deliverer.
     let lists = open_dir(&env, "lists");
     let members = lists.join("members");
     fs::write(&members, format!("{TEST_USER}\n")).unwrap();
+    let list = lists.join("list");
+    fs::write(&list, format!(":include:{}\n", members.display())).unwrap();
     let aliases = env.dir.join("aliases");
-    fs::write(&aliases, format!("lst: :include:{}\n", members.display())).unwrap();
-    for f in [&members, &aliases] {
+    fs::write(&aliases, format!("lst: :include:{}\n", list.display())).unwrap();
+    for f in [&members, &list] {
         std::os::unix::fs::chown(f, Some(test_user().uid), Some(test_user().gid)).unwrap();
     }
     write_forward("fw-ok@example.org\n");
@@ -2820,4 +2975,256 @@ fn a_forward_reached_through_an_alias_at_delivery_goes_out_in_the_same_attempt()
     }
     assert!(env.entries().is_empty(), "{}", env.listing());
     assert!(!mbox(&env, TEST_USER).exists());
+}
+
+/// The reports (from `<>`) among `peer`'s messages, once `n` messages in all came.
+fn reports_after(peer: &Peer, n: usize) -> Vec<(String, Vec<u8>)> {
+    peer.wait_for(n, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    peer.messages()
+        .into_iter()
+        .filter(|(j, _)| j.contains("\"mail_from\": \"<>\""))
+        .collect()
+}
+
+#[test]
+fn a_refusal_at_submission_is_reported_only_when_its_notify_asks_for_failures() {
+    // -N never and -N success: an unknown user and a program named directly are said
+    // on the terminal and decide the exit status, and no failure report is mailed, in
+    // each delivery mode; a return receipt carries the refusal's line (recorded:
+    // `argv-prog-N-never-odi`, `argv-unknown-N-success-odi`, `argv-prog-N-success-odi`).
+    for mode in ["-odi", "-odq", "-odb"] {
+        for notify in ["never", "success"] {
+            let Some((_scratch, peer)) = start_peer(&[]) else {
+                return;
+            };
+            let env = local_env("", Some(peer.port));
+            env.sendmail(
+                &[
+                    mode,
+                    "-N",
+                    notify,
+                    "-f",
+                    "sender@example.org",
+                    "nosuchu",
+                    "|/bin/true",
+                    "ok-w@example.org",
+                ],
+                MSG,
+            )
+            .code(67);
+            if mode == "-odb" {
+                peer.wait_for(1, Duration::from_secs(10));
+            }
+            env.sendmail(&["-qf"], b"").code(0);
+            let reports = reports_after(&peer, if notify == "never" { 1 } else { 2 });
+            let what = format!("{mode} -N {notify}: {:#?}", peer.messages());
+            if notify == "never" {
+                assert!(reports.is_empty(), "{what}");
+            } else {
+                assert_eq!(reports.len(), 1, "{what}");
+                let text = String::from_utf8_lossy(&reports[0].1);
+                assert!(text.contains("Subject: Return receipt"), "{what}");
+                assert!(
+                    text.contains("550 5.7.1 |/bin/true... Cannot mail directly to programs"),
+                    "{what}"
+                );
+            }
+            assert!(env.entries().is_empty(), "{mode}: {}", env.listing());
+        }
+    }
+}
+
+#[test]
+fn a_list_owner_hears_of_no_member_when_n_never_names_every_address() {
+    // `-N never` is every address's NOTIFY, a list's members' too: the owner of a list
+    // gets no report on a member unknown here nor on one a server refuses (recorded:
+    // `owner-list-N-never-odi`).
+    for mode in ["-odi", "-odq"] {
+        let Some((_scratch, peer)) = start_peer(&[]) else {
+            return;
+        };
+        let env = local_env(
+            "list: ok-l1@example.org, reject5-l@example.org, nosuchl\n\
+             owner-list: listboss@example.org\n",
+            Some(peer.port),
+        );
+        env.sendmail(
+            &[
+                mode,
+                "-N",
+                "never",
+                "-f",
+                "sender@example.org",
+                "list",
+                "ok-w@example.org",
+            ],
+            MSG,
+        )
+        .code(67);
+        env.sendmail(&["-qf"], b"").code(0);
+        let reports = reports_after(&peer, 2);
+        assert!(reports.is_empty(), "{mode}: {:#?}", peer.messages());
+        assert!(env.entries().is_empty(), "{mode}: {}", env.listing());
+    }
+}
+
+#[test]
+fn a_list_owner_hears_of_its_members_whatever_the_rcpts_notify() {
+    // Over SMTP, `RCPT TO:<list> NOTIFY=NEVER` is the list address's alone: its members
+    // go out from the owner's address and their failures are mailed to the owner
+    // (recorded: `owner-list-bs-notify-never`).
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = local_env(
+        "list: ok-l1@example.org, reject5-l@example.org\n\
+         owner-list: listboss@example.org\n",
+        Some(peer.port),
+    );
+    let dialogue = "EHLO client.example\r\nMAIL FROM:<root@test.example>\r\n\
+                    RCPT TO:<list> NOTIFY=NEVER\r\nDATA\r\nSubject: s\r\n\r\nhi\r\n.\r\nQUIT\r\n";
+    env.sendmail(&["-odi", "-bs"], dialogue.as_bytes()).code(67);
+    env.sendmail(&["-qf"], b"").code(0);
+    let reports = reports_after(&peer, 2);
+    assert_eq!(reports.len(), 1, "{:#?}", peer.messages());
+    let (j, body) = &reports[0];
+    assert!(
+        j.contains("\"rcpt_tos\": [\"listboss@example.org\"]"),
+        "{j}"
+    );
+    let text = String::from_utf8_lossy(body);
+    assert!(text.contains("\r\nreject5-l@example.org\r\n"), "{text}");
+}
+
+#[test]
+fn error_mode_q_keeps_no_list_owners_report_back() {
+    // ErrorMode q keeps the sender's report back, never a list owner's: the owner is
+    // told of a member unknown here in every delivery mode (recorded:
+    // `owner-list-oeq-unknown-odi`, `owner-list-oeq-odi`).
+    for mode in ["-odi", "-odq"] {
+        let Some((_scratch, peer)) = start_peer(&[]) else {
+            return;
+        };
+        let env = local_env(
+            "list: ok-l1@example.org, nosuchl\nowner-list: listboss@example.org\n",
+            Some(peer.port),
+        );
+        env.sendmail(
+            &[
+                mode,
+                "-oeq",
+                "-f",
+                "sender@example.org",
+                "list",
+                "ok-w@example.org",
+            ],
+            MSG,
+        )
+        .code(67);
+        env.sendmail(&["-qf"], b"").code(0);
+        let reports = reports_after(&peer, 3);
+        assert_eq!(reports.len(), 1, "{mode}: {:#?}", peer.messages());
+        let (j, body) = &reports[0];
+        assert!(
+            j.contains("\"rcpt_tos\": [\"listboss@example.org\"]"),
+            "{j}"
+        );
+        let text = String::from_utf8_lossy(body);
+        assert!(
+            text.contains(
+                "550 5.1.1 nosuchl... User unknown\r\nMessage delivered to mailing list list\r\n"
+            ),
+            "{mode}: {text}"
+        );
+        assert!(env.entries().is_empty(), "{mode}: {}", env.listing());
+    }
+}
+
+#[test]
+fn a_background_delivery_tells_a_list_owner_everything_in_one_report() {
+    // -odb: the member unknown here and the one the server refuses are reported to the
+    // owner in one report, as with -odi (recorded: `owner-list-odb`).
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = local_env(
+        "list: ok-l1@example.org, reject5-l@example.org, nosuchl\n\
+         owner-list: listboss@example.org\n",
+        Some(peer.port),
+    );
+    env.sendmail(
+        &[
+            "-odb",
+            "-f",
+            "sender@example.org",
+            "list",
+            "ok-w@example.org",
+        ],
+        MSG,
+    )
+    .code(67);
+    peer.wait_for(3, Duration::from_secs(10));
+    env.sendmail(&["-qf"], b"").code(0);
+    let reports = reports_after(&peer, 3);
+    assert_eq!(reports.len(), 1, "{:#?}", peer.messages());
+    let (j, body) = &reports[0];
+    assert!(
+        j.contains("\"rcpt_tos\": [\"listboss@example.org\"]"),
+        "{j}"
+    );
+    let text = String::from_utf8_lossy(body);
+    for want in [
+        "\r\nnosuchl\r\n",
+        "\r\nreject5-l@example.org\r\n",
+        "550 5.1.1 nosuchl... User unknown\r\nMessage delivered to mailing list list\r\n",
+    ] {
+        assert!(text.contains(want), "{want:?} in {text}");
+    }
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}
+
+#[test]
+fn with_verp_a_list_member_refused_at_submission_is_reported_to_the_owners_verp_address() {
+    // -XV: the owner's report on a member unknown here goes to the owner's address for
+    // that member, as the report on a member the server refuses does.
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = local_env(
+        "list: ok-l1@example.org, reject5-l@example.org, nosuchl\n\
+         owner-list: listboss@example.org\n",
+        Some(peer.port),
+    );
+    env.sendmail(
+        &[
+            "-odi",
+            "-XV",
+            "-f",
+            "sender@example.org",
+            "list",
+            "ok-w@example.org",
+        ],
+        MSG,
+    )
+    .code(67);
+    env.sendmail(&["-qf"], b"").code(0);
+    let reports = reports_after(&peer, 4);
+    let to: Vec<&str> = reports
+        .iter()
+        .filter_map(|(j, _)| j.split("\"rcpt_tos\": [\"").nth(1))
+        .filter_map(|t| t.split('"').next())
+        .collect();
+    for want in [
+        "listboss+nosuchl=test.example@example.org",
+        "listboss+reject5-l=example.org@example.org",
+    ] {
+        assert!(
+            to.contains(&want),
+            "{want} in {to:?}: {:#?}",
+            peer.messages()
+        );
+    }
+    assert_eq!(to.len(), 2, "{to:?}");
+    assert!(env.entries().is_empty(), "{}", env.listing());
 }

@@ -127,8 +127,8 @@ fn a_delivery_is_logged_with_its_status() {
 }
 
 /// A symlink or a hard link at the log's path is never followed or written (root could
-/// be made to append to any file), nor, for root, a file another user owns; the mail is
-/// taken all the same.
+/// be made to append to any file), nor, for root, a file another user owns: it is not
+/// opened, which the run says, and the mail is taken all the same.
 #[test]
 fn a_planted_log_file_is_not_written() {
     let env = Env::new();
@@ -158,10 +158,20 @@ fn a_planted_log_file_is_not_written() {
         fs::write(&log, "").unwrap();
         std::os::unix::fs::chown(&log, Some(other_user().uid), None).unwrap();
         fs::set_permissions(&log, fs::Permissions::from_mode(0o666)).unwrap();
-        env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+        // Not opened (said, with the file), nothing written to it; the mail is taken
+        // (an unsafe log file stops no mail: the lines go to syslog).
+        let r = env.sendmail(&["-odq", "bob@example.org"], MSG);
+        r.code(0);
+        assert!(
+            r.stderr
+                .contains(&format!("cannot open MAILLOG {}", log.display())),
+            "{}",
+            r.stderr
+        );
         assert_eq!(fs::metadata(&log).unwrap().len(), 0);
         // Root's own file is written.
         std::os::unix::fs::chown(&log, Some(0), None).unwrap();
+        fs::set_permissions(&log, fs::Permissions::from_mode(0o660)).unwrap();
         env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
         assert_eq!(records(&log).len(), 1);
     }

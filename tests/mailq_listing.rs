@@ -265,16 +265,22 @@ fn a_damaged_sum_is_said_when_moved_aside() {
     }
 }
 
-/// `-q` removes what crashes left behind (after the grace period), moves corrupt entries
-/// aside, rebuilds a lost index, and leaves good entries queued while delivery is absent.
+/// `-q` removes what crashes left behind (a temporary file no live submission holds,
+/// whatever its age), keeps one a submission holds locked, moves corrupt entries aside,
+/// rebuilds a lost index, and leaves good entries queued while delivery is absent.
 #[test]
 fn queue_run_cleans_leftovers_and_corrupt_entries() {
     let env = Env::new();
     env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
     let old = env.spool.join("tmp/tf6AM5eIkR004034");
     let young = env.spool.join("tmp/tf6AM5eIkR004035");
+    let unheld = env.spool.join("tmp/tf6AM5eIkR004037");
     fs::write(&old, "partial").unwrap();
     fs::write(&young, "partial").unwrap();
+    fs::write(&unheld, "partial").unwrap();
+    // A live submission holds its temporary file locked until it is renamed.
+    let live = fs::File::open(&young).unwrap();
+    live.lock().unwrap();
     let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
     fs::File::options()
         .write(true)
@@ -294,9 +300,14 @@ fn queue_run_cleans_leftovers_and_corrupt_entries() {
     );
     assert!(!old.exists(), "old temporary file kept");
     assert!(
-        young.exists(),
-        "a young temporary file (maybe a live submission) was removed"
+        !unheld.exists(),
+        "a temporary file no submission holds kept"
     );
+    assert!(
+        young.exists(),
+        "a live submission's temporary file was removed"
+    );
+    drop(live);
     assert!(env.spool.join("corrupt/qf6AM5eIkR004036").exists());
     assert_eq!(env.entries().len(), 1);
     let idx = fs::read_to_string(env.spool.join("index/recipients")).unwrap();

@@ -54,10 +54,12 @@ fn queue_file(spool: &Path) -> PathBuf {
         .path()
 }
 
-fn chgrp_mail(p: &Path) {
+/// Give `p` the group fit for a spool ([`crate::harness::fit_group`]): one the test
+/// user is not in, and nobody's primary group.
+fn chgrp_spool_group(p: &Path) {
     assert!(
         Command::new("chgrp")
-            .args(["mail", p.to_str().unwrap()])
+            .args([crate::harness::fit_group().0, p.to_str().unwrap()])
             .status()
             .unwrap()
             .success()
@@ -75,34 +77,34 @@ pub(crate) fn setgid_dir(tag: &str) -> PathBuf {
     here
 }
 
-/// `rsendmail` installed set-group-id "mail" (a group the test user is not in) as
+/// `rsendmail` installed set-group-id to the spool's group (a group the test user is not in) as
 /// `sendmail` in `here` ([`setgid_install`]).
 fn setgid_copy(here: &Path) -> PathBuf {
     setgid_install(here, &bin(), "sendmail")
 }
 
-/// `program` installed set-group-id "mail" (a group the test user is not in) as `name`
+/// `program` installed set-group-id to the spool's group (a group the test user is not in) as `name`
 /// in `here`, after proof that set-gid works on this file system (a set-gid `id`
-/// reports group mail).
+/// reports that group).
 pub(crate) fn setgid_install(here: &Path, program: &Path, name: &str) -> PathBuf {
     let id = here.join("id");
     crate::harness::copy_executable(Path::new("/usr/bin/id"), &id);
-    chgrp_mail(&id);
+    chgrp_spool_group(&id);
     fs::set_permissions(&id, fs::Permissions::from_mode(0o2755)).unwrap();
     let out = as_user(&id, &["-gn"], &[], b"");
     assert_eq!(
         text(&out.stdout).trim(),
-        "mail",
+        crate::harness::fit_group().0,
         "set-gid is not honoured here"
     );
     let sg = here.join(name);
     crate::harness::copy_executable(program, &sg);
-    chgrp_mail(&sg);
+    chgrp_spool_group(&sg);
     fs::set_permissions(&sg, fs::Permissions::from_mode(0o2755)).unwrap();
     sg
 }
 
-/// A directory only group mail may write.
+/// A directory only the spool's group may write.
 /// A system configuration in `here` (`rsendmail.conf`, 0644) whose spool is a
 /// group-only directory there: the spool and the config file.
 pub(crate) fn system_config(here: &Path) -> (PathBuf, PathBuf) {
@@ -120,7 +122,7 @@ pub(crate) fn system_config(here: &Path) -> (PathBuf, PathBuf) {
 
 fn group_only_dir(p: &Path) {
     fs::create_dir(p).unwrap();
-    chgrp_mail(p);
+    chgrp_spool_group(p);
     fs::set_permissions(p, fs::Permissions::from_mode(0o2770)).unwrap();
 }
 
@@ -308,7 +310,7 @@ fn setgid_binary_drops_group_for_unsafe_options() {
     let here = setgid_dir("sgid");
     let sg = setgid_copy(&here);
 
-    // A spool directory only group mail may write.
+    // A spool directory only the spool's group may write.
     let spool = here.join("groupspool");
     group_only_dir(&spool);
     let conf = dir.join("evil.conf");
@@ -647,8 +649,11 @@ fn files_the_config_names_are_checked_with_the_callers_rights() {
     group_only_dir(&group_dir);
     let table = group_dir.join("relays");
     fs::write(&table, "example.org [127.0.0.1]:2525\n").unwrap();
-    chgrp_mail(&table);
+    chgrp_spool_group(&table);
     fs::set_permissions(&table, fs::Permissions::from_mode(0o640)).unwrap();
+    // Readable by the group alone, writable by root alone: a file the caller may not
+    // read, though nobody she does not trust could change it.
+    fs::set_permissions(&group_dir, fs::Permissions::from_mode(0o2750)).unwrap();
     let root_auth = here.join("auth.conf");
     fs::write(&root_auth, "bob|smtp.example:pw\n").unwrap();
     fs::set_permissions(&root_auth, fs::Permissions::from_mode(0o600)).unwrap();
@@ -930,7 +935,7 @@ fn an_installed_setgid_program_blames_the_spools_mode_not_its_bit() {
     let sg = setgid_copy(&here);
     let spool = here.join("spool");
     fs::create_dir(&spool).unwrap();
-    chgrp_mail(&spool);
+    chgrp_spool_group(&spool);
     fs::set_permissions(&spool, fs::Permissions::from_mode(0o2750)).unwrap();
     let upper = here.join("ovl/u");
     let work = here.join("ovl/w");
@@ -975,9 +980,10 @@ fn an_installed_setgid_program_blames_the_spools_mode_not_its_bit() {
     assert_eq!(out.status.code(), Some(75), "{said}{}", text(&out.stderr));
     assert!(
         said.contains(&format!(
-            "Permission denied ({} is root:mail 2750: its group mail may not write to it; \
+            "Permission denied ({} is root:{g} 2750: its group {g} may not write to it; \
              `rsendmail-admin check` says what to fix); nothing was queued",
-            spool.display()
+            spool.display(),
+            g = crate::harness::fit_group().0
         )),
         "{said}"
     );
@@ -1020,11 +1026,12 @@ fn user_submission_never_falls_back_to_a_per_user_spool_where_a_system_config_ex
         "cannot queue the message: the queue directory {} (the spool of {}) is not \
          writable by this user: Permission denied ({} is not set-group-id (mode 0755; the \
          bit may have been lost): it must be installed set-group-id to the spool's group \
-         mail (mode 2755), or the user be in that group; `rsendmail-admin check` says what \
+         {} (mode 2755), or the user be in that group; `rsendmail-admin check` says what \
          to fix); nothing was queued\n",
         spool.display(),
         conf.display(),
-        b.display()
+        b.display(),
+        crate::harness::fit_group().0
     );
     let t_msg = b"To: bob@example.org\nSubject: t\n\nhello\n";
     for (args, input) in [
@@ -1101,16 +1108,26 @@ fn user_submission_never_falls_back_to_a_per_user_spool_where_a_system_config_ex
         "{}",
         text(&out.stdout)
     );
-    for d in [spool.clone(), spool.join("tmp")] {
-        std::os::unix::fs::chown(&d, None, Some(test_user().gid)).unwrap();
+    // (The user reaches it as a member of the spool's group: the copy is not set-gid.
+    // Its layout is root's, as init makes it: a user's submission makes none.)
+    for d in ["index", "corrupt"] {
+        fs::create_dir(spool.join(d)).unwrap();
+    }
+    for d in [
+        spool.clone(),
+        spool.join("tmp"),
+        spool.join("index"),
+        spool.join("corrupt"),
+    ] {
+        std::os::unix::fs::chown(&d, None, Some(crate::harness::fit_group().1)).unwrap();
         fs::set_permissions(&d, fs::Permissions::from_mode(0o2770)).unwrap();
     }
-    let out = as_user(&b, &["-odq", "bob@example.org"], &envs, MSG);
+    let out = crate::harness::as_member(&b, &["-odq", "bob@example.org"], &envs, MSG);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let qf = queue_file(&spool);
     assert_eq!(fs::metadata(&qf).unwrap().mode() & 0o777, 0o660);
     assert!(!state.exists(), "a per-user spool was made");
-    let out = as_user(&mq, &[], &envs, b"");
+    let out = crate::harness::as_member(&mq, &[], &envs, b"");
     assert!(
         text(&out.stdout).contains(&format!("{} (1 request)", spool.display())),
         "{}",

@@ -961,10 +961,34 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
         assert_eq!(fs::read_dir(&q).unwrap().count(), files.len(), "{tag}");
     }
     // An empty sticky directory owned by root (a file system mounted 1777): init takes
-    // it over and gives it the spool's modes; a submission does the same.
+    // it over and gives it the spool's modes; a submission does the same when it has a
+    // group fit for a spool (mounted with that gid), and refuses it (78) in root's
+    // group, changing nothing.
+    let t = dir.join("tmpfs-rootgroup");
+    fs::create_dir(&t).unwrap();
+    fs::set_permissions(&t, fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = run_limited(
+        &bin(),
+        &[
+            "-C",
+            conf_for("tmpfs-rootgroup", &t).to_str().unwrap(),
+            "-odq",
+            "bob@example.org",
+        ],
+        MSG,
+    );
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    assert!(
+        said.contains("is of the group root, root's group"),
+        "{said}"
+    );
+    assert_eq!(owner_mode(&t), (0o1777, 0, 0));
+    assert_eq!(fs::read_dir(&t).unwrap().count(), 0);
     for (tag, first) in [("tmpfs-init", "init"), ("tmpfs-submit", "submit")] {
         let t = dir.join(tag);
         fs::create_dir(&t).unwrap();
+        std::os::unix::fs::chown(&t, None, Some(spool_gid())).unwrap();
         fs::set_permissions(&t, fs::Permissions::from_mode(0o1777)).unwrap();
         let c = conf_for(tag, &t);
         let out = if first == "init" {
@@ -1875,6 +1899,8 @@ fn a_spool_writable_by_everyone_is_refused_everywhere() {
         env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
         for d in ["hold", "index/domains"] {
             fs::create_dir_all(env.spool.join(d)).unwrap();
+            // As the spool's own sub-directories are: others may not enter them.
+            fs::set_permissions(env.spool.join(d), fs::Permissions::from_mode(0o2770)).unwrap();
         }
         let dir = if sub.is_empty() {
             env.spool.clone()
@@ -2878,6 +2904,12 @@ fn a_standalone_runner_whose_restart_fails_at_its_start_says_why_and_leaves_noth
 /// `mailq` list it with `want` on stderr) and nothing is made in it or queued.
 #[track_caller]
 fn refused_by_all_but_listings(env: &Env, want: &str) {
+    refused_by_all(env, want, 0)
+}
+
+/// [`refused_by_all_but_listings`], the listings exiting with `listing_code`.
+#[track_caller]
+fn refused_by_all(env: &Env, want: &str, listing_code: i32) {
     let before: Vec<String> = fs::read_dir(&env.spool)
         .unwrap()
         .flatten()
@@ -2889,7 +2921,7 @@ fn refused_by_all_but_listings(env: &Env, want: &str) {
         let out = run_limited(&program, &full, stdin);
         let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
         let listing = args.contains(&"-bp") || program.ends_with("mailq");
-        let code = if listing { 0 } else { 78 };
+        let code = if listing { listing_code } else { 78 };
         assert_eq!(out.status.code(), Some(code), "{full:?}: {said}");
         assert!(said.contains(want), "{full:?}: {said:?} lacks {want:?}");
         let now: Vec<String> = fs::read_dir(&env.spool)
@@ -2962,8 +2994,9 @@ fn a_spool_a_user_owns_or_could_swap_is_refused_everywhere() {
     let env = Env::new();
     std::os::unix::fs::chown(&env.spool, Some(u.uid), None).unwrap();
     let want = format!(
-        "the queue directory {} ({name}:root 2770) is owned by {name}, not root",
-        env.spool.display()
+        "the queue directory {} ({name}:{} 2770) is owned by {name}, not root",
+        env.spool.display(),
+        spool_group()
     );
     refused_by_all_but_listings(&env, &want);
     let out = admin(&env.conf, &["init", "--group", spool_group()]);
@@ -2975,7 +3008,7 @@ fn a_spool_a_user_owns_or_could_swap_is_refused_everywhere() {
         "{}",
         text(&out.stdout)
     );
-    assert_eq!(owner_mode(&env.spool), (0o2770, u.uid, 0));
+    assert_eq!(owner_mode(&env.spool), (0o2770, u.uid, spool_gid()));
     assert_eq!(fs::read_dir(&env.spool).unwrap().count(), 0);
     let _ = fs::remove_dir_all(&env.dir);
 }
@@ -3128,8 +3161,9 @@ fn init_and_check_refuse_a_default_group_that_is_a_users_primary_group() {
 
 /// Where there is no group `rsendmail` and neither the spool nor the installed
 /// `rsendmail` has a fit one, plain init refuses (no group to give), so check's fix for
-/// the spool not made yet makes the group first, then runs init. The group file is one
-/// bind-mounted in a private mount namespace: the host's is not changed (the fix is
+/// the spool not made yet makes the group first, with a system gid no group has and no
+/// user has as her primary group, then runs init. The group and passwd files are ones
+/// bind-mounted in a private mount namespace: the host's are not changed (the fix is
 /// followed outside it, where the group is there).
 #[test]
 fn checks_fix_for_a_missing_spool_makes_the_missing_group_first() {
@@ -3152,13 +3186,39 @@ fn checks_fix_for_a_missing_spool_makes_the_missing_group_first() {
         .filter(|l| !l.starts_with("rsendmail:"))
         .map(|l| format!("{l}\n"))
         .collect();
+    // A user whose primary gid is the system gid `groupadd --system` would pick (the
+    // highest free in the group file) and has no group entry: the fix must not take it.
+    let group_gids: Vec<u32> = kept
+        .lines()
+        .filter_map(|l| l.split(':').nth(2)?.parse().ok())
+        .collect();
+    let host_passwd = fs::read_to_string("/etc/passwd").unwrap();
+    let primary: Vec<u32> = host_passwd
+        .lines()
+        .filter_map(|l| l.split(':').nth(3)?.parse().ok())
+        .collect();
+    let taken = (100..=999u32)
+        .rev()
+        .find(|g| !group_gids.contains(g) && !primary.contains(g))
+        .unwrap();
     fs::write(&group, kept).unwrap();
+    let passwd = dir.join("passwd");
+    fs::write(
+        &passwd,
+        format!(
+            "{host_passwd}rsmnogroup:x:{}:{taken}::/nonexistent:/usr/sbin/nologin\n",
+            60000 + std::process::id() % 5000
+        ),
+    )
+    .unwrap();
     let in_ns = |args: &str| {
         let out = Command::new("unshare")
             .args(["-m", "--propagation", "private", "sh", "-c"])
             .arg(format!(
-                "mount --bind {} /etc/group && exec {} -C {} {args}",
+                "mount --bind {} /etc/group && mount --bind {} /etc/passwd && exec {} -C {} \
+                 {args}",
                 group.display(),
+                passwd.display(),
                 admin_bin().display(),
                 conf.display()
             ))
@@ -3176,12 +3236,18 @@ fn checks_fix_for_a_missing_spool_makes_the_missing_group_first() {
         .find(|l| l.starts_with("FAIL spool: "))
         .unwrap_or_else(|| panic!("{said}{err}"));
     let cmd = &l[l.rfind(" (fix: ").unwrap() + 7..l.len() - 1];
+    let n: u32 = cmd
+        .strip_prefix("{ getent group rsendmail >/dev/null || groupadd --system -g ")
+        .and_then(|r| r.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{l}"));
     assert!(
-        cmd.starts_with(
-            "{ getent group rsendmail >/dev/null || groupadd --system rsendmail; } && "
-        ) && cmd.ends_with(" init"),
+        cmd.contains(&format!("-g {n} rsendmail; }} && ")) && cmd.ends_with(" init"),
         "{l}"
     );
+    // A system gid no group has and no user has as her primary group.
+    assert!((100..=999).contains(&n), "{l}");
+    assert_ne!(n, taken, "{l}");
+    assert!(!group_gids.contains(&n) && !primary.contains(&n), "{l}");
     assert!(!spool.exists());
     let st = Command::new("sh")
         .args(["-c", cmd])
@@ -3195,5 +3261,608 @@ fn checks_fix_for_a_missing_spool_makes_the_missing_group_first() {
         .gid
         .as_raw();
     assert_eq!(owner_mode(&spool), (0o2770, 0, gid));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Set the ACL `name` (`system.posix_acl_access` or `system.posix_acl_default`) of `p` to
+/// `entries` (tag, permissions, id), as the kernel stores it; none: remove it.
+fn set_acl(p: &Path, name: &str, entries: &[(u16, u16, u32)]) {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    let r = if entries.is_empty() {
+        // SAFETY: NUL-terminated names.
+        unsafe { libc::removexattr(path.as_ptr(), name.as_ptr()) }
+    } else {
+        let mut v = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in entries {
+            v.extend(tag.to_le_bytes());
+            v.extend(perm.to_le_bytes());
+            v.extend(id.to_le_bytes());
+        }
+        // SAFETY: NUL-terminated names, a buffer valid for its length.
+        unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), v.as_ptr().cast(), v.len(), 0) }
+    };
+    assert_eq!(r, 0, "{}: {}", p.display(), std::io::Error::last_os_error());
+}
+
+const ACL_ACCESS: &str = "system.posix_acl_access";
+const ACL_DEFAULT: &str = "system.posix_acl_default";
+
+/// Whether `p` has the ACL `name`.
+fn has_acl(p: &Path, name: &str) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    // SAFETY: NUL-terminated names; no buffer, its size asked.
+    unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) >= 0 }
+}
+
+/// Set the access ACL of `p` to `user::rwx`, `user:UID:rwx`, `group::r-x`, `mask::rwx`,
+/// `other::r-x` (what `setfacl -m u:UID:rwx` gives a 755 directory), as the kernel
+/// stores it; `None`: remove it.
+fn set_user_acl(p: &Path, uid: Option<u32>) {
+    let all = u32::MAX;
+    match uid {
+        Some(uid) => set_acl(
+            p,
+            ACL_ACCESS,
+            &[
+                (1, 7, all),
+                (2, 7, uid),
+                (4, 5, all),
+                (0x10, 7, all),
+                (0x20, 5, all),
+            ],
+        ),
+        None => set_acl(p, ACL_ACCESS, &[]),
+    }
+}
+
+/// An ACL that gives a user anything on the system spool (a default ACL, which what is
+/// made there inherits; an access ACL that lets her read, the mask applied) is refused
+/// by every program (78) and failed by `check`; `init` removes every ACL on what it
+/// repairs, also those a new spool inherits from its parent's default ACL, and says
+/// `ready` only of a spool the programs take.
+#[test]
+fn acls_giving_others_anything_on_the_spool_are_refused_and_init_removes_them() {
+    if !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    let all = u32::MAX;
+    let env = Env::new();
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    // A default ACL on the spool: every entry made there would be hers to read.
+    set_acl(
+        &env.spool,
+        ACL_DEFAULT,
+        &[
+            (1, 7, all),
+            (2, 6, u.uid),
+            (4, 7, all),
+            (0x10, 7, all),
+            (0x20, 0, all),
+        ],
+    );
+    let want = format!(
+        "the queue directory {} is given rw- by a default ACL, which what is made there \
+         inherits, for the user {TEST_USER}",
+        env.spool.display()
+    );
+    refused_by_all_but_listings(&env, &want);
+    let out = admin(&env.conf, &["check"]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    assert!(
+        said.lines().any(|l| l.starts_with("FAIL spool: ")
+            && l.contains(&want)
+            && l.contains(&format!("`setfacl -b {}`", env.spool.display()))),
+        "{said}"
+    );
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "repaired {}: removed its default ACL",
+            env.spool.display()
+        )) && said.contains(": ready ("),
+        "{said}"
+    );
+    assert!(!has_acl(&env.spool, ACL_DEFAULT));
+    // An access ACL that lets her read tmp/: its mask takes her write, not her read.
+    let tmp = env.spool.join("tmp");
+    set_acl(
+        &tmp,
+        ACL_ACCESS,
+        &[
+            (1, 7, all),
+            (2, 7, u.uid),
+            (4, 7, all),
+            (0x10, 5, all),
+            (0x20, 0, all),
+        ],
+    );
+    let want = format!(
+        "the queue directory {} is given read (r-x) by an access ACL for the user {TEST_USER}",
+        tmp.display()
+    );
+    refused_by_all_but_listings(&env, &want);
+    let out = admin(&env.conf, &["check"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains(&want), "{}", text(&out.stdout));
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "repaired {}: removed its access ACL",
+            tmp.display()
+        )),
+        "{said}"
+    );
+    assert!(!has_acl(&tmp, ACL_ACCESS));
+    assert_eq!(owner_mode(&tmp), (0o2770, 0, spool_gid()));
+    // A queued entry whose access ACL lets her read it: check fails it, init removes it.
+    let out = run_limited(
+        &env.link("sendmail"),
+        &["-C", env.conf.to_str().unwrap(), "-odq", "bob@example.org"],
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let qf = fs::read_dir(&env.spool)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("qf"))
+        .unwrap();
+    set_acl(
+        &qf,
+        ACL_ACCESS,
+        &[
+            (1, 6, all),
+            (2, 4, u.uid),
+            (4, 6, all),
+            (0x10, 6, all),
+            (0x20, 0, all),
+        ],
+    );
+    let out = admin(&env.conf, &["check"]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("FAIL spool: 1 file(s) in ")
+                && l.contains("have an access ACL that gives a named user or group access")
+                && l.contains("-exec setfacl -b {} +")),
+        "{said}"
+    );
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "repaired {}: removed its access ACL",
+            qf.display()
+        )),
+        "{said}"
+    );
+    assert!(!has_acl(&qf, ACL_ACCESS));
+    fs::remove_file(&qf).unwrap();
+    // A default ACL on the spool's parent (for a backup user, say): the spool init
+    // makes inherits it, and init removes it from all it makes.
+    fs::remove_dir_all(&env.spool).unwrap();
+    set_acl(
+        &env.dir,
+        ACL_DEFAULT,
+        &[
+            (1, 7, all),
+            (2, 5, u.uid),
+            (4, 5, all),
+            (0x10, 5, all),
+            (0x20, 5, all),
+        ],
+    );
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    let said = text(&out.stdout);
+    set_acl(&env.dir, ACL_DEFAULT, &[]);
+    assert!(out.status.success(), "{said}");
+    for d in std::iter::once(env.spool.clone()).chain(
+        ["tmp", "index", "corrupt", "slots", "waiting", "hold"]
+            .iter()
+            .map(|s| env.spool.join(s)),
+    ) {
+        if d.exists() {
+            assert!(
+                !has_acl(&d, ACL_ACCESS) && !has_acl(&d, ACL_DEFAULT),
+                "{}: {said}",
+                d.display()
+            );
+            assert_eq!(owner_mode(&d), (0o2770, 0, spool_gid()), "{}", d.display());
+        }
+    }
+    let out = admin(&env.conf, &["check"]);
+    assert!(
+        !text(&out.stdout).contains("FAIL spool"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run_limited(
+        &env.link("sendmail"),
+        &["-C", env.conf.to_str().unwrap(), "-odq", "bob@example.org"],
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// A POSIX access ACL that lets a user write a directory above the spool (shown only as
+/// the group bits of root's group) or the spool's own `tmp/`: every entry point refuses
+/// the spool (78), `init` refuses the one above, and `check` fails each with its fix.
+#[test]
+fn an_acl_letting_a_user_write_the_spool_or_above_it_is_refused() {
+    if !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    let env = Env::new();
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    set_user_acl(&env.dir, Some(u.uid));
+    assert_eq!(owner_mode(&env.dir), (0o775, 0, 0));
+    // Named: the ACL's user, not the group the mask shows as the group bits.
+    refused_by_all_but_listings(
+        &env,
+        &format!("is given write by an access ACL for the user {TEST_USER}"),
+    );
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
+    let out = admin(&env.conf, &["check"]);
+    let said = text(&out.stdout);
+    assert!(
+        said.lines().any(
+            |l| l.starts_with(&format!("FAIL spool: {} (", env.dir.display()))
+                && l.ends_with(&format!("(fix: chmod go-w {})", env.dir.display()))
+        ),
+        "{said}"
+    );
+    set_user_acl(&env.dir, None);
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = env.spool.join("tmp");
+    set_user_acl(&tmp, Some(u.uid));
+    let want = format!(
+        "the queue directory {} is given write by an access ACL for the user {}",
+        tmp.display(),
+        TEST_USER
+    );
+    refused_by_all_but_listings(&env, &want);
+    let out = admin(&env.conf, &["check"]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    assert!(
+        said.lines().any(|l| l.starts_with("FAIL spool: ")
+            && l.contains(&want)
+            && l.contains(&format!("`setfacl -b {}`", tmp.display()))),
+        "{said}"
+    );
+    set_user_acl(&tmp, None);
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o2770)).unwrap();
+    let out = admin(&env.conf, &["check"]);
+    assert!(
+        !text(&out.stdout).contains("FAIL spool"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// The system spool's layout is root's: a user's submission (here as a member of the
+/// spool's group) that finds it missing refuses (78, pointing at init) and makes
+/// nothing; a sub-directory a user owns is refused by root's submissions and runs
+/// (78) until init gives it back to root.
+#[test]
+fn only_root_makes_the_layout_and_a_users_sub_directory_is_refused() {
+    if !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    let env = Env::new();
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&env.conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let bins = env.dir.join("bin");
+    fs::create_dir(&bins).unwrap();
+    fs::set_permissions(&bins, fs::Permissions::from_mode(0o755)).unwrap();
+    let sm = user_visible_bin(&bins, "sendmail");
+    let conf = env.conf.to_str().unwrap();
+    // The system configuration, as an installed one (read by debug builds only).
+    let sys = [("RSENDMAIL_SYSTEM_CONFIG", conf)];
+    let out = as_member(&sm, &["-odq", "bob@example.org"], &sys, MSG);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    assert!(
+        said.contains(&format!(
+            "the queue's sub-directory {} is missing: only root makes the spool's layout",
+            env.spool.join("tmp").display()
+        )) && said.contains("`rsendmail-admin init`"),
+        "{said}"
+    );
+    assert_eq!(fs::read_dir(&env.spool).unwrap().count(), 0, "{said}");
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    // The system configuration, as an installed one (read by debug builds only).
+    let sys = [("RSENDMAIL_SYSTEM_CONFIG", conf)];
+    let out = as_member(&sm, &["-odq", "bob@example.org"], &sys, MSG);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for sub in ["tmp", "index", "corrupt"] {
+        let p = env.spool.join(sub);
+        std::os::unix::fs::chown(&p, Some(u.uid), None).unwrap();
+        for args in [&["-odq", "carol@example.org"][..], &["-q"][..]] {
+            let mut full = vec!["-C", conf];
+            full.extend(args);
+            let out = run_limited(&env.link("sendmail"), &full, MSG);
+            let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            assert_eq!(out.status.code(), Some(78), "{sub} {args:?}: {said}");
+            assert!(
+                said.contains(&format!(
+                    "the queue's sub-directory {} is owned by {TEST_USER}, not root",
+                    p.display()
+                )),
+                "{sub} {args:?}: {said}"
+            );
+        }
+        let out = admin(&env.conf, &["init", "--group", spool_group()]);
+        assert!(out.status.success(), "{}", text(&out.stdout));
+        assert_eq!(owner_mode(&p), (0o2770, 0, spool_gid()));
+    }
+    let out = run_limited(
+        &env.link("sendmail"),
+        &["-C", conf, "-odq", "carol@example.org"],
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
+
+/// What `check` fails about the layout every program refuses too (78, pointing at
+/// init), in the same words: a spool others may enter (2771), a sub-directory of
+/// another group than the spool's, one others may enter; `init` puts each right.
+#[test]
+fn a_layout_check_fails_is_refused_by_every_program() {
+    if !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    let env = Env::new();
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = env.spool.join("tmp");
+    let hold = env.spool.join("hold");
+    /// A directory, what spoils it, and the words every program refuses it with.
+    type Case<'a> = (PathBuf, Box<dyn Fn() + 'a>, String);
+    let cases: Vec<Case> = vec![
+        (
+            env.spool.clone(),
+            Box::new(|| {
+                fs::set_permissions(&env.spool, fs::Permissions::from_mode(0o2771)).unwrap()
+            }),
+            format!(
+                "the queue directory {} (mode 2771) is open to others",
+                env.spool.display()
+            ),
+        ),
+        (
+            tmp.clone(),
+            Box::new(|| std::os::unix::fs::chown(&tmp, None, Some(u.gid)).unwrap()),
+            format!(
+                "the queue's sub-directory {} is of the group {TEST_USER}, not the spool's \
+                 group {}",
+                tmp.display(),
+                spool_group()
+            ),
+        ),
+        (
+            hold.clone(),
+            Box::new(|| fs::set_permissions(&hold, fs::Permissions::from_mode(0o2771)).unwrap()),
+            format!(
+                "the queue's sub-directory {} (mode 2771) is open to others",
+                hold.display()
+            ),
+        ),
+    ];
+    for (dir, spoil, want) in cases {
+        spoil();
+        refused_by_all_but_listings(&env, &want);
+        let out = admin(&env.conf, &["check"]);
+        let said = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(78), "{said}");
+        assert!(
+            said.lines().any(|l| l.starts_with("FAIL spool: ")
+                && l.contains(&want)
+                && l.contains("(fix: ")),
+            "{said}"
+        );
+        let out = admin(&env.conf, &["init", "--group", spool_group()]);
+        assert!(out.status.success(), "{}", text(&out.stdout));
+        assert_eq!(
+            owner_mode(&dir),
+            (0o2770, 0, spool_gid()),
+            "{}",
+            dir.display()
+        );
+    }
+    let out = admin(&env.conf, &["check"]);
+    assert!(
+        !text(&out.stdout).contains("FAIL spool"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// `check` names every unsafe directory above the spool in one run, one FAIL line
+/// each (the deepest first), and for one in a user's home says to choose a path
+/// outside that user's tree.
+#[test]
+fn check_names_every_unsafe_directory_above_the_spool() {
+    if !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    let (dir, conf, _) = init_env("every-above");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let inner = dir.join("u/b/inner");
+    fs::create_dir_all(&inner).unwrap();
+    for d in [dir.join("u"), dir.join("u/b"), inner.clone()] {
+        std::os::unix::fs::chown(&d, Some(u.uid), Some(u.gid)).unwrap();
+    }
+    let spool = inner.join("spool");
+    fs::write(
+        &conf,
+        format!(
+            "MAILNAME test.example\nSPOOLDIR {}\nMAILSPOOL {}\n",
+            spool.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let out = admin(&conf, &["check"]);
+    let said = text(&out.stdout);
+    let above: Vec<&str> = said
+        .lines()
+        .filter(|l| l.starts_with("FAIL spool: ") && l.contains(", above the queue directory"))
+        .collect();
+    assert_eq!(above.len(), 3, "{said}");
+    for (line, d) in above
+        .iter()
+        .zip([inner.clone(), dir.join("u/b"), dir.join("u")])
+    {
+        assert!(
+            line.starts_with(&format!("FAIL spool: {} (", d.display()))
+                && line.contains(&format!("(fix: chown root {})", d.display())),
+            "{said}"
+        );
+    }
+    let _ = fs::remove_dir_all(&dir);
+    // In the user's home: the advice is a path outside her tree.
+    let home_dir = u.home.join(format!("rsm-above-{}", std::process::id()));
+    fs::create_dir_all(&home_dir).unwrap();
+    std::os::unix::fs::chown(&home_dir, Some(u.uid), Some(u.gid)).unwrap();
+    let (dir, conf, _) = init_env("home-above");
+    fs::write(
+        &conf,
+        format!(
+            "MAILNAME test.example\nSPOOLDIR {}\nMAILSPOOL {}\n",
+            home_dir.join("spool").display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let out = admin(&conf, &["check"]);
+    let said = text(&out.stdout);
+    let _ = fs::remove_dir_all(&home_dir);
+    let _ = fs::remove_dir_all(&dir);
+    // Both her directories, each with that advice alone: no `chown root` of her home.
+    for d in [&home_dir, &u.home] {
+        assert!(
+            said.lines()
+                .any(|l| l.starts_with(&format!("FAIL spool: {} (", d.display()))
+                    && l.ends_with(&format!(
+                        "root's alone; it is in {}, the home of {TEST_USER}: rather name a \
+                         SPOOLDIR outside that user's tree than give her directories to root",
+                        u.home.display()
+                    ))),
+            "{said}"
+        );
+    }
+    assert!(!said.contains("chown root"), "{said}");
+}
+
+/// A system spool whose group is not fit for it (root's, or a user's primary group) is
+/// refused by every submission, `-bs`, `-bd`, queue run and listing (`-bp`, `mailq`,
+/// `rsendmail-admin list` and `show`: a member of that group could have planted what
+/// they list) with 78, naming the group and why, pointing at `check`, as one everyone
+/// may write is.
+#[test]
+fn a_spool_of_a_group_unfit_for_it_is_refused_everywhere() {
+    if !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    let env = Env::new();
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let c = env.conf.to_str().unwrap();
+    let out = run_limited(
+        &env.link("sendmail"),
+        &["-C", c, "-odq", "bob@example.org"],
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let id = fs::read_dir(&env.spool)
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("qf"))
+                .map(str::to_string)
+        })
+        .expect("queued");
+    for (gid, why) in [
+        (0, "of the group root, root's group".to_string()),
+        (u.gid, format!("the primary group of the user {TEST_USER}")),
+    ] {
+        std::os::unix::fs::chown(&env.spool, None, Some(gid)).unwrap();
+        fs::set_permissions(&env.spool, fs::Permissions::from_mode(0o2770)).unwrap();
+        refused_by_all(&env, &why, 78);
+        refused_by_all(&env, "(`rsendmail-admin check` says how)", 78);
+        for args in [&["list"][..], &["show", &id]] {
+            let out = admin(&env.conf, args);
+            let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            assert_eq!(out.status.code(), Some(78), "{args:?}: {said}");
+            assert!(
+                said.contains(&why) && !said.contains("bob@example.org"),
+                "{args:?}: {said}"
+            );
+        }
+    }
+}
+
+/// A spool root's alone (0700, as the quick start makes one as root) gives its group
+/// nothing, so its group (root's here) is no reason to refuse it: root's submission
+/// takes it over, keeps it 0700 and queues, and a queue run lists it. The same spool
+/// giving root's group anything (0750, 2770) is refused (78), changing nothing.
+#[test]
+fn a_spool_that_gives_its_group_nothing_is_used_whatever_its_group() {
+    if !is_root() {
+        return;
+    }
+    let (dir, conf, spool) = init_env("rootonly");
+    fs::create_dir(&spool).unwrap();
+    std::os::unix::fs::chown(&spool, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o700)).unwrap();
+    let c = conf.to_str().unwrap();
+    let out = run_limited(&bin(), &["-C", c, "-odq", "bob@example.org"], MSG);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert_eq!(owner_mode(&spool), (0o700, 0, 0));
+    let out = run_limited(&bin(), &["-C", c, "-bp"], b"");
+    assert!(
+        text(&out.stdout).contains("bob@example.org"),
+        "{}",
+        text(&out.stdout)
+    );
+    for mode in [0o750, 0o2770] {
+        fs::set_permissions(&spool, fs::Permissions::from_mode(mode)).unwrap();
+        let out = run_limited(&bin(), &["-C", c, "-odq", "bob@example.org"], MSG);
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(78), "{mode:o}: {said}");
+        assert!(
+            said.contains("is of the group root, root's group"),
+            "{said}"
+        );
+        assert_eq!(owner_mode(&spool), (mode, 0, 0));
+    }
     let _ = fs::remove_dir_all(&dir);
 }

@@ -6,6 +6,7 @@ mod addresses;
 mod admin_check;
 mod admin_queue;
 mod compat_suite;
+mod config_files;
 mod connection_cache;
 mod content;
 mod delivery;

@@ -8,7 +8,7 @@
 
 use crate::harness::servers::{Sink, relay_env, start_peer};
 use crate::harness::{
-    Env, MSG, as_user, can_switch_user, closed_tcp_port, sigterm, test_user, user_ids,
+    Env, MSG, as_member, can_switch_user, closed_tcp_port, sigterm, test_user, user_ids,
     user_visible_bin, wait_exit, wait_until, wait_until_or,
 };
 use std::fs;
@@ -149,8 +149,8 @@ fn smtp_send(port: u16, rcpt: &str) {
 
 /// The user's `sendmail` (`user_bin`) run as the test user on `conf` to `rcpt`; it
 /// must exit 0.
-fn submit_as_user(user_bin: &Path, conf: &str, rcpt: &str) {
-    let out = as_user(user_bin, &["-C", conf, rcpt], &[], MSG);
+fn submit_as_member(user_bin: &Path, conf: &str, rcpt: &str) {
+    let out = as_member(user_bin, &["-C", conf, rcpt], &[], MSG);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -160,20 +160,12 @@ fn submit_as_user(user_bin: &Path, conf: &str, rcpt: &str) {
 }
 
 /// The installed layout for a user without the set-gid binary: the spool
-/// `root:<the test user's group>` 2770 (the group reaches it, as the `rsendmail` group
-/// does when installed), a config and copies of the binaries the user may read and run.
-/// Returns the user's `sendmail`.
+/// `root:<the spool's group>` 2770, as the harness makes it, which the user reaches as
+/// a member of that group ([`as_member`]), a config and copies of the binaries the user
+/// may read and run. Returns the user's `sendmail`.
 fn shared_spool(env: &Env) -> PathBuf {
     fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
     fs::set_permissions(&env.conf, fs::Permissions::from_mode(0o644)).unwrap();
-    // (The harness made the spool, as an install does.)
-    nix::unistd::chown(
-        &env.spool,
-        None,
-        Some(nix::unistd::Gid::from_raw(test_user().gid)),
-    )
-    .unwrap();
-    fs::set_permissions(&env.spool, fs::Permissions::from_mode(0o2770)).unwrap();
     let bins = env.dir.join("bin");
     fs::create_dir(&bins).unwrap();
     fs::set_permissions(&bins, fs::Permissions::from_mode(0o755)).unwrap();
@@ -219,7 +211,7 @@ fn a_running_root_runner_delivers_a_users_local_mail_at_once() {
     let conf = env.conf.to_str().unwrap();
     let mut latencies = Vec::new();
     for n in 1..=5 {
-        submit_as_user(&user_bin, conf, "root");
+        submit_as_member(&user_bin, conf, "root");
         let returned = Instant::now();
         wait_until_or(
             Duration::from_secs(20),
@@ -242,7 +234,7 @@ fn a_running_root_runner_delivers_a_users_local_mail_at_once() {
     );
     // A submission that refused a recipient (its entry has a state file from the start)
     // and queued a report of it: both delivered by the runner at once.
-    let out = as_user(
+    let out = as_member(
         &user_bin,
         &["-C", conf, "-oem", "nosuchuser", "root"],
         &[],
@@ -256,7 +248,7 @@ fn a_running_root_runner_delivers_a_users_local_mail_at_once() {
         || env.listing(),
         || count_in(&mbox) == 6 && count_in(&user_mbox) == 1,
     );
-    let out = as_user(&user_bin, &["-C", conf, "prog"], &[], MSG);
+    let out = as_member(&user_bin, &["-C", conf, "prog"], &[], MSG);
     assert_eq!(out.status.code(), Some(0));
     let prog_id = open.join("prog-id");
     wait_until(Duration::from_secs(20), "the command to run", || {
@@ -631,7 +623,7 @@ fn a_running_root_runner_delivers_a_users_mail_to_a_third_users_mailbox() {
     let mbox = env.dir.join("mail/nobody");
     let conf = env.conf.to_str().unwrap();
     for n in 1..=2 {
-        submit_as_user(&user_bin, conf, "nobody");
+        submit_as_member(&user_bin, conf, "nobody");
         wait_until_or(
             Duration::from_secs(20),
             "the root runner to deliver the user's mail to nobody",
@@ -672,7 +664,7 @@ fn local_mail_is_not_held_behind_a_slow_server() {
     env.sendmail(&["stall@example.org"], MSG).code(0);
     peer.wait_transcript("DATA-END", Duration::from_secs(30));
     let conf = env.conf.to_str().unwrap();
-    submit_as_user(&user_bin, conf, "root");
+    submit_as_member(&user_bin, conf, "root");
     let mbox = env.dir.join("mail/root");
     wait_until_or(
         Duration::from_secs(25),
@@ -976,5 +968,139 @@ fn max_connections_holds_across_the_runners_deliveries() {
     assert_eq!(slow.messages().len(), 3, "each message once");
     assert_eq!(fast.messages().len(), 1);
     assert_eq!(count_in(&env.dir.join("mail/root")), 1);
+    runner.stop();
+}
+
+/// The text of every state file in the env's spool.
+fn states(env: &Env) -> String {
+    let mut out = String::new();
+    for e in fs::read_dir(&env.spool).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with("sf") {
+            // (Spaces and `%` are escaped there.)
+            let text = fs::read_to_string(e.path()).unwrap_or_default();
+            out.push_str(&text.replace("%20", " ").replace("%25", "%"));
+        }
+    }
+    out
+}
+
+/// A root runner restarting on SIGHUP while a command alias it delivers to still runs
+/// (its endpoint closed meanwhile), and an ordinary user's `-odb` mail to root submitted
+/// in that window: the user's deliverer leaves it in `waiting/` (no `needs the root
+/// queue runner` deferral, whose back-off would keep it for the runner's interval of an
+/// hour), and the restarted runner delivers it at once.
+#[test]
+fn a_users_local_mail_during_a_runners_restart_is_delivered_after_it() {
+    if !can_switch_user() {
+        return;
+    }
+    let (env, open) = slow_local_env(
+        closed_tcp_port(),
+        "slowprog: \"|/bin/sh -c 'touch OPEN/started; while [ ! -e OPEN/go ]; do sleep 0.1; done; cat >/dev/null'\"\n",
+        "",
+    );
+    let user_bin = shared_spool(&env);
+    let runner = Runner::listening(&env);
+    env.sendmail(&["slowprog"], MSG).code(0);
+    wait_until_or(
+        Duration::from_secs(30),
+        "the command to start",
+        || env.listing(),
+        || open.join("started").exists(),
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(runner.0.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    wait_until_or(
+        Duration::from_secs(20),
+        "the restarting runner to close its endpoint",
+        || env.listing(),
+        || !listened_on(&env),
+    );
+    let conf = env.conf.to_str().unwrap();
+    submit_as_member(&user_bin, conf, "root");
+    let waiting = env.spool.join("waiting");
+    let left = || fs::read_dir(&waiting).is_ok_and(|mut rd| rd.next().is_some());
+    let settled = wait_for_true(Duration::from_secs(20), || {
+        left() || states(&env).contains("needs the root queue runner")
+    });
+    let deferred = states(&env);
+    fs::write(open.join("go"), "").unwrap();
+    assert!(
+        settled,
+        "the user's deliverer did nothing: {}",
+        env.listing()
+    );
+    assert!(
+        !deferred.contains("needs the root queue runner"),
+        "the user's mail was deferred for the runner's interval: {deferred}"
+    );
+    let mbox = env.dir.join("mail/root");
+    wait_until_or(
+        Duration::from_secs(30),
+        "the restarted runner to deliver the user's mail",
+        || format!("{}\n{}", env.listing(), states(&env)),
+        || count_in(&mbox) == 1,
+    );
+    env.wait_until_empty(Duration::from_secs(20));
+    assert_eq!(count_in(&mbox), 1, "once");
+    assert!(listened_on(&env), "the restarted runner listens");
+    runner.stop();
+}
+
+/// An ordinary user's `-odb` mail to root with no runner up: the user's deliverer defers
+/// it (`needs the root queue runner`) with a back-off; a root runner started later takes
+/// it at its start, whatever that back-off (its interval is an hour).
+#[test]
+fn a_root_runner_takes_mail_deferred_for_want_of_root_at_its_start() {
+    if !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    let user_bin = shared_spool(&env);
+    let conf = env.conf.to_str().unwrap();
+    // The spool's whole layout, root's, as an install's init makes it: a root runner
+    // started once makes it all (its slots too), and stops for good.
+    Runner::listening(&env).stop();
+    submit_as_member(&user_bin, conf, "root");
+    wait_until_or(
+        Duration::from_secs(20),
+        "the user's deliverer to defer root's mail",
+        || env.listing(),
+        || states(&env).contains("needs the root queue runner"),
+    );
+    assert!(
+        states(&env).contains("next-attempt"),
+        "deferred with a back-off: {}",
+        states(&env)
+    );
+    // The user's deliverer has let the entry go (a runner whose first run found it
+    // still locked would leave it for its interval, as any run leaves a locked entry).
+    wait_until_or(
+        Duration::from_secs(20),
+        "the user's deliverer to let the entry go",
+        || env.listing(),
+        || {
+            fs::read_dir(&env.spool)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .all(|e| {
+                    !e.file_name().to_string_lossy().starts_with("qf")
+                        || fs::File::open(e.path()).is_ok_and(|f| f.try_lock().is_ok())
+                })
+        },
+    );
+    let runner = Runner::listening(&env);
+    let mbox = env.dir.join("mail/root");
+    wait_until_or(
+        Duration::from_secs(20),
+        "the runner to take root's mail at its start",
+        || format!("{}\n{}", env.listing(), states(&env)),
+        || count_in(&mbox) == 1,
+    );
+    env.wait_until_empty(Duration::from_secs(20));
     runner.stop();
 }

@@ -131,6 +131,7 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
         t.say(Mark::Info, "privileges", &super::dropped_group_note(&s.inv));
     }
     names_step(&mut t, &s.cfg);
+    let usable = trust_step(&mut t, &s) && usable;
     install_steps(&mut t, &s);
     if !usable {
         skip(&mut t);
@@ -355,6 +356,44 @@ fn writable_step(t: &mut Tally, path: &Path) {
     }
 }
 
+/// The files the configuration names that the programs read for routing or credentials,
+/// or write ([`Config::untrusted_files`]): each that someone the programs do not trust
+/// could change (the file, a directory or link on its path) is a `FAIL files` line, which
+/// every program that uses it refuses too. The repair offered never changes the owner or
+/// mode of a path a user can change (she could swap it for a link to any file first): a
+/// root-owned item that is only writable by others, with everything above it safe, gets
+/// `chmod go-w`; anything else is moved to a directory that is root's alone. Whether
+/// none failed.
+fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
+    let found = s.cfg.untrusted_files(&s.settings, app::maillog_group(s));
+    for u in &found {
+        let how = match u.risks.first() {
+            // A log file under a directory others may write (Ubuntu's /var/log, the
+            // system logger's group's): its mode is the logger's, not to be changed.
+            // The programs log to syslog instead of such a file (they run on).
+            Some(r) if u.what == "MAILLOG" && !r.file => format!(
+                " (the programs log to syslog instead, and deliver; repair: remove MAILLOG \
+                 to log through syslog, or name a file in a directory that is root's alone \
+                 all the way down; never change the mode of {}, which others, such as the \
+                 system logger, may need to write)",
+                sh_word(&r.path)
+            ),
+            // The first met: everything above it is safe, so its path cannot be
+            // swapped; what follows it is named again by the next check.
+            Some(r) if r.mode_only() => fix(&[format!("chmod go-w {}", sh_word(&r.path))]),
+            _ => format!(
+                " (repair: have root make the file anew in a directory that is root's alone \
+                 all the way down, from a copy it has checked, and name that path in {}; \
+                 never change the owner or mode of a path a user can change: she can \
+                 swap it for a link to any file first)",
+                u.what
+            ),
+        };
+        t.fail(Sysexit::Config, "files", &format!("{}{how}", u.problem()));
+    }
+    found.is_empty()
+}
+
 /// Settings that change nothing, with their file and line: `O` options rsendmail
 /// accepts for sendmail's sake and does not act on, VERIFYCERT without INSECURE,
 /// OPPORTUNISTIC_TLS where SECURETRANSFER makes TLS start at once.
@@ -523,9 +562,7 @@ impl SpoolOwner {
         let mut cmds = Vec::new();
         if let Some((g, make)) = init::other_group(&self.group, &s.spool.dir) {
             if make {
-                cmds.push(format!(
-                    "{{ getent group {g} >/dev/null || groupadd --system {g}; }}"
-                ));
+                cmds.push(groupadd_command(&g));
             }
             cmds.push(init_command(s, &g));
         }
@@ -549,10 +586,7 @@ impl SpoolOwner {
         let mut cmds = Vec::new();
         if self.gid.is_none() {
             // Once made, the next line's fix must not fail on it.
-            cmds.push(format!(
-                "{{ getent group {g} >/dev/null || groupadd --system {g}; }}",
-                g = self.group
-            ));
+            cmds.push(groupadd_command(&self.group));
         }
         cmds.push(format!(
             "chown {}:{} {}",
@@ -606,10 +640,7 @@ fn missing_spool_step(t: &mut Tally, s: &app::Setup, e: &std::io::Error) {
         } else {
             if want.gid.is_none() {
                 // Once made, init gives the spool this group.
-                cmds.push(format!(
-                    "{{ getent group {g} >/dev/null || groupadd --system {g}; }}",
-                    g = want.group
-                ));
+                cmds.push(groupadd_command(&want.group));
             }
             cmds.push(init_command(s, &want.group));
         }
@@ -690,6 +721,14 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
     }
     // The directories above it: root's alone (a user's own spool: hers too).
     directories_above_step(t, s);
+    // The spool and its sub-directories: no access ACL lets others write them.
+    for (d, who) in s.spool.acl_writable() {
+        t.fail(
+            Sysexit::Config,
+            "spool",
+            &s.spool.acl_writable_problem(&d, &who),
+        );
+    }
     // A system spool that is not root's, or of root's group: put right with the mode.
     let owner_fix = if s.spool.private || want.owns(&spool_md) {
         Vec::new()
@@ -769,15 +808,18 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             ),
         );
     } else if mode & 0o007 != 0 || mode & 0o070 != 0o070 {
+        // Open to others: what every program refuses it with (the one rule).
+        let text = s.spool.layout_problem(dir, &spool_md).unwrap_or_else(|| {
+            format!(
+                "{} ({}): must be 2770, its group's and nobody else's",
+                dir.display(),
+                owner_mode(&spool_md)
+            )
+        });
         t.fail(
             Sysexit::Config,
             "spool",
-            &format!(
-                "{} ({}): must be 2770, its group's and nobody else's{}",
-                dir.display(),
-                owner_mode(&spool_md),
-                fix(&[format!("chmod 2770 {}", sh_word(dir))])
-            ),
+            &format!("{text}{}", fix(&[format!("chmod 2770 {}", sh_word(dir))])),
         );
     } else {
         t.say(
@@ -837,7 +879,11 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         only_runner.as_ref().map(|(w, c)| (w.as_str(), *c)),
     );
     maillog_step(t, s, &want);
-    if let Some(p) = &s.cfg.auth_path {
+    // One someone else could change is failed by the files step, whose repair changes
+    // nothing she could swap for a link.
+    if let Some(p) = &s.cfg.auth_path
+        && crate::spool::safety::file_risks(p, &[]).is_empty()
+    {
         let path = sh_word(p);
         match std::fs::metadata(p) {
             Err(e) => t.fail(
@@ -915,6 +961,18 @@ fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
     let Some(p) = &s.cfg.maillog else {
         return;
     };
+    if !crate::spool::safety::file_risks(
+        p,
+        &app::maillog_group(s)
+            .into_iter()
+            .chain([0])
+            .collect::<Vec<_>>(),
+    )
+    .is_empty()
+    {
+        // Failed by the files step, with a repair that changes nothing a user can swap.
+        return;
+    }
     let mode = crate::log::MAILLOG_MODE;
     let whose = if s.spool.private {
         "this user's".to_string()
@@ -1037,8 +1095,16 @@ fn subdirs_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
                 }
             }
             cmds.push(format!("chmod {dir_mode:o} {}", sh_word(&p)));
+            // What every program refuses it with, when it does (the one rule).
+            let refused = if sub.contains('/') {
+                None
+            } else {
+                s.spool.layout_problem(&p, &md)
+            };
             let text = if mode & 0o002 != 0 {
                 s.spool.world_writable_problem(&p, mode)
+            } else if let Some(refused) = refused {
+                refused
             } else if private {
                 format!(
                     "{} ({}): a directory of a user's own spool must be hers, {dir_mode:o}",
@@ -1101,6 +1167,9 @@ fn files_step(
         return 0;
     };
     let mut wrong: Vec<String> = Vec::new();
+    // Files whose access ACL gives a named user or group anything: they could read or
+    // change what is queued whatever the mode says (`init` removes it).
+    let mut acl: Vec<String> = Vec::new();
     for ent in list.flatten() {
         if only_entries
             && !crate::spool::ENTRY_PREFIXES
@@ -1118,18 +1187,25 @@ fn files_step(
         let ok = md.mode() & 0o7777 == file_mode
             && (private || want.gid == Some(md.gid()))
             && (!private || md.uid() == want.uid);
+        let name = || crate::text::printable(&ent.file_name().to_string_lossy()).into_owned();
         if !ok {
-            wrong.push(crate::text::printable(&ent.file_name().to_string_lossy()).into_owned());
+            wrong.push(name());
+        }
+        if !private
+            && crate::spool::safety::read_xattr(&ent.path(), crate::spool::safety::ACL_ACCESS)
+                .is_some_and(|b| !crate::spool::safety::acl_named(&b).is_empty())
+        {
+            acl.push(name());
         }
     }
-    if wrong.is_empty() {
-        return 0;
-    }
-    wrong.sort();
-    let mut shown: Vec<String> = wrong.iter().take(3).cloned().collect();
-    if wrong.len() > 3 {
-        shown.push(format!("and {} more", wrong.len() - 3));
-    }
+    let shown = |list: &mut Vec<String>| {
+        list.sort();
+        let mut shown: Vec<String> = list.iter().take(3).cloned().collect();
+        if list.len() > 3 {
+            shown.push(format!("and {} more", list.len() - 3));
+        }
+        shown.join(", ")
+    };
     let d = sh_word(dir);
     let names = if only_entries {
         let each: Vec<String> = crate::spool::ENTRY_PREFIXES
@@ -1140,6 +1216,27 @@ fn files_step(
     } else {
         String::new()
     };
+    let mut failed = 0;
+    if !acl.is_empty() {
+        failed = 1;
+        t.fail(
+            Sysexit::Config,
+            "spool",
+            &format!(
+                "{} file(s) in {} have an access ACL that gives a named user or group \
+                 access ({}): they could read or change what is queued{}",
+                acl.len(),
+                dir.display(),
+                shown(&mut acl),
+                fix(&[format!(
+                    "find {d} -maxdepth 1 -type f{names} -exec setfacl -b {{}} +"
+                )])
+            ),
+        );
+    }
+    if wrong.is_empty() {
+        return failed;
+    }
     let cmd = if private {
         format!("find {d} -maxdepth 1 -type f{names} -exec chmod {file_mode:o} {{}} +")
     } else {
@@ -1159,7 +1256,7 @@ fn files_step(
             "{} file(s) in {} are not {want}, which submissions and runs must write ({}){}",
             wrong.len(),
             dir.display(),
-            shown.join(", "),
+            shown(&mut wrong),
             fix(&[cmd])
         ),
     );
@@ -1439,17 +1536,84 @@ fn setgid_step(
     true
 }
 
-/// Fail the first directory above the spool, or link on its path, that someone other
+/// The command that makes the system group `g` when it is not there, with a gid that
+/// no group has and that is no passwd entry's primary group ([`free_system_gid`]):
+/// `groupadd` alone looks only at the groups, and could give it a gid a user already has
+/// as her primary group, which `init` then refuses.
+fn groupadd_command(g: &str) -> String {
+    match free_system_gid() {
+        Some(n) => format!("{{ getent group {g} >/dev/null || groupadd --system -g {n} {g}; }}"),
+        None => format!("{{ getent group {g} >/dev/null || groupadd --system {g}; }}"),
+    }
+}
+
+/// The highest system gid (`SYS_GID_MIN`..=`SYS_GID_MAX` of /etc/login.defs, 100..=999
+/// when it says none), as `groupadd --system` picks one, that no group has and no passwd
+/// entry has as its primary group.
+pub fn free_system_gid() -> Option<u32> {
+    let defs = std::fs::read_to_string("/etc/login.defs").unwrap_or_default();
+    let value = |key: &str| {
+        defs.lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(key)).then(|| w.next()?.parse::<u32>().ok())?
+            })
+            .next_back()
+    };
+    let min = value("SYS_GID_MIN").unwrap_or(100).max(1);
+    let max = value("SYS_GID_MAX").unwrap_or(999);
+    let used = crate::spool::safety::primary_gids();
+    (min..=max).rev().find(|&n| {
+        !used.contains(&n)
+            && matches!(
+                nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(n)),
+                Ok(None)
+            )
+    })
+}
+
+/// Fail every directory above the spool, or link on its path, that someone other
 /// than root (or, for a user's own spool, she) owns or may write, with its fix.
 fn directories_above_step(t: &mut Tally, s: &app::Setup) {
-    if let Some(u) = s.spool.unsafe_dir().filter(|u| u.above || u.is_link()) {
-        t.fail(
-            Sysexit::Config,
-            "spool",
-            &s.spool
-                .unsafe_dir_problem(&u, Some(&u.fix(s.spool.private))),
-        );
+    for u in s
+        .spool
+        .unsafe_dirs()
+        .into_iter()
+        .filter(|u| u.above || u.is_link())
+    {
+        // In a user's home: her tree is hers to change, so the spool belongs elsewhere;
+        // no `chown root` of her directories (her home taken from her, or, swapped for
+        // a link between the check and the fix, whatever it points at).
+        let home = users_home_holding(&u);
+        let cmds = if home.is_some() {
+            Vec::new()
+        } else {
+            u.fix(s.spool.private)
+        };
+        let mut line = s.spool.unsafe_dir_problem(&u, Some(&cmds));
+        if let Some(home) = home {
+            line.push_str(&format!(
+                "; it is in {}, the home of {}: rather name a SPOOLDIR outside that \
+                 user's tree than give her directories to root",
+                home.display(),
+                user_name(u.md.uid())
+            ));
+        }
+        t.fail(Sysexit::Config, "spool", &line);
     }
+}
+
+/// The home directory of the user who owns `u`, when `u` lies in it (or is it).
+fn users_home_holding(u: &crate::spool::safety::UnsafeDir) -> Option<std::path::PathBuf> {
+    let uid = u.md.uid();
+    if uid == 0 {
+        return None;
+    }
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()?;
+    let home = user.dir;
+    (home.is_absolute() && home != Path::new("/") && u.dir.starts_with(&home)).then_some(home)
 }
 
 /// `rsendmail-deliver` is what root runs (the queue runner, `-q`, the daemon): it and

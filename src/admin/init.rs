@@ -41,6 +41,12 @@
 //! another file root's owner or the group. What is not what the spool keeps at a
 //! sub-directory's or the FIFO's name is moved into `corrupt/`, as the programs that
 //! use the spool do; an entry with more than one link is left alone and told.
+//!
+//! Every POSIX ACL (access and default) on the spool, its sub-directories, the FIFO and
+//! the files it repairs is removed (`repaired ...: removed its ... ACL`): the modes say
+//! who uses the spool. Last, the checks every program applies to the spool
+//! ([`Spool::check_safe`]) are applied: `ready` is said only of a spool they take, else
+//! init fails (EX_CONFIG, 78) saying why.
 
 use super::Context;
 use crate::config::{self, Config, Paths, io_text};
@@ -195,7 +201,7 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
             move_aside(&spool, &spool.dir.join(name), found)?;
         }
         let made = fs::symlink_metadata(spool.dir.join(name)).is_err();
-        let path = spool.subdir(name)?;
+        let path = spool.subdir_to_repair(name)?;
         if made {
             crate::outln!("made {}", path.display());
         }
@@ -233,6 +239,16 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
         if crate::spool::open_dir(&d).is_ok() {
             entries(&d, &who, false)?;
         }
+    }
+    // Ready only when every program would use it: their own checks, once more.
+    if let Err(f) = spool.check_safe() {
+        return Err(Fatal::new(
+            Sysexit::Config,
+            format!(
+                "the spool is not ready: every program that uses it would refuse it: {}",
+                f.message
+            ),
+        ));
     }
     crate::outln!(
         "{}: ready ({:o} root:{})",
@@ -460,6 +476,7 @@ fn make_spool(spool: &Spool, who: &Owner) -> Result<(), Fatal> {
 /// Give the open file `f` (at `path`) the owner, group and mode wanted, telling what it
 /// was when that changes. Owner and group first: `fchown` clears the set-gid bit.
 fn repair(path: &Path, f: &File, who: &Owner, mode: u32, made: bool) -> Result<(), Fatal> {
+    strip_acls(path, f)?;
     let md = f.metadata().map_err(|e| cant("cannot stat", path, &e))?;
     let was = (md.uid(), md.gid(), md.mode() & 0o7777);
     if was == (who.uid.as_raw(), who.gid.as_raw(), mode) {
@@ -478,6 +495,51 @@ fn repair(path: &Path, f: &File, who: &Owner, mode: u32, made: bool) -> Result<(
             was.2,
             user_name(was.0),
             group_name(was.1)
+        );
+    }
+    Ok(())
+}
+
+/// Remove the POSIX ACLs (access and default) of the open file `f` (at `path`), telling
+/// it when there was one: the spool's modes say who may use it, nobody else
+/// ([`crate::spool::safety`]). Without its access ACL, a file's group bits (the ACL's
+/// mask until then) are its group's.
+fn strip_acls(path: &Path, f: &File) -> Result<(), Fatal> {
+    use std::os::fd::AsRawFd;
+    let mut removed = Vec::new();
+    for (name, what) in [
+        (crate::spool::safety::ACL_ACCESS, "access"),
+        (crate::spool::safety::ACL_DEFAULT, "default"),
+    ] {
+        let c = std::ffi::CString::new(name)
+            .map_err(|_| Fatal::new(Sysexit::Software, format!("bad attribute name {name}")))?;
+        // Only one that is there: removing a default ACL a file cannot have "works".
+        // SAFETY: a NUL-terminated name, a descriptor open for the call's length, no
+        // buffer (its size asked).
+        let there = unsafe { libc::fgetxattr(f.as_raw_fd(), c.as_ptr(), std::ptr::null_mut(), 0) };
+        if there < 0 {
+            continue;
+        }
+        // SAFETY: a NUL-terminated name and a descriptor open for the call's length.
+        let r = unsafe { libc::fremovexattr(f.as_raw_fd(), c.as_ptr()) };
+        if r == 0 {
+            removed.push(what);
+            continue;
+        }
+        let e = io::Error::last_os_error();
+        // No such ACL, or a file system without them: nothing to remove.
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::ENODATA) | Some(libc::EOPNOTSUPP)
+        ) {
+            return Err(cant("cannot remove the ACL of", path, &e));
+        }
+    }
+    if !removed.is_empty() {
+        crate::outln!(
+            "repaired {}: removed its {} ACL",
+            path.display(),
+            removed.join(" and ")
         );
     }
     Ok(())
@@ -591,6 +653,7 @@ fn entries(dir: &Path, who: &Owner, only_entries: bool) -> Result<(), Fatal> {
             }
             Err(_) => continue,
         };
+        strip_acls(&path, &f)?;
         let Ok(md) = f.metadata() else { continue };
         if md.gid() == who.gid.as_raw() && md.mode() & 0o7777 == FILE_MODE {
             continue;

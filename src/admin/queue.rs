@@ -347,6 +347,11 @@ fn run(
     {
         return app::report(&on_stderr(f));
     }
+    // A spool of a group unfit for it is not read either (`list`, `show`): a member of
+    // that group could have planted what it holds.
+    if let Err(f) = s.spool.check_group() {
+        return app::report(&on_stderr(f));
+    }
     if s.dropped_group {
         crate::errln!(
             "rsendmail-admin: note: {}",

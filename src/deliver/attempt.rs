@@ -366,7 +366,10 @@ pub struct Lookahead<'a> {
 /// The recipients of an entry still open, in the order an attempt plans them.
 fn open_recipients(locked: &LockedEntry) -> Vec<usize> {
     let env = &locked.entry.envelope;
-    let mut open: Vec<usize> = (0..env.recipients.len())
+    // In queue order: a `.forward`'s targets where the user was among the recipients.
+    let mut open: Vec<usize> = env
+        .queue_order()
+        .into_iter()
         .filter(|&i| !locked.entry.state.of(i).is_final())
         .collect();
     // An entry tried before goes out with its open recipients sorted by address, as
@@ -515,10 +518,11 @@ pub fn attempt(
     };
     // Aliases met here and `.forward` files first: their targets join this entry and go
     // out with its other recipients in this attempt (`expand_at_delivery`).
-    let (expanded, refused) = if locked.entry.state.bounce.is_none() && part != Part::Remote {
+    let (expanded, refused, owned) = if locked.entry.state.bounce.is_none() && part != Part::Remote
+    {
         expand_at_delivery(engine, locked, out)?
     } else {
-        (Vec::new(), Vec::new())
+        (Vec::new(), Vec::new(), Vec::new())
     };
     let env = locked.entry.envelope.clone();
     let mut result = Attempt::default();
@@ -707,13 +711,14 @@ pub fn attempt(
     // Measured when the attempt ends, as sendmail does: `delay` is never less than
     // `xdelay`, and the back-off counts from the end.
     let xdelay = started.elapsed().as_secs() as i64;
-    let rec = record::record(
+    let rec = record::record_owned(
         engine,
         &env,
         &before,
         locked.entry.size,
         &outcomes,
         refused,
+        &owned,
         clock::now(),
         xdelay,
     );
@@ -735,6 +740,14 @@ pub fn attempt(
     if owed {
         bounce::join_owed(engine, &env, &mut rec.reports, &before, &rec.transcript);
     }
+    if !before.owner_owed.is_empty() || !before.owner_notes.is_empty() {
+        bounce::join_owner_owed(engine, &mut rec.reports, &before, &rec.owner_transcripts);
+    }
+    // The lines of refusals no report is owed for (NOTIFY without FAILURE): kept until
+    // a return receipt to the sender carries them.
+    let notes_kept = !owed
+        && !before.owed_notes.is_empty()
+        && !bounce::join_receipt_notes(engine, &env, &mut rec.reports, &before.owed_notes);
     // Reports are queued before the attempt's record: what the last unit delivered is
     // recorded first, so that a run that dies while queuing them does not send it again.
     if !rec.reports.is_empty()
@@ -759,8 +772,15 @@ pub fn attempt(
     if owed_sent {
         rec_state.owed.clear();
         rec_state.owed_notes.clear();
+        rec_state.owner_owed.clear();
+        rec_state.owner_notes.clear();
     } else {
         rec_state.owed.clone_from(&before.owed);
+        rec_state.owed_notes.clone_from(&before.owed_notes);
+        rec_state.owner_owed.clone_from(&before.owner_owed);
+        rec_state.owner_notes.clone_from(&before.owner_notes);
+    }
+    if notes_kept {
         rec_state.owed_notes.clone_from(&before.owed_notes);
     }
     let mut all_final = rec.all_final;
@@ -787,6 +807,8 @@ pub fn attempt(
         // A report owed stays owed until it was queued, and only until then.
         smaller.owed.clone_from(&rec_state.owed);
         smaller.owed_notes.clone_from(&rec_state.owed_notes);
+        smaller.owner_owed.clone_from(&rec_state.owner_owed);
+        smaller.owner_notes.clone_from(&rec_state.owner_notes);
         locked.record_outcome(rec_state, smaller)?;
     }
     Ok(result)
@@ -1196,9 +1218,17 @@ fn expand_at_delivery(
     engine: &Engine,
     locked: &mut LockedEntry,
     out: &mut Transcript<'_>,
-) -> Result<(Vec<RcptOutcome>, Vec<local::Refused>), Fatal> {
+) -> Result<
+    (
+        Vec<RcptOutcome>,
+        Vec<local::Refused>,
+        rsendmail::submit::Owned,
+    ),
+    Fatal,
+> {
     let is_local = |a: &str| route(engine, a) == Route::Local;
     let mut decided: Vec<RcptOutcome> = Vec::new();
+    let mut owned: Vec<(String, String)> = Vec::new();
     let mut refused: Vec<local::Refused> = Vec::new();
     let mut refused_keys = std::collections::HashSet::new();
     let mut todo: Vec<usize> = open_recipients(locked);
@@ -1219,8 +1249,9 @@ fn expand_at_delivery(
             .map(|r| rsendmail::aliases::recipient_key(&r.address, &is_local))
             .collect();
         let mut added: Vec<Recipient> = Vec::new();
-        // Expanded in this round: the recipient, what is logged of it, its refusals.
-        let mut round: Vec<(usize, String, Vec<local::Refused>)> = Vec::new();
+        // Expanded in this round: the recipient, what is logged of it, its refusals,
+        // whether the transcript says it went to several targets.
+        let mut round: Vec<(usize, String, Vec<local::Refused>, bool)> = Vec::new();
         for i in std::mem::take(&mut todo) {
             let Some(r) = env.recipients.get(i) else {
                 continue;
@@ -1237,14 +1268,24 @@ fn expand_at_delivery(
                     say(out, &outcome_lines(std::slice::from_ref(&o), &address));
                     decided.push(o);
                 }
-                Some(local::LocalOutcome::Expanded(list, failed, text, said)) => {
+                Some(local::LocalOutcome::Expanded(list, failed, text, said, lists)) => {
+                    owned.extend(lists);
+                    // sendmail's transcript tells a success notice asked for of a
+                    // recipient that fans out that none will come for it.
+                    let multiple =
+                        list.len() > 1 && rsendmail::dsn::wanted(r, rsendmail::dsn::Kind::Success);
                     // What `-v` tells of an expansion is sendmail's (`/home/u/.forward:
                     // line 1: forwarding to ...`; recorded: `v-forward`).
                     say(out, &said);
+                    // Each target takes the user's place in the queue order.
                     let new: Vec<Recipient> = list
                         .into_iter()
                         .filter(|t| {
                             keys.insert(rsendmail::aliases::recipient_key(&t.address, &is_local))
+                        })
+                        .map(|t| Recipient {
+                            parent: Some(i),
+                            ..t
                         })
                         .collect();
                     if !new.is_empty() && env.expansions as usize >= rsendmail::aliases::MAX_DEPTH {
@@ -1293,9 +1334,10 @@ fn expand_at_delivery(
                         }
                     }
                     // In the expansion's queue order (a transaction's recipients go out
-                    // in reverse queue order, as sendmail sends a list's targets).
+                    // in reverse queue order, as sendmail sends a list's targets), after
+                    // the user ([`Envelope::queue_order`]).
                     added.extend(new);
-                    round.push((i, text, failed));
+                    round.push((i, text, failed, multiple));
                 }
             }
         }
@@ -1311,7 +1353,7 @@ fn expand_at_delivery(
                 if locked.entry.envelope.recipients.len() != env.recipients.len() {
                     return Err(e);
                 }
-                for (i, _, _) in round {
+                for (i, _, _, _) in round {
                     decided.push(RcptOutcome::new(
                         i,
                         reply::Reply::with_status(451, status::SYSTEM_TEMP, &e.message),
@@ -1323,7 +1365,7 @@ fn expand_at_delivery(
             }
             todo = (first..locked.entry.envelope.recipients.len()).collect();
         }
-        for (i, text, failed) in round {
+        for (i, text, failed, multiple) in round {
             refused.extend(failed);
             let mut o = RcptOutcome::local(
                 i,
@@ -1333,10 +1375,11 @@ fn expand_at_delivery(
                 None,
             );
             o.expanded = true;
+            o.expanded_to_multiple = multiple;
             decided.push(o);
         }
     }
-    Ok((decided, refused))
+    Ok((decided, refused, owned))
 }
 
 /// A queue file's message (from `start`, the first header line, to the file's end) read

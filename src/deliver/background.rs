@@ -22,6 +22,13 @@
 //! with local recipients to the submitter's next background delivery or to a queue
 //! run ([`deliverable_here`]): it could only defer them (`needs the root queue runner`)
 //! where the submitter's own process may deliver to the submitter's mailbox.
+//!
+//! While a root periodic queue runner is running but does not listen (its SIGHUP restart
+//! lets its deliveries in progress finish with the endpoint closed; it holds
+//! `slots/runner` all the while, [`runner_expected`]), a process that is not root leaves
+//! an entry with a local recipient in `waiting/`, its own submission's too, instead of
+//! deferring that recipient for the runner's interval: the runner takes it once it
+//! listens again.
 
 use super::engine::Engine;
 use super::wake::{entry_ids, untried};
@@ -152,32 +159,94 @@ pub fn take_waiting(
     (taken, ids)
 }
 
+/// The file a root periodic queue runner holds locked from its start until it stops for
+/// good (`slots/runner`, [`runner_expected`]).
+const RUNNER_MARK: &str = "runner";
+
+/// Lock `slots/runner` for a root periodic queue runner (made when missing), or None
+/// when another runner holds it or it cannot be used (said). Held, it tells deliverers
+/// that are not root that a root runner takes what they leave in `waiting/`
+/// ([`runner_expected`]), through the time a SIGHUP restart lets its deliveries finish
+/// with its wake-up endpoint closed.
+pub fn hold_runner_mark(spool: &Spool) -> Option<fs::File> {
+    let dir = spool.subdir("slots").ok()?;
+    let f = spool::open_safely(
+        &dir.join(RUNNER_MARK),
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(spool.file_mode()),
+        spool::Kind::File,
+    );
+    match f {
+        Ok(f) => f.try_lock().is_ok().then_some(f),
+        Err(e) => {
+            log::error!(
+                "{}: {}",
+                dir.join(RUNNER_MARK).display(),
+                rsendmail::config::io_text(&e)
+            );
+            None
+        }
+    }
+}
+
+/// Whether a root periodic queue runner of this spool is running though it may not
+/// listen now (its restart on SIGHUP lets the deliveries in progress finish first): it
+/// holds `slots/runner` ([`hold_runner_mark`]). Looked at with a shared lock, which
+/// never stands in another process's way but the runner's.
+pub fn runner_expected(spool: &Spool) -> bool {
+    let f = spool::open_safely(
+        &spool.dir.join("slots").join(RUNNER_MARK),
+        fs::OpenOptions::new().read(true),
+        spool::Kind::File,
+    );
+    f.is_ok_and(|f| matches!(f.try_lock_shared(), Err(fs::TryLockError::WouldBlock)))
+}
+
+/// Whether entry `id` has an open local recipient (true when it cannot be read: its
+/// delivery says why; false when it is gone).
+fn has_local(engine: &Engine, spool: &Spool, id: &str) -> bool {
+    match spool.read_entry(id) {
+        Ok(e) => e.envelope.recipients.iter().enumerate().any(|(i, r)| {
+            !e.state.of(i).is_final()
+                && super::plan::route(engine, &r.address) == super::plan::Route::Local
+        }),
+        Err(spool::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(_) => true,
+    }
+}
+
+/// Whether entries `ids`, of a submission of this process's user, are left in `waiting/`
+/// for the root queue runner: this process is not root, one of them has a local
+/// recipient (which this process could only defer, `needs the root queue runner`, for
+/// the runner's interval), and a root runner is running that does not listen now (its
+/// SIGHUP restart): it takes them from `waiting/` once it listens again.
+fn for_the_root_runner(engine: &Engine, spool: &Spool, ids: &[String]) -> bool {
+    !rsendmail::privs::is_root()
+        && runner_expected(spool)
+        && ids.iter().any(|id| has_local(engine, spool, id))
+}
+
 /// Whether this process can deliver entry `id` as its submitter's own process could: a
 /// root process delivers everything; another user's process takes an entry of another
 /// submitter only when none of its recipients is local (its local recipients would get
 /// `needs the root queue runner` from it, where the submitter's own process could have
-/// delivered to the submitter's mailbox), or that it cannot read.
+/// delivered to the submitter's mailbox), or that it cannot read; and no process that
+/// is not root takes an entry with a local recipient while a root runner is running
+/// ([`runner_expected`]), which takes it.
 fn deliverable_here(engine: &Engine, spool: &Spool, id: &str) -> bool {
     use std::os::unix::fs::MetadataExt;
     if rsendmail::privs::is_root() {
         return true;
     }
-    let me = nix::unistd::getuid().as_raw();
-    if fs::metadata(spool.qf_path(id)).is_ok_and(|md| md.uid() == me) {
+    if !has_local(engine, spool, id) {
         return true;
     }
-    match spool.read_entry(id) {
-        Ok(e) => !e
-            .envelope
-            .recipients
-            .iter()
-            .any(|r| super::plan::route(engine, &r.address) == super::plan::Route::Local),
-        // Gone: claimed, and dropped as not untried.
-        Err(spool::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => true,
-        // Not readable by this process, or corrupt: left for its submitter's process, the
-        // runner or a queue run (which moves a corrupt entry aside).
-        Err(_) => false,
-    }
+    let me = nix::unistd::getuid().as_raw();
+    fs::metadata(spool.qf_path(id)).is_ok_and(|md| md.uid() == me) && !runner_expected(spool)
 }
 
 /// Whether anything waits.
@@ -191,6 +260,10 @@ fn something_waits(spool: &Spool) -> bool {
 /// are in the entries' state, the log and the reports.
 pub fn deliver(s: &Setup, engine: &Engine, arg: &str, ids: Vec<String>) -> Result<Sysexit, Fatal> {
     let spool = &s.spool;
+    if for_the_root_runner(engine, spool, &ids) && mark_waiting(spool, arg) {
+        log::info!("{arg}: left waiting for the root queue runner");
+        return Ok(Sysexit::Ok);
+    }
     // A process holding a slot with working connections to every destination of this
     // untried message takes it over them (runner::FollowUp): no second connection.
     if let [one] = &ids[..]

@@ -45,10 +45,22 @@ pub struct ReportItem {
     pub made_here: bool,
 }
 
-/// The transcript a report carries (see [`transcript`]): `None` asks for the whole
-/// attempt's, `Some(addresses)` only the lines about these recipients (as the entry
-/// or the expansion names them): a VERP report names its own recipient alone.
-pub type TranscriptOf<'a> = &'a dyn Fn(Option<&[String]>) -> Vec<String>;
+/// Which lines of the attempt's transcript a report carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lines<'a> {
+    /// Only the lines about these recipients (as the entry or the expansion names
+    /// them): a VERP report names its own recipient alone.
+    Of(&'a [String]),
+    /// The lines about the recipients whose reports go to this list owner (`Some`: the
+    /// owner's envelope sender, `Envelope::owner_sender`), or to the message's sender
+    /// (`None`; every line for a message without list owners). A list's members and
+    /// what befell them are its owner's business, not the sender's, and one owner does
+    /// not read of another's list.
+    Owner(Option<&'a str>),
+}
+
+/// The transcript a report carries (see [`transcript`]), of the [`Lines`] asked for.
+pub type TranscriptOf<'a> = &'a dyn Fn(Lines<'_>) -> Vec<String>;
 
 /// Where a report goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,6 +99,127 @@ pub struct Owed {
 /// lines; one report for the pass, as sendmail sends (recorded: `bounce-one-report-*`,
 /// `argv-syntax-reject4-odi`).
 pub fn join_owed(
+    engine: &Engine,
+    env: &Envelope,
+    reports: &mut Vec<Owed>,
+    state: &rsendmail::spool::entry::State,
+    transcript: &[String],
+) {
+    join_senders(engine, env, reports, state, transcript);
+}
+
+/// [`join_owed`] for each list owner owed a report on its targets refused at submission
+/// (`State::owner_owed`): joined to the attempt's failure report to that owner, or one
+/// of its own with the attempt's lines about that owner's recipients
+/// (`transcripts`), so that the owner gets one report for the pass, with its list's
+/// `Message delivered to mailing list` line (recorded: `owner-list-unknown-odi`).
+pub fn join_owner_owed(
+    engine: &Engine,
+    reports: &mut Vec<Owed>,
+    state: &rsendmail::spool::entry::State,
+    transcripts: &[(String, Vec<String>)],
+) {
+    let mut owners: Vec<&str> = Vec::new();
+    for (o, _) in state.owner_owed.iter() {
+        if !owners.contains(&o.as_str()) {
+            owners.push(o);
+        }
+    }
+    // An owner none of whose targets was refused at submission: only its lines, for
+    // the attempt's own report to it.
+    for (o, _) in state.owner_notes.iter() {
+        if !owners.contains(&o.as_str()) {
+            owners.push(o);
+        }
+    }
+    let order = owners.clone();
+    for owner in owners {
+        let entries: Vec<dsn::RcptReport> = state
+            .owner_owed
+            .iter()
+            .filter(|(o, _)| o == owner)
+            .map(|(_, r)| r.clone())
+            .collect();
+        let notes: Vec<String> = state
+            .owner_notes
+            .iter()
+            .filter(|(o, _)| o == owner)
+            .map(|(_, n)| n.clone())
+            .collect();
+        let joined = reports
+            .iter_mut()
+            .find(|r| r.kind == dsn::Kind::Failure && r.sent_from.as_deref() == Some(owner));
+        match joined {
+            Some(r) => {
+                let mut recipients = entries;
+                recipients.append(&mut r.recipients);
+                r.recipients = recipients;
+                let mut all = notes;
+                all.append(&mut r.notes);
+                r.notes = all;
+            }
+            None if entries.is_empty() => {}
+            None => {
+                let after = transcripts
+                    .iter()
+                    .find(|(o, _)| o == owner)
+                    .map(|(_, t)| t.clone())
+                    .unwrap_or_default();
+                // Before the report to an owner met after it: the owners' reports go
+                // in the order their lists were (sendmail's, one envelope each).
+                let later: Vec<&str> = order.iter().skip_while(|o| **o != owner).copied().collect();
+                let at = reports
+                    .iter()
+                    .position(|r| {
+                        r.sent_from
+                            .as_deref()
+                            .is_some_and(|s| s != owner && later.contains(&s))
+                    })
+                    .unwrap_or(reports.len());
+                reports.insert(
+                    at,
+                    Owed {
+                        kind: dsn::Kind::Failure,
+                        to: ReportTo::Sender(engine.qualify(owner)),
+                        recipients: entries,
+                        notes: notes.into_iter().chain(after).collect(),
+                        sent_from: Some(owner.to_string()),
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// The transcript lines of recipients refused at submission whose NOTIFY asked for no
+/// failure report (`State::owed_notes` with nothing owed): first in the attempt's
+/// return receipt to the sender, as sendmail's receipt has them (recorded:
+/// `argv-prog-N-success-odi`). False when the attempt sends the sender no receipt.
+pub fn join_receipt_notes(
+    engine: &Engine,
+    env: &Envelope,
+    reports: &mut [Owed],
+    notes: &[String],
+) -> bool {
+    let to = engine.qualify(&env.sender);
+    let receipt = reports.iter_mut().find(|o| {
+        o.kind == dsn::Kind::Success
+            && o.sent_from.is_none()
+            && matches!(&o.to, ReportTo::Sender(a) if *a == to)
+    });
+    match receipt {
+        Some(o) => {
+            let mut all = notes.to_vec();
+            all.append(&mut o.notes);
+            o.notes = all;
+            true
+        }
+        None => false,
+    }
+}
+
+/// [`join_owed`]'s part for the report to the message's sender.
+fn join_senders(
     engine: &Engine,
     env: &Envelope,
     reports: &mut Vec<Owed>,
@@ -161,6 +294,9 @@ pub fn interval_words(secs: i64) -> String {
 pub struct Told<'a> {
     /// The recipient's address as the entry has it.
     pub address: &'a str,
+    /// Its list owner's envelope sender, when its reports go to that owner
+    /// (`Envelope::owner_sender`).
+    pub owner: Option<&'a str>,
     pub outcome: &'a super::outcome::RcptOutcome,
     /// A return receipt is owed for it (NOTIFY=SUCCESS, relayed to a server that did
     /// not take the request).
@@ -221,6 +357,10 @@ pub fn transcript(told: &[Told<'_>], expired_after: Option<i64>) -> Vec<String> 
                 l.push(format!("{}... {}", addrs.join(","), o.stat_text()));
                 l
             }
+            Class::Delivered if o.expanded_to_multiple => group
+                .iter()
+                .map(|t| format!("{}... expanded to multiple addresses", t.address))
+                .collect(),
             Class::Relayed | Class::Delivered if first.receipt => {
                 vec![format!(
                     "{}... relayed; expect no further notifications",
@@ -443,7 +583,10 @@ pub fn owed(
             // Every report carries the attempt's transcript, a VERP report only its own
             // recipients' part; a delay warning ends it with sendmail's two lines
             // (compat cases delay-queuewarn-reject4*).
-            let mut notes = transcript(env.verp.is_some().then_some(&told_as[..]));
+            let mut notes = transcript(match env.verp {
+                Some(_) => Lines::Of(&told_as[..]),
+                None => Lines::Owner(sent_from.as_deref()),
+            });
             if kind == dsn::Kind::Delay {
                 notes.extend(delay_notes(engine));
             }
@@ -691,6 +834,95 @@ mod tests {
     use super::super::engine;
     use super::*;
 
+    /// A list owner's targets refused at submission: joined to the attempt's report to
+    /// that owner (its lines first), or a report of their own with the owner's part of
+    /// the transcript; the sender's report is left as it is (recorded:
+    /// `owner-list-unknown-odi`, `owner-two-lists-odi`).
+    #[test]
+    fn owner_owed_goes_to_its_owner_alone() {
+        let e = engine::for_tests();
+        let entry = |listed: &str| dsn::RcptReport {
+            final_recipient: "lst@test.example".into(),
+            original_recipient: None,
+            action: "failed",
+            status: status::BAD_MAILBOX,
+            remote_mta: None,
+            diagnostic: None,
+            diagnostic_type: "X-Unix",
+            transcript: Vec::new(),
+            listed: Some(listed.into()),
+            comment: None,
+            actual_recipient: None,
+            expanded_from: Some("lst".into()),
+            last_attempt: 0,
+        };
+        let state = rsendmail::spool::entry::State {
+            owner_owed: vec![
+                ("oa@example.org".into(), entry("nosucha")),
+                ("ob@example.org".into(), entry("nosuchb")),
+            ],
+            owner_notes: vec![
+                (
+                    "oa@example.org".into(),
+                    "Message delivered to mailing list la".into(),
+                ),
+                (
+                    "ob@example.org".into(),
+                    "Message delivered to mailing list lb".into(),
+                ),
+            ],
+            ..Default::default()
+        };
+        let owed = |to: &str, sent_from: Option<&str>, listed: &str, note: &str| Owed {
+            kind: dsn::Kind::Failure,
+            to: ReportTo::Sender(to.into()),
+            recipients: vec![entry(listed)],
+            notes: vec![note.into()],
+            sent_from: sent_from.map(str::to_string),
+        };
+        let mut reports = vec![
+            owed("s@example.org", None, "w@example.org", "w's line"),
+            owed(
+                "ob@example.org",
+                Some("ob@example.org"),
+                "reject5b",
+                "b's line",
+            ),
+        ];
+        let transcripts = vec![("oa@example.org".to_string(), vec!["a's line".to_string()])];
+        join_owner_owed(&e, &mut reports, &state, &transcripts);
+        let shown: Vec<(Option<&str>, Vec<&str>, Vec<&str>)> = reports
+            .iter()
+            .map(|r| {
+                (
+                    r.sent_from.as_deref(),
+                    r.recipients
+                        .iter()
+                        .filter_map(|x| x.listed.as_deref())
+                        .collect(),
+                    r.notes.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                (None, vec!["w@example.org"], vec!["w's line"]),
+                (
+                    Some("oa@example.org"),
+                    vec!["nosucha"],
+                    vec!["Message delivered to mailing list la", "a's line"]
+                ),
+                (
+                    Some("ob@example.org"),
+                    vec!["nosuchb", "reject5b"],
+                    vec!["Message delivered to mailing list lb", "b's line"]
+                ),
+            ]
+        );
+        assert_eq!(reports[1].to, ReportTo::Sender("oa@example.org".into()));
+    }
+
     /// A report owed for recipients refused at submission, when the delivery that
     /// follows owes none (its recipient deferred): the refusals' lines, then the
     /// attempt's transcript, as sendmail's (recorded: `argv-syntax-reject4-odi`).
@@ -876,7 +1108,7 @@ mod tests {
             let mut list: Vec<ReportItem> = items.iter().map(|(a, k, s)| item(a, *k, *s)).collect();
             tweak(&mut env, &mut e, &mut list);
             assert_eq!(
-                shown(&owed(&e, &env, list, &|_| Vec::new(), 0)),
+                shown(&owed(&e, &env, list, &|_: Lines<'_>| Vec::new(), 0)),
                 *want,
                 "{what}"
             );
@@ -923,6 +1155,7 @@ mod tests {
                 .iter()
                 .map(|(a, o, receipt)| Told {
                     address: a,
+                    owner: None,
                     outcome: o,
                     receipt: *receipt,
                 })
@@ -969,11 +1202,13 @@ mod tests {
         let t = [
             Told {
                 address: "b@x",
+                owner: None,
                 outcome: &b,
                 receipt: false,
             },
             Told {
                 address: "a@x",
+                owner: None,
                 outcome: &a,
                 receipt: false,
             },

@@ -86,6 +86,10 @@ impl Engine {
     /// again here; one that changed since the submission's check fails the run, and the
     /// message stays queued.
     pub fn from_setup(s: &Setup) -> Result<Engine, Fatal> {
+        // Nothing is read for routing, nor written, from a file someone root does not
+        // trust could change.
+        s.cfg
+            .check_trust(&s.settings, rsendmail::app::maillog_group(s))?;
         // Every value from the settings in force over the built-in ones: the one
         // source `rsendmail-admin config` shows its defaults from.
         let o = &s.settings.effective();

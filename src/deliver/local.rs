@@ -35,7 +35,7 @@ use super::reply::Reply;
 use rsendmail::aliases::{Aliases, ExpandError, Expander, ListFileError, Target};
 use rsendmail::exit::Sysexit;
 use rsendmail::mbox;
-use rsendmail::spool::entry::{Envelope, Recipient};
+use rsendmail::spool::entry::{Envelope, NEEDS_ROOT_RUNNER, Recipient};
 use rsendmail::status::{self, EnhancedStatus};
 use std::io::{BufRead, Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -72,9 +72,17 @@ pub enum LocalOutcome {
     Failed(Failure),
     /// Replaced by these recipients (an alias met at delivery, or a `.forward`), which
     /// go into a new entry, and the targets the expansion refused (a bad address, an
-    /// unknown user, a loop), each failed for good at once and reported to the sender.
-    /// The last: what `-v` prints of the expansion (`Expansion::notes`).
-    Expanded(Vec<Recipient>, Vec<Refused>, String, Vec<String>),
+    /// unknown user, a loop), each failed for good at once and reported to the sender
+    /// (or to its list's owner). Then what is logged, what `-v` prints of the expansion
+    /// (`Expansion::notes`), and the aliases with an owner alias it expanded
+    /// (`Expansion::owned`).
+    Expanded(
+        Vec<Recipient>,
+        Vec<Refused>,
+        String,
+        Vec<String>,
+        Vec<(String, String)>,
+    ),
 }
 
 impl LocalOutcome {
@@ -293,15 +301,15 @@ impl Local {
             return match rsendmail::aliases::read_list_file(path, no_follow) {
                 Ok((text, owner)) => Ok((String::from_utf8_lossy(&text).into_owned(), owner)),
                 // What root could read is not ours to refuse for good.
-                Err(ListFileError::Denied(why)) if !self.root => Err(ListFileError::Io(format!(
-                    "{why} (needs the root queue runner)"
-                ))),
+                Err(ListFileError::Denied(why)) if !self.root => {
+                    Err(ListFileError::Io(format!("{why} ({NEEDS_ROOT_RUNNER})")))
+                }
                 Err(e) => Err(e),
             };
         };
         if !self.root && uid != self.uid {
             return Err(ListFileError::Io(format!(
-                "needs the root queue runner (to read it as uid {uid})"
+                "{NEEDS_ROOT_RUNNER} (to read it as uid {uid})"
             )));
         }
         let text = self.read_as(path, uid, no_follow)?;
@@ -391,10 +399,7 @@ impl Local {
     }
 
     fn needs_root(&self, what: &str) -> LocalOutcome {
-        LocalOutcome::temp(
-            status::SYSTEM_TEMP,
-            format!("needs the root queue runner ({what})"),
-        )
+        LocalOutcome::temp(status::SYSTEM_TEMP, format!("{NEEDS_ROOT_RUNNER} ({what})"))
     }
 
     /// Deliver `r` of `env`; the message (header block and body as queued) is read
@@ -647,6 +652,8 @@ impl Local {
             out.errors.extend(inner.errors);
             out.error_ctl.extend(inner.error_ctl);
             out.error_at.extend(inner.error_at);
+            out.error_sender.extend(inner.error_sender);
+            out.owned.extend(inner.owned);
         }
         // Each mailbox and address once.
         let mut seen = std::collections::HashSet::new();
@@ -712,6 +719,10 @@ impl Local {
                 // that recipient is its Original-Recipient (a target refused here never
                 // reaches a server).
                 let mut recipient = rsendmail::aliases::recipient_from(r, e.target());
+                // A target of a list with an owner alias: that owner hears of it.
+                if let Some(o) = x.sender_of(k) {
+                    recipient.sender = Some(o.to_string());
+                }
                 // A `.forward`'s own targets were expanded from its user (recorded:
                 // `forward-prog-noshell-odi`, `(expanded from: rsmtest)`).
                 let ctl = x
@@ -757,12 +768,13 @@ impl Local {
             })
             .collect();
         let notes = x.notes;
+        let owned = x.owned;
         let list = rsendmail::aliases::recipients_from(r, x.targets, &self.host);
         let mut text = format!("expanded by {how} to {} recipients", list.len());
         if !refused.is_empty() {
             text.push_str(&format!(", {} refused", refused.len()));
         }
-        LocalOutcome::Expanded(list, refused, text, notes)
+        LocalOutcome::Expanded(list, refused, text, notes, owned)
     }
 
     fn mailbox(&self, name: &str, open_message: &OpenLocal<'_>, sender: &str) -> LocalOutcome {

@@ -61,8 +61,14 @@ pub struct RcptOutcome {
     /// The server took the recipient's DSN request (RFC 3461 §4.1): reporting its
     /// success is the server's job from here on.
     pub dsn_passed: bool,
-    /// A local recipient replaced by its alias or `.forward` targets.
+    /// A local recipient replaced by its alias or `.forward` targets. It gets no
+    /// report of its own (its targets do: one target inherits its NOTIFY and ORCPT,
+    /// RFC 3461 §6.2.7.3), as an alias expanded at submission gets none.
     pub expanded: bool,
+    /// Expanded to more than one target for a recipient whose NOTIFY asks for success
+    /// notices: the attempt's transcript says `ADDR... expanded to multiple addresses`,
+    /// as sendmail's does.
+    pub expanded_to_multiple: bool,
     /// The recipient's domain does not exist or takes no mail (EX_NOHOST).
     pub no_host: bool,
     /// Decided by the lookup of the recipient's domain, no server tried: `relay` names
@@ -112,6 +118,7 @@ impl RcptOutcome {
             relay,
             dsn_passed: false,
             expanded: false,
+            expanded_to_multiple: false,
             no_host: false,
             looked_up: false,
             data_refused: false,

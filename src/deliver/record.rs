@@ -96,8 +96,12 @@ pub struct Recorded {
     pub said: Vec<String>,
     /// The attempt's transcript, when a report is owed for recipients refused at
     /// submission (`State::owed`): that report carries it also when the attempt itself
-    /// owes none (its deferrals; [`bounce::join_owed`]). Empty otherwise.
+    /// owes none (its deferrals; [`bounce::join_owed`]). Empty otherwise. Only the
+    /// lines of the recipients whose reports go to the sender.
     pub transcript: Vec<String>,
+    /// The same for each list owner owed a report on targets refused at submission
+    /// (`State::owner_owed`): the lines of that owner's recipients alone.
+    pub owner_transcripts: Vec<(String, Vec<String>)>,
 }
 
 /// `[d+]hh:mm:ss`, sendmail's delay format.
@@ -132,6 +136,7 @@ fn sorted_rank(env: &Envelope, i: usize) -> usize {
 /// Record an attempt at `env` (whose state was `before`, whose queue file is `size`
 /// bytes) that gave `outcomes`, and whose expansions refused `refused`, at `now`,
 /// having taken `xdelay` seconds.
+#[cfg(test)]
 #[allow(clippy::too_many_arguments)]
 pub fn record(
     engine: &Engine,
@@ -140,6 +145,35 @@ pub fn record(
     size: u64,
     outcomes: &[RcptOutcome],
     refused: Vec<Refused>,
+    now: i64,
+    xdelay: i64,
+) -> Recorded {
+    record_owned(
+        engine,
+        env,
+        before,
+        size,
+        outcomes,
+        refused,
+        &[],
+        now,
+        xdelay,
+    )
+}
+
+/// [`record`], where the attempt's expansions also expanded `owned`, the aliases with
+/// an owner alias (each as written, with its owner's envelope sender): their owner's
+/// transcript says `Message delivered to mailing list LIST` after what the expansions
+/// refused, as sendmail's does (recorded: `owner-list-forward-odq-q`).
+#[allow(clippy::too_many_arguments)]
+pub fn record_owned(
+    engine: &Engine,
+    env: &Envelope,
+    before: &State,
+    size: u64,
+    outcomes: &[RcptOutcome],
+    refused: Vec<Refused>,
+    owned: &[(String, String)],
     now: i64,
     xdelay: i64,
 ) -> Recorded {
@@ -267,10 +301,13 @@ pub fn record(
         match st {
             RcptState::Failed => items.push(item(dsn::Kind::Failure, "failed")),
             // PrivacyOptions=noreceipts: no success reports at all.
-            RcptState::Delivered if !o.dsn_passed && !engine.no_receipts && primary(r) => {
-                let action = match (o.mailer, o.expanded) {
-                    (Mailer::Local, true) => "expanded",
-                    (Mailer::Local, false) => "delivered",
+            // A recipient expanded (an alias met here, a `.forward`) is reported
+            // through its targets alone, as an alias expanded at submission is.
+            RcptState::Delivered
+                if !o.dsn_passed && !o.expanded && !engine.no_receipts && primary(r) =>
+            {
+                let action = match o.mailer {
+                    Mailer::Local => "delivered",
                     _ => "relayed",
                 };
                 items.push(item(dsn::Kind::Success, action))
@@ -288,12 +325,17 @@ pub fn record(
         // a refused connection, a greeting, a lookup failure or a refused DATA is the
         // entry's reason alone (compat cases bp-v-odi-refused, bp-v-odi-greet421,
         // bp-v-odi-data4xx, bp-v-odi-servfail).
+        // A recipient left for the root queue runner keeps its reason too: a root run
+        // takes the entry whatever its back-off when that is all it waits for
+        // (`State::waits_for_root`).
         let stored = if st == RcptState::Deferred {
-            o.reply
+            let reason = o.reason();
+            (o.reply
                 .command
                 .as_deref()
                 .is_some_and(|c| c.starts_with("RCPT"))
-                .then(|| o.reason())
+                || reason.contains(rsendmail::spool::entry::NEEDS_ROOT_RUNNER))
+            .then_some(reason)
         } else {
             Some(why)
         };
@@ -319,6 +361,7 @@ pub fn record(
                 usize::from((f.reason.is_none() && f.syntax.is_none()) || f.usage);
             told_lines.push((
                 f.recipient.address.clone(),
+                env.owner_sender(&f.recipient).map(str::to_string),
                 format!("{} {} {}", f.failure.code, f.failure.status, f.failure.text),
             ));
         }
@@ -351,6 +394,17 @@ pub fn record(
             },
         ));
     }
+    // Each list with an owner expanded here: its owner's transcript says so after what
+    // the expansion refused (never the sender's: a message from `<>` has no owner).
+    if !env.sender.is_empty() {
+        for (list, owner) in owned {
+            told_lines.push((
+                String::new(),
+                Some(owner.clone()),
+                format!("Message delivered to mailing list {list}"),
+            ));
+        }
+    }
     refused_items.sort_by_key(|(syntax, _)| syntax.map_or((0, 0), |place| (1, place)));
     items.extend(refused_items.into_iter().map(|(_, item)| item));
     if items.iter().any(|r| r.kind == dsn::Kind::Delay) {
@@ -367,6 +421,7 @@ pub fn record(
                 && dsn::wanted(r, dsn::Kind::Success);
             Some(bounce::Told {
                 address: &r.address,
+                owner: env.owner_sender(r),
                 outcome: o,
                 receipt,
             })
@@ -376,17 +431,26 @@ pub fn record(
     // A VERP report's transcript has only the lines about its own recipients (`only`:
     // their addresses as the entry or the expansion names them), the expiry's lines
     // only when one of them expired.
-    let transcript = |only: Option<&[String]>| -> Vec<String> {
-        let mine = |a: &str| only.is_none_or(|v| v.iter().any(|m| m == a));
+    // A list owner's report has only its own recipients' lines, the sender's only the
+    // others'.
+    let transcript = |only: bounce::Lines<'_>| -> Vec<String> {
+        let mine = |a: &str, owner: Option<&str>| match only {
+            bounce::Lines::Of(v) => v.iter().any(|m| m == a),
+            bounce::Lines::Owner(o) => o == owner,
+        };
         let mut t: Vec<String> = told_lines
             .iter()
-            .filter(|(a, _)| mine(a))
-            .map(|(_, l)| l.clone())
+            .filter(|(a, o, _)| mine(a, o.as_deref()))
+            .map(|(_, _, l)| l.clone())
             .collect();
-        let told: Vec<bounce::Told<'_>> =
-            told.iter().copied().filter(|t| mine(t.address)).collect();
+        let told: Vec<bounce::Told<'_>> = told
+            .iter()
+            .copied()
+            .filter(|t| mine(t.address, t.owner))
+            .collect();
         let expired_here = counts.expired > 0
-            && (only.is_none() || told.iter().any(|t| t.outcome.class == Class::Temporary));
+            && (only == bounce::Lines::Owner(None)
+                || told.iter().any(|t| t.outcome.class == Class::Temporary));
         t.extend(bounce::transcript(
             &told,
             expired_here.then_some(engine.queue_return),
@@ -408,11 +472,18 @@ pub fn record(
         }
     }
     let reports = bounce::owed(engine, env, items, &transcript, now);
-    let transcript = if before.owed.is_empty() {
+    let transcript_of_owed = if before.owed.is_empty() {
         Vec::new()
     } else {
-        transcript(None)
+        transcript(bounce::Lines::Owner(None))
     };
+    let mut owner_transcripts: Vec<(String, Vec<String>)> = Vec::new();
+    for (o, _) in &before.owner_owed {
+        if !owner_transcripts.iter().any(|(k, _)| k == o) {
+            owner_transcripts.push((o.clone(), transcript(bounce::Lines::Owner(Some(o)))));
+        }
+    }
+    let transcript = transcript_of_owed;
     let warning = warned_now.then(|| {
         format!(
             "Warning: could not send message for past {}",
@@ -450,6 +521,7 @@ pub fn record(
         all_final,
         said,
         transcript,
+        owner_transcripts,
     }
 }
 
@@ -804,12 +876,8 @@ mod tests {
         );
         assert_eq!(
             summary(&r),
-            [
-                "0 delivered",
-                "1 delivered",
-                "2 failed",
-                "success Sender(\"s@h.example\"): r0@x.test expanded 2.0.0",
-            ]
+            ["0 delivered", "1 delivered", "2 failed",],
+            "an expanded recipient is reported through its targets alone"
         );
     }
 

@@ -872,6 +872,40 @@ static TERM: AtomicBool = AtomicBool::new(false);
 /// again, as sendmail's queue runner restarts on SIGHUP.
 static RESTART: AtomicBool = AtomicBool::new(false);
 
+/// A root periodic runner's hold of `slots/runner`
+/// ([`super::background::hold_runner_mark`]): from its start until it stops for good,
+/// through a restart's wait for its deliveries (the exec lets it go; the new program
+/// takes it again at once).
+static MARK: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+/// Hold `slots/runner` when this root periodic runner does not yet (another runner held
+/// it, or it could not be made): at start, and each second while the runner listens.
+pub(super) fn hold_mark(spool: &Spool) {
+    if !privs::is_root() || TERM.load(Ordering::SeqCst) {
+        return;
+    }
+    if let Ok(mut m) = MARK.lock()
+        && m.is_none()
+    {
+        *m = super::background::hold_runner_mark(spool);
+    }
+}
+
+/// Let `slots/runner` go, unless the runner is restarting (SIGHUP): a runner that stops
+/// for good is expected by nobody, and the submissions made meanwhile deliver
+/// themselves.
+pub(super) fn let_go_of_mark_unless_restarting() {
+    if !RESTART.load(Ordering::SeqCst) || TERM.load(Ordering::SeqCst) {
+        let_go_of_mark();
+    }
+}
+
+fn let_go_of_mark() {
+    if let Ok(mut m) = MARK.lock() {
+        m.take();
+    }
+}
+
 /// How long a runner stopped by SIGTERM/SIGINT waits for deliveries in progress before
 /// it exits anyway. A delivery cut after its
 /// message went out but before the server's reply to the final dot was read leaves its
@@ -979,6 +1013,7 @@ fn stop_in_good_order() -> Result<(), Fatal> {
         while !TERM.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(50));
         }
+        let_go_of_mark();
         std::thread::sleep(STOP_GRACE);
         log::info!("queue runner stopped (deliveries in progress were abandoned)");
         std::process::exit(0);
@@ -1036,6 +1071,7 @@ pub fn periodic(
         super::serve::write_pid_file(s, argv);
     }
     let interval = Duration::from_secs(q.interval.unwrap_or(0).max(1));
+    hold_mark(&s.spool);
     cache::keep_between_runs();
     log::info!("queue runner started, interval {}s", interval.as_secs());
     loop {
@@ -1063,6 +1099,7 @@ pub fn periodic(
             break;
         }
     }
+    let_go_of_mark();
     log::info!("queue runner stopped");
     if pid_argv.is_some() {
         super::serve::remove_pid_file(s);

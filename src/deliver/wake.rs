@@ -534,6 +534,7 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
             lanes.retain(|x| x.running.is_some() || !x.pending.is_empty());
             if checked.elapsed() >= Duration::from_secs(1) {
                 checked = Instant::now();
+                super::runner::hold_mark(spool);
                 match &l {
                     Some(x) if x.in_place() => {}
                     Some(x) => {
@@ -547,6 +548,9 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
                 }
             }
         }
+        // A runner that stops for good lets its mark go first: a submission that finds
+        // the endpoint closed then delivers itself.
+        super::runner::let_go_of_mark_unless_restarting();
         if let Some(x) = l.take() {
             x.close(spool);
         }

@@ -773,7 +773,19 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
                 };
                 return format!("{code} {shown}... {why}");
             }
-            accepted = ok;
+            // A list with an owner alias is delivered from its owner's address, and
+            // its members do not take the RCPT's NOTIFY: their failures go to the
+            // owner whatever it was (RFC 3461 §6.2.7.2; recorded:
+            // `owner-list-bs-notify-never`).
+            accepted = ok
+                .into_iter()
+                .map(|mut a| {
+                    if a.sender.is_some() {
+                        a.notify = None;
+                    }
+                    a
+                })
+                .collect();
         }
         if !known {
             self.tx.written.push((path.clone(), shown_whole));

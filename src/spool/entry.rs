@@ -34,6 +34,10 @@ use std::str::FromStr;
 
 pub const QUEUE_MAGIC: &str = "rsendmail-queue";
 pub const STATE_MAGIC: &str = "rsendmail-state";
+/// What a deliverer that is not root says of a recipient only a root deliverer can
+/// deliver (another user's mailbox, a command, a file, another user's `.forward`): the
+/// recipient stays queued for the root queue runner ([`State::waits_for_root`]).
+pub const NEEDS_ROOT_RUNNER: &str = "needs the root queue runner";
 /// The version of the queue files written now: 3, with `message-bytes` and `message-sum`.
 pub const QUEUE_VERSION: u32 = 3;
 /// The version of the state files written now.
@@ -161,6 +165,16 @@ pub struct Recipient {
     /// for failures and delays but not passed on in RCPT, and it gets no success receipt,
     /// as sendmail does only through one-to-one aliases (the deliverer's `primary`).
     pub fanout: bool,
+    /// For a target of an expansion at delivery (a `.forward`): the number of the
+    /// recipient it was expanded from (qf key `parent=`; absent for the recipients an
+    /// entry was queued with, and in files written before it was kept). The targets
+    /// take that recipient's place in the queue order ([`Envelope::queue_order`]), as
+    /// sendmail expands a `.forward` where it meets the user among the recipients.
+    pub parent: Option<usize>,
+    /// Its place in sendmail's queue order at submission (qf key `place=`), where the
+    /// queue file's order (the local recipients first) differs from it: written for
+    /// every recipient of such an entry, absent in others and in older files.
+    pub place: Option<usize>,
 }
 
 impl Recipient {
@@ -176,6 +190,8 @@ impl Recipient {
             expanded_from: None,
             final_rcpt: None,
             fanout: false,
+            parent: None,
+            place: None,
         }
     }
 
@@ -256,6 +272,40 @@ impl Default for Envelope {
 }
 
 impl Envelope {
+    /// The numbers of all recipients in sendmail's queue order (a transaction's
+    /// RCPTs go out in its reverse): the recipients the entry was queued with in their
+    /// order at submission (`place`, else as written), each followed at once by the
+    /// targets expanded from it at delivery (in the order they were added), depth
+    /// first, as sendmail expands a `.forward` where it meets the user (recorded:
+    /// `forward-order-mid-odi`, `forward-order-two-odi`, `forward-order-chain-odi`,
+    /// `forward-order-alias-odi`, `forward-order-odq-q`). A `parent` that is not an
+    /// earlier recipient counts as none.
+    pub fn queue_order(&self) -> Vec<usize> {
+        let n = self.recipients.len();
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut roots: Vec<usize> = Vec::new();
+        for (i, r) in self.recipients.iter().enumerate() {
+            match r
+                .parent
+                .filter(|&p| p < i)
+                .and_then(|p| children.get_mut(p))
+            {
+                Some(c) => c.push(i),
+                None => roots.push(i),
+            }
+        }
+        roots.sort_by_key(|&i| self.recipients.get(i).and_then(|r| r.place).unwrap_or(i));
+        let mut order = Vec::with_capacity(n);
+        let mut stack: Vec<usize> = roots.into_iter().rev().collect();
+        while let Some(i) = stack.pop() {
+            order.push(i);
+            if let Some(c) = children.get(i) {
+                stack.extend(c.iter().rev());
+            }
+        }
+        order
+    }
+
     /// The envelope sender `r` goes out with when it is not the entry's: its list owner's
     /// ([`Recipient::sender`]), never for a message from the null sender. A report keeps
     /// `<>` through an owner alias, as sendmail's does: an owner that names its own list
@@ -337,6 +387,12 @@ impl Envelope {
             if let Some(c) = &r.ctl {
                 let _ = write!(s, " ctl={}", escape(c));
             }
+            if let Some(p) = r.parent {
+                let _ = write!(s, " parent={p}");
+            }
+            if let Some(p) = r.place {
+                let _ = write!(s, " place={p}");
+            }
             s.push('\n');
         }
         s.push('\n');
@@ -416,6 +472,8 @@ impl Envelope {
                             Some(("from", v)) => r.expanded_from = Some(un(v)?),
                             Some(("final", v)) => r.final_rcpt = Some(un(v)?),
                             Some(("fanout", v)) => r.fanout = v == "1",
+                            Some(("parent", v)) => r.parent = Some(number(v, line)?),
+                            Some(("place", v)) => r.place = Some(number(v, line)?),
                             _ => {}
                         }
                     }
@@ -508,6 +566,14 @@ pub struct State {
     /// Cleared once that report is queued.
     pub owed: Vec<crate::dsn::RcptReport>,
     pub owed_notes: Vec<String>,
+    /// The same for the targets of a list with an owner alias refused there, each with
+    /// the owner's envelope sender: reported to that owner with the delivery's own
+    /// report to it, never to the message's sender (`owner-owed OWNER ENTRY` lines).
+    pub owner_owed: Vec<(String, crate::dsn::RcptReport)>,
+    /// The transcript lines of such an owner's report (`owner-note OWNER LINE`): what
+    /// expanding its list refused, then sendmail's `Message delivered to mailing list
+    /// LIST` (recorded: `owner-list-unknown-odi`, `owner-list-refused-odi`).
+    pub owner_notes: Vec<(String, String)>,
 }
 
 /// One report entry as an `owed` line of the state file: its fields escaped
@@ -590,6 +656,12 @@ impl State {
         for n in &self.owed_notes {
             let _ = writeln!(s, "owed-note {}", escape(n));
         }
+        for (o, r) in &self.owner_owed {
+            let _ = writeln!(s, "owner-owed {} {}", escape(o), owed_text(r));
+        }
+        for (o, n) in &self.owner_notes {
+            let _ = writeln!(s, "owner-note {} {}", escape(o), escape(n));
+        }
         for (i, st, why) in &self.recipients {
             let _ = write!(s, "rcpt {i} {}", st.word());
             if let Some(w) = why {
@@ -620,6 +692,16 @@ impl State {
                 "bounce" => st.bounce = Some(unescape(rest).ok_or_else(bad)?),
                 "owed" => st.owed.push(owed_from(rest).ok_or_else(bad)?),
                 "owed-note" => st.owed_notes.push(unescape(rest).ok_or_else(bad)?),
+                "owner-owed" => {
+                    let (o, r) = rest.split_once(' ').ok_or_else(bad)?;
+                    let o = unescape(o).ok_or_else(bad)?;
+                    st.owner_owed.push((o, owed_from(r).ok_or_else(bad)?));
+                }
+                "owner-note" => {
+                    let (o, n) = rest.split_once(' ').ok_or_else(bad)?;
+                    let o = unescape(o).ok_or_else(bad)?;
+                    st.owner_notes.push((o, unescape(n).ok_or_else(bad)?));
+                }
                 "rcpt" => {
                     let mut f = rest.splitn(3, ' ');
                     let idx: usize = f.next().unwrap_or("").parse().map_err(|_| bad())?;
@@ -696,6 +778,35 @@ impl State {
                 .is_some_and(|t| t.saturating_add(min_age) > now)
     }
 
+    /// Whether an entry of `recipients` recipients waits only for a root deliverer: one
+    /// open recipient at least, each deferred with [`NEEDS_ROOT_RUNNER`] in its last
+    /// reply, and no `rsendmail-admin bounce` mark. A root queue run takes such an entry
+    /// whatever its back-off: the back-off was set by a deliverer that could not
+    /// deliver it, not by a destination that refused it.
+    pub fn waits_for_root(&self, recipients: usize) -> bool {
+        if self.bounce.is_some() || recipients == 0 {
+            return false;
+        }
+        // The last record of each recipient (a recipient may be recorded more than once).
+        let mut last: Vec<Option<(RcptState, Option<&str>)>> = vec![None; recipients];
+        for (i, st, why) in &self.recipients {
+            if let Some(slot) = last.get_mut(*i) {
+                *slot = Some((*st, why.as_deref()));
+            }
+        }
+        let mut open = false;
+        for l in last {
+            match l {
+                Some((st, _)) if st.is_final() => {}
+                Some((RcptState::Deferred, Some(why))) if why.contains(NEEDS_ROOT_RUNNER) => {
+                    open = true;
+                }
+                _ => return false,
+            }
+        }
+        open
+    }
+
     /// The state of recipient `i` (pending when the state file does not mention it).
     pub fn of(&self, i: usize) -> RcptState {
         self.recipients
@@ -754,6 +865,8 @@ mod tests {
                     expanded_from: Some("list".into()),
                     final_rcpt: Some("list@example.net".into()),
                     fanout: true,
+                    parent: Some(0),
+                    place: None,
                 },
             ],
             user: "alice".into(),
@@ -770,6 +883,75 @@ mod tests {
             refused_users: 3,
             message_bytes: Some(1234),
         }
+    }
+
+    #[test]
+    fn queue_order_puts_targets_in_their_parents_place() {
+        // Queued a, u, b; u expanded to y, x (the list's queue order), x to z (a
+        // `.forward` met among u's targets), appended in that order.
+        let mut e = sample();
+        let r = |a: &str, p: Option<usize>| Recipient {
+            parent: p,
+            ..Recipient::new(a)
+        };
+        e.recipients = vec![
+            r("a", None),
+            r("u", None),
+            r("b", None),
+            r("y", Some(1)),
+            r("x", Some(1)),
+            r("z", Some(4)),
+        ];
+        assert_eq!(e.queue_order(), vec![0, 1, 3, 4, 5, 2]);
+        // No targets: the written order.
+        e.recipients.truncate(3);
+        assert_eq!(e.queue_order(), vec![0, 1, 2]);
+        // A parent that is not an earlier recipient (a damaged file) counts as none;
+        // every recipient is in the order once.
+        e.recipients = vec![r("a", Some(0)), r("b", Some(7)), r("c", Some(2))];
+        assert_eq!(e.queue_order(), vec![0, 1, 2]);
+        // Queued x, u, y (the local user u written first, each keeping its place):
+        // u's targets come between x and y.
+        let placed = |a: &str, place: usize| Recipient {
+            place: Some(place),
+            ..Recipient::new(a)
+        };
+        e.recipients = vec![
+            placed("u", 1),
+            placed("x", 0),
+            placed("y", 2),
+            r("t", Some(0)),
+        ];
+        assert_eq!(e.queue_order(), vec![1, 0, 3, 2]);
+    }
+
+    #[test]
+    fn parent_is_kept_and_older_files_read_without_it() {
+        let e = sample();
+        let text = e.to_text();
+        assert!(text.contains(" parent=0\n"), "{text}");
+        assert_eq!(
+            Envelope::parse(&text).unwrap().recipients[1].parent,
+            Some(0)
+        );
+        // A file written before the key: every recipient its own, in written order.
+        let old = Envelope::parse(&text.replace(" parent=0", "")).unwrap();
+        assert!(old.recipients.iter().all(|r| r.parent.is_none()));
+        assert_eq!(old.queue_order(), vec![0, 1]);
+        // A damaged number is refused, naming the line.
+        let bad = text.replace(" parent=0", " parent=x");
+        assert!(Envelope::parse(&bad).unwrap_err().contains("parent=x"));
+        // The place in the queue order likewise.
+        let mut placed = sample();
+        placed.recipients[0].place = Some(1);
+        placed.recipients[1].place = Some(0);
+        placed.recipients[1].parent = None;
+        let text = placed.to_text();
+        assert!(text.contains("rcpt bob@example.org place=1\n"), "{text}");
+        assert_eq!(Envelope::parse(&text).unwrap(), placed);
+        assert_eq!(placed.queue_order(), vec![1, 0]);
+        let old = Envelope::parse(&text.replace(" place=1", "").replace(" place=0", ""));
+        assert_eq!(old.unwrap().queue_order(), vec![0, 1]);
     }
 
     #[test]
@@ -907,6 +1089,29 @@ mod tests {
                 last_attempt: 7,
             }],
             owed_notes: vec!["550 5.1.1 <>... User unknown".into()],
+            // A list owner's: an owner with a blank survives.
+            owner_owed: vec![(
+                "owner-l x".into(),
+                crate::dsn::RcptReport {
+                    final_recipient: "lst@test.example".into(),
+                    original_recipient: None,
+                    action: "failed",
+                    status: crate::status::BAD_MAILBOX,
+                    remote_mta: None,
+                    diagnostic: None,
+                    diagnostic_type: "X-Unix",
+                    transcript: Vec::new(),
+                    listed: Some("nosuch".into()),
+                    comment: None,
+                    actual_recipient: None,
+                    expanded_from: Some("lst".into()),
+                    last_attempt: 8,
+                },
+            )],
+            owner_notes: vec![(
+                "own@test.example".into(),
+                "Message delivered to mailing list lst".into(),
+            )],
         };
         let back = State::parse(&st.to_text()).unwrap();
         assert_eq!(back, st);
@@ -916,6 +1121,34 @@ mod tests {
         assert!(!back.is_due(19, 0) && back.is_due(20, 0));
         assert!(!back.is_due(20, 11) && back.is_due(21, 11));
         assert!(State::default().is_due(0, 100));
+        // Deferred only for want of a root deliverer, whatever the rest's final state.
+        let why = |w: &str| Some(format!("451 4.3.0 {w}"));
+        let mut st = State {
+            recipients: vec![
+                (0, RcptState::Delivered, None),
+                (
+                    1,
+                    RcptState::Deferred,
+                    why("needs the root queue runner (root)"),
+                ),
+            ],
+            ..State::default()
+        };
+        assert!(st.waits_for_root(2));
+        assert!(!st.waits_for_root(3), "recipient 2 was never tried");
+        st.recipients
+            .push((1, RcptState::Deferred, why("mailbox full")));
+        assert!(!st.waits_for_root(2), "its last reply is another reason");
+        st.recipients
+            .push((1, RcptState::Failed, why("needs the root queue runner")));
+        assert!(!st.waits_for_root(2), "nothing open");
+        assert!(!State::default().waits_for_root(0));
+        let marked = State {
+            recipients: vec![(0, RcptState::Deferred, why("needs the root queue runner"))],
+            bounce: Some("x".into()),
+            ..State::default()
+        };
+        assert!(!marked.waits_for_root(1));
         assert!(back.tried_within(20, 11) && !back.tried_within(21, 11));
         assert!(!back.tried_within(0, 0) && !State::default().tried_within(0, 100));
     }
@@ -936,6 +1169,8 @@ mod tests {
                 bounce: Some("returned ".repeat(40)),
                 owed: Vec::new(),
                 owed_notes: Vec::new(),
+                owner_owed: Vec::new(),
+                owner_notes: Vec::new(),
             };
             let e = st.essential();
             assert!(e.to_text().len() <= State::essential_len_bound(n), "{n}");
@@ -1136,6 +1371,8 @@ mod tests {
                         bounce,
                         owed: Vec::new(),
                         owed_notes: Vec::new(),
+                        owner_owed: Vec::new(),
+                        owner_notes: Vec::new(),
                     },
                 )
         }

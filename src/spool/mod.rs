@@ -29,7 +29,7 @@
 //! # States and who cleans up
 //! | on disk                      | meaning                          | who cleans                  |
 //! |------------------------------|----------------------------------|-----------------------------|
-//! | tmp/tf<ID> only              | submission in progress, or died  | queue run, after [`GRACE`]¹ |
+//! | tmp/tf<ID> only              | submission in progress, or died  | queue run, once not locked² |
 //! | qf<ID>                       | queued, nothing tried            | delivery                    |
 //! | qf<ID> + sf<ID>              | queued, some outcomes recorded   | delivery                    |
 //! | sf<ID> without qf<ID>        | crash between the two unlinks    | queue run                   |
@@ -38,6 +38,9 @@
 //! | index line for a missing ID  | crash before commit, or finished | readers skip; rebuild drops |
 //!
 //! ¹ and only when no live process holds it ([`Spool::clean_leftovers`]).
+//! ² its submission holds its lock from its creation to its rename: one not locked was
+//! left by a submission that died (a signal), and is removed at once, under the run's
+//! lock; where locks are not to be had, after [`GRACE`].
 //!
 //! # Commit protocol (submission)
 //! 1. Reserve an ID: create `tmp/tf<ID>` with O_EXCL|O_NOFOLLOW and check that no
@@ -730,6 +733,33 @@ impl Spool {
         out
     }
 
+    /// The system spool's directories (itself, then each of [`SUBDIRS`] there) whose
+    /// POSIX ACLs give a user or a group anything besides the mode's owner and group
+    /// (an access ACL's named entry, the mask applied, or a default ACL's:
+    /// [`safety::acl_problem`]), with whom in words: those could plant, remove or read
+    /// queue entries. None for a user's own spool (hers to share).
+    pub fn acl_writable(&self) -> Vec<(PathBuf, String)> {
+        if self.private {
+            return Vec::new();
+        }
+        std::iter::once(self.dir.clone())
+            .chain(SUBDIRS.iter().map(|s| self.dir.join(s)))
+            .filter_map(|p| safety::acl_problem(&p).map(|w| (p, w)))
+            .collect()
+    }
+
+    /// The line that refuses a spool directory `dir` whose ACLs give others anything
+    /// (`who`: [`Spool::acl_writable`]), with its repair.
+    pub fn acl_writable_problem(&self, dir: &Path, who: &str) -> String {
+        format!(
+            "the queue directory {} is {who}: they could read, plant or remove queue \
+             entries there, so the queue is not used until the ACL is removed (`setfacl \
+             -b {}` removes it; so does `rsendmail-admin init`)",
+            dir.display(),
+            safety::shell_word(dir)
+        )
+    }
+
     /// The line that refuses a spool directory `dir` (mode `mode`) everyone may write
     /// ([`Spool::world_writable`]), for every program that uses the spool and for
     /// `rsendmail-admin check`, which adds its fix.
@@ -761,7 +791,94 @@ impl Spool {
     /// [`Spool::check_safe`] with the spool's `fs::metadata` already taken.
     fn check_safe_as(&self, top: Option<fs::Metadata>) -> Result<(), Fatal> {
         self.check_world_writable_as(top)?;
-        self.check_place()
+        self.check_place()?;
+        self.check_group()?;
+        self.check_layout_owner()
+    }
+
+    /// Refuse a system spool that breaks the layout's rule ([`Spool::layout_problem`]):
+    /// the spool itself open to others, or one of its sub-directories ([`SUBDIRS`],
+    /// those there) not root's, of another group than the spool's, or open to others:
+    /// EX_CONFIG (78). Nothing is changed. `index/domains/` is not one of them: whoever
+    /// rebuilds the index (a user's submission too) makes it anew, in `index/`, which
+    /// is root's.
+    pub fn check_layout_owner(&self) -> Result<(), Fatal> {
+        if self.private {
+            return Ok(());
+        }
+        if let Some(problem) = fs::metadata(&self.dir)
+            .ok()
+            .and_then(|md| self.layout_problem(&self.dir, &md))
+        {
+            return Err(Fatal::new(Sysexit::Config, problem));
+        }
+        for sub in SUBDIRS.iter().filter(|s| !s.contains('/')) {
+            let p = self.dir.join(sub);
+            if let Ok(f) = open_dir(&p) {
+                self.check_subdir_owner(&p, &f)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Why the system spool's directory `p` (of `md`: the spool itself, or one of its
+    /// sub-directories) breaks the layout's rule, in the line that refuses the spool, if
+    /// it does; the one rule of every program that uses the spool and of
+    /// `rsendmail-admin check`, which adds its fix:
+    /// - nothing in it is for others (any of the mode's bits for others: a user who may
+    ///   enter it reaches what is made there; 2771 too);
+    /// - a sub-directory is root's (its owner could change its mode, or replace what is
+    ///   in it) and of the spool's group, when the spool gives its group anything (what
+    ///   is made there gets its group: another group's members could read and change
+    ///   every message queued through it).
+    ///
+    /// None for a user's own spool (hers). Writable by everyone is
+    /// [`Spool::world_writable`]'s.
+    pub fn layout_problem(&self, p: &Path, md: &fs::Metadata) -> Option<String> {
+        if self.private {
+            return None;
+        }
+        let top = p == self.dir;
+        let what = if top {
+            "the queue directory"
+        } else {
+            "the queue's sub-directory"
+        };
+        let until = "so the queue is not used until it is put right (run `rsendmail-admin \
+                     init` as root)";
+        let mode = md.mode() & 0o7777;
+        if !top && md.uid() != 0 {
+            return Some(format!(
+                "{what} {} is owned by {}, not root: that user could replace or remove \
+                 what is queued through it, {until}",
+                p.display(),
+                safety::user_name(md.uid())
+            ));
+        }
+        if !top
+            && let Some(spool) = fs::metadata(&self.dir).ok()
+            && spool.mode() & 0o070 != 0
+            && md.gid() != spool.gid()
+        {
+            return Some(format!(
+                "{what} {} is of the group {}, not the spool's group {}: what is queued \
+                 through it gets that group, whose members could read or change it, \
+                 {until}",
+                p.display(),
+                safety::group_name(md.gid()),
+                safety::group_name(spool.gid())
+            ));
+        }
+        // Writable by everyone: [`Spool::world_writable`]'s (or, an empty shared
+        // directory, taken over with the spool's modes: [`Spool::check_takeover`]).
+        if mode & 0o007 != 0 && mode & 0o002 == 0 {
+            return Some(format!(
+                "{what} {} (mode {mode:o}) is open to others: any user could reach what \
+                 is queued there, {until}",
+                p.display()
+            ));
+        }
+        None
     }
 
     /// The part of [`Spool::check_safe`] that looks for directories everyone may write.
@@ -779,13 +896,52 @@ impl Spool {
     /// [`safety`] ([`Spool::unsafe_dir`]): EX_CONFIG (78), naming the directory. Nothing
     /// is made, taken or changed.
     pub fn check_place(&self) -> Result<(), Fatal> {
-        match self.unsafe_dir() {
-            Some(u) => Err(Fatal::new(
+        if let Some(u) = self.unsafe_dir() {
+            return Err(Fatal::new(
                 Sysexit::Config,
                 self.unsafe_dir_problem(&u, None),
-            )),
+            ));
+        }
+        if let Some((dir, who)) = self.acl_writable().first() {
+            return Err(Fatal::new(
+                Sysexit::Config,
+                self.acl_writable_problem(dir, who),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuse a system spool whose group is not fit for it ([`Spool::unfit_group`]):
+    /// EX_CONFIG (78). Nothing is made, taken or changed.
+    pub fn check_group(&self) -> Result<(), Fatal> {
+        match self.unfit_group() {
+            Some(problem) => Err(Fatal::new(Sysexit::Config, problem)),
             None => Ok(()),
         }
+    }
+
+    /// Why the system spool's group is not fit for it ([`safety::group_unfit`]: the
+    /// rule `rsendmail-admin init` and `check` apply), in the line that refuses it, if
+    /// so. None for a user's own spool, for one not there, and for one that gives its
+    /// group nothing (mode 0700, such as the quick start's as root: no member of any
+    /// group reaches what is below it).
+    pub fn unfit_group(&self) -> Option<String> {
+        if self.private {
+            return None;
+        }
+        let md = fs::metadata(&self.dir).ok().filter(fs::Metadata::is_dir)?;
+        if md.mode() & 0o070 == 0 {
+            return None;
+        }
+        let why = safety::group_unfit(md.gid())?;
+        Some(format!(
+            "the queue directory {} is of the group {}, {why}: every member of the \
+             spool's group can read, change or remove every message queued, so the queue \
+             is not used until it has a group fit for it (`rsendmail-admin check` says \
+             how)",
+            self.dir.display(),
+            safety::group_name(md.gid())
+        ))
     }
 
     /// The mode of the spool's files: 0600 in a private (per-user) spool, 0660 (the
@@ -849,11 +1005,19 @@ impl Spool {
         // `check_takeover`'s rule, `rsendmail-admin init`'s too. An empty sticky one (a
         // fresh file system mounted 1777) is given the spool's modes, as init gives
         // them, so that both take it and both find it a spool afterwards.
-        if self.named != Named::OwnDefault
+        let take_over = self.named != Named::OwnDefault
             && !self.dir.join("tmp").is_dir()
-            && self.check_takeover()?
-        {
+            && self.check_takeover()?;
+        // Its group once what is not a spool was refused for that: nothing is taken
+        // over, made or changed in a spool of a group unfit for it.
+        self.check_group()?;
+        if take_over {
             use std::os::unix::fs::PermissionsExt;
+            // A group unfit for a spool is given nothing: taken over as root's alone
+            // (0700), the spool stays one no group reaches.
+            let unfit =
+                fs::metadata(&self.dir).is_ok_and(|md| safety::group_unfit(md.gid()).is_some());
+            let dir_mode = if unfit { 0o700 } else { dir_mode };
             fs::set_permissions(&self.dir, fs::Permissions::from_mode(dir_mode))
                 .map_err(|e| cant("cannot change the mode of", &self.dir, &e))?;
             top = fs::metadata(&self.dir);
@@ -875,6 +1039,8 @@ impl Spool {
             self.check_safe_as(top.ok())?;
         } else {
             self.check_world_writable_as(top.ok())?;
+            // The layout, once a shared directory taken over has the spool's modes.
+            self.check_layout_owner()?;
         }
         let tmp = self.subdir("tmp")?;
         let index = self.subdir("index")?;
@@ -891,11 +1057,44 @@ impl Spool {
     /// be a symlink the admin configured, as sendmail's and Postfix's queue directories
     /// may): anything else in its place is moved into `corrupt/` (when that is a
     /// directory) and a fresh one made, or refused.
+    ///
+    /// In the system spool, the layout is root's: a sub-directory another user owns is
+    /// refused (EX_CONFIG, 78: `rsendmail-admin init` repairs it), and one that is
+    /// missing is made only by root (`rsendmail-admin init`, a root queue run); a user's
+    /// submission refuses it (78) rather than make it her own.
     pub fn subdir(&self, name: &str) -> Result<PathBuf, Fatal> {
+        self.subdir_in(name, true)
+    }
+
+    /// [`Spool::subdir`] for `rsendmail-admin init`, which gives what it finds root and
+    /// the spool's group afterwards: a sub-directory of another owner is taken.
+    pub fn subdir_to_repair(&self, name: &str) -> Result<PathBuf, Fatal> {
+        self.subdir_in(name, false)
+    }
+
+    /// [`Spool::subdir`]; `owned`: refuse a system spool's sub-directory not root's.
+    fn subdir_in(&self, name: &str, owned: bool) -> Result<PathBuf, Fatal> {
         let p = self.dir.join(name);
         match open_dir(&p) {
-            Ok(_) => return Ok(p),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Ok(f) => {
+                if owned {
+                    self.check_subdir_owner(&p, &f)?;
+                }
+                return Ok(p);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if !self.private && !nix::unistd::geteuid().is_root() {
+                    return Err(Fatal::new(
+                        Sysexit::Config,
+                        format!(
+                            "the queue's sub-directory {} is missing: only root makes the \
+                             spool's layout, so the queue is not used until it is made (run \
+                             `rsendmail-admin init` as root)",
+                            p.display()
+                        ),
+                    ));
+                }
+            }
             Err(e) if is_unsafe(&e) && name != "corrupt" => {
                 let aside = self.dir.join("corrupt").join(format!(
                     "{name}.{}.{}",
@@ -927,8 +1126,25 @@ impl Spool {
             Err(e) => return Err(cant("cannot create", &p, &e)),
         }
         // Made by us or by a process racing us: checked like any other.
-        open_dir(&p).map_err(|e| Fatal::new(Sysexit::TempFail, e.to_string()))?;
+        let f = open_dir(&p).map_err(|e| Fatal::new(Sysexit::TempFail, e.to_string()))?;
+        if owned {
+            self.check_subdir_owner(&p, &f)?;
+        }
         Ok(p)
+    }
+
+    /// Refuse the system spool's sub-directory `p` (open as `f`) when it breaks the
+    /// layout's rule ([`Spool::layout_problem`]): not root's, not of the spool's group,
+    /// or open to others.
+    fn check_subdir_owner(&self, p: &Path, f: &File) -> Result<(), Fatal> {
+        if self.private {
+            return Ok(());
+        }
+        let md = f.metadata().map_err(|e| cant("cannot read", p, &e))?;
+        match self.layout_problem(p, &md) {
+            Some(problem) => Err(Fatal::new(Sysexit::Config, problem)),
+            None => Ok(()),
+        }
     }
 
     /// What is wrong with the spool's directories, without changing anything (for
@@ -949,6 +1165,24 @@ impl Spool {
         if let Some(u) = self.unsafe_dir() {
             out.push(self.unsafe_dir_problem(&u, None));
         }
+        for (dir, who) in self.acl_writable() {
+            out.push(self.acl_writable_problem(&dir, &who));
+        }
+        out.extend(self.unfit_group());
+        // The layout's rule ([`Spool::layout_problem`]), as every run applies it.
+        out.extend(
+            std::iter::once(self.dir.clone())
+                .chain(
+                    SUBDIRS
+                        .iter()
+                        .filter(|s| !s.contains('/'))
+                        .map(|s| self.dir.join(s)),
+                )
+                .filter_map(|p| {
+                    let md = fs::symlink_metadata(&p).ok().filter(fs::Metadata::is_dir)?;
+                    self.layout_problem(&p, &md)
+                }),
+        );
         out
     }
 
@@ -977,12 +1211,21 @@ impl Spool {
                         let _ = fs::remove_file(&path);
                         continue;
                     }
-                    // Held until the rename: a queue run removes an old temporary file
-                    // only when nobody holds it (`clean_leftovers`), so a submission
-                    // that takes longer than GRACE (a slow client, a stopped process)
-                    // keeps its file. Where locks are not to be had, age alone decides.
-                    if let Err(e) = file.try_lock() {
-                        log::debug!("{}: not locked: {e}", path.display());
+                    // Held until the rename: a queue run removes a temporary file only
+                    // when nobody holds it (`clean_leftovers`), so a submission keeps
+                    // its file however long it takes (a slow client, a stopped
+                    // process), and one killed leaves nothing a run keeps. A run that
+                    // took the file between its creation and this lock holds it while
+                    // it removes it: waited for, and then the file is gone (no link
+                    // left), so another ID is taken. Where locks are not to be had,
+                    // age alone decides (GRACE).
+                    match file.lock() {
+                        Ok(()) => {
+                            if file.metadata().is_ok_and(|md| md.nlink() == 0) {
+                                continue;
+                            }
+                        }
+                        Err(e) => log::debug!("{}: not locked: {e}", path.display()),
                     }
                     return Ok(NewEntry {
                         spool: self.clone(),
@@ -993,6 +1236,9 @@ impl Spool {
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                // Removed by a queue run between its creation and the check of what
+                // was opened (no link left: not held yet): another ID.
+                Err(e) if is_unsafe(&e) && fs::symlink_metadata(&path).is_err() => continue,
                 Err(e) => return Err(cant("cannot create queue file", &path, &e)),
             }
         }
@@ -1289,19 +1535,45 @@ impl Spool {
     }
 
     /// Whether a live process holds the temporary file `p` (see [`Spool::clean_leftovers`]):
-    /// `tf<ID>` locked by its submission, `sf<ID>.<pid>` or `rf<ID>.<pid>` whose entry
-    /// is locked by a deliverer. A file that cannot be opened or locked is not held.
+    /// `sf<ID>.<pid>` or `rf<ID>.<pid>` whose entry is locked by a deliverer (a new
+    /// entry's `tf<ID>`: [`Spool::remove_unheld_tmp`]). A file that cannot be opened or
+    /// locked is not held.
     fn tmp_in_use(&self, p: &Path) -> bool {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let held = |f: File| matches!(f.try_lock_shared(), Err(fs::TryLockError::WouldBlock));
-        if name.starts_with("tf") {
-            return open_safely(p, OpenOptions::new().read(true), Kind::File).is_ok_and(held);
-        }
         let rest = name.strip_prefix("sf").or_else(|| name.strip_prefix("rf"));
         match rest.and_then(|r| r.split_once('.')) {
             Some((id, _)) if valid_id(id) => self.open_entry(id).is_ok_and(held),
             _ => false,
         }
+    }
+
+    /// Remove the new entry's temporary file `p` (`tmp/tf<ID>`, of `md`) when no live
+    /// process holds it: its submission keeps it locked from its creation to its rename
+    /// ([`Spool::begin`]), so one not locked was left by a submission that died (killed
+    /// by a signal, a crash), whatever its age, and is removed while this run holds its
+    /// lock (a submission that locks it then finds it gone, and takes another ID).
+    /// Where locks are not to be had, one older than `grace` seconds (as Postfix's
+    /// `postsuper` removes temporary files older than a few hours). Whether it was
+    /// removed.
+    fn remove_unheld_tmp(&self, p: &Path, md: &fs::Metadata, now: i64, grace: i64) -> bool {
+        let Ok(f) = open_safely(p, OpenOptions::new().read(true), Kind::File) else {
+            return false;
+        };
+        let old = now.saturating_sub(md.mtime()) >= grace;
+        match f.try_lock_shared() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return false,
+            Err(fs::TryLockError::Error(_)) if old => {}
+            Err(fs::TryLockError::Error(_)) => return false,
+        }
+        // Still the file locked, not one put at its name since.
+        let same = f.metadata().ok().zip(fs::symlink_metadata(p).ok());
+        if !same.is_some_and(|(a, b)| a.dev() == b.dev() && a.ino() == b.ino()) {
+            return false;
+        }
+        // Removed while the lock is held; released when `f` is dropped.
+        fs::remove_file(p).is_ok()
     }
 
     /// Move an unparseable entry aside into `corrupt/` (with its state file).
@@ -1315,8 +1587,8 @@ impl Spool {
     }
 
     /// Remove leftovers of crashes: temporary files that no live process holds (a new
-    /// entry's `tf<ID>` once older than `grace` seconds, a state file `sf<ID>.<pid>` at
-    /// once), and (with `orphans`, which lists the whole spool) state files whose
+    /// entry's `tf<ID>` and a state file `sf<ID>.<pid>` at once, what else is there
+    /// once older than `grace` seconds), and (with `orphans`, which lists the whole spool) state files whose
     /// entry is gone. Returns what was removed. "Holds": a submission keeps its
     /// `tmp/tf<ID>` locked until the rename ([`Spool::begin`]), and a deliverer writes
     /// `tmp/sf<ID>.<pid>` only while it holds the entry's delivery lock; a file so held
@@ -1339,11 +1611,15 @@ impl Spool {
                 };
                 // A deliverer writes `sf<ID>.<pid>` only while it holds the entry: one whose
                 // entry nobody holds was left by a process that died, whatever its age. A
-                // `tf` file is locked only once created, so a young one is left alone.
-                let state_file = p
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("sf") || n.starts_with("rf"));
+                // new entry's `tf<ID>` is its submission's, locked, while it lives.
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                if name.starts_with("tf") {
+                    if self.remove_unheld_tmp(&p, &md, now, grace) {
+                        removed.push(p);
+                    }
+                    continue;
+                }
+                let state_file = name.starts_with("sf") || name.starts_with("rf");
                 let young = now.saturating_sub(md.mtime()) < grace;
                 if (young && !state_file) || self.tmp_in_use(&p) {
                     continue;
@@ -2683,11 +2959,19 @@ mod tests {
         let orphan = spool.sf_path("6AM5eIkR004036");
         fs::write(&orphan, "rsendmail-state 1\n").unwrap();
         let now = crate::clock::now();
-        let removed = spool.clean_leftovers(now, GRACE, true).unwrap();
-        assert_eq!(removed, vec![orphan.clone()], "young tmp file kept");
-        assert!(stale.exists());
+        // Nobody holds the new entry's file (its submission died): removed, young too.
+        let mut removed = spool.clean_leftovers(now, GRACE, true).unwrap();
+        removed.sort();
+        let mut want = vec![stale.clone(), orphan.clone()];
+        want.sort();
+        assert_eq!(removed, want);
+        assert!(!stale.exists());
+        // Another name (none a submission makes): removed once old.
+        let other = spool.tmp_dir().join("xx6AM5eIkR004035");
+        fs::write(&other, "partial").unwrap();
+        assert!(spool.clean_leftovers(now, GRACE, true).unwrap().is_empty());
         let removed = spool.clean_leftovers(now + GRACE + 5, GRACE, true).unwrap();
-        assert_eq!(removed, vec![stale.clone()]);
+        assert_eq!(removed, vec![other]);
         let _ = fs::remove_dir_all(&dir);
     }
 
@@ -2733,16 +3017,20 @@ mod tests {
         drop(locked);
         assert!(!room.exists(), "unused room removed with the lock");
         // A state file left by a deliverer that died a moment ago: removed at once (its
-        // entry is not held); a young new entry's file is not.
+        // entry is not held); so is a new entry's file nobody holds; one being written
+        // is kept.
         let young_sf = spool.tmp_dir().join(format!("sf{id}.2"));
         let young_tf = spool.tmp_dir().join("tf6AM5eIkR004035");
         fs::write(&young_sf, "room").unwrap();
         fs::write(&young_tf, "partial").unwrap();
-        assert_eq!(
-            spool.clean_leftovers(now, GRACE, true).unwrap(),
-            vec![young_sf]
-        );
-        fs::remove_file(&young_tf).unwrap();
+        let writing = spool.begin(crate::clock::now()).unwrap();
+        let mut removed = spool.clean_leftovers(now, GRACE, true).unwrap();
+        removed.sort();
+        let mut want = vec![young_sf, young_tf];
+        want.sort();
+        assert_eq!(removed, want);
+        assert!(writing.tmp_path().exists());
+        drop(writing);
         // Left by processes that died: removed.
         let dead = spool.tmp_dir().join("tf6AM5eIkR004034");
         let dead_sf = spool.tmp_dir().join(format!("sf{id}.1"));

@@ -7,20 +7,26 @@
 //!   and replace any entry.
 //! - Every directory above it that its path meets as the kernel resolves it ([`Walk`]:
 //!   each directory traversed, also through symbolic links and their targets) belongs to root (a private spool's: root or that user) and is writable by
-//!   nobody else: neither by everyone nor by a group other than root's, unless it is
+//!   nobody else: neither by everyone nor by its group (root's neither: a POSIX ACL
+//!   that lets a user write shows only as the group bits; a user's own spool: her own
+//!   group may), unless it is
 //!   sticky (a sticky directory lets a user replace only what she owns, and the next
 //!   directory down must be root's). Whoever may write a directory above the spool can
 //!   rename the spool away and put a directory of her own in its place.
 //! - Its group, the one `rsendmail` is set-gid to, is never root's group nor a user's
 //!   primary group ([`group_unfit`]): `rsendmail-admin init` refuses to give it one and
-//!   `check` fails one. (The programs that use the spool do not refuse it for its
-//!   group: who is in the group is the administrator's choice.)
+//!   `check` fails one, and the programs that use the spool refuse one
+//!   ([`super::Spool::unfit_group`]). Who is in the group is the administrator's
+//!   choice: its members are the spool's administrators.
 //! - Every symbolic link its path meets (the spool itself, a directory above it, a
 //!   link in another link's target) belongs to root (a private spool's: root or that
 //!   user): in a sticky directory the link's owner may replace it, and so point the
 //!   spool somewhere else.
 //! - Nothing in it or its sub-directories is writable by everyone
-//!   ([`super::Spool::world_writable`]).
+//!   ([`super::Spool::world_writable`]), nor, in the system spool, readable, writable or
+//!   enterable by a user or group its POSIX access ACL names, the mask applied, nor
+//!   given anything by a named entry of its default ACL, which what is made there
+//!   inherits ([`super::Spool::acl_writable`]). `rsendmail-admin init` removes them.
 //!
 //! A spool that breaks the rule is refused with EX_CONFIG (78) before anything is made
 //! or written in it ([`super::Spool::check_safe`]); `rsendmail-admin check` names the
@@ -119,14 +125,16 @@ pub fn group_unfit(gid: u32) -> Option<String> {
     primary_user(gid).map(|u| format!("the primary group of the user {u}"))
 }
 
-/// The name of a user (a passwd entry) whose primary group is `gid`, if any.
-pub fn primary_user(gid: u32) -> Option<String> {
-    static ENUMERATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The passwd enumeration's position is one per process: one walk at a time.
+static ENUMERATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Walk the passwd entries in order, under the one-walk-at-a-time lock, giving `visit`
+/// each entry's primary gid and name, until it returns true (found) or the entries end.
+fn walk_passwd(mut visit: impl FnMut(u32, Option<&std::ffi::CStr>) -> bool) {
     // The passwd enumeration's position is one per process: one walk at a time.
     let _held = ENUMERATING.lock().unwrap_or_else(|e| e.into_inner());
-    let mut found = None;
-    // SAFETY: the enumeration is walked start to end under the lock above; each entry's
-    // name is copied before the next call.
+    // SAFETY: the enumeration is walked start to end under the lock above; each entry
+    // is read (its name borrowed only for the call) before the next getpwent.
     unsafe {
         libc::setpwent();
         loop {
@@ -134,17 +142,35 @@ pub fn primary_user(gid: u32) -> Option<String> {
             if p.is_null() {
                 break;
             }
-            if (*p).pw_gid == gid && !(*p).pw_name.is_null() {
-                found = Some(
-                    std::ffi::CStr::from_ptr((*p).pw_name)
-                        .to_string_lossy()
-                        .into_owned(),
-                );
+            let name = (!(*p).pw_name.is_null()).then(|| std::ffi::CStr::from_ptr((*p).pw_name));
+            if visit((*p).pw_gid, name) {
                 break;
             }
         }
         libc::endpwent();
     }
+}
+
+/// The primary groups of every passwd entry.
+pub fn primary_gids() -> std::collections::HashSet<u32> {
+    let mut used = std::collections::HashSet::new();
+    walk_passwd(|g, _| {
+        used.insert(g);
+        false
+    });
+    used
+}
+
+/// The name of a user (a passwd entry) whose primary group is `gid`, if any.
+pub fn primary_user(gid: u32) -> Option<String> {
+    let mut found = None;
+    walk_passwd(|g, name| match name {
+        Some(n) if g == gid => {
+            found = Some(n.to_string_lossy().into_owned());
+            true
+        }
+        _ => false,
+    });
     found
 }
 
@@ -298,6 +324,14 @@ impl Spool {
     /// spool not there yet: the directories it would be made in. Directories writable
     /// by everyone inside the spool are [`Spool::world_writable`]'s.
     pub fn unsafe_dir(&self) -> Option<UnsafeDir> {
+        self.unsafe_dirs().into_iter().next()
+    }
+
+    /// Every directory and link that makes this spool unsafe ([`Spool::unsafe_dir`]'s
+    /// rule), in its order: the spool itself, the links on its path, then the
+    /// directories above it, the deepest first. `rsendmail-admin check` names them all.
+    pub fn unsafe_dirs(&self) -> Vec<UnsafeDir> {
+        let mut out = Vec::new();
         let me = nix::unistd::geteuid().as_raw();
         let trusted = |uid: u32| uid == 0 || (self.private && uid == me);
         if let Some(md) = fs::metadata(&self.dir).ok().filter(fs::Metadata::is_dir) {
@@ -315,7 +349,7 @@ impl Spool {
                 None
             };
             if let Some(why) = why {
-                return Some(UnsafeDir {
+                out.push(UnsafeDir {
                     dir: self.dir.clone(),
                     md,
                     above: false,
@@ -334,11 +368,11 @@ impl Spool {
             // [`Spool::world_writable`].
             met.pop();
         }
-        if let Some(m) = met
+        for m in met
             .iter()
-            .find(|m| m.md.file_type().is_symlink() && !trusted(m.md.uid()))
+            .filter(|m| m.md.file_type().is_symlink() && !trusted(m.md.uid()))
         {
-            return Some(UnsafeDir {
+            out.push(UnsafeDir {
                 dir: m.path.clone(),
                 above: m.path != self.dir,
                 why: format!("a symbolic link owned by {}", user_name(m.md.uid())),
@@ -347,17 +381,29 @@ impl Spool {
             });
         }
         let my_gid = nix::unistd::getegid().as_raw();
+        // No group may write a directory above the system spool, root's neither (an
+        // access ACL granting a user write shows only as the group bits, its mask), as
+        // no group may write what root runs ([`unsafe_program`]). A user's own spool:
+        // her own group may.
         let trust = Trust {
             owner: &trusted,
-            group: &|gid| gid == 0 || (self.private && gid == my_gid),
+            group: &|gid| self.private && gid == my_gid,
             sticky_ok: true,
         };
         for m in met.into_iter().rev().filter(|m| m.md.is_dir()) {
-            let Some(why) = changed_by_others(&m.md, &trust) else {
+            let Some(mut why) = changed_by_others(&m.md, &trust) else {
                 continue;
             };
+            // Its group bits are an access ACL's mask: whom the ACL lets write, named.
+            if why.starts_with("writable by its group") {
+                match acl_group_class_writers(&m.path, &m.md, &trust) {
+                    Some(Some(w)) => why = w,
+                    Some(None) => continue,
+                    None => {}
+                }
+            }
             let md = m.md;
-            return Some(UnsafeDir {
+            out.push(UnsafeDir {
                 dir: m.path,
                 md,
                 above: true,
@@ -365,12 +411,13 @@ impl Spool {
                 via: m.via,
             });
         }
-        None
+        out
     }
 
     /// The line that refuses a spool for the directory `u` ([`Spool::unsafe_dir`]), for
     /// every program that uses the spool, ending with where to find the repair; with
-    /// `fix` (`rsendmail-admin check` and `init`), ending with those commands.
+    /// `fix` (`rsendmail-admin check` and `init`), ending with those commands (none
+    /// when empty: `check` then says what to do instead).
     pub fn unsafe_dir_problem(&self, u: &UnsafeDir, fix: Option<&[String]>) -> String {
         let mut shown = format!(
             "{} ({}:{} {:04o})",
@@ -412,12 +459,13 @@ impl Spool {
             "root's"
         };
         let how = match fix {
-            Some(cmds) if !cmds.is_empty() => format!("(fix: {})", cmds.join(" && ")),
-            _ => "(`rsendmail-admin check` says how)".to_string(),
+            Some([]) => String::new(),
+            Some(cmds) => format!(" (fix: {})", cmds.join(" && ")),
+            None => " (`rsendmail-admin check` says how)".to_string(),
         };
         format!(
             "{what}, so the queue is not used until it and every directory above it are \
-             {owner} alone {how}"
+             {owner} alone{how}"
         )
     }
 }
@@ -460,6 +508,188 @@ pub fn changed_by_others(md: &fs::Metadata, trust: &Trust) -> Option<String> {
     }
 }
 
+/// The extended attribute that holds a file's POSIX access ACL.
+pub const ACL_ACCESS: &str = "system.posix_acl_access";
+
+/// The extended attribute that holds a directory's POSIX default ACL: the ACL what is
+/// made in it inherits.
+pub const ACL_DEFAULT: &str = "system.posix_acl_default";
+
+/// The tags of a POSIX ACL's entries (Linux's `ACL_USER`, `ACL_GROUP_OBJ`, `ACL_GROUP`,
+/// `ACL_MASK`).
+const TAG_USER: u16 = 2;
+const TAG_GROUP_OBJ: u16 = 4;
+const TAG_GROUP: u16 = 8;
+const TAG_MASK: u16 = 0x10;
+
+/// The entries of a POSIX ACL as Linux stores it (a little-endian u32 version 2, then
+/// 8-octet entries of u16 tag, u16 permissions, u32 id), as `(tag, permissions, id)`.
+/// A buffer of another version finds nothing; one whose length is not the header and
+/// whole entries is read as far as whole entries go; never panics.
+fn acl_entries(buf: &[u8]) -> Vec<(u16, u16, u32)> {
+    let Some((head, rest)) = buf.split_first_chunk::<4>() else {
+        return Vec::new();
+    };
+    if u32::from_le_bytes(*head) != 2 {
+        return Vec::new();
+    }
+    rest.chunks_exact(8)
+        .filter_map(|e| {
+            let (tag, rest) = e.split_first_chunk::<2>()?;
+            let (perm, id) = rest.split_first_chunk::<2>()?;
+            let id = u32::from_le_bytes(id.first_chunk::<4>().copied()?);
+            Some((u16::from_le_bytes(*tag), u16::from_le_bytes(*perm) & 7, id))
+        })
+        .collect()
+}
+
+/// The named entries of a POSIX ACL ([`acl_entries`]): `(true, uid, permissions)` for a
+/// user, `(false, gid, permissions)` for a group, with the permissions the ACL's mask
+/// leaves them (the first mask entry's; all of them when there is none): what the
+/// kernel grants. Those without any permission left are not named.
+pub fn acl_named(buf: &[u8]) -> Vec<(bool, u32, u16)> {
+    let entries = acl_entries(buf);
+    let mask = entries
+        .iter()
+        .find(|(t, _, _)| *t == TAG_MASK)
+        .map_or(7, |(_, p, _)| *p);
+    entries
+        .into_iter()
+        .filter(|(t, _, _)| *t == TAG_USER || *t == TAG_GROUP)
+        .map(|(t, p, id)| (t == TAG_USER, id, p & mask))
+        .filter(|(_, _, p)| *p != 0)
+        .collect()
+}
+
+/// The named entries of a POSIX access ACL that it lets write, the mask applied
+/// ([`acl_named`]): `(true, uid)` for a user, `(false, gid)` for a group. The owner's,
+/// owning group's, mask and other entries are the mode's bits and are not named. Never
+/// panics.
+pub fn acl_writers(buf: &[u8]) -> Vec<(bool, u32)> {
+    acl_named(buf)
+        .into_iter()
+        .filter(|(_, _, p)| p & 2 != 0)
+        .map(|(user, id, _)| (user, id))
+        .collect()
+}
+
+/// The extended attribute `name` of `p` (not followed when it is a symbolic link), if
+/// it has one.
+pub fn read_xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
+    let name = std::ffi::CString::new(name).ok()?;
+    // XATTR_SIZE_MAX: the largest value an attribute may have.
+    let mut buf = vec![0u8; 65536];
+    // SAFETY: both names are NUL-terminated; the buffer is valid for its length.
+    let n = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let n = usize::try_from(n).ok()?;
+    buf.truncate(n);
+    Some(buf)
+}
+
+/// `(true, uid)` or `(false, gid)` in words: `the user bob`, `the group staff`.
+fn named(user: bool, id: u32) -> String {
+    if user {
+        format!("the user {}", user_name(id))
+    } else {
+        format!("the group {}", group_name(id))
+    }
+}
+
+/// Permissions in `ls`'s letters (`r-x`).
+fn perm_letters(p: u16) -> String {
+    [(4, 'r'), (2, 'w'), (1, 'x')]
+        .iter()
+        .map(|(b, c)| if p & b != 0 { *c } else { '-' })
+        .collect()
+}
+
+/// Whom the POSIX ACLs of the spool's directory `p` (not followed when it is a symbolic
+/// link) give anything besides its owner and group, in words, if anyone: a named user
+/// or group its access ACL lets write (`given write by an access ACL for the user
+/// bob`), read or enter (`given read (r-x) by an access ACL for ...`), the mask
+/// applied, and any named entry of its default ACL, which what is made there inherits
+/// (`given rw- by a default ACL for ...`). Those could plant, change, remove or read
+/// entries whatever the mode says.
+pub fn acl_problem(p: &Path) -> Option<String> {
+    let mut who: Vec<String> = Vec::new();
+    if let Some(buf) = read_xattr(p, ACL_ACCESS) {
+        for (user, id, perm) in acl_named(&buf) {
+            let what = if perm & 2 != 0 {
+                "write".to_string()
+            } else if perm & 4 != 0 {
+                format!("read ({})", perm_letters(perm))
+            } else {
+                format!("entry ({})", perm_letters(perm))
+            };
+            who.push(format!(
+                "given {what} by an access ACL for {}",
+                named(user, id)
+            ));
+        }
+    }
+    if let Some(buf) = read_xattr(p, ACL_DEFAULT) {
+        for (user, id, perm) in acl_entries(&buf)
+            .into_iter()
+            .filter(|(t, p, _)| (*t == TAG_USER || *t == TAG_GROUP) && *p != 0)
+            .map(|(t, p, id)| (t == TAG_USER, id, p))
+        {
+            who.push(format!(
+                "given {} by a default ACL, which what is made there inherits, for {}",
+                perm_letters(perm),
+                named(user, id)
+            ));
+        }
+    }
+    (!who.is_empty()).then(|| who.join(" and "))
+}
+
+/// Who writes the directory `p` (of `md`) through its group bits when it has an access
+/// ACL (the group bits are then its mask), in words (`given write by an access ACL for
+/// the user bob`), leaving out those `trust` takes: `None` when it has no access ACL
+/// (its group does), `Some(None)` when nobody untrusted does.
+pub fn acl_group_class_writers(
+    p: &Path,
+    md: &fs::Metadata,
+    trust: &Trust,
+) -> Option<Option<String>> {
+    let buf = read_xattr(p, ACL_ACCESS)?;
+    let entries = acl_entries(&buf);
+    if entries.is_empty() {
+        return None;
+    }
+    let mut who: Vec<String> = acl_writers(&buf)
+        .into_iter()
+        .filter(|&(user, id)| {
+            if user {
+                !(trust.owner)(id)
+            } else {
+                !(trust.group)(id)
+            }
+        })
+        .map(|(user, id)| named(user, id))
+        .collect();
+    let mask = entries
+        .iter()
+        .find(|(t, _, _)| *t == TAG_MASK)
+        .map_or(7, |(_, p, _)| *p);
+    let group_writes = entries
+        .iter()
+        .any(|(t, p, _)| *t == TAG_GROUP_OBJ && p & mask & 2 != 0);
+    if group_writes && !(trust.group)(md.gid()) {
+        who.push(format!("its group {}", group_name(md.gid())));
+    }
+    Some((!who.is_empty()).then(|| format!("given write by an access ACL for {}", who.join(", "))))
+}
+
 /// Why root must not execute the program at `path`, if so: anyone but root could change
 /// what runs. Its path is resolved as the kernel resolves it ([`Walk`]): every symbolic
 /// link met belongs to root, and the file reached is a regular file that it and its
@@ -498,10 +728,218 @@ pub fn unsafe_program(path: &Path) -> Option<String> {
         .map(|w| format!("its directory {} is {w}", dir.display()))
 }
 
+/// Whether this process is root's (its real or effective user): what it reads for
+/// routing or credentials, and what it writes, must then be root's alone
+/// ([`file_risks`]).
+pub fn root_process() -> bool {
+    nix::unistd::getuid().is_root() || nix::unistd::geteuid().is_root()
+}
+
+/// One thing on the path of a file a configuration names that someone root does not
+/// trust could change ([`file_risks`]).
+#[derive(Debug)]
+pub struct FileRisk {
+    /// What was met: the file itself, a directory traversed or a symbolic link
+    /// followed, every link before it resolved.
+    pub path: PathBuf,
+    /// Its own metadata (a link's, not its target's).
+    pub md: fs::Metadata,
+    /// Who could change it, in words (`owned by bob`, `writable by everyone`).
+    pub why: String,
+    /// Whether it is the file itself (else a directory or link on its path).
+    pub file: bool,
+}
+
+impl FileRisk {
+    /// Whether only its mode is wrong (it belongs to an owner that may have it and is
+    /// not a link): then `chmod go-w` on it is a safe repair, once everything above it
+    /// is safe.
+    pub fn mode_only(&self) -> bool {
+        !self.md.file_type().is_symlink() && !self.why.starts_with("owned by")
+    }
+
+    /// The line that names it: `PATH (owner:group mode) is WHY`, or for a link `the
+    /// symbolic link PATH on its path is owned by bob`.
+    pub fn text(&self) -> String {
+        let shown = format!(
+            "{} ({}:{} {:04o})",
+            self.path.display(),
+            user_name(self.md.uid()),
+            group_name(self.md.gid()),
+            self.md.mode() & 0o7777
+        );
+        if self.md.file_type().is_symlink() {
+            format!("the symbolic link {shown} on its path is {}", self.why)
+        } else if self.file {
+            format!("the file {shown} is {}", self.why)
+        } else {
+            format!("the directory {shown} on its path is {}", self.why)
+        }
+    }
+}
+
+/// Everything on the way to the file at `path` (resolved as the kernel resolves it:
+/// [`Walk`]) that someone this process does not trust could change, in the order met:
+/// a symbolic link whose owner is not trusted (she may re-point it), a directory
+/// traversed that is not trusted or that others may write (she may rename the file away
+/// and put her own in its place; a sticky directory protects what belongs to others,
+/// and what follows it must be trusted), and the file itself when it is not trusted or
+/// others may write it. A root process trusts root alone; any other trusts root and
+/// its caller (her own group, and the group a set-gid program runs with, may write).
+/// `file_groups`: groups the file itself may be writable by (MAILLOG's: the shared
+/// spool's group, or root's, as the programs make it). A file not
+/// there yet: the directories it would be made in.
+pub fn file_risks(path: &Path, file_groups: &[u32]) -> Vec<FileRisk> {
+    file_risks_trusting(path, file_groups, None)
+}
+
+/// [`file_risks`], where a process that is not root's also trusts the group
+/// `spool_group` (the shared spool's: its members are the spool's administrators).
+pub fn file_risks_trusting(
+    path: &Path,
+    file_groups: &[u32],
+    spool_group: Option<u32>,
+) -> Vec<FileRisk> {
+    let root = root_process();
+    let (uid, euid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::geteuid().as_raw(),
+    );
+    let (gid, egid) = (
+        nix::unistd::getgid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    let owner = move |u: u32| u == 0 || (!root && (u == uid || u == euid));
+    // The caller's own group, and the one a set-gid program runs with (the spool's:
+    // its members are the spool's administrators).
+    let group = move |g: u32| !root && (g == gid || g == egid || Some(g) == spool_group);
+    let dirs = Trust {
+        owner: &owner,
+        group: &group,
+        sticky_ok: true,
+    };
+    let file = Trust {
+        owner: &owner,
+        group: &|g| group(g) || file_groups.contains(&g),
+        sticky_ok: false,
+    };
+    let mut walk = Walk::new(path);
+    let met: Vec<Met> = walk.by_ref().collect();
+    let complete = walk.complete();
+    let n = met.len();
+    let mut out = Vec::new();
+    for (i, m) in met.into_iter().enumerate() {
+        let last = complete && i + 1 == n;
+        let why = if m.md.file_type().is_symlink() {
+            (!owner(m.md.uid())).then(|| format!("owned by {}", user_name(m.md.uid())))
+        } else if last && std::os::unix::fs::FileTypeExt::is_char_device(&m.md.file_type()) {
+            // A character device (`/dev/null`, 0666 by design) holds nothing a writer
+            // could change: only who owns it counts. What reads it refuses any but an
+            // empty one as not a regular file.
+            (!owner(m.md.uid())).then(|| format!("owned by {}", user_name(m.md.uid())))
+        } else if last && !m.md.is_dir() {
+            changed_by_others(&m.md, &file)
+        } else if m.md.is_dir() {
+            changed_by_others(&m.md, &dirs)
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            out.push(FileRisk {
+                path: m.path,
+                md: m.md,
+                why,
+                file: last,
+            });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    /// An ACL's octets as the kernel stores them: version 2, then each entry.
+    fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+        let mut v = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in entries {
+            v.extend(tag.to_le_bytes());
+            v.extend(perm.to_le_bytes());
+            v.extend(id.to_le_bytes());
+        }
+        v
+    }
+
+    /// Named user and group entries with write are found; the owner's, the group's,
+    /// the mask, other and named entries without write are not; a short buffer or
+    /// another version finds nothing.
+    #[test]
+    fn an_acls_named_writers_are_found() {
+        let all = acl(&[
+            (1, 7, u32::MAX),
+            (2, 7, 1001),
+            (2, 5, 1002),
+            (4, 7, u32::MAX),
+            (8, 2, 50),
+            (8, 4, 51),
+            (0x10, 7, u32::MAX),
+            (0x20, 7, u32::MAX),
+        ]);
+        assert_eq!(acl_writers(&all), vec![(true, 1001), (false, 50)]);
+        assert!(acl_writers(&[]).is_empty());
+        assert!(acl_writers(&[2, 0, 0]).is_empty());
+        let mut v1 = all.clone();
+        if let Some(b) = v1.first_mut() {
+            *b = 1;
+        }
+        assert!(acl_writers(&v1).is_empty());
+        // A trailing partial entry is not read; the whole ones before it are.
+        let mut partial = all.clone();
+        partial.truncate(all.len() - 3);
+        assert_eq!(acl_writers(&partial).len(), 2);
+    }
+
+    /// The mask takes what it does not hold from every named entry: a named writer
+    /// under a mask without write is no writer, and one left nothing is not named.
+    #[test]
+    fn the_mask_limits_named_entries() {
+        let masked = acl(&[
+            (1, 7, u32::MAX),
+            (2, 7, 1001),
+            (8, 2, 50),
+            (4, 5, u32::MAX),
+            (0x10, 5, u32::MAX),
+            (0x20, 0, u32::MAX),
+        ]);
+        assert!(acl_writers(&masked).is_empty());
+        assert_eq!(acl_named(&masked), vec![(true, 1001, 5)]);
+    }
+
+    proptest::proptest! {
+        /// Any octets: no panic, and only whole entries of the buffer are named.
+        #[test]
+        fn acl_parsing_never_panics(buf in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let found = acl_writers(&buf);
+            proptest::prop_assert!(found.len() <= buf.len().saturating_sub(4) / 8);
+        }
+
+        /// Entries made up: exactly the named ones with write the mask leaves come back,
+        /// in order.
+        #[test]
+        fn acl_parsing_finds_exactly_the_named_writers(
+            entries in proptest::collection::vec((0u16..0x40, 0u16..8, proptest::prelude::any::<u32>()), 0..20)
+        ) {
+            let mask = entries.iter().find(|(t, _, _)| *t == 0x10).map_or(7, |(_, p, _)| *p);
+            let want: Vec<(bool, u32)> = entries
+                .iter()
+                .filter(|(t, p, _)| p & mask & 2 != 0 && (*t == 2 || *t == 8))
+                .map(|(t, _, id)| (*t == 2, *id))
+                .collect();
+            proptest::prop_assert_eq!(acl_writers(&acl(&entries)), want);
+        }
+    }
 
     fn scratch(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("rsendmail-walk-{tag}-{}", std::process::id()));
