@@ -52,7 +52,21 @@ static LOG: OnceLock<Mutex<File>> = OnceLock::new();
 /// Open `path` for appending, creating it with mode 0644 (sendmail's) when it is not
 /// there: sendmail's `cannot open FILE: reason`, EX_CANTCREAT, when this process may
 /// not.
+///
+/// No open follows a symbolic link (`O_NOFOLLOW`): a path that leads through links is
+/// resolved first, as the kernel resolves it, and the file it leads to is opened by
+/// that resolved name, then found, by its open descriptor, to be the file the path
+/// led to when it was checked (`-X /dev/stdout` is the terminal or file standard
+/// output is; a pipe is refused, as any FIFO). A FIFO, a socket, a directory or a
+/// block device is refused (EX_CANTCREAT). A root process writes no file anyone else
+/// could change ([`crate::spool::safety::file_risks`]: the file, every directory and
+/// link on its path must be root's alone, EX_CONFIG), and, by the open descriptor, only
+/// a root-owned file nobody else may write that has no other name (a hard link a user
+/// made in a sticky directory to a file of root's is refused); a character device
+/// (`/dev/null`, a terminal) is written as it is.
 pub fn open(path: &Path) -> Result<File, Fatal> {
+    use crate::spool::safety::{Met, Trust, Walk, changed_by_others, file_risks, root_process};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let fail = |e: io::Error| {
         Fatal::new(
             Sysexit::CantCreat,
@@ -63,34 +77,65 @@ pub fn open(path: &Path) -> Result<File, Fatal> {
             ),
         )
     };
+    let cant = |why: String| {
+        Fatal::new(
+            Sysexit::CantCreat,
+            format!("cannot open {}: {why}", path.display()),
+        )
+    };
+    let root = root_process();
+    let refused = |why: String| {
+        Fatal::new(
+            Sysexit::Config,
+            format!(
+                "cannot open {} (-X) as root: {why}: whoever can change it chooses what root \
+                 writes to, so it and every directory above it must be root's alone",
+                path.display(),
+            ),
+        )
+    };
     // Root never writes where someone else could have put the file, or could swap it
     // (a directory or link on its path she may change); a device such as /dev/null is
     // taken as it is.
-    if crate::spool::safety::root_process()
-        && let Some(r) = crate::spool::safety::file_risks(path, &[])
+    if root
+        && let Some(r) = file_risks(path, &[])
             .into_iter()
             .find(|r| !r.file || r.md.is_file())
     {
-        return Err(Fatal::new(
-            Sysexit::Config,
-            format!(
-                "cannot open {} (-X) as root: {}: whoever can change it chooses what root \
-                 writes to, so it and every directory above it must be root's alone",
-                path.display(),
-                r.text()
-            ),
-        ));
+        return Err(refused(r.text()));
     }
+    // Where the path leads, every link resolved: that name is opened, never a link.
+    let mut walk = Walk::new(path);
+    let met: Vec<Met> = walk.by_ref().collect();
+    let (target, checked) = if walk.complete() {
+        let last = met.last().map(|m| (m.md.dev(), m.md.ino()));
+        (walk.resolved().to_path_buf(), last)
+    } else {
+        if let Some(l) = met.last().filter(|m| m.md.file_type().is_symlink()) {
+            // A link to nothing a name reaches: a pipe's or a socket's
+            // (`/proc/self/fd/1` to `pipe:[N]`), one that leads nowhere, or a loop.
+            let to = std::fs::read_link(&l.path)
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            return Err(cant(format!(
+                "the symbolic link {} on its path leads to {to}, which is no file it can \
+                 open",
+                l.path.display()
+            )));
+        }
+        (path.to_path_buf(), None)
+    };
     // Never waiting on a FIFO (O_NONBLOCK) nor taking a terminal (O_NOCTTY); a FIFO or
     // a socket that opens is refused, as nothing could be appended to it without
-    // blocking (a device such as /dev/null is written as it is).
-    let flags = libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // blocking (a device such as /dev/null is written as it is). O_NOFOLLOW: a link
+    // put in the file's place since is not followed.
+    let flags = libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
     let f = match std::fs::OpenOptions::new()
         .append(true)
         .create_new(true)
         .mode(0o644)
         .custom_flags(flags)
-        .open(path)
+        .open(&target)
     {
         // The umask took bits away: the mode is set as sendmail's is.
         Ok(f) => {
@@ -101,23 +146,49 @@ pub fn open(path: &Path) -> Result<File, Fatal> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => std::fs::OpenOptions::new()
             .append(true)
             .custom_flags(flags)
-            .open(path)
-            .map_err(fail)?,
+            .open(&target)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => cant(format!(
+                    "{} is a symbolic link, which is not followed",
+                    target.display()
+                )),
+                _ => fail(e),
+            })?,
         Err(e) => return Err(fail(e)),
     };
     let md = f.metadata().map_err(fail)?;
+    let t = md.file_type();
+    if t.is_fifo() || t.is_socket() || t.is_dir() || t.is_block_device() {
+        let what = crate::boundedfile::file_kind(t).unwrap_or("not a file");
+        return Err(cant(format!("not a regular file ({what})")));
+    }
+    // The file opened is the one the path led to when it was looked at.
+    if let Some(was) = checked
+        && was != (md.dev(), md.ino())
     {
-        use std::os::unix::fs::FileTypeExt;
-        let t = md.file_type();
-        if t.is_fifo() || t.is_socket() || t.is_dir() {
-            let what = crate::boundedfile::file_kind(t).unwrap_or("not a file");
-            return Err(Fatal::new(
-                Sysexit::CantCreat,
+        return Err(cant(format!(
+            "{} was replaced while it was opened",
+            target.display()
+        )));
+    }
+    if root {
+        // What was opened, by its descriptor: root's alone, and no other name.
+        let why = if t.is_file() {
+            changed_by_others(&md, &Trust::ROOT_ALONE).map(|w| format!("is {w}"))
+        } else {
+            None
+        };
+        let why = why.or_else(|| {
+            (md.nlink() > 1).then(|| {
                 format!(
-                    "cannot open {}: not a regular file ({what})",
-                    path.display()
-                ),
-            ));
+                    "has {} names (hard links): one may be where a user put it, to have \
+                     root write to a file of root's",
+                    md.nlink()
+                )
+            })
+        });
+        if let Some(why) = why {
+            return Err(refused(format!("the file {} {why}", target.display())));
         }
     }
     Ok(f)

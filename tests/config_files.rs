@@ -5,7 +5,7 @@
 //! check` fails each with a repair that changes nothing a user can swap. A user's own
 //! configuration still trusts her.
 
-use crate::harness::{Env, MSG, Run, TEST_USER, as_user, bin, can_switch_user, test_user};
+use crate::harness::{Env, MSG, Run, TEST_USER, as_user, bin, can_switch_user, is_root, test_user};
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, chown, symlink};
 use std::path::{Path, PathBuf};
@@ -242,6 +242,63 @@ fn root_writes_no_traffic_log_a_user_could_change() {
         assert!(env.entries().is_empty(), "{place:?}");
         let _ = fs::remove_dir_all(&env.dir);
     }
+}
+
+/// `-X` as root writes the file it checked, by no other name and through no link in
+/// its place: another name of root's file (a hard link, as a user could make in a
+/// sticky directory) is refused (78) and nothing is written to the file. `-X
+/// /dev/stdout` writes where standard output goes (a file of root's), a pipe there is
+/// refused (73, naming the link that leads to it, as any FIFO: never waited on), and
+/// `-X /dev/null` is taken as it is.
+#[test]
+fn root_writes_the_traffic_log_it_checked() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let sticky = env.dir.join("sticky");
+    fs::create_dir(&sticky).unwrap();
+    fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
+    let roots = env.dir.join("roots-file");
+    fs::write(&roots, "").unwrap();
+    fs::set_permissions(&roots, fs::Permissions::from_mode(0o644)).unwrap();
+    let other = sticky.join("traffic");
+    fs::hard_link(&roots, &other).unwrap();
+    let r = env.sendmail(&["-X", other.to_str().unwrap(), "-odq", "root"], MSG);
+    r.code(78);
+    assert!(said(&r).contains("has 2 names"), "{}", said(&r));
+    assert_eq!(fs::metadata(&roots).unwrap().len(), 0, "root wrote to it");
+    assert!(env.entries().is_empty());
+    // Standard output a file of root's: the traffic is there.
+    let out = env.dir.join("stdout");
+    let st = {
+        use std::io::Write;
+        let mut child = Command::new(env.link("sendmail"))
+            .args(["-C", env.conf.to_str().unwrap()])
+            .args(["-X", "/dev/stdout", "-odq", "root"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(MSG).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st.stderr));
+    let logged = fs::read_to_string(&out).unwrap();
+    assert!(logged.contains("<<< Subject: test"), "{logged}");
+    // Standard output a pipe.
+    let r = env.sendmail(&["-X", "/dev/stdout", "-odq", "root"], MSG);
+    r.code(73);
+    assert!(
+        said(&r).contains("cannot open /dev/stdout: the symbolic link ")
+            && said(&r).contains("pipe:["),
+        "{}",
+        said(&r)
+    );
+    env.sendmail(&["-X", "/dev/null", "-odq", "root"], MSG)
+        .code(0);
+    let _ = fs::remove_dir_all(&env.dir);
 }
 
 /// A user's own configuration and spool: her own aliases file in her own directory is
