@@ -466,13 +466,11 @@ impl Config {
                     self.settings
                         .apply(resolved.def, resolved.sub.as_deref(), ovalue)
                         .map_err(|e| err(value_error_code(resolved.def, e.code), e.message))?;
-                    self.origin.insert(
-                        format!(
-                            "O {}",
-                            options::given_key(resolved.def, resolved.sub.as_deref())
-                        ),
-                        format!("{name}: line {lineno}"),
-                    );
+                    let key = options::given_key(resolved.def, resolved.sub.as_deref());
+                    self.settings
+                        .note_spelled(&key, &format!("O {}=", oname.trim()));
+                    self.origin
+                        .insert(format!("O {key}"), format!("{name}: line {lineno}"));
                     if resolved.def.name == "QueueDirectory" {
                         self.origin
                             .insert("QueueDirectory".into(), format!("{name}: line {lineno}"));
@@ -501,10 +499,10 @@ impl Config {
                     self.settings
                         .apply(def, None, &v)
                         .map_err(|e| err(value_error_code(def, e.code), e.message))?;
-                    self.origin.insert(
-                        format!("O {}", options::given_key(def, None)),
-                        format!("{name}: line {lineno}"),
-                    );
+                    let key = options::given_key(def, None);
+                    self.settings.note_spelled(&key, &format!("O{letter}"));
+                    self.origin
+                        .insert(format!("O {key}"), format!("{name}: line {lineno}"));
                 }
                 k => return Err(err(Sysexit::Config, format!("unknown keyword {k}"))),
             }
@@ -771,8 +769,11 @@ impl Config {
 pub struct UntrustedFile {
     /// Its keyword or option (`ALIASES`, `CACertFile`).
     pub what: &'static str,
-    /// Where the configuration names it (`FILE: line N: `), or empty.
+    /// Where the configuration names it (`FILE: line N: `, `the command line: `), or
+    /// empty.
     pub at: String,
+    /// How it was named, as written, before its path: `ALIASES `, `O AliasFile=`, `-oA`.
+    pub named: String,
     /// The file as named.
     pub path: PathBuf,
     /// What on its path could be changed, and by whom, in the order met.
@@ -795,10 +796,10 @@ impl UntrustedFile {
             "root's or this user's alone"
         };
         format!(
-            "{}{} {} is refused: {what}: whoever can change it, or a directory or link on \
+            "{}{}{} is refused: {what}: whoever can change it, or a directory or link on \
              its path, {}, so it and every directory above it must be {owner}",
             self.at,
-            self.what,
+            self.named,
             self.path.display(),
             match self.what {
                 "ALIASES" => "chooses where local mail goes and which commands run for it",
@@ -815,6 +816,31 @@ impl UntrustedFile {
 }
 
 impl Config {
+    /// Where the file `what` names was set and how it was named, as written: (`FILE:
+    /// line N: ` or `the command line: `, `ALIASES `, `O AliasFile=`, `-oA`): the text
+    /// before its path. The aliases file is the `AliasFile` option's when one is given
+    /// (`O AliasFile=`, `OA`, `-oA`, `-O AliasFile=`), else ALIASES'.
+    pub fn file_named(&self, settings: &Settings, what: &str) -> (String, String) {
+        let option = match what {
+            "ALIASES" if settings.alias_file.is_some() => Some("AliasFile"),
+            "CACertFile" | "PidFile" | "AliasFile" => Some(what),
+            _ => None,
+        };
+        let Some(key) = option else {
+            return (self.where_set(what), format!("{what} "));
+        };
+        let at = self.where_set(&format!("O {key}"));
+        let how = settings
+            .spelling(key)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("O {key}="));
+        if at.is_empty() && settings.spelling(key).is_some() {
+            ("the command line: ".to_string(), how)
+        } else {
+            (at, how)
+        }
+    }
+
     /// The files this configuration names that a process reads for routing or
     /// credentials, or writes, each with what on its path someone the process does not
     /// trust could change ([`crate::spool::safety::file_risks`]: a root process trusts
@@ -850,15 +876,11 @@ impl Config {
             if risks.is_empty() {
                 continue;
             }
-            let keyword = self.where_set(what);
-            let at = if keyword.is_empty() {
-                self.where_set(&format!("O {what}"))
-            } else {
-                keyword
-            };
+            let (at, named) = self.file_named(settings, what);
             out.push(UntrustedFile {
                 what,
                 at,
+                named,
                 path: p.clone(),
                 risks,
             });

@@ -977,6 +977,10 @@ pub struct Settings {
     /// the last setting's, or for options whose settings add up (PrivacyOptions,
     /// DaemonPortOptions) all of them joined by `,` (`rsendmail-admin config`).
     pub written: Vec<(String, String)>,
+    /// How each option was last named, by [`given_key`], as written where it was given
+    /// (`-oA`, `-O AliasFile=`, `O AliasFile=`, `OA`), for messages that name the
+    /// option and its value as the user wrote them ([`Settings::note_spelled`]).
+    pub spelled: Vec<(String, String)>,
 }
 
 /// `O ConnectionCacheTimeout=`'s built-in value, in seconds: 5, where sendmail keeps 5
@@ -1111,6 +1115,23 @@ impl Settings {
         Ok(())
     }
 
+    /// Note that the option `key` was last named `how` (`-oA`, `O AliasFile=`: what
+    /// comes before its value).
+    pub fn note_spelled(&mut self, key: &str, how: &str) {
+        match self.spelled.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = how.to_string(),
+            None => self.spelled.push((key.to_string(), how.to_string())),
+        }
+    }
+
+    /// How the option `key` was last named ([`Settings::spelled`]), if it was given.
+    pub fn spelling(&self, key: &str) -> Option<&str> {
+        self.spelled
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Keep `value` as the written value of the option `key` ([`Settings::written`]).
     /// Note `value` as `key`'s written value ([`Settings::written`]).
     pub fn note_written(&mut self, key: &str, value: &str) {
@@ -1182,6 +1203,9 @@ impl Settings {
         self.other.extend(later.other.iter().cloned());
         for (k, v) in &later.written {
             self.note_written(k, v);
+        }
+        for (k, v) in &later.spelled {
+            self.note_spelled(k, v);
         }
         for g in &later.given {
             if !self.given.contains(g) {

@@ -119,8 +119,13 @@ fn root_refuses_each_file_a_user_could_change() {
             let file = place_file(&env, place, &what.to_lowercase(), body);
             env.add_config(&keyword_line(what, &file));
             let line = fs::read_to_string(&env.conf).unwrap().lines().count();
+            // Named as written: a keyword and its value, or an option's `O NAME=VALUE`.
+            let named = match *what {
+                "CACertFile" | "PidFile" => format!("O {what}="),
+                _ => format!("{what} "),
+            };
             let at = format!(
-                "{}: line {line}: {what} {} is refused",
+                "{}: line {line}: {named}{} is refused",
                 env.conf.display(),
                 file.display()
             );
@@ -298,6 +303,59 @@ fn root_writes_the_traffic_log_it_checked() {
     );
     env.sendmail(&["-X", "/dev/null", "-odq", "root"], MSG)
         .code(0);
+    let _ = fs::remove_dir_all(&env.dir);
+}
+
+/// The aliases file named by the AliasFile option (`O AliasFile=`, `OA` in the
+/// configuration; `-oA`, `-O AliasFile=` on the command line) and refused as root is
+/// named as the option was written, with its line or the command line, by the programs
+/// and by `rsendmail-admin check`.
+#[test]
+fn an_alias_file_option_is_named_as_written() {
+    if !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    let file = place_file(&env, Place::UserFile, "aliases", "root: /dev/null\n");
+    let p = file.display().to_string();
+    let original = fs::read_to_string(&env.conf).unwrap();
+    let cases: [(Option<String>, Vec<String>, &str); 4] = [
+        (Some(format!("O AliasFile={p}\n")), vec![], "O AliasFile="),
+        (Some(format!("OA{p}\n")), vec![], "OA"),
+        (None, vec![format!("-oA{p}")], "-oA"),
+        (
+            None,
+            vec!["-O".to_string(), format!("AliasFile={p}")],
+            "-O AliasFile=",
+        ),
+    ];
+    for (line, args, named) in cases {
+        fs::write(&env.conf, &original).unwrap();
+        let at = match &line {
+            Some(l) => {
+                env.add_config(l);
+                let n = fs::read_to_string(&env.conf).unwrap().lines().count();
+                format!("{}: line {n}: ", env.conf.display())
+            }
+            None => "the command line: ".to_string(),
+        };
+        let want = format!("{at}{named}{p} is refused");
+        let mut full: Vec<&str> = args.iter().map(String::as_str).collect();
+        full.extend(["-odi", "root"]);
+        let r = env.sendmail(&full, MSG);
+        r.code(78);
+        assert!(said(&r).contains(&want), "{named}: {}", said(&r));
+        let mut check = vec!["-C", env.conf.to_str().unwrap(), "check"];
+        check.extend(args.iter().map(String::as_str));
+        let out = Command::new(admin()).args(&check).output().unwrap();
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("FAIL files:") && l.contains(&want)),
+            "{named}: {stdout}"
+        );
+    }
     let _ = fs::remove_dir_all(&env.dir);
 }
 

@@ -386,7 +386,7 @@ fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
                  all the way down, from a copy it has checked, and name that path in {}; \
                  never change the owner or mode of a path a user can change: she can \
                  swap it for a link to any file first)",
-                u.what
+                u.named.trim_end_matches([' ', '='])
             ),
         };
         t.fail(Sysexit::Config, "files", &format!("{}{how}", u.problem()));

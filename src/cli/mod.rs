@@ -550,7 +550,12 @@ fn apply_long(inv: &mut Invocation, text: &str) -> Result<(), Fatal> {
         inv.unsafe_setting = true;
         inv.note_unsafe(&format!("-O {}", crate::text::printable(name.trim())));
     }
-    inv.settings.apply(r.def, r.sub.as_deref(), value)
+    inv.settings.apply(r.def, r.sub.as_deref(), value)?;
+    inv.settings.note_spelled(
+        &options::given_key(r.def, r.sub.as_deref()),
+        &format!("-O {}=", crate::text::printable(name.trim())),
+    );
+    Ok(())
 }
 
 /// Apply `-o<letter><value>`; unknown letters are ignored, as by sendmail.
@@ -567,6 +572,8 @@ fn apply_letter(inv: &mut Invocation, text: &str) -> Result<(), Fatal> {
             inv.note_unsafe(&format!("-o{letter}"));
         }
         inv.settings.apply(def, None, value)?;
+        inv.settings
+            .note_spelled(&options::given_key(def, None), &format!("-o{letter}"));
     }
     Ok(())
 }
