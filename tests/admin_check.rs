@@ -1974,7 +1974,8 @@ fn no_runner_fails_when_nothing_else_would_send() {
 }
 
 /// Each mode or owner problem `check` reports ends with the commands that put it right
-/// (`(fix: ...)`); running them as printed makes the check pass.
+/// (`(fix: ...)`); running them as printed makes the check pass. (A program a user owns
+/// is installed anew from a trusted copy instead: `a_program_a_user_owns_is_installed_anew`.)
 #[test]
 fn following_each_fix_makes_check_pass() {
     if !is_root() {
@@ -2011,11 +2012,6 @@ fn following_each_fix_makes_check_pass() {
         ("deliver 0777", |e| {
             plain_admin(e);
             chmod(e.dir.join("bin/rsendmail-deliver"), 0o777)
-        }),
-        ("deliver owner", |e| {
-            plain_admin(e);
-            std::os::unix::fs::chown(e.dir.join("bin/rsendmail-deliver"), Some(65534), None)
-                .unwrap()
         }),
         ("bin dir 0777", |e| {
             plain_admin(e);
@@ -2684,4 +2680,50 @@ fn check_names_the_unsafe_deliverer_beside_it() {
         deliver.display()
     );
     assert!(r.stdout.lines().any(|l| l == ok), "{}", r.stdout);
+}
+
+/// A program a user owns (the set-gid `rsendmail`, `rsendmail-deliver`) fails check,
+/// even with the right group and mode, and its repair installs a fresh copy as root
+/// with the program's group and mode (the set-gid one its spool group and 2755), never
+/// a chown or chmod of the file she owns (she could swap it for a link first).
+#[test]
+fn a_program_a_user_owns_is_installed_anew() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    let (_, run) = install_check(&env);
+    let u = test_user();
+    let bin = env.dir.join("bin/rsendmail");
+    let deliver = env.dir.join("bin/rsendmail-deliver");
+    for p in [&bin, &deliver] {
+        std::os::unix::fs::chown(p, Some(u.uid), None).unwrap();
+    }
+    // chown took the set-gid bit away.
+    chmod(&bin, 0o2755);
+    let r = run();
+    r.code(78);
+    let group = group_name(spool_gid());
+    let b = line(&r, &format!("FAIL binary: {} (", bin.display()));
+    assert!(
+        b.contains(&format!("owned by {TEST_USER}"))
+            && b.contains(&format!(
+                "`install -o root -g {group} -m 2755 target/release/rsendmail {}`",
+                bin.display()
+            )),
+        "{b}"
+    );
+    let d = line(&r, &format!("FAIL binary: {} (", deliver.display()));
+    assert!(
+        d.contains(&format!(
+            "`install -o root -g root -m 755 target/release/rsendmail-deliver {}`",
+            deliver.display()
+        )),
+        "{d}"
+    );
+    assert!(
+        !r.stdout.contains("chown root") && !r.stdout.contains("chmod 2755"),
+        "{}",
+        r.stdout
+    );
 }

@@ -477,6 +477,24 @@ fn fix(cmds: &[String]) -> String {
     format!(" (fix: {})", cmds.join(" && "))
 }
 
+/// The repair of a program at `path` that someone other than root owns: a fresh copy
+/// installed by root with `group` and `mode` (never a chown or chmod of the file she
+/// owns: she can swap it for a link to any file first). The copy comes from a build
+/// root trusts, as the source install does (README), or from the package.
+fn reinstall(path: &Path, group: &str, mode: &str) -> String {
+    let name = path
+        .file_name()
+        .map(|n| sh_word(Path::new(n)))
+        .unwrap_or_default();
+    format!(
+        " (repair: have root install a fresh copy, in the source tree of a build it \
+         trusts: `install -o root -g {group} -m {mode} target/release/{name} {}`, or \
+         reinstall the package; never chown or chmod the file its owner can swap for a \
+         link first)",
+        sh_word(path)
+    )
+}
+
 fn owner_mode(md: &std::fs::Metadata) -> String {
     format!(
         "{}:{} {:04o}",
@@ -1506,6 +1524,22 @@ fn setgid_step(
             "binary",
             &format!("{shown}: the spool is this user's own, no set-gid needed"),
         );
+    } else if md.uid() != 0 {
+        // Its owner can replace what runs with the spool's group; a chown would not
+        // do (she can swap the file for a link first): root installs a fresh copy.
+        t.fail(
+            Sysexit::Config,
+            "binary",
+            &format!(
+                "{shown}: must be root's, set-gid to the spool's group {} (mode 2755) \
+                 {what}, but it is owned by {}, who can replace what runs with the \
+                 spool's group{}",
+                want.group,
+                user_name(md.uid()),
+                reinstall(bin, &want.group, "2755")
+            ),
+        );
+        return md.mode() & 0o2000 != 0 && want.gid == Some(md.gid());
     } else if md.mode() & 0o2000 == 0 || want.gid != Some(md.gid()) {
         let group = &want.group;
         t.fail(
@@ -1655,6 +1689,15 @@ fn deliverer_step(t: &mut Tally, s: &app::Setup) {
         c.push(format!("chmod {mode} {}", sh_word(p)));
         fix(&c)
     };
+    // The program itself: one its owner may not have is installed anew by root (she
+    // could swap it for a link before a chown or chmod of it).
+    let program = |mode: &str| {
+        if owner_ok(md.uid()) {
+            cmds(&deliver, &md, mode)
+        } else {
+            reinstall(&deliver, "root", mode)
+        }
+    };
     // Who besides root could change `md`'s file, in words.
     let trust = crate::spool::safety::Trust {
         owner: &owner_ok,
@@ -1669,14 +1712,14 @@ fn deliverer_step(t: &mut Tally, s: &app::Setup) {
     let problem = if md.mode() & 0o6000 != 0 {
         Some(format!(
             "{shown}: must not be set-uid or set-gid{}",
-            cmds(&deliver, &md, "755")
+            program("755")
         ))
     } else if md.mode() & 0o022 != 0 || !owner_ok(md.uid()) {
         Some(format!(
             "{shown}: root runs it, so it must be owned by root and writable by root \
              alone, but {}{}",
             writer(&md),
-            cmds(&deliver, &md, "755")
+            program("755")
         ))
     } else {
         match std::fs::metadata(dir) {
