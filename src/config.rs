@@ -808,8 +808,10 @@ impl UntrustedFile {
                 "CERTFILE" => "chooses the certificate and key shown to servers",
                 "CACertFile" => "chooses which servers are believed",
                 "MAILNAME" => "chooses which addresses are local",
-                "MAILLOG" => "chooses what root writes to and where",
-                _ => "chooses what root writes to and where",
+                _ if crate::spool::safety::root_process() => {
+                    "chooses what root writes to and where"
+                }
+                _ => "chooses what the programs write to and where",
             }
         )
     }

@@ -11,8 +11,10 @@
 //!   (one write per line, so processes writing at once do not mix their lines). It is
 //!   opened with O_NOFOLLOW and created 0660 with the shared spool's group (users'
 //!   submissions and admin actions hold that group and log there too); a file that is not a regular file with one
-//!   link, or (for root) that root does not own, is refused: a symlink or hard link
-//!   planted by another user never makes root write elsewhere.
+//!   link, one in a directory someone the process does not trust could change (root
+//!   trusts root alone; a user's process root, her and the spool's group), or (for
+//!   root) one root does not own, is refused: a symlink or hard link planted by another
+//!   user never makes root write elsewhere.
 //! - else syslog, when its socket (`/dev/log`) takes connections;
 //! - else, for a long-running process (the `-q<time>` runner, the `-bd`/`-bD` daemon), its
 //!   stderr (with the same line format): where systemd's journal and container runtimes
@@ -361,17 +363,22 @@ pub fn open_log_file(path: &Path) -> std::io::Result<File> {
 }
 
 /// Open `path` for appending, refusing a symlink (O_NOFOLLOW), anything but a regular
-/// file, a file with other links and, for root, a file root does not own. A file made
+/// file, a file with other links, one in a directory someone this process does not
+/// trust could change ([`crate::spool::safety::file_risks_trusting`]: for root, anyone
+/// but root; for another process, anyone but root, its caller and `group`) and, for
+/// root, a file root does not own. A file made
 /// now is given mode [`MAILLOG_MODE`] whatever the umask, and the group `group` (the
 /// shared spool's) when given; an existing file keeps the owner and mode it has.
 pub fn open_log_file_for(path: &Path, group: Option<u32>) -> std::io::Result<File> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-    // Root never makes or appends to a file in a directory someone else could change
-    // (she could swap the file, or the directory, for one of her own or a link).
-    if crate::spool::safety::root_process()
-        && let Some(r) = crate::spool::safety::file_risks(path, &[])
-            .into_iter()
-            .find(|r| !r.file)
+    // No process makes or appends to a file in a directory someone it does not trust
+    // could change (she could swap the file, or the directory, for one of her own or a
+    // link): root trusts root alone; any other process root and its caller, and the
+    // shared spool's group its set-gid programs run with (`rsendmail-admin check`
+    // names the same directory).
+    if let Some(r) = crate::spool::safety::file_risks_trusting(path, &[], group)
+        .into_iter()
+        .find(|r| !r.file)
     {
         return Err(std::io::Error::other(r.text()));
     }

@@ -359,6 +359,65 @@ fn an_alias_file_option_is_named_as_written() {
     let _ = fs::remove_dir_all(&env.dir);
 }
 
+/// A user's process (not root's) holds MAILLOG to the rule with her as trusted: a log
+/// file in a directory another user owns is not opened, the run says so without a word
+/// of root and logs to syslog, and `rsendmail-admin check`'s line for it says what the
+/// programs do (never "root writes").
+#[test]
+fn a_users_run_opens_no_maillog_another_user_could_change() {
+    if !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    let d = std::env::temp_dir().join(format!("rsendmail-cf-log-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
+    crate::harness::make_user_spool(&d.join("spool"));
+    let theirs = d.join("theirs");
+    fs::create_dir(&theirs).unwrap();
+    fs::set_permissions(&theirs, fs::Permissions::from_mode(0o777)).unwrap();
+    let other = crate::harness::other_user();
+    chown(&theirs, Some(other.uid), Some(other.gid)).unwrap();
+    let log = theirs.join("maillog");
+    let conf = d.join("own.conf");
+    fs::write(
+        &conf,
+        format!(
+            "SPOOLDIR {}\nMAILNAME test.example\nMAILLOG {}\n",
+            d.join("spool").display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    chown(&conf, Some(u.uid), Some(u.gid)).unwrap();
+    let c = conf.to_str().unwrap();
+    let out = as_user(&bin(), &["-C", c, "-odq", "bob@example.org"], &[], MSG);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains(&format!(
+            "cannot open MAILLOG {}: the directory {}",
+            log.display(),
+            theirs.display()
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("root"), "{said}");
+    assert!(!log.exists(), "her run wrote to the log in their directory");
+    let out = as_user(&admin(), &["-C", c, "check"], &[], b"");
+    let stdout = text(&out.stdout);
+    let fail = stdout
+        .lines()
+        .find(|l| l.starts_with("FAIL files:") && l.contains("MAILLOG"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        fail.contains("chooses what the programs write to") && !fail.contains("root writes"),
+        "{fail}"
+    );
+    let _ = fs::remove_dir_all(&d);
+}
+
 /// A user's own configuration and spool: her own aliases file in her own directory is
 /// hers to trust, and her mail follows it.
 #[test]
