@@ -3352,7 +3352,7 @@ fn acls_giving_others_anything_on_the_spool_are_refused_and_init_removes_them() 
          inherits, for the user {TEST_USER}",
         env.spool.display()
     );
-    refused_by_all_but_listings(&env, &want);
+    refused_by_all(&env, &want, 78);
     let out = admin(&env.conf, &["check"]);
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(78), "{said}");
@@ -3390,7 +3390,7 @@ fn acls_giving_others_anything_on_the_spool_are_refused_and_init_removes_them() 
         "the queue directory {} is given read (r-x) by an access ACL for the user {TEST_USER}",
         tmp.display()
     );
-    refused_by_all_but_listings(&env, &want);
+    refused_by_all(&env, &want, 78);
     let out = admin(&env.conf, &["check"]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
     assert!(text(&out.stdout).contains(&want), "{}", text(&out.stdout));
@@ -3538,7 +3538,7 @@ fn an_acl_letting_a_user_write_the_spool_or_above_it_is_refused() {
         tmp.display(),
         TEST_USER
     );
-    refused_by_all_but_listings(&env, &want);
+    refused_by_all(&env, &want, 78);
     let out = admin(&env.conf, &["check"]);
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(78), "{said}");
@@ -3673,7 +3673,7 @@ fn a_layout_check_fails_is_refused_by_every_program() {
     ];
     for (dir, spoil, want) in cases {
         spoil();
-        refused_by_all_but_listings(&env, &want);
+        refused_by_all(&env, &want, 78);
         let out = admin(&env.conf, &["check"]);
         let said = text(&out.stdout);
         assert_eq!(out.status.code(), Some(78), "{said}");
@@ -3824,6 +3824,132 @@ fn a_spool_of_a_group_unfit_for_it_is_refused_everywhere() {
             assert!(
                 said.contains(&why) && !said.contains("bob@example.org"),
                 "{args:?}: {said}"
+            );
+        }
+    }
+}
+
+/// `rsendmail-admin list` (also `--json`) and `show ID` refuse the spool with exit 78
+/// and `want` on stderr, listing nothing queued in it (`bob@example.org`).
+#[track_caller]
+fn admin_listings_refuse(env: &Env, want: &str, id: &str) {
+    for args in [&["list"][..], &["list", "--json"], &["show", id]] {
+        let out = admin(&env.conf, args);
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(78), "{args:?}: {said}");
+        assert!(
+            text(&out.stderr).contains(want) && !said.contains("bob@example.org"),
+            "{args:?}: {said:?} lacks {want:?}"
+        );
+    }
+}
+
+/// A system spool every program refuses for its layout (2771, a sub-directory of
+/// another group than the spool's) or its ACLs (an access ACL's entry for a named
+/// user) is not listed either: `-bp`, `mailq`, `rsendmail-admin list` (`--json` too)
+/// and `show` refuse it (78) in the words of every other program, pointing at
+/// `rsendmail-admin init`, and show nothing queued in it; once init puts it right,
+/// each lists it again.
+#[test]
+fn a_spool_the_programs_refuse_is_not_listed() {
+    if !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    let env = Env::new();
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let c = env.conf.to_str().unwrap();
+    let out = run_limited(
+        &env.link("sendmail"),
+        &["-C", c, "-odq", "bob@example.org"],
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let id = fs::read_dir(&env.spool)
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("qf"))
+                .map(str::to_string)
+        })
+        .expect("queued");
+    let tmp = env.spool.join("tmp");
+    let uid = u.uid.to_string();
+    /// What spoils the spool (false: it could not, said), and the words it is refused with.
+    type Case<'a> = (Box<dyn Fn() -> bool + 'a>, String);
+    let cases: Vec<Case> = vec![
+        (
+            Box::new(|| {
+                fs::set_permissions(&env.spool, fs::Permissions::from_mode(0o2771)).unwrap();
+                true
+            }),
+            format!(
+                "the queue directory {} (mode 2771) is open to others",
+                env.spool.display()
+            ),
+        ),
+        (
+            Box::new(|| {
+                std::os::unix::fs::chown(&tmp, None, Some(u.gid)).unwrap();
+                true
+            }),
+            format!(
+                "the queue's sub-directory {} is of the group {TEST_USER}, not the spool's \
+                 group {}",
+                tmp.display(),
+                spool_group()
+            ),
+        ),
+        (
+            Box::new(|| {
+                let acl = format!("u:{uid}:r-x");
+                match Command::new("setfacl")
+                    .args(["-m", &acl])
+                    .arg(&env.spool)
+                    .status()
+                {
+                    Ok(st) => {
+                        assert!(st.success(), "setfacl -m {acl}");
+                        true
+                    }
+                    Err(e) => {
+                        eprintln!("note: setfacl ({e}): the access ACL case is skipped");
+                        false
+                    }
+                }
+            }),
+            format!(
+                "the queue directory {} is given read (r-x) by an access ACL for the user \
+                 {TEST_USER}",
+                env.spool.display()
+            ),
+        ),
+    ];
+    for (spoil, want) in cases {
+        if !spoil() {
+            continue;
+        }
+        refused_by_all(&env, &want, 78);
+        refused_by_all(&env, "rsendmail-admin init", 78);
+        admin_listings_refuse(&env, &want, &id);
+        let out = admin(&env.conf, &["init", "--group", spool_group()]);
+        assert!(out.status.success(), "{}", text(&out.stdout));
+        for args in [&["list"][..], &["show", &id]] {
+            let out = admin(&env.conf, args);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{args:?}: {}",
+                text(&out.stderr)
+            );
+            assert!(
+                text(&out.stdout).contains("bob@example.org"),
+                "{args:?}: {}",
+                text(&out.stdout)
             );
         }
     }
