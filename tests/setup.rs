@@ -3992,3 +3992,45 @@ fn a_spool_that_gives_its_group_nothing_is_used_whatever_its_group() {
     }
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// `check` of a spool root's alone, as the quick start makes one as root (0700
+/// root:root, its sub-directories and entries made by root's submissions): every
+/// program uses it, so nothing about it is failed (not the spool, its sub-directories,
+/// their files, nor `rsendmail` for not being set-gid); that no user's submission can
+/// queue in it is said once, a warning with the way to share it (`init`).
+#[test]
+fn check_fails_nothing_of_a_spool_roots_alone() {
+    if !is_root() {
+        return;
+    }
+    let (dir, conf, spool) = init_env("quickstart");
+    fs::create_dir(&spool).unwrap();
+    std::os::unix::fs::chown(&spool, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o700)).unwrap();
+    let c = conf.to_str().unwrap();
+    let out = run_limited(&bin(), &["-C", c, "-odq", "bob@example.org"], MSG);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(owner_mode(&spool), (0o700, 0, 0));
+    let out = admin(&conf, &["check"]);
+    let said = text(&out.stdout);
+    let _ = fs::remove_dir_all(&dir);
+    assert!(
+        !said
+            .lines()
+            .any(|l| l.starts_with("FAIL spool") || l.starts_with("FAIL binary")),
+        "{said}"
+    );
+    let warned: Vec<&str> = said
+        .lines()
+        .filter(|l| l.starts_with("warn spool: "))
+        .collect();
+    assert_eq!(warned.len(), 1, "{said}");
+    assert!(
+        warned[0].contains(&format!(
+            "{} (root:root 0700) is root's alone: root's submissions, queue runs and \
+             listings use it, but no user's submission can queue in it",
+            spool.display()
+        )) && warned[0].contains(" init"),
+        "{said}"
+    );
+}
