@@ -727,9 +727,10 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             // A missing queue directory first, as sendmail checks it before anything
             // (compat-tests/cases/queuedir-missing-bp).
             s.spool.check_present()?;
-            // A spool of a group unfit for it is not read either: a member of that group
-            // could have planted what it lists (78, as every other use of it).
-            s.spool.check_group()?;
+            // A spool of a group unfit for it, one whose ACLs give others anything, one
+            // that breaks the layout's rule is not read either: others could have
+            // planted what it lists (78, as every other use of it).
+            s.spool.check_readable()?;
             if s.settings.privacy("restrictmailq") && !may_see_queue(&s.spool) {
                 // sendmail's words and listing end; its exit status stays 0
                 // (compat-tests/cases/bp-restrictmailq).

@@ -3352,7 +3352,7 @@ fn acls_giving_others_anything_on_the_spool_are_refused_and_init_removes_them() 
          inherits, for the user {TEST_USER}",
         env.spool.display()
     );
-    refused_by_all_but_listings(&env, &want);
+    refused_by_all(&env, &want, 78);
     let out = admin(&env.conf, &["check"]);
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(78), "{said}");
@@ -3390,7 +3390,7 @@ fn acls_giving_others_anything_on_the_spool_are_refused_and_init_removes_them() 
         "the queue directory {} is given read (r-x) by an access ACL for the user {TEST_USER}",
         tmp.display()
     );
-    refused_by_all_but_listings(&env, &want);
+    refused_by_all(&env, &want, 78);
     let out = admin(&env.conf, &["check"]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
     assert!(text(&out.stdout).contains(&want), "{}", text(&out.stdout));
@@ -3538,7 +3538,7 @@ fn an_acl_letting_a_user_write_the_spool_or_above_it_is_refused() {
         tmp.display(),
         TEST_USER
     );
-    refused_by_all_but_listings(&env, &want);
+    refused_by_all(&env, &want, 78);
     let out = admin(&env.conf, &["check"]);
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(78), "{said}");
@@ -3673,7 +3673,7 @@ fn a_layout_check_fails_is_refused_by_every_program() {
     ];
     for (dir, spoil, want) in cases {
         spoil();
-        refused_by_all_but_listings(&env, &want);
+        refused_by_all(&env, &want, 78);
         let out = admin(&env.conf, &["check"]);
         let said = text(&out.stdout);
         assert_eq!(out.status.code(), Some(78), "{said}");
@@ -3829,6 +3829,132 @@ fn a_spool_of_a_group_unfit_for_it_is_refused_everywhere() {
     }
 }
 
+/// `rsendmail-admin list` (also `--json`) and `show ID` refuse the spool with exit 78
+/// and `want` on stderr, listing nothing queued in it (`bob@example.org`).
+#[track_caller]
+fn admin_listings_refuse(env: &Env, want: &str, id: &str) {
+    for args in [&["list"][..], &["list", "--json"], &["show", id]] {
+        let out = admin(&env.conf, args);
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(78), "{args:?}: {said}");
+        assert!(
+            text(&out.stderr).contains(want) && !said.contains("bob@example.org"),
+            "{args:?}: {said:?} lacks {want:?}"
+        );
+    }
+}
+
+/// A system spool every program refuses for its layout (2771, a sub-directory of
+/// another group than the spool's) or its ACLs (an access ACL's entry for a named
+/// user) is not listed either: `-bp`, `mailq`, `rsendmail-admin list` (`--json` too)
+/// and `show` refuse it (78) in the words of every other program, pointing at
+/// `rsendmail-admin init`, and show nothing queued in it; once init puts it right,
+/// each lists it again.
+#[test]
+fn a_spool_the_programs_refuse_is_not_listed() {
+    if !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    let env = Env::new();
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let c = env.conf.to_str().unwrap();
+    let out = run_limited(
+        &env.link("sendmail"),
+        &["-C", c, "-odq", "bob@example.org"],
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let id = fs::read_dir(&env.spool)
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("qf"))
+                .map(str::to_string)
+        })
+        .expect("queued");
+    let tmp = env.spool.join("tmp");
+    let uid = u.uid.to_string();
+    /// What spoils the spool (false: it could not, said), and the words it is refused with.
+    type Case<'a> = (Box<dyn Fn() -> bool + 'a>, String);
+    let cases: Vec<Case> = vec![
+        (
+            Box::new(|| {
+                fs::set_permissions(&env.spool, fs::Permissions::from_mode(0o2771)).unwrap();
+                true
+            }),
+            format!(
+                "the queue directory {} (mode 2771) is open to others",
+                env.spool.display()
+            ),
+        ),
+        (
+            Box::new(|| {
+                std::os::unix::fs::chown(&tmp, None, Some(u.gid)).unwrap();
+                true
+            }),
+            format!(
+                "the queue's sub-directory {} is of the group {TEST_USER}, not the spool's \
+                 group {}",
+                tmp.display(),
+                spool_group()
+            ),
+        ),
+        (
+            Box::new(|| {
+                let acl = format!("u:{uid}:r-x");
+                match Command::new("setfacl")
+                    .args(["-m", &acl])
+                    .arg(&env.spool)
+                    .status()
+                {
+                    Ok(st) => {
+                        assert!(st.success(), "setfacl -m {acl}");
+                        true
+                    }
+                    Err(e) => {
+                        eprintln!("note: setfacl ({e}): the access ACL case is skipped");
+                        false
+                    }
+                }
+            }),
+            format!(
+                "the queue directory {} is given read (r-x) by an access ACL for the user \
+                 {TEST_USER}",
+                env.spool.display()
+            ),
+        ),
+    ];
+    for (spoil, want) in cases {
+        if !spoil() {
+            continue;
+        }
+        refused_by_all(&env, &want, 78);
+        refused_by_all(&env, "rsendmail-admin init", 78);
+        admin_listings_refuse(&env, &want, &id);
+        let out = admin(&env.conf, &["init", "--group", spool_group()]);
+        assert!(out.status.success(), "{}", text(&out.stdout));
+        for args in [&["list"][..], &["show", &id]] {
+            let out = admin(&env.conf, args);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{args:?}: {}",
+                text(&out.stderr)
+            );
+            assert!(
+                text(&out.stdout).contains("bob@example.org"),
+                "{args:?}: {}",
+                text(&out.stdout)
+            );
+        }
+    }
+}
+
 /// A spool root's alone (0700, as the quick start makes one as root) gives its group
 /// nothing, so its group (root's here) is no reason to refuse it: root's submission
 /// takes it over, keeps it 0700 and queues, and a queue run lists it. The same spool
@@ -3865,4 +3991,46 @@ fn a_spool_that_gives_its_group_nothing_is_used_whatever_its_group() {
         assert_eq!(owner_mode(&spool), (mode, 0, 0));
     }
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// `check` of a spool root's alone, as the quick start makes one as root (0700
+/// root:root, its sub-directories and entries made by root's submissions): every
+/// program uses it, so nothing about it is failed (not the spool, its sub-directories,
+/// their files, nor `rsendmail` for not being set-gid); that no user's submission can
+/// queue in it is said once, a warning with the way to share it (`init`).
+#[test]
+fn check_fails_nothing_of_a_spool_roots_alone() {
+    if !is_root() {
+        return;
+    }
+    let (dir, conf, spool) = init_env("quickstart");
+    fs::create_dir(&spool).unwrap();
+    std::os::unix::fs::chown(&spool, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o700)).unwrap();
+    let c = conf.to_str().unwrap();
+    let out = run_limited(&bin(), &["-C", c, "-odq", "bob@example.org"], MSG);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(owner_mode(&spool), (0o700, 0, 0));
+    let out = admin(&conf, &["check"]);
+    let said = text(&out.stdout);
+    let _ = fs::remove_dir_all(&dir);
+    assert!(
+        !said
+            .lines()
+            .any(|l| l.starts_with("FAIL spool") || l.starts_with("FAIL binary")),
+        "{said}"
+    );
+    let warned: Vec<&str> = said
+        .lines()
+        .filter(|l| l.starts_with("warn spool: "))
+        .collect();
+    assert_eq!(warned.len(), 1, "{said}");
+    assert!(
+        warned[0].contains(&format!(
+            "{} (root:root 0700) is root's alone: root's submissions, queue runs and \
+             listings use it, but no user's submission can queue in it",
+            spool.display()
+        )) && warned[0].contains(" init"),
+        "{said}"
+    );
 }

@@ -536,6 +536,12 @@ struct SpoolOwner {
     /// ([`init::SpoolGroup::Unfit`]): the group [`init::DEFAULT_GROUP`] is there but
     /// unfit ([`group_unfit`]), and neither the spool's group nor the binary's is fit.
     unfit: Option<String>,
+    /// A system spool root's alone (owned by root, nothing in its mode for its group or
+    /// others: 0700, as the quick start makes one as root): no group reaches what is
+    /// below it, so every program uses it whatever its group
+    /// ([`crate::spool::Spool::unfit_group`]). Its sub-directories, files and FIFO are
+    /// looked at with the spool's own owner and group, as the programs make them there.
+    root_only: bool,
 }
 
 impl SpoolOwner {
@@ -551,6 +557,16 @@ impl SpoolOwner {
                 gid: Some(md.gid()),
                 group: group_name(md.gid()),
                 unfit: None,
+                root_only: false,
+            };
+        }
+        if let Some(md) = spool_md.filter(|md| md.uid() == 0 && md.mode() & 0o077 == 0) {
+            return SpoolOwner {
+                uid: 0,
+                gid: Some(md.gid()),
+                group: group_name(md.gid()),
+                unfit: None,
+                root_only: true,
             };
         }
         let (gid, unfit) = match init::spool_group(&s.spool.dir) {
@@ -569,6 +585,7 @@ impl SpoolOwner {
             gid,
             group: gid.map_or_else(|| init::DEFAULT_GROUP.to_string(), group_name),
             unfit,
+            root_only: false,
         }
     }
 
@@ -669,6 +686,42 @@ fn missing_spool_step(t: &mut Tally, s: &app::Setup, e: &std::io::Error) {
         fix(&cmds)
     };
     t.fail(Sysexit::Config, "spool", &format!("{text}{fixed}"));
+}
+
+/// A system spool root's alone ([`SpoolOwner::root_only`]; of `spool_md`): every
+/// program uses it, root's submissions, runs and listings too, but no user's
+/// submission can queue in it. One warning, with what makes it the spool users queue
+/// in too (`rsendmail-admin init`, the group made first when there is none; none fit,
+/// the group to name).
+fn root_only_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
+    let shared = SpoolOwner::wanted(s, None);
+    let cmds = match shared.no_fit_group(s) {
+        Some((_, cmds)) => cmds,
+        None => {
+            let mut cmds = Vec::new();
+            if shared.gid.is_none() {
+                cmds.push(groupadd_command(&shared.group));
+            }
+            cmds.push(init_command(s, &shared.group));
+            cmds
+        }
+    };
+    t.say(
+        Mark::Warn,
+        "spool",
+        &format!(
+            "{} ({}) is root's alone: root's submissions, queue runs and listings use \
+             it, but no user's submission can queue in it (`rsendmail-admin init` makes \
+             it 2770, of a group `rsendmail` is set-gid to){}",
+            s.spool.dir.display(),
+            owner_mode(spool_md),
+            if cmds.is_empty() {
+                String::new()
+            } else {
+                fix(&cmds)
+            }
+        ),
+    );
 }
 
 /// The spool, the set-gid binary, the wake-up FIFO and auth.conf.
@@ -825,6 +878,9 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                 .concat())
             ),
         );
+    } else if want.root_only {
+        // Every program uses it; only users' submissions cannot: said once, here.
+        root_only_step(t, s, &spool_md);
     } else if mode & 0o007 != 0 || mode & 0o070 != 0o070 {
         // Open to others: what every program refuses it with (the one rule).
         let text = s.spool.layout_problem(dir, &spool_md).unwrap_or_else(|| {
@@ -848,7 +904,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
     }
     subdirs_step(t, s, &want);
     let users_deliver = binary_step(t, s, &want);
-    let shared_group = if s.spool.private {
+    let shared_group = if s.spool.private || want.root_only {
         None
     } else {
         Some(want.gid)
@@ -1540,6 +1596,14 @@ fn setgid_step(
             ),
         );
         return md.mode() & 0o2000 != 0 && want.gid == Some(md.gid());
+    } else if want.root_only {
+        // No group reaches the spool: users' submissions cannot queue, set-gid or not
+        // (the spool's own line says so).
+        t.say(
+            Mark::Ok,
+            "binary",
+            &format!("{shown}: the spool is root's alone, no set-gid needed"),
+        );
     } else if md.mode() & 0o2000 == 0 || want.gid != Some(md.gid()) {
         let group = &want.group;
         t.fail(

@@ -320,7 +320,8 @@ fn over(ids: &[String], mut each: impl FnMut(&str) -> Done) -> Sysexit {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Use {
     /// Reads it (`list`, `show`): a spool everyone may write is read, its problem said
-    /// on stderr.
+    /// on stderr; one the other programs refuse for its group, its ACLs or its layout
+    /// is refused ([`Spool::check_readable`]).
     Reads,
     /// Writes to it or delivers from it (`delete`, `hold`, `release`, `retry`,
     /// `bounce`): a spool everyone may write is refused as queue runs refuse it
@@ -347,9 +348,10 @@ fn run(
     {
         return app::report(&on_stderr(f));
     }
-    // A spool of a group unfit for it is not read either (`list`, `show`): a member of
-    // that group could have planted what it holds.
-    if let Err(f) = s.spool.check_group() {
+    // A spool of a group unfit for it, one whose ACLs give others anything, one that
+    // breaks the layout's rule is not read either (`list`, `show`), as every program
+    // refuses it: others could have planted what it holds.
+    if let Err(f) = s.spool.check_readable() {
         return app::report(&on_stderr(f));
     }
     if s.dropped_group {

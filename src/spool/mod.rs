@@ -902,13 +902,34 @@ impl Spool {
                 self.unsafe_dir_problem(&u, None),
             ));
         }
-        if let Some((dir, who)) = self.acl_writable().first() {
-            return Err(Fatal::new(
+        self.check_acls()
+    }
+
+    /// Refuse a system spool whose directories' POSIX ACLs give a named user or group
+    /// anything ([`Spool::acl_writable`]): EX_CONFIG (78), naming the first. Nothing is
+    /// changed.
+    pub fn check_acls(&self) -> Result<(), Fatal> {
+        match self.acl_writable().first() {
+            Some((dir, who)) => Err(Fatal::new(
                 Sysexit::Config,
                 self.acl_writable_problem(dir, who),
-            ));
+            )),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Refuse a system spool a listing must not read (`mailq`, `-bp`, `rsendmail-admin
+    /// list` and `show`), as every program that uses it refuses it (78, the same
+    /// words): one of a group unfit for it ([`Spool::check_group`]), one whose
+    /// directories' ACLs give others anything ([`Spool::check_acls`]), one that breaks
+    /// the layout's rule ([`Spool::check_layout_owner`]). Others could have planted or
+    /// changed what it would list. A spool everyone may write, or one another user
+    /// could swap, is listed, its problem said after the listing
+    /// ([`Spool::subdir_problems`]).
+    pub fn check_readable(&self) -> Result<(), Fatal> {
+        self.check_group()?;
+        self.check_acls()?;
+        self.check_layout_owner()
     }
 
     /// Refuse a system spool whose group is not fit for it ([`Spool::unfit_group`]):
