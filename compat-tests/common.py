@@ -65,6 +65,11 @@ class Case:
         self.privacy = privacy.decode().strip() if privacy is not None else None
         # The case writes a traffic log (`-X @DIR@/xlog`): kept as expected/xlog.
         self.xlog = os.path.exists(os.path.join(path, "xlog"))
+        # A recorded difference (differences/): the parts of the outcome (`exit`,
+        # `stdout`, `stderr`, `queue`, `sink`, `xlog`) in which rsendmail may differ,
+        # one a line; every other part must still be sendmail's. None: not a difference.
+        differs = self.read("differs")
+        self.differs = (set(differs.decode().split()) if differs is not None else None)
         if self.fault is not None and self.fault not in FAULTS:
             raise SystemExit("%s: unknown fault %r (one of %s)"
                              % (self.name, self.fault, ", ".join(FAULTS)))

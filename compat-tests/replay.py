@@ -41,7 +41,10 @@ args stands for the id of the message the case's `before` queued.
 
 Cases recorded from sendmail where rsendmail differs on purpose live in
 `differences/` (DIFFERENCES.md gives each reason); `--cases differences` shows those
-diffs.
+diffs. With `--differ`, a case passes when it differs in at least one part and only in the
+parts its `differs` file names (a case without one fails): what is documented still
+differs, and nothing else does. `--write-differs` writes each case's `differs` from the
+parts that differ now.
 """
 import argparse
 import difflib
@@ -197,7 +200,7 @@ def run_case(binary, case, sink):
         if fault:
             fault.stop()
         shutil.rmtree(work, ignore_errors=True)
-    diffs = []
+    diffs = {}
     for key, got in actual.items():
         p = os.path.join(case.path, "expected", key)
         want = b""
@@ -212,7 +215,7 @@ def run_case(binary, case, sink):
             d = difflib.unified_diff(a.decode("utf-8", "replace").splitlines(True),
                                      b.decode("utf-8", "replace").splitlines(True),
                                      "sendmail/" + key, "rsendmail/" + key)
-            diffs.append("".join(d))
+            diffs[key] = "".join(d)
     return diffs
 
 
@@ -220,6 +223,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--cases", default=os.path.join(HERE, "cases"))
+    ap.add_argument("--differ", action="store_true",
+                    help="pass a case that differs only in the parts its `differs` file names")
+    ap.add_argument("--write-differs", action="store_true",
+                    help="write each case's `differs` file from the parts that differ now")
     ap.add_argument("names", nargs="*")
     o = ap.parse_args()
     names = o.names or sorted(os.listdir(o.cases))
@@ -236,10 +243,32 @@ def main():
                 failed += 1
                 continue
             diffs = run_case(o.bin, case, sink)
-            if diffs:
+            if o.write_differs and diffs:
+                with open(os.path.join(case.path, "differs"), "w") as f:
+                    f.write("".join(k + "\n" for k in sorted(diffs)))
+            if o.differ:
+                allowed = case.differs if case.differs is not None else set()
+                unexpected = sorted(set(diffs) - allowed)
+                if case.differs is None:
+                    why = "no `differs` file names the parts that may differ"
+                elif not diffs:
+                    why = "no longer differs from sendmail"
+                elif unexpected:
+                    why = "differs also in " + ", ".join(unexpected)
+                else:
+                    why = None
+                if why is None:
+                    passed += 1
+                    continue
+                failed += 1
+                print("FAIL %s: %s" % (n, why))
+                for k in unexpected:
+                    d = diffs[k]
+                    sys.stdout.write(d if d.endswith("\n") else d + "\n")
+            elif diffs:
                 failed += 1
                 print("FAIL %s" % n)
-                for d in diffs:
+                for d in diffs.values():
                     sys.stdout.write(d if d.endswith("\n") else d + "\n")
             else:
                 passed += 1

@@ -129,8 +129,11 @@ fn recorded_differences_are_documented_and_still_differ() {
             "{n} is not named in DIFFERENCES.md"
         );
     }
-    let (code, out) = replay(&dir, &[]);
-    assert_eq!(code, 1, "{out}");
+    // Each still differs, and only in the parts its `differs` file names: a run where
+    // rsendmail failed at everything (an exit status or a queue listing that is not
+    // sendmail's where only a wording was documented) fails here.
+    let (code, out) = replay(&dir, &["--differ"]);
     let last = out.lines().last().unwrap_or("");
-    assert_eq!(last, format!("0 passed, {} failed", names.len()), "{out}");
+    assert_eq!(last, format!("{} passed, 0 failed", names.len()), "{out}");
+    assert_eq!(code, 0, "{out}");
 }
