@@ -66,6 +66,9 @@ def run_case(binary, case, sink):
     # recording ran in (record.py's `compat-w-XXXXXXXX`), so that a text holding it and
     # cut to a width (mailq's reason, 60 characters) is cut at the same place.
     work = tempfile.mkdtemp(prefix="cmpt-")
+    # Searchable by all, as the recording's directory was: an `:include:` file the
+    # aliases name is read with DefaultUser's rights.
+    os.chmod(work, 0o755)
     fault = Fault(case.fault) if case.fault else None
     ns = None
     before_fault = None

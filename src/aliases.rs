@@ -29,6 +29,10 @@
 //! them in a child that has become the user) and what they list belongs to that user too,
 //! never to the include file's owner and never to root: a user cannot have the deliverer
 //! read a file the user could not read, nor run a command or write a file as anyone else.
+//! A list that belongs to root (the aliases file, an include file root owns) names
+//! include files no user controls: a root process reads them with DefaultUser's rights
+//! (`O DefaultUser`, in the same kind of child; [`read_include_as_default`]), never with
+//! its own, as sendmail reads them as DefUid; what they list belongs to the file's owner.
 //!
 //! List files (`:include:` files and `.forward`) are read by [`read_list_file`]: only a
 //! regular file, opened without blocking, and at most [`MAX_LIST_FILE`] octets of it, so
@@ -1049,15 +1053,149 @@ pub fn user_exists(name: &str) -> bool {
 
 /// Include files with the reader's own rights. One that must be read with a user's rights
 /// is left for the deliverer (a temporary error), which can take them: reading it here,
-/// with the set-group-id group of `rsendmail`, could read what the user may not.
+/// with the set-group-id group of `rsendmail`, could read what the user may not. So is
+/// one no user controls when the reader is root: root reads such a file only with
+/// DefaultUser's rights ([`read_include_as_default`]), never with its own.
 pub fn read_include(path: &Path, as_user: Option<u32>) -> Result<(String, u32), ListFileError> {
     if let Some(uid) = as_user {
         return Err(ListFileError::Io(format!(
             "read by the deliverer with the rights of uid {uid}"
         )));
     }
+    if nix::unistd::geteuid().is_root() {
+        return Err(ListFileError::Io(
+            "read by the deliverer with DefaultUser's rights".into(),
+        ));
+    }
     let (text, uid) = read_list_file(path, false)?;
     Ok((String::from_utf8_lossy(&text).into_owned(), uid))
+}
+
+/// [`read_include`], except that a root process reads an include file no user controls
+/// (one the aliases file or a root-owned list names) with DefaultUser's rights
+/// `default_user` (uid, gid; no other group) in a child, the deliverer's
+/// `--read-list` ([`crate::app::deliver_path`]), as sendmail reads it as DefUid: a user
+/// who swaps a file that root's aliases name for a link to a file only root may read
+/// gets a refusal, never its lines.
+pub fn read_include_as_default(
+    path: &Path,
+    as_user: Option<u32>,
+    default_user: (u32, u32),
+) -> Result<(String, u32), ListFileError> {
+    use std::os::unix::process::CommandExt;
+    if as_user.is_some() || !nix::unistd::geteuid().is_root() {
+        return read_include(path, as_user);
+    }
+    let mut cmd = std::process::Command::new(crate::app::deliver_path());
+    cmd.arg0("rsendmail-deliver")
+        .uid(default_user.0)
+        .gid(default_user.1);
+    read_as_default(cmd, path, default_user.0)
+}
+
+/// Read an include file no user controls with the rights `cmd` (the deliverer, set to
+/// run as DefaultUser, `uid`) has: its text and its owner.
+pub fn read_as_default(
+    cmd: std::process::Command,
+    path: &Path,
+    uid: u32,
+) -> Result<(String, u32), ListFileError> {
+    let (text, owner) = read_list_in_child(cmd, path, false, true, uid)?;
+    let owner = owner.ok_or_else(|| ListFileError::Io(format!("cannot read it as uid {uid}")))?;
+    Ok((String::from_utf8_lossy(&text).into_owned(), owner))
+}
+
+/// How long the child reading a list file as its user may take (a file on a network file
+/// system whose server does not answer): then the recipient is tried again later.
+pub const LIST_READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Read a list file in a child: `cmd` runs the deliverer (which answers `--read-list
+/// PATH follow|nofollow [owner]`; its program, name and rights set by the caller, here
+/// `uid`'s). The file's octets and, with `with_owner`, its owner's uid, which the child
+/// takes from the file it read (the first line it prints).
+pub fn read_list_in_child(
+    mut cmd: std::process::Command,
+    path: &Path,
+    no_follow: bool,
+    with_owner: bool,
+    uid: u32,
+) -> Result<(Vec<u8>, Option<u32>), ListFileError> {
+    use std::io::{BufRead, Read};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let cannot = |e: std::io::Error| ListFileError::Io(format!("cannot read it as uid {uid}: {e}"));
+    cmd.arg("--read-list")
+        .arg(path)
+        .arg(if no_follow { "nofollow" } else { "follow" });
+    if with_owner {
+        cmd.arg("owner");
+    }
+    cmd.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(cannot)?;
+    // The child prints at most the limit (and its owner line); what it prints is taken
+    // up to one octet more, and its message up to a line.
+    let stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        if let Some(o) = stdout {
+            let _ = o.take(MAX_LIST_FILE + 1 + 16).read_to_end(&mut text);
+        }
+        text
+    });
+    let stderr = child.stderr.take();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(e) = stderr {
+            let _ = std::io::BufReader::new(e.take(4096)).read_line(&mut text);
+        }
+        text
+    });
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) if start.elapsed() >= LIST_READ_LIMIT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(_) => break None,
+        }
+    };
+    let text = reader.join().unwrap_or_default();
+    let error = errors.join().unwrap_or_default();
+    match status {
+        Some(s) if s.success() => {
+            let (owner, text) = if with_owner {
+                let bad = || ListFileError::Io(format!("cannot read it as uid {uid}"));
+                let at = text.iter().position(|&b| b == b'\n').ok_or_else(bad)?;
+                let (line, rest) = text.split_at_checked(at).ok_or_else(bad)?;
+                let rest = rest.get(1..).unwrap_or_default();
+                let owner = std::str::from_utf8(line)
+                    .ok()
+                    .and_then(|l| l.trim().parse::<u32>().ok())
+                    .ok_or_else(bad)?;
+                (Some(owner), rest.to_vec())
+            } else {
+                (None, text)
+            };
+            if text.len() as u64 > MAX_LIST_FILE {
+                return Err(ListFileError::TooLarge(text.len() as u64));
+            }
+            Ok((text, owner))
+        }
+        Some(_) => Err(ListFileError::from_line(&error)),
+        None => Err(ListFileError::Io(format!(
+            "reading it as uid {uid} took more than {}s",
+            LIST_READ_LIMIT.as_secs()
+        ))),
+    }
 }
 
 impl Expander<'_> {

@@ -808,6 +808,10 @@ impl UntrustedFile {
                 "CERTFILE" => "chooses the certificate and key shown to servers",
                 "CACertFile" => "chooses which servers are believed",
                 "MAILNAME" => "chooses which addresses are local",
+                "MAILSPOOL" => {
+                    "chooses the files root writes users' mail to (only a sticky spool, or \
+                     one group mail may write, is allowed others' writes)"
+                }
                 _ if crate::spool::safety::root_process() => {
                     "chooses what root writes to and where"
                 }
@@ -886,6 +890,20 @@ impl Config {
                 path: p.clone(),
                 risks,
             });
+        }
+        // The mail spool, where root makes and writes users' mailboxes: a root process
+        // holds it to the rule too ([`crate::spool::safety::mail_spool_risks`]); any
+        // other writes there only its own user's mailbox.
+        if crate::spool::safety::root_process() {
+            let risks = crate::spool::safety::mail_spool_risks(&self.mail_spool);
+            if !risks.is_empty() {
+                out.push(UntrustedFile {
+                    what: "MAILSPOOL",
+                    at: self.where_set("MAILSPOOL"),
+                    path: self.mail_spool.clone(),
+                    risks,
+                });
+            }
         }
         out
     }

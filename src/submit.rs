@@ -280,13 +280,17 @@ pub fn direct_mailer(
 /// queue holds the expanded recipients). Remote recipients pass untouched. A recipient
 /// whose `:include:` file cannot be read here (the submitter may not read it, or it is
 /// no list file) stays as it is, for the deliverer, which reads it or reports why not.
+/// A root process reads an `:include:` file no user controls with the rights of
+/// `default_user` (DefaultUser's uid and gid; [`crate::aliases::read_include_as_default`]).
 pub fn expand_local(
     recipients: Vec<Recipient>,
     aliases: Option<&crate::aliases::Aliases>,
     is_local: &dyn Fn(&str) -> bool,
     host: &str,
+    default_user: (u32, u32),
 ) -> (Vec<Recipient>, Vec<Refused>) {
-    let (out, refused, _, _) = expand_local_noted(recipients, aliases, is_local, host);
+    let (out, refused, _, _) =
+        expand_local_noted(recipients, aliases, is_local, host, default_user);
     (out, refused)
 }
 
@@ -302,9 +306,16 @@ pub fn expand_local_noted(
     aliases: Option<&crate::aliases::Aliases>,
     is_local: &dyn Fn(&str) -> bool,
     host: &str,
+    default_user: (u32, u32),
 ) -> (Vec<Recipient>, Vec<Refused>, Vec<String>, Owned) {
     use crate::aliases::{ExpandError, Expander, Target};
-    let ex = Expander::system(aliases, is_local, host);
+    let read = |path: &std::path::Path, as_user: Option<u32>| {
+        crate::aliases::read_include_as_default(path, as_user, default_user)
+    };
+    let ex = Expander {
+        read_include: &read,
+        ..Expander::system(aliases, is_local, host)
+    };
     let mut notes = Vec::new();
     let mut owned = Vec::new();
     let mut out: Vec<Recipient> = Vec::new();
@@ -817,8 +828,13 @@ pub fn submit<R: BufRead>(
         let path = settings.alias_file.as_ref().unwrap_or(&cfg.aliases);
         crate::aliases::Aliases::load(path).ok()
     };
-    let (envelope_recipients, refused_local, notes, owned) =
-        expand_local_noted(recipients.clone(), aliases.as_ref(), &is_local, &host);
+    let (envelope_recipients, refused_local, notes, owned) = expand_local_noted(
+        recipients.clone(),
+        aliases.as_ref(),
+        &is_local,
+        &host,
+        crate::aliases::default_user(settings.default_user.as_deref()),
+    );
     // `-v`: what the expansion did, as sendmail tells it (recorded: `v-alias-remote`,
     // `v-include`).
     if req.verbose {
@@ -2012,6 +2028,7 @@ mod tests {
             None,
             &is_local,
             "host.example",
+            (65534, 65534),
         );
         let env = Envelope::default();
         let report = report_recipients(&refused, "host.example", &env);

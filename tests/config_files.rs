@@ -476,3 +476,116 @@ fn a_users_own_config_trusts_her_files() {
     );
     let _ = fs::remove_dir_all(&d);
 }
+
+/// MAILSPOOL, where root makes and writes every user's mailbox, is held to the rule
+/// too: a spool she owns, one below a directory of hers, or one a group or everyone may
+/// write without the sticky bit is refused (78) by root's submission, queue run and
+/// `-bv`, naming MAILSPOOL, its line and who could change it, and nothing is delivered
+/// there; `rsendmail-admin check` fails it with a repair. The usual spools deliver: sticky
+/// and open to all (1777, 3777), and root:mail 2775.
+#[test]
+fn root_refuses_a_mail_spool_others_could_change() {
+    if !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    for (case, why, repair) in [
+        (
+            "hers",
+            format!("owned by {TEST_USER}"),
+            "make the mail spool anew",
+        ),
+        (
+            "below-hers",
+            format!("owned by {TEST_USER}"),
+            "make the mail spool anew",
+        ),
+        ("open", "writable by everyone".to_string(), "chmod +t "),
+        ("group", "writable by its group".to_string(), "chmod +t "),
+    ] {
+        let env = Env::new();
+        let spool = match case {
+            "below-hers" => {
+                let d = env.dir.join("hers");
+                fs::create_dir(&d).unwrap();
+                chown(&d, Some(u.uid), Some(u.gid)).unwrap();
+                d.join("mail")
+            }
+            _ => env.dir.join("spool-mail"),
+        };
+        fs::create_dir(&spool).unwrap();
+        match case {
+            "hers" => chown(&spool, Some(u.uid), Some(u.gid)).unwrap(),
+            "open" => fs::set_permissions(&spool, fs::Permissions::from_mode(0o777)).unwrap(),
+            "group" => {
+                chown(&spool, None, Some(u.gid)).unwrap();
+                fs::set_permissions(&spool, fs::Permissions::from_mode(0o775)).unwrap();
+            }
+            _ => {}
+        }
+        env.add_config(&format!("MAILSPOOL {}\n", spool.display()));
+        let line = fs::read_to_string(&env.conf).unwrap().lines().count();
+        let at = format!(
+            "{}: line {line}: MAILSPOOL {} is refused",
+            env.conf.display(),
+            spool.display()
+        );
+        let r = env.sendmail(&["-odi", "root"], MSG);
+        r.code(78);
+        assert!(said(&r).contains(&at), "{case}: {}", said(&r));
+        assert!(said(&r).contains(&why), "{case}: {}", said(&r));
+        assert!(env.entries().is_empty(), "{case}: something was queued");
+        assert!(!spool.join("root").exists(), "{case}: delivered");
+        for args in [&["-q"][..], &["-bv", "root"][..]] {
+            let r = env.sendmail(args, b"");
+            r.code(78);
+            assert!(said(&r).contains(&at), "{case} {args:?}: {}", said(&r));
+        }
+        let out = Command::new(admin())
+            .args(["-C", env.conf.to_str().unwrap(), "check"])
+            .output()
+            .unwrap();
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(78), "{case}: {stdout}");
+        let fail = stdout
+            .lines()
+            .find(|l| l.starts_with("FAIL files:") && l.contains(&at))
+            .unwrap_or_else(|| panic!("{case}: no FAIL files line:\n{stdout}"));
+        assert!(fail.contains(repair), "{case}: {fail}");
+        assert!(!fail.contains("chown "), "{case}: {fail}");
+        let _ = fs::remove_dir_all(&env.dir);
+    }
+    let mail = nix::unistd::Group::from_name("mail")
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw());
+    let mut layouts = vec![("1777", 0o1777, None), ("3777", 0o3777, None)];
+    if let Some(gid) = mail {
+        layouts.push(("root:mail 2775", 0o2775, Some(gid)));
+    }
+    for (case, mode, group) in layouts {
+        let env = Env::new();
+        let spool = env.dir.join("spool-mail");
+        fs::create_dir(&spool).unwrap();
+        if let Some(gid) = group {
+            chown(&spool, Some(0), Some(gid)).unwrap();
+        }
+        fs::set_permissions(&spool, fs::Permissions::from_mode(mode)).unwrap();
+        env.add_config(&format!("MAILSPOOL {}\n", spool.display()));
+        let r = env.sendmail(&["-odi", "root"], MSG);
+        r.code(0);
+        assert!(spool.join("root").exists(), "{case}: not delivered");
+        let out = Command::new(admin())
+            .args(["-C", env.conf.to_str().unwrap(), "check"])
+            .output()
+            .unwrap();
+        let stdout = text(&out.stdout);
+        assert!(
+            !stdout
+                .lines()
+                .any(|l| l.starts_with("FAIL") && l.contains("MAILSPOOL")),
+            "{case}: {stdout}"
+        );
+        let _ = fs::remove_dir_all(&env.dir);
+    }
+}

@@ -3228,3 +3228,103 @@ fn with_verp_a_list_member_refused_at_submission_is_reported_to_the_owners_verp_
     assert_eq!(to.len(), 2, "{to:?}");
     assert!(env.entries().is_empty(), "{}", env.listing());
 }
+
+/// An `:include:` file the aliases file names belongs to no user: a root process reads
+/// it with DefaultUser's rights only, as sendmail reads it as DefUid. A user who makes
+/// the list root's aliases name a link to a file only root may read gets sendmail's
+/// refusal (`Cannot open FILE: Permission denied`) and never a line of that file: not
+/// from root's `-bv`, a `-bs` session run by root, root's submission, nor root's queue
+/// run delivering a recipient left for it; not in a report, the log or a message. A
+/// list anyone may read, in a directory anyone may write, is still read.
+#[test]
+fn an_include_the_aliases_file_names_is_read_with_default_users_rights() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = local_env("", Some(peer.port));
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let out = open_dir(&env, "out");
+    let secret = env.dir.join("shadow");
+    fs::write(&secret, "secret-leak@example.org\nroot only secret\n").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+    let hers = env.dir.join("hers");
+    fs::create_dir(&hers).unwrap();
+    std::os::unix::fs::chown(&hers, Some(test_user().uid), Some(test_user().gid)).unwrap();
+    let list = hers.join("list");
+    let link = || {
+        std::os::unix::fs::symlink(&secret, &list).unwrap();
+        std::os::unix::fs::lchown(&list, Some(test_user().uid), Some(test_user().gid)).unwrap();
+    };
+    link();
+    let good = out.join("good-list");
+    fs::write(&good, "inc-ok@example.org\n").unwrap();
+    fs::set_permissions(&good, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(
+        env.dir.join("aliases"),
+        format!(
+            "lst: :include:{}\ngood: :include:{}\n",
+            list.display(),
+            good.display()
+        ),
+    )
+    .unwrap();
+    let refusal = format!("Cannot open {0}: Permission denied", list.display());
+    let mut said = Vec::new();
+    // Root's -bv.
+    let r = env.sendmail(&["-bv", "lst", "good"], b"");
+    assert!(r.stdout.contains(&refusal), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("inc-ok@example.org... deliverable"),
+        "{}",
+        r.stdout
+    );
+    said.push(format!("{}{}", r.stdout, r.stderr));
+    // Root's submission, delivered at once.
+    let r = env.sendmail(&["-odi", "lst", "good"], MSG);
+    said.push(format!("{}{}", r.stdout, r.stderr));
+    // A -bs session run by root, whose recipient it leaves for the deliverer (as any
+    // list file it cannot read), which root's queue run is.
+    let r = env.sendmail(
+        &["-bs", "-odq"],
+        b"HELO client.example\r\nMAIL FROM:<root>\r\nRCPT TO:<lst>\r\nDATA\r\nSubject: bs\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+    );
+    said.push(format!("{}{}", r.stdout, r.stderr));
+    // A recipient a submission left for the deliverer (its list not there yet).
+    fs::remove_file(&list).unwrap();
+    env.sendmail(&["-odq", "lst"], MSG).code(0);
+    link();
+    let r = env.sendmail(&["-qf"], b"");
+    said.push(format!("{}{}", r.stdout, r.stderr));
+    assert!(
+        env.entries().is_empty(),
+        "{}\n{}",
+        env.listing(),
+        said.join("\n")
+    );
+    let msgs = peer.wait_for(1, Duration::from_secs(10));
+    let all: String = msgs.iter().map(|(j, _)| j.as_str()).collect();
+    assert!(all.contains("inc-ok@example.org"), "{all}");
+    let reports = fs::read_to_string(mbox(&env, "root")).expect("reports");
+    let told = reports
+        .lines()
+        .filter(|l| l.starts_with("550 5.7.1 ") && l.ends_with(&refusal))
+        .count();
+    assert!(told >= 3, "{refusal:?} in\n{reports}");
+    let logged = fs::read_to_string(&log).unwrap_or_default();
+    for (what, text) in [
+        ("the peer", peer.transcript()),
+        ("the messages", all),
+        ("the reports", reports),
+        ("the log", logged),
+        ("the output", said.join("\n")),
+    ] {
+        assert!(
+            !text.contains("secret-leak") && !text.contains("root only secret"),
+            "{what}: {text}"
+        );
+    }
+}

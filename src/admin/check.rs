@@ -378,9 +378,21 @@ fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
                  system logger, may need to write)",
                 sh_word(&r.path)
             ),
+            // The mail spool itself, root's, that others may write: sticky, as the
+            // usual spools are, others can still make their mailboxes in it but replace
+            // nothing of anyone else's.
+            Some(r) if u.what == "MAILSPOOL" && r.file && r.mode_only() => {
+                fix(&[format!("chmod +t {}", sh_word(&r.path))])
+            }
             // The first met: everything above it is safe, so its path cannot be
             // swapped; what follows it is named again by the next check.
             Some(r) if r.mode_only() => fix(&[format!("chmod go-w {}", sh_word(&r.path))]),
+            Some(_) if u.what == "MAILSPOOL" => " (repair: have root make the mail spool \
+                 anew in a directory that is root's alone all the way down, root:mail 2775 \
+                 or 1777, move the mailboxes into it, and name it in MAILSPOOL; never change \
+                 the owner or mode of a path a user can change: she can swap it for a link \
+                 to any file first)"
+                .to_string(),
             _ => format!(
                 " (repair: have root make the file anew in a directory that is root's alone \
                  all the way down, from a copy it has checked, and name that path in {}; \

@@ -15,6 +15,9 @@
 //! user's groups) and prints the file, so the deliverer never reads for a user what the
 //! user could not read; a deliverer that is not root reads only its own user's lists (in
 //! a child without the set-group-id group), and leaves other users' for the root runner.
+//! An `:include:` file no user controls (named by the aliases file or a list root owns)
+//! is read by a root deliverer in the same child, become `O DefaultUser` (uid and gid,
+//! no other group), never with root's rights.
 //! The `|command` and `/file` targets of such a list run as the user.
 //!
 //! The mailbox append runs in a child (`rsendmail-deliver --mbox ...`) that gets the
@@ -261,7 +264,7 @@ impl Local {
         owner: Option<u32>,
         is_local: &dyn Fn(&str) -> bool,
     ) -> rsendmail::aliases::Expansion {
-        let read = |path: &Path, as_user: Option<u32>| self.read_list(path, as_user, false);
+        let read = |path: &Path, as_user: Option<u32>| self.read_include(path, as_user);
         Expander {
             read_include: &read,
             ..Expander::system(self.aliases(), is_local, &self.host)
@@ -278,7 +281,7 @@ impl Local {
         owner: Option<u32>,
         is_local: &dyn Fn(&str) -> bool,
     ) -> rsendmail::aliases::Expansion {
-        let read = |path: &Path, as_user: Option<u32>| self.read_list(path, as_user, false);
+        let read = |path: &Path, as_user: Option<u32>| self.read_include(path, as_user);
         Expander {
             read_include: &read,
             ..Expander::system(self.aliases(), is_local, &self.host)
@@ -318,73 +321,31 @@ impl Local {
 
     /// Run the `--read-list` child as `uid` and take the file's octets from it.
     fn read_as(&self, path: &Path, uid: u32, no_follow: bool) -> Result<Vec<u8>, ListFileError> {
-        let cannot =
-            |e: std::io::Error| ListFileError::Io(format!("cannot read it as uid {uid}: {e}"));
         let mut cmd = super::own_command(&super::own_exe());
-        cmd.arg("--read-list")
-            .arg(path)
-            .arg(if no_follow { "nofollow" } else { "follow" })
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        super::pass_process_name(&mut cmd);
         if self.root {
             become_user(&mut cmd, uid);
         } else {
             drop_to(&mut cmd, (uid, uid), false);
         }
-        let mut child = cmd.spawn().map_err(cannot)?;
-        // The child prints at most the limit; what it prints is taken up to one octet
-        // more, and its message up to a line.
-        let stdout = child.stdout.take();
-        let reader = std::thread::spawn(move || {
-            let mut text = Vec::new();
-            if let Some(o) = stdout {
-                let _ = o
-                    .take(rsendmail::aliases::MAX_LIST_FILE + 1)
-                    .read_to_end(&mut text);
-            }
-            text
-        });
-        let stderr = child.stderr.take();
-        let errors = std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(e) = stderr {
-                let _ = std::io::BufReader::new(e.take(4096)).read_line(&mut text);
-            }
-            text
-        });
-        let start = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break Some(s),
-                Ok(None) if start.elapsed() >= LIST_READ_LIMIT => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                Err(_) => break None,
-            }
-        };
-        let text = reader.join().unwrap_or_default();
-        let error = errors.join().unwrap_or_default();
-        match status {
-            Some(s) if s.success() => {
-                if text.len() as u64 > rsendmail::aliases::MAX_LIST_FILE {
-                    return Err(ListFileError::TooLarge(text.len() as u64));
-                }
-                Ok(text)
-            }
-            Some(_) => Err(ListFileError::from_line(&error)),
-            None => Err(ListFileError::Io(format!(
-                "reading it as uid {uid} took more than {}s",
-                LIST_READ_LIMIT.as_secs()
-            ))),
+        rsendmail::aliases::read_list_in_child(cmd, path, no_follow, false, uid).map(|(t, _)| t)
+    }
+
+    /// Read an `:include:` file for an expansion ([`Local::read_list`]), except that a
+    /// root deliverer reads one that no user controls (`as_user` None: named by the
+    /// aliases file or by a list root owns) with DefaultUser's rights, in the
+    /// `--read-list` child, never with its own (sendmail reads it as DefUid): its text
+    /// and the owner of the file the child read.
+    fn read_include(
+        &self,
+        path: &Path,
+        as_user: Option<u32>,
+    ) -> Result<(String, u32), ListFileError> {
+        if as_user.is_some() || !self.root {
+            return self.read_list(path, as_user, false);
         }
+        let mut cmd = super::own_command(&super::own_exe());
+        drop_to(&mut cmd, self.default_user, true);
+        rsendmail::aliases::read_as_default(cmd, path, self.default_user.0)
     }
 
     /// The uid and gid a command or file target runs as.
@@ -1058,10 +1019,6 @@ fn command_failure(code: i32, text: String) -> LocalOutcome {
     }
 }
 
-/// How long the child reading a list file as its user may take (a file on a network file
-/// system whose server does not answer): then the recipient is tried again later.
-const LIST_READ_LIMIT: Duration = Duration::from_secs(60);
-
 /// Run the child as the user `uid`, with the user's gid and groups (from the password and
 /// group databases, looked up here: between fork and exec only system calls are made),
 /// so that it can read what the user can, and nothing more. A uid without an account gets
@@ -1095,22 +1052,33 @@ fn become_user(cmd: &mut Command, uid: u32) {
     }
 }
 
-/// The `--read-list PATH follow|nofollow` child, run as the user whose list it is: print
-/// the list file (at most `MAX_LIST_FILE` octets; see `rsendmail::aliases::read_list_file`)
-/// and exit 0, or print why not as one line on stderr and exit 74 (EX_IOERR).
+/// The `--read-list PATH follow|nofollow [owner]` child, run as the user whose list it
+/// is (or as DefaultUser, for a list no user controls): print the list file (at most
+/// `MAX_LIST_FILE` octets; see `rsendmail::aliases::read_list_file`), after a line with
+/// its owner's uid when `owner` is asked, and exit 0, or print why not as one line on
+/// stderr and exit 74 (EX_IOERR).
 pub fn read_list_child(args: &[std::ffi::OsString]) -> i32 {
     let path = PathBuf::from(args.first().cloned().unwrap_or_default());
     let no_follow = args.get(1).is_none_or(|a| a != "follow");
-    match rsendmail::aliases::read_list_file(&path, no_follow) {
-        Ok((text, _)) => match std::io::stdout().lock().write_all(&text) {
-            Ok(()) => 0,
-            Err(e) => {
-                rsendmail::errln!("{}", ListFileError::from(e).to_line());
-                74
-            }
-        },
+    let with_owner = args.get(2).is_some_and(|a| a == "owner");
+    let (text, uid) = match rsendmail::aliases::read_list_file(&path, no_follow) {
+        Ok(x) => x,
         Err(e) => {
             rsendmail::errln!("{}", e.to_line());
+            return 74;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let written = if with_owner {
+        writeln!(out, "{uid}").and_then(|()| out.write_all(&text))
+    } else {
+        out.write_all(&text)
+    }
+    .and_then(|()| out.flush());
+    match written {
+        Ok(()) => 0,
+        Err(e) => {
+            rsendmail::errln!("{}", ListFileError::from(e).to_line());
             74
         }
     }

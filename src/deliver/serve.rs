@@ -195,6 +195,7 @@ fn server<'a>(
         } else {
             engine.local.aliases().cloned()
         },
+        default_user: engine.local.default_user,
         max_size: s.settings.max_message_size.filter(|&n| n > 0),
         max_recipients,
         command_timeout: command_timeout(s),

@@ -158,6 +158,9 @@ pub struct Server<'a> {
     pub relay_domains: Vec<String>,
     pub all_to_smarthost: bool,
     pub aliases: Option<crate::aliases::Aliases>,
+    /// `O DefaultUser=` (uid, gid): whose rights a session run by root reads an
+    /// `:include:` file with that no user controls.
+    pub default_user: (u32, u32),
     /// `O MaxMessageSize=`, advertised in EHLO.
     pub max_size: Option<u64>,
     /// Recipients per transaction (`O MaxRecipientsPerMessage=`; the caller passes
@@ -735,6 +738,7 @@ mod tests {
             relay_domains: relay.iter().map(|d| d.to_string()).collect(),
             all_to_smarthost: false,
             aliases: Some(aliases),
+            default_user: (65534, 65534),
             max_size: Some(100_000),
             max_recipients: 3,
             command_timeout: Duration::from_secs(3600),

@@ -762,8 +762,13 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
         let local = is_local(&path);
         let mut accepted = vec![r.clone()];
         if local {
-            let (ok, refused) =
-                submit::expand_local(vec![r], server.aliases.as_ref(), &is_local, &server.host);
+            let (ok, refused) = submit::expand_local(
+                vec![r],
+                server.aliases.as_ref(),
+                &is_local,
+                &server.host,
+                server.default_user,
+            );
             if let Some(f) = refused.first() {
                 let why = f.text.split_once("... ").map(|(_, w)| w).unwrap_or(&f.text);
                 let code = if f.code == Sysexit::NoUser {

@@ -856,6 +856,29 @@ pub fn file_risks_trusting(
     out
 }
 
+/// [`file_risks`] for the mail spool (MAILSPOOL), a directory where root makes and
+/// writes every user's mailbox: the directory and every directory and link on its path
+/// must be root's, and no one else may write them, except the usual spool layouts: the
+/// spool sticky and writable by anyone (1777, 3777), or writable by the group `mail`
+/// (Debian's root:mail 2775), whose members are the mail programs. Directories above it
+/// as [`file_risks`] has them (sticky ones may be writable by others). A spool not there
+/// yet: the directories it would be made in.
+pub fn mail_spool_risks(path: &Path) -> Vec<FileRisk> {
+    let mail = nix::unistd::Group::from_name("mail")
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw());
+    file_risks(path, &[])
+        .into_iter()
+        .filter(|r| {
+            !(r.file
+                && r.md.is_dir()
+                && Some(r.md.gid()) == mail
+                && r.why.starts_with("writable by its group"))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
