@@ -1394,6 +1394,18 @@ fn refused_recipients(
                     .collect(),
                 None => vec![(owner.clone(), list.clone(), owner_notes(owner, list, owned))],
             };
+            // An owner who is the message's sender is told of its lists as delivered
+            // (sendmail's list address stays in the sender's envelope, delivered to
+            // the list: recorded `owner-list-self-unknown-q`).
+            let lists: Vec<crate::dsn::RcptReport> = if *owner == env.sender && env.verp.is_none() {
+                owned
+                    .iter()
+                    .filter(|(_, o)| o == owner)
+                    .map(|(list, _)| list_delivered(list, host, env))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             for (to, list, notes) in groups {
                 match mail_refusals(
                     settings,
@@ -1401,7 +1413,7 @@ fn refused_recipients(
                     host,
                     spool,
                     &original,
-                    &list,
+                    (&lists, &list),
                     Some(to),
                     notes,
                     &open_message,
@@ -1472,7 +1484,7 @@ fn refused_recipients(
                 host,
                 spool,
                 env,
-                &refused,
+                (&[], &refused),
                 to,
                 report_notes(&refused),
                 &open_message,
@@ -1621,8 +1633,31 @@ fn qualified(address: &str, host: &str) -> String {
     }
 }
 
+/// The report's entry for a list with an owner, delivered to the list
+/// (`Action: delivered (to mailing list)`, 2.0.0), as sendmail's report to an owner who
+/// sent the message names it.
+fn list_delivered(list: &str, host: &str, env: &Envelope) -> crate::dsn::RcptReport {
+    let address = qualified(list, host);
+    crate::dsn::RcptReport {
+        final_recipient: address.clone(),
+        original_recipient: None,
+        action: crate::dsn::LIST_DELIVERED,
+        status: crate::status::OK,
+        remote_mta: None,
+        diagnostic: None,
+        diagnostic_type: "X-Unix",
+        transcript: Vec::new(),
+        listed: None,
+        comment: None,
+        actual_recipient: Some(address),
+        expanded_from: None,
+        last_attempt: env.created,
+    }
+}
+
 /// Queue the failure report on `refused` to `sender` (None: the null sender, whom no
-/// report goes to): its id and whether it returns the header only, or why not (logged).
+/// report goes to), after the entries `first`: its id and whether it returns the header
+/// only, or why not (logged).
 #[allow(clippy::too_many_arguments)]
 fn mail_refusals(
     settings: &Settings,
@@ -1630,7 +1665,7 @@ fn mail_refusals(
     host: &str,
     spool: &Spool,
     env: &Envelope,
-    refused: &[Refused],
+    (first, refused): (&[crate::dsn::RcptReport], &[Refused]),
     sender: Option<String>,
     notes: Vec<String>,
     open_message: &dyn Fn() -> std::io::Result<std::io::Take<std::fs::File>>,
@@ -1639,7 +1674,11 @@ fn mail_refusals(
         kind: crate::dsn::Kind::Failure,
         host,
         original: env,
-        recipients: report_recipients(refused, host, env),
+        recipients: first
+            .iter()
+            .cloned()
+            .chain(report_recipients(refused, host, env))
+            .collect(),
         notes,
         headers_only: crate::dsn::headers_only(
             env.ret.as_deref(),
