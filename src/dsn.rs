@@ -311,8 +311,11 @@ impl Report<'_> {
         let mut b = String::from("\n");
         // Only a warning that reports no failure says it is one (sendmail's; recorded:
         // `delay-failure-mixed-q`).
-        let (ok, failed): (Vec<&RcptReport>, Vec<&RcptReport>) =
-            self.recipients.iter().partition(|r| r.is_success());
+        let (ok, failed): (Vec<&RcptReport>, Vec<&RcptReport>) = self
+            .recipients
+            .iter()
+            .filter(|r| r.action != LIST_DELIVERED)
+            .partition(|r| r.is_success());
         if self.kind == Kind::Delay && !failed.iter().any(|r| r.action == "failed") {
             b.push_str(concat!(
                 "    **********************************************\n",
@@ -609,6 +612,11 @@ pub fn wanted(r: &Recipient, kind: Kind) -> bool {
         }
     }
 }
+
+/// The action of a list with an owner in the report to an owner who sent the message:
+/// named in the `message/delivery-status` part only, not among the explanation's
+/// addresses (recorded: `owner-list-self-unknown-q`).
+pub const LIST_DELIVERED: &str = "delivered (to mailing list)";
 
 impl RcptReport {
     /// Whether it reports a success (`delivered`, `relayed`, `expanded`), not a failure

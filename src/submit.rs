@@ -267,6 +267,11 @@ pub fn direct_mailer(
         _ if domain.is_none() => local,
         _ => "",
     };
+    // A quoted list file is one still (recorded: `argv-include-quoted-odi`, refused as
+    // `":include:/path"... Cannot mail directly to :include:s`).
+    if bare.starts_with(":include:") {
+        return Some((address.to_string(), ":include:s"));
+    }
     match bare.chars().next() {
         Some('|') => Some((address.to_string(), "programs")),
         Some('/') => Some((address.to_string(), "files")),
@@ -696,7 +701,7 @@ pub fn envelope_sender(given: &str) -> Result<String, Fatal> {
 /// ([`address::duplicate_key`]). A program named directly stays each time it is named:
 /// sendmail refuses it before it looks for duplicates, so says the refusal each time
 /// (recorded: `argv-prog-twice-odq`, `argv-prog-file-mixed-odi`); a file named twice is
-/// one recipient, refused once (`argv-file-twice-odq`). With each recipient, the list
+/// one recipient, refused once (`argv-file-twice-odq`), quoted or not. With each recipient, the list
 /// (argument) that named it.
 fn dedup(
     list: Vec<address::Listed>,
@@ -707,11 +712,15 @@ fn dedup(
     let mut lists = Vec::new();
     for l in list {
         let written = (l.text != l.address).then_some(l.text.as_str());
-        let program = matches!(
-            direct_mailer(&l.address, written, is_local),
-            Some((_, "programs"))
-        );
-        if seen.insert(address::duplicate_key(&l.address)) || program {
+        let direct = direct_mailer(&l.address, written, is_local).map(|(_, what)| what);
+        let program = direct == Some("programs");
+        // A file quoted and unquoted is one file (recorded:
+        // `argv-file-quoted-twice-remote-odi`).
+        let key = match direct {
+            Some("files") => unquoted(&l.address).to_string(),
+            _ => address::duplicate_key(&l.address),
+        };
+        if seen.insert(key) || program {
             let mut r = Recipient::new(l.address.clone());
             if l.text != l.address {
                 r.display = Some(l.text);
@@ -1401,6 +1410,18 @@ fn refused_recipients(
                     .collect(),
                 None => vec![(owner.clone(), list.clone(), owner_notes(owner, list, owned))],
             };
+            // An owner who is the message's sender is told of its lists as delivered
+            // (sendmail's list address stays in the sender's envelope, delivered to
+            // the list: recorded `owner-list-self-unknown-q`).
+            let lists: Vec<crate::dsn::RcptReport> = if *owner == env.sender && env.verp.is_none() {
+                owned
+                    .iter()
+                    .filter(|(_, o)| o == owner)
+                    .map(|(list, _)| list_delivered(list, host, env))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             for (to, list, notes) in groups {
                 match mail_refusals(
                     settings,
@@ -1408,7 +1429,7 @@ fn refused_recipients(
                     host,
                     spool,
                     &original,
-                    &list,
+                    (&lists, &list),
                     Some(to),
                     notes,
                     &open_message,
@@ -1479,7 +1500,7 @@ fn refused_recipients(
                 host,
                 spool,
                 env,
-                &refused,
+                (&[], &refused),
                 to,
                 report_notes(&refused),
                 &open_message,
@@ -1628,8 +1649,31 @@ fn qualified(address: &str, host: &str) -> String {
     }
 }
 
+/// The report's entry for a list with an owner, delivered to the list
+/// (`Action: delivered (to mailing list)`, 2.0.0), as sendmail's report to an owner who
+/// sent the message names it.
+fn list_delivered(list: &str, host: &str, env: &Envelope) -> crate::dsn::RcptReport {
+    let address = qualified(list, host);
+    crate::dsn::RcptReport {
+        final_recipient: address.clone(),
+        original_recipient: None,
+        action: crate::dsn::LIST_DELIVERED,
+        status: crate::status::OK,
+        remote_mta: None,
+        diagnostic: None,
+        diagnostic_type: "X-Unix",
+        transcript: Vec::new(),
+        listed: None,
+        comment: None,
+        actual_recipient: Some(address),
+        expanded_from: None,
+        last_attempt: env.created,
+    }
+}
+
 /// Queue the failure report on `refused` to `sender` (None: the null sender, whom no
-/// report goes to): its id and whether it returns the header only, or why not (logged).
+/// report goes to), after the entries `first`: its id and whether it returns the header
+/// only, or why not (logged).
 #[allow(clippy::too_many_arguments)]
 fn mail_refusals(
     settings: &Settings,
@@ -1637,7 +1681,7 @@ fn mail_refusals(
     host: &str,
     spool: &Spool,
     env: &Envelope,
-    refused: &[Refused],
+    (first, refused): (&[crate::dsn::RcptReport], &[Refused]),
     sender: Option<String>,
     notes: Vec<String>,
     open_message: &dyn Fn() -> std::io::Result<std::io::Take<std::fs::File>>,
@@ -1646,7 +1690,11 @@ fn mail_refusals(
         kind: crate::dsn::Kind::Failure,
         host,
         original: env,
-        recipients: report_recipients(refused, host, env),
+        recipients: first
+            .iter()
+            .cloned()
+            .chain(report_recipients(refused, host, env))
+            .collect(),
         notes,
         headers_only: crate::dsn::headers_only(
             env.ret.as_deref(),
@@ -1690,7 +1738,7 @@ fn report_recipients(
     let others = refused
         .iter()
         .filter(|r| r.syntax.is_none())
-        .filter(|r| !r.direct || direct_seen.insert(r.address.as_str()));
+        .filter(|r| !r.direct || direct_seen.insert(unquoted(&r.address)));
     let mut syntax: Vec<&Refused> = refused.iter().filter(|r| r.syntax.is_some()).collect();
     syntax.sort_by_key(|r| r.syntax.map(|(_, place)| place));
     others
@@ -1705,22 +1753,30 @@ fn report_recipients(
                 Sysexit::Unavailable => crate::status::LOOP,
                 _ => crate::status::PERM,
             };
+            // A program, file or list file named directly is told by what it names:
+            // its quotes are the caller's spelling, which only the list of addresses
+            // keeps (recorded: `argv-prog-quoted-twice-remote-odi`,
+            // `argv-include-quoted-odi`).
+            let address = if r.direct {
+                unquoted(&r.address)
+            } else {
+                r.address.as_str()
+            };
             // sendmail names a refused list file's path as a local address
             // (`X-Actual-Recipient: rfc822; /path@host`).
-            let path = r
-                .address
+            let path = address
                 .strip_prefix(":include:")
                 .filter(|_| r.list_file.is_some());
             let qualified = if let Some(p) = path {
                 format!("{p}@{host}")
-            } else if r.address.is_empty()
-                || r.address.contains('@')
-                || r.address.starts_with(['|', '/', '\\', ':'])
-                || r.address.trim_start_matches('"').starts_with(['|', '/'])
+            } else if address.is_empty()
+                || address.contains('@')
+                || address.starts_with(['|', '/', '\\', ':'])
+                || address.trim_start_matches('"').starts_with(['|', '/'])
             {
-                r.address.clone()
+                address.to_string()
             } else {
-                format!("{}@{host}", r.address)
+                format!("{address}@{host}")
             };
             crate::dsn::RcptReport {
                 // A target an alias led to: the alias is the Final-Recipient, the
@@ -1729,8 +1785,8 @@ fn report_recipients(
                 // name is, the program or file itself the actual recipient.
                 final_recipient: match &r.expanded {
                     Some((_, f)) => f.clone(),
-                    None if r.direct && path.is_none() && !r.address.contains('@') => {
-                        format!("{}@{host}", r.address)
+                    None if r.direct && path.is_none() && !address.contains('@') => {
+                        format!("{address}@{host}")
                     }
                     None => qualified.clone(),
                 },
@@ -1764,6 +1820,16 @@ fn report_recipients(
             }
         })
         .collect()
+}
+
+/// A program, file or list file named directly, without the quotes it was written in
+/// (`"|/bin/true"` is `|/bin/true`); any other address as it is.
+fn unquoted(address: &str) -> &str {
+    address
+        .strip_prefix('"')
+        .and_then(|a| a.strip_suffix('"'))
+        .filter(|a| a.starts_with(['|', '/', ':']) && !a.contains('"'))
+        .unwrap_or(address)
 }
 
 /// sendmail's transcript of a report on recipients refused at submission: each refusal
@@ -2068,6 +2134,59 @@ mod tests {
                 "550 5.7.1 |/bin/true... Cannot mail directly to programs",
                 "550 5.7.1 /tmp/f... Cannot mail directly to files",
                 "550 5.7.1 :include:/tmp/l... Cannot mail directly to :include:s",
+            ]
+        );
+    }
+    /// A program or list file named in quotes is what it names: the program quoted and
+    /// unquoted is one entry, told without its quotes, and a quoted `:include:` is
+    /// refused as a list file, not taken for a user (recorded:
+    /// `argv-prog-quoted-twice-remote-odi`, `argv-include-quoted-odi`).
+    #[test]
+    fn quoted_program_and_list_file_are_what_they_name() {
+        let is_local = |a: &str| !a.contains('@');
+        let given = [
+            "\"|/bin/true\"",
+            "|/bin/true",
+            "\":include:/tmp/l\"",
+            "ok@x",
+        ];
+        let (out, refused) = expand_local(
+            given.iter().map(|a| Recipient::new(*a)).collect(),
+            None,
+            &is_local,
+            "host.example",
+        );
+        let kept: Vec<&str> = out.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(kept, ["ok@x"]);
+        let env = Envelope::default();
+        let report = report_recipients(&refused, "host.example", &env);
+        let rows: Vec<(&str, Option<&str>, Option<&str>)> = report
+            .iter()
+            .map(|r| {
+                (
+                    r.final_recipient.as_str(),
+                    r.actual_recipient.as_deref(),
+                    r.listed.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (
+                    "|/bin/true@host.example",
+                    Some("|/bin/true"),
+                    Some("\"|/bin/true\"")
+                ),
+                ("/tmp/l@host.example", None, Some("\":include:/tmp/l\"")),
+            ]
+        );
+        assert_eq!(
+            report_notes(&refused),
+            [
+                "550 5.7.1 \"|/bin/true\"... Cannot mail directly to programs",
+                "550 5.7.1 |/bin/true... Cannot mail directly to programs",
+                "550 5.7.1 \":include:/tmp/l\"... Cannot mail directly to :include:s",
             ]
         );
     }

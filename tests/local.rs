@@ -1982,6 +1982,88 @@ fn a_list_owners_refusals_at_a_queued_submission_go_to_the_owner_not_the_sender(
 }
 
 #[test]
+fn a_list_whose_owner_sent_the_message_goes_in_the_senders_transaction_and_report() {
+    // The owner is the sender: the list's members go with the sender's own recipients,
+    // in one transaction, and every refusal is in one report (recorded:
+    // `owner-list-self-direct-odi`, `owner-list-self-direct-reject-odi`).
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = local_env(
+        "list: ok-l1@example.org, reject5-l@example.org, nosuchl\n\
+         owner-list: listboss@example.org\n",
+        Some(peer.port),
+    );
+    env.sendmail(
+        &[
+            "-odi",
+            "-f",
+            "listboss@example.org",
+            "list",
+            "reject5-w@example.org",
+            "ok-w@example.org",
+        ],
+        MSG,
+    )
+    .code(67);
+    peer.wait_for(2, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let msgs = peer.messages();
+    let sent: Vec<_> = msgs
+        .iter()
+        .filter(|(j, _)| j.contains("\"mail_from\": \"listboss@example.org\""))
+        .collect();
+    assert_eq!(sent.len(), 1, "{msgs:#?}");
+    assert!(sent[0].0.contains("ok-l1@example.org"), "{}", sent[0].0);
+    assert!(sent[0].0.contains("ok-w@example.org"), "{}", sent[0].0);
+    let reports: Vec<_> = msgs
+        .iter()
+        .filter(|(j, _)| j.contains("\"mail_from\": \"<>\""))
+        .collect();
+    assert_eq!(reports.len(), 1, "{msgs:#?}");
+    let text = String::from_utf8_lossy(&reports[0].1);
+    for refused in ["nosuchl", "reject5-l@example.org", "reject5-w@example.org"] {
+        assert!(text.contains(&format!("\r\n{refused}\r\n")), "{text}");
+    }
+}
+
+#[test]
+fn a_queued_list_whose_owner_sent_the_message_is_reported_delivered_to_the_list() {
+    // -odq: the report on the member unknown here, to the owner who is the sender,
+    // names the list as delivered in its delivery-status part, not among the
+    // explanation's addresses (recorded: `owner-list-self-unknown-q`).
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = local_env(
+        "list: ok-l1@example.org, nosuchl\nowner-list: listboss@example.org\n",
+        Some(peer.port),
+    );
+    env.sendmail(&["-odq", "-f", "listboss@example.org", "list"], MSG)
+        .code(67);
+    env.sendmail(&["-qf"], b"").code(0);
+    peer.wait_for(2, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let msgs = peer.messages();
+    let reports: Vec<_> = msgs
+        .iter()
+        .filter(|(j, _)| j.contains("\"mail_from\": \"<>\""))
+        .collect();
+    assert_eq!(reports.len(), 1, "{msgs:#?}");
+    let text = String::from_utf8_lossy(&reports[0].1);
+    assert!(
+        text.contains("X-Actual-Recipient: rfc822; list@")
+            && text.contains("\r\nAction: delivered (to mailing list)\r\nStatus: 2.0.0\r\n"),
+        "{text}"
+    );
+    assert!(!text.contains("\r\nlist\r\n"), "{text}");
+    assert!(
+        !text.contains("successful delivery notifications"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_report_through_a_list_whose_owner_is_the_list_keeps_the_null_sender() {
     // owner-staff names staff itself: the failure report for a member goes to staff, and
     // its members must get it from <> (sendmail keeps the null sender), so the member's

@@ -741,7 +741,13 @@ pub fn attempt(
         bounce::join_owed(engine, &env, &mut rec.reports, &before, &rec.transcript);
     }
     if !before.owner_owed.is_empty() || !before.owner_notes.is_empty() {
-        bounce::join_owner_owed(engine, &mut rec.reports, &before, &rec.owner_transcripts);
+        bounce::join_owner_owed(
+            engine,
+            &env.sender,
+            &mut rec.reports,
+            &before,
+            &rec.owner_transcripts,
+        );
     }
     // The lines of refusals no report is owed for (NOTIFY without FAILURE): kept until
     // a return receipt to the sender carries them.

@@ -112,9 +112,12 @@ pub fn join_owed(
 /// (`State::owner_owed`): joined to the attempt's failure report to that owner, or one
 /// of its own with the attempt's lines about that owner's recipients
 /// (`transcripts`), so that the owner gets one report for the pass, with its list's
-/// `Message delivered to mailing list` line (recorded: `owner-list-unknown-odi`).
+/// `Message delivered to mailing list` line (recorded: `owner-list-unknown-odi`). An
+/// owner who is the message's `sender` gets it in the attempt's report to the sender:
+/// one report, its own refusals first (recorded: `owner-list-self-direct-reject-odi`).
 pub fn join_owner_owed(
     engine: &Engine,
+    sender: &str,
     reports: &mut Vec<Owed>,
     state: &rsendmail::spool::entry::State,
     transcripts: &[(String, Vec<String>)],
@@ -146,9 +149,13 @@ pub fn join_owner_owed(
             .filter(|(o, _)| o == owner)
             .map(|(_, n)| n.clone())
             .collect();
-        let joined = reports
-            .iter_mut()
-            .find(|r| r.kind == dsn::Kind::Failure && r.sent_from.as_deref() == Some(owner));
+        let joined = reports.iter_mut().find(|r| {
+            r.kind == dsn::Kind::Failure
+                && match r.sent_from.as_deref() {
+                    Some(from) => from == owner,
+                    None => owner == sender,
+                }
+        });
         match joined {
             Some(r) => {
                 let mut recipients = entries;
@@ -890,7 +897,7 @@ mod tests {
             ),
         ];
         let transcripts = vec![("oa@example.org".to_string(), vec!["a's line".to_string()])];
-        join_owner_owed(&e, &mut reports, &state, &transcripts);
+        join_owner_owed(&e, "s@h.example", &mut reports, &state, &transcripts);
         let shown: Vec<(Option<&str>, Vec<&str>, Vec<&str>)> = reports
             .iter()
             .map(|r| {
@@ -921,6 +928,64 @@ mod tests {
             ]
         );
         assert_eq!(reports[1].to, ReportTo::Sender("oa@example.org".into()));
+    }
+
+    /// A list owner who sent the message itself gets one report: the targets refused
+    /// at submission and its list's line first, then the attempt's report to it as the
+    /// sender (recorded: `owner-list-self-direct-reject-odi`).
+    #[test]
+    fn owner_owed_joins_the_senders_report_when_the_owner_sent_it() {
+        let e = engine::for_tests();
+        let entry = |listed: &str| dsn::RcptReport {
+            final_recipient: "lst@test.example".into(),
+            original_recipient: None,
+            action: "failed",
+            status: status::BAD_MAILBOX,
+            remote_mta: None,
+            diagnostic: None,
+            diagnostic_type: "X-Unix",
+            transcript: Vec::new(),
+            listed: Some(listed.into()),
+            comment: None,
+            actual_recipient: None,
+            expanded_from: None,
+            last_attempt: 0,
+        };
+        let state = rsendmail::spool::entry::State {
+            owner_owed: vec![("own@example.org".into(), entry("nosuchl"))],
+            owner_notes: vec![(
+                "own@example.org".into(),
+                "Message delivered to mailing list lst".into(),
+            )],
+            ..Default::default()
+        };
+        let mut reports = vec![Owed {
+            kind: dsn::Kind::Failure,
+            to: ReportTo::Sender("own@example.org".into()),
+            recipients: vec![entry("reject5w@example.org")],
+            notes: vec!["w's line".into()],
+            sent_from: None,
+        }];
+        join_owner_owed(&e, "own@example.org", &mut reports, &state, &[]);
+        let shown: Vec<(Vec<&str>, Vec<&str>)> = reports
+            .iter()
+            .map(|r| {
+                (
+                    r.recipients
+                        .iter()
+                        .filter_map(|x| x.listed.as_deref())
+                        .collect(),
+                    r.notes.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            vec![(
+                vec!["nosuchl", "reject5w@example.org"],
+                vec!["Message delivered to mailing list lst", "w's line"]
+            )]
+        );
     }
 
     /// A report owed for recipients refused at submission, when the delivery that

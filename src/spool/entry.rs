@@ -311,8 +311,13 @@ impl Envelope {
     /// `<>` through an owner alias, as sendmail's does: an owner that names its own list
     /// would otherwise turn each failure into a new message from the owner to the list,
     /// a loop without end.
+    /// An owner who is the entry's sender is no other sender: its list's members go
+    /// out with the sender's other recipients, in one transaction (recorded:
+    /// `owner-list-self-direct-odi`).
     pub fn owner_sender<'a>(&self, r: &'a Recipient) -> Option<&'a str> {
-        r.sender.as_deref().filter(|_| !self.sender.is_empty())
+        r.sender
+            .as_deref()
+            .filter(|s| !self.sender.is_empty() && *s != self.sender)
     }
 
     /// The text of the envelope section, ending with the blank separator line. Always
