@@ -135,6 +135,26 @@ impl Env {
         Env { dir, conf, spool }
     }
 
+    /// The mail spool [`Env::mail_spool_outside`] names.
+    fn mail_spool_outside_path(&self) -> PathBuf {
+        let mut name = self.dir.as_os_str().to_owned();
+        name.push("-mail");
+        PathBuf::from(name)
+    }
+
+    /// Name a MAILSPOOL outside the scratch directory (beside it, root's when made by
+    /// root): for a test that gives the scratch directory to a user to test the queue's
+    /// rule, where the mail spool in it would be refused first.
+    pub fn mail_spool_outside(&self) {
+        let outside = self.mail_spool_outside_path();
+        fs::create_dir_all(&outside).unwrap();
+        let text = fs::read_to_string(&self.conf).unwrap();
+        let inside = format!("MAILSPOOL {}\n", self.dir.join("mail").display());
+        assert!(text.contains(&inside), "{text}");
+        let text = text.replace(&inside, &format!("MAILSPOOL {}\n", outside.display()));
+        fs::write(&self.conf, text).unwrap();
+    }
+
     /// Append lines to the config file.
     pub fn add_config(&self, text: &str) {
         let mut f = fs::OpenOptions::new()
@@ -322,6 +342,7 @@ impl Drop for Env {
     fn drop(&mut self) {
         if !std::thread::panicking() {
             let _ = fs::remove_dir_all(&self.dir);
+            let _ = fs::remove_dir_all(self.mail_spool_outside_path());
         }
     }
 }

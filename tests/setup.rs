@@ -2950,6 +2950,7 @@ fn a_spool_a_user_owns_or_could_swap_is_refused_everywhere() {
         .name;
     // The spool's parent is the user's.
     let env = Env::new();
+    env.mail_spool_outside();
     std::os::unix::fs::chown(&env.dir, Some(u.uid), None).unwrap();
     let want = format!(
         "{} ({name}:root 0755), above the queue directory {}, is owned by {name}",
@@ -3508,6 +3509,7 @@ fn an_acl_letting_a_user_write_the_spool_or_above_it_is_refused() {
     }
     let u = test_user();
     let env = Env::new();
+    env.mail_spool_outside();
     let out = admin(&env.conf, &["init", "--group", spool_group()]);
     assert!(out.status.success(), "{}", text(&out.stdout));
     fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
