@@ -642,6 +642,82 @@ fn config_prints_each_value_and_where_it_came_from() {
     assert_eq!(r.stdout, "");
 }
 
+/// An option each of whose lines means one more thing (DaemonPortOptions: one more
+/// listener; ClientPortOptions: one more address family's settings) is shown one line a
+/// setting, each with its own line: pasted back, the daemon still listens on each
+/// address (merged into one line, the last `Addr` alone was kept).
+#[test]
+fn config_shows_each_listener_on_its_own_line() {
+    // Env's config takes lines 1-5.
+    let env = Env::with_config(
+        "O DaemonPortOptions=Port=2535,Addr=127.0.0.1\n\
+         O DaemonPortOptions=Port=2536,Addr=127.0.0.1\n\
+         O ClientPortOptions=Family=inet,Addr=127.0.0.1\n\
+         O ClientPortOptions=Family=inet6,Addr=::1\n",
+    );
+    let conf = env.conf.display().to_string();
+    let r = admin(&env, &["config"]);
+    r.code(0);
+    let expected = [
+        format!("O DaemonPortOptions=Port=2535,Addr=127.0.0.1    # {conf}: line 6"),
+        format!("O DaemonPortOptions=Port=2536,Addr=127.0.0.1    # {conf}: line 7"),
+        format!(
+            "O ClientPortOptions=Family=inet,Addr=127.0.0.1    # {conf}: line 8 \
+             (not used by rsendmail)"
+        ),
+        format!(
+            "O ClientPortOptions=Family=inet6,Addr=::1    # {conf}: line 9 (not used by rsendmail)"
+        ),
+    ];
+    for l in &expected {
+        line(&r, l);
+    }
+    let count = |out: &str, name: &str| out.lines().filter(|l| l.starts_with(name)).count();
+    assert_eq!(count(&r.stdout, "O DaemonPortOptions="), 2, "{}", r.stdout);
+    assert_eq!(count(&r.stdout, "O ClientPortOptions="), 2, "{}", r.stdout);
+    // Pasted back: the same settings, each still on its own line.
+    let pasted = env.dir.join("pasted.conf");
+    fs::write(&pasted, &r.stdout).unwrap();
+    chmod(&pasted, 0o644);
+    let prog = env.dir.join("bin/rsendmail-admin");
+    let again = env.run_raw(&prog, &["-C", pasted.to_str().unwrap(), "config"], b"");
+    again.code(0);
+    assert_eq!(
+        settings_of(&r.stdout),
+        settings_of(&again.stdout),
+        "{}\n---\n{}",
+        r.stdout,
+        again.stdout
+    );
+    assert_eq!(
+        count(&again.stdout, "O DaemonPortOptions="),
+        2,
+        "{}",
+        again.stdout
+    );
+    // On the command line: each setting its own line too.
+    let r = admin(
+        &env,
+        &[
+            "config",
+            "-O",
+            "DaemonPortOptions=Port=2537,Addr=127.0.0.1",
+            "-O",
+            "DaemonPortOptions=Port=2538,Addr=127.0.0.1",
+        ],
+    );
+    r.code(0);
+    line(
+        &r,
+        "O DaemonPortOptions=Port=2537,Addr=127.0.0.1    # command line",
+    );
+    line(
+        &r,
+        "O DaemonPortOptions=Port=2538,Addr=127.0.0.1    # command line",
+    );
+    assert_eq!(count(&r.stdout, "O DaemonPortOptions="), 2, "{}", r.stdout);
+}
+
 /// DEFER is `O DeliveryMode=d` at its line: `config` shows the mode the programs use and
 /// both lines; a later line or the command line wins.
 #[test]
