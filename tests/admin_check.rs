@@ -1270,6 +1270,52 @@ fn check_to_parses_as_the_command_line_and_resolves_local_names() {
     line(&r, "FAIL connect: ");
 }
 
+/// `check --to` a local name says where its mail goes as `-bv` does: through an alias,
+/// a list and the user's `.forward` to a program and a file, never "the mailbox" of a
+/// user whose `.forward` sends the mail elsewhere.
+#[test]
+fn check_to_a_local_name_follows_aliases_lists_and_forward_as_bv() {
+    if !is_root() {
+        return;
+    }
+    let _turn = crate::local::forward_turn();
+    let env = Env::new();
+    let list = env.dir.join("fwd-members");
+    fs::write(&list, format!("{TEST_USER}\n")).unwrap();
+    chmod(&list, 0o644);
+    let aliases = env.dir.join("aliases");
+    fs::write(
+        &aliases,
+        format!(
+            "fwd-alias: {TEST_USER}\nfwd-list: :include:{}\n",
+            list.display()
+        ),
+    )
+    .unwrap();
+    env.add_config(&format!("ALIASES {}\n", aliases.display()));
+    let file = env.dir.join("fwd-file");
+    crate::local::write_forward(&format!("\"|/bin/true\"\n{}\n", file.display()));
+    for name in [TEST_USER, "fwd-alias", "fwd-list"] {
+        let bv = env.sendmail(&["-bv", name], b"");
+        bv.code(0);
+        for want in [
+            "|/bin/true... deliverable: mailer prog".to_string(),
+            format!("{}... deliverable: mailer *file*", file.display()),
+        ] {
+            assert!(bv.stdout.contains(&want), "{name}: {want} in {}", bv.stdout);
+        }
+        let r = admin(&env, &["check", "--to", name]);
+        let route = line(&r, "ok   route ");
+        for want in [
+            "the command |/bin/true".to_string(),
+            format!("the file {}", file.display()),
+        ] {
+            assert!(route.contains(&want), "{name}: {want} in {route}");
+        }
+        assert!(!route.contains("the mailbox of"), "{name}: {route}");
+    }
+}
+
 /// The configuration's checks: a keyword set twice (the earlier line changes nothing)
 /// is a warning; a configuration file or directory others may write fails (78).
 #[test]
