@@ -1881,6 +1881,7 @@ mod tests {
         let bare = |mut s: Settings| {
             s.given.clear();
             s.written.clear();
+            s.each.clear();
             s
         };
         for (name, _) in ACTED_ON {
