@@ -144,6 +144,9 @@ pub struct Config {
     /// for `rsendmail-admin config`, and (`QueueDirectory`, for `O QueueDirectory`) for the
     /// message about a missing spool.
     pub origin: std::collections::BTreeMap<String, String>,
+    /// Each line of an option each of whose lines means one more thing
+    /// ([`options::one_line_each`]): its [`options::given_key`], its value and `file: line N`.
+    pub each: Vec<(String, String, String)>,
 }
 
 /// The keywords of rsendmail.conf (dma.conf's and rsendmail's own), in the order
@@ -252,6 +255,7 @@ impl Config {
             no_pipelining: false,
             settings: Settings::default(),
             origin: Default::default(),
+            each: Vec::new(),
         }
     }
 
@@ -469,6 +473,13 @@ impl Config {
                     let key = options::given_key(resolved.def, resolved.sub.as_deref());
                     self.settings
                         .note_spelled(&key, &format!("O {}=", oname.trim()));
+                    if options::one_line_each(&key) {
+                        self.each.push((
+                            key.clone(),
+                            ovalue.to_string(),
+                            format!("{name}: line {lineno}"),
+                        ));
+                    }
                     self.origin
                         .insert(format!("O {key}"), format!("{name}: line {lineno}"));
                     if resolved.def.name == "QueueDirectory" {
@@ -501,6 +512,10 @@ impl Config {
                         .map_err(|e| err(value_error_code(def, e.code), e.message))?;
                     let key = options::given_key(def, None);
                     self.settings.note_spelled(&key, &format!("O{letter}"));
+                    if options::one_line_each(&key) {
+                        self.each
+                            .push((key.clone(), v.clone(), format!("{name}: line {lineno}")));
+                    }
                     self.origin
                         .insert(format!("O {key}"), format!("{name}: line {lineno}"));
                 }

@@ -981,6 +981,18 @@ pub struct Settings {
     /// (`-oA`, `-O AliasFile=`, `O AliasFile=`, `OA`), for messages that name the
     /// option and its value as the user wrote them ([`Settings::note_spelled`]).
     pub spelled: Vec<(String, String)>,
+    /// Every setting of an option each of whose lines means one more thing
+    /// ([`one_line_each`]), by [`given_key`], in the order given: `rsendmail-admin config`
+    /// shows one line for each.
+    pub each: Vec<(String, String)>,
+}
+
+/// Whether each setting of the option `key` means one more thing, so that its settings
+/// are shown one line each, never merged (`rsendmail-admin config`): DaemonPortOptions
+/// (each line one more listener) and ClientPortOptions (in sendmail each line sets one
+/// address family's options).
+pub fn one_line_each(key: &str) -> bool {
+    key == "DaemonPortOptions" || key == "ClientPortOptions"
 }
 
 /// `O ConnectionCacheTimeout=`'s built-in value, in seconds: 5, where sendmail keeps 5
@@ -1022,6 +1034,9 @@ impl Settings {
     ) -> Result<(), Fatal> {
         let key = given_key(def, sub);
         self.note_written(&key, value);
+        if one_line_each(&key) {
+            self.each.push((key.clone(), value.to_string()));
+        }
         if !self.given.contains(&key) {
             self.given.push(key);
         }
@@ -1207,6 +1222,7 @@ impl Settings {
         for (k, v) in &later.spelled {
             self.note_spelled(k, v);
         }
+        self.each.extend(later.each.iter().cloned());
         for g in &later.given {
             if !self.given.contains(g) {
                 self.given.push(g.clone());
@@ -1865,6 +1881,7 @@ mod tests {
         let bare = |mut s: Settings| {
             s.given.clear();
             s.written.clear();
+            s.each.clear();
             s
         };
         for (name, _) in ACTED_ON {

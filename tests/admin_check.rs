@@ -642,6 +642,82 @@ fn config_prints_each_value_and_where_it_came_from() {
     assert_eq!(r.stdout, "");
 }
 
+/// An option each of whose lines means one more thing (DaemonPortOptions: one more
+/// listener; ClientPortOptions: one more address family's settings) is shown one line a
+/// setting, each with its own line: pasted back, the daemon still listens on each
+/// address (merged into one line, the last `Addr` alone was kept).
+#[test]
+fn config_shows_each_listener_on_its_own_line() {
+    // Env's config takes lines 1-5.
+    let env = Env::with_config(
+        "O DaemonPortOptions=Port=2535,Addr=127.0.0.1\n\
+         O DaemonPortOptions=Port=2536,Addr=127.0.0.1\n\
+         O ClientPortOptions=Family=inet,Addr=127.0.0.1\n\
+         O ClientPortOptions=Family=inet6,Addr=::1\n",
+    );
+    let conf = env.conf.display().to_string();
+    let r = admin(&env, &["config"]);
+    r.code(0);
+    let expected = [
+        format!("O DaemonPortOptions=Port=2535,Addr=127.0.0.1    # {conf}: line 6"),
+        format!("O DaemonPortOptions=Port=2536,Addr=127.0.0.1    # {conf}: line 7"),
+        format!(
+            "O ClientPortOptions=Family=inet,Addr=127.0.0.1    # {conf}: line 8 \
+             (not used by rsendmail)"
+        ),
+        format!(
+            "O ClientPortOptions=Family=inet6,Addr=::1    # {conf}: line 9 (not used by rsendmail)"
+        ),
+    ];
+    for l in &expected {
+        line(&r, l);
+    }
+    let count = |out: &str, name: &str| out.lines().filter(|l| l.starts_with(name)).count();
+    assert_eq!(count(&r.stdout, "O DaemonPortOptions="), 2, "{}", r.stdout);
+    assert_eq!(count(&r.stdout, "O ClientPortOptions="), 2, "{}", r.stdout);
+    // Pasted back: the same settings, each still on its own line.
+    let pasted = env.dir.join("pasted.conf");
+    fs::write(&pasted, &r.stdout).unwrap();
+    chmod(&pasted, 0o644);
+    let prog = env.dir.join("bin/rsendmail-admin");
+    let again = env.run_raw(&prog, &["-C", pasted.to_str().unwrap(), "config"], b"");
+    again.code(0);
+    assert_eq!(
+        settings_of(&r.stdout),
+        settings_of(&again.stdout),
+        "{}\n---\n{}",
+        r.stdout,
+        again.stdout
+    );
+    assert_eq!(
+        count(&again.stdout, "O DaemonPortOptions="),
+        2,
+        "{}",
+        again.stdout
+    );
+    // On the command line: each setting its own line too.
+    let r = admin(
+        &env,
+        &[
+            "config",
+            "-O",
+            "DaemonPortOptions=Port=2537,Addr=127.0.0.1",
+            "-O",
+            "DaemonPortOptions=Port=2538,Addr=127.0.0.1",
+        ],
+    );
+    r.code(0);
+    line(
+        &r,
+        "O DaemonPortOptions=Port=2537,Addr=127.0.0.1    # command line",
+    );
+    line(
+        &r,
+        "O DaemonPortOptions=Port=2538,Addr=127.0.0.1    # command line",
+    );
+    assert_eq!(count(&r.stdout, "O DaemonPortOptions="), 2, "{}", r.stdout);
+}
+
 /// DEFER is `O DeliveryMode=d` at its line: `config` shows the mode the programs use and
 /// both lines; a later line or the command line wins.
 #[test]
@@ -1192,6 +1268,52 @@ fn check_to_parses_as_the_command_line_and_resolves_local_names() {
     r.code(75);
     line(&r, "ok   route root is delivered on this host: ");
     line(&r, "FAIL connect: ");
+}
+
+/// `check --to` a local name says where its mail goes as `-bv` does: through an alias,
+/// a list and the user's `.forward` to a program and a file, never "the mailbox" of a
+/// user whose `.forward` sends the mail elsewhere.
+#[test]
+fn check_to_a_local_name_follows_aliases_lists_and_forward_as_bv() {
+    if !is_root() {
+        return;
+    }
+    let _turn = crate::local::forward_turn();
+    let env = Env::new();
+    let list = env.dir.join("fwd-members");
+    fs::write(&list, format!("{TEST_USER}\n")).unwrap();
+    chmod(&list, 0o644);
+    let aliases = env.dir.join("aliases");
+    fs::write(
+        &aliases,
+        format!(
+            "fwd-alias: {TEST_USER}\nfwd-list: :include:{}\n",
+            list.display()
+        ),
+    )
+    .unwrap();
+    env.add_config(&format!("ALIASES {}\n", aliases.display()));
+    let file = env.dir.join("fwd-file");
+    crate::local::write_forward(&format!("\"|/bin/true\"\n{}\n", file.display()));
+    for name in [TEST_USER, "fwd-alias", "fwd-list"] {
+        let bv = env.sendmail(&["-bv", name], b"");
+        bv.code(0);
+        for want in [
+            "|/bin/true... deliverable: mailer prog".to_string(),
+            format!("{}... deliverable: mailer *file*", file.display()),
+        ] {
+            assert!(bv.stdout.contains(&want), "{name}: {want} in {}", bv.stdout);
+        }
+        let r = admin(&env, &["check", "--to", name]);
+        let route = line(&r, "ok   route ");
+        for want in [
+            "the command |/bin/true".to_string(),
+            format!("the file {}", file.display()),
+        ] {
+            assert!(route.contains(&want), "{name}: {want} in {route}");
+        }
+        assert!(!route.contains("the mailbox of"), "{name}: {route}");
+    }
 }
 
 /// The configuration's checks: a keyword set twice (the earlier line changes nothing)

@@ -13,8 +13,10 @@
 //! rsendmail`). A keyword not set and
 //! without a built-in value says `default (not set)`.
 //!
-//! Values are shown as written (`O Timeout.connect=30s`), the options whose settings add
-//! up (PrivacyOptions, DaemonPortOptions) all of them, joined by commas; a boolean given
+//! Values are shown as written (`O Timeout.connect=30s`), PrivacyOptions, whose settings
+//! add up, all of them joined by commas; an option each of whose lines means one more
+//! thing ([`options::one_line_each`]: DaemonPortOptions, ClientPortOptions) one line a
+//! setting, each with its own origin; a boolean given
 //! without a value as `true` (`O Verp=true    # FILE: line 3 (given without a value)`).
 //! MAILNAME not set names the host name used instead; the queue timeouts set by
 //! sendmail's `QueueTimeout` show the value in force and what set it; a `-o` letter of no option is named in a `#` line (ignored, as sendmail
@@ -239,6 +241,30 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
                     "O {key}={value}    # {} (not used by rsendmail)",
                     origin_of(def, key)
                 );
+            }
+        } else if options::one_line_each(def.name) && written(def.name).is_some() {
+            // Each line means one more thing (one more listener): one line each, with
+            // its own origin, so that the output read back means the same.
+            let used = if ACTED_ON.iter().any(|(n, _)| *n == def.name) {
+                ""
+            } else {
+                " (not used by rsendmail)"
+            };
+            let from_file = s
+                .cfg
+                .each
+                .iter()
+                .filter(|(k, _, _)| k == def.name)
+                .map(|(_, v, o)| (v.as_str(), o.as_str()));
+            let from_line = s
+                .inv
+                .settings
+                .each
+                .iter()
+                .filter(|(k, _)| k == def.name)
+                .map(|(_, v)| (v.as_str(), "command line"));
+            for (v, o) in from_file.chain(from_line) {
+                crate::outln!("O {}={v}    # {o}{used}", def.name);
             }
         } else if ACTED_ON.iter().any(|(n, _)| *n == def.name) {
             acted_on(def, def.name);

@@ -251,12 +251,15 @@ fn one_address(s: &Setup, given: &str) -> Result<String, Fatal> {
     }
 }
 
-/// A local address through the aliases, as `-bv` resolves it: a `route` line naming
-/// where it goes, or a failure with `-bv`'s words and status (User unknown: 67).
+/// A local address through the aliases, lists and users' `.forward` files, as `-bv`
+/// resolves it (the same expansion, [`crate::deliver::local::Local::verify_forwards`]):
+/// a `route` line naming where it goes (a mailbox, a program, a file, an address
+/// elsewhere), or a failure with `-bv`'s words and status (User unknown: 67).
 fn local_route(t: &mut Tally, engine: &Engine, a: &str) {
     use rsendmail::aliases::Target;
     let is_local = |x: &str| plan::route(engine, x) == Route::Local;
     let x = engine.local.expand(&[a.to_string()], None, &is_local);
+    let x = engine.local.verify_forwards(x, &is_local);
     for e in &x.errors {
         t.fail(e.status(), "route", &e.text());
     }
