@@ -900,6 +900,7 @@ impl Config {
                 out.push(UntrustedFile {
                     what: "MAILSPOOL",
                     at: self.where_set("MAILSPOOL"),
+                    named: "MAILSPOOL ".to_string(),
                     path: self.mail_spool.clone(),
                     risks,
                 });
