@@ -4170,15 +4170,16 @@ fn check_adopts_no_entry_of_another_group() {
     assert!(line.contains("suspect"), "{said}");
     assert!(
         line.contains(&format!(
-            "\\! -group {} -exec mv -t /root/rsendmail-suspect",
-            spool_group()
+            "\\! -group {} -exec mv --backup=numbered -t {}",
+            spool_group(),
+            spool.join("corrupt").display()
         )),
         "{said}"
     );
     assert!(
         !said
             .lines()
-            .any(|l| l.starts_with("FAIL spool: ") && l.contains("chgrp")),
+            .any(|l| l.starts_with("FAIL spool: ") && l.contains("-exec chgrp")),
         "{said}"
     );
 }

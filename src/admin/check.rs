@@ -1336,7 +1336,10 @@ fn files_step(
         // One of another group (a user's own spool: another owner) was not written by
         // rsendmail with the spool's group: written while the spool's group was wrong
         // (by whoever had it then), or another program's. Suspect: never adopted.
-        if !(private || want.gid == Some(md.gid())) || (private && md.uid() != want.uid) {
+        // (The index's files are made anew by every rebuild: only entries are suspect.)
+        if only_entries
+            && (!(private || want.gid == Some(md.gid())) || (private && md.uid() != want.uid))
+        {
             suspect.push(name());
         } else if !ok {
             wrong.push(name());
@@ -1391,7 +1394,14 @@ fn files_step(
         } else {
             format!("of the group {group}")
         };
-        let aside = "/root/rsendmail-suspect";
+        // The spool's corrupt/, where queue runs put what they refuse: nothing there
+        // is run.
+        let top = if dir.ends_with(crate::spool::HOLD) {
+            dir.parent().unwrap_or(dir)
+        } else {
+            dir
+        };
+        let aside = sh_word(&top.join("corrupt"));
         let mut which = format!("{names} \\! -group {group}");
         if private {
             which = format!("{names} \\! -user {}", want.uid);
@@ -1400,31 +1410,41 @@ fn files_step(
             Sysexit::Config,
             "spool",
             &format!(
-                "{} file(s) in {} are not {not} ({}): rsendmail did not write them so; \
-                 they were written while the spool's group (or owner) was wrong, or by \
-                 another program, and are suspect: never give them the spool's group or \
-                 mode, which would make them look like entries root runs (repair: set them \
-                 aside and examine them: install -d -m 700 {aside} && find {d} -maxdepth 1 \
-                 -type f{which} -exec mv -t {aside} {{}} +)",
+                "{} queue file(s) in {} are not {not} ({}): rsendmail did not write them \
+                 so; written while the spool's group (or owner) was wrong, or by another \
+                 program, they are suspect: never give them the spool's group or mode, \
+                 which would make them look like entries root runs; set them aside in \
+                 corrupt/, where nothing is run, and examine them (put back only those you \
+                 trust, with chgrp and chmod 660){}",
                 suspect.len(),
                 dir.display(),
                 shown(&mut suspect),
+                fix(&[format!(
+                    "find {d} -maxdepth 1 -type f{which} -exec mv --backup=numbered -t \
+                     {aside} {{}} +"
+                )])
             ),
         );
     }
     if wrong.is_empty() {
         return failed;
     }
-    // Only those of the spool's group (its owner's): their mode alone is wrong.
-    let cmd = if private {
-        format!(
+    // Entries: only those of the spool's group (its owner's), whose mode alone is
+    // wrong; the index's files, made anew by every rebuild, are given the group too.
+    let cmd = match (private, only_entries) {
+        (true, true) => format!(
             "find {d} -maxdepth 1 -type f{names} -user {} -exec chmod {file_mode:o} {{}} +",
             want.uid
-        )
-    } else {
-        format!(
+        ),
+        (true, false) => {
+            format!("find {d} -maxdepth 1 -type f -exec chmod {file_mode:o} {{}} +")
+        }
+        (false, true) => format!(
             "find {d} -maxdepth 1 -type f{names} -group {group} -exec chmod {file_mode:o} {{}} +"
-        )
+        ),
+        (false, false) => format!(
+            "find {d} -maxdepth 1 -type f -exec chgrp {group} {{}} + -exec chmod {file_mode:o} {{}} +"
+        ),
     };
     let want = if private {
         format!("{file_mode:04o}, this user's")
