@@ -2849,3 +2849,49 @@ fn a_program_a_user_owns_is_installed_anew() {
         r.stdout
     );
 }
+
+/// A configuration file in a user's home, or reached through a link: `check` fails it
+/// with no chown or chmod (her home taken from her, or the link followed), and no `ok`.
+#[test]
+fn config_fix_changes_no_users_home_nor_a_link() {
+    if !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    let env = Env::new();
+    let home_dir = u.home.join(format!("rsm-conf-{}", std::process::id()));
+    fs::create_dir_all(&home_dir).unwrap();
+    std::os::unix::fs::chown(&home_dir, Some(u.uid), Some(u.gid)).unwrap();
+    let conf = home_dir.join("u.conf");
+    fs::copy(&env.conf, &conf).unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let linkdir = env.dir.join(format!("conflink-{}", std::process::id()));
+    fs::create_dir_all(&linkdir).unwrap();
+    std::os::unix::fs::symlink(&home_dir, linkdir.join("h")).unwrap();
+    let mut outs = Vec::new();
+    for c in [conf.clone(), linkdir.join("h/u.conf")] {
+        let prog = install(&env);
+        outs.push(
+            env.run_raw(&prog, &["-C", c.to_str().unwrap(), "check"], b"")
+                .stdout,
+        );
+    }
+    let _ = fs::remove_dir_all(&home_dir);
+    for said in outs {
+        assert!(
+            said.lines()
+                .any(|l| l.starts_with("FAIL config: ") && l.contains("never change the owner")),
+            "{said}"
+        );
+        assert!(
+            !said
+                .lines()
+                .any(|l| l.starts_with("FAIL config: ") && l.contains("chown")),
+            "{said}"
+        );
+        assert!(
+            !said.lines().any(|l| l.starts_with("ok   config: ")),
+            "{said}"
+        );
+    }
+}

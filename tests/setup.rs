@@ -4036,3 +4036,152 @@ fn check_fails_nothing_of_a_spool_roots_alone() {
         "{said}"
     );
 }
+
+/// `init` for a SPOOLDIR in a user's home offers no `chown root` of her directories:
+/// the spool belongs outside her tree, as `check` says.
+#[test]
+fn init_gives_no_users_home_to_root() {
+    if !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    let in_home = u.home.join(format!("rsm-init-home-{}", std::process::id()));
+    fs::create_dir_all(&in_home).unwrap();
+    let (dir, conf, _) = init_env("init-home");
+    fs::write(
+        &conf,
+        format!(
+            "MAILNAME test.example\nSPOOLDIR {}\nMAILSPOOL {}\n",
+            in_home.join("spool").display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let out = admin(&conf, &["init", "--group", spool_group()]);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let _ = fs::remove_dir_all(&in_home);
+    let _ = fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    assert!(!said.contains("chown"), "{said}");
+    assert!(
+        said.contains(&format!(
+            "it is in {}, the home of {TEST_USER}: rather name a SPOOLDIR outside",
+            u.home.display()
+        )),
+        "{said}"
+    );
+}
+
+/// A SPOOLDIR in another spool's tree (its hold/, or the spool itself named through
+/// `..`) is refused by `init` (78, nothing made, no mode of the live spool changed)
+/// and failed by `check`, with no chmod offered.
+#[test]
+fn a_spool_inside_another_spool_is_refused() {
+    let (dir, conf, spool) = init_env("inside");
+    let out = admin(&conf, &["init", "--group", spool_group()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mode = fs::metadata(&spool).unwrap().mode();
+    for inner in [
+        spool.join("hold"),
+        spool.join("..").join("spool"),
+        spool.join("hold").join("x"),
+    ] {
+        let c2 = dir.join("inner.conf");
+        fs::write(
+            &c2,
+            format!(
+                "MAILNAME test.example\nSPOOLDIR {}\nMAILSPOOL {}\n",
+                inner.display(),
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let out = admin(&c2, &["init", "--group", spool_group()]);
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(78), "{said}");
+        assert!(
+            said.contains(&format!(
+                "is inside the rsendmail spool {}",
+                spool.display()
+            )),
+            "{said}"
+        );
+        assert!(!said.contains("chmod"), "{said}");
+        assert_eq!(fs::metadata(&spool).unwrap().mode(), mode);
+        assert!(!spool.join("hold/tmp").exists());
+        let out = admin(&c2, &["check"]);
+        let said = text(&out.stdout);
+        assert!(
+            said.lines().any(|l| l.starts_with("FAIL spool: ")
+                && l.contains(&format!(
+                    "is inside the rsendmail spool {}",
+                    spool.display()
+                ))),
+            "{said}"
+        );
+        assert!(!said.contains("chmod"), "{said}");
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// An old sendmail queue named as SPOOLDIR: `check` fails it and offers no fix that
+/// gives sendmail's queue files to the spool's group.
+#[test]
+fn check_adopts_no_old_sendmail_queue() {
+    let (dir, conf, spool) = init_env("oldmq");
+    fs::create_dir_all(&spool).unwrap();
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o700)).unwrap();
+    let qf = spool.join("qfAB12345");
+    fs::write(&qf, "V8\nT1\n").unwrap();
+    fs::set_permissions(&qf, fs::Permissions::from_mode(0o600)).unwrap();
+    let out = admin(&conf, &["check"]);
+    let said = text(&out.stdout);
+    let _ = fs::remove_dir_all(&dir);
+    assert!(said.contains("old sendmail queue"), "{said}");
+    assert!(
+        !said
+            .lines()
+            .any(|l| l.starts_with("FAIL spool: ")
+                && (l.contains("chgrp") || l.contains("chmod 660"))),
+        "{said}"
+    );
+}
+
+/// Entries not of the spool's group (written while its group was wrong) are suspect:
+/// `check` says so and how to set them aside, and offers no chgrp/chmod adopting them.
+#[test]
+fn check_adopts_no_entry_of_another_group() {
+    if !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    let (dir, conf, spool) = init_env("suspect");
+    let out = admin(&conf, &["init", "--group", spool_group()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let planted = spool.join("qf6B21gSDu00777Y");
+    fs::write(&planted, "planted\n").unwrap();
+    std::os::unix::fs::chown(&planted, Some(u.uid), Some(u.gid)).unwrap();
+    fs::set_permissions(&planted, fs::Permissions::from_mode(0o660)).unwrap();
+    let out = admin(&conf, &["check"]);
+    let said = text(&out.stdout);
+    let _ = fs::remove_dir_all(&dir);
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("FAIL spool: ") && l.contains("qf6B21gSDu00777Y"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(line.contains("suspect"), "{said}");
+    assert!(
+        line.contains(&format!(
+            "\\! -group {} -exec mv --backup=numbered -t {}",
+            spool_group(),
+            spool.join("corrupt").display()
+        )),
+        "{said}"
+    );
+    assert!(
+        !said
+            .lines()
+            .any(|l| l.starts_with("FAIL spool: ") && l.contains("-exec chgrp")),
+        "{said}"
+    );
+}

@@ -182,6 +182,7 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
 fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
     let path = ctx.config.clone().unwrap_or_else(config::system_config);
     let name = path.display().to_string();
+    let mut writable_ok = true;
     if ctx.config.is_none() && !config::exists(&path) {
         t.say(
             Mark::Ok,
@@ -202,7 +203,7 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
                 for w in overridden_lines(&text, &name) {
                     t.say(Mark::Warn, "config", &w);
                 }
-                writable_step(t, &path);
+                writable_ok = writable_step(t, &path);
             }
             Err(e) => {
                 t.fail(
@@ -226,7 +227,7 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
     let files = s.cfg.check_files(&s.settings);
     match &files {
         Err(f) => t.fail(Sysexit::Config, "config", &f.message),
-        Ok(()) if config::exists(&path) => t.say(Mark::Ok, "config", &name),
+        Ok(()) if writable_ok && config::exists(&path) => t.say(Mark::Ok, "config", &name),
         Ok(()) => {}
     }
     for w in idle_settings(&s.cfg) {
@@ -311,8 +312,9 @@ pub fn overridden_lines(text: &str, name: &str) -> Vec<String> {
 /// root writes mailboxes and which aliases run commands: the file and its directory must
 /// be writable by root alone (group write only for group root; a directory with the
 /// sticky bit protects the file from others). A file `-C` names that the caller owns is
-/// hers to write.
-fn writable_step(t: &mut Tally, path: &Path) {
+/// hers to write. Whether it passed.
+fn writable_step(t: &mut Tally, path: &Path) -> bool {
+    let mut ok = true;
     let me = nix::unistd::geteuid().as_raw();
     let unsafe_md = |md: &std::fs::Metadata, dir: bool| -> Option<&'static str> {
         let mode = md.mode();
@@ -335,11 +337,51 @@ fn writable_step(t: &mut Tally, path: &Path) {
             continue;
         };
         if let Some(why) = unsafe_md(&md, is_dir) {
-            let mut cmds = Vec::new();
-            if md.uid() != 0 && md.uid() != me {
-                cmds.push(format!("chown root {}", sh_word(p)));
-            }
-            cmds.push(format!("chmod go-w {}", sh_word(p)));
+            // Never a chown or chmod through a symbolic link (it changes what the link
+            // points at, which its owner can point anywhere) nor of a path in a user's
+            // home (hers to change: her home taken from her, or swapped for a link
+            // first): the configuration belongs elsewhere.
+            let linked = std::fs::canonicalize(p).map_or(true, |r| {
+                r != std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+            });
+            let home = (md.uid() != 0)
+                .then(|| nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(md.uid())))
+                .and_then(|u| u.ok().flatten())
+                .map(|u| u.dir)
+                .filter(|h| h.is_absolute() && h != Path::new("/"))
+                .filter(|h| {
+                    std::fs::canonicalize(p).is_ok_and(|r| {
+                        r.starts_with(std::fs::canonicalize(h).unwrap_or_else(|_| h.clone()))
+                    })
+                });
+            let repair = if linked || home.is_some() {
+                format!(
+                    " (repair: have root make the configuration anew in a directory that \
+                     is root's alone all the way down, reached through no link{}, and name \
+                     it; never change the owner or mode of {}: {})",
+                    home.as_ref()
+                        .map(|h| format!(" and outside {}", h.display()))
+                        .unwrap_or_default(),
+                    sh_word(p),
+                    match &home {
+                        Some(h) => format!(
+                            "it is in {}, the home of {}, hers to change",
+                            h.display(),
+                            user_name(md.uid())
+                        ),
+                        None => "it is reached through a symbolic link, whose owner \
+                                 can point it anywhere"
+                            .to_string(),
+                    }
+                )
+            } else {
+                let mut cmds = Vec::new();
+                if md.uid() != 0 && md.uid() != me {
+                    cmds.push(format!("chown root {}", sh_word(p)));
+                }
+                cmds.push(format!("chmod go-w {}", sh_word(p)));
+                fix(&cmds)
+            };
             t.fail(
                 Sysexit::Config,
                 "config",
@@ -349,11 +391,13 @@ fn writable_step(t: &mut Tally, path: &Path) {
                     p.display(),
                     owner_mode(&md),
                     if is_dir { "the files in it" } else { "it" },
-                    fix(&cmds)
+                    repair
                 ),
             );
+            ok = false;
         }
     }
+    ok
 }
 
 /// The files the configuration names that the programs read for routing or credentials,
@@ -739,6 +783,15 @@ fn root_only_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
 /// The spool, the set-gid binary, the wake-up FIFO and auth.conf.
 fn install_steps(t: &mut Tally, s: &app::Setup) {
     let dir = &s.spool.dir;
+    // In another spool's tree: what init refuses; no repair of either is offered.
+    if let Some(other) = s.spool.inside_spool() {
+        t.fail(
+            Sysexit::Config,
+            "spool",
+            &s.spool.inside_spool_problem(&other),
+        );
+        return;
+    }
     let spool_md = match std::fs::metadata(dir) {
         Ok(md) if md.is_dir() => md,
         Ok(_) => {
@@ -818,6 +871,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
     } else {
         want.chown(dir)
     };
+    let refused_dir = refused.is_some();
     if let Some(f) = refused {
         t.fail(Sysexit::Config, "spool", &f.message);
     } else if mode & 0o002 != 0 {
@@ -914,7 +968,11 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             &format!("{} ({})", dir.display(), owner_mode(&spool_md)),
         );
     }
-    subdirs_step(t, s, &want);
+    // Not a spool (another program's files, an old sendmail queue): nothing in it is
+    // to be adopted, so its files get no fix.
+    if !refused_dir {
+        subdirs_step(t, s, &want);
+    }
     let users_deliver = binary_step(t, s, &want);
     let shared_group = if s.spool.private || want.root_only {
         None
@@ -1253,6 +1311,7 @@ fn files_step(
         return 0;
     };
     let mut wrong: Vec<String> = Vec::new();
+    let mut suspect: Vec<String> = Vec::new();
     // Files whose access ACL gives a named user or group anything: they could read or
     // change what is queued whatever the mode says (`init` removes it).
     let mut acl: Vec<String> = Vec::new();
@@ -1274,7 +1333,15 @@ fn files_step(
             && (private || want.gid == Some(md.gid()))
             && (!private || md.uid() == want.uid);
         let name = || crate::text::printable(&ent.file_name().to_string_lossy()).into_owned();
-        if !ok {
+        // One of another group (a user's own spool: another owner) was not written by
+        // rsendmail with the spool's group: written while the spool's group was wrong
+        // (by whoever had it then), or another program's. Suspect: never adopted.
+        // (The index's files are made anew by every rebuild: only entries are suspect.)
+        if only_entries
+            && (!(private || want.gid == Some(md.gid())) || (private && md.uid() != want.uid))
+        {
+            suspect.push(name());
+        } else if !ok {
             wrong.push(name());
         }
         if !private
@@ -1320,15 +1387,64 @@ fn files_step(
             ),
         );
     }
+    if !suspect.is_empty() {
+        failed = 1;
+        let not = if private {
+            "this user's".to_string()
+        } else {
+            format!("of the group {group}")
+        };
+        // The spool's corrupt/, where queue runs put what they refuse: nothing there
+        // is run.
+        let top = if dir.ends_with(crate::spool::HOLD) {
+            dir.parent().unwrap_or(dir)
+        } else {
+            dir
+        };
+        let aside = sh_word(&top.join("corrupt"));
+        let mut which = format!("{names} \\! -group {group}");
+        if private {
+            which = format!("{names} \\! -user {}", want.uid);
+        }
+        t.fail(
+            Sysexit::Config,
+            "spool",
+            &format!(
+                "{} queue file(s) in {} are not {not} ({}): rsendmail did not write them \
+                 so; written while the spool's group (or owner) was wrong, or by another \
+                 program, they are suspect: never give them the spool's group or mode, \
+                 which would make them look like entries root runs; set them aside in \
+                 corrupt/, where nothing is run, and examine them (put back only those you \
+                 trust, with chgrp and chmod 660){}",
+                suspect.len(),
+                dir.display(),
+                shown(&mut suspect),
+                fix(&[format!(
+                    "find {d} -maxdepth 1 -type f{which} -exec mv --backup=numbered -t \
+                     {aside} {{}} +"
+                )])
+            ),
+        );
+    }
     if wrong.is_empty() {
         return failed;
     }
-    let cmd = if private {
-        format!("find {d} -maxdepth 1 -type f{names} -exec chmod {file_mode:o} {{}} +")
-    } else {
-        format!(
-            "find {d} -maxdepth 1 -type f{names} -exec chgrp {group} {{}} + -exec chmod {file_mode:o} {{}} +"
-        )
+    // Entries: only those of the spool's group (its owner's), whose mode alone is
+    // wrong; the index's files, made anew by every rebuild, are given the group too.
+    let cmd = match (private, only_entries) {
+        (true, true) => format!(
+            "find {d} -maxdepth 1 -type f{names} -user {} -exec chmod {file_mode:o} {{}} +",
+            want.uid
+        ),
+        (true, false) => {
+            format!("find {d} -maxdepth 1 -type f -exec chmod {file_mode:o} {{}} +")
+        }
+        (false, true) => format!(
+            "find {d} -maxdepth 1 -type f{names} -group {group} -exec chmod {file_mode:o} {{}} +"
+        ),
+        (false, false) => format!(
+            "find {d} -maxdepth 1 -type f -exec chgrp {group} {{}} + -exec chmod {file_mode:o} {{}} +"
+        ),
     };
     let want = if private {
         format!("{file_mode:04o}, this user's")
@@ -1691,39 +1807,11 @@ fn directories_above_step(t: &mut Tally, s: &app::Setup) {
         .into_iter()
         .filter(|u| u.above || u.is_link())
     {
-        // In a user's home: her tree is hers to change, so the spool belongs elsewhere;
-        // no `chown root` of her directories (her home taken from her, or, swapped for
-        // a link between the check and the fix, whatever it points at).
-        let home = users_home_holding(&u);
-        let cmds = if home.is_some() {
-            Vec::new()
-        } else {
-            u.fix(s.spool.private)
-        };
-        let mut line = s.spool.unsafe_dir_problem(&u, Some(&cmds));
-        if let Some(home) = home {
-            line.push_str(&format!(
-                "; it is in {}, the home of {}: rather name a SPOOLDIR outside that \
-                 user's tree than give her directories to root",
-                home.display(),
-                user_name(u.md.uid())
-            ));
-        }
+        // In a user's home: no fix but a path outside her tree (said with the problem).
+        let cmds = u.fix(s.spool.private);
+        let line = s.spool.unsafe_dir_problem(&u, Some(&cmds));
         t.fail(Sysexit::Config, "spool", &line);
     }
-}
-
-/// The home directory of the user who owns `u`, when `u` lies in it (or is it).
-fn users_home_holding(u: &crate::spool::safety::UnsafeDir) -> Option<std::path::PathBuf> {
-    let uid = u.md.uid();
-    if uid == 0 {
-        return None;
-    }
-    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-        .ok()
-        .flatten()?;
-    let home = user.dir;
-    (home.is_absolute() && home != Path::new("/") && u.dir.starts_with(&home)).then_some(home)
 }
 
 /// `rsendmail-deliver` is what root runs (the queue runner, `-q`, the daemon): it and

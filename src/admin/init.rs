@@ -108,6 +108,16 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
     // Every mode below is set explicitly; nothing is made wider than asked.
     nix::sys::stat::umask(Mode::from_bits_truncate(0o077));
     let spool = system_spool(&cfg);
+    // Never a spool in another spool's tree: nothing made, no mode of the other changed.
+    if let Some(other) = spool.inside_spool() {
+        return Err(Fatal::new(
+            Sysexit::Config,
+            format!(
+                "{} (nothing was changed)",
+                spool.inside_spool_problem(&other)
+            ),
+        ));
+    }
     // Not told a group: the one rule `check` applies too ([`spool_group`]).
     let (group_name, gid) = match group {
         Some(name) => {

@@ -55,8 +55,15 @@ pub struct UnsafeDir {
 
 impl UnsafeDir {
     /// The commands (shell words) that put it right, run as root: root its owner, and
-    /// (a directory above the spool) nobody else writing it.
+    /// (a directory above the spool) nobody else writing it. None for one in the
+    /// home of the user who owns it ([`UnsafeDir::users_home`]): her tree is hers to
+    /// change, so the spool belongs elsewhere; never a `chown root` of her directories
+    /// (her home taken from her, or, swapped for a link between the check and the fix,
+    /// whatever it points at).
     pub fn fix(&self, private: bool) -> Vec<String> {
+        if self.users_home().is_some() {
+            return Vec::new();
+        }
         let me = nix::unistd::geteuid().as_raw();
         let p = shell_word(&self.dir);
         let mut cmds = Vec::new();
@@ -77,6 +84,25 @@ impl UnsafeDir {
 }
 
 impl UnsafeDir {
+    /// The home directory of the user who owns it, when it lies in that home (or is
+    /// it), as found or as the link it was reached through names it.
+    pub fn users_home(&self) -> Option<PathBuf> {
+        let uid = self.md.uid();
+        if uid == 0 {
+            return None;
+        }
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()?;
+        let home = user.dir;
+        let within = |p: &Path| {
+            p.starts_with(&home)
+                || fs::canonicalize(p)
+                    .is_ok_and(|r| fs::canonicalize(&home).is_ok_and(|h| r.starts_with(h)))
+        };
+        (home.is_absolute() && home != Path::new("/") && within(&self.dir)).then_some(home)
+    }
+
     /// Whether it is a symbolic link on the spool's path (the spool itself or above it).
     pub fn is_link(&self) -> bool {
         self.md.file_type().is_symlink()
@@ -414,6 +440,44 @@ impl Spool {
         out
     }
 
+    /// The rsendmail spool whose tree holds this one's path, when one does: a directory
+    /// on the way to it as configured (also through `..`) or as resolved that holds a
+    /// spool's sub-directories (`tmp`, `index`, `corrupt`). A spool in another spool (its
+    /// `hold/`, or the spool itself named through `..`) is refused: a repair of the one
+    /// would break the other, and what is made in it would be the other's entries.
+    pub fn inside_spool(&self) -> Option<PathBuf> {
+        let is_spool = |d: &Path| {
+            ["tmp", "index", "corrupt"]
+                .iter()
+                .all(|n| fs::symlink_metadata(d.join(n)).is_ok_and(|m| m.is_dir()))
+        };
+        let mut above: Vec<PathBuf> = Vec::new();
+        let mut p = PathBuf::new();
+        let comps: Vec<_> = self.dir.components().collect();
+        for c in comps.iter().take(comps.len().saturating_sub(1)) {
+            p.push(c);
+            above.push(p.clone());
+        }
+        if let Some(r) = self.dir.parent().and_then(|d| fs::canonicalize(d).ok()) {
+            above.extend(r.ancestors().map(Path::to_path_buf));
+        }
+        above
+            .into_iter()
+            .find(|d| d != Path::new("/") && is_spool(d))
+    }
+
+    /// What [`Spool::inside_spool`] found, said.
+    pub fn inside_spool_problem(&self, other: &Path) -> String {
+        format!(
+            "the queue directory {} is inside the rsendmail spool {}: a spool is never \
+             made in another spool's tree, nor named through one; \
+             name a SPOOLDIR outside {}, without `..`",
+            self.dir.display(),
+            other.display(),
+            other.display()
+        )
+    }
+
     /// The line that refuses a spool for the directory `u` ([`Spool::unsafe_dir`]), for
     /// every program that uses the spool, ending with where to find the repair; with
     /// `fix` (`rsendmail-admin check` and `init`), ending with those commands (none
@@ -463,9 +527,18 @@ impl Spool {
             Some(cmds) => format!(" (fix: {})", cmds.join(" && ")),
             None => " (`rsendmail-admin check` says how)".to_string(),
         };
+        let home = match u.users_home() {
+            Some(home) => format!(
+                "; it is in {}, the home of {}: rather name a SPOOLDIR outside that \
+                 user's tree than give her directories to root",
+                home.display(),
+                user_name(u.md.uid())
+            ),
+            None => String::new(),
+        };
         format!(
             "{what}, so the queue is not used until it and every directory above it are \
-             {owner} alone{how}"
+             {owner} alone{how}{home}"
         )
     }
 }
