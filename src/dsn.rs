@@ -360,7 +360,7 @@ impl Report<'_> {
                 } else {
                     let _ = writeln!(b, "{listed}");
                     if let Some(d) = &r.diagnostic {
-                        let _ = writeln!(b, "    (reason: {})", ascii_line(d));
+                        let _ = writeln!(b, "    (reason: {})", ascii_line(reason_of(r, d)));
                     }
                 }
                 if let Some(f) = &r.expanded_from {
@@ -607,6 +607,20 @@ pub fn wanted(r: &Recipient, kind: Kind) -> bool {
                         }
                 })
         }
+    }
+}
+
+/// The reason line's text for a Diagnostic-Code: a mailer's exit status alone
+/// (`X-Unix; 67`, a `|program`'s) is told by sendmail's words for it (`User unknown`;
+/// the number itself when it is no sysexits code), any other the Diagnostic-Code's own.
+fn reason_of<'a>(r: &RcptReport, diagnostic: &'a str) -> &'a str {
+    match diagnostic
+        .parse::<u8>()
+        .ok()
+        .and_then(crate::exit::Sysexit::from_code)
+    {
+        Some(x) if r.diagnostic_type == "X-Unix" && x != crate::exit::Sysexit::Ok => x.text(),
+        _ => diagnostic,
     }
 }
 
