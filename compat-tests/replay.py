@@ -109,6 +109,11 @@ def run_case(binary, case, sink):
         run_dir = os.path.join(work, "cwd")
         os.mkdir(run_dir)
         case.copy_files(run_dir)
+        if os.stat(run_dir).st_mode & 0o005:
+            # The case's directory was opened to all (a file there is read, or a
+            # program there run, as DefaultUser): so is the way to it, as in the
+            # recording, where the case's directory is the temporary one itself.
+            os.chmod(work, 0o711)
         # The case's `.forward` files and /etc/shells, in a mount namespace of its own.
         scratch = os.path.join(work, "mounts")
         os.mkdir(scratch)

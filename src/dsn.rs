@@ -363,7 +363,7 @@ impl Report<'_> {
                 } else {
                     let _ = writeln!(b, "{listed}");
                     if let Some(d) = &r.diagnostic {
-                        let _ = writeln!(b, "    (reason: {})", ascii_line(d));
+                        let _ = writeln!(b, "    (reason: {})", ascii_line(reason_of(r, d)));
                     }
                 }
                 if let Some(f) = &r.expanded_from {
@@ -617,6 +617,19 @@ pub fn wanted(r: &Recipient, kind: Kind) -> bool {
 /// named in the `message/delivery-status` part only, not among the explanation's
 /// addresses (recorded: `owner-list-self-unknown-q`).
 pub const LIST_DELIVERED: &str = "delivered (to mailing list)";
+/// The reason line's text for a Diagnostic-Code: a mailer's exit status alone
+/// (`X-Unix; 67`, a `|program`'s) is told by sendmail's words for it (`User unknown`;
+/// the number itself when it is no sysexits code), any other the Diagnostic-Code's own.
+fn reason_of<'a>(r: &RcptReport, diagnostic: &'a str) -> &'a str {
+    match diagnostic
+        .parse::<u8>()
+        .ok()
+        .and_then(crate::exit::Sysexit::from_code)
+    {
+        Some(x) if r.diagnostic_type == "X-Unix" && x != crate::exit::Sysexit::Ok => x.text(),
+        _ => diagnostic,
+    }
+}
 
 impl RcptReport {
     /// Whether it reports a success (`delivered`, `relayed`, `expanded`), not a failure

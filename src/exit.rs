@@ -118,6 +118,29 @@ impl Sysexit {
         }
     }
 
+    /// sendmail's words for a mailer's exit with this code (its sysexits messages:
+    /// `User unknown` for EX_NOUSER); empty for EX_OK.
+    pub fn text(self) -> &'static str {
+        match self {
+            Sysexit::Ok => "",
+            Sysexit::Usage => "Command line usage error",
+            Sysexit::DataErr => "Data format error",
+            Sysexit::NoInput => "Cannot open input",
+            Sysexit::NoUser => "User unknown",
+            Sysexit::NoHost => "Host unknown",
+            Sysexit::Unavailable => "Service unavailable",
+            Sysexit::Software => "Internal error",
+            Sysexit::OsErr => "Operating system error",
+            Sysexit::OsFile => "System file missing",
+            Sysexit::CantCreat => "Can't create output",
+            Sysexit::IoErr => "I/O error",
+            Sysexit::TempFail => "Deferred",
+            Sysexit::Protocol => "Remote protocol error",
+            Sysexit::NoPerm => "Insufficient permission",
+            Sysexit::Config => "Local configuration error",
+        }
+    }
+
     /// The RFC 3463 status a mailer's exit with this code stands for (Postfix's
     /// `sys_exits.c` table; EX_OK is plain success).
     pub fn enhanced_status(self) -> EnhancedStatus {

@@ -1358,26 +1358,39 @@ fn too_many_hops_refused_at_submission() {
 }
 
 #[test]
-fn pipes_defer_on_75_and_bounce_otherwise() {
+fn pipes_defer_on_71_74_75_and_bounce_otherwise() {
     if !is_root() {
         return;
     }
     let env = local_env(
-        "later: \"|exit 75\"\nbroken: \"|echo oops >&2; exit 3\"\n",
+        "later: \"|exit 75\"\noserr: \"|exit 71\"\nbroken: \"|echo oops >&2; exit 3\"\n",
         None,
     );
+    // sendmail's prog mailer: EX_TEMPFAIL queued, exit 0; EX_OSERR queued, exit 71.
     env.sendmail(&["-odi", "later"], MSG).code(0);
     assert_eq!(env.entries().len(), 1);
     let q = env.mailq(&[]);
-    assert!(q.contains("status 75"), "{q}");
-    fs::remove_file(&env.entries()[0]).unwrap();
-    env.sendmail(&["-odi", "broken"], MSG).code(67);
-    assert!(env.entries().is_empty());
-    let text = parse_report(&fs::read(mbox(&env, "root")).unwrap(), &env);
     assert!(
-        text.contains("command exited with status 3: oops"),
-        "{text}"
+        q.contains("Deferred: prog mailer (/bin/sh) exited with EX_TEMPFAIL"),
+        "{q}"
     );
+    fs::remove_file(&env.entries()[0]).unwrap();
+    env.sendmail(&["-odi", "oserr"], MSG).code(71);
+    assert_eq!(env.entries().len(), 1);
+    let q = env.mailq(&[]);
+    assert!(q.contains("(Operating system error)"), "{q}");
+    fs::remove_file(&env.entries()[0]).unwrap();
+    // Any other status: `554 5.3.0 unknown mailer error N`, exit 69; what the program
+    // said is in the report's transcript.
+    env.sendmail(&["-odi", "broken"], MSG).code(69);
+    assert!(env.entries().is_empty());
+    let raw = String::from_utf8_lossy(&fs::read(mbox(&env, "root")).unwrap()).into_owned();
+    assert!(
+        raw.contains("oops\n554 5.3.0 unknown mailer error 3"),
+        "{raw}"
+    );
+    let text = parse_report(&fs::read(mbox(&env, "root")).unwrap(), &env);
+    assert!(text.contains("'Diagnostic-Code': 'X-Unix; 3'"), "{text}");
     // A target of an alias: Final-Recipient the alias, X-Actual-Recipient the target,
     // no Original-Recipient (sendmail's; compat case alias-one-member-reject5).
     assert!(

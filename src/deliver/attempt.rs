@@ -1185,6 +1185,13 @@ fn deliver_local(
         local::LocalOutcome::Failed(f) => {
             let mut o = RcptOutcome::new(i, f.reply(), Mailer::Local, None);
             o.cant_create = f.cant_create;
+            o.exit = f.exit;
+            o.stat = f.stat.clone();
+            o.notes = f.notes.clone();
+            o.diagnostic = f.diagnostic.clone();
+            if let Some(dsn) = f.dsn {
+                o.status = dsn;
+            }
             o
         }
         local::LocalOutcome::Expanded(..) => RcptOutcome::new(
@@ -1270,6 +1277,13 @@ fn expand_at_delivery(
                 Some(local::LocalOutcome::Failed(f)) => {
                     let mut o = RcptOutcome::new(i, f.reply(), Mailer::Local, None);
                     o.cant_create = f.cant_create;
+                    o.exit = f.exit;
+                    o.stat = f.stat.clone();
+                    o.notes = f.notes.clone();
+                    o.diagnostic = f.diagnostic.clone();
+                    if let Some(dsn) = f.dsn {
+                        o.status = dsn;
+                    }
                     say(out, &[format!("{}... Connecting to local...", r.address)]);
                     say(out, &outcome_lines(std::slice::from_ref(&o), &address));
                     decided.push(o);

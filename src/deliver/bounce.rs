@@ -364,6 +364,13 @@ pub fn transcript(told: &[Told<'_>], expired_after: Option<i64>) -> Vec<String> 
                 l.push(format!("{}... {}", addrs.join(","), o.stat_text()));
                 l
             }
+            // A local failure's own lines (a program's output and sendmail's line).
+            Class::Permanent if !remote && group.iter().any(|t| !t.outcome.notes.is_empty()) => {
+                group
+                    .iter()
+                    .flat_map(|t| t.outcome.notes.iter().cloned())
+                    .collect()
+            }
             Class::Delivered if o.expanded_to_multiple => group
                 .iter()
                 .map(|t| format!("{}... expanded to multiple addresses", t.address))

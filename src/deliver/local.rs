@@ -110,6 +110,20 @@ pub struct Failure {
     /// A `/file` target that cannot be created or opened: the delivery exits
     /// EX_CANTCREAT as sendmail's does.
     pub cant_create: bool,
+    /// The exit status of an interactive delivery this failure sets, when it sets
+    /// one of its own (a `|program`'s sysexits code, as sendmail's mailer status).
+    pub exit: Option<Sysexit>,
+    /// sendmail's words for the failure in its log and in `mailq` (its `stat=`), when
+    /// they are not the reply's.
+    pub stat: Option<String>,
+    /// The report's Status when it is not the reply's (sendmail's DSN status for a
+    /// mailer's exit code).
+    pub dsn: Option<EnhancedStatus>,
+    /// The report's transcript lines for it (a program's output and sendmail's line).
+    pub notes: Vec<String>,
+    /// The report's Diagnostic-Code when it is not the reply (a program's exit status:
+    /// `X-Unix; 67`).
+    pub diagnostic: Option<String>,
 }
 
 impl Failure {
@@ -119,6 +133,11 @@ impl Failure {
             status,
             text: text.into(),
             cant_create: false,
+            exit: None,
+            stat: None,
+            dsn: None,
+            notes: Vec::new(),
+            diagnostic: None,
         }
     }
 
@@ -914,9 +933,27 @@ impl Local {
             .env("QUEUE_ID", &env.id)
             .current_dir(if home.is_dir() { &home } else { Path::new("/") })
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
             .process_group(0);
+        // Its standard output and error, in the order written, as sendmail's prog mailer
+        // collects them (its report's transcript shows them).
+        let (output, out_w) = match std::io::pipe() {
+            Ok(p) => p,
+            Err(e) => {
+                return LocalOutcome::temp(
+                    status::SYSTEM_TEMP,
+                    format!("cannot run {command}: {e}"),
+                );
+            }
+        };
+        match out_w.try_clone() {
+            Ok(w) => cmd.stdout(w).stderr(out_w),
+            Err(e) => {
+                return LocalOutcome::temp(
+                    status::SYSTEM_TEMP,
+                    format!("cannot run {command}: {e}"),
+                );
+            }
+        };
         drop_to(&mut cmd, (uid, gid), self.root);
         // SAFETY: only sigaction between fork and exec.
         unsafe {
@@ -934,6 +971,8 @@ impl Local {
                 );
             }
         };
+        // The write ends of its output are the child's alone: the reader sees its end.
+        drop(cmd);
         let pid = child.id() as i32;
         let stdin = child.stdin.take();
         let feeder = match open_message() {
@@ -949,15 +988,19 @@ impl Local {
                 return LocalOutcome::temp(status::SYSTEM_TEMP, e.to_string());
             }
         };
-        let stderr = child.stderr.take();
         let reader = std::thread::spawn(move || {
-            let mut first = String::new();
-            if let Some(e) = stderr {
-                let mut r = std::io::BufReader::new(e);
-                let _ = r.read_line(&mut first);
-                let _ = std::io::copy(&mut r, &mut std::io::sink());
+            let mut lines = Vec::new();
+            let mut r = std::io::BufReader::new(output);
+            let mut line = Vec::new();
+            while lines.len() < COMMAND_OUTPUT_LINES {
+                line.clear();
+                match r.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => lines.push(output_line(&line)),
+                }
             }
-            first.trim().to_string()
+            let _ = std::io::copy(&mut r, &mut std::io::sink());
+            lines
         });
         let start = Instant::now();
         let status = loop {
@@ -977,13 +1020,28 @@ impl Local {
             }
         };
         let _ = feeder.join();
-        let err = reader.join().unwrap_or_default();
+        let said = reader.join().unwrap_or_default();
         let shown = |code: i32| {
-            if err.is_empty() {
-                format!("command exited with status {code}")
-            } else {
-                format!("command exited with status {code}: {err}")
+            match said.first() {
+                None => log::info!("{}: {command}: exited with status {code}", env.id),
+                Some(l) => log::info!("{}: {command}: exited with status {code}: {l}", env.id),
             }
+            let mut outcome = command_failure(code);
+            if let LocalOutcome::Failed(f) = &mut outcome
+                && f.code >= 500
+            {
+                // The report's transcript: what it said, then sendmail's line (naming
+                // the target for a 550, as sendmail's does).
+                let line = if f.code == 550 {
+                    format!("{} {} {}... {}", f.code, f.status, r.address, f.text)
+                } else {
+                    format!("{} {} {}", f.code, f.status, f.text)
+                };
+                f.notes = said.clone();
+                f.notes.push(line);
+                f.diagnostic = Some(code.to_string());
+            }
+            outcome
         };
         match status {
             None => LocalOutcome::temp(
@@ -995,7 +1053,7 @@ impl Local {
             ),
             Some(s) if s.success() => LocalOutcome::Delivered(format!("piped to {command}")),
             Some(s) => match s.code() {
-                Some(c) => command_failure(c, shown(c)),
+                Some(c) => shown(c),
                 None => LocalOutcome::temp(
                     status::SYSTEM_TEMP,
                     format!("{command}: killed by a signal"),
@@ -1005,18 +1063,84 @@ impl Local {
     }
 }
 
-/// A command's exit status `code` (not 0) as its recipient's failure, with `text`:
-/// EX_TEMPFAIL and EX_NOUSER through the sysexits table (4.3.0, tried again; 550 5.1.1),
-/// any other status `554 5.3.0`, the table's status for most codes and Postfix's for
-/// the codes outside it. The table's other statuses (EX_OSERR's 4.3.0, EX_NOPERM's
-/// 5.7.0, EX_CANTCREAT's 5.2.0, ...) are not taken: reports and logs have always said
-/// 5.3.0 for them.
-fn command_failure(code: i32, text: String) -> LocalOutcome {
-    match u8::try_from(code).ok().and_then(Sysexit::from_code) {
-        Some(x @ Sysexit::TempFail) => LocalOutcome::temp(x.enhanced_status(), text),
-        Some(x @ Sysexit::NoUser) => LocalOutcome::perm(550, x.enhanced_status(), text),
-        _ => LocalOutcome::perm(554, status::SYSTEM_PERM, text),
+/// How many lines of a command's output a report's transcript shows (the rest is read
+/// and dropped).
+const COMMAND_OUTPUT_LINES: usize = 100;
+
+/// One line of a command's output as a transcript line: without its line end, as text
+/// (octets that are not UTF-8 and control characters `?`), at most 998 characters.
+fn output_line(raw: &[u8]) -> String {
+    let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    String::from_utf8_lossy(raw)
+        .chars()
+        .map(|c| {
+            if c.is_control() || c == '\u{fffd}' {
+                '?'
+            } else {
+                c
+            }
+        })
+        .take(998)
+        .collect()
+}
+
+/// A command's exit status `code` (not 0) as its recipient's failure, as sendmail 8.17's
+/// prog mailer gives it (its sysexits table, recorded: compat cases `prog-exit-*`): each
+/// sysexits code its own reply, report Status and interactive exit status; EX_OSERR,
+/// EX_IOERR and EX_TEMPFAIL temporary (the recipient stays queued, and an interactive
+/// delivery exits 71 or 74, or 0 for EX_TEMPFAIL); any other status `554 5.3.0 unknown
+/// mailer error N`, exit 69 (EX_UNAVAILABLE).
+fn command_failure(code: i32) -> LocalOutcome {
+    use rsendmail::status::StatusClass::{Permanent as P, Transient as T};
+    let st = EnhancedStatus::new;
+    let x = u8::try_from(code).ok().and_then(Sysexit::from_code);
+    // (reply code, its status, text, the report's Status)
+    let (reply, status, text, dsn) = match x {
+        Some(Sysexit::Usage) => (500, st(P, 0, 0), "Command line usage error", st(P, 5, 4)),
+        Some(Sysexit::DataErr) => (501, st(P, 6, 0), "Data format error", st(P, 5, 2)),
+        Some(Sysexit::NoInput) => (550, st(P, 3, 0), "Cannot open input", st(P, 3, 0)),
+        Some(Sysexit::NoUser) => (550, st(P, 1, 1), "User unknown", st(P, 1, 1)),
+        Some(Sysexit::NoHost) => (
+            550,
+            st(P, 1, 2),
+            "Host unknown (Name server: host not found)",
+            st(P, 1, 2),
+        ),
+        Some(Sysexit::Unavailable) => (554, st(P, 0, 0), "Service unavailable", st(P, 5, 0)),
+        Some(Sysexit::Software) => (554, st(P, 3, 0), "Internal error", st(P, 5, 0)),
+        Some(Sysexit::OsErr) => (451, st(T, 0, 0), "Operating system error", st(T, 0, 0)),
+        Some(Sysexit::OsFile) => (554, st(P, 3, 5), "System file missing", st(P, 5, 0)),
+        Some(Sysexit::CantCreat) => (550, st(P, 0, 0), "Can't create output", st(P, 3, 0)),
+        Some(Sysexit::IoErr) => (451, st(T, 0, 0), "I/O error", st(T, 0, 0)),
+        Some(Sysexit::TempFail) => (450, st(T, 0, 0), "Deferred", st(T, 0, 0)),
+        Some(Sysexit::Protocol) => (554, st(P, 5, 0), "Remote protocol error", st(P, 5, 0)),
+        Some(Sysexit::NoPerm) => (550, st(P, 0, 0), "Insufficient permission", st(P, 3, 0)),
+        Some(Sysexit::Config) => (554, st(P, 3, 5), "Local configuration error", st(P, 5, 0)),
+        Some(Sysexit::Ok) | None => {
+            let mut f = Failure::new(
+                554,
+                status::SYSTEM_PERM,
+                format!("unknown mailer error {code}"),
+            );
+            f.exit = Some(Sysexit::Unavailable);
+            f.dsn = Some(status::PERM);
+            return LocalOutcome::Failed(f);
+        }
+    };
+    let mut f = Failure::new(reply, status, text);
+    f.dsn = Some(dsn);
+    match x {
+        Some(Sysexit::TempFail) => {
+            f.stat = Some("Deferred: prog mailer (/bin/sh) exited with EX_TEMPFAIL".into());
+        }
+        Some(e @ (Sysexit::OsErr | Sysexit::IoErr)) => {
+            f.stat = Some(text.into());
+            f.exit = Some(e);
+        }
+        e => f.exit = e,
     }
+    LocalOutcome::Failed(f)
 }
 
 /// Run the child as the user `uid`, with the user's gid and groups (from the password and
@@ -1186,24 +1310,125 @@ impl<R: Read> Read for Counting<'_, R> {
 mod tests {
     use super::*;
 
-    /// A command's exit status as its recipient's reply.
+    /// A command's exit status as its recipient's reply, report Status, `mailq` reason
+    /// and interactive exit status, as sendmail 8.17's prog mailer gives them (recorded:
+    /// compat cases `prog-exit-*`).
     #[test]
     fn command_exit_statuses() {
-        let cases: &[(i32, &str)] = &[
-            (75, "451 4.3.0 command exited with status 75"),
-            (67, "550 5.1.1 command exited with status 67"),
-            (1, "554 5.3.0 command exited with status 1"),
-            (71, "554 5.3.0 command exited with status 71"),
-            (77, "554 5.3.0 command exited with status 77"),
-            (255, "554 5.3.0 command exited with status 255"),
+        type Want = (
+            i32,
+            &'static str,
+            &'static str,
+            Option<&'static str>,
+            Option<u8>,
+        );
+        let cases: &[Want] = &[
+            (
+                1,
+                "554 5.3.0 unknown mailer error 1",
+                "5.0.0",
+                None,
+                Some(69),
+            ),
+            (
+                64,
+                "500 5.0.0 Command line usage error",
+                "5.5.4",
+                None,
+                Some(64),
+            ),
+            (65, "501 5.6.0 Data format error", "5.5.2", None, Some(65)),
+            (66, "550 5.3.0 Cannot open input", "5.3.0", None, Some(66)),
+            (67, "550 5.1.1 User unknown", "5.1.1", None, Some(67)),
+            (
+                68,
+                "550 5.1.2 Host unknown (Name server: host not found)",
+                "5.1.2",
+                None,
+                Some(68),
+            ),
+            (69, "554 5.0.0 Service unavailable", "5.5.0", None, Some(69)),
+            (70, "554 5.3.0 Internal error", "5.5.0", None, Some(70)),
+            (
+                71,
+                "451 4.0.0 Operating system error",
+                "4.0.0",
+                Some("Operating system error"),
+                Some(71),
+            ),
+            (72, "554 5.3.5 System file missing", "5.5.0", None, Some(72)),
+            (73, "550 5.0.0 Can't create output", "5.3.0", None, Some(73)),
+            (
+                74,
+                "451 4.0.0 I/O error",
+                "4.0.0",
+                Some("I/O error"),
+                Some(74),
+            ),
+            (
+                75,
+                "450 4.0.0 Deferred",
+                "4.0.0",
+                Some("Deferred: prog mailer (/bin/sh) exited with EX_TEMPFAIL"),
+                None,
+            ),
+            (
+                76,
+                "554 5.5.0 Remote protocol error",
+                "5.5.0",
+                None,
+                Some(76),
+            ),
+            (
+                77,
+                "550 5.0.0 Insufficient permission",
+                "5.3.0",
+                None,
+                Some(77),
+            ),
+            (
+                78,
+                "554 5.3.5 Local configuration error",
+                "5.5.0",
+                None,
+                Some(78),
+            ),
+            (
+                79,
+                "554 5.3.0 unknown mailer error 79",
+                "5.0.0",
+                None,
+                Some(69),
+            ),
+            (
+                143,
+                "554 5.3.0 unknown mailer error 143",
+                "5.0.0",
+                None,
+                Some(69),
+            ),
+            (
+                255,
+                "554 5.3.0 unknown mailer error 255",
+                "5.0.0",
+                None,
+                Some(69),
+            ),
         ];
-        for &(code, want) in cases {
-            let LocalOutcome::Failed(f) =
-                command_failure(code, format!("command exited with status {code}"))
-            else {
+        for &(code, want, dsn, stat, exit) in cases {
+            let LocalOutcome::Failed(f) = command_failure(code) else {
                 panic!("{code}: not a failure");
             };
             assert_eq!(f.reply().summary(), want, "{code}");
+            assert_eq!(f.dsn.map(|d| d.to_string()).as_deref(), Some(dsn), "{code}");
+            assert_eq!(f.stat.as_deref(), stat, "{code}");
+            assert_eq!(f.exit.map(Sysexit::code), exit, "{code}");
+            // Temporary exactly for EX_OSERR, EX_IOERR and EX_TEMPFAIL.
+            assert_eq!(
+                f.code < 500,
+                matches!(code, 71 | 74 | 75),
+                "{code}: temporary or not"
+            );
         }
     }
 }

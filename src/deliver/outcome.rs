@@ -5,6 +5,7 @@
 
 use super::reply::Reply;
 use super::smtp::Outcome;
+use rsendmail::exit::Sysexit;
 use rsendmail::status::{EnhancedStatus, StatusClass};
 
 /// What became of a recipient (RFC 3464 §2.3.3's actions before expiry is applied).
@@ -83,6 +84,16 @@ pub struct RcptOutcome {
     /// transcript line for it; the recipient failed with a configuration error
     /// (`Local configuration error`, exit status EX_SOFTWARE).
     pub loops: Option<String>,
+    /// The exit status of an interactive delivery a local failure sets
+    /// (`local::Failure::exit`).
+    pub exit: Option<Sysexit>,
+    /// sendmail's `stat=` text when it is not made from the reply
+    /// (`local::Failure::stat`).
+    pub stat: Option<String>,
+    /// A local failure's lines in the report's transcript (`local::Failure::notes`).
+    pub notes: Vec<String>,
+    /// The report's Diagnostic-Code when it is not the reply (`local::Failure::diagnostic`).
+    pub diagnostic: Option<String>,
 }
 
 /// sendmail's words (sysexits' EX_CONFIG) for a recipient whose server loops back here.
@@ -124,6 +135,10 @@ impl RcptOutcome {
             data_refused: false,
             cant_create: false,
             loops: None,
+            exit: None,
+            stat: None,
+            notes: Vec::new(),
+            diagnostic: None,
         }
     }
 
@@ -160,6 +175,9 @@ impl RcptOutcome {
     /// sendmail's `stat=` text (and its `-v` line after `addr... `): `Sent (text)`,
     /// `Deferred: code text`, or the permanent reply's `code text`.
     pub fn stat_text(&self) -> String {
+        if let Some(stat) = &self.stat {
+            return stat.clone();
+        }
         match self.class {
             Class::Delivered | Class::Relayed => {
                 format!("Sent ({})", self.reply.text_without_enhanced())

@@ -69,6 +69,9 @@ pub struct Counts {
     /// `/file` targets that could not be created (EX_CANTCREAT; compat cases
     /// file-perm, file-readonly, file-nodir-mixed).
     pub failed_cant_create: usize,
+    /// The exit status the first local failure that sets one gave (a `|program`'s
+    /// sysexits code, permanent or not: `local::Failure::exit`).
+    pub local_exit: Option<Sysexit>,
     /// Failed because the server they were sent to is this host (the mail would loop):
     /// sendmail's configuration error, which sets EX_SOFTWARE (compat cases
     /// loop-ehlo-self-*).
@@ -205,6 +208,9 @@ pub fn record_owned(
             continue;
         };
         let summary = o.reply.summary();
+        if counts.local_exit.is_none() {
+            counts.local_exit = o.exit;
+        }
         let (st, why, st_status, stat) = match o.class {
             Class::Delivered | Class::Relayed => {
                 counts.delivered += 1;
@@ -246,7 +252,8 @@ pub fn record_owned(
                 counts.failed_data += usize::from(o.data_refused);
                 counts.failed_cant_create += usize::from(o.cant_create);
                 counts.failed_config += usize::from(o.loops.is_some());
-                (RcptState::Failed, summary, o.status, o.stat_text())
+                let why = o.diagnostic.clone().unwrap_or(summary);
+                (RcptState::Failed, why, o.status, o.stat_text())
             }
             // The reply stays the last one the server gave (or none, when it was made
             // here): the expiry is the report's transcript's to tell (sendmail's
@@ -568,6 +575,8 @@ pub fn exit_status(c: &Counts, error_mode: char) -> Sysexit {
         Sysexit::Usage
     } else if c.failed_cant_create > 0 {
         Sysexit::CantCreat
+    } else if let Some(x) = c.local_exit {
+        x
     } else if c.failed_host > 0 && c.failed_host == c.failed_rcpt {
         Sysexit::NoHost
     } else if c.failed_rcpt > 0 {

@@ -847,6 +847,7 @@ fn run_status(attempts: &[Attempt], error_mode: char) -> Sysexit {
         c.expired += a.counts.expired;
         c.failed_usage += a.counts.failed_usage;
         c.failed_cant_create += a.counts.failed_cant_create;
+        c.local_exit = c.local_exit.or(a.counts.local_exit);
         c.failed_config += a.counts.failed_config;
         c.first_refusal = c.first_refusal.or(a.counts.first_refusal);
     }
