@@ -67,7 +67,7 @@ def run_case(binary, case, sink):
     # cut to a width (mailq's reason, 60 characters) is cut at the same place.
     work = tempfile.mkdtemp(prefix="cmpt-")
     # Searchable by all, as the recording's directory was: an `:include:` file the
-    # aliases name is read with DefaultUser's rights.
+    # aliases name is read, and a `|@DIR@/prog` of theirs run, with DefaultUser's rights.
     os.chmod(work, 0o755)
     fault = Fault(case.fault) if case.fault else None
     ns = None
@@ -109,11 +109,6 @@ def run_case(binary, case, sink):
         run_dir = os.path.join(work, "cwd")
         os.mkdir(run_dir)
         case.copy_files(run_dir)
-        if os.stat(run_dir).st_mode & 0o005:
-            # The case's directory was opened to all (a file there is read, or a
-            # program there run, as DefaultUser): so is the way to it, as in the
-            # recording, where the case's directory is the temporary one itself.
-            os.chmod(work, 0o711)
         # The case's `.forward` files and /etc/shells, in a mount namespace of its own.
         scratch = os.path.join(work, "mounts")
         os.mkdir(scratch)
