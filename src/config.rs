@@ -897,9 +897,11 @@ impl Config {
         if crate::spool::safety::root_process() {
             let risks = crate::spool::safety::mail_spool_risks(&self.mail_spool);
             if !risks.is_empty() {
+                let (at, named) = self.file_named(settings, "MAILSPOOL");
                 out.push(UntrustedFile {
                     what: "MAILSPOOL",
-                    at: self.where_set("MAILSPOOL"),
+                    at,
+                    named,
                     path: self.mail_spool.clone(),
                     risks,
                 });
