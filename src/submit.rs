@@ -2155,6 +2155,7 @@ mod tests {
             None,
             &is_local,
             "host.example",
+            (65534, 65534),
         );
         let kept: Vec<&str> = out.iter().map(|r| r.address.as_str()).collect();
         assert_eq!(kept, ["ok@x"]);
