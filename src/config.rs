@@ -767,7 +767,8 @@ impl Config {
 /// ([`Config::untrusted_files`]).
 #[derive(Debug)]
 pub struct UntrustedFile {
-    /// Its keyword or option (`ALIASES`, `CACertFile`).
+    /// Its keyword or option (`ALIASES`, `CACertFile`), or `CONFIG` for the configuration
+    /// file itself.
     pub what: &'static str,
     /// Where the configuration names it (`FILE: line N: `, `the command line: `), or
     /// empty.
@@ -808,6 +809,10 @@ impl UntrustedFile {
                 "CERTFILE" => "chooses the certificate and key shown to servers",
                 "CACertFile" => "chooses which servers are believed",
                 "MAILNAME" => "chooses which addresses are local",
+                "CONFIG" => {
+                    "chooses where mail goes, the credentials given to servers and the files \
+                     read and written for it"
+                }
                 "MAILSPOOL" => {
                     "chooses the files root writes users' mail to (only a sticky spool, or \
                      one group mail may write, is allowed others' writes)"
@@ -847,7 +852,8 @@ impl Config {
         }
     }
 
-    /// The files this configuration names that a process reads for routing or
+    /// The configuration file itself (`CONFIG`, when one was read) and the files it
+    /// names that a process reads for routing or
     /// credentials, or writes, each with what on its path someone the process does not
     /// trust could change ([`crate::spool::safety::file_risks`]: a root process trusts
     /// root alone): ALIASES (or `O AliasFile=`), RELAYTABLE, AUTHPATH, CERTFILE,
@@ -867,6 +873,20 @@ impl Config {
         // MAILLOG is made 0660 with the shared spool's group, else the process's.
         let log_groups: Vec<u32> = spool_group.into_iter().chain([0]).collect();
         let mut out = Vec::new();
+        // The configuration file itself chooses all of them, and where mail goes: held
+        // to the same rule.
+        if let Some(p) = &self.file {
+            let risks = crate::spool::safety::file_risks_trusting(p, &[], spool_group);
+            if !risks.is_empty() {
+                out.push(UntrustedFile {
+                    what: "CONFIG",
+                    at: String::new(),
+                    named: "the configuration file ".to_string(),
+                    path: p.clone(),
+                    risks,
+                });
+            }
+        }
         for (what, path, groups) in [
             ("ALIASES", Some(alias_file), &[][..]),
             ("RELAYTABLE", self.relay_table.as_ref(), &[]),

@@ -589,3 +589,120 @@ fn root_refuses_a_mail_spool_others_could_change() {
         let _ = fs::remove_dir_all(&env.dir);
     }
 }
+
+/// The configuration file itself is held to the rule of the files it names: root's
+/// submission, queue run and `-bv` refuse (78) a configuration that anyone but root could
+/// change (her file behind root's link, root's file in her directory or behind a link
+/// into it, an ACL that lets her write the file or its directory, a directory writable
+/// by its group), naming it as the configuration file and what is at fault; nothing is
+/// queued or delivered. `rsendmail-admin check` fails it on its config line, never says
+/// `ok config`, and offers no chown or chmod of a path she can change.
+#[test]
+fn root_refuses_a_configuration_file_a_user_could_change() {
+    if !can_switch_user() {
+        return;
+    }
+    let has_setfacl = Command::new("setfacl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_setfacl {
+        println!("setfacl is missing: the ACL cases are skipped");
+    }
+    let u = test_user();
+    for case in [
+        "link to her file",
+        "in her directory",
+        "link into her directory",
+        "ACL on the file",
+        "ACL on its directory",
+        "directory writable by group root",
+    ] {
+        if case.starts_with("ACL") && !has_setfacl {
+            continue;
+        }
+        let env = Env::new();
+        let udir = env.dir.join("hers");
+        fs::create_dir_all(&udir).unwrap();
+        chown(&udir, Some(u.uid), Some(u.gid)).unwrap();
+        let setfacl = |p: &Path| {
+            let ok = Command::new("setfacl")
+                .args(["-m", &format!("u:{}:rwx", u.uid)])
+                .arg(p)
+                .status()
+                .unwrap();
+            assert!(ok.success(), "{case}: setfacl failed");
+        };
+        // The configuration root is given, and what the messages must name.
+        let (conf, fault) = match case {
+            "link to her file" => {
+                let hers = udir.join("u.conf");
+                fs::copy(&env.conf, &hers).unwrap();
+                chown(&hers, Some(u.uid), Some(u.gid)).unwrap();
+                fs::remove_file(&env.conf).unwrap();
+                symlink(&hers, &env.conf).unwrap();
+                (env.conf.clone(), format!("owned by {TEST_USER}"))
+            }
+            "in her directory" => {
+                let p = udir.join("r.conf");
+                fs::copy(&env.conf, &p).unwrap();
+                (p, format!("owned by {TEST_USER}"))
+            }
+            "link into her directory" => {
+                fs::copy(&env.conf, udir.join("r.conf")).unwrap();
+                let link = env.dir.join("rd");
+                symlink(&udir, &link).unwrap();
+                (link.join("r.conf"), format!("owned by {TEST_USER}"))
+            }
+            "ACL on the file" => {
+                setfacl(&env.conf);
+                (env.conf.clone(), "writable by".to_string())
+            }
+            "ACL on its directory" => {
+                setfacl(&env.dir);
+                (env.conf.clone(), "writable by".to_string())
+            }
+            _ => {
+                fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o775)).unwrap();
+                (env.conf.clone(), "writable by its group".to_string())
+            }
+        };
+        let c = conf.to_str().unwrap();
+        let at = format!("the configuration file {c} is refused: ");
+        let sendmail = env.link("sendmail");
+        for args in [&["-odi", "root"][..], &["-q"][..], &["-bv", "root"][..]] {
+            let full: Vec<&str> = ["-C", c].iter().chain(args).copied().collect();
+            let r = env.run_raw(&sendmail, &full, MSG);
+            r.code(78);
+            let said = said(&r);
+            assert!(said.contains(&at), "{case} {args:?}: {said}");
+            assert!(said.contains(&fault), "{case} {args:?}: {said}");
+        }
+        assert!(env.entries().is_empty(), "{case}: something was queued");
+        assert!(!env.dir.join("mail/root").exists(), "{case}: delivered");
+        let out = Command::new(admin())
+            .args(["-C", c, "check"])
+            .output()
+            .unwrap();
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(78), "{case}: {stdout}");
+        let fail = stdout
+            .lines()
+            .find(|l| l.starts_with("FAIL config:") && l.contains(&at))
+            .unwrap_or_else(|| panic!("{case}: no FAIL config line:\n{stdout}"));
+        assert!(fail.contains(&fault), "{case}: {fail}");
+        assert!(
+            !stdout.lines().any(|l| l.starts_with("ok   config ")),
+            "{case}: {stdout}"
+        );
+        assert!(!fail.contains("chown "), "{case}: {fail}");
+        if case.contains("her") {
+            assert!(
+                !fail.contains("chmod ") && fail.contains("make the file anew"),
+                "{case}: {fail}"
+            );
+        }
+        let _ = Command::new("setfacl").arg("-b").arg(&env.dir).status();
+        let _ = fs::remove_dir_all(&env.dir);
+    }
+}
