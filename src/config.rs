@@ -936,10 +936,30 @@ impl Config {
     /// ([`crate::log::open_log_file_for`]) and says so, logging to syslog instead, so an
     /// unsafe log file (Ubuntu's `/var/log` is group-writable) stops no mail.
     pub fn check_trust(&self, settings: &Settings, spool_group: Option<u32>) -> Result<(), Fatal> {
+        self.refuse_untrusted(settings, spool_group, |u| u.what != "MAILLOG")
+    }
+
+    /// [`Config::check_trust`] for the configuration file alone: for what reads no file
+    /// it names but acts on the spool it chooses (`rsendmail-admin`'s queue commands).
+    pub fn check_config_trust(
+        &self,
+        settings: &Settings,
+        spool_group: Option<u32>,
+    ) -> Result<(), Fatal> {
+        self.refuse_untrusted(settings, spool_group, |u| u.what == "CONFIG")
+    }
+
+    /// The first of [`Config::untrusted_files`] that `which` takes, refused (EX_CONFIG).
+    fn refuse_untrusted(
+        &self,
+        settings: &Settings,
+        spool_group: Option<u32>,
+        which: impl Fn(&UntrustedFile) -> bool,
+    ) -> Result<(), Fatal> {
         match self
             .untrusted_files(settings, spool_group)
             .iter()
-            .find(|u| u.what != "MAILLOG")
+            .find(|u| which(u))
         {
             Some(u) => Err(Fatal::new(
                 Sysexit::Config,

@@ -633,6 +633,7 @@ fn root_refuses_a_configuration_file_a_user_could_change() {
                 .unwrap();
             assert!(ok.success(), "{case}: setfacl failed");
         };
+        let acl_user = format!("given write by an access ACL for the user {TEST_USER}");
         // The configuration root is given, and what the messages must name.
         let (conf, fault) = match case {
             "link to her file" => {
@@ -656,11 +657,11 @@ fn root_refuses_a_configuration_file_a_user_could_change() {
             }
             "ACL on the file" => {
                 setfacl(&env.conf);
-                (env.conf.clone(), "writable by".to_string())
+                (env.conf.clone(), acl_user.clone())
             }
             "ACL on its directory" => {
                 setfacl(&env.dir);
-                (env.conf.clone(), "writable by".to_string())
+                (env.conf.clone(), acl_user.clone())
             }
             _ => {
                 fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o775)).unwrap();
@@ -680,6 +681,17 @@ fn root_refuses_a_configuration_file_a_user_could_change() {
         }
         assert!(env.entries().is_empty(), "{case}: something was queued");
         assert!(!env.dir.join("mail/root").exists(), "{case}: delivered");
+        // The queue commands act on the spool it chooses: refused too.
+        let out = Command::new(admin())
+            .args(["-C", c, "list"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(78), "{case}: list");
+        assert!(
+            text(&out.stderr).contains(&at),
+            "{case}: {}",
+            text(&out.stderr)
+        );
         let out = Command::new(admin())
             .args(["-C", c, "check"])
             .output()
@@ -705,4 +717,55 @@ fn root_refuses_a_configuration_file_a_user_could_change() {
         let _ = Command::new("setfacl").arg("-b").arg(&env.dir).status();
         let _ = fs::remove_dir_all(&env.dir);
     }
+}
+
+/// The system configuration a link of root's leads to a user's file: `rsendmail-admin
+/// check` fails it naming the link's target and its owner, and its repair is to make the
+/// file anew at the system configuration's own path: no chown or chmod, which would
+/// follow the link into her file (and leave it hers to replace). Her file is untouched.
+#[test]
+fn check_never_repairs_the_system_configuration_through_a_users_link() {
+    if !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    let env = Env::new();
+    let udir = env.dir.join("hers");
+    fs::create_dir_all(&udir).unwrap();
+    chown(&udir, Some(u.uid), Some(u.gid)).unwrap();
+    let hers = udir.join("u.conf");
+    fs::copy(&env.conf, &hers).unwrap();
+    chown(&hers, Some(u.uid), Some(u.gid)).unwrap();
+    let link = env.dir.join("system.conf");
+    symlink(&hers, &link).unwrap();
+    let out = Command::new(admin())
+        .arg("check")
+        .env("RSENDMAIL_SYSTEM_CONFIG", &link)
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{stdout}");
+    let fail = stdout
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!(
+                "FAIL config: the configuration file {} is refused: ",
+                link.display()
+            ))
+        })
+        .unwrap_or_else(|| panic!("no FAIL config line:\n{stdout}"));
+    assert!(fail.contains(&format!("owned by {TEST_USER}")), "{fail}");
+    assert!(
+        fail.contains(&format!("make {} anew", link.display())),
+        "{fail}"
+    );
+    assert!(
+        !fail.contains("chown ") && !fail.contains("chmod "),
+        "{fail}"
+    );
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("ok   config ")),
+        "{stdout}"
+    );
+    let _ = fs::remove_dir_all(&env.dir);
 }

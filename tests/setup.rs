@@ -2948,8 +2948,14 @@ fn a_spool_a_user_owns_or_could_swap_is_refused_everywhere() {
         .unwrap()
         .unwrap()
         .name;
-    // The spool's parent is the user's.
-    let env = Env::new();
+    // The spool's parent is the user's; the configuration is root's alone (in a
+    // directory of hers it would be refused first, as the configuration file).
+    let mut env = Env::new();
+    let conf_dir = env.dir.with_extension("conf");
+    let _ = fs::remove_dir_all(&conf_dir);
+    fs::create_dir(&conf_dir).unwrap();
+    fs::copy(&env.conf, conf_dir.join("rsendmail.conf")).unwrap();
+    env.conf = conf_dir.join("rsendmail.conf");
     std::os::unix::fs::chown(&env.dir, Some(u.uid), None).unwrap();
     let want = format!(
         "{} ({name}:root 0755), above the queue directory {}, is owned by {name}",
@@ -2989,6 +2995,7 @@ fn a_spool_a_user_owns_or_could_swap_is_refused_everywhere() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert_eq!(env.entries().len(), 1);
+    let _ = fs::remove_dir_all(&conf_dir);
 
     // An empty spool the user owns (its parent root's): never taken over.
     let env = Env::new();
