@@ -763,6 +763,9 @@ impl Config {
     }
 }
 
+/// [`UntrustedFile::what`] of the configuration file itself (no keyword).
+pub const CONFIG_FILE: &str = "CONFIG";
+
 /// A file the configuration names that someone root does not trust could change
 /// ([`Config::untrusted_files`]).
 #[derive(Debug)]
@@ -809,7 +812,7 @@ impl UntrustedFile {
                 "CERTFILE" => "chooses the certificate and key shown to servers",
                 "CACertFile" => "chooses which servers are believed",
                 "MAILNAME" => "chooses which addresses are local",
-                "CONFIG" => {
+                CONFIG_FILE => {
                     "chooses where mail goes, the credentials given to servers and the files \
                      read and written for it"
                 }
