@@ -778,11 +778,15 @@ impl Config {
     }
 }
 
+/// [`UntrustedFile::what`] of the configuration file itself (no keyword).
+pub const CONFIG_FILE: &str = "CONFIG";
+
 /// A file the configuration names that someone root does not trust could change
 /// ([`Config::untrusted_files`]).
 #[derive(Debug)]
 pub struct UntrustedFile {
-    /// Its keyword or option (`ALIASES`, `CACertFile`).
+    /// Its keyword or option (`ALIASES`, `CACertFile`), or `CONFIG` for the configuration
+    /// file itself.
     pub what: &'static str,
     /// Where the configuration names it (`FILE: line N: `, `the command line: `), or
     /// empty.
@@ -823,6 +827,10 @@ impl UntrustedFile {
                 "CERTFILE" => "chooses the certificate and key shown to servers",
                 "CACertFile" => "chooses which servers are believed",
                 "MAILNAME" => "chooses which addresses are local",
+                CONFIG_FILE => {
+                    "chooses where mail goes, the credentials given to servers and the files \
+                     read and written for it"
+                }
                 "MAILSPOOL" => {
                     "chooses the files root writes users' mail to (only a sticky spool, or \
                      one group mail may write, is allowed others' writes)"
@@ -862,7 +870,8 @@ impl Config {
         }
     }
 
-    /// The files this configuration names that a process reads for routing or
+    /// The configuration file itself (`CONFIG`, when one was read) and the files it
+    /// names that a process reads for routing or
     /// credentials, or writes, each with what on its path someone the process does not
     /// trust could change ([`crate::spool::safety::file_risks`]: a root process trusts
     /// root alone): ALIASES (or `O AliasFile=`), RELAYTABLE, AUTHPATH, CERTFILE,
@@ -882,6 +891,20 @@ impl Config {
         // MAILLOG is made 0660 with the shared spool's group, else the process's.
         let log_groups: Vec<u32> = spool_group.into_iter().chain([0]).collect();
         let mut out = Vec::new();
+        // The configuration file itself chooses all of them, and where mail goes: held
+        // to the same rule.
+        if let Some(p) = &self.file {
+            let risks = crate::spool::safety::file_risks_trusting(p, &[], spool_group);
+            if !risks.is_empty() {
+                out.push(UntrustedFile {
+                    what: "CONFIG",
+                    at: String::new(),
+                    named: "the configuration file ".to_string(),
+                    path: p.clone(),
+                    risks,
+                });
+            }
+        }
         for (what, path, groups) in [
             ("ALIASES", Some(alias_file), &[][..]),
             ("RELAYTABLE", self.relay_table.as_ref(), &[]),
@@ -931,10 +954,30 @@ impl Config {
     /// ([`crate::log::open_log_file_for`]) and says so, logging to syslog instead, so an
     /// unsafe log file (Ubuntu's `/var/log` is group-writable) stops no mail.
     pub fn check_trust(&self, settings: &Settings, spool_group: Option<u32>) -> Result<(), Fatal> {
+        self.refuse_untrusted(settings, spool_group, |u| u.what != "MAILLOG")
+    }
+
+    /// [`Config::check_trust`] for the configuration file alone: for what reads no file
+    /// it names but acts on the spool it chooses (`rsendmail-admin`'s queue commands).
+    pub fn check_config_trust(
+        &self,
+        settings: &Settings,
+        spool_group: Option<u32>,
+    ) -> Result<(), Fatal> {
+        self.refuse_untrusted(settings, spool_group, |u| u.what == "CONFIG")
+    }
+
+    /// The first of [`Config::untrusted_files`] that `which` takes, refused (EX_CONFIG).
+    fn refuse_untrusted(
+        &self,
+        settings: &Settings,
+        spool_group: Option<u32>,
+        which: impl Fn(&UntrustedFile) -> bool,
+    ) -> Result<(), Fatal> {
         match self
             .untrusted_files(settings, spool_group)
             .iter()
-            .find(|u| u.what != "MAILLOG")
+            .find(|u| which(u))
         {
             Some(u) => Err(Fatal::new(
                 Sysexit::Config,

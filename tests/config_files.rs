@@ -589,3 +589,183 @@ fn root_refuses_a_mail_spool_others_could_change() {
         let _ = fs::remove_dir_all(&env.dir);
     }
 }
+
+/// The configuration file itself is held to the rule of the files it names: root's
+/// submission, queue run and `-bv` refuse (78) a configuration that anyone but root could
+/// change (her file behind root's link, root's file in her directory or behind a link
+/// into it, an ACL that lets her write the file or its directory, a directory writable
+/// by its group), naming it as the configuration file and what is at fault; nothing is
+/// queued or delivered. `rsendmail-admin check` fails it on its config line, never says
+/// `ok config`, and offers no chown or chmod of a path she can change.
+#[test]
+fn root_refuses_a_configuration_file_a_user_could_change() {
+    if !can_switch_user() {
+        return;
+    }
+    let has_setfacl = Command::new("setfacl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_setfacl {
+        println!("setfacl is missing: the ACL cases are skipped");
+    }
+    let u = test_user();
+    for case in [
+        "link to her file",
+        "in her directory",
+        "link into her directory",
+        "ACL on the file",
+        "ACL on its directory",
+        "directory writable by group root",
+    ] {
+        if case.starts_with("ACL") && !has_setfacl {
+            continue;
+        }
+        let env = Env::new();
+        let udir = env.dir.join("hers");
+        fs::create_dir_all(&udir).unwrap();
+        chown(&udir, Some(u.uid), Some(u.gid)).unwrap();
+        let setfacl = |p: &Path| {
+            let ok = Command::new("setfacl")
+                .args(["-m", &format!("u:{}:rwx", u.uid)])
+                .arg(p)
+                .status()
+                .unwrap();
+            assert!(ok.success(), "{case}: setfacl failed");
+        };
+        let acl_user = format!("given write by an access ACL for the user {TEST_USER}");
+        // The configuration root is given, and what the messages must name.
+        let (conf, fault) = match case {
+            "link to her file" => {
+                let hers = udir.join("u.conf");
+                fs::copy(&env.conf, &hers).unwrap();
+                chown(&hers, Some(u.uid), Some(u.gid)).unwrap();
+                fs::remove_file(&env.conf).unwrap();
+                symlink(&hers, &env.conf).unwrap();
+                (env.conf.clone(), format!("owned by {TEST_USER}"))
+            }
+            "in her directory" => {
+                let p = udir.join("r.conf");
+                fs::copy(&env.conf, &p).unwrap();
+                (p, format!("owned by {TEST_USER}"))
+            }
+            "link into her directory" => {
+                fs::copy(&env.conf, udir.join("r.conf")).unwrap();
+                let link = env.dir.join("rd");
+                symlink(&udir, &link).unwrap();
+                (link.join("r.conf"), format!("owned by {TEST_USER}"))
+            }
+            "ACL on the file" => {
+                setfacl(&env.conf);
+                (env.conf.clone(), acl_user.clone())
+            }
+            "ACL on its directory" => {
+                setfacl(&env.dir);
+                (env.conf.clone(), acl_user.clone())
+            }
+            _ => {
+                fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o775)).unwrap();
+                (env.conf.clone(), "writable by its group".to_string())
+            }
+        };
+        let c = conf.to_str().unwrap();
+        let at = format!("the configuration file {c} is refused: ");
+        let sendmail = env.link("sendmail");
+        for args in [&["-odi", "root"][..], &["-q"][..], &["-bv", "root"][..]] {
+            let full: Vec<&str> = ["-C", c].iter().chain(args).copied().collect();
+            let r = env.run_raw(&sendmail, &full, MSG);
+            r.code(78);
+            let said = said(&r);
+            assert!(said.contains(&at), "{case} {args:?}: {said}");
+            assert!(said.contains(&fault), "{case} {args:?}: {said}");
+        }
+        assert!(env.entries().is_empty(), "{case}: something was queued");
+        assert!(!env.dir.join("mail/root").exists(), "{case}: delivered");
+        // The queue commands act on the spool it chooses: refused too.
+        let out = Command::new(admin())
+            .args(["-C", c, "list"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(78), "{case}: list");
+        assert!(
+            text(&out.stderr).contains(&at),
+            "{case}: {}",
+            text(&out.stderr)
+        );
+        let out = Command::new(admin())
+            .args(["-C", c, "check"])
+            .output()
+            .unwrap();
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(78), "{case}: {stdout}");
+        let fail = stdout
+            .lines()
+            .find(|l| l.starts_with("FAIL config:") && l.contains(&at))
+            .unwrap_or_else(|| panic!("{case}: no FAIL config line:\n{stdout}"));
+        assert!(fail.contains(&fault), "{case}: {fail}");
+        assert!(
+            !stdout.lines().any(|l| l.starts_with("ok   config ")),
+            "{case}: {stdout}"
+        );
+        assert!(!fail.contains("chown "), "{case}: {fail}");
+        if case.contains("her") {
+            assert!(
+                !fail.contains("chmod ") && fail.contains("make the file anew"),
+                "{case}: {fail}"
+            );
+        }
+        let _ = Command::new("setfacl").arg("-b").arg(&env.dir).status();
+        let _ = fs::remove_dir_all(&env.dir);
+    }
+}
+
+/// The system configuration a link of root's leads to a user's file: `rsendmail-admin
+/// check` fails it naming the link's target and its owner, and its repair is to make the
+/// file anew at the system configuration's own path: no chown or chmod, which would
+/// follow the link into her file (and leave it hers to replace). Her file is untouched.
+#[test]
+fn check_never_repairs_the_system_configuration_through_a_users_link() {
+    if !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    let env = Env::new();
+    let udir = env.dir.join("hers");
+    fs::create_dir_all(&udir).unwrap();
+    chown(&udir, Some(u.uid), Some(u.gid)).unwrap();
+    let hers = udir.join("u.conf");
+    fs::copy(&env.conf, &hers).unwrap();
+    chown(&hers, Some(u.uid), Some(u.gid)).unwrap();
+    let link = env.dir.join("system.conf");
+    symlink(&hers, &link).unwrap();
+    let out = Command::new(admin())
+        .arg("check")
+        .env("RSENDMAIL_SYSTEM_CONFIG", &link)
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{stdout}");
+    let fail = stdout
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!(
+                "FAIL config: the configuration file {} is refused: ",
+                link.display()
+            ))
+        })
+        .unwrap_or_else(|| panic!("no FAIL config line:\n{stdout}"));
+    assert!(fail.contains(&format!("owned by {TEST_USER}")), "{fail}");
+    assert!(
+        fail.contains(&format!("make {} anew", link.display())),
+        "{fail}"
+    );
+    assert!(
+        !fail.contains("chown ") && !fail.contains("chmod "),
+        "{fail}"
+    );
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("ok   config ")),
+        "{stdout}"
+    );
+    let _ = fs::remove_dir_all(&env.dir);
+}

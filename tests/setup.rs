@@ -2948,9 +2948,17 @@ fn a_spool_a_user_owns_or_could_swap_is_refused_everywhere() {
         .unwrap()
         .unwrap()
         .name;
-    // The spool's parent is the user's.
-    let env = Env::new();
-    env.mail_spool_outside();
+    // The spool's parent is the user's; the configuration and the mail spool are root's
+    // alone (in a directory of hers they would be refused first).
+    let mut env = Env::new();
+    let conf_dir = env.dir.with_extension("conf");
+    let _ = fs::remove_dir_all(&conf_dir);
+    fs::create_dir(&conf_dir).unwrap();
+    fs::copy(&env.conf, conf_dir.join("rsendmail.conf")).unwrap();
+    env.conf = conf_dir.join("rsendmail.conf");
+    // The mail spool root's alone too (MAILSPOOL is held to the rule as well).
+    fs::create_dir(conf_dir.join("mail")).unwrap();
+    env.add_config(&format!("MAILSPOOL {}\n", conf_dir.join("mail").display()));
     std::os::unix::fs::chown(&env.dir, Some(u.uid), None).unwrap();
     let want = format!(
         "{} ({name}:root 0755), above the queue directory {}, is owned by {name}",
@@ -2990,6 +2998,7 @@ fn a_spool_a_user_owns_or_could_swap_is_refused_everywhere() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert_eq!(env.entries().len(), 1);
+    let _ = fs::remove_dir_all(&conf_dir);
 
     // An empty spool the user owns (its parent root's): never taken over.
     let env = Env::new();

@@ -182,7 +182,6 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
 fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
     let path = ctx.config.clone().unwrap_or_else(config::system_config);
     let name = path.display().to_string();
-    let mut writable_ok = true;
     if ctx.config.is_none() && !config::exists(&path) {
         t.say(
             Mark::Ok,
@@ -203,7 +202,6 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
                 for w in overridden_lines(&text, &name) {
                     t.say(Mark::Warn, "config", &w);
                 }
-                writable_ok = writable_step(t, &path);
             }
             Err(e) => {
                 t.fail(
@@ -222,18 +220,36 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
             return None;
         }
     };
+    // The file itself, held to the rule of the files it names (the file, every
+    // directory and link on its path, ACLs): the programs refuse it as they refuse
+    // those, and nothing is tried over the network with what it says.
+    let unsafe_config: Vec<_> = s
+        .cfg
+        .untrusted_files(&s.settings, app::maillog_group(&s))
+        .into_iter()
+        .filter(|u| u.what == "CONFIG")
+        .collect();
+    for u in &unsafe_config {
+        t.fail(
+            Sysexit::Config,
+            "config",
+            &format!("{}{}", u.problem(), repair(u)),
+        );
+    }
     // The files it names: a problem there fails the check, and the steps without the
     // network still run (the auth.conf step says more of its file).
     let files = s.cfg.check_files(&s.settings);
     match &files {
         Err(f) => t.fail(Sysexit::Config, "config", &f.message),
-        Ok(()) if writable_ok && config::exists(&path) => t.say(Mark::Ok, "config", &name),
+        Ok(()) if config::exists(&path) && unsafe_config.is_empty() => {
+            t.say(Mark::Ok, "config", &name)
+        }
         Ok(()) => {}
     }
     for w in idle_settings(&s.cfg) {
         t.say(Mark::Warn, "config", &w);
     }
-    Some((s, files.is_ok()))
+    Some((s, files.is_ok() && unsafe_config.is_empty()))
 }
 
 /// Each problem `Config::parse` finds in `text`, with its file and line: the line of
@@ -308,98 +324,6 @@ pub fn overridden_lines(text: &str, name: &str) -> Vec<String> {
     out
 }
 
-/// Whoever can change the configuration (or replace it in its directory) chooses where
-/// root writes mailboxes and which aliases run commands: the file and its directory must
-/// be writable by root alone (group write only for group root; a directory with the
-/// sticky bit protects the file from others). A file `-C` names that the caller owns is
-/// hers to write. Whether it passed.
-fn writable_step(t: &mut Tally, path: &Path) -> bool {
-    let mut ok = true;
-    let me = nix::unistd::geteuid().as_raw();
-    let unsafe_md = |md: &std::fs::Metadata, dir: bool| -> Option<&'static str> {
-        let mode = md.mode();
-        if mode & 0o002 != 0 && !(dir && mode & 0o1000 != 0) {
-            Some("writable by everyone")
-        } else if mode & 0o020 != 0 && md.gid() != 0 {
-            Some("writable by its group")
-        } else if md.uid() != 0 && md.uid() != me {
-            Some("owned by a user other than root")
-        } else {
-            None
-        }
-    };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    for (p, is_dir) in [(path, false), (dir, true)] {
-        let Ok(md) = std::fs::metadata(p) else {
-            continue;
-        };
-        if let Some(why) = unsafe_md(&md, is_dir) {
-            // Never a chown or chmod through a symbolic link (it changes what the link
-            // points at, which its owner can point anywhere) nor of a path in a user's
-            // home (hers to change: her home taken from her, or swapped for a link
-            // first): the configuration belongs elsewhere.
-            let linked = std::fs::canonicalize(p).map_or(true, |r| {
-                r != std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-            });
-            let home = (md.uid() != 0)
-                .then(|| nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(md.uid())))
-                .and_then(|u| u.ok().flatten())
-                .map(|u| u.dir)
-                .filter(|h| h.is_absolute() && h != Path::new("/"))
-                .filter(|h| {
-                    std::fs::canonicalize(p).is_ok_and(|r| {
-                        r.starts_with(std::fs::canonicalize(h).unwrap_or_else(|_| h.clone()))
-                    })
-                });
-            let repair = if linked || home.is_some() {
-                format!(
-                    " (repair: have root make the configuration anew in a directory that \
-                     is root's alone all the way down, reached through no link{}, and name \
-                     it; never change the owner or mode of {}: {})",
-                    home.as_ref()
-                        .map(|h| format!(" and outside {}", h.display()))
-                        .unwrap_or_default(),
-                    sh_word(p),
-                    match &home {
-                        Some(h) => format!(
-                            "it is in {}, the home of {}, hers to change",
-                            h.display(),
-                            user_name(md.uid())
-                        ),
-                        None => "it is reached through a symbolic link, whose owner \
-                                 can point it anywhere"
-                            .to_string(),
-                    }
-                )
-            } else {
-                let mut cmds = Vec::new();
-                if md.uid() != 0 && md.uid() != me {
-                    cmds.push(format!("chown root {}", sh_word(p)));
-                }
-                cmds.push(format!("chmod go-w {}", sh_word(p)));
-                fix(&cmds)
-            };
-            t.fail(
-                Sysexit::Config,
-                "config",
-                &format!(
-                    "{} ({}) is {why}: whoever can change {} decides what root delivers \
-                     and where{}",
-                    p.display(),
-                    owner_mode(&md),
-                    if is_dir { "the files in it" } else { "it" },
-                    repair
-                ),
-            );
-            ok = false;
-        }
-    }
-    ok
-}
-
 /// The files the configuration names that the programs read for routing or credentials,
 /// or write ([`Config::untrusted_files`]): each that someone the programs do not trust
 /// could change (the file, a directory or link on its path) is a `FAIL files` line, which
@@ -409,45 +333,73 @@ fn writable_step(t: &mut Tally, path: &Path) -> bool {
 /// `chmod go-w`; anything else is moved to a directory that is root's alone. Whether
 /// none failed.
 fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
-    let found = s.cfg.untrusted_files(&s.settings, app::maillog_group(s));
+    let found: Vec<_> = s
+        .cfg
+        .untrusted_files(&s.settings, app::maillog_group(s))
+        .into_iter()
+        .filter(|u| u.what != "CONFIG")
+        .collect();
     for u in &found {
-        let how = match u.risks.first() {
-            // A log file under a directory others may write (Ubuntu's /var/log, the
-            // system logger's group's): its mode is the logger's, not to be changed.
-            // The programs log to syslog instead of such a file (they run on).
-            Some(r) if u.what == "MAILLOG" && !r.file => format!(
-                " (the programs log to syslog instead, and deliver; repair: remove MAILLOG \
+        t.fail(
+            Sysexit::Config,
+            "files",
+            &format!("{}{}", u.problem(), repair(u)),
+        );
+    }
+    found.is_empty()
+}
+
+/// The repair [`trust_step`] and [`config_step`] offer for `u`: never a change of the
+/// owner or mode of a path a user can change (she could swap it for a link to any file
+/// first); `chmod go-w` only of the first item met when only its mode is wrong (all
+/// above it is safe); else the file made anew where root's alone.
+fn repair(u: &crate::config::UntrustedFile) -> String {
+    match u.risks.first() {
+        // A log file under a directory others may write (Ubuntu's /var/log, the
+        // system logger's group's): its mode is the logger's, not to be changed.
+        // The programs log to syslog instead of such a file (they run on).
+        Some(r) if u.what == "MAILLOG" && !r.file => format!(
+            " (the programs log to syslog instead, and deliver; repair: remove MAILLOG \
                  to log through syslog, or name a file in a directory that is root's alone \
                  all the way down; never change the mode of {}, which others, such as the \
                  system logger, may need to write)",
-                sh_word(&r.path)
-            ),
-            // The mail spool itself, root's, that others may write: sticky, as the
-            // usual spools are, others can still make their mailboxes in it but replace
-            // nothing of anyone else's.
-            Some(r) if u.what == "MAILSPOOL" && r.file && r.mode_only() => {
-                fix(&[format!("chmod +t {}", sh_word(&r.path))])
-            }
-            // The first met: everything above it is safe, so its path cannot be
-            // swapped; what follows it is named again by the next check.
-            Some(r) if r.mode_only() => fix(&[format!("chmod go-w {}", sh_word(&r.path))]),
-            Some(_) if u.what == "MAILSPOOL" => " (repair: have root make the mail spool \
+            sh_word(&r.path)
+        ),
+        // The mail spool itself, root's, that others may write: sticky, as the
+        // usual spools are, others can still make their mailboxes in it but replace
+        // nothing of anyone else's.
+        Some(r) if u.what == "MAILSPOOL" && r.file && r.mode_only() => {
+            fix(&[format!("chmod +t {}", sh_word(&r.path))])
+        }
+        // The first met: everything above it is safe, so its path cannot be
+        // swapped; what follows it is named again by the next check.
+        Some(r) if r.mode_only() => fix(&[format!("chmod go-w {}", sh_word(&r.path))]),
+        Some(_) if u.what == "CONFIG" && u.path == config::system_config() => format!(
+            " (repair: have root remove what is at fault and make {} anew, from a copy \
+                 it has checked, with the file and every directory and link on its path \
+                 root's alone; never change the owner or mode of a path a user can \
+                 change: she can swap it for a link to any file first)",
+            sh_word(&u.path)
+        ),
+        Some(_) if u.what == "CONFIG" => " (repair: have root make the file anew in a \
+                 directory that is root's alone all the way down, from a copy it has \
+                 checked, and give that path with -C; never change the owner or mode of a \
+                 path a user can change: she can swap it for a link to any file first)"
+            .to_string(),
+        Some(_) if u.what == "MAILSPOOL" => " (repair: have root make the mail spool \
                  anew in a directory that is root's alone all the way down, root:mail 2775 \
                  or 1777, move the mailboxes into it, and name it in MAILSPOOL; never change \
                  the owner or mode of a path a user can change: she can swap it for a link \
                  to any file first)"
-                .to_string(),
-            _ => format!(
-                " (repair: have root make the file anew in a directory that is root's alone \
+            .to_string(),
+        _ => format!(
+            " (repair: have root make the file anew in a directory that is root's alone \
                  all the way down, from a copy it has checked, and name that path in {}; \
                  never change the owner or mode of a path a user can change: she can \
                  swap it for a link to any file first)",
-                u.named.trim_end_matches([' ', '='])
-            ),
-        };
-        t.fail(Sysexit::Config, "files", &format!("{}{how}", u.problem()));
+            u.named.trim_end_matches([' ', '='])
+        ),
     }
-    found.is_empty()
 }
 
 /// Settings that change nothing, with their file and line: `O` options rsendmail

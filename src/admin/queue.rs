@@ -131,7 +131,12 @@ fn setup(ctx: &Context) -> Result<Setup, Fatal> {
         args.push("-C".into());
         args.push(c.clone().into_os_string());
     }
-    app::setup(args)
+    let s = app::setup(args)?;
+    // The spool acted on is the configuration's choice: a configuration someone the
+    // caller does not trust could change is refused, as every program refuses it.
+    s.cfg
+        .check_config_trust(&s.settings, app::maillog_group(&s))?;
+    Ok(s)
 }
 
 /// Where an entry is: queued (`false`) or held (`true`); `Ok(None)` when neither.

@@ -911,9 +911,9 @@ pub fn file_risks_trusting(
             // empty one as not a regular file.
             (!owner(m.md.uid())).then(|| format!("owned by {}", user_name(m.md.uid())))
         } else if last && !m.md.is_dir() {
-            changed_by_others(&m.md, &file)
+            with_acl(&m.path, &m.md, &file)
         } else if m.md.is_dir() {
-            changed_by_others(&m.md, &dirs)
+            with_acl(&m.path, &m.md, &dirs)
         } else {
             None
         };
@@ -927,6 +927,26 @@ pub fn file_risks_trusting(
         }
     }
     out
+}
+
+/// [`changed_by_others`], POSIX ACLs included: when `p` has an access ACL its group
+/// bits are the ACL's mask, so who may write through them is read from the ACL
+/// ([`acl_group_class_writers`]): a named user or group `trust` does not take is named
+/// (`given write by an access ACL for the user bob`), even where the group bits alone
+/// would pass. A sticky directory `trust` lets others write is left as it is.
+fn with_acl(p: &Path, md: &fs::Metadata, trust: &Trust) -> Option<String> {
+    let base = changed_by_others(md, trust);
+    let sticky = trust.sticky_ok && md.mode() & 0o1000 != 0;
+    match base {
+        Some(why) if why.starts_with("writable by its group") => {
+            match acl_group_class_writers(p, md, trust) {
+                Some(acl) => acl,
+                None => Some(why),
+            }
+        }
+        None if !sticky => acl_group_class_writers(p, md, trust).flatten(),
+        other => other,
+    }
 }
 
 /// [`file_risks`] for the mail spool (MAILSPOOL), a directory where root makes and
