@@ -1182,18 +1182,7 @@ fn deliver_local(
             Mailer::Local,
             None,
         ),
-        local::LocalOutcome::Failed(f) => {
-            let mut o = RcptOutcome::new(i, f.reply(), Mailer::Local, None);
-            o.cant_create = f.cant_create;
-            o.exit = f.exit;
-            o.stat = f.stat.clone();
-            o.notes = f.notes.clone();
-            o.diagnostic = f.diagnostic.clone();
-            if let Some(dsn) = f.dsn {
-                o.status = dsn;
-            }
-            o
-        }
+        local::LocalOutcome::Failed(f) => local_failure(i, &f),
         local::LocalOutcome::Expanded(..) => RcptOutcome::new(
             i,
             reply::Reply::with_status(
@@ -1275,15 +1264,7 @@ fn expand_at_delivery(
             match engine.local.expansion(r, &is_local) {
                 None | Some(local::LocalOutcome::Delivered(_)) => {}
                 Some(local::LocalOutcome::Failed(f)) => {
-                    let mut o = RcptOutcome::new(i, f.reply(), Mailer::Local, None);
-                    o.cant_create = f.cant_create;
-                    o.exit = f.exit;
-                    o.stat = f.stat.clone();
-                    o.notes = f.notes.clone();
-                    o.diagnostic = f.diagnostic.clone();
-                    if let Some(dsn) = f.dsn {
-                        o.status = dsn;
-                    }
+                    let o = local_failure(i, &f);
                     say(out, &[format!("{}... Connecting to local...", r.address)]);
                     say(out, &outcome_lines(std::slice::from_ref(&o), &address));
                     decided.push(o);
@@ -1448,6 +1429,22 @@ impl Seek for MessageAt<'_> {
         })?;
         Ok(self.pos)
     }
+}
+
+/// The outcome of recipient `i` whose local delivery failed: the failure's reply, and
+/// what it says beyond it (a `/file` that cannot be created, a program's exit status,
+/// sendmail's words, DSN status, transcript lines and Diagnostic-Code).
+fn local_failure(i: usize, f: &local::Failure) -> RcptOutcome {
+    let mut o = RcptOutcome::new(i, f.reply(), Mailer::Local, None);
+    o.cant_create = f.cant_create;
+    o.exit = f.exit;
+    o.stat = f.stat.clone();
+    o.notes = f.notes.clone();
+    o.diagnostic = f.diagnostic.clone();
+    if let Some(dsn) = f.dsn {
+        o.status = dsn;
+    }
+    o
 }
 
 #[cfg(test)]
