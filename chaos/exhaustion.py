@@ -36,12 +36,16 @@ NO_ROOM_CODES = (75, 74)
 class Tmpfs:
     """A tmpfs of `size` bytes and `inodes` inodes mounted on `path` (made if missing)."""
 
-    def __init__(self, path: Path, size: str = "1m", inodes: int | None = None):
+    def __init__(self, path: Path, size: str = "1m", inodes: int | None = None,
+                 mail_spool: bool = False):
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
         # Of a group fit for a spool, as an install makes one (a spool of root's group
-        # is refused by every program).
-        opts = f"size={size},mode=2770,gid={common.fit_group()}"
+        # is refused by every program); a mail spool (MAILSPOOL) sticky and writable by
+        # all, one of the layouts root delivers into (a group-writable one must be the
+        # group mail's).
+        opts = (f"size={size},mode=1777" if mail_spool
+                else f"size={size},mode=2770,gid={common.fit_group()}")
         if inodes is not None:
             opts += f",nr_inodes={inodes}"
         subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)],
@@ -418,7 +422,7 @@ def mbox_full(ctx, case: str) -> Row:
     box = sp.mail / "root"
     try:
         # Room for every message once freed; the filler takes it all before the runs.
-        fs = Tmpfs(sp.mail, size=("64k" if ctx.quick else "512k"))
+        fs = Tmpfs(sp.mail, size=("64k" if ctx.quick else "512k"), mail_spool=True)
         # One message in the mailbox before it fills (rsendmail's own -odi).
         msg = common.message("mbf", 0, to="root")
         code, out = submit(sp, ["-odi", "root"], msg)
