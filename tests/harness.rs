@@ -478,7 +478,20 @@ pub fn other_user() -> UserIds {
 /// Run `program` as the test user with a clean environment (PATH and `envs` only).
 pub fn as_user(program: &Path, args: &[&str], envs: &[(&str, &str)], stdin: &[u8]) -> Output {
     let mut cmd = Command::new("runuser");
-    cmd.args(["-u", TEST_USER, "--", "env", "-i", "PATH=/usr/bin:/bin"]);
+    cmd.args(["-u", TEST_USER, "--"]);
+    run_in_clean_env(cmd, program, args, envs, stdin)
+}
+
+/// Run `program` through `cmd` (a command that switches rights and then runs its
+/// arguments) under `env -i` with PATH and `envs` only, `stdin` written to it.
+fn run_in_clean_env(
+    mut cmd: Command,
+    program: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    stdin: &[u8],
+) -> Output {
+    cmd.args(["env", "-i", "PATH=/usr/bin:/bin"]);
     for (k, v) in envs {
         cmd.arg(format!("{k}={v}"));
     }
@@ -487,7 +500,7 @@ pub fn as_user(program: &Path, args: &[&str], envs: &[(&str, &str)], stdin: &[u8
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("runuser");
+    let mut child = cmd.spawn().expect("the command that switches rights");
     let _ = child.stdin.take().unwrap().write_all(stdin);
     child.wait_with_output().unwrap()
 }
@@ -501,18 +514,8 @@ pub fn as_member(program: &Path, args: &[&str], envs: &[(&str, &str)], stdin: &[
     cmd.arg(format!("--reuid={}", u.uid))
         .arg(format!("--regid={}", u.gid))
         .arg(format!("--groups={}", fit_group().1))
-        .args(["--", "env", "-i", "PATH=/usr/bin:/bin"]);
-    for (k, v) in envs {
-        cmd.arg(format!("{k}={v}"));
-    }
-    cmd.arg(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("setpriv");
-    let _ = child.stdin.take().unwrap().write_all(stdin);
-    child.wait_with_output().unwrap()
+        .arg("--");
+    run_in_clean_env(cmd, program, args, envs, stdin)
 }
 
 /// Copies of both binaries in `dir`, the first named `name`, that the test user can run

@@ -848,14 +848,10 @@ mod tests {
     use super::super::engine;
     use super::*;
 
-    /// A list owner's targets refused at submission: joined to the attempt's report to
-    /// that owner (its lines first), or a report of their own with the owner's part of
-    /// the transcript; the sender's report is left as it is (recorded:
-    /// `owner-list-unknown-odi`, `owner-two-lists-odi`).
-    #[test]
-    fn owner_owed_goes_to_its_owner_alone() {
-        let e = engine::for_tests();
-        let entry = |listed: &str| dsn::RcptReport {
+    /// The report entry of the list `lst`'s member `listed`, refused at submission as
+    /// unknown, met through `expanded_from` (a list with an owner) or not.
+    fn refused_member(listed: &str, expanded_from: Option<&str>) -> dsn::RcptReport {
+        dsn::RcptReport {
             final_recipient: "lst@test.example".into(),
             original_recipient: None,
             action: "failed",
@@ -867,9 +863,19 @@ mod tests {
             listed: Some(listed.into()),
             comment: None,
             actual_recipient: None,
-            expanded_from: Some("lst".into()),
+            expanded_from: expanded_from.map(Into::into),
             last_attempt: 0,
-        };
+        }
+    }
+
+    /// A list owner's targets refused at submission: joined to the attempt's report to
+    /// that owner (its lines first), or a report of their own with the owner's part of
+    /// the transcript; the sender's report is left as it is (recorded:
+    /// `owner-list-unknown-odi`, `owner-two-lists-odi`).
+    #[test]
+    fn owner_owed_goes_to_its_owner_alone() {
+        let e = engine::for_tests();
+        let entry = |listed: &str| refused_member(listed, Some("lst"));
         let state = rsendmail::spool::entry::State {
             owner_owed: vec![
                 ("oa@example.org".into(), entry("nosucha")),
@@ -943,21 +949,7 @@ mod tests {
     #[test]
     fn owner_owed_joins_the_senders_report_when_the_owner_sent_it() {
         let e = engine::for_tests();
-        let entry = |listed: &str| dsn::RcptReport {
-            final_recipient: "lst@test.example".into(),
-            original_recipient: None,
-            action: "failed",
-            status: status::BAD_MAILBOX,
-            remote_mta: None,
-            diagnostic: None,
-            diagnostic_type: "X-Unix",
-            transcript: Vec::new(),
-            listed: Some(listed.into()),
-            comment: None,
-            actual_recipient: None,
-            expanded_from: None,
-            last_attempt: 0,
-        };
+        let entry = |listed: &str| refused_member(listed, None);
         let state = rsendmail::spool::entry::State {
             owner_owed: vec![("own@example.org".into(), entry("nosuchl"))],
             owner_notes: vec![(
