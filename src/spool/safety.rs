@@ -417,11 +417,11 @@ impl Spool {
             sticky_ok: true,
         };
         for m in met.into_iter().rev().filter(|m| m.md.is_dir()) {
-            let Some(mut why) = changed_by_others(&m.md, &trust) else {
+            let Some((kind, mut why)) = changed_by(&m.md, &trust) else {
                 continue;
             };
             // Its group bits are an access ACL's mask: whom the ACL lets write, named.
-            if why.starts_with("writable by its group") {
+            if kind == RiskKind::Group {
                 match acl_group_class_writers(&m.path, &m.md, &trust) {
                     Some(Some(w)) => why = w,
                     Some(None) => continue,
@@ -564,18 +564,42 @@ impl Trust<'_> {
     };
 }
 
+/// Who besides the trusted owners could change a file or directory: what the words of
+/// [`changed_by_others`] and [`FileRisk::why`] say, for code to test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RiskKind {
+    /// It belongs to an owner not trusted (`owned by bob`).
+    Owner,
+    /// Everyone may write it (`writable by everyone`).
+    Everyone,
+    /// Its group, not trusted, may write it through the group bits (`writable by its
+    /// group staff`).
+    Group,
+    /// An access ACL gives users or groups not trusted write (`given write by an access
+    /// ACL for the user bob`).
+    Acl,
+}
+
 /// Who besides the trusted owners could change a file or directory of `md`, in words
 /// (`owned by bob`, `writable by everyone`, `writable by its group staff`): its owner
 /// when `trust` does not take it, else everyone or its group when they may write it.
 pub fn changed_by_others(md: &fs::Metadata, trust: &Trust) -> Option<String> {
+    changed_by(md, trust).map(|(_, why)| why)
+}
+
+/// [`changed_by_others`] with its [`RiskKind`].
+pub fn changed_by(md: &fs::Metadata, trust: &Trust) -> Option<(RiskKind, String)> {
     let mode = md.mode();
     let sticky = trust.sticky_ok && mode & 0o1000 != 0;
     if !(trust.owner)(md.uid()) {
-        Some(format!("owned by {}", user_name(md.uid())))
+        Some((RiskKind::Owner, format!("owned by {}", user_name(md.uid()))))
     } else if mode & 0o002 != 0 && !sticky {
-        Some("writable by everyone".to_string())
+        Some((RiskKind::Everyone, "writable by everyone".to_string()))
     } else if mode & 0o020 != 0 && !sticky && !(trust.group)(md.gid()) {
-        Some(format!("writable by its group {}", group_name(md.gid())))
+        Some((
+            RiskKind::Group,
+            format!("writable by its group {}", group_name(md.gid())),
+        ))
     } else {
         None
     }
@@ -819,6 +843,8 @@ pub struct FileRisk {
     pub md: fs::Metadata,
     /// Who could change it, in words (`owned by bob`, `writable by everyone`).
     pub why: String,
+    /// Who could change it, for code to test (never [`FileRisk::why`]'s words).
+    pub kind: RiskKind,
     /// Whether it is the file itself (else a directory or link on its path).
     pub file: bool,
 }
@@ -828,7 +854,7 @@ impl FileRisk {
     /// not a link): then `chmod go-w` on it is a safe repair, once everything above it
     /// is safe.
     pub fn mode_only(&self) -> bool {
-        !self.md.file_type().is_symlink() && !self.why.starts_with("owned by")
+        !self.md.file_type().is_symlink() && self.kind != RiskKind::Owner
     }
 
     /// The line that names it: `PATH (owner:group mode) is WHY`, or for a link `the
@@ -903,13 +929,21 @@ pub fn file_risks_trusting(
     let mut out = Vec::new();
     for (i, m) in met.into_iter().enumerate() {
         let last = complete && i + 1 == n;
-        let why = if m.md.file_type().is_symlink() {
-            (!owner(m.md.uid())).then(|| format!("owned by {}", user_name(m.md.uid())))
+        let owned = || {
+            (!owner(m.md.uid())).then(|| {
+                (
+                    RiskKind::Owner,
+                    format!("owned by {}", user_name(m.md.uid())),
+                )
+            })
+        };
+        let risk = if m.md.file_type().is_symlink() {
+            owned()
         } else if last && std::os::unix::fs::FileTypeExt::is_char_device(&m.md.file_type()) {
             // A character device (`/dev/null`, 0666 by design) holds nothing a writer
             // could change: only who owns it counts. What reads it refuses any but an
             // empty one as not a regular file.
-            (!owner(m.md.uid())).then(|| format!("owned by {}", user_name(m.md.uid())))
+            owned()
         } else if last && !m.md.is_dir() {
             with_acl(&m.path, &m.md, &file)
         } else if m.md.is_dir() {
@@ -917,11 +951,12 @@ pub fn file_risks_trusting(
         } else {
             None
         };
-        if let Some(why) = why {
+        if let Some((kind, why)) = risk {
             out.push(FileRisk {
                 path: m.path,
                 md: m.md,
                 why,
+                kind,
                 file: last,
             });
         }
@@ -934,17 +969,16 @@ pub fn file_risks_trusting(
 /// ([`acl_group_class_writers`]): a named user or group `trust` does not take is named
 /// (`given write by an access ACL for the user bob`), even where the group bits alone
 /// would pass. A sticky directory `trust` lets others write is left as it is.
-fn with_acl(p: &Path, md: &fs::Metadata, trust: &Trust) -> Option<String> {
-    let base = changed_by_others(md, trust);
+fn with_acl(p: &Path, md: &fs::Metadata, trust: &Trust) -> Option<(RiskKind, String)> {
+    let base = changed_by(md, trust);
     let sticky = trust.sticky_ok && md.mode() & 0o1000 != 0;
+    let acl = |w: Option<String>| w.map(|w| (RiskKind::Acl, w));
     match base {
-        Some(why) if why.starts_with("writable by its group") => {
-            match acl_group_class_writers(p, md, trust) {
-                Some(acl) => acl,
-                None => Some(why),
-            }
-        }
-        None if !sticky => acl_group_class_writers(p, md, trust).flatten(),
+        Some((RiskKind::Group, why)) => match acl_group_class_writers(p, md, trust) {
+            Some(w) => acl(w),
+            None => Some((RiskKind::Group, why)),
+        },
+        None if !sticky => acl(acl_group_class_writers(p, md, trust).flatten()),
         other => other,
     }
 }
@@ -963,13 +997,16 @@ pub fn mail_spool_risks(path: &Path) -> Vec<FileRisk> {
         .map(|g| g.gid.as_raw());
     file_risks(path, &[])
         .into_iter()
-        .filter(|r| {
-            !(r.file
-                && r.md.is_dir()
-                && Some(r.md.gid()) == mail
-                && r.why.starts_with("writable by its group"))
-        })
+        .filter(|r| !mail_spool_layout(r, mail))
         .collect()
+}
+
+/// Whether risk `r` of [`file_risks`] is the usual mail spool layout [`mail_spool_risks`]
+/// lets through: the spool itself (a directory) writable through its group bits by the
+/// group `mail` (gid `mail`, when there is one). Any other risk (its owner, everyone, an
+/// ACL, another group, a directory above it) is not.
+fn mail_spool_layout(r: &FileRisk, mail: Option<u32>) -> bool {
+    r.file && r.md.is_dir() && r.kind == RiskKind::Group && mail.is_some_and(|g| r.md.gid() == g)
 }
 
 #[cfg(test)]
@@ -1115,6 +1152,132 @@ mod tests {
         let links = w.by_ref().filter(|m| m.md.file_type().is_symlink()).count();
         assert!(!w.complete());
         assert_eq!(links, MAX_LINKS + 1);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// The kinds of risk, from the metadata: an owner not trusted, everyone, the group;
+    /// a sticky directory passes where `sticky_ok`.
+    #[test]
+    fn risks_have_their_kind() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = scratch("kinds");
+        let md = |mode: u32| {
+            fs::set_permissions(&d, fs::Permissions::from_mode(mode)).unwrap();
+            fs::metadata(&d).unwrap()
+        };
+        let me = fs::metadata(&d).unwrap().uid();
+        let owner = move |u: u32| u == me;
+        let trust = Trust {
+            owner: &owner,
+            group: &|_| false,
+            sticky_ok: true,
+        };
+        let kind = |mode| changed_by(&md(mode), &trust).map(|(k, _)| k);
+        assert_eq!(kind(0o755), None);
+        assert_eq!(kind(0o2775), Some(RiskKind::Group));
+        assert_eq!(kind(0o777), Some(RiskKind::Everyone));
+        assert_eq!(kind(0o1777), None);
+        let stranger = Trust {
+            owner: &|_| false,
+            ..trust
+        };
+        assert_eq!(
+            changed_by(&md(0o755), &stranger).map(|(k, _)| k),
+            Some(RiskKind::Owner)
+        );
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// The mail spool's usual layout (the spool itself writable by the group `mail`,
+    /// root:mail 2775) is let through by the risk's kind, whatever its words; a spool
+    /// writable by everyone, by another group or through an ACL, one whose owner is not
+    /// trusted, a directory above the spool and a regular file are not.
+    #[test]
+    fn the_mail_spools_group_layout_is_told_by_kind() {
+        let d = scratch("mailspool");
+        let f = d.join("file");
+        fs::write(&f, "").unwrap();
+        let dir_md = fs::metadata(&d).unwrap();
+        let mail = dir_md.gid();
+        let risk = |md: &fs::Metadata, kind, why: &str, file| FileRisk {
+            path: d.clone(),
+            md: md.clone(),
+            why: why.to_string(),
+            kind,
+            file,
+        };
+        let group = risk(&dir_md, RiskKind::Group, "writable by its group mail", true);
+        assert!(mail_spool_layout(&group, Some(mail)));
+        // Its words are for people: they may say anything.
+        let worded = risk(&dir_md, RiskKind::Group, "group-writable (mail)", true);
+        assert!(mail_spool_layout(&worded, Some(mail)));
+        // Refused: another group, no group `mail`, a directory above the spool.
+        assert!(!mail_spool_layout(&group, Some(mail.wrapping_add(1))));
+        assert!(!mail_spool_layout(&group, None));
+        let above = risk(
+            &dir_md,
+            RiskKind::Group,
+            "writable by its group mail",
+            false,
+        );
+        assert!(!mail_spool_layout(&above, Some(mail)));
+        // Refused: other kinds, even in the words of the group's.
+        for kind in [RiskKind::Everyone, RiskKind::Owner, RiskKind::Acl] {
+            let r = risk(&dir_md, kind, "writable by its group mail", true);
+            assert!(!mail_spool_layout(&r, Some(mail)), "{kind:?}");
+        }
+        // Refused: a regular file where the spool should be.
+        let file_md = fs::metadata(&f).unwrap();
+        let r = risk(
+            &file_md,
+            RiskKind::Group,
+            "writable by its group mail",
+            true,
+        );
+        assert!(!mail_spool_layout(&r, Some(mail)));
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// On the file system (as root, with a group `mail`: what the rule is for): the
+    /// usual mail spools pass, root:mail 2775 and a sticky 1777; one writable by
+    /// everyone without the sticky bit, or by another group, is refused.
+    #[test]
+    fn mail_spool_layouts_on_disk() {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(mail) = nix::unistd::Group::from_name("mail").ok().flatten() else {
+            return;
+        };
+        if !root_process() {
+            return;
+        }
+        let d = scratch("mailspool-disk");
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
+        let spool = d.join("mail");
+        fs::create_dir(&spool).unwrap();
+        let set = |gid: u32, mode: u32| {
+            std::os::unix::fs::chown(&spool, Some(0), Some(gid)).unwrap();
+            fs::set_permissions(&spool, fs::Permissions::from_mode(mode)).unwrap();
+            mail_spool_risks(&spool)
+                .iter()
+                .map(|r| r.kind)
+                .collect::<Vec<_>>()
+        };
+        let mail = mail.gid.as_raw();
+        assert_eq!(set(mail, 0o2775), vec![]);
+        assert_eq!(set(0, 0o1777), vec![]);
+        assert_eq!(set(mail, 0o0777), vec![RiskKind::Everyone]);
+        // A group other than `mail`.
+        let other = (1..65534).find(|&g| {
+            g != mail
+                && nix::unistd::Group::from_gid(g.into())
+                    .ok()
+                    .flatten()
+                    .is_some()
+        });
+        if let Some(g) = other {
+            assert_eq!(set(g, 0o2775), vec![RiskKind::Group]);
+        }
         let _ = fs::remove_dir_all(&d);
     }
 }
