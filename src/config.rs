@@ -1688,21 +1688,30 @@ pub fn parse_auth(text: &str, name: &str) -> Result<Vec<AuthEntry>, Fatal> {
         if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
-        let bad = || {
-            Fatal::new(
-                Sysexit::Config,
-                format!("{name}: line {}: expected user|host:password", i + 1),
-            )
-        };
+        let said =
+            |why: &str| Fatal::new(Sysexit::Config, format!("{name}: line {}: {why}", i + 1));
+        let bad = || said("expected user|host:password");
         let (user, rest) = line.split_once('|').ok_or_else(bad)?;
         let (host, password) = rest.split_once(':').ok_or_else(bad)?;
-        if user.is_empty() || host.is_empty() {
-            return Err(bad());
+        if user.is_empty() {
+            return Err(said("no user before '|' (expected user|host:password)"));
+        }
+        if host.is_empty() {
+            return Err(said(
+                "no host between '|' and ':' (expected user|host:password)",
+            ));
+        }
+        let host = auth_host(host).map_err(|why| said(&why))?;
+        if password.is_empty() {
+            return Err(said(
+                "empty password after ':' (a server that needs AUTH needs one; remove the \
+                 line for a server without AUTH)",
+            ));
         }
         // Delivery takes the first line for a host (compared as a domain is:
         // `Smtp.Example` is `smtp.example`, U-labels are their A-labels), so a second
         // line for it would never be used: refused, naming both lines (not their text).
-        let key = crate::message::address::domain_key(host);
+        let key = crate::message::address::domain_key(&host);
         if let Some(m) = hosts.get(&key) {
             return Err(Fatal::new(
                 Sysexit::Config,
@@ -1715,11 +1724,44 @@ pub fn parse_auth(text: &str, name: &str) -> Result<Vec<AuthEntry>, Fatal> {
         hosts.insert(key, i + 1);
         out.push(AuthEntry {
             user: user.to_string(),
-            host: host.to_string(),
+            host,
             password: password.to_string(),
         });
     }
     Ok(out)
+}
+
+/// The host of an auth.conf line as delivery compares it with the host it connects to:
+/// a host name, an IP address, or an address literal (`[192.0.2.1]`, `[IPv6:2001:db8::1]`),
+/// kept as its bare address (delivery compares bare addresses). Errors: what is wrong
+/// with it, never its text (the line may be a password put in the wrong place).
+fn auth_host(host: &str) -> Result<String, String> {
+    let malformed = |why: &str| {
+        format!("the host is not a host name or IP address ({why}; expected user|host:password)")
+    };
+    if host.trim() != host {
+        return Err(malformed("blanks around it"));
+    }
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(host.to_string());
+    }
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        let bare = inner
+            .get(..5)
+            .filter(|p| p.eq_ignore_ascii_case("IPv6:"))
+            .and_then(|_| inner.get(5..))
+            .unwrap_or(inner);
+        return match bare.parse::<std::net::IpAddr>() {
+            Ok(_) => Ok(bare.to_string()),
+            Err(_) => Err(malformed("not an address literal")),
+        };
+    }
+    let ascii = crate::message::address::ascii_domain(host)
+        .ok_or_else(|| malformed("not a valid internationalized name"))?;
+    // An absolute name (`smtp.example.org.`) is the name.
+    let name = ascii.strip_suffix('.').unwrap_or(&ascii);
+    crate::message::address::check_host_name(name).map_err(|why| malformed(&why))?;
+    Ok(host.to_string())
 }
 
 #[cfg(test)]
@@ -1786,6 +1828,59 @@ mod tests {
         let auth = parse_auth("bob|smtp.example.org:se:cret\n", "a").unwrap();
         assert_eq!(auth[0].password, "se:cret");
         assert!(parse_auth("nonsense\n", "a").is_err());
+    }
+
+    /// auth.conf lines that could never be used are refused with their line: no user,
+    /// no host, a host that is no host name or address, no password; an address literal
+    /// is kept as the bare address delivery compares.
+    #[test]
+    fn auth_lines_need_a_user_a_host_and_a_password() {
+        for (text, why) in [
+            ("|h.example:pw\n", "no user before '|'"),
+            ("u|:pw\n", "no host between '|' and ':'"),
+            (
+                "u|h example:pw\n",
+                "the host is not a host name or IP address",
+            ),
+            (
+                "u|h.example :pw\n",
+                "the host is not a host name or IP address",
+            ),
+            ("u|h/x:pw\n", "the host is not a host name or IP address"),
+            (
+                "u|[IPv6:2001:pw\n",
+                "the host is not a host name or IP address",
+            ),
+            (
+                "u|[300.1.1.1]:pw\n",
+                "the host is not a host name or IP address",
+            ),
+            (
+                "u|-h.example:pw\n",
+                "the host is not a host name or IP address",
+            ),
+            ("u|h.example:\n", "empty password after ':'"),
+            ("u|h.example:\r\n", "empty password after ':'"),
+        ] {
+            let e = parse_auth(&format!("# c\n{text}"), "auth").unwrap_err();
+            assert_eq!(e.code, Sysexit::Config, "{text:?}");
+            assert!(
+                e.message.starts_with(&format!("auth: line 2: {why}")),
+                "{text:?}: {}",
+                e.message
+            );
+        }
+        let ok = parse_auth(
+            "a|[192.0.2.1]:p\nb|192.0.2.2:p\nc|Smtp.Example.:p:w\nd|bücher.example:p\n",
+            "auth",
+        )
+        .unwrap();
+        let hosts: Vec<&str> = ok.iter().map(|a| a.host.as_str()).collect();
+        assert_eq!(
+            hosts,
+            ["192.0.2.1", "192.0.2.2", "Smtp.Example.", "bücher.example"]
+        );
+        assert_eq!(ok[2].password, "p:w");
     }
 
     #[test]

@@ -2893,3 +2893,69 @@ fn config_fix_changes_no_users_home_nor_a_link() {
         );
     }
 }
+
+/// An auth.conf line with an empty host, a host that is not a host name or address, or
+/// an empty password is refused with the file and line, by `check` (its config step)
+/// and by every program that loads the configuration (78, EX_CONFIG), as the line
+/// could never authenticate; a good line for an address literal is taken.
+#[test]
+fn auth_conf_lines_without_a_host_or_password_are_refused_with_their_line() {
+    for (text, why) in [
+        ("bob|:pw\n", "no host between '|' and ':'"),
+        (
+            "bob|smtp example.org:pw\n",
+            "the host is not a host name or IP address",
+        ),
+        (
+            "bob|smtp/example.org:pw\n",
+            "the host is not a host name or IP address",
+        ),
+        (
+            "bob| smtp.example.org:pw\n",
+            "the host is not a host name or IP address (blanks around it",
+        ),
+        (
+            "bob|[192.0.2.300]:pw\n",
+            "the host is not a host name or IP address (not an address literal",
+        ),
+        ("bob|smtp.example.org:\n", "empty password after ':'"),
+    ] {
+        let env = Env::new();
+        let auth = env.dir.join("auth.conf");
+        fs::write(&auth, format!("alice|127.0.0.1:secret\n{text}")).unwrap();
+        chmod(&auth, 0o640);
+        env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+        let want = format!("{}: line 2: {why}", auth.display());
+        let r = admin(&env, &["check"]);
+        r.code(78);
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("FAIL config: {want}"))),
+            "{text:?}: {want}\n{}",
+            r.stdout
+        );
+        // Never the password.
+        assert!(!r.stdout.contains("secret"), "{}", r.stdout);
+        let r = env.sendmail(&["-odq", "bob@example.org"], MSG);
+        r.code(78);
+        assert!(
+            r.stdout.starts_with(&want) || r.stderr.starts_with(&want),
+            "{text:?}: {want}\n{}{}",
+            r.stdout,
+            r.stderr
+        );
+        assert!(env.entries().is_empty());
+    }
+    // Address literals and addresses are hosts.
+    let env = Env::new();
+    let auth = env.dir.join("auth.conf");
+    fs::write(
+        &auth,
+        "a|[192.0.2.1]:pw\nb|192.0.2.2:pw\nc|smtp.example.org.:p:w\n",
+    )
+    .unwrap();
+    chmod(&auth, 0o640);
+    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+}
