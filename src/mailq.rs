@@ -38,10 +38,11 @@
 //! Addresses are shown as sendmail's prtstr shows them: a backslash doubled, a byte that
 //! is not printable ASCII as `\ooo`, so no queue content can put control characters on
 //! the terminal. Reasons (and the body type) are shown with each octet of a control
-//! character as `\ooo` ([`shown`]), printable UTF-8 as it is (an SMTPUTF8 server's
-//! text): the deliverer stores them printable (`rsendmail::text`), but a state file
-//! written before it did, or by someone else, may hold anything. `mailq --json` gives
-//! them whole, escaped as JSON.
+//! character or an invisible format character (a bidirectional override...:
+//! [`crate::text::is_safe`]) as `\ooo` ([`shown`]), printable UTF-8 as it is (an
+//! SMTPUTF8 server's text): the deliverer stores them printable (`rsendmail::text`), but
+//! a state file written before it did, or by someone else, may hold anything. `mailq
+//! --json` gives them whole, escaped as JSON, those characters as `\uXXXX`.
 //!
 //! Entries may be damaged or hostile: text is cut at characters, never by byte index (the
 //! lints below keep it so), and numbers from the files saturate, so no entry makes the
@@ -501,8 +502,14 @@ pub fn json_str(s: &str) -> String {
             '\n' => o.push_str("\\n"),
             '\r' => o.push_str("\\r"),
             '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
+            // Every other control character and invisible format character (a
+            // bidirectional override...) as `\uXXXX` (a pair of them beyond the BMP):
+            // the JSON holds the same text, and a terminal shows it as it is.
+            c if !crate::text::is_safe(c) => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    let _ = write!(o, "\\u{u:04x}");
+                }
             }
             c => o.push(c),
         }

@@ -9,8 +9,11 @@
 //! a terminal, DEL erases. So every control character (Unicode general category Cc: C0,
 //! DEL, C1) becomes [`REPLACEMENT`], `?`, as Postfix's SMTP client replaces the
 //! non-printable characters of a reply; HT becomes SP, so that a text stays one line of
-//! one kind of blank. Printable non-ASCII (UTF-8 from an SMTPUTF8 server) is kept: it is
-//! text, not a command. Octets that are not UTF-8 were already turned into U+FFFD when
+//! one kind of blank. The invisible format characters ([`is_invisible`]: bidirectional
+//! overrides and isolates, zero-width characters, the line and paragraph separators)
+//! become [`REPLACEMENT`] too: they make a line on a terminal read otherwise than it is.
+//! Printable non-ASCII (UTF-8 from an SMTPUTF8 server) is kept: it is text, not a
+//! command. Octets that are not UTF-8 were already turned into U+FFFD when
 //! the text was read.
 //!
 //! Made once where the text comes in (`smtp/reply.rs` `read_reply`, `Reply::local` in the
@@ -63,13 +66,50 @@ pub fn line_fault(line: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// Whether `c` may stand in a one-line text as it is.
+/// Whether `c` may stand in a one-line text as it is: not a control character
+/// (Unicode general category Cc), not an invisible format character ([`is_invisible`]).
 pub fn is_safe(c: char) -> bool {
-    !c.is_control()
+    !c.is_control() && !is_invisible(c)
 }
 
-/// `s` with HT as SP and every other control character (C0 including CR, LF and NUL,
-/// DEL, C1) as [`REPLACEMENT`]; borrowed when there is none.
+/// The invisible characters that change how the text around them is shown or read:
+/// Unicode's format characters (general category Cf, Unicode 15.1), among them the
+/// bidirectional controls (U+202A–U+202E embeddings and overrides, U+2066–U+2069
+/// isolates, U+200E/U+200F marks, U+061C), zero-width characters (U+200B–U+200D,
+/// U+2060, U+FEFF) and tag characters, which can make a terminal line read as
+/// something else than what it holds (CVE-2021-42574, "Trojan Source"); and the line
+/// and paragraph separators (U+2028, U+2029, categories Zl and Zp), line breaks that
+/// are not LF.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{600}'..='\u{605}'
+            | '\u{61c}'
+            | '\u{6dd}'
+            | '\u{70f}'
+            | '\u{890}'..='\u{891}'
+            | '\u{8e2}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+            | '\u{110bd}'
+            | '\u{110cd}'
+            | '\u{13430}'..='\u{1343f}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0001}'
+            | '\u{e0020}'..='\u{e007f}'
+    )
+}
+
+/// `s` with HT as SP and every other character that is not [`is_safe`] (C0 including
+/// CR, LF and NUL, DEL, C1, the invisible format characters) as [`REPLACEMENT`];
+/// borrowed when there is none.
 pub fn printable(s: &str) -> Cow<'_, str> {
     if s.chars().all(is_safe) {
         return Cow::Borrowed(s);
@@ -188,6 +228,15 @@ mod tests {
             ("csi\u{9b}31m", "csi?31m"),
             ("\u{85}next line", "?next line"),
             ("Grüße 日本 \u{fffd}", "Grüße 日本 \u{fffd}"),
+            // Bidirectional controls, marks, zero-width and tag characters, line and
+            // paragraph separators: what would make a line read otherwise.
+            ("a\u{202e}fdp.exe", "a?fdp.exe"),
+            ("\u{2066}x\u{2067}y\u{2068}z\u{2069}", "?x?y?z?"),
+            ("l\u{200e}r\u{200f}", "l?r?"),
+            ("zero\u{200b}width\u{feff}", "zero?width?"),
+            ("tag\u{e0041}", "tag?"),
+            ("one\u{2028}two\u{2029}", "one?two?"),
+            ("soft\u{ad}hyphen\u{61c}", "soft?hyphen?"),
             ("", ""),
         ];
         for (text, shown) in table {
@@ -196,6 +245,7 @@ mod tests {
         assert_eq!(named_char('_'), "'_'");
         assert_eq!(named_char('\u{1b}'), "character 0x1b");
         assert_eq!(named_char('\t'), "character 0x09");
+        assert_eq!(named_char('\u{202e}'), "character 0x202e");
         assert!(matches!(printable("plain"), Cow::Borrowed(_)));
         assert_eq!(printable_lines("a\rb\n<<< c\u{1b}\n"), "a?b\n<<< c?\n");
         assert!(matches!(printable_lines("a\nb\n"), Cow::Borrowed(_)));

@@ -1386,3 +1386,84 @@ fn delete_dry_run_prints_each_entry_and_deletes_nothing() {
     admin(&env, &["delete", "--all"]).code(0);
     assert!(!queued(&env, &a) && !held(&env, &b));
 }
+
+/// `show`, `list` and `list --json` never put a bidirectional control (U+202E, the
+/// isolates U+2066-U+2069, the marks U+200E/U+200F), a zero-width or another invisible
+/// format character on the terminal: `show` shows them as `?` as it shows control
+/// characters, `list` as octal escapes, and `list --json` stays JSON with them as
+/// `\uXXXX` escapes, the same text once decoded.
+#[test]
+fn queue_listings_escape_bidi_controls_and_invisible_characters() {
+    let env = Env::new();
+    let sender = "al\u{202e}ice@example.org";
+    let rcpt = "b\u{2066}o\u{2069}b\u{200f}@example.org";
+    let msg = "Subject: invoice\u{202e}fdp.exe\u{200e} \u{200b}\u{2028}x\n\nbody\n";
+    env.sendmail(&["-odq", "-f", sender, rcpt], msg.as_bytes())
+        .code(0);
+    let id = env.only_id();
+    let invisible = |s: &str| {
+        s.chars()
+            .find(|c| {
+                matches!(
+                    c,
+                    '\u{202a}'..='\u{202e}'
+                        | '\u{2066}'..='\u{2069}'
+                        | '\u{200b}'..='\u{200f}'
+                        | '\u{2028}'
+                        | '\u{2029}'
+                )
+            })
+            .map(|c| format!("U+{:04X}", u32::from(c)))
+    };
+    let r = admin(&env, &["show", &id]);
+    r.code(0);
+    assert_eq!(invisible(&r.stdout), None, "{}", r.stdout);
+    for want in [
+        "Sender:         al?ice@example.org\n",
+        "  b?o?b?@example.org: pending\n",
+        "  Subject: invoice?fdp.exe? ??x\n",
+    ] {
+        assert!(r.stdout.contains(want), "{want:?} in\n{}", r.stdout);
+    }
+    let r = admin(&env, &["list"]);
+    r.code(0);
+    assert_eq!(invisible(&r.stdout), None, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("al\\342\\200\\256ice@example.org"),
+        "{}",
+        r.stdout
+    );
+    let r = admin(&env, &["list", "--json"]);
+    r.code(0);
+    assert_eq!(invisible(&r.stdout), None, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("\"sender\":\"al\\u202eice@example.org\""),
+        "{}",
+        r.stdout
+    );
+    // Valid JSON, the same addresses once decoded.
+    if crate::harness::have("python3") {
+        let mut py = Command::new("python3")
+            .args([
+                "-c",
+                "import json,sys\nfor l in sys.stdin:\n o=json.loads(l)\n \
+                 print(ascii(o['sender']), ascii(o['recipients'][0]['address']))",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        py.stdin
+            .take()
+            .unwrap()
+            .write_all(r.stdout.as_bytes())
+            .unwrap();
+        let out = py.wait_with_output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "'al\\u202eice@example.org' 'b\\u2066o\\u2069b\\u200f@example.org'\n"
+        );
+    }
+}
