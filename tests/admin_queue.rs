@@ -1387,6 +1387,63 @@ fn delete_dry_run_prints_each_entry_and_deletes_nothing() {
     assert!(!queued(&env, &a) && !held(&env, &b));
 }
 
+/// `delete --all` (and `--recipient`) passes over an entry that a delivery finished
+/// between the listing and the deletion, as `postsuper -d ALL` does: not an error, exit
+/// 0. Here the second entry's lock is held (a delivery) while the first is deleted; the
+/// "delivery" then removes the entry and lets go of the lock. An ID given that names
+/// no entry is still an error (66).
+#[test]
+fn delete_all_passes_over_entries_delivered_meanwhile() {
+    use std::io::BufRead as _;
+    for selection in [&["--all"][..], &["--recipient", "example.org"][..]] {
+        let env = Env::new();
+        let mut ids = [
+            queue(&env, "bob@example.org"),
+            queue(&env, "carol@example.org"),
+        ];
+        ids.sort();
+        let [first, last] = ids;
+        let qf = env.spool.join(format!("qf{last}"));
+        let f = fs::File::open(&qf).unwrap();
+        f.lock().unwrap();
+        let mut args = vec!["-C", env.conf.to_str().unwrap(), "delete"];
+        args.extend_from_slice(selection);
+        let mut child = Command::new(admin_bin())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The first entry is deleted: the listing is made, and the second one is next.
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, format!("{first}: deleted\n"));
+        // The delivery of the second ends: its files go, then its lock.
+        fs::remove_file(&qf).unwrap();
+        let _ = fs::remove_file(env.spool.join(format!("sf{last}")));
+        drop(f);
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        let done = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert_eq!(done.status.code(), Some(0), "{selection:?}: {stderr}");
+        assert_eq!(rest, "", "{selection:?}");
+        assert_eq!(stderr, "", "{selection:?}");
+        assert!(env.entries().is_empty(), "{}", env.listing());
+        // Named, the entry that is gone is an error.
+        let r = admin(&env, &["delete", &last]);
+        r.code(66);
+        assert!(
+            r.stderr
+                .contains(&format!("{last}: no such entry in the queue")),
+            "{}",
+            r.stderr
+        );
+    }
+}
+
 /// `show`, `list` and `list --json` never put a bidirectional control (U+202E, the
 /// isolates U+2066-U+2069, the marks U+200E/U+200F), a zero-width or another invisible
 /// format character on the terminal: `show` shows them as `?` as it shows control
@@ -1465,5 +1522,38 @@ fn queue_listings_escape_bidi_controls_and_invisible_characters() {
             String::from_utf8_lossy(&out.stdout),
             "'al\\u202eice@example.org' 'b\\u2066o\\u2069b\\u200f@example.org'\n"
         );
+    }
+}
+
+/// A queue ID as `mailq` lists it (followed by its mark) or as its queue file's name is
+/// taken, blanks around it too; the name of another file of the entry or a path is
+/// refused (64) with the ID to give, and nothing is done.
+#[test]
+fn ids_are_taken_as_listings_show_them() {
+    let env = Env::new();
+    let id = queue(&env, "bob@example.org");
+    admin(&env, &["hold", &format!("qf{id}")])
+        .code(0)
+        .stdout_is(&format!("{id}: held\n"));
+    admin(&env, &["release", &format!("{id}!")])
+        .code(0)
+        .stdout_is(&format!("{id}: released\n"));
+    admin(&env, &["show", &format!("{id}* ")]).code(0);
+    for arg in [
+        format!("sf{id}"),
+        format!("df{id}"),
+        env.spool.join(format!("qf{id}")).display().to_string(),
+    ] {
+        let r = admin(&env, &["delete", &arg]);
+        r.code(64);
+        assert!(
+            r.stderr.contains(&format!("{arg}: "))
+                && r.stderr
+                    .contains(&format!("give the ID {id} (as mailq lists it)")),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(r.stdout, "");
+        assert!(queued(&env, &id));
     }
 }

@@ -7,6 +7,9 @@
 //! `mailq` knows). A refusal names the ID and exits 77 (EX_NOPERM); an ID that names no
 //! entry exits 66 (EX_NOINPUT: the queue file it names does not exist); the other IDs of
 //! the command line are still processed, and the exit status is the first failure's.
+//! An entry of a selection (`delete --all`, `--recipient`) that is gone by the time it
+//! is acted on (a queue run delivered it meanwhile) is passed over, as `postsuper -d
+//! ALL` passes over it: it was not named, so its absence is no error.
 //!
 //! Every change is made under the entry's delivery lock, taken as queue runs take it (an
 //! exclusive `flock` on `qf<ID>`, then the path checked to still name the file): a
@@ -48,11 +51,19 @@ pub const DEFAULT_REASON: &str = "message returned by the administrator";
 /// The longest `--reason` kept, in characters.
 pub const REASON_MAX: usize = 200;
 
+/// The letters that name an entry's other files in a spool (rsendmail's state `sf`,
+/// temporary `tf`, `rf`; sendmail's data `df`, transcript `xf`, quarantined `hf`, lost
+/// `Qf`): a name of one of them is refused with the ID to give instead.
+const FILE_PREFIXES: [&str; 7] = ["sf", "tf", "rf", "df", "xf", "hf", "Qf"];
+
 /// A queue ID as given on the command line: the 14 characters of an ID, also as `mailq`
-/// shows it (followed by one of its marks `*`, `-`, `!`) or as a queue file's name
-/// (`qf<ID>`). Errors: a text naming what is wrong (printable, whatever was given).
+/// shows it (followed by one of its marks: `*` being delivered, `-` too young, and
+/// Postfix's `!` held) or as its queue file's name (`qf<ID>`), with blanks around it
+/// (pasted from a listing) left out. Errors: a text naming what is wrong (printable,
+/// whatever was given), with the ID to give when the argument holds one (the name of
+/// another file of the entry, a path).
 pub fn parse_id(arg: &str) -> Result<String, String> {
-    let mut s = arg;
+    let mut s = arg.trim_matches([' ', '\t']);
     if s.chars().count() == 15
         && let Some(t) = s.strip_suffix(['*', '-', '!'])
     {
@@ -64,13 +75,29 @@ pub fn parse_id(arg: &str) -> Result<String, String> {
         s = t;
     }
     if spool::valid_id(s) {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
-            "{}: not a queue ID (14 letters and digits, as mailq lists them)",
-            crate::text::printable(arg)
-        ))
+        return Ok(s.to_string());
     }
+    let shown = crate::text::printable(arg);
+    // The last path component, its queue file's or another file's name.
+    let name = s.rsplit('/').next().unwrap_or(s);
+    let file = FILE_PREFIXES.iter().chain(["qf"].iter()).find_map(|p| {
+        name.strip_prefix(p)
+            .filter(|id| spool::valid_id(id))
+            .map(|id| (*p, id))
+    });
+    Err(match file {
+        Some(("qf", id)) if name != s => {
+            format!("{shown}: a path, not a queue ID: give the ID {id} (as mailq lists it)")
+        }
+        Some((p, id)) if p != "qf" => format!(
+            "{shown}: the name of one of an entry's files ({p}), not a queue ID: give \
+             the ID {id} (as mailq lists it)"
+        ),
+        _ => format!(
+            "{shown}: not a queue ID (14 letters and digits, as mailq lists them, \
+             optionally followed by its mark *, - or !, or the queue file's name qfID)"
+        ),
+    })
 }
 
 /// `--reason TEXT` as a report and the log may carry it: on one line (control
@@ -239,8 +266,28 @@ fn find(spool: &Spool, who: &Caller, id: &str) -> Result<(Spool, bool), Sysexit>
 /// queue file cannot be read is unknown: only root and the spool's group may act on it,
 /// which a refusal says (77) rather than a bare "permission denied".
 fn find_any(spool: &Spool, who: &Caller, id: &str) -> Result<(Spool, bool), Sysexit> {
+    match find_listed(spool, who, id, false)? {
+        Some(found) => Ok(found),
+        None => Err(fail(
+            Sysexit::NoInput,
+            format!("{id}: no such entry in the queue {}", spool.dir.display()),
+        )),
+    }
+}
+
+/// [`find_any`] of an ID that a listing of the spool gave (`listed`: `--all`,
+/// `--recipient`): `Ok(None)` when the entry is gone since (delivered, deleted), which
+/// is no error, as `postsuper -d ALL` passes over it. An ID the caller gave that names
+/// no entry is an error (66, said).
+fn find_listed(
+    spool: &Spool,
+    who: &Caller,
+    id: &str,
+    listed: bool,
+) -> Result<Option<(Spool, bool)>, Sysexit> {
     let (sp, held) = match locate(spool, id) {
         Ok(Some(found)) => found,
+        Ok(None) if listed => return Ok(None),
         Ok(None) => {
             return Err(fail(
                 Sysexit::NoInput,
@@ -270,11 +317,22 @@ fn find_any(spool: &Spool, who: &Caller, id: &str) -> Result<(Spool, bool), Syse
         }
     };
     if who.any {
-        return Ok((sp, held));
+        return Ok(Some((sp, held)));
     }
     let denied = |e: &ReadError| matches!(e, ReadError::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied);
     match sp.read_entry(id) {
-        Ok(e) if who.may_act_on(Some(e.envelope.uid)) => Ok((sp, held)),
+        Ok(e) if who.may_act_on(Some(e.envelope.uid)) => Ok(Some((sp, held))),
+        // Finished between the look and the read.
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            if listed {
+                Ok(None)
+            } else {
+                Err(fail(
+                    Sysexit::NoInput,
+                    format!("{id}: no longer queued (delivered or removed meanwhile)"),
+                ))
+            }
+        }
         // Another user's entry, which this one may not even read.
         Err(e) if denied(&e) => Err(fail(
             Sysexit::NoPerm,
@@ -759,10 +817,15 @@ pub fn delete(
         } else {
             ids.to_vec()
         };
+        // IDs of a listing: one finished since is passed over, as `postsuper -d ALL`
+        // passes over it; an ID given that names no entry is an error.
+        let listed = all || rcpt.is_some();
         let mut from_spool = false;
         let mut would = 0usize;
         let status = over(&ids, |id| {
-            let (sp, held) = find_any(&s.spool, who, id)?;
+            let Some((sp, held)) = find_listed(&s.spool, who, id, listed)? else {
+                return Ok(());
+            };
             if dry_run {
                 crate::outln!("{}", would_delete(&sp, id, held));
                 would += 1;
@@ -779,6 +842,10 @@ pub fn delete(
                 return Ok(());
             }
             let Some(lock) = lock(&sp, id)? else {
+                // Delivered (or deleted) while it was waited for.
+                if listed {
+                    return Ok(());
+                }
                 return Err(fail(
                     Sysexit::NoInput,
                     format!("{id}: no longer queued (delivered or removed meanwhile)"),
@@ -1153,10 +1220,40 @@ mod tests {
             "6AUIIquc023976**",
             "sf6AUIIquc023976",
             "qf6AUIIquc023976*",
+            "6AUIIquc023976 *",
         ] {
             assert!(parse_id(arg).is_err(), "{arg}");
         }
         assert!(parse_id("\u{1b}[2J").unwrap_err().starts_with("?[2J"));
+        // Blanks around an ID pasted from a listing.
+        for arg in [
+            " 6AUIIquc023976",
+            "6AUIIquc023976*\t",
+            "  qf6AUIIquc023976 ",
+        ] {
+            assert_eq!(parse_id(arg).as_deref(), Ok(id), "{arg:?}");
+        }
+        // The name of another file of the entry, a path: refused, with the ID to give.
+        for arg in [
+            "sf6AUIIquc023976",
+            "df6AUIIquc023976",
+            "hf6AUIIquc023976",
+            "/var/spool/rsendmail/qf6AUIIquc023976",
+            "hold/qf6AUIIquc023976",
+            "/var/spool/mqueue/df6AUIIquc023976",
+        ] {
+            let e = parse_id(arg).unwrap_err();
+            assert!(
+                e.starts_with(&format!("{arg}: "))
+                    && e.ends_with(&format!("give the ID {id} (as mailq lists it)")),
+                "{e}"
+            );
+        }
+        assert!(
+            parse_id("xx6AUIIquc023976")
+                .unwrap_err()
+                .contains("not a queue ID (14 letters and digits")
+        );
     }
 
     #[test]
