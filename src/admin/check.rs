@@ -328,10 +328,11 @@ pub fn overridden_lines(text: &str, name: &str) -> Vec<String> {
 /// or write ([`Config::untrusted_files`]): each that someone the programs do not trust
 /// could change (the file, a directory or link on its path) is a `FAIL files` line, which
 /// every program that uses it refuses too. The repair offered never changes the owner or
-/// mode of a path a user can change (she could swap it for a link to any file first): a
-/// root-owned item that is only writable by others, with everything above it safe, gets
-/// `chmod go-w`; anything else is moved to a directory that is root's alone. Whether
-/// none failed.
+/// mode of a path a user can change (she could swap it for a link to any file first):
+/// when every item at fault is root's and only writable by others, `chmod go-w` of each,
+/// from the top down (followed, the step passes); anything else (a file or link a user
+/// owns: she chose what is in it) is made anew in a directory that is root's alone.
+/// Whether none failed.
 fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
     let found: Vec<_> = s
         .cfg
@@ -351,8 +352,8 @@ fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
 
 /// The repair [`trust_step`] and [`config_step`] offer for `u`: never a change of the
 /// owner or mode of a path a user can change (she could swap it for a link to any file
-/// first); `chmod go-w` only of the first item met when only its mode is wrong (all
-/// above it is safe); else the file made anew where root's alone.
+/// first); `chmod go-w` of each item, from the top down, when only their modes are
+/// wrong; else the file made anew where root's alone.
 fn repair(u: &crate::config::UntrustedFile) -> String {
     match u.risks.first() {
         // A log file under a directory others may write (Ubuntu's /var/log, the
@@ -371,9 +372,15 @@ fn repair(u: &crate::config::UntrustedFile) -> String {
         Some(r) if u.what == "MAILSPOOL" && r.file && r.mode_only() => {
             fix(&[format!("chmod +t {}", sh_word(&r.path))])
         }
-        // The first met: everything above it is safe, so its path cannot be
-        // swapped; what follows it is named again by the next check.
-        Some(r) if r.mode_only() => fix(&[format!("chmod go-w {}", sh_word(&r.path))]),
+        // Each only of a wrong mode, root's or this user's and no link: `chmod go-w`
+        // of each from the top down, each one made safe before the next is changed,
+        // so that no one could swap what is changed next; followed, the step passes.
+        // One a user owns or a link is never adopted (its owner chose what is in it).
+        Some(_) if u.risks.iter().all(|r| r.mode_only()) => fix(&u
+            .risks
+            .iter()
+            .map(|r| format!("chmod go-w {}", sh_word(&r.path)))
+            .collect::<Vec<_>>()),
         Some(_) if u.what == "CONFIG" && u.path == config::system_config() => format!(
             " (repair: have root remove what is at fault and make {} anew, from a copy \
                  it has checked, with the file and every directory and link on its path \
@@ -1148,6 +1155,25 @@ fn subdirs_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
     let group = want.group.clone();
     let mut problems = 0;
     let mut seen = 0;
+    // A spool this user cannot enter: what is in it is not seen, said so (never a line
+    // that is just missing).
+    if let Err(e) = std::fs::read_dir(&s.spool.dir)
+        && e.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        t.say(
+            Mark::Warn,
+            "spool",
+            &format!(
+                "{}: its sub-directories, their files and the queued entries could not be \
+                 checked: {} ({}; {})",
+                s.spool.dir.display(),
+                config::io_text(&e),
+                out_of_reach(s),
+                run_as_admin(s, want)
+            ),
+        );
+        return;
+    }
     for sub in crate::spool::SUBDIRS {
         let p = s.spool.dir.join(sub);
         let Ok(md) = std::fs::symlink_metadata(&p) else {
@@ -1514,6 +1540,19 @@ fn wakeup_step(
         ),
     };
     match std::fs::symlink_metadata(&fifo) {
+        // Not to be seen by this user (a shared spool she has not the group of): not
+        // known to be missing, so no failure; the root queue runner's own check sees it.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => t.say(
+            Mark::Warn,
+            "wakeup",
+            &format!(
+                "{} could not be checked: {} ({}; {})",
+                fifo.display(),
+                config::io_text(&e),
+                out_of_reach(s),
+                run_as_admin(s, want)
+            ),
+        ),
         Err(_) => no_runner(t, format!("no {}", fifo.display()), true),
         Ok(md) if !md.file_type().is_fifo() => {
             // What a runner's start does with it: moved into corrupt/ (init does it for
@@ -1586,6 +1625,29 @@ fn wakeup_step(
             }
         }
     }
+}
+
+/// Why the spool's insides are out of this process's reach: it has not the spool's
+/// group (the set-gid bit given up, or a program that is not set-gid).
+fn out_of_reach(s: &app::Setup) -> String {
+    format!(
+        "this user cannot enter {}, which is the spool group's alone",
+        s.spool.dir.display()
+    )
+}
+
+/// The way to see what [`out_of_reach`] hides: the check run as root, or by a member of
+/// the spool's group.
+fn run_as_admin(s: &app::Setup, want: &SpoolOwner) -> String {
+    let conf = match &s.inv.config_file {
+        Some(c) => format!(" -C {}", sh_word(c)),
+        None => String::new(),
+    };
+    format!(
+        "run `rsendmail-admin{conf} check` as root or as a member of the group {} to \
+         check it",
+        want.group
+    )
 }
 
 /// Whether a queue runner holds the wake-up FIFO open: opening it for writing without
