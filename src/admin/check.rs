@@ -131,6 +131,7 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
         t.say(Mark::Info, "privileges", &super::dropped_group_note(&s.inv));
     }
     names_step(&mut t, &s.cfg);
+    aliases_step(&mut t, &s);
     let usable = trust_step(&mut t, &s) && usable;
     install_steps(&mut t, &s);
     if !usable {
@@ -451,6 +452,47 @@ pub fn idle_settings(cfg: &Config) -> Vec<String> {
     out
 }
 
+/// The aliases file, read as delivery reads it, when it is there: one that is not text
+/// (a NUL octet) is used by no delivery, and fails with its line; one this user may not
+/// read is a `warn` (the root queue runner reads it). Its other problems are
+/// `newaliases`'s to list; a file that is not regular fails in the config step.
+fn aliases_step(t: &mut Tally, s: &app::Setup) {
+    if s.inv.no_alias {
+        return;
+    }
+    let path = s.settings.alias_file.as_ref().unwrap_or(&s.cfg.aliases);
+    match crate::aliases::Aliases::load(path) {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::PermissionDenied
+                && !nix::unistd::geteuid().is_root() =>
+        {
+            t.say(
+                Mark::Warn,
+                "aliases",
+                &format!(
+                    "{} could not be checked: {} (this user may not read it; run the \
+                     check as root to check it)",
+                    path.display(),
+                    config::io_text(&e)
+                ),
+            )
+        }
+        Ok(a) => {
+            if let Some(why) = a.unusable() {
+                t.fail(
+                    Sysexit::Config,
+                    "aliases",
+                    &format!(
+                        "{why}: no delivery uses it, and every local recipient waits in \
+                         the queue until it is made a text file again"
+                    ),
+                );
+            }
+        }
+        Err(_) => {}
+    }
+}
+
 /// The mail name in force and the host name.
 fn names_step(t: &mut Tally, cfg: &Config) {
     let name = cfg.host_name();
@@ -460,13 +502,28 @@ fn names_step(t: &mut Tally, cfg: &Config) {
         None => "the host name".to_string(),
     };
     let from = from.trim_end_matches([' ', ':', ',']).to_string();
+    // A name read from a file not everyone may read is not quoted in a problem.
+    let private_file = cfg.mailname.as_deref().is_some_and(|m| {
+        m.starts_with('/')
+            && std::fs::metadata(m).is_ok_and(|md| !crate::text::readable_by_all(&md))
+    });
+    let shown = if private_file {
+        format!("the name on line 1 ({})", crate::text::NOT_QUOTED)
+    } else {
+        name.clone()
+    };
     if let Some(why) = crate::message::address::mail_name_problem(&name) {
+        let why = if private_file {
+            "not a name other hosts take".to_string()
+        } else {
+            why
+        };
         // What the Debian package's question refuses (an IP address, an address
         // literal, localhost): other hosts refuse or misroute mail from such a name.
         t.fail(
             Sysexit::Config,
             "mailname",
-            &format!("{name} ({from}): {why}; set MAILNAME"),
+            &format!("{shown} ({from}): {why}; set MAILNAME"),
         );
     } else if name.contains('.') {
         t.say(Mark::Ok, "mailname", &format!("{name} ({from})"));
@@ -475,8 +532,8 @@ fn names_step(t: &mut Tally, cfg: &Config) {
             Mark::Warn,
             "mailname",
             &format!(
-                "{name} ({from}) is not a domain name: other hosts may refuse mail from \
-                 {name}; set MAILNAME"
+                "{shown} ({from}) is not a domain name: other hosts may refuse mail from \
+                 it; set MAILNAME"
             ),
         );
     }
