@@ -18,6 +18,11 @@
 //! mode queue-only or deferred, users' submissions that cannot deliver themselves) and
 //! the modes of `auth.conf` (never readable by others, readable by the spool's group)
 //! and `MAILLOG` (root's, written by the spool's group, as the programs make it).
+//! Run by a user without the spool's group, what she cannot see (the FIFO and what is
+//! inside the 2770 spool) is a `warn` line saying it could not be checked and why, never
+//! a missing item or a failure; an auth.conf she may not read leaves AUTH untried (a
+//! `warn` line of the deliverer), the other network steps still run. The aliases file
+//! with a NUL octet fails (no delivery uses it).
 //! A mail name that is an IP address, an address literal or localhost fails
 //! ([`crate::message::address::mail_name_problem`]). Each mode or owner problem ends
 //! with `(fix: COMMANDS)`: shell commands that, run as printed, make the step pass.
