@@ -89,6 +89,14 @@ pub struct Aliases {
     /// problem (`file: line N: ...`): a recipient of that name is deferred, never
     /// delivered as if it had no alias ([`Aliases::broken`]).
     broken: HashMap<String, String>,
+    /// Why the file as a whole cannot be used (`FILE: line 3: a NUL octet; the file is
+    /// not text`, `cannot open FILE: Permission denied`): every local recipient waits,
+    /// as for a line that could not be read ([`Aliases::broken`]), never delivered as if
+    /// the file had no alias for her.
+    unavailable: Option<String>,
+    /// Whether a line of the file may be quoted in its problems: everyone may read it
+    /// ([`crate::text::readable_by_all`]).
+    quoted: bool,
 }
 
 /// An error or warning about one line: `file: line N: message`, in sendmail's words.
@@ -320,8 +328,15 @@ impl Aliases {
     /// not an address is reported; otherwise targets are checked when they are used,
     /// like any address (compat-tests `addr-alias-bad-target`).
     pub fn parse(text: &str, path: &Path, check_targets: bool) -> Aliases {
+        Aliases::parse_quoting(text, path, check_targets, true)
+    }
+
+    /// [`Aliases::parse`]; with `quoted` false (a file not everyone may read) no
+    /// problem shows the text of a line, only its number and what is wrong.
+    pub fn parse_quoting(text: &str, path: &Path, check_targets: bool, quoted: bool) -> Aliases {
         let mut a = Aliases {
             path: path.to_path_buf(),
+            quoted,
             ..Aliases::default()
         };
         // Logical lines: (first line number, text).
@@ -404,7 +419,8 @@ impl Aliases {
             // The name without its quotes: `"": x` has none.
             let plain = lhs.trim_matches('"').to_string();
             if plain.is_empty() {
-                a.problem(lineno, false, format!("{line}... illegal alias name"));
+                let text = a.quote(&line);
+                a.problem(lineno, false, format!("{text}... illegal alias name"));
                 continue;
             }
             if let Some((_, text)) = faulty.iter().find(|(n, _)| *n == lineno) {
@@ -415,7 +431,8 @@ impl Aliases {
             let targets = split_targets(rhs);
             // Nothing after the colon but blanks and commas (`a: ,`) is no value either.
             if targets.is_empty() {
-                a.problem(lineno, false, format!("{line}... missing value for alias"));
+                let text = a.quote(&line);
+                a.problem(lineno, false, format!("{text}... missing value for alias"));
                 continue;
             }
             if check_targets {
@@ -426,16 +443,21 @@ impl Aliases {
                         && !t.starts_with(":include:")
                         && address::parse_one(t.trim_start_matches('\\')).is_err()
                 }) {
-                    a.problem(lineno, false, format!("{bad}... bad address"));
+                    let text = a.quote(bad);
+                    a.problem(lineno, false, format!("{text}... bad address"));
                 }
             }
             let key = plain.to_ascii_lowercase();
             if a.map.contains_key(&key) {
-                a.problem(
-                    lineno,
-                    true,
-                    format!("{plain}... Warning: duplicate alias name {key}"),
-                );
+                let text = if a.quoted {
+                    format!("{plain}... Warning: duplicate alias name {key}")
+                } else {
+                    format!(
+                        "Warning: duplicate alias name ({})",
+                        crate::text::NOT_QUOTED
+                    )
+                };
+                a.problem(lineno, true, text);
             }
             a.stats.count += 1;
             a.stats.longest = a.stats.longest.max(rhs.len());
@@ -450,6 +472,51 @@ impl Aliases {
             );
         }
         a
+    }
+
+    /// `text` of the file as a problem shows it: itself when everyone may read the file,
+    /// else words saying it is not shown.
+    fn quote(&self, text: &str) -> String {
+        if self.quoted {
+            text.to_string()
+        } else {
+            format!("({})", crate::text::NOT_QUOTED)
+        }
+    }
+
+    /// Aliases of the file at `path` that cannot be used, `why` (the reason, with the
+    /// file's name): every local recipient waits ([`Aliases::broken`]).
+    pub fn unavailable(path: &Path, why: String) -> Aliases {
+        Aliases {
+            path: path.to_path_buf(),
+            unavailable: Some(why),
+            ..Aliases::default()
+        }
+    }
+
+    /// Why the file as a whole cannot be used, when so.
+    pub fn unusable(&self) -> Option<&str> {
+        self.unavailable.as_deref()
+    }
+
+    /// The aliases of the file at `path` for delivery: `None` when there is no such file
+    /// (no aliases, as sendmail); one that could not be read for another reason (no
+    /// right to it, not a regular file, too large) is [`Aliases::unavailable`], so that
+    /// local recipients wait with the reason rather than go to a mailbox of their name or
+    /// bounce as unknown.
+    pub fn for_delivery(path: &Path) -> Option<Aliases> {
+        match Aliases::load(path) {
+            Ok(a) => Some(a),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => Some(Aliases::unavailable(
+                path,
+                format!(
+                    "cannot open {}: {}",
+                    path.display(),
+                    crate::config::io_text(&e)
+                ),
+            )),
+        }
     }
 
     fn problem(&mut self, line: usize, warning: bool, message: impl std::fmt::Display) {
@@ -500,8 +567,26 @@ impl Aliases {
                 },
             )?;
         let owner = md.uid();
-        let mut a = Aliases::parse(&String::from_utf8_lossy(&text), path, check_targets);
+        let mut a = Aliases::parse_quoting(
+            &String::from_utf8_lossy(&text),
+            path,
+            check_targets,
+            crate::text::readable_by_all(&md),
+        );
         a.owner = owner;
+        // A NUL octet: not a text file (`/proc/1/environ`, a binary named by mistake),
+        // whose lines cannot be trusted one by one: none is used (its problems and
+        // summary are still those `newaliases` lists).
+        if let Some(n) = text.split(|&b| b == b'\n').position(|l| l.contains(&0)) {
+            a.map.clear();
+            a.broken.clear();
+            a.unavailable = Some(format!(
+                "{}: line {}: {}",
+                path.display(),
+                n + 1,
+                crate::text::NUL_OCTET
+            ));
+        }
         Ok(a)
     }
 
@@ -515,6 +600,9 @@ impl Aliases {
     /// as unknown. sendmail (which says `alias line too long` there) drops the line and
     /// delivers as if there were no alias (recorded: `bi-aliases-nul-target`, `bv-alias-nul`).
     pub fn broken(&self, name: &str) -> Option<&str> {
+        if let Some(why) = &self.unavailable {
+            return Some(why);
+        }
         self.broken
             .get(&name.to_ascii_lowercase())
             .map(String::as_str)

@@ -571,11 +571,11 @@ impl Config {
                     false,
                     crate::boundedfile::MAX_FILE,
                 ) {
-                    Ok((t, _)) => {
+                    Ok((t, md)) => {
                         // Only the first line is read.
                         let first = t.split(|&b| b == b'\n').next().unwrap_or_default();
                         fault(first, path)?;
-                        String::from_utf8_lossy(&t).into_owned()
+                        (String::from_utf8_lossy(&t).into_owned(), md)
                     }
                     Err(e) => {
                         // Names its config line, as the other files' refusals do
@@ -584,12 +584,22 @@ impl Config {
                         return refuse(format!("{at}cannot open MAILNAME {path}: {}", e.text()));
                     }
                 };
+                let (text, md) = text;
                 let first = text.lines().next().unwrap_or("").trim();
                 if first.is_empty() {
                     return refuse(format!("MAILNAME {path}: no mail name on its first line"));
                 }
                 match ascii_mail_name(first) {
                     Ok(a) => self.mail_name = a,
+                    // Its text is quoted only from a file everyone may read: never a
+                    // line of a file named by mistake (`/etc/shadow`) into an error a
+                    // log or a report shows.
+                    Err(_) if !crate::text::readable_by_all(&md) => {
+                        return refuse(format!(
+                            "{path}: line 1: not a valid mail name ({})",
+                            crate::text::NOT_QUOTED
+                        ));
+                    }
                     Err(why) => {
                         return refuse(format!("{path}: line 1: invalid mail name {first}: {why}"));
                     }
@@ -744,8 +754,11 @@ impl Config {
         for (what, p, got) in read {
             match (what, got) {
                 ("RELAYTABLE", got) => {
+                    let quoted = got
+                        .as_ref()
+                        .is_ok_and(|(_, md)| crate::text::readable_by_all(md));
                     let text = got.map_err(ReadError::Io).and_then(|(t, _)| utf8(t));
-                    relay_table_of(p, &at(what), text, self.port.unwrap_or(25))?;
+                    relay_table_of(p, &at(what), text, self.port.unwrap_or(25), quoted)?;
                 }
                 ("AUTHPATH", Err(e)) if out_of_reach(&e) => {}
                 ("AUTHPATH", Err(e)) => {
@@ -1536,7 +1549,8 @@ fn utf8(t: Vec<u8>) -> Result<String, crate::boundedfile::ReadError> {
 
 /// Read the relay table; errors name the file (and line) and are EX_CONFIG.
 pub fn load_relay_table(path: &Path, default_port: u16) -> Result<Vec<RelayRule>, Fatal> {
-    relay_table_of(path, "", read_text(path), default_port)
+    let quoted = std::fs::metadata(path).is_ok_and(|md| crate::text::readable_by_all(&md));
+    relay_table_of(path, "", read_text(path), default_port, quoted)
 }
 
 /// The relay table from the text read from `path` ([`load_relay_table`]); `at` is
@@ -1547,6 +1561,7 @@ fn relay_table_of(
     at: &str,
     text: Result<String, crate::boundedfile::ReadError>,
     default_port: u16,
+    quoted: bool,
 ) -> Result<Vec<RelayRule>, Fatal> {
     let text = text.map_err(|e| {
         Fatal::new(
@@ -1558,7 +1573,7 @@ fn relay_table_of(
             ),
         )
     })?;
-    parse_relay_table(&text, &path.display().to_string(), default_port)
+    parse_relay_table_quoting(&text, &path.display().to_string(), default_port, quoted)
 }
 
 /// Parse the relay table's text; `name` is used in messages (`name: line N: ...`).
@@ -1567,6 +1582,25 @@ pub fn parse_relay_table(
     name: &str,
     default_port: u16,
 ) -> Result<Vec<RelayRule>, Fatal> {
+    parse_relay_table_quoting(text, name, default_port, true)
+}
+
+/// [`parse_relay_table`]; with `quoted` false (a file not everyone may read:
+/// [`crate::text::readable_by_all`]) an error names the line and what is wrong, never
+/// the line's text.
+pub fn parse_relay_table_quoting(
+    text: &str,
+    name: &str,
+    default_port: u16,
+    quoted: bool,
+) -> Result<Vec<RelayRule>, Fatal> {
+    let shown = |word: &str| {
+        if quoted {
+            word.to_string()
+        } else {
+            format!("({})", crate::text::NOT_QUOTED)
+        }
+    };
     fault(text.as_bytes(), name)?;
     let mut out = Vec::new();
     // Each compared pattern's first line and spelling: a second line for the same
@@ -1588,7 +1622,10 @@ pub fn parse_relay_table(
         let (host, port) = if by_mx {
             (String::new(), Some(0))
         } else {
-            check_host_port(relay).map_err(|why| bad(&format!("invalid relay {relay}: {why}")))?
+            check_host_port(relay).map_err(|why| match quoted {
+                true => bad(&format!("invalid relay {relay}: {why}")),
+                false => bad(&format!("invalid relay {}", shown(relay))),
+            })?
         };
         // A U-label pattern is its A-labels (`bücher.example`), as it is compared.
         let keyed = match pattern.strip_prefix('.') {
@@ -1602,12 +1639,13 @@ pub fn parse_relay_table(
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c));
         if !valid_pattern || pattern == "." {
-            return Err(bad(&format!("invalid domain {pattern}")));
+            return Err(bad(&format!("invalid domain {}", shown(pattern))));
         }
         if let Some((m, was)) = first_at.get(&keyed) {
-            return Err(bad(&format!(
-                "domain {pattern} is already routed by {name}: line {m} ({was})"
-            )));
+            return Err(bad(&match quoted {
+                true => format!("domain {pattern} is already routed by {name}: line {m} ({was})"),
+                false => format!("its domain is already routed by {name}: line {m}"),
+            }));
         }
         first_at.insert(keyed.clone(), (n + 1, pattern.to_string()));
         // `a.example.` is `a.example`, as everywhere a domain is compared.

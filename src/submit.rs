@@ -835,7 +835,7 @@ pub fn submit<R: BufRead>(
         None
     } else {
         let path = settings.alias_file.as_ref().unwrap_or(&cfg.aliases);
-        crate::aliases::Aliases::load(path).ok()
+        crate::aliases::Aliases::for_delivery(path)
     };
     let (envelope_recipients, refused_local, notes, owned) = expand_local_noted(
         recipients.clone(),

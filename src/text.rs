@@ -50,7 +50,21 @@ const BOM: &[u8] = b"\xef\xbb\xbf";
 /// [`file_fault`]'s words for a byte order mark at the start of a file.
 pub const BOM_AT_START: &str =
     "the file begins with a byte order mark (U+FEFF); save it without one";
-/// ... for a NUL octet.
+
+/// Whether the text of a file of metadata `md` may be quoted in a message: only when
+/// everyone may read it. A message (an error, a log line, a report mailed back) never
+/// shows a line of a file its reader could not open herself (a file named by mistake,
+/// `/etc/shadow`, or one read with root's rights or the spool's group).
+pub fn readable_by_all(md: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    md.permissions().mode() & 0o004 != 0
+}
+
+/// What a message says in place of a line of a file not everyone may read
+/// ([`readable_by_all`]).
+pub const NOT_QUOTED: &str = "its text is not shown: the file is not readable by everyone";
+
+/// [`file_fault`]'s words for a NUL octet.
 pub const NUL_OCTET: &str = "a NUL octet; the file is not text";
 /// ... for a byte order mark after the start.
 pub const BOM_INSIDE: &str = "an invisible byte order mark (U+FEFF) inside the line; remove it";

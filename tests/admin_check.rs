@@ -2959,3 +2959,127 @@ fn auth_conf_lines_without_a_host_or_password_are_refused_with_their_line() {
     env.add_config(&format!("AUTHPATH {}\n", auth.display()));
     env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
 }
+
+/// A user who cannot enter the system's 2770 spool (`rsendmail-admin` not set-gid) is
+/// told what could not be checked and why, as `warn` lines, never a false failure: the
+/// wake-up FIFO, the spool's sub-directories; auth.conf, root's and the spool group's,
+/// is not read, and the network steps still run up to EHLO and TLS, AUTH said not
+/// tried. The one failure is the program's own mode, with its fix.
+#[test]
+fn a_user_outside_the_spool_is_told_what_could_not_be_checked() {
+    if !can_switch_user() {
+        return;
+    }
+    let Some((env, _pki, peer, _keep)) = tls_auth("srv", "s3cret-pw") else {
+        return;
+    };
+    let prog = install(&env);
+    // A spool as a runner leaves it: sub-directories made, the FIFO there.
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    chown_r(&env.spool, &format!("0:{}", spool_gid()));
+    let fifo = env.spool.join("wakeup");
+    mkfifo(&fifo);
+    std::os::unix::fs::chown(&fifo, Some(0), Some(spool_gid())).unwrap();
+    // As root, every step passes but the runner (none listens).
+    let r = run_admin(&env, &prog, "check");
+    line(&r, "ok   spool ");
+    line(&r, "ok   auth 127.0.0.1 accepted the credentials");
+    // The configuration as the system's (a user's `-C` names her own spool).
+    plain_admin(&env);
+    let envs = [("RSENDMAIL_SYSTEM_CONFIG", env.conf.to_str().unwrap())];
+    let out = as_user(&prog, &["check"], &envs, b"");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let has = |start: &str| {
+        said.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line {start:?} in:\n{said}"))
+            .to_string()
+    };
+    let w = has("warn wakeup: ");
+    assert!(
+        w.contains(&fifo.display().to_string()) && w.contains("could not be checked"),
+        "{w}"
+    );
+    let sub = has("warn spool: ");
+    assert!(
+        sub.contains("sub-directories") && sub.contains("could not be checked"),
+        "{sub}"
+    );
+    for step in [
+        "ok   connect 127.0.0.1 [127.0.0.1] port",
+        "ok   greeting 220 ",
+        "ok   ehlo ",
+        "ok   tls ",
+    ] {
+        has(step);
+    }
+    let a = has("warn auth: ");
+    assert!(
+        a.contains("not tried") && a.contains(&env.dir.join("auth.conf").display().to_string()),
+        "{a}"
+    );
+    let failed: Vec<&str> = said.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(
+        failed.len() == 1
+            && failed
+                .iter()
+                .all(|l| l.starts_with(&format!("FAIL binary: {} (", prog.display()))),
+        "{said}"
+    );
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    assert!(!said.contains("s3cret-pw"), "{said}");
+    drop(peer);
+}
+
+/// Every `files` fix, followed as printed, makes the step pass: a directory of the
+/// aliases file others may write, with a root file in it writable by others too, gets
+/// `chmod go-w` of both (one of them alone leaves the other); once a user has swapped
+/// the file for her own, no chmod makes it pass, so none is offered, only the repair
+/// that makes the file anew from a copy root checked.
+#[test]
+fn each_files_fix_followed_makes_the_step_pass() {
+    if !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    let dir = env.dir.join("aliasdir");
+    fs::create_dir(&dir).unwrap();
+    chmod(&dir, 0o777);
+    let aliases = dir.join("aliases");
+    fs::write(&aliases, "postmaster: root\n").unwrap();
+    chmod(&aliases, 0o666);
+    env.add_config(&format!("ALIASES {}\n", aliases.display()));
+    let files_line = |r: &Run| {
+        r.stdout
+            .lines()
+            .find(|l| l.starts_with("FAIL files: "))
+            .map(str::to_string)
+    };
+    let r = run_admin(&env, &prog, "check");
+    let l = files_line(&r).unwrap_or_else(|| panic!("{}", r.stdout));
+    let cmd = fix_of(&l).unwrap_or_else(|| panic!("no fix: {l}"));
+    assert!(sh(cmd).success(), "{cmd}");
+    let r = run_admin(&env, &prog, "check");
+    assert_eq!(files_line(&r), None, "after `{cmd}`:\n{}", r.stdout);
+    // The user swaps the file for her own while the directory is open to her.
+    chmod(&dir, 0o777);
+    let out = std::process::Command::new("runuser")
+        .args(["-u", TEST_USER, "--", "sh", "-c"])
+        .arg(format!(
+            "printf 'postmaster: |/bin/true\\n' > {0}.new && mv -f {0}.new {0}",
+            aliases.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(fs::metadata(&aliases).unwrap().uid(), test_user().uid);
+    let r = run_admin(&env, &prog, "check");
+    let l = files_line(&r).unwrap_or_else(|| panic!("{}", r.stdout));
+    if let Some(cmd) = fix_of(&l) {
+        assert!(sh(cmd).success(), "{cmd}");
+        let r = run_admin(&env, &prog, "check");
+        assert_eq!(files_line(&r), None, "after `{cmd}`:\n{}", r.stdout);
+    }
+    assert!(l.contains("repair: have root make the file anew"), "{l}");
+}

@@ -3424,3 +3424,111 @@ fn an_include_the_aliases_file_names_is_read_with_default_users_rights() {
         );
     }
 }
+
+/// A file named as the aliases that is not text (a NUL octet: `/proc/1/environ`, a
+/// binary named by mistake) is used by no delivery, never taken silently: `-bv` of a
+/// local name says why, with the file and line (exit 75, the recipient waits), and
+/// `rsendmail-admin check` fails it.
+#[test]
+fn an_aliases_file_with_a_nul_octet_is_refused_with_its_line() {
+    if !is_root() {
+        return;
+    }
+    let env = local_env("", None);
+    let aliases = env.dir.join("aliases");
+    // As the environment of a process reads: NUL-separated, no newline.
+    fs::write(&aliases, "HOME=/root\0PATH=/usr/bin:/bin\0TERM=linux\0").unwrap();
+    let fault = format!(
+        "{}: line 1: a NUL octet; the file is not text",
+        aliases.display()
+    );
+    let r = env.sendmail(&["-bv", "root"], b"");
+    assert!(
+        r.stdout
+            .contains(&format!("root... alias not read: {fault}")),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    r.code(75);
+    let admin = Path::new(env!("CARGO_BIN_EXE_rsendmail-admin"));
+    let c = env.run_raw(admin, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    assert!(
+        c.stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("FAIL aliases: {fault}"))),
+        "{}",
+        c.stdout
+    );
+}
+
+/// `-bv` by a user who may not read the aliases file (`-oA` naming it) says that it
+/// could not be read, never `User unknown` for a name it may well alias: the recipient
+/// waits (exit 75, EX_TEMPFAIL, as sendmail queues a recipient whose alias database is
+/// unavailable).
+#[test]
+fn bv_with_an_aliases_file_the_user_cannot_read_says_so() {
+    if !can_switch_user() {
+        return;
+    }
+    let env = local_env("nosuchuser-alias: root\n", None);
+    let aliases = env.dir.join("aliases");
+    fs::set_permissions(&aliases, fs::Permissions::from_mode(0o600)).unwrap();
+    let dir = env.dir.join("ubin");
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = user_visible_bin(&dir, "sendmail");
+    let oa = format!("-oA{}", aliases.display());
+    let out = as_user(
+        &bin,
+        &[
+            "-C",
+            env.conf.to_str().unwrap(),
+            "-bv",
+            &oa,
+            "nosuchuser-alias",
+        ],
+        &[],
+        b"",
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!(
+            "nosuchuser-alias... alias not read: cannot open {}: Permission denied",
+            aliases.display()
+        )) && !said.contains("User unknown"),
+        "{out:?}"
+    );
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+}
+
+/// A problem of an aliases file not everyone may read names its line and what is wrong,
+/// never the line's text (a file named by mistake, `/etc/shadow`); one everyone may
+/// read is quoted as sendmail quotes it.
+#[test]
+fn alias_problems_quote_no_text_of_a_file_not_everyone_may_read() {
+    if !is_root() {
+        return;
+    }
+    let env = local_env("", None);
+    let aliases = env.dir.join("aliases");
+    fs::write(
+        &aliases,
+        "\"\": s3cret-one\nsecret-two-x:\nsecret-three: a\nsecret-three: b\n",
+    )
+    .unwrap();
+    for (mode, shown) in [(0o644, true), (0o600, false)] {
+        fs::set_permissions(&aliases, fs::Permissions::from_mode(mode)).unwrap();
+        let r = env.sendmail(&["-bi"], b"");
+        let all = format!("{}{}", r.stdout, r.stderr);
+        for l in [1, 2, 4] {
+            assert!(
+                all.contains(&format!("{}: line {l}: ", aliases.display())),
+                "{mode:o}: {all}"
+            );
+        }
+        assert_eq!(all.contains("s3cret-one"), shown, "{mode:o}: {all}");
+        assert_eq!(all.contains("secret-two-x"), shown, "{mode:o}: {all}");
+        assert_eq!(all.contains("secret-three"), shown, "{mode:o}: {all}");
+    }
+}

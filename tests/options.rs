@@ -1055,7 +1055,16 @@ fn every_file_names_a_byte_order_mark_a_nul_and_a_missing_file() {
             "{}",
             run.stdout
         );
-        // The other aliases are read: lst is one of them.
+        // A NUL octet: no line of the file is used, every local name waits.
+        if want == nul {
+            let run = run_refused(&env, &env.link("sendmail"), &["-bv", &oa, "lst"]);
+            run.code(75).stdout_is(&format!(
+                "lst... alias not read: {}: {nul}\n",
+                aliases.display()
+            ));
+            continue;
+        }
+        // Otherwise the other aliases are read: lst is one of them.
         for (list, want) in [
             (format!("{BOM}m1@example.org\n"), begins),
             ("m1@example.org\nm2\0@example.org\n".into(), nul),
@@ -1068,5 +1077,28 @@ fn every_file_names_a_byte_order_mark_a_nul_and_a_missing_file() {
                 members.display()
             ));
         }
+    }
+}
+
+/// A MAILNAME file whose first line is no mail name: the error quotes that line only
+/// when everyone may read the file, never a line of one that is root's alone
+/// (`MAILNAME /etc/shadow` named by mistake).
+#[test]
+fn a_mailname_error_quotes_no_text_of_a_file_not_everyone_may_read() {
+    let env = Env::new();
+    let secret = env.dir.join("secret");
+    fs::write(&secret, "root:$6$s3cret-hash:19000:0:99999:7:::\n").unwrap();
+    env.add_config(&format!("MAILNAME {}\n", secret.display()));
+    for (mode, shown) in [(0o644, true), (0o600, false)] {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&secret, fs::Permissions::from_mode(mode)).unwrap();
+        let r = env.sendmail(&["-bv", "bob@example.org"], b"");
+        r.code(78);
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            all.contains(&format!("{}: line 1: ", secret.display())),
+            "{mode:o}: {all}"
+        );
+        assert_eq!(all.contains("s3cret-hash"), shown, "{mode:o}: {all}");
     }
 }

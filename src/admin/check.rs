@@ -18,6 +18,11 @@
 //! mode queue-only or deferred, users' submissions that cannot deliver themselves) and
 //! the modes of `auth.conf` (never readable by others, readable by the spool's group)
 //! and `MAILLOG` (root's, written by the spool's group, as the programs make it).
+//! Run by a user without the spool's group, what she cannot see (the FIFO and what is
+//! inside the 2770 spool) is a `warn` line saying it could not be checked and why, never
+//! a missing item or a failure; an auth.conf she may not read leaves AUTH untried (a
+//! `warn` line of the deliverer), the other network steps still run. The aliases file
+//! with a NUL octet fails (no delivery uses it).
 //! A mail name that is an IP address, an address literal or localhost fails
 //! ([`crate::message::address::mail_name_problem`]). Each mode or owner problem ends
 //! with `(fix: COMMANDS)`: shell commands that, run as printed, make the step pass.
@@ -131,6 +136,7 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
         t.say(Mark::Info, "privileges", &super::dropped_group_note(&s.inv));
     }
     names_step(&mut t, &s.cfg);
+    aliases_step(&mut t, &s);
     let usable = trust_step(&mut t, &s) && usable;
     install_steps(&mut t, &s);
     if !usable {
@@ -328,10 +334,11 @@ pub fn overridden_lines(text: &str, name: &str) -> Vec<String> {
 /// or write ([`Config::untrusted_files`]): each that someone the programs do not trust
 /// could change (the file, a directory or link on its path) is a `FAIL files` line, which
 /// every program that uses it refuses too. The repair offered never changes the owner or
-/// mode of a path a user can change (she could swap it for a link to any file first): a
-/// root-owned item that is only writable by others, with everything above it safe, gets
-/// `chmod go-w`; anything else is moved to a directory that is root's alone. Whether
-/// none failed.
+/// mode of a path a user can change (she could swap it for a link to any file first):
+/// when every item at fault is root's and only writable by others, `chmod go-w` of each,
+/// from the top down (followed, the step passes); anything else (a file or link a user
+/// owns: she chose what is in it) is made anew in a directory that is root's alone.
+/// Whether none failed.
 fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
     let found: Vec<_> = s
         .cfg
@@ -351,8 +358,8 @@ fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
 
 /// The repair [`trust_step`] and [`config_step`] offer for `u`: never a change of the
 /// owner or mode of a path a user can change (she could swap it for a link to any file
-/// first); `chmod go-w` only of the first item met when only its mode is wrong (all
-/// above it is safe); else the file made anew where root's alone.
+/// first); `chmod go-w` of each item, from the top down, when only their modes are
+/// wrong; else the file made anew where root's alone.
 fn repair(u: &crate::config::UntrustedFile) -> String {
     match u.risks.first() {
         // A log file under a directory others may write (Ubuntu's /var/log, the
@@ -371,9 +378,15 @@ fn repair(u: &crate::config::UntrustedFile) -> String {
         Some(r) if u.what == "MAILSPOOL" && r.file && r.mode_only() => {
             fix(&[format!("chmod +t {}", sh_word(&r.path))])
         }
-        // The first met: everything above it is safe, so its path cannot be
-        // swapped; what follows it is named again by the next check.
-        Some(r) if r.mode_only() => fix(&[format!("chmod go-w {}", sh_word(&r.path))]),
+        // Each only of a wrong mode, root's or this user's and no link: `chmod go-w`
+        // of each from the top down, each one made safe before the next is changed,
+        // so that no one could swap what is changed next; followed, the step passes.
+        // One a user owns or a link is never adopted (its owner chose what is in it).
+        Some(_) if u.risks.iter().all(|r| r.mode_only()) => fix(&u
+            .risks
+            .iter()
+            .map(|r| format!("chmod go-w {}", sh_word(&r.path)))
+            .collect::<Vec<_>>()),
         Some(_) if u.what == "CONFIG" && u.path == config::system_config() => format!(
             " (repair: have root remove what is at fault and make {} anew, from a copy \
                  it has checked, with the file and every directory and link on its path \
@@ -444,6 +457,47 @@ pub fn idle_settings(cfg: &Config) -> Vec<String> {
     out
 }
 
+/// The aliases file, read as delivery reads it, when it is there: one that is not text
+/// (a NUL octet) is used by no delivery, and fails with its line; one this user may not
+/// read is a `warn` (the root queue runner reads it). Its other problems are
+/// `newaliases`'s to list; a file that is not regular fails in the config step.
+fn aliases_step(t: &mut Tally, s: &app::Setup) {
+    if s.inv.no_alias {
+        return;
+    }
+    let path = s.settings.alias_file.as_ref().unwrap_or(&s.cfg.aliases);
+    match crate::aliases::Aliases::load(path) {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::PermissionDenied
+                && !nix::unistd::geteuid().is_root() =>
+        {
+            t.say(
+                Mark::Warn,
+                "aliases",
+                &format!(
+                    "{} could not be checked: {} (this user may not read it; run the \
+                     check as root to check it)",
+                    path.display(),
+                    config::io_text(&e)
+                ),
+            )
+        }
+        Ok(a) => {
+            if let Some(why) = a.unusable() {
+                t.fail(
+                    Sysexit::Config,
+                    "aliases",
+                    &format!(
+                        "{why}: no delivery uses it, and every local recipient waits in \
+                         the queue until it is made a text file again"
+                    ),
+                );
+            }
+        }
+        Err(_) => {}
+    }
+}
+
 /// The mail name in force and the host name.
 fn names_step(t: &mut Tally, cfg: &Config) {
     let name = cfg.host_name();
@@ -453,13 +507,28 @@ fn names_step(t: &mut Tally, cfg: &Config) {
         None => "the host name".to_string(),
     };
     let from = from.trim_end_matches([' ', ':', ',']).to_string();
+    // A name read from a file not everyone may read is not quoted in a problem.
+    let private_file = cfg.mailname.as_deref().is_some_and(|m| {
+        m.starts_with('/')
+            && std::fs::metadata(m).is_ok_and(|md| !crate::text::readable_by_all(&md))
+    });
+    let shown = if private_file {
+        format!("the name on line 1 ({})", crate::text::NOT_QUOTED)
+    } else {
+        name.clone()
+    };
     if let Some(why) = crate::message::address::mail_name_problem(&name) {
+        let why = if private_file {
+            "not a name other hosts take".to_string()
+        } else {
+            why
+        };
         // What the Debian package's question refuses (an IP address, an address
         // literal, localhost): other hosts refuse or misroute mail from such a name.
         t.fail(
             Sysexit::Config,
             "mailname",
-            &format!("{name} ({from}): {why}; set MAILNAME"),
+            &format!("{shown} ({from}): {why}; set MAILNAME"),
         );
     } else if name.contains('.') {
         t.say(Mark::Ok, "mailname", &format!("{name} ({from})"));
@@ -468,8 +537,8 @@ fn names_step(t: &mut Tally, cfg: &Config) {
             Mark::Warn,
             "mailname",
             &format!(
-                "{name} ({from}) is not a domain name: other hosts may refuse mail from \
-                 {name}; set MAILNAME"
+                "{shown} ({from}) is not a domain name: other hosts may refuse mail from \
+                 it; set MAILNAME"
             ),
         );
     }
@@ -1148,6 +1217,25 @@ fn subdirs_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
     let group = want.group.clone();
     let mut problems = 0;
     let mut seen = 0;
+    // A spool this user cannot enter: what is in it is not seen, said so (never a line
+    // that is just missing).
+    if let Err(e) = std::fs::read_dir(&s.spool.dir)
+        && e.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        t.say(
+            Mark::Warn,
+            "spool",
+            &format!(
+                "{}: its sub-directories, their files and the queued entries could not be \
+                 checked: {} ({}; {})",
+                s.spool.dir.display(),
+                config::io_text(&e),
+                out_of_reach(s),
+                run_as_admin(s, want)
+            ),
+        );
+        return;
+    }
     for sub in crate::spool::SUBDIRS {
         let p = s.spool.dir.join(sub);
         let Ok(md) = std::fs::symlink_metadata(&p) else {
@@ -1514,6 +1602,19 @@ fn wakeup_step(
         ),
     };
     match std::fs::symlink_metadata(&fifo) {
+        // Not to be seen by this user (a shared spool she has not the group of): not
+        // known to be missing, so no failure; the root queue runner's own check sees it.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => t.say(
+            Mark::Warn,
+            "wakeup",
+            &format!(
+                "{} could not be checked: {} ({}; {})",
+                fifo.display(),
+                config::io_text(&e),
+                out_of_reach(s),
+                run_as_admin(s, want)
+            ),
+        ),
         Err(_) => no_runner(t, format!("no {}", fifo.display()), true),
         Ok(md) if !md.file_type().is_fifo() => {
             // What a runner's start does with it: moved into corrupt/ (init does it for
@@ -1586,6 +1687,29 @@ fn wakeup_step(
             }
         }
     }
+}
+
+/// Why the spool's insides are out of this process's reach: it has not the spool's
+/// group (the set-gid bit given up, or a program that is not set-gid).
+fn out_of_reach(s: &app::Setup) -> String {
+    format!(
+        "this user cannot enter {}, which is the spool group's alone",
+        s.spool.dir.display()
+    )
+}
+
+/// The way to see what [`out_of_reach`] hides: the check run as root, or by a member of
+/// the spool's group.
+fn run_as_admin(s: &app::Setup, want: &SpoolOwner) -> String {
+    let conf = match &s.inv.config_file {
+        Some(c) => format!(" -C {}", sh_word(c)),
+        None => String::new(),
+    };
+    format!(
+        "run `rsendmail-admin{conf} check` as root or as a member of the group {} to \
+         check it",
+        want.group
+    )
 }
 
 /// Whether a queue runner holds the wake-up FIFO open: opening it for writing without

@@ -337,6 +337,16 @@ fn addresses(a: &[IpAddr]) -> String {
         .join(" ")
 }
 
+/// Whether AUTHPATH is out of this process's reach only for want of rights (not root,
+/// the file there but not readable by it): a user's check, which cannot try the
+/// credentials the root queue runner and the spool's group use.
+fn auth_out_of_reach(s: &Setup) -> bool {
+    !nix::unistd::geteuid().is_root()
+        && s.cfg.auth_path.as_ref().is_some_and(|p| {
+            std::fs::File::open(p).is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+        })
+}
+
 /// The longest the check waits for each reply to AUTH (`Timeout.helo` when shorter, as
 /// a delivery waits): a server that never answers a wrong password is a failed step
 /// within a minute, not a five-minute silence.
@@ -364,6 +374,7 @@ fn session(
         ..TlsPolicy::default()
     };
     let policy = if mx { &mx_tls } else { &engine.tls };
+    let mut unread_auth: Option<String> = None;
     let creds = match &engine.auth {
         _ if mx => None,
         Ok(a) => a
@@ -376,14 +387,14 @@ fn session(
                 user: a.user.clone(),
                 password: a.password.clone(),
             }),
+        // Readable by root and the spool's group alone, as it should be, and this
+        // user has neither: the other steps are still tried, AUTH is said not tried.
+        Err(why) if auth_out_of_reach(s) => {
+            unread_auth = Some(why.clone());
+            None
+        }
         Err(why) => {
-            // Readable by root and the spool's group alone, as it should be: say so.
-            let hint = if nix::unistd::geteuid().is_root() {
-                ""
-            } else {
-                " (run the check as root to use the credentials)"
-            };
-            t.fail(Sysexit::Config, "auth", &format!("{why}{hint}"));
+            t.fail(Sysexit::Config, "auth", why);
             return;
         }
     };
@@ -553,6 +564,15 @@ fn session(
         tls_lines(t, &session, policy, tls_name);
     }
     match (&creds, session.caps.auth.is_empty()) {
+        _ if unread_auth.is_some() => t.say(
+            Mark::Warn,
+            "auth",
+            &format!(
+                "not tried: {}; auth.conf is for root and the spool's group alone (run the \
+                 check as root to try the credentials)",
+                unread_auth.as_deref().unwrap_or_default()
+            ),
+        ),
         (Some(c), false) => {
             let mut out: Option<&mut dyn std::io::Write> = None;
             if let Err(reply) = session.authenticate_within(c, policy, AUTH_WAIT, &mut out) {

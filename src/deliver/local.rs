@@ -264,7 +264,10 @@ impl Local {
                 let a = self
                     .aliases_path
                     .as_deref()
-                    .and_then(|p| Aliases::load(p).ok())?;
+                    .and_then(Aliases::for_delivery)?;
+                if let Some(why) = a.unusable() {
+                    log::warn!("aliases not used: {why}");
+                }
                 // Each reading logs what is wrong with the file (`file: line N: ...`),
                 // as `newaliases` prints it: a line left out is never left out silently.
                 for e in a.errors() {
