@@ -221,7 +221,7 @@ pub static OPTION_TABLE: &[OptDef] = &[
 ];
 
 /// How many entries at the end of the table are rsendmail's own (not sendmail's).
-const OWN_OPTIONS: usize = 13;
+const OWN_OPTIONS: usize = 14;
 
 /// The result of resolving a long option name.
 #[derive(Debug)]
