@@ -210,6 +210,7 @@ pub static OPTION_TABLE: &[OptDef] = &[
     opt("MaxBackgroundDeliveries", None, false),
     opt("QueueRetryMin", None, false),
     opt("QueueRetryMax", None, false),
+    opt("QueueRetryLocal", None, false),
     opt("TrustedNetworks", None, false),
     opt("RelayDomains", None, false),
     opt("FastFlushDomains", None, false),
@@ -220,7 +221,7 @@ pub static OPTION_TABLE: &[OptDef] = &[
 ];
 
 /// How many entries at the end of the table are rsendmail's own (not sendmail's).
-const OWN_OPTIONS: usize = 13;
+const OWN_OPTIONS: usize = 14;
 
 /// The result of resolving a long option name.
 #[derive(Debug)]
@@ -392,6 +393,7 @@ pub static ACTED_ON: &[(&str, Kind)] = &[
     ("MinQueueAge", Kind::Time),
     ("QueueRetryMin", Kind::Time),
     ("QueueRetryMax", Kind::Time),
+    ("QueueRetryLocal", Kind::Time),
     ("Timeout.connect", Kind::Time),
     ("Timeout.initial", Kind::Time),
     ("Timeout.helo", Kind::Time),
@@ -939,6 +941,9 @@ pub struct Settings {
     pub min_queue_age: Option<u64>,
     pub queue_retry_min: Option<u64>,
     pub queue_retry_max: Option<u64>,
+    /// `O QueueRetryLocal=`, seconds: when the local recipients of an entry with remote
+    /// ones still open are tried again after a temporary failure (1 minute).
+    pub queue_retry_local: Option<u64>,
     pub timeouts: Timeouts,
     /// `O DefaultUser=user[:group]`, checked for syntax.
     pub default_user: Option<String>,
@@ -1072,6 +1077,7 @@ impl Settings {
             ("MinQueueAge", _) => self.min_queue_age = Some(parse_time(name, value)?),
             ("QueueRetryMin", _) => self.queue_retry_min = Some(parse_time(name, value)?),
             ("QueueRetryMax", _) => self.queue_retry_max = Some(parse_time(name, value)?),
+            ("QueueRetryLocal", _) => self.queue_retry_local = Some(parse_time(name, value)?),
             ("DefaultUser", _) => self.default_user = Some(parse_user(name, value)?),
             ("PrivacyOptions", _) => self.privacy_flags.extend(parse_privacy(name, value)?),
             ("TrustedNetworks", _) => self.trusted_networks = Some(parse_networks(name, value)?),
@@ -1195,6 +1201,7 @@ impl Settings {
             min_queue_age,
             queue_retry_min,
             queue_retry_max,
+            queue_retry_local,
             default_user,
             trusted_networks,
             relay_domains,
@@ -1304,6 +1311,7 @@ impl Settings {
             min_queue_age: Some(0),
             queue_retry_min: Some(300),
             queue_retry_max: Some(4 * 3600),
+            queue_retry_local: Some(60),
             timeouts: Timeouts {
                 connect: Some(60),
                 initial: Some(300),
@@ -1369,6 +1377,7 @@ impl Settings {
             "MinQueueAge" => time(self.min_queue_age),
             "QueueRetryMin" => time(self.queue_retry_min),
             "QueueRetryMax" => time(self.queue_retry_max),
+            "QueueRetryLocal" => time(self.queue_retry_local),
             "Timeout.connect" => time(t.connect),
             "Timeout.initial" => time(t.initial),
             "Timeout.helo" => time(t.helo),

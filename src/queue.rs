@@ -21,6 +21,10 @@ pub struct Sweep {
     pub waits: Vec<Wait>,
     pub busy: Vec<String>,
     pub corrupt: Vec<String>,
+    /// The selected entries not due whose local recipients have a schedule of their
+    /// own (`State::local_next_attempt`), with when they are due: the periodic runner
+    /// tries their local part then.
+    pub local_retries: Vec<(String, i64)>,
     pub cleaned: usize,
     pub index_rebuilt: bool,
 }
@@ -267,6 +271,9 @@ fn open_batch(
                         not_due,
                         too_young: entry.state.tried_within(now, min_queue_age),
                     };
+                    if let Some(t) = entry.state.local_next_attempt.filter(|_| not_due) {
+                        out.local_retries.push((id.clone(), t));
+                    }
                     let priority = crate::mailq::priority(&entry);
                     order.push((priority, env.created, key, wait));
                 }

@@ -1104,3 +1104,55 @@ fn a_root_runner_takes_mail_deferred_for_want_of_root_at_its_start() {
     env.wait_until_empty(Duration::from_secs(20));
     runner.stop();
 }
+
+/// One message to a command alias that exits 75 (EX_TEMPFAIL) once and then takes its
+/// copy, and to a relay that refuses connections (the back-off, `O QueueRetryMin=2h`,
+/// far longer than the test): the local copy is tried again after `O QueueRetryLocal=`
+/// and arrives, once, while the remote recipient keeps its back-off (its attempt is
+/// not made again: the entry still counts one attempt and stays queued).
+#[test]
+fn a_mixed_entrys_deferred_local_part_is_retried_before_its_remote_back_off() {
+    let (env, open) = slow_local_env(
+        closed_tcp_port(),
+        "flaky: \"|/bin/sh -c 'if [ -e OPEN/failed ]; then cat >>OPEN/got; else touch OPEN/failed; exit 75; fi'\"\n",
+        "O QueueRetryMin=2h\nO QueueRetryLocal=2s\n",
+    );
+    let runner = Runner::listening(&env);
+    env.sendmail(&["flaky", "far@example.org"], MSG).code(0);
+    wait_until_or(
+        Duration::from_secs(30),
+        "the command's first (failed) run and the remote attempt",
+        || format!("{}\n{}", env.listing(), states(&env)),
+        || open.join("failed").exists() && states(&env).contains("attempts 1"),
+    );
+    wait_until_or(
+        Duration::from_secs(30),
+        "the local copy at the local retry time",
+        || format!("{}\n{}", env.listing(), states(&env)),
+        || fs::read_to_string(open.join("got")).is_ok_and(|t| t.contains("Subject")),
+    );
+    // The local part's record (written after the command ended) has no local
+    // schedule left: no local recipient is open.
+    wait_until_or(
+        Duration::from_secs(20),
+        "the local copy recorded",
+        || states(&env),
+        || !states(&env).contains("local-next-attempt"),
+    );
+    let st = states(&env);
+    assert!(
+        st.contains("attempts 1\n"),
+        "the remote part was tried again: {st}"
+    );
+    assert!(
+        st.lines()
+            .any(|l| l.starts_with("rcpt ") && l.contains(" deferred")),
+        "the remote recipient stays deferred: {st}"
+    );
+    // What mailq shows for it is the remote recipient's deferral still.
+    assert!(st.contains("\nreason Deferred"), "{st}");
+    assert_eq!(env.entries().len(), 1, "the remote recipient stays queued");
+    let got = fs::read_to_string(open.join("got")).unwrap();
+    assert_eq!(got.matches("Subject").count(), 1, "once: {got}");
+    runner.stop();
+}

@@ -597,6 +597,9 @@ fn render(e: &spool::QueuedEntry, held: bool, busy: bool, now: i64) -> String {
         }
     };
     let _ = writeln!(o, "Next attempt:   {next}");
+    if let Some(t) = e.state.local_next_attempt.filter(|_| !held) {
+        let _ = writeln!(o, "Local retry:    {}", when(t, now));
+    }
     if let Some(r) = &e.state.reason {
         let _ = writeln!(o, "Reason:         {}", p(r));
     }
@@ -1074,6 +1077,7 @@ pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
             let (_, held) = find(&s.spool, who, id)?;
             mark(s, id, held, |st| {
                 st.next_attempt = None;
+                st.local_next_attempt = None;
                 st.retry = true;
             })?;
             let how = if wake::poke(&s.spool.dir, id) {

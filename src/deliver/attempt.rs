@@ -499,6 +499,41 @@ fn out_rcpts<'r>(rcpts: &[(usize, &'r Recipient)], addrs: &'r [String]) -> Vec<s
         .collect()
 }
 
+/// When the open local recipients of an entry are next due after an attempt that left
+/// `after` (from `before`, with `outcomes`, at `now`), if before `after.next_attempt`
+/// ([`State::local_next_attempt`]): `O QueueRetryLocal=` after this attempt when it
+/// deferred a local recipient while a remote one stays open; what it was when this
+/// attempt tried no local recipient (a remote part's); otherwise none (every local
+/// recipient is final, or the entry is all local and follows its own back-off).
+fn local_next_attempt(
+    engine: &Engine,
+    before: &rsendmail::spool::entry::State,
+    after: &rsendmail::spool::entry::State,
+    recipients: usize,
+    outcomes: &[RcptOutcome],
+    now: i64,
+    is_local: &dyn Fn(usize) -> bool,
+) -> Option<i64> {
+    let open =
+        |local: bool| (0..recipients).any(|i| !after.of(i).is_final() && is_local(i) == local);
+    if !open(true) {
+        return None;
+    }
+    let tried_local = outcomes.iter().any(|o| is_local(o.rcpt));
+    let at = if !tried_local {
+        before.local_next_attempt?
+    } else if open(false)
+        && outcomes
+            .iter()
+            .any(|o| is_local(o.rcpt) && o.class == super::outcome::Class::Temporary)
+    {
+        now.saturating_add(engine.retry_local)
+    } else {
+        return None;
+    };
+    after.next_attempt.is_none_or(|n| at < n).then_some(at)
+}
+
 /// Try one locked entry once. `look`: the worker's next entry may be locked ahead and
 /// its commands sent with this one's final dot ([`Lookahead`]).
 pub fn attempt(
@@ -711,6 +746,7 @@ pub fn attempt(
     // Measured when the attempt ends, as sendmail does: `delay` is never less than
     // `xdelay`, and the back-off counts from the end.
     let xdelay = started.elapsed().as_secs() as i64;
+    let now = clock::now();
     let rec = record::record_owned(
         engine,
         &env,
@@ -719,7 +755,7 @@ pub fn attempt(
         &outcomes,
         refused,
         &owned,
-        clock::now(),
+        now,
         xdelay,
     );
     for line in &rec.log {
@@ -735,6 +771,22 @@ pub fn attempt(
         rec.state.attempts = before.attempts;
         rec.state.next_attempt = before.next_attempt;
         rec.state.retry = before.retry;
+        // The remote recipients' deferral stays what mailq shows.
+        if rec.state.reason.is_none() {
+            rec.state.reason.clone_from(&before.reason);
+        }
+    }
+    rec.state.local_next_attempt = local_next_attempt(
+        engine,
+        &before,
+        &rec.state,
+        env.recipients.len(),
+        &outcomes,
+        now,
+        &is_local,
+    );
+    if let Some(t) = rec.state.local_next_attempt {
+        super::wake::local_retry_at(&env.id, t);
     }
     let owed = !before.owed.is_empty();
     if owed {

@@ -40,6 +40,9 @@ pub struct Engine {
     pub timeouts: Timeouts,
     pub retry_min: i64,
     pub retry_max: i64,
+    /// `O QueueRetryLocal=`: the back-off of the local recipients of an entry whose
+    /// remote recipients are still open (`State::local_next_attempt`), at least 1 second.
+    pub retry_local: i64,
     pub queue_return: i64,
     pub max_connections: usize,
     pub max_background: usize,
@@ -129,6 +132,7 @@ impl Engine {
             timeouts: Timeouts::of(t),
             retry_min: time(o.queue_retry_min).max(1),
             retry_max: time(o.queue_retry_max).max(1),
+            retry_local: time(o.queue_retry_local).max(1),
             queue_return: time(t.queuereturn),
             max_connections: o.max_connections.unwrap_or_default().max(1),
             max_background: o.max_background_deliveries.unwrap_or_default().max(1),
@@ -244,6 +248,7 @@ pub fn for_tests() -> Engine {
         timeouts: Timeouts::of(&options::Settings::builtin().timeouts),
         retry_min: 300,
         retry_max: 4 * 3600,
+        retry_local: 60,
         queue_return: 5 * 86400,
         max_connections: 4,
         max_background: 4,
@@ -373,6 +378,7 @@ mod tests {
             n(shown("Timeout.queuewarn").timeouts.queuewarn)
         );
         assert_eq!(e.retry_min, n(shown("QueueRetryMin").queue_retry_min));
+        assert_eq!(e.retry_local, n(shown("QueueRetryLocal").queue_retry_local));
         assert_eq!(e.retry_max, n(shown("QueueRetryMax").queue_retry_max));
         assert_eq!(e.min_queue_age, n(shown("MinQueueAge").min_queue_age));
         assert_eq!(

@@ -177,6 +177,11 @@ fn deliver_batches(
         for id in &sweep.corrupt {
             rsendmail::outln!("qf{id}: corrupt queue file moved to corrupt/");
         }
+        if periodic {
+            for (id, t) in &sweep.local_retries {
+                super::wake::local_retry_at(id, *t);
+            }
+        }
         Some(sweep.into_try(q, periodic))
     };
     let first = take(run).unwrap_or_default();

@@ -68,6 +68,54 @@ pub fn entry_ids(arg: &str) -> Option<Vec<String>> {
     )
 }
 
+/// The local retries this process knows of: entry ID → when the local recipients of
+/// that entry are due (`State::local_next_attempt`), noted by the attempts that set it
+/// ([`local_retry_at`]) and by the periodic runner's sweeps. The periodic runner's
+/// listener tries their local part then ([`serve`]); in other processes nothing reads
+/// them.
+static LOCAL_RETRIES: std::sync::Mutex<Option<HashMap<String, i64>>> = std::sync::Mutex::new(None);
+
+/// Note that the local recipients of entry `id` are due at `at` (the earliest time
+/// noted wins).
+pub fn local_retry_at(id: &str, at: i64) {
+    if let Ok(mut m) = LOCAL_RETRIES.lock() {
+        let t = m
+            .get_or_insert_with(HashMap::new)
+            .entry(id.to_string())
+            .or_insert(at);
+        *t = (*t).min(at);
+    }
+}
+
+/// The entries whose local retry noted ([`local_retry_at`]) has come by `now`, taken.
+fn due_local_retries(now: i64) -> Vec<String> {
+    let Ok(mut m) = LOCAL_RETRIES.lock() else {
+        return Vec::new();
+    };
+    let Some(m) = m.as_mut() else {
+        return Vec::new();
+    };
+    let due: Vec<String> = m
+        .iter()
+        .filter(|(_, t)| **t <= now)
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in &due {
+        m.remove(id);
+    }
+    due
+}
+
+/// Whether the local recipients of entry `id` are due now on their own schedule
+/// (`State::local_next_attempt`).
+fn local_part_due(spool: &Spool, id: &str) -> bool {
+    spool.read_entry(id).is_ok_and(|e| {
+        e.state
+            .local_next_attempt
+            .is_some_and(|t| t <= rsendmail::clock::now())
+    })
+}
+
 /// Whether entry `id` is committed and was never tried (no state file, or one with no
 /// attempt: a submission that refused some recipients records their reason at once):
 /// what a poke or a waiting marker may have delivered now.
@@ -451,6 +499,14 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
                 args.extend(line.split(',').map(str::to_string));
             }
             args.extend(super::background::take_waiting(spool, usize::MAX, &|_| true).1);
+            // Entries whose local recipients are due again before their remote ones: their
+            // local part alone (its attempt leaves the entry's back-off as it is; one
+            // placed already tries its local recipients anyway).
+            for id in due_local_retries(rsendmail::clock::now()) {
+                if pending.insert(id.clone()) {
+                    local_queue.push_back(id);
+                }
+            }
             for arg in args {
                 let id = arg.trim_start_matches('+').to_string();
                 if pending.contains(&id) {
@@ -493,7 +549,7 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
             while local_running.len() < max_local
                 && let Some(id) = local_queue.pop_front()
             {
-                if !still_due(spool, &id) {
+                if !still_due(spool, &id) && !local_part_due(spool, &id) {
                     pending.remove(&id);
                     continue;
                 }

@@ -552,6 +552,16 @@ pub struct State {
     pub attempts: u32,
     pub last_attempt: Option<i64>,
     pub next_attempt: Option<i64>,
+    /// When the entry's open local recipients are next due, when that is before
+    /// `next_attempt` (key `local-next-attempt`; absent in files written before it was
+    /// kept, whose local recipients follow `next_attempt`): set by an attempt that
+    /// deferred a local recipient while a remote one stays open, so that a locked or full
+    /// mailbox, or a program that exited 75, is tried again after `O QueueRetryLocal=`
+    /// rather than after the remote destination's back-off. The periodic runner tries
+    /// only the local recipients then (`Part::Local`, which leaves `attempts` and
+    /// `next_attempt` as they are); a reader that does not know the key tries them with
+    /// the remote ones, as before.
+    pub local_next_attempt: Option<i64>,
     /// The reason mailq shows for the entry (`Deferred: ...`).
     pub reason: Option<String>,
     /// Per recipient, by index in the envelope: state and its last reply.
@@ -643,6 +653,9 @@ impl State {
         if let Some(t) = self.next_attempt {
             let _ = writeln!(s, "next-attempt {t}");
         }
+        if let Some(t) = self.local_next_attempt {
+            let _ = writeln!(s, "local-next-attempt {t}");
+        }
         if let Some(r) = &self.reason {
             let _ = writeln!(s, "reason {}", escape(r));
         }
@@ -691,6 +704,9 @@ impl State {
                 "attempts" => st.attempts = rest.parse().map_err(|_| bad())?,
                 "last-attempt" => st.last_attempt = Some(rest.parse().map_err(|_| bad())?),
                 "next-attempt" => st.next_attempt = Some(rest.parse().map_err(|_| bad())?),
+                "local-next-attempt" => {
+                    st.local_next_attempt = Some(rest.parse().map_err(|_| bad())?);
+                }
                 "reason" => st.reason = Some(unescape(rest).ok_or_else(bad)?),
                 "warned" => st.warned = true,
                 "retry" => st.retry = true,
@@ -752,6 +768,8 @@ impl State {
             + "attempts \n".len()
             + u32::MAX.to_string().len()
             + 2 * ("last-attempt \n".len() + i64::MIN.to_string().len())
+            + "local-next-attempt \n".len()
+            + i64::MIN.to_string().len()
             + "warned\n".len();
         let word = ["pending", "deferred", "delivered", "failed"]
             .iter()
@@ -1068,6 +1086,7 @@ mod tests {
             attempts: 2,
             last_attempt: Some(10),
             next_attempt: Some(20),
+            local_next_attempt: Some(15),
             reason: Some("Deferred: 450 4.2.0 try later".into()),
             recipients: vec![
                 (0, RcptState::Delivered, Some("250 ok".into())),
@@ -1165,6 +1184,7 @@ mod tests {
                 attempts: u32::MAX,
                 last_attempt: Some(i64::MIN),
                 next_attempt: Some(i64::MIN),
+                local_next_attempt: Some(i64::MIN),
                 reason: Some("Deferred: a long reason ".repeat(40)),
                 recipients: (0..n)
                     .map(|i| (i, RcptState::Delivered, Some("250 2.0.0 Ok ".repeat(30))))
@@ -1347,7 +1367,7 @@ mod tests {
             );
             (
                 any::<u32>(),
-                option::of(any::<i64>()),
+                (option::of(any::<i64>()), option::of(any::<i64>())),
                 option::of(any::<i64>()),
                 option::of(value()),
                 vec(rcpt, 0..4),
@@ -1358,7 +1378,7 @@ mod tests {
                 .prop_map(
                     |(
                         attempts,
-                        last_attempt,
+                        (last_attempt, local_next_attempt),
                         next_attempt,
                         reason,
                         recipients,
@@ -1369,6 +1389,7 @@ mod tests {
                         attempts,
                         last_attempt,
                         next_attempt,
+                        local_next_attempt,
                         reason,
                         recipients,
                         warned,
@@ -1404,6 +1425,7 @@ mod tests {
                     "attempts",
                     "last-attempt",
                     "next-attempt",
+                    "local-next-attempt",
                     "reason",
                     "warned",
                     "retry",
