@@ -19,10 +19,13 @@ Prints:
 3. 200 default-mode submissions to 10 domains through the smarthost: time until all
    arrived, SMTP sessions (rsendmail with and without its runner up);
 4. 1,000 queued messages to 10 domains drained by one run (`rsendmail -q`, `dma -q`,
-   Postfix `postqueue -f` of mail held by `defer_transports`): time, sessions; and the
-   sink's floor: the same number sent from memory by Postfix's smtp-source (1 and 8
-   sessions), the least any drain can take against that sink (the sinks throw messages
-   away and only count them, so the floor is the sink's SMTP work, not its disk);
+   Postfix `postqueue -f` of mail held by `defer_transports`): time, sessions; and
+   the sink's floor in the same interleave: the same number of messages sent from memory
+   by a pipelining client (one round trip a message, 1, 2 and 8 sessions; Postfix's
+   smtp-source does not pipeline and is shown beside it with one connection a session),
+   the least any drain can take against that sink (the sinks throw messages away and
+   only count them, so the floor is the sink's SMTP work, not its disk); the ratios to
+   dma, also with the floor subtracted from both;
 5. rsendmail's queue at 1,000, 10,000 and 100,000 entries (queue files written directly
    in rsendmail's format, see docs/ARCHITECTURE.md "File formats"): `mailq` time and
    peak RSS, a `-q` run's time to its first connection (the run lists the spool by
@@ -35,7 +38,7 @@ Without root (or without the peers) only rsendmail's figures are printed.
 
 Sizes (environment; the --quick value in brackets): BENCH_LAT_RUNS 101 [21],
 BENCH_LOCAL_RUNS 21 [7], BENCH_LOCAL_WAIT 5 [2] s, BENCH_BURST 200, BENCH_BURST_ROUNDS
-3 [1], BENCH_BURST_WAIT 30 [20] s, BENCH_DRAIN 1000 [200], BENCH_DRAIN_ROUNDS 2 [1],
+3 [1], BENCH_BURST_WAIT 30 [20] s, BENCH_DRAIN 1000 [200], BENCH_DRAIN_ROUNDS 6 [2],
 BENCH_QUEUE_SIZES 1000,10000,100000 [1000,10000], BENCH_FLUSH_REPS 5 [3],
 BENCH_RUNNER_SECONDS 10 [5]. BENCH_SECTIONS (e.g. "1,4") runs only those sections.
 BENCH_BEFORE=PATH (an earlier build's rsendmail) adds it to section 1, interleaved, as
@@ -73,7 +76,7 @@ LOCAL_RUNS = env_int("BENCH_LOCAL_RUNS", 21, 7)
 BURST = env_int("BENCH_BURST", 200, 200)
 BURST_ROUNDS = env_int("BENCH_BURST_ROUNDS", 3, 1)
 DRAIN = env_int("BENCH_DRAIN", 1000, 200)
-DRAIN_ROUNDS = env_int("BENCH_DRAIN_ROUNDS", 2, 1)
+DRAIN_ROUNDS = env_int("BENCH_DRAIN_ROUNDS", 6, 2)
 SIZES = [int(x) for x in os.environ.get(
     "BENCH_QUEUE_SIZES", "1000,10000" if QUICK else "1000,10000,100000").split(",")]
 FLUSH_REPS = env_int("BENCH_FLUSH_REPS", 5, 3)
@@ -394,73 +397,124 @@ def burst(progs, sinks):
 
 
 # 4. One run drains a queue.
+FLOORS = [("pipelined", 1), ("pipelined", 2), ("pipelined", 8), ("smtp-source -d", 1),
+          ("smtp-source -d", 8)]
+
+
+def fill(p, pf, rnd):
+    """Queue DRAIN messages to 10 domains on `p` (Postfix: held in its deferred queue by
+    `defer_transports` until its drain)."""
+    if p is pf:
+        pf.postconf("defer_transports = smtp")
+    for i in range(DRAIN):
+        submit(p, "q", ["q%d-%d@d%d.example" % (rnd, i, i % 10)])
+    if p is pf:
+        wait_for(lambda: pf.count("deferred") >= DRAIN and pf.count("maildrop") == 0
+                 and pf.count("incoming") == 0 and pf.count("active") == 0, 120, 0.05)
+
+
+def drain_once(p, sink, pf):
+    """One run that drains `p`'s queue: (seconds until the sink counted every message,
+    SMTP sessions, messages arrived). (No CPU time: `rsendmail -q` and `dma -q` leave
+    the run to a process of their own and return.)"""
+    if p is pf:
+        pf.postconf("defer_transports =")
+    n0, c0 = sink.count(), sink.connects()
+    t = time.perf_counter()
+    if p is pf:
+        subprocess.run([os.path.join(pf.sbin, "postqueue"), "-f"], check=True)
+    else:
+        p.run_queue()
+    ok = sink.wait(n0 + DRAIN, WAIT)
+    el = time.perf_counter() - t
+    time.sleep(0.2)  # sessions still closing are counted with this run
+    return el, sink.connects() - c0, ok - n0
+
+
+def floor_once(work, kind, sessions, tag):
+    """The sink's floor: seconds until a sink of its own counted DRAIN 2 KB messages sent
+    from memory (no spool) by a pipelining client (`pipelined`) or by Postfix's
+    smtp-source keeping one connection per session (`smtp-source -d`, which does not
+    pipeline); and the sessions the sink counted. None when smtp-source is missing."""
+    s = peers.Sink(SINK, work, "sink-floor-%s" % tag, backlog=1024)
+    try:
+        t = time.perf_counter()
+        if kind == "pipelined":
+            peers.pipelined_source(s.port, DRAIN, sessions, MSG2K)
+        else:
+            source = os.path.join(os.path.dirname(SINK), "smtp-source")
+            if not os.access(source, os.X_OK):
+                return None
+            env = dict(os.environ, LD_LIBRARY_PATH=os.path.join(
+                os.path.dirname(os.path.dirname(SINK)), "lib", "postfix"))
+            subprocess.run([source, "-d", "-m", str(DRAIN), "-s", str(sessions), "-l",
+                            str(len(MSG2K)), "-f", "bench@bench.example", "-t",
+                            "floor@d1.example", "127.0.0.1:%d" % s.port], env=env,
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        s.wait(DRAIN, WAIT)
+        el = time.perf_counter() - t
+        time.sleep(0.1)
+        return el, s.connections()
+    finally:
+        s.stop()
+
+
 def drain(progs, sinks, pf, work):
+    """Each round fills every queue first, then runs the drains and the floors back to
+    back (rsendmail, dma, Postfix, floors; the order reversed every other round), so
+    that a change in the machine's load falls on all of them alike."""
     res = {p.name: [] for p in progs}
+    flo = {f: [] for f in FLOORS}
     for rnd in range(DRAIN_ROUNDS):
         for p in progs:
-            sink = sinks[p.name]
-            if p is pf:
-                pf.postconf("defer_transports = smtp")
-            for i in range(DRAIN):
-                submit(p, "q", ["q%d-%d@d%d.example" % (rnd, i, i % 10)])
-            if p is pf:
-                # Every message has reached the deferred queue (held by defer_transports).
-                wait_for(lambda: pf.count("deferred") >= DRAIN and pf.count("maildrop") == 0
-                         and pf.count("incoming") == 0 and pf.count("active") == 0, 120, 0.05)
-                pf.postconf("defer_transports =")
-            n0, c0 = sink.count(), sink.connects()
-            t = time.perf_counter()
-            if p is pf:
-                subprocess.run([os.path.join(pf.sbin, "postqueue"), "-f"], check=True)
+            fill(p, pf, rnd)
+        steps = [("prog", p) for p in progs] + [("floor", f) for f in FLOORS]
+        if rnd % 2:
+            steps.reverse()
+        for what, x in steps:
+            if what == "prog":
+                res[x.name].append(drain_once(x, sinks[x.name], pf))
             else:
-                p.run_queue()
-            ok = sink.wait(n0 + DRAIN, WAIT)
-            el = time.perf_counter() - t
-            time.sleep(0.2)
-            res[p.name].append((el, sink.connects() - c0, ok - n0))
+                r = floor_once(work, x[0], x[1], "%d-%s-%d" % (rnd, x[0][0], x[1]))
+                if r:
+                    flo[x].append(r)
+    med = lambda xs: statistics.median(xs) if xs else float("nan")
     print("\n4. %d queued messages to 10 domains drained by one run (rsendmail -q, dma -q, "
-          "Postfix postqueue -f), median of %d, interleaved:" % (DRAIN, DRAIN_ROUNDS))
+          "Postfix postqueue -f) into smtp-sink, until the sink counted the last one; "
+          "median of %d rounds, each filling every queue and then running the drains and "
+          "the sink's floors back to back (order reversed every other round):"
+          % (DRAIN, DRAIN_ROUNDS))
     for p in progs:
         r = res[p.name]
-        print("   %-28s %7.2f s, %5.0f SMTP sessions, %d arrived"
-              % (p.name, statistics.median(x[0] for x in r), statistics.median(x[1] for x in r),
-                 min(x[2] for x in r)))
-    first = statistics.median(x[0] for x in res[progs[0].name])
+        print("   %-28s %7.3f s, %5.0f SMTP sessions, %d arrived  (rounds: %s)"
+              % (p.name, med([x[0] for x in r]), med([x[1] for x in r]),
+                 min(x[2] for x in r),
+                 " ".join("%.3f" % x[0] for x in r)))
+    for f in FLOORS:
+        r = flo[f]
+        if r:
+            print("   floor, %-21s %7.3f s, %5.0f SMTP sessions  (rounds: %s)"
+                  % ("%s %d" % f, med([x[0] for x in r]), med([x[1] for x in r]),
+                     " ".join("%.3f" % x[0] for x in r)))
+    print("   (the floor: the same number of 2 KB messages sent from memory, no spool, "
+          "into a sink of its own; \"pipelined\" by the bench's own client, one round trip a "
+          "message as rsendmail's run; smtp-source, which does not pipeline, with one "
+          "connection a session)")
+    rs = med([x[0] for x in res[progs[0].name]])
+    floor = min((med([x[0] for x in flo[f]]) for f in FLOORS if f[0] == "pipelined"
+                 and f[1] <= 8 and flo[f]), default=float("nan"))
     for p in progs[1:]:
-        print("   rsendmail / %-16s %s%s" % (
-            p.name, ratio(first, statistics.median(x[0] for x in res[p.name])),
+        them = med([x[0] for x in res[p.name]])
+        per_round = [a[0] / b[0] for a, b in zip(res[progs[0].name], res[p.name])]
+        print("   rsendmail / %-16s %s (rounds: %s)%s" % (
+            p.name, ratio(rs, them), " ".join("%.2f" % x for x in per_round),
             "  (target <= 0.2x, <= 8 sessions)" if p.name == "dma" else ""))
-    floor = sink_floor(work, DRAIN)
-    if floor:
-        print("   the sink's floor (Postfix's smtp-source, no spool: the same number of "
-              "2 KB messages into a sink of its own): " + ", ".join(
-                  "%d session%s %.2f s" % (n, "" if n == 1 else "s", t) for n, t in floor))
-
-
-def sink_floor(work, n):
-    """How long the smarthost (smtp-sink, counting each message) takes to receive `n`
-    messages from Postfix's smtp-source, which sends them from memory: the least any
-    sender's drain can take here. [(sessions, seconds)] for 1 and 8 sessions, or []
-    when smtp-source is not there."""
-    source = os.path.join(os.path.dirname(SINK), "smtp-source")
-    if not os.access(source, os.X_OK):
-        return []
-    env = dict(os.environ, LD_LIBRARY_PATH=os.path.join(
-        os.path.dirname(os.path.dirname(SINK)), "lib", "postfix"))
-    out = []
-    for sessions in (1, 8):
-        s = peers.Sink(SINK, work, "sink-floor-%d" % sessions, backlog=1024)
-        try:
-            t = time.perf_counter()
-            subprocess.run([source, "-m", str(n), "-s", str(sessions), "-l", "2000",
-                            "-f", "bench@bench.example", "-t", "floor@d1.example",
-                            "127.0.0.1:%d" % s.port], env=env, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            s.wait(n, WAIT)
-            out.append((sessions, time.perf_counter() - t))
-        finally:
-            s.stop()
-    return out
+        print("   floor / %-20s %s  (the least ratio any drain can show here)"
+              % (p.name, ratio(floor, them)))
+        print("   (rsendmail - floor) / (%s - floor) %s" % (p.name, ratio(rs - floor,
+                                                                         them - floor)))
+    print("   rsendmail / floor            %s  (floor: the fastest pipelined one, %.3f s)"
+          % (ratio(rs, floor), floor))
 
 
 # 5. A large queue.

@@ -7,6 +7,10 @@ import subprocess
 import threading
 import time
 
+# The spools' group as root: bench/peerns.py's `rsendmail` group (in its namespace;
+# outside it a number no account has as its primary group).
+SPOOL_GID = 64993
+
 
 def free_port():
     s = socket.socket()
@@ -117,10 +121,101 @@ def config(work, name, port, extra=""):
     d = os.path.join(work, name)
     os.makedirs(d)
     conf = os.path.join(d, "rsendmail.conf")
-    # The spool, as an install makes it: rsendmail makes no spool a SPOOLDIR names.
-    os.mkdir(os.path.join(d, "spool"))
-    os.chmod(os.path.join(d, "spool"), 0o2770)
+    # The spool, as an install makes it: rsendmail makes no spool a SPOOLDIR names; its
+    # group neither root's nor a user's primary group (a group no account has, as
+    # root), or nothing for the group (mode 0700, as an ordinary user).
+    spool = os.path.join(d, "spool")
+    os.mkdir(spool)
+    if os.getuid() == 0:
+        os.chown(spool, 0, SPOOL_GID)
+        os.chmod(spool, 0o2770)
+    else:
+        os.chmod(spool, 0o700)
     with open(conf, "w") as f:
         f.write("SPOOLDIR %s/spool\nMAILNAME bench.example\nSMARTHOST 127.0.0.1\nPORT %d\n%s"
                 % (d, port, extra))
     return conf
+
+
+def pipelined_source(port, n, sessions, message, sender="bench@bench.example",
+                     rcpt="floor@d%d.example"):
+    """Send `n` copies of `message` (bytes, LF line ends, no dot at a line's start) to
+    127.0.0.1:port from memory over `sessions` parallel SMTP sessions, each one
+    connection for all its messages, with ESMTP PIPELINING (RFC 2920) the way a
+    pipelining client can use it: MAIL, RCPT and DATA in one write, and each message's
+    final dot in the same write as the next message's MAIL, RCPT and DATA (the server's
+    354 must come before the text, so one round trip a message is the least). `rcpt`
+    takes the message's number modulo 10. Postfix's smtp-source does not pipeline
+    (its manual: "No SMTP command pipelining support"). Raises OSError or
+    RuntimeError on a refusal."""
+    data = message.replace(b"\n", b"\r\n")
+    data += (b"" if data.endswith(b"\r\n") else b"\r\n") + b".\r\n"
+    lock = threading.Lock()
+    left = [n]
+    errors = []
+
+    def take():
+        with lock:
+            if left[0] == 0:
+                return None
+            left[0] -= 1
+            return n - left[0] - 1
+
+    def session():
+        try:
+            s = socket.create_connection(("127.0.0.1", port))
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            f = s.makefile("rb")
+
+            def reply():
+                """One reply, its lines read; its code."""
+                while True:
+                    line = f.readline()
+                    if len(line) < 4:
+                        raise RuntimeError("connection lost")
+                    if line[3:4] != b"-":
+                        return int(line[:3])
+
+            def expect(*codes):
+                for want in codes:
+                    got = reply()
+                    if got != want:
+                        raise RuntimeError("reply %d, expected %d" % (got, want))
+
+            expect(220)
+            s.sendall(b"EHLO floor.bench.example\r\n")
+            ehlo = []
+            while True:
+                line = f.readline()
+                ehlo.append(line[4:].strip().upper())
+                if len(line) < 4 or line[3:4] != b"-":
+                    break
+            if b"PIPELINING" not in ehlo:
+                raise RuntimeError("the server does not offer PIPELINING")
+            i = take()
+            if i is None:
+                s.sendall(b"QUIT\r\n")
+                return
+            envelope = lambda k: b"MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n" % (
+                sender.encode(), (rcpt % (k % 10)).encode())
+            s.sendall(envelope(i))
+            expect(250, 250, 354)
+            while True:
+                nxt = take()
+                if nxt is None:
+                    s.sendall(data + b"QUIT\r\n")
+                    expect(250, 221)
+                    break
+                s.sendall(data + envelope(nxt))
+                expect(250, 250, 250, 354)
+            s.close()
+        except (OSError, RuntimeError) as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=session) for _ in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
