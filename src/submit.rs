@@ -1946,6 +1946,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn expansion_lines_as_sendmails_transcript() {
+        let mut r = Recipient::new("list3");
+        let owned = vec![
+            ("inner".to_string(), "io@example.org".to_string()),
+            ("list3".to_string(), "lo@example.org".to_string()),
+        ];
+        // Without NOTIFY=SUCCESS: the owners' lines alone, innermost first.
+        assert_eq!(
+            expansion_lines(&r, &owned, 3),
+            vec![
+                "Message delivered to mailing list inner",
+                "Message delivered to mailing list list3"
+            ]
+        );
+        r.notify = Some("SUCCESS,DELAY".into());
+        assert_eq!(
+            expansion_lines(&r, &[], 2),
+            vec!["list3... expanded to multiple addresses"]
+        );
+        // One address added (a one-to-one alias, or a member named before): no line.
+        assert!(expansion_lines(&r, &[], 1).is_empty());
+        r.notify = Some("NEVER".into());
+        assert!(expansion_lines(&r, &[], 2).is_empty());
+    }
+
+    #[test]
     fn masquerade_takes_local_f_senders_only() {
         let host = "hamlet.example";
         assert_eq!(masqueradable("root", host), Some("root"));
