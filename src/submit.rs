@@ -294,7 +294,7 @@ pub fn expand_local(
     host: &str,
     default_user: (u32, u32),
 ) -> (Vec<Recipient>, Vec<Refused>) {
-    let (out, refused, _, _) =
+    let (out, refused, _, _, _) =
         expand_local_noted(recipients, aliases, is_local, host, default_user);
     (out, refused)
 }
@@ -304,15 +304,23 @@ pub fn expand_local(
 pub type Owned = Vec<(String, String)>;
 
 /// [`expand_local`], with the lines sendmail's `-v` prints while expanding
-/// ([`crate::aliases::Expansion::notes`]) and the aliases with an owner alias it
-/// expanded ([`crate::aliases::Expansion::owned`]).
+/// ([`crate::aliases::Expansion::notes`]), the aliases with an owner alias it
+/// expanded ([`crate::aliases::Expansion::owned`]) and the lines the expansion adds to
+/// the sender's transcript ([`expansion_lines`]).
+#[allow(clippy::type_complexity)]
 pub fn expand_local_noted(
     recipients: Vec<Recipient>,
     aliases: Option<&crate::aliases::Aliases>,
     is_local: &dyn Fn(&str) -> bool,
     host: &str,
     default_user: (u32, u32),
-) -> (Vec<Recipient>, Vec<Refused>, Vec<String>, Owned) {
+) -> (
+    Vec<Recipient>,
+    Vec<Refused>,
+    Vec<String>,
+    Owned,
+    Vec<String>,
+) {
     use crate::aliases::{ExpandError, Expander, Target};
     let read = |path: &std::path::Path, as_user: Option<u32>| {
         crate::aliases::read_include_as_default(path, as_user, default_user)
@@ -323,6 +331,7 @@ pub fn expand_local_noted(
     };
     let mut notes = Vec::new();
     let mut owned = Vec::new();
+    let mut told = Vec::new();
     let mut out: Vec<Recipient> = Vec::new();
     let mut refused = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -340,9 +349,11 @@ pub fn expand_local_noted(
     // The places in queue order the expansions so far gave their errors.
     let mut queued = 0;
     let mut add = |out: &mut Vec<Recipient>, r: Recipient| {
-        if seen.insert(crate::aliases::recipient_key(&r.address, is_local)) {
+        let new = seen.insert(crate::aliases::recipient_key(&r.address, is_local));
+        if new {
             out.push(r);
         }
+        new
     };
     for (given, r) in recipients.into_iter().enumerate() {
         let a = r.address.clone();
@@ -435,11 +446,33 @@ pub fn expand_local_noted(
             add(&mut out, r);
             continue;
         }
+        let mut added = 0usize;
         for n in crate::aliases::recipients_from(&r, x.targets, host) {
-            add(&mut out, n);
+            if add(&mut out, n) {
+                added += 1;
+            }
         }
+        told.extend(expansion_lines(&r, &x.owned, added));
     }
-    (out, refused, notes, owned)
+    (out, refused, notes, owned, told)
+}
+
+/// The lines sendmail's transcript gets when a recipient named at submission is
+/// expanded (an alias, a `:include:` list): `Message delivered to mailing list LIST`
+/// for each list with an owner alias it expanded (`owned`, innermost first), then,
+/// when the expansion added more than one address (`added`) and the recipient's NOTIFY
+/// asks for success notices, `ADDR... expanded to multiple addresses` (RFC 3461
+/// §6.2.7.3: the list is reported as expanded and its members are not; recorded:
+/// `receipt-list-owner-argv-odi`, `receipt-list-nested-argv-odi`).
+pub fn expansion_lines(r: &Recipient, owned: &[(String, String)], added: usize) -> Vec<String> {
+    let mut l: Vec<String> = owned
+        .iter()
+        .map(|(list, _)| format!("Message delivered to mailing list {list}"))
+        .collect();
+    if added > 1 && crate::dsn::wanted(r, crate::dsn::Kind::Success) {
+        l.push(format!("{}... expanded to multiple addresses", r.address));
+    }
+    l
 }
 
 /// The fields [`missing_headers`] adds when the message lacks them.
@@ -837,8 +870,16 @@ pub fn submit<R: BufRead>(
         let path = settings.alias_file.as_ref().unwrap_or(&cfg.aliases);
         crate::aliases::Aliases::for_delivery(path)
     };
-    let (envelope_recipients, refused_local, notes, owned) = expand_local_noted(
-        recipients.clone(),
+    // Each recipient with the NOTIFY of `-N` (every address's, set on the envelope's
+    // below too), which the expansion's transcript lines depend on.
+    let (envelope_recipients, refused_local, notes, owned, expansion_notes) = expand_local_noted(
+        recipients
+            .iter()
+            .map(|r| Recipient {
+                notify: req.notify.clone(),
+                ..r.clone()
+            })
+            .collect(),
         aliases.as_ref(),
         &is_local,
         &host,
@@ -1154,7 +1195,17 @@ pub fn submit<R: BufRead>(
     };
     let mut handed = false;
     let mut owners_handed = false;
-    if (!refused.is_empty() || !owner_notes.is_empty())
+    // The expansion's own transcript lines, for the report to the sender of the
+    // delivery that follows at once; a queued message's run has none of them (its
+    // reports' transcript is the run's: recorded `receipt-list-argv-odq-q`).
+    let expansion_notes = if matches!(mode, DeliveryMode::Interactive | DeliveryMode::Background)
+        && !envelope.sender.is_empty()
+    {
+        expansion_notes
+    } else {
+        Vec::new()
+    };
+    if (!refused.is_empty() || !owner_notes.is_empty() || !expansion_notes.is_empty())
         && let Ok(Some(mut locked)) = spool.lock_entry(&id)
     {
         // sendmail keeps the last error said as the entry's message, which mailq shows
@@ -1172,6 +1223,7 @@ pub fn submit<R: BufRead>(
         }
         state.owner_owed = owner_owed;
         state.owner_notes = owner_notes;
+        state.expansion_notes = expansion_notes;
         match locked.record_state(state) {
             Ok(()) => {
                 handed = hand_over;
@@ -1892,6 +1944,32 @@ fn save_dead_letter(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expansion_lines_as_sendmails_transcript() {
+        let mut r = Recipient::new("list3");
+        let owned = vec![
+            ("inner".to_string(), "io@example.org".to_string()),
+            ("list3".to_string(), "lo@example.org".to_string()),
+        ];
+        // Without NOTIFY=SUCCESS: the owners' lines alone, innermost first.
+        assert_eq!(
+            expansion_lines(&r, &owned, 3),
+            vec![
+                "Message delivered to mailing list inner",
+                "Message delivered to mailing list list3"
+            ]
+        );
+        r.notify = Some("SUCCESS,DELAY".into());
+        assert_eq!(
+            expansion_lines(&r, &[], 2),
+            vec!["list3... expanded to multiple addresses"]
+        );
+        // One address added (a one-to-one alias, or a member named before): no line.
+        assert!(expansion_lines(&r, &[], 1).is_empty());
+        r.notify = Some("NEVER".into());
+        assert!(expansion_lines(&r, &[], 2).is_empty());
+    }
 
     #[test]
     fn masquerade_takes_local_f_senders_only() {

@@ -765,9 +765,9 @@ pub fn attempt(
     let mut rec = rec;
     // The local part of an entry whose remote part is still to go: not counted as an
     // attempt (`Part::Local`), so that the remote part goes out at once.
-    if part == Part::Local
-        && (0..env.recipients.len()).any(|i| !rec.state.of(i).is_final() && !is_local(i))
-    {
+    let remote_to_go = part == Part::Local
+        && (0..env.recipients.len()).any(|i| !rec.state.of(i).is_final() && !is_local(i));
+    if remote_to_go {
         rec.state.attempts = before.attempts;
         rec.state.next_attempt = before.next_attempt;
         rec.state.retry = before.retry;
@@ -806,6 +806,11 @@ pub fn attempt(
     let notes_kept = !owed
         && !before.owed_notes.is_empty()
         && !bounce::join_receipt_notes(engine, &env, &mut rec.reports, &before.owed_notes);
+    // What the submission's expansion told the sender (`State::expansion_notes`): first
+    // in this attempt's report to the sender; without one here, kept only for the
+    // remote part still to go, never for a later run.
+    let expansion_joined = !before.expansion_notes.is_empty()
+        && bounce::join_expansion_notes(engine, &env, &mut rec.reports, &before.expansion_notes);
     // Reports are queued before the attempt's record: what the last unit delivered is
     // recorded first, so that a run that dies while queuing them does not send it again.
     if !rec.reports.is_empty()
@@ -840,6 +845,9 @@ pub fn attempt(
     }
     if notes_kept {
         rec_state.owed_notes.clone_from(&before.owed_notes);
+    }
+    if expansion_joined || !remote_to_go {
+        rec_state.expansion_notes.clear();
     }
     let mut all_final = rec.all_final;
     if let Some(why) = sent.failure_unqueued {

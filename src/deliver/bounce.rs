@@ -225,6 +225,39 @@ pub fn join_receipt_notes(
     }
 }
 
+/// The transcript lines of the submission's expansion (`State::expansion_notes`): first
+/// in the attempt's report to the sender, whatever its kind (a return receipt, a
+/// failure report), as sendmail's one transcript has them (recorded:
+/// `receipt-list-owner-argv-odi`, `bounce-list-owner-argv-reject5-odi`). False when
+/// the attempt sends the sender no report.
+pub fn join_expansion_notes(
+    engine: &Engine,
+    env: &Envelope,
+    reports: &mut [Owed],
+    notes: &[String],
+) -> bool {
+    let to = engine.qualify(&env.sender);
+    let report = reports
+        .iter_mut()
+        .find(|o| o.sent_from.is_none() && matches!(&o.to, ReportTo::Sender(a) if *a == to));
+    match report {
+        Some(o) => {
+            // A sender who is the list's owner already has the list's line, where its
+            // owner's report has it (after what expanding it refused: recorded
+            // `owner-list-self-odi`): said once.
+            let mut all: Vec<String> = notes
+                .iter()
+                .filter(|n| !o.notes.contains(n))
+                .cloned()
+                .collect();
+            all.append(&mut o.notes);
+            o.notes = all;
+            true
+        }
+        None => false,
+    }
+}
+
 /// [`join_owed`]'s part for the report to the message's sender.
 fn join_senders(
     engine: &Engine,
@@ -473,6 +506,14 @@ pub fn owed(
         Vec<(usize, dsn::Kind, dsn::RcptReport, String)>,
     )>;
     let mut groups: Groups = Vec::new();
+    // Each recipient's place in sendmail's queue order, where a `.forward`'s targets
+    // take their user's place (recorded: `receipt-forward-one-argv-odi`).
+    let mut rank = vec![usize::MAX; env.recipients.len()];
+    for (k, i) in env.queue_order().into_iter().enumerate() {
+        if let Some(r) = rank.get_mut(i) {
+            *r = k;
+        }
+    }
     for item in items {
         let ReportItem {
             rcpt: r,
@@ -590,8 +631,9 @@ pub fn owed(
                 dsn::Kind::Success
             };
             let has_failure = has(dsn::Kind::Failure);
-            // Listed in the entry's order; the transcript keeps the order of delivery.
-            recipients.sort_by_key(|(i, _, _, _)| *i);
+            // Listed in the entry's queue order; the transcript keeps the order of
+            // delivery.
+            recipients.sort_by_key(|(i, _, _, _)| rank.get(*i).copied().unwrap_or(usize::MAX));
             let (recipients, told_as): (Vec<dsn::RcptReport>, Vec<String>) =
                 recipients.into_iter().map(|(_, _, r, a)| (r, a)).unzip();
             // Every report carries the attempt's transcript, a VERP report only its own

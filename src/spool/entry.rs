@@ -589,6 +589,15 @@ pub struct State {
     /// expanding its list refused, then sendmail's `Message delivered to mailing list
     /// LIST` (recorded: `owner-list-unknown-odi`, `owner-list-refused-odi`).
     pub owner_notes: Vec<(String, String)>,
+    /// The sender's transcript lines of the submission's own expansion, which the
+    /// report to the sender of the delivery that follows at once (`-odi`, `-odb`)
+    /// begins with, as sendmail's transcript has them (`expansion-note`): `Message
+    /// delivered to mailing list LIST` for a list with an owner alias, `ADDR... expanded
+    /// to multiple addresses` for a recipient whose NOTIFY asks for success notices
+    /// (recorded: `receipt-list-owner-argv-odi`, `bounce-list-owner-argv-reject5-odi`).
+    /// Cleared by that delivery: a queue run's reports have no such lines (recorded:
+    /// `receipt-list-argv-odq-q`).
+    pub expansion_notes: Vec<String>,
 }
 
 /// One report entry as an `owed` line of the state file: its fields escaped
@@ -680,6 +689,9 @@ impl State {
         for (o, n) in &self.owner_notes {
             let _ = writeln!(s, "owner-note {} {}", escape(o), escape(n));
         }
+        for n in &self.expansion_notes {
+            let _ = writeln!(s, "expansion-note {}", escape(n));
+        }
         for (i, st, why) in &self.recipients {
             let _ = write!(s, "rcpt {i} {}", st.word());
             if let Some(w) = why {
@@ -723,6 +735,7 @@ impl State {
                     let o = unescape(o).ok_or_else(bad)?;
                     st.owner_notes.push((o, unescape(n).ok_or_else(bad)?));
                 }
+                "expansion-note" => st.expansion_notes.push(unescape(rest).ok_or_else(bad)?),
                 "rcpt" => {
                     let mut f = rest.splitn(3, ' ');
                     let idx: usize = f.next().unwrap_or("").parse().map_err(|_| bad())?;
@@ -751,6 +764,7 @@ impl State {
             // The administrator's marks are texts too (and not bounded).
             retry: false,
             bounce: None,
+            expansion_notes: Vec::new(),
             recipients: self
                 .recipients
                 .iter()
@@ -1136,6 +1150,11 @@ mod tests {
                 "own@test.example".into(),
                 "Message delivered to mailing list lst".into(),
             )],
+            // The submission's expansion lines, one with a `%` and blanks.
+            expansion_notes: vec![
+                "Message delivered to mailing list l x".into(),
+                "l%x... expanded to multiple addresses".into(),
+            ],
         };
         let back = State::parse(&st.to_text()).unwrap();
         assert_eq!(back, st);
@@ -1196,6 +1215,7 @@ mod tests {
                 owed_notes: Vec::new(),
                 owner_owed: Vec::new(),
                 owner_notes: Vec::new(),
+                expansion_notes: Vec::new(),
             };
             let e = st.essential();
             assert!(e.to_text().len() <= State::essential_len_bound(n), "{n}");
@@ -1399,6 +1419,7 @@ mod tests {
                         owed_notes: Vec::new(),
                         owner_owed: Vec::new(),
                         owner_notes: Vec::new(),
+                        expansion_notes: Vec::new(),
                     },
                 )
         }
