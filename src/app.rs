@@ -352,8 +352,8 @@ pub fn spool_access_cause(
             Access::Read => "rsendmail-admin",
         };
         return format!(
-            "{names} gave up {name}'s set-group-id privilege (an option that may choose \
-             files or programs); leave {it} out, or run as root"
+            "{names} gave up {name}'s set-group-id privilege (as in sendmail, only its \
+             safe options keep it: see rsendmail(8)); leave {it} out, or run as root"
         );
     }
     let group_name = |g: u32| match Group::from_gid(Gid::from_raw(g)) {

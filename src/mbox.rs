@@ -200,9 +200,12 @@ pub fn dotlock(path: &Path, wait: Duration) -> Result<DotLock, AppendError> {
             }
         }
         if start.elapsed() >= wait {
+            // Held by another delivery to it, a mail reader, or left by a process that
+            // died (then removed once older than [`STALE_DOTLOCK`]): which, we cannot tell.
             return Err(AppendError::Locked(format!(
-                "{} is locked (dotlock)",
-                path.display()
+                "{} is locked by another process ({})",
+                path.display(),
+                lock.display()
             )));
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -234,7 +237,7 @@ fn fcntl_lock(f: &File, path: &Path, wait: Duration) -> Result<(), AppendError> 
         }
         if start.elapsed() >= wait {
             return Err(AppendError::Locked(format!(
-                "{} is locked (fcntl)",
+                "{} is locked by another process (fcntl)",
                 path.display()
             )));
         }

@@ -1017,6 +1017,61 @@ os.unlink(lock)
     assert!(env.entries().is_empty());
 }
 
+/// A mailbox another process keeps locked, by its fcntl lock alone and by a fresh
+/// dotlock alone: each deferral has one enhanced code, 4.2.0 (mailbox status), and
+/// says the mailbox is locked by another process, naming the lock.
+#[test]
+fn a_locked_mailbox_defers_with_one_code_whatever_the_lock() {
+    if !is_root() || !require("python3") {
+        return;
+    }
+    let env = local_env("", None);
+    let path = mbox(&env, "root");
+    fs::write(&path, "").unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    let mut holder = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import fcntl, sys, time
+f = open(sys.argv[1], "a")
+fcntl.lockf(f, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(60)
+"#,
+        )
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(holder.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "held");
+    }
+    let fcntl = env.sendmail(&["-v", "-O", "Timeout.mboxlock=1s", "root"], MSG);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let fcntl = fcntl.stdout.clone();
+    let dotlock = PathBuf::from(format!("{}.lock", path.display()));
+    fs::write(&dotlock, "").unwrap();
+    let dot = env.sendmail(&["-v", "-O", "Timeout.mboxlock=1s", "root"], MSG);
+    let _ = fs::remove_file(&dotlock);
+    let dot = dot.stdout.clone();
+    for (said, lock) in [(&fcntl, "(fcntl)"), (&dot, ".lock)")] {
+        let line = said
+            .lines()
+            .find(|l| l.starts_with("root... Deferred:"))
+            .unwrap_or_else(|| panic!("{said}"));
+        assert!(line.contains(" 4.2.0 "), "{line}");
+        assert!(line.contains("is locked by another process"), "{line}");
+        assert!(line.ends_with(lock), "{line}");
+    }
+}
+
 #[test]
 fn a_full_filesystem_leaves_the_mailbox_as_it_was() {
     if !is_root() {

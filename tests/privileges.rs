@@ -1214,6 +1214,25 @@ fn system_config_override_never_reaches_a_setgid_program() {
         text(&out.stdout)
     );
     assert_eq!(spool_files(&spool), Vec::<String>::new());
+    // A timeout and -oc (HoldExpensive) are not among sendmail's safe options either
+    // (its option table): the group is given up as sendmail gives up its set-uid, and
+    // the message says why without claiming that they choose files.
+    for opts in [&["-O", "Timeout.connect=10s"][..], &["-oc"][..]] {
+        let mut args = opts.to_vec();
+        args.extend(["-odq", "bob@example.org"]);
+        let out = as_user(&sg, &args, &envs, MSG);
+        let said = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(75), "{said}");
+        assert!(
+            said.contains(
+                "gave up rsendmail's set-group-id privilege (as in sendmail, only its safe \
+                 options keep it: see rsendmail(8))"
+            ),
+            "{said}"
+        );
+        assert!(!said.contains("choose files"), "{said}");
+    }
+    assert_eq!(spool_files(&spool), Vec::<String>::new());
     let _ = fs::remove_dir_all(&here);
     let _ = fs::remove_dir_all(&dir);
 }

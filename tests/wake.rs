@@ -1156,3 +1156,90 @@ fn a_mixed_entrys_deferred_local_part_is_retried_before_its_remote_back_off() {
     assert_eq!(got.matches("Subject").count(), 1, "once: {got}");
     runner.stop();
 }
+
+/// An ordinary user's interactive submissions (`-v`, `-odi`) to root with a root runner
+/// listening: the user's deliverer can only defer root's mail (`needs the root queue
+/// runner`) and hands the entry to the runner, which delivers it at once (its interval
+/// is an hour); `-v` tells that it was handed on.
+#[test]
+fn a_users_interactive_local_mail_is_handed_to_the_root_runner() {
+    let _turn = crate::local::mailbox_turn();
+    if !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    let user_bin = shared_spool(&env);
+    let conf = env.conf.to_str().unwrap();
+    let runner = Runner::listening(&env);
+    let mbox = env.dir.join("mail/root");
+    let out = as_member(&user_bin, &["-C", conf, "-v", "-oi", "root"], &[], MSG);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("root... handed to the queue runner"),
+        "{said}"
+    );
+    wait_until_or(
+        Duration::from_secs(20),
+        "the runner to deliver the user's -v mail to root",
+        || format!("{}\n{}", env.listing(), states(&env)),
+        || count_in(&mbox) == 1,
+    );
+    let out = as_member(&user_bin, &["-C", conf, "-odi", "-oi", "root"], &[], MSG);
+    assert_eq!(out.status.code(), Some(0));
+    wait_until_or(
+        Duration::from_secs(20),
+        "the runner to deliver the user's -odi mail to root",
+        || format!("{}\n{}", env.listing(), states(&env)),
+        || count_in(&mbox) == 2,
+    );
+    env.wait_until_empty(Duration::from_secs(20));
+    runner.stop();
+}
+
+/// As many messages as the runner makes local deliveries at once (four per CPU, at least
+/// eight) to a user whose `.forward` pipes to a program that hangs until it is let go,
+/// then one to root: the runner delivers to one recipient one at a time, so the user's
+/// mail holds one delivery and root's arrives while the program still hangs; once it is
+/// let go, every message is delivered.
+#[test]
+fn a_users_hung_program_holds_only_her_own_local_mail() {
+    if !can_switch_user() {
+        return;
+    }
+    let _turn = crate::local::forward_turn();
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let (env, open) = slow_local_env(peer.port, "", "");
+    crate::local::write_forward(&format!(
+        "\"|/bin/sh -c 'touch {0}/started; while [ ! -e {0}/go ]; do sleep 0.1; done; cat >/dev/null'\"\n",
+        open.display()
+    ));
+    let runner = Runner::listening(&env);
+    let at_once = std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .saturating_mul(4)
+        .max(8);
+    for _ in 0..at_once {
+        env.sendmail(&[crate::harness::TEST_USER], MSG).code(0);
+    }
+    wait_until_or(
+        Duration::from_secs(30),
+        "the program to start",
+        || env.listing(),
+        || open.join("started").exists(),
+    );
+    env.sendmail(&["root"], MSG).code(0);
+    let mbox = env.dir.join("mail/root");
+    let arrived = wait_for_true(Duration::from_secs(25), || count_in(&mbox) == 1);
+    fs::write(open.join("go"), "").unwrap();
+    assert!(
+        arrived,
+        "root's mail waited for the user's program: {}",
+        env.listing()
+    );
+    env.wait_until_empty(Duration::from_secs(60));
+    assert_eq!(count_in(&mbox), 1, "root's mail once");
+    runner.stop();
+}

@@ -863,7 +863,8 @@ impl Local {
                 LocalOutcome::Delivered(format!("delivered to {}", path.display()))
             }
             // `mbox_child`'s exit statuses: EX_NOPERM for a mailbox it will not write
-            // (not a safe one), EX_TEMPFAIL for no room in it, EX_CANTCREAT for one it
+            // (not a safe one), EX_TEMPFAIL for no room in it, EX_UNAVAILABLE for one
+            // another process keeps locked, EX_CANTCREAT for one it
             // cannot open or create, EX_IOERR for one it could not write. A `/file`
             // target that cannot be opened, or will not be written (a device, a
             // symbolic link), fails for good as sendmail's `Can't create output`
@@ -890,6 +891,10 @@ impl Local {
             }
             Ok(s) if s.code() == Some(Sysexit::CantCreat.code().into()) => {
                 LocalOutcome::temp(status::MAILBOX_DISABLED, err)
+            }
+            // A lock held by another process: 4.2.0, whichever lock it was.
+            Ok(s) if s.code() == Some(Sysexit::Unavailable.code().into()) => {
+                LocalOutcome::temp(status::MAILBOX_TEMP, err)
             }
             Ok(_) => LocalOutcome::temp(
                 status::SYSTEM_TEMP,
@@ -1289,6 +1294,9 @@ pub fn mbox_child(args: &[std::ffi::OsString]) -> i32 {
                 mbox::AppendError::Unsafe(_) => 77,
                 mbox::AppendError::Full(_) => 75,
                 mbox::AppendError::CantCreate(_) => 73,
+                // Told apart from an I/O error: a lock is a mailbox's status (4.2.0),
+                // as the dotlock the parent takes is.
+                mbox::AppendError::Locked(_) => 69,
                 _ => 74,
             }
         }

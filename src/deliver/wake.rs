@@ -2,9 +2,10 @@
 //! (`SPOOLDIR/wakeup`, `rsendmail::spool::wake`) open, and delivers each entry a
 //! background-mode submission names there at once, with the same code as a queue run
 //! ([`super::runner::deliver_ids`]), beside the interval's runs: each entry's local
-//! recipients in a delivery thread of their own, then each remote destination in one of
-//! its own, so that one slow server, program or locked mailbox holds only the mail for
-//! it ([`serve`]).
+//! recipients in a delivery thread of their own (one at a time to each local
+//! recipient), then each remote destination in one of its own, so that one slow program
+//! or locked mailbox holds only the mail for it, and one slow server only the mail for
+//! it while fewer than `O MaxBackgroundDeliveries=` destinations are slow ([`serve`]).
 //! Run as root (the packaged `rsendmail-queue.service`, `-bd -q<interval>`), it
 //! delivers local mail with the root runner's privilege model (`local.rs`: each mailbox
 //! as its recipient, `|command` and `/file` as their owner), so mail from a user to
@@ -19,7 +20,10 @@
 //! What a line may name: an entry submitted in background mode and never tried (no
 //! attempt recorded), then the reports of its refused recipients; or, alone, an entry
 //! `rsendmail-admin retry` marked due now (its state's `retry`, which a group member
-//! can only set where it may write the state file anyway); a line naming
+//! can only set where it may write the state file anyway); or, alone, to a root runner,
+//! an entry whose open recipients all wait for root (`needs the root queue runner`:
+//! an ordinary user's interactive delivery could only defer them, and hands them on),
+//! which the runner's next interval run would take whatever its back-off; a line naming
 //! anything else (a `-odq` or `-odd` entry, a deferred entry within its back-off, a
 //! finished one, garbage) is ignored, so a member of the spool group cannot make the
 //! runner try an entry sooner than its mode and back-off allow. Lines longer than
@@ -126,6 +130,15 @@ pub fn untried(spool: &Spool, id: &str) -> bool {
     !spool.sf_path(id).exists() || spool.read_entry(id).is_ok_and(|e| e.state.attempts == 0)
 }
 
+/// Whether this runner is root and entry `id`'s open recipients all wait for root
+/// (`needs the root queue runner`, [`rsendmail::spool::entry::State::waits_for_root`]).
+fn waits_for_us(spool: &Spool, id: &str) -> bool {
+    nix::unistd::geteuid().is_root()
+        && spool
+            .read_entry(id)
+            .is_ok_and(|e| e.state.waits_for_root(e.envelope.recipients.len()))
+}
+
 /// The entries a poke's line names that it may have delivered now: a line is what a
 /// background submission writes, its entry (submitted in background mode) and the
 /// report of its refused recipients (from the null sender), each never tried. A line
@@ -136,8 +149,11 @@ fn poked(spool: &Spool, line: &str) -> Vec<String> {
         return Vec::new();
     };
     // `rsendmail-admin retry` marks an entry due now and pokes with its ID alone.
+    // An interactive delivery that is not root hands on an entry whose open recipients
+    // it could only defer for want of root (`runner::hand_to_root_runner`): a root
+    // runner takes it, as its next interval run would, whatever its back-off.
     if let [id] = ids.as_slice()
-        && spool.read_entry(id).is_ok_and(|e| e.state.retry)
+        && (spool.read_entry(id).is_ok_and(|e| e.state.retry) || waits_for_us(spool, id))
     {
         return ids;
     }
@@ -359,6 +375,42 @@ fn destination_of(engine: &Engine, spool: &Spool, id: &str) -> (bool, String) {
     (has_local || e.state.bounce.is_some(), routes.join("\n"))
 }
 
+/// How many of the runner's local deliveries go to one local recipient at once: one.
+/// Each recipient's mail waits for the delivery before it (its mailbox's lock, its
+/// `.forward`'s `|program`), so a second one at the same time would only wait too, in
+/// a slot of [`max_local_deliveries`] that another recipient's mail could use: a
+/// recipient's hung program or locked mailbox holds only one slot. (Postfix's
+/// `local_destination_concurrency_limit` is 2.)
+pub const LOCAL_PER_RECIPIENT: usize = 1;
+
+/// The local recipients entry `id`'s local part goes to, as the runner keeps them
+/// apart ([`LOCAL_PER_RECIPIENT`]): each open recipient routed locally by its local
+/// part, folded to lower case as the local mailer folds it (an alias and the user it
+/// names are two). None for an entry that cannot be read (its attempt tells why).
+fn recipient_keys(engine: &Engine, spool: &Spool, id: &str) -> Vec<String> {
+    let Ok(e) = spool.read_entry(id) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<String> = e
+        .envelope
+        .recipients
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| {
+            !e.state.of(*i).is_final()
+                && super::plan::route(engine, &r.address) == super::plan::Route::Local
+        })
+        .map(|(_, r)| {
+            let a = r.address.trim_start_matches('<').trim_end_matches('>');
+            let user = a.rsplit_once('@').map_or(a, |(u, _)| u);
+            user.to_lowercase()
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
 /// How many local deliveries the runner makes at once, at most: four per CPU, at least
 /// eight (each waits for a mailbox's lock or a `|program` more than it works).
 pub fn max_local_deliveries() -> usize {
@@ -371,9 +423,12 @@ pub fn max_local_deliveries() -> usize {
 /// Whether entry `id`, named by a poke or a waiting marker when it came, may still be
 /// tried now that its turn has come: never tried yet, or marked due by
 /// `rsendmail-admin retry` (as [`poked`] and [`super::background::take_waiting`]
-/// required). One tried meanwhile (by an interval's run) waits for its back-off.
+/// required), or, for a root runner, one whose open recipients all wait for root. One
+/// tried meanwhile (by an interval's run) waits for its back-off.
 fn still_due(spool: &Spool, id: &str) -> bool {
-    untried(spool, id) || spool.read_entry(id).is_ok_and(|e| e.state.retry)
+    untried(spool, id)
+        || spool.read_entry(id).is_ok_and(|e| e.state.retry)
+        || waits_for_us(spool, id)
 }
 
 /// The entries a poke or `waiting/` gave the runner for one remote destination
@@ -419,14 +474,16 @@ fn join(h: std::thread::ScopedJoinHandle<'_, ()>) {
 /// Deliveries run at once, in threads of their own, so that nothing waits for what it
 /// does not need:
 /// - the local recipients of an entry first, each entry in a thread of its own, up to
-///   [`max_local_deliveries`] at once (never behind the remote ones): a slow `|program`
-///   or a mailbox its user keeps locked delays only the mail for it;
+///   [`max_local_deliveries`] at once (never behind the remote ones), and
+///   [`LOCAL_PER_RECIPIENT`] to each local recipient: a slow `|program` or a mailbox its
+///   user keeps locked delays only the mail for it;
 /// - then its remote recipients (those a `.forward` gave too), one thread per
 ///   destination ([`destination_of`]: a relay or an MX domain): a slow server delays
 ///   only the entries for it, and the entries poked while a destination's delivery is
 ///   in progress go together once it ends, over its cached connection (so a burst keeps
 ///   to few sessions). At most `O MaxBackgroundDeliveries=` remote destinations are
-///   delivered to at once (the runner takes the background deliveries' place), and at
+///   delivered to at once (the runner takes the background deliveries' place: that
+///   many slow destinations hold the rest of the remote mail until they end), and at
 ///   most `O MaxConnections=` connections go to one host ([`super::cache`]).
 ///
 /// An entry is handed from one to the other, so that the entry lock keeps it to one
@@ -449,6 +506,10 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
         let mut local_queue: VecDeque<String> = VecDeque::new();
         let mut local_running: HashMap<String, std::thread::ScopedJoinHandle<'_, ()>> =
             HashMap::new();
+        // The local recipients ([`recipient_keys`]) of the entries being delivered, and
+        // of those waiting in `local_queue` (found once).
+        let mut local_keys: HashMap<String, Vec<String>> = HashMap::new();
+        let mut queued_keys: HashMap<String, Vec<String>> = HashMap::new();
         // The IDs in `local_queue`, being delivered there, or in a lane's `pending`: a
         // burst of pokes is looked up, not scanned, and an entry is in one place.
         let mut pending: HashSet<String> = HashSet::new();
@@ -534,6 +595,7 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
                         if let Some(h) = local_running.remove(&id) {
                             join(h);
                         }
+                        local_keys.remove(&id);
                         pending.remove(&id);
                         if still_due(spool, &id) {
                             place(id, &mut pending, &mut local_queue, &mut lanes, true);
@@ -546,13 +608,40 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
                     }
                 }
             }
+            // In order, each entry whose local recipients have no delivery in progress
+            // ([`LOCAL_PER_RECIPIENT`]); one that waits keeps its recipients for itself,
+            // so that a later entry to them does not pass it.
+            let mut in_use: HashMap<String, usize> = HashMap::new();
+            if !local_queue.is_empty() && local_running.len() < max_local {
+                for k in local_keys.values().flatten() {
+                    *in_use.entry(k.clone()).or_default() += 1;
+                }
+            }
+            let mut left: VecDeque<String> = VecDeque::new();
             while local_running.len() < max_local
                 && let Some(id) = local_queue.pop_front()
             {
+                let keys = queued_keys
+                    .entry(id.clone())
+                    .or_insert_with(|| recipient_keys(engine, spool, &id))
+                    .clone();
+                let free = keys
+                    .iter()
+                    .all(|k| in_use.get(k).copied().unwrap_or(0) < LOCAL_PER_RECIPIENT);
+                for k in &keys {
+                    let n = in_use.entry(k.clone()).or_default();
+                    *n = if free { *n + 1 } else { LOCAL_PER_RECIPIENT };
+                }
+                if !free {
+                    left.push_back(id);
+                    continue;
+                }
+                queued_keys.remove(&id);
                 if !still_due(spool, &id) && !local_part_due(spool, &id) {
                     pending.remove(&id);
                     continue;
                 }
+                local_keys.insert(id.clone(), keys);
                 let end = Ended(ended.clone(), Some(End::Local(id.clone(), Vec::new())));
                 let who = id.clone();
                 let h = scope.spawn(move || {
@@ -564,6 +653,8 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
                 });
                 local_running.insert(id, h);
             }
+            left.append(&mut local_queue);
+            local_queue = left;
             let mut remote = lanes.iter().filter(|x| x.running.is_some()).count();
             for x in lanes.iter_mut() {
                 if x.running.is_some() || x.pending.is_empty() || remote >= max_remote {
