@@ -1093,9 +1093,17 @@ fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
             Sysexit::Config,
             "maillog",
             &format!(
-                "{} is not a regular file with one link: every program refuses it and logs \
+                "{} is {}: every program refuses it, never opening it, and logs \
                  elsewhere{}",
                 p.display(),
+                if md.is_file() {
+                    "a file with more than one link".to_string()
+                } else {
+                    format!(
+                        "{}, not a regular file",
+                        crate::spool::safety::kind_of(&md.file_type())
+                    )
+                },
                 fix(&[format!("mv {} {}.refused", sh_word(p), sh_word(p))])
             ),
         ),

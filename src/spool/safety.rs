@@ -123,6 +123,29 @@ pub fn shell_word(p: &Path) -> String {
     }
 }
 
+/// What kind of file `t` is, in words: `a regular file`, `a directory`, `a symbolic
+/// link`, `a FIFO`, `a socket`, `a character device`, `a block device`.
+pub fn kind_of(t: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_file() {
+        "a regular file"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
+    }
+}
+
 /// The name of the user `uid` (the number when it has none).
 pub fn user_name(uid: u32) -> String {
     match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
@@ -821,6 +844,9 @@ pub struct FileRisk {
     pub why: String,
     /// Whether it is the file itself (else a directory or link on its path).
     pub file: bool,
+    /// Whether it is the path as named, a symbolic link (the file itself is a link,
+    /// not a directory or link above it).
+    pub named: bool,
 }
 
 impl FileRisk {
@@ -841,8 +867,15 @@ impl FileRisk {
             group_name(self.md.gid()),
             self.md.mode() & 0o7777
         );
-        if self.md.file_type().is_symlink() {
+        let t = self.md.file_type();
+        if t.is_symlink() && self.named {
+            // The path named is itself a link: not a directory's on its way.
+            format!("the file {shown} is a symbolic link {}", self.why)
+        } else if t.is_symlink() {
             format!("the symbolic link {shown} on its path is {}", self.why)
+        } else if self.file && !t.is_file() {
+            // A FIFO, a device, a socket: said by its kind.
+            format!("the file {shown} is {} {}", kind_of(&t), self.why)
         } else if self.file {
             format!("the file {shown} is {}", self.why)
         } else {
@@ -900,6 +933,13 @@ pub fn file_risks_trusting(
     let met: Vec<Met> = walk.by_ref().collect();
     let complete = walk.complete();
     let n = met.len();
+    // The path as named, made absolute as the walk makes it: a link met there is the
+    // file itself.
+    let as_named = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
     let mut out = Vec::new();
     for (i, m) in met.into_iter().enumerate() {
         let last = complete && i + 1 == n;
@@ -918,11 +958,13 @@ pub fn file_risks_trusting(
             None
         };
         if let Some(why) = why {
+            let named = m.md.file_type().is_symlink() && m.path == as_named;
             out.push(FileRisk {
                 path: m.path,
                 md: m.md,
                 why,
                 file: last,
+                named,
             });
         }
     }
