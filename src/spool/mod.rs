@@ -512,6 +512,18 @@ impl Spool {
         Spool::new(dir, true, Named::OwnDefault)
     }
 
+    /// How the spool's path was named, to begin a line that refuses it: `FILE: line N:
+    /// SPOOLDIR /path` for a configuration's, `the queue directory /path (command
+    /// line)`, else `the queue directory /path`.
+    pub fn named_as(&self) -> String {
+        let dir = self.dir.display();
+        match &self.named {
+            Named::Config { at, keyword } => format!("{at}: {keyword} {dir}"),
+            Named::CommandLine => format!("the queue directory {dir} (command line)"),
+            _ => format!("the queue directory {dir}"),
+        }
+    }
+
     /// Refuse a spool that is not there (EX_CONFIG, 78), unless it is the caller's own
     /// built-in default ([`Named::OwnDefault`]), which [`Spool::prepare`] makes. Nothing
     /// is created here. As sendmail refuses a missing `QueueDirectory`
@@ -535,6 +547,20 @@ impl Spool {
             Err(e)
                 if e.kind() == io::ErrorKind::NotFound
                     || e.raw_os_error() == Some(libc::ENOTDIR) => {}
+            // A SPOOLDIR that is a file, a device, a FIFO: the configuration's file and
+            // line, what is there; nothing is made or changed.
+            Ok(md) if !md.is_dir() && self.named != Named::CommandLine => {
+                return Err(Fatal::new(
+                    Sysexit::Config,
+                    format!(
+                        "{}: not a directory but {}; not used as the spool, nothing was \
+                         changed (name a directory: the spool is made by the install, or \
+                         by \"rsendmail-admin init\" as root)",
+                        self.named_as(),
+                        safety::kind_of(&md.file_type())
+                    ),
+                ));
+            }
             _ => return Ok(()),
         }
         let dir = self.dir.display().to_string();
@@ -690,12 +716,7 @@ impl Spool {
         let Some(problem) = problem else {
             return Ok(shared.is_some());
         };
-        let dir = self.dir.display();
-        let named = match &self.named {
-            Named::Config { at, keyword } => format!("{at}: {keyword} {dir}"),
-            Named::CommandLine => format!("the queue directory {dir} (command line)"),
-            _ => format!("the queue directory {dir}"),
-        };
+        let named = self.named_as();
         Err(Fatal::new(
             Sysexit::Config,
             format!(
@@ -896,6 +917,7 @@ impl Spool {
     /// [`safety`] ([`Spool::unsafe_dir`]): EX_CONFIG (78), naming the directory. Nothing
     /// is made, taken or changed.
     pub fn check_place(&self) -> Result<(), Fatal> {
+        self.check_not_nested()?;
         if let Some(u) = self.unsafe_dir() {
             return Err(Fatal::new(
                 Sysexit::Config,
@@ -903,6 +925,23 @@ impl Spool {
             ));
         }
         self.check_acls()
+    }
+
+    /// Refuse a spool in another spool's tree, or named through one
+    /// ([`Spool::inside_spool`]: another spool's `hold/`, `SPOOLDIR /var/spool/rsendmail/x/..`):
+    /// EX_CONFIG (78), with the configuration's file and line. The one rule of every
+    /// program that opens the spool (through [`Spool::check_place`] and
+    /// [`Spool::check_readable`]; the deliverer at its start), of `rsendmail-admin
+    /// init` and `check`. Nothing is made, read or changed: what is made in it would be
+    /// the other's entries, and a repair of the one would break the other.
+    pub fn check_not_nested(&self) -> Result<(), Fatal> {
+        match self.inside_spool() {
+            Some(other) => Err(Fatal::new(
+                Sysexit::Config,
+                self.inside_spool_problem(&other),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Refuse a system spool whose directories' POSIX ACLs give a named user or group
@@ -927,6 +966,7 @@ impl Spool {
     /// could swap, is listed, its problem said after the listing
     /// ([`Spool::subdir_problems`]).
     pub fn check_readable(&self) -> Result<(), Fatal> {
+        self.check_not_nested()?;
         self.check_group()?;
         self.check_acls()?;
         self.check_layout_owner()

@@ -489,13 +489,14 @@ impl Spool {
             .find(|d| d != Path::new("/") && is_spool(d))
     }
 
-    /// What [`Spool::inside_spool`] found, said.
+    /// What [`Spool::inside_spool`] found, said, with where the spool was named
+    /// ([`Spool::named_as`]: the configuration's file and line).
     pub fn inside_spool_problem(&self, other: &Path) -> String {
         format!(
-            "the queue directory {} is inside the rsendmail spool {}: a spool is never \
-             made in another spool's tree, nor named through one; \
-             name a SPOOLDIR outside {}, without `..`",
-            self.dir.display(),
+            "{}: it is inside the rsendmail spool {}: a spool is never made in another \
+             spool's tree, nor named through one, so it is not used (name a SPOOLDIR \
+             outside {}, without `..`)",
+            self.named_as(),
             other.display(),
             other.display()
         )
