@@ -294,14 +294,14 @@ fn open_checked(t: &Target<'_>) -> Result<File, AppendError> {
         }
     };
     // What is at the path is looked at before it is opened: a FIFO (an open waits for a
-    // reader, or reaches one), a device (an open can act), a socket, a directory or a
-    // symbolic link is refused by its kind, never opened. The file opened must be the
-    // one looked at.
+    // reader, or reaches one), a device (an open can act), a socket or a symbolic link
+    // is refused by its kind, never opened (a directory's open fails, `Is a
+    // directory`, and does nothing). The file opened must be the one looked at.
     let looked = match std::fs::symlink_metadata(t.path) {
         Ok(md) if md.file_type().is_symlink() => {
             return Err(unsafe_file("refused, a symbolic link"));
         }
-        Ok(md) if !md.file_type().is_file() => {
+        Ok(md) if !md.file_type().is_file() && !md.is_dir() => {
             return Err(unsafe_file(&format!(
                 "refused, {}, not a regular file",
                 crate::spool::safety::kind_of(&md.file_type())
