@@ -4202,7 +4202,8 @@ fn every_program_refuses_a_spool_inside_another_spool() {
 
 /// A SPOOLDIR that is not a directory (`/dev/null`, a file) is named by the
 /// configuration's file and line, with what is there, by `init` and `check` and by every
-/// program that opens the spool (78); nothing is made or changed.
+/// program that opens the spool (78); nothing is made or changed. Every other refusal
+/// of the spool begins with that file and line too.
 #[test]
 fn a_spooldir_that_is_not_a_directory_is_named_by_its_line() {
     let env = Env::new();
@@ -4238,6 +4239,28 @@ fn a_spooldir_that_is_not_a_directory_is_named_by_its_line() {
         );
         assert_eq!(fs::read(&file).unwrap(), b"", "the file was changed");
     }
+    // Any other refusal of the spool it names begins with its file and line too: here
+    // a group unfit for a spool (a user's primary group), which the listings refuse as
+    // well.
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    fs::write(
+        &env.conf,
+        format!(
+            "MAILNAME test.example\n\nSPOOLDIR {}\n",
+            env.spool.display()
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&env.spool, None, Some(test_user().gid)).unwrap();
+    let want = format!(
+        "{}: line 3: SPOOLDIR {}: the queue directory {} is of the group ",
+        env.conf.display(),
+        env.spool.display(),
+        env.spool.display()
+    );
+    refused_everywhere(&env, &want, &env.spool.join("tmp"));
 }
 
 /// Entries of a spool whose group was wrong (a user's primary group, which every

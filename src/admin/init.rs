@@ -181,10 +181,7 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
     };
     // The directories above the spool: root's alone, or nothing is made or changed.
     if let Some(u) = spool.unsafe_dir().filter(|u| u.above || u.is_link()) {
-        return Err(Fatal::new(
-            Sysexit::Config,
-            spool.unsafe_dir_problem(&u, Some(&u.fix(false))),
-        ));
+        return Err(spool.refused(spool.unsafe_dir_problem(&u, Some(&u.fix(false)))));
     }
     let who = Owner {
         uid: Uid::from_raw(0),

@@ -831,7 +831,7 @@ impl Spool {
             .ok()
             .and_then(|md| self.layout_problem(&self.dir, &md))
         {
-            return Err(Fatal::new(Sysexit::Config, problem));
+            return Err(self.refused(problem));
         }
         for sub in SUBDIRS.iter().filter(|s| !s.contains('/')) {
             let p = self.dir.join(sub);
@@ -905,10 +905,7 @@ impl Spool {
     /// The part of [`Spool::check_safe`] that looks for directories everyone may write.
     fn check_world_writable_as(&self, top: Option<fs::Metadata>) -> Result<(), Fatal> {
         match self.world_writable_as(top).first() {
-            Some((dir, mode)) => Err(Fatal::new(
-                Sysexit::Config,
-                self.world_writable_problem(dir, *mode),
-            )),
+            Some((dir, mode)) => Err(self.refused(self.world_writable_problem(dir, *mode))),
             None => Ok(()),
         }
     }
@@ -919,12 +916,21 @@ impl Spool {
     pub fn check_place(&self) -> Result<(), Fatal> {
         self.check_not_nested()?;
         if let Some(u) = self.unsafe_dir() {
-            return Err(Fatal::new(
-                Sysexit::Config,
-                self.unsafe_dir_problem(&u, None),
-            ));
+            return Err(self.refused(self.unsafe_dir_problem(&u, None)));
         }
         self.check_acls()
+    }
+
+    /// The refusal (EX_CONFIG, 78) of this spool for `problem`, after where a
+    /// configuration file named it (`FILE: line N: SPOOLDIR /path: `), as every
+    /// configuration error names its file and line; a spool named otherwise (the
+    /// command line, the built-in default) is refused in `problem`'s words alone.
+    pub fn refused(&self, problem: String) -> Fatal {
+        let text = match &self.named {
+            Named::Config { .. } => format!("{}: {problem}", self.named_as()),
+            _ => problem,
+        };
+        Fatal::new(Sysexit::Config, text)
     }
 
     /// Refuse a spool in another spool's tree, or named through one
@@ -949,10 +955,7 @@ impl Spool {
     /// changed.
     pub fn check_acls(&self) -> Result<(), Fatal> {
         match self.acl_writable().first() {
-            Some((dir, who)) => Err(Fatal::new(
-                Sysexit::Config,
-                self.acl_writable_problem(dir, who),
-            )),
+            Some((dir, who)) => Err(self.refused(self.acl_writable_problem(dir, who))),
             None => Ok(()),
         }
     }
@@ -976,7 +979,7 @@ impl Spool {
     /// EX_CONFIG (78). Nothing is made, taken or changed.
     pub fn check_group(&self) -> Result<(), Fatal> {
         match self.unfit_group() {
-            Some(problem) => Err(Fatal::new(Sysexit::Config, problem)),
+            Some(problem) => Err(self.refused(problem)),
             None => Ok(()),
         }
     }
@@ -1203,7 +1206,7 @@ impl Spool {
         }
         let md = f.metadata().map_err(|e| cant("cannot read", p, &e))?;
         match self.layout_problem(p, &md) {
-            Some(problem) => Err(Fatal::new(Sysexit::Config, problem)),
+            Some(problem) => Err(self.refused(problem)),
             None => Ok(()),
         }
     }
