@@ -724,6 +724,10 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             }
         }
         Operation::PrintQueue => {
+            // The spool listed is the configuration's choice: a configuration someone
+            // the caller does not trust could change is refused (78), as every program
+            // that uses the spool refuses it.
+            s.cfg.check_config_trust(&s.settings, maillog_group(&s))?;
             // A missing queue directory first, as sendmail checks it before anything
             // (compat-tests/cases/queuedir-missing-bp).
             s.spool.check_present()?;

@@ -362,8 +362,11 @@ pub fn open_log_file(path: &Path) -> std::io::Result<File> {
     open_log_file_for(path, None)
 }
 
-/// Open `path` for appending, refusing a symlink (O_NOFOLLOW), anything but a regular
-/// file, a file with other links, one in a directory someone this process does not
+/// Open `path` for appending, refusing by its kind, before anything is opened
+/// (`lstat`), a symbolic link, a FIFO, a device, a socket or a directory (`it is a
+/// FIFO, not a regular file (never opened)`); then, by the descriptor opened
+/// (`O_NOFOLLOW`, `O_NONBLOCK`), anything but the regular file looked at, a file with
+/// other links, one in a directory someone this process does not
 /// trust could change ([`crate::spool::safety::file_risks_trusting`]: for root, anyone
 /// but root; for another process, anyone but root, its caller and `group`) and, for
 /// root, a file root does not own. A file made
@@ -382,6 +385,36 @@ pub fn open_log_file_for(path: &Path, group: Option<u32>) -> std::io::Result<Fil
     {
         return Err(std::io::Error::other(r.text()));
     }
+    // What is at the path is looked at before anything is opened: a FIFO (opening one
+    // for writing reaches whoever reads it), a device (an open can act: a tape
+    // rewinds, a terminal becomes the controlling one), a socket, a directory or a
+    // symbolic link is refused by its kind, never opened; so is a file with another
+    // name, and, for root, one root does not own. The file opened must be the one looked
+    // at (`fstat` below).
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let looked = match std::fs::symlink_metadata(path) {
+        Ok(md) => {
+            if !md.file_type().is_file() {
+                return Err(std::io::Error::other(format!(
+                    "it is {}, not a regular file (never opened)",
+                    crate::spool::safety::kind_of(&md.file_type())
+                )));
+            }
+            if md.nlink() != 1 {
+                return Err(std::io::Error::other("a file with more than one link"));
+            }
+            if euid == 0 && md.uid() != 0 {
+                return Err(std::io::Error::other(format!(
+                    "it is owned by {}, not root (never opened)",
+                    crate::spool::safety::user_name(md.uid())
+                )));
+            }
+            Some((md.dev(), md.ino()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
     let open = |create_new: bool| {
         let mut o = std::fs::OpenOptions::new();
         o.append(true);
@@ -392,7 +425,7 @@ pub fn open_log_file_for(path: &Path, group: Option<u32>) -> std::io::Result<Fil
             .open(path)
             .map_err(|e| {
                 if e.raw_os_error() == Some(libc::ELOOP) {
-                    std::io::Error::other("a symbolic link")
+                    std::io::Error::other("it is a symbolic link, not a regular file")
                 } else {
                     e
                 }
@@ -416,13 +449,19 @@ pub fn open_log_file_for(path: &Path, group: Option<u32>) -> std::io::Result<Fil
     };
     let md = f.metadata()?;
     if !md.file_type().is_file() {
-        return Err(std::io::Error::other("not a regular file"));
+        return Err(std::io::Error::other(format!(
+            "it is {}, not a regular file",
+            crate::spool::safety::kind_of(&md.file_type())
+        )));
+    }
+    if looked.is_some_and(|was| was != (md.dev(), md.ino())) {
+        return Err(std::io::Error::other(
+            "the file was replaced while it was opened",
+        ));
     }
     if md.nlink() != 1 {
         return Err(std::io::Error::other("a file with more than one link"));
     }
-    // SAFETY: geteuid cannot fail.
-    let euid = unsafe { libc::geteuid() };
     if euid == 0 && md.uid() != 0 {
         return Err(std::io::Error::other(format!(
             "belongs to uid {}, not root",
@@ -491,7 +530,10 @@ mod tests {
         let link = dir.join("symlink.log");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         let e = open_log_file(&link).unwrap_err();
-        assert_eq!(e.to_string(), "a symbolic link");
+        assert_eq!(
+            e.to_string(),
+            "it is a symbolic link, not a regular file (never opened)"
+        );
         // A hard link: refused.
         let hard = dir.join("hard.log");
         std::fs::hard_link(&target, &hard).unwrap();
@@ -501,8 +543,12 @@ mod tests {
         assert!(open_log_file(&dir).is_err());
         let fifo = dir.join("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        // Refused at once, never waiting for a reader (O_NONBLOCK: ENXIO).
-        assert!(open_log_file(&fifo).is_err());
+        // Refused by its kind, never opened (an open would reach whoever reads it).
+        let e = open_log_file(&fifo).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "it is a FIFO, not a regular file (never opened)"
+        );
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
         // A new file: created 0660 (whatever the umask), appended; an existing file's
         // mode is left as it is.

@@ -296,6 +296,23 @@ fn open_checked(t: &Target<'_>) -> Result<File, AppendError> {
             AppendError::Io(text)
         }
     };
+    // What is at the path is looked at before it is opened: a FIFO (an open waits for a
+    // reader, or reaches one), a device (an open can act), a socket or a symbolic link
+    // is refused by its kind, never opened (a directory's open fails, `Is a
+    // directory`, and does nothing). The file opened must be the one looked at.
+    let looked = match std::fs::symlink_metadata(t.path) {
+        Ok(md) if md.file_type().is_symlink() => {
+            return Err(unsafe_file("refused, a symbolic link"));
+        }
+        Ok(md) if !md.file_type().is_file() && !md.is_dir() => {
+            return Err(unsafe_file(&format!(
+                "refused, {}, not a regular file",
+                crate::spool::safety::kind_of(&md.file_type())
+            )));
+        }
+        Ok(md) => Some((md.dev(), md.ino())),
+        Err(_) => None,
+    };
     let f = match open_append(t.path, false) {
         Ok(f) => f,
         // Missing: create it; if someone else just did, open theirs.
@@ -317,7 +334,13 @@ fn open_checked(t: &Target<'_>) -> Result<File, AppendError> {
         .metadata()
         .map_err(|e| AppendError::Io(format!("{}: {e}", t.path.display())))?;
     if !md.file_type().is_file() {
-        return Err(unsafe_file("refused, not a regular file"));
+        return Err(unsafe_file(&format!(
+            "refused, {}, not a regular file",
+            crate::spool::safety::kind_of(&md.file_type())
+        )));
+    }
+    if looked.is_some_and(|was| was != (md.dev(), md.ino())) {
+        return Err(unsafe_file("refused, replaced while it was opened"));
     }
     if md.nlink() > 1 {
         return Err(unsafe_file("refused, more than one link"));

@@ -125,6 +125,15 @@ pub fn open(path: &Path) -> Result<File, Fatal> {
         }
         (path.to_path_buf(), None)
     };
+    // What the path leads to is refused by its kind before it is opened: opening a FIFO
+    // for writing reaches whoever reads it.
+    if let Some(m) = met.last().filter(|_| checked.is_some()) {
+        let t = m.md.file_type();
+        if t.is_fifo() || t.is_socket() || t.is_dir() || t.is_block_device() {
+            let what = crate::boundedfile::file_kind(t).unwrap_or("not a file");
+            return Err(cant(format!("not a regular file ({what})")));
+        }
+    }
     // Never waiting on a FIFO (O_NONBLOCK) nor taking a terminal (O_NOCTTY); a FIFO or
     // a socket that opens is refused, as nothing could be appended to it without
     // blocking (a device such as /dev/null is written as it is). O_NOFOLLOW: a link

@@ -7,7 +7,7 @@
 
 use crate::harness::{Env, MSG, Run, TEST_USER, as_user, bin, can_switch_user, is_root, test_user};
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, chown, symlink};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, chown, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -595,8 +595,10 @@ fn root_refuses_a_mail_spool_others_could_change() {
 /// change (her file behind root's link, root's file in her directory or behind a link
 /// into it, an ACL that lets her write the file or its directory, a directory writable
 /// by its group), naming it as the configuration file and what is at fault; nothing is
-/// queued or delivered. `rsendmail-admin check` fails it on its config line, never says
-/// `ok config`, and offers no chown or chmod of a path she can change.
+/// queued or delivered. So do the listings (`-bp`, `mailq`, `rsendmail-admin list` and
+/// `show`) and `rsendmail-admin init`, which makes and changes nothing.
+/// `rsendmail-admin check` fails it on its config line, never says `ok config`, and
+/// offers no chown or chmod of a path she can change.
 #[test]
 fn root_refuses_a_configuration_file_a_user_could_change() {
     if !can_switch_user() {
@@ -681,16 +683,42 @@ fn root_refuses_a_configuration_file_a_user_could_change() {
         }
         assert!(env.entries().is_empty(), "{case}: something was queued");
         assert!(!env.dir.join("mail/root").exists(), "{case}: delivered");
-        // The queue commands act on the spool it chooses: refused too.
-        let out = Command::new(admin())
-            .args(["-C", c, "list"])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(78), "{case}: list");
+        // The listings read the spool it chooses: refused too, as every program
+        // refuses it (the same words).
+        for (program, args) in [(&sendmail, &["-bp"][..]), (&env.link("mailq"), &[][..])] {
+            let full: Vec<&str> = ["-C", c].iter().chain(args).copied().collect();
+            let r = env.run_raw(program, &full, b"");
+            r.code(78);
+            let said = said(&r);
+            assert!(said.contains(&at), "{case} {program:?} {args:?}: {said}");
+            assert!(said.contains(&fault), "{case} {program:?} {args:?}: {said}");
+        }
+        // The queue commands act on the spool it chooses: refused too; `init` makes
+        // and changes nothing in it.
+        let spool_mode = fs::metadata(&env.spool).unwrap().mode();
+        for args in [
+            &["list"][..],
+            &["show", "AAAA00000000"],
+            &["init", "--group", crate::harness::fit_group().0],
+        ] {
+            let out = Command::new(admin())
+                .args(["-C", c])
+                .args(args)
+                .output()
+                .unwrap();
+            let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            assert_eq!(out.status.code(), Some(78), "{case} {args:?}: {said}");
+            assert!(said.contains(&at), "{case} {args:?}: {said}");
+            assert!(said.contains(&fault), "{case} {args:?}: {said}");
+        }
+        assert_eq!(
+            fs::metadata(&env.spool).unwrap().mode(),
+            spool_mode,
+            "{case}"
+        );
         assert!(
-            text(&out.stderr).contains(&at),
-            "{case}: {}",
-            text(&out.stderr)
+            !env.spool.join("tmp").exists(),
+            "{case}: init made the spool"
         );
         let out = Command::new(admin())
             .args(["-C", c, "check"])

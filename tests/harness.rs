@@ -633,3 +633,60 @@ pub fn sigterm(child: &Child) {
     )
     .expect("kill -TERM");
 }
+
+/// Every open of one file, seen by inotify (`IN_OPEN`) from now on: whether a program
+/// opened it, a FIFO too (the kernel reports the open, whatever came of it).
+pub struct Opens(i32);
+
+/// Watch `path` for opens ([`Opens::count`]).
+pub fn watch_opens(path: &Path) -> Opens {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: plain system calls on a descriptor this value owns and closes.
+    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    assert!(
+        fd >= 0,
+        "inotify_init1: {}",
+        std::io::Error::last_os_error()
+    );
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path.
+    let wd = unsafe { libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_OPEN) };
+    assert!(
+        wd >= 0,
+        "inotify_add_watch: {}",
+        std::io::Error::last_os_error()
+    );
+    Opens(fd)
+}
+
+impl Opens {
+    /// How many opens were seen since the watch began (or the last count).
+    pub fn count(&self) -> usize {
+        let mut n = 0;
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: reads into a buffer of the length given.
+            let got = unsafe { libc::read(self.0, buf.as_mut_ptr().cast(), buf.len()) };
+            let Ok(got) = usize::try_from(got) else {
+                return n;
+            };
+            // Each event: wd (4), mask (4), cookie (4), len (4), then `len` octets of name.
+            let mut at = 0;
+            while at + 16 <= got {
+                let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap()) as usize;
+                n += 1;
+                at += 16 + len;
+            }
+            if got == 0 {
+                return n;
+            }
+        }
+    }
+}
+
+impl Drop for Opens {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is this value's.
+        unsafe { libc::close(self.0) };
+    }
+}

@@ -493,6 +493,29 @@ fn unsafe_mailboxes_are_refused_and_stay_queued() {
     env.sendmail(&["-qf"], b"").code(0);
     assert_eq!(fs::metadata(mbox(&env, "root")).unwrap().len(), 0);
     assert_eq!(env.entries().len(), 1);
+    // A FIFO as root's mailbox, a reader waiting on it: refused by its kind and never
+    // opened (an open would reach the reader; without one, it would wait for ever).
+    fs::remove_file(mbox(&env, "root")).unwrap();
+    nix::unistd::mkfifo(
+        &mbox(&env, "root"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let reader = {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(mbox(&env, "root"))
+            .unwrap()
+    };
+    let opens = crate::harness::watch_opens(&mbox(&env, "root"));
+    env.sendmail(&["-qf"], b"").code(0);
+    assert_eq!(opens.count(), 0, "the FIFO was opened");
+    drop(reader);
+    assert_eq!(env.entries().len(), 1);
+    let q = env.mailq(&[]);
+    assert!(q.contains("a FIFO"), "{q}");
     // Fixed: delivered by the next run.
     fs::remove_file(mbox(&env, "root")).unwrap();
     env.sendmail(&["-qf"], b"").code(0);

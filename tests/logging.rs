@@ -142,7 +142,8 @@ fn a_planted_log_file_is_not_written() {
     // The admin hears of it (see an_unusable_maillog_is_reported_once).
     assert!(
         r.stderr.contains(&format!(
-            "cannot open MAILLOG {}: a symbolic link",
+            "cannot open MAILLOG {}: it is a symbolic link, not a regular file (never \
+             opened)",
             log.display()
         )),
         "{}",
@@ -343,9 +344,15 @@ fn an_unusable_maillog_is_reported_once() {
     let fifo = dir.join("fifo.log");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     let cases = [
-        (link, "a symbolic link"),
-        (fifo, "No such device or address"),
-        (dir.clone(), "Is a directory"),
+        (
+            link,
+            "it is a symbolic link, not a regular file (never opened)",
+        ),
+        (fifo, "it is a FIFO, not a regular file (never opened)"),
+        (
+            dir.clone(),
+            "it is a directory, not a regular file (never opened)",
+        ),
         (dir.join("missing/mail.log"), "No such file or directory"),
     ];
     for (n, (path, reason)) in cases.iter().enumerate() {
@@ -364,6 +371,77 @@ fn an_unusable_maillog_is_reported_once() {
         assert_eq!(env.entries().len(), n + 1, "{}", env.listing());
     }
     assert!(!dir.join("target").exists());
+}
+
+/// MAILLOG is looked at before it is opened: a FIFO (an open for writing reaches
+/// whoever reads it) is refused by its kind and never opened, a reader waiting on it
+/// too (no open of it is seen: inotify's `IN_OPEN`); the mail is taken all the same.
+/// As root, `rsendmail-admin check` names a user's FIFO, and a user's symbolic link at
+/// MAILLOG's own path, by their kind.
+#[test]
+fn a_maillog_that_is_not_a_regular_file_is_never_opened() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let env = Env::new();
+    let fifo = env.dir.join("fifo.log");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // A reader holds it open: an open for writing would succeed and reach it.
+    let reader = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let opens = crate::harness::watch_opens(&fifo);
+    env.add_config(&format!("MAILLOG {}\n", fifo.display()));
+    let r = env.sendmail(&["-odq", "bob@example.org"], MSG);
+    r.code(0);
+    let w = maillog_warning(&r.stderr, &fifo.display().to_string());
+    assert!(
+        w.contains(&format!(
+            "cannot open MAILLOG {}: it is a FIFO, not a regular file (never opened)",
+            fifo.display()
+        )),
+        "{w}"
+    );
+    assert_eq!(opens.count(), 0, "the FIFO was opened");
+    drop(reader);
+    if !crate::harness::can_switch_user() {
+        return;
+    }
+    let u = crate::harness::test_user();
+    let admin = env!("CARGO_BIN_EXE_rsendmail-admin");
+    std::os::unix::fs::chown(&fifo, Some(u.uid), Some(u.gid)).unwrap();
+    let link = env.dir.join("link.log");
+    std::os::unix::fs::symlink(env.dir.join("nowhere.log"), &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(u.uid), Some(u.gid)).unwrap();
+    for (path, kind) in [(&fifo, "FIFO"), (&link, "symbolic link")] {
+        let conf = fs::read_to_string(&env.conf).unwrap();
+        let kept: Vec<&str> = conf
+            .lines()
+            .filter(|l| !l.starts_with("MAILLOG "))
+            .collect();
+        fs::write(
+            &env.conf,
+            format!("{}\nMAILLOG {}\n", kept.join("\n"), path.display()),
+        )
+        .unwrap();
+        let out = Command::new(admin)
+            .args(["-C", env.conf.to_str().unwrap(), "check"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let fail = stdout
+            .lines()
+            .find(|l| l.starts_with("FAIL files:") && l.contains("MAILLOG"))
+            .unwrap_or_else(|| panic!("{kind}: no FAIL files line:\n{stdout}"));
+        assert!(
+            fail.contains(&format!("the file {} (", path.display()))
+                && fail.contains(&format!(
+                    ") is a {kind} owned by {}",
+                    crate::harness::TEST_USER
+                )),
+            "{kind}: {fail}"
+        );
+    }
 }
 
 /// MAILLOG on a full file system: the write fails, the process says so once and logs
@@ -459,7 +537,8 @@ fn a_runner_reports_an_unusable_maillog_once() {
     assert_eq!(
         warnings[0].1,
         format!(
-            "cannot open MAILLOG {}: a symbolic link; logging to stderr",
+            "cannot open MAILLOG {}: it is a symbolic link, not a regular file (never \
+             opened); logging to stderr",
             log.display()
         )
     );

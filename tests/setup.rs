@@ -643,11 +643,13 @@ fn init_repairs_modes_and_follows_no_link() {
     fs::set_permissions(&outside, fs::Permissions::from_mode(0o755)).unwrap();
     fs::remove_dir(spool.join("slots")).unwrap();
     std::os::unix::fs::symlink(&outside, spool.join("slots")).unwrap();
+    // An entry of the spool's group whose mode alone is wrong: put right.
     let entry = spool.join("qfAAAAAAAAAAAAAA");
     fs::write(&entry, "x").unwrap();
     fs::set_permissions(&entry, fs::Permissions::from_mode(0o644)).unwrap();
-    nix::unistd::chown(&entry, None, Some(nix::unistd::Gid::from_raw(0))).unwrap();
-    // An entry put on hold, as those queued.
+    nix::unistd::chown(&entry, None, Some(nix::unistd::Gid::from_raw(spool_gid()))).unwrap();
+    // An entry put on hold, as those queued, of another group (root's): rsendmail did
+    // not write it so, and it is set aside as suspect, never given the spool's group.
     let held = spool.join("hold/sfAAAAAAAAAAAAAA");
     fs::write(&held, "x").unwrap();
     fs::set_permissions(&held, fs::Permissions::from_mode(0o644)).unwrap();
@@ -695,12 +697,13 @@ fn init_repairs_modes_and_follows_no_link() {
         ),
         format!("made {}", spool.join("slots").display()),
         format!(
-            "repaired {}: 660 group {g} (was 644 group root)",
+            "repaired {}: 660 group {g} (was 644 group {g})",
             entry.display()
         ),
         format!(
-            "repaired {}: 660 group {g} (was 644 group root)",
-            held.display()
+            "moved {} (suspect: of the group root, not the spool's) to {}",
+            held.display(),
+            spool.join("corrupt/sfAAAAAAAAAAAAAA.").display()
         ),
     ] {
         assert!(said.contains(&want), "{said:?} lacks {want:?}");
@@ -726,7 +729,7 @@ fn init_repairs_modes_and_follows_no_link() {
     assert_layout(&spool);
     assert_eq!(owner_mode(&outside), (0o755, 0, 0), "a link was followed");
     assert_eq!(owner_mode(&entry), (0o660, 0, spool_gid()));
-    assert_eq!(owner_mode(&held), (0o660, 0, spool_gid()));
+    assert!(!held.exists(), "{said}");
     let aside: Vec<String> = fs::read_dir(spool.join("corrupt"))
         .unwrap()
         .flatten()
@@ -734,6 +737,10 @@ fn init_repairs_modes_and_follows_no_link() {
         .collect();
     assert!(aside.iter().any(|n| n.starts_with("wakeup.")), "{aside:?}");
     assert!(aside.iter().any(|n| n.starts_with("slots.")), "{aside:?}");
+    assert!(
+        aside.iter().any(|n| n.starts_with("sfAAAAAAAAAAAAAA.")),
+        "{aside:?}"
+    );
     let _ = fs::remove_dir_all(&dir);
 }
 
@@ -3517,8 +3524,16 @@ fn an_acl_letting_a_user_write_the_spool_or_above_it_is_refused() {
         return;
     }
     let u = test_user();
-    let env = Env::new();
+    let mut env = Env::new();
     env.mail_spool_outside();
+    // The configuration where root's alone, beside the scratch directory: one under the
+    // ACL below would be refused by every program, the listings too.
+    let conf_dir = PathBuf::from(format!("{}-conf", env.dir.display()));
+    fs::create_dir_all(&conf_dir).unwrap();
+    let _conf_dir = scopeguard(&conf_dir);
+    let conf = conf_dir.join("rsendmail.conf");
+    fs::copy(&env.conf, &conf).unwrap();
+    env.conf = conf;
     let out = admin(&env.conf, &["init", "--group", spool_group()]);
     assert!(out.status.success(), "{}", text(&out.stdout));
     fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
@@ -4131,6 +4146,202 @@ fn a_spool_inside_another_spool_is_refused() {
         assert!(!said.contains("chmod"), "{said}");
     }
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// A SPOOLDIR in another spool's tree (its `hold/`, or the spool named through one of
+/// its sub-directories and `..`) is refused by every program that opens the spool, not
+/// by `init` and `check` alone: submissions, `-bs`, the daemon, queue runs, `-bp`,
+/// `mailq`, the deliverer and the queue commands, each with 78 and the configuration's
+/// file and line; nothing is made in it.
+#[test]
+fn every_program_refuses_a_spool_inside_another_spool() {
+    let env = Env::new();
+    // The live spool, made whole by a submission.
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let spool = env.spool.clone();
+    let hold = spool.join("hold");
+    fs::create_dir(&hold).unwrap();
+    fit_spool_group(&hold);
+    fs::set_permissions(&hold, fs::Permissions::from_mode(0o2770)).unwrap();
+    let deliver = PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-deliver"));
+    for inner in [hold.clone(), spool.join("tmp").join("..")] {
+        fs::write(
+            &env.conf,
+            format!("MAILNAME test.example\nSPOOLDIR {}\n", inner.display()),
+        )
+        .unwrap();
+        let want = format!(
+            "{}: line 2: SPOOLDIR {}: it is inside the rsendmail spool {}",
+            env.conf.display(),
+            inner.display(),
+            spool.display()
+        );
+        refused_everywhere(&env, &want, &hold.join("tmp"));
+        for args in [
+            &["list"][..],
+            &["show", "AAAA00000000"],
+            &["hold", "AAAA00000000"],
+            &["delete", "AAAA00000000"],
+        ] {
+            let out = admin(&env.conf, args);
+            let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            assert_eq!(out.status.code(), Some(78), "{args:?}: {said}");
+            assert!(said.contains(&want), "{args:?}: {said:?} lacks {want:?}");
+        }
+        let conf = env.conf.to_str().unwrap();
+        let out = run_limited(&deliver, &["sendmail", "-C", conf, "-q"], b"");
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(78), "deliverer: {said}");
+        assert!(said.contains(&want), "deliverer: {said:?} lacks {want:?}");
+        assert!(
+            fs::read_dir(&hold).unwrap().next().is_none(),
+            "made in hold/"
+        );
+    }
+}
+
+/// A SPOOLDIR that is not a directory (`/dev/null`, a file) is named by the
+/// configuration's file and line, with what is there, by `init` and `check` and by every
+/// program that opens the spool (78); nothing is made or changed. Every other refusal
+/// of the spool begins with that file and line too.
+#[test]
+fn a_spooldir_that_is_not_a_directory_is_named_by_its_line() {
+    let env = Env::new();
+    let file = env.dir.join("plain");
+    fs::write(&file, "").unwrap();
+    for (target, kind) in [
+        (Path::new("/dev/null"), "a character device"),
+        (file.as_path(), "a regular file"),
+    ] {
+        fs::write(
+            &env.conf,
+            format!("MAILNAME test.example\n\nSPOOLDIR {}\n", target.display()),
+        )
+        .unwrap();
+        let want = format!(
+            "{}: line 3: SPOOLDIR {}: not a directory but {kind}",
+            env.conf.display(),
+            target.display()
+        );
+        refused_everywhere(&env, &want, &env.dir.join("tmp"));
+        if is_root() {
+            let out = admin(&env.conf, &["init", "--group", spool_group()]);
+            let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            assert_eq!(out.status.code(), Some(78), "init: {said}");
+            assert!(said.contains(&want), "init: {said:?} lacks {want:?}");
+        }
+        let out = admin(&env.conf, &["check"]);
+        let said = text(&out.stdout);
+        assert!(
+            said.lines()
+                .any(|l| l.starts_with("FAIL spool: ") && l.contains(&want)),
+            "check: {said:?} lacks {want:?}"
+        );
+        assert_eq!(fs::read(&file).unwrap(), b"", "the file was changed");
+    }
+    // Any other refusal of the spool it names begins with its file and line too: here
+    // a group unfit for a spool (a user's primary group), which the listings refuse as
+    // well.
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    fs::write(
+        &env.conf,
+        format!(
+            "MAILNAME test.example\n\nSPOOLDIR {}\n",
+            env.spool.display()
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&env.spool, None, Some(test_user().gid)).unwrap();
+    let want = format!(
+        "{}: line 3: SPOOLDIR {}: the queue directory {} is of the group ",
+        env.conf.display(),
+        env.spool.display(),
+        env.spool.display()
+    );
+    refused_everywhere(&env, &want, &env.spool.join("tmp"));
+}
+
+/// Entries of a spool whose group was wrong (a user's primary group, which every
+/// process of hers holds) are suspect: `init` never gives them the spool's group; it
+/// moves them into `corrupt/`, where nothing is run, and says so, as `check`'s repair
+/// does. Entries of the spool's group are kept, put right.
+#[test]
+fn init_sets_suspect_entries_aside() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let (dir, conf, spool) = init_env("suspect");
+    let out = admin(&conf, &["init", "--group", spool_group()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for _ in 0..2 {
+        let out = run_limited(
+            &bin(),
+            &["-C", conf.to_str().unwrap(), "-odq", "bob@example.org"],
+            MSG,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let mut qfs: Vec<PathBuf> = fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("qf"))
+        .collect();
+    qfs.sort();
+    assert_eq!(qfs.len(), 2, "{qfs:?}");
+    // The spool's group was wrong: hers; one entry was written with it.
+    let u = test_user();
+    std::os::unix::fs::chown(&spool, None, Some(u.gid)).unwrap();
+    std::os::unix::fs::chown(&qfs[0], None, Some(u.gid)).unwrap();
+    let out = admin(&conf, &["init", "--group", spool_group()]);
+    let said = text(&out.stdout);
+    let _cleanup = scopeguard(&dir);
+    assert!(out.status.success(), "{said}{}", text(&out.stderr));
+    let name = qfs[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        said.contains(&format!(
+            "moved {} (suspect: of the group ",
+            qfs[0].display()
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "1 suspect queue file(s) set aside in {}",
+            spool.join("corrupt").display()
+        )),
+        "{said}"
+    );
+    assert!(!qfs[0].exists(), "{said}");
+    let aside: Vec<_> = fs::read_dir(spool.join("corrupt"))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{name}."))
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "{said}");
+    // Never given the spool's group.
+    assert_eq!(aside[0].metadata().unwrap().gid(), u.gid, "{said}");
+    // The other, of the spool's group, is kept.
+    assert_eq!(fs::metadata(&qfs[1]).unwrap().gid(), spool_gid(), "{said}");
+}
+
+/// Removes a test's directory when dropped.
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scopeguard(dir: &Path) -> Cleanup {
+    Cleanup(dir.to_path_buf())
 }
 
 /// An old sendmail queue named as SPOOLDIR: `check` fails it and offers no fix that

@@ -805,22 +805,19 @@ fn root_only_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
 fn install_steps(t: &mut Tally, s: &app::Setup) {
     let dir = &s.spool.dir;
     // In another spool's tree: what init refuses; no repair of either is offered.
-    if let Some(other) = s.spool.inside_spool() {
-        t.fail(
-            Sysexit::Config,
-            "spool",
-            &s.spool.inside_spool_problem(&other),
-        );
+    if let Err(f) = s.spool.check_not_nested() {
+        t.fail(Sysexit::Config, "spool", &f.message);
         return;
     }
     let spool_md = match std::fs::metadata(dir) {
         Ok(md) if md.is_dir() => md,
         Ok(_) => {
-            t.fail(
-                Sysexit::Config,
-                "spool",
-                &format!("{} is not a directory", dir.display()),
-            );
+            // What every program says of it: the configuration's file and line.
+            let said = match s.spool.check_present() {
+                Err(f) => f.message,
+                Ok(()) => format!("{} is not a directory", dir.display()),
+            };
+            t.fail(Sysexit::Config, "spool", &said);
             return;
         }
         // The caller's own built-in spool is made by her first submission.
@@ -1162,9 +1159,17 @@ fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
             Sysexit::Config,
             "maillog",
             &format!(
-                "{} is not a regular file with one link: every program refuses it and logs \
+                "{} is {}: every program refuses it, never opening it, and logs \
                  elsewhere{}",
                 p.display(),
+                if md.is_file() {
+                    "a file with more than one link".to_string()
+                } else {
+                    format!(
+                        "{}, not a regular file",
+                        crate::spool::safety::kind_of(&md.file_type())
+                    )
+                },
                 fix(&[format!("mv {} {}.refused", sh_word(p), sh_word(p))])
             ),
         ),
@@ -1454,8 +1459,8 @@ fn files_step(
                  so; written while the spool's group (or owner) was wrong, or by another \
                  program, they are suspect: never give them the spool's group or mode, \
                  which would make them look like entries root runs; set them aside in \
-                 corrupt/, where nothing is run, and examine them (put back only those you \
-                 trust, with chgrp and chmod 660){}",
+                 corrupt/, where nothing is run (`rsendmail-admin init` does it too), and \
+                 examine them (put back only those you trust, with chgrp and chmod 660){}",
                 suspect.len(),
                 dir.display(),
                 shown(&mut suspect),

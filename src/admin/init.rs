@@ -9,7 +9,8 @@
 //!                          2770 root:GROUP
 //! SPOOLDIR/wakeup          FIFO 0620 root:GROUP (the queue runner's wake-up endpoint)
 //! SPOOLDIR/qf*, sf*, and those in SPOOLDIR/hold
-//!                          0660, group GROUP  (entries already there keep their owner)
+//!                          0660, group GROUP  (entries already there keep their owner;
+//!                          one of another group is suspect: moved into corrupt/)
 //! SPOOLDIR/index/domains   2770 root:GROUP, when it is there (the index makes it)
 //! files in index/, index/domains/, slots/, waiting/
 //!                          0660, group GROUP  (their owner kept)
@@ -105,18 +106,17 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
         None => (config::system_config(), false),
     };
     let cfg = Config::load(&cfg_path, required, &Paths::system(), &[])?;
+    // The spool made and repaired is the configuration's choice: a configuration
+    // someone other than root could change is refused (78), nothing made or changed,
+    // as every root program refuses it.
+    cfg.check_config_trust(&cfg.settings, None)?;
     // Every mode below is set explicitly; nothing is made wider than asked.
     nix::sys::stat::umask(Mode::from_bits_truncate(0o077));
     let spool = system_spool(&cfg);
     // Never a spool in another spool's tree: nothing made, no mode of the other changed.
-    if let Some(other) = spool.inside_spool() {
-        return Err(Fatal::new(
-            Sysexit::Config,
-            format!(
-                "{} (nothing was changed)",
-                spool.inside_spool_problem(&other)
-            ),
-        ));
+    if let Err(mut f) = spool.check_not_nested() {
+        f.message.push_str(" (nothing was changed)");
+        return Err(f);
     }
     // Not told a group: the one rule `check` applies too ([`spool_group`]).
     let (group_name, gid) = match group {
@@ -181,16 +181,26 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
     };
     // The directories above the spool: root's alone, or nothing is made or changed.
     if let Some(u) = spool.unsafe_dir().filter(|u| u.above || u.is_link()) {
-        return Err(Fatal::new(
-            Sysexit::Config,
-            spool.unsafe_dir_problem(&u, Some(&u.fix(false))),
-        ));
+        return Err(spool.refused(spool.unsafe_dir_problem(&u, Some(&u.fix(false)))));
     }
     let who = Owner {
         uid: Uid::from_raw(0),
         gid,
         group: group_name,
     };
+    // The group entries rsendmail wrote there have, as `check` wants it (before this
+    // run changes it): the spool's own when it was made before and its group is fit
+    // ([`spool_group`]), the group of one root's alone (nothing for its group or
+    // others, as the quick start makes one as root). An entry of another group than
+    // that and the one given now was not written by rsendmail so: suspect, set aside.
+    let was = fs::metadata(&spool.dir).ok().filter(fs::Metadata::is_dir);
+    let kept = was.as_ref().and_then(|md| {
+        let root_alone = md.uid() == 0 && md.mode() & 0o077 == 0;
+        let made_before = spool.dir.join("tmp").is_dir();
+        (root_alone || (made_before && crate::spool::safety::group_unfit(md.gid()).is_none()))
+            .then_some(md.gid())
+    });
+    let trusted = |g: u32| g == gid.as_raw() || Some(g) == kept;
     make_spool(&spool, &who)?;
     for name in SUBDIRS {
         // What is not a directory at a sub-directory's name (a symbolic link planted by
@@ -236,18 +246,32 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
         }
     }
     wakeup(&spool, &who)?;
-    entries(&spool.dir, &who, true)?;
+    let mut suspect = entries(&spool, &spool.dir, &who, Some(&trusted))?;
     // The entries put on hold, as those queued.
     let held = spool.dir.join(crate::spool::HOLD);
     if crate::spool::open_dir(&held).is_ok() {
-        entries(&held, &who, true)?;
+        suspect += entries(&spool, &held, &who, Some(&trusted))?;
+    }
+    if suspect > 0 {
+        crate::outln!(
+            "{suspect} suspect queue file(s) set aside in {}: not of the spool's group, \
+             rsendmail did not write them so (written while the spool's group was wrong, \
+             or by another program); nothing there is run: examine them, and put back \
+             only those you trust (chgrp {}, chmod 660)",
+            spool.dir.join("corrupt").display(),
+            who.group
+        );
+        log::warn!(
+            "init: {suspect} suspect queue file(s) set aside in {}",
+            spool.dir.join("corrupt").display()
+        );
     }
     // The files submissions and runs write (the index, the background slots, the
     // waiting markers): the spool's group and 0660, as the entries.
     for sub in ["index", "index/domains", "slots", "waiting"] {
         let d = spool.dir.join(sub);
         if crate::spool::open_dir(&d).is_ok() {
-            entries(&d, &who, false)?;
+            entries(&spool, &d, &who, None)?;
         }
     }
     // Ready only when every program would use it: their own checks, once more.
@@ -454,6 +478,8 @@ fn make_spool(spool: &Spool, who: &Owner) -> Result<(), Fatal> {
             spool.check_takeover()?;
         }
         Ok(_) => {
+            // The configuration's file and line, and what is there.
+            spool.check_present()?;
             return Err(Fatal::new(
                 Sysexit::Config,
                 format!("{} is there but is not a directory", dir.display()),
@@ -576,11 +602,16 @@ fn move_aside(spool: &Spool, path: &Path, found: &str) -> Result<(), Fatal> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let aside = spool.dir.join("corrupt").join(format!(
-        "{name}.{}.{}",
-        crate::clock::now(),
-        std::process::id()
-    ));
+    let stem = format!("{name}.{}.{}", crate::clock::now(), std::process::id());
+    let corrupt = spool.dir.join("corrupt");
+    // A name of its own there: never over what was set aside before (an entry of the
+    // same name from `hold/`).
+    let mut aside = corrupt.join(&stem);
+    let mut n = 1;
+    while fs::symlink_metadata(&aside).is_ok() {
+        aside = corrupt.join(format!("{stem}.{n}"));
+        n += 1;
+    }
     fs::rename(path, &aside).map_err(|e| cant("cannot move aside", path, &e))?;
     crate::outln!("moved {} ({found}) to {}", path.display(), aside.display());
     Ok(())
@@ -635,12 +666,21 @@ fn make_fifo(path: &Path, mode: u32) -> Result<(), Fatal> {
 }
 
 /// The entries already in the spool directory `dir` or `hold/` (`qf*`, `sf*`: an
-/// upgrade, a spool restored by hand), or with `!only_entries` every file in `dir` (a sub-directory whose
-/// files submissions write): the spool's group and mode 0660, their owner kept. Only
-/// regular files with one link are changed.
-fn entries(dir: &Path, who: &Owner, only_entries: bool) -> Result<(), Fatal> {
+/// upgrade, a spool restored by hand; `trusted` says which groups they may have), or
+/// without `trusted` every file in `dir` (a sub-directory whose files submissions
+/// write): the spool's group and mode 0660, their owner kept. An entry of a group
+/// `trusted` does not take is suspect: moved into `corrupt/` and said, never adopted.
+/// Only regular files with one link are changed. The number of suspect entries.
+fn entries(
+    spool: &Spool,
+    dir: &Path,
+    who: &Owner,
+    trusted: Option<&dyn Fn(u32) -> bool>,
+) -> Result<usize, Fatal> {
+    let only_entries = trusted.is_some();
     let list = fs::read_dir(dir).map_err(|e| cant("cannot read", dir, &e))?;
     let mut linked: Vec<PathBuf> = Vec::new();
+    let mut suspect = 0;
     for ent in list.flatten() {
         let name = ent.file_name();
         let name = name.to_string_lossy();
@@ -663,8 +703,26 @@ fn entries(dir: &Path, who: &Owner, only_entries: bool) -> Result<(), Fatal> {
             }
             Err(_) => continue,
         };
-        strip_acls(&path, &f)?;
         let Ok(md) = f.metadata() else { continue };
+        // An entry of a group rsendmail does not write them with: never given the
+        // spool's group (it would look like an entry root runs); moved into
+        // `corrupt/`, where nothing is run, as `check`'s repair moves it.
+        if let Some(trusted) = trusted
+            && !trusted(md.gid())
+        {
+            drop(f);
+            move_aside(
+                spool,
+                &path,
+                &format!(
+                    "suspect: of the group {}, not the spool's",
+                    group_name(md.gid())
+                ),
+            )?;
+            suspect += 1;
+            continue;
+        }
+        strip_acls(&path, &f)?;
         if md.gid() == who.gid.as_raw() && md.mode() & 0o7777 == FILE_MODE {
             continue;
         }
@@ -687,5 +745,5 @@ fn entries(dir: &Path, who: &Owner, only_entries: bool) -> Result<(), Fatal> {
             p.display()
         );
     }
-    Ok(())
+    Ok(suspect)
 }

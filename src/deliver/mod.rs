@@ -515,6 +515,11 @@ fn run(internal: Internal) -> Result<Sysexit, Fatal> {
             ),
         ));
     }
+    // A spool in another spool's tree is refused by every program that opens it (78),
+    // before anything there is read or written.
+    if internal.check.is_none() && !matches!(s.inv.operation, Operation::Verify) {
+        s.spool.check_not_nested()?;
+    }
     let mut engine = Engine::from_setup(&s)?;
     let smtp = matches!(
         s.inv.operation,

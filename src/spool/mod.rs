@@ -512,6 +512,18 @@ impl Spool {
         Spool::new(dir, true, Named::OwnDefault)
     }
 
+    /// How the spool's path was named, to begin a line that refuses it: `FILE: line N:
+    /// SPOOLDIR /path` for a configuration's, `the queue directory /path (command
+    /// line)`, else `the queue directory /path`.
+    pub fn named_as(&self) -> String {
+        let dir = self.dir.display();
+        match &self.named {
+            Named::Config { at, keyword } => format!("{at}: {keyword} {dir}"),
+            Named::CommandLine => format!("the queue directory {dir} (command line)"),
+            _ => format!("the queue directory {dir}"),
+        }
+    }
+
     /// Refuse a spool that is not there (EX_CONFIG, 78), unless it is the caller's own
     /// built-in default ([`Named::OwnDefault`]), which [`Spool::prepare`] makes. Nothing
     /// is created here. As sendmail refuses a missing `QueueDirectory`
@@ -535,6 +547,20 @@ impl Spool {
             Err(e)
                 if e.kind() == io::ErrorKind::NotFound
                     || e.raw_os_error() == Some(libc::ENOTDIR) => {}
+            // A SPOOLDIR that is a file, a device, a FIFO: the configuration's file and
+            // line, what is there; nothing is made or changed.
+            Ok(md) if !md.is_dir() && self.named != Named::CommandLine => {
+                return Err(Fatal::new(
+                    Sysexit::Config,
+                    format!(
+                        "{}: not a directory but {}; not used as the spool, nothing was \
+                         changed (name a directory: the spool is made by the install, or \
+                         by \"rsendmail-admin init\" as root)",
+                        self.named_as(),
+                        safety::kind_of(&md.file_type())
+                    ),
+                ));
+            }
             _ => return Ok(()),
         }
         let dir = self.dir.display().to_string();
@@ -690,12 +716,7 @@ impl Spool {
         let Some(problem) = problem else {
             return Ok(shared.is_some());
         };
-        let dir = self.dir.display();
-        let named = match &self.named {
-            Named::Config { at, keyword } => format!("{at}: {keyword} {dir}"),
-            Named::CommandLine => format!("the queue directory {dir} (command line)"),
-            _ => format!("the queue directory {dir}"),
-        };
+        let named = self.named_as();
         Err(Fatal::new(
             Sysexit::Config,
             format!(
@@ -810,7 +831,7 @@ impl Spool {
             .ok()
             .and_then(|md| self.layout_problem(&self.dir, &md))
         {
-            return Err(Fatal::new(Sysexit::Config, problem));
+            return Err(self.refused(problem));
         }
         for sub in SUBDIRS.iter().filter(|s| !s.contains('/')) {
             let p = self.dir.join(sub);
@@ -884,10 +905,7 @@ impl Spool {
     /// The part of [`Spool::check_safe`] that looks for directories everyone may write.
     fn check_world_writable_as(&self, top: Option<fs::Metadata>) -> Result<(), Fatal> {
         match self.world_writable_as(top).first() {
-            Some((dir, mode)) => Err(Fatal::new(
-                Sysexit::Config,
-                self.world_writable_problem(dir, *mode),
-            )),
+            Some((dir, mode)) => Err(self.refused(self.world_writable_problem(dir, *mode))),
             None => Ok(()),
         }
     }
@@ -896,13 +914,40 @@ impl Spool {
     /// [`safety`] ([`Spool::unsafe_dir`]): EX_CONFIG (78), naming the directory. Nothing
     /// is made, taken or changed.
     pub fn check_place(&self) -> Result<(), Fatal> {
+        self.check_not_nested()?;
         if let Some(u) = self.unsafe_dir() {
-            return Err(Fatal::new(
-                Sysexit::Config,
-                self.unsafe_dir_problem(&u, None),
-            ));
+            return Err(self.refused(self.unsafe_dir_problem(&u, None)));
         }
         self.check_acls()
+    }
+
+    /// The refusal (EX_CONFIG, 78) of this spool for `problem`, after where a
+    /// configuration file named it (`FILE: line N: SPOOLDIR /path: `), as every
+    /// configuration error names its file and line; a spool named otherwise (the
+    /// command line, the built-in default) is refused in `problem`'s words alone.
+    pub fn refused(&self, problem: String) -> Fatal {
+        let text = match &self.named {
+            Named::Config { .. } => format!("{}: {problem}", self.named_as()),
+            _ => problem,
+        };
+        Fatal::new(Sysexit::Config, text)
+    }
+
+    /// Refuse a spool in another spool's tree, or named through one
+    /// ([`Spool::inside_spool`]: another spool's `hold/`, `SPOOLDIR /var/spool/rsendmail/x/..`):
+    /// EX_CONFIG (78), with the configuration's file and line. The one rule of every
+    /// program that opens the spool (through [`Spool::check_place`] and
+    /// [`Spool::check_readable`]; the deliverer at its start), of `rsendmail-admin
+    /// init` and `check`. Nothing is made, read or changed: what is made in it would be
+    /// the other's entries, and a repair of the one would break the other.
+    pub fn check_not_nested(&self) -> Result<(), Fatal> {
+        match self.inside_spool() {
+            Some(other) => Err(Fatal::new(
+                Sysexit::Config,
+                self.inside_spool_problem(&other),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Refuse a system spool whose directories' POSIX ACLs give a named user or group
@@ -910,10 +955,7 @@ impl Spool {
     /// changed.
     pub fn check_acls(&self) -> Result<(), Fatal> {
         match self.acl_writable().first() {
-            Some((dir, who)) => Err(Fatal::new(
-                Sysexit::Config,
-                self.acl_writable_problem(dir, who),
-            )),
+            Some((dir, who)) => Err(self.refused(self.acl_writable_problem(dir, who))),
             None => Ok(()),
         }
     }
@@ -927,6 +969,7 @@ impl Spool {
     /// could swap, is listed, its problem said after the listing
     /// ([`Spool::subdir_problems`]).
     pub fn check_readable(&self) -> Result<(), Fatal> {
+        self.check_not_nested()?;
         self.check_group()?;
         self.check_acls()?;
         self.check_layout_owner()
@@ -936,7 +979,7 @@ impl Spool {
     /// EX_CONFIG (78). Nothing is made, taken or changed.
     pub fn check_group(&self) -> Result<(), Fatal> {
         match self.unfit_group() {
-            Some(problem) => Err(Fatal::new(Sysexit::Config, problem)),
+            Some(problem) => Err(self.refused(problem)),
             None => Ok(()),
         }
     }
@@ -1163,7 +1206,7 @@ impl Spool {
         }
         let md = f.metadata().map_err(|e| cant("cannot read", p, &e))?;
         match self.layout_problem(p, &md) {
-            Some(problem) => Err(Fatal::new(Sysexit::Config, problem)),
+            Some(problem) => Err(self.refused(problem)),
             None => Ok(()),
         }
     }

@@ -123,6 +123,29 @@ pub fn shell_word(p: &Path) -> String {
     }
 }
 
+/// What kind of file `t` is, in words: `a regular file`, `a directory`, `a symbolic
+/// link`, `a FIFO`, `a socket`, `a character device`, `a block device`.
+pub fn kind_of(t: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_file() {
+        "a regular file"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
+    }
+}
+
 /// The name of the user `uid` (the number when it has none).
 pub fn user_name(uid: u32) -> String {
     match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
@@ -466,13 +489,14 @@ impl Spool {
             .find(|d| d != Path::new("/") && is_spool(d))
     }
 
-    /// What [`Spool::inside_spool`] found, said.
+    /// What [`Spool::inside_spool`] found, said, with where the spool was named
+    /// ([`Spool::named_as`]: the configuration's file and line).
     pub fn inside_spool_problem(&self, other: &Path) -> String {
         format!(
-            "the queue directory {} is inside the rsendmail spool {}: a spool is never \
-             made in another spool's tree, nor named through one; \
-             name a SPOOLDIR outside {}, without `..`",
-            self.dir.display(),
+            "{}: it is inside the rsendmail spool {}: a spool is never made in another \
+             spool's tree, nor named through one, so it is not used (name a SPOOLDIR \
+             outside {}, without `..`)",
+            self.named_as(),
             other.display(),
             other.display()
         )
@@ -847,6 +871,9 @@ pub struct FileRisk {
     pub kind: RiskKind,
     /// Whether it is the file itself (else a directory or link on its path).
     pub file: bool,
+    /// Whether it is the path as named, a symbolic link (the file itself is a link,
+    /// not a directory or link above it).
+    pub named: bool,
 }
 
 impl FileRisk {
@@ -867,8 +894,15 @@ impl FileRisk {
             group_name(self.md.gid()),
             self.md.mode() & 0o7777
         );
-        if self.md.file_type().is_symlink() {
+        let t = self.md.file_type();
+        if t.is_symlink() && self.named {
+            // The path named is itself a link: not a directory's on its way.
+            format!("the file {shown} is a symbolic link {}", self.why)
+        } else if t.is_symlink() {
             format!("the symbolic link {shown} on its path is {}", self.why)
+        } else if self.file && !t.is_file() {
+            // A FIFO, a device, a socket: said by its kind.
+            format!("the file {shown} is {} {}", kind_of(&t), self.why)
         } else if self.file {
             format!("the file {shown} is {}", self.why)
         } else {
@@ -926,6 +960,13 @@ pub fn file_risks_trusting(
     let met: Vec<Met> = walk.by_ref().collect();
     let complete = walk.complete();
     let n = met.len();
+    // The path as named, made absolute as the walk makes it: a link met there is the
+    // file itself.
+    let as_named = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
     let mut out = Vec::new();
     for (i, m) in met.into_iter().enumerate() {
         let last = complete && i + 1 == n;
@@ -952,12 +993,14 @@ pub fn file_risks_trusting(
             None
         };
         if let Some((kind, why)) = risk {
+            let named = m.md.file_type().is_symlink() && m.path == as_named;
             out.push(FileRisk {
                 path: m.path,
                 md: m.md,
                 why,
                 kind,
                 file: last,
+                named,
             });
         }
     }
@@ -1206,6 +1249,7 @@ mod tests {
             why: why.to_string(),
             kind,
             file,
+            named: false,
         };
         let group = risk(&dir_md, RiskKind::Group, "writable by its group mail", true);
         assert!(mail_spool_layout(&group, Some(mail)));
