@@ -1050,6 +1050,59 @@ fn a_users_local_mail_during_a_runners_restart_is_delivered_after_it() {
     runner.stop();
 }
 
+/// An ordinary user's `-odb` mail to root and to a slow server with no runner up: the
+/// user's deliverer is still waiting for the server's reply (the entry locked) when a
+/// root runner starts, finds the entry locked at its start and listens; the server then
+/// answers and the user's deliverer defers root's copy (`needs the root queue runner`).
+/// The listening runner takes that copy soon after, not at its interval of an hour; each
+/// copy arrives once.
+#[test]
+fn a_root_runner_takes_local_mail_deferred_for_want_of_root_after_it_listens() {
+    if !can_switch_user() {
+        return;
+    }
+    let gates = Env::new();
+    let go = gates.dir.join("go");
+    let Some((_scratch, peer)) =
+        start_peer(&[("STALL", "50"), ("STALL_UNTIL", go.to_str().unwrap())])
+    else {
+        return;
+    };
+    let env = slow_relay_env(peer.port);
+    let user_bin = shared_spool(&env);
+    let conf = env.conf.to_str().unwrap();
+    // The spool's whole layout, root's, as an install's init makes it; then no runner.
+    Runner::listening(&env).stop();
+    let out = as_member(
+        &user_bin,
+        &["-C", conf, "root", "stall@example.org"],
+        &[],
+        MSG,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The user's deliverer waits for the server's reply to the final dot.
+    peer.wait_transcript("DATA-END", Duration::from_secs(30));
+    let runner = Runner::listening(&env);
+    fs::write(&go, "").unwrap();
+    assert_eq!(peer.wait_for(1, Duration::from_secs(30)).len(), 1);
+    let mbox = env.dir.join("mail/root");
+    wait_until_or(
+        Duration::from_secs(30),
+        "the listening runner to take root's copy the user's deliverer deferred",
+        || format!("{}\n{}", env.listing(), states(&env)),
+        || count_in(&mbox) == 1,
+    );
+    env.wait_until_empty(Duration::from_secs(20));
+    assert_eq!(count_in(&mbox), 1, "root's copy once");
+    assert_eq!(peer.messages().len(), 1, "the server's copy once");
+    runner.stop();
+}
+
 /// An ordinary user's `-odb` mail to root with no runner up: the user's deliverer defers
 /// it (`needs the root queue runner`) with a back-off; a root runner started later takes
 /// it at its start, whatever that back-off (its interval is an hour).

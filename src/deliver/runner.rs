@@ -504,7 +504,9 @@ fn deliver_ids_then(
                             if a.removed {
                                 removals.finish(locked);
                             } else {
+                                let id = locked.entry.envelope.id.clone();
                                 drop(locked);
+                                super::background::leave_for_root_runner(spool, &id);
                             }
                             // Expansions and reports go out in the same run.
                             if !a.new_entries.is_empty()

@@ -421,14 +421,17 @@ pub fn max_local_deliveries() -> usize {
 }
 
 /// Whether entry `id`, named by a poke or a waiting marker when it came, may still be
-/// tried now that its turn has come: never tried yet, or marked due by
+/// tried now that its turn has come: never tried yet, marked due by
 /// `rsendmail-admin retry` (as [`poked`] and [`super::background::take_waiting`]
-/// required), or, for a root runner, one whose open recipients all wait for root. One
-/// tried meanwhile (by an interval's run) waits for its back-off.
+/// required), for a root runner one whose open recipients all wait for root, or, in a
+/// root runner, with a recipient a process that was not root deferred for want of root
+/// ([`super::background::left_for_root`]). One tried meanwhile (by an interval's run)
+/// waits for its back-off.
 fn still_due(spool: &Spool, id: &str) -> bool {
     untried(spool, id)
         || spool.read_entry(id).is_ok_and(|e| e.state.retry)
         || waits_for_us(spool, id)
+        || super::background::left_for_root(spool, id)
 }
 
 /// The entries a poke or `waiting/` gave the runner for one remote destination

@@ -844,6 +844,29 @@ impl State {
         open
     }
 
+    /// Whether a recipient of an entry of `recipients` recipients is open, deferred with
+    /// [`NEEDS_ROOT_RUNNER`] in its last reply, and the entry has no `rsendmail-admin
+    /// bounce` mark: a deliverer that is not root left that recipient for a root one,
+    /// whatever its other recipients wait for. A root queue runner that listens delivers
+    /// the local recipients of such an entry left in `waiting/` at once.
+    pub fn deferred_for_root(&self, recipients: usize) -> bool {
+        if self.bounce.is_some() {
+            return false;
+        }
+        (0..recipients).any(|i| {
+            self.recipients
+                .iter()
+                .rev()
+                .find(|(idx, _, _)| *idx == i)
+                .is_some_and(|(_, st, why)| {
+                    *st == RcptState::Deferred
+                        && why
+                            .as_deref()
+                            .is_some_and(|w| w.contains(NEEDS_ROOT_RUNNER))
+                })
+        })
+    }
+
     /// The state of recipient `i` (pending when the state file does not mention it).
     pub fn of(&self, i: usize) -> RcptState {
         self.recipients
@@ -1179,9 +1202,12 @@ mod tests {
         };
         assert!(st.waits_for_root(2));
         assert!(!st.waits_for_root(3), "recipient 2 was never tried");
+        assert!(st.deferred_for_root(2) && st.deferred_for_root(3));
+        assert!(!st.deferred_for_root(1), "recipient 1 is not the entry's");
         st.recipients
             .push((1, RcptState::Deferred, why("mailbox full")));
         assert!(!st.waits_for_root(2), "its last reply is another reason");
+        assert!(!st.deferred_for_root(2), "its last reply is another reason");
         st.recipients
             .push((1, RcptState::Failed, why("needs the root queue runner")));
         assert!(!st.waits_for_root(2), "nothing open");
@@ -1192,6 +1218,7 @@ mod tests {
             ..State::default()
         };
         assert!(!marked.waits_for_root(1));
+        assert!(!marked.deferred_for_root(1));
         assert!(back.tried_within(20, 11) && !back.tried_within(21, 11));
         assert!(!back.tried_within(0, 0) && !State::default().tried_within(0, 100));
     }

@@ -20,6 +20,7 @@ Faults, by the local part of a recipient:
   dropdata...     the connection is closed at the end of the data with no reply, the
                   first time for each such recipient
   stall...        no reply after the data, for STALL seconds (default 30), then taken
+                  (sooner once the file STALL_UNTIL names, if set, exists)
   stallrcpt...    no reply to RCPT for STALL seconds the first time it is seen, then 250
                   (no stall after its data)
   hangdot...      no reply after the data for STALL seconds, then the connection is
@@ -102,6 +103,18 @@ SEEN = set()
 COUNT = [0]
 STALL = float(os.environ.get("STALL", "30"))
 HEALTHY = bool(os.environ.get("HEALTHY"))
+
+
+async def stall():
+    """The stall after a stall recipient's data: STALL seconds, or less when the file
+    STALL_UNTIL names comes to exist before."""
+    gate = os.environ.get("STALL_UNTIL")
+    if not gate:
+        await asyncio.sleep(STALL)
+        return
+    end = asyncio.get_running_loop().time() + STALL
+    while asyncio.get_running_loop().time() < end and not os.path.exists(gate):
+        await asyncio.sleep(0.05)
 
 
 def raw_reply(name, default):
@@ -301,7 +314,7 @@ class Handler:
             server.transport.close()
             return "451 4.3.0 (connection closed)"
         if any(r.startswith("stall") and not r.startswith("stallrcpt") for r in rcpts):
-            await asyncio.sleep(STALL)
+            await stall()
         if any(r.startswith("rawdata") for r in rcpts):
             return raw_reply("RAW_DATA_REPLY", "554 5.6.0 raw reply (test)")
         if any(r.startswith("rejectdata5") for r in rcpts):
