@@ -244,6 +244,19 @@ impl MailerRefusal {
     }
 }
 
+/// A target as sendmail prints it (in `mailq`, reports, their transcripts, `-v` and
+/// `-bv`): a `|command` holding a blank quoted whole, as it must be written in an
+/// aliases or `.forward` file (`"|/usr/bin/prog arg"`), any other address as it is
+/// (recorded: `prog-space-*`; `|/bin/false` written quoted is shown bare,
+/// `alias-prog-quoted-twice-odq`).
+pub fn shown_target(target: &str) -> std::borrow::Cow<'_, str> {
+    if target.starts_with('|') && target.contains([' ', '\t']) {
+        std::borrow::Cow::Owned(format!("\"{}\"", target.replace('"', "\\\"")))
+    } else {
+        std::borrow::Cow::Borrowed(target)
+    }
+}
+
 /// The text inside a pair of double quotes that encloses all of `t`, if they do.
 fn unquoted(t: &str) -> Option<&str> {
     t.strip_prefix('"')?.strip_suffix('"')
@@ -1636,7 +1649,12 @@ impl Expander<'_> {
             out.notes.push(format!(
                 "{said_at}{}... aliased to {}",
                 address::shown(&plain),
-                alias.targets.join(", ")
+                alias
+                    .targets
+                    .iter()
+                    .map(|t| shown_target(t))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
             chain.push(key);
             // An alias's list in reverse: sendmail queues the items of one list in
@@ -2771,6 +2789,23 @@ mod tests {
                 "{e:?}"
             );
         }
+    }
+
+    /// A `|command` with a blank is printed quoted, as it is written (recorded:
+    /// `prog-space-*`); other targets and addresses as they are.
+    #[test]
+    fn targets_as_printed() {
+        assert_eq!(shown_target("|/usr/bin/prog arg"), "\"|/usr/bin/prog arg\"");
+        assert_eq!(shown_target("|/bin/x\targ"), "\"|/bin/x\targ\"");
+        assert_eq!(shown_target("|/bin/say \"hi\""), "\"|/bin/say \\\"hi\\\"\"");
+        assert_eq!(shown_target("|/bin/false"), "|/bin/false");
+        assert_eq!(shown_target("/var/log/a b"), "/var/log/a b");
+        assert_eq!(shown_target("a@example.org"), "a@example.org");
+        // Read back as it is shown, it is the same target.
+        assert_eq!(
+            split_targets(&shown_target("|/bin/say \"hi\" there")),
+            ["|/bin/say \"hi\" there"]
+        );
     }
 
     #[test]

@@ -222,7 +222,7 @@ impl Report<'_> {
         original: &mut dyn Read,
         out: &mut dyn Write,
     ) -> io::Result<u64> {
-        let h = self.header(id, now, to);
+        let h = self.header(id, now, &[to]);
         out.write_all(h.as_bytes())?;
         Ok(h.len() as u64 + self.write_body(now, original, out)?)
     }
@@ -238,11 +238,24 @@ impl Report<'_> {
 
     /// The report's header block, the blank line included. Its `To:` names the
     /// recipient with A-labels ([`to_field`]).
-    fn header(&self, id: &str, now: i64, to: &str) -> String {
-        let eight_bit = self.eight_bit_report(now, to);
+    /// Several recipients get a `To:` field each, in their order (sendmail's, with the
+    /// postmaster's copy: `prog-exit-70-postmaster-odi`); a bare local name is
+    /// qualified with the host name there (`postmaster@host`).
+    fn header(&self, id: &str, now: i64, to: &[&str]) -> String {
+        let eight_bit = to.iter().any(|t| self.eight_bit_report(now, t));
         let boundary = self.boundary(now);
-        let to = to_field(to);
-        let (id, to, host) = (one_line(id), one_line(&to), one_line(self.host));
+        let (id, host) = (one_line(id), one_line(self.host));
+        let to: Vec<String> = to
+            .iter()
+            .map(|t| {
+                let t = to_field(t);
+                if to.len() > 1 && !t.contains('@') {
+                    format!("{}@{host}", one_line(&t))
+                } else {
+                    one_line(&t).into_owned()
+                }
+            })
+            .collect();
         let mut h = String::new();
         let _ = writeln!(
             h,
@@ -257,7 +270,9 @@ impl Report<'_> {
             "Message-Id: <{}.{id}@{host}>",
             clock::stamp12(&clock::local(now)),
         );
-        let _ = writeln!(h, "To: {to}");
+        for to in &to {
+            let _ = writeln!(h, "To: {to}");
+        }
         let _ = writeln!(h, "MIME-Version: 1.0");
         let _ = writeln!(
             h,
@@ -535,6 +550,20 @@ impl Report<'_> {
         double: bool,
         original: &mut dyn Read,
     ) -> Result<String, Fatal> {
+        self.queue_to(spool, &[to], double, original)
+    }
+
+    /// [`Report::queue`] to several recipients (not empty), their `To:` fields in
+    /// this order. The entry holds them in the reverse order, as sendmail queues a
+    /// report's recipients: its transaction then names them in this order (RCPT of
+    /// the postmaster's copy first; recorded: `prog-exit-70-postmaster-odi`).
+    pub fn queue_to(
+        &self,
+        spool: &Spool,
+        to: &[&str],
+        double: bool,
+        original: &mut dyn Read,
+    ) -> Result<String, Fatal> {
         let now = clock::now();
         let mut entry = spool.begin(now)?;
         let id = entry.id.clone();
@@ -543,12 +572,13 @@ impl Report<'_> {
             id: id.clone(),
             created: now,
             sender: String::new(),
-            recipients: vec![Recipient::new(to)],
+            recipients: to.iter().rev().map(|t| Recipient::new(*t)).collect(),
             user: "MAILER-DAEMON".into(),
             uid: nix::unistd::getuid().as_raw(),
             header_bytes: head.len() as u64,
-            body_type: self
-                .eight_bit_report(now, to)
+            body_type: to
+                .iter()
+                .any(|t| self.eight_bit_report(now, t))
                 .then(|| "8BITMIME".to_string()),
             report: Some(if double { "double" } else { self.kind.word() }.to_string()),
             ..Envelope::default()
@@ -684,6 +714,50 @@ mod tests {
         r.notify = Some("SUCCESS,FAILURE".into());
         assert!(wanted(&r, Kind::Failure) && wanted(&r, Kind::Success));
         assert!(!wanted(&r, Kind::Delay));
+    }
+
+    /// A report to the sender with the postmaster's copy: a `To:` for each, the
+    /// postmaster's first and qualified, and both in the entry (the postmaster last:
+    /// sendmail's queue order, whose transaction names it first).
+    #[test]
+    fn a_report_to_two_names_both() {
+        let env = test_envelope("6AMxxxxx000002", &["u@host.example"]);
+        let rep = Report {
+            kind: Kind::Failure,
+            host: "host.example",
+            original: &env,
+            recipients: vec![RcptReport::failed(
+                "u@host.example",
+                crate::status::SYSTEM_PERM,
+                "554 5.3.0 Internal error",
+                "X-Unix",
+            )],
+            notes: Vec::new(),
+            headers_only: true,
+            no_actual_recipient: false,
+            eight_bit: false,
+            waited: None,
+        };
+        let scratch = crate::spool::ScratchSpool::new("dsn2");
+        let id = rep
+            .queue_to(
+                &scratch.spool,
+                &["postmaster", "s@example.org"],
+                false,
+                &mut &b"Subject: hi\n\nbody\n"[..],
+            )
+            .unwrap();
+        let e = scratch.spool.read_entry(&id).unwrap();
+        let rcpts: Vec<&str> = e
+            .envelope
+            .recipients
+            .iter()
+            .map(|r| r.address.as_str())
+            .collect();
+        assert_eq!(rcpts, ["s@example.org", "postmaster"]);
+        let head = rep.header(&id, 0, &["postmaster", "s@example.org"]);
+        let to: Vec<&str> = head.lines().filter(|l| l.starts_with("To:")).collect();
+        assert_eq!(to, ["To: postmaster@host.example", "To: s@example.org"]);
     }
 
     #[test]

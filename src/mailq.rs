@@ -74,7 +74,12 @@ struct Listed {
 
 /// A pending recipient: as shown, its state, its own reason, and what expanded to it
 /// ([`Recipient::ctl`](rsendmail::spool::entry::Recipient)).
-type Pending<'a> = (&'a str, RcptState, Option<&'a str>, Option<&'a str>);
+type Pending<'a> = (
+    std::borrow::Cow<'a, str>,
+    RcptState,
+    Option<&'a str>,
+    Option<&'a str>,
+);
 
 fn pending_recipients(e: &QueuedEntry) -> Vec<Pending<'_>> {
     e.envelope
@@ -194,7 +199,7 @@ fn scan(
         };
         if let Some(f) = filter {
             let rcpts = pending_recipients(&entry);
-            let addrs: Vec<&str> = rcpts.iter().map(|r| r.0).collect();
+            let addrs: Vec<&str> = rcpts.iter().map(|r| r.0.as_ref()).collect();
             if !f.selects_entry(held, &id, &entry.envelope.sender, &addrs) {
                 continue;
             }
@@ -462,7 +467,7 @@ fn entry_lines(
             last_ctl = ctl;
         }
         if verbose {
-            let _ = writeln!(s, "\t\t\t\t\t\t{}", prtstr(addr, rcpt_room));
+            let _ = writeln!(s, "\t\t\t\t\t\t{}", prtstr(&addr, rcpt_room));
             // sendmail keeps each recipient's own reason (its `M` line) and shows it
             // after the recipient.
             if let (RcptState::Deferred, Some(why)) = (state, why) {
@@ -470,7 +475,7 @@ fn entry_lines(
                 let _ = writeln!(s, "\t\t ({})", shown(&why, reason_room));
             }
         } else {
-            let _ = writeln!(s, "\t\t\t\t\t {}", prtstr(addr, rcpt_room));
+            let _ = writeln!(s, "\t\t\t\t\t {}", prtstr(&addr, rcpt_room));
         }
     }
 }

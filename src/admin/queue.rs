@@ -624,7 +624,7 @@ fn render(e: &spool::QueuedEntry, held: bool, busy: bool, now: i64) -> String {
         } else {
             st.word()
         };
-        let _ = write!(o, "  {}: {word}", p(r.shown()));
+        let _ = write!(o, "  {}: {word}", p(&r.shown()));
         if let Some(w) = why {
             let _ = write!(o, ": {}", p(w));
         }

@@ -18,7 +18,7 @@
 //! could not be kept.
 
 use super::engine::Engine;
-use super::outcome::{Mailer, RcptOutcome};
+use super::outcome::{Class, Mailer, RcptOutcome};
 use super::plan::{self, Relay, Route, Transaction, route};
 use super::record::{self, Counts};
 use super::smtp::{self, Credentials, OpenFailure, Session, Step, TlsMode, TlsPolicy, Transcript};
@@ -619,7 +619,7 @@ pub fn attempt(
     let address = |i: usize| {
         env.recipients
             .get(i)
-            .map(|r| r.address.clone())
+            .map(|r| rsendmail::aliases::shown_target(&r.address).into_owned())
             .unwrap_or_default()
     };
     say(out, &outcome_lines(&planned.decided, &address));
@@ -736,8 +736,20 @@ pub fn attempt(
             continue;
         }
         let o = deliver_local(engine, &env, i, &open_message);
-        say(out, &[format!("{}... Connecting to local...", r.address)]);
-        say(out, &outcome_lines(std::slice::from_ref(&o), &address));
+        if r.address.starts_with('|') {
+            // sendmail's prog mailer: `Sent` alone, and nothing for a failure, which
+            // its report tells (recorded: `prog-space-v-odi`, `prog-signal-kill-v-odi`).
+            let shown = rsendmail::aliases::shown_target(&r.address);
+            say(out, &[format!("{shown}... Connecting to prog...")]);
+            match o.class {
+                Class::Delivered => say(out, &[format!("{shown}... Sent")]),
+                Class::Permanent => {}
+                _ => say(out, &outcome_lines(std::slice::from_ref(&o), &address)),
+            }
+        } else {
+            say(out, &[format!("{}... Connecting to local...", r.address)]);
+            say(out, &outcome_lines(std::slice::from_ref(&o), &address));
+        }
         if units_left > 0 {
             unrecorded = record_on_the_way(locked, std::slice::from_ref(&o));
         }
@@ -1033,7 +1045,7 @@ fn send_transaction(
             let address = |i: usize| {
                 env.recipients
                     .get(i)
-                    .map(|r| r.address.clone())
+                    .map(|r| rsendmail::aliases::shown_target(&r.address).into_owned())
                     .unwrap_or_default()
             };
             if f.loops {
@@ -1300,7 +1312,7 @@ fn expand_at_delivery(
         let address = |i: usize| {
             env.recipients
                 .get(i)
-                .map(|r| r.address.clone())
+                .map(|r| rsendmail::aliases::shown_target(&r.address).into_owned())
                 .unwrap_or_default()
         };
         // Every recipient the entry has, delivered or not: a target among them is one

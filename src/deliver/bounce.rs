@@ -90,6 +90,10 @@ pub struct Owed {
     /// list owner's, `owner-<list>`): the returned original's `Return-Path:`, as in
     /// sendmail's report from the envelope it splits off (bp-v-alias-owner-bounce).
     pub sent_from: Option<String>,
+    /// The postmaster gets the report too, as one more recipient of it (sendmail's
+    /// savemail: a failure report of a delivery whose exit status is EX_SOFTWARE or
+    /// EX_CONFIG; recorded: `prog-exit-70-postmaster-*`, `prog-exit-78-postmaster-odi`).
+    pub postmaster_copy: bool,
 }
 
 /// Join the report owed for recipients refused at an interactive submission
@@ -191,6 +195,7 @@ pub fn join_owner_owed(
                         recipients: entries,
                         notes: notes.into_iter().chain(after).collect(),
                         sent_from: Some(owner.to_string()),
+                        postmaster_copy: false,
                     },
                 );
             }
@@ -289,6 +294,7 @@ fn join_senders(
                 recipients: state.owed.clone(),
                 notes: state.owed_notes.iter().chain(transcript).cloned().collect(),
                 sent_from: None,
+                postmaster_copy: false,
             },
         ),
     }
@@ -601,7 +607,7 @@ pub fn owed(
             status,
             remote_mta: (!remote.is_empty()).then(|| mta_name(&remote)),
             transcript: Vec::new(),
-            listed: Some(r.address.clone()),
+            listed: Some(rsendmail::aliases::shown_target(&r.address).into_owned()),
             comment: relayed.then_some("relayed to non-DSN-aware mailer"),
             actual_recipient,
             expanded_from: r.expanded_from.clone(),
@@ -678,6 +684,7 @@ pub fn owed(
                 recipients,
                 notes,
                 sent_from,
+                postmaster_copy: false,
             }
         })
         .collect()
@@ -742,6 +749,7 @@ pub fn send(
         recipients,
         notes,
         sent_from,
+        postmaster_copy,
     } in reports
     {
         // A report listing a failure (a delay warning may): the failures stay queued
@@ -830,7 +838,13 @@ pub fn send(
         let queued = open_returned()
             .map_err(|e| Fatal::new(Sysexit::IoErr, e.to_string()))
             .and_then(|(f, len)| {
-                report.queue(spool, &to, double, &mut std::io::Read::take(f, len))
+                // The postmaster first, as sendmail lists it (and sends to it first).
+                let to: Vec<&str> = if postmaster_copy && !double {
+                    vec!["postmaster", to.as_str()]
+                } else {
+                    vec![to.as_str()]
+                };
+                report.queue_to(spool, &to, double, &mut std::io::Read::take(f, len))
             });
         // The user at the terminal is told that the message was not saved, and where
         // it went instead (a failure not reported stays queued: see `Sent`).
@@ -941,6 +955,7 @@ mod tests {
             recipients: vec![entry(listed)],
             notes: vec![note.into()],
             sent_from: sent_from.map(str::to_string),
+            postmaster_copy: false,
         };
         let mut reports = vec![
             owed("s@example.org", None, "w@example.org", "w's line"),
@@ -1006,6 +1021,7 @@ mod tests {
             recipients: vec![entry("reject5w@example.org")],
             notes: vec!["w's line".into()],
             sent_from: None,
+            postmaster_copy: false,
         }];
         join_owner_owed(&e, "own@example.org", &mut reports, &state, &[]);
         let shown: Vec<(Vec<&str>, Vec<&str>)> = reports

@@ -1041,7 +1041,13 @@ impl Local {
                 // The report's transcript: what it said, then sendmail's line (naming
                 // the target for a 550, as sendmail's does).
                 let line = if f.code == 550 {
-                    format!("{} {} {}... {}", f.code, f.status, r.address, f.text)
+                    format!(
+                        "{} {} {}... {}",
+                        f.code,
+                        f.status,
+                        rsendmail::aliases::shown_target(&r.address),
+                        f.text
+                    )
                 } else {
                     format!("{} {} {}", f.code, f.status, f.text)
                 };
@@ -1062,13 +1068,34 @@ impl Local {
             Some(s) if s.success() => LocalOutcome::Delivered(format!("piped to {command}")),
             Some(s) => match s.code() {
                 Some(c) => shown(c),
-                None => LocalOutcome::temp(
-                    status::SYSTEM_TEMP,
-                    format!("{command}: killed by a signal"),
-                ),
+                None => {
+                    log::info!("{}: {command}: {}", env.id, signal_failure(s).text);
+                    LocalOutcome::Failed(signal_failure(s))
+                }
             },
         }
     }
+}
+
+/// The shell that runs a `|command` killed by a signal (the command itself killed is
+/// the shell's exit status 128+N, [`command_failure`]) as sendmail 8.17 words it: the
+/// recipient deferred, `mailer prog died with signal N` its reason (with ` (core
+/// dumped)` when it left a core), an interactive delivery's exit status 0 (recorded:
+/// `prog-signal-mailer-*`).
+fn signal_failure(s: std::process::ExitStatus) -> Failure {
+    use std::os::unix::process::ExitStatusExt;
+    let text = format!(
+        "mailer prog died with signal {}{}",
+        s.signal().unwrap_or(0),
+        if s.core_dumped() {
+            " (core dumped)"
+        } else {
+            ""
+        }
+    );
+    let mut f = Failure::new(451, status::SYSTEM_TEMP, text.clone());
+    f.stat = Some(text);
+    f
 }
 
 /// How many lines of a command's output a report's transcript shows (the rest is read
@@ -1320,6 +1347,24 @@ impl<R: Read> Read for Counting<'_, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shell of a `|command` killed by a signal: deferred with sendmail's reason
+    /// (recorded: `prog-signal-mailer-*`), no exit status of its own (an interactive
+    /// delivery exits 0, the recipient queued).
+    #[test]
+    fn a_shell_killed_by_a_signal_defers() {
+        use std::os::unix::process::ExitStatusExt;
+        let f = signal_failure(std::process::ExitStatus::from_raw(9));
+        assert_eq!(f.stat.as_deref(), Some("mailer prog died with signal 9"));
+        assert_eq!(f.status.class, rsendmail::status::StatusClass::Transient);
+        assert_eq!(f.exit, None);
+        // A core left behind is named, as sendmail does.
+        let f = signal_failure(std::process::ExitStatus::from_raw(11 | 0x80));
+        assert_eq!(
+            f.stat.as_deref(),
+            Some("mailer prog died with signal 11 (core dumped)")
+        );
+    }
 
     /// A command's exit status as its recipient's reply, report Status, `mailq` reason
     /// and interactive exit status, as sendmail 8.17's prog mailer gives them (recorded:

@@ -478,7 +478,21 @@ pub fn record_owned(
             }
         }
     }
-    let reports = bounce::owed(engine, env, items, &transcript, now);
+    let mut reports = bounce::owed(engine, env, items, &transcript, now);
+    // sendmail copies the postmaster on a failure report mailed back when the
+    // delivery's exit status is EX_SOFTWARE or EX_CONFIG (its savemail): a program
+    // that exits 70 or 78, a server that is this host. Whatever the ErrorMode says of
+    // the exit status, the status it would have is what counts.
+    if matches!(
+        exit_status(&counts, 'p'),
+        Sysexit::Software | Sysexit::Config
+    ) {
+        for r in &mut reports {
+            if r.kind == dsn::Kind::Failure && matches!(r.to, bounce::ReportTo::Sender(_)) {
+                r.postmaster_copy = true;
+            }
+        }
+    }
     let transcript_of_owed = if before.owed.is_empty() {
         Vec::new()
     } else {

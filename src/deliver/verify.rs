@@ -190,7 +190,8 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
                     });
                 }
                 Target::Pipe(c) => {
-                    local.push(format!("|{c}... deliverable: mailer prog, user |{c}"))
+                    let shown = rsendmail::aliases::shown_target(&format!("|{c}")).into_owned();
+                    local.push(format!("{shown}... deliverable: mailer prog, user {shown}"))
                 }
                 Target::File(f) => {
                     local.push(format!("{f}... deliverable: mailer *file*, user {f}"))

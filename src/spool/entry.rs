@@ -195,9 +195,13 @@ impl Recipient {
         }
     }
 
-    /// What mailq shows.
-    pub fn shown(&self) -> &str {
-        self.display.as_deref().unwrap_or(&self.address)
+    /// What mailq shows: the text it was written as, else the address as sendmail
+    /// prints it (`crate::aliases::shown_target`).
+    pub fn shown(&self) -> std::borrow::Cow<'_, str> {
+        match &self.display {
+            Some(d) => std::borrow::Cow::Borrowed(d.as_str()),
+            None => crate::aliases::shown_target(&self.address),
+        }
     }
 }
 
