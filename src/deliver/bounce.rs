@@ -203,6 +203,22 @@ pub fn join_owner_owed(
     }
 }
 
+/// The attempt's own report to the message's sender (not one it relays for another
+/// entry), of kind `kind` when given.
+fn senders_report<'a>(
+    engine: &Engine,
+    env: &Envelope,
+    reports: &'a mut [Owed],
+    kind: Option<dsn::Kind>,
+) -> Option<&'a mut Owed> {
+    let to = engine.qualify(&env.sender);
+    reports.iter_mut().find(|o| {
+        kind.is_none_or(|k| o.kind == k)
+            && o.sent_from.is_none()
+            && matches!(&o.to, ReportTo::Sender(a) if *a == to)
+    })
+}
+
 /// The transcript lines of recipients refused at submission whose NOTIFY asked for no
 /// failure report (`State::owed_notes` with nothing owed): first in the attempt's
 /// return receipt to the sender, as sendmail's receipt has them (recorded:
@@ -213,13 +229,7 @@ pub fn join_receipt_notes(
     reports: &mut [Owed],
     notes: &[String],
 ) -> bool {
-    let to = engine.qualify(&env.sender);
-    let receipt = reports.iter_mut().find(|o| {
-        o.kind == dsn::Kind::Success
-            && o.sent_from.is_none()
-            && matches!(&o.to, ReportTo::Sender(a) if *a == to)
-    });
-    match receipt {
+    match senders_report(engine, env, reports, Some(dsn::Kind::Success)) {
         Some(o) => {
             let mut all = notes.to_vec();
             all.append(&mut o.notes);
@@ -241,11 +251,7 @@ pub fn join_expansion_notes(
     reports: &mut [Owed],
     notes: &[String],
 ) -> bool {
-    let to = engine.qualify(&env.sender);
-    let report = reports
-        .iter_mut()
-        .find(|o| o.sent_from.is_none() && matches!(&o.to, ReportTo::Sender(a) if *a == to));
-    match report {
+    match senders_report(engine, env, reports, None) {
         Some(o) => {
             // A sender who is the list's owner already has the list's line, where its
             // owner's report has it (after what expanding it refused: recorded
