@@ -139,6 +139,9 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
     aliases_step(&mut t, &s);
     let usable = trust_step(&mut t, &s) && usable;
     install_steps(&mut t, &s);
+    if s.system_config.is_some() {
+        sendmail_step(&mut t);
+    }
     if !usable {
         skip(&mut t);
         return t.status();
@@ -550,6 +553,50 @@ use crate::spool::safety::{group_name, group_unfit, shell_word as sh_word, user_
 /// The end of a line for a mode or owner problem: the commands that put it right, which
 /// make that step pass when run as they are (`(fix: chgrp mail /etc/x && chmod 640
 /// /etc/x)`).
+/// The system's `sendmail` (/usr/sbin/sendmail), through which mail, cron and most
+/// programs send: a warning when it is not this rsendmail (another mail system's, or
+/// none), with the links to make. Only for the system configuration: a user's own
+/// configuration is used with its own command line.
+fn sendmail_step(t: &mut Tally) {
+    let link = Path::new(SYSTEM_SENDMAIL);
+    let bin = rsendmail_path();
+    let ours = std::fs::canonicalize(&bin).unwrap_or_else(|_| bin.clone());
+    let make = fix(&[format!("ln -s {} {}", sh_word(&bin), sh_word(link))]);
+    match std::fs::canonicalize(link) {
+        Ok(p) if p == ours => t.say(
+            Mark::Ok,
+            "sendmail",
+            &format!("{} runs {}", link.display(), bin.display()),
+        ),
+        Ok(p) => t.say(
+            Mark::Warn,
+            "sendmail",
+            &format!(
+                "{} runs {}, not rsendmail ({}): mail sent with it (mail, cron, most \
+                 programs) does not go through rsendmail (repair: remove the other mail \
+                 system's package, or move its programs aside: `mv {l} {l}.orig`, then \
+                 `ln -s {b} {l}`, and the same for mailq and newaliases)",
+                link.display(),
+                p.display(),
+                bin.display(),
+                l = sh_word(link),
+                b = sh_word(&bin),
+            ),
+        ),
+        Err(_) => t.say(
+            Mark::Warn,
+            "sendmail",
+            &format!(
+                "there is no {}: mail, cron and most programs send with it{make}",
+                link.display()
+            ),
+        ),
+    }
+}
+
+/// Where programs look for sendmail.
+const SYSTEM_SENDMAIL: &str = "/usr/sbin/sendmail";
+
 fn fix(cmds: &[String]) -> String {
     format!(" (fix: {})", cmds.join(" && "))
 }
