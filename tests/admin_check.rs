@@ -3083,3 +3083,37 @@ fn each_files_fix_followed_makes_the_step_pass() {
     }
     assert!(l.contains("repair: have root make the file anew"), "{l}");
 }
+
+/// A user who gives the installed set-gid `rsendmail-admin` a `-C` file reads it with
+/// her own rights alone, in every step: a file of the spool's group she may not read
+/// (auth.conf) is one `check` and `config` cannot open, never one whose lines they
+/// print.
+#[test]
+fn a_users_config_file_is_read_with_her_own_rights() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    chmod(&env.dir, 0o755);
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|127.0.0.1:S3cretPW\n").unwrap();
+    chgrp_chmod(&auth, spool_gid(), 0o640);
+    for command in ["check", "config"] {
+        let out = as_user(&prog, &["-C", auth.to_str().unwrap(), command], &[], b"");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(78), "{command}: {said}");
+        assert!(!said.contains("S3cretPW"), "{command}: {said}");
+        assert!(
+            said.contains(&format!(
+                "cannot open {}: Permission denied",
+                auth.display()
+            )),
+            "{command}: {said}"
+        );
+    }
+}

@@ -196,9 +196,10 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
         );
     } else {
         match crate::boundedfile::read_regular(&path, false, crate::boundedfile::MAX_FILE) {
-            Ok((bytes, _)) => {
+            Ok((bytes, md)) => {
                 let text = String::from_utf8_lossy(&bytes).into_owned();
-                let problems = file_problems(&text, &name);
+                let quoted = crate::text::readable_by_all(&md);
+                let problems = file_problems(&text, &name, quoted);
                 for p in &problems {
                     t.fail(Sysexit::Config, "config", p);
                 }
@@ -259,14 +260,16 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
 }
 
 /// Each problem `Config::parse` finds in `text`, with its file and line: the line of
-/// each is blanked and the text read again (at most 100 problems).
-pub fn file_problems(text: &str, name: &str) -> Vec<String> {
+/// each is blanked and the text read again (at most 100 problems). With `quoted` false
+/// (a file not everyone may read) no problem quotes the line's text
+/// ([`Config::parse_quoting`]).
+pub fn file_problems(text: &str, name: &str, quoted: bool) -> Vec<String> {
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let mut out = Vec::new();
     let prefix = format!("{name}: line ");
     for _ in 0..100 {
         let mut cfg = Config::builtin(&config::Paths::system());
-        let Err(f) = cfg.parse(&lines.join("\n"), name, &[]) else {
+        let Err(f) = cfg.parse_quoting(&lines.join("\n"), name, &[], quoted) else {
             break;
         };
         let line = f
