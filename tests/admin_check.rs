@@ -3117,3 +3117,35 @@ fn a_users_config_file_is_read_with_her_own_rights() {
         );
     }
 }
+
+/// An ALIASES line naming a file that is not there (a typo: every alias would be off
+/// without a word) fails the check with the line that names it; the aliases file the
+/// configuration does not name (the built-in one) is not the check's to fail.
+#[test]
+fn check_fails_an_aliases_line_naming_no_file() {
+    let env = Env::new();
+    let missing = env.dir.join("aliasez");
+    env.add_config(&format!("ALIASES {}\n", missing.display()));
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    let fail = line(&r, "FAIL aliases:");
+    let n = fs::read_to_string(&env.conf)
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("ALIASES "))
+        .unwrap()
+        + 1;
+    assert!(
+        fail.contains(&format!(
+            "{}: line {n}: cannot open ALIASES {}: No such file or directory",
+            env.conf.display(),
+            missing.display()
+        )),
+        "{}",
+        r.stdout
+    );
+    // Made, the line passes.
+    fs::write(&missing, "postmaster: root\n").unwrap();
+    let r = admin(&env, &["check"]);
+    assert!(!r.stdout.contains("FAIL aliases"), "{}", r.stdout);
+}

@@ -462,7 +462,8 @@ pub fn idle_settings(cfg: &Config) -> Vec<String> {
 
 /// The aliases file, read as delivery reads it, when it is there: one that is not text
 /// (a NUL octet) is used by no delivery, and fails with its line; one this user may not
-/// read is a `warn` (the root queue runner reads it). Its other problems are
+/// read is a `warn` (the root queue runner reads it); one the configuration names that
+/// is not there fails with the line that names it. Its other problems are
 /// `newaliases`'s to list; a file that is not regular fails in the config step.
 fn aliases_step(t: &mut Tally, s: &app::Setup) {
     if s.inv.no_alias {
@@ -493,6 +494,24 @@ fn aliases_step(t: &mut Tally, s: &app::Setup) {
                     &format!(
                         "{why}: no delivery uses it, and every local recipient waits in \
                          the queue until it is made a text file again"
+                    ),
+                );
+            }
+        }
+        // A file the configuration names that is not there: every alias is off, with
+        // no word from delivery (sendmail's `newaliases` only says it cannot open it,
+        // and exits 0): a typo of the line is failed where it is written.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let (at, named) = s.cfg.file_named(&s.settings, "ALIASES");
+            if !at.is_empty() {
+                t.fail(
+                    Sysexit::Config,
+                    "aliases",
+                    &format!(
+                        "{at}cannot open {named}{}: {} (no alias applies while it is \
+                         missing: correct the line, or make the file)",
+                        path.display(),
+                        config::io_text(&e)
                     ),
                 );
             }
