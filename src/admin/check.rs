@@ -902,7 +902,11 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         t.fail(
             Sysexit::Config,
             "spool",
-            &s.spool.acl_writable_problem(&d, &who),
+            &format!(
+                "{}{}",
+                s.spool.acl_writable_refusal(&d, &who),
+                fix(&[format!("setfacl -b {}", sh_word(&d))])
+            ),
         );
     }
     // A system spool that is not root's, or of root's group: put right with the mode.
