@@ -853,6 +853,20 @@ fn tls_lines(t: &mut Tally, s: &Session, policy: &TlsPolicy, name: &str) {
 }
 
 /// Days from now to a DER certificate's notAfter (negative once it has expired).
+/// What a certificate's expiry date adds for `d` whole days left (negative: past):
+/// ` (in 3 days)`, ` (in 1 day)`, ` (today)`, ` (expired 1 day ago)`.
+fn left_words(d: i32) -> String {
+    let days = |n: i32| match n {
+        1 => "1 day".to_string(),
+        n => format!("{n} days"),
+    };
+    match d {
+        0 => " (today)".to_string(),
+        d if d < 0 => format!(" (expired {} ago)", days(d.saturating_neg())),
+        d => format!(" (in {})", days(d)),
+    }
+}
+
 fn days_left(der: &[u8]) -> Option<i32> {
     let x = openssl::x509::X509::from_der(der).ok()?;
     let now = openssl::asn1::Asn1Time::days_from_now(0).ok()?;
@@ -892,15 +906,25 @@ fn describe_certificate(der: &[u8]) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let left = match days_left(der) {
-        Some(d) if d < 0 => format!(" (expired {} days ago)", -d),
-        Some(d) => format!(" (in {d} days)"),
-        None => String::new(),
-    };
+    let left = days_left(der).map(left_words).unwrap_or_default();
     format!(
         "subject {}; issuer {}; expires {}{left}; SHA-256 {fp}",
         name(x.subject_name()),
         name(x.issuer_name()),
         x.not_after()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::left_words;
+
+    #[test]
+    fn days_left_are_counted_in_words() {
+        assert_eq!(left_words(1), " (in 1 day)");
+        assert_eq!(left_words(30), " (in 30 days)");
+        assert_eq!(left_words(0), " (today)");
+        assert_eq!(left_words(-1), " (expired 1 day ago)");
+        assert_eq!(left_words(-4), " (expired 4 days ago)");
+    }
 }
