@@ -3149,3 +3149,56 @@ fn check_fails_an_aliases_line_naming_no_file() {
     let r = admin(&env, &["check"]);
     assert!(!r.stdout.contains("FAIL aliases"), "{}", r.stdout);
 }
+
+/// A user's `check --to` another user whose `.forward` she may not read never calls
+/// the mailbox where the mail goes: the route is a warning naming the `.forward` that
+/// could not be read, as `-bv` warns a user who is not root; root follows it.
+#[test]
+fn check_to_a_user_whose_forward_cannot_be_read_says_so() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let _turn = crate::local::forward_turn();
+    let env = Env::new();
+    chmod(&env.dir, 0o755);
+    chmod(&env.conf, 0o644);
+    let fwd = crate::local::write_forward("secret-target@hidden.example\n");
+    chmod(&fwd, 0o600);
+    let prog = env.dir.join("rsendmail-admin");
+    copy_executable(&PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-admin")), &prog);
+    chmod(&prog, 0o755);
+    copy_executable(
+        &PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-deliver")),
+        &env.dir.join("rsendmail-deliver"),
+    );
+    chmod(env.dir.join("rsendmail-deliver"), 0o755);
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&prog)
+        .args(["-C", env.conf.to_str().unwrap(), "check", "--to", TEST_USER])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let route = said
+        .lines()
+        .find(|l| l.contains(" route"))
+        .unwrap_or_else(|| panic!("no route line:\n{said}"));
+    assert!(route.starts_with("warn route: "), "{said}");
+    assert!(
+        route.contains(&format!(
+            "the mailbox of {TEST_USER}, unless its .forward sends the mail on ({} could not \
+             be read: Permission denied)",
+            fwd.display()
+        )),
+        "{said}"
+    );
+    assert!(!route.contains("secret-target"), "{said}");
+    // Root reads it: where the mail goes.
+    let r = admin(&env, &["check", "--to", TEST_USER]);
+    let route = line(&r, "ok   route ");
+    assert!(
+        route.contains("secret-target@hidden.example (sent on)"),
+        "{route}"
+    );
+    let _ = fs::remove_file(&fwd);
+}

@@ -266,21 +266,63 @@ fn local_route(t: &mut Tally, engine: &Engine, a: &str) {
     if !x.errors.is_empty() {
         return;
     }
+    // A user whose `.forward` this caller may not read (another user's, 0600): where
+    // that mail goes is not known here, as `-bv` warns a user who is not root.
+    let mut unread = Vec::new();
     let targets: Vec<String> = x
         .targets
         .iter()
         .map(|e| match &e.target {
-            Target::User(u) | Target::Mailbox(u) => format!("the mailbox of {u}"),
+            Target::User(u) => match unreadable_forward(u) {
+                Some((fwd, why)) => {
+                    let said = format!(
+                        "the mailbox of {u}, unless its .forward sends the mail on ({} could \
+                         not be read: {why})",
+                        fwd.display()
+                    );
+                    unread.push(fwd);
+                    said
+                }
+                None => format!("the mailbox of {u}"),
+            },
+            Target::Mailbox(u) => format!("the mailbox of {u}"),
             Target::Pipe(c) => format!("the command |{c}"),
             Target::File(f) => format!("the file {f}"),
             Target::Remote(r) => format!("{r} (sent on)"),
         })
         .collect();
-    t.say(
-        Mark::Ok,
-        "route",
-        &format!("{a} is delivered on this host: {}", targets.join(", ")),
-    );
+    if unread.is_empty() {
+        t.say(
+            Mark::Ok,
+            "route",
+            &format!("{a} is delivered on this host: {}", targets.join(", ")),
+        );
+    } else {
+        t.say(
+            Mark::Warn,
+            "route",
+            &format!(
+                "{a} is delivered on this host: {} (this user may not read every .forward, \
+                 so this may be misleading, as -bv warns; run the check as root to follow \
+                 it)",
+                targets.join(", ")
+            ),
+        );
+    }
+}
+
+/// The `.forward` of the local user `name` when there is one this process may not read
+/// (another user's, mode 0600): its path and why. None when there is none, or it can be
+/// read (then the expansion followed it).
+fn unreadable_forward(name: &str) -> Option<(std::path::PathBuf, String)> {
+    let (base, _) = rsendmail::aliases::split_detail(name);
+    let u = nix::unistd::User::from_name(base).ok()??;
+    let fwd = u.dir.join(".forward");
+    match std::fs::File::open(&fwd) {
+        Ok(_) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => Some((fwd, rsendmail::config::io_text(&e))),
+    }
 }
 
 /// A relay's addresses through the delivery's own lookup; a `dns` line either way.
