@@ -3202,3 +3202,19 @@ fn check_to_a_user_whose_forward_cannot_be_read_says_so() {
     );
     let _ = fs::remove_file(&fwd);
 }
+
+/// The dns line says where the answer came from: `localhost` is answered by the
+/// resolver itself, never "through RESOLVER" (whose server, a closed port here, was
+/// not asked).
+#[test]
+fn check_dns_line_names_an_answer_no_server_gave() {
+    let env = Env::new();
+    env.add_config(&format!("SMARTHOST localhost:{}\n", closed_tcp_port()));
+    let r = admin(&env, &["check"]);
+    let d = line(&r, "ok   dns localhost ");
+    assert!(
+        d.starts_with("ok   dns localhost as this host (RESOLVER is not asked for it): "),
+        "{d}"
+    );
+    assert!(!d.contains("through RESOLVER"), "{d}");
+}

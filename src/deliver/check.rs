@@ -345,10 +345,18 @@ fn resolve(
     }
     match attempt::relay_addresses(engine, dns_state, bare) {
         Ok(a) => {
+            // RESOLVER's resolver answers a name of /etc/hosts, and `localhost`, itself:
+            // no name server was asked, and the line says so.
+            let source = match answered_locally(bare) {
+                Some(from) if !engine.resolver.is_empty() => {
+                    format!("{from} (RESOLVER is not asked for it)")
+                }
+                _ => format!("through {through}"),
+            };
             t.say(
                 Mark::Ok,
                 "dns",
-                &format!("{bare}{serves} through {through}: {}", addresses(&a)),
+                &format!("{bare}{serves} {source}: {}", addresses(&a)),
             );
             Some(a)
         }
@@ -370,6 +378,31 @@ fn resolve(
             None
         }
     }
+}
+
+/// Where the delivery's resolver answers `name` without asking a name server: `from
+/// /etc/hosts` for a name that file lists, `as this host` for `localhost` and the names
+/// under it (RFC 6761 §6.3); None otherwise.
+fn answered_locally(name: &str) -> Option<&'static str> {
+    let key = name.trim_end_matches('.').to_ascii_lowercase();
+    if key == "localhost" || key.ends_with(".localhost") {
+        return Some("as this host");
+    }
+    let (text, _) = rsendmail::boundedfile::read_regular(
+        std::path::Path::new("/etc/hosts"),
+        false,
+        rsendmail::boundedfile::MAX_FILE,
+    )
+    .ok()?;
+    let text = String::from_utf8_lossy(&text);
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .any(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .any(|n| n.trim_end_matches('.').eq_ignore_ascii_case(&key))
+        })
+        .then_some("from /etc/hosts")
 }
 
 fn addresses(a: &[IpAddr]) -> String {
