@@ -3218,3 +3218,56 @@ fn check_dns_line_names_an_answer_no_server_gave() {
     );
     assert!(!d.contains("through RESOLVER"), "{d}");
 }
+
+/// A server on 127.0.0.1 that greets, answers EHLO, MAIL and RSET with 250 and RCPT
+/// with `rcpt_reply` (CRLF-ended lines); the thread ends with the test.
+fn server_refusing_rcpt(rcpt_reply: &'static str) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+                let _ = w.write_all(b"220 scripted ESMTP\r\n");
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 0 {
+                    let cmd = line.to_ascii_uppercase();
+                    let _ = if cmd.starts_with("RCPT") {
+                        w.write_all(rcpt_reply.as_bytes())
+                    } else {
+                        w.write_all(b"250 ok\r\n")
+                    };
+                    if cmd.starts_with("QUIT") {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    port
+}
+
+/// `check --to` shows a multi-line refusal whole: the reason is often on one line and
+/// the link that explains it on another.
+#[test]
+fn check_to_shows_every_line_of_a_multi_line_reply() {
+    let port = server_refusing_rcpt(
+        "550-5.7.1 first line of the refusal\r\n550 5.7.1 see https://example.org/why\r\n",
+    );
+    let env = Env::new();
+    env.add_config(&format!("SMARTHOST 127.0.0.1\nPORT {port}\n"));
+    let r = admin(&env, &["check", "--to", "bob@example.org"]);
+    let rcpt = line(&r, "FAIL rcpt: ");
+    assert!(
+        rcpt.contains(
+            "RCPT TO:<bob@example.org>: 550 5.7.1 first line of the refusal / 5.7.1 see \
+             https://example.org/why"
+        ),
+        "{rcpt}"
+    );
+}

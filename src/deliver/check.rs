@@ -544,7 +544,7 @@ fn session(
             return;
         }
         Err(OpenFailure { reply, phase, .. }) => {
-            let why = reply.text_without_enhanced();
+            let why = reply.text_in_full();
             let code = if reply.is_permanent() {
                 Sysexit::Unavailable
             } else {
@@ -665,7 +665,7 @@ fn session(
                 } else {
                     Sysexit::TempFail
                 };
-                t.fail(code, "auth", &reply.text_without_enhanced());
+                t.fail(code, "auth", &reply.text_in_full());
                 return;
             }
             t.say(
@@ -706,7 +706,8 @@ fn session(
         let mut out: Option<&mut dyn std::io::Write> = None;
         match session.probe(&from, rcpt, &mut out) {
             Ok(p) => {
-                let line = |r: &Reply| r.summary();
+                // Every line of a multi-line reply: its reasons and links are in them.
+                let line = |r: &Reply| r.in_full();
                 if !p.mail.is_positive() {
                     t.fail(
                         reply_code(&p.mail),
