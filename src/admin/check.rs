@@ -195,7 +195,17 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
             &format!("{name}: not there, the built-in settings apply"),
         );
     } else {
-        match crate::boundedfile::read_regular(&path, false, crate::boundedfile::MAX_FILE) {
+        // A file given with -C is read with the caller's own group (the set-gid
+        // program's is given up for it before anything else reads it, `app::setup`):
+        // never one of the spool's group she could not read herself.
+        let read = || crate::boundedfile::read_regular(&path, false, crate::boundedfile::MAX_FILE);
+        let got = match &ctx.config {
+            Some(_) => crate::privs::as_real_group(read).unwrap_or_else(|e| {
+                Err(crate::boundedfile::ReadError::Io(std::io::Error::from(e)))
+            }),
+            None => read(),
+        };
+        match got {
             Ok((bytes, md)) => {
                 let text = String::from_utf8_lossy(&bytes).into_owned();
                 let quoted = crate::text::readable_by_all(&md);

@@ -132,17 +132,6 @@ fn main() -> ExitCode {
             });
         }
     };
-    // A set-gid program given -C by someone other than root gives up its group before
-    // anything is read: no step (check's own reading of the file first) reads a file
-    // with the spool's group that its caller could not read herself.
-    if cli.config.is_some()
-        && rsendmail::privs::is_setid()
-        && !rsendmail::privs::is_root()
-        && let Err(e) = rsendmail::privs::drop_group()
-    {
-        eprintln!("rsendmail-admin: cannot drop group privileges: {e}");
-        return ExitCode::from(rsendmail::exit::Sysexit::OsErr.code());
-    }
     let options = match &cli.command {
         Command::Check {
             options, letters, ..
