@@ -273,7 +273,7 @@ impl Config {
         // never read or waited on.
         let text = match crate::boundedfile::read_regular(path, false, crate::boundedfile::MAX_FILE)
         {
-            Ok((t, _)) => t,
+            Ok(got) => got,
             Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) && !required => {
                 let mut cfg = Config::builtin(paths);
                 cfg.resolve_mail_name()?;
@@ -288,10 +288,13 @@ impl Config {
         };
         let mut cfg = Config::builtin(paths);
         cfg.file = Some(path.to_path_buf());
-        cfg.parse(
-            &String::from_utf8_lossy(&text),
+        // A line is quoted in an error only from a file everyone may read: never one of
+        // a file named by mistake (`-C /etc/shadow`) or one only root may read.
+        cfg.parse_quoting(
+            &String::from_utf8_lossy(&text.0),
             &path.display().to_string(),
             sticky,
+            crate::text::readable_by_all(&text.1),
         )?;
         cfg.resolve_mail_name()?;
         Ok(cfg)
@@ -303,6 +306,19 @@ impl Config {
     /// would have to go to a smarthost there is none of (`name: line N: NULLCLIENT
     /// requires SMARTHOST`, EX_CONFIG, N the NULLCLIENT line).
     pub fn parse(&mut self, text: &str, name: &str, sticky: &[String]) -> Result<(), Fatal> {
+        self.parse_quoting(text, name, sticky, true)
+    }
+
+    /// [`Config::parse`]; with `quoted` false (a file not everyone may read:
+    /// [`crate::text::readable_by_all`]) an error names the line and its keyword when
+    /// the keyword is one rsendmail knows, never the line's text.
+    pub fn parse_quoting(
+        &mut self,
+        text: &str,
+        name: &str,
+        sticky: &[String],
+        quoted: bool,
+    ) -> Result<(), Fatal> {
         let mut null_client_line = None;
         // A UTF-8 byte order mark (some editors write one) or a NUL is invisible: named
         // with its line, rather than blamed on the keyword it sticks to.
@@ -323,12 +339,16 @@ impl Config {
                 stripped = strip_cf_comment(line);
                 stripped.as_str()
             };
-            let err = |code: Sysexit, msg: String| {
-                Fatal::new(code, format!("{name}: line {lineno}: {msg}"))
-            };
             let (keyword, value) = match line.split_once([' ', '\t']) {
                 Some((k, v)) => (k, v.trim()),
                 None => (line, ""),
+            };
+            let err = |code: Sysexit, msg: String| {
+                let msg = match quoted {
+                    true => msg,
+                    false => hidden_line_problem(keyword),
+                };
+                Fatal::new(code, format!("{name}: line {lineno}: {msg}"))
             };
             if KEYWORDS.contains(&keyword) {
                 self.origin
@@ -1545,6 +1565,23 @@ fn utf8(t: Vec<u8>) -> Result<String, crate::boundedfile::ReadError> {
             "stream did not contain valid UTF-8",
         ))
     })
+}
+
+/// What [`Config::parse_quoting`] says of a line in error of a file not everyone may
+/// read: its keyword when rsendmail knows it (a word of the program, not of the file),
+/// else that it is none; never the line's text.
+fn hidden_line_problem(keyword: &str) -> String {
+    if KEYWORDS.contains(&keyword) || keyword == "O" {
+        format!(
+            "the {keyword} line is not valid ({})",
+            crate::text::NOT_QUOTED
+        )
+    } else {
+        format!(
+            "not a keyword rsendmail knows ({})",
+            crate::text::NOT_QUOTED
+        )
+    }
 }
 
 /// Read the relay table; errors name the file (and line) and are EX_CONFIG.

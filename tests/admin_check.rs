@@ -3083,3 +3083,191 @@ fn each_files_fix_followed_makes_the_step_pass() {
     }
     assert!(l.contains("repair: have root make the file anew"), "{l}");
 }
+
+/// A user who gives the installed set-gid `rsendmail-admin` a `-C` file reads it with
+/// her own rights alone, in every step: a file of the spool's group she may not read
+/// (auth.conf) is one `check` and `config` cannot open, never one whose lines they
+/// print.
+#[test]
+fn a_users_config_file_is_read_with_her_own_rights() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    chmod(&env.dir, 0o755);
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|127.0.0.1:S3cretPW\n").unwrap();
+    chgrp_chmod(&auth, spool_gid(), 0o640);
+    for command in ["check", "config"] {
+        let out = as_user(&prog, &["-C", auth.to_str().unwrap(), command], &[], b"");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(78), "{command}: {said}");
+        assert!(!said.contains("S3cretPW"), "{command}: {said}");
+        assert!(
+            said.contains(&format!(
+                "cannot open {}: Permission denied",
+                auth.display()
+            )),
+            "{command}: {said}"
+        );
+    }
+}
+
+/// An ALIASES line naming a file that is not there (a typo: every alias would be off
+/// without a word) fails the check with the line that names it; the aliases file the
+/// configuration does not name (the built-in one) is not the check's to fail.
+#[test]
+fn check_fails_an_aliases_line_naming_no_file() {
+    let env = Env::new();
+    let missing = env.dir.join("aliasez");
+    env.add_config(&format!("ALIASES {}\n", missing.display()));
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    let fail = line(&r, "FAIL aliases:");
+    let n = fs::read_to_string(&env.conf)
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("ALIASES "))
+        .unwrap()
+        + 1;
+    assert!(
+        fail.contains(&format!(
+            "{}: line {n}: cannot open ALIASES {}: No such file or directory",
+            env.conf.display(),
+            missing.display()
+        )),
+        "{}",
+        r.stdout
+    );
+    // Made, the line passes.
+    fs::write(&missing, "postmaster: root\n").unwrap();
+    let r = admin(&env, &["check"]);
+    assert!(!r.stdout.contains("FAIL aliases"), "{}", r.stdout);
+}
+
+/// A user's `check --to` another user whose `.forward` she may not read never calls
+/// the mailbox where the mail goes: the route is a warning naming the `.forward` that
+/// could not be read, as `-bv` warns a user who is not root; root follows it.
+#[test]
+fn check_to_a_user_whose_forward_cannot_be_read_says_so() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let _turn = crate::local::forward_turn();
+    let env = Env::new();
+    chmod(&env.dir, 0o755);
+    chmod(&env.conf, 0o644);
+    let fwd = crate::local::write_forward("secret-target@hidden.example\n");
+    chmod(&fwd, 0o600);
+    let prog = env.dir.join("rsendmail-admin");
+    copy_executable(&PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-admin")), &prog);
+    chmod(&prog, 0o755);
+    copy_executable(
+        &PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-deliver")),
+        &env.dir.join("rsendmail-deliver"),
+    );
+    chmod(env.dir.join("rsendmail-deliver"), 0o755);
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&prog)
+        .args(["-C", env.conf.to_str().unwrap(), "check", "--to", TEST_USER])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let route = said
+        .lines()
+        .find(|l| l.contains(" route"))
+        .unwrap_or_else(|| panic!("no route line:\n{said}"));
+    assert!(route.starts_with("warn route: "), "{said}");
+    assert!(
+        route.contains(&format!(
+            "the mailbox of {TEST_USER}, unless its .forward sends the mail on ({} could not \
+             be read: Permission denied)",
+            fwd.display()
+        )),
+        "{said}"
+    );
+    assert!(!route.contains("secret-target"), "{said}");
+    // Root reads it: where the mail goes.
+    let r = admin(&env, &["check", "--to", TEST_USER]);
+    let route = line(&r, "ok   route ");
+    assert!(
+        route.contains("secret-target@hidden.example (sent on)"),
+        "{route}"
+    );
+    let _ = fs::remove_file(&fwd);
+}
+
+/// The dns line says where the answer came from: `localhost` is answered by the
+/// resolver itself, never "through RESOLVER" (whose server, a closed port here, was
+/// not asked).
+#[test]
+fn check_dns_line_names_an_answer_no_server_gave() {
+    let env = Env::new();
+    env.add_config(&format!("SMARTHOST localhost:{}\n", closed_tcp_port()));
+    let r = admin(&env, &["check"]);
+    let d = line(&r, "ok   dns localhost ");
+    assert!(
+        d.starts_with("ok   dns localhost as this host (RESOLVER is not asked for it): "),
+        "{d}"
+    );
+    assert!(!d.contains("through RESOLVER"), "{d}");
+}
+
+/// A server on 127.0.0.1 that greets, answers EHLO, MAIL and RSET with 250 and RCPT
+/// with `rcpt_reply` (CRLF-ended lines); the thread ends with the test.
+fn server_refusing_rcpt(rcpt_reply: &'static str) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+                let _ = w.write_all(b"220 scripted ESMTP\r\n");
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 0 {
+                    let cmd = line.to_ascii_uppercase();
+                    let _ = if cmd.starts_with("RCPT") {
+                        w.write_all(rcpt_reply.as_bytes())
+                    } else {
+                        w.write_all(b"250 ok\r\n")
+                    };
+                    if cmd.starts_with("QUIT") {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    port
+}
+
+/// `check --to` shows a multi-line refusal whole: the reason is often on one line and
+/// the link that explains it on another.
+#[test]
+fn check_to_shows_every_line_of_a_multi_line_reply() {
+    let port = server_refusing_rcpt(
+        "550-5.7.1 first line of the refusal\r\n550 5.7.1 see https://example.org/why\r\n",
+    );
+    let env = Env::new();
+    env.add_config(&format!("SMARTHOST 127.0.0.1\nPORT {port}\n"));
+    let r = admin(&env, &["check", "--to", "bob@example.org"]);
+    let rcpt = line(&r, "FAIL rcpt: ");
+    assert!(
+        rcpt.contains(
+            "RCPT TO:<bob@example.org>: 550 5.7.1 first line of the refusal / 5.7.1 see \
+             https://example.org/why"
+        ),
+        "{rcpt}"
+    );
+}

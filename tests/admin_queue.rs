@@ -345,6 +345,8 @@ fn bounce_returns_exactly_one_report_to_the_sender() {
     let conf = fs::read_to_string(&env.conf).unwrap();
     assert!(conf.contains("O ErrorMode=m\n"));
     fs::write(&env.conf, conf.replace("O ErrorMode=m\n", "")).unwrap();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
     let id = queue(&env, "bob@example.org");
     let r = admin(&env, &["bounce", &id, "--reason", "spam run\r\nBcc: x"]);
     r.code(0);
@@ -375,6 +377,17 @@ fn bounce_returns_exactly_one_report_to_the_sender() {
         "{d}"
     );
     assert!(env.entries().is_empty(), "{}", env.listing());
+    // The log line of the returned recipient names the way it would have gone (the
+    // smarthost), not local delivery.
+    let logged = fs::read_to_string(&log).unwrap();
+    let line = logged
+        .lines()
+        .find(|l| l.contains(&format!("{id}: to=<bob@example.org>,")))
+        .unwrap_or_else(|| panic!("no line for bob in\n{logged}"));
+    assert!(
+        line.contains(", mailer=relay, ") && line.contains(", relay=127.0.0.1, "),
+        "{line}"
+    );
 }
 
 /// `bounce` of an entry whose sender is local (submitted with `-odq` by a user, no

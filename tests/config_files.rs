@@ -698,6 +698,7 @@ fn root_refuses_a_configuration_file_a_user_could_change() {
         let spool_mode = fs::metadata(&env.spool).unwrap().mode();
         for args in [
             &["list"][..],
+            &["config"],
             &["show", "AAAA00000000"],
             &["init", "--group", crate::harness::fit_group().0],
         ] {
@@ -796,4 +797,70 @@ fn check_never_repairs_the_system_configuration_through_a_users_link() {
         "{stdout}"
     );
     let _ = fs::remove_dir_all(&env.dir);
+}
+
+/// A configuration file's errors quote its lines only when everyone may read it: a file
+/// named by mistake with `-C` (one only root may read, as `/etc/shadow` or auth.conf)
+/// gets its line number and what is wrong from `rsendmail`, `rsendmail-admin check`
+/// and `config`, never its text; a file everyone may read is quoted as before.
+#[test]
+fn config_errors_never_quote_a_file_not_everyone_may_read() {
+    let env = Env::new();
+    let secret = env.dir.join("secret.conf");
+    fs::write(
+        &secret,
+        "# a comment\nalice|127.0.0.1:S3cretPW\nPORT hunter2\n",
+    )
+    .unwrap();
+    let admin_said = |conf: &Path, command: &str| {
+        let out = Command::new(admin())
+            .args(["-C", conf.to_str().unwrap(), command])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!("{}{}", text(&out.stdout), text(&out.stderr)),
+        )
+    };
+    let sendmail = env.link("sendmail");
+    for mode in [0o600, 0o640] {
+        fs::set_permissions(&secret, fs::Permissions::from_mode(mode)).unwrap();
+        let c = secret.to_str().unwrap();
+        let r = env.run_raw(&sendmail, &["-C", c, "-bv", "root"], b"");
+        r.code(78);
+        let s = said(&r);
+        assert!(!s.contains("S3cretPW"), "{mode:o}: {s}");
+        assert!(
+            s.contains(&format!("{c}: line 2: not a keyword rsendmail knows (its text is not shown: the file is not readable by everyone)")),
+            "{mode:o}: {s}"
+        );
+        for command in ["check", "config"] {
+            let (code, s) = admin_said(&secret, command);
+            assert_eq!(code, Some(78), "{mode:o} {command}: {s}");
+            assert!(
+                !s.contains("S3cretPW") && !s.contains("hunter2"),
+                "{mode:o} {command}: {s}"
+            );
+            assert!(
+                s.contains(&format!("{c}: line 2: ")),
+                "{mode:o} {command}: {s}"
+            );
+        }
+        // check reads on past the first error: the second names its keyword alone.
+        let (_, s) = admin_said(&secret, "check");
+        assert!(
+            s.contains(&format!(
+                "{c}: line 3: the PORT line is not valid (its text is not shown"
+            )),
+            "{mode:o}: {s}"
+        );
+    }
+    // Everyone may read it: what is wrong is quoted, as ever.
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
+    let (_, s) = admin_said(&secret, "check");
+    assert!(
+        s.contains("line 2: unknown keyword alice|127.0.0.1:S3cretPW"),
+        "{s}"
+    );
+    assert!(s.contains("line 3: invalid PORT hunter2"), "{s}");
 }

@@ -3376,7 +3376,7 @@ fn acls_giving_others_anything_on_the_spool_are_refused_and_init_removes_them() 
     assert!(
         said.lines().any(|l| l.starts_with("FAIL spool: ")
             && l.contains(&want)
-            && l.contains(&format!("`setfacl -b {}`", env.spool.display()))),
+            && l.ends_with(&format!(" (fix: setfacl -b {})", env.spool.display()))),
         "{said}"
     );
     let out = admin(&env.conf, &["init", "--group", spool_group()]);
@@ -3571,7 +3571,7 @@ fn an_acl_letting_a_user_write_the_spool_or_above_it_is_refused() {
     assert!(
         said.lines().any(|l| l.starts_with("FAIL spool: ")
             && l.contains(&want)
-            && l.contains(&format!("`setfacl -b {}`", tmp.display()))),
+            && l.ends_with(&format!(" (fix: setfacl -b {})", tmp.display()))),
         "{said}"
     );
     set_user_acl(&tmp, None);

@@ -198,10 +198,21 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
             &format!("{name}: not there, the built-in settings apply"),
         );
     } else {
-        match crate::boundedfile::read_regular(&path, false, crate::boundedfile::MAX_FILE) {
-            Ok((bytes, _)) => {
+        // A file given with -C is read with the caller's own group (the set-gid
+        // program's is given up for it before anything else reads it, `app::setup`):
+        // never one of the spool's group she could not read herself.
+        let read = || crate::boundedfile::read_regular(&path, false, crate::boundedfile::MAX_FILE);
+        let got = match &ctx.config {
+            Some(_) => crate::privs::as_real_group(read).unwrap_or_else(|e| {
+                Err(crate::boundedfile::ReadError::Io(std::io::Error::from(e)))
+            }),
+            None => read(),
+        };
+        match got {
+            Ok((bytes, md)) => {
                 let text = String::from_utf8_lossy(&bytes).into_owned();
-                let problems = file_problems(&text, &name);
+                let quoted = crate::text::readable_by_all(&md);
+                let problems = file_problems(&text, &name, quoted);
                 for p in &problems {
                     t.fail(Sysexit::Config, "config", p);
                 }
@@ -262,14 +273,16 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
 }
 
 /// Each problem `Config::parse` finds in `text`, with its file and line: the line of
-/// each is blanked and the text read again (at most 100 problems).
-pub fn file_problems(text: &str, name: &str) -> Vec<String> {
+/// each is blanked and the text read again (at most 100 problems). With `quoted` false
+/// (a file not everyone may read) no problem quotes the line's text
+/// ([`Config::parse_quoting`]).
+pub fn file_problems(text: &str, name: &str, quoted: bool) -> Vec<String> {
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let mut out = Vec::new();
     let prefix = format!("{name}: line ");
     for _ in 0..100 {
         let mut cfg = Config::builtin(&config::Paths::system());
-        let Err(f) = cfg.parse(&lines.join("\n"), name, &[]) else {
+        let Err(f) = cfg.parse_quoting(&lines.join("\n"), name, &[], quoted) else {
             break;
         };
         let line = f
@@ -462,7 +475,8 @@ pub fn idle_settings(cfg: &Config) -> Vec<String> {
 
 /// The aliases file, read as delivery reads it, when it is there: one that is not text
 /// (a NUL octet) is used by no delivery, and fails with its line; one this user may not
-/// read is a `warn` (the root queue runner reads it). Its other problems are
+/// read is a `warn` (the root queue runner reads it); one the configuration names that
+/// is not there fails with the line that names it. Its other problems are
 /// `newaliases`'s to list; a file that is not regular fails in the config step.
 fn aliases_step(t: &mut Tally, s: &app::Setup) {
     if s.inv.no_alias {
@@ -493,6 +507,24 @@ fn aliases_step(t: &mut Tally, s: &app::Setup) {
                     &format!(
                         "{why}: no delivery uses it, and every local recipient waits in \
                          the queue until it is made a text file again"
+                    ),
+                );
+            }
+        }
+        // A file the configuration names that is not there: every alias is off, with
+        // no word from delivery (sendmail's `newaliases` only says it cannot open it,
+        // and exits 0): a typo of the line is failed where it is written.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let (at, named) = s.cfg.file_named(&s.settings, "ALIASES");
+            if !at.is_empty() {
+                t.fail(
+                    Sysexit::Config,
+                    "aliases",
+                    &format!(
+                        "{at}cannot open {named}{}: {} (no alias applies while it is \
+                         missing: correct the line, or make the file)",
+                        path.display(),
+                        config::io_text(&e)
                     ),
                 );
             }
@@ -927,7 +959,11 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         t.fail(
             Sysexit::Config,
             "spool",
-            &s.spool.acl_writable_problem(&d, &who),
+            &format!(
+                "{}{}",
+                s.spool.acl_writable_refusal(&d, &who),
+                fix(&[format!("setfacl -b {}", sh_word(&d))])
+            ),
         );
     }
     // A system spool that is not root's, or of root's group: put right with the mode.

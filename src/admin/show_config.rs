@@ -79,6 +79,15 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
         Ok(s) => s,
         Err(f) => return app::report(&super::on_stderr(f)),
     };
+    // What it says is the configuration's: one someone the caller does not trust could
+    // change (a user's file, or a link she made to another) is refused, as every
+    // program refuses it, never shown as what is in force.
+    if let Err(f) = s
+        .cfg
+        .check_config_trust(&s.settings, app::maillog_group(&s))
+    {
+        return app::report(&super::on_stderr(f));
+    }
     let file = match &s.cfg.file {
         Some(p) => p.display().to_string(),
         None => "none (built-in settings)".to_string(),

@@ -266,21 +266,63 @@ fn local_route(t: &mut Tally, engine: &Engine, a: &str) {
     if !x.errors.is_empty() {
         return;
     }
+    // A user whose `.forward` this caller may not read (another user's, 0600): where
+    // that mail goes is not known here, as `-bv` warns a user who is not root.
+    let mut unread = Vec::new();
     let targets: Vec<String> = x
         .targets
         .iter()
         .map(|e| match &e.target {
-            Target::User(u) | Target::Mailbox(u) => format!("the mailbox of {u}"),
+            Target::User(u) => match unreadable_forward(u) {
+                Some((fwd, why)) => {
+                    let said = format!(
+                        "the mailbox of {u}, unless its .forward sends the mail on ({} could \
+                         not be read: {why})",
+                        fwd.display()
+                    );
+                    unread.push(fwd);
+                    said
+                }
+                None => format!("the mailbox of {u}"),
+            },
+            Target::Mailbox(u) => format!("the mailbox of {u}"),
             Target::Pipe(c) => format!("the command |{c}"),
             Target::File(f) => format!("the file {f}"),
             Target::Remote(r) => format!("{r} (sent on)"),
         })
         .collect();
-    t.say(
-        Mark::Ok,
-        "route",
-        &format!("{a} is delivered on this host: {}", targets.join(", ")),
-    );
+    if unread.is_empty() {
+        t.say(
+            Mark::Ok,
+            "route",
+            &format!("{a} is delivered on this host: {}", targets.join(", ")),
+        );
+    } else {
+        t.say(
+            Mark::Warn,
+            "route",
+            &format!(
+                "{a} is delivered on this host: {} (this user may not read every .forward, \
+                 so this may be misleading, as -bv warns; run the check as root to follow \
+                 it)",
+                targets.join(", ")
+            ),
+        );
+    }
+}
+
+/// The `.forward` of the local user `name` when there is one this process may not read
+/// (another user's, mode 0600): its path and why. None when there is none, or it can be
+/// read (then the expansion followed it).
+fn unreadable_forward(name: &str) -> Option<(std::path::PathBuf, String)> {
+    let (base, _) = rsendmail::aliases::split_detail(name);
+    let u = nix::unistd::User::from_name(base).ok()??;
+    let fwd = u.dir.join(".forward");
+    match std::fs::File::open(&fwd) {
+        Ok(_) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => Some((fwd, rsendmail::config::io_text(&e))),
+    }
 }
 
 /// A relay's addresses through the delivery's own lookup; a `dns` line either way.
@@ -303,10 +345,18 @@ fn resolve(
     }
     match attempt::relay_addresses(engine, dns_state, bare) {
         Ok(a) => {
+            // RESOLVER's resolver answers a name of /etc/hosts, and `localhost`, itself:
+            // no name server was asked, and the line says so.
+            let source = match answered_locally(bare) {
+                Some(from) if !engine.resolver.is_empty() => {
+                    format!("{from} (RESOLVER is not asked for it)")
+                }
+                _ => format!("through {through}"),
+            };
             t.say(
                 Mark::Ok,
                 "dns",
-                &format!("{bare}{serves} through {through}: {}", addresses(&a)),
+                &format!("{bare}{serves} {source}: {}", addresses(&a)),
             );
             Some(a)
         }
@@ -328,6 +378,31 @@ fn resolve(
             None
         }
     }
+}
+
+/// Where the delivery's resolver answers `name` without asking a name server: `from
+/// /etc/hosts` for a name that file lists, `as this host` for `localhost` and the names
+/// under it (RFC 6761 §6.3); None otherwise.
+fn answered_locally(name: &str) -> Option<&'static str> {
+    let key = name.trim_end_matches('.').to_ascii_lowercase();
+    if key == "localhost" || key.ends_with(".localhost") {
+        return Some("as this host");
+    }
+    let (text, _) = rsendmail::boundedfile::read_regular(
+        std::path::Path::new("/etc/hosts"),
+        false,
+        rsendmail::boundedfile::MAX_FILE,
+    )
+    .ok()?;
+    let text = String::from_utf8_lossy(&text);
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .any(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .any(|n| n.trim_end_matches('.').eq_ignore_ascii_case(&key))
+        })
+        .then_some("from /etc/hosts")
 }
 
 fn addresses(a: &[IpAddr]) -> String {
@@ -469,7 +544,7 @@ fn session(
             return;
         }
         Err(OpenFailure { reply, phase, .. }) => {
-            let why = reply.text_without_enhanced();
+            let why = reply.text_in_full();
             let code = if reply.is_permanent() {
                 Sysexit::Unavailable
             } else {
@@ -590,7 +665,7 @@ fn session(
                 } else {
                     Sysexit::TempFail
                 };
-                t.fail(code, "auth", &reply.text_without_enhanced());
+                t.fail(code, "auth", &reply.text_in_full());
                 return;
             }
             t.say(
@@ -631,7 +706,8 @@ fn session(
         let mut out: Option<&mut dyn std::io::Write> = None;
         match session.probe(&from, rcpt, &mut out) {
             Ok(p) => {
-                let line = |r: &Reply| r.summary();
+                // Every line of a multi-line reply: its reasons and links are in them.
+                let line = |r: &Reply| r.in_full();
                 if !p.mail.is_positive() {
                     t.fail(
                         reply_code(&p.mail),
@@ -853,6 +929,20 @@ fn tls_lines(t: &mut Tally, s: &Session, policy: &TlsPolicy, name: &str) {
 }
 
 /// Days from now to a DER certificate's notAfter (negative once it has expired).
+/// What a certificate's expiry date adds for `d` whole days left (negative: past):
+/// ` (in 3 days)`, ` (in 1 day)`, ` (today)`, ` (expired 1 day ago)`.
+fn left_words(d: i32) -> String {
+    let days = |n: i32| match n {
+        1 => "1 day".to_string(),
+        n => format!("{n} days"),
+    };
+    match d {
+        0 => " (today)".to_string(),
+        d if d < 0 => format!(" (expired {} ago)", days(d.saturating_neg())),
+        d => format!(" (in {})", days(d)),
+    }
+}
+
 fn days_left(der: &[u8]) -> Option<i32> {
     let x = openssl::x509::X509::from_der(der).ok()?;
     let now = openssl::asn1::Asn1Time::days_from_now(0).ok()?;
@@ -892,15 +982,25 @@ fn describe_certificate(der: &[u8]) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let left = match days_left(der) {
-        Some(d) if d < 0 => format!(" (expired {} days ago)", -d),
-        Some(d) => format!(" (in {d} days)"),
-        None => String::new(),
-    };
+    let left = days_left(der).map(left_words).unwrap_or_default();
     format!(
         "subject {}; issuer {}; expires {}{left}; SHA-256 {fp}",
         name(x.subject_name()),
         name(x.issuer_name()),
         x.not_after()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::left_words;
+
+    #[test]
+    fn days_left_are_counted_in_words() {
+        assert_eq!(left_words(1), " (in 1 day)");
+        assert_eq!(left_words(30), " (in 30 days)");
+        assert_eq!(left_words(0), " (today)");
+        assert_eq!(left_words(-1), " (expired 1 day ago)");
+        assert_eq!(left_words(-4), " (expired 4 days ago)");
+    }
 }

@@ -94,6 +94,10 @@ pub struct RcptOutcome {
     pub notes: Vec<String>,
     /// The report's Diagnostic-Code when it is not the reply (`local::Failure::diagnostic`).
     pub diagnostic: Option<String>,
+    /// The mailer and relay the log line names when they are not `mailer` and `relay`:
+    /// a recipient `rsendmail-admin bounce` returned is decided here, but its line
+    /// names the way it would have gone (`mailer=esmtp, relay=example.org`).
+    pub logged_as: Option<(Mailer, String)>,
 }
 
 /// sendmail's words (sysexits' EX_CONFIG) for a recipient whose server loops back here.
@@ -139,6 +143,7 @@ impl RcptOutcome {
             stat: None,
             notes: Vec::new(),
             diagnostic: None,
+            logged_as: None,
         }
     }
 

@@ -274,14 +274,17 @@ pub fn record_owned(
                 (RcptState::Deferred, summary, o.status, o.stat_text())
             }
         };
-        let relay = o.relay.as_deref().unwrap_or("local");
+        let (mailer, relay) = match &o.logged_as {
+            Some((m, r)) => (*m, r.as_str()),
+            None => (o.mailer, o.relay.as_deref().unwrap_or("local")),
+        };
         log.push(format!(
             "{}: to=<{}>, delay={}, xdelay={}, mailer={}, pri={pri}, relay={relay}, dsn={st_status}, stat={stat}",
             env.id,
             r.address,
             hms(age),
             hms(xdelay),
-            o.mailer.as_str(),
+            mailer.as_str(),
         ));
         // The host part alone: `mx.example.org` of `mx.example.org [192.0.2.1]`; none
         // when the domain's lookup decided (no MTA was involved).

@@ -66,6 +66,34 @@ impl Reply {
         }
     }
 
+    /// `code text` of every line, for what shows a reply whole (`rsendmail-admin
+    /// check`): one line as [`Reply::summary`], more joined with ` / ` after the code
+    /// (`550 5.1.1 no such user / 5.1.1 see https://...`).
+    pub fn in_full(&self) -> String {
+        match self.lines.as_slice() {
+            [] | [_] => self.summary(),
+            lines => format!("{} {}", self.code, lines.join(" / ")),
+        }
+    }
+
+    /// [`Reply::text_without_enhanced`] of every line: one line as that; more, each
+    /// line's text joined with ` / `, the enhanced code left out where a line starts
+    /// with the reply's.
+    pub fn text_in_full(&self) -> String {
+        if self.lines.len() <= 1 {
+            return self.text_without_enhanced();
+        }
+        let enhanced = self.enhanced();
+        self.lines
+            .iter()
+            .map(|l| match &enhanced {
+                Some(e) => l.strip_prefix(e.as_str()).map(str::trim_start).unwrap_or(l),
+                None => l,
+            })
+            .collect::<Vec<_>>()
+            .join(" / ")
+    }
+
     /// The enhanced status code at the start of the text (RFC 3463), if any.
     pub fn enhanced(&self) -> Option<String> {
         let first = self.lines.first()?.split(' ').next()?;

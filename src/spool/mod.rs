@@ -773,11 +773,19 @@ impl Spool {
     /// (`who`: [`Spool::acl_writable`]), with its repair.
     pub fn acl_writable_problem(&self, dir: &Path, who: &str) -> String {
         format!(
-            "the queue directory {} is {who}: they could read, plant or remove queue \
-             entries there, so the queue is not used until the ACL is removed (`setfacl \
-             -b {}` removes it; so does `rsendmail-admin init`)",
-            dir.display(),
+            "{} (`setfacl -b {}` removes it; so does `rsendmail-admin init`)",
+            self.acl_writable_refusal(dir, who),
             safety::shell_word(dir)
+        )
+    }
+
+    /// [`Spool::acl_writable_problem`] without its repair: `rsendmail-admin check` gives
+    /// the command as its `(fix: ...)` part.
+    pub fn acl_writable_refusal(&self, dir: &Path, who: &str) -> String {
+        format!(
+            "the queue directory {} is {who}: they could read, plant or remove queue \
+             entries there, so the queue is not used until the ACL is removed",
+            dir.display(),
         )
     }
 
