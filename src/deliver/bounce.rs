@@ -219,6 +219,41 @@ fn senders_report<'a>(
     })
 }
 
+/// Whether mail to `to` already reaches every target mail to `postmaster` reaches (a
+/// local sender who is the postmaster, or root when postmaster is root's): the
+/// postmaster's copy of a report to `to` would then be a second delivery of it, which
+/// sendmail's one report to both never makes (its recipients are expanded once).
+fn reaches_postmaster(engine: &Engine, to: &str) -> bool {
+    let is_local = |a: &str| route(engine, a) == Route::Local;
+    if !is_local(to) {
+        return false;
+    }
+    let targets = |a: &str| -> Option<std::collections::BTreeSet<String>> {
+        let x = engine.local.expand(&[a.to_string()], None, &is_local);
+        if !x.errors.is_empty() || x.targets.is_empty() {
+            return None;
+        }
+        Some(
+            x.targets
+                .iter()
+                .map(|e| match &e.target {
+                    rsendmail::aliases::Target::User(u)
+                    | rsendmail::aliases::Target::Mailbox(u) => {
+                        let u = rsendmail::aliases::key_of(u);
+                        let local = u.split('@').next().unwrap_or_default().to_string();
+                        format!("user:{local}")
+                    }
+                    t => t.address(),
+                })
+                .collect(),
+        )
+    };
+    match (targets(to), targets("postmaster")) {
+        (Some(mine), Some(theirs)) => theirs.is_subset(&mine),
+        _ => false,
+    }
+}
+
 /// The transcript lines of recipients refused at submission whose NOTIFY asked for no
 /// failure report (`State::owed_notes` with nothing owed): first in the attempt's
 /// return receipt to the sender, as sendmail's receipt has them (recorded:
@@ -845,11 +880,12 @@ pub fn send(
             .map_err(|e| Fatal::new(Sysexit::IoErr, e.to_string()))
             .and_then(|(f, len)| {
                 // The postmaster first, as sendmail lists it (and sends to it first).
-                let to: Vec<&str> = if postmaster_copy && !double {
-                    vec!["postmaster", to.as_str()]
-                } else {
-                    vec![to.as_str()]
-                };
+                let to: Vec<&str> =
+                    if postmaster_copy && !double && !reaches_postmaster(engine, &to) {
+                        vec!["postmaster", to.as_str()]
+                    } else {
+                        vec![to.as_str()]
+                    };
                 report.queue_to(spool, &to, double, &mut std::io::Read::take(f, len))
             });
         // The user at the terminal is told that the message was not saved, and where
