@@ -3083,3 +3083,76 @@ fn each_files_fix_followed_makes_the_step_pass() {
     }
     assert!(l.contains("repair: have root make the file anew"), "{l}");
 }
+
+/// An `:include:` file named by the aliases file that someone besides its owner may
+/// write (its group, by mode or by an access ACL for a named user) is unsafe, as
+/// sendmail marks it: its members are used, its `|command` and `/file` never; `-bv`,
+/// `check --to` and a delivery all say so.
+#[test]
+fn an_include_file_others_may_write_names_no_program_or_file() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let ran = env.dir.join("ran");
+    let file = env.dir.join("list.mbox");
+    let list = env.dir.join("list.inc");
+    fs::write(
+        &list,
+        format!(
+            "\"|/bin/sh -c 'id > {}'\"\n{}\n",
+            ran.display(),
+            file.display()
+        ),
+    )
+    .unwrap();
+    let aliases = env.dir.join("aliases");
+    fs::write(
+        &aliases,
+        format!("secretlist: :include:{}\n", list.display()),
+    )
+    .unwrap();
+    env.add_config(&format!(
+        "ALIASES {}\nMAILSPOOL {}\n",
+        aliases.display(),
+        env.dir.join("mail").display()
+    ));
+    let unsafe_line = format!(
+        "Address :include:{} is unsafe for mailing to programs",
+        list.display()
+    );
+    let setups: [(&str, &[&str]); 2] = [
+        ("group-writable", &["chmod", "0664"]),
+        ("ACL-writable", &["setfacl", "-m", "u:nobody:rw"]),
+    ];
+    for (what, cmd) in setups {
+        let _ = std::process::Command::new("setfacl")
+            .arg("-b")
+            .arg(&list)
+            .status();
+        chmod(&list, 0o644);
+        let st = std::process::Command::new(cmd[0])
+            .args(&cmd[1..])
+            .arg(&list)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{what}: {cmd:?}");
+        let bv = env.sendmail(&["-bv", "secretlist"], b"");
+        assert!(bv.stdout.contains(&unsafe_line), "{what}: {}", bv.stdout);
+        assert!(
+            !bv.stdout.contains("deliverable: mailer prog"),
+            "{what}: {}",
+            bv.stdout
+        );
+        let r = admin(&env, &["check", "--to", "secretlist"]);
+        assert!(
+            r.stdout.contains(&unsafe_line) && !r.stdout.contains("the command |"),
+            "{what}: {}",
+            r.stdout
+        );
+        env.sendmail(&["-odi", "secretlist"], b"Subject: t\n\nhello\n");
+        assert!(!ran.exists(), "{what}: the command ran");
+        assert!(!file.exists(), "{what}: the file was written");
+    }
+}
