@@ -3156,3 +3156,42 @@ fn an_include_file_others_may_write_names_no_program_or_file() {
         assert!(!file.exists(), "{what}: the file was written");
     }
 }
+
+/// An auth.conf a named user may read through an access ACL is readable by others,
+/// whatever its mode (0640) says: check fails it with `setfacl -b` as its fix, and the
+/// programs refuse it as they refuse one of mode 0644; the fix run as printed clears it.
+#[test]
+fn an_auth_conf_readable_through_an_acl_is_refused() {
+    let env = Env::new();
+    let auth = auth_conf(&env, 0o640);
+    let st = std::process::Command::new("setfacl")
+        .args(["-m", "u:nobody:r"])
+        .arg(&auth)
+        .status();
+    if !st.is_ok_and(|s| s.success()) {
+        // No ACLs on this file system.
+        return;
+    }
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    let a = line(&r, "FAIL auth.conf: ");
+    assert!(
+        a.contains("is readable by others: an access ACL lets the user nobody read it"),
+        "{a}"
+    );
+    let sent = env.sendmail(&["-odq", "bob@example.org"], MSG);
+    sent.code(78);
+    assert!(
+        sent.stdout.contains(&format!(
+            "AUTHPATH {} is readable by others (an access ACL lets the user nobody read it)",
+            auth.display()
+        )),
+        "{}",
+        sent.stdout
+    );
+    assert!(env.entries().is_empty());
+    let cmd = fix_of(a).unwrap_or_else(|| panic!("no fix in {a}"));
+    assert!(sh(cmd).success(), "{cmd}");
+    let r = admin(&env, &["check"]);
+    assert!(!r.stdout.contains("FAIL auth.conf"), "{}", r.stdout);
+}

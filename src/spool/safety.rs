@@ -709,6 +709,20 @@ pub fn others_may_write(p: &Path, md: &fs::Metadata, follow: bool) -> bool {
         || xattr(p, ACL_ACCESS, follow).is_some_and(|buf| !acl_writers(&buf).is_empty())
 }
 
+/// Whom the access ACL of the file `p` (followed) lets read it besides its owner and its
+/// group, in words (`the user bob, the group staff`), if anyone: a named user or group
+/// with read, the mask applied. For a file of secrets such a reader is one of the
+/// others, whatever the mode says.
+pub fn acl_readers(p: &Path) -> Option<String> {
+    let buf = xattr(p, ACL_ACCESS, true)?;
+    let who: Vec<String> = acl_named(&buf)
+        .into_iter()
+        .filter(|(_, _, perm)| perm & 4 != 0)
+        .map(|(user, id, _)| named(user, id))
+        .collect();
+    (!who.is_empty()).then(|| who.join(", "))
+}
+
 /// [`read_xattr`], following a symbolic link when `follow`.
 fn xattr(p: &Path, name: &str, follow: bool) -> Option<Vec<u8>> {
     use std::os::unix::ffi::OsStrExt;
