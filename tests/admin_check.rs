@@ -3195,3 +3195,53 @@ fn an_auth_conf_readable_through_an_acl_is_refused() {
     let r = admin(&env, &["check"]);
     assert!(!r.stdout.contains("FAIL auth.conf"), "{}", r.stdout);
 }
+
+/// A spool directory regrouped by mistake to another group fit for a spool, while the
+/// installed `rsendmail`, the sub-directories, the entries and auth.conf keep the
+/// install's group: the spool directory is the one to put right. Check's fixes, run in
+/// order as printed, give it back the install's group and never regroup the binaries or
+/// auth.conf; no queued message is set aside.
+#[test]
+fn a_spool_regrouped_by_mistake_gets_the_installs_group_back() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let auth = auth_conf(&env, 0o640);
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    env.sendmail(&["-odq", "carol@example.org"], MSG).code(0);
+    let (prog, run) = install_check(&env);
+    let (wrong, wrong_gid) = crate::harness::other_fit_group();
+    std::os::unix::fs::chown(&env.spool, None, Some(wrong_gid)).unwrap();
+    let r = run();
+    let cmds = fixes_in(&r.stdout);
+    assert!(!cmds.is_empty(), "no fix in\n{}", r.stdout);
+    for c in &cmds {
+        assert!(
+            !c.contains(&format!("{wrong} ")),
+            "a fix gives {wrong}: {c}\n{}",
+            r.stdout
+        );
+        assert!(sh(c).success(), "{c}");
+    }
+    let r = run();
+    assert!(
+        !r.stdout.contains("FAIL") && fixes_in(&r.stdout).is_empty(),
+        "after {cmds:?}:\n{}",
+        r.stdout
+    );
+    let want = spool_gid();
+    assert_eq!(fs::metadata(&env.spool).unwrap().gid(), want);
+    assert_eq!(
+        fs::metadata(prog.with_file_name("rsendmail"))
+            .unwrap()
+            .gid(),
+        want
+    );
+    assert_eq!(fs::metadata(&auth).unwrap().gid(), want);
+    // init, once more, keeps every message.
+    run_admin(&env, &prog, "init").code(0);
+    assert_eq!(env.entries().len(), 2, "{:?}", env.entries());
+    let corrupt = fs::read_dir(env.spool.join("corrupt")).map_or(0, |d| d.count());
+    assert_eq!(corrupt, 0);
+}
