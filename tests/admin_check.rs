@@ -3135,9 +3135,12 @@ fn an_include_file_others_may_write_names_no_program_or_file() {
         let st = std::process::Command::new(cmd[0])
             .args(&cmd[1..])
             .arg(&list)
-            .status()
-            .unwrap();
-        assert!(st.success(), "{what}: {cmd:?}");
+            .status();
+        if !st.is_ok_and(|s| s.success()) {
+            // No ACLs on this file system (chmod cannot fail here).
+            assert_eq!(cmd[0], "setfacl", "{what}");
+            continue;
+        }
         let bv = env.sendmail(&["-bv", "secretlist"], b"");
         assert!(bv.stdout.contains(&unsafe_line), "{what}: {}", bv.stdout);
         assert!(
