@@ -228,6 +228,8 @@ pub enum MailerRefusal {
     NoShell(String),
     /// An owner with no password entry.
     UnknownUid(u32),
+    /// A list file someone besides its owner may write (`:include:/path`).
+    Unsafe(String),
 }
 
 impl MailerRefusal {
@@ -239,6 +241,9 @@ impl MailerRefusal {
             }
             MailerRefusal::UnknownUid(uid) => {
                 format!("UID {uid} is an unknown user: cannot mail to {what}")
+            }
+            MailerRefusal::Unsafe(list) => {
+                format!("Address {list} is unsafe for mailing to {what}")
             }
         }
     }
@@ -699,6 +704,9 @@ struct Via {
     /// The list file and line the target was read from (`None`: an aliases file's
     /// target, or one given as it is).
     at: Option<(String, usize)>,
+    /// The `:include:` it was read from (`:include:/path`) when that file is unsafe
+    /// ([`read_list_file`]): then it may not be a `|command` or `/file`.
+    unsafe_list: Option<String>,
 }
 
 /// Why an address could not be expanded.
@@ -958,7 +966,8 @@ pub enum ListFileError {
     /// A file that anyone may write (mode `o+w`): whatever it lists could be anyone's
     /// doing, so it is not used (sendmail's `World writable file`; recorded:
     /// `bounce-exp-inc-writable-odi`). A file only its group may write is used, as
-    /// sendmail uses it (`bounce-exp-inc-groupwritable-odi`).
+    /// sendmail uses it (`bounce-exp-inc-groupwritable-odi`), but is unsafe: no
+    /// `|command` or `/file` of it is ([`read_list_file`]).
     WorldWritable,
     /// Not text ([`crate::text::file_fault`]): a byte order mark or a NUL, on this line
     /// (from 1). sendmail takes the mark into the first address, which is then sent on
@@ -1047,17 +1056,23 @@ impl From<std::io::Error> for ListFileError {
     }
 }
 
-/// Read a list file (`:include:` file or `.forward`) with the caller's rights: its octets
-/// and its owner's uid. Only a regular file of at most [`MAX_LIST_FILE`] octets is read,
+/// Read a list file (`:include:` file or `.forward`) with the caller's rights: its octets,
+/// its owner's uid and whether it is unsafe: someone besides its owner may write it (its
+/// group, or a user or group its access ACL names; [`crate::spool::safety::others_may_write`]),
+/// so that its `|command` and `/file` targets could be anyone's doing (sendmail marks
+/// a group-writable `:include:` file or `.forward` unsafe, `QUNSAFEADDR`). Only a regular file of at most [`MAX_LIST_FILE`] octets is read,
 /// through [`crate::boundedfile::read_regular`] (never opening a FIFO or a device, never
 /// blocking, following no symbolic link when `no_follow`).
-pub fn read_list_file(path: &Path, no_follow: bool) -> Result<(Vec<u8>, u32), ListFileError> {
+pub fn read_list_file(path: &Path, no_follow: bool) -> Result<(Vec<u8>, u32, bool), ListFileError> {
     use crate::boundedfile::{ReadError, read_regular};
     match read_regular(path, no_follow, MAX_LIST_FILE) {
         Ok((_, md)) if md.mode() & 0o002 != 0 => Err(ListFileError::WorldWritable),
         Ok((text, md)) => match crate::text::file_fault(&text) {
             Some((line, what)) => Err(ListFileError::NotText(line, what.into())),
-            None => Ok((text, md.uid())),
+            None => {
+                let unsafe_file = crate::spool::safety::others_may_write(path, &md, !no_follow);
+                Ok((text, md.uid(), unsafe_file))
+            }
         },
         Err(ReadError::NotRegular(what)) => Err(ListFileError::NotRegular(what.into())),
         Err(ReadError::TooLarge { size, .. }) => Err(ListFileError::TooLarge(size)),
@@ -1069,11 +1084,11 @@ pub fn read_list_file(path: &Path, no_follow: bool) -> Result<(Vec<u8>, u32), Li
     }
 }
 
-/// Reads an `:include:` file: its text and its owner's uid. The second argument is the
-/// user whose rights it must be read with (the list naming it belongs to that user);
-/// `None`: the reader's own rights.
+/// Reads an `:include:` file: its text, its owner's uid and whether it is unsafe
+/// ([`read_list_file`]). The second argument is the user whose rights it must be read
+/// with (the list naming it belongs to that user); `None`: the reader's own rights.
 pub type IncludeReader<'a> =
-    dyn Fn(&Path, Option<u32>) -> Result<(String, u32), ListFileError> + 'a;
+    dyn Fn(&Path, Option<u32>) -> Result<(String, u32, bool), ListFileError> + 'a;
 
 /// sendmail's DefaultUser (`O DefaultUser=`): `user`, `uid`, `uid:gid` or `user:group`
 /// as (uid, gid); `mailnull`, then `nobody`, when not set or not found; (65534, 65534)
@@ -1157,7 +1172,10 @@ pub fn user_exists(name: &str) -> bool {
 /// with the set-group-id group of `rsendmail`, could read what the user may not. So is
 /// one no user controls when the reader is root: root reads such a file only with
 /// DefaultUser's rights ([`read_include_as_default`]), never with its own.
-pub fn read_include(path: &Path, as_user: Option<u32>) -> Result<(String, u32), ListFileError> {
+pub fn read_include(
+    path: &Path,
+    as_user: Option<u32>,
+) -> Result<(String, u32, bool), ListFileError> {
     if let Some(uid) = as_user {
         return Err(ListFileError::Io(format!(
             "read by the deliverer with the rights of uid {uid}"
@@ -1168,8 +1186,12 @@ pub fn read_include(path: &Path, as_user: Option<u32>) -> Result<(String, u32), 
             "read by the deliverer with DefaultUser's rights".into(),
         ));
     }
-    let (text, uid) = read_list_file(path, false)?;
-    Ok((String::from_utf8_lossy(&text).into_owned(), uid))
+    let (text, uid, unsafe_file) = read_list_file(path, false)?;
+    Ok((
+        String::from_utf8_lossy(&text).into_owned(),
+        uid,
+        unsafe_file,
+    ))
 }
 
 /// [`read_include`], except that a root process reads an include file no user controls
@@ -1182,7 +1204,7 @@ pub fn read_include_as_default(
     path: &Path,
     as_user: Option<u32>,
     default_user: (u32, u32),
-) -> Result<(String, u32), ListFileError> {
+) -> Result<(String, u32, bool), ListFileError> {
     use std::os::unix::process::CommandExt;
     if as_user.is_some() || !nix::unistd::geteuid().is_root() {
         return read_include(path, as_user);
@@ -1195,16 +1217,24 @@ pub fn read_include_as_default(
 }
 
 /// Read an include file no user controls with the rights `cmd` (the deliverer, set to
-/// run as DefaultUser, `uid`) has: its text and its owner.
+/// run as DefaultUser, `uid`) has: its text, its owner and whether it is unsafe.
 pub fn read_as_default(
     cmd: std::process::Command,
     path: &Path,
     uid: u32,
-) -> Result<(String, u32), ListFileError> {
+) -> Result<(String, u32, bool), ListFileError> {
     let (text, owner) = read_list_in_child(cmd, path, false, true, uid)?;
-    let owner = owner.ok_or_else(|| ListFileError::Io(format!("cannot read it as uid {uid}")))?;
-    Ok((String::from_utf8_lossy(&text).into_owned(), owner))
+    let (owner, unsafe_file) =
+        owner.ok_or_else(|| ListFileError::Io(format!("cannot read it as uid {uid}")))?;
+    Ok((
+        String::from_utf8_lossy(&text).into_owned(),
+        owner,
+        unsafe_file,
+    ))
 }
+
+/// A list file's owner's uid and whether the file is unsafe ([`read_list_file`]).
+pub type ListOwner = (u32, bool);
 
 /// How long the child reading a list file as its user may take (a file on a network file
 /// system whose server does not answer): then the recipient is tried again later.
@@ -1212,15 +1242,16 @@ pub const LIST_READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(
 
 /// Read a list file in a child: `cmd` runs the deliverer (which answers `--read-list
 /// PATH follow|nofollow [owner]`; its program, name and rights set by the caller, here
-/// `uid`'s). The file's octets and, with `with_owner`, its owner's uid, which the child
-/// takes from the file it read (the first line it prints).
+/// `uid`'s). The file's octets and, with `with_owner`, its owner's uid and whether it is
+/// unsafe ([`read_list_file`]), which the child takes from the file it read (the first
+/// line it prints: the uid, then `unsafe` when it is).
 pub fn read_list_in_child(
     mut cmd: std::process::Command,
     path: &Path,
     no_follow: bool,
     with_owner: bool,
     uid: u32,
-) -> Result<(Vec<u8>, Option<u32>), ListFileError> {
+) -> Result<(Vec<u8>, Option<ListOwner>), ListFileError> {
     use std::io::{BufRead, Read};
     use std::process::Stdio;
     use std::time::{Duration, Instant};
@@ -1278,10 +1309,12 @@ pub fn read_list_in_child(
                 let at = text.iter().position(|&b| b == b'\n').ok_or_else(bad)?;
                 let (line, rest) = text.split_at_checked(at).ok_or_else(bad)?;
                 let rest = rest.get(1..).unwrap_or_default();
-                let owner = std::str::from_utf8(line)
-                    .ok()
-                    .and_then(|l| l.trim().parse::<u32>().ok())
-                    .ok_or_else(bad)?;
+                let line = std::str::from_utf8(line).map_err(|_| bad())?.trim();
+                let (n, unsafe_file) = match line.strip_suffix(" unsafe") {
+                    Some(n) => (n, true),
+                    None => (line, false),
+                };
+                let owner = (n.parse::<u32>().map_err(|_| bad())?, unsafe_file);
                 (Some(owner), rest.to_vec())
             } else {
                 (None, text)
@@ -1506,15 +1539,18 @@ impl Expander<'_> {
             // what it lists belongs to that user, whoever owns the file.
             let as_user = owner.filter(|&u| u != 0);
             match (self.read_include)(Path::new(path), as_user) {
-                Ok((text, uid)) => {
+                Ok((text, uid, unsafe_file)) => {
                     let owner = Some(as_user.unwrap_or(uid));
                     chain.push(addr.to_string());
                     // Its members are under the file's control (recorded:
                     // `bp-v-alias-include`, `(---::include:/path---)`); a file a user
                     // owns names the user, the uid and the user's group first
                     // (`bp-v-alias-include-user`, `rsmtest:1001:1001::include:/path`).
+                    // A file someone besides its owner may write: its programs and
+                    // files could be anyone's (sendmail's `QUNSAFEADDR`).
                     let via = Via {
                         ctl: Some(include_ctl(path, as_user.unwrap_or(uid))),
+                        unsafe_list: unsafe_file.then(|| addr.to_string()),
                         ..via
                     };
                     out.notes.push(format!(
@@ -1573,8 +1609,14 @@ impl Expander<'_> {
             // controls the list: only one who may log in may have that done by mail
             // (sendmail's QBOGUSSHELL; recorded: `bounce-exp-inc-user-prog-odi`,
             // `forward-prog-noshell-odi`, `forward-prog-anyshell-odi`).
+            // One an unsafe `:include:` file names is refused whoever owns it (sendmail:
+            // `Address :include:/path is unsafe for mailing to programs`).
+            let refusal = |uid| match &via.unsafe_list {
+                Some(list) => Some(MailerRefusal::Unsafe(list.clone())),
+                None => (self.mailer_refusal)(uid, self.host),
+            };
             if let (Some(_), Some(uid), Target::Pipe(_) | Target::File(_)) = (&via.at, owner, &t)
-                && let Some(why) = (self.mailer_refusal)(uid, self.host)
+                && let Some(why) = refusal(uid)
             {
                 let what = if matches!(t, Target::Pipe(_)) {
                     "programs"
@@ -1645,6 +1687,7 @@ impl Expander<'_> {
                 // `bp-v-alias-nested`).
                 ctl: Some(key.clone()),
                 at: via.at.clone(),
+                unsafe_list: None,
             };
             out.notes.push(format!(
                 "{said_at}{}... aliased to {}",
@@ -2105,9 +2148,10 @@ mod tests {
     #[test]
     fn catch_all_alias_as_in_dma() {
         let a = parse("root: bob\n*: admin@remote.example, carol\nlist: stranger\n");
-        let inc = |_: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
+        let inc_ = |_: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
             Err(std::io::Error::from(std::io::ErrorKind::NotFound).into())
         };
+        let inc = |p: &Path, u: Option<u32>| inc_(p, u).map(|(t, o)| (t, o, false));
         let e = expander(&a, &inc);
         let x = |s: &str| e.expand(&[s.to_string()], None);
         for caught in ["stranger", "bob", "bob@host.example", "Postmaster"] {
@@ -2155,7 +2199,7 @@ mod tests {
             "Nested: staff, Staff, root\n",
         ));
         a.owner = 0;
-        let inc = |p: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
+        let inc_ = |p: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
             if p == Path::new("lists/members") {
                 Ok(("read@remote.example\n".into(), 0))
             } else if p == Path::new("/lists/self") {
@@ -2169,6 +2213,7 @@ mod tests {
                 Err(std::io::Error::from(std::io::ErrorKind::NotFound).into())
             }
         };
+        let inc = |p: &Path, u: Option<u32>| inc_(p, u).map(|(t, o)| (t, o, false));
         let e = expander(&a, &inc);
         let x = |s: &str| e.expand(&[s.to_string()], None);
         assert_eq!(addrs(&x("postmaster")), vec!["root"]);
@@ -2286,7 +2331,7 @@ mod tests {
     fn programs_and_files_of_a_user_without_a_shell_are_refused() {
         let mut a = parse("lst: :include:/l/nobody, :include:/l/user, \"|/bin/root\"\n");
         a.owner = 0;
-        let inc = |p: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
+        let inc_ = |p: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
             match p.to_str() {
                 Some("/l/nobody") => Ok((
                     "# members\nm@remote.example\n\"|/bin/cat >/dev/null\", /var/x.out\n".into(),
@@ -2296,6 +2341,7 @@ mod tests {
                 _ => Err(ListFileError::Io("no such file".into())),
             }
         };
+        let inc = |p: &Path, u: Option<u32>| inc_(p, u).map(|(t, o)| (t, o, false));
         let refusal = |uid: u32, host: &str| {
             (uid == 65534).then(|| MailerRefusal::NoShell(format!("nobody@{host}")))
         };
@@ -2342,12 +2388,13 @@ mod tests {
     #[test]
     fn expansion_notes_as_sendmail_tells_them() {
         let a = parse("lst: :include:/l/m, a9@remote.example\nsub: s1@remote.example\n");
-        let inc = |p: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
+        let inc_ = |p: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
             match p.to_str() {
                 Some("/l/m") => Ok(("m1@remote.example\n\n sub \n".into(), 0)),
                 _ => Err(ListFileError::Io("no such file".into())),
             }
         };
+        let inc = |p: &Path, u: Option<u32>| inc_(p, u).map(|(t, o)| (t, o, false));
         let e = expander(&a, &inc);
         assert_eq!(
             e.expand(&["lst".into()], None).notes,
@@ -2403,7 +2450,7 @@ mod tests {
             ("/other/list", 2000, "/var/other.mbox"),
             ("/root/secret", 0, "secret@remote.example"),
         ];
-        let inc = |p: &Path, as_user: Option<u32>| -> Result<(String, u32), ListFileError> {
+        let inc_ = |p: &Path, as_user: Option<u32>| -> Result<(String, u32), ListFileError> {
             reads.borrow_mut().push((p.display().to_string(), as_user));
             let &(_, uid, text) = files
                 .iter()
@@ -2415,6 +2462,7 @@ mod tests {
             }
             Ok((text.into(), uid))
         };
+        let inc = |p: &Path, u: Option<u32>| inc_(p, u).map(|(t, o)| (t, o, false));
         let e = expander(&a, &inc);
         let owners = |x: &Expansion| -> Vec<(String, Option<u32>)> {
             x.targets
@@ -2627,9 +2675,10 @@ mod tests {
             "dup: a@r.example, d@r.example, b@r.example, a@r.example, sub2\n",
             "sub2: b@r.example, c@r.example\n",
         ));
-        let inc = |_: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
+        let inc_ = |_: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
             Ok(("m1@r.example, m2@r.example\nm3@r.example\n".into(), 0))
         };
+        let inc = |p: &Path, u: Option<u32>| inc_(p, u).map(|(t, o)| (t, o, false));
         let e = expander(&a, &inc);
         assert_eq!(
             addrs(&e.expand(&["list".into()], None)),
@@ -2665,9 +2714,10 @@ mod tests {
             "outer: o@@x.example, inner, nosuch5\n",
             "inner: nosuch6, i@@x.example\n",
         ));
-        let inc = |_: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
+        let inc_ = |_: &Path, _: Option<u32>| -> Result<(String, u32), ListFileError> {
             Ok(("i1@@x.example, nosuch3\nnosuch4\n".into(), 0))
         };
+        let inc = |p: &Path, u: Option<u32>| inc_(p, u).map(|(t, o)| (t, o, false));
         let e = expander(&a, &inc);
         let said = |x: &Expansion| (0..x.errors.len()).map(|k| x.said(k)).collect::<Vec<_>>();
         let x = e.expand(&["lst".into()], None);

@@ -1721,6 +1721,17 @@ fn auth_of(
             ),
         ));
     }
+    // A reader an access ACL names is one of the others, whatever the mode says.
+    if let Some(who) = crate::spool::safety::acl_readers(path) {
+        return Err(Fatal::new(
+            Sysexit::Config,
+            format!(
+                "AUTHPATH {} is readable by others (an access ACL lets {who} read it); \
+                 refusing to use it (setfacl -b)",
+                path.display()
+            ),
+        ));
+    }
     let text = text.map_err(|e| cannot_read_auth(path, at, e))?;
     parse_auth(&text, &path.display().to_string())
 }

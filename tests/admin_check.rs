@@ -3271,3 +3271,168 @@ fn check_to_shows_every_line_of_a_multi_line_reply() {
         "{rcpt}"
     );
 }
+
+/// An `:include:` file named by the aliases file that someone besides its owner may
+/// write (its group, by mode or by an access ACL for a named user) is unsafe, as
+/// sendmail marks it: its members are used, its `|command` and `/file` never; `-bv`,
+/// `check --to` and a delivery all say so.
+#[test]
+fn an_include_file_others_may_write_names_no_program_or_file() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let ran = env.dir.join("ran");
+    let file = env.dir.join("list.mbox");
+    let list = env.dir.join("list.inc");
+    fs::write(
+        &list,
+        format!(
+            "\"|/bin/sh -c 'id > {}'\"\n{}\n",
+            ran.display(),
+            file.display()
+        ),
+    )
+    .unwrap();
+    let aliases = env.dir.join("aliases");
+    fs::write(
+        &aliases,
+        format!("secretlist: :include:{}\n", list.display()),
+    )
+    .unwrap();
+    env.add_config(&format!(
+        "ALIASES {}\nMAILSPOOL {}\n",
+        aliases.display(),
+        env.dir.join("mail").display()
+    ));
+    let unsafe_line = format!(
+        "Address :include:{} is unsafe for mailing to programs",
+        list.display()
+    );
+    let setups: [(&str, &[&str]); 2] = [
+        ("group-writable", &["chmod", "0664"]),
+        ("ACL-writable", &["setfacl", "-m", "u:nobody:rw"]),
+    ];
+    for (what, cmd) in setups {
+        let _ = std::process::Command::new("setfacl")
+            .arg("-b")
+            .arg(&list)
+            .status();
+        chmod(&list, 0o644);
+        let st = std::process::Command::new(cmd[0])
+            .args(&cmd[1..])
+            .arg(&list)
+            .status();
+        if !st.is_ok_and(|s| s.success()) {
+            // No ACLs on this file system (chmod cannot fail here).
+            assert_eq!(cmd[0], "setfacl", "{what}");
+            continue;
+        }
+        let bv = env.sendmail(&["-bv", "secretlist"], b"");
+        assert!(bv.stdout.contains(&unsafe_line), "{what}: {}", bv.stdout);
+        assert!(
+            !bv.stdout.contains("deliverable: mailer prog"),
+            "{what}: {}",
+            bv.stdout
+        );
+        let r = admin(&env, &["check", "--to", "secretlist"]);
+        assert!(
+            r.stdout.contains(&unsafe_line) && !r.stdout.contains("the command |"),
+            "{what}: {}",
+            r.stdout
+        );
+        env.sendmail(&["-odi", "secretlist"], b"Subject: t\n\nhello\n");
+        assert!(!ran.exists(), "{what}: the command ran");
+        assert!(!file.exists(), "{what}: the file was written");
+    }
+}
+
+/// An auth.conf a named user may read through an access ACL is readable by others,
+/// whatever its mode (0640) says: check fails it with `setfacl -b` as its fix, and the
+/// programs refuse it as they refuse one of mode 0644; the fix run as printed clears it.
+#[test]
+fn an_auth_conf_readable_through_an_acl_is_refused() {
+    let env = Env::new();
+    let auth = auth_conf(&env, 0o640);
+    let st = std::process::Command::new("setfacl")
+        .args(["-m", "u:nobody:r"])
+        .arg(&auth)
+        .status();
+    if !st.is_ok_and(|s| s.success()) {
+        // No ACLs on this file system.
+        return;
+    }
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    let a = line(&r, "FAIL auth.conf: ");
+    assert!(
+        a.contains("is readable by others: an access ACL lets the user nobody read it"),
+        "{a}"
+    );
+    let sent = env.sendmail(&["-odq", "bob@example.org"], MSG);
+    sent.code(78);
+    assert!(
+        sent.stdout.contains(&format!(
+            "AUTHPATH {} is readable by others (an access ACL lets the user nobody read it)",
+            auth.display()
+        )),
+        "{}",
+        sent.stdout
+    );
+    assert!(env.entries().is_empty());
+    let cmd = fix_of(a).unwrap_or_else(|| panic!("no fix in {a}"));
+    assert!(sh(cmd).success(), "{cmd}");
+    let r = admin(&env, &["check"]);
+    assert!(!r.stdout.contains("FAIL auth.conf"), "{}", r.stdout);
+}
+
+/// A spool directory regrouped by mistake to another group fit for a spool, while the
+/// installed `rsendmail`, the sub-directories, the entries and auth.conf keep the
+/// install's group: the spool directory is the one to put right. Check's fixes, run in
+/// order as printed, give it back the install's group and never regroup the binaries or
+/// auth.conf; no queued message is set aside.
+#[test]
+fn a_spool_regrouped_by_mistake_gets_the_installs_group_back() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let auth = auth_conf(&env, 0o640);
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    env.sendmail(&["-odq", "carol@example.org"], MSG).code(0);
+    let (prog, run) = install_check(&env);
+    let (wrong, wrong_gid) = crate::harness::other_fit_group();
+    std::os::unix::fs::chown(&env.spool, None, Some(wrong_gid)).unwrap();
+    let r = run();
+    let cmds = fixes_in(&r.stdout);
+    assert!(!cmds.is_empty(), "no fix in\n{}", r.stdout);
+    for c in &cmds {
+        assert!(
+            !c.contains(&format!("{wrong} ")),
+            "a fix gives {wrong}: {c}\n{}",
+            r.stdout
+        );
+        assert!(sh(c).success(), "{c}");
+    }
+    let r = run();
+    assert!(
+        !r.stdout.contains("FAIL") && fixes_in(&r.stdout).is_empty(),
+        "after {cmds:?}:\n{}",
+        r.stdout
+    );
+    let want = spool_gid();
+    assert_eq!(fs::metadata(&env.spool).unwrap().gid(), want);
+    assert_eq!(
+        fs::metadata(prog.with_file_name("rsendmail"))
+            .unwrap()
+            .gid(),
+        want
+    );
+    assert_eq!(fs::metadata(&auth).unwrap().gid(), want);
+    // init, once more, keeps every message.
+    run_admin(&env, &prog, "init").code(0);
+    assert_eq!(env.entries().len(), 2, "{:?}", env.entries());
+    let corrupt = fs::read_dir(env.spool.join("corrupt")).map_or(0, |d| d.count());
+    assert_eq!(corrupt, 0);
+}

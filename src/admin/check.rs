@@ -1130,6 +1130,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         && crate::spool::safety::file_risks(p, &[]).is_empty()
     {
         let path = sh_word(p);
+        let acl_readers = crate::spool::safety::acl_readers(p);
         match std::fs::metadata(p) {
             Err(e) => t.fail(
                 Sysexit::Config,
@@ -1156,6 +1157,19 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                     ),
                 )
             }
+            // A reader an access ACL names is one of the others, whatever the mode says.
+            Ok(md) if acl_readers.is_some() => t.fail(
+                Sysexit::Config,
+                "auth.conf",
+                &format!(
+                    "{} ({}) is readable by others: an access ACL lets {} read it, and its \
+                     passwords must not be{}",
+                    p.display(),
+                    owner_mode(&md),
+                    acl_readers.as_deref().unwrap_or_default(),
+                    fix(&[format!("setfacl -b {path}")])
+                ),
+            ),
             // Users' deliveries run with the spool's group: they must be able to read it.
             Ok(md) if auth_unreadable => {
                 let group = &want.group;

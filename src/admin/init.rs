@@ -18,7 +18,9 @@
 //!
 //! GROUP is `--group`, else, by the one rule `check` applies too ([`spool_group`]), the
 //! group a spool made before (its `tmp/` there) already has when that one is fit (an
-//! earlier `init --group` chose it), else the group the installed `rsendmail` is set-gid
+//! earlier `init --group` chose it) and the spool directory is not the odd one out (the
+//! installed `rsendmail` set-gid to another fit group that `tmp/` has too: then that
+//! group is restored; [`kept_group`]), else the group the installed `rsendmail` is set-gid
 //! to when fit, else `rsendmail`; each must be fit for a spool
 //! ([`crate::spool::safety::group_unfit`]: not root's group, not a user's primary
 //! group), or nothing is made (EX_CONFIG, why, and a way out). A directory above the
@@ -196,9 +198,9 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
     let was = fs::metadata(&spool.dir).ok().filter(fs::Metadata::is_dir);
     let kept = was.as_ref().and_then(|md| {
         let root_alone = md.uid() == 0 && md.mode() & 0o077 == 0;
-        let made_before = spool.dir.join("tmp").is_dir();
-        (root_alone || (made_before && crate::spool::safety::group_unfit(md.gid()).is_none()))
+        root_alone
             .then_some(md.gid())
+            .or_else(|| kept_group(&spool.dir))
     });
     let trusted = |g: u32| g == gid.as_raw() || Some(g) == kept;
     make_spool(&spool, &who)?;
@@ -305,7 +307,7 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
 pub enum SpoolGroup {
     /// A group fit for a spool ([`crate::spool::safety::group_unfit`]), in this order:
     /// the one a spool made before (its `tmp/` there) already has (an earlier
-    /// `init --group` chose it), else the group the installed `rsendmail` is set-gid
+    /// `init --group` chose it) unless it alone was regrouped ([`kept_group`]), else the group the installed `rsendmail` is set-gid
     /// to ([`binary_group`]), else [`DEFAULT_GROUP`].
     Fit { gid: u32, name: String },
     /// None of those is fit, and there is no group [`DEFAULT_GROUP`]: making it
@@ -315,17 +317,31 @@ pub enum SpoolGroup {
     Unfit(String),
 }
 
+/// The group the system spool at `dir` keeps, if any: its own, when it was made before
+/// (its `tmp/` there; an empty directory taken over gets the install's group, not
+/// whatever group it was made with) and that group is fit, except when the installed
+/// `rsendmail` is set-gid to another fit group ([`binary_group`]) that `tmp/` has too:
+/// then the binary and the spool's insides agree, and the spool directory alone was
+/// regrouped (a `chgrp` by mistake). Its group is then the one to put right, never the
+/// one to give the install, and what has it is not trusted for being in the spool.
+pub fn kept_group(dir: &Path) -> Option<u32> {
+    let md = fs::metadata(dir)
+        .ok()
+        .filter(|md| md.is_dir() && dir.join("tmp").is_dir())?;
+    let gid = md.gid();
+    if crate::spool::safety::group_unfit(gid).is_some() {
+        return None;
+    }
+    let odd_one_out = binary_group().is_some_and(|b| {
+        b != gid && fs::symlink_metadata(dir.join("tmp")).is_ok_and(|t| t.is_dir() && t.gid() == b)
+    });
+    (!odd_one_out).then_some(gid)
+}
+
 /// The group for the system spool at `dir` when none is named ([`SpoolGroup`]).
 pub fn spool_group(dir: &Path) -> nix::Result<SpoolGroup> {
     let unfit = crate::spool::safety::group_unfit;
-    // Only a spool made before: an empty directory taken over gets the install's
-    // group, not whatever group it was made with.
-    let kept = fs::metadata(dir)
-        .ok()
-        .filter(|md| md.is_dir() && dir.join("tmp").is_dir())
-        .map(|md| md.gid())
-        .filter(|&g| unfit(g).is_none());
-    if let Some(gid) = kept.or_else(binary_group) {
+    if let Some(gid) = kept_group(dir).or_else(binary_group) {
         return Ok(SpoolGroup::Fit {
             gid,
             name: group_name(gid),

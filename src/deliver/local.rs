@@ -234,7 +234,8 @@ fn user_by_uid(uid: u32) -> Option<User> {
 pub use rsendmail::aliases::default_user;
 
 /// Whether a `.forward` may be used: a regular file (not a symlink) owned by the user or
-/// root, writable by nobody else (as sendmail's and Postfix's checks).
+/// root, writable by nobody else (as sendmail's and Postfix's checks): not its group,
+/// not everyone, and no user or group its access ACL names.
 fn forward_is_safe(path: &Path, uid: u32) -> Result<bool, String> {
     let md = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
@@ -249,7 +250,7 @@ fn forward_is_safe(path: &Path, uid: u32) -> Result<bool, String> {
         log::warn!("{}: owned by uid {}; ignored", path.display(), md.uid());
         return Ok(false);
     }
-    if md.mode() & 0o022 != 0 {
+    if rsendmail::spool::safety::others_may_write(path, &md, false) {
         log::warn!("{}: writable by group or others; ignored", path.display());
         return Ok(false);
     }
@@ -311,7 +312,8 @@ impl Local {
         .expand_list(&path.to_string_lossy(), text, owner)
     }
 
-    /// Read a list file (an `:include:` file, a `.forward`): its text and its owner's uid.
+    /// Read a list file (an `:include:` file, a `.forward`): its text, its owner's uid and
+    /// whether it is unsafe ([`rsendmail::aliases::read_list_file`]).
     /// With `as_user`, with that user's rights, in a child that has become the user (the
     /// owner given back is then the user): only the root deliverer can take another
     /// user's rights, so one that is not root leaves such a file for the root runner (a
@@ -321,10 +323,14 @@ impl Local {
         path: &Path,
         as_user: Option<u32>,
         no_follow: bool,
-    ) -> Result<(String, u32), ListFileError> {
+    ) -> Result<(String, u32, bool), ListFileError> {
         let Some(uid) = as_user else {
             return match rsendmail::aliases::read_list_file(path, no_follow) {
-                Ok((text, owner)) => Ok((String::from_utf8_lossy(&text).into_owned(), owner)),
+                Ok((text, owner, unsafe_file)) => Ok((
+                    String::from_utf8_lossy(&text).into_owned(),
+                    owner,
+                    unsafe_file,
+                )),
                 // What root could read is not ours to refuse for good.
                 Err(ListFileError::Denied(why)) if !self.root => {
                     Err(ListFileError::Io(format!("{why} ({NEEDS_ROOT_RUNNER})")))
@@ -337,19 +343,30 @@ impl Local {
                 "{NEEDS_ROOT_RUNNER} (to read it as uid {uid})"
             )));
         }
-        let text = self.read_as(path, uid, no_follow)?;
-        Ok((String::from_utf8_lossy(&text).into_owned(), uid))
+        let (text, unsafe_file) = self.read_as(path, uid, no_follow)?;
+        Ok((
+            String::from_utf8_lossy(&text).into_owned(),
+            uid,
+            unsafe_file,
+        ))
     }
 
-    /// Run the `--read-list` child as `uid` and take the file's octets from it.
-    fn read_as(&self, path: &Path, uid: u32, no_follow: bool) -> Result<Vec<u8>, ListFileError> {
+    /// Run the `--read-list` child as `uid` and take the file's octets from it, and
+    /// whether it is unsafe.
+    fn read_as(
+        &self,
+        path: &Path,
+        uid: u32,
+        no_follow: bool,
+    ) -> Result<(Vec<u8>, bool), ListFileError> {
         let mut cmd = super::own_command(&super::own_exe());
         if self.root {
             become_user(&mut cmd, uid);
         } else {
             drop_to(&mut cmd, (uid, uid), false);
         }
-        rsendmail::aliases::read_list_in_child(cmd, path, no_follow, false, uid).map(|(t, _)| t)
+        rsendmail::aliases::read_list_in_child(cmd, path, no_follow, true, uid)
+            .map(|(t, owner)| (t, owner.is_some_and(|(_, u)| u)))
     }
 
     /// Read an `:include:` file for an expansion ([`Local::read_list`]), except that a
@@ -361,7 +378,7 @@ impl Local {
         &self,
         path: &Path,
         as_user: Option<u32>,
-    ) -> Result<(String, u32), ListFileError> {
+    ) -> Result<(String, u32, bool), ListFileError> {
         if as_user.is_some() || !self.root {
             return self.read_list(path, as_user, false);
         }
@@ -487,7 +504,7 @@ impl Local {
             // Read as its user: a .forward that is a hard link to a file the user
             // may not read gives nothing.
             Ok(true) => match self.read_list(&fwd, Some(u.uid).filter(|&id| id != 0), true) {
-                Ok((text, _)) => {
+                Ok((text, _, _)) => {
                     if rsendmail::aliases::list_targets(&text).is_empty() {
                         return None;
                     }
@@ -555,7 +572,7 @@ impl Local {
         if !matches!(forward_is_safe(&fwd, u.uid), Ok(true)) {
             return None;
         }
-        let (text, _) = self.read_list(&fwd, as_user, true).ok()?;
+        let (text, _, _) = self.read_list(&fwd, as_user, true).ok()?;
         Some((u, fwd, text))
     }
 
@@ -1214,13 +1231,14 @@ fn become_user(cmd: &mut Command, uid: u32) {
 /// The `--read-list PATH follow|nofollow [owner]` child, run as the user whose list it
 /// is (or as DefaultUser, for a list no user controls): print the list file (at most
 /// `MAX_LIST_FILE` octets; see `rsendmail::aliases::read_list_file`), after a line with
-/// its owner's uid when `owner` is asked, and exit 0, or print why not as one line on
+/// its owner's uid (and ` unsafe` when someone besides its owner may write it) when
+/// `owner` is asked, and exit 0, or print why not as one line on
 /// stderr and exit 74 (EX_IOERR).
 pub fn read_list_child(args: &[std::ffi::OsString]) -> i32 {
     let path = PathBuf::from(args.first().cloned().unwrap_or_default());
     let no_follow = args.get(1).is_none_or(|a| a != "follow");
     let with_owner = args.get(2).is_some_and(|a| a == "owner");
-    let (text, uid) = match rsendmail::aliases::read_list_file(&path, no_follow) {
+    let (text, uid, unsafe_file) = match rsendmail::aliases::read_list_file(&path, no_follow) {
         Ok(x) => x,
         Err(e) => {
             rsendmail::errln!("{}", e.to_line());
@@ -1229,7 +1247,8 @@ pub fn read_list_child(args: &[std::ffi::OsString]) -> i32 {
     };
     let mut out = std::io::stdout().lock();
     let written = if with_owner {
-        writeln!(out, "{uid}").and_then(|()| out.write_all(&text))
+        let mark = if unsafe_file { " unsafe" } else { "" };
+        writeln!(out, "{uid}{mark}").and_then(|()| out.write_all(&text))
     } else {
         out.write_all(&text)
     }

@@ -697,6 +697,34 @@ pub fn acl_writers(buf: &[u8]) -> Vec<(bool, u32)> {
 /// The extended attribute `name` of `p` (not followed when it is a symbolic link), if
 /// it has one.
 pub fn read_xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
+    xattr(p, name, false)
+}
+
+/// Whether anyone but its owner and root may write the file `p` (of `md`; followed
+/// when `follow`): its group through the mode's group bits (with an access ACL, the
+/// mask that bounds every named entry), everyone, or a user or group an access ACL
+/// names with write.
+pub fn others_may_write(p: &Path, md: &fs::Metadata, follow: bool) -> bool {
+    md.mode() & 0o022 != 0
+        || xattr(p, ACL_ACCESS, follow).is_some_and(|buf| !acl_writers(&buf).is_empty())
+}
+
+/// Whom the access ACL of the file `p` (followed) lets read it besides its owner and its
+/// group, in words (`the user bob, the group staff`), if anyone: a named user or group
+/// with read, the mask applied. For a file of secrets such a reader is one of the
+/// others, whatever the mode says.
+pub fn acl_readers(p: &Path) -> Option<String> {
+    let buf = xattr(p, ACL_ACCESS, true)?;
+    let who: Vec<String> = acl_named(&buf)
+        .into_iter()
+        .filter(|(_, _, perm)| perm & 4 != 0)
+        .map(|(user, id, _)| named(user, id))
+        .collect();
+    (!who.is_empty()).then(|| who.join(", "))
+}
+
+/// [`read_xattr`], following a symbolic link when `follow`.
+fn xattr(p: &Path, name: &str, follow: bool) -> Option<Vec<u8>> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
     let name = std::ffi::CString::new(name).ok()?;
@@ -704,12 +732,21 @@ pub fn read_xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; 65536];
     // SAFETY: both names are NUL-terminated; the buffer is valid for its length.
     let n = unsafe {
-        libc::lgetxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
+        if follow {
+            libc::getxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        } else {
+            libc::lgetxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        }
     };
     let n = usize::try_from(n).ok()?;
     buf.truncate(n);
