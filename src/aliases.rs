@@ -250,12 +250,12 @@ impl MailerRefusal {
 }
 
 /// A target as sendmail prints it (in `mailq`, reports, their transcripts, `-v` and
-/// `-bv`): a `|command` holding a blank quoted whole, as it must be written in an
-/// aliases or `.forward` file (`"|/usr/bin/prog arg"`), any other address as it is
-/// (recorded: `prog-space-*`; `|/bin/false` written quoted is shown bare,
-/// `alias-prog-quoted-twice-odq`).
+/// `-bv`): a `|command` or a `/file` holding a blank quoted whole, as it must be
+/// written in an aliases or `.forward` file (`"|/usr/bin/prog arg"`, `"/var/log/a b"`),
+/// any other address as it is (recorded: `prog-space-*`, `file-space-*`; `|/bin/false`
+/// written quoted is shown bare, `alias-prog-quoted-twice-odq`).
 pub fn shown_target(target: &str) -> std::borrow::Cow<'_, str> {
-    if target.starts_with('|') && target.contains([' ', '\t']) {
+    if target.starts_with(['|', '/']) && target.contains([' ', '\t']) {
         std::borrow::Cow::Owned(format!("\"{}\"", target.replace('"', "\\\"")))
     } else {
         std::borrow::Cow::Borrowed(target)
@@ -2841,15 +2841,17 @@ mod tests {
         }
     }
 
-    /// A `|command` with a blank is printed quoted, as it is written (recorded:
-    /// `prog-space-*`); other targets and addresses as they are.
+    /// A `|command` or `/file` with a blank is printed quoted, as it is written
+    /// (recorded: `prog-space-*`, `file-space-*`); other targets and addresses as they
+    /// are.
     #[test]
     fn targets_as_printed() {
         assert_eq!(shown_target("|/usr/bin/prog arg"), "\"|/usr/bin/prog arg\"");
         assert_eq!(shown_target("|/bin/x\targ"), "\"|/bin/x\targ\"");
         assert_eq!(shown_target("|/bin/say \"hi\""), "\"|/bin/say \\\"hi\\\"\"");
         assert_eq!(shown_target("|/bin/false"), "|/bin/false");
-        assert_eq!(shown_target("/var/log/a b"), "/var/log/a b");
+        assert_eq!(shown_target("/var/log/a b"), "\"/var/log/a b\"");
+        assert_eq!(shown_target("/var/log/ab"), "/var/log/ab");
         assert_eq!(shown_target("a@example.org"), "a@example.org");
         // Read back as it is shown, it is the same target.
         assert_eq!(

@@ -1501,23 +1501,55 @@ fn file_targets_that_cannot_be_created_bounce_at_once() {
     );
     std::os::unix::fs::symlink(dir.join("target"), dir.join("link")).unwrap();
     fs::write(env.dir.join("aliases"), aliases).unwrap();
-    // Each cannot be opened or will not be written: for good, reported at once
-    // (sendmail's `Can't create output`; compat cases file-nodir, file-isdir,
-    // file-perm), never queued until the queue's timeout.
-    for (name, why) in [
-        ("nodir", "nodir/x.out"),
-        ("isdir", "files"),
-        ("perm", "closed/x.out"),
-        ("symlink", "a symbolic link"),
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    // Each cannot be opened or will not be written: for good, reported at once in
+    // sendmail's words (`Can't create output`, the transcript line naming the file,
+    // `Diagnostic-Code: X-Unix; 73`; compat cases file-nodir, file-isdir, file-perm),
+    // never queued until the queue's timeout; the cause is logged.
+    for (name, path, why) in [
+        (
+            "nodir",
+            format!("{}/nodir/x.out", dir.display()),
+            "No such file",
+        ),
+        ("isdir", dir.display().to_string(), "directory"),
+        (
+            "perm",
+            format!("{}/x.out", closed.display()),
+            "Permission denied",
+        ),
+        (
+            "symlink",
+            format!("{}/link", dir.display()),
+            "a symbolic link",
+        ),
     ] {
         let _ = fs::remove_file(mbox(&env, "root"));
         // EX_CANTCREAT, as sendmail (compat cases file-perm, file-readonly).
         env.sendmail(&["-odi", name], MSG).code(73);
         assert!(env.entries().is_empty(), "{name}: {:?}", env.entries());
-        let text = parse_report(&fs::read(mbox(&env, "root")).unwrap(), &env);
-        assert!(text.contains("Can't create output"), "{name}: {text}");
-        assert!(text.contains(why), "{name}: {text}");
+        let raw = fs::read(mbox(&env, "root")).unwrap();
+        let text = parse_report(&raw, &env);
+        let raw = String::from_utf8_lossy(&raw);
+        assert!(
+            raw.contains("(reason: Can't create output)"),
+            "{name}: {raw}"
+        );
+        assert!(
+            raw.contains(&format!("\n550 5.0.0 {path}... Can't create output\n")),
+            "{name}: {raw}"
+        );
+        assert!(
+            raw.contains("Diagnostic-Code: X-Unix; 73\n"),
+            "{name}: {raw}"
+        );
         assert!(text.contains("'Status': '5.3.0'"), "{name}: {text}");
+        let logged = fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            logged.lines().any(|l| l.contains(&path) && l.contains(why)),
+            "{name}: {logged}"
+        );
     }
     assert!(!dir.join("target").exists());
     // /dev/null takes the message without being opened, as in sendmail

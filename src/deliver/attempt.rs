@@ -740,11 +740,15 @@ pub fn attempt(
             continue;
         }
         let o = deliver_local(engine, &env, i, &open_message);
-        if r.address.starts_with('|') {
+        if r.address.starts_with(['|', '/']) {
             // sendmail's prog mailer: `Sent` alone, and nothing for a failure, which
-            // its report tells (recorded: `prog-space-v-odi`, `prog-signal-kill-v-odi`).
+            // its report tells (recorded: `prog-space-v-odi`, `prog-signal-kill-v-odi`);
+            // its file mailer the same without the `Connecting` line
+            // (`file-devnull-v-odi`, `file-space-v-odi`).
             let shown = rsendmail::aliases::shown_target(&r.address);
-            say(out, &[format!("{shown}... Connecting to prog...")]);
+            if r.address.starts_with('|') {
+                say(out, &[format!("{shown}... Connecting to prog...")]);
+            }
             match o.class {
                 Class::Delivered => say(out, &[format!("{shown}... Sent")]),
                 Class::Permanent => {}

@@ -892,13 +892,23 @@ impl Local {
                     && (s.code() == Some(Sysexit::CantCreat.code().into())
                         || s.code() == Some(Sysexit::NoPerm.code().into())) =>
             {
-                let mut f = Failure::new(
-                    550,
-                    status::SYSTEM_PERM,
-                    format!("{}... Can't create output: {err}", path.display()),
-                );
-                f.cant_create = true;
-                LocalOutcome::Failed(f)
+                // sendmail's words: the reason `Can't create output`, its transcript
+                // line naming the file, `Diagnostic-Code: X-Unix; 73` (recorded:
+                // `file-space-nodir-odi`); why the file could not be created is logged.
+                log::info!("{rcpt}: {err}");
+                let mut outcome = command_failure(Sysexit::CantCreat.code().into());
+                if let LocalOutcome::Failed(f) = &mut outcome {
+                    f.notes.push(format!(
+                        "{} {} {}... {}",
+                        f.code,
+                        f.status,
+                        rsendmail::aliases::shown_target(&path.to_string_lossy()),
+                        f.text
+                    ));
+                    f.diagnostic = Some(Sysexit::CantCreat.code().to_string());
+                    f.cant_create = true;
+                }
+                outcome
             }
             Ok(s) if s.code() == Some(Sysexit::NoPerm.code().into()) => {
                 LocalOutcome::temp(status::MAILBOX_TEMP, err)

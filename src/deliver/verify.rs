@@ -194,7 +194,10 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
                     local.push(format!("{shown}... deliverable: mailer prog, user {shown}"))
                 }
                 Target::File(f) => {
-                    local.push(format!("{f}... deliverable: mailer *file*, user {f}"))
+                    let shown = rsendmail::aliases::shown_target(&f);
+                    local.push(format!(
+                        "{shown}... deliverable: mailer *file*, user {shown}"
+                    ))
                 }
                 Target::Remote(r) => other.push((r.clone(), r)),
             }
