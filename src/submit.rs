@@ -306,7 +306,8 @@ pub type Owned = Vec<(String, String)>;
 /// [`expand_local`], with the lines sendmail's `-v` prints while expanding
 /// ([`crate::aliases::Expansion::notes`]), the aliases with an owner alias it
 /// expanded ([`crate::aliases::Expansion::owned`]) and the lines the expansion adds to
-/// the sender's transcript ([`expansion_lines`]).
+/// the sender's transcript ([`expansion_lines`]), each with the place of the recipient
+/// that gave it (as [`Refused::list`] before [`dedup`]'s places are applied).
 #[allow(clippy::type_complexity)]
 pub fn expand_local_noted(
     recipients: Vec<Recipient>,
@@ -319,7 +320,7 @@ pub fn expand_local_noted(
     Vec<Refused>,
     Vec<String>,
     Owned,
-    Vec<String>,
+    Vec<(usize, String)>,
 ) {
     use crate::aliases::{ExpandError, Expander, Target};
     let read = |path: &std::path::Path, as_user: Option<u32>| {
@@ -452,7 +453,11 @@ pub fn expand_local_noted(
                 added += 1;
             }
         }
-        told.extend(expansion_lines(&r, &x.owned, added));
+        told.extend(
+            expansion_lines(&r, &x.owned, added)
+                .into_iter()
+                .map(|l| (given, l)),
+        );
     }
     (out, refused, notes, owned, told)
 }
@@ -919,6 +924,10 @@ pub fn submit<R: BufRead>(
         r.list = list_of.get(r.list).copied().unwrap_or(0);
         r
     }));
+    let expansion_notes: Vec<(usize, String)> = expansion_notes
+        .into_iter()
+        .map(|(given, l)| (list_of.get(given).copied().unwrap_or(0), l))
+        .collect();
     // A list at a time, its syntax faults first (stable: each list's own order kept).
     refused.sort_by_key(|r| r.list);
     // A message that has passed too many hosts is looping: sendmail refuses it at
@@ -1214,16 +1223,17 @@ pub fn submit<R: BufRead>(
             reason: refused.last().map(|last| last.entry_reason().to_string()),
             ..Default::default()
         };
+        let mut expansion_notes = expansion_notes;
         if hand_over {
             state.owed = report_recipients(&senders, &host, &envelope);
-            state.owed_notes = report_notes(&senders);
+            state.owed_notes = in_given_order(report_notes_placed(&senders), &mut expansion_notes);
         } else if !reported {
             // No report owed: the lines alone, for a receipt to carry.
-            state.owed_notes = report_notes(&senders);
+            state.owed_notes = in_given_order(report_notes_placed(&senders), &mut expansion_notes);
         }
         state.owner_owed = owner_owed;
         state.owner_notes = owner_notes;
-        state.expansion_notes = expansion_notes;
+        state.expansion_notes = expansion_notes.into_iter().map(|(_, l)| l).collect();
         match locked.record_state(state) {
             Ok(()) => {
                 handed = hand_over;
@@ -1887,10 +1897,18 @@ fn unquoted(address: &str) -> &str {
 /// sendmail's transcript of a report on recipients refused at submission: each refusal
 /// repeated with its code (compat case bounce-local-unknown).
 fn report_notes(refused: &[Refused]) -> Vec<String> {
+    report_notes_placed(refused)
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect()
+}
+
+/// [`report_notes`], each line with its refusal's place ([`Refused::list`]).
+fn report_notes_placed(refused: &[Refused]) -> Vec<(usize, String)> {
     refused
         .iter()
         .filter_map(|r| {
-            if r.is_loop() {
+            let line = if r.is_loop() {
                 Some(format!("554 {} {}", crate::status::LOOP, r.text))
             } else if let Some(st) = r.list_file {
                 Some(format!("550 {st} {}", r.text))
@@ -1900,9 +1918,38 @@ fn report_notes(refused: &[Refused]) -> Vec<String> {
                 Some(format!("550 {} {}", crate::status::BAD_MAILBOX, r.text))
             } else {
                 None
-            }
+            };
+            line.map(|l| (r.list, l))
         })
         .collect()
+}
+
+/// The refusals' transcript lines (`refused`) with the expansion's lines that come
+/// after the first of them in the order the recipients were given (`expansion`, each
+/// with its recipient's place), as sendmail's one transcript has them: `nosuch1...
+/// User unknown`, `list3... expanded to multiple addresses`, `nosuch3... User unknown`
+/// for `nosuch1 list3 nosuch3` (recorded: `report-order-unknown-list-receipt-odi`). A
+/// recipient's own expansion lines go before its refusals; the expansion's lines before
+/// the first refusal stay in `expansion`, which the report puts first.
+fn in_given_order(
+    refused: Vec<(usize, String)>,
+    expansion: &mut Vec<(usize, String)>,
+) -> Vec<String> {
+    let Some(first) = refused.iter().map(|(p, _)| *p).min() else {
+        return Vec::new();
+    };
+    let (later, before): (Vec<_>, Vec<_>) = std::mem::take(expansion)
+        .into_iter()
+        .partition(|(p, _)| *p > first);
+    *expansion = before;
+    let mut all: Vec<(usize, bool, String)> = refused
+        .into_iter()
+        .map(|(p, l)| (p, true, l))
+        .chain(later.into_iter().map(|(p, l)| (p, false, l)))
+        .collect();
+    // Stable: each kind keeps its own order within a place.
+    all.sort_by_key(|(p, is_refusal, _)| (*p, *is_refusal));
+    all.into_iter().map(|(_, _, l)| l).collect()
 }
 
 /// Save the message in the caller's `~/dead.letter` (sendmail's ErrorMode p), with the
@@ -1944,6 +1991,37 @@ fn save_dead_letter(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The refusals' lines and the expansion's lines in the order the recipients were
+    /// given; the expansion's lines before the first refusal stay for the report's
+    /// head (recorded: `report-order-unknown-list-receipt-odi`).
+    #[test]
+    fn refusals_and_expansion_lines_in_given_order() {
+        let lines = |v: &[(usize, &str)]| -> Vec<(usize, String)> {
+            v.iter().map(|(p, l)| (*p, l.to_string())).collect()
+        };
+        let mut expansion = lines(&[(0, "l0... expanded"), (1, "l1... expanded"), (3, "l3...")]);
+        let owed = in_given_order(
+            lines(&[(1, "550 n1... User unknown"), (2, "550 n2... User unknown")]),
+            &mut expansion,
+        );
+        assert_eq!(
+            owed,
+            ["550 n1... User unknown", "550 n2... User unknown", "l3..."]
+        );
+        assert_eq!(
+            expansion,
+            lines(&[(0, "l0... expanded"), (1, "l1... expanded")])
+        );
+        let mut expansion = lines(&[(2, "l2... expanded")]);
+        let owed = in_given_order(lines(&[(0, "a"), (2, "b"), (4, "c")]), &mut expansion);
+        assert_eq!(owed, ["a", "l2... expanded", "b", "c"]);
+        assert!(expansion.is_empty());
+        // No refusal: every line stays where it was.
+        let mut expansion = lines(&[(2, "x")]);
+        assert!(in_given_order(Vec::new(), &mut expansion).is_empty());
+        assert_eq!(expansion, lines(&[(2, "x")]));
+    }
 
     #[test]
     fn expansion_lines_as_sendmails_transcript() {
