@@ -158,6 +158,9 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
         Some(_) => None,
         None => Some(config::system_config()).filter(|p| config::exists(p)),
     };
+    if let Some(p) = &system_config {
+        system_config_readable(p, &inv)?;
+    }
     let paths = default_paths(system_config.is_some());
     let cfg = match &inv.config_file {
         Some(p) => Config::load(p, true, &paths, &inv.settings.given)?,
@@ -309,6 +312,74 @@ pub fn spool_takes_submissions(s: &Setup) -> Result<(), Fatal> {
         format!(
             "cannot queue the message: the queue directory {dir}{whose} is not writable \
              by this user: {} ({cause}); nothing was queued",
+            config::io_text(&std::io::Error::from(errno))
+        ),
+    ))
+}
+
+/// The system configuration at `path` as a process that is not root's may read it:
+/// one it cannot read (mode 0600: users' programs, which read it with the spool's group,
+/// are not let in) is refused with what to do; a submission (and a `-bs` session)
+/// exits 75, so that the caller keeps the mail, as for a spool it may not write.
+pub fn system_config_readable(path: &Path, inv: &Invocation) -> Result<(), Fatal> {
+    if privs::is_root() {
+        return Ok(());
+    }
+    let Err(e) = std::fs::File::open(path) else {
+        return Ok(());
+    };
+    if e.kind() != std::io::ErrorKind::PermissionDenied {
+        // Said as it is by the reading that follows.
+        return Ok(());
+    }
+    let submits = matches!(inv.operation, Operation::Deliver | Operation::Smtp);
+    Err(Fatal::new(
+        if submits {
+            Sysexit::TempFail
+        } else {
+            Sysexit::Config
+        },
+        format!(
+            "cannot open {}: {} ({}){}",
+            path.display(),
+            config::io_text(&e),
+            config_unreadable_cause(),
+            if submits { "; nothing was queued" } else { "" }
+        ),
+    ))
+}
+
+/// Why users' programs cannot read the system configuration, and the way to the fix.
+pub fn config_unreadable_cause() -> &'static str {
+    "the system configuration must be readable by everyone, or by the spool's group its \
+     set-group-id programs run with: root's `rsendmail-admin check` says what to fix"
+}
+
+/// For `mailq` by a user: a shared spool this process may not list is refused (77)
+/// with the cause ([`spool_access_cause`]: the set-gid bit lost, the spool's mode) and
+/// the way to the fix, as a submission says it.
+fn spool_listable(s: &Setup) -> Result<(), Fatal> {
+    if s.spool.private || privs::is_root() {
+        return Ok(());
+    }
+    use nix::unistd::AccessFlags;
+    let Err(errno) = nix::unistd::faccessat(
+        nix::fcntl::AT_FDCWD,
+        &s.spool.dir,
+        AccessFlags::R_OK | AccessFlags::X_OK,
+        nix::fcntl::AtFlags::AT_EACCESS,
+    ) else {
+        return Ok(());
+    };
+    if !matches!(errno, nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) {
+        return Ok(());
+    }
+    let cause = spool_access_cause(&s.spool.dir, Access::Read, &s.inv, s.dropped_group);
+    Err(Fatal::new(
+        Sysexit::NoPerm,
+        format!(
+            "cannot read {}: {} ({cause})",
+            s.spool.dir.display(),
             config::io_text(&std::io::Error::from(errno))
         ),
     ))
@@ -731,6 +802,7 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             // A missing queue directory first, as sendmail checks it before anything
             // (compat-tests/cases/queuedir-missing-bp).
             s.spool.check_present()?;
+            spool_listable(&s)?;
             // A spool of a group unfit for it, one whose ACLs give others anything, one
             // that breaks the layout's rule is not read either: others could have
             // planted what it lists (78, as every other use of it).

@@ -842,7 +842,7 @@ impl UntrustedFile {
             .map(|r| r.text())
             .collect::<Vec<_>>()
             .join("; ");
-        let owner = if crate::spool::safety::root_process() {
+        let owner = if crate::spool::safety::privileged_process() {
             "root's alone"
         } else {
             "root's or this user's alone"

@@ -367,8 +367,9 @@ pub fn open_log_file(path: &Path) -> std::io::Result<File> {
 /// FIFO, not a regular file (never opened)`); then, by the descriptor opened
 /// (`O_NOFOLLOW`, `O_NONBLOCK`), anything but the regular file looked at, a file with
 /// other links, one in a directory someone this process does not
-/// trust could change ([`crate::spool::safety::file_risks_trusting`]: for root, anyone
-/// but root; for another process, anyone but root, its caller and `group`) and, for
+/// trust could change ([`crate::spool::safety::file_risks_trusting`]: for root and a
+/// set-gid program, anyone but root; for another process, anyone but root, its caller
+/// and `group`) and, for
 /// root, a file root does not own. A file made
 /// now is given mode [`MAILLOG_MODE`] whatever the umask, and the group `group` (the
 /// shared spool's) when given; an existing file keeps the owner and mode it has.
@@ -376,9 +377,9 @@ pub fn open_log_file_for(path: &Path, group: Option<u32>) -> std::io::Result<Fil
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
     // No process makes or appends to a file in a directory someone it does not trust
     // could change (she could swap the file, or the directory, for one of her own or a
-    // link): root trusts root alone; any other process root and its caller, and the
-    // shared spool's group its set-gid programs run with (`rsendmail-admin check`
-    // names the same directory).
+    // link): root, and a set-gid program, trust root alone; any other process root and
+    // its caller, and the shared spool's group (`rsendmail-admin check` names the same
+    // directory).
     if let Some(r) = crate::spool::safety::file_risks_trusting(path, &[], group)
         .into_iter()
         .find(|r| !r.file)

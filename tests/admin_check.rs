@@ -1431,14 +1431,17 @@ fn what_root_runs_and_reads_is_checked() {
     );
     chgrp_chmod(&auth, spool_gid(), 0o640);
     line(&run(), "ok   auth.conf ");
-    // A user's: she chooses the credentials root sends; the repair moves it, never
-    // a chown of a file she could swap for a link.
+    // A user's: she chooses the credentials root sends; the repair writes it anew in
+    // its place (its directory is root's alone), never a chown of a file she could
+    // swap for a link.
     std::os::unix::fs::chown(&auth, Some(65534), None).unwrap();
     let r = run();
     r.code(78);
     let a = line(&r, "FAIL files: ");
     assert!(
-        a.contains("AUTHPATH") && a.contains("owned by nobody") && a.contains("make the file anew"),
+        a.contains("AUTHPATH")
+            && a.contains("owned by nobody")
+            && a.contains("write it anew in its place"),
         "{a}"
     );
     assert!(!r.stdout.contains("chown root"), "{}", r.stdout);
@@ -3435,4 +3438,163 @@ fn a_spool_regrouped_by_mistake_gets_the_installs_group_back() {
     assert_eq!(env.entries().len(), 2, "{:?}", env.entries());
     let corrupt = fs::read_dir(env.spool.join("corrupt")).map_or(0, |d| d.count());
     assert_eq!(corrupt, 0);
+}
+
+/// Every directory on the path of the installed programs must be root's alone, a sticky
+/// one too (root runs them, and users with the spool's group): one above them that a
+/// user's group may write fails `binary`, naming it, with `chmod go-w` of it; a sticky
+/// one everyone may write (as /tmp), with the programs installed elsewhere (its mode
+/// left). Each followed, the line passes.
+#[test]
+fn check_fails_a_directory_above_the_programs_that_others_may_write() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    let installed = install(&env);
+    let top = env.dir.join("top");
+    fs::create_dir(&top).unwrap();
+    let bin = top.join("sbin");
+    fs::rename(installed.parent().unwrap(), &bin).unwrap();
+    let prog = bin.join("rsendmail-admin");
+    let fails = |r: &Run, who: &str| -> Vec<String> {
+        let want = format!("the directory {} on its path is {who}", top.display());
+        r.stdout
+            .lines()
+            .filter(|l| l.starts_with("FAIL binary: ") && l.contains(&want))
+            .map(str::to_string)
+            .collect()
+    };
+    let none_of_top = |r: &Run| {
+        assert!(
+            !r.stdout
+                .lines()
+                .any(|l| l.starts_with("FAIL") && l.contains(&top.display().to_string())),
+            "{}",
+            r.stdout
+        );
+    };
+    // Writable by a user's group: `chmod go-w` of it.
+    let ug = test_user().gid;
+    chgrp_chmod(&top, ug, 0o775);
+    let r = run_admin(&env, &prog, "check");
+    let f = fails(&r, &format!("writable by its group {}", group_name(ug)));
+    assert_eq!(f.len(), 1, "{}", r.stdout);
+    assert_eq!(
+        fix_of(&f[0]),
+        Some(format!("chmod go-w {}", top.display()).as_str()),
+        "{}",
+        r.stdout
+    );
+    assert!(sh(fix_of(&f[0]).unwrap()).success());
+    none_of_top(&run_admin(&env, &prog, "check"));
+    // Sticky and everyone's: no chmod of it; the programs installed in a directory
+    // that is root's alone.
+    chgrp_chmod(&top, 0, 0o1777);
+    let r = run_admin(&env, &prog, "check");
+    let f = fails(&r, "writable by everyone");
+    assert_eq!(f.len(), 1, "{}", r.stdout);
+    assert_eq!(fix_of(&f[0]), None, "{}", r.stdout);
+    assert!(
+        f[0].contains("repair: have root install the programs in a directory that is root's alone"),
+        "{}",
+        f[0]
+    );
+    let moved = env.dir.join("sbin");
+    fs::rename(&bin, &moved).unwrap();
+    none_of_top(&run_admin(&env, &moved.join("rsendmail-admin"), "check"));
+}
+
+/// A system configuration users' programs cannot read (0600: they read it with the
+/// spool's group) fails root's check, with `chmod 644` of it; followed, the line
+/// passes. One the spool's group may read passes too.
+#[test]
+fn check_fails_a_system_config_users_cannot_read() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    // Not set-gid: root's own command, told the configuration.
+    plain_admin(&env);
+    let run = || {
+        let out = std::process::Command::new(&prog)
+            .arg("check")
+            .env("RSENDMAIL_SYSTEM_CONFIG", &env.conf)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said_of = |said: &str| -> Vec<String> {
+        said.lines()
+            .filter(|l| l.starts_with("FAIL config: ") && l.contains("users' programs cannot read"))
+            .map(str::to_string)
+            .collect()
+    };
+    chmod(&env.conf, 0o600);
+    let said = run();
+    let fails = said_of(&said);
+    assert_eq!(fails.len(), 1, "{said}");
+    assert_eq!(
+        fix_of(&fails[0]),
+        Some(format!("chmod 644 {}", env.conf.display()).as_str()),
+        "{said}"
+    );
+    assert!(sh(fix_of(&fails[0]).unwrap()).success());
+    assert_eq!(said_of(&run()), Vec::<String>::new());
+    // Readable by the spool's group alone: users' programs read it with that group.
+    chgrp_chmod(&env.conf, spool_gid(), 0o640);
+    let said = run();
+    assert_eq!(said_of(&said), Vec::<String>::new(), "{said}");
+}
+
+/// The repair a `files` line offers fits the fault: a MAILLOG in a directory a user owns
+/// names her directory, not a mode to keep; an auth.conf a user owns in a directory
+/// that is root's alone is made anew in its place. Each repair, followed, makes the
+/// line pass.
+#[test]
+fn check_repairs_fit_the_fault_of_a_users_file_or_directory() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    // MAILLOG in a directory the user owns.
+    let env = Env::new();
+    let logs = env.dir.join("logs");
+    fs::create_dir(&logs).unwrap();
+    std::os::unix::fs::chown(&logs, Some(u.uid), Some(u.gid)).unwrap();
+    let good = fs::read_to_string(&env.conf).unwrap();
+    env.add_config(&format!("MAILLOG {}\n", logs.join("maillog").display()));
+    let r = admin(&env, &["check"]);
+    let l = line(&r, "FAIL files: ");
+    assert!(
+        l.contains(&format!(
+            "{} belongs to {TEST_USER}, who chose what is in it",
+            logs.display()
+        )) && !l.contains("never change the mode"),
+        "{l}"
+    );
+    // Followed (MAILLOG removed: syslog), the line passes.
+    fs::write(&env.conf, &good).unwrap();
+    let r = admin(&env, &["check"]);
+    assert!(!r.stdout.contains("FAIL files"), "{}", r.stdout);
+    // An auth.conf the user owns, in root's directory.
+    let env = Env::new();
+    let auth = auth_conf(&env, 0o640);
+    std::os::unix::fs::chown(&auth, Some(u.uid), Some(spool_gid())).unwrap();
+    let r = admin(&env, &["check"]);
+    let l = line(&r, "FAIL files: ");
+    assert!(
+        l.contains(&format!(
+            "repair: have root remove {} and write it anew in its place",
+            auth.display()
+        )) && !l.contains("name that path in"),
+        "{l}"
+    );
+    // Followed: removed, and written anew by root in its place.
+    fs::remove_file(&auth).unwrap();
+    fs::write(&auth, "bob|127.0.0.1:pw\n").unwrap();
+    chgrp_chmod(&auth, spool_gid(), 0o640);
+    let r = admin(&env, &["check"]);
+    assert!(!r.stdout.contains("FAIL files"), "{}", r.stdout);
 }

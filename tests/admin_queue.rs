@@ -672,7 +672,7 @@ fn text(b: &[u8]) -> String {
 /// `upper` (its `rsendmail/rsendmail.conf`, and a `group` file when one is given), so
 /// that set-gid copies of the programs read that configuration; the host's `/etc` is
 /// not changed. Runs `program ARGS` there as `user` with `stdin`.
-fn in_system(
+pub(crate) fn in_system(
     upper: &Path,
     user: &str,
     program: &Path,

@@ -158,10 +158,13 @@ fn root_refuses_each_file_a_user_could_change() {
                 .find(|l| l.starts_with("FAIL files:") && l.contains(&at))
                 .unwrap_or_else(|| panic!("{ctx}: no FAIL files line:\n{stdout}"));
             // A log file under a directory others may write: no mode of that
-            // directory is to change (the system logger may need it); else the file is
-            // made anew in a place that is root's alone.
+            // directory is to change (the system logger may need it); a file a user
+            // owns in a directory that is root's alone is written anew in its place;
+            // else the file is made anew in a place that is root's alone.
             let repair = if *what == "MAILLOG" && !matches!(place, Place::UserFile) {
                 "remove MAILLOG to log through syslog"
+            } else if *what != "MAILLOG" && matches!(place, Place::UserFile) {
+                "write it anew in its place"
             } else {
                 "make the file anew"
             };

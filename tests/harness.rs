@@ -108,7 +108,10 @@ impl Env {
     /// A config holding SPOOLDIR and MAILNAME, then `extra`.
     pub fn with_config(extra: &str) -> Env {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("rsendmail-it-{}-{n}", std::process::id()));
+        // Under the build's directory, not the sticky /tmp: root runs the programs
+        // tests install here, and no one else may write a directory on their path.
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("rsendmail-it-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         let spool = dir.join("spool");

@@ -1063,6 +1063,21 @@ fn user_submission_never_falls_back_to_a_per_user_spool_where_a_system_config_ex
     );
     assert_eq!(spool_files(&spool), Vec::<String>::new());
     assert!(!state.exists(), "a per-user spool was made");
+    // mailq names the same cause, and the way to the fix (77: it may not read it).
+    let out = as_user(&mq, &[], &envs, b"");
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stdout));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "cannot read {}: Permission denied ({} is not set-group-id (mode 0755; the bit \
+             may have been lost): it must be installed set-group-id to the spool's group {} \
+             (mode 2755), or the user be in that group; `rsendmail-admin check` says what to \
+             fix)\n",
+            spool.display(),
+            b.display(),
+            crate::harness::fit_group().0
+        )
+    );
     // A system spool that is missing and cannot be made is explained the same way.
     let gone = here.join("gone");
     group_only_dir(&gone);
@@ -1292,5 +1307,177 @@ fn setgid_binary_runs_no_deliverer_a_user_put_beside_a_link() {
     let out = as_user(&sg, &["-bv", "root"], &[], b"");
     assert!(!trusted_ran.exists(), "{}", text(&out.stdout));
     assert!(!evil_ran.exists());
+    let _ = fs::remove_dir_all(&here);
+}
+
+/// A server on 127.0.0.1 that counts the connections it is given and closes each at
+/// once: `(port, count, stop)`; `stop` ends it.
+fn counting_server() -> (
+    u16,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    impl FnOnce(),
+) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let (h, d) = (hits.clone(), done.clone());
+    let t = std::thread::spawn(move || {
+        for c in listener.incoming() {
+            if d.load(Ordering::SeqCst) {
+                break;
+            }
+            if c.is_ok() {
+                h.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    let stop = move || {
+        done.store(true, Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+        let _ = t.join();
+    };
+    (port, hits, stop)
+}
+
+/// A system configuration its user could change (here she owns it) is refused by the
+/// set-gid programs she runs, as root's programs refuse it (78, the file and who could
+/// change it): nothing is queued, `check` fails it and tries nothing over the network,
+/// and no connection reaches the server it names, so the credentials of an auth.conf
+/// she may not read never go to a server of her choosing. (The set-gid copies read the
+/// `/etc` of a private mount namespace, overlaid with the configuration.)
+#[test]
+fn setgid_programs_refuse_a_system_config_the_user_could_change() {
+    if !can_switch_user() || !Path::new("/usr/bin/unshare").exists() {
+        return;
+    }
+    let here = setgid_dir("syscfg-owned");
+    let spool = here.join("spool");
+    let (_, gid) = crate::harness::fit_group();
+    for d in ["", "tmp", "index", "corrupt", "hold"] {
+        let p = spool.join(d);
+        fs::create_dir_all(&p).unwrap();
+        std::os::unix::fs::chown(&p, Some(0), Some(gid)).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o2770)).unwrap();
+    }
+    let (port, hits, stop) = counting_server();
+    let auth = here.join("auth.conf");
+    fs::write(&auth, "alice|127.0.0.1:s3cret\n").unwrap();
+    std::os::unix::fs::chown(&auth, Some(0), Some(gid)).unwrap();
+    fs::set_permissions(&auth, fs::Permissions::from_mode(0o640)).unwrap();
+    let etc = here.join("etc");
+    fs::create_dir_all(etc.join("rsendmail")).unwrap();
+    let conf = etc.join("rsendmail/rsendmail.conf");
+    fs::write(
+        &conf,
+        format!(
+            "SPOOLDIR {}\nMAILNAME test.example\nSMARTHOST 127.0.0.1:{port}\nAUTHPATH {}\n",
+            spool.display(),
+            auth.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let st = Command::new("chown")
+        .args([TEST_USER, conf.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let sm = setgid_copy(&here);
+    let adm = setgid_install(
+        &here,
+        Path::new(env!("CARGO_BIN_EXE_rsendmail-admin")),
+        "rsendmail-admin",
+    );
+    let deliver = here.join("rsendmail-deliver");
+    crate::harness::copy_executable(Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")), &deliver);
+    fs::set_permissions(&deliver, fs::Permissions::from_mode(0o755)).unwrap();
+    let refused = format!(
+        "the configuration file {c} is refused: the file {c} ({TEST_USER}:root 0644) is owned \
+         by {TEST_USER}",
+        c = rsendmail::config::DEFAULT_CONFIG
+    );
+    for args in [
+        &["-odq", "bob@example.org"][..],
+        &["-odi", "bob@example.org"][..],
+        &["-bv", "bob@example.org"][..],
+    ] {
+        let out = crate::admin_queue::in_system(&etc, TEST_USER, &sm, args, MSG);
+        let said = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(78), "{args:?}: {said}");
+        assert!(said.contains(&refused), "{args:?}: {said}");
+    }
+    assert_eq!(spool_files(&spool), Vec::<String>::new());
+    let out = crate::admin_queue::in_system(&etc, TEST_USER, &adm, &["check"], b"");
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("FAIL config: ") && l.contains(&refused)),
+        "{said}"
+    );
+    assert!(
+        said.contains("network: not checked: the configuration has errors"),
+        "{said}"
+    );
+    stop();
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a connection reached the server the user's configuration names"
+    );
+    let _ = fs::remove_dir_all(&here);
+}
+
+/// A system configuration users' programs cannot read (0600): a user's submission is
+/// refused with 75, so that her program keeps the mail, saying what is wrong and where
+/// the fix is said; nothing is queued. `mailq` says the same of it.
+#[test]
+fn a_system_config_users_cannot_read_keeps_their_mail_with_the_cause() {
+    if !can_switch_user() || !Path::new("/usr/bin/unshare").exists() {
+        return;
+    }
+    let here = setgid_dir("syscfg-0600");
+    let spool = here.join("spool");
+    let (_, gid) = crate::harness::fit_group();
+    for d in ["", "tmp", "index", "corrupt", "hold"] {
+        let p = spool.join(d);
+        fs::create_dir_all(&p).unwrap();
+        std::os::unix::fs::chown(&p, Some(0), Some(gid)).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o2770)).unwrap();
+    }
+    let etc = here.join("etc");
+    fs::create_dir_all(etc.join("rsendmail")).unwrap();
+    let conf = etc.join("rsendmail/rsendmail.conf");
+    fs::write(
+        &conf,
+        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o600)).unwrap();
+    let sm = setgid_copy(&here);
+    let deliver = here.join("rsendmail-deliver");
+    crate::harness::copy_executable(Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")), &deliver);
+    fs::set_permissions(&deliver, fs::Permissions::from_mode(0o755)).unwrap();
+    let cause = format!(
+        "cannot open {}: Permission denied (the system configuration must be readable by \
+         everyone, or by the spool's group its set-group-id programs run with: root's \
+         `rsendmail-admin check` says what to fix)",
+        rsendmail::config::DEFAULT_CONFIG
+    );
+    let out =
+        crate::admin_queue::in_system(&etc, TEST_USER, &sm, &["-odq", "bob@example.org"], MSG);
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stdout), format!("{cause}; nothing was queued\n"));
+    assert_eq!(spool_files(&spool), Vec::<String>::new());
+    let out = crate::admin_queue::in_system(&etc, TEST_USER, &sm, &["-bp"], b"");
+    assert_eq!(text(&out.stdout), format!("{cause}\n"));
+    // Readable by the spool's group: the set-gid program reads it, and queues.
+    std::os::unix::fs::chown(&conf, None, Some(gid)).unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o640)).unwrap();
+    let out =
+        crate::admin_queue::in_system(&etc, TEST_USER, &sm, &["-odq", "bob@example.org"], MSG);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let _ = fs::remove_dir_all(&here);
 }

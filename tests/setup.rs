@@ -2403,7 +2403,8 @@ fn a_standalone_finishing_runner_does_not_hold_up_new_mail() {
 
 /// SIGHUP as root, when the program the restart would execute (the deliverer at the
 /// path it was started from) could now be changed by someone other than root: the file
-/// writable by a group, or its directory by everyone. The daemon and a standalone
+/// writable by a group, its directory by everyone, or a directory above it by everyone
+/// (sticky, as /tmp). The daemon and a standalone
 /// periodic runner refuse the restart, log why naming the file, and run on as they
 /// were; made root's alone again, SIGHUP restarts them.
 #[test]
@@ -2449,13 +2450,24 @@ fn sighup_as_root_refuses_a_program_others_could_change() {
                 deliver.display(),
                 bin.display()
             ),
+            // A directory above it, though sticky: what root runs has no directory on
+            // its path anyone else may write.
+            format!(
+                "SIGHUP: not restarting: {}: the directory {} on its path is writable by \
+                 everyone",
+                deliver.display(),
+                env.dir.display()
+            ),
         ];
         for (n, want) in wants.iter().enumerate() {
             if n == 0 {
                 fs::set_permissions(&deliver, fs::Permissions::from_mode(0o775)).unwrap();
-            } else {
+            } else if n == 1 {
                 fs::set_permissions(&deliver, fs::Permissions::from_mode(0o755)).unwrap();
                 fs::set_permissions(&bin, fs::Permissions::from_mode(0o777)).unwrap();
+            } else {
+                fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+                fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o1777)).unwrap();
             }
             sighup(pid);
             wait_until(Duration::from_secs(30), "the refusal in the log", || {
@@ -2468,7 +2480,7 @@ fn sighup_as_root_refuses_a_program_others_could_change() {
             assert!(greeting_on(d.port, Duration::from_secs(10)).starts_with("220 "));
         }
         // Root's alone again: SIGHUP restarts it.
-        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
         sighup(pid);
         wait_until(Duration::from_secs(30), "the restart", || {
             log_count(&log, started) == 2

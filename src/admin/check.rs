@@ -139,6 +139,8 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
     aliases_step(&mut t, &s);
     let usable = trust_step(&mut t, &s) && usable;
     install_steps(&mut t, &s);
+    program_paths_step(&mut t, &s);
+    config_readable_step(&mut t, &s);
     if s.system_config.is_some() {
         sendmail_step(&mut t);
     }
@@ -224,10 +226,22 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
                 }
             }
             Err(e) => {
+                // A user's check of a system configuration she may not read: what users'
+                // programs need of it, and that root's check says how.
+                let cause = match &e {
+                    crate::boundedfile::ReadError::Io(io)
+                        if ctx.config.is_none()
+                            && io.kind() == std::io::ErrorKind::PermissionDenied
+                            && !crate::privs::is_root() =>
+                    {
+                        format!(" ({})", app::config_unreadable_cause())
+                    }
+                    _ => String::new(),
+                };
                 t.fail(
                     Sysexit::Config,
                     "config",
-                    &format!("cannot open {name}: {}", e.text()),
+                    &format!("cannot open {name}: {}{cause}", e.text()),
                 );
                 return None;
             }
@@ -381,6 +395,22 @@ fn repair(u: &crate::config::UntrustedFile) -> String {
         // A log file under a directory others may write (Ubuntu's /var/log, the
         // system logger's group's): its mode is the logger's, not to be changed.
         // The programs log to syslog instead of such a file (they run on).
+        // A log file under a directory a user owns: her directory, not a mode, is the
+        // fault; nothing of hers is adopted.
+        Some(r)
+            if u.what == "MAILLOG"
+                && !r.file
+                && r.kind == crate::spool::safety::RiskKind::Owner =>
+        {
+            format!(
+                " (the programs log to syslog instead, and deliver; repair: remove MAILLOG \
+                 to log through syslog, or name a file in a directory that is root's alone \
+                 all the way down; {} belongs to {}, who chose what is in it: never change \
+                 its owner or mode, she can swap it for a link first)",
+                sh_word(&r.path),
+                user_name(r.md.uid())
+            )
+        }
         Some(r) if u.what == "MAILLOG" && !r.file => format!(
             " (the programs log to syslog instead, and deliver; repair: remove MAILLOG \
                  to log through syslog, or name a file in a directory that is root's alone \
@@ -415,6 +445,19 @@ fn repair(u: &crate::config::UntrustedFile) -> String {
                  checked, and give that path with -C; never change the owner or mode of a \
                  path a user can change: she can swap it for a link to any file first)"
             .to_string(),
+        // Only the file itself is at fault (a user owns it, or it is a link), in a
+        // directory that is root's alone: made anew in its place, nothing of it kept.
+        Some(_)
+            if u.risks.iter().all(|r| r.file)
+                && !matches!(u.what, "MAILLOG" | "MAILSPOOL" | config::CONFIG_FILE) =>
+        {
+            format!(
+                " (repair: have root remove {p} and write it anew in its place from a copy \
+                 it has checked, root's alone (its directory already is); never change its \
+                 owner or mode: its owner can swap it for a link to any file first)",
+                p = sh_word(&u.path)
+            )
+        }
         Some(_) if u.what == "MAILSPOOL" => " (repair: have root make the mail spool \
                  anew in a directory that is root's alone all the way down, root:mail 2775 \
                  or 1777, move the mailboxes into it, and name it in MAILSPOOL; never change \
@@ -2080,6 +2123,154 @@ fn deliverer_step(t: &mut Tally, s: &app::Setup) {
     match problem {
         Some(p) => t.fail(Sysexit::Config, "binary", &p),
         None => t.say(Mark::Ok, "binary", &shown),
+    }
+}
+
+/// For the system configuration of a shared spool: users' programs (set-gid to the
+/// spool's group) read it too, so it must be readable by everyone or by that group;
+/// else their mail is refused. Fails with `chmod 644` of it (it holds no secret: the
+/// credentials are in AUTHPATH's file), once it is root's alone (the trust line says
+/// so first).
+fn config_readable_step(t: &mut Tally, s: &app::Setup) {
+    let Some(path) = &s.system_config else {
+        return;
+    };
+    if s.spool.private || s.inv.config_file.is_some() {
+        return;
+    }
+    let Ok(md) = std::fs::metadata(path) else {
+        return;
+    };
+    let group = app::maillog_group(s);
+    let mode = md.mode();
+    if mode & 0o004 != 0 || (mode & 0o040 != 0 && Some(md.gid()) == group) {
+        return;
+    }
+    let fixed = if md.uid() == 0 {
+        fix(&[format!("chmod 644 {}", sh_word(path))])
+    } else {
+        String::new()
+    };
+    t.fail(
+        Sysexit::Config,
+        "config",
+        &format!(
+            "{} ({}): users' programs cannot read it (they run with the spool's group{}), \
+             so their mail is refused; it must be readable by everyone, or by that group{fixed}",
+            path.display(),
+            owner_mode(&md),
+            group
+                .map(|g| format!(" {}", group_name(g)))
+                .unwrap_or_default()
+        ),
+    );
+}
+
+/// The names a program may be started by that lead to rsendmail's programs (the
+/// sendmail, mailq and newaliases links of a system that uses it).
+const PROGRAM_LINKS: [&str; 5] = [
+    "/usr/sbin/sendmail",
+    "/usr/lib/sendmail",
+    "/usr/bin/mailq",
+    "/usr/bin/newaliases",
+    "/usr/sbin/newaliases",
+];
+
+/// For a shared spool: each installed program (`rsendmail`, this `rsendmail-admin`, the
+/// deliverer, and the sendmail, mailq and newaliases links that run `rsendmail`) is
+/// run by root (the queue runner, cron, a SIGHUP restart) and by users with the
+/// spool's group: whoever could change it, a symbolic link on its path, or any
+/// directory on its path (sticky or not) could put her own program in its place. Each
+/// such fault fails, held to the rule a SIGHUP restart applies before executing
+/// the program again ([`crate::spool::safety::unsafe_program`]), with a repair that fits
+/// it: `chmod go-w` of a root-owned directory or file only others may write, then the
+/// programs installed anew (they may have been replaced meanwhile); anything a user owns
+/// is never adopted.
+fn program_paths_step(t: &mut Tally, s: &app::Setup) {
+    if s.spool.private {
+        return;
+    }
+    let bin = rsendmail_path();
+    let ours = std::fs::canonicalize(&bin).ok();
+    let mut programs: Vec<PathBuf> = vec![bin.clone()];
+    programs.extend(std::env::current_exe().ok());
+    let deliver = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("rsendmail-deliver")))
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .unwrap_or_else(app::deliver_path);
+    programs.push(deliver.clone());
+    programs.extend(
+        PROGRAM_LINKS
+            .iter()
+            .map(PathBuf::from)
+            .filter(|l| ours.is_some() && std::fs::canonicalize(l).ok() == ours),
+    );
+    let mut seen: Vec<PathBuf> = Vec::new();
+    // Each fault once: the file itself, and the deliverer's own directory, are the
+    // binary steps' (their lines name them, with their repair).
+    let mut reported: Vec<PathBuf> = deliver
+        .parent()
+        .map(Path::to_path_buf)
+        .into_iter()
+        .collect();
+    for p in programs {
+        if seen.contains(&p) || std::fs::symlink_metadata(&p).is_err() {
+            continue;
+        }
+        seen.push(p.clone());
+        let Some(f) = crate::spool::safety::program_fault(&p) else {
+            continue;
+        };
+        let link =
+            f.at.as_ref()
+                .is_some_and(|at| std::fs::symlink_metadata(at).is_ok_and(|m| m.is_symlink()));
+        if f.at.as_ref().is_some_and(|at| reported.contains(at)) || !(f.dir || link) {
+            continue;
+        }
+        reported.extend(f.at.clone());
+        let repair = match &f.at {
+            // A root-owned directory others may write by mistake; never a sticky one
+            // (/tmp), which others are meant to write: the programs move instead.
+            Some(at)
+                if f.dir
+                    && f.mode_only
+                    && std::fs::symlink_metadata(at).is_ok_and(|m| m.mode() & 0o1000 == 0) =>
+            {
+                format!(
+                    "; whoever could write it may have replaced the programs below it: once it \
+                 is root's alone, install them anew from a build root trusts{}",
+                    fix(&[format!("chmod go-w {}", sh_word(at))])
+                )
+            }
+            Some(at) if f.dir && f.mode_only => format!(
+                " (repair: have root install the programs in a directory that is root's \
+                 alone all the way down, such as /usr/sbin, and point the links at them; \
+                 {} is sticky, for others to write: leave its mode)",
+                sh_word(at)
+            ),
+            Some(at) if f.dir => format!(
+                " (repair: have root install the programs in a directory that is root's \
+                 alone all the way down, such as /usr/sbin, and point the links at them; \
+                 never change the owner or mode of {}, which its owner can swap first)",
+                sh_word(at)
+            ),
+            Some(at) => format!(
+                " (repair: have root remove the link {} and make it anew, root's)",
+                sh_word(at)
+            ),
+            None => String::new(),
+        };
+        t.fail(
+            Sysexit::Config,
+            "binary",
+            &format!(
+                "{}: root runs it, and users with the spool's group, so no one else may \
+                 change it or any directory on its path, but {}{repair}",
+                p.display(),
+                f.why
+            ),
+        );
     }
 }
 

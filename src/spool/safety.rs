@@ -850,40 +850,98 @@ pub fn acl_group_class_writers(
 
 /// Why root must not execute the program at `path`, if so: anyone but root could change
 /// what runs. Its path is resolved as the kernel resolves it ([`Walk`]): every symbolic
-/// link met belongs to root, and the file reached is a regular file that it and its
-/// directory are root's alone (owned by root, writable by nobody else). `None` also
-/// when nothing is at `path` (executing it then fails, and says so).
+/// link met belongs to root, and the file reached is a regular file that it, its
+/// directory and every directory above it are root's alone (owned by root, writable by
+/// nobody else, a sticky bit or not). `None` also when nothing is at `path` (executing
+/// it then fails, and says so).
 pub fn unsafe_program(path: &Path) -> Option<String> {
+    program_fault(path).map(|f| f.why)
+}
+
+/// What [`unsafe_program`] finds wrong, and where: for a repair that fits the fault.
+#[derive(Debug)]
+pub struct ProgramFault {
+    /// Why root must not execute it, in words.
+    pub why: String,
+    /// What is at fault: a symbolic link, the file, or a directory on the path (as
+    /// reached, every link before it resolved); `None` for a path that leads through
+    /// too many links.
+    pub at: Option<PathBuf>,
+    /// Whether it is a directory on the path (else the file or a link).
+    pub dir: bool,
+    /// Whether only its mode is wrong: root owns it, a regular file or directory, and
+    /// others may write it (`chmod go-w` of it is a repair).
+    pub mode_only: bool,
+}
+
+/// [`unsafe_program`] with where the fault is ([`ProgramFault`]).
+pub fn program_fault(path: &Path) -> Option<ProgramFault> {
+    let fault = |why: String, m: Option<&Met>, dir: bool| ProgramFault {
+        why,
+        at: m.map(|m| m.path.clone()),
+        dir,
+        mode_only: m.is_some_and(|m| {
+            !m.md.file_type().is_symlink() && m.md.uid() == 0 && (m.md.is_dir() || m.md.is_file())
+        }),
+    };
     let mut walk = Walk::new(path);
     let met: Vec<Met> = walk.by_ref().collect();
     if let Some(l) = met
         .iter()
         .find(|m| m.md.file_type().is_symlink() && m.md.uid() != 0)
     {
-        return Some(format!(
-            "the symbolic link {} on its path is owned by {}",
-            l.path.display(),
-            user_name(l.md.uid())
+        return Some(fault(
+            format!(
+                "the symbolic link {} on its path is owned by {}",
+                l.path.display(),
+                user_name(l.md.uid())
+            ),
+            Some(l),
+            false,
         ));
     }
     if !walk.complete() {
-        return (walk.links > MAX_LINKS)
-            .then(|| "its path leads through too many symbolic links".to_string());
+        return (walk.links > MAX_LINKS).then(|| {
+            fault(
+                "its path leads through too many symbolic links".to_string(),
+                None,
+                false,
+            )
+        });
     }
     let file = met.last()?;
     if !file.md.is_file() {
-        return Some("it is not a regular file".to_string());
+        return Some(fault(
+            "it is not a regular file".to_string(),
+            Some(file),
+            false,
+        ));
     }
     if let Some(w) = changed_by_others(&file.md, &Trust::ROOT_ALONE) {
-        return Some(match &file.via {
-            Some(_) => format!("{}, which it leads to, is {w}", file.path.display()),
-            None => format!("it is {w}"),
-        });
+        return Some(fault(
+            match &file.via {
+                Some(_) => format!("{}, which it leads to, is {w}", file.path.display()),
+                None => format!("it is {w}"),
+            },
+            Some(file),
+            false,
+        ));
     }
+    // Its directory and every directory above it, from the top: whoever may write one
+    // can rename what is below it away and put her own in its place. What root runs is
+    // held to the strictest rule: no one else may write any directory on its path,
+    // sticky or not.
     let dir = walk.resolved().parent()?;
-    let md = met.iter().rev().find(|m| m.path == dir)?;
-    changed_by_others(&md.md, &Trust::ROOT_ALONE)
-        .map(|w| format!("its directory {} is {w}", dir.display()))
+    met.iter().filter(|m| m.md.is_dir()).find_map(|m| {
+        changed_by_others(&m.md, &Trust::ROOT_ALONE).map(|w| {
+            let why = if m.path == dir {
+                format!("its directory {} is {w}", dir.display())
+            } else {
+                format!("the directory {} on its path is {w}", m.path.display())
+            };
+            fault(why, Some(m), true)
+        })
+    })
 }
 
 /// Whether this process is root's (its real or effective user): what it reads for
@@ -891,6 +949,18 @@ pub fn unsafe_program(path: &Path) -> Option<String> {
 /// ([`file_risks`]).
 pub fn root_process() -> bool {
     nix::unistd::getuid().is_root() || nix::unistd::geteuid().is_root()
+}
+
+/// Whether this process holds a privilege its caller does not have: root's, or a group
+/// other than its real one, effective or saved (a set-gid program, also while it acts
+/// with its caller's group for a moment, and the deliverer it starts, which inherits
+/// the group). Such a process trusts what a root process trusts ([`file_risks`]): a
+/// file its caller could change would give her the group's rights (the credentials of
+/// an auth.conf she may not read, sent to a server she chooses). One that gave its
+/// group up for good (`-C`, an unsafe option) holds nothing of the kind.
+pub fn privileged_process() -> bool {
+    root_process()
+        || nix::unistd::getresgid().map_or(true, |g| g.effective != g.real || g.saved != g.real)
 }
 
 /// One thing on the path of a file a configuration names that someone root does not
@@ -954,8 +1024,10 @@ impl FileRisk {
 /// traversed that is not trusted or that others may write (she may rename the file away
 /// and put her own in its place; a sticky directory protects what belongs to others,
 /// and what follows it must be trusted), and the file itself when it is not trusted or
-/// others may write it. A root process trusts root alone; any other trusts root and
-/// its caller (her own group, and the group a set-gid program runs with, may write).
+/// others may write it. A root process, and any other that holds a privilege its
+/// caller does not ([`privileged_process`]: a set-gid program, its deliverer), trusts
+/// root alone; any other trusts root and its caller (her own group, and
+/// `spool_group`, may write).
 /// `file_groups`: groups the file itself may be writable by (MAILLOG's: the shared
 /// spool's group, or root's, as the programs make it). A file not
 /// there yet: the directories it would be made in.
@@ -963,14 +1035,16 @@ pub fn file_risks(path: &Path, file_groups: &[u32]) -> Vec<FileRisk> {
     file_risks_trusting(path, file_groups, None)
 }
 
-/// [`file_risks`], where a process that is not root's also trusts the group
+/// [`file_risks`], where a process that is not privileged also trusts the group
 /// `spool_group` (the shared spool's: its members are the spool's administrators).
 pub fn file_risks_trusting(
     path: &Path,
     file_groups: &[u32],
     spool_group: Option<u32>,
 ) -> Vec<FileRisk> {
-    let root = root_process();
+    // A set-gid program (and its deliverer) is held to root's rule: it trusts root
+    // alone, never its caller ([`privileged_process`]).
+    let root = privileged_process();
     let (uid, euid) = (
         nix::unistd::getuid().as_raw(),
         nix::unistd::geteuid().as_raw(),
