@@ -1298,3 +1298,101 @@ fn a_users_hung_program_holds_only_her_own_local_mail() {
     assert_eq!(count_in(&mbox), 1, "root's mail once");
     runner.stop();
 }
+
+/// An ordinary user's interactive submission (`-odi`) to root and to a relay that refuses
+/// connections, with a root runner listening since before it (its first run found the
+/// queue empty): the user's deliverer defers root's copy (`needs the root queue
+/// runner`) and the remote one (with a back-off), and hands the entry on; the runner
+/// delivers root's copy at once (its interval is an hour), and the remote recipient
+/// keeps its back-off.
+#[test]
+fn a_users_interactive_mixed_mail_has_its_local_part_taken_at_once() {
+    let _turn = crate::local::mailbox_turn();
+    if !can_switch_user() {
+        return;
+    }
+    let env = slow_relay_env(closed_tcp_port());
+    env.add_config("O QueueRetryMin=2h\n");
+    let user_bin = shared_spool(&env);
+    let conf = env.conf.to_str().unwrap();
+    let runner = Runner::listening(&env);
+    let mbox = env.dir.join("mail/root");
+    let out = as_member(
+        &user_bin,
+        &["-C", conf, "-odi", "-oi", "root", "far@example.org"],
+        &[],
+        MSG,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    wait_until_or(
+        Duration::from_secs(20),
+        "the runner to deliver root's copy of the user's -odi mail",
+        || format!("{}\n{}", env.listing(), states(&env)),
+        || count_in(&mbox) == 1,
+    );
+    let st = states(&env);
+    assert!(
+        st.contains("attempts 1\n"),
+        "the remote part was tried again: {st}"
+    );
+    assert_eq!(env.entries().len(), 1, "the remote recipient stays queued");
+    runner.stop();
+    assert_eq!(count_in(&mbox), 1, "once");
+}
+
+/// An ordinary user's interactive submission (`-odi`) to root and to a relay that refuses
+/// connections with no root runner up: root's copy is deferred (`needs the root queue
+/// runner`, its local retry an hour away) and the remote one backs off for two hours. A
+/// root runner started then takes root's copy at its first run, not at the local retry
+/// time; the remote recipient keeps its back-off.
+#[test]
+fn a_root_runner_takes_a_mixed_entrys_local_part_deferred_for_root_at_its_start() {
+    let _turn = crate::local::mailbox_turn();
+    if !can_switch_user() {
+        return;
+    }
+    let env = slow_relay_env(closed_tcp_port());
+    env.add_config("O QueueRetryMin=2h\nO QueueRetryLocal=1h\n");
+    let user_bin = shared_spool(&env);
+    let conf = env.conf.to_str().unwrap();
+    // The spool's whole layout, root's, as an install's init makes it; then no runner.
+    Runner::listening(&env).stop();
+    let out = as_member(
+        &user_bin,
+        &["-C", conf, "-odi", "-oi", "root", "far@example.org"],
+        &[],
+        MSG,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        states(&env).contains("needs the root queue runner"),
+        "{}",
+        states(&env)
+    );
+    let runner = Runner::listening(&env);
+    let mbox = env.dir.join("mail/root");
+    wait_until_or(
+        Duration::from_secs(20),
+        "the runner to take root's copy at its start",
+        || format!("{}\n{}", env.listing(), states(&env)),
+        || count_in(&mbox) == 1,
+    );
+    let st = states(&env);
+    assert!(
+        st.contains("attempts 1\n"),
+        "the remote part was tried again: {st}"
+    );
+    assert_eq!(env.entries().len(), 1, "the remote recipient stays queued");
+    runner.stop();
+    assert_eq!(count_in(&mbox), 1, "once");
+}
