@@ -1299,12 +1299,12 @@ fn a_users_hung_program_holds_only_her_own_local_mail() {
     runner.stop();
 }
 
-/// An ordinary user's interactive submission (`-odi`) to root and to a relay that refuses
+/// An ordinary user's interactive submission (`-v`) to root and to a relay that refuses
 /// connections, with a root runner listening since before it (its first run found the
 /// queue empty): the user's deliverer defers root's copy (`needs the root queue
-/// runner`) and the remote one (with a back-off), and hands the entry on; the runner
-/// delivers root's copy at once (its interval is an hour), and the remote recipient
-/// keeps its back-off.
+/// runner`) and the remote one (with a back-off), and hands the entry on, which `-v`
+/// tells of root's copy alone; the runner delivers root's copy at once (its interval
+/// is an hour), and the remote recipient keeps its back-off.
 #[test]
 fn a_users_interactive_mixed_mail_has_its_local_part_taken_at_once() {
     let _turn = crate::local::mailbox_turn();
@@ -1319,19 +1319,20 @@ fn a_users_interactive_mixed_mail_has_its_local_part_taken_at_once() {
     let mbox = env.dir.join("mail/root");
     let out = as_member(
         &user_bin,
-        &["-C", conf, "-odi", "-oi", "root", "far@example.org"],
+        &["-C", conf, "-v", "-oi", "root", "far@example.org"],
         &[],
         MSG,
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("root... handed to the queue runner")
+            && !said.contains("far@example.org... handed"),
+        "{said}"
     );
     wait_until_or(
         Duration::from_secs(20),
-        "the runner to deliver root's copy of the user's -odi mail",
+        "the runner to deliver root's copy of the user's -v mail",
         || format!("{}\n{}", env.listing(), states(&env)),
         || count_in(&mbox) == 1,
     );

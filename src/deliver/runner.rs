@@ -500,13 +500,13 @@ fn deliver_ids_then(
                     let res = attempt(engine, spool, &mut locked, &mut w, &mut out, look_ahead);
                     ahead = look.ahead.take();
                     match res {
-                        Ok(a) => {
+                        Ok(mut a) => {
                             if a.removed {
                                 removals.finish(locked);
                             } else {
                                 let id = locked.entry.envelope.id.clone();
                                 drop(locked);
-                                super::background::leave_for_root_runner(spool, &id);
+                                a.handed = super::background::hand_to_root_runner(spool, &id);
                             }
                             // Expansions and reports go out in the same run.
                             if !a.new_entries.is_empty()
@@ -686,38 +686,14 @@ pub fn deliver_entry(
     );
     close_connections(verbose);
     let results = results?;
-    hand_to_root_runner(&s.spool, id, verbose);
+    // What an ordinary user's delivery could only defer for want of root went to the
+    // root queue runner (`background::hand_to_root_runner`): `-v` tells so.
+    if verbose {
+        for addr in results.iter().flat_map(|a| &a.handed) {
+            rsendmail::outln!("{addr}... handed to the queue runner");
+        }
+    }
     Ok(run_status(&results, engine.error_mode))
-}
-
-/// After an interactive delivery by a process that is not root: the entries of entry
-/// argument `arg` whose open recipients this process could only defer (`needs the root
-/// queue runner`) are handed to a listening queue runner, as a background submission's
-/// are, so that they are delivered now rather than at the runner's next interval run.
-/// With `-v`, each such recipient is told `ADDR... handed to the queue runner`.
-fn hand_to_root_runner(spool: &rsendmail::spool::Spool, arg: &str, verbose: bool) {
-    if nix::unistd::geteuid().is_root() {
-        return;
-    }
-    for id in arg.split(',').map(|i| i.trim_start_matches('+')) {
-        let Ok(e) = spool.read_entry(id) else {
-            continue;
-        };
-        let env = &e.envelope;
-        if !e.state.waits_for_root(env.recipients.len())
-            || !rsendmail::spool::wake::poke(&spool.dir, id)
-        {
-            continue;
-        }
-        log::info!("{id}: handed to the queue runner");
-        if verbose {
-            for (i, r) in env.recipients.iter().enumerate() {
-                if !e.state.of(i).is_final() {
-                    rsendmail::outln!("{}... handed to the queue runner", r.address);
-                }
-            }
-        }
-    }
 }
 
 /// How many other entries a background delivery sends over one session of the
