@@ -385,8 +385,9 @@ fn destination_of(engine: &Engine, spool: &Spool, id: &str) -> (bool, String) {
     (has_local || e.state.bounce.is_some(), routes.join("\n"))
 }
 
-/// How many of the runner's local deliveries go to one local recipient at once: one.
-/// Each recipient's mail waits for the delivery before it (its mailbox's lock, its
+/// How many of the runner's local deliveries go to one local recipient at once: one,
+/// a recipient being a mailbox or other final target ([`mailbox_keys`]), however it was
+/// addressed. Each recipient's mail waits for the delivery before it (its mailbox's lock, its
 /// `.forward`'s `|program`), so a second one at the same time would only wait too, in
 /// a slot of [`max_local_deliveries`] that another recipient's mail could use: a
 /// recipient's hung program or locked mailbox holds only one slot. (Postfix's
@@ -394,27 +395,64 @@ fn destination_of(engine: &Engine, spool: &Spool, id: &str) -> (bool, String) {
 pub const LOCAL_PER_RECIPIENT: usize = 1;
 
 /// The local recipients entry `id`'s local part goes to, as the runner keeps them
-/// apart ([`LOCAL_PER_RECIPIENT`]): each open recipient routed locally by its local
-/// part, folded to lower case as the local mailer folds it (an alias and the user it
-/// names are two). None for an entry that cannot be read (its attempt tells why).
+/// apart ([`LOCAL_PER_RECIPIENT`]): the mailboxes and other final targets its open local
+/// recipients reach ([`mailbox_keys`]), so that two aliases of one mailbox, or a user
+/// and an alias of hers, count as one recipient. None for an entry that cannot be read
+/// (its attempt tells why).
 fn recipient_keys(engine: &Engine, spool: &Spool, id: &str) -> Vec<String> {
     let Ok(e) = spool.read_entry(id) else {
         return Vec::new();
     };
-    let mut keys: Vec<String> = e
+    let is_local = |a: &str| super::plan::route(engine, a) == super::plan::Route::Local;
+    let addrs: Vec<String> = e
         .envelope
         .recipients
         .iter()
         .enumerate()
-        .filter(|(i, r)| {
-            !e.state.of(*i).is_final()
-                && super::plan::route(engine, &r.address) == super::plan::Route::Local
+        .filter(|(i, r)| !e.state.of(*i).is_final() && is_local(&r.address))
+        .map(|(_, r)| r.address.clone())
+        .collect();
+    mailbox_keys(engine, &addrs, &is_local)
+}
+
+/// The final targets local addresses `addrs` reach through the aliases file, each as
+/// one key, sorted, each once: a user's mailbox by the user's name folded to lower case
+/// without its `+detail` (`\user` too), a `|command` or `/file` as written. Only the
+/// aliases file is read (nothing may block the runner's loop): an `:include:` counts as
+/// itself, and a user's `.forward` is the user's (her deliveries go one at a time
+/// anyway).
+pub fn mailbox_keys(
+    engine: &Engine,
+    addrs: &[String],
+    is_local: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
+    use rsendmail::aliases::{Expander, ListFileError, Target, key_of, split_detail};
+    let no_include =
+        |_: &std::path::Path, _: Option<u32>| -> Result<(String, u32, bool), ListFileError> {
+            Err(ListFileError::Io(String::new()))
+        };
+    let x = Expander {
+        aliases: engine.local.aliases(),
+        is_local,
+        user_exists: &|_| true,
+        read_include: &no_include,
+        mailer_refusal: &|_, _| None,
+        host: &engine.local.host,
+    }
+    .expand(addrs, None);
+    let user = |u: &str| {
+        let k = key_of(u);
+        format!("user:{}", split_detail(&k).0)
+    };
+    let mut keys: Vec<String> = x
+        .targets
+        .iter()
+        .filter_map(|t| match &t.target {
+            Target::User(u) | Target::Mailbox(u) => Some(user(u)),
+            Target::Pipe(_) | Target::File(_) => Some(t.target.address()),
+            Target::Remote(_) => None,
         })
-        .map(|(_, r)| {
-            let a = r.address.trim_start_matches('<').trim_end_matches('>');
-            let user = a.rsplit_once('@').map_or(a, |(u, _)| u);
-            user.to_lowercase()
-        })
+        .chain(x.errors.iter().map(|e| e.target().to_lowercase()))
         .collect();
     keys.sort();
     keys.dedup();
@@ -730,4 +768,40 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mailbox_keys;
+
+    /// The runner's local limit counts mailboxes and final targets, not the names mail
+    /// was addressed to: two aliases of one user, the user herself (any case, with a
+    /// `+detail`, or `\\user`), and two aliases of one command are one recipient each.
+    #[test]
+    fn aliases_of_one_mailbox_have_one_key() {
+        let engine = super::super::engine::for_tests();
+        let aliases = rsendmail::aliases::Aliases::parse(
+            "one: bob\ntwo: Bob+x\nprog: \"|/bin/cat\"\nprog2: \"|/bin/cat\"\nboth: one, prog\nnested: one\n",
+            std::path::Path::new("aliases"),
+            false,
+        );
+        let _ = engine.local.aliases_loaded.set(Some(aliases));
+        let is_local = |a: &str| !a.contains('@');
+        let keys = |a: &[&str]| {
+            let addrs: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+            mailbox_keys(&engine, &addrs, &is_local)
+        };
+        assert_eq!(keys(&["one"]), vec!["user:bob".to_string()]);
+        for same in ["two", "bob", "BOB", "bob+y", "\\bob", "nested"] {
+            assert_eq!(keys(&[same]), keys(&["one"]), "{same}");
+        }
+        assert_eq!(keys(&["prog"]), keys(&["prog2"]));
+        assert_eq!(keys(&["prog"]), vec!["|/bin/cat".to_string()]);
+        assert_eq!(
+            keys(&["both"]),
+            vec!["user:bob".to_string(), "|/bin/cat".to_string()]
+        );
+        assert_eq!(keys(&["one", "two", "remote@example.org"]), keys(&["one"]));
+        assert_ne!(keys(&["carol"]), keys(&["one"]));
+    }
 }
