@@ -268,6 +268,7 @@ impl Listener {
             left.extend(lines);
         }
         drop(self.file);
+        LISTENING.store(false, Ordering::SeqCst);
         for line in left {
             if entry_ids(&line).is_some() {
                 super::background::mark_waiting(spool, &line);
@@ -331,6 +332,15 @@ impl Listener {
     }
 }
 
+/// Whether this runner listens on its wake-up endpoint now ([`listening`]).
+static LISTENING: AtomicBool = AtomicBool::new(false);
+
+/// Whether this runner listens on its wake-up endpoint now: what a restarted runner
+/// waits for before it tells the runner that took the new work meanwhile to finish.
+pub fn listening() -> bool {
+    LISTENING.load(Ordering::SeqCst)
+}
+
 /// Open the endpoint for a periodic runner; None when it cannot be made (said when
 /// `tell`): the runner then works by its interval alone, submissions deliver as without
 /// it, and [`serve`] tries again every second.
@@ -344,6 +354,7 @@ fn listen(spool: &Spool, tell: bool) -> Option<Listener> {
     }
     match Listener::open(spool) {
         Ok(l) => {
+            LISTENING.store(true, Ordering::SeqCst);
             log::info!("queue runner listening on {}", l.path.display());
             Some(l)
         }
