@@ -23,7 +23,8 @@ pub struct Sweep {
     pub corrupt: Vec<String>,
     /// The selected entries not due whose local recipients have a schedule of their
     /// own (`State::local_next_attempt`), with when they are due: the periodic runner
-    /// tries their local part then.
+    /// tries their local part then. In a root run, one with a recipient a deliverer that
+    /// was not root deferred for want of root (`State::deferred_for_root`) is due now.
     pub local_retries: Vec<(String, i64)>,
     pub cleaned: usize,
     pub index_rebuilt: bool,
@@ -271,7 +272,16 @@ fn open_batch(
                         not_due,
                         too_young: entry.state.tried_within(now, min_queue_age),
                     };
-                    if let Some(t) = entry.state.local_next_attempt.filter(|_| not_due) {
+                    // A root run takes the local part of an entry a deliverer that
+                    // was not root left for it (`needs the root queue runner`) now,
+                    // whatever its remote recipients wait for: that deliverer may have
+                    // looked for a runner before this one held `slots/runner`.
+                    let local_due = if root && entry.state.deferred_for_root(env.recipients.len()) {
+                        Some(now)
+                    } else {
+                        entry.state.local_next_attempt
+                    };
+                    if let Some(t) = local_due.filter(|_| not_due) {
                         out.local_retries.push((id.clone(), t));
                     }
                     let priority = crate::mailq::priority(&entry);

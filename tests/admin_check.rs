@@ -1420,6 +1420,44 @@ fn what_root_runs_and_reads_is_checked() {
             r.stdout
         );
     }
+    // A reader that never reads (a runner stopped with SIGSTOP): submissions would hand
+    // it their mail, which would wait; a failure, with the fix.
+    {
+        let mut holder = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("exec 3<>'{}'; exec sleep 600", fifo.display()))
+            .spawn()
+            .unwrap();
+        let pid = holder.id();
+        let state = || {
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|st| st.rsplit_once(") ").and_then(|(_, r)| r.chars().next()))
+        };
+        crate::harness::wait_until(std::time::Duration::from_secs(10), "the reader", || {
+            fs::read_link(format!("/proc/{pid}/exe"))
+                .is_ok_and(|e| e.to_string_lossy().contains("sleep"))
+        });
+        let stop = |sig| {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
+        };
+        stop(nix::sys::signal::Signal::SIGSTOP);
+        crate::harness::wait_until(
+            std::time::Duration::from_secs(10),
+            "the reader to stop",
+            || state() == Some('T'),
+        );
+        let r = run();
+        stop(nix::sys::signal::Signal::SIGCONT);
+        let _ = holder.kill();
+        let _ = holder.wait();
+        r.code(78);
+        let w = line(&r, "FAIL wakeup: ");
+        assert!(
+            w.contains("is stopped") && w.contains(&format!("(fix: kill -CONT {pid})")),
+            "{w}"
+        );
+    }
     // auth.conf: 0600 root:root is out of the spool group's reach.
     let auth = auth_conf(&env, 0o600);
     let r = run();

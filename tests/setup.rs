@@ -2295,16 +2295,19 @@ fn copies_to(peer: &crate::harness::servers::Peer, rcpt: &str) -> usize {
 
 /// A runner finishing after SIGHUP while its delivery of a poked entry waits for a slow
 /// server's reply to the final dot: `runner` is that runner's pid (`None` when it is
-/// the only process to signal and watch: `pid`). It stops listening on the wake-up
-/// endpoint at once, so a new `-odb` submission delivers in the background itself and
-/// arrives while the old delivery still waits; each message arrives exactly once, and
-/// the runner that follows (`follower` tells it is up) takes the endpoint again.
+/// the only process to signal and watch: `pid`). A daemon's runner stops listening on
+/// the wake-up endpoint at once, so a new `-odb` submission delivers in the background
+/// itself; a standalone runner's reload (`reloaded`) starts a runner of the new
+/// configuration at once, which takes it. Either way the new message arrives while the
+/// old delivery still waits; each message arrives exactly once, and the runner that
+/// follows (`follower` tells it is up) takes the endpoint again.
 fn new_mail_passes_a_finishing_runner(
     env: &Env,
     peer: &crate::harness::servers::Peer,
     log: &Path,
     runner: u32,
     follower: &dyn Fn() -> bool,
+    reloaded: bool,
 ) {
     env.sendmail(&["-odb", "stall@example.org"], b"Subject: slow\n\nslow\n")
         .code(0);
@@ -2314,11 +2317,21 @@ fn new_mail_passes_a_finishing_runner(
     let said = fs::read_to_string(log).unwrap_or_default();
     assert_eq!(log_count(log, "to=<stall@example.org>"), 0, "{said}");
     sighup(runner);
+    if reloaded {
+        wait_until(
+            Duration::from_secs(20),
+            "the reloaded configuration's runner to listen",
+            || log_count(log, "queue runner listening on") == 2,
+        );
+    }
     // A FIFO without a reader: opening it to write fails with ENXIO.
     wait_until(
         Duration::from_secs(20),
         "the runner to stop listening",
         || {
+            if reloaded {
+                return true;
+            }
             use std::os::unix::fs::OpenOptionsExt;
             fs::OpenOptions::new()
                 .write(true)
@@ -2340,10 +2353,11 @@ fn new_mail_passes_a_finishing_runner(
         copies_to(peer, "stall@example.org") == 1
     });
     wait_until(Duration::from_secs(30), "the next runner", follower);
+    let listeners = if reloaded { 3 } else { 2 };
     wait_until(
         Duration::from_secs(30),
         "the next runner's endpoint",
-        || log_count(log, "queue runner listening on") == 2,
+        || log_count(log, "queue runner listening on") == listeners,
     );
     env.wait_until_empty(Duration::from_secs(20));
     holds_for(Duration::from_secs(3), "exactly one copy of each", || {
@@ -2374,15 +2388,23 @@ fn a_daemons_finishing_runner_does_not_hold_up_new_mail() {
     });
     let first = queue_runners_of(pid);
     assert_eq!(first.len(), 1);
-    new_mail_passes_a_finishing_runner(&env, &peer, &log, first[0], &|| {
-        let now = queue_runners_of(pid);
-        now.len() == 1 && now != first
-    });
+    new_mail_passes_a_finishing_runner(
+        &env,
+        &peer,
+        &log,
+        first[0],
+        &|| {
+            let now = queue_runners_of(pid);
+            now.len() == 1 && now != first
+        },
+        false,
+    );
     drop(d);
 }
 
-/// The same for a standalone periodic runner (`-q<interval>`): after its restart it
-/// listens again.
+/// The same for a standalone periodic runner (`-q<interval>`), whose reload leaves the
+/// endpoint listened on throughout: after its restart it listens again, and the runner
+/// its reload started is gone.
 #[test]
 fn a_standalone_finishing_runner_does_not_hold_up_new_mail() {
     let Some((env, peer, log)) = stalling_relay("30", "90s") else {
@@ -2393,10 +2415,20 @@ fn a_standalone_finishing_runner_does_not_hold_up_new_mail() {
     wait_until(Duration::from_secs(10), "the runner's endpoint", || {
         log_count(&log, "queue runner listening on") == 1
     });
-    new_mail_passes_a_finishing_runner(&env, &peer, &log, pid, &|| {
-        log_count(&log, "queue runner started") == 2
-    });
+    new_mail_passes_a_finishing_runner(
+        &env,
+        &peer,
+        &log,
+        pid,
+        &|| log_count(&log, "queue runner started") == 2,
+        true,
+    );
     assert!(running(pid));
+    wait_until(
+        Duration::from_secs(30),
+        "the reload's runner to end",
+        || log_count(&log, "queue runner finished, pid=") == 1,
+    );
     sigterm(&child);
     assert!(wait_exit(&mut child, Duration::from_secs(20)).is_some());
 }

@@ -986,69 +986,56 @@ fn states(env: &Env) -> String {
     out
 }
 
-/// A root runner restarting on SIGHUP while a command alias it delivers to still runs
-/// (its endpoint closed meanwhile), and an ordinary user's `-odb` mail to root submitted
-/// in that window: the user's deliverer leaves it in `waiting/` (no `needs the root
-/// queue runner` deferral, whose back-off would keep it for the runner's interval of an
-/// hour), and the restarted runner delivers it at once.
+/// A root runner reloaded (SIGHUP) while it waits for a slow server's reply to the final
+/// dot (the server answers when the test lets it): the reload does not stop new work.
+/// An ordinary user's `-odb` mail to root submitted meanwhile is in root's mailbox while
+/// that reply is still awaited, delivered by a runner of the new configuration; the
+/// slow delivery then ends (its message sent once), and the runner, the same process,
+/// listens again, alone.
 #[test]
-fn a_users_local_mail_during_a_runners_restart_is_delivered_after_it() {
+fn a_users_local_mail_during_a_runners_reload_behind_a_slow_server_arrives_at_once() {
     if !can_switch_user() {
         return;
     }
-    let (env, open) = slow_local_env(
-        closed_tcp_port(),
-        "slowprog: \"|/bin/sh -c 'touch OPEN/started; while [ ! -e OPEN/go ]; do sleep 0.1; done; cat >/dev/null'\"\n",
-        "",
-    );
+    let gates = Env::new();
+    let go = gates.dir.join("go");
+    let Some((_scratch, peer)) =
+        start_peer(&[("STALL", "50"), ("STALL_UNTIL", go.to_str().unwrap())])
+    else {
+        return;
+    };
+    let env = slow_relay_env(peer.port);
     let user_bin = shared_spool(&env);
     let runner = Runner::listening(&env);
-    env.sendmail(&["slowprog"], MSG).code(0);
-    wait_until_or(
-        Duration::from_secs(30),
-        "the command to start",
-        || env.listing(),
-        || open.join("started").exists(),
-    );
+    let pid = runner.0.id();
+    env.sendmail(&["stall@example.org"], MSG).code(0);
+    peer.wait_transcript("DATA-END", Duration::from_secs(30));
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(runner.0.id() as i32),
+        nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGHUP,
     )
     .unwrap();
-    wait_until_or(
-        Duration::from_secs(20),
-        "the restarting runner to close its endpoint",
-        || env.listing(),
-        || !listened_on(&env),
-    );
+    // The new configuration's runner is started once the new start was checked.
+    std::thread::sleep(Duration::from_millis(500));
     let conf = env.conf.to_str().unwrap();
     submit_as_member(&user_bin, conf, "root");
-    let waiting = env.spool.join("waiting");
-    let left = || fs::read_dir(&waiting).is_ok_and(|mut rd| rd.next().is_some());
-    let settled = wait_for_true(Duration::from_secs(20), || {
-        left() || states(&env).contains("needs the root queue runner")
-    });
-    let deferred = states(&env);
-    fs::write(open.join("go"), "").unwrap();
-    assert!(
-        settled,
-        "the user's deliverer did nothing: {}",
-        env.listing()
-    );
-    assert!(
-        !deferred.contains("needs the root queue runner"),
-        "the user's mail was deferred for the runner's interval: {deferred}"
-    );
     let mbox = env.dir.join("mail/root");
+    let arrived = wait_for_true(Duration::from_secs(20), || count_in(&mbox) == 1);
+    let held = format!("{}\n{}", env.listing(), states(&env));
+    fs::write(&go, "").unwrap();
+    assert!(arrived, "root's mail waited for the slow server: {held}");
+    assert_eq!(peer.wait_for(1, Duration::from_secs(30)).len(), 1);
+    env.wait_until_empty(Duration::from_secs(30));
+    assert_eq!(count_in(&mbox), 1, "once");
+    assert_eq!(peer.messages().len(), 1, "the server's copy once");
+    // The runner executed itself again once its delivery ended, and listens.
     wait_until_or(
         Duration::from_secs(30),
-        "the restarted runner to deliver the user's mail",
-        || format!("{}\n{}", env.listing(), states(&env)),
-        || count_in(&mbox) == 1,
+        "the reloaded runner to listen",
+        || env.listing(),
+        || listened_on(&env),
     );
-    env.wait_until_empty(Duration::from_secs(20));
-    assert_eq!(count_in(&mbox), 1, "once");
-    assert!(listened_on(&env), "the restarted runner listens");
+    assert_eq!(runner.0.id(), pid);
     runner.stop();
 }
 
@@ -1297,4 +1284,103 @@ fn a_users_hung_program_holds_only_her_own_local_mail() {
     env.wait_until_empty(Duration::from_secs(60));
     assert_eq!(count_in(&mbox), 1, "root's mail once");
     runner.stop();
+}
+
+/// An ordinary user's interactive submission (`-v`) to root and to a relay that refuses
+/// connections, with a root runner listening since before it (its first run found the
+/// queue empty): the user's deliverer defers root's copy (`needs the root queue
+/// runner`) and the remote one (with a back-off), and hands the entry on, which `-v`
+/// tells of root's copy alone; the runner delivers root's copy at once (its interval
+/// is an hour), and the remote recipient keeps its back-off.
+#[test]
+fn a_users_interactive_mixed_mail_has_its_local_part_taken_at_once() {
+    let _turn = crate::local::mailbox_turn();
+    if !can_switch_user() {
+        return;
+    }
+    let env = slow_relay_env(closed_tcp_port());
+    env.add_config("O QueueRetryMin=2h\n");
+    let user_bin = shared_spool(&env);
+    let conf = env.conf.to_str().unwrap();
+    let runner = Runner::listening(&env);
+    let mbox = env.dir.join("mail/root");
+    let out = as_member(
+        &user_bin,
+        &["-C", conf, "-v", "-oi", "root", "far@example.org"],
+        &[],
+        MSG,
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("root... handed to the queue runner")
+            && !said.contains("far@example.org... handed"),
+        "{said}"
+    );
+    wait_until_or(
+        Duration::from_secs(20),
+        "the runner to deliver root's copy of the user's -v mail",
+        || format!("{}\n{}", env.listing(), states(&env)),
+        || count_in(&mbox) == 1,
+    );
+    let st = states(&env);
+    assert!(
+        st.contains("attempts 1\n"),
+        "the remote part was tried again: {st}"
+    );
+    assert_eq!(env.entries().len(), 1, "the remote recipient stays queued");
+    runner.stop();
+    assert_eq!(count_in(&mbox), 1, "once");
+}
+
+/// An ordinary user's interactive submission (`-odi`) to root and to a relay that refuses
+/// connections with no root runner up: root's copy is deferred (`needs the root queue
+/// runner`, its local retry an hour away) and the remote one backs off for two hours. A
+/// root runner started then takes root's copy at its first run, not at the local retry
+/// time; the remote recipient keeps its back-off.
+#[test]
+fn a_root_runner_takes_a_mixed_entrys_local_part_deferred_for_root_at_its_start() {
+    let _turn = crate::local::mailbox_turn();
+    if !can_switch_user() {
+        return;
+    }
+    let env = slow_relay_env(closed_tcp_port());
+    env.add_config("O QueueRetryMin=2h\nO QueueRetryLocal=1h\n");
+    let user_bin = shared_spool(&env);
+    let conf = env.conf.to_str().unwrap();
+    // The spool's whole layout, root's, as an install's init makes it; then no runner.
+    Runner::listening(&env).stop();
+    let out = as_member(
+        &user_bin,
+        &["-C", conf, "-odi", "-oi", "root", "far@example.org"],
+        &[],
+        MSG,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        states(&env).contains("needs the root queue runner"),
+        "{}",
+        states(&env)
+    );
+    let runner = Runner::listening(&env);
+    let mbox = env.dir.join("mail/root");
+    wait_until_or(
+        Duration::from_secs(20),
+        "the runner to take root's copy at its start",
+        || format!("{}\n{}", env.listing(), states(&env)),
+        || count_in(&mbox) == 1,
+    );
+    let st = states(&env);
+    assert!(
+        st.contains("attempts 1\n"),
+        "the remote part was tried again: {st}"
+    );
+    assert_eq!(env.entries().len(), 1, "the remote recipient stays queued");
+    runner.stop();
+    assert_eq!(count_in(&mbox), 1, "once");
 }

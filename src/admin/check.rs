@@ -1823,11 +1823,27 @@ fn wakeup_step(
             let shown = format!("{} (FIFO, {})", fifo.display(), owner_mode(&md));
             match runner_listens(&fifo) {
                 Some(false) => no_runner(t, shown, false),
-                Some(true) => t.say(
-                    Mark::Ok,
-                    "wakeup",
-                    &format!("{shown}, a queue runner listens"),
-                ),
+                Some(true) => match stopped_readers(&md).as_slice() {
+                    [] => t.say(
+                        Mark::Ok,
+                        "wakeup",
+                        &format!("{shown}, a queue runner listens"),
+                    ),
+                    pids => {
+                        let pids: Vec<String> = pids.iter().map(i32::to_string).collect();
+                        t.fail(
+                            Sysexit::Config,
+                            "wakeup",
+                            &format!(
+                                "{shown}: the queue runner listening on it is stopped \
+                                 (pid {}, SIGSTOP): submissions hand it their mail, which \
+                                 waits in the queue until it is let go on{}",
+                                pids.join(", "),
+                                fix(&[format!("kill -CONT {}", pids.join(" "))])
+                            ),
+                        )
+                    }
+                },
                 None => t.say(Mark::Ok, "wakeup", &shown),
             }
         }
@@ -1860,6 +1876,37 @@ fn run_as_admin(s: &app::Setup, want: &SpoolOwner) -> String {
 /// Whether a queue runner holds the wake-up FIFO open: opening it for writing without
 /// blocking fails with ENXIO when nobody reads it. `None` when that cannot be told (no
 /// permission). Nothing is written.
+/// The processes that hold the FIFO `fifo` (its metadata) open and are stopped
+/// (SIGSTOP, or traced: state `T` or `t` in `/proc/PID/stat`), in pid order: a runner
+/// that listens but never reads. Only the processes whose descriptors this user may
+/// look at are seen (root sees every one; a user her own, her own spool's runner);
+/// none where there is no `/proc`.
+fn stopped_readers(fifo: &std::fs::Metadata) -> Vec<i32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<i32> = procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+                return false;
+            };
+            let holds = fds.flatten().any(|fd| {
+                std::fs::metadata(fd.path())
+                    .is_ok_and(|m| m.dev() == fifo.dev() && m.ino() == fifo.ino())
+            });
+            holds
+                && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+                    st.rsplit_once(") ")
+                        .is_some_and(|(_, rest)| rest.starts_with(['T', 't']))
+                })
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
 fn runner_listens(fifo: &Path) -> Option<bool> {
     use std::os::unix::fs::OpenOptionsExt;
     match std::fs::OpenOptions::new()

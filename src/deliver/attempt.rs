@@ -351,6 +351,10 @@ pub struct Attempt {
     pub removed: bool,
     /// Entries this attempt queued (delivery reports), to deliver next.
     pub new_entries: Vec<String>,
+    /// The recipients this attempt, by a deliverer that is not root, deferred for want
+    /// of root and handed to the root queue runner
+    /// ([`super::background::hand_to_root_runner`]), once the entry was unlocked.
+    pub handed: Vec<String>,
 }
 
 /// The entry a worker attempts next, locked before its turn, so that its MAIL, RCPT and

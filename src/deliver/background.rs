@@ -31,7 +31,7 @@
 //! listens again.
 
 use super::engine::Engine;
-use super::wake::{entry_ids, untried};
+use super::wake::{entry_ids, still_due};
 use rsendmail::app::Setup;
 use rsendmail::exit::{Fatal, Sysexit};
 use rsendmail::spool::{self, Spool};
@@ -114,8 +114,8 @@ pub fn mark_waiting(spool: &Spool, arg: &str) -> bool {
 
 /// Claim up to `max` waiting entry arguments that `may_take` accepts (each marker
 /// unlinked by exactly one process): how many were claimed, and the IDs they name that
-/// are still untried (or, in a root process, left for a root deliverer:
-/// [`left_for_root`]), in order. Markers that do not name queue IDs are removed.
+/// are still due ([`still_due`]: untried, marked due, or, in a root process, left for a
+/// root deliverer), in order. Markers that do not name queue IDs are removed.
 pub fn take_waiting(
     spool: &Spool,
     max: usize,
@@ -152,7 +152,7 @@ pub fn take_waiting(
         }
         taken += 1;
         for id in named {
-            if !ids.contains(&id) && (untried(spool, &id) || left_for_root(spool, &id)) {
+            if !ids.contains(&id) && still_due(spool, &id, false) {
                 ids.push(id);
             }
         }
@@ -207,41 +207,40 @@ pub fn runner_expected(spool: &Spool) -> bool {
     f.is_ok_and(|f| matches!(f.try_lock_shared(), Err(fs::TryLockError::WouldBlock)))
 }
 
-/// Whether this process is root and entry `id` has a recipient that a process that was
-/// not root deferred for want of root (`needs the root queue runner`,
-/// `State::deferred_for_root`): what such a process leaves in `waiting/` while a root
-/// runner is running ([`leave_for_root_runner`]), which a root process takes whatever
-/// its back-off.
-pub fn left_for_root(spool: &Spool, id: &str) -> bool {
-    rsendmail::privs::is_root()
-        && spool.qf_path(id).exists()
-        && spool
-            .read_entry(id)
-            .is_ok_and(|e| e.state.deferred_for_root(e.envelope.recipients.len()))
-}
-
 /// After an attempt at entry `id` by a process that is not root, once the entry is
 /// unlocked: when the attempt deferred a recipient for want of root (`needs the root
-/// queue runner`) and a root periodic queue runner is running ([`runner_expected`]),
-/// the entry is left in `waiting/` and the runner poked, so that the runner delivers it
-/// at once rather than at its next interval; the runner may have started, found the
-/// entry locked by this attempt and begun to listen before the deferral was recorded.
-/// Looked at after the unlock: a runner that holds `slots/runner` only after this look
-/// begins its first run after it too, and that run takes the entry (a root run takes
-/// what waits for a root deliverer whatever its back-off); a runner that held it before
-/// takes the marker. Each delivery is under the entry's lock, and a recipient delivered
-/// meanwhile is final: none is delivered twice.
-pub fn leave_for_root_runner(spool: &Spool, id: &str) {
+/// queue runner`, `State::deferred_for_root`) and a root periodic queue runner is
+/// running ([`runner_expected`]), the entry is handed to it: left in `waiting/` and the
+/// runner poked, so that it delivers those recipients at once (whatever the entry's
+/// back-off: its remote recipients keep theirs) rather than at its next interval. The
+/// addresses of the recipients handed on, in the entry's order; none when it was not.
+///
+/// The one place that decides it, for every deliverer that is not root (an interactive
+/// delivery, a background one, a user's queue run). Looked at after the unlock: a runner
+/// that holds `slots/runner` only after this look begins its first run after it too,
+/// and that run takes those recipients (a root sweep makes such an entry's local part
+/// due now); a runner that held it before takes the marker, also while it does not
+/// listen (its restart). Each delivery is under the entry's lock, and a recipient
+/// delivered meanwhile is final: none is delivered twice.
+pub fn hand_to_root_runner(spool: &Spool, id: &str) -> Vec<String> {
     if rsendmail::privs::is_root() {
-        return;
+        return Vec::new();
     }
-    let deferred = spool
-        .read_entry(id)
-        .is_ok_and(|e| e.state.deferred_for_root(e.envelope.recipients.len()));
-    if deferred && runner_expected(spool) && mark_waiting(spool, id) {
-        log::info!("{id}: left waiting for the root queue runner");
-        rsendmail::spool::wake::poke(&spool.dir, id);
+    let Ok(e) = spool.read_entry(id) else {
+        return Vec::new();
+    };
+    let handed: Vec<String> = e
+        .state
+        .for_root(e.envelope.recipients.len())
+        .into_iter()
+        .filter_map(|i| e.envelope.recipients.get(i).map(|r| r.address.clone()))
+        .collect();
+    if handed.is_empty() || !runner_expected(spool) || !mark_waiting(spool, id) {
+        return Vec::new();
     }
+    log::info!("{id}: handed to the queue runner");
+    rsendmail::spool::wake::poke(&spool.dir, id);
+    handed
 }
 
 /// Whether entry `id` has an open local recipient (true when it cannot be read: its

@@ -500,13 +500,13 @@ fn deliver_ids_then(
                     let res = attempt(engine, spool, &mut locked, &mut w, &mut out, look_ahead);
                     ahead = look.ahead.take();
                     match res {
-                        Ok(a) => {
+                        Ok(mut a) => {
                             if a.removed {
                                 removals.finish(locked);
                             } else {
                                 let id = locked.entry.envelope.id.clone();
                                 drop(locked);
-                                super::background::leave_for_root_runner(spool, &id);
+                                a.handed = super::background::hand_to_root_runner(spool, &id);
                             }
                             // Expansions and reports go out in the same run.
                             if !a.new_entries.is_empty()
@@ -686,38 +686,14 @@ pub fn deliver_entry(
     );
     close_connections(verbose);
     let results = results?;
-    hand_to_root_runner(&s.spool, id, verbose);
+    // What an ordinary user's delivery could only defer for want of root went to the
+    // root queue runner (`background::hand_to_root_runner`): `-v` tells so.
+    if verbose {
+        for addr in results.iter().flat_map(|a| &a.handed) {
+            rsendmail::outln!("{addr}... handed to the queue runner");
+        }
+    }
     Ok(run_status(&results, engine.error_mode))
-}
-
-/// After an interactive delivery by a process that is not root: the entries of entry
-/// argument `arg` whose open recipients this process could only defer (`needs the root
-/// queue runner`) are handed to a listening queue runner, as a background submission's
-/// are, so that they are delivered now rather than at the runner's next interval run.
-/// With `-v`, each such recipient is told `ADDR... handed to the queue runner`.
-fn hand_to_root_runner(spool: &rsendmail::spool::Spool, arg: &str, verbose: bool) {
-    if nix::unistd::geteuid().is_root() {
-        return;
-    }
-    for id in arg.split(',').map(|i| i.trim_start_matches('+')) {
-        let Ok(e) = spool.read_entry(id) else {
-            continue;
-        };
-        let env = &e.envelope;
-        if !e.state.waits_for_root(env.recipients.len())
-            || !rsendmail::spool::wake::poke(&spool.dir, id)
-        {
-            continue;
-        }
-        log::info!("{id}: handed to the queue runner");
-        if verbose {
-            for (i, r) in env.recipients.iter().enumerate() {
-                if !e.state.of(i).is_final() {
-                    rsendmail::outln!("{}... handed to the queue runner", r.address);
-                }
-            }
-        }
-    }
 }
 
 /// How many other entries a background delivery sends over one session of the
@@ -980,6 +956,9 @@ pub fn queue_run(
     // A periodic runner restarted by SIGHUP is the same process, already in the
     // background.
     let restarted = super::serve::take_runner_restarted();
+    if restarted {
+        inherit_successors();
+    }
     if !q.foreground && !s.inv.verbose && !restarted {
         // sendmail: a queue run forks and the caller returns at once.
         // SAFETY: single-threaded at this point; the child only continues this program.
@@ -1061,13 +1040,13 @@ fn stop_in_good_order() -> Result<(), Fatal> {
     Ok(())
 }
 
-/// SIGHUP in a periodic runner: [`RESTART`] (and [`STOP`]: no new deliveries).
+/// SIGHUP in a periodic runner: [`RESTART`], which [`periodic`] takes up (a standalone
+/// runner checks the new start and starts its successor before it sets [`STOP`]).
 fn restart_on_sighup() -> Result<(), Fatal> {
-    // SAFETY: the handler only stores to atomics.
+    // SAFETY: the handler only stores to an atomic.
     unsafe {
         signal_hook::low_level::register(signal_hook::consts::SIGHUP, || {
             RESTART.store(true, Ordering::SeqCst);
-            STOP.store(true, Ordering::SeqCst);
         })
     }
     .map(|_| ())
@@ -1113,15 +1092,56 @@ pub fn periodic(
     let interval = Duration::from_secs(q.interval.unwrap_or(0).max(1));
     hold_mark(&s.spool);
     cache::keep_between_runs();
-    log::info!("queue runner started, interval {}s", interval.as_secs());
+    match daemon.filter(|_| super::serve::is_successor()) {
+        Some(old) => log::info!(
+            "queue runner of the reloaded configuration started, interval {}s, while pid={old} finishes its deliveries",
+            interval.as_secs()
+        ),
+        None => log::info!("queue runner started, interval {}s", interval.as_secs()),
+    }
+    // The runners the restart that executed this program started: they took the new
+    // work while it finished; told to finish in turn once this one listens.
+    finish_once_listening(std::mem::take(
+        &mut *INHERITED.lock().unwrap_or_else(|p| p.into_inner()),
+    ));
     loop {
-        // The wake-up endpoint, served beside the interval's runs (src/deliver/wake.rs).
+        // Whether the new start was checked at the signal, and the successor started.
+        let mut checked = false;
+        let mut successor: Option<i32> = None;
+        // The wake-up endpoint, served beside the interval's runs (src/deliver/wake.rs);
+        // this thread takes SIGHUP up.
         std::thread::scope(|scope| {
             scope.spawn(|| super::wake::serve(s, engine, &STOP));
-            periodic_runs(s, engine, q, interval, daemon);
+            scope.spawn(|| periodic_runs(s, engine, q, interval, daemon));
+            while !STOP.load(Ordering::SeqCst) {
+                if RESTART.load(Ordering::SeqCst) && !TERM.load(Ordering::SeqCst) {
+                    match pid_argv.filter(|_| daemon.is_none()) {
+                        // A standalone runner: a runner of the new configuration takes
+                        // the new work at once, while this one lets its deliveries in
+                        // progress end (under their usual timeouts) with the old one.
+                        Some(argv) => match super::serve::start_successor(argv) {
+                            Ok(pid) => {
+                                checked = true;
+                                successor = pid;
+                                STOP.store(true, Ordering::SeqCst);
+                            }
+                            Err(why) => {
+                                log::error!(
+                                    "SIGHUP: not restarting: {why}; running on with the configuration read at start"
+                                );
+                                RESTART.store(false, Ordering::SeqCst);
+                            }
+                        },
+                        // The daemon's runner finishes and exits: the daemon runs a new one.
+                        None => STOP.store(true, Ordering::SeqCst),
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
         });
         cache::close_all(&mut None);
         if !RESTART.load(Ordering::SeqCst) || TERM.load(Ordering::SeqCst) {
+            finish_once_listening(successor.into_iter().collect());
             break;
         }
         if daemon.is_some() {
@@ -1130,9 +1150,12 @@ pub fn periodic(
             return Ok(Sysexit::Ok);
         }
         log::info!("queue runner finished its deliveries; restarting (SIGHUP)");
+        let mut successors = SUCCESSORS.lock().map(|m| m.clone()).unwrap_or_default();
+        successors.extend(successor);
         // Returns only when the restart was refused or could not be executed (said):
-        // the runner runs on as it was.
-        super::serve::restart_runner(s, &TERM);
+        // the runner runs on as it was, and its successor finishes.
+        super::serve::restart_runner(s, &TERM, &successors, checked);
+        finish_once_listening(successor.into_iter().collect());
         STOP.store(TERM.load(Ordering::SeqCst), Ordering::SeqCst);
         RESTART.store(false, Ordering::SeqCst);
         if STOP.load(Ordering::SeqCst) {
@@ -1145,6 +1168,58 @@ pub fn periodic(
         super::serve::remove_pid_file(s);
     }
     Ok(Sysexit::Ok)
+}
+
+/// The runners a restart of this standalone runner started ([`super::serve::take_successors`]),
+/// read at start, before any thread.
+static INHERITED: Mutex<std::collections::BTreeSet<i32>> =
+    Mutex::new(std::collections::BTreeSet::new());
+
+/// The runners this process started on SIGHUP or inherited from its restart that it has
+/// not reaped yet: named to the program a restart executes, which reaps them.
+static SUCCESSORS: Mutex<std::collections::BTreeSet<i32>> =
+    Mutex::new(std::collections::BTreeSet::new());
+
+/// Read the runners a restart of this standalone runner started, at its start.
+pub fn inherit_successors() {
+    let pids = super::serve::take_successors();
+    if let Ok(mut m) = INHERITED.lock() {
+        *m = pids;
+    }
+}
+
+/// Tell runners `pids`, children of this process that follow it (a restart's
+/// successors), to finish their deliveries and exit (SIGHUP) once this runner listens
+/// on the wake-up endpoint (or after 10 seconds), and reap them, in a thread of its own.
+fn finish_once_listening(pids: std::collections::BTreeSet<i32>) {
+    if pids.is_empty() {
+        return;
+    }
+    if let Ok(mut m) = SUCCESSORS.lock() {
+        m.extend(pids.iter().copied());
+    }
+    std::thread::spawn(move || {
+        let since = std::time::Instant::now();
+        while !super::wake::listening()
+            && !STOP.load(Ordering::SeqCst)
+            && since.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for &pid in &pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGHUP,
+            );
+        }
+        for &pid in &pids {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            log::info!("queue runner finished, pid={pid}");
+            if let Ok(mut m) = SUCCESSORS.lock() {
+                m.remove(&pid);
+            }
+        }
+    });
 }
 
 /// The periodic runner's runs, one each interval, until SIGTERM/SIGINT.

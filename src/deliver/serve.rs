@@ -525,13 +525,15 @@ fn pass_restart_info(cmd: &mut Command, s: &Setup) {
 
 /// SIGHUP in a standalone periodic queue runner (`-q<interval>`), once its deliveries
 /// in progress ended: the new start is checked as the daemon's is ([`restart_check`]),
-/// then the program at the path it was started from is executed again with the same
-/// arguments, the same process. Returns only when the check refused the restart or the
-/// exec failed, which is logged (the runner then runs on as it was), or when `stop` was
-/// set meanwhile (SIGTERM: the runner stops).
-pub fn restart_runner(s: &Setup, stop: &AtomicBool) {
+/// unless `checked` (at the signal, [`start_successor`]), then the program at the path
+/// it was started from is executed again with the same arguments, the same process,
+/// told the runners it started meanwhile (`successors`, [`RUNNER_SUCCESSORS`]). Returns
+/// only when the check refused the restart or the exec failed, which is logged (the
+/// runner then runs on as it was), or when `stop` was set meanwhile (SIGTERM: the
+/// runner stops).
+pub fn restart_runner(s: &Setup, stop: &AtomicBool, successors: &BTreeSet<i32>, checked: bool) {
     use std::os::unix::process::CommandExt;
-    if let Err(why) = restart_check(&[]) {
+    if !checked && let Err(why) = restart_check(&[]) {
         log::error!(
             "SIGHUP: not restarting: {why}; running on with the configuration read at start"
         );
@@ -546,7 +548,8 @@ pub fn restart_runner(s: &Setup, stop: &AtomicBool) {
     }
     let mut cmd = own_command(&exe);
     cmd.args(std::env::args_os().skip(1))
-        .env(RUNNER_RESTARTED, "1");
+        .env(RUNNER_RESTARTED, "1")
+        .env(RUNNER_SUCCESSORS, comma_list(successors.iter().copied()));
     pass_started_as(&mut cmd);
     pass_restart_info(&mut cmd, s);
     let e = cmd.exec();
@@ -827,6 +830,83 @@ pub fn daemon(
     Ok(Sysexit::Ok)
 }
 
+/// Start a queue runner that follows this process (`--queue-runner --daemon-pid PID --
+/// ARGV`: it stops when this process is gone, and on SIGHUP finishes its deliveries and
+/// exits): the daemon's, and a standalone periodic runner's successor while it restarts
+/// ([`start_successor`]). Its pid, for the caller to reap by pid (not through a handle).
+fn start_runner(argv: &[OsString], successor: bool) -> Result<i32, Fatal> {
+    let mut cmd = own_command(&own_exe());
+    if successor {
+        cmd.env(SUCCESSOR, "1");
+    }
+    cmd.args(rsendmail::log::inherited_args())
+        .arg("--queue-runner")
+        .arg("--daemon-pid")
+        .arg(std::process::id().to_string())
+        .arg("--")
+        .args(argv)
+        .stdin(Stdio::null());
+    pass_started_as(&mut cmd);
+    follow_parent(&mut cmd);
+    let child = cmd.spawn().map_err(|e| {
+        Fatal::new(
+            Sysexit::OsErr,
+            format!("cannot start the queue runner: {e}"),
+        )
+    })?;
+    Ok(child.id() as i32)
+}
+
+/// SIGHUP in a standalone periodic queue runner (`-q<interval>`, run with `argv`): the
+/// new start is checked as the daemon's is ([`restart_check`]); when it would start, a
+/// runner of the new program and configuration is started at once beside this one
+/// ([`start_runner`], a child that follows this process), which takes the new work
+/// while this one lets its deliveries in progress end with the configuration it read.
+/// Its pid; None when the check refused the restart (said: the runner runs on as it
+/// was, its deliveries not stopped) or the successor could not start (said: the runner
+/// restarts as before, once its deliveries end). Called by the thread that later
+/// executes the program again ([`restart_runner`]): a child's parent-death signal
+/// follows the thread that started it.
+pub fn start_successor(argv: &[OsString]) -> Result<Option<i32>, String> {
+    restart_check(&[])?;
+    match start_runner(argv, true) {
+        Ok(pid) => {
+            log::info!(
+                "SIGHUP: a queue runner of the new configuration takes new work (pid={pid}); this one finishes its deliveries in progress"
+            );
+            Ok(Some(pid))
+        }
+        Err(f) => {
+            log::error!(
+                "SIGHUP: {}; restarting once the deliveries in progress end",
+                f.message
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// The environment variable that tells a runner it was started by a standalone
+/// periodic runner's reload ([`start_successor`]), which it says when it starts.
+const SUCCESSOR: &str = "RSENDMAIL_RUNNER_SUCCESSOR";
+
+/// Whether this runner was started by a standalone runner's reload ([`SUCCESSOR`]).
+pub fn is_successor() -> bool {
+    std::env::var_os(SUCCESSOR).is_some()
+}
+
+/// The environment variable in which a standalone periodic runner's restart names the
+/// runners it started ([`start_successor`]): the new program tells them to finish once
+/// it listens, and reaps them ([`take_successors`]).
+const RUNNER_SUCCESSORS: &str = "RSENDMAIL_RUNNER_SUCCESSORS";
+
+/// The runners a restart of this standalone periodic runner started
+/// ([`RUNNER_SUCCESSORS`]) that are running children of this process; read once, at
+/// start, before any thread.
+pub fn take_successors() -> BTreeSet<i32> {
+    running_children(numbers_in(RUNNER_SUCCESSORS))
+}
+
 /// The least time between two starts of the daemon's queue runner when it keeps ending
 /// by itself (a runner that dies at once is not restarted in a tight loop).
 const RUNNER_RESTART_PAUSE: Duration = Duration::from_secs(5);
@@ -854,24 +934,7 @@ impl Runners {
             return Ok(());
         }
         self.started = Some(std::time::Instant::now());
-        let mut cmd = own_command(&own_exe());
-        cmd.args(rsendmail::log::inherited_args())
-            .arg("--queue-runner")
-            .arg("--daemon-pid")
-            .arg(std::process::id().to_string())
-            .arg("--")
-            .args(argv)
-            .stdin(Stdio::null());
-        pass_started_as(&mut cmd);
-        follow_parent(&mut cmd);
-        let child = cmd.spawn().map_err(|e| {
-            Fatal::new(
-                Sysexit::OsErr,
-                format!("cannot start the queue runner: {e}"),
-            )
-        })?;
-        // Reaped by pid ([`reap`]), not through the handle.
-        self.current = Some(child.id() as i32);
+        self.current = Some(start_runner(argv, false)?);
         Ok(())
     }
 

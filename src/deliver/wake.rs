@@ -21,9 +21,11 @@
 //! attempt recorded), then the reports of its refused recipients; or, alone, an entry
 //! `rsendmail-admin retry` marked due now (its state's `retry`, which a group member
 //! can only set where it may write the state file anyway); or, alone, to a root runner,
-//! an entry whose open recipients all wait for root (`needs the root queue runner`:
-//! an ordinary user's interactive delivery could only defer them, and hands them on),
-//! which the runner's next interval run would take whatever its back-off; a line naming
+//! an entry with a recipient a deliverer that was not root could only defer for want
+//! of root (`needs the root queue runner`: it hands such an entry on,
+//! `background::hand_to_root_runner`), whose local part a root sweep takes whatever
+//! the entry's back-off too (one rule for a line, a marker and a turn: [`still_due`]);
+//! a line naming
 //! anything else (a `-odq` or `-odd` entry, a deferred entry within its back-off, a
 //! finished one, garbage) is ignored, so a member of the spool group cannot make the
 //! runner try an entry sooner than its mode and back-off allow. Lines longer than
@@ -110,33 +112,37 @@ fn due_local_retries(now: i64) -> Vec<String> {
     due
 }
 
-/// Whether the local recipients of entry `id` are due now on their own schedule
-/// (`State::local_next_attempt`).
-fn local_part_due(spool: &Spool, id: &str) -> bool {
-    spool.read_entry(id).is_ok_and(|e| {
-        e.state
-            .local_next_attempt
-            .is_some_and(|t| t <= rsendmail::clock::now())
-    })
+/// Whether this process is root and a deliverer that was not root deferred a
+/// recipient of entry `e` for want of root (`needs the root queue runner`,
+/// [`rsendmail::spool::entry::State::deferred_for_root`]): what such a deliverer hands
+/// to a root runner ([`super::background::hand_to_root_runner`]), and what a root
+/// process takes whatever the entry's back-off (its remote recipients keep theirs).
+pub fn left_for_us(e: &rsendmail::spool::QueuedEntry) -> bool {
+    rsendmail::privs::is_root() && e.state.deferred_for_root(e.envelope.recipients.len())
 }
 
-/// Whether entry `id` is committed and was never tried (no state file, or one with no
-/// attempt: a submission that refused some recipients records their reason at once):
-/// what a poke or a waiting marker may have delivered now.
-pub fn untried(spool: &Spool, id: &str) -> bool {
-    if !spool.qf_path(id).exists() {
-        return false;
+/// The one rule for what a poke or a waiting marker may have tried now, and what is
+/// still to try when its turn comes: an entry never tried (no attempt recorded: a
+/// submission that refused some recipients records their reason at once), one
+/// `rsendmail-admin retry` marked due now, or one left for this root process
+/// ([`left_for_us`]); with `local`, also one whose local recipients are due on their
+/// own schedule (`State::local_next_attempt`). One tried meanwhile (by an interval's
+/// run) waits for its back-off. The entry is read once; one that cannot be read is
+/// due when it has no state file (never tried: its attempt says what is wrong), and
+/// one that is gone never is.
+pub fn still_due(spool: &Spool, id: &str, local: bool) -> bool {
+    match spool.read_entry(id) {
+        Ok(e) => {
+            e.state.attempts == 0
+                || e.state.retry
+                || left_for_us(&e)
+                || (local
+                    && e.state
+                        .local_next_attempt
+                        .is_some_and(|t| t <= rsendmail::clock::now()))
+        }
+        Err(_) => spool.qf_path(id).exists() && !spool.sf_path(id).exists(),
     }
-    !spool.sf_path(id).exists() || spool.read_entry(id).is_ok_and(|e| e.state.attempts == 0)
-}
-
-/// Whether this runner is root and entry `id`'s open recipients all wait for root
-/// (`needs the root queue runner`, [`rsendmail::spool::entry::State::waits_for_root`]).
-fn waits_for_us(spool: &Spool, id: &str) -> bool {
-    nix::unistd::geteuid().is_root()
-        && spool
-            .read_entry(id)
-            .is_ok_and(|e| e.state.waits_for_root(e.envelope.recipients.len()))
 }
 
 /// The entries a poke's line names that it may have delivered now: a line is what a
@@ -148,24 +154,28 @@ fn poked(spool: &Spool, line: &str) -> Vec<String> {
     let Some(ids) = entry_ids(line) else {
         return Vec::new();
     };
-    // `rsendmail-admin retry` marks an entry due now and pokes with its ID alone.
-    // An interactive delivery that is not root hands on an entry whose open recipients
-    // it could only defer for want of root (`runner::hand_to_root_runner`): a root
-    // runner takes it, as its next interval run would, whatever its back-off.
-    if let [id] = ids.as_slice()
-        && (spool.read_entry(id).is_ok_and(|e| e.state.retry) || waits_for_us(spool, id))
+    // Each entry read once: none may be gone.
+    let entries: Vec<rsendmail::spool::QueuedEntry> =
+        match ids.iter().map(|id| spool.read_entry(id)).collect() {
+            Ok(v) => v,
+            Err(_) => return Vec::new(),
+        };
+    // `rsendmail-admin retry` marks an entry due now and pokes with its ID alone; so
+    // does a deliverer that is not root hand on an entry with a recipient it could only
+    // defer for want of root (`background::hand_to_root_runner`), which a root runner
+    // takes whatever its back-off ([`left_for_us`]).
+    if let [e] = entries.as_slice()
+        && (e.state.retry || left_for_us(e))
     {
         return ids;
     }
-    let fits = ids.iter().enumerate().all(|(n, id)| {
-        untried(spool, id)
-            && spool.read_entry(id).is_ok_and(|e| {
-                if n == 0 {
-                    e.envelope.mode == 'b'
-                } else {
-                    e.envelope.sender.is_empty()
-                }
-            })
+    let fits = entries.iter().enumerate().all(|(n, e)| {
+        e.state.attempts == 0
+            && if n == 0 {
+                e.envelope.mode == 'b'
+            } else {
+                e.envelope.sender.is_empty()
+            }
     });
     if fits { ids } else { Vec::new() }
 }
@@ -258,6 +268,7 @@ impl Listener {
             left.extend(lines);
         }
         drop(self.file);
+        LISTENING.store(false, Ordering::SeqCst);
         for line in left {
             if entry_ids(&line).is_some() {
                 super::background::mark_waiting(spool, &line);
@@ -321,6 +332,15 @@ impl Listener {
     }
 }
 
+/// Whether this runner listens on its wake-up endpoint now ([`listening`]).
+static LISTENING: AtomicBool = AtomicBool::new(false);
+
+/// Whether this runner listens on its wake-up endpoint now: what a restarted runner
+/// waits for before it tells the runner that took the new work meanwhile to finish.
+pub fn listening() -> bool {
+    LISTENING.load(Ordering::SeqCst)
+}
+
 /// Open the endpoint for a periodic runner; None when it cannot be made (said when
 /// `tell`): the runner then works by its interval alone, submissions deliver as without
 /// it, and [`serve`] tries again every second.
@@ -334,6 +354,7 @@ fn listen(spool: &Spool, tell: bool) -> Option<Listener> {
     }
     match Listener::open(spool) {
         Ok(l) => {
+            LISTENING.store(true, Ordering::SeqCst);
             log::info!("queue runner listening on {}", l.path.display());
             Some(l)
         }
@@ -375,8 +396,9 @@ fn destination_of(engine: &Engine, spool: &Spool, id: &str) -> (bool, String) {
     (has_local || e.state.bounce.is_some(), routes.join("\n"))
 }
 
-/// How many of the runner's local deliveries go to one local recipient at once: one.
-/// Each recipient's mail waits for the delivery before it (its mailbox's lock, its
+/// How many of the runner's local deliveries go to one local recipient at once: one,
+/// a recipient being a mailbox or other final target ([`mailbox_keys`]), however it was
+/// addressed. Each recipient's mail waits for the delivery before it (its mailbox's lock, its
 /// `.forward`'s `|program`), so a second one at the same time would only wait too, in
 /// a slot of [`max_local_deliveries`] that another recipient's mail could use: a
 /// recipient's hung program or locked mailbox holds only one slot. (Postfix's
@@ -384,27 +406,64 @@ fn destination_of(engine: &Engine, spool: &Spool, id: &str) -> (bool, String) {
 pub const LOCAL_PER_RECIPIENT: usize = 1;
 
 /// The local recipients entry `id`'s local part goes to, as the runner keeps them
-/// apart ([`LOCAL_PER_RECIPIENT`]): each open recipient routed locally by its local
-/// part, folded to lower case as the local mailer folds it (an alias and the user it
-/// names are two). None for an entry that cannot be read (its attempt tells why).
+/// apart ([`LOCAL_PER_RECIPIENT`]): the mailboxes and other final targets its open local
+/// recipients reach ([`mailbox_keys`]), so that two aliases of one mailbox, or a user
+/// and an alias of hers, count as one recipient. None for an entry that cannot be read
+/// (its attempt tells why).
 fn recipient_keys(engine: &Engine, spool: &Spool, id: &str) -> Vec<String> {
     let Ok(e) = spool.read_entry(id) else {
         return Vec::new();
     };
-    let mut keys: Vec<String> = e
+    let is_local = |a: &str| super::plan::route(engine, a) == super::plan::Route::Local;
+    let addrs: Vec<String> = e
         .envelope
         .recipients
         .iter()
         .enumerate()
-        .filter(|(i, r)| {
-            !e.state.of(*i).is_final()
-                && super::plan::route(engine, &r.address) == super::plan::Route::Local
+        .filter(|(i, r)| !e.state.of(*i).is_final() && is_local(&r.address))
+        .map(|(_, r)| r.address.clone())
+        .collect();
+    mailbox_keys(engine, &addrs, &is_local)
+}
+
+/// The final targets local addresses `addrs` reach through the aliases file, each as
+/// one key, sorted, each once: a user's mailbox by the user's name folded to lower case
+/// without its `+detail` (`\user` too), a `|command` or `/file` as written. Only the
+/// aliases file is read (nothing may block the runner's loop): an `:include:` counts as
+/// itself, and a user's `.forward` is the user's (her deliveries go one at a time
+/// anyway).
+pub fn mailbox_keys(
+    engine: &Engine,
+    addrs: &[String],
+    is_local: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
+    use rsendmail::aliases::{Expander, ListFileError, Target, key_of, split_detail};
+    let no_include =
+        |_: &std::path::Path, _: Option<u32>| -> Result<(String, u32, bool), ListFileError> {
+            Err(ListFileError::Io(String::new()))
+        };
+    let x = Expander {
+        aliases: engine.local.aliases(),
+        is_local,
+        user_exists: &|_| true,
+        read_include: &no_include,
+        mailer_refusal: &|_, _| None,
+        host: &engine.local.host,
+    }
+    .expand(addrs, None);
+    let user = |u: &str| {
+        let k = key_of(u);
+        format!("user:{}", split_detail(&k).0)
+    };
+    let mut keys: Vec<String> = x
+        .targets
+        .iter()
+        .filter_map(|t| match &t.target {
+            Target::User(u) | Target::Mailbox(u) => Some(user(u)),
+            Target::Pipe(_) | Target::File(_) => Some(t.target.address()),
+            Target::Remote(_) => None,
         })
-        .map(|(_, r)| {
-            let a = r.address.trim_start_matches('<').trim_end_matches('>');
-            let user = a.rsplit_once('@').map_or(a, |(u, _)| u);
-            user.to_lowercase()
-        })
+        .chain(x.errors.iter().map(|e| e.target().to_lowercase()))
         .collect();
     keys.sort();
     keys.dedup();
@@ -418,20 +477,6 @@ pub fn max_local_deliveries() -> usize {
         .map_or(2, std::num::NonZeroUsize::get)
         .saturating_mul(4)
         .max(8)
-}
-
-/// Whether entry `id`, named by a poke or a waiting marker when it came, may still be
-/// tried now that its turn has come: never tried yet, marked due by
-/// `rsendmail-admin retry` (as [`poked`] and [`super::background::take_waiting`]
-/// required), for a root runner one whose open recipients all wait for root, or, in a
-/// root runner, with a recipient a process that was not root deferred for want of root
-/// ([`super::background::left_for_root`]). One tried meanwhile (by an interval's run)
-/// waits for its back-off.
-fn still_due(spool: &Spool, id: &str) -> bool {
-    untried(spool, id)
-        || spool.read_entry(id).is_ok_and(|e| e.state.retry)
-        || waits_for_us(spool, id)
-        || super::background::left_for_root(spool, id)
 }
 
 /// The entries a poke or `waiting/` gave the runner for one remote destination
@@ -600,7 +645,7 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
                         }
                         local_keys.remove(&id);
                         pending.remove(&id);
-                        if still_due(spool, &id) {
+                        if still_due(spool, &id, false) {
                             place(id, &mut pending, &mut local_queue, &mut lanes, true);
                         }
                         for n in queued {
@@ -640,7 +685,7 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
                     continue;
                 }
                 queued_keys.remove(&id);
-                if !still_due(spool, &id) && !local_part_due(spool, &id) {
+                if !still_due(spool, &id, true) {
                     pending.remove(&id);
                     continue;
                 }
@@ -665,7 +710,7 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
                 }
                 let ids: Vec<String> = std::mem::take(&mut x.pending)
                     .into_iter()
-                    .filter(|id| pending.remove(id) && still_due(spool, id))
+                    .filter(|id| pending.remove(id) && still_due(spool, id, false))
                     .collect();
                 if ids.is_empty() {
                     continue;
@@ -727,11 +772,47 @@ pub fn serve(s: &Setup, engine: &Engine, stop: &AtomicBool) {
         while let Ok(end) = ends.try_recv() {
             if let End::Local(id, queued) = end {
                 for id in std::iter::once(id).chain(queued) {
-                    if still_due(spool, &id) {
+                    if still_due(spool, &id, false) {
                         super::background::mark_waiting(spool, &id);
                     }
                 }
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mailbox_keys;
+
+    /// The runner's local limit counts mailboxes and final targets, not the names mail
+    /// was addressed to: two aliases of one user, the user herself (any case, with a
+    /// `+detail`, or `\\user`), and two aliases of one command are one recipient each.
+    #[test]
+    fn aliases_of_one_mailbox_have_one_key() {
+        let engine = super::super::engine::for_tests();
+        let aliases = rsendmail::aliases::Aliases::parse(
+            "one: bob\ntwo: Bob+x\nprog: \"|/bin/cat\"\nprog2: \"|/bin/cat\"\nboth: one, prog\nnested: one\n",
+            std::path::Path::new("aliases"),
+            false,
+        );
+        let _ = engine.local.aliases_loaded.set(Some(aliases));
+        let is_local = |a: &str| !a.contains('@');
+        let keys = |a: &[&str]| {
+            let addrs: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+            mailbox_keys(&engine, &addrs, &is_local)
+        };
+        assert_eq!(keys(&["one"]), vec!["user:bob".to_string()]);
+        for same in ["two", "bob", "BOB", "bob+y", "\\bob", "nested"] {
+            assert_eq!(keys(&[same]), keys(&["one"]), "{same}");
+        }
+        assert_eq!(keys(&["prog"]), keys(&["prog2"]));
+        assert_eq!(keys(&["prog"]), vec!["|/bin/cat".to_string()]);
+        assert_eq!(
+            keys(&["both"]),
+            vec!["user:bob".to_string(), "|/bin/cat".to_string()]
+        );
+        assert_eq!(keys(&["one", "two", "remote@example.org"]), keys(&["one"]));
+        assert_ne!(keys(&["carol"]), keys(&["one"]));
+    }
 }

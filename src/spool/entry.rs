@@ -854,21 +854,30 @@ impl State {
     /// whatever its other recipients wait for. A root queue runner that listens delivers
     /// the local recipients of such an entry left in `waiting/` at once.
     pub fn deferred_for_root(&self, recipients: usize) -> bool {
+        !self.for_root(recipients).is_empty()
+    }
+
+    /// The recipients [`State::deferred_for_root`] looks for, in order: each open,
+    /// deferred with [`NEEDS_ROOT_RUNNER`] in its last reply (none when the entry has an
+    /// `rsendmail-admin bounce` mark).
+    pub fn for_root(&self, recipients: usize) -> Vec<usize> {
         if self.bounce.is_some() {
-            return false;
+            return Vec::new();
         }
-        (0..recipients).any(|i| {
-            self.recipients
-                .iter()
-                .rev()
-                .find(|(idx, _, _)| *idx == i)
-                .is_some_and(|(_, st, why)| {
-                    *st == RcptState::Deferred
-                        && why
-                            .as_deref()
-                            .is_some_and(|w| w.contains(NEEDS_ROOT_RUNNER))
-                })
-        })
+        (0..recipients)
+            .filter(|&i| {
+                self.recipients
+                    .iter()
+                    .rev()
+                    .find(|(idx, _, _)| *idx == i)
+                    .is_some_and(|(_, st, why)| {
+                        *st == RcptState::Deferred
+                            && why
+                                .as_deref()
+                                .is_some_and(|w| w.contains(NEEDS_ROOT_RUNNER))
+                    })
+            })
+            .collect()
     }
 
     /// The state of recipient `i` (pending when the state file does not mention it).
@@ -1208,6 +1217,7 @@ mod tests {
         assert!(!st.waits_for_root(3), "recipient 2 was never tried");
         assert!(st.deferred_for_root(2) && st.deferred_for_root(3));
         assert!(!st.deferred_for_root(1), "recipient 1 is not the entry's");
+        assert_eq!(st.for_root(3), vec![1]);
         st.recipients
             .push((1, RcptState::Deferred, why("mailbox full")));
         assert!(!st.waits_for_root(2), "its last reply is another reason");
