@@ -537,15 +537,41 @@ fn every_config_problem_is_named_with_its_line() {
     r.code(0);
 }
 
+/// An auth.conf others may read is one problem: one FAIL line, the auth.conf step's,
+/// with its fix (the configuration step does not fail it again); also when the spool
+/// steps stop before they come to it.
 #[test]
 fn an_auth_conf_readable_by_others_is_reported() {
     let env = Env::new();
-    auth_conf(&env, 0o644);
+    let auth = auth_conf(&env, 0o644);
     let r = admin(&env, &["check"]);
     r.code(78);
     let a = line(&r, "FAIL auth.conf: ");
     assert!(a.contains("0644) is readable by others"), "{a}");
+    assert!(fix_of(a).is_some(), "{a}");
     assert!(!r.stdout.contains("pw\n"), "{}", r.stdout);
+    let fails: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert_eq!(fails, [a], "{}", r.stdout);
+    // A spool whose parent is missing: its steps stop there, auth.conf is said once.
+    env.add_config(&format!(
+        "SPOOLDIR {}\n",
+        env.dir.join("no/such/spool").display()
+    ));
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    let a = line(&r, "FAIL auth.conf: ");
+    assert!(
+        a.contains(&format!("{} is readable by others", auth.display()))
+            && fix_of(a) == Some(&format!("chmod o-r {}", auth.display())),
+        "{a}"
+    );
+    assert_eq!(
+        r.stdout.lines().filter(|l| l.contains("auth.conf")).count(),
+        1,
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("FAIL config: AUTHPATH"), "{}", r.stdout);
 }
 
 /// A spool others may read, an `rsendmail` without its set-gid bit, a wake-up FIFO
