@@ -3462,3 +3462,113 @@ fn a_spool_regrouped_by_mistake_gets_the_installs_group_back() {
     let corrupt = fs::read_dir(env.spool.join("corrupt")).map_or(0, |d| d.count());
     assert_eq!(corrupt, 0);
 }
+
+/// Plain `check` looks at each `:include:` file the aliases file names as a delivery
+/// (and `check --to` the alias) reads it: one line each, `ok`; `FAIL` for a file that
+/// is missing, writable by everyone, one DefaultUser may not read, a link to a FIFO,
+/// or an unsafe one (its group may write it) naming a program; `warn` for an unsafe
+/// one naming addresses alone. `--to` the alias fails each that fails, and the fixes,
+/// run as printed, clear their lines.
+#[test]
+fn plain_check_looks_at_each_include_file() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let d = env.dir.join("lists");
+    fs::create_dir(&d).unwrap();
+    chmod(&d, 0o755);
+    let write = |name: &str, text: &str, mode: u32| {
+        let p = d.join(name);
+        fs::write(&p, text).unwrap();
+        chmod(&p, mode);
+        p
+    };
+    let ok = write(
+        "ok.inc",
+        &format!("{TEST_USER}\nfriend@example.org\n"),
+        0o644,
+    );
+    let ww = write("ww.inc", &format!("{TEST_USER}\n"), 0o666);
+    let gw = write("gw.inc", &format!("{TEST_USER}\n"), 0o664);
+    let gwprog = write("gwprog.inc", "\"|/bin/true\"\n", 0o664);
+    let secret = write("secret.inc", &format!("{TEST_USER}\n"), 0o600);
+    let missing = d.join("missing.inc");
+    mkfifo(&d.join("fifo"));
+    let link = d.join("link.inc");
+    std::os::unix::fs::symlink(d.join("fifo"), &link).unwrap();
+    let aliases = env.dir.join("aliases");
+    let lists = [
+        ("okl", &ok),
+        ("wwl", &ww),
+        ("gwl", &gw),
+        ("gwprogl", &gwprog),
+        ("secretl", &secret),
+        ("missingl", &missing),
+        ("linkl", &link),
+    ];
+    let text: String = lists
+        .iter()
+        .map(|(a, p)| format!("{a}: :include:{}\n", p.display()))
+        .collect();
+    fs::write(&aliases, text).unwrap();
+    env.add_config(&format!("ALIASES {}\n", aliases.display()));
+    let r = admin(&env, &["check"]);
+    let of = |p: &Path| {
+        let name = format!("{}", p.display());
+        let found: Vec<&str> = r
+            .stdout
+            .lines()
+            .filter(|l| l.contains(" include") && l.contains(&name))
+            .collect();
+        assert_eq!(found.len(), 1, "{name}:\n{}", r.stdout);
+        found[0].to_string()
+    };
+    assert!(of(&ok).starts_with("ok   include "), "{}", r.stdout);
+    let fails = [&ww, &gwprog, &secret, &missing, &link];
+    for p in fails {
+        assert!(of(p).starts_with("FAIL include: "), "{}", r.stdout);
+    }
+    assert!(of(&ww).contains("World writable file"), "{}", r.stdout);
+    assert!(of(&secret).contains("Permission denied"), "{}", r.stdout);
+    assert!(
+        of(&missing).contains("No such file or directory"),
+        "{}",
+        r.stdout
+    );
+    assert!(of(&link).contains("not a regular file"), "{}", r.stdout);
+    assert!(
+        of(&gwprog).contains("is unsafe for mailing to programs"),
+        "{}",
+        r.stdout
+    );
+    assert!(of(&gw).starts_with("warn include: "), "{}", r.stdout);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    // As the --to path grades them.
+    for (a, p) in lists {
+        let to = admin(&env, &["check", "--to", a]);
+        assert_eq!(
+            to.stdout.contains("FAIL route: "),
+            fails.contains(&p),
+            "{a}: {}",
+            to.stdout
+        );
+    }
+    // Each fix, run as printed, clears its line.
+    let cmds = fixes_in(&r.stdout);
+    assert_eq!(cmds.len(), 4, "{}", r.stdout);
+    for c in &cmds {
+        assert!(sh(c).success(), "{c}");
+    }
+    let r = admin(&env, &["check"]);
+    for p in [&ok, &ww, &gw, &gwprog, &secret] {
+        let name = format!("{}", p.display());
+        let l = r
+            .stdout
+            .lines()
+            .find(|l| l.contains(" include") && l.contains(&name))
+            .unwrap_or_else(|| panic!("{name}: {}", r.stdout));
+        assert!(l.starts_with("ok   include "), "{}", r.stdout);
+    }
+}

@@ -31,7 +31,9 @@
 //! EHLO, TLS and the certificate, AUTH, the `--to` probe) are the deliverer's, which
 //! holds the TLS and DNS code: `rsendmail-deliver --check [--to ADDRESS] -- ARGV`
 //! prints their lines (`deliver/check.rs`); they are skipped when the configuration has
-//! errors.
+//! errors. So are, without `--to`, the lines of the `:include:` files the aliases file
+//! names, which the deliverer reads as a delivery reads them (as root, with
+//! DefaultUser's rights), before the network steps.
 //!
 //! Exit status: 0 when every step passed; else the first failure's: EX_CONFIG (78) for
 //! the configuration, the names, the spool, the binary, the FIFO and `auth.conf`;
