@@ -3572,3 +3572,84 @@ fn plain_check_looks_at_each_include_file() {
         assert!(l.starts_with("ok   include "), "{}", r.stdout);
     }
 }
+
+/// A spool regrouped by mistake (`chgrp -R` to root's group, or to a user's) while
+/// root's processes go on writing entries in it (a queue runner started before keeps
+/// queuing its reports; here root's entry queued before, which the `chgrp -R`
+/// regrouped, stands for them): `init` gives the spool the install's group back and
+/// keeps every entry root wrote (root-owned: no one else can have written it), giving
+/// it the spool's group; an entry a user wrote there in the wrong group is still
+/// suspect and set aside. Afterwards the check passes.
+#[test]
+fn entries_root_wrote_while_the_spool_was_regrouped_are_kept() {
+    if !can_switch_user() {
+        return;
+    }
+    for wrong_gid in [0, test_user().gid] {
+        let env = Env::new();
+        let (prog, run) = install_check(&env);
+        run_admin(&env, &prog, "init").code(0);
+        let want = spool_gid();
+        env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+        let root_qf = env.only_id();
+        let qf = env.spool.join(format!("qf{root_qf}"));
+        let st = std::process::Command::new("chgrp")
+            .args(["-R", &wrong_gid.to_string()])
+            .arg(&env.spool)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert_eq!(fs::metadata(&qf).unwrap().gid(), wrong_gid);
+        // A user's entry of that group (its name another queue ID's).
+        let users = env.spool.join("qf6AUIIquc023976");
+        fs::copy(&qf, &users).unwrap();
+        std::os::unix::fs::chown(&users, Some(test_user().uid), Some(wrong_gid)).unwrap();
+        // `check` says so first: root's entry only to regroup, the user's to set aside.
+        let before = run();
+        let entry_lines: Vec<&str> = before
+            .stdout
+            .lines()
+            .filter(|l| l.contains(&format!("{} are not", env.spool.display())))
+            .collect();
+        let suspect = entry_lines.iter().find(|l| l.contains("suspect"));
+        let regroup = entry_lines.iter().find(|l| l.contains("are not 0660"));
+        assert!(
+            suspect.is_some_and(|l| l.contains("(qf6AUIIquc023976)"))
+                && regroup.is_some_and(|l| l.contains(&format!("(qf{root_qf})"))),
+            "{}",
+            before.stdout
+        );
+        let r = run_admin(&env, &prog, "init");
+        r.code(0);
+        assert!(
+            r.stdout.contains("1 suspect queue file(s) set aside"),
+            "{}",
+            r.stdout
+        );
+        let md = fs::metadata(&qf).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+        assert_eq!(
+            (md.gid(), md.mode() & 0o7777),
+            (want, 0o660),
+            "{}",
+            r.stdout
+        );
+        assert!(!users.exists());
+        let aside: Vec<String> = fs::read_dir(env.spool.join("corrupt"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            aside.len() == 1 && aside[0].starts_with("qf6AUIIquc023976."),
+            "{aside:?}"
+        );
+        assert_eq!(env.entries(), [qf.clone()], "{}", r.stdout);
+        let r = run();
+        assert!(
+            !r.stdout.contains("FAIL"),
+            "before init:\n{}\nafter:\n{}",
+            before.stdout,
+            r.stdout
+        );
+    }
+}

@@ -1527,8 +1527,11 @@ fn files_step(
         // rsendmail with the spool's group: written while the spool's group was wrong
         // (by whoever had it then), or another program's. Suspect: never adopted.
         // (The index's files are made anew by every rebuild: only entries are suspect.)
+        // One root owns was written by root's processes (no one else can make a file
+        // root's), with the group the spool had then: its group is only wrong.
         if only_entries
-            && (!(private || want.gid == Some(md.gid())) || (private && md.uid() != want.uid))
+            && ((!(private || want.gid == Some(md.gid())) && md.uid() != 0)
+                || (private && md.uid() != want.uid))
         {
             suspect.push(name());
         } else if !ok {
@@ -1592,7 +1595,7 @@ fn files_step(
             dir
         };
         let aside = sh_word(&top.join("corrupt"));
-        let mut which = format!("{names} \\! -group {group}");
+        let mut which = format!("{names} \\! -group {group} \\! -user root");
         if private {
             which = format!("{names} \\! -user {}", want.uid);
         }
@@ -1629,8 +1632,10 @@ fn files_step(
         (true, false) => {
             format!("find {d} -maxdepth 1 -type f -exec chmod {file_mode:o} {{}} +")
         }
+        // Root's own of another group too (see above).
         (false, true) => format!(
-            "find {d} -maxdepth 1 -type f{names} -group {group} -exec chmod {file_mode:o} {{}} +"
+            "find {d} -maxdepth 1 -type f{names} \\( -group {group} -o -user root \\) -exec \
+             chgrp {group} {{}} + -exec chmod {file_mode:o} {{}} +"
         ),
         (false, false) => format!(
             "find {d} -maxdepth 1 -type f -exec chgrp {group} {{}} + -exec chmod {file_mode:o} {{}} +"
