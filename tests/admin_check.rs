@@ -3643,7 +3643,7 @@ fn entries_root_wrote_while_the_spool_was_regrouped_are_kept() {
             aside.len() == 1 && aside[0].starts_with("qf6AUIIquc023976."),
             "{aside:?}"
         );
-        assert_eq!(env.entries(), [qf.clone()], "{}", r.stdout);
+        assert_eq!(env.entries(), std::slice::from_ref(&qf), "{}", r.stdout);
         let r = run();
         assert!(
             !r.stdout.contains("FAIL"),
