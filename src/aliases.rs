@@ -612,6 +612,25 @@ impl Aliases {
         self.map.get(&name.to_ascii_lowercase())
     }
 
+    /// The `:include:` files the aliases name, each once, in the order of their lines:
+    /// the path as written and the name of the first alias that names it.
+    pub fn include_files(&self) -> Vec<(String, String)> {
+        let mut aliases: Vec<&Alias> = self.map.values().collect();
+        aliases.sort_by_key(|a| a.line);
+        let mut out: Vec<(String, String)> = Vec::new();
+        for a in aliases {
+            for t in &a.targets {
+                if let Some(p) = t.trim().strip_prefix(":include:") {
+                    let p = p.trim();
+                    if !p.is_empty() && !out.iter().any(|(q, _)| q == p) {
+                        out.push((p.to_string(), a.name.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The problem of the line of alias `name` when that line could not be read (a NUL
     /// octet or a byte order mark on it: `file: line N: ...`), so that its recipients
     /// wait for the file to be fixed rather than go to a mailbox of that name or bounce

@@ -537,15 +537,41 @@ fn every_config_problem_is_named_with_its_line() {
     r.code(0);
 }
 
+/// An auth.conf others may read is one problem: one FAIL line, the auth.conf step's,
+/// with its fix (the configuration step does not fail it again); also when the spool
+/// steps stop before they come to it.
 #[test]
 fn an_auth_conf_readable_by_others_is_reported() {
     let env = Env::new();
-    auth_conf(&env, 0o644);
+    let auth = auth_conf(&env, 0o644);
     let r = admin(&env, &["check"]);
     r.code(78);
     let a = line(&r, "FAIL auth.conf: ");
     assert!(a.contains("0644) is readable by others"), "{a}");
+    assert!(fix_of(a).is_some(), "{a}");
     assert!(!r.stdout.contains("pw\n"), "{}", r.stdout);
+    let fails: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert_eq!(fails, [a], "{}", r.stdout);
+    // A spool whose parent is missing: its steps stop there, auth.conf is said once.
+    env.add_config(&format!(
+        "SPOOLDIR {}\n",
+        env.dir.join("no/such/spool").display()
+    ));
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    let a = line(&r, "FAIL auth.conf: ");
+    assert!(
+        a.contains(&format!("{} is readable by others", auth.display()))
+            && fix_of(a) == Some(&format!("chmod o-r {}", auth.display())),
+        "{a}"
+    );
+    assert_eq!(
+        r.stdout.lines().filter(|l| l.contains("auth.conf")).count(),
+        1,
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("FAIL config: AUTHPATH"), "{}", r.stdout);
 }
 
 /// A spool others may read, an `rsendmail` without its set-gid bit, a wake-up FIFO
@@ -3635,4 +3661,195 @@ fn check_repairs_fit_the_fault_of_a_users_file_or_directory() {
     chgrp_chmod(&auth, spool_gid(), 0o640);
     let r = admin(&env, &["check"]);
     assert!(!r.stdout.contains("FAIL files"), "{}", r.stdout);
+}
+
+/// Plain `check` looks at each `:include:` file the aliases file names as a delivery
+/// (and `check --to` the alias) reads it: one line each, `ok`; `FAIL` for a file that
+/// is missing, writable by everyone, one DefaultUser may not read, a link to a FIFO,
+/// or an unsafe one (its group may write it) naming a program; `warn` for an unsafe
+/// one naming addresses alone. `--to` the alias fails each that fails, and the fixes,
+/// run as printed, clear their lines.
+#[test]
+fn plain_check_looks_at_each_include_file() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let d = env.dir.join("lists");
+    fs::create_dir(&d).unwrap();
+    chmod(&d, 0o755);
+    let write = |name: &str, text: &str, mode: u32| {
+        let p = d.join(name);
+        fs::write(&p, text).unwrap();
+        chmod(&p, mode);
+        p
+    };
+    let ok = write(
+        "ok.inc",
+        &format!("{TEST_USER}\nfriend@example.org\n"),
+        0o644,
+    );
+    let ww = write("ww.inc", &format!("{TEST_USER}\n"), 0o666);
+    let gw = write("gw.inc", &format!("{TEST_USER}\n"), 0o664);
+    let gwprog = write("gwprog.inc", "\"|/bin/true\"\n", 0o664);
+    let secret = write("secret.inc", &format!("{TEST_USER}\n"), 0o600);
+    let missing = d.join("missing.inc");
+    mkfifo(&d.join("fifo"));
+    let link = d.join("link.inc");
+    std::os::unix::fs::symlink(d.join("fifo"), &link).unwrap();
+    let aliases = env.dir.join("aliases");
+    let lists = [
+        ("okl", &ok),
+        ("wwl", &ww),
+        ("gwl", &gw),
+        ("gwprogl", &gwprog),
+        ("secretl", &secret),
+        ("missingl", &missing),
+        ("linkl", &link),
+    ];
+    let text: String = lists
+        .iter()
+        .map(|(a, p)| format!("{a}: :include:{}\n", p.display()))
+        .collect();
+    fs::write(&aliases, text).unwrap();
+    env.add_config(&format!("ALIASES {}\n", aliases.display()));
+    let r = admin(&env, &["check"]);
+    let of = |p: &Path| {
+        let name = format!("{}", p.display());
+        let found: Vec<&str> = r
+            .stdout
+            .lines()
+            .filter(|l| l.contains(" include") && l.contains(&name))
+            .collect();
+        assert_eq!(found.len(), 1, "{name}:\n{}", r.stdout);
+        found[0].to_string()
+    };
+    assert!(of(&ok).starts_with("ok   include "), "{}", r.stdout);
+    let fails = [&ww, &gwprog, &secret, &missing, &link];
+    for p in fails {
+        assert!(of(p).starts_with("FAIL include: "), "{}", r.stdout);
+    }
+    assert!(of(&ww).contains("World writable file"), "{}", r.stdout);
+    assert!(of(&secret).contains("Permission denied"), "{}", r.stdout);
+    assert!(
+        of(&missing).contains("No such file or directory"),
+        "{}",
+        r.stdout
+    );
+    assert!(of(&link).contains("not a regular file"), "{}", r.stdout);
+    assert!(
+        of(&gwprog).contains("is unsafe for mailing to programs"),
+        "{}",
+        r.stdout
+    );
+    assert!(of(&gw).starts_with("warn include: "), "{}", r.stdout);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    // As the --to path grades them.
+    for (a, p) in lists {
+        let to = admin(&env, &["check", "--to", a]);
+        assert_eq!(
+            to.stdout.contains("FAIL route: "),
+            fails.contains(&p),
+            "{a}: {}",
+            to.stdout
+        );
+    }
+    // Each fix, run as printed, clears its line.
+    let cmds = fixes_in(&r.stdout);
+    assert_eq!(cmds.len(), 4, "{}", r.stdout);
+    for c in &cmds {
+        assert!(sh(c).success(), "{c}");
+    }
+    let r = admin(&env, &["check"]);
+    for p in [&ok, &ww, &gw, &gwprog, &secret] {
+        let name = format!("{}", p.display());
+        let l = r
+            .stdout
+            .lines()
+            .find(|l| l.contains(" include") && l.contains(&name))
+            .unwrap_or_else(|| panic!("{name}: {}", r.stdout));
+        assert!(l.starts_with("ok   include "), "{}", r.stdout);
+    }
+}
+
+/// A spool regrouped by mistake (`chgrp -R` to root's group, or to a user's) while
+/// root's processes go on writing entries in it (a queue runner started before keeps
+/// queuing its reports; here root's entry queued before, which the `chgrp -R`
+/// regrouped, stands for them): `init` gives the spool the install's group back and
+/// keeps every entry root wrote (root-owned: no one else can have written it), giving
+/// it the spool's group; an entry a user wrote there in the wrong group is still
+/// suspect and set aside. Afterwards the check passes.
+#[test]
+fn entries_root_wrote_while_the_spool_was_regrouped_are_kept() {
+    if !can_switch_user() {
+        return;
+    }
+    for wrong_gid in [0, test_user().gid] {
+        let env = Env::new();
+        let (prog, run) = install_check(&env);
+        run_admin(&env, &prog, "init").code(0);
+        let want = spool_gid();
+        env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+        let root_qf = env.only_id();
+        let qf = env.spool.join(format!("qf{root_qf}"));
+        let st = std::process::Command::new("chgrp")
+            .args(["-R", &wrong_gid.to_string()])
+            .arg(&env.spool)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert_eq!(fs::metadata(&qf).unwrap().gid(), wrong_gid);
+        // A user's entry of that group (its name another queue ID's).
+        let users = env.spool.join("qf6AUIIquc023976");
+        fs::copy(&qf, &users).unwrap();
+        std::os::unix::fs::chown(&users, Some(test_user().uid), Some(wrong_gid)).unwrap();
+        // `check` says so first: root's entry only to regroup, the user's to set aside.
+        let before = run();
+        let entry_lines: Vec<&str> = before
+            .stdout
+            .lines()
+            .filter(|l| l.contains(&format!("{} are not", env.spool.display())))
+            .collect();
+        let suspect = entry_lines.iter().find(|l| l.contains("suspect"));
+        let regroup = entry_lines.iter().find(|l| l.contains("are not 0660"));
+        assert!(
+            suspect.is_some_and(|l| l.contains("(qf6AUIIquc023976)"))
+                && regroup.is_some_and(|l| l.contains(&format!("(qf{root_qf})"))),
+            "{}",
+            before.stdout
+        );
+        let r = run_admin(&env, &prog, "init");
+        r.code(0);
+        assert!(
+            r.stdout.contains("1 suspect queue file(s) set aside"),
+            "{}",
+            r.stdout
+        );
+        let md = fs::metadata(&qf).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+        assert_eq!(
+            (md.gid(), md.mode() & 0o7777),
+            (want, 0o660),
+            "{}",
+            r.stdout
+        );
+        assert!(!users.exists());
+        let aside: Vec<String> = fs::read_dir(env.spool.join("corrupt"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            aside.len() == 1 && aside[0].starts_with("qf6AUIIquc023976."),
+            "{aside:?}"
+        );
+        assert_eq!(env.entries(), std::slice::from_ref(&qf), "{}", r.stdout);
+        let r = run();
+        assert!(
+            !r.stdout.contains("FAIL"),
+            "before init:\n{}\nafter:\n{}",
+            before.stdout,
+            r.stdout
+        );
+    }
 }

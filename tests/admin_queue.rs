@@ -135,6 +135,80 @@ fn show_gives_envelope_state_next_attempt_and_header() {
     );
 }
 
+/// `show` gives a multi-line reply whole, each line as the server sent it (a control
+/// character in one as `?`), where `mailq -v` keeps sendmail's one line (the last); a
+/// reply longer than the room the state record reserves keeps its first lines and its
+/// last, and says how many were not kept.
+#[test]
+fn show_gives_a_multi_line_reply_whole() {
+    use crate::harness::servers::start_peer;
+    let reply = r"450-4.2.0 first line\r\n450-4.2.0 second \x1b[2J line\r\n450 4.2.0 last line";
+    let Some((_scratch, peer)) = start_peer(&[("RAW_REPLY", reply)]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &["-odi", "-f", "alice@example.org", "raw4@example.org"],
+        MSG,
+    )
+    .code(0);
+    let id = env.only_id();
+    let r = admin(&env, &["show", &id]);
+    r.code(0);
+    let want = "  raw4@example.org: deferred: 450-4.2.0 first line\n      \
+                450-4.2.0 second ?[2J line\n      450 4.2.0 last line\n";
+    assert!(r.stdout.contains(want), "{want:?} in\n{}", r.stdout);
+    let q = env.mailq(&["-v"]);
+    assert!(q.contains("(Deferred: 450 4.2.0 last line)"), "{q}");
+    assert!(!q.contains("first line"), "{q}");
+    drop(peer);
+
+    // Sixty lines: more than the room of one recipient.
+    let many: String = (1..60)
+        .map(|n| format!(r"550-5.7.1 line {n:02} of a long refusal\r\n"))
+        .collect::<String>()
+        + "550 5.7.1 the last line";
+    let Some((_scratch, peer)) = start_peer(&[("RAW_REPLY", &many)]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &[
+            "-odq",
+            "-f",
+            "alice@example.org",
+            "raw5@example.org",
+            "reject4@example.org",
+        ],
+        MSG,
+    )
+    .code(0);
+    let id = env.only_id();
+    env.sendmail(&["-qf"], b"").code(0);
+    let r = admin(&env, &["show", &id]);
+    r.code(0);
+    let out = &r.stdout;
+    assert!(
+        out.contains("  raw5@example.org: failed: 550-5.7.1 line 01 of a long refusal\n"),
+        "{out}"
+    );
+    let cut = out
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix('(')?
+                .strip_suffix(" more lines not kept)")
+        })
+        .unwrap_or_else(|| panic!("no cut line in\n{out}"));
+    let kept = out.matches("of a long refusal").count();
+    assert!(kept > 3, "{out}");
+    assert_eq!(kept + cut.parse::<usize>().unwrap(), 59, "{out}");
+    assert!(out.contains("\n      550 5.7.1 the last line\n"), "{out}");
+    // The state file stays within the room reserved for it.
+    let sf = fs::read_to_string(env.spool.join(format!("sf{id}"))).unwrap();
+    assert!(sf.len() < 4096, "{sf}");
+}
+
 /// `delete`: the entry and its index lines go, the others stay; an unknown ID among
 /// the arguments is said and exits 66 while the others are deleted; `--recipient` and
 /// `--all`.

@@ -648,12 +648,18 @@ fn init_repairs_modes_and_follows_no_link() {
     fs::write(&entry, "x").unwrap();
     fs::set_permissions(&entry, fs::Permissions::from_mode(0o644)).unwrap();
     nix::unistd::chown(&entry, None, Some(nix::unistd::Gid::from_raw(spool_gid()))).unwrap();
-    // An entry put on hold, as those queued, of another group (root's): rsendmail did
-    // not write it so, and it is set aside as suspect, never given the spool's group.
+    // An entry put on hold, as those queued, of another group (root's) and not root's
+    // own: rsendmail did not write it so, and it is set aside as suspect, never given
+    // the spool's group.
     let held = spool.join("hold/sfAAAAAAAAAAAAAA");
     fs::write(&held, "x").unwrap();
     fs::set_permissions(&held, fs::Permissions::from_mode(0o644)).unwrap();
-    nix::unistd::chown(&held, None, Some(nix::unistd::Gid::from_raw(0))).unwrap();
+    nix::unistd::chown(
+        &held,
+        Some(nix::unistd::Uid::from_raw(65534)),
+        Some(nix::unistd::Gid::from_raw(0)),
+    )
+    .unwrap();
     // The index's directory of domains and the files submissions write.
     let domains = spool.join("index/domains");
     fs::create_dir(&domains).unwrap();
@@ -4335,10 +4341,12 @@ fn init_sets_suspect_entries_aside() {
         .collect();
     qfs.sort();
     assert_eq!(qfs.len(), 2, "{qfs:?}");
-    // The spool's group was wrong: hers; one entry was written with it.
+    // The spool's group was wrong: hers; one entry was written with it, by her (one
+    // root wrote is root's, and kept: `admin_check`,
+    // `entries_root_wrote_while_the_spool_was_regrouped_are_kept`).
     let u = test_user();
     std::os::unix::fs::chown(&spool, None, Some(u.gid)).unwrap();
-    std::os::unix::fs::chown(&qfs[0], None, Some(u.gid)).unwrap();
+    std::os::unix::fs::chown(&qfs[0], Some(u.uid), Some(u.gid)).unwrap();
     let out = admin(&conf, &["init", "--group", spool_group()]);
     let said = text(&out.stdout);
     let _cleanup = scopeguard(&dir);
@@ -4436,7 +4444,7 @@ fn check_adopts_no_entry_of_another_group() {
     assert!(line.contains("suspect"), "{said}");
     assert!(
         line.contains(&format!(
-            "\\! -group {} -exec mv --backup=numbered -t {}",
+            "\\! -group {} \\! -user root -exec mv --backup=numbered -t {}",
             spool_group(),
             spool.join("corrupt").display()
         )),

@@ -31,7 +31,9 @@
 //! EHLO, TLS and the certificate, AUTH, the `--to` probe) are the deliverer's, which
 //! holds the TLS and DNS code: `rsendmail-deliver --check [--to ADDRESS] -- ARGV`
 //! prints their lines (`deliver/check.rs`); they are skipped when the configuration has
-//! errors.
+//! errors. So are, without `--to`, the lines of the `:include:` files the aliases file
+//! names, which the deliverer reads as a delivery reads them (as root, with
+//! DefaultUser's rights), before the network steps.
 //!
 //! Exit status: 0 when every step passed; else the first failure's: EX_CONFIG (78) for
 //! the configuration, the names, the spool, the binary, the FIFO and `auth.conf`;
@@ -83,6 +85,8 @@ pub struct Tally {
     pub soft: bool,
     /// The first failure while [`Tally::soft`] was set.
     pub soft_failure: Option<Sysexit>,
+    /// The steps that failed, in order (each once).
+    pub failed_steps: Vec<String>,
 }
 
 impl Tally {
@@ -108,6 +112,9 @@ impl Tally {
             return;
         }
         self.first_failure.get_or_insert(code);
+        if !self.failed_steps.iter().any(|f| f == step) {
+            self.failed_steps.push(step.to_string());
+        }
         self.say(Mark::Fail, step, detail);
     }
 
@@ -141,6 +148,26 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
     install_steps(&mut t, &s);
     program_paths_step(&mut t, &s);
     config_readable_step(&mut t, &s);
+    // An auth.conf others may read, when the install steps could not come to it (a
+    // spool they stopped at, a file the files step failed): said here, once.
+    if let Some(p) = s.cfg.auth_path.as_ref().filter(|_| {
+        auth_readable_by_others(&s.cfg) && !t.failed_steps.iter().any(|f| f == "auth.conf")
+    }) {
+        let cmd = match crate::spool::safety::acl_readers(p) {
+            Some(_) => format!("setfacl -b {}", sh_word(p)),
+            None => format!("chmod o-r {}", sh_word(p)),
+        };
+        t.fail(
+            Sysexit::Config,
+            "auth.conf",
+            &format!(
+                "{} is readable by others: its passwords must not be, and every program \
+                 refuses it{}",
+                p.display(),
+                fix(&[cmd])
+            ),
+        );
+    }
     if s.system_config.is_some() {
         sendmail_step(&mut t);
     }
@@ -271,8 +298,18 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
         );
     }
     // The files it names: a problem there fails the check, and the steps without the
-    // network still run (the auth.conf step says more of its file).
-    let files = s.cfg.check_files(&s.settings);
+    // network still run (the auth.conf step says more of its file). An auth.conf
+    // others may read, which the programs refuse, is the auth.conf step's to tell with
+    // its fix: one problem, one line; the other files are looked at without it.
+    let auth_open = auth_readable_by_others(&s.cfg);
+    let files = match s.cfg.check_files(&s.settings) {
+        Err(_) if auth_open => {
+            let mut others = s.cfg.clone();
+            others.auth_path = None;
+            others.check_files(&s.settings)
+        }
+        got => got,
+    };
     match &files {
         Err(f) => t.fail(Sysexit::Config, "config", &f.message),
         Ok(()) if config::exists(&path) && unsafe_config.is_empty() => {
@@ -283,7 +320,18 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
     for w in idle_settings(&s.cfg) {
         t.say(Mark::Warn, "config", &w);
     }
-    Some((s, files.is_ok() && unsafe_config.is_empty()))
+    Some((s, files.is_ok() && unsafe_config.is_empty() && !auth_open))
+}
+
+/// Whether the configuration's auth.conf is one the programs refuse as readable by
+/// others (`config::load_auth`): its mode lets others read it, or an access ACL names
+/// a reader.
+fn auth_readable_by_others(cfg: &Config) -> bool {
+    let Some(p) = &cfg.auth_path else {
+        return false;
+    };
+    std::fs::metadata(p)
+        .is_ok_and(|md| md.mode() & 0o004 != 0 || crate::spool::safety::acl_readers(p).is_some())
 }
 
 /// Each problem `Config::parse` finds in `text`, with its file and line: the line of
@@ -1522,8 +1570,11 @@ fn files_step(
         // rsendmail with the spool's group: written while the spool's group was wrong
         // (by whoever had it then), or another program's. Suspect: never adopted.
         // (The index's files are made anew by every rebuild: only entries are suspect.)
+        // One root owns was written by root's processes (no one else can make a file
+        // root's), with the group the spool had then: its group is only wrong.
         if only_entries
-            && (!(private || want.gid == Some(md.gid())) || (private && md.uid() != want.uid))
+            && ((!(private || want.gid == Some(md.gid())) && md.uid() != 0)
+                || (private && md.uid() != want.uid))
         {
             suspect.push(name());
         } else if !ok {
@@ -1587,7 +1638,7 @@ fn files_step(
             dir
         };
         let aside = sh_word(&top.join("corrupt"));
-        let mut which = format!("{names} \\! -group {group}");
+        let mut which = format!("{names} \\! -group {group} \\! -user root");
         if private {
             which = format!("{names} \\! -user {}", want.uid);
         }
@@ -1624,8 +1675,10 @@ fn files_step(
         (true, false) => {
             format!("find {d} -maxdepth 1 -type f -exec chmod {file_mode:o} {{}} +")
         }
+        // Root's own of another group too (see above).
         (false, true) => format!(
-            "find {d} -maxdepth 1 -type f{names} -group {group} -exec chmod {file_mode:o} {{}} +"
+            "find {d} -maxdepth 1 -type f{names} \\( -group {group} -o -user root \\) -exec \
+             chgrp {group} {{}} + -exec chmod {file_mode:o} {{}} +"
         ),
         (false, false) => format!(
             "find {d} -maxdepth 1 -type f -exec chgrp {group} {{}} + -exec chmod {file_mode:o} {{}} +"

@@ -10,7 +10,8 @@
 //! SPOOLDIR/wakeup          FIFO 0620 root:GROUP (the queue runner's wake-up endpoint)
 //! SPOOLDIR/qf*, sf*, and those in SPOOLDIR/hold
 //!                          0660, group GROUP  (entries already there keep their owner;
-//!                          one of another group is suspect: moved into corrupt/)
+//!                          one of another group is suspect: moved into corrupt/,
+//!                          unless root owns it: root's processes wrote it)
 //! SPOOLDIR/index/domains   2770 root:GROUP, when it is there (the index makes it)
 //! files in index/, index/domains/, slots/, waiting/
 //!                          0660, group GROUP  (their owner kept)
@@ -685,7 +686,8 @@ fn make_fifo(path: &Path, mode: u32) -> Result<(), Fatal> {
 /// upgrade, a spool restored by hand; `trusted` says which groups they may have), or
 /// without `trusted` every file in `dir` (a sub-directory whose files submissions
 /// write): the spool's group and mode 0660, their owner kept. An entry of a group
-/// `trusted` does not take is suspect: moved into `corrupt/` and said, never adopted.
+/// `trusted` does not take is suspect: moved into `corrupt/` and said, never adopted;
+/// unless root owns it (root's processes wrote it, with the group the spool had then).
 /// Only regular files with one link are changed. The number of suspect entries.
 fn entries(
     spool: &Spool,
@@ -722,9 +724,13 @@ fn entries(
         let Ok(md) = f.metadata() else { continue };
         // An entry of a group rsendmail does not write them with: never given the
         // spool's group (it would look like an entry root runs); moved into
-        // `corrupt/`, where nothing is run, as `check`'s repair moves it.
+        // `corrupt/`, where nothing is run, as `check`'s repair moves it. Except one
+        // root owns: root's processes wrote it (no one else can make a file root's),
+        // with the group the spool had then (a queue runner that went on after a
+        // `chgrp -R` by mistake): it is given the spool's group.
         if let Some(trusted) = trusted
             && !trusted(md.gid())
+            && md.uid() != 0
         {
             drop(f);
             move_aside(

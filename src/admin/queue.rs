@@ -625,8 +625,14 @@ fn render(e: &spool::QueuedEntry, held: bool, busy: bool, now: i64) -> String {
             st.word()
         };
         let _ = write!(o, "  {}: {word}", p(&r.shown()));
-        if let Some(w) = why {
-            let _ = write!(o, ": {}", p(w));
+        // The reply whole: each line of a multi-line one on a line of its own, as the
+        // server sent it (as many as the record kept).
+        for (n, line) in e.state.reply_of(i).into_iter().enumerate() {
+            if n == 0 {
+                let _ = write!(o, ": {}", p(line));
+            } else {
+                let _ = write!(o, "\n      {}", p(line));
+            }
         }
         o.push('\n');
     }

@@ -907,7 +907,8 @@ pub fn attempt(
 /// Before a unit of delivery of an entry with more than one recipient open, room for
 /// the state record that must keep its outcome (`LockedEntry::reserve_state`): the
 /// current record, the delivered markers of every recipient, and replies for them up
-/// to 64 KiB (beyond that, the record falls back to the state without its texts, then
+/// to 64 KiB (`entry::reply_room`, which also bounds the lines of a multi-line reply a
+/// record keeps: `entry::reply_lines_kept`; beyond that, the record falls back to the state without its texts, then
 /// to the delivered markers alone: `LockedEntry::record_outcome`). When there is no
 /// room, `unrecorded` says why and nothing more is sent for the entry in this run.
 fn make_room(locked: &mut LockedEntry, recipients: usize, unrecorded: &mut Option<String>) {
@@ -927,7 +928,7 @@ fn make_room(locked: &mut LockedEntry, recipients: usize, unrecorded: &mut Optio
     let n = recipients as u64;
     let room = (locked.entry.state.to_text().len() as u64)
         .saturating_add(n.saturating_mul(64))
-        .saturating_add(n.saturating_mul(512).saturating_add(1024).min(64 * 1024));
+        .saturating_add(rsendmail::spool::entry::reply_room(recipients) as u64);
     // The room is fsynced too, so that a disk whose fsyncs fail shows before the send.
     if let Err(e) = locked.reserve_state(room, true) {
         log::error!("{e}; nothing is sent for this entry in this run");

@@ -2,7 +2,8 @@
 //! ADDRESS] -- ARGV`): DNS, TCP, the greeting, EHLO, TLS with the server's certificate,
 //! AUTH, and with `--to` a MAIL/RCPT probe followed by RSET and QUIT (a local `--to`:
 //! its route through the aliases as `-bv` finds it, then the smarthost without the
-//! probe). Every SMARTHOST host is checked in delivery order; with several, a host that
+//! probe; without `--to`, first each `:include:` file the aliases file names:
+//! [`include_files`]). Every SMARTHOST host is checked in delivery order; with several, a host that
 //! fails is a `warn` and the check fails only when none works. The steps are
 //! those of a delivery and run through its code ([`Session::open`], [`Session::probe`],
 //! [`attempt::relay_addresses`], [`dns::Dns::mx`]): what passes here is what a delivery
@@ -47,6 +48,9 @@ pub fn check(s: &Setup, engine: &Engine, to: Option<&str>) -> Result<Sysexit, Fa
         None => None,
     };
     let to = given.as_deref().map(|a| engine.qualify(a));
+    if to.is_none() {
+        include_files(&mut t, engine);
+    }
     // With --to, the relay table's hosts must each resolve (the route's own host is
     // then checked through); without it, each is checked through after the smarthost
     // ([`relay_table_hosts`]).
@@ -306,6 +310,134 @@ fn local_route(t: &mut Tally, engine: &Engine, a: &str) {
                  so this may be misleading, as -bv warns; run the check as root to follow \
                  it)",
                 targets.join(", ")
+            ),
+        );
+    }
+}
+
+/// Without `--to`: each `:include:` file the aliases file names, expanded as a delivery
+/// (and `check --to` one of its aliases) expands it, with the rules of sendmail's
+/// `include()` (`rsendmail::aliases`: a file that is missing, not a regular file, too
+/// large, not text, writable by everyone, one DefaultUser may not read; one its group or
+/// an access ACL lets write is unsafe: its programs and files are refused). One line
+/// each: `ok`; `FAIL` with the status `--to` gives for what it refuses (the file, or the
+/// first target in it refused, and how many more); `warn` for an unsafe file whose
+/// members are all used, and for a file this user may not read (the root queue runner
+/// reads it). Where a command repairs it, the line ends with `(fix: COMMAND)`.
+fn include_files(t: &mut Tally, engine: &Engine) {
+    use rsendmail::spool::entry::NEEDS_ROOT_RUNNER;
+    use std::os::unix::fs::MetadataExt;
+    let Some(aliases) = engine.local.aliases() else {
+        return;
+    };
+    let is_local = |x: &str| plan::route(engine, x) == Route::Local;
+    for (path, alias) in aliases.include_files() {
+        let target = format!(":include:{path}");
+        let word = rsendmail::spool::safety::shell_word(std::path::Path::new(&path));
+        let md = std::fs::metadata(&path).ok();
+        let mode = md.as_ref().map(|m| m.mode() & 0o7777);
+        let unsafe_file = md.as_ref().is_some_and(|m| {
+            m.is_file()
+                && rsendmail::spool::safety::others_may_write(std::path::Path::new(&path), m, true)
+        });
+        let fix = |cmd: Option<String>| cmd.map(|c| format!(" (fix: {c})")).unwrap_or_default();
+        let x = engine.local.expand(
+            std::slice::from_ref(&target),
+            Some(aliases.owner),
+            &is_local,
+        );
+        let said = |i: usize| format!("alias {alias}: {}", x.said(i));
+        let not_read = |e: &rsendmail::aliases::ExpandError| {
+            e.is_temporary() && !engine.local.root && e.text().contains(NEEDS_ROOT_RUNNER)
+        };
+        // The file itself refused, or not read.
+        if let Some((i, e)) = x
+            .errors
+            .iter()
+            .enumerate()
+            .find(|(i, e)| e.target() == target && !x.from_list_file(*i))
+        {
+            if not_read(e) {
+                t.say(
+                    Mark::Warn,
+                    "include",
+                    &format!(
+                        "{} could not be checked (this user may not read it; run the check \
+                         as root to check it)",
+                        said(i)
+                    ),
+                );
+                continue;
+            }
+            let cmd = match mode {
+                Some(m) if m & 0o002 != 0 => Some(format!("chmod go-w {word}")),
+                Some(m)
+                    if engine.local.root
+                        && m & 0o004 == 0
+                        && md.as_ref().is_some_and(|m| m.is_file())
+                        && e.text().contains("Permission denied") =>
+                {
+                    Some(format!("chmod o+r {word}"))
+                }
+                _ => None,
+            };
+            t.fail(e.status(), "include", &format!("{}{}", said(i), fix(cmd)));
+            continue;
+        }
+        // What it names, refused as a delivery refuses it.
+        if let Some((i, e)) = x.errors.iter().enumerate().next() {
+            let more = match x.errors.len() - 1 {
+                0 => String::new(),
+                1 => " (and 1 more refusal: check --to ALIAS says each)".to_string(),
+                n => format!(" (and {n} more refusals: check --to ALIAS says each)"),
+            }
+            .replace("ALIAS", &alias);
+            if not_read(e) {
+                t.say(Mark::Warn, "include", &format!("{}{more}", said(i)));
+                continue;
+            }
+            let cmd = matches!(e, rsendmail::aliases::ExpandError::Mailer(..))
+                .then_some(())
+                .filter(|()| unsafe_file)
+                .map(|()| format!("chmod go-w {word}"));
+            t.fail(
+                e.status(),
+                "include",
+                &format!("{}{more}{}", said(i), fix(cmd)),
+            );
+            continue;
+        }
+        let owner_mode = md
+            .as_ref()
+            .map(|m| {
+                format!(
+                    "{}:{} {:04o}",
+                    rsendmail::spool::safety::user_name(m.uid()),
+                    rsendmail::spool::safety::group_name(m.gid()),
+                    m.mode() & 0o7777
+                )
+            })
+            .unwrap_or_default();
+        if unsafe_file {
+            t.say(
+                Mark::Warn,
+                "include",
+                &format!(
+                    "{path} ({owner_mode}, alias {alias}) may be written by others than its \
+                     owner (its group, or an access ACL): its addresses are used, but a \
+                     |command or /file written in it would be refused{}",
+                    fix(Some(format!("chmod go-w {word}")))
+                ),
+            );
+            continue;
+        }
+        let n = x.targets.len();
+        t.say(
+            Mark::Ok,
+            "include",
+            &format!(
+                "{path} ({owner_mode}, alias {alias}): {n} target{}",
+                if n == 1 { "" } else { "s" }
             ),
         );
     }

@@ -14,7 +14,7 @@ use super::local::Refused;
 use super::outcome::{Class, Mailer, RcptOutcome};
 use rsendmail::dsn;
 use rsendmail::exit::Sysexit;
-use rsendmail::spool::entry::{Envelope, RcptState, State};
+use rsendmail::spool::entry::{self, Envelope, RcptState, State};
 use rsendmail::status;
 
 /// sendmail's QPRIMARY (recipient.c `sendtolist`): a recipient the sender named (argv,
@@ -349,8 +349,23 @@ pub fn record_owned(
         } else {
             Some(why)
         };
-        state.recipients.retain(|(idx, _, _)| *idx != o.rcpt);
-        state.recipients.push((o.rcpt, st, stored));
+        // Of a server's reply of more than one line, the lines before the last too, as
+        // the room reserved for the record allows (`attempt::make_room`): `show`
+        // shows the reply whole.
+        let earlier = match (&stored, o.reply.lines.split_last()) {
+            (Some(w), Some((_, before)))
+                if !before.is_empty() && !o.reply.local && *w == o.reply.summary() =>
+            {
+                let lines: Vec<String> = before
+                    .iter()
+                    .map(|l| format!("{}-{l}", o.reply.code))
+                    .collect();
+                let room = entry::reply_room(env.recipients.len()) / env.recipients.len().max(1);
+                entry::reply_lines_kept(&lines, room.saturating_sub(entry::escape(w).len()))
+            }
+            _ => None,
+        };
+        state.set_recipient(o.rcpt, st, stored, earlier);
     }
     // The targets an expansion refused are not recipients of this entry: their failure
     // is recorded by their report (the entry's recipient that led to them is final
@@ -557,9 +572,7 @@ pub fn record_owned(
 pub fn delivered_so_far(state: &State, done: &[RcptOutcome]) -> State {
     let mut s = state.clone();
     for o in done.iter().filter(|o| o.is_success()) {
-        s.recipients.retain(|(i, _, _)| *i != o.rcpt);
-        s.recipients
-            .push((o.rcpt, RcptState::Delivered, Some(o.reply.summary())));
+        s.set_recipient(o.rcpt, RcptState::Delivered, Some(o.reply.summary()), None);
     }
     s.recipients.sort_by_key(|(i, _, _)| *i);
     s

@@ -42,6 +42,49 @@ pub const NEEDS_ROOT_RUNNER: &str = "needs the root queue runner";
 pub const QUEUE_VERSION: u32 = 3;
 /// The version of the state files written now.
 pub const STATE_VERSION: u32 = 1;
+/// The room a delivery reserves for the replies' texts of each recipient of an entry in
+/// its next state record, in octets (`LockedEntry::reserve_state`): [`reply_room`].
+pub const REPLY_ROOM_EACH: usize = 512;
+/// The most room reserved for the replies' texts of one entry's record, in octets.
+pub const REPLY_ROOM_MAX: usize = 64 * 1024;
+
+/// The room reserved for the replies' texts in the state record of an entry of
+/// `recipients` recipients: [`REPLY_ROOM_EACH`] each and 1 KiB more, at most
+/// [`REPLY_ROOM_MAX`].
+pub fn reply_room(recipients: usize) -> usize {
+    recipients
+        .saturating_mul(REPLY_ROOM_EACH)
+        .saturating_add(1024)
+        .min(REPLY_ROOM_MAX)
+}
+
+/// The lines before the last of a multi-line reply (`code-text` each) as the state
+/// record keeps them ([`State::reply_lines`]): joined by LF, as many from the first as
+/// fit, escaped, in `room` octets with the `reply IDX ` line they are written on; when
+/// some do not, the line `(N more lines not kept)` after those that do. None when
+/// there are none, or not even that line fits.
+pub fn reply_lines_kept(lines: &[String], room: usize) -> Option<String> {
+    if lines.is_empty() {
+        return None;
+    }
+    // `reply ` and the index (at most the digits of usize::MAX) and the line end.
+    let room = room.saturating_sub("reply  \n".len() + usize::MAX.to_string().len());
+    let cost = |kept: &[String]| {
+        kept.iter()
+            .map(|l| escape(l).len())
+            .sum::<usize>()
+            .saturating_add("%0A".len().saturating_mul(kept.len().saturating_sub(1)))
+    };
+    if cost(lines) <= room {
+        return Some(lines.join("\n"));
+    }
+    (0..lines.len()).rev().find_map(|k| {
+        let kept = lines.get(..k)?;
+        let mut out: Vec<String> = kept.to_vec();
+        out.push(format!("({} more lines not kept)", lines.len() - k));
+        (cost(&out) <= room).then(|| out.join("\n"))
+    })
+}
 /// The width of the `message-bytes` value: the digits of `u64::MAX`.
 pub const LENGTH_DIGITS: usize = 20;
 /// Where the digits of `message-bytes` start in a queue file: [`Envelope::to_text`]
@@ -568,8 +611,16 @@ pub struct State {
     pub local_next_attempt: Option<i64>,
     /// The reason mailq shows for the entry (`Deferred: ...`).
     pub reason: Option<String>,
-    /// Per recipient, by index in the envelope: state and its last reply.
+    /// Per recipient, by index in the envelope: state and its last reply (of a
+    /// multi-line reply its last line, as `mailq` and the log show it).
     pub recipients: Vec<(usize, RcptState, Option<String>)>,
+    /// Per recipient whose last reply had more than one line: the lines before the last
+    /// (`code-text` each, as the server sent them, joined by LF), as many as the room
+    /// reserved for the record allows ([`reply_lines_kept`]); `rsendmail-admin show`
+    /// shows them before the last line (key `reply IDX TEXT`, absent in files written
+    /// before it was kept, which hold the last line alone). Set and cleared with the
+    /// recipient's reply ([`State::set_recipient`]).
+    pub reply_lines: Vec<(usize, String)>,
     /// A delay warning has been sent.
     pub warned: bool,
     /// `rsendmail-admin retry`: due now; the periodic runner takes it when woken
@@ -703,6 +754,9 @@ impl State {
             }
             s.push('\n');
         }
+        for (i, lines) in &self.reply_lines {
+            let _ = writeln!(s, "reply {i} {}", escape(lines));
+        }
         s
     }
 
@@ -750,6 +804,11 @@ impl State {
                     };
                     st.recipients.push((idx, state, why));
                 }
+                "reply" => {
+                    let (idx, lines) = rest.split_once(' ').ok_or_else(bad)?;
+                    let idx: usize = idx.parse().map_err(|_| bad())?;
+                    st.reply_lines.push((idx, unescape(lines).ok_or_else(bad)?));
+                }
                 _ => {}
             }
         }
@@ -769,6 +828,7 @@ impl State {
             retry: false,
             bounce: None,
             expansion_notes: Vec::new(),
+            reply_lines: Vec::new(),
             recipients: self
                 .recipients
                 .iter()
@@ -878,6 +938,50 @@ impl State {
                     })
             })
             .collect()
+    }
+
+    /// Record recipient `i`'s state and last reply (`why`), with the lines before the
+    /// last of a multi-line reply (`earlier`, see [`State::reply_lines`]): whatever was
+    /// recorded of it before goes.
+    pub fn set_recipient(
+        &mut self,
+        i: usize,
+        st: RcptState,
+        why: Option<String>,
+        earlier: Option<String>,
+    ) {
+        self.recipients.retain(|(idx, _, _)| *idx != i);
+        self.reply_lines.retain(|(idx, _)| *idx != i);
+        if why.is_some()
+            && let Some(lines) = earlier
+        {
+            self.reply_lines.push((i, lines));
+        }
+        self.recipients.push((i, st, why));
+    }
+
+    /// Every line of recipient `i`'s last reply as recorded: the lines before the last
+    /// ([`State::reply_lines`], when they were kept), then the last; none when no reply
+    /// is recorded.
+    pub fn reply_of(&self, i: usize) -> Vec<&str> {
+        let Some(last) = self
+            .recipients
+            .iter()
+            .rev()
+            .find(|(idx, _, _)| *idx == i)
+            .and_then(|(_, _, w)| w.as_deref())
+        else {
+            return Vec::new();
+        };
+        let mut out: Vec<&str> = self
+            .reply_lines
+            .iter()
+            .rev()
+            .find(|(idx, _)| *idx == i)
+            .map(|(_, l)| l.split('\n').collect())
+            .unwrap_or_default();
+        out.push(last);
+        out
     }
 
     /// The state of recipient `i` (pending when the state file does not mention it).
@@ -1130,6 +1234,69 @@ mod tests {
         assert_eq!(unescape("%4"), None);
     }
 
+    /// A multi-line reply is kept whole in the record (the lines before the last on a
+    /// line of their own) and read back; a state file written before it was kept (the
+    /// last line alone) still reads, its reply that line.
+    #[test]
+    fn a_multi_line_reply_is_kept_and_old_files_still_read() {
+        let mut st = State::default();
+        let earlier = vec![
+            "550-5.1.1 first line".to_string(),
+            "550-5.1.1 second".into(),
+        ];
+        st.set_recipient(
+            0,
+            RcptState::Failed,
+            Some("550 5.1.1 last".into()),
+            reply_lines_kept(&earlier, 512),
+        );
+        st.set_recipient(1, RcptState::Deferred, Some("450 4.2.0 one".into()), None);
+        let back = State::parse(&st.to_text()).unwrap();
+        assert_eq!(
+            back.reply_of(0),
+            ["550-5.1.1 first line", "550-5.1.1 second", "550 5.1.1 last"]
+        );
+        assert_eq!(back.reply_of(1), ["450 4.2.0 one"]);
+        assert!(back.reply_of(2).is_empty());
+        // Recorded again: the earlier lines of the old reply go.
+        st.set_recipient(0, RcptState::Deferred, Some("451 4.3.0 later".into()), None);
+        assert_eq!(st.reply_of(0), ["451 4.3.0 later"]);
+        assert!(st.reply_lines.is_empty());
+        // As the previous release wrote it.
+        let old = "rsendmail-state 1\nattempts 1\nrcpt 0 failed 550%205.1.1%20last\n";
+        let back = State::parse(old).unwrap();
+        assert_eq!(back.reply_of(0), ["550 5.1.1 last"]);
+        // Their texts are not essential.
+        assert!(st.essential().reply_lines.is_empty());
+    }
+
+    /// The lines kept fit the room, from the first, and say how many were not kept.
+    #[test]
+    fn reply_lines_are_kept_as_the_room_allows() {
+        let lines: Vec<String> = (0..20)
+            .map(|i| format!("550-5.7.1 line {i:02} {}", "x".repeat(40)))
+            .collect();
+        let all = reply_lines_kept(&lines, 64 * 1024).unwrap();
+        assert_eq!(all.split('\n').count(), 20);
+        for room in [0, 40, 100, 300, 512, 1000] {
+            let kept = reply_lines_kept(&lines, room);
+            let Some(kept) = kept else {
+                assert!(room < 60, "{room}");
+                continue;
+            };
+            let line = format!("reply {} {}\n", usize::MAX, escape(&kept));
+            assert!(line.len() <= room, "{room}: {line}");
+            let got: Vec<&str> = kept.split('\n').collect();
+            let n = got.len() - 1;
+            assert_eq!(
+                got[..n],
+                lines[..n].iter().map(String::as_str).collect::<Vec<_>>()[..]
+            );
+            assert_eq!(got[n], format!("({} more lines not kept)", 20 - n));
+        }
+        assert_eq!(reply_lines_kept(&[], 512), None);
+    }
+
     #[test]
     fn state_round_trip() {
         let st = State {
@@ -1191,6 +1358,8 @@ mod tests {
                 "Message delivered to mailing list l x".into(),
                 "l%x... expanded to multiple addresses".into(),
             ],
+            // The lines before the last of recipient 0's multi-line reply.
+            reply_lines: vec![(0, "250-first line 50%\n250-second".into())],
         };
         let back = State::parse(&st.to_text()).unwrap();
         assert_eq!(back, st);
@@ -1257,6 +1426,9 @@ mod tests {
                 owner_owed: Vec::new(),
                 owner_notes: Vec::new(),
                 expansion_notes: Vec::new(),
+                reply_lines: (0..n)
+                    .map(|i| (i, "550-5.1.1 an earlier line ".repeat(20)))
+                    .collect(),
             };
             let e = st.essential();
             assert!(e.to_text().len() <= State::essential_len_bound(n), "{n}");
@@ -1461,6 +1633,7 @@ mod tests {
                         owner_owed: Vec::new(),
                         owner_notes: Vec::new(),
                         expansion_notes: Vec::new(),
+                        reply_lines: Vec::new(),
                     },
                 )
         }
