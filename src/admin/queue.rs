@@ -18,7 +18,7 @@
 //! exit status is 75 (EX_TEMPFAIL: try again), as `postsuper` leaves a message its queue
 //! manager holds.
 //!
-//! Holding moves `qf<ID>` and `sf<ID>` into `SPOOLDIR/hold/` ([`Spool::held`]), as
+//! Holding moves `qf<ID>`, `sf<ID>` and `jf<ID>` into `SPOOLDIR/hold/` ([`Spool::held`]), as
 //! Postfix's hold queue and sendmail's `hf` files do: no selection code can take a held
 //! entry by mistake, as every run opens entries by their path in the spool. `mailq`
 //! lists a held entry with sendmail's quarantine line (`     QUARANTINE: held`, recorded:

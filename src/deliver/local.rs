@@ -21,8 +21,15 @@
 //! The `|command` and `/file` targets of such a list run as the user.
 //!
 //! The mailbox append runs in a child (`rsendmail-deliver --mbox ...`) that gets the
-//! message's length first and then the message on stdin, so a deliverer that dies
-//! mid-message leaves a short read, which the child takes back (truncate to the old size).
+//! message's length first and then the message on stdin, so a feed that ends early
+//! leaves a short read, which the child takes back (truncate to the old size).
+//!
+//! Every mailbox, `/file` and `|command` delivery runs under a supervisor
+//! (`rsendmail-deliver --supervise ...`, [`supervise_child`]) that holds the entry's
+//! locked queue file and its delivery journal, feeds the message, relays the output and
+//! journals the delivery when it ended well: a deliverer killed while it runs leaves the
+//! entry locked until it ends, and recorded after (docs/ARCHITECTURE.md, "Local delivery
+//! and its supervisor").
 //!
 //! Mailboxes, `|command` and `/file` targets get the message as queued (LF line ends,
 //! lines of any length): they have no line limit, as sendmail's local and prog mailers
