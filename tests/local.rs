@@ -3901,7 +3901,12 @@ fn a_journalled_delivery_is_not_pending_and_not_made_again() {
     let json = env.json();
     assert!(!json.iter().any(|l| l.contains("\"root@")), "{json:?}");
     env.sendmail(&["-qf"], b"").code(0);
-    assert!(env.entries().is_empty(), "{}\n{}", env.listing(), env.mailq(&[]));
+    assert!(
+        env.entries().is_empty(),
+        "{}\n{}",
+        env.listing(),
+        env.mailq(&[])
+    );
     assert!(!jf.exists());
     assert!(!mbox(&env, "root").exists(), "root's copy was made again");
     assert_eq!(mbox_summary(&mbox(&env, TEST_USER)).len(), 1);

@@ -1256,10 +1256,7 @@ fn deliver_local(
         }
         _ => sender,
     };
-    match engine
-        .local
-        .deliver(env, r, &is_local, sup, &sender)
-    {
+    match engine.local.deliver(env, r, &is_local, sup, &sender) {
         local::LocalOutcome::Delivered(text) => RcptOutcome::local(
             i,
             250,

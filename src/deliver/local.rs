@@ -779,7 +779,13 @@ impl Local {
         LocalOutcome::Expanded(list, refused, text, notes, owned)
     }
 
-    fn mailbox(&self, name: &str, sup: &Supervised<'_>, env: &Envelope, sender: &str) -> LocalOutcome {
+    fn mailbox(
+        &self,
+        name: &str,
+        sup: &Supervised<'_>,
+        env: &Envelope,
+        sender: &str,
+    ) -> LocalOutcome {
         let Some(u) = user(name) else {
             return LocalOutcome::perm(
                 550,
@@ -829,7 +835,10 @@ impl Local {
             path.into(),
             sender.into(),
             rcpt.into(),
-            owner_check.map(|u| u.to_string()).unwrap_or_default().into(),
+            owner_check
+                .map(|u| u.to_string())
+                .unwrap_or_default()
+                .into(),
             self.lock_wait.as_millis().to_string().into(),
             if create { "1" } else { "0" }.into(),
         ];
@@ -883,10 +892,9 @@ impl Local {
             }
             // The mailbox's creation or its dotlock, as root.
             Said::Mailbox(why) => LocalOutcome::temp(status::MAILBOX_TEMP, why),
-            Said::Spawn(why) => LocalOutcome::temp(
-                status::SYSTEM_TEMP,
-                format!("cannot start delivery: {why}"),
-            ),
+            Said::Spawn(why) => {
+                LocalOutcome::temp(status::SYSTEM_TEMP, format!("cannot start delivery: {why}"))
+            }
             Said::Message(why) => LocalOutcome::temp(status::SYSTEM_TEMP, why),
             _ => LocalOutcome::temp(
                 status::SYSTEM_TEMP,
@@ -1040,16 +1048,13 @@ impl Local {
             ),
             Said::Exit(0) => LocalOutcome::Delivered(done),
             Said::Exit(c) => shown(c),
-            Said::Signal(n, core) => {
-                signalled(std::process::ExitStatus::from_raw(n | if core { 0x80 } else { 0 }))
+            Said::Signal(n, core) => signalled(std::process::ExitStatus::from_raw(
+                n | if core { 0x80 } else { 0 },
+            )),
+            Said::Spawn(why) => {
+                LocalOutcome::temp(status::SYSTEM_TEMP, format!("cannot run {command}: {why}"))
             }
-            Said::Spawn(why) => LocalOutcome::temp(
-                status::SYSTEM_TEMP,
-                format!("cannot run {command}: {why}"),
-            ),
-            Said::Mailbox(why) | Said::Message(why) => {
-                LocalOutcome::temp(status::SYSTEM_TEMP, why)
-            }
+            Said::Mailbox(why) | Said::Message(why) => LocalOutcome::temp(status::SYSTEM_TEMP, why),
             // The supervisor itself killed: as its program would have been.
             Said::Nothing => match ended.status {
                 Some(s) if s.signal().is_some() => signalled(s),
@@ -1090,7 +1095,10 @@ enum Said {
 
 impl Said {
     fn parse(line: &str) -> Said {
-        let (word, rest) = line.trim_end().split_once(' ').unwrap_or((line.trim_end(), ""));
+        let (word, rest) = line
+            .trim_end()
+            .split_once(' ')
+            .unwrap_or((line.trim_end(), ""));
         match word {
             "exit" => rest.parse().map_or(Said::Nothing, Said::Exit),
             "signal" => {
@@ -1141,9 +1149,10 @@ impl Supervision {
     /// entry's delivery journal (opened, or made, here) as its descriptor 4.
     fn start(mut cmd: Command, sup: &Supervised<'_>, id: &str) -> std::io::Result<Supervision> {
         use std::os::fd::{AsRawFd, OwnedFd};
-        let jf = sup.spool.open_journal(id).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("delivery journal jf{id}: {e}"))
-        })?;
+        let jf = sup
+            .spool
+            .open_journal(id)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("delivery journal jf{id}: {e}")))?;
         // Above the descriptors they are moved to, so that neither move undoes the other.
         let high = |fd: &dyn AsRawFd| -> std::io::Result<OwnedFd> {
             let n = nix::fcntl::fcntl(
@@ -1357,12 +1366,7 @@ pub fn supervise_child(args: &[std::ffi::OsString]) -> i32 {
         libc::fcntl(4, libc::F_SETFD, libc::FD_CLOEXEC);
     }
     // SAFETY: descriptors 3 and 4 are open (just checked) and ours alone.
-    let (qf, jf) = unsafe {
-        (
-            std::fs::File::from_raw_fd(3),
-            std::fs::File::from_raw_fd(4),
-        )
-    };
+    let (qf, jf) = unsafe { (std::fs::File::from_raw_fd(3), std::fs::File::from_raw_fd(4)) };
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
     let text = |i: usize| arg(i).to_string_lossy().into_owned();
     let num = |i: usize| text(i).parse::<u64>().ok();
@@ -1472,7 +1476,10 @@ pub fn supervise_child(args: &[std::ffi::OsString]) -> i32 {
     drop(cmd.0);
     let output: Option<Box<dyn Read + Send>> = match cmd.1 {
         Some(r) => Some(Box::new(r)),
-        None => child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>),
+        None => child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn Read + Send>),
     };
     let relay = std::thread::spawn(move || {
         let Some(mut output) = output else { return };

@@ -1394,7 +1394,10 @@ rcpt 1 delivered 250";
         assert_eq!(st.of(2), RcptState::Delivered);
         assert_eq!(st.recipients.len(), 2);
         assert!(!st.apply_journal(&parse_journal(text, 3)));
-        assert_eq!(parse_journal(journal_line(1, "250 a\nb").as_bytes(), 2), [(1, "250 a\nb".to_string())]);
+        assert_eq!(
+            parse_journal(journal_line(1, "250 a\nb").as_bytes(), 2),
+            [(1, "250 a\nb".to_string())]
+        );
     }
 
     mod props {
