@@ -3642,3 +3642,316 @@ fn alias_problems_quote_no_text_of_a_file_not_everyone_may_read() {
         assert_eq!(all.contains("secret-three"), shown, "{mode:o}: {all}");
     }
 }
+
+/// The processes of the queue run started as `pid` that a crash or `kill -9` of the
+/// run takes: it and its descendants that are rsendmail's deliverers. Not a local
+/// delivery's supervisor (`--supervise`), nor what delivers (`--mbox`, a program).
+fn runner_processes(pid: u32) -> Vec<i32> {
+    let mut all: Vec<(i32, i32)> = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        all.push((p, ppid));
+    }
+    let mut tree = vec![pid as i32];
+    let mut i = 0;
+    while let Some(&parent) = tree.get(i) {
+        for &(p, pp) in &all {
+            if pp == parent && !tree.contains(&p) {
+                tree.push(p);
+            }
+        }
+        i += 1;
+    }
+    tree.into_iter()
+        .filter(|p| {
+            let exe = fs::read_link(format!("/proc/{p}/exe")).ok();
+            let cmd = fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            exe.is_some_and(|e| {
+                e.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("rsendmail"))
+            }) && !cmd.contains("--supervise")
+                && !cmd.contains("--mbox")
+        })
+        .collect()
+}
+
+/// Whether a process below `pid` has `word` in its command line.
+fn below_runs(pid: u32, word: &str) -> bool {
+    fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        let p = e.file_name().to_string_lossy().into_owned();
+        p.parse::<u32>().is_ok_and(|n| n != pid)
+            && fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(word))
+    })
+}
+
+/// Kill the queue run `runner` as a crash would: SIGKILL to it and its deliverers
+/// ([`runner_processes`]) at once, then reap it.
+fn kill_runner(runner: &mut std::process::Child) {
+    let procs = runner_processes(runner.id());
+    assert!(!procs.is_empty());
+    for p in procs {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let _ = runner.wait();
+}
+
+/// Start a queue run (`sendmail -qf`) as root.
+fn spawn_run(env: &Env) -> std::process::Child {
+    Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Whether entry `id`'s queue file is locked (by a deliverer, or a delivery's
+/// supervisor) now; false once it is gone.
+fn entry_locked(env: &Env, id: &str) -> bool {
+    match fs::File::open(env.spool.join(format!("qf{id}"))) {
+        Ok(f) => match f.try_lock_shared() {
+            Ok(()) => false,
+            Err(_) => true,
+        },
+        Err(_) => false,
+    }
+}
+
+fn lines_of(path: &Path, word: &str) -> usize {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| *l == word)
+        .count()
+}
+
+#[test]
+fn a_program_that_outlives_a_killed_runner_runs_once() {
+    // A `|program` still running when its queue run is killed (SIGKILL to the run and
+    // its deliverers, not to the program): a run meanwhile finds the entry locked and
+    // leaves it (not an attempt), and once the program ends the next run records it
+    // delivered (from the delivery journal) without running it again.
+    if !is_root() {
+        return;
+    }
+    let env = local_env("", None);
+    let d = open_dir(&env, "prog");
+    let (gate, log) = (d.join("gate"), d.join("log"));
+    fs::write(
+        env.dir.join("aliases"),
+        format!(
+            "prog: \"|echo start >> {log}; while [ ! -e {gate} ]; do sleep 0.05; done; echo end >> {log}\"\n",
+            log = log.display(),
+            gate = gate.display()
+        ),
+    )
+    .unwrap();
+    env.sendmail(&["-odq", "prog"], MSG).code(0);
+    let id = env.only_id();
+    let sf = env.spool.join(format!("sf{id}"));
+    let mut runner = spawn_run(&env);
+    crate::harness::wait_until(Duration::from_secs(60), "the program started", || {
+        lines_of(&log, "start") == 1
+    });
+    kill_runner(&mut runner);
+    let state = fs::read(&sf).ok();
+    env.sendmail(&["-qf"], b"").code(0);
+    assert_eq!(lines_of(&log, "start"), 1, "run again while it runs");
+    assert_eq!(fs::read(&sf).ok(), state, "the busy entry was not tried");
+    fs::write(&gate, "").unwrap();
+    crate::harness::wait_until(Duration::from_secs(60), "the program ended", || {
+        lines_of(&log, "end") == 1 && !entry_locked(&env, &id)
+    });
+    env.sendmail(&["-qf"], b"").code(0);
+    assert_eq!(lines_of(&log, "start"), 1, "run again after the restart");
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert!(!env.spool.join(format!("jf{id}")).exists());
+    assert!(!sf.exists());
+    // Delivered: nobody was told otherwise.
+    assert!(!mbox(&env, "root").exists(), "a report was sent");
+}
+
+#[test]
+fn a_mailbox_append_that_outlives_a_killed_runner_is_made_once() {
+    // The `--mbox` child waits for the mailbox's fcntl lock while its queue run is
+    // killed; once the lock is let go it appends, and the next run (after the killed
+    // run's dotlock, if one was left, went stale) adds no second copy.
+    if !is_root() || !require("python3") {
+        return;
+    }
+    let env = local_env("", None);
+    env.add_config("O Timeout.mboxlock=60s\n");
+    let path = mbox(&env, "root");
+    fs::write(&path, "").unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    let mut holder = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import fcntl, sys
+f = open(sys.argv[1], "a")
+fcntl.lockf(f, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.read()
+"#,
+        )
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(holder.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "held");
+    }
+    env.sendmail(&["-odq", "root"], MSG).code(0);
+    let id = env.only_id();
+    let mut runner = spawn_run(&env);
+    let pid = runner.id();
+    crate::harness::wait_until(Duration::from_secs(60), "the mailbox child", || {
+        below_runs(pid, "--mbox")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    kill_runner(&mut runner);
+    drop(holder.stdin.take());
+    let _ = holder.wait();
+    crate::harness::wait_until(Duration::from_secs(60), "the append", || {
+        !entry_locked(&env, &id) && !below_runs(pid, "--mbox")
+    });
+    assert_eq!(mbox_summary(&path).len(), 1);
+    // A dotlock its killed holder left: stale, as it would be after its time.
+    let _ = fs::remove_file(format!("{}.lock", path.display()));
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    let got = mbox_summary(&path);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].contains("|test|"), "{got:?}");
+}
+
+#[test]
+fn a_program_never_takes_a_message_cut_short_by_a_killed_runner() {
+    // A large message fed to a program that takes all its input and exits 0: the run
+    // killed while the program has read only part of it. The program gets the whole
+    // message, once; never a truncated copy counted delivered.
+    if !is_root() {
+        return;
+    }
+    let env = local_env("", None);
+    let d = open_dir(&env, "big");
+    let (gate, log) = (d.join("gate"), d.join("log"));
+    fs::write(
+        env.dir.join("aliases"),
+        format!(
+            "big: \"|echo start >> {log}; while [ ! -e {gate} ]; do sleep 0.05; done; cat > {dir}/copy.$$\"\n",
+            log = log.display(),
+            gate = gate.display(),
+            dir = d.display()
+        ),
+    )
+    .unwrap();
+    let mut msg = b"Subject: big\n\n".to_vec();
+    for i in 0..40_000 {
+        msg.extend_from_slice(format!("line {i:06} of a long message to a program\n").as_bytes());
+    }
+    msg.extend_from_slice(b"the last line\n");
+    env.sendmail(&["-odq", "big"], &msg).code(0);
+    let id = env.only_id();
+    let mut runner = spawn_run(&env);
+    crate::harness::wait_until(Duration::from_secs(60), "the program started", || {
+        lines_of(&log, "start") == 1
+    });
+    // The feed fills the pipe and waits for the program.
+    std::thread::sleep(Duration::from_millis(300));
+    kill_runner(&mut runner);
+    fs::write(&gate, "").unwrap();
+    crate::harness::wait_until(Duration::from_secs(60), "the first delivery ended", || {
+        !entry_locked(&env, &id)
+    });
+    env.sendmail(&["-qf"], b"").code(0);
+    crate::harness::wait_until(Duration::from_secs(60), "the queue empty", || {
+        env.entries().is_empty()
+    });
+    let copies: Vec<Vec<u8>> = fs::read_dir(&d)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("copy."))
+        .map(|e| fs::read(e.path()).unwrap())
+        .collect();
+    for c in &copies {
+        assert!(
+            c.ends_with(b"\nthe last line\n") && c.len() > msg.len(),
+            "a copy of {} octets, cut short",
+            c.len()
+        );
+    }
+    assert_eq!(copies.len(), 1, "whole copies");
+}
+
+#[test]
+fn a_journalled_delivery_is_not_pending_and_not_made_again() {
+    // The delivery journal (`jf<ID>`) a supervisor leaves when its deliverer died:
+    // mailq shows its recipient delivered (not listed) while it is there, and the next
+    // run records it and delivers only the others. A journal with lines that are not
+    // one's (garbage, a recipient out of range, a line cut short) adds nothing.
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    // No `.forward` of the test user's meanwhile.
+    let _turn = mailbox_turn();
+    let env = local_env("", None);
+    env.sendmail(&["-odq", "root", TEST_USER], MSG).code(0);
+    let id = env.only_id();
+    let jf = env.spool.join(format!("jf{id}"));
+    fs::write(
+        &jf,
+        "garbage\nrcpt 7 delivered 250\nrcpt 0 delivered 250%202.0.0%20delivered\nrcpt 1 deliv",
+    )
+    .unwrap();
+    let q = env.mailq(&[]);
+    let listed = |who: &str| q.lines().any(|l| l.trim() == who);
+    assert!(listed(TEST_USER), "{q}");
+    assert!(!listed("root"), "{q}");
+    let json = env.json();
+    assert!(!json.iter().any(|l| l.contains("\"root@")), "{json:?}");
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(
+        env.entries().is_empty(),
+        "{}\n{}",
+        env.listing(),
+        env.mailq(&[])
+    );
+    assert!(!jf.exists());
+    assert!(!mbox(&env, "root").exists(), "root's copy was made again");
+    assert_eq!(mbox_summary(&mbox(&env, TEST_USER)).len(), 1);
+}
+
+#[test]
+fn a_journal_without_its_entry_goes_with_the_leftovers() {
+    if !is_root() {
+        return;
+    }
+    let env = local_env("", None);
+    let orphan = env.spool.join("jf6AM5eIkR004036");
+    fs::write(&orphan, "rcpt 0 delivered 250\n").unwrap();
+    env.sendmail(&["-q"], b"").code(0);
+    assert!(!orphan.exists());
+}

@@ -702,7 +702,11 @@ fn entries(
     for ent in list.flatten() {
         let name = ent.file_name();
         let name = name.to_string_lossy();
-        if only_entries && !(name.starts_with("qf") || name.starts_with("sf")) {
+        if only_entries
+            && !crate::spool::ENTRY_PREFIXES
+                .iter()
+                .any(|p| name.starts_with(p))
+        {
             continue;
         }
         if !only_entries && ent.file_type().is_ok_and(|t| t.is_dir()) {

@@ -18,7 +18,7 @@
 //! exit status is 75 (EX_TEMPFAIL: try again), as `postsuper` leaves a message its queue
 //! manager holds.
 //!
-//! Holding moves `qf<ID>` and `sf<ID>` into `SPOOLDIR/hold/` ([`Spool::held`]), as
+//! Holding moves `qf<ID>`, `sf<ID>` and `jf<ID>` into `SPOOLDIR/hold/` ([`Spool::held`]), as
 //! Postfix's hold queue and sendmail's `hf` files do: no selection code can take a held
 //! entry by mistake, as every run opens entries by their path in the spool. `mailq`
 //! lists a held entry with sendmail's quarantine line (`     QUARANTINE: held`, recorded:
@@ -52,9 +52,10 @@ pub const DEFAULT_REASON: &str = "message returned by the administrator";
 pub const REASON_MAX: usize = 200;
 
 /// The letters that name an entry's other files in a spool (rsendmail's state `sf`,
+/// delivery journal `jf`,
 /// temporary `tf`, `rf`; sendmail's data `df`, transcript `xf`, quarantined `hf`, lost
 /// `Qf`): a name of one of them is refused with the ID to give instead.
-const FILE_PREFIXES: [&str; 7] = ["sf", "tf", "rf", "df", "xf", "hf", "Qf"];
+const FILE_PREFIXES: [&str; 8] = ["sf", "jf", "tf", "rf", "df", "xf", "hf", "Qf"];
 
 /// A queue ID as given on the command line: the 14 characters of an ID, also as `mailq`
 /// shows it (followed by one of its marks: `*` being delivered, `-` too young, and
@@ -664,8 +665,8 @@ fn was_expanded(env: &spool::entry::Envelope, i: usize, why: Option<&str>) -> bo
         .any(|t| t.expanded_from.as_deref() == Some(r.address.as_str()))
 }
 
-/// Remove an entry whose lock `_lock` holds: `qf` first, then `sf` (as a delivery
-/// removes one), then the directory is synced.
+/// Remove an entry whose lock `_lock` holds: `qf` first, then `sf` and `jf` (as a
+/// delivery removes one), then the directory is synced.
 fn remove(sp: &Spool, id: &str, _lock: &File) -> Done {
     let qf = sp.qf_path(id);
     if let Err(e) = fs::remove_file(&qf) {
@@ -679,6 +680,7 @@ fn remove(sp: &Spool, id: &str, _lock: &File) -> Done {
         ));
     }
     let _ = fs::remove_file(sp.sf_path(id));
+    let _ = fs::remove_file(sp.jf_path(id));
     if let Err(e) = spool::sync_dir(&sp.dir) {
         log::error!(
             "{id}: cannot sync {}: {}",
@@ -710,6 +712,7 @@ fn unlink_odd(sp: &Spool, id: &str, kind: &str) -> Done {
         ));
     }
     let _ = fs::remove_file(sp.sf_path(id));
+    let _ = fs::remove_file(sp.jf_path(id));
     let _ = spool::sync_dir(&sp.dir);
     Ok(())
 }
@@ -895,12 +898,21 @@ fn drop_index_lines(spool: &Spool) {
     }
 }
 
-/// Rename `qf` then `sf` of `id` from `from` to `to` (or `sf` first with `sf_first`),
-/// syncing both directories. An `sf` missing in `from` is not an error.
+/// Rename `qf` then `sf` (and `jf`) of `id` from `from` to `to` (or `sf` and `jf`
+/// first with `sf_first`), syncing both directories. An `sf` or `jf` missing in `from`
+/// is not an error.
 fn move_entry(from: &Spool, to: &Spool, id: &str, sf_first: bool) -> std::io::Result<()> {
-    let sf = || match fs::rename(from.sf_path(id), to.sf_path(id)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+    let sf = || {
+        for (a, b) in [
+            (from.sf_path(id), to.sf_path(id)),
+            (from.jf_path(id), to.jf_path(id)),
+        ] {
+            match fs::rename(a, b) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
     };
     if sf_first {
         sf()?;

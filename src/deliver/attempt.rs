@@ -743,7 +743,16 @@ pub fn attempt(
             outcomes.extend(held_back);
             continue;
         }
-        let o = deliver_local(engine, &env, i, &open_message);
+        // Its supervisor journals it in `jf<ID>`, which the next state written takes in.
+        locked.entry.journal = true;
+        let sup = local::Supervised {
+            qf: &qf,
+            offset: data_offset,
+            len: size.saturating_sub(data_offset),
+            spool,
+            rcpt: i,
+        };
+        let o = deliver_local(engine, &env, i, &sup);
         if r.address.starts_with(['|', '/']) {
             // sendmail's prog mailer: `Sent` alone, and nothing for a failure, which
             // its report tells (recorded: `prog-space-v-odi`, `prog-signal-kill-v-odi`);
@@ -1241,7 +1250,7 @@ fn deliver_local(
     engine: &Engine,
     env: &Envelope,
     i: usize,
-    open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
+    sup: &local::Supervised<'_>,
 ) -> RcptOutcome {
     let Some(r) = env.recipients.get(i) else {
         return RcptOutcome::local(i, 554, status::PERM.to_string(), Mailer::Local, None);
@@ -1256,10 +1265,7 @@ fn deliver_local(
         }
         _ => sender,
     };
-    match engine
-        .local
-        .deliver(env, r, &is_local, open_message, &sender)
-    {
+    match engine.local.deliver(env, r, &is_local, sup, &sender) {
         local::LocalOutcome::Delivered(text) => RcptOutcome::local(
             i,
             250,

@@ -21,8 +21,15 @@
 //! The `|command` and `/file` targets of such a list run as the user.
 //!
 //! The mailbox append runs in a child (`rsendmail-deliver --mbox ...`) that gets the
-//! message's length first and then the message on stdin, so a deliverer that dies
-//! mid-message leaves a short read, which the child takes back (truncate to the old size).
+//! message's length first and then the message on stdin, so a feed that ends early
+//! leaves a short read, which the child takes back (truncate to the old size).
+//!
+//! Every mailbox, `/file` and `|command` delivery runs under a supervisor
+//! (`rsendmail-deliver --supervise ...`, [`supervise_child`]) that holds the entry's
+//! locked queue file and its delivery journal, feeds the message, relays the output and
+//! journals the delivery when it ended well: a deliverer killed while it runs leaves the
+//! entry locked until it ends, and recorded after (docs/ARCHITECTURE.md, "Local delivery
+//! and its supervisor").
 //!
 //! Mailboxes, `|command` and `/file` targets get the message as queued (LF line ends,
 //! lines of any length): they have no line limit, as sendmail's local and prog mailers
@@ -46,10 +53,6 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Opens the message as a mailbox, file or command is given it: a reader of its header
-/// block and body, and their length in octets.
-type OpenLocal<'a> = dyn Fn() -> std::io::Result<(Box<dyn Read + Send>, u64)> + 'a;
 
 /// The message of `env` (opened as queued by `open_message`) as it is written locally: a
 /// report rsendmail wrote with 8-bit text in the form a mailbox, file or command takes
@@ -403,17 +406,15 @@ impl Local {
     }
 
     /// Deliver `r` of `env`; the message (header block and body as queued) is read
-    /// from `open_message`.
+    /// from the queue file by the delivery's supervisor ([`supervise_child`]).
     pub fn deliver(
         &self,
         env: &Envelope,
         r: &Recipient,
         is_local: &dyn Fn(&str) -> bool,
-        open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
+        sup: &Supervised<'_>,
         sender: &str,
     ) -> LocalOutcome {
-        let open_local = || open_as_written(env, open_message);
-        let open_message: &OpenLocal<'_> = &open_local;
         match Target::of_address(&r.address, is_local) {
             Target::Remote(a) => {
                 LocalOutcome::temp(status::SYSTEM_TEMP, format!("{a} is not local"))
@@ -422,7 +423,7 @@ impl Local {
                 if !self.root {
                     return self.needs_root(&r.address);
                 }
-                self.pipe(&cmd, r, env, open_message, sender)
+                self.pipe(&cmd, r, env, sup, sender)
             }
             Target::File(path) => {
                 if !self.root {
@@ -439,11 +440,12 @@ impl Local {
                     (uid, gid),
                     None,
                     &r.address,
-                    open_message,
+                    sup,
+                    env,
                     sender,
                 )
             }
-            Target::Mailbox(name) => self.mailbox(&name, open_message, sender),
+            Target::Mailbox(name) => self.mailbox(&name, sup, env, sender),
             Target::User(addr) => {
                 if let Some(x) = self.expansion(r, is_local) {
                     return x;
@@ -451,9 +453,9 @@ impl Local {
                 let name = rsendmail::aliases::key_of(&addr);
                 let (base, _) = rsendmail::aliases::split_detail(&name);
                 match user(base).filter(|_| !base.is_empty()) {
-                    Some(u) => self.mailbox(&u.name, open_message, sender),
+                    Some(u) => self.mailbox(&u.name, sup, env, sender),
                     // RFC 5321 requires a postmaster; without an alias it is root's.
-                    None => self.mailbox("root", open_message, sender),
+                    None => self.mailbox("root", sup, env, sender),
                 }
             }
         }
@@ -777,7 +779,13 @@ impl Local {
         LocalOutcome::Expanded(list, refused, text, notes, owned)
     }
 
-    fn mailbox(&self, name: &str, open_message: &OpenLocal<'_>, sender: &str) -> LocalOutcome {
+    fn mailbox(
+        &self,
+        name: &str,
+        sup: &Supervised<'_>,
+        env: &Envelope,
+        sender: &str,
+    ) -> LocalOutcome {
         let Some(u) = user(name) else {
             return LocalOutcome::perm(
                 550,
@@ -790,24 +798,22 @@ impl Local {
         }
         let path = self.mail_spool.join(&u.name);
         let rcpt = format!("{}@{}", u.name, self.host);
-        self.append(
-            &path,
-            (u.uid, u.gid),
-            Some(u.uid),
-            &rcpt,
-            open_message,
-            sender,
-        )
+        self.append(&path, (u.uid, u.gid), Some(u.uid), &rcpt, sup, env, sender)
     }
 
-    /// Append to a mailbox or file through the `--mbox` child running as `ids`.
+    /// Append to a mailbox or file through the `--mbox` child running as `ids`, under
+    /// its supervisor ([`supervise_child`]): as root, the supervisor creates a missing
+    /// mailbox for its user and takes the dotlock (the user may not create files in the
+    /// mail spool); the child running as the user takes the fcntl lock and appends.
+    #[allow(clippy::too_many_arguments)]
     fn append(
         &self,
         path: &Path,
         ids: (u32, u32),
         owner_check: Option<u32>,
         rcpt: &str,
-        open_message: &OpenLocal<'_>,
+        sup: &Supervised<'_>,
+        env: &Envelope,
         sender: &str,
     ) -> LocalOutcome {
         // A mailbox has its owner to check; a `/file` target of a list has none.
@@ -823,38 +829,24 @@ impl Local {
                 .mode(0o700)
                 .create(dir);
         }
-        // As root: create a missing mailbox for its user, and take the dotlock here,
-        // since the user may not create files in the mail spool; the child running as
-        // the user takes the fcntl lock and appends.
-        let mut _dot = None;
-        if self.root
-            && let Some(uid) = owner_check
-        {
-            if let Err(e) = mbox::create_mailbox(path, uid, ids.1) {
-                return LocalOutcome::temp(status::MAILBOX_TEMP, e.text());
-            }
-            match mbox::dotlock(path, self.lock_wait) {
-                Ok(d) => _dot = Some(d),
-                Err(e) => return LocalOutcome::temp(status::MAILBOX_TEMP, e.text()),
-            }
-        }
-        let mut cmd = super::own_command(&super::own_exe());
-        cmd.arg("--mbox")
-            .arg(path)
-            .arg(sender)
-            .arg(rcpt)
-            .arg(owner_check.map(|u| u.to_string()).unwrap_or_default())
-            .arg(self.lock_wait.as_millis().to_string())
-            .arg(if _dot.is_some() { "0" } else { "1" })
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        let create = self.root && owner_check.is_some();
+        let done = format!("delivered to {}", path.display());
+        let tail: Vec<std::ffi::OsString> = vec![
+            path.into(),
+            sender.into(),
+            rcpt.into(),
+            owner_check
+                .map(|u| u.to_string())
+                .unwrap_or_default()
+                .into(),
+            self.lock_wait.as_millis().to_string().into(),
+            if create { "1" } else { "0" }.into(),
+        ];
+        let mut cmd = self.supervisor(sup, env, "mbox", ids, None, &done, &tail);
+        cmd.env("PATH", "/usr/bin:/bin");
         super::pass_process_name(&mut cmd);
-        drop_to(&mut cmd, ids, self.root);
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
+        let run = match Supervision::start(cmd, sup, &env.id) {
+            Ok(r) => r,
             Err(e) => {
                 return LocalOutcome::temp(
                     status::SYSTEM_TEMP,
@@ -862,23 +854,14 @@ impl Local {
                 );
             }
         };
-        let fed = (|| -> std::io::Result<()> {
-            let (mut f, len) = open_message()?;
-            let mut stdin = child.stdin.take().ok_or(std::io::ErrorKind::BrokenPipe)?;
-            stdin.write_all(format!("{len}\n").as_bytes())?;
-            std::io::copy(&mut (&mut f).take(len), &mut stdin)?;
-            Ok(())
-        })();
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            let _ = e.read_to_string(&mut err);
+        let (ended, relayed, _) = run.wait(None, sup, &env.id);
+        if ended.journalled {
+            return LocalOutcome::Delivered(done);
         }
-        let status = child.wait();
-        let err = err.trim().to_string();
-        match status {
-            Ok(s) if s.success() && fed.is_ok() => {
-                LocalOutcome::Delivered(format!("delivered to {}", path.display()))
-            }
+        let err = String::from_utf8_lossy(&relayed).trim().to_string();
+        let code = |x: Sysexit| ended.said == Said::Exit(x.code().into());
+        match ended.said {
+            Said::Exit(0) => LocalOutcome::Delivered(done),
             // `mbox_child`'s exit statuses: EX_NOPERM for a mailbox it will not write
             // (not a safe one), EX_TEMPFAIL for no room in it, EX_UNAVAILABLE for one
             // another process keeps locked, EX_CANTCREAT for one it
@@ -887,11 +870,7 @@ impl Local {
             // symbolic link), fails for good as sendmail's `Can't create output`
             // (compat cases file-nodir, file-isdir, file-perm); a user's mailbox is
             // tried again (its spool directory may be back).
-            Ok(s)
-                if file_target
-                    && (s.code() == Some(Sysexit::CantCreat.code().into())
-                        || s.code() == Some(Sysexit::NoPerm.code().into())) =>
-            {
+            Said::Exit(_) if file_target && (code(Sysexit::CantCreat) || code(Sysexit::NoPerm)) => {
                 // sendmail's words: the reason `Can't create output`, its transcript
                 // line naming the file, `Diagnostic-Code: X-Unix; 73` (recorded:
                 // `file-space-nodir-odi`); why the file could not be created is logged.
@@ -910,41 +889,90 @@ impl Local {
                 }
                 outcome
             }
-            Ok(s) if s.code() == Some(Sysexit::NoPerm.code().into()) => {
-                LocalOutcome::temp(status::MAILBOX_TEMP, err)
-            }
-            Ok(s) if s.code() == Some(Sysexit::TempFail.code().into()) => {
+            Said::Exit(_) if code(Sysexit::NoPerm) => LocalOutcome::temp(status::MAILBOX_TEMP, err),
+            Said::Exit(_) if code(Sysexit::TempFail) => {
                 LocalOutcome::temp(status::MAILBOX_FULL, err)
             }
-            Ok(s) if s.code() == Some(Sysexit::CantCreat.code().into()) => {
+            Said::Exit(_) if code(Sysexit::CantCreat) => {
                 LocalOutcome::temp(status::MAILBOX_DISABLED, err)
             }
             // A lock held by another process: 4.2.0, whichever lock it was.
-            Ok(s) if s.code() == Some(Sysexit::Unavailable.code().into()) => {
+            Said::Exit(_) if code(Sysexit::Unavailable) => {
                 LocalOutcome::temp(status::MAILBOX_TEMP, err)
             }
-            Ok(_) => LocalOutcome::temp(
+            // The mailbox's creation or its dotlock, as root.
+            Said::Mailbox(why) => LocalOutcome::temp(status::MAILBOX_TEMP, why),
+            Said::Spawn(why) => {
+                LocalOutcome::temp(status::SYSTEM_TEMP, format!("cannot start delivery: {why}"))
+            }
+            Said::Message(why) => LocalOutcome::temp(status::SYSTEM_TEMP, why),
+            _ => LocalOutcome::temp(
                 status::SYSTEM_TEMP,
                 if err.is_empty() {
-                    fed.err()
-                        .map(|e| e.to_string())
-                        .unwrap_or_else(|| "delivery failed".into())
+                    "delivery failed".to_string()
                 } else {
                     err
                 },
             ),
-            Err(e) => LocalOutcome::temp(status::SYSTEM_TEMP, e.to_string()),
         }
     }
 
+    /// The supervisor of a local delivery of `kind` (`pipe`, `mbox`): this program run
+    /// as `rsendmail-deliver --supervise ...` ([`supervise_child`]), its environment
+    /// cleared (the caller adds what its program gets), in a process group of its own
+    /// (a time limit kills the group: the supervisor and what it runs). As root it
+    /// stays root and runs its program as `ids`; otherwise it runs as this process
+    /// does, without the set-id group.
+    #[allow(clippy::too_many_arguments)]
+    fn supervisor(
+        &self,
+        sup: &Supervised<'_>,
+        env: &Envelope,
+        kind: &str,
+        ids: (u32, u32),
+        cwd: Option<&Path>,
+        delivered: &str,
+        tail: &[std::ffi::OsString],
+    ) -> Command {
+        let mut cmd = super::own_command(&super::own_exe());
+        let reply = Reply::local(250, format!("{} {delivered}", status::OK)).summary();
+        let form = if env.report.is_some() && env.body_type.as_deref() == Some("8BITMIME") {
+            "local"
+        } else {
+            "queued"
+        };
+        cmd.arg("--supervise")
+            .arg(kind)
+            .arg(sup.rcpt.to_string())
+            .arg(sup.offset.to_string())
+            .arg(sup.len.to_string())
+            .arg(form)
+            .arg(ids.0.to_string())
+            .arg(ids.1.to_string())
+            .arg(if self.root { "1" } else { "0" })
+            .arg(cwd.map(Path::as_os_str).unwrap_or_default())
+            .arg(reply)
+            .args(tail)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        if !self.root {
+            drop_to(&mut cmd, ids, false);
+        }
+        cmd
+    }
+
     /// Run `|command` as its owner with the message on stdin and a time limit: exit 0
-    /// delivers, 75 (EX_TEMPFAIL) defers, anything else fails.
+    /// delivers, 75 (EX_TEMPFAIL) defers, anything else fails. Its supervisor
+    /// ([`supervise_child`]) starts it, feeds it the message and relays its output.
     fn pipe(
         &self,
         command: &str,
         r: &Recipient,
         env: &Envelope,
-        open_message: &OpenLocal<'_>,
+        sup: &Supervised<'_>,
         sender: &str,
     ) -> LocalOutcome {
         let (uid, gid) = self.run_as(r.owner);
@@ -954,25 +982,28 @@ impl Local {
             .map(|u| u.home.clone())
             .unwrap_or_else(|| PathBuf::from("/"));
         let name = who.map(|u| u.name).unwrap_or_else(|| uid.to_string());
-        let mut cmd = Command::new("/bin/sh");
-        cmd.arg("-c")
-            .arg(command)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
+        let cwd = if home.is_dir() { &home } else { Path::new("/") };
+        let done = format!("piped to {command}");
+        let mut cmd = self.supervisor(
+            sup,
+            env,
+            "pipe",
+            (uid, gid),
+            Some(cwd),
+            &done,
+            &[command.into()],
+        );
+        // The command's environment (the supervisor passes its own on).
+        cmd.env("PATH", "/usr/bin:/bin")
             .env("HOME", &home)
             .env("USER", &name)
             .env("LOGNAME", &name)
             .env("SHELL", "/bin/sh")
             .env("SENDER", sender)
             .env("RECIPIENT", &r.address)
-            .env("QUEUE_ID", &env.id)
-            .current_dir(if home.is_dir() { &home } else { Path::new("/") })
-            .stdin(Stdio::piped())
-            .process_group(0);
-        // Its standard output and error, in the order written, as sendmail's prog mailer
-        // collects them (its report's transcript shows them).
-        let (output, out_w) = match std::io::pipe() {
-            Ok(p) => p,
+            .env("QUEUE_ID", &env.id);
+        let run = match Supervision::start(cmd, sup, &env.id) {
+            Ok(r) => r,
             Err(e) => {
                 return LocalOutcome::temp(
                     status::SYSTEM_TEMP,
@@ -980,82 +1011,10 @@ impl Local {
                 );
             }
         };
-        match out_w.try_clone() {
-            Ok(w) => cmd.stdout(w).stderr(out_w),
-            Err(e) => {
-                return LocalOutcome::temp(
-                    status::SYSTEM_TEMP,
-                    format!("cannot run {command}: {e}"),
-                );
-            }
-        };
-        drop_to(&mut cmd, (uid, gid), self.root);
-        // SAFETY: only sigaction between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                rsendmail::privs::restore_sigxfsz();
-                Ok(())
-            });
+        let (ended, _, said) = run.wait(Some(self.command_timeout), sup, &env.id);
+        if ended.journalled {
+            return LocalOutcome::Delivered(done);
         }
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                return LocalOutcome::temp(
-                    status::SYSTEM_TEMP,
-                    format!("cannot run {command}: {e}"),
-                );
-            }
-        };
-        // The write ends of its output are the child's alone: the reader sees its end.
-        drop(cmd);
-        let pid = child.id() as i32;
-        let stdin = child.stdin.take();
-        let feeder = match open_message() {
-            Ok((f, len)) => std::thread::spawn(move || {
-                if let Some(mut w) = stdin {
-                    // A command that stops reading early is not an error by itself.
-                    let _ = std::io::copy(&mut f.take(len), &mut w);
-                }
-            }),
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return LocalOutcome::temp(status::SYSTEM_TEMP, e.to_string());
-            }
-        };
-        let reader = std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            let mut r = std::io::BufReader::new(output);
-            let mut line = Vec::new();
-            while lines.len() < COMMAND_OUTPUT_LINES {
-                line.clear();
-                match r.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => lines.push(output_line(&line)),
-                }
-            }
-            let _ = std::io::copy(&mut r, &mut std::io::sink());
-            lines
-        });
-        let start = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break Some(s),
-                Ok(None) if start.elapsed() >= self.command_timeout => {
-                    // The whole process group: the shell and what it started.
-                    let _ = nix::sys::signal::killpg(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                    let _ = child.wait();
-                    break None;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                Err(_) => break None,
-            }
-        };
-        let _ = feeder.join();
-        let said = reader.join().unwrap_or_default();
         let shown = |code: i32| {
             match said.first() {
                 None => log::info!("{}: {command}: exited with status {code}", env.id),
@@ -1084,24 +1043,526 @@ impl Local {
             }
             outcome
         };
-        match status {
-            None => LocalOutcome::temp(
+        let signalled = |s: std::process::ExitStatus| {
+            log::info!("{}: {command}: {}", env.id, signal_failure(s).text);
+            LocalOutcome::Failed(signal_failure(s))
+        };
+        use std::os::unix::process::ExitStatusExt;
+        match ended.said {
+            _ if ended.timed_out => LocalOutcome::temp(
                 status::SYSTEM_TEMP,
                 format!(
                     "{command}: timed out after {}s",
                     self.command_timeout.as_secs()
                 ),
             ),
-            Some(s) if s.success() => LocalOutcome::Delivered(format!("piped to {command}")),
-            Some(s) => match s.code() {
-                Some(c) => shown(c),
-                None => {
-                    log::info!("{}: {command}: {}", env.id, signal_failure(s).text);
-                    LocalOutcome::Failed(signal_failure(s))
-                }
+            Said::Exit(0) => LocalOutcome::Delivered(done),
+            Said::Exit(c) => shown(c),
+            Said::Signal(n, core) => signalled(std::process::ExitStatus::from_raw(
+                n | if core { 0x80 } else { 0 },
+            )),
+            Said::Spawn(why) => {
+                LocalOutcome::temp(status::SYSTEM_TEMP, format!("cannot run {command}: {why}"))
+            }
+            Said::Mailbox(why) | Said::Message(why) => LocalOutcome::temp(status::SYSTEM_TEMP, why),
+            // The supervisor itself killed: as its program would have been.
+            Said::Nothing => match ended.status {
+                Some(s) if s.signal().is_some() => signalled(s),
+                _ => LocalOutcome::temp(status::SYSTEM_TEMP, format!("{command}: delivery failed")),
             },
         }
     }
+}
+
+/// What a local delivery's supervisor is given ([`supervise_child`]): the entry's queue
+/// file, open and locked (the supervisor inherits it, so the lock lasts as long as the
+/// delivery does, whatever becomes of the deliverer), where the message is in it, and
+/// the spool and recipient index for the delivery journal (`jf<ID>`).
+pub struct Supervised<'a> {
+    pub qf: &'a std::fs::File,
+    pub offset: u64,
+    pub len: u64,
+    pub spool: &'a rsendmail::spool::Spool,
+    pub rcpt: usize,
+}
+
+/// What a supervisor's status line ([`supervise_child`]) said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Said {
+    /// Its program exited with this status.
+    Exit(i32),
+    /// Its program was killed by this signal (and left a core).
+    Signal(i32, bool),
+    /// Its program could not be started.
+    Spawn(String),
+    /// The mailbox could not be created or dotlocked (as root).
+    Mailbox(String),
+    /// The message could not be read from the queue file.
+    Message(String),
+    /// Nothing (the supervisor was killed, or is not ours).
+    Nothing,
+}
+
+impl Said {
+    fn parse(line: &str) -> Said {
+        let (word, rest) = line
+            .trim_end()
+            .split_once(' ')
+            .unwrap_or((line.trim_end(), ""));
+        match word {
+            "exit" => rest.parse().map_or(Said::Nothing, Said::Exit),
+            "signal" => {
+                let (n, core) = rest.split_once(' ').unwrap_or((rest, ""));
+                n.parse()
+                    .map_or(Said::Nothing, |n| Said::Signal(n, core == "core"))
+            }
+            "spawn" => Said::Spawn(rest.to_string()),
+            "mailbox" => Said::Mailbox(rest.to_string()),
+            "message" => Said::Message(rest.to_string()),
+            _ => Said::Nothing,
+        }
+    }
+
+    fn line(&self) -> String {
+        let one = |t: &str| t.replace(['\n', '\r'], " ");
+        match self {
+            Said::Exit(c) => format!("exit {c}\n"),
+            Said::Signal(n, core) => format!("signal {n}{}\n", if *core { " core" } else { "" }),
+            Said::Spawn(t) => format!("spawn {}\n", one(t)),
+            Said::Mailbox(t) => format!("mailbox {}\n", one(t)),
+            Said::Message(t) => format!("message {}\n", one(t)),
+            Said::Nothing => "\n".to_string(),
+        }
+    }
+}
+
+/// How a supervised delivery ended, as its deliverer saw it.
+struct Ended {
+    /// The supervisor journalled the delivery: delivered, whatever else was said.
+    journalled: bool,
+    said: Said,
+    /// The supervisor's own exit status (None: not waited for).
+    status: Option<std::process::ExitStatus>,
+    /// The time limit passed, and the supervisor's process group was killed.
+    timed_out: bool,
+}
+
+/// A supervisor started, with the threads that read what it relays and says.
+struct Supervision {
+    child: std::process::Child,
+    relayed: std::thread::JoinHandle<(Vec<u8>, Vec<String>)>,
+    status: std::thread::JoinHandle<String>,
+}
+
+impl Supervision {
+    /// Start the supervisor `cmd` with the queue file as its descriptor 3 and the
+    /// entry's delivery journal (opened, or made, here) as its descriptor 4.
+    fn start(mut cmd: Command, sup: &Supervised<'_>, id: &str) -> std::io::Result<Supervision> {
+        use std::os::fd::{AsRawFd, OwnedFd};
+        let jf = sup
+            .spool
+            .open_journal(id)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("delivery journal jf{id}: {e}")))?;
+        // Above the descriptors they are moved to, so that neither move undoes the other.
+        let high = |fd: &dyn AsRawFd| -> std::io::Result<OwnedFd> {
+            let n = nix::fcntl::fcntl(
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(fd.as_raw_fd()) },
+                nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10),
+            )
+            .map_err(std::io::Error::from)?;
+            // SAFETY: a descriptor just made, owned by nothing else.
+            Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(n) })
+        };
+        let (q, j) = (high(sup.qf)?, high(&jf)?);
+        let (qn, jn) = (q.as_raw_fd(), j.as_raw_fd());
+        // SAFETY: only dup2(2) between fork and exec; it clears close-on-exec on the
+        // copies, which the supervisor sets again before it runs anything.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(qn, 3) < 0 || libc::dup2(jn, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn()?;
+        drop(cmd);
+        drop((q, j, jf));
+        let out = child.stdout.take();
+        let err = child.stderr.take();
+        let relayed = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let mut lines = Vec::new();
+            let Some(out) = out else {
+                return (all, lines);
+            };
+            let mut r = std::io::BufReader::new(out);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match r.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if lines.len() < COMMAND_OUTPUT_LINES {
+                            lines.push(output_line(&line));
+                        }
+                        if all.len() < 64 * 1024 {
+                            all.extend_from_slice(&line);
+                        }
+                    }
+                }
+            }
+            (all, lines)
+        });
+        let status = std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(e) = err {
+                let _ = e.take(64 * 1024).read_to_string(&mut s);
+            }
+            s
+        });
+        Ok(Supervision {
+            child,
+            relayed,
+            status,
+        })
+    }
+
+    /// Wait for the supervisor, up to `limit` (then its process group is killed): how
+    /// it ended, what it relayed (at most 64 KiB) and that as transcript lines.
+    fn wait(
+        mut self,
+        limit: Option<Duration>,
+        sup: &Supervised<'_>,
+        id: &str,
+    ) -> (Ended, Vec<u8>, Vec<String>) {
+        let pid = self.child.id() as i32;
+        let start = Instant::now();
+        let mut timed_out = false;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => break Some(s),
+                Ok(None) if limit.is_some_and(|l| start.elapsed() >= l) => {
+                    // The whole process group: the supervisor, the shell and what it
+                    // started.
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                    timed_out = true;
+                    break self.child.wait().ok();
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(_) => break None,
+            }
+        };
+        let (relayed, lines) = self.relayed.join().unwrap_or_default();
+        let said = self.status.join().unwrap_or_default();
+        let said = said.lines().last().map_or(Said::Nothing, Said::parse);
+        // Its journal line, written before its status: the delivery happened, even
+        // when what came after it was lost (the supervisor killed by the time limit
+        // between the two).
+        let journalled = sup
+            .spool
+            .journalled(id, sup.rcpt.saturating_add(1))
+            .iter()
+            .any(|(i, _)| *i == sup.rcpt);
+        (
+            Ended {
+                journalled,
+                said,
+                status,
+                timed_out,
+            },
+            relayed,
+            lines,
+        )
+    }
+}
+
+/// A reader of a part of a file by position (pread(2)): the file's shared offset is
+/// neither used nor moved. Seeks are to positions in the file, as the file's own.
+struct At {
+    file: std::fs::File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for At {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let left = self.end.saturating_sub(self.pos);
+        let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        let Some(buf) = buf.get_mut(..want) else {
+            return Ok(0);
+        };
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for At {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let base = match to {
+            std::io::SeekFrom::Start(n) => Some(n),
+            std::io::SeekFrom::End(d) => self.end.checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = base.ok_or(std::io::ErrorKind::InvalidInput)?;
+        Ok(self.pos)
+    }
+}
+
+/// The message a supervisor gives its program, read from the queue file `qf` by
+/// position (`offset`, `len`), in the `form` it is written locally (`local`: a report
+/// with 8-bit text, [`rsendmail::dsn::form::for_local`]; else as queued).
+fn supervised_message(
+    qf: &std::fs::File,
+    offset: u64,
+    len: u64,
+    form: &str,
+) -> std::io::Result<(Box<dyn Read + Send>, u64)> {
+    let at = At {
+        file: qf.try_clone()?,
+        pos: offset,
+        end: offset.saturating_add(len),
+    };
+    if form == "local" {
+        rsendmail::dsn::form::for_local(at, len)
+    } else {
+        Ok((Box::new(at), len))
+    }
+}
+
+/// The `--supervise KIND RCPT OFFSET LEN FORM UID GID SWITCH CWD REPLY ARGS...` child: the
+/// supervisor of one local delivery, started by the deliverer with the entry's queue
+/// file, open and locked, as descriptor 3 and its delivery journal as descriptor 4
+/// (docs/ARCHITECTURE.md, "Local delivery and its supervisor"). It keeps both from the
+/// program it runs (close-on-exec), and the queue file's lock lasts as long as it
+/// does: a deliverer that dies meanwhile leaves the entry locked until the delivery has
+/// ended and is journalled, so no other run delivers it again. It runs (as `UID`/`GID`
+/// when `SWITCH` is 1, else as itself) KIND `pipe`: `/bin/sh -c ARGS[0]` in `CWD`, with
+/// its environment, the message (by position from the queue file, in `FORM`) on its
+/// stdin and its output relayed to the supervisor's stdout; or KIND `mbox`: the
+/// `--mbox` child (ARGS: `PATH SENDER RCPT OWNER LOCK-MS CREATE`; with CREATE 1, the
+/// mailbox is first created for OWNER and dotlocked, as root), its stderr relayed. A
+/// deliverer that has gone away does not stop either: writes to it that fail are
+/// dropped. When the program succeeded, `rcpt RCPT delivered REPLY` is appended to the
+/// journal with one write and an fdatasync, before anything else. Last, one status
+/// line on stderr ([`Said`]). The termination signals a daemon's stop sends its
+/// process group are ignored (the program gets them back at their defaults): a
+/// delivery started is seen to its end.
+pub fn supervise_child(args: &[std::ffi::OsString]) -> i32 {
+    use std::os::fd::FromRawFd;
+    let say = |s: &Said| {
+        let _ = std::io::stderr().write_all(s.line().as_bytes());
+    };
+    for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM, libc::SIGQUIT] {
+        // SAFETY: SIG_IGN installs no handler code.
+        unsafe { libc::signal(sig, libc::SIG_IGN) };
+    }
+    // SAFETY: F_GETFD and F_SETFD on descriptor numbers only.
+    let open = |fd| unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 };
+    if !open(3) || !open(4) {
+        say(&Said::Spawn("no queue file or journal given".into()));
+        return 70;
+    }
+    unsafe {
+        libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC);
+        libc::fcntl(4, libc::F_SETFD, libc::FD_CLOEXEC);
+    }
+    // SAFETY: descriptors 3 and 4 are open (just checked) and ours alone.
+    let (qf, jf) = unsafe { (std::fs::File::from_raw_fd(3), std::fs::File::from_raw_fd(4)) };
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+    let text = |i: usize| arg(i).to_string_lossy().into_owned();
+    let num = |i: usize| text(i).parse::<u64>().ok();
+    let (Some(rcpt), Some(offset), Some(len), Some(uid), Some(gid)) =
+        (num(1), num(2), num(3), num(5), num(6))
+    else {
+        say(&Said::Spawn("bad arguments".into()));
+        return 64;
+    };
+    let (Ok(rcpt), Ok(uid), Ok(gid)) = (
+        usize::try_from(rcpt),
+        u32::try_from(uid),
+        u32::try_from(gid),
+    ) else {
+        say(&Said::Spawn("bad arguments".into()));
+        return 64;
+    };
+    let kind = text(0);
+    let form = text(4);
+    let switch = text(7) == "1";
+    let cwd = arg(8);
+    let reply = text(9);
+    let (message, len) = match supervised_message(&qf, offset, len, &form) {
+        Ok(m) => m,
+        Err(e) => {
+            say(&Said::Message(format!("cannot read the message: {e}")));
+            return 0;
+        }
+    };
+    let mut _dot = None;
+    let mut cmd = if kind == "pipe" {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c").arg(arg(10));
+        if !cwd.is_empty() {
+            cmd.current_dir(&cwd);
+        }
+        // Its output and errors, in the order written, in one pipe.
+        let out_r = match std::io::pipe().and_then(|(r, w)| Ok((r, w.try_clone()?, w))) {
+            Ok((r, w1, w2)) => {
+                cmd.stdout(w1).stderr(w2);
+                r
+            }
+            Err(e) => {
+                say(&Said::Spawn(e.to_string()));
+                return 0;
+            }
+        };
+        // SAFETY: only sigaction between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                rsendmail::privs::restore_sigxfsz();
+                for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM, libc::SIGQUIT] {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+                Ok(())
+            });
+        }
+        (cmd, Some(out_r))
+    } else {
+        let path = PathBuf::from(arg(10));
+        let owner = text(13);
+        let wait = Duration::from_millis(num(14).unwrap_or(60_000));
+        if text(15) == "1" {
+            let Ok(owner_uid) = owner.parse::<u32>() else {
+                say(&Said::Spawn("bad arguments".into()));
+                return 64;
+            };
+            if let Err(e) = mbox::create_mailbox(&path, owner_uid, gid) {
+                say(&Said::Mailbox(e.text().to_string()));
+                return 0;
+            }
+            match mbox::dotlock(&path, wait) {
+                Ok(d) => _dot = Some(d),
+                Err(e) => {
+                    say(&Said::Mailbox(e.text().to_string()));
+                    return 0;
+                }
+            }
+        }
+        let mut cmd = super::own_command(&super::own_exe());
+        cmd.arg("--mbox")
+            .arg(&path)
+            .arg(arg(11))
+            .arg(arg(12))
+            .arg(&owner)
+            .arg(wait.as_millis().to_string())
+            .arg(if _dot.is_some() { "0" } else { "1" })
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        super::pass_process_name(&mut cmd);
+        (cmd, None)
+    };
+    cmd.0.stdin(Stdio::piped());
+    if switch {
+        cmd.0.uid(uid).gid(gid);
+    }
+    let mut child = match cmd.0.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            say(&Said::Spawn(e.to_string()));
+            return 0;
+        }
+    };
+    // The write ends of its output are the child's alone: the reader sees its end.
+    drop(cmd.0);
+    let output: Option<Box<dyn Read + Send>> = match cmd.1 {
+        Some(r) => Some(Box::new(r)),
+        None => child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn Read + Send>),
+    };
+    let relay = std::thread::spawn(move || {
+        let Some(mut output) = output else { return };
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut to = Some(std::io::stdout());
+        loop {
+            match output.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    // A deliverer gone away: what follows is read and dropped.
+                    if let Some(w) = to.as_mut()
+                        && w.write_all(buf.get(..n).unwrap_or_default())
+                            .and_then(|()| w.flush())
+                            .is_err()
+                    {
+                        to = None;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    });
+    let stdin = child.stdin.take();
+    let mbox = kind != "pipe";
+    let feeder = std::thread::spawn(move || -> std::io::Result<()> {
+        let Some(mut w) = stdin else {
+            return Ok(());
+        };
+        if mbox {
+            w.write_all(format!("{len}\n").as_bytes())?;
+        }
+        let mut message = message;
+        std::io::copy(&mut message, &mut w).map(|_| ())
+    });
+    let status = child.wait();
+    // A command that stops reading early is not an error by itself; the `--mbox`
+    // child refuses a short message itself.
+    let fed = feeder.join().unwrap_or(Ok(()));
+    let said = match status {
+        Ok(s) => {
+            use std::os::unix::process::ExitStatusExt;
+            match (s.code(), s.signal()) {
+                (Some(c), _) => Said::Exit(c),
+                (None, Some(n)) => Said::Signal(n, s.core_dumped()),
+                (None, None) => Said::Nothing,
+            }
+        }
+        Err(e) => Said::Spawn(e.to_string()),
+    };
+    let said = match (said, fed) {
+        (Said::Exit(0), Err(e)) if mbox => Said::Message(format!("cannot give the message: {e}")),
+        (s, _) => s,
+    };
+    if said == Said::Exit(0) {
+        let line = rsendmail::spool::entry::journal_line(rcpt, &reply);
+        // One write (O_APPEND: whole, at the end) and its data made durable; a journal
+        // not written leaves the deliverer's own record, when it is still there.
+        let _ = (&jf)
+            .write(line.as_bytes())
+            .and_then(|n| {
+                if n == line.len() {
+                    Ok(())
+                } else {
+                    Err(std::io::ErrorKind::WriteZero.into())
+                }
+            })
+            .and_then(|()| jf.sync_data());
+    }
+    drop(_dot);
+    let _ = relay.join();
+    say(&said);
+    0
 }
 
 /// The shell that runs a `|command` killed by a signal (the command itself killed is

@@ -434,6 +434,10 @@ pub fn main(args: Vec<OsString>) -> Sysexit {
         let code = local::mbox_child(args.get(2..).unwrap_or_default());
         std::process::exit(code);
     }
+    if args.get(1).is_some_and(|a| a == "--supervise") {
+        let code = local::supervise_child(args.get(2..).unwrap_or_default());
+        std::process::exit(code);
+    }
     if args.get(1).is_some_and(|a| a == "--read-list") {
         let code = local::read_list_child(args.get(2..).unwrap_or_default());
         std::process::exit(code);

@@ -655,6 +655,50 @@ pub struct State {
     pub expansion_notes: Vec<String>,
 }
 
+/// One line of an entry's delivery journal (`jf<ID>`): recipient `rcpt` delivered with
+/// `reply` (`250 2.0.0 piped to |cmd`), escaped ([`escape`]) so that the line is one
+/// line. Written whole, with one write(2), by the process that saw the delivery end
+/// (docs/ARCHITECTURE.md, "The delivery journal").
+pub fn journal_line(rcpt: usize, reply: &str) -> String {
+    format!("rcpt {rcpt} delivered {}\n", escape(reply))
+}
+
+/// The deliveries a journal's octets record, for an entry of `recipients` recipients:
+/// each `rcpt N delivered REPLY` line ([`journal_line`]) as `(N, REPLY)`, in order. A
+/// line that is not one (garbage, a bad escape, octets that are not UTF-8), one whose
+/// recipient the entry does not have, and a last line without its line end (a write
+/// cut short) are left out: the journal only ever adds deliveries, so what is left out
+/// is at worst delivered again.
+pub fn parse_journal(bytes: &[u8], recipients: usize) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        let (line, after) = rest.split_at(end);
+        rest = after.get(1..).unwrap_or_default();
+        let Ok(line) = std::str::from_utf8(line) else {
+            continue;
+        };
+        let Some(body) = line.strip_prefix("rcpt ") else {
+            continue;
+        };
+        let mut f = body.splitn(3, ' ');
+        let (Some(n), Some("delivered"), Some(reply)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        // Digits only: no sign, no blank.
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let (Ok(n), Some(reply)) = (n.parse::<usize>(), unescape(reply)) else {
+            continue;
+        };
+        if n < recipients {
+            out.push((n, reply));
+        }
+    }
+    out
+}
+
 /// One report entry as an `owed` line of the state file: its fields escaped
 /// ([`escape`]), `-` for one it has not and `=` before one it has.
 pub fn owed_text(r: &crate::dsn::RcptReport) -> String {
@@ -813,6 +857,25 @@ impl State {
             }
         }
         Ok(st)
+    }
+
+    /// The state with the deliveries of a journal ([`parse_journal`]) recorded: each
+    /// such recipient delivered, with its reply. Whether it changed anything.
+    pub fn apply_journal(&mut self, delivered: &[(usize, String)]) -> bool {
+        let mut changed = false;
+        for (i, reply) in delivered {
+            if self.of(*i) == RcptState::Delivered {
+                continue;
+            }
+            self.recipients.retain(|(k, _, _)| k != i);
+            self.recipients
+                .push((*i, RcptState::Delivered, Some(reply.clone())));
+            changed = true;
+        }
+        if changed {
+            self.recipients.sort_by_key(|(i, _, _)| *i);
+        }
+        changed
     }
 
     /// The state without its texts (the entry's reason, each recipient's last reply):
@@ -1486,6 +1549,39 @@ mod tests {
         assert_eq!(message_sum("x 1\n\nmessage-sum 00000000000000af\n"), None);
     }
 
+    /// A journal's lines: whole ones with a recipient the entry has are taken; garbage,
+    /// an index out of range, a bad escape and an unterminated last line are not.
+    #[test]
+    fn journal_lines() {
+        let text = b"rcpt 0 delivered 250%202.0.0%20piped\n\
+garbage\n\
+rcpt 7 delivered 250\n\
+rcpt -1 delivered 250\n\
+rcpt 1 failed 550\n\
+rcpt 1 delivered 25%Z\n\
+\xff\xfe\n\
+rcpt 2 delivered 250\n\
+rcpt 1 delivered 250";
+        assert_eq!(
+            parse_journal(text, 3),
+            [(0, "250 2.0.0 piped".to_string()), (2, "250".to_string())]
+        );
+        let mut st = State {
+            recipients: vec![(0, RcptState::Deferred, Some("451 x".into()))],
+            ..State::default()
+        };
+        assert!(st.apply_journal(&parse_journal(text, 3)));
+        assert_eq!(st.of(0), RcptState::Delivered);
+        assert_eq!(st.of(1), RcptState::Pending);
+        assert_eq!(st.of(2), RcptState::Delivered);
+        assert_eq!(st.recipients.len(), 2);
+        assert!(!st.apply_journal(&parse_journal(text, 3)));
+        assert_eq!(
+            parse_journal(journal_line(1, "250 a\nb").as_bytes(), 2),
+            [(1, "250 a\nb".to_string())]
+        );
+    }
+
     mod props {
         use super::*;
         use proptest::collection::vec;
@@ -1736,6 +1832,41 @@ mod tests {
                     }
                     let _ = unescape(t);
                 }
+            }
+
+            #[test]
+            fn any_journal_gives_known_recipients_only(
+                raw in vec(any::<u8>(), 0..200),
+                text in "(rcpt [0-9 a-z%]{0,12} delivered[ -~]{0,20}\n?){0,5}",
+                lines in vec((0usize..20, value()), 0..5),
+                n in 0usize..12,
+                cut in 0usize..400,
+            ) {
+                let mut good = String::new();
+                for (i, r) in &lines {
+                    good.push_str(&journal_line(*i, r));
+                }
+                for bytes in [raw.as_slice(), text.as_bytes(), good.as_bytes()] {
+                    for (i, _) in parse_journal(bytes, n) {
+                        prop_assert!(i < n);
+                    }
+                    let mut st = State::default();
+                    let d = parse_journal(bytes, n);
+                    st.apply_journal(&d);
+                    for (i, _) in &d {
+                        prop_assert_eq!(st.of(*i), RcptState::Delivered);
+                    }
+                    prop_assert_eq!(State::parse(&st.to_text()), Ok(st.clone()));
+                }
+                // Lines written whole come back whole; a line cut short is left out.
+                let want: Vec<(usize, String)> =
+                    lines.iter().filter(|(i, _)| *i < n).cloned().collect();
+                prop_assert_eq!(parse_journal(good.as_bytes(), n), want);
+                let cut = cut.min(good.len());
+                let short = good.as_bytes().get(..cut).unwrap_or_default();
+                let whole = short.iter().filter(|&&b| b == b'\n').count();
+                let got = parse_journal(short, usize::MAX);
+                prop_assert_eq!(got.len(), whole);
             }
 
             #[test]

@@ -9,6 +9,10 @@
 //!                 LockedEntry::rewrite; see entry.rs for the format)
 //!   sf<ID>        per-recipient state of the entry (absent = nothing tried yet),
 //!                 replaced atomically (write tmp/, fsync, rename, fsync dir)
+//!   jf<ID>        the delivery journal: `rcpt N delivered REPLY` lines appended by
+//!                 the supervisor of a local delivery when its program or mailbox append
+//!                 succeeded (entry::journal_line), each with one write and an fdatasync;
+//!                 folded into sf<ID> by the next holder of the lock, then removed
 //!   tmp/tf<ID>    an entry being written by a submission (invisible to everyone else)
 //!   tmp/sf<ID>.<pid>  a state file being written, or the room reserved for it
 //!                 before a delivery (LockedEntry::reserve_state)
@@ -33,6 +37,8 @@
 //! | qf<ID>                       | queued, nothing tried            | delivery                    |
 //! | qf<ID> + sf<ID>              | queued, some outcomes recorded   | delivery                    |
 //! | sf<ID> without qf<ID>        | crash between the two unlinks    | queue run                   |
+//! | qf<ID> + jf<ID>              | local deliveries not yet in sf   | next lock ([`Spool::lock_entry`]) |
+//! | jf<ID> without qf<ID>        | crash between the unlinks        | queue run                   |
 //! | tmp/sf<ID>.<pid>             | state write interrupted          | queue run, after [`GRACE`]¹ |
 //! | tmp/rf<ID>.<pid>             | queue file rewrite interrupted   | queue run¹                  |
 //! | index line for a missing ID  | crash before commit, or finished | readers skip; rebuild drops |
@@ -61,8 +67,15 @@
 //! locks the new file before renaming it into place. A runner that cannot take the lock skips
 //! the entry. After locking, the open file must still be the one at the path (same device
 //! and inode, link count > 0): otherwise another runner finished it meanwhile.
-//! Removal: unlink `qf` first, then `sf` (a crash between leaves an `sf` orphan, never an
-//! entry that has lost its state and would be delivered twice).
+//! Removal: unlink `qf` first, then `sf` and `jf` (a crash between leaves an orphan, never
+//! an entry that has lost its state and would be delivered twice).
+//!
+//! A local delivery (a mailbox, a `|command`, a `/file`) runs under a supervisor
+//! (`rsendmail-deliver --supervise`) that inherits the locked `qf` descriptor: the lock
+//! lives as long as the delivery does, even when the deliverer that started it dies,
+//! and the supervisor journals the delivery in `jf<ID>` when it succeeded. The lock's
+//! next holder folds the journal into the state ([`Spool::lock_entry`]); the readers
+//! (`mailq`, `rsendmail-admin`) merge it into what they show.
 //!
 //! # Modes
 //! System spool: directory 2770 (or 0730) root:<group>, files 0660; a per-user spool: 0700 and
@@ -416,8 +429,9 @@ pub const SPOOL_NAMES: [&str; 8] = [
 ];
 
 /// The prefixes of the files a spool holds at its top, each followed by a queue ID
-/// ([`valid_id`]): rsendmail's entries (`qf`) and their state (`sf`).
-pub const ENTRY_PREFIXES: [&str; 2] = ["qf", "sf"];
+/// ([`valid_id`]): rsendmail's entries (`qf`), their state (`sf`) and their delivery
+/// journal (`jf`).
+pub const ENTRY_PREFIXES: [&str; 3] = ["qf", "sf", "jf"];
 
 /// The prefixes of the files sendmail keeps in its queue directory (`df` the body, `tf`,
 /// `xf` the transcript, `Qf` a lost entry, `hf`, `Tf`): a directory holding them is an
@@ -1030,6 +1044,39 @@ impl Spool {
         self.dir.join(format!("qf{id}"))
     }
 
+    pub fn jf_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("jf{id}"))
+    }
+
+    /// Open (made when missing, with the spool's file mode) the delivery journal of
+    /// entry `id` for appending: only a holder of the entry's lock does, for the
+    /// supervisor of a local delivery (module docs).
+    pub fn open_journal(&self, id: &str) -> io::Result<File> {
+        open_safely(
+            &self.jf_path(id),
+            OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(self.file_mode()),
+            Kind::File,
+        )
+    }
+
+    /// The deliveries the journal of entry `id` (of `recipients` recipients) records
+    /// ([`entry::parse_journal`]); none when there is no journal. A journal that is not
+    /// a regular file of the spool's (a symlink, a FIFO...) or cannot be read records
+    /// none, and is said in the log.
+    pub fn journalled(&self, id: &str, recipients: usize) -> Vec<(usize, String)> {
+        match read_safely(&self.jf_path(id)) {
+            Ok(bytes) => entry::parse_journal(&bytes, recipients),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                log::warn!("{id}: delivery journal jf{id} not read: {}", io_text(&e));
+                Vec::new()
+            }
+        }
+    }
+
     pub fn sf_path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("sf{id}"))
     }
@@ -1479,6 +1526,15 @@ impl Spool {
             }
             Err(e) => return Err(ReadError::Io(e)),
         };
+        // Local deliveries journalled since the state was written (module docs): a
+        // recipient so recorded is delivered, whoever reads the entry.
+        let mut state = state;
+        let mut journal = false;
+        if with_state {
+            let done = self.journalled(id, envelope.recipients.len());
+            journal = fs::symlink_metadata(self.jf_path(id)).is_ok();
+            state.apply_journal(&done);
+        }
         let data_offset = text.len() as u64;
         let file = r.into_inner();
         let size = match envelope.message_bytes {
@@ -1495,6 +1551,7 @@ impl Spool {
             file,
             written,
             state_file: state_file_found,
+            journal,
         })
     }
 
@@ -1507,13 +1564,28 @@ impl Spool {
         let lock = f.try_clone().map_err(ReadError::Io)?;
         let entry = self.read_open_entry_seen(id, f, true, Some(held))?;
         check_sum(&entry)?;
-        Ok(Some(LockedEntry {
+        let mut locked = LockedEntry {
             spool: self.clone(),
             entry,
             _lock: lock,
             pending_state: None,
             reserved: None,
-        }))
+        };
+        // Deliveries journalled by the supervisor of a delivery whose deliverer died
+        // (module docs): recorded in the state (read with them merged), and the journal
+        // removed. When that record cannot be written the journal stays, and this
+        // holder delivers with them merged all the same.
+        if locked.entry.journal {
+            let done = self.journalled(id, locked.entry.envelope.recipients.len());
+            for (i, reply) in &done {
+                log::info!("{id}: recipient {i} delivered ({reply}), from the delivery journal");
+            }
+            let state = locked.entry.state.clone();
+            if let Err(f) = locked.record_state(state) {
+                log::warn!("{id}: delivery journal not recorded: {}", f.message);
+            }
+        }
+        Ok(Some(locked))
     }
 
     /// An entry as a queue run's selection reads it (`queue::Batches`): locked while it
@@ -1655,6 +1727,7 @@ impl Spool {
         open_dir(&dest)?;
         fs::rename(self.qf_path(id), dest.join(format!("qf{id}")))?;
         let _ = fs::rename(self.sf_path(id), dest.join(format!("sf{id}")));
+        let _ = fs::rename(self.jf_path(id), dest.join(format!("jf{id}")));
         sync_dir(&self.dir)
     }
 
@@ -1709,7 +1782,8 @@ impl Spool {
     }
 
     /// The spool listed once: the IDs of its entries (`qf<ID>`) and of its state files
-    /// (`sf<ID>`), unsorted, as [`IdKey`]s (14 octets each).
+    /// (`sf<ID>`) and delivery journals (`jf<ID>`: an entry with one has a state to
+    /// read), unsorted, as [`IdKey`]s (14 octets each).
     pub fn listing(&self) -> Result<(Vec<IdKey>, Vec<IdKey>), Fatal> {
         let rd = fs::read_dir(&self.dir).map_err(|e| cant("cannot read", &self.dir, &e))?;
         let (mut entries, mut states) = (Vec::new(), Vec::new());
@@ -1719,14 +1793,18 @@ impl Spool {
             let Some(name) = name.to_str() else { continue };
             if let Some(key) = name.strip_prefix("qf").and_then(id_key) {
                 entries.push(key);
-            } else if let Some(key) = name.strip_prefix("sf").and_then(id_key) {
+            } else if let Some(key) = name
+                .strip_prefix("sf")
+                .or_else(|| name.strip_prefix("jf"))
+                .and_then(id_key)
+            {
                 states.push(key);
             }
         }
         Ok((entries, states))
     }
 
-    /// Remove the state files of `states` whose entry is gone: not in `entries` (sorted,
+    /// Remove the state files (and delivery journals) of `states` whose entry is gone: not in `entries` (sorted,
     /// from the same listing) and, looked at again, neither in the spool (committed
     /// since the listing) nor in `hold/` (a hold or release cut short between its two
     /// renames, `rsendmail-admin`, leaves the state here). Returns what was removed.
@@ -1738,9 +1816,10 @@ impl Spool {
                 && !self.qf_path(id).exists()
                 && !self.held().qf_path(id).exists()
             {
-                let p = self.sf_path(id);
-                if fs::remove_file(&p).is_ok() {
-                    removed.push(p);
+                for p in [self.sf_path(id), self.jf_path(id)] {
+                    if fs::remove_file(&p).is_ok() {
+                        removed.push(p);
+                    }
                 }
             }
         }
@@ -1860,6 +1939,10 @@ pub struct QueuedEntry {
     /// Whether the entry may have a state file: one was read with it, or a state was
     /// recorded since. Without one, removing the entry removes its queue file only.
     pub state_file: bool,
+    /// Whether the entry may have a delivery journal (`jf<ID>`): one was read with it
+    /// (its deliveries are in `state`), or a local delivery was started since. The
+    /// next state written, or the entry's removal, removes it.
+    pub journal: bool,
 }
 
 impl QueuedEntry {
@@ -2006,7 +2089,15 @@ impl LockedEntry {
             self.reserved = Some((f, dir));
             return Err(e);
         }
-        dir.sync_all()
+        // The state holds what the journal said (read with the entry, or told by the
+        // supervisors this holder waited for): the journal goes once the state is
+        // durable.
+        dir.sync_all()?;
+        if self.entry.journal {
+            let _ = fs::remove_file(self.spool.jf_path(&self.entry.envelope.id));
+            self.entry.journal = false;
+        }
+        Ok(())
     }
 
     /// Let the reserved room go after a failure, and whatever a failed write left in the
@@ -2189,6 +2280,7 @@ impl LockedEntry {
             Ok(mut e) => {
                 e.state = state;
                 e.state_file = self.entry.state_file;
+                e.journal = self.entry.journal;
                 self.entry = e;
             }
             Err(e) => {
@@ -2218,6 +2310,9 @@ impl LockedEntry {
         fs::remove_file(&qf).map_err(|e| cant("cannot remove", &qf, &e))?;
         if self.entry.state_file {
             let _ = fs::remove_file(self.spool.sf_path(&id));
+        }
+        if self.entry.journal {
+            let _ = fs::remove_file(self.spool.jf_path(&id));
         }
         Ok(())
     }
