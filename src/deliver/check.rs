@@ -338,9 +338,7 @@ fn unused_forward_line(t: &mut Tally, name: &str) {
     t.say(
         Mark::Warn,
         "forward",
-        &format!(
-            "{base}... forward: {why}: ignored, mail to {base} stays in its mailbox{fix}"
-        ),
+        &format!("{base}... forward: {why}: ignored, mail to {base} stays in its mailbox{fix}"),
     );
 }
 
