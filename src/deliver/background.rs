@@ -170,7 +170,7 @@ const RUNNER_MARK: &str = "runner";
 /// that are not root that a root runner takes what they leave in `waiting/`
 /// ([`runner_expected`]), through the time a SIGHUP restart lets its deliveries finish
 /// with its wake-up endpoint closed.
-pub fn hold_runner_mark(spool: &Spool) -> Option<fs::File> {
+pub fn hold_runner_mark(spool: &Spool, reload_pid: u32, started: i64) -> Option<fs::File> {
     let dir = spool.subdir("slots").ok()?;
     let f = spool::open_safely(
         &dir.join(RUNNER_MARK),
@@ -188,9 +188,10 @@ pub fn hold_runner_mark(spool: &Spool) -> Option<fs::File> {
                 return None;
             }
             // Who holds it and since when, for `rsendmail-admin check` to tell a
-            // configuration changed since the runner read its own (`PID TIME`): held
-            // anew by each start and each restart (SIGHUP), which reads it anew.
-            let line = format!("{} {}\n", std::process::id(), rsendmail::clock::now());
+            // configuration changed since the runner read its own (`PID TIME`, the
+            // process a reload is sent to: the runner, or a daemon's runner's daemon):
+            // held anew by each start and each restart (SIGHUP), which reads it anew.
+            let line = format!("{reload_pid} {started}\n");
             let _ = f
                 .set_len(0)
                 .and_then(|()| std::os::unix::fs::FileExt::write_all_at(&f, line.as_bytes(), 0));
