@@ -161,8 +161,8 @@ class Case:
         files in place, in a private mount namespace of its own (so root; nothing
         outside the namespace changes), or [] when the case has neither.
 
-        `forward`: lines `LOGIN FILE`: the copied FILE is LOGIN's `.forward` (owned by
-        LOGIN, mode 0644) in a fresh home directory (owned by LOGIN, 0755) mounted over
+        `forward`: lines `LOGIN FILE [MODE [OWNER]]`: the copied FILE is LOGIN's
+        `.forward` (owned by LOGIN or OWNER, mode 0644 or MODE) in a fresh home directory (owned by LOGIN, 0755) mounted over
         LOGIN's own (which must exist); and /var/mail is a fresh directory too (also
         for a case with a `mail` file), so that a mailbox delivery never reaches a real
         mailbox. `shells`: the copied file of
@@ -179,15 +179,19 @@ class Case:
                 pass
             os.chmod(mail, 0o3777)
             binds.append((mail, "/var/mail"))
-        for login, name in forwards:
+        for login, name, *rest in forwards:
             pw = login_made(login)
             home = os.path.join(scratch, "home-" + login)
             os.makedirs(home, exist_ok=True)
             fwd = os.path.join(home, ".forward")
             shutil.copyfile(os.path.join(run_dir, name), fwd)
-            for n, mode in ((home, 0o755), (fwd, 0o644)):
+            fmode = int(rest[0], 8) if rest else 0o644
+            for n, mode in ((home, 0o755), (fwd, fmode)):
                 os.chown(n, pw.pw_uid, pw.pw_gid)
                 os.chmod(n, mode)
+            if len(rest) > 1:
+                other = pwd.getpwnam(rest[1])
+                os.chown(fwd, other.pw_uid, other.pw_gid)
             binds.append((home, pw.pw_dir))
         if os.path.exists(os.path.join(self.path, "shells")):
             binds.append((os.path.join(run_dir, "shells"), "/etc/shells"))

@@ -29,7 +29,8 @@ Optional files in a case:
             nxdomain, servfail, nodata, dnstimeout, nxdomain-refused
   before-fault  the same for the `before` runs only (refused, silent); the case's own
             run finds the sink (or its `fault`)
-  forward   lines `LOGIN FILE`: FILE (a copied file) is LOGIN's .forward, in a home
+  forward   lines `LOGIN FILE [MODE [OWNER]]`: FILE (a copied file) is LOGIN's .forward
+            (mode 0644 or MODE, owned by LOGIN or OWNER), in a home
             directory mounted over LOGIN's in a private mount namespace (with a fresh
             /var/mail there); `shells`: a copied file standing for /etc/shells there
 `@QID@` in args stands for the id of the message `before` queued (`-qI@QID@`).

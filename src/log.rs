@@ -47,7 +47,8 @@
 //! Text from outside (a server's reply, an address) may hold control characters: every
 //! line, whatever its target (file, stderr, syslog), goes through [`sanitize`]: line
 //! breaks and tabs become blanks, any other control character (NUL, ESC, BEL, DEL, C1)
-//! becomes `\ooo` (its code in octal, as sendmail's `str2prt` writes it); valid
+//! or invisible format character (a bidirectional override) becomes its UTF-8 octets as
+//! `\ooo` ([`crate::text::escaped`], as `mailq` writes them); valid
 //! non-ASCII UTF-8 is kept. One record stays one line, and no terminal escape reaches an
 //! admin's `tail -f`.
 //!
@@ -217,23 +218,23 @@ pub fn last_word(maillog: Option<&Path>, text: &str) {
 }
 
 /// Text from outside (a server's reply, an address) made harmless in a log line: line
-/// breaks and tabs become blanks (one record, one line); every other control character
-/// (C0, DEL, C1, NUL) becomes `\ooo`, its code in octal as sendmail's `str2prt` writes
-/// it, so that no terminal escape reaches an admin's `tail -f`. Other characters,
-/// non-ASCII ones included, are kept.
+/// breaks and tabs become blanks (one record, one line); every other character that is
+/// not [`crate::text::is_safe`] (C0, DEL, C1, NUL, the invisible format characters and
+/// bidirectional controls) becomes its UTF-8 octets as `\ooo` ([`crate::text::escaped`],
+/// the form `mailq` writes), so that no terminal escape or reordering reaches an admin's
+/// `tail -f`. Other characters, non-ASCII ones included, are kept.
 pub fn sanitize(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
+    if text.chars().all(crate::text::is_safe) {
         return text.to_string();
     }
-    let mut out = String::with_capacity(text.len() + 8);
-    for ch in text.chars() {
-        match ch {
-            '\r' | '\n' | '\t' => out.push(' '),
-            c if c.is_control() => out.push_str(&format!("\\{:03o}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out
+    let blanked: String = text
+        .chars()
+        .map(|c| match c {
+            '\r' | '\n' | '\t' => ' ',
+            c => c,
+        })
+        .collect();
+    crate::text::escaped(&blanked).into_owned()
 }
 
 /// One record as a line: `timestamp ident[pid]: text`, control characters in the text
@@ -505,11 +506,16 @@ mod tests {
 
     #[test]
     fn control_characters_are_made_harmless() {
-        // ESC (a terminal escape), BEL, DEL, NUL, a C1 CSI: octal; line breaks and tabs:
-        // blanks; valid non-ASCII text is kept.
+        // ESC (a terminal escape), BEL, DEL, NUL, a C1 CSI, a bidirectional override:
+        // their octets in octal, as mailq writes them; line breaks and tabs: blanks;
+        // valid non-ASCII text is kept.
         assert_eq!(
             sanitize("a\x1b[2Jb\x07c\x7fd\0e\u{9b}31mf\r\n\tg é✓"),
-            "a\\033[2Jb\\007c\\177d\\000e\\23331mf   g é✓"
+            "a\\033[2Jb\\007c\\177d\\000e\\302\\23331mf   g é✓"
+        );
+        assert_eq!(
+            sanitize("to=<evil\u{202e}gro.elpmaxe@example.org>"),
+            "to=<evil\\342\\200\\256gro.elpmaxe@example.org>"
         );
         assert_eq!(sanitize("plain text"), "plain text");
         let line = format_line(0, "rsendmail", 1, "x\x1b]0;owned\x07");

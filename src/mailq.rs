@@ -181,6 +181,10 @@ fn scan(
     for why in spool.subdir_problems() {
         let _ = writeln!(problems, "{}", shown(&why, usize::MAX));
     }
+    // Entries a run moved aside: a detached run's word on it went nowhere.
+    if let Some(note) = spool.corrupt_note() {
+        let _ = writeln!(problems, "{}", shown(&note, usize::MAX));
+    }
     let held_spool = spool.held();
     for (key, held, has_state) in ids_with_held(spool, &held_spool)? {
         let id = key_str(&key).to_string();

@@ -1957,20 +1957,24 @@ fn in_given_order(
 /// `later`: the line is returned, not printed (the deliverer prints it after the
 /// delivery, as sendmail does: compat case reason-local-unknown-mixed-v).
 /// Err: why it was not saved (logged), for the caller to mail the message back.
-/// The file is written with the caller's own group; a set-group-id program takes its
-/// group back after, to queue what follows.
+/// The message is opened with the spool's group; the file is written with the caller's
+/// own group, and a set-group-id program takes its group back after, to queue what follows.
 fn save_dead_letter(
     env: &Envelope,
     open_message: impl Fn() -> std::io::Result<std::io::Take<std::fs::File>>,
     later: bool,
 ) -> Result<Option<String>, String> {
-    let res = crate::privs::as_real_group(|| {
-        open_message()
-            .map_err(|e| crate::config::io_text(&e))
-            .and_then(|mut m| crate::mbox::save_dead_letter(&env.sender, env.created, &mut m))
-    })
-    .map_err(|e| e.desc().to_string())
-    .and_then(|r| r);
+    // The spool's copy is opened with the spool's group, before giving it up: the
+    // caller's own group cannot reach the spool.
+    let res = open_message()
+        .map_err(|e| crate::config::io_text(&e))
+        .and_then(|mut m| {
+            crate::privs::as_real_group(|| {
+                crate::mbox::save_dead_letter(&env.sender, env.created, &mut m)
+            })
+            .map_err(|e| e.desc().to_string())
+            .and_then(|r| r)
+        });
     match res {
         Ok(path) => {
             let p = path.display();

@@ -139,6 +139,30 @@ pub fn printable(s: &str) -> Cow<'_, str> {
     )
 }
 
+/// `s` as every program prints text from outside (an address, a reason, a state file's
+/// words) to a terminal or a log: each character that is not [`is_safe`] (C0, DEL, C1,
+/// the invisible format characters, the bidirectional controls among them) as its UTF-8
+/// octets, each `\ooo` in octal, as `mailq` and sendmail's logs write them; borrowed
+/// when there is none. One form everywhere, so that what the log says can be found in
+/// `mailq`, and no character reorders or hides what an admin reads.
+pub fn escaped(s: &str) -> Cow<'_, str> {
+    if s.chars().all(is_safe) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 12);
+    for c in s.chars() {
+        if is_safe(c) {
+            out.push(c);
+        } else {
+            let mut utf8 = [0u8; 4];
+            for b in c.encode_utf8(&mut utf8).as_bytes() {
+                out.push_str(&format!("\\{b:03o}"));
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Octets from outside as text: UTF-8 as it is, each octet that is not part of a UTF-8
 /// sequence (a Latin-1 `ö`, an overlong form, a surrogate, a code point over U+10FFFF, a
 /// sequence cut short) as one U+FFFD; and whether there was any such octet. A reader that
@@ -190,6 +214,14 @@ pub fn named_char(c: char) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_writes_unsafe_characters_as_octal_octets() {
+        assert_eq!(escaped("a@example.org"), "a@example.org");
+        assert_eq!(escaped("evil\u{202e}gro"), "evil\\342\\200\\256gro");
+        assert_eq!(escaped("a\u{1b}b\tc"), "a\\033b\\011c");
+        assert_eq!(escaped("j\u{f6}hn"), "j\u{f6}hn");
+    }
 
     #[test]
     fn file_faults_are_found_with_their_line() {

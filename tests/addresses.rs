@@ -1124,3 +1124,29 @@ fn bv_names_the_file_and_line_of_a_bad_list_target() {
         run.stdout
     );
 }
+
+/// A bidirectional override (U+202E) in an address is never printed raw: `-bv` writes it
+/// as its octets in octal, the form `mailq` and the log write it in, so that a terminal
+/// shows the address as it is, not reversed; the log (MAILLOG) the same.
+#[test]
+fn bidi_controls_are_escaped_alike_in_bv_mailq_and_the_log() {
+    let env = Env::new();
+    let log = env.dir.join("mail.log");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let addr = "ev\u{202e}il@example.org";
+    let escaped = "ev\\342\\200\\256il@example.org";
+    let r = env.sendmail(&["-bv", addr], b"");
+    assert!(!r.stdout.contains('\u{202e}'), "{}", r.stdout);
+    assert!(r.stdout.contains(escaped), "{}", r.stdout);
+    env.sendmail(&["-odq", addr], crate::harness::MSG).code(0);
+    let q = env.mailq(&[]);
+    assert!(q.contains(escaped), "{q}");
+    // A refusal is logged with the address: the same form.
+    env.sendmail(
+        &["-odq", "-oeq", "ev\u{202e}il@@example.org"],
+        crate::harness::MSG,
+    );
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(!text.contains('\u{202e}'), "{text}");
+    assert!(text.contains("ev\\342\\200\\256il@@example.org"), "{text}");
+}

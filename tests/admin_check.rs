@@ -1342,6 +1342,146 @@ fn check_to_a_local_name_follows_aliases_lists_and_forward_as_bv() {
     }
 }
 
+/// A `.forward` that is not used (group writable, writable by all, another user's) is
+/// said with sendmail's reason, in `-bv -v` (recorded: `forward-gw-bv-v`,
+/// `forward-owner-bv-v`) and in `check --to USER`, with its repair; a safe one gets no
+/// such line.
+#[test]
+fn an_unused_forward_is_said_in_bv_v_and_check_to() {
+    if !is_root() {
+        return;
+    }
+    let _turn = crate::local::forward_turn();
+    let env = Env::new();
+    let fwd = crate::local::write_forward("f1@example.org\n");
+    let user = test_user();
+    for (mode, owner, why, fix) in [
+        (0o664, user.uid, "Group writable file", "chmod go-w"),
+        (0o646, user.uid, "World writable file", "chmod go-w"),
+        (0o644, 65534, "Permission denied", "chown"),
+    ] {
+        std::os::unix::fs::chown(&fwd, Some(owner), None).unwrap();
+        chmod(&fwd, mode);
+        let said = format!("{TEST_USER}... forward: {}: {why}", fwd.display());
+        let bv = env.sendmail(&["-bv", "-v", TEST_USER], b"");
+        bv.code(0);
+        assert!(
+            bv.stdout.contains(&format!(
+                "{said}\n{TEST_USER}... deliverable: mailer local, user {TEST_USER}\n"
+            )),
+            "{mode:o}: {}",
+            bv.stdout
+        );
+        // Without -v, sendmail says nothing of it (recorded: `forward-gw-bv`).
+        let bv = env.sendmail(&["-bv", TEST_USER], b"");
+        assert!(!bv.stdout.contains("forward:"), "{}", bv.stdout);
+        let r = admin(&env, &["check", "--to", TEST_USER]);
+        let l = line(&r, "warn forward: ");
+        assert!(l.contains(&said), "{l}");
+        assert!(l.contains(&format!("(fix: {fix} ")), "{l}");
+    }
+    std::os::unix::fs::chown(&fwd, Some(user.uid), None).unwrap();
+    chmod(&fwd, 0o644);
+    let r = admin(&env, &["check", "--to", TEST_USER]);
+    assert!(!r.stdout.contains("forward:"), "{}", r.stdout);
+    let bv = env.sendmail(&["-bv", "-v", TEST_USER], b"");
+    assert!(
+        bv.stdout.contains(&format!(
+            "{}: line 1: forwarding to f1@example.org",
+            fwd.display()
+        )),
+        "{}",
+        bv.stdout
+    );
+    let _ = fs::remove_file(&fwd);
+}
+
+/// The root queue runner keeps the configuration it read at its start: `check` warns
+/// (`reload`) when the configuration or a file it names (here the aliases) changed
+/// since, with the reload that makes the runner read them anew (`kill -HUP PID` where no
+/// systemd unit runs it); after that SIGHUP the runner read them again and the warning
+/// is gone.
+#[test]
+fn check_warns_when_the_runner_started_before_the_config_changed() {
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let aliases = env.dir.join("aliases");
+    fs::write(&aliases, "postmaster: root\n").unwrap();
+    chmod(&aliases, 0o644);
+    env.add_config(&format!("ALIASES {}\n", aliases.display()));
+    let mut runner = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-q1h"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mark = env.spool.join("slots/runner");
+    let started = || {
+        fs::read_to_string(&mark).ok().and_then(|t| {
+            t.split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse::<i64>().ok())
+        })
+    };
+    crate::harness::wait_until(Duration::from_secs(20), "the runner's mark", || {
+        started().is_some() && env.spool.join("wakeup").exists()
+    });
+    let first = started().unwrap();
+    let pid = fs::read_to_string(&mark).unwrap();
+    let pid: u32 = pid.split_whitespace().next().unwrap().parse().unwrap();
+    let check = || {
+        admin_of(
+            &env,
+            Path::new(env!("CARGO_BIN_EXE_rsendmail-admin")),
+            &["check"],
+        )
+    };
+    let r = check();
+    assert!(!r.stdout.contains("reload"), "{}", r.stdout);
+    // A second later the aliases change: the runner still has the old ones.
+    crate::harness::wait_until(Duration::from_secs(5), "a second to pass", || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            > first
+    });
+    fs::write(&aliases, "postmaster: root\nstaff: root\n").unwrap();
+    let r = check();
+    let l = line(&r, "warn reload: ");
+    assert!(l.contains(&format!("the queue runner (pid {pid})")), "{l}");
+    assert!(
+        l.contains(&format!("the aliases {}", aliases.display())),
+        "{l}"
+    );
+    assert!(l.ends_with(&format!("(fix: kill -HUP {pid})")), "{l}");
+    assert!(!l.contains("the configuration"), "{l}");
+    // The fix, as printed: the runner reads them anew.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    crate::harness::wait_until(Duration::from_secs(20), "the runner's restart", || {
+        started().is_some_and(|t| t > first)
+    });
+    let r = check();
+    assert!(!r.stdout.contains("reload"), "{}", r.stdout);
+    // The runner (the process the mark names, which may be a child of the one spawned).
+    for p in [pid, runner.id()] {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    let _ = runner.wait();
+}
+
 /// The configuration's checks: a keyword set twice (the earlier line changes nothing)
 /// is a warning; a configuration file or directory others may write fails (78).
 #[test]
@@ -2055,6 +2195,40 @@ fn check_takes_command_line_options() {
     assert!(r.stdout.contains("FAIL config: "), "{}", r.stdout);
 }
 
+/// What the check says to start the system's queue runner: its unit where it is
+/// installed, else the runner by hand and how to start it at boot (an install without
+/// the package has no unit to enable).
+fn system_runner_advice() -> &'static str {
+    let unit = [
+        "/etc/systemd/system",
+        "/run/systemd/system",
+        "/usr/local/lib/systemd/system",
+        "/lib/systemd/system",
+        "/usr/lib/systemd/system",
+    ]
+    .iter()
+    .any(|d| Path::new(d).join("rsendmail-queue.service").exists());
+    if unit {
+        "systemctl enable --now rsendmail-queue"
+    } else {
+        "as root, and at boot (README, \"Without the package\""
+    }
+}
+
+/// An install without the package (no `rsendmail-queue.service` anywhere systemd looks)
+/// is never told to enable that unit when no runner listens.
+#[test]
+fn no_runner_advice_fits_an_install_without_the_unit() {
+    if !is_root() || Path::new("/lib/systemd/system/rsendmail-queue.service").exists() {
+        return;
+    }
+    let env = Env::new();
+    let r = admin(&env, &["check", "-O", "DeliveryMode=q"]);
+    let w = line(&r, "FAIL wakeup: ");
+    assert!(!w.contains("systemctl enable"), "{w}");
+    assert!(w.contains("` as root, and at boot"), "{w}");
+}
+
 /// No queue runner listening is a failure when nothing else would send the mail (the
 /// delivery mode queue-only or deferred, from the file or the command line), naming the
 /// service to start; a warning otherwise.
@@ -2069,7 +2243,7 @@ fn no_runner_fails_when_nothing_else_would_send() {
         env.run_raw(&prog, &a, b"")
     };
     let service = if is_root() {
-        "systemctl enable --now rsendmail-queue"
+        system_runner_advice()
     } else {
         "systemctl --user enable --now rsendmail-queue.timer"
     };
@@ -2783,7 +2957,7 @@ fn no_runner_fails_when_users_cannot_deliver_themselves() {
         r.code(78);
         let w = line(&r, "FAIL wakeup: no ");
         assert!(
-            w.contains(want) && w.contains("systemctl enable --now rsendmail-queue"),
+            w.contains(want) && w.contains(system_runner_advice()),
             "{what}: {w}"
         );
     }
@@ -3215,6 +3389,41 @@ fn check_fails_an_aliases_line_naming_no_file() {
     fs::write(&missing, "postmaster: root\n").unwrap();
     let r = admin(&env, &["check"]);
     assert!(!r.stdout.contains("FAIL aliases"), "{}", r.stdout);
+}
+
+/// The aliases file's lines that no delivery uses fail the check with the file and the
+/// line, as `newaliases` says them; a file users' submissions cannot read fails with its
+/// repair, which makes the step pass.
+#[test]
+fn check_fails_aliases_lines_in_error_and_a_file_users_cannot_read() {
+    let env = Env::new();
+    let aliases = env.dir.join("aliases");
+    fs::write(&aliases, "postmaster: root\nbad line\n").unwrap();
+    chmod(&aliases, 0o644);
+    env.add_config(&format!("ALIASES {}\n", aliases.display()));
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    let fail = line(&r, "FAIL aliases: ");
+    assert!(
+        fail.contains(&format!("{}: line 2: missing colon", aliases.display())),
+        "{}",
+        r.stdout
+    );
+    fs::write(&aliases, "postmaster: root\n").unwrap();
+    let r = admin(&env, &["check"]);
+    assert!(!r.stdout.contains("aliases"), "{}", r.stdout);
+    if !is_root() {
+        return;
+    }
+    chmod(&aliases, 0o600);
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    let fail = line(&r, "FAIL aliases: ");
+    assert!(fail.contains("users' submissions cannot read it"), "{fail}");
+    let fix = fix_of(fail).unwrap().to_string();
+    assert!(sh(&fix).success(), "{fix}");
+    let r = admin(&env, &["check"]);
+    assert!(!r.stdout.contains("aliases"), "{}", r.stdout);
 }
 
 /// A user's `check --to` another user whose `.forward` she may not read never calls

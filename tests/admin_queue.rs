@@ -1533,8 +1533,8 @@ fn delete_all_passes_over_entries_delivered_meanwhile() {
 
 /// `show`, `list` and `list --json` never put a bidirectional control (U+202E, the
 /// isolates U+2066-U+2069, the marks U+200E/U+200F), a zero-width or another invisible
-/// format character on the terminal: `show` shows them as `?` as it shows control
-/// characters, `list` as octal escapes, and `list --json` stays JSON with them as
+/// format character on the terminal: `show` and `list` show them as their octets in
+/// octal, as they show control characters (one form everywhere), and `list --json` stays JSON with them as
 /// `\uXXXX` escapes, the same text once decoded.
 #[test]
 fn queue_listings_escape_bidi_controls_and_invisible_characters() {
@@ -1563,9 +1563,9 @@ fn queue_listings_escape_bidi_controls_and_invisible_characters() {
     r.code(0);
     assert_eq!(invisible(&r.stdout), None, "{}", r.stdout);
     for want in [
-        "Sender:         al?ice@example.org\n",
-        "  b?o?b?@example.org: pending\n",
-        "  Subject: invoice?fdp.exe? ??x\n",
+        "Sender:         al\\342\\200\\256ice@example.org\n",
+        "  b\\342\\201\\246o\\342\\201\\251b\\342\\200\\217@example.org: pending\n",
+        "  Subject: invoice\\342\\200\\256fdp.exe\\342\\200\\216 \\342\\200\\213\\342\\200\\250x\n",
     ] {
         assert!(r.stdout.contains(want), "{want:?} in\n{}", r.stdout);
     }

@@ -3955,3 +3955,31 @@ fn a_journal_without_its_entry_goes_with_the_leftovers() {
     env.sendmail(&["-q"], b"").code(0);
     assert!(!orphan.exists());
 }
+
+/// A `.forward` that is not used (group writable) is said in an interactive delivery's
+/// `-v`, as sendmail 8.17 says it before delivering to the mailbox (`USER... forward:
+/// PATH: Group writable file`, then `USER... Connecting to local...`); the mail goes to
+/// the mailbox.
+#[test]
+fn an_unused_forward_is_said_in_v_before_the_mailbox_delivery() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let _turn = forward_turn();
+    let env = local_env("", None);
+    let fwd = write_forward("f1@example.org\n");
+    fs::set_permissions(&fwd, fs::Permissions::from_mode(0o664)).unwrap();
+    let r = env.sendmail(&["-odi", "-v", TEST_USER], MSG);
+    r.code(0);
+    let said = format!(
+        "{TEST_USER}... forward: {}: Group writable file\n{TEST_USER}... Connecting to local...\n",
+        fwd.display()
+    );
+    assert!(r.stdout.contains(&said), "{}", r.stdout);
+    assert!(mbox(&env, TEST_USER).exists());
+    // Without -v, nothing is said.
+    let r = env.sendmail(&["-odi", TEST_USER], MSG);
+    r.code(0);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    let _ = fs::remove_file(&fwd);
+}

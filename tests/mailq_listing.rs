@@ -596,3 +596,40 @@ fn listing_looks_for_state_files_only_where_there_are_some() {
     );
     assert!(!looked.is_empty(), "the state file was not read:\n{t}");
 }
+
+/// A run in the background (`sendmail -q`: its stdout goes nowhere) that moves a damaged
+/// entry into `corrupt/` tells no one there; `mailq` (on stderr, after the listing) and
+/// `rsendmail-admin check` (a `warn corrupt` line) say it for as long as it is there.
+#[test]
+fn entries_set_aside_in_corrupt_are_said_by_mailq_and_check() {
+    let env = Env::new();
+    env.sendmail(&["-odq", "yy@example.org"], MSG).code(0);
+    let qf = env.entries()[0].clone();
+    let bytes = fs::read(&qf).unwrap();
+    fs::write(&qf, bytes.get(..40).unwrap()).unwrap();
+    let admin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-admin"));
+    let check = || env.run_raw(&admin, &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    assert!(!check().stdout.contains("corrupt"));
+    env.sendmail(&["-q"], b"").code(0);
+    crate::harness::wait_until(
+        std::time::Duration::from_secs(20),
+        "the entry moved aside",
+        || env.entries().is_empty(),
+    );
+    let r = env.sendmail(&["-bp"], b"");
+    r.code(0);
+    let said = format!(
+        "1 damaged queue file set aside in {}/ since ",
+        env.spool.join("corrupt").display()
+    );
+    assert!(r.stderr.contains(&said), "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("is empty"), "{}", r.stdout);
+    let c = check();
+    assert!(
+        c.stdout
+            .lines()
+            .any(|l| l.starts_with("warn corrupt: ") && l.contains(&said)),
+        "{}",
+        c.stdout
+    );
+}

@@ -1479,5 +1479,98 @@ fn a_system_config_users_cannot_read_keeps_their_mail_with_the_cause() {
     let out =
         crate::admin_queue::in_system(&etc, TEST_USER, &sm, &["-odq", "bob@example.org"], MSG);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
+
+/// An installed set-gid `rsendmail` (the system configuration supplied in a private mount
+/// namespace, over /etc) whose spool only its group may enter: a user's message refused
+/// at submission in ErrorMode p is saved in her ~/dead.letter (as sendmail's, recorded
+/// `addr-*` cases), though the file is written after giving up the group and the spool's
+/// copy cannot be opened then. The home is a directory of the test's, mounted over the
+/// test user's. Skipped where a mount namespace cannot be made.
+#[test]
+fn an_installed_setgid_program_saves_a_users_dead_letter() {
+    if !can_switch_user() {
+        return;
+    }
+    let here = setgid_dir("sgid-dead");
+    let sg = setgid_copy(&here);
+    let (spool, conf) = system_config(&here);
+    // The spool's layout, as root makes it.
+    let init = Command::new(env!("CARGO_BIN_EXE_rsendmail-admin"))
+        .args([
+            "-C",
+            conf.to_str().unwrap(),
+            "init",
+            "--group",
+            crate::harness::fit_group().0,
+        ])
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", text(&init.stdout));
+    let upper = here.join("ovl/u");
+    let work = here.join("ovl/w");
+    fs::create_dir_all(upper.join("rsendmail")).unwrap();
+    fs::create_dir_all(&work).unwrap();
+    fs::copy(
+        here.join("rsendmail.conf"),
+        upper.join("rsendmail/rsendmail.conf"),
+    )
+    .unwrap();
+    let home = here.join("home");
+    fs::create_dir(&home).unwrap();
+    let user = test_user();
+    nix::unistd::chown(
+        &home,
+        Some(nix::unistd::Uid::from_raw(user.uid)),
+        Some(nix::unistd::Gid::from_raw(user.gid)),
+    )
+    .unwrap();
+    fs::set_permissions(&home, fs::Permissions::from_mode(0o755)).unwrap();
+    let mount = format!(
+        "mount -t overlay overlay -o lowerdir=/etc,upperdir={},workdir={} /etc",
+        upper.display(),
+        work.display()
+    );
+    let probe = Command::new("unshare")
+        .args(["-m", "sh", "-c", &format!("{mount} 2>/dev/null")])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: no private mount namespace with an overlay here");
+        let _ = fs::remove_dir_all(&here);
+        return;
+    }
+    let script = format!(
+        "{mount} && mount --bind {} {} && exec runuser -u {TEST_USER} -- env -i \
+         PATH=/usr/bin:/bin {} -odq 'a@@example.org'",
+        home.display(),
+        user.home.display(),
+        sg.display()
+    );
+    let mut child = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let _ = child.stdin.take().unwrap().write_all(MSG);
+    }
+    let out = child.wait_with_output().unwrap();
+    let said = text(&out.stdout);
+    let dead = user.home.join("dead.letter");
+    assert!(
+        said.contains(&format!("{0}... Saved message in {0}\n", dead.display())),
+        "{said}{}",
+        text(&out.stderr)
+    );
+    assert!(!said.contains("Cannot save"), "{said}");
+    let saved = fs::read_to_string(home.join("dead.letter")).unwrap();
+    assert_eq!(saved.matches("\nhello\n").count(), 1, "{saved}");
+    let md = fs::metadata(home.join("dead.letter")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (user.uid, user.gid));
+    // Nothing else left in the spool: no report queued, no temporary file.
+    assert_eq!(spool_files(&spool), Vec::<String>::new());
     let _ = fs::remove_dir_all(&here);
 }

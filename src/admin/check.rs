@@ -168,8 +168,11 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
             ),
         );
     }
+    reload_step(&mut t, &s);
+    corrupt_step(&mut t, &s);
     if s.system_config.is_some() {
         sendmail_step(&mut t);
+        other_names_step(&mut t);
     }
     if !usable {
         skip(&mut t);
@@ -600,6 +603,9 @@ fn aliases_step(t: &mut Tally, s: &app::Setup) {
                          the queue until it is made a text file again"
                     ),
                 );
+            } else {
+                aliases_lines_step(t, &a);
+                aliases_readers_step(t, s, path);
             }
         }
         // A file the configuration names that is not there: every alias is off, with
@@ -607,7 +613,20 @@ fn aliases_step(t: &mut Tally, s: &app::Setup) {
         // and exits 0): a typo of the line is failed where it is written.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let (at, named) = s.cfg.file_named(&s.settings, "ALIASES");
-            if !at.is_empty() {
+            if at.is_empty() {
+                // The built-in file, not there: no alias applies (mail to postmaster
+                // and the system's accounts goes to their mailboxes, unread).
+                t.say(
+                    Mark::Warn,
+                    "aliases",
+                    &format!(
+                        "there is no {}: no alias applies (postmaster, root's mail to \
+                         another user); make one, with at least `postmaster: root`{}",
+                        path.display(),
+                        fix(&[format!("printf 'postmaster: root\\n' > {}", sh_word(path))])
+                    ),
+                );
+            } else {
                 t.fail(
                     Sysexit::Config,
                     "aliases",
@@ -622,6 +641,164 @@ fn aliases_step(t: &mut Tally, s: &app::Setup) {
         }
         Err(_) => {}
     }
+}
+
+/// The root queue runner keeps the configuration it read at its start (or its last
+/// SIGHUP restart), and so the relay table, auth.conf and the aliases: a `warn` line
+/// for each of these files changed since, with the reload that makes it read them anew.
+/// The runner names itself and that time in `slots/runner`, which it holds locked while
+/// it runs; nothing is said when no runner holds it, or it cannot be read (a user
+/// without the spool's group).
+fn reload_step(t: &mut Tally, s: &app::Setup) {
+    let Some((pid, started)) = runner_started(&s.spool.dir) else {
+        return;
+    };
+    let mut files: Vec<(&str, PathBuf)> = Vec::new();
+    if let Some(c) = s.cfg.file.clone() {
+        files.push(("the configuration", c));
+    }
+    if !s.inv.no_alias {
+        let a = s.settings.alias_file.as_ref().unwrap_or(&s.cfg.aliases);
+        files.push(("the aliases", a.clone()));
+    }
+    if let Some(a) = &s.cfg.auth_path {
+        files.push(("AUTHPATH", a.clone()));
+    }
+    if let Some(r) = &s.cfg.relay_table {
+        files.push(("RELAYTABLE", r.clone()));
+    }
+    let changed: Vec<String> = files
+        .iter()
+        .filter_map(|(what, p)| {
+            let md = std::fs::metadata(p).ok()?;
+            let at = md.mtime().max(md.ctime());
+            (at > started).then(|| {
+                format!(
+                    "{what} {} (changed {})",
+                    p.display(),
+                    crate::clock::ctime(&crate::clock::local(at))
+                )
+            })
+        })
+        .collect();
+    if changed.is_empty() {
+        return;
+    }
+    t.say(
+        Mark::Warn,
+        "reload",
+        &format!(
+            "the queue runner (pid {pid}) read its configuration at {}, before {} last              changed: it delivers with what it read then until it is reloaded{}",
+            crate::clock::ctime(&crate::clock::local(started)),
+            changed.join(", "),
+            fix(&[reload_command(pid)])
+        ),
+    );
+}
+
+/// The systemd unit of the root queue runner, when installed (the package's, or a copy
+/// made as README says).
+fn queue_unit_installed() -> bool {
+    [
+        "/etc/systemd/system",
+        "/run/systemd/system",
+        "/usr/local/lib/systemd/system",
+        "/lib/systemd/system",
+        "/usr/lib/systemd/system",
+    ]
+    .iter()
+    .any(|d| Path::new(d).join(QUEUE_UNIT).exists())
+}
+
+const QUEUE_UNIT: &str = "rsendmail-queue.service";
+
+/// The way to make the runner `pid` read its configuration anew: its unit's reload when
+/// systemd runs it, else SIGHUP.
+fn reload_command(pid: u32) -> String {
+    let by_unit = queue_unit_installed()
+        && std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .is_ok_and(|c| c.contains(&format!("/{QUEUE_UNIT}")));
+    if by_unit {
+        "systemctl reload rsendmail-queue".to_string()
+    } else {
+        format!("kill -HUP {pid}")
+    }
+}
+
+/// The root queue runner that holds `slots/runner` locked in `spool`: its process id and
+/// when it read its configuration. None when no runner holds it, or it cannot be read.
+fn runner_started(spool: &Path) -> Option<(u32, i64)> {
+    let path = spool.join("slots").join("runner");
+    let f = crate::spool::open_safely(
+        &path,
+        std::fs::OpenOptions::new().read(true),
+        crate::spool::Kind::File,
+    )
+    .ok()?;
+    // Held by a runner: a shared lock is refused.
+    if !matches!(f.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock)) {
+        return None;
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(&f, 64), &mut text).ok()?;
+    let (pid, at) = text.trim().split_once(' ')?;
+    Some((pid.parse().ok()?, at.parse().ok()?))
+}
+
+/// The damaged entries a queue run moved into `corrupt/`: a warning, since a run in the
+/// background says it to no one (its stdout goes nowhere, and without syslog or MAILLOG
+/// its log line too).
+fn corrupt_step(t: &mut Tally, s: &app::Setup) {
+    if let Some(note) = s.spool.corrupt_note() {
+        t.say(Mark::Warn, "corrupt", &note);
+    }
+}
+
+/// The lines of the aliases file that no delivery uses, as `newaliases` says them
+/// (`FILE: line 3: missing colon`): a failure each, since the alias is silently missing.
+fn aliases_lines_step(t: &mut Tally, a: &crate::aliases::Aliases) {
+    for e in a.errors() {
+        t.fail(
+            Sysexit::Config,
+            "aliases",
+            &format!(
+                "{}: this line is left out of every delivery (correct it; `newaliases` \
+                 says the same)",
+                crate::text::escaped(e)
+            ),
+        );
+    }
+}
+
+/// The aliases file must be readable by the users' submissions, which expand aliases
+/// with the caller's rights and the spool's group: readable by all, or by the spool's
+/// group. Otherwise every local recipient's mail waits for the root queue runner, and a
+/// user's `-bv` says `alias not read`.
+fn aliases_readers_step(t: &mut Tally, s: &app::Setup, path: &Path) {
+    // A user's own spool: her own submissions read it with her rights.
+    if s.spool.private {
+        return;
+    }
+    let Ok(md) = std::fs::metadata(path) else {
+        return;
+    };
+    let spool_gid = std::fs::metadata(&s.spool.dir).ok().map(|m| m.gid());
+    let by_group = md.mode() & 0o040 != 0 && Some(md.gid()) == spool_gid;
+    if crate::text::readable_by_all(&md) || by_group {
+        return;
+    }
+    t.fail(
+        Sysexit::Config,
+        "aliases",
+        &format!(
+            "{} ({}): users' submissions cannot read it, so every local recipient of \
+             theirs waits for the root queue runner, and their -bv says `alias not \
+             read`{}",
+            path.display(),
+            owner_mode(&md),
+            fix(&[format!("chmod a+r {}", sh_word(path))])
+        ),
+    );
 }
 
 /// The mail name in force and the host name.
@@ -719,6 +896,50 @@ fn sendmail_step(t: &mut Tally) {
 
 /// Where programs look for sendmail.
 const SYSTEM_SENDMAIL: &str = "/usr/sbin/sendmail";
+
+/// The other names of the system's mail programs: `newaliases` (in /usr/sbin with
+/// Debian's sendmail, Postfix and exim, first in root's PATH; /usr/bin elsewhere) and
+/// `mailq`. One that is there and runs another program is a warning: the admin's
+/// `newaliases` checks another mail system's aliases file, `mailq` lists another queue.
+const OTHER_NAMES: [&str; 4] = [
+    "/usr/sbin/newaliases",
+    "/usr/bin/newaliases",
+    "/usr/bin/mailq",
+    "/usr/sbin/mailq",
+];
+
+/// [`OTHER_NAMES`] that run another program than this rsendmail, one line each.
+fn other_names_step(t: &mut Tally) {
+    let bin = rsendmail_path();
+    let ours = std::fs::canonicalize(&bin).unwrap_or_else(|_| bin.clone());
+    for name in OTHER_NAMES {
+        let link = Path::new(name);
+        if std::fs::symlink_metadata(link).is_err() {
+            continue;
+        }
+        match std::fs::canonicalize(link) {
+            Ok(p) if p == ours => {}
+            other => {
+                let runs = match other {
+                    Ok(p) => format!("runs {}", p.display()),
+                    Err(e) => format!("cannot be followed ({})", config::io_text(&e)),
+                };
+                t.say(
+                    Mark::Warn,
+                    "sendmail",
+                    &format!(
+                        "{name} {runs}, not rsendmail ({}){}",
+                        bin.display(),
+                        fix(&[
+                            format!("mv {n} {n}.orig", n = sh_word(link)),
+                            format!("ln -s {} {}", sh_word(&bin), sh_word(link)),
+                        ])
+                    ),
+                );
+            }
+        }
+    }
+}
 
 fn fix(cmds: &[String]) -> String {
     format!(" (fix: {})", cmds.join(" && "))
@@ -1713,8 +1934,14 @@ fn runner_advice(s: &app::Setup) -> String {
     };
     if s.spool.private {
         format!("start one: `systemctl --user enable --now rsendmail-queue.timer`, or {by_hand}")
-    } else {
+    } else if queue_unit_installed() {
         format!("start one: `systemctl enable --now rsendmail-queue`, or {by_hand} as root")
+    } else {
+        // No unit to enable (an install without the package that did not copy it).
+        format!(
+            "start one: {by_hand} as root, and at boot (README, \"Without the package\": \
+             packaging/systemd/rsendmail-queue.service, or cron's @reboot)"
+        )
     }
 }
 

@@ -102,11 +102,11 @@ pub fn parse_id(arg: &str) -> Result<String, String> {
 }
 
 /// `--reason TEXT` as a report and the log may carry it: on one line (control
-/// characters as `?`), blanks around it removed, at most [`REASON_MAX`] characters;
+/// characters and invisible format characters as their octets in octal,
+/// [`crate::text::escaped`]), blanks around it removed, at most [`REASON_MAX`] characters;
 /// [`DEFAULT_REASON`] when nothing is left.
 pub fn reason_text(given: Option<&str>) -> String {
-    let t: String = crate::text::printable(given.unwrap_or(""))
-        .trim()
+    let t: String = crate::text::escaped(given.unwrap_or("").trim())
         .chars()
         .take(REASON_MAX)
         .collect();
@@ -556,7 +556,7 @@ fn left_state(spool: &Spool, id: &str) -> Result<Option<spool::entry::State>, Sy
 /// The text of `show`.
 fn render(e: &spool::QueuedEntry, held: bool, busy: bool, now: i64) -> String {
     use std::fmt::Write as _;
-    let p = |t: &str| crate::text::printable(t).into_owned();
+    let p = |t: &str| crate::text::escaped(t).into_owned();
     let env = &e.envelope;
     let mut o = String::new();
     let status = if held {
@@ -643,7 +643,16 @@ fn render(e: &spool::QueuedEntry, held: bool, busy: bool, now: i64) -> String {
     let n = e.file.read_at(&mut head, e.data_offset).unwrap_or(0);
     head.truncate(n);
     for line in head.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let _ = writeln!(o, "  {}", crate::text::octets_shown(line));
+        // Each octet that is not UTF-8 and each unsafe character in octal, as mailq.
+        let mut shown = String::new();
+        for chunk in line.utf8_chunks() {
+            // A folded line's tab as a blank, as the listing aligns it.
+            shown.push_str(&crate::text::escaped(&chunk.valid().replace('\t', " ")));
+            for b in chunk.invalid() {
+                let _ = write!(shown, "\\{b:03o}");
+            }
+        }
+        let _ = writeln!(o, "  {shown}");
     }
     o.truncate(o.trim_end().len());
     o
@@ -754,7 +763,7 @@ fn matching(spool: &Spool, who: &Caller, substr: Option<&str>) -> Result<Vec<Str
 /// <alice@example.org> to bob@example.org, carol@example.org`), or why it cannot be
 /// read (a queue file that is not a regular file is never opened).
 fn would_delete(sp: &Spool, id: &str, held: bool) -> String {
-    let p = |t: &str| crate::text::printable(t).into_owned();
+    let p = |t: &str| crate::text::escaped(t).into_owned();
     let held = if held { " (held)" } else { "" };
     if let Some(kind) = odd_file(sp, id) {
         return format!("{id}: would be deleted{held}: its queue file is {kind}");
@@ -1282,7 +1291,10 @@ mod tests {
     fn reasons_on_one_bounded_line() {
         assert_eq!(reason_text(None), DEFAULT_REASON);
         assert_eq!(reason_text(Some("  \t ")), DEFAULT_REASON);
-        assert_eq!(reason_text(Some(" spam\r\nBcc: x ")), "spam??Bcc: x");
+        assert_eq!(
+            reason_text(Some(" spam\r\nBcc: x ")),
+            "spam\\015\\012Bcc: x"
+        );
         assert_eq!(
             reason_text(Some(&"é".repeat(500))).chars().count(),
             REASON_MAX

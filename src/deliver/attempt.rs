@@ -1353,7 +1353,16 @@ fn expand_at_delivery(
                 continue;
             }
             match engine.local.expansion(r, &is_local) {
-                None | Some(local::LocalOutcome::Delivered(_)) => {}
+                // A `.forward` that is not used: `-v` says why, as sendmail's does before
+                // it delivers to the mailbox (`rsmtest... forward: PATH: Group writable
+                // file`).
+                None => {
+                    let name = r.address.split('@').next().unwrap_or_default();
+                    if let Some(why) = local::unused_forward(&rsendmail::aliases::key_of(name)) {
+                        say(out, &[format!("{}... forward: {why}", r.address)]);
+                    }
+                }
+                Some(local::LocalOutcome::Delivered(_)) => {}
                 Some(local::LocalOutcome::Failed(f)) => {
                     let o = local_failure(i, &f);
                     say(out, &[format!("{}... Connecting to local...", r.address)]);

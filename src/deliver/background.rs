@@ -161,7 +161,8 @@ pub fn take_waiting(
 }
 
 /// The file a root periodic queue runner holds locked from its start until it stops for
-/// good (`slots/runner`, [`runner_expected`]).
+/// good (`slots/runner`, [`runner_expected`]); it holds the runner's process id and the
+/// time it read its configuration (`rsendmail-admin check`'s `reload` step).
 const RUNNER_MARK: &str = "runner";
 
 /// Lock `slots/runner` for a root periodic queue runner (made when missing), or None
@@ -169,7 +170,7 @@ const RUNNER_MARK: &str = "runner";
 /// that are not root that a root runner takes what they leave in `waiting/`
 /// ([`runner_expected`]), through the time a SIGHUP restart lets its deliveries finish
 /// with its wake-up endpoint closed.
-pub fn hold_runner_mark(spool: &Spool) -> Option<fs::File> {
+pub fn hold_runner_mark(spool: &Spool, reload_pid: u32, started: i64) -> Option<fs::File> {
     let dir = spool.subdir("slots").ok()?;
     let f = spool::open_safely(
         &dir.join(RUNNER_MARK),
@@ -182,7 +183,20 @@ pub fn hold_runner_mark(spool: &Spool) -> Option<fs::File> {
         spool::Kind::File,
     );
     match f {
-        Ok(f) => f.try_lock().is_ok().then_some(f),
+        Ok(f) => {
+            if f.try_lock().is_err() {
+                return None;
+            }
+            // Who holds it and since when, for `rsendmail-admin check` to tell a
+            // configuration changed since the runner read its own (`PID TIME`, the
+            // process a reload is sent to: the runner, or a daemon's runner's daemon):
+            // held anew by each start and each restart (SIGHUP), which reads it anew.
+            let line = format!("{reload_pid} {started}\n");
+            let _ = f
+                .set_len(0)
+                .and_then(|()| std::os::unix::fs::FileExt::write_all_at(&f, line.as_bytes(), 0));
+            Some(f)
+        }
         Err(e) => {
             log::error!(
                 "{}: {}",

@@ -270,6 +270,13 @@ fn local_route(t: &mut Tally, engine: &Engine, a: &str) {
     if !x.errors.is_empty() {
         return;
     }
+    // A user's `.forward` that is not used (unsafe): said with sendmail's reason, as
+    // its -bv -v says it, and the repair.
+    for e in &x.targets {
+        if let Target::User(u) = &e.target {
+            unused_forward_line(t, u);
+        }
+    }
     // A user whose `.forward` this caller may not read (another user's, 0600): where
     // that mail goes is not known here, as `-bv` warns a user who is not root.
     let mut unread = Vec::new();
@@ -441,6 +448,30 @@ fn include_files(t: &mut Tally, engine: &Engine) {
             ),
         );
     }
+}
+
+/// A `warn forward` line when the local user `name` has a `.forward` that is not used
+/// (group or world writable, another user's, not a regular file): why, in sendmail's
+/// words ([`crate::deliver::local::unused_forward`]), and how to make it used.
+fn unused_forward_line(t: &mut Tally, name: &str) {
+    let Some(why) = super::local::unused_forward(name) else {
+        return;
+    };
+    let (base, _) = rsendmail::aliases::split_detail(name);
+    let fwd = why.split(": ").next().unwrap_or_default();
+    let word = rsendmail::spool::safety::shell_word(std::path::Path::new(fwd));
+    let fix = if why.ends_with("writable file") {
+        format!(" (fix: chmod go-w {word})")
+    } else if why.ends_with("Permission denied") {
+        format!(" (fix: chown {base} {word})")
+    } else {
+        " (make it a regular file the user owns)".to_string()
+    };
+    t.say(
+        Mark::Warn,
+        "forward",
+        &format!("{base}... forward: {why}: ignored, mail to {base} stays in its mailbox{fix}"),
+    );
 }
 
 /// The `.forward` of the local user `name` when there is one this process may not read

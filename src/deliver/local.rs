@@ -240,24 +240,45 @@ pub use rsendmail::aliases::default_user;
 /// root, writable by nobody else (as sendmail's and Postfix's checks): not its group,
 /// not everyone, and no user or group its access ACL names.
 fn forward_is_safe(path: &Path, uid: u32) -> Result<bool, String> {
+    match forward_unsafe(path, uid)? {
+        None => Ok(path_exists(path)),
+        Some(why) => {
+            log::warn!("{}: {why}; ignored", path.display());
+            Ok(false)
+        }
+    }
+}
+
+fn path_exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
+/// Why the `.forward` at `path` of the user `uid` is not used, in sendmail's words
+/// (its safefile reasons: `Group writable file`, for a file writable by all too, and
+/// `Permission denied` for one another user owns; recorded: `forward-gw-bv-v`,
+/// `forward-ww-bv-v`, `forward-owner-bv-v`), or None when it is safe or there is none.
+pub fn forward_unsafe(path: &Path, uid: u32) -> Result<Option<&'static str>, String> {
     let md = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
+    if md.file_type().is_symlink() {
+        return Ok(Some("Symbolic links not allowed"));
+    }
     if !md.file_type().is_file() {
-        log::warn!("{}: not a regular file; ignored", path.display());
-        return Ok(false);
+        return Ok(Some("Regular files only"));
     }
     if md.uid() != uid && md.uid() != 0 {
-        log::warn!("{}: owned by uid {}; ignored", path.display(), md.uid());
-        return Ok(false);
+        return Ok(Some("Permission denied"));
+    }
+    if md.mode() & 0o020 == 0 && md.mode() & 0o002 != 0 {
+        return Ok(Some("World writable file"));
     }
     if rsendmail::spool::safety::others_may_write(path, &md, false) {
-        log::warn!("{}: writable by group or others; ignored", path.display());
-        return Ok(false);
+        return Ok(Some("Group writable file"));
     }
-    Ok(true)
+    Ok(None)
 }
 
 impl Local {
@@ -630,6 +651,10 @@ impl Local {
                 .then(|| self.readable_forward(&key, verify))
                 .flatten();
             let Some((u, fwd, text)) = next else {
+                // A .forward not used says why in -v (sendmail's `forward:` line).
+                if let Some(why) = unused_forward(&key) {
+                    out.notes.push(format!("{key}... forward: {why}"));
+                }
                 out.targets.push(t);
                 continue;
             };
@@ -1697,6 +1722,19 @@ fn become_user(cmd: &mut Command, uid: u32) {
             Ok(())
         });
     }
+}
+
+/// Why the `.forward` of the local user `name` is not used, as sendmail's `-v` says
+/// it (`PATH: Group writable file`), or None when there is none or it is safe.
+pub fn unused_forward(name: &str) -> Option<String> {
+    let (base, detail) = rsendmail::aliases::split_detail(name);
+    if base.is_empty() || detail.is_some() {
+        return None;
+    }
+    let u = user(base)?;
+    let fwd = u.home.join(".forward");
+    let why = forward_unsafe(&fwd, u.uid).ok()??;
+    Some(format!("{}: {why}", fwd.display()))
 }
 
 /// The `--read-list PATH follow|nofollow [owner]` child, run as the user whose list it

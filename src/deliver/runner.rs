@@ -903,9 +903,26 @@ pub(super) fn hold_mark(spool: &Spool) {
     if let Ok(mut m) = MARK.lock()
         && m.is_none()
     {
-        *m = super::background::hold_runner_mark(spool);
+        let pid = match RELOAD_PID.load(Ordering::SeqCst) {
+            0 => std::process::id(),
+            p => p,
+        };
+        let at = match RELOAD_AT.load(Ordering::SeqCst) {
+            0 => rsendmail::clock::now(),
+            t => t,
+        };
+        *m = super::background::hold_runner_mark(spool, pid, at);
     }
 }
+
+/// The process a reload is sent to, named in `slots/runner`: the daemon of a daemon's
+/// runner (its SIGHUP restarts both), else the runner itself (0: not set).
+static RELOAD_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// When this runner (this image of it: a SIGHUP restart executes it anew) started, after
+/// reading its configuration: the time named in `slots/runner`, whenever the mark is
+/// taken (0: not set).
+static RELOAD_AT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
 /// Let `slots/runner` go, unless the runner is restarting (SIGHUP): a runner that stops
 /// for good is expected by nobody, and the submissions made meanwhile deliver
@@ -1090,6 +1107,10 @@ pub fn periodic(
         super::serve::write_pid_file(s, argv);
     }
     let interval = Duration::from_secs(q.interval.unwrap_or(0).max(1));
+    RELOAD_AT.store(rsendmail::clock::now(), Ordering::SeqCst);
+    if let Some(d) = daemon.and_then(|d| u32::try_from(d).ok()) {
+        RELOAD_PID.store(d, Ordering::SeqCst);
+    }
     hold_mark(&s.spool);
     cache::keep_between_runs();
     match daemon.filter(|_| super::serve::is_successor()) {

@@ -5,6 +5,15 @@ use super::plan::{Route, route};
 use rsendmail::app::Setup;
 use rsendmail::exit::{Fatal, Sysexit};
 
+/// A line of `-bv`'s output, its addresses and reasons from outside (the command line, a
+/// `.forward`, the aliases) with each character that is not safe on a terminal written
+/// as its octets in octal ([`rsendmail::text::escaped`], as `mailq` and the log write them).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        rsendmail::outln!("{}", rsendmail::text::escaped(&format!($($arg)*)))
+    };
+}
+
 fn shown_host(h: &str) -> String {
     if h.parse::<std::net::IpAddr>().is_ok() {
         format!("[{h}]")
@@ -18,7 +27,7 @@ fn shown_host(h: &str) -> String {
 /// read every `.forward` and :include: file; compat cases bv-user-*).
 pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     if !nix::unistd::geteuid().is_root() {
-        rsendmail::outln!("Notice: -bv may give misleading output for non-privileged user");
+        say!("Notice: -bv may give misleading output for non-privileged user");
     }
     let mut style = rsendmail::submit::old_style(&s.settings);
     let (mut addrs, mut refused) =
@@ -43,7 +52,7 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     }
     if addrs.is_empty() && refused.is_empty() && s.inv.read_recipients {
         // As a submission with -t says it (recorded: `bv-t-none`).
-        rsendmail::outln!("No recipient addresses found in header");
+        say!("No recipient addresses found in header");
         return Ok(Sysexit::Ok);
     }
     if addrs.is_empty() && refused.is_empty() {
@@ -77,7 +86,7 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     let mut seen = std::collections::HashSet::new();
     let mut say_refused_to = |list: Option<usize>, said: &mut Vec<(Sysexit, bool)>| {
         while let Some(r) = refused.next_if(|r| list.is_none_or(|k| r.list <= k)) {
-            rsendmail::outln!("{}", r.text);
+            say!("{}", r.text);
             said.push((r.code, r.sets_status));
         }
     };
@@ -100,7 +109,7 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
             rsendmail::submit::direct_mailer(&a.address, written, &is_local)
         {
             if what == "programs" || refused_said.insert(rsendmail::aliases::refused_key(&shown)) {
-                rsendmail::outln!("{shown}... Cannot mail directly to {what}");
+                say!("{shown}... Cannot mail directly to {what}");
                 said.push((Sysexit::Usage, false));
             }
             continue;
@@ -117,6 +126,14 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
             .expand(std::slice::from_ref(&a.address), None, &is_local);
         // And the users' `.forward` files, as a delivery follows them.
         let x = engine.local.verify_forwards(x, &is_local);
+        // With -v, what the expansion did, as sendmail's `-bv -v` prints it: a
+        // `.forward` followed, or why one is not used (recorded: `forward-exec-bv-v`,
+        // `forward-gw-bv-v`); without, nothing (`forward-gw-bv`).
+        if s.inv.verbose {
+            for n in &x.notes {
+                say!("{n}");
+            }
+        }
         // Every refusal as the list names it, a target written twice (in one form or
         // both IDN forms) twice, as sendmail's `-bv` prints it (recorded:
         // `bv-alias-bad-twice`); a delivery reports such a target once.
@@ -145,7 +162,7 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
                     None => text,
                 }
             };
-            rsendmail::outln!("{text}");
+            say!("{text}");
             said.push((e.status(), e.sets_status()));
         }
         said_before.extend(said_now);
@@ -206,7 +223,7 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
     // The lists after the last one holding a recipient.
     say_refused_to(None, &mut said);
     for line in local {
-        rsendmail::outln!("{line}");
+        say!("{line}");
     }
     for (shown, addr) in other {
         match route(engine, &addr) {
@@ -215,17 +232,17 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
                     .first()
                     .map(|t| shown_host(&t.0))
                     .unwrap_or_default();
-                rsendmail::outln!(
+                say!(
                     "{shown}... deliverable: mailer relay, host {host}, user {}",
                     engine.qualify(&addr)
                 );
             }
             Route::Mx(d) => {
-                rsendmail::outln!("{shown}... deliverable: mailer esmtp, host {d}., user {addr}")
+                say!("{shown}... deliverable: mailer esmtp, host {d}., user {addr}")
             }
             Route::Local => {
                 let user = addr.split('@').next().unwrap_or(&addr);
-                rsendmail::outln!("{shown}... deliverable: mailer local, user {user}");
+                say!("{shown}... deliverable: mailer local, user {user}");
             }
         }
     }

@@ -1720,6 +1720,44 @@ impl Spool {
         fs::remove_file(p).is_ok()
     }
 
+    /// The entries a run moved aside into `corrupt/`: how many, and when the first of
+    /// them was moved (its queue file's change time, which the move sets). None when
+    /// there are none (or `corrupt/` cannot be read).
+    pub fn corrupt_entries(&self) -> Option<(usize, i64)> {
+        let rd = fs::read_dir(self.dir.join("corrupt")).ok()?;
+        let mut n = 0;
+        let mut first = i64::MAX;
+        for e in rd.flatten() {
+            if !e.file_name().to_string_lossy().starts_with("qf") {
+                continue;
+            }
+            n += 1;
+            if let Ok(md) = fs::symlink_metadata(e.path()) {
+                first = first.min(md.ctime());
+            }
+        }
+        (n > 0).then_some((n, if first == i64::MAX { 0 } else { first }))
+    }
+
+    /// What [`Spool::corrupt_entries`] finds, said for `mailq` and `check`: `N damaged
+    /// queue files set aside in DIR/corrupt/ since DATE ...`.
+    pub fn corrupt_note(&self) -> Option<String> {
+        let (n, since) = self.corrupt_entries()?;
+        let dir = self.dir.join("corrupt");
+        let (what, are) = if n == 1 {
+            ("damaged queue file", "is")
+        } else {
+            ("damaged queue files", "are")
+        };
+        Some(format!(
+            "{n} {what} set aside in {}/ since {}: never delivered, and {are} kept there \
+             until removed (README, \"The spool\": repair one and move it back, or \
+             submit what it holds again)",
+            dir.display(),
+            crate::clock::ctime(&crate::clock::local(since))
+        ))
+    }
+
     /// Move an unparseable entry aside into `corrupt/` (with its state file).
     pub fn move_corrupt(&self, id: &str) -> io::Result<()> {
         // Never into a symlink or anything else in corrupt/'s place.
