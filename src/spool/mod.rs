@@ -1504,23 +1504,32 @@ impl Spool {
         let Some((f, held)) = self.open_locked(id)? else {
             return Ok(None);
         };
-        let lock = f.try_clone().map_err(ReadError::Io)?;
         let entry = self.read_open_entry_seen(id, f, true, Some(held))?;
+        self.take_locked(entry).map(Some)
+    }
+
+    /// An entry read under its delivery lock, still held ([`Spool::lock_entry`]'s read,
+    /// or [`Spool::peek_entry`]'s kept until its attempt by a queue run:
+    /// `queue::Batches::next_held`), taken for an attempt: its message's sum checked
+    /// before anything is sent (a damaged one: `Corrupt`, and the lock let go).
+    pub fn take_locked(&self, entry: QueuedEntry) -> Result<LockedEntry, ReadError> {
+        let lock = entry.file.try_clone().map_err(ReadError::Io)?;
         check_sum(&entry)?;
-        Ok(Some(LockedEntry {
+        Ok(LockedEntry {
             spool: self.clone(),
             entry,
             _lock: lock,
             pending_state: None,
             reserved: None,
-        }))
+        })
     }
 
     /// An entry as a queue run's selection reads it (`queue::Batches`): locked while it
     /// is read, as [`Spool::lock_entry`] locks it (`Ok(None)`: a deliverer holds it, or
-    /// it was finished meanwhile), and let go when the entry returned is dropped. The
-    /// message's sum is not checked here: the delivery's [`Spool::lock_entry`] checks it
-    /// before anything is sent, and moves a damaged entry aside then.
+    /// it was finished meanwhile), and let go when the entry returned is dropped, or
+    /// kept locked until its attempt takes it ([`Spool::take_locked`]). The message's
+    /// sum is not checked here: [`Spool::take_locked`] checks it before anything is
+    /// sent, and the run moves a damaged entry aside then.
     pub fn peek_entry(&self, id: &str) -> Result<Option<QueuedEntry>, ReadError> {
         let Some((f, held)) = self.open_locked(id)? else {
             return Ok(None);
