@@ -1005,7 +1005,23 @@ impl Spool {
         if md.mode() & 0o070 == 0 {
             return None;
         }
-        let why = safety::group_unfit(md.gid())?;
+        // The enumeration of every user costs a submission milliseconds (the NSS
+        // modules loaded, systemd's user records walked): a verdict root recorded for
+        // the same password database is taken instead, and root records one when it
+        // finds the group fit (`safety::group_fit_recorded`).
+        let key = (md.gid() != 0).then(|| safety::group_verdict_key(md.gid()));
+        if key
+            .as_deref()
+            .is_some_and(|k| safety::group_fit_recorded(&self.dir, k))
+        {
+            return None;
+        }
+        let Some(why) = safety::group_unfit(md.gid()) else {
+            if let Some(k) = key {
+                safety::record_group_fit(&self.dir, &k);
+            }
+            return None;
+        };
         Some(format!(
             "the queue directory {} is of the group {}, {why}: every member of the \
              spool's group can read, change or remove every message queued, so the queue \
