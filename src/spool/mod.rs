@@ -402,9 +402,9 @@ pub fn open_dir(path: &Path) -> io::Result<File> {
 }
 
 /// The names a spool directory holds besides its entries ([`Spool::check_takeover`]):
-/// its sub-directories, the wake-up FIFO, and `lost+found` (a spool on a file system of
-/// its own).
-pub const SPOOL_NAMES: [&str; 8] = [
+/// its sub-directories, the wake-up FIFO, `lost+found` (a spool on a file system of
+/// its own) and root's verdict on its group ([`safety::GROUP_VERDICT`]).
+pub const SPOOL_NAMES: [&str; 9] = [
     "tmp",
     "index",
     "corrupt",
@@ -413,6 +413,7 @@ pub const SPOOL_NAMES: [&str; 8] = [
     HOLD,
     wake::NAME,
     "lost+found",
+    safety::GROUP_VERDICT,
 ];
 
 /// The prefixes of the files a spool holds at its top, each followed by a queue ID
@@ -440,6 +441,11 @@ pub const SUBDIRS: [&str; 7] = [
 
 fn is_spool_name(name: &str) -> bool {
     SPOOL_NAMES.contains(&name)
+        // The group's verdict being written (`safety::record_group_fit`).
+        || name
+            .strip_prefix(safety::GROUP_VERDICT)
+            .and_then(|p| p.strip_prefix('.'))
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
         || ENTRY_PREFIXES
             .iter()
             .any(|p| name.strip_prefix(p).is_some_and(valid_id))
