@@ -1004,6 +1004,14 @@ impl Spool {
     /// group nothing (mode 0700, such as the quick start's as root: no member of any
     /// group reaches what is below it).
     pub fn unfit_group(&self) -> Option<String> {
+        self.unfit_group_recording(false)
+    }
+
+    /// [`Spool::unfit_group`]; `record`: a root process that makes the full check and
+    /// finds the group fit records that verdict (`safety::record_group_fit`), which
+    /// only [`Spool::prepare`] asks for, once the spool's place was found safe (a
+    /// listing or a refused spool is never written in).
+    fn unfit_group_recording(&self, record: bool) -> Option<String> {
         if self.private {
             return None;
         }
@@ -1023,7 +1031,7 @@ impl Spool {
             return None;
         }
         let Some(why) = safety::group_unfit(md.gid()) else {
-            if let Some(k) = key {
+            if let Some(k) = key.filter(|_| record) {
                 safety::record_group_fit(&self.dir, &k);
             }
             return None;
@@ -1103,8 +1111,11 @@ impl Spool {
             && !self.dir.join("tmp").is_dir()
             && self.check_takeover()?;
         // Its group once what is not a spool was refused for that: nothing is taken
-        // over, made or changed in a spool of a group unfit for it.
-        self.check_group()?;
+        // over, made or changed in a spool of a group unfit for it. Root records a fit
+        // group's verdict here, in a spool whose place was found safe.
+        if let Some(problem) = self.unfit_group_recording(true) {
+            return Err(self.refused(problem));
+        }
         if take_over {
             use std::os::unix::fs::PermissionsExt;
             // A group unfit for a spool is given nothing: taken over as root's alone
