@@ -1004,14 +1004,14 @@ impl Spool {
     /// group nothing (mode 0700, such as the quick start's as root: no member of any
     /// group reaches what is below it).
     pub fn unfit_group(&self) -> Option<String> {
-        self.unfit_group_recording(false)
+        self.unfit_group_recording(None)
     }
 
-    /// [`Spool::unfit_group`]; `record`: a root process that makes the full check and
-    /// finds the group fit records that verdict (`safety::record_group_fit`), which
-    /// only [`Spool::prepare`] asks for, once the spool's place was found safe (a
+    /// [`Spool::unfit_group`]; `record`: given the key of a verdict to record when the
+    /// full check found the group fit (`safety::record_group_fit`), which only
+    /// [`Spool::prepare`] asks for and records once the spool passed every check (a
     /// listing or a refused spool is never written in).
-    fn unfit_group_recording(&self, record: bool) -> Option<String> {
+    fn unfit_group_recording(&self, record: Option<&mut Option<String>>) -> Option<String> {
         if self.private {
             return None;
         }
@@ -1031,8 +1031,8 @@ impl Spool {
             return None;
         }
         let Some(why) = safety::group_unfit(md.gid()) else {
-            if let Some(k) = key.filter(|_| record) {
-                safety::record_group_fit(&self.dir, &k);
+            if let Some(r) = record {
+                *r = key;
             }
             return None;
         };
@@ -1112,8 +1112,9 @@ impl Spool {
             && self.check_takeover()?;
         // Its group once what is not a spool was refused for that: nothing is taken
         // over, made or changed in a spool of a group unfit for it. Root records a fit
-        // group's verdict here, in a spool whose place was found safe.
-        if let Some(problem) = self.unfit_group_recording(true) {
+        // group's verdict at the end, once the spool passed every check.
+        let mut verdict = None;
+        if let Some(problem) = self.unfit_group_recording(Some(&mut verdict)) {
             return Err(self.refused(problem));
         }
         if take_over {
@@ -1153,6 +1154,9 @@ impl Spool {
         // Only moving entries aside needs corrupt/: a bad one is told, and refused there.
         if let Err(e) = self.subdir("corrupt") {
             log::error!("{}", e.message);
+        }
+        if let Some(k) = verdict {
+            safety::record_group_fit(&self.dir, &k);
         }
         Ok(tmp)
     }
