@@ -286,13 +286,15 @@ pub fn direct_mailer(
 /// whose `:include:` file cannot be read here (the submitter may not read it, or it is
 /// no list file) stays as it is, for the deliverer, which reads it or reports why not.
 /// A root process reads an `:include:` file no user controls with the rights of
-/// `default_user` (DefaultUser's uid and gid; [`crate::aliases::read_include_as_default`]).
+/// `default_user` (DefaultUser's uid and gid; [`crate::aliases::read_include_as_default`]),
+/// looked up only then: most messages name no `:include:` file, and the lookup of a
+/// user the password file lacks (`mailnull`) loads and walks every NSS source.
 pub fn expand_local(
     recipients: Vec<Recipient>,
     aliases: Option<&crate::aliases::Aliases>,
     is_local: &dyn Fn(&str) -> bool,
     host: &str,
-    default_user: (u32, u32),
+    default_user: &dyn Fn() -> (u32, u32),
 ) -> (Vec<Recipient>, Vec<Refused>) {
     let (out, refused, _, _, _) =
         expand_local_noted(recipients, aliases, is_local, host, default_user);
@@ -314,7 +316,7 @@ pub fn expand_local_noted(
     aliases: Option<&crate::aliases::Aliases>,
     is_local: &dyn Fn(&str) -> bool,
     host: &str,
-    default_user: (u32, u32),
+    default_user: &dyn Fn() -> (u32, u32),
 ) -> (
     Vec<Recipient>,
     Vec<Refused>,
@@ -324,7 +326,7 @@ pub fn expand_local_noted(
 ) {
     use crate::aliases::{ExpandError, Expander, Target};
     let read = |path: &std::path::Path, as_user: Option<u32>| {
-        crate::aliases::read_include_as_default(path, as_user, default_user)
+        crate::aliases::read_include_as_default(path, as_user, default_user())
     };
     let ex = Expander {
         read_include: &read,
@@ -888,7 +890,7 @@ pub fn submit<R: BufRead>(
         aliases.as_ref(),
         &is_local,
         &host,
-        crate::aliases::default_user(settings.default_user.as_deref()),
+        &|| crate::aliases::default_user(settings.default_user.as_deref()),
     );
     // `-v`: what the expansion did, as sendmail tells it (recorded: `v-alias-remote`,
     // `v-include`).
@@ -2254,7 +2256,7 @@ mod tests {
             None,
             &is_local,
             "host.example",
-            (65534, 65534),
+            &|| (65534, 65534),
         );
         let env = Envelope::default();
         let report = report_recipients(&refused, "host.example", &env);
@@ -2315,7 +2317,7 @@ mod tests {
             None,
             &is_local,
             "host.example",
-            (65534, 65534),
+            &|| (65534, 65534),
         );
         let kept: Vec<&str> = out.iter().map(|r| r.address.as_str()).collect();
         assert_eq!(kept, ["ok@x"]);

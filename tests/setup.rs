@@ -3905,6 +3905,73 @@ fn a_spool_of_a_group_unfit_for_it_is_refused_everywhere() {
     }
 }
 
+/// A root process that finds the spool's group fit records that verdict in the spool
+/// (`.group-fit`: root's, mode 0640, keyed on the group and the password database's
+/// files), and a later submission takes it rather than enumerate every user. A verdict
+/// for the spool's group that is not root's, that its group may write, or that is an
+/// hour old is not taken: the spool of a user's primary group is refused whatever such
+/// a file says.
+#[test]
+fn the_spool_groups_verdict_is_recorded_by_root_and_only_roots_is_taken() {
+    if !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    let env = Env::new();
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let c = env.conf.to_str().unwrap();
+    let submit = || {
+        run_limited(
+            &env.link("sendmail"),
+            &["-C", c, "-odq", "bob@example.org"],
+            MSG,
+        )
+    };
+    let out = submit();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let verdict = env.spool.join(".group-fit");
+    let md = fs::metadata(&verdict).expect("root's submission recorded the verdict");
+    assert_eq!((md.uid(), md.mode() & 0o022), (0, 0), "{:o}", md.mode());
+    let recorded = fs::read_to_string(&verdict).unwrap();
+    let (at, key) = recorded.split_once(' ').unwrap();
+    let fit_gid = fs::metadata(&env.spool).unwrap().gid();
+    // The same verdict, for the user's primary group.
+    let forged = |at: &str| {
+        format!(
+            "{at} {}",
+            key.replace(&format!(" gid {fit_gid} "), &format!(" gid {} ", u.gid))
+        )
+    };
+    std::os::unix::fs::chown(&env.spool, None, Some(u.gid)).unwrap();
+    fs::set_permissions(&env.spool, fs::Permissions::from_mode(0o2770)).unwrap();
+    let why = format!("the primary group of the user {TEST_USER}");
+    let old = (at.parse::<i64>().unwrap() - 3700).to_string();
+    for (owner, mode, at) in [(u.uid, 0o640, at), (0, 0o660, at), (0, 0o640, old.as_str())] {
+        let _ = fs::remove_file(&verdict);
+        fs::write(&verdict, forged(at)).unwrap();
+        std::os::unix::fs::chown(&verdict, Some(owner), None).unwrap();
+        fs::set_permissions(&verdict, fs::Permissions::from_mode(mode)).unwrap();
+        let out = submit();
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(78),
+            "owner {owner} mode {mode:o}: {said}"
+        );
+        assert!(said.contains(&why), "owner {owner} mode {mode:o}: {said}");
+    }
+    // Its group fit again, the verdict for another group is not taken: root's next
+    // submission makes the full check and records its own.
+    std::os::unix::fs::chown(&env.spool, None, Some(fit_gid)).unwrap();
+    fs::set_permissions(&env.spool, fs::Permissions::from_mode(0o2770)).unwrap();
+    let out = submit();
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let now = fs::read_to_string(&verdict).unwrap();
+    assert!(now.contains(&format!(" gid {fit_gid} ")), "{now}");
+}
+
 /// `rsendmail-admin list` (also `--json`) and `show ID` refuse the spool with exit 78
 /// and `want` on stderr, listing nothing queued in it (`bob@example.org`).
 #[track_caller]

@@ -767,7 +767,7 @@ impl<'s, 'a, R: Deadline, W: Write> Session<'s, 'a, R, W> {
                 server.aliases.as_ref(),
                 &is_local,
                 &server.host,
-                server.default_user,
+                &|| server.default_user,
             );
             if let Some(f) = refused.first() {
                 let why = f.text.split_once("... ").map(|(_, w)| w).unwrap_or(&f.text);

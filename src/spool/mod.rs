@@ -415,9 +415,9 @@ pub fn open_dir(path: &Path) -> io::Result<File> {
 }
 
 /// The names a spool directory holds besides its entries ([`Spool::check_takeover`]):
-/// its sub-directories, the wake-up FIFO, and `lost+found` (a spool on a file system of
-/// its own).
-pub const SPOOL_NAMES: [&str; 8] = [
+/// its sub-directories, the wake-up FIFO, `lost+found` (a spool on a file system of
+/// its own) and root's verdict on its group ([`safety::GROUP_VERDICT`]).
+pub const SPOOL_NAMES: [&str; 9] = [
     "tmp",
     "index",
     "corrupt",
@@ -426,6 +426,7 @@ pub const SPOOL_NAMES: [&str; 8] = [
     HOLD,
     wake::NAME,
     "lost+found",
+    safety::GROUP_VERDICT,
 ];
 
 /// The prefixes of the files a spool holds at its top, each followed by a queue ID
@@ -454,6 +455,11 @@ pub const SUBDIRS: [&str; 7] = [
 
 fn is_spool_name(name: &str) -> bool {
     SPOOL_NAMES.contains(&name)
+        // The group's verdict being written (`safety::record_group_fit`).
+        || name
+            .strip_prefix(safety::GROUP_VERDICT)
+            .and_then(|p| p.strip_prefix('.'))
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
         || ENTRY_PREFIXES
             .iter()
             .any(|p| name.strip_prefix(p).is_some_and(valid_id))
@@ -1012,6 +1018,14 @@ impl Spool {
     /// group nothing (mode 0700, such as the quick start's as root: no member of any
     /// group reaches what is below it).
     pub fn unfit_group(&self) -> Option<String> {
+        self.unfit_group_recording(None)
+    }
+
+    /// [`Spool::unfit_group`]; `record`: given the key of a verdict to record when the
+    /// full check found the group fit (`safety::record_group_fit`), which only
+    /// [`Spool::prepare`] asks for and records once the spool passed every check (a
+    /// listing or a refused spool is never written in).
+    fn unfit_group_recording(&self, record: Option<&mut Option<String>>) -> Option<String> {
         if self.private {
             return None;
         }
@@ -1019,7 +1033,23 @@ impl Spool {
         if md.mode() & 0o070 == 0 {
             return None;
         }
-        let why = safety::group_unfit(md.gid())?;
+        // The enumeration of every user costs a submission milliseconds (the NSS
+        // modules loaded, systemd's user records walked): a verdict root recorded for
+        // the same password database is taken instead, and root records one when it
+        // finds the group fit (`safety::group_fit_recorded`).
+        let key = (md.gid() != 0).then(|| safety::group_verdict_key(md.gid()));
+        if key
+            .as_deref()
+            .is_some_and(|k| safety::group_fit_recorded(&self.dir, k))
+        {
+            return None;
+        }
+        let Some(why) = safety::group_unfit(md.gid()) else {
+            if let Some(r) = record {
+                *r = key;
+            }
+            return None;
+        };
         Some(format!(
             "the queue directory {} is of the group {}, {why}: every member of the \
              spool's group can read, change or remove every message queued, so the queue \
@@ -1128,8 +1158,12 @@ impl Spool {
             && !self.dir.join("tmp").is_dir()
             && self.check_takeover()?;
         // Its group once what is not a spool was refused for that: nothing is taken
-        // over, made or changed in a spool of a group unfit for it.
-        self.check_group()?;
+        // over, made or changed in a spool of a group unfit for it. Root records a fit
+        // group's verdict at the end, once the spool passed every check.
+        let mut verdict = None;
+        if let Some(problem) = self.unfit_group_recording(Some(&mut verdict)) {
+            return Err(self.refused(problem));
+        }
         if take_over {
             use std::os::unix::fs::PermissionsExt;
             // A group unfit for a spool is given nothing: taken over as root's alone
@@ -1167,6 +1201,9 @@ impl Spool {
         // Only moving entries aside needs corrupt/: a bad one is told, and refused there.
         if let Err(e) = self.subdir("corrupt") {
             log::error!("{}", e.message);
+        }
+        if let Some(k) = verdict {
+            safety::record_group_fit(&self.dir, &k);
         }
         Ok(tmp)
     }
@@ -1561,8 +1598,16 @@ impl Spool {
         let Some((f, held)) = self.open_locked(id)? else {
             return Ok(None);
         };
-        let lock = f.try_clone().map_err(ReadError::Io)?;
         let entry = self.read_open_entry_seen(id, f, true, Some(held))?;
+        self.take_locked(entry).map(Some)
+    }
+
+    /// An entry read under its delivery lock, still held ([`Spool::lock_entry`]'s read,
+    /// or [`Spool::peek_entry`]'s kept until its attempt by a queue run:
+    /// `queue::Batches::next_held`), taken for an attempt: its message's sum checked
+    /// before anything is sent (a damaged one: `Corrupt`, and the lock let go).
+    pub fn take_locked(&self, entry: QueuedEntry) -> Result<LockedEntry, ReadError> {
+        let lock = entry.file.try_clone().map_err(ReadError::Io)?;
         check_sum(&entry)?;
         let mut locked = LockedEntry {
             spool: self.clone(),
@@ -1576,6 +1621,8 @@ impl Spool {
         // removed. When that record cannot be written the journal stays, and this
         // holder delivers with them merged all the same.
         if locked.entry.journal {
+            let id = locked.entry.envelope.id.clone();
+            let id = id.as_str();
             let done = self.journalled(id, locked.entry.envelope.recipients.len());
             for (i, reply) in &done {
                 log::info!("{id}: recipient {i} delivered ({reply}), from the delivery journal");
@@ -1585,14 +1632,15 @@ impl Spool {
                 log::warn!("{id}: delivery journal not recorded: {}", f.message);
             }
         }
-        Ok(Some(locked))
+        Ok(locked)
     }
 
     /// An entry as a queue run's selection reads it (`queue::Batches`): locked while it
     /// is read, as [`Spool::lock_entry`] locks it (`Ok(None)`: a deliverer holds it, or
-    /// it was finished meanwhile), and let go when the entry returned is dropped. The
-    /// message's sum is not checked here: the delivery's [`Spool::lock_entry`] checks it
-    /// before anything is sent, and moves a damaged entry aside then.
+    /// it was finished meanwhile), and let go when the entry returned is dropped, or
+    /// kept locked until its attempt takes it ([`Spool::take_locked`]). The message's
+    /// sum is not checked here: [`Spool::take_locked`] checks it before anything is
+    /// sent, and the run moves a damaged entry aside then.
     pub fn peek_entry(&self, id: &str) -> Result<Option<QueuedEntry>, ReadError> {
         let Some((f, held)) = self.open_locked(id)? else {
             return Ok(None);

@@ -174,6 +174,107 @@ pub fn group_unfit(gid: u32) -> Option<String> {
     primary_user(gid).map(|u| format!("the primary group of the user {u}"))
 }
 
+/// The file in the spool directory where a root process that found the spool's group
+/// fit by [`group_unfit`] records that verdict ([`record_group_fit`]), for
+/// [`group_fit_recorded`]: `<time> <`[`group_verdict_key`]`>`. A cache, never synced.
+pub const GROUP_VERDICT: &str = ".group-fit";
+
+/// How long a recorded verdict holds, at most (seconds): what its key cannot see (the
+/// users of a directory service, of `systemd-homed`) is looked at again that often.
+pub const GROUP_VERDICT_AGE: i64 = 3600;
+
+/// The files and directories the password database's users come from, whose change
+/// (device, inode, size, modification and change times) makes a recorded verdict
+/// void: `/etc/passwd` (`useradd`, `usermod` and `vipw` replace or change it),
+/// `/etc/nsswitch.conf` (which sources there are), and systemd's user records.
+const GROUP_VERDICT_SOURCES: [&str; 5] = [
+    "/etc/passwd",
+    "/etc/nsswitch.conf",
+    "/etc/userdb",
+    "/run/userdb",
+    "/run/systemd/userdb",
+];
+
+/// What a verdict on the group `gid` is valid for: the group and the identity of
+/// [`GROUP_VERDICT_SOURCES`] now (`none` for one not there). Taken before the
+/// enumeration it is recorded with, so a change meanwhile voids it.
+pub fn group_verdict_key(gid: u32) -> String {
+    let mut key = format!("rsendmail-group-fit 1 gid {gid}");
+    for p in GROUP_VERDICT_SOURCES {
+        match fs::symlink_metadata(p) {
+            Ok(m) => key.push_str(&format!(
+                " {p} {}:{}:{}:{}.{}:{}.{}",
+                m.dev(),
+                m.ino(),
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec()
+            )),
+            Err(_) => key.push_str(&format!(" {p} none")),
+        }
+    }
+    key
+}
+
+/// Whether the spool directory `dir` holds a verdict that its group is fit, recorded
+/// by root less than [`GROUP_VERDICT_AGE`] ago for `key` ([`group_verdict_key`]): a
+/// regular file of one link, root's, that neither its group nor others may write. The
+/// spool's group may write the directory, so a member could remove or rename the
+/// file (the full check is then made again), but not write one of root's: a user whose
+/// primary group the spool's has become cannot record that it is fit.
+pub fn group_fit_recorded(dir: &Path, key: &str) -> bool {
+    use std::io::Read;
+    let path = dir.join(GROUP_VERDICT);
+    let Ok(f) = super::open_safely(&path, fs::OpenOptions::new().read(true), super::Kind::File)
+    else {
+        return false;
+    };
+    let Ok(md) = f.metadata() else {
+        return false;
+    };
+    if md.uid() != 0 || md.mode() & 0o022 != 0 {
+        return false;
+    }
+    let mut text = String::new();
+    if f.take(4096).read_to_string(&mut text).is_err() {
+        return false;
+    }
+    let Some((at, recorded)) = text.strip_suffix('\n').and_then(|t| t.split_once(' ')) else {
+        return false;
+    };
+    let Ok(at) = at.parse::<i64>() else {
+        return false;
+    };
+    let age = crate::clock::now().saturating_sub(at);
+    (0..GROUP_VERDICT_AGE).contains(&age) && recorded == key
+}
+
+/// Record in the spool directory `dir` that its group is fit for `key`
+/// ([`group_fit_recorded`]), when this process is root (nobody else can write a
+/// verdict others trust): written beside it, mode 0640, and renamed into place. A
+/// failure leaves the full check to the next process.
+pub fn record_group_fit(dir: &Path, key: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let tmp = dir.join(format!("{GROUP_VERDICT}.{}", std::process::id()));
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(format!("{} {key}\n", crate::clock::now()).as_bytes()))
+        .and_then(|()| fs::rename(&tmp, dir.join(GROUP_VERDICT)));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+}
+
 /// The passwd enumeration's position is one per process: one walk at a time.
 static ENUMERATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
