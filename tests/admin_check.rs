@@ -1443,13 +1443,15 @@ fn check_warns_when_the_runner_started_before_the_config_changed() {
     };
     let r = check();
     assert!(!r.stdout.contains("reload"), "{}", r.stdout);
-    // A second later the aliases change: the runner still has the old ones.
-    crate::harness::wait_until(Duration::from_secs(5), "a second to pass", || {
+    // Two seconds later the aliases change: the runner still has the old ones. (A
+    // file's time comes from the kernel's coarse clock, which may lag the clock read
+    // here by a tick: one second later could still stamp the runner's second.)
+    crate::harness::wait_until(Duration::from_secs(5), "two seconds to pass", || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs() as i64
-            > first
+            > first + 1
     });
     fs::write(&aliases, "postmaster: root\nstaff: root\n").unwrap();
     let r = check();

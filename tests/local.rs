@@ -4,7 +4,7 @@
 use crate::harness::servers::{Peer, have_peer, start_peer};
 use crate::harness::{
     Env, MSG, TEST_USER, as_user, can_switch_user, closed_tcp_port, is_root, make_user_spool,
-    other_user, require, test_user, user_visible_bin,
+    other_user, require, test_user, user_visible_bin, wait_until,
 };
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -3952,8 +3952,13 @@ fn a_journal_without_its_entry_goes_with_the_leftovers() {
     let env = local_env("", None);
     let orphan = env.spool.join("jf6AM5eIkR004036");
     fs::write(&orphan, "rcpt 0 delivered 250\n").unwrap();
+    // `-q` detaches its run: the journal goes when that run has listed the spool.
     env.sendmail(&["-q"], b"").code(0);
-    assert!(!orphan.exists());
+    wait_until(
+        Duration::from_secs(20),
+        "the orphan journal removed",
+        || !orphan.exists(),
+    );
 }
 
 /// A `.forward` that is not used (group writable) is said in an interactive delivery's

@@ -688,7 +688,7 @@ fn reload_step(t: &mut Tally, s: &app::Setup) {
         Mark::Warn,
         "reload",
         &format!(
-            "the queue runner (pid {pid}) read its configuration at {}, before {} last              changed: it delivers with what it read then until it is reloaded{}",
+            "the queue runner (pid {pid}) read its configuration at {}, before {} last changed: it delivers with what it read then until it is reloaded{}",
             crate::clock::ctime(&crate::clock::local(started)),
             changed.join(", "),
             fix(&[reload_command(pid)])
