@@ -2488,8 +2488,8 @@ fn sighup_as_root_refuses_a_program_others_could_change() {
                 deliver.display(),
                 bin.display()
             ),
-            // A directory above it, though sticky: what root runs has no directory on
-            // its path anyone else may write.
+            // A directory above it (not sticky): what root runs has no directory on
+            // its path anyone else may write but a sticky one of root's.
             format!(
                 "SIGHUP: not restarting: {}: the directory {} on its path is writable by \
                  everyone",
@@ -2505,7 +2505,7 @@ fn sighup_as_root_refuses_a_program_others_could_change() {
                 fs::set_permissions(&bin, fs::Permissions::from_mode(0o777)).unwrap();
             } else {
                 fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-                fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o1777)).unwrap();
+                fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o777)).unwrap();
             }
             sighup(pid);
             wait_until(Duration::from_secs(30), "the refusal in the log", || {

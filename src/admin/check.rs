@@ -2507,7 +2507,8 @@ const PROGRAM_LINKS: [&str; 5] = [
 /// deliverer, and the sendmail, mailq and newaliases links that run `rsendmail`) is
 /// run by root (the queue runner, cron, a SIGHUP restart) and by users with the
 /// spool's group: whoever could change it, a symbolic link on its path, or any
-/// directory on its path (sticky or not) could put her own program in its place. Each
+/// directory on its path (but a sticky one of root's) could put her own program in its
+/// place. Each
 /// such fault fails, held to the rule a SIGHUP restart applies before executing
 /// the program again ([`crate::spool::safety::unsafe_program`]), with a repair that fits
 /// it: `chmod go-w` of a root-owned directory or file only others may write, then the
@@ -2557,25 +2558,15 @@ fn program_paths_step(t: &mut Tally, s: &app::Setup) {
         }
         reported.extend(f.at.clone());
         let repair = match &f.at {
-            // A root-owned directory others may write by mistake; never a sticky one
-            // (/tmp), which others are meant to write: the programs move instead.
-            Some(at)
-                if f.dir
-                    && f.mode_only
-                    && std::fs::symlink_metadata(at).is_ok_and(|m| m.mode() & 0o1000 == 0) =>
-            {
+            // A root-owned directory others may write by mistake (a sticky one of
+            // root's, as /tmp, is no fault).
+            Some(at) if f.dir && f.mode_only => {
                 format!(
                     "; whoever could write it may have replaced the programs below it: once it \
                  is root's alone, install them anew from a build root trusts{}",
                     fix(&[format!("chmod go-w {}", sh_word(at))])
                 )
             }
-            Some(at) if f.dir && f.mode_only => format!(
-                " (repair: have root install the programs in a directory that is root's \
-                 alone all the way down, such as /usr/sbin, and point the links at them; \
-                 {} is sticky, for others to write: leave its mode)",
-                sh_word(at)
-            ),
             Some(at) if f.dir => format!(
                 " (repair: have root install the programs in a directory that is root's \
                  alone all the way down, such as /usr/sbin, and point the links at them; \

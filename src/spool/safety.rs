@@ -953,7 +953,8 @@ pub fn acl_group_class_writers(
 /// what runs. Its path is resolved as the kernel resolves it ([`Walk`]): every symbolic
 /// link met belongs to root, and the file reached is a regular file that it, its
 /// directory and every directory above it are root's alone (owned by root, writable by
-/// nobody else, a sticky bit or not). `None` also when nothing is at `path` (executing
+/// nobody else; a directory of root's with the sticky bit, as /tmp, may be writable by
+/// others, who may replace there only what they own). `None` also when nothing is at `path` (executing
 /// it then fails, and says so).
 pub fn unsafe_program(path: &Path) -> Option<String> {
     program_fault(path).map(|f| f.why)
@@ -1029,12 +1030,17 @@ pub fn program_fault(path: &Path) -> Option<ProgramFault> {
         ));
     }
     // Its directory and every directory above it, from the top: whoever may write one
-    // can rename what is below it away and put her own in its place. What root runs is
-    // held to the strictest rule: no one else may write any directory on its path,
-    // sticky or not.
+    // can rename what is below it away and put her own in its place, unless it is
+    // root's and sticky (as /tmp): there a user may rename or remove only what she owns
+    // (or the directory's owner, root), and everything below it on the path is held
+    // to root's ownership here (each directory, link and the file itself).
     let dir = walk.resolved().parent()?;
+    let trust = Trust {
+        sticky_ok: true,
+        ..Trust::ROOT_ALONE
+    };
     met.iter().filter(|m| m.md.is_dir()).find_map(|m| {
-        changed_by_others(&m.md, &Trust::ROOT_ALONE).map(|w| {
+        changed_by_others(&m.md, &trust).map(|w| {
             let why = if m.path == dir {
                 format!("its directory {} is {w}", dir.display())
             } else {
