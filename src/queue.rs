@@ -216,15 +216,6 @@ impl Batches<'_> {
     /// and the corrupt ones (moved aside). `None` once every listed entry was opened.
     /// `cleaned` and `index_rebuilt` are the run's, in [`Batches`].
     pub fn next_sweep(&mut self) -> Option<Sweep> {
-        self.next_held(0).map(|(sweep, _)| sweep)
-    }
-
-    /// [`Batches::next_sweep`], keeping up to `keep` of the selected entries locked and
-    /// open, as read (the first ones in the listing's order): a queue run's attempt
-    /// takes such an entry as it is ([`crate::spool::Spool::take_locked`]) rather than
-    /// open, lock and read it a second time. The others are let go once read, and
-    /// locked again by their attempt.
-    pub fn next_held(&mut self, keep: usize) -> Option<(Sweep, Held)> {
         if self.done() && self.next > 0 {
             return None;
         }
@@ -236,24 +227,17 @@ impl Batches<'_> {
             self.filter,
             self.min_queue_age,
             keys,
-            keep,
         ))
     }
 }
 
-/// Entries a queue run's selection read under their delivery lock and keeps locked for
-/// their attempt ([`Batches::next_held`]), by ID. Dropping one lets its lock go.
-pub type Held = std::collections::HashMap<String, crate::spool::QueuedEntry>;
-
-/// Lock each of `keys` in turn (see [`Batches::next_sweep`]); up to `keep` of those
-/// selected stay locked, returned beside the sweep ([`Batches::next_held`]).
+/// Lock each of `keys` in turn (see [`Batches::next_sweep`]).
 fn open_batch(
     spool: &Spool,
     filter: Option<&QueueRunArgs>,
     min_queue_age: i64,
     keys: &[IdKey],
-    keep: usize,
-) -> (Sweep, Held) {
+) -> Sweep {
     let now = clock::now();
     let root = crate::privs::is_root();
     let mut out = Sweep::default();
@@ -263,7 +247,6 @@ fn open_batch(
     // Among equal priorities sendmail takes the queue directory's order, which is
     // arbitrary; the oldest entry goes first here.
     let mut order: Vec<(i64, i64, IdKey, Wait)> = Vec::new();
-    let mut held = Held::new();
     for &key in keys {
         let id = key_str(&key).to_string();
         match spool.peek_entry(&id) {
@@ -303,9 +286,6 @@ fn open_batch(
                     }
                     let priority = crate::mailq::priority(&entry);
                     order.push((priority, env.created, key, wait));
-                    if held.len() < keep {
-                        held.insert(id, entry);
-                    }
                 }
             }
             Err(ReadError::Corrupt(why)) => {
@@ -329,7 +309,7 @@ fn open_batch(
         .into_iter()
         .map(|(_, _, key, _)| key_str(&key).to_string())
         .collect();
-    (out, held)
+    out
 }
 
 /// The entries are the truth: rebuild the index when it is missing, misses one of `ids`

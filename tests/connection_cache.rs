@@ -1045,41 +1045,6 @@ fn queue_run_checks_each_message_sum_once() {
     }
 }
 
-/// A queue run opens and locks each entry once: the entries its selection read under
-/// their lock stay locked for their attempts, rather than being let go and opened,
-/// locked and read again (strace, `-y` naming each descriptor's file).
-#[test]
-fn queue_run_opens_and_locks_each_entry_once() {
-    let options = ["-ff", "-qq", "-y", "-e", "trace=openat,flock"];
-    let Some(run) = TracedSinkRun::run("", "o", 5, &options) else {
-        return;
-    };
-    let mut t = String::new();
-    for f in fs::read_dir(&run.env.dir).unwrap().flatten() {
-        if f.file_name().to_string_lossy().starts_with("trace.") {
-            t.push_str(&fs::read_to_string(f.path()).unwrap());
-        }
-    }
-    assert!(t.contains("flock("), "no trace written:\n{t}");
-    for id in &run.queued {
-        let opens = t
-            .lines()
-            .filter(|l| l.contains("openat(") && l.contains(&format!("/qf{id}\"")))
-            .count();
-        let locks = t
-            .lines()
-            .filter(|l| {
-                l.contains("flock(") && l.contains(&format!("/qf{id}>")) && l.contains("LOCK_EX")
-            })
-            .count();
-        assert_eq!(
-            (opens, locks),
-            (1, 1),
-            "{id}: opened {opens} times, locked {locks} times:\n{t}"
-        );
-    }
-}
-
 /// A queue run stopped by SIGTERM while the reply to a message's final dot is awaited,
 /// the next message's commands sent with that dot: the message whose dot went out is
 /// recorded from its reply (it is not sent again), and the next one, whose data never

@@ -18,7 +18,7 @@ use super::transcript::Transcripts;
 use rsendmail::app::{self, Setup};
 use rsendmail::exit::{Fatal, Sysexit};
 use rsendmail::privs;
-use rsendmail::queue::{self, Held};
+use rsendmail::queue;
 use rsendmail::selection::QueueRunArgs;
 use rsendmail::spool::{LockedEntry, Spool};
 use std::collections::VecDeque;
@@ -146,47 +146,10 @@ pub fn deliver_ids(
         None,
         None,
         None,
-        None,
         Part::All,
     );
     close_connections(verbose);
     r
-}
-
-/// The descriptors a queue run leaves for everything but the entries it keeps locked
-/// ([`held_per_batch`]): connections, transcripts, state files, local deliveries.
-const OTHER_FILES: usize = 1024;
-
-/// How many of a batch's entries a queue run keeps locked from its selection to their
-/// attempts ([`queue::Batches::next_held`]), so that each is opened, locked and read
-/// once: two batches may be held at once (the one delivered and the one opened ahead),
-/// beside [`OTHER_FILES`]. The soft limit of open files is raised for that, within the
-/// hard limit, to what two batches of [`queue::SWEEP_BATCH`] need; where the hard limit
-/// allows fewer, fewer are kept (none: each entry is locked again by its attempt).
-fn held_per_batch() -> usize {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the structure it is given, nothing else.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 0;
-    }
-    let want = (2 * queue::SWEEP_BATCH + OTHER_FILES) as libc::rlim_t;
-    if lim.rlim_cur < want {
-        let raised = libc::rlimit {
-            rlim_cur: want.min(lim.rlim_max),
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: setrlimit reads the structure it is given.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            lim.rlim_cur = raised.rlim_cur;
-        }
-    }
-    usize::try_from(lim.rlim_cur)
-        .unwrap_or(usize::MAX)
-        .saturating_sub(OTHER_FILES)
-        / 2
 }
 
 /// The next IDs of a run that opens its entries in batches ([`queue::Batches`]): `None`
@@ -209,12 +172,8 @@ fn deliver_batches(
     periodic: bool,
     verbose: bool,
 ) -> Result<Vec<Attempt>, Fatal> {
-    // The entries a batch's selection read stay locked for their attempts, as many as
-    // the descriptors allow: two batches may be held at once (the one delivered and the
-    // one opened ahead), beside the connections and files of the attempts.
-    let keep = held_per_batch();
     let take = |run: &mut queue::Batches<'_>| {
-        let (sweep, mut kept) = run.next_held(keep)?;
+        let sweep = run.next_sweep()?;
         for id in &sweep.corrupt {
             rsendmail::outln!("qf{id}: corrupt queue file moved to corrupt/");
         }
@@ -223,17 +182,9 @@ fn deliver_batches(
                 super::wake::local_retry_at(id, *t);
             }
         }
-        let ids = sweep.into_try(q, periodic);
-        // Those the run does not try now are let go at once.
-        if !kept.is_empty() {
-            let tried: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
-            kept.retain(|id, _| tried.contains(id.as_str()));
-        }
-        Some((ids, kept))
+        Some(sweep.into_try(q, periodic))
     };
-    let (first, kept) = take(run).unwrap_or_default();
-    let held_entries = Mutex::new(kept);
-    let held = Some(&held_entries);
+    let first = take(run).unwrap_or_default();
     let listed = run.listed();
     // The run's IDs from the first batch on, and where the next batches come from.
     let run_from = |more: Option<(&More<'_>, usize)>| {
@@ -246,7 +197,6 @@ fn deliver_batches(
             None,
             None,
             more,
-            held,
             Part::All,
         )
     };
@@ -256,25 +206,17 @@ fn deliver_batches(
         std::thread::scope(|scope| {
             // A rendezvous: the next batch is opened, then waits for a worker to ask for
             // it, and the one after is opened only then (never more than one ahead).
-            let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<String>, Held)>(0);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<String>>(0);
             scope.spawn(move || {
                 while !STOP.load(Ordering::SeqCst) {
-                    let Some(batch) = take(run) else { break };
-                    // The run ended without it (an error, or a stop): its entries are
-                    // let go with it.
-                    if tx.send(batch).is_err() {
+                    let Some(ids) = take(run) else { break };
+                    // The run ended without it (an error, or a stop).
+                    if tx.send(ids).is_err() {
                         break;
                     }
                 }
             });
-            let held_entries = &held_entries;
-            let mut next = move || {
-                let (ids, kept) = rx.recv().ok()?;
-                if let Ok(mut h) = held_entries.lock() {
-                    h.extend(kept);
-                }
-                Some(ids)
-            };
+            let mut next = move || rx.recv().ok();
             let more: More<'_> = Mutex::new(&mut next);
             run_from(Some((&more, listed)))
         })
@@ -300,7 +242,6 @@ pub(super) fn deliver_ids_kept(
         None,
         None,
         None,
-        None,
         Part::All,
     )
 }
@@ -314,9 +255,7 @@ pub fn deliver_ids_part(
     ids: Vec<String>,
     part: Part,
 ) -> Result<Vec<Attempt>, Fatal> {
-    let r = deliver_ids_then(
-        engine, spool, ids, false, true, None, None, None, None, part,
-    );
+    let r = deliver_ids_then(engine, spool, ids, false, true, None, None, None, part);
     close_connections(false);
     r
 }
@@ -352,28 +291,7 @@ enum NotLocked {
 /// Lock entry `id` for an attempt. A corrupt one is logged and moved to `corrupt/`
 /// (logged too when that fails); any other read error is logged and the entry skipped.
 fn lock_for_attempt(spool: &Spool, id: &str) -> Result<LockedEntry, NotLocked> {
-    lock_or_take(spool, None, id)
-}
-
-/// The entry a run's selection kept locked for `id` ([`queue::Batches::next_held`]), if
-/// any, taken out of `held`.
-fn take_held(held: Option<&Mutex<Held>>, id: &str) -> Option<rsendmail::spool::QueuedEntry> {
-    held?.lock().ok()?.remove(id)
-}
-
-/// [`lock_for_attempt`], taking the entry as its run's selection read and kept it locked
-/// when `held` has it ([`Spool::take_locked`]: only the message's sum is checked then),
-/// else opening and locking it.
-fn lock_or_take(
-    spool: &Spool,
-    held: Option<&Mutex<Held>>,
-    id: &str,
-) -> Result<LockedEntry, NotLocked> {
-    let locked = match take_held(held, id) {
-        Some(entry) => spool.take_locked(entry).map(Some),
-        None => spool.lock_entry(id),
-    };
-    match locked {
+    match spool.lock_entry(id) {
         Ok(Some(l)) => Ok(l),
         Ok(None) => Err(NotLocked::Skipped),
         Err(rsendmail::spool::ReadError::Corrupt(why)) => {
@@ -426,7 +344,6 @@ fn deliver_ids_then(
     note: Option<&str>,
     accept: Option<&Accept<'_>>,
     more: Option<(&More<'_>, usize)>,
-    held: Option<&Mutex<Held>>,
     part: Part,
 ) -> Result<Vec<Attempt>, Fatal> {
     cache::configure(
@@ -512,7 +429,7 @@ fn deliver_ids_then(
                             cache::set_parallel(parallel());
                             let own = !queued_here.lock().is_ok_and(|h| h.contains(&id));
                             seq += usize::from(own);
-                            let locked = match lock_or_take(spool, held, &id) {
+                            let locked = match lock_for_attempt(spool, &id) {
                                 Ok(l) => l,
                                 Err(NotLocked::Skipped) => continue,
                                 // Damage only a full read finds (the message's sum): said
@@ -552,13 +469,7 @@ fn deliver_ids_then(
                             return None;
                         }
                         let id = queue.lock().ok()?.pop_front()?;
-                        let locked = match take_held(held, &id) {
-                            // Damaged: left to the loop below, which locks it again
-                            // and moves it aside.
-                            Some(entry) => spool.take_locked(entry).map(Some),
-                            None => spool.lock_entry(&id),
-                        };
-                        match locked {
+                        match spool.lock_entry(&id) {
                             Ok(Some(l)) if accept.is_none_or(|ok| ok(&l)) => Some(l),
                             // Skipped, as the loop skips it.
                             Ok(_) => None,
@@ -771,7 +682,6 @@ pub fn deliver_entry(
         note,
         None,
         None,
-        None,
         Part::All,
     );
     close_connections(verbose);
@@ -895,7 +805,6 @@ impl<'a> FollowUp<'a> {
             false,
             None,
             Some(&accept),
-            None,
             None,
             Part::All,
         ) {
