@@ -443,7 +443,7 @@ fn bounce_returns_exactly_one_report_to_the_sender() {
         "{d}"
     );
     assert!(
-        d.contains("Returned to sender by the administrator: spam run??Bcc: x"),
+        d.contains("Returned to sender by the administrator: spam run\\015\\012Bcc: x"),
         "{d}"
     );
     assert!(
