@@ -731,7 +731,14 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
         }
         return Ok(Sysexit::Ok);
     }
-    let s = setup_invocation(inv)?;
+    // A `-bs` session refused before its greeting (a configuration that cannot be read
+    // or is not trusted) says why as a reply, as sendmail's `-bs` says a configuration
+    // it cannot open (`451 4.0.0 FILE: line 0: cannot open: Permission denied`, recorded
+    // from 8.17), so that the client program reads a reply, not text; the exit status
+    // stays the refusal's.
+    let smtp = inv.operation == Operation::Smtp;
+    let as_reply = |f: Fatal| if smtp { smtp_reply_fatal(f) } else { f };
+    let s = setup_invocation(inv).map_err(as_reply)?;
     if matches!(
         s.inv.operation,
         Operation::Deliver
@@ -741,7 +748,7 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             | Operation::Daemon
             | Operation::DaemonForeground
     ) {
-        preflight(&s)?;
+        preflight(&s).map_err(as_reply)?;
     }
     match s.inv.operation {
         Operation::Deliver => {
@@ -877,8 +884,17 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
 }
 
 /// `f` as `-bs` says it: one `451 4.0.0` reply line on stdout (the session's channel),
-/// with the exit status `f` has.
+/// with the exit status `f` has. sendmail's `-bs` says so a file it cannot open before
+/// its greeting (recorded from 8.17: its configuration, `451 4.0.0 FILE: line 0: cannot
+/// open: Permission denied`; `-X`, `451 4.0.0 cannot open FILE: ...`). Every fault
+/// said here is the installation's (the configuration, the spool, a file): a temporary
+/// reply, so that the client keeps the mail until it is repaired, as a submission's
+/// exit 75 has it kept. (sendmail says `554 5.0.0` for a line of its configuration it
+/// cannot parse.)
 fn smtp_reply_fatal(f: Fatal) -> Fatal {
+    if f.message.is_empty() {
+        return f;
+    }
     let text: String = f
         .message
         .chars()

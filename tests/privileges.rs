@@ -1408,6 +1408,17 @@ fn setgid_programs_refuse_a_system_config_the_user_could_change() {
         assert_eq!(out.status.code(), Some(78), "{args:?}: {said}");
         assert!(said.contains(&refused), "{args:?}: {said}");
     }
+    // A `-bs` session says it as a reply, on one line, as sendmail's `-bs` says a
+    // configuration it cannot use (`451 4.0.0 ...`), with the same exit status.
+    let out = crate::admin_queue::in_system(&etc, TEST_USER, &sm, &["-bs"], b"QUIT\r\n");
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "-bs: {said}");
+    assert!(
+        said.starts_with(&format!("451 4.0.0 {refused}"))
+            && said.ends_with("\r\n")
+            && said.lines().count() == 1,
+        "-bs: {said:?}"
+    );
     assert_eq!(spool_files(&spool), Vec::<String>::new());
     let out = crate::admin_queue::in_system(&etc, TEST_USER, &adm, &["check"], b"");
     let said = text(&out.stdout);
@@ -1473,6 +1484,15 @@ fn a_system_config_users_cannot_read_keeps_their_mail_with_the_cause() {
     assert_eq!(spool_files(&spool), Vec::<String>::new());
     let out = crate::admin_queue::in_system(&etc, TEST_USER, &sm, &["-bp"], b"");
     assert_eq!(text(&out.stdout), format!("{cause}\n"));
+    // A `-bs` session says it as sendmail's `-bs` says a configuration it cannot open
+    // (`451 4.0.0 FILE: line 0: cannot open: Permission denied`): a reply, not text.
+    let out = crate::admin_queue::in_system(&etc, TEST_USER, &sm, &["-bs"], b"QUIT\r\n");
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stdout));
+    assert_eq!(
+        text(&out.stdout),
+        format!("451 4.0.0 {cause}; nothing was queued\r\n")
+    );
+    assert_eq!(spool_files(&spool), Vec::<String>::new());
     // Readable by the spool's group: the set-gid program reads it, and queues.
     std::os::unix::fs::chown(&conf, None, Some(gid)).unwrap();
     fs::set_permissions(&conf, fs::Permissions::from_mode(0o640)).unwrap();
