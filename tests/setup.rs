@@ -4524,3 +4524,224 @@ fn check_adopts_no_entry_of_another_group() {
         "{said}"
     );
 }
+
+/// The shell blocks README.md marks `<!-- source-install -->` (the install without the
+/// package), in order: what the test below runs, so that README and the test cannot
+/// differ.
+fn readme_source_install_blocks() -> Vec<String> {
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut blocks = Vec::new();
+    let mut lines = readme.lines();
+    while let Some(l) = lines.next() {
+        if l.trim() != "<!-- source-install -->" {
+            continue;
+        }
+        assert_eq!(
+            lines.next().map(str::trim),
+            Some("```sh"),
+            "README.md: a source-install marker not followed by a sh block"
+        );
+        let block: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+        blocks.push(block.join("\n") + "\n");
+    }
+    blocks
+}
+
+/// README's install without the package, followed literally as root on a host as it
+/// is, but in a private mount namespace whose /etc, /usr and /var are overlays (nothing
+/// outside it changes), with no group `rsendmail` and no rsendmail installed: the shell
+/// blocks README marks `source-install` are run as written, in the source directory (a
+/// copy holding the built programs where `cargo build --release` leaves them, and
+/// `packaging/`; `cargo` stands for the build already made), with the smarthost added to
+/// the configuration between the first two blocks ("then edit it"). Then
+/// `rsendmail-admin check` passes, and a user's `sendmail -odb` (through the
+/// `/usr/sbin/sendmail` link) reaches another local user's mailbox (delivered by the
+/// root runner README started) and the smarthost (smtp-sink). Skipped, saying why, when
+/// not root or no such namespace can be made.
+#[test]
+fn the_readmes_source_install_steps_work_as_written() {
+    if !can_switch_user() {
+        eprintln!("skipped: README's source install needs root and the user {TEST_USER}");
+        return;
+    }
+    let blocks = readme_source_install_blocks();
+    let find = |what: &str| {
+        blocks
+            .iter()
+            .position(|b| b.contains(what))
+            .unwrap_or_else(|| panic!("README.md's source-install blocks: no {what}: {blocks:?}"))
+    };
+    assert_eq!(find("cargo build --release --bins"), 0, "{blocks:?}");
+    // The configuration is edited once it is copied; the runner started is waited for
+    // (it names itself in slots/runner once it listens); check's output is looked at.
+    let edited = find("cp packaging/etc/rsendmail.conf /etc/rsendmail/");
+    let runner = find("/usr/local/sbin/rsendmail -q30m");
+    let checked = find("rsendmail-admin check");
+    let top = crate::privileges::setgid_dir("readme-install");
+    // The source directory, as the build leaves it.
+    let src = top.join("src");
+    let release = src.join("target/release");
+    fs::create_dir_all(&release).unwrap();
+    for (from, name) in [
+        (bin(), "rsendmail"),
+        (admin_bin(), "rsendmail-admin"),
+        (
+            PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-deliver")),
+            "rsendmail-deliver",
+        ),
+    ] {
+        copy_executable(&from, &release.join(name));
+    }
+    fs::create_dir_all(src.join("packaging/etc")).unwrap();
+    fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/etc/rsendmail.conf"),
+        src.join("packaging/etc/rsendmail.conf"),
+    )
+    .unwrap();
+    // `cargo build --release --bins`: made already.
+    let shim = top.join("shim");
+    fs::create_dir(&shim).unwrap();
+    fs::write(
+        shim.join("cargo"),
+        "#!/bin/sh\n[ \"$*\" = 'build --release --bins' ] || { echo \"cargo $*?\"; exit 1; }\n",
+    )
+    .unwrap();
+    fs::set_permissions(shim.join("cargo"), fs::Permissions::from_mode(0o755)).unwrap();
+    for (i, b) in blocks.iter().enumerate() {
+        fs::write(top.join(format!("block{i}.sh")), b).unwrap();
+    }
+    let Some(sink) = crate::harness::servers::Sink::start(&top, &[]) else {
+        return;
+    };
+    let local = other_user();
+    let local_name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(local.uid))
+        .unwrap()
+        .unwrap()
+        .name;
+    let probe = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "mkdir -p \"$1/probe/u\" \"$1/probe/w\" && mount -t overlay overlay -o \
+             lowerdir=/etc,upperdir=\"$1/probe/u\",workdir=\"$1/probe/w\" /etc",
+        )
+        .arg("sh")
+        .arg(&top)
+        .stderr(Stdio::null())
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: no private mount namespace with overlays here (unshare -m)");
+        let _ = fs::remove_dir_all(&top);
+        return;
+    }
+    let script = r#"
+top=$1 src=$2 port=$3 user=$4 rcpt=$5 blocks=$6 edited=$7 started=$8
+for d in etc usr var; do
+    mkdir -p "$top/ovl/$d/u" "$top/ovl/$d/w"
+    mount -t overlay overlay -o "lowerdir=/$d,upperdir=$top/ovl/$d/u,workdir=$top/ovl/$d/w" "/$d" \
+        || { echo "overlay /$d: failed"; exit 90; }
+done
+# A host without rsendmail.
+! getent group rsendmail >/dev/null || groupdel rsendmail || exit 90
+rm -rf /etc/rsendmail /var/spool/rsendmail /usr/libexec/rsendmail /usr/local/sbin/rsendmail \
+    /usr/local/sbin/rsendmail-admin
+runner=""
+trap '[ -z "$runner" ] || kill "$runner"' EXIT
+export PATH="$top/shim:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+cd "$src" || exit 90
+i=0
+while [ $i -lt "$blocks" ]; do
+    sh -e "$top/block$i.sh" > "$top/block$i.out" 2>&1
+    rc=$?
+    [ $rc = 0 ] || { echo "README block $i: exit $rc"; cat "$top/block$i.out"; exit 91; }
+    if [ $i = "$edited" ]; then
+        # "then edit it": the smarthost.
+        echo "SMARTHOST 127.0.0.1:$port" >> /etc/rsendmail/rsendmail.conf
+    fi
+    if [ $i = "$started" ]; then
+        n=0
+        while ! [ -s /var/spool/rsendmail/slots/runner ]; do
+            n=$((n + 1)); [ $n -lt 300 ] || { echo "no runner"; exit 92; }; sleep 0.1
+        done
+        runner=$(cut -d' ' -f1 /var/spool/rsendmail/slots/runner)
+    fi
+    i=$((i + 1))
+done
+ls -l /usr/sbin/sendmail /usr/local/sbin/rsendmail > "$top/ls.out" 2>&1
+printf 'Subject: local\n\nhello\n' | runuser -u "$user" -- env -i PATH=/usr/bin:/bin \
+    /usr/sbin/sendmail -odb "$rcpt" > "$top/local.out" 2>&1 || { echo "local: $?"; cat "$top/local.out"; exit 93; }
+printf 'Subject: remote\n\nhello\n' | runuser -u "$user" -- env -i PATH=/usr/bin:/bin \
+    /usr/sbin/sendmail -odb bob@example.org > "$top/remote.out" 2>&1 || { echo "remote: $?"; cat "$top/remote.out"; exit 93; }
+n=0
+while ! grep -qs '^Subject: local' "/var/mail/$rcpt"; do
+    n=$((n + 1)); [ $n -lt 300 ] || break; sleep 0.1
+done
+cat "/var/mail/$rcpt" > "$top/mailbox" 2>&1
+mailq > "$top/mailq.out" 2>&1
+exit 0
+"#;
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(&top)
+        .arg(&src)
+        .arg(sink.port.to_string())
+        .arg(TEST_USER)
+        .arg(&local_name)
+        .arg(blocks.len().to_string())
+        .arg(edited.to_string())
+        .arg(runner.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = |name: &str| fs::read_to_string(top.join(name)).unwrap_or_default();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // check passed (its block ran under `sh -e`), saying what README says it says; its
+    // only warnings are this host's and this smarthost's: a host name that is no
+    // domain name, and smtp-sink's offer of AUTH with no credentials configured.
+    let check = said(&format!("block{checked}.out"));
+    assert!(
+        check.contains("ok   sendmail /usr/sbin/sendmail runs /usr/local/sbin/rsendmail"),
+        "{check}"
+    );
+    assert!(
+        check.contains("ok   wakeup /var/spool/rsendmail/wakeup (FIFO, root:rsendmail 0620), a queue runner listens"),
+        "{check}"
+    );
+    for l in check.lines() {
+        assert!(
+            [
+                "ok   ",
+                "info ",
+                "skip tls: ",
+                "warn mailname: ",
+                "warn auth: "
+            ]
+            .iter()
+            .any(|p| l.starts_with(p)),
+            "{l}\n{check}"
+        );
+    }
+    let mailbox = said("mailbox");
+    assert!(
+        mailbox.contains("\nSubject: local\n"),
+        "the local message did not arrive: {mailbox}\nqueue: {}",
+        said("mailq.out")
+    );
+    wait_until_or(
+        Duration::from_secs(30),
+        "the smarthost's copy",
+        || said("mailq.out"),
+        || {
+            sink.dumps()
+                .iter()
+                .any(|d| d.contains("Subject: remote") && d.contains("bob@example.org"))
+        },
+    );
+    drop(sink);
+    let _ = fs::remove_dir_all(&top);
+}
