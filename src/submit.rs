@@ -320,7 +320,7 @@ pub fn expand_local_noted(
 ) -> (
     Vec<Recipient>,
     Vec<Refused>,
-    Vec<String>,
+    Vec<(usize, String)>,
     Owned,
     Vec<(usize, String)>,
 ) {
@@ -381,7 +381,7 @@ pub fn expand_local_noted(
             continue;
         }
         let x = ex.expand(std::slice::from_ref(&a), None);
-        notes.extend(x.notes.iter().cloned());
+        notes.extend(x.notes.iter().map(|n| (given, n.clone())));
         // A list file that cannot be read now, or that the submitter may not read (the
         // root deliverer may), is the deliverer's to read; one that is no list file for
         // anyone (written by all, not a regular file, too large) is refused here, as
@@ -893,12 +893,15 @@ pub fn submit<R: BufRead>(
         &|| crate::aliases::default_user(settings.default_user.as_deref()),
     );
     // `-v`: what the expansion did, as sendmail tells it (recorded: `v-alias-remote`,
-    // `v-include`).
-    if req.verbose {
-        for n in &notes {
-            crate::outln!("{}", crate::text::printable_lines(n));
-        }
-    }
+    // `v-include`), each line with the place of the argument that gave it.
+    let mut verbose_notes: Vec<(usize, String)> = if req.verbose {
+        notes
+            .into_iter()
+            .map(|(given, n)| (list_of.get(given).copied().unwrap_or(0), n))
+            .collect()
+    } else {
+        Vec::new()
+    };
     // sendmail's queue file lists the local recipients first, each group in its queue
     // order (recorded from 8.17: `order-argv-local-odq`, `order-mixed-local-remote`).
     // Where that moves a recipient, each keeps its place in the queue order, where a
@@ -958,6 +961,15 @@ pub fn submit<R: BufRead>(
             .collect();
         log::info!("{id}: Too many hops {hops} ({max_hops} max)");
         refused.splice(0..0, looping);
+    }
+    // The `-v` lines are said now, unless refusals are said (once the message is on
+    // disk): then among them, in command-line order, as sendmail meets each argument
+    // (`nosuch1`, `list3... aliased to ...`, `nosuch3`; recorded:
+    // `report-order-unknown-list-receipt-v`).
+    if settings.error_mode.unwrap_or('p') != 'p' || refused.iter().all(|r| r.quiet) {
+        for (_, n) in verbose_notes.drain(..) {
+            crate::outln!("{}", crate::text::printable_lines(&n));
+        }
     }
 
     // The envelope sender as stored: the login alone for the default sender (qualified at
@@ -1151,6 +1163,7 @@ pub fn submit<R: BufRead>(
             (false, false),
             &owned,
             reported,
+            &verbose_notes,
         );
         // Nothing is queued and the message could be neither saved nor returned: the
         // caller keeps it (sendmail's savemail ends in its panic state there).
@@ -1262,6 +1275,7 @@ pub fn submit<R: BufRead>(
             (handed, owners_handed),
             &owned,
             reported,
+            &verbose_notes,
         )
     };
     // The report could not be queued: the entry owes it, for the delivery (now or in a
@@ -1414,6 +1428,7 @@ fn refused_recipients(
     (handed, owners_handed): (bool, bool),
     owned: &[(String, String)],
     reported: bool,
+    verbose_notes: &[(usize, String)],
 ) -> (Sysexit, Vec<(String, bool)>, Option<String>, bool) {
     // The first refusal that decides it, as in sendmail: an unknown user after an
     // unbalanced address still does (recorded: `include-unbalanced-empty-odi`,
@@ -1432,15 +1447,24 @@ fn refused_recipients(
         Ok(f.take(length.unwrap_or(u64::MAX)))
     };
     let mode = settings.error_mode.unwrap_or('p');
+    // `-v`'s expansion lines, each before the refusals of the arguments after the one
+    // that gave it (they are held for this only when refusals are said: ErrorMode `p`).
+    let mut notes = verbose_notes.iter().peekable();
+    if mode == 'p' {
+        for r in refused.iter().filter(|r| !r.quiet) {
+            while let Some((_, n)) = notes.next_if(|(given, _)| *given <= r.list) {
+                crate::outln!("{}", crate::text::printable_lines(n));
+            }
+            crate::outln!("{}", r.text);
+        }
+    }
+    for (_, n) in notes {
+        crate::outln!("{}", crate::text::printable_lines(n));
+    }
     if mode == 'q' && !reported {
         return (code, Vec::new(), None, false);
     }
     let mut unsaved = None;
-    if mode == 'p' {
-        for r in refused.iter().filter(|r| !r.quiet) {
-            crate::outln!("{}", r.text);
-        }
-    }
     // NOTIFY without FAILURE: said, and no report to anyone.
     if !reported {
         let status = if mode == 'e' { Sysexit::Ok } else { code };
