@@ -1403,7 +1403,6 @@ fn an_unused_forward_is_said_in_bv_v_and_check_to() {
 /// is gone.
 #[test]
 fn check_warns_when_the_runner_started_before_the_config_changed() {
-    use std::process::{Command, Stdio};
     use std::time::Duration;
     if !is_root() {
         return;
@@ -1413,13 +1412,7 @@ fn check_warns_when_the_runner_started_before_the_config_changed() {
     fs::write(&aliases, "postmaster: root\n").unwrap();
     chmod(&aliases, 0o644);
     env.add_config(&format!("ALIASES {}\n", aliases.display()));
-    let mut runner = Command::new(env.link("sendmail"))
-        .args(["-C", env.conf.to_str().unwrap(), "-q1h"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let runner = crate::harness::Runner::listening(&env);
     let mark = env.spool.join("slots/runner");
     let started = || {
         fs::read_to_string(&mark).ok().and_then(|t| {
@@ -1429,7 +1422,7 @@ fn check_warns_when_the_runner_started_before_the_config_changed() {
         })
     };
     crate::harness::wait_until(Duration::from_secs(20), "the runner's mark", || {
-        started().is_some() && env.spool.join("wakeup").exists()
+        started().is_some()
     });
     let first = started().unwrap();
     let pid = fs::read_to_string(&mark).unwrap();
@@ -1474,14 +1467,8 @@ fn check_warns_when_the_runner_started_before_the_config_changed() {
     });
     let r = check();
     assert!(!r.stdout.contains("reload"), "{}", r.stdout);
-    // The runner (the process the mark names, which may be a child of the one spawned).
-    for p in [pid, runner.id()] {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(p as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-    }
-    let _ = runner.wait();
+    assert_eq!(pid, runner.0.id(), "the mark names the runner");
+    runner.stop();
 }
 
 /// The configuration's checks: a keyword set twice (the earlier line changes nothing)

@@ -693,3 +693,68 @@ impl Drop for Opens {
         unsafe { libc::close(self.0) };
     }
 }
+
+/// A persistent root queue runner (`-q1h -qf`, the packaged service's form, with an
+/// interval far longer than any test) on `conf`, stopped with SIGTERM when dropped.
+pub struct Runner(pub Child);
+
+impl Runner {
+    pub fn start(env: &Env, conf: &Path) -> Runner {
+        let child = Command::new(env.link("sendmail"))
+            .args(["-C", conf.to_str().unwrap(), "-q1h", "-qf"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the runner");
+        Runner(child)
+    }
+
+    /// [`Runner::start`] on the env's own config, once it listens on its wake-up
+    /// endpoint ([`listened_on`]).
+    pub fn listening(env: &Env) -> Runner {
+        let runner = Runner::start(env, &env.conf);
+        wait_until_or(
+            Duration::from_secs(30),
+            "the runner to listen on its endpoint",
+            || env.listing(),
+            || listened_on(env),
+        );
+        runner
+    }
+
+    pub fn stop(mut self) {
+        sigterm(&self.0);
+        let st = wait_exit(&mut self.0, Duration::from_secs(10)).expect("the runner stopped");
+        assert!(st.success(), "{st:?}");
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Whether a runner listens on the env's endpoint as a submission finds it: a FIFO with
+/// a reader (opening it to write without waiting succeeds; nothing is written), group
+/// the spool's and mode 0620, the last things the runner sets. The FIFO alone is there
+/// before: the runner makes it, then opens it and sets its group and mode.
+pub fn listened_on(env: &Env) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+    let p = env.spool.join("wakeup");
+    let Ok(md) = fs::symlink_metadata(&p) else {
+        return false;
+    };
+    md.file_type().is_fifo()
+        && md.mode() & 0o7777 == 0o620
+        && fs::metadata(&env.spool).is_ok_and(|s| s.gid() == md.gid())
+        && std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .open(&p)
+            .is_ok()
+}

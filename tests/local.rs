@@ -3740,6 +3740,46 @@ fn lines_of(path: &Path, word: &str) -> usize {
         .count()
 }
 
+/// A command alias `name` in `env`'s aliases that writes `start` to its log, waits for
+/// its gate (a file) to be made, then runs `tail` (`{dir}` in it: a directory anyone may
+/// write, the log's and the gate's); that directory, the gate and the log.
+fn gated_program(env: &Env, name: &str, tail: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let d = open_dir(env, name);
+    let (gate, log) = (d.join("gate"), d.join("log"));
+    fs::write(
+        env.dir.join("aliases"),
+        format!(
+            "{name}: \"|echo start >> {log}; while [ ! -e {gate} ]; do sleep 0.05; done; {tail}\"\n",
+            log = log.display(),
+            gate = gate.display(),
+            tail = tail.replace("{dir}", &d.display().to_string()),
+        ),
+    )
+    .unwrap();
+    (d, gate, log)
+}
+
+/// Queues `msg` to `rcpt` (`-odq`), starts a queue run, and once `started(the run's
+/// pid)` holds (`what`), and a moment more, kills the run as a crash would
+/// ([`kill_runner`]). The entry's ID, and the killed run's pid.
+fn queue_and_kill_its_run(
+    env: &Env,
+    rcpt: &str,
+    msg: &[u8],
+    what: &str,
+    started: impl Fn(u32) -> bool,
+) -> (String, u32) {
+    env.sendmail(&["-odq", rcpt], msg).code(0);
+    let id = env.only_id();
+    let mut runner = spawn_run(env);
+    let pid = runner.id();
+    crate::harness::wait_until(Duration::from_secs(60), what, || started(pid));
+    // What it started has gone as far as it goes (a pipe filled, a lock waited for).
+    std::thread::sleep(Duration::from_millis(300));
+    kill_runner(&mut runner);
+    (id, pid)
+}
+
 #[test]
 fn a_program_that_outlives_a_killed_runner_runs_once() {
     // A `|program` still running when its queue run is killed (SIGKILL to the run and
@@ -3750,25 +3790,11 @@ fn a_program_that_outlives_a_killed_runner_runs_once() {
         return;
     }
     let env = local_env("", None);
-    let d = open_dir(&env, "prog");
-    let (gate, log) = (d.join("gate"), d.join("log"));
-    fs::write(
-        env.dir.join("aliases"),
-        format!(
-            "prog: \"|echo start >> {log}; while [ ! -e {gate} ]; do sleep 0.05; done; echo end >> {log}\"\n",
-            log = log.display(),
-            gate = gate.display()
-        ),
-    )
-    .unwrap();
-    env.sendmail(&["-odq", "prog"], MSG).code(0);
-    let id = env.only_id();
-    let sf = env.spool.join(format!("sf{id}"));
-    let mut runner = spawn_run(&env);
-    crate::harness::wait_until(Duration::from_secs(60), "the program started", || {
+    let (_, gate, log) = gated_program(&env, "prog", "echo end >> {dir}/log");
+    let (id, _) = queue_and_kill_its_run(&env, "prog", MSG, "the program started", |_| {
         lines_of(&log, "start") == 1
     });
-    kill_runner(&mut runner);
+    let sf = env.spool.join(format!("sf{id}"));
     let state = fs::read(&sf).ok();
     env.sendmail(&["-qf"], b"").code(0);
     assert_eq!(lines_of(&log, "start"), 1, "run again while it runs");
@@ -3823,15 +3849,9 @@ sys.stdin.read()
             .unwrap();
         assert_eq!(line.trim(), "held");
     }
-    env.sendmail(&["-odq", "root"], MSG).code(0);
-    let id = env.only_id();
-    let mut runner = spawn_run(&env);
-    let pid = runner.id();
-    crate::harness::wait_until(Duration::from_secs(60), "the mailbox child", || {
+    let (id, pid) = queue_and_kill_its_run(&env, "root", MSG, "the mailbox child", |pid| {
         below_runs(pid, "--mbox")
     });
-    std::thread::sleep(Duration::from_millis(300));
-    kill_runner(&mut runner);
     drop(holder.stdin.take());
     let _ = holder.wait();
     crate::harness::wait_until(Duration::from_secs(60), "the append", || {
@@ -3856,32 +3876,16 @@ fn a_program_never_takes_a_message_cut_short_by_a_killed_runner() {
         return;
     }
     let env = local_env("", None);
-    let d = open_dir(&env, "big");
-    let (gate, log) = (d.join("gate"), d.join("log"));
-    fs::write(
-        env.dir.join("aliases"),
-        format!(
-            "big: \"|echo start >> {log}; while [ ! -e {gate} ]; do sleep 0.05; done; cat > {dir}/copy.$$\"\n",
-            log = log.display(),
-            gate = gate.display(),
-            dir = d.display()
-        ),
-    )
-    .unwrap();
+    let (d, gate, log) = gated_program(&env, "big", "cat > {dir}/copy.$$");
     let mut msg = b"Subject: big\n\n".to_vec();
     for i in 0..40_000 {
         msg.extend_from_slice(format!("line {i:06} of a long message to a program\n").as_bytes());
     }
     msg.extend_from_slice(b"the last line\n");
-    env.sendmail(&["-odq", "big"], &msg).code(0);
-    let id = env.only_id();
-    let mut runner = spawn_run(&env);
-    crate::harness::wait_until(Duration::from_secs(60), "the program started", || {
+    // Killed once the feed has filled the pipe and waits for the program.
+    let (id, _) = queue_and_kill_its_run(&env, "big", &msg, "the program started", |_| {
         lines_of(&log, "start") == 1
     });
-    // The feed fills the pipe and waits for the program.
-    std::thread::sleep(Duration::from_millis(300));
-    kill_runner(&mut runner);
     fs::write(&gate, "").unwrap();
     crate::harness::wait_until(Duration::from_secs(60), "the first delivery ended", || {
         !entry_locked(&env, &id)

@@ -6,7 +6,7 @@ use crate::harness::{
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -922,6 +922,42 @@ fn a_spool_its_group_may_not_write_is_named_with_its_mode() {
     let _ = fs::remove_dir_all(&home);
 }
 
+/// Runs `script` (a shell's) as root in a private mount namespace where `conf` is the
+/// system configuration: mounted in an overlay over /etc, never touching the real one
+/// (`MOUNT` in `script` stands for that mount's command), with `stdin` on its standard
+/// input. None, said on stderr, where such a namespace cannot be made.
+fn with_system_config(here: &Path, conf: &str, script: &str, stdin: &[u8]) -> Option<Output> {
+    let upper = here.join("ovl/u");
+    let work = here.join("ovl/w");
+    fs::create_dir_all(upper.join("rsendmail")).unwrap();
+    fs::create_dir_all(&work).unwrap();
+    fs::write(upper.join("rsendmail/rsendmail.conf"), conf).unwrap();
+    let mount = format!(
+        "mount -t overlay overlay -o lowerdir=/etc,upperdir={},workdir={} /etc",
+        upper.display(),
+        work.display()
+    );
+    let probe = Command::new("unshare")
+        .args(["-m", "sh", "-c", &format!("{mount} 2>/dev/null")])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: no private mount namespace with an overlay here");
+        return None;
+    }
+    let mut child = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script.replace("MOUNT", &mount)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let _ = child.stdin.take().unwrap().write_all(stdin);
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
 /// An installed set-gid `rsendmail` (the system configuration supplied in a private
 /// mount namespace, over /etc, never touching the real one) whose spool has the right
 /// group but no group write: the set-gid bit is in place, so it is not blamed; the
@@ -937,45 +973,16 @@ fn an_installed_setgid_program_blames_the_spools_mode_not_its_bit() {
     fs::create_dir(&spool).unwrap();
     chgrp_spool_group(&spool);
     fs::set_permissions(&spool, fs::Permissions::from_mode(0o2750)).unwrap();
-    let upper = here.join("ovl/u");
-    let work = here.join("ovl/w");
-    fs::create_dir_all(upper.join("rsendmail")).unwrap();
-    fs::create_dir_all(&work).unwrap();
-    fs::write(
-        upper.join("rsendmail/rsendmail.conf"),
-        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
-    )
-    .unwrap();
-    let mount = format!(
-        "mount -t overlay overlay -o lowerdir=/etc,upperdir={},workdir={} /etc",
-        upper.display(),
-        work.display()
-    );
-    let probe = Command::new("unshare")
-        .args(["-m", "sh", "-c", &format!("{mount} 2>/dev/null")])
-        .status();
-    if !probe.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: no private mount namespace with an overlay here");
-        let _ = fs::remove_dir_all(&here);
-        return;
-    }
     let script = format!(
-        "{mount} && exec runuser -u {TEST_USER} -- env -i PATH=/usr/bin:/bin {} -odq \
+        "MOUNT && exec runuser -u {TEST_USER} -- env -i PATH=/usr/bin:/bin {} -odq \
          bob@example.org",
         sg.display()
     );
-    let mut child = Command::new("unshare")
-        .args(["-m", "sh", "-c", &script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write as _;
-        let _ = child.stdin.take().unwrap().write_all(MSG);
-    }
-    let out = child.wait_with_output().unwrap();
+    let conf = format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display());
+    let Some(out) = with_system_config(&here, &conf, &script, MSG) else {
+        let _ = fs::remove_dir_all(&here);
+        return;
+    };
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(75), "{said}{}", text(&out.stderr));
     assert!(
@@ -1341,6 +1348,28 @@ fn counting_server() -> (
     (port, hits, stop)
 }
 
+/// `here/spool` with its sub-directories, as `rsendmail-admin init` lays them out:
+/// root's, of the spool group, 2770; and that group's id.
+fn group_spool(here: &Path) -> (PathBuf, u32) {
+    let spool = here.join("spool");
+    let (_, gid) = crate::harness::fit_group();
+    for d in ["", "tmp", "index", "corrupt", "hold"] {
+        let p = spool.join(d);
+        fs::create_dir_all(&p).unwrap();
+        std::os::unix::fs::chown(&p, Some(0), Some(gid)).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o2770)).unwrap();
+    }
+    (spool, gid)
+}
+
+/// A copy of `rsendmail-deliver` in `here`, root's, 0755: the deliverer the programs
+/// installed there run.
+fn deliverer_beside(here: &Path) {
+    let deliver = here.join("rsendmail-deliver");
+    crate::harness::copy_executable(Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")), &deliver);
+    fs::set_permissions(&deliver, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// A system configuration its user could change (here she owns it) is refused by the
 /// set-gid programs she runs, as root's programs refuse it (78, the file and who could
 /// change it): nothing is queued, `check` fails it and tries nothing over the network,
@@ -1353,14 +1382,7 @@ fn setgid_programs_refuse_a_system_config_the_user_could_change() {
         return;
     }
     let here = setgid_dir("syscfg-owned");
-    let spool = here.join("spool");
-    let (_, gid) = crate::harness::fit_group();
-    for d in ["", "tmp", "index", "corrupt", "hold"] {
-        let p = spool.join(d);
-        fs::create_dir_all(&p).unwrap();
-        std::os::unix::fs::chown(&p, Some(0), Some(gid)).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o2770)).unwrap();
-    }
+    let (spool, gid) = group_spool(&here);
     let (port, hits, stop) = counting_server();
     let auth = here.join("auth.conf");
     fs::write(&auth, "alice|127.0.0.1:s3cret\n").unwrap();
@@ -1390,9 +1412,7 @@ fn setgid_programs_refuse_a_system_config_the_user_could_change() {
         Path::new(env!("CARGO_BIN_EXE_rsendmail-admin")),
         "rsendmail-admin",
     );
-    let deliver = here.join("rsendmail-deliver");
-    crate::harness::copy_executable(Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")), &deliver);
-    fs::set_permissions(&deliver, fs::Permissions::from_mode(0o755)).unwrap();
+    deliverer_beside(&here);
     let refused = format!(
         "the configuration file {c} is refused: the file {c} ({TEST_USER}:root 0644) is owned \
          by {TEST_USER}",
@@ -1450,14 +1470,7 @@ fn a_system_config_users_cannot_read_keeps_their_mail_with_the_cause() {
         return;
     }
     let here = setgid_dir("syscfg-0600");
-    let spool = here.join("spool");
-    let (_, gid) = crate::harness::fit_group();
-    for d in ["", "tmp", "index", "corrupt", "hold"] {
-        let p = spool.join(d);
-        fs::create_dir_all(&p).unwrap();
-        std::os::unix::fs::chown(&p, Some(0), Some(gid)).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o2770)).unwrap();
-    }
+    let (spool, gid) = group_spool(&here);
     let etc = here.join("etc");
     fs::create_dir_all(etc.join("rsendmail")).unwrap();
     let conf = etc.join("rsendmail/rsendmail.conf");
@@ -1468,9 +1481,7 @@ fn a_system_config_users_cannot_read_keeps_their_mail_with_the_cause() {
     .unwrap();
     fs::set_permissions(&conf, fs::Permissions::from_mode(0o600)).unwrap();
     let sm = setgid_copy(&here);
-    let deliver = here.join("rsendmail-deliver");
-    crate::harness::copy_executable(Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")), &deliver);
-    fs::set_permissions(&deliver, fs::Permissions::from_mode(0o755)).unwrap();
+    deliverer_beside(&here);
     let cause = format!(
         "cannot open {}: Permission denied (the system configuration must be readable by \
          everyone, or by the spool's group its set-group-id programs run with: root's \
@@ -1527,15 +1538,6 @@ fn an_installed_setgid_program_saves_a_users_dead_letter() {
         .output()
         .unwrap();
     assert!(init.status.success(), "{}", text(&init.stdout));
-    let upper = here.join("ovl/u");
-    let work = here.join("ovl/w");
-    fs::create_dir_all(upper.join("rsendmail")).unwrap();
-    fs::create_dir_all(&work).unwrap();
-    fs::copy(
-        here.join("rsendmail.conf"),
-        upper.join("rsendmail/rsendmail.conf"),
-    )
-    .unwrap();
     let home = here.join("home");
     fs::create_dir(&home).unwrap();
     let user = test_user();
@@ -1546,38 +1548,18 @@ fn an_installed_setgid_program_saves_a_users_dead_letter() {
     )
     .unwrap();
     fs::set_permissions(&home, fs::Permissions::from_mode(0o755)).unwrap();
-    let mount = format!(
-        "mount -t overlay overlay -o lowerdir=/etc,upperdir={},workdir={} /etc",
-        upper.display(),
-        work.display()
-    );
-    let probe = Command::new("unshare")
-        .args(["-m", "sh", "-c", &format!("{mount} 2>/dev/null")])
-        .status();
-    if !probe.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: no private mount namespace with an overlay here");
-        let _ = fs::remove_dir_all(&here);
-        return;
-    }
     let script = format!(
-        "{mount} && mount --bind {} {} && exec runuser -u {TEST_USER} -- env -i \
+        "MOUNT && mount --bind {} {} && exec runuser -u {TEST_USER} -- env -i \
          PATH=/usr/bin:/bin {} -odq 'a@@example.org'",
         home.display(),
         user.home.display(),
         sg.display()
     );
-    let mut child = Command::new("unshare")
-        .args(["-m", "sh", "-c", &script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write as _;
-        let _ = child.stdin.take().unwrap().write_all(MSG);
-    }
-    let out = child.wait_with_output().unwrap();
+    let conf = fs::read_to_string(here.join("rsendmail.conf")).unwrap();
+    let Some(out) = with_system_config(&here, &conf, &script, MSG) else {
+        let _ = fs::remove_dir_all(&here);
+        return;
+    };
     let said = text(&out.stdout);
     let dead = user.home.join("dead.letter");
     assert!(

@@ -417,6 +417,28 @@ fn admin(conf: &Path, args: &[&str]) -> Output {
     run_limited(&admin_bin(), &full, b"")
 }
 
+/// `rsendmail-admin init --group <the spool group>` on `env`'s configuration, as root:
+/// it must succeed.
+#[track_caller]
+fn init_spool(env: &Env) {
+    let out = admin(&env.conf, &["init", "--group", spool_group()]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+}
+
+/// The ID of the (one) entry queued in `spool`.
+fn queued_id(spool: &Path) -> String {
+    fs::read_dir(spool)
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("qf"))
+                .map(str::to_string)
+        })
+        .expect("queued")
+}
+
 /// A group fit for a spool ([`crate::harness::fit_group`]): what `init --group` is given.
 fn spool_group() -> &'static str {
     crate::harness::fit_group().0
@@ -3399,8 +3421,7 @@ fn acls_giving_others_anything_on_the_spool_are_refused_and_init_removes_them() 
     let u = test_user();
     let all = u32::MAX;
     let env = Env::new();
-    let out = admin(&env.conf, &["init", "--group", spool_group()]);
-    assert!(out.status.success(), "{}", text(&out.stdout));
+    init_spool(&env);
     fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
     // A default ACL on the spool: every entry made there would be hers to read.
     set_acl(
@@ -3584,8 +3605,7 @@ fn an_acl_letting_a_user_write_the_spool_or_above_it_is_refused() {
     let conf = conf_dir.join("rsendmail.conf");
     fs::copy(&env.conf, &conf).unwrap();
     env.conf = conf;
-    let out = admin(&env.conf, &["init", "--group", spool_group()]);
-    assert!(out.status.success(), "{}", text(&out.stdout));
+    init_spool(&env);
     fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
     set_user_acl(&env.dir, Some(u.uid));
     assert_eq!(owner_mode(&env.dir), (0o775, 0, 0));
@@ -3665,8 +3685,7 @@ fn only_root_makes_the_layout_and_a_users_sub_directory_is_refused() {
         "{said}"
     );
     assert_eq!(fs::read_dir(&env.spool).unwrap().count(), 0, "{said}");
-    let out = admin(&env.conf, &["init", "--group", spool_group()]);
-    assert!(out.status.success(), "{}", text(&out.stdout));
+    init_spool(&env);
     // The system configuration, as an installed one (read by debug builds only).
     let sys = [("RSENDMAIL_SYSTEM_CONFIG", conf)];
     let out = as_member(&sm, &["-odq", "bob@example.org"], &sys, MSG);
@@ -3688,8 +3707,7 @@ fn only_root_makes_the_layout_and_a_users_sub_directory_is_refused() {
                 "{sub} {args:?}: {said}"
             );
         }
-        let out = admin(&env.conf, &["init", "--group", spool_group()]);
-        assert!(out.status.success(), "{}", text(&out.stdout));
+        init_spool(&env);
         assert_eq!(owner_mode(&p), (0o2770, 0, spool_gid()));
     }
     let out = run_limited(
@@ -3710,8 +3728,7 @@ fn a_layout_check_fails_is_refused_by_every_program() {
     }
     let u = test_user();
     let env = Env::new();
-    let out = admin(&env.conf, &["init", "--group", spool_group()]);
-    assert!(out.status.success(), "{}", text(&out.stdout));
+    init_spool(&env);
     fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
     let tmp = env.spool.join("tmp");
     let hold = env.spool.join("hold");
@@ -3759,8 +3776,7 @@ fn a_layout_check_fails_is_refused_by_every_program() {
                 && l.contains("(fix: ")),
             "{said}"
         );
-        let out = admin(&env.conf, &["init", "--group", spool_group()]);
-        assert!(out.status.success(), "{}", text(&out.stdout));
+        init_spool(&env);
         assert_eq!(
             owner_mode(&dir),
             (0o2770, 0, spool_gid()),
@@ -3866,8 +3882,7 @@ fn a_spool_of_a_group_unfit_for_it_is_refused_everywhere() {
     }
     let u = test_user();
     let env = Env::new();
-    let out = admin(&env.conf, &["init", "--group", spool_group()]);
-    assert!(out.status.success(), "{}", text(&out.stdout));
+    init_spool(&env);
     let c = env.conf.to_str().unwrap();
     let out = run_limited(
         &env.link("sendmail"),
@@ -3875,16 +3890,7 @@ fn a_spool_of_a_group_unfit_for_it_is_refused_everywhere() {
         MSG,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let id = fs::read_dir(&env.spool)
-        .unwrap()
-        .flatten()
-        .find_map(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|n| n.strip_prefix("qf"))
-                .map(str::to_string)
-        })
-        .expect("queued");
+    let id = queued_id(&env.spool);
     for (gid, why) in [
         (0, "of the group root, root's group".to_string()),
         (u.gid, format!("the primary group of the user {TEST_USER}")),
@@ -3918,8 +3924,7 @@ fn the_spool_groups_verdict_is_recorded_by_root_and_only_roots_is_taken() {
     }
     let u = test_user();
     let env = Env::new();
-    let out = admin(&env.conf, &["init", "--group", spool_group()]);
-    assert!(out.status.success(), "{}", text(&out.stdout));
+    init_spool(&env);
     let c = env.conf.to_str().unwrap();
     let submit = || {
         run_limited(
@@ -4000,8 +4005,7 @@ fn a_spool_the_programs_refuse_is_not_listed() {
     }
     let u = test_user();
     let env = Env::new();
-    let out = admin(&env.conf, &["init", "--group", spool_group()]);
-    assert!(out.status.success(), "{}", text(&out.stdout));
+    init_spool(&env);
     fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
     let c = env.conf.to_str().unwrap();
     let out = run_limited(
@@ -4010,16 +4014,7 @@ fn a_spool_the_programs_refuse_is_not_listed() {
         MSG,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let id = fs::read_dir(&env.spool)
-        .unwrap()
-        .flatten()
-        .find_map(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|n| n.strip_prefix("qf"))
-                .map(str::to_string)
-        })
-        .expect("queued");
+    let id = queued_id(&env.spool);
     let tmp = env.spool.join("tmp");
     let uid = u.uid.to_string();
     /// What spoils the spool (false: it could not, said), and the words it is refused with.
@@ -4079,8 +4074,7 @@ fn a_spool_the_programs_refuse_is_not_listed() {
         refused_by_all(&env, &want, 78);
         refused_by_all(&env, "rsendmail-admin init", 78);
         admin_listings_refuse(&env, &want, &id);
-        let out = admin(&env.conf, &["init", "--group", spool_group()]);
-        assert!(out.status.success(), "{}", text(&out.stdout));
+        init_spool(&env);
         for args in [&["list"][..], &["show", &id]] {
             let out = admin(&env.conf, args);
             assert_eq!(

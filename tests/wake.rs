@@ -6,61 +6,15 @@
 //! deliveries kept apart by destination: local mail and another server's mail are not
 //! held behind a slow server's reply, and a burst still shares one session.
 
-use crate::harness::servers::{Sink, relay_env, start_peer};
+use crate::harness::servers::{Peer, Sink, relay_env, start_peer};
 use crate::harness::{
-    Env, MSG, as_member, can_switch_user, closed_tcp_port, sigterm, test_user, user_ids,
-    user_visible_bin, wait_exit, wait_until, wait_until_or,
+    Env, MSG, Runner, as_member, can_switch_user, closed_tcp_port, listened_on, test_user,
+    user_ids, user_visible_bin, wait_until, wait_until_or,
 };
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A persistent root queue runner (`-q1h -qf`, the packaged service's form, with an
-/// interval far longer than any test) on `conf`, stopped with SIGTERM when dropped.
-struct Runner(Child);
-
-impl Runner {
-    fn start(env: &Env, conf: &Path) -> Runner {
-        let child = Command::new(env.link("sendmail"))
-            .args(["-C", conf.to_str().unwrap(), "-q1h", "-qf"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the runner");
-        Runner(child)
-    }
-
-    /// [`Runner::start`] on the env's own config, once it listens on its wake-up
-    /// endpoint ([`listened_on`]).
-    fn listening(env: &Env) -> Runner {
-        let runner = Runner::start(env, &env.conf);
-        wait_until_or(
-            Duration::from_secs(30),
-            "the runner to listen on its endpoint",
-            || env.listing(),
-            || listened_on(env),
-        );
-        runner
-    }
-
-    fn stop(mut self) {
-        sigterm(&self.0);
-        let st = wait_exit(&mut self.0, Duration::from_secs(10)).expect("the runner stopped");
-        assert!(st.success(), "{st:?}");
-    }
-}
-
-impl Drop for Runner {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 fn endpoint(env: &Env) -> PathBuf {
     env.spool.join("wakeup")
@@ -68,26 +22,6 @@ fn endpoint(env: &Env) -> PathBuf {
 
 fn is_fifo(p: &Path) -> bool {
     fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_fifo())
-}
-
-/// Whether a runner listens on the env's endpoint as a submission finds it: a FIFO with
-/// a reader (opening it to write without waiting succeeds; nothing is written), group
-/// the spool's and mode 0620, the last things the runner sets. The FIFO alone is there
-/// before: the runner makes it, then opens it and sets its group and mode.
-fn listened_on(env: &Env) -> bool {
-    use std::os::unix::fs::OpenOptionsExt;
-    let p = endpoint(env);
-    let Ok(md) = fs::symlink_metadata(&p) else {
-        return false;
-    };
-    md.file_type().is_fifo()
-        && md.mode() & 0o7777 == 0o620
-        && fs::metadata(&env.spool).is_ok_and(|s| s.gid() == md.gid())
-        && fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
-            .open(&p)
-            .is_ok()
 }
 
 /// A relay to a fresh smtp-sink with a MAILLOG, and a periodic runner listening on its
@@ -638,6 +572,30 @@ fn a_running_root_runner_delivers_a_users_mail_to_a_third_users_mailbox() {
     runner.stop();
 }
 
+/// Waits until root's mailbox in `env` holds `what` (one message) while `peer`, slow
+/// to answer a final dot, has taken nothing; then until the peer has taken its message
+/// and the queue is empty, each message delivered once. The peer's message.
+fn root_first_then_the_slow_server(env: &Env, peer: &Peer, what: &str) -> (String, Vec<u8>) {
+    let mbox = env.dir.join("mail/root");
+    wait_until_or(
+        Duration::from_secs(25),
+        &format!("{what} while the slow server has not answered"),
+        || format!("{}\n{}", peer.transcript(), env.listing()),
+        || count_in(&mbox) == 1,
+    );
+    assert!(
+        peer.messages().is_empty(),
+        "the slow server answered before {what} arrived: {}",
+        peer.transcript()
+    );
+    assert_eq!(peer.wait_for(1, Duration::from_secs(60)).len(), 1);
+    env.wait_until_empty(Duration::from_secs(20));
+    let mut got = peer.messages();
+    assert_eq!(got.len(), 1, "the server's message once");
+    assert_eq!(count_in(&mbox), 1, "root's once");
+    got.remove(0)
+}
+
 /// The runner's config to the fault server at `port`, with room for a reply to the
 /// final dot that takes 30 seconds.
 fn slow_relay_env(port: u16) -> Env {
@@ -665,22 +623,7 @@ fn local_mail_is_not_held_behind_a_slow_server() {
     peer.wait_transcript("DATA-END", Duration::from_secs(30));
     let conf = env.conf.to_str().unwrap();
     submit_as_member(&user_bin, conf, "root");
-    let mbox = env.dir.join("mail/root");
-    wait_until_or(
-        Duration::from_secs(25),
-        "the local mail while the slow server has not answered",
-        || format!("{}\n{}", peer.transcript(), env.listing()),
-        || count_in(&mbox) == 1,
-    );
-    assert!(
-        peer.messages().is_empty(),
-        "the slow server answered before the local mail arrived: {}",
-        peer.transcript()
-    );
-    assert_eq!(peer.wait_for(1, Duration::from_secs(60)).len(), 1);
-    env.wait_until_empty(Duration::from_secs(20));
-    assert_eq!(peer.messages().len(), 1, "each message once");
-    assert_eq!(count_in(&mbox), 1, "each message once");
+    root_first_then_the_slow_server(&env, &peer, "the local mail");
     runner.stop();
 }
 
@@ -854,22 +797,7 @@ fn a_messages_local_recipients_do_not_wait_for_its_remote_ones() {
     let env = slow_relay_env(peer.port);
     let runner = Runner::listening(&env);
     env.sendmail(&["stall@example.org", "root"], MSG).code(0);
-    let mbox = env.dir.join("mail/root");
-    wait_until_or(
-        Duration::from_secs(25),
-        "root's copy while the slow server has not answered",
-        || format!("{}\n{}", peer.transcript(), env.listing()),
-        || count_in(&mbox) == 1,
-    );
-    assert!(
-        peer.messages().is_empty(),
-        "the slow server answered before root's copy arrived: {}",
-        peer.transcript()
-    );
-    assert_eq!(peer.wait_for(1, Duration::from_secs(60)).len(), 1);
-    env.wait_until_empty(Duration::from_secs(20));
-    assert_eq!(peer.messages().len(), 1, "each copy once");
-    assert_eq!(count_in(&mbox), 1, "each copy once");
+    root_first_then_the_slow_server(&env, &peer, "root's copy");
     runner.stop();
 }
 
@@ -891,23 +819,8 @@ fn local_mail_is_not_held_behind_a_forward_to_a_slow_server() {
     env.sendmail(&[crate::harness::TEST_USER], MSG).code(0);
     peer.wait_transcript("DATA-END", Duration::from_secs(30));
     env.sendmail(&["root"], MSG).code(0);
-    let mbox = env.dir.join("mail/root");
-    wait_until_or(
-        Duration::from_secs(25),
-        "root's mail while the forwarded copy's server has not answered",
-        || format!("{}\n{}", peer.transcript(), env.listing()),
-        || count_in(&mbox) == 1,
-    );
-    assert!(
-        peer.messages().is_empty(),
-        "the slow server answered before root's mail arrived: {}",
-        peer.transcript()
-    );
-    let got = peer.wait_for(1, Duration::from_secs(60));
-    assert_eq!(got.len(), 1);
-    assert!(got[0].0.contains("stallfw@example.org"), "{}", got[0].0);
-    env.wait_until_empty(Duration::from_secs(20));
-    assert_eq!(peer.messages().len(), 1, "the forwarded copy once");
+    let (got, _) = root_first_then_the_slow_server(&env, &peer, "root's mail");
+    assert!(got.contains("stallfw@example.org"), "{got}");
     runner.stop();
 }
 
@@ -1283,6 +1196,60 @@ fn a_users_hung_program_holds_only_her_own_local_mail() {
     );
     env.wait_until_empty(Duration::from_secs(60));
     assert_eq!(count_in(&mbox), 1, "root's mail once");
+    runner.stop();
+}
+
+/// As many messages as the runner makes local deliveries at once, each to another
+/// `user+detail` of a user whose `.forward` pipes to a program that hangs until it is
+/// let go, then one to root: the runner counts the mailbox or target a name reaches,
+/// not the name, so the user's mail goes one message at a time whatever its detail,
+/// holds one delivery, and root's arrives while the program still hangs; once it is
+/// let go, every message is delivered, the program never running twice at once.
+#[test]
+fn a_users_hung_program_holds_one_delivery_whatever_detail_her_mail_names() {
+    if !can_switch_user() {
+        return;
+    }
+    let _turn = crate::local::forward_turn();
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let (env, open) = slow_local_env(peer.port, "", "");
+    crate::local::write_forward(&format!(
+        "\"|/bin/sh -c 'mkdir {0}/running || touch {0}/overlap; touch {0}/started; \
+         while [ ! -e {0}/go ]; do sleep 0.1; done; rmdir {0}/running; cat >/dev/null'\"\n",
+        open.display()
+    ));
+    let runner = Runner::listening(&env);
+    let at_once = std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .saturating_mul(4)
+        .max(8);
+    for i in 0..at_once {
+        let rcpt = format!("{}+d{i}", crate::harness::TEST_USER);
+        env.sendmail(&[&rcpt], MSG).code(0);
+    }
+    wait_until_or(
+        Duration::from_secs(30),
+        "the program to start",
+        || env.listing(),
+        || open.join("started").exists(),
+    );
+    env.sendmail(&["root"], MSG).code(0);
+    let mbox = env.dir.join("mail/root");
+    let arrived = wait_for_true(Duration::from_secs(25), || count_in(&mbox) == 1);
+    fs::write(open.join("go"), "").unwrap();
+    assert!(
+        arrived,
+        "root's mail waited for the user's program: {}",
+        env.listing()
+    );
+    env.wait_until_empty(Duration::from_secs(60));
+    assert_eq!(count_in(&mbox), 1, "root's mail once");
+    assert!(
+        !open.join("overlap").exists(),
+        "the program ran for two messages at once"
+    );
     runner.stop();
 }
 

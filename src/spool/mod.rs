@@ -340,30 +340,15 @@ fn unsafe_path(path: &Path, md: &fs::Metadata, wanted: Kind) -> io::Error {
         io::ErrorKind::PermissionDenied,
         Unsafe {
             path: path.to_path_buf(),
-            found: describe(md.file_type(), md.nlink()),
+            found: if md.file_type().is_file() && md.nlink() != 1 {
+                format!("a regular file with {} links", md.nlink())
+            } else {
+                safety::kind_of(&md.file_type()).to_string()
+            },
             wanted,
             linked: md.file_type().is_file() && md.nlink() > 1,
         },
     )
-}
-
-fn describe(ft: fs::FileType, nlink: u64) -> String {
-    use std::os::unix::fs::FileTypeExt;
-    if ft.is_symlink() {
-        "a symbolic link".into()
-    } else if ft.is_fifo() {
-        "a FIFO".into()
-    } else if ft.is_socket() {
-        "a socket".into()
-    } else if ft.is_block_device() || ft.is_char_device() {
-        "a device".into()
-    } else if ft.is_dir() {
-        "a directory".into()
-    } else if nlink != 1 {
-        format!("a regular file with {nlink} links")
-    } else {
-        "a regular file".into()
-    }
 }
 
 /// Open a file or folder of the spool. Every open in the spool goes through here: never
