@@ -434,7 +434,10 @@ fn queue_run_closes_removed_entries_beside_its_workers() {
             let qf = format!("qf{id}");
             if l.contains("unlink") && l.contains(&format!("{qf}\"")) {
                 unlinked.insert(id.clone(), tid(l));
-            } else if l.contains("close(") && l.contains(&format!("{qf} (deleted)")) {
+            } else if l.contains("close(")
+                && l.contains(&format!("{qf}>"))
+                && l.contains("(deleted)")
+            {
                 closed.push((id.clone(), tid(l)));
             }
         }
