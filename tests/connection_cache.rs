@@ -415,6 +415,53 @@ fn queue_run_syncs_its_removals_together() {
     );
 }
 
+/// A worker does not wait for a removed entry's files to be freed: it unlinks the entry,
+/// and the run's closer (`runner::Removals`) closes the descriptors of the file no path
+/// names any more (whose last close frees its blocks) and syncs the directory.
+#[test]
+fn queue_run_closes_removed_entries_beside_its_workers() {
+    let options = ["-f", "-qq", "-y", "-e", "trace=unlink,unlinkat,close,fsync"];
+    let Some(run) = TracedSinkRun::run("", "c", 12, &options) else {
+        return;
+    };
+    let t = fs::read_to_string(&run.trace).unwrap();
+    // Who unlinked each entry's queue file, and who closed it once unlinked.
+    let tid = |l: &str| l.split_whitespace().next().unwrap_or("").to_string();
+    let mut unlinked = std::collections::HashMap::new();
+    let mut closed = Vec::new();
+    for l in t.lines() {
+        for id in &run.queued {
+            let qf = format!("qf{id}");
+            if l.contains("unlink") && l.contains(&format!("{qf}\"")) {
+                unlinked.insert(id.clone(), tid(l));
+            } else if l.contains("close(")
+                && l.contains(&format!("{qf}>"))
+                && l.contains("(deleted)")
+            {
+                closed.push((id.clone(), tid(l)));
+            }
+        }
+    }
+    assert_eq!(unlinked.len(), 12, "each entry unlinked:\n{t}");
+    assert!(!closed.is_empty(), "no close of a removed entry:\n{t}");
+    for (id, by) in &closed {
+        assert_ne!(
+            unlinked.get(id),
+            Some(by),
+            "qf{id} closed by the worker that unlinked it:\n{t}"
+        );
+    }
+    // The closer syncs the directory too.
+    let syncs: Vec<&str> = t.lines().filter(|l| l.contains("fsync(")).collect();
+    assert!((1..=2).contains(&syncs.len()), "{syncs:?}");
+    assert!(
+        syncs
+            .iter()
+            .all(|s| !unlinked.values().any(|w| *w == tid(s))),
+        "a worker synced:\n{t}"
+    );
+}
+
 /// `strace OPTIONS -o TRACE sendmail -C conf -qf`: a queue run traced into `trace`.
 fn traced_run(env: &Env, options: &[&str], trace: &Path) -> Command {
     let mut cmd = Command::new("strace");

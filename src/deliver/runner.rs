@@ -33,26 +33,65 @@ pub const REMOVAL_SYNC_BATCH: usize = 64;
 /// removal; the run's end syncs what is left.
 pub const REMOVAL_SYNC_AGE: Duration = Duration::from_millis(500);
 
+/// How many removed entries wait for [`Removals`]' closer at most: a worker that finds
+/// that many waiting waits too (each holds two descriptors).
+pub const REMOVAL_CLOSE_BACKLOG: usize = 32;
+
 /// The removals of one run and their directory syncs, batched: an entry whose recipients
-/// are all final is unlinked at once (so no other process takes it again), and the spool
-/// directory is synced once for up to [`REMOVAL_SYNC_BATCH`] of them, or
+/// are all final is unlinked at once by its worker (so no other process takes it again),
+/// and the spool directory is synced once for up to [`REMOVAL_SYNC_BATCH`] of them, or
 /// [`REMOVAL_SYNC_AGE`] after the first, and at the end of the run. A crash in between
 /// may bring those entries back and their recipients are tried again, as after a crash in
 /// sendmail, Postfix or dma, which do not sync a removal at all; nothing is ever lost, and
 /// without a crash nothing is sent twice.
+///
+/// The unlinked entry's descriptors (and with them its lock) are closed, and the
+/// directory synced, by a thread of the run's own, the closer, so that the worker goes
+/// on to its next message at once: the last close of an unlinked file frees its blocks,
+/// which on a file system mounted with `discard` waits for the device, and the sync
+/// waits for the journal. The entry is gone from the spool before the closer has it;
+/// its lock, held a little longer, covers a file no path names (a process that opened
+/// it before the unlink finds it gone once locked, `Spool::lock_live`). When the closer
+/// cannot be started, the worker does both itself.
 struct Removals<'a> {
     spool: &'a Spool,
-    /// Removed and not synced yet: how many, since when.
-    pending: Mutex<(usize, Option<std::time::Instant>)>,
+    /// The closer, started by the first removal; `None` in it: it could not be started.
+    closer: Mutex<Option<Option<Closer>>>,
     /// Whether the run removed any entry (its index lines are then dead).
     any: AtomicBool,
+}
+
+/// [`Removals`]' thread: the removed entries it closes, and its end.
+struct Closer {
+    tx: std::sync::mpsc::SyncSender<LockedEntry>,
+    done: std::thread::JoinHandle<()>,
+}
+
+/// The closer's loop: each removed entry closed, and the spool directory synced when
+/// [`REMOVAL_SYNC_BATCH`] entries were removed since the last sync, or the first of them
+/// [`REMOVAL_SYNC_AGE`] ago (looked at with each), and once more when the run ends.
+fn close_removed(spool: Spool, rx: std::sync::mpsc::Receiver<LockedEntry>) {
+    let mut pending: (usize, Option<std::time::Instant>) = (0, None);
+    for locked in rx {
+        // Every entry sent was unlinked before it was sent.
+        drop(locked);
+        pending.0 += 1;
+        let first = *pending.1.get_or_insert_with(std::time::Instant::now);
+        if pending.0 >= REMOVAL_SYNC_BATCH || first.elapsed() >= REMOVAL_SYNC_AGE {
+            pending = (0, None);
+            spool.sync_removals();
+        }
+    }
+    if pending.0 > 0 {
+        spool.sync_removals();
+    }
 }
 
 impl<'a> Removals<'a> {
     fn new(spool: &'a Spool) -> Self {
         Removals {
             spool,
-            pending: Mutex::new((0, None)),
+            closer: Mutex::new(None),
             any: AtomicBool::new(false),
         }
     }
@@ -62,7 +101,7 @@ impl<'a> Removals<'a> {
     fn finish(&self, mut locked: LockedEntry) {
         let state = locked.pending_state.take();
         match locked.remove_unsynced() {
-            Ok(()) => self.removed(),
+            Ok(()) => self.removed(locked),
             Err(e) => {
                 log::error!("{e}");
                 if let Some(st) = state
@@ -74,36 +113,52 @@ impl<'a> Removals<'a> {
         }
     }
 
-    /// One more removal; the directory is synced when the batch is full or old enough.
-    fn removed(&self) {
+    /// An entry just unlinked, for the closer; closed and synced here when there is none.
+    fn removed(&self, locked: LockedEntry) {
         self.any.store(true, Ordering::SeqCst);
-        let due = {
-            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            p.0 += 1;
-            let first = *p.1.get_or_insert_with(std::time::Instant::now);
-            let due = p.0 >= REMOVAL_SYNC_BATCH || first.elapsed() >= REMOVAL_SYNC_AGE;
-            if due {
-                *p = (0, None);
-            }
-            due
+        let tx = {
+            let mut c = self.closer.lock().unwrap_or_else(|p| p.into_inner());
+            let c = c.get_or_insert_with(|| {
+                let (tx, rx) = std::sync::mpsc::sync_channel(REMOVAL_CLOSE_BACKLOG);
+                let spool = self.spool.clone();
+                std::thread::Builder::new()
+                    .name("removals".into())
+                    .spawn(move || close_removed(spool, rx))
+                    .map(|done| Closer { tx, done })
+                    .map_err(|e| log::warn!("removed entries closed by their workers: {e}"))
+                    .ok()
+            });
+            c.as_ref().map(|c| c.tx.clone())
         };
-        // Every removal counted in this batch was unlinked before it was counted.
-        if due {
-            self.spool.sync_removals();
-        }
+        let locked = match tx {
+            Some(tx) => match tx.send(locked) {
+                Ok(()) => return,
+                // The closer ended (it cannot, short of a panic): done here.
+                Err(back) => back.0,
+            },
+            None => locked,
+        };
+        drop(locked);
+        self.spool.sync_removals();
     }
 
-    /// Sync what was removed and not synced yet (the run's end); then, when the run
-    /// removed any entry, compact the index if finished entries fill most of it
-    /// (`index::compact_if_bloated`): a host that only flushes (`-qR`, ETRN) never
-    /// runs the full queue run that would.
+    /// Wait for the closer to close what it was given and sync the directory (the run's
+    /// end); then, when the run removed any entry, compact the index if finished entries
+    /// fill most of it (`index::compact_if_bloated`): a host that only flushes (`-qR`,
+    /// ETRN) never runs the full queue run that would.
     fn flush(&self) {
-        let any = {
-            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            std::mem::take(&mut *p).0 > 0
-        };
-        if any {
-            self.spool.sync_removals();
+        let closer = self
+            .closer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .flatten();
+        if let Some(Closer { tx, done }) = closer {
+            drop(tx);
+            if done.join().is_err() {
+                // Its entries were unlinked; only their sync may be missing.
+                self.spool.sync_removals();
+            }
         }
         if self.any.load(Ordering::SeqCst) {
             rsendmail::spool::index::compact_if_bloated(self.spool);

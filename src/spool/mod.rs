@@ -1577,21 +1577,15 @@ impl Spool {
         })
     }
 
-    /// Try to take the delivery lock of an entry. `Ok(None)`: someone else holds it, or the
-    /// entry was finished meanwhile — skip it.
+    /// Try to take the delivery lock of an entry, and read it under that lock, its
+    /// message's sum checked before anything is sent (a damaged one: `Corrupt`, and the
+    /// lock let go). `Ok(None)`: someone else holds it, or the entry was finished
+    /// meanwhile — skip it.
     pub fn lock_entry(&self, id: &str) -> Result<Option<LockedEntry>, ReadError> {
         let Some((f, held)) = self.open_locked(id)? else {
             return Ok(None);
         };
         let entry = self.read_open_entry_seen(id, f, true, Some(held))?;
-        self.take_locked(entry).map(Some)
-    }
-
-    /// An entry read under its delivery lock, still held ([`Spool::lock_entry`]'s read,
-    /// or [`Spool::peek_entry`]'s kept until its attempt by a queue run:
-    /// `queue::Batches::next_held`), taken for an attempt: its message's sum checked
-    /// before anything is sent (a damaged one: `Corrupt`, and the lock let go).
-    pub fn take_locked(&self, entry: QueuedEntry) -> Result<LockedEntry, ReadError> {
         let lock = entry.file.try_clone().map_err(ReadError::Io)?;
         check_sum(&entry)?;
         let mut locked = LockedEntry {
@@ -1617,15 +1611,16 @@ impl Spool {
                 log::warn!("{id}: delivery journal not recorded: {}", f.message);
             }
         }
-        Ok(locked)
+        Ok(Some(locked))
     }
 
     /// An entry as a queue run's selection reads it (`queue::Batches`): locked while it
     /// is read, as [`Spool::lock_entry`] locks it (`Ok(None)`: a deliverer holds it, or
-    /// it was finished meanwhile), and let go when the entry returned is dropped, or
-    /// kept locked until its attempt takes it ([`Spool::take_locked`]). The message's
-    /// sum is not checked here: [`Spool::take_locked`] checks it before anything is
-    /// sent, and the run moves a damaged entry aside then.
+    /// it was finished meanwhile), and let go when the entry returned is dropped: its
+    /// attempt locks and reads it again ([`Spool::lock_entry`]), so that an entry waiting
+    /// its turn is never held. The message's sum is not checked here:
+    /// [`Spool::lock_entry`] checks it before anything is sent, and the run moves a
+    /// damaged entry aside then.
     pub fn peek_entry(&self, id: &str) -> Result<Option<QueuedEntry>, ReadError> {
         let Some((f, held)) = self.open_locked(id)? else {
             return Ok(None);
