@@ -915,6 +915,17 @@ impl Config {
         settings: &Settings,
         spool_group: Option<u32>,
     ) -> Vec<UntrustedFile> {
+        self.untrusted_files_among(settings, spool_group, |_| true)
+    }
+
+    /// [`Config::untrusted_files`] of the kinds `wanted` takes (by their keyword:
+    /// `CONFIG`, `ALIASES`, ..., `MAILSPOOL`); the paths of the others are not walked.
+    fn untrusted_files_among(
+        &self,
+        settings: &Settings,
+        spool_group: Option<u32>,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Vec<UntrustedFile> {
         let alias_file = settings.alias_file.as_ref().unwrap_or(&self.aliases);
         let mailname = self
             .mailname
@@ -926,7 +937,7 @@ impl Config {
         let mut out = Vec::new();
         // The configuration file itself chooses all of them, and where mail goes: held
         // to the same rule.
-        if let Some(p) = &self.file {
+        if let Some(p) = self.file.as_ref().filter(|_| wanted("CONFIG")) {
             let risks = crate::spool::safety::file_risks_trusting(p, &[], spool_group);
             if !risks.is_empty() {
                 out.push(UntrustedFile {
@@ -948,7 +959,9 @@ impl Config {
             ("MAILLOG", self.maillog.as_ref(), &log_groups),
             ("PidFile", settings.pid_file.as_ref(), &[]),
         ] {
-            let Some(p) = path else { continue };
+            let Some(p) = path.filter(|_| wanted(what)) else {
+                continue;
+            };
             let risks = crate::spool::safety::file_risks_trusting(p, groups, spool_group);
             if risks.is_empty() {
                 continue;
@@ -965,7 +978,7 @@ impl Config {
         // The mail spool, where root makes and writes users' mailboxes: a root process
         // holds it to the rule too ([`crate::spool::safety::mail_spool_risks`]); any
         // other writes there only its own user's mailbox.
-        if crate::spool::safety::root_process() {
+        if wanted("MAILSPOOL") && crate::spool::safety::root_process() {
             let risks = crate::spool::safety::mail_spool_risks(&self.mail_spool);
             if !risks.is_empty() {
                 let (at, named) = self.file_named(settings, "MAILSPOOL");
@@ -985,9 +998,10 @@ impl Config {
     /// could change it; run before anything is read for delivery or written. MAILLOG is
     /// not among them: the log writer never opens an unsafe one
     /// ([`crate::log::open_log_file_for`]) and says so, logging to syslog instead, so an
-    /// unsafe log file (Ubuntu's `/var/log` is group-writable) stops no mail.
+    /// unsafe log file (Ubuntu's `/var/log` is group-writable) stops no mail, and its
+    /// path is not walked here a second time.
     pub fn check_trust(&self, settings: &Settings, spool_group: Option<u32>) -> Result<(), Fatal> {
-        self.refuse_untrusted(settings, spool_group, |u| u.what != "MAILLOG")
+        self.refuse_untrusted(settings, spool_group, |what| what != "MAILLOG")
     }
 
     /// [`Config::check_trust`] for the configuration file alone: for what reads no file
@@ -997,20 +1011,20 @@ impl Config {
         settings: &Settings,
         spool_group: Option<u32>,
     ) -> Result<(), Fatal> {
-        self.refuse_untrusted(settings, spool_group, |u| u.what == "CONFIG")
+        self.refuse_untrusted(settings, spool_group, |what| what == "CONFIG")
     }
 
-    /// The first of [`Config::untrusted_files`] that `which` takes, refused (EX_CONFIG).
+    /// The first of [`Config::untrusted_files`] of the kinds `which` takes, refused
+    /// (EX_CONFIG).
     fn refuse_untrusted(
         &self,
         settings: &Settings,
         spool_group: Option<u32>,
-        which: impl Fn(&UntrustedFile) -> bool,
+        which: impl Fn(&str) -> bool,
     ) -> Result<(), Fatal> {
         match self
-            .untrusted_files(settings, spool_group)
-            .iter()
-            .find(|u| which(u))
+            .untrusted_files_among(settings, spool_group, which)
+            .first()
         {
             Some(u) => Err(Fatal::new(
                 Sysexit::Config,

@@ -2,6 +2,7 @@
 
 use crate::harness::{Env, MSG};
 use std::fs;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 fn mode_of(env: &Env) -> String {
@@ -879,6 +880,67 @@ fn a_small_open_files_limit_commits_or_fails_cleanly() {
         }
     }
     assert!(committed > 0, "no submission got through");
+}
+
+/// The ACL reads (getxattr, lgetxattr) of a queue-only submission to a remote
+/// recipient, as strace shows them, with MAILLOG set to `log`; None without strace.
+fn acl_reads_of_a_submission(env: &Env, log: &Path) -> Option<String> {
+    if !crate::harness::require("strace") {
+        return None;
+    }
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    env.sendmail(&["-odq", "first@example.org"], MSG).code(0);
+    let msg = env.dir.join("msg");
+    fs::write(&msg, MSG).unwrap();
+    let trace = env.dir.join("trace");
+    let st = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=getxattr,lgetxattr", "-o"])
+        .arg(&trace)
+        .arg(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-odq", "bob@example.org"])
+        .stdin(fs::File::open(&msg).unwrap())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    Some(fs::read_to_string(&trace).unwrap())
+}
+
+/// A queue-only submission checks the ACLs of every path it trusts (the config, the
+/// log, the spool and its directories, each directory above them), nearly always to find
+/// none: each such read asks for a small buffer, not the 64 KiB an attribute may reach
+/// (zeroing that buffer some 30 times was two thirds of the instructions a submission
+/// executed). A larger attribute is still read whole (`spool::safety`'s unit tests).
+#[test]
+fn acl_reads_of_a_submission_ask_for_small_buffers() {
+    let env = Env::new();
+    let Some(t) = acl_reads_of_a_submission(&env, &env.dir.join("mail.log")) else {
+        return;
+    };
+    let reads: Vec<&str> = t.lines().filter(|l| l.contains("getxattr(")).collect();
+    assert!(!reads.is_empty(), "no ACL was read:\n{t}");
+    let big: Vec<&&str> = reads.iter().filter(|l| l.contains(", 65536)")).collect();
+    assert!(
+        big.is_empty(),
+        "{} of {} ACL reads asked for 64 KiB:\n{t}",
+        big.len(),
+        reads.len()
+    );
+}
+
+/// The log file's path is checked once a submission, where the log is opened (an unsafe
+/// log is not opened, and stops no mail); the check of the files the config names
+/// before the message is read leaves it out rather than walking it again.
+#[test]
+fn a_submission_checks_the_log_files_path_once() {
+    let env = Env::new();
+    let log = env.dir.join("mail.log");
+    let Some(t) = acl_reads_of_a_submission(&env, &log) else {
+        return;
+    };
+    let quoted = format!("\"{}\"", log.display());
+    let n = t.lines().filter(|l| l.contains(&quoted)).count();
+    assert_eq!(n, 1, "the log's ACL read {n} times:\n{t}");
 }
 
 /// Under a file-size limit (`ulimit -f`, systemd's `LimitFSIZE=`) a message larger than
