@@ -2454,9 +2454,14 @@ fn deliverer_step(t: &mut Tally, s: &app::Setup) {
                 owner_mode(&d),
                 deliver.display(),
                 writer(&d),
-                // A directory a user holds is never adopted (she could swap it first).
+                // A directory no one could swap for a link (everything above it root's
+                // alone: its own owner cannot rename it) is made root's; one below a
+                // directory or link a user holds is never adopted.
                 if s.spool.private
-                    || crate::spool::safety::holder(dir) == crate::spool::safety::Holder::Root
+                    || !matches!(
+                        crate::spool::safety::holder(dir),
+                        crate::spool::safety::Holder::Others(_)
+                    )
                 {
                     cmds(dir, &d, "go-w")
                 } else {
