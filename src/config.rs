@@ -1779,56 +1779,71 @@ pub struct AuthEntry {
 }
 
 /// Parse dma's auth.conf (the file's mode is checked where it is opened for delivery).
+/// Every bad line is named (`name: line N: why`, joined by `; ` on one line), not only
+/// the first, as the configuration file's are: one correction does not reveal the next.
 pub fn parse_auth(text: &str, name: &str) -> Result<Vec<AuthEntry>, Fatal> {
     fault(text.as_bytes(), name)?;
     let mut out = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
     let mut hosts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim_end_matches('\r');
         if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
-        let said =
-            |why: &str| Fatal::new(Sysexit::Config, format!("{name}: line {}: {why}", i + 1));
-        let bad = || said("expected user|host:password");
-        let (user, rest) = line.split_once('|').ok_or_else(bad)?;
-        let (host, password) = rest.split_once(':').ok_or_else(bad)?;
-        if user.is_empty() {
-            return Err(said("no user before '|' (expected user|host:password)"));
+        match auth_line(line, name, &hosts) {
+            Ok(entry) => {
+                hosts.insert(crate::message::address::domain_key(&entry.host), i + 1);
+                out.push(entry);
+            }
+            Err(why) => errors.push(format!("{name}: line {}: {why}", i + 1)),
         }
-        if host.is_empty() {
-            return Err(said(
-                "no host between '|' and ':' (expected user|host:password)",
-            ));
-        }
-        let host = auth_host(host).map_err(|why| said(&why))?;
-        if password.is_empty() {
-            return Err(said(
-                "empty password after ':' (a server that needs AUTH needs one; remove the \
-                 line for a server without AUTH)",
-            ));
-        }
-        // Delivery takes the first line for a host (compared as a domain is:
-        // `Smtp.Example` is `smtp.example`, U-labels are their A-labels), so a second
-        // line for it would never be used: refused, naming both lines (not their text).
-        let key = crate::message::address::domain_key(&host);
-        if let Some(m) = hosts.get(&key) {
-            return Err(Fatal::new(
-                Sysexit::Config,
-                format!(
-                    "{name}: line {}: the host of {name}: line {m} again; one line per host",
-                    i + 1
-                ),
-            ));
-        }
-        hosts.insert(key, i + 1);
-        out.push(AuthEntry {
-            user: user.to_string(),
-            host,
-            password: password.to_string(),
-        });
     }
-    Ok(out)
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(Fatal::new(Sysexit::Config, errors.join("; ")))
+    }
+}
+
+/// One line of auth.conf `name`, or what is wrong with it (never its
+/// text); `hosts`: the hosts of the lines before it, with their numbers.
+fn auth_line(
+    line: &str,
+    name: &str,
+    hosts: &std::collections::HashMap<String, usize>,
+) -> Result<AuthEntry, String> {
+    let bad = || "expected user|host:password".to_string();
+    let (user, rest) = line.split_once('|').ok_or_else(bad)?;
+    let (host, password) = rest.split_once(':').ok_or_else(bad)?;
+    if user.is_empty() {
+        return Err("no user before '|' (expected user|host:password)".to_string());
+    }
+    if host.is_empty() {
+        return Err("no host between '|' and ':' (expected user|host:password)".to_string());
+    }
+    let host = auth_host(host)?;
+    if password.is_empty() {
+        return Err(
+            "empty password after ':' (a server that needs AUTH needs one; remove the line \
+             for a server without AUTH)"
+                .to_string(),
+        );
+    }
+    // Delivery takes the first line for a host (compared as a domain is:
+    // `Smtp.Example` is `smtp.example`, U-labels are their A-labels), so a second
+    // line for it would never be used: refused, naming both lines (not their text).
+    let key = crate::message::address::domain_key(&host);
+    if let Some(m) = hosts.get(&key) {
+        return Err(format!(
+            "the host of {name}: line {m} again; one line per host"
+        ));
+    }
+    Ok(AuthEntry {
+        user: user.to_string(),
+        host,
+        password: password.to_string(),
+    })
 }
 
 /// The host of an auth.conf line as delivery compares it with the host it connects to:
@@ -1928,6 +1943,13 @@ mod tests {
         let auth = parse_auth("bob|smtp.example.org:se:cret\n", "a").unwrap();
         assert_eq!(auth[0].password, "se:cret");
         assert!(parse_auth("nonsense\n", "a").is_err());
+        // Every bad line is named, not only the first.
+        let e = parse_auth("alice|localhost:secret\nbob|localhost:x\nnohost\n", "a").unwrap_err();
+        assert_eq!(
+            e.message,
+            "a: line 2: the host of a: line 1 again; one line per host; \
+             a: line 3: expected user|host:password"
+        );
     }
 
     /// auth.conf lines that could never be used are refused with their line: no user,

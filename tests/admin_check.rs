@@ -1344,21 +1344,26 @@ fn check_to_a_local_name_follows_aliases_lists_and_forward_as_bv() {
 
 /// A `.forward` that is not used (group writable, writable by all, another user's) is
 /// said with sendmail's reason, in `-bv -v` (recorded: `forward-gw-bv-v`,
-/// `forward-owner-bv-v`) and in `check --to USER`, with its repair; a safe one gets no
-/// such line.
+/// `forward-owner-bv-v`) and in `check --to USER`, with its repair: the user's own
+/// commands (`runuser -u USER -- ...`), never a root chmod or chown of a file in her
+/// home; run as printed, they make it used; after she swaps the file for a link to a
+/// root file, running them changes nothing of that file. A safe one gets no such line.
 #[test]
 fn an_unused_forward_is_said_in_bv_v_and_check_to() {
-    if !is_root() {
+    if !can_switch_user() {
         return;
     }
     let _turn = crate::local::forward_turn();
     let env = Env::new();
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
     let fwd = crate::local::write_forward("f1@example.org\n");
     let user = test_user();
+    let target = env.dir.join("root-file");
+    let as_user = format!("(fix: runuser -u {TEST_USER} -- ");
     for (mode, owner, why, fix) in [
         (0o664, user.uid, "Group writable file", "chmod go-w"),
         (0o646, user.uid, "World writable file", "chmod go-w"),
-        (0o644, 65534, "Permission denied", "chown"),
+        (0o644, 65534, "Permission denied", "cp"),
     ] {
         std::os::unix::fs::chown(&fwd, Some(owner), None).unwrap();
         chmod(&fwd, mode);
@@ -1378,7 +1383,27 @@ fn an_unused_forward_is_said_in_bv_v_and_check_to() {
         let r = admin(&env, &["check", "--to", TEST_USER]);
         let l = line(&r, "warn forward: ");
         assert!(l.contains(&said), "{l}");
-        assert!(l.contains(&format!("(fix: {fix} ")), "{l}");
+        assert!(l.contains(&format!("{as_user}{fix} ")), "{l}");
+        let cmd = fix_of(l).unwrap().to_string();
+        // She swaps it for a link to a root file: the printed repair changes nothing
+        // of that file.
+        fs::write(&target, "root's\n").unwrap();
+        chmod(&target, 0o666);
+        let kept = env.dir.join("forward.kept");
+        fs::rename(&fwd, &kept).unwrap();
+        std::os::unix::fs::symlink(&target, &fwd).unwrap();
+        std::os::unix::fs::lchown(&fwd, Some(user.uid), Some(user.gid)).unwrap();
+        let _ = sh(&cmd);
+        let md = fs::metadata(&target).unwrap();
+        assert_eq!(md.mode() & 0o7777, 0o666, "{mode:o}: {cmd}");
+        assert_eq!(md.uid(), 0, "{mode:o}: {cmd}");
+        assert_eq!(fs::read_to_string(&target).unwrap(), "root's\n", "{cmd}");
+        // Followed on her own file, it makes the .forward used.
+        fs::remove_file(&fwd).unwrap();
+        fs::rename(&kept, &fwd).unwrap();
+        assert!(sh(&cmd).success(), "{cmd}");
+        let r = admin(&env, &["check", "--to", TEST_USER]);
+        assert!(!r.stdout.contains("forward:"), "{cmd}: {}", r.stdout);
     }
     std::os::unix::fs::chown(&fwd, Some(user.uid), None).unwrap();
     chmod(&fwd, 0o644);
@@ -1467,6 +1492,32 @@ fn check_warns_when_the_runner_started_before_the_config_changed() {
     });
     let r = check();
     assert!(!r.stdout.contains("reload"), "{}", r.stdout);
+    // Two seconds after the restart, a chmod alone changes nothing the runner read: no
+    // warning. The aliases replaced by a file moved into their place (whose own time
+    // is older) is a change.
+    let second = started().unwrap();
+    crate::harness::wait_until(Duration::from_secs(5), "two seconds to pass", || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            > second + 1
+    });
+    chmod(&aliases, 0o640);
+    chmod(&aliases, 0o644);
+    let r = check();
+    assert!(!r.stdout.contains("reload"), "{}", r.stdout);
+    let new = env.dir.join("aliases.new");
+    fs::write(&new, "postmaster: root\nstaff: postmaster\n").unwrap();
+    chmod(&new, 0o644);
+    assert!(sh(&format!("touch -d @{} {}", first - 60, new.display())).success());
+    fs::rename(&new, &aliases).unwrap();
+    let r = check();
+    let l = line(&r, "warn reload: ");
+    assert!(
+        l.contains(&format!("the aliases {}", aliases.display())),
+        "{l}"
+    );
     assert_eq!(pid, runner.0.id(), "the mark names the runner");
     runner.stop();
 }
@@ -3968,6 +4019,79 @@ fn plain_check_looks_at_each_include_file() {
             .find(|l| l.contains(" include") && l.contains(&name))
             .unwrap_or_else(|| panic!("{name}: {}", r.stdout));
         assert!(l.starts_with("ok   include "), "{}", r.stdout);
+    }
+}
+
+/// An `:include:` file a user owns, in a directory of hers, that DefaultUser may not
+/// read or that others may write: root's check offers her own command
+/// (`runuser -u USER -- chmod ...`), never a root chmod of a path she holds. Run as
+/// printed it mends the step; after she swaps the file for a link to a root file,
+/// running it leaves that file's mode as it was.
+#[test]
+fn a_users_include_file_gets_her_own_repair_not_roots() {
+    if !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let user = test_user();
+    let d = env.dir.join("u");
+    fs::create_dir(&d).unwrap();
+    std::os::unix::fs::chown(&d, Some(user.uid), Some(user.gid)).unwrap();
+    chmod(&d, 0o755);
+    let list = d.join("evil.list");
+    let secret = env.dir.join("secret");
+    let aliases = env.dir.join("aliases");
+    fs::write(&aliases, format!("bad: :include:{}\n", list.display())).unwrap();
+    chmod(&aliases, 0o644);
+    env.add_config(&format!("ALIASES {}\n", aliases.display()));
+    let name = format!("{}", list.display());
+    for (mode, why, cmd) in [
+        (0o600, "Permission denied", "chmod o+r"),
+        (0o666, "World writable file", "chmod go-w"),
+        (0o664, "", "chmod go-w"),
+    ] {
+        fs::write(&list, format!("{TEST_USER}\n")).unwrap();
+        std::os::unix::fs::chown(&list, Some(user.uid), Some(user.gid)).unwrap();
+        chmod(&list, mode);
+        let r = admin(&env, &["check"]);
+        let l = r
+            .stdout
+            .lines()
+            .find(|l| l.contains(" include") && l.contains(&name))
+            .unwrap_or_else(|| panic!("{name}: {}", r.stdout))
+            .to_string();
+        assert!(!l.starts_with("ok "), "{mode:o}: {l}");
+        assert!(l.contains(why), "{mode:o}: {l}");
+        let fix = fix_of(&l)
+            .unwrap_or_else(|| panic!("{mode:o}: {l}"))
+            .to_string();
+        assert_eq!(
+            fix,
+            format!("runuser -u {TEST_USER} -- {cmd} {name}"),
+            "{mode:o}: {l}"
+        );
+        // She swaps it for a link to a root file before root runs the repair.
+        fs::write(&secret, "root's\n").unwrap();
+        chmod(&secret, mode);
+        let kept = d.join("evil.bak");
+        fs::rename(&list, &kept).unwrap();
+        std::os::unix::fs::symlink(&secret, &list).unwrap();
+        std::os::unix::fs::lchown(&list, Some(user.uid), Some(user.gid)).unwrap();
+        let _ = sh(&fix);
+        let md = fs::metadata(&secret).unwrap();
+        assert_eq!(md.mode() & 0o7777, mode, "{fix}");
+        // On her own file, followed as printed, it mends the step.
+        fs::remove_file(&list).unwrap();
+        fs::rename(&kept, &list).unwrap();
+        assert!(sh(&fix).success(), "{fix}");
+        let r = admin(&env, &["check"]);
+        let l = r
+            .stdout
+            .lines()
+            .find(|l| l.contains(" include") && l.contains(&name))
+            .unwrap_or_else(|| panic!("{name}: {}", r.stdout));
+        assert!(l.starts_with("ok   include "), "{fix}: {}", r.stdout);
     }
 }
 

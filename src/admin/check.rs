@@ -157,6 +157,7 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
             Some(_) => format!("setfacl -b {}", sh_word(p)),
             None => format!("chmod o-r {}", sh_word(p)),
         };
+        let repair = crate::spool::safety::repair_text(p, &[cmd]);
         t.fail(
             Sysexit::Config,
             "auth.conf",
@@ -164,7 +165,7 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
                 "{} is readable by others: its passwords must not be, and every program \
                  refuses it{}",
                 p.display(),
-                fix(&[cmd])
+                repair
             ),
         );
     }
@@ -671,7 +672,18 @@ fn reload_step(t: &mut Tally, s: &app::Setup) {
         .iter()
         .filter_map(|(what, p)| {
             let md = std::fs::metadata(p).ok()?;
-            let at = md.mtime().max(md.ctime());
+            // What changes what the runner reads: the contents (the modification
+            // time) or the file itself, replaced by another moved into its place
+            // (its birth time: `mv` keeps the new file's older modification time).
+            // Not the change time: a chmod or chown alone changes nothing it read.
+            // Where the file system keeps no birth time, the change time stands in.
+            let born = md
+                .created()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .and_then(|d| i64::try_from(d.as_secs()).ok())
+                .unwrap_or(md.ctime());
+            let at = md.mtime().max(born);
             (at > started).then(|| {
                 format!(
                     "{what} {} (changed {})",
@@ -796,7 +808,7 @@ fn aliases_readers_step(t: &mut Tally, s: &app::Setup, path: &Path) {
              read`{}",
             path.display(),
             owner_mode(&md),
-            fix(&[format!("chmod a+r {}", sh_word(path))])
+            crate::spool::safety::repair_text(path, &[format!("chmod a+r {}", sh_word(path))])
         ),
     );
 }
@@ -2442,7 +2454,24 @@ fn deliverer_step(t: &mut Tally, s: &app::Setup) {
                 owner_mode(&d),
                 deliver.display(),
                 writer(&d),
-                cmds(dir, &d, "go-w")
+                // A directory no one could swap for a link (everything above it root's
+                // alone: its own owner cannot rename it) is made root's; one below a
+                // directory or link a user holds is never adopted.
+                if s.spool.private
+                    || !matches!(
+                        crate::spool::safety::holder(dir),
+                        crate::spool::safety::Holder::Others(_)
+                    )
+                {
+                    cmds(dir, &d, "go-w")
+                } else {
+                    format!(
+                        " (repair: have root install the programs in a directory that is \
+                         root's alone all the way down; never change the owner or mode of \
+                         {}, which its owner can swap first)",
+                        sh_word(dir)
+                    )
+                }
             )),
             _ => None,
         }
@@ -2474,7 +2503,7 @@ fn config_readable_step(t: &mut Tally, s: &app::Setup) {
         return;
     }
     let fixed = if md.uid() == 0 {
-        fix(&[format!("chmod 644 {}", sh_word(path))])
+        crate::spool::safety::repair_text(path, &[format!("chmod 644 {}", sh_word(path))])
     } else {
         String::new()
     };

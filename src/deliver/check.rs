@@ -347,7 +347,12 @@ fn include_files(t: &mut Tally, engine: &Engine) {
             m.is_file()
                 && rsendmail::spool::safety::others_may_write(std::path::Path::new(&path), m, true)
         });
-        let fix = |cmd: Option<String>| cmd.map(|c| format!(" (fix: {c})")).unwrap_or_default();
+        // A path a user holds gets no root chmod: her own, or why not
+        // (`rsendmail::spool::safety::repair_text`).
+        let fix = |cmd: Option<String>| {
+            cmd.map(|c| rsendmail::spool::safety::repair_text(std::path::Path::new(&path), &[c]))
+                .unwrap_or_default()
+        };
         let x = engine.local.expand(
             std::slice::from_ref(&target),
             Some(aliases.owner),
@@ -460,10 +465,23 @@ fn unused_forward_line(t: &mut Tally, name: &str) {
     let (base, _) = rsendmail::aliases::split_detail(name);
     let fwd = why.split(": ").next().unwrap_or_default();
     let word = rsendmail::spool::safety::shell_word(std::path::Path::new(fwd));
+    // Never a root chmod or chown of a file in a user's home: she could swap it for a
+    // link to any file first. Her own commands, which reach only what she may change.
     let fix = if why.ends_with("writable file") {
-        format!(" (fix: chmod go-w {word})")
+        rsendmail::spool::safety::repair_text(
+            std::path::Path::new(fwd),
+            &[format!("chmod go-w {word}")],
+        )
     } else if why.ends_with("Permission denied") {
-        format!(" (fix: chown {base} {word})")
+        // Another user's file: she makes a copy of her own in its place.
+        let new = rsendmail::spool::safety::shell_word(std::path::Path::new(&format!("{fwd}.new")));
+        match super::local::user(base) {
+            Some(u) => rsendmail::spool::safety::as_user(
+                u.uid,
+                &[format!("cp {word} {new}"), format!("mv -f {new} {word}")],
+            ),
+            None => " (make it a regular file the user owns)".to_string(),
+        }
     } else {
         " (make it a regular file the user owns)".to_string()
     };
@@ -802,12 +820,24 @@ fn session(
         tls_lines(t, &session, policy, tls_name);
     }
     match (&creds, session.caps.auth.is_empty()) {
+        // A user's own spool: her deliveries run as her and cannot read it either (a
+        // file not meant for this, such as /etc/shadow, named by mistake).
+        _ if unread_auth.is_some() && s.spool.private => t.say(
+            Mark::Warn,
+            "auth",
+            &format!(
+                "not tried: {}; this user's own deliveries cannot read it either: each \
+                 waits in the queue (4.7.0) until AUTHPATH names a file of this user's \
+                 own, mode 0600, of `user|host:password` lines (see rsendmail.conf(5))",
+                unread_auth.as_deref().unwrap_or_default()
+            ),
+        ),
         _ if unread_auth.is_some() => t.say(
             Mark::Warn,
             "auth",
             &format!(
-                "not tried: {}; auth.conf is for root and the spool's group alone (run the \
-                 check as root to try the credentials)",
+                "not tried: {}; the credentials file of a shared spool is read by root and \
+                 the spool's group alone (run the check as root to try the credentials)",
                 unread_auth.as_deref().unwrap_or_default()
             ),
         ),

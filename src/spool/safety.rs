@@ -1292,6 +1292,96 @@ fn mail_spool_layout(r: &FileRisk, mail: Option<u32>) -> bool {
     r.file && r.md.is_dir() && r.kind == RiskKind::Group && mail.is_some_and(|g| r.md.gid() == g)
 }
 
+/// Who besides root could change what a command of root's acting on a path reaches,
+/// before it runs ([`holder`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// No one: the path and everything on it is root's alone.
+    Root,
+    /// The user `uid` alone, who owns the file itself: she may change its mode herself.
+    Owner(u32),
+    /// Someone else (in words): the owner of a directory or link on its path, those who
+    /// may write such a directory, or the owner of the file when another holds a
+    /// directory above it.
+    Others(String),
+}
+
+/// Who could swap `path` for a link (or change it) before root acts on it: the owner
+/// of the file, of each symbolic link on its path, of each directory it is found in,
+/// and whoever may write such a directory (a sticky one of root's lets no one replace
+/// what root owns in it). A root `chmod` or `chown` of a path any of them holds could be
+/// turned against root: its holder swaps the file for a link to any file first.
+pub fn holder(path: &Path) -> Holder {
+    let mut users: Vec<u32> = Vec::new();
+    let mut others = false;
+    let mets: Vec<Met> = Walk::new(path).collect();
+    let n = mets.len();
+    for (i, m) in mets.iter().enumerate() {
+        let uid = m.md.uid();
+        if uid != 0 && !users.contains(&uid) {
+            users.push(uid);
+        }
+        let last = i + 1 == n;
+        if m.md.is_dir() && !last {
+            let sticky_root = uid == 0 && m.md.mode() & 0o1000 != 0;
+            if !sticky_root && others_may_write(&m.path, &m.md, false) {
+                others = true;
+            }
+        }
+    }
+    let owner = mets.last().map(|m| m.md.uid()).filter(|&u| u != 0);
+    match (owner, users.as_slice(), others) {
+        (_, [], false) => Holder::Root,
+        (Some(o), [u], false) if *u == o => Holder::Owner(o),
+        _ => {
+            let mut who: Vec<String> = users.iter().map(|&u| user_name(u)).collect();
+            if others {
+                who.push("those who may write a directory on its path".to_string());
+            }
+            Holder::Others(who.join(", "))
+        }
+    }
+}
+
+/// The end of a `check` line whose repair is `cmds` (a `chmod` or `chown` of `path`,
+/// as root would run them): ` (fix: CMDS)` when `path` is root's alone ([`holder`]);
+/// for a file a user owns, in a place she alone holds, the same commands run as her
+/// (`runuser -u USER -- chmod ...`, which reaches only what she may change: a link she
+/// swaps in gives her nothing), or as printed when she is the one running the check;
+/// else no command, and why: a root `chmod` or `chown` of a path a user holds could be
+/// turned against root.
+pub fn repair_text(path: &Path, cmds: &[String]) -> String {
+    match holder(path) {
+        Holder::Root => format!(" (fix: {})", cmds.join(" && ")),
+        Holder::Owner(uid) => as_user(uid, cmds),
+        Holder::Others(who) => format!(
+            " (repair: have root make it anew in a directory that is root's alone all the \
+             way down, and name that path; never chmod or chown {} as root: {who} could \
+             swap it for a link to any file first)",
+            shell_word(path)
+        ),
+    }
+}
+
+/// ` (fix: CMDS)` for commands the user `uid` is to run: as printed when this process is
+/// hers, through `runuser -u USER --` when it is root's, else ` (repair: ask USER to
+/// run: CMDS)`.
+pub fn as_user(uid: u32, cmds: &[String]) -> String {
+    let me = nix::unistd::geteuid().as_raw();
+    let name = user_name(uid);
+    if me == uid {
+        format!(" (fix: {})", cmds.join(" && "))
+    } else if me == 0 {
+        let run: Vec<String> = cmds
+            .iter()
+            .map(|c| format!("runuser -u {} -- {c}", shell_word(Path::new(&name))))
+            .collect();
+        format!(" (fix: {})", run.join(" && "))
+    } else {
+        format!(" (repair: ask {name} to run: {})", cmds.join(" && "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
