@@ -1644,3 +1644,41 @@ fn ids_are_taken_as_listings_show_them() {
         assert!(queued(&env, &id));
     }
 }
+
+/// `delete --all` says what became of its selection, as `postsuper -d ALL` prints a
+/// count: how many it deleted, and how many were delivered while it waited for the run
+/// that held them (then it deleted none, and says so).
+#[test]
+fn delete_all_counts_what_it_deleted_and_what_was_delivered_meanwhile() {
+    let env0 = Env::new();
+    // smtp-sink waits 3 s before answering the DATA command.
+    let Some(sink) = Sink::start(&env0.dir, &["-w", "3"]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    let id = queue(&env, "first@example.org");
+    let mut run = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(10), "the entry being delivered", || {
+        env.mailq(&[]).contains(&format!("{id}*"))
+    });
+    let r = admin(&env, &["delete", "--all"]);
+    r.code(0).stdout_is(
+        "0 entries deleted; 1 entry no longer queued (delivered or removed meanwhile)\n",
+    );
+    let _ = run.wait();
+    assert_eq!(sink.dumps().len(), 1);
+    let a = queue(&env, "second@example.org");
+    let b = queue(&env, "third@example.org");
+    let r = admin(&env, &["delete", "--all"]);
+    let mut want = [a, b];
+    want.sort();
+    r.code(0).stdout_is(&format!(
+        "{}: deleted\n{}: deleted\n2 entries deleted\n",
+        want[0], want[1]
+    ));
+}
