@@ -236,7 +236,7 @@ fn delete_removes_entries_and_their_index_lines() {
     assert_eq!(r.stdout, {
         let mut v = [c.clone(), d.clone()];
         v.sort();
-        format!("{}: deleted\n{}: deleted\n", v[0], v[1])
+        format!("{}: deleted\n{}: deleted\n2 entries deleted\n", v[0], v[1])
     });
     assert!(queued(&env, &b));
     // --all, a held entry included.
@@ -898,7 +898,10 @@ fn two_users_act_only_on_their_own_entries() {
     // --all takes only her own entries.
     let out = as_nobody(&adm, &["delete", "--all"], &envs);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), format!("{theirs}: deleted\n"));
+    assert_eq!(
+        text(&out.stdout),
+        format!("{theirs}: deleted\n1 entry deleted\n")
+    );
     assert!(spool.join("hold").join(format!("qf{mine}")).exists());
     // nobody may not release or delete the test user's held entry.
     let out = as_nobody(&adm, &["delete", &mine], &envs);
@@ -1397,7 +1400,10 @@ fn recipient_selection_takes_both_forms_of_an_idn_domain() {
     want.sort();
     assert_eq!(
         r.stdout,
-        format!("{}: deleted\n{}: deleted\n", want[0], want[1])
+        format!(
+            "{}: deleted\n{}: deleted\n2 entries deleted\n",
+            want[0], want[1]
+        )
     );
     assert_eq!(env.entries().len(), 1, "{}", env.listing());
 }
@@ -1516,7 +1522,10 @@ fn delete_all_passes_over_entries_delivered_meanwhile() {
         let done = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&done.stderr);
         assert_eq!(done.status.code(), Some(0), "{selection:?}: {stderr}");
-        assert_eq!(rest, "", "{selection:?}");
+        assert!(
+            rest.contains(" no longer queued (delivered or removed meanwhile)\n"),
+            "{selection:?}: {rest}"
+        );
         assert_eq!(stderr, "", "{selection:?}");
         assert!(env.entries().is_empty(), "{}", env.listing());
         // Named, the entry that is gone is an error.

@@ -776,11 +776,10 @@ fn a_queue_file_of_another_owner_cannot_run_a_command_as_someone_else() {
         !out.join("by-other").exists(),
         "a queue file owned by another user ran a command as uid {uid}"
     );
+    // Owned by neither root nor the user it records: set aside, as sendmail's readqf
+    // refuses it.
     assert!(
-        r.stdout.contains(&format!(
-            "queue file owned by uid {} may not run",
-            other_user().uid
-        )),
+        env.spool.join("corrupt/qf6AM5eIkR004035").exists(),
         "{}",
         r.stdout
     );
