@@ -1228,7 +1228,11 @@ pub fn read_include_as_default(
     if as_user.is_some() || !nix::unistd::geteuid().is_root() {
         return read_include(path, as_user);
     }
-    let mut cmd = std::process::Command::new(crate::app::deliver_path());
+    let deliver = crate::app::deliver_path();
+    if let Some(why) = crate::spool::safety::refused_exec(&deliver) {
+        return Err(ListFileError::Io(why));
+    }
+    let mut cmd = std::process::Command::new(deliver);
     cmd.arg0("rsendmail-deliver")
         .uid(default_user.0)
         .gid(default_user.1);

@@ -941,7 +941,10 @@ fn init_aliases(s: &Setup) -> Sysexit {
 /// ([`crate::log::inherited_args`]), `prefix` (its own arguments), then our argv
 /// unchanged. Only returns when the exec failed. `queued` is the status of the
 /// submission whose message is already queued: then the failure is said once (stdout and
-/// log) with the fact that the message stays queued, and that status is returned.
+/// log) with the fact that the message stays queued, and that status is returned. A
+/// deliverer this process must not execute ([`crate::spool::safety::refused_exec`]: root
+/// or a set-id process, and someone else could change it) is not executed: that is said
+/// and 78 (EX_CONFIG) returned, the message staying queued.
 fn exec_deliver(prefix: &[&str], queued: Option<Sysexit>) -> Sysexit {
     use std::os::unix::process::CommandExt;
     let path = deliver_path();
@@ -956,6 +959,15 @@ fn exec_deliver(prefix: &[&str], queued: Option<Sysexit>) -> Sysexit {
         );
     // No variable that chooses files reaches the deliverer of a set-id install.
     privs::deliverer_env(&mut cmd);
+    if let Some(why) = crate::spool::safety::refused_exec(&path) {
+        return match queued {
+            None => report(&Fatal::new(Sysexit::Config, why)),
+            Some(_) => report(&Fatal::new(
+                Sysexit::Config,
+                format!("{why}; the message stays queued"),
+            )),
+        };
+    }
     let e = cmd.exec();
     let f = Fatal::new(
         Sysexit::Unavailable,

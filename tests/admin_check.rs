@@ -4133,10 +4133,11 @@ fn entries_root_wrote_while_the_spool_was_regrouped_are_kept() {
             .lines()
             .filter(|l| l.contains(&format!("{} are not", env.spool.display())))
             .collect();
-        let suspect = entry_lines.iter().find(|l| l.contains("suspect"));
+        // (It records root, so it is named as planted, which it is.)
+        let suspect = before.stdout.lines().find(|l| l.contains("were planted"));
         let regroup = entry_lines.iter().find(|l| l.contains("are not 0660"));
         assert!(
-            suspect.is_some_and(|l| l.contains("(qf6AUIIquc023976)"))
+            suspect.is_some_and(|l| l.contains("planted: qf6AUIIquc023976: bogus"))
                 && regroup.is_some_and(|l| l.contains(&format!("(qf{root_qf})"))),
             "{}",
             before.stdout
@@ -4174,4 +4175,54 @@ fn entries_root_wrote_while_the_spool_was_regrouped_are_kept() {
             r.stdout
         );
     }
+}
+
+/// A queue file planted while the spool was open (owned by a user, recording root as its
+/// submitter, group and mode as rsendmail writes them): `check` names it as planted, with
+/// no chgrp or chmod that would make it well-formed, and a root queue run sets it aside
+/// into corrupt/, logging its owner and the uid it records, and delivers nothing.
+#[test]
+fn a_queue_file_of_neither_root_nor_its_recorded_user_is_planted() {
+    if !crate::harness::is_root() || !crate::harness::can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    env.add_config(&format!("MAILLOG {}\n", env.dir.join("maillog").display()));
+    env.sendmail(&["-odq", "bob@example.org"], crate::harness::MSG)
+        .code(0);
+    let prog = install(&env);
+    let qf = env.entries().pop().unwrap();
+    let name = qf.file_name().unwrap().to_str().unwrap().to_string();
+    let user = crate::harness::test_user();
+    std::os::unix::fs::chown(&qf, Some(user.uid), Some(spool_gid())).unwrap();
+    chmod(&qf, 0o660);
+    let r = admin_of(&env, &prog, &["check"]);
+    let fail = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("FAIL spool: ") && l.contains("planted"))
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(
+        fail.contains(&name)
+            && fail.contains(&format!(
+                "owned by {} (uid {})",
+                crate::harness::TEST_USER,
+                user.uid
+            ))
+            && fail.contains("(uid 0)")
+            && fail.contains("mv --backup=numbered"),
+        "{fail}"
+    );
+    assert!(!r.stdout.contains("chmod 660"), "{}", r.stdout);
+    let run = env.sendmail(&["-q", "-v"], b"");
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(!qf.exists(), "{said}");
+    assert!(env.spool.join("corrupt").join(&name).exists(), "{said}");
+    let log = fs::read_to_string(env.dir.join("maillog")).unwrap_or_default();
+    assert!(
+        log.contains(&format!(
+            "{name}: corrupt queue file moved aside: bogus queue file, owned by {TEST_USER}"
+        )),
+        "{said}{log}"
+    );
 }

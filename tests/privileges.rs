@@ -776,11 +776,10 @@ fn a_queue_file_of_another_owner_cannot_run_a_command_as_someone_else() {
         !out.join("by-other").exists(),
         "a queue file owned by another user ran a command as uid {uid}"
     );
+    // Owned by neither root nor the user it records: set aside, as sendmail's readqf
+    // refuses it.
     assert!(
-        r.stdout.contains(&format!(
-            "queue file owned by uid {} may not run",
-            other_user().uid
-        )),
+        env.spool.join("corrupt/qf6AM5eIkR004035").exists(),
         "{}",
         r.stdout
     );
@@ -1575,4 +1574,48 @@ fn an_installed_setgid_program_saves_a_users_dead_letter() {
     // Nothing else left in the spool: no report queued, no temporary file.
     assert_eq!(spool_files(&spool), Vec::<String>::new());
     let _ = fs::remove_dir_all(&here);
+}
+
+/// Root executes no deliverer another could change: with a directory on its path
+/// writable by a user's group (the deliverer a script that leaves a mark), root's `-odi`
+/// and `-q` each exit 78 naming that directory and who could change it, the script is
+/// never run, and the message stays queued.
+#[test]
+fn root_executes_no_deliverer_a_group_could_change() {
+    if !crate::harness::is_root() || !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    let opt = env.dir.join("opt");
+    let here = opt.join("bin");
+    fs::create_dir_all(&here).unwrap();
+    let sm = here.join("rsendmail");
+    crate::harness::copy_executable(&bin(), &sm);
+    let mark = env.dir.join("deliverer-ran");
+    let deliver = here.join("rsendmail-deliver");
+    fs::write(
+        &deliver,
+        format!("#!/bin/sh\ntouch '{}'\nexit 0\n", mark.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&deliver, fs::Permissions::from_mode(0o755)).unwrap();
+    let gid = test_user().gid;
+    std::os::unix::fs::chown(&opt, Some(0), Some(gid)).unwrap();
+    fs::set_permissions(&opt, fs::Permissions::from_mode(0o775)).unwrap();
+    let conf = env.conf.to_str().unwrap().to_string();
+    for args in [&["-odi", "bob@example.org"][..], &["-q"][..]] {
+        let mut full = vec!["-C", conf.as_str()];
+        full.extend_from_slice(args);
+        let out = env.run_raw(&sm, &full, MSG);
+        let said = format!("{}{}", out.stdout, out.stderr);
+        assert_eq!(out.code, 78, "{args:?}: {said}");
+        assert!(
+            said.contains(&format!("refusing to execute {}", deliver.display()))
+                && said.contains(&format!("{} on its path", opt.display()))
+                && said.contains("writable by its group"),
+            "{args:?}: {said}"
+        );
+        assert!(!mark.exists(), "{args:?}: the deliverer was run");
+        assert_eq!(env.entries().len(), 1, "{args:?}: {said}");
+    }
 }

@@ -189,6 +189,10 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
     prefix.push("--");
     let mut cmd = super::deliverer(ctx, &prefix);
     let _ = std::io::Write::flush(&mut std::io::stdout());
+    if let Some(why) = crate::spool::safety::refused_exec(&deliver) {
+        t.fail(Sysexit::Config, "network", &why);
+        return t.status();
+    }
     match cmd.status() {
         Ok(st) => {
             let code = st
@@ -1778,6 +1782,9 @@ fn files_step(
     };
     let mut wrong: Vec<String> = Vec::new();
     let mut suspect: Vec<String> = Vec::new();
+    // Queue files owned by neither root nor the user they record
+    // ([`crate::spool::planted_entry`]): named, never made well-formed.
+    let mut planted: Vec<(String, PathBuf)> = Vec::new();
     // Files whose access ACL gives a named user or group anything: they could read or
     // change what is queued whatever the mode says (`init` removes it).
     let mut acl: Vec<String> = Vec::new();
@@ -1799,6 +1806,15 @@ fn files_step(
             && (private || want.gid == Some(md.gid()))
             && (!private || md.uid() == want.uid);
         let name = || crate::text::printable(&ent.file_name().to_string_lossy()).into_owned();
+        if only_entries
+            && md.uid() != 0
+            && ent.file_name().as_encoded_bytes().starts_with(b"qf")
+            && let Some(recorded) = crate::spool::recorded_uid(&ent.path())
+            && let Some(why) = crate::spool::planted_entry(md.uid(), recorded)
+        {
+            planted.push((format!("{}: {why}", name()), ent.path()));
+            continue;
+        }
         // One of another group (a user's own spool: another owner) was not written by
         // rsendmail with the spool's group: written while the spool's group was wrong
         // (by whoever had it then), or another program's. Suspect: never adopted.
@@ -1853,6 +1869,34 @@ fn files_step(
                 fix(&[format!(
                     "find {d} -maxdepth 1 -type f{names} -exec setfacl -b {{}} +"
                 )])
+            ),
+        );
+    }
+    if !planted.is_empty() {
+        failed = 1;
+        planted.sort();
+        let top = if dir.ends_with(crate::spool::HOLD) {
+            dir.parent().unwrap_or(dir)
+        } else {
+            dir
+        };
+        let mut cmd = format!("mv --backup=numbered -t {}", sh_word(&top.join("corrupt")));
+        for (_, p) in &planted {
+            cmd.push(' ');
+            cmd.push_str(&sh_word(p));
+        }
+        let whys: Vec<String> = planted.iter().map(|(w, _)| w.clone()).collect();
+        t.fail(
+            Sysexit::Config,
+            "spool",
+            &format!(
+                "{} queue file(s) in {} were planted: {}; never give them the spool's \
+                 group or mode; set them aside in corrupt/, where nothing is run (a queue \
+                 run does it too), and examine them{}",
+                planted.len(),
+                dir.display(),
+                whys.join("; "),
+                fix(&[cmd])
             ),
         );
     }

@@ -843,8 +843,11 @@ pub fn delete(
         let listed = all || rcpt.is_some();
         let mut from_spool = false;
         let mut would = 0usize;
+        // A selection's count: deleted, and gone (delivered or removed) while waited for.
+        let (mut deleted, mut gone) = (0usize, 0usize);
         let status = over(&ids, |id| {
             let Some((sp, held)) = find_listed(&s.spool, who, id, listed)? else {
+                gone += 1;
                 return Ok(());
             };
             if dry_run {
@@ -859,12 +862,14 @@ pub fn delete(
                 crate::outln!(
                     "{id}: deleted (its queue file was {kind}, removed without following it)"
                 );
+                deleted += 1;
                 logged(who, id, &format!("deleted (its queue file was {kind})"));
                 return Ok(());
             }
             let Some(lock) = lock(&sp, id)? else {
                 // Delivered (or deleted) while it was waited for.
                 if listed {
+                    gone += 1;
                     return Ok(());
                 }
                 return Err(fail(
@@ -875,11 +880,27 @@ pub fn delete(
             remove(&sp, id, &lock)?;
             from_spool |= !held;
             crate::outln!("{id}: deleted");
+            deleted += 1;
             logged(who, id, "deleted");
             Ok(())
         });
         if from_spool {
             drop_index_lines(&s.spool);
+        }
+        // A selection says what became of it, as `postsuper -d ALL` prints its count:
+        // also when every entry it took was delivered while a run held it.
+        if listed && !dry_run && !ids.is_empty() {
+            let n = |k: usize| if k == 1 { "entry" } else { "entries" };
+            if gone > 0 {
+                crate::outln!(
+                    "{deleted} {} deleted; {gone} {} no longer queued (delivered or removed \
+                     meanwhile)",
+                    n(deleted),
+                    n(gone)
+                );
+            } else {
+                crate::outln!("{deleted} {} deleted", n(deleted));
+            }
         }
         // Nothing would go because every ID was refused: the refusals said it all.
         if dry_run && (would > 0 || status == Sysexit::Ok) {
@@ -1116,9 +1137,16 @@ pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
                     .stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::null())
                     .process_group(0);
-                match cmd.spawn() {
-                    Ok(_) => "a delivery was started",
-                    Err(e) => {
+                let refused = crate::spool::safety::refused_exec(&app::deliver_path());
+                match refused.map(Err).unwrap_or_else(|| Ok(cmd.spawn())) {
+                    Err(why) => {
+                        log::warn!(
+                            "{id}: cannot start a delivery: {why}; the next queue run takes it"
+                        );
+                        "the next queue run takes it"
+                    }
+                    Ok(Ok(_)) => "a delivery was started",
+                    Ok(Err(e)) => {
                         log::warn!(
                             "{id}: cannot start a delivery: {e}{}; the next queue run takes it",
                             app::refused_deliverer()
@@ -1171,6 +1199,12 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
             let why = reason.clone();
             mark(s, id, held, |st| st.bounce = Some(why))?;
             logged(who, id, &format!("returned to its sender ({reason})"));
+            if let Some(why) = crate::spool::safety::refused_exec(&app::deliver_path()) {
+                return Err(fail(
+                    Sysexit::Config,
+                    format!("{id}: marked to be returned; {why}; the next queue run returns it"),
+                ));
+            }
             let ran = super::deliverer(ctx, &["--entry", id, "--queued", "--"])
                 .stdin(std::process::Stdio::null())
                 .status();

@@ -302,7 +302,7 @@ pub fn own_exe() -> std::path::PathBuf {
         .get_or_init(|| std::env::current_exe().ok())
         .clone()
         .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
-        .filter(|p| !nix::unistd::geteuid().is_root() || refused_program(p).is_none());
+        .filter(|p| rsendmail::spool::safety::refused_exec(p).is_none());
     match started {
         Some(p) => p,
         None if cfg!(target_os = "linux") => std::path::PathBuf::from("/proc/self/exe"),

@@ -1526,6 +1526,9 @@ impl Spool {
                 envelope.id
             )));
         }
+        if let Some(why) = planted_entry(meta.uid(), envelope.uid) {
+            return Err(ReadError::Corrupt(why));
+        }
         let state_file = if with_state {
             read_safely(&self.sf_path(id))
         } else {
@@ -1983,6 +1986,42 @@ impl std::fmt::Display for ReadError {
             ReadError::Corrupt(s) => f.write_str(s),
         }
     }
+}
+
+/// Why a queue file owned by `owner` that records the user `recorded` is not an entry
+/// to deliver, as sendmail's readqf refuses a queue file owned by neither root nor the
+/// uid it records (`bogus queue file, uid=%d, mode=%o`): rsendmail writes an entry as
+/// its submitter (a set-gid submission: the user it records) or as root (a root
+/// process's submission, an entry root rewrote), so one anyone else owns was put there
+/// by that user, while the spool was open to her, and its recorded user (root's, say)
+/// is hers to choose. `None` for root's, or its recorded user's.
+pub fn planted_entry(owner: u32, recorded: u32) -> Option<String> {
+    (owner != 0 && owner != recorded).then(|| {
+        format!(
+            "bogus queue file, owned by {} (uid {owner}) but recording the user {} (uid \
+             {recorded}): only root and the user an entry records write it, so someone \
+             else planted it; it is not delivered",
+            safety::user_name(owner),
+            safety::user_name(recorded)
+        )
+    })
+}
+
+/// The user (uid) the queue file at `path` records (its `user` line), read without
+/// following a link; `None` when it cannot be read or records none.
+pub fn recorded_uid(path: &Path) -> Option<u32> {
+    let f = open_safely(path, OpenOptions::new().read(true), Kind::File).ok()?;
+    let r = BufReader::new(f.take(1024 * 1024));
+    for line in r.lines() {
+        let line = line.ok()?;
+        if line.is_empty() {
+            return None;
+        }
+        if let Some(rest) = line.strip_prefix("user ") {
+            return rest.split(' ').next()?.parse().ok();
+        }
+    }
+    None
 }
 
 /// An entry as read from the spool.

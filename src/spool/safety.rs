@@ -982,6 +982,26 @@ pub fn unsafe_program(path: &Path) -> Option<String> {
     program_fault(path).map(|f| f.why)
 }
 
+/// Why this process must not execute the program at `path`, as a sentence naming the
+/// file and who could change it: the one rule every program root (or a set-id
+/// process, [`privileged_process`]) executes is held to ([`unsafe_program`]), before each
+/// exec of the deliverer or of this program again, as `rsendmail-admin check` and a
+/// SIGHUP restart hold it. `None` when this process holds no privilege, or when the
+/// program is root's alone (or nothing is there: executing it then fails, and says so).
+pub fn refused_exec(path: &Path) -> Option<String> {
+    if !privileged_process() {
+        return None;
+    }
+    unsafe_program(path).map(|why| {
+        format!(
+            "refusing to execute {}: {why} (root, or a set-id program, executes only a \
+             program that no one else could change, nor any directory on its path; \
+             `rsendmail-admin check` says how)",
+            path.display()
+        )
+    })
+}
+
 /// What [`unsafe_program`] finds wrong, and where: for a repair that fits the fault.
 #[derive(Debug)]
 pub struct ProgramFault {
