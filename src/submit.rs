@@ -1034,7 +1034,7 @@ pub fn submit<R: BufRead>(
         .filter(|_| single_recipient)
         .and_then(address::ascii_address);
     // `-p protocol:host` (sendmail's `$s` and `$r`): `from HOST (user@localhost)` and
-    // `with PROTOCOL` (recorded: `p-esmtp-host`, `p-foo`).
+    // `with PROTOCOL` (recorded: `p-esmtp-host`, `p-foo`, `p-clean`).
     let origin = match &req.received_from {
         Some(h) => format!("from {h} ({}@localhost)", who.login),
         None => format!("(from {}@localhost)", who.login),

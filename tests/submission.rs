@@ -433,7 +433,7 @@ fn dot_rules_end_to_end() {
 }
 
 /// `-p protocol[:host]` names the protocol and the host in the `Received:` field as
-/// sendmail's does (recorded: `p-esmtp-host`, `p-foo`), each kept to the octets sendmail's
+/// sendmail's does (recorded: `p-esmtp-host`, `p-foo`, `p-clean`), each kept to the octets sendmail's
 /// `cleanstrcpy` keeps, so that no value can break or forge the field.
 #[test]
 fn p_names_protocol_and_host_in_received() {
