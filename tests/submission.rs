@@ -450,9 +450,9 @@ fn p_names_protocol_and_host_in_received() {
         ),
         ("foo", format!("(from {login}@localhost)"), " with foo"),
         (
-            "e s(m)t\np:cl\nient ex)ample",
-            format!("from clientexample ({login}@localhost)"),
-            " with esmtp",
+            "e s(m)t\\x:cl ient(x)\"y",
+            format!("from clientxy ({login}@localhost)"),
+            " with esmtx",
         ),
         (":", format!("(from {login}@localhost)"), ""),
     ] {
