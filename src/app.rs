@@ -135,6 +135,15 @@ fn submission(inv: &Invocation) -> submit::Request {
         body_type: inv.body_type.map(|b| b.keyword().to_string()),
         hop_count: inv.hop_count,
         verp: inv.verp.clone(),
+        received_with: inv
+            .protocol
+            .as_deref()
+            .and_then(|p| submit::received_token(p.split(':').next().unwrap_or(p))),
+        received_from: inv
+            .protocol
+            .as_deref()
+            .and_then(|p| p.split_once(':'))
+            .and_then(|(_, h)| submit::received_token(h)),
     }
 }
 
@@ -684,11 +693,27 @@ pub fn refused_deliverer() -> Option<String> {
     ))
 }
 
+/// A sendmail operation mode rsendmail does not offer: why, and what to use instead.
 fn not_supported(op: Operation) -> Fatal {
+    let why = match op {
+        Operation::AddressTest => {
+            "rsendmail has no rewriting rule sets to test; `-bv ADDRESS` shows where an \
+             address would go, `rsendmail-admin check --to ADDRESS` tries its route"
+        }
+        Operation::HostStatus | Operation::PurgeHostStatus => {
+            "rsendmail keeps no host status directory; `mailq` shows each queued \
+             recipient's last error"
+        }
+        Operation::PrintQueueCount => {
+            "`mailq` lists the queue, `mailq --json` in a form for programs"
+        }
+        Operation::Arpanet => "use `-bs` for SMTP on standard input and output",
+        _ => "see rsendmail(8)",
+    };
     Fatal::new(
         Sysexit::Usage,
         format!(
-            "Operation mode {} is not supported by this version of rsendmail",
+            "Operation mode {} is not supported by rsendmail: {why}",
             op.flag()
         ),
     )

@@ -126,6 +126,23 @@ pub struct Request {
     /// `-XV` / `-XVxy`: VERP for this message, with these delimiters or (`Some(None)`)
     /// `O VerpDelimiters=`.
     pub verp: Option<Option<String>>,
+    /// `-p protocol[:host]`: sendmail's `$r` and `$s`, the `with` and `from` of the
+    /// `Received:` field, each already cleaned by [`received_token`].
+    pub received_with: Option<String>,
+    pub received_from: Option<String>,
+}
+
+/// A `-p` value as sendmail's `cleanstrcpy` keeps it for the `Received:` field: only
+/// ASCII letters, digits and ``!#$%&'*+-./^_`{|}~`` (a blank, a line break or a
+/// parenthesis cannot change the field's shape), at most 256 octets; `None` when
+/// nothing is left.
+pub fn received_token(v: &str) -> Option<String> {
+    let t: String = v
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-./^_`{|}~".contains(*c))
+        .take(256)
+        .collect();
+    (!t.is_empty()).then_some(t)
 }
 
 /// What a submission produced.
@@ -1016,17 +1033,25 @@ pub fn submit<R: BufRead>(
         .as_deref()
         .filter(|_| single_recipient)
         .and_then(address::ascii_address);
+    // `-p protocol:host` (sendmail's `$s` and `$r`): `from HOST (user@localhost)` and
+    // `with PROTOCOL` (recorded: `p-esmtp-host`, `p-foo`, `p-clean`).
+    let origin = match &req.received_from {
+        Some(h) => format!("from {h} ({}@localhost)", who.login),
+        None => format!("(from {}@localhost)", who.login),
+    };
+    let with = match &req.received_with {
+        Some(p) => format!(" with {p}"),
+        None => String::new(),
+    };
     let received = if let Some(only) = for_whom {
         format!(
-            "(from {}@localhost)\n\tby {host} ({}) id {id}\n\tfor {}; {date}",
-            who.login,
+            "{origin}\n\tby {host} ({}){with} id {id}\n\tfor {}; {date}",
             crate::PRODUCT,
             only
         )
     } else {
         format!(
-            "(from {}@localhost)\n\tby {host} ({}) id {id};\n\t{date}",
-            who.login,
+            "{origin}\n\tby {host} ({}){with} id {id};\n\t{date}",
             crate::PRODUCT
         )
     };

@@ -308,15 +308,24 @@ fn option_errors_and_where_they_go() {
 #[test]
 fn unsupported_operations_say_so() {
     let env = Env::new();
-    for op in ["-bt", "-bh"] {
+    // Each names what to use instead.
+    for (op, instead) in [
+        ("-bt", "rewriting rule sets to test; `-bv ADDRESS`"),
+        ("-bh", "no host status directory; `mailq`"),
+        ("-bH", "no host status directory; `mailq`"),
+        ("-bP", "`mailq --json`"),
+        ("-ba", "use `-bs`"),
+    ] {
         let r = env.sendmail(&[op], b"");
         r.code(64);
         assert!(
-            r.stdout
-                .contains("is not supported by this version of rsendmail"),
+            r.stdout.contains(&format!(
+                "Operation mode {op} is not supported by rsendmail: "
+            )) && r.stdout.contains(instead),
             "{op}: {}",
             r.stdout
         );
+        assert!(env.entries().is_empty(), "{op}");
     }
 }
 
@@ -422,6 +431,52 @@ fn dot_rules_end_to_end() {
     let m = env.only_message();
     assert!(m.ends_with("\n\na\n"), "{m:?}");
     assert!(!m.contains('\r'));
+}
+
+/// `-p protocol[:host]` names the protocol and the host in the `Received:` field as
+/// sendmail's does (recorded: `p-esmtp-host`, `p-foo`, `p-clean`), each kept to the octets sendmail's
+/// `cleanstrcpy` keeps, so that no value can break or forge the field.
+#[test]
+fn p_names_protocol_and_host_in_received() {
+    let login = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let login = String::from_utf8_lossy(&login.stdout).trim().to_string();
+    for (p, origin, with) in [
+        (
+            "esmtp:client.example",
+            format!("from client.example ({login}@localhost)"),
+            " with esmtp",
+        ),
+        ("foo", format!("(from {login}@localhost)"), " with foo"),
+        (
+            "e s(m)t\\x:cl ient(x)\"y",
+            format!("from clientxy ({login}@localhost)"),
+            " with esmtx",
+        ),
+        (":", format!("(from {login}@localhost)"), ""),
+    ] {
+        let env = Env::new();
+        env.sendmail(
+            &["-odq", "-p", p, "bob@example.org"],
+            b"Subject: hi\n\nbody\n",
+        )
+        .code(0);
+        let m = env.only_message();
+        let id = crate::harness::Env::json(&env)[0]
+            .split("\"queue_id\":\"")
+            .nth(1)
+            .unwrap()[..14]
+            .to_string();
+        assert!(
+            m.starts_with(&format!(
+                "Received: {origin}\n\tby test.example (rsendmail {}){with} id {id}\n\tfor bob@example.org; ",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{p:?}: {m}"
+        );
+    }
 }
 
 #[test]
