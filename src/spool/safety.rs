@@ -1418,9 +1418,6 @@ mod tests {
         v
     }
 
-    /// Named user and group entries with write are found; the owner's, the group's,
-    /// the mask, other and named entries without write are not; a short buffer or
-    /// another version finds nothing.
     /// An attribute longer than the first buffer (an ACL of many entries) is read
     /// whole, and one that fits it too; a missing one is none.
     #[test]
@@ -1453,6 +1450,9 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
     }
 
+    /// Named user and group entries with write are found; the owner's, the group's,
+    /// the mask, other and named entries without write are not; a short buffer or
+    /// another version finds nothing.
     #[test]
     fn an_acls_named_writers_are_found() {
         let all = acl(&[
