@@ -987,31 +987,35 @@ fn two_users_act_only_on_their_own_entries() {
     let _ = fs::remove_dir_all(&here);
 }
 
-/// While a queue run delivers one entry to a slow server, another is deleted: the
-/// first is delivered whole, the deleted one is never sent, and its entry and index
-/// lines are gone. Deleting the entry being delivered waits for its delivery to end
-/// (never cut mid-transaction), then finds it gone.
-#[test]
-fn deleting_an_entry_while_a_run_delivers_another() {
-    let env0 = Env::new();
+/// A queue run (`-qf`) under way: an entry queued to each recipient given, in that
+/// order (`ids`), for a server that waits 3 s before answering the DATA command, and the
+/// entry it is delivering (`busy`: the one mailq marks `*`).
+struct Delivering {
+    _sink_dir: Env,
+    sink: Sink,
+    env: Env,
+    ids: Vec<String>,
+    busy: String,
+    run: std::process::Child,
+}
+
+/// [`Delivering`], `extra` added to the relay's configuration; None without smtp-sink.
+fn delivering(extra: &str, rcpts: &[&str]) -> Option<Delivering> {
+    let sink_dir = Env::new();
     // smtp-sink waits 3 s before answering the DATA command.
-    let Some(sink) = Sink::start(&env0.dir, &["-w", "3"]) else {
-        return;
-    };
-    let env = relay_env(sink.port, "O MaxConnections=1\n");
-    let a = queue(&env, "first@example.org");
-    let b = queue(&env, "second@example.org");
-    let mut run = Command::new(env.link("sendmail"))
+    let sink = Sink::start(&sink_dir.dir, &["-w", "3"])?;
+    let env = relay_env(sink.port, extra);
+    let ids: Vec<String> = rcpts.iter().map(|r| queue(&env, r)).collect();
+    let run = Command::new(env.link("sendmail"))
         .args(["-C", env.conf.to_str().unwrap(), "-qf"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // The entry being delivered is the one mailq marks `*`.
     let mut busy = String::new();
     wait_until(Duration::from_secs(10), "an entry being delivered", || {
         let l = env.mailq(&[]);
-        for id in [&a, &b] {
+        for id in &ids {
             if l.contains(&format!("{id}*")) {
                 busy = id.to_string();
                 return true;
@@ -1019,6 +1023,37 @@ fn deleting_an_entry_while_a_run_delivers_another() {
         }
         false
     });
+    Some(Delivering {
+        _sink_dir: sink_dir,
+        sink,
+        env,
+        ids,
+        busy,
+        run,
+    })
+}
+
+/// While a queue run delivers one entry to a slow server, another is deleted: the
+/// first is delivered whole, the deleted one is never sent, and its entry and index
+/// lines are gone. Deleting the entry being delivered waits for its delivery to end
+/// (never cut mid-transaction), then finds it gone.
+#[test]
+fn deleting_an_entry_while_a_run_delivers_another() {
+    let Some(Delivering {
+        _sink_dir,
+        sink,
+        env,
+        ids,
+        busy,
+        mut run,
+    }) = delivering(
+        "O MaxConnections=1\n",
+        &["first@example.org", "second@example.org"],
+    )
+    else {
+        return;
+    };
+    let (a, b) = (ids[0].clone(), ids[1].clone());
     let other = if busy == a { b.clone() } else { a.clone() };
     let r = admin(&env, &["delete", &other]);
     r.code(0).stdout_is(&format!("{other}: deleted\n"));
@@ -1659,22 +1694,16 @@ fn ids_are_taken_as_listings_show_them() {
 /// that held them (then it deleted none, and says so).
 #[test]
 fn delete_all_counts_what_it_deleted_and_what_was_delivered_meanwhile() {
-    let env0 = Env::new();
-    // smtp-sink waits 3 s before answering the DATA command.
-    let Some(sink) = Sink::start(&env0.dir, &["-w", "3"]) else {
+    let Some(Delivering {
+        _sink_dir,
+        sink,
+        env,
+        mut run,
+        ..
+    }) = delivering("", &["first@example.org"])
+    else {
         return;
     };
-    let env = relay_env(sink.port, "");
-    let id = queue(&env, "first@example.org");
-    let mut run = Command::new(env.link("sendmail"))
-        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until(Duration::from_secs(10), "the entry being delivered", || {
-        env.mailq(&[]).contains(&format!("{id}*"))
-    });
     let r = admin(&env, &["delete", "--all"]);
     r.code(0).stdout_is(
         "0 entries deleted; 1 entry no longer queued (delivered or removed meanwhile)\n",

@@ -460,7 +460,7 @@ fn checked_values_are_the_ones_delivery_uses() {
 }
 
 /// The caller's login name, as rsendmail names the sender.
-fn login_name() -> String {
+pub fn login_name() -> String {
     let out = Command::new("id").arg("-un").output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

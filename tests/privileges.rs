@@ -921,16 +921,26 @@ fn a_spool_its_group_may_not_write_is_named_with_its_mode() {
     let _ = fs::remove_dir_all(&home);
 }
 
-/// Runs `script` (a shell's) as root in a private mount namespace where `conf` is the
-/// system configuration: mounted in an overlay over /etc, never touching the real one
-/// (`MOUNT` in `script` stands for that mount's command), with `stdin` on its standard
-/// input. None, said on stderr, where such a namespace cannot be made.
-fn with_system_config(here: &Path, conf: &str, script: &str, stdin: &[u8]) -> Option<Output> {
+/// Runs `script` (a shell's, with the positional parameters `args`) as root in a
+/// private mount namespace where `conf` (if any) is the system configuration: mounted in
+/// an overlay over /etc, never touching the real one (`MOUNT` in `script` stands for
+/// that mount's command), with `stdin` on its standard input. None, said on stderr,
+/// where such a namespace cannot be made.
+pub fn with_system_config(
+    here: &Path,
+    conf: Option<&str>,
+    script: &str,
+    args: &[&str],
+    stdin: &[u8],
+) -> Option<Output> {
     let upper = here.join("ovl/u");
     let work = here.join("ovl/w");
-    fs::create_dir_all(upper.join("rsendmail")).unwrap();
+    fs::create_dir_all(&upper).unwrap();
     fs::create_dir_all(&work).unwrap();
-    fs::write(upper.join("rsendmail/rsendmail.conf"), conf).unwrap();
+    if let Some(conf) = conf {
+        fs::create_dir_all(upper.join("rsendmail")).unwrap();
+        fs::write(upper.join("rsendmail/rsendmail.conf"), conf).unwrap();
+    }
     let mount = format!(
         "mount -t overlay overlay -o lowerdir=/etc,upperdir={},workdir={} /etc",
         upper.display(),
@@ -944,7 +954,8 @@ fn with_system_config(here: &Path, conf: &str, script: &str, stdin: &[u8]) -> Op
         return None;
     }
     let mut child = Command::new("unshare")
-        .args(["-m", "sh", "-c", &script.replace("MOUNT", &mount)])
+        .args(["-m", "sh", "-c", &script.replace("MOUNT", &mount), "sh"])
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -978,7 +989,7 @@ fn an_installed_setgid_program_blames_the_spools_mode_not_its_bit() {
         sg.display()
     );
     let conf = format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display());
-    let Some(out) = with_system_config(&here, &conf, &script, MSG) else {
+    let Some(out) = with_system_config(&here, Some(&conf), &script, &[], MSG) else {
         let _ = fs::remove_dir_all(&here);
         return;
     };
@@ -1555,7 +1566,7 @@ fn an_installed_setgid_program_saves_a_users_dead_letter() {
         sg.display()
     );
     let conf = fs::read_to_string(here.join("rsendmail.conf")).unwrap();
-    let Some(out) = with_system_config(&here, &conf, &script, MSG) else {
+    let Some(out) = with_system_config(&here, Some(&conf), &script, &[], MSG) else {
         let _ = fs::remove_dir_all(&here);
         return;
     };

@@ -438,11 +438,7 @@ fn dot_rules_end_to_end() {
 /// `cleanstrcpy` keeps, so that no value can break or forge the field.
 #[test]
 fn p_names_protocol_and_host_in_received() {
-    let login = std::process::Command::new("id")
-        .arg("-un")
-        .output()
-        .unwrap();
-    let login = String::from_utf8_lossy(&login.stdout).trim().to_string();
+    let login = crate::options::login_name();
     for (p, origin, with) in [
         (
             "esmtp:client.example",
@@ -464,11 +460,7 @@ fn p_names_protocol_and_host_in_received() {
         )
         .code(0);
         let m = env.only_message();
-        let id = crate::harness::Env::json(&env)[0]
-            .split("\"queue_id\":\"")
-            .nth(1)
-            .unwrap()[..14]
-            .to_string();
+        let id = env.only_id();
         assert!(
             m.starts_with(&format!(
                 "Received: {origin}\n\tby test.example (rsendmail {}){with} id {id}\n\tfor bob@example.org; ",
@@ -499,16 +491,8 @@ fn headers_added_in_sendmail_order() {
         ["Received", "Date", "From", "Message-Id", "Subject"],
         "{m}"
     );
-    let id = crate::harness::Env::json(&env)[0]
-        .split("\"queue_id\":\"")
-        .nth(1)
-        .unwrap()[..14]
-        .to_string();
-    let login = std::process::Command::new("id")
-        .arg("-un")
-        .output()
-        .unwrap();
-    let login = String::from_utf8_lossy(&login.stdout).trim().to_string();
+    let id = env.only_id();
+    let login = crate::options::login_name();
     assert!(
         m.starts_with(&format!(
             "Received: (from {login}@localhost)\n\tby test.example (rsendmail {}) id {id}\n\tfor bob@example.org; ",
@@ -579,11 +563,7 @@ fn from_field_as_sendmail_builds_it() {
     );
     // `-F ''` names no one: as without -F (the password entry's name).
     assert_eq!(from(&["-F", ""], msg), from(&[], msg));
-    let login = std::process::Command::new("id")
-        .arg("-un")
-        .output()
-        .unwrap();
-    let login = String::from_utf8_lossy(&login.stdout).trim().to_string();
+    let login = crate::options::login_name();
     for (name, shown) in [
         ("John \"Q\" Public", "John \"Q\" Public"),
         ("John (Jack) Public", "John (Jack) Public"),
@@ -945,11 +925,17 @@ fn acl_reads_of_a_submission(env: &Env, log: &Path) -> Option<String> {
     }
     env.add_config(&format!("MAILLOG {}\n", log.display()));
     env.sendmail(&["-odq", "first@example.org"], MSG).code(0);
+    Some(traced_submission(env, "getxattr,lgetxattr"))
+}
+
+/// What strace shows of the system calls `calls` (its `-e trace=` list) of a queue-only
+/// submission to a remote recipient (which must succeed), its processes followed.
+fn traced_submission(env: &Env, calls: &str) -> String {
     let msg = env.dir.join("msg");
     fs::write(&msg, MSG).unwrap();
     let trace = env.dir.join("trace");
     let st = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=getxattr,lgetxattr", "-o"])
+        .args(["-f", "-qq", "-e", &format!("trace={calls}"), "-o"])
         .arg(&trace)
         .arg(env.link("sendmail"))
         .args(["-C", env.conf.to_str().unwrap(), "-odq", "bob@example.org"])
@@ -958,7 +944,7 @@ fn acl_reads_of_a_submission(env: &Env, log: &Path) -> Option<String> {
         .status()
         .unwrap();
     assert!(st.success());
-    Some(fs::read_to_string(&trace).unwrap())
+    fs::read_to_string(&trace).unwrap()
 }
 
 /// A queue-only submission checks the ACLs of every path it trusts (the config, the
@@ -1047,29 +1033,10 @@ fn queue_only_submission_reads_no_aliases_and_logs_the_entry_size() {
         aliases.display(),
         log.display()
     ));
-    let msg = env.dir.join("msg");
-    fs::write(&msg, MSG).unwrap();
     // The first submission makes the spool's index; the second is the one looked at.
     env.sendmail(&["-odq", "first@example.org"], MSG).code(0);
     let first = env.entries();
-    let trace = env.dir.join("trace");
-    let st = Command::new("strace")
-        .args([
-            "-f",
-            "-qq",
-            "-e",
-            "trace=openat,open,stat,statx,newfstatat",
-            "-o",
-        ])
-        .arg(&trace)
-        .arg(env.link("sendmail"))
-        .args(["-C", env.conf.to_str().unwrap(), "-odq", "bob@example.org"])
-        .stdin(fs::File::open(&msg).unwrap())
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let t = fs::read_to_string(&trace).unwrap();
+    let t = traced_submission(&env, "openat,open,stat,statx,newfstatat");
     let aliases_name = aliases.to_str().unwrap();
     let opened: Vec<&str> = t
         .lines()

@@ -1152,13 +1152,18 @@ fn a_users_interactive_local_mail_is_handed_to_the_root_runner() {
     runner.stop();
 }
 
-/// As many messages as the runner makes local deliveries at once (four per CPU, at least
-/// eight) to a user whose `.forward` pipes to a program that hangs until it is let go,
-/// then one to root: the runner delivers to one recipient one at a time, so the user's
-/// mail holds one delivery and root's arrives while the program still hangs; once it is
-/// let go, every message is delivered.
-#[test]
-fn a_users_hung_program_holds_only_her_own_local_mail() {
+/// Pipes the test user's `.forward` to `program` (a shell command; `OPEN` stands for
+/// an open directory, where the program must touch `started` and then hang until `go`
+/// is there), queues as many messages as the runner makes local deliveries at once
+/// (four per CPU, at least eight), the `i`th to `rcpt(i)`, and once the program has
+/// started, one to root: root's arrives while the program still hangs; once it is let
+/// go, every message is delivered, root's once. `check` looks at the open directory
+/// then, before the runner stops.
+fn a_hung_program_holds_only_its_users_mail(
+    program: &str,
+    rcpt: impl Fn(usize) -> String,
+    check: impl FnOnce(&Path),
+) {
     if !can_switch_user() {
         return;
     }
@@ -1168,16 +1173,16 @@ fn a_users_hung_program_holds_only_her_own_local_mail() {
     };
     let (env, open) = slow_local_env(peer.port, "", "");
     crate::local::write_forward(&format!(
-        "\"|/bin/sh -c 'touch {0}/started; while [ ! -e {0}/go ]; do sleep 0.1; done; cat >/dev/null'\"\n",
-        open.display()
+        "\"|/bin/sh -c '{}'\"\n",
+        program.replace("OPEN", open.to_str().unwrap())
     ));
     let runner = Runner::listening(&env);
     let at_once = std::thread::available_parallelism()
         .map_or(2, std::num::NonZeroUsize::get)
         .saturating_mul(4)
         .max(8);
-    for _ in 0..at_once {
-        env.sendmail(&[crate::harness::TEST_USER], MSG).code(0);
+    for i in 0..at_once {
+        env.sendmail(&[&rcpt(i)], MSG).code(0);
     }
     wait_until_or(
         Duration::from_secs(30),
@@ -1196,7 +1201,22 @@ fn a_users_hung_program_holds_only_her_own_local_mail() {
     );
     env.wait_until_empty(Duration::from_secs(60));
     assert_eq!(count_in(&mbox), 1, "root's mail once");
+    check(&open);
     runner.stop();
+}
+
+/// As many messages as the runner makes local deliveries at once (four per CPU, at least
+/// eight) to a user whose `.forward` pipes to a program that hangs until it is let go,
+/// then one to root: the runner delivers to one recipient one at a time, so the user's
+/// mail holds one delivery and root's arrives while the program still hangs; once it is
+/// let go, every message is delivered.
+#[test]
+fn a_users_hung_program_holds_only_her_own_local_mail() {
+    a_hung_program_holds_only_its_users_mail(
+        "touch OPEN/started; while [ ! -e OPEN/go ]; do sleep 0.1; done; cat >/dev/null",
+        |_| crate::harness::TEST_USER.to_string(),
+        |_| {},
+    );
 }
 
 /// As many messages as the runner makes local deliveries at once, each to another
@@ -1207,50 +1227,17 @@ fn a_users_hung_program_holds_only_her_own_local_mail() {
 /// let go, every message is delivered, the program never running twice at once.
 #[test]
 fn a_users_hung_program_holds_one_delivery_whatever_detail_her_mail_names() {
-    if !can_switch_user() {
-        return;
-    }
-    let _turn = crate::local::forward_turn();
-    let Some((_scratch, peer)) = start_peer(&[]) else {
-        return;
-    };
-    let (env, open) = slow_local_env(peer.port, "", "");
-    crate::local::write_forward(&format!(
-        "\"|/bin/sh -c 'mkdir {0}/running || touch {0}/overlap; touch {0}/started; \
-         while [ ! -e {0}/go ]; do sleep 0.1; done; rmdir {0}/running; cat >/dev/null'\"\n",
-        open.display()
-    ));
-    let runner = Runner::listening(&env);
-    let at_once = std::thread::available_parallelism()
-        .map_or(2, std::num::NonZeroUsize::get)
-        .saturating_mul(4)
-        .max(8);
-    for i in 0..at_once {
-        let rcpt = format!("{}+d{i}", crate::harness::TEST_USER);
-        env.sendmail(&[&rcpt], MSG).code(0);
-    }
-    wait_until_or(
-        Duration::from_secs(30),
-        "the program to start",
-        || env.listing(),
-        || open.join("started").exists(),
+    a_hung_program_holds_only_its_users_mail(
+        "mkdir OPEN/running || touch OPEN/overlap; touch OPEN/started; \
+         while [ ! -e OPEN/go ]; do sleep 0.1; done; rmdir OPEN/running; cat >/dev/null",
+        |i| format!("{}+d{i}", crate::harness::TEST_USER),
+        |open| {
+            assert!(
+                !open.join("overlap").exists(),
+                "the program ran for two messages at once"
+            )
+        },
     );
-    env.sendmail(&["root"], MSG).code(0);
-    let mbox = env.dir.join("mail/root");
-    let arrived = wait_for_true(Duration::from_secs(25), || count_in(&mbox) == 1);
-    fs::write(open.join("go"), "").unwrap();
-    assert!(
-        arrived,
-        "root's mail waited for the user's program: {}",
-        env.listing()
-    );
-    env.wait_until_empty(Duration::from_secs(60));
-    assert_eq!(count_in(&mbox), 1, "root's mail once");
-    assert!(
-        !open.join("overlap").exists(),
-        "the program ran for two messages at once"
-    );
-    runner.stop();
 }
 
 /// An ordinary user's interactive submission (`-v`) to root and to a relay that refuses

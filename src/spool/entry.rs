@@ -174,6 +174,21 @@ fn number<T: FromStr>(v: &str, line: &str) -> Result<T, String> {
         .map_err(|_| format!("bad number in {line:?}"))
 }
 
+/// The uid a `user` line records and its name as written (`rest`: the line after its
+/// key).
+fn user_field<'a>(rest: &'a str, line: &str) -> Result<(u32, &'a str), String> {
+    let (uid, name) = rest.split_once(' ').unwrap_or((rest, ""));
+    Ok((number(uid, line)?, name))
+}
+
+/// The uid `line` records when it is an envelope's `user` line, read as
+/// [`Envelope::parse`] reads it (an error if it is not a number); `None` for any other
+/// line.
+pub fn user_line_uid(line: &str) -> Option<Result<u32, String>> {
+    let rest = line.strip_prefix("user ")?;
+    Some(user_field(rest, line).map(|(uid, _)| uid))
+}
+
 /// One envelope recipient as submitted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recipient {
@@ -481,8 +496,8 @@ impl Envelope {
                 "id" => env.id = rest.to_string(),
                 "created" => env.created = number(rest, line)?,
                 "user" => {
-                    let (uid, name) = rest.split_once(' ').unwrap_or((rest, ""));
-                    env.uid = number(uid, line)?;
+                    let (uid, name) = user_field(rest, line)?;
+                    env.uid = uid;
                     env.user = un(name)?;
                 }
                 "mode" => env.mode = rest.chars().next().unwrap_or('q'),

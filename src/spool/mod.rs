@@ -2007,8 +2007,11 @@ pub fn planted_entry(owner: u32, recorded: u32) -> Option<String> {
     })
 }
 
-/// The user (uid) the queue file at `path` records (its `user` line), read without
-/// following a link; `None` when it cannot be read or records none.
+/// The user (uid) the queue file at `path` records (its first `user` line, parsed as an
+/// entry's: [`entry::user_line_uid`]), read without following a link; `None` when it
+/// cannot be read or records none. Only the lines up to that one are read, not the
+/// whole envelope ([`Envelope::parse`] refuses a damaged one): a file too damaged to be
+/// an entry is still held to the user it names ([`planted_entry`]).
 pub fn recorded_uid(path: &Path) -> Option<u32> {
     let f = open_safely(path, OpenOptions::new().read(true), Kind::File).ok()?;
     let r = BufReader::new(f.take(1024 * 1024));
@@ -2017,8 +2020,8 @@ pub fn recorded_uid(path: &Path) -> Option<u32> {
         if line.is_empty() {
             return None;
         }
-        if let Some(rest) = line.strip_prefix("user ") {
-            return rest.split(' ').next()?.parse().ok();
+        if let Some(uid) = entry::user_line_uid(&line) {
+            return uid.ok();
         }
     }
     None
