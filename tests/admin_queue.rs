@@ -1779,3 +1779,45 @@ fn delete_all_during_a_run_deletes_what_is_not_in_flight_at_once() {
     }
     assert!(env.entries().is_empty(), "{}", env.listing());
 }
+
+/// `delete` of several IDs deletes those no delivery holds at once, before it waits for
+/// one being delivered (named first), and deletes that one as soon as its delivery lets
+/// go of it.
+#[test]
+fn delete_of_several_ids_takes_the_unlocked_ones_before_waiting() {
+    use std::io::BufRead as _;
+    let env = Env::new();
+    let id = queue(&env, "bob@example.org");
+    let other = queue(&env, "carol@example.org");
+    let qf = env.spool.join(format!("qf{id}"));
+    // The lock a delivery takes: an exclusive flock on the queue file.
+    let f = fs::File::open(&qf).unwrap();
+    f.lock().unwrap();
+    let start = std::time::Instant::now();
+    let mut child = Command::new(admin_bin())
+        .args(["-C", env.conf.to_str().unwrap(), "delete", &id, &other])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, format!("{other}: deleted\n"));
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(!queued(&env, &other) && qf.exists(), "{}", env.listing());
+    // The delivery ends with the entry still queued: it is deleted then.
+    drop(f);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let done = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(0), "{stderr}");
+    assert_eq!(rest, format!("{id}: deleted\n"));
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}
