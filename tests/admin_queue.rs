@@ -1001,9 +1001,13 @@ struct Delivering {
 
 /// [`Delivering`], `extra` added to the relay's configuration; None without smtp-sink.
 fn delivering(extra: &str, rcpts: &[&str]) -> Option<Delivering> {
+    delivering_with_stall("3", extra, rcpts)
+}
+
+/// [`delivering`] for a server that waits `stall` seconds before answering DATA.
+fn delivering_with_stall(stall: &str, extra: &str, rcpts: &[&str]) -> Option<Delivering> {
     let sink_dir = Env::new();
-    // smtp-sink waits 3 s before answering the DATA command.
-    let sink = Sink::start(&sink_dir.dir, &["-w", "3"])?;
+    let sink = Sink::start(&sink_dir.dir, &["-w", stall])?;
     let env = relay_env(sink.port, extra);
     let ids: Vec<String> = rcpts.iter().map(|r| queue(&env, r)).collect();
     let run = Command::new(env.link("sendmail"))
@@ -1694,13 +1698,15 @@ fn ids_are_taken_as_listings_show_them() {
 /// that held them (then it deleted none, and says so).
 #[test]
 fn delete_all_counts_what_it_deleted_and_what_was_delivered_meanwhile() {
+    // The server waits 1 s before answering DATA: the delivery ends while `delete --all`
+    // waits for it (SELECTION_WAIT).
     let Some(Delivering {
         _sink_dir,
         sink,
         env,
         mut run,
         ..
-    }) = delivering("", &["first@example.org"])
+    }) = delivering_with_stall("1", "", &["first@example.org"])
     else {
         return;
     };
@@ -1719,4 +1725,133 @@ fn delete_all_counts_what_it_deleted_and_what_was_delivered_meanwhile() {
         "{}: deleted\n{}: deleted\n2 entries deleted\n",
         want[0], want[1]
     ));
+}
+
+/// `delete --all` while a queue run delivers the first of six entries to a slow server:
+/// every entry the run has not reached is deleted at once (never waited for in turn as
+/// the run reaches it), the one in flight is left to its delivery and said, and the run
+/// sends none of those `delete` said it deleted.
+#[test]
+fn delete_all_during_a_run_deletes_what_is_not_in_flight_at_once() {
+    let env0 = Env::new();
+    // smtp-sink waits 10 s before answering each DATA command.
+    let Some(sink) = Sink::start(&env0.dir, &["-w", "10"]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "O MaxConnections=1\n");
+    let ids: Vec<(String, String)> = (0..6)
+        .map(|i| {
+            let rcpt = format!("r{i}@example.org");
+            (queue(&env, &rcpt), rcpt)
+        })
+        .collect();
+    let mut run = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The run is connected (our readiness probe was the first connection) and an entry
+    // is being delivered.
+    wait_until(Duration::from_secs(10), "an entry being delivered", || {
+        sink.connections() >= 2 && env.mailq(&[]).contains('*')
+    });
+    let start = std::time::Instant::now();
+    let r = admin(&env, &["delete", "--all"]);
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "{took:?}: {}{}",
+        r.stdout,
+        r.stderr
+    );
+    r.code(75);
+    let deleted: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_suffix(": deleted"))
+        .collect();
+    let busy: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("rsendmail-admin: "))
+        .filter_map(|l| l.split_once(": being delivered "))
+        .map(|(id, _)| id)
+        .collect();
+    // One worker: the entry it delivers, and at most the next one, locked ahead.
+    assert!(
+        (1..=2).contains(&busy.len()) && deleted.len() + busy.len() == ids.len(),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    let them = |k: usize| if k == 1 { "it is" } else { "they are" };
+    assert!(
+        r.stdout.ends_with(&format!(
+            "{} entries deleted; {} {} being delivered, left as {} (try again)\n",
+            deleted.len(),
+            busy.len(),
+            if busy.len() == 1 { "entry" } else { "entries" },
+            them(busy.len())
+        )),
+        "{}",
+        r.stdout
+    );
+    for id in &deleted {
+        assert!(!queued(&env, id), "{}", env.listing());
+    }
+    let _ = run.wait();
+    // Only what was in flight went out; nothing `delete` deleted.
+    let dumps = sink.dumps();
+    assert!(!dumps.is_empty() && dumps.len() <= busy.len(), "{dumps:?}");
+    for (id, rcpt) in &ids {
+        let sent = dumps.iter().any(|d| d.contains(rcpt.as_str()));
+        assert!(
+            !sent || busy.contains(&id.as_str()),
+            "{id} ({rcpt}) was deleted, then sent: {dumps:?}"
+        );
+    }
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}
+
+/// `delete` of several IDs deletes those no delivery holds at once, before it waits for
+/// one being delivered (named first), and deletes that one as soon as its delivery lets
+/// go of it.
+#[test]
+fn delete_of_several_ids_takes_the_unlocked_ones_before_waiting() {
+    use std::io::BufRead as _;
+    let env = Env::new();
+    let id = queue(&env, "bob@example.org");
+    let other = queue(&env, "carol@example.org");
+    let qf = env.spool.join(format!("qf{id}"));
+    // The lock a delivery takes: an exclusive flock on the queue file.
+    let f = fs::File::open(&qf).unwrap();
+    f.lock().unwrap();
+    let start = std::time::Instant::now();
+    let mut child = Command::new(admin_bin())
+        .args(["-C", env.conf.to_str().unwrap(), "delete", &id, &other])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, format!("{other}: deleted\n"));
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(!queued(&env, &other) && qf.exists(), "{}", env.listing());
+    // The delivery ends with the entry still queued: it is deleted then.
+    drop(f);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let done = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(0), "{stderr}");
+    assert_eq!(rest, format!("{id}: deleted\n"));
+    assert!(env.entries().is_empty(), "{}", env.listing());
 }

@@ -16,7 +16,10 @@
 //! delivery running on the entry is never disturbed mid-transaction. A locked entry is
 //! waited for up to [`LOCK_WAIT`]; still locked then, it is left as it is, said, and the
 //! exit status is 75 (EX_TEMPFAIL: try again), as `postsuper` leaves a message its queue
-//! manager holds.
+//! manager holds. `delete` of several entries first deletes every one it can lock at
+//! once, then waits for those being delivered all together (a selection for a short
+//! [`SELECTION_WAIT`] only): it never follows a queue run from entry to entry, waiting
+//! on each while the run delivers the next.
 //!
 //! Holding moves `qf<ID>`, `sf<ID>` and `jf<ID>` into `SPOOLDIR/hold/` ([`Spool::held`]), as
 //! Postfix's hold queue and sendmail's `hf` files do: no selection code can take a held
@@ -44,6 +47,15 @@ use std::time::Duration;
 
 /// How long a command waits for the lock of an entry being delivered.
 pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// How long `delete --all` and `--recipient` wait for the entries being delivered once
+/// every other entry of the selection is deleted: long enough for a queue run's brief
+/// look at an entry (its selection locks each in turn) or a delivery that is ending;
+/// an entry still locked then is in flight, and left to its delivery.
+pub const SELECTION_WAIT: Duration = Duration::from_secs(2);
+
+/// How often a command waiting for entries being delivered looks at them again.
+const LOCK_POLL: Duration = Duration::from_millis(100);
 
 /// The reason a report gives when `bounce` is given none.
 pub const DEFAULT_REASON: &str = "message returned by the administrator";
@@ -196,19 +208,23 @@ fn fail(code: Sysexit, msg: String) -> Sysexit {
     code
 }
 
-/// The entry's lock, as a queue run takes it, waiting up to [`LOCK_WAIT`] while a
-/// delivery holds it. `Ok(None)`: the entry went away meanwhile (delivered, deleted).
-fn lock(sp: &Spool, id: &str) -> Result<Option<File>, Sysexit> {
-    match sp.lock_live(id, LOCK_WAIT) {
-        Ok(spool::LiveLock::Held(f, _)) => Ok(Some(f)),
-        Ok(spool::LiveLock::Gone) => Ok(None),
-        Ok(spool::LiveLock::Busy) => Err(fail(
-            Sysexit::TempFail,
-            format!(
-                "{id}: being delivered (its lock was held for {} s); left as it is, try again",
-                LOCK_WAIT.as_secs()
-            ),
-        )),
+/// What [`try_lock`] found.
+enum Locked {
+    /// The live queue file, its lock held.
+    File(File),
+    /// The entry went away meanwhile (delivered, deleted).
+    Gone,
+    /// A delivery still holds its lock.
+    Busy,
+}
+
+/// The entry's lock, as a queue run takes it, waiting up to `wait` while a delivery
+/// holds it (`Duration::ZERO`: tried once). Errors are said, with their status.
+fn try_lock(sp: &Spool, id: &str, wait: Duration) -> Result<Locked, Sysexit> {
+    match sp.lock_live(id, wait) {
+        Ok(spool::LiveLock::Held(f, _)) => Ok(Locked::File(f)),
+        Ok(spool::LiveLock::Gone) => Ok(Locked::Gone),
+        Ok(spool::LiveLock::Busy) => Ok(Locked::Busy),
         Err(spool::LockError::Open(e)) => Err(fail(
             Sysexit::from_io(&e),
             format!(
@@ -226,6 +242,22 @@ fn lock(sp: &Spool, id: &str) -> Result<Option<File>, Sysexit> {
         Err(spool::LockError::Look(e)) => Err(fail(
             Sysexit::IoErr,
             format!("{id}: {}", crate::config::io_text(&e)),
+        )),
+    }
+}
+
+/// The entry's lock, as a queue run takes it, waiting up to [`LOCK_WAIT`] while a
+/// delivery holds it. `Ok(None)`: the entry went away meanwhile (delivered, deleted).
+fn lock(sp: &Spool, id: &str) -> Result<Option<File>, Sysexit> {
+    match try_lock(sp, id, LOCK_WAIT)? {
+        Locked::File(f) => Ok(Some(f)),
+        Locked::Gone => Ok(None),
+        Locked::Busy => Err(fail(
+            Sysexit::TempFail,
+            format!(
+                "{id}: being delivered (its lock was held for {} s); left as it is, try again",
+                LOCK_WAIT.as_secs()
+            ),
         )),
     }
 }
@@ -793,7 +825,11 @@ fn would_delete(sp: &Spool, id: &str, held: bool) -> String {
 }
 
 /// `delete ID... | --all | --recipient SUBSTR` (`postsuper -d`): the entry and its
-/// index lines go; an entry being delivered is waited for ([`LOCK_WAIT`]), never cut.
+/// index lines go. Every entry not being delivered is deleted at once; then those being
+/// delivered, never cut, are waited for all together ([`LOCK_WAIT`] for IDs given,
+/// [`SELECTION_WAIT`] for a selection), each deleted as soon as its delivery lets go of
+/// it, and those still locked then left as they are (75). A queue run that selected an
+/// entry deleted meanwhile finds it gone when it comes to lock it, and sends nothing.
 /// With `dry_run`, each entry the same selection takes is printed ([`would_delete`]),
 /// with the same refusals and exit status, and nothing is deleted.
 pub fn delete(
@@ -845,7 +881,10 @@ pub fn delete(
         let mut would = 0usize;
         // A selection's count: deleted, and gone (delivered or removed) while waited for.
         let (mut deleted, mut gone) = (0usize, 0usize);
-        let status = over(&ids, |id| {
+        // The entries a delivery holds, looked at again once every other one is deleted:
+        // a queue run that reaches an entry after that finds it gone.
+        let mut busy: Vec<(String, Spool, bool)> = Vec::new();
+        let mut status = over(&ids, |id| {
             let Some((sp, held)) = find_listed(&s.spool, who, id, listed)? else {
                 gone += 1;
                 return Ok(());
@@ -866,24 +905,58 @@ pub fn delete(
                 logged(who, id, &format!("deleted (its queue file was {kind})"));
                 return Ok(());
             }
-            let Some(lock) = lock(&sp, id)? else {
-                // Delivered (or deleted) while it was waited for.
-                if listed {
-                    gone += 1;
-                    return Ok(());
+            match try_lock(&sp, id, Duration::ZERO)? {
+                Locked::File(lock) => {
+                    delete_locked(&sp, id, &lock, who)?;
+                    from_spool |= !held;
+                    deleted += 1;
+                    Ok(())
                 }
-                return Err(fail(
-                    Sysexit::NoInput,
-                    format!("{id}: no longer queued (delivered or removed meanwhile)"),
-                ));
-            };
-            remove(&sp, id, &lock)?;
-            from_spool |= !held;
-            crate::outln!("{id}: deleted");
-            deleted += 1;
-            logged(who, id, "deleted");
-            Ok(())
+                Locked::Gone => deleted_meanwhile(id, listed, &mut gone),
+                Locked::Busy => {
+                    busy.push((id.to_string(), sp, held));
+                    Ok(())
+                }
+            }
         });
+        // The entries being delivered, all together: each taken as soon as its delivery
+        // lets go of it, for up to LOCK_WAIT (an ID given) or SELECTION_WAIT (a
+        // selection, which leaves what a run is delivering to it, as `postsuper -d ALL`
+        // leaves what is in flight).
+        let wait = if listed { SELECTION_WAIT } else { LOCK_WAIT };
+        let until = std::time::Instant::now() + wait;
+        while !busy.is_empty() {
+            let now = std::time::Instant::now();
+            if now >= until {
+                break;
+            }
+            std::thread::sleep(LOCK_POLL.min(until - now));
+            busy.retain(|(id, sp, held)| {
+                let r = match try_lock(sp, id, Duration::ZERO) {
+                    Ok(Locked::Busy) => return true,
+                    Ok(Locked::File(lock)) => delete_locked(sp, id, &lock, who).map(|()| {
+                        from_spool |= !held;
+                        deleted += 1;
+                    }),
+                    Ok(Locked::Gone) => deleted_meanwhile(id, listed, &mut gone),
+                    Err(code) => Err(code),
+                };
+                if let Err(code) = r {
+                    first_failure(&mut status, code);
+                }
+                false
+            });
+        }
+        for (id, _, _) in &busy {
+            let code = fail(
+                Sysexit::TempFail,
+                format!(
+                    "{id}: being delivered (its lock was held for {} s); left as it is, try again",
+                    wait.as_secs()
+                ),
+            );
+            first_failure(&mut status, code);
+        }
         if from_spool {
             drop_index_lines(&s.spool);
         }
@@ -891,16 +964,22 @@ pub fn delete(
         // also when every entry it took was delivered while a run held it.
         if listed && !dry_run && !ids.is_empty() {
             let n = |k: usize| if k == 1 { "entry" } else { "entries" };
-            if gone > 0 {
-                crate::outln!(
-                    "{deleted} {} deleted; {gone} {} no longer queued (delivered or removed \
-                     meanwhile)",
-                    n(deleted),
-                    n(gone)
-                );
-            } else {
-                crate::outln!("{deleted} {} deleted", n(deleted));
+            let mut line = format!("{deleted} {} deleted", n(deleted));
+            if !busy.is_empty() {
+                line.push_str(&format!(
+                    "; {} {} being delivered, left as {} (try again)",
+                    busy.len(),
+                    n(busy.len()),
+                    if busy.len() == 1 { "it is" } else { "they are" }
+                ));
             }
+            if gone > 0 {
+                line.push_str(&format!(
+                    "; {gone} {} no longer queued (delivered or removed meanwhile)",
+                    n(gone)
+                ));
+            }
+            crate::outln!("{line}");
         }
         // Nothing would go because every ID was refused: the refusals said it all.
         if dry_run && (would > 0 || status == Sysexit::Ok) {
@@ -911,6 +990,34 @@ pub fn delete(
         }
         Ok(status)
     })
+}
+
+/// Remove entry `id` of `sp`, whose lock `lock` holds, and say so (stdout, the log).
+fn delete_locked(sp: &Spool, id: &str, lock: &File, who: &Caller) -> Done {
+    remove(sp, id, lock)?;
+    crate::outln!("{id}: deleted");
+    logged(who, id, "deleted");
+    Ok(())
+}
+
+/// An entry `delete` found gone when it came to lock it (delivered or deleted
+/// meanwhile): counted for a selection (`listed`), an error (66) for an ID given.
+fn deleted_meanwhile(id: &str, listed: bool, gone: &mut usize) -> Done {
+    if listed {
+        *gone += 1;
+        return Ok(());
+    }
+    Err(fail(
+        Sysexit::NoInput,
+        format!("{id}: no longer queued (delivered or removed meanwhile)"),
+    ))
+}
+
+/// Keep the first failure's status.
+fn first_failure(status: &mut Sysexit, code: Sysexit) {
+    if *status == Sysexit::Ok {
+        *status = code;
+    }
 }
 
 /// The index lines of entries no longer queued go (a rebuild from the entries).
