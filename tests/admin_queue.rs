@@ -1811,8 +1811,16 @@ fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
     std::os::unix::fs::symlink(crate::harness::bin(), &mailq).unwrap();
     let out = root(&mailq, &["--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains(r#""queue_name":"hold""#), "{}", text(&out.stdout));
-    assert!(!text(&out.stdout).contains("held_by"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(r#""queue_name":"hold""#),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        !text(&out.stdout).contains("held_by"),
+        "{}",
+        text(&out.stdout)
+    );
 
     // The test user may see it, but not end root's hold, whatever the command.
     let out = user(&["show", &mine]);
@@ -1847,7 +1855,11 @@ fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
                 text(&out.stderr)
             );
         }
-        assert!(text(&out.stdout).is_empty(), "{action}: {}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).is_empty(),
+            "{action}: {}",
+            text(&out.stdout)
+        );
         assert!(is_held(&mine), "{action}");
     }
     // Holding it again takes nothing over.

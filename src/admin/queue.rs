@@ -1111,8 +1111,9 @@ fn may_clear_hold(spool: &Spool, who: &Caller, id: &str, what: &str) -> Done {
     }
     let by = match &holder {
         Some(h) => format!("held by {}", holder_text(h)),
-        None => "held, and who held it is not recorded (a hold made by an earlier version)"
-            .to_string(),
+        None => {
+            "held, and who held it is not recorded (a hold made by an earlier version)".to_string()
+        }
     };
     let also = if what == "release" {
         String::new()
