@@ -1862,6 +1862,15 @@ fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
         );
         assert!(is_held(&mine), "{action}");
     }
+    // Her `delete --all` takes her entries, and refuses this one the same way.
+    let out = user(&["delete", "--all"]);
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains(&refusal),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(is_held(&mine));
     // Holding it again takes nothing over.
     let out = user(&["hold", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
