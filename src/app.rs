@@ -849,7 +849,7 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             let filter = s.inv.queue_run.as_ref();
             let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
             let problems = if s.inv.json {
-                let (text, problems) = mailq::list_json(&s.spool, filter)?;
+                let (text, problems) = mailq::list_json(&s.spool, filter, false)?;
                 let _ = out.write_all(text.as_bytes());
                 // Stdout stays JSON: the spool's own problems go to stderr.
                 if !problems.is_empty() {
@@ -867,6 +867,7 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
                     min_age,
                     s.inv.verbose,
                     default_uid,
+                    false,
                     &mut out,
                 )?
             };

@@ -306,15 +306,27 @@ fn prtstr(s: &str, room: usize) -> String {
 /// `min_age` is `O MinQueueAge=` in seconds: as in sendmail, an entry tried less than that
 /// long ago is marked `-` (too young for a queue run). The back-off between tries is not
 /// marked, as sendmail marks nothing for it either; `mailq --json` gives the next try.
+/// With `holders` (`rsendmail-admin list`), a held entry's quarantine line names who
+/// held it (`QUARANTINE: held by root`), when that is recorded; `mailq` keeps sendmail's
+/// line as it is.
 pub fn list_text(
     spool: &Spool,
     filter: Option<&QueueRunArgs>,
     min_age: i64,
     verbose: bool,
     default_uid: u32,
+    holders: bool,
 ) -> Result<(String, String), Fatal> {
     let mut out = Vec::new();
-    let problems = write_text(spool, filter, min_age, verbose, default_uid, &mut out)?;
+    let problems = write_text(
+        spool,
+        filter,
+        min_age,
+        verbose,
+        default_uid,
+        holders,
+        &mut out,
+    )?;
     Ok((String::from_utf8_lossy(&out).into_owned(), problems))
 }
 
@@ -340,6 +352,7 @@ pub fn write_text(
     min_age: i64,
     verbose: bool,
     default_uid: u32,
+    holders: bool,
     w: &mut dyn std::io::Write,
 ) -> Result<String, Fatal> {
     let mut problems = String::new();
@@ -352,7 +365,7 @@ pub fn write_text(
             return;
         };
         let start = arena.len();
-        entry_lines(&mut arena, &l, now, min_age, verbose, default_uid);
+        entry_lines(&mut arena, &l, now, min_age, verbose, default_uid, holders);
         entries.push(TextEntry {
             priority: l.priority,
             created: l.entry.envelope.created,
@@ -415,6 +428,7 @@ fn entry_lines(
     min_age: i64,
     verbose: bool,
     default_uid: u32,
+    holders: bool,
 ) {
     // sendmail's widths: the reason and the sender, then a recipient.
     let (reason_room, sender_room, rcpt_room) = if verbose { (100, 78, 71) } else { (60, 39, 38) };
@@ -449,7 +463,13 @@ fn entry_lines(
     // compat-tests/differences/bp-quarantined), before the reason, as
     // queue.c's print_single_queue writes them.
     if l.held {
-        s.push_str("     QUARANTINE: held\n");
+        s.push_str("     QUARANTINE: held");
+        // sendmail's line carries the quarantine's reason alone; who held it is
+        // rsendmail's record, named by `rsendmail-admin list` only.
+        if let Some(h) = e.state.held_by.as_ref().filter(|_| holders) {
+            let _ = write!(s, " by {}", shown(&h.login, sender_room));
+        }
+        s.push('\n');
     }
     // The body type and the reason share a line, as in sendmail.
     match (&e.envelope.body_type, &e.state.reason) {
@@ -531,8 +551,14 @@ pub fn json_str(s: &str) -> String {
 /// object of its own, `{"queue_name":"queued"|"hold","queue_id":ID,"error":TEXT}` (TEXT
 /// as the text listing's `qfID: cannot read queue file: TEXT` line gives it), so that
 /// every line of the output is JSON. The second string: the problems of the spool
-/// itself (a folder that is not one), text lines for stderr.
-pub fn list_json(spool: &Spool, filter: Option<&QueueRunArgs>) -> Result<(String, String), Fatal> {
+/// itself (a folder that is not one), text lines for stderr. With `holders`
+/// (`rsendmail-admin list --json`), a held entry whose record says who held it has
+/// `"held_by":{"user":LOGIN,"uid":UID}`.
+pub fn list_json(
+    spool: &Spool,
+    filter: Option<&QueueRunArgs>,
+    holders: bool,
+) -> Result<(String, String), Fatal> {
     let mut problems = String::new();
     let (entries, unreadable) = collect(spool, filter, &mut problems)?;
     let mut s = String::new();
@@ -593,6 +619,14 @@ pub fn list_json(spool: &Spool, filter: Option<&QueueRunArgs>) -> Result<(String
         }
         if let Some(t) = e.state.next_attempt {
             let _ = write!(s, ",\"next_attempt\":{t}");
+        }
+        if let Some(h) = e.state.held_by.as_ref().filter(|_| holders && l.held) {
+            let _ = write!(
+                s,
+                ",\"held_by\":{{\"user\":{},\"uid\":{}}}",
+                json_str(&h.login),
+                h.uid
+            );
         }
         let _ = writeln!(s, ",\"recipients\":[{}]}}", rcpts.join(","));
     }

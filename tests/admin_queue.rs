@@ -1854,4 +1854,258 @@ fn delete_of_several_ids_takes_the_unlocked_ones_before_waiting() {
     assert_eq!(done.status.code(), Some(0), "{stderr}");
     assert_eq!(rest, format!("{id}: deleted\n"));
     assert!(env.entries().is_empty(), "{}", env.listing());
+/// A hold is the administrator's quarantine (sendmail's `-Q`, Postfix's `postsuper -h`,
+/// which are theirs alone): a user may not end one that root or the spool's group made
+/// on her entry, by `release`, `retry`, `bounce` or `delete` (77, naming who held it and
+/// who may release it), nor take it over by holding it again; a member of the group may
+/// release it. A hold she made herself she may release. `show` and `list` name who held
+/// an entry; `mailq` keeps sendmail's line. An entry held by an earlier version (its
+/// state without the record) is root's and the group's to release, and `show` says the
+/// record is missing. (Set-gid copies of the programs, an `/etc` overlaid in a private
+/// mount namespace, as in `two_users_act_only_on_their_own_entries`.)
+#[test]
+fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
+    if !can_switch_user() || !cfg!(debug_assertions) {
+        return;
+    }
+    if !Path::new("/usr/bin/unshare").exists() {
+        return;
+    }
+    let here = crate::privileges::setgid_dir("admin-holds");
+    let spool = here.join("spool");
+    let (group, gid) = crate::harness::fit_group();
+    for d in ["", "tmp", "index", "corrupt", "hold"] {
+        let p = spool.join(d);
+        fs::create_dir_all(&p).unwrap();
+        std::os::unix::fs::chown(&p, Some(0), Some(gid)).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o2770)).unwrap();
+    }
+    let conf = here.join("rsendmail.conf");
+    fs::write(
+        &conf,
+        format!(
+            "SPOOLDIR {}\nMAILNAME test.example\nMAILSPOOL {}\n",
+            spool.display(),
+            here.join("mail").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    // The overlaid /etc: the configuration, and (for the member) a group file naming
+    // the test user in the spool's group.
+    let etc = here.join("etc");
+    let member_etc = here.join("etc-member");
+    for e in [&etc, &member_etc] {
+        fs::create_dir_all(e.join("rsendmail")).unwrap();
+        fs::copy(&conf, e.join("rsendmail/rsendmail.conf")).unwrap();
+    }
+    let groups: String = fs::read_to_string("/etc/group")
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.split(':').next() == Some(group) {
+                format!("{}{TEST_USER}\n", l.trim_end_matches(','))
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    fs::write(member_etc.join("group"), groups).unwrap();
+    fs::set_permissions(member_etc.join("group"), fs::Permissions::from_mode(0o644)).unwrap();
+    let sm = crate::privileges::setgid_install(&here, &crate::harness::bin(), "sendmail");
+    let adm = crate::privileges::setgid_install(&here, &admin_bin(), "rsendmail-admin");
+    let envs = [("RSENDMAIL_SYSTEM_CONFIG", conf.to_str().unwrap())];
+    let user = |args: &[&str]| in_system(&etc, TEST_USER, &adm, args, b"");
+    let member = |args: &[&str]| in_system(&member_etc, TEST_USER, &adm, args, b"");
+    let root = |program: &Path, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .envs(envs)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let is_held = |id: &str| spool.join("hold").join(format!("qf{id}")).exists();
+    let out = in_system(&etc, TEST_USER, &sm, &["-odq", "bob@example.org"], MSG);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mine = fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("qf"))
+                .map(str::to_string)
+        })
+        .unwrap();
+    let uid = crate::harness::test_user().uid;
+
+    // Root holds the test user's entry: who held it is shown.
+    let out = root(&admin_bin(), &["hold", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(is_held(&mine));
+    let out = root(&admin_bin(), &["show", &mine]);
+    assert!(
+        text(&out.stdout).contains("\nHeld by:        root (uid 0)\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = root(&admin_bin(), &["list"]);
+    assert!(
+        text(&out.stdout).contains("\n     QUARANTINE: held by root\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = root(&admin_bin(), &["list", "--json"]);
+    assert!(
+        text(&out.stdout).contains(r#","held_by":{"user":"root","uid":0}"#),
+        "{}",
+        text(&out.stdout)
+    );
+    // mailq keeps sendmail's quarantine line, which carries the reason alone.
+    let out = root(&crate::harness::bin(), &["-bp"]);
+    assert!(
+        text(&out.stdout).contains("\n     QUARANTINE: held\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    let mailq = here.join("mailq");
+    std::os::unix::fs::symlink(crate::harness::bin(), &mailq).unwrap();
+    let out = root(&mailq, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(r#""queue_name":"hold""#),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        !text(&out.stdout).contains("held_by"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // The test user may see it, but not end root's hold, whatever the command.
+    let out = user(&["show", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("\nHeld by:        root (uid 0)\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    let refusal = format!(
+        "{mine}: permission denied: held by root (uid 0): only root or a member of the \
+         spool's group {group} may release it"
+    );
+    for action in ["release", "retry", "bounce", "delete"] {
+        let out = user(&[action, &mine]);
+        assert_eq!(
+            out.status.code(),
+            Some(77),
+            "{action}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(&refusal),
+            "{action}: {}",
+            text(&out.stderr)
+        );
+        if action != "release" {
+            assert!(
+                text(&out.stderr).contains(&format!(" (or {action} it while it is held)")),
+                "{action}: {}",
+                text(&out.stderr)
+            );
+        }
+        assert!(
+            text(&out.stdout).is_empty(),
+            "{action}: {}",
+            text(&out.stdout)
+        );
+        assert!(is_held(&mine), "{action}");
+    }
+    // Her `delete --all` takes her entries, and refuses this one the same way.
+    let out = user(&["delete", "--all"]);
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains(&refusal),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(is_held(&mine));
+    // Holding it again takes nothing over.
+    let out = user(&["hold", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{mine}: already held\n"));
+    let out = user(&["release", &mine]);
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stderr));
+    assert!(is_held(&mine));
+    // A member of the spool's group may release it.
+    let out = member(&["release", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{mine}: released\n"));
+    assert!(!is_held(&mine) && spool.join(format!("qf{mine}")).exists());
+    // The record went with the hold: the entry, never tried, has no state file again.
+    assert!(!spool.join(format!("sf{mine}")).exists());
+
+    // A hold she made herself she may release.
+    let out = user(&["hold", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = user(&["show", &mine]);
+    assert!(
+        text(&out.stdout).contains(&format!("\nHeld by:        {TEST_USER} (uid {uid})\n")),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = root(&admin_bin(), &["list"]);
+    assert!(
+        text(&out.stdout).contains(&format!("\n     QUARANTINE: held by {TEST_USER}\n")),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = user(&["release", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{mine}: released\n"));
+    assert!(!is_held(&mine));
+
+    // Held by an earlier version: its state file has no record of who held it.
+    let out = root(&admin_bin(), &["hold", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let sf = spool.join("hold").join(format!("sf{mine}"));
+    let state = fs::read_to_string(&sf).unwrap();
+    assert!(state.contains("\nheld-by 0 root\n"), "{state}");
+    let old: String = state
+        .lines()
+        .filter(|l| !l.starts_with("held-by "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&sf, old).unwrap();
+    let out = user(&["release", &mine]);
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "{mine}: permission denied: held, and who held it is not recorded (a hold made \
+             by an earlier version): only root or a member of the spool's group {group} may \
+             release it"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(is_held(&mine));
+    let out = root(&admin_bin(), &["show", &mine]);
+    assert!(
+        text(&out.stdout).contains("\nHeld by:        not recorded (a hold made by an earlier"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = root(&admin_bin(), &["list"]);
+    assert!(
+        text(&out.stdout).contains("\n     QUARANTINE: held\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = root(&admin_bin(), &["release", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!is_held(&mine));
+    let _ = fs::remove_dir_all(&here);
 }

@@ -7,6 +7,11 @@
 //! `mailq` knows). A refusal names the ID and exits 77 (EX_NOPERM); an ID that names no
 //! entry exits 66 (EX_NOINPUT: the queue file it names does not exist); the other IDs of
 //! the command line are still processed, and the exit status is the first failure's.
+//! A hold is the administrator's quarantine, as sendmail's `-Q` is root's alone
+//! (recorded: a user's `-Q` is "Permission denied (real uid not trusted)"): it records
+//! who made it ([`State::held_by`]), and only that user, root, the spool's owner and its
+//! group may end it (`release`, `retry`, `bounce`, `delete`: [`may_clear_hold`]); a user
+//! holds and releases her own entry, but not one root or the group held.
 //! An entry of a selection (`delete --all`, `--recipient`) that is gone by the time it
 //! is acted on (a queue run delivered it meanwhile) is passed over, as `postsuper -d
 //! ALL` passes over it: it was not named, so its absence is no error.
@@ -39,6 +44,7 @@
 use super::{Context, on_stderr};
 use crate::app::{self, Setup};
 use crate::exit::{Fatal, Sysexit};
+use crate::spool::entry::{HeldBy, State};
 use crate::spool::{self, ReadError, Spool, index, wake};
 use std::fs::{self, File};
 use std::io::Write as _;
@@ -159,6 +165,14 @@ impl Caller {
 
     fn may_act_on(&self, owner: Option<u32>) -> bool {
         self.any || owner == Some(self.uid)
+    }
+
+    /// The record of a hold this caller makes.
+    fn as_holder(&self) -> HeldBy {
+        HeldBy {
+            uid: self.uid,
+            login: self.login.clone(),
+        }
     }
 }
 
@@ -482,11 +496,11 @@ pub fn list(ctx: &Context, json: bool) -> Sysexit {
             return Ok(Sysexit::Ok);
         }
         let (text, problems) = if json {
-            crate::mailq::list_json(&s.spool, None)?
+            crate::mailq::list_json(&s.spool, None, true)?
         } else {
             let min_age = s.settings.min_queue_age.unwrap_or(0) as i64;
             let (default_uid, _) = crate::aliases::default_user(s.settings.default_user.as_deref());
-            crate::mailq::list_text(&s.spool, None, min_age, false, default_uid)?
+            crate::mailq::list_text(&s.spool, None, min_age, false, default_uid, true)?
         };
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());
@@ -602,6 +616,20 @@ fn render(e: &spool::QueuedEntry, held: bool, busy: bool, now: i64) -> String {
     };
     let _ = writeln!(o, "Queue ID:       {}", env.id);
     let _ = writeln!(o, "Status:         {status}");
+    if held {
+        match &e.state.held_by {
+            Some(h) => {
+                let _ = writeln!(o, "Held by:        {}", holder_text(h));
+            }
+            None => {
+                let _ = writeln!(
+                    o,
+                    "Held by:        not recorded (a hold made by an earlier version): only \
+                     root or the spool's group may release it"
+                );
+            }
+        }
+    }
     let _ = writeln!(o, "Arrival:        {}", when(env.created, now));
     let _ = writeln!(o, "Submitted by:   {} (uid {})", p(&env.user), env.uid);
     let sender = if env.sender.is_empty() {
@@ -889,6 +917,9 @@ pub fn delete(
                 gone += 1;
                 return Ok(());
             };
+            if held {
+                may_clear_hold(&s.spool, who, id, "delete")?;
+            }
             if dry_run {
                 crate::outln!("{}", would_delete(&sp, id, held));
                 would += 1;
@@ -1062,8 +1093,154 @@ fn move_entry(from: &Spool, to: &Spool, id: &str, sf_first: bool) -> std::io::Re
     spool::sync_dir(&from.dir)
 }
 
-/// Hold one queued entry (its lock taken): moved into `hold/`.
-fn hold_one(s: &Setup, id: &str) -> Done {
+/// Write `held_by` as the record of who holds entry `id` into its state file in `sp`
+/// (the caller holds the entry's lock): the state as recorded, with that record. A
+/// state that is then that of an entry never tried (no state file before the hold) is
+/// left without a file, as it was. Nothing is written when the record is already so.
+fn record_holder(s: &Setup, sp: &Spool, id: &str, held_by: Option<HeldBy>) -> std::io::Result<()> {
+    let path = sp.sf_path(id);
+    let mut st = match spool::read_safely(&path) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map_err(|_| "not text".to_string())
+            .and_then(|t| State::parse(&t))
+            .map_err(|why| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("its state file sf{id}: {why}"),
+                )
+            })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+        Err(e) => return Err(e),
+    };
+    if st.held_by == held_by {
+        return Ok(());
+    }
+    st.held_by = held_by;
+    if st == State::default() {
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        return spool::sync_dir(&sp.dir);
+    }
+    let tmp = s
+        .spool
+        .tmp_dir()
+        .join(format!("sf{id}.{}", std::process::id()));
+    let written = spool::replace_safely(&tmp, &path, st.to_text().as_bytes(), s.spool.file_mode())
+        .and_then(|()| spool::sync_dir(&sp.dir));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Who held entry `id` of `spool` (in `hold/`), as its state file records it: the one
+/// in `hold/`, or the one a hold cut short left in the spool. `None` when there is no
+/// record (a hold made before it was kept, or whose record could not be written) or
+/// the state file cannot be read.
+fn recorded_holder(spool: &Spool, id: &str) -> Option<HeldBy> {
+    for sp in [spool.held(), spool.clone()] {
+        match spool::read_safely(&sp.sf_path(id)) {
+            Ok(bytes) => {
+                return String::from_utf8(bytes)
+                    .ok()
+                    .and_then(|t| State::parse(&t).ok())
+                    .and_then(|st| st.held_by);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// A holder as messages name her: her login and uid.
+fn holder_text(h: &HeldBy) -> String {
+    format!("{} (uid {})", crate::text::printable(&h.login), h.uid)
+}
+
+/// Who may release an entry `holder` held (module docs, "Rights"): she, root, the
+/// spool's owner and the members of its group, each named once
+/// (`alice, root or a member of the spool's group rsendmail`).
+fn may_release(spool: &Spool, holder: Option<&HeldBy>) -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    let md = fs::metadata(&spool.dir).ok();
+    let login = |uid: u32| {
+        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_else(|| format!("uid {uid}"))
+    };
+    let mut names: Vec<String> = Vec::new();
+    if let Some(h) = holder.filter(|h| h.uid != 0) {
+        names.push(crate::text::printable(&h.login).into_owned());
+    }
+    names.push("root".into());
+    if let Some(owner) = md.as_ref().map(|m| m.uid())
+        && owner != 0
+        && holder.is_none_or(|h| h.uid != owner)
+    {
+        names.push(format!("the spool's owner {}", login(owner)));
+    }
+    let group = md.map(|m| m.gid()).map(|gid| {
+        nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+            .ok()
+            .flatten()
+            .map(|g| g.name)
+            .unwrap_or_else(|| format!("gid {gid}"))
+    });
+    names.push(match group {
+        Some(g) => format!("a member of the spool's group {g}"),
+        None => "a member of the spool's group".into(),
+    });
+    match names.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+/// Whether `who` may end the hold of held entry `id` (`what`: `release`, or `retry`,
+/// `bounce`, `delete`, which end it too): root, the spool's owner and its group may;
+/// any other user only a hold she made herself ([`State::held_by`]), as a hold is the
+/// administrator's quarantine (sendmail's `-Q`, Postfix's `postsuper -h`, which are
+/// theirs alone). A hold with no record of who made it is theirs alone too. A refusal
+/// names who held it and who may release it, and is 77 (EX_NOPERM).
+fn may_clear_hold(spool: &Spool, who: &Caller, id: &str, what: &str) -> Done {
+    if who.any {
+        return Ok(());
+    }
+    let holder = recorded_holder(spool, id);
+    if holder.as_ref().is_some_and(|h| h.uid == who.uid) {
+        return Ok(());
+    }
+    let by = match &holder {
+        Some(h) => format!("held by {}", holder_text(h)),
+        None => {
+            "held, and who held it is not recorded (a hold made by an earlier version)".to_string()
+        }
+    };
+    let also = if what == "release" {
+        String::new()
+    } else {
+        format!(" (or {what} it while it is held)")
+    };
+    Err(fail(
+        Sysexit::NoPerm,
+        format!(
+            "{id}: permission denied: {by}: only {} may release it{also}",
+            may_release(spool, holder.as_ref())
+        ),
+    ))
+}
+
+/// Hold one queued entry (its lock taken): who holds it recorded in its state file
+/// ([`State::held_by`]), then moved into `hold/`. A record that cannot be written (a
+/// full disk, a damaged state file) does not stop the hold: the entry is held without
+/// it, which only root and the spool's group may release, and the caller is told.
+fn hold_one(s: &Setup, who: &Caller, id: &str) -> Done {
     let held = s.spool.held();
     if let Err(f) = s.spool.subdir(spool::HOLD) {
         return Err(fail(f.code, format!("{id}: not held: {}", f.message)));
@@ -1074,6 +1251,20 @@ fn hold_one(s: &Setup, id: &str) -> Done {
             format!("{id}: no longer queued (delivered or removed meanwhile)"),
         ));
     };
+    // Recorded before the move, so that the record goes with the state file; one left
+    // in a queued entry (the move failed) is never looked at, and the next hold writes
+    // its own.
+    if let Err(e) = record_holder(s, &s.spool, id, Some(who.as_holder())) {
+        let msg = format!(
+            "{id}: who holds it cannot be recorded ({}): once held, only {} may release it",
+            crate::config::io_text(&e),
+            may_release(&s.spool, None)
+        );
+        crate::errln!("rsendmail-admin: {msg}");
+        if !crate::log::to_stderr() {
+            log::warn!("{msg}");
+        }
+    }
     if let Err(e) = move_entry(&s.spool, &held, id, false) {
         return Err(fail(
             Sysexit::from_io(&e),
@@ -1087,16 +1278,29 @@ fn hold_one(s: &Setup, id: &str) -> Done {
     Ok(())
 }
 
-/// Release one held entry (its lock taken): moved back, its index lines added.
-fn release_one(s: &Setup, id: &str) -> Done {
+/// Release one held entry (its lock taken, the caller's right to release it checked
+/// under it: [`may_clear_hold`]): the record of who held it cleared, then moved back,
+/// its index lines added.
+fn release_one(s: &Setup, who: &Caller, id: &str) -> Done {
     let held = s.spool.held();
     let Some(_lock) = lock(&held, id)? else {
         return Err(fail(Sysexit::NoInput, format!("{id}: no longer held")));
     };
+    may_clear_hold(&s.spool, who, id, "release")?;
     // A hold cut short between its renames left the state in the spool: it stays.
     let sf_here = fs::symlink_metadata(held.sf_path(id)).is_ok();
     if !sf_here && fs::symlink_metadata(s.spool.sf_path(id)).is_ok() {
         log::info!("{id}: its state file was left in the spool; kept");
+    }
+    // Cleared before the move: one cut short leaves a held entry without a record
+    // (root's and the group's to release), never a record in a queued entry.
+    let sf_at = if sf_here { &held } else { &s.spool };
+    if let Err(e) = record_holder(s, sf_at, id, None) {
+        // Never looked at once the entry is queued; the next hold writes its own.
+        log::warn!(
+            "{id}: the record of who held it cannot be cleared: {}",
+            crate::config::io_text(&e)
+        );
     }
     // Indexed after the move, with the index marked as missing it meanwhile.
     let moved = index::moved_in(&s.spool, id, || move_entry(&held, &s.spool, id, true));
@@ -1130,7 +1334,7 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
                 crate::outln!("{id}: already held");
                 return Ok(());
             }
-            hold_one(s, id)?;
+            hold_one(s, who, id)?;
             any = true;
             crate::outln!("{id}: held");
             logged(who, id, "held");
@@ -1152,7 +1356,7 @@ pub fn release(ctx: &Context, ids: &[String]) -> Sysexit {
                 crate::outln!("{id}: not held");
                 return Ok(());
             }
-            release_one(s, id)?;
+            release_one(s, who, id)?;
             crate::outln!("{id}: released");
             logged(who, id, "released");
             Ok(())
@@ -1162,8 +1366,17 @@ pub fn release(ctx: &Context, ids: &[String]) -> Sysexit {
 
 /// Change an entry's state under its lock: `change` gets the state as recorded. A held
 /// entry is released after the change (under the same lock), so a `bounce` mark is in
-/// place before any run can see it.
-fn mark(s: &Setup, id: &str, held: bool, change: impl FnOnce(&mut spool::entry::State)) -> Done {
+/// place before any run can see it; the caller's right to release it (`what`: the
+/// command) is checked under that lock ([`may_clear_hold`]), and the record of who held
+/// it is cleared with the change.
+fn mark(
+    s: &Setup,
+    who: &Caller,
+    id: &str,
+    held: bool,
+    what: &str,
+    change: impl FnOnce(&mut spool::entry::State),
+) -> Done {
     let sp = if held {
         s.spool.held()
     } else {
@@ -1175,6 +1388,9 @@ fn mark(s: &Setup, id: &str, held: bool, change: impl FnOnce(&mut spool::entry::
             format!("{id}: no longer queued (delivered or removed meanwhile)"),
         ));
     };
+    if held {
+        may_clear_hold(&s.spool, who, id, what)?;
+    }
     let mut e = match sp.read_entry(id) {
         Ok(e) => e,
         Err(err) => {
@@ -1185,6 +1401,7 @@ fn mark(s: &Setup, id: &str, held: bool, change: impl FnOnce(&mut spool::entry::
         }
     };
     change(&mut e.state);
+    e.state.held_by = None;
     let tmp = s
         .spool
         .tmp_dir()
@@ -1230,7 +1447,7 @@ pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
     run(ctx, Use::Writes, |s, who| {
         Ok(over(ids, |id| {
             let (_, held) = find(&s.spool, who, id)?;
-            mark(s, id, held, |st| {
+            mark(s, who, id, held, "retry", |st| {
                 st.next_attempt = None;
                 st.local_next_attempt = None;
                 st.retry = true;
@@ -1304,7 +1521,7 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                 _ => "returned to its sender",
             };
             let why = reason.clone();
-            mark(s, id, held, |st| st.bounce = Some(why))?;
+            mark(s, who, id, held, "bounce", |st| st.bounce = Some(why))?;
             logged(who, id, &format!("returned to its sender ({reason})"));
             if let Some(why) = crate::spool::safety::refused_exec(&app::deliver_path()) {
                 return Err(fail(

@@ -668,6 +668,21 @@ pub struct State {
     /// Cleared by that delivery: a queue run's reports have no such lines (recorded:
     /// `receipt-list-argv-odq-q`).
     pub expansion_notes: Vec<String>,
+    /// Who made the hold of a held entry (`rsendmail-admin hold`; key `held-by UID
+    /// LOGIN`, the login escaped): the one user besides root and the spool's group who
+    /// may release it. Absent in entries never held and in those held before it was
+    /// kept, whose hold only root and the group may release; a reader that does not
+    /// know the key ignores it. It means something only while the entry is in `hold/`:
+    /// releasing clears it, and a queued entry's is never looked at.
+    pub held_by: Option<HeldBy>,
+}
+
+/// Who held an entry ([`State::held_by`]): the uid, which decides, and the login, which
+/// is said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldBy {
+    pub uid: u32,
+    pub login: String,
 }
 
 /// One line of an entry's delivery journal (`jf<ID>`): recipient `rcpt` delivered with
@@ -806,6 +821,9 @@ impl State {
         for n in &self.expansion_notes {
             let _ = writeln!(s, "expansion-note {}", escape(n));
         }
+        if let Some(h) = &self.held_by {
+            let _ = writeln!(s, "held-by {} {}", h.uid, escape(&h.login));
+        }
         for (i, st, why) in &self.recipients {
             let _ = write!(s, "rcpt {i} {}", st.word());
             if let Some(w) = why {
@@ -853,6 +871,17 @@ impl State {
                     st.owner_notes.push((o, unescape(n).ok_or_else(bad)?));
                 }
                 "expansion-note" => st.expansion_notes.push(unescape(rest).ok_or_else(bad)?),
+                "held-by" => {
+                    let (uid, login) = rest.split_once(' ').ok_or_else(bad)?;
+                    // Digits only, as written: no sign, no blank.
+                    if uid.is_empty() || !uid.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(bad());
+                    }
+                    st.held_by = Some(HeldBy {
+                        uid: uid.parse().map_err(|_| bad())?,
+                        login: unescape(login).ok_or_else(bad)?,
+                    });
+                }
                 "rcpt" => {
                     let mut f = rest.splitn(3, ' ');
                     let idx: usize = f.next().unwrap_or("").parse().map_err(|_| bad())?;
@@ -907,6 +936,8 @@ impl State {
             bounce: None,
             expansion_notes: Vec::new(),
             reply_lines: Vec::new(),
+            // Written by deliveries, which never take a held entry.
+            held_by: None,
             recipients: self
                 .recipients
                 .iter()
@@ -1228,6 +1259,56 @@ mod tests {
         assert!(!plain.to_text().contains("verp"));
     }
 
+    /// A state file written before holds recorded who made them (a held entry's, as an
+    /// earlier version left it in `hold/`) still reads, with no holder; a state without
+    /// one is written as before, so an earlier version reads what this one writes, and
+    /// the record of who held it is an unknown key to that version's reader, which
+    /// ignores it. A damaged record is refused, naming its line.
+    #[test]
+    fn who_held_an_entry_is_kept_and_older_state_files_read_without_it() {
+        let old = "rsendmail-state 1\nattempts 1\nlast-attempt 1764699000\n\
+                   next-attempt 1764699900\nreason Deferred:%20450%204.2.0%20later\n\
+                   rcpt 0 deferred 450%204.2.0%20later\n";
+        let st = State::parse(old).unwrap();
+        assert_eq!(st.held_by, None);
+        assert_eq!(st.attempts, 1);
+        assert_eq!(st.to_text(), old, "written as it was");
+        assert!(!State::default().to_text().contains("held-by"));
+        let held = State {
+            held_by: Some(HeldBy {
+                uid: 0,
+                login: "root".into(),
+            }),
+            ..st.clone()
+        };
+        let text = held.to_text();
+        assert!(text.contains("\nheld-by 0 root\n"), "{text}");
+        assert_eq!(State::parse(&text).unwrap(), held);
+        // An earlier reader's view: the line dropped, the rest the same.
+        let without: String = text
+            .lines()
+            .filter(|l| !l.starts_with("held-by"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(State::parse(&without).unwrap(), st);
+        for bad in [
+            "held-by",
+            "held-by 0",
+            "held-by -1 root",
+            "held-by +0 root",
+            "held-by 4294967296 root",
+            "held-by x root",
+            "held-by 0 ro%4",
+        ] {
+            let t = format!("rsendmail-state 1\n{bad}\n");
+            let err = State::parse(&t).unwrap_err();
+            assert!(err.contains(bad), "{bad}: {err}");
+        }
+        // The essential state (written by deliveries, which never take a held entry)
+        // leaves it out.
+        assert_eq!(held.essential().held_by, None);
+    }
+
     #[test]
     fn unknown_keys_ignored_newer_version_refused() {
         let text = sample()
@@ -1438,6 +1519,11 @@ mod tests {
             ],
             // The lines before the last of recipient 0's multi-line reply.
             reply_lines: vec![(0, "250-first line 50%\n250-second".into())],
+            // A login with a blank and a `%` survives.
+            held_by: Some(HeldBy {
+                uid: 1001,
+                login: "a b%".into(),
+            }),
         };
         let back = State::parse(&st.to_text()).unwrap();
         assert_eq!(back, st);
@@ -1507,6 +1593,10 @@ mod tests {
                 reply_lines: (0..n)
                     .map(|i| (i, "550-5.1.1 an earlier line ".repeat(20)))
                     .collect(),
+                held_by: Some(HeldBy {
+                    uid: u32::MAX,
+                    login: "a-login".repeat(20),
+                }),
             };
             let e = st.essential();
             assert!(e.to_text().len() <= State::essential_len_bound(n), "{n}");
@@ -1718,6 +1808,7 @@ rcpt 1 delivered 250";
                 any::<bool>(),
                 any::<bool>(),
                 option::of(value()),
+                option::of((any::<u32>(), value())),
             )
                 .prop_map(
                     |(
@@ -1729,6 +1820,7 @@ rcpt 1 delivered 250";
                         warned,
                         retry,
                         bounce,
+                        held_by,
                     )| State {
                         attempts,
                         last_attempt,
@@ -1745,6 +1837,7 @@ rcpt 1 delivered 250";
                         owner_notes: Vec::new(),
                         expansion_notes: Vec::new(),
                         reply_lines: Vec::new(),
+                        held_by: held_by.map(|(uid, login)| HeldBy { uid, login }),
                     },
                 )
         }
@@ -1776,6 +1869,7 @@ rcpt 1 delivered 250";
                     "warned",
                     "retry",
                     "bounce",
+                    "held-by",
                     "x",
                 ][..],
             );
