@@ -1126,6 +1126,25 @@ impl SpoolOwner {
 fn missing_spool_step(t: &mut Tally, s: &app::Setup, e: &std::io::Error) {
     let dir = &s.spool.dir;
     let missing = e.kind() == std::io::ErrorKind::NotFound;
+    // Entries in another spool (the runner's, the built-in one, one beside it): the
+    // line to correct, never init, which would strand them.
+    if missing && !s.spool.private {
+        let conf = s
+            .inv
+            .config_file
+            .clone()
+            .unwrap_or_else(config::system_config);
+        let found = super::elsewhere::spools_with_entries(dir, &conf);
+        if let Some(first) = found.first() {
+            let text = super::elsewhere::problem(&s.spool, &found, &conf);
+            let way = match super::elsewhere::config_fix(&s.spool, &first.dir, &conf) {
+                Ok(cmd) => fix(&[cmd]),
+                Err(words) => format!(" ({words})"),
+            };
+            t.fail(Sysexit::Config, "spool", &format!("{text}{way}"));
+            return;
+        }
+    }
     let parent = dir
         .parent()
         .filter(|p| missing && !p.as_os_str().is_empty() && std::fs::metadata(p).is_err());
