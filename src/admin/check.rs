@@ -8,7 +8,9 @@
 //! on, keywords that change nothing and lines another overrides are `warn` lines; the
 //! file and its directory writable by root alone), the mail name and host name, the
 //! spool (its group, never one a user acts with, and modes; the directories above it,
-//! root's alone ([`crate::spool::safety`]); a spool everyone may write
+//! root's alone ([`crate::spool::safety`]); a missing spool while another spool holds
+//! entries, failed as a likely typo with the line to correct, never `init`
+//! ([`super::elsewhere`]); a spool everyone may write
 //! in the words of the programs that refuse it; its sub-directories, the files
 //! submissions write in them and the queue entries, as `rsendmail-admin init` leaves
 //! them), the installed `rsendmail` and this program (set-gid to the spool's

@@ -29,7 +29,12 @@
 //! with its fix. The spool itself is made only when its parent exists: a
 //! `SPOOLDIR` whose parent is missing is refused as it is everywhere else
 //! ([`crate::spool::Spool::check_present`]: EX_CONFIG, its file and line, with the way
-//! out: [`missing_parent_advice`]), and nothing is made. Idempotent: what is already right is left alone, and each change is one line
+//! out: [`missing_parent_advice`]), and nothing is made. Nor is a spool made while
+//! another spool holds entries (the queue runner's of this configuration, the built-in
+//! one, one beside it: [`super::elsewhere`]): a typo of the configuration, most likely;
+//! refused (EX_CONFIG, 78: the directory could be made, EX_CANTCREAT does not fit; the
+//! configuration is what looks wrong), with the line to correct, unless told
+//! `--new-spool`, when what is left there is said. Idempotent: what is already right is left alone, and each change is one line
 //! on stdout (`made ...`, `repaired ...: was ...`); the last line says the spool is
 //! ready. Root only (EX_NOPERM, 77, otherwise). An existing directory is taken over by
 //! the rule every program that uses the spool applies ([`Spool::check_takeover`]): an
