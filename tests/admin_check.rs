@@ -1772,6 +1772,168 @@ fn a_missing_spools_missing_parent_is_named_with_its_line() {
     assert!(!parent.exists());
 }
 
+/// `SPOOLDIR` rewritten to `to` in the env's configuration (its line 1).
+fn set_spooldir(env: &Env, to: &Path) {
+    let text = fs::read_to_string(&env.conf).unwrap();
+    let first = format!("SPOOLDIR {}\n", env.spool.display());
+    assert!(text.starts_with(&first), "{text}");
+    fs::write(
+        &env.conf,
+        text.replacen(&first, &format!("SPOOLDIR {}\n", to.display()), 1),
+    )
+    .unwrap();
+}
+
+/// A `SPOOLDIR` typo beside the spool that holds the queue: check names the line as a
+/// typo with the spool and its entries, and its fix corrects the line (never init, which
+/// would make an empty spool and strand the queue); init refuses to make the spool
+/// (78) unless told `--new-spool`, and then says what it left. A spool beside it without
+/// entries keeps init's advice.
+#[test]
+fn a_spooldir_typo_beside_a_queue_is_named_and_init_refuses_it() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    env.sendmail(&["-odq", "carol@example.org"], MSG).code(0);
+    assert_eq!(env.entries().len(), 2);
+    let typo = env.dir.join("spoool");
+    set_spooldir(&env, &typo);
+    let r = run_admin(&env, &prog, "check");
+    r.code(78);
+    let l = line(&r, "FAIL spool: ");
+    assert!(
+        l.starts_with(&format!(
+            "FAIL spool: SPOOLDIR {} does not exist; {} holds 2 entries: a typo at {}: \
+             line 1? Nothing was created",
+            typo.display(),
+            env.spool.display(),
+            env.conf.display()
+        )),
+        "{l}"
+    );
+    let cmd = fix_of(l).unwrap();
+    assert!(!cmd.contains(" init"), "{l}");
+    assert_eq!(
+        cmd,
+        format!(
+            "sed -i '1s|.*|SPOOLDIR {}|' {}",
+            env.spool.display(),
+            env.conf.display()
+        )
+    );
+    // init makes no empty spool there.
+    let r = run_admin(&env, &prog, "init");
+    r.code(78);
+    assert!(
+        r.stdout.contains(&format!(
+            "holds 2 entries: a typo at {}: line 1?",
+            env.conf.display()
+        )) && r.stdout.contains("run init --new-spool"),
+        "{}",
+        r.stdout
+    );
+    assert!(!typo.exists());
+    // The fix, followed: the spool step passes, on the queue.
+    assert!(sh(cmd).success(), "{cmd}");
+    let r = run_admin(&env, &prog, "check");
+    assert!(!r.stdout.contains("FAIL spool"), "{}", r.stdout);
+    assert_eq!(env.entries().len(), 2);
+    // Told --new-spool, init makes it, and says what it left.
+    set_spooldir(&env, &typo);
+    let r = env.run_raw(
+        &prog,
+        &["-C", env.conf.to_str().unwrap(), "init", "--new-spool"],
+        b"",
+    );
+    r.code(0);
+    assert!(
+        r.stdout.contains(&format!(
+            "left {} as it is: it holds 2 entries, which no program using {} sees",
+            env.spool.display(),
+            typo.display()
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(typo.is_dir());
+}
+
+/// A missing `SPOOLDIR` beside spools without entries (one made as the programs make
+/// it, one empty directory): no other spool holds mail, so check's fix stays init.
+#[test]
+fn a_missing_spool_beside_empty_spools_keeps_inits_advice() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    for d in ["tmp", "index", "corrupt"] {
+        fs::create_dir_all(env.spool.join(d)).unwrap();
+    }
+    fs::create_dir(env.dir.join("spool2")).unwrap();
+    let typo = env.dir.join("spoool");
+    set_spooldir(&env, &typo);
+    let r = run_admin(&env, &prog, "check");
+    r.code(78);
+    let l = line(&r, "FAIL spool: ");
+    assert!(l.ends_with(" init)") && !l.contains("entr"), "{l}");
+    run_admin(&env, &prog, "init").code(0);
+    assert!(typo.is_dir());
+}
+
+/// A `SPOOLDIR` changed to a directory that is not there while the queue runner of
+/// that configuration listens on the spool that holds the queue (a held entry): check
+/// names that spool, the runner's pid and the line, and its fix corrects the line; init
+/// refuses to make the new, empty spool.
+#[test]
+fn a_missing_spooldir_names_the_runners_spool_and_its_entries() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let id = env.only_id();
+    admin_of(&env, &prog, &["hold", &id]).code(0);
+    let runner = crate::harness::Runner::listening(&env);
+    let away = env.dir.join("moved");
+    fs::create_dir(&away).unwrap();
+    let missing = away.join("spool");
+    set_spooldir(&env, &missing);
+    let r = run_admin(&env, &prog, "check");
+    r.code(78);
+    let l = line(&r, "FAIL spool: ");
+    assert!(
+        l.starts_with(&format!(
+            "FAIL spool: SPOOLDIR {} does not exist; {} (the queue runner of this \
+             configuration, pid ",
+            missing.display(),
+            env.spool.display(),
+        )) && l.contains(&format!(
+            ", listens there) holds 1 entry: a typo at {}: line 1?",
+            env.conf.display()
+        )),
+        "{l}"
+    );
+    let cmd = fix_of(l).unwrap();
+    assert!(!cmd.contains(" init"), "{l}");
+    let r = run_admin(&env, &prog, "init");
+    r.code(78);
+    assert!(
+        r.stdout.contains("listens there) holds 1 entry"),
+        "{}",
+        r.stdout
+    );
+    assert!(!missing.exists());
+    assert!(sh(cmd).success(), "{cmd}");
+    let r = run_admin(&env, &prog, "check");
+    assert!(!r.stdout.contains("FAIL spool"), "{}", r.stdout);
+    runner.stop();
+}
+
 /// A set-gid install refuses the `rsendmail-deliver` beside it that is not root's alone
 /// (the file or its directory writable by a group or everyone): the submission whose
 /// delivery cannot start, and `check`'s network step, name that file and why, not only

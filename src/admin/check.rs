@@ -8,7 +8,9 @@
 //! on, keywords that change nothing and lines another overrides are `warn` lines; the
 //! file and its directory writable by root alone), the mail name and host name, the
 //! spool (its group, never one a user acts with, and modes; the directories above it,
-//! root's alone ([`crate::spool::safety`]); a spool everyone may write
+//! root's alone ([`crate::spool::safety`]); a missing spool while another spool holds
+//! entries, failed as a likely typo with the line to correct, never `init`
+//! ([`super::elsewhere`]); a spool everyone may write
 //! in the words of the programs that refuse it; its sub-directories, the files
 //! submissions write in them and the queue entries, as `rsendmail-admin init` leaves
 //! them), the installed `rsendmail` and this program (set-gid to the spool's
@@ -1126,6 +1128,25 @@ impl SpoolOwner {
 fn missing_spool_step(t: &mut Tally, s: &app::Setup, e: &std::io::Error) {
     let dir = &s.spool.dir;
     let missing = e.kind() == std::io::ErrorKind::NotFound;
+    // Entries in another spool (the runner's, the built-in one, one beside it): the
+    // line to correct, never init, which would strand them.
+    if missing && !s.spool.private {
+        let conf = s
+            .inv
+            .config_file
+            .clone()
+            .unwrap_or_else(config::system_config);
+        let found = super::elsewhere::spools_with_entries(dir, &conf);
+        if let Some(first) = found.first() {
+            let text = super::elsewhere::problem(&s.spool, &found, &conf);
+            let way = match super::elsewhere::config_fix(&s.spool, &first.dir, &conf) {
+                Ok(cmd) => fix(&[cmd]),
+                Err(words) => format!(" ({words})"),
+            };
+            t.fail(Sysexit::Config, "spool", &format!("{text}{way}"));
+            return;
+        }
+    }
     let parent = dir
         .parent()
         .filter(|p| missing && !p.as_os_str().is_empty() && std::fs::metadata(p).is_err());

@@ -29,7 +29,12 @@
 //! with its fix. The spool itself is made only when its parent exists: a
 //! `SPOOLDIR` whose parent is missing is refused as it is everywhere else
 //! ([`crate::spool::Spool::check_present`]: EX_CONFIG, its file and line, with the way
-//! out: [`missing_parent_advice`]), and nothing is made. Idempotent: what is already right is left alone, and each change is one line
+//! out: [`missing_parent_advice`]), and nothing is made. Nor is a spool made while
+//! another spool holds entries (the queue runner's of this configuration, the built-in
+//! one, one beside it: [`super::elsewhere`]): a typo of the configuration, most likely;
+//! refused (EX_CONFIG, 78: the directory could be made, EX_CANTCREAT does not fit; the
+//! configuration is what looks wrong), with the line to correct, unless told
+//! `--new-spool`, when what is left there is said. Idempotent: what is already right is left alone, and each change is one line
 //! on stdout (`made ...`, `repaired ...: was ...`); the last line says the spool is
 //! ready. Root only (EX_NOPERM, 77, otherwise). An existing directory is taken over by
 //! the rule every program that uses the spool applies ([`Spool::check_takeover`]): an
@@ -86,8 +91,8 @@ pub const DIR_MODE: u32 = 0o2770;
 pub const FILE_MODE: u32 = 0o660;
 
 /// Run the command; its exit status.
-pub fn init(ctx: &Context, group: Option<&str>) -> Sysexit {
-    match run(ctx, group) {
+pub fn init(ctx: &Context, group: Option<&str>, new_spool: bool) -> Sysexit {
+    match run(ctx, group, new_spool) {
         Ok(()) => Sysexit::Ok,
         Err(f) => {
             log::error!("init: {}", f.message);
@@ -97,7 +102,7 @@ pub fn init(ctx: &Context, group: Option<&str>) -> Sysexit {
     }
 }
 
-fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
+fn run(ctx: &Context, group: Option<&str>, new_spool: bool) -> Result<(), Fatal> {
     if !crate::privs::is_root() {
         return Err(Fatal::new(
             Sysexit::NoPerm,
@@ -120,6 +125,20 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
     if let Err(mut f) = spool.check_not_nested() {
         f.message.push_str(" (nothing was changed)");
         return Err(f);
+    }
+    // A spool to make while another holds entries: a typo of the configuration, most
+    // likely; refused unless told `--new-spool` ([`super::elsewhere`]).
+    let elsewhere = match fs::metadata(&spool.dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            super::elsewhere::spools_with_entries(&spool.dir, &cfg_path)
+        }
+        _ => Vec::new(),
+    };
+    if let (Some(first), false) = (elsewhere.first(), new_spool) {
+        return Err(Fatal::new(
+            Sysexit::Config,
+            elsewhere_refusal(&spool, &elsewhere, &first.dir, &cfg_path),
+        ));
     }
     // Not told a group: the one rule `check` applies too ([`spool_group`]).
     let (group_name, gid) = match group {
@@ -287,6 +306,16 @@ fn run(ctx: &Context, group: Option<&str>) -> Result<(), Fatal> {
             ),
         ));
     }
+    // Made all the same (--new-spool): what this spool's programs will not see.
+    for e in &elsewhere {
+        crate::outln!(
+            "left {} as it is: it holds {} {}, which no program using {} sees",
+            e.dir.display(),
+            e.entries,
+            if e.entries == 1 { "entry" } else { "entries" },
+            spool.dir.display()
+        );
+    }
     crate::outln!(
         "{}: ready ({:o} root:{})",
         spool.dir.display(),
@@ -445,6 +474,39 @@ pub fn unfit_group(name: &str, why: &str, default: bool, dir: &Path) -> String {
         (_, None) => format!("name {fit} with --group"),
     };
     format!("{whose} is {why}: {risk}; {out}")
+}
+
+/// Why init makes no spool at the missing `spool` while `found` (another spool, `to`
+/// the first) holds entries, and the ways out: the configuration line corrected
+/// ([`super::elsewhere::config_fix`]), or `--new-spool` (after the parent, when it is
+/// missing too).
+fn elsewhere_refusal(
+    spool: &Spool,
+    found: &[super::elsewhere::Elsewhere],
+    to: &Path,
+    config: &Path,
+) -> String {
+    let problem = super::elsewhere::problem(spool, found, config);
+    let correct = match super::elsewhere::config_fix(spool, to, config) {
+        Ok(cmd) => format!("correct the configuration ({cmd})"),
+        Err(words) => words,
+    };
+    let parent = spool
+        .dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty() && fs::metadata(p).is_err())
+        .map(|p| {
+            format!(
+                "make its parent first (install -d -o root -m 755 {}), then ",
+                crate::spool::safety::shell_word(p)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "{problem}; {correct}, or, to make a new, empty spool at {} all the same, \
+         {parent}run init --new-spool",
+        spool.dir.display()
+    )
 }
 
 /// What a `SPOOLDIR` whose parent `parent` is missing leaves to the administrator, after

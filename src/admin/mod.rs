@@ -4,6 +4,7 @@
 //! configuration) and [`init`] (create the spool).
 
 pub mod check;
+pub mod elsewhere;
 pub mod init;
 pub mod queue;
 pub mod show_config;

@@ -112,6 +112,10 @@ enum Command {
         /// The spool's group (default: rsendmail).
         #[arg(long, value_name = "GROUP")]
         group: Option<String>,
+        /// Make the spool the configuration names even while another spool (the queue
+        /// runner's, the built-in one, one beside it) holds entries.
+        #[arg(long)]
+        new_spool: bool,
     },
 }
 
@@ -163,7 +167,7 @@ fn main() -> ExitCode {
                 Err(f) => rsendmail::app::report(&admin::on_stderr(f)),
             }
         }
-        Command::Init { group } => admin::init::init(&ctx, group.as_deref()),
+        Command::Init { group, new_spool } => admin::init::init(&ctx, group.as_deref(), new_spool),
     };
     ExitCode::from(status.code())
 }

@@ -1,0 +1,339 @@
+//! Queued mail in another spool while the one the configuration names is not there: a
+//! `SPOOLDIR` typo (`/var/spool/rsendmial`), or a line lost. `rsendmail-admin init`
+//! would make an empty spool at the path named, every program would use it, and the
+//! entries of the spool used until then would never be seen or delivered again
+//! (sendmail never makes its queue directory: it stops with "cannot chdir"). So, when the
+//! configured spool is missing, `check` and `init` look for a spool elsewhere that holds
+//! entries ([`spools_with_entries`]):
+//! - the spool the queue runner of the same configuration listens on (its wake-up FIFO,
+//!   `SPOOLDIR/wakeup`, held open for reading: a runner keeps the spool it had when a
+//!   reload names one that is not there); a runner's configuration is the `-C` of its
+//!   command line (relative to its working directory), else the system configuration.
+//!   Only the processes this user may look at are seen (root sees every one);
+//! - the built-in default spool, `/var/spool/rsendmail`;
+//! - the directories beside the missing one (at most [`MAX_SIBLINGS`] looked at).
+//!
+//! Each must look like a spool as the programs make it (`tmp/`, `index/` and `corrupt/`
+//! there, directories: the first submission makes them, and `init` with the rest); its
+//! entries are its `qf` files and those in `hold/`. `check` fails with the configuration
+//! line to correct (and its fix), never `init`'s; `init` refuses to make the spool
+//! (EX_CONFIG, 78: the configuration is what looks wrong, as for a `SPOOLDIR` whose
+//! parent is missing; nothing prevents making the directory) unless told
+//! `--new-spool`.
+
+use crate::spool::{Named, Spool, safety::shell_word};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// The most names of the missing spool's parent directory looked at for a spool beside
+/// it.
+pub const MAX_SIBLINGS: usize = 1000;
+
+/// A spool holding entries, found while the configured one is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Elsewhere {
+    pub dir: PathBuf,
+    /// Its entries: `qf` files in it and in its `hold/`.
+    pub entries: usize,
+    /// It is the built-in default spool.
+    pub default: bool,
+    /// The queue runners of the same configuration that listen on its wake-up FIFO.
+    pub runners: Vec<u32>,
+}
+
+impl Elsewhere {
+    /// `DIR (the built-in default; the queue runner of this configuration, pid N,
+    /// listens there) holds N entries`.
+    pub fn holds(&self) -> String {
+        let mut why = Vec::new();
+        if self.default {
+            why.push("the built-in default".to_string());
+        }
+        match self.runners.as_slice() {
+            [] => {}
+            [pid] => why.push(format!(
+                "the queue runner of this configuration, pid {pid}, listens there"
+            )),
+            pids => why.push(format!(
+                "the queue runners of this configuration, pids {}, listen there",
+                pids.iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", why.join("; "))
+        };
+        format!(
+            "{}{why} holds {} {}",
+            self.dir.display(),
+            self.entries,
+            if self.entries == 1 {
+                "entry"
+            } else {
+                "entries"
+            }
+        )
+    }
+}
+
+/// The spools other than `missing` (the configured spool, not there) that hold entries:
+/// the one the queue runner reading `config` (the configuration file read) listens on,
+/// the built-in default, those beside `missing`; in that order, each once.
+pub fn spools_with_entries(missing: &Path, config: &Path) -> Vec<Elsewhere> {
+    let mut found: Vec<(PathBuf, Elsewhere)> = Vec::new();
+    let mut add = |dir: &Path, default: bool, runner: Option<u32>| {
+        let Ok(key) = std::fs::canonicalize(dir) else {
+            return;
+        };
+        if let Some((_, e)) = found.iter_mut().find(|(k, _)| *k == key) {
+            e.default |= default;
+            e.runners.extend(runner.filter(|p| !e.runners.contains(p)));
+            return;
+        }
+        let Some(entries) = entries_in(dir) else {
+            return;
+        };
+        found.push((
+            key,
+            Elsewhere {
+                dir: dir.to_path_buf(),
+                entries,
+                default,
+                runners: runner.into_iter().collect(),
+            },
+        ));
+    };
+    for (pid, dir) in runners_of(config) {
+        add(&dir, false, Some(pid));
+    }
+    let default = crate::config::Paths::system().spool_dir;
+    if default != missing {
+        add(&default, true, None);
+    }
+    for dir in siblings(missing) {
+        add(&dir, false, None);
+    }
+    found
+        .into_iter()
+        .map(|(_, e)| e)
+        .filter(|e| e.entries > 0)
+        .collect()
+}
+
+/// The entries of `dir` when it looks like a spool the programs made (`tmp/`, `index/`
+/// and `corrupt/` directories there): its `qf` files and those in `hold/`. None when it
+/// does not, or cannot be read.
+fn entries_in(dir: &Path) -> Option<usize> {
+    if !std::fs::metadata(dir).ok()?.is_dir() {
+        return None;
+    }
+    let made = ["tmp", "index", "corrupt"]
+        .iter()
+        .all(|n| std::fs::symlink_metadata(dir.join(n)).is_ok_and(|m| m.is_dir()));
+    if !made {
+        return None;
+    }
+    let count = |d: &Path| -> Option<usize> {
+        Some(
+            std::fs::read_dir(d)
+                .ok()?
+                .flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_prefix("qf"))
+                        .is_some_and(crate::spool::valid_id)
+                })
+                .count(),
+        )
+    };
+    let top = count(dir)?;
+    let hold = dir.join(crate::spool::HOLD);
+    let held = if std::fs::symlink_metadata(&hold).is_ok_and(|m| m.is_dir()) {
+        count(&hold).unwrap_or(0)
+    } else {
+        0
+    };
+    Some(top + held)
+}
+
+/// The directories beside `missing` (not symbolic links), by name.
+fn siblings(missing: &Path) -> Vec<PathBuf> {
+    let (Some(parent), Some(name)) = (missing.parent(), missing.file_name()) else {
+        return Vec::new();
+    };
+    if parent.as_os_str().is_empty() {
+        return Vec::new();
+    }
+    let Ok(list) = std::fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = list
+        .take(MAX_SIBLINGS)
+        .flatten()
+        .filter(|e| e.file_name() != name && e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// The queue runners whose configuration is `config`, with the spool each listens on:
+/// the processes holding a FIFO named `wakeup` open for reading, in pid order.
+fn runners_of(config: &Path) -> Vec<(u32, PathBuf)> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let want = canonical(config);
+    let mut out = Vec::new();
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        let mut spools: Vec<PathBuf> = fds
+            .flatten()
+            .filter_map(|fd| {
+                // Open for reading: the link's own mode says how it was opened.
+                let link = std::fs::symlink_metadata(fd.path()).ok()?;
+                if link.mode() & 0o400 == 0 {
+                    return None;
+                }
+                let target = std::fs::read_link(fd.path()).ok()?;
+                if target.file_name()? != crate::spool::wake::NAME {
+                    return None;
+                }
+                let held = std::fs::metadata(fd.path()).ok()?;
+                let there = std::fs::symlink_metadata(&target).ok()?;
+                (held.file_type().is_fifo()
+                    && there.file_type().is_fifo()
+                    && (held.dev(), held.ino()) == (there.dev(), there.ino()))
+                    .then(|| target.parent().map(Path::to_path_buf))
+                    .flatten()
+            })
+            .collect();
+        if spools.is_empty() || runner_config(pid).as_deref() != Some(want.as_path()) {
+            continue;
+        }
+        spools.dedup();
+        out.extend(spools.into_iter().map(|s| (pid, s)));
+    }
+    out.sort();
+    out
+}
+
+/// The configuration the process `pid` reads: the `-C` of its command line (relative to
+/// its working directory), else the system configuration.
+fn runner_config(pid: u32) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let argv = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let words: Vec<&[u8]> = argv.split(|b| *b == 0).collect();
+    let mut given: Option<&[u8]> = None;
+    let mut i = 1;
+    while i < words.len() {
+        let w = words[i];
+        if w == b"--" {
+            break;
+        }
+        if w == b"-C" {
+            given = words.get(i + 1).copied();
+            i += 1;
+        } else if let Some(rest) = w.strip_prefix(b"-C") {
+            given = Some(rest);
+        }
+        i += 1;
+    }
+    let Some(given) = given else {
+        return Some(canonical(Path::new(crate::config::DEFAULT_CONFIG)));
+    };
+    let path = Path::new(std::ffi::OsStr::from_bytes(given));
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::fs::read_link(format!("/proc/{pid}/cwd"))
+            .ok()?
+            .join(path)
+    };
+    Some(canonical(&path))
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// What the missing `spool` is and where it is set, with what holds entries instead
+/// (`found`, not empty) and the question it raises: `SPOOLDIR X does not exist; Y holds
+/// N entries: a typo at FILE: line N?`.
+pub fn problem(spool: &Spool, found: &[Elsewhere], config: &Path) -> String {
+    let dir = spool.dir.display();
+    let (what, question) = match &spool.named {
+        Named::Config { at, keyword } => (format!("{keyword} {dir}"), format!("a typo at {at}?")),
+        Named::SystemDefault => (
+            format!("the queue directory {dir} (built in: the configuration names no SPOOLDIR)"),
+            format!("is a SPOOLDIR line missing from {}?", config.display()),
+        ),
+        _ => (
+            format!("the queue directory {dir} (named on the command line)"),
+            "a typo on the command line?".to_string(),
+        ),
+    };
+    let holds: Vec<String> = found.iter().map(Elsewhere::holds).collect();
+    let them = if found.iter().map(|e| e.entries).sum::<usize>() == 1 {
+        "it"
+    } else {
+        "them"
+    };
+    format!(
+        "{what} does not exist; {}: {question} Nothing was created: an empty spool made \
+         there would leave {them} unseen and undelivered",
+        holds.join(", ")
+    )
+}
+
+/// The configuration line that names `to` as the spool instead of the missing `spool`:
+/// `Ok(command)` that makes it so (`sed -i` of its line, or a line added to `config`),
+/// `Err(words)` when no command can be printed safely (the way to say it).
+pub fn config_fix(spool: &Spool, to: &Path, config: &Path) -> Result<String, String> {
+    let plain = |p: &Path| {
+        let s = p.display().to_string();
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@%".contains(&b))
+    };
+    let value = to.display();
+    match &spool.named {
+        Named::Config { at, keyword } => {
+            let line = if keyword == "SPOOLDIR" {
+                format!("SPOOLDIR {value}")
+            } else {
+                format!("O QueueDirectory={value}")
+            };
+            let parsed = at
+                .rsplit_once(": line ")
+                .and_then(|(file, n)| Some((file, n.parse::<u32>().ok()?)));
+            match parsed {
+                Some((file, n)) if plain(to) => Ok(format!(
+                    "sed -i '{n}s|.*|{line}|' {}",
+                    shell_word(Path::new(file))
+                )),
+                _ => Err(format!("correct the line to read `{line}`")),
+            }
+        }
+        Named::SystemDefault if plain(to) && crate::config::exists(config) => Ok(format!(
+            "printf 'SPOOLDIR %s\\n' {} >> {}",
+            shell_word(to),
+            shell_word(config)
+        )),
+        Named::SystemDefault => Err(format!(
+            "name it in {} (`SPOOLDIR {value}`)",
+            config.display()
+        )),
+        _ => Err(format!("name {value} on the command line")),
+    }
+}
