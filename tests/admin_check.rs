@@ -1363,7 +1363,8 @@ fn an_unused_forward_is_said_in_bv_v_and_check_to() {
     for (mode, owner, why, fix) in [
         (0o664, user.uid, "Group writable file", "chmod go-w"),
         (0o646, user.uid, "World writable file", "chmod go-w"),
-        (0o644, 65534, "Permission denied", "cp"),
+        // Her copy made 0644 whatever her umask.
+        (0o644, 65534, "Permission denied", "install -m 644"),
     ] {
         std::os::unix::fs::chown(&fwd, Some(owner), None).unwrap();
         chmod(&fwd, mode);
@@ -3177,7 +3178,7 @@ fn a_program_a_user_owns_is_installed_anew() {
     let group = group_name(spool_gid());
     let b = line(&r, &format!("FAIL binary: {} (", bin.display()));
     assert!(
-        b.contains(&format!("owned by {TEST_USER}"))
+        b.contains(&format!("owned by the user \"{TEST_USER}\", who can replace"))
             && b.contains(&format!(
                 "`install -o root -g {group} -m 2755 target/release/rsendmail {}`",
                 bin.display()
@@ -3994,7 +3995,7 @@ fn check_repairs_fit_the_fault_of_a_users_file_or_directory() {
     let l = line(&r, "FAIL files: ");
     assert!(
         l.contains(&format!(
-            "{} belongs to {TEST_USER}, who chose what is in it",
+            "{} belongs to the user \"{TEST_USER}\", who chose what is in it",
             logs.display()
         )) && !l.contains("never change the mode"),
         "{l}"
