@@ -3178,11 +3178,12 @@ fn a_program_a_user_owns_is_installed_anew() {
     let group = group_name(spool_gid());
     let b = line(&r, &format!("FAIL binary: {} (", bin.display()));
     assert!(
-        b.contains(&format!("owned by the user \"{TEST_USER}\", who can replace"))
-            && b.contains(&format!(
-                "`install -o root -g {group} -m 2755 target/release/rsendmail {}`",
-                bin.display()
-            )),
+        b.contains(&format!(
+            "owned by the user \"{TEST_USER}\", who can replace"
+        )) && b.contains(&format!(
+            "`install -o root -g {group} -m 2755 target/release/rsendmail {}`",
+            bin.display()
+        )),
         "{b}"
     );
     let d = line(&r, &format!("FAIL binary: {} (", deliver.display()));
