@@ -671,15 +671,20 @@ pub fn refused_deliverer() -> Option<String> {
     if std::fs::symlink_metadata(&p).is_err() || !guarded() || root_only(&p, dir) {
         return None;
     }
-    let what = |md: &std::fs::Metadata| {
-        crate::spool::safety::changed_by_others(md, &crate::spool::safety::Trust::ROOT_ALONE)
+    // Its group bits may be an access ACL's mask: the ACL's writers are named.
+    let what = |p: &Path, md: &std::fs::Metadata| {
+        crate::spool::safety::with_acl(p, md, &crate::spool::safety::Trust::ROOT_ALONE)
+            .map(|(_, w)| w)
     };
     let why = match std::fs::symlink_metadata(&p) {
         Ok(md) if md.file_type().is_symlink() => "it is a symbolic link".to_string(),
         Ok(md) if !md.file_type().is_file() => "it is not a regular file".to_string(),
-        Ok(md) => match what(&md) {
+        Ok(md) => match what(&p, &md) {
             Some(w) => format!("it is {w}"),
-            None => match std::fs::symlink_metadata(dir).ok().and_then(|d| what(&d)) {
+            None => match std::fs::symlink_metadata(dir)
+                .ok()
+                .and_then(|d| what(dir, &d))
+            {
                 Some(w) => format!("its directory {} is {w}", dir.display()),
                 None => "its directory is not root's alone".to_string(),
             },

@@ -65,7 +65,7 @@ static LOG: OnceLock<Mutex<File>> = OnceLock::new();
 /// made in a sticky directory to a file of root's is refused); a character device
 /// (`/dev/null`, a terminal) is written as it is.
 pub fn open(path: &Path) -> Result<File, Fatal> {
-    use crate::spool::safety::{Met, Trust, Walk, changed_by_others, file_risks, root_process};
+    use crate::spool::safety::{Met, Trust, Walk, file_risks, root_process, with_acl_fd};
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let fail = |e: io::Error| {
         Fatal::new(
@@ -183,7 +183,9 @@ pub fn open(path: &Path) -> Result<File, Fatal> {
     if root {
         // What was opened, by its descriptor: root's alone, and no other name.
         let why = if t.is_file() {
-            changed_by_others(&md, &Trust::ROOT_ALONE).map(|w| format!("is {w}"))
+            // Its group bits may be an access ACL's mask: the ACL's writers are named.
+            with_acl_fd(std::os::fd::AsFd::as_fd(&f), &md, &Trust::ROOT_ALONE)
+                .map(|(_, w)| format!("is {w}"))
         } else {
             None
         };

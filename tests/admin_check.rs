@@ -1363,7 +1363,8 @@ fn an_unused_forward_is_said_in_bv_v_and_check_to() {
     for (mode, owner, why, fix) in [
         (0o664, user.uid, "Group writable file", "chmod go-w"),
         (0o646, user.uid, "World writable file", "chmod go-w"),
-        (0o644, 65534, "Permission denied", "cp"),
+        // Her copy made 0644 whatever her umask.
+        (0o644, 65534, "Permission denied", "install -m 644"),
     ] {
         std::os::unix::fs::chown(&fwd, Some(owner), None).unwrap();
         chmod(&fwd, mode);
@@ -3245,6 +3246,76 @@ fn check_names_the_unsafe_deliverer_beside_it() {
     assert!(r.stdout.lines().any(|l| l == ok), "{}", r.stdout);
 }
 
+/// An access ACL that lets a user write `rsendmail-deliver` (`setfacl -m u:USER:rwx`,
+/// which shows as the group bits 0775) is named as that ACL entry, not as the file's
+/// group (root's, harmless), by check and by root's refusal to execute it; check's fix
+/// removes the ACL (`setfacl -b`, not a `chmod` that only narrows its mask) and,
+/// followed, makes the step pass.
+#[test]
+fn an_acl_on_the_deliverer_is_named_as_the_acl() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    let (prog, run) = install_check(&env);
+    chgrp_chmod(&prog, spool_gid(), 0o2755);
+    let deliver = env.dir.join("bin/rsendmail-deliver");
+    chgrp_chmod(&deliver, 0, 0o755);
+    let acl = format!("u:{TEST_USER}:rwx");
+    match std::process::Command::new("setfacl")
+        .args(["-m", &acl])
+        .arg(&deliver)
+        .status()
+    {
+        Ok(st) if st.success() => {}
+        other => {
+            eprintln!("note: setfacl -m {acl} ({other:?}): skipped");
+            return;
+        }
+    }
+    let by_acl = format!("given write by an access ACL for the user {TEST_USER}");
+    let r = run();
+    r.code(78);
+    let l = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("FAIL binary: ") && l.contains("rsendmail-deliver"))
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    let d = deliver.display();
+    assert!(
+        l.contains(&format!("it is {by_acl}"))
+            && !l.contains("writable by its group")
+            && l.ends_with(&format!("(fix: setfacl -b {d} && chmod 755 {d})")),
+        "{l}"
+    );
+    // Root's delivery refuses it in the same words: the file beside the program, named.
+    let r = env.run_raw(
+        &env.dir.join("bin/rsendmail"),
+        &["-C", env.conf.to_str().unwrap(), "-odi", "bob@example.org"],
+        MSG,
+    );
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        said.contains(&format!(
+            "{d}, beside this program, is refused: it is {by_acl}"
+        )),
+        "{said}"
+    );
+    let st = std::process::Command::new("sh")
+        .args(["-c", &format!("setfacl -b {d} && chmod 755 {d}")])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = run();
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l == format!("ok   binary {d} (root:root 0755)")),
+        "{}",
+        r.stdout
+    );
+}
+
 /// A program a user owns (the set-gid `rsendmail`, `rsendmail-deliver`) fails check,
 /// even with the right group and mode, and its repair installs a fresh copy as root
 /// with the program's group and mode (the set-gid one its spool group and 2755), never
@@ -3269,11 +3340,12 @@ fn a_program_a_user_owns_is_installed_anew() {
     let group = group_name(spool_gid());
     let b = line(&r, &format!("FAIL binary: {} (", bin.display()));
     assert!(
-        b.contains(&format!("owned by {TEST_USER}"))
-            && b.contains(&format!(
-                "`install -o root -g {group} -m 2755 target/release/rsendmail {}`",
-                bin.display()
-            )),
+        b.contains(&format!(
+            "owned by the user \"{TEST_USER}\", who can replace"
+        )) && b.contains(&format!(
+            "`install -o root -g {group} -m 2755 target/release/rsendmail {}`",
+            bin.display()
+        )),
         "{b}"
     );
     let d = line(&r, &format!("FAIL binary: {} (", deliver.display()));
@@ -3559,6 +3631,48 @@ fn a_users_config_file_is_read_with_her_own_rights() {
             "{command}: {said}"
         );
     }
+}
+
+/// The built-in /etc/aliases missing is a warning whose fix, followed as printed by
+/// root under umask 000, makes a file of mode 0644 (not one others may write, which
+/// every program would refuse), and the step passes. Run in a private mount namespace
+/// with an overlay on /etc, so that nothing outside it changes.
+#[test]
+fn the_fix_for_a_missing_aliases_file_sets_its_mode() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    let top = env.dir.join("ovl");
+    fs::create_dir_all(top.join("u")).unwrap();
+    fs::create_dir_all(top.join("w")).unwrap();
+    let script = r#"
+top=$1 prog=$2 conf=$3
+mount -t overlay overlay -o "lowerdir=/etc,upperdir=$top/u,workdir=$top/w" /etc || exit 90
+rm -f /etc/aliases
+"$prog" -C "$conf" check > "$top/before" 2>&1
+fix=$(sed -n 's/^warn aliases: there is no \/etc\/aliases: .*(fix: \(.*\))$/\1/p' "$top/before")
+[ -n "$fix" ] || { echo "no fix:"; cat "$top/before"; exit 91; }
+(umask 000 && sh -c "$fix") || exit 92
+echo "mode $(stat -c %a /etc/aliases)"
+"$prog" -C "$conf" check 2>&1 | grep '^[a-zA-Z]* *aliases' || echo "no aliases line"
+"#;
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(&top)
+        .arg(&prog)
+        .arg(&env.conf)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    if out.status.code() == Some(90) {
+        eprintln!("skipped: no overlay on /etc in a private mount namespace here");
+        return;
+    }
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("mode 644\n"), "{said}");
+    assert!(said.contains("no aliases line"), "{said}");
 }
 
 /// An ALIASES line naming a file that is not there (a typo: every alias would be off
@@ -4044,7 +4158,7 @@ fn check_repairs_fit_the_fault_of_a_users_file_or_directory() {
     let l = line(&r, "FAIL files: ");
     assert!(
         l.contains(&format!(
-            "{} belongs to {TEST_USER}, who chose what is in it",
+            "{} belongs to the user \"{TEST_USER}\", who chose what is in it",
             logs.display()
         )) && !l.contains("never change the mode"),
         "{l}"

@@ -885,7 +885,7 @@ fn two_users_act_only_on_their_own_entries() {
             text(&out.stderr)
         );
         assert!(
-            text(&out.stderr).contains(&format!("{theirs}: permission denied: {TEST_USER} may act only on the entries {TEST_USER} submitted")),
+            text(&out.stderr).contains(&format!("{theirs}: permission denied: the user \"{TEST_USER}\" may act only on the entries that user submitted")),
             "{action}: {}",
             text(&out.stderr)
         );
@@ -2108,4 +2108,58 @@ fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(!is_held(&mine));
     let _ = fs::remove_dir_all(&here);
+}
+
+/// A queue command that cannot write in the spool (a full file system, the fsync of
+/// the state file's directory failing with ENOSPC; a read-only one, its rename failing
+/// with EROFS) names the file and the spool's file system, and what to do, and keeps the
+/// entry as it was: `bounce` and `retry` exit 75 and 74.
+#[test]
+fn a_full_or_read_only_spool_is_said_with_what_to_do() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("note: strace is missing: skipped");
+        return;
+    }
+    let env = Env::new();
+    let id = queue(&env, "bob@example.org");
+    let sf = env.spool.join(format!("sf{id}"));
+    for (action, inject, code, what, todo) in [
+        (
+            "bounce",
+            "fsync:error=ENOSPC",
+            75,
+            "has no room left",
+            "free space there",
+        ),
+        (
+            "retry",
+            "rename:error=EROFS",
+            74,
+            "is mounted read-only",
+            "remount it read-write",
+        ),
+    ] {
+        let out = Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+            .arg(format!("inject={inject}"))
+            .arg("--")
+            .arg(admin_bin())
+            .args(["-C", env.conf.to_str().unwrap(), action, &id])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{action}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{id}: cannot record its state in {}: ",
+                sf.display()
+            )) && err.contains(&format!(
+                "; the file system of the spool {} {what}: the entry is kept as it was; {todo}",
+                env.spool.display()
+            )) && err.contains("then run this again"),
+            "{action}: {err}"
+        );
+        assert!(queued(&env, &id), "{action}: {}", env.listing());
+    }
 }

@@ -746,6 +746,18 @@ fn root_refuses_a_configuration_file_a_user_could_change() {
                 "{case}: {fail}"
             );
         }
+        // An ACL is removed, not only masked by a chmod that `chmod g+w` undoes.
+        if let Some(p) = match case {
+            "ACL on the file" => Some(conf.clone()),
+            "ACL on its directory" => Some(env.dir.clone()),
+            _ => None,
+        } {
+            let p = p.display();
+            assert!(
+                fail.contains(&format!("setfacl -b {p} && chmod go-w {p}")),
+                "{case}: {fail}"
+            );
+        }
         let _ = Command::new("setfacl").arg("-b").arg(&env.dir).status();
         let _ = fs::remove_dir_all(&env.dir);
     }

@@ -466,7 +466,7 @@ fn repair(u: &crate::config::UntrustedFile) -> String {
                  all the way down; {} belongs to {}, who chose what is in it: never change \
                  its owner or mode, she can swap it for a link first)",
                 sh_word(&r.path),
-                user_name(r.md.uid())
+                crate::spool::safety::the_user_id(r.md.uid())
             )
         }
         Some(r) if u.what == "MAILLOG" && !r.file => format!(
@@ -486,10 +486,16 @@ fn repair(u: &crate::config::UntrustedFile) -> String {
         // of each from the top down, each one made safe before the next is changed,
         // so that no one could swap what is changed next; followed, the step passes.
         // One a user owns or a link is never adopted (its owner chose what is in it).
+        // An access ACL that lets others write is removed first (`chmod go-w` alone
+        // only narrows its mask, which a later `chmod g+w` widens again).
         Some(_) if u.risks.iter().all(|r| r.mode_only()) => fix(&u
             .risks
             .iter()
-            .map(|r| format!("chmod go-w {}", sh_word(&r.path)))
+            .flat_map(|r| {
+                let p = sh_word(&r.path);
+                let acl = (r.kind == RiskKind::Acl).then(|| format!("setfacl -b {p}"));
+                acl.into_iter().chain([format!("chmod go-w {p}")])
+            })
             .collect::<Vec<_>>()),
         Some(_) if u.what == "CONFIG" && u.path == config::system_config() => format!(
             " (repair: have root remove what is at fault and make {} anew, from a copy \
@@ -630,7 +636,12 @@ fn aliases_step(t: &mut Tally, s: &app::Setup) {
                         "there is no {}: no alias applies (postmaster, root's mail to \
                          another user); make one, with at least `postmaster: root`{}",
                         path.display(),
-                        fix(&[format!("printf 'postmaster: root\\n' > {}", sh_word(path))])
+                        // Its mode set, whatever root's umask: one others may write
+                        // is refused by every program.
+                        fix(&[
+                            format!("install -m 644 /dev/null {}", sh_word(path)),
+                            format!("printf 'postmaster: root\\n' > {}", sh_word(path))
+                        ])
                     ),
                 );
             } else {
@@ -866,7 +877,7 @@ fn names_step(t: &mut Tally, cfg: &Config) {
     t.say(Mark::Ok, "hostname", &config::system_host_name());
 }
 
-use crate::spool::safety::{group_name, group_unfit, shell_word as sh_word, user_name};
+use crate::spool::safety::{RiskKind, group_name, group_unfit, shell_word as sh_word, user_name};
 
 /// The end of a line for a mode or owner problem: the commands that put it right, which
 /// make that step pass when run as they are (`(fix: chgrp mail /etc/x && chmod 640
@@ -1158,7 +1169,9 @@ fn missing_spool_step(t: &mut Tally, s: &app::Setup, e: &std::io::Error) {
         }
         if s.spool.private {
             text.push_str("; correct the path, or, if it is right, make its parent first");
-            cmds.push(format!("mkdir -p {}", sh_word(p)));
+            // Each directory made 755, whatever the umask (`install -d` makes the
+            // ones above it so too): one others may write would make the spool unsafe.
+            cmds.push(format!("install -d -m 755 {}", sh_word(p)));
         } else {
             text = format!("{text}; {}", init::missing_parent_advice(p));
             cmds.push(format!("install -d -o root -m 755 {}", sh_word(p)));
@@ -2344,7 +2357,7 @@ fn setgid_step(
                  {what}, but it is owned by {}, who can replace what runs with the \
                  spool's group{}",
                 want.group,
-                user_name(md.uid()),
+                crate::spool::safety::the_user_id(md.uid()),
                 reinstall(bin, &want.group, "2755")
             ),
         );
@@ -2373,13 +2386,19 @@ fn setgid_step(
         );
         return false;
     } else if md.mode() & 0o022 != 0 {
+        // Its group bits may be an access ACL's mask: the ACL's writers are named, and
+        // the ACL removed (a `chmod` alone only narrows the mask).
+        let acl = crate::spool::safety::with_acl(bin, md, &crate::spool::safety::Trust::ROOT_ALONE)
+            .filter(|(k, _)| *k == RiskKind::Acl);
+        let (who, mut cmds) = match acl {
+            Some((_, w)) => (format!("it is {w}"), vec![format!("setfacl -b {path}")]),
+            None => ("writable by others than its owner".to_string(), Vec::new()),
+        };
+        cmds.push(format!("chmod go-w {path}"));
         t.fail(
             Sysexit::Config,
             "binary",
-            &format!(
-                "{shown}: writable by others than its owner{}",
-                fix(&[format!("chmod go-w {path}")])
-            ),
+            &format!("{shown}: {who}{}", fix(&cmds)),
         );
     } else {
         t.say(Mark::Ok, "binary", &shown);
@@ -2468,12 +2487,24 @@ fn deliverer_step(t: &mut Tally, s: &app::Setup) {
     let owner_ok = |uid: u32| uid == 0 || (s.spool.private && uid == me);
     let dir = deliver.parent().unwrap_or(Path::new("/"));
     let shown = format!("{} ({})", deliver.display(), owner_mode(&md));
+    // Who besides root could change `p` (of `md`): its group bits may be an access
+    // ACL's mask, and then the ACL's entries are who writes through them.
+    let trust = crate::spool::safety::Trust {
+        owner: &owner_ok,
+        group: &|_| false,
+        sticky_ok: false,
+    };
+    let judged = |p: &Path, md: &std::fs::Metadata| crate::spool::safety::with_acl(p, md, &trust);
     // The commands that make `p` (of `md`) root's alone: its owner when it is not one
-    // that may have it, then `mode`.
+    // that may have it, its access ACL removed when one lets others write (a `chmod`
+    // alone only narrows its mask, which a later `chmod g+w` widens again), then `mode`.
     let cmds = |p: &Path, md: &std::fs::Metadata, mode: &str| {
         let mut c = Vec::new();
         if !owner_ok(md.uid()) {
             c.push(format!("chown root {}", sh_word(p)));
+        }
+        if matches!(judged(p, md), Some((RiskKind::Acl, _))) {
+            c.push(format!("setfacl -b {}", sh_word(p)));
         }
         c.push(format!("chmod {mode} {}", sh_word(p)));
         fix(&c)
@@ -2487,38 +2518,25 @@ fn deliverer_step(t: &mut Tally, s: &app::Setup) {
             reinstall(&deliver, "root", mode)
         }
     };
-    // Who besides root could change `md`'s file, in words.
-    let trust = crate::spool::safety::Trust {
-        owner: &owner_ok,
-        group: &|_| false,
-        sticky_ok: false,
-    };
-    let writer = |md: &std::fs::Metadata| {
-        crate::spool::safety::changed_by_others(md, &trust)
-            .map(|w| format!("it is {w}"))
-            .unwrap_or_default()
-    };
     let problem = if md.mode() & 0o6000 != 0 {
         Some(format!(
             "{shown}: must not be set-uid or set-gid{}",
             program("755")
         ))
-    } else if md.mode() & 0o022 != 0 || !owner_ok(md.uid()) {
+    } else if let Some((_, w)) = judged(&deliver, &md) {
         Some(format!(
             "{shown}: root runs it, so it must be owned by root and writable by root \
-             alone, but {}{}",
-            writer(&md),
+             alone, but it is {w}{}",
             program("755")
         ))
     } else {
-        match std::fs::metadata(dir) {
-            Ok(d) if d.mode() & 0o022 != 0 || !owner_ok(d.uid()) => Some(format!(
+        match std::fs::metadata(dir).map(|d| (judged(dir, &d), d)) {
+            Ok((Some((_, w)), d)) => Some(format!(
                 "{} ({}), where {} is found: must be owned by root and writable by root \
-                 alone (whoever can write it can replace what root runs), but {}{}",
+                 alone (whoever can write it can replace what root runs), but it is {w}{}",
                 dir.display(),
                 owner_mode(&d),
                 deliver.display(),
-                writer(&d),
                 // A directory no one could swap for a link (everything above it root's
                 // alone: its own owner cannot rename it) is made root's; one below a
                 // directory or link a user holds is never adopted.
@@ -2655,10 +2673,16 @@ fn program_paths_step(t: &mut Tally, s: &app::Setup) {
             // A root-owned directory others may write by mistake (a sticky one of
             // root's, as /tmp, is no fault).
             Some(at) if f.dir && f.mode_only => {
+                // An access ACL that lets others write is removed, not only masked.
+                let mut cmds = Vec::new();
+                if f.kind == Some(RiskKind::Acl) {
+                    cmds.push(format!("setfacl -b {}", sh_word(at)));
+                }
+                cmds.push(format!("chmod go-w {}", sh_word(at)));
                 format!(
                     "; whoever could write it may have replaced the programs below it: once it \
                  is root's alone, install them anew from a build root trusts{}",
-                    fix(&[format!("chmod go-w {}", sh_word(at))])
+                    fix(&cmds)
                 )
             }
             Some(at) if f.dir => format!(

@@ -48,7 +48,7 @@ use crate::spool::entry::{HeldBy, State};
 use crate::spool::{self, ReadError, Spool, index, wake};
 use std::fs::{self, File};
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long a command waits for the lock of an entry being delivered.
@@ -222,6 +222,30 @@ fn fail(code: Sysexit, msg: String) -> Sysexit {
     code
 }
 
+/// What to do about an I/O error `e` met writing in the spool directory `dir`, when
+/// it is one of room or of a read-only file system, as the end of the line that says
+/// it: `; the file system of DIR is full ...: free space there, then run this again`;
+/// empty for any other error. The entry is kept as it was in either case.
+fn room_advice(e: &std::io::Error, dir: &Path) -> String {
+    use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, ReadOnlyFilesystem, StorageFull};
+    let what = match e.kind() {
+        StorageFull | FileTooLarge => "has no room left",
+        QuotaExceeded => "is over its owner's disk quota",
+        ReadOnlyFilesystem => "is mounted read-only",
+        _ => return String::new(),
+    };
+    let todo = if e.kind() == ReadOnlyFilesystem {
+        "remount it read-write"
+    } else {
+        "free space there (`df`) or raise the quota"
+    };
+    format!(
+        "; the file system of the spool {} {what}: the entry is kept as it was; {todo}, \
+         then run this again",
+        dir.display()
+    )
+}
+
 /// What [`try_lock`] found.
 enum Locked {
     /// The live queue file, its lock held.
@@ -242,15 +266,17 @@ fn try_lock(sp: &Spool, id: &str, wait: Duration) -> Result<Locked, Sysexit> {
         Err(spool::LockError::Open(e)) => Err(fail(
             Sysexit::from_io(&e),
             format!(
-                "{id}: cannot open its queue file: {}",
-                crate::config::io_text(&e)
+                "{id}: cannot open its queue file: {}{}",
+                crate::config::io_text(&e),
+                room_advice(&e, &sp.dir)
             ),
         )),
         Err(spool::LockError::Lock(e)) => Err(fail(
             Sysexit::from_io(&e),
             format!(
-                "{id}: cannot lock its queue file: {}",
-                crate::config::io_text(&e)
+                "{id}: cannot lock its queue file: {}{}",
+                crate::config::io_text(&e),
+                room_advice(&e, &sp.dir)
             ),
         )),
         Err(spool::LockError::Look(e)) => Err(fail(
@@ -384,15 +410,15 @@ fn find_listed(
         Err(e) if denied(&e) => Err(fail(
             Sysexit::NoPerm,
             format!(
-                "{id}: permission denied: {} may act only on the entries {} submitted",
-                who.login, who.login
+                "{id}: permission denied: {} may act only on the entries that user submitted",
+                crate::spool::safety::the_user(&who.login)
             ),
         )),
         Ok(_) => Err(fail(
             Sysexit::NoPerm,
             format!(
-                "{id}: permission denied: {} may act only on the entries {} submitted",
-                who.login, who.login
+                "{id}: permission denied: {} may act only on the entries that user submitted",
+                crate::spool::safety::the_user(&who.login)
             ),
         )),
         Err(e) => Err(fail(
@@ -742,9 +768,10 @@ fn remove(sp: &Spool, id: &str, _lock: &File) -> Done {
         return Err(fail(
             Sysexit::from_io(&e),
             format!(
-                "{id}: cannot remove {}: {}",
+                "{id}: cannot remove {}: {}{}",
                 qf.display(),
-                crate::config::io_text(&e)
+                crate::config::io_text(&e),
+                room_advice(&e, &sp.dir)
             ),
         ));
     }
@@ -774,9 +801,10 @@ fn unlink_odd(sp: &Spool, id: &str, kind: &str) -> Done {
         return Err(fail(
             Sysexit::from_io(&e),
             format!(
-                "{id}: cannot remove {} ({kind}): {}",
+                "{id}: cannot remove {} ({kind}): {}{}",
                 qf.display(),
-                crate::config::io_text(&e)
+                crate::config::io_text(&e),
+                room_advice(&e, &sp.dir)
             ),
         ));
     }
@@ -1418,8 +1446,10 @@ fn mark(
         return Err(fail(
             Sysexit::from_io(&err),
             format!(
-                "{id}: cannot record its state: {}",
-                crate::config::io_text(&err)
+                "{id}: cannot record its state in {}: {}{}",
+                sp.sf_path(id).display(),
+                crate::config::io_text(&err),
+                room_advice(&err, &sp.dir)
             ),
         ));
     }
@@ -1429,9 +1459,10 @@ fn mark(
             return Err(fail(
                 Sysexit::from_io(&err),
                 format!(
-                    "{id}: cannot move it back into {}: {}",
+                    "{id}: cannot move it back into {}: {}{}",
                     s.spool.dir.display(),
-                    crate::config::io_text(&err)
+                    crate::config::io_text(&err),
+                    room_advice(&err, &s.spool.dir)
                 ),
             ));
         }

@@ -478,7 +478,10 @@ fn unused_forward_line(t: &mut Tally, name: &str) {
         match super::local::user(base) {
             Some(u) => rsendmail::spool::safety::as_user(
                 u.uid,
-                &[format!("cp {word} {new}"), format!("mv -f {new} {word}")],
+                &[
+                    format!("install -m 644 {word} {new}"),
+                    format!("mv -f {new} {word}"),
+                ],
             ),
             None => " (make it a regular file the user owns)".to_string(),
         }

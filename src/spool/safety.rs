@@ -154,6 +154,17 @@ pub fn user_name(uid: u32) -> String {
     }
 }
 
+/// The user `name` as a sentence names her: `the user "nobody"`, so that a name that
+/// is also a word (`nobody`, `mail`, `games`) never reads as one.
+pub fn the_user(name: &str) -> String {
+    format!("the user \"{name}\"")
+}
+
+/// [`the_user`] of the user `uid` ([`user_name`]).
+pub fn the_user_id(uid: u32) -> String {
+    the_user(&user_name(uid))
+}
+
 /// The name of the group `gid` (the number when it has none).
 pub fn group_name(gid: u32) -> String {
     match nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)) {
@@ -869,6 +880,36 @@ fn xattr(p: &Path, name: &str, follow: bool) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// [`xattr`] of the file open as `fd`.
+fn fxattr(fd: std::os::fd::BorrowedFd, name: &str) -> Option<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let name = std::ffi::CString::new(name).ok()?;
+    let get = |buf: &mut Vec<u8>| {
+        // SAFETY: the name is NUL-terminated; the buffer is valid for its length; the
+        // descriptor is borrowed, so open, for the call.
+        let n = unsafe {
+            libc::fgetxattr(
+                fd.as_raw_fd(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
+    };
+    let mut buf = vec![0u8; XATTR_FIRST];
+    let n = match get(&mut buf) {
+        Ok(n) => n,
+        Err(e) if e.raw_os_error() == Some(libc::ERANGE) => {
+            buf = vec![0u8; XATTR_SIZE_MAX];
+            get(&mut buf).ok()?
+        }
+        Err(_) => return None,
+    };
+    buf.truncate(n);
+    Some(buf)
+}
+
 /// The buffer an extended attribute is read into first ([`xattr`]): a POSIX ACL's value
 /// is a 4-byte header and 8 bytes an entry.
 const XATTR_FIRST: usize = 256;
@@ -942,12 +983,16 @@ pub fn acl_group_class_writers(
     md: &fs::Metadata,
     trust: &Trust,
 ) -> Option<Option<String>> {
-    let buf = read_xattr(p, ACL_ACCESS)?;
-    let entries = acl_entries(&buf);
+    group_class_writers(&read_xattr(p, ACL_ACCESS)?, md, trust)
+}
+
+/// [`acl_group_class_writers`] of the access ACL `buf`.
+fn group_class_writers(buf: &[u8], md: &fs::Metadata, trust: &Trust) -> Option<Option<String>> {
+    let entries = acl_entries(buf);
     if entries.is_empty() {
         return None;
     }
-    let mut who: Vec<String> = acl_writers(&buf)
+    let mut who: Vec<String> = acl_writers(buf)
         .into_iter()
         .filter(|&(user, id)| {
             if user {
@@ -1016,6 +1061,9 @@ pub struct ProgramFault {
     /// Whether only its mode is wrong: root owns it, a regular file or directory, and
     /// others may write it (`chmod go-w` of it is a repair).
     pub mode_only: bool,
+    /// Who could change it, when it is the file or a directory others may write
+    /// ([`RiskKind::Acl`]: an access ACL, which `setfacl -b` removes).
+    pub kind: Option<RiskKind>,
 }
 
 /// [`unsafe_program`] with where the fault is ([`ProgramFault`]).
@@ -1027,6 +1075,7 @@ pub fn program_fault(path: &Path) -> Option<ProgramFault> {
         mode_only: m.is_some_and(|m| {
             !m.md.file_type().is_symlink() && m.md.uid() == 0 && (m.md.is_dir() || m.md.is_file())
         }),
+        kind: None,
     };
     let mut walk = Walk::new(path);
     let met: Vec<Met> = walk.by_ref().collect();
@@ -1061,15 +1110,19 @@ pub fn program_fault(path: &Path) -> Option<ProgramFault> {
             false,
         ));
     }
-    if let Some(w) = changed_by_others(&file.md, &Trust::ROOT_ALONE) {
-        return Some(fault(
-            match &file.via {
-                Some(_) => format!("{}, which it leads to, is {w}", file.path.display()),
-                None => format!("it is {w}"),
-            },
-            Some(file),
-            false,
-        ));
+    // Its group bits may be an access ACL's mask: who writes through them is named.
+    if let Some((kind, w)) = with_acl(&file.path, &file.md, &Trust::ROOT_ALONE) {
+        return Some(ProgramFault {
+            kind: Some(kind),
+            ..fault(
+                match &file.via {
+                    Some(_) => format!("{}, which it leads to, is {w}", file.path.display()),
+                    None => format!("it is {w}"),
+                },
+                Some(file),
+                false,
+            )
+        });
     }
     // Its directory and every directory above it, from the top: whoever may write one
     // can rename what is below it away and put her own in its place, unless it is
@@ -1082,13 +1135,16 @@ pub fn program_fault(path: &Path) -> Option<ProgramFault> {
         ..Trust::ROOT_ALONE
     };
     met.iter().filter(|m| m.md.is_dir()).find_map(|m| {
-        changed_by_others(&m.md, &trust).map(|w| {
+        with_acl(&m.path, &m.md, &trust).map(|(kind, w)| {
             let why = if m.path == dir {
                 format!("its directory {} is {w}", dir.display())
             } else {
                 format!("the directory {} on its path is {w}", m.path.display())
             };
-            fault(why, Some(m), true)
+            ProgramFault {
+                kind: Some(kind),
+                ..fault(why, Some(m), true)
+            }
         })
     })
 }
@@ -1272,16 +1328,32 @@ pub fn file_risks_trusting(
 /// ([`acl_group_class_writers`]): a named user or group `trust` does not take is named
 /// (`given write by an access ACL for the user bob`), even where the group bits alone
 /// would pass. A sticky directory `trust` lets others write is left as it is.
-fn with_acl(p: &Path, md: &fs::Metadata, trust: &Trust) -> Option<(RiskKind, String)> {
+pub fn with_acl(p: &Path, md: &fs::Metadata, trust: &Trust) -> Option<(RiskKind, String)> {
+    acl_judged(read_xattr(p, ACL_ACCESS).as_deref(), md, trust)
+}
+
+/// [`with_acl`] of the file open as `fd` (of `md`): its access ACL read through the
+/// descriptor, so what was opened is what is judged.
+pub fn with_acl_fd(
+    fd: std::os::fd::BorrowedFd,
+    md: &fs::Metadata,
+    trust: &Trust,
+) -> Option<(RiskKind, String)> {
+    acl_judged(fxattr(fd, ACL_ACCESS).as_deref(), md, trust)
+}
+
+/// [`with_acl`] of the access ACL `acl` (none: the file has none).
+fn acl_judged(acl: Option<&[u8]>, md: &fs::Metadata, trust: &Trust) -> Option<(RiskKind, String)> {
     let base = changed_by(md, trust);
     let sticky = trust.sticky_ok && md.mode() & 0o1000 != 0;
+    let writers = || acl.and_then(|b| group_class_writers(b, md, trust));
     let acl = |w: Option<String>| w.map(|w| (RiskKind::Acl, w));
     match base {
-        Some((RiskKind::Group, why)) => match acl_group_class_writers(p, md, trust) {
+        Some((RiskKind::Group, why)) => match writers() {
             Some(w) => acl(w),
             None => Some((RiskKind::Group, why)),
         },
-        None if !sticky => acl(acl_group_class_writers(p, md, trust).flatten()),
+        None if !sticky => acl(writers().flatten()),
         other => other,
     }
 }
@@ -1354,7 +1426,7 @@ pub fn holder(path: &Path) -> Holder {
         (_, [], false) => Holder::Root,
         (Some(o), [u], false) if *u == o => Holder::Owner(o),
         _ => {
-            let mut who: Vec<String> = users.iter().map(|&u| user_name(u)).collect();
+            let mut who: Vec<String> = users.iter().map(|&u| the_user_id(u)).collect();
             if others {
                 who.push("those who may write a directory on its path".to_string());
             }
@@ -1398,7 +1470,11 @@ pub fn as_user(uid: u32, cmds: &[String]) -> String {
             .collect();
         format!(" (fix: {})", run.join(" && "))
     } else {
-        format!(" (repair: ask {name} to run: {})", cmds.join(" && "))
+        format!(
+            " (repair: ask {} to run: {})",
+            the_user(&name),
+            cmds.join(" && ")
+        )
     }
 }
 
@@ -1524,6 +1600,51 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    /// An access ACL that lets a user write a program root runs (its group bits are
+    /// then the ACL's mask, 0775) is named as that entry, not as the file's group
+    /// (root's): on the file, and on its directory; with the ACL removed the program is
+    /// root's alone again.
+    #[test]
+    fn a_programs_acl_writers_are_named() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let Ok(Some(nobody)) = nix::unistd::User::from_name("nobody") else {
+            return;
+        };
+        let d = scratch("progacl");
+        let f = d.join("prog");
+        fs::write(&f, "#!/bin/sh\n").unwrap();
+        for p in [&d, &f] {
+            std::os::unix::fs::chown(p, Some(0), Some(0)).unwrap();
+            fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        }
+        let setfacl = |args: &[&str], p: &Path| {
+            std::process::Command::new("setfacl")
+                .args(args)
+                .arg(p)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let acl = format!("u:{}:rwx", nobody.uid);
+        if !setfacl(&["-m", &acl], &f) {
+            // No setfacl, or no ACLs on this file system: nothing to name.
+            let _ = fs::remove_dir_all(&d);
+            return;
+        }
+        let by = format!("given write by an access ACL for the user {}", nobody.name);
+        let fault = program_fault(&f).unwrap();
+        assert_eq!(fault.why, format!("it is {by}"));
+        assert_eq!((fault.kind, fault.dir), (Some(RiskKind::Acl), false));
+        assert!(setfacl(&["-b"], &f));
+        assert!(program_fault(&f).is_none());
+        assert!(setfacl(&["-m", &acl], &d));
+        let fault = program_fault(&f).unwrap();
+        assert_eq!(fault.why, format!("its directory {} is {by}", d.display()));
+        assert_eq!((fault.kind, fault.dir), (Some(RiskKind::Acl), true));
+        let _ = fs::remove_dir_all(&d);
     }
 
     /// The walk meets what the kernel meets: each directory, each link, then what its
