@@ -1854,6 +1854,8 @@ fn delete_of_several_ids_takes_the_unlocked_ones_before_waiting() {
     assert_eq!(done.status.code(), Some(0), "{stderr}");
     assert_eq!(rest, format!("{id}: deleted\n"));
     assert!(env.entries().is_empty(), "{}", env.listing());
+}
+
 /// A hold is the administrator's quarantine (sendmail's `-Q`, Postfix's `postsuper -h`,
 /// which are theirs alone): a user may not end one that root or the spool's group made
 /// on her entry, by `release`, `retry`, `bounce` or `delete` (77, naming who held it and
