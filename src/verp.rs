@@ -43,6 +43,11 @@ pub fn check_delimiters(d: &str) -> Result<(), String> {
 /// quoted whole (`"q x"@d.example` and `list-bounces@l.example` give
 /// `"list-bounces+q x=d.example"@l.example`; `a..b@d.example` gives
 /// `"list-bounces+a..b=d.example"@l.example`).
+///
+/// A recipient's domain with U-labels is encoded as its A-labels (`u@ü.example` gives
+/// `l+u=xn--tda.example@o.example`, [`crate::message::address::ascii_domain`]): the same
+/// mailbox, and a sender a server without SMTPUTF8 (RFC 6531) takes, as it takes the
+/// recipient itself; a domain with no A-label form stays as written.
 pub fn sender(sender: &str, delims: &str, recipient: &str) -> String {
     use crate::message::address::{local_content, quote_local, split_at_domain};
     if sender.is_empty() {
@@ -62,7 +67,10 @@ pub fn sender(sender: &str, delims: &str, recipient: &str) -> String {
         local.push_str(&user);
         if let Some(d) = domain.filter(|d| !d.is_empty()) {
             local.push(second);
-            local.push_str(d);
+            match crate::message::address::ascii_domain(d) {
+                Some(a) => local.push_str(&a),
+                None => local.push_str(d),
+            }
         }
     }
     let mut out = quote_local(&local);
@@ -91,6 +99,16 @@ mod tests {
         assert_eq!(s("root", "+=", "u@d.example"), "root+u=d.example");
         assert_eq!(s("l@o.example", "+=", "bob"), "l+bob@o.example");
         assert_eq!(s("", "+=", "u@d.example"), "");
+        // A U-label domain is encoded as its A-labels: the sender stays ASCII, as the
+        // recipient sent to a server without SMTPUTF8 does.
+        assert_eq!(
+            s("l@o.example", "+=", "user@\u{fc}.example"),
+            "l+user=xn--tda.example@o.example"
+        );
+        assert_eq!(
+            s("l@o.example", "+=", "user@b\u{fc}cher.example"),
+            "l+user=xn--bcher-kva.example@o.example"
+        );
         // The last @ outside quotes splits; a local part that is no Dot-string is
         // quoted whole, in the sender and in the recipient, so that the result is
         // an RFC 5321 Mailbox.
