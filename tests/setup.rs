@@ -4568,7 +4568,7 @@ fn the_readmes_source_install_steps_work_as_written() {
     assert_eq!(find("cargo build --release --bins"), 0, "{blocks:?}");
     // The configuration is edited once it is copied; the runner started is waited for
     // (it names itself in slots/runner once it listens); check's output is looked at.
-    let edited = find("cp packaging/etc/rsendmail.conf /etc/rsendmail/");
+    let edited = find("packaging/etc/rsendmail.conf /etc/rsendmail/");
     let runner = find("/usr/local/sbin/rsendmail -q30m");
     let checked = find("rsendmail-admin check");
     let top = crate::privileges::setgid_dir("readme-install");
