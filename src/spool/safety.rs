@@ -867,17 +867,7 @@ fn xattr(p: &Path, name: &str, follow: bool) -> Option<Vec<u8>> {
         };
         usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
     };
-    let mut buf = vec![0u8; XATTR_FIRST];
-    let n = match get(&mut buf) {
-        Ok(n) => n,
-        Err(e) if e.raw_os_error() == Some(libc::ERANGE) => {
-            buf = vec![0u8; XATTR_SIZE_MAX];
-            get(&mut buf).ok()?
-        }
-        Err(_) => return None,
-    };
-    buf.truncate(n);
-    Some(buf)
+    read_value(get)
 }
 
 /// [`xattr`] of the file open as `fd`.
@@ -897,6 +887,13 @@ fn fxattr(fd: std::os::fd::BorrowedFd, name: &str) -> Option<Vec<u8>> {
         };
         usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
     };
+    read_value(get)
+}
+
+/// An extended attribute's value through `get` (one of the `*getxattr` calls): first
+/// into [`XATTR_FIRST`] bytes, again into the largest value a file may have when that was
+/// too small (ERANGE); None on any other error.
+fn read_value(mut get: impl FnMut(&mut Vec<u8>) -> std::io::Result<usize>) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; XATTR_FIRST];
     let n = match get(&mut buf) {
         Ok(n) => n,
