@@ -2165,3 +2165,191 @@ fn a_full_or_read_only_spool_is_said_with_what_to_do() {
         assert!(queued(&env, &id), "{action}: {}", env.listing());
     }
 }
+
+/// What [`timed_admin`] saw: the exit status, each line of stdout with the time it
+/// came at (since the start), stderr, and how long the command took.
+struct Timed {
+    code: Option<i32>,
+    lines: Vec<(String, Duration)>,
+    stderr: String,
+    took: Duration,
+}
+
+/// `rsendmail-admin -C conf ARGS`, its stdout read line by line as it comes.
+fn timed_admin(env: &Env, args: &[&str]) -> Timed {
+    use std::io::BufRead as _;
+    let start = std::time::Instant::now();
+    let mut child = Command::new(admin_bin())
+        .arg("-C")
+        .arg(&env.conf)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let lines = out.lines().map(|l| (l.unwrap(), start.elapsed())).collect();
+    let done = child.wait_with_output().unwrap();
+    Timed {
+        code: done.status.code(),
+        lines,
+        stderr: text(&done.stderr),
+        took: start.elapsed(),
+    }
+}
+
+/// The IDs a command's stderr says it left "being delivered".
+fn left_busy(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("rsendmail-admin: "))
+        .filter_map(|l| l.split_once(": being delivered "))
+        .map(|(id, _)| id.to_string())
+        .collect()
+}
+
+/// `hold` of several entries while a queue run delivers one of them to a server that
+/// stalls: every entry no delivery holds is held at once (never after waiting for the
+/// one being delivered, given first), the one in flight is waited for, then named and
+/// left to its delivery (75); the run sends none of those held.
+#[test]
+fn hold_of_several_ids_takes_the_unlocked_ones_before_waiting() {
+    // The server waits 15 s before answering DATA: longer than LOCK_WAIT.
+    let Some(Delivering {
+        _sink_dir,
+        sink,
+        env,
+        ids,
+        busy,
+        mut run,
+    }) = delivering_with_stall(
+        "15",
+        "O MaxConnections=1\n",
+        &[
+            "r0@example.org",
+            "r1@example.org",
+            "r2@example.org",
+            "r3@example.org",
+        ],
+    )
+    else {
+        return;
+    };
+    let mut args = vec!["hold", busy.as_str()];
+    args.extend(ids.iter().filter(|id| **id != busy).map(String::as_str));
+    let t = timed_admin(&env, &args);
+    assert_eq!(t.code, Some(75), "{:?}{}", t.lines, t.stderr);
+    let left = left_busy(&t.stderr);
+    // The entry in flight, and at most the next one, locked ahead by the run.
+    assert!(
+        left.contains(&busy) && left.len() <= 2,
+        "{:?}{}",
+        t.lines,
+        t.stderr
+    );
+    assert!(
+        t.took < Duration::from_secs(14),
+        "{:?}: {:?}{}",
+        t.took,
+        t.lines,
+        t.stderr
+    );
+    for id in ids.iter().filter(|id| !left.contains(id)) {
+        let (_, at) = t
+            .lines
+            .iter()
+            .find(|(l, _)| *l == format!("{id}: held"))
+            .unwrap_or_else(|| panic!("{id} not held: {:?}{}", t.lines, t.stderr));
+        assert!(*at < Duration::from_secs(5), "{id} held at {at:?}");
+        assert!(held(&env, id), "{}", env.listing());
+    }
+    assert!(queued(&env, &busy), "{}", env.listing());
+    let _ = run.wait();
+    let dumps = sink.dumps();
+    for id in ids.iter().filter(|id| !left.contains(id)) {
+        assert!(held(&env, id), "{}", env.listing());
+        let i = ids.iter().position(|x| x == id).unwrap();
+        let rcpt = format!("r{i}@example.org");
+        assert!(
+            !dumps.iter().any(|d| d.contains(&rcpt)),
+            "{id} ({rcpt}) was held, then sent: {dumps:?}"
+        );
+    }
+}
+
+/// `release`, `retry` and `bounce` of several IDs, one of them locked by a delivery
+/// that lasts: each acts on the others at once, then waits for that one, names it
+/// and exits 75, leaving it as it is.
+#[test]
+fn release_retry_and_bounce_take_the_unlocked_ones_before_waiting() {
+    let env = relay_env(closed_tcp_port(), "");
+    let q = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|i| queue(&env, &format!("r{i}@example.org")))
+            .collect()
+    };
+    let (rel, ret, bou) = (q(2), q(2), q(2));
+    admin(&env, &["hold", &rel[0], &rel[1]]).code(0);
+    // The lock a delivery takes: an exclusive flock on each first queue file.
+    let locks: Vec<fs::File> = [
+        env.spool.join("hold").join(format!("qf{}", rel[0])),
+        env.spool.join(format!("qf{}", ret[0])),
+        env.spool.join(format!("qf{}", bou[0])),
+    ]
+    .iter()
+    .map(|p| {
+        let f = fs::File::open(p).unwrap();
+        f.lock().unwrap();
+        f
+    })
+    .collect();
+    let runs: Vec<(&str, &[String], Timed)> = std::thread::scope(|s| {
+        let started: Vec<_> = [("release", &rel), ("retry", &ret), ("bounce", &bou)]
+            .into_iter()
+            .map(|(cmd, ids)| {
+                let env = &env;
+                (
+                    cmd,
+                    ids.as_slice(),
+                    s.spawn(move || timed_admin(env, &[cmd, &ids[0], &ids[1]])),
+                )
+            })
+            .collect();
+        started
+            .into_iter()
+            .map(|(cmd, ids, h)| (cmd, ids, h.join().unwrap()))
+            .collect()
+    });
+    for (cmd, ids, t) in &runs {
+        assert_eq!(t.code, Some(75), "{cmd}: {:?}{}", t.lines, t.stderr);
+        assert_eq!(
+            left_busy(&t.stderr),
+            [ids[0].clone()],
+            "{cmd}: {}",
+            t.stderr
+        );
+        let first = t.lines.first();
+        assert!(
+            first
+                .is_some_and(|(l, at)| l.starts_with(&format!("{}: ", ids[1]))
+                    && *at < Duration::from_secs(5)),
+            "{cmd}: {:?}{}",
+            t.lines,
+            t.stderr
+        );
+        assert_eq!(t.lines.len(), 1, "{cmd}: {:?}", t.lines);
+    }
+    // Left as they were: still held, still queued.
+    assert!(
+        held(&env, &rel[0]) && !held(&env, &rel[1]),
+        "{}",
+        env.listing()
+    );
+    assert!(
+        queued(&env, &ret[0]) && queued(&env, &bou[0]),
+        "{}",
+        env.listing()
+    );
+    drop(locks);
+}

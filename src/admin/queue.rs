@@ -18,13 +18,13 @@
 //!
 //! Every change is made under the entry's delivery lock, taken as queue runs take it (an
 //! exclusive `flock` on `qf<ID>`, then the path checked to still name the file): a
-//! delivery running on the entry is never disturbed mid-transaction. A locked entry is
-//! waited for up to [`LOCK_WAIT`]; still locked then, it is left as it is, said, and the
-//! exit status is 75 (EX_TEMPFAIL: try again), as `postsuper` leaves a message its queue
-//! manager holds. `delete` of several entries first deletes every one it can lock at
-//! once, then waits for those being delivered all together (a selection for a short
-//! [`SELECTION_WAIT`] only): it never follows a queue run from entry to entry, waiting
-//! on each while the run delivers the next.
+//! delivery running on the entry is never disturbed mid-transaction. Every action on
+//! several entries first acts on every one it can lock at once, then waits for those
+//! being delivered all together ([`each_locked`]), for up to [`LOCK_WAIT`] (a selection
+//! of `delete`: a short [`SELECTION_WAIT`] only): it never follows a queue run from
+//! entry to entry, waiting on each while the run delivers the next. An entry still
+//! locked then is left as it is, said, and the exit status is 75 (EX_TEMPFAIL: try
+//! again), as `postsuper` leaves a message its queue manager holds.
 //!
 //! Holding moves `qf<ID>`, `sf<ID>` and `jf<ID>` into `SPOOLDIR/hold/` ([`Spool::held`]), as
 //! Postfix's hold queue and sendmail's `hf` files do: no selection code can take a held
@@ -286,20 +286,73 @@ fn try_lock(sp: &Spool, id: &str, wait: Duration) -> Result<Locked, Sysexit> {
     }
 }
 
-/// The entry's lock, as a queue run takes it, waiting up to [`LOCK_WAIT`] while a
-/// delivery holds it. `Ok(None)`: the entry went away meanwhile (delivered, deleted).
-fn lock(sp: &Spool, id: &str) -> Result<Option<File>, Sysexit> {
-    match try_lock(sp, id, LOCK_WAIT)? {
-        Locked::File(f) => Ok(Some(f)),
-        Locked::Gone => Ok(None),
-        Locked::Busy => Err(fail(
+/// Act on each of `ids` under its entry's lock, as a queue run takes it: every action on
+/// several entries (`delete`, `hold`, `release`, `retry`, `bounce`) goes through here.
+/// Each ID is checked first by `prepare` (its errors said by it, a malformed ID said
+/// here), which gives the spool whose lock to take and what `act` needs, or `None` when
+/// nothing is left to do under a lock. Every entry whose lock is free is acted on at
+/// once (`act` gets the lock, or `None` for an entry gone meanwhile: delivered,
+/// deleted); only then are those a delivery holds waited for, all together, for up to
+/// `wait`, each acted on as soon as its delivery lets go of it: a command never follows
+/// a queue run from entry to entry, waiting on each while the run delivers the next.
+/// Those still locked then are left as they are, each said "being delivered" (75,
+/// EX_TEMPFAIL: try again). The first failure's status (or 0), and the IDs left.
+fn each_locked<T>(
+    ids: &[String],
+    wait: Duration,
+    mut prepare: impl FnMut(&str) -> Result<Option<(Spool, T)>, Sysexit>,
+    mut act: impl FnMut(&str, T, Option<File>) -> Done,
+) -> (Sysexit, Vec<String>) {
+    let mut busy: Vec<(String, Spool, T)> = Vec::new();
+    let mut status = over(ids, |id| {
+        let Some((sp, what)) = prepare(id)? else {
+            return Ok(());
+        };
+        match try_lock(&sp, id, Duration::ZERO)? {
+            Locked::File(lock) => act(id, what, Some(lock)),
+            Locked::Gone => act(id, what, None),
+            Locked::Busy => {
+                busy.push((id.to_string(), sp, what));
+                Ok(())
+            }
+        }
+    });
+    let until = std::time::Instant::now() + wait;
+    while !busy.is_empty() {
+        let now = std::time::Instant::now();
+        if now >= until {
+            break;
+        }
+        std::thread::sleep(LOCK_POLL.min(until - now));
+        let mut still = Vec::new();
+        for (id, sp, what) in busy {
+            let r = match try_lock(&sp, &id, Duration::ZERO) {
+                Ok(Locked::Busy) => {
+                    still.push((id, sp, what));
+                    continue;
+                }
+                Ok(Locked::File(lock)) => act(&id, what, Some(lock)),
+                Ok(Locked::Gone) => act(&id, what, None),
+                Err(code) => Err(code),
+            };
+            if let Err(code) = r {
+                first_failure(&mut status, code);
+            }
+        }
+        busy = still;
+    }
+    let left: Vec<String> = busy.into_iter().map(|(id, _, _)| id).collect();
+    for id in &left {
+        let code = fail(
             Sysexit::TempFail,
             format!(
                 "{id}: being delivered (its lock was held for {} s); left as it is, try again",
-                LOCK_WAIT.as_secs()
+                wait.as_secs()
             ),
-        )),
+        );
+        first_failure(&mut status, code);
     }
+    (status, left)
 }
 
 /// What an entry's queue file is when it is not a regular file (a symbolic link planted
@@ -933,90 +986,64 @@ pub fn delete(
         // IDs of a listing: one finished since is passed over, as `postsuper -d ALL`
         // passes over it; an ID given that names no entry is an error.
         let listed = all || rcpt.is_some();
-        let mut from_spool = false;
-        let mut would = 0usize;
         // A selection's count: deleted, and gone (delivered or removed) while waited for.
-        let (mut deleted, mut gone) = (0usize, 0usize);
-        // The entries a delivery holds, looked at again once every other one is deleted:
-        // a queue run that reaches an entry after that finds it gone.
-        let mut busy: Vec<(String, Spool, bool)> = Vec::new();
-        let mut status = over(&ids, |id| {
-            let Some((sp, held)) = find_listed(&s.spool, who, id, listed)? else {
-                gone += 1;
-                return Ok(());
-            };
-            if held {
-                may_clear_hold(&s.spool, who, id, "delete")?;
-            }
-            if dry_run {
-                crate::outln!("{}", would_delete(&sp, id, held));
-                would += 1;
-                return Ok(());
-            }
-            if let Some(kind) = odd_file(&sp, id) {
-                // Nothing to lock: no run ever delivers it. Unlinked, never followed.
-                unlink_odd(&sp, id, kind)?;
-                from_spool |= !held;
-                crate::outln!(
-                    "{id}: deleted (its queue file was {kind}, removed without following it)"
-                );
-                deleted += 1;
-                logged(who, id, &format!("deleted (its queue file was {kind})"));
-                return Ok(());
-            }
-            match try_lock(&sp, id, Duration::ZERO)? {
-                Locked::File(lock) => {
-                    delete_locked(&sp, id, &lock, who)?;
-                    from_spool |= !held;
-                    deleted += 1;
-                    Ok(())
-                }
-                Locked::Gone => deleted_meanwhile(id, listed, &mut gone),
-                Locked::Busy => {
-                    busy.push((id.to_string(), sp, held));
-                    Ok(())
-                }
-            }
-        });
-        // The entries being delivered, all together: each taken as soon as its delivery
-        // lets go of it, for up to LOCK_WAIT (an ID given) or SELECTION_WAIT (a
-        // selection, which leaves what a run is delivering to it, as `postsuper -d ALL`
-        // leaves what is in flight).
+        // Counted by both steps of each_locked, hence cells.
+        let from_spool = std::cell::Cell::new(false);
+        let (would, deleted, gone) = (
+            std::cell::Cell::new(0usize),
+            std::cell::Cell::new(0usize),
+            std::cell::Cell::new(0usize),
+        );
+        let bump = |c: &std::cell::Cell<usize>| c.set(c.get().saturating_add(1));
+        // The entries being delivered are taken as soon as their delivery lets go of them,
+        // for up to LOCK_WAIT (an ID given) or SELECTION_WAIT (a selection, which leaves
+        // what a run is delivering to it, as `postsuper -d ALL` leaves what is in flight).
         let wait = if listed { SELECTION_WAIT } else { LOCK_WAIT };
-        let until = std::time::Instant::now() + wait;
-        while !busy.is_empty() {
-            let now = std::time::Instant::now();
-            if now >= until {
-                break;
-            }
-            std::thread::sleep(LOCK_POLL.min(until - now));
-            busy.retain(|(id, sp, held)| {
-                let r = match try_lock(sp, id, Duration::ZERO) {
-                    Ok(Locked::Busy) => return true,
-                    Ok(Locked::File(lock)) => delete_locked(sp, id, &lock, who).map(|()| {
-                        from_spool |= !held;
-                        deleted += 1;
-                    }),
-                    Ok(Locked::Gone) => deleted_meanwhile(id, listed, &mut gone),
-                    Err(code) => Err(code),
+        let (status, busy) = each_locked(
+            &ids,
+            wait,
+            |id| {
+                let Some((sp, held)) = find_listed(&s.spool, who, id, listed)? else {
+                    bump(&gone);
+                    return Ok(None);
                 };
-                if let Err(code) = r {
-                    first_failure(&mut status, code);
+                if held {
+                    may_clear_hold(&s.spool, who, id, "delete")?;
                 }
-                false
-            });
-        }
-        for (id, _, _) in &busy {
-            let code = fail(
-                Sysexit::TempFail,
-                format!(
-                    "{id}: being delivered (its lock was held for {} s); left as it is, try again",
-                    wait.as_secs()
-                ),
-            );
-            first_failure(&mut status, code);
-        }
-        if from_spool {
+                if dry_run {
+                    crate::outln!("{}", would_delete(&sp, id, held));
+                    bump(&would);
+                    return Ok(None);
+                }
+                if let Some(kind) = odd_file(&sp, id) {
+                    // Nothing to lock: no run ever delivers it. Unlinked, never followed.
+                    unlink_odd(&sp, id, kind)?;
+                    from_spool.set(from_spool.get() || !held);
+                    crate::outln!(
+                        "{id}: deleted (its queue file was {kind}, removed without following it)"
+                    );
+                    bump(&deleted);
+                    logged(who, id, &format!("deleted (its queue file was {kind})"));
+                    return Ok(None);
+                }
+                Ok(Some((sp.clone(), (sp, held))))
+            },
+            |id, (sp, held), lock| match lock {
+                Some(lock) => {
+                    delete_locked(&sp, id, &lock, who)?;
+                    from_spool.set(from_spool.get() || !held);
+                    bump(&deleted);
+                    Ok(())
+                }
+                None if listed => {
+                    bump(&gone);
+                    Ok(())
+                }
+                None => Err(no_longer_queued(id)),
+            },
+        );
+        let (would, deleted, gone) = (would.get(), deleted.get(), gone.get());
+        if from_spool.get() {
             drop_index_lines(&s.spool);
         }
         // A selection says what became of it, as `postsuper -d ALL` prints its count:
@@ -1059,17 +1086,13 @@ fn delete_locked(sp: &Spool, id: &str, lock: &File, who: &Caller) -> Done {
     Ok(())
 }
 
-/// An entry `delete` found gone when it came to lock it (delivered or deleted
-/// meanwhile): counted for a selection (`listed`), an error (66) for an ID given.
-fn deleted_meanwhile(id: &str, listed: bool, gone: &mut usize) -> Done {
-    if listed {
-        *gone += 1;
-        return Ok(());
-    }
-    Err(fail(
+/// An entry given by its ID found gone when its lock was taken (delivered or removed
+/// meanwhile): 66, said.
+fn no_longer_queued(id: &str) -> Sysexit {
+    fail(
         Sysexit::NoInput,
         format!("{id}: no longer queued (delivered or removed meanwhile)"),
-    ))
+    )
 }
 
 /// Keep the first failure's status.
@@ -1264,20 +1287,15 @@ fn may_clear_hold(spool: &Spool, who: &Caller, id: &str, what: &str) -> Done {
     ))
 }
 
-/// Hold one queued entry (its lock taken): who holds it recorded in its state file
-/// ([`State::held_by`]), then moved into `hold/`. A record that cannot be written (a
-/// full disk, a damaged state file) does not stop the hold: the entry is held without
-/// it, which only root and the spool's group may release, and the caller is told.
-fn hold_one(s: &Setup, who: &Caller, id: &str) -> Done {
+/// Hold one queued entry whose lock `lock` holds (`None`: it went away meanwhile, 66):
+/// who holds it recorded in its state file ([`State::held_by`]), then moved into
+/// `hold/`. A record that cannot be written (a full disk, a damaged state file) does
+/// not stop the hold: the entry is held without it, which only root and the spool's
+/// group may release, and the caller is told.
+fn hold_locked(s: &Setup, who: &Caller, id: &str, lock: Option<File>) -> Done {
     let held = s.spool.held();
-    if let Err(f) = s.spool.subdir(spool::HOLD) {
-        return Err(fail(f.code, format!("{id}: not held: {}", f.message)));
-    }
-    let Some(_lock) = lock(&s.spool, id)? else {
-        return Err(fail(
-            Sysexit::NoInput,
-            format!("{id}: no longer queued (delivered or removed meanwhile)"),
-        ));
+    let Some(_lock) = lock else {
+        return Err(no_longer_queued(id));
     };
     // Recorded before the move, so that the record goes with the state file; one left
     // in a queued entry (the move failed) is never looked at, and the next hold writes
@@ -1306,12 +1324,12 @@ fn hold_one(s: &Setup, who: &Caller, id: &str) -> Done {
     Ok(())
 }
 
-/// Release one held entry (its lock taken, the caller's right to release it checked
-/// under it: [`may_clear_hold`]): the record of who held it cleared, then moved back,
-/// its index lines added.
-fn release_one(s: &Setup, who: &Caller, id: &str) -> Done {
+/// Release one held entry whose lock `lock` holds (`None`: it went away meanwhile, 66),
+/// the caller's right to release it checked under that lock ([`may_clear_hold`]): the
+/// record of who held it cleared, then moved back, its index lines added.
+fn release_locked(s: &Setup, who: &Caller, id: &str, lock: Option<File>) -> Done {
     let held = s.spool.held();
-    let Some(_lock) = lock(&held, id)? else {
+    let Some(_lock) = lock else {
         return Err(fail(Sysexit::NoInput, format!("{id}: no longer held")));
     };
     may_clear_hold(&s.spool, who, id, "release")?;
@@ -1349,25 +1367,35 @@ fn release_one(s: &Setup, who: &Caller, id: &str) -> Done {
 pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
     run(ctx, Use::Writes, |s, who| {
         let mut any = false;
-        let status = over(ids, |id| {
-            let (_, held) = find(&s.spool, who, id)?;
-            if held {
-                // A hold cut short left the state in the spool: take it along (never
-                // over a state already there).
-                let h = s.spool.held();
-                if fs::symlink_metadata(h.sf_path(id)).is_err() {
-                    let _ = fs::rename(s.spool.sf_path(id), h.sf_path(id))
-                        .and_then(|()| spool::sync_dir(&h.dir));
+        let (status, _) = each_locked(
+            ids,
+            LOCK_WAIT,
+            |id| {
+                let (_, held) = find(&s.spool, who, id)?;
+                if held {
+                    // A hold cut short left the state in the spool: take it along (never
+                    // over a state already there).
+                    let h = s.spool.held();
+                    if fs::symlink_metadata(h.sf_path(id)).is_err() {
+                        let _ = fs::rename(s.spool.sf_path(id), h.sf_path(id))
+                            .and_then(|()| spool::sync_dir(&h.dir));
+                    }
+                    crate::outln!("{id}: already held");
+                    return Ok(None);
                 }
-                crate::outln!("{id}: already held");
-                return Ok(());
-            }
-            hold_one(s, who, id)?;
-            any = true;
-            crate::outln!("{id}: held");
-            logged(who, id, "held");
-            Ok(())
-        });
+                if let Err(f) = s.spool.subdir(spool::HOLD) {
+                    return Err(fail(f.code, format!("{id}: not held: {}", f.message)));
+                }
+                Ok(Some((s.spool.clone(), ())))
+            },
+            |id, (), lock| {
+                hold_locked(s, who, id, lock)?;
+                any = true;
+                crate::outln!("{id}: held");
+                logged(who, id, "held");
+                Ok(())
+            },
+        );
         if any {
             drop_index_lines(&s.spool);
         }
@@ -1378,43 +1406,45 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
 /// `release ID...`: held entries are queued again (their back-off as it was).
 pub fn release(ctx: &Context, ids: &[String]) -> Sysexit {
     run(ctx, Use::Writes, |s, who| {
-        Ok(over(ids, |id| {
-            let (_, held) = find(&s.spool, who, id)?;
-            if !held {
-                crate::outln!("{id}: not held");
-                return Ok(());
-            }
-            release_one(s, who, id)?;
-            crate::outln!("{id}: released");
-            logged(who, id, "released");
-            Ok(())
-        }))
+        let (status, _) = each_locked(
+            ids,
+            LOCK_WAIT,
+            |id| {
+                let (_, held) = find(&s.spool, who, id)?;
+                if !held {
+                    crate::outln!("{id}: not held");
+                    return Ok(None);
+                }
+                Ok(Some((s.spool.held(), ())))
+            },
+            |id, (), lock| {
+                release_locked(s, who, id, lock)?;
+                crate::outln!("{id}: released");
+                logged(who, id, "released");
+                Ok(())
+            },
+        );
+        Ok(status)
     })
 }
 
-/// Change an entry's state under its lock: `change` gets the state as recorded. A held
+/// Change the state of entry `id` of `sp` (`held`: in `hold/`) under its lock `lock`
+/// (`None`: it went away meanwhile, 66): `change` gets the state as recorded. A held
 /// entry is released after the change (under the same lock), so a `bounce` mark is in
 /// place before any run can see it; the caller's right to release it (`what`: the
 /// command) is checked under that lock ([`may_clear_hold`]), and the record of who held
-/// it is cleared with the change.
-fn mark(
+/// it is cleared with the change. The lock is let go of before it returns.
+fn mark_locked(
     s: &Setup,
     who: &Caller,
     id: &str,
-    held: bool,
+    (sp, held): (&Spool, bool),
+    lock: Option<File>,
     what: &str,
     change: impl FnOnce(&mut spool::entry::State),
 ) -> Done {
-    let sp = if held {
-        s.spool.held()
-    } else {
-        s.spool.clone()
-    };
-    let Some(lock) = lock(&sp, id)? else {
-        return Err(fail(
-            Sysexit::NoInput,
-            format!("{id}: no longer queued (delivered or removed meanwhile)"),
-        ));
+    let Some(lock) = lock else {
+        return Err(no_longer_queued(id));
     };
     if held {
         may_clear_hold(&s.spool, who, id, what)?;
@@ -1454,7 +1484,7 @@ fn mark(
         ));
     }
     if held {
-        let moved = index::moved_in(&s.spool, id, || move_entry(&sp, &s.spool, id, true));
+        let moved = index::moved_in(&s.spool, id, || move_entry(sp, &s.spool, id, true));
         if let Err(err) = moved {
             return Err(fail(
                 Sysexit::from_io(&err),
@@ -1476,58 +1506,66 @@ fn mark(
 /// background delivery is started, as a background submission does without a runner.
 pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
     run(ctx, Use::Writes, |s, who| {
-        Ok(over(ids, |id| {
-            let (_, held) = find(&s.spool, who, id)?;
-            mark(s, who, id, held, "retry", |st| {
-                st.next_attempt = None;
-                st.local_next_attempt = None;
-                st.retry = true;
-            })?;
-            let how = if wake::poke(&s.spool.dir, id) {
-                "the queue runner was woken"
-            } else {
-                let mut cmd = super::deliverer(ctx, &["--entry", id, "--background", "--"]);
-                use std::os::unix::process::CommandExt;
-                cmd.stdin(std::process::Stdio::null())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .process_group(0);
-                let refused = crate::spool::safety::refused_exec(&app::deliver_path());
-                match refused.map(Err).unwrap_or_else(|| Ok(cmd.spawn())) {
-                    Err(why) => {
-                        log::warn!(
-                            "{id}: cannot start a delivery: {why}; the next queue run takes it"
-                        );
-                        "the next queue run takes it"
-                    }
-                    Ok(Ok(_)) => "a delivery was started",
-                    Ok(Err(e)) => {
-                        log::warn!(
-                            "{id}: cannot start a delivery: {e}{}; the next queue run takes it",
-                            app::refused_deliverer()
-                                .map(|w| format!(" ({w})"))
-                                .unwrap_or_default()
-                        );
-                        "the next queue run takes it"
-                    }
-                }
-            };
-            if held {
-                crate::outln!("{id}: released, due now ({how})");
-            } else {
-                crate::outln!("{id}: due now ({how})");
-            }
-            logged(
-                who,
-                id,
-                if held {
-                    "released and retried"
+        let (status, _) = each_locked(
+            ids,
+            LOCK_WAIT,
+            |id| {
+                let (sp, held) = find(&s.spool, who, id)?;
+                Ok(Some((sp.clone(), (sp, held))))
+            },
+            |id, (sp, held), lock| {
+                mark_locked(s, who, id, (&sp, held), lock, "retry", |st| {
+                    st.next_attempt = None;
+                    st.local_next_attempt = None;
+                    st.retry = true;
+                })?;
+                let how = if wake::poke(&s.spool.dir, id) {
+                    "the queue runner was woken"
                 } else {
-                    "retried"
-                },
-            );
-            Ok(())
-        }))
+                    let mut cmd = super::deliverer(ctx, &["--entry", id, "--background", "--"]);
+                    use std::os::unix::process::CommandExt;
+                    cmd.stdin(std::process::Stdio::null())
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .process_group(0);
+                    let refused = crate::spool::safety::refused_exec(&app::deliver_path());
+                    match refused.map(Err).unwrap_or_else(|| Ok(cmd.spawn())) {
+                        Err(why) => {
+                            log::warn!(
+                                "{id}: cannot start a delivery: {why}; the next queue run takes it"
+                            );
+                            "the next queue run takes it"
+                        }
+                        Ok(Ok(_)) => "a delivery was started",
+                        Ok(Err(e)) => {
+                            log::warn!(
+                                "{id}: cannot start a delivery: {e}{}; the next queue run takes it",
+                                app::refused_deliverer()
+                                    .map(|w| format!(" ({w})"))
+                                    .unwrap_or_default()
+                            );
+                            "the next queue run takes it"
+                        }
+                    }
+                };
+                if held {
+                    crate::outln!("{id}: released, due now ({how})");
+                } else {
+                    crate::outln!("{id}: due now ({how})");
+                }
+                logged(
+                    who,
+                    id,
+                    if held {
+                        "released and retried"
+                    } else {
+                        "retried"
+                    },
+                );
+                Ok(())
+            },
+        );
+        Ok(status)
     })
 }
 
@@ -1541,55 +1579,67 @@ pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
 pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
     let reason = reason_text(reason);
     run(ctx, Use::Writes, |s, who| {
-        Ok(over(ids, |id| {
-            let (sp, held) = find(&s.spool, who, id)?;
-            // The null sender has no one to return to: the report goes to postmaster
-            // (a double bounce), and the line says so.
-            let returned = match sp.read_entry(id) {
-                Ok(e) if e.envelope.sender.is_empty() => {
-                    "returned: it has no sender (<>), its report went to postmaster"
+        let (status, _) = each_locked(
+            ids,
+            LOCK_WAIT,
+            |id| {
+                let (sp, held) = find(&s.spool, who, id)?;
+                // The null sender has no one to return to: the report goes to postmaster
+                // (a double bounce), and the line says so.
+                let returned = match sp.read_entry(id) {
+                    Ok(e) if e.envelope.sender.is_empty() => {
+                        "returned: it has no sender (<>), its report went to postmaster"
+                    }
+                    _ => "returned to its sender",
+                };
+                Ok(Some((sp.clone(), (sp, held, returned))))
+            },
+            |id, (sp, held, returned), lock| {
+                let why = reason.clone();
+                mark_locked(s, who, id, (&sp, held), lock, "bounce", |st| {
+                    st.bounce = Some(why)
+                })?;
+                logged(who, id, &format!("returned to its sender ({reason})"));
+                if let Some(why) = crate::spool::safety::refused_exec(&app::deliver_path()) {
+                    return Err(fail(
+                        Sysexit::Config,
+                        format!(
+                            "{id}: marked to be returned; {why}; the next queue run returns it"
+                        ),
+                    ));
                 }
-                _ => "returned to its sender",
-            };
-            let why = reason.clone();
-            mark(s, who, id, held, "bounce", |st| st.bounce = Some(why))?;
-            logged(who, id, &format!("returned to its sender ({reason})"));
-            if let Some(why) = crate::spool::safety::refused_exec(&app::deliver_path()) {
-                return Err(fail(
-                    Sysexit::Config,
-                    format!("{id}: marked to be returned; {why}; the next queue run returns it"),
-                ));
-            }
-            let ran = super::deliverer(ctx, &["--entry", id, "--queued", "--"])
-                .stdin(std::process::Stdio::null())
-                .status();
-            match ran {
-                Ok(st) if st.success() && matches!(locate(&s.spool, id), Ok(None)) => {
-                    crate::outln!("{id}: {returned}");
-                    Ok(())
+                let ran = super::deliverer(ctx, &["--entry", id, "--queued", "--"])
+                    .stdin(std::process::Stdio::null())
+                    .status();
+                match ran {
+                    Ok(st) if st.success() && matches!(locate(&s.spool, id), Ok(None)) => {
+                        crate::outln!("{id}: {returned}");
+                        Ok(())
+                    }
+                    Ok(_) if matches!(locate(&s.spool, id), Ok(None)) => {
+                        crate::outln!("{id}: {returned}");
+                        Ok(())
+                    }
+                    Ok(_) => Err(fail(
+                        Sysexit::TempFail,
+                        format!(
+                            "{id}: marked to be returned; its report could not be queued yet, the next queue run returns it"
+                        ),
+                    )),
+                    Err(e) => Err(fail(
+                        Sysexit::TempFail,
+                        format!(
+                            "{id}: marked to be returned; cannot run {}: {e}{}; the next queue run returns it",
+                            app::deliver_path().display(),
+                            app::refused_deliverer()
+                                .map(|w| format!(" ({w})"))
+                                .unwrap_or_default()
+                        ),
+                    )),
                 }
-                Ok(_) if matches!(locate(&s.spool, id), Ok(None)) => {
-                    crate::outln!("{id}: {returned}");
-                    Ok(())
-                }
-                Ok(_) => Err(fail(
-                    Sysexit::TempFail,
-                    format!(
-                        "{id}: marked to be returned; its report could not be queued yet, the next queue run returns it"
-                    ),
-                )),
-                Err(e) => Err(fail(
-                    Sysexit::TempFail,
-                    format!(
-                        "{id}: marked to be returned; cannot run {}: {e}{}; the next queue run returns it",
-                        app::deliver_path().display(),
-                        app::refused_deliverer()
-                            .map(|w| format!(" ({w})"))
-                            .unwrap_or_default()
-                    ),
-                )),
-            }
-        }))
+            },
+        );
+        Ok(status)
     })
 }
 
