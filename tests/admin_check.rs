@@ -1860,6 +1860,38 @@ fn a_spooldir_typo_beside_a_queue_is_named_and_init_refuses_it() {
         r.stdout
     );
     assert!(typo.is_dir());
+    // The typo's spool made: check warns that the queue is stranded, with the fix.
+    let r = run_admin(&env, &prog, "check");
+    let l = line(&r, "warn spool: ");
+    assert!(
+        l.starts_with(&format!(
+            "warn spool: SPOOLDIR {} holds no entry; {} holds 2 entries: a typo at {}: \
+             line 1? While the configuration names {}, they are neither listed nor \
+             delivered",
+            typo.display(),
+            env.spool.display(),
+            env.conf.display(),
+            typo.display()
+        )),
+        "{l}"
+    );
+    assert_eq!(
+        fix_of(l),
+        Some(
+            format!(
+                "sed -i '1s|.*|SPOOLDIR {}|' {}",
+                env.spool.display(),
+                env.conf.display()
+            )
+            .as_str()
+        )
+    );
+    assert!(!r.stdout.contains("FAIL spool"), "{}", r.stdout);
+    // A warning alone: it stands unless the spool step fails for another reason.
+    let held_here = env.sendmail(&["-odq", "dave@example.org"], MSG);
+    held_here.code(0);
+    let r = run_admin(&env, &prog, "check");
+    assert!(!r.stdout.contains("warn spool: "), "{}", r.stdout);
 }
 
 /// A missing `SPOOLDIR` beside spools without entries (one made as the programs make

@@ -1206,6 +1206,32 @@ fn missing_spool_step(t: &mut Tally, s: &app::Setup, e: &std::io::Error) {
     t.fail(Sysexit::Config, "spool", &format!("{text}{fixed}"));
 }
 
+/// The configured spool, there, holding no entry while another spool holds some (the
+/// runner's, the built-in one, one beside it: [`super::elsewhere`]): a `SPOOLDIR` typo
+/// whose spool was made since (`init --new-spool`, by hand) strands the queue. A
+/// warning, naming the spools and the line to correct, with its fix: an empty spool is
+/// also a spool moved on purpose, the old one kept.
+fn stranded_step(t: &mut Tally, s: &app::Setup) {
+    if s.spool.private || super::elsewhere::entries_of(&s.spool.dir) != Some(0) {
+        return;
+    }
+    let conf = s
+        .inv
+        .config_file
+        .clone()
+        .unwrap_or_else(config::system_config);
+    let found = super::elsewhere::spools_with_entries(&s.spool.dir, &conf);
+    let Some(first) = found.first() else {
+        return;
+    };
+    let text = super::elsewhere::problem_empty(&s.spool, &found, &conf);
+    let way = match super::elsewhere::config_fix(&s.spool, &first.dir, &conf) {
+        Ok(cmd) => fix(&[cmd]),
+        Err(words) => format!(" ({words})"),
+    };
+    t.say(Mark::Warn, "spool", &format!("{text}{way}"));
+}
+
 /// A system spool root's alone ([`SpoolOwner::root_only`]; of `spool_md`): every
 /// program uses it, root's submissions, runs and listings too, but no user's
 /// submission can queue in it. One warning, with what makes it the spool users queue
@@ -1430,6 +1456,9 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             "spool",
             &format!("{} ({})", dir.display(), owner_mode(&spool_md)),
         );
+    }
+    if !refused_dir {
+        stranded_step(t, s);
     }
     // Not a spool (another program's files, an old sendmail queue): nothing in it is
     // to be adopted, so its files get no fix.

@@ -20,6 +20,11 @@
 //! (EX_CONFIG, 78: the configuration is what looks wrong, as for a `SPOOLDIR` whose
 //! parent is missing; nothing prevents making the directory) unless told
 //! `--new-spool`.
+//!
+//! The same typo once its spool is made (by `init --new-spool`, by hand): the configured
+//! spool is there but holds no entry, while another spool found the same way holds some.
+//! Every program uses the empty one, and the others' entries are stranded; `check` warns
+//! with the line to correct ([`problem_empty`], [`config_fix`]).
 
 use crate::spool::{Named, Spool, safety::shell_word};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -80,15 +85,21 @@ impl Elsewhere {
     }
 }
 
-/// The spools other than `missing` (the configured spool, not there) that hold entries:
-/// the one the queue runner reading `config` (the configuration file read) listens on,
-/// the built-in default, those beside `missing`; in that order, each once.
+/// The spools other than `missing` (the configured spool: not there, or holding no
+/// entry) that hold entries: the one the queue runner reading `config` (the
+/// configuration file read) listens on, the built-in default, those beside `missing`;
+/// in that order, each once.
 pub fn spools_with_entries(missing: &Path, config: &Path) -> Vec<Elsewhere> {
     let mut found: Vec<(PathBuf, Elsewhere)> = Vec::new();
+    // The configured spool itself, when it is there, under any of its names.
+    let itself = std::fs::canonicalize(missing).ok();
     let mut add = |dir: &Path, default: bool, runner: Option<u32>| {
         let Ok(key) = std::fs::canonicalize(dir) else {
             return;
         };
+        if itself.as_ref() == Some(&key) {
+            return;
+        }
         if let Some((_, e)) = found.iter_mut().find(|(k, _)| *k == key) {
             e.default |= default;
             e.runners.extend(runner.filter(|p| !e.runners.contains(p)));
@@ -137,6 +148,12 @@ fn entries_in(dir: &Path) -> Option<usize> {
     if !made {
         return None;
     }
+    entries_of(dir)
+}
+
+/// The entries of the spool `dir`, however it was made: its `qf` files and those in
+/// `hold/`. None when it cannot be read.
+pub fn entries_of(dir: &Path) -> Option<usize> {
     let count = |d: &Path| -> Option<usize> {
         Some(
             std::fs::read_dir(d)
@@ -267,12 +284,11 @@ fn canonical(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// What the missing `spool` is and where it is set, with what holds entries instead
-/// (`found`, not empty) and the question it raises: `SPOOLDIR X does not exist; Y holds
-/// N entries: a typo at FILE: line N?`.
-pub fn problem(spool: &Spool, found: &[Elsewhere], config: &Path) -> String {
+/// What the configured `spool` is, as the problems name it (`SPOOLDIR X`), and the
+/// question about where it is set (`a typo at FILE: line N?`).
+fn named(spool: &Spool, config: &Path) -> (String, String) {
     let dir = spool.dir.display();
-    let (what, question) = match &spool.named {
+    match &spool.named {
         Named::Config { at, keyword } => (format!("{keyword} {dir}"), format!("a typo at {at}?")),
         Named::SystemDefault => (
             format!("the queue directory {dir} (built in: the configuration names no SPOOLDIR)"),
@@ -282,7 +298,14 @@ pub fn problem(spool: &Spool, found: &[Elsewhere], config: &Path) -> String {
             format!("the queue directory {dir} (named on the command line)"),
             "a typo on the command line?".to_string(),
         ),
-    };
+    }
+}
+
+/// What the missing `spool` is and where it is set, with what holds entries instead
+/// (`found`, not empty) and the question it raises: `SPOOLDIR X does not exist; Y holds
+/// N entries: a typo at FILE: line N?`.
+pub fn problem(spool: &Spool, found: &[Elsewhere], config: &Path) -> String {
+    let (what, question) = named(spool, config);
     let holds: Vec<String> = found.iter().map(Elsewhere::holds).collect();
     let them = if found.iter().map(|e| e.entries).sum::<usize>() == 1 {
         "it"
@@ -296,7 +319,28 @@ pub fn problem(spool: &Spool, found: &[Elsewhere], config: &Path) -> String {
     )
 }
 
-/// The configuration line that names `to` as the spool instead of the missing `spool`:
+/// What the configured `spool`, there but holding no entry, is and where it is set, with
+/// what holds entries instead (`found`, not empty): `SPOOLDIR X holds no entry; Y holds N
+/// entries: a typo at FILE: line N? ...`, [`problem`]'s words for a spool made since.
+pub fn problem_empty(spool: &Spool, found: &[Elsewhere], config: &Path) -> String {
+    let (what, question) = named(spool, config);
+    let holds: Vec<String> = found.iter().map(Elsewhere::holds).collect();
+    let them = if found.iter().map(|e| e.entries).sum::<usize>() == 1 {
+        "it is"
+    } else {
+        "they are"
+    };
+    format!(
+        "{what} holds no entry; {}: {question} While the \
+         configuration names {}, {them} neither \
+         listed nor delivered",
+        holds.join(", "),
+        spool.dir.display()
+    )
+}
+
+/// The configuration line that names `to` as the spool instead of `spool` (missing, or
+/// holding no entry):
 /// `Ok(command)` that makes it so (`sed -i` of its line, or a line added to `config`),
 /// `Err(words)` when no command can be printed safely (the way to say it).
 pub fn config_fix(spool: &Spool, to: &Path, config: &Path) -> Result<String, String> {
