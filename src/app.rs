@@ -269,6 +269,21 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
 /// retrying script, an MDA) keeps it until the install is repaired, where a permanent
 /// failure would have it dropped or bounced.
 ///
+/// `f`, the refusal of a missing spool ([`Spool::check_present`]), with a second line
+/// naming the other spool that holds entries and the line to correct, when there is one
+/// ([`crate::admin::elsewhere::typo_hint`]): a `SPOOLDIR` typo, most likely.
+pub fn with_typo_hint(mut f: Fatal, s: &Setup) -> Fatal {
+    let config = s
+        .inv
+        .config_file
+        .clone()
+        .unwrap_or_else(crate::config::system_config);
+    if let Some(hint) = crate::admin::elsewhere::typo_hint(&s.spool, &config) {
+        f.message = format!("{}\n{hint}", f.message);
+    }
+    f
+}
+
 /// A spool that is not there is refused first ([`Spool::check_present`], 78). Then one
 /// `faccessat(2)` (with `AT_EACCESS`: the effective group counts) on the spool's
 /// `tmp/` where the spool is whole; a missing `tmp/` is looked at up the path. Other errors (a read-only file system)
@@ -837,8 +852,9 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             // that uses the spool refuses it.
             s.cfg.check_config_trust(&s.settings, maillog_group(&s))?;
             // A missing queue directory first, as sendmail checks it before anything
-            // (compat-tests/cases/queuedir-missing-bp).
-            s.spool.check_present()?;
+            // (compat-tests/cases/queuedir-missing-bp): its line and status, then the
+            // likely typo when another spool holds entries.
+            s.spool.check_present().map_err(|f| with_typo_hint(f, &s))?;
             spool_listable(&s)?;
             // A spool of a group unfit for it, one whose ACLs give others anything, one
             // that breaks the layout's rule is not read either: others could have

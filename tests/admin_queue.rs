@@ -2353,3 +2353,93 @@ fn release_retry_and_bounce_take_the_unlocked_ones_before_waiting() {
     );
     drop(locks);
 }
+
+/// `mailq` (and `rsendmail-admin list`) with a `SPOOLDIR` typo beside the spool that
+/// holds the queue: the refusal of a missing spool as it was (sendmail's line for a
+/// queue directory named on the command line: compat-tests/cases/queuedir-missing-bp),
+/// exit 78, then the likely typo `check` names: the spool holding entries, the line to
+/// correct and its fix. Beside no spool with entries, the refusal alone.
+#[test]
+fn mailq_of_a_missing_spool_names_the_spool_that_holds_the_queue() {
+    let env = Env::new();
+    queue(&env, "bob@example.org");
+    queue(&env, "carol@example.org");
+    let conf = fs::read_to_string(&env.conf).unwrap();
+    let typo = env.dir.join("spoool");
+    fs::write(
+        &env.conf,
+        conf.replacen(
+            &format!("SPOOLDIR {}\n", env.spool.display()),
+            &format!("SPOOLDIR {}\n", typo.display()),
+            1,
+        ),
+    )
+    .unwrap();
+    let refusal = format!(
+        "{}: line 1: SPOOLDIR {}: no such directory (nothing was created: the spool is \
+         made by the install, or by \"rsendmail-admin init\" as root)",
+        env.conf.display(),
+        typo.display()
+    );
+    let hint = format!(
+        "{} holds 2 entries: a typo at {}: line 1? (fix: sed -i '1s|.*|SPOOLDIR {}|' {})",
+        env.spool.display(),
+        env.conf.display(),
+        env.spool.display(),
+        env.conf.display()
+    );
+    let r = env.run_raw(&env.link("mailq"), &["-C", env.conf.to_str().unwrap()], b"");
+    r.code(78);
+    assert_eq!(r.stdout, format!("{refusal}\n{hint}\n"), "{}", r.stderr);
+    let r = admin(&env, &["list"]);
+    r.code(78);
+    assert!(
+        r.stderr.contains(&format!("{refusal}\n{hint}\n")),
+        "{}",
+        r.stderr
+    );
+    // Named on the command line: sendmail's line, then the hint.
+    fs::write(&env.conf, &conf).unwrap();
+    let r = env.run_raw(
+        &env.link("mailq"),
+        &[
+            "-C",
+            env.conf.to_str().unwrap(),
+            &format!("-oQ{}", typo.display()),
+        ],
+        b"",
+    );
+    r.code(78);
+    assert_eq!(
+        r.stdout,
+        format!(
+            "can not chdir({}/): No such file or directory\n{} holds 2 entries: a typo on \
+             the command line? (name {} on the command line)\n",
+            typo.display(),
+            env.spool.display(),
+            env.spool.display()
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(!typo.exists());
+    // No spool beside it holds entries: the refusal alone.
+    admin(&env, &["delete", "--all"]).code(0);
+    let r = env.run_raw(
+        &env.link("mailq"),
+        &[
+            "-C",
+            env.conf.to_str().unwrap(),
+            &format!("-oQ{}", typo.display()),
+        ],
+        b"",
+    );
+    r.code(78);
+    assert_eq!(
+        r.stdout,
+        format!(
+            "can not chdir({}/): No such file or directory\n",
+            typo.display()
+        )
+    );
+}

@@ -339,6 +339,25 @@ pub fn problem_empty(spool: &Spool, found: &[Elsewhere], config: &Path) -> Strin
     )
 }
 
+/// The likely typo when the configured `spool` is missing and another spool holds
+/// entries, as the programs that list the queue (`mailq`, `rsendmail-admin`) add it to
+/// their refusal: `Y holds N entries: a typo at FILE: line N? (fix: COMMAND)`. `None`
+/// when no other spool holds entries (or the spool is a user's own).
+pub fn typo_hint(spool: &Spool, config: &Path) -> Option<String> {
+    if spool.private || std::fs::symlink_metadata(&spool.dir).is_ok() {
+        return None;
+    }
+    let found = spools_with_entries(&spool.dir, config);
+    let first = found.first()?;
+    let (_, question) = named(spool, config);
+    let holds: Vec<String> = found.iter().map(Elsewhere::holds).collect();
+    let way = match config_fix(spool, &first.dir, config) {
+        Ok(cmd) => format!(" (fix: {cmd})"),
+        Err(words) => format!(" ({words})"),
+    };
+    Some(format!("{}: {question}{way}", holds.join(", ")))
+}
+
 /// The configuration line that names `to` as the spool instead of `spool` (missing, or
 /// holding no entry):
 /// `Ok(command)` that makes it so (`sed -i` of its line, or a line added to `config`),

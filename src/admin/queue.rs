@@ -528,7 +528,12 @@ fn run(
     // configuration's file and line, a missing parent called a typo): never "empty", never
     // "no such entry".
     // Errors go to stderr: stdout carries the listing (`list --json` stays JSON).
-    let s = match setup(ctx).and_then(|s| s.spool.check_present().map(|()| s)) {
+    let s = match setup(ctx).and_then(|s| {
+        s.spool
+            .check_present()
+            .map_err(|f| app::with_typo_hint(f, &s))
+            .map(|()| s)
+    }) {
         Ok(s) => s,
         Err(f) => return app::report(&on_stderr(f)),
     };
