@@ -409,7 +409,7 @@ pub fn open_log_file_for(path: &Path, group: Option<u32>) -> std::io::Result<Fil
             if euid == 0 && md.uid() != 0 {
                 return Err(std::io::Error::other(format!(
                     "it is owned by {}, not root (never opened)",
-                    crate::spool::safety::user_name(md.uid())
+                    crate::spool::safety::the_user_id(md.uid())
                 )));
             }
             Some((md.dev(), md.ino()))

@@ -1685,7 +1685,7 @@ fn what_root_runs_and_reads_is_checked() {
     let a = line(&r, "FAIL files: ");
     assert!(
         a.contains("AUTHPATH")
-            && a.contains("owned by nobody")
+            && a.contains("owned by the user \"nobody\"")
             && a.contains("write it anew in its place"),
         "{a}"
     );
@@ -3305,7 +3305,7 @@ fn an_acl_on_the_deliverer_is_named_as_the_acl() {
             return;
         }
     }
-    let by_acl = format!("given write by an access ACL for the user {TEST_USER}");
+    let by_acl = format!("given write by an access ACL for the user \"{TEST_USER}\"");
     let r = run();
     r.code(78);
     let l = r
@@ -3991,14 +3991,14 @@ fn an_auth_conf_readable_through_an_acl_is_refused() {
     r.code(78);
     let a = line(&r, "FAIL auth.conf: ");
     assert!(
-        a.contains("is readable by others: an access ACL lets the user nobody read it"),
+        a.contains("is readable by others: an access ACL lets the user \"nobody\" read it"),
         "{a}"
     );
     let sent = env.sendmail(&["-odq", "bob@example.org"], MSG);
     sent.code(78);
     assert!(
         sent.stdout.contains(&format!(
-            "AUTHPATH {} is readable by others (an access ACL lets the user nobody read it)",
+            "AUTHPATH {} is readable by others (an access ACL lets the user \"nobody\" read it)",
             auth.display()
         )),
         "{}",
@@ -4513,7 +4513,7 @@ fn a_queue_file_of_neither_root_nor_its_recorded_user_is_planted() {
     assert!(
         fail.contains(&name)
             && fail.contains(&format!(
-                "owned by {} (uid {})",
+                "owned by the user \"{}\" (uid {})",
                 crate::harness::TEST_USER,
                 user.uid
             ))
@@ -4529,7 +4529,7 @@ fn a_queue_file_of_neither_root_nor_its_recorded_user_is_planted() {
     let log = fs::read_to_string(env.dir.join("maillog")).unwrap_or_default();
     assert!(
         log.contains(&format!(
-            "{name}: corrupt queue file moved aside: bogus queue file, owned by {TEST_USER}"
+            "{name}: corrupt queue file moved aside: bogus queue file, owned by the user \"{TEST_USER}\""
         )),
         "{said}{log}"
     );

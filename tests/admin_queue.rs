@@ -1995,7 +1995,7 @@ fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
         text(&out.stdout)
     );
     let refusal = format!(
-        "{mine}: permission denied: held by root (uid 0): only root or a member of the \
+        "{mine}: permission denied: held by the user \"root\" (uid 0): only root or a member of the \
          spool's group {group} may release it"
     );
     for action in ["release", "retry", "bounce", "delete"] {
@@ -2163,6 +2163,53 @@ fn a_full_or_read_only_spool_is_said_with_what_to_do() {
             "{action}: {err}"
         );
         assert!(queued(&env, &id), "{action}: {}", env.listing());
+    }
+    // `hold` and `release`: the move into `hold/` and back (a rename) fails alike.
+    for (action, inject, code, what, todo, into) in [
+        (
+            "hold",
+            "rename:error=EDQUOT",
+            75,
+            "is over its owner's disk quota",
+            "free space there",
+            env.spool.join("hold"),
+        ),
+        (
+            "release",
+            "rename:error=EROFS",
+            74,
+            "is mounted read-only",
+            "remount it read-write",
+            env.spool.clone(),
+        ),
+    ] {
+        if action == "release" {
+            admin(&env, &["hold", &id]).code(0);
+        }
+        let out = Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+            .arg(format!("inject={inject}"))
+            .arg("--")
+            .arg(admin_bin())
+            .args(["-C", env.conf.to_str().unwrap(), action, &id])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{action}: {err}");
+        assert!(
+            err.contains(&format!("{id}: cannot move it "))
+                && err.contains(&format!("{}: ", into.display()))
+                && err.contains(&format!(
+                    "; the file system of the spool {} {what}: the entry is kept as it was; {todo}",
+                    env.spool.display()
+                ))
+                && err.contains("then run this again"),
+            "{action}: {err}"
+        );
+        // As it was: queued before `hold`, held before `release`.
+        assert_eq!(held(&env, &id), action == "release", "{}", env.listing());
+        assert_eq!(queued(&env, &id), action == "hold", "{}", env.listing());
     }
 }
 

@@ -90,7 +90,7 @@ fn check_refused(env: &Env, at: &str, ctx: &str) {
     r.code(78);
     assert!(said(&r).contains(at), "{ctx}: {}", said(&r));
     assert!(
-        said(&r).contains(&format!("owned by {TEST_USER}")),
+        said(&r).contains(&format!("owned by the user \"{TEST_USER}\"")),
         "{ctx}: {}",
         said(&r)
     );
@@ -242,7 +242,7 @@ fn root_writes_no_traffic_log_a_user_could_change() {
         let r = env.sendmail(&["-X", file.to_str().unwrap(), "-odq", "root"], MSG);
         r.code(78);
         assert!(
-            said(&r).contains(&format!("owned by {TEST_USER}")),
+            said(&r).contains(&format!("owned by the user \"{TEST_USER}\"")),
             "{place:?}: {}",
             said(&r)
         );
@@ -495,12 +495,12 @@ fn root_refuses_a_mail_spool_others_could_change() {
     for (case, why, repair) in [
         (
             "hers",
-            format!("owned by {TEST_USER}"),
+            format!("owned by the user \"{TEST_USER}\""),
             "make the mail spool anew",
         ),
         (
             "below-hers",
-            format!("owned by {TEST_USER}"),
+            format!("owned by the user \"{TEST_USER}\""),
             "make the mail spool anew",
         ),
         ("open", "writable by everyone".to_string(), "chmod +t "),
@@ -638,7 +638,7 @@ fn root_refuses_a_configuration_file_a_user_could_change() {
                 .unwrap();
             assert!(ok.success(), "{case}: setfacl failed");
         };
-        let acl_user = format!("given write by an access ACL for the user {TEST_USER}");
+        let acl_user = format!("given write by an access ACL for the user \"{TEST_USER}\"");
         // The configuration root is given, and what the messages must name.
         let (conf, fault) = match case {
             "link to her file" => {
@@ -647,18 +647,24 @@ fn root_refuses_a_configuration_file_a_user_could_change() {
                 chown(&hers, Some(u.uid), Some(u.gid)).unwrap();
                 fs::remove_file(&env.conf).unwrap();
                 symlink(&hers, &env.conf).unwrap();
-                (env.conf.clone(), format!("owned by {TEST_USER}"))
+                (
+                    env.conf.clone(),
+                    format!("owned by the user \"{TEST_USER}\""),
+                )
             }
             "in her directory" => {
                 let p = udir.join("r.conf");
                 fs::copy(&env.conf, &p).unwrap();
-                (p, format!("owned by {TEST_USER}"))
+                (p, format!("owned by the user \"{TEST_USER}\""))
             }
             "link into her directory" => {
                 fs::copy(&env.conf, udir.join("r.conf")).unwrap();
                 let link = env.dir.join("rd");
                 symlink(&udir, &link).unwrap();
-                (link.join("r.conf"), format!("owned by {TEST_USER}"))
+                (
+                    link.join("r.conf"),
+                    format!("owned by the user \"{TEST_USER}\""),
+                )
             }
             "ACL on the file" => {
                 setfacl(&env.conf);
@@ -798,7 +804,10 @@ fn check_never_repairs_the_system_configuration_through_a_users_link() {
             ))
         })
         .unwrap_or_else(|| panic!("no FAIL config line:\n{stdout}"));
-    assert!(fail.contains(&format!("owned by {TEST_USER}")), "{fail}");
+    assert!(
+        fail.contains(&format!("owned by the user \"{TEST_USER}\"")),
+        "{fail}"
+    );
     assert!(
         fail.contains(&format!("make {} anew", link.display())),
         "{fail}"

@@ -436,7 +436,7 @@ fn a_maillog_that_is_not_a_regular_file_is_never_opened() {
         assert!(
             fail.contains(&format!("the file {} (", path.display()))
                 && fail.contains(&format!(
-                    ") is a {kind} owned by {}",
+                    ") is a {kind} owned by the user \"{}\"",
                     crate::harness::TEST_USER
                 )),
             "{kind}: {fail}"

@@ -170,9 +170,9 @@ fn per_user_spool_reached_through_another_users_link_or_directory_is_refused() {
             .unwrap()
             .map_or(other.to_string(), |u| u.name);
         let why = if through_dir {
-            format!("is owned by {nobody}")
+            format!("is owned by the user \"{nobody}\"")
         } else {
-            format!("is a symbolic link owned by {nobody}")
+            format!("is a symbolic link owned by the user \"{nobody}\"")
         };
         let via = format!("{} ({nobody}:", theirs.display());
         let link = format!(", reached through the symbolic link {}, ", state.display());
@@ -1425,7 +1425,7 @@ fn setgid_programs_refuse_a_system_config_the_user_could_change() {
     deliverer_beside(&here);
     let refused = format!(
         "the configuration file {c} is refused: the file {c} ({TEST_USER}:root 0644) is owned \
-         by {TEST_USER}",
+         by the user \"{TEST_USER}\"",
         c = rsendmail::config::DEFAULT_CONFIG
     );
     for args in [

@@ -157,7 +157,7 @@ fn a_symbolic_link_a_user_owns_on_the_spools_path_is_refused() {
         format!("MAILNAME test.example\nSPOOLDIR {}\n", spool.display()),
     )
     .unwrap();
-    let why = format!("is a symbolic link owned by {TEST_USER}");
+    let why = format!("is a symbolic link owned by the user \"{TEST_USER}\"");
     let fix = format!("(fix: chown -h root {})", link.display());
     let out = admin(&env.conf, &["init", "--group", spool_group()]);
     let said = text(&out.stdout);
@@ -226,9 +226,9 @@ fn what_a_root_link_on_the_spools_path_leads_through_is_held_to_the_rule() {
         )
         .unwrap();
         let why = if through_dir {
-            format!("is owned by {TEST_USER}")
+            format!("is owned by the user \"{TEST_USER}\"")
         } else {
-            format!("is a symbolic link owned by {TEST_USER}")
+            format!("is a symbolic link owned by the user \"{TEST_USER}\"")
         };
         let reached = format!("{} ({TEST_USER}:", theirs.display());
         let via = format!(", reached through the symbolic link {}, ", link.display());
@@ -3040,7 +3040,7 @@ fn a_spool_a_user_owns_or_could_swap_is_refused_everywhere() {
     env.add_config(&format!("MAILSPOOL {}\n", conf_dir.join("mail").display()));
     std::os::unix::fs::chown(&env.dir, Some(u.uid), None).unwrap();
     let want = format!(
-        "{} ({name}:root 0755), above the queue directory {}, is owned by {name}",
+        "{} ({name}:root 0755), above the queue directory {}, is owned by the user \"{name}\"",
         env.dir.display(),
         env.spool.display()
     );
@@ -3083,7 +3083,7 @@ fn a_spool_a_user_owns_or_could_swap_is_refused_everywhere() {
     let env = Env::new();
     std::os::unix::fs::chown(&env.spool, Some(u.uid), None).unwrap();
     let want = format!(
-        "the queue directory {} ({name}:{} 2770) is owned by {name}, not root",
+        "the queue directory {} ({name}:{} 2770) is owned by the user \"{name}\", not root",
         env.spool.display(),
         spool_group()
     );
@@ -3092,7 +3092,7 @@ fn a_spool_a_user_owns_or_could_swap_is_refused_everywhere() {
     assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
     assert!(
         text(&out.stdout).contains(&format!(
-            "it is owned by {name}, neither root nor this user"
+            "it is owned by the user \"{name}\", neither root nor this user"
         )),
         "{}",
         text(&out.stdout)
@@ -3123,7 +3123,7 @@ fn init_refuses_root_s_group_and_a_user_s_primary_group() {
         ("root", "the group root is root's group".to_string()),
         (
             users_group.as_str(),
-            format!("the group {users_group} is the primary group of the user {user}"),
+            format!("the group {users_group} is the primary group of the user \"{user}\""),
         ),
     ] {
         let out = admin(&conf, &["init", "--group", group]);
@@ -3190,7 +3190,7 @@ fn init_and_check_refuse_a_default_group_that_is_a_users_primary_group() {
     assert!(
         said.contains(
             "the group rsendmail, which the spool gets when --group names no other, is the \
-             primary group of the user rsmdefgroup"
+             primary group of the user \"rsmdefgroup\""
         ) && said.contains("usermod -g GROUP rsmdefgroup"),
         "{said}{err}"
     );
@@ -3241,7 +3241,7 @@ fn init_and_check_refuse_a_default_group_that_is_a_users_primary_group() {
     assert_eq!(code, Some(78), "{said}{err}");
     assert!(
         said.lines().any(|l| l.starts_with("FAIL spool: ")
-            && l.contains("is the primary group of the user rsmdefgroup")),
+            && l.contains("is the primary group of the user \"rsmdefgroup\"")),
         "{said}"
     );
     assert!(!said.contains("root:rsendmail"), "{said}");
@@ -3437,7 +3437,7 @@ fn acls_giving_others_anything_on_the_spool_are_refused_and_init_removes_them() 
     );
     let want = format!(
         "the queue directory {} is given rw- by a default ACL, which what is made there \
-         inherits, for the user {TEST_USER}",
+         inherits, for the user \"{TEST_USER}\"",
         env.spool.display()
     );
     refused_by_all(&env, &want, 78);
@@ -3475,7 +3475,7 @@ fn acls_giving_others_anything_on_the_spool_are_refused_and_init_removes_them() 
         ],
     );
     let want = format!(
-        "the queue directory {} is given read (r-x) by an access ACL for the user {TEST_USER}",
+        "the queue directory {} is given read (r-x) by an access ACL for the user \"{TEST_USER}\"",
         tmp.display()
     );
     refused_by_all(&env, &want, 78);
@@ -3612,7 +3612,7 @@ fn an_acl_letting_a_user_write_the_spool_or_above_it_is_refused() {
     // Named: the ACL's user, not the group the mask shows as the group bits.
     refused_by_all_but_listings(
         &env,
-        &format!("is given write by an access ACL for the user {TEST_USER}"),
+        &format!("is given write by an access ACL for the user \"{TEST_USER}\""),
     );
     let out = admin(&env.conf, &["init", "--group", spool_group()]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
@@ -3630,7 +3630,7 @@ fn an_acl_letting_a_user_write_the_spool_or_above_it_is_refused() {
     let tmp = env.spool.join("tmp");
     set_user_acl(&tmp, Some(u.uid));
     let want = format!(
-        "the queue directory {} is given write by an access ACL for the user {}",
+        "the queue directory {} is given write by an access ACL for the user \"{}\"",
         tmp.display(),
         TEST_USER
     );
@@ -3701,7 +3701,7 @@ fn only_root_makes_the_layout_and_a_users_sub_directory_is_refused() {
             assert_eq!(out.status.code(), Some(78), "{sub} {args:?}: {said}");
             assert!(
                 said.contains(&format!(
-                    "the queue's sub-directory {} is owned by {TEST_USER}, not root",
+                    "the queue's sub-directory {} is owned by the user \"{TEST_USER}\", not root",
                     p.display()
                 )),
                 "{sub} {args:?}: {said}"
@@ -3893,7 +3893,10 @@ fn a_spool_of_a_group_unfit_for_it_is_refused_everywhere() {
     let id = queued_id(&env.spool);
     for (gid, why) in [
         (0, "of the group root, root's group".to_string()),
-        (u.gid, format!("the primary group of the user {TEST_USER}")),
+        (
+            u.gid,
+            format!("the primary group of the user \"{TEST_USER}\""),
+        ),
     ] {
         std::os::unix::fs::chown(&env.spool, None, Some(gid)).unwrap();
         fs::set_permissions(&env.spool, fs::Permissions::from_mode(0o2770)).unwrap();
@@ -3950,7 +3953,7 @@ fn the_spool_groups_verdict_is_recorded_by_root_and_only_roots_is_taken() {
     };
     std::os::unix::fs::chown(&env.spool, None, Some(u.gid)).unwrap();
     fs::set_permissions(&env.spool, fs::Permissions::from_mode(0o2770)).unwrap();
-    let why = format!("the primary group of the user {TEST_USER}");
+    let why = format!("the primary group of the user \"{TEST_USER}\"");
     let old = (at.parse::<i64>().unwrap() - 3700).to_string();
     for (owner, mode, at) in [(u.uid, 0o640, at), (0, 0o660, at), (0, 0o640, old.as_str())] {
         let _ = fs::remove_file(&verdict);
@@ -4062,7 +4065,7 @@ fn a_spool_the_programs_refuse_is_not_listed() {
             }),
             format!(
                 "the queue directory {} is given read (r-x) by an access ACL for the user \
-                 {TEST_USER}",
+                 \"{TEST_USER}\"",
                 env.spool.display()
             ),
         ),

@@ -1406,7 +1406,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             format!(
                 "owned by {}: whoever owns it can change or remove every message queued \
                  in it",
-                user_name(spool_md.uid())
+                crate::spool::safety::the_user_id(spool_md.uid())
             )
         } else {
             let why = group_unfit(spool_md.gid()).unwrap_or_default();
@@ -1590,7 +1590,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                      every delivery sends{}",
                     p.display(),
                     owner_mode(&md),
-                    user_name(md.uid()),
+                    crate::spool::safety::the_user_id(md.uid()),
                     fix(&[format!("chown root {path}")])
                 ),
             ),

@@ -461,14 +461,21 @@ pub fn unfit_group(name: &str, why: &str, default: bool, dir: &Path) -> String {
     });
     let fit = "a group that is neither root's nor any user's primary group (its \
                members, if any, are the spool's administrators)";
-    let out = match (why.strip_prefix("the primary group of the user "), other) {
+    // The user as `group_unfit` names her (`the user "alice"`), her name for usermod.
+    let user = why
+        .strip_prefix("the primary group of the user \"")
+        .and_then(|u| u.strip_suffix('"'));
+    let the = |u: &str| crate::spool::safety::the_user(u);
+    let out = match (user, other) {
         (Some(user), Some(other)) if default => format!(
-            "give {user} a primary group of its own (usermod -g GROUP {user}), or name \
-             {fit} with --group ({other})"
+            "give {} a primary group of its own (usermod -g GROUP {user}), or name \
+             {fit} with --group ({other})",
+            the(user)
         ),
         (Some(user), None) if default => format!(
-            "give {user} a primary group of its own (usermod -g GROUP {user}), or name \
-             {fit} with --group"
+            "give {} a primary group of its own (usermod -g GROUP {user}), or name \
+             {fit} with --group",
+            the(user)
         ),
         (_, Some(other)) => format!("name {fit} ({other})"),
         (_, None) => format!("name {fit} with --group"),

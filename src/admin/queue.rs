@@ -1218,7 +1218,7 @@ fn holder_text(h: &HeldBy) -> String {
 
 /// Who may release an entry `holder` held (module docs, "Rights"): she, root, the
 /// spool's owner and the members of its group, each named once
-/// (`alice, root or a member of the spool's group rsendmail`).
+/// (`the user "alice", root or a member of the spool's group rsendmail`).
 fn may_release(spool: &Spool, holder: Option<&HeldBy>) -> String {
     use std::os::unix::fs::MetadataExt as _;
     let md = fs::metadata(&spool.dir).ok();
@@ -1226,19 +1226,21 @@ fn may_release(spool: &Spool, holder: Option<&HeldBy>) -> String {
         nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
             .ok()
             .flatten()
-            .map(|u| u.name)
+            .map(|u| crate::spool::safety::the_user(&u.name))
             .unwrap_or_else(|| format!("uid {uid}"))
     };
     let mut names: Vec<String> = Vec::new();
     if let Some(h) = holder.filter(|h| h.uid != 0) {
-        names.push(crate::text::printable(&h.login).into_owned());
+        names.push(crate::spool::safety::the_user(&crate::text::printable(
+            &h.login,
+        )));
     }
     names.push("root".into());
     if let Some(owner) = md.as_ref().map(|m| m.uid())
         && owner != 0
         && holder.is_none_or(|h| h.uid != owner)
     {
-        names.push(format!("the spool's owner {}", login(owner)));
+        names.push(format!("{} (the spool's owner)", login(owner)));
     }
     let group = md.map(|m| m.gid()).map(|gid| {
         nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
@@ -1273,7 +1275,11 @@ fn may_clear_hold(spool: &Spool, who: &Caller, id: &str, what: &str) -> Done {
         return Ok(());
     }
     let by = match &holder {
-        Some(h) => format!("held by {}", holder_text(h)),
+        Some(h) => format!(
+            "held by {} (uid {})",
+            crate::spool::safety::the_user(&crate::text::printable(&h.login)),
+            h.uid
+        ),
         None => {
             "held, and who held it is not recorded (a hold made by an earlier version)".to_string()
         }
@@ -1320,9 +1326,10 @@ fn hold_locked(s: &Setup, who: &Caller, id: &str, lock: Option<File>) -> Done {
         return Err(fail(
             Sysexit::from_io(&e),
             format!(
-                "{id}: cannot move it into {}: {}",
+                "{id}: cannot move it into {}: {}{}",
                 held.dir.display(),
-                crate::config::io_text(&e)
+                crate::config::io_text(&e),
+                room_advice(&e, &s.spool.dir)
             ),
         ));
     }
@@ -1359,9 +1366,10 @@ fn release_locked(s: &Setup, who: &Caller, id: &str, lock: Option<File>) -> Done
         return Err(fail(
             Sysexit::from_io(&e),
             format!(
-                "{id}: cannot move it back into {}: {}",
+                "{id}: cannot move it back into {}: {}{}",
                 s.spool.dir.display(),
-                crate::config::io_text(&e)
+                crate::config::io_text(&e),
+                room_advice(&e, &s.spool.dir)
             ),
         ));
     }

@@ -693,7 +693,7 @@ impl Spool {
             // the spool.
             Some(format!(
                 "it is owned by {}, neither root nor this user",
-                safety::user_name(md.uid())
+                safety::the_user_id(md.uid())
             ))
         } else if let (Some(why), false) = (&shared, names.is_empty()) {
             let all: Vec<&String> = names.iter().collect();
@@ -886,7 +886,7 @@ impl Spool {
                 "{what} {} is owned by {}, not root: that user could replace or remove \
                  what is queued through it, {until}",
                 p.display(),
-                safety::user_name(md.uid())
+                safety::the_user_id(md.uid())
             ));
         }
         if !top
@@ -1998,11 +1998,11 @@ impl std::fmt::Display for ReadError {
 pub fn planted_entry(owner: u32, recorded: u32) -> Option<String> {
     (owner != 0 && owner != recorded).then(|| {
         format!(
-            "bogus queue file, owned by {} (uid {owner}) but recording the user {} (uid \
+            "bogus queue file, owned by {} (uid {owner}) but recording {} (uid \
              {recorded}): only root and the user an entry records write it, so someone \
              else planted it; it is not delivered",
-            safety::user_name(owner),
-            safety::user_name(recorded)
+            safety::the_user_id(owner),
+            safety::the_user_id(recorded)
         )
     })
 }

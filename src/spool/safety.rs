@@ -46,7 +46,7 @@ pub struct UnsafeDir {
     pub md: fs::Metadata,
     /// Whether it is above the spool (else it is the spool itself).
     pub above: bool,
-    /// Why, in a few words (`owned by bob`, `writable by its group staff`).
+    /// Why, in a few words (`owned by the user "bob"`, `writable by its group staff`).
     pub why: String,
     /// The symbolic link through which it was reached, when its path as configured
     /// leads through one.
@@ -182,7 +182,7 @@ pub fn group_unfit(gid: u32) -> Option<String> {
     if gid == 0 {
         return Some("root's group".to_string());
     }
-    primary_user(gid).map(|u| format!("the primary group of the user {u}"))
+    primary_user(gid).map(|u| format!("the primary group of {}", the_user(&u)))
 }
 
 /// The file in the spool directory where a root process that found the spool's group
@@ -499,7 +499,7 @@ impl Spool {
             let why = if !trusted(md.uid()) {
                 Some(format!(
                     "owned by {}, not {}",
-                    user_name(md.uid()),
+                    the_user_id(md.uid()),
                     if self.private {
                         "root or this user"
                     } else {
@@ -536,7 +536,7 @@ impl Spool {
             out.push(UnsafeDir {
                 dir: m.path.clone(),
                 above: m.path != self.dir,
-                why: format!("a symbolic link owned by {}", user_name(m.md.uid())),
+                why: format!("a symbolic link owned by {}", the_user_id(m.md.uid())),
                 md: m.md.clone(),
                 via: m.via.clone(),
             });
@@ -704,7 +704,7 @@ impl Trust<'_> {
 /// [`changed_by_others`] and [`FileRisk::why`] say, for code to test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RiskKind {
-    /// It belongs to an owner not trusted (`owned by bob`).
+    /// It belongs to an owner not trusted (`owned by the user "bob"`).
     Owner,
     /// Everyone may write it (`writable by everyone`).
     Everyone,
@@ -712,12 +712,12 @@ pub enum RiskKind {
     /// group staff`).
     Group,
     /// An access ACL gives users or groups not trusted write (`given write by an access
-    /// ACL for the user bob`).
+    /// ACL for the user "bob"`).
     Acl,
 }
 
 /// Who besides the trusted owners could change a file or directory of `md`, in words
-/// (`owned by bob`, `writable by everyone`, `writable by its group staff`): its owner
+/// (`owned by the user "bob"`, `writable by everyone`, `writable by its group staff`): its owner
 /// when `trust` does not take it, else everyone or its group when they may write it.
 pub fn changed_by_others(md: &fs::Metadata, trust: &Trust) -> Option<String> {
     changed_by(md, trust).map(|(_, why)| why)
@@ -728,7 +728,10 @@ pub fn changed_by(md: &fs::Metadata, trust: &Trust) -> Option<(RiskKind, String)
     let mode = md.mode();
     let sticky = trust.sticky_ok && mode & 0o1000 != 0;
     if !(trust.owner)(md.uid()) {
-        Some((RiskKind::Owner, format!("owned by {}", user_name(md.uid()))))
+        Some((
+            RiskKind::Owner,
+            format!("owned by {}", the_user_id(md.uid())),
+        ))
     } else if mode & 0o002 != 0 && !sticky {
         Some((RiskKind::Everyone, "writable by everyone".to_string()))
     } else if mode & 0o020 != 0 && !sticky && !(trust.group)(md.gid()) {
@@ -822,7 +825,7 @@ pub fn others_may_write(p: &Path, md: &fs::Metadata, follow: bool) -> bool {
 }
 
 /// Whom the access ACL of the file `p` (followed) lets read it besides its owner and its
-/// group, in words (`the user bob, the group staff`), if anyone: a named user or group
+/// group, in words (`the user "bob", the group staff`), if anyone: a named user or group
 /// with read, the mask applied. For a file of secrets such a reader is one of the
 /// others, whatever the mode says.
 pub fn acl_readers(p: &Path) -> Option<String> {
@@ -914,10 +917,10 @@ const XATTR_FIRST: usize = 256;
 /// The largest value an extended attribute may have (Linux's XATTR_SIZE_MAX).
 const XATTR_SIZE_MAX: usize = 65536;
 
-/// `(true, uid)` or `(false, gid)` in words: `the user bob`, `the group staff`.
+/// `(true, uid)` or `(false, gid)` in words: `the user "bob"`, `the group staff`.
 fn named(user: bool, id: u32) -> String {
     if user {
-        format!("the user {}", user_name(id))
+        the_user_id(id)
     } else {
         format!("the group {}", group_name(id))
     }
@@ -973,7 +976,7 @@ pub fn acl_problem(p: &Path) -> Option<String> {
 
 /// Who writes the directory `p` (of `md`) through its group bits when it has an access
 /// ACL (the group bits are then its mask), in words (`given write by an access ACL for
-/// the user bob`), leaving out those `trust` takes: `None` when it has no access ACL
+/// the user "bob"`), leaving out those `trust` takes: `None` when it has no access ACL
 /// (its group does), `Some(None)` when nobody untrusted does.
 pub fn acl_group_class_writers(
     p: &Path,
@@ -1084,7 +1087,7 @@ pub fn program_fault(path: &Path) -> Option<ProgramFault> {
             format!(
                 "the symbolic link {} on its path is owned by {}",
                 l.path.display(),
-                user_name(l.md.uid())
+                the_user_id(l.md.uid())
             ),
             Some(l),
             false,
@@ -1174,7 +1177,7 @@ pub struct FileRisk {
     pub path: PathBuf,
     /// Its own metadata (a link's, not its target's).
     pub md: fs::Metadata,
-    /// Who could change it, in words (`owned by bob`, `writable by everyone`).
+    /// Who could change it, in words (`owned by the user "bob"`, `writable by everyone`).
     pub why: String,
     /// Who could change it, for code to test (never [`FileRisk::why`]'s words).
     pub kind: RiskKind,
@@ -1194,7 +1197,7 @@ impl FileRisk {
     }
 
     /// The line that names it: `PATH (owner:group mode) is WHY`, or for a link `the
-    /// symbolic link PATH on its path is owned by bob`.
+    /// symbolic link PATH on its path is owned by the user "bob"`.
     pub fn text(&self) -> String {
         let shown = format!(
             "{} ({}:{} {:04o})",
@@ -1287,7 +1290,7 @@ pub fn file_risks_trusting(
             (!owner(m.md.uid())).then(|| {
                 (
                     RiskKind::Owner,
-                    format!("owned by {}", user_name(m.md.uid())),
+                    format!("owned by {}", the_user_id(m.md.uid())),
                 )
             })
         };
@@ -1323,7 +1326,7 @@ pub fn file_risks_trusting(
 /// [`changed_by_others`], POSIX ACLs included: when `p` has an access ACL its group
 /// bits are the ACL's mask, so who may write through them is read from the ACL
 /// ([`acl_group_class_writers`]): a named user or group `trust` does not take is named
-/// (`given write by an access ACL for the user bob`), even where the group bits alone
+/// (`given write by an access ACL for the user "bob"`), even where the group bits alone
 /// would pass. A sticky directory `trust` lets others write is left as it is.
 pub fn with_acl(p: &Path, md: &fs::Metadata, trust: &Trust) -> Option<(RiskKind, String)> {
     acl_judged(read_xattr(p, ACL_ACCESS).as_deref(), md, trust)
@@ -1631,7 +1634,10 @@ mod tests {
             let _ = fs::remove_dir_all(&d);
             return;
         }
-        let by = format!("given write by an access ACL for the user {}", nobody.name);
+        let by = format!(
+            "given write by an access ACL for {}",
+            the_user(&nobody.name)
+        );
         let fault = program_fault(&f).unwrap();
         assert_eq!(fault.why, format!("it is {by}"));
         assert_eq!((fault.kind, fault.dir), (Some(RiskKind::Acl), false));
