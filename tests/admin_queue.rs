@@ -776,23 +776,32 @@ pub(crate) fn in_system(
     child.wait_with_output().unwrap()
 }
 
-/// Two users, each with an entry in the shared spool: each may act on her own entry
-/// only; a refusal names the ID and exits 77, and the other IDs given are still done;
-/// root may act on both. (The users run set-gid copies of the programs, which read the
-/// system configuration of an `/etc` overlaid in a private mount namespace, as an
-/// installed system's users do; they are not members of the spool's group, whose
-/// members may act on any entry.)
-#[test]
-fn two_users_act_only_on_their_own_entries() {
-    // The test user's mailbox is delivered to: no `.forward` meanwhile.
-    let _turn = crate::local::mailbox_turn();
+/// An installed system for the tests of two users (in a private mount namespace,
+/// [`in_system`]): a spool of a fit group, its configuration, an `/etc` overlay with it
+/// (`etc`) and one that also makes the test user a member of the spool's group
+/// (`member_etc`), and set-gid copies of `sendmail` and `rsendmail-admin`.
+struct SetgidSystem {
+    here: PathBuf,
+    spool: PathBuf,
+    conf: PathBuf,
+    etc: PathBuf,
+    member_etc: PathBuf,
+    group: &'static str,
+    sm: PathBuf,
+    adm: PathBuf,
+}
+
+/// [`SetgidSystem`] in a directory of its own named `name`; None where users cannot be
+/// switched or mount namespaces made (or in a release build, whose set-gid copies
+/// refuse the test's overrides).
+fn setgid_system(name: &str) -> Option<SetgidSystem> {
     if !can_switch_user() || !cfg!(debug_assertions) {
-        return;
+        return None;
     }
     if !Path::new("/usr/bin/unshare").exists() {
-        return;
+        return None;
     }
-    let here = crate::privileges::setgid_dir("admin-users");
+    let here = crate::privileges::setgid_dir(name);
     let spool = here.join("spool");
     let (group, gid) = crate::harness::fit_group();
     for d in ["", "tmp", "index", "corrupt", "hold"] {
@@ -833,10 +842,45 @@ fn two_users_act_only_on_their_own_entries() {
         .collect();
     fs::write(member_etc.join("group"), groups).unwrap();
     fs::set_permissions(member_etc.join("group"), fs::Permissions::from_mode(0o644)).unwrap();
-    fs::create_dir_all(here.join("mail")).unwrap();
-    fs::set_permissions(here.join("mail"), fs::Permissions::from_mode(0o1777)).unwrap();
     let sm = crate::privileges::setgid_install(&here, &crate::harness::bin(), "sendmail");
     let adm = crate::privileges::setgid_install(&here, &admin_bin(), "rsendmail-admin");
+    Some(SetgidSystem {
+        here,
+        spool,
+        conf,
+        etc,
+        member_etc,
+        group,
+        sm,
+        adm,
+    })
+}
+
+/// Two users, each with an entry in the shared spool: each may act on her own entry
+/// only; a refusal names the ID and exits 77, and the other IDs given are still done;
+/// root may act on both. (The users run set-gid copies of the programs, which read the
+/// system configuration of an `/etc` overlaid in a private mount namespace, as an
+/// installed system's users do; they are not members of the spool's group, whose
+/// members may act on any entry.)
+#[test]
+fn two_users_act_only_on_their_own_entries() {
+    // The test user's mailbox is delivered to: no `.forward` meanwhile.
+    let _turn = crate::local::mailbox_turn();
+    let Some(SetgidSystem {
+        here,
+        spool,
+        conf,
+        etc,
+        member_etc,
+        sm,
+        adm,
+        ..
+    }) = setgid_system("admin-users")
+    else {
+        return;
+    };
+    fs::create_dir_all(here.join("mail")).unwrap();
+    fs::set_permissions(here.join("mail"), fs::Permissions::from_mode(0o1777)).unwrap();
     let deliver = here.join("rsendmail-deliver");
     crate::harness::copy_executable(Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")), &deliver);
     fs::set_permissions(&deliver, fs::Permissions::from_mode(0o755)).unwrap();
@@ -849,20 +893,7 @@ fn two_users_act_only_on_their_own_entries() {
     };
     let as_nobody =
         |p: &Path, args: &[&str], _: &[(&str, &str)]| in_system(&etc, "nobody", p, args, b"");
-    let ids = || -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(&spool)
-            .unwrap()
-            .flatten()
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(|n| n.strip_prefix("qf"))
-                    .map(str::to_string)
-            })
-            .collect();
-        v.sort();
-        v
-    };
+    let ids = || crate::harness::queued_ids(&spool);
     let out = as_user(&sm, &["-odq", "bob@example.org"], &envs, MSG);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let mine = ids().pop().unwrap();
@@ -1867,55 +1898,20 @@ fn delete_of_several_ids_takes_the_unlocked_ones_before_waiting() {
 /// mount namespace, as in `two_users_act_only_on_their_own_entries`.)
 #[test]
 fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
-    if !can_switch_user() || !cfg!(debug_assertions) {
+    let Some(SetgidSystem {
+        here,
+        spool,
+        conf,
+        etc,
+        member_etc,
+        group,
+        sm,
+        adm,
+        ..
+    }) = setgid_system("admin-holds")
+    else {
         return;
-    }
-    if !Path::new("/usr/bin/unshare").exists() {
-        return;
-    }
-    let here = crate::privileges::setgid_dir("admin-holds");
-    let spool = here.join("spool");
-    let (group, gid) = crate::harness::fit_group();
-    for d in ["", "tmp", "index", "corrupt", "hold"] {
-        let p = spool.join(d);
-        fs::create_dir_all(&p).unwrap();
-        std::os::unix::fs::chown(&p, Some(0), Some(gid)).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o2770)).unwrap();
-    }
-    let conf = here.join("rsendmail.conf");
-    fs::write(
-        &conf,
-        format!(
-            "SPOOLDIR {}\nMAILNAME test.example\nMAILSPOOL {}\n",
-            spool.display(),
-            here.join("mail").display()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
-    // The overlaid /etc: the configuration, and (for the member) a group file naming
-    // the test user in the spool's group.
-    let etc = here.join("etc");
-    let member_etc = here.join("etc-member");
-    for e in [&etc, &member_etc] {
-        fs::create_dir_all(e.join("rsendmail")).unwrap();
-        fs::copy(&conf, e.join("rsendmail/rsendmail.conf")).unwrap();
-    }
-    let groups: String = fs::read_to_string("/etc/group")
-        .unwrap()
-        .lines()
-        .map(|l| {
-            if l.split(':').next() == Some(group) {
-                format!("{}{TEST_USER}\n", l.trim_end_matches(','))
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect();
-    fs::write(member_etc.join("group"), groups).unwrap();
-    fs::set_permissions(member_etc.join("group"), fs::Permissions::from_mode(0o644)).unwrap();
-    let sm = crate::privileges::setgid_install(&here, &crate::harness::bin(), "sendmail");
-    let adm = crate::privileges::setgid_install(&here, &admin_bin(), "rsendmail-admin");
+    };
     let envs = [("RSENDMAIL_SYSTEM_CONFIG", conf.to_str().unwrap())];
     let user = |args: &[&str]| in_system(&etc, TEST_USER, &adm, args, b"");
     let member = |args: &[&str]| in_system(&member_etc, TEST_USER, &adm, args, b"");
@@ -1930,16 +1926,7 @@ fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
     let is_held = |id: &str| spool.join("hold").join(format!("qf{id}")).exists();
     let out = in_system(&etc, TEST_USER, &sm, &["-odq", "bob@example.org"], MSG);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let mine = fs::read_dir(&spool)
-        .unwrap()
-        .flatten()
-        .find_map(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|n| n.strip_prefix("qf"))
-                .map(str::to_string)
-        })
-        .unwrap();
+    let mine = crate::harness::queued_ids(&spool).pop().unwrap();
     let uid = crate::harness::test_user().uid;
 
     // Root holds the test user's entry: who held it is shown.

@@ -570,6 +570,23 @@ pub fn can_switch_user() -> bool {
 /// How often the waiting helpers look again.
 const POLL: Duration = Duration::from_millis(20);
 
+/// The IDs of the entries queued in the spool `spool` (its `qf` files; not those in
+/// `hold/`), sorted.
+pub fn queued_ids(spool: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(spool)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("qf"))
+                .map(str::to_string)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// Poll `cond` until it holds; panics with `what` (what was awaited) and whatever
 /// `state` describes when `limit` passes first.
 #[track_caller]

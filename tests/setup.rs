@@ -427,16 +427,9 @@ fn init_spool(env: &Env) {
 
 /// The ID of the (one) entry queued in `spool`.
 fn queued_id(spool: &Path) -> String {
-    fs::read_dir(spool)
-        .unwrap()
-        .flatten()
-        .find_map(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|n| n.strip_prefix("qf"))
-                .map(str::to_string)
-        })
-        .expect("queued")
+    let ids = crate::harness::queued_ids(spool);
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    ids.into_iter().next().unwrap()
 }
 
 /// A group fit for a spool ([`crate::harness::fit_group`]): what `init --group` is given.
