@@ -1785,6 +1785,24 @@ fn set_spooldir(env: &Env, to: &Path) {
     .unwrap();
 }
 
+/// An installed system (root only: None otherwise) whose spool holds an entry queued
+/// to each of `rcpts`, its `SPOOLDIR` then changed to the typo `spoool` beside it, which
+/// is not there: the env, the installed `rsendmail-admin` and the typo's path.
+fn spooldir_typo(rcpts: &[&str]) -> Option<(Env, PathBuf, PathBuf)> {
+    if !is_root() {
+        return None;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    for rcpt in rcpts {
+        env.sendmail(&["-odq", rcpt], MSG).code(0);
+    }
+    assert_eq!(env.entries().len(), rcpts.len());
+    let typo = env.dir.join("spoool");
+    set_spooldir(&env, &typo);
+    Some((env, prog, typo))
+}
+
 /// A `SPOOLDIR` typo beside the spool that holds the queue: check names the line as a
 /// typo with the spool and its entries, and its fix corrects the line (never init, which
 /// would make an empty spool and strand the queue); init refuses to make the spool
@@ -1792,16 +1810,9 @@ fn set_spooldir(env: &Env, to: &Path) {
 /// entries keeps init's advice.
 #[test]
 fn a_spooldir_typo_beside_a_queue_is_named_and_init_refuses_it() {
-    if !is_root() {
+    let Some((env, prog, typo)) = spooldir_typo(&["bob@example.org", "carol@example.org"]) else {
         return;
-    }
-    let env = Env::new();
-    let prog = install(&env);
-    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
-    env.sendmail(&["-odq", "carol@example.org"], MSG).code(0);
-    assert_eq!(env.entries().len(), 2);
-    let typo = env.dir.join("spoool");
-    set_spooldir(&env, &typo);
+    };
     let r = run_admin(&env, &prog, "check");
     r.code(78);
     let l = line(&r, "FAIL spool: ");
@@ -1898,17 +1909,13 @@ fn a_spooldir_typo_beside_a_queue_is_named_and_init_refuses_it() {
 /// it, one empty directory): no other spool holds mail, so check's fix stays init.
 #[test]
 fn a_missing_spool_beside_empty_spools_keeps_inits_advice() {
-    if !is_root() {
+    let Some((env, prog, typo)) = spooldir_typo(&[]) else {
         return;
-    }
-    let env = Env::new();
-    let prog = install(&env);
+    };
     for d in ["tmp", "index", "corrupt"] {
         fs::create_dir_all(env.spool.join(d)).unwrap();
     }
     fs::create_dir(env.dir.join("spool2")).unwrap();
-    let typo = env.dir.join("spoool");
-    set_spooldir(&env, &typo);
     let r = run_admin(&env, &prog, "check");
     r.code(78);
     let l = line(&r, "FAIL spool: ");
