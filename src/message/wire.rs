@@ -146,8 +146,10 @@ fn cut_blank_runs(line: &[u8]) -> Vec<u8> {
 ///   the next line is SP and the octets that follow, at most 997 of them. Unfolding gives
 ///   the field back with one SP added at each hard break.
 /// - Breaks do not split UTF-8 characters (see the module docs); runs of white space
-///   longer than [`MAX_BLANK_RUN`] are cut to that length first, and white space at the
-///   end of the over-long line is dropped (it carries no meaning in a field body).
+///   longer than [`MAX_BLANK_RUN`] are cut to that length first, white space at the
+///   end of the over-long line is dropped (it carries no meaning in a field body), and
+///   a continuation that would begin with several blanks before a word too long for the
+///   rest of its line keeps one blank of them, so the word is not split.
 ///
 /// Every line after the first begins with SP or HTAB and holds an octet that is not
 /// white space.
@@ -172,7 +174,7 @@ pub fn fold_header_line(line: &[u8]) -> Vec<Vec<u8>> {
         _ => 1,
     };
     // Breaks stay before the last visible octet, so the last line holds one too.
-    let Some(last) = line.iter().rposition(|&b| !is_wsp(b)) else {
+    let Some(mut last) = line.iter().rposition(|&b| !is_wsp(b)) else {
         // Only white space, at most MAX_BLANK_RUN of it: it fitted above.
         return vec![line];
     };
@@ -206,6 +208,16 @@ pub fn fold_header_line(line: &[u8]) -> Vec<Vec<u8>> {
             .find(|&p| line.get(p).is_some_and(|&b| is_wsp(b)));
         let (end, next_hard) = match fold {
             Some(p) => (p, false),
+            // A continuation that begins with several blanks before a word too long for
+            // the rest of the line: its blanks are cut to the one that folds, rather than
+            // the word split by a hard break (a run of blanks unfolds to one SP, RFC 5322
+            // §3.2.2; a split word is changed).
+            None if !hard && start > 0 && visible > start + 1 => {
+                let extra = visible - start - 1;
+                line.drain(start + 1..visible);
+                last -= extra;
+                continue;
+            }
             None => {
                 let at = char_boundary(&line, limit.min(last), visible);
                 // A break at or before the first visible octet cannot happen once white
@@ -905,6 +917,26 @@ mod tests {
         assert_eq!(fold_header_line(short.as_bytes()), vec![short.into_bytes()]);
     }
 
+    #[test]
+    fn a_word_after_blanks_at_a_fold_is_not_split() {
+        // The blanks begin at octet 997: the first line folds after the first of them,
+        // and the 997-octet word after them fits a continuation with one blank before
+        // it, not with two or more.
+        for blanks in [2, 3, 4, 190, MAX_BLANK_RUN] {
+            let run: String = (0..blanks)
+                .map(|i| if i % 2 == 0 { ' ' } else { '\t' })
+                .collect();
+            let head = format!("X:{} {}", rep("a", 800), rep("b", 194));
+            assert_eq!(head.len(), 997);
+            let field = format!("{head}{run}{}", rep("c", 997));
+            let lines = fold_header_line(field.as_bytes());
+            assert_eq!(lines.len(), 2, "{blanks} blanks: {} lines", lines.len());
+            assert_eq!(text(&lines[0]), format!("{head} "), "{blanks}");
+            assert!(is_wsp(lines[1][0]), "{blanks}");
+            assert_eq!(text(&lines[1][1..]), rep("c", 997), "{blanks}");
+        }
+    }
+
     /// Body lines: (label, body line as queued; the line on the wire). The limit is
     /// [`MAX_BODY_LINE`], 2,040 octets.
     #[test]
@@ -1140,11 +1172,13 @@ mod tests {
         }
 
         /// Checks every folded line; returns the hard breaks (continuations that begin
-        /// with an SP the field did not have there).
-        fn check_folded(field: &[u8], lines: &[Vec<u8>]) -> Result<usize, TestCaseError> {
+        /// with an SP the field did not have there) and the blanks cut from the start of
+        /// continuations.
+        fn check_folded(field: &[u8], lines: &[Vec<u8>]) -> Result<(usize, usize), TestCaseError> {
             let field = &kept(field)[..];
             let mut at = 0;
             let mut hard = 0;
+            let mut cut = 0;
             for (i, l) in lines.iter().enumerate() {
                 prop_assert!(l.len() <= MAX_LINE, "a line of {}", l.len());
                 prop_assert!(!l.contains(&b'\n'));
@@ -1156,6 +1190,14 @@ mod tests {
                     let rest = &field[at..];
                     if rest.starts_with(l) && rest.first() == Some(&l[0]) {
                         // Folded before white space of the field.
+                    } else if rest.first() == Some(&l[0]) && l.get(1).is_some_and(|&b| !is_wsp(b)) {
+                        // Folded there, and the blanks after the fold cut to that one.
+                        let blanks = rest.iter().take_while(|&&b| is_wsp(b)).count();
+                        prop_assert!(blanks > 1, "a continuation neither folded nor hard");
+                        prop_assert!(rest[blanks..].starts_with(&l[1..]), "octets changed");
+                        cut += blanks - 1;
+                        at += l.len() + blanks - 1;
+                        continue;
                     } else {
                         prop_assert_eq!(l[0], b' ');
                         prop_assert!(rest.starts_with(&l[1..]));
@@ -1167,7 +1209,23 @@ mod tests {
                 at += l.len();
             }
             prop_assert_eq!(at, field.len(), "octets lost");
-            Ok(hard)
+            Ok((hard, cut))
+        }
+
+        /// `b` with every run of white space made one SP: what a field's folding white
+        /// space means (RFC 5322 §3.2.2).
+        fn squash(b: &[u8]) -> Vec<u8> {
+            let mut out = Vec::with_capacity(b.len());
+            for &c in b {
+                if is_wsp(c) {
+                    if out.last() != Some(&b' ') {
+                        out.push(b' ');
+                    }
+                } else {
+                    out.push(c);
+                }
+            }
+            out
         }
 
         /// What folding keeps of a header line: all of it when it fits; otherwise
@@ -1193,18 +1251,27 @@ mod tests {
                 if f.len() <= MAX_LINE {
                     prop_assert_eq!(&lines, &vec![f.clone()]);
                 }
-                let hard = check_folded(&f, &lines)?;
-                if longest_word(&f) < 900 {
+                let (hard, cut) = check_folded(&f, &lines)?;
+                let word = longest_word(&f);
+                if word < 900 {
                     prop_assert_eq!(hard, 0, "a hard break where a fold was possible");
                 }
-                // RFC 5322 unfolding: the field, with one SP per hard break.
+                if word + MAX_BLANK_RUN < MAX_LINE - 1 {
+                    prop_assert_eq!(cut, 0, "blanks cut where the word fitted");
+                }
+                // RFC 5322 unfolding: the field, with one SP per hard break and the cut
+                // blanks gone.
                 let mut canonical = kept(&f);
                 canonical.push(b'\n');
                 let folded = fold_field(&canonical);
                 let unfolded = unfold(&folded);
-                prop_assert_eq!(unfolded.len(), canonical.len() + hard);
-                prop_assert!(with_sps_added(&unfolded, &canonical, hard));
-                if hard == 0 {
+                prop_assert_eq!(unfolded.len() + cut, canonical.len() + hard);
+                if cut == 0 {
+                    prop_assert!(with_sps_added(&unfolded, &canonical, hard));
+                } else {
+                    prop_assert!(with_sps_added(&squash(&unfolded), &squash(&canonical), hard));
+                }
+                if hard == 0 && cut == 0 {
                     prop_assert_eq!(unfolded, canonical);
                 }
             }
