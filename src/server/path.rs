@@ -172,10 +172,7 @@ fn strip_route(inner: &str) -> (&str, &str) {
             _ => break,
         }
     }
-    loop {
-        let Some(after_at) = rest.strip_prefix('@') else {
-            break;
-        };
+    while let Some(after_at) = rest.strip_prefix('@') {
         let next = if after_at.starts_with('[') {
             after_at
                 .split_once("]:")
