@@ -405,7 +405,7 @@ class Sink:
 
 QID = re.compile(rb"\b[0-9A-Za-x]{8}[0-9]{6}\b")
 CTIME = re.compile(rb"(Sun|Mon|Tue|Wed|Thu|Fri|Sat) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct"
-                   rb"|Nov|Dec) [ 0-9][0-9] [0-9]{2}:[0-9]{2}")
+                   rb"|Nov|Dec) [ 0-9][0-9] [0-9]{2}:[0-9]{2}(?::[0-9]{2} [0-9]{4})?")
 # The 12-character date of a verbose listing (`-bp -v`): ctime without the weekday, after
 # the priority column and its warning mark.
 VERBOSE_DATE = re.compile(rb"(?<=[0-9][ +])(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"

@@ -443,8 +443,10 @@ pub fn save_dead_letter(
         lock_wait: Duration::from_secs(10),
         dotlock: false,
     };
+    // Logged as written, in the traffic log of `-X`, as sendmail logs it.
     append(&target, &mut |w| {
-        write_message(w, sender, created, "", &mut *message)
+        let mut tee = crate::traffic::WriteTee::new(w);
+        write_message(&mut tee, sender, created, "", &mut *message)
     })
     .map_err(|e| e.text().to_string())?;
     Ok(path)

@@ -2033,6 +2033,7 @@ fn save_dead_letter(
             if later {
                 return Ok(Some(line));
             }
+            crate::traffic::told(&line);
             crate::outln!("{line}");
             Ok(None)
         }

@@ -11,6 +11,10 @@
 //! 1234 === CONNECT [127.0.0.1]  delivery connected to a server
 //! ```
 //!
+//! A message saved in `~/dead.letter` is logged too, each line as written there
+//! (`>>> From root ...`, the header, the body), and the line that tells the user so,
+//! as sendmail logs both (recorded: compat-tests/cases/xlog-bounce-local-odi).
+//!
 //! The file is opened once per process ([`install`]) and each line appended with one
 //! write, so the lines of several processes (a queue run's, a `-bs` session's) do not
 //! mix within a line. Credentials sent for AUTH are logged as `(credentials not
@@ -208,6 +212,13 @@ pub fn open(path: &Path) -> Result<File, Fatal> {
 /// Log this process's traffic to `file` from now on (the first call wins).
 pub fn install(file: File) {
     let _ = LOG.set(Mutex::new(file));
+}
+
+/// A line this program prints for the user on its standard output (`dead.letter...
+/// Saved message in ...`): logged as written (`>>>`), as sendmail logs what it writes to
+/// its output channel (recorded: `xlog-bounce-local-odi`).
+pub fn told(text: &str) {
+    line(Dir::Out, text.as_bytes());
 }
 
 /// Whether a traffic log is open.

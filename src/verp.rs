@@ -48,10 +48,45 @@ pub fn check_delimiters(d: &str) -> Result<(), String> {
 /// `l+u=xn--tda.example@o.example`, [`crate::message::address::ascii_domain`]): the same
 /// mailbox, and a sender a server without SMTPUTF8 (RFC 6531) takes, as it takes the
 /// recipient itself; a domain with no A-label form stays as written.
+///
+/// A VERP local part longer than RFC 5321's 64 octets ([`MAX_LOCAL_PART`], §4.5.3.1.1;
+/// a long recipient address) is not made: the sender stays `sender` as given, so that
+/// no server refuses the message for its sender (Postfix sends the long form as it is).
+/// The message is delivered; a report on the recipient comes to the list's own bounce
+/// address, naming the recipient in its `Final-Recipient:` field. [`overlong`] says
+/// when this happens, for the log and `-v`.
 pub fn sender(sender: &str, delims: &str, recipient: &str) -> String {
+    match build(sender, delims, recipient) {
+        Some((local, _)) if local.len() > MAX_LOCAL_PART => sender.to_string(),
+        Some((mut out, origin)) => {
+            if let Some(o) = origin {
+                out.push('@');
+                out.push_str(o);
+            }
+            out
+        }
+        None => String::new(),
+    }
+}
+
+/// The longest local part RFC 5321 lets a server refuse no mailbox for (§4.5.3.1.1), in
+/// octets as written on the wire (quotes and escapes counted).
+pub const MAX_LOCAL_PART: usize = 64;
+
+/// The length in octets of the VERP local part [`sender`] would make for `recipient`,
+/// when it is over [`MAX_LOCAL_PART`] (and [`sender`] keeps the plain sender instead).
+pub fn overlong(sender: &str, delims: &str, recipient: &str) -> Option<usize> {
+    build(sender, delims, recipient)
+        .map(|(local, _)| local.len())
+        .filter(|&n| n > MAX_LOCAL_PART)
+}
+
+/// The VERP local part, written as RFC 5321 writes it (quoted when it must be), and the
+/// sender's domain; `None` for the null sender.
+fn build<'s>(sender: &'s str, delims: &str, recipient: &str) -> Option<(String, Option<&'s str>)> {
     use crate::message::address::{local_content, quote_local, split_at_domain};
     if sender.is_empty() {
-        return String::new();
+        return None;
     }
     let mut d = delims.chars();
     let (first, second) = match (d.next(), d.next()) {
@@ -73,12 +108,7 @@ pub fn sender(sender: &str, delims: &str, recipient: &str) -> String {
             }
         }
     }
-    let mut out = quote_local(&local);
-    if let Some(o) = origin.filter(|o| !o.is_empty()) {
-        out.push('@');
-        out.push_str(o);
-    }
-    out
+    Some((quote_local(&local), origin.filter(|o| !o.is_empty())))
 }
 
 #[cfg(test)]
@@ -167,6 +197,30 @@ mod tests {
         // Non-ASCII text is never cut inside a character; the recipient's domain is
         // written in A-labels.
         assert_eq!(s("ä@ö", "+=", "ü@é"), "ä+ü=xn--9ca@ö");
+    }
+
+    #[test]
+    fn a_local_part_over_64_octets_keeps_the_plain_sender() {
+        // list-bounces+ (13) + 39 + = (1) + example.org (11): 64 octets, made.
+        let user = "u".repeat(39);
+        let r = format!("{user}@example.org");
+        let want = format!("list-bounces+{user}=example.org@list.example");
+        assert_eq!(sender("list-bounces@list.example", "+=", &r), want);
+        assert_eq!(overlong("list-bounces@list.example", "+=", &r), None);
+        // One more: 65, not made.
+        let r = format!("{user}u@example.org");
+        assert_eq!(
+            sender("list-bounces@list.example", "+=", &r),
+            "list-bounces@list.example"
+        );
+        assert_eq!(overlong("list-bounces@list.example", "+=", &r), Some(65));
+        // Quotes count, as they are written on the wire: 62 characters, 64 quoted.
+        let r = format!("\"{} x\"@d.example", "q".repeat(48));
+        assert_eq!(overlong("l@o.example", "+=", &r), None);
+        let r = format!("\"{} x\"@d.example", "q".repeat(50));
+        assert_eq!(overlong("l@o.example", "+=", &r), Some(66));
+        assert_eq!(sender("l@o.example", "+=", &r), "l@o.example");
+        assert_eq!(overlong("", "+=", &r), None);
     }
 
     #[test]

@@ -171,9 +171,19 @@ fn print_mode_saves_dead_letter_in_the_callers_home() {
     )
     .unwrap();
     let bin = user_visible_bin(&env.dir.join("spool-parent"), "sendmail");
+    // With -X, the traffic log shows what was saved and the line saying so, as
+    // sendmail's does (compat-tests/differences/xlog-bounce-local-odi).
+    let xlog = env.dir.join("spool-parent/xlog");
+    let xlog_arg = format!("-X{}", xlog.display());
     let out = as_user(
         &bin,
-        &["-C", conf.to_str().unwrap(), "-odq", "nosuchuser"],
+        &[
+            "-C",
+            conf.to_str().unwrap(),
+            "-odq",
+            &xlog_arg,
+            "nosuchuser",
+        ],
         &[],
         MSG,
     );
@@ -185,6 +195,23 @@ fn print_mode_saves_dead_letter_in_the_callers_home() {
             "nosuchuser... User unknown\n{0}... Saved message in {0}\n",
             dead.display()
         )
+    );
+    let logged: Vec<String> = fs::read_to_string(&xlog)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(" >>> ").map(|(_, t)| t.to_string()))
+        .collect();
+    assert!(
+        logged
+            .first()
+            .is_some_and(|l| l.starts_with(&format!("From {TEST_USER} "))),
+        "{logged:?}"
+    );
+    assert!(logged.contains(&"hello".to_string()), "{logged:?}");
+    assert_eq!(
+        logged.last(),
+        Some(&format!("{0}... Saved message in {0}", dead.display())),
+        "{logged:?}"
     );
     let text = fs::read_to_string(&dead).unwrap();
     assert_eq!(text.matches("\nhello\n").count(), 1);
@@ -214,6 +241,7 @@ fn print_mode_saves_dead_letter_in_the_callers_home() {
                 "-C",
                 conf.to_str().unwrap(),
                 "-odi",
+                &xlog_arg,
                 "reject5-z@example.org",
             ],
             &[],
@@ -225,6 +253,17 @@ fn print_mode_saves_dead_letter_in_the_callers_home() {
             stdout,
             format!("{0}... Saved message in {0}\n", dead.display())
         );
+        let log = fs::read_to_string(&xlog).unwrap();
+        assert_eq!(
+            log.matches(&format!(
+                " >>> {0}... Saved message in {0}\n",
+                dead.display()
+            ))
+            .count(),
+            2,
+            "{log}"
+        );
+        assert_eq!(log.matches(" >>> hello\n").count(), 2, "{log}");
         assert_eq!(
             fs::read_to_string(&dead)
                 .unwrap()

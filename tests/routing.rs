@@ -764,6 +764,98 @@ fn idn_domains_go_as_a_labels_without_smtputf8() {
     );
 }
 
+/// `-XV` with a recipient whose domain has U-labels, to a server without SMTPUTF8: the
+/// VERP sender encodes the recipient's domain as its A-labels, as the recipient itself
+/// goes, so the server takes the sender and the message is delivered.
+#[test]
+fn verp_sender_of_a_u_label_domain_goes_as_a_labels_without_smtputf8() {
+    let Some((_scratch, peer)) = start_peer(&[("NO_SMTPUTF8", "1")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    env.sendmail(
+        &[
+            "-odi",
+            "-XV",
+            "-f",
+            "list-bounces@list.example",
+            "user@\u{fc}.example",
+        ],
+        MSG,
+    )
+    .code(0);
+    let msgs = peer.messages();
+    assert_eq!(msgs.len(), 1, "{}", peer.transcript());
+    let j = &msgs[0].0;
+    assert!(
+        j.contains("\"mail_from\": \"list-bounces+user=xn--tda.example@list.example\""),
+        "{j}"
+    );
+    assert!(
+        j.contains("\"rcpt_tos\": [\"user@xn--tda.example\"]"),
+        "{j}"
+    );
+    assert!(
+        !peer.transcript().contains('\u{fc}'),
+        "{}",
+        peer.transcript()
+    );
+}
+
+/// `-XV` to a server that refuses local parts over RFC 5321's 64 octets (the peer's
+/// STRICT): a recipient whose VERP sender's local part would be longer gets the plain
+/// sender, and `-v` says why; the other recipient gets its VERP sender. Both messages
+/// are delivered (Postfix would send the long sender, and this server would refuse it).
+#[test]
+fn verp_sender_over_64_octets_falls_back_to_the_plain_sender() {
+    let Some((_scratch, peer)) = start_peer(&[("STRICT", "1")]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    let long = format!("{}@example.org", "u".repeat(50));
+    let r = env.sendmail(
+        &[
+            "-v",
+            "-XV",
+            "-f",
+            "list-bounces@list.example",
+            "short@example.org",
+            &long,
+        ],
+        MSG,
+    );
+    r.code(0);
+    assert!(
+        r.stdout.contains(&format!(
+            "{long}... VERP sender not used: its local part would be 75 octets, over \
+             RFC 5321's 64; sent from <list-bounces@list.example>"
+        )),
+        "{}",
+        r.stdout
+    );
+    let mut froms: Vec<String> = peer
+        .messages()
+        .iter()
+        .map(|(j, _)| {
+            j.split("\"mail_from\": \"")
+                .nth(1)
+                .and_then(|t| t.split('"').next())
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    froms.sort();
+    assert_eq!(
+        froms,
+        [
+            "list-bounces+short=example.org@list.example",
+            "list-bounces@list.example"
+        ],
+        "{}",
+        peer.transcript()
+    );
+}
+
 /// A smarthost that is this host's own daemon (the same MAILNAME): the mail would loop
 /// back here. sendmail's check of the server's EHLO reply (its first word against this
 /// host's name) is made: the recipient fails at once with `553 5.3.5 system config

@@ -335,6 +335,55 @@ fn smuggling_vectors_never_end_data() {
     );
 }
 
+/// A bare CR in DATA over `-bs`: the 421 comes at once, before the end of the data,
+/// and the session ends there (exit 0) without reading what the client sends next, as
+/// sendmail 8.17 does (seen with sendmail -bs fed the same bytes a step at a time: its
+/// 421 right after the bare CR's line, then its exit, a later `.` or QUIT never read).
+#[test]
+fn bs_bare_cr_ends_the_session_at_once() {
+    use std::io::{Read, Write};
+    let env = Env::new();
+    let mut child = Command::new(env.link("sendmail"))
+        .arg("-C")
+        .arg(&env.conf)
+        .args(["-odq", "-bs"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(
+            b"HELO client.example\r\nMAIL FROM:<root@test.example>\r\n\
+              RCPT TO:<a@example.com>\r\nDATA\r\n\
+              Subject: x\r\n\r\nline one\rline two\r\n",
+        )
+        .unwrap();
+    stdin.flush().unwrap();
+    // No final dot, and stdin stays open: the session must end by itself.
+    let status = wait_exit(&mut child, Duration::from_secs(10));
+    let mut out = String::new();
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{out}");
+    assert!(
+        out.ends_with("354 End data with <CR><LF>.<CR><LF>\r\n421 4.5.0 Bare carriage return (CR) not allowed\r\n"),
+        "{out}"
+    );
+    // What the client sends after it is never read: the pipe has no reader.
+    assert!(stdin.write_all(b".\r\nQUIT\r\n").is_err());
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}
+
 #[test]
 fn limits_have_their_replies() {
     let env = Env::with_config(

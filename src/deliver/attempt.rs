@@ -490,6 +490,32 @@ fn envelope_of<'t>(
     (sender, xverp, addrs)
 }
 
+/// A VERP transaction whose recipient's sender would have a local part over RFC 5321's
+/// 64 octets goes from the plain sender ([`rsendmail::verp::sender`]); the log and `-v`
+/// say so, and why.
+fn overlong_verp_note(
+    engine: &Engine,
+    env: &Envelope,
+    t: &Transaction,
+    addrs: &[String],
+    xverp: bool,
+    out: &mut Transcript<'_>,
+) {
+    let (Some(d), [rcpt], false) = (&t.verp, addrs, xverp) else {
+        return;
+    };
+    let sender = engine.qualify(t.sender.as_deref().unwrap_or(&env.sender));
+    if let Some(n) = rsendmail::verp::overlong(&sender, d, rcpt) {
+        let line = format!(
+            "{rcpt}... VERP sender not used: its local part would be {n} octets, over \
+             RFC 5321's {}; sent from <{sender}>",
+            rsendmail::verp::MAX_LOCAL_PART
+        );
+        log::info!("{}: {line}", env.id);
+        say(out, &[line]);
+    }
+}
+
 /// The recipients of a transaction as its RCPTs give them.
 fn out_rcpts<'r>(rcpts: &[(usize, &'r Recipient)], addrs: &'r [String]) -> Vec<smtp::OutRcpt<'r>> {
     rcpts
@@ -1134,6 +1160,7 @@ fn send_transaction(
         None => &mut data,
     };
     let (sender, xverp, addrs) = envelope_of(engine, env, t, &rcpts, session);
+    overlong_verp_note(engine, env, t, &addrs, xverp.is_some(), out);
     // What each recipient was told as its reply came (to show the others at the end).
     let mut told: Vec<Option<smtp::Outcome>> = vec![None; rcpts.len()];
     let mut notify = |which: &[usize], o: &smtp::Outcome, step: Step| -> Vec<String> {

@@ -821,7 +821,9 @@ pub fn send(
                 match saved {
                     Ok(p) => {
                         let p = p.display();
-                        rsendmail::outln!("{p}... Saved message in {p}");
+                        let line = format!("{p}... Saved message in {p}");
+                        rsendmail::traffic::told(&line);
+                        rsendmail::outln!("{line}");
                         continue;
                     }
                     // Not saved: mail it back rather than lose the notice.

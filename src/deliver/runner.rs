@@ -590,7 +590,9 @@ fn deliver_ids_then(
                 if worker == 0
                     && let Some(n) = note
                 {
-                    rsendmail::outln!("{}", rsendmail::text::printable(n));
+                    let n = rsendmail::text::printable(n);
+                    rsendmail::traffic::told(&n);
+                    rsendmail::outln!("{n}");
                 }
                 let mut out: Transcript<'_> = sink.get();
                 w.close(&mut out);

@@ -121,19 +121,21 @@ pub(super) fn split_path<'t>(arg: &'t str, keyword: &str) -> Result<Path<'t>, Pa
             address::Invalid::EmptyGroup,
         ));
     } else if inner.starts_with('@') {
-        // A source route: the mailbox is what follows its last colon.
-        match inner.rsplit_once(':') {
-            Some((r, after)) if !after.is_empty() => {
-                route = Some(r);
-                Some(after.to_string())
-            }
-            _ => {
-                return Err(PathError::Invalid(
-                    written.to_string(),
-                    address::Invalid::UserRequired,
-                ));
-            }
+        let (r, after) = strip_route(inner);
+        if after.starts_with('@') || plain_ats(after) > 1 {
+            // What is left is no mailbox: `<@:u@x>`, `<@a,@:u@x>`, `<@a,,@b:u@x>`,
+            // `<@a u@x>` (sendmail 8.17's `553 5.1.3 ... Invalid route address`;
+            // recorded: `bs-source-route-malformed-*`), or nothing at all (`<@a:>`,
+            // `<@a>`: `User address required`, recorded: `bs-source-route`).
+            let why = if plain_ats(after) > 1 || after.contains(',') {
+                address::Invalid::InvalidRoute
+            } else {
+                address::Invalid::UserRequired
+            };
+            return Err(PathError::Invalid(written.to_string(), why));
         }
+        route = Some(r);
+        Some(after.to_string())
     } else if inner.is_empty() {
         None
     } else {
@@ -145,6 +147,65 @@ pub(super) fn split_path<'t>(arg: &'t str, keyword: &str) -> Result<Path<'t>, Pa
         route,
         params: params.split_ascii_whitespace().collect(),
     })
+}
+
+/// A source route taken off the front of `inner` (which begins with `@`) as sendmail
+/// 8.17's ruleset 3 takes it (`R@ $+ , $+`, `R@ [ $* ] : $+`, `R@ $+ : $+`): first each
+/// `@hop,` with something between its `@` and the comma, then each `@[literal]:`, then
+/// each `@hop:` with something between its `@` and the colon; each hop ends at the first
+/// comma or colon after it. (the route, what follows it). A route whose hops are not
+/// host names (`@relay..example:`, `@[1.2.3]:`, `@-a:`) is still taken off, as
+/// sendmail takes it: it is never used (RFC 5321 Appendix C). What is left begins with
+/// `@` when a hop is empty (`@:u@x`, `@a,@:u@x`).
+fn strip_route(inner: &str) -> (&str, &str) {
+    let mut rest = inner;
+    // `@ $+ , $+`: the first comma that has at least one character before it, after
+    // the `@`, and one after it.
+    while let Some(after_at) = rest.strip_prefix('@') {
+        match after_at
+            .char_indices()
+            .skip(1)
+            .find(|&(_, c)| c == ',')
+            .and_then(|(i, _)| after_at.get(i + 1..))
+        {
+            Some(next) if !next.is_empty() => rest = next,
+            _ => break,
+        }
+    }
+    while let Some(after_at) = rest.strip_prefix('@') {
+        let next = if after_at.starts_with('[') {
+            after_at
+                .split_once("]:")
+                .map(|(_, n)| n)
+                .filter(|n| !n.is_empty())
+        } else {
+            None
+        };
+        let next = next.or_else(|| {
+            after_at
+                .char_indices()
+                .skip(1)
+                .find(|&(_, c)| c == ':')
+                .and_then(|(i, _)| after_at.get(i + 1..))
+                .filter(|n| !n.is_empty())
+        });
+        match next {
+            Some(n) => rest = n,
+            None => break,
+        }
+    }
+    let route_len = inner.len() - rest.len();
+    let route = inner
+        .get(..route_len)
+        .map(|r| r.strip_suffix([',', ':']).unwrap_or(r))
+        .unwrap_or("");
+    (route, rest)
+}
+
+/// How many `@` outside quoted strings and escapes `text` holds.
+fn plain_ats(text: &str) -> usize {
+    let mut q = address::Quoting::default();
+    text.chars().filter(|&c| q.plain(c) && c == '@').count()
 }
 
 /// The address of a MAIL or RCPT path, parsed and checked. A CR inside the path (the

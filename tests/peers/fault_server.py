@@ -55,7 +55,8 @@ a cached connection that dies on its next transaction;
 STRICT=1 refuses (554 5.6.0) any message with a line over 998 octets (RFC 5321
 4.5.3.1.6, the transparency dot not counted) or a bare CR or LF, and keeps what it got in
 STATE_DIR/refused/<n>.eml; it also refuses (501 5.1.3) a MAIL or RCPT address that is not
-an RFC 5321 Mailbox (dot-string or quoted local part, LDH labels or an address literal);
+an RFC 5321 Mailbox (dot-string or quoted local part, LDH labels or an address literal)
+or whose local part is over RFC 5321's 64 octets (4.5.3.1.1);
 TLS_CERT and TLS_KEY with TLS_MODE=starttls (offer STARTTLS) or implicit (TLS from the
 first byte); AUTH_USER and AUTH_PASS make AUTH PLAIN/LOGIN/CRAM-MD5 required (AUTH_ONLY_CRAM=1 offers
 only CRAM-MD5, AUTH_NO_CRAM=1 only PLAIN and LOGIN). TLS_CLIENT_CA=ca.pem requires a
@@ -150,6 +151,9 @@ def strict_address(address, null_ok):
         return None
     if not MAILBOX.match(address or ""):
         return "501 5.1.3 Bad address syntax: %r (strict)" % address
+    local = address.rsplit("@", 1)[0]
+    if len(local.encode()) > 64:
+        return "501 5.1.3 Local part over 64 octets: %r (strict)" % address
     return None
 
 
