@@ -510,7 +510,7 @@ fn a_report_is_sent_once_after_a_crash_before_its_original_goes() {
         eprintln!("note: strace is missing: skipped");
         return;
     }
-    for how in ["bounce", "queue run"] {
+    for how in ["queue run", "bounce"] {
         let env = Env::new();
         // The queue run's failure: a program that says the user is unknown (67).
         let aliases = env.dir.join("aliases");

@@ -810,10 +810,12 @@ pub fn send(
     first: u32,
     open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
 ) -> Sent {
-    let mut sent = Sent::default();
     // Each report takes its number whether or not it is queued (nor saved instead), so
     // that a run repeating a crashed one's numbers its reports alike.
-    sent.keys = u32::try_from(reports.len()).unwrap_or(u32::MAX);
+    let mut sent = Sent {
+        keys: u32::try_from(reports.len()).unwrap_or(u32::MAX),
+        ..Sent::default()
+    };
     for (
         n,
         Owed {

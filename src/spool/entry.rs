@@ -1184,6 +1184,7 @@ mod tests {
             ret: Some("HDRS".into()),
             report: Some("failure".into()),
             verp: Some("-=".into()),
+            report_of: None,
             expansions: 2,
             refused_users: 3,
             message_bytes: Some(1234),
@@ -1488,6 +1489,7 @@ mod tests {
                 (1, RcptState::Deferred, None),
             ],
             warned: true,
+            reports: 3,
             retry: true,
             bounce: Some("spam run %20\u{e9}".into()),
             // A report owed for recipients refused at submission, every field kept
@@ -1602,6 +1604,7 @@ mod tests {
                     .map(|i| (i, RcptState::Delivered, Some("250 2.0.0 Ok ".repeat(30))))
                     .collect(),
                 warned: true,
+                reports: u32::MAX,
                 retry: true,
                 bounce: Some("returned ".repeat(40)),
                 owed: Vec::new(),
@@ -1792,6 +1795,7 @@ rcpt 1 delivered 250";
                     body_type,
                     envid,
                     ret,
+                    report_of: report.as_ref().map(|_| "6AM5eIkR004034 0 00ff".to_string()),
                     report,
                     verp: match expansions % 3 {
                         1 => Some("+=".to_string()),
@@ -1848,6 +1852,7 @@ rcpt 1 delivered 250";
                         reason,
                         recipients,
                         warned,
+                        reports: attempts,
                         retry,
                         bounce,
                         owed: Vec::new(),

@@ -2792,6 +2792,43 @@ mod tests {
         entry::test_envelope(id, &["b@example.org"])
     }
 
+    /// A report's ID: a queue ID, the same for the same key, the original's first eight
+    /// characters then a letter (never a submission's), another for another key; a
+    /// state's count of reports survives its text.
+    #[test]
+    fn report_ids_are_derived_from_their_key() {
+        let origin = "6AUIIquc023976";
+        let a = report_queue_id(origin, "6AUIIquc023976 0 00ff").unwrap();
+        assert!(valid_id(&a), "{a}");
+        assert_eq!(a.get(..8), origin.get(..8));
+        assert!(a.as_bytes()[8].is_ascii_alphabetic(), "{a}");
+        assert_eq!(
+            report_queue_id(origin, "6AUIIquc023976 0 00ff"),
+            Some(a.clone())
+        );
+        assert_ne!(
+            report_queue_id(origin, "6AUIIquc023976 1 00ff"),
+            Some(a.clone())
+        );
+        assert_eq!(report_queue_id("not an id", "k"), None);
+        for _ in 0..100 {
+            let fresh = new_queue_id(crate::clock::now());
+            assert!(fresh.as_bytes()[8].is_ascii_digit(), "{fresh}");
+        }
+        let st = entry::State {
+            reports: 7,
+            ..entry::State::default()
+        };
+        assert_eq!(entry::State::parse(&st.to_text()).unwrap().reports, 7);
+        assert_eq!(
+            entry::State::parse(&st.essential().to_text())
+                .unwrap()
+                .reports,
+            7
+        );
+        assert!(st.essential().to_text().len() <= entry::State::essential_len_bound(0));
+    }
+
     #[test]
     fn ids_unique_and_shaped() {
         // Within one second a process has 3,600 counter values; other tests in this
