@@ -564,9 +564,49 @@ impl Report<'_> {
         double: bool,
         original: &mut dyn Read,
     ) -> Result<String, Fatal> {
+        self.queue_keyed(spool, to, double, original, None)
+            .map(|(id, _)| id)
+    }
+
+    /// [`Report::queue_to`] as report `key` of entry `origin` (`Some((origin, key))`,
+    /// see [`crate::spool::entry::Envelope::report_of`]): its ID is derived from them
+    /// ([`crate::spool::report_queue_id`]) and its entry made only when no entry of that
+    /// ID holds that key, so that a run repeating the step of one that died after the
+    /// report's commit finds it rather than queuing it again. Returns the ID and whether
+    /// the report was queued already.
+    pub fn queue_keyed(
+        &self,
+        spool: &Spool,
+        to: &[&str],
+        double: bool,
+        original: &mut dyn Read,
+        key: Option<(&str, &str)>,
+    ) -> Result<(String, bool), Fatal> {
         let now = clock::now();
-        let mut entry = spool.begin(now)?;
+        let derived = key.and_then(|(o, k)| crate::spool::report_queue_id(o, k).map(|id| (id, k)));
+        let mut named = None;
+        if let Some((id, k)) = &derived {
+            // Held since (`rsendmail-admin hold`) counts as queued.
+            let held = spool.held();
+            match spool.read_entry(id).or_else(|_| held.read_entry(id)) {
+                Ok(e) if e.envelope.report_of.as_deref() == Some(*k) => {
+                    return Ok((id.clone(), true));
+                }
+                // Another entry of that ID (a hash that met another's): a new ID.
+                Ok(_) => {}
+                Err(_) if held.qf_path(id).exists() => {}
+                Err(_) => named = spool.begin_as(id, now)?,
+            }
+        }
+        let mut entry = match named {
+            Some(e) => e,
+            None => spool.begin(now)?,
+        };
         let id = entry.id.clone();
+        let report_of = derived
+            .as_ref()
+            .filter(|(d, _)| *d == id)
+            .map(|(_, k)| k.to_string());
         let head = self.header(&id, now, to);
         let env = Envelope {
             id: id.clone(),
@@ -581,6 +621,7 @@ impl Report<'_> {
                 .any(|t| self.eight_bit_report(now, t))
                 .then(|| "8BITMIME".to_string()),
             report: Some(if double { "double" } else { self.kind.word() }.to_string()),
+            report_of,
             ..Envelope::default()
         };
         let w = entry.writer();
@@ -590,7 +631,7 @@ impl Report<'_> {
         self.write_body(now, original, w).map_err(e)?;
         entry.commit(&env)?;
         crate::log::submitted(&env, spool.qf_path(&id).metadata().map(|m| m.len()).ok());
-        Ok(id)
+        Ok((id, false))
     }
 }
 

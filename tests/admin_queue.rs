@@ -499,6 +499,74 @@ fn bounce_of_a_local_senders_entry_mails_the_report() {
     assert!(env.entries().is_empty(), "{}", env.listing());
 }
 
+/// A deliverer killed between the commit of a failure report and the removal of its
+/// original (the unlink of `qf<ID>`): the next run finds the report queued and sends it
+/// once, for `rsendmail-admin bounce` and for a queue run's own failure alike; the
+/// administrator is told that the deliverer was killed, not that the report could not
+/// be queued.
+#[test]
+fn a_report_is_sent_once_after_a_crash_before_its_original_goes() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("note: strace is missing: skipped");
+        return;
+    }
+    for how in ["queue run", "bounce"] {
+        let env = Env::new();
+        // The queue run's failure: a program that says the user is unknown (67).
+        let aliases = env.dir.join("aliases");
+        fs::write(&aliases, "gone: \"|exit 67\"\n").unwrap();
+        env.add_config(&format!("ALIASES {}\n", aliases.display()));
+        let rcpt = if how == "bounce" {
+            "bob@example.org"
+        } else {
+            "gone"
+        };
+        env.add_config(&format!("MAILLOG {}\n", env.dir.join("maillog").display()));
+        env.sendmail(&["-odq", rcpt], MSG).code(0);
+        let id = env.only_id();
+        let qf = env.spool.join(format!("qf{id}"));
+        let mut cmd = Command::new("strace");
+        cmd.args(["-f", "-qq", "-o", "/dev/null", "-P"])
+            .arg(&qf)
+            .args(["-e", "trace=unlink,unlinkat"])
+            .args(["-e", "inject=unlink,unlinkat:signal=KILL", "--"]);
+        if how == "bounce" {
+            cmd.arg(admin_bin())
+                .args(["-C", env.conf.to_str().unwrap(), "bounce", &id]);
+        } else {
+            cmd.arg(env!("CARGO_BIN_EXE_rsendmail"))
+                .args(["-C", env.conf.to_str().unwrap(), "-q"]);
+        }
+        let out = cmd.stdin(Stdio::null()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        // Killed at the unlink: the original is queued, its report too.
+        assert!(queued(&env, &id), "{how}: {err} {}", env.listing());
+        let log = fs::read_to_string(env.dir.join("maillog")).unwrap_or_default();
+        assert!(log.contains(": DSN: failure"), "{how}: {log}");
+        if how == "bounce" {
+            assert_eq!(out.status.code(), Some(75), "{err}");
+            assert!(
+                err.contains(&format!(
+                    "{id}: marked to be returned; the deliverer was killed by signal 9 before it was done, the next queue run finishes returning it"
+                )),
+                "{err}"
+            );
+            assert!(!err.contains("could not be queued"), "{err}");
+        }
+        wait_until(Duration::from_secs(20), "the queue emptied", || {
+            env.sendmail(&["-q"], b"").code(0);
+            env.entries().is_empty()
+        });
+        let mbox = fs::read_to_string(env.dir.join("mail/root")).unwrap_or_default();
+        assert_eq!(
+            mbox.matches("report-type=delivery-status").count(),
+            1,
+            "{how}: {}",
+            fs::read_to_string(env.dir.join("maillog")).unwrap_or_default()
+        );
+    }
+}
+
 /// A `SPOOLDIR` that is not there (a typo: its parent missing too; or a spool not made
 /// yet) is refused by every queue command and by `config` as by every other entry
 /// point: exit 78 (EX_CONFIG), the configuration's file and line, nothing created; never

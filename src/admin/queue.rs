@@ -48,6 +48,7 @@ use crate::spool::entry::{HeldBy, State};
 use crate::spool::{self, ReadError, Spool, index, wake};
 use std::fs::{self, File};
 use std::io::Write as _;
+use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -1633,6 +1634,16 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                         crate::outln!("{id}: {returned}");
                         Ok(())
                     }
+                    // Killed: whether its report was queued is not known here (a
+                    // report queued is found again by the next run, never made
+                    // twice: `dsn::Report::queue_keyed`).
+                    Ok(st) if st.signal().is_some() => Err(fail(
+                        Sysexit::TempFail,
+                        format!(
+                            "{id}: marked to be returned; the deliverer was killed by signal {} before it was done, the next queue run finishes returning it",
+                            st.signal().unwrap_or_default()
+                        ),
+                    )),
                     Ok(_) => Err(fail(
                         Sysexit::TempFail,
                         format!(

@@ -575,6 +575,16 @@ pub fn attempt(
     mut look: Option<&mut Lookahead<'_>>,
 ) -> Result<Attempt, Fatal> {
     let started = std::time::Instant::now();
+    // A report whose original has not recorded it yet (a run died between the report's
+    // commit and that record): left, not counted as tried, until the run that completes
+    // the original's step has; sent now, it would be made again by that run.
+    if waits_for_its_original(spool, &locked.entry.envelope) {
+        log::info!(
+            "{}: its original has not recorded it yet: left for now",
+            locked.entry.envelope.id
+        );
+        return Ok(Attempt::default());
+    }
     // An entry `rsendmail-admin bounce` marked returns every open recipient at once.
     let part = if locked.entry.state.bounce.is_some() {
         Part::All
@@ -883,10 +893,22 @@ pub fn attempt(
             outcomes.iter().filter(|o| !o.expanded).cloned().collect();
         let _ = record_on_the_way(locked, &delivered);
     }
-    let sent = bounce::send(engine, spool, &env, rec.reports, &open_message);
+    // Each report's ID is derived from the entry's and the count of reports it queued
+    // before, recorded below with the attempt: a run that dies between a report's
+    // commit and that record leaves the count as it was, and the next run, repeating
+    // the attempt, finds the report queued rather than queuing it again.
+    let sent = bounce::send(
+        engine,
+        spool,
+        &env,
+        rec.reports,
+        before.reports,
+        &open_message,
+    );
     result.new_entries.extend(sent.ids);
     result.counts = rec.counts;
     let mut rec_state = rec.state;
+    let reports = before.reports.saturating_add(sent.keys);
     // The report owed for recipients refused at submission went with this attempt's,
     // unless a failure report could not be queued: then it stays owed (nothing else
     // holds those recipients) for the report of a later run.
@@ -915,6 +937,7 @@ pub fn attempt(
         rec_state = record::unreport(&before, rec_state, &why);
         all_final = false;
     }
+    rec_state.reports = reports;
     if all_final {
         // Removing the entry is the durable record that every recipient is final; only
         // when that fails is the state written, so that no recipient is tried again.
@@ -934,6 +957,7 @@ pub fn attempt(
         smaller.owed_notes.clone_from(&rec_state.owed_notes);
         smaller.owner_owed.clone_from(&rec_state.owner_owed);
         smaller.owner_notes.clone_from(&rec_state.owner_notes);
+        smaller.reports = reports;
         locked.record_outcome(rec_state, smaller)?;
     }
     Ok(result)
@@ -1036,6 +1060,23 @@ fn record_on_the_way(locked: &mut LockedEntry, got: &[RcptOutcome]) -> Option<St
             Some(e.message)
         }
     }
+}
+
+/// Whether `env` is a report (`Envelope::report_of`) whose original is still queued
+/// and has not recorded it: its count of reports queued (`State::reports`) is not past
+/// the report's number.
+fn waits_for_its_original(spool: &Spool, env: &Envelope) -> bool {
+    let Some(key) = &env.report_of else {
+        return false;
+    };
+    let mut f = key.split(' ');
+    let (Some(origin), Some(Ok(n))) = (f.next(), f.next().map(str::parse::<u32>)) else {
+        return false;
+    };
+    if !rsendmail::spool::valid_id(origin) || !spool.qf_path(origin).exists() {
+        return false;
+    }
+    spool.read_entry(origin).is_ok_and(|o| o.state.reports <= n)
 }
 
 /// The outcome of recipients not tried because the attempt's record could not be

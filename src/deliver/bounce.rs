@@ -773,25 +773,60 @@ pub struct Sent {
     /// Why a failure report could not be queued (a full disk): the failures it
     /// reports must stay queued, not be recorded as final.
     pub failure_unqueued: Option<String>,
+    /// How many report keys were taken (`State::reports` grows by as many).
+    pub keys: u32,
 }
 
-/// Queue the reports owed (or save the message in dead.letter).
+/// The key of a report (`Envelope::report_of`): the original's ID, `n` (the reports
+/// it queued before), and a hash of what the report says: its kind, its recipients,
+/// and each recipient it reports with its action. A run that repeats the attempt of
+/// one that died before its record makes the same key for the same report, whatever
+/// the replies' texts; a report of anything else gets another.
+fn report_key(
+    id: &str,
+    n: u32,
+    kind: dsn::Kind,
+    to: &[&str],
+    reported: &[dsn::RcptReport],
+) -> String {
+    let mut what = format!("{} {}", kind.word(), to.join(","));
+    for r in reported {
+        what.push('\n');
+        what.push_str(r.action);
+        what.push(' ');
+        what.push_str(&r.final_recipient);
+    }
+    format!("{id} {n} {:016x}", rsendmail::spool::key_hash(&what))
+}
+
+/// Queue the reports owed (or save the message in dead.letter). `first`: how many
+/// reports the entry queued before (`State::reports`), the number in the first one's
+/// key ([`report_key`]).
 pub fn send(
     engine: &Engine,
     spool: &Spool,
     env: &Envelope,
     reports: Vec<Owed>,
+    first: u32,
     open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
 ) -> Sent {
-    let mut sent = Sent::default();
-    for Owed {
-        kind,
-        to,
-        recipients,
-        notes,
-        sent_from,
-        postmaster_copy,
-    } in reports
+    // Each report takes its number whether or not it is queued (nor saved instead), so
+    // that a run repeating a crashed one's numbers its reports alike.
+    let mut sent = Sent {
+        keys: u32::try_from(reports.len()).unwrap_or(u32::MAX),
+        ..Sent::default()
+    };
+    for (
+        n,
+        Owed {
+            kind,
+            to,
+            recipients,
+            notes,
+            sent_from,
+            postmaster_copy,
+        },
+    ) in (0u32..).zip(reports)
     {
         // A report listing a failure (a delay warning may): the failures stay queued
         // when it cannot be.
@@ -878,17 +913,29 @@ pub fn send(
             waited: (kind == dsn::Kind::Delay).then(|| interval_words(engine.queue_warn)),
             eight_bit,
         };
+        // The postmaster first, as sendmail lists it (and sends to it first).
+        let to: Vec<&str> = if postmaster_copy && !double && !reaches_postmaster(engine, &to) {
+            vec!["postmaster", to.as_str()]
+        } else {
+            vec![to.as_str()]
+        };
+        let key = report_key(
+            &env.id,
+            first.saturating_add(n),
+            kind,
+            &to,
+            &report.recipients,
+        );
         let queued = open_returned()
             .map_err(|e| Fatal::new(Sysexit::IoErr, e.to_string()))
             .and_then(|(f, len)| {
-                // The postmaster first, as sendmail lists it (and sends to it first).
-                let to: Vec<&str> =
-                    if postmaster_copy && !double && !reaches_postmaster(engine, &to) {
-                        vec!["postmaster", to.as_str()]
-                    } else {
-                        vec![to.as_str()]
-                    };
-                report.queue_to(spool, &to, double, &mut std::io::Read::take(f, len))
+                report.queue_keyed(
+                    spool,
+                    &to,
+                    double,
+                    &mut std::io::Read::take(f, len),
+                    Some((&env.id, &key)),
+                )
             });
         // The user at the terminal is told that the message was not saved, and where
         // it went instead (a failure not reported stays queued: see `Sent`).
@@ -901,7 +948,12 @@ pub fn send(
             rsendmail::outln!("{}", rsendmail::mbox::dead_letter_failed(why, then));
         }
         match queued {
-            Ok(id) => {
+            // Queued by a run that died before it recorded so: not again.
+            Ok((id, true)) => {
+                log::info!("{}: {}: DSN: {} (queued already)", env.id, id, kind.word());
+                sent.ids.push(id);
+            }
+            Ok((id, false)) => {
                 log::info!("{}: {}: DSN: {}", env.id, id, kind.word());
                 if headers_only {
                     made_here(&id);

@@ -289,6 +289,11 @@ pub struct Envelope {
     /// For delivery reports rsendmail made: `failure`, `delay`, `success`, or `double`
     /// (a report about an undeliverable report, sent to the postmaster).
     pub report: Option<String>,
+    /// For delivery reports: the key that made the report's ID ([`super::report_queue_id`]):
+    /// `ORIGINAL N HASH`, its original's ID, the number of reports that original had
+    /// queued before it, and a hash of what it reports (`report-of`). A run that
+    /// repeats a crashed one's step finds the report by it, and queues it again never.
+    pub report_of: Option<String>,
     /// VERP (`crate::verp`): the two delimiters each recipient's envelope sender is made
     /// with (`verp +=`), when the message asked for it. A reader that does not know
     /// the key (before it was written) sends the message with its one sender.
@@ -325,6 +330,7 @@ impl Default for Envelope {
             envid: None,
             ret: None,
             report: None,
+            report_of: None,
             verp: None,
             expansions: 0,
             refused_users: 0,
@@ -419,6 +425,7 @@ impl Envelope {
             ("envid", &self.envid),
             ("ret", &self.ret),
             ("report", &self.report),
+            ("report-of", &self.report_of),
             ("verp", &self.verp),
         ] {
             if let Some(v) = v {
@@ -514,6 +521,7 @@ impl Envelope {
                 "envid" => env.envid = Some(un(rest)?),
                 "ret" => env.ret = Some(un(rest)?),
                 "report" => env.report = Some(un(rest)?),
+                "report-of" => env.report_of = Some(un(rest)?),
                 "verp" => {
                     let d = un(rest)?;
                     crate::verp::check_delimiters(&d).map_err(|e| format!("{e} in {line:?}"))?;
@@ -638,6 +646,11 @@ pub struct State {
     pub reply_lines: Vec<(usize, String)>,
     /// A delay warning has been sent.
     pub warned: bool,
+    /// How many delivery reports the entry has queued (key `reports N`, absent when
+    /// none): the next one's key begins with it ([`crate::spool::report_queue_id`]).
+    /// Recorded with the attempt that queued them; a run that died before that record
+    /// makes the same keys again, and finds its reports queued.
+    pub reports: u32,
     /// `rsendmail-admin retry`: due now; the periodic runner takes it when woken
     /// (`retry`). Cleared by the next attempt's record.
     pub retry: bool,
@@ -800,6 +813,9 @@ impl State {
         if self.warned {
             let _ = writeln!(s, "warned");
         }
+        if self.reports > 0 {
+            let _ = writeln!(s, "reports {}", self.reports);
+        }
         if self.retry {
             let _ = writeln!(s, "retry");
         }
@@ -856,6 +872,7 @@ impl State {
                 }
                 "reason" => st.reason = Some(unescape(rest).ok_or_else(bad)?),
                 "warned" => st.warned = true,
+                "reports" => st.reports = rest.parse().map_err(|_| bad())?,
                 "retry" => st.retry = true,
                 "bounce" => st.bounce = Some(unescape(rest).ok_or_else(bad)?),
                 "owed" => st.owed.push(owed_from(rest).ok_or_else(bad)?),
@@ -957,7 +974,9 @@ impl State {
             + 2 * ("last-attempt \n".len() + i64::MIN.to_string().len())
             + "local-next-attempt \n".len()
             + i64::MIN.to_string().len()
-            + "warned\n".len();
+            + "warned\n".len()
+            + "reports \n".len()
+            + u32::MAX.to_string().len();
         let word = ["pending", "deferred", "delivered", "failed"]
             .iter()
             .map(|w| w.len())
@@ -1165,6 +1184,7 @@ mod tests {
             ret: Some("HDRS".into()),
             report: Some("failure".into()),
             verp: Some("-=".into()),
+            report_of: None,
             expansions: 2,
             refused_users: 3,
             message_bytes: Some(1234),
@@ -1469,6 +1489,7 @@ mod tests {
                 (1, RcptState::Deferred, None),
             ],
             warned: true,
+            reports: 3,
             retry: true,
             bounce: Some("spam run %20\u{e9}".into()),
             // A report owed for recipients refused at submission, every field kept
@@ -1583,6 +1604,7 @@ mod tests {
                     .map(|i| (i, RcptState::Delivered, Some("250 2.0.0 Ok ".repeat(30))))
                     .collect(),
                 warned: true,
+                reports: u32::MAX,
                 retry: true,
                 bounce: Some("returned ".repeat(40)),
                 owed: Vec::new(),
@@ -1773,6 +1795,7 @@ rcpt 1 delivered 250";
                     body_type,
                     envid,
                     ret,
+                    report_of: report.as_ref().map(|_| "6AM5eIkR004034 0 00ff".to_string()),
                     report,
                     verp: match expansions % 3 {
                         1 => Some("+=".to_string()),
@@ -1829,6 +1852,7 @@ rcpt 1 delivered 250";
                         reason,
                         recipients,
                         warned,
+                        reports: attempts,
                         retry,
                         bounce,
                         owed: Vec::new(),

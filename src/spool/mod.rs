@@ -28,7 +28,10 @@
 //! docs/ARCHITECTURE.md, "The spool", describes all of it in one place.
 //! `ID` is 14 characters like sendmail's (`6AM5eIkR004034`): year, month, day, hour,
 //! minute, second in base 60, two characters of a per-process counter, and six digits of
-//! the pid. IDs sort by submission time.
+//! the pid. IDs sort by submission time. A delivery report's ID is derived from its
+//! original's instead ([`report_queue_id`]): the original's first eight characters, then
+//! six made from the report's key, the first of them a letter (never a pid's digit), so
+//! that a run that repeats a crashed one's step finds the report it already queued.
 //!
 //! # States and who cleans up
 //! | on disk                      | meaning                          | who cleans                  |
@@ -144,6 +147,38 @@ pub fn new_queue_id(now: i64) -> String {
         ch(c % 60),
         pid
     )
+}
+
+/// A 64-bit hash of `s` (FNV-1a): the same in every build and every process (a run
+/// that died and the next one may be different programs).
+pub fn key_hash(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The queue ID of the delivery report `key` of entry `origin` (see the module docs):
+/// the same for the same key, so that the report is queued once whatever crash comes
+/// between its commit and the record of its original (`dsn::Report::queue_keyed`).
+/// `None` when `origin` is not a queue ID.
+pub fn report_queue_id(origin: &str, key: &str) -> Option<String> {
+    if !valid_id(origin) {
+        return None;
+    }
+    let mut h = key_hash(key);
+    let ch = |n: u64| char::from(ID_CHARS.get((n % 60) as usize).copied().unwrap_or(b'0'));
+    let mut id: String = origin.chars().take(8).collect();
+    // A letter first: 10 of the 60 characters are digits.
+    id.push(ch(10 + h % 50));
+    h /= 50;
+    for _ in 0..5 {
+        id.push(ch(h % 60));
+        h /= 60;
+    }
+    Some(id)
 }
 
 /// Whether `s` looks like a queue ID (so that file names can be trusted as IDs).
@@ -1387,6 +1422,60 @@ impl Spool {
             Sysexit::TempFail,
             "cannot find a free queue id; try again later",
         ))
+    }
+
+    /// [`Spool::begin`] with the ID given (a [`report_queue_id`]): `None` when its
+    /// temporary file is held by a live process or its entry is committed. A temporary
+    /// file of that name left by a process that died is removed first.
+    pub fn begin_as(&self, id: &str, now: i64) -> Result<Option<NewEntry>, Fatal> {
+        let tmp = self.tmp_dir();
+        open_dir(&tmp).map_err(|e| cant("cannot use", &tmp, &e))?;
+        let path = tmp.join(format!("tf{id}"));
+        for _ in 0..2 {
+            if self.qf_path(id).exists() {
+                return Ok(None);
+            }
+            match open_safely(
+                &path,
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(self.file_mode()),
+                Kind::File,
+            ) {
+                Ok(file) => {
+                    match file.lock() {
+                        Ok(()) if file.metadata().is_ok_and(|md| md.nlink() == 0) => continue,
+                        Ok(()) => {}
+                        Err(e) => log::debug!("{}: not locked: {e}", path.display()),
+                    }
+                    if self.qf_path(id).exists() {
+                        let _ = fs::remove_file(&path);
+                        return Ok(None);
+                    }
+                    return Ok(Some(NewEntry {
+                        spool: self.clone(),
+                        id: id.to_string(),
+                        tmp_path: path,
+                        out: QueueWriter::new(file),
+                        committed: false,
+                    }));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    // Left by a run that died (unheld, whatever its age), or being
+                    // written by a live one (kept).
+                    let Ok(md) = fs::symlink_metadata(&path) else {
+                        continue;
+                    };
+                    if !self.remove_unheld_tmp(&path, &md, now, i64::MAX) {
+                        return Ok(None);
+                    }
+                }
+                Err(e) if is_unsafe(&e) && fs::symlink_metadata(&path).is_err() => continue,
+                Err(e) => return Err(cant("cannot create queue file", &path, &e)),
+            }
+        }
+        Ok(None)
     }
 
     /// The IDs of committed entries, unsorted, as [`IdKey`]s: 14 octets each, where a
@@ -2701,6 +2790,43 @@ mod tests {
 
     fn env(id: &str) -> Envelope {
         entry::test_envelope(id, &["b@example.org"])
+    }
+
+    /// A report's ID: a queue ID, the same for the same key, the original's first eight
+    /// characters then a letter (never a submission's), another for another key; a
+    /// state's count of reports survives its text.
+    #[test]
+    fn report_ids_are_derived_from_their_key() {
+        let origin = "6AUIIquc023976";
+        let a = report_queue_id(origin, "6AUIIquc023976 0 00ff").unwrap();
+        assert!(valid_id(&a), "{a}");
+        assert_eq!(a.get(..8), origin.get(..8));
+        assert!(a.as_bytes()[8].is_ascii_alphabetic(), "{a}");
+        assert_eq!(
+            report_queue_id(origin, "6AUIIquc023976 0 00ff"),
+            Some(a.clone())
+        );
+        assert_ne!(
+            report_queue_id(origin, "6AUIIquc023976 1 00ff"),
+            Some(a.clone())
+        );
+        assert_eq!(report_queue_id("not an id", "k"), None);
+        for _ in 0..100 {
+            let fresh = new_queue_id(crate::clock::now());
+            assert!(fresh.as_bytes()[8].is_ascii_digit(), "{fresh}");
+        }
+        let st = entry::State {
+            reports: 7,
+            ..entry::State::default()
+        };
+        assert_eq!(entry::State::parse(&st.to_text()).unwrap().reports, 7);
+        assert_eq!(
+            entry::State::parse(&st.essential().to_text())
+                .unwrap()
+                .reports,
+            7
+        );
+        assert!(st.essential().to_text().len() <= entry::State::essential_len_bound(0));
     }
 
     #[test]
