@@ -84,6 +84,66 @@ fn usage_errors_exit_64() {
     assert!(held(&env, &id));
 }
 
+/// A hostile argument (a long one, one that is not UTF-8, an empty group) comes back
+/// in every error as a bounded, escaped prefix, named, and exits 64 (EX_USAGE).
+#[test]
+fn hostile_arguments_come_back_bounded_and_named() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    let long = format!("{}\u{1b}[2J", "A".repeat(10_000));
+    let dashed = format!("--{long}");
+    let conf = env.conf.to_str().unwrap();
+    for args in [
+        vec!["hold", long.as_str()],
+        vec!["show", long.as_str()],
+        vec!["delete", long.as_str()],
+        vec!["bounce", "--reason", "r", long.as_str()],
+        vec!["init", "--group", long.as_str()],
+        vec!["hold", dashed.as_str()],
+        vec!["hold", &long[..8_000]],
+        vec![long.as_str()],
+    ] {
+        let mut full = vec!["-C", conf];
+        full.extend(&args);
+        let r = env.run_raw(&admin_bin(), &full, b"");
+        r.code(64);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(said.len() < 2_000, "{:?}: {} bytes", &args[0], said.len());
+        assert!(said.contains("AAAAAAAA"), "{said}");
+        assert!(!said.contains('\u{1b}'), "{said}");
+    }
+    // Not UTF-8: the message names the argument and shows its octets.
+    for (args, name) in [
+        (&["hold", "6AUIIquc023976"][..], "<ID>"),
+        (&["show"][..], "<ID>"),
+        (&["bounce", "--reason", "x"][..], "<ID>"),
+        (&["init", "--group"][..], "--group"),
+        (&["delete", "--recipient"][..], "--recipient"),
+        (&[][..], "subcommand"),
+    ] {
+        let out = Command::new(admin_bin())
+            .arg("-C")
+            .arg(&env.conf)
+            .args(args)
+            .arg(OsStr::from_bytes(b"ab\xffcd"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr) + String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
+        assert!(stderr.contains(name), "{args:?}: {stderr}");
+        assert!(stderr.contains("ab\\377cd"), "{args:?}: {stderr}");
+    }
+    // An empty group or one no command could name: refused before anything else.
+    for g in ["", " ", "a b", "-x", "a:b", "a/b", "a\nb"] {
+        let r = admin(&env, &["init", &format!("--group={g}")]);
+        r.code(64);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(!said.contains("groupadd"), "{g:?}: {said}");
+        assert!(said.contains("--group"), "{g:?}: {said}");
+    }
+}
+
 /// `list` is the `mailq` listing, `list --json` is `mailq --json`.
 #[test]
 fn list_is_the_mailq_listing() {

@@ -96,7 +96,7 @@ pub fn parse_id(arg: &str) -> Result<String, String> {
     if spool::valid_id(s) {
         return Ok(s.to_string());
     }
-    let shown = crate::text::printable(arg);
+    let shown = crate::text::argument_shown(arg);
     // The last path component, its queue file's or another file's name.
     let name = s.rsplit('/').next().unwrap_or(s);
     let file = FILE_PREFIXES.iter().chain(["qf"].iter()).find_map(|p| {
