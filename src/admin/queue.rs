@@ -143,7 +143,8 @@ struct Caller {
     /// Root, the spool's owner or a member of its group: any entry.
     any: bool,
     /// Why this process may not read the spool, when it may not
-    /// ([`app::spool_access_cause`]): the invocation and whether it gave up the group.
+    /// ([`app::spool_access_cause`]): the invocation and whether it gave up the group;
+    /// `None` when the note said it already.
     access: Option<(crate::cli::Invocation, bool)>,
 }
 
@@ -548,18 +549,34 @@ fn run(
     if let Err(f) = s.spool.check_readable() {
         return app::report(&on_stderr(f));
     }
-    if s.dropped_group {
+    // The note only where the given-up group matters (a spool this user may not read
+    // herself, not her own), and once: the errors that follow then do not say it again.
+    let noted = s.dropped_group && !may_read_herself(&s.spool.dir);
+    if noted {
         crate::errln!(
             "rsendmail-admin: note: {}",
             super::dropped_group_note(&s.inv)
         );
     }
     let mut who = Caller::new(&s.spool);
-    who.access = Some((s.inv.clone(), s.dropped_group));
+    who.access = (!noted).then(|| (s.inv.clone(), s.dropped_group));
     match body(&s, &who) {
         Ok(code) => code,
         Err(f) => app::report(&on_stderr(f)),
     }
+}
+
+/// Whether this process may list and enter `dir` with its own ids (its effective ones:
+/// a set-gid program that gave its group up has the caller's).
+fn may_read_herself(dir: &Path) -> bool {
+    use nix::unistd::AccessFlags;
+    nix::unistd::faccessat(
+        nix::fcntl::AT_FDCWD,
+        dir,
+        AccessFlags::R_OK | AccessFlags::X_OK,
+        nix::fcntl::AtFlags::AT_EACCESS,
+    )
+    .is_ok()
 }
 
 /// `list [--json]`: the `mailq` listing (held entries included, marked).
