@@ -526,6 +526,42 @@ fn bounce_returns_exactly_one_report_to_the_sender() {
     );
 }
 
+/// `bounce` whose deliverer cannot queue the report (a full disk): one line, the
+/// admin's, naming the deliverer's reason; never the deliverer's own line beside it
+/// saying something else (75, the mark kept).
+#[test]
+fn bounce_whose_report_cannot_be_queued_says_it_in_one_line() {
+    let env = Env::new();
+    let id = queue(&env, "bob@example.org");
+    let here = env.dir.join("bin");
+    fs::create_dir(&here).unwrap();
+    let adm = here.join("rsendmail-admin");
+    copy_executable(&admin_bin(), &adm);
+    let deliver = here.join("rsendmail-deliver");
+    fs::write(
+        &deliver,
+        "#!/bin/sh\necho 'cannot record state in /s/sfX: No space left on device; the \
+         message stays queued' >&2\nexit 75\n",
+    )
+    .unwrap();
+    fs::set_permissions(&deliver, fs::Permissions::from_mode(0o755)).unwrap();
+    let r = env.run_raw(
+        &adm,
+        &["-C", env.conf.to_str().unwrap(), "bounce", &id],
+        b"",
+    );
+    r.code(75);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "rsendmail-admin: {id}: marked to be returned; its report could not be queued \
+             yet (cannot record state in /s/sfX: No space left on device); the next queue \
+             run returns it\n"
+        )
+    );
+    assert!(queued(&env, &id));
+}
+
 /// `bounce` of an entry whose sender is local (submitted with `-odq` by a user, no
 /// `-f`), with ErrorMode left at its default (p): the report is delivered to the
 /// sender's mailbox as a queue run's failure report is, never saved in the caller's

@@ -1638,24 +1638,28 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                         ),
                     ));
                 }
+                // Its errors are taken in, so that a failure is said in one line, this
+                // one's, with the deliverer's reason (not its line beside this one).
                 let ran = super::deliverer(ctx, &["--entry", id, "--queued", "--"])
                     .stdin(std::process::Stdio::null())
-                    .status();
+                    .stderr(std::process::Stdio::piped())
+                    .output();
                 match ran {
-                    Ok(st) if st.success() && matches!(locate(&s.spool, id), Ok(None)) => {
+                    Ok(out) if matches!(locate(&s.spool, id), Ok(None)) => {
+                        let _ = std::io::stderr().write_all(&out.stderr);
                         crate::outln!("{id}: {returned}");
                         Ok(())
                     }
-                    Ok(_) if matches!(locate(&s.spool, id), Ok(None)) => {
-                        crate::outln!("{id}: {returned}");
-                        Ok(())
+                    Ok(out) => {
+                        let why = deliverer_reason(&out.stderr);
+                        Err(fail(
+                            Sysexit::TempFail,
+                            format!(
+                                "{id}: marked to be returned; its report could not be queued \
+                                 yet{why}; the next queue run returns it"
+                            ),
+                        ))
                     }
-                    Ok(_) => Err(fail(
-                        Sysexit::TempFail,
-                        format!(
-                            "{id}: marked to be returned; its report could not be queued yet, the next queue run returns it"
-                        ),
-                    )),
                     Err(e) => Err(fail(
                         Sysexit::TempFail,
                         format!(
@@ -1671,6 +1675,40 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
         );
         Ok(status)
     })
+}
+
+/// The most characters of the deliverer's reason [`bounce`] gives.
+const DELIVERER_REASON_MAX: usize = 300;
+
+/// What the deliverer said on stderr as `bounce`'s failure gives it: its lines but the
+/// last as they were (on stderr), the last one, printable, bounded, without its own
+/// `; the message stays queued`, in brackets after a blank (empty when it said nothing).
+fn deliverer_reason(said: &[u8]) -> String {
+    let lines: Vec<String> = said
+        .split(|&b| b == b'\n')
+        .map(crate::text::octets_shown)
+        .collect();
+    let mut lines: Vec<&str> = lines
+        .iter()
+        .map(|l| l.as_str())
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let Some(last) = lines.pop() else {
+        return String::new();
+    };
+    for l in lines {
+        crate::errln!("{l}");
+    }
+    let last = last.trim();
+    let last = last.strip_prefix("rsendmail-deliver: ").unwrap_or(last);
+    let last = last
+        .strip_suffix("; the message stays queued")
+        .unwrap_or(last);
+    let mut why: String = last.chars().take(DELIVERER_REASON_MAX).collect();
+    if why.len() < last.len() {
+        why.push_str("...");
+    }
+    format!(" ({why})")
 }
 
 #[cfg(test)]
