@@ -193,7 +193,7 @@ pub fn octets_shown(b: &[u8]) -> String {
 }
 
 /// The most characters of an argument a message echoes ([`argument_shown`]).
-pub const ARGUMENT_SHOWN_MAX: usize = 64;
+pub const ARGUMENT_SHOWN_MAX: usize = 256;
 
 /// A command-line argument as an error message echoes it: [`escaped`], and of a long
 /// one only its first [`ARGUMENT_SHOWN_MAX`] characters followed by `...`, so that a

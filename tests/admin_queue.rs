@@ -144,6 +144,59 @@ fn hostile_arguments_come_back_bounded_and_named() {
     }
 }
 
+/// Every fix printed inline is a command to paste: a path that needs it shell-quoted,
+/// and an `rsendmail-admin` command with the `-C FILE` this spool needs.
+#[test]
+fn printed_fixes_are_quoted_and_carry_c() {
+    let env = Env::new();
+    let here = env.dir.join("sp ace");
+    let spool = here.join("spool");
+    fs::create_dir_all(&spool).unwrap();
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o777)).unwrap();
+    let conf = here.join("c f.conf");
+    let with_spool = |dir: &Path| {
+        let text: String = fs::read_to_string(&env.conf)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("SPOOLDIR"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        fs::write(&conf, format!("{text}SPOOLDIR {}\n", dir.display())).unwrap();
+    };
+    with_spool(&spool);
+    let c = conf.to_str().unwrap();
+    let r = env.run_raw(&admin_bin(), &["-C", c, "hold", "6AUIIquc023976"], b"");
+    assert!(
+        r.stderr
+            .contains(&format!(" '{}'` repairs it)", spool.display())),
+        "{}",
+        r.stderr
+    );
+    let r = env.run_raw(
+        &env.link("sendmail"),
+        &["-C", c, "-odq", "bob@example.org"],
+        MSG,
+    );
+    assert!(
+        format!("{}{}", r.stdout, r.stderr)
+            .contains(&format!("`rsendmail-admin -C '{c}' check` says how")),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    // A SPOOLDIR that is a file: the init to run names this configuration.
+    let file = here.join("file");
+    fs::write(&file, "").unwrap();
+    with_spool(&file);
+    let r = env.run_raw(&admin_bin(), &["-C", c, "list"], b"");
+    r.code(78);
+    assert!(
+        r.stderr.contains(&format!("rsendmail-admin -C '{c}' init")),
+        "{}",
+        r.stderr
+    );
+}
+
 /// `list` is the `mailq` listing, `list --json` is `mailq --json`.
 #[test]
 fn list_is_the_mailq_listing() {
@@ -606,15 +659,17 @@ fn a_missing_spool_is_refused_with_its_file_and_line() {
     let env = Env::new();
     let conf = fs::read_to_string(&env.conf).unwrap();
     let id = "6AUIIquc023976";
+    let init_said = format!(
+        "no such directory (nothing was created: the spool is made by the install, or by \
+         \"rsendmail-admin -C {} init\" as root)",
+        env.conf.display()
+    );
     for (spool, says) in [
         (
             env.dir.join("nonexist/spool"),
             "(a typo? nothing was created)",
         ),
-        (
-            env.dir.join("notyet"),
-            "no such directory (nothing was created: the spool is made by the install, or by \"rsendmail-admin init\" as root)",
-        ),
+        (env.dir.join("notyet"), &init_said),
     ] {
         fs::write(
             &env.conf,
@@ -739,8 +794,9 @@ fn a_planted_link_is_refused_by_actions_and_removed_by_delete() {
         r.code(65);
         assert!(
             r.stderr.contains(&format!(
-                "{a}: its queue file {} is a symbolic link, not a queue entry: refused, nothing followed (\"rsendmail-admin delete {a}\" removes it)",
-                qa.display()
+                "{a}: its queue file {} is a symbolic link, not a queue entry: refused, nothing followed (\"rsendmail-admin -C {} delete {a}\" removes it)",
+                qa.display(),
+                env.conf.display()
             )),
             "{action}: {}",
             r.stderr
@@ -2562,9 +2618,10 @@ fn mailq_of_a_missing_spool_names_the_spool_that_holds_the_queue() {
     .unwrap();
     let refusal = format!(
         "{}: line 1: SPOOLDIR {}: no such directory (nothing was created: the spool is \
-         made by the install, or by \"rsendmail-admin init\" as root)",
+         made by the install, or by \"rsendmail-admin -C {} init\" as root)",
         env.conf.display(),
-        typo.display()
+        typo.display(),
+        env.conf.display()
     );
     let hint = format!(
         "{} holds 2 entries: a typo at {}: line 1? (fix: sed -i '1s|.*|SPOOLDIR {}|' {})",

@@ -381,8 +381,9 @@ fn find(spool: &Spool, who: &Caller, id: &str) -> Result<(Spool, bool), Sysexit>
             Sysexit::DataErr,
             format!(
                 "{id}: its queue file {} is {kind}, not a queue entry: refused, nothing \
-                 followed (\"rsendmail-admin delete {id}\" removes it)",
-                sp.qf_path(id).display()
+                 followed (\"{}\" removes it)",
+                sp.qf_path(id).display(),
+                spool::safety::admin_command(&format!("delete {id}"))
             ),
         ));
     }

@@ -193,7 +193,7 @@ fn bounded_usage_error(e: &clap::Error) -> String {
 }
 
 /// The longest line of a usage error printed whole ([`bounded_usage_error`]).
-const USAGE_LINE_MAX: usize = 240;
+const USAGE_LINE_MAX: usize = 600;
 
 fn main() -> ExitCode {
     // Before anything is opened: no spool file may become a caller's stdout.
