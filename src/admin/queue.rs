@@ -1763,7 +1763,10 @@ mod tests {
         ] {
             assert!(parse_id(arg).is_err(), "{arg}");
         }
-        assert!(parse_id("\u{1b}[2J").unwrap_err().starts_with("?[2J"));
+        assert!(parse_id("\u{1b}[2J").unwrap_err().starts_with("\\033[2J"));
+        // A long one: a bounded prefix.
+        let long = "A".repeat(10_000);
+        assert!(parse_id(&long).unwrap_err().len() < 600);
         // Blanks around an ID pasted from a listing.
         for arg in [
             " 6AUIIquc023976",
