@@ -171,6 +171,9 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
         system_config_readable(p, &inv)?;
     }
     let paths = default_paths(system_config.is_some());
+    if let Some(p) = &inv.config_file {
+        crate::spool::safety::set_config_given(p);
+    }
     let cfg = match &inv.config_file {
         Some(p) => Config::load(p, true, &paths, &inv.settings.given)?,
         None => Config::load(
@@ -496,7 +499,10 @@ pub fn spool_access_cause(
         }
     });
     let check = match &inv.config_file {
-        Some(c) => format!("`rsendmail-admin check -C {}`", c.display()),
+        Some(c) => format!(
+            "`rsendmail-admin -C {} check`",
+            crate::spool::safety::shell_word(c)
+        ),
         None => "`rsendmail-admin check`".to_string(),
     };
     match facts {
@@ -708,8 +714,9 @@ pub fn refused_deliverer() -> Option<String> {
     };
     Some(format!(
         "{}, beside this program, is refused: {why} (a set-id program, or root, runs \
-         only one that it and its directory are root's alone; `rsendmail-admin check` says how)",
-        p.display()
+         only one that it and its directory are root's alone; `{}` says how)",
+        p.display(),
+        crate::spool::safety::admin_command("check")
     ))
 }
 

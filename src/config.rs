@@ -1028,7 +1028,11 @@ impl Config {
         {
             Some(u) => Err(Fatal::new(
                 Sysexit::Config,
-                format!("{} (`rsendmail-admin check` says how)", u.problem()),
+                format!(
+                    "{} (`{}` says how)",
+                    u.problem(),
+                    crate::spool::safety::admin_command("check")
+                ),
             )),
             None => Ok(()),
         }

@@ -192,6 +192,47 @@ pub fn octets_shown(b: &[u8]) -> String {
     out
 }
 
+/// The most characters of an argument a message echoes ([`argument_shown`]).
+pub const ARGUMENT_SHOWN_MAX: usize = 256;
+
+/// A command-line argument as an error message echoes it: [`escaped`], and of a long
+/// one only its first [`ARGUMENT_SHOWN_MAX`] characters followed by `...`, so that a
+/// hostile argument never fills the terminal or the log.
+pub fn argument_shown(s: &str) -> String {
+    let head: String = s.chars().take(ARGUMENT_SHOWN_MAX).collect();
+    let mut out = escaped(&head).into_owned();
+    if head.len() < s.len() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// An argument given as octets (one that may not be UTF-8) as [`argument_shown`]
+/// echoes it, each octet that is not part of a UTF-8 sequence as `\ooo` in octal.
+pub fn os_argument_shown(b: &[u8]) -> String {
+    let mut out = String::new();
+    let mut left = ARGUMENT_SHOWN_MAX;
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if left == 0 {
+                out.push_str("...");
+                return out;
+            }
+            out.push_str(&escaped(c.encode_utf8(&mut [0u8; 4])));
+            left -= 1;
+        }
+        for o in chunk.invalid() {
+            if left == 0 {
+                out.push_str("...");
+                return out;
+            }
+            out.push_str(&format!("\\{o:03o}"));
+            left -= 1;
+        }
+    }
+    out
+}
+
 /// Lines of text as [`printable`] makes one line, their line ends (LF) kept: for a
 /// writer that gets whole lines, such as the `-v` transcript.
 pub fn printable_lines(s: &str) -> Cow<'_, str> {

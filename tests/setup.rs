@@ -127,9 +127,10 @@ fn missing_spooldir_is_refused_everywhere_and_not_made() {
     .unwrap();
     let want = format!(
         "{}: line 3: SPOOLDIR {}: no such directory (nothing was created: the spool is \
-         made by the install, or by \"rsendmail-admin init\" as root)",
+         made by the install, or by \"rsendmail-admin -C {} init\" as root)",
         env.conf.display(),
-        spool.display()
+        spool.display(),
+        env.conf.display()
     );
     refused_everywhere(&env, &want, &spool);
 }
@@ -3894,7 +3895,14 @@ fn a_spool_of_a_group_unfit_for_it_is_refused_everywhere() {
         std::os::unix::fs::chown(&env.spool, None, Some(gid)).unwrap();
         fs::set_permissions(&env.spool, fs::Permissions::from_mode(0o2770)).unwrap();
         refused_by_all(&env, &why, 78);
-        refused_by_all(&env, "(`rsendmail-admin check` says how)", 78);
+        refused_by_all(
+            &env,
+            &format!(
+                "(`rsendmail-admin -C {} check` says how)",
+                env.conf.display()
+            ),
+            78,
+        );
         for args in [&["list"][..], &["show", &id]] {
             let out = admin(&env.conf, args);
             let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
@@ -4068,7 +4076,11 @@ fn a_spool_the_programs_refuse_is_not_listed() {
             continue;
         }
         refused_by_all(&env, &want, 78);
-        refused_by_all(&env, "rsendmail-admin init", 78);
+        refused_by_all(
+            &env,
+            &format!("rsendmail-admin -C {} init", env.conf.display()),
+            78,
+        );
         admin_listings_refuse(&env, &want, &id);
         init_spool(&env);
         for args in [&["list"][..], &["show", &id]] {

@@ -102,7 +102,41 @@ pub fn init(ctx: &Context, group: Option<&str>, new_spool: bool) -> Sysexit {
     }
 }
 
+/// The most characters of a group name `--group` takes (the longest name
+/// `groupadd` makes).
+const GROUP_NAME_MAX: usize = 32;
+
+/// `--group GROUP` as a name a group may have, before anything is looked up: not empty,
+/// no longer than [`GROUP_NAME_MAX`], not starting with `-` (it would be read as an
+/// option), and only letters, digits, `.`, `_`, `-` and a final `$`, so that every
+/// command printed with it (`groupadd --system GROUP`) is one word. Errors: the text
+/// naming the argument (EX_USAGE).
+pub fn group_arg(name: &str) -> Result<(), String> {
+    let fits = !name.is_empty()
+        && name.chars().count() <= GROUP_NAME_MAX
+        && !name.starts_with('-')
+        && name
+            .trim_end_matches('$')
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if fits {
+        return Ok(());
+    }
+    Err(format!(
+        "--group {}: not a group name (1 to {GROUP_NAME_MAX} letters, digits, '.', '_' \
+         or '-', not starting with '-')",
+        if name.is_empty() {
+            "''".to_string()
+        } else {
+            crate::text::argument_shown(name)
+        }
+    ))
+}
+
 fn run(ctx: &Context, group: Option<&str>, new_spool: bool) -> Result<(), Fatal> {
+    if let Some(g) = group {
+        group_arg(g).map_err(|e| Fatal::new(Sysexit::Usage, e))?;
+    }
     if !crate::privs::is_root() {
         return Err(Fatal::new(
             Sysexit::NoPerm,

@@ -97,7 +97,7 @@ pub fn parse_id(arg: &str) -> Result<String, String> {
     if spool::valid_id(s) {
         return Ok(s.to_string());
     }
-    let shown = crate::text::printable(arg);
+    let shown = crate::text::argument_shown(arg);
     // The last path component, its queue file's or another file's name.
     let name = s.rsplit('/').next().unwrap_or(s);
     let file = FILE_PREFIXES.iter().chain(["qf"].iter()).find_map(|p| {
@@ -144,7 +144,8 @@ struct Caller {
     /// Root, the spool's owner or a member of its group: any entry.
     any: bool,
     /// Why this process may not read the spool, when it may not
-    /// ([`app::spool_access_cause`]): the invocation and whether it gave up the group.
+    /// ([`app::spool_access_cause`]): the invocation and whether it gave up the group;
+    /// `None` when the note said it already.
     access: Option<(crate::cli::Invocation, bool)>,
 }
 
@@ -381,8 +382,9 @@ fn find(spool: &Spool, who: &Caller, id: &str) -> Result<(Spool, bool), Sysexit>
             Sysexit::DataErr,
             format!(
                 "{id}: its queue file {} is {kind}, not a queue entry: refused, nothing \
-                 followed (\"rsendmail-admin delete {id}\" removes it)",
-                sp.qf_path(id).display()
+                 followed (\"{}\" removes it)",
+                sp.qf_path(id).display(),
+                spool::safety::admin_command(&format!("delete {id}"))
             ),
         ));
     }
@@ -549,18 +551,34 @@ fn run(
     if let Err(f) = s.spool.check_readable() {
         return app::report(&on_stderr(f));
     }
-    if s.dropped_group {
+    // The note only where the given-up group matters (a spool this user may not read
+    // herself, not her own), and once: the errors that follow then do not say it again.
+    let noted = s.dropped_group && !may_read_herself(&s.spool.dir);
+    if noted {
         crate::errln!(
             "rsendmail-admin: note: {}",
             super::dropped_group_note(&s.inv)
         );
     }
     let mut who = Caller::new(&s.spool);
-    who.access = Some((s.inv.clone(), s.dropped_group));
+    who.access = (!noted).then(|| (s.inv.clone(), s.dropped_group));
     match body(&s, &who) {
         Ok(code) => code,
         Err(f) => app::report(&on_stderr(f)),
     }
+}
+
+/// Whether this process may list and enter `dir` with its own ids (its effective ones:
+/// a set-gid program that gave its group up has the caller's).
+fn may_read_herself(dir: &Path) -> bool {
+    use nix::unistd::AccessFlags;
+    nix::unistd::faccessat(
+        nix::fcntl::AT_FDCWD,
+        dir,
+        AccessFlags::R_OK | AccessFlags::X_OK,
+        nix::fcntl::AtFlags::AT_EACCESS,
+    )
+    .is_ok()
 }
 
 /// `list [--json]`: the `mailq` listing (held entries included, marked).
@@ -1622,34 +1640,38 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                         ),
                     ));
                 }
+                // Its errors are taken in, so that a failure is said in one line, this
+                // one's, with the deliverer's reason (not its line beside this one).
                 let ran = super::deliverer(ctx, &["--entry", id, "--queued", "--"])
                     .stdin(std::process::Stdio::null())
-                    .status();
+                    .stderr(std::process::Stdio::piped())
+                    .output();
                 match ran {
-                    Ok(st) if st.success() && matches!(locate(&s.spool, id), Ok(None)) => {
-                        crate::outln!("{id}: {returned}");
-                        Ok(())
-                    }
-                    Ok(_) if matches!(locate(&s.spool, id), Ok(None)) => {
+                    Ok(out) if matches!(locate(&s.spool, id), Ok(None)) => {
+                        let _ = std::io::stderr().write_all(&out.stderr);
                         crate::outln!("{id}: {returned}");
                         Ok(())
                     }
                     // Killed: whether its report was queued is not known here (a
                     // report queued is found again by the next run, never made
                     // twice: `dsn::Report::queue_keyed`).
-                    Ok(st) if st.signal().is_some() => Err(fail(
+                    Ok(out) if out.status.signal().is_some() => Err(fail(
                         Sysexit::TempFail,
                         format!(
                             "{id}: marked to be returned; the deliverer was killed by signal {} before it was done, the next queue run finishes returning it",
-                            st.signal().unwrap_or_default()
+                            out.status.signal().unwrap_or_default()
                         ),
                     )),
-                    Ok(_) => Err(fail(
-                        Sysexit::TempFail,
-                        format!(
-                            "{id}: marked to be returned; its report could not be queued yet, the next queue run returns it"
-                        ),
-                    )),
+                    Ok(out) => {
+                        let why = deliverer_reason(&out.stderr);
+                        Err(fail(
+                            Sysexit::TempFail,
+                            format!(
+                                "{id}: marked to be returned; its report could not be queued \
+                                 yet{why}; the next queue run returns it"
+                            ),
+                        ))
+                    }
                     Err(e) => Err(fail(
                         Sysexit::TempFail,
                         format!(
@@ -1665,6 +1687,40 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
         );
         Ok(status)
     })
+}
+
+/// The most characters of the deliverer's reason [`bounce`] gives.
+const DELIVERER_REASON_MAX: usize = 300;
+
+/// What the deliverer said on stderr as `bounce`'s failure gives it: its lines but the
+/// last as they were (on stderr), the last one, printable, bounded, without its own
+/// `; the message stays queued`, in brackets after a blank (empty when it said nothing).
+fn deliverer_reason(said: &[u8]) -> String {
+    let lines: Vec<String> = said
+        .split(|&b| b == b'\n')
+        .map(crate::text::octets_shown)
+        .collect();
+    let mut lines: Vec<&str> = lines
+        .iter()
+        .map(|l| l.as_str())
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let Some(last) = lines.pop() else {
+        return String::new();
+    };
+    for l in lines {
+        crate::errln!("{l}");
+    }
+    let last = last.trim();
+    let last = last.strip_prefix("rsendmail-deliver: ").unwrap_or(last);
+    let last = last
+        .strip_suffix("; the message stays queued")
+        .unwrap_or(last);
+    let mut why: String = last.chars().take(DELIVERER_REASON_MAX).collect();
+    if why.len() < last.len() {
+        why.push_str("...");
+    }
+    format!(" ({why})")
 }
 
 #[cfg(test)]
@@ -1718,7 +1774,10 @@ mod tests {
         ] {
             assert!(parse_id(arg).is_err(), "{arg}");
         }
-        assert!(parse_id("\u{1b}[2J").unwrap_err().starts_with("?[2J"));
+        assert!(parse_id("\u{1b}[2J").unwrap_err().starts_with("\\033[2J"));
+        // A long one: a bounded prefix.
+        let long = "A".repeat(10_000);
+        assert!(parse_id(&long).unwrap_err().len() < 600);
         // Blanks around an ID pasted from a listing.
         for arg in [
             " 6AUIIquc023976",

@@ -336,7 +336,8 @@ pub fn refused_own_exe() -> Option<String> {
         .map(|why| {
             format!(
                 "{why} (root runs only a program that it and its directory are root's \
-                 alone; `rsendmail-admin check` says how)"
+                 alone; `{}` says how)",
+                rsendmail::spool::safety::admin_command("check")
             )
         })
 }

@@ -94,10 +94,11 @@ pub struct RcptOutcome {
     pub notes: Vec<String>,
     /// The report's Diagnostic-Code when it is not the reply (`local::Failure::diagnostic`).
     pub diagnostic: Option<String>,
-    /// The mailer and relay the log line names when they are not `mailer` and `relay`:
-    /// a recipient `rsendmail-admin bounce` returned is decided here, but its line
-    /// names the way it would have gone (`mailer=esmtp, relay=example.org`).
-    pub logged_as: Option<(Mailer, String)>,
+    /// The mailer the log line names when it is not `mailer`, and then no `relay=`: a
+    /// recipient `rsendmail-admin bounce` returned is decided here, but its line names
+    /// the mailer it would have gone by (`mailer=esmtp`), and no relay, as none was
+    /// contacted.
+    pub logged_as: Option<Mailer>,
 }
 
 /// sendmail's words (sysexits' EX_CONFIG) for a recipient whose server loops back here.

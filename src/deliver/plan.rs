@@ -112,8 +112,8 @@ pub fn received_count(header: &[u8]) -> usize {
 /// (`550 5.0.0 Returned to sender by the administrator: REASON`), so the attempt's
 /// record fails them and queues the report they owe, as for any permanent failure, and
 /// the entry is removed only after that (never two reports: the mark goes with it).
-/// `route_of` gives each recipient's route: its log line names the mailer and relay it
-/// would have gone by, not `local` for a remote recipient.
+/// `route_of` gives each recipient's route: its log line names the mailer it would have
+/// gone by, not `local` for a remote recipient, and no relay (none was contacted).
 pub fn returned(open: &[usize], reason: &str, route_of: &dyn Fn(usize) -> Option<Route>) -> Plan {
     let mut p = Plan::default();
     let reason = rsendmail::text::printable(reason);
@@ -126,8 +126,8 @@ pub fn returned(open: &[usize], reason: &str, route_of: &dyn Fn(usize) -> Option
             None,
         );
         o.logged_as = match route_of(i) {
-            Some(Route::Relay(hosts)) => hosts.first().map(|(h, _)| (Mailer::Relay, h.clone())),
-            Some(Route::Mx(domain)) => Some((Mailer::Esmtp, domain)),
+            Some(Route::Relay(_)) => Some(Mailer::Relay),
+            Some(Route::Mx(_)) => Some(Mailer::Esmtp),
             Some(Route::Local) | None => None,
         };
         p.decided.push(o);

@@ -274,12 +274,16 @@ pub fn record_owned(
                 (RcptState::Deferred, summary, o.status, o.stat_text())
             }
         };
-        let (mailer, relay) = match &o.logged_as {
-            Some((m, r)) => (*m, r.as_str()),
-            None => (o.mailer, o.relay.as_deref().unwrap_or("local")),
+        // sendmail's line leaves `relay=` out when no host was involved.
+        let (mailer, relay) = match o.logged_as {
+            Some(m) => (m, String::new()),
+            None => (
+                o.mailer,
+                format!("relay={}, ", o.relay.as_deref().unwrap_or("local")),
+            ),
         };
         log.push(format!(
-            "{}: to=<{}>, delay={}, xdelay={}, mailer={}, pri={pri}, relay={relay}, dsn={st_status}, stat={stat}",
+            "{}: to=<{}>, delay={}, xdelay={}, mailer={}, pri={pri}, {relay}dsn={st_status}, stat={stat}",
             env.id,
             r.address,
             hms(age),

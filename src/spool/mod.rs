@@ -595,9 +595,10 @@ impl Spool {
                     format!(
                         "{}: not a directory but {}; not used as the spool, nothing was \
                          changed (name a directory: the spool is made by the install, or \
-                         by \"rsendmail-admin init\" as root)",
+                         by \"{}\" as root)",
                         self.named_as(),
-                        safety::kind_of(&md.file_type())
+                        safety::kind_of(&md.file_type()),
+                        safety::admin_command("init")
                     ),
                 ));
             }
@@ -608,8 +609,10 @@ impl Spool {
             .dir
             .parent()
             .filter(|p| !p.as_os_str().is_empty() && fs::metadata(p).is_err());
-        let made_by = "nothing was created: the spool is made by the install, or by \
-                       \"rsendmail-admin init\" as root";
+        let made_by = format!(
+            "nothing was created: the spool is made by the install, or by \"{}\" as root",
+            safety::admin_command("init")
+        );
         let message = match (&self.named, parent) {
             (Named::Config { at, keyword }, Some(p)) => format!(
                 "{at}: {keyword} {dir}: no such directory, nor its parent {} (a typo? \
@@ -745,7 +748,8 @@ impl Spool {
             } else if me != 0 && md.uid() != me {
                 Some(format!(
                     "{why}: it is empty and may become the spool, but only root can give it \
-                     the spool's modes (run \"rsendmail-admin init\" as root)"
+                     the spool's modes (run \"{}\" as root)",
+                    safety::admin_command("init")
                 ))
             } else {
                 None
@@ -813,9 +817,10 @@ impl Spool {
     /// (`who`: [`Spool::acl_writable`]), with its repair.
     pub fn acl_writable_problem(&self, dir: &Path, who: &str) -> String {
         format!(
-            "{} (`setfacl -b {}` removes it; so does `rsendmail-admin init`)",
+            "{} (`setfacl -b {}` removes it; so does `{}`)",
             self.acl_writable_refusal(dir, who),
-            safety::shell_word(dir)
+            safety::shell_word(dir),
+            safety::admin_command("init")
         )
     }
 
@@ -844,7 +849,7 @@ impl Spool {
              remove queue entries there, so the queue is not used until it is made \
              {want:o} again (`chmod {want:o} {}` repairs it)",
             dir.display(),
-            dir.display(),
+            safety::shell_word(dir),
         )
     }
 
@@ -913,8 +918,10 @@ impl Spool {
         } else {
             "the queue's sub-directory"
         };
-        let until = "so the queue is not used until it is put right (run `rsendmail-admin \
-                     init` as root)";
+        let until = format!(
+            "so the queue is not used until it is put right (run `{}` as root)",
+            safety::admin_command("init")
+        );
         let mode = md.mode() & 0o7777;
         if !top && md.uid() != 0 {
             return Some(format!(
@@ -1073,10 +1080,10 @@ impl Spool {
         Some(format!(
             "the queue directory {} is of the group {}, {why}: every member of the \
              spool's group can read, change or remove every message queued, so the queue \
-             is not used until it has a group fit for it (`rsendmail-admin check` says \
-             how)",
+             is not used until it has a group fit for it (`{}` says how)",
             self.dir.display(),
-            safety::group_name(md.gid())
+            safety::group_name(md.gid()),
+            safety::admin_command("check")
         ))
     }
 
@@ -1265,8 +1272,9 @@ impl Spool {
                         format!(
                             "the queue's sub-directory {} is missing: only root makes the \
                              spool's layout, so the queue is not used until it is made (run \
-                             `rsendmail-admin init` as root)",
-                            p.display()
+                             `{}` as root)",
+                            p.display(),
+                            safety::admin_command("init")
                         ),
                     ));
                 }

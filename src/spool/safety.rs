@@ -109,6 +109,25 @@ impl UnsafeDir {
     }
 }
 
+/// The configuration file this process was given with `-C` (set once by the set-up:
+/// [`crate::app::setup`]), which every printed `rsendmail-admin` command carries.
+static CONFIG_GIVEN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Record the `-C FILE` this process was given ([`admin_command`]).
+pub fn set_config_given(p: &Path) {
+    let _ = CONFIG_GIVEN.set(p.to_path_buf());
+}
+
+/// `rsendmail-admin SUBCOMMAND` as a fix prints it to be pasted: with `-C FILE`
+/// (shell-quoted) when this process was given one, so that it acts on this spool, not
+/// the system's.
+pub fn admin_command(subcommand: &str) -> String {
+    match CONFIG_GIVEN.get() {
+        Some(c) => format!("rsendmail-admin -C {} {subcommand}", shell_word(c)),
+        None => format!("rsendmail-admin {subcommand}"),
+    }
+}
+
 /// `p` as a shell word: as it is when it holds only characters no shell reads
 /// specially, else in single quotes.
 pub fn shell_word(p: &Path) -> String {
@@ -661,7 +680,7 @@ impl Spool {
         let how = match fix {
             Some([]) => String::new(),
             Some(cmds) => format!(" (fix: {})", cmds.join(" && ")),
-            None => " (`rsendmail-admin check` says how)".to_string(),
+            None => format!(" (`{}` says how)", admin_command("check")),
         };
         let home = match u.users_home() {
             Some(home) => format!(
@@ -1041,8 +1060,9 @@ pub fn refused_exec(path: &Path) -> Option<String> {
         format!(
             "refusing to execute {}: {why} (root, or a set-id program, executes only a \
              program that no one else could change, nor any directory on its path; \
-             `rsendmail-admin check` says how)",
-            path.display()
+             `{}` says how)",
+            path.display(),
+            admin_command("check")
         )
     })
 }
