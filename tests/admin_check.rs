@@ -1974,6 +1974,68 @@ fn a_missing_spooldir_names_the_runners_spool_and_its_entries() {
     runner.stop();
 }
 
+/// A queue runner started without `-C` reads its system configuration, which a test
+/// build takes from `RSENDMAIL_SYSTEM_CONFIG`: the runner whose variable names this
+/// configuration is its runner (its spool is named), and one whose variable names
+/// another configuration is not, whatever file the built-in path names (it never makes
+/// `init` refuse).
+#[test]
+fn a_runners_configuration_from_its_environment_is_the_one_compared() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let id = env.only_id();
+    admin_of(&env, &prog, &["hold", &id]).code(0);
+    let start = |conf: &Path| {
+        let child = std::process::Command::new(env.link("sendmail"))
+            .args(["-q1h", "-qf"])
+            .env("RSENDMAIL_SYSTEM_CONFIG", conf)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the runner");
+        let runner = crate::harness::Runner(child);
+        crate::harness::wait_until(
+            std::time::Duration::from_secs(30),
+            "the runner to listen",
+            || crate::harness::listened_on(&env),
+        );
+        runner
+    };
+    let runner = start(&env.conf);
+    let away = env.dir.join("moved");
+    fs::create_dir(&away).unwrap();
+    let missing = away.join("spool");
+    // Another file with the same SPOOLDIR line: a copy made before the change.
+    let other = env.dir.join("other.conf");
+    fs::copy(&env.conf, &other).unwrap();
+    set_spooldir(&env, &missing);
+    let r = run_admin(&env, &prog, "check");
+    r.code(78);
+    let l = line(&r, "FAIL spool: ");
+    assert!(
+        l.contains(&format!(
+            "{} (the queue runner of this configuration, pid {}, listens there) holds 1 entry",
+            env.spool.display(),
+            runner.0.id()
+        )),
+        "{l}"
+    );
+    runner.stop();
+    // The runner of the other file: not this configuration's, init makes the spool.
+    let runner = start(&other);
+    let r = run_admin(&env, &prog, "check");
+    r.code(78);
+    assert!(!r.stdout.contains("listens there"), "{}", r.stdout);
+    run_admin(&env, &prog, "init").code(0);
+    assert!(missing.is_dir());
+    runner.stop();
+}
+
 /// A set-gid install refuses the `rsendmail-deliver` beside it that is not root's alone
 /// (the file or its directory writable by a group or everyone): the submission whose
 /// delivery cannot start, and `check`'s network step, name that file and why, not only
