@@ -275,7 +275,13 @@ fn all_steps_pass_against_a_tls_and_auth_smarthost() {
     );
     let t = peer.transcript();
     assert!(t.contains("AUTH PLAIN ok"), "{t}");
-    assert!(!t.contains("MAIL"), "no MAIL without --to: {t}");
+    // Without --to: MAIL with the sender, then RSET, never RCPT or DATA.
+    assert!(t.contains("MAIL FROM:<") && t.contains("RSET"), "{t}");
+    assert!(
+        !t.contains("RCPT") && !t.contains("DATA"),
+        "no RCPT without --to: {t}"
+    );
+    line(&r, "ok   mail MAIL FROM:<");
 }
 
 /// A set-id `rsendmail-admin` (set-gid here, run by root: its group differs from
@@ -1155,6 +1161,109 @@ fn scripted_server(greeting: &'static str) -> u16 {
         }
     });
     port
+}
+
+/// A server on 127.0.0.1 that greets, offers `ehlo` (the lines after `250-host`) and
+/// answers MAIL with `mail`, every other command with 250 (221 to QUIT); the commands
+/// it was sent are kept in the vector returned.
+fn refusing_server(
+    ehlo: &'static [&'static str],
+    mail: &'static str,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            let seen = kept.clone();
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+                let _ = w.write_all(b"220 relay.test ESMTP\r\n");
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 0 {
+                    let cmd = line.trim_end().to_string();
+                    seen.lock().unwrap().push(cmd.clone());
+                    let up = cmd.to_ascii_uppercase();
+                    let answer = if up.starts_with("EHLO") {
+                        let mut a = String::from("250");
+                        a += if ehlo.is_empty() { " " } else { "-" };
+                        a += "relay.test\r\n";
+                        for (i, e) in ehlo.iter().enumerate() {
+                            let sep = if i + 1 == ehlo.len() { " " } else { "-" };
+                            a += &format!("250{sep}{e}\r\n");
+                        }
+                        a
+                    } else if up.starts_with("MAIL") {
+                        format!("{mail}\r\n")
+                    } else if up.starts_with("QUIT") {
+                        let _ = w.write_all(b"221 bye\r\n");
+                        return;
+                    } else {
+                        "250 ok\r\n".to_string()
+                    };
+                    let _ = w.write_all(answer.as_bytes());
+                    line.clear();
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// A relay that refuses every message at MAIL until STARTTLS while the configuration
+/// has no TLS: check fails without `--to` (a MAIL probe, then RSET, nothing sent), with
+/// the reply and the keyword to add, and warns that the STARTTLS offered is not used.
+/// A 530 asking for a login names AUTHPATH; a MAIL accepted is ok.
+#[test]
+fn a_relay_refusing_mail_until_starttls_fails_the_check() {
+    let (port, seen) = refusing_server(
+        &["PIPELINING", "STARTTLS"],
+        "530 5.7.0 Must issue a STARTTLS command first",
+    );
+    let env = crate::harness::servers::relay_env(port, "");
+    let r = admin(&env, &["check"]);
+    r.code(69);
+    let l = line(&r, "FAIL mail: MAIL FROM:<");
+    assert!(
+        l.contains("530 5.7.0 Must issue a STARTTLS command first (then RSET: nothing was sent)")
+            && l.contains("every message is refused until TLS is started: add a `STARTTLS` line"),
+        "{l}"
+    );
+    let w = line(&r, "warn tls: ");
+    assert!(
+        w.contains("offers STARTTLS, but no TLS is configured"),
+        "{w}"
+    );
+    let cmds = seen.lock().unwrap().clone();
+    assert!(
+        cmds.iter().any(|c| c == "RSET")
+            && !cmds.iter().any(|c| c.starts_with("RCPT") || c == "DATA"),
+        "{cmds:?}"
+    );
+    let (port, _) = refusing_server(&["PIPELINING"], "530 5.7.0 Authentication required");
+    let env = crate::harness::servers::relay_env(port, "");
+    let r = admin(&env, &["check"]);
+    r.code(69);
+    let l = line(&r, "FAIL mail: MAIL FROM:<");
+    assert!(
+        l.contains(
+            "every message is refused until a login is accepted: name the relay's \
+                    credentials in AUTHPATH's file"
+        ),
+        "{l}"
+    );
+    assert!(!r.stdout.contains("warn tls"), "{}", r.stdout);
+    let (port, _) = refusing_server(&["PIPELINING"], "250 2.1.0 ok");
+    let env = crate::harness::servers::relay_env(port, "");
+    let r = admin(&env, &["check"]);
+    r.code(0);
+    line(&r, "ok   mail MAIL FROM:<");
+    line(&r, "skip tls: no TLS configured");
 }
 
 /// A refused greeting keeps the server's reply code (busy or blocked); a server that
