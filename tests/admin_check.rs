@@ -2145,6 +2145,55 @@ fn a_runners_configuration_from_its_environment_is_the_one_compared() {
     runner.stop();
 }
 
+/// Root with `-C` and a spool of root's alone (0700, as the quick start makes one): the
+/// installed set-gid programs keep their group for root, so what they make there has
+/// the programs' group; check passes what they made (no false FAIL, no fix that the
+/// next run undoes).
+#[test]
+fn roots_spool_of_its_own_passes_what_the_setgid_programs_make() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    chown_r(&env.spool, "0:0");
+    chmod(&env.spool, 0o700);
+    let sendmail = env.dir.join("bin/rsendmail");
+    let conf = env.conf.to_str().unwrap();
+    env.run_raw(&sendmail, &["-C", conf, "-odq", "bob@example.org"], MSG)
+        .code(0);
+    let id = env.only_id();
+    admin_of(&env, &prog, &["hold", &id]).code(0);
+    admin_of(&env, &prog, &["release", &id]).code(0);
+    let made: Vec<String> = ["tmp", "index", "hold", "corrupt"]
+        .iter()
+        .map(|n| {
+            let md = fs::metadata(env.spool.join(n)).unwrap();
+            format!("{n} {}", md.gid())
+        })
+        .collect();
+    assert!(
+        made.iter()
+            .any(|m| m.ends_with(&format!(" {}", spool_gid()))),
+        "the programs' group is not on what they made: {made:?}"
+    );
+    let r = run_admin(&env, &prog, "check");
+    let fails: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("FAIL spool"))
+        .collect();
+    assert!(fails.is_empty(), "{}", r.stdout);
+    // A group that no program gives is still a failure.
+    let other = nix::unistd::Group::from_name("daemon")
+        .unwrap()
+        .map(|g| g.gid.as_raw())
+        .unwrap_or(1);
+    std::os::unix::fs::chown(env.spool.join("index"), None, Some(other)).unwrap();
+    let r = run_admin(&env, &prog, "check");
+    line(&r, "FAIL spool");
+}
+
 /// A set-gid install refuses the `rsendmail-deliver` beside it that is not root's alone
 /// (the file or its directory writable by a group or everyone): the submission whose
 /// delivery cannot start, and `check`'s network step, name that file and why, not only

@@ -1039,6 +1039,30 @@ struct SpoolOwner {
     /// ([`crate::spool::Spool::unfit_group`]). Its sub-directories, files and FIFO are
     /// looked at with the spool's own owner and group, as the programs make them there.
     root_only: bool,
+    /// For a spool root's alone: the groups the programs give what they make there
+    /// besides the spool's own. Root keeps the set-gid group of the installed
+    /// `rsendmail` and `rsendmail-admin` (nothing there is the spool's group's to lose),
+    /// and a directory without the set-gid bit gives the maker's group: what those make
+    /// has that group ([`set_gid_groups`]).
+    programs: Vec<u32>,
+}
+
+/// The groups the installed `rsendmail` and this `rsendmail-admin` are set-gid to (none
+/// for one that is not set-gid).
+fn set_gid_groups() -> Vec<u32> {
+    let mut out = Vec::new();
+    for p in [Some(rsendmail_path()), std::env::current_exe().ok()]
+        .into_iter()
+        .flatten()
+    {
+        if let Ok(md) = std::fs::metadata(&p)
+            && md.mode() & 0o2000 != 0
+            && !out.contains(&md.gid())
+        {
+            out.push(md.gid());
+        }
+    }
+    out
 }
 
 impl SpoolOwner {
@@ -1055,6 +1079,7 @@ impl SpoolOwner {
                 group: group_name(md.gid()),
                 unfit: None,
                 root_only: false,
+                programs: Vec::new(),
             };
         }
         if let Some(md) = spool_md.filter(|md| md.uid() == 0 && md.mode() & 0o077 == 0) {
@@ -1064,6 +1089,7 @@ impl SpoolOwner {
                 group: group_name(md.gid()),
                 unfit: None,
                 root_only: true,
+                programs: set_gid_groups(),
             };
         }
         let (gid, unfit) = match init::spool_group(&s.spool.dir) {
@@ -1083,6 +1109,7 @@ impl SpoolOwner {
             group: gid.map_or_else(|| init::DEFAULT_GROUP.to_string(), group_name),
             unfit,
             root_only: false,
+            programs: Vec::new(),
         }
     }
 
@@ -1109,7 +1136,13 @@ impl SpoolOwner {
 
     /// Whether `md` has the owner and group wanted.
     fn owns(&self, md: &std::fs::Metadata) -> bool {
-        md.uid() == self.uid && self.gid == Some(md.gid())
+        md.uid() == self.uid && self.group_fits(md.gid())
+    }
+
+    /// Whether what the programs make in the spool may have the group `gid`: the
+    /// spool's, or (a spool root's alone) a group the programs give ([`Self::programs`]).
+    fn group_fits(&self, gid: u32) -> bool {
+        self.gid == Some(gid) || self.programs.contains(&gid)
     }
 
     /// The commands that give `p` this owner and group (making the group first when
@@ -1760,7 +1793,7 @@ fn subdirs_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
         // `index/domains` is made again by every index rebuild, by whoever rebuilds
         // (a queue run, a member of the group deleting entries): any owner.
         let owner_ok = md.uid() == want.uid || (sub == "index/domains" && !private);
-        let group_ok = private || want.gid == Some(md.gid());
+        let group_ok = private || want.group_fits(md.gid());
         if mode != dir_mode || !owner_ok || !group_ok {
             problems += 1;
             let mut cmds = Vec::new();
@@ -1866,7 +1899,7 @@ fn files_step(
             continue;
         }
         let ok = md.mode() & 0o7777 == file_mode
-            && (private || want.gid == Some(md.gid()))
+            && (private || want.group_fits(md.gid()))
             && (!private || md.uid() == want.uid);
         let name = || crate::text::printable(&ent.file_name().to_string_lossy()).into_owned();
         if only_entries
@@ -1885,7 +1918,7 @@ fn files_step(
         // One root owns was written by root's processes (no one else can make a file
         // root's), with the group the spool had then: its group is only wrong.
         if only_entries
-            && ((!(private || want.gid == Some(md.gid())) && md.uid() != 0)
+            && ((!(private || want.group_fits(md.gid())) && md.uid() != 0)
                 || (private && md.uid() != want.uid))
         {
             suspect.push(name());
