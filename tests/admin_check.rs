@@ -2194,6 +2194,53 @@ fn roots_spool_of_its_own_passes_what_the_setgid_programs_make() {
     line(&r, "FAIL spool");
 }
 
+/// TLS keywords that contradict each other are warnings naming both lines; keywords
+/// that agree are not.
+#[test]
+fn contradicting_tls_keywords_are_warnings_naming_both_lines() {
+    // The line of `key` in the file written.
+    let at = |env: &Env, key: &str| {
+        fs::read_to_string(&env.conf)
+            .unwrap()
+            .lines()
+            .position(|l| l == key)
+            .unwrap()
+            + 1
+    };
+    let env =
+        Env::with_config("SECURETRANSFER\nSTARTTLS\nOPPORTUNISTIC_TLS\nINSECURE\nVERIFYCERT\n");
+    let r = admin(&env, &["check"]);
+    let name = env.conf.display();
+    for (k1, k2) in [
+        ("STARTTLS", "OPPORTUNISTIC_TLS"),
+        ("INSECURE", "VERIFYCERT"),
+    ] {
+        line(
+            &r,
+            &format!(
+                "warn config: {name}: line {}: {k2} contradicts {k1} on line {}: ",
+                at(&env, k2),
+                at(&env, k1)
+            ),
+        );
+    }
+    let env = Env::with_config("OPPORTUNISTIC_TLS\nSECURETRANSFER\n");
+    let r = admin(&env, &["check"]);
+    line(
+        &r,
+        &format!(
+            "warn config: {}: line {}: SECURETRANSFER contradicts OPPORTUNISTIC_TLS on line \
+             {}: SECURETRANSFER without STARTTLS is TLS from the first byte",
+            env.conf.display(),
+            at(&env, "SECURETRANSFER"),
+            at(&env, "OPPORTUNISTIC_TLS")
+        ),
+    );
+    let env = Env::with_config("SECURETRANSFER\nSTARTTLS\nVERIFYCERT\n");
+    let r = admin(&env, &["check"]);
+    assert!(!r.stdout.contains("contradicts"), "{}", r.stdout);
+}
+
 /// A set-gid install refuses the `rsendmail-deliver` beside it that is not root's alone
 /// (the file or its directory writable by a group or everyone): the submission whose
 /// delivery cannot start, and `check`'s network step, name that file and why, not only
