@@ -2241,6 +2241,60 @@ fn contradicting_tls_keywords_are_warnings_naming_both_lines() {
     assert!(!r.stdout.contains("contradicts"), "{}", r.stdout);
 }
 
+/// The spool's file system full (no space, or no inode) fails the check with what is
+/// free; one with room is ok. (A tmpfs in a mount namespace of its own.)
+#[test]
+fn a_full_spool_file_system_fails_the_check() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    let r = run_admin(&env, &prog, "check");
+    line(&r, "ok   space ");
+    let run = |opts: &str, fill: &str| {
+        let out = std::process::Command::new("unshare")
+            .args(["-m", "sh", "-c"])
+            .arg(format!(
+                "mount --make-rprivate / && mount -t tmpfs -o {opts} tmpfs \"$1\" && \
+                 cp -a \"$2\"/. \"$1\"/ 2>/dev/null; {fill}; \
+                 \"$3\" -C \"$4\" check"
+            ))
+            .arg("sh")
+            .args([&env.spool, &env.dir.join("keep"), &prog, &env.conf])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    fs::create_dir(env.dir.join("keep")).unwrap();
+    let said = run(
+        "size=400k,nr_inodes=200",
+        "dd if=/dev/zero of=\"$1/fill\" bs=4k 2>/dev/null",
+    );
+    let l = said
+        .lines()
+        .find(|l| l.starts_with("FAIL space: "))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        l.contains("0.0 MiB free") && l.contains("no message can be queued"),
+        "{l}"
+    );
+    let said = run(
+        "size=400m,nr_inodes=200",
+        "i=0; while [ $i -lt 150 ]; do : > \"$1/f$i\"; i=$((i+1)); done",
+    );
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("FAIL space: ") && l.contains(" inodes free")),
+        "{said}"
+    );
+    let said = run("size=40m,nr_inodes=100000", "true");
+    assert!(
+        said.lines().any(|l| l.starts_with("warn space: ")),
+        "{said}"
+    );
+}
+
 /// A set-gid install refuses the `rsendmail-deliver` beside it that is not root's alone
 /// (the file or its directory writable by a group or everyone): the submission whose
 /// delivery cannot start, and `check`'s network step, name that file and why, not only

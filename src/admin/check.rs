@@ -1359,6 +1359,65 @@ fn root_only_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
     );
 }
 
+/// Free space below which `check` fails the spool's file system: a message cannot be
+/// queued (the submission, a report, an `rsendmail-admin` change fails with ENOSPC).
+pub const SPACE_FAIL: u64 = 1 << 20;
+/// Free space below which `check` warns.
+pub const SPACE_WARN: u64 = 64 << 20;
+/// Free inodes below which `check` fails the spool's file system (each entry takes two
+/// files, each change one more for a moment).
+pub const INODES_FAIL: u64 = 100;
+/// Free inodes below which `check` warns.
+pub const INODES_WARN: u64 = 1000;
+
+/// The free space and inodes of the spool's file system, as a user's submission may use
+/// them (what root keeps for itself left out): FAIL below [`SPACE_FAIL`] or
+/// [`INODES_FAIL`], warn below [`SPACE_WARN`] or [`INODES_WARN`], else ok. A file system
+/// that counts no inodes (their total 0) is judged on its space alone.
+fn space_step(t: &mut Tally, dir: &Path) {
+    let Ok(st) = nix::sys::statvfs::statvfs(dir) else {
+        return;
+    };
+    let bytes = (st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64);
+    let inodes = (st.files() as u64 > 0).then_some(st.files_available() as u64);
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64);
+    let text = match inodes {
+        Some(n) => format!(
+            "{} free, {n} inodes free on the file system of {}",
+            mib(bytes),
+            dir.display()
+        ),
+        None => format!(
+            "{} free on the file system of {}",
+            mib(bytes),
+            dir.display()
+        ),
+    };
+    let inodes = inodes.unwrap_or(u64::MAX);
+    if bytes < SPACE_FAIL || inodes < INODES_FAIL {
+        t.fail(
+            Sysexit::TempFail,
+            "space",
+            &format!(
+                "{text}: below {} or {INODES_FAIL} inodes, no message can be queued \
+                 (free space there, or give the spool a larger file system)",
+                mib(SPACE_FAIL)
+            ),
+        );
+    } else if bytes < SPACE_WARN || inodes < INODES_WARN {
+        t.say(
+            Mark::Warn,
+            "space",
+            &format!(
+                "{text}: below {} or {INODES_WARN} inodes, the spool is nearly full",
+                mib(SPACE_WARN)
+            ),
+        );
+    } else {
+        t.say(Mark::Ok, "space", &text);
+    }
+}
+
 /// The spool, the set-gid binary, the wake-up FIFO and auth.conf.
 fn install_steps(t: &mut Tally, s: &app::Setup) {
     let dir = &s.spool.dir;
@@ -1548,6 +1607,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             &format!("{} ({})", dir.display(), owner_mode(&spool_md)),
         );
     }
+    space_step(t, dir);
     if !refused_dir {
         stranded_step(t, s);
     }
