@@ -2224,18 +2224,6 @@ fn contradicting_tls_keywords_are_warnings_naming_both_lines() {
             ),
         );
     }
-    let env = Env::with_config("OPPORTUNISTIC_TLS\nSECURETRANSFER\n");
-    let r = admin(&env, &["check"]);
-    line(
-        &r,
-        &format!(
-            "warn config: {}: line {}: SECURETRANSFER contradicts OPPORTUNISTIC_TLS on line \
-             {}: SECURETRANSFER without STARTTLS is TLS from the first byte",
-            env.conf.display(),
-            at(&env, "SECURETRANSFER"),
-            at(&env, "OPPORTUNISTIC_TLS")
-        ),
-    );
     let env = Env::with_config("SECURETRANSFER\nSTARTTLS\nVERIFYCERT\n");
     let r = admin(&env, &["check"]);
     assert!(!r.stdout.contains("contradicts"), "{}", r.stdout);

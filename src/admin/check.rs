@@ -426,19 +426,19 @@ pub fn overridden_lines(text: &str, name: &str) -> Vec<String> {
 /// programs do then):
 /// - `STARTTLS` and `OPPORTUNISTIC_TLS`: the mail goes in clear text to a server that does
 ///   not offer STARTTLS, which `STARTTLS` alone refuses;
-/// - `SECURETRANSFER` without `STARTTLS`, and `OPPORTUNISTIC_TLS`: TLS from the first byte
-///   (SMTPS), nothing opportunistic;
 /// - `INSECURE` and `VERIFYCERT`: the certificate is checked; only AUTH in clear text stays
 ///   allowed.
+///
+/// (`OPPORTUNISTIC_TLS` with `SECURETRANSFER` alone changes nothing: said with the
+/// settings that change nothing.)
 pub fn contradicting_tls_lines(text: &str, name: &str) -> Vec<String> {
     let at = |key: &str| {
         text.lines()
             .position(|l| l.split([' ', '\t', '#']).next() == Some(key))
             .map(|i| i + 1)
     };
-    let (st, sec, opp, ins, ver) = (
+    let (st, opp, ins, ver) = (
         at("STARTTLS"),
-        at("SECURETRANSFER"),
         at("OPPORTUNISTIC_TLS"),
         at("INSECURE"),
         at("VERIFYCERT"),
@@ -456,14 +456,6 @@ pub fn contradicting_tls_lines(text: &str, name: &str) -> Vec<String> {
             ("OPPORTUNISTIC_TLS", b),
             "mail goes in clear text to a server that does not offer STARTTLS (remove \
              OPPORTUNISTIC_TLS to refuse that)",
-        );
-    }
-    if let (Some(a), None, Some(b)) = (sec, st, opp) {
-        pair(
-            ("SECURETRANSFER", a),
-            ("OPPORTUNISTIC_TLS", b),
-            "SECURETRANSFER without STARTTLS is TLS from the first byte (SMTPS): nothing \
-             is opportunistic",
         );
     }
     if let (Some(a), Some(b)) = (ins, ver) {
@@ -1374,6 +1366,8 @@ pub const INODES_WARN: u64 = 1000;
 /// them (what root keeps for itself left out): FAIL below [`SPACE_FAIL`] or
 /// [`INODES_FAIL`], warn below [`SPACE_WARN`] or [`INODES_WARN`], else ok. A file system
 /// that counts no inodes (their total 0) is judged on its space alone.
+// statvfs's counts are u64 here, narrower on other targets.
+#[allow(clippy::unnecessary_cast)]
 fn space_step(t: &mut Tally, dir: &Path) {
     let Ok(st) = nix::sys::statvfs::statvfs(dir) else {
         return;
