@@ -275,7 +275,13 @@ fn all_steps_pass_against_a_tls_and_auth_smarthost() {
     );
     let t = peer.transcript();
     assert!(t.contains("AUTH PLAIN ok"), "{t}");
-    assert!(!t.contains("MAIL"), "no MAIL without --to: {t}");
+    // Without --to: MAIL with the sender, then RSET, never RCPT or DATA.
+    assert!(t.contains("MAIL FROM:<") && t.contains("RSET"), "{t}");
+    assert!(
+        !t.contains("RCPT") && !t.contains("DATA"),
+        "no RCPT without --to: {t}"
+    );
+    line(&r, "ok   mail MAIL FROM:<");
 }
 
 /// A set-id `rsendmail-admin` (set-gid here, run by root: its group differs from
@@ -1157,6 +1163,109 @@ fn scripted_server(greeting: &'static str) -> u16 {
     port
 }
 
+/// A server on 127.0.0.1 that greets, offers `ehlo` (the lines after `250-host`) and
+/// answers MAIL with `mail`, every other command with 250 (221 to QUIT); the commands
+/// it was sent are kept in the vector returned.
+fn refusing_server(
+    ehlo: &'static [&'static str],
+    mail: &'static str,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            let seen = kept.clone();
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+                let _ = w.write_all(b"220 relay.test ESMTP\r\n");
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 0 {
+                    let cmd = line.trim_end().to_string();
+                    seen.lock().unwrap().push(cmd.clone());
+                    let up = cmd.to_ascii_uppercase();
+                    let answer = if up.starts_with("EHLO") {
+                        let mut a = String::from("250");
+                        a += if ehlo.is_empty() { " " } else { "-" };
+                        a += "relay.test\r\n";
+                        for (i, e) in ehlo.iter().enumerate() {
+                            let sep = if i + 1 == ehlo.len() { " " } else { "-" };
+                            a += &format!("250{sep}{e}\r\n");
+                        }
+                        a
+                    } else if up.starts_with("MAIL") {
+                        format!("{mail}\r\n")
+                    } else if up.starts_with("QUIT") {
+                        let _ = w.write_all(b"221 bye\r\n");
+                        return;
+                    } else {
+                        "250 ok\r\n".to_string()
+                    };
+                    let _ = w.write_all(answer.as_bytes());
+                    line.clear();
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// A relay that refuses every message at MAIL until STARTTLS while the configuration
+/// has no TLS: check fails without `--to` (a MAIL probe, then RSET, nothing sent), with
+/// the reply and the keyword to add, and warns that the STARTTLS offered is not used.
+/// A 530 asking for a login names AUTHPATH; a MAIL accepted is ok.
+#[test]
+fn a_relay_refusing_mail_until_starttls_fails_the_check() {
+    let (port, seen) = refusing_server(
+        &["PIPELINING", "STARTTLS"],
+        "530 5.7.0 Must issue a STARTTLS command first",
+    );
+    let env = crate::harness::servers::relay_env(port, "");
+    let r = admin(&env, &["check"]);
+    r.code(69);
+    let l = line(&r, "FAIL mail: MAIL FROM:<");
+    assert!(
+        l.contains("530 5.7.0 Must issue a STARTTLS command first (then RSET: nothing was sent)")
+            && l.contains("every message is refused until TLS is started: add a `STARTTLS` line"),
+        "{l}"
+    );
+    let w = line(&r, "warn tls: ");
+    assert!(
+        w.contains("offers STARTTLS, but no TLS is configured"),
+        "{w}"
+    );
+    let cmds = seen.lock().unwrap().clone();
+    assert!(
+        cmds.iter().any(|c| c == "RSET")
+            && !cmds.iter().any(|c| c.starts_with("RCPT") || c == "DATA"),
+        "{cmds:?}"
+    );
+    let (port, _) = refusing_server(&["PIPELINING"], "530 5.7.0 Authentication required");
+    let env = crate::harness::servers::relay_env(port, "");
+    let r = admin(&env, &["check"]);
+    r.code(69);
+    let l = line(&r, "FAIL mail: MAIL FROM:<");
+    assert!(
+        l.contains(
+            "every message is refused until a login is accepted: name the relay's \
+                    credentials in AUTHPATH's file"
+        ),
+        "{l}"
+    );
+    assert!(!r.stdout.contains("warn tls"), "{}", r.stdout);
+    let (port, _) = refusing_server(&["PIPELINING"], "250 2.1.0 ok");
+    let env = crate::harness::servers::relay_env(port, "");
+    let r = admin(&env, &["check"]);
+    r.code(0);
+    line(&r, "ok   mail MAIL FROM:<");
+    line(&r, "skip tls: no TLS configured");
+}
+
 /// A refused greeting keeps the server's reply code (busy or blocked); a server that
 /// never greets: the check says first what it waits for and how long, and with STARTTLS
 /// configured asks whether the port is an SMTPS one.
@@ -1972,6 +2081,206 @@ fn a_missing_spooldir_names_the_runners_spool_and_its_entries() {
     let r = run_admin(&env, &prog, "check");
     assert!(!r.stdout.contains("FAIL spool"), "{}", r.stdout);
     runner.stop();
+}
+
+/// A queue runner started without `-C` reads its system configuration, which a test
+/// build takes from `RSENDMAIL_SYSTEM_CONFIG`: the runner whose variable names this
+/// configuration is its runner (its spool is named), and one whose variable names
+/// another configuration is not, whatever file the built-in path names (it never makes
+/// `init` refuse).
+#[test]
+fn a_runners_configuration_from_its_environment_is_the_one_compared() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let id = env.only_id();
+    admin_of(&env, &prog, &["hold", &id]).code(0);
+    let start = |conf: &Path| {
+        let child = std::process::Command::new(env.link("sendmail"))
+            .args(["-q1h", "-qf"])
+            .env("RSENDMAIL_SYSTEM_CONFIG", conf)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the runner");
+        let runner = crate::harness::Runner(child);
+        crate::harness::wait_until(
+            std::time::Duration::from_secs(30),
+            "the runner to listen",
+            || crate::harness::listened_on(&env),
+        );
+        runner
+    };
+    let runner = start(&env.conf);
+    let away = env.dir.join("moved");
+    fs::create_dir(&away).unwrap();
+    let missing = away.join("spool");
+    // Another file with the same SPOOLDIR line: a copy made before the change.
+    let other = env.dir.join("other.conf");
+    fs::copy(&env.conf, &other).unwrap();
+    set_spooldir(&env, &missing);
+    let r = run_admin(&env, &prog, "check");
+    r.code(78);
+    let l = line(&r, "FAIL spool: ");
+    assert!(
+        l.contains(&format!(
+            "{} (the queue runner of this configuration, pid {}, listens there) holds 1 entry",
+            env.spool.display(),
+            runner.0.id()
+        )),
+        "{l}"
+    );
+    runner.stop();
+    // The runner of the other file: not this configuration's, init makes the spool.
+    let runner = start(&other);
+    let r = run_admin(&env, &prog, "check");
+    r.code(78);
+    assert!(!r.stdout.contains("listens there"), "{}", r.stdout);
+    run_admin(&env, &prog, "init").code(0);
+    assert!(missing.is_dir());
+    runner.stop();
+}
+
+/// Root with `-C` and a spool of root's alone (0700, as the quick start makes one): the
+/// installed set-gid programs keep their group for root, so what they make there has
+/// the programs' group; check passes what they made (no false FAIL, no fix that the
+/// next run undoes).
+#[test]
+fn roots_spool_of_its_own_passes_what_the_setgid_programs_make() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    chown_r(&env.spool, "0:0");
+    chmod(&env.spool, 0o700);
+    let sendmail = env.dir.join("bin/rsendmail");
+    let conf = env.conf.to_str().unwrap();
+    env.run_raw(&sendmail, &["-C", conf, "-odq", "bob@example.org"], MSG)
+        .code(0);
+    let id = env.only_id();
+    admin_of(&env, &prog, &["hold", &id]).code(0);
+    admin_of(&env, &prog, &["release", &id]).code(0);
+    let made: Vec<String> = ["tmp", "index", "hold", "corrupt"]
+        .iter()
+        .map(|n| {
+            let md = fs::metadata(env.spool.join(n)).unwrap();
+            format!("{n} {}", md.gid())
+        })
+        .collect();
+    assert!(
+        made.iter()
+            .any(|m| m.ends_with(&format!(" {}", spool_gid()))),
+        "the programs' group is not on what they made: {made:?}"
+    );
+    let r = run_admin(&env, &prog, "check");
+    let fails: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("FAIL spool"))
+        .collect();
+    assert!(fails.is_empty(), "{}", r.stdout);
+    // A group that no program gives is still a failure.
+    let other = nix::unistd::Group::from_name("daemon")
+        .unwrap()
+        .map(|g| g.gid.as_raw())
+        .unwrap_or(1);
+    std::os::unix::fs::chown(env.spool.join("index"), None, Some(other)).unwrap();
+    let r = run_admin(&env, &prog, "check");
+    line(&r, "FAIL spool");
+}
+
+/// TLS keywords that contradict each other are warnings naming both lines; keywords
+/// that agree are not.
+#[test]
+fn contradicting_tls_keywords_are_warnings_naming_both_lines() {
+    // The line of `key` in the file written.
+    let at = |env: &Env, key: &str| {
+        fs::read_to_string(&env.conf)
+            .unwrap()
+            .lines()
+            .position(|l| l == key)
+            .unwrap()
+            + 1
+    };
+    let env =
+        Env::with_config("SECURETRANSFER\nSTARTTLS\nOPPORTUNISTIC_TLS\nINSECURE\nVERIFYCERT\n");
+    let r = admin(&env, &["check"]);
+    let name = env.conf.display();
+    for (k1, k2) in [
+        ("STARTTLS", "OPPORTUNISTIC_TLS"),
+        ("INSECURE", "VERIFYCERT"),
+    ] {
+        line(
+            &r,
+            &format!(
+                "warn config: {name}: line {}: {k2} contradicts {k1} on line {}: ",
+                at(&env, k2),
+                at(&env, k1)
+            ),
+        );
+    }
+    let env = Env::with_config("SECURETRANSFER\nSTARTTLS\nVERIFYCERT\n");
+    let r = admin(&env, &["check"]);
+    assert!(!r.stdout.contains("contradicts"), "{}", r.stdout);
+}
+
+/// The spool's file system full (no space, or no inode) fails the check with what is
+/// free; one with room is ok. (A tmpfs in a mount namespace of its own.)
+#[test]
+fn a_full_spool_file_system_fails_the_check() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    let r = run_admin(&env, &prog, "check");
+    line(&r, "ok   space ");
+    let run = |opts: &str, fill: &str| {
+        let out = std::process::Command::new("unshare")
+            .args(["-m", "sh", "-c"])
+            .arg(format!(
+                "mount --make-rprivate / && mount -t tmpfs -o {opts} tmpfs \"$1\" && \
+                 cp -a \"$2\"/. \"$1\"/ 2>/dev/null; {fill}; \
+                 \"$3\" -C \"$4\" check"
+            ))
+            .arg("sh")
+            .args([&env.spool, &env.dir.join("keep"), &prog, &env.conf])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    fs::create_dir(env.dir.join("keep")).unwrap();
+    let said = run(
+        "size=400k,nr_inodes=200",
+        "dd if=/dev/zero of=\"$1/fill\" bs=4k 2>/dev/null",
+    );
+    let l = said
+        .lines()
+        .find(|l| l.starts_with("FAIL space: "))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        l.contains("0.0 MiB free") && l.contains("no message can be queued"),
+        "{l}"
+    );
+    let said = run(
+        "size=400m,nr_inodes=200",
+        "i=0; while [ $i -lt 150 ]; do : > \"$1/f$i\"; i=$((i+1)); done",
+    );
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("FAIL space: ") && l.contains(" inodes free")),
+        "{said}"
+    );
+    let said = run("size=40m,nr_inodes=100000", "true");
+    assert!(
+        said.lines().any(|l| l.starts_with("warn space: ")),
+        "{said}"
+    );
 }
 
 /// A set-gid install refuses the `rsendmail-deliver` beside it that is not root's alone

@@ -258,7 +258,10 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
                 if !problems.is_empty() {
                     return None;
                 }
-                for w in overridden_lines(&text, &name) {
+                for w in overridden_lines(&text, &name)
+                    .into_iter()
+                    .chain(contradicting_tls_lines(&text, &name))
+                {
                     t.say(Mark::Warn, "config", &w);
                 }
             }
@@ -414,6 +417,53 @@ pub fn overridden_lines(text: &str, name: &str) -> Vec<String> {
             }
             None => last.push((key, i + 1)),
         }
+    }
+    out
+}
+
+/// The TLS keywords of `text` that contradict each other, each pair with both lines
+/// (`FILE: line 3: OPPORTUNISTIC_TLS contradicts STARTTLS on line 2: ...`, what the
+/// programs do then):
+/// - `STARTTLS` and `OPPORTUNISTIC_TLS`: the mail goes in clear text to a server that does
+///   not offer STARTTLS, which `STARTTLS` alone refuses;
+/// - `INSECURE` and `VERIFYCERT`: the certificate is checked; only AUTH in clear text stays
+///   allowed.
+///
+/// (`OPPORTUNISTIC_TLS` with `SECURETRANSFER` alone changes nothing: said with the
+/// settings that change nothing.)
+pub fn contradicting_tls_lines(text: &str, name: &str) -> Vec<String> {
+    let at = |key: &str| {
+        text.lines()
+            .position(|l| l.split([' ', '\t', '#']).next() == Some(key))
+            .map(|i| i + 1)
+    };
+    let (st, opp, ins, ver) = (
+        at("STARTTLS"),
+        at("OPPORTUNISTIC_TLS"),
+        at("INSECURE"),
+        at("VERIFYCERT"),
+    );
+    let mut out = Vec::new();
+    let mut pair = |a: (&str, usize), b: (&str, usize), then: &str| {
+        let ((k1, n1), (k2, n2)) = if a.1 <= b.1 { (a, b) } else { (b, a) };
+        out.push(format!(
+            "{name}: line {n2}: {k2} contradicts {k1} on line {n1}: {then}"
+        ));
+    };
+    if let (Some(a), Some(b)) = (st, opp) {
+        pair(
+            ("STARTTLS", a),
+            ("OPPORTUNISTIC_TLS", b),
+            "mail goes in clear text to a server that does not offer STARTTLS (remove \
+             OPPORTUNISTIC_TLS to refuse that)",
+        );
+    }
+    if let (Some(a), Some(b)) = (ins, ver) {
+        pair(
+            ("INSECURE", a),
+            ("VERIFYCERT", b),
+            "the server's certificate is checked; INSECURE only allows AUTH in clear text",
+        );
     }
     out
 }
@@ -1039,6 +1089,30 @@ struct SpoolOwner {
     /// ([`crate::spool::Spool::unfit_group`]). Its sub-directories, files and FIFO are
     /// looked at with the spool's own owner and group, as the programs make them there.
     root_only: bool,
+    /// For a spool root's alone: the groups the programs give what they make there
+    /// besides the spool's own. Root keeps the set-gid group of the installed
+    /// `rsendmail` and `rsendmail-admin` (nothing there is the spool's group's to lose),
+    /// and a directory without the set-gid bit gives the maker's group: what those make
+    /// has that group ([`set_gid_groups`]).
+    programs: Vec<u32>,
+}
+
+/// The groups the installed `rsendmail` and this `rsendmail-admin` are set-gid to (none
+/// for one that is not set-gid).
+fn set_gid_groups() -> Vec<u32> {
+    let mut out = Vec::new();
+    for p in [Some(rsendmail_path()), std::env::current_exe().ok()]
+        .into_iter()
+        .flatten()
+    {
+        if let Ok(md) = std::fs::metadata(&p)
+            && md.mode() & 0o2000 != 0
+            && !out.contains(&md.gid())
+        {
+            out.push(md.gid());
+        }
+    }
+    out
 }
 
 impl SpoolOwner {
@@ -1055,6 +1129,7 @@ impl SpoolOwner {
                 group: group_name(md.gid()),
                 unfit: None,
                 root_only: false,
+                programs: Vec::new(),
             };
         }
         if let Some(md) = spool_md.filter(|md| md.uid() == 0 && md.mode() & 0o077 == 0) {
@@ -1064,6 +1139,7 @@ impl SpoolOwner {
                 group: group_name(md.gid()),
                 unfit: None,
                 root_only: true,
+                programs: set_gid_groups(),
             };
         }
         let (gid, unfit) = match init::spool_group(&s.spool.dir) {
@@ -1083,6 +1159,7 @@ impl SpoolOwner {
             group: gid.map_or_else(|| init::DEFAULT_GROUP.to_string(), group_name),
             unfit,
             root_only: false,
+            programs: Vec::new(),
         }
     }
 
@@ -1109,7 +1186,13 @@ impl SpoolOwner {
 
     /// Whether `md` has the owner and group wanted.
     fn owns(&self, md: &std::fs::Metadata) -> bool {
-        md.uid() == self.uid && self.gid == Some(md.gid())
+        md.uid() == self.uid && self.group_fits(md.gid())
+    }
+
+    /// Whether what the programs make in the spool may have the group `gid`: the
+    /// spool's, or (a spool root's alone) a group the programs give ([`Self::programs`]).
+    fn group_fits(&self, gid: u32) -> bool {
+        self.gid == Some(gid) || self.programs.contains(&gid)
     }
 
     /// The commands that give `p` this owner and group (making the group first when
@@ -1266,6 +1349,67 @@ fn root_only_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
             }
         ),
     );
+}
+
+/// Free space below which `check` fails the spool's file system: a message cannot be
+/// queued (the submission, a report, an `rsendmail-admin` change fails with ENOSPC).
+pub const SPACE_FAIL: u64 = 1 << 20;
+/// Free space below which `check` warns.
+pub const SPACE_WARN: u64 = 64 << 20;
+/// Free inodes below which `check` fails the spool's file system (each entry takes two
+/// files, each change one more for a moment).
+pub const INODES_FAIL: u64 = 100;
+/// Free inodes below which `check` warns.
+pub const INODES_WARN: u64 = 1000;
+
+/// The free space and inodes of the spool's file system, as a user's submission may use
+/// them (what root keeps for itself left out): FAIL below [`SPACE_FAIL`] or
+/// [`INODES_FAIL`], warn below [`SPACE_WARN`] or [`INODES_WARN`], else ok. A file system
+/// that counts no inodes (their total 0) is judged on its space alone.
+// statvfs's counts are u64 here, narrower on other targets.
+#[allow(clippy::unnecessary_cast)]
+fn space_step(t: &mut Tally, dir: &Path) {
+    let Ok(st) = nix::sys::statvfs::statvfs(dir) else {
+        return;
+    };
+    let bytes = (st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64);
+    let inodes = (st.files() as u64 > 0).then_some(st.files_available() as u64);
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64);
+    let text = match inodes {
+        Some(n) => format!(
+            "{} free, {n} inodes free on the file system of {}",
+            mib(bytes),
+            dir.display()
+        ),
+        None => format!(
+            "{} free on the file system of {}",
+            mib(bytes),
+            dir.display()
+        ),
+    };
+    let inodes = inodes.unwrap_or(u64::MAX);
+    if bytes < SPACE_FAIL || inodes < INODES_FAIL {
+        t.fail(
+            Sysexit::TempFail,
+            "space",
+            &format!(
+                "{text}: below {} or {INODES_FAIL} inodes, no message can be queued \
+                 (free space there, or give the spool a larger file system)",
+                mib(SPACE_FAIL)
+            ),
+        );
+    } else if bytes < SPACE_WARN || inodes < INODES_WARN {
+        t.say(
+            Mark::Warn,
+            "space",
+            &format!(
+                "{text}: below {} or {INODES_WARN} inodes, the spool is nearly full",
+                mib(SPACE_WARN)
+            ),
+        );
+    } else {
+        t.say(Mark::Ok, "space", &text);
+    }
 }
 
 /// The spool, the set-gid binary, the wake-up FIFO and auth.conf.
@@ -1457,6 +1601,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             &format!("{} ({})", dir.display(), owner_mode(&spool_md)),
         );
     }
+    space_step(t, dir);
     if !refused_dir {
         stranded_step(t, s);
     }
@@ -1760,7 +1905,7 @@ fn subdirs_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
         // `index/domains` is made again by every index rebuild, by whoever rebuilds
         // (a queue run, a member of the group deleting entries): any owner.
         let owner_ok = md.uid() == want.uid || (sub == "index/domains" && !private);
-        let group_ok = private || want.gid == Some(md.gid());
+        let group_ok = private || want.group_fits(md.gid());
         if mode != dir_mode || !owner_ok || !group_ok {
             problems += 1;
             let mut cmds = Vec::new();
@@ -1866,7 +2011,7 @@ fn files_step(
             continue;
         }
         let ok = md.mode() & 0o7777 == file_mode
-            && (private || want.gid == Some(md.gid()))
+            && (private || want.group_fits(md.gid()))
             && (!private || md.uid() == want.uid);
         let name = || crate::text::printable(&ent.file_name().to_string_lossy()).into_owned();
         if only_entries
@@ -1885,7 +2030,7 @@ fn files_step(
         // One root owns was written by root's processes (no one else can make a file
         // root's), with the group the spool had then: its group is only wrong.
         if only_entries
-            && ((!(private || want.gid == Some(md.gid())) && md.uid() != 0)
+            && ((!(private || want.group_fits(md.gid())) && md.uid() != 0)
                 || (private && md.uid() != want.uid))
         {
             suspect.push(name());

@@ -8,8 +8,12 @@
 //! - the spool the queue runner of the same configuration listens on (its wake-up FIFO,
 //!   `SPOOLDIR/wakeup`, held open for reading: a runner keeps the spool it had when a
 //!   reload names one that is not there); a runner's configuration is the `-C` of its
-//!   command line (relative to its working directory), else the system configuration.
-//!   Only the processes this user may look at are seen (root sees every one);
+//!   command line (relative to its working directory), else its system configuration
+//!   (what its environment names for a test build, [`runner_config`]), compared as files
+//!   (device and inode, seen through its own root: another mount namespace's
+//!   `/etc/rsendmail/rsendmail.conf` is another file). A runner whose configuration cannot
+//!   be known is not this configuration's: it never blocks `init`. Only the processes
+//!   this user may look at are seen (root sees every one);
 //! - the built-in default spool, `/var/spool/rsendmail`;
 //! - the directories beside the missing one (at most [`MAX_SIBLINGS`] looked at).
 //!
@@ -205,7 +209,6 @@ fn runners_of(config: &Path) -> Vec<(u32, PathBuf)> {
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    let want = canonical(config);
     let mut out = Vec::new();
     for p in procs.flatten() {
         let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
@@ -235,7 +238,7 @@ fn runners_of(config: &Path) -> Vec<(u32, PathBuf)> {
                     .flatten()
             })
             .collect();
-        if spools.is_empty() || runner_config(pid).as_deref() != Some(want.as_path()) {
+        if spools.is_empty() || !runner_config(pid).is_some_and(|c| same_config(&c, config)) {
             continue;
         }
         spools.dedup();
@@ -245,8 +248,14 @@ fn runners_of(config: &Path) -> Vec<(u32, PathBuf)> {
     out
 }
 
-/// The configuration the process `pid` reads: the `-C` of its command line (relative to
-/// its working directory), else the system configuration.
+/// The configuration the process `pid` reads, as a path to open from here: the `-C` of
+/// its command line (relative to its working directory), else its system configuration:
+/// the file a debug build without set-id privileges takes from its
+/// `RSENDMAIL_SYSTEM_CONFIG` ([`crate::config::system_config`]; read from its
+/// environment), else the built-in one. Paths are taken through its `/proc/PID/cwd` and
+/// `/proc/PID/root`, so that a process in another mount namespace names its own files.
+/// None when that cannot be known (its environment cannot be read, and the variable
+/// could be set there): such a runner is never taken for this configuration's.
 fn runner_config(pid: u32) -> Option<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
     let argv = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
@@ -266,22 +275,48 @@ fn runner_config(pid: u32) -> Option<PathBuf> {
         }
         i += 1;
     }
-    let Some(given) = given else {
-        return Some(canonical(Path::new(crate::config::DEFAULT_CONFIG)));
+    let given: Vec<u8> = match given {
+        Some(g) => g.to_vec(),
+        None if setid(pid)? => crate::config::DEFAULT_CONFIG.as_bytes().to_vec(),
+        None => {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let var = format!("{}=", crate::config::SYSTEM_CONFIG_ENV);
+            env.split(|b| *b == 0)
+                .filter_map(|v| v.strip_prefix(var.as_bytes()))
+                .find(|v| v.first() == Some(&b'/'))
+                .unwrap_or(crate::config::DEFAULT_CONFIG.as_bytes())
+                .to_vec()
+        }
     };
-    let path = Path::new(std::ffi::OsStr::from_bytes(given));
-    let path = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::fs::read_link(format!("/proc/{pid}/cwd"))
-            .ok()?
-            .join(path)
-    };
-    Some(canonical(&path))
+    let path = Path::new(std::ffi::OsStr::from_bytes(&given));
+    Some(match path.strip_prefix("/") {
+        Ok(rel) => PathBuf::from(format!("/proc/{pid}/root")).join(rel),
+        Err(_) => PathBuf::from(format!("/proc/{pid}/cwd")).join(path),
+    })
 }
 
-fn canonical(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+/// Whether the process `pid` runs with privileges its caller does not have (a real user
+/// or group other than the effective one, as [`crate::privs::is_setid`] sees itself).
+fn setid(pid: u32) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let ids = |key: &str| -> Option<(String, String)> {
+        let line = status.lines().find_map(|l| l.strip_prefix(key))?;
+        let mut w = line.split_whitespace();
+        Some((w.next()?.to_string(), w.next()?.to_string()))
+    };
+    let (ruid, euid) = ids("Uid:")?;
+    let (rgid, egid) = ids("Gid:")?;
+    Some(ruid != euid || rgid != egid)
+}
+
+/// Whether `theirs` (a runner's configuration, [`runner_config`]) is the file `ours`:
+/// the same device and inode. A file that is not there is no one's configuration (a
+/// runner without one uses the built-in spool, looked at anyway).
+fn same_config(theirs: &Path, ours: &Path) -> bool {
+    match (std::fs::metadata(theirs), std::fs::metadata(ours)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
 }
 
 /// What the configured `spool` is, as the problems name it (`SPOOLDIR X`), and the

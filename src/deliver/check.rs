@@ -892,47 +892,101 @@ fn session(
         ),
         (None, _) => {}
     }
-    if let Some(rcpt) = to {
-        let user = nix::unistd::User::from_uid(nix::unistd::getuid())
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .unwrap_or_else(|| "root".into());
-        let from = engine.qualify(&user);
-        let mut out: Option<&mut dyn std::io::Write> = None;
-        match session.probe(&from, rcpt, &mut out) {
-            Ok(p) => {
-                // Every line of a multi-line reply: its reasons and links are in them.
-                let line = |r: &Reply| r.in_full();
-                if !p.mail.is_positive() {
-                    t.fail(
-                        reply_code(&p.mail),
-                        "mail",
-                        &format!("MAIL FROM:<{from}>: {}", line(&p.mail)),
-                    );
+    // The sender every delivery gives (the submitting user's address, qualified as a
+    // delivery qualifies it), then RSET: a server that refuses every message at MAIL
+    // (`530 Must issue a STARTTLS command first`, `530 Authentication required`) is
+    // found without a recipient; with `--to`, that recipient too. Nothing is sent.
+    // Without `--to`, not when the credentials could not be read here: the server
+    // would refuse this session what it accepts from a delivery that logs in.
+    if to.is_none() && unread_auth.is_some() {
+        session.close(&mut None);
+        return;
+    }
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| "root".into());
+    let from = engine.qualify(&user);
+    let mut out: Option<&mut dyn std::io::Write> = None;
+    match session.probe(&from, to, &mut out) {
+        Ok(p) => {
+            // Every line of a multi-line reply: its reasons and links are in them.
+            let line = |r: &Reply| r.in_full();
+            let then = if to.is_none() {
+                " (then RSET: nothing was sent)"
+            } else {
+                ""
+            };
+            if !p.mail.is_positive() {
+                t.fail(
+                    reply_code(&p.mail),
+                    "mail",
+                    &format!(
+                        "MAIL FROM:<{from}>: {}{then}{}",
+                        line(&p.mail),
+                        mail_refusal_fix(&session, policy, &creds, &p.mail)
+                            .map(|f| format!("; every message is refused {f}"))
+                            .unwrap_or_default()
+                    ),
+                );
+            } else {
+                t.say(
+                    Mark::Ok,
+                    "mail",
+                    &format!("MAIL FROM:<{from}>: {}{then}", line(&p.mail)),
+                );
+            }
+            if let (Some(r), Some(rcpt)) = (&p.rcpt, to) {
+                let text = format!(
+                    "RCPT TO:<{rcpt}>: {} (then RSET: nothing was sent)",
+                    line(r)
+                );
+                if r.is_positive() {
+                    t.say(Mark::Ok, "rcpt", &text);
                 } else {
-                    t.say(
-                        Mark::Ok,
-                        "mail",
-                        &format!("MAIL FROM:<{from}>: {}", line(&p.mail)),
-                    );
-                }
-                if let Some(r) = &p.rcpt {
-                    let text = format!(
-                        "RCPT TO:<{rcpt}>: {} (then RSET: nothing was sent)",
-                        line(r)
-                    );
-                    if r.is_positive() {
-                        t.say(Mark::Ok, "rcpt", &text);
-                    } else {
-                        t.fail(reply_code(r), "rcpt", &text);
-                    }
+                    t.fail(reply_code(r), "rcpt", &text);
                 }
             }
-            Err(r) => t.fail(Sysexit::TempFail, "probe", &r.text_without_enhanced()),
         }
+        Err(r) => t.fail(Sysexit::TempFail, "probe", &r.text_without_enhanced()),
     }
     session.close(&mut None);
+}
+
+/// What to change when the server refused `MAIL FROM` (`reply`) on `session`: the
+/// keywords that start TLS when it asks for TLS first (a 530 or 5.7.0 reply naming
+/// STARTTLS, or any 530 on a clear-text session of a server that offers STARTTLS), the
+/// credentials when it asks for authentication; else None (the reply says why).
+fn mail_refusal_fix(
+    session: &Session,
+    policy: &TlsPolicy,
+    creds: &Option<Credentials>,
+    reply: &Reply,
+) -> Option<String> {
+    let text = reply.in_full().to_ascii_lowercase();
+    let code530 = reply.code == 530;
+    let wants_tls =
+        text.contains("starttls") || (code530 && !text.contains("auth") && session.caps.starttls);
+    if !session.tls && wants_tls {
+        let how = if policy.mode == TlsMode::Off {
+            "add a `STARTTLS` line to the configuration (rsendmail.conf(5))"
+        } else {
+            "the configuration asks for STARTTLS, but the server did not offer it"
+        };
+        return Some(format!("until TLS is started: {how}"));
+    }
+    if code530 || text.contains("auth") {
+        return Some(match creds {
+            Some(_) => "until a login is accepted, and none was made here (is AUTH offered \
+                        only after STARTTLS?)"
+                .to_string(),
+            None => "until a login is accepted: name the relay's credentials in AUTHPATH's \
+                     file (`user|host:password`, rsendmail.conf(5))"
+                .to_string(),
+        });
+    }
+    None
 }
 
 /// The transcript of [`Session::open`], kept for the steps' lines, which prints the
@@ -1072,6 +1126,15 @@ fn offered_certificate(
 fn tls_lines(t: &mut Tally, s: &Session, policy: &TlsPolicy, name: &str) {
     if !s.tls {
         match policy.mode {
+            TlsMode::Off if s.caps.starttls => t.say(
+                Mark::Warn,
+                "tls",
+                &format!(
+                    "{} offers STARTTLS, but no TLS is configured: mail goes in clear text \
+                     (add a `STARTTLS` line to the configuration to use it)",
+                    s.host
+                ),
+            ),
             TlsMode::Off => t.say(
                 Mark::Skip,
                 "tls",

@@ -1,6 +1,6 @@
-//! The probe of `rsendmail-admin check --to`: `MAIL FROM` and `RCPT TO` on an open
-//! session, then `RSET`, never `DATA`: what the server says of a recipient without
-//! anything being sent. And what the check prints of a TLS session: the server's
+//! The probe of `rsendmail-admin check`: `MAIL FROM`, with `--to` `RCPT TO`, on an open
+//! session, then `RSET`, never `DATA`: what the server says of the sender (and of a
+//! recipient) without anything being sent. And what the check prints of a TLS session: the server's
 //! certificate.
 
 #![deny(clippy::string_slice)]
@@ -22,12 +22,12 @@ pub const CONNECTED: &str = "Connected to ";
 pub struct Probe {
     /// The reply to `MAIL FROM:<from>`.
     pub mail: Reply,
-    /// The reply to `RCPT TO:<to>`, when MAIL was accepted.
+    /// The reply to `RCPT TO:<to>`, when one was given and MAIL was accepted.
     pub rcpt: Option<Reply>,
 }
 
 impl Session {
-    /// `MAIL FROM:<from>`, and when it is accepted `RCPT TO:<to>`, then `RSET` (each
+    /// `MAIL FROM:<from>`, and when it is accepted `RCPT TO:<to>` (when `to` is given), then `RSET` (each
     /// command on its own, whatever PIPELINING says), leaving the session ready for
     /// `QUIT` ([`Session::close`]). `Err`: the connection failed or the server broke
     /// the protocol (the session is then closed). The addresses are sent as given: the
@@ -35,14 +35,14 @@ impl Session {
     pub fn probe(
         &mut self,
         from: &str,
-        to: &str,
+        to: Option<&str>,
         out: &mut Transcript<'_>,
     ) -> Result<Probe, Reply> {
         self.state = State::MailReply;
         self.put(&format!("MAIL FROM:<{from}>"), out)?;
         self.flush(self.timeouts.mail)?;
         let mail = self.read_expect(self.timeouts.mail, out, Expect::Completion, "MAIL")?;
-        let rcpt = if mail.is_positive() {
+        let rcpt = if let Some(to) = to.filter(|_| mail.is_positive()) {
             self.state = State::RcptReply;
             self.put(&format!("RCPT TO:<{to}>"), out)?;
             self.flush(self.timeouts.rcpt)?;
