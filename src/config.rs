@@ -1485,6 +1485,7 @@ pub fn parse_host_port(s: &str) -> Option<(String, Option<u16>)> {
 /// Whatever is taken here the deliverer can connect to, or try to. `Err` says why not.
 pub fn check_host_port(s: &str) -> Result<(String, Option<u16>), String> {
     let port_of = |p: &str| match p.parse::<u16>() {
+        _ if p.is_empty() => Err("no port after ':'".to_string()),
         Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
         _ => Err(format!("port {p} is not a number from 1 to 65535")),
     };
@@ -1674,6 +1675,17 @@ pub fn parse_relay_table_quoting(
             return Err(bad("expected: domain relay[:port]"));
         };
         let by_mx = relay.eq_ignore_ascii_case(RELAY_BY_MX);
+        // `mx:host`, `mx:25`: `mx:` alone means the domain's MX hosts; read as a host
+        // named `mx`, the rest would be called a bad port.
+        let mx_with_more = relay
+            .get(..RELAY_BY_MX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(RELAY_BY_MX));
+        if mx_with_more && !by_mx {
+            return Err(bad(&format!(
+                "invalid relay {}: mx: takes no host or port (mx: alone sends to the domain's MX hosts; a host named mx is [mx] or mx.domain)",
+                shown(relay)
+            )));
+        }
         let (host, port) = if by_mx {
             (String::new(), Some(0))
         } else {
@@ -2896,7 +2908,24 @@ mod tests {
             ),
             (
                 "remote.example relay:\n",
-                "rt: line 1: invalid relay relay:: port  is not a number from 1 to 65535",
+                "rt: line 1: invalid relay relay:: no port after ':'",
+            ),
+            // `mx:` takes nothing after it, in any case.
+            (
+                "d2.example mx:127.0.0.2\n",
+                "rt: line 1: invalid relay mx:127.0.0.2: mx: takes no host or port (mx: alone sends to the domain's MX hosts; a host named mx is [mx] or mx.domain)",
+            ),
+            (
+                "d2.example MX:25\n",
+                "rt: line 1: invalid relay MX:25: mx: takes no host or port (mx: alone sends to the domain's MX hosts; a host named mx is [mx] or mx.domain)",
+            ),
+            (
+                "d2.example mx::\n",
+                "rt: line 1: invalid relay mx::: mx: takes no host or port (mx: alone sends to the domain's MX hosts; a host named mx is [mx] or mx.domain)",
+            ),
+            (
+                "remote.example [relay]:\n",
+                "rt: line 1: invalid relay [relay]:: no port after ':'",
             ),
             (
                 "remote.example bad..host\n",

@@ -104,7 +104,9 @@ fn pending_recipients(e: &QueuedEntry) -> Vec<Pending<'_>> {
 }
 
 /// sendmail's queue priority (the `P` line of its queue file, `-Priority-` in the verbose
-/// listing; lower runs first): the size of the message as submitted, plus 30000
+/// listing; lower runs first): the size of the message as submitted (the header fields
+/// rsendmail removed, `Bcc:`, `Resent-Bcc:`, `Content-Length:`, `Return-Path:`,
+/// included; recorded: `bpv-t-bcc`, `bpv-content-length`), plus 30000
 /// (`RecipientFactor`) per recipient it was accepted for or refused as an unknown user
 /// ([`Envelope::refused_users`](rsendmail::spool::entry::Envelope)), plus 90000
 /// (`RetryFactor`) per try made by a queue run. The try made at submission (modes `i`
@@ -118,8 +120,8 @@ pub fn priority(e: &QueuedEntry) -> i64 {
     let submitted = if report {
         0
     } else {
-        env.header_bytes
-            .saturating_sub(env.added_header_bytes)
+        env.submitted_header_bytes
+            .unwrap_or_else(|| env.header_bytes.saturating_sub(env.added_header_bytes))
             .saturating_add(e.body_size())
     };
     let at_submission =

@@ -1131,6 +1131,7 @@ pub fn submit<R: BufRead>(
         mode: mode.letter(),
         header_bytes,
         added_header_bytes: added_bytes(&added),
+        submitted_header_bytes: Some(head.submitted_bytes + 1),
         body_type: req.body_type.clone(),
         envid: req.envid.clone(),
         ret: req.ret.clone(),

@@ -949,6 +949,48 @@ fn several_smarthosts_fallback_and_split() {
     assert!(na > 0 && nb > 0, "not spread: {na} and {nb}");
 }
 
+/// `-v` with `O SmarthostSplit`: each connection opened says `Closing connection to`
+/// once, as sendmail does, also the one a full connection cache (2 by default) lets go
+/// before the end.
+#[test]
+fn split_smarthosts_verbose_closes_each_connection() {
+    let Some((scratch, a)) = start_peer(&[]) else {
+        return;
+    };
+    let b = Peer::start(&scratch.dir, &[]);
+    let c = Peer::start(&scratch.dir, &[]);
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1:{} 127.0.0.1:{} 127.0.0.1:{}\nO SmarthostSplit=3\n",
+        a.port, b.port, c.port
+    ));
+    let r = env.sendmail(
+        &[
+            "-odi",
+            "-v",
+            "a@d1.example",
+            "b@d2.example",
+            "c@d3.example",
+            "d@d4.example",
+            "e@d5.example",
+            "f@d6.example",
+        ],
+        MSG,
+    );
+    r.code(0);
+    let used = [&a, &b, &c]
+        .iter()
+        .filter(|p| !p.messages().is_empty())
+        .count();
+    assert_eq!(used, 3, "{}", r.stdout);
+    let opened = r.stdout.matches("\n220 ").count();
+    let closed = r
+        .stdout
+        .matches("Closing connection to [127.0.0.1]\n")
+        .count();
+    assert_eq!((opened, closed), (3, 3), "{}", r.stdout);
+    assert_eq!(r.stdout.matches(">>> QUIT\n").count(), 3, "{}", r.stdout);
+}
+
 /// NOPIPELINING: one command, one reply, even when the server offers PIPELINING; and
 /// `-q -v` names each entry before its transcript, as sendmail does.
 #[test]

@@ -633,3 +633,48 @@ fn entries_set_aside_in_corrupt_are_said_by_mailq_and_check() {
         c.stdout
     );
 }
+
+/// The priority counts the whole header as submitted, the fields rsendmail removes
+/// (`Bcc:` here) included, so the order is sendmail's: a short body under a long `Bcc:`
+/// runs after a longer body without one (recorded with 8.17: `small 30163`, then
+/// `big 30312`).
+#[test]
+fn priority_counts_removed_fields_as_submitted() {
+    let env = Env::new();
+    let bcc: Vec<String> = (0..15).map(|i| format!("h{i:02}@example.org")).collect();
+    let big = format!(
+        "Bcc: {}\nSubject: x\n\n{}\n",
+        bcc.join(", "),
+        "b".repeat(40)
+    );
+    let small = format!("Subject: x\n\n{}\n", "s".repeat(150));
+    env.sendmail(
+        &["-odq", "-f", "big@example.com", "a@example.org"],
+        big.as_bytes(),
+    )
+    .code(0);
+    env.sendmail(
+        &["-odq", "-f", "small@example.com", "a@example.org"],
+        small.as_bytes(),
+    )
+    .code(0);
+    let out = env.mailq(&["-v"]);
+    let rows: Vec<(String, String)> = out
+        .lines()
+        .skip(2)
+        .filter(|l| !l.starts_with('\t'))
+        .map(|l| {
+            let mut f = l.get(15..).unwrap_or_default().split_whitespace();
+            let pri = f.nth(1).unwrap_or_default().to_string();
+            (f.nth(3).unwrap_or_default().to_string(), pri)
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("small@example.com".to_string(), "30163".to_string()),
+            ("big@example.com".to_string(), "30312".to_string())
+        ],
+        "{out}"
+    );
+}

@@ -244,7 +244,7 @@ impl Conn {
 
     /// After a transaction: a usable connection goes back to the cache for the next
     /// message to these hosts (this worker's or another's); a broken one stays here.
-    fn release(&mut self) {
+    fn release(&mut self, out: &mut Transcript<'_>) {
         if self.session.as_ref().is_some_and(Session::is_primed) {
             // Kept here, still counted as busy, for the message sent ahead.
             return;
@@ -252,7 +252,7 @@ impl Conn {
         if self.session.as_ref().is_some_and(Session::is_usable)
             && let Some(key) = self.key.take()
         {
-            cache::put(&key, self.session.take());
+            cache::put(&key, self.session.take(), out);
         } else {
             self.give_up_slot();
         }
@@ -269,7 +269,7 @@ impl Conn {
     /// This connection no longer counts as busy in the cache.
     fn give_up_slot(&mut self) {
         if let Some(key) = self.key.take() {
-            cache::put(&key, None);
+            cache::put(&key, None, &mut None);
         }
     }
 
@@ -729,7 +729,7 @@ pub fn attempt(
                 }
             }
         }
-        conn.release();
+        conn.release(out);
         let got = got?;
         if units_left > 0 {
             unrecorded = record_on_the_way(locked, &got);

@@ -185,10 +185,12 @@ pub fn others_waiting(key: &Key) -> bool {
 }
 
 /// Put back a connection [`acquire`]d: kept idle when it
-/// is usable and the cache has room, else closed (QUIT). `None`: the connection was
-/// given up; it is no longer counted.
-pub fn put(key: &Key, session: Option<Session>) {
+/// is usable and the cache has room, else closed (QUIT). The one idle longest that a
+/// full cache lets go says `Closing connection to [ip]` on `out`. `None`: the connection
+/// was given up; it is no longer counted.
+pub fn put(key: &Key, session: Option<Session>, out: &mut Transcript<'_>) {
     let mut closing = Vec::new();
+    let mut evicted = Vec::new();
     {
         let mut c = lock();
         if let Some(at) = c.busy.iter().position(|k| k == key) {
@@ -202,7 +204,7 @@ pub fn put(key: &Key, session: Option<Session>) {
                     since: Instant::now(),
                 });
                 while c.idle.len() > c.size {
-                    closing.push(c.idle.remove(0).session);
+                    evicted.push(c.idle.remove(0).session);
                 }
                 if !c.reaper {
                     c.reaper = true;
@@ -215,6 +217,11 @@ pub fn put(key: &Key, session: Option<Session>) {
     }
     CACHE.changed.notify_all();
     quit(closing);
+    // One put out of a full cache says so on `-v`, as sendmail's `mci_uncache` does
+    // (`Closing connection to [ip]`): every connection opened gets its line.
+    for s in evicted {
+        s.close(out);
+    }
 }
 
 /// Set by a long-lived process (the periodic runner): its runs leave their connections

@@ -223,6 +223,22 @@ fn header_name(line: &[u8]) -> Option<String> {
     }
 }
 
+/// A field's line with no blank between its name and the colon (`Subject : x` →
+/// `Subject: x`), with its LF: sendmail relays every field so (recorded:
+/// `bytes-space-colon`, `sc-t-to-bcc`, `sc-resent`).
+fn without_blanks_before_colon(name: &str, line: &[u8]) -> Vec<u8> {
+    let rest = line
+        .iter()
+        .position(|&b| b == b':')
+        .and_then(|colon| line.split_at_checked(colon))
+        .map_or(line, |(_, rest)| rest);
+    let mut raw = Vec::with_capacity(name.len() + rest.len() + 1);
+    raw.extend_from_slice(name.as_bytes());
+    raw.extend_from_slice(rest);
+    raw.push(b'\n');
+    raw
+}
+
 /// The header section of a message read from stdin.
 #[derive(Debug, Default)]
 pub struct Head {
@@ -231,6 +247,9 @@ pub struct Head {
     pub first_body_line: Option<Vec<u8>>,
     /// The message ended within the header section (no body follows).
     pub ended: bool,
+    /// The bytes of the header fields as submitted, before any was rewritten (a blank
+    /// before the colon) or removed: sendmail's queue priority counts them.
+    pub submitted_bytes: u64,
 }
 
 /// Read the header section. A first line `From ...` (an mbox separator) is dropped, as
@@ -285,12 +304,15 @@ pub fn read_head<R: BufRead>(reader: &mut LineReader<R>) -> Result<Head, Fatal> 
         if is_continuation && let Some(last) = head.headers.last_mut() {
             last.raw.extend_from_slice(&line);
             last.raw.push(b'\n');
+            head.submitted_bytes += line.len() as u64 + 1;
             continue;
         }
         if let Some(name) = name {
-            let mut raw = line.clone();
-            raw.push(b'\n');
-            head.headers.push(Header { name, raw });
+            head.submitted_bytes += line.len() as u64 + 1;
+            head.headers.push(Header {
+                raw: without_blanks_before_colon(&name, &line),
+                name,
+            });
             continue;
         }
         let mut body = line.clone();
@@ -870,12 +892,23 @@ mod tests {
                 let mut end_line = |v: &mut Vec<u8>| {
                     v.extend_from_slice(if *ends.next().unwrap_or(&false) { b"\r\n" } else { b"\n" });
                 };
-                for (_, lines) in &block {
-                    for l in lines {
+                // A field's first line loses the blanks before its colon
+                // (`A :` → `A:`), as sendmail relays it.
+                let canon_line = |name: &str, i: usize, l: &[u8]| -> Vec<u8> {
+                    let c = canon(l);
+                    match c.iter().position(|&b| b == b':') {
+                        Some(colon) if i == 0 => [name.as_bytes(), &c[colon..]].concat(),
+                        _ => c,
+                    }
+                };
+                let mut submitted = 0u64;
+                for (name, lines) in &block {
+                    for (i, l) in lines.iter().enumerate() {
                         input.extend_from_slice(l);
                         end_line(&mut input);
-                        canonical.extend_from_slice(&canon(l));
+                        canonical.extend_from_slice(&canon_line(name, i, l));
                         canonical.push(b'\n');
+                        submitted += canon(l).len() as u64 + 1;
                     }
                 }
                 end_line(&mut input);
@@ -887,9 +920,14 @@ mod tests {
                 prop_assert_eq!(head.headers.len(), block.len());
                 let all: Vec<u8> = head.headers.iter().flat_map(|h| h.raw.clone()).collect();
                 prop_assert_eq!(all, canonical);
+                prop_assert_eq!(head.submitted_bytes, submitted);
                 for (h, (name, lines)) in head.headers.iter().zip(&block) {
                     prop_assert_eq!(&h.name, name);
-                    let want: Vec<u8> = lines.iter().flat_map(|l| [&canon(l)[..], b"\n"].concat()).collect();
+                    let want: Vec<u8> = lines
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(i, l)| [&canon_line(name, i, l)[..], b"\n"].concat())
+                        .collect();
                     prop_assert_eq!(&h.raw, &want);
                 }
                 let mut rest = Vec::new();

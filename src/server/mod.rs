@@ -462,6 +462,7 @@ impl Server<'_> {
             mode: self.mode.letter(),
             header_bytes,
             added_header_bytes: submit::added_bytes(&added),
+            submitted_header_bytes: Some(head.submitted_bytes + 1),
             body_type: tx.params.body.map(|b| b.as_str().to_string()),
             envid: tx.params.envid.clone(),
             ret: tx.params.ret.map(|r| r.as_str().to_string()),

@@ -283,6 +283,11 @@ pub struct Envelope {
     /// the rest is the message as submitted, whose size sendmail's queue priority counts
     /// (see `mailq`). 0 in entries written before it was recorded.
     pub added_header_bytes: u64,
+    /// Bytes of the header block as it was submitted, the fields rsendmail removed
+    /// (`Bcc:`, `Content-Length:`, ...) or rewrote included: the size sendmail's queue
+    /// priority counts (see `mailq`). `None` in entries written before it was recorded
+    /// (the priority then counts the header block less the fields rsendmail added).
+    pub submitted_header_bytes: Option<u64>,
     pub body_type: Option<String>,
     pub envid: Option<String>,
     pub ret: Option<String>,
@@ -326,6 +331,7 @@ impl Default for Envelope {
             mode: 'q',
             header_bytes: 0,
             added_header_bytes: 0,
+            submitted_header_bytes: None,
             body_type: None,
             envid: None,
             ret: None,
@@ -408,6 +414,9 @@ impl Envelope {
         let _ = writeln!(s, "header-bytes {}", self.header_bytes);
         if self.added_header_bytes > 0 {
             let _ = writeln!(s, "added-header-bytes {}", self.added_header_bytes);
+        }
+        if let Some(n) = self.submitted_header_bytes {
+            let _ = writeln!(s, "submitted-header-bytes {n}");
         }
         if self.expansions > 0 {
             let _ = writeln!(s, "expansions {}", self.expansions);
@@ -510,6 +519,7 @@ impl Envelope {
                 "mode" => env.mode = rest.chars().next().unwrap_or('q'),
                 "header-bytes" => env.header_bytes = number(rest, line)?,
                 "added-header-bytes" => env.added_header_bytes = number(rest, line)?,
+                "submitted-header-bytes" => env.submitted_header_bytes = Some(number(rest, line)?),
                 "sender" => {
                     env.sender = un(rest)?;
                     have_sender = true;
@@ -1179,6 +1189,7 @@ mod tests {
             mode: 'q',
             header_bytes: 120,
             added_header_bytes: 97,
+            submitted_header_bytes: Some(64),
             body_type: Some("8BITMIME".into()),
             envid: Some("abc".into()),
             ret: Some("HDRS".into()),
@@ -1792,6 +1803,7 @@ rcpt 1 delivered 250";
                     mode,
                     header_bytes,
                     added_header_bytes,
+                    submitted_header_bytes: (uid % 2 == 0).then_some(added_header_bytes),
                     body_type,
                     envid,
                     ret,
