@@ -1391,26 +1391,9 @@ impl Spool {
                 Kind::File,
             ) {
                 Ok(file) => {
-                    if self.qf_path(&id).exists() {
-                        let _ = fs::remove_file(&path);
+                    let Some(file) = self.hold_new_tmp(file, &path, &id) else {
                         continue;
-                    }
-                    // Held until the rename: a queue run removes a temporary file only
-                    // when nobody holds it (`clean_leftovers`), so a submission keeps
-                    // its file however long it takes (a slow client, a stopped
-                    // process), and one killed leaves nothing a run keeps. A run that
-                    // took the file between its creation and this lock holds it while
-                    // it removes it: waited for, and then the file is gone (no link
-                    // left), so another ID is taken. Where locks are not to be had,
-                    // age alone decides (GRACE).
-                    match file.lock() {
-                        Ok(()) => {
-                            if file.metadata().is_ok_and(|md| md.nlink() == 0) {
-                                continue;
-                            }
-                        }
-                        Err(e) => log::debug!("{}: not locked: {e}", path.display()),
-                    }
+                    };
                     return Ok(NewEntry {
                         spool: self.clone(),
                         id,
@@ -1430,6 +1413,29 @@ impl Spool {
             Sysexit::TempFail,
             "cannot find a free queue id; try again later",
         ))
+    }
+
+    /// Hold `file`, the temporary file of entry `id` just created at `path`: `None`
+    /// when it is no longer there to be held, or entry `id` is committed (the file then
+    /// removed).
+    ///
+    /// Held until the rename: a queue run removes a temporary file only when nobody
+    /// holds it (`clean_leftovers`), so a submission keeps its file however long it
+    /// takes (a slow client, a stopped process), and one killed leaves nothing a run
+    /// keeps. A run that took the file between its creation and this lock holds it
+    /// while it removes it: waited for, and then the file is gone (no link left). Where
+    /// locks are not to be had, age alone decides (GRACE).
+    fn hold_new_tmp(&self, file: File, path: &Path, id: &str) -> Option<File> {
+        match file.lock() {
+            Ok(()) if file.metadata().is_ok_and(|md| md.nlink() == 0) => return None,
+            Ok(()) => {}
+            Err(e) => log::debug!("{}: not locked: {e}", path.display()),
+        }
+        if self.qf_path(id).exists() {
+            let _ = fs::remove_file(path);
+            return None;
+        }
+        Some(file)
     }
 
     /// [`Spool::begin`] with the ID given (a [`report_queue_id`]): `None` when its
@@ -1452,15 +1458,11 @@ impl Spool {
                 Kind::File,
             ) {
                 Ok(file) => {
-                    match file.lock() {
-                        Ok(()) if file.metadata().is_ok_and(|md| md.nlink() == 0) => continue,
-                        Ok(()) => {}
-                        Err(e) => log::debug!("{}: not locked: {e}", path.display()),
-                    }
-                    if self.qf_path(id).exists() {
-                        let _ = fs::remove_file(&path);
-                        return Ok(None);
-                    }
+                    // Gone again (a run took it), or its entry committed meanwhile:
+                    // the loop's first check says which.
+                    let Some(file) = self.hold_new_tmp(file, &path, id) else {
+                        continue;
+                    };
                     return Ok(Some(NewEntry {
                         spool: self.clone(),
                         id: id.to_string(),
