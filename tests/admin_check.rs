@@ -4850,3 +4850,48 @@ fn a_queue_file_of_neither_root_nor_its_recorded_user_is_planted() {
         "{said}{log}"
     );
 }
+
+/// `config` on a file with several lines in error names each of them, as `check` does,
+/// not only the first (the file read again with each line in error set aside); one
+/// error alone is said once.
+#[test]
+fn config_names_every_line_in_error() {
+    let env = Env::with_config("BOGUSKEY 1\nSMARTHOST\nPORT abc\n");
+    let conf = env.conf.display().to_string();
+    let r = admin(&env, &["config"]);
+    r.code(78);
+    assert_eq!(r.stdout, "", "no configuration is shown");
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with(&conf)).collect();
+    assert_eq!(lines.len(), 3, "{}", r.stderr);
+    for (n, what) in [
+        (0, "unknown keyword BOGUSKEY"),
+        (1, "SMARTHOST"),
+        (2, "PORT abc"),
+    ] {
+        assert!(lines[n].contains(what), "{n}: {}", r.stderr);
+    }
+    // With an option given after `config` (the file read alone first), the same.
+    let r = admin(&env, &["config", "-O", "MaxHopCount=9"]);
+    r.code(78);
+    assert_eq!(
+        r.stderr.lines().filter(|l| l.starts_with(&conf)).count(),
+        3,
+        "{}",
+        r.stderr
+    );
+    // One line in error: said once.
+    let text = fs::read_to_string(&env.conf).unwrap();
+    fs::write(
+        &env.conf,
+        text.replace("SMARTHOST\n", "").replace("PORT abc\n", ""),
+    )
+    .unwrap();
+    let r = admin(&env, &["config"]);
+    r.code(78);
+    assert_eq!(
+        r.stderr.matches("unknown keyword BOGUSKEY").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+}

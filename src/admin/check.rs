@@ -237,20 +237,8 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
             &format!("{name}: not there, the built-in settings apply"),
         );
     } else {
-        // A file given with -C is read with the caller's own group (the set-gid
-        // program's is given up for it before anything else reads it, `app::setup`):
-        // never one of the spool's group she could not read herself.
-        let read = || crate::boundedfile::read_regular(&path, false, crate::boundedfile::MAX_FILE);
-        let got = match &ctx.config {
-            Some(_) => crate::privs::as_real_group(read).unwrap_or_else(|e| {
-                Err(crate::boundedfile::ReadError::Io(std::io::Error::from(e)))
-            }),
-            None => read(),
-        };
-        match got {
-            Ok((bytes, md)) => {
-                let text = String::from_utf8_lossy(&bytes).into_owned();
-                let quoted = crate::text::readable_by_all(&md);
+        match read_config_text(ctx, &path) {
+            Ok((text, quoted)) => {
                 let problems = file_problems(&text, &name, quoted);
                 for p in &problems {
                     t.fail(Sysexit::Config, "config", p);
@@ -345,6 +333,27 @@ fn auth_readable_by_others(cfg: &Config) -> bool {
     };
     std::fs::metadata(p)
         .is_ok_and(|md| md.mode() & 0o004 != 0 || crate::spool::safety::acl_readers(p).is_some())
+}
+
+/// The configuration file at `path` (the one `ctx` names), read as the programs read
+/// it: with the caller's own group when given with -C (the set-gid program's is given
+/// up for it before anything else reads it, `app::setup`: never one of the spool's
+/// group she could not read herself). `(text, quoted)`: its text, and whether its
+/// values are quoted in messages ([`crate::text::readable_by_all`]).
+pub fn read_config_text(
+    ctx: &Context,
+    path: &std::path::Path,
+) -> Result<(String, bool), crate::boundedfile::ReadError> {
+    let read = || crate::boundedfile::read_regular(path, false, crate::boundedfile::MAX_FILE);
+    let (bytes, md) = match &ctx.config {
+        Some(_) => crate::privs::as_real_group(read)
+            .unwrap_or_else(|e| Err(crate::boundedfile::ReadError::Io(std::io::Error::from(e))))?,
+        None => read()?,
+    };
+    Ok((
+        String::from_utf8_lossy(&bytes).into_owned(),
+        crate::text::readable_by_all(&md),
+    ))
 }
 
 /// Each problem `Config::parse` finds in `text`, with its file and line: the line of

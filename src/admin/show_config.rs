@@ -24,7 +24,8 @@
 //! never shown: AUTHPATH is the name of the file that holds them, which is not read for
 //! this. A configuration or option in error is refused as every program refuses it
 //! (its message, with the file and line, on stderr; EX_CONFIG, or sendmail's status for
-//! a bad command-line option). A file's line for an option also given after `config`
+//! a bad command-line option); when the file has several lines in error, each is named,
+//! as `check` names them. A file's line for an option also given after `config`
 //! is still checked: it is refused as a run without that option would refuse it.
 //!
 //! The output read back as a configuration file (`-C`) means the same: a flag keyword
@@ -56,6 +57,28 @@ pub fn config_argv(ctx: &Context) -> Vec<OsString> {
     argv
 }
 
+/// The refusal of a configuration in error: when it is a line of the file, every line
+/// of the file in error, as `check` lists them (each set aside and the file read
+/// again), so that one typo does not hide the next; else `f` alone. EX_CONFIG.
+pub fn refused(ctx: &Context, f: crate::exit::Fatal) -> Sysexit {
+    let path = ctx.config.clone().unwrap_or_else(config::system_config);
+    let name = path.display().to_string();
+    let problems = match super::check::read_config_text(ctx, &path) {
+        Ok((text, quoted)) => super::check::file_problems(&text, &name, quoted),
+        Err(_) => Vec::new(),
+    };
+    if problems.len() < 2 || !problems.contains(&f.message) {
+        return app::report(&super::on_stderr(f));
+    }
+    for p in &problems {
+        crate::errln!("{p}");
+        if !crate::log::to_stderr() {
+            log::error!("{p}");
+        }
+    }
+    f.code
+}
+
 /// Print the configuration; see the module.
 pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Sysexit {
     // An option given here is not read from the file at all (sendmail's rule, which the
@@ -65,7 +88,7 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
     if !(options_given.is_empty() && letters.is_empty())
         && let Err(f) = app::setup(config_argv(ctx))
     {
-        return app::report(&super::on_stderr(f));
+        return refused(ctx, f);
     }
     let mut argv = config_argv(ctx);
     for l in letters {
@@ -77,7 +100,7 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
     }
     let s = match app::setup(argv) {
         Ok(s) => s,
-        Err(f) => return app::report(&super::on_stderr(f)),
+        Err(f) => return refused(ctx, f),
     };
     // What it says is the configuration's: one someone the caller does not trust could
     // change (a user's file, or a link she made to another) is refused, as every

@@ -239,8 +239,9 @@ fn main() -> ExitCode {
         Command::Config { options, letters } => {
             match admin::spool_present(&ctx, &options, &letters) {
                 Ok(()) => admin::show_config::show(&ctx, &options, &letters),
-                // Where `config` says every other problem of the configuration.
-                Err(f) => rsendmail::app::report(&admin::on_stderr(f)),
+                // Where `config` says every other problem of the configuration (each
+                // line of the file in error, `show_config::refused`).
+                Err(f) => admin::show_config::refused(&ctx, f),
             }
         }
         Command::Init { group, new_spool } => admin::init::init(&ctx, group.as_deref(), new_spool),
