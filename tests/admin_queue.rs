@@ -1222,7 +1222,7 @@ fn two_users_act_only_on_their_own_entries() {
     assert!(!dead.exists(), "{}", text(&out.stdout));
     // The report is queued; a queue run (root's) delivers it.
     let out = Command::new(&root_sm)
-        .arg("-q")
+        .arg("-qf")
         .envs(envs)
         .output()
         .unwrap();
