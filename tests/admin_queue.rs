@@ -632,7 +632,7 @@ fn bounce_of_a_local_senders_entry_mails_the_report() {
     r.code(0);
     assert_eq!(r.stdout, format!("{id}: returned to its sender\n"));
     assert_eq!(fs::metadata(&dead).map(|m| m.len()).ok(), before);
-    env.sendmail(&["-q"], b"").code(0);
+    env.sendmail(&["-qf"], b"").code(0);
     let mbox = fs::read_to_string(env.dir.join("mail/root")).unwrap_or_default();
     assert_eq!(
         mbox.matches("report-type=delivery-status").count(),
@@ -1222,7 +1222,7 @@ fn two_users_act_only_on_their_own_entries() {
     assert!(!dead.exists(), "{}", text(&out.stdout));
     // The report is queued; a queue run (root's) delivers it.
     let out = Command::new(&root_sm)
-        .arg("-q")
+        .arg("-qf")
         .envs(envs)
         .output()
         .unwrap();

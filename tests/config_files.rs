@@ -224,7 +224,7 @@ fn a_root_queue_run_never_routes_by_her_files() {
         fs::write(&env.conf, original).unwrap();
     }
     // Root's own files: the run delivers root's copy.
-    env.sendmail(&["-q"], b"");
+    env.sendmail(&["-qf"], b"");
     assert!(!stolen.exists());
     let _ = fs::remove_dir_all(&env.dir);
 }

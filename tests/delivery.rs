@@ -1554,6 +1554,6 @@ fn a_stopped_queue_run_waits_for_the_reply_to_the_final_dot() {
         env.json()
     );
     assert!(env.entries().is_empty(), "{}", env.listing());
-    env.sendmail(&["-q"], b"").code(0);
+    env.sendmail(&["-qf"], b"").code(0);
     assert_eq!(peer.messages().len(), 1, "sent again");
 }
