@@ -403,7 +403,10 @@ class Sink:
             self.proc.wait()
 
 
-QID = re.compile(rb"\b[0-9A-Za-x]{8}[0-9]{6}\b")
+# sendmail's queue ids, and rsendmail's ids of delivery reports, which are derived from
+# their original's: its first 8 characters (the second the month, 0-9AB), then a letter
+# and 5 more (never a submission's).
+QID = re.compile(rb"\b(?:[0-9A-Za-x]{8}[0-9]{6}|[0-9A-Za-x][0-9AB][0-9A-Za-x]{6}[A-Za-x][0-9A-Za-x]{5})\b")
 CTIME = re.compile(rb"(Sun|Mon|Tue|Wed|Thu|Fri|Sat) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct"
                    rb"|Nov|Dec) [ 0-9][0-9] [0-9]{2}:[0-9]{2}(?::[0-9]{2} [0-9]{4})?")
 # The 12-character date of a verbose listing (`-bp -v`): ctime without the weekday, after

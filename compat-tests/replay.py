@@ -15,7 +15,7 @@ applied to both sides. Prints a diff for every failing case and ends with the li
 `N passed, N failed`; exits 1 when any case failed.
 
 Normalisation (all of it, in common.py; nothing else is forgiven):
-- 14-character queue ids                  -> QUEUEID
+- 14-character queue ids (also a report's id derived from its original's) -> QUEUEID
 - ctime-style dates in listings (also the 12-character one of `-bp -v`) and RFC 5322
   dates in headers -> DATE
 - the time stamp of a Message-Id           -> STAMP
