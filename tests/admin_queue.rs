@@ -2587,6 +2587,54 @@ fn hold_of_several_ids_takes_the_unlocked_ones_before_waiting() {
     }
 }
 
+/// `bounce` of several entries while a queue run delivers one of them to a server that
+/// stalls: every entry no delivery holds is marked at once, before any is returned (a
+/// return sends its report through that slow server), so the run, reaching one still
+/// waiting for its turn, returns it too: none of them is delivered.
+#[test]
+fn bounce_of_several_ids_marks_them_all_before_returning_any() {
+    let Some(Delivering {
+        _sink_dir,
+        sink,
+        env,
+        ids,
+        busy,
+        mut run,
+    }) = delivering_with_stall(
+        "6",
+        "O MaxConnections=1\n",
+        &[
+            "r0@example.org",
+            "r1@example.org",
+            "r2@example.org",
+            "r3@example.org",
+        ],
+    )
+    else {
+        return;
+    };
+    let free: Vec<&String> = ids.iter().filter(|id| **id != busy).collect();
+    let mut args = vec!["bounce"];
+    args.extend(free.iter().map(|id| id.as_str()));
+    let t = timed_admin(&env, &args);
+    let _ = run.wait();
+    let dumps = sink.dumps();
+    let left = left_busy(&t.stderr);
+    for id in free.iter().filter(|id| !left.contains(id)) {
+        let i = ids.iter().position(|x| x == *id).unwrap();
+        let rcpt = format!("X-Rcpt-Args: <r{i}@example.org>");
+        assert!(
+            !dumps.iter().any(|d| d.contains(&rcpt)),
+            "{id} (r{i}) was to be returned, and was delivered: {:?}{}",
+            t.lines,
+            t.stderr
+        );
+        assert!(!queued(&env, id), "{id}: {}", env.listing());
+    }
+    // At most the one the run had locked ahead was left to it.
+    assert!(left.len() <= 1, "{:?}{}", t.lines, t.stderr);
+}
+
 /// `release`, `retry` and `bounce` of several IDs, one of them locked by a delivery
 /// that lasts: each acts on the others at once, then waits for that one, names it
 /// and exits 75, leaving it as it is.

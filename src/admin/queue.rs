@@ -302,8 +302,21 @@ fn try_lock(sp: &Spool, id: &str, wait: Duration) -> Result<Locked, Sysexit> {
 fn each_locked<T>(
     ids: &[String],
     wait: Duration,
+    prepare: impl FnMut(&str) -> Result<Option<(Spool, T)>, Sysexit>,
+    act: impl FnMut(&str, T, Option<File>) -> Done,
+) -> (Sysexit, Vec<String>) {
+    each_locked_then(ids, wait, prepare, act, || Ok(()))
+}
+
+/// [`each_locked`], with `between` called once every entry free at first has been
+/// acted on, before those a delivery holds are waited for (its failure counted as
+/// theirs).
+fn each_locked_then<T>(
+    ids: &[String],
+    wait: Duration,
     mut prepare: impl FnMut(&str) -> Result<Option<(Spool, T)>, Sysexit>,
     mut act: impl FnMut(&str, T, Option<File>) -> Done,
+    between: impl FnOnce() -> Done,
 ) -> (Sysexit, Vec<String>) {
     let mut busy: Vec<(String, Spool, T)> = Vec::new();
     let mut status = over(ids, |id| {
@@ -319,6 +332,9 @@ fn each_locked<T>(
             }
         }
     });
+    if let Err(code) = between() {
+        first_failure(&mut status, code);
+    }
     let until = std::time::Instant::now() + wait;
     while !busy.is_empty() {
         let now = std::time::Instant::now();
@@ -1601,8 +1617,10 @@ pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
     })
 }
 
-/// `bounce ID... [--reason TEXT]`: each entry is marked to be returned, then delivered
-/// by the deliverer at once, as a queue run delivers it (`--queued`: never an
+/// `bounce ID... [--reason TEXT]`: every entry no delivery holds is marked to be
+/// returned, and only then is each delivered by the deliverer (so that a queue run
+/// reaching one meanwhile returns it too; those a delivery holds follow as they are
+/// freed, [`each_locked_then`]), as a queue run delivers it (`--queued`: never an
 /// interactive delivery, whose ErrorMode p would save a local sender's copy in the
 /// caller's ~/dead.letter), whose attempt fails every open recipient with the reason
 /// and queues the RFC 3464 report as for any failure; the entry goes only once its
@@ -1611,7 +1629,26 @@ pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
 pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
     let reason = reason_text(reason);
     run(ctx, Use::Writes, |s, who| {
-        let (status, _) = each_locked(
+        // Every entry no delivery holds is marked first, and only then is each
+        // returned (its report sent, which can take long): a queue run that reaches a
+        // marked entry meanwhile returns it too, where it would deliver one still
+        // waiting for its turn here. Then those a delivery held, each as it is freed.
+        let marked: std::cell::RefCell<Vec<(String, &'static str)>> = Default::default();
+        let busy_phase = std::cell::Cell::new(false);
+        let refused = crate::spool::safety::refused_exec(&app::deliver_path());
+        let return_all = || {
+            let mut status = Sysexit::Ok;
+            for (id, returned) in marked.take() {
+                if let Err(code) = return_marked(ctx, s, &id, returned, refused.as_deref()) {
+                    first_failure(&mut status, code);
+                }
+            }
+            match status {
+                Sysexit::Ok => Ok(()),
+                code => Err(code),
+            }
+        };
+        let (status, _) = each_locked_then(
             ids,
             LOCK_WAIT,
             |id| {
@@ -1632,61 +1669,80 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                     st.bounce = Some(why)
                 })?;
                 logged(who, id, &format!("returned to its sender ({reason})"));
-                if let Some(why) = crate::spool::safety::refused_exec(&app::deliver_path()) {
-                    return Err(fail(
-                        Sysexit::Config,
-                        format!(
-                            "{id}: marked to be returned; {why}; the next queue run returns it"
-                        ),
-                    ));
+                marked.borrow_mut().push((id.to_string(), returned));
+                // One freed by its delivery while the others were waited for is
+                // returned at once.
+                if busy_phase.get() {
+                    return return_all();
                 }
-                // Its errors are taken in, so that a failure is said in one line, this
-                // one's, with the deliverer's reason (not its line beside this one).
-                let ran = super::deliverer(ctx, &["--entry", id, "--queued", "--"])
-                    .stdin(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::piped())
-                    .output();
-                match ran {
-                    Ok(out) if matches!(locate(&s.spool, id), Ok(None)) => {
-                        let _ = std::io::stderr().write_all(&out.stderr);
-                        crate::outln!("{id}: {returned}");
-                        Ok(())
-                    }
-                    // Killed: whether its report was queued is not known here (a
-                    // report queued is found again by the next run, never made
-                    // twice: `dsn::Report::queue_keyed`).
-                    Ok(out) if out.status.signal().is_some() => Err(fail(
-                        Sysexit::TempFail,
-                        format!(
-                            "{id}: marked to be returned; the deliverer was killed by signal {} before it was done, the next queue run finishes returning it",
-                            out.status.signal().unwrap_or_default()
-                        ),
-                    )),
-                    Ok(out) => {
-                        let why = deliverer_reason(&out.stderr);
-                        Err(fail(
-                            Sysexit::TempFail,
-                            format!(
-                                "{id}: marked to be returned; its report could not be queued \
-                                 yet{why}; the next queue run returns it"
-                            ),
-                        ))
-                    }
-                    Err(e) => Err(fail(
-                        Sysexit::TempFail,
-                        format!(
-                            "{id}: marked to be returned; cannot run {}: {e}{}; the next queue run returns it",
-                            app::deliver_path().display(),
-                            app::refused_deliverer()
-                                .map(|w| format!(" ({w})"))
-                                .unwrap_or_default()
-                        ),
-                    )),
-                }
+                Ok(())
+            },
+            || {
+                busy_phase.set(true);
+                return_all()
             },
         );
         Ok(status)
     })
+}
+
+/// [`bounce`]'s second step for entry `id`, marked to be returned: the deliverer run on
+/// it (`refused`: why it may not be run), and what came of it said.
+fn return_marked(
+    ctx: &Context,
+    s: &app::Setup,
+    id: &str,
+    returned: &str,
+    refused: Option<&str>,
+) -> Done {
+    if let Some(why) = refused {
+        return Err(fail(
+            Sysexit::Config,
+            format!("{id}: marked to be returned; {why}; the next queue run returns it"),
+        ));
+    }
+    // Its errors are taken in, so that a failure is said in one line, this one's, with
+    // the deliverer's reason (not its line beside this one).
+    let ran = super::deliverer(ctx, &["--entry", id, "--queued", "--"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output();
+    match ran {
+        Ok(out) if matches!(locate(&s.spool, id), Ok(None)) => {
+            let _ = std::io::stderr().write_all(&out.stderr);
+            crate::outln!("{id}: {returned}");
+            Ok(())
+        }
+        // Killed: whether its report was queued is not known here (a report queued is
+        // found again by the next run, never made twice: `dsn::Report::queue_keyed`).
+        Ok(out) if out.status.signal().is_some() => Err(fail(
+            Sysexit::TempFail,
+            format!(
+                "{id}: marked to be returned; the deliverer was killed by signal {} before it was done, the next queue run finishes returning it",
+                out.status.signal().unwrap_or_default()
+            ),
+        )),
+        Ok(out) => {
+            let why = deliverer_reason(&out.stderr);
+            Err(fail(
+                Sysexit::TempFail,
+                format!(
+                    "{id}: marked to be returned; its report could not be queued \
+                     yet{why}; the next queue run returns it"
+                ),
+            ))
+        }
+        Err(e) => Err(fail(
+            Sysexit::TempFail,
+            format!(
+                "{id}: marked to be returned; cannot run {}: {e}{}; the next queue run returns it",
+                app::deliver_path().display(),
+                app::refused_deliverer()
+                    .map(|w| format!(" ({w})"))
+                    .unwrap_or_default()
+            ),
+        )),
+    }
 }
 
 /// The most characters of the deliverer's reason [`bounce`] gives.
