@@ -135,7 +135,8 @@ fn hostile_arguments_come_back_bounded_and_named() {
         assert!(stderr.contains("ab\\377cd"), "{args:?}: {stderr}");
     }
     // An empty group or one no command could name: refused before anything else.
-    for g in ["", " ", "a b", "-x", "a:b", "a/b", "a\nb"] {
+    // Digits alone: groupadd refuses such a name.
+    for g in ["", " ", "a b", "-x", "a:b", "a/b", "a\nb", "0", "1000"] {
         let r = admin(&env, &["init", &format!("--group={g}")]);
         r.code(64);
         let said = format!("{}{}", r.stdout, r.stderr);

@@ -3128,6 +3128,14 @@ fn init_refuses_root_s_group_and_a_user_s_primary_group() {
                 && said.contains("(nothing was changed)"),
             "{group}: {said}"
         );
+        // The way out acts on this spool: its command carries the -C FILE.
+        assert!(
+            said.contains(&format!(
+                "rsendmail-admin -C {} init --group ",
+                conf.display()
+            )),
+            "{group}: {said}"
+        );
         assert!(!spool.exists(), "{group}");
     }
     let _ = fs::remove_dir_all(&dir);

@@ -108,11 +108,12 @@ const GROUP_NAME_MAX: usize = 32;
 
 /// `--group GROUP` as a name a group may have, before anything is looked up: not empty,
 /// no longer than [`GROUP_NAME_MAX`], not starting with `-` (it would be read as an
-/// option), and only letters, digits, `.`, `_`, `-` and a final `$`, so that every
+/// option), not digits alone (groupadd refuses such a name), and only letters, digits, `.`, `_`, `-` and a final `$`, so that every
 /// command printed with it (`groupadd --system GROUP`) is one word. Errors: the text
 /// naming the argument (EX_USAGE).
 pub fn group_arg(name: &str) -> Result<(), String> {
     let fits = !name.is_empty()
+        && !name.bytes().all(|b| b.is_ascii_digit())
         && name.chars().count() <= GROUP_NAME_MAX
         && !name.starts_with('-')
         && name
@@ -124,7 +125,7 @@ pub fn group_arg(name: &str) -> Result<(), String> {
     }
     Err(format!(
         "--group {}: not a group name (1 to {GROUP_NAME_MAX} letters, digits, '.', '_' \
-         or '-', not starting with '-')",
+         or '-', not starting with '-', not digits alone)",
         if name.is_empty() {
             "''".to_string()
         } else {
@@ -144,7 +145,12 @@ fn run(ctx: &Context, group: Option<&str>, new_spool: bool) -> Result<(), Fatal>
         ));
     }
     let (cfg_path, required) = match &ctx.config {
-        Some(p) => (p.clone(), true),
+        // Every fix init prints carries it (`safety::admin_command`), as the other
+        // commands' fixes do through `app::setup`, so that it acts on this spool.
+        Some(p) => {
+            crate::spool::safety::set_config_given(p);
+            (p.clone(), true)
+        }
         None => (config::system_config(), false),
     };
     let cfg = Config::load(&cfg_path, required, &Paths::system(), &[])?;
@@ -488,9 +494,12 @@ pub fn unfit_group(name: &str, why: &str, default: bool, dir: &Path) -> String {
     };
     let other = other_group(name, dir).map(|(c, make)| {
         if make {
-            format!("groupadd --system {c}, then rsendmail-admin init --group {c}")
+            format!(
+                "groupadd --system {c}, then {}",
+                crate::spool::safety::admin_command(&format!("init --group {c}"))
+            )
         } else {
-            format!("rsendmail-admin init --group {c}")
+            crate::spool::safety::admin_command(&format!("init --group {c}"))
         }
     });
     let fit = "a group that is neither root's nor any user's primary group (its \
