@@ -564,7 +564,10 @@ fn plain_init_and_checks_fix_keep_the_spools_group() {
     let out = admin(&conf, &["init", "--group", "root"]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
     assert!(
-        text(&out.stdout).contains(&format!("(rsendmail-admin init --group {other})")),
+        text(&out.stdout).contains(&format!(
+            "(rsendmail-admin -C {} init --group {other})",
+            conf.display()
+        )),
         "{}",
         text(&out.stdout)
     );
@@ -3200,16 +3203,20 @@ fn init_and_check_refuse_a_default_group_that_is_a_users_primary_group() {
     // Root's group named: the way out never names the unfit rsendmail.
     let (code, said, err) = in_ns("init --group root");
     assert_eq!(code, Some(78), "{said}{err}");
+    let init = format!(
+        "rsendmail-admin -C {} init --group rsendmail-spool",
+        conf.display()
+    );
     let other = if nix::unistd::Group::from_name("rsendmail-spool")
         .unwrap()
         .is_some()
     {
-        "(rsendmail-admin init --group rsendmail-spool)"
+        format!("({init})")
     } else {
-        "(groupadd --system rsendmail-spool, then rsendmail-admin init --group rsendmail-spool)"
+        format!("(groupadd --system rsendmail-spool, then {init})")
     };
     assert!(
-        said.contains("neither root's nor any user's primary group") && said.contains(other),
+        said.contains("neither root's nor any user's primary group") && said.contains(&other),
         "{said}{err}"
     );
     assert!(!said.contains("--group rsendmail)"), "{said}{err}");
