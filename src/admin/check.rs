@@ -246,10 +246,7 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
                 if !problems.is_empty() {
                     return None;
                 }
-                for w in overridden_lines(&text, &name)
-                    .into_iter()
-                    .chain(contradicting_tls_lines(&text, &name))
-                {
+                for w in overridden_lines(&text, &name) {
                     t.say(Mark::Warn, "config", &w);
                 }
             }
@@ -426,53 +423,6 @@ pub fn overridden_lines(text: &str, name: &str) -> Vec<String> {
             }
             None => last.push((key, i + 1)),
         }
-    }
-    out
-}
-
-/// The TLS keywords of `text` that contradict each other, each pair with both lines
-/// (`FILE: line 3: OPPORTUNISTIC_TLS contradicts STARTTLS on line 2: ...`, what the
-/// programs do then):
-/// - `STARTTLS` and `OPPORTUNISTIC_TLS`: the mail goes in clear text to a server that does
-///   not offer STARTTLS, which `STARTTLS` alone refuses;
-/// - `INSECURE` and `VERIFYCERT`: the certificate is checked; only AUTH in clear text stays
-///   allowed.
-///
-/// (`OPPORTUNISTIC_TLS` with `SECURETRANSFER` alone changes nothing: said with the
-/// settings that change nothing.)
-pub fn contradicting_tls_lines(text: &str, name: &str) -> Vec<String> {
-    let at = |key: &str| {
-        text.lines()
-            .position(|l| l.split([' ', '\t', '#']).next() == Some(key))
-            .map(|i| i + 1)
-    };
-    let (st, opp, ins, ver) = (
-        at("STARTTLS"),
-        at("OPPORTUNISTIC_TLS"),
-        at("INSECURE"),
-        at("VERIFYCERT"),
-    );
-    let mut out = Vec::new();
-    let mut pair = |a: (&str, usize), b: (&str, usize), then: &str| {
-        let ((k1, n1), (k2, n2)) = if a.1 <= b.1 { (a, b) } else { (b, a) };
-        out.push(format!(
-            "{name}: line {n2}: {k2} contradicts {k1} on line {n1}: {then}"
-        ));
-    };
-    if let (Some(a), Some(b)) = (st, opp) {
-        pair(
-            ("STARTTLS", a),
-            ("OPPORTUNISTIC_TLS", b),
-            "mail goes in clear text to a server that does not offer STARTTLS (remove \
-             OPPORTUNISTIC_TLS to refuse that)",
-        );
-    }
-    if let (Some(a), Some(b)) = (ins, ver) {
-        pair(
-            ("INSECURE", a),
-            ("VERIFYCERT", b),
-            "the server's certificate is checked; INSECURE only allows AUTH in clear text",
-        );
     }
     out
 }
