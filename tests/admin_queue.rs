@@ -1270,14 +1270,22 @@ fn delivering_with_stall(stall: &str, extra: &str, rcpts: &[&str]) -> Option<Del
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // An entry locked on two listings half a second apart: the run also locks each
+    // entry for a moment as it reads it, which a single listing can catch.
     let mut busy = String::new();
-    wait_until(Duration::from_secs(10), "an entry being delivered", || {
+    let mut seen: Option<(String, std::time::Instant)> = None;
+    wait_until(Duration::from_secs(15), "an entry being delivered", || {
         let l = env.mailq(&[]);
-        for id in &ids {
-            if l.contains(&format!("{id}*")) {
-                busy = id.to_string();
-                return true;
+        let locked = ids.iter().find(|id| l.contains(&format!("{id}*")));
+        match (locked, &seen) {
+            (Some(id), Some((s, at))) if s == id => {
+                if at.elapsed() >= Duration::from_millis(500) {
+                    busy = id.to_string();
+                    return true;
+                }
             }
+            (Some(id), _) => seen = Some((id.to_string(), std::time::Instant::now())),
+            (None, _) => seen = None,
         }
         false
     });
