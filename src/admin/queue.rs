@@ -1707,8 +1707,19 @@ fn return_marked(
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .output();
+    // Still queued after the deliverer: another delivery may hold it (a run, or one
+    // started for another entry, that reached it first and returns it, as it is
+    // marked): its end is waited for, as any busy entry's.
+    let gone = || match locate(&s.spool, id) {
+        Ok(None) => true,
+        Ok(Some((sp, _))) => {
+            matches!(try_lock(&sp, id, LOCK_WAIT), Ok(Locked::Gone))
+                || matches!(locate(&s.spool, id), Ok(None))
+        }
+        Err(_) => false,
+    };
     match ran {
-        Ok(out) if matches!(locate(&s.spool, id), Ok(None)) => {
+        Ok(out) if gone() => {
             let _ = std::io::stderr().write_all(&out.stderr);
             crate::outln!("{id}: {returned}");
             Ok(())
