@@ -1382,18 +1382,9 @@ impl Spool {
         for _ in 0..3600 {
             let id = new_queue_id(now);
             let path = tmp.join(format!("tf{id}"));
-            match open_safely(
-                &path,
-                OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(self.file_mode()),
-                Kind::File,
-            ) {
-                Ok(file) => {
-                    let Some(file) = self.hold_new_tmp(file, &path, &id) else {
-                        continue;
-                    };
+            match self.create_held_tmp(&path, &id) {
+                Ok(None) => continue,
+                Ok(Some(file)) => {
                     return Ok(NewEntry {
                         spool: self.clone(),
                         id,
@@ -1415,9 +1406,9 @@ impl Spool {
         ))
     }
 
-    /// Hold `file`, the temporary file of entry `id` just created at `path`: `None`
-    /// when it is no longer there to be held, or entry `id` is committed (the file then
-    /// removed).
+    /// Create `path`, the temporary file of entry `id`, new, and hold it: `None` when
+    /// it is no longer there to be held, or entry `id` is committed (the file then
+    /// removed); errors as [`open_safely`]'s (`AlreadyExists` when it is there).
     ///
     /// Held until the rename: a queue run removes a temporary file only when nobody
     /// holds it (`clean_leftovers`), so a submission keeps its file however long it
@@ -1425,17 +1416,25 @@ impl Spool {
     /// keeps. A run that took the file between its creation and this lock holds it
     /// while it removes it: waited for, and then the file is gone (no link left). Where
     /// locks are not to be had, age alone decides (GRACE).
-    fn hold_new_tmp(&self, file: File, path: &Path, id: &str) -> Option<File> {
+    fn create_held_tmp(&self, path: &Path, id: &str) -> io::Result<Option<File>> {
+        let file = open_safely(
+            path,
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(self.file_mode()),
+            Kind::File,
+        )?;
         match file.lock() {
-            Ok(()) if file.metadata().is_ok_and(|md| md.nlink() == 0) => return None,
+            Ok(()) if file.metadata().is_ok_and(|md| md.nlink() == 0) => return Ok(None),
             Ok(()) => {}
             Err(e) => log::debug!("{}: not locked: {e}", path.display()),
         }
         if self.qf_path(id).exists() {
             let _ = fs::remove_file(path);
-            return None;
+            return Ok(None);
         }
-        Some(file)
+        Ok(Some(file))
     }
 
     /// [`Spool::begin`] with the ID given (a [`report_queue_id`]): `None` when its
@@ -1449,20 +1448,11 @@ impl Spool {
             if self.qf_path(id).exists() {
                 return Ok(None);
             }
-            match open_safely(
-                &path,
-                OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(self.file_mode()),
-                Kind::File,
-            ) {
-                Ok(file) => {
-                    // Gone again (a run took it), or its entry committed meanwhile:
-                    // the loop's first check says which.
-                    let Some(file) = self.hold_new_tmp(file, &path, id) else {
-                        continue;
-                    };
+            match self.create_held_tmp(&path, id) {
+                // Gone again (a run took it), or its entry committed meanwhile: the
+                // loop's first check says which.
+                Ok(None) => continue,
+                Ok(Some(file)) => {
                     return Ok(Some(NewEntry {
                         spool: self.clone(),
                         id: id.to_string(),
