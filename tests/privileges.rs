@@ -32,16 +32,26 @@ fn spool_conf(dir: &Path, name: &str) -> PathBuf {
         crate::harness::make_user_spool(&dir.join("spool"));
     }
     let conf = dir.join(name);
+    write_spool_conf(&conf, &dir.join("spool"), 0o644);
+    conf
+}
+
+/// Write the configuration `conf` (mode `mode`): SPOOLDIR `spool`, MAILNAME test.example.
+fn write_spool_conf(conf: &Path, spool: &Path, mode: u32) {
     fs::write(
-        &conf,
-        format!(
-            "SPOOLDIR {}\nMAILNAME test.example\n",
-            dir.join("spool").display()
-        ),
+        conf,
+        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
     )
     .unwrap();
-    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
-    conf
+    fs::set_permissions(conf, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The environment that gives the test user `home` as HOME and `state` as XDG_STATE_HOME.
+fn home_envs<'a>(home: &'a Path, state: &'a Path) -> [(&'static str, &'a str); 2] {
+    [
+        ("HOME", home.to_str().unwrap()),
+        ("XDG_STATE_HOME", state.to_str().unwrap()),
+    ]
 }
 
 /// The queue file (`qf...`) in `spool`.
@@ -111,12 +121,7 @@ pub(crate) fn system_config(here: &Path) -> (PathBuf, PathBuf) {
     let spool = here.join("spool");
     group_only_dir(&spool);
     let conf = here.join("rsendmail.conf");
-    fs::write(
-        &conf,
-        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
-    )
-    .unwrap();
-    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    write_spool_conf(&conf, &spool, 0o644);
     (spool, conf)
 }
 
@@ -159,10 +164,7 @@ fn per_user_spool_reached_through_another_users_link_or_directory_is_refused() {
         let state = home.join("state");
         std::os::unix::fs::symlink(&target, &state).unwrap();
         std::os::unix::fs::lchown(&state, Some(test_user().uid), None).unwrap();
-        let envs = [
-            ("HOME", home.to_str().unwrap()),
-            ("XDG_STATE_HOME", state.to_str().unwrap()),
-        ];
+        let envs = home_envs(&home, &state);
         let out = as_user(&b, &["-odq", TEST_USER], &envs, MSG);
         let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
         assert_eq!(out.status.code(), Some(78), "{said}");
@@ -210,10 +212,7 @@ fn per_user_default_spool_without_config() {
     let mq = home.join("mailq");
     std::os::unix::fs::symlink(&b, &mq).unwrap();
     let state = home.join("state");
-    let envs = [
-        ("HOME", home.to_str().unwrap()),
-        ("XDG_STATE_HOME", state.to_str().unwrap()),
-    ];
+    let envs = home_envs(&home, &state);
     // A local recipient: the run below needs no DNS (tests talk to 127.0.0.1 only).
     let out = as_user(&b, &["-odq", TEST_USER], &envs, MSG);
     assert_eq!(
@@ -371,10 +370,7 @@ fn untrusted_f_adds_authentication_warning() {
     let dir = user_dir("xauth");
     let b = user_visible_bin(&dir, "sendmail");
     let state = dir.join("state");
-    let envs = [
-        ("HOME", dir.to_str().unwrap()),
-        ("XDG_STATE_HOME", state.to_str().unwrap()),
-    ];
+    let envs = home_envs(&dir, &state);
     let conf = spool_conf(&dir, "c.conf");
     let c = conf.to_str().unwrap();
     for (sender, warned) in [("evil@example.com", true), (TEST_USER, false)] {
@@ -414,10 +410,7 @@ fn untrusted_bs_adds_authentication_warning() {
     let dir = user_dir("xauth-bs");
     let b = user_visible_bin(&dir, "sendmail");
     let state = dir.join("state");
-    let envs = [
-        ("HOME", dir.to_str().unwrap()),
-        ("XDG_STATE_HOME", state.to_str().unwrap()),
-    ];
+    let envs = home_envs(&dir, &state);
     let conf = spool_conf(&dir, "c.conf");
     let c = conf.to_str().unwrap();
     let dialogue = |sender: &str| {
@@ -478,17 +471,11 @@ fn setgid_binary_drops_group_before_opening_the_x_file() {
     let dir = user_dir("setgid-x");
     let here = setgid_dir("sgid-x");
     let sg = setgid_copy(&here);
-    crate::harness::copy_executable(
-        Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")),
-        &here.join("rsendmail-deliver"),
-    );
+    deliverer_beside(&here);
     let group_dir = here.join("grouplog");
     group_only_dir(&group_dir);
     let state = dir.join("state");
-    let envs = [
-        ("HOME", dir.to_str().unwrap()),
-        ("XDG_STATE_HOME", state.to_str().unwrap()),
-    ];
+    let envs = home_envs(&dir, &state);
     for extra in [&[][..], &["-d0.1"][..]] {
         let log = group_dir.join("traffic.log");
         let mut args = vec!["-X", log.to_str().unwrap(), "-q"];
@@ -880,12 +867,7 @@ fn a_spool_its_group_may_not_write_is_named_with_its_mode() {
     std::os::unix::fs::chown(&spool, Some(0), Some(test_user().gid)).unwrap();
     fs::set_permissions(&spool, fs::Permissions::from_mode(0o2750)).unwrap();
     let conf = here.join("rsendmail.conf");
-    fs::write(
-        &conf,
-        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
-    )
-    .unwrap();
-    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    write_spool_conf(&conf, &spool, 0o644);
     let envs = [
         ("HOME", home.to_str().unwrap()),
         ("XDG_STATE_HOME", home.to_str().unwrap()),
@@ -1099,11 +1081,7 @@ fn user_submission_never_falls_back_to_a_per_user_spool_where_a_system_config_ex
     let gone = here.join("gone");
     group_only_dir(&gone);
     let missing = gone.join("spool");
-    fs::write(
-        &conf,
-        format!("SPOOLDIR {}\nMAILNAME test.example\n", missing.display()),
-    )
-    .unwrap();
+    write_spool_conf(&conf, &missing, 0o644);
     let out = as_user(&b, &["-odq", "bob@example.org"], &envs, MSG);
     assert_eq!(out.status.code(), Some(75), "{}", text(&out.stdout));
     assert!(
@@ -1116,11 +1094,7 @@ fn user_submission_never_falls_back_to_a_per_user_spool_where_a_system_config_ex
     // set-gid program's group) takes the message, with the shared spool's modes, and mailq lists
     // that spool. (An established spool, with its tmp/: an empty world-writable
     // directory is made a spool by root, who gives it the spool's modes.)
-    fs::write(
-        &conf,
-        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
-    )
-    .unwrap();
+    write_spool_conf(&conf, &spool, 0o644);
     fs::set_permissions(&spool, fs::Permissions::from_mode(0o777)).unwrap();
     let out = as_user(&b, &["-odq", "bob@example.org"], &envs, MSG);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
@@ -1195,10 +1169,7 @@ fn system_config_override_never_reaches_a_setgid_program() {
     let dir = user_dir("syscfg-sg");
     let here = setgid_dir("syscfg-sg");
     let sg = setgid_copy(&here);
-    crate::harness::copy_executable(
-        Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")),
-        &here.join("rsendmail-deliver"),
-    );
+    deliverer_beside(&here);
     let plain = here.join("plain");
     fs::create_dir(&plain).unwrap();
     fs::set_permissions(&plain, fs::Permissions::from_mode(0o755)).unwrap();
@@ -1484,12 +1455,7 @@ fn a_system_config_users_cannot_read_keeps_their_mail_with_the_cause() {
     let etc = here.join("etc");
     fs::create_dir_all(etc.join("rsendmail")).unwrap();
     let conf = etc.join("rsendmail/rsendmail.conf");
-    fs::write(
-        &conf,
-        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
-    )
-    .unwrap();
-    fs::set_permissions(&conf, fs::Permissions::from_mode(0o600)).unwrap();
+    write_spool_conf(&conf, &spool, 0o600);
     let sm = setgid_copy(&here);
     deliverer_beside(&here);
     let cause = format!(
