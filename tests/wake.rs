@@ -81,15 +81,24 @@ fn smtp_send(port: u16, rcpt: &str) {
     assert!(c.cmd("QUIT").starts_with("221"));
 }
 
-/// The user's `sendmail` (`user_bin`) run as the test user on `conf` to `rcpt`; it
-/// must exit 0.
-fn submit_as_member(user_bin: &Path, conf: &str, rcpt: &str) {
-    let out = as_member(user_bin, &["-C", conf, rcpt], &[], MSG);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+/// The user's `sendmail` (`user_bin`) run as the test user on `conf` with `args`; it
+/// must exit 0. What it printed.
+fn submit_as_member(user_bin: &Path, conf: &str, args: &[&str]) -> String {
+    let mut all = vec!["-C", conf];
+    all.extend_from_slice(args);
+    let out = as_member(user_bin, &all, &[], MSG);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    said
+}
+
+/// Waits up to `limit` for `mbox` to hold `n` messages (`what` names the wait).
+fn wait_for_mail(env: &Env, mbox: &Path, n: usize, limit: Duration, what: &str) {
+    wait_until_or(
+        limit,
+        what,
+        || format!("{}\n{}", env.listing(), states(env)),
+        || count_in(mbox) == n,
     );
 }
 
@@ -145,13 +154,14 @@ fn a_running_root_runner_delivers_a_users_local_mail_at_once() {
     let conf = env.conf.to_str().unwrap();
     let mut latencies = Vec::new();
     for n in 1..=5 {
-        submit_as_member(&user_bin, conf, "root");
+        submit_as_member(&user_bin, conf, &["root"]);
         let returned = Instant::now();
-        wait_until_or(
+        wait_for_mail(
+            &env,
+            &mbox,
+            n,
             Duration::from_secs(20),
             "the root runner to deliver the user's mail to root",
-            || env.listing(),
-            || count_in(&mbox) == n,
         );
         latencies.push(returned.elapsed());
     }
@@ -182,8 +192,7 @@ fn a_running_root_runner_delivers_a_users_local_mail_at_once() {
         || env.listing(),
         || count_in(&mbox) == 6 && count_in(&user_mbox) == 1,
     );
-    let out = as_member(&user_bin, &["-C", conf, "prog"], &[], MSG);
-    assert_eq!(out.status.code(), Some(0));
+    submit_as_member(&user_bin, conf, &["prog"]);
     let prog_id = open.join("prog-id");
     wait_until(Duration::from_secs(20), "the command to run", || {
         fs::read_to_string(&prog_id).is_ok_and(|t| t.ends_with('\n'))
@@ -557,12 +566,13 @@ fn a_running_root_runner_delivers_a_users_mail_to_a_third_users_mailbox() {
     let mbox = env.dir.join("mail/nobody");
     let conf = env.conf.to_str().unwrap();
     for n in 1..=2 {
-        submit_as_member(&user_bin, conf, "nobody");
-        wait_until_or(
+        submit_as_member(&user_bin, conf, &["nobody"]);
+        wait_for_mail(
+            &env,
+            &mbox,
+            n,
             Duration::from_secs(20),
             "the root runner to deliver the user's mail to nobody",
-            || env.listing(),
-            || count_in(&mbox) == n,
         );
     }
     let md = fs::metadata(&mbox).unwrap();
@@ -604,6 +614,33 @@ fn slow_relay_env(port: u16) -> Env {
     ))
 }
 
+/// A fault server that answers the final dot once the test writes the file `go` (or after
+/// 50 seconds): the Env that holds `go`, `go`, the server's scratch Env and the server;
+/// None where the server is not available.
+fn gated_peer() -> Option<(Env, PathBuf, Env, Peer)> {
+    let gates = Env::new();
+    let go = gates.dir.join("go");
+    let (scratch, peer) = start_peer(&[("STALL", "50"), ("STALL_UNTIL", go.to_str().unwrap())])?;
+    Some((gates, go, scratch, peer))
+}
+
+/// An Env whose RELAYTABLE sends each `(domain, port)` of `routes` to 127.0.0.1 at that
+/// port, with room for a reply to the final dot that takes 30 seconds, and `extra`.
+fn relay_table_env(routes: &[(&str, u16)], extra: &str) -> Env {
+    let env = Env::new();
+    let table = env.dir.join("relays");
+    let lines: String = routes
+        .iter()
+        .map(|(domain, port)| format!("{domain} 127.0.0.1:{port}\n"))
+        .collect();
+    fs::write(&table, lines).unwrap();
+    env.add_config(&format!(
+        "RELAYTABLE {}\nO Timeout.connect=5s\nO Timeout.datafinal=60s\n{extra}",
+        table.display()
+    ));
+    env
+}
+
 /// With the runner delivering a message to a server that takes 30 seconds to answer its
 /// final dot, an ordinary user's `-odb` mail to root submitted meanwhile is in root's
 /// mailbox while that reply is still awaited (not after it); then the slow one is taken,
@@ -622,7 +659,7 @@ fn local_mail_is_not_held_behind_a_slow_server() {
     env.sendmail(&["stall@example.org"], MSG).code(0);
     peer.wait_transcript("DATA-END", Duration::from_secs(30));
     let conf = env.conf.to_str().unwrap();
-    submit_as_member(&user_bin, conf, "root");
+    submit_as_member(&user_bin, conf, &["root"]);
     root_first_then_the_slow_server(&env, &peer, "the local mail");
     runner.stop();
 }
@@ -638,20 +675,7 @@ fn two_slow_servers_do_not_hold_each_other() {
     let Some((_s2, b)) = start_peer(&[("STALL", "30")]) else {
         return;
     };
-    let env = Env::new();
-    let table = env.dir.join("relays");
-    fs::write(
-        &table,
-        format!(
-            "a.example 127.0.0.1:{}\nb.example 127.0.0.1:{}\n",
-            a.port, b.port
-        ),
-    )
-    .unwrap();
-    env.add_config(&format!(
-        "RELAYTABLE {}\nO Timeout.connect=5s\nO Timeout.datafinal=60s\n",
-        table.display()
-    ));
+    let env = relay_table_env(&[("a.example", a.port), ("b.example", b.port)], "");
     let runner = Runner::listening(&env);
     env.sendmail(&["stall@a.example"], MSG).code(0);
     a.wait_transcript("DATA-END", Duration::from_secs(30));
@@ -837,20 +861,10 @@ fn max_connections_holds_across_the_runners_deliveries() {
     let Some((_s2, fast)) = start_peer(&[]) else {
         return;
     };
-    let env = Env::new();
-    let table = env.dir.join("relays");
-    fs::write(
-        &table,
-        format!(
-            "slow.example 127.0.0.1:{}\nfast.example 127.0.0.1:{}\n",
-            slow.port, fast.port
-        ),
-    )
-    .unwrap();
-    env.add_config(&format!(
-        "RELAYTABLE {}\nO Timeout.connect=5s\nO Timeout.datafinal=60s\nO MaxConnections=1\n",
-        table.display()
-    ));
+    let env = relay_table_env(
+        &[("slow.example", slow.port), ("fast.example", fast.port)],
+        "O MaxConnections=1\n",
+    );
     let runner = Runner::listening(&env);
     env.sendmail(&["stalla@slow.example"], MSG).code(0);
     slow.wait_transcript("DATA-END", Duration::from_secs(30));
@@ -910,11 +924,7 @@ fn a_users_local_mail_during_a_runners_reload_behind_a_slow_server_arrives_at_on
     if !can_switch_user() {
         return;
     }
-    let gates = Env::new();
-    let go = gates.dir.join("go");
-    let Some((_scratch, peer)) =
-        start_peer(&[("STALL", "50"), ("STALL_UNTIL", go.to_str().unwrap())])
-    else {
+    let Some((_gates, go, _scratch, peer)) = gated_peer() else {
         return;
     };
     let env = slow_relay_env(peer.port);
@@ -931,7 +941,7 @@ fn a_users_local_mail_during_a_runners_reload_behind_a_slow_server_arrives_at_on
     // The new configuration's runner is started once the new start was checked.
     std::thread::sleep(Duration::from_millis(500));
     let conf = env.conf.to_str().unwrap();
-    submit_as_member(&user_bin, conf, "root");
+    submit_as_member(&user_bin, conf, &["root"]);
     let mbox = env.dir.join("mail/root");
     let arrived = wait_for_true(Duration::from_secs(20), || count_in(&mbox) == 1);
     let held = format!("{}\n{}", env.listing(), states(&env));
@@ -963,11 +973,7 @@ fn a_root_runner_takes_local_mail_deferred_for_want_of_root_after_it_listens() {
     if !can_switch_user() {
         return;
     }
-    let gates = Env::new();
-    let go = gates.dir.join("go");
-    let Some((_scratch, peer)) =
-        start_peer(&[("STALL", "50"), ("STALL_UNTIL", go.to_str().unwrap())])
-    else {
+    let Some((_gates, go, _scratch, peer)) = gated_peer() else {
         return;
     };
     let env = slow_relay_env(peer.port);
@@ -975,29 +981,19 @@ fn a_root_runner_takes_local_mail_deferred_for_want_of_root_after_it_listens() {
     let conf = env.conf.to_str().unwrap();
     // The spool's whole layout, root's, as an install's init makes it; then no runner.
     Runner::listening(&env).stop();
-    let out = as_member(
-        &user_bin,
-        &["-C", conf, "root", "stall@example.org"],
-        &[],
-        MSG,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    submit_as_member(&user_bin, conf, &["root", "stall@example.org"]);
     // The user's deliverer waits for the server's reply to the final dot.
     peer.wait_transcript("DATA-END", Duration::from_secs(30));
     let runner = Runner::listening(&env);
     fs::write(&go, "").unwrap();
     assert_eq!(peer.wait_for(1, Duration::from_secs(30)).len(), 1);
     let mbox = env.dir.join("mail/root");
-    wait_until_or(
+    wait_for_mail(
+        &env,
+        &mbox,
+        1,
         Duration::from_secs(30),
         "the listening runner to take root's copy the user's deliverer deferred",
-        || format!("{}\n{}", env.listing(), states(&env)),
-        || count_in(&mbox) == 1,
     );
     env.wait_until_empty(Duration::from_secs(20));
     assert_eq!(count_in(&mbox), 1, "root's copy once");
@@ -1019,7 +1015,7 @@ fn a_root_runner_takes_mail_deferred_for_want_of_root_at_its_start() {
     // The spool's whole layout, root's, as an install's init makes it: a root runner
     // started once makes it all (its slots too), and stops for good.
     Runner::listening(&env).stop();
-    submit_as_member(&user_bin, conf, "root");
+    submit_as_member(&user_bin, conf, &["root"]);
     wait_until_or(
         Duration::from_secs(20),
         "the user's deliverer to defer root's mail",
@@ -1050,11 +1046,12 @@ fn a_root_runner_takes_mail_deferred_for_want_of_root_at_its_start() {
     );
     let runner = Runner::listening(&env);
     let mbox = env.dir.join("mail/root");
-    wait_until_or(
+    wait_for_mail(
+        &env,
+        &mbox,
+        1,
         Duration::from_secs(20),
         "the runner to take root's mail at its start",
-        || format!("{}\n{}", env.listing(), states(&env)),
-        || count_in(&mbox) == 1,
     );
     env.wait_until_empty(Duration::from_secs(20));
     runner.stop();
@@ -1127,26 +1124,25 @@ fn a_users_interactive_local_mail_is_handed_to_the_root_runner() {
     let conf = env.conf.to_str().unwrap();
     let runner = Runner::listening(&env);
     let mbox = env.dir.join("mail/root");
-    let out = as_member(&user_bin, &["-C", conf, "-v", "-oi", "root"], &[], MSG);
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{said}");
+    let said = submit_as_member(&user_bin, conf, &["-v", "-oi", "root"]);
     assert!(
         said.contains("root... handed to the queue runner"),
         "{said}"
     );
-    wait_until_or(
+    wait_for_mail(
+        &env,
+        &mbox,
+        1,
         Duration::from_secs(20),
         "the runner to deliver the user's -v mail to root",
-        || format!("{}\n{}", env.listing(), states(&env)),
-        || count_in(&mbox) == 1,
     );
-    let out = as_member(&user_bin, &["-C", conf, "-odi", "-oi", "root"], &[], MSG);
-    assert_eq!(out.status.code(), Some(0));
-    wait_until_or(
+    submit_as_member(&user_bin, conf, &["-odi", "-oi", "root"]);
+    wait_for_mail(
+        &env,
+        &mbox,
+        2,
         Duration::from_secs(20),
         "the runner to deliver the user's -odi mail to root",
-        || format!("{}\n{}", env.listing(), states(&env)),
-        || count_in(&mbox) == 2,
     );
     env.wait_until_empty(Duration::from_secs(20));
     runner.stop();
@@ -1258,24 +1254,18 @@ fn a_users_interactive_mixed_mail_has_its_local_part_taken_at_once() {
     let conf = env.conf.to_str().unwrap();
     let runner = Runner::listening(&env);
     let mbox = env.dir.join("mail/root");
-    let out = as_member(
-        &user_bin,
-        &["-C", conf, "-v", "-oi", "root", "far@example.org"],
-        &[],
-        MSG,
-    );
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{said}");
+    let said = submit_as_member(&user_bin, conf, &["-v", "-oi", "root", "far@example.org"]);
     assert!(
         said.contains("root... handed to the queue runner")
             && !said.contains("far@example.org... handed"),
         "{said}"
     );
-    wait_until_or(
+    wait_for_mail(
+        &env,
+        &mbox,
+        1,
         Duration::from_secs(20),
         "the runner to deliver root's copy of the user's -v mail",
-        || format!("{}\n{}", env.listing(), states(&env)),
-        || count_in(&mbox) == 1,
     );
     let st = states(&env);
     assert!(
@@ -1304,18 +1294,7 @@ fn a_root_runner_takes_a_mixed_entrys_local_part_deferred_for_root_at_its_start(
     let conf = env.conf.to_str().unwrap();
     // The spool's whole layout, root's, as an install's init makes it; then no runner.
     Runner::listening(&env).stop();
-    let out = as_member(
-        &user_bin,
-        &["-C", conf, "-odi", "-oi", "root", "far@example.org"],
-        &[],
-        MSG,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    submit_as_member(&user_bin, conf, &["-odi", "-oi", "root", "far@example.org"]);
     assert!(
         states(&env).contains("needs the root queue runner"),
         "{}",
@@ -1323,11 +1302,12 @@ fn a_root_runner_takes_a_mixed_entrys_local_part_deferred_for_root_at_its_start(
     );
     let runner = Runner::listening(&env);
     let mbox = env.dir.join("mail/root");
-    wait_until_or(
+    wait_for_mail(
+        &env,
+        &mbox,
+        1,
         Duration::from_secs(20),
         "the runner to take root's copy at its start",
-        || format!("{}\n{}", env.listing(), states(&env)),
-        || count_in(&mbox) == 1,
     );
     let st = states(&env);
     assert!(
