@@ -24,6 +24,20 @@ fn envelopes(sink: &Sink) -> Vec<String> {
     v
 }
 
+/// A fault server, without SMTPUTF8 where `no_utf8`, and an Env relaying to it: the
+/// server's scratch Env, the server, the relaying Env; None where the server is not
+/// available.
+fn utf8_peer(no_utf8: bool) -> Option<(Env, Peer, Env)> {
+    let envs: &[(&str, &str)] = if no_utf8 {
+        &[("NO_SMTPUTF8", "1")]
+    } else {
+        &[]
+    };
+    let (scratch, peer) = start_peer(envs)?;
+    let env = relay_env(peer.port, "");
+    Some((scratch, peer, env))
+}
+
 /// VERP senders for local parts that need quoting, in the recipient and in the sender,
 /// by `-XV` and by `O Verp`: every MAIL FROM is an RFC 5321 Mailbox, the whole new local
 /// part quoted (as Postfix writes its internal form on the wire), never a quoted string
@@ -484,9 +498,6 @@ fn bad_xv_delimiters_are_refused_not_a_traffic_log() {
 /// command line).
 #[test]
 fn recipients_sorted_by_domain_on_request() {
-    let Some((_scratch, peer)) = start_peer(&[]) else {
-        return;
-    };
     let args = [
         "-odi",
         "a@b.example.org",
@@ -500,33 +511,35 @@ fn recipients_sorted_by_domain_on_request() {
             .filter_map(|l| l.split_once(" RCPT ").map(|(_, r)| r.trim().to_string()))
             .collect()
     };
-    let env = relay_env(peer.port, "");
-    env.sendmail(&args, MSG).code(0);
-    assert_eq!(
-        rcpts(&peer.transcript()),
-        [
-            "e@example.net",
-            "d@b.example.org",
-            "c@example.org",
-            "b@example.net",
-            "a@b.example.org"
-        ]
-    );
-    let Some((_scratch, peer)) = start_peer(&[]) else {
-        return;
-    };
-    let env = relay_env(peer.port, "O SortByDomain=true\n");
-    env.sendmail(&args, MSG).code(0);
-    assert_eq!(
-        rcpts(&peer.transcript()),
-        [
-            "e@example.net",
-            "b@example.net",
-            "c@example.org",
-            "d@b.example.org",
-            "a@b.example.org"
-        ]
-    );
+    for (extra, want) in [
+        (
+            "",
+            [
+                "e@example.net",
+                "d@b.example.org",
+                "c@example.org",
+                "b@example.net",
+                "a@b.example.org",
+            ],
+        ),
+        (
+            "O SortByDomain=true\n",
+            [
+                "e@example.net",
+                "b@example.net",
+                "c@example.org",
+                "d@b.example.org",
+                "a@b.example.org",
+            ],
+        ),
+    ] {
+        let Some((_scratch, peer)) = start_peer(&[]) else {
+            return;
+        };
+        let env = relay_env(peer.port, extra);
+        env.sendmail(&args, MSG).code(0);
+        assert_eq!(rcpts(&peer.transcript()), want, "{extra:?}");
+    }
 }
 
 /// `O SmarthostSplit=3` with three relays, one of them down (a closed port): one
@@ -976,15 +989,9 @@ fn an_mx_or_relay_table_host_that_is_this_host_loops_back() {
 #[test]
 fn a_mailbox_in_both_forms_of_its_idn_domain_is_one_recipient() {
     for no_utf8 in [true, false] {
-        let envs: &[(&str, &str)] = if no_utf8 {
-            &[("NO_SMTPUTF8", "1")]
-        } else {
-            &[]
-        };
-        let Some((_scratch, peer)) = start_peer(envs) else {
+        let Some((_scratch, peer, env)) = utf8_peer(no_utf8) else {
             return;
         };
-        let env = relay_env(peer.port, "");
         let argv = [
             "-odi",
             "u@bücher.example",
@@ -1043,15 +1050,9 @@ fn reports_about_utf8_recipients_declare_their_8bit_text() {
             "Final-Recipient: utf-8; reject5.u@b\\x{FC}cher.example",
         ),
     ] {
-        let envs: &[(&str, &str)] = if no_utf8 {
-            &[("NO_SMTPUTF8", "1")]
-        } else {
-            &[]
-        };
-        let Some((_scratch, peer)) = start_peer(envs) else {
+        let Some((_scratch, peer, env)) = utf8_peer(no_utf8) else {
             return;
         };
-        let env = relay_env(peer.port, "");
         env.sendmail(&["-odi", "-f", sender, rcpt, "ok@example.org"], MSG);
         let msgs = peer.wait_for(2, Duration::from_secs(120));
         assert_eq!(msgs.len(), 2, "{}", peer.transcript());
