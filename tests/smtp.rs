@@ -28,12 +28,38 @@ fn tmp_files(env: &Env) -> usize {
         .unwrap_or(0)
 }
 
-fn python(script: &str, args: &[&str]) -> std::process::Output {
-    Command::new("python3")
+/// Runs `script` with python3 and `args`; it must succeed. What it printed.
+fn python(script: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
         .arg("-c")
         .arg(script)
         .args(args)
         .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs swaks with `args`; it must succeed. What it printed.
+fn swaks(args: &[&str]) -> String {
+    let out = Command::new("swaks").args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+/// `-bs` on `env`'s config, queueing only, its stdin and stdout piped, stderr dropped.
+fn spawn_bs(env: &Env) -> std::process::Child {
+    Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-bs", "-odq"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
         .unwrap()
 }
 
@@ -64,12 +90,7 @@ print(s.quit()[0])
 "#,
         &[&d.port.to_string()],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "221");
+    assert_eq!(out.trim(), "221");
     assert_eq!(entries_after(&env, 50), 50);
     let listing = env.mailq(&[]);
     for i in 0..50 {
@@ -128,12 +149,7 @@ print(p.wait())
             env.conf.to_str().unwrap(),
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "550\n221\n0\n");
+    assert_eq!(out, "550\n221\n0\n");
     assert_eq!(env.entries().len(), 5);
     let listing = env.mailq(&[]);
     assert!(listing.contains("x4@example.net"), "{listing}");
@@ -150,24 +166,20 @@ fn swaks_through_a_pipe_to_bs() {
         env.link("sendmail").display(),
         env.conf.display()
     );
-    let out = Command::new("swaks")
-        .args(["--pipe", &pipe, "--from", "a@test.example"])
-        .args([
-            "--to",
-            "b@example.net,c@example.net",
-            "--helo",
-            "client.example",
-        ])
-        .args([
-            "--header",
-            "Subject: via swaks",
-            "--body",
-            "hello from swaks",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = swaks(&[
+        "--pipe",
+        &pipe,
+        "--from",
+        "a@test.example",
+        "--to",
+        "b@example.net,c@example.net",
+        "--helo",
+        "client.example",
+        "--header",
+        "Subject: via swaks",
+        "--body",
+        "hello from swaks",
+    ]);
     assert!(text.contains("<-  250 2.0.0 "), "{text}");
     assert!(text.contains("Message accepted for delivery"), "{text}");
     let entry = env.only_entry();
@@ -190,27 +202,21 @@ fn swaks_pipelining_against_bd() {
     }
     let env = Env::new();
     let d = Daemon::start(&env, &["-odq"]);
-    let out = Command::new("swaks")
-        .args([
-            "--server",
-            "127.0.0.1",
-            "--port",
-            &d.port.to_string(),
-            "--pipeline",
-        ])
-        .args([
-            "--from",
-            "a@test.example",
-            "--to",
-            "b@example.net",
-            "--helo",
-            "swaks.example",
-        ])
-        .args(["--header", "Subject: pipelined swaks"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = swaks(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &d.port.to_string(),
+        "--pipeline",
+        "--from",
+        "a@test.example",
+        "--to",
+        "b@example.net",
+        "--helo",
+        "swaks.example",
+        "--header",
+        "Subject: pipelined swaks",
+    ]);
     assert!(text.contains("250-PIPELINING"), "{text}");
     assert!(text.contains("Message accepted for delivery"), "{text}");
     assert_eq!(entries_after(&env, 1), 1);
@@ -315,8 +321,7 @@ fn smuggling_vectors_never_end_data() {
         ),
     ];
     for (end, want) in vectors {
-        let mut c = Raw::connect(d.port);
-        c.line();
+        let mut c = Raw::greeted(d.port);
         c.cmd("HELO c");
         c.begin_data("victim@example.net");
         let mut body = b"Subject: first\r\n\r\nhello".to_vec();
@@ -390,8 +395,7 @@ fn limits_have_their_replies() {
         "O MaxMessageSize=1000\nO MaxRecipientsPerMessage=3\nO Timeout.command=2s\n",
     );
     let d = Daemon::start(&env, &["-odq"]);
-    let mut c = Raw::connect(d.port);
-    c.line();
+    let mut c = Raw::greeted(d.port);
     c.send(b"EHLO c\r\n");
     let ehlo = c.reply();
     assert!(ehlo.contains(&"250-SIZE 1000".to_string()), "{ehlo:?}");
@@ -435,8 +439,7 @@ fn limits_have_their_replies() {
     );
     assert!(c.closed());
     // The idle limit (Timeout.command).
-    let mut idle = Raw::connect(d.port);
-    idle.line();
+    let mut idle = Raw::greeted(d.port);
     let t = Instant::now();
     assert_eq!(
         idle.line(),
@@ -451,8 +454,7 @@ fn eof_during_data_creates_nothing() {
     let env = Env::new();
     let d = Daemon::start(&env, &["-odq"]);
     {
-        let mut c = Raw::connect(d.port);
-        c.line();
+        let mut c = Raw::greeted(d.port);
         c.cmd("HELO c");
         c.begin_data("b@example.net");
         c.send(b"Subject: cut\r\n\r\npart of a body\r\n");
@@ -508,8 +510,7 @@ fn relaying_is_refused_outside_the_trusted_networks() {
     );
     assert!(c.cmd("RCPT TO:<b@partner.example>").starts_with("250 "));
     // The trusted client may relay.
-    let mut t = Raw::connect(port);
-    t.line();
+    let mut t = Raw::greeted(port);
     t.cmd("HELO inside");
     t.cmd("MAIL FROM:<a@test.example>");
     assert!(t.cmd("RCPT TO:<b@example.net>").starts_with("250 "));
@@ -596,8 +597,7 @@ fn sessions_beyond_max_daemon_children_get_421() {
 fn sigterm_loses_nothing_acknowledged() {
     let env = Env::new();
     let mut d = Daemon::start(&env, &["-odq"]);
-    let mut c = Raw::connect(d.port);
-    c.line();
+    let mut c = Raw::greeted(d.port);
     c.cmd("HELO c");
     for i in 0..3 {
         c.begin_data(&format!("r{i}@example.net"));
@@ -725,8 +725,7 @@ fn bd_background_mode_delivers() {
     };
     let env = relay_env(peer.port, "");
     let d = Daemon::start(&env, &["-odb"]);
-    let mut c = Raw::connect(d.port);
-    c.line();
+    let mut c = Raw::greeted(d.port);
     c.cmd("EHLO c");
     c.begin_data("b@example.net");
     c.send(b"Subject: bg\r\n\r\nhello\r\n.\r\n");
@@ -771,8 +770,7 @@ fn etrn_flushes_only_the_named_domain() {
         env.sendmail(&["-odq", r], crate::harness::MSG).code(0);
     }
     let d = Daemon::start(&env, &["-odq"]);
-    let mut c = Raw::connect(d.port);
-    c.line();
+    let mut c = Raw::greeted(d.port);
     c.cmd("EHLO dialup");
     assert_eq!(
         c.cmd("ETRN dial.example"),
@@ -856,8 +854,7 @@ fn drip(mut w: impl std::io::Write + Send + 'static, bytes: &'static [u8]) {
 fn a_dripped_command_line_times_out_whole() {
     let env = Env::with_config("O Timeout.command=2s\n");
     let d = Daemon::start(&env, &["-odq"]);
-    let mut c = Raw::connect(d.port);
-    c.line();
+    let mut c = Raw::greeted(d.port);
     let w = c.writer();
     let t = Instant::now();
     drip(w, b"NOOP a command line far slower than its timeout\r\n");
@@ -879,8 +876,7 @@ fn a_dripped_command_line_times_out_whole() {
 fn a_dripped_message_times_out() {
     let env = Env::with_config("O Timeout.datablock=2s\n");
     let d = Daemon::start(&env, &["-odq"]);
-    let mut c = Raw::connect(d.port);
-    c.line();
+    let mut c = Raw::greeted(d.port);
     c.cmd("HELO c");
     c.begin_data("b@example.net");
     let w = c.writer();
@@ -904,13 +900,7 @@ fn bs_held_open(
     limit: Duration,
 ) -> (String, Option<std::process::ExitStatus>, Duration) {
     use std::io::{Read, Write};
-    let mut child = Command::new(env.link("sendmail"))
-        .args(["-C", env.conf.to_str().unwrap(), "-bs", "-odq"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_bs(env);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(input).unwrap();
     let mut stdout = child.stdout.take().unwrap();
@@ -951,13 +941,7 @@ fn bs_a_stalled_command_line_times_out() {
 fn bs_a_client_that_stops_reading_is_cut_off() {
     use std::io::Write;
     let env = Env::with_config("O Timeout.command=2s\n");
-    let mut child = Command::new(env.link("sendmail"))
-        .args(["-C", env.conf.to_str().unwrap(), "-bs", "-odq"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_bs(&env);
     let mut stdin = child.stdin.take().unwrap();
     // Far more replies than a pipe holds; the replies are never read. (RSET: a
     // repeated NOOP would be answered ever later, and fill no pipe.)
@@ -1081,8 +1065,7 @@ fn too_many_bad_commands_end_the_session() {
 fn privacy_options_shape_the_bd_dialogue() {
     let env = Env::with_config("O PrivacyOptions=needmailhelo,noetrn,noreceipts,noverb\n");
     let d = Daemon::start(&env, &["-odq"]);
-    let mut c = Raw::connect(d.port);
-    c.line();
+    let mut c = Raw::greeted(d.port);
     assert_eq!(
         c.cmd("MAIL FROM:<a@test.example>"),
         "503 5.0.0 Polite people say HELO first"
@@ -1116,8 +1099,7 @@ fn privacy_options_shape_the_bd_dialogue() {
 
     let open = Env::with_config("O PrivacyOptions=public\n");
     let d = Daemon::start(&open, &["-odq"]);
-    let mut c = Raw::connect(d.port);
-    c.line();
+    let mut c = Raw::greeted(d.port);
     assert!(c.cmd("MAIL FROM:<a@test.example>").starts_with("250 "));
     c.send(b"EHLO client.example\r\n");
     let ehlo = c.reply();
@@ -1162,8 +1144,7 @@ fn etrn_without_a_fast_flush_list_runs_the_domains_entries() {
     ];
     // Five a session: from the eighth ETRN on, a session is slowed down.
     for names in bad.chunks(5) {
-        let mut c = Raw::connect(d.port);
-        c.line();
+        let mut c = Raw::greeted(d.port);
         c.cmd("EHLO dialup");
         for bad in names {
             assert_eq!(
@@ -1173,8 +1154,7 @@ fn etrn_without_a_fast_flush_list_runs_the_domains_entries() {
             );
         }
     }
-    let mut c = Raw::connect(d.port);
-    c.line();
+    let mut c = Raw::greeted(d.port);
     c.cmd("EHLO dialup");
     holds_for(Duration::from_millis(500), "nothing delivered", || {
         peer.messages().is_empty()
@@ -1348,8 +1328,7 @@ fn hostile_helo_names_and_non_utf8_addresses_are_refused_over_bs() {
 fn hostile_helo_names_and_non_utf8_addresses_are_refused_over_bd() {
     let env = Env::new();
     let d = Daemon::start(&env, &["-odq"]);
-    let mut c = Raw::connect(d.port);
-    c.line();
+    let mut c = Raw::greeted(d.port);
     let mut replies = Vec::new();
     for (cmd, _) in HOSTILE_DIALOGUE {
         c.send(cmd);
@@ -1524,7 +1503,7 @@ fn repeated_commands_without_max_daemon_children_are_slowed_not_cut_off() {
     let log = env.dir.join("mail.log");
     env.add_config(&format!("MAILLOG {}\n", log.display()));
     let d = Daemon::start(&env, &["-odq"]);
-    let out = python(
+    let stdout = python(
         r#"
 import smtplib, sys, time
 s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=60)
@@ -1553,12 +1532,6 @@ print(s.quit()[0])
 "#,
         &[&d.port.to_string()],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let times: Vec<f64> = stdout
         .lines()
         .filter_map(|l| l.split_once(' '))
@@ -1613,8 +1586,7 @@ fn etrn_runs_what_its_documentation_says() {
         env.sendmail(&args, crate::harness::MSG).code(0);
     }
     let d = Daemon::start(&env, &["-odq"]);
-    let mut c = Raw::connect(d.port);
-    c.line();
+    let mut c = Raw::greeted(d.port);
     c.cmd("EHLO dialup");
     // Every recipient the peer has been given so far, lower-cased.
     let delivered = |n: usize| -> Vec<String> {

@@ -401,6 +401,13 @@ impl Raw {
         Raw::from(TcpStream::connect(("127.0.0.1", port)).unwrap())
     }
 
+    /// A connection to `port` whose greeting was read (and not looked at).
+    pub fn greeted(port: u16) -> Raw {
+        let mut c = Raw::connect(port);
+        c.line();
+        c
+    }
+
     pub fn from(s: TcpStream) -> Raw {
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         Raw {
