@@ -21,89 +21,19 @@ impl Pki {
         }
         let dir = dir.join("pki");
         fs::create_dir_all(&dir).unwrap();
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(&dir)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=rsendmail test CA",
-        ]);
+        self_signed(&dir, "ca", "/CN=rsendmail test CA", &[]);
         for (name, san) in [
             ("srv", "DNS:localhost,IP:127.0.0.1"),
             ("wrong", "DNS:other.example"),
         ] {
-            run(&[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                "/CN=test",
-            ]);
-            fs::write(
-                dir.join(format!("{name}.ext")),
-                format!("subjectAltName={san}\n"),
-            )
-            .unwrap();
-            run(&[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &format!("{name}.pem"),
-                "-days",
-                "2",
-                "-extfile",
-                &format!("{name}.ext"),
-            ]);
+            issue(&dir, name, "/CN=test", &format!("subjectAltName={san}\n"));
         }
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "self.key",
-            "-out",
-            "self.pem",
-            "-days",
-            "2",
-            "-subj",
+        self_signed(
+            &dir,
+            "self",
             "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ]);
+            &["-addext", "subjectAltName=IP:127.0.0.1"],
+        );
         Some(Pki { dir })
     }
 
@@ -161,6 +91,13 @@ fn setup() -> Option<(Env, Pki)> {
     let env0 = Env::new();
     let pki = Pki::make(&env0.dir)?;
     Some((env0, pki))
+}
+
+/// Sends one message to ok@example.org at once (`-odi`, exit 0): the reason its entry
+/// stayed queued (the first line of the spool's JSON listing).
+fn sent_reason(env: &Env) -> String {
+    env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
+    env.json().remove(0)
 }
 
 /// Write dma's auth.conf with this line and mode, and name it in the config (AUTHPATH).
@@ -255,12 +192,10 @@ fn tls_required_but_not_offered_sends_nothing_in_clear() {
     let Some((env0, _pki)) = setup() else { return };
     let peer = Peer::start(&env0.dir, &[]);
     let env = relay(peer.port, "STARTTLS\n");
-    env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
-    let j = env.json();
+    let reason = sent_reason(&env);
     assert!(
-        j[0].contains("TLS is required but 127.0.0.1 does not offer STARTTLS"),
-        "{}",
-        j[0]
+        reason.contains("TLS is required but 127.0.0.1 does not offer STARTTLS"),
+        "{reason}"
     );
     let t = peer.transcript();
     assert!(!t.contains("MAIL") && !t.contains("RCPT"), "{t}");
@@ -279,17 +214,15 @@ fn tls_to_a_plain_server_gives_a_readable_reason() {
     let Some((env0, _pki)) = setup() else { return };
     let peer = Peer::start(&env0.dir, &[]);
     let env = relay(peer.port, "SECURETRANSFER\n");
-    env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
-    let j = env.json();
+    let reason = sent_reason(&env);
     assert!(
-        j[0].contains(
+        reason.contains(
             "TLS handshake with 127.0.0.1 failed: wrong version number \
              (the server does not speak TLS on this port?)"
         ),
-        "{}",
-        j[0]
+        "{reason}"
     );
-    assert!(!j[0].contains("error:0A"), "{}", j[0]);
+    assert!(!reason.contains("error:0A"), "{reason}");
     assert!(peer.messages().is_empty());
 }
 
@@ -300,12 +233,10 @@ fn bad_certificates_are_deferred() {
     for (cert, why) in [("self", "self-signed"), ("wrong", "wrong host name")] {
         let peer = tls_peer(&env0, &pki, cert, "starttls", &[]);
         let env = relay(peer.port, &format!("STARTTLS\n{ca}"));
-        env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
-        let j = env.json();
+        let reason = sent_reason(&env);
         assert!(
-            j[0].contains("TLS handshake with 127.0.0.1 failed"),
-            "{why}: {}",
-            j[0]
+            reason.contains("TLS handshake with 127.0.0.1 failed"),
+            "{why}: {reason}"
         );
         assert!(
             !peer.transcript().contains("MAIL"),
@@ -315,11 +246,10 @@ fn bad_certificates_are_deferred() {
         // dma's VERIFYCERT asks for the check: INSECURE (dma's "password in clear text
         // allowed") does not turn it off then.
         let env = relay(peer.port, &format!("STARTTLS\nINSECURE\nVERIFYCERT\n{ca}"));
-        env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
+        let reason = sent_reason(&env);
         assert!(
-            env.json()[0].contains("TLS handshake with 127.0.0.1 failed"),
-            "{why}: {}",
-            env.json()[0]
+            reason.contains("TLS handshake with 127.0.0.1 failed"),
+            "{why}: {reason}"
         );
         assert!(peer.messages().is_empty(), "{why}");
         // INSECURE alone accepts it.
@@ -340,12 +270,8 @@ fn fingerprint_pinning() {
     assert_eq!(peer.messages().len(), 1);
     let bad = pki.fingerprint("srv.pem");
     let env = relay(peer.port, &format!("STARTTLS\nFINGERPRINT {bad}\n"));
-    env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
-    assert!(
-        env.json()[0].contains("does not match FINGERPRINT"),
-        "{}",
-        env.json()[0]
-    );
+    let reason = sent_reason(&env);
+    assert!(reason.contains("does not match FINGERPRINT"), "{reason}");
     assert_eq!(peer.messages().len(), 1);
 }
 
@@ -371,13 +297,12 @@ fn auth_problems_defer_and_never_leak() {
     // A wrong password is deferred.
     let env = relay(peer.port, &tls);
     use_auth_file(&env, "bob|127.0.0.1:wrong\n", 0o600);
-    env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
+    let reason = sent_reason(&env);
     assert!(
-        env.json()[0].contains("AUTH refused by 127.0.0.1: 535"),
-        "{}",
-        env.json()[0]
+        reason.contains("AUTH refused by 127.0.0.1: 535"),
+        "{reason}"
     );
-    assert!(!env.json()[0].contains("wrong"));
+    assert!(!reason.contains("wrong"));
     assert!(peer.messages().is_empty());
     // No password in clear text over a connection without TLS (unless INSECURE).
     let plain = Peer::start(
@@ -390,11 +315,10 @@ fn auth_problems_defer_and_never_leak() {
     );
     let env = relay(plain.port, "");
     use_auth_file(&env, "bob|127.0.0.1:right\n", 0o600);
-    env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
+    let reason = sent_reason(&env);
     assert!(
-        env.json()[0].contains("in clear text over an unencrypted connection"),
-        "{}",
-        env.json()[0]
+        reason.contains("in clear text over an unencrypted connection"),
+        "{reason}"
     );
     assert!(
         !plain.transcript().contains("AUTH"),
@@ -521,13 +445,11 @@ fn wrong_replies_to_starttls_and_auth_defer() {
         if auth {
             use_auth_file(&env, "bob|127.0.0.1:s3cret-pw\n", 0o600);
         }
-        env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
+        let reason = sent_reason(&env);
         let verb = wrong.split(' ').next().unwrap();
-        let j = env.json();
         assert!(
-            j[0].contains(&format!("Protocol error: 127.0.0.1 answered {verb} with")),
-            "{wrong}: {}",
-            j[0]
+            reason.contains(&format!("Protocol error: 127.0.0.1 answered {verb} with")),
+            "{wrong}: {reason}"
         );
         let t = peer.transcript();
         assert!(t.contains("WRONG-REPLY"), "{wrong}: {t}");
@@ -547,6 +469,56 @@ fn openssl(dir: &Path, args: &[&str]) {
         out.status.success(),
         "openssl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// In `dir`: a new RSA key `name.key` and a self-signed certificate `name.pem` for it,
+/// subject `subj`, with `extra` arguments to `openssl req`.
+fn self_signed(dir: &Path, name: &str, subj: &str, extra: &[&str]) {
+    let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
+    let mut args = vec![
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &pem, "-days",
+        "2", "-subj", subj,
+    ];
+    args.extend_from_slice(extra);
+    openssl(dir, &args);
+}
+
+/// In `dir`: a new RSA key `name.key` and a certificate `name.pem` for it, subject `subj`,
+/// signed by the CA `ca.pem` (`ca.key`) with the extensions `ext` (written to `name.ext`).
+fn issue(dir: &Path, name: &str, subj: &str, ext: &str) {
+    let (key, csr, pem, extfile) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.ext"),
+    );
+    openssl(
+        dir,
+        &[
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", subj,
+        ],
+    );
+    fs::write(dir.join(&extfile), ext).unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &extfile,
+        ],
     );
 }
 
@@ -612,45 +584,11 @@ fn client_keys(pki: &Pki) {
     openssl(dir, &["pkey", "-in", "ec.key", "-out", "ec8.key"]);
     openssl(dir, &["genpkey", "-algorithm", "ed25519", "-out", "ed.key"]);
     // The intermediate CA.
-    openssl(
+    issue(
         dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "int.key",
-            "-out",
-            "int.csr",
-            "-subj",
-            "/CN=rsendmail test intermediate",
-        ],
-    );
-    fs::write(
-        dir.join("int.ext"),
+        "int",
+        "/CN=rsendmail test intermediate",
         "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "int.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "int.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "int.ext",
-        ],
     );
     for (name, issuer) in [("rsa8", "ca"), ("ec", "ca"), ("chain", "int")] {
         let cn = format!("/CN=client-{name}");
@@ -865,11 +803,10 @@ fn client_certificate_in_any_order_and_key_form() {
         peer.port,
         &format!("STARTTLS\nO CACertFile={ca}\nCERTFILE {}\n", file.display()),
     );
-    env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
+    let reason = sent_reason(&env);
     assert!(
-        env.json()[0].contains("its private key belongs to none of its certificates"),
-        "{}",
-        env.json()[0]
+        reason.contains("its private key belongs to none of its certificates"),
+        "{reason}"
     );
     assert_eq!(peer.messages().len(), good.len());
 }
