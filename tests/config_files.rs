@@ -147,16 +147,7 @@ fn root_refuses_each_file_a_user_could_change() {
             } else {
                 check_refused(&env, &at, &ctx);
             }
-            let out = Command::new(admin())
-                .args(["-C", env.conf.to_str().unwrap(), "check"])
-                .output()
-                .unwrap();
-            let stdout = text(&out.stdout);
-            assert_eq!(out.status.code(), Some(78), "{ctx}: {stdout}");
-            let fail = stdout
-                .lines()
-                .find(|l| l.starts_with("FAIL files:") && l.contains(&at))
-                .unwrap_or_else(|| panic!("{ctx}: no FAIL files line:\n{stdout}"));
+            let (fail, stdout) = check_fails(env.conf.to_str().unwrap(), "files", &at, &ctx);
             // A log file under a directory others may write: no mode of that
             // directory is to change (the system logger may need it); a file a user
             // owns in a directory that is root's alone is written anew in its place;
@@ -185,6 +176,23 @@ fn root_refuses_each_file_a_user_could_change() {
             let _ = fs::remove_dir_all(&env.dir);
         }
     }
+}
+
+/// `rsendmail-admin -C conf check`, which must fail (78), and its `FAIL kind:` line that
+/// names `at` (`ctx` names the case): that line and all it printed.
+fn check_fails(conf: &str, kind: &str, at: &str, ctx: &str) -> (String, String) {
+    let out = Command::new(admin())
+        .args(["-C", conf, "check"])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{ctx}: {stdout}");
+    let fail = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("FAIL {kind}:")) && l.contains(at))
+        .unwrap_or_else(|| panic!("{ctx}: no FAIL {kind} line:\n{stdout}"))
+        .to_string();
+    (fail, stdout)
 }
 
 /// A message queued while ALIASES and RELAYTABLE were root's: once the configuration
@@ -544,16 +552,7 @@ fn root_refuses_a_mail_spool_others_could_change() {
             r.code(78);
             assert!(said(&r).contains(&at), "{case} {args:?}: {}", said(&r));
         }
-        let out = Command::new(admin())
-            .args(["-C", env.conf.to_str().unwrap(), "check"])
-            .output()
-            .unwrap();
-        let stdout = text(&out.stdout);
-        assert_eq!(out.status.code(), Some(78), "{case}: {stdout}");
-        let fail = stdout
-            .lines()
-            .find(|l| l.starts_with("FAIL files:") && l.contains(&at))
-            .unwrap_or_else(|| panic!("{case}: no FAIL files line:\n{stdout}"));
+        let (fail, _) = check_fails(env.conf.to_str().unwrap(), "files", &at, &case);
         assert!(fail.contains(repair), "{case}: {fail}");
         assert!(!fail.contains("chown "), "{case}: {fail}");
         let _ = fs::remove_dir_all(&env.dir);
@@ -730,16 +729,7 @@ fn root_refuses_a_configuration_file_a_user_could_change() {
             !env.spool.join("tmp").exists(),
             "{case}: init made the spool"
         );
-        let out = Command::new(admin())
-            .args(["-C", c, "check"])
-            .output()
-            .unwrap();
-        let stdout = text(&out.stdout);
-        assert_eq!(out.status.code(), Some(78), "{case}: {stdout}");
-        let fail = stdout
-            .lines()
-            .find(|l| l.starts_with("FAIL config:") && l.contains(&at))
-            .unwrap_or_else(|| panic!("{case}: no FAIL config line:\n{stdout}"));
+        let (fail, stdout) = check_fails(c, "config", &at, &case);
         assert!(fail.contains(&fault), "{case}: {fail}");
         assert!(
             !stdout.lines().any(|l| l.starts_with("ok   config ")),
