@@ -45,6 +45,33 @@ fn records(path: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A queue runner (`-q1s -qf`) on `env`, its stderr to a file, stopped (SIGTERM; it must
+/// exit 0) once its line for the delivery to bob@example.org is there: the records on
+/// its stderr.
+fn runner_records(env: &Env) -> Vec<(String, String)> {
+    let err = env.dir.join("runner.err");
+    let mut runner = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-q1s", "-qf"])
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until_or(
+        Duration::from_secs(20),
+        "the runner's delivery line on its stderr",
+        || fs::read_to_string(&err).unwrap_or_default(),
+        || {
+            fs::read_to_string(&err)
+                .unwrap_or_default()
+                .contains(": to=<bob@example.org>, ")
+        },
+    );
+    sigterm(&runner);
+    let st = wait_exit(&mut runner, Duration::from_secs(10)).expect("the runner stops");
+    assert!(st.success());
+    records(&err)
+}
+
 #[test]
 fn submission_and_refused_recipients_are_logged_to_maillog() {
     let env = Env::new();
@@ -206,27 +233,7 @@ fn without_maillog_or_syslog_a_runner_logs_to_stderr() {
     env.sendmail(&["-odq", "bob@example.org"], MSG)
         .code(0)
         .stderr_is("");
-    let err = env.dir.join("runner.err");
-    let mut runner = Command::new(env.link("sendmail"))
-        .args(["-C", env.conf.to_str().unwrap(), "-q1s", "-qf"])
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    wait_until_or(
-        Duration::from_secs(20),
-        "the runner's delivery line on its stderr",
-        || fs::read_to_string(&err).unwrap_or_default(),
-        || {
-            fs::read_to_string(&err)
-                .unwrap_or_default()
-                .contains(": to=<bob@example.org>, ")
-        },
-    );
-    sigterm(&runner);
-    let st = wait_exit(&mut runner, Duration::from_secs(10)).expect("the runner stops");
-    assert!(st.success());
-    let lines = records(&err);
+    let lines = runner_records(&env);
     assert!(
         lines
             .iter()
@@ -508,27 +515,7 @@ fn a_runner_reports_an_unusable_maillog_once() {
     std::os::unix::fs::symlink(env.dir.join("target"), &log).unwrap();
     env.add_config(&format!("MAILLOG {}\n", log.display()));
     env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
-    let err = env.dir.join("runner.err");
-    let mut runner = Command::new(env.link("sendmail"))
-        .args(["-C", env.conf.to_str().unwrap(), "-q1s", "-qf"])
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    wait_until_or(
-        Duration::from_secs(20),
-        "the runner's delivery line on its stderr",
-        || fs::read_to_string(&err).unwrap_or_default(),
-        || {
-            fs::read_to_string(&err)
-                .unwrap_or_default()
-                .contains(": to=<bob@example.org>, ")
-        },
-    );
-    sigterm(&runner);
-    let st = wait_exit(&mut runner, Duration::from_secs(10)).expect("the runner stops");
-    assert!(st.success());
-    let lines = records(&err);
+    let lines = runner_records(&env);
     let warnings: Vec<&(String, String)> = lines
         .iter()
         .filter(|(_, t)| t.contains("MAILLOG"))
