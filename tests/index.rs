@@ -27,30 +27,12 @@ fn a_held_index_lock_does_not_stall_submission() {
     env.sendmail(&["-odq", "first@example.org"], MSG).code(0);
     let lock = hold_index_lock(&env);
     let started = Instant::now();
-    let mut child = Command::new(env.link("sendmail"))
-        .args([
-            "-C",
-            env.conf.to_str().unwrap(),
-            "-odq",
-            "second@example.org",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(MSG).unwrap();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the submission waited on the index lock for 20s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = run_bounded(
+        &env,
+        &["-odq", "second@example.org"],
+        MSG,
+        Duration::from_secs(20),
+    );
     assert_eq!(status.code(), Some(0));
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(env.entries().len(), 2, "{}", env.listing());
@@ -138,17 +120,24 @@ fn an_entry_the_index_misses_is_still_selected() {
     assert!(env.mailq(&[]).contains("other@else.example"));
 }
 
-/// Run `sendmail ARGS` with no input, killed (and the test failed) after `limit`.
-fn run_bounded(env: &Env, args: &[&str], limit: Duration) -> std::process::ExitStatus {
+/// Run `sendmail ARGS` with `stdin` as its input, killed (and the test failed) after
+/// `limit`.
+fn run_bounded(
+    env: &Env,
+    args: &[&str],
+    stdin: &[u8],
+    limit: Duration,
+) -> std::process::ExitStatus {
     let mut full = vec!["-C", env.conf.to_str().unwrap()];
     full.extend_from_slice(args);
     let mut child = Command::new(env.link("sendmail"))
         .args(&full)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
     let started = Instant::now();
     loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -178,7 +167,7 @@ fn a_held_index_lock_does_not_stall_queue_runs() {
     env.sendmail(&["-odq", "third@three.example"], MSG).code(0);
     let limit = Duration::from_secs(20);
     assert_eq!(
-        run_bounded(&env, &["-qRsecond@two", "-qf"], limit).code(),
+        run_bounded(&env, &["-qRsecond@two", "-qf"], b"", limit).code(),
         Some(0)
     );
     let got = peer.wait_for(1, Duration::from_secs(20));
@@ -186,7 +175,7 @@ fn a_held_index_lock_does_not_stall_queue_runs() {
         got.iter().any(|m| m.0.contains("second@two.example")),
         "{got:?}"
     );
-    assert_eq!(run_bounded(&env, &["-qf"], limit).code(), Some(0));
+    assert_eq!(run_bounded(&env, &["-qf"], b"", limit).code(), Some(0));
     let got = peer.wait_for(3, Duration::from_secs(20));
     assert_eq!(got.len(), 3, "{got:?}");
     assert!(env.entries().is_empty(), "{}", env.listing());
@@ -269,11 +258,7 @@ fn a_rebuild_names_an_entry_between_its_append_and_its_rename() {
     assert_eq!(env.entries().len(), 2, "{}", env.listing());
     // Whole: of this boot, no marker...
     let index = env.spool.join("index");
-    let markers: Vec<_> = fs::read_dir(&index)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("stale."))
-        .collect();
+    let markers = stale_markers(&index);
     assert!(markers.is_empty(), "{markers:?}");
     // ...so it names the entry.
     let text = fs::read_to_string(&recipients).unwrap();
@@ -290,6 +275,15 @@ fn a_rebuild_names_an_entry_between_its_append_and_its_rename() {
         "{got:?}"
     );
     assert_eq!(peer.messages().len(), 1);
+}
+
+/// The names of the `stale.` markers in the index directory `index`.
+fn stale_markers(index: &std::path::Path) -> Vec<String> {
+    fs::read_dir(index)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("stale."))
+        .collect()
 }
 
 /// `n` recipients at `domain`, with addresses long enough to fill the index quickly.
@@ -385,11 +379,7 @@ fn submissions_during_compactions_stay_in_the_index() {
     let text = fs::read_to_string(&recipients).unwrap();
     assert!(!text.contains("@gone.example"), "not compacted");
     let index = env.spool.join("index");
-    let markers: Vec<_> = fs::read_dir(&index)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("stale."))
-        .collect();
+    let markers = stale_markers(&index);
     assert!(markers.is_empty(), "{markers:?}");
     // Whole, so it names every entry queued.
     let queued = env.entries();
