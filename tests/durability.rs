@@ -4,6 +4,7 @@
 //! - deferred mode opens no AF_INET/AF_INET6 socket (no DNS, no connection);
 //! - closed fds 0-2 never end up as spool files.
 
+use crate::harness::servers::Peer;
 use crate::harness::{Env, release_bin, require};
 use std::collections::HashMap;
 use std::fs;
@@ -22,6 +23,38 @@ fn fsync_enospc(when: Option<u32>) -> Vec<String> {
         .map(String::from)
         .chain([inject])
         .collect()
+}
+
+/// strace's arguments to follow forks quietly, trace `what` (`trace=...`) and write
+/// the trace to `file`.
+fn trace_args(what: &str, file: &std::path::Path) -> Vec<String> {
+    ["-f", "-qq", "-e", what, "-o"]
+        .map(String::from)
+        .into_iter()
+        .chain([file.display().to_string()])
+        .collect()
+}
+
+/// Where strace is installed: a fault server (its scratch Env, the server) and an Env
+/// relaying to it; None (after a note) otherwise.
+fn traced_relay() -> Option<(Env, Peer, Env)> {
+    if !require("strace") {
+        return None;
+    }
+    let (scratch, peer) = crate::harness::servers::start_peer(&[])?;
+    let env = crate::harness::servers::relay_env(peer.port, "");
+    Some((scratch, peer, env))
+}
+
+/// The reports to s@example.org `peer` took that say `who... User unknown`.
+fn reports_to_s_naming(peer: &Peer, who: &str) -> usize {
+    peer.messages()
+        .iter()
+        .filter(|(j, m)| {
+            j.contains("\"rcpt_tos\": [\"s@example.org\"]")
+                && String::from_utf8_lossy(m).contains(&format!("{who}... User unknown"))
+        })
+        .count()
 }
 
 fn strace_run(env: &Env, strace_args: &[String], args: &[&str], stdin: &[u8]) -> (i32, String) {
@@ -169,14 +202,7 @@ fn deferred_mode_opens_no_inet_socket() {
     let trace = env.dir.join("net.txt");
     let (code, _) = strace_run(
         &env,
-        &[
-            "-f".into(),
-            "-qq".into(),
-            "-e".into(),
-            "trace=%network".into(),
-            "-o".into(),
-            trace.display().to_string(),
-        ],
+        &trace_args("trace=%network", &trace),
         &["-odd", "bob@example.org", "carol@example.net"],
         b"Subject: dial-up\n\nbody\n",
     );
@@ -251,19 +277,7 @@ fn selective_run_opens_only_matching_entries() {
         .code(0);
     let count_opens = |args: &[&str]| -> usize {
         let trace = env.dir.join("opens.txt");
-        let (code, _) = strace_run(
-            &env,
-            &[
-                "-f".into(),
-                "-qq".into(),
-                "-e".into(),
-                "trace=openat".into(),
-                "-o".into(),
-                trace.display().to_string(),
-            ],
-            args,
-            b"",
-        );
+        let (code, _) = strace_run(&env, &trace_args("trace=openat", &trace), args, b"");
         assert_eq!(code, 0);
         let text = fs::read_to_string(&trace).unwrap();
         text.lines().filter(|l| l.contains("/qf")).count()
@@ -301,13 +315,9 @@ fn a_full_disk_at_commit_is_a_452_over_smtp() {
 /// again and reports it.
 #[test]
 fn a_failure_report_that_cannot_be_queued_keeps_its_entry() {
-    if !require("strace") {
-        return;
-    }
-    let Some((_scratch, peer)) = crate::harness::servers::start_peer(&[]) else {
+    let Some((_scratch, _peer, env)) = traced_relay() else {
         return;
     };
-    let env = crate::harness::servers::relay_env(peer.port, "");
     env.sendmail(&["-odq", "reject5@example.org"], b"Subject: r\n\nbody\n")
         .code(0);
     // The run's first fsync is the report's commit: it fails with ENOSPC.
@@ -336,13 +346,9 @@ fn a_failure_report_that_cannot_be_queued_keeps_its_entry() {
 /// refused (the report and then the state must be written).
 #[test]
 fn a_full_disk_sends_nothing_whose_outcome_cannot_be_recorded() {
-    if !require("strace") {
-        return;
-    }
-    let Some((_scratch, peer)) = crate::harness::servers::start_peer(&[]) else {
+    let Some((_scratch, peer, env)) = traced_relay() else {
         return;
     };
-    let env = crate::harness::servers::relay_env(peer.port, "");
     for other in ["reject4@example.org", "reject5@example.org"] {
         env.sendmail(
             &["-odq", "-f", "owner@example.net", "ok@example.org", other],
@@ -605,24 +611,12 @@ fn a_full_spool_sends_nothing_it_cannot_record() {
 /// refused recipient, at once or from a later run, and nothing stays queued.
 #[test]
 fn a_full_disk_never_loses_the_report_of_recipients_refused_at_submission() {
-    if !require("strace") {
-        return;
-    }
-    let Some((_scratch, peer)) = crate::harness::servers::start_peer(&[]) else {
+    let Some((_scratch, peer, env)) = traced_relay() else {
         return;
     };
-    let env = crate::harness::servers::relay_env(peer.port, "");
     fs::write(env.dir.join("aliases"), "").unwrap();
     env.add_config(&format!("ALIASES {}\n", env.dir.join("aliases").display()));
-    let reports_naming = |who: &str| {
-        peer.messages()
-            .iter()
-            .filter(|(j, m)| {
-                j.contains("\"rcpt_tos\": [\"s@example.org\"]")
-                    && String::from_utf8_lossy(m).contains(&format!("{who}... User unknown"))
-            })
-            .count()
-    };
+    let reports_naming = |who: &str| reports_to_s_naming(&peer, who);
     let mut checked = 0;
     for k in 1..=10u32 {
         let who = format!("nosuchuser{k}");
@@ -661,24 +655,12 @@ fn a_full_disk_never_loses_the_report_of_recipients_refused_at_submission() {
 /// its other recipients the entry owes the report, which a queue run sends.
 #[test]
 fn a_report_of_refusals_that_cannot_be_queued_is_never_lost_without_a_word() {
-    if !require("strace") {
-        return;
-    }
-    let Some((_scratch, peer)) = crate::harness::servers::start_peer(&[]) else {
+    let Some((_scratch, peer, env)) = traced_relay() else {
         return;
     };
-    let env = crate::harness::servers::relay_env(peer.port, "");
     fs::write(env.dir.join("aliases"), "").unwrap();
     env.add_config(&format!("ALIASES {}\n", env.dir.join("aliases").display()));
-    let reports_naming = |who: &str| {
-        peer.messages()
-            .iter()
-            .filter(|(j, m)| {
-                j.contains("\"rcpt_tos\": [\"s@example.org\"]")
-                    && String::from_utf8_lossy(m).contains(&format!("{who}... User unknown"))
-            })
-            .count()
-    };
+    let reports_naming = |who: &str| reports_to_s_naming(&peer, who);
     // The spool made first (its making syncs too).
     env.sendmail(&["-odq", "good@example.org"], b"\n").code(0);
     env.sendmail(&["-qf"], b"").code(0);
@@ -777,13 +759,9 @@ fn a_report_of_refusals_that_cannot_be_queued_is_never_lost_without_a_word() {
 /// status is EX_TEMPFAIL when not even the attempt's record could be written.
 #[test]
 fn a_full_disk_is_said_in_a_verbose_run() {
-    if !require("strace") {
-        return;
-    }
-    let Some((_scratch, peer)) = crate::harness::servers::start_peer(&[]) else {
+    let Some((_scratch, peer, env)) = traced_relay() else {
         return;
     };
-    let env = crate::harness::servers::relay_env(peer.port, "");
     env.sendmail(
         &[
             "-odq",
