@@ -87,6 +87,21 @@ pub(crate) fn setgid_dir(tag: &str) -> PathBuf {
     here
 }
 
+/// A directory everyone may enter and read (0755), made at `p`.
+fn open_dir(p: &Path) {
+    fs::create_dir(p).unwrap();
+    fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A directory the test user owns ([`user_dir`] `tag`), and a set-gid `sendmail` in a
+/// directory of its own ([`setgid_dir`] `sgid-tag`, [`setgid_copy`]): the three paths.
+fn setgid_case(tag: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = user_dir(tag);
+    let here = setgid_dir(&format!("sgid-{tag}"));
+    let sg = setgid_copy(&here);
+    (dir, here, sg)
+}
+
 /// `rsendmail` installed set-group-id to the spool's group (a group the test user is not in) as
 /// `sendmail` in `here` ([`setgid_install`]).
 fn setgid_copy(here: &Path) -> PathBuf {
@@ -152,8 +167,7 @@ fn per_user_spool_reached_through_another_users_link_or_directory_is_refused() {
         // that the caller's link passes through.
         let theirs = home.join("theirs");
         let target = if through_dir {
-            fs::create_dir(&theirs).unwrap();
-            fs::set_permissions(&theirs, fs::Permissions::from_mode(0o755)).unwrap();
+            open_dir(&theirs);
             std::os::unix::fs::chown(&theirs, Some(other), None).unwrap();
             theirs.join("..").join("real")
         } else {
@@ -305,9 +319,7 @@ fn setgid_binary_drops_group_for_unsafe_options() {
     if !can_switch_user() {
         return;
     }
-    let dir = user_dir("setgid");
-    let here = setgid_dir("sgid");
-    let sg = setgid_copy(&here);
+    let (dir, here, sg) = setgid_case("setgid");
 
     // A spool directory only the spool's group may write.
     let spool = here.join("groupspool");
@@ -468,9 +480,7 @@ fn setgid_binary_drops_group_before_opening_the_x_file() {
     if !can_switch_user() {
         return;
     }
-    let dir = user_dir("setgid-x");
-    let here = setgid_dir("sgid-x");
-    let sg = setgid_copy(&here);
+    let (dir, here, sg) = setgid_case("setgid-x");
     deliverer_beside(&here);
     let group_dir = here.join("grouplog");
     group_only_dir(&group_dir);
@@ -510,12 +520,9 @@ fn setgid_binary_passes_no_file_choosing_environment() {
     if !can_switch_user() {
         return;
     }
-    let dir = user_dir("setgid-env");
-    let here = setgid_dir("sgid-env");
-    let sg = setgid_copy(&here);
+    let (dir, here, sg) = setgid_case("setgid-env");
     let plain = here.join("plain");
-    fs::create_dir(&plain).unwrap();
-    fs::set_permissions(&plain, fs::Permissions::from_mode(0o755)).unwrap();
+    open_dir(&plain);
     let not_sg = plain.join("sendmail");
     crate::harness::copy_executable(&bin(), &not_sg);
     fs::set_permissions(&not_sg, fs::Permissions::from_mode(0o755)).unwrap();
@@ -629,9 +636,7 @@ fn files_the_config_names_are_checked_with_the_callers_rights() {
     if !can_switch_user() {
         return;
     }
-    let dir = user_dir("conf-files");
-    let here = setgid_dir("sgid-conf-files");
-    let sg = setgid_copy(&here);
+    let (dir, here, sg) = setgid_case("conf-files");
     let group_dir = here.join("group");
     group_only_dir(&group_dir);
     let table = group_dir.join("relays");
@@ -1166,13 +1171,10 @@ fn system_config_override_never_reaches_a_setgid_program() {
         !Path::new(rsendmail::config::DEFAULT_CONFIG).exists(),
         "this test needs a machine without a system config"
     );
-    let dir = user_dir("syscfg-sg");
-    let here = setgid_dir("syscfg-sg");
-    let sg = setgid_copy(&here);
+    let (dir, here, sg) = setgid_case("syscfg-sg");
     deliverer_beside(&here);
     let plain = here.join("plain");
-    fs::create_dir(&plain).unwrap();
-    fs::set_permissions(&plain, fs::Permissions::from_mode(0o755)).unwrap();
+    open_dir(&plain);
     let not_sg = user_visible_bin(&plain, "sendmail");
     let broken = here.join("broken.conf");
     fs::write(&broken, "NOSUCHKEYWORD x\n").unwrap();
@@ -1253,8 +1255,7 @@ fn setgid_binary_runs_no_deliverer_a_user_put_beside_a_link() {
     let here = setgid_dir("sgid-link");
     let sg = setgid_copy(&here);
     let mine = here.join("mine");
-    fs::create_dir(&mine).unwrap();
-    fs::set_permissions(&mine, fs::Permissions::from_mode(0o755)).unwrap();
+    open_dir(&mine);
     let link = mine.join("sendmail");
     fs::hard_link(&sg, &link).unwrap();
     // Stand-ins that record that they ran, in the user's directory.
