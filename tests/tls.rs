@@ -529,18 +529,20 @@ fn issue(dir: &Path, name: &str, subj: &str, ext: &str) {
 /// (PKCS#8, encrypted), `ed` (Ed25519, no certificate).
 fn client_keys(pki: &Pki) {
     let dir = &pki.dir;
-    openssl(
-        dir,
-        &[
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            "rsa8.key",
-        ],
-    );
+    for key in ["rsa8.key", "chain.key"] {
+        openssl(
+            dir,
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                key,
+            ],
+        );
+    }
     openssl(
         dir,
         &[
@@ -561,18 +563,6 @@ fn client_keys(pki: &Pki) {
             "-genkey",
             "-out",
             "ec.key",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            "chain.key",
         ],
     );
     openssl(
