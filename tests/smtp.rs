@@ -44,6 +44,14 @@ fn python(script: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `ETRN domain` in the session `c`, answered that the run for it started.
+fn etrn_started(c: &mut Raw, domain: &str) {
+    assert_eq!(
+        c.cmd(&format!("ETRN {domain}")),
+        format!("250 2.0.0 Queuing for node {domain} started")
+    );
+}
+
 /// Runs swaks with `args`; it must succeed. What it printed.
 fn swaks(args: &[&str]) -> String {
     let out = Command::new("swaks").args(args).output().unwrap();
@@ -772,10 +780,7 @@ fn etrn_flushes_only_the_named_domain() {
     let d = Daemon::start(&env, &["-odq"]);
     let mut c = Raw::greeted(d.port);
     c.cmd("EHLO dialup");
-    assert_eq!(
-        c.cmd("ETRN dial.example"),
-        "250 2.0.0 Queuing for node dial.example started"
-    );
+    etrn_started(&mut c, "dial.example");
     let got = peer.wait_for(2, Duration::from_secs(20));
     holds_for(Duration::from_millis(300), "no third message", || {
         peer.messages().len() <= 2
@@ -789,10 +794,7 @@ fn etrn_flushes_only_the_named_domain() {
         "{all}"
     );
     assert_eq!(env.entries().len(), 3);
-    assert_eq!(
-        c.cmd("ETRN @dial.example"),
-        "250 2.0.0 Queuing for node @dial.example started"
-    );
+    etrn_started(&mut c, "@dial.example");
     let got = peer.wait_for(3, Duration::from_secs(20));
     holds_for(Duration::from_millis(300), "no fourth message", || {
         peer.messages().len() <= 3
@@ -1159,20 +1161,14 @@ fn etrn_without_a_fast_flush_list_runs_the_domains_entries() {
     holds_for(Duration::from_millis(500), "nothing delivered", || {
         peer.messages().is_empty()
     });
-    assert_eq!(
-        c.cmd("ETRN listed.example"),
-        "250 2.0.0 Queuing for node listed.example started"
-    );
+    etrn_started(&mut c, "listed.example");
     peer.wait_for(1, Duration::from_secs(20));
     holds_for(Duration::from_millis(300), "only the listed domain", || {
         peer.messages().len() == 1
     });
     assert!(peer.messages()[0].0.contains("a@listed.example"));
     // A domain without a list: its entries, not the whole queue.
-    assert_eq!(
-        c.cmd("ETRN other.example"),
-        "250 2.0.0 Queuing for node other.example started"
-    );
+    etrn_started(&mut c, "other.example");
     peer.wait_for(2, Duration::from_secs(20));
     holds_for(Duration::from_millis(500), "only other.example's", || {
         peer.messages().len() == 2
@@ -1180,10 +1176,7 @@ fn etrn_without_a_fast_flush_list_runs_the_domains_entries() {
     assert!(peer.messages()[1].0.contains("b@other.example"));
     assert!(env.mailq(&[]).contains("c@third.example"));
     // The absolute name (trailing dot) is the same domain.
-    assert_eq!(
-        c.cmd("ETRN third.example."),
-        "250 2.0.0 Queuing for node third.example. started"
-    );
+    etrn_started(&mut c, "third.example.");
     let got = peer.wait_for(3, Duration::from_secs(20));
     let all: Vec<&str> = got.iter().map(|m| m.0.as_str()).collect();
     assert!(all.iter().any(|r| r.contains("c@third.example")), "{all:?}");
@@ -1604,13 +1597,7 @@ fn etrn_runs_what_its_documentation_says() {
         out.sort();
         out
     };
-    let step = |c: &mut Raw, arg: &str| {
-        assert_eq!(
-            c.cmd(&format!("ETRN {arg}")),
-            format!("250 2.0.0 Queuing for node {arg} started")
-        );
-    };
-    step(&mut c, "example.org");
+    etrn_started(&mut c, "example.org");
     let mut want = vec![
         "u1@example.org",
         "u2@example.org",
@@ -1621,7 +1608,7 @@ fn etrn_runs_what_its_documentation_says() {
     ];
     want.sort();
     assert_eq!(delivered(5), want);
-    step(&mut c, "@example.org");
+    etrn_started(&mut c, "@example.org");
     want.extend([
         "u5@mail.example.org",
         "u6@notexample.org",
@@ -1629,11 +1616,11 @@ fn etrn_runs_what_its_documentation_says() {
     ]);
     want.sort();
     assert_eq!(delivered(8), want);
-    step(&mut c, "listed.example");
+    etrn_started(&mut c, "listed.example");
     want.push("a@listed.example");
     want.sort();
     assert_eq!(delivered(9), want);
-    step(&mut c, "@listed.example");
+    etrn_started(&mut c, "@listed.example");
     want.push("b@sub.listed.example");
     want.sort();
     assert_eq!(delivered(10), want);
