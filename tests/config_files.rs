@@ -178,6 +178,15 @@ fn root_refuses_each_file_a_user_could_change() {
     }
 }
 
+/// `hers` in `env`'s directory, made and owned by the test user.
+fn her_dir(env: &Env) -> PathBuf {
+    let u = test_user();
+    let d = env.dir.join("hers");
+    fs::create_dir(&d).unwrap();
+    chown(&d, Some(u.uid), Some(u.gid)).unwrap();
+    d
+}
+
 /// `rsendmail-admin -C conf check`, which must fail (78), and its `FAIL kind:` line that
 /// names `at` (`ctx` names the case): that line and all it printed.
 fn check_fails(conf: &str, kind: &str, at: &str, ctx: &str) -> (String, String) {
@@ -208,9 +217,7 @@ fn a_root_queue_run_never_routes_by_her_files() {
         .code(0);
     assert_eq!(env.entries().len(), 1);
     let u = test_user();
-    let udir = env.dir.join("hers");
-    fs::create_dir_all(&udir).unwrap();
-    chown(&udir, Some(u.uid), Some(u.gid)).unwrap();
+    let udir = her_dir(&env);
     let stolen = udir.join("rootmail");
     let aliases = udir.join("aliases");
     fs::write(&aliases, format!("root: {}\n", stolen.display())).unwrap();
@@ -517,9 +524,7 @@ fn root_refuses_a_mail_spool_others_could_change() {
         let env = Env::new();
         let spool = match case {
             "below-hers" => {
-                let d = env.dir.join("hers");
-                fs::create_dir(&d).unwrap();
-                chown(&d, Some(u.uid), Some(u.gid)).unwrap();
+                let d = her_dir(&env);
                 d.join("mail")
             }
             _ => env.dir.join("spool-mail"),
@@ -626,9 +631,7 @@ fn root_refuses_a_configuration_file_a_user_could_change() {
             continue;
         }
         let env = Env::new();
-        let udir = env.dir.join("hers");
-        fs::create_dir_all(&udir).unwrap();
-        chown(&udir, Some(u.uid), Some(u.gid)).unwrap();
+        let udir = her_dir(&env);
         let setfacl = |p: &Path| {
             let ok = Command::new("setfacl")
                 .args(["-m", &format!("u:{}:rwx", u.uid)])
@@ -770,9 +773,7 @@ fn check_never_repairs_the_system_configuration_through_a_users_link() {
     }
     let u = test_user();
     let env = Env::new();
-    let udir = env.dir.join("hers");
-    fs::create_dir_all(&udir).unwrap();
-    chown(&udir, Some(u.uid), Some(u.gid)).unwrap();
+    let udir = her_dir(&env);
     let hers = udir.join("u.conf");
     fs::copy(&env.conf, &hers).unwrap();
     chown(&hers, Some(u.uid), Some(u.gid)).unwrap();
