@@ -45,6 +45,13 @@ fn records(path: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `mail.log` in `env`'s directory, named by MAILLOG in its configuration.
+fn maillog(env: &Env) -> std::path::PathBuf {
+    let log = env.dir.join("mail.log");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    log
+}
+
 /// A queue runner (`-q1s -qf`) on `env`, its stderr to a file, stopped (SIGTERM; it must
 /// exit 0) once its line for the delivery to bob@example.org is there: the records on
 /// its stderr.
@@ -129,8 +136,7 @@ fn a_delivery_is_logged_with_its_status() {
         return;
     };
     let env = relay_env(sink.port, "");
-    let log = env.dir.join("mail.log");
-    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let log = maillog(&env);
     env.sendmail(&["-odi", "bob@example.org"], MSG).code(0);
     assert!(env.entries().is_empty(), "{}", env.listing());
     let lines = records(&log);
@@ -293,8 +299,7 @@ fn without_maillog_or_syslog_a_runner_logs_to_stderr() {
 fn failures_are_logged_with_their_reasons() {
     let port = crate::harness::closed_tcp_port();
     let env = Env::with_config(&format!("SMARTHOST 127.0.0.1\nPORT {port}\n"));
-    let log = env.dir.join("mail.log");
-    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let log = maillog(&env);
     env.sendmail(&["-odi", "bob@example.org"], MSG).code(0);
     let lines = records(&log);
     assert!(
@@ -548,8 +553,7 @@ fn control_characters_are_made_harmless_in_the_log() {
         )],
     );
     let env = relay_env(peer.port, "");
-    let log = env.dir.join("mail.log");
-    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let log = maillog(&env);
     // Refused (EX_NOUSER, as for any recipient refused with -odi).
     env.sendmail(&["-odi", "bob@example.org"], MSG).code(67);
     let text = fs::read_to_string(&log).unwrap();
