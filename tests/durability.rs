@@ -46,6 +46,13 @@ fn traced_relay() -> Option<(Env, Peer, Env)> {
     Some((scratch, peer, env))
 }
 
+/// An empty aliases file named by ALIASES in `env`'s configuration: an unknown local
+/// name is refused as a user.
+fn no_aliases(env: &Env) {
+    fs::write(env.dir.join("aliases"), "").unwrap();
+    env.add_config(&format!("ALIASES {}\n", env.dir.join("aliases").display()));
+}
+
 /// The reports to s@example.org `peer` took that say `who... User unknown`.
 fn reports_to_s_naming(peer: &Peer, who: &str) -> usize {
     peer.messages()
@@ -614,8 +621,7 @@ fn a_full_disk_never_loses_the_report_of_recipients_refused_at_submission() {
     let Some((_scratch, peer, env)) = traced_relay() else {
         return;
     };
-    fs::write(env.dir.join("aliases"), "").unwrap();
-    env.add_config(&format!("ALIASES {}\n", env.dir.join("aliases").display()));
+    no_aliases(&env);
     let reports_naming = |who: &str| reports_to_s_naming(&peer, who);
     let mut checked = 0;
     for k in 1..=10u32 {
@@ -658,8 +664,7 @@ fn a_report_of_refusals_that_cannot_be_queued_is_never_lost_without_a_word() {
     let Some((_scratch, peer, env)) = traced_relay() else {
         return;
     };
-    fs::write(env.dir.join("aliases"), "").unwrap();
-    env.add_config(&format!("ALIASES {}\n", env.dir.join("aliases").display()));
+    no_aliases(&env);
     let reports_naming = |who: &str| reports_to_s_naming(&peer, who);
     // The spool made first (its making syncs too).
     env.sendmail(&["-odq", "good@example.org"], b"\n").code(0);
