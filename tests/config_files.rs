@@ -557,7 +557,7 @@ fn root_refuses_a_mail_spool_others_could_change() {
             r.code(78);
             assert!(said(&r).contains(&at), "{case} {args:?}: {}", said(&r));
         }
-        let (fail, _) = check_fails(env.conf.to_str().unwrap(), "files", &at, &case);
+        let (fail, _) = check_fails(env.conf.to_str().unwrap(), "files", &at, case);
         assert!(fail.contains(repair), "{case}: {fail}");
         assert!(!fail.contains("chown "), "{case}: {fail}");
         let _ = fs::remove_dir_all(&env.dir);
@@ -732,7 +732,7 @@ fn root_refuses_a_configuration_file_a_user_could_change() {
             !env.spool.join("tmp").exists(),
             "{case}: init made the spool"
         );
-        let (fail, stdout) = check_fails(c, "config", &at, &case);
+        let (fail, stdout) = check_fails(c, "config", &at, case);
         assert!(fail.contains(&fault), "{case}: {fail}");
         assert!(
             !stdout.lines().any(|l| l.starts_with("ok   config ")),
