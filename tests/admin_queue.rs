@@ -688,7 +688,7 @@ fn bounce_of_a_local_senders_entry_mails_the_report() {
 /// original (the unlink of `qf<ID>`): the next run finds the report queued and sends it
 /// once, for `rsendmail-admin bounce` and for a queue run's own failure alike; the
 /// administrator is told that the deliverer was killed, not that the report could not
-/// be queued.
+/// be queued, and a `bounce` said again names the report queued before the crash.
 #[test]
 fn a_report_is_sent_once_after_a_crash_before_its_original_goes() {
     if Command::new("strace").arg("-V").output().is_err() {
@@ -737,6 +737,23 @@ fn a_report_is_sent_once_after_a_crash_before_its_original_goes() {
                 "{err}"
             );
             assert!(!err.contains("could not be queued"), "{err}");
+            // The administrator says it again: the report queued before the crash is
+            // found by its ID, named, and handed on; none is made a second time.
+            let before: Vec<String> = env
+                .entries()
+                .iter()
+                .map(|p| id_of(p))
+                .filter(|e| *e != id)
+                .collect();
+            assert_eq!(before.len(), 1, "{}", env.listing());
+            let r = admin(&env, &["bounce", &id]);
+            r.code(0);
+            assert_eq!(report_queued(r.stdout.trim_end(), &id), before[0]);
+            let log = fs::read_to_string(env.dir.join("maillog")).unwrap_or_default();
+            assert!(
+                log.contains(&format!("{id}: {}: DSN: failure (queued already)", before[0])),
+                "{log}"
+            );
         }
         wait_until(Duration::from_secs(20), "the queue emptied", || {
             env.sendmail(&["-q"], b"").code(0);
