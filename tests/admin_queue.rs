@@ -751,7 +751,10 @@ fn a_report_is_sent_once_after_a_crash_before_its_original_goes() {
             assert_eq!(report_queued(r.stdout.trim_end(), &id), before[0]);
             let log = fs::read_to_string(env.dir.join("maillog")).unwrap_or_default();
             assert!(
-                log.contains(&format!("{id}: {}: DSN: failure (queued already)", before[0])),
+                log.contains(&format!(
+                    "{id}: {}: DSN: failure (queued already)",
+                    before[0]
+                )),
                 "{log}"
             );
         }
@@ -1399,7 +1402,7 @@ fn deleting_an_entry_while_a_run_delivers_another() {
 /// A periodic queue runner (`-q1h -qf`, the packaged service's form) leaves a deferred
 /// entry to its back-off, and a held one even when the wake-up endpoint names it (as a
 /// submission's line would); `retry` wakes the runner through the endpoint, and the
-/// runner delivers it at once.
+/// runner delivers it at once; so does `bounce` for the report it queues.
 #[test]
 fn retry_wakes_the_periodic_runner_and_held_entries_stay_unselected() {
     let env0 = Env::new();
@@ -1450,6 +1453,29 @@ fn retry_wakes_the_periodic_runner_and_held_entries_stay_unselected() {
     let text = fs::read_to_string(&log).unwrap_or_default();
     let by_runner = text.lines().any(|l| {
         l.contains("to=<bob@example.org>,")
+            && l.contains("stat=Sent")
+            && l.contains(&format!("rsendmail-deliver[{}]", runner.id()))
+    });
+    assert!(by_runner, "{text}");
+    // `bounce` queues the report and wakes the runner for it, which sends it.
+    let id2 = queue(&env, "carol@example.org");
+    let r = admin(&env, &["bounce", &id2]);
+    r.code(0);
+    let rid = r
+        .stdout
+        .strip_prefix(&format!(
+            "{id2}: returned to its sender; its report is queued as "
+        ))
+        .and_then(|l| l.strip_suffix(" (the queue runner was woken)\n"))
+        .unwrap_or_else(|| panic!("{}", r.stdout))
+        .to_string();
+    wait_until(Duration::from_secs(10), "the report at the sink", || {
+        sink.dumps().len() == 2
+    });
+    env.wait_until_empty(Duration::from_secs(10));
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    let by_runner = text.lines().any(|l| {
+        l.contains(&format!("{rid}: to=<alice@example.org>,"))
             && l.contains("stat=Sent")
             && l.contains(&format!("rsendmail-deliver[{}]", runner.id()))
     });
