@@ -1624,19 +1624,20 @@ pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
 }
 
 /// `bounce ID... [--reason TEXT]`: every entry no delivery holds is marked to be
-/// returned, and only then is each delivered by the deliverer (so that a queue run
+/// returned, and only then is each attempted by the deliverer (so that a queue run
 /// reaching one meanwhile returns it too; those a delivery holds follow as they are
-/// freed, [`each_locked_then`]), as a queue run delivers it (`--queued`: never an
+/// freed, [`each_locked_then`]), as a queue run attempts it (`--queued`: never an
 /// interactive delivery, whose ErrorMode p would save a local sender's copy in the
 /// caller's ~/dead.letter), whose attempt fails every open recipient with the reason
 /// and queues the RFC 3464 report as for any failure; the entry goes only once its
-/// report is queued. When the deliverer cannot run, the mark stays and the next queue
-/// run returns it.
+/// report is queued. The report is not sent here: it is handed to the runner or a
+/// background delivery ([`return_marked`]), as `postsuper` only changes the queue.
+/// When the deliverer cannot run, the mark stays and the next queue run returns it.
 pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
     let reason = reason_text(reason);
     run(ctx, Use::Writes, |s, who| {
         // Every entry no delivery holds is marked first, and only then is each
-        // returned (its report sent, which can take long): a queue run that reaches a
+        // returned (its report queued, which takes a moment): a queue run that reaches a
         // marked entry meanwhile returns it too, where it would deliver one still
         // waiting for its turn here. Then those a delivery held, each as it is freed.
         let marked: std::cell::RefCell<Vec<(String, Returned)>> = Default::default();
