@@ -1954,7 +1954,27 @@ mod tests {
         );
     }
 
+    /// The deliverer's `queued ID` lines name the reports; any other line, or a line
+    /// whose ID is not one, names nothing.
+    #[test]
+    fn reports_are_taken_from_queued_lines_only() {
+        let out = b"queued 6AUIIquc023976\nqueued ../../x\nreturned 6AUIIquc023977\n\
+                    queued 6AUIIquc023978\n\xffqueued 6AUIIquc023979\nqueued 6AUIIquc023980";
+        assert_eq!(
+            queued_by(out),
+            ["6AUIIquc023976", "6AUIIquc023978", "6AUIIquc023980"]
+        );
+        assert!(queued_by(b"").is_empty());
+    }
+
     proptest! {
+        #[test]
+        fn queued_by_never_panics_and_gives_only_ids(b in proptest::collection::vec(any::<u8>(), 0..200)) {
+            for id in queued_by(&b) {
+                prop_assert!(spool::valid_id(&id));
+            }
+        }
+
         #[test]
         fn parse_id_never_panics_and_gives_only_ids(s in "\\PC*") {
             if let Ok(id) = parse_id(&s) {
