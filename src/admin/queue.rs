@@ -1646,7 +1646,7 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
         let return_all = || {
             let mut status = Sysexit::Ok;
             for (id, returned) in marked.take() {
-                if let Err(code) = return_marked(ctx, s, &id, returned, refused.as_deref()) {
+                if let Err(code) = return_marked(ctx, s, who, &id, returned, refused.as_deref()) {
                     first_failure(&mut status, code);
                 }
             }
@@ -1743,6 +1743,7 @@ fn queued_by(stdout: &[u8]) -> Vec<String> {
 fn return_marked(
     ctx: &Context,
     s: &app::Setup,
+    who: &Caller,
     id: &str,
     returned: Returned,
     refused: Option<&str>,
@@ -1774,11 +1775,7 @@ fn return_marked(
         Ok(out) if gone() => {
             let _ = std::io::stderr().write_all(&out.stderr);
             let reports = queued_by(&out.stdout);
-            let how = if reports.is_empty() {
-                ""
-            } else {
-                hand_on(ctx, s, &reports.join(","))
-            };
+            let how = hand_reports_on(ctx, s, who, &reports);
             if !reports.is_empty() {
                 log::info!(
                     "{id}: its report is queued as {} ({how})",
@@ -1818,6 +1815,43 @@ fn return_marked(
             ),
         )),
     }
+}
+
+/// [`bounce`]'s reports `reports` (queued, their original gone) handed to delivery
+/// without waiting for it: each is marked due now under its lock, as `retry` marks an
+/// entry (so that the periodic runner takes it for a line naming it, as it takes a
+/// retried entry and nothing else queued), then handed on ([`hand_on`]). One a delivery
+/// holds or took meanwhile, or one held (`hold` of a report found queued again after a
+/// crash), is left as it is. What was done, in words for the command's line (empty
+/// without reports).
+fn hand_reports_on(
+    ctx: &Context,
+    s: &app::Setup,
+    who: &Caller,
+    reports: &[String],
+) -> &'static str {
+    let mut how = "";
+    for rid in reports {
+        how = match locate(&s.spool, rid) {
+            Ok(Some((_, true))) => "it is held",
+            Ok(Some((sp, false))) => match try_lock(&sp, rid, Duration::ZERO) {
+                Ok(Locked::File(lock)) => {
+                    // Not marked (its error said): handed on all the same, a background
+                    // delivery needs no mark, and the next queue run takes it anyway.
+                    let _ = mark_locked(s, who, rid, (&sp, false), Some(lock), "bounce", |st| {
+                        st.retry = true;
+                    });
+                    hand_on(ctx, s, rid)
+                }
+                Ok(Locked::Busy) => "a delivery has it",
+                Ok(Locked::Gone) => "a delivery took it",
+                Err(_) => "the next queue run takes it",
+            },
+            Ok(None) => "a delivery took it",
+            Err(_) => "the next queue run takes it",
+        };
+    }
+    how
 }
 
 /// The most characters of the deliverer's reason [`bounce`] gives.

@@ -147,11 +147,9 @@ pub fn still_due(spool: &Spool, id: &str, local: bool) -> bool {
 
 /// The entries a poke's line names that it may have delivered now: a line is what a
 /// background submission writes, its entry (submitted in background mode) and the
-/// report of its refused recipients (from the null sender), each never tried; or what
-/// `rsendmail-admin bounce` writes, the reports it queued (delivery reports, from the
-/// null sender, never tried: due at once, as a queue run would send them). A line that
-/// names anything else (a `-odq` or `-odd` entry, one being retried, garbage) gives
-/// nothing.
+/// report of its refused recipients (from the null sender), each never tried. A line
+/// that names anything else (a `-odq` or `-odd` entry, one being retried, garbage)
+/// gives nothing.
 fn poked(spool: &Spool, line: &str) -> Vec<String> {
     let Some(ids) = entry_ids(line) else {
         return Vec::new();
@@ -171,13 +169,10 @@ fn poked(spool: &Spool, line: &str) -> Vec<String> {
     {
         return ids;
     }
-    let report = |e: &rsendmail::spool::QueuedEntry| {
-        e.envelope.sender.is_empty() && e.envelope.report.is_some()
-    };
     let fits = entries.iter().enumerate().all(|(n, e)| {
         e.state.attempts == 0
             && if n == 0 {
-                e.envelope.mode == 'b' || report(e)
+                e.envelope.mode == 'b'
             } else {
                 e.envelope.sender.is_empty()
             }
