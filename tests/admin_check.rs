@@ -2369,7 +2369,8 @@ fn queue_timeout_returns_old_entries() {
 }
 
 /// `bounce` of an entry with the null sender: there is no sender to return it to, and
-/// the line says where the report went (postmaster), not "returned to its sender".
+/// the line says where the report goes (postmaster), queued under which ID, not
+/// "returned to its sender"; the delivery it started (or a later run) takes it there.
 #[test]
 fn bounce_of_a_null_sender_entry_names_postmaster() {
     let env = Env::new();
@@ -2378,9 +2379,32 @@ fn bounce_of_a_null_sender_entry_names_postmaster() {
     let id = env.only_id();
     let r = admin(&env, &["bounce", &id]);
     r.code(0);
+    let rid = r
+        .stdout
+        .strip_prefix(&format!(
+            "{id}: returned: it has no sender (<>); its report is queued for postmaster as "
+        ))
+        .and_then(|r| r.strip_suffix(" (a delivery was started)\n"))
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(
+        rid.len() == 14 && rid != id && !rid.contains(' '),
+        "{}",
+        r.stdout
+    );
+    crate::harness::wait_until(
+        std::time::Duration::from_secs(20),
+        "the report delivered",
+        || {
+            env.sendmail(&["-q"], b"").code(0);
+            env.entries().is_empty()
+        },
+    );
+    let mbox = fs::read_to_string(env.dir.join("mail/root")).unwrap_or_default();
     assert_eq!(
-        r.stdout,
-        format!("{id}: returned: it has no sender (<>), its report went to postmaster\n")
+        mbox.matches("Final-Recipient: RFC822; bob@example.org")
+            .count(),
+        1,
+        "{mbox}"
     );
 }
 

@@ -51,6 +51,21 @@ fn queued(env: &Env, id: &str) -> bool {
     env.spool.join(format!("qf{id}")).exists()
 }
 
+/// The report ID in `bounce`'s line for entry `id` returned to its sender, its report
+/// queued and handed to a delivery that `bounce` started (no runner listens in these
+/// tests): `ID: returned to its sender; its report is queued as RID (a delivery was
+/// started)`.
+fn report_queued(line: &str, id: &str) -> String {
+    let rid = line
+        .strip_prefix(&format!(
+            "{id}: returned to its sender; its report is queued as "
+        ))
+        .and_then(|r| r.strip_suffix(" (a delivery was started)"))
+        .unwrap_or_else(|| panic!("{id}: {line}"));
+    assert_eq!(rid.len(), 14, "{line}");
+    rid.to_string()
+}
+
 /// Usage errors are clap's message on stderr and exit 64 (EX_USAGE); `--help` and
 /// `--version` exit 0.
 #[test]
@@ -538,10 +553,12 @@ fn bounce_returns_exactly_one_report_to_the_sender() {
     let id = queue(&env, "bob@example.org");
     let r = admin(&env, &["bounce", &id, "--reason", "spam run\r\nBcc: x"]);
     r.code(0);
-    assert_eq!(r.stdout, format!("{id}: returned to its sender\n"));
+    let rid = report_queued(r.stdout.trim_end(), &id);
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
     assert!(!queued(&env, &id));
+    // The report goes out without the command, through the delivery it started.
     wait_until(Duration::from_secs(10), "the report at the sink", || {
-        !sink.dumps().is_empty()
+        !sink.dumps().is_empty() && !queued(&env, &rid)
     });
     env.sendmail(&["-qf"], b"").code(0);
     std::thread::sleep(Duration::from_millis(300));
@@ -577,6 +594,17 @@ fn bounce_returns_exactly_one_report_to_the_sender() {
             && !line.contains("relay=127")
             && !line.contains(", relay="),
         "{line}"
+    );
+    // The log names the report queued, and the report's own lines its delivery.
+    assert!(
+        logged.contains(&format!(
+            "{id}: its report is queued as {rid} (a delivery was started)"
+        )),
+        "{logged}"
+    );
+    assert!(
+        logged.contains(&format!("{rid}: to=<alice@example.org>,")),
+        "{logged}"
     );
 }
 
@@ -631,9 +659,14 @@ fn bounce_of_a_local_senders_entry_mails_the_report() {
     let id = env.only_id();
     let r = admin(&env, &["bounce", &id, "--reason", "retired"]);
     r.code(0);
-    assert_eq!(r.stdout, format!("{id}: returned to its sender\n"));
+    report_queued(r.stdout.trim_end(), &id);
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
     assert_eq!(fs::metadata(&dead).map(|m| m.len()).ok(), before);
-    env.sendmail(&["-qf"], b"").code(0);
+    // Delivered by the delivery it started, or by a run once that one is done.
+    wait_until(Duration::from_secs(20), "the queue emptied", || {
+        env.sendmail(&["-q"], b"").code(0);
+        env.entries().is_empty()
+    });
     let mbox = fs::read_to_string(env.dir.join("mail/root")).unwrap_or_default();
     assert_eq!(
         mbox.matches("report-type=delivery-status").count(),
@@ -655,7 +688,7 @@ fn bounce_of_a_local_senders_entry_mails_the_report() {
 /// original (the unlink of `qf<ID>`): the next run finds the report queued and sends it
 /// once, for `rsendmail-admin bounce` and for a queue run's own failure alike; the
 /// administrator is told that the deliverer was killed, not that the report could not
-/// be queued.
+/// be queued, and a `bounce` said again names the report queued before the crash.
 #[test]
 fn a_report_is_sent_once_after_a_crash_before_its_original_goes() {
     if Command::new("strace").arg("-V").output().is_err() {
@@ -704,6 +737,26 @@ fn a_report_is_sent_once_after_a_crash_before_its_original_goes() {
                 "{err}"
             );
             assert!(!err.contains("could not be queued"), "{err}");
+            // The administrator says it again: the report queued before the crash is
+            // found by its ID, named, and handed on; none is made a second time.
+            let before: Vec<String> = env
+                .entries()
+                .iter()
+                .map(|p| id_of(p))
+                .filter(|e| *e != id)
+                .collect();
+            assert_eq!(before.len(), 1, "{}", env.listing());
+            let r = admin(&env, &["bounce", &id]);
+            r.code(0);
+            assert_eq!(report_queued(r.stdout.trim_end(), &id), before[0]);
+            let log = fs::read_to_string(env.dir.join("maillog")).unwrap_or_default();
+            assert!(
+                log.contains(&format!(
+                    "{id}: {}: DSN: failure (queued already)",
+                    before[0]
+                )),
+                "{log}"
+            );
         }
         wait_until(Duration::from_secs(20), "the queue emptied", || {
             env.sendmail(&["-q"], b"").code(0);
@@ -1216,18 +1269,19 @@ fn two_users_act_only_on_their_own_entries() {
     let own = ids().pop().unwrap();
     let out = as_user(&adm, &["bounce", &own], &envs, b"");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(
-        text(&out.stdout),
-        format!("{own}: returned to its sender\n")
-    );
+    let rid = report_queued(text(&out.stdout).trim_end(), &own);
     assert!(!dead.exists(), "{}", text(&out.stdout));
-    // The report is queued; a queue run (root's) delivers it.
-    let out = Command::new(&root_sm)
-        .arg("-qf")
-        .envs(envs)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The report is queued, handed to a delivery it started; a queue run (root's)
+    // delivers it if that one could not.
+    wait_until(Duration::from_secs(20), "the report delivered", || {
+        let out = Command::new(&root_sm)
+            .arg("-q")
+            .envs(envs)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        !ids().contains(&rid)
+    });
     let mbox = fs::read_to_string(here.join("mail").join(TEST_USER)).unwrap_or_default();
     assert_eq!(
         mbox.matches("report-type=delivery-status").count(),
@@ -1348,7 +1402,7 @@ fn deleting_an_entry_while_a_run_delivers_another() {
 /// A periodic queue runner (`-q1h -qf`, the packaged service's form) leaves a deferred
 /// entry to its back-off, and a held one even when the wake-up endpoint names it (as a
 /// submission's line would); `retry` wakes the runner through the endpoint, and the
-/// runner delivers it at once.
+/// runner delivers it at once; so does `bounce` for the report it queues.
 #[test]
 fn retry_wakes_the_periodic_runner_and_held_entries_stay_unselected() {
     let env0 = Env::new();
@@ -1399,6 +1453,29 @@ fn retry_wakes_the_periodic_runner_and_held_entries_stay_unselected() {
     let text = fs::read_to_string(&log).unwrap_or_default();
     let by_runner = text.lines().any(|l| {
         l.contains("to=<bob@example.org>,")
+            && l.contains("stat=Sent")
+            && l.contains(&format!("rsendmail-deliver[{}]", runner.id()))
+    });
+    assert!(by_runner, "{text}");
+    // `bounce` queues the report and wakes the runner for it, which sends it.
+    let id2 = queue(&env, "carol@example.org");
+    let r = admin(&env, &["bounce", &id2]);
+    r.code(0);
+    let rid = r
+        .stdout
+        .strip_prefix(&format!(
+            "{id2}: returned to its sender; its report is queued as "
+        ))
+        .and_then(|l| l.strip_suffix(" (the queue runner was woken)\n"))
+        .unwrap_or_else(|| panic!("{}", r.stdout))
+        .to_string();
+    wait_until(Duration::from_secs(10), "the report at the sink", || {
+        sink.dumps().len() == 2
+    });
+    env.wait_until_empty(Duration::from_secs(10));
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    let by_runner = text.lines().any(|l| {
+        l.contains(&format!("{rid}: to=<alice@example.org>,"))
             && l.contains("stat=Sent")
             && l.contains(&format!("rsendmail-deliver[{}]", runner.id()))
     });
@@ -2809,4 +2886,146 @@ fn mailq_of_a_missing_spool_names_the_spool_that_holds_the_queue() {
             typo.display()
         )
     );
+}
+
+/// A relay that accepts connections and never greets (the test's own listener, on
+/// 127.0.0.1), until dropped: then the connections it took are closed, and so is the
+/// port (a delivery that tries again is refused at once).
+struct Mute {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Mute {
+    fn start() -> Mute {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (s, a) = (stop.clone(), accepted.clone());
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            // Bounded: a minute at most, whatever the test does.
+            let until = std::time::Instant::now() + Duration::from_secs(60);
+            while !s.load(Ordering::SeqCst) && std::time::Instant::now() < until {
+                match listener.accept() {
+                    Ok((c, _)) => {
+                        a.fetch_add(1, Ordering::SeqCst);
+                        held.push(c);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        Mute {
+            port,
+            stop,
+            accepted,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Mute {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `bounce` of several entries whose smarthost accepts the connection and never greets:
+/// each report is queued, the original removed, and the report handed to a delivery
+/// that runs without the command (no runner listens here: a background one), so the
+/// command returns at once, naming each report's queue ID. A later run sends each
+/// report exactly once.
+#[test]
+fn bounce_queues_the_reports_and_returns_without_waiting_for_the_relay() {
+    let sink_dir = Env::new();
+    let Some(sink) = Sink::start(&sink_dir.dir, &[]) else {
+        return;
+    };
+    let mute = Mute::start();
+    let env = relay_env(mute.port, "");
+    let ids: Vec<String> = (0..3)
+        .map(|i| queue(&env, &format!("r{i}@example.org")))
+        .collect();
+    let start = std::time::Instant::now();
+    let mut child = Command::new(admin_bin())
+        .arg("-C")
+        .arg(&env.conf)
+        .arg("bounce")
+        .args(&ids)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "bounce still waiting after {:?} ({} connections to the relay)",
+            start.elapsed(),
+            mute.accepted.load(std::sync::atomic::Ordering::SeqCst)
+        );
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    // One line an entry: returned, its report queued under the ID given.
+    let mut reports = Vec::new();
+    for (id, line) in ids.iter().zip(stdout.lines()) {
+        let rest = line
+            .strip_prefix(&format!(
+                "{id}: returned to its sender; its report is queued as "
+            ))
+            .unwrap_or_else(|| panic!("{line}"));
+        let rid = rest.split(' ').next().unwrap().to_string();
+        assert!(rest.ends_with(" (a delivery was started)"), "{line}");
+        reports.push(rid);
+    }
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    let mut queued_now: Vec<String> = env.entries().iter().map(|p| id_of(p)).collect();
+    queued_now.sort();
+    let mut want = reports.clone();
+    want.sort();
+    assert_eq!(queued_now, want, "{stdout}{}", env.listing());
+    // The relay's connections closed (the deliveries started give up for now), then
+    // a relay that works: a later run sends each report, once.
+    drop(mute);
+    let conf = fs::read_to_string(&env.conf).unwrap();
+    let port_line = conf
+        .lines()
+        .find(|l| l.starts_with("PORT "))
+        .unwrap()
+        .to_string();
+    fs::write(
+        &env.conf,
+        conf.replace(&port_line, &format!("PORT {}", sink.port)),
+    )
+    .unwrap();
+    wait_until(Duration::from_secs(30), "the reports sent", || {
+        env.sendmail(&["-q"], b"").code(0);
+        env.entries().is_empty()
+    });
+    env.sendmail(&["-q"], b"").code(0);
+    let dumps = sink.dumps();
+    assert_eq!(dumps.len(), 3, "{dumps:?}");
+    for i in 0..3 {
+        let rcpt = format!("Final-Recipient: RFC822; r{i}@example.org");
+        assert_eq!(
+            dumps.iter().filter(|d| d.contains(&rcpt)).count(),
+            1,
+            "r{i}: {dumps:?}"
+        );
+    }
 }

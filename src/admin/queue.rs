@@ -1549,6 +1549,40 @@ fn mark_locked(
     Ok(())
 }
 
+/// Hand entry argument `line` (`ID[,ID...]`, committed) to delivery without waiting
+/// for it, as a submission does: the periodic runner is woken through the wake-up
+/// endpoint when one listens, else a background delivery is started (a detached
+/// deliverer, `--entry LINE --background`). What was done, in words for the command's
+/// line; a deliverer that cannot be started is logged, and the next queue run takes it.
+fn hand_on(ctx: &Context, s: &app::Setup, line: &str) -> &'static str {
+    if wake::poke(&s.spool.dir, line) {
+        return "the queue runner was woken";
+    }
+    let mut cmd = super::deliverer(ctx, &["--entry", line, "--background", "--"]);
+    use std::os::unix::process::CommandExt;
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0);
+    let refused = crate::spool::safety::refused_exec(&app::deliver_path());
+    match refused.map(Err).unwrap_or_else(|| Ok(cmd.spawn())) {
+        Err(why) => {
+            log::warn!("{line}: cannot start a delivery: {why}; the next queue run takes it");
+            "the next queue run takes it"
+        }
+        Ok(Ok(_)) => "a delivery was started",
+        Ok(Err(e)) => {
+            log::warn!(
+                "{line}: cannot start a delivery: {e}{}; the next queue run takes it",
+                app::refused_deliverer()
+                    .map(|w| format!(" ({w})"))
+                    .unwrap_or_default()
+            );
+            "the next queue run takes it"
+        }
+    }
+}
+
 /// `retry ID...`: due now (the back-off cleared, marked for the runner); the periodic
 /// runner is woken through the wake-up endpoint as a submission wakes it, else a
 /// background delivery is started, as a background submission does without a runner.
@@ -1567,35 +1601,7 @@ pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
                     st.local_next_attempt = None;
                     st.retry = true;
                 })?;
-                let how = if wake::poke(&s.spool.dir, id) {
-                    "the queue runner was woken"
-                } else {
-                    let mut cmd = super::deliverer(ctx, &["--entry", id, "--background", "--"]);
-                    use std::os::unix::process::CommandExt;
-                    cmd.stdin(std::process::Stdio::null())
-                        .stdout(std::process::Stdio::null())
-                        .stderr(std::process::Stdio::null())
-                        .process_group(0);
-                    let refused = crate::spool::safety::refused_exec(&app::deliver_path());
-                    match refused.map(Err).unwrap_or_else(|| Ok(cmd.spawn())) {
-                        Err(why) => {
-                            log::warn!(
-                                "{id}: cannot start a delivery: {why}; the next queue run takes it"
-                            );
-                            "the next queue run takes it"
-                        }
-                        Ok(Ok(_)) => "a delivery was started",
-                        Ok(Err(e)) => {
-                            log::warn!(
-                                "{id}: cannot start a delivery: {e}{}; the next queue run takes it",
-                                app::refused_deliverer()
-                                    .map(|w| format!(" ({w})"))
-                                    .unwrap_or_default()
-                            );
-                            "the next queue run takes it"
-                        }
-                    }
-                };
+                let how = hand_on(ctx, s, id);
                 if held {
                     crate::outln!("{id}: released, due now ({how})");
                 } else {
@@ -1618,28 +1624,29 @@ pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
 }
 
 /// `bounce ID... [--reason TEXT]`: every entry no delivery holds is marked to be
-/// returned, and only then is each delivered by the deliverer (so that a queue run
+/// returned, and only then is each attempted by the deliverer (so that a queue run
 /// reaching one meanwhile returns it too; those a delivery holds follow as they are
-/// freed, [`each_locked_then`]), as a queue run delivers it (`--queued`: never an
+/// freed, [`each_locked_then`]), as a queue run attempts it (`--queued`: never an
 /// interactive delivery, whose ErrorMode p would save a local sender's copy in the
 /// caller's ~/dead.letter), whose attempt fails every open recipient with the reason
 /// and queues the RFC 3464 report as for any failure; the entry goes only once its
-/// report is queued. When the deliverer cannot run, the mark stays and the next queue
-/// run returns it.
+/// report is queued. The report is not sent here: it is handed to the runner or a
+/// background delivery ([`return_marked`]), as `postsuper` only changes the queue.
+/// When the deliverer cannot run, the mark stays and the next queue run returns it.
 pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
     let reason = reason_text(reason);
     run(ctx, Use::Writes, |s, who| {
         // Every entry no delivery holds is marked first, and only then is each
-        // returned (its report sent, which can take long): a queue run that reaches a
+        // returned (its report queued, which takes a moment): a queue run that reaches a
         // marked entry meanwhile returns it too, where it would deliver one still
         // waiting for its turn here. Then those a delivery held, each as it is freed.
-        let marked: std::cell::RefCell<Vec<(String, &'static str)>> = Default::default();
+        let marked: std::cell::RefCell<Vec<(String, Returned)>> = Default::default();
         let busy_phase = std::cell::Cell::new(false);
         let refused = crate::spool::safety::refused_exec(&app::deliver_path());
         let return_all = || {
             let mut status = Sysexit::Ok;
             for (id, returned) in marked.take() {
-                if let Err(code) = return_marked(ctx, s, &id, returned, refused.as_deref()) {
+                if let Err(code) = return_marked(ctx, s, who, &id, returned, refused.as_deref()) {
                     first_failure(&mut status, code);
                 }
             }
@@ -1656,10 +1663,8 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                 // The null sender has no one to return to: the report goes to postmaster
                 // (a double bounce), and the line says so.
                 let returned = match sp.read_entry(id) {
-                    Ok(e) if e.envelope.sender.is_empty() => {
-                        "returned: it has no sender (<>), its report went to postmaster"
-                    }
-                    _ => "returned to its sender",
+                    Ok(e) if e.envelope.sender.is_empty() => Returned::ToPostmaster,
+                    _ => Returned::ToSender,
                 };
                 Ok(Some((sp.clone(), (sp, held, returned))))
             },
@@ -1686,13 +1691,61 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
     })
 }
 
+/// To whom [`bounce`] returns an entry.
+#[derive(Clone, Copy)]
+enum Returned {
+    /// Its sender.
+    ToSender,
+    /// Postmaster: it has the null sender (a double bounce).
+    ToPostmaster,
+}
+
+impl Returned {
+    /// `bounce`'s line for entry `id`: its reports queued (`reports`, their IDs), each
+    /// handed to delivery (`how`); none named when another delivery returned it.
+    fn line(self, id: &str, reports: &[String], how: &str) -> String {
+        let ids = reports.join(", ");
+        let its = if reports.len() > 1 {
+            "its reports are"
+        } else {
+            "its report is"
+        };
+        match (self, reports.is_empty()) {
+            (Returned::ToSender, true) => format!("{id}: returned to its sender"),
+            (Returned::ToPostmaster, true) => {
+                format!("{id}: returned: it has no sender (<>), its report goes to postmaster")
+            }
+            (Returned::ToSender, false) => {
+                format!("{id}: returned to its sender; {its} queued as {ids} ({how})")
+            }
+            (Returned::ToPostmaster, false) => format!(
+                "{id}: returned: it has no sender (<>); {its} queued for postmaster as {ids} ({how})"
+            ),
+        }
+    }
+}
+
+/// The IDs of the entries the deliverer's attempt queued (its reports), as
+/// `--entry ID --queued` names them on stdout: a line `queued ID` each.
+fn queued_by(stdout: &[u8]) -> Vec<String> {
+    stdout
+        .split(|&b| b == b'\n')
+        .filter_map(|l| std::str::from_utf8(l).ok()?.strip_prefix("queued "))
+        .filter(|id| spool::valid_id(id))
+        .map(str::to_string)
+        .collect()
+}
+
 /// [`bounce`]'s second step for entry `id`, marked to be returned: the deliverer run on
-/// it (`refused`: why it may not be run), and what came of it said.
+/// it (`refused`: why it may not be run), which queues its report and removes it; the
+/// report is then handed to delivery without waiting for it ([`hand_on`]: a relay that
+/// is slow or never greets keeps no one waiting), and what came of it said.
 fn return_marked(
     ctx: &Context,
     s: &app::Setup,
+    who: &Caller,
     id: &str,
-    returned: &str,
+    returned: Returned,
     refused: Option<&str>,
 ) -> Done {
     if let Some(why) = refused {
@@ -1721,7 +1774,15 @@ fn return_marked(
     match ran {
         Ok(out) if gone() => {
             let _ = std::io::stderr().write_all(&out.stderr);
-            crate::outln!("{id}: {returned}");
+            let reports = queued_by(&out.stdout);
+            let how = hand_reports_on(ctx, s, who, &reports);
+            if !reports.is_empty() {
+                log::info!(
+                    "{id}: its report is queued as {} ({how})",
+                    reports.join(", ")
+                );
+            }
+            crate::outln!("{}", returned.line(id, &reports, how));
             Ok(())
         }
         // Killed: whether its report was queued is not known here (a report queued is
@@ -1754,6 +1815,43 @@ fn return_marked(
             ),
         )),
     }
+}
+
+/// [`bounce`]'s reports `reports` (queued, their original gone) handed to delivery
+/// without waiting for it: each is marked due now under its lock, as `retry` marks an
+/// entry (so that the periodic runner takes it for a line naming it, as it takes a
+/// retried entry and nothing else queued), then handed on ([`hand_on`]). One a delivery
+/// holds or took meanwhile, or one held (`hold` of a report found queued again after a
+/// crash), is left as it is. What was done, in words for the command's line (empty
+/// without reports).
+fn hand_reports_on(
+    ctx: &Context,
+    s: &app::Setup,
+    who: &Caller,
+    reports: &[String],
+) -> &'static str {
+    let mut how = "";
+    for rid in reports {
+        how = match locate(&s.spool, rid) {
+            Ok(Some((_, true))) => "it is held",
+            Ok(Some((sp, false))) => match try_lock(&sp, rid, Duration::ZERO) {
+                Ok(Locked::File(lock)) => {
+                    // Not marked (its error said): handed on all the same, a background
+                    // delivery needs no mark, and the next queue run takes it anyway.
+                    let _ = mark_locked(s, who, rid, (&sp, false), Some(lock), "bounce", |st| {
+                        st.retry = true;
+                    });
+                    hand_on(ctx, s, rid)
+                }
+                Ok(Locked::Busy) => "a delivery has it",
+                Ok(Locked::Gone) => "a delivery took it",
+                Err(_) => "the next queue run takes it",
+            },
+            Ok(None) => "a delivery took it",
+            Err(_) => "the next queue run takes it",
+        };
+    }
+    how
 }
 
 /// The most characters of the deliverer's reason [`bounce`] gives.
@@ -1890,7 +1988,27 @@ mod tests {
         );
     }
 
+    /// The deliverer's `queued ID` lines name the reports; any other line, or a line
+    /// whose ID is not one, names nothing.
+    #[test]
+    fn reports_are_taken_from_queued_lines_only() {
+        let out = b"queued 6AUIIquc023976\nqueued ../../x\nreturned 6AUIIquc023977\n\
+                    queued 6AUIIquc023978\n\xffqueued 6AUIIquc023979\nqueued 6AUIIquc023980";
+        assert_eq!(
+            queued_by(out),
+            ["6AUIIquc023976", "6AUIIquc023978", "6AUIIquc023980"]
+        );
+        assert!(queued_by(b"").is_empty());
+    }
+
     proptest! {
+        #[test]
+        fn queued_by_never_panics_and_gives_only_ids(b in proptest::collection::vec(any::<u8>(), 0..200)) {
+            for id in queued_by(&b) {
+                prop_assert!(spool::valid_id(&id));
+            }
+        }
+
         #[test]
         fn parse_id_never_panics_and_gives_only_ids(s in "\\PC*") {
             if let Ok(id) = parse_id(&s) {

@@ -8,8 +8,9 @@
 //!   `--entry ID --background -- <argv>`: the same after the background fork, when one
 //!   of `O MaxBackgroundDeliveries=` slots is free (the SMTP server's deliveries use
 //!   these two forms without `--status`);
-//!   `--entry ID --queued -- <argv>`: one entry delivered in the foreground as a queue run
-//!   delivers it, failures mailed back whatever ErrorMode says (`rsendmail-admin bounce`);
+//!   `--entry ID --queued -- <argv>`: one attempt at one entry in the foreground as a
+//!   queue run makes it, failures mailed back whatever ErrorMode says, the entries it
+//!   queues (its reports) left queued and named on stdout (`rsendmail-admin bounce`);
 //! - `<argv with -q...>`: a queue run; `-bv`, `-bs`, `-bd`/`-bD`: verify, serve SMTP;
 //! - `--etrn DOMAIN -- <argv>`, `--queue-runner --daemon-pid PID -- <argv>`: the flush an
 //!   ETRN started, a daemon's runner (both started by [`serve`]);
@@ -80,8 +81,9 @@ sendmail) runs it, and takes messages itself. To run the queue by hand, use
 struct Internal {
     entry: Option<String>,
     background: bool,
-    /// `--queued` (after `--entry ID`): delivered as a queue run delivers the entry, not
-    /// as an interactive delivery: reports are mailed, never saved in ~/dead.letter.
+    /// `--queued` (after `--entry ID`): one attempt as a queue run makes it, not as an
+    /// interactive delivery: reports are mailed, never saved in ~/dead.letter; they are
+    /// left queued, not sent here ([`runner::attempt_entry`]).
     queued: bool,
     /// `--status N`: the submission's own status (recipients it refused), which stands
     /// before the delivery's ([`Sysexit::then`]).
@@ -547,6 +549,7 @@ fn run(internal: Internal) -> Result<Sysexit, Fatal> {
         return runner::periodic(&s, &engine, &q, internal.daemon_pid, None);
     }
     match internal.entry {
+        Some(id) if internal.queued => runner::attempt_entry(&s.spool, &engine, &id),
         Some(id) => runner::deliver_entry(
             &s,
             &engine,

@@ -753,6 +753,40 @@ pub fn deliver_entry(
     Ok(run_status(&results, engine.error_mode))
 }
 
+/// `--entry ID --queued` (`rsendmail-admin bounce`): one attempt at entry `id`, as a
+/// queue run makes it, when it can be locked (another delivery holding it, it is left
+/// to that one). The entries the attempt queues (its reports) are not sent here: once
+/// the attempt is recorded (the entry removed when it is done), each is named on stdout
+/// in a line `queued ID`, for the caller to hand to the queue runner or a background
+/// delivery, so that a relay that is slow or never greets keeps no one waiting. A
+/// report is queued once whatever happens before the entry goes: a later attempt finds
+/// it by its ID ([`rsendmail::spool::report_queue_id`]) and names it again.
+pub fn attempt_entry(spool: &Spool, engine: &Engine, id: &str) -> Result<Sysexit, Fatal> {
+    if !rsendmail::spool::valid_id(id) {
+        return Err(Fatal::new(Sysexit::Usage, format!("bad queue id {id}")));
+    }
+    let Ok(mut locked) = lock_for_attempt(spool, id) else {
+        return Ok(Sysexit::Ok);
+    };
+    let mut w = Worker::new(0);
+    let mut out: Transcript<'_> = None;
+    let a = attempt(engine, spool, &mut locked, &mut w, &mut out, None);
+    w.close(&mut out);
+    close_connections(false);
+    let a = a?;
+    if a.removed {
+        let removals = Removals::new(spool);
+        removals.finish(locked);
+        removals.flush();
+    } else {
+        drop(locked);
+    }
+    for queued in &a.new_entries {
+        rsendmail::outln!("queued {queued}");
+    }
+    Ok(Sysexit::Ok)
+}
+
 /// How many other entries a background delivery sends over one session of the
 /// connections its own message went out on ([`FollowUp`]); then they QUIT, and the
 /// entries still coming go over new ones.
