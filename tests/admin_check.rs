@@ -1715,9 +1715,14 @@ fn what_root_runs_and_reads_is_checked() {
     r.code(0);
     let w = line(&r, "warn wakeup: ");
     assert!(w.contains("no queue runner is listening"), "{w}");
-    // By hand with the configuration checked: the services read the system's.
+    // By hand with the configuration checked (the services read the system's), by the
+    // program's path (a build's need not be on PATH).
     assert!(
-        w.contains(&format!("`rsendmail -q30m -C {}`", env.conf.display())),
+        w.contains(&format!(
+            "`{} -q30m -C {}`",
+            env.dir.join("bin/rsendmail").display(),
+            env.conf.display()
+        )),
         "{w}"
     );
     {
@@ -4874,4 +4879,54 @@ fn config_names_every_line_in_error() {
         "{}",
         r.stderr
     );
+}
+
+/// Root with `-C` and a spool of root's alone (0700, as the quick start makes one), for
+/// programs installed set-gid and for a build's programs (root's, not set-gid): every
+/// fix the check prints, pasted, leaves a check with no failure. Sharing the spool
+/// (`init`) is offered as the fix only where the programs are set-gid to its group; a
+/// build's are named as what must be installed first.
+#[test]
+fn the_fixes_for_roots_own_spool_leave_the_check_passing() {
+    if !is_root() {
+        return;
+    }
+    for installed in [true, false] {
+        let env = Env::new();
+        let prog = if installed {
+            install(&env)
+        } else {
+            let bin = env.dir.join("bin");
+            fs::create_dir_all(&bin).unwrap();
+            copy_programs(&bin);
+            fs::create_dir_all(&env.spool).unwrap();
+            bin.join("rsendmail-admin")
+        };
+        chown_r(&env.spool, "0:0");
+        chmod(&env.spool, 0o700);
+        let r = run_admin(&env, &prog, "check");
+        no_fail(&r);
+        let w = line(&r, "warn spool: ");
+        assert!(w.contains("is root's alone"), "{w}");
+        let fixes = fixes_in(&r.stdout);
+        if installed {
+            assert!(fix_of(w).is_some_and(|f| f.ends_with(" init")), "{w}");
+        } else {
+            assert_eq!(fix_of(w), None, "{w}");
+            assert!(
+                w.contains(&format!(
+                    "which {} and {} are not",
+                    env.dir.join("bin/rsendmail").display(),
+                    prog.display()
+                )),
+                "{w}"
+            );
+        }
+        for f in &fixes {
+            assert!(sh(f).success(), "{f}");
+        }
+        let r = run_admin(&env, &prog, "check");
+        no_fail(&r);
+        r.code(0);
+    }
 }

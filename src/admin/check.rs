@@ -1281,8 +1281,12 @@ fn stranded_step(t: &mut Tally, s: &app::Setup) {
 /// the group to name).
 fn root_only_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
     let shared = SpoolOwner::wanted(s, None);
+    // Shared, the spool needs the programs set-gid to its group (the binary steps fail
+    // them otherwise): `init` alone is the fix only for an install that has them so.
+    let unready = not_set_gid_to(shared.gid);
     let cmds = match shared.no_fit_group(s) {
         Some((_, cmds)) => cmds,
+        None if !unready.is_empty() => Vec::new(),
         None => {
             let mut cmds = Vec::new();
             if shared.gid.is_none() {
@@ -1301,13 +1305,49 @@ fn root_only_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
              it 2770, of a group `rsendmail` is set-gid to){}",
             s.spool.dir.display(),
             owner_mode(spool_md),
-            if cmds.is_empty() {
+            if !cmds.is_empty() {
+                fix(&cmds)
+            } else if unready.is_empty() {
                 String::new()
             } else {
-                fix(&cmds)
+                format!(
+                    "; sharing it takes `rsendmail` and `rsendmail-admin` installed root's \
+                     and set-gid to the spool's group {} (README, \"Without the \
+                     package\"), which {} {} not, then the installed \
+                     `rsendmail-admin{} init`",
+                    shared.group,
+                    unready
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" and "),
+                    if unready.len() == 1 { "is" } else { "are" },
+                    match &s.inv.config_file {
+                        Some(c) => format!(" -C {}", sh_word(c)),
+                        None => String::new(),
+                    }
+                )
             }
         ),
     );
+}
+
+/// The programs `rsendmail` and this `rsendmail-admin` that are not root's and set-gid
+/// to the group `gid` (every one when there is no such group yet): what the binary
+/// steps fail once the spool is shared with that group.
+fn not_set_gid_to(gid: Option<u32>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in [Some(rsendmail_path()), std::env::current_exe().ok()]
+        .into_iter()
+        .flatten()
+    {
+        let ready = std::fs::metadata(&p)
+            .is_ok_and(|md| md.uid() == 0 && md.mode() & 0o2000 != 0 && Some(md.gid()) == gid);
+        if !ready && !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// Free space below which `check` fails the spool's file system: a message cannot be
@@ -2151,9 +2191,12 @@ fn files_step(
 /// timer; or by hand, `rsendmail -q30m`, with the `-C FILE` this check was given (the
 /// services read the system's configuration, not that file).
 fn runner_advice(s: &app::Setup) -> String {
+    // By its path: the program that runs this check need not be on PATH (a source
+    // tree's build).
+    let bin = sh_word(&rsendmail_path());
     let by_hand = match &s.inv.config_file {
-        Some(c) => format!("`rsendmail -q30m -C {}`", sh_word(c)),
-        None => "`rsendmail -q30m`".to_string(),
+        Some(c) => format!("`{bin} -q30m -C {}`", sh_word(c)),
+        None => format!("`{bin} -q30m`"),
     };
     if s.spool.private {
         format!("start one: `systemctl --user enable --now rsendmail-queue.timer`, or {by_hand}")
