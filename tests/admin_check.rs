@@ -2012,9 +2012,41 @@ fn a_spooldir_typo_beside_a_queue_is_named_and_init_refuses_it() {
         )
     );
     assert!(!r.stdout.contains("FAIL spool"), "{}", r.stdout);
-    // A warning alone: it stands unless the spool step fails for another reason.
+    // In use since: the old spool's entries are still said to wait, for as long as
+    // they are there, with the queue run that sends them.
     let held_here = env.sendmail(&["-odq", "dave@example.org"], MSG);
     held_here.code(0);
+    let r = run_admin(&env, &prog, "check");
+    let l = line(&r, "warn spool: ");
+    assert!(
+        l.starts_with(&format!(
+            "warn spool: SPOOLDIR {} is in use; {} holds 2 entries: left by a change at {}: \
+             line 1? While the configuration names {}, they are neither listed nor \
+             delivered",
+            typo.display(),
+            env.spool.display(),
+            env.conf.display(),
+            typo.display()
+        )),
+        "{l}"
+    );
+    let run = format!(
+        "{} -C {} -O 'QueueDirectory={}' -q",
+        env.dir.join("bin/rsendmail").display(),
+        env.conf.display(),
+        env.spool.display()
+    );
+    assert!(
+        l.ends_with(&format!("(to send them, run their queue as root: `{run}`)")),
+        "{l}"
+    );
+    // The run is one (the relay here is not reachable: they stay, deferred).
+    assert!(sh(&run).success(), "{run}");
+    assert_eq!(env.entries().len(), 2);
+    let r = run_admin(&env, &prog, "check");
+    line(&r, "warn spool: ");
+    // Gone, nothing is said.
+    fs::remove_dir_all(&env.spool).unwrap();
     let r = run_admin(&env, &prog, "check");
     assert!(!r.stdout.contains("warn spool: "), "{}", r.stdout);
 }
@@ -4929,4 +4961,41 @@ fn the_fixes_for_roots_own_spool_leave_the_check_passing() {
         no_fail(&r);
         r.code(0);
     }
+}
+
+/// A new spool whose name is not a typo apart from the spool beside it that holds
+/// entries (another instance's, `instance-two` beside `spool`): check and init give
+/// the ordinary advice (init makes it), no typo and no line to change; one a typo
+/// apart (`spoil`) is still named a typo.
+#[test]
+fn a_new_spool_far_from_one_with_entries_is_no_typo() {
+    let Some((env, prog, _)) = spooldir_typo(&["bob@example.org"]) else {
+        return;
+    };
+    // The configuration's line 1 (SPOOLDIR) made to name `to`.
+    let name = |to: &Path| {
+        let text = fs::read_to_string(&env.conf).unwrap();
+        let rest = text.split_once('\n').unwrap().1;
+        fs::write(&env.conf, format!("SPOOLDIR {}\n{rest}", to.display())).unwrap();
+    };
+    name(&env.dir.join("spoil"));
+    let r = run_admin(&env, &prog, "check");
+    assert!(
+        line(&r, "FAIL spool: ").contains("a typo at"),
+        "{}",
+        r.stdout
+    );
+    let far = env.dir.join("instance-two");
+    name(&far);
+    let r = run_admin(&env, &prog, "check");
+    r.code(78);
+    let l = line(&r, "FAIL spool: ");
+    assert!(!l.contains("typo") && !l.contains("entr"), "{l}");
+    let cmd = fix_of(l).unwrap();
+    assert!(cmd.ends_with(" init"), "{l}");
+    assert!(sh(cmd).success(), "{cmd}");
+    assert!(far.is_dir());
+    let r = run_admin(&env, &prog, "check");
+    assert!(!r.stdout.contains("spool: SPOOLDIR"), "{}", r.stdout);
+    assert!(!r.stdout.contains("FAIL spool"), "{}", r.stdout);
 }

@@ -1254,9 +1254,12 @@ fn missing_spool_step(t: &mut Tally, s: &app::Setup, e: &std::io::Error) {
 /// warning, naming the spools and the line to correct, with its fix: an empty spool is
 /// also a spool moved on purpose, the old one kept.
 fn stranded_step(t: &mut Tally, s: &app::Setup) {
-    if s.spool.private || super::elsewhere::entries_of(&s.spool.dir) != Some(0) {
+    if s.spool.private {
         return;
     }
+    let Some(here) = super::elsewhere::entries_of(&s.spool.dir) else {
+        return;
+    };
     let conf = s
         .inv
         .config_file
@@ -1266,6 +1269,34 @@ fn stranded_step(t: &mut Tally, s: &app::Setup) {
     let Some(first) = found.first() else {
         return;
     };
+    if here > 0 {
+        // In use since: the other spool's entries wait all the same, for as long as
+        // they are there (a queue run of that spool sends them).
+        let text = super::elsewhere::problem_left(&s.spool, &found, &conf);
+        let conf_word = match &s.inv.config_file {
+            Some(c) => format!(" -C {}", sh_word(c)),
+            None => String::new(),
+        };
+        let runs: Vec<String> = found
+            .iter()
+            .map(|e| {
+                format!(
+                    "`{}{conf_word} -O {} -q`",
+                    sh_word(&rsendmail_path()),
+                    sh_word(Path::new(&format!("QueueDirectory={}", e.dir.display())))
+                )
+            })
+            .collect();
+        t.say(
+            Mark::Warn,
+            "spool",
+            &format!(
+                "{text} (to send them, run their queue as root: {})",
+                runs.join(", ")
+            ),
+        );
+        return;
+    }
     let text = super::elsewhere::problem_empty(&s.spool, &found, &conf);
     let way = match super::elsewhere::config_fix(&s.spool, &first.dir, &conf) {
         Ok(cmd) => fix(&[cmd]),
