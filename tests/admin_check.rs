@@ -654,13 +654,20 @@ fn config_prints_each_value_and_where_it_came_from() {
     assert!(r.stdout.lines().count() > 150, "{}", r.stdout);
     // An unknown option, on the command line and in the file.
     let r = admin(&env, &["config", "-O", "Bogus=1"]);
-    assert_ne!(r.code, 0);
     assert!(
         r.stderr.contains("readcf: unknown option name Bogus"),
         "{}",
         r.stderr
     );
     assert_eq!(r.stdout, "");
+    // One fault, one code: an option in error (unknown, null, a bad value) is a
+    // configuration in error for `config` as for `check` (78).
+    for o in ["Bogus=1", "=1", "MaxHopCount=abc", "Timeout.connect=xyz"] {
+        let r = admin(&env, &["config", "-O", o]);
+        assert_eq!(r.code, 78, "config -O {o}: {}", r.stderr);
+        let r = admin(&env, &["check", "-O", o]);
+        assert_eq!(r.code, 78, "check -O {o}: {}", r.stdout);
+    }
     env.add_config("O Bogus=2\n");
     let r = admin(&env, &["config"]);
     r.code(78);
