@@ -342,6 +342,22 @@ fn a_certificate_for_another_name_or_self_signed_fails_at_tls() {
         );
         assert!(!r.stdout.contains("auth "), "{cert}: {}", r.stdout);
         assert!(!peer.transcript().contains("AUTH"), "{}", peer.transcript());
+        // A self-signed one: the ways to trust it, its digest as FINGERPRINT takes it;
+        // one a CA signed (for another name) gets no such advice.
+        let advice = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("info tls: it is self-signed"));
+        if cert == "self" {
+            let a = advice.unwrap_or_else(|| panic!("{}", r.stdout));
+            assert!(
+                a.contains(&format!("`FINGERPRINT {}`", _pki.fingerprint("self.pem")))
+                    && a.contains("`O CACertFile=FILE`"),
+                "{a}"
+            );
+        } else {
+            assert_eq!(advice, None, "{}", r.stdout);
+        }
     }
 }
 
@@ -5005,4 +5021,84 @@ fn a_new_spool_far_from_one_with_entries_is_no_typo() {
     let r = run_admin(&env, &prog, "check");
     assert!(!r.stdout.contains("spool: SPOOLDIR"), "{}", r.stdout);
     assert!(!r.stdout.contains("FAIL spool"), "{}", r.stdout);
+}
+
+/// FINGERPRINT (and CERTFILE, `O CACertFile`) where no TLS is configured changes
+/// nothing: a config warning with its line says so (mail goes in clear text); with
+/// STARTTLS, none. A CERTFILE that is not a certificate and key is failed with the line
+/// that names it, as every other line in error.
+#[test]
+fn tls_settings_without_tls_and_a_bad_certfile_are_named_with_their_line() {
+    let hex = "ab".repeat(32);
+    let env = Env::with_config(&format!("FINGERPRINT {hex}\n"));
+    let conf = env.conf.display().to_string();
+    let r = admin(&env, &["check"]);
+    let w = line(&r, "warn config: ");
+    assert!(
+        w.starts_with(&format!(
+            "warn config: {conf}: line 6: FINGERPRINT has no effect without TLS"
+        )) && w.contains("no certificate is pinned, and mail goes in clear text"),
+        "{w}"
+    );
+    let env = Env::with_config(&format!("STARTTLS\nFINGERPRINT {hex}\n"));
+    let r = admin(&env, &["check"]);
+    assert!(
+        !r.stdout.contains("has no effect without TLS"),
+        "{}",
+        r.stdout
+    );
+    let pem = env.dir.join("bad.pem");
+    fs::write(&pem, "not a certificate\n").unwrap();
+    env.add_config(&format!("CERTFILE {}\n", pem.display()));
+    let n = fs::read_to_string(&env.conf)
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("CERTFILE "))
+        .unwrap()
+        + 1;
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    let f = line(&r, "FAIL config: ");
+    assert!(
+        f.starts_with(&format!(
+            "FAIL config: {}: line {n}: CERTFILE {}: ",
+            env.conf.display(),
+            pem.display()
+        )),
+        "{f}"
+    );
+}
+
+/// A relay that offers AUTH: with no AUTHPATH, that no credentials are sent is said
+/// (info), not warned of as an auth.conf lacking them; with an AUTHPATH whose file has
+/// none for it, the warning.
+#[test]
+fn auth_offered_without_authpath_is_no_auth_conf_warning() {
+    let Some((env, _pki, _peer, _keep)) = tls_auth("srv", "s3cret-pw") else {
+        return;
+    };
+    let text = fs::read_to_string(&env.conf).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("AUTHPATH "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&env.conf, &without).unwrap();
+    let r = admin(&env, &["check"]);
+    assert!(!r.stdout.contains("warn auth"), "{}", r.stdout);
+    let i = line(&r, "info auth: ");
+    assert!(
+        i.starts_with("info auth: 127.0.0.1 offers AUTH (")
+            && i.contains("no AUTHPATH is configured, so no credentials are sent"),
+        "{i}"
+    );
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|other.example:pw\n").unwrap();
+    fs::write(&env.conf, format!("{without}AUTHPATH {}\n", auth.display())).unwrap();
+    let r = admin(&env, &["check"]);
+    let w = line(&r, "warn auth: ");
+    assert!(
+        w.contains("auth.conf has no credentials for 127.0.0.1"),
+        "{w}"
+    );
 }

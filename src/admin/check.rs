@@ -549,6 +549,7 @@ fn repair(u: &crate::config::UntrustedFile) -> String {
 
 /// Settings that change nothing, with their file and line: `O` options rsendmail
 /// accepts for sendmail's sake and does not act on, VERIFYCERT without INSECURE,
+/// FINGERPRINT, CERTFILE and `O CACertFile` where no TLS is configured,
 /// OPPORTUNISTIC_TLS where SECURETRANSFER makes TLS start at once.
 pub fn idle_settings(cfg: &Config) -> Vec<String> {
     let at = |key: &str| {
@@ -579,6 +580,35 @@ pub fn idle_settings(cfg: &Config) -> Vec<String> {
             "{}VERIFYCERT has no effect without INSECURE (certificates are verified unless INSECURE is given)",
             at("VERIFYCERT")
         ));
+    }
+    // What only TLS uses, given where no TLS is configured: the relay is not pinned
+    // nor shown a certificate, and mail goes in clear text.
+    // (The deliverer's `tls_mode` is off exactly so.)
+    let no_tls = !cfg.secure_transfer && !cfg.starttls && !cfg.opportunistic_tls;
+    for (key, set, what) in [
+        (
+            "FINGERPRINT",
+            cfg.fingerprint.is_some(),
+            "no certificate is pinned",
+        ),
+        (
+            "CERTFILE",
+            cfg.cert_file.is_some(),
+            "no client certificate is shown",
+        ),
+        (
+            "O CACertFile",
+            cfg.settings.ca_cert_file.is_some(),
+            "no certificate is verified with it",
+        ),
+    ] {
+        if no_tls && set {
+            out.push(format!(
+                "{}{key} has no effect without TLS (no STARTTLS, SECURETRANSFER or \
+                 OPPORTUNISTIC_TLS line): {what}, and mail goes in clear text",
+                at(key)
+            ));
+        }
     }
     if cfg.opportunistic_tls && cfg.secure_transfer && !cfg.starttls {
         out.push(format!(
