@@ -5102,3 +5102,82 @@ fn auth_offered_without_authpath_is_no_auth_conf_warning() {
         "{w}"
     );
 }
+
+/// The built-in spool holding an entry (a tmpfs over /var/spool in a mount namespace of
+/// its own): a test instance's new spool (`-C`, far from it) is made by `init`, no typo
+/// of the system spool; the system configuration naming a spool that is not there still
+/// has the built-in one named as its likely typo.
+#[test]
+fn the_system_spools_entries_make_no_typo_of_another_configurations_spool() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    // Not set-gid: the system configuration of a test build is the one its
+    // environment names only then.
+    let bin = env.dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    copy_programs(&bin);
+    let prog = bin.join("rsendmail-admin");
+    let sys = env.dir.join("sys.conf");
+    fs::write(
+        &sys,
+        "SPOOLDIR /var/spool/rsendmail\nMAILNAME test.example\n",
+    )
+    .unwrap();
+    let far = env.dir.join("instance");
+    let conf = env.dir.join("instance.conf");
+    fs::write(
+        &conf,
+        format!("SPOOLDIR {}\nMAILNAME test.example\n", far.display()),
+    )
+    .unwrap();
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(
+            "mount --make-rprivate / && mount -t tmpfs tmpfs /var/spool && \
+             mkdir -m 700 /var/spool/rsendmail && \
+             printf 'Subject: x\\n\\nx\\n' | \"$1/rsendmail\" -C \"$2\" -odq bob@example.org && \
+             ls /var/spool/rsendmail | grep -c '^qf' && \
+             \"$1/rsendmail-admin\" -C \"$3\" init; echo \"init $?\"; \
+             \"$1/rsendmail-admin\" -C \"$3\" check",
+        )
+        .arg("sh")
+        .arg(prog.parent().unwrap())
+        .arg(&sys)
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(said.starts_with("1\n"), "{said}{err}");
+    assert!(said.contains("\ninit 0\n"), "{said}{err}");
+    assert!(far.is_dir(), "{said}{err}");
+    assert!(!said.contains("typo"), "{said}{err}");
+    // The system configuration: its spool moved, the built-in one is its old one.
+    fs::remove_dir_all(&far).unwrap();
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(
+            "mount --make-rprivate / && mount -t tmpfs tmpfs /var/spool && \
+             mkdir -m 700 /var/spool/rsendmail && \
+             printf 'Subject: x\\n\\nx\\n' | \"$1/rsendmail\" -C \"$2\" -odq bob@example.org && \
+             RSENDMAIL_SYSTEM_CONFIG=\"$3\" \"$1/rsendmail-admin\" check",
+        )
+        .arg("sh")
+        .arg(prog.parent().unwrap())
+        .arg(&sys)
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!(
+            "FAIL spool: SPOOLDIR {} does not exist; /var/spool/rsendmail (the built-in \
+             default) holds 1 entry: a typo at {}: line 1?",
+            far.display(),
+            conf.display()
+        )),
+        "{said}"
+    );
+}
