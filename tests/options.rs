@@ -721,7 +721,7 @@ fn smtp_server_and_queue_runs_refuse_bad_options_at_start() {
             "CERTFILE /etc/passwd\n",
             &["-qf"],
             78,
-            "CERTFILE /etc/passwd: no certificate in it (-----BEGIN CERTIFICATE-----)",
+            "@line 6: CERTFILE /etc/passwd: no certificate in it (-----BEGIN CERTIFICATE-----)",
         ),
         (
             "",
