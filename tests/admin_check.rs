@@ -684,6 +684,25 @@ fn config_prints_each_value_and_where_it_came_from() {
         let r = admin(&env, &["check", "-O", o]);
         assert_eq!(r.code, 78, "check -O {o}: {}", r.stdout);
     }
+    // A hostile name or value is shown cut (its first 256 characters, then `...`).
+    let long = "F".repeat(10_000);
+    for o in [format!("{long}=1"), format!("MaxHopCount={long}")] {
+        let r = admin(&env, &["config", "-O", &o]);
+        r.code(78);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            said.len() < 1000 && said.contains(&format!("{}...", &long[..256])),
+            "{}",
+            said.len()
+        );
+        let r = admin(&env, &["check", "-O", &o]);
+        let f = line(&r, "FAIL config: ");
+        assert!(
+            f.len() < 1000 && f.contains(&format!("{}...", &long[..256])),
+            "{}",
+            f.len()
+        );
+    }
     env.add_config("O Bogus=2\n");
     let r = admin(&env, &["config"]);
     r.code(78);

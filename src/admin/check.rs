@@ -275,7 +275,11 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
     let s = match app::setup(config_argv(ctx)) {
         Ok(s) => s,
         Err(f) => {
-            t.fail(Sysexit::Config, "config", &f.message);
+            t.fail(
+                Sysexit::Config,
+                "config",
+                &super::options_shown(&f.message, &ctx.options),
+            );
             return None;
         }
     };

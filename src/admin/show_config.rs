@@ -105,6 +105,8 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
         // fault, one code), not sendmail's status for its command line (70, 64).
         Err(mut f) => {
             f.code = Sysexit::Config;
+            let words = super::Context::option_words(letters, options_given);
+            f.message = super::options_shown(&f.message, &words);
             return refused(ctx, f);
         }
     };
