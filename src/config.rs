@@ -802,7 +802,10 @@ impl Config {
                 (_, Ok((t, _))) => {
                     fault(&t, &p.display().to_string())?;
                     check_pem(what, &t).map_err(|why| {
-                        Fatal::new(Sysexit::Config, format!("{what} {}: {why}", p.display()))
+                        Fatal::new(
+                            Sysexit::Config,
+                            format!("{}{what} {}: {why}", at(what), p.display()),
+                        )
                     })?
                 }
             }
@@ -2654,10 +2657,11 @@ mod tests {
         let key_only = write("key.pem", KEY_PEM, 0o644);
         let begin_only = write("begin.pem", "-----BEGIN CERTIFICATE-----\n", 0o644);
         let passwd = write("passwd", "root:x:0:0:root:/root:/bin/bash\n", 0o644);
+        // A file that is not the PEM text wanted: named with the line that names it.
         let no_cert = |p: &str| format!("{p}: no certificate in it (-----BEGIN CERTIFICATE-----)");
         let no_key = |p: &str| {
             format!(
-                "CERTFILE {p}: no private key in it (-----BEGIN PRIVATE KEY-----, or RSA \
+                "test.conf: line 1: CERTFILE {p}: no private key in it (-----BEGIN PRIVATE KEY-----, or RSA \
                  PRIVATE KEY or EC PRIVATE KEY)"
             )
         };
@@ -2719,22 +2723,29 @@ mod tests {
             (format!("O CACertFile={key_and_cert}\n"), None),
             (
                 format!("O CACertFile={passwd}\n"),
-                Some(format!("CACertFile {}", no_cert(&passwd))),
+                Some(format!(
+                    "test.conf: line 1: CACertFile {}",
+                    no_cert(&passwd)
+                )),
             ),
             (
                 format!("O CACertFile={key_only}\n"),
-                Some(format!("CACertFile {}", no_cert(&key_only))),
+                Some(format!(
+                    "test.conf: line 1: CACertFile {}",
+                    no_cert(&key_only)
+                )),
             ),
             (
                 format!("O CACertFile={begin_only}\n"),
                 Some(format!(
-                    "CACertFile {begin_only}: line 1: -----BEGIN CERTIFICATE----- has no END line"
+                    "test.conf: line 1: CACertFile {begin_only}: line 1: -----BEGIN CERTIFICATE----- \
+                     has no END line"
                 )),
             ),
             (format!("CERTFILE {key_and_cert}\n"), None),
             (
                 format!("CERTFILE {passwd}\n"),
-                Some(format!("CERTFILE {}", no_cert(&passwd))),
+                Some(format!("test.conf: line 1: CERTFILE {}", no_cert(&passwd))),
             ),
             (format!("CERTFILE {ca}\n"), Some(no_key(&ca))),
             // Certificate and key in either order, the key in PKCS#8, PKCS#1 or SEC1 form.
@@ -2742,7 +2753,10 @@ mod tests {
             (format!("CERTFILE {rsa_key}\n"), None),
             (
                 format!("CERTFILE {key_only}\n"),
-                Some(format!("CERTFILE {}", no_cert(&key_only))),
+                Some(format!(
+                    "test.conf: line 1: CERTFILE {}",
+                    no_cert(&key_only)
+                )),
             ),
         ];
         for (text, want) in cases {

@@ -342,6 +342,22 @@ fn a_certificate_for_another_name_or_self_signed_fails_at_tls() {
         );
         assert!(!r.stdout.contains("auth "), "{cert}: {}", r.stdout);
         assert!(!peer.transcript().contains("AUTH"), "{}", peer.transcript());
+        // A self-signed one: the ways to trust it, its digest as FINGERPRINT takes it;
+        // one a CA signed (for another name) gets no such advice.
+        let advice = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("info tls: it is self-signed"));
+        if cert == "self" {
+            let a = advice.unwrap_or_else(|| panic!("{}", r.stdout));
+            assert!(
+                a.contains(&format!("`FINGERPRINT {}`", _pki.fingerprint("self.pem")))
+                    && a.contains("`O CACertFile=FILE`"),
+                "{a}"
+            );
+        } else {
+            assert_eq!(advice, None, "{}", r.stdout);
+        }
     }
 }
 
@@ -654,13 +670,39 @@ fn config_prints_each_value_and_where_it_came_from() {
     assert!(r.stdout.lines().count() > 150, "{}", r.stdout);
     // An unknown option, on the command line and in the file.
     let r = admin(&env, &["config", "-O", "Bogus=1"]);
-    assert_ne!(r.code, 0);
     assert!(
         r.stderr.contains("readcf: unknown option name Bogus"),
         "{}",
         r.stderr
     );
     assert_eq!(r.stdout, "");
+    // One fault, one code: an option in error (unknown, null, a bad value) is a
+    // configuration in error for `config` as for `check` (78).
+    for o in ["Bogus=1", "=1", "MaxHopCount=abc", "Timeout.connect=xyz"] {
+        let r = admin(&env, &["config", "-O", o]);
+        assert_eq!(r.code, 78, "config -O {o}: {}", r.stderr);
+        let r = admin(&env, &["check", "-O", o]);
+        assert_eq!(r.code, 78, "check -O {o}: {}", r.stdout);
+    }
+    // A hostile name or value is shown cut (its first 256 characters, then `...`).
+    let long = "F".repeat(10_000);
+    for o in [format!("{long}=1"), format!("MaxHopCount={long}")] {
+        let r = admin(&env, &["config", "-O", &o]);
+        r.code(78);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            said.len() < 1000 && said.contains(&format!("{}...", &long[..256])),
+            "{}",
+            said.len()
+        );
+        let r = admin(&env, &["check", "-O", &o]);
+        let f = line(&r, "FAIL config: ");
+        assert!(
+            f.len() < 1000 && f.contains(&format!("{}...", &long[..256])),
+            "{}",
+            f.len()
+        );
+    }
     env.add_config("O Bogus=2\n");
     let r = admin(&env, &["config"]);
     r.code(78);
@@ -1715,9 +1757,14 @@ fn what_root_runs_and_reads_is_checked() {
     r.code(0);
     let w = line(&r, "warn wakeup: ");
     assert!(w.contains("no queue runner is listening"), "{w}");
-    // By hand with the configuration checked: the services read the system's.
+    // By hand with the configuration checked (the services read the system's), by the
+    // program's path (a build's need not be on PATH).
     assert!(
-        w.contains(&format!("`rsendmail -q30m -C {}`", env.conf.display())),
+        w.contains(&format!(
+            "`{} -q30m -C {}`",
+            env.dir.join("bin/rsendmail").display(),
+            env.conf.display()
+        )),
         "{w}"
     );
     {
@@ -2007,9 +2054,41 @@ fn a_spooldir_typo_beside_a_queue_is_named_and_init_refuses_it() {
         )
     );
     assert!(!r.stdout.contains("FAIL spool"), "{}", r.stdout);
-    // A warning alone: it stands unless the spool step fails for another reason.
+    // In use since: the old spool's entries are still said to wait, for as long as
+    // they are there, with the queue run that sends them.
     let held_here = env.sendmail(&["-odq", "dave@example.org"], MSG);
     held_here.code(0);
+    let r = run_admin(&env, &prog, "check");
+    let l = line(&r, "warn spool: ");
+    assert!(
+        l.starts_with(&format!(
+            "warn spool: SPOOLDIR {} is in use; {} holds 2 entries: left by a change at {}: \
+             line 1? While the configuration names {}, they are neither listed nor \
+             delivered",
+            typo.display(),
+            env.spool.display(),
+            env.conf.display(),
+            typo.display()
+        )),
+        "{l}"
+    );
+    let run = format!(
+        "{} -C {} -O 'QueueDirectory={}' -q",
+        env.dir.join("bin/rsendmail").display(),
+        env.conf.display(),
+        env.spool.display()
+    );
+    assert!(
+        l.ends_with(&format!("(to send them, run their queue as root: `{run}`)")),
+        "{l}"
+    );
+    // The run is one (the relay here is not reachable: they stay, deferred).
+    assert!(sh(&run).success(), "{run}");
+    assert_eq!(env.entries().len(), 2);
+    let r = run_admin(&env, &prog, "check");
+    line(&r, "warn spool: ");
+    // Gone, nothing is said.
+    fs::remove_dir_all(&env.spool).unwrap();
     let r = run_admin(&env, &prog, "check");
     assert!(!r.stdout.contains("warn spool: "), "{}", r.stdout);
 }
@@ -4897,5 +4976,251 @@ fn config_names_every_line_in_error() {
         1,
         "{}",
         r.stderr
+    );
+}
+
+/// Root with `-C` and a spool of root's alone (0700, as the quick start makes one), for
+/// programs installed set-gid and for a build's programs (root's, not set-gid): every
+/// fix the check prints, pasted, leaves a check with no failure. Sharing the spool
+/// (`init`) is offered as the fix only where the programs are set-gid to its group; a
+/// build's are named as what must be installed first.
+#[test]
+fn the_fixes_for_roots_own_spool_leave_the_check_passing() {
+    if !is_root() {
+        return;
+    }
+    for installed in [true, false] {
+        let env = Env::new();
+        let prog = if installed {
+            install(&env)
+        } else {
+            let bin = env.dir.join("bin");
+            fs::create_dir_all(&bin).unwrap();
+            copy_programs(&bin);
+            fs::create_dir_all(&env.spool).unwrap();
+            bin.join("rsendmail-admin")
+        };
+        chown_r(&env.spool, "0:0");
+        chmod(&env.spool, 0o700);
+        let r = run_admin(&env, &prog, "check");
+        no_fail(&r);
+        let w = line(&r, "warn spool: ");
+        assert!(w.contains("is root's alone"), "{w}");
+        let fixes = fixes_in(&r.stdout);
+        if installed {
+            assert!(fix_of(w).is_some_and(|f| f.ends_with(" init")), "{w}");
+        } else {
+            assert_eq!(fix_of(w), None, "{w}");
+            assert!(
+                w.contains(&format!(
+                    "which {} and {} are not",
+                    env.dir.join("bin/rsendmail").display(),
+                    prog.display()
+                )),
+                "{w}"
+            );
+        }
+        for f in &fixes {
+            assert!(sh(f).success(), "{f}");
+        }
+        let r = run_admin(&env, &prog, "check");
+        no_fail(&r);
+        r.code(0);
+    }
+}
+
+/// A new spool whose name is not a typo apart from the spool beside it that holds
+/// entries (another instance's, `instance-two` beside `spool`): check and init give
+/// the ordinary advice (init makes it), no typo and no line to change; one a typo
+/// apart (`spoil`) is still named a typo.
+#[test]
+fn a_new_spool_far_from_one_with_entries_is_no_typo() {
+    let Some((env, prog, _)) = spooldir_typo(&["bob@example.org"]) else {
+        return;
+    };
+    // The configuration's line 1 (SPOOLDIR) made to name `to`.
+    let name = |to: &Path| {
+        let text = fs::read_to_string(&env.conf).unwrap();
+        let rest = text.split_once('\n').unwrap().1;
+        fs::write(&env.conf, format!("SPOOLDIR {}\n{rest}", to.display())).unwrap();
+    };
+    name(&env.dir.join("spoil"));
+    let r = run_admin(&env, &prog, "check");
+    assert!(
+        line(&r, "FAIL spool: ").contains("a typo at"),
+        "{}",
+        r.stdout
+    );
+    let far = env.dir.join("instance-two");
+    name(&far);
+    let r = run_admin(&env, &prog, "check");
+    r.code(78);
+    let l = line(&r, "FAIL spool: ");
+    assert!(!l.contains("typo") && !l.contains("entr"), "{l}");
+    let cmd = fix_of(l).unwrap();
+    assert!(cmd.ends_with(" init"), "{l}");
+    assert!(sh(cmd).success(), "{cmd}");
+    assert!(far.is_dir());
+    let r = run_admin(&env, &prog, "check");
+    assert!(!r.stdout.contains("spool: SPOOLDIR"), "{}", r.stdout);
+    assert!(!r.stdout.contains("FAIL spool"), "{}", r.stdout);
+}
+
+/// FINGERPRINT (and CERTFILE, `O CACertFile`) where no TLS is configured changes
+/// nothing: a config warning with its line says so (mail goes in clear text); with
+/// STARTTLS, none. A CERTFILE that is not a certificate and key is failed with the line
+/// that names it, as every other line in error.
+#[test]
+fn tls_settings_without_tls_and_a_bad_certfile_are_named_with_their_line() {
+    let hex = "ab".repeat(32);
+    let env = Env::with_config(&format!("FINGERPRINT {hex}\n"));
+    let conf = env.conf.display().to_string();
+    let r = admin(&env, &["check"]);
+    let w = line(&r, "warn config: ");
+    assert!(
+        w.starts_with(&format!(
+            "warn config: {conf}: line 6: FINGERPRINT has no effect without TLS"
+        )) && w.contains("no certificate is pinned, and mail goes in clear text"),
+        "{w}"
+    );
+    let env = Env::with_config(&format!("STARTTLS\nFINGERPRINT {hex}\n"));
+    let r = admin(&env, &["check"]);
+    assert!(
+        !r.stdout.contains("has no effect without TLS"),
+        "{}",
+        r.stdout
+    );
+    let pem = env.dir.join("bad.pem");
+    fs::write(&pem, "not a certificate\n").unwrap();
+    env.add_config(&format!("CERTFILE {}\n", pem.display()));
+    let n = fs::read_to_string(&env.conf)
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("CERTFILE "))
+        .unwrap()
+        + 1;
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    let f = line(&r, "FAIL config: ");
+    assert!(
+        f.starts_with(&format!(
+            "FAIL config: {}: line {n}: CERTFILE {}: ",
+            env.conf.display(),
+            pem.display()
+        )),
+        "{f}"
+    );
+}
+
+/// A relay that offers AUTH: with no AUTHPATH, that no credentials are sent is said
+/// (info), not warned of as an auth.conf lacking them; with an AUTHPATH whose file has
+/// none for it, the warning.
+#[test]
+fn auth_offered_without_authpath_is_no_auth_conf_warning() {
+    let Some((env, _pki, _peer, _keep)) = tls_auth("srv", "s3cret-pw") else {
+        return;
+    };
+    let text = fs::read_to_string(&env.conf).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("AUTHPATH "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&env.conf, &without).unwrap();
+    let r = admin(&env, &["check"]);
+    assert!(!r.stdout.contains("warn auth"), "{}", r.stdout);
+    let i = line(&r, "info auth: ");
+    assert!(
+        i.starts_with("info auth: 127.0.0.1 offers AUTH (")
+            && i.contains("no AUTHPATH is configured, so no credentials are sent"),
+        "{i}"
+    );
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|other.example:pw\n").unwrap();
+    fs::write(&env.conf, format!("{without}AUTHPATH {}\n", auth.display())).unwrap();
+    let r = admin(&env, &["check"]);
+    let w = line(&r, "warn auth: ");
+    assert!(
+        w.contains("auth.conf has no credentials for 127.0.0.1"),
+        "{w}"
+    );
+}
+
+/// The built-in spool holding an entry (a tmpfs over /var/spool in a mount namespace of
+/// its own): a test instance's new spool (`-C`, far from it) is made by `init`, no typo
+/// of the system spool; the system configuration naming a spool that is not there still
+/// has the built-in one named as its likely typo.
+#[test]
+fn the_system_spools_entries_make_no_typo_of_another_configurations_spool() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    // Not set-gid: the system configuration of a test build is the one its
+    // environment names only then.
+    let bin = env.dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    copy_programs(&bin);
+    let prog = bin.join("rsendmail-admin");
+    let sys = env.dir.join("sys.conf");
+    fs::write(
+        &sys,
+        "SPOOLDIR /var/spool/rsendmail\nMAILNAME test.example\n",
+    )
+    .unwrap();
+    let far = env.dir.join("instance");
+    let conf = env.dir.join("instance.conf");
+    fs::write(
+        &conf,
+        format!("SPOOLDIR {}\nMAILNAME test.example\n", far.display()),
+    )
+    .unwrap();
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(
+            "mount --make-rprivate / && mount -t tmpfs tmpfs /var/spool && \
+             mkdir -m 700 /var/spool/rsendmail && \
+             printf 'Subject: x\\n\\nx\\n' | \"$1/rsendmail\" -C \"$2\" -odq bob@example.org && \
+             ls /var/spool/rsendmail | grep -c '^qf' && \
+             \"$1/rsendmail-admin\" -C \"$3\" init; echo \"init $?\"; \
+             \"$1/rsendmail-admin\" -C \"$3\" check",
+        )
+        .arg("sh")
+        .arg(prog.parent().unwrap())
+        .arg(&sys)
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(said.starts_with("1\n"), "{said}{err}");
+    assert!(said.contains("\ninit 0\n"), "{said}{err}");
+    assert!(far.is_dir(), "{said}{err}");
+    assert!(!said.contains("typo"), "{said}{err}");
+    // The system configuration: its spool moved, the built-in one is its old one.
+    fs::remove_dir_all(&far).unwrap();
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(
+            "mount --make-rprivate / && mount -t tmpfs tmpfs /var/spool && \
+             mkdir -m 700 /var/spool/rsendmail && \
+             printf 'Subject: x\\n\\nx\\n' | \"$1/rsendmail\" -C \"$2\" -odq bob@example.org && \
+             RSENDMAIL_SYSTEM_CONFIG=\"$3\" \"$1/rsendmail-admin\" check",
+        )
+        .arg("sh")
+        .arg(prog.parent().unwrap())
+        .arg(&sys)
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!(
+            "FAIL spool: SPOOLDIR {} does not exist; /var/spool/rsendmail (the built-in \
+             default) holds 1 entry: a typo at {}: line 1?",
+            far.display(),
+            conf.display()
+        )),
+        "{said}"
     );
 }

@@ -1382,7 +1382,15 @@ fn deleting_an_entry_while_a_run_delivers_another() {
     // The one being delivered: waited for, never cut.
     let r = admin(&env, &["delete", &busy]);
     r.code(66);
-    assert!(r.stderr.contains("no longer queued"), "{}", r.stderr);
+    // Said as an ID that names no entry is said, with what became of it.
+    assert!(
+        r.stderr.contains(&format!(
+            "{busy}: no such entry in the queue {} (delivered or removed meanwhile)",
+            env.spool.display()
+        )),
+        "{}",
+        r.stderr
+    );
     let _ = run.wait();
     let dumps = sink.dumps();
     assert_eq!(dumps.len(), 1, "{dumps:?}");

@@ -328,19 +328,19 @@ fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
             "CERTFILE /etc/passwd\n".into(),
             vec![],
             78,
-            format!("CERTFILE /etc/passwd: {no_cert}"),
+            format!("@CERTFILE /etc/passwd: {no_cert}"),
         ),
         (
             format!("CERTFILE {cert_only}\n"),
             vec![],
             78,
-            format!("CERTFILE {cert_only}: {no_key}"),
+            format!("@CERTFILE {cert_only}: {no_key}"),
         ),
         (
             "O CACertFile=/etc/passwd\n".into(),
             vec![],
             78,
-            format!("CACertFile /etc/passwd: {no_cert}"),
+            format!("@CACertFile /etc/passwd: {no_cert}"),
         ),
         (
             String::new(),
@@ -721,7 +721,7 @@ fn smtp_server_and_queue_runs_refuse_bad_options_at_start() {
             "CERTFILE /etc/passwd\n",
             &["-qf"],
             78,
-            "CERTFILE /etc/passwd: no certificate in it (-----BEGIN CERTIFICATE-----)",
+            "@line 6: CERTFILE /etc/passwd: no certificate in it (-----BEGIN CERTIFICATE-----)",
         ),
         (
             "",

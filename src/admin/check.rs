@@ -275,7 +275,11 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
     let s = match app::setup(config_argv(ctx)) {
         Ok(s) => s,
         Err(f) => {
-            t.fail(Sysexit::Config, "config", &f.message);
+            t.fail(
+                Sysexit::Config,
+                "config",
+                &super::options_shown(&f.message, &ctx.options),
+            );
             return None;
         }
     };
@@ -549,6 +553,7 @@ fn repair(u: &crate::config::UntrustedFile) -> String {
 
 /// Settings that change nothing, with their file and line: `O` options rsendmail
 /// accepts for sendmail's sake and does not act on, VERIFYCERT without INSECURE,
+/// FINGERPRINT, CERTFILE and `O CACertFile` where no TLS is configured,
 /// OPPORTUNISTIC_TLS where SECURETRANSFER makes TLS start at once.
 pub fn idle_settings(cfg: &Config) -> Vec<String> {
     let at = |key: &str| {
@@ -579,6 +584,35 @@ pub fn idle_settings(cfg: &Config) -> Vec<String> {
             "{}VERIFYCERT has no effect without INSECURE (certificates are verified unless INSECURE is given)",
             at("VERIFYCERT")
         ));
+    }
+    // What only TLS uses, given where no TLS is configured: the relay is not pinned
+    // nor shown a certificate, and mail goes in clear text.
+    // (The deliverer's `tls_mode` is off exactly so.)
+    let no_tls = !cfg.secure_transfer && !cfg.starttls && !cfg.opportunistic_tls;
+    for (key, set, what) in [
+        (
+            "FINGERPRINT",
+            cfg.fingerprint.is_some(),
+            "no certificate is pinned",
+        ),
+        (
+            "CERTFILE",
+            cfg.cert_file.is_some(),
+            "no client certificate is shown",
+        ),
+        (
+            "O CACertFile",
+            cfg.settings.ca_cert_file.is_some(),
+            "no certificate is verified with it",
+        ),
+    ] {
+        if no_tls && set {
+            out.push(format!(
+                "{}{key} has no effect without TLS (no STARTTLS, SECURETRANSFER or \
+                 OPPORTUNISTIC_TLS line): {what}, and mail goes in clear text",
+                at(key)
+            ));
+        }
     }
     if cfg.opportunistic_tls && cfg.secure_transfer && !cfg.starttls {
         out.push(format!(
@@ -1254,9 +1288,12 @@ fn missing_spool_step(t: &mut Tally, s: &app::Setup, e: &std::io::Error) {
 /// warning, naming the spools and the line to correct, with its fix: an empty spool is
 /// also a spool moved on purpose, the old one kept.
 fn stranded_step(t: &mut Tally, s: &app::Setup) {
-    if s.spool.private || super::elsewhere::entries_of(&s.spool.dir) != Some(0) {
+    if s.spool.private {
         return;
     }
+    let Some(here) = super::elsewhere::entries_of(&s.spool.dir) else {
+        return;
+    };
     let conf = s
         .inv
         .config_file
@@ -1266,6 +1303,34 @@ fn stranded_step(t: &mut Tally, s: &app::Setup) {
     let Some(first) = found.first() else {
         return;
     };
+    if here > 0 {
+        // In use since: the other spool's entries wait all the same, for as long as
+        // they are there (a queue run of that spool sends them).
+        let text = super::elsewhere::problem_left(&s.spool, &found, &conf);
+        let conf_word = match &s.inv.config_file {
+            Some(c) => format!(" -C {}", sh_word(c)),
+            None => String::new(),
+        };
+        let runs: Vec<String> = found
+            .iter()
+            .map(|e| {
+                format!(
+                    "`{}{conf_word} -O {} -q`",
+                    sh_word(&rsendmail_path()),
+                    sh_word(Path::new(&format!("QueueDirectory={}", e.dir.display())))
+                )
+            })
+            .collect();
+        t.say(
+            Mark::Warn,
+            "spool",
+            &format!(
+                "{text} (to send them, run their queue as root: {})",
+                runs.join(", ")
+            ),
+        );
+        return;
+    }
     let text = super::elsewhere::problem_empty(&s.spool, &found, &conf);
     let way = match super::elsewhere::config_fix(&s.spool, &first.dir, &conf) {
         Ok(cmd) => fix(&[cmd]),
@@ -1281,8 +1346,12 @@ fn stranded_step(t: &mut Tally, s: &app::Setup) {
 /// the group to name).
 fn root_only_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
     let shared = SpoolOwner::wanted(s, None);
+    // Shared, the spool needs the programs set-gid to its group (the binary steps fail
+    // them otherwise): `init` alone is the fix only for an install that has them so.
+    let unready = not_set_gid_to(shared.gid);
     let cmds = match shared.no_fit_group(s) {
         Some((_, cmds)) => cmds,
+        None if !unready.is_empty() => Vec::new(),
         None => {
             let mut cmds = Vec::new();
             if shared.gid.is_none() {
@@ -1301,13 +1370,49 @@ fn root_only_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
              it 2770, of a group `rsendmail` is set-gid to){}",
             s.spool.dir.display(),
             owner_mode(spool_md),
-            if cmds.is_empty() {
+            if !cmds.is_empty() {
+                fix(&cmds)
+            } else if unready.is_empty() {
                 String::new()
             } else {
-                fix(&cmds)
+                format!(
+                    "; sharing it takes `rsendmail` and `rsendmail-admin` installed root's \
+                     and set-gid to the spool's group {} (README, \"Without the \
+                     package\"), which {} {} not, then the installed \
+                     `rsendmail-admin{} init`",
+                    shared.group,
+                    unready
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" and "),
+                    if unready.len() == 1 { "is" } else { "are" },
+                    match &s.inv.config_file {
+                        Some(c) => format!(" -C {}", sh_word(c)),
+                        None => String::new(),
+                    }
+                )
             }
         ),
     );
+}
+
+/// The programs `rsendmail` and this `rsendmail-admin` that are not root's and set-gid
+/// to the group `gid` (every one when there is no such group yet): what the binary
+/// steps fail once the spool is shared with that group.
+fn not_set_gid_to(gid: Option<u32>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in [Some(rsendmail_path()), std::env::current_exe().ok()]
+        .into_iter()
+        .flatten()
+    {
+        let ready = std::fs::metadata(&p)
+            .is_ok_and(|md| md.uid() == 0 && md.mode() & 0o2000 != 0 && Some(md.gid()) == gid);
+        if !ready && !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// Free space below which `check` fails the spool's file system: a message cannot be
@@ -2151,9 +2256,12 @@ fn files_step(
 /// timer; or by hand, `rsendmail -q30m`, with the `-C FILE` this check was given (the
 /// services read the system's configuration, not that file).
 fn runner_advice(s: &app::Setup) -> String {
+    // By its path: the program that runs this check need not be on PATH (a source
+    // tree's build).
+    let bin = sh_word(&rsendmail_path());
     let by_hand = match &s.inv.config_file {
-        Some(c) => format!("`rsendmail -q30m -C {}`", sh_word(c)),
-        None => "`rsendmail -q30m`".to_string(),
+        Some(c) => format!("`{bin} -q30m -C {}`", sh_word(c)),
+        None => format!("`{bin} -q30m`"),
     };
     if s.spool.private {
         format!("start one: `systemctl --user enable --now rsendmail-queue.timer`, or {by_hand}")

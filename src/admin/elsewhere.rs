@@ -14,8 +14,12 @@
 //!   `/etc/rsendmail/rsendmail.conf` is another file). A runner whose configuration cannot
 //!   be known is not this configuration's: it never blocks `init`. Only the processes
 //!   this user may look at are seen (root sees every one);
-//! - the built-in default spool, `/var/spool/rsendmail`;
-//! - the directories beside the missing one (at most [`MAX_SIBLINGS`] looked at).
+//! - the built-in default spool, `/var/spool/rsendmail`, when the configuration is the
+//!   system's (the spool it used before a `SPOOLDIR` line named another) or the names
+//!   are a typo apart ([`close_names`]): another configuration's (a test instance's)
+//!   spool is not taken for a typo of the system's;
+//! - the directories beside the missing one whose names are a typo apart (at most
+//!   [`MAX_SIBLINGS`] looked at).
 //!
 //! Each must look like a spool as the programs make it (`tmp/`, `index/` and `corrupt/`
 //! there, directories: the first submission makes them, and `init` with the rest); its
@@ -125,11 +129,19 @@ pub fn spools_with_entries(missing: &Path, config: &Path) -> Vec<Elsewhere> {
     for (pid, dir) in runners_of(config) {
         add(&dir, false, Some(pid));
     }
+    // The built-in default is the system configuration's spool until a SPOOLDIR names
+    // another; for another configuration (a test instance's `-C`), its entries are the
+    // system's, not this configuration's, unless the names are a typo apart.
     let default = crate::config::Paths::system().spool_dir;
-    if default != missing {
+    if default != missing
+        && (close_names(&default, missing) || same_config(config, &crate::config::system_config()))
+    {
         add(&default, true, None);
     }
-    for dir in siblings(missing) {
+    for dir in siblings(missing)
+        .into_iter()
+        .filter(|d| close_names(d, missing))
+    {
         add(&dir, false, None);
     }
     found
@@ -137,6 +149,46 @@ pub fn spools_with_entries(missing: &Path, config: &Path) -> Vec<Elsewhere> {
         .map(|(_, e)| e)
         .filter(|e| e.entries > 0)
         .collect()
+}
+
+/// The most edits (a character added, removed, changed, or two swapped) between two
+/// paths that [`close_names`] takes for a typo.
+pub const MAX_TYPO_EDITS: usize = 2;
+
+/// Whether the paths `a` and `b` are a typo apart: at most [`MAX_TYPO_EDITS`] edits of
+/// their bytes (optimal string alignment distance). `/var/spool/rsendmial` and
+/// `/var/spool/rsendmail` are; `/tmp/test/spool` and `/var/spool/rsendmail` are not.
+pub fn close_names(a: &Path, b: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let (a, b) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
+    if a.len().abs_diff(b.len()) > MAX_TYPO_EDITS {
+        return false;
+    }
+    // Three rows of the distance table: the one two rows up, the last, this one.
+    let mut before: Vec<usize> = Vec::new();
+    let mut last: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut row = Vec::with_capacity(b.len() + 1);
+        row.push(i + 1);
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            let mut d = (last[j] + cost).min(last[j + 1] + 1).min(row[j] + 1);
+            if i > 0
+                && j > 0
+                && a.get(i - 1) == Some(cb)
+                && b.get(j - 1) == Some(ca)
+                && let Some(two_up) = before.get(j - 1)
+            {
+                d = d.min(two_up + 1);
+            }
+            row.push(d);
+        }
+        if row.iter().min().is_some_and(|m| *m > MAX_TYPO_EDITS) {
+            return false;
+        }
+        before = std::mem::replace(&mut last, row);
+    }
+    last.last().is_some_and(|d| *d <= MAX_TYPO_EDITS)
 }
 
 /// The entries of `dir` when it looks like a spool the programs made (`tmp/`, `index/`
@@ -374,6 +426,32 @@ pub fn problem_empty(spool: &Spool, found: &[Elsewhere], config: &Path) -> Strin
     )
 }
 
+/// What the configured `spool`, in use (holding entries), is and where it is set, with
+/// the other spools that hold entries all the same (`found`, not empty): `SPOOLDIR X is
+/// in use; Y holds N entries, neither listed nor delivered while the configuration
+/// names X: left by a change at FILE: line N?`. Said for as long as they hold entries
+/// (the spool `init --new-spool` left, a runner's, the built-in default), where
+/// [`problem_empty`] is said only until the new spool holds one.
+pub fn problem_left(spool: &Spool, found: &[Elsewhere], config: &Path) -> String {
+    let (what, question) = named(spool, config);
+    let question = match &spool.named {
+        Named::Config { at, .. } => format!("left by a change at {at}?"),
+        _ => question,
+    };
+    let holds: Vec<String> = found.iter().map(Elsewhere::holds).collect();
+    let them = if found.iter().map(|e| e.entries).sum::<usize>() == 1 {
+        "it is"
+    } else {
+        "they are"
+    };
+    format!(
+        "{what} is in use; {}: {question} While the configuration names {}, {them} \
+         neither listed nor delivered",
+        holds.join(", "),
+        spool.dir.display()
+    )
+}
+
 /// The likely typo when the configured `spool` is missing and another spool holds
 /// entries, as the programs that list the queue (`mailq`, `rsendmail-admin`) add it to
 /// their refusal: `Y holds N entries: a typo at FILE: line N? (fix: COMMAND)`. `None`
@@ -433,5 +511,34 @@ pub fn config_fix(spool: &Spool, to: &Path, config: &Path) -> Result<String, Str
             config.display()
         )),
         _ => Err(format!("name {value} on the command line")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_a_typo_apart_are_close() {
+        for (a, b) in [
+            ("/var/spool/rsendmial", "/var/spool/rsendmail"),
+            ("/var/spool/rsendmal", "/var/spool/rsendmail"),
+            ("/srv/spoool", "/srv/spool"),
+            ("/srv/spool", "/srv/spool"),
+            ("/var/spool/rsendmail2", "/var/spool/rsendmail"),
+        ] {
+            assert!(close_names(Path::new(a), Path::new(b)), "{a} {b}");
+            assert!(close_names(Path::new(b), Path::new(a)), "{b} {a}");
+        }
+        for (a, b) in [
+            ("/tmp/e5/spool", "/var/spool/rsendmail"),
+            ("/srv/test-spool", "/srv/spool"),
+            ("/srv/spool", "/srv/other"),
+            ("/var/spool/rsendmail-test", "/var/spool/rsendmail"),
+            ("", "/var/spool/rsendmail"),
+        ] {
+            assert!(!close_names(Path::new(a), Path::new(b)), "{a} {b}");
+            assert!(!close_names(Path::new(b), Path::new(a)), "{b} {a}");
+        }
     }
 }

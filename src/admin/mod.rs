@@ -91,6 +91,34 @@ pub fn spool_present(
     crate::app::setup(argv)?.spool.check_present()
 }
 
+/// `message` (an error about the options given, `words`: their argv words as
+/// [`Context::option_words`] makes them) with each long name or value of them shown as
+/// [`crate::text::argument_shown`] shows an argument: its first characters and `...`,
+/// so that a hostile option never fills the terminal or the log.
+pub fn options_shown(message: &str, words: &[std::ffi::OsString]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for w in words {
+        let w = w.to_string_lossy();
+        // `-oLETTERVALUE`: the value after its letter; `NAME=VALUE`: both.
+        let w: String = match w.strip_prefix("-o") {
+            Some(lv) => lv.chars().skip(1).collect(),
+            None => w.into_owned(),
+        };
+        for p in w.splitn(2, '=') {
+            if p.chars().count() > crate::text::ARGUMENT_SHOWN_MAX {
+                parts.push(p.to_string());
+            }
+        }
+    }
+    // The longest first: a shorter one may be part of it.
+    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    let mut out = message.to_string();
+    for p in parts {
+        out = out.replace(&p, &crate::text::argument_shown(&p));
+    }
+    out
+}
+
 /// A fatal error as this program prints it: on stderr (every subcommand's errors,
 /// `config`'s too; the listing alone is on stdout).
 pub fn on_stderr(mut f: crate::exit::Fatal) -> crate::exit::Fatal {

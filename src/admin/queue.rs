@@ -472,10 +472,7 @@ fn find_listed(
             if listed {
                 Ok(None)
             } else {
-                Err(fail(
-                    Sysexit::NoInput,
-                    format!("{id}: no longer queued (delivered or removed meanwhile)"),
-                ))
+                Err(no_longer_queued(id, &spool.dir))
             }
         }
         // Another user's entry, which this one may not even read.
@@ -676,7 +673,7 @@ pub fn show(ctx: &Context, id: &str) -> Sysexit {
             let mut e = match sp.read_entry(&id) {
                 Ok(e) => e,
                 Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(fail(Sysexit::NoInput, format!("{id}: no longer queued")));
+                    return Err(no_longer_queued(&id, &s.spool.dir));
                 }
                 Err(err) => {
                     return Err(fail(
@@ -1079,7 +1076,7 @@ pub fn delete(
                     bump(&gone);
                     Ok(())
                 }
-                None => Err(no_longer_queued(id)),
+                None => Err(no_longer_queued(id, &s.spool.dir)),
             },
         );
         let (would, deleted, gone) = (would.get(), deleted.get(), gone.get());
@@ -1126,12 +1123,17 @@ fn delete_locked(sp: &Spool, id: &str, lock: &File, who: &Caller) -> Done {
     Ok(())
 }
 
-/// An entry given by its ID found gone when its lock was taken (delivered or removed
-/// meanwhile): 66, said.
-fn no_longer_queued(id: &str) -> Sysexit {
+/// An entry given by its ID found gone once looked at (when its lock was taken, or its
+/// queue file read: delivered or removed meanwhile): 66, said as an ID that names no
+/// entry is said, with what became of it, so that one event has one message whenever
+/// it is seen.
+fn no_longer_queued(id: &str, spool: &Path) -> Sysexit {
     fail(
         Sysexit::NoInput,
-        format!("{id}: no longer queued (delivered or removed meanwhile)"),
+        format!(
+            "{id}: no such entry in the queue {} (delivered or removed meanwhile)",
+            spool.display()
+        ),
     )
 }
 
@@ -1341,7 +1343,7 @@ fn may_clear_hold(spool: &Spool, who: &Caller, id: &str, what: &str) -> Done {
 fn hold_locked(s: &Setup, who: &Caller, id: &str, lock: Option<File>) -> Done {
     let held = s.spool.held();
     let Some(_lock) = lock else {
-        return Err(no_longer_queued(id));
+        return Err(no_longer_queued(id, &s.spool.dir));
     };
     // Recorded before the move, so that the record goes with the state file; one left
     // in a queued entry (the move failed) is never looked at, and the next hold writes
@@ -1492,7 +1494,7 @@ fn mark_locked(
     change: impl FnOnce(&mut spool::entry::State),
 ) -> Done {
     let Some(lock) = lock else {
-        return Err(no_longer_queued(id));
+        return Err(no_longer_queued(id, &s.spool.dir));
     };
     if held {
         may_clear_hold(&s.spool, who, id, what)?;

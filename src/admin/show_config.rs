@@ -23,8 +23,8 @@
 //! ignores it). Credentials are
 //! never shown: AUTHPATH is the name of the file that holds them, which is not read for
 //! this. A configuration or option in error is refused as every program refuses it
-//! (its message, with the file and line, on stderr; EX_CONFIG, or sendmail's status for
-//! a bad command-line option); when the file has several lines in error, each is named,
+//! (its message, with the file and line, on stderr; EX_CONFIG, a bad option given after
+//! `config` too, as `check` fails it); when the file has several lines in error, each is named,
 //! as `check` names them. A file's line for an option also given after `config`
 //! is still checked: it is refused as a run without that option would refuse it.
 //!
@@ -100,7 +100,15 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
     }
     let s = match app::setup(argv) {
         Ok(s) => s,
-        Err(f) => return refused(ctx, f),
+        // The file read alone was fine: the options given are in error. A setting
+        // tried and refused is a configuration in error, as `check` says of it (one
+        // fault, one code), not sendmail's status for its command line (70, 64).
+        Err(mut f) => {
+            f.code = Sysexit::Config;
+            let words = super::Context::option_words(letters, options_given);
+            f.message = super::options_shown(&f.message, &words);
+            return refused(ctx, f);
+        }
     };
     // What it says is the configuration's: one someone the caller does not trust could
     // change (a user's file, or a link she made to another) is refused, as every

@@ -788,6 +788,20 @@ fn session(
                                         describe_certificate(&der)
                                     ),
                                 );
+                                if policy.fingerprint.is_none()
+                                    && let Some(fp) = self_signed_fingerprint(&der)
+                                {
+                                    t.say(
+                                        Mark::Info,
+                                        "tls",
+                                        &format!(
+                                            "it is self-signed, so no CA vouches for it: \
+                                             to trust this certificate alone, pin it with \
+                                             a `FINGERPRINT {fp}` line, or name a file \
+                                             holding it (PEM) with `O CACertFile=FILE`"
+                                        ),
+                                    );
+                                }
                             }
                         }
                         _ => {
@@ -882,11 +896,24 @@ fn session(
             "auth",
             &format!("{bare} offers no AUTH: the credentials for it are not used"),
         ),
-        (None, false) if !mx => t.say(
+        // auth.conf is named only where AUTHPATH names one; without it, that no
+        // credentials are sent is said, not warned of (a relay may offer AUTH to those
+        // who have an account, and relay for this host without: the MAIL probe says).
+        (None, false) if !mx && s.cfg.auth_path.is_some() => t.say(
             Mark::Warn,
             "auth",
             &format!(
                 "{bare} offers AUTH ({}) but auth.conf has no credentials for {bare}",
+                session.caps.auth.join(" ")
+            ),
+        ),
+        (None, false) if !mx => t.say(
+            Mark::Info,
+            "auth",
+            &format!(
+                "{bare} offers AUTH ({}); no AUTHPATH is configured, so no credentials \
+                 are sent (if it requires them, name them in an auth.conf and add an \
+                 AUTHPATH line)",
                 session.caps.auth.join(" ")
             ),
         ),
@@ -1217,6 +1244,25 @@ fn span(d: std::time::Duration) -> String {
         s if s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
     }
+}
+
+/// The SHA-256 digest (hex, as FINGERPRINT takes it) of the certificate `der` when it
+/// is self-signed (issued by its own subject, and its signature its own key's); `None`
+/// for any other, or one that cannot be read.
+fn self_signed_fingerprint(der: &[u8]) -> Option<String> {
+    use openssl::x509::{X509, X509VerifyResult};
+    use sha2::Digest;
+    let x = X509::from_der(der).ok()?;
+    let key = x.public_key().ok()?;
+    if x.issued(&x) != X509VerifyResult::OK || !x.verify(&key).ok()? {
+        return None;
+    }
+    Some(
+        sha2::Sha256::digest(der)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
 }
 
 /// `subject ...; issuer ...; expires ... (in N days | expired N days ago); SHA-256 ...`
