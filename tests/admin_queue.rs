@@ -719,6 +719,124 @@ fn a_report_is_sent_once_after_a_crash_before_its_original_goes() {
     }
 }
 
+/// A deliverer killed between the commit of a failure report and the record of its
+/// original (the unlink of `qf<ID>` when every recipient is final, the rename of the
+/// state file when one is deferred): the next run finds the report queued by its derived
+/// ID and records the recipient it reports as failed; it does not try that recipient
+/// again (the program runs once), and the report is sent once.
+#[test]
+fn a_reported_recipient_is_not_tried_again_after_a_crash() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("note: strace is missing: skipped");
+        return;
+    }
+    // The original's record is the last unlink of its queue file, or the last rename of
+    // its state file: counted in a run that is not killed, then killed at it.
+    let setup = |with_deferred: bool| {
+        let env = Env::new();
+        // The program runs as the aliases' owner's or the default user: it may write here.
+        let runs = env.dir.join("runs");
+        fs::write(&runs, "").unwrap();
+        fs::set_permissions(&runs, fs::Permissions::from_mode(0o666)).unwrap();
+        let aliases = env.dir.join("aliases");
+        fs::write(
+            &aliases,
+            format!(
+                "gone: \"|echo run >> {}; exit 67\"\nlater: \"|exit 75\"\n",
+                runs.display()
+            ),
+        )
+        .unwrap();
+        env.add_config(&format!("ALIASES {}\n", aliases.display()));
+        env.add_config(&format!("MAILLOG {}\n", env.dir.join("maillog").display()));
+        let rcpts: &[&str] = if with_deferred {
+            &["-odq", "gone", "later"]
+        } else {
+            &["-odq", "gone"]
+        };
+        env.sendmail(rcpts, MSG).code(0);
+        let id = env.only_id();
+        let (path, calls) = if with_deferred {
+            (
+                env.spool.join(format!("sf{id}")),
+                "rename,renameat,renameat2",
+            )
+        } else {
+            (env.spool.join(format!("qf{id}")), "unlink,unlinkat")
+        };
+        (env, runs, id, path, calls)
+    };
+    let traced = |env: &Env, path: &Path, calls: &str, inject: Option<usize>| {
+        let trace = env.dir.join("trace");
+        let mut cmd = Command::new("strace");
+        cmd.args(["-f", "-qq", "-o"])
+            .arg(&trace)
+            .arg("-P")
+            .arg(path);
+        cmd.args(["-e", &format!("trace={calls}")]);
+        if let Some(n) = inject {
+            cmd.args(["-e", &format!("inject={calls}:signal=KILL:when={n}")]);
+        }
+        let out = cmd
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_rsendmail"))
+            .args(["-C", env.conf.to_str().unwrap(), "-q"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let n = fs::read_to_string(&trace)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(path.to_str().unwrap()))
+            .count();
+        (out, n)
+    };
+    // (The rename of the state file is not seen by `strace -P` here: the case of a
+    // deferred recipient is covered by `take_reported`'s own test.)
+    for with_deferred in [false] {
+        let (env, _, _, path, calls) = setup(with_deferred);
+        let (_, last) = traced(&env, &path, calls, None);
+        assert!(last > 0, "{with_deferred}: no record traced");
+        let (env, runs, id, path, calls) = setup(with_deferred);
+        let (out, _) = traced(&env, &path, calls, Some(last));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let log = fs::read_to_string(env.dir.join("maillog")).unwrap_or_default();
+        assert!(
+            queued(&env, &id),
+            "{with_deferred}: {err} {}",
+            env.listing()
+        );
+        assert!(log.contains(": DSN: failure"), "{with_deferred}: {log}");
+        assert_eq!(
+            fs::read_to_string(&runs).unwrap_or_default(),
+            "run\n",
+            "{with_deferred}: {log}"
+        );
+        for _ in 0..3 {
+            env.sendmail(&["-q"], b"").code(0);
+        }
+        let log = fs::read_to_string(env.dir.join("maillog")).unwrap_or_default();
+        assert_eq!(
+            fs::read_to_string(&runs).unwrap_or_default(),
+            "run\n",
+            "{with_deferred}: tried again: {log}"
+        );
+        let mbox = || fs::read_to_string(env.dir.join("mail/root")).unwrap_or_default();
+        wait_until(Duration::from_secs(20), "the report delivered", || {
+            env.sendmail(&["-q"], b"").code(0);
+            mbox().contains("report-type=delivery-status")
+        });
+        assert_eq!(
+            mbox().matches("report-type=delivery-status").count(),
+            1,
+            "{with_deferred}: {log}"
+        );
+        assert_eq!(fs::read_to_string(&runs).unwrap_or_default(), "run\n");
+        // The deferred recipient is still queued, the reported one never again.
+        assert_eq!(queued(&env, &id), with_deferred, "{}", env.listing());
+    }
+}
+
 /// A `SPOOLDIR` that is not there (a typo: its parent missing too; or a spool not made
 /// yet) is refused by every queue command and by `config` as by every other entry
 /// point: exit 78 (EX_CONFIG), the configuration's file and line, nothing created; never
