@@ -800,7 +800,9 @@ fn a_reported_recipient_is_not_tried_again_after_a_crash() {
             });
         (out, last)
     };
-    for with_deferred in [false, true] {
+    // Held after the crash (`rsendmail-admin hold`): its report waits until it is
+    // released, then is sent once.
+    for (with_deferred, hold) in [(false, false), (true, false), (false, true)] {
         let (env, _, _, path, calls) = setup(with_deferred);
         let (_, last) = traced(&env, &path, calls, None);
         assert!(last > 0, "{with_deferred}: no record traced");
@@ -822,6 +824,19 @@ fn a_reported_recipient_is_not_tried_again_after_a_crash() {
             "run\n",
             "{with_deferred}: {log}"
         );
+        let mbox = || fs::read_to_string(env.dir.join("mail/root")).unwrap_or_default();
+        if hold {
+            admin(&env, &["hold", &id]).code(0);
+            for _ in 0..3 {
+                env.sendmail(&["-q"], b"").code(0);
+            }
+            // The runs' background deliverers.
+            std::thread::sleep(Duration::from_secs(1));
+            let log = fs::read_to_string(env.dir.join("maillog")).unwrap_or_default();
+            assert!(!mbox().contains("report-type"), "sent while held: {log}");
+            assert_eq!(env.entries().len(), 1, "{}", env.listing());
+            admin(&env, &["release", &id]).code(0);
+        }
         for _ in 0..3 {
             env.sendmail(&["-q"], b"").code(0);
         }
@@ -831,7 +846,6 @@ fn a_reported_recipient_is_not_tried_again_after_a_crash() {
             "run\n",
             "{with_deferred}: tried again: {log}"
         );
-        let mbox = || fs::read_to_string(env.dir.join("mail/root")).unwrap_or_default();
         wait_until(Duration::from_secs(20), "the report delivered", || {
             env.sendmail(&["-q"], b"").code(0);
             mbox().contains("report-type=delivery-status")

@@ -1142,7 +1142,8 @@ fn take_reported(spool: &Spool, locked: &mut LockedEntry) -> Result<bool, Fatal>
     Ok(false)
 }
 
-/// Whether `env` is a report (`Envelope::report_of`) whose original is still queued
+/// Whether `env` is a report (`Envelope::report_of`) whose original is still queued (or
+/// held)
 /// and has not recorded it: its count of reports queued (`State::reports`) is not past
 /// the report's number.
 fn waits_for_its_original(spool: &Spool, env: &Envelope) -> bool {
@@ -1153,10 +1154,22 @@ fn waits_for_its_original(spool: &Spool, env: &Envelope) -> bool {
     let (Some(origin), Some(Ok(n))) = (f.next(), f.next().map(str::parse::<u32>)) else {
         return false;
     };
-    if !rsendmail::spool::valid_id(origin) || !spool.qf_path(origin).exists() {
+    if !rsendmail::spool::valid_id(origin) {
         return false;
     }
-    spool.read_entry(origin).is_ok_and(|o| o.state.reports <= n)
+    // A held original (`rsendmail-admin hold`) keeps it back too: its step is finished
+    // by the run after its release, which would queue the report again were it sent
+    // meanwhile. One deleted lets it go.
+    let original = if spool.qf_path(origin).exists() {
+        spool.read_entry(origin)
+    } else {
+        let held = spool.held();
+        if !held.qf_path(origin).exists() {
+            return false;
+        }
+        held.read_entry(origin)
+    };
+    original.is_ok_and(|o| o.state.reports <= n)
 }
 
 /// The outcome of recipients not tried because the attempt's record could not be
