@@ -405,6 +405,14 @@ fn held_entries_are_never_selected_until_released() {
     ] {
         env.sendmail(args, b"").code(0);
     }
+    // Named by its ID, with or without -v: nothing said, exit 0, as sendmail 8.17 runs a
+    // quarantined entry's ID without -qQ (recorded: `q-I-quarantined`,
+    // `q-I-quarantined-v`).
+    for v in [&[][..], &["-v"][..]] {
+        let r = env.sendmail(&[&[by_id.as_str(), "-qf"][..], v].concat(), b"");
+        r.code(0);
+        assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", ""), "{v:?}");
+    }
     // The deliverer named with the entry, as a background submission starts it.
     let deliver = PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-deliver"));
     let _ = Command::new(&deliver)
