@@ -361,6 +361,45 @@ pub fn append(
     t: &Target<'_>,
     write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
 ) -> Result<u64, AppendError> {
+    append_unless_last(t, None, write)
+}
+
+/// Append `text` to the file, all or nothing, unless the file already ends with it (a
+/// process that wrote it was killed before it could record so, and this one repeats
+/// its step). Returns the bytes appended: 0 when it was there.
+pub fn append_once(t: &Target<'_>, text: &[u8]) -> Result<u64, AppendError> {
+    append_unless_last(t, Some(text), &mut |w| w.write_all(text))
+}
+
+/// Whether `f`, of `len` octets, ends with `text` (read back in pieces, through a
+/// descriptor of the same open file that may read: `f` only appends).
+fn ends_with(f: &File, len: u64, text: &[u8]) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    let n = text.len() as u64;
+    if text.is_empty() || len < n {
+        return Ok(false);
+    }
+    let f = &File::open(format!("/proc/self/fd/{}", f.as_raw_fd()))?;
+    let mut buf = vec![0u8; text.len().min(64 * 1024)];
+    let mut at = len - n;
+    for want in text.chunks(buf.len()) {
+        let got = buf.get_mut(..want.len()).unwrap_or_default();
+        f.read_exact_at(got, at)?;
+        if got != want {
+            return Ok(false);
+        }
+        at += want.len() as u64;
+    }
+    Ok(true)
+}
+
+/// [`append`], or nothing when `last` is given and the file already ends with it.
+fn append_unless_last(
+    t: &Target<'_>,
+    last: Option<&[u8]>,
+    write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+) -> Result<u64, AppendError> {
     let _dot = if t.dotlock {
         Some(dotlock(t.path, t.lock_wait)?)
     } else {
@@ -380,6 +419,12 @@ pub fn append(
             crate::config::io_text(e)
         ))
     };
+    // Not read back (the open for reading refused): appended, as before this check.
+    if let Some(text) = last
+        && ends_with(&f, start, text).unwrap_or(false)
+    {
+        return Ok(0);
+    }
     let result = (|| -> io::Result<()> {
         let mut w = io::BufWriter::with_capacity(64 * 1024, &f);
         write(&mut w)?;
@@ -444,11 +489,16 @@ pub fn save_dead_letter(
         dotlock: false,
     };
     // Logged as written, in the traffic log of `-X`, as sendmail logs it.
-    append(&target, &mut |w| {
-        let mut tee = crate::traffic::WriteTee::new(w);
+    let mut text = Vec::new();
+    {
+        let mut tee = crate::traffic::WriteTee::new(&mut text);
         write_message(&mut tee, sender, created, "", &mut *message)
-    })
-    .map_err(|e| e.text().to_string())?;
+            .map_err(|e| crate::config::io_text(&e))?;
+    }
+    // Saved once: a delivery killed after the save and before its record is made again
+    // by the next run, which finds the same text (the same From_ line, the same queue
+    // ID in its Received field) at the file's end.
+    append_once(&target, &text).map_err(|e| e.text().to_string())?;
     Ok(path)
 }
 
@@ -478,6 +528,34 @@ mod tests {
         assert!(l.starts_with("From MAILER-DAEMON "), "{l}");
         assert!(l.ends_with("\n"));
         assert!(from_line("a b@x", 0).starts_with("From a_b@x "));
+    }
+
+    /// A text the file already ends with is not appended again; any other is, and so is
+    /// the same text after something else.
+    #[test]
+    fn append_once_appends_a_repeat_once() {
+        let dir = std::env::temp_dir().join(format!("rsendmail-once-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mbox = dir.join("dead.letter");
+        let t = Target {
+            path: &mbox,
+            owner: None,
+            lock_wait: Duration::from_millis(200),
+            dotlock: false,
+        };
+        let mut a = Vec::new();
+        write_message(&mut a, "alice", 1, "", &mut &b"Subject: a\n\nbody\n"[..]).unwrap();
+        // Longer than one piece read back.
+        let b = [b"From b\n\n".as_slice(), &vec![b'x'; 200_000], b"\n\n"].concat();
+        assert_eq!(append_once(&t, &a).unwrap(), a.len() as u64);
+        assert_eq!(append_once(&t, &a).unwrap(), 0);
+        assert_eq!(append_once(&t, &b).unwrap(), b.len() as u64);
+        assert_eq!(append_once(&t, &b).unwrap(), 0);
+        assert_eq!(append_once(&t, &a).unwrap(), a.len() as u64);
+        let text = std::fs::read(&mbox).unwrap();
+        assert_eq!(text, [a.clone(), b, a].concat());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -420,6 +420,14 @@ fn held_entries_are_never_selected_until_released() {
     ] {
         env.sendmail(args, b"").code(0);
     }
+    // Named by its ID, with or without -v: nothing said, exit 0, as sendmail 8.17 runs a
+    // quarantined entry's ID without -qQ (recorded: `q-I-quarantined`,
+    // `q-I-quarantined-v`).
+    for v in [&[][..], &["-v"][..]] {
+        let r = env.sendmail(&[&[by_id.as_str(), "-qf"][..], v].concat(), b"");
+        r.code(0);
+        assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", ""), "{v:?}");
+    }
     // The deliverer named with the entry, as a background submission starts it.
     let deliver = PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-deliver"));
     let _ = Command::new(&deliver)
@@ -769,6 +777,148 @@ fn a_report_is_sent_once_after_a_crash_before_its_original_goes() {
             "{how}: {}",
             fs::read_to_string(env.dir.join("maillog")).unwrap_or_default()
         );
+    }
+}
+
+/// A deliverer killed between the commit of a failure report and the record of its
+/// original (the unlink of `qf<ID>` when every recipient is final, the rename of the
+/// state file when one is deferred): the next run finds the report queued by its derived
+/// ID and records the recipient it reports as failed; it does not try that recipient
+/// again (the program runs once), and the report is sent once.
+#[test]
+fn a_reported_recipient_is_not_tried_again_after_a_crash() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("note: strace is missing: skipped");
+        return;
+    }
+    // The original's record is the last unlink of its queue file, or the last rename of
+    // its state file: counted in a run that is not killed, then killed at it.
+    let setup = |with_deferred: bool| {
+        let env = Env::new();
+        // The program runs as the aliases' owner's or the default user: it may write here.
+        let runs = env.dir.join("runs");
+        fs::write(&runs, "").unwrap();
+        fs::set_permissions(&runs, fs::Permissions::from_mode(0o666)).unwrap();
+        let aliases = env.dir.join("aliases");
+        fs::write(
+            &aliases,
+            format!(
+                "gone: \"|echo run >> {}; exit 67\"\nlater: \"|exit 75\"\n",
+                runs.display()
+            ),
+        )
+        .unwrap();
+        env.add_config(&format!("ALIASES {}\n", aliases.display()));
+        env.add_config(&format!("MAILLOG {}\n", env.dir.join("maillog").display()));
+        let rcpts: &[&str] = if with_deferred {
+            &["-odq", "gone", "later"]
+        } else {
+            &["-odq", "gone"]
+        };
+        env.sendmail(rcpts, MSG).code(0);
+        let id = env.only_id();
+        let (path, calls) = if with_deferred {
+            (
+                env.spool.join(format!("sf{id}")),
+                "rename,renameat,renameat2",
+            )
+        } else {
+            (env.spool.join(format!("qf{id}")), "unlink,unlinkat")
+        };
+        (env, runs, id, path, calls)
+    };
+    // The calls are counted per process, as strace counts them for `when=`: the
+    // record's place among the calls of the process that makes it. (`-P` is not used: it
+    // matches a rename's first path only.)
+    let traced = |env: &Env, path: &Path, calls: &str, inject: Option<usize>| {
+        let trace = env.dir.join("trace");
+        let mut cmd = Command::new("strace");
+        cmd.args(["-f", "-qq", "-o"]).arg(&trace);
+        cmd.args(["-e", &format!("trace={calls}")]);
+        if let Some(n) = inject {
+            cmd.args(["-e", &format!("inject={calls}:signal=KILL:when={n}")]);
+        }
+        let out = cmd
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_rsendmail"))
+            .args(["-C", env.conf.to_str().unwrap(), "-q"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = fs::read_to_string(&trace).unwrap_or_default();
+        let calls: Vec<(&str, &str)> = text
+            .lines()
+            .filter(|l| !l.contains(" --- ") && !l.contains(" +++ ") && !l.contains("resumed>"))
+            .filter_map(|l| l.split_once(' '))
+            .collect();
+        let wanted = format!("\"{}\"", path.display());
+        let last = calls
+            .iter()
+            .rposition(|(_, c)| c.contains(&wanted))
+            .map_or(0, |at| {
+                let pid = calls[at].0;
+                calls[..=at].iter().filter(|(p, _)| *p == pid).count()
+            });
+        (out, last)
+    };
+    // Held after the crash (`rsendmail-admin hold`): its report waits until it is
+    // released, then is sent once.
+    for (with_deferred, hold) in [(false, false), (true, false), (false, true)] {
+        let (env, _, _, path, calls) = setup(with_deferred);
+        let (_, last) = traced(&env, &path, calls, None);
+        assert!(last > 0, "{with_deferred}: no record traced");
+        let (env, runs, id, path, calls) = setup(with_deferred);
+        let (out, _) = traced(&env, &path, calls, Some(last));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let log = fs::read_to_string(env.dir.join("maillog")).unwrap_or_default();
+        assert!(
+            queued(&env, &id),
+            "{with_deferred}: {err} {}",
+            env.listing()
+        );
+        assert!(log.contains(": DSN: failure"), "{with_deferred}: {log}");
+        // Killed before the attempt's record: the failure is not recorded.
+        let sf = fs::read_to_string(env.spool.join(format!("sf{id}"))).unwrap_or_default();
+        assert!(!sf.contains("\nrcpt 0 failed"), "{with_deferred}: {sf}");
+        assert_eq!(
+            fs::read_to_string(&runs).unwrap_or_default(),
+            "run\n",
+            "{with_deferred}: {log}"
+        );
+        let mbox = || fs::read_to_string(env.dir.join("mail/root")).unwrap_or_default();
+        if hold {
+            admin(&env, &["hold", &id]).code(0);
+            for _ in 0..3 {
+                env.sendmail(&["-q"], b"").code(0);
+            }
+            // The runs' background deliverers.
+            std::thread::sleep(Duration::from_secs(1));
+            let log = fs::read_to_string(env.dir.join("maillog")).unwrap_or_default();
+            assert!(!mbox().contains("report-type"), "sent while held: {log}");
+            assert_eq!(env.entries().len(), 1, "{}", env.listing());
+            admin(&env, &["release", &id]).code(0);
+        }
+        for _ in 0..3 {
+            env.sendmail(&["-q"], b"").code(0);
+        }
+        let log = fs::read_to_string(env.dir.join("maillog")).unwrap_or_default();
+        assert_eq!(
+            fs::read_to_string(&runs).unwrap_or_default(),
+            "run\n",
+            "{with_deferred}: tried again: {log}"
+        );
+        wait_until(Duration::from_secs(20), "the report delivered", || {
+            env.sendmail(&["-q"], b"").code(0);
+            mbox().contains("report-type=delivery-status")
+        });
+        assert_eq!(
+            mbox().matches("report-type=delivery-status").count(),
+            1,
+            "{with_deferred}: {log}"
+        );
+        assert_eq!(fs::read_to_string(&runs).unwrap_or_default(), "run\n");
+        // The deferred recipient is still queued, the reported one never again.
+        assert_eq!(queued(&env, &id), with_deferred, "{}", env.listing());
     }
 }
 

@@ -327,8 +327,10 @@ fn a_failure_report_that_cannot_be_queued_keeps_its_entry() {
     };
     env.sendmail(&["-odq", "reject5@example.org"], b"Subject: r\n\nbody\n")
         .code(0);
-    // The run's first fsync is the report's commit: it fails with ENOSPC.
-    let args = fsync_enospc(Some(1));
+    // The run's first two fsyncs record the state's mark of the report it is to queue
+    // (`State::reporting`: the file, then the spool directory), its third is the
+    // report's commit: that one fails with ENOSPC.
+    let args = fsync_enospc(Some(3));
     strace_run(&env, &args, &["-qf"], b"");
     let j = env.json();
     assert_eq!(

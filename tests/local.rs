@@ -4033,3 +4033,86 @@ fn an_unused_forward_is_said_in_v_before_the_mailbox_delivery() {
     assert!(r.stdout.is_empty(), "{}", r.stdout);
     let _ = fs::remove_file(&fwd);
 }
+
+/// An interactive delivery killed after it saved the message in the sender's
+/// `~/dead.letter` and before its record (the unlink of the entry): the delivery made
+/// again finds the message at the file's end and does not save it twice.
+#[test]
+fn a_dead_letter_is_saved_once_when_its_delivery_is_made_again() {
+    if !can_switch_user() || !require("strace") || !have_peer() {
+        return;
+    }
+    let env = local_env("", None);
+    let peer = Peer::start(&env.dir, &[]);
+    let parent = open_dir(&env, "spool-parent");
+    let dead = test_user().home.join("dead.letter");
+    let _ = fs::remove_file(&dead);
+    let spool = parent.join("spool");
+    make_user_spool(&spool);
+    let conf = parent.join("user.conf");
+    fs::write(
+        &conf,
+        format!(
+            "SPOOLDIR {}\nMAILNAME test.example\nMAILSPOOL {}\nSMARTHOST 127.0.0.1\nPORT {}\n",
+            spool.display(),
+            parent.join("mail").display(),
+            peer.port
+        ),
+    )
+    .unwrap();
+    let bin = user_visible_bin(&parent, "sendmail");
+    // The relay refuses the recipient (550): a failure of the delivery.
+    let out = as_user(
+        &bin,
+        &[
+            "-C",
+            conf.to_str().unwrap(),
+            "-odq",
+            "reject5-z@example.org",
+        ],
+        &[],
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let id = fs::read_dir(&spool)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .find_map(|n| n.strip_prefix("qf").map(str::to_string))
+        .expect("queued");
+    let qf = spool.join(format!("qf{id}"));
+    // The interactive delivery a submission starts (`-odi`), as it starts it.
+    let deliver = |strace: bool| {
+        let mut cmd = Command::new(if strace { "strace" } else { "runuser" });
+        if strace {
+            cmd.args(["-f", "-qq", "-o", "/dev/null", "-P"])
+                .arg(&qf)
+                .args(["-e", "trace=unlink,unlinkat"])
+                .args(["-e", "inject=unlink,unlinkat:signal=KILL", "--", "runuser"]);
+        }
+        cmd.args(["-u", TEST_USER, "--", "env", "-i", "PATH=/usr/bin:/bin"])
+            .arg(parent.join("rsendmail-deliver"))
+            .args([
+                "--entry",
+                &id,
+                "--",
+                "sendmail",
+                "-C",
+                conf.to_str().unwrap(),
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let saved = || fs::read_to_string(&dead).unwrap_or_default();
+    let out = deliver(true);
+    assert!(qf.exists(), "killed before the unlink: {out:?}");
+    assert_eq!(saved().matches("\nhello\n").count(), 1, "{out:?}");
+    let out = deliver(false);
+    assert!(!qf.exists(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Saved message in"),
+        "{out:?}"
+    );
+    assert_eq!(saved().matches("\nhello\n").count(), 1, "{}", saved());
+    let _ = fs::remove_file(&dead);
+}

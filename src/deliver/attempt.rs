@@ -26,7 +26,7 @@ use super::transcript::{outcome_lines, reply_lines, say};
 use super::{bounce, cache, dns, local, reply};
 use rsendmail::clock;
 use rsendmail::exit::{Fatal, Sysexit};
-use rsendmail::spool::entry::{Envelope, RcptState, Recipient};
+use rsendmail::spool::entry::{Envelope, RcptState, Recipient, Reported, State};
 use rsendmail::spool::{LockedEntry, Spool};
 use rsendmail::status::{self, StatusClass};
 use std::io::{Read, Seek, SeekFrom};
@@ -585,6 +585,14 @@ pub fn attempt(
         );
         return Ok(Attempt::default());
     }
+    // A run killed between queuing its reports and its record: that record, when
+    // every report is queued.
+    if take_reported(spool, locked)? {
+        return Ok(Attempt {
+            removed: true,
+            ..Attempt::default()
+        });
+    }
     // An entry `rsendmail-admin bounce` marked returns every open recipient at once.
     let part = if locked.entry.state.bounce.is_some() {
         Part::All
@@ -893,6 +901,64 @@ pub fn attempt(
             outcomes.iter().filter(|o| !o.expanded).cloned().collect();
         let _ = record_on_the_way(locked, &delivered);
     }
+    // The attempt's record once its reports are queued (`failure_unqueued`: why a
+    // failure report could not be): the state, and whether every recipient is final.
+    let reports = before
+        .reports
+        .saturating_add(u32::try_from(rec.reports.len()).unwrap_or(u32::MAX));
+    let record_after = |failure_unqueued: Option<&str>| -> (State, bool) {
+        let mut rec_state = rec.state.clone();
+        // The report owed for recipients refused at submission went with this
+        // attempt's, unless a failure report could not be queued: then it stays owed
+        // (nothing else holds those recipients) for the report of a later run.
+        if failure_unqueued.is_none() {
+            rec_state.owed.clear();
+            rec_state.owed_notes.clear();
+            rec_state.owner_owed.clear();
+            rec_state.owner_notes.clear();
+        } else {
+            rec_state.owed.clone_from(&before.owed);
+            rec_state.owed_notes.clone_from(&before.owed_notes);
+            rec_state.owner_owed.clone_from(&before.owner_owed);
+            rec_state.owner_notes.clone_from(&before.owner_notes);
+        }
+        if notes_kept {
+            rec_state.owed_notes.clone_from(&before.owed_notes);
+        }
+        if expansion_joined || !remote_to_go {
+            rec_state.expansion_notes.clear();
+        }
+        let mut all_final = rec.all_final;
+        if let Some(why) = failure_unqueued {
+            // The failures stay queued until their report can be: tried again (and
+            // reported) by a later run, never dropped with the entry.
+            rec_state = record::unreport(&before, rec_state, why);
+            all_final = false;
+        }
+        rec_state.reports = reports;
+        rec_state.reporting.clear();
+        rec_state.reported = None;
+        (rec_state, all_final)
+    };
+    // Before the first report is queued, their keys and the record to make once they
+    // all are: a run that finds them (this one killed before its record) takes that
+    // record when it finds every report queued (`take_reported`), and tries no
+    // recipient they report again. Without it (it could not be written), such a run
+    // makes the attempt again, and finds the reports queued by their keys.
+    let keys = bounce::planned_keys(engine, &env, &rec.reports, before.reports);
+    if !keys.is_empty() && unrecorded.is_none() {
+        let (then, all_final) = record_after(None);
+        let mut marked = locked.entry.state.clone();
+        marked.reporting = keys;
+        marked.reported = Some(if all_final {
+            Reported::Remove
+        } else {
+            Reported::State(then.to_text())
+        });
+        if let Err(e) = locked.record_state(marked) {
+            log::warn!("{}: {}", env.id, e.message);
+        }
+    }
     // Each report's ID is derived from the entry's and the count of reports it queued
     // before, recorded below with the attempt: a run that dies between a report's
     // commit and that record leaves the count as it was, and the next run, repeating
@@ -901,43 +967,13 @@ pub fn attempt(
         engine,
         spool,
         &env,
-        rec.reports,
+        std::mem::take(&mut rec.reports),
         before.reports,
         &open_message,
     );
     result.new_entries.extend(sent.ids);
-    result.counts = rec.counts;
-    let mut rec_state = rec.state;
-    let reports = before.reports.saturating_add(sent.keys);
-    // The report owed for recipients refused at submission went with this attempt's,
-    // unless a failure report could not be queued: then it stays owed (nothing else
-    // holds those recipients) for the report of a later run.
-    let owed_sent = sent.failure_unqueued.is_none();
-    if owed_sent {
-        rec_state.owed.clear();
-        rec_state.owed_notes.clear();
-        rec_state.owner_owed.clear();
-        rec_state.owner_notes.clear();
-    } else {
-        rec_state.owed.clone_from(&before.owed);
-        rec_state.owed_notes.clone_from(&before.owed_notes);
-        rec_state.owner_owed.clone_from(&before.owner_owed);
-        rec_state.owner_notes.clone_from(&before.owner_notes);
-    }
-    if notes_kept {
-        rec_state.owed_notes.clone_from(&before.owed_notes);
-    }
-    if expansion_joined || !remote_to_go {
-        rec_state.expansion_notes.clear();
-    }
-    let mut all_final = rec.all_final;
-    if let Some(why) = sent.failure_unqueued {
-        // The failures stay queued until their report can be: tried again (and
-        // reported) by a later run, never dropped with the entry.
-        rec_state = record::unreport(&before, rec_state, &why);
-        all_final = false;
-    }
-    rec_state.reports = reports;
+    result.counts = rec.counts.clone();
+    let (rec_state, all_final) = record_after(sent.failure_unqueued.as_deref());
     if all_final {
         // Removing the entry is the durable record that every recipient is final; only
         // when that fails is the state written, so that no recipient is tried again.
@@ -958,6 +994,8 @@ pub fn attempt(
         smaller.owner_owed.clone_from(&rec_state.owner_owed);
         smaller.owner_notes.clone_from(&rec_state.owner_notes);
         smaller.reports = reports;
+        smaller.reporting.clear();
+        smaller.reported = None;
         locked.record_outcome(rec_state, smaller)?;
     }
     Ok(result)
@@ -1062,7 +1100,50 @@ fn record_on_the_way(locked: &mut LockedEntry, got: &[RcptOutcome]) -> Option<St
     }
 }
 
-/// Whether `env` is a report (`Envelope::report_of`) whose original is still queued
+/// The record of an attempt killed after it marked the reports it was queuing
+/// (`State::reporting`), before that record: when every one of them is queued, the
+/// record it was to make (`State::reported`), so that no recipient they report is tried
+/// again; else the marks go, and the attempt is made again (finding by their keys the
+/// reports queued). `true`: every recipient is final, and the entry is to be removed
+/// (`LockedEntry::pending_state` holds its state).
+fn take_reported(spool: &Spool, locked: &mut LockedEntry) -> Result<bool, Fatal> {
+    let st = &locked.entry.state;
+    if st.reporting.is_empty() && st.reported.is_none() {
+        return Ok(false);
+    }
+    let id = locked.entry.envelope.id.clone();
+    let all_queued = st.reporting.iter().all(|k| spool.report_queued(&id, k));
+    let mut unmarked = st.clone();
+    unmarked.reporting.clear();
+    unmarked.reported = None;
+    let then = match (&st.reported, all_queued) {
+        (Some(Reported::Remove), true) => {
+            log::info!(
+                "{id}: its reports were queued by a run that ended before its record: removed"
+            );
+            locked.pending_state = Some(unmarked);
+            return Ok(true);
+        }
+        (Some(Reported::State(text)), true) => State::parse(text).ok(),
+        _ => None,
+    };
+    match then {
+        Some(then) => {
+            log::info!(
+                "{id}: its reports were queued by a run that ended before its record: recorded"
+            );
+            locked.record_state(then)?;
+        }
+        None => {
+            log::info!("{id}: a run ended while it queued its reports: the attempt is made again");
+            locked.record_state(unmarked)?;
+        }
+    }
+    Ok(false)
+}
+
+/// Whether `env` is a report (`Envelope::report_of`) whose original is still queued (or
+/// held)
 /// and has not recorded it: its count of reports queued (`State::reports`) is not past
 /// the report's number.
 fn waits_for_its_original(spool: &Spool, env: &Envelope) -> bool {
@@ -1073,10 +1154,22 @@ fn waits_for_its_original(spool: &Spool, env: &Envelope) -> bool {
     let (Some(origin), Some(Ok(n))) = (f.next(), f.next().map(str::parse::<u32>)) else {
         return false;
     };
-    if !rsendmail::spool::valid_id(origin) || !spool.qf_path(origin).exists() {
+    if !rsendmail::spool::valid_id(origin) {
         return false;
     }
-    spool.read_entry(origin).is_ok_and(|o| o.state.reports <= n)
+    // A held original (`rsendmail-admin hold`) keeps it back too: its step is finished
+    // by the run after its release, which would queue the report again were it sent
+    // meanwhile. One deleted lets it go.
+    let original = if spool.qf_path(origin).exists() {
+        spool.read_entry(origin)
+    } else {
+        let held = spool.held();
+        if !held.qf_path(origin).exists() {
+            return false;
+        }
+        held.read_entry(origin)
+    };
+    original.is_ok_and(|o| o.state.reports <= n)
 }
 
 /// The outcome of recipients not tried because the attempt's record could not be

@@ -773,8 +773,6 @@ pub struct Sent {
     /// Why a failure report could not be queued (a full disk): the failures it
     /// reports must stay queued, not be recorded as final.
     pub failure_unqueued: Option<String>,
-    /// How many report keys were taken (`State::reports` grows by as many).
-    pub keys: u32,
 }
 
 /// The key of a report (`Envelope::report_of`): the original's ID, `n` (the reports
@@ -799,6 +797,45 @@ fn report_key(
     format!("{id} {n} {:016x}", rsendmail::spool::key_hash(&what))
 }
 
+/// The addressees of a report to `to`: the postmaster first when it gets a copy, as
+/// sendmail lists it (and sends to it first).
+fn addressees<'a>(
+    engine: &Engine,
+    to: &'a str,
+    double: bool,
+    postmaster_copy: bool,
+) -> Vec<&'a str> {
+    if postmaster_copy && !double && !reaches_postmaster(engine, to) {
+        vec!["postmaster", to]
+    } else {
+        vec![to]
+    }
+}
+
+/// The keys ([`report_key`]) of the reports [`send`] will queue (`first` as there): not
+/// those dropped, nor a `~/dead.letter` save (the key of its report when the save fails
+/// is not known before).
+pub fn planned_keys(engine: &Engine, env: &Envelope, reports: &[Owed], first: u32) -> Vec<String> {
+    (0u32..)
+        .zip(reports)
+        .filter_map(|(n, o)| {
+            let (to, double) = match &o.to {
+                ReportTo::Sender(a) => (a.as_str(), false),
+                ReportTo::Postmaster => ("postmaster", true),
+                ReportTo::Dropped(_) | ReportTo::DeadLetter(_) => return None,
+            };
+            let to = addressees(engine, to, double, o.postmaster_copy);
+            Some(report_key(
+                &env.id,
+                first.saturating_add(n),
+                o.kind,
+                &to,
+                &o.recipients,
+            ))
+        })
+        .collect()
+}
+
 /// Queue the reports owed (or save the message in dead.letter). `first`: how many
 /// reports the entry queued before (`State::reports`), the number in the first one's
 /// key ([`report_key`]).
@@ -811,11 +848,9 @@ pub fn send(
     open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
 ) -> Sent {
     // Each report takes its number whether or not it is queued (nor saved instead), so
-    // that a run repeating a crashed one's numbers its reports alike.
-    let mut sent = Sent {
-        keys: u32::try_from(reports.len()).unwrap_or(u32::MAX),
-        ..Sent::default()
-    };
+    // that a run repeating a crashed one's numbers its reports alike (`State::reports`
+    // grows by as many as `reports` has).
+    let mut sent = Sent::default();
     for (
         n,
         Owed {
@@ -913,12 +948,7 @@ pub fn send(
             waited: (kind == dsn::Kind::Delay).then(|| interval_words(engine.queue_warn)),
             eight_bit,
         };
-        // The postmaster first, as sendmail lists it (and sends to it first).
-        let to: Vec<&str> = if postmaster_copy && !double && !reaches_postmaster(engine, &to) {
-            vec!["postmaster", to.as_str()]
-        } else {
-            vec![to.as_str()]
-        };
+        let to = addressees(engine, &to, double, postmaster_copy);
         let key = report_key(
             &env.id,
             first.saturating_add(n),

@@ -698,6 +698,27 @@ pub struct State {
     /// know the key ignores it. It means something only while the entry is in `hold/`:
     /// releasing clears it, and a queued entry's is never looked at.
     pub held_by: Option<HeldBy>,
+    /// The keys of the delivery reports an attempt is queuing (`reporting KEY`, escaped:
+    /// `Envelope::report_of` of each), written with [`State::reported`] before the first
+    /// of them is queued. A run that finds them (its deliverer was killed before the
+    /// attempt's record) asks whether every one is queued (`Spool::report_queued`): then
+    /// the attempt's record is [`State::reported`], and no recipient it reports is tried
+    /// again; else the attempt is made again, and the reports queued already are found
+    /// by their keys. Empty once the attempt is recorded.
+    pub reporting: Vec<String>,
+    /// The record of the attempt that queues [`State::reporting`], to take once they are
+    /// all queued (`reported remove`: every recipient final, the entry goes; `reported
+    /// state TEXT`: this state file's text, escaped).
+    pub reported: Option<Reported>,
+}
+
+/// The record an attempt makes once its reports are queued ([`State::reported`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reported {
+    /// Every recipient is final: the entry is removed.
+    Remove,
+    /// The state to record (a state file's text).
+    State(String),
 }
 
 /// Who held an entry ([`State::held_by`]): the uid, which decides, and the login, which
@@ -850,6 +871,18 @@ impl State {
         if let Some(h) = &self.held_by {
             let _ = writeln!(s, "held-by {} {}", h.uid, escape(&h.login));
         }
+        for k in &self.reporting {
+            let _ = writeln!(s, "reporting {}", escape(k));
+        }
+        match &self.reported {
+            Some(Reported::Remove) => {
+                let _ = writeln!(s, "reported remove");
+            }
+            Some(Reported::State(t)) => {
+                let _ = writeln!(s, "reported state {}", escape(t));
+            }
+            None => {}
+        }
         for (i, st, why) in &self.recipients {
             let _ = write!(s, "rcpt {i} {}", st.word());
             if let Some(w) = why {
@@ -909,6 +942,14 @@ impl State {
                         login: unescape(login).ok_or_else(bad)?,
                     });
                 }
+                "reporting" => st.reporting.push(unescape(rest).ok_or_else(bad)?),
+                "reported" => {
+                    st.reported = Some(match rest.split_once(' ') {
+                        None if rest == "remove" => Reported::Remove,
+                        Some(("state", t)) => Reported::State(unescape(t).ok_or_else(bad)?),
+                        _ => return Err(bad()),
+                    });
+                }
                 "rcpt" => {
                     let mut f = rest.splitn(3, ' ');
                     let idx: usize = f.next().unwrap_or("").parse().map_err(|_| bad())?;
@@ -965,6 +1006,10 @@ impl State {
             reply_lines: Vec::new(),
             // Written by deliveries, which never take a held entry.
             held_by: None,
+            // Not bounded either: without them, a run after a crash makes the attempt
+            // again (its reports queued already are found by their keys).
+            reporting: Vec::new(),
+            reported: None,
             recipients: self
                 .recipients
                 .iter()
@@ -1161,6 +1206,32 @@ pub fn test_envelope(id: &str, recipients: &[&str]) -> Envelope {
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
+
+    /// The marks of reports being queued (`reporting`, `reported`) come back as written,
+    /// a state text with line ends inside included; `essential` drops them.
+    #[test]
+    fn reporting_marks_round_trip() {
+        let then = State {
+            attempts: 2,
+            recipients: vec![(0, RcptState::Failed, Some("550 5.1.1 no".into()))],
+            ..State::default()
+        };
+        for reported in [Reported::Remove, Reported::State(then.to_text())] {
+            let st = State {
+                reporting: vec!["6AM5eIkR004034 0 00ff".into()],
+                reported: Some(reported),
+                ..State::default()
+            };
+            let back = State::parse(&st.to_text()).unwrap();
+            assert_eq!(back, st);
+            if let Some(Reported::State(t)) = &back.reported {
+                assert_eq!(State::parse(t).unwrap(), then);
+            }
+            assert!(back.essential().reporting.is_empty());
+            assert_eq!(back.essential().reported, None);
+        }
+        assert!(State::parse("rsendmail-state 1\nreported other\n").is_err());
+    }
 
     fn sample() -> Envelope {
         Envelope {
@@ -1556,6 +1627,8 @@ mod tests {
                 uid: 1001,
                 login: "a b%".into(),
             }),
+            reporting: vec!["6AM5eIkR004034 0 00ff".into()],
+            reported: Some(Reported::Remove),
         };
         let back = State::parse(&st.to_text()).unwrap();
         assert_eq!(back, st);
@@ -1630,6 +1703,8 @@ mod tests {
                     uid: u32::MAX,
                     login: "a-login".repeat(20),
                 }),
+                reporting: Vec::new(),
+                reported: None,
             };
             let e = st.essential();
             assert!(e.to_text().len() <= State::essential_len_bound(n), "{n}");
@@ -1874,6 +1949,8 @@ rcpt 1 delivered 250";
                         expansion_notes: Vec::new(),
                         reply_lines: Vec::new(),
                         held_by: held_by.map(|(uid, login)| HeldBy { uid, login }),
+                        reporting: Vec::new(),
+                        reported: None,
                     },
                 )
         }

@@ -1151,6 +1151,17 @@ impl Spool {
         }
     }
 
+    /// Whether the delivery report `key` of entry `origin` (`Envelope::report_of`) is
+    /// queued, or held: an entry of its derived ID ([`report_queue_id`]) holds that key.
+    pub fn report_queued(&self, origin: &str, key: &str) -> bool {
+        let Some(id) = report_queue_id(origin, key) else {
+            return false;
+        };
+        self.read_entry(&id)
+            .or_else(|_| self.held().read_entry(&id))
+            .is_ok_and(|e| e.envelope.report_of.as_deref() == Some(key))
+    }
+
     /// Make sure the spool and its sub-directories exist. The spool itself is made only
     /// when it is the caller's own built-in default (else a missing one is refused, see
     /// [`Spool::check_present`]); its sub-directories (`tmp`, `index`, `corrupt`: one an
