@@ -483,6 +483,34 @@ fn mailbox_delivery_is_mboxrd_byte_for_byte() {
     );
 }
 
+/// `-X`: a message appended to a local mailbox is logged line by line as written
+/// there (`>>> From ...`, `Return-Path:`, the header, the quoted body, the blank line
+/// that ends it), after the message as read, as a message saved in dead.letter is
+/// (compat case differences/xlog-local-mailbox-odi: sendmail logs its local mailer's
+/// input there).
+#[test]
+fn traffic_log_holds_the_lines_appended_to_a_mailbox() {
+    if !is_root() {
+        return;
+    }
+    let env = local_env("", None);
+    let xlog = env.dir.join("xlog");
+    let x = xlog.to_str().unwrap();
+    let msg = b"Subject: mbox\n\nFrom the start\nlast\n";
+    env.sendmail(&["-X", x, "-odi", "root"], msg).code(0);
+    let got = fs::read_to_string(mbox(&env, "root")).unwrap();
+    let log = fs::read_to_string(&xlog).unwrap();
+    let after_eof: Vec<&str> = log
+        .lines()
+        .skip_while(|l| !l.ends_with(" <<< [EOF]"))
+        .skip(1)
+        .map(|l| l.split_once(" >>> ").map_or(l, |(_, rest)| rest))
+        .collect();
+    let written: Vec<&str> = got.lines().collect();
+    assert_eq!(after_eof, written, "{log}");
+    assert!(written.contains(&">From the start"), "{got}");
+}
+
 /// A mailbox has no line limit: the long `To:` and the long lines that SMTP delivery
 /// folds are written to it as queued.
 #[test]
