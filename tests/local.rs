@@ -172,7 +172,7 @@ fn print_mode_saves_dead_letter_in_the_callers_home() {
     .unwrap();
     let bin = user_visible_bin(&env.dir.join("spool-parent"), "sendmail");
     // With -X, the traffic log shows what was saved and the line saying so, as
-    // sendmail's does (compat-tests/differences/xlog-bounce-local-odi).
+    // sendmail's does (compat-tests/cases/xlog-bounce-local-odi).
     let xlog = env.dir.join("spool-parent/xlog");
     let xlog_arg = format!("-X{}", xlog.display());
     let out = as_user(
@@ -218,6 +218,16 @@ fn print_mode_saves_dead_letter_in_the_callers_home() {
     assert!(text.starts_with(&format!("From {TEST_USER} ")), "{text}");
     assert!(text.contains(&format!("\nReturn-Path: <{TEST_USER}>\nReceived: ")));
     assert!(text.ends_with("\nhello\n\n"), "{text:?}");
+    // The `From:` added as sendmail's copy has it: the login alone, not qualified as
+    // the queued one is (compat-tests/cases/xlog-bounce-local-odi).
+    let from = text
+        .lines()
+        .find(|l| l.starts_with("From: "))
+        .unwrap_or_default();
+    assert!(
+        from == format!("From: {TEST_USER}") || from.ends_with(&format!(" <{TEST_USER}>")),
+        "{text}"
+    );
     let md = fs::metadata(&dead).unwrap();
     assert_eq!(md.uid(), fs::metadata(&home).unwrap().uid());
     assert_ne!(md.uid(), 0);
