@@ -469,12 +469,55 @@ pub fn dead_letter_failed(why: &str, then: &str) -> String {
     format!("{p}... Cannot save message: {why}; {then}")
 }
 
+/// The header block of `message` (read up to and with its empty line, or to its end),
+/// each field that is the first of a pair in `taken` (the whole field, continuation
+/// lines included) written as the second. The reader is left at the body.
+pub fn header_as_taken<R: BufRead>(
+    message: &mut R,
+    taken: &[(String, String)],
+) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut field: Vec<u8> = Vec::new();
+    let flush = |field: &mut Vec<u8>, out: &mut Vec<u8>| {
+        let replaced = taken
+            .iter()
+            .find(|(queued, _)| queued.as_bytes() == field.as_slice())
+            .map(|(_, t)| t.as_bytes());
+        out.extend_from_slice(replaced.unwrap_or(field.as_slice()));
+        field.clear();
+    };
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if message.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        let continued = matches!(line.first(), Some(b' ' | b'\t'));
+        if continued && !field.is_empty() {
+            field.extend_from_slice(&line);
+            continue;
+        }
+        flush(&mut field, &mut out);
+        if line == b"\n" {
+            out.extend_from_slice(&line);
+            return Ok(out);
+        }
+        field.extend_from_slice(&line);
+    }
+    flush(&mut field, &mut out);
+    Ok(out)
+}
+
 /// Append a message (header block and body) to the real user's `~/dead.letter` in mbox
 /// format, as sendmail saves what it could not deliver in ErrorMode p. A new file is
 /// made 0600 with the user's own group (not a set-id program's). Returns its path.
+/// `taken`: header fields as queued and as taken in (`Envelope::taken_fields`): the copy
+/// has them as taken, unqualified, as sendmail's has (it qualifies addresses only in
+/// what it relays; recorded: compat-tests/cases/xlog-bounce-local-odi, xlog-dead-letter-fields-odi).
 pub fn save_dead_letter(
     sender: &str,
     created: i64,
+    taken: &[(String, String)],
     message: &mut dyn std::io::Read,
 ) -> Result<PathBuf, String> {
     let uid = nix::unistd::getuid();
@@ -489,11 +532,24 @@ pub fn save_dead_letter(
         dotlock: false,
     };
     // Logged as written, in the traffic log of `-X`, as sendmail logs it.
+    let mut message = io::BufReader::new(message);
     let mut text = Vec::new();
     {
         let mut tee = crate::traffic::WriteTee::new(&mut text);
-        write_message(&mut tee, sender, created, "", &mut *message)
-            .map_err(|e| crate::config::io_text(&e))?;
+        if taken.is_empty() {
+            write_message(&mut tee, sender, created, "", &mut message)
+        } else {
+            header_as_taken(&mut message, taken).and_then(|head| {
+                write_message(
+                    &mut tee,
+                    sender,
+                    created,
+                    "",
+                    &mut io::Read::chain(io::Cursor::new(head), &mut message),
+                )
+            })
+        }
+        .map_err(|e| crate::config::io_text(&e))?;
     }
     // Saved once: a delivery killed after the save and before its record is made again
     // by the next run, which finds the same text (the same From_ line, the same queue
@@ -520,6 +576,32 @@ mod tests {
             "Subject: x\n\n>From here\n>>From there\nFrom\nnot From \nlast\n"
         );
         assert_eq!(n, out.len() as u64);
+    }
+
+    #[test]
+    fn header_as_taken_replaces_whole_fields_only() {
+        let taken = vec![
+            (
+                "From: root <root@h>\n".to_string(),
+                "From: root <root>\n".to_string(),
+            ),
+            ("To: a@h,\n\tb@h\n".to_string(), "To: a,\n\tb\n".to_string()),
+        ];
+        let msg = b"Date: x\nFrom: root <root@h>\nTo: a@h,\n\tb@h\nCc: a@h\nX: From: root <root@h>\n\nFrom: root <root@h>\n";
+        let mut r = &msg[..];
+        let head = header_as_taken(&mut r, &taken).unwrap();
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "Date: x\nFrom: root <root>\nTo: a,\n\tb\nCc: a@h\nX: From: root <root@h>\n\n"
+        );
+        // The body is left to the reader, untouched.
+        assert_eq!(r, b"From: root <root@h>\n");
+        // A field cut by the message's end is still looked at.
+        let mut r = &b"From: root <root@h>\n"[..];
+        assert_eq!(
+            header_as_taken(&mut r, &taken).unwrap(),
+            b"From: root <root>\n"
+        );
     }
 
     #[test]

@@ -1013,7 +1013,20 @@ pub fn submit<R: BufRead>(
         Some(m) => address::domain_of(&masquerade(m, &who.login, &host)).unwrap_or(host.clone()),
         None => host.clone(),
     };
+    let before: Vec<Header> = head.headers.clone();
     message::qualify_fields(&mut head.headers, &host, &sender_domain, style.0);
+    // The fields as taken in, for the copy in ~/dead.letter (`Envelope::taken_fields`).
+    let mut taken_fields: Vec<(String, String)> = before
+        .iter()
+        .zip(head.headers.iter())
+        .filter(|(b, a)| b.raw != a.raw)
+        .filter_map(|(b, a)| {
+            Some((
+                String::from_utf8(a.raw.clone()).ok()?,
+                String::from_utf8(b.raw.clone()).ok()?,
+            ))
+        })
+        .collect();
 
     // Headers sendmail adds, in its order, before the user's own.
     let tm = clock::local(now);
@@ -1056,8 +1069,12 @@ pub fn submit<R: BufRead>(
         )
     };
     added.push(Header::new("Received", &received));
-    added.extend(missing_headers(&mut head, &tm, &id, &host, || {
-        if req.sender.is_some() {
+    // The `From:` added when the message has none, and the same as sendmail queues it,
+    // its address as the sender was given (`root <root>`): the copy in ~/dead.letter
+    // has that one, as sendmail's has (recorded: `xlog-bounce-local-odi`).
+    let (from_field, from_taken) = {
+        // The address written, and the one sendmail's queued field has.
+        let (addr, taken) = if req.sender.is_some() {
             let addr = if from_addr.is_empty() {
                 format!("{}@{host}", who.login)
             } else if address::domain_of(&from_addr).is_none() {
@@ -1072,28 +1089,65 @@ pub fn submit<R: BufRead>(
                 address::ascii_address(&from_addr)
                     .map_or_else(|| from_addr.clone(), std::borrow::Cow::into_owned)
             };
-            // `-F` names a local `-f` sender (unqualified, or of this host), as in
-            // sendmail (recorded: `f-unqual-F`, `F-with-f-self`); a sender elsewhere
-            // is the address alone (`f-F-full`).
-            let local = given_sender
-                .as_deref()
-                .is_some_and(|s| masqueradable(s, &host).is_some());
-            match req.full_name.as_deref().filter(|n| !n.is_empty()) {
-                Some(name) if local => format!("{} <{addr}>", display_name(name)),
-                _ => addr,
-            }
+            // An unqualified `-f` address, MASQUERADE's not applied (it is the one
+            // given).
+            let taken = if cfg.masquerade.is_none()
+                && !from_addr.is_empty()
+                && address::domain_of(&from_addr).is_none()
+            {
+                from_addr.clone()
+            } else {
+                addr.clone()
+            };
+            (addr, taken)
         } else {
-            // `-F ''` names no one: the password entry's name, as in sendmail
-            // (recorded: `F-empty`).
-            let given = req.full_name.as_deref().filter(|n| !n.is_empty());
-            match given.or(who.gecos_name.as_deref()) {
-                Some(name) if !name.is_empty() => {
-                    format!("{} <{from_addr}>", display_name(name))
+            // The login alone, as the envelope sender is stored (no MASQUERADE).
+            let taken = if cfg.masquerade.is_none() {
+                who.login.clone()
+            } else {
+                from_addr.clone()
+            };
+            (from_addr.clone(), taken)
+        };
+        let named = |addr: &str| {
+            if req.sender.is_some() {
+                // `-F` names a local `-f` sender (unqualified, or of this host), as in
+                // sendmail (recorded: `f-unqual-F`, `F-with-f-self`); a sender elsewhere
+                // is the address alone (`f-F-full`).
+                let local = given_sender
+                    .as_deref()
+                    .is_some_and(|s| masqueradable(s, &host).is_some());
+                match req.full_name.as_deref().filter(|n| !n.is_empty()) {
+                    Some(name) if local => format!("{} <{addr}>", display_name(name)),
+                    _ => addr.to_string(),
                 }
-                _ => from_addr.clone(),
+            } else {
+                // `-F ''` names no one: the password entry's name, as in sendmail
+                // (recorded: `F-empty`).
+                let given = req.full_name.as_deref().filter(|n| !n.is_empty());
+                match given.or(who.gecos_name.as_deref()) {
+                    Some(name) if !name.is_empty() => {
+                        format!("{} <{addr}>", display_name(name))
+                    }
+                    _ => addr.to_string(),
+                }
+            }
+        };
+        (named(&addr), named(&taken))
+    };
+    added.extend(missing_headers(&mut head, &tm, &id, &host, || {
+        from_field.clone()
+    }));
+    if from_taken != from_field {
+        for h in added.iter().filter(|h| h.is("From") || h.is("Resent-From")) {
+            if let Ok(queued) = String::from_utf8(h.raw.clone()) {
+                let taken = Header::new(&h.name, &from_taken).raw;
+                if let Ok(taken) = String::from_utf8(taken) {
+                    taken_fields.push((queued, taken));
+                }
             }
         }
-    }));
+    }
     if let Some(s) = &req.sender {
         let own = s == &who.login || s == &format!("{}@{host}", who.login);
         // Only with `O PrivacyOptions=authwarnings` (compat-tests/cases/privacy-authwarnings-off).
@@ -1137,6 +1191,7 @@ pub fn submit<R: BufRead>(
         ret: req.ret.clone(),
         verp,
         refused_users: u32::try_from(refused_users).unwrap_or(u32::MAX),
+        taken_fields,
         ..Envelope::default()
     };
 
@@ -2022,7 +2077,7 @@ fn save_dead_letter(
         .map_err(|e| crate::config::io_text(&e))
         .and_then(|mut m| {
             crate::privs::as_real_group(|| {
-                crate::mbox::save_dead_letter(&env.sender, env.created, &mut m)
+                crate::mbox::save_dead_letter(&env.sender, env.created, &env.taken_fields, &mut m)
             })
             .map_err(|e| e.desc().to_string())
             .and_then(|r| r)

@@ -13,7 +13,10 @@
 //!
 //! A message saved in `~/dead.letter` is logged too, each line as written there
 //! (`>>> From root ...`, the header, the body), and the line that tells the user so,
-//! as sendmail logs both (recorded: compat-tests/cases/xlog-bounce-local-odi).
+//! as sendmail logs both (recorded: compat-tests/cases/xlog-bounce-local-odi). So is a
+//! message appended to a local mailbox, each line as the `--mbox` deliverer writes it
+//! there: the log reaches it as descriptor [`INHERITED_FD`] through its supervisor
+//! ([`raw_fd`], [`install_inherited`]; compat-tests/differences/xlog-local-mailbox-odi).
 //!
 //! The file is opened once per process ([`install`]) and each line appended with one
 //! write, so the lines of several processes (a queue run's, a `-bs` session's) do not
@@ -212,6 +215,31 @@ pub fn open(path: &Path) -> Result<File, Fatal> {
 /// Log this process's traffic to `file` from now on (the first call wins).
 pub fn install(file: File) {
     let _ = LOG.set(Mutex::new(file));
+}
+
+/// The descriptor a local delivery's helper processes get the log as (the mailbox
+/// deliverer logs what it writes).
+pub const INHERITED_FD: std::os::fd::RawFd = 5;
+
+/// The open log's descriptor, to be handed to a helper process as [`INHERITED_FD`].
+pub fn raw_fd() -> Option<std::os::fd::RawFd> {
+    use std::os::fd::AsRawFd;
+    LOG.get()
+        .map(|l| l.lock().unwrap_or_else(|p| p.into_inner()).as_raw_fd())
+}
+
+/// Log to the descriptor [`INHERITED_FD`] this process was given by its caller, who
+/// said so (an argument): made close-on-exec first, so that nothing this process runs
+/// gets it. Nothing when it is not open.
+pub fn install_inherited() {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_GETFD and F_SETFD on a descriptor number only.
+    if unsafe { libc::fcntl(INHERITED_FD, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return;
+    }
+    // SAFETY: the caller handed this descriptor over for the log (checked open above);
+    // nothing else in this process owns it.
+    install(unsafe { File::from_raw_fd(INHERITED_FD) });
 }
 
 /// A line this program prints for the user on its standard output (`dead.letter...

@@ -172,7 +172,7 @@ fn print_mode_saves_dead_letter_in_the_callers_home() {
     .unwrap();
     let bin = user_visible_bin(&env.dir.join("spool-parent"), "sendmail");
     // With -X, the traffic log shows what was saved and the line saying so, as
-    // sendmail's does (compat-tests/differences/xlog-bounce-local-odi).
+    // sendmail's does (compat-tests/cases/xlog-bounce-local-odi).
     let xlog = env.dir.join("spool-parent/xlog");
     let xlog_arg = format!("-X{}", xlog.display());
     let out = as_user(
@@ -218,6 +218,16 @@ fn print_mode_saves_dead_letter_in_the_callers_home() {
     assert!(text.starts_with(&format!("From {TEST_USER} ")), "{text}");
     assert!(text.contains(&format!("\nReturn-Path: <{TEST_USER}>\nReceived: ")));
     assert!(text.ends_with("\nhello\n\n"), "{text:?}");
+    // The `From:` added as sendmail's copy has it: the login alone, not qualified as
+    // the queued one is (compat-tests/cases/xlog-bounce-local-odi).
+    let from = text
+        .lines()
+        .find(|l| l.starts_with("From: "))
+        .unwrap_or_default();
+    assert!(
+        from == format!("From: {TEST_USER}") || from.ends_with(&format!(" <{TEST_USER}>")),
+        "{text}"
+    );
     let md = fs::metadata(&dead).unwrap();
     assert_eq!(md.uid(), fs::metadata(&home).unwrap().uid());
     assert_ne!(md.uid(), 0);
@@ -481,6 +491,34 @@ fn mailbox_delivery_is_mboxrd_byte_for_byte() {
         s[1].starts_with("root@test.example|test|root@test.example|"),
         "{s:?}"
     );
+}
+
+/// `-X`: a message appended to a local mailbox is logged line by line as written
+/// there (`>>> From ...`, `Return-Path:`, the header, the quoted body, the blank line
+/// that ends it), after the message as read, as a message saved in dead.letter is
+/// (compat case differences/xlog-local-mailbox-odi: sendmail logs its local mailer's
+/// input there).
+#[test]
+fn traffic_log_holds_the_lines_appended_to_a_mailbox() {
+    if !is_root() {
+        return;
+    }
+    let env = local_env("", None);
+    let xlog = env.dir.join("xlog");
+    let x = xlog.to_str().unwrap();
+    let msg = b"Subject: mbox\n\nFrom the start\nlast\n";
+    env.sendmail(&["-X", x, "-odi", "root"], msg).code(0);
+    let got = fs::read_to_string(mbox(&env, "root")).unwrap();
+    let log = fs::read_to_string(&xlog).unwrap();
+    let after_eof: Vec<&str> = log
+        .lines()
+        .skip_while(|l| !l.ends_with(" <<< [EOF]"))
+        .skip(1)
+        .map(|l| l.split_once(" >>> ").map_or(l, |(_, rest)| rest))
+        .collect();
+    let written: Vec<&str> = got.lines().collect();
+    assert_eq!(after_eof, written, "{log}");
+    assert!(written.contains(&">From the start"), "{got}");
 }
 
 /// A mailbox has no line limit: the long `To:` and the long lines that SMTP delivery

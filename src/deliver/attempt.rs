@@ -105,7 +105,7 @@ impl Conn {
             // opened below. Counted as busy from here.
             self.give_up_slot();
             let key: cache::Key = (targets.to_vec(), mx);
-            match cache::acquire(&key, cache::WAIT_FOR_BUSY, cache::parallel()) {
+            match cache::acquire(&key, cache::WAIT_FOR_BUSY, cache::parallel(), out, label) {
                 Ok(s) => {
                     self.session = s;
                     self.key = Some(key);

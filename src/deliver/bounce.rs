@@ -885,6 +885,7 @@ pub fn send(
                         rsendmail::mbox::save_dead_letter(
                             &env.sender,
                             env.created,
+                            &env.taken_fields,
                             &mut std::io::Read::take(f, len),
                         )
                     });

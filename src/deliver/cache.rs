@@ -14,7 +14,10 @@
 //!   one idle longest QUIT. 0 keeps none: each connection QUITs after its entry.
 //! - `O ConnectionCacheTimeout=` (5 seconds, `engine::CACHE_TIMEOUT`): a connection idle
 //!   longer is QUIT, by [`acquire`] when it would be used, and by a reaper thread while the
-//!   process does other work or waits.
+//!   process does other work or waits. A `-v` run has no reaper: as sendmail's `mci_scan`,
+//!   the next [`acquire`] QUITs every connection idle too long, each with
+//!   `RCPTS... Closing connection to [ip]` on the transcript (compat case
+//!   cache-idle-timeout-q-v).
 //! - When the work is done ([`close_all`], at the end of a one-shot delivery or queue run),
 //!   every cached connection QUITs, `Closing connection to [ip]` on the `-v` transcript.
 //! - A cached connection that died while idle (the server closed it, sent 421, refused
@@ -91,6 +94,9 @@ struct Inner {
     max: usize,
     timeout: Duration,
     reaper: bool,
+    /// A `-v` run: the reaper leaves expired connections to [`acquire`], which says
+    /// their closing on the transcript (set by [`configure`]).
+    said: bool,
 }
 
 struct Cache {
@@ -114,11 +120,14 @@ fn lock() -> std::sync::MutexGuard<'static, Inner> {
 
 /// Set the cache's size and idle time, and the connections to the same hosts the
 /// process may have at once, `max` (from the engine, before the first delivery).
-pub fn configure(size: usize, timeout: Duration, max: usize) {
+/// `verbose`: a `-v` run, whose transcript says each idle connection's closing when the
+/// next connection is wanted (no reaper closes them unsaid meanwhile).
+pub fn configure(size: usize, timeout: Duration, max: usize, verbose: bool) {
     let mut c = lock();
     c.size = size;
     c.timeout = timeout;
     c.max = max;
+    c.said = verbose;
 }
 
 /// A connection for `key`, counted as busy until it is [`put`] back: the idle one used
@@ -127,8 +136,16 @@ pub fn configure(size: usize, timeout: Duration, max: usize) {
 /// to be put back (one session for a fast server when `parallel` is 1); while the
 /// process has `O MaxConnections=` connections to `key` open, wait for one up to
 /// [`WAIT_FOR_LIMIT`], then `Err(Full)` (as when the process stops meanwhile).
-/// Connections idle past the timeout are closed first.
-pub fn acquire(key: &Key, wait: Duration, parallel: usize) -> Result<Option<Session>, Full> {
+/// Connections idle past the timeout (to any hosts) are closed first, each with
+/// `LABEL... Closing connection to [ip]` on `out` (`label`: the recipients the
+/// connection is wanted for), as sendmail's `mci_get` closes them.
+pub fn acquire(
+    key: &Key,
+    wait: Duration,
+    parallel: usize,
+    out: &mut Transcript<'_>,
+    label: &str,
+) -> Result<Option<Session>, Full> {
     let started = Instant::now();
     let deadline = started + wait;
     let mut expired = Vec::new();
@@ -172,7 +189,9 @@ pub fn acquire(key: &Key, wait: Duration, parallel: usize) -> Result<Option<Sess
         }
         got
     };
-    quit(expired);
+    for s in expired {
+        s.close_for(label, out);
+    }
     got
 }
 
@@ -303,7 +322,11 @@ fn reaper() {
     loop {
         let (expired, pause) = {
             let mut c = lock();
-            let expired = drain_expired(&mut c);
+            let expired = if c.said {
+                Vec::new()
+            } else {
+                drain_expired(&mut c)
+            };
             (
                 expired,
                 (c.timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),

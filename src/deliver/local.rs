@@ -986,6 +986,11 @@ impl Local {
         if !self.root {
             drop_to(&mut cmd, ids, false);
         }
+        // -X: the mailbox deliverer logs the lines it appends (`Supervision::start`
+        // hands the log over as descriptor 5).
+        if kind == "mbox" && rsendmail::traffic::enabled() {
+            cmd.env(TRAFFIC_ENV, "1");
+        }
         cmd
     }
 
@@ -1179,9 +1184,14 @@ struct Supervision {
     status: std::thread::JoinHandle<String>,
 }
 
+/// Set in a mailbox delivery's supervisor's environment when it gets the traffic log of
+/// `-X` as descriptor 5 (`rsendmail::traffic::INHERITED_FD`), for its `--mbox` child.
+const TRAFFIC_ENV: &str = "RSENDMAIL_TRAFFIC_FD";
+
 impl Supervision {
     /// Start the supervisor `cmd` with the queue file as its descriptor 3 and the
-    /// entry's delivery journal (opened, or made, here) as its descriptor 4.
+    /// entry's delivery journal (opened, or made, here) as its descriptor 4, and, when
+    /// `cmd` says so ([`TRAFFIC_ENV`]), the traffic log as its descriptor 5.
     fn start(mut cmd: Command, sup: &Supervised<'_>, id: &str) -> std::io::Result<Supervision> {
         use std::os::fd::{AsRawFd, OwnedFd};
         let jf = sup
@@ -1200,6 +1210,14 @@ impl Supervision {
         };
         let (q, j) = (high(sup.qf)?, high(&jf)?);
         let (qn, jn) = (q.as_raw_fd(), j.as_raw_fd());
+        let traffic = match rsendmail::traffic::raw_fd() {
+            Some(fd) if cmd.get_envs().any(|(k, _)| k == TRAFFIC_ENV) => {
+                // SAFETY: the log's descriptor, open for the life of the process.
+                Some(high(&unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })?)
+            }
+            _ => None,
+        };
+        let tn = traffic.as_ref().map(AsRawFd::as_raw_fd);
         // SAFETY: only dup2(2) between fork and exec; it clears close-on-exec on the
         // copies, which the supervisor sets again before it runs anything.
         unsafe {
@@ -1207,12 +1225,17 @@ impl Supervision {
                 if libc::dup2(qn, 3) < 0 || libc::dup2(jn, 4) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                if let Some(t) = tn
+                    && libc::dup2(t, rsendmail::traffic::INHERITED_FD) < 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
                 Ok(())
             });
         }
         let mut child = cmd.spawn()?;
         drop(cmd);
-        drop((q, j, jf));
+        drop((q, j, jf, traffic));
         let out = child.stdout.take();
         let err = child.stderr.take();
         let relayed = std::thread::spawn(move || {
@@ -1396,9 +1419,18 @@ pub fn supervise_child(args: &[std::ffi::OsString]) -> i32 {
         say(&Said::Spawn("no queue file or journal given".into()));
         return 70;
     }
+    // The traffic log (`-X`), when its caller handed it over: for the `--mbox` child.
+    let traffic = std::env::var_os(TRAFFIC_ENV).is_some() && open(rsendmail::traffic::INHERITED_FD);
     unsafe {
         libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC);
         libc::fcntl(4, libc::F_SETFD, libc::FD_CLOEXEC);
+        if traffic {
+            libc::fcntl(
+                rsendmail::traffic::INHERITED_FD,
+                libc::F_SETFD,
+                libc::FD_CLOEXEC,
+            );
+        }
     }
     // SAFETY: descriptors 3 and 4 are open (just checked) and ours alone.
     let (qf, jf) = unsafe { (std::fs::File::from_raw_fd(3), std::fs::File::from_raw_fd(4)) };
@@ -1493,6 +1525,19 @@ pub fn supervise_child(args: &[std::ffi::OsString]) -> i32 {
             .env("PATH", "/usr/bin:/bin")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if traffic {
+            // The deliverer logs what it appends: the log stays open across its exec.
+            cmd.arg(rsendmail::traffic::INHERITED_FD.to_string());
+            // SAFETY: only fcntl(2) between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::fcntl(rsendmail::traffic::INHERITED_FD, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         super::pass_process_name(&mut cmd);
         (cmd, None)
     };
@@ -1790,8 +1835,9 @@ fn drop_to(cmd: &mut Command, (uid, gid): (u32, u32), root: bool) {
     }
 }
 
-/// The `--mbox PATH SENDER RCPT OWNER-UID LOCK-MS DOTLOCK` child: read the length line and the
-/// message from stdin, append it in mbox format. Exit 0 done, 73 (EX_CANTCREAT) for I/O
+/// The `--mbox PATH SENDER RCPT OWNER-UID LOCK-MS DOTLOCK [5]` child: read the length line and the
+/// message from stdin, append it in mbox format; with `5`, each line appended is logged
+/// to the traffic log of `-X`, given as that descriptor. Exit 0 done, 73 (EX_CANTCREAT) for I/O
 /// errors and locks, 75 (EX_TEMPFAIL) for no room (a full disk, a quota, the file-size
 /// limit), 77 (EX_NOPERM) for an unsafe mailbox; the reason on stderr.
 pub fn mbox_child(args: &[std::ffi::OsString]) -> i32 {
@@ -1806,6 +1852,9 @@ pub fn mbox_child(args: &[std::ffi::OsString]) -> i32 {
     let owner = arg(3).parse::<u32>().ok();
     let wait = Duration::from_millis(arg(4).parse().unwrap_or(60_000));
     let dotlock = arg(5) != "0";
+    if arg(6) == rsendmail::traffic::INHERITED_FD.to_string() {
+        rsendmail::traffic::install_inherited();
+    }
     let stdin = std::io::stdin();
     let mut input = std::io::BufReader::with_capacity(64 * 1024, stdin.lock());
     let mut len_line = String::new();
@@ -1825,6 +1874,9 @@ pub fn mbox_child(args: &[std::ffi::OsString]) -> i32 {
     };
     let now = rsendmail::clock::now();
     let res = mbox::append(&target, &mut |w| {
+        // Logged as written (`-X`), as a message saved in dead.letter is.
+        let mut tee = rsendmail::traffic::WriteTee::new(w);
+        let w: &mut dyn Write = &mut tee;
         let mut limited = (&mut input).take(len);
         let mut counting = Counting {
             inner: &mut limited,

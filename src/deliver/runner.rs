@@ -405,6 +405,7 @@ fn deliver_ids_then(
         engine.cache_size,
         engine.cache_timeout,
         engine.max_connections,
+        verbose,
     );
     // The IDs to try, then those the attempts of this run queue (reports, expansions,
     // noted in `queued_here`): these go out in the same run, on the same connections,

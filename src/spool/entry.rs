@@ -311,6 +311,12 @@ pub struct Envelope {
     /// them with the recipients queued (see `mailq`; recorded:
     /// `greet421-two-bad-report-bp-v`). 0 in entries written before it was recorded.
     pub refused_users: u32,
+    /// Header fields whose addresses were qualified when the message was taken in
+    /// (`taken-field QUALIFIED TAKEN`): each field as queued and as it was before (the
+    /// `From:` rsendmail added, as sendmail queues it: `From: root <root>`). The copy in
+    /// `~/dead.letter` has them as taken, as sendmail's has (it qualifies only what it
+    /// relays; recorded: `xlog-bounce-local-odi`). Empty in entries written before.
+    pub taken_fields: Vec<(String, String)>,
     /// The message's exact length in bytes (`message-bytes`), as read from a version 2
     /// file; `None` for a version 1 file, which does not record it. Writers leave it
     /// `None`: [`Envelope::to_text`] then writes zeros, which the commit replaces with
@@ -340,6 +346,7 @@ impl Default for Envelope {
             verp: None,
             expansions: 0,
             refused_users: 0,
+            taken_fields: Vec::new(),
             message_bytes: None,
         }
     }
@@ -423,6 +430,9 @@ impl Envelope {
         }
         if self.refused_users > 0 {
             let _ = writeln!(s, "refused-users {}", self.refused_users);
+        }
+        for (queued, taken) in &self.taken_fields {
+            let _ = writeln!(s, "taken-field {} {}", escape(queued), escape(taken));
         }
         if self.sender.is_empty() {
             let _ = writeln!(s, "sender");
@@ -539,6 +549,10 @@ impl Envelope {
                 }
                 "expansions" => env.expansions = number(rest, line)?,
                 "refused-users" => env.refused_users = number(rest, line)?,
+                "taken-field" => {
+                    let (queued, taken) = rest.split_once(' ').unwrap_or((rest, ""));
+                    env.taken_fields.push((un(queued)?, un(taken)?));
+                }
                 "message-bytes" => message_bytes = Some(number(rest, line)?),
                 // Its value is checked by the spool, with the bytes it sums.
                 "message-sum" => have_sum = true,
@@ -1269,6 +1283,10 @@ mod tests {
             report_of: None,
             expansions: 2,
             refused_users: 3,
+            taken_fields: vec![(
+                "From: root <root@host.example>\n".into(),
+                "From: root <root>\n".into(),
+            )],
             message_bytes: Some(1234),
         }
     }
@@ -1891,6 +1909,14 @@ rcpt 1 delivered 250";
                     },
                     expansions,
                     refused_users: expansions % 5,
+                    taken_fields: if expansions % 2 == 0 {
+                        Vec::new()
+                    } else {
+                        vec![(
+                            format!("To: u{uid}@h\n\t, x@h\n"),
+                            format!("To: u{uid} %\n\t x\n"),
+                        )]
+                    },
                     message_bytes: Some(message_bytes),
                 },
             )
@@ -1972,6 +1998,7 @@ rcpt 1 delivered 250";
                     "report",
                     "expansions",
                     "refused-users",
+                    "taken-field",
                     "message-bytes",
                     "rcpt",
                     "attempts",

@@ -503,6 +503,15 @@ impl Session {
         self.quit(out);
     }
 
+    /// [`Session::close`] while a delivery to `label` (its recipients) is under way:
+    /// sendmail's line then names them (`RCPTS... Closing connection to [ip]`).
+    pub fn close_for(mut self, label: &str, out: &mut Transcript<'_>) {
+        if let Some(w) = out.as_deref_mut() {
+            let _ = writeln!(w, "{label}... Closing connection to [{}]", self.peer.ip());
+        }
+        self.quit(out);
+    }
+
     /// QUIT, its reply read, when the session is ready; the session is closed after.
     fn quit(&mut self, out: &mut Transcript<'_>) {
         if self.state == State::Ready {
