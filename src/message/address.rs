@@ -475,11 +475,20 @@ pub struct Item {
     pub text: String,
     /// The addr-spec: comments and display name removed, source route dropped.
     pub address: String,
+    /// Where the addr-spec's first token starts in the parsed text (`spec_end` when it
+    /// has none).
+    pub spec_start: usize,
     /// Where the addr-spec's last token ends in the parsed text (to qualify it in place).
     pub spec_end: usize,
+    /// Whether the addr-spec was written inside angle brackets.
+    pub angle: bool,
     /// Why the item cannot be an envelope address, if it cannot (syntax of the list, not
     /// yet [`check_mailbox`]).
     pub error: Option<Invalid>,
+    /// Where a source route inside angle brackets was written (`@a,@b:` of
+    /// `<@a,@b:user@example.org>`, with the blanks after it), for a header rewrite to
+    /// drop as sendmail drops it.
+    pub route: Option<Range<usize>>,
 }
 
 /// Join the tokens of an addr-spec: white space and comments are dropped around `.` and
@@ -521,8 +530,11 @@ pub fn parse_list(text: &str, old_style: bool) -> Vec<Item> {
             return vec![Item {
                 text: text.trim().to_string(),
                 address: text.trim().to_string(),
+                spec_start: text.len(),
                 spec_end: text.len(),
+                angle: false,
                 error: Some(e),
+                route: None,
             }];
         }
     };
@@ -629,8 +641,11 @@ pub fn parse_list(text: &str, old_style: bool) -> Vec<Item> {
                     parser.out.push(Item {
                         address: ";".into(),
                         text: ";".into(),
+                        spec_start: t.span.end,
                         spec_end: t.span.end,
+                        angle: false,
                         error: Some(Invalid::EmptyGroup),
+                        route: None,
                     });
                 }
                 // A group that named no one is refused, not dropped: no recipient may
@@ -642,8 +657,11 @@ pub fn parse_list(text: &str, old_style: bool) -> Vec<Item> {
                     parser.out.push(Item {
                         address: written.clone(),
                         text: written,
+                        spec_start: t.span.end,
                         spec_end: t.span.end,
+                        angle: false,
                         error: Some(Invalid::EmptyGroup),
+                        route: None,
                     });
                 }
             }
@@ -708,6 +726,7 @@ impl<'t> ListParser<'t> {
     /// End the current piece at `end` (exclusive); the next begins at `next`.
     fn flush(&mut self, end: usize, next: usize) {
         let had_angle = self.angle.is_some();
+        let mut route = None;
         let spec_tokens: Vec<&Token> = match self.angle.take() {
             // A source route (`<@a,@b:user@domain>`) is refused; anything else before a
             // colon inside the brackets is dropped.
@@ -719,6 +738,14 @@ impl<'t> ListParser<'t> {
                         .is_some_and(|p| p.kind == Kind::Special('@'))
                     {
                         self.error.get_or_insert(Invalid::SourceRoute);
+                        let rest = inner.get(colon + 1..).unwrap_or_default();
+                        if let (Some(first), Some(c)) = (inner.first(), inner.get(colon)) {
+                            let end = rest
+                                .iter()
+                                .find(|t| t.kind != Kind::Space)
+                                .map_or(c.span.end, |t| t.span.start);
+                            route = Some(first.span.start..end);
+                        }
                     }
                     inner.into_iter().skip(colon + 1).collect()
                 }
@@ -734,6 +761,11 @@ impl<'t> ListParser<'t> {
             .find(|t| !matches!(t.kind, Kind::Space | Kind::Comment))
             .map(|t| t.span.end)
             .unwrap_or(end);
+        let spec_start = spec_tokens
+            .iter()
+            .find(|t| !matches!(t.kind, Kind::Space | Kind::Comment))
+            .map_or(spec_end, |t| t.span.start)
+            .min(spec_end);
         let written = self
             .text
             .get(self.piece_start..end)
@@ -754,8 +786,11 @@ impl<'t> ListParser<'t> {
             self.out.push(Item {
                 text: written,
                 address,
+                spec_start,
                 spec_end,
+                angle: had_angle,
                 error,
+                route,
             });
         }
     }
@@ -1333,25 +1368,162 @@ fn is_encoded_word(spec: &str) -> bool {
     spec.starts_with("=?") && spec.ends_with("?=") && spec.len() > 4
 }
 
-/// Rewrite an address field's value as sendmail sends it: every unqualified address
-/// gets `@domain` (`root (Cron Daemon)` → `root@host (Cron Daemon)`, `mdadm monitoring
-/// <root>` → `mdadm monitoring <root@host>`), and an old-style list is written with
-/// commas (`alice bob` → `alice@host, bob@host`). Everything else — display names,
-/// comments, white space, folding, group names, encoded words — is kept byte for byte.
-/// `None` when nothing changes, or when the list cannot be parsed (it is then left as
-/// written).
-pub fn qualify_list(text: &str, domain: &str, old_style: bool) -> Option<String> {
-    // A group without members names no address to qualify.
-    let items: Vec<Item> = parse_list(text, old_style)
-        .into_iter()
-        .filter(|i| i.error != Some(Invalid::EmptyGroup))
-        .collect();
-    if items.iter().any(|i| i.error.is_some()) {
+/// Whether an unqualified local part is a UUCP bang path (`host!user`, `a!b!c`: an
+/// unquoted `!` with something on each side), which names its own host and which
+/// sendmail's rule set 3 takes as qualified (recorded: `hdr-bang-path`).
+fn is_bang_path(spec: &str) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    // Something was before an unquoted `!`; something is after it.
+    let (mut before, mut bang) = (false, false);
+    for c in spec.chars() {
+        if c == '!' && !quoted && !escaped && before {
+            bang = true;
+            continue;
+        }
+        if bang {
+            return true;
+        }
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            quoted = !quoted;
+        }
+        before = true;
+    }
+    false
+}
+
+/// The closing partners a header field's value lacks at its end, as sendmail's
+/// `prescan` supplies them (`x (unclosed` → `x (unclosed)`, `plain, <a@example.org` →
+/// `plain, <a@example.org>`; recorded: `hdr-nested-group`, `hdr-unclosed-angle`).
+/// Only an open comment and an open `<` with no comma after it are closed: an open quote
+/// is left as written.
+fn missing_closers(text: &str) -> Option<String> {
+    let (mut quoted, mut escaped, mut comment) = (false, false, 0usize);
+    // Where each `<` not yet closed was opened, and where the last comma outside
+    // quotes and comments is (in characters).
+    let mut open: Vec<usize> = Vec::new();
+    let mut comma = None;
+    for (at, c) in text.chars().enumerate() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '"' if comment == 0 => quoted = !quoted,
+            _ if quoted => {}
+            '(' => comment += 1,
+            ')' if comment > 0 => comment -= 1,
+            _ if comment > 0 => {}
+            '<' => open.push(at),
+            '>' => {
+                open.pop();
+            }
+            ',' => comma = Some(at),
+            _ => {}
+        }
+    }
+    // sendmail ends the item at a comma even inside an open `<`: that one is not
+    // closed at the end (`<a@x, b` is not `<a@x, b>`).
+    let split = open.first().is_some_and(|&o| comma.is_some_and(|c| c > o));
+    if quoted || escaped || split || (comment == 0 && open.is_empty()) {
         return None;
     }
+    Some(format!("{}{}", ")".repeat(comment), ">".repeat(open.len())))
+}
+
+/// How one parsed item's addr-spec is written in a header as sendmail writes it, if
+/// not as it stands: qualified with `@domain` when `qualify`; a domain naming this host
+/// (`localhost`, a loopback address literal) replaced by `domain` (recorded:
+/// `hdr-own-names`); the root's trailing dot dropped (`u@example.org.`, which no header
+/// address carries; `hdr-trailing-dot`); written with blanks or comments inside
+/// (`x\n y@example.org`, `john.(c)smith@example.org`), written as it is sent
+/// (`x.y@example.org`), its comments after it (`hdr-fold-in-address`,
+/// `hdr-comment-in-address`).
+fn rewrite_spec(
+    base: &str,
+    i: &Item,
+    domain: &str,
+    qualify: bool,
+) -> Option<(Range<usize>, String)> {
+    let region = base.get(i.spec_start..i.spec_end)?;
+    let tokens = lex(region).ok()?;
+    let comments: Vec<&str> = tokens
+        .iter()
+        .filter(|t| t.kind == Kind::Comment)
+        .filter_map(|t| region.get(t.span.clone()))
+        .collect();
+    let loose = tokens.iter().any(|t| t.kind == Kind::Space) || !comments.is_empty();
+    // Only what reads the same as the envelope's address is rewritten: an encoded word,
+    // a comment inside angle brackets, or text `join_spec` changed otherwise is left.
+    if (loose && ((i.angle && !comments.is_empty()) || i.address.contains("=?")))
+        || (!loose && region != i.address)
+    {
+        return qualify.then(|| (i.spec_end..i.spec_end, format!("@{domain}")));
+    }
+    let mut new = i.address.clone();
+    if let (local, Some(d)) = split_at_domain(&i.address) {
+        let own =
+            d.eq_ignore_ascii_case("localhost") || literal_ip(d).is_some_and(|ip| ip.is_loopback());
+        if own && check_mailbox(&i.address).is_ok() {
+            new = format!("{local}@{domain}");
+        } else if d.len() > 1 && d.ends_with('.') && !d.ends_with("..") {
+            // `z@[127.0.0.1].` loses its dot and stays a literal, as in sendmail.
+            let bare = i.address.strip_suffix('.').unwrap_or_default();
+            if check_mailbox(bare).is_ok() {
+                new = bare.to_string();
+            }
+        }
+    }
+    if qualify {
+        new.push('@');
+        new.push_str(domain);
+    }
+    for c in comments {
+        new.push(' ');
+        new.push_str(c);
+    }
+    (new != region).then_some((i.spec_start..i.spec_end, new))
+}
+
+/// Rewrite an address field's value as sendmail sends it, item by item: every
+/// unqualified address gets `@domain` (`root (Cron Daemon)` → `root@host (Cron
+/// Daemon)`, `mdadm monitoring <root>` → `mdadm monitoring <root@host>`), a trailing dot
+/// of a domain is dropped (`u@example.org.` → `u@example.org`), a source route inside
+/// angle brackets is dropped (`<@r.example:u@example.org>` → `<u@example.org>`), a
+/// comment or `<` left open at the end is closed, and an old-style list is written with
+/// commas (`alice bob` → `alice@host, bob@host`). An item that does not parse (`<>`,
+/// `<a@x> <b@y>`) is kept as written and does not stop the others being rewritten (as in
+/// sendmail; recorded: `hdr-route-*`, `hdr-empty-angle`). Everything else — display
+/// names, comments, white space, folding, group names, encoded words, bang paths — is
+/// kept byte for byte. `None` when nothing changes.
+pub fn qualify_list(text: &str, domain: &str, old_style: bool) -> Option<String> {
+    // A group without members names no address to qualify.
+    let parse = |t: &str| -> Vec<Item> {
+        parse_list(t, old_style)
+            .into_iter()
+            .filter(|i| i.error != Some(Invalid::EmptyGroup))
+            .collect()
+    };
+    // Close what is left open at the end, when the last item then parses.
+    let closed = missing_closers(text).and_then(|closers| {
+        let body = text.trim_end();
+        let closed = format!("{body}{closers}{}", text.get(body.len()..).unwrap_or(""));
+        parse(&closed)
+            .last()
+            .is_some_and(|i| i.error.is_none() && check_mailbox(&i.address).is_ok())
+            .then_some(closed)
+    });
+    let base = closed.as_deref().unwrap_or(text);
+    let items = parse(base);
     let needs = |i: &Item| {
-        split_at_domain(&i.address).1.is_none()
+        i.error.is_none()
+            && split_at_domain(&i.address).1.is_none()
             && !is_encoded_word(&i.address)
+            && !is_bang_path(&i.address)
             && check_mailbox(&i.address).is_ok()
     };
     if old_style && items.len() > 1 {
@@ -1366,28 +1538,38 @@ pub fn qualify_list(text: &str, domain: &str, old_style: bool) -> Option<String>
                 }
             })
             .collect();
-        let lead: String = text.chars().take_while(|c| c.is_whitespace()).collect();
+        let lead: String = base.chars().take_while(|c| c.is_whitespace()).collect();
         return Some(format!("{lead}{}", parts.join(", ")));
     }
-    let mut ends: Vec<usize> = items
-        .iter()
-        .filter(|i| needs(i))
-        .map(|i| i.spec_end)
-        .collect();
-    if ends.is_empty() {
+    // Each edit replaces a range of `base` (an insertion is an empty one).
+    let mut edits: Vec<(Range<usize>, String)> = Vec::new();
+    for i in &items {
+        match (&i.error, &i.route) {
+            (Some(Invalid::SourceRoute), Some(route)) => edits.push((route.clone(), String::new())),
+            (Some(_), _) => {}
+            (None, _) => {
+                if let Some(edit) = rewrite_spec(base, i, domain, needs(i)) {
+                    edits.push(edit);
+                }
+            }
+        }
+    }
+    if edits.is_empty() && closed.is_none() {
         return None;
     }
-    ends.sort_unstable();
-    ends.dedup();
-    let mut out = String::with_capacity(text.len() + ends.len() * (domain.len() + 1));
+    edits.sort_by_key(|(r, _)| (r.start, r.end));
+    let mut out = String::with_capacity(base.len() + edits.len() * (domain.len() + 1));
     let mut from = 0;
-    for end in ends {
-        out.push_str(text.get(from..end)?);
-        out.push('@');
-        out.push_str(domain);
-        from = end;
+    for (range, with) in edits {
+        if range.start < from {
+            // Two edits of one place: never the case for items of one list.
+            continue;
+        }
+        out.push_str(base.get(from..range.start)?);
+        out.push_str(&with);
+        from = range.end;
     }
-    out.push_str(text.get(from..)?);
+    out.push_str(base.get(from..)?);
     Some(out)
 }
 
@@ -2034,6 +2216,91 @@ mod tests {
         }
     }
 
+    /// Each item is rewritten on its own: one that does not parse (a source route,
+    /// `<>`, two `<>`s) is kept as written (a route dropped) and the others are still
+    /// qualified; what is left open at the end is closed (recorded: `hdr-route-*`,
+    /// `hdr-empty-angle`, `hdr-unclosed-*`, `hdr-nested-group`).
+    #[test]
+    fn each_item_is_qualified_on_its_own() {
+        let h = "vm.example.test";
+        for (input, want) in [
+            (
+                "<@r.example:u@example.org>, \"Q\" <q>, plain",
+                "<u@example.org>, \"Q\" <q@vm.example.test>, plain@vm.example.test",
+            ),
+            (
+                "plain, <@r.example:u@example.org>, other",
+                "plain@vm.example.test, <u@example.org>, other@vm.example.test",
+            ),
+            (
+                "<@a.example,@b.example:u@example.org>, plain",
+                "<u@example.org>, plain@vm.example.test",
+            ),
+            (
+                "grp: <@r.example:u@example.org>, g1;, plain",
+                "grp: <u@example.org>, g1@vm.example.test;, plain@vm.example.test",
+            ),
+            (
+                "< @r.example: u@example.org >, p",
+                "<u@example.org >, p@vm.example.test",
+            ),
+            ("plain, <>", "plain@vm.example.test, <>"),
+            (
+                "<a@example.org> <b@example.org>, plain",
+                "<a@example.org> <b@example.org>, plain@vm.example.test",
+            ),
+            (
+                "plain, <a@example.org",
+                "plain@vm.example.test, <a@example.org>",
+            ),
+            ("x (unclosed", "x@vm.example.test (unclosed)"),
+            ("x (a (b", "x@vm.example.test (a (b))"),
+            (
+                "g1: a, g2: b;, c;, d",
+                "g1: a@vm.example.test, g2: b@vm.example.test;, c@vm.example.test;, d@vm.example.test",
+            ),
+            ("host!user, plain", "host!user, plain@vm.example.test"),
+            (
+                "u@example.org., plain",
+                "u@example.org, plain@vm.example.test",
+            ),
+            ("<u@example.org.>", "<u@example.org>"),
+            (
+                "u@localhost, v@[127.0.0.1], w@[IPv6:::1], z@[127.0.0.1]., x@host.example",
+                "u@vm.example.test, v@vm.example.test, w@vm.example.test, z@[127.0.0.1], x@host.example",
+            ),
+            (
+                "\"Very\n Long Name\" <a@example.org>, user\n @example.org, x\n y@example.org",
+                "\"Very\n Long Name\" <a@example.org>, user@example.org, x.y@example.org",
+            ),
+            (
+                "john.(c)smith@example.org, j",
+                "john.smith@example.org (c), j@vm.example.test",
+            ),
+        ] {
+            assert_eq!(
+                qualify_list(input, h, false).as_deref(),
+                Some(want),
+                "{input:?}"
+            );
+        }
+        // Kept as written: nothing in them parses (an open quote is not closed; a `<`
+        // open before a comma is not either, as sendmail splits the list there).
+        for kept in [
+            "bad address <",
+            "<>",
+            "\"open quote",
+            "<a@x, b",
+            "@r.example:u@example.org",
+        ] {
+            assert_eq!(qualify_list(kept, h, false), None, "{kept:?}");
+        }
+        assert_eq!(
+            qualify_list("!user, u!", h, false).as_deref(),
+            Some("!user@vm.example.test, u!@vm.example.test")
+        );
+    }
+
     #[test]
     fn domains() {
         assert_eq!(domain_of("bob@Example.ORG").as_deref(), Some("example.org"));
@@ -2338,6 +2605,44 @@ mod tests {
                 let b = format!("{}{blank}{}", &a[..i], &a[i..]);
                 let want = if tab { Invalid::Illegal('\t') } else { Invalid::Blank };
                 prop_assert_eq!(check_mailbox(&b), Err(want), "{:?}", b);
+            }
+
+            #[test]
+            fn one_bad_item_stops_no_other(
+                goods in vec(("[a-z][a-z0-9]{0,6}", 0..3u8), 1..5),
+                bad in select(&[
+                    "<@r.example:u@example.org>",
+                    "<@a.example,@b.example:u@example.org>",
+                    "<>",
+                    "<a@example.org> <b@example.org>",
+                ][..]),
+                at in any::<Index>(),
+                sep in select(&[",", ", ", ",\n\t", " , "][..]),
+                open_end in any::<bool>(),
+            ) {
+                let d = "_q.test";
+                let forms = |q: &str, l: &str, form: u8| match form {
+                    0 => format!("{l}{q}"),
+                    1 => format!("N <{l}{q}>"),
+                    _ => format!("{l}{q} (c)"),
+                };
+                let mut written: Vec<String> = goods.iter().map(|(l, f)| forms("", l, *f)).collect();
+                let mut want: Vec<String> =
+                    goods.iter().map(|(l, f)| forms("@_q.test", l, *f)).collect();
+                let k = at.index(written.len() + 1);
+                written.insert(k, bad.to_string());
+                let routeless = bad
+                    .replace("@r.example:", "")
+                    .replace("@a.example,@b.example:", "");
+                want.insert(k, routeless);
+                if open_end {
+                    written.push("<e@example.org".into());
+                    want.push("<e@example.org>".into());
+                }
+                let text = written.join(sep);
+                let out = qualify_list(&text, d, false);
+                let want = want.join(sep);
+                prop_assert_eq!(out.as_deref(), Some(want.as_str()), "{:?}", text);
             }
 
             #[test]
