@@ -824,7 +824,14 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
                 .report
                 .into_iter()
                 .map(|(id, headers_only)| if headers_only { format!("+{id}") } else { id });
-            let ids: Vec<String> = done.id.into_iter().chain(report).collect();
+            // A held message stays queued: only its reports go now.
+            let held = done.held;
+            let ids: Vec<String> = done
+                .id
+                .into_iter()
+                .filter(|_| !held)
+                .chain(report)
+                .collect();
             if ids.is_empty() {
                 return Ok(done.status);
             }

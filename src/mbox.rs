@@ -462,11 +462,20 @@ pub fn dead_letter_path() -> Option<PathBuf> {
 }
 
 /// The line that tells the user `dead.letter` could not be written (`why`), and what
-/// became of the message instead (`then`).
-pub fn dead_letter_failed(why: &str, then: &str) -> String {
-    let p = dead_letter_path().unwrap_or_else(|| PathBuf::from("~/dead.letter"));
+/// became of the message instead (`then`). None when the user's home directory does not
+/// exist (`nobody`'s `/nonexistent`): such a user keeps no `dead.letter`, and the
+/// message is mailed back without a word, as sendmail mails it (recorded:
+/// `z-dl-user-nobody`, `z-dl-user-nobody-t`).
+pub fn dead_letter_failed(why: &str, then: &str) -> Option<String> {
+    let p = dead_letter_path();
+    if let Some(home) = p.as_deref().and_then(Path::parent)
+        && std::fs::symlink_metadata(home).is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+    {
+        return None;
+    }
+    let p = p.unwrap_or_else(|| PathBuf::from("~/dead.letter"));
     let p = p.display();
-    format!("{p}... Cannot save message: {why}; {then}")
+    Some(format!("{p}... Cannot save message: {why}; {then}"))
 }
 
 /// The header block of `message` (read up to and with its empty line, or to its end),

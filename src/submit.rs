@@ -163,6 +163,22 @@ pub struct Submitted {
     /// recipients refused here, which the deliverer prints after the delivery, before
     /// it closes its connections (sendmail's order).
     pub note: Option<String>,
+    /// The message stays queued for a queue run, whatever the delivery mode: `-t` found
+    /// a header address it refused ([`held_by_header`]). Only the reports are delivered
+    /// in the mode.
+    pub held: bool,
+}
+
+/// Whether a `-t` submission is held in the queue for a queue run instead of being
+/// delivered in its mode: a header field named an address refused here (an empty group,
+/// `To: undisclosed-recipients:;`, or an address that cannot be parsed). sendmail gives
+/// up on the message once its header was read with errors and leaves it queued for the
+/// other recipients, whatever the delivery mode, exit 64 (recorded: `z-g-cc-odi-nof`,
+/// `z-hdr-t-group-cc-odi`, `z-rcpt-bcc-only`, `addr-t-double-at`): a caller told 64
+/// who sends the message again then sends no duplicate of a copy already delivered.
+/// `argv` is the number of command-line arguments, whose lists come first.
+pub fn held_by_header(refused: &[Refused], argv: usize, read_recipients: bool) -> bool {
+    read_recipients && refused.iter().any(|r| r.list >= argv)
 }
 
 /// A recipient refused at submission, as sendmail refuses it before delivery.
@@ -867,9 +883,11 @@ pub fn submit<R: BufRead>(
                 status: Sysexit::Ok,
                 report: Vec::new(),
                 note: None,
+                held: false,
             });
         }
     }
+    let held = held_by_header(&refused_syntax, req.recipients.len(), req.read_recipients);
     message::apply_field_rules(&mut head.headers);
     let single_recipient = {
         let mut all = recipients
@@ -1260,6 +1278,7 @@ pub fn submit<R: BufRead>(
             status,
             report,
             note: None,
+            held: false,
         });
     }
     let length = entry.commit(&envelope)?;
@@ -1274,7 +1293,11 @@ pub fn submit<R: BufRead>(
     let error_mode = settings.error_mode.unwrap_or('p');
     // With VERP the refused recipients' reports go one to each one's own sender, not
     // with the delivery's (which are one per recipient too).
+    // A held message is delivered by a queue run, which owes nothing of this submission.
+    let delivered_now =
+        matches!(mode, DeliveryMode::Interactive | DeliveryMode::Background) && !held;
     let hand_over = mode == DeliveryMode::Interactive
+        && !held
         && !envelope.sender.is_empty()
         && envelope.verp.is_none()
         && error_mode != 'q'
@@ -1283,9 +1306,7 @@ pub fn submit<R: BufRead>(
     // with the delivery's report to that owner, whoever the sender is (sendmail mails
     // an owner's errors: compat case bp-v-alias-owner-bounce); a background delivery's
     // too, in one report as sendmail's (`owner-list-odb`).
-    let owners_hand_over = matches!(mode, DeliveryMode::Interactive | DeliveryMode::Background)
-        && !envelope.sender.is_empty()
-        && envelope.verp.is_none();
+    let owners_hand_over = delivered_now && !envelope.sender.is_empty() && envelope.verp.is_none();
     // RFC 3461: a recipient refused here is reported only when its NOTIFY asks for
     // failures; `-N` is every address's NOTIFY, a list's members' too (recorded:
     // `argv-prog-N-never-odi`, `owner-list-N-never-odi`). A return receipt the
@@ -1303,9 +1324,7 @@ pub fn submit<R: BufRead>(
     // The expansion's own transcript lines, for the report to the sender of the
     // delivery that follows at once; a queued message's run has none of them (its
     // reports' transcript is the run's: recorded `receipt-list-argv-odq-q`).
-    let expansion_notes = if matches!(mode, DeliveryMode::Interactive | DeliveryMode::Background)
-        && !envelope.sender.is_empty()
-    {
+    let expansion_notes = if delivered_now && !envelope.sender.is_empty() {
         expansion_notes
     } else {
         Vec::new()
@@ -1323,8 +1342,10 @@ pub fn submit<R: BufRead>(
         if hand_over {
             state.owed = report_recipients(&senders, &host, &envelope);
             state.owed_notes = in_given_order(report_notes_placed(&senders), &mut expansion_notes);
-        } else if !reported {
-            // No report owed: the lines alone, for a receipt to carry.
+        } else if !reported && !held {
+            // No report owed: the lines alone, for a receipt to carry. A held
+            // message's receipt comes from a queue run, whose transcript is its own
+            // (sendmail's too: recorded `z-rcpt-bcc-only`).
             state.owed_notes = in_given_order(report_notes_placed(&senders), &mut expansion_notes);
         }
         state.owner_owed = owner_owed;
@@ -1352,7 +1373,7 @@ pub fn submit<R: BufRead>(
             &spool.qf_path(&id),
             data_offset,
             Some(length),
-            mode == DeliveryMode::Interactive,
+            mode == DeliveryMode::Interactive && !held,
             (handed, owners_handed),
             &owned,
             reported,
@@ -1374,6 +1395,7 @@ pub fn submit<R: BufRead>(
         status,
         report,
         note,
+        held,
     })
 }
 
@@ -1689,7 +1711,9 @@ fn refused_recipients(
             (None, false) => "returned to the sender",
             _ => "not returned either",
         };
-        crate::outln!("{}", crate::mbox::dead_letter_failed(why, then));
+        if let Some(line) = crate::mbox::dead_letter_failed(why, then) {
+            crate::outln!("{line}");
+        }
     }
     let status = if mode == 'e' { Sysexit::Ok } else { code };
     (status, reports, None, unreturned.is_some())

@@ -505,3 +505,32 @@ fn verp_refusals_at_submission_are_reported_one_each() {
         "no report to the list's own sender"
     );
 }
+
+/// A `-t` message whose header names an empty group (`To: undisclosed-recipients:;`) is
+/// held in the queue for a queue run, as sendmail holds it: with `-N success` nothing
+/// goes at submission, and the run's return receipt carries no line of the
+/// submission's refusal (compat-tests `z-rcpt-bcc-only`).
+#[test]
+fn a_held_t_message_gets_its_receipt_from_the_queue_run_without_the_refusal() {
+    let Some((_scratch, peer, env)) = relay_to_peer(&[], "") else {
+        return;
+    };
+    env.sendmail(
+        &["-odi", "-t", "-N", "success", "-f", "held-s@example.org"],
+        b"To: undisclosed-recipients:;\nBcc: held@example.org\nSubject: b\n\nhello\n",
+    )
+    .code(64);
+    assert!(
+        !peer.transcript().contains("held@example.org"),
+        "{}",
+        peer.transcript()
+    );
+    assert!(reports_to(&peer, "held-s@example.org").is_empty());
+    env.sendmail(&["-qf"], b"").code(0);
+    assert_eq!(messages_to(&peer, "held@example.org").len(), 1);
+    let got = wait_reports_to(&peer, "held-s@example.org");
+    assert_eq!(got.len(), 1, "{}", peer.transcript());
+    let text = String::from_utf8_lossy(&got[0].1);
+    assert!(text.contains("Subject: Return receipt"), "{text}");
+    assert!(!text.contains("syntax illegal"), "{text}");
+}

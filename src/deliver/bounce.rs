@@ -976,7 +976,9 @@ pub fn send(
             } else {
                 "kept in the queue"
             };
-            rsendmail::outln!("{}", rsendmail::mbox::dead_letter_failed(why, then));
+            if let Some(line) = rsendmail::mbox::dead_letter_failed(why, then) {
+                rsendmail::outln!("{line}");
+            }
         }
         match queued {
             // Queued by a run that died before it recorded so: not again.
