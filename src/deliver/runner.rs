@@ -458,15 +458,19 @@ fn deliver_ids_then(
             let parallel = &parallel;
             scope.spawn(move || {
                 let mut w = Worker::new(worker);
-                // -v: the dialogue on stdout (-X: the SMTP client logs its own traffic).
+                // -v: the dialogue on stdout (-X: the SMTP client logs its own traffic,
+                // and each line shown).
                 let mut sink = Transcripts {
-                    stdout: verbose.then(std::io::stdout),
-                };
+            stdout: verbose.then(std::io::stdout),
+        };
                 let mut seq = 0;
                 // The entry locked ahead of its turn by the last attempt (its commands
                 // may have gone out with that attempt's final dot): attempted next.
                 let mut ahead: Option<LockedEntry> = None;
+                // Its turn in the run's order (`cache::take_turn`).
+                let ahead_turn = std::cell::Cell::new(None);
                 loop {
+                    cache::end_turn();
                     if STOP.load(Ordering::SeqCst) {
                         break;
                     }
@@ -474,6 +478,9 @@ fn deliver_ids_then(
                     let mut locked = match ahead.take() {
                         Some(l) => {
                             cache::set_parallel(parallel());
+                            if let Some(t) = ahead_turn.take() {
+                                cache::set_turn(t);
+                            }
                             l
                         }
                         None => {
@@ -482,6 +489,7 @@ fn deliver_ids_then(
                             let Some(id) = next.or_else(|| refill(queue, more)) else {
                                 break;
                             };
+                            cache::take_turn();
                             cache::set_parallel(parallel());
                             let own = !queued_here.lock().is_ok_and(|h| h.contains(&id));
                             seq += usize::from(own);
@@ -526,7 +534,10 @@ fn deliver_ids_then(
                         }
                         let id = queue.lock().ok()?.pop_front()?;
                         match spool.lock_entry(&id) {
-                            Ok(Some(l)) if accept.is_none_or(|ok| ok(&l)) => Some(l),
+                            Ok(Some(l)) if accept.is_none_or(|ok| ok(&l)) => {
+                                ahead_turn.set(Some(cache::turn_ahead()));
+                                Some(l)
+                            }
                             // Skipped, as the loop skips it.
                             Ok(_) => None,
                             // Left to the loop, which says what is wrong with it.
@@ -588,6 +599,7 @@ fn deliver_ids_then(
                         }
                     }
                 }
+                cache::end_turn();
                 if worker == 0
                     && let Some(n) = note
                 {
