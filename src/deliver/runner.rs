@@ -370,9 +370,7 @@ fn lock_for_attempt(spool: &Spool, id: &str) -> Result<LockedEntry, NotLocked> {
 /// when their idle time passes then).
 pub(super) fn close_connections(verbose: bool) {
     if !cache::kept_between_runs() {
-        let mut sink = Transcripts {
-            stdout: verbose.then(std::io::stdout),
-        };
+        let mut sink = Transcripts::new(verbose);
         let mut out: Transcript<'_> = sink.get();
         cache::close_all(&mut out);
     }
@@ -460,9 +458,7 @@ fn deliver_ids_then(
                 let mut w = Worker::new(worker);
                 // -v: the dialogue on stdout (-X: the SMTP client logs its own traffic,
                 // and each line shown).
-                let mut sink = Transcripts {
-            stdout: verbose.then(std::io::stdout),
-        };
+                let mut sink = Transcripts::new(verbose);
                 let mut seq = 0;
                 // The entry locked ahead of its turn by the last attempt (its commands
                 // may have gone out with that attempt's final dot): attempted next.
