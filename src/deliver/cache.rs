@@ -108,6 +108,16 @@ pub fn set_turn(t: u64) {
     TURN.with(|c| c.set(Some(t)));
 }
 
+/// The calling worker's entry wants no connection (its plan has no transaction): no
+/// later entry waits for it.
+pub fn wants_no_connection() {
+    if let Some(t) = TURN.with(std::cell::Cell::get)
+        && lock().unknown.remove(&t)
+    {
+        CACHE.changed.notify_all();
+    }
+}
+
 /// The calling worker's entry is done: no later entry waits for it any more.
 pub fn end_turn() {
     if let Some(t) = TURN.with(std::cell::Cell::take)
@@ -476,5 +486,38 @@ mod tests {
         let order = order.into_inner().unwrap();
         let same: Vec<_> = order.iter().filter(|n| **n != "d").collect();
         assert_eq!(same, [&"c", &"b", &"a"], "{order:?}");
+    }
+
+    /// An earlier entry that wants no connection (its recipients are local) does not
+    /// keep a later one waiting for its turn while it delivers.
+    #[test]
+    fn an_entry_without_connections_keeps_no_later_one_waiting() {
+        take_turn();
+        let local = TURN.with(std::cell::Cell::get).unwrap();
+        take_turn();
+        let remote = TURN.with(std::cell::Cell::get).unwrap();
+        TURN.with(|c| c.set(None));
+        let k = key("after-local.example");
+        std::thread::scope(|s| {
+            let (planned_tx, planned_rx) = mpsc::channel();
+            let (done_tx, done_rx) = mpsc::channel::<()>();
+            s.spawn(move || {
+                set_turn(local);
+                wants_no_connection();
+                planned_tx.send(()).unwrap();
+                // Its local deliveries take a while.
+                let _ = done_rx.recv_timeout(Duration::from_secs(5));
+                end_turn();
+            });
+            planned_rx.recv().unwrap();
+            set_turn(remote);
+            let started = Instant::now();
+            assert!(acquire(&k, Duration::from_secs(5), 1, &mut None, "r").is_ok());
+            let waited = started.elapsed();
+            put(&k, None, &mut None);
+            end_turn();
+            done_tx.send(()).unwrap();
+            assert!(waited < WAIT_FOR_BUSY / 2, "waited {waited:?}");
+        });
     }
 }
