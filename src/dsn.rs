@@ -628,7 +628,11 @@ impl Report<'_> {
         let e = |e: io::Error| Fatal::new(crate::exit::Sysexit::IoErr, format!("{id}: {e}"));
         w.write_all(env.to_text().as_bytes()).map_err(e)?;
         w.write_all(head.as_bytes()).map_err(e)?;
-        self.write_body(now, original, w).map_err(e)?;
+        // The body is logged by `-X` as written (`>>> This is a MIME-encapsulated
+        // message` ...), as sendmail logs the report's text it writes (compat case
+        // xlog-reject5); the header is not.
+        self.write_body(now, original, &mut crate::traffic::WriteTee::new(w))
+            .map_err(e)?;
         entry.commit(&env)?;
         crate::log::submitted(&env, spool.qf_path(&id).metadata().map(|m| m.len()).ok());
         Ok((id, false))

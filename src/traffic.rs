@@ -11,6 +11,10 @@
 //! 1234 === CONNECT [127.0.0.1]  delivery connected to a server
 //! ```
 //!
+//! Each line a `-v` delivery shows on standard output is logged as written (`>>> >>>
+//! EHLO host`, `>>> 250 ...`, `>>> a@x... Sent (...)`; compat case xlog-v-ok), and the
+//! body of a delivery report as it is queued (xlog-reject5), as sendmail logs both.
+//!
 //! A message saved in `~/dead.letter` is logged too, each line as written there
 //! (`>>> From root ...`, the header, the body), and the line that tells the user so,
 //! as sendmail logs both (recorded: compat-tests/cases/xlog-bounce-local-odi). So is a

@@ -686,6 +686,11 @@ pub fn attempt(
     // one instant between a 250 and its record). When that record cannot be written,
     // nothing more is sent for this entry: no delivery whose result cannot be kept.
     let mut units_left = planned.transactions.len() + planned.local.len();
+    // An entry that wants no connection (its recipients are local, or decided) keeps no
+    // later entry of its run waiting for its turn (`cache::take_turn`).
+    if planned.transactions.is_empty() {
+        cache::wants_no_connection();
+    }
     let mut unrecorded: Option<String> = None;
     let mut resolve = |name: &str| relay_addresses(engine, dns, name);
     for t in planned.transactions {

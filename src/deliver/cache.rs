@@ -28,6 +28,14 @@
 //!   gets one session per run, a slow one up to `O MaxConnections=` in parallel. A queue
 //!   run of many entries lets its workers keep [`parallel`] connections to the same hosts
 //!   busy before they wait (`runner::parallel_sessions`).
+//! - A run's entries take their connection in the run's order (sendmail delivers a
+//!   run's entries one after another, in priority order): each entry a worker takes
+//!   from the run has its turn ([`take_turn`]); of the workers that want a connection
+//!   to the same hosts, the one with the earliest turn gets it first, and a worker whose
+//!   entry's hosts are not known yet (its turn taken, [`acquire`] not reached) is waited
+//!   for, up to [`WAIT_FOR_BUSY`], by the later ones (compat case etrn-form-at-domain:
+//!   without it a busy machine sent c, a, b for sendmail's c, b, a). Workers for
+//!   different hosts still go in parallel.
 //! - `O MaxConnections=` bounds the connections to the same hosts in the whole process,
 //!   whichever run or delivery thread opens them (the periodic runner delivers several
 //!   destinations' entries at once, and an entry for a host may go with another
@@ -57,6 +65,8 @@ pub const WAIT_FOR_LIMIT: Duration = Duration::from_secs(600);
 pub struct Full;
 
 thread_local! {
+    /// The turn in its run of the entry this thread is delivering ([`take_turn`]).
+    static TURN: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
     /// How many connections to the same hosts [`acquire`] lets this thread's run have at
     /// once before it waits for a busy one ([`parallel`]).
     static PARALLEL: std::cell::Cell<usize> = const { std::cell::Cell::new(1) };
@@ -74,6 +84,49 @@ pub fn set_parallel(n: usize) {
     PARALLEL.with(|p| p.set(n.max(1)));
 }
 
+/// The next turn [`take_turn`] or [`turn_ahead`] gives: one order for every run of
+/// the process.
+static NEXT_TURN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The entry the calling worker took from its run comes now: it gets the next turn,
+/// counted as not yet knowing its hosts until its first [`acquire`] (or [`end_turn`]).
+pub fn take_turn() {
+    let t = NEXT_TURN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    lock().unknown.insert(t);
+    TURN.with(|c| c.set(Some(t)));
+}
+
+/// A turn for an entry locked ahead of its attempt (`attempt::Lookahead`), which goes
+/// on the connection its worker holds; [`set_turn`] makes it the thread's when its
+/// attempt starts.
+pub fn turn_ahead() -> u64 {
+    NEXT_TURN.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+}
+
+/// The calling worker now delivers the entry of turn `t` ([`turn_ahead`]).
+pub fn set_turn(t: u64) {
+    TURN.with(|c| c.set(Some(t)));
+}
+
+/// The calling worker's entry wants no connection (its plan has no transaction): no
+/// later entry waits for it.
+pub fn wants_no_connection() {
+    if let Some(t) = TURN.with(std::cell::Cell::get)
+        && lock().unknown.remove(&t)
+    {
+        CACHE.changed.notify_all();
+    }
+}
+
+/// The calling worker's entry is done: no later entry waits for it any more.
+pub fn end_turn() {
+    if let Some(t) = TURN.with(std::cell::Cell::take)
+        && lock().unknown.remove(&t)
+    {
+        CACHE.changed.notify_all();
+    }
+}
+
 struct Idle {
     key: Key,
     session: Session,
@@ -86,8 +139,11 @@ struct Inner {
     idle: Vec<Idle>,
     /// Connections taken out for a transaction, by key.
     busy: Vec<Key>,
-    /// Workers waiting in [`acquire`] for a busy connection, by key.
-    waiting: Vec<Key>,
+    /// Workers waiting in [`acquire`] for a busy connection, by key, with their
+    /// entry's turn (`u64::MAX`: outside a run's order).
+    waiting: Vec<(Key, u64)>,
+    /// The turns taken whose entry has not reached [`acquire`] yet ([`take_turn`]).
+    unknown: std::collections::BTreeSet<u64>,
     /// `O ConnectionCacheSize=`, `O ConnectionCacheTimeout=`, `O MaxConnections=` (0:
     /// no bound) (set by [`configure`]).
     size: usize,
@@ -148,31 +204,49 @@ pub fn acquire(
 ) -> Result<Option<Session>, Full> {
     let started = Instant::now();
     let deadline = started + wait;
+    // An earlier entry whose hosts are not known yet is waited for this long at most.
+    let order_deadline = started + WAIT_FOR_BUSY;
+    let turn = TURN.with(std::cell::Cell::get);
     let mut expired = Vec::new();
     let got = {
         let mut c = lock();
+        if let Some(t) = turn
+            && c.unknown.remove(&t)
+        {
+            CACHE.changed.notify_all();
+        }
         let got = loop {
             expired.extend(drain_expired(&mut c));
-            if let Some(at) = c.idle.iter().rposition(|i| &i.key == key) {
+            let now = Instant::now();
+            // Served in the run's order: no earlier entry waits for these hosts, nor
+            // (for a moment) may still want them.
+            let first = turn.is_none_or(|t| {
+                !c.waiting.iter().any(|(k, w)| k == key && *w < t)
+                    && (now >= order_deadline || c.unknown.range(..t).next().is_none())
+            });
+            if first && let Some(at) = c.idle.iter().rposition(|i| &i.key == key) {
                 break Ok(Some(c.idle.remove(at).session));
             }
-            let now = Instant::now();
             let busy = c.busy.iter().filter(|k| *k == key).count();
             let full = c.max > 0 && busy >= c.max;
-            if !full && (busy < parallel.max(1) || now >= deadline) {
+            if first && !full && (busy < parallel.max(1) || now >= deadline) {
                 break Ok(None);
             }
             if full && (now.duration_since(started) >= WAIT_FOR_LIMIT || super::runner::stopping())
             {
                 break Err(Full);
             }
-            // At the bound: looked at again at least twice a second (a stop).
+            // At the bound: looked at again at least twice a second (a stop). Behind an
+            // earlier entry: until it is served or known (a notice), looked at again
+            // often.
             let until = if full {
                 now + Duration::from_millis(500)
+            } else if !first {
+                now + Duration::from_millis(50)
             } else {
                 deadline
             };
-            c.waiting.push(key.clone());
+            c.waiting.push((key.clone(), turn.unwrap_or(u64::MAX)));
             c = match CACHE
                 .changed
                 .wait_timeout(c, until.saturating_duration_since(now))
@@ -180,7 +254,11 @@ pub fn acquire(
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };
-            if let Some(at) = c.waiting.iter().position(|k| k == key) {
+            if let Some(at) = c
+                .waiting
+                .iter()
+                .position(|(k, w)| k == key && *w == turn.unwrap_or(u64::MAX))
+            {
                 c.waiting.remove(at);
             }
         };
@@ -189,6 +267,8 @@ pub fn acquire(
         }
         got
     };
+    // The next in the run's order may be served now.
+    CACHE.changed.notify_all();
     for s in expired {
         s.close_for(label, out);
     }
@@ -199,8 +279,11 @@ pub fn acquire(
 /// one in use goes back to the cache after its transaction, for that worker, rather
 /// than carrying its worker's next message ahead (`smtp::State::Primed`), which would
 /// keep it from the cache and make the waiting worker open one more.
+/// An entry taken earlier whose hosts are not known yet counts too: it may want this
+/// connection, and the entry carried ahead would go before it.
 pub fn others_waiting(key: &Key) -> bool {
-    lock().waiting.iter().any(|k| k == key)
+    let c = lock();
+    c.waiting.iter().any(|(k, _)| k == key) || !c.unknown.is_empty()
 }
 
 /// Put back a connection [`acquire`]d: kept idle when it
@@ -334,5 +417,107 @@ fn reaper() {
         };
         quit(expired);
         std::thread::sleep(pause);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn key(host: &str) -> Key {
+        (vec![(host.to_string(), 25)], false)
+    }
+
+    /// Take the connection to `k` in the turn of an entry taken earlier, note `name` in
+    /// `order` once it is had, hold it a moment, give it up.
+    fn deliver(k: &Key, turn: u64, name: &'static str, order: &Mutex<Vec<&'static str>>) {
+        set_turn(turn);
+        assert!(acquire(k, Duration::from_secs(5), 1, &mut None, "x").is_ok());
+        order.lock().unwrap().push(name);
+        std::thread::sleep(Duration::from_millis(20));
+        put(k, None, &mut None);
+        end_turn();
+    }
+
+    /// Three entries of a run for the same hosts, taken c, b, a by three workers: b's
+    /// worker is slow to know its hosts, and a's asks for the connection first while c's
+    /// holds it. They are still served c, b, a. An entry for other hosts taken after them
+    /// gets its connection while c's is held (once b's hosts are known).
+    #[test]
+    fn entries_for_the_same_hosts_are_served_in_the_runs_order() {
+        let k = key("order.example");
+        let order = Mutex::new(Vec::new());
+        // The run's workers take their entries in order: c, b, a, then d (other hosts).
+        let mut turns = Vec::new();
+        for _ in 0..4 {
+            take_turn();
+            turns.push(TURN.with(std::cell::Cell::get).unwrap());
+        }
+        TURN.with(|c| c.set(None));
+        let (c, b, a, d) = (turns[0], turns[1], turns[2], turns[3]);
+        std::thread::scope(|s| {
+            let order = &order;
+            let k = &k;
+            let (held_tx, held_rx) = mpsc::channel();
+            let (d_tx, d_rx) = mpsc::channel();
+            s.spawn(move || {
+                set_turn(c);
+                assert!(acquire(k, Duration::from_secs(5), 1, &mut None, "c").is_ok());
+                order.lock().unwrap().push("c");
+                held_tx.send(()).unwrap();
+                let d_served = d_rx.recv_timeout(Duration::from_secs(5));
+                std::thread::sleep(Duration::from_millis(50));
+                put(k, None, &mut None);
+                end_turn();
+                assert!(d_served.is_ok(), "d waited for c's connection");
+            });
+            held_rx.recv().unwrap();
+            s.spawn(move || deliver(k, a, "a", order));
+            s.spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                deliver(k, b, "b", order);
+            });
+            s.spawn(move || {
+                deliver(&key("other.example"), d, "d", order);
+                d_tx.send(()).unwrap();
+            });
+        });
+        let order = order.into_inner().unwrap();
+        let same: Vec<_> = order.iter().filter(|n| **n != "d").collect();
+        assert_eq!(same, [&"c", &"b", &"a"], "{order:?}");
+    }
+
+    /// An earlier entry that wants no connection (its recipients are local) does not
+    /// keep a later one waiting for its turn while it delivers.
+    #[test]
+    fn an_entry_without_connections_keeps_no_later_one_waiting() {
+        take_turn();
+        let local = TURN.with(std::cell::Cell::get).unwrap();
+        take_turn();
+        let remote = TURN.with(std::cell::Cell::get).unwrap();
+        TURN.with(|c| c.set(None));
+        let k = key("after-local.example");
+        std::thread::scope(|s| {
+            let (planned_tx, planned_rx) = mpsc::channel();
+            let (done_tx, done_rx) = mpsc::channel::<()>();
+            s.spawn(move || {
+                set_turn(local);
+                wants_no_connection();
+                planned_tx.send(()).unwrap();
+                // Its local deliveries take a while.
+                let _ = done_rx.recv_timeout(Duration::from_secs(5));
+                end_turn();
+            });
+            planned_rx.recv().unwrap();
+            set_turn(remote);
+            let started = Instant::now();
+            assert!(acquire(&k, Duration::from_secs(5), 1, &mut None, "r").is_ok());
+            let waited = started.elapsed();
+            put(&k, None, &mut None);
+            end_turn();
+            done_tx.send(()).unwrap();
+            assert!(waited < WAIT_FOR_BUSY / 2, "waited {waited:?}");
+        });
     }
 }

@@ -370,9 +370,7 @@ fn lock_for_attempt(spool: &Spool, id: &str) -> Result<LockedEntry, NotLocked> {
 /// when their idle time passes then).
 pub(super) fn close_connections(verbose: bool) {
     if !cache::kept_between_runs() {
-        let mut sink = Transcripts {
-            stdout: verbose.then(std::io::stdout),
-        };
+        let mut sink = Transcripts::new(verbose);
         let mut out: Transcript<'_> = sink.get();
         cache::close_all(&mut out);
     }
@@ -458,15 +456,17 @@ fn deliver_ids_then(
             let parallel = &parallel;
             scope.spawn(move || {
                 let mut w = Worker::new(worker);
-                // -v: the dialogue on stdout (-X: the SMTP client logs its own traffic).
-                let mut sink = Transcripts {
-                    stdout: verbose.then(std::io::stdout),
-                };
+                // -v: the dialogue on stdout (-X: the SMTP client logs its own traffic,
+                // and each line shown).
+                let mut sink = Transcripts::new(verbose);
                 let mut seq = 0;
                 // The entry locked ahead of its turn by the last attempt (its commands
                 // may have gone out with that attempt's final dot): attempted next.
                 let mut ahead: Option<LockedEntry> = None;
+                // Its turn in the run's order (`cache::take_turn`).
+                let ahead_turn = std::cell::Cell::new(None);
                 loop {
+                    cache::end_turn();
                     if STOP.load(Ordering::SeqCst) {
                         break;
                     }
@@ -474,6 +474,9 @@ fn deliver_ids_then(
                     let mut locked = match ahead.take() {
                         Some(l) => {
                             cache::set_parallel(parallel());
+                            if let Some(t) = ahead_turn.take() {
+                                cache::set_turn(t);
+                            }
                             l
                         }
                         None => {
@@ -482,6 +485,7 @@ fn deliver_ids_then(
                             let Some(id) = next.or_else(|| refill(queue, more)) else {
                                 break;
                             };
+                            cache::take_turn();
                             cache::set_parallel(parallel());
                             let own = !queued_here.lock().is_ok_and(|h| h.contains(&id));
                             seq += usize::from(own);
@@ -526,7 +530,10 @@ fn deliver_ids_then(
                         }
                         let id = queue.lock().ok()?.pop_front()?;
                         match spool.lock_entry(&id) {
-                            Ok(Some(l)) if accept.is_none_or(|ok| ok(&l)) => Some(l),
+                            Ok(Some(l)) if accept.is_none_or(|ok| ok(&l)) => {
+                                ahead_turn.set(Some(cache::turn_ahead()));
+                                Some(l)
+                            }
                             // Skipped, as the loop skips it.
                             Ok(_) => None,
                             // Left to the loop, which says what is wrong with it.
@@ -588,6 +595,7 @@ fn deliver_ids_then(
                         }
                     }
                 }
+                cache::end_turn();
                 if worker == 0
                     && let Some(n) = note
                 {

@@ -1,14 +1,17 @@
 //! Where an attempt's dialogue goes: stdout for `-v`, or nowhere (the `-X` traffic log is
-//! the SMTP client's own, `rsendmail::traffic`); and sendmail's `addr... stat` lines for
+//! the SMTP client's own, `rsendmail::traffic`, and has each line `-v` shows too, as
+//! sendmail logs what it writes to the user: `>>> >>> EHLO host`, `>>> 250 ...`); and sendmail's `addr... stat` lines for
 //! the outcomes. No control character but the line end reaches stdout ([`Transcripts`]).
 
 use super::outcome::{Class, RcptOutcome};
 use super::smtp::{Step, Transcript};
 
 /// Where a worker's transcript goes: stdout (-v), or nowhere. (The `-X` traffic log is
-/// written by the SMTP client itself: `rsendmail::traffic`.)
+/// written by the SMTP client itself: `rsendmail::traffic`; each line shown on stdout is
+/// logged there too, `>>> LINE`, as sendmail logs it: compat case xlog-v-ok.)
 pub struct Transcripts {
-    pub stdout: Option<std::io::Stdout>,
+    stdout: Option<std::io::Stdout>,
+    logged: rsendmail::traffic::Lines,
 }
 
 /// What is written goes to a terminal: every control character but the line end is
@@ -21,6 +24,7 @@ impl std::io::Write for Transcripts {
         let shown = rsendmail::text::printable_lines(&text);
         if let Some(o) = &mut self.stdout {
             o.write_all(shown.as_bytes())?;
+            self.logged.feed(shown.as_bytes());
         }
         Ok(buf.len())
     }
@@ -34,6 +38,14 @@ impl std::io::Write for Transcripts {
 }
 
 impl Transcripts {
+    /// A transcript on stdout when `verbose` (-v), else none.
+    pub fn new(verbose: bool) -> Transcripts {
+        Transcripts {
+            stdout: verbose.then(std::io::stdout),
+            logged: rsendmail::traffic::Lines::new(rsendmail::traffic::Dir::Out),
+        }
+    }
+
     pub fn get(&mut self) -> Transcript<'_> {
         if self.stdout.is_none() {
             None
