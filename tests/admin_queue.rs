@@ -760,7 +760,7 @@ fn a_report_is_sent_once_after_a_crash_before_its_original_goes() {
             let log = fs::read_to_string(env.dir.join("maillog")).unwrap_or_default();
             assert!(
                 log.contains(&format!(
-                    "{id}: {}: DSN: failure (queued already)",
+                    "{id}: its reports ({}) were queued by a run that ended before its record: removed",
                     before[0]
                 )),
                 "{log}"

@@ -587,9 +587,13 @@ pub fn attempt(
     }
     // A run killed between queuing its reports and its record: that record, when
     // every report is queued.
-    if take_reported(spool, locked)? {
+    // Those reports are named as this attempt's (`--queued` prints them, and
+    // `rsendmail-admin bounce` hands them on to delivery).
+    let (gone, recovered) = take_reported(spool, locked)?;
+    if gone {
         return Ok(Attempt {
             removed: true,
+            new_entries: recovered,
             ..Attempt::default()
         });
     }
@@ -608,7 +612,10 @@ pub fn attempt(
         (Vec::new(), Vec::new(), Vec::new())
     };
     let env = locked.entry.envelope.clone();
-    let mut result = Attempt::default();
+    let mut result = Attempt {
+        new_entries: recovered,
+        ..Attempt::default()
+    };
     let is_local = |i: usize| {
         env.recipients
             .get(i)
@@ -1109,25 +1116,35 @@ fn record_on_the_way(locked: &mut LockedEntry, got: &[RcptOutcome]) -> Option<St
 /// (`State::reporting`), before that record: when every one of them is queued, the
 /// record it was to make (`State::reported`), so that no recipient they report is tried
 /// again; else the marks go, and the attempt is made again (finding by their keys the
-/// reports queued). `true`: every recipient is final, and the entry is to be removed
-/// (`LockedEntry::pending_state` holds its state).
-fn take_reported(spool: &Spool, locked: &mut LockedEntry) -> Result<bool, Fatal> {
+/// reports queued). First: every recipient is final, and the entry is to be removed
+/// (`LockedEntry::pending_state` holds its state); second: the IDs of the reports found
+/// queued when the record is taken (the attempt's, as if it had queued them).
+fn take_reported(spool: &Spool, locked: &mut LockedEntry) -> Result<(bool, Vec<String>), Fatal> {
     let st = &locked.entry.state;
     if st.reporting.is_empty() && st.reported.is_none() {
-        return Ok(false);
+        return Ok((false, Vec::new()));
     }
     let id = locked.entry.envelope.id.clone();
     let all_queued = st.reporting.iter().all(|k| spool.report_queued(&id, k));
+    let queued: Vec<String> = if all_queued {
+        st.reporting
+            .iter()
+            .filter_map(|k| rsendmail::spool::report_queue_id(&id, k))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut unmarked = st.clone();
     unmarked.reporting.clear();
     unmarked.reported = None;
     let then = match (&st.reported, all_queued) {
         (Some(Reported::Remove), true) => {
             log::info!(
-                "{id}: its reports were queued by a run that ended before its record: removed"
+                "{id}: its reports ({}) were queued by a run that ended before its record: removed",
+                queued.join(", ")
             );
             locked.pending_state = Some(unmarked);
-            return Ok(true);
+            return Ok((true, queued));
         }
         (Some(Reported::State(text)), true) => State::parse(text).ok(),
         _ => None,
@@ -1135,16 +1152,18 @@ fn take_reported(spool: &Spool, locked: &mut LockedEntry) -> Result<bool, Fatal>
     match then {
         Some(then) => {
             log::info!(
-                "{id}: its reports were queued by a run that ended before its record: recorded"
+                "{id}: its reports ({}) were queued by a run that ended before its record: recorded",
+                queued.join(", ")
             );
             locked.record_state(then)?;
+            return Ok((false, queued));
         }
         None => {
             log::info!("{id}: a run ended while it queued its reports: the attempt is made again");
             locked.record_state(unmarked)?;
         }
     }
-    Ok(false)
+    Ok((false, Vec::new()))
 }
 
 /// Whether `env` is a report (`Envelope::report_of`) whose original is still queued (or
