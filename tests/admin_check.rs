@@ -513,8 +513,10 @@ fn the_to_probe_sends_mail_and_rcpt_then_rset_and_nothing_else() {
     assert_eq!(t.matches("QUIT").count(), 2, "{t}");
     assert!(!t.contains("DATA"), "{t}");
     assert!(peer.messages().is_empty());
-    // Not an address.
-    admin(&env, &["check", "--to", "a b@example.org"]).code(64);
+    // Not an address, an empty one included: usage errors, 64.
+    for bad in ["a b@example.org", "", " ", "<>"] {
+        admin(&env, &["check", "--to", bad]).code(64);
+    }
 }
 
 #[test]

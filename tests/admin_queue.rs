@@ -97,6 +97,13 @@ fn usage_errors_exit_64() {
         r.stderr
     );
     assert!(held(&env, &id));
+    // An empty reason (blanks only too) is refused, the entry left as it was.
+    for empty in ["", " \t "] {
+        let r = admin(&env, &["bounce", "--reason", empty, &id]);
+        r.code(64);
+        assert!(r.stderr.contains("the reason is empty"), "{}", r.stderr);
+        assert!(held(&env, &id));
+    }
 }
 
 /// A hostile argument (a long one, one that is not UTF-8, an empty group) comes back
@@ -1441,6 +1448,34 @@ fn two_users_act_only_on_their_own_entries() {
     assert!(
         mbox.contains("Final-Recipient: RFC822; dave@example.org"),
         "{mbox}"
+    );
+    // The report says who returned it: its sender, by login, not the administrator.
+    assert!(
+        mbox.contains(&format!(
+            "Returned to sender at its sender's request (user {TEST_USER}): no reason given"
+        )),
+        "{mbox}"
+    );
+    assert!(!mbox.contains("by the administrator"), "{mbox}");
+    // Under restrictmailq, `list` says it as mailq does; `list --json` keeps its
+    // stdout JSON: the refusal on stderr, 77.
+    let user_conf = etc.join("rsendmail/rsendmail.conf");
+    let mut c = fs::read_to_string(&user_conf).unwrap();
+    c.push_str("O PrivacyOptions=restrictmailq\n");
+    fs::write(&user_conf, c).unwrap();
+    let out = as_user(&adm, &["list"], &envs, b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "You are not permitted to see the queue\n"
+    );
+    let out = as_user(&adm, &["list", "--json"], &envs, b"");
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stdout), "");
+    assert!(
+        text(&out.stderr).contains("You are not permitted to see the queue"),
+        "{}",
+        text(&out.stderr)
     );
     let _ = fs::remove_dir_all(&here);
 }

@@ -67,6 +67,9 @@ const LOCK_POLL: Duration = Duration::from_millis(100);
 /// The reason a report gives when `bounce` is given none.
 pub const DEFAULT_REASON: &str = "message returned by the administrator";
 
+/// The reason a report gives when a user (not root) returns an entry with none.
+pub const NO_REASON: &str = "no reason given";
+
 /// The longest `--reason` kept, in characters.
 pub const REASON_MAX: usize = 200;
 
@@ -598,6 +601,14 @@ fn may_read_herself(dir: &Path) -> bool {
 pub fn list(ctx: &Context, json: bool) -> Sysexit {
     run(ctx, Use::Reads, |s, _| {
         if s.settings.privacy("restrictmailq") && !app::may_see_queue(&s.spool) {
+            // `list` says it as mailq does (on stdout, 0: sendmail's); `--json` keeps
+            // its stdout JSON: the refusal is an error (stderr, EX_NOPERM).
+            if json {
+                return Ok(fail(
+                    Sysexit::NoPerm,
+                    "You are not permitted to see the queue (PrivacyOptions restrictmailq)".into(),
+                ));
+            }
             crate::outln!("You are not permitted to see the queue");
             return Ok(Sysexit::Ok);
         }
@@ -1636,8 +1647,30 @@ pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
 /// background delivery ([`return_marked`]), as `postsuper` only changes the queue.
 /// When the deliverer cannot run, the mark stays and the next queue run returns it.
 pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
-    let reason = reason_text(reason);
+    // An empty reason is a mistake (a variable left unset), not a request for none.
+    if reason.is_some_and(|r| r.trim().is_empty()) {
+        crate::errln!(
+            "rsendmail-admin: bounce --reason: the reason is empty (leave --reason out for \
+             the default)"
+        );
+        return Sysexit::Usage;
+    }
+    let given = reason;
     run(ctx, Use::Writes, |s, who| {
+        // The report names who asked: the administrator (root), else the user by login,
+        // as the entry's sender or not.
+        let reason = match given {
+            None if who.uid != 0 => NO_REASON.to_string(),
+            r => reason_text(r),
+        };
+        let by = |owner: Option<u32>| {
+            (who.uid != 0).then(|| match owner {
+                Some(u) if u == who.uid => {
+                    format!("at its sender's request (user {})", who.login)
+                }
+                _ => format!("at the request of user {}", who.login),
+            })
+        };
         // Every entry no delivery holds is marked first, and only then is each
         // returned (its report queued, which takes a moment): a queue run that reaches a
         // marked entry meanwhile returns it too, where it would deliver one still
@@ -1664,16 +1697,19 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                 let (sp, held) = find(&s.spool, who, id)?;
                 // The null sender has no one to return to: the report goes to postmaster
                 // (a double bounce), and the line says so.
-                let returned = match sp.read_entry(id) {
-                    Ok(e) if e.envelope.sender.is_empty() => Returned::ToPostmaster,
+                let entry = sp.read_entry(id).ok();
+                let returned = match &entry {
+                    Some(e) if e.envelope.sender.is_empty() => Returned::ToPostmaster,
                     _ => Returned::ToSender,
                 };
-                Ok(Some((sp.clone(), (sp, held, returned))))
+                let owner = entry.map(|e| e.envelope.uid);
+                Ok(Some((sp.clone(), (sp, held, returned, owner))))
             },
-            |id, (sp, held, returned), lock| {
+            |id, (sp, held, returned, owner), lock| {
                 let why = reason.clone();
                 mark_locked(s, who, id, (&sp, held), lock, "bounce", |st| {
-                    st.bounce = Some(why)
+                    st.bounce = Some(why);
+                    st.bounce_by = by(owner);
                 })?;
                 logged(who, id, &format!("returned to its sender ({reason})"));
                 marked.borrow_mut().push((id.to_string(), returned));

@@ -661,11 +661,16 @@ pub fn attempt(
     };
     let planned = match &locked.entry.state.bounce {
         // `rsendmail-admin bounce`: every open recipient is returned, nothing is sent.
-        Some(reason) => plan::returned(&open, reason, &|i| {
-            env.recipients
-                .get(i)
-                .map(|r| plan::route(engine, &r.address))
-        }),
+        Some(reason) => plan::returned(
+            &open,
+            reason,
+            locked.entry.state.bounce_by.as_deref(),
+            &|i| {
+                env.recipients
+                    .get(i)
+                    .map(|r| plan::route(engine, &r.address))
+            },
+        ),
         None => plan::plan(engine, &env, &open, hops, *index, &mut mx),
     };
     let address = |i: usize| {
