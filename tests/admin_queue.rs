@@ -2441,6 +2441,26 @@ fn delete_of_several_ids_takes_the_unlocked_ones_before_waiting() {
     assert!(env.entries().is_empty(), "{}", env.listing());
 }
 
+/// The same entry named twice (as its ID, its queue file's name, with mailq's mark) is
+/// acted on once: one line, and, when a delivery holds it, one wait and one "being
+/// delivered" line, not one per mention.
+#[test]
+fn an_id_given_twice_is_acted_on_once() {
+    let env = Env::new();
+    let id = queue(&env, "bob@example.org");
+    let other = queue(&env, "carol@example.org");
+    let r = admin(&env, &["hold", &other, &format!("qf{other}"), &other]);
+    r.code(0);
+    assert_eq!(r.stdout, format!("{other}: held\n"));
+    let f = fs::File::open(env.spool.join(format!("qf{id}"))).unwrap();
+    f.lock().unwrap();
+    let r = admin(&env, &["delete", &id, &format!("{id}*"), &id]);
+    r.code(75);
+    assert_eq!(left_busy(&r.stderr), vec![id.clone()], "{}", r.stderr);
+    drop(f);
+    assert!(queued(&env, &id), "{}", env.listing());
+}
+
 /// A hold is the administrator's quarantine (sendmail's `-Q`, Postfix's `postsuper -h`,
 /// which are theirs alone): a user may not end one that root or the spool's group made
 /// on her entry, by `release`, `retry`, `bounce` or `delete` (77, naming who held it and

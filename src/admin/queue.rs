@@ -510,8 +510,11 @@ fn logged(who: &Caller, id: &str, what: &str) {
 /// Run `each` over `ids`; the first failure's status, or 0.
 fn over(ids: &[String], mut each: impl FnMut(&str) -> Done) -> Sysexit {
     let mut status = Sysexit::Ok;
+    // An entry named twice (`ID qfID`, `ID ID*`) is acted on, said and waited for once.
+    let mut seen = std::collections::HashSet::new();
     for arg in ids {
         let r = match parse_id(arg) {
+            Ok(id) if !seen.insert(id.clone()) => Ok(()),
             Ok(id) => each(&id),
             Err(e) => Err(fail(Sysexit::Usage, e)),
         };
