@@ -2419,6 +2419,16 @@ fn config_shows_effective_values() {
         &format!("O Timeout.queuereturn=3d    # set by O QueueTimeout, {conf}: line 7"),
     );
     line(&r, "O Timeout.queuewarn=2h    # set by O QueueTimeout");
+    // `O QueueDirectory` (given here, or in the file) sets the spool in force: the
+    // SPOOLDIR line shows that one and what set it, never the one it overrides.
+    let r = admin(&env, &["config", "-o", "Q/tmp"]);
+    r.code(0);
+    let l = line(&r, "SPOOLDIR ");
+    assert!(
+        l.starts_with("SPOOLDIR /tmp    # command line (O QueueDirectory), over "),
+        "{l}"
+    );
+    line(&r, "O QueueDirectory=/tmp    # command line");
     let r = admin(&env, &["config", "-O", "Timeout.queuereturn.normal=4d"]);
     line(&r, "O Timeout.queuereturn=3d    # set by O QueueTimeout");
     line(

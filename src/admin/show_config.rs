@@ -33,6 +33,9 @@
 //! comment (`# STARTTLS    # default (off)`), and so is a keyword not set
 //! (`# CERTFILE    # default (not set)`).
 //!
+//! `O QueueDirectory` overrides SPOOLDIR: the SPOOLDIR line then shows the spool in force
+//! and what set it (`SPOOLDIR /dir    # command line (O QueueDirectory), over FILE: line 1`).
+//!
 //! `DEFER` is `O DeliveryMode=d` at its line: a later `O DeliveryMode` line or the
 //! command line overrides it, and both lines say so (`# DEFER    # FILE: line 1,
 //! overridden by O DeliveryMode=b (FILE: line 2)`, commented out as it is off;
@@ -148,6 +151,27 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
                 ),
                 _ => crate::outln!("{line}    # {o}"),
             }
+            continue;
+        }
+        // `O QueueDirectory` (the file's or the command line's) overrides SPOOLDIR: the
+        // line shows the spool in force and what set it, as the option's line does.
+        if *k == "SPOOLDIR"
+            && let Some(q) = &s.settings.queue_directory
+        {
+            let by = if command_line.iter().any(|g| g == "QueueDirectory") {
+                "command line".to_string()
+            } else {
+                s.cfg
+                    .origin
+                    .get("QueueDirectory")
+                    .cloned()
+                    .unwrap_or_else(|| "default".into())
+            };
+            let over = origin.map(|o| format!(", over {o}")).unwrap_or_default();
+            crate::outln!(
+                "{k} {}    # {by} (O QueueDirectory){over}",
+                crate::text::escaped(&q.display().to_string())
+            );
             continue;
         }
         // A flag is given alone; one that is off, or a keyword not set, is shown as a
