@@ -5236,3 +5236,29 @@ fn the_system_spools_entries_make_no_typo_of_another_configurations_spool() {
         "{said}"
     );
 }
+
+/// A huge value in the configuration (a 200 KB SMARTHOST, refused; a 200 KB option
+/// value, accepted) is echoed cut by `config` and `check`, as a long argument is: its
+/// first characters, then `...`, never the whole value.
+#[test]
+fn a_huge_configuration_value_is_echoed_cut() {
+    let huge = "a".repeat(200_000);
+    let env = Env::with_config(&format!("SMARTHOST {huge}\n"));
+    for cmd in ["config", "check"] {
+        let r = admin(&env, &[cmd]);
+        r.code(78);
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            all.contains("invalid SMARTHOST aaaa"),
+            "{}",
+            &all[..all.len().min(500)]
+        );
+        assert!(all.len() < 20_000, "{cmd}: {} bytes", all.len());
+        assert!(all.contains("a..."), "{cmd}");
+    }
+    let env = Env::with_config(&format!("O HelpFile=/{huge}\n"));
+    let r = admin(&env, &["config"]);
+    r.code(0);
+    assert!(r.stdout.len() < 20_000, "{} bytes", r.stdout.len());
+    assert!(line(&r, "O HelpFile=/aaa").contains("a...    #"));
+}
