@@ -5262,3 +5262,36 @@ fn a_huge_configuration_value_is_echoed_cut() {
     assert!(r.stdout.len() < 20_000, "{} bytes", r.stdout.len());
     assert!(line(&r, "O HelpFile=/aaa").contains("a...    #"));
 }
+
+/// A RESOLVER that does not answer (nothing listens on its port): `check` says, before
+/// it waits, how long it waits (Timeout.resolver.retrans, .retry), and then that the
+/// name server did not answer, not only sendmail's "host name lookup failure".
+#[test]
+fn a_resolver_that_does_not_answer_is_said_so() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = Env::with_config(&format!(
+        "SMARTHOST smtp.example.net\nRESOLVER 127.0.0.1:{port}\n\
+         O Timeout.resolver.retrans=1s\nO Timeout.resolver.retry=1\n"
+    ));
+    let r = admin(&env, &["check"]);
+    r.code(75);
+    let info = line(&r, "info dns: asking RESOLVER");
+    assert!(
+        info.contains("each query within 1 s") && info.contains("up to 2 s"),
+        "{info}"
+    );
+    let fail = line(&r, "FAIL dns: smtp.example.net");
+    assert!(
+        fail.contains("host name lookup failure (RESOLVER did not answer: timed out)"),
+        "{fail}"
+    );
+    assert!(
+        r.stdout.find("info dns: asking").unwrap() < r.stdout.find("FAIL dns").unwrap(),
+        "{}",
+        r.stdout
+    );
+}
