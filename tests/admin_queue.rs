@@ -2446,7 +2446,8 @@ fn delete_of_several_ids_takes_the_unlocked_ones_before_waiting() {
 /// delivered" line, not one per mention.
 #[test]
 fn an_id_given_twice_is_acted_on_once() {
-    let env = Env::new();
+    let env =
+        Env::with_config("O Timeout.connect=30s\nO Timeout.initial=2m\nO Timeout.datablock=3m\n");
     let id = queue(&env, "bob@example.org");
     let other = queue(&env, "carol@example.org");
     let r = admin(&env, &["hold", &other, &format!("qf{other}"), &other]);
@@ -2457,6 +2458,17 @@ fn an_id_given_twice_is_acted_on_once() {
     let r = admin(&env, &["delete", &id, &format!("{id}*"), &id]);
     r.code(75);
     assert_eq!(left_busy(&r.stderr), vec![id.clone()], "{}", r.stderr);
+    // The line says when to try again: until when a server that does not answer can
+    // hold the attempt, from the timeouts in force.
+    assert!(
+        r.stderr.contains("left as it is, try again after ")
+            && r.stderr.contains(
+                "holds an attempt up to 150 s (Timeout.connect 30 s + Timeout.initial 2 min)"
+            )
+            && r.stderr.contains("up to 3 min a block (Timeout.datablock)"),
+        "{}",
+        r.stderr
+    );
     drop(f);
     assert!(queued(&env, &id), "{}", env.listing());
 }

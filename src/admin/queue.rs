@@ -217,6 +217,41 @@ fn locate(spool: &Spool, id: &str) -> Result<Option<(Spool, bool)>, (PathBuf, st
 /// What happened to one ID.
 type Done = Result<(), Sysexit>;
 
+/// How long a delivery may hold an entry, from the timeouts in force (set by [`run`]):
+/// when to try again.
+static ATTEMPT_BOUND: std::sync::OnceLock<(u64, u64, u64)> = std::sync::OnceLock::new();
+
+/// The end of the "being delivered" line: until when the attempt holding the entry can
+/// last when a server does not answer (Timeout.connect + Timeout.initial from now, per
+/// address tried), and what a transfer under way may take (Timeout.datablock a block).
+fn busy_hint() -> String {
+    let Some(&(connect, initial, block)) = ATTEMPT_BOUND.get() else {
+        return String::new();
+    };
+    let bound = connect.saturating_add(initial);
+    let at = crate::clock::ctime16(&crate::clock::local(
+        crate::clock::now().saturating_add(i64::try_from(bound).unwrap_or(i64::MAX)),
+    ));
+    format!(
+        " after {at}: a server that does not answer holds an attempt up to {} \
+         (Timeout.connect {} + Timeout.initial {}) for each address it tries, a transfer \
+         under way up to {} a block (Timeout.datablock)",
+        bound_span(bound),
+        bound_span(connect),
+        bound_span(initial),
+        bound_span(block)
+    )
+}
+
+/// A timeout as it is set: whole minutes as `N min`, else seconds.
+fn bound_span(s: u64) -> String {
+    if s >= 60 && s % 60 == 0 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
 /// Say a failure for an ID (stderr, and the log) and give its status.
 fn fail(code: Sysexit, msg: String) -> Sysexit {
     crate::errln!("rsendmail-admin: {msg}");
@@ -367,8 +402,9 @@ fn each_locked_then<T>(
         let code = fail(
             Sysexit::TempFail,
             format!(
-                "{id}: being delivered (its lock was held for {} s); left as it is, try again",
-                wait.as_secs()
+                "{id}: being delivered (its lock was held for {} s); left as it is, try again{}",
+                wait.as_secs(),
+                busy_hint()
             ),
         );
         first_failure(&mut status, code);
@@ -559,6 +595,13 @@ fn run(
         Ok(s) => s,
         Err(f) => return app::report(&on_stderr(f)),
     };
+    let t = &s.settings.timeouts;
+    let b = crate::options::Settings::builtin().timeouts;
+    let _ = ATTEMPT_BOUND.set((
+        t.connect.or(b.connect).unwrap_or_default(),
+        t.initial.or(b.initial).unwrap_or_default(),
+        t.datablock.or(b.datablock).unwrap_or_default(),
+    ));
     if uses == Use::Writes
         && let Err(f) = s.spool.check_safe()
     {
