@@ -245,7 +245,7 @@ fn busy_hint() -> String {
 
 /// A timeout as it is set: whole minutes as `N min`, else seconds.
 fn bound_span(s: u64) -> String {
-    if s >= 60 && s % 60 == 0 {
+    if s >= 60 && s.is_multiple_of(60) {
         format!("{} min", s / 60)
     } else {
         format!("{s} s")
