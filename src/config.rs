@@ -348,6 +348,8 @@ impl Config {
                     true => msg,
                     false => hidden_line_problem(keyword),
                 };
+                // A long value is echoed cut, as a long argument is.
+                let msg = crate::text::message_bounded(&msg);
                 Fatal::new(code, format!("{name}: line {lineno}: {msg}"))
             };
             if KEYWORDS.contains(&keyword) {
@@ -1672,7 +1674,10 @@ pub fn parse_relay_table_quoting(
         if line.is_empty() {
             continue;
         }
-        let bad = |why: &str| Fatal::new(Sysexit::Config, format!("{name}: line {}: {why}", n + 1));
+        let bad = |why: &str| {
+            let why = crate::text::message_bounded(why);
+            Fatal::new(Sysexit::Config, format!("{name}: line {}: {why}", n + 1))
+        };
         let mut words = line.split_whitespace();
         let (Some(pattern), Some(relay), None) = (words.next(), words.next(), words.next()) else {
             return Err(bad("expected: domain relay[:port]"));
@@ -1815,7 +1820,11 @@ pub fn parse_auth(text: &str, name: &str) -> Result<Vec<AuthEntry>, Fatal> {
                 hosts.insert(crate::message::address::domain_key(&entry.host), i + 1);
                 out.push(entry);
             }
-            Err(why) => errors.push(format!("{name}: line {}: {why}", i + 1)),
+            Err(why) => errors.push(format!(
+                "{name}: line {}: {}",
+                i + 1,
+                crate::text::message_bounded(&why)
+            )),
         }
     }
     if errors.is_empty() {

@@ -207,6 +207,34 @@ pub fn argument_shown(s: &str) -> String {
     out
 }
 
+/// The longest run of characters without a blank that [`message_bounded`] shows whole:
+/// `PATH_MAX`, so that a path in force, and a fix command naming it, stay whole.
+pub const WORD_SHOWN_MAX: usize = 4096;
+
+/// A message that echoes text from outside (a configuration line's value, a `check`
+/// line): each run of characters without a blank longer than [`WORD_SHOWN_MAX`] shown as
+/// [`argument_shown`] shows a long argument (its first characters, then `...`), so that
+/// a 200 KB value never fills the terminal or the log; the rest as it is.
+pub fn message_bounded(msg: &str) -> Cow<'_, str> {
+    if msg
+        .split([' ', '\t'])
+        .all(|w| w.chars().nth(WORD_SHOWN_MAX).is_none())
+    {
+        return Cow::Borrowed(msg);
+    }
+    let mut out = String::new();
+    for w in msg.split_inclusive([' ', '\t']) {
+        let word = w.trim_end_matches([' ', '\t']);
+        if word.chars().nth(WORD_SHOWN_MAX).is_some() {
+            out.push_str(&argument_shown(word));
+            out.push_str(w.get(word.len()..).unwrap_or(""));
+        } else {
+            out.push_str(w);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// An argument given as octets (one that may not be UTF-8) as [`argument_shown`]
 /// echoes it, each octet that is not part of a UTF-8 sequence as `\ooo` in octal.
 pub fn os_argument_shown(b: &[u8]) -> String {
@@ -273,6 +301,20 @@ mod tests {
         assert_eq!(file_fault(b"a\n\nx \xef\xbb\xbfy").map(|f| f.0), Some(3));
         // A lone EF or a cut mark is not one.
         assert_eq!(file_fault(b"\xef\xbb\n\xbf"), None);
+    }
+
+    #[test]
+    fn long_words_of_a_message_are_cut_and_blanks_kept() {
+        let m = "invalid SMARTHOST  x:\ty";
+        assert_eq!(message_bounded(m), m);
+        let long = "\u{e9}".repeat(WORD_SHOWN_MAX + 1);
+        let whole = "\u{e9}".repeat(WORD_SHOWN_MAX);
+        let m = format!("a {long}\t{whole} {long}:");
+        let head = "\u{e9}".repeat(ARGUMENT_SHOWN_MAX);
+        assert_eq!(
+            message_bounded(&m),
+            format!("a {head}...\t{whole} {head}...")
+        );
     }
 
     #[test]

@@ -513,8 +513,10 @@ fn the_to_probe_sends_mail_and_rcpt_then_rset_and_nothing_else() {
     assert_eq!(t.matches("QUIT").count(), 2, "{t}");
     assert!(!t.contains("DATA"), "{t}");
     assert!(peer.messages().is_empty());
-    // Not an address.
-    admin(&env, &["check", "--to", "a b@example.org"]).code(64);
+    // Not an address, an empty one included: usage errors, 64.
+    for bad in ["a b@example.org", "", " ", "<>"] {
+        admin(&env, &["check", "--to", bad]).code(64);
+    }
 }
 
 #[test]
@@ -2417,6 +2419,16 @@ fn config_shows_effective_values() {
         &format!("O Timeout.queuereturn=3d    # set by O QueueTimeout, {conf}: line 7"),
     );
     line(&r, "O Timeout.queuewarn=2h    # set by O QueueTimeout");
+    // `O QueueDirectory` (given here, or in the file) sets the spool in force: the
+    // SPOOLDIR line shows that one and what set it, never the one it overrides.
+    let r = admin(&env, &["config", "-o", "Q/tmp"]);
+    r.code(0);
+    let l = line(&r, "SPOOLDIR ");
+    assert!(
+        l.starts_with("SPOOLDIR /tmp    # command line (O QueueDirectory), over "),
+        "{l}"
+    );
+    line(&r, "O QueueDirectory=/tmp    # command line");
     let r = admin(&env, &["config", "-O", "Timeout.queuereturn.normal=4d"]);
     line(&r, "O Timeout.queuereturn=3d    # set by O QueueTimeout");
     line(
@@ -5222,5 +5234,64 @@ fn the_system_spools_entries_make_no_typo_of_another_configurations_spool() {
             conf.display()
         )),
         "{said}"
+    );
+}
+
+/// A huge value in the configuration (a 200 KB SMARTHOST, refused; a 200 KB option
+/// value, accepted) is echoed cut by `config` and `check`, as a long argument is: its
+/// first characters, then `...`, never the whole value.
+#[test]
+fn a_huge_configuration_value_is_echoed_cut() {
+    let huge = "a".repeat(200_000);
+    let env = Env::with_config(&format!("SMARTHOST {huge}\n"));
+    for cmd in ["config", "check"] {
+        let r = admin(&env, &[cmd]);
+        r.code(78);
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            all.contains("invalid SMARTHOST aaaa"),
+            "{}",
+            &all[..all.len().min(500)]
+        );
+        assert!(all.len() < 20_000, "{cmd}: {} bytes", all.len());
+        assert!(all.contains("a..."), "{cmd}");
+    }
+    let env = Env::with_config(&format!("O HelpFile=/{huge}\n"));
+    let r = admin(&env, &["config"]);
+    r.code(0);
+    assert!(r.stdout.len() < 20_000, "{} bytes", r.stdout.len());
+    assert!(line(&r, "O HelpFile=/aaa").contains("a...    #"));
+}
+
+/// A RESOLVER that does not answer (nothing listens on its port): `check` says, before
+/// it waits, how long it waits (Timeout.resolver.retrans, .retry), and then that the
+/// name server did not answer, not only sendmail's "host name lookup failure".
+#[test]
+fn a_resolver_that_does_not_answer_is_said_so() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = Env::with_config(&format!(
+        "SMARTHOST smtp.example.net\nRESOLVER 127.0.0.1:{port}\n\
+         O Timeout.resolver.retrans=1s\nO Timeout.resolver.retry=1\n"
+    ));
+    let r = admin(&env, &["check"]);
+    r.code(75);
+    let info = line(&r, "info dns: asking RESOLVER");
+    assert!(
+        info.contains("each query within 1 s") && info.contains("up to 2 s"),
+        "{info}"
+    );
+    let fail = line(&r, "FAIL dns: smtp.example.net");
+    assert!(
+        fail.contains("host name lookup failure (RESOLVER did not answer: timed out)"),
+        "{fail}"
+    );
+    assert!(
+        r.stdout.find("info dns: asking").unwrap() < r.stdout.find("FAIL dns").unwrap(),
+        "{}",
+        r.stdout
     );
 }

@@ -97,6 +97,13 @@ fn usage_errors_exit_64() {
         r.stderr
     );
     assert!(held(&env, &id));
+    // An empty reason (blanks only too) is refused, the entry left as it was.
+    for empty in ["", " \t "] {
+        let r = admin(&env, &["bounce", "--reason", empty, &id]);
+        r.code(64);
+        assert!(r.stderr.contains("the reason is empty"), "{}", r.stderr);
+        assert!(held(&env, &id));
+    }
 }
 
 /// A hostile argument (a long one, one that is not UTF-8, an empty group) comes back
@@ -1442,6 +1449,34 @@ fn two_users_act_only_on_their_own_entries() {
         mbox.contains("Final-Recipient: RFC822; dave@example.org"),
         "{mbox}"
     );
+    // The report says who returned it: its sender, by login, not the administrator.
+    assert!(
+        mbox.contains(&format!(
+            "Returned to sender at its sender's request (user {TEST_USER}): no reason given"
+        )),
+        "{mbox}"
+    );
+    assert!(!mbox.contains("by the administrator"), "{mbox}");
+    // Under restrictmailq, `list` says it as mailq does; `list --json` keeps its
+    // stdout JSON: the refusal on stderr, 77.
+    let user_conf = etc.join("rsendmail/rsendmail.conf");
+    let mut c = fs::read_to_string(&user_conf).unwrap();
+    c.push_str("O PrivacyOptions=restrictmailq\n");
+    fs::write(&user_conf, c).unwrap();
+    let out = as_user(&adm, &["list"], &envs, b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "You are not permitted to see the queue\n"
+    );
+    let out = as_user(&adm, &["list", "--json"], &envs, b"");
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stdout), "");
+    assert!(
+        text(&out.stderr).contains("You are not permitted to see the queue"),
+        "{}",
+        text(&out.stderr)
+    );
     let _ = fs::remove_dir_all(&here);
 }
 
@@ -2404,6 +2439,38 @@ fn delete_of_several_ids_takes_the_unlocked_ones_before_waiting() {
     assert_eq!(done.status.code(), Some(0), "{stderr}");
     assert_eq!(rest, format!("{id}: deleted\n"));
     assert!(env.entries().is_empty(), "{}", env.listing());
+}
+
+/// The same entry named twice (as its ID, its queue file's name, with mailq's mark) is
+/// acted on once: one line, and, when a delivery holds it, one wait and one "being
+/// delivered" line, not one per mention.
+#[test]
+fn an_id_given_twice_is_acted_on_once() {
+    let env =
+        Env::with_config("O Timeout.connect=30s\nO Timeout.initial=2m\nO Timeout.datablock=3m\n");
+    let id = queue(&env, "bob@example.org");
+    let other = queue(&env, "carol@example.org");
+    let r = admin(&env, &["hold", &other, &format!("qf{other}"), &other]);
+    r.code(0);
+    assert_eq!(r.stdout, format!("{other}: held\n"));
+    let f = fs::File::open(env.spool.join(format!("qf{id}"))).unwrap();
+    f.lock().unwrap();
+    let r = admin(&env, &["delete", &id, &format!("{id}*"), &id]);
+    r.code(75);
+    assert_eq!(left_busy(&r.stderr), vec![id.clone()], "{}", r.stderr);
+    // The line says when to try again: until when a server that does not answer can
+    // hold the attempt, from the timeouts in force.
+    assert!(
+        r.stderr.contains("left as it is, try again after ")
+            && r.stderr.contains(
+                "holds an attempt up to 150 s (Timeout.connect 30 s + Timeout.initial 2 min)"
+            )
+            && r.stderr.contains("up to 3 min a block (Timeout.datablock)"),
+        "{}",
+        r.stderr
+    );
+    drop(f);
+    assert!(queued(&env, &id), "{}", env.listing());
 }
 
 /// A hold is the administrator's quarantine (sendmail's `-Q`, Postfix's `postsuper -h`,

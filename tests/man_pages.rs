@@ -272,3 +272,58 @@ fn the_safe_options_are_listed() {
     shown.sort_unstable();
     assert_eq!(shown, safe);
 }
+
+/// Every page's SEE ALSO names every other page, and README's list of the manual pages
+/// names them all.
+#[test]
+fn every_page_is_named_in_see_also_and_in_readme() {
+    let xr = |p: &str| {
+        let (name, section) = p.rsplit_once('.').unwrap();
+        (
+            format!(".Xr {name} {section}"),
+            format!("`{name}({section})`"),
+        )
+    };
+    for p in PAGES {
+        let text = page(p);
+        let see_also = text
+            .split(".Sh SEE ALSO")
+            .nth(1)
+            .and_then(|t| t.split("\n.Sh ").next())
+            .unwrap_or_else(|| panic!("{p}: no SEE ALSO"));
+        for other in PAGES.iter().filter(|o| **o != p) {
+            let (x, _) = xr(other);
+            assert!(see_also.contains(&x), "{p}: SEE ALSO lacks {x}");
+        }
+    }
+    let readme = fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .unwrap()
+        .replace('\n', " ");
+    let list = readme
+        .split("The manual pages are ")
+        .nth(1)
+        .and_then(|t| t.split(';').next())
+        .expect("README names the manual pages");
+    for p in PAGES {
+        let (_, named) = xr(p);
+        assert!(list.contains(&named), "README's list lacks {named}: {list}");
+    }
+}
+
+/// README tells users, whose PATH has no sbin, the full path of `rsendmail-admin`.
+#[test]
+fn readme_gives_users_the_path_of_rsendmail_admin() {
+    let readme =
+        fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("## Administering the queue")
+        .nth(1)
+        .and_then(|t| t.split("\n## ").next())
+        .unwrap();
+    assert!(
+        section.contains("/usr/sbin/rsendmail-admin")
+            && section.contains("/usr/local/sbin/rsendmail-admin"),
+        "{section}"
+    );
+    assert!(page("rsendmail-admin.8").contains("/usr/sbin/rsendmail-admin"));
+}

@@ -103,6 +103,8 @@ impl Tally {
         // An octet a server sent that is not UTF-8 is read as U+FFFD: shown as `?`, as a
         // control character is.
         let detail = detail.replace(char::REPLACEMENT_CHARACTER, "?");
+        // A long value from the configuration is shown cut, as a long argument is.
+        let detail = crate::text::message_bounded(&detail);
         crate::outln!("{:<4} {step}{sep}{detail}", mark.word());
     }
 

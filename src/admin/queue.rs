@@ -67,6 +67,9 @@ const LOCK_POLL: Duration = Duration::from_millis(100);
 /// The reason a report gives when `bounce` is given none.
 pub const DEFAULT_REASON: &str = "message returned by the administrator";
 
+/// The reason a report gives when a user (not root) returns an entry with none.
+pub const NO_REASON: &str = "no reason given";
+
 /// The longest `--reason` kept, in characters.
 pub const REASON_MAX: usize = 200;
 
@@ -213,6 +216,41 @@ fn locate(spool: &Spool, id: &str) -> Result<Option<(Spool, bool)>, (PathBuf, st
 
 /// What happened to one ID.
 type Done = Result<(), Sysexit>;
+
+/// How long a delivery may hold an entry, from the timeouts in force (set by [`run`]):
+/// when to try again.
+static ATTEMPT_BOUND: std::sync::OnceLock<(u64, u64, u64)> = std::sync::OnceLock::new();
+
+/// The end of the "being delivered" line: until when the attempt holding the entry can
+/// last when a server does not answer (Timeout.connect + Timeout.initial from now, per
+/// address tried), and what a transfer under way may take (Timeout.datablock a block).
+fn busy_hint() -> String {
+    let Some(&(connect, initial, block)) = ATTEMPT_BOUND.get() else {
+        return String::new();
+    };
+    let bound = connect.saturating_add(initial);
+    let at = crate::clock::ctime16(&crate::clock::local(
+        crate::clock::now().saturating_add(i64::try_from(bound).unwrap_or(i64::MAX)),
+    ));
+    format!(
+        " after {at}: a server that does not answer holds an attempt up to {} \
+         (Timeout.connect {} + Timeout.initial {}) for each address it tries, a transfer \
+         under way up to {} a block (Timeout.datablock)",
+        bound_span(bound),
+        bound_span(connect),
+        bound_span(initial),
+        bound_span(block)
+    )
+}
+
+/// A timeout as it is set: whole minutes as `N min`, else seconds.
+fn bound_span(s: u64) -> String {
+    if s >= 60 && s.is_multiple_of(60) {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
+}
 
 /// Say a failure for an ID (stderr, and the log) and give its status.
 fn fail(code: Sysexit, msg: String) -> Sysexit {
@@ -364,8 +402,9 @@ fn each_locked_then<T>(
         let code = fail(
             Sysexit::TempFail,
             format!(
-                "{id}: being delivered (its lock was held for {} s); left as it is, try again",
-                wait.as_secs()
+                "{id}: being delivered (its lock was held for {} s); left as it is, try again{}",
+                wait.as_secs(),
+                busy_hint()
             ),
         );
         first_failure(&mut status, code);
@@ -507,8 +546,11 @@ fn logged(who: &Caller, id: &str, what: &str) {
 /// Run `each` over `ids`; the first failure's status, or 0.
 fn over(ids: &[String], mut each: impl FnMut(&str) -> Done) -> Sysexit {
     let mut status = Sysexit::Ok;
+    // An entry named twice (`ID qfID`, `ID ID*`) is acted on, said and waited for once.
+    let mut seen = std::collections::HashSet::new();
     for arg in ids {
         let r = match parse_id(arg) {
+            Ok(id) if !seen.insert(id.clone()) => Ok(()),
             Ok(id) => each(&id),
             Err(e) => Err(fail(Sysexit::Usage, e)),
         };
@@ -553,6 +595,13 @@ fn run(
         Ok(s) => s,
         Err(f) => return app::report(&on_stderr(f)),
     };
+    let t = &s.settings.timeouts;
+    let b = crate::options::Settings::builtin().timeouts;
+    let _ = ATTEMPT_BOUND.set((
+        t.connect.or(b.connect).unwrap_or_default(),
+        t.initial.or(b.initial).unwrap_or_default(),
+        t.datablock.or(b.datablock).unwrap_or_default(),
+    ));
     if uses == Use::Writes
         && let Err(f) = s.spool.check_safe()
     {
@@ -598,6 +647,14 @@ fn may_read_herself(dir: &Path) -> bool {
 pub fn list(ctx: &Context, json: bool) -> Sysexit {
     run(ctx, Use::Reads, |s, _| {
         if s.settings.privacy("restrictmailq") && !app::may_see_queue(&s.spool) {
+            // `list` says it as mailq does (on stdout, 0: sendmail's); `--json` keeps
+            // its stdout JSON: the refusal is an error (stderr, EX_NOPERM).
+            if json {
+                return Ok(fail(
+                    Sysexit::NoPerm,
+                    "You are not permitted to see the queue (PrivacyOptions restrictmailq)".into(),
+                ));
+            }
             crate::outln!("You are not permitted to see the queue");
             return Ok(Sysexit::Ok);
         }
@@ -1636,8 +1693,30 @@ pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
 /// background delivery ([`return_marked`]), as `postsuper` only changes the queue.
 /// When the deliverer cannot run, the mark stays and the next queue run returns it.
 pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
-    let reason = reason_text(reason);
+    // An empty reason is a mistake (a variable left unset), not a request for none.
+    if reason.is_some_and(|r| r.trim().is_empty()) {
+        crate::errln!(
+            "rsendmail-admin: bounce --reason: the reason is empty (leave --reason out for \
+             the default)"
+        );
+        return Sysexit::Usage;
+    }
+    let given = reason;
     run(ctx, Use::Writes, |s, who| {
+        // The report names who asked: the administrator (root), else the user by login,
+        // as the entry's sender or not.
+        let reason = match given {
+            None if who.uid != 0 => NO_REASON.to_string(),
+            r => reason_text(r),
+        };
+        let by = |owner: Option<u32>| {
+            (who.uid != 0).then(|| match owner {
+                Some(u) if u == who.uid => {
+                    format!("at its sender's request (user {})", who.login)
+                }
+                _ => format!("at the request of user {}", who.login),
+            })
+        };
         // Every entry no delivery holds is marked first, and only then is each
         // returned (its report queued, which takes a moment): a queue run that reaches a
         // marked entry meanwhile returns it too, where it would deliver one still
@@ -1664,16 +1743,19 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                 let (sp, held) = find(&s.spool, who, id)?;
                 // The null sender has no one to return to: the report goes to postmaster
                 // (a double bounce), and the line says so.
-                let returned = match sp.read_entry(id) {
-                    Ok(e) if e.envelope.sender.is_empty() => Returned::ToPostmaster,
+                let entry = sp.read_entry(id).ok();
+                let returned = match &entry {
+                    Some(e) if e.envelope.sender.is_empty() => Returned::ToPostmaster,
                     _ => Returned::ToSender,
                 };
-                Ok(Some((sp.clone(), (sp, held, returned))))
+                let owner = entry.map(|e| e.envelope.uid);
+                Ok(Some((sp.clone(), (sp, held, returned, owner))))
             },
-            |id, (sp, held, returned), lock| {
+            |id, (sp, held, returned, owner), lock| {
                 let why = reason.clone();
                 mark_locked(s, who, id, (&sp, held), lock, "bounce", |st| {
-                    st.bounce = Some(why)
+                    st.bounce = Some(why);
+                    st.bounce_by = by(owner);
                 })?;
                 logged(who, id, &format!("returned to its sender ({reason})"));
                 marked.borrow_mut().push((id.to_string(), returned));

@@ -33,6 +33,9 @@
 //! comment (`# STARTTLS    # default (off)`), and so is a keyword not set
 //! (`# CERTFILE    # default (not set)`).
 //!
+//! `O QueueDirectory` overrides SPOOLDIR: the SPOOLDIR line then shows the spool in force
+//! and what set it (`SPOOLDIR /dir    # command line (O QueueDirectory), over FILE: line 1`).
+//!
 //! `DEFER` is `O DeliveryMode=d` at its line: a later `O DeliveryMode` line or the
 //! command line overrides it, and both lines say so (`# DEFER    # FILE: line 1,
 //! overridden by O DeliveryMode=b (FILE: line 2)`, commented out as it is off;
@@ -150,6 +153,27 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
             }
             continue;
         }
+        // `O QueueDirectory` (the file's or the command line's) overrides SPOOLDIR: the
+        // line shows the spool in force and what set it, as the option's line does.
+        if *k == "SPOOLDIR"
+            && let Some(q) = &s.settings.queue_directory
+        {
+            let by = if command_line.iter().any(|g| g == "QueueDirectory") {
+                "command line".to_string()
+            } else {
+                s.cfg
+                    .origin
+                    .get("QueueDirectory")
+                    .cloned()
+                    .unwrap_or_else(|| "default".into())
+            };
+            let over = origin.map(|o| format!(", over {o}")).unwrap_or_default();
+            crate::outln!(
+                "{k} {}    # {by} (O QueueDirectory){over}",
+                crate::text::escaped(&q.display().to_string())
+            );
+            continue;
+        }
         // A flag is given alone; one that is off, or a keyword not set, is shown as a
         // comment: the output read back as a configuration file means the same.
         let flag = config::FLAG_KEYWORDS.contains(k);
@@ -157,8 +181,12 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
             (Some(v), Some(o)) if flag && v == "yes" => crate::outln!("{k}    # {o}"),
             (Some(_), Some(o)) if flag => crate::outln!("# {k}    # {o} (off)"),
             (Some(_), None) if flag => crate::outln!("# {k}    # default (off)"),
-            (Some(v), Some(o)) => crate::outln!("{k} {v}    # {o}"),
-            (Some(v), None) => crate::outln!("{k} {v}    # default"),
+            (Some(v), Some(o)) => {
+                crate::outln!("{k} {}    # {o}", crate::text::message_bounded(&v))
+            }
+            (Some(v), None) => {
+                crate::outln!("{k} {}    # default", crate::text::message_bounded(&v))
+            }
             // The name in force without one is the host's (what `check` says too).
             (None, _) if *k == "MAILNAME" => {
                 crate::outln!("# {k}    # default: the host name ({})", s.cfg.host_name())
@@ -232,10 +260,18 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
         ),
         // Given empty (`O DeliveryMode=`): what that means to the programs.
         Some("") => match in_force(name) {
-            Some(v) => crate::outln!("O {name}={v}    # {} (given empty)", origin_of(def, name)),
+            Some(v) => crate::outln!(
+                "O {name}={}    # {} (given empty)",
+                crate::text::message_bounded(&v),
+                origin_of(def, name)
+            ),
             None => crate::outln!("O {name}    # {} (given empty)", origin_of(def, name)),
         },
-        Some(v) => crate::outln!("O {name}={v}    # {}", origin_of(def, name)),
+        Some(v) => crate::outln!(
+            "O {name}={}    # {}",
+            crate::text::message_bounded(v),
+            origin_of(def, name)
+        ),
         // QueueTimeout without its `/WARN` part: the warning time is the built-in one.
         None if name == "Timeout.queuewarn" && written("QueueTimeout").is_some() => {
             crate::outln!(
@@ -278,7 +314,8 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
                     && options::builtin_default(k).is_none()
             }) {
                 crate::outln!(
-                    "O {key}={value}    # {} (not used by rsendmail)",
+                    "O {key}={}    # {} (not used by rsendmail)",
+                    crate::text::message_bounded(value),
                     origin_of(def, key)
                 );
             }
@@ -304,15 +341,20 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
                 .filter(|(k, _)| k == def.name)
                 .map(|(_, v)| (v.as_str(), "command line"));
             for (v, o) in from_file.chain(from_line) {
-                crate::outln!("O {}={v}    # {o}{used}", def.name);
+                crate::outln!(
+                    "O {}={}    # {o}{used}",
+                    def.name,
+                    crate::text::message_bounded(v)
+                );
             }
         } else if ACTED_ON.iter().any(|(n, _)| *n == def.name) {
             acted_on(def, def.name);
         } else if def.name == "QueueTimeout" {
             match written(def.name) {
                 Some(v) => crate::outln!(
-                    "O QueueTimeout={v}    # {} (sendmail's old name: sets \
+                    "O QueueTimeout={}    # {} (sendmail's old name: sets \
                      Timeout.queuereturn[/queuewarn])",
+                    crate::text::message_bounded(v),
                     origin_of(def, def.name)
                 ),
                 None => crate::outln!(
@@ -322,8 +364,9 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
         } else {
             match written(def.name) {
                 Some(v) => crate::outln!(
-                    "O {}={v}    # {} (not used by rsendmail)",
+                    "O {}={}    # {} (not used by rsendmail)",
                     def.name,
+                    crate::text::message_bounded(v),
                     origin_of(def, def.name)
                 ),
                 None => crate::outln!("# O {}    # not used by rsendmail", def.name),

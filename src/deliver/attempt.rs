@@ -668,11 +668,16 @@ pub fn attempt(
     };
     let planned = match &locked.entry.state.bounce {
         // `rsendmail-admin bounce`: every open recipient is returned, nothing is sent.
-        Some(reason) => plan::returned(&open, reason, &|i| {
-            env.recipients
-                .get(i)
-                .map(|r| plan::route(engine, &r.address))
-        }),
+        Some(reason) => plan::returned(
+            &open,
+            reason,
+            locked.entry.state.bounce_by.as_deref(),
+            &|i| {
+                env.recipients
+                    .get(i)
+                    .map(|r| plan::route(engine, &r.address))
+            },
+        ),
         None => plan::plan(engine, &env, &open, hops, *index, &mut mx),
     };
     let address = |i: usize| {
@@ -1057,6 +1062,16 @@ pub fn relay_addresses(
     dns: &mut Option<Result<dns::Dns, String>>,
     name: &str,
 ) -> Result<Vec<IpAddr>, reply::Reply> {
+    relay_lookup(engine, dns, name).map_err(|(r, _)| r)
+}
+
+/// [`relay_addresses`], a lookup that failed for now with the resolver's own account
+/// (a refusal, a time-out), which sendmail's words leave out: `check` says it.
+pub fn relay_lookup(
+    engine: &Engine,
+    dns: &mut Option<Result<dns::Dns, String>>,
+    name: &str,
+) -> Result<Vec<IpAddr>, (reply::Reply, Option<String>)> {
     let unknown = |text: String| {
         reply::Reply::with_status(
             451,
@@ -1085,9 +1100,11 @@ pub fn relay_addresses(
     };
     match found {
         Ok(v) => Ok(v),
-        Err(dns::HostError::NotFound) => Err(not_found()),
-        Err(dns::HostError::NoData) => Err(unknown(dns::no_data_known(&format!("[{name}]")))),
-        Err(dns::HostError::Failed(why)) => Err(failed(&why)),
+        Err(dns::HostError::NotFound) => Err((not_found(), None)),
+        Err(dns::HostError::NoData) => {
+            Err((unknown(dns::no_data_known(&format!("[{name}]"))), None))
+        }
+        Err(dns::HostError::Failed(why)) => Err((failed(&why), Some(why))),
     }
 }
 

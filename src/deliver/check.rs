@@ -527,7 +527,24 @@ fn resolve(
         );
         return Some(vec![ip]);
     }
-    match attempt::relay_addresses(engine, dns_state, bare) {
+    // Through RESOLVER: how long a name server that does not answer is waited for,
+    // said before the wait.
+    if !engine.resolver.is_empty() && answered_locally(bare).is_none() {
+        let tries = engine.dns_retries.saturating_add(1);
+        let each = engine.dns_timeout.as_secs();
+        t.say(
+            Mark::Info,
+            "dns",
+            &format!(
+                "asking {through} for {bare}: each query within {each} s \
+                 (Timeout.resolver.retrans), {tries} tries (Timeout.resolver.retry {}): \
+                 up to {} s for a name server that does not answer",
+                engine.dns_retries,
+                each.saturating_mul(tries as u64)
+            ),
+        );
+    }
+    match attempt::relay_lookup(engine, dns_state, bare) {
         Ok(a) => {
             // RESOLVER's resolver answers a name of /etc/hosts, and `localhost`, itself:
             // no name server was asked, and the line says so.
@@ -544,23 +561,41 @@ fn resolve(
             );
             Some(a)
         }
-        Err(r) => {
+        Err((r, why)) => {
             // A name that does not exist (x.1.2) is for the admin to fix, not to wait on.
             let code = if r.enhanced().is_some_and(|e| e.ends_with(".1.2")) {
                 Sysexit::Unavailable
             } else {
                 Sysexit::TempFail
             };
+            // A lookup that failed for now: whether the name server answered at all.
+            let cause = match why.as_deref().map(resolver_cause) {
+                Some(c) if !engine.resolver.is_empty() => format!(" ({c})"),
+                _ => String::new(),
+            };
             t.fail(
                 code,
                 "dns",
                 &format!(
-                    "{bare}{serves} through {through}: {}",
+                    "{bare}{serves} through {through}: {}{cause}",
                     r.text_without_enhanced()
                 ),
             );
             None
         }
+    }
+}
+
+/// What the resolver's account of a failed lookup says of the name server: it did not
+/// answer in time, it refused, or (anything else) its own words.
+fn resolver_cause(why: &str) -> String {
+    let w = why.to_ascii_lowercase();
+    if w.contains("timed out") || w.contains("timeout") {
+        "RESOLVER did not answer: timed out".to_string()
+    } else if w.contains("refused") {
+        format!("RESOLVER did not answer: refused ({why})")
+    } else {
+        format!("RESOLVER: {why}")
     }
 }
 

@@ -109,19 +109,27 @@ pub fn received_count(header: &[u8]) -> usize {
 }
 
 /// The plan of an entry `rsendmail-admin bounce` marked: each of `open` fails at once
-/// (`550 5.0.0 Returned to sender by the administrator: REASON`), so the attempt's
+/// (`550 5.0.0 Returned to sender by the administrator: REASON`; `by` in place of "by
+/// the administrator" when someone else asked, such as "at its sender's request (user
+/// alice)"), so the attempt's
 /// record fails them and queues the report they owe, as for any permanent failure, and
 /// the entry is removed only after that (never two reports: the mark goes with it).
 /// `route_of` gives each recipient's route: its log line names the mailer it would have
 /// gone by, not `local` for a remote recipient, and no relay (none was contacted).
-pub fn returned(open: &[usize], reason: &str, route_of: &dyn Fn(usize) -> Option<Route>) -> Plan {
+pub fn returned(
+    open: &[usize],
+    reason: &str,
+    by: Option<&str>,
+    route_of: &dyn Fn(usize) -> Option<Route>,
+) -> Plan {
     let mut p = Plan::default();
     let reason = rsendmail::text::printable(reason);
+    let by = rsendmail::text::printable(by.unwrap_or("by the administrator"));
     for &i in open {
         let mut o = RcptOutcome::local(
             i,
             550,
-            format!("5.0.0 Returned to sender by the administrator: {reason}"),
+            format!("5.0.0 Returned to sender {by}: {reason}"),
             Mailer::Local,
             None,
         );

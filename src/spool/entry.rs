@@ -681,6 +681,10 @@ pub struct State {
     /// `rsendmail-admin bounce`: the next attempt returns every open recipient to the
     /// sender with this reason, sending nothing (`bounce REASON`, escaped).
     pub bounce: Option<String>,
+    /// Who asked for that return when it was not the administrator (root): the words
+    /// the report gives in place of "by the administrator" (`bounce-by TEXT`, escaped),
+    /// such as "at its sender's request (user alice)".
+    pub bounce_by: Option<String>,
     /// Recipients refused at an interactive submission (`-odi`), whose failure the
     /// delivery that follows reports in its own report, so that the sender gets one
     /// report for the whole pass, as sendmail's (`owed` lines: [`owed_text`] of each
@@ -867,6 +871,9 @@ impl State {
         if let Some(b) = &self.bounce {
             let _ = writeln!(s, "bounce {}", escape(b));
         }
+        if let Some(b) = &self.bounce_by {
+            let _ = writeln!(s, "bounce-by {}", escape(b));
+        }
         for r in &self.owed {
             let _ = writeln!(s, "owed {}", owed_text(r));
         }
@@ -932,6 +939,7 @@ impl State {
                 "reports" => st.reports = rest.parse().map_err(|_| bad())?,
                 "retry" => st.retry = true,
                 "bounce" => st.bounce = Some(unescape(rest).ok_or_else(bad)?),
+                "bounce-by" => st.bounce_by = Some(unescape(rest).ok_or_else(bad)?),
                 "owed" => st.owed.push(owed_from(rest).ok_or_else(bad)?),
                 "owed-note" => st.owed_notes.push(unescape(rest).ok_or_else(bad)?),
                 "owner-owed" => {
@@ -1016,6 +1024,7 @@ impl State {
             // The administrator's marks are texts too (and not bounded).
             retry: false,
             bounce: None,
+            bounce_by: None,
             expansion_notes: Vec::new(),
             reply_lines: Vec::new(),
             // Written by deliveries, which never take a held entry.
@@ -1592,6 +1601,7 @@ mod tests {
             reports: 3,
             retry: true,
             bounce: Some("spam run %20\u{e9}".into()),
+            bounce_by: Some("at its sender's request (user a b%)".into()),
             // A report owed for recipients refused at submission, every field kept
             // (a blank, a `%`, an empty text, one field absent).
             owed: vec![crate::dsn::RcptReport {
@@ -1709,6 +1719,7 @@ mod tests {
                 reports: u32::MAX,
                 retry: true,
                 bounce: Some("returned ".repeat(40)),
+                bounce_by: Some("at the request of user x".into()),
                 owed: Vec::new(),
                 owed_notes: Vec::new(),
                 owner_owed: Vec::new(),
@@ -1967,6 +1978,7 @@ rcpt 1 delivered 250";
                         warned,
                         reports: attempts,
                         retry,
+                        bounce_by: bounce.as_ref().map(|b| format!("at the request of {b}")),
                         bounce,
                         owed: Vec::new(),
                         owed_notes: Vec::new(),
