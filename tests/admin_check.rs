@@ -3022,7 +3022,12 @@ fn following_each_fix_makes_check_pass() {
         ("auth 0604", |e| auth(e, 0o604, None)),
         ("auth 0600", |e| auth(e, 0o600, None)),
         ("auth group", |e| auth(e, 0o640, Some((0, 65534)))),
-        ("spool 2777", |e| chmod(&e.spool, 0o2777)),
+        // A spool in use (an empty directory everyone may write is a shared one, never
+        // taken over nor repaired: setup.rs).
+        ("spool 2777", |e| {
+            sub(e, "tmp", 0o2770, None);
+            chmod(&e.spool, 0o2777)
+        }),
         // What init would put right: a spool of the group root, or a user's.
         ("spool root:root", |e| {
             sub(e, "tmp", 0o2770, None);
@@ -3065,11 +3070,6 @@ fn following_each_fix_makes_check_pass() {
             let m = e.dir.join("maillog");
             fs::write(&m, "").unwrap();
             chmod(&m, 0o640);
-            e.add_config(&format!("MAILLOG {}\n", m.display()));
-        }),
-        ("maillog a link", |e| {
-            let m = e.dir.join("maillog");
-            std::os::unix::fs::symlink(e.dir.join("elsewhere"), &m).unwrap();
             e.add_config(&format!("MAILLOG {}\n", m.display()));
         }),
         ("fifo a link", |e| {
@@ -5223,4 +5223,130 @@ fn the_system_spools_entries_make_no_typo_of_another_configurations_spool() {
         )),
         "{said}"
     );
+}
+
+/// A file or directory the configuration names that is not rsendmail's (the password
+/// file, a device, a FIFO, a directory where a file belongs, `/`, a shared sticky
+/// directory) fails its step with the keyword's file and line and no fix at all: no
+/// command the admin pastes changes its mode or owner, or moves it. `MAILLOG /dev/null`
+/// (no log file) passes, and a submission says nothing of it.
+#[test]
+fn a_path_that_is_not_rsendmails_gets_no_fix() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let (_, run) = install_check(&env);
+    let base = fs::read_to_string(&env.conf).unwrap();
+    let fifo = env.dir.join("fifo");
+    mkfifo(&fifo);
+    let a_dir = env.dir.join("a-dir");
+    fs::create_dir(&a_dir).unwrap();
+    let link = env.dir.join("log-link");
+    std::os::unix::fs::symlink(env.dir.join("elsewhere"), &link).unwrap();
+    let d = |p: &Path| p.display().to_string();
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "MAILLOG",
+            "/etc/passwd".into(),
+            "maillog",
+            "the system's password file",
+        ),
+        (
+            "MAILLOG",
+            "/etc/../etc/passwd".into(),
+            "maillog",
+            "the system's password file",
+        ),
+        (
+            "MAILLOG",
+            "/dev/zero".into(),
+            "maillog",
+            "a character device",
+        ),
+        ("MAILLOG", d(&fifo), "maillog", "a FIFO, not a regular file"),
+        (
+            "MAILLOG",
+            d(&link),
+            "maillog",
+            "a symbolic link, not a regular file",
+        ),
+        (
+            "AUTHPATH",
+            "/etc/passwd".into(),
+            "auth.conf",
+            "the system's password file",
+        ),
+        (
+            "AUTHPATH",
+            "/dev/zero".into(),
+            "auth.conf",
+            "a character device",
+        ),
+        (
+            "AUTHPATH",
+            d(&fifo),
+            "auth.conf",
+            "a FIFO, not a regular file",
+        ),
+        (
+            "AUTHPATH",
+            d(&a_dir),
+            "auth.conf",
+            "a directory, not a regular file",
+        ),
+        ("SPOOLDIR", "/".into(), "spool", "the root directory"),
+        (
+            "SPOOLDIR",
+            "/var/tmp".into(),
+            "spool",
+            "a shared sticky directory",
+        ),
+        (
+            "SPOOLDIR",
+            "/home".into(),
+            "spool",
+            "the directory of users' homes",
+        ),
+    ];
+    for (keyword, path, step, why) in &cases {
+        fs::write(&env.conf, format!("{base}{keyword} {path}\n")).unwrap();
+        let n = base.lines().count() + 1;
+        let r = run();
+        r.code(78);
+        // Its own step, or the files step when others could change it too.
+        let said = format!(": {keyword} names {path}, which is not ");
+        let l = r
+            .stdout
+            .lines()
+            .find(|l| {
+                [*step, "files"]
+                    .iter()
+                    .any(|st| l.starts_with(&format!("FAIL {st}{said}")))
+            })
+            .unwrap_or_else(|| panic!("no FAIL {step}{said}in\n{}", r.stdout));
+        assert!(
+            l.contains(&format!(
+                "not rsendmail's ({why}): correct {}: line {n}",
+                env.conf.display()
+            )),
+            "{keyword} {path}: {l}"
+        );
+        let named: Vec<String> = fixes_in(&r.stdout)
+            .into_iter()
+            .filter(|c| c.contains(path.as_str()))
+            .collect();
+        assert!(
+            named.is_empty(),
+            "{keyword} {path}: {named:?}\n{}",
+            r.stdout
+        );
+    }
+    // "No log file": passes, and a submission warns of nothing.
+    fs::write(&env.conf, format!("{base}MAILLOG /dev/null\n")).unwrap();
+    let r = run();
+    line(&r, "ok   maillog /dev/null: no log file");
+    let out = env.sendmail(&["-odq", "bob@example.org"], MSG);
+    out.code(0);
+    assert!(!out.stderr.contains("MAILLOG"), "{}", out.stderr);
 }

@@ -155,21 +155,29 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
     if let Some(p) = s.cfg.auth_path.as_ref().filter(|_| {
         auth_readable_by_others(&s.cfg) && !t.failed_steps.iter().any(|f| f == "auth.conf")
     }) {
-        let cmd = match crate::spool::safety::acl_readers(p) {
-            Some(_) => format!("setfacl -b {}", sh_word(p)),
-            None => format!("chmod o-r {}", sh_word(p)),
-        };
-        let repair = crate::spool::safety::repair_text(p, &[cmd]);
-        t.fail(
-            Sysexit::Config,
-            "auth.conf",
-            &format!(
-                "{} is readable by others: its passwords must not be, and every program \
-                 refuses it{}",
-                p.display(),
-                repair
-            ),
-        );
+        // A device, a directory, a system file: said, never repaired here.
+        if let Some(why) = std::fs::metadata(p)
+            .ok()
+            .and_then(|md| not_rsendmails(&s.cfg, "AUTHPATH", p, &md, false))
+        {
+            t.fail(Sysexit::Config, "auth.conf", &why);
+        } else {
+            let cmd = match crate::spool::safety::acl_readers(p) {
+                Some(_) => format!("setfacl -b {}", sh_word(p)),
+                None => format!("chmod o-r {}", sh_word(p)),
+            };
+            let repair = crate::spool::safety::repair_text(p, &[cmd]);
+            t.fail(
+                Sysexit::Config,
+                "auth.conf",
+                &format!(
+                    "{} is readable by others: its passwords must not be, and every program \
+                     refuses it{}",
+                    p.display(),
+                    repair
+                ),
+            );
+        }
     }
     reload_step(&mut t, &s);
     corrupt_step(&mut t, &s);
@@ -448,10 +456,27 @@ fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
         .filter(|u| u.what != "CONFIG")
         .collect();
     for u in &found {
+        // A device, a FIFO, a system file: said, never repaired here.
+        let md = match u.what {
+            "MAILLOG" => std::fs::symlink_metadata(&u.path).ok(),
+            "AUTHPATH" => std::fs::metadata(&u.path).ok(),
+            _ => None,
+        };
+        let repair = repair(u);
+        if let Some(why) = md
+            .filter(|_| {
+                repair.starts_with(" (fix: ")
+                    || crate::spool::safety::system_path(&u.path).is_some()
+            })
+            .and_then(|md| not_rsendmails(&s.cfg, u.what, &u.path, &md, false))
+        {
+            t.fail(Sysexit::Config, "files", &why);
+            continue;
+        }
         t.fail(
             Sysexit::Config,
             "files",
-            &format!("{}{}", u.problem(), repair(u)),
+            &format!("{}{repair}", u.problem()),
         );
     }
     found.is_empty()
@@ -1013,6 +1038,57 @@ fn other_names_step(t: &mut Tally) {
     }
 }
 
+/// Why `path`, which the configuration's `keyword` names, is not rsendmail's, so that no
+/// printed fix changes its mode or owner or moves it: a well-known system path (the
+/// password file, `/`, `/tmp`, `/home`, anything under `/dev`, `/proc` or `/sys`), for a
+/// file anything but a regular file or one with other links (a `dir`, the spool, must be
+/// a directory), or one a system user other than root owns. Every fix of a mode or owner
+/// of a file the configuration names goes through it; None when it is rsendmail's to
+/// repair. The reason is the whole `FAIL` text: `MAILLOG names /etc/passwd, which is not
+/// rsendmail's (the system's password file): correct /etc/rsendmail/rsendmail.conf:
+/// line 9`.
+fn not_rsendmails(
+    cfg: &Config,
+    keyword: &str,
+    path: &Path,
+    md: &std::fs::Metadata,
+    dir: bool,
+) -> Option<String> {
+    let kind = crate::spool::safety::kind_of(&md.file_type());
+    let why: Option<String> = if let Some(what) = crate::spool::safety::system_path(path) {
+        Some(if what.is_empty() {
+            kind.to_string()
+        } else {
+            what.to_string()
+        })
+    } else if dir && !md.is_dir() {
+        Some(format!("{kind}, not a directory"))
+    } else if !dir && !md.is_file() {
+        Some(format!("{kind}, not a regular file"))
+    } else if !dir && md.nlink() != 1 {
+        Some("a file with other links".into())
+    } else if md.uid() != 0 && md.uid() < 1000 && md.uid() != nix::unistd::geteuid().as_raw() {
+        Some(format!(
+            "owned by the system user {}",
+            crate::spool::safety::user_name(md.uid())
+        ))
+    } else {
+        None
+    };
+    let why = why?;
+    let at = cfg.where_set(keyword);
+    let at = at.trim_end_matches(": ");
+    Some(format!(
+        "{keyword} names {}, which is not rsendmail's ({why}): correct {}",
+        path.display(),
+        if at.is_empty() {
+            "the configuration"
+        } else {
+            at
+        }
+    ))
+}
+
 fn fix(cmds: &[String]) -> String {
     format!(" (fix: {})", cmds.join(" && "))
 }
@@ -1519,6 +1595,11 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             return;
         }
     };
+    // `/`, `/home`, `/var/mail`: never given the spool's modes.
+    if let Some(why) = not_rsendmails(&s.cfg, "SPOOLDIR", dir, &spool_md, true) {
+        t.fail(Sysexit::Config, "spool", &why);
+        return;
+    }
     let mode = spool_md.mode() & 0o7777;
     // A directory that is no spool yet (no tmp/): what the first submission, or init,
     // would say of it (another program's files, an old sendmail queue, a shared one).
@@ -1732,6 +1813,10 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         let path = sh_word(p);
         let acl_readers = crate::spool::safety::acl_readers(p);
         match std::fs::metadata(p) {
+            // A device, a directory, a system file: said, never repaired here.
+            Ok(md) if let Some(why) = not_rsendmails(&s.cfg, "AUTHPATH", p, &md, false) => {
+                t.fail(Sysexit::Config, "auth.conf", &why)
+            }
             Err(e) => t.fail(
                 Sysexit::Config,
                 "auth.conf",
@@ -1820,6 +1905,17 @@ fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
     let Some(p) = &s.cfg.maillog else {
         return;
     };
+    if s.cfg.maillog_file().is_none() {
+        t.say(
+            Mark::Ok,
+            "maillog",
+            &format!(
+                "{}: no log file; lines go where they go without MAILLOG (syslog)",
+                p.display()
+            ),
+        );
+        return;
+    }
     if !crate::spool::safety::file_risks(
         p,
         &app::maillog_group(s)
@@ -1852,23 +1948,11 @@ fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
             "maillog",
             &format!("{}: {}", p.display(), config::io_text(&e)),
         ),
-        Ok(md) if !md.is_file() || md.nlink() != 1 => t.fail(
+        // A device, a system file, a file with other links: never repaired here.
+        Ok(md) if let Some(why) = not_rsendmails(&s.cfg, "MAILLOG", p, &md, false) => t.fail(
             Sysexit::Config,
             "maillog",
-            &format!(
-                "{} is {}: every program refuses it, never opening it, and logs \
-                 elsewhere{}",
-                p.display(),
-                if md.is_file() {
-                    "a file with more than one link".to_string()
-                } else {
-                    format!(
-                        "{}, not a regular file",
-                        crate::spool::safety::kind_of(&md.file_type())
-                    )
-                },
-                fix(&[format!("mv {} {}.refused", sh_word(p), sh_word(p))])
-            ),
+            &format!("{why}; every program refuses it, never opening it, and logs elsewhere"),
         ),
         Ok(md)
             if !s.spool.private
