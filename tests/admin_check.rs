@@ -5350,3 +5350,66 @@ fn a_path_that_is_not_rsendmails_gets_no_fix() {
     out.code(0);
     assert!(!out.stderr.contains("MAILLOG"), "{}", out.stderr);
 }
+
+/// Root's check of the system spool fails a CERTFILE (and `O CACertFile`) the spool's
+/// group cannot read (a key in /etc/ssl/private, root:ssl-cert 0640 in a 0710
+/// directory): users' deliveries read it with that group and would wait for the root
+/// queue runner. The fix installs a copy of the spool's group and points the line at
+/// it, never a chgrp of the file another group reads; the wake-up step names it.
+#[test]
+fn a_tls_file_the_spools_group_cannot_read_is_failed() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let (_, run) = install_check(&env);
+    let Some(pki) = crate::tls::Pki::make(&env.dir) else {
+        return;
+    };
+    let private = env.dir.join("private");
+    fs::create_dir(&private).unwrap();
+    chgrp_chmod(&private, 65534, 0o710);
+    let pem = private.join("client.pem");
+    let both = format!(
+        "{}{}",
+        fs::read_to_string(pki.path("srv.pem")).unwrap(),
+        fs::read_to_string(pki.path("srv.key")).unwrap()
+    );
+    fs::write(&pem, both).unwrap();
+    chgrp_chmod(&pem, 65534, 0o640);
+    env.add_config(&format!("STARTTLS\nCERTFILE {}\n", pem.display()));
+    let n = fs::read_to_string(&env.conf).unwrap().lines().count();
+    let r = run();
+    r.code(78);
+    let l = line(
+        &r,
+        &format!("FAIL tls files: CERTFILE {} (root:", pem.display()),
+    );
+    assert!(
+        l.contains("is not readable by the spool's group")
+            && l.contains("so users' submissions cannot deliver themselves"),
+        "{l}"
+    );
+    let cmd = fix_of(l).unwrap();
+    assert!(
+        cmd.starts_with(&format!(
+            "install -o root -g {} -m 640 {} /etc/rsendmail/client.pem",
+            group_name(spool_gid()),
+            pem.display()
+        )) && cmd.contains(&format!(
+            "sed -i '{n}s|.*|CERTFILE /etc/rsendmail/client.pem|' "
+        )),
+        "{cmd}"
+    );
+    assert!(!cmd.contains("chgrp"), "{cmd}");
+    assert!(
+        line(&r, "FAIL wakeup: ").contains("CERTFILE is not readable by the spool's group"),
+        "{}",
+        r.stdout
+    );
+    // Readable by the group through the directory: no such line.
+    chgrp_chmod(&private, spool_gid(), 0o710);
+    chgrp_chmod(&pem, spool_gid(), 0o640);
+    let r = run();
+    assert!(!r.stdout.contains("FAIL tls files"), "{}", r.stdout);
+}

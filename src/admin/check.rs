@@ -1089,6 +1089,20 @@ fn not_rsendmails(
     ))
 }
 
+/// Whether a member of group `gid` (neither root nor the owner) can read `path`: every
+/// directory above it searchable by others or by that group, the file readable by
+/// others or by that group (access ACLs aside).
+fn group_reads(path: &Path, gid: u32) -> bool {
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let may = |md: &std::fs::Metadata, bits: u32| {
+        md.mode() & bits != 0 || (md.gid() == gid && md.mode() & (bits << 3) != 0)
+    };
+    real.ancestors()
+        .skip(1)
+        .all(|d| std::fs::metadata(d).is_ok_and(|md| may(&md, 0o001)))
+        && std::fs::metadata(&real).is_ok_and(|md| may(&md, 0o004))
+}
+
 fn fix(cmds: &[String]) -> String {
     format!(" (fix: {})", cmds.join(" && "))
 }
@@ -1772,6 +1786,20 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             .as_ref()
             .is_some_and(|md| Some(md.gid()) != g || md.mode() & 0o040 == 0)
     });
+    // The TLS files users' deliveries read with the spool's group.
+    let certs_unreadable: Vec<(&str, &Path)> = shared_group
+        .flatten()
+        .map(|g| {
+            [
+                ("CERTFILE", s.cfg.cert_file.as_deref()),
+                ("CACertFile", s.settings.ca_cert_file.as_deref()),
+            ]
+            .into_iter()
+            .filter_map(|(k, p)| Some((k, p?)))
+            .filter(|(_, p)| p.exists() && !group_reads(p, g))
+            .collect()
+        })
+        .unwrap_or_default();
     let mode = crate::cli::effective_mode(false, None, s.settings.delivery_mode);
     let only_runner = match mode {
         crate::options::DeliveryMode::QueueOnly => Some((
@@ -1796,8 +1824,72 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                 .to_string(),
             OnlyRunner::Install,
         )),
+        _ if !certs_unreadable.is_empty() => Some((
+            format!(
+                "{} is not readable by the spool's group, so users' submissions cannot \
+                 deliver themselves",
+                certs_unreadable[0].0
+            ),
+            OnlyRunner::Install,
+        )),
         _ => None,
     };
+    for (keyword, p) in &certs_unreadable {
+        let copy = Path::new("/etc/rsendmail").join(p.file_name().unwrap_or_default());
+        let at = s.cfg.where_set(keyword).trim_end_matches(": ").to_string();
+        let at = if at.is_empty() {
+            s.cfg
+                .where_set(&format!("O {keyword}"))
+                .trim_end_matches(": ")
+                .to_string()
+        } else {
+            at
+        };
+        let line = if *keyword == "CERTFILE" {
+            format!("CERTFILE {}", copy.display())
+        } else {
+            format!("O CACertFile={}", copy.display())
+        };
+        let mut cmds = vec![format!(
+            "install -o root -g {} -m 640 {} {}",
+            want.group,
+            sh_word(p),
+            sh_word(&copy)
+        )];
+        // Its line pointed at the copy (never a chgrp of the file another group reads).
+        let plain = |t: &str| {
+            t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b" /._-+,:@%=".contains(&b))
+        };
+        let edit = at
+            .rsplit_once(": line ")
+            .and_then(|(file, n)| Some((file, n.parse::<u32>().ok()?)))
+            .filter(|_| plain(&line));
+        let said = match edit {
+            Some((file, n)) => {
+                cmds.push(format!(
+                    "sed -i '{n}s|.*|{line}|' {}",
+                    sh_word(Path::new(file))
+                ));
+                fix(&cmds)
+            }
+            None => format!("{}, then correct {at} to read `{line}`", fix(&cmds)),
+        };
+        let md = std::fs::metadata(p);
+        t.fail(
+            Sysexit::Config,
+            "tls files",
+            &format!(
+                "{keyword} {}{} is not readable by the spool's group {}, so users' \
+                 submissions cannot deliver themselves (they wait for the root queue \
+                 runner){said}",
+                p.display(),
+                md.map(|md| format!(" ({})", owner_mode(&md)))
+                    .unwrap_or_default(),
+                want.group
+            ),
+        );
+    }
     wakeup_step(
         t,
         s,
