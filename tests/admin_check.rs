@@ -5413,3 +5413,40 @@ fn a_tls_file_the_spools_group_cannot_read_is_failed() {
     let r = run();
     assert!(!r.stdout.contains("FAIL tls files"), "{}", r.stdout);
 }
+
+/// An ALIASES file a user owns (0600, in her directory) for the system spool: the files
+/// step refuses it and says root is to make it anew; no other line offers a fix (her own
+/// `chmod a+r` would leave the files step failing), so the advice never contradicts itself.
+#[test]
+fn a_users_aliases_file_gets_one_repair_only() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    let (_, run) = install_check(&env);
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let user = test_user();
+    let d = env.dir.join("u");
+    fs::create_dir(&d).unwrap();
+    std::os::unix::fs::chown(&d, Some(user.uid), Some(user.gid)).unwrap();
+    let aliases = d.join("aliases");
+    fs::write(&aliases, "x: root\n").unwrap();
+    std::os::unix::fs::chown(&aliases, Some(user.uid), Some(user.gid)).unwrap();
+    chmod(&aliases, 0o600);
+    env.add_config(&format!("ALIASES {}\n", aliases.display()));
+    let r = run();
+    r.code(78);
+    let name = aliases.display().to_string();
+    let about: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("FAIL ") && l.contains(&name))
+        .collect();
+    assert!(
+        about.iter().any(|l| l.starts_with("FAIL files: ")),
+        "{}",
+        r.stdout
+    );
+    let fixes: Vec<&&str> = about.iter().filter(|l| fix_of(l).is_some()).collect();
+    assert!(fixes.is_empty(), "{fixes:?}");
+}
