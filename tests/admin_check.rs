@@ -3450,6 +3450,27 @@ fn a_users_own_spool_gets_fixes_she_can_run() {
             && fixes.contains(&format!("chmod 700 {}", spool.display())),
         "{said}"
     );
+    // 0755: others see the entries' names only, and submissions use it: one rule, a
+    // warning in check (not a failure), and a submission queues into it.
+    assert!(
+        said.lines().any(
+            |l| l.starts_with(&format!("warn spool: {} (", spool.display()))
+                && l.contains("others can list this user's own spool")
+        ),
+        "{said}"
+    );
+    assert!(!said.contains("FAIL spool:"), "{said}");
+    // (its auth.conf, which every program refuses at 0644, made hers alone meanwhile)
+    chmod(&auth, 0o600);
+    let out = as_user(
+        &bin.join("rsendmail"),
+        &["-C", conf.to_str().unwrap(), "-odq", "bob@example.org"],
+        &[],
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(fs::metadata(&spool).unwrap().mode() & 0o7777, 0o755);
+    chmod(&auth, 0o644);
     for c in &fixes {
         let st = std::process::Command::new("runuser")
             .args(["-u", TEST_USER, "--", "sh", "-c", c])

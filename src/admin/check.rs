@@ -1687,7 +1687,23 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             ),
         );
     } else if s.spool.private {
-        if mode & 0o077 != 0 {
+        if mode & 0o077 != 0 && mode & 0o022 == 0 {
+            // Readable, not writable, by others: what submissions use too (as sendmail
+            // uses a queue directory others may read); each entry is 0600, so only the
+            // entries' names (queue IDs) are seen.
+            t.say(
+                Mark::Warn,
+                "spool",
+                &format!(
+                    "{} ({}): others can list this user's own spool (its entries' names, \
+                     not their contents: each entry is 0600); submissions use it as it \
+                     is, and 0700 keeps even the names hers{}",
+                    dir.display(),
+                    owner_mode(&spool_md),
+                    fix(&[format!("chmod 700 {}", sh_word(dir))])
+                ),
+            );
+        } else if mode & 0o077 != 0 {
             t.fail(
                 Sysexit::Config,
                 "spool",
