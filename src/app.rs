@@ -228,7 +228,7 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
     let log_group = (!private)
         .then(|| std::fs::metadata(&spool_dir).ok().map(|m| m.gid()))
         .flatten();
-    crate::log::configure(cfg.maillog.as_deref(), inv.is_long_running(), log_group);
+    crate::log::configure(cfg.maillog_file(), inv.is_long_running(), log_group);
     // Where the path was named: only the caller's own built-in default is made on
     // demand (`Spool::check_present`).
     let named = if inv.settings.queue_directory.is_some() {

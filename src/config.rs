@@ -37,6 +37,9 @@ use crate::options::{self, DeliveryMode, OptDef, Settings};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+/// `MAILLOG /dev/null`: no log file ([`Config::maillog_file`]).
+pub const MAILLOG_OFF: &str = "/dev/null";
+
 /// The default config file: the system configuration ([`system_config`]).
 pub const DEFAULT_CONFIG: &str = "/etc/rsendmail/rsendmail.conf";
 
@@ -572,6 +575,15 @@ impl Config {
         self.mail_name.clone()
     }
 
+    /// The file log lines go to: MAILLOG's, but none for `MAILLOG /dev/null`, what
+    /// sendmail and Postfix admins write for "no log file": lines then go where they go
+    /// without MAILLOG (syslog), and nothing warns of a device.
+    pub fn maillog_file(&self) -> Option<&Path> {
+        self.maillog
+            .as_deref()
+            .filter(|p| *p != Path::new(MAILLOG_OFF))
+    }
+
     /// `file: line N: ` where `keyword` was set in the config, or nothing.
     pub fn where_set(&self, keyword: &str) -> String {
         self.origin
@@ -961,7 +973,13 @@ impl Config {
             ("CERTFILE", self.cert_file.as_ref(), &[]),
             ("CACertFile", settings.ca_cert_file.as_ref(), &[]),
             ("MAILNAME", mailname.as_ref(), &[]),
-            ("MAILLOG", self.maillog.as_ref(), &log_groups),
+            (
+                "MAILLOG",
+                self.maillog
+                    .as_ref()
+                    .filter(|_| self.maillog_file().is_some()),
+                &log_groups,
+            ),
             ("PidFile", settings.pid_file.as_ref(), &[]),
         ] {
             let Some(p) = path.filter(|_| wanted(what)) else {

@@ -397,6 +397,19 @@ pub fn open_log_file_for(path: &Path, group: Option<u32>) -> std::io::Result<Fil
     let euid = unsafe { libc::geteuid() };
     let looked = match std::fs::symlink_metadata(path) {
         Ok(md) => {
+            // The password file, a device: never rsendmail's to write, even as root.
+            if let Some(what) =
+                crate::spool::safety::system_path(path).filter(|_| md.file_type().is_file())
+            {
+                let what = if what.is_empty() {
+                    "the system's"
+                } else {
+                    what
+                };
+                return Err(std::io::Error::other(format!(
+                    "it is {what}, not rsendmail's (never opened)"
+                )));
+            }
             if !md.file_type().is_file() {
                 return Err(std::io::Error::other(format!(
                     "it is {}, not a regular file (never opened)",

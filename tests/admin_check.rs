@@ -3034,7 +3034,12 @@ fn following_each_fix_makes_check_pass() {
         ("auth 0604", |e| auth(e, 0o604, None)),
         ("auth 0600", |e| auth(e, 0o600, None)),
         ("auth group", |e| auth(e, 0o640, Some((0, 65534)))),
-        ("spool 2777", |e| chmod(&e.spool, 0o2777)),
+        // A spool in use (an empty directory everyone may write is a shared one, never
+        // taken over nor repaired: setup.rs).
+        ("spool 2777", |e| {
+            sub(e, "tmp", 0o2770, None);
+            chmod(&e.spool, 0o2777)
+        }),
         // What init would put right: a spool of the group root, or a user's.
         ("spool root:root", |e| {
             sub(e, "tmp", 0o2770, None);
@@ -3077,11 +3082,6 @@ fn following_each_fix_makes_check_pass() {
             let m = e.dir.join("maillog");
             fs::write(&m, "").unwrap();
             chmod(&m, 0o640);
-            e.add_config(&format!("MAILLOG {}\n", m.display()));
-        }),
-        ("maillog a link", |e| {
-            let m = e.dir.join("maillog");
-            std::os::unix::fs::symlink(e.dir.join("elsewhere"), &m).unwrap();
             e.add_config(&format!("MAILLOG {}\n", m.display()));
         }),
         ("fifo a link", |e| {
@@ -3462,6 +3462,27 @@ fn a_users_own_spool_gets_fixes_she_can_run() {
             && fixes.contains(&format!("chmod 700 {}", spool.display())),
         "{said}"
     );
+    // 0755: others see the entries' names only, and submissions use it: one rule, a
+    // warning in check (not a failure), and a submission queues into it.
+    assert!(
+        said.lines().any(
+            |l| l.starts_with(&format!("warn spool: {} (", spool.display()))
+                && l.contains("others can list this user's own spool")
+        ),
+        "{said}"
+    );
+    assert!(!said.contains("FAIL spool:"), "{said}");
+    // (its auth.conf, which every program refuses at 0644, made hers alone meanwhile)
+    chmod(&auth, 0o600);
+    let out = as_user(
+        &bin.join("rsendmail"),
+        &["-C", conf.to_str().unwrap(), "-odq", "bob@example.org"],
+        &[],
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(fs::metadata(&spool).unwrap().mode() & 0o7777, 0o755);
+    chmod(&auth, 0o644);
     for c in &fixes {
         let st = std::process::Command::new("runuser")
             .args(["-u", TEST_USER, "--", "sh", "-c", c])
@@ -5294,4 +5315,230 @@ fn a_resolver_that_does_not_answer_is_said_so() {
         "{}",
         r.stdout
     );
+}
+
+/// A file or directory the configuration names that is not rsendmail's (the password
+/// file, a device, a FIFO, a directory where a file belongs, `/`, a shared sticky
+/// directory) fails its step with the keyword's file and line and no fix at all: no
+/// command the admin pastes changes its mode or owner, or moves it. `MAILLOG /dev/null`
+/// (no log file) passes, and a submission says nothing of it.
+#[test]
+fn a_path_that_is_not_rsendmails_gets_no_fix() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let (_, run) = install_check(&env);
+    let base = fs::read_to_string(&env.conf).unwrap();
+    let fifo = env.dir.join("fifo");
+    mkfifo(&fifo);
+    let a_dir = env.dir.join("a-dir");
+    fs::create_dir(&a_dir).unwrap();
+    let link = env.dir.join("log-link");
+    std::os::unix::fs::symlink(env.dir.join("elsewhere"), &link).unwrap();
+    let d = |p: &Path| p.display().to_string();
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "MAILLOG",
+            "/etc/passwd".into(),
+            "maillog",
+            "the system's password file",
+        ),
+        (
+            "MAILLOG",
+            "/etc/../etc/passwd".into(),
+            "maillog",
+            "the system's password file",
+        ),
+        (
+            "MAILLOG",
+            "/dev/zero".into(),
+            "maillog",
+            "a character device",
+        ),
+        ("MAILLOG", d(&fifo), "maillog", "a FIFO, not a regular file"),
+        (
+            "MAILLOG",
+            d(&link),
+            "maillog",
+            "a symbolic link, not a regular file",
+        ),
+        (
+            "AUTHPATH",
+            "/etc/passwd".into(),
+            "auth.conf",
+            "the system's password file",
+        ),
+        (
+            "AUTHPATH",
+            "/dev/zero".into(),
+            "auth.conf",
+            "a character device",
+        ),
+        (
+            "AUTHPATH",
+            d(&fifo),
+            "auth.conf",
+            "a FIFO, not a regular file",
+        ),
+        (
+            "AUTHPATH",
+            d(&a_dir),
+            "auth.conf",
+            "a directory, not a regular file",
+        ),
+        ("SPOOLDIR", "/".into(), "spool", "the root directory"),
+        (
+            "SPOOLDIR",
+            "/var/tmp".into(),
+            "spool",
+            "a shared sticky directory",
+        ),
+        (
+            "SPOOLDIR",
+            "/home".into(),
+            "spool",
+            "the directory of users' homes",
+        ),
+    ];
+    for (keyword, path, step, why) in &cases {
+        fs::write(&env.conf, format!("{base}{keyword} {path}\n")).unwrap();
+        let n = base.lines().count() + 1;
+        let r = run();
+        r.code(78);
+        // Its own step, or the files step when others could change it too.
+        let said = format!(": {keyword} names {path}, which is not ");
+        let l = r
+            .stdout
+            .lines()
+            .find(|l| {
+                [*step, "files"]
+                    .iter()
+                    .any(|st| l.starts_with(&format!("FAIL {st}{said}")))
+            })
+            .unwrap_or_else(|| panic!("no FAIL {step}{said}in\n{}", r.stdout));
+        assert!(
+            l.contains(&format!(
+                "not rsendmail's ({why}): correct {}: line {n}",
+                env.conf.display()
+            )),
+            "{keyword} {path}: {l}"
+        );
+        let named: Vec<String> = fixes_in(&r.stdout)
+            .into_iter()
+            .filter(|c| c.contains(path.as_str()))
+            .collect();
+        assert!(
+            named.is_empty(),
+            "{keyword} {path}: {named:?}\n{}",
+            r.stdout
+        );
+    }
+    // "No log file": passes, and a submission warns of nothing.
+    fs::write(&env.conf, format!("{base}MAILLOG /dev/null\n")).unwrap();
+    let r = run();
+    line(&r, "ok   maillog /dev/null: no log file");
+    let out = env.sendmail(&["-odq", "bob@example.org"], MSG);
+    out.code(0);
+    assert!(!out.stderr.contains("MAILLOG"), "{}", out.stderr);
+}
+
+/// Root's check of the system spool fails a CERTFILE (and `O CACertFile`) the spool's
+/// group cannot read (a key in /etc/ssl/private, root:ssl-cert 0640 in a 0710
+/// directory): users' deliveries read it with that group and would wait for the root
+/// queue runner. The fix installs a copy of the spool's group and points the line at
+/// it, never a chgrp of the file another group reads; the wake-up step names it.
+#[test]
+fn a_tls_file_the_spools_group_cannot_read_is_failed() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let (_, run) = install_check(&env);
+    let Some(pki) = crate::tls::Pki::make(&env.dir) else {
+        return;
+    };
+    let private = env.dir.join("private");
+    fs::create_dir(&private).unwrap();
+    chgrp_chmod(&private, 65534, 0o710);
+    let pem = private.join("client.pem");
+    let both = format!(
+        "{}{}",
+        fs::read_to_string(pki.path("srv.pem")).unwrap(),
+        fs::read_to_string(pki.path("srv.key")).unwrap()
+    );
+    fs::write(&pem, both).unwrap();
+    chgrp_chmod(&pem, 65534, 0o640);
+    env.add_config(&format!("STARTTLS\nCERTFILE {}\n", pem.display()));
+    let n = fs::read_to_string(&env.conf).unwrap().lines().count();
+    let r = run();
+    r.code(78);
+    let l = line(
+        &r,
+        &format!("FAIL tls files: CERTFILE {} (root:", pem.display()),
+    );
+    assert!(
+        l.contains("is not readable by the spool's group")
+            && l.contains("so users' submissions cannot deliver themselves"),
+        "{l}"
+    );
+    let cmd = fix_of(l).unwrap();
+    assert!(
+        cmd.starts_with(&format!(
+            "install -o root -g {} -m 640 {} /etc/rsendmail/client.pem",
+            group_name(spool_gid()),
+            pem.display()
+        )) && cmd.contains(&format!(
+            "sed -i '{n}s|.*|CERTFILE /etc/rsendmail/client.pem|' "
+        )),
+        "{cmd}"
+    );
+    assert!(!cmd.contains("chgrp"), "{cmd}");
+    assert!(
+        line(&r, "FAIL wakeup: ").contains("CERTFILE is not readable by the spool's group"),
+        "{}",
+        r.stdout
+    );
+    // Readable by the group through the directory: no such line.
+    chgrp_chmod(&private, spool_gid(), 0o710);
+    chgrp_chmod(&pem, spool_gid(), 0o640);
+    let r = run();
+    assert!(!r.stdout.contains("FAIL tls files"), "{}", r.stdout);
+}
+
+/// An ALIASES file a user owns (0600, in her directory) for the system spool: the files
+/// step refuses it and says root is to make it anew; no other line offers a fix (her own
+/// `chmod a+r` would leave the files step failing), so the advice never contradicts itself.
+#[test]
+fn a_users_aliases_file_gets_one_repair_only() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    let (_, run) = install_check(&env);
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let user = test_user();
+    let d = env.dir.join("u");
+    fs::create_dir(&d).unwrap();
+    std::os::unix::fs::chown(&d, Some(user.uid), Some(user.gid)).unwrap();
+    let aliases = d.join("aliases");
+    fs::write(&aliases, "x: root\n").unwrap();
+    std::os::unix::fs::chown(&aliases, Some(user.uid), Some(user.gid)).unwrap();
+    chmod(&aliases, 0o600);
+    env.add_config(&format!("ALIASES {}\n", aliases.display()));
+    let r = run();
+    r.code(78);
+    let name = aliases.display().to_string();
+    let about: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("FAIL ") && l.contains(&name))
+        .collect();
+    assert!(
+        about.iter().any(|l| l.starts_with("FAIL files: ")),
+        "{}",
+        r.stdout
+    );
+    let fixes: Vec<&&str> = about.iter().filter(|l| fix_of(l).is_some()).collect();
+    assert!(fixes.is_empty(), "{fixes:?}");
 }

@@ -175,6 +175,8 @@ fn printed_fixes_are_quoted_and_carry_c() {
     let here = env.dir.join("sp ace");
     let spool = here.join("spool");
     fs::create_dir_all(&spool).unwrap();
+    // An established spool (an empty one everyone may write is shared, never taken).
+    fs::create_dir(spool.join("tmp")).unwrap();
     fs::set_permissions(&spool, fs::Permissions::from_mode(0o777)).unwrap();
     let conf = here.join("c f.conf");
     let with_spool = |dir: &Path| {

@@ -1098,13 +1098,13 @@ fn user_submission_never_falls_back_to_a_per_user_spool_where_a_system_config_ex
     // A spool the user may write (here through its group; installed, through the
     // set-gid program's group) takes the message, with the shared spool's modes, and mailq lists
     // that spool. (An established spool, with its tmp/: an empty world-writable
-    // directory is made a spool by root, who gives it the spool's modes.)
+    // directory is shared, never taken over.)
     write_spool_conf(&conf, &spool, 0o644);
     fs::set_permissions(&spool, fs::Permissions::from_mode(0o777)).unwrap();
     let out = as_user(&b, &["-odq", "bob@example.org"], &envs, MSG);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
     assert!(
-        text(&out.stdout).contains("only root can give it the spool's modes"),
+        text(&out.stdout).contains("a shared directory is never taken over, even empty"),
         "{}",
         text(&out.stdout)
     );

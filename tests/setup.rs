@@ -830,9 +830,10 @@ fn init_refuses_a_typo_an_unknown_group_and_non_root() {
 /// `init` and a submission take over an existing directory by one rule: a `SPOOLDIR`
 /// naming a directory with other files (`/var/spool`), an old sendmail queue, or a
 /// sticky or world-writable one with anything in it (`/tmp`), is refused by both (78,
-/// the keyword's file and line, a file found there) and left exactly as it was. An empty
-/// directory (sticky ones too: a file system mounted 1777) is taken over and given the
-/// spool's modes, as is an old spool with entries.
+/// the keyword's file and line, a file found there) and left exactly as it was; a sticky
+/// or world-writable one (`/var/tmp`, a file system mounted 1777) is refused even empty.
+/// An empty directory of its own is taken over and given the spool's modes, as is an old
+/// spool with entries.
 #[test]
 fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
     if !is_root() {
@@ -992,10 +993,8 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
         );
         assert_eq!(fs::read_dir(&q).unwrap().count(), files.len(), "{tag}");
     }
-    // An empty sticky directory owned by root (a file system mounted 1777): init takes
-    // it over and gives it the spool's modes; a submission does the same when it has a
-    // group fit for a spool (mounted with that gid), and refuses it (78) in root's
-    // group, changing nothing.
+    // An empty sticky directory owned by root (a file system mounted 1777, /var/tmp):
+    // shared, refused (78), nothing changed.
     let t = dir.join("tmpfs-rootgroup");
     fs::create_dir(&t).unwrap();
     fs::set_permissions(&t, fs::Permissions::from_mode(0o1777)).unwrap();
@@ -1012,16 +1011,23 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
     let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(78), "{said}");
     assert!(
-        said.contains("is of the group root, root's group"),
+        said.contains("a shared directory is never taken over, even empty"),
         "{said}"
     );
     assert_eq!(owner_mode(&t), (0o1777, 0, 0));
     assert_eq!(fs::read_dir(&t).unwrap().count(), 0);
-    for (tag, first) in [("tmpfs-init", "init"), ("tmpfs-submit", "submit")] {
+    // Empty, sticky or writable by everyone, and of a group fit for a spool: still
+    // shared (/var/tmp, /dev/shm, /run/lock), refused by both, its mode never changed.
+    for (tag, first, mode) in [
+        ("tmpfs-init", "init", 0o1777),
+        ("tmpfs-submit", "submit", 0o1777),
+        ("open-init", "init", 0o777),
+        ("open-submit", "submit", 0o777),
+    ] {
         let t = dir.join(tag);
         fs::create_dir(&t).unwrap();
         std::os::unix::fs::chown(&t, None, Some(spool_gid())).unwrap();
-        fs::set_permissions(&t, fs::Permissions::from_mode(0o1777)).unwrap();
+        fs::set_permissions(&t, fs::Permissions::from_mode(mode)).unwrap();
         let c = conf_for(tag, &t);
         let out = if first == "init" {
             admin(&c, &["init", "--group", spool_group()])
@@ -1033,21 +1039,13 @@ fn init_and_submission_refuse_a_directory_that_is_not_a_spool() {
             )
         };
         let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
-        assert_eq!(out.status.code(), Some(0), "{tag}: {said}");
-        assert_eq!(owner_mode(&t).0 & 0o7777, 0o2770, "{tag}");
-        // Then the other entry point agrees: it is the spool.
-        let out = if first == "init" {
-            run_limited(
-                &bin(),
-                &["-C", c.to_str().unwrap(), "-odq", "bob@example.org"],
-                MSG,
-            )
-        } else {
-            admin(&c, &["init", "--group", spool_group()])
-        };
-        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
-        assert_eq!(out.status.code(), Some(0), "{tag}: {said}");
-        assert_layout(&t);
+        assert_eq!(out.status.code(), Some(78), "{tag}: {said}");
+        assert!(
+            said.contains("a shared directory is never taken over, even empty"),
+            "{tag}: {said}"
+        );
+        assert_eq!(owner_mode(&t), (mode, 0, spool_gid()), "{tag}");
+        assert_eq!(fs::read_dir(&t).unwrap().count(), 0, "{tag}");
     }
     // An empty directory, and an old spool holding entries only, are taken over.
     fs::create_dir(&spool).unwrap();

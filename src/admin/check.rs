@@ -157,21 +157,29 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
     if let Some(p) = s.cfg.auth_path.as_ref().filter(|_| {
         auth_readable_by_others(&s.cfg) && !t.failed_steps.iter().any(|f| f == "auth.conf")
     }) {
-        let cmd = match crate::spool::safety::acl_readers(p) {
-            Some(_) => format!("setfacl -b {}", sh_word(p)),
-            None => format!("chmod o-r {}", sh_word(p)),
-        };
-        let repair = crate::spool::safety::repair_text(p, &[cmd]);
-        t.fail(
-            Sysexit::Config,
-            "auth.conf",
-            &format!(
-                "{} is readable by others: its passwords must not be, and every program \
-                 refuses it{}",
-                p.display(),
-                repair
-            ),
-        );
+        // A device, a directory, a system file: said, never repaired here.
+        if let Some(why) = std::fs::metadata(p)
+            .ok()
+            .and_then(|md| not_rsendmails(&s.cfg, "AUTHPATH", p, &md, false))
+        {
+            t.fail(Sysexit::Config, "auth.conf", &why);
+        } else {
+            let cmd = match crate::spool::safety::acl_readers(p) {
+                Some(_) => format!("setfacl -b {}", sh_word(p)),
+                None => format!("chmod o-r {}", sh_word(p)),
+            };
+            let repair = crate::spool::safety::repair_text(p, &[cmd]);
+            t.fail(
+                Sysexit::Config,
+                "auth.conf",
+                &format!(
+                    "{} is readable by others: its passwords must not be, and every program \
+                     refuses it{}",
+                    p.display(),
+                    repair
+                ),
+            );
+        }
     }
     reload_step(&mut t, &s);
     corrupt_step(&mut t, &s);
@@ -450,10 +458,27 @@ fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
         .filter(|u| u.what != "CONFIG")
         .collect();
     for u in &found {
+        // A device, a FIFO, a system file: said, never repaired here.
+        let md = match u.what {
+            "MAILLOG" => std::fs::symlink_metadata(&u.path).ok(),
+            "AUTHPATH" => std::fs::metadata(&u.path).ok(),
+            _ => None,
+        };
+        let repair = repair(u);
+        if let Some(why) = md
+            .filter(|_| {
+                repair.starts_with(" (fix: ")
+                    || crate::spool::safety::system_path(&u.path).is_some()
+            })
+            .and_then(|md| not_rsendmails(&s.cfg, u.what, &u.path, &md, false))
+        {
+            t.fail(Sysexit::Config, "files", &why);
+            continue;
+        }
         t.fail(
             Sysexit::Config,
             "files",
-            &format!("{}{}", u.problem(), repair(u)),
+            &format!("{}{repair}", u.problem()),
         );
     }
     found.is_empty()
@@ -857,6 +882,11 @@ fn aliases_readers_step(t: &mut Tally, s: &app::Setup, path: &Path) {
         return;
     };
     let spool_gid = std::fs::metadata(&s.spool.dir).ok().map(|m| m.gid());
+    // One the files step fails (a user owns it, or a directory above it): its repair,
+    // root's copy made anew, is the one that makes both pass; no second, other fix.
+    if !crate::spool::safety::file_risks_trusting(path, &[], spool_gid).is_empty() {
+        return;
+    }
     let by_group = md.mode() & 0o040 != 0 && Some(md.gid()) == spool_gid;
     if crate::text::readable_by_all(&md) || by_group {
         return;
@@ -1013,6 +1043,71 @@ fn other_names_step(t: &mut Tally) {
             }
         }
     }
+}
+
+/// Why `path`, which the configuration's `keyword` names, is not rsendmail's, so that no
+/// printed fix changes its mode or owner or moves it: a well-known system path (the
+/// password file, `/`, `/tmp`, `/home`, anything under `/dev`, `/proc` or `/sys`), for a
+/// file anything but a regular file or one with other links (a `dir`, the spool, must be
+/// a directory), or one a system user other than root owns. Every fix of a mode or owner
+/// of a file the configuration names goes through it; None when it is rsendmail's to
+/// repair. The reason is the whole `FAIL` text: `MAILLOG names /etc/passwd, which is not
+/// rsendmail's (the system's password file): correct /etc/rsendmail/rsendmail.conf:
+/// line 9`.
+fn not_rsendmails(
+    cfg: &Config,
+    keyword: &str,
+    path: &Path,
+    md: &std::fs::Metadata,
+    dir: bool,
+) -> Option<String> {
+    let kind = crate::spool::safety::kind_of(&md.file_type());
+    let why: Option<String> = if let Some(what) = crate::spool::safety::system_path(path) {
+        Some(if what.is_empty() {
+            kind.to_string()
+        } else {
+            what.to_string()
+        })
+    } else if dir && !md.is_dir() {
+        Some(format!("{kind}, not a directory"))
+    } else if !dir && !md.is_file() {
+        Some(format!("{kind}, not a regular file"))
+    } else if !dir && md.nlink() != 1 {
+        Some("a file with other links".into())
+    } else if md.uid() != 0 && md.uid() < 1000 && md.uid() != nix::unistd::geteuid().as_raw() {
+        Some(format!(
+            "owned by the system user {}",
+            crate::spool::safety::user_name(md.uid())
+        ))
+    } else {
+        None
+    };
+    let why = why?;
+    let at = cfg.where_set(keyword);
+    let at = at.trim_end_matches(": ");
+    Some(format!(
+        "{keyword} names {}, which is not rsendmail's ({why}): correct {}",
+        path.display(),
+        if at.is_empty() {
+            "the configuration"
+        } else {
+            at
+        }
+    ))
+}
+
+/// Whether a member of group `gid` (neither root nor the owner) can read `path`: every
+/// directory above it searchable by others or by that group, the file readable by
+/// others or by that group (access ACLs aside).
+fn group_reads(path: &Path, gid: u32) -> bool {
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let may = |md: &std::fs::Metadata, bits: u32| {
+        md.mode() & bits != 0 || (md.gid() == gid && md.mode() & (bits << 3) != 0)
+    };
+    real.ancestors()
+        .skip(1)
+        .all(|d| std::fs::metadata(d).is_ok_and(|md| may(&md, 0o001)))
+        && std::fs::metadata(&real).is_ok_and(|md| may(&md, 0o004))
 }
 
 fn fix(cmds: &[String]) -> String {
@@ -1521,6 +1616,11 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             return;
         }
     };
+    // `/`, `/home`, `/var/mail`: never given the spool's modes.
+    if let Some(why) = not_rsendmails(&s.cfg, "SPOOLDIR", dir, &spool_md, true) {
+        t.fail(Sysexit::Config, "spool", &why);
+        return;
+    }
     let mode = spool_md.mode() & 0o7777;
     // A directory that is no spool yet (no tmp/): what the first submission, or init,
     // would say of it (another program's files, an old sendmail queue, a shared one).
@@ -1589,7 +1689,23 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             ),
         );
     } else if s.spool.private {
-        if mode & 0o077 != 0 {
+        if mode & 0o077 != 0 && mode & 0o022 == 0 {
+            // Readable, not writable, by others: what submissions use too (as sendmail
+            // uses a queue directory others may read); each entry is 0600, so only the
+            // entries' names (queue IDs) are seen.
+            t.say(
+                Mark::Warn,
+                "spool",
+                &format!(
+                    "{} ({}): others can list this user's own spool (its entries' names, \
+                     not their contents: each entry is 0600); submissions use it as it \
+                     is, and 0700 keeps even the names hers{}",
+                    dir.display(),
+                    owner_mode(&spool_md),
+                    fix(&[format!("chmod 700 {}", sh_word(dir))])
+                ),
+            );
+        } else if mode & 0o077 != 0 {
             t.fail(
                 Sysexit::Config,
                 "spool",
@@ -1693,6 +1809,20 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             .as_ref()
             .is_some_and(|md| Some(md.gid()) != g || md.mode() & 0o040 == 0)
     });
+    // The TLS files users' deliveries read with the spool's group.
+    let certs_unreadable: Vec<(&str, &Path)> = shared_group
+        .flatten()
+        .map(|g| {
+            [
+                ("CERTFILE", s.cfg.cert_file.as_deref()),
+                ("CACertFile", s.settings.ca_cert_file.as_deref()),
+            ]
+            .into_iter()
+            .filter_map(|(k, p)| Some((k, p?)))
+            .filter(|(_, p)| p.exists() && !group_reads(p, g))
+            .collect()
+        })
+        .unwrap_or_default();
     let mode = crate::cli::effective_mode(false, None, s.settings.delivery_mode);
     let only_runner = match mode {
         crate::options::DeliveryMode::QueueOnly => Some((
@@ -1717,8 +1847,72 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                 .to_string(),
             OnlyRunner::Install,
         )),
+        _ if !certs_unreadable.is_empty() => Some((
+            format!(
+                "{} is not readable by the spool's group, so users' submissions cannot \
+                 deliver themselves",
+                certs_unreadable[0].0
+            ),
+            OnlyRunner::Install,
+        )),
         _ => None,
     };
+    for (keyword, p) in &certs_unreadable {
+        let copy = Path::new("/etc/rsendmail").join(p.file_name().unwrap_or_default());
+        let at = s.cfg.where_set(keyword).trim_end_matches(": ").to_string();
+        let at = if at.is_empty() {
+            s.cfg
+                .where_set(&format!("O {keyword}"))
+                .trim_end_matches(": ")
+                .to_string()
+        } else {
+            at
+        };
+        let line = if *keyword == "CERTFILE" {
+            format!("CERTFILE {}", copy.display())
+        } else {
+            format!("O CACertFile={}", copy.display())
+        };
+        let mut cmds = vec![format!(
+            "install -o root -g {} -m 640 {} {}",
+            want.group,
+            sh_word(p),
+            sh_word(&copy)
+        )];
+        // Its line pointed at the copy (never a chgrp of the file another group reads).
+        let plain = |t: &str| {
+            t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b" /._-+,:@%=".contains(&b))
+        };
+        let edit = at
+            .rsplit_once(": line ")
+            .and_then(|(file, n)| Some((file, n.parse::<u32>().ok()?)))
+            .filter(|_| plain(&line));
+        let said = match edit {
+            Some((file, n)) => {
+                cmds.push(format!(
+                    "sed -i '{n}s|.*|{line}|' {}",
+                    sh_word(Path::new(file))
+                ));
+                fix(&cmds)
+            }
+            None => format!("{}, then correct {at} to read `{line}`", fix(&cmds)),
+        };
+        let md = std::fs::metadata(p);
+        t.fail(
+            Sysexit::Config,
+            "tls files",
+            &format!(
+                "{keyword} {}{} is not readable by the spool's group {}, so users' \
+                 submissions cannot deliver themselves (they wait for the root queue \
+                 runner){said}",
+                p.display(),
+                md.map(|md| format!(" ({})", owner_mode(&md)))
+                    .unwrap_or_default(),
+                want.group
+            ),
+        );
+    }
     wakeup_step(
         t,
         s,
@@ -1734,6 +1928,10 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         let path = sh_word(p);
         let acl_readers = crate::spool::safety::acl_readers(p);
         match std::fs::metadata(p) {
+            // A device, a directory, a system file: said, never repaired here.
+            Ok(md) if let Some(why) = not_rsendmails(&s.cfg, "AUTHPATH", p, &md, false) => {
+                t.fail(Sysexit::Config, "auth.conf", &why)
+            }
             Err(e) => t.fail(
                 Sysexit::Config,
                 "auth.conf",
@@ -1822,6 +2020,17 @@ fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
     let Some(p) = &s.cfg.maillog else {
         return;
     };
+    if s.cfg.maillog_file().is_none() {
+        t.say(
+            Mark::Ok,
+            "maillog",
+            &format!(
+                "{}: no log file; lines go where they go without MAILLOG (syslog)",
+                p.display()
+            ),
+        );
+        return;
+    }
     if !crate::spool::safety::file_risks(
         p,
         &app::maillog_group(s)
@@ -1854,23 +2063,11 @@ fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
             "maillog",
             &format!("{}: {}", p.display(), config::io_text(&e)),
         ),
-        Ok(md) if !md.is_file() || md.nlink() != 1 => t.fail(
+        // A device, a system file, a file with other links: never repaired here.
+        Ok(md) if let Some(why) = not_rsendmails(&s.cfg, "MAILLOG", p, &md, false) => t.fail(
             Sysexit::Config,
             "maillog",
-            &format!(
-                "{} is {}: every program refuses it, never opening it, and logs \
-                 elsewhere{}",
-                p.display(),
-                if md.is_file() {
-                    "a file with more than one link".to_string()
-                } else {
-                    format!(
-                        "{}, not a regular file",
-                        crate::spool::safety::kind_of(&md.file_type())
-                    )
-                },
-                fix(&[format!("mv {} {}.refused", sh_word(p), sh_word(p))])
-            ),
+            &format!("{why}; every program refuses it, never opening it, and logs elsewhere"),
         ),
         Ok(md)
             if !s.spool.private

@@ -439,7 +439,7 @@ pub fn check_passed(s: &Setup) -> Option<Result<String, Fatal>> {
 /// the admin looks, so it is refused as a missing queue directory is (the file is made
 /// when missing, as the new program's start would make it).
 fn check_maillog(s: &Setup) -> Result<(), Fatal> {
-    let Some(path) = &s.cfg.maillog else {
+    let Some(path) = s.cfg.maillog_file() else {
         return Ok(());
     };
     rsendmail::log::open_log_file(path).map(drop).map_err(|e| {
@@ -515,7 +515,7 @@ impl RestartedBy {
 /// ([`RestartedBy`]).
 fn pass_restart_info(cmd: &mut Command, s: &Setup) {
     cmd.env(RESTARTED, "1");
-    if let Some(p) = &s.cfg.maillog {
+    if let Some(p) = s.cfg.maillog_file() {
         cmd.env(RESTART_LOG, p);
     }
     if let Some(p) = &s.settings.pid_file {

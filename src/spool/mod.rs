@@ -641,25 +641,22 @@ impl Spool {
     ///   (`SPOOLDIR /var/spool`), an old sendmail queue (`df`, `tf`, `xf`, `Qf`, ... files:
     ///   [`SENDMAIL_PREFIXES`], or a `qf` file that begins with sendmail's version line
     ///   `V8`);
-    /// - a sticky or world-writable directory (`/tmp`, a file system mounted 1777) that is
-    ///   not empty is refused: it is shared, and never touched;
+    /// - a sticky or world-writable directory (`/tmp`, `/var/tmp`, `/dev/shm`,
+    ///   `/run/lock`, a file system mounted 1777) is refused, empty or not: it is shared,
+    ///   and its mode is never changed;
     /// - an empty one is taken over only when it belongs to root or to the caller (one
-    ///   another user owns could be held open, or its mode changed, by that user); a sticky or
-    ///   world-writable one is then given the spool's modes (`Ok(true)`: the caller sets
-    ///   them, [`Spool::prepare`] as the spool's own modes, `init` with its group), or
-    ///   refused when the caller cannot set them (not its owner, not root: run
-    ///   `rsendmail-admin init` as root).
+    ///   another user owns could be held open, or its mode changed, by that user).
     ///
     /// So a `SPOOLDIR` naming `/var/spool` or `/tmp` by mistake is refused (EX_CONFIG, 78,
     /// with the keyword's file and line) before anything in it is made or changed. A
     /// missing directory is not this check's business ([`Spool::check_present`]).
     /// `lost+found` (a spool on a file system of its own) does not count as content.
-    pub fn check_takeover(&self) -> Result<bool, Fatal> {
+    pub fn check_takeover(&self) -> Result<(), Fatal> {
         let Ok(md) = fs::metadata(&self.dir) else {
-            return Ok(false);
+            return Ok(());
         };
         if !md.is_dir() {
-            return Ok(false);
+            return Ok(());
         }
         let mode = md.mode() & 0o7777;
         let shared = if mode & 0o1000 != 0 {
@@ -733,32 +730,23 @@ impl Spool {
                 "it is owned by {}, neither root nor this user",
                 safety::the_user_id(md.uid())
             ))
-        } else if let (Some(why), false) = (&shared, names.is_empty()) {
-            let all: Vec<&String> = names.iter().collect();
-            Some(format!(
-                "{why} and not empty ({}): a shared directory is never taken over",
-                shown(&all)
-            ))
-        } else if let Some(why) = &shared {
-            if md.uid() != 0 && md.uid() != me {
-                Some(format!(
-                    "{why} and owned by uid {}, neither root nor this user",
-                    md.uid()
-                ))
-            } else if me != 0 && md.uid() != me {
-                Some(format!(
-                    "{why}: it is empty and may become the spool, but only root can give it \
-                     the spool's modes (run \"{}\" as root)",
-                    safety::admin_command("init")
-                ))
-            } else {
-                None
-            }
         } else {
-            None
+            // /tmp, /var/tmp, /dev/shm, /run/lock, or any directory others may write in:
+            // never taken over, even empty (it stays theirs; its mode is never changed).
+            shared.as_ref().map(|why| {
+                if names.is_empty() {
+                    format!("{why}: a shared directory is never taken over, even empty")
+                } else {
+                    let all: Vec<&String> = names.iter().collect();
+                    format!(
+                        "{why} and not empty ({}): a shared directory is never taken over",
+                        shown(&all)
+                    )
+                }
+            })
         };
         let Some(problem) = problem else {
-            return Ok(shared.is_some());
+            return Ok(());
         };
         let named = self.named_as();
         Err(Fatal::new(
@@ -1189,29 +1177,16 @@ impl Spool {
         let dir_mode = if self.private { 0o700 } else { 0o2770 };
         let mut made = false;
         // A directory without tmp/ is being taken over as a spool: by
-        // `check_takeover`'s rule, `rsendmail-admin init`'s too. An empty sticky one (a
-        // fresh file system mounted 1777) is given the spool's modes, as init gives
-        // them, so that both take it and both find it a spool afterwards.
-        let take_over = self.named != Named::OwnDefault
-            && !self.dir.join("tmp").is_dir()
-            && self.check_takeover()?;
+        // `check_takeover`'s rule, `rsendmail-admin init`'s too (never a shared one).
+        if self.named != Named::OwnDefault && !self.dir.join("tmp").is_dir() {
+            self.check_takeover()?;
+        }
         // Its group once what is not a spool was refused for that: nothing is taken
         // over, made or changed in a spool of a group unfit for it. Root records a fit
         // group's verdict at the end, once the spool passed every check.
         let mut verdict = None;
         if let Some(problem) = self.unfit_group_recording(Some(&mut verdict)) {
             return Err(self.refused(problem));
-        }
-        if take_over {
-            use std::os::unix::fs::PermissionsExt;
-            // A group unfit for a spool is given nothing: taken over as root's alone
-            // (0700), the spool stays one no group reaches.
-            let unfit =
-                fs::metadata(&self.dir).is_ok_and(|md| safety::group_unfit(md.gid()).is_some());
-            let dir_mode = if unfit { 0o700 } else { dir_mode };
-            fs::set_permissions(&self.dir, fs::Permissions::from_mode(dir_mode))
-                .map_err(|e| cant("cannot change the mode of", &self.dir, &e))?;
-            top = fs::metadata(&self.dir);
         }
         if !top.as_ref().is_ok_and(fs::Metadata::is_dir) {
             let mut b = fs::DirBuilder::new();

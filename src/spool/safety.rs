@@ -142,6 +142,62 @@ pub fn shell_word(p: &Path) -> String {
     }
 }
 
+/// What `path` is when it is a well-known path of the system's, which no rsendmail
+/// program writes, nor `rsendmail-admin check` repairs, whatever a configuration names:
+/// the password, shadow and group files, `/`, the shared sticky directories (`/tmp`,
+/// `/var/tmp`, `/dev/shm`, `/run/lock`), `/home`, the users' mailbox directory, the
+/// system's directories, anything under `/proc` or `/sys` (the kernel's) or `/dev`
+/// ("" there: its kind, a device, says it best). Symbolic links and `..` are followed first, so
+/// `/etc/../etc/passwd` or a link to it is found too.
+pub fn system_path(path: &Path) -> Option<&'static str> {
+    let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let named = |p: &str| real == Path::new(p);
+    if named("/etc/passwd") {
+        Some("the system's password file")
+    } else if named("/etc/shadow") || named("/etc/gshadow") {
+        Some("the system's shadow password file")
+    } else if named("/etc/group") {
+        Some("the system's group file")
+    } else if named("/") {
+        Some("the root directory")
+    } else if ["/tmp", "/var/tmp", "/dev/shm", "/run/lock"]
+        .iter()
+        .any(|p| named(p))
+    {
+        Some("a shared sticky directory")
+    } else if named("/home") {
+        Some("the directory of users' homes")
+    } else if named("/var/mail") || named("/var/spool/mail") {
+        Some("the users' mailbox directory")
+    } else if [
+        "/usr",
+        "/usr/local",
+        "/etc",
+        "/var",
+        "/run",
+        "/var/spool",
+        "/var/log",
+        "/root",
+        "/bin",
+        "/sbin",
+        "/lib",
+        "/boot",
+        "/opt",
+        "/srv",
+    ]
+    .iter()
+    .any(|p| named(p))
+    {
+        Some("a system directory")
+    } else if ["/proc", "/sys"].iter().any(|p| real.starts_with(p)) {
+        Some("the kernel's")
+    } else if real.starts_with("/dev") {
+        Some("")
+    } else {
+        None
+    }
+}
+
 /// What kind of file `t` is, in words: `a regular file`, `a directory`, `a symbolic
 /// link`, `a FIFO`, `a socket`, `a character device`, `a block device`.
 pub fn kind_of(t: &fs::FileType) -> &'static str {
@@ -1848,6 +1904,42 @@ mod tests {
         if let Some(g) = other {
             assert_eq!(set(g, 0o2775), vec![RiskKind::Group]);
         }
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// The well-known paths no rsendmail program writes nor repairs are found by name,
+    /// through `..` and links; a path of rsendmail's own is none of them.
+    #[test]
+    fn system_paths_are_known_whatever_their_spelling() {
+        assert_eq!(
+            system_path(Path::new("/etc/passwd")),
+            Some("the system's password file")
+        );
+        assert_eq!(
+            system_path(Path::new("/etc/../etc/passwd")),
+            Some("the system's password file")
+        );
+        assert_eq!(system_path(Path::new("/dev/null")), Some(""));
+        assert_eq!(
+            system_path(Path::new("/proc/self/status")),
+            Some("the kernel's")
+        );
+        assert_eq!(
+            system_path(Path::new("/var/tmp/")),
+            Some("a shared sticky directory")
+        );
+        assert_eq!(system_path(Path::new("/")), Some("the root directory"));
+        let d = std::env::temp_dir().join(format!("rsm-syspath-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        let link = d.join("log");
+        std::os::unix::fs::symlink("/etc/shadow", &link).unwrap();
+        assert_eq!(
+            system_path(&link),
+            Some("the system's shadow password file")
+        );
+        assert_eq!(system_path(&d.join("maillog")), None);
+        assert_eq!(system_path(Path::new("/etc/rsendmail/auth.conf")), None);
         let _ = fs::remove_dir_all(&d);
     }
 }
