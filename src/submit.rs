@@ -1200,7 +1200,14 @@ pub fn submit<R: BufRead>(
             .collect(),
         user: who.login.clone(),
         uid: who.uid,
-        mode: mode.letter(),
+        // Held for a queue run: recorded as queued (`-odq`), so that no background
+        // delivery takes it as one of its own mode's (a later `-odb` submission's
+        // follow-ups, the runner woken for a background entry).
+        mode: if held {
+            DeliveryMode::QueueOnly.letter()
+        } else {
+            mode.letter()
+        },
         header_bytes,
         added_header_bytes: added_bytes(&added),
         submitted_header_bytes: Some(head.submitted_bytes + 1),

@@ -1165,3 +1165,57 @@ fn bidi_controls_are_escaped_alike_in_bv_mailq_and_the_log() {
     assert!(!text.contains('\u{202e}'), "{text}");
     assert!(text.contains("ev\\342\\200\\256il@@example.org"), "{text}");
 }
+
+/// A `-t` message held for a queue run because its header named a refused address
+/// (`To: undisclosed-recipients:;`) under `-odb` stays queued until a queue run, as
+/// sendmail keeps it: no background delivery takes it, not its own, not a later `-odb`
+/// submission's to the same relay (whose follow-ups take never-tried background
+/// entries). Exit 64; a queue run then sends it once.
+#[test]
+fn a_held_t_message_is_not_taken_by_a_later_background_delivery() {
+    use crate::harness::servers::Sink;
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    let held = env.sendmail(
+        &["-odb", "-t", "-f", "s@example.org"],
+        b"To: undisclosed-recipients:;\nBcc: held-rcpt@example.org\nSubject: held\n\nb\n",
+    );
+    held.code(64);
+    // The message, queued (beside it, the report of the refused group to the sender).
+    let holds = |p: &std::path::PathBuf| {
+        fs::read_to_string(p).is_ok_and(|t| t.contains("held-rcpt@example.org"))
+    };
+    let ids: Vec<_> = env.entries().into_iter().filter(holds).collect();
+    assert_eq!(ids.len(), 1, "{}", env.listing());
+    // A later background submission to the same relay, and time for its delivery and
+    // its follow-ups.
+    env.sendmail(&["-odb", "later@example.org"], b"Subject: later\n\nb\n")
+        .code(0);
+    crate::harness::wait_until(
+        std::time::Duration::from_secs(20),
+        "the later message sent",
+        || {
+            sink.raw_dumps()
+                .iter()
+                .any(|d| String::from_utf8_lossy(d).contains("later@example.org"))
+        },
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let sent = |who: &str| {
+        sink.raw_dumps()
+            .iter()
+            .filter(|d| String::from_utf8_lossy(d).contains(who))
+            .count()
+    };
+    assert_eq!(sent("held-rcpt@example.org"), 0, "{}", env.listing());
+    assert!(
+        env.entries().iter().any(|p| ids.contains(p)),
+        "the held message is queued: {}",
+        env.listing()
+    );
+    env.sendmail(&["-qf"], b"").code(0);
+    assert_eq!(sent("held-rcpt@example.org"), 1);
+}
