@@ -388,21 +388,28 @@ fn named(spool: &Spool, config: &Path) -> (String, String) {
     }
 }
 
+/// What `found` holds, each spool named with its count (`Y holds N entries, ...`), and
+/// whether that is one entry in all: the words [`problem`], [`problem_empty`],
+/// [`problem_left`] and [`typo_hint`] share.
+fn holding(found: &[Elsewhere]) -> (String, bool) {
+    let holds: Vec<String> = found.iter().map(Elsewhere::holds).collect();
+    (
+        holds.join(", "),
+        found.iter().map(|e| e.entries).sum::<usize>() == 1,
+    )
+}
+
 /// What the missing `spool` is and where it is set, with what holds entries instead
 /// (`found`, not empty) and the question it raises: `SPOOLDIR X does not exist; Y holds
 /// N entries: a typo at FILE: line N?`.
 pub fn problem(spool: &Spool, found: &[Elsewhere], config: &Path) -> String {
     let (what, question) = named(spool, config);
-    let holds: Vec<String> = found.iter().map(Elsewhere::holds).collect();
-    let them = if found.iter().map(|e| e.entries).sum::<usize>() == 1 {
-        "it"
-    } else {
-        "them"
-    };
+    let (holds, one) = holding(found);
+    let them = if one { "it" } else { "them" };
     format!(
         "{what} does not exist; {}: {question} Nothing was created: an empty spool made \
          there would leave {them} unseen and undelivered",
-        holds.join(", ")
+        holds
     )
 }
 
@@ -411,17 +418,13 @@ pub fn problem(spool: &Spool, found: &[Elsewhere], config: &Path) -> String {
 /// entries: a typo at FILE: line N? ...`, [`problem`]'s words for a spool made since.
 pub fn problem_empty(spool: &Spool, found: &[Elsewhere], config: &Path) -> String {
     let (what, question) = named(spool, config);
-    let holds: Vec<String> = found.iter().map(Elsewhere::holds).collect();
-    let them = if found.iter().map(|e| e.entries).sum::<usize>() == 1 {
-        "it is"
-    } else {
-        "they are"
-    };
+    let (holds, one) = holding(found);
+    let them = if one { "it is" } else { "they are" };
     format!(
         "{what} holds no entry; {}: {question} While the \
          configuration names {}, {them} neither \
          listed nor delivered",
-        holds.join(", "),
+        holds,
         spool.dir.display()
     )
 }
@@ -438,16 +441,12 @@ pub fn problem_left(spool: &Spool, found: &[Elsewhere], config: &Path) -> String
         Named::Config { at, .. } => format!("left by a change at {at}?"),
         _ => question,
     };
-    let holds: Vec<String> = found.iter().map(Elsewhere::holds).collect();
-    let them = if found.iter().map(|e| e.entries).sum::<usize>() == 1 {
-        "it is"
-    } else {
-        "they are"
-    };
+    let (holds, one) = holding(found);
+    let them = if one { "it is" } else { "they are" };
     format!(
         "{what} is in use; {}: {question} While the configuration names {}, {them} \
          neither listed nor delivered",
-        holds.join(", "),
+        holds,
         spool.dir.display()
     )
 }
@@ -463,12 +462,12 @@ pub fn typo_hint(spool: &Spool, config: &Path) -> Option<String> {
     let found = spools_with_entries(&spool.dir, config);
     let first = found.first()?;
     let (_, question) = named(spool, config);
-    let holds: Vec<String> = found.iter().map(Elsewhere::holds).collect();
+    let (holds, _) = holding(&found);
     let way = match config_fix(spool, &first.dir, config) {
         Ok(cmd) => format!(" (fix: {cmd})"),
         Err(words) => format!(" ({words})"),
     };
-    Some(format!("{}: {question}{way}", holds.join(", ")))
+    Some(format!("{holds}: {question}{way}"))
 }
 
 /// The configuration line that names `to` as the spool instead of `spool` (missing, or
