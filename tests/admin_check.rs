@@ -6,7 +6,7 @@
 use crate::harness::servers::{Daemon, DnsServer, Peer, have_peer};
 use crate::harness::{
     Env, MSG, Run, TEST_USER, as_user, can_switch_user, closed_tcp_port, copy_executable, is_root,
-    test_user,
+    test_user, write_config,
 };
 use crate::tls::{Pki, tls_peer};
 use std::fs;
@@ -1894,11 +1894,7 @@ fn a_missing_spools_missing_parent_is_named_with_its_line() {
     let env = Env::new();
     let prog = install(&env);
     let spool = env.dir.join("typo/spool");
-    fs::write(
-        &env.conf,
-        format!("SPOOLDIR {}\nMAILNAME test.example\n", spool.display()),
-    )
-    .unwrap();
+    write_config(&env.conf, &spool, "");
     let r = run_admin(&env, &prog, "check");
     r.code(78);
     let l = line(&r, "FAIL spool: ");
@@ -3428,15 +3424,7 @@ fn a_users_own_spool_gets_fixes_she_can_run() {
     let auth = here.join("auth.conf");
     fs::write(&auth, "bob|127.0.0.1:pw\n").unwrap();
     let conf = here.join("rsendmail.conf");
-    fs::write(
-        &conf,
-        format!(
-            "SPOOLDIR {}\nMAILNAME test.example\nAUTHPATH {}\n",
-            spool.display(),
-            auth.display()
-        ),
-    )
-    .unwrap();
+    write_config(&conf, &spool, &format!("AUTHPATH {}\n", auth.display()));
     let u = test_user();
     for (p, mode) in [(&spool, 0o755), (&auth, 0o644), (&conf, 0o644)] {
         std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid)).unwrap();
@@ -4150,12 +4138,7 @@ fn check_fails_an_aliases_line_naming_no_file() {
     let r = admin(&env, &["check"]);
     r.code(78);
     let fail = line(&r, "FAIL aliases:");
-    let n = fs::read_to_string(&env.conf)
-        .unwrap()
-        .lines()
-        .position(|l| l.starts_with("ALIASES "))
-        .unwrap()
-        + 1;
+    let n = env.config_line("ALIASES ");
     assert!(
         fail.contains(&format!(
             "{}: line {n}: cannot open ALIASES {}: No such file or directory",
@@ -5126,12 +5109,7 @@ fn tls_settings_without_tls_and_a_bad_certfile_are_named_with_their_line() {
     let pem = env.dir.join("bad.pem");
     fs::write(&pem, "not a certificate\n").unwrap();
     env.add_config(&format!("CERTFILE {}\n", pem.display()));
-    let n = fs::read_to_string(&env.conf)
-        .unwrap()
-        .lines()
-        .position(|l| l.starts_with("CERTFILE "))
-        .unwrap()
-        + 1;
+    let n = env.config_line("CERTFILE ");
     let r = admin(&env, &["check"]);
     r.code(78);
     let f = line(&r, "FAIL config: ");
@@ -5196,18 +5174,10 @@ fn the_system_spools_entries_make_no_typo_of_another_configurations_spool() {
     copy_programs(&bin);
     let prog = bin.join("rsendmail-admin");
     let sys = env.dir.join("sys.conf");
-    fs::write(
-        &sys,
-        "SPOOLDIR /var/spool/rsendmail\nMAILNAME test.example\n",
-    )
-    .unwrap();
+    write_config(&sys, Path::new("/var/spool/rsendmail"), "");
     let far = env.dir.join("instance");
     let conf = env.dir.join("instance.conf");
-    fs::write(
-        &conf,
-        format!("SPOOLDIR {}\nMAILNAME test.example\n", far.display()),
-    )
-    .unwrap();
+    write_config(&conf, &far, "");
     let out = std::process::Command::new("unshare")
         .args(["-m", "sh", "-c"])
         .arg(

@@ -5,7 +5,7 @@
 use crate::harness::servers::{Sink, relay_env};
 use crate::harness::{
     Env, MSG, Run, TEST_USER, as_user, can_switch_user, closed_tcp_port, copy_executable,
-    wait_until,
+    wait_until, write_config,
 };
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -1246,15 +1246,11 @@ fn setgid_system(name: &str) -> Option<SetgidSystem> {
         fs::set_permissions(&p, fs::Permissions::from_mode(0o2770)).unwrap();
     }
     let conf = here.join("rsendmail.conf");
-    fs::write(
+    write_config(
         &conf,
-        format!(
-            "SPOOLDIR {}\nMAILNAME test.example\nMAILSPOOL {}\n",
-            spool.display(),
-            here.join("mail").display()
-        ),
-    )
-    .unwrap();
+        &spool,
+        &format!("MAILSPOOL {}\n", here.join("mail").display()),
+    );
     fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
     // The overlaid /etc: the configuration, and (for the member) a group file naming
     // the test user in the spool's group.

@@ -68,6 +68,19 @@ impl Run {
     }
 }
 
+/// Write a configuration file at `path` naming `spool` (SPOOLDIR) and the tests' mail
+/// name (MAILNAME), then `extra` (whole lines).
+pub fn write_config(path: &Path, spool: &Path, extra: &str) {
+    fs::write(
+        path,
+        format!(
+            "SPOOLDIR {}\nMAILNAME test.example\n{extra}",
+            spool.display()
+        ),
+    )
+    .unwrap();
+}
+
 /// Make a spool directory as an install (or `rsendmail-admin init`) does: rsendmail
 /// makes no spool that a `SPOOLDIR` names. Mode 2770, as the system spool has.
 pub fn make_spool(path: &Path) {
@@ -165,6 +178,18 @@ impl Env {
             .open(&self.conf)
             .unwrap();
         f.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// The number (from 1) of the first line of the config that starts with `start`:
+    /// where an error about that keyword's line is said to be.
+    #[track_caller]
+    pub fn config_line(&self, start: &str) -> usize {
+        fs::read_to_string(&self.conf)
+            .unwrap()
+            .lines()
+            .position(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line {start:?} in {}", self.conf.display()))
+            + 1
     }
 
     pub fn link(&self, name: &str) -> PathBuf {

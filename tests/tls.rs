@@ -776,12 +776,7 @@ fn client_certificate_in_any_order_and_key_form() {
         let r = env.sendmail(&["-odi", "ok@example.org"], MSG);
         r.code(78);
         // Named with the configuration's file and line, as every other line in error.
-        let n = fs::read_to_string(&env.conf)
-            .unwrap()
-            .lines()
-            .position(|l| l.starts_with("CERTFILE "))
-            .unwrap()
-            + 1;
+        let n = env.config_line("CERTFILE ");
         assert!(
             r.stdout.starts_with(&format!(
                 "{}: line {n}: CERTFILE {}: ",
