@@ -621,20 +621,31 @@ mod tests {
         assert!(from_line("a b@x", 0).starts_with("From a_b@x "));
     }
 
+    /// A new, empty scratch directory for this test process (`rsendmail-NAME-PID`).
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rsendmail-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// The mailbox `path`, no owner to give it, locks waited for 200 ms.
+    fn target(path: &Path, dotlock: bool) -> Target<'_> {
+        Target {
+            path,
+            owner: None,
+            lock_wait: Duration::from_millis(200),
+            dotlock,
+        }
+    }
+
     /// A text the file already ends with is not appended again; any other is, and so is
     /// the same text after something else.
     #[test]
     fn append_once_appends_a_repeat_once() {
-        let dir = std::env::temp_dir().join(format!("rsendmail-once-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("once");
         let mbox = dir.join("dead.letter");
-        let t = Target {
-            path: &mbox,
-            owner: None,
-            lock_wait: Duration::from_millis(200),
-            dotlock: false,
-        };
+        let t = target(&mbox, false);
         let mut a = Vec::new();
         write_message(&mut a, "alice", 1, "", &mut &b"Subject: a\n\nbody\n"[..]).unwrap();
         // Longer than one piece read back.
@@ -651,16 +662,9 @@ mod tests {
 
     #[test]
     fn append_refuses_symlinks_and_takes_back_failures() {
-        let dir = std::env::temp_dir().join(format!("rsendmail-mbox-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("mbox");
         let mbox = dir.join("bob");
-        let t = Target {
-            path: &mbox,
-            owner: None,
-            lock_wait: Duration::from_millis(200),
-            dotlock: true,
-        };
+        let t = target(&mbox, true);
         let n = append(&t, &mut |w| w.write_all(b"From a\n\nhi\n\n")).unwrap();
         assert_eq!(n, 12);
         // A failing writer leaves the file as it was.
