@@ -4,8 +4,8 @@
 
 use crate::harness::servers::{Sink, relay_env};
 use crate::harness::{
-    Env, MSG, Run, TEST_USER, as_user, can_switch_user, closed_tcp_port, copy_executable,
-    wait_until, write_config,
+    Env, MSG, Run, TEST_USER, as_user, bounce_report_id, can_switch_user, closed_tcp_port,
+    copy_executable, wait_until, write_config,
 };
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -56,14 +56,16 @@ fn queued(env: &Env, id: &str) -> bool {
 /// tests): `ID: returned to its sender; its report is queued as RID (a delivery was
 /// started)`.
 fn report_queued(line: &str, id: &str) -> String {
-    let rid = line
-        .strip_prefix(&format!(
-            "{id}: returned to its sender; its report is queued as "
-        ))
-        .and_then(|r| r.strip_suffix(" (a delivery was started)"))
-        .unwrap_or_else(|| panic!("{id}: {line}"));
-    assert_eq!(rid.len(), 14, "{line}");
-    rid.to_string()
+    report_queued_as(line, id, "a delivery was started")
+}
+
+/// [`report_queued`] with the report handed on `how`.
+fn report_queued_as(line: &str, id: &str, how: &str) -> String {
+    bounce_report_id(
+        line,
+        &format!("{id}: returned to its sender; its report is queued as "),
+        how,
+    )
 }
 
 /// Usage errors are clap's message on stderr and exit 64 (EX_USAGE); `--help` and
@@ -1652,14 +1654,11 @@ fn retry_wakes_the_periodic_runner_and_held_entries_stay_unselected() {
     let id2 = queue(&env, "carol@example.org");
     let r = admin(&env, &["bounce", &id2]);
     r.code(0);
-    let rid = r
-        .stdout
-        .strip_prefix(&format!(
-            "{id2}: returned to its sender; its report is queued as "
-        ))
-        .and_then(|l| l.strip_suffix(" (the queue runner was woken)\n"))
-        .unwrap_or_else(|| panic!("{}", r.stdout))
-        .to_string();
+    let rid = report_queued_as(
+        r.stdout.strip_suffix('\n').unwrap_or(&r.stdout),
+        &id2,
+        "the queue runner was woken",
+    );
     wait_until(Duration::from_secs(10), "the report at the sink", || {
         sink.dumps().len() == 2
     });
@@ -3207,14 +3206,7 @@ fn bounce_queues_the_reports_and_returns_without_waiting_for_the_relay() {
     // One line an entry: returned, its report queued under the ID given.
     let mut reports = Vec::new();
     for (id, line) in ids.iter().zip(stdout.lines()) {
-        let rest = line
-            .strip_prefix(&format!(
-                "{id}: returned to its sender; its report is queued as "
-            ))
-            .unwrap_or_else(|| panic!("{line}"));
-        let rid = rest.split(' ').next().unwrap().to_string();
-        assert!(rest.ends_with(" (a delivery was started)"), "{line}");
-        reports.push(rid);
+        reports.push(report_queued(line, id));
     }
     assert_eq!(stdout.lines().count(), 3, "{stdout}");
     let mut queued_now: Vec<String> = env.entries().iter().map(|p| id_of(p)).collect();

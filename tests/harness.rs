@@ -68,6 +68,19 @@ impl Run {
     }
 }
 
+/// The report's queue ID in a line of `rsendmail-admin bounce`: `HEAD RID (HOW)`, `head`
+/// the words before it, `how` how the report was handed on; a panic showing the line
+/// when it is not so, or RID is no queue ID (14 characters, no blank).
+#[track_caller]
+pub fn bounce_report_id(line: &str, head: &str, how: &str) -> String {
+    let rid = line
+        .strip_prefix(head)
+        .and_then(|r| r.strip_suffix(&format!(" ({how})")))
+        .unwrap_or_else(|| panic!("not {head:?}RID ({how}): {line:?}"));
+    assert!(rid.len() == 14 && !rid.contains(' '), "{line:?}");
+    rid.to_string()
+}
+
 /// Write a configuration file at `path` naming `spool` (SPOOLDIR) and the tests' mail
 /// name (MAILNAME), then `extra` (whole lines).
 pub fn write_config(path: &Path, spool: &Path, extra: &str) {
