@@ -5246,6 +5246,20 @@ fn a_huge_configuration_value_is_echoed_cut() {
     r.code(0);
     assert!(r.stdout.len() < 20_000, "{} bytes", r.stdout.len());
     assert!(line(&r, "O HelpFile=/aaa").contains("a...    #"));
+    // The spool `O QueueDirectory` names is shown on the SPOOLDIR line too: cut there
+    // as well, whether the file or the command line gives it.
+    let env = Env::with_config(&format!("O QueueDirectory=/{huge}\n"));
+    let given = format!("QueueDirectory=/{}", "a".repeat(100_000));
+    for args in [&["config"][..], &["config", "-O", &given]] {
+        let r = admin(&env, args);
+        r.code(0);
+        assert!(
+            r.stdout.len() < 20_000,
+            "{args:?}: {} bytes",
+            r.stdout.len()
+        );
+        assert!(line(&r, "SPOOLDIR /aaa").contains("a...    # "), "{args:?}");
+    }
 }
 
 /// A RESOLVER that does not answer (nothing listens on its port): `check` says, before

@@ -168,9 +168,12 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
                     .unwrap_or_else(|| "default".into())
             };
             let over = origin.map(|o| format!(", over {o}")).unwrap_or_default();
+            // Cut when huge, as the option's own line is.
+            let q = q.display().to_string();
+            let q = crate::text::escaped(&q);
             crate::outln!(
                 "{k} {}    # {by} (O QueueDirectory){over}",
-                crate::text::escaped(&q.display().to_string())
+                crate::text::message_bounded(&q)
             );
             continue;
         }
