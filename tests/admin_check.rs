@@ -5477,9 +5477,46 @@ fn a_tls_file_the_spools_group_cannot_read_is_failed() {
         "{}",
         r.stdout
     );
+    // An `O CACertFile` of the same name in another such directory: each fix installs
+    // its own copy and points its own line at it; neither overwrites the other's.
+    let ca_dir = env.dir.join("ca-private");
+    fs::create_dir(&ca_dir).unwrap();
+    chgrp_chmod(&ca_dir, 65534, 0o710);
+    let ca = ca_dir.join("client.pem");
+    fs::copy(pki.path("ca.pem"), &ca).unwrap();
+    chgrp_chmod(&ca, 65534, 0o640);
+    env.add_config(&format!("O CACertFile={}\n", ca.display()));
+    let r = run();
+    r.code(78);
+    let copy = |keyword: &str, file: &Path, set: &str| {
+        let l = line(
+            &r,
+            &format!("FAIL tls files: {keyword} {} (", file.display()),
+        );
+        let cmd = fix_of(l).unwrap_or_else(|| panic!("{l}"));
+        let to = cmd
+            .strip_prefix(&format!(
+                "install -o root -g {} -m 640 {} ",
+                group_name(spool_gid()),
+                file.display()
+            ))
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_else(|| panic!("{cmd}"))
+            .to_string();
+        assert!(to.starts_with("/etc/rsendmail/"), "{cmd}");
+        assert!(cmd.contains(&format!("s|.*|{set}{to}|' ")), "{cmd}");
+        to
+    };
+    let (cert_copy, ca_copy) = (
+        copy("CERTFILE", &pem, "CERTFILE "),
+        copy("CACertFile", &ca, "O CACertFile="),
+    );
+    assert_ne!(cert_copy, ca_copy, "{}", r.stdout);
     // Readable by the group through the directory: no such line.
-    chgrp_chmod(&private, spool_gid(), 0o710);
-    chgrp_chmod(&pem, spool_gid(), 0o640);
+    for (d, f) in [(&private, &pem), (&ca_dir, &ca)] {
+        chgrp_chmod(d, spool_gid(), 0o710);
+        chgrp_chmod(f, spool_gid(), 0o640);
+    }
     let r = run();
     assert!(!r.stdout.contains("FAIL tls files"), "{}", r.stdout);
 }

@@ -1494,6 +1494,22 @@ fn root_only_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
     );
 }
 
+/// Where the fix for a TLS file `p` (named by `keyword`) the spool's group cannot read
+/// installs its copy: `/etc/rsendmail/NAME`, or `/etc/rsendmail/KEYWORD-NAME` when that
+/// is `p` itself or the copy of another such file (`taken`), so that no copy overwrites
+/// another, nor is installed onto itself.
+fn tls_copy(keyword: &str, p: &Path, taken: &[PathBuf]) -> PathBuf {
+    let name = p.file_name().unwrap_or_default();
+    let dir = Path::new("/etc/rsendmail");
+    let plain = dir.join(name);
+    if plain != p && !taken.contains(&plain) {
+        return plain;
+    }
+    let mut own = std::ffi::OsString::from(format!("{}-", keyword.to_ascii_lowercase()));
+    own.push(name);
+    dir.join(own)
+}
+
 /// The programs `rsendmail` and this `rsendmail-admin` that are not root's and set-gid
 /// to the group `gid` (every one when there is no such group yet): what the binary
 /// steps fail once the spool is shared with that group.
@@ -1857,8 +1873,10 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         )),
         _ => None,
     };
+    let mut copies: Vec<PathBuf> = Vec::new();
     for (keyword, p) in &certs_unreadable {
-        let copy = Path::new("/etc/rsendmail").join(p.file_name().unwrap_or_default());
+        let copy = tls_copy(keyword, p, &copies);
+        copies.push(copy.clone());
         let at = s.cfg.where_set(keyword).trim_end_matches(": ").to_string();
         let at = if at.is_empty() {
             s.cfg
@@ -3153,6 +3171,25 @@ fn program_paths_step(t: &mut Tally, s: &app::Setup) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A TLS file's copy is `/etc/rsendmail/NAME`, another name when that is the file
+    /// itself or another file's copy.
+    #[test]
+    fn a_tls_files_copy_is_neither_itself_nor_another_copy() {
+        let etc = |n: &str| PathBuf::from(format!("/etc/rsendmail/{n}"));
+        assert_eq!(
+            tls_copy("CERTFILE", Path::new("/etc/ssl/private/c.pem"), &[]),
+            etc("c.pem")
+        );
+        assert_eq!(
+            tls_copy("CERTFILE", &etc("c.pem"), &[]),
+            etc("certfile-c.pem")
+        );
+        assert_eq!(
+            tls_copy("CACertFile", Path::new("/srv/ca/c.pem"), &[etc("c.pem")]),
+            etc("cacertfile-c.pem")
+        );
+    }
 
     /// Root's group and a user's primary group are each refused as a spool's group,
     /// with why; a group with members (the spool's administrators) is not.
