@@ -553,6 +553,29 @@ fn retry_of_a_held_entry_releases_it() {
     );
 }
 
+/// `bounce` of an entry whose recipients asked for no failure report (`-N never`): it
+/// goes, no report is made to anyone, and the line says so, not "returned to its
+/// sender".
+#[test]
+fn bounce_of_an_entry_that_wants_no_report_says_none_was_made() {
+    let env = Env::new();
+    env.sendmail(&["-odq", "-N", "never", "bob@example.org"], MSG)
+        .code(0);
+    let id = env.only_id();
+    let r = admin(&env, &["bounce", &id]);
+    r.code(0);
+    assert_eq!(
+        r.stdout,
+        format!("{id}: returned; no report was made: its recipients' NOTIFY asks for none\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    let mail = env.dir.join("mail");
+    let boxes: Vec<_> = fs::read_dir(&mail).map(|d| d.count()).into_iter().collect();
+    assert!(boxes.iter().all(|n| *n == 0), "{}", mail.display());
+}
+
 /// `bounce ID --reason TEXT`: exactly one RFC 3464 report, to the sender, naming the
 /// reason; the message is sent to no recipient; the entry is gone; a later run sends
 /// nothing more.

@@ -1745,8 +1745,8 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                 // (a double bounce), and the line says so.
                 let entry = sp.read_entry(id).ok();
                 let returned = match &entry {
-                    Some(e) if e.envelope.sender.is_empty() => Returned::ToPostmaster,
-                    _ => Returned::ToSender,
+                    Some(e) => Returned::of(&e.envelope, &e.state),
+                    None => Returned::ToSender,
                 };
                 let owner = entry.map(|e| e.envelope.uid);
                 Ok(Some((sp.clone(), (sp, held, returned, owner))))
@@ -1776,17 +1776,46 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
 }
 
 /// To whom [`bounce`] returns an entry.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Returned {
     /// Its sender.
     ToSender,
     /// Postmaster: it has the null sender (a double bounce).
     ToPostmaster,
+    /// No one: the attempt makes no report, for this reason (every open recipient's
+    /// NOTIFY asks for none; a report to postmaster that could not be delivered is
+    /// discarded).
+    NoOne(&'static str),
 }
 
 impl Returned {
+    /// To whom the failures of the entry `env` in `state` go, as the deliverer decides
+    /// it (`deliver::bounce`'s report to the sender, to postmaster, or none).
+    fn of(env: &spool::entry::Envelope, state: &State) -> Returned {
+        let open: Vec<&spool::entry::Recipient> = (0..env.recipients.len())
+            .filter(|&i| !state.of(i).is_final())
+            .filter_map(|i| env.recipients.get(i))
+            .collect();
+        if !open.is_empty()
+            && open
+                .iter()
+                .all(|r| !crate::dsn::wanted(r, crate::dsn::Kind::Failure))
+        {
+            Returned::NoOne("its recipients' NOTIFY asks for none")
+        } else if env.sender.is_empty() && env.report.as_deref() == Some("double") {
+            Returned::NoOne(
+                "it is a report to postmaster that could not be delivered, and is discarded",
+            )
+        } else if env.sender.is_empty() {
+            Returned::ToPostmaster
+        } else {
+            Returned::ToSender
+        }
+    }
+
     /// `bounce`'s line for entry `id`: its reports queued (`reports`, their IDs), each
-    /// handed to delivery (`how`); none named when another delivery returned it.
+    /// handed to delivery (`how`); none named when another delivery returned it, or when
+    /// no report is made.
     fn line(self, id: &str, reports: &[String], how: &str) -> String {
         let ids = reports.join(", ");
         let its = if reports.len() > 1 {
@@ -1795,11 +1824,14 @@ impl Returned {
             "its report is"
         };
         match (self, reports.is_empty()) {
+            (Returned::NoOne(why), true) => {
+                format!("{id}: returned; no report was made: {why}")
+            }
             (Returned::ToSender, true) => format!("{id}: returned to its sender"),
             (Returned::ToPostmaster, true) => {
                 format!("{id}: returned: it has no sender (<>), its report goes to postmaster")
             }
-            (Returned::ToSender, false) => {
+            (Returned::ToSender | Returned::NoOne(_), false) => {
                 format!("{id}: returned to its sender; {its} queued as {ids} ({how})")
             }
             (Returned::ToPostmaster, false) => format!(
@@ -2069,6 +2101,38 @@ mod tests {
         assert_eq!(
             reason_text(Some(&"é".repeat(500))).chars().count(),
             REASON_MAX
+        );
+    }
+
+    /// Who an entry is returned to: its sender, postmaster for the null sender, no one
+    /// when every open recipient's NOTIFY asks for no failure report or it is a report
+    /// to postmaster that failed (a double bounce, discarded); the line says which.
+    #[test]
+    fn a_returned_entrys_line_says_who_gets_its_report() {
+        use spool::entry::{RcptState, test_envelope};
+        let mut env = test_envelope("6AUIIquc023976", &["a@x", "b@x"]);
+        let mut st = State::default();
+        assert_eq!(Returned::of(&env, &st), Returned::ToSender);
+        env.recipients[0].notify = Some("NEVER".into());
+        assert_eq!(Returned::of(&env, &st), Returned::ToSender);
+        st.recipients.push((1, RcptState::Delivered, None));
+        let none = Returned::of(&env, &st);
+        assert!(
+            matches!(none, Returned::NoOne(w) if w.contains("NOTIFY")),
+            "{none:?}"
+        );
+        assert_eq!(
+            none.line("6AUIIquc023976", &[], ""),
+            "6AUIIquc023976: returned; no report was made: its recipients' NOTIFY asks for none"
+        );
+        env.recipients[0].notify = Some("DELAY,FAILURE".into());
+        env.sender = String::new();
+        assert_eq!(Returned::of(&env, &st), Returned::ToPostmaster);
+        env.report = Some("double".into());
+        let none = Returned::of(&env, &st);
+        assert!(
+            matches!(none, Returned::NoOne(w) if w.contains("discarded")),
+            "{none:?}"
         );
     }
 
