@@ -5172,45 +5172,43 @@ fn the_system_spools_entries_make_no_typo_of_another_configurations_spool() {
     let far = env.dir.join("instance");
     let conf = env.dir.join("instance.conf");
     write_config(&conf, &far, "");
-    let out = std::process::Command::new("unshare")
-        .args(["-m", "sh", "-c"])
-        .arg(
-            "mount --make-rprivate / && mount -t tmpfs tmpfs /var/spool && \
-             mkdir -m 700 /var/spool/rsendmail && \
-             printf 'Subject: x\\n\\nx\\n' | \"$1/rsendmail\" -C \"$2\" -odq bob@example.org && \
-             ls /var/spool/rsendmail | grep -c '^qf' && \
-             \"$1/rsendmail-admin\" -C \"$3\" init; echo \"init $?\"; \
-             \"$1/rsendmail-admin\" -C \"$3\" check",
+    // In a mount namespace of its own, on a fresh /var/spool: a message queued in the
+    // built-in spool by the system configuration, then `then` (a shell command; $1 is
+    // the programs' directory, $2 the system configuration, $3 the instance's). Its
+    // standard output and error.
+    let with_a_system_entry = |then: &str| {
+        let out = std::process::Command::new("unshare")
+            .args(["-m", "sh", "-c"])
+            .arg(format!(
+                "mount --make-rprivate / && mount -t tmpfs tmpfs /var/spool && \
+                 mkdir -m 700 /var/spool/rsendmail && \
+                 printf 'Subject: x\\n\\nx\\n' | \"$1/rsendmail\" -C \"$2\" -odq bob@example.org && \
+                 {then}"
+            ))
+            .arg("sh")
+            .arg(prog.parent().unwrap())
+            .arg(&sys)
+            .arg(&conf)
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
         )
-        .arg("sh")
-        .arg(prog.parent().unwrap())
-        .arg(&sys)
-        .arg(&conf)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    let err = String::from_utf8_lossy(&out.stderr);
+    };
+    let (said, err) = with_a_system_entry(
+        "ls /var/spool/rsendmail | grep -c '^qf' && \
+         \"$1/rsendmail-admin\" -C \"$3\" init; echo \"init $?\"; \
+         \"$1/rsendmail-admin\" -C \"$3\" check",
+    );
     assert!(said.starts_with("1\n"), "{said}{err}");
     assert!(said.contains("\ninit 0\n"), "{said}{err}");
     assert!(far.is_dir(), "{said}{err}");
     assert!(!said.contains("typo"), "{said}{err}");
     // The system configuration: its spool moved, the built-in one is its old one.
     fs::remove_dir_all(&far).unwrap();
-    let out = std::process::Command::new("unshare")
-        .args(["-m", "sh", "-c"])
-        .arg(
-            "mount --make-rprivate / && mount -t tmpfs tmpfs /var/spool && \
-             mkdir -m 700 /var/spool/rsendmail && \
-             printf 'Subject: x\\n\\nx\\n' | \"$1/rsendmail\" -C \"$2\" -odq bob@example.org && \
-             RSENDMAIL_SYSTEM_CONFIG=\"$3\" \"$1/rsendmail-admin\" check",
-        )
-        .arg("sh")
-        .arg(prog.parent().unwrap())
-        .arg(&sys)
-        .arg(&conf)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
+    let (said, _) =
+        with_a_system_entry("RSENDMAIL_SYSTEM_CONFIG=\"$3\" \"$1/rsendmail-admin\" check");
     assert!(
         said.contains(&format!(
             "FAIL spool: SPOOLDIR {} does not exist; /var/spool/rsendmail (the built-in \
