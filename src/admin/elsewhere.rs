@@ -164,6 +164,23 @@ pub fn close_names(a: &Path, b: &Path) -> bool {
     if a.len().abs_diff(b.len()) > MAX_TYPO_EDITS {
         return false;
     }
+    // What both begin and end with takes no edit: only the rest is compared (siblings
+    // share their parent's path, which may be thousands of bytes long).
+    let head = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let (a, b) = (
+        a.get(head..).unwrap_or_default(),
+        b.get(head..).unwrap_or_default(),
+    );
+    let tail = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let (a, b) = (
+        a.get(..a.len() - tail).unwrap_or_default(),
+        b.get(..b.len() - tail).unwrap_or_default(),
+    );
     // Three rows of the distance table: the one two rows up, the last, this one.
     let mut before: Vec<usize> = Vec::new();
     let mut last: Vec<usize> = (0..=b.len()).collect();
@@ -516,6 +533,32 @@ pub fn config_fix(spool: &Spool, to: &Path, config: &Path) -> Result<String, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Paths thousands of bytes long (a deep parent, [`MAX_SIBLINGS`] siblings) are
+    /// compared at once; their common parts take no edit.
+    #[test]
+    fn long_sibling_paths_are_compared_fast() {
+        let parent = format!("/{}", "d/".repeat(2000));
+        let missing = PathBuf::from(format!("{parent}spool"));
+        let started = std::time::Instant::now();
+        for n in 0..MAX_SIBLINGS {
+            let sibling = PathBuf::from(format!("{parent}s{:03}", n % 1000));
+            assert!(!close_names(&sibling, &missing));
+        }
+        assert!(close_names(
+            &PathBuf::from(format!("{parent}spoil")),
+            &missing
+        ));
+        assert!(close_names(
+            &PathBuf::from(format!("{parent}sopol")),
+            &missing
+        ));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 
     #[test]
     fn names_a_typo_apart_are_close() {
