@@ -1816,13 +1816,7 @@ impl Returned {
     /// `bounce`'s line for entry `id`: its reports queued (`reports`, their IDs), each
     /// handed to delivery (`how`); none named when another delivery returned it, or when
     /// no report is made.
-    fn line(self, id: &str, reports: &[String], how: &str) -> String {
-        let ids = reports.join(", ");
-        let its = if reports.len() > 1 {
-            "its reports are"
-        } else {
-            "its report is"
-        };
+    fn line(self, id: &str, reports: &[(String, &str)]) -> String {
         match (self, reports.is_empty()) {
             (Returned::NoOne(why), true) => {
                 format!("{id}: returned; no report was made: {why}")
@@ -1832,13 +1826,40 @@ impl Returned {
                 format!("{id}: returned: it has no sender (<>), its report goes to postmaster")
             }
             (Returned::ToSender | Returned::NoOne(_), false) => {
-                format!("{id}: returned to its sender; {its} queued as {ids} ({how})")
+                format!("{id}: returned to its sender; {}", queued_as(reports, ""))
             }
             (Returned::ToPostmaster, false) => format!(
-                "{id}: returned: it has no sender (<>); {its} queued for postmaster as {ids} ({how})"
+                "{id}: returned: it has no sender (<>); {}",
+                queued_as(reports, " for postmaster")
             ),
         }
     }
+}
+
+/// `its report is queued[ for postmaster] as RID (HOW)`: the reports [`bounce`] queued
+/// and how each was handed to delivery, the way said once when it is the same for all
+/// (`its reports are queued as A, B (HOW)`), else after each (`A (HOW), B (HOW2)`).
+fn queued_as(reports: &[(String, &str)], whom: &str) -> String {
+    let its = if reports.len() > 1 {
+        "its reports are"
+    } else {
+        "its report is"
+    };
+    let one_way = reports
+        .windows(2)
+        .all(|w| w.first().map(|r| r.1) == w.get(1).map(|r| r.1));
+    let list = if one_way {
+        let ids: Vec<&str> = reports.iter().map(|(r, _)| r.as_str()).collect();
+        let how = reports.first().map_or("", |r| r.1);
+        format!("{} ({how})", ids.join(", "))
+    } else {
+        let each: Vec<String> = reports
+            .iter()
+            .map(|(r, how)| format!("{r} ({how})"))
+            .collect();
+        each.join(", ")
+    };
+    format!("{its} queued{whom} as {list}")
 }
 
 /// The IDs of the entries the deliverer's attempt queued (its reports), as
@@ -1890,15 +1911,11 @@ fn return_marked(
     match ran {
         Ok(out) if gone() => {
             let _ = std::io::stderr().write_all(&out.stderr);
-            let reports = queued_by(&out.stdout);
-            let how = hand_reports_on(ctx, s, who, &reports);
+            let reports = hand_reports_on(ctx, s, who, &queued_by(&out.stdout));
             if !reports.is_empty() {
-                log::info!(
-                    "{id}: its report is queued as {} ({how})",
-                    reports.join(", ")
-                );
+                log::info!("{id}: {}", queued_as(&reports, ""));
             }
-            crate::outln!("{}", returned.line(id, &reports, how));
+            crate::outln!("{}", returned.line(id, &reports));
             Ok(())
         }
         // Killed: whether its report was queued is not known here (a report queued is
@@ -1938,17 +1955,17 @@ fn return_marked(
 /// entry (so that the periodic runner takes it for a line naming it, as it takes a
 /// retried entry and nothing else queued), then handed on ([`hand_on`]). One a delivery
 /// holds or took meanwhile, or one held (`hold` of a report found queued again after a
-/// crash), is left as it is. What was done, in words for the command's line (empty
-/// without reports).
+/// crash), is left as it is. Each report with what was done with it, in words for the
+/// command's line.
 fn hand_reports_on(
     ctx: &Context,
     s: &app::Setup,
     who: &Caller,
     reports: &[String],
-) -> &'static str {
-    let mut how = "";
+) -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
     for rid in reports {
-        how = match locate(&s.spool, rid) {
+        let how = match locate(&s.spool, rid) {
             Ok(Some((_, true))) => "it is held",
             Ok(Some((sp, false))) => match try_lock(&sp, rid, Duration::ZERO) {
                 Ok(Locked::File(lock)) => {
@@ -1966,8 +1983,9 @@ fn hand_reports_on(
             Ok(None) => "a delivery took it",
             Err(_) => "the next queue run takes it",
         };
+        out.push((rid.clone(), how));
     }
-    how
+    out
 }
 
 /// The most characters of the deliverer's reason [`bounce`] gives.
@@ -2122,7 +2140,7 @@ mod tests {
             "{none:?}"
         );
         assert_eq!(
-            none.line("6AUIIquc023976", &[], ""),
+            none.line("6AUIIquc023976", &[]),
             "6AUIIquc023976: returned; no report was made: its recipients' NOTIFY asks for none"
         );
         env.recipients[0].notify = Some("DELAY,FAILURE".into());
@@ -2133,6 +2151,37 @@ mod tests {
         assert!(
             matches!(none, Returned::NoOne(w) if w.contains("discarded")),
             "{none:?}"
+        );
+    }
+
+    /// `bounce`'s line names each report's ID and how it was handed on: once for all
+    /// when that is the same, else after each.
+    #[test]
+    fn the_line_says_how_each_report_was_handed_on() {
+        let r = |id: &str, how: &'static str| (id.to_string(), how);
+        let one = [r("6AUIIquc023977", "a delivery was started")];
+        assert_eq!(
+            Returned::ToSender.line("6AUIIquc023976", &one),
+            "6AUIIquc023976: returned to its sender; its report is queued as \
+             6AUIIquc023977 (a delivery was started)"
+        );
+        let same = [
+            r("6AUIIquc023977", "the queue runner was woken"),
+            r("6AUIIquc023978", "the queue runner was woken"),
+        ];
+        assert_eq!(
+            Returned::ToPostmaster.line("6AUIIquc023976", &same),
+            "6AUIIquc023976: returned: it has no sender (<>); its reports are queued for \
+             postmaster as 6AUIIquc023977, 6AUIIquc023978 (the queue runner was woken)"
+        );
+        let apart = [
+            r("6AUIIquc023977", "it is held"),
+            r("6AUIIquc023978", "a delivery was started"),
+        ];
+        assert_eq!(
+            Returned::ToSender.line("6AUIIquc023976", &apart),
+            "6AUIIquc023976: returned to its sender; its reports are queued as \
+             6AUIIquc023977 (it is held), 6AUIIquc023978 (a delivery was started)"
         );
     }
 
