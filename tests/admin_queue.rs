@@ -659,6 +659,20 @@ fn bounce_whose_report_cannot_be_queued_says_it_in_one_line() {
         )
     );
     assert!(queued(&env, &id));
+    // `show` says it waits to be returned, and who asked, as the report will.
+    let r = admin(&env, &["show", &id]);
+    r.code(0);
+    assert!(
+        r.stdout
+            .contains("Status:         to be returned to its sender by the next attempt\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("Returned:       by the administrator\n"),
+        "{}",
+        r.stdout
+    );
 }
 
 /// `bounce` of an entry whose sender is local (submitted with `-odq` by a user, no
@@ -3226,6 +3240,19 @@ fn bounce_queues_the_reports_and_returns_without_waiting_for_the_relay() {
     let mut want = reports.clone();
     want.sort();
     assert_eq!(queued_now, want, "{stdout}{}", env.listing());
+    // `show` of a report names its original and who returned it (the original is
+    // gone).
+    for (id, rid) in ids.iter().zip(&reports) {
+        let r = admin(&env, &["show", rid]);
+        r.code(0);
+        assert!(
+            r.stdout.contains(&format!(
+                "Report:         failure of {id}\nReturned:       by the administrator\n"
+            )),
+            "{}",
+            r.stdout
+        );
+    }
     // The relay's connections closed (the deliveries started give up for now), then
     // a relay that works: a later run sends each report, once.
     drop(mute);

@@ -839,6 +839,27 @@ fn render(e: &spool::QueuedEntry, held: bool, busy: bool, now: i64) -> String {
     }
     if let Some(b) = &e.state.bounce {
         let _ = writeln!(o, "Return reason:  {}", p(b));
+        // Who asked, as `bounce` said it and the report will.
+        let by = e
+            .state
+            .bounce_by
+            .as_deref()
+            .unwrap_or(spool::entry::BY_ADMINISTRATOR);
+        let _ = writeln!(o, "Returned:       {}", p(by));
+    }
+    // A delivery report: what it reports, and for an entry `bounce` returned, who
+    // asked (the original is gone).
+    if let Some(kind) = &env.report {
+        let of = env
+            .report_of
+            .as_deref()
+            .and_then(|k| k.split(' ').next())
+            .map(|id| format!(" of {}", p(id)))
+            .unwrap_or_default();
+        let _ = writeln!(o, "Report:         {}{of}", p(kind));
+        if let Some(by) = &env.returned_by {
+            let _ = writeln!(o, "Returned:       {}", p(by));
+        }
     }
     let _ = writeln!(o, "Recipients:");
     for (i, r) in env.recipients.iter().enumerate() {

@@ -986,6 +986,14 @@ pub fn attempt(
         &env,
         std::mem::take(&mut rec.reports),
         before.reports,
+        locked.entry.state.bounce.as_ref().map(|_| {
+            locked
+                .entry
+                .state
+                .bounce_by
+                .as_deref()
+                .unwrap_or(rsendmail::spool::entry::BY_ADMINISTRATOR)
+        }),
         &open_message,
     );
     result.new_entries.extend(sent.ids);

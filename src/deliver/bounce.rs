@@ -838,13 +838,15 @@ pub fn planned_keys(engine: &Engine, env: &Envelope, reports: &[Owed], first: u3
 
 /// Queue the reports owed (or save the message in dead.letter). `first`: how many
 /// reports the entry queued before (`State::reports`), the number in the first one's
-/// key ([`report_key`]).
+/// key ([`report_key`]). `returned_by`: the entry was returned by `rsendmail-admin
+/// bounce`, asked by whom (`dsn::Report::returned_by`).
 pub fn send(
     engine: &Engine,
     spool: &Spool,
     env: &Envelope,
     reports: Vec<Owed>,
     first: u32,
+    returned_by: Option<&str>,
     open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
 ) -> Sent {
     // Each report takes its number whether or not it is queued (nor saved instead), so
@@ -948,6 +950,7 @@ pub fn send(
             no_actual_recipient: engine.no_actual_recipient,
             waited: (kind == dsn::Kind::Delay).then(|| interval_words(engine.queue_warn)),
             eight_bit,
+            returned_by,
         };
         let to = addressees(engine, &to, double, postmaster_copy);
         let key = report_key(
