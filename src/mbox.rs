@@ -541,30 +541,79 @@ pub fn save_dead_letter(
         dotlock: false,
     };
     // Logged as written, in the traffic log of `-X`, as sendmail logs it.
-    let mut message = io::BufReader::new(message);
-    let mut text = Vec::new();
-    {
-        let mut tee = crate::traffic::WriteTee::new(&mut text);
-        if taken.is_empty() {
-            write_message(&mut tee, sender, created, "", &mut message)
-        } else {
-            header_as_taken(&mut message, taken).and_then(|head| {
-                write_message(
-                    &mut tee,
-                    sender,
-                    created,
-                    "",
-                    &mut io::Read::chain(io::Cursor::new(head), &mut message),
-                )
-            })
-        }
+    let text = dead_letter_text(sender, created, taken, message, true)
         .map_err(|e| crate::config::io_text(&e))?;
-    }
     // Saved once: a delivery killed after the save and before its record is made again
     // by the next run, which finds the same text (the same From_ line, the same queue
     // ID in its Received field) at the file's end.
     append_once(&target, &text).map_err(|e| e.text().to_string())?;
     Ok(path)
+}
+
+/// The octets [`save_dead_letter`] appends for this message (`logged`: as it writes
+/// them, in the traffic log of `-X`).
+fn dead_letter_text(
+    sender: &str,
+    created: i64,
+    taken: &[(String, String)],
+    message: &mut dyn std::io::Read,
+    logged: bool,
+) -> io::Result<Vec<u8>> {
+    let mut message = io::BufReader::new(message);
+    let mut text = Vec::new();
+    {
+        let mut tee;
+        let out: &mut dyn Write = if logged {
+            tee = crate::traffic::WriteTee::new(&mut text);
+            &mut tee
+        } else {
+            &mut text
+        };
+        if taken.is_empty() {
+            write_message(out, sender, created, "", &mut message)?;
+        } else {
+            let head = header_as_taken(&mut message, taken)?;
+            write_message(
+                out,
+                sender,
+                created,
+                "",
+                &mut io::Read::chain(io::Cursor::new(head), &mut message),
+            )?;
+        }
+    }
+    Ok(text)
+}
+
+/// Whether `path` (a `~/dead.letter` [`save_dead_letter`] wrote) ends with this
+/// message as it saves it: a delivery killed after the save and before its record
+/// made it (`false` when it cannot be read: the delivery is then made again, and its
+/// save appends nothing when it finds the message there). Only a regular file is read,
+/// never through a symbolic link.
+pub fn dead_letter_holds(
+    path: &Path,
+    sender: &str,
+    created: i64,
+    taken: &[(String, String)],
+    message: &mut dyn std::io::Read,
+) -> bool {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let Ok(f) = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    else {
+        return false;
+    };
+    let Ok(md) = f.metadata() else {
+        return false;
+    };
+    if !md.is_file() {
+        return false;
+    }
+    dead_letter_text(sender, created, taken, message, false)
+        .and_then(|text| ends_with(&f, md.len(), &text))
+        .unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -5315,6 +5315,29 @@ fn a_resolver_that_does_not_answer_is_said_so() {
         "{}",
         r.stdout
     );
+    // The MX lookup of `--to`'s domain (no SMARTHOST) is said alike.
+    let env = Env::with_config(&format!(
+        "RESOLVER 127.0.0.1:{port}\n\
+         O Timeout.resolver.retrans=1s\nO Timeout.resolver.retry=1\n"
+    ));
+    let r = admin(&env, &["check", "--to", "someone@example.net"]);
+    r.code(75);
+    let info = line(&r, "info dns: asking RESOLVER");
+    assert!(
+        info.contains("for the MX of example.net: each query within 1 s")
+            && info.contains("up to 2 s"),
+        "{info}"
+    );
+    let fail = line(&r, "FAIL dns: MX of example.net");
+    assert!(
+        fail.contains("host name lookup failure (RESOLVER did not answer: timed out)"),
+        "{fail}"
+    );
+    assert!(
+        r.stdout.find("info dns: asking").unwrap() < r.stdout.find("FAIL dns").unwrap(),
+        "{}",
+        r.stdout
+    );
 }
 
 /// A file or directory the configuration names that is not rsendmail's (the password
