@@ -2389,11 +2389,17 @@ fn delete_all_during_a_run_deletes_what_is_not_in_flight_at_once() {
     let them = |k: usize| if k == 1 { "it is" } else { "they are" };
     assert!(
         r.stdout.ends_with(&format!(
-            "{} entries deleted; {} {} being delivered, left as {} (try again)\n",
+            "{} entries deleted; {} {} being delivered, left as {} (try again when {} \
+             ended)\n",
             deleted.len(),
             busy.len(),
             if busy.len() == 1 { "entry" } else { "entries" },
-            them(busy.len())
+            them(busy.len()),
+            if busy.len() == 1 {
+                "its delivery has"
+            } else {
+                "their deliveries have"
+            }
         )),
         "{}",
         r.stdout
@@ -2474,14 +2480,21 @@ fn an_id_given_twice_is_acted_on_once() {
     let r = admin(&env, &["delete", &id, &format!("{id}*"), &id]);
     r.code(75);
     assert_eq!(left_busy(&r.stderr), vec![id.clone()], "{}", r.stderr);
-    // The line says when to try again: until when a server that does not answer can
-    // hold the attempt, from the timeouts in force.
+    // The line says when to try again: when the delivery has ended, which no time
+    // bounds for a transfer under way; the bounds the timeouts in force give, each for
+    // what it bounds (a time named only for a server that does not answer, one address).
     assert!(
-        r.stderr.contains("left as it is, try again after ")
+        r.stderr
+            .contains("left as it is, try again when its delivery has ended: ")
             && r.stderr.contains(
-                "holds an attempt up to 150 s (Timeout.connect 30 s + Timeout.initial 2 min)"
+                "for each address it tries, a server that does not answer holds it up to \
+                 150 s (Timeout.connect 30 s + Timeout.initial 2 min; until "
             )
-            && r.stderr.contains("up to 3 min a block (Timeout.datablock)"),
+            && r.stderr.contains(
+                " for the first address), a transfer under way up to 3 min a block \
+                 (Timeout.datablock) and as long as the message takes"
+            )
+            && !r.stderr.contains("try again after"),
         "{}",
         r.stderr
     );
