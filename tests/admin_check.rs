@@ -5457,6 +5457,32 @@ fn a_path_that_is_not_rsendmails_gets_no_fix() {
             r.stdout
         );
     }
+    // The spool named by `O QueueDirectory=` is named so, with its line; on the
+    // command line, so.
+    fs::write(&env.conf, format!("{base}O QueueDirectory=/var/tmp\n")).unwrap();
+    let r = run();
+    r.code(78);
+    let l = line(&r, "FAIL spool: ");
+    assert!(
+        l.contains(&format!(
+            "FAIL spool: O QueueDirectory names /var/tmp, which is not rsendmail's (a shared \
+             sticky directory): correct {}: line {}",
+            env.conf.display(),
+            base.lines().count() + 1
+        )),
+        "{l}"
+    );
+    fs::write(&env.conf, &base).unwrap();
+    let r = admin(&env, &["check", "-O", "QueueDirectory=/var/tmp"]);
+    r.code(78);
+    let l = line(&r, "FAIL spool: ");
+    assert!(
+        l.contains(
+            "the queue directory of the command line names /var/tmp, which is not \
+             rsendmail's (a shared sticky directory): correct the command line"
+        ),
+        "{l}"
+    );
     // "No log file": passes, and a submission warns of nothing.
     fs::write(&env.conf, format!("{base}MAILLOG /dev/null\n")).unwrap();
     let r = run();
