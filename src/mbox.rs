@@ -588,8 +588,9 @@ fn dead_letter_text(
 /// Whether `path` (a `~/dead.letter` [`save_dead_letter`] wrote) ends with this
 /// message as it saves it: a delivery killed after the save and before its record
 /// made it (`false` when it cannot be read: the delivery is then made again, and its
-/// save appends nothing when it finds the message there). Only a regular file is read,
-/// never through a symbolic link.
+/// save appends nothing when it finds the message there). Only a regular file named
+/// `dead.letter` is read, never through a symbolic link (the path comes from a state
+/// file, which the spool's group may write).
 pub fn dead_letter_holds(
     path: &Path,
     sender: &str,
@@ -598,6 +599,9 @@ pub fn dead_letter_holds(
     message: &mut dyn std::io::Read,
 ) -> bool {
     use std::os::unix::fs::OpenOptionsExt as _;
+    if path.file_name() != Some(std::ffi::OsStr::new("dead.letter")) || !path.is_absolute() {
+        return false;
+    }
     let Ok(f) = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -695,6 +699,45 @@ mod tests {
         assert_eq!(append_once(&t, &a).unwrap(), a.len() as u64);
         let text = std::fs::read(&mbox).unwrap();
         assert_eq!(text, [a.clone(), b, a].concat());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A run that finds a save's key looks for the message at the end of the file, as
+    /// the save writes it; only a regular file named dead.letter, never a link.
+    #[test]
+    fn dead_letter_holds_the_message_only_at_its_end() {
+        let dir = std::env::temp_dir().join(format!("rsendmail-dl-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let dl = dir.join("dead.letter");
+        let msg = b"Subject: x\n\nFrom here\nhello\n";
+        let text = dead_letter_text("a@h", 1_700_000_000, &[], &mut &msg[..], false).unwrap();
+        let holds = |p: &Path| dead_letter_holds(p, "a@h", 1_700_000_000, &[], &mut &msg[..]);
+        assert!(!holds(&dl));
+        std::fs::write(&dl, [b"From x\n\nold\n\n".to_vec(), text.clone()].concat()).unwrap();
+        assert!(holds(&dl));
+        // Another sender or time is another save.
+        assert!(!dead_letter_holds(
+            &dl,
+            "b@h",
+            1_700_000_000,
+            &[],
+            &mut &msg[..]
+        ));
+        // Something saved after it: not at the end.
+        std::fs::write(&dl, [text.clone(), b"From y\n\nnew\n\n".to_vec()].concat()).unwrap();
+        assert!(!holds(&dl));
+        // Another name, a relative path, a symbolic link: never read.
+        let other = dir.join("other");
+        std::fs::write(&other, &text).unwrap();
+        assert!(!holds(&other));
+        std::fs::write(&dl, &text).unwrap();
+        assert!(holds(&dl));
+        let sub = dir.join("l");
+        std::fs::create_dir(&sub).unwrap();
+        std::os::unix::fs::symlink(&dl, sub.join("dead.letter")).unwrap();
+        assert!(!holds(&sub.join("dead.letter")));
+        assert!(!holds(Path::new("dead.letter")));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
