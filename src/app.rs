@@ -297,6 +297,17 @@ pub fn spool_takes_submissions(s: &Setup) -> Result<(), Fatal> {
     if s.spool.private || privs::is_root() {
         return Ok(());
     }
+    // A directory that is not yet a spool (no tmp/) that may never become one (shared,
+    // or holding another's files) is a configuration error, 78, as root's submission
+    // and `init` say it; not a spool this user may not write (75). What cannot be told
+    // (a directory this user may not read) is left to the test below.
+    if s.spool.named != crate::spool::Named::OwnDefault
+        && !s.spool.dir.join("tmp").is_dir()
+        && let Err(e) = s.spool.check_takeover()
+        && e.code == Sysexit::Config
+    {
+        return Err(e);
+    }
     use nix::errno::Errno;
     use nix::unistd::AccessFlags;
     let writable = |p: &Path| {

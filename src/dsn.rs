@@ -124,6 +124,11 @@ pub struct Report<'a> {
     /// envelope and `Content-Transfer-Encoding: 8bit` in its header and on that part
     /// (compat case bounce-8bit-header; RFC 6152 §3, RFC 2045 §6.1). See [`has_8bit`].
     pub eight_bit: bool,
+    /// The report of an entry `rsendmail-admin bounce` returned: who asked, in the
+    /// words of its diagnostic ("by the administrator", "at its sender's request (user
+    /// alice)"), kept in the report's entry for `show`
+    /// ([`crate::spool::entry::Envelope::returned_by`]).
+    pub returned_by: Option<&'a str>,
 }
 
 /// Whether the part a report returns holds an octet over 127: the first `header_bytes`
@@ -622,6 +627,7 @@ impl Report<'_> {
                 .then(|| "8BITMIME".to_string()),
             report: Some(if double { "double" } else { self.kind.word() }.to_string()),
             report_of,
+            returned_by: self.returned_by.map(str::to_string),
             ..Envelope::default()
         };
         let w = entry.writer();
@@ -782,6 +788,7 @@ mod tests {
             no_actual_recipient: false,
             eight_bit: false,
             waited: None,
+            returned_by: None,
         };
         let scratch = crate::spool::ScratchSpool::new("dsn2");
         let id = rep
@@ -834,6 +841,7 @@ mod tests {
             no_actual_recipient: false,
             eight_bit: false,
             waited: None,
+            returned_by: None,
         };
         let mut out = Vec::new();
         rep.write("NEWID", 0, "a@x", &mut &original[..], &mut out)
@@ -883,6 +891,7 @@ mod tests {
             no_actual_recipient: false,
             eight_bit: false,
             waited: None,
+            returned_by: None,
         };
         let mut out = Vec::new();
         rep.write("NEWID", 0, "a@x", &mut &original[..], &mut out)
@@ -959,6 +968,7 @@ mod tests {
             no_actual_recipient: false,
             eight_bit: false,
             waited: None,
+            returned_by: None,
         };
         let mut out = Vec::new();
         rep.write(
@@ -1013,6 +1023,7 @@ mod tests {
             headers_only: true,
             no_actual_recipient: false,
             waited: None,
+            returned_by: None,
             eight_bit: false,
         };
         let mut out = Vec::new();
@@ -1071,6 +1082,7 @@ mod tests {
                             )
                         }],
                         notes: Vec::new(),
+                        returned_by: None,
                         headers_only,
                         no_actual_recipient: false,
                         waited: Some("4 hours".into()),
@@ -1143,6 +1155,7 @@ mod tests {
                 notes: Vec::new(),
                 headers_only,
                 waited: None,
+                returned_by: None,
                 no_actual_recipient: false,
                 eight_bit: false,
             };

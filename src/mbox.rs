@@ -541,30 +541,83 @@ pub fn save_dead_letter(
         dotlock: false,
     };
     // Logged as written, in the traffic log of `-X`, as sendmail logs it.
-    let mut message = io::BufReader::new(message);
-    let mut text = Vec::new();
-    {
-        let mut tee = crate::traffic::WriteTee::new(&mut text);
-        if taken.is_empty() {
-            write_message(&mut tee, sender, created, "", &mut message)
-        } else {
-            header_as_taken(&mut message, taken).and_then(|head| {
-                write_message(
-                    &mut tee,
-                    sender,
-                    created,
-                    "",
-                    &mut io::Read::chain(io::Cursor::new(head), &mut message),
-                )
-            })
-        }
+    let text = dead_letter_text(sender, created, taken, message, true)
         .map_err(|e| crate::config::io_text(&e))?;
-    }
     // Saved once: a delivery killed after the save and before its record is made again
     // by the next run, which finds the same text (the same From_ line, the same queue
     // ID in its Received field) at the file's end.
     append_once(&target, &text).map_err(|e| e.text().to_string())?;
     Ok(path)
+}
+
+/// The octets [`save_dead_letter`] appends for this message (`logged`: as it writes
+/// them, in the traffic log of `-X`).
+fn dead_letter_text(
+    sender: &str,
+    created: i64,
+    taken: &[(String, String)],
+    message: &mut dyn std::io::Read,
+    logged: bool,
+) -> io::Result<Vec<u8>> {
+    let mut message = io::BufReader::new(message);
+    let mut text = Vec::new();
+    {
+        let mut tee;
+        let out: &mut dyn Write = if logged {
+            tee = crate::traffic::WriteTee::new(&mut text);
+            &mut tee
+        } else {
+            &mut text
+        };
+        if taken.is_empty() {
+            write_message(out, sender, created, "", &mut message)?;
+        } else {
+            let head = header_as_taken(&mut message, taken)?;
+            write_message(
+                out,
+                sender,
+                created,
+                "",
+                &mut io::Read::chain(io::Cursor::new(head), &mut message),
+            )?;
+        }
+    }
+    Ok(text)
+}
+
+/// Whether `path` (a `~/dead.letter` [`save_dead_letter`] wrote) ends with this
+/// message as it saves it: a delivery killed after the save and before its record
+/// made it (`false` when it cannot be read: the delivery is then made again, and its
+/// save appends nothing when it finds the message there). Only a regular file named
+/// `dead.letter` is read, never through a symbolic link (the path comes from a state
+/// file, which the spool's group may write).
+pub fn dead_letter_holds(
+    path: &Path,
+    sender: &str,
+    created: i64,
+    taken: &[(String, String)],
+    message: &mut dyn std::io::Read,
+) -> bool {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if path.file_name() != Some(std::ffi::OsStr::new("dead.letter")) || !path.is_absolute() {
+        return false;
+    }
+    let Ok(f) = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    else {
+        return false;
+    };
+    let Ok(md) = f.metadata() else {
+        return false;
+    };
+    if !md.is_file() {
+        return false;
+    }
+    dead_letter_text(sender, created, taken, message, false)
+        .and_then(|text| ends_with(&f, md.len(), &text))
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -657,6 +710,45 @@ mod tests {
         assert_eq!(append_once(&t, &a).unwrap(), a.len() as u64);
         let text = std::fs::read(&mbox).unwrap();
         assert_eq!(text, [a.clone(), b, a].concat());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A run that finds a save's key looks for the message at the end of the file, as
+    /// the save writes it; only a regular file named dead.letter, never a link.
+    #[test]
+    fn dead_letter_holds_the_message_only_at_its_end() {
+        let dir = std::env::temp_dir().join(format!("rsendmail-dl-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let dl = dir.join("dead.letter");
+        let msg = b"Subject: x\n\nFrom here\nhello\n";
+        let text = dead_letter_text("a@h", 1_700_000_000, &[], &mut &msg[..], false).unwrap();
+        let holds = |p: &Path| dead_letter_holds(p, "a@h", 1_700_000_000, &[], &mut &msg[..]);
+        assert!(!holds(&dl));
+        std::fs::write(&dl, [b"From x\n\nold\n\n".to_vec(), text.clone()].concat()).unwrap();
+        assert!(holds(&dl));
+        // Another sender or time is another save.
+        assert!(!dead_letter_holds(
+            &dl,
+            "b@h",
+            1_700_000_000,
+            &[],
+            &mut &msg[..]
+        ));
+        // Something saved after it: not at the end.
+        std::fs::write(&dl, [text.clone(), b"From y\n\nnew\n\n".to_vec()].concat()).unwrap();
+        assert!(!holds(&dl));
+        // Another name, a relative path, a symbolic link: never read.
+        let other = dir.join("other");
+        std::fs::write(&other, &text).unwrap();
+        assert!(!holds(&other));
+        std::fs::write(&dl, &text).unwrap();
+        assert!(holds(&dl));
+        let sub = dir.join("l");
+        std::fs::create_dir(&sub).unwrap();
+        std::os::unix::fs::symlink(&dl, sub.join("dead.letter")).unwrap();
+        assert!(!holds(&sub.join("dead.letter")));
+        assert!(!holds(Path::new("dead.letter")));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -1902,6 +1902,7 @@ fn mail_refusals(
             full_bounce,
         ),
         waited: None,
+        returned_by: None,
         no_actual_recipient: settings.privacy("noactualrecipient"),
         eight_bit: false,
     };

@@ -5291,6 +5291,29 @@ fn a_resolver_that_does_not_answer_is_said_so() {
         "{}",
         r.stdout
     );
+    // The MX lookup of `--to`'s domain (no SMARTHOST) is said alike.
+    let env = Env::with_config(&format!(
+        "RESOLVER 127.0.0.1:{port}\n\
+         O Timeout.resolver.retrans=1s\nO Timeout.resolver.retry=1\n"
+    ));
+    let r = admin(&env, &["check", "--to", "someone@example.net"]);
+    r.code(75);
+    let info = line(&r, "info dns: asking RESOLVER");
+    assert!(
+        info.contains("for the MX of example.net: each query within 1 s")
+            && info.contains("up to 2 s"),
+        "{info}"
+    );
+    let fail = line(&r, "FAIL dns: MX of example.net");
+    assert!(
+        fail.contains("host name lookup failure (RESOLVER did not answer: timed out)"),
+        "{fail}"
+    );
+    assert!(
+        r.stdout.find("info dns: asking").unwrap() < r.stdout.find("FAIL dns").unwrap(),
+        "{}",
+        r.stdout
+    );
 }
 
 /// A file or directory the configuration names that is not rsendmail's (the password
@@ -5410,6 +5433,32 @@ fn a_path_that_is_not_rsendmails_gets_no_fix() {
             r.stdout
         );
     }
+    // The spool named by `O QueueDirectory=` is named so, with its line; on the
+    // command line, so.
+    fs::write(&env.conf, format!("{base}O QueueDirectory=/var/tmp\n")).unwrap();
+    let r = run();
+    r.code(78);
+    let l = line(&r, "FAIL spool: ");
+    assert!(
+        l.contains(&format!(
+            "FAIL spool: O QueueDirectory names /var/tmp, which is not rsendmail's (a shared \
+             sticky directory): correct {}: line {}",
+            env.conf.display(),
+            base.lines().count() + 1
+        )),
+        "{l}"
+    );
+    fs::write(&env.conf, &base).unwrap();
+    let r = admin(&env, &["check", "-O", "QueueDirectory=/var/tmp"]);
+    r.code(78);
+    let l = line(&r, "FAIL spool: ");
+    assert!(
+        l.contains(
+            "the queue directory of the command line names /var/tmp, which is not \
+             rsendmail's (a shared sticky directory): correct the command line"
+        ),
+        "{l}"
+    );
     // "No log file": passes, and a submission warns of nothing.
     fs::write(&env.conf, format!("{base}MAILLOG /dev/null\n")).unwrap();
     let r = run();

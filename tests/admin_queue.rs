@@ -684,6 +684,20 @@ fn bounce_whose_report_cannot_be_queued_says_it_in_one_line() {
         )
     );
     assert!(queued(&env, &id));
+    // `show` says it waits to be returned, and who asked, as the report will.
+    let r = admin(&env, &["show", &id]);
+    r.code(0);
+    assert!(
+        r.stdout
+            .contains("Status:         to be returned to its sender by the next attempt\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("Returned:       by the administrator\n"),
+        "{}",
+        r.stdout
+    );
 }
 
 /// `bounce` of an entry whose sender is local (submitted with `-odq` by a user, no
@@ -2393,11 +2407,17 @@ fn delete_all_during_a_run_deletes_what_is_not_in_flight_at_once() {
     let them = |k: usize| if k == 1 { "it is" } else { "they are" };
     assert!(
         r.stdout.ends_with(&format!(
-            "{} entries deleted; {} {} being delivered, left as {} (try again)\n",
+            "{} entries deleted; {} {} being delivered, left as {} (try again when {} \
+             ended)\n",
             deleted.len(),
             busy.len(),
             if busy.len() == 1 { "entry" } else { "entries" },
-            them(busy.len())
+            them(busy.len()),
+            if busy.len() == 1 {
+                "its delivery has"
+            } else {
+                "their deliveries have"
+            }
         )),
         "{}",
         r.stdout
@@ -2478,14 +2498,21 @@ fn an_id_given_twice_is_acted_on_once() {
     let r = admin(&env, &["delete", &id, &format!("{id}*"), &id]);
     r.code(75);
     assert_eq!(left_busy(&r.stderr), vec![id.clone()], "{}", r.stderr);
-    // The line says when to try again: until when a server that does not answer can
-    // hold the attempt, from the timeouts in force.
+    // The line says when to try again: when the delivery has ended, which no time
+    // bounds for a transfer under way; the bounds the timeouts in force give, each for
+    // what it bounds (a time named only for a server that does not answer, one address).
     assert!(
-        r.stderr.contains("left as it is, try again after ")
+        r.stderr
+            .contains("left as it is, try again when its delivery has ended: ")
             && r.stderr.contains(
-                "holds an attempt up to 150 s (Timeout.connect 30 s + Timeout.initial 2 min)"
+                "for each address it tries, a server that does not answer holds it up to \
+                 150 s (Timeout.connect 30 s + Timeout.initial 2 min; until "
             )
-            && r.stderr.contains("up to 3 min a block (Timeout.datablock)"),
+            && r.stderr.contains(
+                " for the first address), a transfer under way up to 3 min a block \
+                 (Timeout.datablock) and as long as the message takes"
+            )
+            && !r.stderr.contains("try again after"),
         "{}",
         r.stderr
     );
@@ -3237,6 +3264,19 @@ fn bounce_queues_the_reports_and_returns_without_waiting_for_the_relay() {
     let mut want = reports.clone();
     want.sort();
     assert_eq!(queued_now, want, "{stdout}{}", env.listing());
+    // `show` of a report names its original and who returned it (the original is
+    // gone).
+    for (id, rid) in ids.iter().zip(&reports) {
+        let r = admin(&env, &["show", rid]);
+        r.code(0);
+        assert!(
+            r.stdout.contains(&format!(
+                "Report:         failure of {id}\nReturned:       by the administrator\n"
+            )),
+            "{}",
+            r.stdout
+        );
+    }
     // The relay's connections closed (the deliveries started give up for now), then
     // a relay that works: a later run sends each report, once.
     drop(mute);

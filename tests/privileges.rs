@@ -1108,6 +1108,26 @@ fn user_submission_never_falls_back_to_a_per_user_spool_where_a_system_config_ex
         "{}",
         text(&out.stdout)
     );
+    // A sticky directory the user may neither read nor write (root's, 1770, holding a
+    // file): the same refusal and 78, as root's submission gives, not 75 and the
+    // set-gid group blamed; nor are the names of what it holds shown.
+    let before = fs::metadata(&spool).unwrap();
+    fs::write(spool.join("someones.file"), "x").unwrap();
+    std::os::unix::fs::chown(&spool, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o1770)).unwrap();
+    let out = as_user(&b, &["-odq", "bob@example.org"], &envs, MSG);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(
+            "the directory is sticky (mode 1770: shared, like /tmp): a shared directory is \
+             never taken over"
+        ) && !text(&out.stdout).contains("someones.file"),
+        "{}",
+        text(&out.stdout)
+    );
+    fs::remove_file(spool.join("someones.file")).unwrap();
+    std::os::unix::fs::chown(&spool, Some(before.uid()), Some(before.gid())).unwrap();
+    fs::set_permissions(&spool, fs::Permissions::from_mode(0o777)).unwrap();
     // An established spool everyone may write is refused too (any user could plant
     // entries there); one its group may write takes the message.
     fs::create_dir(spool.join("tmp")).unwrap();

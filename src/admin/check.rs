@@ -1061,6 +1061,19 @@ fn not_rsendmails(
     md: &std::fs::Metadata,
     dir: bool,
 ) -> Option<String> {
+    let at = cfg.where_set(keyword);
+    not_rsendmails_at(keyword, at.trim_end_matches(": "), path, md, dir)
+}
+
+/// [`not_rsendmails`] of a path named by `keyword` at `at` (`FILE: line N`, `the command
+/// line`; empty: the configuration).
+fn not_rsendmails_at(
+    keyword: &str,
+    at: &str,
+    path: &Path,
+    md: &std::fs::Metadata,
+    dir: bool,
+) -> Option<String> {
     let kind = crate::spool::safety::kind_of(&md.file_type());
     let why: Option<String> = if let Some(what) = crate::spool::safety::system_path(path) {
         Some(if what.is_empty() {
@@ -1083,8 +1096,6 @@ fn not_rsendmails(
         None
     };
     let why = why?;
-    let at = cfg.where_set(keyword);
-    let at = at.trim_end_matches(": ");
     Some(format!(
         "{keyword} names {}, which is not rsendmail's ({why}): correct {}",
         path.display(),
@@ -1633,7 +1644,17 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         }
     };
     // `/`, `/home`, `/var/mail`: never given the spool's modes.
-    if let Some(why) = not_rsendmails(&s.cfg, "SPOOLDIR", dir, &spool_md, true) {
+    // Named as the spool was named: `O QueueDirectory=` in a file, or on the command
+    // line, is not SPOOLDIR's line.
+    let (keyword, at) = match &s.spool.named {
+        crate::spool::Named::Config { at, keyword } => (keyword.clone(), at.clone()),
+        crate::spool::Named::CommandLine => (
+            "the queue directory of the command line".to_string(),
+            "the command line".to_string(),
+        ),
+        _ => ("SPOOLDIR".to_string(), String::new()),
+    };
+    if let Some(why) = not_rsendmails_at(&keyword, &at, dir, &spool_md, true) {
         t.fail(Sysexit::Config, "spool", &why);
         return;
     }

@@ -221,21 +221,24 @@ type Done = Result<(), Sysexit>;
 /// when to try again.
 static ATTEMPT_BOUND: std::sync::OnceLock<(u64, u64, u64)> = std::sync::OnceLock::new();
 
-/// The end of the "being delivered" line: until when the attempt holding the entry can
-/// last when a server does not answer (Timeout.connect + Timeout.initial from now, per
-/// address tried), and what a transfer under way may take (Timeout.datablock a block).
+/// The end of the "being delivered" line: when to try again, which is when the delivery
+/// has ended; no time bounds that (a transfer under way goes on as long as the message
+/// takes), so the bounds the timeouts give are said each for what it bounds: a server
+/// that does not answer (Timeout.connect + Timeout.initial per address tried, and the
+/// time that gives from now for the first), a transfer (Timeout.datablock a block).
 fn busy_hint() -> String {
     let Some(&(connect, initial, block)) = ATTEMPT_BOUND.get() else {
-        return String::new();
+        return " when its delivery has ended".to_string();
     };
     let bound = connect.saturating_add(initial);
     let at = crate::clock::ctime16(&crate::clock::local(
         crate::clock::now().saturating_add(i64::try_from(bound).unwrap_or(i64::MAX)),
     ));
     format!(
-        " after {at}: a server that does not answer holds an attempt up to {} \
-         (Timeout.connect {} + Timeout.initial {}) for each address it tries, a transfer \
-         under way up to {} a block (Timeout.datablock)",
+        " when its delivery has ended: for each address it tries, a server that does not \
+         answer holds it up to {} (Timeout.connect {} + Timeout.initial {}; until {at} for \
+         the first address), a transfer under way up to {} a block (Timeout.datablock) and \
+         as long as the message takes",
         bound_span(bound),
         bound_span(connect),
         bound_span(initial),
@@ -839,6 +842,27 @@ fn render(e: &spool::QueuedEntry, held: bool, busy: bool, now: i64) -> String {
     }
     if let Some(b) = &e.state.bounce {
         let _ = writeln!(o, "Return reason:  {}", p(b));
+        // Who asked, as `bounce` said it and the report will.
+        let by = e
+            .state
+            .bounce_by
+            .as_deref()
+            .unwrap_or(spool::entry::BY_ADMINISTRATOR);
+        let _ = writeln!(o, "Returned:       {}", p(by));
+    }
+    // A delivery report: what it reports, and for an entry `bounce` returned, who
+    // asked (the original is gone).
+    if let Some(kind) = &env.report {
+        let of = env
+            .report_of
+            .as_deref()
+            .and_then(|k| k.split(' ').next())
+            .map(|id| format!(" of {}", p(id)))
+            .unwrap_or_default();
+        let _ = writeln!(o, "Report:         {}{of}", p(kind));
+        if let Some(by) = &env.returned_by {
+            let _ = writeln!(o, "Returned:       {}", p(by));
+        }
     }
     let _ = writeln!(o, "Recipients:");
     for (i, r) in env.recipients.iter().enumerate() {
@@ -1146,11 +1170,18 @@ pub fn delete(
             let n = |k: usize| if k == 1 { "entry" } else { "entries" };
             let mut line = format!("{deleted} {} deleted", n(deleted));
             if !busy.is_empty() {
+                // No time can be named for when a delivery ends: the lines above
+                // give what the timeouts bound.
                 line.push_str(&format!(
-                    "; {} {} being delivered, left as {} (try again)",
+                    "; {} {} being delivered, left as {} (try again when {} ended)",
                     busy.len(),
                     n(busy.len()),
-                    if busy.len() == 1 { "it is" } else { "they are" }
+                    if busy.len() == 1 { "it is" } else { "they are" },
+                    if busy.len() == 1 {
+                        "its delivery has"
+                    } else {
+                        "their deliveries have"
+                    }
                 ));
             }
             if gone > 0 {

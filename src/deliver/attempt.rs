@@ -986,6 +986,14 @@ pub fn attempt(
         &env,
         std::mem::take(&mut rec.reports),
         before.reports,
+        locked.entry.state.bounce.as_ref().map(|_| {
+            locked
+                .entry
+                .state
+                .bounce_by
+                .as_deref()
+                .unwrap_or(rsendmail::spool::entry::BY_ADMINISTRATOR)
+        }),
         &open_message,
     );
     result.new_entries.extend(sent.ids);
@@ -1142,14 +1150,48 @@ fn take_reported(spool: &Spool, locked: &mut LockedEntry) -> Result<(bool, Vec<S
         return Ok((false, Vec::new()));
     }
     let id = locked.entry.envelope.id.clone();
-    let all_queued = st.reporting.iter().all(|k| spool.report_queued(&id, k));
+    // A `~/dead.letter` save is done when the file ends with the message, or when the
+    // report mailed for a save that failed is queued.
+    let env = &locked.entry.envelope;
+    let saved = |path: &str| {
+        let mut f = match locked.entry.file.try_clone() {
+            Ok(f) => f,
+            Err(_) => return false,
+        };
+        let data_offset = locked.entry.data_offset;
+        if f.seek(SeekFrom::Start(data_offset)).is_err() {
+            return false;
+        }
+        rsendmail::mbox::dead_letter_holds(
+            std::path::Path::new(path),
+            &env.sender,
+            env.created,
+            &env.taken_fields,
+            &mut std::io::Read::take(f, locked.entry.size.saturating_sub(data_offset)),
+        )
+    };
+    let done = |k: &String| match bounce::split_saved(k) {
+        (k, None) => spool.report_queued(&id, k),
+        (k, Some(path)) => spool.report_queued(&id, k) || saved(path),
+    };
+    let all_queued = st.reporting.iter().all(done);
     let queued: Vec<String> = if all_queued {
         st.reporting
             .iter()
+            .map(|k| bounce::split_saved(k).0)
+            .filter(|k| spool.report_queued(&id, k))
             .filter_map(|k| rsendmail::spool::report_queue_id(&id, k))
             .collect()
     } else {
         Vec::new()
+    };
+    // The log's words for what the killed run had done.
+    let made = |queued: &[String]| {
+        if queued.is_empty() {
+            "its reports were made (saved in dead.letter)".to_string()
+        } else {
+            format!("its reports ({}) were queued", queued.join(", "))
+        }
     };
     let mut unmarked = st.clone();
     unmarked.reporting.clear();
@@ -1157,8 +1199,8 @@ fn take_reported(spool: &Spool, locked: &mut LockedEntry) -> Result<(bool, Vec<S
     let then = match (&st.reported, all_queued) {
         (Some(Reported::Remove), true) => {
             log::info!(
-                "{id}: its reports ({}) were queued by a run that ended before its record: removed",
-                queued.join(", ")
+                "{id}: {} by a run that ended before its record: removed",
+                made(&queued)
             );
             locked.pending_state = Some(unmarked);
             return Ok((true, queued));
@@ -1169,8 +1211,8 @@ fn take_reported(spool: &Spool, locked: &mut LockedEntry) -> Result<(bool, Vec<S
     match then {
         Some(then) => {
             log::info!(
-                "{id}: its reports ({}) were queued by a run that ended before its record: recorded",
-                queued.join(", ")
+                "{id}: {} by a run that ended before its record: recorded",
+                made(&queued)
             );
             locked.record_state(then)?;
             return Ok((false, queued));

@@ -812,39 +812,55 @@ fn addressees<'a>(
     }
 }
 
-/// The keys ([`report_key`]) of the reports [`send`] will queue (`first` as there): not
-/// those dropped, nor a `~/dead.letter` save (the key of its report when the save fails
-/// is not known before).
+/// The keys ([`report_key`]) of the reports [`send`] will queue (`first` as there), not
+/// those dropped. A `~/dead.letter` save's is the key of the report mailed when the save
+/// fails, then [`SAVED_IN`] and the file it is saved in: done when that report is queued
+/// or the file ends with the message ([`split_saved`]).
 pub fn planned_keys(engine: &Engine, env: &Envelope, reports: &[Owed], first: u32) -> Vec<String> {
     (0u32..)
         .zip(reports)
         .filter_map(|(n, o)| {
-            let (to, double) = match &o.to {
-                ReportTo::Sender(a) => (a.as_str(), false),
-                ReportTo::Postmaster => ("postmaster", true),
-                ReportTo::Dropped(_) | ReportTo::DeadLetter(_) => return None,
+            let (to, double, saved_in) = match &o.to {
+                ReportTo::Sender(a) => (a.as_str(), false, None),
+                ReportTo::Postmaster => ("postmaster", true, None),
+                ReportTo::Dropped(_) => return None,
+                // Saved by the submission: nothing is done here.
+                ReportTo::DeadLetter(_) if engine.dead_letter_saved => return None,
+                ReportTo::DeadLetter(a) => (a.as_str(), false, rsendmail::mbox::dead_letter_path()),
             };
             let to = addressees(engine, to, double, o.postmaster_copy);
-            Some(report_key(
-                &env.id,
-                first.saturating_add(n),
-                o.kind,
-                &to,
-                &o.recipients,
-            ))
+            let key = report_key(&env.id, first.saturating_add(n), o.kind, &to, &o.recipients);
+            Some(match saved_in {
+                Some(p) => format!("{key}{SAVED_IN}{}", p.display()),
+                None => key,
+            })
         })
         .collect()
 }
 
+/// What separates a `~/dead.letter` save's key ([`planned_keys`]) from the file's path.
+pub const SAVED_IN: &str = " saved-in ";
+
+/// A planned key ([`planned_keys`]): the report's key, and for a `~/dead.letter` save
+/// the file it is saved in.
+pub fn split_saved(key: &str) -> (&str, Option<&str>) {
+    match key.split_once(SAVED_IN) {
+        Some((k, p)) => (k, Some(p)),
+        None => (key, None),
+    }
+}
+
 /// Queue the reports owed (or save the message in dead.letter). `first`: how many
 /// reports the entry queued before (`State::reports`), the number in the first one's
-/// key ([`report_key`]).
+/// key ([`report_key`]). `returned_by`: the entry was returned by `rsendmail-admin
+/// bounce`, asked by whom (`dsn::Report::returned_by`).
 pub fn send(
     engine: &Engine,
     spool: &Spool,
     env: &Envelope,
     reports: Vec<Owed>,
     first: u32,
+    returned_by: Option<&str>,
     open_message: &dyn Fn() -> std::io::Result<(std::fs::File, u64)>,
 ) -> Sent {
     // Each report takes its number whether or not it is queued (nor saved instead), so
@@ -948,6 +964,7 @@ pub fn send(
             no_actual_recipient: engine.no_actual_recipient,
             waited: (kind == dsn::Kind::Delay).then(|| interval_words(engine.queue_warn)),
             eight_bit,
+            returned_by,
         };
         let to = addressees(engine, &to, double, postmaster_copy);
         let key = report_key(

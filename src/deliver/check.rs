@@ -100,9 +100,17 @@ pub fn check(s: &Setup, engine: &Engine, to: Option<&str>) -> Result<Sysexit, Fa
             let d = dns_state.get_or_insert_with(|| {
                 dns::Dns::new(&engine.resolver, engine.dns_timeout, engine.dns_retries)
             });
-            let found = match d {
-                Ok(d) => d.mx(&domain, &dns::own_names(&engine.host_name)),
-                Err(e) => MxResult::Temp(rsendmail::status::DIRECTORY_TEMP, e.clone()),
+            // The MX lookup is always through the delivery's resolver (RESOLVER, else
+            // /etc/resolv.conf's name servers): the wait is said first, as for a relay.
+            if !engine.resolver.is_empty() {
+                say_wait(&mut t, engine, &through, &format!("the MX of {domain}"));
+            }
+            let (found, why) = match d {
+                Ok(d) => d.mx_explained(&domain, &dns::own_names(&engine.host_name)),
+                Err(e) => (
+                    MxResult::Temp(rsendmail::status::DIRECTORY_TEMP, e.clone()),
+                    None,
+                ),
             };
             match found {
                 MxResult::Hosts(h) => {
@@ -132,11 +140,16 @@ pub fn check(s: &Setup, engine: &Engine, to: Option<&str>) -> Result<Sysexit, Fa
                     );
                     return Ok(t.status());
                 }
-                MxResult::Temp(_, why) => {
+                MxResult::Temp(_, text) => {
+                    // Whether the name server answered at all, as for a relay.
+                    let cause = match why.as_deref().map(resolver_cause) {
+                        Some(c) if !engine.resolver.is_empty() => format!(" ({c})"),
+                        _ => String::new(),
+                    };
                     t.fail(
                         Sysexit::TempFail,
                         "dns",
-                        &format!("MX of {domain} through {through}: {why}"),
+                        &format!("MX of {domain} through {through}: {text}{cause}"),
                     );
                     return Ok(t.status());
                 }
@@ -530,19 +543,7 @@ fn resolve(
     // Through RESOLVER: how long a name server that does not answer is waited for,
     // said before the wait.
     if !engine.resolver.is_empty() && answered_locally(bare).is_none() {
-        let tries = engine.dns_retries.saturating_add(1);
-        let each = engine.dns_timeout.as_secs();
-        t.say(
-            Mark::Info,
-            "dns",
-            &format!(
-                "asking {through} for {bare}: each query within {each} s \
-                 (Timeout.resolver.retrans), {tries} tries (Timeout.resolver.retry {}): \
-                 up to {} s for a name server that does not answer",
-                engine.dns_retries,
-                each.saturating_mul(tries as u64)
-            ),
-        );
+        say_wait(t, engine, through, bare);
     }
     match attempt::relay_lookup(engine, dns_state, bare) {
         Ok(a) => {
@@ -584,6 +585,24 @@ fn resolve(
             None
         }
     }
+}
+
+/// Through RESOLVER: how long a name server that does not answer is waited for when
+/// asked for `what` (a host name, `the MX of DOMAIN`), said before the wait.
+fn say_wait(t: &mut Tally, engine: &Engine, through: &str, what: &str) {
+    let tries = engine.dns_retries.saturating_add(1);
+    let each = engine.dns_timeout.as_secs();
+    t.say(
+        Mark::Info,
+        "dns",
+        &format!(
+            "asking {through} for {what}: each query within {each} s \
+             (Timeout.resolver.retrans), {tries} tries (Timeout.resolver.retry {}): \
+             up to {} s for a name server that does not answer",
+            engine.dns_retries,
+            each.saturating_mul(tries as u64)
+        ),
+    );
 }
 
 /// What the resolver's account of a failed lookup says of the name server: it did not

@@ -120,6 +120,22 @@ impl Dns {
     /// Where mail for `domain` goes. `own`: this host's names ([`own_names`]); MX hosts
     /// named so, and those of their preference or worse, are never used.
     pub fn mx(&self, domain: &str, own: &[String]) -> MxResult {
+        self.mx_explained(domain, own).0
+    }
+
+    /// [`Dns::mx`], and for a lookup that failed for now the resolver's own account (a
+    /// time-out, a refusal), which sendmail's words leave out: `check` says it.
+    pub fn mx_explained(&self, domain: &str, own: &[String]) -> (MxResult, Option<String>) {
+        let mut why = None;
+        let r = self.mx_inner(domain, own, &mut why);
+        (r, why)
+    }
+
+    fn mx_inner(&self, domain: &str, own: &[String], why: &mut Option<String>) -> MxResult {
+        let mut failure = |domain: &str, e: &str| {
+            *why = Some(e.to_string());
+            lookup_failure(domain, e)
+        };
         let unknown = || MxResult::NoHost(status::BAD_SYSTEM, host_not_found(domain));
         let Some(ascii) = ascii_domain(domain) else {
             return unknown();
@@ -139,7 +155,7 @@ impl Dns {
                     })
                     .collect();
                 if mx.is_empty() {
-                    return self.implicit(domain);
+                    return self.implicit(domain, why);
                 }
                 if mx.iter().any(|(_, h)| h.is_empty()) {
                     // RFC 7505: a null MX says the domain takes no mail.
@@ -164,7 +180,7 @@ impl Dns {
                 if !hosts.is_empty() {
                     MxResult::Hosts(hosts)
                 } else if let Some(e) = temp {
-                    lookup_failure(domain, &e)
+                    failure(domain, &e)
                 } else {
                     MxResult::NoHost(
                         status::BAD_SYSTEM,
@@ -173,8 +189,8 @@ impl Dns {
                 }
             }
             Err(e) if e.is_nx_domain() => unknown(),
-            Err(e) if e.is_no_records_found() => self.implicit(domain),
-            Err(e) => lookup_failure(domain, &e.to_string()),
+            Err(e) if e.is_no_records_found() => self.implicit(domain, why),
+            Err(e) => failure(domain, &e.to_string()),
         }
     }
 
@@ -198,13 +214,17 @@ impl Dns {
     }
 
     /// No MX: the domain's own addresses (RFC 5321 §5.1).
-    fn implicit(&self, domain: &str) -> MxResult {
+    /// (`why`: the resolver's account of a lookup that failed for now.)
+    fn implicit(&self, domain: &str, why: &mut Option<String>) -> MxResult {
         match self.host(domain) {
             Ok(a) => MxResult::Hosts(vec![(domain.to_string(), a)]),
             Err(HostError::NotFound | HostError::NoData) => {
                 MxResult::NoHost(status::BAD_SYSTEM, host_not_found(domain))
             }
-            Err(HostError::Failed(e)) => lookup_failure(domain, &e),
+            Err(HostError::Failed(e)) => {
+                *why = Some(e.clone());
+                lookup_failure(domain, &e)
+            }
         }
     }
 }

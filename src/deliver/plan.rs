@@ -124,7 +124,7 @@ pub fn returned(
 ) -> Plan {
     let mut p = Plan::default();
     let reason = rsendmail::text::printable(reason);
-    let by = rsendmail::text::printable(by.unwrap_or("by the administrator"));
+    let by = rsendmail::text::printable(by.unwrap_or(rsendmail::spool::entry::BY_ADMINISTRATOR));
     for &i in open {
         let mut o = RcptOutcome::local(
             i,

@@ -640,6 +640,7 @@ mod tests {
             no_actual_recipient: false,
             waited: None,
             eight_bit: true,
+            returned_by: None,
         };
         let mut out = b"ENVELOPE\n".to_vec();
         rep.write(

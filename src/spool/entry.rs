@@ -299,6 +299,10 @@ pub struct Envelope {
     /// queued before it, and a hash of what it reports (`report-of`). A run that
     /// repeats a crashed one's step finds the report by it, and queues it again never.
     pub report_of: Option<String>,
+    /// For the report of an entry `rsendmail-admin bounce` returned: who asked, in the
+    /// report's words (`returned-by TEXT`, escaped): "by the administrator", "at its
+    /// sender's request (user alice)", "at the request of user bob". `show` says it.
+    pub returned_by: Option<String>,
     /// VERP (`crate::verp`): the two delimiters each recipient's envelope sender is made
     /// with (`verp +=`), when the message asked for it. A reader that does not know
     /// the key (before it was written) sends the message with its one sender.
@@ -343,6 +347,7 @@ impl Default for Envelope {
             ret: None,
             report: None,
             report_of: None,
+            returned_by: None,
             verp: None,
             expansions: 0,
             refused_users: 0,
@@ -445,6 +450,7 @@ impl Envelope {
             ("ret", &self.ret),
             ("report", &self.report),
             ("report-of", &self.report_of),
+            ("returned-by", &self.returned_by),
             ("verp", &self.verp),
         ] {
             if let Some(v) = v {
@@ -542,6 +548,7 @@ impl Envelope {
                 "ret" => env.ret = Some(un(rest)?),
                 "report" => env.report = Some(un(rest)?),
                 "report-of" => env.report_of = Some(un(rest)?),
+                "returned-by" => env.returned_by = Some(un(rest)?),
                 "verp" => {
                     let d = un(rest)?;
                     crate::verp::check_delimiters(&d).map_err(|e| format!("{e} in {line:?}"))?;
@@ -738,6 +745,10 @@ pub enum Reported {
     /// The state to record (a state file's text).
     State(String),
 }
+
+/// Who returned an entry `rsendmail-admin bounce` marked when no one else is recorded
+/// ([`State::bounce_by`]): the administrator (root), in the report's words.
+pub const BY_ADMINISTRATOR: &str = "by the administrator";
 
 /// Who held an entry ([`State::held_by`]): the uid, which decides, and the login, which
 /// is said.
@@ -1290,6 +1301,7 @@ mod tests {
             report: Some("failure".into()),
             verp: Some("-=".into()),
             report_of: None,
+            returned_by: Some("at its sender's request (user a%b)".into()),
             expansions: 2,
             refused_users: 3,
             taken_fields: vec![(
@@ -1912,6 +1924,7 @@ rcpt 1 delivered 250";
                     envid,
                     ret,
                     report_of: report.as_ref().map(|_| "6AM5eIkR004034 0 00ff".to_string()),
+                    returned_by: report.as_ref().map(|_| "by the administrator".to_string()),
                     report,
                     verp: match expansions % 3 {
                         1 => Some("+=".to_string()),

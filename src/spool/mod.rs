@@ -670,7 +670,35 @@ impl Spool {
         } else {
             None
         };
-        let mut names: Vec<String> = fs::read_dir(&self.dir)
+        let named = self.named_as();
+        let refused = |problem: String| {
+            Err(Fatal::new(
+                Sysexit::Config,
+                format!(
+                    "{named}: {problem}; not used as the spool, nothing was changed (name an \
+                     empty directory of its own)"
+                ),
+            ))
+        };
+        // /tmp, /var/tmp, /dev/shm, /run/lock, or any directory others may write in: never
+        // taken over, even empty (it stays theirs; its mode is never changed). Said by its
+        // mode alone, first: what others keep there is not listed, and a caller who may
+        // not read it (a user's submission) gets the same refusal.
+        let listing = fs::read_dir(&self.dir);
+        if let Some(why) = &shared {
+            let empty = match listing {
+                Ok(mut l) => Some(l.all(|e| e.is_ok_and(|e| e.file_name() == "lost+found"))),
+                Err(_) => None,
+            };
+            return refused(match empty {
+                Some(true) => format!("{why}: a shared directory is never taken over, even empty"),
+                Some(false) => {
+                    format!("{why} and not empty: a shared directory is never taken over")
+                }
+                None => format!("{why}: a shared directory is never taken over"),
+            });
+        }
+        let mut names: Vec<String> = listing
             .map_err(|e| cant("cannot read", &self.dir, &e))?
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -731,31 +759,12 @@ impl Spool {
                 safety::the_user_id(md.uid())
             ))
         } else {
-            // /tmp, /var/tmp, /dev/shm, /run/lock, or any directory others may write in:
-            // never taken over, even empty (it stays theirs; its mode is never changed).
-            shared.as_ref().map(|why| {
-                if names.is_empty() {
-                    format!("{why}: a shared directory is never taken over, even empty")
-                } else {
-                    let all: Vec<&String> = names.iter().collect();
-                    format!(
-                        "{why} and not empty ({}): a shared directory is never taken over",
-                        shown(&all)
-                    )
-                }
-            })
+            None
         };
-        let Some(problem) = problem else {
-            return Ok(());
-        };
-        let named = self.named_as();
-        Err(Fatal::new(
-            Sysexit::Config,
-            format!(
-                "{named}: {problem}; not used as the spool, nothing was changed (name an \
-                 empty directory of its own)"
-            ),
-        ))
+        match problem {
+            Some(problem) => refused(problem),
+            None => Ok(()),
+        }
     }
 
     /// The spool's directories (itself, then each of [`SUBDIRS`] that is a directory)
