@@ -1569,12 +1569,14 @@ fn rewrite_spec(
 /// Daemon)`, `mdadm monitoring <root>` → `mdadm monitoring <root@host>`), a trailing dot
 /// of a domain is dropped (`u@example.org.` → `u@example.org`), a source route inside
 /// angle brackets is dropped (`<@r.example:u@example.org>` → `<u@example.org>`), a
-/// comment or `<` left open at the end is closed, and an old-style list is written with
-/// commas (`alice bob` → `alice@host, bob@host`). An item that does not parse (`<>`,
-/// `<a@x> <b@y>`) is kept as written and does not stop the others being rewritten (as in
-/// sendmail; recorded: `hdr-route-*`, `hdr-empty-angle`). Everything else — display
-/// names, comments, white space, folding, group names, encoded words, bang paths — is
-/// kept byte for byte. `None` when nothing changes.
+/// `<`, quote or comment left open is closed where sendmail closes it (`close_open`),
+/// an old-style list is written with commas (`alice bob` → `alice@host, bob@host`), and
+/// the items are separated as sendmail separates them (`tidy_separators`). An item
+/// that does not parse (`<>`, `<a@x> <b@y>`) is kept as written and does not stop the
+/// others being rewritten (as in sendmail; recorded: `hdr-route-*`, `hdr-empty-angle`).
+/// Everything else — display names, comments, white space inside an item, folding after
+/// a comma, group names, encoded words, bang paths — is kept byte for byte. `None` when
+/// nothing changes.
 pub fn qualify_list(text: &str, domain: &str, old_style: bool) -> Option<String> {
     // A group without members names no address to qualify.
     let parse = |t: &str| -> Vec<Item> {
