@@ -1426,10 +1426,13 @@ fn is_bang_path(spec: &str) -> bool {
 /// group a `;` before the comma stays inside: `g: <c;, d` → `g: <c;>, d`); a `<` whose
 /// first character is `@` opens a source route, whose commas do not end it: it runs to
 /// the end (`<@r:v@x, w` → `<@r:v@x, w>`); a quote or comment left open runs to the end;
-/// what is open at the end is closed there, before the blanks that end the value. A
-/// closer is written only when the item it closes then parses (`bad <` stays as
-/// written). `None` when nothing is closed.
-fn close_open(text: &str, old_style: bool) -> Option<String> {
+/// what is open at the end is closed there, before the blanks that end the value. A `<`
+/// is closed whether or not its item then parses (`bad <, x` → `bad <>, x`); a quote or
+/// comment only when it then parses (`x7, (open <, x8` stays as written, recorded:
+/// `hdr-unclosed-bad-item`). Returns the closed text (`None` when nothing is closed)
+/// and, when the last item is left open, where the comma before it is: that item
+/// is kept as written, and the items before it are rewritten on their own.
+fn close_open(text: &str, old_style: bool) -> (Option<String>, Option<usize>) {
     // Where each closer goes (a byte offset into `text`), what it is, and how many
     // octets of blanks before it it replaces.
     let mut closers: Vec<(usize, String, usize)> = Vec::new();
@@ -1452,8 +1455,10 @@ fn close_open(text: &str, old_style: bool) -> Option<String> {
         let before = text.get(item..at).unwrap_or_default();
         let kept = before.trim_end();
         let blanks = before.len() - kept.len();
-        parses(&format!("{kept}{with}")).then(|| (at - blanks, with, blanks))
+        (!with.contains(['"', ')']) || parses(&format!("{kept}{with}")))
+            .then(|| (at - blanks, with, blanks))
     };
+    let mut open_tail = None;
     for (at, c) in text.char_indices() {
         if escaped {
             escaped = false;
@@ -1494,20 +1499,23 @@ fn close_open(text: &str, old_style: bool) -> Option<String> {
         );
         // Blanks that end the value stay after the closer.
         let end = text.trim_end().len();
-        closers.extend(close_at(item, end, with).map(|(_, w, _)| (end, w, 0)));
+        match close_at(item, end, with) {
+            Some((_, w, _)) => closers.push((end, w, 0)),
+            None => open_tail = item.checked_sub(1),
+        }
     }
     if closers.is_empty() {
-        return None;
+        return (None, open_tail);
     }
     let mut out = String::with_capacity(text.len() + closers.len() * 2);
     let mut from = 0;
     for (at, with, blanks) in closers {
-        out.push_str(text.get(from..at)?);
+        out.push_str(text.get(from..at).unwrap_or_default());
         out.push_str(&with);
         from = at + blanks;
     }
-    out.push_str(text.get(from..)?);
-    Some(out)
+    out.push_str(text.get(from..).unwrap_or_default());
+    (Some(out), open_tail)
 }
 
 /// How one parsed item's addr-spec is written in a header as sendmail writes it, if
@@ -1526,6 +1534,11 @@ fn rewrite_spec(
 ) -> Option<(Range<usize>, String)> {
     let region = base.get(i.spec_start..i.spec_end)?;
     let tokens = lex(region).ok()?;
+    // A comma inside the brackets (`<@, x5>`) ends no item and makes no address: the
+    // item is kept as written (recorded: `hdr-unclosed-bad-route`).
+    if tokens.iter().any(|t| t.kind == Kind::Special(',')) {
+        return None;
+    }
     let comments: Vec<&str> = tokens
         .iter()
         .filter(|t| t.kind == Kind::Comment)
@@ -1586,7 +1599,13 @@ pub fn qualify_list(text: &str, domain: &str, old_style: bool) -> Option<String>
             .collect()
     };
     // Close what is left open, item by item.
-    let closed = close_open(text, old_style);
+    let (closed, open_tail) = close_open(text, old_style);
+    if let Some(comma) = open_tail {
+        // The last item stays open: the others are rewritten without it.
+        let (head, tail) = text.split_at_checked(comma)?;
+        let head = qualify_list(head, domain, old_style).unwrap_or_else(|| head.to_string());
+        return Some(format!("{head}{tail}")).filter(|out| out != text);
+    }
     let base = closed.as_deref().unwrap_or(text);
     let items = parse(base);
     let needs = |i: &Item| {
@@ -2349,7 +2368,9 @@ mod tests {
                 "carol,\n\tdave@example.org",
                 Some("carol@vm.example.test,\n\tdave@example.org"),
             ),
-            ("bad address <", None),
+            // sendmail closes a `<` left open even where its item does not parse
+            // (recorded: `hdr-unclosed-bad-item`).
+            ("bad address <", Some("bad address <>")),
             ("<>", None),
         ];
         // Old-style lists come out with commas, qualified or not.
@@ -2490,6 +2511,14 @@ mod tests {
                 "<@a.example,@b.example:s1@example.org, s2",
                 "<s2@vm.example.test>",
             ),
+            ("bad <, x1", "bad <>, x1@vm.example.test"),
+            ("<>, <, x2", "<>, <>, x2@vm.example.test"),
+            ("<a@b@c, x6", "<a@b@c>, x6@vm.example.test"),
+            ("x7, (open <, x8", "x7@vm.example.test, (open <, x8"),
+            ("y1, bad <", "y1@vm.example.test, bad <>"),
+            ("z1, \"z2\" <a@b@c", "z1@vm.example.test, \"z2\" <a@b@c>"),
+            ("bad address <", "bad address <>"),
+            ("w1, <@, x5", "w1@vm.example.test, <@, x5>"),
             (
                 "<c1@example.org, c2@example.org, c3",
                 "<c1@example.org>, c2@example.org, c3@vm.example.test",
@@ -2573,7 +2602,7 @@ mod tests {
             );
         }
         // Kept as written: nothing in them parses, closed or not.
-        for kept in ["bad address <", "<>", "@r.example:u@example.org"] {
+        for kept in ["<>", "@r.example:u@example.org"] {
             assert_eq!(qualify_list(kept, h, false), None, "{kept:?}");
         }
         assert_eq!(
@@ -2948,6 +2977,8 @@ mod tests {
                     ("N <u (c)", "N <u@_q.test (c)>"),
                     ("g: <c;", "g: <c@_q.test;>"),
                     ("g: <c@example.org;", "g: <c@example.org;>"),
+                    ("bad <", "bad <>"),
+                    ("<a@b@c", "<a@b@c>"),
                 ][..]),
                 at in any::<Index>(),
                 sep in select(&[",", ", ", ",\n\t", " , "][..]),
