@@ -44,7 +44,7 @@ pub fn report(f: &Fatal) -> Sysexit {
         if f.to_stderr {
             crate::errln!("{}", f.message);
         } else {
-            crate::outln!("{}", f.message);
+            crate::tell!("{}", f.message);
         }
         // Logged too, unless the log is this process's stderr: the message was just
         // printed where the log would show it again.

@@ -230,7 +230,7 @@ fn deliver_batches(
     let take = |run: &mut queue::Batches<'_>| {
         let sweep = run.next_sweep()?;
         for id in &sweep.corrupt {
-            rsendmail::outln!("qf{id}: corrupt queue file moved to corrupt/");
+            rsendmail::tell!("qf{id}: corrupt queue file moved to corrupt/");
         }
         if periodic {
             for (id, t) in &sweep.local_retries {
@@ -496,7 +496,7 @@ fn deliver_ids_then(
                                 // as a run says the damage its listing finds.
                                 Err(NotLocked::MovedAside) => {
                                     if queue_run || verbose {
-                                        rsendmail::outln!(
+                                        rsendmail::tell!(
                                             "qf{id}: corrupt queue file moved to corrupt/"
                                         );
                                     }
@@ -600,8 +600,7 @@ fn deliver_ids_then(
                     && let Some(n) = note
                 {
                     let n = rsendmail::text::printable(n);
-                    rsendmail::traffic::told(&n);
-                    rsendmail::outln!("{n}");
+                    rsendmail::tell!("{n}");
                 }
                 let mut out: Transcript<'_> = sink.get();
                 w.close(&mut out);
@@ -756,7 +755,7 @@ pub fn deliver_entry(
     // root queue runner (`background::hand_to_root_runner`): `-v` tells so.
     if verbose {
         for addr in results.iter().flat_map(|a| &a.handed) {
-            rsendmail::outln!("{addr}... handed to the queue runner");
+            rsendmail::tell!("{addr}... handed to the queue runner");
         }
     }
     Ok(run_status(&results, engine.error_mode))
@@ -1061,7 +1060,7 @@ pub fn queue_run(
     let q: QueueRunArgs = s.inv.queue_run.clone().unwrap_or_default();
     if let Some(group) = q.unknown_group() {
         // sendmail's words; nothing runs and the status stays 0 (recorded: `q-G-unknown`).
-        rsendmail::outln!("Queue group {group} unknown");
+        rsendmail::tell!("Queue group {group} unknown");
         return Ok(Sysexit::Ok);
     }
     let is_periodic = q.interval.is_some() || q.persistent;
