@@ -239,7 +239,12 @@ fn deliver_batches(
         }
         Some(sweep.into_try(q, periodic))
     };
-    let first = take(run).unwrap_or_default();
+    let mut first = take(run).unwrap_or_default();
+    // `O MaxQueueRunSize=N`: the first N in the run's order (the run is one batch then:
+    // `queue::Batches::ordered`); the rest wait for the next run, as in sendmail.
+    if engine.max_queue_run > 0 {
+        first.truncate(engine.max_queue_run);
+    }
     let listed = run.listed();
     // The run's IDs from the first batch on, and where the next batches come from.
     let run_from = |more: Option<(&More<'_>, usize)>| {
@@ -1095,7 +1100,8 @@ pub fn queue_run(
         } else {
             queue::SWEEP_BATCH
         };
-        let mut run = queue::batches(&s.spool, Some(&q), engine.min_queue_age, batch)?;
+        let mut run = queue::batches(&s.spool, Some(&q), engine.min_queue_age, batch)?
+            .ordered(engine.queue_sort_order, engine.max_queue_run);
         let attempts = deliver_batches(engine, &s.spool, &mut run, &q, false, s.inv.verbose)?;
         // `-q -v`: the status says what became of the recipients, as an interactive
         // delivery's does (recorded: reason-rcpt550-q-v exits 67).
@@ -1359,7 +1365,9 @@ fn periodic_runs(
         } else {
             queue::SWEEP_BATCH
         };
-        match queue::batches(&s.spool, Some(q), engine.min_queue_age, batch) {
+        match queue::batches(&s.spool, Some(q), engine.min_queue_age, batch)
+            .map(|r| r.ordered(engine.queue_sort_order, engine.max_queue_run))
+        {
             Ok(mut run) => {
                 if let Err(e) = deliver_batches(engine, &s.spool, &mut run, q, true, s.inv.verbose)
                 {
