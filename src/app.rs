@@ -824,19 +824,30 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
                 .report
                 .into_iter()
                 .map(|(id, headers_only)| if headers_only { format!("+{id}") } else { id });
+            let report: Vec<String> = report.collect();
             // A held message stays queued: only its reports go now.
             let held = done.held;
             let ids: Vec<String> = done
                 .id
                 .into_iter()
                 .filter(|_| !held)
-                .chain(report)
+                .chain(report.iter().cloned())
                 .collect();
             if ids.is_empty() {
                 return Ok(done.status);
             }
             let id = ids.join(",");
             match s.mode {
+                // The message waits for a queue run; the report of the recipients
+                // refused here goes now, as sendmail sends every report it makes at once
+                // whatever the delivery mode (returntosender's `sendall(SM_DELIVER)`;
+                // recorded: `t-egrp-odq`).
+                DeliveryMode::QueueOnly | DeliveryMode::Deferred if !report.is_empty() => {
+                    let status = done.status.code().to_string();
+                    let reports = report.join(",");
+                    let args = vec!["--entry", &reports, "--status", &status, "--"];
+                    Ok(exec_deliver(&args, Some(done.status)))
+                }
                 DeliveryMode::QueueOnly | DeliveryMode::Deferred => Ok(done.status),
                 DeliveryMode::Interactive => {
                     // A recipient refused here came first: its status stands, as
