@@ -44,7 +44,7 @@ pub fn report(f: &Fatal) -> Sysexit {
         if f.to_stderr {
             crate::errln!("{}", f.message);
         } else {
-            crate::outln!("{}", f.message);
+            crate::tell!("{}", f.message);
         }
         // Logged too, unless the log is this process's stderr: the message was just
         // printed where the log would show it again.
@@ -835,19 +835,30 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
                 .report
                 .into_iter()
                 .map(|(id, headers_only)| if headers_only { format!("+{id}") } else { id });
+            let report: Vec<String> = report.collect();
             // A held message stays queued: only its reports go now.
             let held = done.held;
             let ids: Vec<String> = done
                 .id
                 .into_iter()
                 .filter(|_| !held)
-                .chain(report)
+                .chain(report.iter().cloned())
                 .collect();
             if ids.is_empty() {
                 return Ok(done.status);
             }
             let id = ids.join(",");
             match s.mode {
+                // The message waits for a queue run; the report of the recipients
+                // refused here goes now, as sendmail sends every report it makes at once
+                // whatever the delivery mode (returntosender's `sendall(SM_DELIVER)`;
+                // recorded: `t-egrp-odq`).
+                DeliveryMode::QueueOnly | DeliveryMode::Deferred if !report.is_empty() => {
+                    let status = done.status.code().to_string();
+                    let reports = report.join(",");
+                    let args = vec!["--entry", &reports, "--status", &status, "--"];
+                    Ok(exec_deliver(&args, Some(done.status)))
+                }
                 DeliveryMode::QueueOnly | DeliveryMode::Deferred => Ok(done.status),
                 DeliveryMode::Interactive => {
                     // A recipient refused here came first: its status stands, as

@@ -205,9 +205,22 @@ fn date(t: i64) -> String {
     clock::rfc5322(&clock::local(t))
 }
 
+/// The submitting user a report's entry records: this program.
+const REPORT_USER: &str = "MAILER-DAEMON";
+
 impl Report<'_> {
+    /// A failure of a message from the null sender, which goes to the postmaster:
+    /// sendmail's postmaster notice (its `RTSF_PM_BOUNCE` report; recorded:
+    /// compat-tests/differences/xlog-v-data5-double).
+    fn postmaster_notice(&self) -> bool {
+        self.kind == Kind::Failure && self.original.sender.is_empty()
+    }
+
     fn subject(&self) -> String {
         match self.kind {
+            Kind::Failure if self.postmaster_notice() => {
+                "Postmaster notify: see transcript for details".into()
+            }
             Kind::Failure => "Returned mail: see transcript for details".into(),
             Kind::Delay => format!(
                 "Warning: could not send message for past {}",
@@ -291,6 +304,7 @@ impl Report<'_> {
         // receipt-success-odi), `warning-timeout` for a delay warning
         // (delay-queuewarn-reject4).
         let why = match self.kind {
+            _ if self.postmaster_notice() => "postmaster-notification",
             Kind::Success => "return-receipt",
             Kind::Delay => "warning-timeout",
             k => k.word(),
@@ -344,12 +358,22 @@ impl Report<'_> {
                 "    **********************************************\n\n"
             ));
         }
+        // A report this program made came from `localhost` (sendmail's words for its
+        // own); the postmaster's notice names the failed message's queue ID too.
+        let from = if env.user == REPORT_USER {
+            "localhost".to_string()
+        } else {
+            format!("{}@localhost", one_line(&env.user))
+        };
         let _ = writeln!(
             b,
-            "The original message was received at {}\nfrom {}@localhost\n",
+            "The original message was received at {}\nfrom {from}",
             date(env.created),
-            one_line(&env.user)
         );
+        if self.postmaster_notice() {
+            let _ = writeln!(b, "with id {}", one_line(&env.id));
+        }
+        b.push('\n');
         // A delay warning lists no addresses: its transcript tells what is delayed
         // (compat case delay-queuewarn-reject4).
         // One report tells an attempt's failures, then the successes asked for
@@ -618,7 +642,7 @@ impl Report<'_> {
             created: now,
             sender: String::new(),
             recipients: to.iter().rev().map(|t| Recipient::new(*t)).collect(),
-            user: "MAILER-DAEMON".into(),
+            user: REPORT_USER.into(),
             uid: nix::unistd::getuid().as_raw(),
             header_bytes: head.len() as u64,
             body_type: to
@@ -938,6 +962,69 @@ mod tests {
         );
         assert!(!text.contains("body line"));
         assert!(text.ends_with("--\n\n"), "{text:?}");
+    }
+
+    /// A failure of a message from the null sender (a report) goes to the postmaster as
+    /// sendmail's postmaster notice: its subject and Auto-Submitted word, `from
+    /// localhost` for a report this program made, and the failed message's queue ID
+    /// (recorded: compat-tests/differences/xlog-v-data5-double). Any other failure
+    /// keeps the usual words.
+    #[test]
+    fn postmaster_notice_of_a_report() {
+        let mut env = test_envelope("6AMxxxxx000002", &["s@x"]);
+        env.sender = String::new();
+        env.user = "MAILER-DAEMON".into();
+        let rep = Report {
+            kind: Kind::Failure,
+            host: "host.example",
+            original: &env,
+            recipients: vec![RcptReport::failed(
+                "s@x",
+                crate::status::BAD_MAILBOX,
+                "554 5.6.0 Message rejected",
+                "SMTP",
+            )],
+            notes: Vec::new(),
+            headers_only: true,
+            no_actual_recipient: false,
+            eight_bit: false,
+            waited: None,
+        };
+        let text = |rep: &Report<'_>| {
+            let mut out = Vec::new();
+            rep.write(
+                "NEWID",
+                0,
+                "postmaster",
+                &mut &b"Subject: r\n\n"[..],
+                &mut out,
+            )
+            .unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let t = text(&rep);
+        for want in [
+            "\nSubject: Postmaster notify: see transcript for details\n",
+            "\nAuto-Submitted: auto-generated (postmaster-notification)\n",
+            "\nfrom localhost\nwith id 6AMxxxxx000002\n\n",
+        ] {
+            assert!(t.contains(want), "{want:?} missing in\n{t}");
+        }
+        // A message with a sender: the usual report.
+        let mut other = env.clone();
+        other.sender = "a@x".into();
+        other.user = "root".into();
+        let t = text(&Report {
+            original: &other,
+            ..rep
+        });
+        for want in [
+            "\nSubject: Returned mail: see transcript for details\n",
+            "\nAuto-Submitted: auto-generated (failure)\n",
+            "\nfrom root@localhost\n\n",
+        ] {
+            assert!(t.contains(want), "{want:?} missing in\n{t}");
+        }
     }
 
     /// Whatever a value holds, each field of the report stays one line: no CR, LF or

@@ -31,6 +31,17 @@ macro_rules! outln {
     }};
 }
 
+/// A line said to the user on standard output ([`outln!`]), logged in the `-X` traffic log
+/// too (`>>> LINE`), as sendmail logs every line it says to the user.
+#[macro_export]
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        let text = format!($($arg)*);
+        $crate::traffic::told(&text);
+        $crate::outln!("{text}");
+    }};
+}
+
 /// `eprintln!` that never panics (see [`outln!`]).
 #[macro_export]
 macro_rules! errln {

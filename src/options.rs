@@ -423,6 +423,8 @@ pub static ACTED_ON: &[(&str, Kind)] = &[
     ("VerpDelimiters", Kind::VerpDelimiters),
     ("SortByDomain", Kind::Bool),
     ("SmarthostRandom", Kind::Bool),
+    ("QueueSortOrder", Kind::QueueSortOrder),
+    ("MaxQueueRunSize", Kind::Count),
 ];
 
 /// What the value of an acted-on option is. A bad value is refused with
@@ -470,6 +472,62 @@ pub enum Kind {
     Char,
     /// Two VERP delimiters from `-=+` (`crate::verp::check_delimiters`).
     VerpDelimiters,
+    /// sendmail's queue sort orders, by their first letter ([`QueueSortOrder::parse`]).
+    QueueSortOrder,
+}
+
+/// `O QueueSortOrder=`: the order a queue run tries its entries in (sendmail's `sortq`,
+/// queue.c; its value is read by its first letter, any case, as sendmail reads it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueSortOrder {
+    /// The lowest priority first (size, recipients, tries: `crate::mailq::priority`);
+    /// sendmail's default.
+    Priority,
+    /// By the domain of the entry's first recipient still open, read backwards
+    /// (`org.example.mail`: the subdomains of a domain together), then the priority.
+    Host,
+    /// The oldest submission first.
+    Time,
+    /// By queue file name (the queue ID).
+    Filename,
+    /// The least recently changed entry first (its last try, else its submission).
+    Modification,
+    /// A random order.
+    Random,
+    /// No sorting: the spool's listing order (rsendmail lists by queue ID).
+    None,
+}
+
+impl QueueSortOrder {
+    /// The first letter decides (`t`, `Time`, `timely` are all Time), as in sendmail's
+    /// readcf; anything else is refused.
+    pub fn parse(name: &str, value: &str) -> Result<QueueSortOrder, Fatal> {
+        Ok(
+            match value.trim().bytes().next().map(|b| b.to_ascii_lowercase()) {
+                Some(b'p') => QueueSortOrder::Priority,
+                Some(b'h') => QueueSortOrder::Host,
+                Some(b't') => QueueSortOrder::Time,
+                Some(b'f') => QueueSortOrder::Filename,
+                Some(b'm') => QueueSortOrder::Modification,
+                Some(b'r') => QueueSortOrder::Random,
+                Some(b'n') => QueueSortOrder::None,
+                _ => return Err(invalid(name, value)),
+            },
+        )
+    }
+
+    /// The name shown for it (`rsendmail-admin config`).
+    pub fn name(self) -> &'static str {
+        match self {
+            QueueSortOrder::Priority => "priority",
+            QueueSortOrder::Host => "host",
+            QueueSortOrder::Time => "time",
+            QueueSortOrder::Filename => "filename",
+            QueueSortOrder::Modification => "modification",
+            QueueSortOrder::Random => "random",
+            QueueSortOrder::None => "none",
+        }
+    }
 }
 
 /// The longest time an option may give (100 years): a larger number is a typo, and
@@ -971,6 +1029,11 @@ pub struct Settings {
     /// `O SortByDomain=`: a message's recipients are sent in the order of their domains
     /// (fml's `$SMTP_SORT_DOMAIN`).
     pub sort_by_domain: Option<bool>,
+    /// `O QueueSortOrder=`: the order of a queue run.
+    pub queue_sort_order: Option<QueueSortOrder>,
+    /// `O MaxQueueRunSize=`: a queue run tries at most this many entries, the first in
+    /// its order (0: no limit).
+    pub max_queue_run_size: Option<usize>,
     /// `O SmarthostRandom=`: the `SMARTHOST` hosts tried in a random order.
     pub smarthost_random: Option<bool>,
     /// Everything else, in the order given: (canonical name[.sub], value).
@@ -1098,6 +1161,10 @@ impl Settings {
                 self.verp_delimiters = Some(value.to_string());
             }
             ("SortByDomain", _) => self.sort_by_domain = Some(parse_bool(name, value)?),
+            ("QueueSortOrder", _) => {
+                self.queue_sort_order = Some(QueueSortOrder::parse(name, value)?)
+            }
+            ("MaxQueueRunSize", _) => self.max_queue_run_size = Some(parse_count(name, value)?),
             ("SmarthostRandom", _) => self.smarthost_random = Some(parse_bool(name, value)?),
             // sendmail's old name of the queue-return time, `RETURN[/WARN]` (readcf.c,
             // option `T`): both timeouts, for every message.
@@ -1212,7 +1279,9 @@ impl Settings {
             verp,
             verp_delimiters,
             sort_by_domain,
-            smarthost_random
+            smarthost_random,
+            queue_sort_order,
+            max_queue_run_size
         );
         self.timeouts.overlay(&later.timeouts);
         self.privacy_flags
@@ -1341,6 +1410,8 @@ impl Settings {
             verp_delimiters: Some(crate::verp::DEFAULT_DELIMITERS.to_string()),
             sort_by_domain: Some(false),
             smarthost_random: Some(false),
+            queue_sort_order: Some(QueueSortOrder::Priority),
+            max_queue_run_size: Some(0),
             ..Settings::default()
         }
     }
@@ -1429,6 +1500,8 @@ impl Settings {
             "VerpDelimiters" => self.verp_delimiters.clone(),
             "SortByDomain" => flag(self.sort_by_domain),
             "SmarthostRandom" => flag(self.smarthost_random),
+            "QueueSortOrder" => self.queue_sort_order.map(|o| o.name().to_string()),
+            "MaxQueueRunSize" => num(self.max_queue_run_size),
             _ => None,
         }
     }
@@ -1446,7 +1519,7 @@ pub fn builtin_default(name: &str) -> Option<Builtin> {
         "Timeout.datablock" => Some("the SMTP client's; the SMTP server waits 1h"),
         "Timeout.command" => Some("the SMTP server's; a local delivery command may run 1000s"),
         "MaxBackgroundDeliveries" => Some("twice the processors"),
-        "MaxMessageSize" | "MaxDaemonChildren" => Some("0: no limit"),
+        "MaxMessageSize" | "MaxDaemonChildren" | "MaxQueueRunSize" => Some("0: no limit"),
         "MaxRecipientsPerMessage" => Some("the SMTP server's; 0: no limit"),
         "RelayDomains" => Some("none"),
         "DaemonPortOptions" => Some("loopback only: 127.0.0.1 and ::1"),
@@ -1872,6 +1945,7 @@ mod tests {
             Kind::Domains => ("partner.example", Some("ex/ample")),
             Kind::Char => (".", Some("ab")),
             Kind::VerpDelimiters => ("-=", Some("+@")),
+            Kind::QueueSortOrder => ("time", Some("xyz")),
         }
     }
 

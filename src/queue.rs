@@ -6,6 +6,7 @@
 
 use crate::clock;
 use crate::exit::Fatal;
+use crate::options::QueueSortOrder;
 use crate::selection::QueueRunArgs;
 use crate::spool::{GRACE, IdKey, ReadError, Spool, id_key, index, key_str};
 use std::collections::BTreeSet;
@@ -93,6 +94,7 @@ pub fn sweep(
     min_queue_age: i64,
 ) -> Result<Sweep, Fatal> {
     let mut run = batches(spool, filter, min_queue_age, usize::MAX)?;
+    run.order = QueueSortOrder::Priority;
     let mut out = run.next_sweep().unwrap_or_default();
     out.cleaned = run.cleaned;
     out.index_rebuilt = run.index_rebuilt;
@@ -111,6 +113,8 @@ pub struct Batches<'a> {
     spool: &'a Spool,
     filter: Option<&'a QueueRunArgs>,
     min_queue_age: i64,
+    /// The order each batch is put in (`O QueueSortOrder=`; see [`Batches::ordered`]).
+    pub order: QueueSortOrder,
     /// The selected names, sorted; those before `next` are opened.
     keys: Vec<IdKey>,
     next: usize,
@@ -191,6 +195,7 @@ pub fn batches<'a>(
         spool,
         filter,
         min_queue_age,
+        order: QueueSortOrder::Priority,
         keys: ids,
         next: 0,
         batch: batch.max(1),
@@ -200,6 +205,18 @@ pub fn batches<'a>(
 }
 
 impl Batches<'_> {
+    /// The run's order, `O QueueSortOrder=`, over the whole run: an order other than
+    /// sendmail's default (priority), or a run limited by `O MaxQueueRunSize=` (whose
+    /// first entries in that order are the ones tried), opens every entry before the
+    /// first is tried, in one batch, as sendmail sorts its whole work list.
+    pub fn ordered(mut self, order: QueueSortOrder, max_run: usize) -> Self {
+        self.order = order;
+        if order != QueueSortOrder::Priority || max_run > 0 {
+            self.batch = usize::MAX;
+        }
+        self
+    }
+
     /// How many entries the listing gave (opened or not; some may turn out busy, gone
     /// or not selected).
     pub fn listed(&self) -> usize {
@@ -226,6 +243,7 @@ impl Batches<'_> {
             self.spool,
             self.filter,
             self.min_queue_age,
+            self.order,
             keys,
         ))
     }
@@ -236,6 +254,7 @@ fn open_batch(
     spool: &Spool,
     filter: Option<&QueueRunArgs>,
     min_queue_age: i64,
+    sort: QueueSortOrder,
     keys: &[IdKey],
 ) -> Sweep {
     let now = clock::now();
@@ -245,8 +264,9 @@ fn open_batch(
     // first ([`crate::mailq::priority`]: size, recipients, tries by queue runs), the
     // listing's order (recorded: `q-order-priority`, `q-order-tried`, `q-order-tried-odi`).
     // Among equal priorities sendmail takes the queue directory's order, which is
-    // arbitrary; the oldest entry goes first here.
-    let mut order: Vec<(i64, i64, IdKey, Wait)> = Vec::new();
+    // arbitrary; the oldest entry goes first here. Another `QueueSortOrder` puts its own
+    // key first ([`sort_key`]).
+    let mut order: Vec<((String, i64), i64, IdKey, Wait)> = Vec::new();
     for &key in keys {
         let id = key_str(&key).to_string();
         match spool.peek_entry(&id) {
@@ -284,8 +304,7 @@ fn open_batch(
                     if let Some(t) = local_due.filter(|_| not_due) {
                         out.local_retries.push((id.clone(), t));
                     }
-                    let priority = crate::mailq::priority(&entry);
-                    order.push((priority, env.created, key, wait));
+                    order.push((sort_key(sort, &entry, &rcpts), env.created, key, wait));
                 }
             }
             Err(ReadError::Corrupt(why)) => {
@@ -303,13 +322,74 @@ fn open_batch(
             }
         }
     }
-    order.sort_unstable_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
+    match sort {
+        // The listing's order (queue ID order), unsorted.
+        QueueSortOrder::None => {}
+        QueueSortOrder::Random => shuffle(&mut order),
+        _ => order.sort_unstable_by(|a, b| (&a.0, a.1, &a.2).cmp(&(&b.0, b.1, &b.2))),
+    }
     out.waits = order.iter().map(|o| o.3).collect();
     out.selected = order
         .into_iter()
         .map(|(_, _, key, _)| key_str(&key).to_string())
         .collect();
     out
+}
+
+/// Put `items` in a random order (Fisher-Yates, seeded by the standard library's random
+/// hash keys: an even spread is all that is asked of it).
+fn shuffle<T>(items: &mut [T]) {
+    use std::hash::{BuildHasher, Hasher};
+    let mut seed = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+        | 1;
+    for i in (1..items.len()).rev() {
+        // xorshift64
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let j = usize::try_from(seed % (i as u64 + 1)).unwrap_or(0);
+        items.swap(i, j);
+    }
+}
+
+/// What a queue run sorts an entry by first (sendmail's `sortq`, queue.c), the lowest
+/// first; ties go by submission time, then queue ID:
+/// - `priority`: the priority ([`crate::mailq::priority`]);
+/// - `host`: the domain of its first recipient still open, lowercase and read backwards
+///   (`gro.elpmaxe`: the subdomains of a domain together; no domain sorts first), then
+///   the priority — sendmail's `w_host`, `strrev` of the first `R` line's domain;
+/// - `time`: the submission time (sendmail's `w_ctime`);
+/// - `filename`: the queue ID (the tie-break alone);
+/// - `modification`: when the entry last changed, its last try or else its submission
+///   (sendmail's queue file is rewritten at each try: its `w_mtime`);
+/// - `random`, `none`: not sorted by a key.
+fn sort_key(
+    sort: QueueSortOrder,
+    entry: &crate::spool::QueuedEntry,
+    open: &[&str],
+) -> (String, i64) {
+    let env = &entry.envelope;
+    match sort {
+        QueueSortOrder::Priority => (String::new(), crate::mailq::priority(entry)),
+        QueueSortOrder::Host => {
+            let host = open
+                .first()
+                .and_then(|a| a.rsplit_once('@'))
+                .map(|(_, d)| d.to_ascii_lowercase().chars().rev().collect::<String>())
+                .unwrap_or_default();
+            (host, crate::mailq::priority(entry))
+        }
+        QueueSortOrder::Time => (String::new(), env.created),
+        QueueSortOrder::Modification => (
+            String::new(),
+            entry.state.last_attempt.unwrap_or(env.created),
+        ),
+        QueueSortOrder::Filename | QueueSortOrder::Random | QueueSortOrder::None => {
+            (String::new(), 0)
+        }
+    }
 }
 
 /// The entries are the truth: rebuild the index when it is missing, misses one of `ids`

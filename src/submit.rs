@@ -864,6 +864,9 @@ pub fn submit<R: BufRead>(
     let mut entry = spool.prepare_and_begin(now)?;
     let id = entry.id.clone();
 
+    // -X: the lines read are logged after what the command line's addresses say, the
+    // header's refusals after the message (`crate::traffic::Intake`).
+    let intake = crate::traffic::Intake::begin();
     let mut reader = LineReader::new(input, ignore_dots);
     let mut head = message::read_head(&mut reader)?;
     message::observe_style(&head.headers, &mut style);
@@ -876,7 +879,8 @@ pub fn submit<R: BufRead>(
         sort_listed(listed, &mut recipients, &mut refused_syntax);
         if recipients.is_empty() && refused_syntax.is_empty() {
             // sendmail: the message is dropped, and the exit status is 0.
-            crate::outln!("No recipient addresses found in header");
+            intake.argv_said();
+            crate::tell!("No recipient addresses found in header");
             return Ok(Submitted {
                 id: None,
                 mode,
@@ -1001,9 +1005,20 @@ pub fn submit<R: BufRead>(
     // disk): then among them, in command-line order, as sendmail meets each argument
     // (`nosuch1`, `list3... aliased to ...`, `nosuch3`; recorded:
     // `report-order-unknown-list-receipt-v`).
-    if settings.error_mode.unwrap_or('p') != 'p' || refused.iter().all(|r| r.quiet) {
-        for (_, n) in verbose_notes.drain(..) {
-            crate::outln!("{}", crate::text::printable_lines(&n));
+    let argv_lists = req.recipients.len();
+    let notes_now = settings.error_mode.unwrap_or('p') != 'p' || refused.iter().all(|r| r.quiet);
+    // -X: what is said of the command line's addresses is logged before the message's
+    // lines, where sendmail says it (before it reads the message).
+    for l in said_in_order(&refused, &verbose_notes, !notes_now)
+        .into_iter()
+        .filter(|(list, _)| *list < argv_lists)
+    {
+        crate::traffic::told(&l.1);
+    }
+    intake.argv_said();
+    if notes_now {
+        for (given, n) in verbose_notes.drain(..) {
+            say_logged(&crate::text::printable_lines(&n), given >= argv_lists);
         }
     }
 
@@ -1270,6 +1285,7 @@ pub fn submit<R: BufRead>(
             &owned,
             reported,
             &verbose_notes,
+            argv_lists,
         );
         // Nothing is queued and the message could be neither saved nor returned: the
         // caller keeps it (sendmail's savemail ends in its panic state there).
@@ -1385,6 +1401,7 @@ pub fn submit<R: BufRead>(
             &owned,
             reported,
             &verbose_notes,
+            argv_lists,
         )
     };
     // The report could not be queued: the entry owes it, for the delivery (now or in a
@@ -1510,6 +1527,37 @@ pub fn write_entry<R: BufRead>(
     Ok(envelope_text)
 }
 
+/// What a submission says of its recipients, in order, each line with the place of the
+/// argument (or header field) that gave it: `-v`'s expansion lines, each before the
+/// refusals of the arguments after the one that gave it, when `refusals` are said
+/// (ErrorMode `p`; the lines are held for this only then).
+fn said_in_order(
+    refused: &[Refused],
+    verbose_notes: &[(usize, String)],
+    refusals: bool,
+) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut notes = verbose_notes.iter().peekable();
+    if refusals {
+        for r in refused.iter().filter(|r| !r.quiet) {
+            while let Some((given, n)) = notes.next_if(|(given, _)| *given <= r.list) {
+                out.push((*given, crate::text::printable_lines(n).into_owned()));
+            }
+            out.push((r.list, r.text.clone()));
+        }
+    }
+    out.extend(notes.map(|(given, n)| (*given, crate::text::printable_lines(n).into_owned())));
+    out
+}
+
+/// Print a line for the user; logged (-X) too when `log` (not logged before).
+fn say_logged(text: &str, log: bool) {
+    if log {
+        crate::traffic::told(text);
+    }
+    crate::outln!("{text}");
+}
+
 /// Report recipients refused at submission the way `ErrorMode` says (sendmail's
 /// meanings): `p` print them (stdout) and save a copy of the message in
 /// `~/dead.letter` when the sender is local (`sender_local`), else mail them back as
@@ -1539,6 +1587,7 @@ fn refused_recipients(
     owned: &[(String, String)],
     reported: bool,
     verbose_notes: &[(usize, String)],
+    argv_lists: usize,
 ) -> (Sysexit, Vec<(String, bool)>, Option<String>, bool) {
     // The first refusal that decides it, as in sendmail: an unknown user after an
     // unbalanced address still does (recorded: `include-unbalanced-empty-odi`,
@@ -1557,19 +1606,9 @@ fn refused_recipients(
         Ok(f.take(length.unwrap_or(u64::MAX)))
     };
     let mode = settings.error_mode.unwrap_or('p');
-    // `-v`'s expansion lines, each before the refusals of the arguments after the one
-    // that gave it (they are held for this only when refusals are said: ErrorMode `p`).
-    let mut notes = verbose_notes.iter().peekable();
-    if mode == 'p' {
-        for r in refused.iter().filter(|r| !r.quiet) {
-            while let Some((_, n)) = notes.next_if(|(given, _)| *given <= r.list) {
-                crate::outln!("{}", crate::text::printable_lines(n));
-            }
-            crate::outln!("{}", r.text);
-        }
-    }
-    for (_, n) in notes {
-        crate::outln!("{}", crate::text::printable_lines(n));
+    // What the command line's addresses gave was logged (-X) before the message.
+    for (list, l) in said_in_order(refused, verbose_notes, mode == 'p') {
+        say_logged(&l, list >= argv_lists);
     }
     if mode == 'q' && !reported {
         return (code, Vec::new(), None, false);
@@ -1719,7 +1758,7 @@ fn refused_recipients(
             _ => "not returned either",
         };
         if let Some(line) = crate::mbox::dead_letter_failed(why, then) {
-            crate::outln!("{line}");
+            crate::tell!("{line}");
         }
     }
     let status = if mode == 'e' { Sysexit::Ok } else { code };
@@ -2121,8 +2160,7 @@ fn save_dead_letter(
             if later {
                 return Ok(Some(line));
             }
-            crate::traffic::told(&line);
-            crate::outln!("{line}");
+            crate::tell!("{line}");
             Ok(None)
         }
         Err(e) => {

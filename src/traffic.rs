@@ -250,7 +250,108 @@ pub fn install_inherited() {
 /// Saved message in ...`): logged as written (`>>>`), as sendmail logs what it writes to
 /// its output channel (recorded: `xlog-bounce-local-odi`).
 pub fn told(text: &str) {
-    line(Dir::Out, text.as_bytes());
+    for l in text.split('\n') {
+        line(Dir::Out, l.as_bytes());
+    }
+}
+
+/// Where a submission's log is while it reads the message: sendmail checks the command
+/// line's addresses before it reads the message and the header's (`-t`) after it, and
+/// logs what it says of each then (recorded: compat-tests/cases/xlog-argv-unbal,
+/// xlog-t-egrp-nov). rsendmail reads the header before it expands any address, so the
+/// lines read are kept back until what the command line's addresses said is logged
+/// ([`Intake::argv_said`]), and what is said after that is kept back until the whole
+/// message is read (`<<< [EOF]`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No submission is reading: every line is written as it comes.
+    Free,
+    /// The lines read are kept back.
+    Argv,
+    /// The lines said are kept back until the input's end.
+    Reading,
+}
+
+struct Kept {
+    phase: Phase,
+    lines: Vec<Vec<u8>>,
+    /// The input's end was among the lines kept back.
+    ended: bool,
+}
+
+static KEPT: Mutex<Kept> = Mutex::new(Kept {
+    phase: Phase::Free,
+    lines: Vec::new(),
+    ended: false,
+});
+
+/// A submission reading its message (see [`Phase`]); what is kept back is written when it
+/// ends, whatever happened.
+pub struct Intake(());
+
+impl Intake {
+    /// The submission begins: the lines read are kept back from now on.
+    pub fn begin() -> Intake {
+        if enabled() {
+            let mut k = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+            k.phase = Phase::Argv;
+            k.lines.clear();
+            k.ended = false;
+        }
+        Intake(())
+    }
+
+    /// What the command line's addresses said is logged: the lines read so far follow it,
+    /// and what is said from now on waits for the input's end.
+    pub fn argv_said(&self) {
+        let mut k = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+        if k.phase == Phase::Argv {
+            k.phase = if k.ended { Phase::Free } else { Phase::Reading };
+            let kept = std::mem::take(&mut k.lines);
+            drop(k);
+            kept.iter().for_each(|l| write_line(l));
+        }
+    }
+}
+
+impl Drop for Intake {
+    fn drop(&mut self) {
+        let mut k = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+        k.phase = Phase::Free;
+        let kept = std::mem::take(&mut k.lines);
+        drop(k);
+        kept.iter().for_each(|l| write_line(l));
+    }
+}
+
+/// Write one formatted line, or keep it back while a submission's [`Phase`] says so.
+fn write_or_keep(dir: Dir, text: &[u8], l: Vec<u8>) {
+    let mut k = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+    match (k.phase, dir) {
+        (Phase::Argv, Dir::In) | (Phase::Reading, Dir::Out) => {
+            k.ended |= dir == Dir::In && text == b"[EOF]";
+            k.lines.push(l);
+            return;
+        }
+        (Phase::Reading, Dir::In) if text == b"[EOF]" => {
+            k.phase = Phase::Free;
+            let kept = std::mem::take(&mut k.lines);
+            drop(k);
+            write_line(&l);
+            kept.iter().for_each(|l| write_line(l));
+            return;
+        }
+        _ => {}
+    }
+    drop(k);
+    write_line(&l);
+}
+
+fn write_line(l: &[u8]) {
+    let Some(log) = LOG.get() else { return };
+    if let Ok(mut f) = log.lock() {
+        let _ = f.write_all(l);
+    }
 }
 
 /// Whether a traffic log is open.
@@ -262,7 +363,9 @@ pub fn enabled() -> bool {
 /// CR, as sendmail logs what it read (`<<< HELO x\r`), a line written does not. A
 /// failing write is not the traffic's business: it is ignored.
 pub fn line(dir: Dir, text: &[u8]) {
-    let Some(log) = LOG.get() else { return };
+    if LOG.get().is_none() {
+        return;
+    }
     let text = text.strip_suffix(b"\n").unwrap_or(text);
     let text = match dir {
         Dir::In => text,
@@ -283,9 +386,7 @@ pub fn line(dir: Dir, text: &[u8]) {
     l.push(b' ');
     l.extend_from_slice(text);
     l.push(b'\n');
-    if let Ok(mut f) = log.lock() {
-        let _ = f.write_all(&l);
-    }
+    write_or_keep(dir, text, l);
 }
 
 thread_local! {

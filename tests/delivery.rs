@@ -1557,3 +1557,59 @@ fn a_stopped_queue_run_waits_for_the_reply_to_the_final_dot() {
     env.sendmail(&["-qf"], b"").code(0);
     assert_eq!(peer.messages().len(), 1, "sent again");
 }
+
+/// `O QueueSortOrder=time` with `O MaxQueueRunSize=2`: a queue run tries the two oldest
+/// entries, oldest first, though the oldest has the highest priority (the most
+/// recipients: last in sendmail's default order); the newest waits (compat cases
+/// q-sort-time, q-sort-time-v; differences/q-maxrun-size).
+#[test]
+fn a_run_takes_the_first_entries_of_its_sort_order_up_to_max_queue_run_size() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    let submit = |args: &[&str]| {
+        let mut full = vec!["-odq"];
+        full.extend_from_slice(args);
+        env.sendmail(&full, MSG).code(0);
+        // Each a second newer than the one before (`Envelope::created` counts seconds).
+        std::thread::sleep(Duration::from_millis(1100));
+    };
+    submit(&[
+        "-f",
+        "s1@example.org",
+        "a1@example.org",
+        "a2@example.org",
+        "a3@example.org",
+    ]);
+    submit(&["-f", "s2@example.org", "b1@example.org", "b2@example.org"]);
+    submit(&["-f", "s3@example.org", "c1@example.org"]);
+    env.sendmail(
+        &[
+            "-qf",
+            "-O",
+            "QueueSortOrder=time",
+            "-O",
+            "MaxQueueRunSize=2",
+        ],
+        b"",
+    )
+    .code(0);
+    let senders: Vec<String> = peer
+        .messages()
+        .iter()
+        .map(|(j, _)| {
+            ["s1", "s2", "s3"]
+                .into_iter()
+                .find(|s| j.contains(&format!("\"mail_from\": \"{s}@")))
+                .unwrap_or("?")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(senders, ["s1", "s2"], "{}", env.listing());
+    assert_eq!(env.entries().len(), 1, "{}", env.listing());
+    // The next run takes the one left.
+    env.sendmail(&["-qf", "-O", "MaxQueueRunSize=2"], b"")
+        .code(0);
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}

@@ -34,6 +34,7 @@ fn bad_value(kind: Kind) -> Option<&'static str> {
         Kind::Domains => Some("ex/ample"),
         Kind::Char => Some("ab"),
         Kind::VerpDelimiters => Some("+@"),
+        Kind::QueueSortOrder => Some("xyz"),
     }
 }
 
@@ -807,6 +808,10 @@ fn good_values_of_every_kind_deliver() {
         "PrivacyOptions=noreceipts",
         "-O",
         "MaxRecipientsPerMessage=10",
+        "-O",
+        "QueueSortOrder=Time",
+        "-O",
+        "MaxQueueRunSize=5",
         "-o",
         "h40",
     ];

@@ -1675,7 +1675,7 @@ fn expand_at_delivery(
                     // `forward-prog-noshell-odi`).
                     if out.is_none() && engine.interactive {
                         for f in failed.iter().filter(|f| f.told) {
-                            rsendmail::outln!("{}", f.failure.text);
+                            rsendmail::tell!("{}", f.failure.text);
                         }
                     }
                     // In the expansion's queue order (a transaction's recipients go out

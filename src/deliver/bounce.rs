@@ -909,8 +909,7 @@ pub fn send(
                     Ok(p) => {
                         let p = p.display();
                         let line = format!("{p}... Saved message in {p}");
-                        rsendmail::traffic::told(&line);
-                        rsendmail::outln!("{line}");
+                        rsendmail::tell!("{line}");
                         continue;
                     }
                     // Not saved: mail it back rather than lose the notice.
@@ -994,7 +993,7 @@ pub fn send(
                 "kept in the queue"
             };
             if let Some(line) = rsendmail::mbox::dead_letter_failed(why, then) {
-                rsendmail::outln!("{line}");
+                rsendmail::tell!("{line}");
             }
         }
         match queued {

@@ -53,6 +53,10 @@ pub struct Engine {
     /// unless given).
     pub cache_timeout: Duration,
     pub min_queue_age: i64,
+    /// `O QueueSortOrder=`: the order of a queue run.
+    pub queue_sort_order: rsendmail::options::QueueSortOrder,
+    /// `O MaxQueueRunSize=`: a queue run tries at most this many entries (0: all).
+    pub max_queue_run: usize,
     pub tls: TlsPolicy,
     /// dma's auth.conf entries, or why the file cannot be used.
     pub auth: Result<Vec<rsendmail::config::AuthEntry>, String>,
@@ -141,6 +145,10 @@ impl Engine {
                 .connection_cache_timeout
                 .map_or(CACHE_TIMEOUT, Duration::from_secs),
             min_queue_age: time(o.min_queue_age),
+            queue_sort_order: o
+                .queue_sort_order
+                .unwrap_or(rsendmail::options::QueueSortOrder::Priority),
+            max_queue_run: o.max_queue_run_size.unwrap_or_default(),
             tls: TlsPolicy {
                 mode: tls_mode(
                     s.cfg.secure_transfer,
@@ -255,6 +263,8 @@ pub fn for_tests() -> Engine {
         cache_size: 2,
         cache_timeout: CACHE_TIMEOUT,
         min_queue_age: 0,
+        queue_sort_order: rsendmail::options::QueueSortOrder::Priority,
+        max_queue_run: 0,
         tls: TlsPolicy::default(),
         auth: Ok(Vec::new()),
         local: local::Local {

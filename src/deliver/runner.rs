@@ -230,7 +230,7 @@ fn deliver_batches(
     let take = |run: &mut queue::Batches<'_>| {
         let sweep = run.next_sweep()?;
         for id in &sweep.corrupt {
-            rsendmail::outln!("qf{id}: corrupt queue file moved to corrupt/");
+            rsendmail::tell!("qf{id}: corrupt queue file moved to corrupt/");
         }
         if periodic {
             for (id, t) in &sweep.local_retries {
@@ -239,7 +239,12 @@ fn deliver_batches(
         }
         Some(sweep.into_try(q, periodic))
     };
-    let first = take(run).unwrap_or_default();
+    let mut first = take(run).unwrap_or_default();
+    // `O MaxQueueRunSize=N`: the first N in the run's order (the run is one batch then:
+    // `queue::Batches::ordered`); the rest wait for the next run, as in sendmail.
+    if engine.max_queue_run > 0 {
+        first.truncate(engine.max_queue_run);
+    }
     let listed = run.listed();
     // The run's IDs from the first batch on, and where the next batches come from.
     let run_from = |more: Option<(&More<'_>, usize)>| {
@@ -496,7 +501,7 @@ fn deliver_ids_then(
                                 // as a run says the damage its listing finds.
                                 Err(NotLocked::MovedAside) => {
                                     if queue_run || verbose {
-                                        rsendmail::outln!(
+                                        rsendmail::tell!(
                                             "qf{id}: corrupt queue file moved to corrupt/"
                                         );
                                     }
@@ -600,8 +605,7 @@ fn deliver_ids_then(
                     && let Some(n) = note
                 {
                     let n = rsendmail::text::printable(n);
-                    rsendmail::traffic::told(&n);
-                    rsendmail::outln!("{n}");
+                    rsendmail::tell!("{n}");
                 }
                 let mut out: Transcript<'_> = sink.get();
                 w.close(&mut out);
@@ -756,7 +760,7 @@ pub fn deliver_entry(
     // root queue runner (`background::hand_to_root_runner`): `-v` tells so.
     if verbose {
         for addr in results.iter().flat_map(|a| &a.handed) {
-            rsendmail::outln!("{addr}... handed to the queue runner");
+            rsendmail::tell!("{addr}... handed to the queue runner");
         }
     }
     Ok(run_status(&results, engine.error_mode))
@@ -1061,7 +1065,7 @@ pub fn queue_run(
     let q: QueueRunArgs = s.inv.queue_run.clone().unwrap_or_default();
     if let Some(group) = q.unknown_group() {
         // sendmail's words; nothing runs and the status stays 0 (recorded: `q-G-unknown`).
-        rsendmail::outln!("Queue group {group} unknown");
+        rsendmail::tell!("Queue group {group} unknown");
         return Ok(Sysexit::Ok);
     }
     let is_periodic = q.interval.is_some() || q.persistent;
@@ -1096,7 +1100,8 @@ pub fn queue_run(
         } else {
             queue::SWEEP_BATCH
         };
-        let mut run = queue::batches(&s.spool, Some(&q), engine.min_queue_age, batch)?;
+        let mut run = queue::batches(&s.spool, Some(&q), engine.min_queue_age, batch)?
+            .ordered(engine.queue_sort_order, engine.max_queue_run);
         let attempts = deliver_batches(engine, &s.spool, &mut run, &q, false, s.inv.verbose)?;
         // `-q -v`: the status says what became of the recipients, as an interactive
         // delivery's does (recorded: reason-rcpt550-q-v exits 67).
@@ -1360,7 +1365,9 @@ fn periodic_runs(
         } else {
             queue::SWEEP_BATCH
         };
-        match queue::batches(&s.spool, Some(q), engine.min_queue_age, batch) {
+        match queue::batches(&s.spool, Some(q), engine.min_queue_age, batch)
+            .map(|r| r.ordered(engine.queue_sort_order, engine.max_queue_run))
+        {
             Ok(mut run) => {
                 if let Err(e) = deliver_batches(engine, &s.spool, &mut run, q, true, s.inv.verbose)
                 {

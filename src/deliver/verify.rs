@@ -10,7 +10,7 @@ use rsendmail::exit::{Fatal, Sysexit};
 /// as its octets in octal ([`rsendmail::text::escaped`], as `mailq` and the log write them).
 macro_rules! say {
     ($($arg:tt)*) => {
-        rsendmail::outln!("{}", rsendmail::text::escaped(&format!($($arg)*)))
+        rsendmail::tell!("{}", rsendmail::text::escaped(&format!($($arg)*)))
     };
 }
 
