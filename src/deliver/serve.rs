@@ -1482,7 +1482,7 @@ pub(super) fn write_pid_file(s: &Setup, argv: &[OsString]) {
     // be replaced, then removed at the stop.
     let not_own = || {
         rsendmail::spool::safety::privileged_process()
-            .then(|| rsendmail::spool::safety::not_rsendmails_own(p))
+            .then(|| rsendmail::spool::safety::not_rsendmails_own_name(p))
             .flatten()
             .map(|why| format!("it is not rsendmail's: {why}"))
     };

@@ -135,6 +135,10 @@ pub fn admin_command(subcommand: &str) -> String {
 /// a pid file is.
 pub fn pid_file_problem(path: &Path) -> Option<String> {
     let md = fs::symlink_metadata(path).ok()?;
+    // A symbolic link is replaced, never written through.
+    if md.file_type().is_symlink() {
+        return None;
+    }
     if !md.file_type().is_file() {
         return Some(format!(
             "it is {}, not a pid file",
@@ -184,10 +188,23 @@ pub fn foreign_link(path: &Path) -> Option<String> {
 /// `/media`, `/usr/bin/passwd`, a link to `/etc/shadow`) is changed by no fix: the
 /// check says what is wrong and what root is to do by hand.
 pub fn not_rsendmails_own(path: &Path) -> Option<String> {
+    own_rule(path, true)
+}
+
+/// [`not_rsendmails_own`] of the name `path` itself, a symbolic link there not followed:
+/// for what is replaced by a rename (the daemon's pid file), never written through.
+pub fn not_rsendmails_own_name(path: &Path) -> Option<String> {
+    own_rule(path, false)
+}
+
+fn own_rule(path: &Path, follow_last: bool) -> Option<String> {
     if let Some(why) = foreign_link(path) {
         return Some(why);
     }
-    if let Some(what) = system_path(path) {
+    // The name itself when its link is not followed: its directory's target and its name.
+    let last_link =
+        !follow_last && fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if let Some(what) = system_path(path).filter(|_| !last_link) {
         return Some(if what.is_empty() {
             "a device or the kernel's".to_string()
         } else {
@@ -195,7 +212,12 @@ pub fn not_rsendmails_own(path: &Path) -> Option<String> {
         });
     }
     // The target, whatever links lead to it; a path not there yet: its directory's.
-    let real = fs::canonicalize(path).unwrap_or_else(|_| {
+    let resolved = if last_link {
+        Err(std::io::Error::other("the link itself"))
+    } else {
+        fs::canonicalize(path)
+    };
+    let real = resolved.unwrap_or_else(|_| {
         match (
             path.parent().and_then(|d| fs::canonicalize(d).ok()),
             path.file_name(),
