@@ -5832,3 +5832,38 @@ fn init_takes_no_foreign_directory_and_repairs_a_sticky_spool() {
     assert_eq!(fs::metadata(&env.spool).unwrap().mode() & 0o7777, 0o2770);
     assert!(!run().stdout.contains("FAIL spool"), "{}", run().stdout);
 }
+
+/// The programs installed below a system-like directory that a group may write (as
+/// `/usr/local/sbin` 2775 root:staff): `binary` fails naming it, with no command (it is
+/// not rsendmail's to change), and its mode is left.
+#[test]
+fn a_system_directory_above_the_programs_gets_no_fix() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    let installed = install(&env);
+    let sbin = system_like(&env).join("sbin");
+    fs::rename(installed.parent().unwrap(), &sbin).unwrap();
+    let prog = sbin.join("rsendmail-admin");
+    let ug = test_user().gid;
+    chgrp_chmod(&sbin, ug, 0o2775);
+    let r = run_admin(&env, &prog, "check");
+    let l = r
+        .stdout
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!("FAIL binary: {} (", sbin.display()))
+                && l.contains("writable by its group")
+        })
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(fix_of(l).is_none() && l.contains("not rsendmail's"), "{l}");
+    assert!(
+        fixes_in(&r.stdout)
+            .iter()
+            .all(|c| !c.contains(&sbin.display().to_string())),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(fs::metadata(&sbin).unwrap().mode() & 0o7777, 0o2775);
+}

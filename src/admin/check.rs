@@ -780,7 +780,8 @@ fn pid_file_step(t: &mut Tally, s: &app::Setup) {
         format!("correct {at}")
     };
     let why = crate::spool::safety::pid_file_problem(p).or_else(|| {
-        crate::spool::safety::not_rsendmails_own(p).map(|w| format!("it is not rsendmail's ({w})"))
+        crate::spool::safety::not_rsendmails_own_name(p)
+            .map(|w| format!("it is not rsendmail's ({w})"))
     });
     match why {
         Some(why) => t.fail(
@@ -3219,7 +3220,20 @@ fn deliverer_step(t: &mut Tally, s: &app::Setup) {
                 // A directory no one could swap for a link (everything above it root's
                 // alone: its own owner cannot rename it) is made root's; one below a
                 // directory or link a user holds is never adopted.
-                if s.spool.private
+                if let Some(why) = (!s.spool.private)
+                    .then(|| crate::spool::safety::not_rsendmails_own(dir))
+                    .flatten()
+                {
+                    // A system directory (/usr/local/sbin 2775 root:staff): not
+                    // rsendmail's to change.
+                    format!(
+                        " (no fix: {} is not rsendmail's ({why}), and no fix touches what \
+                         is not; have root install the programs in a directory that is \
+                         root's alone all the way down, such as /usr/sbin, or make it \
+                         writable by root alone by hand if nothing else needs to write it)",
+                        sh_word(dir)
+                    )
+                } else if s.spool.private
                     || !matches!(
                         crate::spool::safety::holder(dir),
                         crate::spool::safety::Holder::Others(_)
@@ -3351,6 +3365,23 @@ fn program_paths_step(t: &mut Tally, s: &app::Setup) {
         let repair = match &f.at {
             // A root-owned directory others may write by mistake (a sticky one of
             // root's, as /tmp, is no fault).
+            // A system directory (/usr/local/sbin 2775 root:staff): not rsendmail's to
+            // change.
+            Some(at)
+                if f.dir
+                    && f.mode_only
+                    && let Some(why) = crate::spool::safety::not_rsendmails_own(at) =>
+            {
+                format!(
+                    "; whoever could write it may have replaced the programs below it \
+                     (no fix: {} is not rsendmail's ({why}), and no fix touches what is \
+                     not; have root install the programs in a directory that is root's \
+                     alone all the way down, such as /usr/sbin, or make {} writable by \
+                     root alone by hand if nothing else needs to write it)",
+                    sh_word(at),
+                    sh_word(at)
+                )
+            }
             Some(at) if f.dir && f.mode_only => {
                 // An access ACL that lets others write is removed, not only masked.
                 let mut cmds = Vec::new();
