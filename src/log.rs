@@ -387,6 +387,18 @@ pub fn open_log_file_for(path: &Path, group: Option<u32>) -> std::io::Result<Fil
     {
         return Err(std::io::Error::other(r.text()));
     }
+    // A privileged process writes only a file that is rsendmail's own, by the rule
+    // `rsendmail-admin check` applies ([`crate::spool::safety::not_rsendmails_own`]):
+    // a MAILLOG naming /etc/fstab or /etc/crontab is neither appended to nor made.
+    // (A missing directory is said as the open says it.)
+    if crate::spool::safety::privileged_process()
+        && path.parent().is_some_and(Path::is_dir)
+        && let Some(why) = crate::spool::safety::not_rsendmails_own(path)
+    {
+        return Err(std::io::Error::other(format!(
+            "it is not rsendmail's: {why} (never opened)"
+        )));
+    }
     // What is at the path is looked at before anything is opened: a FIFO (opening one
     // for writing reaches whoever reads it), a device (an open can act: a tape
     // rewinds, a terminal becomes the controlling one), a socket, a directory or a

@@ -3491,12 +3491,13 @@ fn maillog_is_made_for_the_spool_group_and_checked() {
     let (_, run) = install_check(&env);
     let log = env.dir.join("maillog");
     env.add_config(&format!("MAILLOG {}\n", log.display()));
-    // check itself (root, set-gid) logs, so it makes the file: as every program does.
+    // check itself makes and changes nothing: the first program that logs makes it.
     let r = run();
-    line(&r, &format!("ok   maillog {} (root:", log.display()));
-    let md = fs::metadata(&log).unwrap();
-    assert_eq!(md.mode() & 0o7777, 0o660, "{:o}", md.mode());
-    fs::remove_file(&log).unwrap();
+    line(
+        &r,
+        &format!("ok   maillog {}: not there yet", log.display()),
+    );
+    assert!(!log.exists());
     env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
     let md = fs::metadata(&log).unwrap();
     assert_eq!(md.mode() & 0o7777, 0o660, "{:o}", md.mode());
@@ -4004,7 +4005,8 @@ fn each_files_fix_followed_makes_the_step_pass() {
     }
     let env = Env::new();
     let prog = install(&env);
-    let dir = env.dir.join("aliasdir");
+    // Named for rsendmail: its own, which a fix may change.
+    let dir = env.dir.join("rsendmail-aliases");
     fs::create_dir(&dir).unwrap();
     chmod(&dir, 0o777);
     let aliases = dir.join("aliases");
@@ -5508,14 +5510,14 @@ fn a_tls_file_the_spools_group_cannot_read_is_failed() {
         "{l}"
     );
     let cmd = fix_of(l).unwrap();
+    let copy = env.dir.join("tls/client.pem");
     assert!(
-        cmd.starts_with(&format!(
-            "install -o root -g {} -m 640 {} /etc/rsendmail/client.pem",
+        cmd.contains(&format!(
+            "install -o root -g {} -m 640 {} {}",
             group_name(spool_gid()),
-            pem.display()
-        )) && cmd.contains(&format!(
-            "sed -i '{n}s|.*|CERTFILE /etc/rsendmail/client.pem|' "
-        )),
+            pem.display(),
+            copy.display()
+        )) && cmd.contains(&format!("sed -i '{n}s|.*|CERTFILE {}|' ", copy.display())),
         "{cmd}"
     );
     assert!(!cmd.contains("chgrp"), "{cmd}");
@@ -5550,7 +5552,7 @@ fn a_tls_file_the_spools_group_cannot_read_is_failed() {
             .and_then(|rest| rest.split(' ').next())
             .unwrap_or_else(|| panic!("{cmd}"))
             .to_string();
-        assert!(to.starts_with("/etc/rsendmail/"), "{cmd}");
+        assert!(Path::new(&to).starts_with(env.dir.join("tls")), "{cmd}");
         assert!(cmd.contains(&format!("s|.*|{set}{to}|' ")), "{cmd}");
         to
     };
@@ -5603,4 +5605,327 @@ fn a_users_aliases_file_gets_one_repair_only() {
     );
     let fixes: Vec<&&str> = about.iter().filter(|l| fix_of(l).is_some()).collect();
     assert!(fixes.is_empty(), "{fixes:?}");
+}
+
+/// A directory of the harness's own that is not named for rsendmail: what the
+/// configuration names in it stands for a system file (`/etc/fstab`, `/usr/bin/passwd`),
+/// which no fix touches.
+fn system_like(env: &Env) -> PathBuf {
+    let sys = env.dir.join("sys");
+    fs::create_dir_all(&sys).unwrap();
+    chmod(&sys, 0o755);
+    sys
+}
+
+/// A fix is printed only for a path that is rsendmail's own (its name or its
+/// directory's begins with `rsendmail`, or it is under /etc/rsendmail, every link on
+/// it resolved and root's): MAILLOG, AUTHPATH and ALIASES naming another file (a
+/// system-like file, a set-uid program, a group-writable log, one reached through a
+/// symbolic link) fail with why and the line to correct, no command names the file or
+/// the link, and the check changes nothing (a missing MAILLOG is not made). A log file
+/// named for rsendmail still gets its fix.
+#[test]
+fn a_fix_touches_only_what_is_rsendmails() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let (_, run) = install_check(&env);
+    let base = fs::read_to_string(&env.conf).unwrap();
+    let sys = system_like(&env);
+    let fstab = sys.join("fstab");
+    fs::write(&fstab, "/dev/sda1 / ext4 defaults 0 1\n").unwrap();
+    chmod(&fstab, 0o644);
+    let passwd = sys.join("passwd");
+    copy_executable(Path::new("/bin/true"), &passwd);
+    chmod(&passwd, 0o4755);
+    let shadow = sys.join("shadow");
+    fs::write(&shadow, "root: x\n").unwrap();
+    chmod(&shadow, 0o600);
+    let shadow_link = env.dir.join("aliases-link");
+    std::os::unix::fs::symlink(&shadow, &shadow_link).unwrap();
+    let fstab_link = env.dir.join("auth-link");
+    std::os::unix::fs::symlink(&fstab, &fstab_link).unwrap();
+    let wtmp = sys.join("wtmp");
+    fs::write(&wtmp, "").unwrap();
+    chgrp_chmod(&wtmp, 65534, 0o664);
+    let crontab = sys.join("crontab");
+    let d = |p: &Path| p.display().to_string();
+    let cases = [
+        ("MAILLOG", &fstab, &fstab),
+        ("MAILLOG", &wtmp, &wtmp),
+        ("MAILLOG", &crontab, &crontab),
+        ("AUTHPATH", &passwd, &passwd),
+        ("AUTHPATH", &fstab_link, &fstab),
+        ("ALIASES", &shadow_link, &shadow),
+    ];
+    for (keyword, named, target) in cases {
+        let before = fs::metadata(target)
+            .ok()
+            .map(|m| (m.mode(), m.uid(), m.gid()));
+        fs::write(&env.conf, format!("{base}{keyword} {}\n", d(named))).unwrap();
+        let n = base.lines().count() + 1;
+        let r = run();
+        r.code(78);
+        let fixes: Vec<String> = fixes_in(&r.stdout)
+            .into_iter()
+            .filter(|c| c.contains(&d(named)) || c.contains(&d(target)))
+            .collect();
+        assert!(
+            fixes.is_empty(),
+            "{keyword} {named:?}: {fixes:?}\n{}",
+            r.stdout
+        );
+        let said: Vec<&str> = r
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("FAIL ") && l.contains(&d(named)))
+            .collect();
+        assert!(
+            !said.is_empty()
+                && said.iter().all(|l| l.contains("not rsendmail's")
+                    && l.contains(&format!("correct {}: line {n}", env.conf.display()))),
+            "{keyword} {named:?}: {said:?}\n{}",
+            r.stdout
+        );
+        let after = fs::metadata(target)
+            .ok()
+            .map(|m| (m.mode(), m.uid(), m.gid()));
+        assert_eq!(before, after, "{keyword} {named:?} changed by the check");
+    }
+    // A log named for rsendmail: rsendmail's, with its fix.
+    let own = env.dir.join("rsendmail.log");
+    fs::write(&own, "").unwrap();
+    chmod(&own, 0o644);
+    fs::write(&env.conf, format!("{base}MAILLOG {}\n", d(&own))).unwrap();
+    let r = run();
+    let l = line(&r, &format!("FAIL maillog: {} (root:", d(&own)));
+    assert!(fix_of(l).is_some_and(|c| c.contains("chmod 660")), "{l}");
+}
+
+/// The copy fix of a CERTFILE or `O CACertFile` the spool's group cannot read copies
+/// only a file that parses as what the keyword holds (never a password-like file, nor a
+/// lone private key), to `tls/client.pem` or `tls/ca.pem` beside the configuration
+/// (never over its own files, never the two onto one name), never onto a different file
+/// already there; followed, the step passes and the configuration is intact.
+#[test]
+fn the_certificate_copy_is_only_of_a_certificate_to_a_new_place() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let (_, run) = install_check(&env);
+    let Some(pki) = crate::tls::Pki::make(&env.dir) else {
+        return;
+    };
+    let base = fs::read_to_string(&env.conf).unwrap();
+    let private = env.dir.join("private");
+    fs::create_dir(&private).unwrap();
+    chgrp_chmod(&private, 65534, 0o710);
+    let put = |name: &str, text: &str| {
+        let p = private.join(name);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        chgrp_chmod(p.parent().unwrap(), 65534, 0o710);
+        fs::write(&p, text).unwrap();
+        chgrp_chmod(&p, 65534, 0o640);
+        p
+    };
+    let cert = fs::read_to_string(pki.path("srv.pem")).unwrap();
+    let key = fs::read_to_string(pki.path("srv.key")).unwrap();
+    let shadow = put("shadow", "root:$6$abc:19000:0:99999:7:::\n");
+    let lone_key = put("lone.key", &key);
+    // Not a certificate: no copy, the line to correct.
+    for (line_text, p) in [
+        (format!("CERTFILE {}", shadow.display()), &shadow),
+        (format!("O CACertFile={}", shadow.display()), &shadow),
+        (format!("O CACertFile={}", lone_key.display()), &lone_key),
+    ] {
+        fs::write(&env.conf, format!("{base}STARTTLS\n{line_text}\n")).unwrap();
+        let r = run();
+        r.code(78);
+        let cmds: Vec<String> = fixes_in(&r.stdout)
+            .into_iter()
+            .filter(|c| c.contains(&p.display().to_string()))
+            .collect();
+        assert!(cmds.is_empty(), "{line_text}: {cmds:?}");
+        let l = line(&r, "FAIL tls files: ");
+        assert!(l.contains("no fix: ") && l.contains("correct "), "{l}");
+    }
+    // A certificate named like the configuration, and a CA of the same base name:
+    // two distinct new names, never the configuration.
+    let client = put("rsendmail.conf", &format!("{cert}{key}"));
+    let ca = put(
+        "b/rsendmail.conf",
+        &fs::read_to_string(pki.path("ca.pem")).unwrap(),
+    );
+    let text = format!(
+        "{base}STARTTLS\nCERTFILE {}\nO CACertFile={}\n",
+        client.display(),
+        ca.display()
+    );
+    fs::write(&env.conf, &text).unwrap();
+    let r = run();
+    r.code(78);
+    let cmds = fixes_in(&r.stdout);
+    let copies: Vec<&String> = cmds
+        .iter()
+        .filter(|c| c.contains("install -o root"))
+        .collect();
+    assert_eq!(copies.len(), 2, "{}", r.stdout);
+    assert!(
+        copies[0].contains(&format!("{}", env.dir.join("tls/client.pem").display()))
+            && copies[1].contains(&format!("{}", env.dir.join("tls/ca.pem").display())),
+        "{copies:?}"
+    );
+    for c in &copies {
+        assert!(sh(c).success(), "{c}");
+    }
+    let r = run();
+    assert!(!r.stdout.contains("FAIL tls files"), "{}", r.stdout);
+    assert!(!r.stdout.contains("FAIL config"), "{}", r.stdout);
+    // The copy's place holding another file: never replaced.
+    fs::write(&env.conf, &text).unwrap();
+    fs::write(env.dir.join("tls/ca.pem"), "another\n").unwrap();
+    let r = run();
+    let l = line(&r, &format!("FAIL tls files: CACertFile {}", ca.display()));
+    assert!(
+        fix_of(l).is_none() && l.contains("holds another file"),
+        "{l}"
+    );
+    assert_eq!(
+        fs::read_to_string(env.dir.join("tls/ca.pem")).unwrap(),
+        "another\n"
+    );
+}
+
+/// `O PidFile=` naming a file that is not a pid file (`/etc/motd`) fails the check with
+/// its line; so does a path that is not rsendmail's. A pid file of rsendmail's passes.
+#[test]
+fn a_pid_file_that_is_no_pid_file_fails_the_check() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let (_, run) = install_check(&env);
+    let base = fs::read_to_string(&env.conf).unwrap();
+    let sys = system_like(&env);
+    let motd = env.dir.join("rsendmail-motd");
+    fs::write(&motd, "Welcome\n").unwrap();
+    let n = base.lines().count() + 1;
+    for (p, why) in [
+        (motd.clone(), "it holds what is not a pid file"),
+        (sys.join("x.pid"), "it is not rsendmail's"),
+    ] {
+        fs::write(&env.conf, format!("{base}O PidFile={}\n", p.display())).unwrap();
+        let r = run();
+        r.code(78);
+        let l = line(
+            &r,
+            &format!("FAIL pid file: O PidFile names {}: ", p.display()),
+        );
+        assert!(
+            l.contains(why) && l.contains(&format!("correct {}: line {n}", env.conf.display())),
+            "{l}"
+        );
+        assert!(fix_of(l).is_none(), "{l}");
+    }
+    assert_eq!(fs::read_to_string(&motd).unwrap(), "Welcome\n");
+    let pid = env.dir.join("rsendmail.pid");
+    fs::write(&pid, "123\n/usr/sbin/rsendmail -bd\n").unwrap();
+    fs::write(&env.conf, format!("{base}O PidFile={}\n", pid.display())).unwrap();
+    let r = run();
+    line(&r, &format!("ok   pid file {}", pid.display()));
+}
+
+/// A `SPOOLDIR` naming an empty directory that is not rsendmail's (`/media`): check
+/// fails it with no fix, and init refuses it, changing nothing. An established spool
+/// made sticky (3770): check fails it with `chmod 2770`, and init repairs it.
+#[test]
+fn init_takes_no_foreign_directory_and_repairs_a_sticky_spool() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let (prog, run) = install_check(&env);
+    run_admin(&env, &prog, "init").code(0);
+    let base = fs::read_to_string(&env.conf).unwrap();
+    let media = system_like(&env).join("media");
+    fs::create_dir(&media).unwrap();
+    chmod(&media, 0o755);
+    fs::write(
+        &env.conf,
+        base.replace(
+            &format!("SPOOLDIR {}\n", env.spool.display()),
+            &format!("SPOOLDIR {}\n", media.display()),
+        ),
+    )
+    .unwrap();
+    let r = run();
+    r.code(78);
+    let cmds: Vec<String> = fixes_in(&r.stdout)
+        .into_iter()
+        .filter(|c| c.contains(&media.display().to_string()))
+        .collect();
+    assert!(cmds.is_empty(), "{cmds:?}\n{}", r.stdout);
+    assert!(
+        line(&r, "FAIL spool: ").contains("not rsendmail's"),
+        "{}",
+        r.stdout
+    );
+    let r = run_admin(&env, &prog, "init");
+    r.code(78);
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(said.contains("not rsendmail's"), "{said}");
+    let md = fs::metadata(&media).unwrap();
+    assert_eq!((md.mode() & 0o7777, md.gid()), (0o755, 0));
+    assert_eq!(fs::read_dir(&media).unwrap().count(), 0);
+    // The established spool, sticky.
+    fs::write(&env.conf, &base).unwrap();
+    chmod(&env.spool, 0o3770);
+    let r = run();
+    r.code(78);
+    let l = line(&r, &format!("FAIL spool: {} (root:", env.spool.display()));
+    assert_eq!(
+        fix_of(l),
+        Some(format!("chmod 2770 {}", env.spool.display()).as_str()),
+        "{l}"
+    );
+    run_admin(&env, &prog, "init").code(0);
+    assert_eq!(fs::metadata(&env.spool).unwrap().mode() & 0o7777, 0o2770);
+    assert!(!run().stdout.contains("FAIL spool"), "{}", run().stdout);
+}
+
+/// The programs installed below a system-like directory that a group may write (as
+/// `/usr/local/sbin` 2775 root:staff): `binary` fails naming it, with no command (it is
+/// not rsendmail's to change), and its mode is left.
+#[test]
+fn a_system_directory_above_the_programs_gets_no_fix() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let env = Env::new();
+    let installed = install(&env);
+    let sbin = system_like(&env).join("sbin");
+    fs::rename(installed.parent().unwrap(), &sbin).unwrap();
+    let prog = sbin.join("rsendmail-admin");
+    let ug = test_user().gid;
+    chgrp_chmod(&sbin, ug, 0o2775);
+    let r = run_admin(&env, &prog, "check");
+    let l = r
+        .stdout
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!("FAIL binary: {} (", sbin.display()))
+                && l.contains("writable by its group")
+        })
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(fix_of(l).is_none() && l.contains("not rsendmail's"), "{l}");
+    assert!(
+        fixes_in(&r.stdout)
+            .iter()
+            .all(|c| !c.contains(&sbin.display().to_string())),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(fs::metadata(&sbin).unwrap().mode() & 0o7777, 0o2775);
 }

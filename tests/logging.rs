@@ -82,7 +82,7 @@ fn runner_records(env: &Env) -> Vec<(String, String)> {
 #[test]
 fn submission_and_refused_recipients_are_logged_to_maillog() {
     let env = Env::new();
-    let log = env.dir.join("log/mail.log");
+    let log = env.dir.join("rsendmail/mail.log");
     fs::create_dir_all(log.parent().unwrap()).unwrap();
     env.add_config(&format!("MAILLOG {}\n", log.display()));
     env.sendmail(
@@ -349,7 +349,7 @@ fn maillog_warning(stderr: &str, what: &str) -> String {
 fn an_unusable_maillog_is_reported_once() {
     let port = crate::harness::closed_tcp_port();
     let env = Env::with_config(&format!("SMARTHOST 127.0.0.1\nPORT {port}\n"));
-    let dir = env.dir.join("logs");
+    let dir = env.dir.join("rsendmail-logs");
     fs::create_dir_all(&dir).unwrap();
     let link = dir.join("link.log");
     std::os::unix::fs::symlink(dir.join("target"), &link).unwrap();
@@ -467,7 +467,7 @@ fn a_full_maillog_is_reported_once() {
     }
     let port = crate::harness::closed_tcp_port();
     let env = Env::with_config(&format!("SMARTHOST 127.0.0.1\nPORT {port}\n"));
-    let mnt = env.dir.join("full");
+    let mnt = env.dir.join("rsendmail-full");
     fs::create_dir_all(&mnt).unwrap();
     let mounted = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])

@@ -79,8 +79,8 @@ fn chgrp_spool_group(p: &Path) {
 /// A directory for set-gid copies, on the same file system as the build (not a nosuid
 /// /tmp), that everyone may enter.
 pub(crate) fn setgid_dir(tag: &str) -> PathBuf {
-    let here =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
+    let here = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("rsendmail-{tag}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&here);
     fs::create_dir_all(&here).unwrap();
     fs::set_permissions(&here, fs::Permissions::from_mode(0o755)).unwrap();

@@ -1215,6 +1215,21 @@ fn the_daemon_writes_its_pid_file_and_removes_it_when_it_stops() {
     assert_eq!(fs::read_to_string(&pid_file).unwrap(), "1\n");
 }
 
+/// `O PidFile=` naming a file that is no pid file (a typo naming `/etc/motd`): the
+/// daemon neither replaces it nor removes it at its stop.
+#[test]
+fn the_daemon_never_writes_its_pid_over_another_file() {
+    let env = Env::new();
+    let motd = env.dir.join("rsendmail-motd");
+    fs::write(&motd, "Welcome\n").unwrap();
+    env.add_config(&format!("O PidFile={}\n", motd.display()));
+    let mut d = Daemon::start(&env, &["-odq"]);
+    assert_eq!(fs::read_to_string(&motd).unwrap(), "Welcome\n");
+    sigterm(&d.child);
+    assert!(wait_exit(&mut d.child, Duration::from_secs(10)).is_some());
+    assert_eq!(fs::read_to_string(&motd).unwrap(), "Welcome\n");
+}
+
 /// One client's dialogue with bad HELO names and with octets that are not UTF-8 in MAIL
 /// and RCPT, the same over `-bs` (written at once) and `-bd` (one command at a time):
 /// each gets its refusal (sendmail's HELO check, recorded in compat-tests/cases/bs-helo-*;

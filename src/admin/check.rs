@@ -130,6 +130,9 @@ impl Tally {
 
 /// Run the check; see the module.
 pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
+    // The check changes nothing itself: no MAILLOG is made or opened (the first
+    // choice of where lines go is the one kept).
+    crate::log::configure(None, false, None);
     let mut t = Tally::default();
     let skip = |t: &mut Tally| {
         t.say(
@@ -181,6 +184,7 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
             );
         }
     }
+    pid_file_step(&mut t, &s);
     reload_step(&mut t, &s);
     corrupt_step(&mut t, &s);
     if s.system_config.is_some() {
@@ -475,6 +479,35 @@ fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
             t.fail(Sysexit::Config, "files", &why);
             continue;
         }
+        // A fix changes only what is rsendmail's: the file and each directory it
+        // would change (a system log's directory, /etc/aliases are not).
+        let foreign = repair
+            .starts_with(" (fix: ")
+            .then(|| {
+                std::iter::once(u.path.as_path())
+                    .chain(u.risks.iter().map(|r| r.path.as_path()))
+                    .find_map(|p| crate::spool::safety::not_rsendmails_own(p).map(|why| (p, why)))
+            })
+            .flatten();
+        if let Some((p, why)) = foreign {
+            t.fail(
+                Sysexit::Config,
+                "files",
+                &format!(
+                    "{}{}",
+                    u.problem(),
+                    not_own_text(
+                        &u.at,
+                        u.named.trim_end_matches([' ', '=']),
+                        p,
+                        &why,
+                        "have root make it writable by root alone by hand if nothing \
+                         else needs to write it"
+                    )
+                ),
+            );
+            continue;
+        }
         t.fail(
             Sysexit::Config,
             "files",
@@ -731,6 +764,39 @@ fn aliases_step(t: &mut Tally, s: &app::Setup) {
     }
 }
 
+/// `O PidFile=`, when set: the daemon replaces the file with its process id and removes
+/// it when it stops, so something there that is not a pid file (`/etc/motd`), or a path
+/// that is not rsendmail's ([`crate::spool::safety::not_rsendmails_own`]), fails with
+/// the line to correct; the daemon refuses both, writing nothing.
+fn pid_file_step(t: &mut Tally, s: &app::Setup) {
+    let Some(p) = s.settings.pid_file.as_deref() else {
+        return;
+    };
+    let at = s.cfg.where_set("O PidFile");
+    let at = at.trim_end_matches(": ");
+    let correct = if at.is_empty() {
+        "correct O PidFile".to_string()
+    } else {
+        format!("correct {at}")
+    };
+    let why = crate::spool::safety::pid_file_problem(p).or_else(|| {
+        crate::spool::safety::not_rsendmails_own_name(p)
+            .map(|w| format!("it is not rsendmail's ({w})"))
+    });
+    match why {
+        Some(why) => t.fail(
+            Sysexit::Config,
+            "pid file",
+            &format!(
+                "O PidFile names {}: {why}; the daemon would replace it and remove it at \
+                 its stop, so it writes no pid file there; {correct}",
+                p.display()
+            ),
+        ),
+        None => t.say(Mark::Ok, "pid file", &p.display().to_string()),
+    }
+}
+
 /// The root queue runner keeps the configuration it read at its start (or its last
 /// SIGHUP restart), and so the relay table, auth.conf and the aliases: a `warn` line
 /// for each of these files changed since, with the reload that makes it read them anew.
@@ -900,7 +966,13 @@ fn aliases_readers_step(t: &mut Tally, s: &app::Setup, path: &Path) {
              read`{}",
             path.display(),
             owner_mode(&md),
-            crate::spool::safety::repair_text(path, &[format!("chmod a+r {}", sh_word(path))])
+            own_repair(
+                &s.cfg,
+                "ALIASES",
+                path,
+                &[format!("chmod a+r {}", sh_word(path))],
+                "if it holds nothing secret, have root make it readable by all by hand"
+            )
         ),
     );
 }
@@ -1092,8 +1164,12 @@ fn not_rsendmails_at(
             "owned by the system user {}",
             crate::spool::safety::user_name(md.uid())
         ))
-    } else {
+    } else if dir && path.join("tmp").is_dir() && path.join("index").is_dir() {
+        // A spool rsendmail made already (its sub-directories), whatever its name: its
+        // own checks (the spool steps) say the rest.
         None
+    } else {
+        crate::spool::safety::not_rsendmails_own(path)
     };
     let why = why?;
     Some(format!(
@@ -1119,6 +1195,166 @@ fn group_reads(path: &Path, gid: u32) -> bool {
         .skip(1)
         .all(|d| std::fs::metadata(d).is_ok_and(|md| may(&md, 0o001)))
         && std::fs::metadata(&real).is_ok_and(|md| may(&md, 0o004))
+}
+
+/// The repair of a CERTFILE or CACertFile (`keyword`) at `src` the spool's group cannot
+/// read: a copy of root's, of that group, mode 0640, in `tls/` of rsendmail's
+/// configuration directory (`/etc/rsendmail/tls/client.pem` for CERTFILE,
+/// `.../ca.pem` for CACertFile: never the same name, nor one of its other files), and
+/// its line pointed at the copy. Offered only for a regular file that parses as what the
+/// keyword must hold ([`config::check_pem`]: no password file, no lone private key, no
+/// `/proc` file), reached through no link someone else owns, when the configuration's
+/// directory is rsendmail's own and the copy's place holds nothing else (the same
+/// text: only the line is changed). A file already at the copy's place is given the
+/// group and mode instead. Else no command: why, and what to do by hand.
+fn cert_copy_fix(s: &app::Setup, keyword: &str, src: &Path, at: &str, group: &str) -> String {
+    use crate::spool::safety::{foreign_link, not_rsendmails_own};
+    let by_hand = |why: &str| {
+        format!(
+            " (no fix: {why}; rsendmail copies only a {keyword} file it can use to a place \
+             of its own; correct {})",
+            if at.is_empty() {
+                "the configuration"
+            } else {
+                at
+            }
+        )
+    };
+    if let Some(why) = foreign_link(src) {
+        return by_hand(&format!("{} is {why}", src.display()));
+    }
+    if let Some(what) = crate::spool::safety::system_path(src) {
+        let what = if what.is_empty() { "a device" } else { what };
+        return by_hand(&format!("{} is {what}", src.display()));
+    }
+    let text = match std::fs::metadata(src) {
+        Ok(md) if !md.is_file() => {
+            return by_hand(&format!("{} is not a regular file", src.display()));
+        }
+        Ok(md) if md.len() > 1 << 20 => {
+            return by_hand(&format!(
+                "{} is too big for a certificate file",
+                src.display()
+            ));
+        }
+        Ok(_) => match std::fs::read(src) {
+            Ok(t) => t,
+            Err(e) => {
+                return by_hand(&format!("{}: {}", src.display(), config::io_text(&e)));
+            }
+        },
+        Err(e) => return by_hand(&format!("{}: {}", src.display(), config::io_text(&e))),
+    };
+    if let Err(why) = config::check_pem(keyword, &text) {
+        return by_hand(&format!(
+            "{} is not a {keyword} file ({})",
+            src.display(),
+            crate::text::escaped(&why)
+        ));
+    }
+    let conf_dir = s
+        .cfg
+        .file
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/etc/rsendmail"));
+    if let Some(why) = not_rsendmails_own(&conf_dir) {
+        return by_hand(&format!(
+            "the configuration's directory {} is not rsendmail's ({why})",
+            conf_dir.display()
+        ));
+    }
+    let name = if keyword == "CERTFILE" {
+        "client.pem"
+    } else {
+        "ca.pem"
+    };
+    let tls = conf_dir.join("tls");
+    let copy = tls.join(name);
+    let real = |p: &Path| std::fs::canonicalize(p).ok();
+    let mut cmds = Vec::new();
+    if real(src).is_some_and(|r| Some(r) == real(&copy)) {
+        // Already the copy: given the group and mode.
+        cmds.push(format!("chgrp {group} {}", sh_word(&copy)));
+        cmds.push(format!("chmod 640 {}", sh_word(&copy)));
+        return fix(&cmds);
+    }
+    match std::fs::symlink_metadata(&copy) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            cmds.push(format!("install -d -m 755 {}", sh_word(&tls)));
+            cmds.push(format!(
+                "install -o root -g {group} -m 640 {} {}",
+                sh_word(src),
+                sh_word(&copy)
+            ));
+        }
+        Ok(md) if md.is_file() && std::fs::read(&copy).is_ok_and(|c| c == text) => {
+            // The same text there already (an earlier copy): the line alone.
+        }
+        _ => {
+            return by_hand(&format!(
+                "the copy's place {} holds another file, which is never replaced: copy \
+                 {} by hand to a new name in {}, root's, of the group {group}, mode 0640, \
+                 and name that",
+                copy.display(),
+                src.display(),
+                tls.display()
+            ));
+        }
+    }
+    let line = if keyword == "CERTFILE" {
+        format!("CERTFILE {}", copy.display())
+    } else {
+        format!("O CACertFile={}", copy.display())
+    };
+    // Its line pointed at the copy (never a chgrp of the file another group reads).
+    let plain = |t: &str| {
+        t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b" /._-+,:@%=".contains(&b))
+    };
+    let edit = at
+        .rsplit_once(": line ")
+        .and_then(|(file, n)| Some((file, n.parse::<u32>().ok()?)))
+        .filter(|_| plain(&line));
+    match edit {
+        Some((file, n)) => {
+            cmds.push(format!(
+                "sed -i '{n}s|.*|{line}|' {}",
+                sh_word(Path::new(file))
+            ));
+            fix(&cmds)
+        }
+        None if cmds.is_empty() => format!(" (correct {at} to read `{line}`)"),
+        None => format!("{}, then correct {at} to read `{line}`", fix(&cmds)),
+    }
+}
+
+/// The end of a line for a problem of `path`, which the configuration's `keyword`
+/// names: [`crate::spool::safety::repair_text`] of `cmds` when the path is rsendmail's
+/// own ([`crate::spool::safety::not_rsendmails_own`]), else no command: why rsendmail
+/// changes nothing of it, what root may do by hand (`by_hand`), or the line to correct.
+fn own_repair(cfg: &Config, keyword: &str, path: &Path, cmds: &[String], by_hand: &str) -> String {
+    match crate::spool::safety::not_rsendmails_own(path) {
+        None => crate::spool::safety::repair_text(path, cmds),
+        Some(why) => not_own_text(&cfg.where_set(keyword), keyword, path, &why, by_hand),
+    }
+}
+
+/// ` (no fix: PATH is not rsendmail's (WHY), and no fix touches what is not; BY_HAND,
+/// or correct FILE: line N)`.
+fn not_own_text(at: &str, keyword: &str, path: &Path, why: &str, by_hand: &str) -> String {
+    let at = at.trim_end_matches(": ");
+    let correct = if at.is_empty() {
+        format!("or name another file in {keyword}")
+    } else {
+        format!("or correct {at}")
+    };
+    format!(
+        " (no fix: {} is not rsendmail's ({why}), and no fix touches what is not; \
+         {by_hand}, {correct})",
+        path.display()
+    )
 }
 
 fn fix(cmds: &[String]) -> String {
@@ -1505,22 +1741,6 @@ fn root_only_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
     );
 }
 
-/// Where the fix for a TLS file `p` (named by `keyword`) the spool's group cannot read
-/// installs its copy: `/etc/rsendmail/NAME`, or `/etc/rsendmail/KEYWORD-NAME` when that
-/// is `p` itself or the copy of another such file (`taken`), so that no copy overwrites
-/// another, nor is installed onto itself.
-fn tls_copy(keyword: &str, p: &Path, taken: &[PathBuf]) -> PathBuf {
-    let name = p.file_name().unwrap_or_default();
-    let dir = Path::new("/etc/rsendmail");
-    let plain = dir.join(name);
-    if plain != p && !taken.contains(&plain) {
-        return plain;
-    }
-    let mut own = std::ffi::OsString::from(format!("{}-", keyword.to_ascii_lowercase()));
-    own.push(name);
-    dir.join(own)
-}
-
 /// The programs `rsendmail` and this `rsendmail-admin` that are not root's and set-gid
 /// to the group `gid` (every one when there is no such group yet): what the binary
 /// steps fail once the spool is shared with that group.
@@ -1813,6 +2033,19 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             "spool",
             &format!("{text}{}", fix(&[format!("chmod 2770 {}", sh_word(dir))])),
         );
+    } else if mode & 0o5000 != 0 {
+        // Sticky or set-user-id: not the mode init gives, which init puts right.
+        t.fail(
+            Sysexit::Config,
+            "spool",
+            &format!(
+                "{} ({}): must be 2770, as `rsendmail-admin init` makes it (the sticky \
+                 and set-user-id bits are a shared directory's, not a spool's){}",
+                dir.display(),
+                owner_mode(&spool_md),
+                fix(&[format!("chmod 2770 {}", sh_word(dir))])
+            ),
+        );
     } else {
         t.say(
             Mark::Ok,
@@ -1894,10 +2127,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         )),
         _ => None,
     };
-    let mut copies: Vec<PathBuf> = Vec::new();
     for (keyword, p) in &certs_unreadable {
-        let copy = tls_copy(keyword, p, &copies);
-        copies.push(copy.clone());
         let at = s.cfg.where_set(keyword).trim_end_matches(": ").to_string();
         let at = if at.is_empty() {
             s.cfg
@@ -1907,36 +2137,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         } else {
             at
         };
-        let line = if *keyword == "CERTFILE" {
-            format!("CERTFILE {}", copy.display())
-        } else {
-            format!("O CACertFile={}", copy.display())
-        };
-        let mut cmds = vec![format!(
-            "install -o root -g {} -m 640 {} {}",
-            want.group,
-            sh_word(p),
-            sh_word(&copy)
-        )];
-        // Its line pointed at the copy (never a chgrp of the file another group reads).
-        let plain = |t: &str| {
-            t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b" /._-+,:@%=".contains(&b))
-        };
-        let edit = at
-            .rsplit_once(": line ")
-            .and_then(|(file, n)| Some((file, n.parse::<u32>().ok()?)))
-            .filter(|_| plain(&line));
-        let said = match edit {
-            Some((file, n)) => {
-                cmds.push(format!(
-                    "sed -i '{n}s|.*|{line}|' {}",
-                    sh_word(Path::new(file))
-                ));
-                fix(&cmds)
-            }
-            None => format!("{}, then correct {at} to read `{line}`", fix(&cmds)),
-        };
+        let said = cert_copy_fix(s, keyword, p, &at, &want.group);
         let md = std::fs::metadata(p);
         t.fail(
             Sysexit::Config,
@@ -2089,6 +2290,27 @@ fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
         format!("root:{}", want.group)
     };
     match std::fs::symlink_metadata(p) {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && let Some(why) = crate::spool::safety::not_rsendmails_own(p) =>
+        {
+            let at = s.cfg.where_set("MAILLOG");
+            let at = at.trim_end_matches(": ");
+            t.fail(
+                Sysexit::Config,
+                "maillog",
+                &format!(
+                    "MAILLOG names {}, which is not there and not rsendmail's ({why}): \
+                     no program makes it, and they log elsewhere; correct {}",
+                    p.display(),
+                    if at.is_empty() {
+                        "the configuration"
+                    } else {
+                        at
+                    }
+                ),
+            )
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => t.say(
             Mark::Ok,
             "maillog",
@@ -3019,7 +3241,20 @@ fn deliverer_step(t: &mut Tally, s: &app::Setup) {
                 // A directory no one could swap for a link (everything above it root's
                 // alone: its own owner cannot rename it) is made root's; one below a
                 // directory or link a user holds is never adopted.
-                if s.spool.private
+                if let Some(why) = (!s.spool.private)
+                    .then(|| crate::spool::safety::not_rsendmails_own(dir))
+                    .flatten()
+                {
+                    // A system directory (/usr/local/sbin 2775 root:staff): not
+                    // rsendmail's to change.
+                    format!(
+                        " (no fix: {} is not rsendmail's ({why}), and no fix touches what \
+                         is not; have root install the programs in a directory that is \
+                         root's alone all the way down, such as /usr/sbin, or make it \
+                         writable by root alone by hand if nothing else needs to write it)",
+                        sh_word(dir)
+                    )
+                } else if s.spool.private
                     || !matches!(
                         crate::spool::safety::holder(dir),
                         crate::spool::safety::Holder::Others(_)
@@ -3151,6 +3386,23 @@ fn program_paths_step(t: &mut Tally, s: &app::Setup) {
         let repair = match &f.at {
             // A root-owned directory others may write by mistake (a sticky one of
             // root's, as /tmp, is no fault).
+            // A system directory (/usr/local/sbin 2775 root:staff): not rsendmail's to
+            // change.
+            Some(at)
+                if f.dir
+                    && f.mode_only
+                    && let Some(why) = crate::spool::safety::not_rsendmails_own(at) =>
+            {
+                format!(
+                    "; whoever could write it may have replaced the programs below it \
+                     (no fix: {} is not rsendmail's ({why}), and no fix touches what is \
+                     not; have root install the programs in a directory that is root's \
+                     alone all the way down, such as /usr/sbin, or make {} writable by \
+                     root alone by hand if nothing else needs to write it)",
+                    sh_word(at),
+                    sh_word(at)
+                )
+            }
             Some(at) if f.dir && f.mode_only => {
                 // An access ACL that lets others write is removed, not only masked.
                 let mut cmds = Vec::new();
@@ -3192,25 +3444,6 @@ fn program_paths_step(t: &mut Tally, s: &app::Setup) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A TLS file's copy is `/etc/rsendmail/NAME`, another name when that is the file
-    /// itself or another file's copy.
-    #[test]
-    fn a_tls_files_copy_is_neither_itself_nor_another_copy() {
-        let etc = |n: &str| PathBuf::from(format!("/etc/rsendmail/{n}"));
-        assert_eq!(
-            tls_copy("CERTFILE", Path::new("/etc/ssl/private/c.pem"), &[]),
-            etc("c.pem")
-        );
-        assert_eq!(
-            tls_copy("CERTFILE", &etc("c.pem"), &[]),
-            etc("certfile-c.pem")
-        );
-        assert_eq!(
-            tls_copy("CACertFile", Path::new("/srv/ca/c.pem"), &[etc("c.pem")]),
-            etc("cacertfile-c.pem")
-        );
-    }
 
     /// Root's group and a user's primary group are each refused as a spool's group,
     /// with why; a group with members (the spool's administrators) is not.

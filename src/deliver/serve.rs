@@ -1478,6 +1478,21 @@ pub(super) fn write_pid_file(s: &Setup, argv: &[OsString]) {
     let Some(p) = &s.settings.pid_file else {
         return;
     };
+    // Never over a file that is not a pid file (a typo naming /etc/fstab): it would
+    // be replaced, then removed at the stop.
+    let not_own = || {
+        rsendmail::spool::safety::privileged_process()
+            .then(|| rsendmail::spool::safety::not_rsendmails_own_name(p))
+            .flatten()
+            .map(|why| format!("it is not rsendmail's: {why}"))
+    };
+    if let Some(why) = rsendmail::spool::safety::pid_file_problem(p).or_else(not_own) {
+        log::warn!(
+            "cannot write {}: {why}; it is left as it is (correct O PidFile)",
+            p.display()
+        );
+        return;
+    }
     if let Err(e) = replace_pid_file(p, argv) {
         log::warn!("cannot write {}: {e}", p.display());
     }

@@ -737,6 +737,12 @@ impl Spool {
             out.join(", ")
         };
         let me = nix::unistd::geteuid().as_raw();
+        // A spool rsendmail made (root's, its sub-directories there, nothing else in
+        // it) that was given a wrong mode later (sticky, 2777): still its own, and
+        // init repairs its modes.
+        let established = md.uid() == 0
+            && foreign.is_empty()
+            && ["tmp", "index"].iter().all(|d| self.dir.join(d).is_dir());
         let problem = if let Some(first) = sendmail.first() {
             Some(format!(
                 "it holds an old sendmail queue ({first}{}), which rsendmail does not read",
@@ -758,6 +764,17 @@ impl Spool {
                 "it is owned by {}, neither root nor this user",
                 safety::the_user_id(md.uid())
             ))
+        } else if let Some(why) = (names.is_empty() && md.uid() == 0 && shared.is_none())
+            .then(|| safety::not_rsendmails_own(&self.dir))
+            .flatten()
+        {
+            // An empty directory of root's is taken only when it is rsendmail's by
+            // name (`/media`, `/var/opt` are the system's, empty or not).
+            Some(format!(
+                "it is an empty directory that is not rsendmail's ({why})"
+            ))
+        } else if established {
+            None
         } else {
             None
         };

@@ -128,6 +128,122 @@ pub fn admin_command(subcommand: &str) -> String {
     }
 }
 
+/// Why the daemon may not write its `O PidFile=` at `path`, which it replaces and
+/// removes when it stops: something is there that is not a pid file (a pid on its first
+/// line, the command line on the second, as the daemon writes it): `/etc/motd`,
+/// `/etc/fstab`, a directory, a device, a symbolic link. None when nothing is there or
+/// a pid file is.
+pub fn pid_file_problem(path: &Path) -> Option<String> {
+    let md = fs::symlink_metadata(path).ok()?;
+    // A symbolic link is replaced, never written through.
+    if md.file_type().is_symlink() {
+        return None;
+    }
+    if !md.file_type().is_file() {
+        return Some(format!(
+            "it is {}, not a pid file",
+            kind_of(&md.file_type())
+        ));
+    }
+    let text = match crate::boundedfile::read_regular(path, true, 4096) {
+        Ok((text, _)) => text,
+        Err(_) => return Some("it is not a pid file (it cannot be read as one)".into()),
+    };
+    let mut lines = text.split(|&b| b == b'\n');
+    let pid = lines.next().unwrap_or_default();
+    let is_pid = !pid.is_empty() && pid.len() <= 10 && pid.iter().all(u8::is_ascii_digit);
+    let rest_ok = lines.filter(|l| !l.is_empty()).count() <= 1;
+    (!is_pid || !rest_ok).then(|| {
+        "it holds what is not a pid file (a process id on the first line, the command \
+         line on the second)"
+            .to_string()
+    })
+}
+
+/// `reached through the symbolic link L, which the user U owns` when a symbolic link on
+/// `path` (itself or a directory above it, as written) belongs to someone other than
+/// root and this process's user: she chose where it points, and may change it later.
+pub fn foreign_link(path: &Path) -> Option<String> {
+    let me = nix::unistd::geteuid().as_raw();
+    path.ancestors().find_map(|p| {
+        let md = fs::symlink_metadata(p).ok()?;
+        (md.file_type().is_symlink() && md.uid() != 0 && md.uid() != me).then(|| {
+            format!(
+                "reached through the symbolic link {}, which {} owns",
+                p.display(),
+                the_user_id(md.uid())
+            )
+        })
+    })
+}
+
+/// Why `path` is not rsendmail's own, or None when it is. The one rule by which
+/// `rsendmail-admin check` prints a command that changes a path (chmod, chown, chgrp,
+/// mv, install, mkdir) and `rsendmail-admin init` takes a directory: with every
+/// symbolic link on it resolved, and each such link root's or this process's user's,
+/// the path is under `/etc/rsendmail`, or its own name or the name of the directory it
+/// is in begins with `rsendmail` (`/etc/rsendmail/auth.conf`, `/var/spool/rsendmail`,
+/// `/var/log/rsendmail.log`, `/var/log/rsendmail/mail.log`, `/run/rsendmail.pid`),
+/// and it is no well-known system path ([`system_path`]). Anything else (`/etc/fstab`,
+/// `/media`, `/usr/bin/passwd`, a link to `/etc/shadow`) is changed by no fix: the
+/// check says what is wrong and what root is to do by hand.
+pub fn not_rsendmails_own(path: &Path) -> Option<String> {
+    own_rule(path, true)
+}
+
+/// [`not_rsendmails_own`] of the name `path` itself, a symbolic link there not followed:
+/// for what is replaced by a rename (the daemon's pid file), never written through.
+pub fn not_rsendmails_own_name(path: &Path) -> Option<String> {
+    own_rule(path, false)
+}
+
+fn own_rule(path: &Path, follow_last: bool) -> Option<String> {
+    if let Some(why) = foreign_link(path) {
+        return Some(why);
+    }
+    // The name itself when its link is not followed: its directory's target and its name.
+    let last_link =
+        !follow_last && fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if let Some(what) = system_path(path).filter(|_| !last_link) {
+        return Some(if what.is_empty() {
+            "a device or the kernel's".to_string()
+        } else {
+            what.to_string()
+        });
+    }
+    // The target, whatever links lead to it; a path not there yet: its directory's.
+    let resolved = if last_link {
+        Err(std::io::Error::other("the link itself"))
+    } else {
+        fs::canonicalize(path)
+    };
+    let real = resolved.unwrap_or_else(|_| {
+        match (
+            path.parent().and_then(|d| fs::canonicalize(d).ok()),
+            path.file_name(),
+        ) {
+            (Some(d), Some(n)) => d.join(n),
+            _ => path.to_path_buf(),
+        }
+    });
+    let named = |p: Option<&Path>| {
+        p.and_then(Path::file_name)
+            .is_some_and(|n| n.as_encoded_bytes().starts_with(b"rsendmail"))
+    };
+    if real.starts_with("/etc/rsendmail") || named(Some(&real)) || named(real.parent()) {
+        return None;
+    }
+    let via = if real != path {
+        format!(" (which is {})", real.display())
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "neither it{via} nor its directory is named for rsendmail, nor is it under \
+         /etc/rsendmail: it may be another program's or the system's"
+    ))
+}
+
 /// `p` as a shell word: as it is when it holds only characters no shell reads
 /// specially, else in single quotes.
 pub fn shell_word(p: &Path) -> String {
