@@ -54,13 +54,13 @@ pub const REMOVAL_CLOSERS: usize = 4;
 ///
 /// The unlinked entry's descriptors (and with them its lock) are closed, and the
 /// directory synced, by a thread of the run's own, a closer (up to [`REMOVAL_CLOSERS`],
-/// taking the removals in turn, each syncing for its own), so that the worker goes on
-/// to its next message at once: the last close of an unlinked file frees its blocks,
-/// which on a file system mounted with `discard` waits for the device, and the sync
-/// waits for the journal. The entry is gone from the spool before the closer has it;
-/// its lock, held a little longer, covers a file no path names (a process that opened
-/// it before the unlink finds it gone once locked, `Spool::lock_live`). When the closer
-/// cannot be started, the worker does both itself.
+/// taking the removals in turn and counting them together for the syncs), so that the
+/// worker goes on to its next message at once: the last close of an unlinked file frees
+/// its blocks, which on a file system mounted with `discard` waits for the device, and
+/// the sync waits for the journal. The entry is gone from the spool before the closer
+/// has it; its lock, held a little longer, covers a file no path names (a process that
+/// opened it before the unlink finds it gone once locked, `Spool::lock_live`). When a
+/// closer cannot be started, the worker does both itself.
 struct Removals<'a> {
     spool: &'a Spool,
     /// The closers, each started by the first removal it is given; `None` in one: it
